@@ -1,0 +1,39 @@
+/**
+ * `ssmax`: one entry point for every tool of the product. This file only
+ * dispatches to the command groups; each group parses its own arguments.
+ */
+import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+import { cryptoCommand } from './crypto';
+
+/** The command groups, by name. Add a group here and in its own file. */
+export const groups: Record<string, CommandGroup> = {
+  crypto: cryptoCommand,
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(groups).map((n) => n.length));
+  const lines = Object.entries(groups).map(([name, g]) => `  ${name.padEnd(width)}  ${g.summary}`);
+  return ['Usage: ssmax <command> [options]', '', 'Commands:', ...lines, '', 'Run `ssmax <command> --help` for the options of a command.'].join('\n');
+}
+
+export async function main(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(usage());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const group = groups[name];
+  if (!group) {
+    io.err(`ssmax: unknown command "${name}"\n\n${usage()}`);
+    return EXIT.usage;
+  }
+  try {
+    return await group.run(rest, io);
+  } catch (err) {
+    if (err instanceof CliError) {
+      io.err(`ssmax ${name}: ${err.message}`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}
