@@ -1,0 +1,34 @@
+/**
+ * `npm run bench [suite…]`: runs the benchmark suites and prints one table.
+ * Each suite is a module exporting `run(): Promise<BenchRow[]>`, listed here.
+ */
+import { type BenchRow, formatTable } from './harness';
+import * as crypto from './crypto';
+
+type Suite = () => Promise<BenchRow[]>;
+
+const suites: Record<string, Suite> = {
+  crypto: crypto.run,
+};
+
+export async function runBench(names: string[]): Promise<string> {
+  const chosen = names.length > 0 ? names : Object.keys(suites);
+  const rows: BenchRow[] = [];
+  for (const name of chosen) {
+    const suite = suites[name];
+    if (!suite) throw new Error(`Unknown bench suite "${name}" (have: ${Object.keys(suites).join(', ')})`);
+    process.stderr.write(`bench: running ${name}…\n`);
+    rows.push(...(await suite()));
+  }
+  return formatTable(rows);
+}
+
+if (require.main === module) {
+  runBench(process.argv.slice(2)).then(
+    (table) => process.stdout.write(`${table}\n`),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
