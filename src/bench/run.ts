@@ -3,12 +3,16 @@
  * Each suite is a module exporting `run(): Promise<BenchRow[]>`, listed here.
  */
 import { type BenchRow, formatTable } from './harness';
+import * as chain from './chain';
 import * as crypto from './crypto';
+import * as pki from './pki';
 
 type Suite = () => Promise<BenchRow[]>;
 
 const suites: Record<string, Suite> = {
   crypto: crypto.run,
+  chain: chain.run,
+  pki: pki.run,
 };
 
 export async function runBench(names: string[]): Promise<string> {

@@ -3,10 +3,12 @@
  * dispatches to the command groups; each group parses its own arguments.
  */
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
 
 /** The command groups, by name. Add a group here and in its own file. */
 export const groups: Record<string, CommandGroup> = {
+  ca: caCommand,
   crypto: cryptoCommand,
 };
 
