@@ -1,0 +1,43 @@
+/**
+ * The content key: HKDF-SHA256 from the message key P, bound to the content id
+ * and the chunk size, so that a content ciphertext cannot be replayed under
+ * another id or re-chunked (PROTOCOL.md: K = HKDF(P, label, content-id)).
+ */
+import { hkdfSync } from 'node:crypto';
+import { CryptoError, assertBytes } from './errors';
+import { POINT_LENGTH } from './group';
+import { LABEL } from './labels';
+
+export const CONTENT_ID_LENGTH = 16;
+export const NONCE_PREFIX_LENGTH = 7;
+
+export interface ContentKey {
+  /** AES-256 key. Secret. */
+  readonly key: Uint8Array;
+  /** First 7 bytes of every chunk nonce. */
+  readonly noncePrefix: Uint8Array;
+  readonly chunkSize: number;
+}
+
+export const MIN_CHUNK_SIZE = 1024;
+export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
+
+export function assertChunkSize(chunkSize: unknown): asserts chunkSize is number {
+  if (typeof chunkSize !== 'number' || !Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
+    throw new CryptoError('bad-input', `Cannot use chunk size "${String(chunkSize)}": expected an integer from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`);
+  }
+}
+
+export function deriveContentKey(messageKey: Uint8Array, contentId: Uint8Array, chunkSize: number): ContentKey {
+  assertBytes(messageKey, 'message key', POINT_LENGTH);
+  assertBytes(contentId, 'content id', CONTENT_ID_LENGTH);
+  assertChunkSize(chunkSize);
+  const size = new Uint8Array(4);
+  new DataView(size.buffer).setUint32(0, chunkSize);
+  const info = new Uint8Array(LABEL.contentKey.length + CONTENT_ID_LENGTH + 4);
+  info.set(LABEL.contentKey, 0);
+  info.set(contentId, LABEL.contentKey.length);
+  info.set(size, LABEL.contentKey.length + CONTENT_ID_LENGTH);
+  const okm = new Uint8Array(hkdfSync('sha256', messageKey, LABEL.contentSalt, info, 32 + NONCE_PREFIX_LENGTH));
+  return { key: okm.subarray(0, 32), noncePrefix: okm.subarray(32), chunkSize };
+}

@@ -1,0 +1,15 @@
+/**
+ * Domain-separation labels. Each names the protocol version, so a key or proof
+ * made for one purpose (or one version) can never be taken for another
+ * (PROTOCOL.md, "KDF: HKDF-SHA256 with domain-separation labels").
+ */
+export const PROTOCOL_VERSION = 1;
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+export const LABEL = {
+  contentKey: enc('SSMAX-v1 content-key'),
+  contentSalt: enc('SSMAX-v1 salt'),
+  keyId: enc('SSMAX-v1 key-id'),
+  dleq: enc('SSMAX-v1 dleq'),
+} as const;

@@ -1,0 +1,89 @@
+/**
+ * Scalars modulo the secp256k1 group order n, as bigint. Every scalar that
+ * crosses an API boundary is range-checked to [1, n-1] (PROTOCOL.md: "every
+ * scalar range-checked").
+ */
+import { sha512 } from '@noble/hashes/sha2.js';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { CryptoError, assertBytes } from './errors';
+import type { Rng } from './random';
+
+const Fn = secp256k1.Point.Fn;
+
+/** The order of the secp256k1 group. */
+export const ORDER: bigint = Fn.ORDER;
+export const SCALAR_LENGTH = 32;
+
+export function bytesToBigint(bytes: Uint8Array): bigint {
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex.length === 0 ? 0n : BigInt(`0x${hex}`);
+}
+
+export function bigintTo32(value: bigint): Uint8Array {
+  const hex = value.toString(16).padStart(64, '0');
+  if (hex.length > 64) throw new CryptoError('bad-scalar', 'Cannot encode scalar: it does not fit in 32 bytes');
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+export function isValidScalar(k: bigint): boolean {
+  return k > 0n && k < ORDER;
+}
+
+export function assertScalar(k: unknown, what: string): asserts k is bigint {
+  if (typeof k !== 'bigint') throw new CryptoError('bad-input', `Cannot use ${what}: expected a bigint scalar`);
+  if (!isValidScalar(k)) throw new CryptoError('bad-scalar', `Cannot use ${what}: scalar out of range [1, n-1]`);
+}
+
+/** Decodes a 32-byte big-endian scalar and checks it is in [1, n-1]. */
+export function decodeScalar(bytes: Uint8Array, what: string): bigint {
+  assertBytes(bytes, what, SCALAR_LENGTH);
+  const k = bytesToBigint(bytes);
+  if (!isValidScalar(k)) throw new CryptoError('bad-scalar', `Cannot parse ${what}: scalar out of range [1, n-1]`);
+  return k;
+}
+
+export function encodeScalar(k: bigint): Uint8Array {
+  assertScalar(k, 'scalar');
+  return bigintTo32(k);
+}
+
+/** A uniform scalar in [1, n-1] by rejection sampling (the rejection rate is about 2^-128). */
+export function randomScalar(rng: Rng): bigint {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const bytes = rng(SCALAR_LENGTH);
+    assertBytes(bytes, 'random bytes', SCALAR_LENGTH);
+    const k = bytesToBigint(bytes);
+    if (isValidScalar(k)) return k;
+  }
+  throw new CryptoError('bad-input', 'Cannot draw a scalar: the random source keeps returning values out of range');
+}
+
+export function mulScalar(a: bigint, b: bigint): bigint {
+  return Fn.mul(a, b);
+}
+
+export function addScalar(a: bigint, b: bigint): bigint {
+  return Fn.add(a, b);
+}
+
+export function invertScalar(k: bigint): bigint {
+  assertScalar(k, 'scalar to invert');
+  return Fn.inv(k);
+}
+
+/** Hashes a transcript to a scalar: SHA-512 reduced mod n (bias below 2^-256). */
+export function hashToScalar(...parts: Uint8Array[]): bigint {
+  const h = sha512.create();
+  for (const p of parts) {
+    // Length-prefix every part so the transcript is unambiguous.
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, p.length);
+    h.update(len);
+    h.update(p);
+  }
+  const k = bytesToBigint(h.digest()) % ORDER;
+  return k === 0n ? 1n : k;
+}
