@@ -1,0 +1,327 @@
+/**
+ * The structural body hash `bh=` (PROTOCOL.md "Authentication chain"; SSMAX
+ * §2.1; docs/chain.md "Structural body hash"), and the reading of a message
+ * into its root header fields and MIME tree.
+ *
+ * The hash covers what a reader sees, not how it travelled: the tree's shape,
+ * each entity's content type (with its meaningful parameters), disposition,
+ * filename and Content-ID, the decoded display headers of embedded messages,
+ * and each leaf's decoded content — text leaves as Unicode (charset decoded,
+ * format=flowed undone, CRLF line ends, no trailing line ends, NFC), every
+ * other leaf as bytes. So re-encoding between 7bit/8bit/quoted-printable/base64,
+ * re-wrapping of encoded lines and charset conversion (ISO-2022-JP, Shift_JIS,
+ * EUC-JP, UTF-8) leave it unchanged, while any change a reader would see
+ * changes it. Boundaries, preamble and epilogue are not covered (no reader
+ * shows them). An encrypted message's content ciphertext is just a binary leaf.
+ *
+ * MIME splitting is @zone-eu/mailsplit's (the splitter mailparser uses);
+ * transfer decoding is its decoders (libqp, libbase64); charset decoding is
+ * libmime's (iconv-lite, and encoding-japanese for ISO-2022-JP).
+ *
+ * Guarantees: limits of CHAIN_LIMITS are enforced while splitting; any problem
+ * is a ChainFormatError with reason `limit-exceeded`, `duplicate-header` or
+ * `body-unparseable`. Pure: no I/O, no clock.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { Splitter, type MimeNode, type SplitterChunk } from '@zone-eu/mailsplit';
+import libmime from 'libmime';
+import type { Transform } from 'node:stream';
+import type { HeaderField } from './canonicalize';
+import { CHAIN_LIMITS } from './limits';
+import { EMBEDDED_DISPLAY_HEADERS, PART_SINGLETON_HEADERS } from './protected-headers';
+import { ChainFormatError } from './result';
+
+/** Domain separation of the body hash, naming the format version. */
+const BODY_HASH_LABEL = 'SSMAX-BH-1\0';
+
+// Content-Type parameters that describe representation, not content: the charset
+// is decoded away, the boundary is not covered, the name is the filename, and
+// format/delsp are undone (the flowed flag is hashed on its own).
+const REPRESENTATION_PARAMS = new Set(['charset', 'boundary', 'name', 'format', 'delsp']);
+
+interface EntityDescription {
+  /** Dotted position in the tree: "1", "1.2", "1.2.1" (the root is "1"). */
+  readonly path: string;
+  readonly contentType: string;
+  /** Content-Type parameters that carry meaning, sorted by name. */
+  readonly params: readonly (readonly [string, string])[];
+  readonly disposition: string;
+  readonly filename: string;
+  readonly contentId: string;
+}
+
+/** The tree the body hash covers, returned for diagnostics and test vectors. */
+export type BodyNode =
+  | (EntityDescription & { readonly kind: 'multipart'; readonly children: readonly BodyNode[] })
+  | (EntityDescription & { readonly kind: 'text'; readonly flowed: boolean; readonly digest: string })
+  | (EntityDescription & { readonly kind: 'binary'; readonly digest: string })
+  | (EntityDescription & { readonly kind: 'message'; readonly headers: readonly (readonly [string, string])[]; readonly message: BodyNode });
+
+export interface ReadMessage {
+  /** Root header fields in message order. */
+  readonly headers: readonly HeaderField[];
+  /** `bh=`: base64url SHA-256 over the structural description. */
+  readonly bodyHash: string;
+  readonly structure: BodyNode;
+}
+
+interface SplitNode {
+  readonly node: MimeNode;
+  readonly depth: number;
+  readonly children: SplitNode[];
+  readonly body: Buffer[];
+}
+
+interface Budget {
+  parts: number;
+}
+
+function limitError(detail: string): ChainFormatError {
+  return new ChainFormatError('limit-exceeded', `Cannot hash body: ${detail}`);
+}
+
+function headerFieldsOf(node: MimeNode, where: string): HeaderField[] {
+  if (!node.headers) return [];
+  const list = node.headers.getList();
+  if (list.length > CHAIN_LIMITS.maxHeaderFields) throw limitError(`the header block of part ${where} has more than ${CHAIN_LIMITS.maxHeaderFields} fields`);
+  return list.map(({ key, line }) => {
+    if (line.length > CHAIN_LIMITS.maxHeaderFieldLength) {
+      throw limitError(`header "${key.slice(0, 40)}" of part ${where} is longer than ${CHAIN_LIMITS.maxHeaderFieldLength} bytes`);
+    }
+    return { name: key, raw: line };
+  });
+}
+
+/** Splits one message (the top level or an embedded one) into a tree of entities. */
+function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNode> {
+  return new Promise((resolve, reject) => {
+    const splitter = new Splitter({
+      // Embedded messages are split by a recursive call on their decoded bytes, so that
+      // inline and attached ones, in any transfer encoding, are hashed the same way.
+      ignoreEmbedded: true,
+      maxHeadSize: CHAIN_LIMITS.maxHeaderBlockSize,
+      maxChildNodes: CHAIN_LIMITS.maxParts,
+    });
+    const nodes = new Map<MimeNode, SplitNode>();
+    let root: SplitNode | undefined;
+    let current: SplitNode | undefined;
+    let failed = false;
+    const abort = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      splitter.destroy();
+      reject(err);
+    };
+    splitter.on('data', (chunk: SplitterChunk) => {
+      if (failed) return;
+      if (chunk.type === 'node') {
+        const parent = chunk.parentNode ? nodes.get(chunk.parentNode as MimeNode) : undefined;
+        const depth = parent ? parent.depth + 1 : baseDepth;
+        if (++budget.parts > CHAIN_LIMITS.maxParts) return abort(limitError(`the message has more than ${CHAIN_LIMITS.maxParts} MIME parts`));
+        if (depth > CHAIN_LIMITS.maxDepth) return abort(limitError(`MIME parts nest deeper than ${CHAIN_LIMITS.maxDepth} levels`));
+        const entry: SplitNode = { node: chunk as MimeNode, depth, children: [], body: [] };
+        nodes.set(chunk as MimeNode, entry);
+        if (parent) parent.children.push(entry);
+        else if (!root) root = entry;
+        current = entry;
+      } else if (chunk.type === 'body' && current) {
+        current.body.push(chunk.value);
+      }
+      // 'data' chunks are boundaries, preamble and epilogue: not covered.
+    });
+    const stream = splitter as unknown as Transform;
+    stream.on('error', (err: Error & { code?: string }) => {
+      abort(err.code === 'EMAXLEN' ? limitError(err.message) : new ChainFormatError('body-unparseable', `Cannot hash body: ${err.message}`));
+    });
+    stream.on('end', () => {
+      if (failed) return;
+      if (!root) return abort(new ChainFormatError('body-unparseable', 'Cannot hash body: the message has no header block'));
+      resolve(root);
+    });
+    splitter.end(raw);
+  });
+}
+
+function runTransform(transform: Transform, chunks: readonly Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const out: Buffer[] = [];
+    transform.on('data', (chunk: Buffer) => out.push(chunk));
+    transform.on('end', () => resolve(Buffer.concat(out)));
+    transform.on('error', reject);
+    for (const chunk of chunks) transform.write(chunk);
+    transform.end();
+  });
+}
+
+function describeEntity(entry: SplitNode, path: string): EntityDescription {
+  const { node } = entry;
+  const fields = headerFieldsOf(node, path);
+  for (const name of PART_SINGLETON_HEADERS) {
+    if (fields.filter((f) => f.name === name).length > 1) {
+      throw new ChainFormatError('duplicate-header', `Cannot hash body: part ${path} has more than one "${name}" field`);
+    }
+  }
+  const params: [string, string][] = [];
+  const contentTypeField = node.headers ? node.headers.getFirst('content-type') : '';
+  if (contentTypeField) {
+    const parsed = libmime.parseHeaderValue(contentTypeField, { stripComments: true });
+    for (const [key, value] of Object.entries(parsed.params)) {
+      if (REPRESENTATION_PARAMS.has(key)) continue;
+      const decoded = parsed.decodedParams.includes(key) ? value : libmime.decodeWords(value);
+      params.push([key, decoded.normalize('NFC')]);
+    }
+    params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  return {
+    path,
+    contentType: node.contentType || 'text/plain',
+    params,
+    disposition: node.disposition || '',
+    filename: (node.filename || '').normalize('NFC'),
+    contentId: node.headers ? node.headers.getFirst('content-id').replace(/\s+/g, '') : '',
+  };
+}
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes a text leaf to its canonical Unicode form, or undefined if its charset cannot be read. */
+async function canonicalText(bytes: Buffer, node: MimeNode): Promise<string | undefined> {
+  const charset = libmime.normalizeCharset(node.charset || 'utf-8');
+  let text: string;
+  if (/^(?:utf-8|(?:us-)?ascii)$/i.test(charset)) {
+    // Invalid UTF-8 is hashed as bytes: replacement characters would let different bytes collide.
+    try {
+      text = utf8Fatal.decode(bytes);
+    } catch {
+      return undefined;
+    }
+  } else {
+    const decoder = libmime.createDecodeStream(charset);
+    if (!decoder.supported) return undefined;
+    text = (await runTransform(decoder, [bytes])).toString('utf-8');
+  }
+  if (node.flowed) text = libmime.decodeFlowed(text, node.delSp);
+  return text
+    .replace(/^\ufeff/, '')
+    .replace(/\r\n|\r|\n/g, '\r\n')
+    .replace(/(?:\r\n)+$/, '')
+    .normalize('NFC');
+}
+
+function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function describe(entry: SplitNode, path: string, budget: Budget): Promise<BodyNode> {
+  const base = describeEntity(entry, path);
+  const { node } = entry;
+  if (node.multipart) {
+    const children: BodyNode[] = [];
+    let index = 0;
+    for (const child of entry.children) children.push(await describe(child, `${path}.${++index}`, budget));
+    return { ...base, kind: 'multipart', children };
+  }
+  const bytes = await runTransform(node.getDecoder() as Transform, entry.body);
+  if (base.contentType === 'message/rfc822' || base.contentType === 'message/global') {
+    const inner = await split(bytes, entry.depth + 1, budget);
+    const fields = headerFieldsOf(inner.node, `${path}.1`);
+    const headers: [string, string][] = [];
+    for (const name of EMBEDDED_DISPLAY_HEADERS) {
+      const matching = fields.filter((f) => f.name === name);
+      if (matching.length > 1) throw new ChainFormatError('duplicate-header', `Cannot hash body: the message in part ${path} has more than one "${name}" field`);
+      for (const field of matching) {
+        const value = Buffer.from(field.raw.slice(field.raw.indexOf(':') + 1), 'latin1').toString('utf-8');
+        const decoded = libmime
+          .decodeWords(value.replace(/\r?\n(?=[ \t])/g, ''))
+          .replace(/\s+/g, ' ')
+          .trim()
+          .normalize('NFC');
+        headers.push([name, decoded]);
+      }
+    }
+    return { ...base, kind: 'message', headers, message: await describe(inner, `${path}.1`, budget) };
+  }
+  if (base.contentType.startsWith('text/')) {
+    const text = await canonicalText(bytes, node);
+    if (text !== undefined) return { ...base, kind: 'text', flowed: node.flowed, digest: sha256Hex(Buffer.from(text, 'utf-8')) };
+  }
+  return { ...base, kind: 'binary', digest: sha256Hex(bytes) };
+}
+
+function putString(hash: Hash, value: string): void {
+  const bytes = Buffer.from(value, 'utf-8');
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  hash.update(length).update(bytes);
+}
+
+function putCount(hash: Hash, count: number): void {
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(count);
+  hash.update(length);
+}
+
+/** Feeds the length-prefixed serialisation of docs/chain.md ("Structural body hash"). */
+function serialise(hash: Hash, node: BodyNode): void {
+  hash.update({ multipart: 'M', text: 'T', binary: 'B', message: 'R' }[node.kind]);
+  putString(hash, node.contentType);
+  putCount(hash, node.params.length);
+  for (const [key, value] of node.params) {
+    putString(hash, key);
+    putString(hash, value);
+  }
+  putString(hash, node.disposition);
+  putString(hash, node.filename);
+  putString(hash, node.contentId);
+  switch (node.kind) {
+    case 'multipart':
+      putCount(hash, node.children.length);
+      for (const child of node.children) serialise(hash, child);
+      break;
+    case 'text':
+      hash.update(node.flowed ? 'F' : 'P');
+      hash.update(Buffer.from(node.digest, 'hex'));
+      break;
+    case 'binary':
+      hash.update(Buffer.from(node.digest, 'hex'));
+      break;
+    case 'message':
+      putCount(hash, node.headers.length);
+      for (const [name, value] of node.headers) {
+        putString(hash, name);
+        putString(hash, value);
+      }
+      serialise(hash, node.message);
+      break;
+  }
+}
+
+/** The structural body hash of a described tree. */
+export function hashStructure(structure: BodyNode): string {
+  const hash = createHash('sha256').update(BODY_HASH_LABEL);
+  serialise(hash, structure);
+  return hash.digest('base64url');
+}
+
+function asBuffer(message: Uint8Array): Buffer {
+  if (!(message instanceof Uint8Array)) throw new TypeError('Cannot read message: expected a Uint8Array');
+  return Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+}
+
+/**
+ * Reads a message: its root header fields and its structural body hash.
+ * Rejects with a ChainFormatError when the message breaks a limit or cannot be read.
+ */
+export async function readMessage(message: Uint8Array): Promise<ReadMessage> {
+  const raw = asBuffer(message);
+  const budget: Budget = { parts: 0 };
+  const root = await split(raw, 0, budget);
+  const headers = headerFieldsOf(root.node, '1');
+  const structure = await describe(root, '1', budget);
+  return { headers, bodyHash: hashStructure(structure), structure };
+}
+
+/** The structural body hash `bh=` of a message (base64url). */
+export async function bodyHash(message: Uint8Array): Promise<string> {
+  return (await readMessage(message)).bodyHash;
+}
