@@ -1,0 +1,357 @@
+/**
+ * The one certificate validation of the project (RFC 5280 §6, restricted to
+ * the SSMAX profile). Every caller — bundle verification, the directory client,
+ * the key service's mutual TLS, seal verification — asks the same question:
+ * "is this leaf, for this use, at this time, certified by one of these roots?"
+ *
+ * Guarantees:
+ * - never throws on bad input: the answer is a closed union (`ValidationResult`);
+ * - the chain may be given in any order and with extra certificates: the path is
+ *   built from the leaf up (the leaf is never confused with an intermediate,
+ *   the pkijs pitfall of STACK-NOTES.md);
+ * - every CA certificate that issued a certificate of the path must have a
+ *   current CRL signed by it (`revocation: 'require'`, the default), as OpenSSL's
+ *   `verify -crl_check_all` demands;
+ * - the time is a parameter; no clock is read here.
+ *
+ * Order of checks along a path, first failure wins: structure (malformed),
+ * signatures and CA flags (untrusted), validity periods (expired /
+ * not-yet-valid), name constraints, revocation, and the intended use of the leaf.
+ */
+import { type KeyObject, createPublicKey, verify } from 'node:crypto';
+import { type CertificateInput, type KeyUsageBit, MalformedCertificateError, type ParsedCertificate, bytesEqual, parseCertificate, roleOf } from './certificate';
+import { type CrlInput, type ParsedCrl, type RevocationReason, crlIssuedBy, parseCrl } from './crl';
+import { isP256Spki, type KeyAlgorithm } from './keys';
+import { firstNameOutside } from './name-constraints';
+import { EKU, OID, type Role } from './oids';
+
+export type IntendedUse =
+  | 'any'
+  | 'org-encryption'
+  | 'user-encryption'
+  | 'user-signing'
+  | 'seal'
+  | 'bundle-signing'
+  | 'tls-server'
+  | 'tls-client';
+
+export const INTENDED_USES: readonly IntendedUse[] = ['any', 'org-encryption', 'user-encryption', 'user-signing', 'seal', 'bundle-signing', 'tls-server', 'tls-client'];
+
+export interface ValidationRequest {
+  readonly leaf: CertificateInput;
+  /** Candidate intermediates, any order; extra or irrelevant certificates are ignored. */
+  readonly intermediates?: readonly CertificateInput[];
+  /** Trust anchors (SSMAX roots). */
+  readonly roots: readonly CertificateInput[];
+  readonly crls?: readonly CrlInput[];
+  /** What the leaf is about to be used for. `any` checks the chain only. */
+  readonly use: IntendedUse;
+  readonly time: Date;
+  /** For tls-server / tls-client: the leaf's role must be one of these. */
+  readonly roles?: readonly Role[];
+  /** `require` (default): a current CRL from every issuing CA. `skip`: no revocation check. */
+  readonly revocation?: 'require' | 'skip';
+  /** Memoises parsing and signature checks across calls. */
+  readonly cache?: ValidationCache;
+}
+
+interface Base {
+  /** One human line, e.g. for logs and Authentication-Results comments. */
+  readonly message: string;
+}
+
+export type ValidationResult =
+  | (Base & { readonly status: 'valid'; readonly path: readonly ParsedCertificate[]; readonly leaf: ParsedCertificate; readonly role: Role | undefined })
+  | (Base & { readonly status: 'expired'; readonly certificate: ParsedCertificate; readonly notAfter: Date })
+  | (Base & { readonly status: 'not-yet-valid'; readonly certificate: ParsedCertificate; readonly notBefore: Date })
+  | (Base & { readonly status: 'revoked'; readonly certificate: ParsedCertificate; readonly reason: RevocationReason; readonly revokedAt: Date })
+  | (Base & { readonly status: 'revocation-unknown'; readonly certificate: ParsedCertificate })
+  | (Base & { readonly status: 'wrong-usage'; readonly certificate: ParsedCertificate; readonly use: IntendedUse })
+  | (Base & { readonly status: 'outside-name-constraints'; readonly certificate: ParsedCertificate; readonly name: string; readonly constrainedBy: ParsedCertificate })
+  | (Base & { readonly status: 'untrusted' })
+  | (Base & { readonly status: 'malformed' });
+
+export type ValidationStatus = ValidationResult['status'];
+
+const MAX_PATH = 8;
+
+/**
+ * Memo of the time-independent work: parsing, public keys and signature checks,
+ * keyed by the exact bytes. Bounded (oldest entries evicted first). Time,
+ * revocation and usage are always evaluated afresh, so a cached answer is never stale.
+ */
+export class ValidationCache {
+  private readonly certs = new Map<string, ParsedCertificate>();
+  private readonly crls = new Map<string, ParsedCrl>();
+  private readonly keys = new Map<string, KeyObject>();
+  private readonly sigs = new Map<string, boolean>();
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly maxEntries = 10_000) {}
+
+  private remember<V>(map: Map<string, V>, key: string, value: V): V {
+    map.set(key, value);
+    if (map.size > this.maxEntries) {
+      const oldest = map.keys().next();
+      if (!oldest.done) map.delete(oldest.value);
+    }
+    return value;
+  }
+
+  private lookup<V>(map: Map<string, V>, key: string, make: () => V): V {
+    const hit = map.get(key);
+    if (hit !== undefined) {
+      this.hits++;
+      return hit;
+    }
+    this.misses++;
+    return this.remember(map, key, make());
+  }
+
+  certificate(input: CertificateInput): ParsedCertificate {
+    if (typeof input !== 'string' && !(input instanceof Uint8Array)) return parseCertificate(input);
+    return this.lookup(this.certs, inputKey(input), () => parseCertificate(input));
+  }
+
+  crl(input: CrlInput): ParsedCrl {
+    if (typeof input !== 'string' && !(input instanceof Uint8Array)) return parseCrl(input);
+    return this.lookup(this.crls, inputKey(input), () => parseCrl(input));
+  }
+
+  publicKey(cert: ParsedCertificate): KeyObject {
+    return this.lookup(this.keys, cert.fingerprint, () => publicKeyOf(cert));
+  }
+
+  signature(key: string, check: () => boolean): boolean {
+    return this.lookup(this.sigs, key, check);
+  }
+
+  clear(): void {
+    this.certs.clear();
+    this.crls.clear();
+    this.keys.clear();
+    this.sigs.clear();
+  }
+}
+
+function inputKey(input: string | Uint8Array): string {
+  return typeof input === 'string' ? `p${input}` : `d${Buffer.from(input.buffer, input.byteOffset, input.length).toString('base64')}`;
+}
+
+function publicKeyOf(cert: ParsedCertificate): KeyObject {
+  return createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+}
+
+/** ECDSA P-256/SHA-256 over `tbs` by `issuer`'s key; false for anything else. */
+function signatureValid(tbs: Uint8Array, alg: string, sig: Uint8Array, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
+  if (alg !== OID.ecdsaWithSha256 || !isP256Spki(issuer.spki)) return false;
+  try {
+    const key = cache ? cache.publicKey(issuer) : publicKeyOf(issuer);
+    return verify('sha256', tbs, { key, dsaEncoding: 'der' }, sig);
+  } catch {
+    return false;
+  }
+}
+
+function certSignedBy(child: ParsedCertificate, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
+  const check = () => signatureValid(child.tbs, child.signatureAlgorithm, child.signature, issuer, cache);
+  return cache ? cache.signature(`c${child.fingerprint}:${issuer.fingerprint}`, check) : check();
+}
+
+function crlSignedBy(crl: ParsedCrl, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
+  const check = () => signatureValid(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer, cache);
+  return cache ? cache.signature(`r${crl.fingerprint}:${issuer.fingerprint}`, check) : check();
+}
+
+function mayIssue(child: ParsedCertificate, candidate: ParsedCertificate): boolean {
+  if (!bytesEqual(child.issuerDer, candidate.subjectDer)) return false;
+  return !(child.authorityKeyId && candidate.subjectKeyId && child.authorityKeyId !== candidate.subjectKeyId);
+}
+
+interface PathSearch {
+  readonly paths: ParsedCertificate[][];
+  /** A certificate whose issuer was found by name but whose signature did not verify. */
+  badSignature: ParsedCertificate | undefined;
+}
+
+/** All paths leaf → … → trusted root (depth-first, intermediates used at most once per path). */
+function buildPaths(leaf: ParsedCertificate, pool: readonly ParsedCertificate[], roots: readonly ParsedCertificate[], cache: ValidationCache | undefined): PathSearch {
+  const search: PathSearch = { paths: [], badSignature: undefined };
+  if (roots.some((r) => r.fingerprint === leaf.fingerprint)) {
+    search.paths.push([leaf]);
+    return search;
+  }
+  const walk = (path: ParsedCertificate[]): void => {
+    if (search.paths.length >= 4 || path.length > MAX_PATH) return;
+    const current = path[path.length - 1] as ParsedCertificate;
+    for (const root of roots) {
+      if (!mayIssue(current, root)) continue;
+      if (certSignedBy(current, root, cache)) search.paths.push([...path, root]);
+      else search.badSignature ??= current;
+    }
+    for (const inter of pool) {
+      if (path.some((p) => p.fingerprint === inter.fingerprint) || roots.some((r) => r.fingerprint === inter.fingerprint)) continue;
+      if (!mayIssue(current, inter)) continue;
+      if (certSignedBy(current, inter, cache)) walk([...path, inter]);
+      else search.badSignature ??= current;
+    }
+  };
+  walk([leaf]);
+  return search;
+}
+
+const quote = (c: ParsedCertificate) => `"${c.subject}"`;
+
+interface UsageRule {
+  readonly curve: KeyAlgorithm;
+  /** At least one of these key usage bits. */
+  readonly keyUsage: readonly KeyUsageBit[];
+  /** All of these key purposes. */
+  readonly purposes: readonly string[];
+  readonly needsRole?: boolean;
+  readonly needsEmail?: boolean;
+  readonly needsKeyVersion?: boolean;
+}
+
+const USAGE: Record<Exclude<IntendedUse, 'any'>, UsageRule> = {
+  'org-encryption': { curve: 'secp256k1', keyUsage: ['keyAgreement'], purposes: [EKU.orgEncryption], needsKeyVersion: true },
+  'user-encryption': { curve: 'secp256k1', keyUsage: ['keyAgreement'], purposes: [EKU.userEncryption], needsEmail: true },
+  'user-signing': { curve: 'p256', keyUsage: ['digitalSignature', 'nonRepudiation'], purposes: [EKU.userSigning], needsEmail: true },
+  seal: { curve: 'p256', keyUsage: ['digitalSignature'], purposes: [EKU.seal] },
+  'bundle-signing': { curve: 'p256', keyUsage: ['digitalSignature'], purposes: [EKU.bundleSigning] },
+  'tls-server': { curve: 'p256', keyUsage: ['digitalSignature'], purposes: [EKU.serverAuth], needsRole: true },
+  'tls-client': { curve: 'p256', keyUsage: ['digitalSignature'], purposes: [EKU.clientAuth], needsRole: true },
+};
+
+/** Why `leaf` may not serve `use`, or undefined if it may. */
+export function usageProblem(leaf: ParsedCertificate, use: IntendedUse, roles?: readonly Role[]): string | undefined {
+  if (use === 'any') return undefined;
+  const rule = USAGE[use];
+  if (!rule) return `unknown intended use "${String(use)}"`;
+  if (leaf.isCA) return 'it is a CA certificate';
+  if (leaf.keyAlgorithm !== rule.curve) return `its key is ${leaf.keyAlgorithm}, not ${rule.curve}`;
+  if (!leaf.keyUsage || !rule.keyUsage.some((b) => leaf.keyUsage?.has(b))) return `its key usage lacks ${rule.keyUsage.join(' or ')}`;
+  const missing = rule.purposes.filter((p) => !(leaf.extKeyUsage ?? []).includes(p));
+  if (missing.length > 0) return `its extended key usage lacks ${missing.join(', ')}`;
+  if (rule.needsEmail && leaf.emails.length === 0) return 'it names no mail address';
+  if (rule.needsKeyVersion && leaf.keyVersion === undefined) return 'it carries no key version';
+  if (rule.needsRole) {
+    const role = roleOf(leaf);
+    if (!role) return 'it carries no SSMAX role';
+    if (roles && !roles.includes(role)) return `its role "${role}" is not one of ${roles.join(', ')}`;
+  }
+  return undefined;
+}
+
+function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[], req: ValidationRequest, cache: ValidationCache | undefined): ValidationResult {
+  const time = req.time.getTime();
+  const leaf = path[0] as ParsedCertificate;
+  for (const c of path) {
+    if (c.unknownCriticalExtensions.length > 0) {
+      return { status: 'malformed', message: `Certificate ${quote(c)} has an unsupported critical extension ${c.unknownCriticalExtensions.join(', ')}` };
+    }
+  }
+  for (let i = 1; i < path.length; i++) {
+    const ca = path[i] as ParsedCertificate;
+    if (!ca.isCA || (ca.keyUsage && !ca.keyUsage.has('keyCertSign'))) {
+      return { status: 'untrusted', message: `Certificate ${quote(ca)} issued ${quote(path[i - 1] as ParsedCertificate)} but is not a CA` };
+    }
+    const below = path.slice(1, i).filter((c) => !c.selfIssued).length;
+    if (ca.pathLen !== undefined && below > ca.pathLen) {
+      return { status: 'untrusted', message: `Certificate ${quote(ca)} allows ${ca.pathLen} intermediate CA(s) below it, the path has ${below}` };
+    }
+  }
+  for (const c of path) {
+    if (time > c.notAfter.getTime()) return { status: 'expired', certificate: c, notAfter: c.notAfter, message: `Certificate ${quote(c)} expired at ${c.notAfter.toISOString()}` };
+    if (time < c.notBefore.getTime()) return { status: 'not-yet-valid', certificate: c, notBefore: c.notBefore, message: `Certificate ${quote(c)} is not valid before ${c.notBefore.toISOString()}` };
+  }
+  for (let i = 1; i < path.length; i++) {
+    const ca = path[i] as ParsedCertificate;
+    if (!ca.nameConstraints) continue;
+    for (let j = 0; j < i; j++) {
+      const sub = path[j] as ParsedCertificate;
+      if (j > 0 && sub.selfIssued) continue; // RFC 5280 §6.1.3 (b): not for self-issued intermediates
+      const bad = firstNameOutside(sub, ca.nameConstraints);
+      if (bad) {
+        return { status: 'outside-name-constraints', certificate: sub, name: bad.value, constrainedBy: ca, message: `Certificate ${quote(sub)} names "${bad.value}": outside the name constraints of ${quote(ca)}` };
+      }
+    }
+  }
+  if ((req.revocation ?? 'require') === 'require') {
+    for (let j = 0; j + 1 < path.length; j++) {
+      const sub = path[j] as ParsedCertificate;
+      const issuer = path[j + 1] as ParsedCertificate;
+      const problem = revocationOf(sub, issuer, crls, time, cache);
+      if (problem) return problem;
+    }
+  }
+  const usage = usageProblem(leaf, req.use, req.roles);
+  if (usage) return { status: 'wrong-usage', certificate: leaf, use: req.use, message: `Certificate ${quote(leaf)} cannot be used for ${req.use}: ${usage}` };
+  const role = roleOf(leaf);
+  return { status: 'valid', path, leaf, role, message: `Certificate ${quote(leaf)} is valid for ${req.use} (path of ${path.length})` };
+}
+
+function revocationOf(sub: ParsedCertificate, issuer: ParsedCertificate, crls: readonly ParsedCrl[], time: number, cache: ValidationCache | undefined): ValidationResult | undefined {
+  let best: ParsedCrl | undefined;
+  let why = `no CRL from ${quote(issuer)}`;
+  if (issuer.keyUsage && !issuer.keyUsage.has('cRLSign')) {
+    return { status: 'revocation-unknown', certificate: sub, message: `Cannot check revocation of ${quote(sub)}: its issuer may not sign CRLs` };
+  }
+  for (const crl of crls) {
+    if (!crlIssuedBy(crl, issuer.subjectDer)) continue;
+    if (crl.authorityKeyId && issuer.subjectKeyId && crl.authorityKeyId !== issuer.subjectKeyId) continue;
+    if (!crlSignedBy(crl, issuer, cache)) { why = `the CRL of ${quote(issuer)} has a bad signature`; continue; }
+    if (crl.unknownCriticalExtensions.length > 0) { why = `the CRL of ${quote(issuer)} has an unsupported critical extension`; continue; }
+    if (crl.thisUpdate.getTime() > time) { why = `the CRL of ${quote(issuer)} is not valid before ${crl.thisUpdate.toISOString()}`; continue; }
+    if (!crl.nextUpdate || crl.nextUpdate.getTime() < time) { why = `the CRL of ${quote(issuer)} expired at ${crl.nextUpdate?.toISOString() ?? '(no nextUpdate)'}`; continue; }
+    if (!best || (crl.crlNumber ?? -1n) > (best.crlNumber ?? -1n)) best = crl;
+  }
+  if (!best) return { status: 'revocation-unknown', certificate: sub, message: `Cannot check revocation of ${quote(sub)}: ${why}` };
+  const entry = best.entries.get(sub.serial);
+  if (entry) {
+    return { status: 'revoked', certificate: sub, reason: entry.reason, revokedAt: entry.revokedAt, message: `Certificate ${quote(sub)} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason})` };
+  }
+  return undefined;
+}
+
+function parseAll<T, I>(inputs: readonly I[], parse: (i: I) => T): T[] {
+  return inputs.map(parse);
+}
+
+/** Validates `req.leaf` for `req.use` at `req.time`; never throws. */
+export function validateCertificate(req: ValidationRequest): ValidationResult {
+  const cache = req?.cache instanceof ValidationCache ? req.cache : undefined;
+  let leaf: ParsedCertificate;
+  let pool: ParsedCertificate[];
+  let roots: ParsedCertificate[];
+  let crls: ParsedCrl[];
+  try {
+    if (!req || typeof req !== 'object') throw new MalformedCertificateError('Cannot validate: no request');
+    if (!(req.time instanceof Date) || Number.isNaN(req.time.getTime())) throw new MalformedCertificateError('Cannot validate: the time is not a valid Date');
+    if (!INTENDED_USES.includes(req.use)) throw new MalformedCertificateError(`Cannot validate: unknown intended use "${String(req.use)}"`);
+    const cert = (i: CertificateInput) => (cache ? cache.certificate(i) : parseCertificate(i));
+    const crl = (i: CrlInput) => (cache ? cache.crl(i) : parseCrl(i));
+    leaf = cert(req.leaf);
+    pool = parseAll(req.intermediates ?? [], cert);
+    roots = parseAll(req.roots ?? [], cert);
+    crls = parseAll(req.crls ?? [], crl);
+  } catch (err) {
+    return { status: 'malformed', message: err instanceof Error ? err.message : String(err) };
+  }
+  if (roots.length === 0) return { status: 'untrusted', message: `Certificate ${quote(leaf)} cannot be trusted: no trusted root was given` };
+  const search = buildPaths(leaf, pool, roots, cache);
+  if (search.paths.length === 0) {
+    const message = search.badSignature
+      ? `Certificate ${quote(search.badSignature)} has a signature that does not verify against its issuer`
+      : `Certificate ${quote(leaf)} does not chain to a trusted root`;
+    return { status: 'untrusted', message };
+  }
+  let first: ValidationResult | undefined;
+  for (const path of search.paths) {
+    const result = checkPath(path, crls, req, cache);
+    if (result.status === 'valid') return result;
+    first ??= result;
+  }
+  return first as ValidationResult;
+}
