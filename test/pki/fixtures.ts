@@ -112,14 +112,15 @@ export interface OpensslVerify {
 
 /**
  * `openssl verify -crl_check_all` (every certificate of the chain, not only the
- * leaf, as our validator does) at `time`, optionally with a purpose.
+ * leaf, as our validator does; `crlCheck: 'leaf'` for plain `-crl_check`) at
+ * `time`, optionally with a purpose.
  */
-export function opensslVerify(opts: { leaf: ParsedCertificate; intermediates: readonly ParsedCertificate[]; roots: readonly ParsedCertificate[]; crls: readonly ParsedCrl[]; time: Date; purpose?: string; crlCheck?: boolean }): OpensslVerify {
+export function opensslVerify(opts: { leaf: ParsedCertificate; intermediates: readonly ParsedCertificate[]; roots: readonly ParsedCertificate[]; crls: readonly ParsedCrl[]; time: Date; purpose?: string; crlCheck?: 'all' | 'leaf' }): OpensslVerify {
   requireOpenssl();
   const args = ['verify', '-attime', String(Math.floor(opts.time.getTime() / 1000)), '-CAfile', tmpFile(opts.roots.map((r) => r.pem).join(''))];
   if (opts.intermediates.length > 0) args.push('-untrusted', tmpFile(opts.intermediates.map((c) => c.pem).join('')));
-  if (opts.crlCheck ?? true) {
-    args.push('-crl_check_all');
+  {
+    args.push(opts.crlCheck === 'leaf' ? '-crl_check' : '-crl_check_all');
     for (const crl of opts.crls) args.push('-CRLfile', tmpFile(crl.pem));
   }
   if (opts.purpose) args.push('-purpose', opts.purpose);
