@@ -1,0 +1,81 @@
+/**
+ * Message input for the format functions: bytes, a Node stream, or any async
+ * iterable of byte chunks. `readHead` splits off the top-level header block
+ * (bounded by the limits) and leaves the rest streaming.
+ */
+import { Readable } from 'node:stream';
+import { Headers } from '@zone-eu/mailsplit';
+import { CryptoError } from '../crypto/errors';
+import { type MimeLimits, limitError } from './limits';
+
+export type MessageSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+export function toReadable(source: MessageSource): Readable {
+  if (source instanceof Readable) return source;
+  if (source instanceof Uint8Array) return Readable.from([Buffer.from(source.buffer, source.byteOffset, source.length)], { objectMode: false });
+  if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') return Readable.from(source, { objectMode: false });
+  throw new CryptoError('bad-input', 'Cannot read message: expected a Uint8Array, a Readable or an async iterable of bytes');
+}
+
+/** Index just past the blank line that ends the header block, or -1. */
+function headEnd(buf: Buffer): number {
+  if (buf[0] === 0x0a) return 1;
+  if (buf[0] === 0x0d && buf[1] === 0x0a) return 2;
+  const crlf = buf.indexOf('\r\n\r\n');
+  const lf = buf.indexOf('\n\n');
+  if (crlf >= 0 && (lf < 0 || crlf + 2 <= lf)) return crlf + 4;
+  return lf >= 0 ? lf + 2 : -1;
+}
+
+export interface SplitMessage {
+  readonly head: Buffer;
+  readonly rest: AsyncIterable<Buffer>;
+}
+
+export async function readHead(source: MessageSource, limits: MimeLimits): Promise<SplitMessage> {
+  const it = toReadable(source)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let buf = Buffer.alloc(0);
+  for (;;) {
+    const end = headEnd(buf);
+    if (end >= 0) {
+      const leftover = buf.subarray(end);
+      return { head: buf.subarray(0, end), rest: continueWith(leftover, it) };
+    }
+    if (buf.length > limits.maxHeaderBlock) throw limitError('the header block', limits.maxHeaderBlock, `more than ${buf.length} bytes`);
+    const next = await it.next();
+    if (next.done) return { head: buf, rest: continueWith(Buffer.alloc(0), it) };
+    buf = buf.length === 0 ? Buffer.from(next.value) : Buffer.concat([buf, next.value]);
+  }
+}
+
+async function* continueWith(first: Buffer, it: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  if (first.length > 0) yield first;
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return;
+    yield Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+  }
+}
+
+/** Parses a header block with mailsplit and checks the header limits. */
+export function parseHead(head: Buffer, limits: MimeLimits, where = 'the message'): Headers {
+  if (head.length > limits.maxHeaderBlock) throw limitError(`the header block of ${where}`, limits.maxHeaderBlock, `${head.length} bytes`);
+  const headers = new Headers(head);
+  checkHeaders(headers, limits, where);
+  return headers;
+}
+
+export function checkHeaders(headers: Headers, limits: MimeLimits, where: string): void {
+  const list = headers.getList();
+  if (list.length > limits.maxHeaders) throw limitError(`the header count of ${where}`, limits.maxHeaders, list.length);
+  for (const h of list) {
+    if (h.line.length > limits.maxHeaderLength) throw limitError(`header "${h.key}" of ${where}`, limits.maxHeaderLength, `${h.line.length} bytes`);
+  }
+}
+
+/** Collects a stream of buffers. */
+export async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(Buffer.from(c));
+  return Buffer.concat(parts);
+}
