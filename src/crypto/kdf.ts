@@ -5,7 +5,7 @@
  */
 import { hkdfSync } from 'node:crypto';
 import { CryptoError, assertBytes } from './errors';
-import { POINT_LENGTH } from './group';
+import { POINT_LENGTH, checkEncoding } from './group';
 import { LABEL } from './labels';
 
 export const CONTENT_ID_LENGTH = 16;
@@ -30,6 +30,7 @@ export function assertChunkSize(chunkSize: unknown): asserts chunkSize is number
 
 export function deriveContentKey(messageKey: Uint8Array, contentId: Uint8Array, chunkSize: number): ContentKey {
   assertBytes(messageKey, 'message key', POINT_LENGTH);
+  checkEncoding(messageKey, 'message key'); // a compressed point (the group checked the curve when it made it)
   assertBytes(contentId, 'content id', CONTENT_ID_LENGTH);
   assertChunkSize(chunkSize);
   const size = new Uint8Array(4);
