@@ -125,7 +125,7 @@ function renderPart(part: Part, choices: EncodingChoices): string {
     }
     case 'message': {
       const inner = renderMessage({ headers: part.headers, body: part.body }, choices);
-      return `Content-Type: message/rfc822\r\nContent-Disposition: ${choices.pick(2) === 0 ? 'inline' : 'attachment'}\r\n\r\n${inner}`;
+      return `Content-Type: message/rfc822\r\n\r\n${inner}`;
     }
     case 'text': {
       const possible = charsetsFor(part.text);
