@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import {
-  CryptoError, blindForReencryption, groups, transformBlinded, unblindReencryption,
+  CryptoError, blindForReencryption, decapsulate, groups, transformBlinded, unblindReencryption,
 } from '../../src/crypto';
 import {
-  DEFAULT_LIMITS, collect, decryptMessage, encryptMessage, encryptParts, listCapsules, parseCapsule, parseContentType, replaceCapsules,
+  DEFAULT_LIMITS, type DecryptionKey, collect, decryptMessage, encryptMessage, encryptParts, listCapsules, parseCapsule, parseContentType, replaceCapsules,
 } from '../../src/envelope';
 import { keyring, multipartMessage, plainMessage } from '../support/messages';
 import { seededRng } from '../support/seeded-rng';
@@ -13,7 +13,7 @@ const rng = seededRng('format');
 const [alice, bob, org, peer] = keyring(group, rng, 4) as [ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number]];
 const opts = { group, rng, chunkSize: 1024 };
 const enc = (m: Buffer, r = [org.recipient]) => collect(encryptMessage(m, r, opts));
-const dec = (m: Buffer, key = org.key) => collect(decryptMessage(m, key, { group }));
+const dec = (m: Buffer, key: DecryptionKey = org.key) => collect(decryptMessage(m, key, { group }));
 async function failure(p: Promise<unknown>): Promise<CryptoError> {
   try {
     await p;
@@ -60,7 +60,6 @@ describe('profile "message": the whole message encrypted', () => {
     const m = plainMessage();
     const c = await enc(m);
     const [capsule] = await listCapsules(c);
-    const { decapsulate } = await import('../../src/crypto');
     expect(await dec(c, { messageKey: decapsulate(group, capsule!, org.privateKey) })).toEqual(m);
   });
 
