@@ -17,16 +17,6 @@ const capsule = C.encapsulate(g, P, recipient, rng);
 
 const wrong: unknown[] = [undefined, null, 0, 1.5, -1, 'string', true, {}, [], new Uint8Array(0), new Uint8Array(31), new Uint8Array(34), new Uint8Array(33), new Uint8Array(65), Symbol('s'), () => 1, 10n];
 
-function expectCryptoError(fn: () => unknown, label: string): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  if (!(err instanceof C.CryptoError)) throw new Error(`${label}: expected a CryptoError, got ${err === undefined ? 'success' : String(err)}`);
-}
-
 const calls: Record<string, (v: unknown) => unknown> = {
   'decodeScalar(v)': (v) => C.decodeScalar(v as Uint8Array, 'x'),
   'encodeScalar(v)': (v) => C.encodeScalar(v as bigint),
@@ -87,7 +77,7 @@ describe('every exported function refuses wrong types and boundary values with a
         call(v);
         accepted = true;
       } catch (e) {
-        if (!(e instanceof C.CryptoError)) throw new Error(`${name} with ${String(typeof v === 'symbol' ? 'symbol' : v)}: ${String(e)}`);
+        if (!(e instanceof C.CryptoError)) throw new Error(`${name} with ${String(typeof v === 'symbol' ? 'symbol' : v)}: ${String(e)}`, { cause: e });
       }
       expect({ name, value: typeof v === 'symbol' ? 'symbol' : String(v), accepted }).toEqual({ name, value: typeof v === 'symbol' ? 'symbol' : String(v), accepted: false });
     }
