@@ -6,6 +6,7 @@ import { type BenchRow, formatTable } from './harness';
 import * as chain from './chain';
 import * as crypto from './crypto';
 import * as pki from './pki';
+import * as streamMemory from './stream-memory';
 
 type Suite = () => Promise<BenchRow[]>;
 
@@ -13,6 +14,7 @@ const suites: Record<string, Suite> = {
   crypto: crypto.run,
   chain: chain.run,
   pki: pki.run,
+  stream: streamMemory.run,
 };
 
 export async function runBench(names: string[]): Promise<string> {

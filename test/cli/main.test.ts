@@ -22,3 +22,24 @@ describe('ssmax dispatcher', () => {
     expect(secp256k1.Point.BASE.toBytes(true)).toHaveLength(33);
   });
 });
+
+describe('ssmax crypto demo', () => {
+  test('runs the whole chain and bob reads what alice wrote, on both backends', async () => {
+    for (const backend of ['libsecp256k1', 'noble']) {
+      const c = capture();
+      expect(await main(['crypto', 'demo', '--backend', backend], c.io)).toBe(0);
+      const out = c.out.join('\n');
+      expect(out).toMatch(/DLEQ proof verified/);
+      expect(out).toMatch(/content unchanged: true[\s\S]*content unchanged: true/);
+      expect(out).toMatch(/bob decrypts: identical to what alice wrote/);
+    }
+  });
+  test('--help exits 0; an unknown option or backend is refused', async () => {
+    expect(await main(['crypto', 'demo', '--help'], capture().io)).toBe(0);
+    const bad = capture();
+    expect(await main(['crypto', 'demo', '--nope'], bad.io)).toBe(64);
+    const bad2 = capture();
+    expect(await main(['crypto', 'demo', '--backend', 'x'], bad2.io)).toBe(70);
+    expect(bad2.err.join('')).toMatch(/Unknown crypto backend "x"/);
+  });
+});
