@@ -1,10 +1,533 @@
-/** `ssmax ca …` — placeholder until the PKI work lands. */
-import { type CommandGroup, EXIT } from './command';
+/**
+ * `ssmax ca …`: the CA tool (ARCHITECTURE.md "CA tool"). It only parses
+ * arguments, reads and writes files, and calls src/pki. The clock is read here,
+ * once per command, and passed down.
+ *
+ * A CA directory holds `ca.cert.pem`, `ca.key.pem` (0600, PKCS#8, optionally
+ * passphrase-encrypted) and `ca.json` (kind, CRL number, revocations, issued
+ * serials). Nothing is overwritten without `--force`.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
+import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
+import { createCrl, isRevocationReason, REVOCATION_REASONS, type RevocationEntry, type RevocationReason } from '../pki/crl';
+import {
+  type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate,
+  issueSealingCertificate, issueTlsCertificate, issueUserCertificate,
+} from '../pki/issue';
+import { type PublicKeyInput } from '../pki/issue';
+import { compressedPointFromSpki, generateP256KeyPair, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem, spkiOf } from '../pki/keys';
+import { ROLES, type Role } from '../pki/oids';
+import { fromPemAll } from '../pki/pem';
+import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/validate';
+import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+
+const DAY = 86_400_000;
+/** Allowance for clocks slightly behind ours (RFC 5280 gives no rule; one hour is common practice). */
+const BACKDATE_MS = 3_600_000;
+
+interface CaState {
+  kind: 'root' | 'org';
+  crlNumber: number;
+  revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
+  issued: { serial: string; subject: string; notAfter: string }[];
+}
+
+// ---------------------------------------------------------------------------
+// Small file helpers
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new CliError(`Cannot read ${what} "${path}": no such file or not readable`, EXIT.noInput);
+  }
+}
+
+function readPassphrase(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const p = readText(path, 'passphrase file').replace(/\r?\n$/, '');
+  if (p.length === 0) throw new CliError(`Cannot use passphrase file "${path}": it is empty`, EXIT.dataErr);
+  return p;
+}
+
+function writeOut(path: string, text: string, opts: { secret?: boolean; force?: boolean } = {}): void {
+  if (existsSync(path) && !opts.force) throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.ioErr);
+  writeFileSync(path, text, { mode: opts.secret ? 0o600 : 0o644 });
+  if (opts.secret) chmodSync(path, 0o600); // mode applies on creation only
+}
+
+function loadCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; state: CaState } {
+  const certificate = parseCertificateFile(join(dir, 'ca.cert.pem'), 'CA certificate');
+  let privateKey;
+  try {
+    privateKey = privateKeyFromPem(readText(join(dir, 'ca.key.pem'), 'CA key'), readPassphrase(passphraseFile));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${(err as Error).message} ("${join(dir, 'ca.key.pem')}")`, EXIT.dataErr);
+  }
+  return { authority: { certificate, privateKey }, state: loadState(dir) };
+}
+
+function loadState(dir: string): CaState {
+  try {
+    return JSON.parse(readText(join(dir, 'ca.json'), 'CA state')) as CaState;
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`Cannot read CA state "${join(dir, 'ca.json')}": not JSON`, EXIT.dataErr);
+  }
+}
+
+function saveState(dir: string, state: CaState): void {
+  writeFileSync(join(dir, 'ca.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+}
+
+function parseCertificateFile(path: string, what: string): ParsedCertificate {
+  try {
+    return parseCertificate(readText(path, what));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`Cannot read ${what} "${path}": ${(err as Error).message}`, EXIT.dataErr);
+  }
+}
+
+function certificatesInFile(path: string): string[] {
+  try {
+    return fromPemAll(readText(path, 'certificate file'), 'CERTIFICATE').map((der) => parseCertificate(der).pem);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`Cannot read certificate file "${path}": ${(err as Error).message}`, EXIT.dataErr);
+  }
+}
+
+function positiveInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
+  return Number(v);
+}
+
+function parseTimeOption(v: string | undefined, now: Date): Date {
+  if (v === undefined) return now;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new CliError(`Cannot use --at "${v}": not an ISO 8601 time`, EXIT.usage);
+  return d;
+}
+
+/** Validity of a new certificate: backdated an hour, clamped to the issuer's validity. */
+function validityUnder(issuer: ParsedCertificate | undefined, now: Date, days: number): { notBefore: Date; notAfter: Date } {
+  const s = Math.floor(now.getTime() / 1000) * 1000;
+  let notBefore = new Date(s - BACKDATE_MS);
+  let notAfter = new Date(s + days * DAY);
+  if (issuer) {
+    if (notBefore < issuer.notBefore) notBefore = issuer.notBefore;
+    if (notAfter > issuer.notAfter) notAfter = issuer.notAfter;
+  }
+  return { notBefore, notAfter };
+}
+
+function recordIssued(dir: string, state: CaState, cert: ParsedCertificate): void {
+  state.issued.push({ serial: cert.serial, subject: cert.subject, notAfter: cert.notAfter.toISOString() });
+  saveState(dir, state);
+}
+
+// ---------------------------------------------------------------------------
+// Subcommands
+
+interface Sub {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  readonly positionals?: boolean;
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo, now: Date): number;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+function need(v: unknown, name: string): string {
+  const s = str(v);
+  if (s === undefined || s === '') throw new CliError(`Missing --${name}`, EXIT.usage);
+  return s;
+}
+
+const common = { help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' } } as const;
+
+const initRoot: Sub = {
+  summary: 'Create the SSMAX root CA (self-signed)',
+  usage: `Usage: ssmax ca init-root --dir DIR [options]
+
+Creates DIR/ca.cert.pem, DIR/ca.key.pem (0600) and DIR/ca.json.
+
+Options:
+  --dir DIR               Directory of the new root CA (created if missing)
+  --name CN               Common name (default "SSMAX Root CA")
+  --org O                 Organisation (default "SSMAX")
+  --days N                Validity in days (default 3650)
+  --passphrase-file F     Encrypt the private key (PKCS#8) with the passphrase in F
+  --force                 Replace existing files`,
+  options: { ...common, dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, days: { type: 'string' }, 'passphrase-file': { type: 'string' } },
+  run(v, _p, io, now) {
+    const dir = need(v.dir, 'dir');
+    mkdirSync(dir, { recursive: true });
+    const passphrase = readPassphrase(str(v['passphrase-file']));
+    const { privateKey } = generateP256KeyPair();
+    const root = createRootCa({ privateKey, ...validityUnder(undefined, now, positiveInt(str(v.days), 'days', 3650)), ...(str(v.name) ? { commonName: str(v.name) } : {}), ...(str(v.org) ? { organisation: str(v.org) } : {}) });
+    writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
+    writeOut(join(dir, 'ca.cert.pem'), root.certificate.pem, { force: v.force === true });
+    saveState(dir, { kind: 'root', crlNumber: 0, revoked: [], issued: [] });
+    io.out(`Created root CA "${root.certificate.subject}" in ${dir} (serial ${root.certificate.serial}, until ${root.certificate.notAfter.toISOString()})`);
+    return EXIT.ok;
+  },
+};
+
+const initOrg: Sub = {
+  summary: 'Create an organisation CA certified by the root, limited to its domains',
+  usage: `Usage: ssmax ca init-org --root ROOTDIR --dir DIR --domain DOMAIN [--domain DOMAIN…] --org NAME [options]
+
+Options:
+  --root DIR                   The root CA directory (init-root)
+  --dir DIR                    Directory of the new organisation CA
+  --domain DOMAIN              A mail domain of the organisation (repeatable); the CA's name constraints
+  --org NAME                   Organisation name
+  --days N                     Validity in days (default 1825, at most the root's)
+  --root-passphrase-file F     Passphrase of the root key
+  --passphrase-file F          Encrypt the new CA key with the passphrase in F
+  --force                      Replace existing files`,
+  options: { ...common, root: { type: 'string' }, dir: { type: 'string' }, domain: { type: 'string', multiple: true }, org: { type: 'string' }, days: { type: 'string' }, 'root-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' } },
+  run(v, _p, io, now) {
+    const rootDir = need(v.root, 'root');
+    const dir = need(v.dir, 'dir');
+    const domains = list(v.domain);
+    if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
+    const { authority: root, state: rootState } = loadCa(rootDir, str(v['root-passphrase-file']));
+    const passphrase = readPassphrase(str(v['passphrase-file']));
+    const { privateKey } = generateP256KeyPair();
+    const org = createOrgCa(root, { domains, organisation: need(v.org, 'org'), privateKey, ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)) });
+    mkdirSync(dir, { recursive: true });
+    writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
+    writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
+    writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
+    saveState(dir, { kind: 'org', crlNumber: 0, revoked: [], issued: [] });
+    recordIssued(rootDir, rootState, org.certificate);
+    io.out(`Created organisation CA "${org.certificate.subject}" for ${domains.join(', ')} in ${dir} (serial ${org.certificate.serial})`);
+    return EXIT.ok;
+  },
+};
+
+const ISSUE_KINDS = ['user', 'gateway', 'keyd', 'inspector', 'admin', 'disclosure', 'seal', 'encryption', 'bundle-signer'] as const;
+type IssueKind = (typeof ISSUE_KINDS)[number];
+
+function publicKeyOption(v: string | undefined): PublicKeyInput | undefined {
+  if (v === undefined) return undefined;
+  if (/^(02|03)[0-9a-fA-F]{64}$/.test(v) || /^04[0-9a-fA-F]{128}$/.test(v)) return new Uint8Array(Buffer.from(v, 'hex'));
+  const text = readText(v, 'public key');
+  const m = /-----BEGIN PUBLIC KEY-----([\s\S]*?)-----END PUBLIC KEY-----/.exec(text);
+  if (!m) throw new CliError(`Cannot read public key "${v}": expected a hex point or a PEM "PUBLIC KEY" file`, EXIT.dataErr);
+  return new Uint8Array(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
+}
+
+const issue: Sub = {
+  summary: 'Issue an end-entity certificate: user | gateway | keyd | inspector | admin | disclosure | seal | encryption | bundle-signer',
+  usage: `Usage: ssmax ca issue KIND --ca DIR --out PREFIX [options]
+
+Writes PREFIX.cert.pem and, unless --public-key is given, a new key PREFIX.key.pem (0600).
+
+Kinds and their options:
+  user           --email ADDR --pseudonym NAME --code CODE --purpose signing|encryption
+                 (pseudonym: never a real name; code: org-assigned, never an identity number)
+  gateway|keyd|inspector
+                 --host HOST (repeatable): TLS server+client certificate carrying the role
+  admin|disclosure
+                 --name PSEUDONYM: TLS client certificate carrying the role
+  seal           --domain DOMAIN [--host HOST]: gateway sealing certificate
+  encryption     --domain DOMAIN --version N: organisation encryption key (secp256k1)
+  bundle-signer  --domain DOMAIN: the key that signs the organisation bundle
+
+Options:
+  --ca DIR                  Organisation CA directory (init-org)
+  --out PREFIX              Output file prefix
+  --days N                  Validity in days (default 365, at most the CA's)
+  --public-key HEX|FILE     Certify this key instead of generating one (hex compressed
+                            secp256k1 point, or a PEM SubjectPublicKeyInfo file)
+  --ca-passphrase-file F    Passphrase of the CA key
+  --passphrase-file F       Encrypt the new key with the passphrase in F
+  --force                   Replace existing files`,
+  positionals: true,
+  options: {
+    ...common, ca: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' }, 'public-key': { type: 'string' },
+    'ca-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' }, email: { type: 'string' }, pseudonym: { type: 'string' },
+    code: { type: 'string' }, purpose: { type: 'string' }, host: { type: 'string', multiple: true }, name: { type: 'string' },
+    domain: { type: 'string' }, version: { type: 'string' },
+  },
+  run(v, positionals, io, now) {
+    const kind = positionals[0] as IssueKind | undefined;
+    if (!kind || !ISSUE_KINDS.includes(kind)) throw new CliError(`Cannot issue "${kind ?? ''}": the kind must be one of ${ISSUE_KINDS.join(', ')}`, EXIT.usage);
+    if (positionals.length > 1) throw new CliError(`Unexpected argument "${positionals[1]}"`, EXIT.usage);
+    const dir = need(v.ca, 'ca');
+    const out = need(v.out, 'out');
+    const { authority: ca, state } = loadCa(dir, str(v['ca-passphrase-file']));
+    const validity = validityUnder(ca.certificate, now, positiveInt(str(v.days), 'days', 365));
+    const secp = kind === 'encryption' || (kind === 'user' && str(v.purpose) === 'encryption');
+    const given = publicKeyOption(str(v['public-key']));
+    const generated = given ? undefined : secp ? generateSecp256k1KeyPair() : generateP256KeyPair();
+    const publicKey: PublicKeyInput = given ?? (secp ? compressedPointFromSpki(spkiOf(generated!.publicKey)) : generated!.publicKey);
+    let cert: ParsedCertificate;
+    switch (kind) {
+      case 'user': {
+        const purpose = need(v.purpose, 'purpose');
+        if (purpose !== 'signing' && purpose !== 'encryption') throw new CliError(`Cannot use --purpose "${purpose}": signing or encryption`, EXIT.usage);
+        cert = issueUserCertificate(ca, { email: need(v.email, 'email'), pseudonym: need(v.pseudonym, 'pseudonym'), code: need(v.code, 'code'), purpose, publicKey, ...validity });
+        break;
+      }
+      case 'gateway': case 'keyd': case 'inspector':
+        cert = issueTlsCertificate(ca, { role: kind, hosts: list(v.host), publicKey, ...validity });
+        break;
+      case 'admin': case 'disclosure':
+        cert = issueTlsCertificate(ca, { role: kind, commonName: need(v.name, 'name'), publicKey, ...validity });
+        break;
+      case 'seal':
+        cert = issueSealingCertificate(ca, { domain: need(v.domain, 'domain'), ...(str(v.host) ? { host: list(v.host)[0] } : {}), publicKey, ...validity });
+        break;
+      case 'encryption':
+        cert = issueEncryptionKeyCertificate(ca, { domain: need(v.domain, 'domain'), version: positiveInt(need(v.version, 'version'), 'version', 1), publicKey, ...validity });
+        break;
+      case 'bundle-signer':
+        cert = issueBundleSignerCertificate(ca, { domain: need(v.domain, 'domain'), publicKey, ...validity });
+        break;
+    }
+    if (generated) writeOut(`${out}.key.pem`, privateKeyToPem(generated.privateKey, readPassphrase(str(v['passphrase-file']))), { secret: true, force: v.force === true });
+    writeOut(`${out}.cert.pem`, cert.pem, { force: v.force === true });
+    recordIssued(dir, state, cert);
+    io.out(`Issued ${kind} certificate "${cert.subject}" serial ${cert.serial} until ${cert.notAfter.toISOString()}: ${out}.cert.pem${generated ? ` (key ${out}.key.pem)` : ''}`);
+    return EXIT.ok;
+  },
+};
+
+const revoke: Sub = {
+  summary: 'Record the revocation of a certificate (then run `ssmax ca crl`)',
+  usage: `Usage: ssmax ca revoke --ca DIR (--cert FILE | --serial HEX) [--reason REASON]
+
+Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
+  options: { ...common, ca: { type: 'string' }, cert: { type: 'string' }, serial: { type: 'string' }, reason: { type: 'string' } },
+  run(v, _p, io, now) {
+    const dir = need(v.ca, 'ca');
+    const state = loadState(dir);
+    const caCert = parseCertificateFile(join(dir, 'ca.cert.pem'), 'CA certificate');
+    let serial: string;
+    if (str(v.cert)) {
+      const cert = parseCertificateFile(str(v.cert) as string, 'certificate');
+      if (Buffer.compare(Buffer.from(cert.issuerDer), Buffer.from(caCert.subjectDer)) !== 0) throw new CliError(`Cannot revoke "${cert.subject}": it was not issued by "${caCert.subject}"`, EXIT.dataErr);
+      serial = cert.serial;
+    } else {
+      serial = need(v.serial, 'serial or --cert').toLowerCase().replace(/:/g, '');
+      if (!/^([0-9a-f]{2})+$/.test(serial)) throw new CliError(`Cannot revoke serial "${serial}": not hex bytes`, EXIT.usage);
+    }
+    const reason = str(v.reason) ?? 'unspecified';
+    if (!isRevocationReason(reason)) throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
+    if (state.revoked.some((r) => r.serial === serial)) throw new CliError(`Cannot revoke serial "${serial}": already revoked`, EXIT.dataErr);
+    state.revoked.push({ serial, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(), reason });
+    saveState(dir, state);
+    io.out(`Revoked serial ${serial} (${reason}); run \`ssmax ca crl --ca ${dir}\` to publish`);
+    return EXIT.ok;
+  },
+};
+
+const crl: Sub = {
+  summary: 'Write the CA\'s CRL (signed, with the next CRL number)',
+  usage: `Usage: ssmax ca crl --ca DIR [--days N] [--out FILE]
+
+Options:
+  --ca DIR                  The CA directory (root or organisation)
+  --days N                  Days until nextUpdate (default 7)
+  --out FILE                Output (default DIR/crl.pem, replaced)
+  --ca-passphrase-file F    Passphrase of the CA key`,
+  options: { ...common, ca: { type: 'string' }, days: { type: 'string' }, out: { type: 'string' }, 'ca-passphrase-file': { type: 'string' } },
+  run(v, _p, io, now) {
+    const dir = need(v.ca, 'ca');
+    const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
+    const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
+    const list = createCrl(authority, { entries, thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY), crlNumber: state.crlNumber + 1 });
+    state.crlNumber += 1;
+    saveState(dir, state);
+    const out = str(v.out) ?? join(dir, 'crl.pem');
+    writeOut(out, list.pem, { force: str(v.out) === undefined || v.force === true });
+    io.out(`Wrote CRL number ${state.crlNumber} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}`);
+    return EXIT.ok;
+  },
+};
+
+const bundle: Sub = {
+  summary: 'Build and sign the organisation bundle',
+  usage: `Usage: ssmax ca bundle --ca DIR --signer PREFIX --domain DOMAIN --key FILE[:STATE]… --abuse mailto:ADDR --serial N [options]
+
+Options:
+  --ca DIR                      Organisation CA directory (its certificate heads the chain)
+  --signer PREFIX               Bundle-signer PREFIX.cert.pem and PREFIX.key.pem (issue bundle-signer)
+  --domain DOMAIN               The domain the bundle is for
+  --key FILE[:STATE]            Encryption-key certificate; STATE current (default), next or retired (repeatable)
+  --seal FILE                   Gateway sealing certificate (repeatable)
+  --crl FILE                    CRL to include (repeatable; default DIR/crl.pem)
+  --abuse mailto:ADDR           Abuse contact
+  --serial N                    Bundle serial; must grow with every publication
+  --days N                      Validity in days (default 7)
+  --encryption MODE             Inbound policy: required (default) or opportunistic
+  --seal-policy MODE            Inbound policy: required (default) or optional
+  --max-message-bytes N         Inbound policy (default 26214400)
+  --out FILE                    Output (default stdout)
+  --signer-passphrase-file F    Passphrase of the signer key`,
+  options: {
+    ...common, ca: { type: 'string' }, signer: { type: 'string' }, domain: { type: 'string' }, key: { type: 'string', multiple: true },
+    seal: { type: 'string', multiple: true }, crl: { type: 'string', multiple: true }, abuse: { type: 'string' }, serial: { type: 'string' },
+    days: { type: 'string' }, encryption: { type: 'string' }, 'seal-policy': { type: 'string' }, 'max-message-bytes': { type: 'string' },
+    out: { type: 'string' }, 'signer-passphrase-file': { type: 'string' },
+  },
+  run(v, _p, io, now) {
+    const dir = need(v.ca, 'ca');
+    const signerPrefix = need(v.signer, 'signer');
+    const caCert = parseCertificateFile(join(dir, 'ca.cert.pem'), 'CA certificate');
+    const signerCert = parseCertificateFile(`${signerPrefix}.cert.pem`, 'signer certificate');
+    let signerKey;
+    try {
+      signerKey = privateKeyFromPem(readText(`${signerPrefix}.key.pem`, 'signer key'), readPassphrase(str(v['signer-passphrase-file'])));
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw new CliError((err as Error).message, EXIT.dataErr);
+    }
+    const keys = list(v.key).map((spec) => {
+      const m = /^(.*?)(?::(current|next|retired))?$/.exec(spec);
+      return { certificate: parseCertificateFile(m?.[1] ?? spec, 'encryption-key certificate'), state: (m?.[2] ?? 'current') as KeyState };
+    });
+    if (keys.length === 0) throw new CliError('Missing --key', EXIT.usage);
+    const serialText = need(v.serial, 'serial');
+    if (!/^\d+$/.test(serialText)) throw new CliError(`Cannot use --serial "${serialText}": not a non-negative integer`, EXIT.usage);
+    const crlFiles = list(v.crl).length > 0 ? list(v.crl) : [join(dir, 'crl.pem')];
+    const encryption = str(v.encryption) ?? 'required';
+    const sealPolicy = str(v['seal-policy']) ?? 'required';
+    if (encryption !== 'required' && encryption !== 'opportunistic') throw new CliError(`Cannot use --encryption "${encryption}": required or opportunistic`, EXIT.usage);
+    if (sealPolicy !== 'required' && sealPolicy !== 'optional') throw new CliError(`Cannot use --seal-policy "${sealPolicy}": required or optional`, EXIT.usage);
+    const issued = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const text = createBundle({
+      domain: need(v.domain, 'domain'),
+      serial: Number(serialText),
+      issued,
+      expires: new Date(issued.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
+      orgCaChain: [caCert],
+      encryptionKeys: keys,
+      sealingCertificates: list(v.seal).map((f) => parseCertificateFile(f, 'sealing certificate')),
+      crls: crlFiles.flatMap((f) => fromPemAll(readText(f, 'CRL'), 'X509 CRL')),
+      abuseContact: need(v.abuse, 'abuse'),
+      inboundPolicy: { encryption, seal: sealPolicy, maxMessageBytes: positiveInt(str(v['max-message-bytes']), 'max-message-bytes', 26_214_400) },
+    }, { certificate: signerCert, privateKey: signerKey });
+    const out = str(v.out);
+    if (out) {
+      writeOut(out, text, { force: v.force === true });
+      io.out(`Wrote bundle for ${str(v.domain)} (serial ${serialText}) to ${out}`);
+    } else {
+      io.out(text);
+    }
+    return EXIT.ok;
+  },
+};
+
+const verifyCmd: Sub = {
+  summary: 'Verify a certificate (chain, CRLs, use) or an organisation bundle',
+  usage: `Usage: ssmax ca verify --root FILE --cert FILE [--chain FILE…] [--crl FILE…] [--use USE] [--role ROLE…] [--at TIME]
+       ssmax ca verify --root FILE --bundle FILE --domain DOMAIN [--crl FILE…] [--min-serial N] [--at TIME]
+
+Prints the result (valid, expired, not-yet-valid, revoked, revocation-unknown,
+wrong-usage, outside-name-constraints, untrusted, malformed; for bundles also
+bad-signature, signer-not-certified, wrong-domain, replayed, invalid-content)
+and exits 0 only when valid.
+
+Options:
+  --root FILE          Trusted SSMAX root certificate(s) (repeatable)
+  --cert FILE          Certificate to verify
+  --chain FILE         Intermediate certificates, any order (repeatable)
+  --crl FILE           CRLs (repeatable)
+  --use USE            ${INTENDED_USES.join(', ')} (default any)
+  --role ROLE          For tls-server/tls-client: accepted roles (${ROLES.join(', ')})
+  --bundle FILE        Organisation bundle (JSON) to verify instead
+  --domain DOMAIN      The domain the bundle must be for
+  --min-serial N       Reject a bundle older than this serial
+  --at TIME            Verify at this ISO 8601 time instead of now`,
+  options: {
+    ...common, root: { type: 'string', multiple: true }, cert: { type: 'string' }, chain: { type: 'string', multiple: true }, crl: { type: 'string', multiple: true },
+    use: { type: 'string' }, role: { type: 'string', multiple: true }, bundle: { type: 'string' }, domain: { type: 'string' }, 'min-serial': { type: 'string' }, at: { type: 'string' },
+  },
+  run(v, _p, io, now) {
+    const roots = list(v.root).flatMap(certificatesInFile);
+    if (roots.length === 0) throw new CliError('Missing --root', EXIT.usage);
+    const time = parseTimeOption(str(v.at), now);
+    const crls = list(v.crl).flatMap((f) => {
+      try {
+        return fromPemAll(readText(f, 'CRL'), 'X509 CRL');
+      } catch (err) {
+        if (err instanceof CliError) throw err;
+        throw new CliError(`Cannot read CRL "${f}": ${(err as Error).message}`, EXIT.dataErr);
+      }
+    });
+    if (str(v.bundle)) {
+      const minSerial = str(v['min-serial']);
+      if (minSerial !== undefined && !/^\d+$/.test(minSerial)) throw new CliError(`Cannot use --min-serial "${minSerial}": not a non-negative integer`, EXIT.usage);
+      const r = verifyBundle(readText(str(v.bundle) as string, 'bundle'), { domain: need(v.domain, 'domain'), roots, crls, time, ...(minSerial !== undefined ? { minSerial: Number(minSerial) } : {}) });
+      (r.status === 'valid' ? io.out : io.err)(`${r.status}: ${r.message}`);
+      return r.status === 'valid' ? EXIT.ok : EXIT.failure;
+    }
+    const use = (str(v.use) ?? 'any') as IntendedUse;
+    if (!INTENDED_USES.includes(use)) throw new CliError(`Cannot use --use "${use}": one of ${INTENDED_USES.join(', ')}`, EXIT.usage);
+    const roles = list(v.role);
+    for (const r of roles) if (!ROLES.includes(r as Role)) throw new CliError(`Cannot use --role "${r}": one of ${ROLES.join(', ')}`, EXIT.usage);
+    const r = validateCertificate({
+      leaf: readText(need(v.cert, 'cert'), 'certificate'),
+      intermediates: list(v.chain).flatMap(certificatesInFile),
+      roots, crls, use, time, ...(roles.length > 0 ? { roles: roles as Role[] } : {}),
+    });
+    (r.status === 'valid' ? io.out : io.err)(`${r.status}: ${r.message}`);
+    return r.status === 'valid' ? EXIT.ok : EXIT.failure;
+  },
+};
+
+const SUBCOMMANDS: Record<string, Sub> = { 'init-root': initRoot, 'init-org': initOrg, issue, revoke, crl, bundle, verify: verifyCmd };
+
+function groupUsage(): string {
+  const width = Math.max(...Object.keys(SUBCOMMANDS).map((n) => n.length));
+  return ['Usage: ssmax ca <subcommand> [options]', '', 'Subcommands:', ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(width)}  ${s.summary}`), '', 'Run `ssmax ca <subcommand> --help` for its options.'].join('\n');
+}
+
+/** Runs one subcommand; `now` is injectable for tests (the CLI passes the real time). */
+export async function runCa(argv: string[], io: CliIo, now: Date = new Date()): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(groupUsage());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const sub = SUBCOMMANDS[name];
+  if (!sub) {
+    io.err(`ssmax ca: unknown subcommand "${name}"\n\n${groupUsage()}`);
+    return EXIT.usage;
+  }
+  let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: sub.options, allowPositionals: sub.positionals === true, strict: true }) as typeof parsed;
+  } catch (err) {
+    throw new CliError(`${(err as Error).message.replace(/\.$/, '')}\n\n${sub.usage}`, EXIT.usage);
+  }
+  if (parsed.values.help === true) {
+    io.out(sub.usage);
+    return EXIT.ok;
+  }
+  try {
+    return sub.run(parsed.values, parsed.positionals, io, now);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    // Library refusals (profile checks) are the user's input problems: report them as they are.
+    throw new CliError(err instanceof Error ? err.message : String(err), EXIT.dataErr);
+  }
+}
 
 export const caCommand: CommandGroup = {
   summary: 'Certificate authority: root, organisation CAs, certificates, CRLs, bundles',
-  async run(_argv, io) {
-    io.err('not built yet');
-    return EXIT.software;
-  },
+  run: (argv, io) => runCa(argv, io),
 };
