@@ -212,6 +212,21 @@ function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/**
+ * mailsplit reports the body of an empty part that is followed by a sibling
+ * delimiter as one line end (the delimiter's own CRLF), but as nothing before a
+ * closing delimiter. A part body of exactly one line end is therefore read as
+ * empty everywhere, so an empty attachment hashes the same in every transfer
+ * encoding and position (docs/chain.md, "Known limits").
+ */
+function emptyPartFix(entry: SplitNode): readonly Buffer[] {
+  if (!entry.node.parentNode) return entry.body;
+  const total = entry.body.reduce((n, b) => n + b.length, 0);
+  if (total > 2) return entry.body;
+  const raw = Buffer.concat(entry.body).toString('latin1');
+  return raw === '\r\n' || raw === '\n' ? [] : entry.body;
+}
+
 async function describe(entry: SplitNode, path: string, budget: Budget): Promise<BodyNode> {
   const base = describeEntity(entry, path);
   const { node } = entry;
@@ -221,7 +236,7 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
     for (const child of entry.children) children.push(await describe(child, `${path}.${++index}`, budget));
     return { ...base, kind: 'multipart', children };
   }
-  const bytes = await runTransform(node.getDecoder() as Transform, entry.body);
+  const bytes = await runTransform(node.getDecoder() as Transform, emptyPartFix(entry));
   if (base.contentType === 'message/rfc822' || base.contentType === 'message/global') {
     const inner = await split(bytes, entry.depth + 1, budget);
     const fields = headerFieldsOf(inner.node, `${path}.1`);

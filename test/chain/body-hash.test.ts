@@ -66,6 +66,17 @@ describe('structural body hash', () => {
     expect(a).not.toBe(c);
   });
 
+  it('hashes an empty attachment the same in quoted-printable and base64, before a sibling or the closing delimiter', async () => {
+    const message = (cte: string, order: 'first' | 'last') => {
+      const empty = `Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n`;
+      const other = 'Content-Type: text/plain\r\n\r\nhello';
+      const [a, b] = order === 'first' ? [empty, other] : [other, empty];
+      return Buffer.from(`From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n${a}\r\n--x\r\n${b}\r\n--x--\r\n`);
+    };
+    expect(await bodyHash(message('quoted-printable', 'first'))).toBe(await bodyHash(message('base64', 'first')));
+    expect(await bodyHash(message('quoted-printable', 'last'))).toBe(await bodyHash(message('base64', 'last')));
+  });
+
   it('decodes RFC 2231 and encoded-word filenames to the same name', async () => {
     const a = await bodyHash(single('application/pdf', 'base64', 'AAAA', "Content-Disposition: attachment; filename*=utf-8''%E5%A0%B1%E5%91%8A.pdf\r\n"));
     const b = await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="=?ISO-2022-JP?B?GyRCSnM5cBsoQg==?=.pdf"\r\n'));

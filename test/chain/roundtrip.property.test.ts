@@ -12,6 +12,10 @@ import { verifyChain } from '../../src/chain/verify-chain';
 import { ALICE, TRACKING_TOKEN, directory, makeOrg, makeUser, now } from './fixtures';
 import { type Message, type Part, render, seededChoices } from './mime-model';
 
+// SSMAX_FC_SCALE=20 npx jest test/chain/roundtrip runs twenty times as many cases (a deeper search).
+const SCALE = Math.max(1, Number(process.env.SSMAX_FC_SCALE ?? 1));
+const runs = (n: number): number => n * SCALE;
+
 const alice = makeUser(ALICE);
 const orgA = makeOrg('a.example');
 const orgB = makeOrg('b.example');
@@ -194,10 +198,10 @@ describe('round trip through re-encoding (property)', () => {
         const result = await verifyChain(prependField(reencoded, sealed.field), opts);
         expect(result.summary).toBe('ssmax-chain=pass header.d=a.example header.i=1');
       }),
-      { numRuns: 100 },
+      { numRuns: runs(100) },
     );
     // The property is not vacuous: most runs verified other bytes than were sealed.
-    expect(differentBytes).toBeGreaterThan(60);
+    expect(differentBytes).toBeGreaterThan(runs(60));
   });
 
   it('a user-signed message re-encoded still verifies', async () => {
@@ -209,7 +213,7 @@ describe('round trip through re-encoding (property)', () => {
         expect(result.result).toBe('pass');
         expect(result.signerMatchesFrom).toBe(true);
       }),
-      { numRuns: 30 },
+      { numRuns: runs(30) },
     );
   });
 
@@ -223,7 +227,7 @@ describe('round trip through re-encoding (property)', () => {
         const delivered = prependField(prependField(render(model, seededChoices(s3)), first.field), second.field);
         expect((await verifyChain(delivered, opts)).summary).toBe('ssmax-chain=pass header.d=b.example header.i=2');
       }),
-      { numRuns: 20 },
+      { numRuns: runs(20) },
     );
   });
 
@@ -238,7 +242,7 @@ describe('round trip through re-encoding (property)', () => {
         const result = await verifyChain(tampered, opts);
         expect(result.result).toBe('fail');
       }),
-      { numRuns: 25 },
+      { numRuns: runs(25) },
     );
   });
 });
