@@ -16,7 +16,6 @@ import { generateP256KeyPair, p256PrivateKeyFrom } from '../../../src/crypto/ecd
 import { readMessage } from '../../../src/chain/body-hash';
 import { protectedHeaderBlock } from '../../../src/chain/canonicalize';
 import { certificateRef } from '../../../src/chain/certificate-lookup';
-import { prependField } from '../../../src/chain/message-fields';
 import { seal } from '../../../src/chain/seal';
 import { parseSeal, parseUserSignature, sealSigningInput, signedForm } from '../../../src/chain/tags';
 import { signUser } from '../../../src/chain/user-signature';
