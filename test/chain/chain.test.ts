@@ -110,6 +110,18 @@ describe('seals (hops 1…N)', () => {
     expect(chain.instances.map((r) => r.matchesMessage)).toEqual([false, true]);
   });
 
+  it('verifies after line ends change from bare LF to CRLF (spool file to SMTP), and after headers of different names are reordered', async () => {
+    const lf = Buffer.from(sampleMessage().toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+    const first = await sealOnce(lf);
+    expect(first.message.toString('latin1')).not.toContain('\r\n');
+    const crlf = Buffer.from(first.message.toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
+    expect((await verifyChain(crlf, opts)).result).toBe('pass');
+    // Subject moved above To: the order of different names is not covered (as in DKIM).
+    const reordered = Buffer.from(crlf.toString('latin1').replace('To: Bob <bob@b.example>\r\nSubject: Quarterly figures\r\n', 'Subject: Quarterly figures\r\nTo: Bob <bob@b.example>\r\n'), 'latin1');
+    expect(reordered.equals(crlf)).toBe(false);
+    expect((await verifyChain(reordered, opts)).result).toBe('pass');
+  });
+
   it('never emits a length limit: no l= tag in any field', async () => {
     const first = await sealOnce(sampleMessage());
     const second = await sealOnce(first.message, orgB, {});
