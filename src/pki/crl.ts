@@ -6,10 +6,11 @@
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { MalformedCertificateError, bytesEqual } from './certificate';
+import { MalformedCertificateError, bytesEqual, readExtensions } from './certificate';
+import { DerError, type Tlv, TAG, bigInteger, children, decodeBitString, decodeOid, decodeTime, expectTag, integerHex, parseDer, smallInteger } from './der';
 import { type SigningAuthority, signTbs, toCertTime } from './issue';
-import { formatName, nameAttributes } from './name';
-import { OID, normalizeOid } from './oids';
+import { formatName, parseName } from './name';
+import { OID } from './oids';
 import { fromPem, toPem } from './pem';
 
 /** RFC 5280 §5.3.1 CRLReason; value 7 is unused. */
@@ -113,81 +114,98 @@ export function createCrl(ca: SigningAuthority, opts: CrlOptions): ParsedCrl {
   return parseCrl(signTbs(crl, ca.privateKey));
 }
 
-/** Parses a CRL from DER or PEM; throws MalformedCertificateError on bad input. */
-export function parseCrl(input: CrlInput): ParsedCrl {
-  if (typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && 'entries' in input) return input;
-  let der: Uint8Array;
-  try {
-    der = typeof input === 'string' ? fromPem(input, 'X509 CRL') : input;
-    if (!(der instanceof Uint8Array)) throw new Error('expected DER bytes or a PEM string');
-  } catch (err) {
-    throw new MalformedCertificateError(`Cannot parse CRL: ${err instanceof Error ? err.message : String(err)}`);
+function parseDerCrl(der: Uint8Array): ParsedCrl {
+  const [tbs, sigAlg, sigValue, extra] = children(parseDer(der, 'CRL', TAG.sequence), 'CRL');
+  if (!tbs || !sigAlg || !sigValue || extra) throw new DerError('Cannot parse CRL: expected tbsCertList, signatureAlgorithm, signatureValue');
+  const f = children(expectTag(tbs, TAG.sequence, 'tbsCertList'), 'tbsCertList');
+  let i = 0;
+  if (f[i]?.tag !== TAG.integer || smallInteger(f[i++] as Tlv, 'CRL version') !== 1) throw new DerError('Cannot parse CRL: not a v2 CRL');
+  const innerAlg = f[i++];
+  const issuerTlv = f[i++];
+  const thisTlv = f[i++];
+  if (!innerAlg || !issuerTlv || !thisTlv) throw new DerError('Cannot parse CRL: incomplete tbsCertList');
+  if (Buffer.compare(Buffer.from(innerAlg.bytes), Buffer.from(sigAlg.bytes)) !== 0) throw new DerError('Cannot parse CRL: the signature algorithm inside and outside the signed part differ');
+  const algParts = children(expectTag(sigAlg, TAG.sequence, 'signature algorithm'), 'signature algorithm');
+  const signatureAlgorithm = decodeOid(algParts[0] ?? sigAlg, 'signature algorithm');
+  let nextUpdate: Date | undefined;
+  if (f[i]?.tag === TAG.utcTime || f[i]?.tag === TAG.generalizedTime) nextUpdate = decodeTime(f[i++] as Tlv, 'nextUpdate');
+  const entries = new Map<string, RevocationEntry>();
+  const unknownCritical: string[] = [];
+  if (f[i]?.tag === TAG.sequence) {
+    for (const rc of children(f[i++] as Tlv, 'revoked certificates')) {
+      const [serialTlv, dateTlv, extsTlv, more] = children(expectTag(rc, TAG.sequence, 'revoked certificate'), 'revoked certificate');
+      if (!serialTlv || !dateTlv || more) throw new DerError('Cannot parse CRL: bad revoked certificate entry');
+      const serial = integerHex(serialTlv, 'revoked serial');
+      let reason: RevocationReason = 'unspecified';
+      if (extsTlv) {
+        readExtensions(extsTlv, (id, critical, value) => {
+          if (id === OID.crlReason) {
+            const code = smallInteger(parseDer(value, 'CRL reason'), 'CRL reason', TAG.enumerated);
+            const found = (Object.entries(REVOCATION_REASONS) as [RevocationReason, number][]).find(([, v]) => v === code);
+            if (!found) throw new DerError(`Cannot parse CRL reason "${code}": unknown code`);
+            reason = found[0];
+          } else if (critical) {
+            unknownCritical.push(id);
+          }
+        });
+      }
+      if (entries.has(serial)) throw new DerError(`Cannot parse CRL: serial "${serial}" is listed twice`);
+      entries.set(serial, { serial, revokedAt: decodeTime(dateTlv, 'revocation date'), reason });
+    }
   }
-  let crl: pkijs.CertificateRevocationList;
-  try {
-    const asn1 = asn1js.fromBER(der);
-    if (asn1.offset === -1 || asn1.offset !== der.length) throw new Error('bad DER');
-    crl = new pkijs.CertificateRevocationList({ schema: asn1.result });
-  } catch (err) {
-    throw new MalformedCertificateError(`Cannot parse CRL: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  if (crl.signature.algorithmId !== crl.signatureAlgorithm.algorithmId) throw new MalformedCertificateError('Cannot parse CRL: the signature algorithm inside and outside the signed part differ');
   let crlNumber: bigint | undefined;
   let authorityKeyId: string | undefined;
-  const unknownCritical: string[] = [];
-  for (const e of crl.crlExtensions?.extensions ?? []) {
-    const id = normalizeOid(e.extnID);
-    const value = e.extnValue.valueBlock.valueHexView;
-    if (id === OID.crlNumber) {
-      const int = asn1js.fromBER(value).result;
-      if (!(int instanceof asn1js.Integer)) throw new MalformedCertificateError('Cannot parse CRL number: not an INTEGER');
-      crlNumber = BigInt(`0x${Buffer.from(int.valueBlock.valueHexView).toString('hex') || '0'}`);
-    } else if (id === OID.authorityKeyIdentifier) {
-      try {
-        const aki = new pkijs.AuthorityKeyIdentifier({ schema: asn1js.fromBER(value).result });
-        if (aki.keyIdentifier) authorityKeyId = Buffer.from(aki.keyIdentifier.valueBlock.valueHexView).toString('hex');
-      } catch {
-        throw new MalformedCertificateError('Cannot parse CRL authority key identifier: bad structure');
-      }
-    } else if (e.critical) {
-      unknownCritical.push(id);
-    }
+  if (f[i]?.tag === 0xa0) {
+    const wrapped = children(f[i++] as Tlv, 'CRL extensions');
+    if (wrapped.length !== 1) throw new DerError('Cannot parse CRL: bad extensions');
+    readExtensions(wrapped[0] as Tlv, (id, critical, value) => {
+      if (id === OID.crlNumber) crlNumber = bigInteger(parseDer(value, 'CRL number'), 'CRL number');
+      else if (id === OID.authorityKeyIdentifier) {
+        for (const part of children(parseDer(value, 'authority key identifier', TAG.sequence), 'authority key identifier')) {
+          if (part.tag === 0x80) authorityKeyId = Buffer.from(part.value).toString('hex');
+        }
+      } else if (critical) unknownCritical.push(id);
+    });
   }
-  const entries = new Map<string, RevocationEntry>();
-  for (const rc of crl.revokedCertificates ?? []) {
-    const serial = Buffer.from(rc.userCertificate.valueBlock.valueHexView).toString('hex');
-    let reason: RevocationReason = 'unspecified';
-    for (const e of rc.crlEntryExtensions?.extensions ?? []) {
-      const id = normalizeOid(e.extnID);
-      if (id === OID.crlReason) {
-        const en = asn1js.fromBER(e.extnValue.valueBlock.valueHexView).result;
-        if (!(en instanceof asn1js.Enumerated)) throw new MalformedCertificateError('Cannot parse CRL reason: not an ENUMERATED');
-        const found = (Object.entries(REVOCATION_REASONS) as [RevocationReason, number][]).find(([, v]) => v === en.valueBlock.valueDec);
-        if (!found) throw new MalformedCertificateError(`Cannot parse CRL reason "${en.valueBlock.valueDec}": unknown code`);
-        reason = found[0];
-      } else if (e.critical) {
-        unknownCritical.push(id);
-      }
-    }
-    entries.set(serial, { serial, revokedAt: rc.revocationDate.value, reason });
-  }
-  const issuerDer = new Uint8Array(crl.issuer.valueBeforeDecode);
+  if (f[i]) throw new DerError('Cannot parse CRL: trailing fields in tbsCertList');
+  const sig = decodeBitString(sigValue, 'CRL signature');
+  if (sig.unusedBits !== 0) throw new DerError('Cannot parse CRL: signature BIT STRING has unused bits');
+  const issuerDer = expectTag(issuerTlv, TAG.sequence, 'CRL issuer').bytes;
   return Object.freeze({
     der,
     pem: toPem('X509 CRL', der),
     fingerprint: createHash('sha256').update(der).digest('hex'),
-    tbs: new Uint8Array(crl.tbsView),
-    signatureAlgorithm: crl.signatureAlgorithm.algorithmId,
-    signature: new Uint8Array(crl.signatureValue.valueBlock.valueHexView),
+    tbs: tbs.bytes,
+    signatureAlgorithm,
+    signature: sig.bytes,
     issuerDer,
-    issuer: formatName(nameAttributes(crl.issuer)),
-    thisUpdate: crl.thisUpdate.value,
-    nextUpdate: crl.nextUpdate?.value,
+    issuer: formatName(parseName(issuerTlv)),
+    thisUpdate: decodeTime(thisTlv, 'thisUpdate'),
+    nextUpdate,
     crlNumber,
     authorityKeyId,
     entries,
     unknownCriticalExtensions: unknownCritical,
   });
+}
+
+/** Parses a CRL from DER or PEM; throws MalformedCertificateError on bad input. */
+export function parseCrl(input: CrlInput): ParsedCrl {
+  if (typeof input === 'object' && input !== null && !(input instanceof Uint8Array) && 'entries' in input) return input;
+  let der: Uint8Array;
+  try {
+    if (typeof input === 'string') der = fromPem(input, 'X509 CRL');
+    else if (input instanceof Uint8Array) der = new Uint8Array(input);
+    else throw new Error('expected DER bytes or a PEM string');
+  } catch (err) {
+    throw new MalformedCertificateError(`Cannot parse CRL: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return parseDerCrl(der);
+  } catch (err) {
+    if (err instanceof DerError) throw new MalformedCertificateError(err.message);
+    throw err;
+  }
 }
 
 /** True if the CRL was issued by (names) this CA certificate's subject. */

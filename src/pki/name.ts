@@ -5,6 +5,7 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { DerError, type Tlv, TAG, children, decodeOid, decodeString, expectTag } from './der';
 import { ATTR } from './oids';
 
 export interface NameAttribute {
@@ -47,13 +48,23 @@ export function pkijsName(der: Uint8Array): pkijs.RelativeDistinguishedNames {
   return pkijs.RelativeDistinguishedNames.fromBER(new Uint8Array(der));
 }
 
-/** The attributes of a parsed name, in order (multi-valued RDNs flattened). */
-export function nameAttributes(name: pkijs.RelativeDistinguishedNames): NameAttribute[] {
-  return name.typesAndValues.map((tv) => {
-    const v = tv.value as unknown as { valueBlock?: { value?: unknown } };
-    const value = typeof v?.valueBlock?.value === 'string' ? v.valueBlock.value : '';
-    return { type: tv.type, value };
-  });
+/** The attributes of a DER Name, in order (multi-valued RDNs flattened); strings we cannot read are kept as hex. */
+export function parseName(name: Tlv): NameAttribute[] {
+  const out: NameAttribute[] = [];
+  for (const rdn of children(expectTag(name, TAG.sequence, 'name'), 'name')) {
+    for (const atv of children(expectTag(rdn, TAG.set, 'relative distinguished name'), 'relative distinguished name')) {
+      const [type, value, extra] = children(expectTag(atv, TAG.sequence, 'attribute'), 'attribute');
+      if (!type || !value || extra) throw new DerError('Cannot parse name: bad attribute');
+      let text: string;
+      try {
+        text = decodeString(value, 'name attribute');
+      } catch {
+        text = `#${Buffer.from(value.bytes).toString('hex')}`;
+      }
+      out.push({ type: decodeOid(type, 'attribute type'), value: text });
+    }
+  }
+  return out;
 }
 
 /** Display form, most significant first, e.g. `O=A Corp, CN=a.example organisation CA`. */

@@ -67,16 +67,3 @@ export const ATTR = {
   emailAddress: '1.2.840.113549.1.9.1',
 } as const;
 
-/**
- * asn1js prints a sub-identifier too large for a JS number (our 128-bit UUID
- * arc) as `{hex}`, the hex of its base-128 digits. Converts such a string back
- * to dotted decimal so OIDs compare with the constants above.
- */
-export function normalizeOid(oid: string): string {
-  if (!oid.includes('{')) return oid;
-  return oid.replace(/\{([0-9a-fA-F]*)\}/g, (_m, hexDigits: string) => {
-    let v = 0n;
-    for (let i = 0; i < hexDigits.length; i += 2) v = v * 128n + BigInt(parseInt(hexDigits.slice(i, i + 2), 16) & 0x7f);
-    return v.toString();
-  });
-}

@@ -286,6 +286,14 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
       if (problem) return problem;
     }
   }
+  if (req.use !== 'any') {
+    try {
+      if (cache) cache.publicKey(leaf);
+      else publicKeyOf(leaf);
+    } catch {
+      return { status: 'malformed', message: `Certificate ${quote(leaf)} has a public key that cannot be read` };
+    }
+  }
   const usage = usageProblem(leaf, req.use, req.roles);
   if (usage) return { status: 'wrong-usage', certificate: leaf, use: req.use, message: `Certificate ${quote(leaf)} cannot be used for ${req.use}: ${usage}` };
   const role = roleOf(leaf);
