@@ -184,6 +184,26 @@ function describeEntity(entry: SplitNode, path: string): EntityDescription {
 
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * Characters that JIS X 0208 converters map to different Unicode code points
+ * (the JIS table versus Microsoft's CP932 table): encoding-japanese turns a
+ * UTF-8 WAVE DASH into ISO-2022-JP 0x2141, which decodes as FULLWIDTH TILDE.
+ * A relay converting the charset on the way must not break the hash (the seed's
+ * ISO-2022-JP case), so each pair hashes as its JIS-table member. A reader sees
+ * the same sign either way.
+ */
+const JIS_MAPPING_CANONICAL: Readonly<Record<string, string>> = {
+  '\uff5e': '\u301c', // FULLWIDTH TILDE -> WAVE DASH
+  '\u2225': '\u2016', // PARALLEL TO -> DOUBLE VERTICAL LINE
+  '\uff0d': '\u2212', // FULLWIDTH HYPHEN-MINUS -> MINUS SIGN
+  '\uffe0': '\u00a2', // FULLWIDTH CENT SIGN -> CENT SIGN
+  '\uffe1': '\u00a3', // FULLWIDTH POUND SIGN -> POUND SIGN
+  '\uffe2': '\u00ac', // FULLWIDTH NOT SIGN -> NOT SIGN
+  '\u2015': '\u2014', // HORIZONTAL BAR -> EM DASH
+  '\uffe4': '\u00a6', // FULLWIDTH BROKEN BAR -> BROKEN BAR
+};
+const JIS_MAPPING_VARIANTS = /[\uff5e\u2225\uff0d\uffe0\uffe1\uffe2\u2015\uffe4]/g;
+
 /** Decodes a text leaf to its canonical Unicode form, or undefined if its charset cannot be read. */
 async function canonicalText(bytes: Buffer, node: MimeNode): Promise<string | undefined> {
   const charset = libmime.normalizeCharset(node.charset || 'utf-8');
@@ -203,6 +223,7 @@ async function canonicalText(bytes: Buffer, node: MimeNode): Promise<string | un
   if (node.flowed) text = libmime.decodeFlowed(text, node.delSp);
   return text
     .replace(/^\ufeff/, '')
+    .replace(JIS_MAPPING_VARIANTS, (c) => JIS_MAPPING_CANONICAL[c] ?? c)
     .replace(/\r\n|\r|\n/g, '\r\n')
     .replace(/(?:\r\n)+$/, '')
     .normalize('NFC');

@@ -1,6 +1,6 @@
 import { bodyHash, readMessage } from '../../src/chain/body-hash';
 import { CHAIN_LIMITS } from '../../src/chain/limits';
-import { encodeCharset } from './mime-model';
+import { decodeCharset, encodeCharset } from './mime-model';
 
 const JAPANESE = '日本語のテキストです。\r\n添付ファイルを確認してください。\r\nカタカナ、ひらがな、漢字。';
 
@@ -23,6 +23,16 @@ describe('structural body hash', () => {
       bodyHash(single('text/plain; charset="iso-2022-jp"', 'base64', b64(encodeCharset(JAPANESE, 'iso-2022-jp'), 12))),
     ]);
     expect(new Set(hashes).size).toBe(1);
+  });
+
+  it('survives a UTF-8 to ISO-2022-JP conversion of signs that JIS and CP932 tables map differently (WAVE DASH, …)', async () => {
+    const text = '10時〜12時、−5℃、‖、¢£¬';
+    const converted = encodeCharset(text, 'iso-2022-jp');
+    // The converter really changed the code points (U+301C comes back as U+FF5E).
+    expect(decodeCharset(converted, 'iso-2022-jp')).not.toBe(text);
+    const a = await bodyHash(single('text/plain; charset=utf-8', '8bit', Buffer.from(text, 'utf-8')));
+    const b = await bodyHash(single('text/plain; charset=ISO-2022-JP', '7bit', converted));
+    expect(a).toBe(b);
   });
 
   it('changes when one character of the Japanese text changes', async () => {
