@@ -286,9 +286,12 @@ Options:
       case 'admin': case 'disclosure':
         cert = issueTlsCertificate(ca, { role: kind, commonName: need(v.name, 'name'), publicKey, ...validity });
         break;
-      case 'seal':
-        cert = issueSealingCertificate(ca, { domain: need(v.domain, 'domain'), ...(str(v.host) ? { host: list(v.host)[0] } : {}), publicKey, ...validity });
+      case 'seal': {
+        const hosts = list(v.host);
+        if (hosts.length > 1) throw new CliError('Cannot issue seal: give at most one --host', EXIT.usage);
+        cert = issueSealingCertificate(ca, { domain: need(v.domain, 'domain'), ...(hosts[0] ? { host: hosts[0] } : {}), publicKey, ...validity });
         break;
+      }
       case 'encryption':
         cert = issueEncryptionKeyCertificate(ca, { domain: need(v.domain, 'domain'), version: positiveInt(need(v.version, 'version'), 'version', 1), publicKey, ...validity });
         break;

@@ -90,6 +90,8 @@ describe('ssmax ca', () => {
       expect(opensslText(readFileSync(`${out}.cert.pem`, 'utf8'))).toMatch(/ecdsa-with-SHA256/);
     }
     expect(roleOf(readFileSync(p('keyd-3.cert.pem'), 'utf8'))).toBe('keyd');
+    expect(parseCertificate(readFileSync(p('seal-7.cert.pem'), 'utf8')).dnsNames).toEqual(['a.example', 'mx.a.example']);
+    expect(parseCertificate(readFileSync(p('encryption-8.cert.pem'), 'utf8')).keyVersion).toBe(1);
     // A user certificate presented as a sealing certificate.
     const wrong = await ca(...verifyArgs(p('user-0.cert.pem'), '--use', 'seal'));
     expect(wrong.code).toBe(1);
