@@ -74,6 +74,9 @@ export type ValidationResult =
 export type ValidationStatus = ValidationResult['status'];
 
 const MAX_PATH = 8;
+/** Bounds on attacker-supplied chains (a TLS peer chooses its intermediates). */
+const MAX_INTERMEDIATES = 32;
+const MAX_SIGNATURE_CHECKS = 64;
 
 /**
  * Memo of the time-independent work: parsing, public keys and signature checks,
@@ -182,18 +185,20 @@ function buildPaths(leaf: ParsedCertificate, pool: readonly ParsedCertificate[],
     search.paths.push([leaf]);
     return search;
   }
+  let budget = MAX_SIGNATURE_CHECKS;
+  const signedBy = (child: ParsedCertificate, issuer: ParsedCertificate): boolean => budget-- > 0 && certSignedBy(child, issuer, cache);
   const walk = (path: ParsedCertificate[]): void => {
-    if (search.paths.length >= 4 || path.length > MAX_PATH) return;
+    if (search.paths.length >= 4 || path.length > MAX_PATH || budget <= 0) return;
     const current = path[path.length - 1] as ParsedCertificate;
     for (const root of roots) {
       if (!mayIssue(current, root)) continue;
-      if (certSignedBy(current, root, cache)) search.paths.push([...path, root]);
+      if (signedBy(current, root)) search.paths.push([...path, root]);
       else search.badSignature ??= current;
     }
     for (const inter of pool) {
       if (path.some((p) => p.fingerprint === inter.fingerprint) || roots.some((r) => r.fingerprint === inter.fingerprint)) continue;
       if (!mayIssue(current, inter)) continue;
-      if (certSignedBy(current, inter, cache)) walk([...path, inter]);
+      if (signedBy(current, inter)) walk([...path, inter]);
       else search.badSignature ??= current;
     }
   };
@@ -341,6 +346,7 @@ export function validateCertificate(req: ValidationRequest): ValidationResult {
     const cert = (i: CertificateInput) => (cache ? cache.certificate(i) : parseCertificate(i));
     const crl = (i: CrlInput) => (cache ? cache.crl(i) : parseCrl(i));
     leaf = cert(req.leaf);
+    if ((req.intermediates ?? []).length > MAX_INTERMEDIATES) throw new MalformedCertificateError(`Cannot validate: more than ${MAX_INTERMEDIATES} intermediates`);
     pool = parseAll(req.intermediates ?? [], cert);
     roots = parseAll(req.roots ?? [], cert);
     crls = parseAll(req.crls ?? [], crl);

@@ -263,6 +263,11 @@ describe('malformed', () => {
     expectStatus(r, 'malformed');
     expect(r.message).toMatch(/critical extension 1\.2\.3\.4\.5/);
   });
+  test('too many intermediates (a hostile TLS peer) is refused before any signature check', () => {
+    const many = Array.from({ length: 33 }, () => w.orgB.certificate);
+    expectStatus(validateCertificate(req(w.sealA, { intermediates: many })), 'malformed');
+    expectStatus(validateCertificate(req(w.sealA, { intermediates: [...many.slice(0, 31), w.orgA.certificate] })), 'valid');
+  });
   test('the validator never throws on arbitrary input', () => {
     for (const junk of [null, undefined, {}, [], 'x', new Uint8Array(0)]) {
       expect(() => validateCertificate(junk as never)).not.toThrow();
