@@ -234,18 +234,28 @@ function sha256Hex(data: Uint8Array | string): string {
 }
 
 /**
- * mailsplit reports the body of an empty part that is followed by a sibling
- * delimiter as one line end (the delimiter's own CRLF), but as nothing before a
- * closing delimiter. A part body of exactly one line end is therefore read as
- * empty everywhere, so an empty attachment hashes the same in every transfer
- * encoding and position (docs/chain.md, "Known limits").
+ * The raw content of a leaf, before transfer decoding, with the line ends that
+ * belong to the message's framing rather than to the content taken off:
+ *
+ * - A message's last line end ends the message, not its content: SMTP adds one
+ *   to a message that lacks it (RFC 5321 §4.1.1.4), so `abc` and `abc` CRLF as
+ *   the whole body of a single-part message are the same content.
+ * - mailsplit reports the body of an empty part that is followed by a sibling
+ *   delimiter as one line end (the delimiter's own CRLF), but as nothing before
+ *   a closing delimiter; a part body of exactly one line end is read as empty
+ *   everywhere, so an empty attachment hashes the same in every transfer
+ *   encoding and position.
+ *
+ * (docs/chain.md, "Structural body hash" and "Known limits".)
  */
-function emptyPartFix(entry: SplitNode): readonly Buffer[] {
-  if (!entry.node.parentNode) return entry.body;
-  const total = entry.body.reduce((n, b) => n + b.length, 0);
-  if (total > 2) return entry.body;
-  const raw = Buffer.concat(entry.body).toString('latin1');
-  return raw === '\r\n' || raw === '\n' ? [] : entry.body;
+function leafContent(entry: SplitNode): readonly Buffer[] {
+  const raw = Buffer.concat(entry.body);
+  if (!entry.node.parentNode) {
+    const end = raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a ? 2 : raw.length >= 1 && raw[raw.length - 1] === 0x0a ? 1 : 0;
+    return [raw.subarray(0, raw.length - end)];
+  }
+  const text = raw.length <= 2 ? raw.toString('latin1') : '';
+  return text === '\r\n' || text === '\n' ? [] : [raw];
 }
 
 async function describe(entry: SplitNode, path: string, budget: Budget): Promise<BodyNode> {
@@ -257,7 +267,7 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
     for (const child of entry.children) children.push(await describe(child, `${path}.${++index}`, budget));
     return { ...base, kind: 'multipart', children };
   }
-  const bytes = await runTransform(node.getDecoder() as Transform, emptyPartFix(entry));
+  const bytes = await runTransform(node.getDecoder() as Transform, leafContent(entry));
   if (base.contentType === 'message/rfc822' || base.contentType === 'message/global') {
     const inner = await split(bytes, entry.depth + 1, budget);
     const fields = headerFieldsOf(inner.node, `${path}.1`);

@@ -96,7 +96,7 @@ function transferEncode(bytes: Buffer, isText: boolean, choices: EncodingChoices
   if (cte === 'quoted-printable') {
     const width = [76, 40, 20][choices.pick(3)] ?? 76;
     // Binary content: a CR or LF outside CRLF must be encoded, not written as a line break.
-    const encoded = isText ? qp.encode(bytes) : qp.encode(bytes).replace(/\r\n/g, '=0D=0A');
+    const encoded = isText ? qp.encode(bytes) : qp.encode(bytes).replace(/\r/g, '=0D').replace(/\n/g, '=0A');
     return { cte, body: qp.wrap(encoded, width) };
   }
   return { cte, body: bytes.toString('latin1') };

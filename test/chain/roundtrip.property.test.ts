@@ -11,6 +11,7 @@ import { signUser, verifyUser } from '../../src/chain/user-signature';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { ALICE, TRACKING_TOKEN, directory, makeOrg, makeUser, now } from './fixtures';
 import { type Message, type Part, render, seededChoices } from './mime-model';
+import { relay } from './relay';
 
 // SSMAX_FC_SCALE=20 npx jest test/chain/roundtrip runs twenty times as many cases (a deeper search).
 const SCALE = Math.max(1, Number(process.env.SSMAX_FC_SCALE ?? 1));
@@ -202,6 +203,29 @@ describe('round trip through re-encoding (property)', () => {
     );
     // The property is not vacuous: most runs verified other bytes than were sealed.
     expect(differentBytes).toBeGreaterThan(runs(60));
+  });
+
+  it('a sealed message passed through a re-encoding relay (the sealed bytes themselves, split and rebuilt) still verifies', async () => {
+    let differentBytes = 0;
+    await fc.assert(
+      fc.asyncProperty(messageArb, fc.integer({ min: 1 }), fc.integer({ min: 1 }), async (model, seedA, seedB) => {
+        const sealed = await sealFirst(render(model, seededChoices(seedA)));
+        const relayed = await relay(sealed.message, seededChoices(seedB));
+        if (!relayed.equals(sealed.message)) differentBytes++;
+        expect((await verifyChain(relayed, opts)).summary).toBe('ssmax-chain=pass header.d=a.example header.i=1');
+      }),
+      { numRuns: runs(60) },
+    );
+    expect(differentBytes).toBeGreaterThan(runs(25));
+  });
+
+  it('the relay is not a no-op on content: tampering after it still fails', async () => {
+    const model: Message = { headers: [['From', ALICE], ['To', 'bob@b.example']], body: { kind: 'text', subtype: 'plain', text: '日本語のテキスト' } };
+    const sealed = await sealFirst(render(model, seededChoices(3)));
+    const relayed = await relay(sealed.message, seededChoices(5));
+    expect((await verifyChain(relayed, opts)).result).toBe('pass');
+    const tampered = await relay(Buffer.from(sealed.message.toString('latin1').replace('To: bob@b.example', 'To: eve@b.example'), 'latin1'), seededChoices(5));
+    expect(await verifyChain(tampered, opts)).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
   });
 
   it('a user-signed message re-encoded still verifies', async () => {
