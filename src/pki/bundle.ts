@@ -18,15 +18,13 @@
  * the serial is not older than the caller's last one, and every certificate
  * inside is consistent with its entry.
  */
-import { randomUUID } from 'node:crypto';
-import { signP256, verifyP256, p256PublicKeyFrom, P256_SIGNATURE_LENGTH } from '../crypto/ecdsa';
-import { type ParsedCertificate, constrainedDomains, parseCertificate } from './certificate';
+import { type KeyObject, randomUUID } from 'node:crypto';
+import { P256_SIGNATURE_LENGTH, p256PublicKeyFrom, signP256, verifyP256 } from '../crypto/ecdsa';
+import { type CertificateInput, type ParsedCertificate, constrainedDomains, parseCertificate } from './certificate';
 import { type ParsedCrl, parseCrl } from './crl';
 import { checkDomain } from './issue';
 import { compressedPointFromSpki } from './keys';
 import { type ValidationCache, type ValidationResult, validateCertificate } from './validate';
-import type { KeyObject } from 'node:crypto';
-import type { CertificateInput } from './certificate';
 
 export const BUNDLE_FORMAT = 'ssmax-bundle/1';
 /** Domain separation of the bundle signature. */
