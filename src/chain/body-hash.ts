@@ -124,8 +124,9 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
         if (parent) parent.children.push(entry);
         else if (!root) root = entry;
         current = entry;
-      } else if (chunk.type === 'body' && current) {
-        current.body.push(chunk.value);
+      } else if (chunk.type === 'body') {
+        const owner = nodes.get(chunk.node as MimeNode) ?? current;
+        if (owner) owner.body.push(chunk.value);
       }
       // 'data' chunks are boundaries, preamble and epilogue: not covered.
     });
@@ -262,6 +263,9 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
   const base = describeEntity(entry, path);
   const { node } = entry;
   if (node.multipart) {
+    // RFC 2046 §5.1.1: a multipart has at least one body part. One without a boundary, or whose
+    // boundary never occurs, would hide its whole content in the preamble, which is not covered.
+    if (entry.children.length === 0) throw new ChainFormatError('body-unparseable', `Cannot hash body: multipart part ${path} has no body parts`);
     const children: BodyNode[] = [];
     let index = 0;
     for (const child of entry.children) children.push(await describe(child, `${path}.${++index}`, budget));

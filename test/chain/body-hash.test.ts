@@ -114,6 +114,13 @@ describe('structural body hash', () => {
     expect(structure.kind === 'multipart' && structure.children[0]?.kind).toBe('message');
   });
 
+  it('refuses a multipart without body parts (no boundary, or a boundary that never occurs): its content would be uncovered', async () => {
+    const noBoundary = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed\r\n\r\nvisible text\r\n');
+    const wrongBoundary = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--y\r\nContent-Type: text/plain\r\n\r\nhidden\r\n--y--\r\n');
+    await expect(bodyHash(noBoundary)).rejects.toMatchObject({ reason: 'body-unparseable', message: 'Cannot hash body: multipart part 1 has no body parts' });
+    await expect(bodyHash(wrongBoundary)).rejects.toMatchObject({ reason: 'body-unparseable' });
+  });
+
   it('reports duplicate MIME headers in a part as duplicate-header', async () => {
     const message = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nhi\r\n--x--\r\n');
     await expect(bodyHash(message)).rejects.toMatchObject({ reason: 'duplicate-header', message: 'Cannot hash body: part 1.1 has more than one "content-type" field' });
