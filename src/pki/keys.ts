@@ -10,6 +10,7 @@
 import { type KeyObject, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { generateP256KeyPair, type P256KeyPair } from '../crypto/ecdsa';
+import { type CertificateInput, parseCertificate } from './certificate';
 
 export type KeyAlgorithm = 'p256' | 'secp256k1' | 'other';
 
@@ -100,4 +101,13 @@ export function privateKeyFromPem(pem: string, passphrase?: string): KeyObject {
   } catch {
     throw new Error(encrypted ? 'Cannot read private key: wrong passphrase or damaged file' : 'Cannot read private key: not a PKCS#8 PEM key');
   }
+}
+
+/**
+ * The 33-byte compressed secp256k1 point an encryption-key certificate (org or
+ * user) certifies: the form the crypto core encapsulates to. Throws if the
+ * certificate's key is not on secp256k1.
+ */
+export function encryptionPointOf(cert: CertificateInput): Uint8Array {
+  return compressedPointFromSpki(parseCertificate(cert).spki);
 }

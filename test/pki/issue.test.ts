@@ -2,7 +2,7 @@ import * as asn1js from 'asn1js';
 import { parseCertificate } from '../../src/pki/certificate';
 import { createOrgCa, createRootCa, issueEncryptionKeyCertificate, issueSealingCertificate, issueTlsCertificate, issueUserCertificate } from '../../src/pki/issue';
 import {
-  compressedPointFromSpki, decompressSecp256k1, generateP256KeyPair, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem,
+  compressedPointFromSpki, decompressSecp256k1, encryptionPointOf, generateP256KeyPair, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem,
   secp256k1SpkiFromPoint, spkiOf,
 } from '../../src/pki/keys';
 import { EKU, POLICY_SSMAX_V1 } from '../../src/pki/oids';
@@ -85,6 +85,8 @@ describe('profiles', () => {
     expect(c.keyVersion).toBe(9);
     expect([...(c.keyUsage ?? [])]).toEqual(['keyAgreement']);
     expect(compressedPointFromSpki(c.spki)).toEqual(point);
+    expect(encryptionPointOf(c.pem)).toEqual(point);
+    expect(() => encryptionPointOf(w.sealA)).toThrow(/not on secp256k1/);
     // The same from the 65-byte form and from the SPKI.
     const c65 = issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 9, publicKey: decompressSecp256k1(point), ...validity });
     expect(c65.spki).toEqual(c.spki);
