@@ -111,13 +111,13 @@ export interface OpensslVerify {
 }
 
 /**
- * `openssl verify -crl_check_all` (every certificate of the chain, not only the
+ * `openssl verify -x509_strict -crl_check_all` (every certificate of the chain, not only the
  * leaf, as our validator does; `crlCheck: 'leaf'` for plain `-crl_check`) at
  * `time`, optionally with a purpose.
  */
 export function opensslVerify(opts: { leaf: ParsedCertificate; intermediates: readonly ParsedCertificate[]; roots: readonly ParsedCertificate[]; crls: readonly ParsedCrl[]; time: Date; purpose?: string; crlCheck?: 'all' | 'leaf' }): OpensslVerify {
   requireOpenssl();
-  const args = ['verify', '-attime', String(Math.floor(opts.time.getTime() / 1000)), '-CAfile', tmpFile(opts.roots.map((r) => r.pem).join(''))];
+  const args = ['verify', '-x509_strict', '-attime', String(Math.floor(opts.time.getTime() / 1000)), '-CAfile', tmpFile(opts.roots.map((r) => r.pem).join(''))];
   if (opts.intermediates.length > 0) args.push('-untrusted', tmpFile(opts.intermediates.map((c) => c.pem).join('')));
   {
     args.push(opts.crlCheck === 'leaf' ? '-crl_check' : '-crl_check_all');
