@@ -48,6 +48,8 @@ interface EntityDescription {
   readonly disposition: string;
   readonly filename: string;
   readonly contentId: string;
+  /** Content-Location (RFC 2557: how multipart/related resolves URLs), whitespace removed. */
+  readonly contentLocation: string;
 }
 
 /** The tree the body hash covers, returned for diagnostics and test vectors. */
@@ -180,6 +182,7 @@ function describeEntity(entry: SplitNode, path: string): EntityDescription {
     disposition: node.disposition || '',
     filename: (node.filename || '').normalize('NFC'),
     contentId: node.headers ? node.headers.getFirst('content-id').replace(/\s+/g, '') : '',
+    contentLocation: node.headers ? node.headers.getFirst('content-location').replace(/\s+/g, '') : '',
   };
 }
 
@@ -323,6 +326,7 @@ function serialise(hash: Hash, node: BodyNode): void {
   putString(hash, node.disposition);
   putString(hash, node.filename);
   putString(hash, node.contentId);
+  putString(hash, node.contentLocation);
   switch (node.kind) {
     case 'multipart':
       putCount(hash, node.children.length);

@@ -47,6 +47,12 @@ describe('structural body hash', () => {
     expect(a).toBe(b);
   });
 
+  it('covers Content-ID and Content-Location, through which multipart/related resolves images', async () => {
+    const base = await bodyHash(single('image/png', 'base64', 'AAAA', 'Content-ID: <a@x>\r\nContent-Location: logo.png\r\n'));
+    expect(await bodyHash(single('image/png', 'base64', 'AAAA', 'Content-ID: <b@x>\r\nContent-Location: logo.png\r\n'))).not.toBe(base);
+    expect(await bodyHash(single('image/png', 'base64', 'AAAA', 'Content-ID: <a@x>\r\nContent-Location: other.png\r\n'))).not.toBe(base);
+  });
+
   it('changes with a visible line break, trailing spaces in a line, content type, disposition or filename', async () => {
     const base = await bodyHash(single('text/plain; charset=utf-8', '8bit', 'a b\r\n'));
     const variants = await Promise.all([
