@@ -5,11 +5,13 @@
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
 import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
+import { keydCommand } from './keyd';
 
 /** The command groups, by name. Add a group here and in its own file. */
 export const groups: Record<string, CommandGroup> = {
   ca: caCommand,
   crypto: cryptoCommand,
+  keyd: keydCommand,
 };
 
 export function usage(): string {

@@ -1,0 +1,152 @@
+/**
+ * `ssmax keyd …`: run the key service, and its offline tools (master key
+ * creation, k-of-n backup and restore, audit verification, rotation).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadKeydConfig } from '../keyd/config';
+import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
+import { KeydError } from '../keyd/errors';
+import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
+import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
+import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+
+const HELP = `Usage: ssmax keyd <subcommand> [options]
+
+Subcommands:
+  run --config FILE                     run the key service (HTTPS, mutual TLS) until SIGINT/SIGTERM
+  init-master --out FILE                create a new master key file (mode 0600)
+  backup-master --config FILE --shares N --threshold K [--out-dir DIR]
+                                        split the master key into N shares, any K of which restore it
+  restore-master --out FILE SHARE...    restore the master key from K share files
+  audit verify --config FILE            check the audit log's hash chain
+  rotate --config FILE                  create and activate a new org key version now (old one retired)
+
+Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-keyd.ini.`;
+
+const SUB_HELP: Record<string, string> = {
+  run: 'Usage: ssmax keyd run --config FILE\n\nRuns keyd in the foreground; SIGINT or SIGTERM stop it gracefully.\nPrints "keyd listening on HOST:PORT" when ready.',
+  'init-master': 'Usage: ssmax keyd init-master --out FILE\n\nWrites 32 random bytes (hex) to FILE with mode 0600. Refuses to overwrite.',
+  'backup-master': 'Usage: ssmax keyd backup-master --config FILE --shares N --threshold K [--out-dir DIR]\n\nSplits the master key by Shamir secret sharing. With --out-dir, writes share-1.txt … share-N.txt\n(mode 0600), one per administrator; otherwise prints one share per line. Fewer than K shares reveal nothing.',
+  'restore-master': 'Usage: ssmax keyd restore-master --out FILE SHARE-FILE...\n\nCombines at least K shares back into the master key and writes it to FILE (mode 0600).',
+  audit: 'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
+  rotate: 'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
+};
+
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
+  }
+}
+
+function required(v: unknown, name: string, usage: string): string {
+  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
+  return v;
+}
+
+async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
+  const usage = SUB_HELP[sub] ?? HELP;
+  switch (sub) {
+    case 'run': {
+      const { values } = parse(args, { config: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const config = loadKeydConfig(required(values.config, 'config', usage));
+      const keyd = await startKeyd(config, { log: (l) => io.err(l) });
+      io.out(`keyd listening on ${config.host}:${keyd.port} for ${config.domain}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      io.err('keyd: stopping');
+      await keyd.stop();
+      return EXIT.ok;
+    }
+    case 'init-master': {
+      const { values } = parse(args, { out: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      createMasterKeyFile(required(values.out, 'out', usage));
+      io.out(`master key written to ${values.out} (mode 0600)`);
+      return EXIT.ok;
+    }
+    case 'backup-master': {
+      const { values } = parse(args, { config: { type: 'string' }, shares: { type: 'string' }, threshold: { type: 'string' }, 'out-dir': { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const config = loadKeydConfig(required(values.config, 'config', usage));
+      const shares = await splitMasterKey(loadMasterKey(config.masterKeyFile), Number(required(values.shares, 'shares', usage)), Number(required(values.threshold, 'threshold', usage)));
+      if (values['out-dir']) {
+        shares.forEach((s, i) => writeFileSync(join(values['out-dir'] as string, `share-${i + 1}.txt`), `${s}\n`, { mode: 0o600, flag: 'wx' }));
+        io.out(`${shares.length} shares written to ${values['out-dir']} (any ${values.threshold} restore the key)`);
+      } else {
+        for (const s of shares) io.out(s);
+      }
+      return EXIT.ok;
+    }
+    case 'restore-master': {
+      const { values, positionals } = parse(args, { out: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const out = required(values.out, 'out', usage);
+      if (positionals.length === 0) throw new CliError(`no share files given\n\n${usage}`, EXIT.usage);
+      const lines = positionals.map((f) => readFileSync(f, 'utf8').trim());
+      createMasterKeyFile(out, await restoreMasterKey(lines));
+      io.out(`master key restored from ${lines.length} shares to ${out} (mode 0600)`);
+      return EXIT.ok;
+    }
+    case 'audit': {
+      const [verb, ...rest] = args;
+      if (verb === '--help' || verb === '-h') return (io.out(usage), EXIT.ok);
+      if (verb !== 'verify') throw new CliError(`unknown audit subcommand "${verb ?? ''}"\n\n${usage}`, EXIT.usage);
+      const { values } = parse(rest, { config: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const parts = openKeyd(loadKeydConfig(required(values.config, 'config', usage)));
+      try {
+        const r = parts.audit.verify();
+        if (r.ok) {
+          io.out(`audit log intact: ${r.count} records`);
+          return EXIT.ok;
+        }
+        io.err(`audit log BROKEN at record ${r.seq}: ${r.reason}`);
+        return EXIT.failure;
+      } finally {
+        await parts.store.close();
+      }
+    }
+    case 'rotate': {
+      const { values } = parse(args, { config: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const parts = openKeyd(loadKeydConfig(required(values.config, 'config', usage)));
+      try {
+        const changes = await parts.service.maintain({ ...KEYD_ACTOR, name: 'ssmax keyd rotate' }, true);
+        for (const c of changes) io.out(`${c.keyId} ${c.change}`);
+        return EXIT.ok;
+      } finally {
+        await parts.store.close();
+      }
+    }
+    default:
+      throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+  }
+}
+
+export const keydCommand: CommandGroup = {
+  summary: 'Key service: run it; master key backup/restore; audit verification; rotation',
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      io.out(HELP);
+      return sub === undefined ? EXIT.usage : EXIT.ok;
+    }
+    // `ssmax keyd --config FILE` runs the service, as the issue names it.
+    if (sub === '--config') return runSub('run', argv, io);
+    try {
+      return await runSub(sub, rest, io);
+    } catch (err) {
+      if (err instanceof KeydError) throw new CliError(err.message, err.code === 'config' ? EXIT.dataErr : EXIT.failure);
+      throw err;
+    }
+  },
+};

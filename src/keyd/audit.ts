@@ -1,0 +1,120 @@
+/**
+ * The audit log: one record per operation (who, what, key version, target,
+ * result), chained by a keyed MAC — mac_i = HMAC(auditKey, mac_{i-1} ||
+ * canonical(record_i)) — so any change, insertion or deletion inside the log
+ * is detectable, and only a holder of the master key could forge a chain.
+ * Values derived from message content (capsule points, message ids) appear
+ * only as a keyed MAC digest, never in clear.
+ *
+ * Each append links to the head read inside its own LMDB write transaction,
+ * together with the operation's state change; if a write ever fails the log
+ * refuses all further appends until keyd restarts, so no operation proceeds
+ * without its record (fail closed).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { KeydError } from './errors';
+import type { KeydStore } from './store';
+
+export type AuditResult = 'ok' | 'refused' | 'error';
+
+export interface AuditRecord {
+  readonly seq: number;
+  readonly time: string;
+  /** Who: the client certificate's subject and serial, or "keyd" for its own schedule. */
+  readonly actor: string;
+  readonly role: string;
+  readonly op: string;
+  readonly keyId?: string;
+  readonly target?: string;
+  readonly result: AuditResult;
+  readonly reason?: string;
+  /** HMAC of content-derived values (hex), for correlation without disclosure. */
+  readonly digest?: string;
+}
+
+export interface AuditEntry {
+  readonly record: AuditRecord;
+  readonly prev: string;
+  readonly mac: string;
+}
+
+const GENESIS = '0'.repeat(64);
+const HEAD_KEY = 'audit-head';
+
+export type AuditInput = Omit<AuditRecord, 'seq' | 'time'>;
+
+function canonical(record: AuditRecord): string {
+  const keys = Object.keys(record).sort() as (keyof AuditRecord)[];
+  return JSON.stringify(keys.filter((k) => record[k] !== undefined).map((k) => [k, record[k]]));
+}
+
+export class AuditLog {
+  private broken: string | null = null;
+
+  constructor(private readonly store: KeydStore, private readonly key: Buffer) {}
+
+  /** HMAC digest of content-derived values (e.g. blinded points). */
+  digest(...values: (Uint8Array | string)[]): string {
+    const h = createHmac('sha256', this.key).update('digest');
+    for (const v of values) h.update(typeof v === 'string' ? Buffer.from(v) : v).update('\0');
+    return h.digest('hex').slice(0, 32);
+  }
+
+  private macOf(prev: string, record: AuditRecord): string {
+    return createHmac('sha256', this.key).update(prev).update(canonical(record)).digest('hex');
+  }
+
+  /**
+   * Appends a record and runs `change` (state changes) in the same LMDB
+   * transaction; resolves once both are committed. The sequence number and
+   * the link are read inside the transaction, so several writers (keyd and
+   * a CLI on the same store) still build one chain. Throws `audit-failed` if
+   * the log cannot be written, and then refuses further appends.
+   */
+  async append(input: AuditInput, now: Date, change?: () => void): Promise<AuditRecord> {
+    if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
+    let record: AuditRecord | undefined;
+    try {
+      await this.store.root.transaction(() => {
+        const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+        const prev = head?.mac ?? GENESIS;
+        const r: AuditRecord = { ...input, seq: (head?.seq ?? 0) + 1, time: now.toISOString() };
+        const mac = this.macOf(prev, r);
+        this.store.audit.put(r.seq, { record: r, prev, mac });
+        this.store.meta.put(HEAD_KEY, { seq: r.seq, mac });
+        change?.();
+        record = r;
+      });
+    } catch (err) {
+      this.broken = (err as Error).message;
+      throw new KeydError('audit-failed', `Cannot write the audit record: ${(err as Error).message}; refusing the operation`);
+    }
+    if (!record) throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
+    return record;
+  }
+
+  /** Checks the whole chain; `ok` with the count, or the first bad sequence number and why. */
+  verify(): { ok: true; count: number } | { ok: false; seq: number; reason: string } {
+    const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+    let prev = GENESIS;
+    let seq = 0;
+    for (const { key, value } of this.store.audit.getRange({})) {
+      seq++;
+      if (key !== seq) return { ok: false, seq, reason: `record ${seq} is missing (found ${key} next)` };
+      if (value.record.seq !== seq) return { ok: false, seq, reason: 'sequence number inside the record differs from its position' };
+      if (value.prev !== prev) return { ok: false, seq, reason: 'link to the previous record broken' };
+      const mac = this.macOf(prev, value.record);
+      if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex'))) return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
+      prev = value.mac;
+    }
+    if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev) return { ok: false, seq: seq + 1, reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered` };
+    return { ok: true, count: seq };
+  }
+
+  /** The last `n` records, newest last. */
+  tail(n: number): AuditRecord[] {
+    const out: AuditRecord[] = [];
+    for (const { value } of this.store.audit.getRange({ reverse: true, limit: n })) out.unshift(value.record);
+    return out;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Assembles a running key service from its configuration: master key,
+ * LMDB store, keyring (certifying new versions with the org CA when keyd
+ * holds it), registry, tracking keys, audit log, service, HTTPS server, and
+ * the key schedule timer. `stop()` shuts down gracefully.
+ */
+import { readFileSync } from 'node:fs';
+import { groups } from '../crypto/backend';
+import { systemRng } from '../crypto/random';
+import { parseCertificate } from '../pki/certificate';
+import { issueEncryptionKeyCertificate } from '../pki/issue';
+import { privateKeyFromPem } from '../pki/keys';
+import { ValidationCache } from '../pki/validate';
+import { AuditLog } from './audit';
+import type { KeydConfig } from './config';
+import { KeydError } from './errors';
+import { SecretWrapper, loadMasterKey } from './master-key';
+import { type Certify, OrgKeyring } from './org-keys';
+import { Registry } from './registry';
+import { KeydServer } from './server';
+import { type Actor, KeyService } from './service';
+import { KeydStore } from './store';
+import { TrackingKeys } from './tracking';
+
+export interface KeydParts {
+  readonly store: KeydStore;
+  readonly service: KeyService;
+  readonly audit: AuditLog;
+  readonly keyring: OrgKeyring;
+}
+
+export const KEYD_ACTOR: Actor = { role: 'keyd', name: 'keyd schedule' };
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new KeydError('config', `Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Opens the store and builds the service (no network): used by the daemon and by the CLI. */
+export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date()): KeydParts {
+  const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
+  const store = KeydStore.open(config.dataDir);
+  const check = store.meta.get('master-check') as string | undefined;
+  if (check && check !== wrapper.checkValue) {
+    void store.close();
+    throw new KeydError('config', `Master key "${config.masterKeyFile}" is not the one this store was made with`);
+  }
+  if (!check) void store.meta.put('master-check', wrapper.checkValue);
+  let certify: Certify | undefined;
+  if (config.pki.orgCaCert && config.pki.orgCaKey) {
+    const passphrase = config.pki.orgCaPassphraseFile ? readPem(config.pki.orgCaPassphraseFile, 'CA passphrase file').trim() : undefined;
+    const ca = { certificate: parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')), privateKey: privateKeyFromPem(readPem(config.pki.orgCaKey, 'org CA key'), passphrase) };
+    certify = (publicKey, version, notBefore, notAfter) => {
+      // never past the CA's own validity
+      const until = notAfter > ca.certificate.notAfter ? ca.certificate.notAfter : notAfter;
+      return issueEncryptionKeyCertificate(ca, { domain: config.domain, version, publicKey, notBefore, notAfter: until }).pem;
+    };
+  }
+  const group = groups.libsecp256k1;
+  const keyring = new OrgKeyring(store, wrapper, group, config.domain, { validityMs: config.keys.validityMs, renewBeforeMs: config.keys.renewBeforeMs, graceMs: config.keys.graceMs }, certify);
+  const audit = new AuditLog(store, wrapper.auditKey);
+  const service = new KeyService({
+    store, group, rng: systemRng, clock, keyring, registry: new Registry(store, wrapper, config.domain),
+    tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs), audit,
+    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), validationCache: new ValidationCache(),
+  });
+  return { store, service, audit, keyring };
+}
+
+export interface RunningKeyd extends KeydParts {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
+  const clock = opts.clock ?? (() => new Date());
+  const parts = openKeyd(config, clock);
+  await parts.service.maintain(KEYD_ACTOR);
+  const crlFiles = config.pki.crls;
+  const server = new KeydServer(parts.service, parts.audit, {
+    host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
+    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
+    maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
+    validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
+  });
+  const port = await server.listen();
+  let scheduling = false;
+  const timer = setInterval(() => {
+    if (scheduling) return;
+    scheduling = true;
+    parts.service.maintain(KEYD_ACTOR).then(
+      (changes) => { if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`); },
+      (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
+    ).finally(() => { scheduling = false; });
+  }, config.keys.scheduleMs);
+  timer.unref();
+  return {
+    ...parts, port,
+    async stop() {
+      clearInterval(timer);
+      await server.close();
+      await parts.store.close();
+    },
+  };
+}

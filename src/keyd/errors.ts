@@ -1,0 +1,43 @@
+/**
+ * Errors of the key service, each with a stable code and the HTTP status it
+ * answers with. Messages name what was wrong, never key material.
+ */
+export type KeydErrorCode =
+  | 'bad-request' // 400: malformed JSON, missing or malformed fields
+  | 'unauthenticated' // 401: no valid client certificate
+  | 'forbidden' // 403: the role may not call this endpoint
+  | 'not-found' // 404
+  | 'target-refused' // 403: re-encryption target not authorised (PROTOCOL.md)
+  | 'unknown-key' // 404: no key with this key id
+  | 'key-destroyed' // 410: the key version was destroyed; fetch the named one
+  | 'too-large' // 413
+  | 'busy' // 503: concurrency bound reached, retry
+  | 'audit-failed' // 503: the audit record could not be written, so nothing was done
+  | 'config' // bad configuration (startup)
+  | 'internal'; // 500
+
+const STATUS: Record<KeydErrorCode, number> = {
+  'bad-request': 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  'not-found': 404,
+  'target-refused': 403,
+  'unknown-key': 404,
+  'key-destroyed': 410,
+  'too-large': 413,
+  busy: 503,
+  'audit-failed': 503,
+  config: 500,
+  internal: 500,
+};
+
+export class KeydError extends Error {
+  constructor(readonly code: KeydErrorCode, message: string, readonly details?: Record<string, string>) {
+    super(message);
+    this.name = 'KeydError';
+  }
+
+  get status(): number {
+    return STATUS[this.code];
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Versioned organisation encryption keys (PROTOCOL.md, "Keys in time"; the
+ * CMS paper's validity-based renewal; the group-key paper's versions):
+ *
+ *   active    the newest valid version: new mail is encrypted to it;
+ *   retired   superseded by a newer active version: still decrypts and
+ *             re-encrypts (answers carry a "retired, refresh" notice) for a
+ *             grace period at least a peer's cache TTL plus queue lifetime;
+ *   destroyed after the grace period: the wrapped private key is erased and
+ *             requests under it are refused, naming the version to fetch.
+ *
+ * The next version is generated (and certified, when keyd can) `renewBefore`
+ * ahead of the current one's expiry. All times come from the caller's clock.
+ * Key ids are "<domain>:v<version>".
+ */
+import { type Group, generateEncryptionKeyPair } from '../crypto';
+import type { Rng } from '../crypto/random';
+import { KeydError } from './errors';
+import type { SecretWrapper } from './master-key';
+import type { KeydStore } from './store';
+
+export type KeyState = 'active' | 'retired' | 'destroyed';
+
+export interface OrgKeyRecord {
+  readonly version: number;
+  readonly keyId: string;
+  /** 33-byte compressed point, hex. */
+  readonly publicKey: string;
+  /** The private key wrapped under the master key; absent once destroyed. */
+  readonly wrapped?: Uint8Array;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly state: KeyState;
+  readonly retiredAt?: number;
+  readonly destroyedAt?: number;
+  /** The encryption-key certificate (PEM), when keyd certified it. */
+  readonly certificate?: string;
+}
+
+export interface KeyPolicy {
+  /** Lifetime of a version (ms). */
+  readonly validityMs: number;
+  /** Generate the next version this long before the current one expires (ms). */
+  readonly renewBeforeMs: number;
+  /** Keep a retired version usable this long (ms). */
+  readonly graceMs: number;
+}
+
+export type Certify = (publicKey: Uint8Array, version: number, notBefore: Date, notAfter: Date) => string;
+
+export interface KeyChange {
+  readonly keyId: string;
+  readonly change: 'created' | 'retired' | 'destroyed';
+}
+
+/** A usable version with its private key unwrapped (kept in memory only). */
+export interface UsableKey {
+  readonly record: OrgKeyRecord;
+  readonly privateKey: Uint8Array;
+  /** 65-byte uncompressed public key (saves a decompression per operation). */
+  readonly publicKeyUncompressed: Uint8Array;
+}
+
+export function keyIdFor(domain: string, version: number): string {
+  return `${domain}:v${version}`;
+}
+
+export class OrgKeyring {
+  private readonly cache = new Map<string, UsableKey>();
+
+  constructor(
+    private readonly store: KeydStore,
+    private readonly wrapper: SecretWrapper,
+    private readonly group: Group,
+    readonly domain: string,
+    readonly policy: KeyPolicy,
+    private readonly certify?: Certify,
+  ) {}
+
+  all(): OrgKeyRecord[] {
+    return [...this.store.orgKeys.getRange({})].map((e) => e.value);
+  }
+
+  byKeyId(keyId: string): OrgKeyRecord | undefined {
+    const m = /^(.+):v([0-9]{1,9})$/.exec(keyId);
+    if (!m || m[1] !== this.domain) return undefined;
+    return this.store.orgKeys.get(Number(m[2]));
+  }
+
+  /** The version new mail uses: the newest active one valid at `now`. */
+  current(now: Date): OrgKeyRecord | undefined {
+    const t = now.getTime();
+    return this.all().filter((r) => r.state === 'active' && r.notBefore <= t && t < r.notAfter).pop();
+  }
+
+  /**
+   * The private key for a key id, for an operation at `now`. Refuses unknown
+   * and destroyed versions; reports whether the version is retired.
+   */
+  usable(keyId: string, now: Date): { key: UsableKey; retired: boolean } {
+    const record = this.byKeyId(keyId);
+    if (!record) throw new KeydError('unknown-key', `No key "${keyId}" at ${this.domain}`);
+    const current = this.current(now);
+    if (record.state === 'destroyed' || !record.wrapped) {
+      throw new KeydError('key-destroyed', `Key "${keyId}" was destroyed; fetch "${current?.keyId ?? 'the current bundle'}"`, current ? { current: current.keyId } : {});
+    }
+    let key = this.cache.get(keyId);
+    if (!key) {
+      const privateKey = new Uint8Array(this.wrapper.unwrap(`org-key:${record.keyId}`, record.wrapped));
+      key = { record, privateKey, publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')) };
+      this.cache.set(keyId, key);
+    }
+    return { key, retired: record.state === 'retired' };
+  }
+
+  /** Builds (without storing) a new version starting at `now`. */
+  private build(now: Date, rng: Rng): OrgKeyRecord {
+    const last = this.all().pop();
+    const version = (last?.version ?? 0) + 1;
+    const kp = generateEncryptionKeyPair(this.group, rng);
+    const keyId = keyIdFor(this.domain, version);
+    const notBefore = now.getTime();
+    const notAfter = notBefore + this.policy.validityMs;
+    const certificate = this.certify?.(kp.publicKey, version, new Date(notBefore), new Date(notAfter));
+    return {
+      version, keyId, publicKey: Buffer.from(kp.publicKey).toString('hex'), wrapped: this.wrapper.wrap(`org-key:${keyId}`, kp.privateKey),
+      notBefore, notAfter, state: 'active', ...(certificate ? { certificate } : {}),
+    };
+  }
+
+  /**
+   * The transitions due at `now`, as records to put: a new version when none
+   * is current or the current one is within `renewBefore` of expiry (or when
+   * `force`), retirement of superseded versions, destruction after grace.
+   * The caller writes them in one transaction with the audit record.
+   */
+  plan(now: Date, rng: Rng, force = false): { puts: OrgKeyRecord[]; changes: KeyChange[] } {
+    const t = now.getTime();
+    const puts: OrgKeyRecord[] = [];
+    const changes: KeyChange[] = [];
+    const current = this.current(now);
+    let newest = current;
+    if (force || !current || current.notAfter - t <= this.policy.renewBeforeMs) {
+      newest = this.build(now, rng);
+      puts.push(newest);
+      changes.push({ keyId: newest.keyId, change: 'created' });
+    }
+    for (const r of this.all()) {
+      if (r.state === 'active' && newest && r.version < newest.version && newest.notBefore <= t) {
+        const retired: OrgKeyRecord = { ...r, state: 'retired', retiredAt: t };
+        puts.push(retired);
+        changes.push({ keyId: r.keyId, change: 'retired' });
+      } else if (r.state === 'retired' && (r.retiredAt ?? t) + this.policy.graceMs <= t) {
+        puts.push(this.destroyed(r, t));
+        changes.push({ keyId: r.keyId, change: 'destroyed' });
+      }
+    }
+    return { puts, changes };
+  }
+
+  private destroyed(r: OrgKeyRecord, t: number): OrgKeyRecord {
+    const { wrapped: _gone, ...rest } = r;
+    return { ...rest, state: 'destroyed', destroyedAt: t };
+  }
+
+  /** Applies planned records (inside the caller's transaction) and drops cached keys. */
+  apply(puts: readonly OrgKeyRecord[]): void {
+    for (const r of puts) {
+      this.store.orgKeys.put(r.version, r);
+      this.cache.delete(r.keyId);
+    }
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The user registry (SSMAX §2.2): each registered user has an address, an
+ * org-assigned pseudonymous code, an identity reference (employee or contract
+ * number — wrapped under the master key, revealed only through audited
+ * disclosure), certificates, a status, an individual/organisation flag and
+ * inspection consent (SSMAX §3.5). Mailing lists (the encrypted-list patent)
+ * are resolved here too, so the gateway never decides who a post goes to.
+ */
+import { KeydError } from './errors';
+import type { SecretWrapper } from './master-key';
+import type { KeydStore } from './store';
+
+export type UserStatus = 'active' | 'suspended';
+export type UserKind = 'individual' | 'organisation';
+
+export interface UserRecord {
+  readonly address: string;
+  readonly code: string;
+  /** Identity reference, wrapped. */
+  readonly identityRef: Uint8Array;
+  /** The user's encryption key: 33-byte compressed point (hex) and key id. */
+  readonly encryptionPublicKey?: string;
+  readonly encryptionKeyId?: string;
+  readonly encryptionCertificate?: string;
+  readonly signingCertificate?: string;
+  readonly certificateSerial?: string;
+  readonly status: UserStatus;
+  readonly kind: UserKind;
+  readonly inspectionConsent: boolean;
+  readonly created: number;
+  readonly updated: number;
+}
+
+/** What the registry shows without disclosure: never the identity reference. */
+export type PublicUser = Omit<UserRecord, 'identityRef'>;
+
+export interface ListRecord {
+  readonly address: string;
+  readonly members: readonly string[];
+  readonly updated: number;
+}
+
+const ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const CODE = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function checkAddress(address: unknown, what = 'address'): string {
+  if (typeof address !== 'string' || address.length > 254 || !ADDRESS.test(address)) {
+    throw new KeydError('bad-request', `Cannot use ${what} "${String(address).slice(0, 80).replace(/[\r\n]/g, ' ')}": not a mail address`);
+  }
+  return address.toLowerCase();
+}
+
+export interface NewUser {
+  readonly address: string;
+  readonly code: string;
+  readonly identityRef: string;
+  readonly kind?: UserKind;
+  readonly inspectionConsent?: boolean;
+  readonly encryptionPublicKey?: string;
+  readonly encryptionKeyId?: string;
+  readonly encryptionCertificate?: string;
+  readonly signingCertificate?: string;
+  readonly certificateSerial?: string;
+}
+
+export class Registry {
+  constructor(private readonly store: KeydStore, private readonly wrapper: SecretWrapper, readonly domain: string) {}
+
+  private checkLocal(address: string): void {
+    if (!address.endsWith(`@${this.domain}`)) throw new KeydError('bad-request', `Cannot register "${address}": not an address of ${this.domain}`);
+  }
+
+  /** Validates a new user and builds its record (the caller stores it with the audit record). */
+  build(input: NewUser, now: Date): UserRecord {
+    const address = checkAddress(input.address);
+    this.checkLocal(address);
+    if (typeof input.code !== 'string' || !CODE.test(input.code)) throw new KeydError('bad-request', `Cannot register "${address}": code must be 1-64 characters of [A-Za-z0-9._-]`);
+    if (typeof input.identityRef !== 'string' || input.identityRef.length === 0 || input.identityRef.length > 256) throw new KeydError('bad-request', `Cannot register "${address}": identity reference must be 1-256 characters`);
+    if (input.encryptionPublicKey !== undefined && !/^0[23][0-9a-f]{64}$/.test(input.encryptionPublicKey)) throw new KeydError('bad-request', `Cannot register "${address}": encryption public key must be a 33-byte compressed point in hex`);
+    if (this.store.users.get(address)) throw new KeydError('bad-request', `Cannot register "${address}": already registered`);
+    for (const { value } of this.store.users.getRange({})) {
+      if (value.code === input.code) throw new KeydError('bad-request', `Cannot register "${address}": code "${input.code}" is taken`);
+    }
+    const t = now.getTime();
+    return {
+      address, code: input.code, identityRef: this.wrapper.wrap(`identity:${address}`, Buffer.from(input.identityRef, 'utf8')),
+      status: 'active', kind: input.kind ?? 'organisation', inspectionConsent: input.inspectionConsent ?? false, created: t, updated: t,
+      ...(input.encryptionPublicKey ? { encryptionPublicKey: input.encryptionPublicKey, encryptionKeyId: input.encryptionKeyId ?? address } : {}),
+      ...(input.encryptionCertificate ? { encryptionCertificate: input.encryptionCertificate } : {}),
+      ...(input.signingCertificate ? { signingCertificate: input.signingCertificate } : {}),
+      ...(input.certificateSerial ? { certificateSerial: input.certificateSerial } : {}),
+    };
+  }
+
+  get(address: string): UserRecord | undefined {
+    return this.store.users.get(address.toLowerCase());
+  }
+
+  require(address: string): UserRecord {
+    const u = this.get(checkAddress(address));
+    if (!u) throw new KeydError('not-found', `No registered user "${address}"`);
+    return u;
+  }
+
+  findByCode(code: string): UserRecord | undefined {
+    for (const { value } of this.store.users.getRange({})) if (value.code === code) return value;
+    return undefined;
+  }
+
+  static public(u: UserRecord): PublicUser {
+    const { identityRef: _hidden, ...rest } = u;
+    return rest;
+  }
+
+  /** The identity reference, unwrapped: only for the audited disclosure path. */
+  identityOf(u: UserRecord): string {
+    return this.wrapper.unwrap(`identity:${u.address}`, u.identityRef).toString('utf8');
+  }
+
+  list(address: string): ListRecord | undefined {
+    return this.store.lists.get(address.toLowerCase());
+  }
+}

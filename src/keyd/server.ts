@@ -1,0 +1,184 @@
+/**
+ * keyd's HTTPS front: mutual TLS, the caller's role read from its client
+ * certificate (issued by the org CA, validated with CRLs through the one PKI
+ * validation function), JSON in and out, bounded body size, bounded
+ * concurrency, timeouts, structured errors, graceful shutdown.
+ * Endpoints: docs/keyd-api.md.
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Role } from '../pki/oids';
+import { ROLES } from '../pki/oids';
+import { type ValidationCache, validateCertificate } from '../pki/validate';
+import { KeydError } from './errors';
+import type { Actor, KeyService } from './service';
+import type { AuditLog } from './audit';
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** keyd's own TLS server certificate and key (PEM). */
+  readonly cert: string;
+  readonly key: string;
+  /** CAs whose client certificates TLS accepts (org CA and root, PEM). */
+  readonly clientCas: readonly string[];
+  /** Trust anchors for our own validation of client certificates. */
+  readonly roots: readonly string[];
+  /** Current CRLs (PEM) for client certificates; read on each new connection. */
+  readonly crls: () => readonly string[];
+  readonly clock: () => Date;
+  readonly maxBodyBytes: number;
+  readonly maxInFlight: number;
+  readonly requestTimeoutMs: number;
+  readonly validationCache?: ValidationCache;
+  /** Called once per request with a short line (no secrets). */
+  readonly log?: (line: string) => void;
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST';
+  readonly pattern: RegExp;
+  readonly handle: (actor: Actor, body: Record<string, unknown>, params: string[]) => Promise<unknown> | unknown;
+}
+
+const actors = new WeakMap<TLSSocket, { actor: Actor; until: number } | { error: KeydError; until: number }>();
+
+export class KeydServer {
+  readonly server: Server;
+  private inFlight = 0;
+  private readonly routes: Route[];
+
+  constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
+    this.routes = [
+      { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
+      { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
+      { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
+      { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
+      { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
+      { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, decodeURIComponent(p[0]!)) },
+      { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, decodeURIComponent(p[0]!), b.status) },
+      { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
+      { method: 'POST', pattern: /^\/v1\/tracking\/mint$/, handle: (a, b) => service.mintToken(a, b) },
+      { method: 'POST', pattern: /^\/v1\/tracking\/resolve$/, handle: (a, b) => service.resolveToken(a, b) },
+      { method: 'POST', pattern: /^\/v1\/tracking\/disclose$/, handle: (a, b) => service.disclose(a, b) },
+      { method: 'POST', pattern: /^\/v1\/keys\/rotate$/, handle: async (a) => ({ changes: await service.maintain(a, true) }) },
+      {
+        method: 'GET', pattern: /^\/v1\/audit\/verify$/, handle: (a) => {
+          if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.verify`);
+          return this.audit.verify();
+        },
+      },
+    ];
+    this.server = createServer({
+      cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.requestTimeoutMs, 10000), keepAliveTimeout: 30000,
+    }, (req, res) => { void this.handle(req, res); });
+    this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
+  }
+
+  /** The caller, from its client certificate: validated (chain, validity, CRL, usage) and cached per connection for 60 s. */
+  private actorOf(socket: TLSSocket): Actor {
+    const now = this.opts.clock();
+    const cached = actors.get(socket);
+    if (cached && cached.until > now.getTime()) {
+      if ('error' in cached) throw cached.error;
+      return cached.actor;
+    }
+    const peer = socket.getPeerCertificate(true);
+    if (!peer || !peer.raw) throw new KeydError('unauthenticated', 'No client certificate');
+    const chain: Buffer[] = [];
+    for (let c = peer.issuerCertificate; c && c.raw && !chain.some((x) => x.equals(c!.raw)) && !c.raw.equals(peer.raw); c = c.issuerCertificate) chain.push(c.raw);
+    const v = validateCertificate({
+      leaf: new Uint8Array(peer.raw), intermediates: chain.map((b) => new Uint8Array(b)), roots: this.opts.roots, crls: this.opts.crls(),
+      use: 'tls-client', roles: ROLES, time: now, ...(this.opts.validationCache ? { cache: this.opts.validationCache } : {}),
+    });
+    const until = now.getTime() + 60000;
+    if (v.status !== 'valid' || !v.role) {
+      const error = new KeydError('unauthenticated', `Client certificate refused: ${v.message}`);
+      actors.set(socket, { error, until });
+      throw error;
+    }
+    const actor: Actor = { role: v.role as Role, name: `${v.leaf.subject} #${v.leaf.serial}` };
+    actors.set(socket, { actor, until });
+    return actor;
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
+    res.end(text);
+  }
+
+  private async readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > this.opts.maxBodyBytes) throw new KeydError('too-large', `Request body over ${this.opts.maxBodyBytes} bytes`);
+    const parts: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > this.opts.maxBodyBytes) throw new KeydError('too-large', `Request body over ${this.opts.maxBodyBytes} bytes`);
+      parts.push(chunk as Buffer);
+    }
+    if (size === 0) return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    } catch {
+      throw new KeydError('bad-request', 'Request body is not JSON');
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
+    return parsed as Record<string, unknown>;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    if (this.inFlight >= this.opts.maxInFlight) {
+      this.send(res, 503, { error: { code: 'busy', message: 'Too many requests in flight; retry' } }, { 'retry-after': '1' });
+      return;
+    }
+    let status: number;
+    let role = '-';
+    this.inFlight++;
+    try {
+      const actor = this.actorOf(req.socket as TLSSocket);
+      role = actor.role;
+      const url = new URL(req.url ?? '/', 'https://keyd');
+      const route = this.routes.find((r) => r.pattern.test(url.pathname));
+      if (!route) throw new KeydError('not-found', `No endpoint ${url.pathname}`);
+      if (route.method !== req.method) throw new KeydError('bad-request', `${url.pathname} takes ${route.method}`);
+      const body = req.method === 'POST' ? await this.readBody(req) : {};
+      const result = await route.handle(actor, body, route.pattern.exec(url.pathname)!.slice(1));
+      status = 200;
+      this.send(res, 200, result);
+    } catch (err) {
+      const e = err instanceof KeydError ? err : new KeydError('internal', 'Internal error');
+      status = e.status;
+      if (!(err instanceof KeydError)) this.opts.log?.(`keyd: internal error: ${(err as Error).stack ?? String(err)}`);
+      this.send(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+    } finally {
+      this.inFlight--;
+      this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
+    }
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : this.opts.port);
+      });
+    });
+  }
+
+  /** Stops accepting, lets requests in flight finish (bounded), then resolves. */
+  async close(graceMs = 5000): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.server.closeAllConnections();
+    await closed;
+  }
+}

@@ -1,0 +1,301 @@
+/**
+ * The key service's operations, independent of transport: the HTTPS server
+ * (server.ts) authenticates the caller and hands over an `Actor`; everything
+ * else — role checks, target authorisation, the crypto, state changes and
+ * audit — happens here. Each operation writes its audit record, success or
+ * refusal, before it answers; no answer leaves without its record.
+ *
+ * keyd never sees message bodies (only blinded points) and never returns
+ * private key material.
+ */
+import {
+  type Group, answerBlindedDecryption, transformBlinded,
+} from '../crypto';
+import type { Rng } from '../crypto/random';
+import { CryptoError } from '../crypto/errors';
+import { compressedPointFromSpki } from '../pki/keys';
+import type { Role } from '../pki/oids';
+import { type ValidationCache, validateCertificate } from '../pki/validate';
+import type { AuditInput, AuditLog } from './audit';
+import { KeydError } from './errors';
+import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
+import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
+import type { KeydStore } from './store';
+import type { TrackingKeys } from './tracking';
+import { messageIdHash } from './tracking';
+
+export interface Actor {
+  readonly role: Role | 'keyd';
+  /** Certificate subject and serial, for the audit log. */
+  readonly name: string;
+}
+
+export type Target =
+  | { readonly kind: 'peer'; readonly domain: string; readonly certificate: string; readonly chain?: readonly string[]; readonly crls?: readonly string[] }
+  | { readonly kind: 'user'; readonly address: string }
+  | { readonly kind: 'list'; readonly list: string; readonly member: string }
+  | { readonly kind: 'own-newer' };
+
+export interface ServiceDeps {
+  readonly store: KeydStore;
+  readonly group: Group;
+  readonly rng: Rng;
+  readonly clock: () => Date;
+  readonly keyring: OrgKeyring;
+  readonly registry: Registry;
+  readonly tracking: TrackingKeys;
+  readonly audit: AuditLog;
+  /** Trusted SSMAX roots (PEM), for peer targets. */
+  readonly roots: readonly string[];
+  readonly validationCache?: ValidationCache;
+}
+
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function point(value: unknown, field: string): Uint8Array {
+  if (typeof value !== 'string' || !B64URL.test(value) || value.length > 100) throw new KeydError('bad-request', `Field "${field}" must be a base64url point`);
+  return new Uint8Array(Buffer.from(value, 'base64url'));
+}
+
+function str(value: unknown, field: string, max = 256): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || /[\r\n\0]/.test(value)) throw new KeydError('bad-request', `Field "${field}" must be a string of 1-${max} characters without line breaks`);
+  return value;
+}
+
+/** PEM text: printable ASCII and line breaks, bounded. */
+function pem(value: unknown, field: string, max: number): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || !/^[\x20-\x7e\r\n]+$/.test(value) || !value.includes('-----BEGIN ')) {
+    throw new KeydError('bad-request', `Field "${field}" must be PEM text of at most ${max} characters`);
+  }
+  return value;
+}
+
+function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+/** Crypto errors on caller input are bad requests, not internal faults. */
+function asKeydError(err: unknown): unknown {
+  if (err instanceof CryptoError) return new KeydError('bad-request', err.message);
+  return err;
+}
+
+export class KeyService {
+  constructor(private readonly d: ServiceDeps) {}
+
+  get domain(): string {
+    return this.d.keyring.domain;
+  }
+
+  private require(actor: Actor, roles: readonly Actor['role'][], op: string): void {
+    if (!roles.includes(actor.role)) throw new KeydError('forbidden', `Role "${actor.role}" may not call ${op}`);
+  }
+
+  /** Runs an operation: on success and on refusal alike, its audit record is committed first. */
+  private async audited<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => { result: T; audit?: Partial<AuditInput>; change?: () => void }): Promise<T> {
+    const now = this.d.clock();
+    let outcome: { result: T; audit?: Partial<AuditInput>; change?: () => void };
+    try {
+      outcome = body();
+    } catch (raw) {
+      const err = asKeydError(raw);
+      const refused = err instanceof KeydError;
+      const reason = refused ? `${err.code}: ${err.message}` : 'internal error';
+      await this.d.audit.append({ actor: actor.name, role: actor.role, op, ...base, result: refused ? 'refused' : 'error', reason: reason.slice(0, 300) } as AuditInput, now);
+      throw err;
+    }
+    await this.d.audit.append({ actor: actor.name, role: actor.role, op, ...base, ...outcome.audit, result: 'ok' } as AuditInput, now, outcome.change);
+    return outcome.result;
+  }
+
+  /** PROTOCOL.md "Target authorisation in KS": resolves a target to a public key, or refuses. */
+  private resolveTarget(target: unknown, sourceVersion: OrgKeyRecord, now: Date): { keyId: string; publicKey: Uint8Array; label: string } {
+    if (!target || typeof target !== 'object') throw new KeydError('bad-request', 'Field "target" must be an object');
+    const t = target as Target;
+    switch (t.kind) {
+      case 'peer': {
+        const domain = str(t.domain, 'target.domain', 253).toLowerCase();
+        if (domain === this.domain) throw new KeydError('target-refused', `Target "${domain}" is this organisation: use "own-newer" or a user target`);
+        const v = validateCertificate({
+          leaf: pem(t.certificate, 'target.certificate', 16384),
+          intermediates: (Array.isArray(t.chain) ? t.chain : []).slice(0, 8).map((c, i) => pem(c, `target.chain[${i}]`, 16384)),
+          roots: this.d.roots,
+          crls: (Array.isArray(t.crls) ? t.crls : []).slice(0, 8).map((c, i) => pem(c, `target.crls[${i}]`, 1 << 20)),
+          use: 'org-encryption',
+          time: now,
+          ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
+        });
+        if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
+        if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain)) throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
+        const version = v.leaf.keyVersion ?? 0;
+        return { keyId: `${domain}:v${version}`, publicKey: compressedPointFromSpki(v.leaf.spki), label: `peer:${domain}:v${version}` };
+      }
+      case 'user': {
+        const u = this.d.registry.get(checkAddress(t.address, 'target.address'));
+        if (!u) throw new KeydError('target-refused', `Target "${t.address}" is not a registered user of ${this.domain}`);
+        if (u.status !== 'active') throw new KeydError('target-refused', `Target "${u.address}" is ${u.status}`);
+        if (!u.encryptionPublicKey) throw new KeydError('target-refused', `Target "${u.address}" has no encryption key`);
+        return { keyId: u.encryptionKeyId ?? u.address, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `user:${u.address}` };
+      }
+      case 'list': {
+        const list = this.d.registry.list(checkAddress(t.list, 'target.list'));
+        const member = checkAddress(t.member, 'target.member');
+        if (!list) throw new KeydError('target-refused', `No mailing list "${t.list}" at ${this.domain}`);
+        if (!list.members.includes(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
+        const u = this.d.registry.get(member);
+        if (!u || u.status !== 'active' || !u.encryptionPublicKey) throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
+        return { keyId: u.encryptionKeyId ?? u.address, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `list:${list.address}:${member}` };
+      }
+      case 'own-newer': {
+        const cur = this.d.keyring.current(now);
+        if (!cur || cur.version <= sourceVersion.version) throw new KeydError('target-refused', `No version of ${this.domain} newer than v${sourceVersion.version}`);
+        return { keyId: cur.keyId, publicKey: Buffer.from(cur.publicKey, 'hex'), label: `own:${cur.keyId}` };
+      }
+      default:
+        throw new KeydError('bad-request', `Unknown target kind "${String((t as { kind?: unknown }).kind).slice(0, 40)}"`);
+    }
+  }
+
+  private notice(retired: boolean, now: Date): Record<string, string> {
+    if (!retired) return {};
+    const cur = this.d.keyring.current(now);
+    return { notice: 'retired', ...(cur ? { current: cur.keyId } : {}) };
+  }
+
+  /** Blinded re-encryption, key-service half (gateway role). */
+  async reencrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
+    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, () => {
+      this.require(actor, ['gateway'], 'reencrypt');
+      const now = this.d.clock();
+      const e = point(body.e, 'e');
+      const f = point(body.f, 'f');
+      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
+      const target = this.resolveTarget(body.target, key.record, now);
+      const out = transformBlinded(this.d.group, key.privateKey, { e, f }, target.publicKey, this.d.rng);
+      return {
+        result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
+        audit: { target: target.label, digest: this.d.audit.digest(e, f) },
+      };
+    });
+  }
+
+  /** Blinded decryption with a DLEQ proof (inspector role). */
+  async decrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
+    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, () => {
+      this.require(actor, ['inspector'], 'decrypt');
+      const now = this.d.clock();
+      const e = point(body.e, 'e');
+      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
+      const out = answerBlindedDecryption(this.d.group, key.privateKey, key.publicKeyUncompressed, { e }, this.d.rng);
+      return { result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) }, audit: { digest: this.d.audit.digest(e) } };
+    });
+  }
+
+  /** Public material: key versions with their certificates (any authenticated role). */
+  publicMaterial(): Record<string, unknown> {
+    const now = this.d.clock();
+    return {
+      domain: this.domain,
+      current: this.d.keyring.current(now)?.keyId ?? null,
+      keys: this.d.keyring.all().map((r) => ({
+        keyId: r.keyId, version: r.version, state: r.state, notBefore: new Date(r.notBefore).toISOString(), notAfter: new Date(r.notAfter).toISOString(),
+        publicKey: r.publicKey, ...(r.certificate ? { certificate: r.certificate } : {}),
+      })),
+    };
+  }
+
+  async addUser(actor: Actor, body: Record<string, unknown>): Promise<PublicUser> {
+    return this.audited(actor, 'registry.add', { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined }, () => {
+      this.require(actor, ['admin'], 'registry.add');
+      const record = this.d.registry.build(body as unknown as NewUser, this.d.clock());
+      return { result: Registry.public(record), change: () => this.d.store.users.put(record.address, record) };
+    });
+  }
+
+  async getUser(actor: Actor, address: string): Promise<PublicUser> {
+    return this.audited(actor, 'registry.get', { target: address.slice(0, 254) }, () => {
+      this.require(actor, ['admin'], 'registry.get');
+      return { result: Registry.public(this.d.registry.require(address)) };
+    });
+  }
+
+  async setUserStatus(actor: Actor, address: string, status: unknown): Promise<PublicUser> {
+    return this.audited(actor, 'registry.status', { target: address.slice(0, 254) }, () => {
+      this.require(actor, ['admin'], 'registry.status');
+      if (status !== 'active' && status !== 'suspended') throw new KeydError('bad-request', 'Field "status" must be "active" or "suspended"');
+      const u = { ...this.d.registry.require(address), status, updated: this.d.clock().getTime() } as const;
+      return { result: Registry.public(u), audit: { reason: `status=${status}` }, change: () => this.d.store.users.put(u.address, u) };
+    });
+  }
+
+  async setList(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.audited(actor, 'registry.list', { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined }, () => {
+      this.require(actor, ['admin'], 'registry.list');
+      const address = checkAddress(body.address, 'address');
+      if (!address.endsWith(`@${this.domain}`)) throw new KeydError('bad-request', `List "${address}" is not an address of ${this.domain}`);
+      if (!Array.isArray(body.members) || body.members.length > 10000) throw new KeydError('bad-request', 'Field "members" must be an array of at most 10000 addresses');
+      const members = [...new Set(body.members.map((m) => checkAddress(m, 'member')))];
+      const rec = { address, members, updated: this.d.clock().getTime() };
+      return { result: rec, audit: { reason: `${members.length} members` }, change: () => this.d.store.lists.put(address, rec) };
+    });
+  }
+
+  /** Mints a tracking token for a registered sender's message (gateway role). */
+  async mintToken(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.audited(actor, 'tracking.mint', {}, () => {
+      this.require(actor, ['gateway'], 'tracking.mint');
+      const sender = checkAddress(body.sender, 'sender');
+      const messageId = str(body.messageId, 'messageId', 998);
+      const u = this.d.registry.get(sender);
+      if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
+      if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);
+      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId) } };
+    });
+  }
+
+  /** Resolves a token to the registered user, without the identity (admin role). */
+  async resolveToken(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.audited(actor, 'tracking.resolve', {}, () => {
+      this.require(actor, ['admin', 'disclosure'], 'tracking.resolve');
+      return { result: this.resolved(body) };
+    });
+  }
+
+  /** Resolves a token and reveals the identity reference (disclosure role only). */
+  async disclose(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.audited(actor, 'tracking.disclose', {}, () => {
+      this.require(actor, ['disclosure'], 'tracking.disclose');
+      const r = this.resolved(body);
+      const u = this.d.registry.findByCode((r.user as PublicUser).code)!;
+      return { result: { ...r, identityRef: this.d.registry.identityOf(u) }, audit: { target: u.address, reason: 'identity disclosed' } };
+    });
+  }
+
+  private resolved(body: Record<string, unknown>): Record<string, unknown> {
+    const contents = this.d.tracking.resolve(str(body.token, 'token', 400), this.d.clock());
+    const u = this.d.registry.findByCode(contents.code);
+    if (!u) throw new KeydError('not-found', 'The token names a user no longer in the registry');
+    const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
+    return {
+      user: Registry.public(u), time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+      ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
+    };
+  }
+
+  /** The key schedule at `now` (or a forced rotation): each change audited with its state change. */
+  async maintain(actor: Actor, force = false): Promise<KeyChange[]> {
+    if (force) this.require(actor, ['admin', 'keyd'], 'rotate');
+    const now = this.d.clock();
+    const { puts, changes } = this.d.keyring.plan(now, this.d.rng, force);
+    if (puts.length > 0) {
+      await this.d.audit.append({ actor: actor.name, role: actor.role, op: force ? 'keys.rotate' : 'keys.schedule', result: 'ok', reason: changes.map((c) => `${c.keyId} ${c.change}`).join(', ') }, now, () => this.d.keyring.apply(puts));
+    }
+    if (!this.d.tracking.current()) {
+      const { next } = this.d.tracking.buildNext(now);
+      await this.d.audit.append({ actor: actor.name, role: actor.role, op: 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => this.d.store.trackingKeys.put(next.version, next));
+    }
+    return changes;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Sender-tracking tokens (SSMAX §2.2; PROTOCOL.md "Sender tracking"): an
+ * AEAD encryption, under a tracking key only this key service holds, of
+ * (registered user code, message-id hash, time). Tokens are unforgeable
+ * (AES-256-GCM) and unlinkable (a fresh random nonce each time, so two tokens
+ * of one user share no structure); only the minting organisation can open
+ * them. Tracking keys are versioned; a retired one keeps resolving for its
+ * retention period.
+ *
+ * Token bytes: version (1) = 1 || key version (uint16 BE) || nonce (12) ||
+ * ciphertext || tag (16); base64url on the wire. AAD: "SSMAX-v1 tracking" ||
+ * domain.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { KeydError } from './errors';
+import type { SecretWrapper } from './master-key';
+import type { KeydStore } from './store';
+
+export interface TrackingKeyRecord {
+  readonly version: number;
+  readonly wrapped: Uint8Array;
+  readonly created: number;
+  /** When a newer key replaced it (tokens still resolve until retiredAt + retention). */
+  readonly retiredAt?: number;
+}
+
+export interface TokenContents {
+  readonly code: string;
+  /** First 16 bytes of SHA-256(Message-ID), hex. */
+  readonly messageIdHash: string;
+  readonly time: number;
+  readonly keyVersion: number;
+}
+
+export function messageIdHash(messageId: string): string {
+  return createHash('sha256').update(messageId.trim()).digest().subarray(0, 16).toString('hex');
+}
+
+export class TrackingKeys {
+  constructor(private readonly store: KeydStore, private readonly wrapper: SecretWrapper, readonly domain: string, readonly retentionMs: number) {}
+
+  private aad(): Buffer {
+    return Buffer.from(`SSMAX-v1 tracking ${this.domain}`);
+  }
+
+  current(): TrackingKeyRecord | undefined {
+    return [...this.store.trackingKeys.getRange({ reverse: true, limit: 1 })][0]?.value;
+  }
+
+  /** A new tracking key version (the caller stores it with the audit record). */
+  buildNext(now: Date): { next: TrackingKeyRecord; retired?: TrackingKeyRecord } {
+    const cur = this.current();
+    const version = (cur?.version ?? 0) + 1;
+    const next = { version, wrapped: this.wrapper.wrap(`tracking-key:${version}`, randomBytes(32)), created: now.getTime() };
+    return cur ? { next, retired: { ...cur, retiredAt: now.getTime() } } : { next };
+  }
+
+  mint(code: string, messageId: string, now: Date): string {
+    const key = this.current();
+    if (!key) throw new KeydError('internal', 'No tracking key');
+    const nonce = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.wrapper.unwrap(`tracking-key:${key.version}`, key.wrapped), nonce);
+    c.setAAD(this.aad());
+    const body = Buffer.concat([c.update(JSON.stringify({ c: code, m: messageIdHash(messageId), t: now.getTime() })), c.final()]);
+    const head = Buffer.alloc(3);
+    head[0] = 1;
+    head.writeUInt16BE(key.version, 1);
+    return Buffer.concat([head, nonce, body, c.getAuthTag()]).toString('base64url');
+  }
+
+  /** Opens a token; `bad-request` for anything forged, foreign, damaged or past retention. */
+  resolve(token: string, now: Date): TokenContents {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{40,400}$/.test(token)) throw new KeydError('bad-request', 'Cannot resolve tracking token: not a token of this format');
+    const b = Buffer.from(token, 'base64url');
+    if (b[0] !== 1 || b.length < 3 + 12 + 16 + 2) throw new KeydError('bad-request', 'Cannot resolve tracking token: unknown token version');
+    const version = b.readUInt16BE(1);
+    const key = this.store.trackingKeys.get(version);
+    if (!key) throw new KeydError('bad-request', `Cannot resolve tracking token: not minted by ${this.domain} (unknown key version ${version})`);
+    if (key.retiredAt !== undefined && key.retiredAt + this.retentionMs <= now.getTime()) throw new KeydError('bad-request', `Cannot resolve tracking token: key version ${version} is past its retention`);
+    const d = createDecipheriv('aes-256-gcm', this.wrapper.unwrap(`tracking-key:${version}`, key.wrapped), b.subarray(3, 15));
+    d.setAAD(this.aad());
+    d.setAuthTag(b.subarray(b.length - 16));
+    let plain: Buffer;
+    try {
+      plain = Buffer.concat([d.update(b.subarray(15, b.length - 16)), d.final()]);
+    } catch {
+      throw new KeydError('bad-request', `Cannot resolve tracking token: forged, damaged, or not minted by ${this.domain}`);
+    }
+    const v = JSON.parse(plain.toString('utf8')) as { c: string; m: string; t: number };
+    return { code: v.c, messageIdHash: v.m, time: v.t, keyVersion: version };
+  }
+}
