@@ -33,6 +33,15 @@ describe('user signature (hop 0)', () => {
     expect(result.signerMatchesFrom).toBe(false);
   });
 
+  it('reports signerMatchesFrom=false when From names two mailboxes, true when only the case differs', async () => {
+    const sign = (message: Buffer) => signUser(message, { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now });
+    const two = Buffer.from(sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, `From: Alice <${ALICE}>, Eve <eve@a.example>`), 'latin1');
+    const twoResult = await verifyUser((await sign(two)).message, opts);
+    expect(twoResult).toMatchObject({ result: 'pass', signerMatchesFrom: false });
+    const upper = Buffer.from(sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, 'From: Alice <Alice@A.EXAMPLE>'), 'latin1');
+    expect(await verifyUser((await sign(upper)).message, opts)).toMatchObject({ result: 'pass', signerMatchesFrom: true });
+  });
+
   it('is none without a signature, and removeUserSignature removes it and nothing else', async () => {
     const signed = await signUser(sampleMessage(), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now });
     const stripped = await removeUserSignature(signed.message);
