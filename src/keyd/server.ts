@@ -158,8 +158,8 @@ export class KeydServer {
       this.send(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
     } finally {
       this.inFlight--;
-      this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
     }
+    this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
   }
 
   listen(): Promise<number> {
