@@ -21,7 +21,7 @@
 import { type KeyObject, createPublicKey, verify } from 'node:crypto';
 import { type CertificateInput, type KeyUsageBit, MalformedCertificateError, type ParsedCertificate, bytesEqual, parseCertificate, roleOf } from './certificate';
 import { type CrlInput, type ParsedCrl, type RevocationReason, crlIssuedBy, parseCrl } from './crl';
-import { isP256Spki, type KeyAlgorithm } from './keys';
+import { isP256Spki, type KeyAlgorithm, publicKeyIsValid } from './keys';
 import { firstNameOutside } from './name-constraints';
 import { EKU, OID, type Role } from './oids';
 
@@ -291,13 +291,8 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
       if (problem) return problem;
     }
   }
-  if (req.use !== 'any') {
-    try {
-      if (cache) cache.publicKey(leaf);
-      else publicKeyOf(leaf);
-    } catch {
-      return { status: 'malformed', message: `Certificate ${quote(leaf)} has a public key that cannot be read` };
-    }
+  if (req.use !== 'any' && !publicKeyIsValid(leaf.spki, leaf.keyAlgorithm)) {
+    return { status: 'malformed', message: `Certificate ${quote(leaf)} has a public key that is not a valid ${leaf.keyAlgorithm} point` };
   }
   const usage = usageProblem(leaf, req.use, req.roles);
   if (usage) return { status: 'wrong-usage', certificate: leaf, use: req.use, message: `Certificate ${quote(leaf)} cannot be used for ${req.use}: ${usage}` };
@@ -354,7 +349,9 @@ export function validateCertificate(req: ValidationRequest): ValidationResult {
     return { status: 'malformed', message: err instanceof Error ? err.message : String(err) };
   }
   if (roots.length === 0) return { status: 'untrusted', message: `Certificate ${quote(leaf)} cannot be trusted: no trusted root was given` };
-  const search = buildPaths(leaf, pool, roots, cache);
+  // Without a caller's cache, a per-call one still avoids importing an issuer key twice.
+  const memo = cache ?? new ValidationCache(64);
+  const search = buildPaths(leaf, pool, roots, memo);
   if (search.paths.length === 0) {
     const message = search.badSignature
       ? `Certificate ${quote(search.badSignature)} has a signature that does not verify against its issuer`
@@ -363,7 +360,7 @@ export function validateCertificate(req: ValidationRequest): ValidationResult {
   }
   let first: ValidationResult | undefined;
   for (const path of search.paths) {
-    const result = checkPath(path, crls, req, cache);
+    const result = checkPath(path, crls, req, memo);
     if (result.status === 'valid') return result;
     first ??= result;
   }

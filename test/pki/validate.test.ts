@@ -263,6 +263,13 @@ describe('malformed', () => {
     expectStatus(r, 'malformed');
     expect(r.message).toMatch(/critical extension 1\.2\.3\.4\.5/);
   });
+  test('a leaf whose P-256 point is not on the curve', () => {
+    const spki = new Uint8Array(Buffer.concat([Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'), Buffer.from([4]), Buffer.alloc(64, 1)]));
+    const leaf = buildCertificate({ subject: [{ type: ATTR.commonName, value: 'a.example gateway seal' }], spki, ...validity, keyUsage: ['digitalSignature'], extKeyUsage: [EKU.seal], dnsNames: ['a.example'] }, w.orgA);
+    const r = validateCertificate(req(leaf, { use: 'seal' }));
+    expectStatus(r, 'malformed');
+    expect(r.message).toMatch(/not a valid p256 point/);
+  });
   test('too many intermediates (a hostile TLS peer) is refused before any signature check', () => {
     const many = Array.from({ length: 33 }, () => w.orgB.certificate);
     expectStatus(validateCertificate(req(w.sealA, { intermediates: many })), 'malformed');
