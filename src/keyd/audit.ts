@@ -75,7 +75,10 @@ export class AuditLog {
     if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
     let record: AuditRecord | undefined;
     try {
-      await this.store.root.transaction(() => {
+      // A child transaction: batched with concurrent writes, yet aborted on its
+      // own if anything in it throws (a plain batched transaction would commit
+      // the puts made before the throw).
+      await this.store.root.childTransaction(() => {
         const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
         const prev = head?.mac ?? GENESIS;
         const r: AuditRecord = { ...input, seq: (head?.seq ?? 0) + 1, time: now.toISOString() };

@@ -49,7 +49,9 @@ export async function restoreMasterKey(lines: readonly string[]): Promise<Uint8A
   if (distinct.size < first.threshold) {
     throw new KeydError('bad-request', `Cannot restore master key: ${distinct.size} distinct share(s) given, ${first.threshold} needed`);
   }
-  const master = await combine(shares.map((s) => s.bytes));
+  // Array.from: a fresh array of this realm (the library checks `instanceof Array`;
+  // arrays derived from node:util's parseArgs belong to Node's own realm under Jest).
+  const master = await combine(Array.from(shares, (s) => s.bytes));
   if (new SecretWrapper(master).checkValue !== first.check) throw new KeydError('bad-request', 'Cannot restore master key: the result does not match the key check value (a damaged share?)');
   return master;
 }

@@ -6,6 +6,9 @@
  * inspection consent (SSMAX §3.5). Mailing lists (the encrypted-list patent)
  * are resolved here too, so the gateway never decides who a post goes to.
  */
+import { groups } from '../crypto/backend';
+import { CryptoError } from '../crypto/errors';
+import { keyIdOf } from '../crypto/keys';
 import { KeydError } from './errors';
 import type { SecretWrapper } from './master-key';
 import type { KeydStore } from './store';
@@ -77,6 +80,16 @@ export class Registry {
     if (typeof input.code !== 'string' || !CODE.test(input.code)) throw new KeydError('bad-request', `Cannot register "${address}": code must be 1-64 characters of [A-Za-z0-9._-]`);
     if (typeof input.identityRef !== 'string' || input.identityRef.length === 0 || input.identityRef.length > 256) throw new KeydError('bad-request', `Cannot register "${address}": identity reference must be 1-256 characters`);
     if (input.encryptionPublicKey !== undefined && !/^0[23][0-9a-f]{64}$/.test(input.encryptionPublicKey)) throw new KeydError('bad-request', `Cannot register "${address}": encryption public key must be a 33-byte compressed point in hex`);
+    let keyId: string | undefined;
+    if (input.encryptionPublicKey !== undefined) {
+      try {
+        keyId = input.encryptionKeyId ?? keyIdOf(groups.libsecp256k1, Buffer.from(input.encryptionPublicKey, 'hex'));
+      } catch (err) {
+        if (err instanceof CryptoError) throw new KeydError('bad-request', `Cannot register "${address}": ${err.message}`);
+        throw err;
+      }
+      if (!/^[A-Za-z0-9._:-]{1,64}$/.test(keyId)) throw new KeydError('bad-request', `Cannot register "${address}": encryption key id "${keyId.slice(0, 70)}" is not 1-64 characters of [A-Za-z0-9._:-]`);
+    }
     if (this.store.users.get(address)) throw new KeydError('bad-request', `Cannot register "${address}": already registered`);
     for (const { value } of this.store.users.getRange({})) {
       if (value.code === input.code) throw new KeydError('bad-request', `Cannot register "${address}": code "${input.code}" is taken`);
@@ -85,7 +98,7 @@ export class Registry {
     return {
       address, code: input.code, identityRef: this.wrapper.wrap(`identity:${address}`, Buffer.from(input.identityRef, 'utf8')),
       status: 'active', kind: input.kind ?? 'organisation', inspectionConsent: input.inspectionConsent ?? false, created: t, updated: t,
-      ...(input.encryptionPublicKey ? { encryptionPublicKey: input.encryptionPublicKey, encryptionKeyId: input.encryptionKeyId ?? address } : {}),
+      ...(input.encryptionPublicKey && keyId ? { encryptionPublicKey: input.encryptionPublicKey, encryptionKeyId: keyId } : {}),
       ...(input.encryptionCertificate ? { encryptionCertificate: input.encryptionCertificate } : {}),
       ...(input.signingCertificate ? { signingCertificate: input.signingCertificate } : {}),
       ...(input.certificateSerial ? { certificateSerial: input.certificateSerial } : {}),

@@ -159,7 +159,8 @@ export class KeydServer {
     } finally {
       this.inFlight--;
     }
-    this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
+    // Successes are in the audit log; the process log gets refusals and faults only.
+    if (status !== 200) this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
   }
 
   listen(): Promise<number> {

@@ -135,7 +135,7 @@ export class KeyService {
         if (!u) throw new KeydError('target-refused', `Target "${t.address}" is not a registered user of ${this.domain}`);
         if (u.status !== 'active') throw new KeydError('target-refused', `Target "${u.address}" is ${u.status}`);
         if (!u.encryptionPublicKey) throw new KeydError('target-refused', `Target "${u.address}" has no encryption key`);
-        return { keyId: u.encryptionKeyId ?? u.address, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `user:${u.address}` };
+        return { keyId: u.encryptionKeyId!, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `user:${u.address}` };
       }
       case 'list': {
         const list = this.d.registry.list(checkAddress(t.list, 'target.list'));
@@ -144,7 +144,7 @@ export class KeyService {
         if (!list.members.includes(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
         const u = this.d.registry.get(member);
         if (!u || u.status !== 'active' || !u.encryptionPublicKey) throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
-        return { keyId: u.encryptionKeyId ?? u.address, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `list:${list.address}:${member}` };
+        return { keyId: u.encryptionKeyId!, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `list:${list.address}:${member}` };
       }
       case 'own-newer': {
         const cur = this.d.keyring.current(now);

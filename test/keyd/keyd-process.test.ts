@@ -10,6 +10,7 @@ import {
   newMessageKey, systemRng, unblindReencryption,
 } from '../../src/crypto';
 import { KeydClientError } from '../../src/keyd/client';
+import { issueEncryptionKeyCertificate } from '../../src/pki/issue';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { openKeyd } from '../../src/keyd/daemon';
 import { type OrgFixture, makeOrgFixture } from '../support/org-fixture';
@@ -110,7 +111,6 @@ describe('keyd over mutual TLS', () => {
     const { request } = blindForReencryption(g, capsule, systemRng);
     const base = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
     const stranger = makeOrgFixture({ domain: 'evil.example' }); // another root: not trusted here
-    const { issueEncryptionKeyCertificate } = await import('../../src/pki/issue');
     const evilKey = generateEncryptionKeyPair(g, systemRng);
     const evilCert = issueEncryptionKeyCertificate(stranger.orgCa, { domain: 'evil.example', version: 1, publicKey: evilKey.publicKey, notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 86400000) });
     const cases: [string, unknown, RegExp][] = [
