@@ -1,85 +1,11 @@
-/**
- * A whole organisation's PKI on disk for tests: SSMAX root, org CA for
- * a.example, keyd's TLS server certificate, client certificates for each
- * role (plus a revoked one, an expired one, and one from a foreign CA), the
- * org CA's CRL, a master key, and a keyd config file pointing at them.
- */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateP256KeyPair } from '../../src/crypto/ecdsa';
-import { createCrl } from '../../src/pki/crl';
-import { type SigningAuthority, createOrgCa, createRootCa, issueTlsCertificate } from '../../src/pki/issue';
-import { privateKeyToPem } from '../../src/pki/keys';
-import type { Role } from '../../src/pki/oids';
-import { createMasterKeyFile } from '../../src/keyd/master-key';
+import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 
-const DAY = 86400000;
+export type { ClientCreds, OrgFixture } from '../../src/demo/provision';
 
-export interface ClientCreds {
-  readonly cert: string;
-  readonly key: string;
-}
-
-export interface OrgFixture {
-  readonly dir: string;
-  readonly domain: string;
-  readonly root: SigningAuthority;
-  readonly orgCa: SigningAuthority;
-  readonly configFile: string;
-  readonly caPem: string[];
-  readonly clients: Record<Role | 'revoked' | 'expired' | 'foreign', ClientCreds>;
-  readonly port: number;
-}
-
-function creds(ca: SigningAuthority, role: Role, now: number, hosts: string[] | undefined, validity = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) }): ClientCreds & { serial: string } {
-  const kp = generateP256KeyPair();
-  const cert = issueTlsCertificate(ca, { role, publicKey: kp.publicKey, ...validity, ...(hosts ? { hosts } : { commonName: `${role}-operator` }) });
-  return { cert: cert.pem, key: privateKeyToPem(kp.privateKey), serial: cert.serial };
-}
-
-export function makeOrgFixture(opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority } = {}): OrgFixture {
-  const domain = opts.domain ?? 'a.example';
-  const now = Math.floor(Date.now() / 1000) * 1000; // certificate times have whole seconds
-  const dir = mkdtempSync(join(tmpdir(), 'ssmax-org-'));
-  const validity = { notBefore: new Date(now - 30 * DAY), notAfter: new Date(now + 3650 * DAY) };
-  const caValidity = { notBefore: new Date(now - 29 * DAY), notAfter: new Date(now + 3649 * DAY) };
-  const root = opts.root ?? createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Test Root' });
-  const orgCa = createOrgCa(root, { ...caValidity, domains: [domain], organisation: `Org ${domain}`, privateKey: generateP256KeyPair().privateKey });
-  const foreignRoot = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'Foreign Root' });
-  const foreignCa = createOrgCa(foreignRoot, { ...caValidity, domains: [domain], organisation: 'Foreign', privateKey: generateP256KeyPair().privateKey });
-
-  const server = creds(orgCa, 'keyd', now, [`keyd.${domain}`]);
-  const revoked = creds(orgCa, 'gateway', now, [`mx.${domain}`]);
-  const clients = {
-    gateway: creds(orgCa, 'gateway', now, [`mx.${domain}`]),
-    inspector: creds(orgCa, 'inspector', now, [`inspect.${domain}`]),
-    admin: creds(orgCa, 'admin', now, undefined),
-    disclosure: creds(orgCa, 'disclosure', now, undefined),
-    keyd: server,
-    revoked,
-    expired: creds(orgCa, 'gateway', now, [`mx.${domain}`], { notBefore: new Date(now - 10 * DAY), notAfter: new Date(now - DAY) }),
-    foreign: creds(foreignCa, 'gateway', now, [`mx.${domain}`]),
-  };
-  const crl = createCrl(orgCa, { entries: [{ serial: revoked.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * DAY), crlNumber: 1 });
-  const rootCrl = createCrl(root, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * DAY), crlNumber: 1 });
-  const w = (name: string, text: string) => writeFileSync(join(dir, name), text, { mode: 0o600 });
-  w('root.pem', root.certificate.pem);
-  w('org-ca.pem', orgCa.certificate.pem);
-  w('org-ca.key', privateKeyToPem(orgCa.privateKey));
-  w('org-ca.crl.pem', crl.pem);
-  w('root.crl.pem', rootCrl.pem);
-  w('keyd.pem', `${server.cert}${orgCa.certificate.pem}`);
-  w('keyd.key', server.key);
-  createMasterKeyFile(join(dir, 'master.key'));
-  const port = opts.port ?? 0;
-  const configFile = join(dir, 'keyd.ini');
-  w('keyd.ini', [
-    '[keyd]', `domain=${domain}`, `listen=127.0.0.1:${port}`, 'data_dir=data', 'master_key=master.key',
-    '[tls]', 'cert=keyd.pem', 'key=keyd.key', 'client_ca=org-ca.pem,root.pem',
-    '[pki]', 'roots=root.pem', 'crls=org-ca.crl.pem,root.crl.pem', 'org_ca_cert=org-ca.pem', 'org_ca_key=org-ca.key',
-    opts.keys ?? '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=30\nschedule_seconds=60',
-    '[limits]', 'max_in_flight=256', 'request_timeout_ms=5000', '',
-  ].join('\n'));
-  return { dir, domain, root, orgCa, configFile, caPem: [orgCa.certificate.pem, root.certificate.pem], clients, port };
+/** A provisioned organisation in a fresh temporary folder. */
+export function makeOrgFixture(opts: Parameters<typeof provisionOrg>[1] = {}): OrgFixture {
+  return provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-org-')), opts);
 }

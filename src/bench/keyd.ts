@@ -1,0 +1,101 @@
+/**
+ * keyd end to end (issue 5): blinded re-encryptions/s and blinded
+ * decryptions/s over HTTPS with mutual TLS and keep-alive, at concurrency 1
+ * and 16, with p50/p99 latency — beside the in-process key-service half of
+ * the same operations in the same run. keyd runs in its own process (one
+ * core); this process is the load generator (the other core).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  answerBlindedDecryption, blindForDecryption, blindForReencryption, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
+  transformBlinded,
+} from '../crypto';
+import { provisionOrg } from '../demo/provision';
+import { KeydClient } from '../keyd/client';
+import { loadKeydConfig } from '../keyd/config';
+import { openKeyd } from '../keyd/daemon';
+import { type BenchRow, measure } from './harness';
+
+const g = groups.libsecp256k1;
+const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
+const SECONDS = Number(process.env.SSMAX_BENCH_SECONDS ?? 4);
+
+function startKeyd(configFile: string): Promise<{ proc: ChildProcess; port: number }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [join(__dirname, '..', '..', 'bin', 'ssmax'), 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on [^:]+:(\d+)/.exec(out);
+      if (m) resolve({ proc, port: Number(m[1]) });
+    });
+    proc.once('exit', (code) => reject(new Error(`keyd exited ${code}`)));
+  });
+}
+
+async function load(call: () => Promise<unknown>, concurrency: number): Promise<{ rate: number; p50: number; p99: number }> {
+  for (let i = 0; i < 50; i++) await call(); // warm-up: connections, JIT
+  const latencies: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < end) {
+      const t = performance.now();
+      await call();
+      latencies.push(performance.now() - t);
+    }
+  }));
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) };
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-bench-keyd-')));
+  const { proc, port } = await startKeyd(fx.configFile);
+  const rows: BenchRow[] = [];
+  try {
+    const client = (creds: { cert: string; key: string }) => new KeydClient({ url: `https://127.0.0.1:${port}`, servername: `keyd.${fx.domain}`, cert: creds.cert, key: creds.key, ca: fx.caPem, maxSockets: 16 });
+    const admin = client(fx.clients.admin);
+    const bob = generateEncryptionKeyPair(g, systemRng);
+    await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex') });
+    const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
+    admin.close();
+    const orgPub = new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex'));
+    const capsule = encapsulate(g, newMessageKey(g, systemRng), { keyId: pub.current, publicKey: orgPub }, systemRng);
+    const re = blindForReencryption(g, capsule, systemRng).request;
+    const de = blindForDecryption(g, capsule, systemRng).request;
+    const reBody = { keyId: capsule.keyId, e: b64(re.e), f: b64(re.f), target: { kind: 'user', address: 'bob@a.example' } };
+    const deBody = { keyId: capsule.keyId, e: b64(de.e) };
+
+    // In-process key-service halves, with keyd's own key (read from its store while it runs).
+    const parts = openKeyd(loadKeydConfig(fx.configFile));
+    const key = parts.keyring.usable(pub.current, new Date()).key;
+    const bobPub = g.encodeUncompressed(g.decode(bob.publicKey, 'bob'));
+    const inReenc = await measure(() => transformBlinded(g, key.privateKey, re, bobPub, systemRng));
+    const inDec = await measure(() => answerBlindedDecryption(g, key.privateKey, key.publicKeyUncompressed, de, systemRng));
+    await parts.store.close();
+    rows.push({ suite: 'keyd', name: 're-encryption, key-service half in process', rate: inReenc, unit: 'ops/s', note: 'baseline' });
+    rows.push({ suite: 'keyd', name: 'blinded decryption + proof, key-service half in process', rate: inDec, unit: 'ops/s', note: 'baseline' });
+
+    const gw = client(fx.clients.gateway);
+    const ins = client(fx.clients.inspector);
+    for (const c of [1, 16]) {
+      const r = await load(() => gw.call('POST', '/v1/reencrypt', reBody), c);
+      rows.push({ suite: 'keyd', name: `re-encryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inReenc) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}` });
+    }
+    for (const c of [1, 16]) {
+      const r = await load(() => ins.call('POST', '/v1/decrypt', deBody), c);
+      rows.push({ suite: 'keyd', name: `blinded decryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}` });
+    }
+    gw.close();
+    ins.close();
+  } finally {
+    proc.kill('SIGTERM');
+  }
+  return rows;
+}
