@@ -5,13 +5,19 @@
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
 import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
+import { directoryCommand } from './directory';
 import { keydCommand } from './keyd';
+import { publishCommand } from './publish';
+import { userCommand } from './user';
 
 /** The command groups, by name. Add a group here and in its own file. */
 export const groups: Record<string, CommandGroup> = {
   ca: caCommand,
   crypto: cryptoCommand,
+  directory: directoryCommand,
   keyd: keydCommand,
+  publish: publishCommand,
+  user: userCommand,
 };
 
 export function usage(): string {
