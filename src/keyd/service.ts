@@ -206,6 +206,26 @@ export class KeyService {
     };
   }
 
+  /**
+   * What a gateway or inspector may know of a local user (no identity
+   * reference, no audit of content): status, kind, consent, whether it has an
+   * encryption key (SSMAX client) and its signing certificate, to verify user
+   * signatures at submission.
+   */
+  async lookupUser(actor: Actor, address: string): Promise<Record<string, unknown>> {
+    return this.audited(actor, 'directory.user', { target: address.slice(0, 254) }, () => {
+      this.require(actor, ['gateway', 'inspector'], 'directory.user');
+      const u = this.d.registry.get(checkAddress(address));
+      if (!u) throw new KeydError('not-found', `No registered user "${address.slice(0, 254)}"`);
+      return {
+        result: {
+          address: u.address, status: u.status, kind: u.kind, inspectionConsent: u.inspectionConsent,
+          encryptionKeyId: u.encryptionKeyId ?? null, signingCertificate: u.signingCertificate ?? null,
+        },
+      };
+    });
+  }
+
   async addUser(actor: Actor, body: Record<string, unknown>): Promise<PublicUser> {
     return this.audited(actor, 'registry.add', { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined }, () => {
       this.require(actor, ['admin'], 'registry.add');
