@@ -56,7 +56,6 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
       { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, decodeURIComponent(p[0]!)) },
-      { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, decodeURIComponent(p[0]!)) },
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, decodeURIComponent(p[0]!)) },
       { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, decodeURIComponent(p[0]!), b.status) },
