@@ -1,0 +1,368 @@
+/**
+ * The directory client (PROTOCOL.md, "Key exchange between domains";
+ * docs/directory.md): finds a peer's bundle (static map, else DNS TXT
+ * `_ssmax.<domain>`), fetches it over HTTPS, verifies it up to the SSMAX roots
+ * (`verifyBundle`, with the highest serial ever accepted for the domain as
+ * `minSerial`, so an older bundle replayed is refused), and caches it until it
+ * expires.
+ *
+ * Guarantees:
+ * - `lookup` answers from the cache without waiting while an unexpired bundle
+ *   is cached; when the refresh point (a fraction of the lifetime before
+ *   expiry, minus a random jitter) has passed, it starts one background
+ *   refresh. A failed refresh keeps the cached bundle in service until it
+ *   expires; after that the domain is `unavailable` (SMTP 4xx) until a fetch
+ *   succeeds again.
+ * - A bundle is never used after its `expires`, nor before `issued`.
+ * - Concurrent lookups of one domain share one fetch.
+ * - Errors are `DirectoryError` with a closed set of codes the gateway maps
+ *   to SMTP replies: `none` (definitely no SSMAX bundle: policy decides),
+ *   `unavailable` (temporary), `invalid` (a bundle was refused, with the reason;
+ *   temporary for mail, never used).
+ * - A TXT record whose `id` differs from the cached bundle's starts a refresh
+ *   (checked in the background every `dnsRecheckMs`).
+ * - Clock, resolver, randomness and the cache folder are injected.
+ */
+import { resolveTxt } from 'node:dns/promises';
+import { rootCertificates } from 'node:tls';
+import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
+import { checkDomain } from '../pki/issue';
+import { ValidationCache } from '../pki/validate';
+import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
+import { type BundleLocation, type TxtResolver, discover, urlProblem } from './discovery';
+import { FetchError, fetchBundleText } from './fetch';
+import { type PeerEntry, peerEntryOf } from './peer-entry';
+
+export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
+export type { InboundPolicy } from '../pki/bundle';
+export type { TxtResolver } from './discovery';
+
+export type DirectoryErrorCode = 'none' | 'unavailable' | 'invalid';
+
+export class DirectoryError extends Error {
+  constructor(readonly code: DirectoryErrorCode, readonly domain: string, message: string) {
+    super(message);
+    this.name = 'DirectoryError';
+  }
+}
+
+export const DIRECTORY_DEFAULTS = {
+  fetchTimeoutMs: 10000,
+  refreshAhead: 0.25,
+  refreshJitter: 0.1,
+  retryMs: 60000,
+  negativeTtlMs: 300000,
+  dnsRecheckMs: 300000,
+} as const;
+
+export interface DirectoryOptions {
+  /** Trusted SSMAX roots (PEM). */
+  readonly roots: readonly string[];
+  /** CRLs obtained outside the bundles (e.g. the root's), PEM. */
+  readonly crls?: readonly string[];
+  /** domain → bundle URL; overrides DNS (tests, closed networks). */
+  readonly staticPeers?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
+  /** TXT resolver; default `node:dns/promises` resolveTxt; `null` turns DNS discovery off. */
+  readonly resolver?: TxtResolver | null;
+  /** LMDB folder; memory only when absent. */
+  readonly cacheDir?: string;
+  /** Milliseconds since the epoch; default Date.now. */
+  readonly clock?: () => number;
+  readonly fetchTimeoutMs?: number;
+  /** Refresh when this fraction of a bundle's lifetime remains (0..1). */
+  readonly refreshAhead?: number;
+  /** Up to this further fraction of the lifetime earlier, at random, so peers do not refresh in step. */
+  readonly refreshJitter?: number;
+  /** After a failed fetch, no new attempt for this long (lookups meanwhile get the cached bundle or the last error). */
+  readonly retryMs?: number;
+  /** How long a `none` answer is remembered. */
+  readonly negativeTtlMs?: number;
+  /** How often the TXT record of a DNS-discovered peer is re-read to notice a new bundle id. */
+  readonly dnsRecheckMs?: number;
+  /** CAs (PEM) for the publishers' TLS certificates; default Node's root store plus `roots`. */
+  readonly tlsCa?: readonly string[];
+  /** Fixed addresses for publisher host names (like curl --resolve). */
+  readonly hosts?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
+  /** Uniform in [0, 1); default Math.random. */
+  readonly random?: () => number;
+  /** Refusals and failures, one line each. */
+  readonly log?: (line: string) => void;
+}
+
+export type PeerState = 'valid' | 'refresh-due' | 'expired' | 'none';
+
+export interface PeerStatus {
+  readonly domain: string;
+  readonly state: PeerState;
+  readonly source?: 'static' | 'dns';
+  readonly url?: string;
+  readonly serial?: number;
+  readonly id?: string;
+  readonly currentKeyId?: string;
+  readonly expires?: Date;
+  readonly lastFetch?: Date;
+  readonly lastError?: string;
+  readonly lastErrorAt?: Date;
+}
+
+interface Peer {
+  record: CachedPeer;
+  entry?: PeerEntry;
+  /** When the next background refresh is due (ms). */
+  refreshAt: number;
+  /** No fetch before this (ms), after a failure. */
+  retryAt: number;
+  /** The error to repeat while `retryAt` or `noneUntil` holds and nothing valid is cached. */
+  failure?: DirectoryError;
+  noneUntil: number;
+  dnsCheckAt: number;
+  location?: BundleLocation;
+}
+
+function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
+  const entries: [string, string][] = v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
+  return new Map(entries.map(([k, x]) => [k.toLowerCase().replace(/\.$/, ''), lowerValues ? x.toLowerCase() : x]));
+}
+
+function fraction(v: number | undefined, dflt: number, name: string): number {
+  const x = v ?? dflt;
+  if (!Number.isFinite(x) || x < 0 || x > 1) throw new RangeError(`Cannot create directory: ${name} "${String(v)}" is not a fraction from 0 to 1`);
+  return x;
+}
+
+function positive(v: number | undefined, dflt: number, name: string): number {
+  const x = v ?? dflt;
+  if (!Number.isFinite(x) || x < 0) throw new RangeError(`Cannot create directory: ${name} "${String(v)}" is not a non-negative number`);
+  return x;
+}
+
+export class Directory {
+  private readonly roots: readonly string[];
+  private readonly crls: readonly string[];
+  private readonly staticPeers: Map<string, string>;
+  private readonly resolver: TxtResolver | undefined;
+  private readonly clock: () => number;
+  private readonly random: () => number;
+  private readonly log: (line: string) => void;
+  private readonly store: PeerCache;
+  private readonly validation = new ValidationCache();
+  private readonly peers = new Map<string, Peer>();
+  private readonly inflight = new Map<string, Promise<PeerEntry>>();
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly tlsCa: readonly string[];
+  private readonly hosts: Map<string, string>;
+  private readonly cfg: { fetchTimeoutMs: number; refreshAhead: number; refreshJitter: number; retryMs: number; negativeTtlMs: number; dnsRecheckMs: number };
+  private allLoaded = false;
+  private closed = false;
+
+  constructor(opts: DirectoryOptions) {
+    if (!opts || !Array.isArray(opts.roots) || opts.roots.length === 0) throw new TypeError('Cannot create directory: at least one SSMAX root is required');
+    this.roots = [...opts.roots];
+    this.crls = [...(opts.crls ?? [])];
+    this.staticPeers = toMap(opts.staticPeers);
+    for (const [domain, url] of this.staticPeers) {
+      const problem = urlProblem(url);
+      if (problem) throw new TypeError(`Cannot create directory: static peer "${domain}": ${problem}`);
+    }
+    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? resolveTxt);
+    this.clock = opts.clock ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.log = opts.log ?? (() => undefined);
+    this.tlsCa = opts.tlsCa ? [...opts.tlsCa] : [...rootCertificates, ...opts.roots];
+    this.hosts = toMap(opts.hosts, true);
+    this.cfg = {
+      fetchTimeoutMs: positive(opts.fetchTimeoutMs, DIRECTORY_DEFAULTS.fetchTimeoutMs, 'fetchTimeoutMs'),
+      refreshAhead: fraction(opts.refreshAhead, DIRECTORY_DEFAULTS.refreshAhead, 'refreshAhead'),
+      refreshJitter: fraction(opts.refreshJitter, DIRECTORY_DEFAULTS.refreshJitter, 'refreshJitter'),
+      retryMs: positive(opts.retryMs, DIRECTORY_DEFAULTS.retryMs, 'retryMs'),
+      negativeTtlMs: positive(opts.negativeTtlMs, DIRECTORY_DEFAULTS.negativeTtlMs, 'negativeTtlMs'),
+      dnsRecheckMs: positive(opts.dnsRecheckMs, DIRECTORY_DEFAULTS.dnsRecheckMs, 'dnsRecheckMs'),
+    };
+    this.store = opts.cacheDir ? LmdbPeerCache.open(opts.cacheDir) : new MemoryPeerCache();
+  }
+
+  /** The verified bundle of `domain`; throws DirectoryError. */
+  async lookup(domain: string): Promise<PeerEntry> {
+    if (this.closed) throw new DirectoryError('unavailable', String(domain), 'Cannot look up: the directory is closed');
+    const d = this.normalise(domain);
+    const peer = this.peer(d);
+    const now = this.clock();
+    if (peer.entry && this.usable(peer.entry, now)) {
+      if (now >= peer.refreshAt && now >= peer.retryAt) this.inBackground(d, () => this.fetchShared(d));
+      else if (peer.location?.source === 'dns' && now >= peer.dnsCheckAt) this.inBackground(d, () => this.recheckDns(d));
+      return peer.entry;
+    }
+    if (now < peer.noneUntil && peer.failure?.code === 'none') throw peer.failure;
+    if (now < peer.retryAt && peer.failure) throw peer.failure;
+    return this.fetchShared(d);
+  }
+
+  /** Fetches `domain`'s bundle now (sharing a fetch already under way); throws DirectoryError. For tools and tests. */
+  refresh(domain: string): Promise<PeerEntry> {
+    return this.fetchShared(this.normalise(domain));
+  }
+
+  /** Resolves when every background refresh started so far has finished. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** One line per known peer (cached on disk or looked up by this process). */
+  status(): PeerStatus[] {
+    this.loadAll();
+    const now = this.clock();
+    return [...this.peers.keys()].sort().map((domain) => {
+      const peer = this.peers.get(domain) as Peer;
+      const r = peer.record;
+      const e = peer.entry;
+      const state: PeerState = e && this.usable(e, now) ? (now >= peer.refreshAt ? 'refresh-due' : 'valid') : e ? 'expired' : 'none';
+      return {
+        domain, state,
+        ...(r.source ? { source: r.source } : {}),
+        ...(r.url ? { url: r.url } : {}),
+        ...(e ? { serial: e.serial, id: e.id, currentKeyId: e.currentKey.keyId, expires: e.expires } : r.highestSerial >= 0 ? { serial: r.highestSerial } : {}),
+        ...(r.lastFetch !== undefined ? { lastFetch: new Date(r.lastFetch) } : {}),
+        ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
+        ...(r.lastErrorAt !== undefined ? { lastErrorAt: new Date(r.lastErrorAt) } : {}),
+      };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.settled();
+    await Promise.allSettled([...this.inflight.values()]);
+    await this.store.close();
+  }
+
+  // -------------------------------------------------------------------------
+
+  private normalise(domain: string): string {
+    try {
+      return checkDomain(String(domain).trim().toLowerCase().replace(/\.$/, ''));
+    } catch {
+      throw new DirectoryError('none', String(domain), `Cannot look up "${String(domain)}": not a domain name`);
+    }
+  }
+
+  private usable(e: PeerEntry, now: number): boolean {
+    return now >= e.issued.getTime() && now <= e.expires.getTime();
+  }
+
+  /** The in-memory state of a domain, loaded from the persistent cache the first time (the cached bundle is verified again). */
+  private peer(domain: string): Peer {
+    let peer = this.peers.get(domain);
+    if (peer) return peer;
+    const record = this.store.get(domain) ?? { domain, highestSerial: -1 };
+    peer = { record, refreshAt: 0, retryAt: 0, noneUntil: 0, dnsCheckAt: 0 };
+    if (record.url && record.source) peer.location = { url: record.url, source: record.source };
+    if (record.text !== undefined && record.url !== undefined) {
+      // Verified again at load: a cached bundle is trusted no more than a fetched one.
+      const r = verifyBundle(record.text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation });
+      if (r.status === 'valid') this.accept(peer, r.bundle, record.url, false);
+    }
+    this.peers.set(domain, peer);
+    return peer;
+  }
+
+  private loadAll(): void {
+    if (this.allLoaded) return;
+    this.allLoaded = true;
+    for (const r of this.store.all()) this.peer(r.domain);
+  }
+
+  private accept(peer: Peer, b: VerifiedBundle, url: string, fresh: boolean): PeerEntry {
+    const entry = peerEntryOf(b, { roots: this.roots, crls: this.crls, cache: this.validation, url });
+    const now = this.clock();
+    const issued = b.issued.getTime();
+    const expires = b.expires.getTime();
+    const lifetime = expires - issued;
+    const due = expires - lifetime * this.cfg.refreshAhead - lifetime * this.cfg.refreshJitter * this.random();
+    // Never busy-loop on a bundle already inside its refresh window: wait at least retryMs (but not past expiry).
+    peer.refreshAt = Math.max(due, Math.min(now + this.cfg.retryMs, expires));
+    peer.entry = entry;
+    peer.dnsCheckAt = now + this.cfg.dnsRecheckMs;
+    if (fresh) {
+      peer.retryAt = 0;
+      peer.noneUntil = 0;
+      delete peer.failure;
+    }
+    return entry;
+  }
+
+  private inBackground(domain: string, task: () => Promise<unknown>): void {
+    if (this.inflight.has(domain) || this.closed) return;
+    const p = task().catch(() => undefined).finally(() => this.background.delete(p));
+    this.background.add(p);
+  }
+
+  private fetchShared(domain: string, location?: BundleLocation): Promise<PeerEntry> {
+    const running = this.inflight.get(domain);
+    if (running) return running;
+    const p = this.fetchNow(domain, location).finally(() => this.inflight.delete(domain));
+    this.inflight.set(domain, p);
+    return p;
+  }
+
+  /** Re-reads the TXT record; a new id or URL means a new publication: fetch it now. */
+  private async recheckDns(domain: string): Promise<void> {
+    const peer = this.peer(domain);
+    peer.dnsCheckAt = this.clock() + this.cfg.dnsRecheckMs;
+    const found = await discover(domain, this.staticPeers, this.resolver);
+    if (found.status !== 'found') return; // keep serving the verified bundle; the next refresh reports the problem
+    const { location } = found;
+    if ((location.id !== undefined && location.id !== peer.entry?.id) || location.url !== peer.location?.url) {
+      this.log(`directory: "${domain}" announces bundle ${location.id ?? '(no id)'} at ${location.url}; refreshing`);
+      await this.fetchShared(domain, location);
+    }
+  }
+
+  private async fetchNow(domain: string, known?: BundleLocation): Promise<PeerEntry> {
+    const peer = this.peer(domain);
+    const fail = async (code: DirectoryErrorCode, message: string): Promise<never> => {
+      const now = this.clock();
+      const err = new DirectoryError(code, domain, message);
+      peer.failure = err;
+      peer.retryAt = now + this.cfg.retryMs;
+      if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
+      peer.record = { ...peer.record, lastError: message, lastErrorAt: now };
+      this.log(`directory: ${message}`);
+      await this.persist(peer);
+      throw err;
+    };
+    let location = known;
+    if (!location) {
+      const found = await discover(domain, this.staticPeers, this.resolver);
+      if (found.status !== 'found') return fail(found.status, found.message);
+      location = found.location;
+    }
+    peer.location = location;
+    let text: string;
+    try {
+      text = await fetchBundleText(location.url, { timeoutMs: this.cfg.fetchTimeoutMs, ca: this.tlsCa, hosts: this.hosts });
+    } catch (err) {
+      return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
+    }
+    const minSerial = peer.record.highestSerial >= 0 ? peer.record.highestSerial : undefined;
+    const r = verifyBundle(text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation, ...(minSerial !== undefined ? { minSerial } : {}) });
+    if (r.status !== 'valid') return fail('invalid', `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`);
+    const entry = this.accept(peer, r.bundle, location.url, true);
+    const now = this.clock();
+    peer.record = {
+      ...peer.record, domain, text, url: location.url, source: location.source,
+      highestSerial: Math.max(peer.record.highestSerial, r.bundle.serial), lastFetch: now,
+    };
+    await this.persist(peer);
+    return entry;
+  }
+
+  private async persist(peer: Peer): Promise<void> {
+    try {
+      await this.store.put(peer.record);
+    } catch (err) {
+      // The memory copy stays authoritative for this process; a cache write failure must not stop mail.
+      this.log(`directory: cannot write the cache for "${peer.record.domain}": ${(err as Error).message}`);
+    }
+  }
+}

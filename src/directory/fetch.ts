@@ -1,0 +1,98 @@
+/**
+ * Fetches a bundle over HTTPS: one GET, bounded in time and size, the server
+ * certificate checked against the configured CAs and the URL's host name.
+ * The bundle authenticates itself (its signature, up to an SSMAX root); TLS
+ * adds confidentiality of who asks for whom and keeps an on-path attacker from
+ * serving an old bundle without being noticed by the TLS layer first.
+ *
+ * Errors are `FetchError` with a one-line message; every one is temporary
+ * from the caller's point of view (SMTP 4xx).
+ */
+import { lookup as systemLookup } from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import { request } from 'node:https';
+import { MAX_BUNDLE_BYTES } from '../pki/bundle';
+
+export class FetchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FetchError';
+  }
+}
+
+export interface FetchOptions {
+  readonly timeoutMs: number;
+  /** CA certificates (PEM) for the publisher's TLS certificate; undefined = Node's default store. */
+  readonly ca?: readonly string[];
+  /** Fixed addresses for host names (like curl --resolve): closed networks and tests. */
+  readonly hosts?: ReadonlyMap<string, string>;
+  readonly maxBytes?: number;
+}
+
+function fixedLookup(hosts: ReadonlyMap<string, string>): LookupFunction | undefined {
+  if (hosts.size === 0) return undefined;
+  const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
+    const address = hosts.get(hostname.toLowerCase());
+    if (address === undefined) {
+      // Not pinned: fall back to the system resolver.
+      systemLookup(hostname, { all: options.all === true }, callback as never);
+      return;
+    }
+    const family = address.includes(':') ? 6 : 4;
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+  return fn as unknown as LookupFunction;
+}
+
+/** GETs `url` and returns the body as text. Throws FetchError. */
+export function fetchBundleText(url: string, opts: FetchOptions): Promise<string> {
+  const maxBytes = opts.maxBytes ?? MAX_BUNDLE_BYTES;
+  return new Promise<string>((resolve, reject) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      reject(new FetchError(`Cannot fetch "${url}": not a URL`));
+      return;
+    }
+    let settled = false;
+    const fail = (message: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(new FetchError(message));
+    };
+    const lookup = opts.hosts ? fixedLookup(opts.hosts) : undefined;
+    const req = request({
+      protocol: 'https:', host: u.hostname, port: u.port || 443, path: `${u.pathname}${u.search}`, method: 'GET',
+      headers: { accept: 'application/json' }, agent: false,
+      ...(opts.ca ? { ca: [...opts.ca] } : {}),
+      ...(lookup ? { lookup } : {}),
+    }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        fail(`Cannot fetch "${url}": the server answered ${res.statusCode}`);
+        return;
+      }
+      const parts: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) fail(`Cannot fetch "${url}": the bundle is larger than ${maxBytes} bytes`);
+        else parts.push(c);
+      });
+      res.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));
+      res.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(Buffer.concat(parts).toString('utf8'));
+      });
+    });
+    const timer = setTimeout(() => fail(`Cannot fetch "${url}": no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
+    req.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));
+    req.end();
+  });
+}
