@@ -1,0 +1,248 @@
+/**
+ * Receiving side (PROTOCOL.md "Authentication chain": "The recipient verifies
+ * the newest seal against the receiving org's certificate; earlier seals
+ * remain for audit"; docs/user.md "open").
+ *
+ * 1. The newest seal must be by the recipient's own organisation and verify
+ *    against one of the sealing certificates of the own organisation's bundle
+ *    (the bundle verified up to the SSMAX root; the certificate validated for
+ *    use `seal` with the bundle's CRLs and any newer ones the caller has).
+ *    Earlier seals are reported with their tags and are vouched for by the
+ *    newest sealer (`cv=pass`); with peer bundles they are verified too.
+ * 2. Only then the message is decrypted with the user's key. A message that
+ *    carries no SSMAX capsule was delivered decrypted by the receiving gateway
+ *    ("transparent mode"), and the result says so.
+ *
+ * Guarantees: nothing is decrypted when a seal fails; the plaintext is
+ * collected whole and returned only after every chunk authenticated, so a
+ * failure never yields partial plaintext; errors never quote message content.
+ */
+import { groups } from '../crypto/backend';
+import { CryptoError } from '../crypto/errors';
+import { p256PublicKeyFrom } from '../crypto/ecdsa';
+import { type CertificateLookup, certificateRef } from '../chain/certificate-lookup';
+import { type NewestSealReport, type NewestSealVerification, verifyNewestSeal } from '../chain/verify-newest';
+import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
+import type { CrlInput } from '../pki/crl';
+import { validateCertificate } from '../pki/validate';
+import { listCapsulesIn } from '../envelope/capsules';
+import { decryptMessage } from '../envelope/decrypt';
+import { parseContentType, VERSION_HEADER } from '../envelope/headers';
+import { DEFAULT_LIMITS } from '../envelope/limits';
+import { collect, parseHead, readHead } from '../envelope/source';
+import { UserError } from './errors';
+import { type UserProfile, verifyOrgBundle } from './profile';
+
+export interface OpenOptions {
+  readonly now: Date;
+  /** Signed bundles (JSON text) of peer organisations: earlier seals by them are verified too. */
+  readonly peerBundles?: readonly string[];
+  /** CRLs newer than the bundles' (PEM or DER), e.g. fetched from the organisation: a revoked sealing certificate fails. */
+  readonly crls?: readonly CrlInput[];
+}
+
+/** One hop of the authentication chain, as the recipient sees it. */
+export interface HopReport {
+  readonly instance: number;
+  readonly domain: string;
+  /** `unverified`: an earlier seal under a newest seal that failed. */
+  readonly result: 'pass' | 'fail' | 'temperror' | 'unverified';
+  /** `vd=`, e.g. `dlp:pass,av:none` (empty: none recorded). */
+  readonly verdicts: string;
+  readonly cv: 'none' | 'pass' | 'fail';
+  /** How it was checked: its signature here, or vouched for by the newest sealer. */
+  readonly checked: 'signature' | 'newest-seal';
+  /** Failure detail (no message content). */
+  readonly detail?: string;
+  /** The line printed for people. */
+  readonly line: string;
+}
+
+export interface OpenedMessage {
+  readonly hops: readonly HopReport[];
+  /** `ssmax-chain=pass header.d=b.example header.i=2` */
+  readonly summary: string;
+  /** False: delivered decrypted by the receiving gateway (transparent mode). */
+  readonly encrypted: boolean;
+  /** `message` or `part` for an encrypted message. */
+  readonly profile?: 'message' | 'part';
+  /** The key id of the capsule opened. */
+  readonly keyId?: string;
+  /** The original message. Sensitive: never log it. */
+  readonly plaintext: Buffer;
+  /** Human lines: one per hop, then one about decryption, then any warnings. */
+  readonly trace: readonly string[];
+  /** Things the reader should know that are not failures (e.g. an inner From unlike the sealed one). */
+  readonly warnings: readonly string[];
+}
+
+/** A failed open: the hops seen so far (for the trace) and no plaintext. */
+export class OpenError extends UserError {
+  readonly hops: readonly HopReport[];
+  readonly trace: readonly string[];
+  constructor(code: 'seal' | 'decrypt' | 'bundle' | 'message', message: string, hops: readonly HopReport[] = []) {
+    super(code, message);
+    this.name = 'OpenError';
+    this.hops = hops;
+    this.trace = hops.map((h) => h.line);
+  }
+}
+
+/** Sealing-certificate lookup over one verified bundle; records why a certificate was refused. */
+function bundleLookup(bundle: VerifiedBundle, rootPem: string, extraCrls: readonly CrlInput[], now: Date, refusals: Map<string, string>): CertificateLookup {
+  return (req) => {
+    if (req.kind !== 'seal') return undefined;
+    if ((req.domain ?? '').toLowerCase() !== bundle.domain) {
+      refusals.set(req.certRef, `the seal is by "${req.domain ?? ''}", not by the organisation "${bundle.domain}"`);
+      return undefined;
+    }
+    const cert = bundle.sealingCertificates.find((c) => certificateRef(c.der) === req.certRef);
+    if (!cert) {
+      refusals.set(req.certRef, `its certificate c=${req.certRef} is not a sealing certificate of the bundle of "${bundle.domain}"`);
+      return undefined;
+    }
+    // The bundle validated its sealing certificates at publication; validate again now, with any newer CRL.
+    const v = validateCertificate({ leaf: cert, intermediates: [bundle.orgCa], roots: [rootPem], crls: [...bundle.crls, ...extraCrls], use: 'seal', time: now });
+    if (v.status !== 'valid') {
+      refusals.set(req.certRef, `its sealing certificate is ${v.status}: ${v.message}`);
+      return undefined;
+    }
+    return { publicKey: p256PublicKeyFrom(cert.spki), domain: bundle.domain };
+  };
+}
+
+function verifiedPeers(texts: readonly string[], profile: UserProfile, now: Date): Map<string, VerifiedBundle> {
+  const peers = new Map<string, VerifiedBundle>();
+  for (const [index, text] of texts.entries()) {
+    let domain: unknown;
+    try {
+      domain = (JSON.parse(text) as { payload?: { domain?: unknown } }).payload?.domain;
+    } catch {
+      domain = undefined;
+    }
+    if (typeof domain !== 'string') throw new UserError('bundle', `Cannot use peer bundle ${index + 1}: not a signed bundle (no payload domain)`);
+    const r = verifyBundle(text, { domain, roots: [profile.rootPem], time: now });
+    if (r.status !== 'valid') throw new UserError('bundle', `Cannot use the peer bundle of "${domain}": ${r.status}: ${r.message}`);
+    peers.set(r.bundle.domain, r.bundle);
+  }
+  return peers;
+}
+
+function hopLine(h: Omit<HopReport, 'line'>, newestDomain: string): string {
+  const verdicts = h.verdicts === '' ? 'no verdicts' : h.verdicts;
+  const how = h.checked === 'signature' ? 'signature verified here' : `vouched for by ${newestDomain} (cv=pass)`;
+  const mode = h.result === 'pass' ? how : h.result === 'unverified' ? 'not verified (the newest seal failed)' : h.detail ?? '';
+  return `seal i=${h.instance}  ${h.domain}  ${h.result}  ${verdicts}  cv=${h.cv}  ${mode}`;
+}
+
+function hopsOf(chain: NewestSealVerification, refusals: Map<string, string>): HopReport[] {
+  const newest = chain.instances[chain.instances.length - 1];
+  const newestFailed = newest !== undefined && newest.outcome.result !== 'pass';
+  return chain.instances.map((r: NewestSealReport) => {
+    const isNewest = r === newest;
+    let result: HopReport['result'] = r.outcome.result === 'none' ? 'pass' : r.outcome.result;
+    if (!isNewest && newestFailed && r.checked === 'newest-seal') result = 'unverified';
+    let detail: string | undefined;
+    if (r.outcome.result === 'fail') detail = r.outcome.reason === 'unknown-certificate' && refusals.has(r.certRef) ? `unknown-certificate: ${refusals.get(r.certRef)}` : `${r.outcome.reason}: ${r.outcome.detail}`;
+    if (r.outcome.result === 'temperror') detail = r.outcome.detail;
+    const base = {
+      instance: r.instance,
+      domain: r.domain,
+      result,
+      verdicts: r.verdicts.map((v) => `${v.name}:${v.result}`).join(','),
+      cv: r.chainValidation,
+      checked: r.checked,
+      ...(detail === undefined ? {} : { detail }),
+    };
+    return { ...base, line: hopLine(base, newest?.domain ?? '') };
+  });
+}
+
+/** The decoded value of each `name` field of a header block, unfolded and trimmed. */
+function headerValues(head: Buffer, name: string): string[] {
+  return parseHead(head, DEFAULT_LIMITS).get(name).map((line) => line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').replace(/\s+/g, ' ').trim());
+}
+
+/**
+ * Verifies the newest seal, then decrypts with the user's key. Throws
+ * OpenError (with the hop reports) on a failed seal or decryption.
+ */
+export async function openMessage(profile: UserProfile, message: Uint8Array, options: OpenOptions): Promise<OpenedMessage> {
+  if (!(message instanceof Uint8Array)) throw new TypeError('Cannot open: the message must be a Uint8Array');
+  const { now } = options;
+  const own = verifyOrgBundle(profile.orgBundle, profile.domain, profile.rootPem, now);
+  const peers = verifiedPeers(options.peerBundles ?? [], profile, now);
+  const extraCrls = options.crls ?? [];
+  const refusals = new Map<string, string>();
+  const lookup = bundleLookup(own, profile.rootPem, extraCrls, now, refusals);
+  const peerLookup: CertificateLookup = (req) => {
+    const bundle = peers.get((req.domain ?? '').toLowerCase());
+    return bundle ? bundleLookup(bundle, profile.rootPem, extraCrls, now, refusals)(req) : undefined;
+  };
+  const chain = await verifyNewestSeal(message, {
+    lookup,
+    now: () => now.getTime(),
+    ...(peers.size > 0 ? { earlier: { domains: [...peers.keys()], lookup: peerLookup } } : {}),
+  });
+  const hops = hopsOf(chain, refusals);
+  if (chain.result === 'none') throw new OpenError('seal', 'Cannot open the message: it carries no SSMAX-Seal (it did not come through an SSMAX gateway)', hops);
+  if (chain.result !== 'pass') {
+    const failed = hops.find((h) => h.result === 'fail' || h.result === 'temperror');
+    const reason = failed?.detail ?? (chain.result === 'fail' ? `${chain.reason}: ${chain.detail}` : chain.detail);
+    throw new OpenError('seal', `Cannot open the message: seal ${failed ? `i=${failed.instance} (${failed.domain})` : ''} ${chain.result === 'fail' ? 'failed' : 'could not be checked'}: ${reason}`.replace(/ {2,}/g, ' '), hops);
+  }
+  const newest = hops[hops.length - 1];
+  if (newest && newest.domain !== own.domain) {
+    throw new OpenError('seal', `Cannot open the message: the newest seal is by "${newest.domain}", not by the organisation "${own.domain}"`, hops);
+  }
+
+  // Encrypted or transparent? Read the top-level header block only.
+  let head: Buffer;
+  try {
+    ({ head } = await readHead(message, DEFAULT_LIMITS));
+  } catch (err) {
+    throw new OpenError('message', `Cannot open the message: ${(err as Error).message}`, hops);
+  }
+  let capsuleCount: number;
+  let hasVersion: boolean;
+  let profileName: 'message' | 'part' | undefined;
+  let outerFrom: string[];
+  try {
+    const headers = parseHead(head, DEFAULT_LIMITS);
+    capsuleCount = listCapsulesIn(headers).length;
+    hasVersion = headers.hasHeader(VERSION_HEADER);
+    const type = headers.get('content-type')[0];
+    profileName = type === undefined ? undefined : (parseContentType(type.slice(type.indexOf(':') + 1))?.profile ?? (hasVersion ? 'part' : undefined));
+    outerFrom = headerValues(head, 'from');
+  } catch (err) {
+    throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${(err as Error).message}`, hops);
+  }
+  const trace = hops.map((h) => h.line);
+  const warnings: string[] = [];
+  if (capsuleCount === 0 && !hasVersion) {
+    trace.push('message: not encrypted (delivered decrypted by the receiving gateway: transparent mode)');
+    return { hops, summary: chain.summary, encrypted: false, plaintext: Buffer.from(message), trace, warnings };
+  }
+
+  let plaintext: Buffer;
+  try {
+    plaintext = await collect(decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: groups.libsecp256k1 }));
+  } catch (err) {
+    const why = err instanceof CryptoError && err.code === 'auth-failed'
+      ? `the content does not authenticate (tampered or truncated): ${err.message}`
+      : (err as Error).message;
+    throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${why}`, hops);
+  }
+  trace.push(`message: encrypted (profile ${profileName ?? 'unknown'}), decrypted with your key ${profile.encryption.keyId}`);
+  if (profileName === 'message') {
+    // The seals cover the outer From; a reader shows the inner one. Say so when they differ.
+    try {
+      const inner = headerValues((await readHead(plaintext, DEFAULT_LIMITS)).head, 'from');
+      if (inner.join('\n').toLowerCase() !== outerFrom.join('\n').toLowerCase()) warnings.push('warning: the From inside the encrypted message is not the sealed outer From');
+    } catch {
+      warnings.push('warning: the header of the decrypted message cannot be read');
+    }
+  }
+  trace.push(...warnings);
+  return { hops, summary: chain.summary, encrypted: true, ...(profileName ? { profile: profileName } : {}), keyId: profile.encryption.keyId, plaintext, trace, warnings };
+}
