@@ -39,6 +39,12 @@ export interface OpenOptions {
   readonly peerBundles?: readonly string[];
   /** CRLs newer than the bundles' (PEM or DER), e.g. fetched from the organisation: a revoked sealing certificate fails. */
   readonly crls?: readonly CrlInput[];
+  /**
+   * Keep the SSMAX-Seal fields on top of a plaintext that still carries them
+   * (profile "part", transparent mode). Default: removed, so the plaintext is
+   * the sender's original message; the hops are in the trace.
+   */
+  readonly keepSeals?: boolean;
 }
 
 /** One hop of the authentication chain, as the recipient sees it. */
@@ -164,6 +170,26 @@ function headerValues(head: Buffer, name: string): string[] {
 }
 
 /**
+ * The message without the SSMAX-Seal fields at the top of its header block
+ * (gateways prepend them, docs/chain.md); every other byte is kept.
+ */
+export function stripLeadingSeals(message: Buffer): Buffer {
+  let at = 0;
+  while (message.subarray(at, at + 11).toString('latin1').toLowerCase() === 'ssmax-seal:') {
+    let end = at;
+    for (;;) {
+      const lf = message.indexOf(0x0a, end);
+      if (lf < 0) return message; // a header block without end: leave it as it is
+      end = lf + 1;
+      const next = message[end];
+      if (next !== 0x20 && next !== 0x09) break; // not a folded continuation
+    }
+    at = end;
+  }
+  return message.subarray(at);
+}
+
+/**
  * Verifies the newest seal, then decrypts with the user's key. Throws
  * OpenError (with the hop reports) on a failed seal or decryption.
  */
@@ -221,7 +247,8 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   const warnings: string[] = [];
   if (capsuleCount === 0 && !hasVersion) {
     trace.push('message: not encrypted (delivered decrypted by the receiving gateway: transparent mode)');
-    return { hops, summary: chain.summary, encrypted: false, plaintext: Buffer.from(message), trace, warnings };
+    const delivered = Buffer.from(message);
+    return { hops, summary: chain.summary, encrypted: false, plaintext: options.keepSeals ? delivered : stripLeadingSeals(delivered), trace, warnings };
   }
 
   let plaintext: Buffer;
@@ -233,6 +260,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
       : (err as Error).message;
     throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${why}`, hops);
   }
+  if (!options.keepSeals) plaintext = stripLeadingSeals(plaintext);
   trace.push(`message: encrypted (profile ${profileName ?? 'unknown'}), decrypted with your key ${profile.encryption.keyId}`);
   if (profileName === 'message') {
     // The seals cover the outer From; a reader shows the inner one. Say so when they differ.
