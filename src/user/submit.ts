@@ -25,6 +25,8 @@ export interface SubmitOptions {
   readonly smtp?: Partial<SmtpSettings>;
   /** Socket timeouts in ms (default 30 s). */
   readonly timeoutMs?: number;
+  /** Force one SASL mechanism (`PLAIN` or `LOGIN`); by default the first the server offers. */
+  readonly authMethod?: 'PLAIN' | 'LOGIN';
   /** Extra TLS options, e.g. `{ ca }` for a private CA, in tests. */
   readonly tls?: { readonly ca?: string | Buffer; readonly servername?: string };
   /** Environment for passwordEnv (default process.env). */
@@ -98,6 +100,7 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
     requireTLS: settings.security === 'starttls',
     ignoreTLS: settings.security === 'none',
     auth: { user: settings.user, pass: password },
+    ...(options.authMethod ? { authMethod: options.authMethod } : {}),
     connectionTimeout: timeout,
     greetingTimeout: timeout,
     socketTimeout: timeout,
@@ -119,8 +122,12 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
     const e = err as SmtpFailure;
     const where = `${settings.host}:${settings.port}`;
     if (e.responseCode) {
-      const step = e.code === 'EAUTH' ? 'authentication was refused' : `the server refused ${e.command ? `"${replyText(e.command).split(' ')[0]}"` : 'the message'}`;
-      throw new UserError('smtp', `Cannot submit to ${where}: ${step}: ${e.responseCode} ${replyText(e.response)}`.trim());
+      const command = e.command ? replyText(e.command).split(' ')[0] ?? '' : '';
+      const step = e.code === 'EAUTH' ? 'authentication was refused'
+        : command.toUpperCase() === 'STARTTLS' ? 'STARTTLS (required by the profile) was refused'
+          : `the server refused ${command ? `"${command}"` : 'the message'}`;
+      const reply = replyText(e.response);
+      throw new UserError('smtp', `Cannot submit to ${where}: ${step}: ${reply.startsWith(String(e.responseCode)) ? reply : `${e.responseCode} ${reply}`}`.trim());
     }
     throw new UserError('smtp', `Cannot submit to ${where}: ${replyText(e.message ?? String(err))}${e.code ? ` (${e.code})` : ''}`);
   } finally {
