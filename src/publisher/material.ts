@@ -64,7 +64,7 @@ export function pemBlocks(file: string, label: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   const blocks = [...text.matchAll(PEM_RE)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
   if (blocks.length === 0) throw new Error(`Cannot read ${label} "${file}": no PEM block`);

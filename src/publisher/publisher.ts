@@ -119,7 +119,7 @@ export class Publisher {
         keyd = await this.opts.keyd();
         this.lastKeyd = keyd;
       } catch (err) {
-        if (!keyd) throw new Error(`Cannot fetch keys from keyd: ${(err as Error).message}`);
+        if (!keyd) throw new Error(`Cannot fetch keys from keyd: ${(err as Error).message}`, { cause: err });
         this.log(`publisher: keyd unreachable, using its last known keys: ${(err as Error).message}`);
       }
       const now = this.now();

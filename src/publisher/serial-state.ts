@@ -23,7 +23,7 @@ export class SerialState {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Error(`Cannot read publisher state "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`Cannot read publisher state "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     let doc: unknown;
     try {
