@@ -3,7 +3,9 @@
  * and its ini file; plus a starter for `ssmax publish` as a real process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { privateKeyToPem } from '../../src/pki/keys';
 import type { Org } from '../directory/fixtures';
@@ -23,10 +25,10 @@ export function writePublisherFiles(org: Org): void {
   w('pub-root.crl.pem', org.crls[1] as string);
 }
 
-export function writePublisherIni(org: Org, opts: { keydPort: number; poll?: string; lifetime?: number; name?: string }): string {
+export function writePublisherIni(org: Org, opts: { keydPort: number; poll?: string; lifetime?: number; name?: string; port?: number }): string {
   const file = join(org.fx.dir, opts.name ?? 'publisher.ini');
   writeFileSync(file, [
-    '[publisher]', `domain=${org.domain}`, 'listen=127.0.0.1:0', 'state_file=publisher-state.json',
+    '[publisher]', `domain=${org.domain}`, `listen=127.0.0.1:${opts.port ?? 0}`, 'state_file=publisher-state.json',
     `lifetime_seconds=${opts.lifetime ?? 3600}`, 'republish_after=0.5', `poll_seconds=${opts.poll ?? '0.2'}`, `abuse_contact=mailto:abuse@${org.domain}`,
     '[policy]', 'encryption=required', 'seal=required', 'max_message_bytes=26214400',
     '[tls]', 'cert=publisher.pem', 'key=publisher.key',
@@ -35,6 +37,16 @@ export function writePublisherIni(org: Org, opts: { keydPort: number; poll?: str
     '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.pem', 'crls=pub-org-ca.crl.pem,pub-root.crl.pem', '',
   ].join('\n'));
   return file;
+}
+
+/** A TCP port free at the time of asking (loopback). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 export interface PublisherProcess {
