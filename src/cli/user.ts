@@ -1,10 +1,355 @@
-/** `ssmax user …` — placeholder until its work lands. */
-import { type CommandGroup, EXIT } from './command';
+/**
+ * `ssmax user …`: the user side (docs/user.md). Creates a user profile with
+ * the organisation CA, signs and encrypts a message to the own organisation,
+ * submits it over SMTP with AUTH, and opens received mail (newest seal, then
+ * decryption). The CLI only parses arguments and calls src/user/.
+ *
+ * Passwords never come from the command line: a file or an environment
+ * variable. Decrypted content goes to stdout or `-o FILE` only after the
+ * whole message authenticated.
+ */
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ParsedCertificate } from '../pki/certificate';
+import { parseCertificate } from '../pki/certificate';
+import { privateKeyFromPem } from '../pki/keys';
+import type { SigningAuthority } from '../pki/issue';
+import { UserError, type UserErrorCode } from '../user/errors';
+import { OpenError, openMessage } from '../user/open';
+import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle } from '../user/profile';
+import { signAndEncrypt } from '../user/sign-encrypt';
+import { submitMessage } from '../user/submit';
+import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+
+const HELP = `Usage: ssmax user <subcommand> [options]
+
+Subcommands:
+  init           create a user profile: keys, certificates from the org CA, bundle, root, SMTP settings
+  sign-encrypt   encrypt a message to the own organisation's key, then sign it as the user
+  send           submit a message over SMTP with AUTH (envelope from the profile, --to recipients)
+  open           verify the newest seal, decrypt with the user's key, print the verdicts of every hop
+  update-bundle  replace the profile's organisation bundle with a newer, verified one
+
+Run \`ssmax user <subcommand> --help\` for details. Profile folder: docs/user.md.`;
+
+const SUB_HELP: Record<string, string> = {
+  init: `Usage: ssmax user init --ca DIR --root FILE --bundle FILE --email ADDR --pseudonym NAME --code CODE --out DIR
+         [--passphrase-file FILE] [--days N] [--at TIME]
+         [--smtp-host HOST [--smtp-port 587] --smtp-user USER [--smtp-security starttls|tls|none]
+          [--smtp-password-file FILE | --smtp-password-env VAR]]
+
+Generates the user's signing key (P-256) and encryption key (secp256k1), has the organisation CA
+in DIR (\`ssmax ca init-org\`) certify both, and writes the profile folder --out (mode 0700, keys 0600)
+with the organisation bundle and the SSMAX root. The bundle must verify up to the root and name the CA.
+Prints, as JSON, what the administrator registers at keyd (POST /v1/registry/users).
+--pseudonym is never a real name; --code is an org-assigned code with a letter (docs/pki.md).`,
+  'sign-encrypt': `Usage: ssmax user sign-encrypt --profile DIR [--in FILE] [-o FILE] [--attachments-only] [--at TIME]
+
+Encrypts the message (FILE, or stdin) to the own organisation's current key <domain>:v<N> from the
+profile's bundle — the whole message (profile "message"), or with --attachments-only each attachment
+(profile "part") — then signs it (SSMAX-User-Signature). The From must be the profile's address.
+Writes the result to -o FILE or stdout.`,
+  send: `Usage: ssmax user send --profile DIR --to ADDR [--to ADDR ...] [--in FILE]
+         [--host HOST] [--port N] [--smtp-user USER] [--security starttls|tls|none]
+         [--password-file FILE | --password-env VAR] [--auth-method PLAIN|LOGIN]
+
+Submits the message (FILE, or stdin) as it is, with MAIL FROM = the profile's address and RCPT TO =
+each --to, after AUTH. The SMTP settings come from the profile; the options override them. The
+password comes from a file or an environment variable, never from the command line.
+--security none (no TLS) is for loopback tests only.`,
+  open: `Usage: ssmax user open --profile DIR [--in FILE] [-o FILE] [--peer-bundle FILE ...] [--crl FILE ...]
+         [--keep-seals] [--at TIME]
+
+Verifies the newest SSMAX-Seal against the own organisation's sealing certificates (from the
+profile's bundle, validated up to the SSMAX root with the bundle's CRLs and any --crl), then decrypts
+with the user's key. Prints one line per hop (instance, domain, result, verdicts, how it was checked),
+one line about decryption, then the message (or writes it to -o FILE). Earlier seals are vouched for
+by the newest sealer; with --peer-bundle they are verified too. Nothing is printed of the content when
+a seal or decryption fails (exit 1).`,
+  'update-bundle': `Usage: ssmax user update-bundle --profile DIR --bundle FILE [--at TIME]
+
+Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.`,
+};
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+function parse(args: string[], options: OptionSpec, usage: string): Values {
+  try {
+    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    return r.values as Values;
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
+  }
+}
+
+function str(values: Values, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function required(values: Values, name: string, usage: string): string {
+  const v = str(values, name);
+  if (v === undefined || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
+  return v;
+}
+
+// Arrays from parseArgs belong to Node's own realm: copy them.
+function list(values: Values, name: string): string[] {
+  const v = values[name];
+  return Array.isArray(v) ? Array.from(v, String) : [];
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new CliError(`Cannot read ${what} "${path}": no such file or not readable`, EXIT.noInput);
+  }
+}
+
+async function readInput(path: string | undefined): Promise<Buffer> {
+  if (path !== undefined && path !== '-') {
+    try {
+      return readFileSync(path);
+    } catch {
+      throw new CliError(`Cannot read message "${path}": no such file or not readable`, EXIT.noInput);
+    }
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(Buffer.from(c as Uint8Array));
+  return Buffer.concat(chunks);
+}
+
+function writeOutput(io: CliIo, path: string | undefined, data: Buffer, secret = false): void {
+  if (path !== undefined && path !== '-') {
+    try {
+      writeFileSync(path, data, { mode: secret ? 0o600 : 0o644 });
+      if (secret) chmodSync(path, 0o600);
+    } catch {
+      throw new CliError(`Cannot write "${path}"`, EXIT.ioErr);
+    }
+    return;
+  }
+  // Bytes as they are on a real stdout; captured output (tests) gets text.
+  if (io === processIo) process.stdout.write(data);
+  else io.out(data.toString('utf8'));
+}
+
+function timeOption(values: Values): Date {
+  const v = str(values, 'at');
+  if (v === undefined) return new Date();
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new CliError(`Cannot use --at "${v}": not an ISO 8601 time`, EXIT.usage);
+  return d;
+}
+
+function portOption(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new CliError(`Cannot use --${name} "${v}": not a port number`, EXIT.usage);
+  return Number(v);
+}
+
+function securityOption(v: string | undefined, name: string): SmtpSettings['security'] | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'starttls' && v !== 'tls' && v !== 'none') throw new CliError(`Cannot use --${name} "${v}": expected starttls, tls or none`, EXIT.usage);
+  return v;
+}
+
+const EXIT_FOR: Record<UserErrorCode, number> = {
+  profile: EXIT.dataErr,
+  bundle: EXIT.dataErr,
+  message: EXIT.dataErr,
+  seal: EXIT.failure,
+  decrypt: EXIT.failure,
+  smtp: EXIT.failure,
+};
+
+/** The org CA of an `ssmax ca` directory (docs/pki.md "CLI"). */
+function loadOrgCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => void } {
+  let certificate: ParsedCertificate;
+  try {
+    certificate = parseCertificate(readText(join(dir, 'ca.cert.pem'), 'CA certificate'));
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`Cannot read CA certificate "${join(dir, 'ca.cert.pem')}": ${(err as Error).message}`, EXIT.dataErr);
+  }
+  let passphrase: string | undefined;
+  if (passphraseFile !== undefined) {
+    passphrase = readText(passphraseFile, 'passphrase file').replace(/\r?\n$/, '');
+    if (passphrase === '') throw new CliError(`Cannot use passphrase file "${passphraseFile}": it is empty`, EXIT.dataErr);
+  }
+  let privateKey;
+  try {
+    privateKey = privateKeyFromPem(readText(join(dir, 'ca.key.pem'), 'CA key'), passphrase);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`${(err as Error).message} ("${join(dir, 'ca.key.pem')}")`, EXIT.dataErr);
+  }
+  const statePath = join(dir, 'ca.json');
+  let state: { kind?: string; issued?: { serial: string; subject: string; notAfter: string }[] } | undefined;
+  if (existsSync(statePath)) {
+    try {
+      state = JSON.parse(readFileSync(statePath, 'utf8')) as typeof state;
+    } catch {
+      throw new CliError(`Cannot read CA state "${statePath}": not JSON`, EXIT.dataErr);
+    }
+    if (state?.kind !== undefined && state.kind !== 'org') throw new CliError(`Cannot use CA "${dir}": it is a ${state.kind} CA, not an organisation CA`, EXIT.dataErr);
+  }
+  return {
+    authority: { certificate, privateKey },
+    // Keep the CA's record of issued serials (ssmax ca revoke and audits use it).
+    record: (certs) => {
+      if (!state) return;
+      state.issued = [...(state.issued ?? []), ...certs.map((c) => ({ serial: c.serial, subject: c.subject, notAfter: c.notAfter.toISOString() }))];
+      writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+    },
+  };
+}
+
+async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
+  const usage = SUB_HELP[sub] ?? HELP;
+  switch (sub) {
+    case 'init': {
+      const v = parse(args, {
+        ca: { type: 'string' }, root: { type: 'string' }, bundle: { type: 'string' }, email: { type: 'string' }, pseudonym: { type: 'string' },
+        code: { type: 'string' }, out: { type: 'string' }, 'passphrase-file': { type: 'string' }, days: { type: 'string' }, at: { type: 'string' },
+        'smtp-host': { type: 'string' }, 'smtp-port': { type: 'string' }, 'smtp-user': { type: 'string' }, 'smtp-security': { type: 'string' },
+        'smtp-password-file': { type: 'string' }, 'smtp-password-env': { type: 'string' },
+      }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const caDir = required(v, 'ca', usage);
+      const rootPath = required(v, 'root', usage);
+      const bundlePath = required(v, 'bundle', usage);
+      const email = required(v, 'email', usage);
+      const pseudonym = required(v, 'pseudonym', usage);
+      const code = required(v, 'code', usage);
+      const out = required(v, 'out', usage);
+      const days = str(v, 'days');
+      if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1)) throw new CliError(`Cannot use --days "${days}": not a positive integer`, EXIT.usage);
+      let smtp: SmtpSettings | undefined;
+      const host = str(v, 'smtp-host');
+      if (host !== undefined) {
+        const passwordFile = str(v, 'smtp-password-file');
+        const passwordEnv = str(v, 'smtp-password-env');
+        smtp = {
+          host,
+          port: portOption(str(v, 'smtp-port'), 'smtp-port') ?? 587,
+          user: required(v, 'smtp-user', usage),
+          security: securityOption(str(v, 'smtp-security'), 'smtp-security') ?? 'starttls',
+          ...(passwordFile ? { passwordFile } : {}),
+          ...(passwordEnv ? { passwordEnv } : {}),
+        };
+      }
+      const ca = loadOrgCa(caDir, str(v, 'passphrase-file'));
+      const registration = createUserProfile(out, {
+        address: email, pseudonym, code, orgCa: ca.authority,
+        rootPem: readText(rootPath, 'root certificate'), orgBundle: readText(bundlePath, 'organisation bundle'),
+        now: timeOption(v), ...(smtp ? { smtp } : {}), ...(days ? { validDays: Number(days) } : {}),
+      });
+      const profile = loadUserProfile(out);
+      ca.record([profile.signingCertificate, profile.encryptionCertificate]);
+      io.err(`Created user profile for ${email} in ${out}; register it at keyd with the JSON below`);
+      io.out(JSON.stringify(registration, null, 2));
+      return EXIT.ok;
+    }
+    case 'sign-encrypt': {
+      const v = parse(args, { profile: { type: 'string' }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, 'attachments-only': { type: 'boolean' }, at: { type: 'string' } }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const profile = loadUserProfile(required(v, 'profile', usage));
+      const now = timeOption(v);
+      const message = await readInput(str(v, 'in'));
+      const result = await signAndEncrypt(profile, message, { now, attachmentsOnly: v['attachments-only'] === true });
+      writeOutput(io, str(v, 'out'), result);
+      return EXIT.ok;
+    }
+    case 'send': {
+      const v = parse(args, {
+        profile: { type: 'string' }, to: { type: 'string', multiple: true }, in: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
+        'smtp-user': { type: 'string' }, security: { type: 'string' }, 'password-file': { type: 'string' }, 'password-env': { type: 'string' },
+        'auth-method': { type: 'string' },
+      }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const profileDir = required(v, 'profile', usage);
+      const to = list(v, 'to');
+      if (to.length === 0) throw new CliError(`--to is required\n\n${usage}`, EXIT.usage);
+      const authMethod = str(v, 'auth-method')?.toUpperCase();
+      if (authMethod !== undefined && authMethod !== 'PLAIN' && authMethod !== 'LOGIN') throw new CliError(`Cannot use --auth-method "${authMethod}": expected PLAIN or LOGIN`, EXIT.usage);
+      const passwordFile = str(v, 'password-file');
+      const passwordEnv = str(v, 'password-env');
+      if (passwordFile && passwordEnv) throw new CliError('Cannot use both --password-file and --password-env', EXIT.usage);
+      const host = str(v, 'host');
+      const port = portOption(str(v, 'port'), 'port');
+      const user = str(v, 'smtp-user');
+      const security = securityOption(str(v, 'security'), 'security');
+      const smtp: Partial<SmtpSettings> = {
+        ...(host ? { host } : {}), ...(port ? { port } : {}), ...(user ? { user } : {}), ...(security ? { security } : {}),
+        // A password source given here replaces the profile's; a relative file is relative to the working directory.
+        ...(passwordFile ? { passwordFile: resolve(passwordFile), passwordEnv: undefined } : {}),
+        ...(passwordEnv ? { passwordEnv, passwordFile: undefined } : {}),
+      };
+      const profile = loadUserProfile(profileDir);
+      const message = await readInput(str(v, 'in'));
+      const result = await submitMessage(profile, message, { to, smtp, ...(authMethod ? { authMethod } : {}) });
+      io.out(`Submitted to ${result.accepted.join(', ')}${result.rejected.length ? `; rejected: ${result.rejected.join(', ')}` : ''}: ${result.response}`);
+      return result.rejected.length ? EXIT.failure : EXIT.ok;
+    }
+    case 'open': {
+      const v = parse(args, {
+        profile: { type: 'string' }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, 'peer-bundle': { type: 'string', multiple: true },
+        crl: { type: 'string', multiple: true }, 'keep-seals': { type: 'boolean' }, at: { type: 'string' },
+      }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const profile = loadUserProfile(required(v, 'profile', usage));
+      const now = timeOption(v);
+      const peerBundles = list(v, 'peer-bundle').map((p) => readText(p, 'peer bundle'));
+      const crls = list(v, 'crl').map((p) => readText(p, 'CRL'));
+      const message = await readInput(str(v, 'in'));
+      let opened;
+      try {
+        opened = await openMessage(profile, message, { now, peerBundles, crls, keepSeals: v['keep-seals'] === true });
+      } catch (err) {
+        if (err instanceof OpenError) for (const line of err.trace) io.err(line);
+        throw err;
+      }
+      for (const line of opened.trace) io.out(line);
+      const out = str(v, 'out');
+      if (out !== undefined && out !== '-') {
+        writeOutput(io, out, opened.plaintext, true);
+        io.out(`message written to ${out}`);
+      } else {
+        io.out('');
+        writeOutput(io, undefined, opened.plaintext);
+      }
+      return EXIT.ok;
+    }
+    case 'update-bundle': {
+      const v = parse(args, { profile: { type: 'string' }, bundle: { type: 'string' }, at: { type: 'string' } }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const profile = loadUserProfile(required(v, 'profile', usage));
+      const bundle = updateOrgBundle(profile, readText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
+      io.out(`Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`);
+      return EXIT.ok;
+    }
+    default:
+      throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+  }
+}
 
 export const userCommand: CommandGroup = {
-  summary: 'User side: sign and encrypt, send, open (verify and decrypt)',
-  async run(_argv, io) {
-    io.err('not built yet');
-    return EXIT.software;
+  summary: 'User side: create a profile, sign and encrypt, send (SMTP AUTH), open (verify and decrypt)',
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      io.out(HELP);
+      return sub === undefined ? EXIT.usage : EXIT.ok;
+    }
+    try {
+      return await runSub(sub, rest, io);
+    } catch (err) {
+      if (err instanceof UserError) throw new CliError(err.message, EXIT_FOR[err.code]);
+      throw err;
+    }
   },
 };

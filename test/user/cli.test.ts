@@ -1,0 +1,171 @@
+/**
+ * `ssmax user …`: --help everywhere; init → sign-encrypt → (two simulated
+ * gateway hops) → open, through userCommand.run; failures through main().
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { caCommand } from '../../src/cli/ca';
+import { main } from '../../src/cli/main';
+import { userCommand } from '../../src/cli/user';
+import { groups } from '../../src/crypto/backend';
+import { generateEncryptionKeyPair } from '../../src/crypto/keys';
+import { systemRng } from '../../src/crypto/random';
+import { privateKeyToPem } from '../../src/pki/keys';
+import type { SigningAuthority } from '../../src/pki/issue';
+import { loadUserProfile } from '../../src/user/profile';
+import { NOW, type World, makeWorld, receivingHop, sendingHop } from './world';
+
+const SECRET = 'the launch date is 3 June';
+const AT = ['--at', NOW.toISOString()];
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
+}
+
+let world: World;
+
+/** An `ssmax ca`-style directory for an org CA built in process. */
+function caDir(ca: SigningAuthority, name: string): string {
+  const dir = join(world.dir, name);
+  const { mkdirSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+  mkdirSync(dir, { mode: 0o700 });
+  writeFileSync(join(dir, 'ca.cert.pem'), ca.certificate.pem);
+  writeFileSync(join(dir, 'ca.key.pem'), privateKeyToPem(ca.privateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'ca.json'), JSON.stringify({ kind: 'org', crlNumber: 1, revoked: [], issued: [] }));
+  return dir;
+}
+
+function file(name: string, content: string | Buffer): string {
+  const path = join(world.dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+beforeAll(() => {
+  world = makeWorld();
+});
+afterAll(() => world.cleanup());
+
+test('--help on the group and on every subcommand exits 0', async () => {
+  const c = capture();
+  expect(await userCommand.run(['--help'], c.io)).toBe(0);
+  for (const sub of ['init', 'sign-encrypt', 'send', 'open', 'update-bundle']) {
+    expect(c.out.join('\n')).toContain(sub);
+    const s = capture();
+    expect(await userCommand.run([sub, '--help'], s.io)).toBe(0);
+    expect(s.out.join('\n')).toMatch(new RegExp(`^Usage: ssmax user ${sub} `));
+  }
+  expect(await userCommand.run([], capture().io)).toBe(64);
+});
+
+test('usage errors: unknown subcommand, unknown option, missing option (64)', async () => {
+  for (const argv of [['user', 'nope'], ['user', 'open', '--nope'], ['user', 'open'], ['user', 'send', '--profile', world.dir]]) {
+    const c = capture();
+    expect(await main(argv, c.io)).toBe(64);
+    expect(c.err.join('\n')).toMatch(/unknown subcommand "nope"|Unknown option '--nope'|--profile is required|--to is required/);
+  }
+});
+
+test('init → sign-encrypt → hops → open, round trip', async () => {
+  const root = file('root.pem', world.root.certificate.pem);
+  const profiles: Record<string, string> = {};
+  for (const [name, org] of [['alice', world.a], ['bob', world.b]] as const) {
+    const ca = caDir(org.ca, `ca-${org.domain}`);
+    const bundle = file(`bundle-${org.domain}.json`, org.bundle);
+    const out = join(world.dir, `profile-${name}`);
+    const c = capture();
+    expect(await userCommand.run(['init', '--ca', ca, '--root', root, '--bundle', bundle, '--email', `${name}@${org.domain}`, '--pseudonym', `u-${name}`, '--code', `E-${name}9`, '--out', out, ...AT,
+      '--smtp-host', 'mx.example', '--smtp-user', name, '--smtp-password-env', 'SSMAX_PW'], c.io)).toBe(0);
+    const registration = JSON.parse(c.out.join('\n')) as Record<string, string>;
+    expect(Object.keys(registration).sort()).toEqual(['address', 'certificateSerial', 'code', 'encryptionCertificate', 'encryptionKeyId', 'encryptionPublicKey', 'signingCertificate']);
+    expect(registration.address).toBe(`${name}@${org.domain}`);
+    const state = JSON.parse(readFileSync(join(ca, 'ca.json'), 'utf8')) as { issued: { serial: string }[] };
+    expect(state.issued.map((i) => i.serial)).toContain(registration.certificateSerial);
+    expect(loadUserProfile(out).smtp).toEqual({ host: 'mx.example', port: 587, user: name, security: 'starttls', passwordEnv: 'SSMAX_PW' });
+    profiles[name] = out;
+  }
+
+  const original = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: plan\r\nMessage-ID: <c1@a.example>\r\n\r\n${SECRET}\r\n`);
+  const input = file('original.eml', original);
+  const signedPath = join(world.dir, 'signed.eml');
+  expect(await userCommand.run(['sign-encrypt', '--profile', profiles.alice!, '--in', input, '-o', signedPath, ...AT], capture().io)).toBe(0);
+  const signed = readFileSync(signedPath);
+  expect(signed.toString('latin1')).toMatch(/^SSMAX-User-Signature: /);
+  expect(signed.toString('latin1')).not.toContain(SECRET);
+
+  const alice = { profile: loadUserProfile(profiles.alice!), registration: undefined as never };
+  const bob = loadUserProfile(profiles.bob!);
+  const hop1 = await sendingHop(signed, world.a, alice, world.b);
+  const delivered = await receivingHop(hop1, world.b, world.a, { to: { keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey } });
+  const deliveredPath = file('delivered.eml', delivered);
+
+  const c = capture();
+  expect(await userCommand.run(['open', '--profile', profiles.bob!, '--in', deliveredPath, ...AT], c.io)).toBe(0);
+  const lines = c.out.join('\n').split('\n');
+  expect(lines[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example/);
+  expect(lines[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
+  expect(lines[2]).toMatch(/^message: encrypted \(profile message\), decrypted with your key /);
+  expect(c.out[c.out.length - 1]).toBe(original.toString('utf8'));
+
+  const outPath = join(world.dir, 'opened.eml');
+  const d = capture();
+  expect(await userCommand.run(['open', '--profile', profiles.bob!, '--in', deliveredPath, '-o', outPath, '--peer-bundle', file('peer-a.json', world.a.bundle), ...AT], d.io)).toBe(0);
+  expect(readFileSync(outPath).equals(original)).toBe(true);
+  expect(d.out.join('\n')).not.toContain(SECRET);
+  expect(d.out[0]).toContain('signature verified here');
+
+  // A tampered seal: exit 1, the trace and a precise error on stderr, nothing of the content anywhere.
+  const tampered = file('tampered.eml', Buffer.from(delivered.toString('latin1').replace('vd=av:pass', 'vd=av:fail'), 'latin1'));
+  const t = capture();
+  expect(await main(['user', 'open', '--profile', profiles.bob!, '--in', tampered, ...AT], t.io)).toBe(1);
+  expect(t.out).toEqual([]);
+  expect(t.err.join('\n')).toMatch(/ssmax user: Cannot open the message: seal i=2 \(b\.example\) failed: signature-invalid/);
+  expect(t.err.join('\n')).not.toContain(SECRET);
+
+  // Alice cannot open Bob's mail.
+  const a = capture();
+  expect(await main(['user', 'open', '--profile', profiles.alice!, '--in', deliveredPath, ...AT], a.io)).toBe(1);
+  expect(a.err.join('\n')).toMatch(/not by the organisation "a\.example"/);
+  expect(a.out).toEqual([]);
+
+  // update-bundle refuses another org's bundle.
+  const u = capture();
+  expect(await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('other.json', world.a.bundle), ...AT], u.io)).toBe(65);
+  expect(u.err.join('\n')).toMatch(/wrong-domain/);
+});
+
+test('init with a CA directory made by `ssmax ca`, on the real clock', async () => {
+  const run = async (argv: string[]) => {
+    const c = capture();
+    const code = await caCommand.run(argv, c.io);
+    if (code !== 0) throw new Error(c.err.join('\n'));
+  };
+  const base = join(world.dir, 'ssmax-ca');
+  const { mkdirSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
+  mkdirSync(base);
+  const rootDir = join(base, 'root');
+  const orgDir = join(base, 'orgc');
+  await run(['init-root', '--dir', rootDir]);
+  await run(['init-org', '--root', rootDir, '--dir', orgDir, '--domain', 'c.example', '--org', 'C Corp']);
+  const kp = generateEncryptionKeyPair(groups.libsecp256k1, systemRng);
+  await run(['issue', 'encryption', '--ca', orgDir, '--out', join(base, 'enc-v1'), '--domain', 'c.example', '--version', '1', '--public-key', Buffer.from(kp.publicKey).toString('hex')]);
+  await run(['issue', 'seal', '--ca', orgDir, '--out', join(base, 'seal'), '--domain', 'c.example']);
+  await run(['issue', 'bundle-signer', '--ca', orgDir, '--out', join(base, 'signer'), '--domain', 'c.example']);
+  await run(['crl', '--ca', orgDir]);
+  await run(['crl', '--ca', rootDir]);
+  await run(['bundle', '--ca', orgDir, '--signer', join(base, 'signer'), '--domain', 'c.example', '--key', `${join(base, 'enc-v1')}.cert.pem:current`,
+    '--seal', `${join(base, 'seal')}.cert.pem`, '--crl', join(orgDir, 'crl.pem'), '--crl', join(rootDir, 'crl.pem'), '--abuse', 'mailto:abuse@c.example', '--serial', '1', '--out', join(base, 'bundle.json')]);
+  const c = capture();
+  const out = join(base, 'erin');
+  expect(await userCommand.run(['init', '--ca', orgDir, '--root', join(rootDir, 'ca.cert.pem'), '--bundle', join(base, 'bundle.json'), '--email', 'erin@c.example', '--pseudonym', 'u-erin', '--code', 'E-77x', '--out', out], c.io)).toBe(0);
+  const profile = loadUserProfile(out);
+  expect(profile.address).toBe('erin@c.example');
+  const state = JSON.parse(readFileSync(join(orgDir, 'ca.json'), 'utf8')) as { issued: { serial: string }[] };
+  expect(state.issued.map((i) => i.serial)).toEqual(expect.arrayContaining([profile.signingCertificate.serial, profile.encryptionCertificate.serial]));
+  // A second init into the same folder is refused (65).
+  const again = capture();
+  expect(await main(['user', 'init', '--ca', orgDir, '--root', join(rootDir, 'ca.cert.pem'), '--bundle', join(base, 'bundle.json'), '--email', 'erin@c.example', '--pseudonym', 'u-erin', '--code', 'E-77x', '--out', out], again.io)).toBe(65);
+  expect(again.err.join('\n')).toMatch(/the folder is not empty/);
+});
