@@ -207,11 +207,12 @@ export class Directory {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
-  /** One line per known peer (cached on disk or looked up by this process). */
+  /** One line per known peer (a bundle location was found: cached on disk or looked up by this process). */
   status(): PeerStatus[] {
     this.loadAll();
     const now = this.clock();
-    return [...this.peers.keys()].sort().map((domain) => {
+    const known = [...this.peers.entries()].filter(([, p]) => p.location !== undefined || p.record.url !== undefined).map(([d]) => d);
+    return known.sort().map((domain) => {
       const peer = this.peers.get(domain) as Peer;
       const r = peer.record;
       const e = peer.entry;
@@ -326,9 +327,10 @@ export class Directory {
       peer.failure = err;
       peer.retryAt = now + this.cfg.retryMs;
       if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
-      peer.record = { ...peer.record, lastError: message, lastErrorAt: now };
+      peer.record = { ...peer.record, ...(peer.location && peer.record.url === undefined ? { url: peer.location.url, source: peer.location.source } : {}), lastError: message, lastErrorAt: now };
       this.log(`directory: ${message}`);
-      await this.persist(peer);
+      // Only SSMAX peers (a bundle location is known) are written: a domain without one must not grow the cache.
+      if (peer.location || peer.record.url !== undefined) await this.persist(peer);
       throw err;
     };
     let location = known;
