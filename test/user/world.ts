@@ -105,11 +105,17 @@ export function makePerson(world: World, org: Org, local: string, extra: Partial
   return { profile: loadUserProfile(dir), registration };
 }
 
-/** Seal lookup over the published sealing certificates of the orgs (what a gateway derives from bundles). */
+/** Seal lookup over the published sealing certificates of the orgs (what a gateway derives from bundles); `withRogue` also knows the unpublished ones. */
 export function sealLookup(...orgs: Org[]): CertificateLookup {
+  return lookupOver(orgs, false);
+}
+
+export function lookupOver(orgs: readonly Org[], withRogue: boolean): CertificateLookup {
   return (req) => {
     for (const org of orgs) {
-      if (req.kind === 'seal' && certificateRef(org.sealCert.der) === req.certRef) return { publicKey: p256PublicKeyFrom(org.sealCert.spki), domain: org.domain };
+      for (const cert of withRogue ? [org.sealCert, org.rogueSealCert] : [org.sealCert]) {
+        if (req.kind === 'seal' && certificateRef(cert.der) === req.certRef) return { publicKey: p256PublicKeyFrom(cert.spki), domain: org.domain };
+      }
     }
     return undefined;
   };
@@ -127,7 +133,7 @@ export async function reencrypt(message: Buffer, from: Org, target: { keyId: str
 }
 
 /** Hop 1, the sending gateway: verify and remove the user signature, re-encrypt to the peer org, seal i=1. */
-export async function sendingHop(message: Buffer, org: Org, sender: Person, peer: Org): Promise<SealedMessage> {
+export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person, 'profile'>, peer: Org, opts: { rogue?: boolean } = {}): Promise<SealedMessage> {
   const signingCert = sender.profile.signingCertificate;
   const user = await verifyUser(message, {
     now: clock,
@@ -137,8 +143,9 @@ export async function sendingHop(message: Buffer, org: Org, sender: Person, peer
   const unsigned = await removeUserSignature(message);
   const reencrypted = await reencrypt(unsigned, org, { keyId: peer.encryption.keyId, publicKey: peer.encryption.publicKey });
   const chain = await verifyChain(reencrypted, { lookup: sealLookup(), now: clock });
+  const cert = opts.rogue ? org.rogueSealCert : org.sealCert;
   return seal(reencrypted, {
-    domain: org.domain, certRef: certificateRef(org.sealCert.der), privateKey: org.sealKey, now: clock,
+    domain: org.domain, certRef: certificateRef(cert.der), privateKey: opts.rogue ? org.rogueSealKey : org.sealKey, now: clock,
     verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], trackingToken: randomBytes(32), chain,
   });
 }
@@ -153,8 +160,8 @@ export interface ReceivingOptions {
 }
 
 /** Hop 2, the receiving gateway: verify the chain, re-encrypt to the recipient (or decrypt), seal i=2. */
-export async function receivingHop(hop1: SealedMessage, org: Org, sender: Org, opts: ReceivingOptions): Promise<Buffer> {
-  const chain: ChainVerification = await verifyChain(hop1.message, { lookup: sealLookup(sender, org), now: clock });
+export async function receivingHop(hop1: SealedMessage, org: Org, sender: Org, opts: ReceivingOptions, lookup: CertificateLookup = sealLookup(sender, org)): Promise<Buffer> {
+  const chain: ChainVerification = await verifyChain(hop1.message, { lookup, now: clock });
   if (chain.result !== 'pass') throw new Error(`hop 2: ${chain.summary}`);
   let next: Buffer;
   if (opts.to === 'transparent') {
