@@ -14,6 +14,8 @@ export interface CachedPeer {
   readonly text?: string;
   readonly url?: string;
   readonly source?: 'static' | 'dns';
+  /** The TXT record's `id` when the bundle was fetched (DNS-discovered peers). */
+  readonly txtId?: string;
   /** Highest serial accepted for this domain; -1 when none. */
   readonly highestSerial: number;
   /** Milliseconds since the epoch. */

@@ -19,8 +19,8 @@
  *   to SMTP replies: `none` (definitely no SSMAX bundle: policy decides),
  *   `unavailable` (temporary), `invalid` (a bundle was refused, with the reason;
  *   temporary for mail, never used).
- * - A TXT record whose `id` differs from the cached bundle's starts a refresh
- *   (checked in the background every `dnsRecheckMs`).
+ * - A TXT record whose `id` differs from the one seen at the last fetch starts
+ *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
  */
 import { resolveTxt } from 'node:dns/promises';
@@ -117,6 +117,8 @@ interface Peer {
   noneUntil: number;
   dnsCheckAt: number;
   location?: BundleLocation;
+  /** The TXT `id` seen when the cached bundle was fetched: a different one later invalidates the cache. */
+  txtId?: string;
 }
 
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
@@ -258,6 +260,7 @@ export class Directory {
     const record = this.store.get(domain) ?? { domain, highestSerial: -1 };
     peer = { record, refreshAt: 0, retryAt: 0, noneUntil: 0, dnsCheckAt: 0 };
     if (record.url && record.source) peer.location = { url: record.url, source: record.source };
+    if (typeof record.txtId === 'string') peer.txtId = record.txtId;
     if (record.text !== undefined && record.url !== undefined) {
       // Verified again at load: a cached bundle is trusted no more than a fetched one.
       const r = verifyBundle(record.text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation });
@@ -306,14 +309,19 @@ export class Directory {
     return p;
   }
 
-  /** Re-reads the TXT record; a new id or URL means a new publication: fetch it now. */
+  /**
+   * Re-reads the TXT record; an id or URL different from those seen at the last successful fetch
+   * means the organisation wants caches invalidated: fetch now. (The id is compared with the TXT id
+   * seen before, not with the bundle's id, so a publisher that re-publishes on schedule does not
+   * make every peer fetch at every recheck while the TXT record stays as it is.)
+   */
   private async recheckDns(domain: string): Promise<void> {
     const peer = this.peer(domain);
     peer.dnsCheckAt = this.clock() + this.cfg.dnsRecheckMs;
     const found = await discover(domain, this.staticPeers, this.resolver);
     if (found.status !== 'found') return; // keep serving the verified bundle; the next refresh reports the problem
     const { location } = found;
-    if ((location.id !== undefined && location.id !== peer.entry?.id) || location.url !== peer.location?.url) {
+    if (location.id !== peer.txtId || location.url !== peer.entry?.url) {
       this.log(`directory: "${domain}" announces bundle ${location.id ?? '(no id)'} at ${location.url}; refreshing`);
       await this.fetchShared(domain, location);
     }
@@ -350,9 +358,13 @@ export class Directory {
     const r = verifyBundle(text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation, ...(minSerial !== undefined ? { minSerial } : {}) });
     if (r.status !== 'valid') return fail('invalid', `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`);
     const entry = this.accept(peer, r.bundle, location.url, true);
+    if (location.id !== undefined) peer.txtId = location.id;
+    else delete peer.txtId;
     const now = this.clock();
+    const { txtId: _old, ...rest } = peer.record;
+    void _old;
     peer.record = {
-      ...peer.record, domain, text, url: location.url, source: location.source,
+      ...rest, domain, text, url: location.url, source: location.source, ...(location.id !== undefined ? { txtId: location.id } : {}),
       highestSerial: Math.max(peer.record.highestSerial, r.bundle.serial), lastFetch: now,
     };
     await this.persist(peer);

@@ -8,8 +8,8 @@
  * Tags are `name=value`, separated by `;`, whitespace around them ignored,
  * names case-insensitive, unknown tags ignored (so the format can grow). `v`
  * must come first and be `ssmax1`; `u` is required and must be an https URL;
- * `id` is optional: when present and different from the cached bundle's id,
- * the cache is refreshed at once. A TXT record split into several strings is
+ * `id` is optional: when it differs from the id the record had when the
+ * cached bundle was fetched, the cache is refreshed at once. A TXT record split into several strings is
  * joined without separators (RFC 7208 §3.3 does the same for SPF).
  *
  * Guarantees: the resolver is injected (tests give a declarative zone);

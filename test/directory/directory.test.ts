@@ -259,16 +259,25 @@ describe('DNS discovery through an injected resolver', () => {
     expect(queries.filter((q) => q === '_ssmax.c.example')).toHaveLength(1);
     expect((await refusal(dir.lookup('d.example'))).code).toBe('unavailable');
 
-    // A new publication: the TXT id changes; after the recheck interval the cache is replaced.
+    // A re-publication on schedule with the TXT record unchanged: the recheck does not fetch.
+    serverB.body = bundleOf(b, 2, now, HOUR, { id: 'bundle-id-scheduled' });
+    const fetched = serverB.requests;
+    now += 6 * 60000;
+    expect((await dir.lookup('b.example')).id).toBe(id1);
+    await dir.settled();
+    expect(serverB.requests).toBe(fetched);
+    expect(queries.filter((q) => q === '_ssmax.b.example')).toHaveLength(2);
+
+    // The organisation changes the TXT id: after the recheck interval the cache is replaced.
     const id2 = 'bundle-id-0002';
-    serverB.body = bundleOf(b, 2, now, HOUR, { id: id2 });
+    serverB.body = bundleOf(b, 3, now, HOUR, { id: id2 });
     zone.set('_ssmax.b.example', [[`v=ssmax1; u=${serverB.url('b.example')}; id=${id2}`]]);
     now += 6 * 60000;
     expect((await dir.lookup('b.example')).id).toBe(id1);
     await dir.settled();
     const fresh = await dir.lookup('b.example');
     expect(fresh.id).toBe(id2);
-    expect(fresh.serial).toBe(2);
+    expect(fresh.serial).toBe(3);
   });
 
   test('static map entries override DNS', async () => {
