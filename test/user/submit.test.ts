@@ -7,6 +7,10 @@ import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { issueTlsCertificate } from '../../src/pki/issue';
+import { privateKeyToPem } from '../../src/pki/keys';
+import { main } from '../../src/cli/main';
 import { UserError } from '../../src/user/errors';
 import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
@@ -127,4 +131,66 @@ test('no recipients, a bad recipient, no password source', async () => {
 test('a closed port: a clear connection error', async () => {
   const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp: { port: 1 }, timeoutMs: 2000 }).catch((e: unknown) => e);
   expect((err as Error).message).toMatch(/^Cannot submit to 127\.0\.0\.1:1: .*\((ECONNECTION|ESOCKET|ECONNREFUSED)\)$/);
+});
+
+test('STARTTLS: upgraded, certificate checked against the CA given, then AUTH', async () => {
+  const kp = generateP256KeyPair();
+  const cert = issueTlsCertificate(world.a.ca, { role: 'gateway', hosts: ['mx.a.example'], publicKey: kp.publicKey, notBefore: new Date(Date.now() - 3600_000), notAfter: new Date(Date.now() + 86400_000) });
+  let secure = false;
+  const tlsServer = new SMTPServer({
+    key: privateKeyToPem(kp.privateKey),
+    cert: cert.pem + world.a.ca.certificate.pem,
+    authMethods: ['PLAIN'],
+    logger: false,
+    onAuth(auth, session, callback) {
+      secure = session.secure;
+      callback(auth.password === PASSWORD ? null : new Error('Invalid username or password'), { user: auth.username });
+    },
+    onData(stream, _session, callback) {
+      stream.resume();
+      stream.on('end', () => callback(null, 'queued'));
+    },
+  });
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  const tlsPort = (tlsServer.server.address() as AddressInfo).port;
+  try {
+    const smtp = { port: tlsPort, security: 'starttls' as const };
+    const trusted = { ca: Buffer.from(world.root.certificate.pem), servername: 'mx.a.example' };
+    const ok = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp, tls: trusted });
+    expect(ok.accepted).toEqual(['bob@b.example']);
+    expect(secure).toBe(true);
+    // Without the CA, the self-made chain is not trusted: refused before AUTH.
+    secure = false;
+    const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp, tls: { servername: 'mx.a.example' } }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/^Cannot submit to 127\.0\.0\.1:\d+: unable to get local issuer certificate/);
+    expect(secure).toBe(false);
+  } finally {
+    await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+  }
+});
+
+test('ssmax user send: password from the environment, bytes as they are; a wrong one exits 1 naming 535', async () => {
+  const path = join(world.dir, 'cli-send.eml');
+  writeFileSync(path, message());
+  const capture = () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
+  };
+  received.length = 0;
+  process.env.SSMAX_USER_TEST_PW = PASSWORD;
+  try {
+    const ok = capture();
+    expect(await main(['user', 'send', '--profile', alice.profile.dir, '--to', 'bob@b.example', '--to', 'dan@b.example', '--in', path, '--password-env', 'SSMAX_USER_TEST_PW'], ok.io)).toBe(0);
+    expect(ok.out.join('\n')).toMatch(/^Submitted to bob@b\.example, dan@b\.example: 250 /);
+    expect(received[0]!.data.equals(message())).toBe(true);
+    expect(received[0]!.to).toEqual(['bob@b.example', 'dan@b.example']);
+    process.env.SSMAX_USER_TEST_PW = 'nope-nope';
+    const bad = capture();
+    expect(await main(['user', 'send', '--profile', alice.profile.dir, '--to', 'bob@b.example', '--in', path, '--password-env', 'SSMAX_USER_TEST_PW'], bad.io)).toBe(1);
+    expect(bad.err.join('\n')).toMatch(/authentication was refused: 535 /);
+    expect(bad.err.join('\n')).not.toContain('nope-nope');
+  } finally {
+    delete process.env.SSMAX_USER_TEST_PW;
+  }
 });
