@@ -66,8 +66,8 @@ export interface DirectoryOptions {
   readonly resolver?: TxtResolver | null;
   /** LMDB folder; memory only when absent. */
   readonly cacheDir?: string;
-  /** Milliseconds since the epoch; default Date.now. */
-  readonly clock?: () => number;
+  /** The time: milliseconds since the epoch (as Date.now, the default) or a Date (as keyd's clock). */
+  readonly clock?: () => number | Date;
   readonly fetchTimeoutMs?: number;
   /** Refresh when this fraction of a bundle's lifetime remains (0..1). */
   readonly refreshAhead?: number;
@@ -167,7 +167,8 @@ export class Directory {
       if (problem) throw new TypeError(`Cannot create directory: static peer "${domain}": ${problem}`);
     }
     this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? resolveTxt);
-    this.clock = opts.clock ?? Date.now;
+    const clock = opts.clock;
+    this.clock = clock ? () => { const t = clock(); return t instanceof Date ? t.getTime() : t; } : Date.now;
     this.random = opts.random ?? Math.random;
     this.log = opts.log ?? (() => undefined);
     this.tlsCa = opts.tlsCa ? [...opts.tlsCa] : [...rootCertificates, ...opts.roots];

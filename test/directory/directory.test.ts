@@ -103,6 +103,18 @@ describe('two organisations sharing only the SSMAX root', () => {
     expect(serverB.requests - before).toBe(1);
   });
 
+  test('the clock may also give a Date (as keyd\'s does)', async () => {
+    const dir = directory({ clock: () => new Date(now) });
+    expect((await dir.lookup('b.example')).serial).toBe(1);
+    now += 2 * HOUR;
+    await serverB.stop();
+    try {
+      expect((await refusal(dir.lookup('b.example'))).code).toBe('unavailable');
+    } finally {
+      await serverB.start();
+    }
+  });
+
   test('a domain outside the static map, with DNS off, is "none"', async () => {
     const e = await refusal(directory().lookup('c.example'));
     expect(e.code).toBe('none');
