@@ -1,0 +1,112 @@
+/**
+ * Lays out a Haraka folder with the ssmax plugin and starts Haraka as a real
+ * process on a loopback port (for `ssmax demo`, the tests and the gateway
+ * benchmark). Messages stay in memory while received (spool_after=-1), so no
+ * plaintext submission touches the disk.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+
+const PROJECT = resolve(__dirname, '..', '..');
+
+export interface HarakaLayout {
+  readonly port: number;
+  /** Host name Haraka greets with (config/me). */
+  readonly me: string;
+  /** config/plugins, in order. */
+  readonly plugins: readonly string[];
+  /** Further config files: name → content (e.g. ssmax.ini, auth_flat_file.ini). */
+  readonly files?: Readonly<Record<string, string>>;
+}
+
+export function layoutHaraka(dir: string, layout: HarakaLayout): void {
+  mkdirSync(join(dir, 'config'), { recursive: true });
+  mkdirSync(join(dir, 'plugins'), { recursive: true });
+  try {
+    symlinkSync(join(PROJECT, 'plugins', 'ssmax'), join(dir, 'plugins', 'ssmax'), 'dir');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const files: Record<string, string> = {
+    'smtp.ini': withMain(harakaDefault('smtp.ini'), { listen: `127.0.0.1:${layout.port}`, nodes: '0' }),
+    'connection.ini': withMain(harakaDefault('connection.ini'), { spool_after: '-1' }),
+    'outbound.ini': '[main]\nenable_tls=false\n',
+    'log.ini': '[main]\nlevel=info\ntimestamps=false\n',
+    me: `${layout.me}\n`,
+    plugins: `${layout.plugins.join('\n')}\n`,
+    ...layout.files,
+  };
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, 'config', name), text, { mode: 0o600 });
+}
+
+/** Haraka's shipped config file: a file we provide replaces it whole, so we start from it. */
+function harakaDefault(name: string): string {
+  return readFileSync(join(dirname(require.resolve('Haraka/package.json')), 'config', name), 'utf8');
+}
+
+/**
+ * Sets keys of the [main] section, replacing any line for them; keys before
+ * the first section header belong to [main] too, so the values go at the top.
+ */
+function withMain(ini: string, values: Record<string, string>): string {
+  const lines = ini.split('\n').filter((l) => !Object.keys(values).some((k) => new RegExp(`^\\s*;?\\s*${k}\\s*=`).test(l)));
+  const set = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+  const at = lines.findIndex((l) => l.trim() === '[main]');
+  if (at >= 0) lines.splice(at + 1, 0, ...set);
+  else lines.unshift(...set);
+  return lines.join('\n');
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface HarakaProcess {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  /** Everything Haraka printed so far. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+export function startHaraka(dir: string, port: number, timeoutMs = 30000): Promise<HarakaProcess> {
+  const bin = require.resolve('Haraka/bin/haraka');
+  return new Promise((resolveStart, reject) => {
+    const proc = spawn(process.execPath, [bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir } });
+    let out = '';
+    let up = false;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`Haraka did not start within ${timeoutMs} ms:\n${out.slice(-3000)}`)); }, timeoutMs);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      if (!up && /Listening on/.test(out)) {
+        up = true;
+        clearTimeout(timer);
+        resolveStart({
+          proc, port, logs: () => out,
+          async stop() {
+            if (proc.exitCode !== null) return;
+            proc.kill('SIGTERM');
+            const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+            await exited;
+            clearTimeout(killer);
+          },
+        });
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => { if (!up) { clearTimeout(timer); reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`)); } });
+  });
+}

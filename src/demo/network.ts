@@ -1,0 +1,246 @@
+/**
+ * Two (or more) SSMAX organisations on loopback, from nothing but a fresh
+ * SSMAX root: per organisation an org CA, keyd (process), the bundle
+ * publisher (process), a mailbox store, and a Haraka gateway (process) with
+ * the ssmax plugin; users registered at keyd, with user profiles for SSMAX
+ * clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join, resolve } from 'node:path';
+import { generateP256KeyPair } from '../crypto/ecdsa';
+import { KeydClient } from '../keyd/client';
+import { type SigningAuthority, createRootCa, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
+import { privateKeyToPem } from '../pki/keys';
+import { createUserProfile } from '../user/profile';
+import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from './haraka';
+import { MailboxStore } from './mailbox';
+import { type OrgFixture, provisionOrg } from './provision';
+
+const BIN = resolve(__dirname, '..', '..', 'bin', 'ssmax');
+const DAY = 86400000;
+
+export interface UserSpec {
+  readonly address: string;
+  /** SSMAX client (keys and a profile) or a plain mail client (transparent mode). */
+  readonly client: 'ssmax' | 'plain';
+  readonly password: string;
+}
+
+export interface OrgSpec {
+  readonly domain: string;
+  readonly users: readonly UserSpec[];
+  /** [policy] lines for ssmax.ini, e.g. { default: 'opportunistic', 'b.example': 'require' }. */
+  readonly policy?: Readonly<Record<string, string>>;
+  readonly keydTimeoutMs?: number;
+}
+
+export interface ServiceProcess {
+  readonly proc: ChildProcess;
+  readonly port: number;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface OrgNode {
+  readonly domain: string;
+  readonly dir: string;
+  readonly fx: OrgFixture;
+  keyd: ServiceProcess;
+  publisher: ServiceProcess;
+  haraka: HarakaProcess;
+  readonly mailbox: MailboxStore;
+  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number };
+  readonly bundleUrl: string;
+  /** SSMAX-client users: their profile folders. */
+  readonly profiles: Record<string, string>;
+  readonly harakaDir: string;
+  /** Restarts keyd (fault tests). */
+  restartKeyd(): Promise<void>;
+  restartPublisher(): Promise<void>;
+  restartHaraka(): Promise<void>;
+  admin(): KeydClient;
+}
+
+export interface Network {
+  readonly root: SigningAuthority;
+  readonly orgs: readonly OrgNode[];
+  org(domain: string): OrgNode;
+  stop(): Promise<void>;
+}
+
+/** Starts `ssmax <args>` and waits for the line matching `ready` (its first group is the port). */
+export function startService(args: string[], ready: RegExp, timeoutMs = 20000): Promise<ServiceProcess> {
+  return new Promise((res, rej) => {
+    const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let up = false;
+    const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); rej(new Error(`"ssmax ${args[0]}" did not start: ${out.slice(-2000)}`)); }, timeoutMs);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const m = ready.exec(out);
+      if (m && !up) {
+        up = true;
+        clearTimeout(timer);
+        res({
+          proc, port: Number(m[1]), output: () => out,
+          async stop(signal: NodeJS.Signals = 'SIGTERM') {
+            if (proc.exitCode !== null || proc.signalCode !== null) return;
+            proc.kill(signal);
+            await exited;
+          },
+        });
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => { if (!up) { clearTimeout(timer); rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`)); } });
+  });
+}
+
+function fetchBundle(url: string, ca: string[]): Promise<string> {
+  const u = new URL(url);
+  return new Promise((res, rej) => {
+    const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca, method: 'GET' }, (r) => {
+      const parts: Buffer[] = [];
+      r.on('data', (c: Buffer) => parts.push(c));
+      r.on('end', () => (r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`bundle fetch: HTTP ${r.statusCode}`))));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+interface Planned {
+  spec: OrgSpec;
+  dir: string;
+  ports: { keyd: number; publisher: number; smtp: number; mailbox: number };
+}
+
+export async function startNetwork(base: string, specs: readonly OrgSpec[], log: (line: string) => void = () => undefined): Promise<Network> {
+  const now = Math.floor(Date.now() / 1000) * 1000;
+  const validity = { notBefore: new Date(now - 31 * DAY), notAfter: new Date(now + 3651 * DAY) };
+  const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Demo Root' });
+  const planned: Planned[] = [];
+  for (const spec of specs) {
+    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort() } });
+  }
+  const orgs: OrgNode[] = [];
+  const stopAll = async () => {
+    for (const o of orgs) {
+      await o.haraka?.stop().catch(() => undefined);
+      await o.publisher?.stop().catch(() => undefined);
+      await o.keyd?.stop().catch(() => undefined);
+      await o.mailbox.close().catch(() => undefined);
+    }
+  };
+  try {
+    for (const p of planned) {
+      const { domain } = p.spec;
+      log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
+      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd });
+      const w = (name: string, text: string) => writeFileSync(join(fx.dir, name), text, { mode: 0o600 });
+      const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
+      const seal = generateP256KeyPair();
+      w('seal.cert.pem', issueSealingCertificate(fx.orgCa, { ...v, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
+      w('seal.key.pem', privateKeyToPem(seal.privateKey));
+      const signer = generateP256KeyPair();
+      w('signer.cert.pem', issueBundleSignerCertificate(fx.orgCa, { ...v, domain, publicKey: signer.publicKey }).pem);
+      w('signer.key.pem', privateKeyToPem(signer.privateKey));
+      const tls = generateP256KeyPair();
+      w('publisher.pem', issueTlsCertificate(fx.orgCa, { ...v, role: 'keyd', hosts: [`ssmax.${domain}`], publicKey: tls.publicKey }).pem + fx.orgCa.certificate.pem);
+      w('publisher.key', privateKeyToPem(tls.privateKey));
+      for (const role of ['admin', 'gateway', 'inspector'] as const) {
+        w(`${role}.pem`, fx.clients[role].cert);
+        w(`${role}.key`, fx.clients[role].key);
+      }
+      w('publisher.ini', [
+        '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', 'lifetime_seconds=3600', 'poll_seconds=1',
+        '[policy]', 'encryption=required', 'seal=required',
+        '[tls]', 'cert=publisher.pem', 'key=publisher.key',
+        '[signer]', 'cert=signer.cert.pem', 'key=signer.key.pem',
+        '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, 'cert=admin.pem', 'key=admin.key', 'ca=org-ca.pem,root.pem',
+        '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.cert.pem', 'crls=org-ca.crl.pem,root.crl.pem', '',
+      ].join('\n'));
+
+      const mailbox = new MailboxStore();
+      await mailbox.listen(p.ports.mailbox);
+      const node = { domain, dir: p.dir, fx, mailbox, ports: p.ports, profiles: {} as Record<string, string>, harakaDir: join(p.dir, 'haraka'), bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle` } as unknown as OrgNode;
+      orgs.push(node);
+      node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
+      node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
+      node.admin = () => new KeydClient({ url: `https://127.0.0.1:${p.ports.keyd}`, servername: `keyd.${domain}`, cert: fx.clients.admin.cert, key: fx.clients.admin.key, ca: fx.caPem });
+      node.restartKeyd = async () => { await node.keyd.stop(); node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/); };
+      node.restartPublisher = async () => { await node.publisher.stop(); node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/); };
+
+      let bundle = '';
+      for (let attempt = 0; ; attempt++) {
+        try {
+          bundle = await fetchBundle(node.bundleUrl, fx.caPem);
+          break;
+        } catch (err) {
+          if (attempt >= 40) throw new Error(`${domain}: no bundle from the publisher: ${(err as Error).message}\n${node.publisher.output().slice(-2000)}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      const admin = node.admin();
+      let code = 1000;
+      for (const user of p.spec.users) {
+        code++;
+        if (user.client === 'ssmax') {
+          const profileDir = join(p.dir, 'users', user.address);
+          const reg = createUserProfile(profileDir, {
+            address: user.address, pseudonym: `user-${code}`, code: `U-${code}`, orgCa: fx.orgCa, rootPem: root.certificate.pem, orgBundle: bundle, now: new Date(),
+            smtp: { host: '127.0.0.1', port: p.ports.smtp, user: user.address, security: 'none', passwordFile: 'smtp-password' },
+          });
+          writeFileSync(join(profileDir, 'smtp-password'), `${user.password}\n`, { mode: 0o600 });
+          node.profiles[user.address] = profileDir;
+          await admin.call('POST', '/v1/registry/users', { ...reg, identityRef: `EMP-${code}` });
+        } else {
+          await admin.call('POST', '/v1/registry/users', { address: user.address, code: `U-${code}`, identityRef: `EMP-${code}` });
+        }
+      }
+      admin.close();
+    }
+    for (const [i, p] of planned.entries()) {
+      const node = orgs[i]!;
+      const peers = planned.filter((q) => q !== p);
+      const ini = [
+        '[main]', `domain=${p.spec.domain}`, 'hook_timeout_ms=20000',
+        '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${p.spec.domain}`, `ca=${join(node.fx.dir, 'org-ca.pem')},${join(node.fx.dir, 'root.pem')}`,
+        `cert=${join(node.fx.dir, 'gateway.pem')}`, `key=${join(node.fx.dir, 'gateway.key')}`,
+        `inspector_cert=${join(node.fx.dir, 'inspector.pem')}`, `inspector_key=${join(node.fx.dir, 'inspector.key')}`, `timeout_ms=${p.spec.keydTimeoutMs ?? 3000}`,
+        '[seal]', `cert=${join(node.fx.dir, 'seal.cert.pem')}`, `key=${join(node.fx.dir, 'seal.key.pem')}`,
+        '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
+        '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
+        '[peers]', ...peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`),
+        '[hosts]', ...peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
+        '[directory]', 'dns=false', 'fetch_timeout_ms=2000', 'retry_ms=500',
+        '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
+        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`, '',
+      ].join('\n');
+      const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
+      layoutHaraka(node.harakaDir, {
+        port: p.ports.smtp, me: `mx.${p.spec.domain}`, plugins: ['auth/flat_file', 'ssmax'],
+        files: { 'ssmax.ini': ini, 'auth_flat_file.ini': `[core]\nmethods=PLAIN,LOGIN\n\n[users]\n${users}\n` },
+      });
+      node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
+      node.restartHaraka = async () => { await node.haraka.stop(); node.haraka = await startHaraka(node.harakaDir, p.ports.smtp); };
+      log(`${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}`);
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  return {
+    root, orgs,
+    org(domain: string) {
+      const o = orgs.find((x) => x.domain === domain);
+      if (!o) throw new Error(`No organisation "${domain}" in this network`);
+      return o;
+    },
+    stop: stopAll,
+  };
+}

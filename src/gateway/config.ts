@@ -1,0 +1,109 @@
+/**
+ * The gateway's configuration, from config/ssmax.ini of the Haraka folder
+ * (the shipped config/ssmax.ini lists every key and default). Paths are
+ * relative to that config folder. Checked once at register(); a bad value
+ * stops Haraka with a message naming the key.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
+
+export interface GatewayConfig {
+  readonly domain: string;
+  readonly localDomains: readonly string[];
+  readonly hookTimeoutMs: number;
+  readonly tcpNoDelay: boolean;
+  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number };
+  readonly seal: { readonly cert: string; readonly key: string };
+  readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
+  readonly policy: { readonly default: EncryptionPolicy; readonly domains: Readonly<Record<string, EncryptionPolicy>> };
+  readonly peers: Readonly<Record<string, string>>;
+  readonly directory: { readonly dns: boolean; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
+  readonly routes: Readonly<Record<string, { host: string; port: number }>>;
+  readonly delivery: { readonly host: string; readonly port: number; readonly timeoutMs: number };
+}
+
+type Ini = Record<string, Record<string, unknown> | undefined>;
+
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000 } as const;
+
+export class GatewayConfigError extends Error {}
+
+function policyOf(v: unknown, where: string): EncryptionPolicy {
+  if (v === 'require' || v === 'opportunistic' || v === 'none') return v;
+  throw new GatewayConfigError(`ssmax.ini: ${where} must be require, opportunistic or none (got "${String(v)}")`);
+}
+
+function hostPort(v: unknown, where: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(String(v ?? ''));
+  if (!m) throw new GatewayConfigError(`ssmax.ini: ${where} must be host:port (got "${String(v)}")`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
+  const sec = (n: string) => (ini[n] ?? {}) as Record<string, unknown>;
+  const str = (s: string, k: string, required = true): string | undefined => {
+    const v = sec(s)[k];
+    if (typeof v === 'string' && v.trim() !== '') return v.trim();
+    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (required) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} is required`);
+    return undefined;
+  };
+  const path = (p: string) => resolve(dir, p);
+  const list = (s: string, k: string, required = true) => (str(s, k, required) ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const num = (s: string, k: string, def: number) => {
+    const raw = str(s, k, false);
+    const n = raw === undefined ? def : Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a positive number (got "${raw}")`);
+    return n;
+  };
+  const bool = (s: string, k: string, def: boolean) => {
+    const v = sec(s)[k];
+    if (v === undefined || v === '') return def;
+    if (v === true || v === 'true' || v === '1' || v === 'yes') return true;
+    if (v === false || v === 'false' || v === '0' || v === 'no') return false;
+    throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be true or false`);
+  };
+  const domain = str('main', 'domain')!.toLowerCase();
+  const policyDomains: Record<string, EncryptionPolicy> = {};
+  for (const [k, v] of Object.entries(sec('policy'))) if (k !== 'default') policyDomains[k.toLowerCase()] = policyOf(v, `[policy] ${k}`);
+  const peers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sec('peers'))) peers[k.toLowerCase()] = String(v);
+  const routes: Record<string, { host: string; port: number }> = {};
+  for (const [k, v] of Object.entries(sec('routes'))) routes[k.toLowerCase()] = hostPort(v, `[routes] ${k}`);
+  const inspectorCert = str('keyd', 'inspector_cert', false);
+  const inspectorKey = str('keyd', 'inspector_key', false);
+  const servername = str('keyd', 'servername', false);
+  return {
+    domain,
+    localDomains: list('main', 'local_domains', false).map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
+    hookTimeoutMs: num('main', 'hook_timeout_ms', GATEWAY_DEFAULTS.hook_timeout_ms),
+    tcpNoDelay: bool('main', 'tcp_nodelay', GATEWAY_DEFAULTS.tcp_nodelay),
+    keyd: {
+      url: str('keyd', 'url')!, ...(servername ? { servername } : {}),
+      ca: list('keyd', 'ca').map(path), cert: path(str('keyd', 'cert')!), key: path(str('keyd', 'key')!),
+      ...(inspectorCert ? { inspectorCert: path(inspectorCert) } : {}), ...(inspectorKey ? { inspectorKey: path(inspectorKey) } : {}),
+      timeoutMs: num('keyd', 'timeout_ms', GATEWAY_DEFAULTS.keyd_timeout_ms),
+    },
+    seal: { cert: path(str('seal', 'cert')!), key: path(str('seal', 'key')!) },
+    pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },
+    policy: { default: policyOf(str('policy', 'default', false) ?? GATEWAY_DEFAULTS.policy, '[policy] default'), domains: policyDomains },
+    peers,
+    directory: { dns: bool('directory', 'dns', true), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
+    routes,
+    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
+  };
+}
+
+export function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new GatewayConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export function policyFor(config: GatewayConfig, domain: string): EncryptionPolicy {
+  return config.policy.domains[domain.toLowerCase()] ?? config.policy.default;
+}

@@ -1,0 +1,37 @@
+/**
+ * What the gateway's protocol steps need, injected (STYLE.md: every outside
+ * dependency injectable), so the steps run the same in Haraka and in tests.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Group } from '../crypto';
+import type { PeerEntry } from '../directory/peer-entry';
+import type { ValidationCache } from '../pki/validate';
+import type { GatewayConfig } from './config';
+import type { KeydOps } from './keyd-ops';
+
+/** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */
+export interface PeerDirectory {
+  lookup(domain: string): Promise<PeerEntry>;
+}
+
+export interface GatewayDeps {
+  readonly config: GatewayConfig;
+  readonly group: Group;
+  readonly keyd: KeydOps;
+  readonly directory: PeerDirectory;
+  /** The gateway's sealing key and `c=` reference of its certificate. */
+  readonly seal: { readonly privateKey: KeyObject; readonly certRef: string };
+  /** Trust anchors and current CRLs for local user certificates. */
+  readonly roots: readonly string[];
+  readonly crls: () => readonly string[];
+  readonly validationCache: ValidationCache;
+  readonly clock: () => Date;
+}
+
+/** One message to send: the same bytes for these recipients. */
+export interface Copy {
+  readonly rcpts: readonly string[];
+  readonly message: Buffer;
+  /** true: hand to the local mailbox store now; false: queue for the peer's gateway. */
+  readonly local: boolean;
+}

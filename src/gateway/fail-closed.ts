@@ -1,0 +1,64 @@
+/**
+ * The fail-closed wrapper every Haraka hook of ours goes through. Haraka
+ * itself fails open (a throw counts as CONT; an error given to next() at
+ * queue_outbound relays the message unchanged; an unhandled rejection kills
+ * the process — STACK-NOTES.md). Here:
+ *  - `next` is called exactly once, whatever happens (a late answer after a
+ *    timeout is dropped);
+ *  - a throw, a rejection or a timeout becomes DENYSOFT (4xx);
+ *  - a GatewayError becomes its own reply (DENY for 5xx, DENYSOFT for 4xx).
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS module with `export =` types
+import DSN = require('haraka-dsn');
+import { type Reply, replyFor, REPLIES } from './replies';
+
+/** Haraka's return codes (haraka-constants). */
+export const CODES = { CONT: 900, STOP: 901, DENY: 902, DENYSOFT: 903, DENYDISCONNECT: 904, DISCONNECT: 905, OK: 906 } as const;
+
+export type Next = (code?: number, msg?: unknown) => void;
+
+export interface HookLogger {
+  logerror(msg: string): void;
+}
+
+export function dsnOf(reply: Reply): unknown {
+  const [, subject, detail] = reply.status.split('.').map(Number);
+  return DSN.create(reply.code, reply.text, subject, detail);
+}
+
+/** Answers `next` with a reply. */
+export function answer(next: Next, reply: Reply): void {
+  next(reply.code >= 500 ? CODES.DENY : CODES.DENYSOFT, dsnOf(reply));
+}
+
+/**
+ * Wraps an async hook body. The body resolves to a Haraka code (and message)
+ * or throws; the wrapper guarantees one call of `next`, within `timeoutMs`.
+ */
+export function failClosed(name: string, timeoutMs: number, log: HookLogger, body: () => Promise<[number, unknown?]>, next: Next): void {
+  let answered = false;
+  const once: Next = (code, msg) => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    next(code, msg);
+  };
+  const timer = setTimeout(() => {
+    log.logerror(`ssmax: ${name} timed out after ${timeoutMs} ms`);
+    answer(once, REPLIES.timeout);
+  }, timeoutMs);
+  let running: Promise<[number, unknown?]>;
+  try {
+    running = body();
+  } catch (err) {
+    running = Promise.reject(err);
+  }
+  running.then(
+    ([code, msg]) => once(code, msg),
+    (err: unknown) => {
+      const reply = replyFor(err);
+      if (reply === REPLIES.internal) log.logerror(`ssmax: ${name} failed: ${err instanceof Error ? err.message : String(err)}`);
+      answer(once, reply);
+    },
+  );
+}

@@ -1,0 +1,95 @@
+/**
+ * The gateway's half of the key service operations: blind a capsule, have
+ * keyd re-encrypt it to an authorised target, unblind; blinded decryption with
+ * a verified proof (for transparent delivery); tracking tokens; user facts.
+ * keyd's temporary failures become 4xx, its final refusals 5xx.
+ */
+import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
+import { type KeydClient, KeydClientError } from '../keyd/client';
+import { GatewayError } from './replies';
+
+const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
+const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
+
+export type ReencryptTarget =
+  | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
+  | { kind: 'user'; address: string };
+
+export interface UserFacts {
+  readonly address: string;
+  readonly status: 'active' | 'suspended';
+  readonly kind: 'individual' | 'organisation';
+  readonly inspectionConsent: boolean;
+  readonly encryptionKeyId: string | null;
+  readonly signingCertificate: string | null;
+}
+
+/** Maps keyd's answers to gateway decisions. */
+export function fromKeyd(err: unknown): unknown {
+  if (!(err instanceof KeydClientError)) return err;
+  if (err.transient) return new GatewayError('keydUnavailable', err.code);
+  if (err.code === 'key-destroyed') return new GatewayError('keyDestroyed', err.details?.current ? `fetch "${err.details.current}"` : undefined);
+  if (err.code === 'unknown-key') return new GatewayError('badCapsule', 'unknown key id');
+  // target refused, forbidden, bad request: a configuration or peer problem: temporary,
+  // so that nothing is lost while an administrator looks (the message names it).
+  return new GatewayError('keydUnavailable', `${err.code}: ${err.message}`);
+}
+
+export class KeydOps {
+  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient) {}
+
+  async reencrypt(capsule: Capsule, target: ReencryptTarget): Promise<{ capsule: Capsule; notice?: string }> {
+    const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
+    try {
+      const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
+      return r.notice ? { capsule: out, notice: r.notice } : { capsule: out };
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+  }
+
+  /** The message key, by blinded decryption with a proof checked against `orgPublicKey`. */
+  async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<Uint8Array> {
+    if (!this.inspector) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');
+    const { request, blinding } = blindForDecryption(this.group, capsule, systemRng);
+    let r: { z: string; c: string; s: string };
+    try {
+      r = await this.inspector.call('POST', '/v1/decrypt', { keyId: capsule.keyId, e: b64(request.e) });
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+    const opened = completeBlindedDecryption(this.group, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, orgPublicKey);
+    if (!opened.ok) throw new GatewayError('keydUnavailable', `key service answer refused: ${opened.reason}`);
+    return opened.messageKey;
+  }
+
+  async mintToken(sender: string, messageId: string): Promise<Uint8Array> {
+    try {
+      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { sender, messageId });
+      return unb64(r.token);
+    } catch (err) {
+      if (err instanceof KeydClientError && err.code === 'target-refused') throw new GatewayError('senderNotRegistered', sender);
+      throw fromKeyd(err);
+    }
+  }
+
+  /** A local user's facts, or undefined if not registered. */
+  async user(address: string): Promise<UserFacts | undefined> {
+    try {
+      return await this.gateway.call<UserFacts>('GET', `/v1/directory/users/${encodeURIComponent(address)}`);
+    } catch (err) {
+      if (err instanceof KeydClientError && err.status === 404) return undefined;
+      throw fromKeyd(err);
+    }
+  }
+
+  /** The org's current key: key id and compressed public key. */
+  async orgKeys(): Promise<{ current: string; keys: { keyId: string; publicKey: string; state: string }[] }> {
+    try {
+      return await this.gateway.call('GET', '/v1/public');
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Checks every message passes before any protocol step: header fields with a
+ * bare CR or LF (header injection), duplicate singleton fields, and the
+ * format's hard limits. Each failure is a final 5xx with its own reply.
+ */
+import type { Headers } from '@zone-eu/mailsplit';
+import addressparser from 'nodemailer/lib/addressparser';
+import { SINGLETON_HEADERS } from '../chain/protected-headers';
+import { CryptoError } from '../crypto/errors';
+import { DEFAULT_LIMITS, parseHead } from '../envelope';
+import { GatewayError } from './replies';
+
+function headBlock(message: Buffer): Buffer {
+  const crlf = message.indexOf('\r\n\r\n');
+  const lf = message.indexOf('\n\n');
+  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 4 : lf >= 0 ? lf + 2 : message.length;
+  return message.subarray(0, end);
+}
+
+export interface CheckedHead {
+  readonly headers: Headers;
+  /** The single From address, lowercased. */
+  readonly from: string;
+  readonly messageId: string;
+}
+
+export function checkMessage(message: Buffer): CheckedHead {
+  const head = headBlock(message);
+  const text = head.toString('latin1');
+  const bare = /\r(?!\n)|(?<!\r)\n/.exec(text);
+  if (bare) {
+    const field = text.slice(0, bare.index).split('\r\n').pop()?.split(':')[0] ?? '?';
+    throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
+  }
+  let headers: Headers;
+  try {
+    headers = parseHead(head, DEFAULT_LIMITS);
+  } catch (err) {
+    if (err instanceof CryptoError) throw new GatewayError(err.code === 'limit' ? 'badFormat' : 'badFormat', err.message);
+    throw err;
+  }
+  const counts = new Map<string, number>();
+  for (const h of headers.getList()) counts.set(h.key, (counts.get(h.key) ?? 0) + 1);
+  for (const [key, n] of counts) if (n > 1 && SINGLETON_HEADERS.has(key)) throw new GatewayError('duplicateHeader', `${n} "${key}" fields`);
+  const fromLine = headers.get('from')[0];
+  if (!fromLine) throw new GatewayError('badFormat', 'no From field');
+  const boxes = addressparser(fromLine.slice(fromLine.indexOf(':') + 1), { flatten: true });
+  if (boxes.length !== 1 || !boxes[0]?.address) throw new GatewayError('badFormat', 'From must hold exactly one address');
+  const mid = headers.get('message-id')[0];
+  return { headers, from: boxes[0].address.toLowerCase(), messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
+}
+
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}

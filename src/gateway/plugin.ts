@@ -1,0 +1,194 @@
+/**
+ * The Haraka plugin `ssmax` (plugins/ssmax loads this module in Haraka's main
+ * realm). Hooks, each through the fail-closed wrapper:
+ *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it);
+ *  - rcpt: domain encryption policy (relaying) or local recipient check;
+ *  - queue_outbound: submission (sending organisation) — copies for peers are
+ *    queued for Haraka's outbound, local copies delivered to the mailbox store;
+ *  - queue: arrival from another organisation, delivered to the mailbox store;
+ *  - get_mx: next hops from [routes].
+ * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
+ */
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { certificateRef } from '../chain/certificate-lookup';
+import { groups } from '../crypto/backend';
+import { p256PrivateKeyFrom } from '../crypto/ecdsa';
+import { Directory } from '../directory/directory';
+import { KeydClient } from '../keyd/client';
+import { parseCertificate } from '../pki/certificate';
+import { ValidationCache } from '../pki/validate';
+import { type GatewayConfig, parseGatewayConfig, readText } from './config';
+import { LocalDelivery } from './delivery';
+import type { Copy, GatewayDeps } from './deps';
+import { CODES, type Next, failClosed } from './fail-closed';
+import { KeydOps } from './keyd-ops';
+import { arrive } from './reception';
+import { GatewayError } from './replies';
+import { peerFor, submit } from './submission';
+
+interface HarakaPlugin {
+  config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
+  loginfo(msg: string): void;
+  logerror(msg: string): void;
+}
+/** Haraka's address objects: `address` is a method on some, a getter on others (@haraka/email-address). */
+interface Address { address: string | (() => string); host: string }
+
+function addressOf(a: Address): string {
+  return (typeof a.address === 'function' ? a.address() : a.address).toLowerCase();
+}
+interface Connection {
+  relaying: boolean;
+  client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
+  transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
+  logerror(msg: string): void;
+}
+
+interface State {
+  config: GatewayConfig;
+  deps: GatewayDeps;
+  delivery: LocalDelivery;
+  outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
+  close(): Promise<void>;
+}
+
+let state: State | undefined;
+
+function noDelay(socket: Connection['client'] | undefined): void {
+  // Haraka wraps sockets in a pluggableStream whose own setNoDelay does nothing.
+  if (socket?.targetsocket?.setNoDelay) socket.targetsocket.setNoDelay(true);
+  else socket?.setNoDelay?.(true);
+}
+
+/** Haraka's outbound client sockets: wrap tls_socket.connect so each gets TCP_NODELAY. */
+function patchOutboundNoDelay(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const tls = require('Haraka/tls_socket') as { connect: (o: unknown) => Connection['client']; __ssmaxNoDelay?: boolean };
+  if (tls.__ssmaxNoDelay) return;
+  const connect = tls.connect;
+  tls.connect = (o: unknown) => {
+    const s = connect(o);
+    noDelay(s);
+    return s;
+  };
+  tls.__ssmaxNoDelay = true;
+}
+
+function build(plugin: HarakaPlugin): State {
+  const haraka = process.env.HARAKA ?? process.cwd();
+  const ini = plugin.config.get('ssmax.ini', { booleans: ['+main.tcp_nodelay', '+directory.dns'] }) as Record<string, Record<string, unknown>>;
+  const config = parseGatewayConfig(ini, join(haraka, 'config'));
+  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
+  const client = (cert: string, key: string) => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
+  const gatewayClient = client(config.keyd.cert, config.keyd.key);
+  const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
+  const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
+  const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
+  const directory = new Directory({
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? undefined : null, cacheDir: join(haraka, 'ssmax-state', 'directory'),
+    fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => plugin.loginfo(`ssmax directory: ${l}`),
+  });
+  const group = groups.libsecp256k1;
+  const deps: GatewayDeps = {
+    config, group, keyd: new KeydOps(group, gatewayClient, inspectorClient), directory,
+    seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
+    roots, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
+  };
+  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, 'ssmax-state', 'delivered'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const outbound = require('Haraka/outbound') as State['outbound'];
+  if (config.tcpNoDelay) patchOutboundNoDelay();
+  return {
+    config, deps, delivery, outbound,
+    async close() {
+      gatewayClient.close();
+      inspectorClient?.close();
+      await directory.close();
+      await delivery.close();
+    },
+  };
+}
+
+export function register(this: HarakaPlugin): void {
+  state = build(this);
+  this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
+}
+
+function current(): State {
+  if (!state) throw new GatewayError('internal', 'plugin not registered');
+  return state;
+}
+
+export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Connection): void {
+  if (state?.config.tcpNoDelay) noDelay(connection.client);
+  next();
+}
+
+export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
+  const s = current();
+  failClosed('rcpt', s.config.hookTimeoutMs, this, async () => {
+    const rcpt = params[0]!;
+    const domain = rcpt.host.toLowerCase();
+    const local = s.config.localDomains.includes(domain);
+    if (local) {
+      const user = await s.deps.keyd.user(addressOf(rcpt));
+      if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
+      return [CODES.OK];
+    }
+    if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
+    await peerFor(s.deps, domain); // 5xx when the domain requires encryption and has no bundle; 4xx while unreachable
+    return [CODES.OK];
+  }, next);
+}
+
+function messageOf(connection: Connection): Promise<Buffer> {
+  return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
+}
+
+async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[]): Promise<void> {
+  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local));
+  for (const copy of copies.filter((c) => !c.local)) {
+    await new Promise<void>((resolve, reject) => {
+      // a stream, not a string: Haraka re-encodes string contents as UTF-8
+      s.outbound.send_email(from, [...copy.rcpts], Readable.from([copy.message]), (code, msg) => {
+        if (code === CODES.OK) resolve();
+        else reject(new GatewayError('internal', `cannot queue the copy for ${copy.rcpts.join(', ')}: ${msg}`));
+      }, { dot_stuffed: false });
+    });
+  }
+}
+
+export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
+  const s = current();
+  failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
+    const txn = connection.transaction!;
+    const raw = await messageOf(connection);
+    const { copies, mode } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
+    await send(s, addressOf(txn.mail_from), raw, copies);
+    return [CODES.OK, `Queued (ssmax ${mode}, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+  }, next);
+}
+
+export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
+  const s = current();
+  failClosed('queue', s.config.hookTimeoutMs, this, async () => {
+    const txn = connection.transaction!;
+    const raw = await messageOf(connection);
+    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf));
+    await send(s, addressOf(txn.mail_from), raw, copies);
+    return [CODES.OK, `Delivered (ssmax, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+  }, next);
+}
+
+export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
+  const s = state;
+  const route = s?.config.routes[domain.toLowerCase()];
+  if (!route) return next();
+  next(CODES.OK, { exchange: route.host, port: route.port, priority: 0 });
+}
+
+export function shutdown(this: HarakaPlugin): void {
+  void state?.close();
+  state = undefined;
+}

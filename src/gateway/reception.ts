@@ -1,0 +1,115 @@
+/**
+ * Reception at the receiving organisation (ARCHITECTURE.md, "Inbound at org
+ * B"), also used for local recipients of the sending organisation: per local
+ * recipient, one copy that carries only that recipient's capsule (Bcc stays
+ * private):
+ *  - an SSMAX user (has an encryption key): re-encrypted to the user's key by
+ *    keyd; sealed with verdict e2e=pass;
+ *  - a plain-client user (transparent mode, as the Crypt-Mail Secretary did):
+ *    the seal (verdict e2e=none) is made over the encrypted form, then the
+ *    message key is obtained by blinded decryption with a verified proof and
+ *    the original message is delivered on the internal hop, carrying the
+ *    seals and an Authentication-Results line.
+ * Copies for local recipients go straight to the mailbox store (delivery.ts),
+ * never to this gateway's spool.
+ */
+import type { Capsule } from '../crypto';
+import type { ChainVerification } from '../chain/verify-chain';
+import { collect, decryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
+import { DirectoryError } from '../directory/directory';
+import type { Copy, GatewayDeps } from './deps';
+import { checkMessage, domainOf } from './message-checks';
+import { GatewayError } from './replies';
+import { addSeal, verifySeals } from './sealing';
+import type { Verdict } from '../chain/tags';
+
+export interface Arrival {
+  readonly message: Buffer;
+  readonly rcpts: readonly string[];
+  /**
+   * The verification of the seals the message carries (result pass or none).
+   * It holds for every copy: a copy differs only in its capsules, which the
+   * earlier seals' signatures do not depend on.
+   */
+  readonly chain: ChainVerification;
+  /** Verdicts of this hop's inspection, if any (issue 8). */
+  readonly verdicts: readonly Verdict[];
+  /** The tracking token, when this gateway is the first sealer (local mail at the sending org). */
+  readonly trackingToken?: Uint8Array;
+}
+
+/** The capsule made for this organisation's key; a missing or foreign one is refused. */
+export function ownCapsule(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
+  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
+  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length} (of ${capsules.length})`);
+  return mine[0]!;
+}
+
+function sealHeaders(message: Buffer): string {
+  const head = message.subarray(0, message.indexOf('\r\n\r\n') + 2).toString('latin1');
+  const fields = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-seal:/i.test(f));
+  return fields.map((f) => `${f}\r\n`).join('');
+}
+
+export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: readonly Capsule[]): Promise<Copy[]> {
+  const capsule = ownCapsule(deps, capsules);
+  const copies: Copy[] = [];
+  let orgPublicKey: Uint8Array | undefined;
+  for (const rcpt of arrival.rcpts) {
+    const user = await deps.keyd.user(rcpt);
+    if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
+    if (user.encryptionKeyId) {
+      const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt });
+      const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
+      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken);
+      copies.push({ rcpts: [rcpt], message: sealed, local: true });
+      continue;
+    }
+    // Transparent delivery on the internal hop.
+    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken);
+    if (!orgPublicKey) {
+      const pub = await deps.keyd.orgKeys();
+      const key = pub.keys.find((k) => k.keyId === capsule.keyId);
+      if (!key) throw new GatewayError('badCapsule', `unknown key id "${capsule.keyId}"`);
+      orgPublicKey = new Uint8Array(Buffer.from(key.publicKey, 'hex'));
+    }
+    const messageKey = await deps.keyd.messageKey(capsule, orgPublicKey);
+    let original: Buffer;
+    try {
+      original = await collect(decryptMessage(arrival.message, { messageKey }, { group: deps.group }));
+    } catch (err) {
+      throw new GatewayError('badFormat', `cannot decrypt: ${(err as Error).message}`);
+    }
+    const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent\r\n`;
+    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
+  }
+  return copies;
+}
+
+/**
+ * A message arriving from another organisation: its chain must verify
+ * against the sealers' bundles; unsealed mail is accepted only from domains
+ * without SSMAX (ordinary Internet mail), as it is.
+ */
+export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<Copy[]> {
+  const head = checkMessage(raw);
+  const chain = await verifySeals(deps, raw);
+  const capsules = listCapsulesIn(head.headers);
+  if (chain.result === 'none') {
+    if (capsules.length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+    const sender = domainOf(head.from);
+    try {
+      await deps.directory.lookup(sender);
+    } catch (err) {
+      if (err instanceof DirectoryError && err.code === 'none') return [{ rcpts: [...rcpts], message: raw, local: true }];
+      throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
+  }
+  if (capsules.length === 0) {
+    // sealed but not encrypted (the sender's policy allowed plaintext): seal and deliver
+    const sealed = await addSeal(deps, raw, chain, [{ name: 'e2e', result: 'none' }]);
+    return [{ rcpts: [...rcpts], message: sealed, local: true }];
+  }
+  return receive(deps, { message: raw, rcpts, chain, verdicts: [] }, capsules);
+}

@@ -1,0 +1,70 @@
+/**
+ * Every decision of the gateway, as one SMTP reply, in one table (STYLE.md,
+ * after Postfix). Anything not in the table — an exception, a rejected
+ * promise, a timeout, an unreachable key service or directory — is a
+ * temporary failure: the sending MTA keeps the message and retries; nothing
+ * is relayed (ARCHITECTURE.md, "Fault model"). Final decisions are 5xx with
+ * an enhanced status code (RFC 3463) and a clear text, never message content.
+ */
+export interface Reply {
+  readonly code: number;
+  /** Enhanced status code class.subject.detail, e.g. "5.7.7". */
+  readonly status: string;
+  readonly text: string;
+}
+
+export const REPLIES = {
+  // Temporary (4xx): retry later
+  internal: { code: 451, status: '4.3.0', text: 'SSMAX gateway fault; try again later' },
+  timeout: { code: 451, status: '4.4.7', text: 'SSMAX processing timed out; try again later' },
+  keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable; try again later' },
+  bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable; try again later' },
+  chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now; try again later' },
+  deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable; try again later' },
+  keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
+  // Final (5xx)
+  encryptionRequired: { code: 550, status: '5.7.4', text: 'Domain requires SSMAX encryption and publishes no SSMAX bundle' },
+  encryptedNoPeer: { code: 550, status: '5.7.4', text: 'Encrypted message cannot be delivered to a domain without SSMAX' },
+  chainFailed: { code: 550, status: '5.7.7', text: 'SSMAX chain fails' },
+  sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
+  signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
+  signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
+  senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
+  duplicateHeader: { code: 554, status: '5.6.7', text: 'Duplicate singleton header field' },
+  headerLineBreak: { code: 554, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  badFormat: { code: 554, status: '5.6.0', text: 'Malformed message' },
+  badCapsule: { code: 554, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
+  keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
+  noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
+  tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
+} as const satisfies Record<string, Reply>;
+
+export type ReplyName = keyof typeof REPLIES;
+
+/** A decision with its reply; `detail` adds a precise reason (never message content). */
+export class GatewayError extends Error {
+  readonly reply: Reply;
+
+  constructor(name: ReplyName, detail?: string) {
+    const base = REPLIES[name];
+    const text = detail ? `${base.text}: ${detail}` : base.text;
+    super(text);
+    this.name = 'GatewayError';
+    this.reply = { ...base, text: sanitize(text) };
+  }
+
+  get temporary(): boolean {
+    return this.reply.code < 500;
+  }
+}
+
+/** One printable line: no CR/LF or control characters can reach an SMTP reply. */
+export function sanitize(text: string): string {
+  const clean = [...text].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? ' ' : ch)).join('');
+  return clean.length > 300 ? `${clean.slice(0, 297)}...` : clean;
+}
+
+/** Any error as a reply: GatewayErrors as they are, everything else a temporary fault. */
+export function replyFor(err: unknown): Reply {
+  return err instanceof GatewayError ? err.reply : REPLIES.internal;
+}

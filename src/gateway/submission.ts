@@ -1,0 +1,114 @@
+/**
+ * Submission at the sending organisation (ARCHITECTURE.md, "Outbound at org
+ * A"): verify the user signature against the user's certificate (signer =
+ * the single From) and remove it (SSMAX §2.2: the user's certificate is not
+ * shown outside); per recipient domain apply the encryption policy; per peer
+ * domain make one copy, re-encrypted through keyd to that domain's org key
+ * (SSMAX client) or encrypted by the gateway (transparent mode: a plaintext
+ * submission); seal i=1 with the tracking token. Local recipients go through
+ * reception.ts.
+ */
+import { createPublicKey } from 'node:crypto';
+import { removeUserSignature } from '../chain/message-fields';
+import { USER_SIGNATURE_HEADER } from '../chain/tags';
+import { verifyUser } from '../chain/user-signature';
+import { type ChainVerification, verifyChain } from '../chain/verify-chain';
+import { systemRng } from '../crypto';
+import { DirectoryError } from '../directory/directory';
+import type { PeerEntry } from '../directory/peer-entry';
+import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
+import { parseCertificate } from '../pki/certificate';
+import { validateCertificate } from '../pki/validate';
+import { policyFor } from './config';
+import type { Copy, GatewayDeps } from './deps';
+import { checkMessage, domainOf } from './message-checks';
+import { receive, ownCapsule } from './reception';
+import { GatewayError } from './replies';
+import { addSeal } from './sealing';
+
+export type Mode = 'ssmax' | 'transparent';
+
+/** The peer's bundle, or the policy decision when there is none. */
+export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEntry | 'plain'> {
+  try {
+    return await deps.directory.lookup(domain);
+  } catch (err) {
+    const policy = policyFor(deps.config, domain);
+    if (err instanceof DirectoryError && err.code === 'none') {
+      if (policy === 'require') throw new GatewayError('encryptionRequired', domain);
+      return 'plain';
+    }
+    if (policy === 'none') return 'plain';
+    throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buffer> {
+  const result = await verifyUser(message, {
+    now: () => deps.clock().getTime(),
+    lookup: async (req) => {
+      const user = await deps.keyd.user(req.address ?? '');
+      if (!user?.signingCertificate || user.status !== 'active') return undefined;
+      const v = validateCertificate({ leaf: user.signingCertificate, roots: deps.roots, crls: deps.crls(), use: 'user-signing', time: new Date(req.time * 1000), cache: deps.validationCache });
+      if (v.status !== 'valid') return undefined;
+      const cert = parseCertificate(user.signingCertificate);
+      return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
+    },
+  });
+  if (result.result === 'temperror') throw new GatewayError('keydUnavailable', result.detail);
+  if (result.result !== 'pass') throw new GatewayError('signatureFailed', result.result === 'fail' ? `${result.reason}: ${result.detail}` : 'none');
+  if (!result.signerMatchesFrom) throw new GatewayError('signerNotFrom');
+  return removeUserSignature(message);
+}
+
+/** Bcc must never travel: drop Bcc fields before the gateway encrypts a plaintext submission. */
+function withoutBcc(message: Buffer): Buffer {
+  const end = message.indexOf('\r\n\r\n');
+  if (end < 0) return message;
+  const fields = message.subarray(0, end + 2).toString('latin1').split(/\r\n(?![ \t])/).filter((f) => f !== '' && !/^bcc:/i.test(f));
+  return Buffer.concat([Buffer.from(`${fields.join('\r\n')}\r\n`, 'latin1'), message.subarray(end + 2)]);
+}
+
+export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode }> {
+  let message = raw;
+  let head = checkMessage(message);
+  if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
+    message = await verifySubmitter(deps, message);
+    head = checkMessage(message);
+  }
+  const capsules = listCapsulesIn(head.headers);
+  const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
+  const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
+  if (mode === 'transparent') message = withoutBcc(message);
+  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>');
+  const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined });
+  if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
+
+  const byDomain = new Map<string, string[]>();
+  for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
+  const copies: Copy[] = [];
+  for (const [domain, list] of byDomain) {
+    if (deps.config.localDomains.includes(domain)) {
+      if (mode === 'ssmax') {
+        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: [], trackingToken: token }, capsules)));
+      } else {
+        // a plaintext submission to local users stays on the internal hop, as submitted
+        copies.push({ rcpts: list, message, local: true });
+      }
+      continue;
+    }
+    const peer = await peerFor(deps, domain);
+    if (peer === 'plain') {
+      if (mode === 'ssmax') throw new GatewayError('encryptedNoPeer', domain);
+      copies.push({ rcpts: list, message, local: false });
+      continue;
+    }
+    const target = peer.currentKey;
+    const forPeer = mode === 'ssmax'
+      ? await collect(replaceCapsules(message, [(await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls })).capsule]))
+      : await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+    const sealed = await addSeal(deps, forPeer, none, [{ name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token);
+    copies.push({ rcpts: list, message: sealed, local: false });
+  }
+  return { copies, mode };
+}
