@@ -181,7 +181,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           bundle = await fetchBundle(node.bundleUrl, fx.caPem);
           break;
         } catch (err) {
-          if (attempt >= 40) throw new Error(`${domain}: no bundle from the publisher: ${(err as Error).message}\n${node.publisher.output().slice(-2000)}`);
+          if (attempt >= 40) throw new Error(`${domain}: no bundle from the publisher: ${(err as Error).message}\n${node.publisher.output().slice(-2000)}`, { cause: err });
           await new Promise((r) => setTimeout(r, 250));
         }
       }
