@@ -255,9 +255,9 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   try {
     plaintext = await collect(decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: groups.libsecp256k1 }));
   } catch (err) {
-    const why = err instanceof CryptoError && err.code === 'auth-failed'
-      ? `the content does not authenticate (tampered or truncated): ${err.message}`
-      : (err as Error).message;
+    // The inner message starts "Cannot decrypt…" too: keep only its reason.
+    const inner = (err as Error).message.replace(/^Cannot decrypt( content)?: /, '');
+    const why = err instanceof CryptoError && err.code === 'auth-failed' ? `the content does not authenticate: ${inner}` : inner;
     throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${why}`, hops);
   }
   if (!options.keepSeals) plaintext = stripLeadingSeals(plaintext);

@@ -54,6 +54,9 @@ export async function signAndEncrypt(profile: UserProfile, message: Uint8Array, 
       ? encryptParts(message, [recipient], { ...encryptOptions, select: selectAttachments })
       : encryptMessage(message, [recipient], encryptOptions));
   } catch (err) {
+    if (options.attachmentsOnly && err instanceof Error && /no part matched/.test(err.message)) {
+      throw new UserError('message', 'Cannot encrypt the attachments: the message has no attachment (encrypt the whole message instead)');
+    }
     throw messageError(err);
   }
   const now = () => options.now.getTime();
