@@ -134,6 +134,13 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   const u = capture();
   expect(await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('other.json', world.a.bundle), ...AT], u.io)).toBe(65);
   expect(u.err.join('\n')).toMatch(/wrong-domain/);
+  const newer = capture();
+  expect(await userCommand.run(['update-bundle', '--profile', profiles.bob!, '--bundle', file('b-2.json', world.b.republish(2)), ...AT], newer.io)).toBe(0);
+  expect(newer.out.join('\n')).toMatch(/^Organisation bundle of b\.example updated to serial 2 \(current key v1, expires /);
+  expect(readFileSync(join(profiles.bob!, 'org-bundle.json'), 'utf8')).toBe(readFileSync(join(world.dir, 'b-2.json'), 'utf8'));
+  const older = capture();
+  expect(await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('b-1.json', world.b.bundle), ...AT], older.io)).toBe(65);
+  expect(older.err.join('\n')).toMatch(/replayed/);
 });
 
 test('init with a CA directory made by `ssmax ca`, on the real clock', async () => {

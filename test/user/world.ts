@@ -46,6 +46,8 @@ export interface Org {
   readonly rogueSealCert: ParsedCertificate;
   readonly crl: ParsedCrl;
   readonly bundle: string;
+  /** The same content, published again with another serial. */
+  republish(serial: number): string;
 }
 
 export interface World {
@@ -71,14 +73,14 @@ function makeOrg(root: SigningAuthority, rootCrl: ParsedCrl, domain: string): Or
   const signerKp = generateP256KeyPair();
   const signerCert = issueBundleSignerCertificate(ca, { ...leafValidity, domain, publicKey: signerKp.publicKey });
   const crl = createCrl(ca, { entries: [], thisUpdate: new Date(NOW.getTime() - DAY), nextUpdate: new Date(NOW.getTime() + 7 * DAY), crlNumber: 1 });
-  const bundle = createBundle({
-    domain, serial: 1, issued: new Date(NOW.getTime() - DAY), expires: new Date(NOW.getTime() + 7 * DAY),
+  const publish = (serial: number) => createBundle({
+    domain, serial, issued: new Date(NOW.getTime() - DAY), expires: new Date(NOW.getTime() + 7 * DAY),
     orgCaChain: [ca.certificate], encryptionKeys: [{ state: 'current', certificate: encCert }],
     sealingCertificates: [sealCert], crls: [crl, rootCrl], abuseContact: `mailto:abuse@${domain}`,
     inboundPolicy: { encryption: 'required', seal: 'required', maxMessageBytes: 25 * 1024 * 1024 },
   }, { certificate: signerCert, privateKey: signerKp.privateKey });
   return {
-    domain, ca, crl, bundle,
+    domain, ca, crl, bundle: publish(1), republish: publish,
     encryption: { keyId: `${domain}:v1`, privateKey: kp.privateKey, publicKey: kp.publicKey, certificate: encCert },
     sealKey: sealKp.privateKey, sealCert, rogueSealKey: rogueKp.privateKey, rogueSealCert,
   };
