@@ -170,8 +170,10 @@ function writePublic(path: string, text: string): void {
  * writes the folder (mode 0700; private keys 0600). Returns what an
  * administrator registers at keyd.
  */
-export function createUserProfile(dir: string, opts: CreateUserProfileOptions): UserRegistration {
-  const domain = domainOf(opts.address);
+export function createUserProfile(dir: string, optsIn: CreateUserProfileOptions): UserRegistration {
+  const domain = domainOf(optsIn.address);
+  // The chain's u= wants a lowercase domain (docs/chain.md); the local part is kept as given.
+  const opts = { ...optsIn, address: `${optsIn.address.slice(0, optsIn.address.lastIndexOf('@'))}@${domain}` };
   if (!(opts.now instanceof Date) || Number.isNaN(opts.now.getTime())) throw new TypeError('Cannot create user profile: now must be a valid Date');
   const bundle = verifyOrgBundle(opts.orgBundle, domain, opts.rootPem, opts.now);
   if (bundle.orgCa.fingerprint !== opts.orgCa.certificate.fingerprint) {

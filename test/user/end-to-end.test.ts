@@ -91,6 +91,14 @@ describe('user profile', () => {
     expect(() => createUserProfile(join(world.dir, 'x3'), { ...base, address: 'x@a.example', orgCa: world.a.ca, orgBundle: world.a.bundle, now: new Date(NOW.getTime() + 30 * DAY) })).toThrow(/expired/);
   });
 
+  test('the domain of the address is stored lowercase (u= grammar), and such a user can sign', async () => {
+    const p = makePerson(world, world.a, 'Erin', { address: 'Erin@A.Example' });
+    expect(p.profile.address).toBe('Erin@a.example');
+    expect(p.registration.address).toBe('Erin@a.example');
+    const msg = Buffer.from(aliceMessage().toString('latin1').replace('Alice <alice@a.example>', 'Erin <erin@A.EXAMPLE>'), 'latin1');
+    expect((await signAndEncrypt(p.profile, msg, { now: NOW })).toString('latin1')).toMatch(/^SSMAX-User-Signature: v=1; u=Erin@a\.example;/);
+  });
+
   test('a private key readable by others is refused', () => {
     const p = makePerson(world, world.a, 'dave');
     const { chmodSync } = jest.requireActual<typeof import('node:fs')>('node:fs');
