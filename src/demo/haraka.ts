@@ -17,6 +17,8 @@ export interface HarakaLayout {
   readonly me: string;
   /** config/plugins, in order. */
   readonly plugins: readonly string[];
+  /** Outbound retry schedule (Haraka's temp_fail_intervals, e.g. "1s*120"); Haraka's default when absent. */
+  readonly retryIntervals?: string;
   /** Further config files: name → content (e.g. ssmax.ini, auth_flat_file.ini). */
   readonly files?: Readonly<Record<string, string>>;
 }
@@ -32,7 +34,7 @@ export function layoutHaraka(dir: string, layout: HarakaLayout): void {
   const files: Record<string, string> = {
     'smtp.ini': withMain(harakaDefault('smtp.ini'), { listen: `127.0.0.1:${layout.port}`, nodes: '0' }),
     'connection.ini': withMain(harakaDefault('connection.ini'), { spool_after: '-1' }),
-    'outbound.ini': '[main]\nenable_tls=false\n',
+    'outbound.ini': `[main]\nenable_tls=false\n${layout.retryIntervals ? `temp_fail_intervals=${layout.retryIntervals}\n` : ''}`,
     'log.ini': '[main]\nlevel=info\ntimestamps=false\n',
     me: `${layout.me}\n`,
     plugins: `${layout.plugins.join('\n')}\n`,
@@ -83,7 +85,7 @@ export interface HarakaProcess {
 export function startHaraka(dir: string, port: number, timeoutMs = 30000): Promise<HarakaProcess> {
   const bin = require.resolve('Haraka/bin/haraka');
   return new Promise((resolveStart, reject) => {
-    const proc = spawn(process.execPath, [bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir } });
+    const proc = spawn(process.execPath, [bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir, NODE_ENV: 'production' } }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
     let out = '';
     let up = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));

@@ -223,7 +223,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       ].join('\n');
       const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
       layoutHaraka(node.harakaDir, {
-        port: p.ports.smtp, me: `mx.${p.spec.domain}`, plugins: ['auth/flat_file', 'ssmax'],
+        port: p.ports.smtp, me: `mx.${p.spec.domain}`, plugins: ['auth/flat_file', 'ssmax'], retryIntervals: '5s*120',
         files: { 'ssmax.ini': ini, 'auth_flat_file.ini': `[core]\nmethods=PLAIN,LOGIN\n\n[users]\n${users}\n` },
       });
       node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);

@@ -21,8 +21,9 @@ export interface GatewayDeps {
   readonly directory: PeerDirectory;
   /** The gateway's sealing key and `c=` reference of its certificate. */
   readonly seal: { readonly privateKey: KeyObject; readonly certRef: string };
-  /** Trust anchors and current CRLs for local user certificates. */
+  /** Trust anchors, the org CA chain and current CRLs, for local user certificates. */
   readonly roots: readonly string[];
+  readonly intermediates: readonly string[];
   readonly crls: () => readonly string[];
   readonly validationCache: ValidationCache;
   readonly clock: () => Date;

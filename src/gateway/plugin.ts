@@ -9,20 +9,10 @@
  *  - get_mx: next hops from [routes].
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { certificateRef } from '../chain/certificate-lookup';
-import { groups } from '../crypto/backend';
-import { p256PrivateKeyFrom } from '../crypto/ecdsa';
-import { Directory } from '../directory/directory';
-import { KeydClient } from '../keyd/client';
-import { parseCertificate } from '../pki/certificate';
-import { ValidationCache } from '../pki/validate';
-import { type GatewayConfig, parseGatewayConfig, readText } from './config';
-import { LocalDelivery } from './delivery';
-import type { Copy, GatewayDeps } from './deps';
+import type { Copy } from './deps';
+import { type Gateway, setupGateway } from './setup';
 import { CODES, type Next, failClosed } from './fail-closed';
-import { KeydOps } from './keyd-ops';
 import { arrive } from './reception';
 import { GatewayError } from './replies';
 import { peerFor, submit } from './submission';
@@ -45,12 +35,8 @@ interface Connection {
   logerror(msg: string): void;
 }
 
-interface State {
-  config: GatewayConfig;
-  deps: GatewayDeps;
-  delivery: LocalDelivery;
+interface State extends Gateway {
   outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
-  close(): Promise<void>;
 }
 
 let state: State | undefined;
@@ -78,36 +64,11 @@ function patchOutboundNoDelay(): void {
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
   const ini = plugin.config.get('ssmax.ini', { booleans: ['+main.tcp_nodelay', '+directory.dns'] }) as Record<string, Record<string, unknown>>;
-  const config = parseGatewayConfig(ini, join(haraka, 'config'));
-  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
-  const client = (cert: string, key: string) => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
-  const gatewayClient = client(config.keyd.cert, config.keyd.key);
-  const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
-  const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
-  const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
-  const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? undefined : null, cacheDir: join(haraka, 'ssmax-state', 'directory'),
-    fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => plugin.loginfo(`ssmax directory: ${l}`),
-  });
-  const group = groups.libsecp256k1;
-  const deps: GatewayDeps = {
-    config, group, keyd: new KeydOps(group, gatewayClient, inspectorClient), directory,
-    seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
-    roots, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
-  };
-  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, 'ssmax-state', 'delivered'));
+  const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l));
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const outbound = require('Haraka/outbound') as State['outbound'];
-  if (config.tcpNoDelay) patchOutboundNoDelay();
-  return {
-    config, deps, delivery, outbound,
-    async close() {
-      gatewayClient.close();
-      inspectorClient?.close();
-      await directory.close();
-      await delivery.close();
-    },
-  };
+  if (gw.config.tcpNoDelay) patchOutboundNoDelay();
+  return { ...gw, outbound };
 }
 
 export function register(this: HarakaPlugin): void {

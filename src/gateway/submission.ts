@@ -49,7 +49,7 @@ async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buff
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '');
       if (!user?.signingCertificate || user.status !== 'active') return undefined;
-      const v = validateCertificate({ leaf: user.signingCertificate, roots: deps.roots, crls: deps.crls(), use: 'user-signing', time: new Date(req.time * 1000), cache: deps.validationCache });
+      const v = validateCertificate({ leaf: user.signingCertificate, intermediates: deps.intermediates, roots: deps.roots, crls: deps.crls(), use: 'user-signing', time: new Date(req.time * 1000), cache: deps.validationCache });
       if (v.status !== 'valid') return undefined;
       const cert = parseCertificate(user.signingCertificate);
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };

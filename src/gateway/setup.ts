@@ -1,0 +1,56 @@
+/**
+ * Builds a gateway from its ssmax.ini: keyd clients (gateway and inspector
+ * roles), the peer directory, the sealing key, local delivery. The Haraka
+ * plugin calls it at register(); tests call it to run the very same steps
+ * in-process.
+ */
+import { join } from 'node:path';
+import { certificateRef } from '../chain/certificate-lookup';
+import { groups } from '../crypto/backend';
+import { p256PrivateKeyFrom } from '../crypto/ecdsa';
+import { Directory } from '../directory/directory';
+import { KeydClient } from '../keyd/client';
+import { parseCertificate } from '../pki/certificate';
+import { ValidationCache } from '../pki/validate';
+import { type GatewayConfig, parseGatewayConfig, readText } from './config';
+import { LocalDelivery } from './delivery';
+import type { GatewayDeps } from './deps';
+import { KeydOps } from './keyd-ops';
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  readonly deps: GatewayDeps;
+  readonly delivery: LocalDelivery;
+  close(): Promise<void>;
+}
+
+/** `ini` as Haraka's config loader (or the `ini` package) parses ssmax.ini; `haraka` is the Haraka folder. */
+export function setupGateway(ini: Record<string, Record<string, unknown>>, haraka: string, log: (line: string) => void, stateName = 'ssmax-state'): Gateway {
+  const config = parseGatewayConfig(ini, join(haraka, 'config'));
+  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
+  const client = (cert: string, key: string) => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
+  const gatewayClient = client(config.keyd.cert, config.keyd.key);
+  const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
+  const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
+  const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
+  const directory = new Directory({
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? undefined : null, cacheDir: join(haraka, stateName, 'directory'),
+    fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
+  });
+  const group = groups.libsecp256k1;
+  const deps: GatewayDeps = {
+    config, group, keyd: new KeydOps(group, gatewayClient, inspectorClient), directory,
+    seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
+    roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
+  };
+  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'));
+  return {
+    config, deps, delivery,
+    async close() {
+      gatewayClient.close();
+      inspectorClient?.close();
+      await directory.close();
+      await delivery.close();
+    },
+  };
+}
