@@ -14,8 +14,10 @@ export interface StoredMail {
 export class MailboxStore {
   readonly mails: StoredMail[] = [];
   private readonly server: SMTPServer;
-  /** When set, every delivery is refused with this 4xx reply (fault tests). */
+  /** When set, deliveries are refused with this 4xx reply (fault tests)… */
   refuse: string | undefined;
+  /** …only those for this recipient, when set. */
+  refuseFor: string | undefined;
 
   constructor() {
     this.server = new SMTPServer({
@@ -24,7 +26,7 @@ export class MailboxStore {
         const parts: Buffer[] = [];
         stream.on('data', (c: Buffer) => parts.push(c));
         stream.on('end', () => {
-          if (this.refuse) {
+          if (this.refuse && (!this.refuseFor || session.envelope.rcptTo.some((r) => r.address === this.refuseFor))) {
             const err = Object.assign(new Error(this.refuse), { responseCode: 451 });
             cb(err);
             return;

@@ -14,6 +14,19 @@ import { GatewayError } from './replies';
 
 const KEEP_MS = 7 * 86400000;
 
+/**
+ * The identity of an arrival across retries: its bytes without the Received
+ * fields, which each receiving attempt adds afresh (time, session id).
+ */
+export function arrivalId(arrival: Buffer): string {
+  const end = arrival.indexOf('\r\n\r\n');
+  const head = end < 0 ? arrival : arrival.subarray(0, end + 2);
+  const fields = head.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => !/^received:/i.test(f));
+  const h = createHash('sha256').update(fields.join('\r\n'), 'latin1');
+  if (end >= 0) h.update(arrival.subarray(end + 2));
+  return h.digest('hex');
+}
+
 export class LocalDelivery {
   private readonly transport: ReturnType<typeof createTransport>;
   private readonly delivered: Database<number, string>;
@@ -27,7 +40,7 @@ export class LocalDelivery {
 
   /** Delivers every local copy of one arrival; throws a 4xx GatewayError if the store fails. */
   async deliver(arrival: Buffer, from: string, copies: readonly Copy[]): Promise<void> {
-    const id = createHash('sha256').update(arrival).digest('hex');
+    const id = arrivalId(arrival);
     for (const copy of copies) {
       const todo = copy.rcpts.filter((r) => this.delivered.get(`${id}:${r}`) === undefined);
       if (todo.length === 0) continue;

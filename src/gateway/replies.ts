@@ -1,5 +1,7 @@
 /**
- * Every decision of the gateway, as one SMTP reply, in one table (STYLE.md,
+ * Every decision of the gateway, as one SMTP reply, in one table (final ones
+ * are 550: Haraka answers a DENY after DATA with 550 whatever code it is
+ * given; the enhanced status code tells them apart) (STYLE.md,
  * after Postfix). Anything not in the table — an exception, a rejected
  * promise, a timeout, an unreachable key service or directory — is a
  * temporary failure: the sending MTA keeps the message and retries; nothing
@@ -15,12 +17,12 @@ export interface Reply {
 
 export const REPLIES = {
   // Temporary (4xx): retry later
-  internal: { code: 451, status: '4.3.0', text: 'SSMAX gateway fault; try again later' },
-  timeout: { code: 451, status: '4.4.7', text: 'SSMAX processing timed out; try again later' },
-  keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable; try again later' },
-  bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable; try again later' },
-  chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now; try again later' },
-  deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable; try again later' },
+  internal: { code: 451, status: '4.3.0', text: 'SSMAX gateway fault' },
+  timeout: { code: 451, status: '4.4.7', text: 'SSMAX processing timed out' },
+  keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable' },
+  bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable' },
+  chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
+  deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
   // Final (5xx)
   encryptionRequired: { code: 550, status: '5.7.4', text: 'Domain requires SSMAX encryption and publishes no SSMAX bundle' },
@@ -30,10 +32,10 @@ export const REPLIES = {
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
-  duplicateHeader: { code: 554, status: '5.6.7', text: 'Duplicate singleton header field' },
-  headerLineBreak: { code: 554, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
-  badFormat: { code: 554, status: '5.6.0', text: 'Malformed message' },
-  badCapsule: { code: 554, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
+  duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
+  headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },
+  badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },

@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { createTransport } from 'nodemailer';
 import { type Network, type OrgSpec, startNetwork } from '../../src/demo/network';
 
@@ -58,4 +59,33 @@ export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
   };
   walk(dir);
   return out;
+}
+
+/** A raw SMTP dialogue over a plain socket (no client-side normalisation of line breaks); resolves to the reply to the final dot. */
+export function rawSmtp(port: number, from: string, to: string[], data: Buffer, auth?: { user: string; pass: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const cmds: Buffer[] = [Buffer.from('EHLO test.example\r\n')];
+    if (auth) cmds.push(Buffer.from(`AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.pass}`).toString('base64')}\r\n`));
+    cmds.push(Buffer.from(`MAIL FROM:<${from}>\r\n`), ...to.map((t) => Buffer.from(`RCPT TO:<${t}>\r\n`)), Buffer.from('DATA\r\n'));
+    cmds.push(Buffer.concat([data, Buffer.from(data.subarray(-2).toString() === '\r\n' ? '.\r\n' : '\r\n.\r\n')]), Buffer.from('QUIT\r\n'));
+    let buf = '';
+    let step = -1; // -1: greeting
+    const replies: string[] = [];
+    sock.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      for (;;) {
+        const m = /^(\d{3})([ -])(.*)\r\n/.exec(buf);
+        if (!m) break;
+        buf = buf.slice(m[0].length);
+        if (m[2] === '-') continue;
+        replies.push(`${m[1]} ${m[3]}`);
+        if (/^[45]/.test(m[1]!) && step >= 0 && step < cmds.length - 2) { sock.end(); resolve(`${m[1]} ${m[3]}`); return; }
+        step++;
+        if (step === cmds.length - 1) { sock.end(); resolve(replies[replies.length - 1]!); return; }
+        sock.write(cmds[step]!);
+      }
+    });
+    sock.on('error', reject);
+  });
 }

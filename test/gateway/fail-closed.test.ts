@@ -1,0 +1,45 @@
+import { CODES, failClosed } from '../../src/gateway/fail-closed';
+import { GatewayError } from '../../src/gateway/replies';
+
+/** Runs a hook body through the wrapper and records every call of next. */
+function run(body: () => Promise<[number, unknown?]>, timeoutMs = 200): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {
+  const calls: [number | undefined, unknown][] = [];
+  const errors: string[] = [];
+  return new Promise((resolve) => {
+    failClosed('test', timeoutMs, { logerror: (m) => errors.push(m) }, body, (code, msg) => calls.push([code, msg]));
+    setTimeout(() => resolve({ calls, errors }), timeoutMs + 150);
+  });
+}
+const reply = (m: unknown) => (m as { reply: string; code: number });
+
+describe('every hook fails closed and answers exactly once', () => {
+  test('a synchronous throw becomes DENYSOFT 451 4.3.0', async () => {
+    const r = await run(() => { throw new Error('boom'); });
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]![0]).toBe(CODES.DENYSOFT);
+    expect(reply(r.calls[0]![1])).toMatchObject({ code: 451, reply: expect.stringMatching(/^4\.3\.0 /) });
+    expect(r.errors.join()).toMatch(/boom/);
+  });
+  test('a rejected promise becomes DENYSOFT', async () => {
+    const r = await run(() => Promise.reject(new TypeError('nope')));
+    expect(r.calls.map((c) => c[0])).toEqual([CODES.DENYSOFT]);
+  });
+  test('a timeout becomes DENYSOFT 4.4.7, and the late answer is dropped', async () => {
+    const r = await run(() => new Promise((res) => setTimeout(() => res([CODES.OK]), 300)), 100);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]![0]).toBe(CODES.DENYSOFT);
+    expect(reply(r.calls[0]![1]).reply).toMatch(/^4\.4\.7 /);
+  });
+  test('a final decision becomes DENY with its own reply; a temporary one DENYSOFT', async () => {
+    const deny = await run(() => Promise.reject(new GatewayError('chainFailed', 'signature-invalid')));
+    expect(deny.calls[0]![0]).toBe(CODES.DENY);
+    expect(reply(deny.calls[0]![1])).toMatchObject({ code: 550, reply: '5.7.7 SSMAX chain fails: signature-invalid' });
+    const soft = await run(() => Promise.reject(new GatewayError('keydUnavailable', 'timeout')));
+    expect(soft.calls[0]![0]).toBe(CODES.DENYSOFT);
+  });
+  test('success answers once with the code of the body', async () => {
+    const r = await run(() => Promise.resolve([CODES.OK, 'fine']));
+    expect(r.calls).toEqual([[CODES.OK, 'fine']]);
+  });
+});

@@ -1,0 +1,34 @@
+import { checkMessage } from '../../src/gateway/message-checks';
+import { GatewayError } from '../../src/gateway/replies';
+
+function refusal(raw: string): GatewayError {
+  try {
+    checkMessage(Buffer.from(raw, 'latin1'));
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError);
+    return err as GatewayError;
+  }
+  throw new Error('accepted');
+}
+
+describe('checks every message passes before the protocol steps', () => {
+  test('a bare CR or a bare LF inside a header field: 550 5.6.0 naming the field', () => {
+    for (const raw of ['From: a@a.example\r\nSubject: x\rBcc: m@evil.example\r\n\r\nbody', 'From: a@a.example\r\nSubject: x\nBcc: m@evil.example\r\n\r\nbody']) {
+      const e = refusal(raw);
+      expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
+      expect(e.reply.text).toMatch(/Bare CR or LF inside a header field: in "Subject"/);
+    }
+  });
+  test('duplicate singleton fields: 550 5.6.7; several Received fields are fine', () => {
+    expect(refusal('From: a@a.example\r\nSubject: 1\r\nSubject: 2\r\n\r\nx').reply.status).toBe('5.6.7');
+    expect(checkMessage(Buffer.from('Received: a\r\nReceived: b\r\nFrom: a@a.example\r\n\r\nx')).from).toBe('a@a.example');
+  });
+  test('no From, or a From with two mailboxes: 550 5.6.0', () => {
+    expect(refusal('Subject: x\r\n\r\nbody').reply.text).toMatch(/no From field/);
+    expect(refusal('From: a@a.example, b@a.example\r\n\r\nbody').reply.text).toMatch(/exactly one address/);
+  });
+  test('replies never carry a line break or control characters', () => {
+    const e = new GatewayError('badFormat', 'evil\r\n250 OK\x00');
+    expect(e.reply.text).not.toMatch(/[\r\n\x00]/);
+  });
+});
