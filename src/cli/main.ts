@@ -5,6 +5,7 @@
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
 import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
+import { demoCommand } from './demo';
 import { directoryCommand } from './directory';
 import { keydCommand } from './keyd';
 import { publishCommand } from './publish';
@@ -14,6 +15,7 @@ import { userCommand } from './user';
 export const groups: Record<string, CommandGroup> = {
   ca: caCommand,
   crypto: cryptoCommand,
+  demo: demoCommand,
   directory: directoryCommand,
   keyd: keydCommand,
   publish: publishCommand,

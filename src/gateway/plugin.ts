@@ -127,7 +127,7 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     const raw = await messageOf(connection);
     const { copies, mode } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
     await send(s, addressOf(txn.mail_from), raw, copies);
-    return [CODES.OK, `Queued (ssmax ${mode}, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
   }, next);
 }
 
@@ -138,7 +138,7 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     const raw = await messageOf(connection);
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf));
     await send(s, addressOf(txn.mail_from), raw, copies);
-    return [CODES.OK, `Delivered (ssmax, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
   }, next);
 }
 

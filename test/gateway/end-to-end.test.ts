@@ -37,7 +37,7 @@ describe('SSMAX client mode: alice signs and encrypts to a.example; recipients i
     );
     const sealedByAlice = await signAndEncrypt(alice, original, { now: new Date() });
     const r = await submitMessage(alice, sealedByAlice, { to: ['bob@b.example', 'carol@b.example', 'dave@a.example', 'erin@b.example'] });
-    expect(r.response).toMatch(/^250 .*ssmax ssmax/);
+    expect(r.response).toMatch(/^250 .*SSMAX client mode/);
     const B = net.org('b.example');
     await waitFor(() => B.mailbox.mails.length >= 3 && A.mailbox.mails.length >= 1);
   });
@@ -91,7 +91,7 @@ describe('transparent mode: a plain client submits plaintext', () => {
     const before = B.mailbox.mails.length;
     const raw = `From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nBcc: erin@b.example\r\nSubject: hi\r\nMessage-ID: <t-1@a.example>\r\nDate: Wed, 25 Nov 2026 11:00:00 +0000\r\n\r\n${SECRET_2}\r\n`;
     const reply = await smtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' });
-    expect(reply).toMatch(/^250 .*ssmax transparent/);
+    expect(reply).toMatch(/^250 .*SSMAX transparent mode/);
     await waitFor(() => B.mailbox.mails.length >= before + 2, 20000, () => `${net.org('a.example').haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`);
     const bob = loadUserProfile(B.profiles['bob@b.example']!);
     const opened = await openMessage(bob, B.mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
