@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { GATEWAY_DEFAULTS, GatewayConfigError, parseGatewayConfig } from '../../src/gateway/config';
+
+const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax.ini'), 'utf8');
+
+test('the shipped config/ssmax.ini parses, and its commented defaults are the built-in ones', () => {
+  const c = parseGatewayConfig(parse(shipped) as Record<string, Record<string, unknown>>, '/etc/haraka/config');
+  expect(c.hookTimeoutMs).toBe(GATEWAY_DEFAULTS.hook_timeout_ms);
+  expect(c.tcpNoDelay).toBe(true);
+  expect(c.keyd.timeoutMs).toBe(GATEWAY_DEFAULTS.keyd_timeout_ms);
+  expect(c.policy.default).toBe(GATEWAY_DEFAULTS.policy);
+  expect(c.delivery.timeoutMs).toBe(GATEWAY_DEFAULTS.delivery_timeout_ms);
+  const commented = Object.fromEntries([...shipped.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  expect(commented).toMatchObject({ hook_timeout_ms: '25000', tcp_nodelay: 'true', timeout_ms: expect.stringMatching(/^(5000|10000)$/), default: 'opportunistic', dns: 'true', fetch_timeout_ms: '5000', retry_ms: '2000' });
+  expect(c.keyd.cert).toBe('/etc/haraka/config/pki/gateway.pem');
+});
+
+test.each([
+  ['[main]\n', /\[main\] domain is required/],
+  ['[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=nohost\n', /\[delivery\] host must be host:port/],
+  ['[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[policy]\nb.example=maybe\n[delivery]\nhost=h:1\n', /\[policy\] b\.example must be require, opportunistic or none/],
+])('a bad config is refused naming the key: %#', (text, message) => {
+  expect(() => parseGatewayConfig(parse(text) as Record<string, Record<string, unknown>>, '/x')).toThrow(GatewayConfigError);
+  expect(() => parseGatewayConfig(parse(text) as Record<string, Record<string, unknown>>, '/x')).toThrow(message);
+});
