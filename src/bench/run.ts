@@ -5,6 +5,7 @@
 import { type BenchRow, formatTable } from './harness';
 import * as chain from './chain';
 import * as crypto from './crypto';
+import * as gateway from './gateway';
 import * as keyd from './keyd';
 import * as pki from './pki';
 import * as streamMemory from './stream-memory';
@@ -14,6 +15,7 @@ type Suite = () => Promise<BenchRow[]>;
 const suites: Record<string, Suite> = {
   crypto: crypto.run,
   chain: chain.run,
+  gateway: gateway.run,
   keyd: keyd.run,
   pki: pki.run,
   stream: streamMemory.run,

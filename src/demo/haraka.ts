@@ -26,10 +26,12 @@ export interface HarakaLayout {
 export function layoutHaraka(dir: string, layout: HarakaLayout): void {
   mkdirSync(join(dir, 'config'), { recursive: true });
   mkdirSync(join(dir, 'plugins'), { recursive: true });
-  try {
-    symlinkSync(join(PROJECT, 'plugins', 'ssmax'), join(dir, 'plugins', 'ssmax'), 'dir');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  for (const name of ['ssmax', 'ssmax-nodelay']) {
+    try {
+      symlinkSync(join(PROJECT, 'plugins', name), join(dir, 'plugins', name), 'dir');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
   const files: Record<string, string> = {
     'smtp.ini': withMain(harakaDefault('smtp.ini'), { listen: `127.0.0.1:${layout.port}`, nodes: '0' }),

@@ -15,6 +15,7 @@ import { type Gateway, setupGateway } from './setup';
 import { CODES, type Next, failClosed } from './fail-closed';
 import { arrive } from './reception';
 import { GatewayError } from './replies';
+import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { peerFor, submit } from './submission';
 
 interface HarakaPlugin {
@@ -40,26 +41,6 @@ interface State extends Gateway {
 }
 
 let state: State | undefined;
-
-function noDelay(socket: Connection['client'] | undefined): void {
-  // Haraka wraps sockets in a pluggableStream whose own setNoDelay does nothing.
-  if (socket?.targetsocket?.setNoDelay) socket.targetsocket.setNoDelay(true);
-  else socket?.setNoDelay?.(true);
-}
-
-/** Haraka's outbound client sockets: wrap tls_socket.connect so each gets TCP_NODELAY. */
-function patchOutboundNoDelay(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const tls = require('Haraka/tls_socket') as { connect: (o: unknown) => Connection['client']; __ssmaxNoDelay?: boolean };
-  if (tls.__ssmaxNoDelay) return;
-  const connect = tls.connect;
-  tls.connect = (o: unknown) => {
-    const s = connect(o);
-    noDelay(s);
-    return s;
-  };
-  tls.__ssmaxNoDelay = true;
-}
 
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();

@@ -1,0 +1,136 @@
+/**
+ * One gateway hop doing the full SSMAX work (issue 6): messages/s and p50/p99
+ * latency of b.example's Haraka receiving sealed, encrypted 5 KB messages from
+ * a.example — chain verification against a.example's bundle, re-encryption to
+ * the recipient's key through keyd over mutual TLS, sealing i=2, hand-over to
+ * the mailbox store — over 16 SMTP connections, one Haraka process, keyd in its
+ * own process. Beside it, in the same run: the same Haraka relaying plain 5 KB
+ * mail (smtp_forward to the same mailbox store), stock and with TCP_NODELAY.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { createTransport } from 'nodemailer';
+import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from '../demo/haraka';
+import { MailboxStore } from '../demo/mailbox';
+import { startNetwork } from '../demo/network';
+import { setupGateway } from '../gateway/setup';
+import { submit } from '../gateway/submission';
+import type { BenchRow } from './harness';
+
+const CONNECTIONS = 16;
+const SSMAX_MESSAGES = Number(process.env.SSMAX_BENCH_GATEWAY_MESSAGES ?? 800);
+const PLAIN_SECONDS = Number(process.env.SSMAX_BENCH_SECONDS ?? 4);
+
+function body5k(i: number): string {
+  const line = 'The quarterly figures are attached as agreed; please review them before Friday.\r\n';
+  return line.repeat(Math.ceil(5000 / line.length)).slice(0, 5000 - 20) + `\r\nmessage ${i}\r\n`;
+}
+
+function plainMessage(from: string, to: string, i: number): string {
+  return `From: ${from}\r\nTo: ${to}\r\nSubject: bench ${i}\r\nMessage-ID: <bench-${i}-${Date.now()}@a.example>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body5k(i)}`;
+}
+
+interface Run {
+  rate: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+/** 16 connections, each sending its share sequentially; `next` hands out messages until it returns undefined. */
+async function drive(port: number, from: string, to: string, next: () => Buffer | string | undefined): Promise<Run> {
+  const latencies: number[] = [];
+  let failed = 0;
+  const start = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
+    const t = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, pool: true, maxConnections: 1, maxMessages: Infinity });
+    try {
+      for (let msg = next(); msg !== undefined; msg = next()) {
+        const t0 = performance.now();
+        try {
+          await t.sendMail({ envelope: { from, to: [to] }, raw: msg });
+          latencies.push(performance.now() - t0);
+        } catch {
+          failed++;
+        }
+      }
+    } finally {
+      t.close();
+    }
+  }));
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failed };
+}
+
+async function plainRelay(base: string, sinkPort: number, nodelay: boolean): Promise<Run> {
+  const port = await freePort();
+  const dir = join(base, nodelay ? 'relay-nodelay' : 'relay-stock');
+  layoutHaraka(dir, {
+    port, me: 'relay.b.example', plugins: [...(nodelay ? ['ssmax-nodelay'] : []), 'rcpt_to.in_host_list', 'queue/smtp_forward'],
+    files: { host_list: 'b.example\n', 'smtp_forward.ini': `host=127.0.0.1\nport=${sinkPort}\nenable_tls=false\n` },
+  });
+  const haraka: HarakaProcess = await startHaraka(dir, port);
+  try {
+    let i = 0;
+    const end = performance.now() + PLAIN_SECONDS * 1000;
+    await drive(port, 'dave@a.example', 'bob@b.example', () => (i++ < 200 ? plainMessage('dave@a.example', 'bob@b.example', i) : undefined)); // warm-up
+    return await drive(port, 'dave@a.example', 'bob@b.example', () => (performance.now() < end ? plainMessage('dave@a.example', 'bob@b.example', i++) : undefined));
+  } finally {
+    await haraka.stop();
+  }
+}
+
+export async function run(): Promise<BenchRow[]> {
+  const base = mkdtempSync(join(tmpdir(), 'ssmax-bench-gw-'));
+  const net = await startNetwork(base, [
+    { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
+  ]);
+  const rows: BenchRow[] = [];
+  try {
+    const A = net.org('a.example');
+    const B = net.org('b.example');
+    // Distinct sealed, encrypted A->B messages, made by a.example's own gateway steps in-process.
+    const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwA = setupGateway(ini, A.harakaDir, () => undefined, 'ssmax-state-bench');
+    const sealed: Buffer[] = [];
+    try {
+      for (let i = 0; i < SSMAX_MESSAGES + 100; i++) {
+        const { copies } = await submit(gwA.deps, Buffer.from(plainMessage('dave@a.example', 'bob@b.example', i)), ['bob@b.example']);
+        sealed.push(copies[0]!.message);
+      }
+    } finally {
+      await gwA.close();
+    }
+    let k = 0;
+    await drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < 100 ? sealed[k++] : undefined)); // warm-up: caches, JIT, keep-alive
+    const ssmax = await drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < sealed.length ? sealed[k++] : undefined));
+    if (ssmax.failed > 0) throw new Error(`${ssmax.failed} SSMAX messages were refused during the benchmark:\n${B.haraka.logs().slice(-2000)}`);
+
+    const sink = new MailboxStore();
+    const sinkPort = await freePort();
+    await sink.listen(sinkPort);
+    let stock: Run;
+    let nodelay: Run;
+    try {
+      stock = await plainRelay(base, sinkPort, false);
+      nodelay = await plainRelay(base, sinkPort, true);
+    } finally {
+      await sink.close();
+    }
+    const line = (r: Run) => `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`;
+    rows.push({ suite: 'gateway', name: 'plain relay, stock Haraka (no TCP_NODELAY), 5 KB, 16 conns', rate: stock.rate, unit: 'msg/s', note: line(stock) });
+    rows.push({ suite: 'gateway', name: 'plain relay, Haraka with TCP_NODELAY, 5 KB, 16 conns', rate: nodelay.rate, unit: 'msg/s', note: line(nodelay) });
+    rows.push({
+      suite: 'gateway', name: 'SSMAX hop (chain verify, keyd re-encrypt, seal, deliver), 5 KB, 16 conns', rate: ssmax.rate, unit: 'msg/s',
+      note: `${line(ssmax)}; ${(ssmax.rate / stock.rate).toFixed(2)}x stock (target >= 1.5x), ${(ssmax.rate / nodelay.rate).toFixed(2)}x nodelay relay (target >= 0.25x), p99 target < 50 ms`,
+    });
+  } finally {
+    await net.stop();
+  }
+  return rows;
+}
