@@ -29,6 +29,8 @@ import { type KeydPublic, type KeydPublicSource, type Material, type MaterialFil
 import { SerialState } from './serial-state';
 
 export const BUNDLE_PATH = '/.well-known/ssmax/bundle';
+const FIRST_PUBLICATION_ATTEMPTS = 40;
+const FIRST_PUBLICATION_RETRY_MS = 250;
 export const HEALTH_PATH = '/.well-known/ssmax/health';
 
 export interface PublisherOptions {
@@ -93,7 +95,14 @@ export class Publisher {
 
   /** Publishes once (best effort: an error is logged and kept for health), listens, and starts polling. */
   async start(): Promise<void> {
+    // Serve nothing before there is a bundle: retry the first publication for a
+    // while (keyd may still be starting, or slow); after that, listen anyway and
+    // answer 503 with the reason (health) until a publication succeeds.
     await this.tick();
+    for (let i = 0; i < FIRST_PUBLICATION_ATTEMPTS && !this.current && !this.stopped; i++) {
+      await new Promise((r) => setTimeout(r, FIRST_PUBLICATION_RETRY_MS));
+      await this.tick();
+    }
     const server = createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, (req, res) => this.handle(req, res));
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10000;
