@@ -3,7 +3,7 @@
  * and once the fault clears the retried message is delivered exactly once.
  * Bad input gets its own 5xx. Real processes on loopback.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { certificateRef } from '../../src/chain/certificate-lookup';
@@ -12,7 +12,10 @@ import { generateP256KeyPair } from '../../src/crypto/ecdsa';
 import type { Network } from '../../src/demo/network';
 import { setupGateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
+import { parseCertificate } from '../../src/pki/certificate';
+import { createCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
+import { privateKeyToPem } from '../../src/pki/keys';
 import { loadUserProfile } from '../../src/user/profile';
 import { network, rawSmtp, smtp, waitFor } from './network-fixture';
 
@@ -191,6 +194,25 @@ describe('bad input: each refused with its own status and text', () => {
 
   test('an unknown local recipient: 550 5.1.1 at RCPT', async () => {
     expect(await smtp(B().ports.smtp, 'dave@a.example', ['nobody@b.example'], sealedForB)).toMatch(/^550 5\.1\.1 No such local recipient: nobody@b\.example/);
+  });
+
+  test('a seal by a revoked sealing certificate (revoked and replaced at a.example, bundle re-published): 550 5.7.5', async () => {
+    // Sealed now by a.example's current key, kept by the in-process gateway after the revocation below.
+    const { copies } = await submit(gwA.deps, Buffer.from(plain('carol@b.example', 'M-revoked')), ['carol@b.example']);
+    const sealedWithOldKey = copies[0]!.message;
+    const pki = A().fx.dir;
+    const old = parseCertificate(readFileSync(join(pki, 'seal.cert.pem'), 'utf8'));
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const fresh = generateP256KeyPair();
+    writeFileSync(join(pki, 'seal.cert.pem'), issueSealingCertificate(A().fx.orgCa, { domain: 'a.example', host: 'mx.a.example', publicKey: fresh.publicKey, notBefore: new Date(now - 1000), notAfter: new Date(now + 86400000) }).pem);
+    writeFileSync(join(pki, 'seal.key.pem'), privateKeyToPem(fresh.privateKey), { mode: 0o600 });
+    writeFileSync(join(pki, 'org-ca.crl.pem'), createCrl(A().fx.orgCa, { entries: [{ serial: old.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * 86400000), crlNumber: 2 }).pem);
+    await sleep(3000); // the publisher polls its files every second and re-publishes
+    // b.example forgets its cached copy of a.example's bundle (a restart with an empty cache)
+    await B().haraka.stop();
+    rmSync(join(B().harakaDir, 'ssmax-state', 'directory'), { recursive: true, force: true });
+    await B().restartHaraka();
+    expect(await toB(sealedWithOldKey)).toMatch(/^550 5\.7\.5 SSMAX sealing certificate refused: unknown-certificate/);
   });
 
   test('relaying through the receiving gateway without authentication is denied', async () => {
