@@ -1,0 +1,26 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KEYD_DEFAULTS, loadKeydConfig } from '../../src/keyd/config';
+
+const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-keyd.ini'), 'utf8');
+
+test('config/ssmax-keyd.ini writes out every default with its built-in value, and parses', () => {
+  const commented = Object.fromEntries([...shipped.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  for (const [k, v] of Object.entries(KEYD_DEFAULTS)) expect({ key: k, value: commented[k] }).toEqual({ key: k, value: String(v) });
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-kcfg-'));
+  writeFileSync(join(dir, 'keyd.ini'), shipped);
+  const c = loadKeydConfig(join(dir, 'keyd.ini'));
+  expect([c.domain, c.host, c.port]).toEqual(['a.example', '127.0.0.1', 7443]);
+  expect(c.keys.graceMs).toBe(KEYD_DEFAULTS.grace_days * 86400000);
+});
+
+test.each([
+  ['[keyd]\ndomain=a.example\n', /\[keyd\] data_dir is required/],
+  ['[keyd]\ndomain=not a domain\ndata_dir=d\nmaster_key=m\n', /domain "not a domain" is not a domain name/],
+  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n[keys]\nvalidity_days=10\nrenew_before_days=20\n', /renew_before_days must be less than validity_days/],
+])('a bad keyd config is refused naming the key: %#', (text, message) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-kcfg-'));
+  writeFileSync(join(dir, 'keyd.ini'), text);
+  expect(() => loadKeydConfig(join(dir, 'keyd.ini'))).toThrow(message);
+});
