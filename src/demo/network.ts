@@ -34,6 +34,14 @@ export interface OrgSpec {
   /** [policy] lines for ssmax.ini, e.g. { default: 'opportunistic', 'b.example': 'require' }. */
   readonly policy?: Readonly<Record<string, string>>;
   readonly keydTimeoutMs?: number;
+  /** keyd's [keys] section (provision.ts default: 90-day keys, 30-day grace, 60 s schedule). */
+  readonly keydKeys?: string;
+  /** The publisher's bundle lifetime (lifetime_seconds); default 3600. */
+  readonly bundleLifetimeSeconds?: number;
+  /** Further ssmax.ini lines of the gateway, appended (later keys win), e.g. ['[key_exchange]', 'probe=false']. */
+  readonly gatewayIni?: readonly string[];
+  /** [directory] retry_ms of the gateway; default 500. */
+  readonly directoryRetryMs?: number;
 }
 
 export interface ServiceProcess {
@@ -140,7 +148,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
     for (const p of planned) {
       const { domain } = p.spec;
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
-      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd });
+      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd, ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}) });
       const w = (name: string, text: string) => writeFileSync(join(fx.dir, name), text, { mode: 0o600 });
       const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
       const seal = generateP256KeyPair();
@@ -157,7 +165,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         w(`${role}.key`, fx.clients[role].key);
       }
       w('publisher.ini', [
-        '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', 'lifetime_seconds=3600', 'poll_seconds=1',
+        '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', `lifetime_seconds=${p.spec.bundleLifetimeSeconds ?? 3600}`, 'poll_seconds=1',
         '[policy]', 'encryption=required', 'seal=required',
         '[tls]', 'cert=publisher.pem', 'key=publisher.key',
         '[signer]', 'cert=signer.cert.pem', 'key=signer.key.pem',
@@ -217,9 +225,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
         '[peers]', ...peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`),
         '[hosts]', ...peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
-        '[directory]', 'dns=false', 'fetch_timeout_ms=2000', 'retry_ms=500',
+        '[directory]', 'dns=false', 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
-        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`, '',
+        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`, ...(p.spec.gatewayIni ?? []), '',
       ].join('\n');
       const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
       layoutHaraka(node.harakaDir, {

@@ -22,11 +22,13 @@ export interface GatewayConfig {
   readonly directory: { readonly dns: boolean; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
   readonly delivery: { readonly host: string; readonly port: number; readonly timeoutMs: number };
+  /** Key versions on the wire (docs/key-exchange.md). */
+  readonly keyExchange: { readonly advertise: boolean; readonly probe: boolean; readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly refreshMinIntervalMs: number };
 }
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5 } as const;
 
 export class GatewayConfigError extends Error {}
 
@@ -93,6 +95,13 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     directory: { dns: bool('directory', 'dns', true), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
     routes,
     delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
+    keyExchange: {
+      advertise: bool('key_exchange', 'advertise', GATEWAY_DEFAULTS.advertise),
+      probe: bool('key_exchange', 'probe', GATEWAY_DEFAULTS.probe),
+      probeIntervalMs: num('key_exchange', 'probe_interval_seconds', GATEWAY_DEFAULTS.probe_interval_seconds) * 1000,
+      probeTimeoutMs: num('key_exchange', 'probe_timeout_ms', GATEWAY_DEFAULTS.probe_timeout_ms),
+      refreshMinIntervalMs: num('key_exchange', 'refresh_min_interval_seconds', GATEWAY_DEFAULTS.refresh_min_interval_seconds) * 1000,
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import type { Group } from '../crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ValidationCache } from '../pki/validate';
 import type { GatewayConfig } from './config';
+import type { KeyWatch } from './key-exchange';
 import type { KeydOps } from './keyd-ops';
 
 /** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   readonly crls: () => readonly string[];
   readonly validationCache: ValidationCache;
   readonly clock: () => Date;
+  /** Peers' advertised key versions; refresh-before-send (absent: the cached bundle as it is). */
+  readonly keyWatch?: KeyWatch;
 }
 
 /** One message to send: the same bytes for these recipients. */

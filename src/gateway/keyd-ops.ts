@@ -15,6 +15,19 @@ export type ReencryptTarget =
   | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
   | { kind: 'user'; address: string };
 
+/** keyd's "retired, refresh" notice: `current` names the version new mail should use. */
+export interface KeyNotice {
+  readonly notice?: string;
+  readonly current?: string;
+}
+
+function noticeOf(r: { notice?: unknown; current?: unknown }): KeyNotice {
+  return {
+    ...(typeof r.notice === 'string' ? { notice: r.notice } : {}),
+    ...(typeof r.current === 'string' ? { current: r.current } : {}),
+  };
+}
+
 export interface UserFacts {
   readonly address: string;
   readonly status: 'active' | 'suspended';
@@ -38,22 +51,27 @@ export function fromKeyd(err: unknown): unknown {
 export class KeydOps {
   constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient) {}
 
-  async reencrypt(capsule: Capsule, target: ReencryptTarget): Promise<{ capsule: Capsule; notice?: string }> {
+  /**
+   * Re-encrypts `capsule` to `target`. `notice` (with `current`, the version
+   * new mail should use) is set when keyd says the capsule's version is
+   * retired: the operation was done; the sender should refresh.
+   */
+  async reencrypt(capsule: Capsule, target: ReencryptTarget): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
       const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
-      return r.notice ? { capsule: out, notice: r.notice } : { capsule: out };
+      return { capsule: out, ...noticeOf(r) };
     } catch (err) {
       throw fromKeyd(err);
     }
   }
 
-  /** The message key, by blinded decryption with a proof checked against `orgPublicKey`. */
-  async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<Uint8Array> {
+  /** The message key, by blinded decryption with a proof checked against `orgPublicKey` (with keyd's notice, as for reencrypt). */
+  async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<{ messageKey: Uint8Array } & KeyNotice> {
     if (!this.inspector) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');
     const { request, blinding } = blindForDecryption(this.group, capsule, systemRng);
-    let r: { z: string; c: string; s: string };
+    let r: { z: string; c: string; s: string; notice?: string; current?: string };
     try {
       r = await this.inspector.call('POST', '/v1/decrypt', { keyId: capsule.keyId, e: b64(request.e) });
     } catch (err) {
@@ -61,7 +79,7 @@ export class KeydOps {
     }
     const opened = completeBlindedDecryption(this.group, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, orgPublicKey);
     if (!opened.ok) throw new GatewayError('keydUnavailable', `key service answer refused: ${opened.reason}`);
-    return opened.messageKey;
+    return { messageKey: opened.messageKey, ...noticeOf(r) };
   }
 
   async mintToken(sender: string, messageId: string): Promise<Uint8Array> {

@@ -6,14 +6,18 @@
  *  - queue_outbound: submission (sending organisation) — copies for peers are
  *    queued for Haraka's outbound, local copies delivered to the mailbox store;
  *  - queue: arrival from another organisation, delivered to the mailbox store;
- *  - get_mx: next hops from [routes].
+ *  - get_mx: next hops from [routes];
+ *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
+ *    certificate serial: docs/key-exchange.md);
+ *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
+ *    copy for that peer refreshes the bundle first (observation only).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
 import { Readable } from 'node:stream';
 import type { Copy } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { CODES, type Next, failClosed } from './fail-closed';
-import { arrive } from './reception';
+import { type RetiredUse, arrive, refreshHint } from './reception';
 import { GatewayError } from './replies';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { peerFor, submit } from './submission';
@@ -31,6 +35,7 @@ function addressOf(a: Address): string {
 }
 interface Connection {
   relaying: boolean;
+  capabilities?: string[] | null;
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
   transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
   logerror(msg: string): void;
@@ -117,9 +122,36 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
   failClosed('queue', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf));
+    const notices: RetiredUse[] = [];
+    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices);
     await send(s, addressOf(txn.mail_from), raw, copies);
-    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+    for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
+    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
+  }, next);
+}
+
+export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {
+  const s = current();
+  const advertiser = s.advertiser;
+  if (!advertiser) return next();
+  // Haraka answers the EHLO with its list whatever a capabilities hook returns; the body cannot fail (no keyd: the seal serial only).
+  failClosed('capabilities', s.config.hookTimeoutMs, this, async () => {
+    const line = await advertiser.current();
+    if (Array.isArray(connection.capabilities)) connection.capabilities.push(line);
+    return [CODES.CONT];
+  }, next);
+}
+
+/** Haraka's outbound: [host, ip, response, delay, port, mode, ok_recips, secured, authenticated]. */
+export function hook_delivered(this: HarakaPlugin, next: Next, _hmail: unknown, params: unknown[]): void {
+  const s = current();
+  failClosed('delivered', s.config.hookTimeoutMs, this, () => {
+    const response = params?.[2];
+    const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
+    const before = s.deps.keyWatch?.stats.hints ?? 0;
+    s.deps.keyWatch?.noteReply(text);
+    if ((s.deps.keyWatch?.stats.hints ?? 0) > before) this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
+    return Promise.resolve([CODES.CONT]);
   }, next);
 }
 

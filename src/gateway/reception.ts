@@ -18,6 +18,7 @@ import type { ChainVerification } from '../chain/verify-chain';
 import { collect, decryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
 import { DirectoryError } from '../directory/directory';
 import type { Copy, GatewayDeps } from './deps';
+import type { KeyNotice } from './keyd-ops';
 import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
 import { addSeal, verifySeals } from './sealing';
@@ -51,7 +52,28 @@ function sealHeaders(message: Buffer): string {
   return fields.map((f) => `${f}\r\n`).join('');
 }
 
-export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: readonly Capsule[]): Promise<Copy[]> {
+/**
+ * A capsule accepted for a retired version of this organisation's key:
+ * keyd did the work and named the current version; the reply tells the
+ * sender to refresh (docs/key-exchange.md).
+ */
+export interface RetiredUse {
+  readonly keyId: string;
+  readonly current: string;
+}
+
+function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
+  if (!notices || n.notice !== 'retired' || !n.current) return;
+  if (!notices.some((x) => x.keyId === keyId && x.current === n.current)) notices.push({ keyId, current: n.current });
+}
+
+/** The refresh hint for an SMTP reply, e.g. ` (refresh: b.example current key b.example:v3)`; '' when none. */
+export function refreshHint(domain: string, notices: readonly RetiredUse[]): string {
+  const current = [...new Set(notices.map((n) => n.current))];
+  return current.length > 0 ? ` (refresh: ${domain} current key ${current.join(',')})` : '';
+}
+
+export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: readonly Capsule[], notices?: RetiredUse[]): Promise<Copy[]> {
   const capsule = ownCapsule(deps, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
@@ -60,6 +82,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
     if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
     if (user.encryptionKeyId) {
       const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt });
+      noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
       const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken);
       copies.push({ rcpts: [rcpt], message: sealed, local: true });
@@ -73,7 +96,8 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
       if (!key) throw new GatewayError('badCapsule', `unknown key id "${capsule.keyId}"`);
       orgPublicKey = new Uint8Array(Buffer.from(key.publicKey, 'hex'));
     }
-    const messageKey = await deps.keyd.messageKey(capsule, orgPublicKey);
+    const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
+    noteRetired(notices, capsule.keyId, notice);
     let original: Buffer;
     try {
       original = await collect(decryptMessage(arrival.message, { messageKey }, { group: deps.group }));
@@ -91,7 +115,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
  * against the sealers' bundles; unsealed mail is accepted only from domains
  * without SSMAX (ordinary Internet mail), as it is.
  */
-export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<Copy[]> {
+export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], notices?: RetiredUse[]): Promise<Copy[]> {
   const head = checkMessage(raw);
   const chain = await verifySeals(deps, raw);
   const capsules = listCapsulesIn(head.headers);
@@ -111,5 +135,5 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     const sealed = await addSeal(deps, raw, chain, [{ name: 'e2e', result: 'none' }]);
     return [{ rcpts: [...rcpts], message: sealed, local: true }];
   }
-  return receive(deps, { message: raw, rcpts, chain, verdicts: [] }, capsules);
+  return receive(deps, { message: raw, rcpts, chain, verdicts: [] }, capsules, notices);
 }

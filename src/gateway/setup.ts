@@ -15,12 +15,15 @@ import { ValidationCache } from '../pki/validate';
 import { type GatewayConfig, parseGatewayConfig, readText } from './config';
 import { LocalDelivery } from './delivery';
 import type { GatewayDeps } from './deps';
+import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { KeydOps } from './keyd-ops';
 
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly deps: GatewayDeps;
   readonly delivery: LocalDelivery;
+  /** The EHLO advertisement of this gateway's key version and sealing certificate (undefined when [key_exchange] advertise=false). */
+  readonly advertiser?: Advertiser;
   close(): Promise<void>;
 }
 
@@ -38,14 +41,21 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = groups.libsecp256k1;
+  const keyd = new KeydOps(group, gatewayClient, inspectorClient);
+  const kx = config.keyExchange;
+  const keyWatch = new KeyWatch({
+    probe: kx.probe, probeIntervalMs: kx.probeIntervalMs, probeTimeoutMs: kx.probeTimeoutMs, refreshMinIntervalMs: kx.refreshMinIntervalMs,
+    helo: `mx.${config.domain}`, nextHop: nextHopResolver(config.routes), refresh: (d) => directory.refresh(d), log,
+  });
+  const advertiser = kx.advertise ? new Advertiser(() => keyd.orgKeys(), sealCert.serial) : undefined;
   const deps: GatewayDeps = {
-    config, group, keyd: new KeydOps(group, gatewayClient, inspectorClient), directory,
+    config, group, keyd, directory, keyWatch,
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
   const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'));
   return {
-    config, deps, delivery,
+    config, deps, delivery, ...(advertiser ? { advertiser } : {}),
     async close() {
       gatewayClient.close();
       inspectorClient?.close();

@@ -97,7 +97,8 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
       }
       continue;
     }
-    const peer = await peerFor(deps, domain);
+    const found = await peerFor(deps, domain);
+    const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
     if (peer === 'plain') {
       if (mode === 'ssmax') throw new GatewayError('encryptedNoPeer', domain);
       copies.push({ rcpts: list, message, local: false });
