@@ -1,0 +1,96 @@
+/**
+ * A ClamAV clamd client for inbound inspection (SSMAX §3.3): INSTREAM over
+ * TCP or a unix socket (`zINSTREAM\0`, then chunks of [uint32 BE length]
+ * [bytes], then four zero bytes; the answer `stream: OK` or `stream: NAME
+ * FOUND`). Concurrency is bounded (a pool of at most `maxConnections` scans
+ * at once); every scan has a timeout. An unreachable, slow or confused clamd
+ * is a ClamdError — the gateway answers 4xx (never delivers unscanned mail
+ * unless configured to tag-and-deliver).
+ */
+import { type Socket, connect } from 'node:net';
+
+export interface ClamdOptions {
+  readonly host?: string;
+  readonly port?: number;
+  readonly socketPath?: string;
+  readonly timeoutMs?: number;
+  readonly maxConnections?: number;
+}
+
+export type ScanResult = { readonly infected: false } | { readonly infected: true; readonly signature: string };
+
+export class ClamdError extends Error {
+  constructor(readonly code: 'unavailable' | 'timeout' | 'protocol', message: string) {
+    super(message);
+    this.name = 'ClamdError';
+  }
+}
+
+const CHUNK = 64 * 1024;
+
+export class ClamdClient {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly opts: ClamdOptions) {
+    if (!opts.socketPath && !(opts.host && opts.port)) throw new ClamdError('protocol', 'Cannot use clamd: give a socket path or a host and port');
+  }
+
+  private async slot(): Promise<() => void> {
+    const max = this.opts.maxConnections ?? 4;
+    if (this.active >= max) await new Promise<void>((r) => this.waiting.push(r));
+    this.active++;
+    return () => {
+      this.active--;
+      this.waiting.shift()?.();
+    };
+  }
+
+  private talk(send: (s: Socket) => void): Promise<string> {
+    const timeoutMs = this.opts.timeoutMs ?? 10000;
+    return new Promise((resolve, reject) => {
+      const sock = this.opts.socketPath ? connect(this.opts.socketPath) : connect(this.opts.port!, this.opts.host!);
+      const parts: Buffer[] = [];
+      const timer = setTimeout(() => { sock.destroy(); reject(new ClamdError('timeout', `clamd did not answer within ${timeoutMs} ms`)); }, timeoutMs);
+      sock.setNoDelay(true);
+      sock.on('connect', () => send(sock));
+      sock.on('data', (c: Buffer) => parts.push(c));
+      sock.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); reject(new ClamdError('unavailable', `clamd unreachable: ${err.code ?? err.message}`)); });
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve(Buffer.concat(parts).toString('utf8').replace(/\0+$/, '').trim());
+      });
+    });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.talk((s) => s.end('zPING\0'))) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async scan(data: Buffer): Promise<ScanResult> {
+    const release = await this.slot();
+    try {
+      const answer = await this.talk((s) => {
+        s.write('zINSTREAM\0');
+        for (let off = 0; off < data.length; off += CHUNK) {
+          const piece = data.subarray(off, off + CHUNK);
+          const len = Buffer.alloc(4);
+          len.writeUInt32BE(piece.length);
+          s.write(len);
+          s.write(piece);
+        }
+        s.end(Buffer.alloc(4));
+      });
+      if (answer === 'stream: OK') return { infected: false };
+      const found = /^stream: (.+) FOUND$/.exec(answer);
+      if (found) return { infected: true, signature: found[1]! };
+      throw new ClamdError('protocol', `clamd answered "${answer.slice(0, 120)}"`);
+    } finally {
+      release();
+    }
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The inspection step of a gateway hop (SSMAX §3.2, §3.3, §3.5), on the
+ * plaintext the gateway obtained in memory (blinded decryption with a verified
+ * proof — keyd-ops — or a plaintext submission): DLP rules outbound, ClamAV
+ * inbound. It returns the verdict for this hop's seal and a decision; the
+ * plaintext is never written anywhere. A user flagged as an individual
+ * without consent is not inspected: verdict `no-consent`.
+ */
+import type { Verdict } from '../chain/tags';
+import { ClamdError, type ClamdClient } from './clamd';
+import { type DlpRule, dlpDecision, evaluateDlp } from './dlp';
+import { extractContent } from './extract';
+
+export type Decision =
+  | { readonly action: 'pass' }
+  | { readonly action: 'tag'; readonly rule: string }
+  | { readonly action: 'reject'; readonly rule: string }
+  | { readonly action: 'quarantine'; readonly rule: string }
+  /** The inspector is unavailable and the policy does not allow delivering unscanned mail. */
+  | { readonly action: 'tempfail'; readonly reason: string };
+
+export interface Inspection {
+  readonly verdict: Verdict;
+  readonly decision: Decision;
+}
+
+export interface DlpSettings {
+  readonly rules: readonly DlpRule[];
+}
+
+export interface AvSettings {
+  readonly client: ClamdClient;
+  readonly onInfected: 'reject' | 'quarantine';
+  /** `tempfail` (default, safe) or `tag` (deliver unscanned, verdict temperror: explicit opt-in). */
+  readonly onUnavailable: 'tempfail' | 'tag';
+}
+
+export function notInspected(): Inspection {
+  return { verdict: { name: 'dlp', result: 'no-consent' }, decision: { action: 'pass' } };
+}
+
+/** Outbound: DLP over the decoded text and attachments. */
+export async function inspectOutbound(plaintext: Buffer, dlp: DlpSettings, consent = true): Promise<Inspection> {
+  if (!consent) return { verdict: { name: 'dlp', result: 'no-consent' }, decision: { action: 'pass' } };
+  const findings = evaluateDlp(dlp.rules, await extractContent(plaintext));
+  const d = dlpDecision(findings);
+  if (d.action === 'pass') return { verdict: { name: 'dlp', result: 'pass' }, decision: { action: 'pass' } };
+  return { verdict: { name: 'dlp', result: 'fail' }, decision: { action: d.action, rule: d.rule! } };
+}
+
+/** Inbound: ClamAV over the whole message (clamd decodes MIME and attachments itself). */
+export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent = true): Promise<Inspection> {
+  if (!consent) return { verdict: { name: 'av', result: 'no-consent' }, decision: { action: 'pass' } };
+  try {
+    const r = await av.client.scan(plaintext);
+    if (!r.infected) return { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } };
+    return { verdict: { name: 'av', result: 'fail' }, decision: { action: av.onInfected, rule: `av:${r.signature}` } };
+  } catch (err) {
+    if (!(err instanceof ClamdError)) throw err;
+    if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
+    return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
+  }
+}
