@@ -3,22 +3,26 @@
  * dispatches to the command groups; each group parses its own arguments.
  */
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+import { abuseCommand } from './abuse';
 import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
 import { demoCommand } from './demo';
 import { directoryCommand } from './directory';
 import { keydCommand } from './keyd';
 import { publishCommand } from './publish';
+import { quarantineCommand } from './quarantine';
 import { userCommand } from './user';
 
 /** The command groups, by name. Add a group here and in its own file. */
 export const groups: Record<string, CommandGroup> = {
+  abuse: abuseCommand,
   ca: caCommand,
   crypto: cryptoCommand,
   demo: demoCommand,
   directory: directoryCommand,
   keyd: keydCommand,
   publish: publishCommand,
+  quarantine: quarantineCommand,
   user: userCommand,
 };
 
