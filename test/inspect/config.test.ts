@@ -1,0 +1,23 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { INSPECT_DEFAULTS, InspectConfigError, parseInspectionConfig } from '../../src/inspect/config';
+
+const cfg = (n: string) => parse(readFileSync(join(__dirname, '..', '..', 'config', n), 'utf8')) as Record<string, Record<string, unknown>>;
+
+test('the shipped inspection config: off by default, every default written out; the shipped DLP rules parse', () => {
+  const text = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-inspect.ini'), 'utf8');
+  const commented = Object.fromEntries([...text.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  expect(commented).toMatchObject({ enabled: 'false', timeout_ms: String(INSPECT_DEFAULTS.clamd_timeout_ms), max_connections: String(INSPECT_DEFAULTS.clamd_max_connections), on_infected: INSPECT_DEFAULTS.on_infected, on_unavailable: INSPECT_DEFAULTS.on_unavailable });
+  const off = parseInspectionConfig(cfg('ssmax-inspect.ini'), cfg('ssmax-dlp.ini'), '/h/config', '/h/state');
+  expect(off).toEqual({ quarantineDir: '/h/state/quarantine' });
+  const on = parseInspectionConfig({ dlp: { enabled: 'true' }, av: { enabled: 'true', clamd: '127.0.0.1:3310' } }, cfg('ssmax-dlp.ini'), '/h/config', '/h/state');
+  expect(on.dlp?.rules.map((r) => r.name)).toEqual(['payment-cards', 'my-number', 'executables']);
+  expect(on.av).toMatchObject({ onInfected: 'reject', onUnavailable: 'tempfail' });
+});
+
+test('bad inspection settings are refused naming the key', () => {
+  expect(() => parseInspectionConfig({ av: { enabled: 'true', clamd: 'nowhere' } }, {}, '/c', '/s')).toThrow(InspectConfigError);
+  expect(() => parseInspectionConfig({ av: { enabled: 'true', clamd: '127.0.0.1:1', on_infected: 'ignore' } }, {}, '/c', '/s')).toThrow(/on_infected must be reject or quarantine/);
+  expect(() => parseInspectionConfig({ dlp: { enabled: 'true' } }, { x: { type: 'nope' } }, '/c', '/s')).toThrow(/ssmax-dlp\.ini: DLP rule "x"/);
+});
