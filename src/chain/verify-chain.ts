@@ -13,13 +13,13 @@
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance and a one-line summary.
  */
-import { verifyP256 } from '../crypto/ecdsa';
 import { readMessage } from './body-hash';
 import { type HeaderField, fieldValue, headerHash } from './canonicalize';
 import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
 import { type AuthOutcome, ChainFormatError, fail, formatSummary } from './result';
-import { SEAL_HEADER, type SealFields, type Verdict, decodeBase64url, parseSeal, sealSigningInput } from './tags';
+import { SEAL_HEADER, type SealFields, type Verdict, parseSeal } from './tags';
+import { checkSignature, errorText, structuralProblem } from './seal-checks';
 import { messageProblem } from './user-signature';
 
 export interface SealReport {
@@ -58,10 +58,6 @@ function chainResult(outcome: AuthOutcome, instances: readonly SealReport[], fai
   return { ...outcome, summary, instances };
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNewest: boolean, current: { headers: readonly HeaderField[]; bodyHash: string }, options: VerifyChainOptions, nowSeconds: number): Promise<SealReport> {
   const matchesMessage = headerHash(current.headers, seal.signedHeaders) === seal.headerHash && current.bodyHash === seal.bodyHash;
   const report = (outcome: AuthOutcome): SealReport => ({
@@ -77,27 +73,11 @@ async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNew
     outcome,
   });
   const i = seal.instance;
-  if (seal.chainValidation === 'fail') return report(fail('sealed-over-failure', `Seal ${i} was added over a failed chain (cv=fail)`));
-  const expected = i === 1 ? 'none' : 'pass';
-  if (seal.chainValidation !== expected) return report(fail('cv-mismatch', `Seal ${i} has cv=${seal.chainValidation}, expected cv=${expected}`));
-  if (seal.time > nowSeconds + CHAIN_LIMITS.maxClockSkewSeconds) return report(fail('time-in-future', `Seal ${i} time ${seal.time} is after ${nowSeconds}`));
-  let certificate;
-  try {
-    certificate = await options.lookup({ kind: 'seal', certRef: seal.certRef, time: seal.time, domain: seal.domain });
-  } catch (err) {
-    return report({ result: 'temperror', detail: `certificate lookup failed: ${errorText(err)}` });
-  }
-  if (!certificate) return report(fail('unknown-certificate', `No certificate for c=${seal.certRef}`));
-  if ((certificate.domain ?? '').toLowerCase() !== seal.domain) {
-    return report(fail('certificate-domain-mismatch', `The certificate of seal ${i} is for "${certificate.domain ?? ''}", not "${seal.domain}"`));
-  }
-  let valid: boolean;
-  try {
-    valid = verifyP256(certificate.publicKey, sealSigningInput(earlier, seal.tags), decodeBase64url(seal.signature) ?? new Uint8Array());
-  } catch (err) {
-    return report({ result: 'temperror', detail: `certificate key unusable: ${errorText(err)}` });
-  }
-  if (!valid) return report(fail('signature-invalid', `Seal ${i} does not verify`));
+  const structural = structuralProblem(seal, nowSeconds);
+  if (structural) return report(structural);
+  const signature = await checkSignature(seal, earlier, options.lookup);
+  if (signature === 'unknown') return report(fail('unknown-certificate', `No certificate for c=${seal.certRef}`));
+  if (signature.result !== 'pass') return report(signature);
   if (isNewest) {
     if (headerHash(current.headers, seal.signedHeaders) !== seal.headerHash) return report(fail('header-hash-mismatch', `The protected headers changed after seal ${i}`));
     if (current.bodyHash !== seal.bodyHash) return report(fail('body-hash-mismatch', `The body changed after seal ${i}`));

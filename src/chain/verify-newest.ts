@@ -20,15 +20,15 @@
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance (saying how it was checked) and a one-line summary.
  */
-import { verifyP256 } from '../crypto/ecdsa';
 import { readMessage } from './body-hash';
 import { type HeaderField, fieldValue, headerHash } from './canonicalize';
 import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
 import { type AuthOutcome, ChainFormatError, fail, formatSummary } from './result';
-import { SEAL_HEADER, type SealFields, decodeBase64url, parseSeal, sealSigningInput } from './tags';
+import { SEAL_HEADER, type SealFields, parseSeal } from './tags';
 import { messageProblem } from './user-signature';
 import type { SealReport } from './verify-chain';
+import { checkSignature, errorText, structuralProblem } from './seal-checks';
 
 /**
  * How a seal was checked: `signature` — its certificate was looked up and its
@@ -61,6 +61,7 @@ export interface VerifyNewestSealOptions {
   readonly now: Clock;
 }
 
+
 function result(outcome: AuthOutcome, instances: readonly NewestSealReport[], failedAt?: number): NewestSealVerification {
   const newest = instances[instances.length - 1];
   const summary = formatSummary('ssmax-chain', outcome, failedAt === undefined ? '' : `i=${failedAt} `, [
@@ -70,45 +71,9 @@ function result(outcome: AuthOutcome, instances: readonly NewestSealReport[], fa
   return { ...outcome, summary, instances };
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 interface Current {
   readonly headers: readonly HeaderField[];
   readonly bodyHash: string;
-}
-
-/** Position rules that need no certificate: cv= and time. */
-function structuralProblem(seal: SealFields, nowSeconds: number): AuthOutcome | undefined {
-  const i = seal.instance;
-  if (seal.chainValidation === 'fail') return fail('sealed-over-failure', `Seal ${i} was added over a failed chain (cv=fail)`);
-  const expected = i === 1 ? 'none' : 'pass';
-  if (seal.chainValidation !== expected) return fail('cv-mismatch', `Seal ${i} has cv=${seal.chainValidation}, expected cv=${expected}`);
-  if (seal.time > nowSeconds + CHAIN_LIMITS.maxClockSkewSeconds) return fail('time-in-future', `Seal ${i} time ${seal.time} is after ${nowSeconds}`);
-  return undefined;
-}
-
-/** Looks up the certificate and checks the signature; undefined certificate → `unknown`. */
-async function checkSignature(seal: SealFields, earlier: readonly SealFields[], lookup: CertificateLookup): Promise<AuthOutcome | 'unknown'> {
-  const i = seal.instance;
-  let certificate;
-  try {
-    certificate = await lookup({ kind: 'seal', certRef: seal.certRef, time: seal.time, domain: seal.domain });
-  } catch (err) {
-    return { result: 'temperror', detail: `certificate lookup failed: ${errorText(err)}` };
-  }
-  if (!certificate) return 'unknown';
-  if ((certificate.domain ?? '').toLowerCase() !== seal.domain) {
-    return fail('certificate-domain-mismatch', `The certificate of seal ${i} is for "${certificate.domain ?? ''}", not "${seal.domain}"`);
-  }
-  let valid: boolean;
-  try {
-    valid = verifyP256(certificate.publicKey, sealSigningInput(earlier, seal.tags), decodeBase64url(seal.signature) ?? new Uint8Array());
-  } catch (err) {
-    return { result: 'temperror', detail: `certificate key unusable: ${errorText(err)}` };
-  }
-  return valid ? { result: 'pass' } : fail('signature-invalid', `Seal ${i} does not verify`);
 }
 
 function report(seal: SealFields, current: Current, outcome: AuthOutcome, checked: SealCheck): NewestSealReport {
