@@ -103,6 +103,24 @@ describe('key rotation with a simulated clock', () => {
     expect(decapsulate(g, moved.capsule, bob.privateKey)).toEqual(P);
   });
 
+  test('a mailing list resolved by keyd: a member gets a capsule, a non-member or a removed member does not', async () => {
+    const carol = generateEncryptionKeyPair(g, systemRng);
+    await service.addUser(admin, { address: 'carol@a.example', code: 'U-2', identityRef: 'EMP-2', encryptionPublicKey: Buffer.from(carol.publicKey).toString('hex') });
+    await service.setList(admin, { address: 'team@a.example', members: ['bob@a.example', 'carol@a.example'] });
+    const P = newMessageKey(g, systemRng);
+    const post = encapsulate(g, P, orgKey(keyring.current(now)!.keyId), systemRng);
+    const toMember = async (member: string) => {
+      const { request, blinding } = blindForReencryption(g, post, systemRng);
+      const r = await service.reencrypt(gateway, { keyId: post.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'list', list: 'team@a.example', member } });
+      return unblindReencryption(g, blinding, { u: unb64(r.u as string), v: unb64(r.v as string) }, { keyId: r.targetKeyId as string });
+    };
+    expect(decapsulate(g, await toMember('carol@a.example'), carol.privateKey)).toEqual(P);
+    expect((await refusal(toMember('mallory@a.example'))).message).toMatch(/"mallory@a\.example" is not a member of "team@a\.example"/);
+    await service.setList(admin, { address: 'team@a.example', members: ['bob@a.example'] }); // carol removed
+    const err = await refusal(toMember('carol@a.example'));
+    expect([err.code, err.message]).toEqual(['target-refused', expect.stringMatching(/not a member/)]);
+  });
+
   test('an unknown key id and a malformed request are refused precisely, and audited', async () => {
     expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v99', e: b64(g.encodeUncompressed(g.mulBase(3n))) }))).code).toBe('unknown-key');
     expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v3', e: 'AAAA' }))).message).toMatch(/blinded point/);
