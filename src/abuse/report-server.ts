@@ -1,0 +1,133 @@
+/**
+ * The abuse-report HTTP endpoint of the receiving organisation, for a web
+ * form or a mail-client button ("report as abuse"): the client posts the
+ * received message as is; the server verifies its chain, identifies the
+ * sending organisation and token, builds the ARF report and, when asked
+ * (`?send=1`) and configured, submits it through the gateway.
+ *
+ * `POST /v1/abuse/report[?send=1][&comment=…][&rcpt=…]`, body: the message
+ * (`message/rfc822`) → 200 `{sealingDomain, abuseContact, trackingToken,
+ * messageId?, chain, report, sent, response?}`; errors `{error: {code,
+ * message}}` with 400 (unreadable), 422 (chain does not verify, no seal),
+ * 413 (too large), 503 (a bundle or the gateway unavailable).
+ * `GET /v1/health` → `{ok: true}`.
+ *
+ * It is meant for the organisation's own users: bind it to an internal
+ * address, and set `bearerToken` when the network is not trusted.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { PeerEntry } from '../directory/directory';
+import { AbuseError } from './errors';
+import { buildAbuseReport, identifyReportedMessage } from './report';
+import { type SubmitSettings, submitReport } from './submit';
+
+export interface ReportServerOptions {
+  readonly directory: { lookup(domain: string): Promise<PeerEntry> };
+  /** The reporting organisation's abuse desk (From: of the reports). */
+  readonly from: string;
+  readonly reportingMta: string;
+  readonly host: string;
+  readonly port: number;
+  /** Where `?send=1` submits; without it `send` is refused. */
+  readonly submit?: SubmitSettings;
+  /** Required as `authorization: Bearer …` when set. */
+  readonly bearerToken?: string;
+  readonly maxBytes?: number;
+  readonly now?: () => Date;
+  readonly log?: (line: string) => void;
+}
+
+export interface ReportServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const STATUS: Record<string, number> = { format: 400, chain: 422, foreign: 422, refused: 422, directory: 503, unavailable: 503 };
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const b = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': b.length, 'cache-control': 'no-store' });
+  res.end(b);
+}
+
+function fail(res: ServerResponse, status: number, code: string, message: string): void {
+  json(res, status, { error: { code, message } });
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        resolve(undefined);
+        req.destroy();
+        return;
+      }
+      parts.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+export async function startReportServer(opts: ReportServerOptions): Promise<ReportServer> {
+  const max = opts.maxBytes ?? 25 * 1024 * 1024;
+  const now = opts.now ?? (() => new Date());
+  const log = opts.log ?? (() => undefined);
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (opts.bearerToken !== undefined) {
+      const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
+      const want = Buffer.from(opts.bearerToken);
+      if (given.length !== want.length || !timingSafeEqual(given, want)) return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
+    }
+    if (url.pathname === '/v1/health') return req.method === 'GET' ? json(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
+    if (url.pathname !== '/v1/abuse/report') return fail(res, 404, 'not-found', `No endpoint "${url.pathname}"`);
+    if (req.method !== 'POST') return fail(res, 405, 'method', `Method "${req.method}" not allowed`);
+    const body = await readBody(req, max);
+    if (!body) return fail(res, 413, 'too-large', `The message is larger than ${max} bytes`);
+    if (body.length === 0) return fail(res, 400, 'format', 'Post the reported message as the request body');
+    const send = url.searchParams.get('send') === '1';
+    if (send && !opts.submit) return fail(res, 400, 'format', 'Cannot send: this endpoint has no gateway to submit through');
+    try {
+      const reported = await identifyReportedMessage(body, { lookup: (d) => opts.directory.lookup(d) });
+      const rcpt = url.searchParams.get('rcpt') ?? undefined;
+      const comment = url.searchParams.get('comment') ?? undefined;
+      const report = await buildAbuseReport({ reported, from: opts.from, reportingMta: opts.reportingMta, now: now(), ...(rcpt ? { originalRcptTo: rcpt } : {}), ...(comment ? { comment: comment.slice(0, 2000) } : {}) });
+      const sent = send && opts.submit ? await submitReport(report, { from: opts.from, to: reported.abuseContact }, opts.submit) : undefined;
+      log(`abuse report for ${reported.sealingDomain}${sent ? ` sent to ${reported.abuseContact}` : ''}`);
+      json(res, 200, {
+        sealingDomain: reported.sealingDomain, abuseContact: reported.abuseContact, trackingToken: reported.trackingToken,
+        ...(reported.messageId ? { messageId: reported.messageId } : {}), chain: reported.chainSummary,
+        report: report.toString('utf8'), sent: sent !== undefined, ...(sent ? { response: sent.response } : {}),
+      });
+    } catch (err) {
+      if (err instanceof AbuseError) return fail(res, STATUS[err.code] ?? 422, err.code, err.message);
+      throw err;
+    }
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      log(`abuse endpoint fault: ${err instanceof Error ? err.message : String(err)}`);
+      if (!res.headersSent) fail(res, 500, 'internal', 'Internal error');
+      else res.destroy();
+    });
+  });
+  server.requestTimeout = 60000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * Abuse reports, the sending side (SSMAX §2.2; docs/abuse.md): an operator
+ * resolves the tracking token of a report (or a bare token) to the
+ * registered user through keyd. keyd decides and audits everything: the
+ * admin role gets the user without the identity reference
+ * (`/v1/tracking/resolve`), the disclosure role may ask for the identity
+ * reference (`/v1/tracking/disclose`); any other role, or disclosure asked
+ * with the admin role, is refused by keyd and the refusal is audited there.
+ *
+ * Before asking keyd, a report is checked here: it must name this
+ * organisation as the sealer, and when it carries the original headers,
+ * seal i=1 in them must be this organisation's genuine seal (its signature
+ * verified with the sealing certificate of the organisation's own bundle)
+ * and carry the same token. That seal's signature covers `tt=`, `hh=` and
+ * the time, so a report cannot pin a genuine token on other headers.
+ */
+import { headerHash } from '../chain/canonicalize';
+import { ChainFormatError } from '../chain/result';
+import { SEAL_HEADER, decodeBase64url, parseSeal, sealSigningInput } from '../chain/tags';
+import { verifyP256 } from '../crypto/ecdsa';
+import type { PeerEntry } from '../directory/directory';
+import { DEFAULT_LIMITS } from '../envelope/limits';
+import { parseHead } from '../envelope/source';
+import { type KeydClient, KeydClientError } from '../keyd/client';
+import { AbuseError } from './errors';
+import { type ParsedAbuseReport, parseAbuseReport } from './report';
+
+/** The registered user, as keyd shows it (never the identity reference, except `identityRef` after disclosure). */
+export interface ResolvedUser {
+  readonly address: string;
+  readonly code: string;
+  readonly status: string;
+  readonly kind?: string;
+  readonly certificateSerial?: string;
+  readonly encryptionKeyId?: string;
+}
+
+export interface Resolution {
+  readonly user: ResolvedUser;
+  /** When the token was minted (ISO 8601). */
+  readonly time: string;
+  readonly keyVersion: number;
+  /** Whether the report's Message-ID is the one the token was minted for (only with a Message-ID). */
+  readonly messageIdMatches?: boolean;
+  /** Only with `disclose` (disclosure role). */
+  readonly identityRef?: string;
+  /** How seal i=1 in the report's original headers checked out (reports only). */
+  readonly seal?: SealCheck;
+  readonly report?: ParsedAbuseReport;
+}
+
+export interface SealCheck {
+  /** `verified`: seal i=1 is this organisation's and carries the token; `absent`: the report has no original headers. */
+  readonly result: 'verified' | 'absent';
+  /** Whether the original headers still hash to the seal's `hh=`. */
+  readonly headersMatch?: boolean;
+}
+
+export interface ResolveOptions {
+  /** keyd client with an admin (operator) or disclosure client certificate. */
+  readonly keyd: KeydClient;
+  /** This organisation's domain: reports for any other are refused before keyd is asked. */
+  readonly domain: string;
+  /** Ask for the identity reference (`/v1/tracking/disclose`; keyd allows it to the disclosure role only). */
+  readonly disclose?: boolean;
+  /** This organisation's own verified bundle (to check seal i=1 of a report); without it the seal is not checked. */
+  readonly ownBundle?: () => Promise<PeerEntry>;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Checks seal i=1 of the report's original headers against this organisation's sealing certificates. */
+export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () => Promise<PeerEntry>): Promise<SealCheck> {
+  if (!report.originalHeaders) return { result: 'absent' };
+  let headers;
+  try {
+    headers = parseHead(report.originalHeaders, DEFAULT_LIMITS, 'the original headers');
+  } catch (err) {
+    throw new AbuseError('format', `Cannot read the original headers of the report: ${errorText(err)}`);
+  }
+  const list = headers.getList();
+  const seals = list.filter((h) => h.key === SEAL_HEADER.toLowerCase());
+  let first;
+  try {
+    first = seals.map((h) => parseSeal(h.line.slice(h.line.indexOf(':') + 1))).find((s) => s.instance === 1);
+  } catch (err) {
+    if (err instanceof ChainFormatError) throw new AbuseError('chain', `Cannot resolve the report: a seal in its original headers is malformed: ${err.message}`);
+    throw err;
+  }
+  if (!first) throw new AbuseError('chain', 'Cannot resolve the report: its original headers carry no seal i=1');
+  if (first.domain !== report.sealingDomain) throw new AbuseError('chain', `Cannot resolve the report: seal i=1 is by "${first.domain}", but the report names "${report.sealingDomain}"`);
+  if (first.trackingToken !== report.trackingToken) throw new AbuseError('chain', 'Cannot resolve the report: its tracking token is not the one in seal i=1 of its original headers');
+  let entry: PeerEntry;
+  try {
+    entry = await ownBundle();
+  } catch (err) {
+    throw new AbuseError('directory', `Cannot resolve the report: no bundle of ${report.sealingDomain} to check its seal: ${errorText(err)}`);
+  }
+  const cert = entry.sealingCertificate(first.certRef, new Date(first.time * 1000));
+  if (!cert) throw new AbuseError('chain', `Cannot resolve the report: seal i=1 names certificate "${first.certRef}", not a valid sealing certificate of ${entry.domain}`);
+  const ok = verifyP256(cert.publicKey, sealSigningInput([], first.tags), decodeBase64url(first.signature) ?? new Uint8Array());
+  if (!ok) throw new AbuseError('chain', 'Cannot resolve the report: seal i=1 in its original headers does not verify (forged or altered)');
+  const fields = list.map((h) => ({ name: h.key, raw: h.line }));
+  return { result: 'verified', headersMatch: headerHash(fields, first.signedHeaders) === first.headerHash };
+}
+
+async function askKeyd(keyd: KeydClient, disclose: boolean, token: string, messageId: string | undefined): Promise<Omit<Resolution, 'seal' | 'report'>> {
+  try {
+    return await keyd.call<Resolution>('POST', disclose ? '/v1/tracking/disclose' : '/v1/tracking/resolve', { token, ...(messageId ? { messageId } : {}) });
+  } catch (err) {
+    if (err instanceof KeydClientError) {
+      if (err.transient) throw new AbuseError('unavailable', `Cannot resolve the token: ${err.message}`);
+      throw new AbuseError('refused', err.code === 'forbidden' ? `Cannot ${disclose ? 'disclose the identity' : 'resolve the token'}: keyd refused this certificate's role (${err.message}); the refusal is audited` : err.message);
+    }
+    throw err;
+  }
+}
+
+/** Resolves a bare tracking token (and, if given, says whether `messageId` is the one it was minted for). */
+export async function resolveToken(token: string, options: ResolveOptions & { messageId?: string }): Promise<Resolution> {
+  const t = token.trim();
+  if (!/^[A-Za-z0-9_-]+$/.test(t)) throw new AbuseError('format', `Cannot resolve token "${t.slice(0, 40)}": not base64url`);
+  return askKeyd(options.keyd, options.disclose === true, t, options.messageId);
+}
+
+/** Resolves the token of an ARF report (`buildAbuseReport`). */
+export async function resolveReport(raw: Uint8Array, options: ResolveOptions): Promise<Resolution> {
+  const report = await parseAbuseReport(raw);
+  const domain = options.domain.toLowerCase();
+  if (report.sealingDomain !== domain) {
+    throw new AbuseError('foreign', `Cannot resolve the report: the message was sealed by "${report.sealingDomain}", not by ${domain}`);
+  }
+  const seal = options.ownBundle ? await checkReportSeal(report, options.ownBundle) : undefined;
+  const r = await askKeyd(options.keyd, options.disclose === true, report.trackingToken, report.messageId);
+  return { ...r, ...(seal ? { seal } : {}), report };
+}
+
+/** One line per fact, for the CLI; the identity reference only when keyd disclosed it. */
+export function describeResolution(r: Resolution): string[] {
+  const u = r.user;
+  return [
+    `address: ${u.address}`,
+    `code: ${u.code}`,
+    `status: ${u.status}`,
+    `certificate serial: ${u.certificateSerial ?? '(none)'}`,
+    `minted: ${r.time} (tracking key v${r.keyVersion})`,
+    ...(r.messageIdMatches === undefined ? [] : [`message-id matches: ${r.messageIdMatches ? 'yes' : 'NO'}`]),
+    ...(r.seal ? [`seal i=1: ${r.seal.result}${r.seal.headersMatch === undefined ? '' : r.seal.headersMatch ? ', original headers match' : ', original headers CHANGED'}`] : []),
+    ...(r.report?.reportingMta ? [`reported by: ${r.report.reportingMta}${r.report.reporter ? ` (${r.report.reporter})` : ''}`] : []),
+    ...(r.identityRef !== undefined ? [`identity reference: ${r.identityRef} (disclosed, audited)`] : []),
+  ];
+}

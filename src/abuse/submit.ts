@@ -1,0 +1,42 @@
+/**
+ * Submits an abuse report through the organisation's own gateway (SMTP
+ * submission, as any mail of the organisation leaves), to the abuse contact
+ * of the sending organisation's bundle.
+ */
+import { createTransport } from 'nodemailer';
+import { AbuseError } from './errors';
+
+export interface SubmitSettings {
+  readonly host: string;
+  readonly port: number;
+  /** SMTP AUTH user and password; no AUTH when absent. */
+  readonly user?: string;
+  readonly password?: string;
+  /** `starttls` (default when port 587), `tls`, or `none` (loopback only). */
+  readonly security?: 'none' | 'starttls' | 'tls';
+  readonly timeoutMs?: number;
+}
+
+export interface SubmitResult {
+  readonly response: string;
+  readonly messageId: string;
+}
+
+/** Sends `report` from `from` to `to` through the gateway; AbuseError `unavailable` when it is not accepted. */
+export async function submitReport(report: Buffer, envelope: { from: string; to: string }, s: SubmitSettings): Promise<SubmitResult> {
+  const security = s.security ?? (s.port === 465 ? 'tls' : s.port === 587 ? 'starttls' : 'none');
+  const t = createTransport({
+    host: s.host, port: s.port, secure: security === 'tls', ignoreTLS: security === 'none', requireTLS: security === 'starttls',
+    ...(s.user ? { auth: { user: s.user, pass: s.password ?? '' } } : {}),
+    connectionTimeout: s.timeoutMs ?? 15000, socketTimeout: s.timeoutMs ?? 30000,
+  });
+  try {
+    const r = await t.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw: report });
+    return { response: r.response, messageId: r.messageId };
+  } catch (err) {
+    const e = err as { response?: string; message?: string };
+    throw new AbuseError('unavailable', `Cannot submit the report to ${s.host}:${s.port}: ${e.response ?? e.message ?? String(err)}`);
+  } finally {
+    t.close();
+  }
+}
