@@ -6,6 +6,7 @@ import { type BenchRow, formatTable } from './harness';
 import * as chain from './chain';
 import * as crypto from './crypto';
 import * as gateway from './gateway';
+import * as inspect from './inspect';
 import * as keyd from './keyd';
 import * as pki from './pki';
 import * as streamMemory from './stream-memory';
@@ -16,6 +17,7 @@ const suites: Record<string, Suite> = {
   crypto: crypto.run,
   chain: chain.run,
   gateway: gateway.run,
+  inspect: inspect.run,
   keyd: keyd.run,
   pki: pki.run,
   stream: streamMemory.run,
