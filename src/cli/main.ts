@@ -11,6 +11,7 @@ import { directoryCommand } from './directory';
 import { keydCommand } from './keyd';
 import { publishCommand } from './publish';
 import { quarantineCommand } from './quarantine';
+import { registryCommand } from './registry';
 import { userCommand } from './user';
 
 /** The command groups, by name. Add a group here and in its own file. */
@@ -23,6 +24,7 @@ export const groups: Record<string, CommandGroup> = {
   keyd: keydCommand,
   publish: publishCommand,
   quarantine: quarantineCommand,
+  registry: registryCommand,
   user: userCommand,
 };
 

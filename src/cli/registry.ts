@@ -1,0 +1,210 @@
+/**
+ * `ssmax registry …`: registration of users for sender tracking (SSMAX §2.2;
+ * docs/abuse.md "Registration"): add (certificates from the org CA for an
+ * SSMAX client user, then keyd), show, suspend, reinstate, revoke (suspend,
+ * and revoke the certificates in a new CRL that the bundle publisher
+ * re-publishes). This file only parses arguments and calls src/registry.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
+import { parseCertificate } from '../pki/certificate';
+import { REVOCATION_REASONS, isRevocationReason } from '../pki/crl';
+import type { SigningAuthority } from '../pki/issue';
+import { privateKeyFromPem } from '../pki/keys';
+import { type RegisteredUser, RegistryError, addUser, certificateSerials, getUser, revokeUser, setUserStatus } from '../registry/registration';
+import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+
+const HELP = `Usage: ssmax registry <subcommand> --config FILE [options] ADDRESS
+
+Subcommands:
+  add ADDRESS --code CODE --identity-ref REF (--profile DIR | --plain)
+                     register a user at keyd; an SSMAX client user (--profile) first gets
+                     signing and encryption certificates from the org CA and a profile folder
+  show ADDRESS       the registration as keyd holds it (never the identity reference)
+  suspend ADDRESS    status suspended: keyd refuses the user as sender and recipient
+  reinstate ADDRESS  status active again
+  revoke ADDRESS [--reason REASON]
+                     suspend, and revoke the user's certificates in a new CRL of the org CA
+                     (the bundle publisher re-publishes when the CRL file changes)
+
+Run \`ssmax registry <subcommand> --help\` for details. Configuration: config/ssmax-abuse.ini
+([keyd] with the admin client certificate; [registry] the CA, CRL, root and bundle).`;
+
+const SUB_HELP: Record<string, string> = {
+  add: `Usage: ssmax registry add --config FILE ADDRESS --code CODE --identity-ref REF (--profile DIR | --plain)
+                          [--pseudonym NAME] [--kind individual|organisation] [--inspection-consent]
+
+  --code CODE            the pseudonymous code (1-64 of A-Z a-z 0-9 . _ -); what tracking tokens resolve to
+  --identity-ref REF     employee or contract number; keyd stores it encrypted and discloses it only
+                         to the disclosure role, audited
+  --profile DIR          SSMAX client user: issue the certificates with [registry] ca_dir (or ca_cert,
+                         ca_key) and write the profile folder DIR (needs [registry] root and bundle)
+  --plain                a plain mail client user (transparent mode): no certificates
+  --pseudonym NAME       pseudonym in the certificates (default the code)`,
+  show: 'Usage: ssmax registry show --config FILE [--json] ADDRESS\n\nPrints the registration (address, code, status, certificate serials); never the identity reference.',
+  suspend: 'Usage: ssmax registry suspend --config FILE ADDRESS\n\nSets the status to suspended at keyd (audited). Tokens of the user still resolve, showing the status.',
+  reinstate: 'Usage: ssmax registry reinstate --config FILE ADDRESS\n\nSets the status back to active at keyd (audited).',
+  revoke: `Usage: ssmax registry revoke --config FILE [--reason REASON] ADDRESS
+
+Suspends the user at keyd and adds the serials of its certificates to the org CA's CRL:
+the CRL file ([registry] crl, default <ca_dir>/crl.pem) is replaced with the next CRL
+number, keeping its earlier entries; with ca_dir, ca.json records them as well.
+Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
+};
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, usage: string): { values: Values; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: Array.from(args), options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return { values: r.values as Values, positionals: Array.from(r.positionals) };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
+  }
+}
+
+function required(v: unknown, name: string, usage: string): string {
+  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
+  return v;
+}
+
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new CliError(`Cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.noInput);
+  }
+}
+
+/** The org CA from [registry]: an `ssmax ca` directory, or certificate and key files. */
+function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: string; crlFile: string } {
+  const r = config.registry;
+  const certFile = r.caDir ? join(r.caDir, 'ca.cert.pem') : r.caCert;
+  const keyFile = r.caDir ? join(r.caDir, 'ca.key.pem') : r.caKey;
+  if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.dataErr);
+  const passphrase = r.caPassphraseFile ? readText(r.caPassphraseFile, 'passphrase file').replace(/\r?\n$/, '') : undefined;
+  let ca: SigningAuthority;
+  try {
+    ca = { certificate: parseCertificate(readText(certFile, 'CA certificate')), privateKey: privateKeyFromPem(readText(keyFile, 'CA key'), passphrase) };
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`Cannot load the org CA ("${certFile}", "${keyFile}"): ${(err as Error).message}`, EXIT.dataErr);
+  }
+  const crlFile = r.crl ?? (r.caDir ? join(r.caDir, 'crl.pem') : undefined);
+  if (!crlFile) throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.dataErr);
+  return { ca, crlFile, ...(r.caDir ? { caDir: r.caDir } : {}) };
+}
+
+function describe(u: RegisteredUser): string[] {
+  let serials: string[];
+  try {
+    serials = certificateSerials(u);
+  } catch {
+    serials = u.certificateSerial ? [u.certificateSerial] : [];
+  }
+  return [
+    `address: ${u.address}`, `code: ${u.code}`, `status: ${u.status}`, ...(u.kind ? [`kind: ${u.kind}`] : []),
+    `certificate serial: ${u.certificateSerial ?? '(none)'}`, ...(serials.length > 1 ? [`certificates: ${serials.join(', ')}`] : []),
+    ...(u.encryptionKeyId ? [`encryption key: ${u.encryptionKeyId}`] : []),
+  ];
+}
+
+function oneAddress(positionals: string[], usage: string): string {
+  if (positionals.length !== 1) throw new CliError(`Give exactly one address\n\n${usage}`, EXIT.usage);
+  return positionals[0] as string;
+}
+
+async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
+  const usage = SUB_HELP[sub];
+  if (!usage) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'add'
+    ? { code: { type: 'string' }, 'identity-ref': { type: 'string' }, profile: { type: 'string' }, plain: { type: 'boolean' }, pseudonym: { type: 'string' }, kind: { type: 'string' }, 'inspection-consent': { type: 'boolean' } }
+    : sub === 'revoke' ? { reason: { type: 'string' } } : sub === 'show' ? { json: { type: 'boolean' } } : {};
+  const { values, positionals } = parse(args, options, usage);
+  if (values.help) return (io.out(usage), EXIT.ok);
+  const config = loadAbuseConfig(required(values.config, 'config', usage));
+  const address = oneAddress(positionals, usage);
+  // Check everything local before talking to keyd.
+  let authority: ReturnType<typeof loadAuthority> | undefined;
+  let reason: string | undefined;
+  if (sub === 'revoke') {
+    reason = typeof values.reason === 'string' ? values.reason : 'unspecified';
+    if (!isRevocationReason(reason)) throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
+    authority = loadAuthority(config);
+  }
+  if (sub === 'add') {
+    required(values.code, 'code', usage);
+    required(values['identity-ref'], 'identity-ref', usage);
+    if ((values.plain === true) === (typeof values.profile === 'string')) throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
+    if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation') throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);
+    if (values.profile) authority = loadAuthority(config);
+  }
+  const keyd = keydClientFor(config, 'operator');
+  try {
+    const now = new Date();
+    switch (sub) {
+      case 'add': {
+        let profile;
+        if (typeof values.profile === 'string') {
+          const r = config.registry;
+          if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.dataErr);
+          if (!r.bundle) throw new CliError(`Config "${config.file}": [registry] bundle is required for --profile (the organisation's signed bundle)`, EXIT.dataErr);
+          profile = {
+            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readText(r.root, 'root certificate'), orgBundle: readText(r.bundle, 'bundle'),
+            validDays: r.certificateDays, ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
+          };
+        }
+        const u = await addUser({
+          keyd, address, code: values.code as string, identityRef: values['identity-ref'] as string, now,
+          ...(values.kind ? { kind: values.kind as 'individual' | 'organisation' } : {}), ...(values['inspection-consent'] ? { inspectionConsent: true } : {}),
+          ...(profile ? { profile } : {}),
+        });
+        io.out(`Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client)'}`);
+        for (const l of describe(u)) io.out(`  ${l}`);
+        return EXIT.ok;
+      }
+      case 'show': {
+        const u = await getUser(keyd, address);
+        if (values.json) io.out(JSON.stringify(u, null, 2));
+        else for (const l of describe(u)) io.out(l);
+        return EXIT.ok;
+      }
+      case 'suspend':
+      case 'reinstate': {
+        const u = await setUserStatus(keyd, address, sub === 'suspend' ? 'suspended' : 'active');
+        io.out(`${u.address} is ${u.status}`);
+        return EXIT.ok;
+      }
+      case 'revoke': {
+        const a = authority as NonNullable<typeof authority>;
+        const r = await revokeUser({ keyd, address, reason: reason as 'unspecified', ca: a.ca, crlFile: a.crlFile, days: config.registry.crlDays, now, ...(a.caDir ? { caDir: a.caDir } : {}) });
+        io.out(`${r.user.address} is ${r.user.status}; ${r.revoked.length > 0 ? `revoked certificate serial(s) ${r.revoked.join(', ')}` : 'no certificate to revoke'}; CRL number ${r.crlNumber} written to ${a.crlFile}`);
+        return EXIT.ok;
+      }
+      default:
+        throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+    }
+  } finally {
+    keyd.close();
+  }
+}
+
+export const registryCommand: CommandGroup = {
+  summary: 'Sender tracking registry: add users (certificates + keyd), show, suspend, reinstate, revoke',
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      io.out(HELP);
+      return sub === undefined ? EXIT.usage : EXIT.ok;
+    }
+    try {
+      return await runSub(sub, rest, io);
+    } catch (err) {
+      if (err instanceof RegistryError) throw new CliError(err.message, err.code === 'unavailable' ? EXIT.ioErr : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
+      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.dataErr);
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,196 @@
+/**
+ * User registration for sender tracking (SSMAX §2.2; docs/abuse.md
+ * "Registration"): a user is registered at keyd with an org-assigned
+ * pseudonymous code and an identity reference (employee or contract number,
+ * stored wrapped by keyd, revealed only by audited disclosure). An SSMAX
+ * client user also gets certificates from the org CA (signing and
+ * encryption, through `createUserProfile`, which writes the profile folder).
+ *
+ * Suspension flips keyd's status: keyd then refuses the user as a sender and
+ * as a re-encryption target, and tokens still resolve (the status shows).
+ * Revocation suspends, and revokes the user's certificates in a new CRL of
+ * the org CA, written over the CRL file the bundle publisher watches: the
+ * publisher re-publishes the bundle when the file changes, so peers learn of
+ * the revocation with their next bundle fetch.
+ *
+ * keyd is reached with an admin (operator) client certificate; keyd audits
+ * every call.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { parseCertificate } from '../pki/certificate';
+import { createCrl, parseCrl, type RevocationEntry, type RevocationReason } from '../pki/crl';
+import type { SigningAuthority } from '../pki/issue';
+import { type KeydClient, KeydClientError } from '../keyd/client';
+import { type SmtpSettings, createUserProfile } from '../user/profile';
+
+export class RegistryError extends Error {
+  constructor(readonly code: 'refused' | 'unavailable' | 'input' | 'ca', message: string) {
+    super(message);
+    this.name = 'RegistryError';
+  }
+}
+
+/** A registered user as keyd shows it to an admin (never the identity reference). */
+export interface RegisteredUser {
+  readonly address: string;
+  readonly code: string;
+  readonly status: 'active' | 'suspended';
+  readonly kind?: string;
+  readonly encryptionKeyId?: string;
+  readonly encryptionCertificate?: string;
+  readonly signingCertificate?: string;
+  readonly certificateSerial?: string;
+  readonly created?: number;
+  readonly updated?: number;
+}
+
+async function keydCall<T>(keyd: KeydClient, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  try {
+    return await keyd.call<T>(method, path, body);
+  } catch (err) {
+    if (err instanceof KeydClientError) throw new RegistryError(err.transient ? 'unavailable' : 'refused', err.message);
+    throw err;
+  }
+}
+
+export interface AddUserOptions {
+  readonly keyd: KeydClient;
+  readonly address: string;
+  /** Pseudonymous code (1-64 of [A-Za-z0-9._-]); what a tracking token resolves to. */
+  readonly code: string;
+  /** Employee or contract number; keyd stores it wrapped and reveals it only by audited disclosure. */
+  readonly identityRef: string;
+  readonly kind?: 'individual' | 'organisation';
+  readonly inspectionConsent?: boolean;
+  /** For an SSMAX client user: issue certificates with this CA and write the profile folder. */
+  readonly profile?: {
+    readonly dir: string;
+    readonly orgCa: SigningAuthority;
+    readonly rootPem: string;
+    /** The organisation's signed bundle (JSON text). */
+    readonly orgBundle: string;
+    /** Pseudonym in the certificates; default the code. */
+    readonly pseudonym?: string;
+    readonly smtp?: SmtpSettings;
+    readonly validDays?: number;
+  };
+  readonly now: Date;
+}
+
+/** Registers a user at keyd (after issuing its certificates, for an SSMAX client user). */
+export async function addUser(opts: AddUserOptions): Promise<RegisteredUser> {
+  const extra = { ...(opts.kind ? { kind: opts.kind } : {}), ...(opts.inspectionConsent !== undefined ? { inspectionConsent: opts.inspectionConsent } : {}) };
+  if (!opts.profile) {
+    return keydCall<RegisteredUser>(opts.keyd, 'POST', '/v1/registry/users', { address: opts.address, code: opts.code, identityRef: opts.identityRef, ...extra });
+  }
+  const p = opts.profile;
+  // Ask keyd first whether the address is free, so no certificate is issued for a registration keyd would refuse.
+  const existing = await getUser(opts.keyd, opts.address).catch((err: unknown) => {
+    if (err instanceof RegistryError && /No registered user/.test(err.message)) return undefined;
+    throw err;
+  });
+  if (existing) throw new RegistryError('refused', `Cannot register "${opts.address}": already registered`);
+  let reg;
+  try {
+    reg = createUserProfile(p.dir, {
+      address: opts.address, code: opts.code, pseudonym: p.pseudonym ?? opts.code, orgCa: p.orgCa, rootPem: p.rootPem, orgBundle: p.orgBundle, now: opts.now,
+      ...(p.smtp ? { smtp: p.smtp } : {}), ...(p.validDays ? { validDays: p.validDays } : {}),
+    });
+  } catch (err) {
+    throw new RegistryError('input', (err as Error).message);
+  }
+  return keydCall<RegisteredUser>(opts.keyd, 'POST', '/v1/registry/users', { ...reg, identityRef: opts.identityRef, ...extra });
+}
+
+export function getUser(keyd: KeydClient, address: string): Promise<RegisteredUser> {
+  return keydCall<RegisteredUser>(keyd, 'GET', `/v1/registry/users/${encodeURIComponent(address)}`);
+}
+
+export function setUserStatus(keyd: KeydClient, address: string, status: 'active' | 'suspended'): Promise<RegisteredUser> {
+  return keydCall<RegisteredUser>(keyd, 'POST', `/v1/registry/users/${encodeURIComponent(address)}/status`, { status });
+}
+
+/** The serials (hex) of the certificates keyd holds for a user: signing and encryption. */
+export function certificateSerials(user: RegisteredUser): string[] {
+  const serials = new Set<string>();
+  if (user.certificateSerial) serials.add(user.certificateSerial.toLowerCase());
+  for (const pem of [user.signingCertificate, user.encryptionCertificate]) {
+    if (pem) serials.add(parseCertificate(pem).serial);
+  }
+  return [...serials];
+}
+
+export interface CrlUpdate {
+  /** The org CA that signs the CRL. */
+  readonly ca: SigningAuthority;
+  /** The CRL file the publisher (and keyd) read; replaced atomically. Its entries are kept. */
+  readonly crlFile: string;
+  /** Days until nextUpdate. */
+  readonly days: number;
+  readonly now: Date;
+  /** An `ssmax ca` directory: its ca.json records the revocations too, so a later `ssmax ca crl` keeps them. */
+  readonly caDir?: string;
+}
+
+interface CaJson {
+  crlNumber: number;
+  revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
+}
+
+/** Adds revocations to the CA's CRL: reads the current file, signs the next CRL number, replaces the file. */
+export function revokeSerials(serials: readonly string[], reason: RevocationReason, u: CrlUpdate): { crlNumber: bigint; added: string[] } {
+  const thisUpdate = new Date(Math.floor(u.now.getTime() / 1000) * 1000);
+  const entries = new Map<string, RevocationEntry>();
+  let number = 0n;
+  if (existsSync(u.crlFile)) {
+    let current;
+    try {
+      current = parseCrl(readFileSync(u.crlFile, 'utf8'));
+    } catch (err) {
+      throw new RegistryError('ca', `Cannot read CRL "${u.crlFile}": ${(err as Error).message}`);
+    }
+    if (Buffer.compare(Buffer.from(current.issuerDer), Buffer.from(u.ca.certificate.subjectDer)) !== 0) {
+      throw new RegistryError('ca', `Cannot update CRL "${u.crlFile}": it is issued by "${current.issuer}", not by "${u.ca.certificate.subject}"`);
+    }
+    for (const [s, e] of current.entries) entries.set(s, e);
+    number = current.crlNumber ?? 0n;
+  }
+  let caJson: CaJson | undefined;
+  if (u.caDir) {
+    caJson = JSON.parse(readFileSync(join(u.caDir, 'ca.json'), 'utf8')) as CaJson;
+    for (const r of caJson.revoked) if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
+    if (BigInt(caJson.crlNumber) > number) number = BigInt(caJson.crlNumber);
+  }
+  const added: string[] = [];
+  for (const s of serials) {
+    if (entries.has(s)) continue;
+    entries.set(s, { serial: s, revokedAt: thisUpdate, reason });
+    added.push(s);
+  }
+  const crl = createCrl(u.ca, { entries: [...entries.values()], thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000), crlNumber: number + 1n });
+  const tmp = join(dirname(u.crlFile), `.${basename(u.crlFile)}.${process.pid}.tmp`);
+  writeFileSync(tmp, crl.pem, { mode: 0o644 });
+  renameSync(tmp, u.crlFile);
+  if (u.caDir && caJson) {
+    for (const s of added) caJson.revoked.push({ serial: s, revokedAt: thisUpdate.toISOString(), reason });
+    caJson.crlNumber = Number(number + 1n);
+    writeFileSync(join(u.caDir, 'ca.json'), `${JSON.stringify(caJson, null, 2)}\n`, { mode: 0o644 });
+  }
+  return { crlNumber: number + 1n, added };
+}
+
+export interface RevokeUserOptions extends CrlUpdate {
+  readonly keyd: KeydClient;
+  readonly address: string;
+  readonly reason?: RevocationReason;
+}
+
+/** Suspends the user at keyd and revokes its certificates in a new CRL. */
+export async function revokeUser(opts: RevokeUserOptions): Promise<{ user: RegisteredUser; revoked: string[]; crlNumber: bigint }> {
+  const before = await getUser(opts.keyd, opts.address);
+  const user = before.status === 'suspended' ? before : await setUserStatus(opts.keyd, opts.address, 'suspended');
+  const serials = certificateSerials(before);
+  const { crlNumber, added } = revokeSerials(serials, opts.reason ?? 'unspecified', opts);
+  return { user, revoked: added, crlNumber };
+}

@@ -1,0 +1,162 @@
+/**
+ * `ssmax registry` against a real organisation (keyd, publisher): add an
+ * SSMAX client user (certificates from the org CA, profile, keyd) and a plain
+ * one; suspension and reinstatement at keyd; revocation (suspended, both
+ * certificates in a new CRL, re-published in the bundle by the publisher).
+ */
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main';
+import type { CliIo } from '../../src/cli/command';
+import { type Network, type OrgNode, startNetwork } from '../../src/demo/network';
+import { parseCertificate } from '../../src/pki/certificate';
+import { parseCrl } from '../../src/pki/crl';
+
+jest.setTimeout(120000);
+
+let net: Network;
+let A: OrgNode;
+let base: string;
+let config: string;
+
+function capture(): CliIo & { text: () => string; errors: () => string } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out: (t) => out.push(t), err: (t) => err.push(t), text: () => out.join('\n'), errors: () => err.join('\n') };
+}
+
+function fetchBundle(): Promise<string> {
+  const u = new URL(A.bundleUrl);
+  return new Promise((res, rej) => {
+    const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: A.fx.caPem, method: 'GET' }, (r) => {
+      const parts: Buffer[] = [];
+      r.on('data', (c: Buffer) => parts.push(c));
+      r.on('end', () => (r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`HTTP ${r.statusCode}`))));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+function bundleRevokes(bundle: string, serial: string): boolean {
+  const payload = (JSON.parse(bundle) as { payload: { crls: string[] } }).payload;
+  return payload.crls.some((pem) => parseCrl(pem).entries.has(serial));
+}
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const io = capture();
+  const code = await main(['registry', ...argv], io);
+  return { code, out: io.text(), err: io.errors() };
+}
+
+beforeAll(async () => {
+  base = mkdtempSync(join(tmpdir(), 'ssmax-registry-'));
+  net = await startNetwork(join(base, 'net'), [{ domain: 'a.example', users: [{ address: 'alice@a.example', client: 'plain', password: 'pw' }] }]);
+  A = net.org('a.example');
+  writeFileSync(join(base, 'bundle.json'), await fetchBundle());
+  const d = A.fx.dir;
+  config = join(base, 'ssmax-abuse.ini');
+  writeFileSync(config, [
+    '[abuse]', 'domain=a.example',
+    '[keyd]', `url=https://127.0.0.1:${A.ports.keyd}`, 'servername=keyd.a.example', `ca=${join(d, 'org-ca.pem')},${join(d, 'root.pem')}`,
+    `cert=${join(d, 'admin.pem')}`, `key=${join(d, 'admin.key')}`,
+    '[registry]', `ca_cert=${join(d, 'org-ca.pem')}`, `ca_key=${join(d, 'org-ca.key')}`, `crl=${join(d, 'org-ca.crl.pem')}`, 'crl_days=7',
+    `root=${join(d, 'root.pem')}`, 'bundle=bundle.json', '',
+  ].join('\n'));
+});
+
+afterAll(async () => {
+  await net?.stop();
+});
+
+describe('ssmax registry', () => {
+  test('--help everywhere', async () => {
+    for (const sub of ['add', 'show', 'suspend', 'reinstate', 'revoke']) {
+      const r = await run(sub, '--help');
+      expect(r.code).toBe(0);
+      expect(r.out).toMatch(new RegExp(`^Usage: ssmax registry ${sub}`));
+    }
+    expect((await run('--help')).out).toMatch(/revoke ADDRESS/);
+    expect((await run('nonsense')).code).toBe(64);
+  });
+
+  test('add an SSMAX client user: certificates from the org CA, a profile, the registration at keyd', async () => {
+    const profile = join(base, 'eve');
+    const r = await run('add', '--config', config, '--profile', profile, '--code', 'U-2001', '--identity-ref', 'EMP-2001', 'eve@a.example');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Registered eve@a\.example as U-2001 with certificates/);
+    expect(r.out).not.toContain('EMP-2001');
+    for (const f of ['profile.json', 'signing.cert.pem', 'signing.key.pem', 'encryption.cert.pem', 'encryption.key.pem']) expect(existsSync(join(profile, f))).toBe(true);
+    const admin = A.admin();
+    try {
+      const u = await admin.call<{ status: string; code: string; certificateSerial: string; signingCertificate: string; encryptionCertificate: string }>('GET', '/v1/registry/users/eve%40a.example');
+      expect(u).toMatchObject({ status: 'active', code: 'U-2001' });
+      const signing = parseCertificate(u.signingCertificate);
+      expect(signing.serial).toBe(u.certificateSerial);
+      expect(readFileSync(join(profile, 'signing.cert.pem'), 'utf8')).toBe(u.signingCertificate);
+      expect(Buffer.from(signing.issuerDer)).toEqual(Buffer.from(A.fx.orgCa.certificate.subjectDer));
+      expect(JSON.stringify(u)).not.toContain('EMP-2001');
+    } finally {
+      admin.close();
+    }
+  });
+
+  test('add a plain user; a second registration of an address or a code is refused with keyd\'s reason', async () => {
+    const r = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref', 'EMP-2002', 'zed@a.example');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^Registered zed@a\.example as U-2002 \(plain client\)/);
+    const again = await run('add', '--config', config, '--plain', '--code', 'U-2003', '--identity-ref', 'EMP-2003', 'zed@a.example');
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/Cannot register "zed@a\.example": already registered/);
+    const taken = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref', 'EMP-2004', 'yan@a.example');
+    expect(taken.err).toMatch(/code "U-2002" is taken/);
+    expect((await run('add', '--config', config, '--code', 'U-9', '--identity-ref', 'x', 'q@a.example')).code).toBe(64);
+  });
+
+  test('show, suspend, reinstate', async () => {
+    const show = await run('show', '--config', config, 'eve@a.example');
+    expect(show.out).toMatch(/^address: eve@a\.example\ncode: U-2001\nstatus: active/);
+    expect(show.out).not.toContain('EMP-');
+    expect((await run('suspend', '--config', config, 'eve@a.example')).out).toBe('eve@a.example is suspended');
+    expect((await run('show', '--config', config, 'eve@a.example')).out).toMatch(/status: suspended/);
+    expect((await run('reinstate', '--config', config, 'eve@a.example')).out).toBe('eve@a.example is active');
+    const missing = await run('suspend', '--config', config, 'nobody@a.example');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/No registered user "nobody@a\.example"/);
+  });
+
+  test('revoke: suspended at keyd, both certificates in a new CRL (earlier entries kept), re-published in the bundle', async () => {
+    const admin = A.admin();
+    const u = await admin.call<{ signingCertificate: string; encryptionCertificate: string }>('GET', '/v1/registry/users/eve%40a.example');
+    admin.close();
+    const signingSerial = parseCertificate(u.signingCertificate).serial;
+    const encryptionSerial = parseCertificate(u.encryptionCertificate).serial;
+    const crlFile = join(A.fx.dir, 'org-ca.crl.pem');
+    const before = parseCrl(readFileSync(crlFile, 'utf8'));
+    expect(await fetchBundle().then((b) => bundleRevokes(b, signingSerial))).toBe(false);
+
+    const r = await run('revoke', '--config', config, '--reason', 'affiliationChanged', 'eve@a.example');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^eve@a\.example is suspended; revoked certificate serial\(s\) /);
+    const after = parseCrl(readFileSync(crlFile, 'utf8'));
+    expect(after.crlNumber).toBe((before.crlNumber ?? 0n) + 1n);
+    expect(after.entries.get(signingSerial)?.reason).toBe('affiliationChanged');
+    expect(after.entries.has(encryptionSerial)).toBe(true);
+    for (const s of before.entries.keys()) expect(after.entries.has(s)).toBe(true);
+    expect((await run('show', '--config', config, 'eve@a.example')).out).toMatch(/status: suspended/);
+
+    // The publisher polls the CRL file every second and re-publishes.
+    const deadline = Date.now() + 20000;
+    let latest = await fetchBundle();
+    while (!bundleRevokes(latest, signingSerial)) {
+      if (Date.now() > deadline) throw new Error(`the bundle was not re-published with the new CRL\n${A.publisher.output().slice(-1000)}`);
+      await new Promise((res) => setTimeout(res, 300));
+      latest = await fetchBundle();
+    }
+    expect(bundleRevokes(latest, encryptionSerial)).toBe(true);
+  });
+});
