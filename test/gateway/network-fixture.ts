@@ -89,3 +89,90 @@ export function rawSmtp(port: number, from: string, to: string[], data: Buffer, 
     sock.on('error', reject);
   });
 }
+
+/**
+ * One SMTP session kept open for many messages (load tests): EHLO, optional
+ * AUTH PLAIN, then MAIL/RCPT/DATA per message; `send` resolves to the final
+ * reply of that transaction (a 4xx/5xx at MAIL or RCPT ends it with RSET).
+ */
+export class SmtpSession {
+  private buf = '';
+  private waiting: ((line: string) => void)[] = [];
+  private lines: string[] = [];
+  private closed = false;
+
+  private constructor(private readonly sock: import('node:net').Socket) {
+    sock.on('data', (c: Buffer) => {
+      this.buf += c.toString('latin1');
+      for (;;) {
+        const m = /^(\d{3})([ -])(.*)\r\n/.exec(this.buf);
+        if (!m) break;
+        this.buf = this.buf.slice(m[0].length);
+        if (m[2] === '-') continue;
+        const line = `${m[1]} ${m[3]}`;
+        const w = this.waiting.shift();
+        if (w) w(line);
+        else this.lines.push(line);
+      }
+    });
+    const fail = () => {
+      this.closed = true;
+      for (const w of this.waiting.splice(0)) w('421 connection closed');
+    };
+    sock.on('close', fail);
+    sock.on('error', fail);
+  }
+
+  private reply(): Promise<string> {
+    const l = this.lines.shift();
+    if (l !== undefined) return Promise.resolve(l);
+    if (this.closed) return Promise.resolve('421 connection closed');
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  private async cmd(text: string | Buffer): Promise<string> {
+    this.sock.write(text);
+    return this.reply();
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  static async open(port: number, auth?: { user: string; pass: string }): Promise<SmtpSession> {
+    const s = new SmtpSession(connect(port, '127.0.0.1'));
+    s.sock.setNoDelay(true);
+    const greeting = await s.reply();
+    if (!greeting.startsWith('220')) throw new Error(`SMTP greeting: ${greeting}`);
+    const ehlo = await s.cmd('EHLO load.test\r\n');
+    if (!ehlo.startsWith('250')) throw new Error(`EHLO: ${ehlo}`);
+    if (auth) {
+      const r = await s.cmd(`AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.pass}`).toString('base64')}\r\n`);
+      if (!r.startsWith('235')) throw new Error(`AUTH: ${r}`);
+    }
+    return s;
+  }
+
+  async send(from: string, to: readonly string[], data: Buffer): Promise<string> {
+    let r = await this.cmd(`MAIL FROM:<${from}>\r\n`);
+    if (!r.startsWith('250')) return this.abort(r);
+    for (const t of to) {
+      r = await this.cmd(`RCPT TO:<${t}>\r\n`);
+      if (!r.startsWith('250')) return this.abort(r);
+    }
+    r = await this.cmd('DATA\r\n');
+    if (!r.startsWith('354')) return this.abort(r);
+    const stuffed = Buffer.from(data.toString('latin1').replace(/\r\n\./g, '\r\n..'), 'latin1');
+    return this.cmd(Buffer.concat([stuffed, Buffer.from(stuffed.subarray(-2).toString() === '\r\n' ? '.\r\n' : '\r\n.\r\n')]));
+  }
+
+  private async abort(r: string): Promise<string> {
+    if (!this.closed) await this.cmd('RSET\r\n');
+    return r;
+  }
+
+  async close(): Promise<void> {
+    if (!this.closed) await this.cmd('QUIT\r\n').catch(() => undefined);
+    this.sock.destroy();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Key versions on the wire, in-process: the X-SSMAX EHLO keyword, the
+ * refresh hint, the advertiser's cache, and the sender's refresh-before-send
+ * (bounded probes and refreshes; nothing here can fail a message).
+ */
+import { createServer, type Server } from 'node:net';
+import type { PeerEntry } from '../../src/directory/peer-entry';
+import { Advertiser, KeyWatch, type KeyWatchOptions, advertisement, ehloProbe, parseAdvertisement, parseRefreshHint, versionOf } from '../../src/gateway/key-exchange';
+import { refreshHint } from '../../src/gateway/reception';
+
+const entry = (version: number, serial = version): PeerEntry => ({ serial, currentKey: { keyId: `b.example:v${version}`, version } } as unknown as PeerEntry);
+
+test('the keyword: written and read back; foreign or malformed lines ignored', () => {
+  const line = advertisement(['b.example:v3'], '0a1b');
+  expect(line).toBe('X-SSMAX v=1 keys=b.example:v3 seal=0a1b');
+  expect(parseAdvertisement(['250-mx.b.example Hello', '250-PIPELINING', `250-${line}`, '250 SIZE 0'])).toEqual({ keys: ['b.example:v3'], seal: '0a1b' });
+  expect(parseAdvertisement(['250-PIPELINING', '250 SIZE 0'])).toBeUndefined();
+  expect(parseAdvertisement(['250 X-SSMAX v=2 keys=b.example:v9'])).toBeUndefined();
+  expect(parseAdvertisement(['250 X-SSMAX v=1 keys=b.example:v3,junk seal=zz'])).toEqual({ keys: ['b.example:v3'] });
+  expect(advertisement([], 'ff')).toBe('X-SSMAX v=1 seal=ff');
+});
+
+test('the refresh hint of a 250 reply', () => {
+  const reply = `Delivered (SSMAX, 1 copy)${refreshHint('b.example', [{ keyId: 'b.example:v1', current: 'b.example:v3' }])} (ABC.1)`;
+  expect(reply).toBe('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v3) (ABC.1)');
+  expect(parseRefreshHint(reply)).toEqual({ domain: 'b.example', keys: ['b.example:v3'] });
+  expect(parseRefreshHint('Delivered (SSMAX, 1 copy)')).toBeUndefined();
+  expect(refreshHint('b.example', [])).toBe('');
+  expect(versionOf('b.example', 'b.example:v12')).toBe(12);
+  expect(versionOf('b.example', 'c.example:v12')).toBeUndefined();
+});
+
+test('the advertiser caches keyd’s answer; without keyd it still answers (seal serial only)', async () => {
+  let t = 0;
+  let calls = 0;
+  let fail = false;
+  const adv = new Advertiser(async () => { calls++; if (fail) throw new Error('down'); return { current: `a.example:v${calls}` }; }, '0c', 5000, () => t);
+  expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v1 seal=0c');
+  t = 1000;
+  expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v1 seal=0c');
+  expect(calls).toBe(1);
+  t = 6000; // stale: answers the cached line at once, updates behind
+  expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v1 seal=0c');
+  await new Promise((r) => setImmediate(r));
+  expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v2 seal=0c');
+  fail = true;
+  const cold = new Advertiser(async () => { throw new Error('down'); }, '0c');
+  expect(await cold.current()).toBe('X-SSMAX v=1 seal=0c');
+});
+
+function watch(over: Partial<KeyWatchOptions> & { t: { now: number } }): { kw: KeyWatch; refreshes: string[]; probes: number[]; logs: string[] } {
+  const refreshes: string[] = [];
+  const probes: number[] = [];
+  const logs: string[] = [];
+  const kw = new KeyWatch({
+    probe: true, probeIntervalMs: 30000, probeTimeoutMs: 200, refreshMinIntervalMs: 5000, helo: 'mx.a.example',
+    nextHop: async () => ({ host: '127.0.0.1', port: 1 }),
+    refresh: async (d) => { refreshes.push(d); return entry(3); },
+    log: (l) => logs.push(l), now: () => over.t.now,
+    prober: async () => { probes.push(over.t.now); return ['250-mx.b.example', '250 X-SSMAX v=1 keys=b.example:v3 seal=01']; },
+    ...over,
+  });
+  return { kw, refreshes, probes, logs };
+}
+
+test('a newer advertised version: one refresh before sending, then the refreshed bundle is used; probes at most once per interval', async () => {
+  const t = { now: 0 };
+  const { kw, refreshes, probes } = watch({ t });
+  expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v3');
+  expect(refreshes).toEqual(['b.example']);
+  t.now = 1000;
+  expect((await kw.fresh('b.example', entry(3))).currentKey.keyId).toBe('b.example:v3'); // up to date: no refresh
+  expect(refreshes).toHaveLength(1);
+  expect(probes).toEqual([0]);
+  t.now = 31000;
+  await kw.fresh('b.example', entry(3));
+  expect(probes).toEqual([0, 31000]);
+});
+
+test('refreshes are bounded per peer, and a failing refresh or probe leaves the cached bundle in use', async () => {
+  const t = { now: 0 };
+  const { kw, refreshes, logs } = watch({ t, probe: false, refresh: async (d) => { refreshes.push(d); throw new Error('publisher down'); } });
+  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v2)');
+  expect(kw.advertised('b.example')).toBe(2);
+  expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
+  t.now = 1000;
+  expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
+  expect(refreshes).toHaveLength(1); // within refreshMinInterval
+  t.now = 6000;
+  await kw.fresh('b.example', entry(1));
+  expect(refreshes).toHaveLength(2);
+  expect(logs.join('\n')).toMatch(/refresh failed \(the cached bundle, current key b\.example:v1, stays in use\): publisher down/);
+
+  const failing = watch({ t, prober: async () => { throw new Error('ECONNREFUSED'); } });
+  expect((await failing.kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
+  expect(failing.kw.stats.probeFailures).toBe(1);
+  const hanging = watch({ t, prober: () => new Promise(() => undefined) });
+  const t0 = Date.now();
+  expect((await hanging.kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
+  expect(Date.now() - t0).toBeLessThan(2000);
+});
+
+describe('the TCP EHLO probe', () => {
+  let server: Server;
+  let port = 0;
+  beforeAll(async () => {
+    server = createServer((s) => {
+      s.write('220 mx.b.example ESMTP\r\n');
+      s.on('data', (c: Buffer) => {
+        if (c.toString().startsWith('EHLO')) s.write('250-mx.b.example Hello\r\n250-PIPELINING\r\n250 X-SSMAX v=1 keys=b.example:v7 seal=abcd\r\n');
+        if (c.toString().startsWith('QUIT')) s.end('221 bye\r\n');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as { port: number }).port;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  test('reads the EHLO answer', async () => {
+    expect(parseAdvertisement(await ehloProbe({ host: '127.0.0.1', port }, 'mx.a.example', 2000))).toEqual({ keys: ['b.example:v7'], seal: 'abcd' });
+  });
+
+  test('a refused connection rejects quickly', async () => {
+    await expect(ehloProbe({ host: '127.0.0.1', port: 1 }, 'mx.a.example', 2000)).rejects.toThrow();
+  });
+});
