@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { certificateRef } from '../chain/certificate-lookup';
 import { groups } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
-import { Directory } from '../directory/directory';
+import { Directory, type TxtResolver } from '../directory/directory';
 import { KeydClient } from '../keyd/client';
 import { parseCertificate } from '../pki/certificate';
 import { ValidationCache } from '../pki/validate';
@@ -27,8 +27,13 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+export interface SetupOptions {
+  /** The DNS TXT resolver for peer discovery when [directory] dns=true (default node:dns; tests inject a zone). */
+  readonly resolver?: TxtResolver;
+}
+
 /** `ini` as Haraka's config loader (or the `ini` package) parses ssmax.ini; `haraka` is the Haraka folder. */
-export function setupGateway(ini: Record<string, Record<string, unknown>>, haraka: string, log: (line: string) => void, stateName = 'ssmax-state'): Gateway {
+export function setupGateway(ini: Record<string, Record<string, unknown>>, haraka: string, log: (line: string) => void, stateName = 'ssmax-state', opts: SetupOptions = {}): Gateway {
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
   const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
   const client = (cert: string, key: string) => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
@@ -37,7 +42,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
   const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? undefined : null, cacheDir: join(haraka, stateName, 'directory'),
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? opts.resolver : null, cacheDir: join(haraka, stateName, 'directory'),
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = groups.libsecp256k1;

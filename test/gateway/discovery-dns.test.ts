@@ -1,0 +1,89 @@
+/**
+ * Two organisations that exchanged nothing by hand: each gateway is
+ * configured with the SSMAX root only (no [peers] entry, no peer key or
+ * certificate) and finds the other by DNS TXT `_ssmax.<domain>` through an
+ * injected resolver (a declarative zone). The gateways' protocol steps run
+ * in-process (setupGateway, as in Haraka) against the real keyd and
+ * publisher processes of both organisations. [hosts] only maps the
+ * publishers' host names to 127.0.0.1, as /etc/hosts would.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { startNetwork, type Network } from '../../src/demo/network';
+import type { TxtResolver } from '../../src/directory/directory';
+import { arrive } from '../../src/gateway/reception';
+import { setupGateway, type Gateway } from '../../src/gateway/setup';
+import { submit } from '../../src/gateway/submission';
+import { listCapsules } from '../../src/envelope';
+import { loadUserProfile } from '../../src/user/profile';
+import { openMessage } from '../../src/user/open';
+
+jest.setTimeout(120000);
+
+let net: Network;
+const gateways: Gateway[] = [];
+const queried: string[] = [];
+let zone: Record<string, string[][]> = {};
+
+const resolver: TxtResolver = async (name) => {
+  queried.push(name);
+  const records = zone[name.toLowerCase()];
+  if (!records) throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
+  return records;
+};
+
+function gatewayOf(domain: string): Gateway {
+  const org = net.org(domain);
+  const ini = parse(readFileSync(join(org.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+  ini.peers = {}; // nothing exchanged by hand
+  ini.directory = { ...ini.directory, dns: true };
+  ini.key_exchange = { probe: 'false' };
+  const gw = setupGateway(ini, org.harakaDir, () => undefined, 'ssmax-state-dns', { resolver });
+  gateways.push(gw);
+  return gw;
+}
+
+beforeAll(async () => {
+  net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns-')), [
+    { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
+  ]);
+  zone = Object.fromEntries(net.orgs.map((o) => [`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; `, 'id=first-publication']]]));
+});
+afterAll(async () => {
+  for (const g of gateways) await g.close();
+  await net?.stop();
+});
+
+test('only the SSMAX root configured on each side: A finds B by DNS TXT, B finds A by DNS TXT, encrypted mail flows and decrypts', async () => {
+  const gwA = gatewayOf('a.example');
+  const gwB = gatewayOf('b.example');
+  expect(gwA.config.peers).toEqual({});
+  const secret = 'DNS-discovered secret 4471';
+  const raw = Buffer.from(`From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: by dns\r\nMessage-ID: <dns-1@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`);
+  const { copies } = await submit(gwA.deps, raw, ['bob@b.example', 'carol@b.example']);
+  expect(copies).toHaveLength(1);
+  expect(queried).toContain('_ssmax.b.example');
+  expect((await listCapsules(copies[0]!.message)).map((c) => c.keyId)).toEqual(['b.example:v1']);
+  expect(copies[0]!.message.includes(Buffer.from(secret))).toBe(false);
+
+  const delivered = await arrive(gwB.deps, copies[0]!.message, ['bob@b.example', 'carol@b.example']);
+  expect(queried).toContain('_ssmax.a.example'); // B verified A's seal with A's bundle, found by DNS
+  const bobs = delivered.find((c) => c.rcpts[0] === 'bob@b.example')!;
+  const bob = loadUserProfile(net.org('b.example').profiles['bob@b.example']!);
+  const opened = await openMessage(bob, bobs.message, { now: new Date() });
+  expect(opened.plaintext.toString('utf8')).toContain(secret);
+  expect(delivered.find((c) => c.rcpts[0] === 'carol@b.example')!.message.toString('utf8')).toContain(secret);
+
+  const status = (gwA.deps.directory as unknown as { status(): { domain: string; source?: string; currentKeyId?: string }[] }).status();
+  expect(status.find((s) => s.domain === 'b.example')).toMatchObject({ source: 'dns', currentKeyId: 'b.example:v1' });
+});
+
+test('a domain without a TXT record has no SSMAX bundle: policy decides (opportunistic: plain for a plaintext submission)', async () => {
+  const gwA = gateways[0]!;
+  const { copies } = await submit(gwA.deps, Buffer.from('From: dave@a.example\r\nTo: x@nossmax.example\r\nSubject: plain\r\nMessage-ID: <dns-2@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\nhello\r\n'), ['x@nossmax.example']);
+  expect(copies[0]!.message.toString('utf8')).toContain('hello');
+  expect(queried).toContain('_ssmax.nossmax.example');
+});
