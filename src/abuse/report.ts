@@ -138,7 +138,7 @@ export interface AbuseReportOptions {
 const FIELD_VALUE = /^[\x21-\x7e][\x20-\x7e]*$/;
 
 function fieldLine(name: string, value: string): string {
-  const v = value.replace(/\s+/g, ' ').trim();
+  const v = value.trim();
   if (!FIELD_VALUE.test(v)) throw new AbuseError('format', `Cannot write feedback field ${name}: value "${v.slice(0, 80)}" is not printable ASCII`);
   return `${name}: ${v}\r\n`;
 }
@@ -210,7 +210,7 @@ export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseRepo
     throw new AbuseError('format', `Cannot read the abuse report: ${errorText(err)}`);
   }
   const type = parsed.headers.get('content-type') as { value?: string } | undefined;
-  if (type?.value?.toLowerCase() !== 'multipart/report') throw new AbuseError('format', `Cannot read the abuse report: content type "${type?.value ?? ''}" is not multipart/report`);
+  if (type?.value?.toLowerCase() !== 'multipart/report') throw new AbuseError('format', `Cannot read the abuse report: content type "${type?.value ?? 'text/plain'}" is not multipart/report`);
   const part = (t: string) => parsed.attachments.find((a) => a.contentType.toLowerCase() === t);
   const fb = part('message/feedback-report');
   if (!fb) throw new AbuseError('format', 'Cannot read the abuse report: it has no message/feedback-report part');

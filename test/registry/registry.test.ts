@@ -13,6 +13,7 @@ import type { CliIo } from '../../src/cli/command';
 import { type Network, type OrgNode, startNetwork } from '../../src/demo/network';
 import { parseCertificate } from '../../src/pki/certificate';
 import { parseCrl } from '../../src/pki/crl';
+import { smtp } from '../gateway/network-fixture';
 
 jest.setTimeout(120000);
 
@@ -126,6 +127,15 @@ describe('ssmax registry', () => {
     const missing = await run('suspend', '--config', config, 'nobody@a.example');
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/No registered user "nobody@a\.example"/);
+  });
+
+  test('a suspended sender gets no tracking token, so the gateway does not send for it; reinstated, it does', async () => {
+    const mail = (n: number) => `From: alice@a.example\r\nTo: alice@a.example\r\nSubject: s${n}\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <s${n}@a.example>\r\n\r\nhello\r\n`;
+    expect((await run('suspend', '--config', config, 'alice@a.example')).code).toBe(0);
+    const refused = await smtp(A.ports.smtp, 'alice@a.example', ['alice@a.example'], mail(1), { user: 'alice@a.example', pass: 'pw' });
+    expect(refused).toMatch(/^[45]\d\d /);
+    expect((await run('reinstate', '--config', config, 'alice@a.example')).code).toBe(0);
+    expect(await smtp(A.ports.smtp, 'alice@a.example', ['alice@a.example'], mail(2), { user: 'alice@a.example', pass: 'pw' })).toMatch(/^250 /);
   });
 
   test('revoke: suspended at keyd, both certificates in a new CRL (earlier entries kept), re-published in the bundle', async () => {
