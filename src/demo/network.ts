@@ -40,6 +40,11 @@ export interface OrgSpec {
   readonly bundleLifetimeSeconds?: number;
   /** Further ssmax.ini lines of the gateway, appended (later keys win), e.g. ['[key_exchange]', 'probe=false']. */
   readonly gatewayIni?: readonly string[];
+  /**
+   * Discover peers by DNS TXT through these resolvers (ip:port, comma-separated) instead of the
+   * static [peers] map: the gateway is then configured with nothing of its peers but the root.
+   */
+  readonly dnsServers?: string;
   /** [directory] retry_ms of the gateway; default 500. */
   readonly directoryRetryMs?: number;
 }
@@ -223,9 +228,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[seal]', `cert=${join(node.fx.dir, 'seal.cert.pem')}`, `key=${join(node.fx.dir, 'seal.key.pem')}`,
         '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
-        '[peers]', ...peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`),
+        '[peers]', ...(p.spec.dnsServers ? [] : peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
         '[hosts]', ...peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
-        '[directory]', 'dns=false', 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
+        '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
         '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`, ...(p.spec.gatewayIni ?? []), '',
       ].join('\n');

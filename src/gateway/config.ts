@@ -19,7 +19,7 @@ export interface GatewayConfig {
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
   readonly policy: { readonly default: EncryptionPolicy; readonly domains: Readonly<Record<string, EncryptionPolicy>> };
   readonly peers: Readonly<Record<string, string>>;
-  readonly directory: { readonly dns: boolean; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
+  readonly directory: { readonly dns: boolean; readonly dnsServers: readonly string[]; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
   readonly delivery: { readonly host: string; readonly port: number; readonly timeoutMs: number };
   /** Key versions on the wire (docs/key-exchange.md). */
@@ -92,7 +92,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },
     policy: { default: policyOf(str('policy', 'default', false) ?? GATEWAY_DEFAULTS.policy, '[policy] default'), domains: policyDomains },
     peers,
-    directory: { dns: bool('directory', 'dns', true), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
+    directory: { dns: bool('directory', 'dns', true), dnsServers: list('directory', 'dns_servers', false), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
     routes,
     delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
     keyExchange: {

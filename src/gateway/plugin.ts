@@ -111,9 +111,10 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
   failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const { copies, mode } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
+    const { copies, mode, notices } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
     await send(s, addressOf(txn.mail_from), raw, copies);
-    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})`];
+    for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
+    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }, next);
 }
 

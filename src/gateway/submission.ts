@@ -22,7 +22,7 @@ import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
 import { checkMessage, domainOf } from './message-checks';
-import { receive, ownCapsule } from './reception';
+import { type RetiredUse, receive, ownCapsule } from './reception';
 import { GatewayError } from './replies';
 import { addSeal } from './sealing';
 
@@ -69,7 +69,13 @@ function withoutBcc(message: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${fields.join('\r\n')}\r\n`, 'latin1'), message.subarray(end + 2)]);
 }
 
-export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode }> {
+/**
+ * `notices`: the user's capsule was for a retired version of this
+ * organisation's key (accepted within grace): the submission reply carries a
+ * refresh hint for the user's client.
+ */
+export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[] }> {
+  const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
   if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
@@ -90,7 +96,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
-        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: [], trackingToken: token }, capsules)));
+        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: [], trackingToken: token }, capsules, notices)));
       } else {
         // a plaintext submission to local users stays on the internal hop, as submitted
         copies.push({ rcpts: list, message, local: true });
@@ -105,11 +111,16 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
       continue;
     }
     const target = peer.currentKey;
-    const forPeer = mode === 'ssmax'
-      ? await collect(replaceCapsules(message, [(await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls })).capsule]))
-      : await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+    let forPeer: Buffer;
+    if (mode === 'ssmax') {
+      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls });
+      if (moved.notice === 'retired' && moved.current && !notices.some((x) => x.current === moved.current)) notices.push({ keyId: capsule!.keyId, current: moved.current });
+      forPeer = await collect(replaceCapsules(message, [moved.capsule]));
+    } else {
+      forPeer = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+    }
     const sealed = await addSeal(deps, forPeer, none, [{ name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token);
     copies.push({ rcpts: list, message: sealed, local: false });
   }
-  return { copies, mode };
+  return { copies, mode, notices };
 }

@@ -6,6 +6,8 @@
  * in-process (setupGateway, as in Haraka) against the real keyd and
  * publisher processes of both organisations. [hosts] only maps the
  * publishers' host names to 127.0.0.1, as /etc/hosts would.
+ * The last test does the same through real Haraka gateways and a DNS server
+ * on loopback ([directory] dns_servers).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import { submit } from '../../src/gateway/submission';
 import { listCapsules } from '../../src/envelope';
 import { loadUserProfile } from '../../src/user/profile';
 import { openMessage } from '../../src/user/open';
+import { smtp, startTxtServer, waitFor } from './network-fixture';
 
 jest.setTimeout(120000);
 
@@ -86,4 +89,39 @@ test('a domain without a TXT record has no SSMAX bundle: policy decides (opportu
   const { copies } = await submit(gwA.deps, Buffer.from('From: dave@a.example\r\nTo: x@nossmax.example\r\nSubject: plain\r\nMessage-ID: <dns-2@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\nhello\r\n'), ['x@nossmax.example']);
   expect(copies[0]!.message.toString('utf8')).toContain('hello');
   expect(queried).toContain('_ssmax.nossmax.example');
+});
+
+describe('through real Haraka gateways and a DNS server on loopback', () => {
+  let dnsNet: Network;
+  let dns: Awaited<ReturnType<typeof startTxtServer>>;
+  const zoneMap = new Map<string, string[][]>();
+  beforeAll(async () => {
+    dns = await startTxtServer(zoneMap);
+    const servers = `127.0.0.1:${dns.port}`;
+    dnsNet = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns2-')), [
+      { domain: 'a.example', dnsServers: servers, users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+      { domain: 'b.example', dnsServers: servers, users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
+    ]);
+    for (const o of dnsNet.orgs) zoneMap.set(`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; id=first-publication`]]);
+  });
+  afterAll(async () => {
+    await dnsNet?.stop();
+    await dns?.close();
+  });
+
+  test('no [peers] entry on either side: A finds B, B finds A by DNS TXT; bob reads the mail', async () => {
+    const A = dnsNet.org('a.example');
+    const B = dnsNet.org('b.example');
+    const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    expect(ini.peers ?? {}).toEqual({});
+    const secret = 'Found by DNS through Haraka 9021';
+    const raw = `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: dns haraka\r\nMessage-ID: <dns-3@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`;
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(/^250 .*SSMAX transparent mode/);
+    await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 30000, () => `${A.haraka.logs().slice(-2000)}\n---\n${B.haraka.logs().slice(-2000)}`);
+    expect(dns.queries).toEqual(expect.arrayContaining(['_ssmax.b.example', '_ssmax.a.example']));
+    const copy = B.mailbox.for('bob@b.example')[0]!.raw;
+    expect(copy.includes(Buffer.from(secret))).toBe(false);
+    const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copy, { now: new Date() });
+    expect(opened.plaintext.toString('utf8')).toContain(secret);
+  });
 });

@@ -176,3 +176,49 @@ export class SmtpSession {
     this.sock.destroy();
   }
 }
+
+/**
+ * A minimal authoritative DNS server on 127.0.0.1 (UDP) answering TXT queries
+ * from `zone` (name → records, each a list of strings); NXDOMAIN otherwise.
+ * For tests of DNS discovery through real processes.
+ */
+export async function startTxtServer(zone: Map<string, string[][]>): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
+  const { createSocket } = await import('node:dgram');
+  const sock = createSocket('udp4');
+  const queries: string[] = [];
+  sock.on('message', (q: Buffer, rinfo) => {
+    if (q.length < 12) return;
+    let off = 12;
+    const labels: string[] = [];
+    while (off < q.length && q[off]! > 0) {
+      const len = q[off]!;
+      labels.push(q.subarray(off + 1, off + 1 + len).toString('latin1'));
+      off += len + 1;
+    }
+    const qEnd = off + 5; // zero byte, QTYPE, QCLASS
+    if (qEnd > q.length) return;
+    const name = labels.join('.').toLowerCase();
+    const qtype = q.readUInt16BE(off + 1);
+    queries.push(name);
+    const records = zone.get(name);
+    const answers = qtype === 16 && records ? records : [];
+    const header = Buffer.alloc(12);
+    q.copy(header, 0, 0, 2); // id
+    header.writeUInt16BE(0x8400 | (q.readUInt16BE(2) & 0x0100) | (records ? 0 : 3), 2); // QR, AA, RD copied, NXDOMAIN when unknown
+    header.writeUInt16BE(1, 4);
+    header.writeUInt16BE(answers.length, 6);
+    const rrs = answers.map((strings) => {
+      const rdata = Buffer.concat(strings.map((s) => Buffer.concat([Buffer.from([Buffer.byteLength(s, 'latin1')]), Buffer.from(s, 'latin1')])));
+      const rr = Buffer.alloc(12);
+      rr.writeUInt16BE(0xc00c, 0);
+      rr.writeUInt16BE(16, 2);
+      rr.writeUInt16BE(1, 4);
+      rr.writeUInt32BE(60, 6);
+      rr.writeUInt16BE(rdata.length, 10);
+      return Buffer.concat([rr, rdata]);
+    });
+    sock.send(Buffer.concat([header, q.subarray(12, qEnd), ...rrs]), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  return { port: sock.address().port, queries, close: () => new Promise<void>((r) => sock.close(() => r())) };
+}
