@@ -27,6 +27,8 @@ export interface ReportServerOptions {
   /** The reporting organisation's abuse desk (From: of the reports). */
   readonly from: string;
   readonly reportingMta: string;
+  /** This organisation's domain: accepts copies its gateway delivered in transparent mode (plain mail clients). */
+  readonly ownDomain?: string;
   readonly host: string;
   readonly port: number;
   /** Where `?send=1` submits; without it `send` is refused. */
@@ -93,7 +95,7 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
     const send = url.searchParams.get('send') === '1';
     if (send && !opts.submit) return fail(res, 400, 'format', 'Cannot send: this endpoint has no gateway to submit through');
     try {
-      const reported = await identifyReportedMessage(body, { lookup: (d) => opts.directory.lookup(d) });
+      const reported = await identifyReportedMessage(body, { lookup: (d) => opts.directory.lookup(d), ...(opts.ownDomain ? { ownDomain: opts.ownDomain } : {}) });
       const rcpt = url.searchParams.get('rcpt') ?? undefined;
       const comment = url.searchParams.get('comment') ?? undefined;
       const report = await buildAbuseReport({ reported, from: opts.from, reportingMta: opts.reportingMta, now: now(), ...(rcpt ? { originalRcptTo: rcpt } : {}), ...(comment ? { comment: comment.slice(0, 2000) } : {}) });

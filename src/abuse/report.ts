@@ -21,11 +21,11 @@
 import { Headers } from '@zone-eu/mailsplit';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import MimeNode from 'nodemailer/lib/mime-node';
-import { verifyChain } from '../chain/verify-chain';
 import type { PeerEntry } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead, readHead } from '../envelope/source';
 import { AbuseError } from './errors';
+import { verifyReceivedChain } from './received-chain';
 
 /** The SSMAX fields of the message/feedback-report part (docs/abuse.md). */
 export const ARF_FIELDS = {
@@ -59,6 +59,11 @@ export interface IdentifyOptions {
   readonly lookup: (domain: string) => Promise<PeerEntry>;
   /** Milliseconds since the epoch; default Date.now. */
   readonly now?: () => number;
+  /**
+   * This organisation's domain: a copy its gateway delivered in transparent mode (newest seal over the
+   * encrypted form) is accepted (src/abuse/received-chain.ts). Without it the newest seal must match.
+   */
+  readonly ownDomain?: string;
 }
 
 function errorText(err: unknown): string {
@@ -85,23 +90,19 @@ async function headerBlock(message: Uint8Array, what: string): Promise<Buffer> {
 export async function identifyReportedMessage(message: Uint8Array, options: IdentifyOptions): Promise<ReportedMessage> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot identify the message: it must be a Uint8Array');
   const lookupErrors: string[] = [];
-  const chain = await verifyChain(message, {
-    now: options.now ?? Date.now,
-    lookup: async (req) => {
-      let entry: PeerEntry;
-      try {
-        entry = await options.lookup(req.domain ?? '');
-      } catch (err) {
-        lookupErrors.push(errorText(err));
-        throw err;
-      }
-      const cert = entry.sealingCertificate(req.certRef, new Date(req.time * 1000));
-      return cert ? { publicKey: cert.publicKey, domain: cert.domain } : undefined;
-    },
-  });
-  if (chain.result === 'none') throw new AbuseError('chain', 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender');
-  if (chain.result === 'temperror') throw new AbuseError('directory', `Cannot report the message: a sealing organisation's bundle is unavailable: ${lookupErrors[0] ?? chain.detail}`);
-  if (chain.result === 'fail') throw new AbuseError('chain', `Cannot report the message: its seal chain does not verify (${chain.summary}): ${chain.reason}: ${chain.detail}`);
+  const lookup = async (domain: string): Promise<PeerEntry> => {
+    try {
+      return await options.lookup(domain);
+    } catch (err) {
+      lookupErrors.push(errorText(err));
+      throw err;
+    }
+  };
+  const received = await verifyReceivedChain(message, lookup, options.ownDomain, options.now ?? Date.now);
+  if (received.result === 'none') throw new AbuseError('chain', 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender');
+  if (received.result === 'temperror') throw new AbuseError('directory', `Cannot report the message: a sealing organisation's bundle is unavailable: ${lookupErrors[0] ?? received.detail}`);
+  if (received.result === 'fail') throw new AbuseError('chain', `Cannot report the message: its seal chain does not verify (${received.summary}): ${received.detail}`);
+  const chain = { ...received.chain, summary: received.summary };
   const first = chain.instances[0];
   if (!first || first.trackingToken === undefined) throw new AbuseError('chain', 'Cannot report the message: seal i=1 carries no tracking token');
   let entry: PeerEntry;

@@ -23,6 +23,7 @@ import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead } from '../envelope/source';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { AbuseError } from './errors';
+import { verifyReceivedChain } from './received-chain';
 import { type ParsedAbuseReport, parseAbuseReport } from './report';
 
 /** The registered user, as keyd shows it (never the identity reference, except `identityRef` after disclosure). */
@@ -47,6 +48,8 @@ export interface Resolution {
   /** How seal i=1 in the report's original headers checked out (reports only). */
   readonly seal?: SealCheck;
   readonly report?: ParsedAbuseReport;
+  /** When the report itself came sealed (by mail through gateways): who sealed it first, and the chain summary. */
+  readonly reportChain?: { readonly domain: string; readonly summary: string };
 }
 
 export interface SealCheck {
@@ -65,6 +68,11 @@ export interface ResolveOptions {
   readonly disclose?: boolean;
   /** This organisation's own verified bundle (to check seal i=1 of a report); without it the seal is not checked. */
   readonly ownBundle?: () => Promise<PeerEntry>;
+  /**
+   * Bundles of other organisations (e.g. `Directory.lookup`): when given and the report arrived sealed,
+   * the report's own chain must verify, and the organisation that sealed it first is shown.
+   */
+  readonly lookup?: (domain: string) => Promise<PeerEntry>;
 }
 
 function errorText(err: unknown): string {
@@ -106,6 +114,15 @@ export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () =
   return { result: 'verified', headersMatch: headerHash(fields, first.signedHeaders) === first.headerHash };
 }
 
+/** The report's own seal chain, when it came by mail: refused when it fails; undefined when it carries no seal. */
+async function checkReportChain(raw: Uint8Array, lookup: (domain: string) => Promise<PeerEntry>, ownDomain: string): Promise<{ domain: string; summary: string } | undefined> {
+  const chain = await verifyReceivedChain(raw, lookup, ownDomain);
+  if (chain.result === 'none') return undefined;
+  if (chain.result === 'temperror') throw new AbuseError('directory', `Cannot resolve the report: its seal chain could not be checked: ${chain.detail}`);
+  if (chain.result === 'fail') throw new AbuseError('chain', `Cannot resolve the report: its own seal chain does not verify (${chain.summary}): ${chain.detail}`);
+  return { domain: chain.chain.instances[0]?.domain ?? '', summary: chain.summary };
+}
+
 async function askKeyd(keyd: KeydClient, disclose: boolean, token: string, messageId: string | undefined): Promise<Omit<Resolution, 'seal' | 'report'>> {
   try {
     return await keyd.call<Resolution>('POST', disclose ? '/v1/tracking/disclose' : '/v1/tracking/resolve', { token, ...(messageId ? { messageId } : {}) });
@@ -132,9 +149,10 @@ export async function resolveReport(raw: Uint8Array, options: ResolveOptions): P
   if (report.sealingDomain !== domain) {
     throw new AbuseError('foreign', `Cannot resolve the report: the message was sealed by "${report.sealingDomain}", not by ${domain}`);
   }
+  const reportChain = options.lookup ? await checkReportChain(raw, options.lookup, domain) : undefined;
   const seal = options.ownBundle ? await checkReportSeal(report, options.ownBundle) : undefined;
   const r = await askKeyd(options.keyd, options.disclose === true, report.trackingToken, report.messageId);
-  return { ...r, ...(seal ? { seal } : {}), report };
+  return { ...r, ...(seal ? { seal } : {}), ...(reportChain ? { reportChain } : {}), report };
 }
 
 /** One line per fact, for the CLI; the identity reference only when keyd disclosed it. */
@@ -149,6 +167,7 @@ export function describeResolution(r: Resolution): string[] {
     ...(r.messageIdMatches === undefined ? [] : [`message-id matches: ${r.messageIdMatches ? 'yes' : 'NO'}`]),
     ...(r.seal ? [`seal i=1: ${r.seal.result}${r.seal.headersMatch === undefined ? '' : r.seal.headersMatch ? ', original headers match' : ', original headers CHANGED'}`] : []),
     ...(r.report?.reportingMta ? [`reported by: ${r.report.reportingMta}${r.report.reporter ? ` (${r.report.reporter})` : ''}`] : []),
+    ...(r.reportChain ? [`report sealed by: ${r.reportChain.domain} (${r.reportChain.summary})`] : []),
     ...(r.identityRef !== undefined ? [`identity reference: ${r.identityRef} (disclosed, audited)`] : []),
   ];
 }

@@ -116,7 +116,7 @@ async function report(args: string[], io: CliIo): Promise<number> {
   const submit = values.send ? need(config.submit, '[submit] host', config) : undefined;
   const directory = openDirectory(config);
   try {
-    const reported = await identifyReportedMessage(message, { lookup: (d) => directory.lookup(d) });
+    const reported = await identifyReportedMessage(message, { lookup: (d) => directory.lookup(d), ...(config.domain ? { ownDomain: config.domain } : {}) });
     const built = await buildAbuseReport({
       reported, from, reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config), now: new Date(),
       ...(typeof values.rcpt === 'string' ? { originalRcptTo: values.rcpt } : {}), ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
@@ -159,7 +159,7 @@ async function resolve(args: string[], io: CliIo): Promise<number> {
   try {
     let r: Resolution;
     if (raw) {
-      r = await resolveReport(raw, { keyd, domain, disclose, ...(directory ? { ownBundle: () => directory.lookup(domain) } : {}) });
+      r = await resolveReport(raw, { keyd, domain, disclose, ...(directory ? { ownBundle: () => directory.lookup(domain), lookup: (d: string) => directory.lookup(d) } : {}) });
     } else {
       r = await resolveToken(token as string, { keyd, domain, disclose, ...(typeof values['message-id'] === 'string' ? { messageId: values['message-id'] } : {}) });
     }
@@ -184,7 +184,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   const directory = openDirectory(config);
   const bearerToken = config.server.bearerTokenFile ? readInput(config.server.bearerTokenFile, 'bearer token file').toString('utf8').trim() : undefined;
   const server = await startReportServer({
-    directory, from: need(config.from, '[abuse] from', config), reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
+    directory, from: need(config.from, '[abuse] from', config), ...(config.domain ? { ownDomain: config.domain } : {}), reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
     host: config.server.host, port: config.server.port, maxBytes: config.server.maxBytes, log: (l) => io.err(l),
     ...(config.submit ? { submit: config.submit } : {}), ...(bearerToken ? { bearerToken } : {}),
   });

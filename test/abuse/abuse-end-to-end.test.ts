@@ -58,6 +58,7 @@ const abusive = (n: number) => Buffer.from(
 let received: Buffer[] = [];
 let reported: ReportedMessage;
 let report: Buffer;
+let B: ReturnType<Network['org']>;
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-abuse-'));
@@ -68,14 +69,14 @@ beforeAll(async () => {
   dirA = directoryFor();
   dirB = directoryFor();
   const A = net.org('a.example');
-  const B = net.org('b.example');
+  B = net.org('b.example');
   const alice = loadUserProfile(A.profiles['alice@a.example']!);
   for (const n of [1, 2]) {
     const sealed = await signAndEncrypt(alice, abusive(n), { now: new Date() });
-    const r = await submitMessage(alice, sealed, { to: ['bob@b.example'] });
+    const r = await submitMessage(alice, sealed, { to: n === 1 ? ['bob@b.example', 'carol@b.example'] : ['bob@b.example'] });
     expect(r.response).toMatch(/^250 /);
   }
-  await waitFor(() => B.mailbox.for('bob@b.example').length >= 2, 30000);
+  await waitFor(() => B.mailbox.for('bob@b.example').length >= 2 && B.mailbox.for('carol@b.example').length >= 1, 30000);
   // In the order alice sent them (spam-1, spam-2), whatever the order of delivery.
   received = B.mailbox.for('bob@b.example').map((m) => m.raw).sort((x, y) => (x.includes('<spam-1@') ? -1 : 0) - (y.includes('<spam-1@') ? -1 : 0));
   // The abuse contact of a.example's bundle is a mailbox of a.example: registered like any plain user.
@@ -114,6 +115,17 @@ describe('b.example reports, a.example resolves', () => {
     const parsed = await parseAbuseReport(report);
     expect(parsed).toMatchObject({ feedbackType: 'abuse', sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<spam-1@a.example>', reportingMta: 'dns; mx.b.example' });
     expect(parsed.originalHeaders!.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=1; d=a\.example/);
+  });
+
+  test('a plain-client copy (transparent mode: the newest seal was made over the encrypted form) is reported when it is our own delivery', async () => {
+    const carolCopy = B.mailbox.for('carol@b.example')[0]!.raw;
+    const r = await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
+    expect(r).toMatchObject({ sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<spam-1@a.example>' });
+    expect(r.chainSummary).toMatch(/transparent copy: every seal verified, content decrypted by b\.example/);
+    // Without knowing it is its own delivery, the tool insists on the newest seal matching.
+    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d) })).rejects.toThrow(/does not verify/);
+    // Another organisation's transparent line is not ours to vouch for.
+    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(/does not verify/);
   });
 
   test('a.example resolves the report to alice (operator role): no identity reference, message-id matches, seal verified', async () => {
@@ -307,9 +319,17 @@ describe('CLI and HTTP endpoint', () => {
     const delivered = A.mailbox.for('abuse@a.example')[0]!.raw;
     const admin = client('a.example', 'admin');
     try {
-      const r = await resolveReport(delivered, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example') });
+      // abuse@a.example is a plain mailbox: the report was delivered in transparent mode beneath a.example's seal.
+      const r = await resolveReport(delivered, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example'), lookup: (d) => dirA.lookup(d) });
       expect(r.user.address).toBe('alice@a.example');
       expect(r.messageIdMatches).toBe(true);
+      expect(r.reportChain).toEqual({ domain: 'b.example', summary: expect.stringMatching(/^ssmax-chain=pass header\.d=a\.example header\.i=2 \(transparent copy/) as unknown as string });
+      // The same report with b.example's seal altered (its time): the report's own chain fails.
+      const text = delivered.toString('latin1');
+      const altered = text.replace(/(SSMAX-Seal: v=1; i=1; d=b\.example;[\s\S]*?\bt=)(\d)/, (_m, a: string, d: string) => `${a}${d === '1' ? '2' : '1'}`);
+      expect(altered).not.toBe(text);
+      const tampered = Buffer.from(altered, 'latin1');
+      await expect(resolveReport(tampered, { keyd: admin, domain: 'a.example', lookup: (d) => dirA.lookup(d) })).rejects.toThrow(/^Cannot resolve the report: its own seal chain does not verify \(ssmax-chain=fail/);
     } finally {
       admin.close();
     }
