@@ -14,7 +14,7 @@ import { AbuseError } from '../../src/abuse/errors';
 import { addUser } from '../../src/registry/registration';
 import { main } from '../../src/cli/main';
 import type { CliIo } from '../../src/cli/command';
-import { type Network, startNetwork } from '../../src/demo/network';
+import { type Network, startNetwork, startService } from '../../src/demo/network';
 import { Directory } from '../../src/directory/directory';
 import { KeydClient } from '../../src/keyd/client';
 import { loadUserProfile } from '../../src/user/profile';
@@ -350,5 +350,27 @@ describe('CLI and HTTP endpoint', () => {
     } finally {
       await server?.close();
     }
+  });
+
+  test('ssmax abuse serve runs the endpoint as a process; --help on every subcommand', async () => {
+    const svc = await startService(['abuse', 'serve', '--config', join(base, 'b-abuse.ini')], /abuse endpoint listening on [^:]+:(\d+)/);
+    try {
+      const res = await fetch(`http://127.0.0.1:${svc.port}/v1/abuse/report?rcpt=carol%40b.example`, { method: 'POST', body: new Uint8Array(B.mailbox.for('carol@b.example')[0]!.raw) });
+      const body = (await res.json()) as { sealingDomain: string; chain: string; report: string };
+      expect(res.status).toBe(200);
+      expect(body.sealingDomain).toBe('a.example');
+      expect(body.chain).toMatch(/transparent copy/);
+      expect(body.report).toMatch(/^Original-Rcpt-To: carol@b\.example/m);
+    } finally {
+      await svc.stop();
+    }
+    for (const sub of ['report', 'resolve', 'serve']) {
+      const io = capture();
+      expect(await main(['abuse', sub, '--help'], io)).toBe(0);
+      expect(io.text()).toMatch(new RegExp(`^Usage: ssmax abuse ${sub}`));
+    }
+    const io = capture();
+    expect(await main(['abuse', 'resolve', '--config', config], io)).toBe(64);
+    expect(io.errors()).toMatch(/Give one report file or --token TOKEN/);
   });
 });
