@@ -52,6 +52,8 @@ export interface ReportedMessage {
   readonly headers: Buffer;
   /** `t=` of seal i=1 (Unix seconds): when the sending organisation sealed it. */
   readonly sealTime: number;
+  /** `t=` of the newest seal (Unix seconds): when the last gateway (ours) received it; the ARF Arrival-Date. */
+  readonly arrivalTime?: number;
 }
 
 export interface IdentifyOptions {
@@ -115,7 +117,8 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
   const messageId = firstValue(parseHead(headers, DEFAULT_LIMITS), 'message-id');
   return {
     sealingDomain: first.domain, trackingToken: first.trackingToken, abuseContact: entry.abuseContact.replace(/^mailto:/i, ''),
-    chainSummary: chain.summary, headers, sealTime: first.time, ...(messageId ? { messageId } : {}),
+    chainSummary: chain.summary, headers, sealTime: first.time, arrivalTime: chain.instances[chain.instances.length - 1]?.time ?? first.time,
+    ...(messageId ? { messageId } : {}),
   };
 }
 
@@ -153,7 +156,7 @@ export async function buildAbuseReport(opts: AbuseReportOptions): Promise<Buffer
     fieldLine('Feedback-Type', 'abuse'),
     fieldLine('User-Agent', 'SSMAX-abuse/1'),
     fieldLine('Version', '1'),
-    fieldLine('Arrival-Date', new Date(r.sealTime * 1000).toUTCString()),
+    fieldLine('Arrival-Date', new Date((r.arrivalTime ?? r.sealTime) * 1000).toUTCString()),
     fieldLine('Reporting-MTA', `dns; ${opts.reportingMta}`),
     ...(opts.originalRcptTo ? [fieldLine('Original-Rcpt-To', opts.originalRcptTo)] : []),
     fieldLine('Reported-Domain', r.sealingDomain),

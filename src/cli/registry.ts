@@ -33,12 +33,13 @@ Run \`ssmax registry <subcommand> --help\` for details. Configuration: config/ss
 ([keyd] with the admin client certificate; [registry] the CA, CRL, root and bundle).`;
 
 const SUB_HELP: Record<string, string> = {
-  add: `Usage: ssmax registry add --config FILE ADDRESS --code CODE --identity-ref REF (--profile DIR | --plain)
+  add: `Usage: ssmax registry add --config FILE ADDRESS --code CODE (--identity-ref REF | --identity-ref-file FILE) (--profile DIR | --plain)
                           [--pseudonym NAME] [--kind individual|organisation] [--inspection-consent]
 
   --code CODE            the pseudonymous code (1-64 of A-Z a-z 0-9 . _ -); what tracking tokens resolve to
   --identity-ref REF     employee or contract number; keyd stores it encrypted and discloses it only
                          to the disclosure role, audited
+  --identity-ref-file F  the same, read from a file (first line): keeps it out of the process list
   --profile DIR          SSMAX client user: issue the certificates with [registry] ca_dir (or ca_cert,
                          ca_key) and write the profile folder DIR (needs [registry] root and bundle)
   --plain                a plain mail client user (transparent mode): no certificates
@@ -120,7 +121,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub];
   if (!usage) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
   const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'add'
-    ? { code: { type: 'string' }, 'identity-ref': { type: 'string' }, profile: { type: 'string' }, plain: { type: 'boolean' }, pseudonym: { type: 'string' }, kind: { type: 'string' }, 'inspection-consent': { type: 'boolean' } }
+    ? { code: { type: 'string' }, 'identity-ref': { type: 'string' }, 'identity-ref-file': { type: 'string' }, profile: { type: 'string' }, plain: { type: 'boolean' }, pseudonym: { type: 'string' }, kind: { type: 'string' }, 'inspection-consent': { type: 'boolean' } }
     : sub === 'revoke' ? { reason: { type: 'string' } } : sub === 'show' ? { json: { type: 'boolean' } } : {};
   const { values, positionals } = parse(args, options, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
@@ -136,6 +137,11 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   }
   if (sub === 'add') {
     required(values.code, 'code', usage);
+    if (typeof values['identity-ref-file'] === 'string') {
+      if (values['identity-ref'] !== undefined) throw new CliError(`Give --identity-ref or --identity-ref-file, not both\n\n${usage}`, EXIT.usage);
+      values['identity-ref'] = readText(values['identity-ref-file'], 'identity reference file').split(/\r?\n/)[0]?.trim() ?? '';
+      if (values['identity-ref'] === '') throw new CliError(`Cannot use identity reference file "${values['identity-ref-file']}": it is empty`, EXIT.dataErr);
+    }
     required(values['identity-ref'], 'identity-ref', usage);
     if ((values.plain === true) === (typeof values.profile === 'string')) throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
     if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation') throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);

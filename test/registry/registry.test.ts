@@ -106,7 +106,8 @@ describe('ssmax registry', () => {
   });
 
   test('add a plain user; a second registration of an address or a code is refused with keyd\'s reason', async () => {
-    const r = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref', 'EMP-2002', 'zed@a.example');
+    writeFileSync(join(base, 'zed-identity'), 'EMP-2002\n', { mode: 0o600 });
+    const r = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref-file', join(base, 'zed-identity'), 'zed@a.example');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Registered zed@a\.example as U-2002 \(plain client\)/);
     const again = await run('add', '--config', config, '--plain', '--code', 'U-2003', '--identity-ref', 'EMP-2003', 'zed@a.example');
@@ -115,6 +116,8 @@ describe('ssmax registry', () => {
     const taken = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref', 'EMP-2004', 'yan@a.example');
     expect(taken.err).toMatch(/code "U-2002" is taken/);
     expect((await run('add', '--config', config, '--code', 'U-9', '--identity-ref', 'x', 'q@a.example')).code).toBe(64);
+    // Disclosure of zed's identity needs the disclosure role; an operator never sees it.
+    expect((await run('show', '--config', config, '--json', 'zed@a.example')).out).not.toContain('EMP-2002');
   });
 
   test('show, suspend, reinstate', async () => {
