@@ -312,9 +312,19 @@ export class KeyService {
     if (puts.length > 0) {
       await this.d.audit.append({ actor: actor.name, role: actor.role, op: force ? 'keys.rotate' : 'keys.schedule', result: 'ok', reason: changes.map((c) => `${c.keyId} ${c.change}`).join(', ') }, now, () => this.d.keyring.apply(puts));
     }
-    if (!this.d.tracking.current()) {
-      const { next } = this.d.tracking.buildNext(now);
-      await this.d.audit.append({ actor: actor.name, role: actor.role, op: 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => this.d.store.trackingKeys.put(next.version, next));
+    // Tracking keys follow the org keys' validity: a new one each period; a
+    // retired one keeps resolving for the retention period, then is erased
+    // (tokens under it no longer resolve: SSMAX §2.2, tokens expire per policy).
+    const tracking = this.d.tracking.current();
+    if (!tracking || now.getTime() - tracking.created >= this.d.keyring.policy.validityMs) {
+      const { next, retired } = this.d.tracking.buildNext(now);
+      await this.d.audit.append({ actor: actor.name, role: actor.role, op: tracking ? 'tracking.rotate' : 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => {
+        this.d.store.trackingKeys.put(next.version, next);
+        if (retired) this.d.store.trackingKeys.put(retired.version, retired);
+      });
+    }
+    for (const expired of this.d.tracking.expired(now)) {
+      await this.d.audit.append({ actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` }, now, () => this.d.store.trackingKeys.remove(expired));
     }
     return changes;
   }

@@ -55,6 +55,11 @@ export class TrackingKeys {
     return cur ? { next, retired: { ...cur, retiredAt: now.getTime() } } : { next };
   }
 
+  /** Versions of retired tracking keys past their retention, to erase. */
+  expired(now: Date): number[] {
+    return [...this.store.trackingKeys.getRange({})].filter(({ value }) => value.retiredAt !== undefined && value.retiredAt + this.retentionMs <= now.getTime()).map(({ value }) => value.version);
+  }
+
   mint(code: string, messageId: string, now: Date): string {
     const key = this.current();
     if (!key) throw new KeydError('internal', 'No tracking key');

@@ -121,6 +121,23 @@ describe('key rotation with a simulated clock', () => {
     expect([err.code, err.message]).toEqual(['target-refused', expect.stringMatching(/not a member/)]);
   });
 
+  test('tracking tokens expire per policy: a retired tracking key resolves within its retention, then not at all', async () => {
+    const disclosure: Actor = { role: 'disclosure', name: 'test disclosure' };
+    const token = (await service.mintToken(gateway, { sender: 'bob@a.example', messageId: '<t1@a.example>' })).token as string;
+    expect((await service.resolveToken(admin, { token })).user).toMatchObject({ address: 'bob@a.example' });
+    now = new Date(now.getTime() + 31 * DAY); // past the validity (30 days): the schedule rotates the tracking key
+    await service.maintain(KEYD_ACTOR);
+    const fresh = (await service.mintToken(gateway, { sender: 'bob@a.example', messageId: '<t2@a.example>' })).token as string;
+    expect(Buffer.from(fresh, 'base64url').readUInt16BE(1)).toBeGreaterThan(Buffer.from(token, 'base64url').readUInt16BE(1));
+    const version = Buffer.from(token, 'base64url').readUInt16BE(1);
+    expect((await service.resolveToken(admin, { token })).keyVersion).toBe(version); // retired, within retention
+    now = new Date(now.getTime() + 400 * DAY); // past the retention (365 days)
+    await service.maintain(KEYD_ACTOR);
+    expect((await refusal(service.resolveToken(admin, { token }))).message).toMatch(new RegExp(`not minted by a\\.example \\(unknown key version ${version}\\)`));
+    expect((await refusal(service.disclose(disclosure, { token }))).code).toBe('bad-request');
+    expect(parts.audit.tail(50).some((r) => r.op === 'tracking.destroy' && r.keyId === `tracking:${version}`)).toBe(true);
+  });
+
   test('an unknown key id and a malformed request are refused precisely, and audited', async () => {
     expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v99', e: b64(g.encodeUncompressed(g.mulBase(3n))) }))).code).toBe('unknown-key');
     expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v3', e: 'AAAA' }))).message).toMatch(/blinded point/);
