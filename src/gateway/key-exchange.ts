@@ -86,7 +86,12 @@ export class Advertiser {
         this.at = this.now();
         return this.line;
       },
-      () => this.line ?? advertisement([], this.sealSerial),
+      () => {
+        // keyd unreachable: keep the last line (or the seal serial alone) for ttlMs, so EHLOs do not wait on keyd each time
+        this.line ??= advertisement([], this.sealSerial);
+        this.at = this.now();
+        return this.line;
+      },
     ).finally(() => { this.running = undefined; });
     return this.running;
   }

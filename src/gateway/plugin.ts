@@ -59,6 +59,7 @@ function build(plugin: HarakaPlugin): State {
 
 export function register(this: HarakaPlugin): void {
   state = build(this);
+  void state.advertiser?.current(); // primes the EHLO line (never rejects)
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 

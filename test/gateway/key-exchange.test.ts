@@ -44,8 +44,11 @@ test('the advertiser caches keyd’s answer; without keyd it still answers (seal
   await new Promise((r) => setImmediate(r));
   expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v2 seal=0c');
   fail = true;
-  const cold = new Advertiser(async () => { throw new Error('down'); }, '0c');
+  let coldCalls = 0;
+  const cold = new Advertiser(async () => { coldCalls++; throw new Error('down'); }, '0c', 5000, () => t);
   expect(await cold.current()).toBe('X-SSMAX v=1 seal=0c');
+  expect(await cold.current()).toBe('X-SSMAX v=1 seal=0c');
+  expect(coldCalls).toBe(1); // the failure is remembered for the TTL too
 });
 
 function watch(over: Partial<KeyWatchOptions> & { t: { now: number } }): { kw: KeyWatch; refreshes: string[]; probes: number[]; logs: string[] } {
