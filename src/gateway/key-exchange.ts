@@ -248,6 +248,28 @@ export class KeyWatch {
   }
 
   /**
+   * A seal by a certificate the cached bundle of `domain` does not hold (the
+   * peer may have renewed its sealing certificate since): one bounded refresh,
+   * so that the chain can be verified again before any 5xx. Never throws.
+   */
+  async refreshForSeal(domain: string): Promise<boolean> {
+    const d = domain.toLowerCase();
+    const w = this.watch(d);
+    if (this.now() - w.refreshedAt < this.opts.refreshMinIntervalMs) return false;
+    w.refreshedAt = this.now();
+    this.stats.refreshes++;
+    try {
+      const got = await withTimeout(this.opts.refresh(d), this.opts.probeTimeoutMs + 3000);
+      this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: bundle refreshed (serial ${got.serial})`);
+      return true;
+    } catch (err) {
+      this.stats.refreshFailures++;
+      this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: refresh failed: ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
    * The entry to encrypt to: `peer`, or a refreshed bundle when the peer
    * advertises a newer key version than `peer`'s current key. Never throws.
    */

@@ -12,16 +12,29 @@ import { GatewayError } from './replies';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);
 
-/** Verifies the seals a message carries; throws the reply for anything but pass/none. */
+/**
+ * Verifies the seals a message carries; throws the reply for anything but
+ * pass/none. A seal by a certificate the cached bundle does not hold gets one
+ * bounded refresh of that bundle (the sealer may have a new sealing
+ * certificate: docs/key-exchange.md) and a second verification before a 5xx.
+ */
 export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<ChainVerification> {
-  const chain = await verifyChain(message, {
+  const missing = new Set<string>();
+  const verify = () => verifyChain(message, {
     now: () => deps.clock().getTime(),
     lookup: async (req) => {
       const entry = await deps.directory.lookup(req.domain ?? '');
       const cert = entry.sealingCertificate(req.certRef, new Date(req.time * 1000));
+      if (!cert) missing.add(entry.domain);
       return cert ? { publicKey: cert.publicKey, domain: cert.domain } : undefined;
     },
   });
+  let chain = await verify();
+  if (chain.result === 'fail' && chain.reason === 'unknown-certificate' && deps.keyWatch && missing.size > 0) {
+    let refreshed = false;
+    for (const domain of missing) if (await deps.keyWatch.refreshForSeal(domain)) refreshed = true;
+    if (refreshed) chain = await verify();
+  }
   if (chain.result === 'temperror') throw new GatewayError('chainTemperror', chain.detail);
   if (chain.result === 'fail') {
     const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : 'chainFailed';
