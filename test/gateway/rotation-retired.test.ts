@@ -27,6 +27,7 @@ const GRACE_DAYS = 0.0001; // 8.64 s
 
 let net: Network;
 let gwA: ReturnType<typeof setupGateway>;
+const gwLog: string[] = [];
 const A = () => net.org('a.example');
 const B = () => net.org('b.example');
 let n = 0;
@@ -42,7 +43,8 @@ beforeAll(async () => {
     },
   ]);
   const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
-  gwA = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-test');
+  ini.key_exchange = { probe_interval_seconds: '1' }; // this in-process A probes B's EHLO at most once a second
+  gwA = setupGateway(ini, A().harakaDir, (l) => gwLog.push(l), 'ssmax-state-test');
 });
 afterAll(async () => {
   await gwA?.close();
@@ -88,4 +90,19 @@ test('retired within grace: 250 with a refresh hint naming the current version, 
   const refused = await smtp(B().ports.smtp, 'dave@a.example', rcpts, late);
   expect(refused).toMatch(/^550 5\.7\.5 Key version destroyed here; fetch the current one: fetch "b\.example:v2"/);
   expect(B().mailbox.mails.filter((m) => m.raw.includes(Buffer.from('M-destroyed')))).toHaveLength(0);
+});
+
+test("the sender learns the new version from B's EHLO alone (no mail to B since) and refreshes before it encrypts", async () => {
+  // gwA's cached bundle of B still has v1 current (lifetime 1 h); B advertises v2 in EHLO
+  const rcpts = ['bob@b.example'];
+  let keyIds: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    await new Promise((r) => setTimeout(r, 1100)); // past probe_interval_seconds; the publisher polls keyd every second
+    const { copies } = await submit(gwA.deps, Buffer.from(plain(rcpts.join(', '), `M-probe-${i}`)), rcpts);
+    keyIds = (await listCapsules(copies[0]!.message)).map((c) => c.keyId);
+    if (keyIds[0] === 'b.example:v2') break;
+  }
+  expect(keyIds).toEqual(['b.example:v2']);
+  expect(gwLog.join('\n')).toMatch(/b\.example advertises b\.example:v2 \(EHLO of 127\.0\.0\.1:\d+\); bundle refreshed before sending: serial \d+, current key b\.example:v2/);
+  expect(gwA.deps.keyWatch!.stats.hints).toBe(0);
 });
