@@ -63,17 +63,22 @@ function withMain(ini: string, values: Record<string, string>): string {
   return lines.join('\n');
 }
 
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
+/**
+ * A free TCP port on 127.0.0.1 for a listener, below Linux's ephemeral range
+ * (32768-60999): a port handed out from that range can be taken by an
+ * outgoing connection before our listener binds it (EADDRINUSE under load).
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise<boolean>((res) => {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
     });
-  });
+    if (ok) return port;
+  }
+  throw new Error('No free port found below 32000');
 }
 
 export interface HarakaProcess {
