@@ -112,7 +112,8 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
   failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const { copies, mode, notices } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
+    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
+    if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
     await send(s, addressOf(txn.mail_from), raw, copies);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
@@ -125,7 +126,9 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const notices: RetiredUse[] = [];
-    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices);
+    const held: { quarantined?: string } = {};
+    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
+    if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
     await send(s, addressOf(txn.mail_from), raw, copies);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
     return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];

@@ -21,6 +21,7 @@ import type { Copy, GatewayDeps } from './deps';
 import type { KeyNotice } from './keyd-ops';
 import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
+import { inspectArrival } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import type { Verdict } from '../chain/tags';
 
@@ -115,7 +116,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
  * against the sealers' bundles; unsealed mail is accepted only from domains
  * without SSMAX (ordinary Internet mail), as it is.
  */
-export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], notices?: RetiredUse[]): Promise<Copy[]> {
+export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], notices?: RetiredUse[], held: { quarantined?: string } = {}): Promise<Copy[]> {
   const head = checkMessage(raw);
   const chain = await verifySeals(deps, raw);
   const capsules = listCapsulesIn(head.headers);
@@ -135,5 +136,10 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     const sealed = await addSeal(deps, raw, chain, [{ name: 'e2e', result: 'none' }]);
     return [{ rcpts: [...rcpts], message: sealed, local: true }];
   }
-  return receive(deps, { message: raw, rcpts, chain, verdicts: [] }, capsules, notices);
+  const inspected = await inspectArrival(deps, raw, ownCapsule(deps, capsules), head.from, rcpts);
+  if (inspected.quarantined) {
+    held.quarantined = inspected.quarantined;
+    return [];
+  }
+  return receive(deps, { message: inspected.message, rcpts, chain, verdicts: inspected.verdicts }, capsules, notices);
 }

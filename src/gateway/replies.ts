@@ -24,7 +24,10 @@ export const REPLIES = {
   chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
   deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
+  inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },
   // Final (5xx)
+  dlpRejected: { code: 550, status: '5.7.1', text: 'Message refused by a data-loss prevention rule' },
+  virusFound: { code: 550, status: '5.7.1', text: 'Message refused: malware found' },
   encryptionRequired: { code: 550, status: '5.7.4', text: 'Domain requires SSMAX encryption and publishes no SSMAX bundle' },
   encryptedNoPeer: { code: 550, status: '5.7.4', text: 'Encrypted message cannot be delivered to a domain without SSMAX' },
   chainFailed: { code: 550, status: '5.7.7', text: 'SSMAX chain fails' },

@@ -17,6 +17,8 @@ import { type GatewayConfig, parseGatewayConfig, readText } from './config';
 import { LocalDelivery } from './delivery';
 import type { GatewayDeps } from './deps';
 import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
+import { parseInspectionConfig, readIni } from '../inspect/config';
+import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
 
 export interface Gateway {
@@ -60,8 +62,10 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     helo: `mx.${config.domain}`, nextHop: nextHopResolver(config.routes), refresh: (d) => directory.refresh(d), log,
   });
   const advertiser = kx.advertise ? new Advertiser(() => keyd.orgKeys(), sealCert.serial) : undefined;
+  const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
+  const quarantine = inspectConfig.dlp || inspectConfig.av ? new QuarantineStore(inspectConfig.quarantineDir) : undefined;
   const deps: GatewayDeps = {
-    config, group, keyd, directory, keyWatch,
+    config, group, keyd, directory, keyWatch, ...(quarantine ? { inspection: { config: inspectConfig, quarantine } } : {}),
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
@@ -73,6 +77,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
       inspectorClient?.close();
       await directory.close();
       await delivery.close();
+      await quarantine?.close();
     },
   };
 }

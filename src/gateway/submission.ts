@@ -23,6 +23,7 @@ import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
 import { checkMessage, domainOf } from './message-checks';
 import { type RetiredUse, receive, ownCapsule } from './reception';
+import { inspectSubmission } from './inspection';
 import { GatewayError } from './replies';
 import { addSeal } from './sealing';
 
@@ -74,7 +75,7 @@ function withoutBcc(message: Buffer): Buffer {
  * organisation's key (accepted within grace): the submission reply carries a
  * refresh hint for the user's client.
  */
-export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[] }> {
+export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[]; quarantined?: string }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
@@ -86,6 +87,9 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
+  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
+  if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
+  message = inspected.message;
   const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>');
   const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined });
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
@@ -96,7 +100,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
-        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: [], trackingToken: token }, capsules, notices)));
+        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token }, capsules, notices)));
       } else {
         // a plaintext submission to local users stays on the internal hop, as submitted
         copies.push({ rcpts: list, message, local: true });
@@ -119,7 +123,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     } else {
       forPeer = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
     }
-    const sealed = await addSeal(deps, forPeer, none, [{ name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token);
+    const sealed = await addSeal(deps, forPeer, none, [...inspected.verdicts, { name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token);
     copies.push({ rcpts: list, message: sealed, local: false });
   }
   return { copies, mode, notices };

@@ -1,0 +1,147 @@
+/**
+ * Inspection of encrypted mail through real gateways (issue 8): DLP at the
+ * sending organisation, ClamAV (a real clamd) at the receiving one, both on
+ * plaintext obtained by blinded decryption with a verified proof; verdicts in
+ * the seals; quarantine kept encrypted and released once.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Encoding from 'encoding-japanese';
+import { parse } from 'ini';
+import { main } from '../../src/cli/main';
+import { freePort } from '../../src/demo/haraka';
+import type { Network } from '../../src/demo/network';
+import { setupGateway } from '../../src/gateway/setup';
+import { submit } from '../../src/gateway/submission';
+import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
+import { openMessage } from '../../src/user/open';
+import { loadUserProfile } from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { submitMessage } from '../../src/user/submit';
+import { network, smtp, waitFor } from './network-fixture';
+
+jest.setTimeout(180000);
+
+let net: Network;
+let clamd: ClamdProcess;
+let clamdDir: string;
+let clamdPort: number;
+beforeAll(async () => {
+  net = await network();
+  clamdDir = mkdtempSync(join(tmpdir(), 'ssmax-gw-clamd-'));
+  clamdPort = await freePort();
+  clamd = await startClamd(clamdDir, clamdPort);
+  const A = net.org('a.example');
+  const B = net.org('b.example');
+  writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
+  writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`);
+  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\n`);
+  await A.restartHaraka();
+  await B.restartHaraka();
+});
+afterAll(async () => {
+  await clamd?.stop();
+  await net?.stop();
+});
+
+const A = () => net.org('a.example');
+const B = () => net.org('b.example');
+let n = 0;
+const msg = (from: string, body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8') => Buffer.concat([
+  Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: inspect ${++n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`),
+  Buffer.isBuffer(body) ? body : Buffer.from(body),
+]);
+const dave = { user: 'dave@a.example', pass: 'pw-dave' };
+
+async function aliceSends(body: string): Promise<string> {
+  const alice = loadUserProfile(A().profiles['alice@a.example']!);
+  const encrypted = await signAndEncrypt(alice, msg('alice@a.example', body), { now: new Date() });
+  try {
+    return (await submitMessage(alice, encrypted, { to: ['bob@b.example'] })).response;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+describe('DLP at the sending organisation, on encrypted mail', () => {
+  test('an encrypted message carrying a card number is rejected, naming the rule and never the number', async () => {
+    const r = await aliceSends('Please charge 4111 1111 1111 1111 for the order.\r\n');
+    expect(r).toMatch(/550 5\.7\.1 Message refused by a data-loss prevention rule: rule "payment-cards"/);
+    expect(r).not.toMatch(/4111/);
+  });
+
+  test('a My Number inside ISO-2022-JP text (plain client) is rejected', async () => {
+    const jis = Buffer.from(Encoding.convert(Encoding.stringToCode('個人番号は１２３４５６７８９０１８です。\r\n'), { to: 'JIS', from: 'UNICODE' }));
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], msg('dave@a.example', jis, 'Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit'), dave)).toMatch(/^550 5\.7\.1 .*rule "my-number"/);
+  });
+
+  test('a clean encrypted message passes: the seals say dlp=pass at a.example and av=pass at b.example', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await aliceSends('Lunch on Friday?\r\n')).toMatch(/^250 /);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
+    expect(opened.plaintext.toString()).toContain('Lunch on Friday?');
+    expect(opened.hops.map((h) => h.verdicts)).toEqual(['dlp:pass,e2e:pass', 'av:pass,e2e:pass']);
+  });
+
+  test('a quarantine rule holds the message encrypted; an operator releases it and it is delivered once', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const reply = await aliceSends('This is top secret.\r\n');
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    const qdir = join(A().harakaDir, 'ssmax-state', 'quarantine');
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    expect(await main(['quarantine', 'list', '--state', qdir], io)).toBe(0);
+    expect(out.join('\n')).toMatch(new RegExp(`${id}  .*outbound  held  secret  alice@a\\.example  bob@b\\.example`));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before); // nothing relayed while held
+    writeFileSync(join(qdir, '..', 'pw-alice'), 'pw-alice\n');
+    expect(await main(['quarantine', 'release', id!, '--state', qdir, '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'alice@a.example', '--password-file', join(qdir, '..', 'pw-alice')], io)).toBe(0);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
+    expect(opened.plaintext.toString()).toContain('top secret');
+    expect(opened.hops[0]!.verdicts).toBe('dlp:none,e2e:pass'); // released: not inspected again
+  });
+});
+
+describe('ClamAV at the receiving organisation, on encrypted mail', () => {
+  let sealedFor: (body: string, filename?: string) => Promise<Buffer>;
+  let close: () => Promise<void>;
+  beforeAll(() => {
+    const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwA = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-inspect-test');
+    close = () => gwA.close();
+    sealedFor = async (body, filename) => {
+      const content = filename
+        ? msg('dave@a.example', `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(body).toString('base64')}\r\n--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"')
+        : msg('dave@a.example', body);
+      return (await submit(gwA.deps, content, ['bob@b.example'])).copies[0]!.message;
+    };
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+  const toB = (m: Buffer) => smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], m);
+
+  test('EICAR in a base64 attachment of an encrypted message is caught by the real clamd: 550, nothing delivered', async () => {
+    const before = B().mailbox.mails.length;
+    expect(await toB(await sealedFor(EICAR, 'eicar.txt'))).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('clamd killed: 4xx, nothing delivered; after its restart the retried message is delivered once', async () => {
+    const copy = await sealedFor('a harmless attachment', 'notes.txt');
+    await clamd.stop('SIGKILL');
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await toB(copy)).toMatch(/^45\d 4\.7\.5 Inspection unavailable: clamd unreachable/);
+    expect(B().mailbox.for('bob@b.example').length).toBe(before);
+    clamd = await startClamd(clamdDir, clamdPort);
+    expect(await toB(copy)).toMatch(/^250 /);
+    expect(await toB(copy)).toMatch(/^250 /); // a second retry of the same message: delivered once all the same
+    expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+  });
+});
