@@ -16,9 +16,9 @@
 import { Readable } from 'node:stream';
 import type { Copy } from './deps';
 import { type Gateway, setupGateway } from './setup';
-import { CODES, type Next, failClosed } from './fail-closed';
+import { CODES, type Next, answer, failClosed } from './fail-closed';
 import { type RetiredUse, arrive, refreshHint } from './reception';
-import { GatewayError } from './replies';
+import { GatewayError, REPLIES } from './replies';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { peerFor, submit } from './submission';
 
@@ -63,8 +63,9 @@ export function register(this: HarakaPlugin): void {
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 
-function current(): State {
-  if (!state) throw new GatewayError('internal', 'plugin not registered');
+/** The plugin's state, or a 4xx answer if register() never completed (a hook must never throw: Haraka treats that as CONT). */
+function ready(next: Next): State | undefined {
+  if (!state) answer(next, REPLIES.internal);
   return state;
 }
 
@@ -74,7 +75,8 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Co
 }
 
 export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
-  const s = current();
+  const s = ready(next);
+  if (!s) return;
   failClosed('rcpt', s.config.hookTimeoutMs, this, async () => {
     const rcpt = params[0]!;
     const domain = rcpt.host.toLowerCase();
@@ -108,7 +110,8 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
 }
 
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
-  const s = current();
+  const s = ready(next);
+  if (!s) return;
   failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
@@ -121,7 +124,8 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
 }
 
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
-  const s = current();
+  const s = ready(next);
+  if (!s) return;
   failClosed('queue', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
@@ -136,7 +140,8 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
 }
 
 export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {
-  const s = current();
+  const s = ready(next);
+  if (!s) return;
   const advertiser = s.advertiser;
   if (!advertiser) return next();
   // Haraka answers the EHLO with its list whatever a capabilities hook returns; the body cannot fail (no keyd: the seal serial only).
@@ -149,7 +154,8 @@ export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Co
 
 /** Haraka's outbound: [host, ip, response, delay, port, mode, ok_recips, secured, authenticated]. */
 export function hook_delivered(this: HarakaPlugin, next: Next, _hmail: unknown, params: unknown[]): void {
-  const s = current();
+  const s = ready(next);
+  if (!s) return;
   failClosed('delivered', s.config.hookTimeoutMs, this, () => {
     const response = params?.[2];
     const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
