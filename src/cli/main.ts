@@ -8,6 +8,7 @@ import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
 import { demoCommand } from './demo';
 import { directoryCommand } from './directory';
+import { inspectorCommand } from './inspector';
 import { keydCommand } from './keyd';
 import { publishCommand } from './publish';
 import { quarantineCommand } from './quarantine';
@@ -21,6 +22,7 @@ export const groups: Record<string, CommandGroup> = {
   crypto: cryptoCommand,
   demo: demoCommand,
   directory: directoryCommand,
+  inspector: inspectorCommand,
   keyd: keydCommand,
   publish: publishCommand,
   quarantine: quarantineCommand,

@@ -2,11 +2,13 @@
  * Two (or more) SSMAX organisations on loopback, from nothing but a fresh
  * SSMAX root: per organisation an org CA, keyd (process), the bundle
  * publisher (process), a mailbox store, and a Haraka gateway (process) with
- * the ssmax plugin; users registered at keyd, with user profiles for SSMAX
- * clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
+ * the ssmax plugin — optionally a separate inspector process (remote
+ * inspection); users registered at keyd (as organisation members or
+ * individuals, with or without inspection consent), with user profiles for
+ * SSMAX clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
@@ -26,6 +28,20 @@ export interface UserSpec {
   /** SSMAX client (keys and a profile) or a plain mail client (transparent mode). */
   readonly client: 'ssmax' | 'plain';
   readonly password: string;
+  /** Registered as an individual (ISP mode, SSMAX §3.5) or an organisation member (keyd's default). */
+  readonly kind?: 'individual' | 'organisation';
+  /** The individual's consent to inspection (registered as `inspectionConsent`, as `ssmax registry add --inspection-consent`). */
+  readonly consent?: boolean;
+}
+
+/** A separate inspector process for the organisation (`ssmax inspector run`): the gateway runs with [inspection] mode=remote. */
+export interface InspectorSpec {
+  /** Its ssmax-inspect.ini ([dlp], [av], [quarantine]); default: nothing enabled. */
+  readonly inspectIni?: string;
+  /** Its ssmax-dlp.ini; default: the shipped config/ssmax-dlp.ini. */
+  readonly dlpIni?: string;
+  /** Further ssmax-inspector.ini lines, appended (later keys win). */
+  readonly extraIni?: readonly string[];
 }
 
 export interface OrgSpec {
@@ -47,6 +63,12 @@ export interface OrgSpec {
   readonly dnsServers?: string;
   /** [directory] retry_ms of the gateway; default 500. */
   readonly directoryRetryMs?: number;
+  /**
+   * Run inspection in a separate inspector process with its own inspector certificate; the
+   * gateway then has [inspection] mode=remote and NO inspector credentials (so transparent
+   * delivery to plain-client users of this organisation tempfails: use SSMAX-client recipients).
+   */
+  readonly inspector?: InspectorSpec;
 }
 
 export interface ServiceProcess {
@@ -63,8 +85,12 @@ export interface OrgNode {
   keyd: ServiceProcess;
   publisher: ServiceProcess;
   haraka: HarakaProcess;
+  /** The inspector process, when the spec asks for one. */
+  inspector?: ServiceProcess;
+  /** Its folder (inspector.ini, ssmax-inspect.ini, ssmax-dlp.ini, state/ with the quarantine). */
+  readonly inspectorDir: string;
   readonly mailbox: MailboxStore;
-  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number };
+  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number; readonly inspector: number };
   readonly bundleUrl: string;
   /** SSMAX-client users: their profile folders. */
   readonly profiles: Record<string, string>;
@@ -73,6 +99,9 @@ export interface OrgNode {
   restartKeyd(): Promise<void>;
   restartPublisher(): Promise<void>;
   restartHaraka(): Promise<void>;
+  /** Stops the inspector process (when there is one); `restartInspector` starts it again (stopped or not). */
+  stopInspector(): Promise<void>;
+  restartInspector(): Promise<void>;
   admin(): KeydClient;
 }
 
@@ -129,7 +158,7 @@ function fetchBundle(url: string, ca: string[]): Promise<string> {
 interface Planned {
   spec: OrgSpec;
   dir: string;
-  ports: { keyd: number; publisher: number; smtp: number; mailbox: number };
+  ports: { keyd: number; publisher: number; smtp: number; mailbox: number; inspector: number };
 }
 
 export async function startNetwork(base: string, specs: readonly OrgSpec[], log: (line: string) => void = () => undefined): Promise<Network> {
@@ -138,12 +167,13 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
   const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Demo Root' });
   const planned: Planned[] = [];
   for (const spec of specs) {
-    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort() } });
+    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort(), inspector: spec.inspector ? await freePort() : 0 } });
   }
   const orgs: OrgNode[] = [];
   const stopAll = async () => {
     for (const o of orgs) {
       await o.haraka?.stop().catch(() => undefined);
+      await o.inspector?.stop().catch(() => undefined);
       await o.publisher?.stop().catch(() => undefined);
       await o.keyd?.stop().catch(() => undefined);
       await o.mailbox.close().catch(() => undefined);
@@ -180,13 +210,35 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
 
       const mailbox = new MailboxStore();
       await mailbox.listen(p.ports.mailbox);
-      const node = { domain, dir: p.dir, fx, mailbox, ports: p.ports, profiles: {} as Record<string, string>, harakaDir: join(p.dir, 'haraka'), bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle` } as unknown as OrgNode;
+      const node = { domain, dir: p.dir, fx, mailbox, ports: p.ports, profiles: {} as Record<string, string>, harakaDir: join(p.dir, 'haraka'), inspectorDir: join(p.dir, 'inspector'), bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle` } as unknown as OrgNode;
       orgs.push(node);
       node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
       node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
       node.admin = () => new KeydClient({ url: `https://127.0.0.1:${p.ports.keyd}`, servername: `keyd.${domain}`, cert: fx.clients.admin.cert, key: fx.clients.admin.key, ca: fx.caPem });
       node.restartKeyd = async () => { await node.keyd.stop(); node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/); };
       node.restartPublisher = async () => { await node.publisher.stop(); node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/); };
+      node.stopInspector = async () => { await node.inspector?.stop(); };
+      node.restartInspector = async () => { throw new Error(`${domain}: no inspector process in this network`); };
+      if (p.spec.inspector) {
+        const ins = p.spec.inspector;
+        const idir = node.inspectorDir;
+        mkdirSync(idir, { recursive: true, mode: 0o700 });
+        // the server certificate is the inspector credential (inspect.<domain>, inspector role; serverAuth and clientAuth)
+        w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
+        const pki = (f: string) => join(fx.dir, f);
+        writeFileSync(join(idir, 'ssmax-inspect.ini'), ins.inspectIni ?? '', { mode: 0o600 });
+        writeFileSync(join(idir, 'ssmax-dlp.ini'), ins.dlpIni ?? readFileSync(resolve(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'), { mode: 0o600 });
+        writeFileSync(join(idir, 'inspector.ini'), [
+          '[inspector]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.inspector}`, 'state_dir=state',
+          '[tls]', `cert=${pki('inspector-server.pem')}`, `key=${pki('inspector.key')}`, `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
+          '[pki]', `roots=${pki('root.pem')}`, `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
+          '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, `ca=${pki('org-ca.pem')},${pki('root.pem')}`, `cert=${pki('inspector.pem')}`, `key=${pki('inspector.key')}`,
+          '[inspection]', 'inspect=ssmax-inspect.ini', 'dlp_rules=ssmax-dlp.ini', ...(ins.extraIni ?? []), '',
+        ].join('\n'), { mode: 0o600 });
+        const start = () => startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
+        node.inspector = await start();
+        node.restartInspector = async () => { await node.inspector?.stop(); node.inspector = await start(); };
+      }
 
       let bundle = '';
       for (let attempt = 0; ; attempt++) {
@@ -202,6 +254,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       let code = 1000;
       for (const user of p.spec.users) {
         code++;
+        // the registry fields of `ssmax registry add --kind … [--inspection-consent]` (src/registry/registration.ts)
+        const extra = { ...(user.kind ? { kind: user.kind } : {}), ...(user.consent !== undefined ? { inspectionConsent: user.consent } : {}) };
         if (user.client === 'ssmax') {
           const profileDir = join(p.dir, 'users', user.address);
           const reg = createUserProfile(profileDir, {
@@ -210,9 +264,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           });
           writeFileSync(join(profileDir, 'smtp-password'), `${user.password}\n`, { mode: 0o600 });
           node.profiles[user.address] = profileDir;
-          await admin.call('POST', '/v1/registry/users', { ...reg, identityRef: `EMP-${code}` });
+          await admin.call('POST', '/v1/registry/users', { ...reg, ...extra, identityRef: `EMP-${code}` });
         } else {
-          await admin.call('POST', '/v1/registry/users', { address: user.address, code: `U-${code}`, identityRef: `EMP-${code}` });
+          await admin.call('POST', '/v1/registry/users', { address: user.address, code: `U-${code}`, ...extra, identityRef: `EMP-${code}` });
         }
       }
       admin.close();
@@ -224,7 +278,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[main]', `domain=${p.spec.domain}`, 'hook_timeout_ms=20000',
         '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${p.spec.domain}`, `ca=${join(node.fx.dir, 'org-ca.pem')},${join(node.fx.dir, 'root.pem')}`,
         `cert=${join(node.fx.dir, 'gateway.pem')}`, `key=${join(node.fx.dir, 'gateway.key')}`,
-        `inspector_cert=${join(node.fx.dir, 'inspector.pem')}`, `inspector_key=${join(node.fx.dir, 'inspector.key')}`, `timeout_ms=${p.spec.keydTimeoutMs ?? 3000}`,
+        // remote inspection: the gateway holds no inspector credentials at all
+        ...(p.spec.inspector ? [] : [`inspector_cert=${join(node.fx.dir, 'inspector.pem')}`, `inspector_key=${join(node.fx.dir, 'inspector.key')}`]), `timeout_ms=${p.spec.keydTimeoutMs ?? 3000}`,
         '[seal]', `cert=${join(node.fx.dir, 'seal.cert.pem')}`, `key=${join(node.fx.dir, 'seal.key.pem')}`,
         '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
@@ -232,7 +287,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[hosts]', ...peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
         '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
-        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`, ...(p.spec.gatewayIni ?? []), '',
+        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,
+        ...(p.spec.inspector ? ['[inspection]', 'mode=remote', `inspector_url=https://127.0.0.1:${p.ports.inspector}`, `inspector_servername=inspect.${p.spec.domain}`, 'inspector_timeout_ms=10000'] : []),
+        ...(p.spec.gatewayIni ?? []), '',
       ].join('\n');
       const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
       layoutHaraka(node.harakaDir, {
@@ -241,7 +298,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       });
       node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
       node.restartHaraka = async () => { await node.haraka.stop(); node.haraka = await startHaraka(node.harakaDir, p.ports.smtp); };
-      log(`${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}`);
+      log(`${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}${p.spec.inspector ? `, inspector :${p.ports.inspector}` : ''}`);
     }
   } catch (err) {
     await stopAll();

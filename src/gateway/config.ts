@@ -24,11 +24,21 @@ export interface GatewayConfig {
   readonly delivery: { readonly host: string; readonly port: number; readonly timeoutMs: number };
   /** Key versions on the wire (docs/key-exchange.md). */
   readonly keyExchange: { readonly advertise: boolean; readonly probe: boolean; readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly refreshMinIntervalMs: number };
+  /**
+   * Where the inspection step runs (docs/inspection.md): `inline` in this process (ssmax-inspect.ini,
+   * the inspector certificate of [keyd]), or `remote` in the inspector process, called over mutual
+   * TLS with this gateway's own gateway-role certificate ([keyd] cert/key).
+   */
+  readonly inspection: InspectionSettings;
 }
+
+export type InspectionSettings =
+  | { readonly mode: 'inline' }
+  | { readonly mode: 'remote'; readonly url: string; readonly servername: string; readonly ca: readonly string[]; readonly timeoutMs: number };
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
 
 export class GatewayConfigError extends Error {}
 
@@ -77,6 +87,18 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   const inspectorCert = str('keyd', 'inspector_cert', false);
   const inspectorKey = str('keyd', 'inspector_key', false);
   const servername = str('keyd', 'servername', false);
+  const inspectionMode = str('inspection', 'mode', false) ?? GATEWAY_DEFAULTS.inspection_mode;
+  if (inspectionMode !== 'inline' && inspectionMode !== 'remote') throw new GatewayConfigError(`ssmax.ini: [inspection] mode must be inline or remote (got "${inspectionMode}")`);
+  let inspection: InspectionSettings = { mode: 'inline' };
+  if (inspectionMode === 'remote') {
+    const url = str('inspection', 'inspector_url', false);
+    if (!url || !/^https:\/\/[^/]+\/?$/.test(url)) throw new GatewayConfigError(`ssmax.ini: [inspection] inspector_url must be https://host:port when mode=remote (got "${url ?? ''}")`);
+    const ca = list('inspection', 'inspector_ca', false);
+    inspection = {
+      mode: 'remote', url, servername: str('inspection', 'inspector_servername', false) ?? `inspect.${domain}`,
+      ca: (ca.length > 0 ? ca : list('keyd', 'ca')).map(path), timeoutMs: num('inspection', 'inspector_timeout_ms', GATEWAY_DEFAULTS.inspector_timeout_ms),
+    };
+  }
   return {
     domain,
     localDomains: list('main', 'local_domains', false).map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
@@ -102,6 +124,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       probeTimeoutMs: num('key_exchange', 'probe_timeout_ms', GATEWAY_DEFAULTS.probe_timeout_ms),
       refreshMinIntervalMs: num('key_exchange', 'refresh_min_interval_seconds', GATEWAY_DEFAULTS.refresh_min_interval_seconds) * 1000,
     },
+    inspection,
   };
 }
 

@@ -6,9 +6,8 @@ import type { KeyObject } from 'node:crypto';
 import type { Group } from '../crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ValidationCache } from '../pki/validate';
-import type { InspectionConfig } from '../inspect/config';
-import type { QuarantineStore } from '../inspect/quarantine';
 import type { GatewayConfig } from './config';
+import type { Inspector } from './inspection';
 import type { KeyWatch } from './key-exchange';
 import type { KeydOps } from './keyd-ops';
 
@@ -32,8 +31,8 @@ export interface GatewayDeps {
   readonly clock: () => Date;
   /** Peers' advertised key versions; refresh-before-send (absent: the cached bundle as it is). */
   readonly keyWatch?: KeyWatch;
-  /** Inspection of this hop (DLP outbound, antivirus inbound; docs/inspection.md), when enabled. */
-  readonly inspection?: { readonly config: InspectionConfig; readonly quarantine: QuarantineStore };
+  /** Inspection of this hop (DLP outbound, antivirus inbound; inline or remote: docs/inspection.md), when enabled. */
+  readonly inspection?: Inspector;
 }
 
 /** One message to send: the same bytes for these recipients. */

@@ -1,20 +1,133 @@
 /**
- * The inspection step inside the gateway (docs/inspection.md): the plaintext
- * comes only from a blinded decryption with a verified proof (inspector role
- * at keyd) or from a plaintext submission, lives in memory only, and is
- * inspected by DLP (submission) or ClamAV (arrival). Reject ⇒ 5xx naming the
- * rule; quarantine ⇒ held encrypted, nothing relayed; clamd unavailable ⇒
- * 4xx. A user flagged as an individual is inspected only with consent. A
- * message an operator released from quarantine passes once.
+ * The inspection step of a gateway hop (docs/inspection.md). One interface,
+ * `Inspector`, two implementations:
+ *  - `LocalInspector` (inline, [inspection] mode=inline): in the gateway
+ *    process; also the engine of the separate inspector process;
+ *  - `RemoteInspector` (src/inspector/client.ts, mode=remote): asks the
+ *    inspector process over mutual TLS; the message travels as ciphertext.
+ * The plaintext comes only from a blinded decryption with a verified proof
+ * (inspector role at keyd) or from a plaintext submission, lives in memory
+ * only, and is inspected by DLP (submission) or ClamAV (arrival). Reject ⇒
+ * 5xx naming the rule; quarantine ⇒ held encrypted, nothing relayed; clamd or
+ * the inspector unavailable ⇒ 4xx. A user flagged as an individual is
+ * inspected only with consent. A message an operator released from
+ * quarantine passes once.
  */
-import type { Capsule } from '../crypto';
+import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
 import { collect, decryptMessage, encryptMessage } from '../envelope';
-import { type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
-import { RELEASE_HEADER } from '../inspect/quarantine';
+import type { InspectionConfig } from '../inspect/config';
+import { type Decision, type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
+import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
 import type { GatewayDeps } from './deps';
-import { GatewayError } from './replies';
+import type { KeydOps } from './keyd-ops';
+import { GatewayError, REPLIES, type Reply, type ReplyName } from './replies';
+
+export type Direction = 'outbound' | 'inbound';
+
+export interface InspectRequest {
+  /** outbound: DLP at submission; inbound: antivirus at arrival. */
+  readonly direction: Direction;
+  /** The message: encrypted to this organisation (with `capsule`), or a plaintext submission (no capsule). */
+  readonly message: Buffer;
+  readonly capsule?: Capsule;
+  /** The author (consent of outbound mail) and the envelope recipients (consent of inbound mail; quarantine entry). */
+  readonly from: string;
+  readonly rcpts: readonly string[];
+  /** The id of an `SSMAX-Quarantine-Release` marker the message carried (already stripped). */
+  readonly releaseId?: string;
+}
+
+export interface InspectAnswer {
+  /** This hop's verdict; absent when this direction is not inspected here. */
+  readonly verdict?: Verdict;
+  readonly decision: Decision;
+  /** The quarantine id, when the message was held (encrypted). */
+  readonly quarantined?: string;
+}
+
+/** The inspection step, inline or remote: the gateway calls only this. */
+export interface Inspector {
+  inspect(req: InspectRequest): Promise<InspectAnswer>;
+  close(): Promise<void>;
+}
+
+/** What the engine needs from keyd: the blinded decryption with proof, user facts, the org's public keys. */
+export type InspectionKeyd = Pick<KeydOps, 'messageKey' | 'user' | 'orgKeys'>;
+
+async function orgPublicKey(keyd: InspectionKeyd, keyId: string): Promise<Uint8Array> {
+  const pub = await keyd.orgKeys();
+  const key = pub.keys.find((k) => k.keyId === keyId);
+  if (!key) throw new GatewayError('badCapsule', `unknown key id "${keyId}"`);
+  return new Uint8Array(Buffer.from(key.publicKey, 'hex'));
+}
+
+/** The original message, decrypted in memory after a blinded decryption with a verified proof. */
+export async function plaintextOf(keyd: InspectionKeyd, group: Group, message: Buffer, capsule: Capsule): Promise<Buffer> {
+  const { messageKey } = await keyd.messageKey(capsule, await orgPublicKey(keyd, capsule.keyId));
+  try {
+    return await collect(decryptMessage(message, { messageKey }, { group }));
+  } catch (err) {
+    throw new GatewayError('badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
+  }
+}
+
+/** A plaintext submission encrypted to this organisation's current key (to hold it, or to send it to a remote inspector). */
+export async function encryptToOrg(keyd: Pick<KeydOps, 'orgKeys'>, group: Group, message: Buffer): Promise<Buffer> {
+  const pub = await keyd.orgKeys();
+  const key = pub.keys.find((k) => k.keyId === pub.current);
+  if (!key) throw new GatewayError('keydUnavailable', 'no current org key to keep the message encrypted');
+  return collect(encryptMessage(message, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group, rng: systemRng }));
+}
+
+/**
+ * The inspection engine: consent, blinded decryption with proof, DLP or
+ * ClamAV, quarantine. Runs in the gateway (inline) and in the inspector
+ * process (remote), the same code.
+ */
+export class LocalInspector implements Inspector {
+  constructor(private readonly d: { readonly config: InspectionConfig; readonly quarantine: QuarantineStore; readonly keyd: InspectionKeyd; readonly group: Group }) {}
+
+  get config(): InspectionConfig {
+    return this.d.config;
+  }
+
+  private async consents(address: string): Promise<boolean> {
+    const user = await this.d.keyd.user(address);
+    return !(user?.kind === 'individual' && !user.inspectionConsent);
+  }
+
+  async inspect(req: InspectRequest): Promise<InspectAnswer> {
+    const { dlp, av } = this.d.config;
+    const name = req.direction === 'outbound' ? 'dlp' : 'av';
+    if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };
+    if (req.releaseId && (await this.d.quarantine.consumeRelease(req.releaseId))) return { verdict: { name, result: 'none' }, decision: { action: 'pass' } };
+    let result: Inspection;
+    if (req.direction === 'outbound') {
+      const consent = await this.consents(req.from);
+      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
+      result = await inspectOutbound(plaintext, dlp!, consent);
+    } else {
+      if (!req.capsule) throw new GatewayError('badCapsule', 'an arrival to inspect must be encrypted to this organisation');
+      const consent = (await Promise.all(req.rcpts.map((r) => this.consents(r)))).some(Boolean);
+      result = await inspectInbound(consent ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : Buffer.alloc(0), av!, consent);
+    }
+    if (result.decision.action !== 'quarantine') return result;
+    const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
+    const quarantined = await this.d.quarantine.hold({ direction: req.direction, from: req.from, rcpts: [...req.rcpts], rule: result.decision.rule, message: held });
+    return { ...result, quarantined };
+  }
+
+  async close(): Promise<void> {
+    await this.d.quarantine.close();
+  }
+}
+
+/** The name of a gateway reply (for answers that cross the process boundary); undefined if it is not one of ours. */
+export function replyNameOf(reply: Reply): ReplyName | undefined {
+  return (Object.keys(REPLIES) as ReplyName[]).find((n) => REPLIES[n].status === reply.status && REPLIES[n].code === reply.code && (reply.text === REPLIES[n].text || reply.text.startsWith(`${REPLIES[n].text}: `)));
+}
 
 export interface Inspected {
   /** The message, less any release marker. */
@@ -24,83 +137,48 @@ export interface Inspected {
   readonly quarantined?: string;
 }
 
-async function orgPublicKey(deps: GatewayDeps, keyId: string): Promise<Uint8Array> {
-  const pub = await deps.keyd.orgKeys();
-  const key = pub.keys.find((k) => k.keyId === keyId);
-  if (!key) throw new GatewayError('badCapsule', `unknown key id "${keyId}"`);
-  return new Uint8Array(Buffer.from(key.publicKey, 'hex'));
-}
-
-/** The original message, decrypted in memory after a blinded decryption with a verified proof. */
-export async function plaintextOf(deps: GatewayDeps, message: Buffer, capsule: Capsule): Promise<Buffer> {
-  const { messageKey } = await deps.keyd.messageKey(capsule, await orgPublicKey(deps, capsule.keyId));
-  try {
-    return await collect(decryptMessage(message, { messageKey }, { group: deps.group }));
-  } catch (err) {
-    throw new GatewayError('badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
-  }
-}
-
-/** Strips a release marker; true when the quarantine store released this message (once). */
-async function released(deps: GatewayDeps, message: Buffer): Promise<{ message: Buffer; released: boolean }> {
-  const prefix = `${RELEASE_HEADER}: `;
+/** Strips a release marker (Haraka adds Received fields above it) and returns its id. */
+function withoutRelease(message: Buffer): { message: Buffer; releaseId?: string } {
   const end0 = message.indexOf('\r\n\r\n');
-  const head = message.subarray(0, end0 < 0 ? message.length : end0 + 2).toString('latin1'); // Haraka adds Received fields above it
+  const head = message.subarray(0, end0 < 0 ? message.length : end0 + 2).toString('latin1');
   const at = head.search(new RegExp(`(^|\\r\\n)${RELEASE_HEADER}: `, 'i'));
-  if (at < 0) return { message, released: false };
+  if (at < 0) return { message };
   const start = at === 0 ? 0 : at + 2;
   const end = message.indexOf('\r\n', start);
-  const id = message.subarray(start + prefix.length, end).toString('latin1').trim();
-  const stripped = Buffer.concat([message.subarray(0, start), message.subarray(end + 2)]);
-  return { message: stripped, released: deps.inspection ? await deps.inspection.quarantine.consumeRelease(id) : false };
+  const releaseId = message.subarray(start + RELEASE_HEADER.length + 2, end).toString('latin1').trim();
+  return { message: Buffer.concat([message.subarray(0, start), message.subarray(end + 2)]), releaseId };
 }
 
-async function consents(deps: GatewayDeps, address: string): Promise<boolean> {
-  const user = await deps.keyd.user(address);
-  return !(user?.kind === 'individual' && !user.inspectionConsent);
-}
-
-async function decide(deps: GatewayDeps, result: Inspection, held: () => Promise<Uint8Array>, entry: { direction: 'outbound' | 'inbound'; from: string; rcpts: readonly string[] }): Promise<string | undefined> {
-  const d = result.decision;
+function decide(answer: InspectAnswer, direction: Direction): void {
+  const d = answer.decision;
   switch (d.action) {
     case 'pass':
     case 'tag':
-      return undefined;
+    case 'quarantine':
+      return;
     case 'reject':
-      throw new GatewayError(entry.direction === 'outbound' ? 'dlpRejected' : 'virusFound', `rule "${d.rule}"`);
+      throw new GatewayError(direction === 'outbound' ? 'dlpRejected' : 'virusFound', `rule "${d.rule}"`);
     case 'tempfail':
       throw new GatewayError('inspectionUnavailable', d.reason);
-    case 'quarantine':
-      return deps.inspection!.quarantine.hold({ ...entry, rcpts: [...entry.rcpts], rule: d.rule, message: await held() });
   }
 }
 
+async function step(deps: GatewayDeps, direction: Direction, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
+  const inspector = deps.inspection;
+  if (!inspector) return { message: input, verdicts: [] };
+  const { message, releaseId } = withoutRelease(input);
+  const answer = await inspector.inspect({ direction, message, from, rcpts, ...(capsule ? { capsule } : {}), ...(releaseId ? { releaseId } : {}) });
+  decide(answer, direction);
+  if (answer.decision.action === 'quarantine' && !answer.quarantined) throw new GatewayError('inspectionUnavailable', 'quarantine decided but the message was not held');
+  return { message, verdicts: answer.verdict ? [answer.verdict] : [], ...(answer.decision.action === 'quarantine' ? { quarantined: answer.quarantined! } : {}) };
+}
+
 /** DLP on a submission. `capsule` is the own-org capsule (SSMAX client) or undefined (plaintext submission). */
-export async function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
-  const dlp = deps.inspection?.config.dlp;
-  if (!dlp) return { message: input, verdicts: [] };
-  const { message, released: wasReleased } = await released(deps, input);
-  if (wasReleased) return { message, verdicts: [{ name: 'dlp', result: 'none' }] };
-  const plaintext = capsule ? await plaintextOf(deps, message, capsule) : message;
-  const result = await inspectOutbound(plaintext, dlp, await consents(deps, from));
-  const quarantined = await decide(deps, result, async () => {
-    if (capsule) return message; // already encrypted to this organisation
-    const pub = await deps.keyd.orgKeys();
-    const key = pub.keys.find((k) => k.keyId === pub.current);
-    if (!key) throw new GatewayError('keydUnavailable', 'no current org key to keep the held message encrypted');
-    return collect(encryptMessage(message, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group: deps.group, rng: systemRng }));
-  }, { direction: 'outbound', from, rcpts });
-  return { message, verdicts: [result.verdict], ...(quarantined ? { quarantined } : {}) };
+export function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
+  return step(deps, 'outbound', input, capsule, from, rcpts);
 }
 
 /** Antivirus on an arrival encrypted to this organisation. */
-export async function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule, from: string, rcpts: readonly string[]): Promise<Inspected> {
-  const av = deps.inspection?.config.av;
-  if (!av) return { message: input, verdicts: [] };
-  const { message, released: wasReleased } = await released(deps, input);
-  if (wasReleased) return { message, verdicts: [{ name: 'av', result: 'none' }] };
-  const consent = (await Promise.all(rcpts.map((r) => consents(deps, r)))).some(Boolean);
-  const result = await inspectInbound(consent ? await plaintextOf(deps, message, capsule) : Buffer.alloc(0), av, consent);
-  const quarantined = await decide(deps, result, async () => message, { direction: 'inbound', from, rcpts });
-  return { message, verdicts: [result.verdict], ...(quarantined ? { quarantined } : {}) };
+export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule, from: string, rcpts: readonly string[]): Promise<Inspected> {
+  return step(deps, 'inbound', input, capsule, from, rcpts);
 }

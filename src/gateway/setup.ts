@@ -1,6 +1,7 @@
 /**
  * Builds a gateway from its ssmax.ini: keyd clients (gateway and inspector
- * roles), the peer directory, the sealing key, local delivery. The Haraka
+ * roles), the peer directory, the sealing key, local delivery, the inspection
+ * step (inline, or a client of the remote inspector process). The Haraka
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
@@ -20,6 +21,8 @@ import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig, readIni } from '../inspect/config';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
+import { type Inspector, LocalInspector } from './inspection';
+import { RemoteInspector } from '../inspector/client';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -62,10 +65,21 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     helo: `mx.${config.domain}`, nextHop: nextHopResolver(config.routes), refresh: (d) => directory.refresh(d), log,
   });
   const advertiser = kx.advertise ? new Advertiser(() => keyd.orgKeys(), sealCert.serial) : undefined;
-  const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
-  const quarantine = inspectConfig.dlp || inspectConfig.av ? new QuarantineStore(inspectConfig.quarantineDir) : undefined;
+  // Inspection: inline (ssmax-inspect.ini here, the inspector certificate of [keyd]) or remote (the inspector
+  // process, called with this gateway's own gateway-role certificate; no inspector credentials needed here).
+  let inspection: Inspector | undefined;
+  const ins = config.inspection;
+  if (ins.mode === 'remote') {
+    inspection = new RemoteInspector({
+      url: ins.url, servername: ins.servername, ca: ins.ca.map((f) => readText(f, 'inspector CA')), timeoutMs: ins.timeoutMs,
+      cert: readText(config.keyd.cert, 'gateway client certificate'), key: readText(config.keyd.key, 'gateway client key'), keyd, group,
+    });
+  } else {
+    const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
+    if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+  }
   const deps: GatewayDeps = {
-    config, group, keyd, directory, keyWatch, ...(quarantine ? { inspection: { config: inspectConfig, quarantine } } : {}),
+    config, group, keyd, directory, keyWatch, ...(inspection ? { inspection } : {}),
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
@@ -77,7 +91,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
       inspectorClient?.close();
       await directory.close();
       await delivery.close();
-      await quarantine?.close();
+      await inspection?.close();
     },
   };
 }

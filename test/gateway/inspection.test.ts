@@ -2,7 +2,8 @@
  * Inspection of encrypted mail through real gateways (issue 8): DLP at the
  * sending organisation, ClamAV (a real clamd) at the receiving one, both on
  * plaintext obtained by blinded decryption with a verified proof; verdicts in
- * the seals; quarantine kept encrypted and released once.
+ * the seals; quarantine kept encrypted and released once; individuals
+ * (registered at keyd as such) inspected only with consent.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,8 @@ import { openMessage } from '../../src/user/open';
 import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
-import { network, smtp, waitFor } from './network-fixture';
+import { INDIVIDUALS, consentCases } from '../inspector/cases';
+import { ORGS, network, smtp, waitFor, withUsers } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -28,7 +30,7 @@ let clamd: ClamdProcess;
 let clamdDir: string;
 let clamdPort: number;
 beforeAll(async () => {
-  net = await network();
+  net = await network(withUsers(ORGS, INDIVIDUALS));
   clamdDir = mkdtempSync(join(tmpdir(), 'ssmax-gw-clamd-'));
   clamdPort = await freePort();
   clamd = await startClamd(clamdDir, clamdPort);
@@ -144,4 +146,19 @@ describe('ClamAV at the receiving organisation, on encrypted mail', () => {
     expect(await toB(copy)).toMatch(/^250 /); // a second retry of the same message: delivered once all the same
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
   });
+});
+
+describe('individuals and consent, with inline inspection', () => {
+  let sealed: (message: Buffer, rcpts: string[]) => Promise<Buffer>;
+  let close: () => Promise<void>;
+  beforeAll(() => {
+    const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwA = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-consent-test');
+    close = () => gwA.close();
+    sealed = async (message, rcpts) => (await submit(gwA.deps, message, rcpts)).copies[0]!.message;
+  });
+  afterAll(async () => {
+    await close?.();
+  });
+  consentCases(() => net, () => sealed);
 });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { createTransport } from 'nodemailer';
-import { type Network, type OrgSpec, startNetwork } from '../../src/demo/network';
+import { type Network, type OrgSpec, type UserSpec, startNetwork } from '../../src/demo/network';
 
 export const ORGS: OrgSpec[] = [
   { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
@@ -14,8 +14,13 @@ export const ORGS: OrgSpec[] = [
   { domain: 'c.example', users: [{ address: 'frank@c.example', client: 'plain', password: 'pw-frank' }] },
 ];
 
-export async function network(): Promise<Network> {
-  return startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-gw-')), ORGS);
+export async function network(specs: readonly OrgSpec[] = ORGS): Promise<Network> {
+  return startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-gw-')), specs);
+}
+
+/** `specs` with further users per domain (e.g. individuals, for the consent tests). */
+export function withUsers(specs: readonly OrgSpec[], extra: Readonly<Record<string, readonly UserSpec[]>>): OrgSpec[] {
+  return specs.map((s) => ({ ...s, users: [...s.users, ...(extra[s.domain] ?? [])] }));
 }
 
 /** Plain SMTP (submission with AUTH when `auth` is given, else as a peer MTA). */

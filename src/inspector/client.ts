@@ -1,0 +1,143 @@
+/**
+ * The gateway's side of remote inspection ([inspection] mode=remote): an
+ * `Inspector` that asks the inspector process over HTTPS with mutual TLS (the
+ * gateway's own gateway-role certificate; the server must present an
+ * inspector-role certificate for `servername` from the org CA). The message
+ * travels as ciphertext: encrypted to this organisation (a plaintext
+ * submission is encrypted to the org key first). Any fault — unreachable,
+ * timeout, a refusal, an answer that does not parse — is a 4xx
+ * (`inspectionUnavailable`); a message over the inspector's size limit is
+ * 552; a message the inspector finds malformed gets the same 5xx the inline
+ * step would give.
+ */
+import { type PeerCertificate, checkServerIdentity } from 'node:tls';
+import { Agent, request } from 'node:https';
+import { VERDICT_RESULTS, type Verdict } from '../chain/tags';
+import type { Group } from '../crypto';
+import type { Decision } from '../inspect/inspect';
+import { roleOf } from '../pki/certificate';
+import { type InspectAnswer, type InspectRequest, type Inspector, encryptToOrg } from '../gateway/inspection';
+import type { KeydOps } from '../gateway/keyd-ops';
+import { GatewayError, REPLIES, type ReplyName } from '../gateway/replies';
+
+export interface RemoteInspectorOptions {
+  /** https://host:port of the inspector process. */
+  readonly url: string;
+  /** Host name in the inspector's server certificate (inspect.<domain>). */
+  readonly servername: string;
+  /** CAs the inspector's certificate chains to (PEM). */
+  readonly ca: readonly string[];
+  /** This gateway's gateway-role client certificate and key (PEM). */
+  readonly cert: string;
+  readonly key: string;
+  readonly timeoutMs: number;
+  /** For plaintext submissions: the org's current public key (keyd, gateway role). */
+  readonly keyd: Pick<KeydOps, 'orgKeys'>;
+  readonly group: Group;
+}
+
+/** The inspector's wire path. */
+export const INSPECT_PATH = '/v1/inspect';
+
+const ACTIONS = ['pass', 'tag', 'reject', 'quarantine', 'tempfail'] as const;
+/** Final refusals of the message that the inspector may hand back as they are. */
+const PASSED_ON: readonly ReplyName[] = ['badFormat', 'badCapsule', 'keyDestroyed'];
+
+function unavailable(detail: string): GatewayError {
+  return new GatewayError('inspectionUnavailable', `inspector: ${detail}`);
+}
+
+/** The answer, checked field by field: anything unexpected is a fault (4xx), never a pass. */
+export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): InspectAnswer {
+  const a = json as { verdict?: { name?: unknown; result?: unknown }; decision?: Record<string, unknown>; quarantined?: unknown } | null;
+  const d = a?.decision;
+  if (!a || typeof a !== 'object' || !d || !ACTIONS.includes(d.action as never)) throw unavailable('answer without a valid decision');
+  const text = (v: unknown, what: string) => {
+    if (typeof v !== 'string' || v === '' || v.length > 300) throw unavailable(`answer without a valid ${what}`);
+    return v;
+  };
+  let decision: Decision;
+  if (d.action === 'pass') decision = { action: 'pass' };
+  else if (d.action === 'tempfail') decision = { action: 'tempfail', reason: text(d.reason, 'reason') };
+  else decision = { action: d.action as 'tag' | 'reject' | 'quarantine', rule: text(d.rule, 'rule') };
+  let verdict: Verdict | undefined;
+  if (a.verdict !== undefined) {
+    const name = direction === 'outbound' ? 'dlp' : 'av';
+    if (a.verdict?.name !== name || !VERDICT_RESULTS.includes(a.verdict.result as never)) throw unavailable('answer with an invalid verdict');
+    verdict = { name, result: a.verdict.result as Verdict['result'] };
+  } else if (decision.action !== 'pass') {
+    throw unavailable('a decision without a verdict');
+  }
+  const quarantined = decision.action === 'quarantine' ? text(a.quarantined, 'quarantine id') : undefined;
+  if (quarantined !== undefined && !/^q-[0-9a-z]+-[0-9a-f]{12}$/.test(quarantined)) throw unavailable('answer with an invalid quarantine id');
+  return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}) };
+}
+
+export class RemoteInspector implements Inspector {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  constructor(private readonly opts: RemoteInspectorOptions) {
+    this.base = new URL(opts.url);
+    this.agent = new Agent({
+      keepAlive: true, maxSockets: 16, cert: opts.cert, key: opts.key, ca: [...opts.ca], servername: opts.servername,
+      // the name, and the inspector role: another service of the organisation cannot stand in for it
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(opts.servername, cert) ?? (roleOf(new Uint8Array(cert.raw)) === 'inspector' ? undefined : new Error('the server certificate does not carry the inspector role')),
+    });
+  }
+
+  async inspect(req: InspectRequest): Promise<InspectAnswer> {
+    const body = req.capsule ? req.message : await encryptToOrg(this.opts.keyd, this.opts.group, req.message);
+    const q = new URLSearchParams({ direction: req.direction, from: req.from });
+    for (const r of req.rcpts) q.append('rcpt', r);
+    if (req.releaseId) q.set('release', req.releaseId);
+    const { status, json } = await this.post(`${INSPECT_PATH}?${q.toString()}`, body);
+    if (status === 200) return parseAnswer(json, req.direction);
+    const e = (json as { error?: { code?: unknown; message?: unknown; details?: { reply?: unknown } } } | undefined)?.error;
+    const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : `HTTP ${status}`;
+    if (status === 413) throw new GatewayError('tooLarge', 'over the inspector\'s limit');
+    const reply = e?.details?.reply;
+    if (status === 422 && typeof reply === 'string' && PASSED_ON.includes(reply as ReplyName) && reply in REPLIES) {
+      const base = REPLIES[reply as ReplyName].text;
+      throw new GatewayError(reply as ReplyName, message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
+    }
+    throw unavailable(`${typeof e?.code === 'string' ? e.code : 'error'}: ${message}`);
+  }
+
+  private post(path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
+    const timeoutMs = this.opts.timeoutMs;
+    return new Promise((resolve, reject) => {
+      const req = request({
+        protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, path, method: 'POST', agent: this.agent, servername: this.opts.servername,
+        headers: { accept: 'application/json', 'content-type': 'application/octet-stream', 'content-length': body.length },
+      }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', (err) => { clearTimeout(timer); reject(unavailable(`response failed: ${err.message}`)); });
+        res.on('end', () => {
+          clearTimeout(timer);
+          let json: unknown;
+          try {
+            json = JSON.parse(Buffer.concat(parts).toString('utf8'));
+          } catch {
+            reject(unavailable(`HTTP ${res.statusCode} with a body that is not JSON`));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      });
+      const timer = setTimeout(() => req.destroy(unavailable(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('socket', (s) => s.setNoDelay(true));
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err instanceof GatewayError ? err : unavailable(`unreachable: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+      });
+      req.end(body);
+    });
+  }
+
+  close(): Promise<void> {
+    this.agent.destroy();
+    return Promise.resolve();
+  }
+}

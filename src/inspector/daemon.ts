@@ -1,0 +1,74 @@
+/**
+ * Assembles a running inspector process from its configuration: a keyd
+ * client with the inspector's OWN inspector-role certificate (blinded
+ * decryption with a verified proof, user facts for consent, the org's public
+ * keys), the inspection rules (ssmax-inspect.ini, ssmax-dlp.ini), the
+ * quarantine store under its state folder, the same engine the gateway runs
+ * inline (LocalInspector), and the HTTPS server. `stop()` shuts down
+ * gracefully.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { groups } from '../crypto/backend';
+import { LocalInspector } from '../gateway/inspection';
+import { KeydOps } from '../gateway/keyd-ops';
+import { parseInspectionConfig, readIni } from '../inspect/config';
+import { QuarantineStore } from '../inspect/quarantine';
+import { KeydClient } from '../keyd/client';
+import { ValidationCache } from '../pki/validate';
+import { type InspectorConfig, InspectorConfigError } from './config';
+import { InspectorServer } from './server';
+
+function readPem(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InspectorConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export interface RunningInspector {
+  readonly port: number;
+  readonly engine: LocalInspector;
+  stop(): Promise<void>;
+}
+
+export async function startInspector(config: InspectorConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningInspector> {
+  const clock = opts.clock ?? (() => new Date());
+  const inspectConfig = parseInspectionConfig(readIni(config.inspection.inspect), readIni(config.inspection.dlpRules), dirname(config.inspection.inspect), config.stateDir);
+  const keydClient = new KeydClient({
+    url: config.keyd.url, cert: readPem(config.keyd.cert, 'keyd client certificate'), key: readPem(config.keyd.key, 'keyd client key'),
+    ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
+  });
+  const group = groups.libsecp256k1;
+  // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
+  const keyd = new KeydOps(group, keydClient, keydClient);
+  const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+  const crlFiles = config.pki.crls;
+  const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
+  const roots = config.pki.roots.map((f) => readPem(f, 'SSMAX root'));
+  if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim()))) throw new InspectorConfigError(`Config "${config.file}": [tls] client_ca must name the org CA (clients' certificates must be issued by it)`);
+  const server = new InspectorServer(engine, {
+    domain: config.domain, host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
+    clientCas, roots, orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
+    crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
+    maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
+    validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
+  });
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    keydClient.close();
+    await engine.close();
+    throw err;
+  }
+  return {
+    port, engine,
+    async stop() {
+      await server.close();
+      keydClient.close();
+      await engine.close();
+    },
+  };
+}

@@ -1,0 +1,247 @@
+/**
+ * Remote inspection (issue 8): both organisations run inspection in a
+ * separate inspector process (`ssmax inspector run`) with its own inspector
+ * certificate; the gateways ([inspection] mode=remote) hold no inspector
+ * credentials and call it over mutual TLS with their gateway certificate.
+ * Real Haraka, real keyd over mTLS, a real clamd with a generated signature
+ * database.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { main } from '../../src/cli/main';
+import { freePort } from '../../src/demo/haraka';
+import { type Network, type OrgSpec, startNetwork } from '../../src/demo/network';
+import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
+import { roleOf } from '../../src/pki/certificate';
+import { loadUserProfile } from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { submitMessage } from '../../src/user/submit';
+import { filesUnder, smtp, waitFor } from '../gateway/network-fixture';
+import { INDIVIDUALS, arrivals, consentCases, lastVerdicts, mail, withAttachment } from './cases';
+
+jest.setTimeout(240000);
+
+let net: Network;
+let clamd: ClamdProcess;
+let seal: ReturnType<typeof arrivals>;
+const MARKER = 'Lunch-on-Friday-7f3e9a';
+const dlpIni = `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`;
+
+beforeAll(async () => {
+  const clamdDir = mkdtempSync(join(tmpdir(), 'ssmax-ins-clamd-'));
+  clamd = await startClamd(clamdDir, await freePort());
+  const base = mkdtempSync(join(tmpdir(), 'ssmax-ins-'));
+  const crl = (domain: string, name: string) => join(base, domain, 'pki', name);
+  const specs: OrgSpec[] = [
+    {
+      domain: 'a.example', inspector: { inspectIni: '[dlp]\nenabled=true\n', dlpIni },
+      users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }, ...INDIVIDUALS['a.example']!],
+    },
+    {
+      domain: 'b.example',
+      inspector: {
+        inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\n`,
+        // a.example's CRL too, so that a.example's (unrevoked) gateway certificate gets past revocation to the issuer check
+        extraIni: ['[pki]', `crls=${crl('b.example', 'org-ca.crl.pem')},${crl('b.example', 'root.crl.pem')},${crl('a.example', 'org-ca.crl.pem')}`],
+      },
+      users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, ...INDIVIDUALS['b.example']!],
+    },
+  ];
+  net = await startNetwork(base, specs);
+  seal = arrivals(net, 'ssmax-state-remote-test');
+});
+afterAll(async () => {
+  await seal?.close();
+  await net?.stop();
+  await clamd?.stop();
+});
+
+const A = () => net.org('a.example');
+const B = () => net.org('b.example');
+
+async function aliceSends(body: string): Promise<string> {
+  const alice = loadUserProfile(A().profiles['alice@a.example']!);
+  const encrypted = await signAndEncrypt(alice, mail('alice@a.example', 'bob@b.example', body), { now: new Date() });
+  try {
+    return (await submitMessage(alice, encrypted, { to: ['bob@b.example'] })).response;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** GET /v1/health at b.example's inspector with a client certificate; the status, or the TLS failure. */
+function health(cert: { cert: string; key: string } | undefined): Promise<{ status: number; body: string } | { error: string }> {
+  const fx = B().fx;
+  return new Promise((resolve) => {
+    const req = request({
+      host: '127.0.0.1', port: B().ports.inspector, path: '/v1/health', method: 'GET', servername: 'inspect.b.example', ca: fx.caPem, ...(cert ? { cert: cert.cert, key: cert.key } : {}), agent: false,
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+      res.on('error', (err) => resolve({ error: err.message }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    req.end();
+  });
+}
+
+describe('the gateways in remote mode', () => {
+  test('hold no inspector credentials: ssmax.ini names none, the gateway certificate is the only one, and no inspector key is in the Haraka folder', () => {
+    for (const org of [A(), B()]) {
+      const ini = parse(readFileSync(join(org.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, string>>;
+      expect(ini.inspection).toMatchObject({ mode: 'remote', inspector_servername: `inspect.${org.domain}` });
+      expect(Object.keys(ini.keyd!).filter((k) => k.startsWith('inspector'))).toEqual([]);
+      expect(roleOf(readFileSync(ini.keyd!.cert!, 'utf8'))).toBe('gateway');
+      const inspectorKey = org.fx.clients.inspector.key.trim();
+      expect(filesUnder(org.harakaDir).filter((f) => f.bytes.toString('latin1').includes(inspectorKey))).toEqual([]);
+    }
+  });
+});
+
+describe('DLP at a.example by its inspector process', () => {
+  test('an encrypted message carrying a card number is rejected 5xx naming the rule, never the number', async () => {
+    const r = await aliceSends('Please charge 4111 1111 1111 1111 for the order.\r\n');
+    expect(r).toMatch(/550 5\.7\.1 Message refused by a data-loss prevention rule: rule "payment-cards"/);
+    expect(r).not.toMatch(/4111/);
+  });
+
+  test('a plaintext submission (plain client) travels to the inspector encrypted and is rejected the same', async () => {
+    const r = await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], mail('dave@a.example', 'bob@b.example', 'Card 4111-1111-1111-1111\r\n'), { user: 'dave@a.example', pass: 'pw-dave' });
+    expect(r).toMatch(/^550 5\.7\.1 .*rule "payment-cards"/);
+  });
+
+  test('a clean message passes: the seals say dlp=pass at a.example and av=pass at b.example', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await aliceSends(`${MARKER}?\r\n`)).toMatch(/^250 /);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+    const got = await lastVerdicts(net, 'bob@b.example');
+    expect(got.plaintext).toContain(MARKER);
+    expect(got.verdicts).toEqual(['dlp:pass,e2e:pass', 'av:pass,e2e:pass']);
+  });
+
+  test('a quarantine rule: held encrypted in the inspector\'s store; released, delivered once and not inspected again', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const reply = await aliceSends('This is top secret.\r\n');
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    const qdir = join(A().inspectorDir, 'state', 'quarantine');
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    expect(await main(['quarantine', 'list', '--state', qdir], io)).toBe(0);
+    expect(out.join('\n')).toMatch(new RegExp(`${id}  .*outbound  held  secret  alice@a\\.example  bob@b\\.example`));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before);
+    const pw = join(A().inspectorDir, 'pw-alice');
+    writeFileSync(pw, 'pw-alice\n');
+    expect(await main(['quarantine', 'release', id!, '--state', qdir, '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'alice@a.example', '--password-file', pw], io)).toBe(0);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+    const got = await lastVerdicts(net, 'bob@b.example');
+    expect(got.plaintext).toContain('top secret');
+    expect(got.verdicts[0]).toBe('dlp:none,e2e:pass');
+    // the release was honoured once: the same marker again is inspected (and held) again
+    out.length = 0;
+    expect(await main(['quarantine', 'list', '--state', qdir], io)).toBe(0);
+    expect(out.join('\n')).not.toContain(id!);
+  });
+
+  test('the inspector process stopped: submission 4xx, nothing relayed; after its restart the message goes through', async () => {
+    await A().stopInspector();
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await aliceSends('Stopped inspector, try 1\r\n')).toMatch(/45\d 4\.7\.5 Inspection unavailable: inspector: unreachable/);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before);
+    await A().restartInspector();
+    expect(await aliceSends('Stopped inspector, try 2\r\n')).toMatch(/^250 /);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+  });
+});
+
+describe('ClamAV at b.example by its inspector process', () => {
+  test('EICAR in a base64 attachment of an encrypted message is caught: 550 naming the signature, nothing delivered', async () => {
+    const before = B().mailbox.mails.length;
+    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', EICAR, 'eicar.txt'), ['bob@b.example']);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('the inspector process stopped: 4xx, nothing delivered; after its restart the retried message is delivered exactly once', async () => {
+    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'a harmless attachment', 'notes.txt'), ['bob@b.example']);
+    await B().stopInspector();
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^45\d 4\.7\.5 Inspection unavailable: inspector: unreachable/);
+    expect(B().mailbox.for('bob@b.example').length).toBe(before);
+    await B().restartInspector();
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^250 /);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^250 /); // the sender retries again: delivered once all the same
+    expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+    expect((await lastVerdicts(net, 'bob@b.example')).verdicts).toEqual(['dlp:pass,e2e:none', 'av:pass,e2e:pass']);
+  });
+
+  test('clamd killed behind the inspector: 4xx through the gateway; scanning again after clamd\'s restart', async () => {
+    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'another harmless one', 'notes.txt'), ['bob@b.example']);
+    const port = clamd.port;
+    await clamd.stop('SIGKILL');
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^45\d 4\.7\.5 Inspection unavailable: clamd unreachable/);
+    clamd = await startClamd(mkdtempSync(join(tmpdir(), 'ssmax-ins-clamd-')), port);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^250 /);
+  });
+});
+
+describe('the inspector\'s mutual TLS', () => {
+  test('a gateway certificate of this organisation is accepted', async () => {
+    const r = await health(B().fx.clients.gateway);
+    expect(r).toMatchObject({ status: 200 });
+    expect(JSON.parse((r as { body: string }).body)).toEqual({ ok: true, domain: 'b.example', role: 'gateway', dlp: false, av: true });
+  });
+
+  test('a certificate from another CA is refused in the handshake; none at all too', async () => {
+    expect(await health(B().fx.clients.foreign)).toHaveProperty('error');
+    expect(await health(net.org('a.example').fx.clients.gateway)).toHaveProperty('error'); // another organisation's gateway, leaf only
+    expect(await health(undefined)).toHaveProperty('error');
+  });
+
+  test('another organisation\'s gateway certificate under the same root, sent with its chain, is refused: 401', async () => {
+    const a = net.org('a.example').fx;
+    const r = await health({ cert: a.clients.gateway.cert + a.orgCa.certificate.pem, key: a.clients.gateway.key });
+    expect(r).toMatchObject({ status: 401, body: expect.stringMatching(/not issued by this organisation's CA/) });
+  });
+
+  test.each(['admin', 'inspector', 'disclosure'] as const)('the wrong role (%s) is refused: 401 unauthenticated', async (role) => {
+    const r = await health(B().fx.clients[role]);
+    expect(r).toMatchObject({ status: 401 });
+    expect(JSON.parse((r as { body: string }).body).error).toMatchObject({ code: 'unauthenticated', message: expect.stringMatching(/Client certificate refused/) });
+  });
+
+  test('a revoked gateway certificate (CRL) and an expired one are refused: 401', async () => {
+    for (const c of [B().fx.clients.revoked, B().fx.clients.expired]) {
+      const r = await health(c);
+      if ('error' in r) continue; // TLS itself may refuse the expired one
+      expect(r.status).toBe(401);
+    }
+    const revoked = await health(B().fx.clients.revoked);
+    expect(revoked).toMatchObject({ status: 401, body: expect.stringMatching(/revoked/) });
+  });
+});
+
+describe('individuals and consent, with remote inspection', () => {
+  consentCases(() => net, () => (m, r) => seal.sealed(m, r));
+});
+
+describe('no plaintext at rest or in logs', () => {
+  test('the inspectors\' folders and output, and the gateways\' logs, never hold the message text', () => {
+    for (const org of [A(), B()]) {
+      expect(org.inspector!.output()).not.toContain(MARKER);
+      expect(org.inspector!.output()).not.toContain('4111');
+      expect(org.haraka.logs()).not.toContain(MARKER);
+      for (const f of filesUnder(org.inspectorDir)) {
+        expect({ path: f.path, marker: f.bytes.includes(MARKER), card: f.bytes.includes('4111 1111 1111 1111'), secret: f.path.endsWith('.ini') ? false : f.bytes.includes('top secret') }).toEqual({ path: f.path, marker: false, card: false, secret: false });
+      }
+    }
+  });
+});
