@@ -62,3 +62,19 @@ test.each([
   expect(() => parseGatewayConfig(gatewayIni(extra), '/c')).toThrow(GatewayConfigError);
   expect(() => parseGatewayConfig(gatewayIni(extra), '/c')).toThrow(message);
 });
+
+test('ssmax inspector: --help on every command; usage errors 64; an unreadable config 65', async () => {
+  const { main } = await import('../../src/cli/main');
+  const out: string[] = [];
+  const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+  expect(await main(['--help'], io)).toBe(0);
+  expect(out.join('\n')).toMatch(/inspector\s+Inspection as a separate process/);
+  expect(await main(['inspector', '--help'], io)).toBe(0);
+  expect(await main(['inspector', 'run', '--help'], io)).toBe(0);
+  expect(out.join('\n')).toMatch(/Usage: ssmax inspector run --config FILE/);
+  expect(await main(['inspector'], io)).toBe(64);
+  expect(await main(['inspector', 'run'], io)).toBe(64);
+  expect(await main(['inspector', 'nope'], io)).toBe(64);
+  expect(await main(['inspector', 'run', '--config', '/nonexistent/inspector.ini'], io)).toBe(65);
+  expect(out.join('\n')).toMatch(/Cannot read inspector config "\/nonexistent\/inspector.ini": ENOENT/);
+});

@@ -1,0 +1,231 @@
+/**
+ * The inspector's wire contract, both ends, on loopback with certificates of
+ * a provisioned organisation: the server's limits and structured errors
+ * (413, 400, 404, 422 for a message not encrypted to the organisation), and
+ * the gateway's client failing closed — a slow, silent or confused inspector,
+ * or a server that is not the inspector, is a 4xx; only a message over the
+ * size limit (552) and a malformed one (the inline step's 5xx) are final.
+ */
+import { mkdtempSync } from 'node:fs';
+import { type Server, createServer, request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { groups } from '../../src/crypto/backend';
+import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
+import { type InspectRequest, LocalInspector } from '../../src/gateway/inspection';
+import { GatewayError } from '../../src/gateway/replies';
+import { QuarantineStore } from '../../src/inspect/quarantine';
+import { RemoteInspector } from '../../src/inspector/client';
+import { InspectorServer } from '../../src/inspector/server';
+import { issueTlsCertificate } from '../../src/pki/issue';
+import { privateKeyToPem } from '../../src/pki/keys';
+
+let fx: OrgFixture;
+let server: InspectorServer;
+let port: number;
+const keydCalls: string[] = [];
+const stub = {
+  messageKey: () => { keydCalls.push('decrypt'); return Promise.reject(new GatewayError('keydUnavailable', 'stub')); },
+  user: () => { keydCalls.push('user'); return Promise.resolve(undefined); },
+  orgKeys: () => { keydCalls.push('public'); return Promise.resolve({ current: 'a.example:v1', keys: [] }); },
+};
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-wire-'));
+  fx = provisionOrg(join(dir, 'pki'), { domain: 'a.example' });
+  const engine = new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: join(dir, 'q') }, quarantine: new QuarantineStore(join(dir, 'q')), keyd: stub, group: groups.libsecp256k1 });
+  server = new InspectorServer(engine, {
+    domain: 'a.example', host: '127.0.0.1', port: 0, cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
+    clientCas: fx.caPem, roots: [fx.root.certificate.pem], orgCas: [fx.orgCa.certificate.pem], crls: () => [], clock: () => new Date(),
+    maxBodyBytes: 4096, maxInFlight: 8, requestTimeoutMs: 5000,
+  });
+  port = await server.listen();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+function call(path: string, body: Buffer | undefined, method = 'POST'): Promise<{ status: number; json: { error?: { code: string; message: string; details?: Record<string, string> } } }> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1', port, path, method, servername: 'inspect.a.example', ca: fx.caPem, cert: fx.clients.gateway.cert, key: fx.clients.gateway.key, agent: false,
+      headers: body ? { 'content-length': body.length } : {},
+    }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString()) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const message = Buffer.from('From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\n\r\nhello\r\n');
+const q = 'direction=outbound&from=a%40a.example&rcpt=b%40b.example';
+
+describe('the inspector server', () => {
+  test('CRLs are required: without them every client certificate is refused (401), even a good one', async () => {
+    const r = await call('/v1/health', undefined, 'GET');
+    expect(r).toMatchObject({ status: 401, json: { error: { code: 'unauthenticated' } } });
+  });
+});
+
+describe('the inspector server (CRLs given)', () => {
+  let good: InspectorServer;
+  let goodPort: number;
+  beforeAll(async () => {
+    const { readFileSync } = await import('node:fs');
+    const crls = [readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8'), readFileSync(join(fx.dir, 'root.crl.pem'), 'utf8')];
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-wire2-'));
+    good = new InspectorServer(new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: dir }, quarantine: new QuarantineStore(dir), keyd: stub, group: groups.libsecp256k1 }), {
+      domain: 'a.example', host: '127.0.0.1', port: 0, cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
+      clientCas: fx.caPem, roots: [fx.root.certificate.pem], orgCas: [fx.orgCa.certificate.pem], crls: () => crls, clock: () => new Date(),
+      maxBodyBytes: 4096, maxInFlight: 8, requestTimeoutMs: 5000,
+    });
+    goodPort = await good.listen();
+  });
+  afterAll(async () => {
+    await good?.close();
+  });
+  const at = (path: string, body: Buffer | undefined, method = 'POST') => {
+    const saved = port;
+    port = goodPort;
+    const p = call(path, body, method);
+    port = saved;
+    return p;
+  };
+
+  test('health answers the caller\'s role and what is enabled', async () => {
+    expect(await at('/v1/health', undefined, 'GET')).toEqual({ status: 200, json: { ok: true, domain: 'a.example', role: 'gateway', dlp: true, av: false } });
+  });
+
+  test('a body over max_body_bytes is 413 too-large', async () => {
+    expect(await at(`/v1/inspect?${q}`, Buffer.alloc(5000, 0x61))).toMatchObject({ status: 413, json: { error: { code: 'too-large' } } });
+  });
+
+  test.each([
+    ['direction=sideways&from=a%40a.example&rcpt=b%40b.example', /direction/],
+    ['direction=outbound&rcpt=b%40b.example', /from/],
+    ['direction=outbound&from=a%40a.example', /rcpt/],
+    ['direction=outbound&from=a%40a.example&rcpt=b%3Cx%3E', /rcpt/],
+    [`${q}&release=not-an-id`, /release/],
+  ])('a malformed request is 400 bad-request naming the field: %s', async (query, field) => {
+    const r = await at(`/v1/inspect?${query}`, message);
+    expect(r).toMatchObject({ status: 400, json: { error: { code: 'bad-request' } } });
+    expect(r.json.error!.message).toMatch(field);
+  });
+
+  test('an unknown path is 404; a wrong method 400', async () => {
+    expect(await at('/v1/nope', undefined, 'GET')).toMatchObject({ status: 404, json: { error: { code: 'not-found' } } });
+    expect(await at('/v1/inspect', undefined, 'GET')).toMatchObject({ status: 400, json: { error: { code: 'bad-request' } } });
+  });
+
+  test('a message not encrypted to the organisation is refused 422 with the reply the inline step gives (badCapsule), before any keyd call', async () => {
+    const before = keydCalls.length;
+    const r = await at(`/v1/inspect?${q}`, message);
+    expect(r).toMatchObject({ status: 422, json: { error: { code: 'refused', details: { reply: 'badCapsule' } } } });
+    expect(keydCalls.length).toBe(before);
+  });
+});
+
+describe('the gateway\'s remote inspector fails closed', () => {
+  let fake: Server;
+  let fakePort: number;
+  let answer: (res: import('node:http').ServerResponse) => void = () => undefined;
+  const remote = (servername = 'inspect.a.example', timeoutMs = 2000) => new RemoteInspector({
+    url: `https://127.0.0.1:${fakePort}`, servername, ca: fx.caPem, cert: fx.clients.gateway.cert, key: fx.clients.gateway.key, timeoutMs,
+    keyd: { orgKeys: () => Promise.reject(new Error('not used')) }, group: groups.libsecp256k1,
+  });
+  const req: InspectRequest = { direction: 'outbound', message, capsule: { keyId: 'a.example:v1' } as never, from: 'a@a.example', rcpts: ['b@b.example'] };
+  const failure = async (r: RemoteInspector): Promise<GatewayError> => {
+    try {
+      await r.inspect(req);
+    } catch (err) {
+      return err as GatewayError;
+    } finally {
+      await r.close();
+    }
+    throw new Error('the inspection passed');
+  };
+
+  beforeAll(async () => {
+    fake = createServer({ cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key }, (rq, res) => {
+      rq.resume();
+      rq.on('end', () => answer(res));
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+    fakePort = (fake.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    fake.closeAllConnections();
+    await new Promise((r) => fake.close(r));
+  });
+  const json = (status: number, body: unknown) => (res: import('node:http').ServerResponse) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
+
+  test('a valid answer is taken as it is', async () => {
+    answer = json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject', rule: 'payment-cards' } });
+    const r = remote();
+    expect(await r.inspect(req)).toEqual({ verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject', rule: 'payment-cards' } });
+    await r.close();
+  });
+
+  test('an inspector that never answers: 4xx after the timeout', async () => {
+    answer = () => undefined;
+    const t0 = Date.now();
+    const e = await failure(remote('inspect.a.example', 300));
+    expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
+    expect(e.reply.text).toMatch(/Inspection unavailable: inspector: no answer within 300 ms/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
+  test.each([
+    ['not JSON', (res: import('node:http').ServerResponse) => { res.writeHead(200); res.end('ok'); }, /not JSON/],
+    ['an unknown action', json(200, { decision: { action: 'maybe' } }), /valid decision/],
+    ['the other direction\'s verdict', json(200, { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } }), /invalid verdict/],
+    ['a reject without a rule', json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject' } }), /valid rule/],
+    ['a quarantine without an id', json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'quarantine', rule: 'x' } }), /quarantine id/],
+    ['503 busy', json(503, { error: { code: 'busy', message: 'Too many requests' } }), /busy/],
+    ['500', json(500, { error: { code: 'internal', message: 'Internal error' } }), /internal/],
+    ['401 (our certificate refused)', json(401, { error: { code: 'unauthenticated', message: 'refused' } }), /unauthenticated/],
+    ['422 naming a reply it may not give', json(422, { error: { code: 'refused', message: 'x', details: { reply: 'dlpRejected' } } }), /refused/],
+  ])('%s: 4xx, never a pass', async (_name, handler, text) => {
+    answer = handler;
+    const e = await failure(remote());
+    expect(e).toBeInstanceOf(GatewayError);
+    expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
+    expect(e.reply.text).toMatch(text);
+  });
+
+  test('413 from the inspector is final: 552 5.3.4', async () => {
+    answer = json(413, { error: { code: 'too-large', message: 'Request body over 4096 bytes' } });
+    expect((await failure(remote())).reply).toMatchObject({ code: 552, status: '5.3.4' });
+  });
+
+  test('422 badCapsule is the inline step\'s 550 5.7.5', async () => {
+    answer = json(422, { error: { code: 'refused', message: 'Malformed or foreign SSMAX capsule: expected one capsule', details: { reply: 'badCapsule' } } });
+    const e = await failure(remote());
+    expect(e.reply).toMatchObject({ code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule: expected one capsule' });
+  });
+
+  test('a server whose certificate has the right name but not the inspector role is refused: 4xx', async () => {
+    const kp = generateP256KeyPair();
+    const now = Date.now();
+    const impostor = issueTlsCertificate(fx.orgCa, { role: 'gateway', hosts: ['inspect.a.example'], publicKey: kp.publicKey, notBefore: new Date(now - 86400000), notAfter: new Date(now + 86400000) });
+    fake.setSecureContext({ cert: impostor.pem + fx.orgCa.certificate.pem, key: privateKeyToPem(kp.privateKey) });
+    answer = json(200, { decision: { action: 'pass' } });
+    try {
+      const e = await failure(remote());
+      expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
+      expect(e.reply.text).toMatch(/inspector role/);
+    } finally {
+      fake.setSecureContext({ cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key });
+    }
+  });
+
+  test('a server with another name (keyd\'s certificate) is refused: 4xx', async () => {
+    answer = json(200, { decision: { action: 'pass' } });
+    const e = await failure(remote('keyd.a.example'));
+    expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
+  });
+});
