@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
+import { main } from '../../src/cli/main';
 import { GATEWAY_DEFAULTS, GatewayConfigError, parseGatewayConfig } from '../../src/gateway/config';
 import { INSPECTOR_DEFAULTS, loadInspectorConfig } from '../../src/inspector/config';
 
@@ -64,7 +65,6 @@ test.each([
 });
 
 test('ssmax inspector: --help on every command; usage errors 64; an unreadable config 65', async () => {
-  const { main } = await import('../../src/cli/main');
   const out: string[] = [];
   const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
   expect(await main(['--help'], io)).toBe(0);

@@ -6,7 +6,7 @@
  * or a server that is not the inspector, is a 4xx; only a message over the
  * size limit (552) and a malformed one (the inline step's 5xx) are final.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { type Server, createServer, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +75,6 @@ describe('the inspector server (CRLs given)', () => {
   let good: InspectorServer;
   let goodPort: number;
   beforeAll(async () => {
-    const { readFileSync } = await import('node:fs');
     const crls = [readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8'), readFileSync(join(fx.dir, 'root.crl.pem'), 'utf8')];
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-wire2-'));
     good = new InspectorServer(new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: dir }, quarantine: new QuarantineStore(dir), keyd: stub, group: groups.libsecp256k1 }), {
