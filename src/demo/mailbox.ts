@@ -5,6 +5,39 @@
  */
 import { SMTPServer } from 'smtp-server';
 
+interface PausedConnection {
+  _server: { options: { maxClients?: number }; connections: Set<unknown> };
+  name: string;
+  _setListeners(done: () => void): void;
+  connectionReady(): void;
+  send(code: number, text: string, andClose?: boolean): void;
+}
+
+/**
+ * smtp-server holds back its greeting for 100 ms on every connection (to catch
+ * "early talkers"; not configurable). Our mailbox store only ever talks to
+ * the gateway on loopback, and Haraka's smtp_forward opens one connection per
+ * message, so that pause would dominate every relay measured against it
+ * (~100 ms per message, whatever the relay does). It greets at once instead;
+ * the rest of the connection set-up is smtp-server's own (its init() without
+ * the timer).
+ */
+function greetAtOnce(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { SMTPConnection } = require('smtp-server/lib/smtp-connection') as { SMTPConnection: { prototype: PausedConnection & { init(): void; __greetsAtOnce?: boolean } } };
+  const proto = SMTPConnection.prototype;
+  if (proto.__greetsAtOnce) return;
+  if (typeof proto._setListeners !== 'function' || typeof proto.connectionReady !== 'function') throw new Error('smtp-server changed: cannot remove its greeting pause');
+  proto.init = function init(this: PausedConnection) {
+    this._setListeners(() => {
+      const max = this._server.options.maxClients;
+      if (max && this._server.connections.size > max) return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+      this.connectionReady();
+    });
+  };
+  proto.__greetsAtOnce = true;
+}
+
 export interface StoredMail {
   readonly from: string;
   readonly to: readonly string[];
@@ -20,6 +53,7 @@ export class MailboxStore {
   refuseFor: string | undefined;
 
   constructor() {
+    greetAtOnce();
     this.server = new SMTPServer({
       authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false, size: 64 * 1024 * 1024,
       onData: (stream, session, cb) => {

@@ -72,6 +72,7 @@ export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry
   const seals = new Map(b.sealingCertificates.map((c) => [certificateRef(c.der), c]));
   const chain = b.payload.orgCaChain;
   const crls = [...b.payload.crls, ...ctx.crls];
+  const keys = new Map<string, KeyObject>(); // a KeyObject per sealing certificate, made once (not per message)
   return {
     domain: b.domain,
     serial: b.serial,
@@ -91,7 +92,9 @@ export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry
       const r = validateCertificate({ leaf: cert, intermediates: chain, roots: ctx.roots, crls, use: 'seal', time, cache: ctx.cache });
       // The seal must come from this bundle's own organisation CA, not merely some org under the root.
       if (r.status !== 'valid' || r.path[1]?.fingerprint !== b.orgCa.fingerprint) return undefined;
-      return { publicKey: p256PublicKeyFrom(cert.spki), certificate: cert.pem, domain: b.domain };
+      let publicKey = keys.get(certRef);
+      if (!publicKey) keys.set(certRef, (publicKey = p256PublicKeyFrom(cert.spki)));
+      return { publicKey, certificate: cert.pem, domain: b.domain };
     },
   };
 }

@@ -14,7 +14,7 @@ export interface GatewayConfig {
   readonly localDomains: readonly string[];
   readonly hookTimeoutMs: number;
   readonly tcpNoDelay: boolean;
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number };
+  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number; readonly userFactsTtlMs: number };
   readonly seal: { readonly cert: string; readonly key: string };
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
   readonly policy: { readonly default: EncryptionPolicy; readonly domains: Readonly<Record<string, EncryptionPolicy>> };
@@ -38,7 +38,7 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
 
 export class GatewayConfigError extends Error {}
 
@@ -109,6 +109,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ca: list('keyd', 'ca').map(path), cert: path(str('keyd', 'cert')!), key: path(str('keyd', 'key')!),
       ...(inspectorCert ? { inspectorCert: path(inspectorCert) } : {}), ...(inspectorKey ? { inspectorKey: path(inspectorKey) } : {}),
       timeoutMs: num('keyd', 'timeout_ms', GATEWAY_DEFAULTS.keyd_timeout_ms),
+      userFactsTtlMs: num('keyd', 'user_facts_ttl_ms', GATEWAY_DEFAULTS.user_facts_ttl_ms),
     },
     seal: { cert: path(str('seal', 'cert')!), key: path(str('seal', 'key')!) },
     pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Database, open } from 'lmdb';
-import { createTransport } from 'nodemailer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Copy } from './deps';
 import { GatewayError } from './replies';
 
@@ -27,12 +27,119 @@ export function arrivalId(arrival: Buffer): string {
   return h.digest('hex');
 }
 
+/** An SMTP failure while handing a copy over: `reply` is the store's answer, if it answered. */
+interface SendFailure extends Error {
+  readonly response?: string;
+  readonly responseCode?: number;
+  readonly command?: string;
+}
+
+/**
+ * Kept SMTP sessions to the mailbox store, up to `max` at once, each used by
+ * one copy at a time (nodemailer's protocol layer; no message composer: the
+ * copies are complete messages). A session that fails is closed, never
+ * reused; one that was idle and turns out closed by the store before
+ * answering MAIL is replaced once, since nothing was handed over on it.
+ */
+class SmtpSessions {
+  private readonly idle: SMTPConnection[] = [];
+  private readonly waiting: (() => void)[] = [];
+  private readonly dead = new WeakSet<SMTPConnection>();
+  private count = 0;
+  private closed = false;
+
+  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number) {}
+
+  /** Sends one message; resolves with the recipients the store refused (it took the message for the others). */
+  async send(from: string, to: readonly string[], message: Buffer): Promise<{ rejected: string[]; response?: string }> {
+    for (let attempt = 0; ; attempt++) {
+      const { session, reused } = await this.acquire();
+      let info: { rejected: string[]; rejectedErrors?: SendFailure[] };
+      try {
+        info = await new Promise((resolve, reject) => session.send({ from, to: [...to] }, message, (err, i) => (err || !i ? reject(err ?? new Error('no answer')) : resolve(i))));
+      } catch (err) {
+        this.discard(session);
+        const f = err as SendFailure;
+        if (reused && attempt === 0 && f.responseCode === undefined && (f.command === undefined || /^MAIL/i.test(f.command))) continue;
+        throw err;
+      }
+      this.release(session);
+      return { rejected: info.rejected, ...(info.rejectedErrors?.[0]?.response ? { response: info.rejectedErrors[0].response } : {}) };
+    }
+  }
+
+  private async acquire(): Promise<{ session: SMTPConnection; reused: boolean }> {
+    for (;;) {
+      if (this.closed) throw new Error('delivery is closed');
+      const idle = this.idle.pop();
+      if (idle && !this.dead.has(idle)) return { session: idle, reused: true };
+      if (idle) continue;
+      if (this.count < this.max) return { session: await this.open(), reused: false };
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private open(): Promise<SMTPConnection> {
+    this.count++;
+    const session = new SMTPConnection({ host: this.host, port: this.port, secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      const gone = (err?: Error) => {
+        if (this.dead.has(session)) return;
+        this.dead.add(session);
+        this.count--;
+        this.wake();
+        if (!ready) reject(err ?? new Error('the mailbox store closed the connection'));
+      };
+      session.on('error', gone);
+      session.on('end', () => gone());
+      session.connect(() => {
+        ready = true;
+        if (session._socket) session._socket.setNoDelay(true);
+        resolve(session);
+      });
+    });
+  }
+
+  private release(session: SMTPConnection): void {
+    if (this.dead.has(session)) return;
+    if (this.closed) {
+      session.quit();
+      return;
+    }
+    this.idle.push(session);
+    this.wake();
+  }
+
+  private discard(session: SMTPConnection): void {
+    if (!this.dead.has(session)) {
+      this.dead.add(session);
+      this.count--;
+      this.wake();
+    }
+    session.close();
+  }
+
+  private wake(): void {
+    this.waiting.shift()?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.idle.splice(0)) s.quit();
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+/** Sessions kept to the mailbox store: as many as the SMTP sessions a gateway commonly serves at once. */
+const SESSIONS = 16;
+
 export class LocalDelivery {
-  private readonly transport: ReturnType<typeof createTransport>;
+  private readonly sessions: SmtpSessions;
   private readonly delivered: Database<number, string>;
 
   constructor(host: string, port: number, timeoutMs: number, stateDir: string) {
-    this.transport = createTransport({ host, port, secure: false, ignoreTLS: true, pool: true, maxConnections: 8, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs });
+    this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs);
     this.delivered = open<number, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
     for (const { key, value } of this.delivered.getRange({})) if (value < cutoff) void this.delivered.remove(key);
@@ -44,19 +151,23 @@ export class LocalDelivery {
     for (const copy of copies) {
       const todo = copy.rcpts.filter((r) => this.delivered.get(`${id}:${r}`) === undefined);
       if (todo.length === 0) continue;
+      let refused: { rejected: string[]; response?: string };
       try {
-        await this.transport.sendMail({ envelope: { from, to: todo }, raw: copy.message });
+        refused = await this.sessions.send(from, todo, copy.message);
       } catch (err) {
-        throw new GatewayError('deliveryUnavailable', (err as { response?: string }).response ?? (err as Error).message);
+        throw new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message);
       }
+      // The store took the message for the others: record them, so the sender's retry reaches only the refused.
+      const taken = todo.filter((r) => !refused.rejected.some((x) => x.toLowerCase() === r.toLowerCase()));
       await this.delivered.childTransaction(() => {
-        for (const r of todo) this.delivered.put(`${id}:${r}`, Date.now());
+        for (const r of taken) this.delivered.put(`${id}:${r}`, Date.now());
       });
+      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.response ?? 'refused'} (${refused.rejected.join(', ')})`);
     }
   }
 
   async close(): Promise<void> {
-    this.transport.close();
+    this.sessions.close();
     await this.delivered.close();
   }
 }

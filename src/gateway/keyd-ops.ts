@@ -6,6 +6,7 @@
  */
 import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
 import { type KeydClient, KeydClientError } from '../keyd/client';
+import { GATEWAY_DEFAULTS } from './config';
 import { GatewayError } from './replies';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
@@ -48,8 +49,18 @@ export function fromKeyd(err: unknown): unknown {
   return new GatewayError('keydUnavailable', `${err.code}: ${err.message}`);
 }
 
+/** How long an active user's facts are reused without asking keyd again (see `user`). */
+export const USER_FACTS_TTL_MS: number = GATEWAY_DEFAULTS.user_facts_ttl_ms;
+
 export class KeydOps {
-  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient) {}
+  private readonly users = new Map<string, { facts: UserFacts; until: number }>();
+
+  /**
+   * `userFactsTtlMs`: how long the facts of an active user are reused (0: ask
+   * keyd every time). keyd stays the authority: it refuses re-encryption to,
+   * and tokens for, a user suspended meanwhile, whatever the gateway cached.
+   */
+  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient, private readonly userFactsTtlMs = USER_FACTS_TTL_MS, private readonly now: () => number = Date.now) {}
 
   /**
    * Re-encrypts `capsule` to `target`. `notice` (with `current`, the version
@@ -92,14 +103,32 @@ export class KeydOps {
     }
   }
 
-  /** A local user's facts, or undefined if not registered. */
-  async user(address: string): Promise<UserFacts | undefined> {
+  /**
+   * A local user's facts, or undefined if not registered. An active user's
+   * facts are reused for a few seconds (the recipient check at RCPT and the
+   * delivery after DATA, and the next messages, ask once); `fresh` asks keyd
+   * now — for decisions a stale answer would make final, such as checking a
+   * signature against the user's current certificate. Unregistered and
+   * suspended answers are never reused.
+   */
+  async user(address: string, fresh = false): Promise<UserFacts | undefined> {
+    const key = address.toLowerCase();
+    const hit = this.users.get(key);
+    if (!fresh && hit && hit.until > this.now()) return hit.facts;
+    let facts: UserFacts | undefined;
     try {
-      return await this.gateway.call<UserFacts>('GET', `/v1/directory/users/${encodeURIComponent(address)}`);
+      facts = await this.gateway.call<UserFacts>('GET', `/v1/directory/users/${encodeURIComponent(address)}`);
     } catch (err) {
-      if (err instanceof KeydClientError && err.status === 404) return undefined;
-      throw fromKeyd(err);
+      if (err instanceof KeydClientError && err.status === 404) facts = undefined;
+      else throw fromKeyd(err);
     }
+    if (facts?.status === 'active' && this.userFactsTtlMs > 0) {
+      if (this.users.size >= 10000) this.users.clear(); // bounded: a burst of distinct recipients cannot grow it without limit
+      this.users.set(key, { facts, until: this.now() + this.userFactsTtlMs });
+    } else {
+      this.users.delete(key);
+    }
+    return facts;
   }
 
   /** The org's current key: key id and compressed public key. */

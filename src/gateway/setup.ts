@@ -58,7 +58,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = groups.libsecp256k1;
-  const keyd = new KeydOps(group, gatewayClient, inspectorClient);
+  const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs);
   const kx = config.keyExchange;
   const keyWatch = new KeyWatch({
     probe: kx.probe, probeIntervalMs: kx.probeIntervalMs, probeTimeoutMs: kx.probeTimeoutMs, refreshMinIntervalMs: kx.refreshMinIntervalMs,

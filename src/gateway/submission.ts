@@ -48,7 +48,7 @@ async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buff
   const result = await verifyUser(message, {
     now: () => deps.clock().getTime(),
     lookup: async (req) => {
-      const user = await deps.keyd.user(req.address ?? '');
+      const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
       if (!user?.signingCertificate || user.status !== 'active') return undefined;
       const v = validateCertificate({ leaf: user.signingCertificate, intermediates: deps.intermediates, roots: deps.roots, crls: deps.crls(), use: 'user-signing', time: new Date(req.time * 1000), cache: deps.validationCache });
       if (v.status !== 'valid') return undefined;

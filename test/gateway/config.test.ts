@@ -10,6 +10,7 @@ test('the shipped config/ssmax.ini parses, and its commented defaults are the bu
   expect(c.hookTimeoutMs).toBe(GATEWAY_DEFAULTS.hook_timeout_ms);
   expect(c.tcpNoDelay).toBe(true);
   expect(c.keyd.timeoutMs).toBe(GATEWAY_DEFAULTS.keyd_timeout_ms);
+  expect(c.keyd.userFactsTtlMs).toBe(GATEWAY_DEFAULTS.user_facts_ttl_ms);
   expect(c.policy.default).toBe(GATEWAY_DEFAULTS.policy);
   expect(c.delivery.timeoutMs).toBe(GATEWAY_DEFAULTS.delivery_timeout_ms);
   expect(c.keyExchange).toEqual({
@@ -18,7 +19,7 @@ test('the shipped config/ssmax.ini parses, and its commented defaults are the bu
   });
   const commented = Object.fromEntries([...shipped.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
   expect(commented).toMatchObject({ hook_timeout_ms: '25000', tcp_nodelay: 'true', timeout_ms: expect.stringMatching(/^(5000|10000)$/), default: 'opportunistic', dns: 'true', fetch_timeout_ms: '5000', retry_ms: '2000',
-    advertise: 'true', probe: 'true', probe_interval_seconds: '30', probe_timeout_ms: '2000', refresh_min_interval_seconds: '5' });
+    advertise: 'true', probe: 'true', probe_interval_seconds: '30', probe_timeout_ms: '2000', refresh_min_interval_seconds: '5', user_facts_ttl_ms: '5000' });
   expect(c.keyd.cert).toBe('/etc/haraka/config/pki/gateway.pem');
 });
 

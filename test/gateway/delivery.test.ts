@@ -1,0 +1,120 @@
+/**
+ * Local delivery to the mailbox store (src/gateway/delivery.ts) against a
+ * real SMTP server on loopback: kept sessions, a recipient the store refuses
+ * (the others are taken once; the retry reaches only the refused one), a
+ * store that restarts between messages (the kept session is replaced, no
+ * 4xx), a store that is down (4xx 4.4.1).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
+import { freePort } from '../../src/demo/haraka';
+import { LocalDelivery } from '../../src/gateway/delivery';
+import { GatewayError } from '../../src/gateway/replies';
+
+interface Store {
+  readonly mails: { to: string[]; raw: string }[];
+  connections: number;
+  refuse: Set<string>;
+  close(): Promise<void>;
+}
+
+async function store(port: number): Promise<Store> {
+  const s: Store = { mails: [], connections: 0, refuse: new Set(), close: async () => undefined };
+  const server = new SMTPServer({
+    authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false,
+    onConnect: (_session, cb) => { s.connections++; cb(); },
+    onRcptTo: (addr, _session, cb) => (s.refuse.has(addr.address) ? cb(Object.assign(new Error('mailbox busy'), { responseCode: 452 })) : cb()),
+    onData: (stream, session, cb) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('end', () => { s.mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts).toString() }); cb(); });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  s.close = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    for (const c of (server as unknown as { connections: Set<{ close(): void }> }).connections) c.close(); // end kept sessions now
+  });
+  return s;
+}
+
+const message = (n: number) => Buffer.from(`From: a@a.example\r\nSubject: m${n}\r\nMessage-ID: <m${n}@a.example>\r\n\r\nbody ${n}\r\n`);
+
+async function refusal(p: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError);
+    return err as GatewayError;
+  }
+  throw new Error('delivered');
+}
+
+describe('local delivery to the mailbox store', () => {
+  let port: number;
+  let delivery: LocalDelivery;
+  beforeEach(async () => {
+    port = await freePort();
+    delivery = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')));
+  });
+  afterEach(async () => {
+    await delivery.close();
+  });
+
+  test('messages one after another go over one kept session', async () => {
+    const s = await store(port);
+    try {
+      for (let n = 1; n <= 5; n++) await delivery.deliver(message(n), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(n), local: true }]);
+      expect(s.mails.map((m) => m.raw.match(/Subject: (m\d)/)?.[1])).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
+      expect(s.connections).toBe(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a recipient the store refuses: 4xx naming it, the other taken once; the retry delivers only the refused one', async () => {
+    const s = await store(port);
+    try {
+      s.refuse.add('carol@b.example');
+      const copy = { rcpts: ['bob@b.example', 'carol@b.example'], message: message(1), local: true };
+      const e = await refusal(delivery.deliver(message(1), 'a@a.example', [copy]));
+      expect([e.reply.code, e.reply.status]).toEqual([451, '4.4.1']);
+      expect(e.reply.text).toMatch(/carol@b\.example/);
+      expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example']]);
+      s.refuse.clear();
+      await delivery.deliver(message(1), 'a@a.example', [copy]);
+      expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example'], ['carol@b.example']]);
+      await delivery.deliver(message(1), 'a@a.example', [copy]); // a third attempt delivers nothing more
+      expect(s.mails).toHaveLength(2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('the store restarts between two messages: the kept session is replaced and the message delivered', async () => {
+    let s = await store(port);
+    await delivery.deliver(message(1), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(1), local: true }]);
+    await s.close();
+    s = await store(port);
+    try {
+      await delivery.deliver(message(2), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(2), local: true }]);
+      expect(s.mails.map((m) => m.raw.match(/Subject: (m\d)/)?.[1])).toEqual(['m2']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('the store is down: 451 4.4.1, and delivered once it is back', async () => {
+    const e = await refusal(delivery.deliver(message(1), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(1), local: true }]));
+    expect([e.reply.code, e.reply.status]).toEqual([451, '4.4.1']);
+    const s = await store(port);
+    try {
+      await delivery.deliver(message(1), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(1), local: true }]);
+      expect(s.mails).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+});
