@@ -6,7 +6,7 @@
  * core); this process is the load generator (the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -25,7 +25,9 @@ const SECONDS = Number(process.env.SSMAX_BENCH_SECONDS ?? 4);
 
 function startKeyd(configFile: string): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [join(__dirname, '..', '..', 'bin', 'ssmax'), 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // SSMAX_BENCH_KEYD_NODE_ARGS: node flags for the keyd process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const nodeArgs = (process.env.SSMAX_BENCH_KEYD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+    const proc = spawn(process.execPath, [...nodeArgs, join(__dirname, '..', '..', 'bin', 'ssmax'), 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
@@ -36,11 +38,24 @@ function startKeyd(configFile: string): Promise<{ proc: ChildProcess; port: numb
   });
 }
 
-async function load(call: () => Promise<unknown>, concurrency: number): Promise<{ rate: number; p50: number; p99: number }> {
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks of 1/100 s
+  } catch {
+    return undefined;
+  }
+}
+
+interface LoadResult { rate: number; p50: number; p99: number; keydCpuUs?: number; keydBusy?: number }
+
+async function load(call: () => Promise<unknown>, concurrency: number, keydPid?: number): Promise<LoadResult> {
   for (let i = 0; i < 50; i++) await call(); // warm-up: connections, JIT
   const latencies: number[] = [];
   const end = performance.now() + SECONDS * 1000;
   const start = performance.now();
+  const cpu0 = cpuSeconds(keydPid);
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (performance.now() < end) {
       const t = performance.now();
@@ -49,9 +64,16 @@ async function load(call: () => Promise<unknown>, concurrency: number): Promise<
     }
   }));
   const elapsed = (performance.now() - start) / 1000;
+  const cpu1 = cpuSeconds(keydPid);
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99) };
+  const cpu = cpu0 !== undefined && cpu1 !== undefined ? { keydCpuUs: ((cpu1 - cpu0) / latencies.length) * 1e6, keydBusy: (cpu1 - cpu0) / elapsed } : {};
+  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ...cpu };
+}
+
+/** keyd's CPU per operation (all its threads) and its CPU use, when /proc tells. */
+function cpuNote(r: LoadResult): string {
+  return r.keydCpuUs === undefined ? '' : `; keyd ${r.keydCpuUs.toFixed(0)} µs CPU/op, ${((r.keydBusy ?? 0) * 100).toFixed(0)}% CPU`;
 }
 
 export async function run(): Promise<BenchRow[]> {
@@ -79,18 +101,18 @@ export async function run(): Promise<BenchRow[]> {
     const inReenc = await measure(() => transformBlinded(g, key.privateKey, re, bobPub, systemRng));
     const inDec = await measure(() => answerBlindedDecryption(g, key.privateKey, key.publicKeyUncompressed, de, systemRng));
     await parts.store.close();
-    rows.push({ suite: 'keyd', name: 're-encryption, key-service half in process', rate: inReenc, unit: 'ops/s', note: 'baseline' });
-    rows.push({ suite: 'keyd', name: 'blinded decryption + proof, key-service half in process', rate: inDec, unit: 'ops/s', note: 'baseline' });
+    rows.push({ suite: 'keyd', name: 're-encryption, key-service half in process', rate: inReenc, unit: 'ops/s', note: `baseline; ${(1e6 / inReenc).toFixed(0)} µs/op` });
+    rows.push({ suite: 'keyd', name: 'blinded decryption + proof, key-service half in process', rate: inDec, unit: 'ops/s', note: `baseline; ${(1e6 / inDec).toFixed(0)} µs/op` });
 
     const gw = client(fx.clients.gateway);
     const ins = client(fx.clients.inspector);
     for (const c of [1, 16]) {
-      const r = await load(() => gw.call('POST', '/v1/reencrypt', reBody), c);
-      rows.push({ suite: 'keyd', name: `re-encryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inReenc) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}` });
+      const r = await load(() => gw.call('POST', '/v1/reencrypt', reBody), c, proc.pid);
+      rows.push({ suite: 'keyd', name: `re-encryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inReenc) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}${cpuNote(r)}` });
     }
     for (const c of [1, 16]) {
-      const r = await load(() => ins.call('POST', '/v1/decrypt', deBody), c);
-      rows.push({ suite: 'keyd', name: `blinded decryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}` });
+      const r = await load(() => ins.call('POST', '/v1/decrypt', deBody), c, proc.pid);
+      rows.push({ suite: 'keyd', name: `blinded decryption over HTTPS mTLS, concurrency ${c}`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${c === 16 ? ' (target >= 60%, p99 < 20 ms)' : ''}${cpuNote(r)}` });
     }
     gw.close();
     ins.close();

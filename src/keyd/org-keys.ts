@@ -65,8 +65,18 @@ export function keyIdFor(domain: string, version: number): string {
   return `${domain}:v${version}`;
 }
 
+/**
+ * Meta key counting changes to the org-key records. Every writer (keyd, or
+ * `ssmax keyd rotate` on the same store) bumps it in the transaction that
+ * changes them, so a reader can keep the records in memory and re-read them
+ * only when the counter moved: one small LMDB read per operation instead of
+ * decoding every version (with its certificate) each time.
+ */
+const GENERATION_KEY = 'org-keys-generation';
+
 export class OrgKeyring {
   private readonly cache = new Map<string, UsableKey>();
+  private records: { generation: number; all: readonly OrgKeyRecord[]; byVersion: ReadonlyMap<number, OrgKeyRecord> } | undefined;
 
   constructor(
     private readonly store: KeydStore,
@@ -77,20 +87,35 @@ export class OrgKeyring {
     private readonly certify?: Certify,
   ) {}
 
+  /** The stored records, re-read when the generation counter in the store moved. */
+  private snapshot(): { all: readonly OrgKeyRecord[]; byVersion: ReadonlyMap<number, OrgKeyRecord> } {
+    const generation = (this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0;
+    if (this.records?.generation !== generation) {
+      const all = [...this.store.orgKeys.getRange({})].map((e) => e.value);
+      this.records = { generation, all, byVersion: new Map(all.map((r) => [r.version, r])) };
+    }
+    return this.records;
+  }
+
   all(): OrgKeyRecord[] {
-    return [...this.store.orgKeys.getRange({})].map((e) => e.value);
+    return [...this.snapshot().all];
   }
 
   byKeyId(keyId: string): OrgKeyRecord | undefined {
     const m = /^(.+):v([0-9]{1,9})$/.exec(keyId);
     if (!m || m[1] !== this.domain) return undefined;
-    return this.store.orgKeys.get(Number(m[2]));
+    return this.snapshot().byVersion.get(Number(m[2]));
   }
 
   /** The version new mail uses: the newest active one valid at `now`. */
   current(now: Date): OrgKeyRecord | undefined {
     const t = now.getTime();
-    return this.all().filter((r) => r.state === 'active' && r.notBefore <= t && t < r.notAfter).pop();
+    const all = this.snapshot().all;
+    for (let i = all.length - 1; i >= 0; i--) {
+      const r = all[i]!;
+      if (r.state === 'active' && r.notBefore <= t && t < r.notAfter) return r;
+    }
+    return undefined;
   }
 
   /**
@@ -105,7 +130,7 @@ export class OrgKeyring {
       throw new KeydError('key-destroyed', `Key "${keyId}" was destroyed; fetch "${current?.keyId ?? 'the current bundle'}"`, current ? { current: current.keyId } : {});
     }
     let key = this.cache.get(keyId);
-    if (!key) {
+    if (!key || key.record !== record) {
       const privateKey = new Uint8Array(this.wrapper.unwrap(`org-key:${record.keyId}`, record.wrapped));
       key = { record, privateKey, publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')) };
       this.cache.set(keyId, key);
@@ -163,11 +188,14 @@ export class OrgKeyring {
     return { ...rest, state: 'destroyed', destroyedAt: t };
   }
 
-  /** Applies planned records (inside the caller's transaction) and drops cached keys. */
+  /** Applies planned records (inside the caller's transaction), bumps the generation and drops cached keys. */
   apply(puts: readonly OrgKeyRecord[]): void {
+    if (puts.length === 0) return;
     for (const r of puts) {
       this.store.orgKeys.put(r.version, r);
       this.cache.delete(r.keyId);
     }
+    this.store.meta.put(GENERATION_KEY, ((this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0) + 1);
+    this.records = undefined;
   }
 }

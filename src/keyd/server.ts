@@ -44,10 +44,23 @@ interface Route {
 
 const actors = new WeakMap<TLSSocket, { actor: Actor; until: number } | { error: KeydError; until: number }>();
 
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
+
+/** The path of a request target (origin form), without query or fragment; what `new URL(...).pathname` gives, without building a URL. */
+function pathOf(target: string | undefined): string {
+  if (!target) return '/';
+  const cut = target.search(/[?#]/);
+  const raw = cut < 0 ? target : target.slice(0, cut);
+  if (raw.startsWith('/') && !raw.startsWith('//') && !/[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.test(raw) && !/(^|\/)\.\.?(\/|$)|%2e/i.test(raw)) return raw;
+  return new URL(target, 'https://keyd').pathname; // anything unusual: the URL parser's normalisation, as before
+}
+
 export class KeydServer {
   readonly server: Server;
   private inFlight = 0;
   private readonly routes: Route[];
+  /** Routes without parameters, by path (the hot ones: no regex per request). */
+  private readonly exact = new Map<string, Route>();
 
   constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
     this.routes = [
@@ -71,9 +84,13 @@ export class KeydServer {
         },
       },
     ];
+    for (const r of this.routes) {
+      const src = r.pattern.source; // e.g. ^\/v1\/reencrypt$
+      if (/^\^[\\/a-z0-9-]+\$$/.test(src)) this.exact.set(src.slice(1, -1).replace(/\\\//g, '/'), r);
+    }
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.requestTimeoutMs, 10000), keepAliveTimeout: 30000,
+      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.requestTimeoutMs, 10000), keepAliveTimeout: 30000, noDelay: true,
     }, (req, res) => { void this.handle(req, res); });
     this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
   }
@@ -106,25 +123,57 @@ export class KeydServer {
   }
 
   private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
-    res.end(text);
+    const data = Buffer.from(JSON.stringify(body), 'utf8');
+    res.writeHead(status, { ...JSON_HEADERS, 'content-length': data.length, ...extra });
+    res.end(data);
+  }
+
+  /** The whole body, bounded by `maxBodyBytes` (events, not an async iterator: one less allocation chain per request). */
+  private rawBody(req: IncomingMessage): Promise<Buffer> {
+    const max = this.opts.maxBodyBytes;
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) return Promise.reject(new KeydError('too-large', `Request body over ${max} bytes`));
+    return new Promise((resolve, reject) => {
+      const parts: Buffer[] = [];
+      let size = 0;
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > max) {
+          cleanup();
+          req.resume(); // drain: the answer goes out, the rest is discarded
+          reject(new KeydError('too-large', `Request body over ${max} bytes`));
+          return;
+        }
+        parts.push(chunk);
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
+      };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
+      const onClose = () => onError(new Error('Request closed before its body ended'));
+      const cleanup = () => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+        req.off('error', onError);
+        req.off('close', onClose);
+      };
+      req.on('data', onData);
+      req.on('end', onEnd);
+      req.on('error', onError);
+      req.on('close', onClose);
+    });
   }
 
   private async readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > this.opts.maxBodyBytes) throw new KeydError('too-large', `Request body over ${this.opts.maxBodyBytes} bytes`);
-    const parts: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > this.opts.maxBodyBytes) throw new KeydError('too-large', `Request body over ${this.opts.maxBodyBytes} bytes`);
-      parts.push(chunk as Buffer);
-    }
-    if (size === 0) return {};
+    const raw = await this.rawBody(req);
+    if (raw.length === 0) return {};
     let parsed: unknown;
     try {
-      parsed = JSON.parse(Buffer.concat(parts).toString('utf8'));
+      parsed = JSON.parse(raw.toString('utf8'));
     } catch {
       throw new KeydError('bad-request', 'Request body is not JSON');
     }
@@ -144,12 +193,12 @@ export class KeydServer {
     try {
       const actor = this.actorOf(req.socket as TLSSocket);
       role = actor.role;
-      const url = new URL(req.url ?? '/', 'https://keyd');
-      const route = this.routes.find((r) => r.pattern.test(url.pathname));
-      if (!route) throw new KeydError('not-found', `No endpoint ${url.pathname}`);
-      if (route.method !== req.method) throw new KeydError('bad-request', `${url.pathname} takes ${route.method}`);
+      const pathname = pathOf(req.url);
+      const route = this.exact.get(pathname) ?? this.routes.find((r) => r.pattern.test(pathname));
+      if (!route) throw new KeydError('not-found', `No endpoint ${pathname}`);
+      if (route.method !== req.method) throw new KeydError('bad-request', `${pathname} takes ${route.method}`);
       const body = req.method === 'POST' ? await this.readBody(req) : {};
-      const result = await route.handle(actor, body, route.pattern.exec(url.pathname)!.slice(1));
+      const result = await route.handle(actor, body, route.pattern.exec(pathname)!.slice(1));
       status = 200;
       this.send(res, 200, result);
     } catch (err) {

@@ -80,8 +80,29 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
+/** How many decoded target keys to keep (users, peers, own versions). */
+const TARGET_KEY_CACHE = 4096;
+
 export class KeyService {
+  /** Compressed public key (hex) → the checked, uncompressed point: saves a square root per re-encryption. */
+  private readonly targetKeys = new Map<string, Uint8Array>();
+
   constructor(private readonly d: ServiceDeps) {}
+
+  /** A target's public key, decoded and checked (on the curve, not the identity) once, then kept. */
+  private targetKey(compressedHex: string, what: string): Uint8Array {
+    let key = this.targetKeys.get(compressedHex);
+    if (!key) {
+      try {
+        key = this.d.group.encodeUncompressed(this.d.group.decode(Buffer.from(compressedHex, 'hex'), what));
+      } catch (err) {
+        throw asKeydError(err);
+      }
+      if (this.targetKeys.size >= TARGET_KEY_CACHE) this.targetKeys.delete(this.targetKeys.keys().next().value!);
+      this.targetKeys.set(compressedHex, key);
+    }
+    return key;
+  }
 
   get domain(): string {
     return this.d.keyring.domain;
@@ -128,14 +149,14 @@ export class KeyService {
         if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
         if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain)) throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
         const version = v.leaf.keyVersion ?? 0;
-        return { keyId: `${domain}:v${version}`, publicKey: compressedPointFromSpki(v.leaf.spki), label: `peer:${domain}:v${version}` };
+        return { keyId: `${domain}:v${version}`, publicKey: this.targetKey(Buffer.from(compressedPointFromSpki(v.leaf.spki)).toString('hex'), 'peer public key'), label: `peer:${domain}:v${version}` };
       }
       case 'user': {
         const u = this.d.registry.get(checkAddress(t.address, 'target.address'));
         if (!u) throw new KeydError('target-refused', `Target "${t.address}" is not a registered user of ${this.domain}`);
         if (u.status !== 'active') throw new KeydError('target-refused', `Target "${u.address}" is ${u.status}`);
         if (!u.encryptionPublicKey) throw new KeydError('target-refused', `Target "${u.address}" has no encryption key`);
-        return { keyId: u.encryptionKeyId!, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `user:${u.address}` };
+        return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `user:${u.address}` };
       }
       case 'list': {
         const list = this.d.registry.list(checkAddress(t.list, 'target.list'));
@@ -144,12 +165,12 @@ export class KeyService {
         if (!list.members.includes(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
         const u = this.d.registry.get(member);
         if (!u || u.status !== 'active' || !u.encryptionPublicKey) throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
-        return { keyId: u.encryptionKeyId!, publicKey: Buffer.from(u.encryptionPublicKey, 'hex'), label: `list:${list.address}:${member}` };
+        return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `list:${list.address}:${member}` };
       }
       case 'own-newer': {
         const cur = this.d.keyring.current(now);
         if (!cur || cur.version <= sourceVersion.version) throw new KeydError('target-refused', `No version of ${this.domain} newer than v${sourceVersion.version}`);
-        return { keyId: cur.keyId, publicKey: Buffer.from(cur.publicKey, 'hex'), label: `own:${cur.keyId}` };
+        return { keyId: cur.keyId, publicKey: this.targetKey(cur.publicKey, 'org public key'), label: `own:${cur.keyId}` };
       }
       default:
         throw new KeydError('bad-request', `Unknown target kind "${String((t as { kind?: unknown }).kind).slice(0, 40)}"`);
