@@ -3,6 +3,7 @@
  * a warm-up, in several rounds; the table reports the median rate. Figures are
  * measured, never asserted (DEVELOPERS.md: performance lives in benchmarks).
  */
+import { readFileSync } from 'node:fs';
 export interface BenchRow {
   readonly suite: string;
   readonly name: string;
@@ -44,6 +45,16 @@ export async function measure(fn: () => unknown | Promise<unknown>, opts: Measur
   }
   rates.sort((a, b) => a - b);
   return rates[Math.floor(rates.length / 2)] ?? 0;
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far, from /proc (Linux); undefined elsewhere. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks of 1/100 s
+  } catch {
+    return undefined;
+  }
 }
 
 function formatRate(rate: number): string {

@@ -6,7 +6,7 @@
  * core); this process is the load generator (the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -17,7 +17,7 @@ import { provisionOrg } from '../demo/provision';
 import { KeydClient } from '../keyd/client';
 import { loadKeydConfig } from '../keyd/config';
 import { openKeyd } from '../keyd/daemon';
-import { type BenchRow, measure } from './harness';
+import { type BenchRow, cpuSeconds, measure } from './harness';
 
 const g = groups.libsecp256k1;
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
@@ -36,16 +36,6 @@ function startKeyd(configFile: string): Promise<{ proc: ChildProcess; port: numb
     });
     proc.once('exit', (code) => reject(new Error(`keyd exited ${code}`)));
   });
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
-function cpuSeconds(pid: number | undefined): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15) in clock ticks of 1/100 s
-  } catch {
-    return undefined;
-  }
 }
 
 interface LoadResult { rate: number; p50: number; p99: number; keydCpuUs?: number; keydBusy?: number }
