@@ -8,9 +8,10 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { Role } from '../pki/oids';
+import { parseCertificate } from '../pki/certificate';
+import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import { ROLES } from '../pki/oids';
-import { type ValidationCache, validateCertificate } from '../pki/validate';
+import type { ValidationCache } from '../pki/validate';
 import { KeydError } from './errors';
 import type { Actor, KeyService } from './service';
 import type { AuditLog } from './audit';
@@ -21,7 +22,7 @@ export interface ServerOptions {
   /** keyd's own TLS server certificate and key (PEM). */
   readonly cert: string;
   readonly key: string;
-  /** CAs whose client certificates TLS accepts (org CA and root, PEM). */
+  /** CAs whose client certificates TLS accepts (org CA and root, PEM); callers must be issued by the org CA(s) among them. */
   readonly clientCas: readonly string[];
   /** Trust anchors for our own validation of client certificates. */
   readonly roots: readonly string[];
@@ -42,8 +43,6 @@ interface Route {
   readonly handle: (actor: Actor, body: Record<string, unknown>, params: string[]) => Promise<unknown> | unknown;
 }
 
-const actors = new WeakMap<TLSSocket, { actor: Actor; until: number } | { error: KeydError; until: number }>();
-
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 /** The path of a request target (origin form), without query or fragment; what `new URL(...).pathname` gives, without building a URL. */
@@ -61,8 +60,16 @@ export class KeydServer {
   private readonly routes: Route[];
   /** Routes without parameters, by path (the hot ones: no regex per request). */
   private readonly exact = new Map<string, Route>();
+  private readonly auth: ClientCertificateAuth;
 
   constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
+    // Clients must hold a certificate from this organisation's CA (the client CAs that are not
+    // roots): a gateway of another organisation under the same SSMAX root is not a caller here.
+    const orgCas = opts.clientCas.filter((pem) => !parseCertificate(pem).selfIssued);
+    this.auth = new ClientCertificateAuth({
+      roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, ...(orgCas.length > 0 ? { issuers: orgCas } : {}),
+      ...(opts.validationCache ? { cache: opts.validationCache } : {}),
+    });
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
@@ -95,31 +102,14 @@ export class KeydServer {
     this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
   }
 
-  /** The caller, from its client certificate: validated (chain, validity, CRL, usage) and cached per connection for 60 s. */
+  /** The caller, from its client certificate (src/pki/client-auth.ts: chain, validity, CRL, usage, role, issued by this organisation's CA; cached per connection for 60 s). */
   private actorOf(socket: TLSSocket): Actor {
-    const now = this.opts.clock();
-    const cached = actors.get(socket);
-    if (cached && cached.until > now.getTime()) {
-      if ('error' in cached) throw cached.error;
-      return cached.actor;
+    try {
+      return this.auth.identify(socket);
+    } catch (err) {
+      if (err instanceof ClientCertificateError) throw new KeydError('unauthenticated', err.message);
+      throw err;
     }
-    const peer = socket.getPeerCertificate(true);
-    if (!peer || !peer.raw) throw new KeydError('unauthenticated', 'No client certificate');
-    const chain: Buffer[] = [];
-    for (let c = peer.issuerCertificate; c && c.raw && !chain.some((x) => x.equals(c!.raw)) && !c.raw.equals(peer.raw); c = c.issuerCertificate) chain.push(c.raw);
-    const v = validateCertificate({
-      leaf: new Uint8Array(peer.raw), intermediates: chain.map((b) => new Uint8Array(b)), roots: this.opts.roots, crls: this.opts.crls(),
-      use: 'tls-client', roles: ROLES, time: now, ...(this.opts.validationCache ? { cache: this.opts.validationCache } : {}),
-    });
-    const until = now.getTime() + 60000;
-    if (v.status !== 'valid' || !v.role) {
-      const error = new KeydError('unauthenticated', `Client certificate refused: ${v.message}`);
-      actors.set(socket, { error, until });
-      throw error;
-    }
-    const actor: Actor = { role: v.role as Role, name: `${v.leaf.subject} #${v.leaf.serial}` };
-    actors.set(socket, { actor, until });
-    return actor;
   }
 
   private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {

@@ -81,6 +81,16 @@ describe('keyd over mutual TLS', () => {
     c.close();
   });
 
+  test('a gateway certificate of another organisation under the same SSMAX root is refused with 401', async () => {
+    const peer = makeOrgFixture({ domain: 'b.example', root: fx.root });
+    // With its org CA in the chain it presents, TLS accepts it (same root); keyd must not.
+    const c = clientFor(fx, keyd.port, { cert: `${peer.clients.gateway.cert.trim()}\n${peer.orgCa.certificate.pem.trim()}\n`, key: peer.clients.gateway.key });
+    const err = await refusal(c.call('GET', '/v1/health'));
+    expect([err.status, err.code]).toEqual([401, 'unauthenticated']);
+    expect(err.message).toMatch(/^Client certificate refused: /);
+    c.close();
+  });
+
   test('an expired client certificate is refused at the TLS handshake', async () => {
     const c = clientFor(fx, keyd.port, fx.clients.expired);
     expect((await refusal(c.call('GET', '/v1/health'))).code).toBe('unreachable');
