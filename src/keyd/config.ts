@@ -19,7 +19,7 @@ export interface KeydConfig {
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
-  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number };
+  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number };
 }
 
 const DAY = 86400000;
@@ -34,6 +34,7 @@ export const KEYD_DEFAULTS = {
   max_body_bytes: 65536,
   max_in_flight: 256,
   request_timeout_ms: 5000,
+  crypto_threads: 1,
 } as const;
 
 type Section = Record<string, unknown>;
@@ -95,6 +96,6 @@ export function loadKeydConfig(file: string): KeydConfig {
     },
     keys,
     trackingRetentionMs: num('tracking', 'retention_days', 0, 36500) * DAY,
-    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000) },
+    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: num('limits', 'crypto_threads', 0, 64) },
   };
 }

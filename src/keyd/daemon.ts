@@ -13,6 +13,7 @@ import { privateKeyFromPem } from '../pki/keys';
 import { ValidationCache } from '../pki/validate';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
+import { type KeydCrypto, ThreadedCrypto } from './crypto-threads';
 import { KeydError } from './errors';
 import { SecretWrapper, loadMasterKey } from './master-key';
 import { type Certify, OrgKeyring } from './org-keys';
@@ -39,8 +40,8 @@ function readPem(file: string, what: string): string {
   }
 }
 
-/** Opens the store and builds the service (no network): used by the daemon and by the CLI. */
-export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date()): KeydParts {
+/** Opens the store and builds the service (no network): used by the daemon and by the CLI. `crypto`: where blinded operations run (inline when absent). */
+export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(), crypto?: KeydCrypto): KeydParts {
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   const store = KeydStore.open(config.dataDir);
   const check = store.meta.get('master-check') as string | undefined;
@@ -65,7 +66,7 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
   const service = new KeyService({
     store, group, rng: systemRng, clock, keyring, registry: new Registry(store, wrapper, config.domain),
     tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs), audit,
-    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), validationCache: new ValidationCache(),
+    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), validationCache: new ValidationCache(), ...(crypto ? { crypto } : {}),
   });
   return { store, service, audit, keyring };
 }
@@ -77,7 +78,9 @@ export interface RunningKeyd extends KeydParts {
 
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
-  const parts = openKeyd(config, clock);
+  const threads = Math.floor(config.limits.cryptoThreads);
+  const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
+  const parts = openKeyd(config, clock, crypto);
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   const server = new KeydServer(parts.service, parts.audit, {
@@ -103,6 +106,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     async stop() {
       clearInterval(timer);
       await server.close();
+      await crypto?.close();
       await parts.store.close();
     },
   };

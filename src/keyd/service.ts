@@ -8,15 +8,14 @@
  * keyd never sees message bodies (only blinded points) and never returns
  * private key material.
  */
-import {
-  type Group, answerBlindedDecryption, transformBlinded,
-} from '../crypto';
+import type { Group } from '../crypto';
 import type { Rng } from '../crypto/random';
 import { CryptoError } from '../crypto/errors';
 import { compressedPointFromSpki } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { type ValidationCache, validateCertificate } from '../pki/validate';
 import type { AuditInput, AuditLog } from './audit';
+import { type KeydCrypto, inlineCrypto } from './crypto-threads';
 import { KeydError } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
@@ -48,6 +47,8 @@ export interface ServiceDeps {
   /** Trusted SSMAX roots (PEM), for peer targets. */
   readonly roots: readonly string[];
   readonly validationCache?: ValidationCache;
+  /** Where the blinded operations are computed (crypto-threads.ts); inline when absent. */
+  readonly crypto?: KeydCrypto;
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/;
@@ -75,6 +76,13 @@ function b64(bytes: Uint8Array): string {
 }
 
 /** Crypto errors on caller input are bad requests, not internal faults. */
+/** What an operation's body gives `audited`: its answer, what to add to the audit record, and the state change to commit with it. */
+interface Outcome<T> {
+  result: T;
+  audit?: Partial<AuditInput>;
+  change?: () => void;
+}
+
 function asKeydError(err: unknown): unknown {
   if (err instanceof CryptoError) return new KeydError('bad-request', err.message);
   return err;
@@ -87,7 +95,11 @@ export class KeyService {
   /** Compressed public key (hex) → the checked, uncompressed point: saves a square root per re-encryption. */
   private readonly targetKeys = new Map<string, Uint8Array>();
 
-  constructor(private readonly d: ServiceDeps) {}
+  private readonly crypto: KeydCrypto;
+
+  constructor(private readonly d: ServiceDeps) {
+    this.crypto = d.crypto ?? inlineCrypto(d.group, d.rng);
+  }
 
   /** A target's public key, decoded and checked (on the curve, not the identity) once, then kept. */
   private targetKey(compressedHex: string, what: string): Uint8Array {
@@ -113,11 +125,11 @@ export class KeyService {
   }
 
   /** Runs an operation: on success and on refusal alike, its audit record is committed first. */
-  private async audited<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => { result: T; audit?: Partial<AuditInput>; change?: () => void }): Promise<T> {
+  private async audited<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => Outcome<T> | Promise<Outcome<T>>): Promise<T> {
     const now = this.d.clock();
-    let outcome: { result: T; audit?: Partial<AuditInput>; change?: () => void };
+    let outcome: Outcome<T>;
     try {
-      outcome = body();
+      outcome = await body();
     } catch (raw) {
       const err = asKeydError(raw);
       const refused = err instanceof KeydError;
@@ -186,14 +198,14 @@ export class KeyService {
   /** Blinded re-encryption, key-service half (gateway role). */
   async reencrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, () => {
+    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, async () => {
       this.require(actor, ['gateway'], 'reencrypt');
       const now = this.d.clock();
       const e = point(body.e, 'e');
       const f = point(body.f, 'f');
       const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
       const target = this.resolveTarget(body.target, key.record, now);
-      const out = transformBlinded(this.d.group, key.privateKey, { e, f }, target.publicKey, this.d.rng);
+      const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
       return {
         result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
         audit: { target: target.label, digest: this.d.audit.digest(e, f) },
@@ -204,12 +216,12 @@ export class KeyService {
   /** Blinded decryption with a DLEQ proof (inspector role). */
   async decrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, () => {
+    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, async () => {
       this.require(actor, ['inspector'], 'decrypt');
       const now = this.d.clock();
       const e = point(body.e, 'e');
       const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
-      const out = answerBlindedDecryption(this.d.group, key.privateKey, key.publicKeyUncompressed, { e }, this.d.rng);
+      const out = await this.crypto.decrypt(key.privateKey, key.publicKeyUncompressed, { e });
       return { result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) }, audit: { digest: this.d.audit.digest(e) } };
     });
   }

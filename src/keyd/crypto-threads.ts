@@ -1,0 +1,117 @@
+/**
+ * Where keyd runs the key-service half of its blinded operations: inline on
+ * the main thread, or on worker threads so the HTTPS front, target checks
+ * and audit appends of the next requests proceed while one computes
+ * (`[limits] crypto_threads`). The answers are the same either way; the
+ * private key scalar crosses to the worker in memory only (never logged,
+ * never written). Errors of the crypto core come back as CryptoError with
+ * their code, as inline.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { type BlindedDecryptionResponse, type TransformedCapsule, answerBlindedDecryption, transformBlinded } from '../crypto';
+import { CryptoError, type CryptoErrorCode } from '../crypto/errors';
+import type { Group } from '../crypto/group';
+import type { Rng } from '../crypto/random';
+
+export interface KeydCrypto {
+  reencrypt(privateKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, targetPublicKey: Uint8Array): Promise<TransformedCapsule>;
+  decrypt(privateKey: Uint8Array, publicKeyUncompressed: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse>;
+  close(): Promise<void>;
+}
+
+/** On the calling thread. */
+export function inlineCrypto(group: Group, rng: Rng): KeydCrypto {
+  return {
+    reencrypt: async (privateKey, request, target) => transformBlinded(group, privateKey, request, target, rng),
+    decrypt: async (privateKey, publicKey, request) => answerBlindedDecryption(group, privateKey, publicKey, request, rng),
+    close: async () => undefined,
+  };
+}
+
+/** A job for a worker (crypto-worker.ts) and its answer. */
+export type Job =
+  | { op: 'reencrypt'; privateKey: Uint8Array; e: Uint8Array; f: Uint8Array; target: Uint8Array }
+  | { op: 'decrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array };
+export type WorkerJob = Job & { id: number };
+export type WorkerAnswer =
+  | { id: number; ok: true; u?: Uint8Array; v?: Uint8Array; z?: Uint8Array; c?: Uint8Array; s?: Uint8Array }
+  | { id: number; ok: false; code?: CryptoErrorCode; message: string };
+
+/** The compiled worker; from the sources (tests under ts-jest), the build's copy. */
+const WORKER_SCRIPT = __filename.endsWith('.ts') ? join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-worker.js') : join(__dirname, 'crypto-worker.js');
+
+interface Pending { resolve(a: WorkerAnswer): void; reject(e: Error): void }
+
+/**
+ * `threads` workers (at least 1), each taking jobs in turn; the one with the
+ * fewest jobs in flight gets the next. A worker that dies fails its jobs
+ * (the requests answer 500 and are audited as errors) and is replaced.
+ */
+export class ThreadedCrypto implements KeydCrypto {
+  private readonly workers: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(threads: number, private readonly script = WORKER_SCRIPT) {
+    if (!existsSync(script)) throw new Error(`keyd crypto worker "${script}" is missing (run the build)`);
+    for (let i = 0; i < Math.max(1, threads); i++) this.workers.push(this.spawn());
+  }
+
+  private spawn(): { worker: Worker; pending: Map<number, Pending> } {
+    const slot = { worker: new Worker(this.script), pending: new Map<number, Pending>() };
+    slot.worker.on('message', (a: WorkerAnswer) => {
+      const p = slot.pending.get(a.id);
+      slot.pending.delete(a.id);
+      p?.resolve(a);
+    });
+    let failed = false;
+    const fail = (err: Error) => {
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+      if (failed) return; // 'error' is followed by 'exit': replace once
+      failed = true;
+      const at = this.workers.indexOf(slot);
+      if (at >= 0 && !this.closed) this.workers[at] = this.spawn();
+    };
+    slot.worker.on('error', fail);
+    slot.worker.on('exit', (code) => { if (!this.closed) fail(new Error(`crypto worker exited with code ${code}`)); });
+    slot.worker.unref();
+    return slot;
+  }
+
+  private run(job: Job): Promise<WorkerAnswer & { ok: true }> {
+    if (this.closed) return Promise.reject(new Error('keyd crypto threads are closed'));
+    const slot = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, {
+        resolve: (a) => (a.ok ? resolve(a) : reject(a.code ? new CryptoError(a.code, a.message) : new Error(a.message))),
+        reject,
+      });
+      // Fresh copies: a view into a larger buffer (Node's Buffer pool) would be cloned whole.
+      const copy = (u: Uint8Array) => new Uint8Array(u);
+      const sent: WorkerJob = job.op === 'reencrypt'
+        ? { id, op: job.op, privateKey: copy(job.privateKey), e: copy(job.e), f: copy(job.f), target: copy(job.target) }
+        : { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e) };
+      slot.worker.postMessage(sent);
+      sent.privateKey.fill(0); // cloned by postMessage; wipe this thread's copy
+    });
+  }
+
+  async reencrypt(privateKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, target: Uint8Array): Promise<TransformedCapsule> {
+    const a = await this.run({ op: 'reencrypt', privateKey, e: request.e, f: request.f, target });
+    return { u: a.u!, v: a.v! };
+  }
+
+  async decrypt(privateKey: Uint8Array, publicKey: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse> {
+    const a = await this.run({ op: 'decrypt', privateKey, publicKey, e: request.e });
+    return { z: a.z!, proof: { c: a.c!, s: a.s! } };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * A keyd crypto thread (crypto-threads.ts): computes the key-service half of
+ * a blinded operation and posts the answer. Nothing here logs or writes.
+ */
+import { parentPort } from 'node:worker_threads';
+import { answerBlindedDecryption, transformBlinded } from '../crypto';
+import { groups } from '../crypto/backend';
+import { CryptoError } from '../crypto/errors';
+import { systemRng } from '../crypto/random';
+import type { WorkerAnswer, WorkerJob } from './crypto-threads';
+
+const group = groups.libsecp256k1;
+
+parentPort?.on('message', (job: WorkerJob) => {
+  let answer: WorkerAnswer;
+  try {
+    if (job.op === 'reencrypt') {
+      const out = transformBlinded(group, job.privateKey, { e: job.e, f: job.f }, job.target, systemRng);
+      answer = { id: job.id, ok: true, u: out.u, v: out.v };
+    } else {
+      const out = answerBlindedDecryption(group, job.privateKey, job.publicKey, { e: job.e }, systemRng);
+      answer = { id: job.id, ok: true, z: out.z, c: out.proof.c, s: out.proof.s };
+    }
+  } catch (err) {
+    answer = err instanceof CryptoError ? { id: job.id, ok: false, code: err.code, message: err.message } : { id: job.id, ok: false, message: 'crypto worker fault' };
+  }
+  job.privateKey.fill(0); // this thread's copy
+  parentPort!.postMessage(answer);
+});

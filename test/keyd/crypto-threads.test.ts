@@ -1,0 +1,67 @@
+/**
+ * keyd's blinded operations on worker threads (src/keyd/crypto-threads.ts,
+ * the compiled worker from dist/): answers that complete exactly as inline
+ * ones do, the crypto core's refusals with their codes, and a worker that
+ * dies failing only its own jobs before it is replaced.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CryptoError, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups,
+  newMessageKey, systemRng, unblindReencryption,
+} from '../../src/crypto';
+import { ThreadedCrypto, inlineCrypto } from '../../src/keyd/crypto-threads';
+
+const g = groups.libsecp256k1;
+
+describe('keyd crypto threads', () => {
+  const org = generateEncryptionKeyPair(g, systemRng);
+  const orgPub = g.encodeUncompressed(g.decode(org.publicKey, 'org'));
+  const bob = generateEncryptionKeyPair(g, systemRng);
+  const bobPub = g.encodeUncompressed(g.decode(bob.publicKey, 'bob'));
+  let threads: ThreadedCrypto;
+  beforeAll(() => { threads = new ThreadedCrypto(2); });
+  afterAll(async () => { await threads.close(); });
+
+  test('re-encryption and blinded decryption on threads complete like inline ones, for many jobs at once', async () => {
+    const inline = inlineCrypto(g, systemRng);
+    await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const P = newMessageKey(g, systemRng);
+      const capsule = encapsulate(g, P, { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
+      const runner = i % 4 === 0 ? inline : threads;
+      const re = blindForReencryption(g, capsule, systemRng);
+      const moved = unblindReencryption(g, re.blinding, await runner.reencrypt(org.privateKey, re.request, bobPub), { keyId: 'bob-1' });
+      expect(Buffer.from(decapsulate(g, moved, bob.privateKey))).toEqual(Buffer.from(P));
+      const de = blindForDecryption(g, capsule, systemRng);
+      const opened = completeBlindedDecryption(g, de.blinding, await runner.decrypt(org.privateKey, orgPub, de.request), org.publicKey);
+      expect(opened.ok && Buffer.from(opened.messageKey)).toEqual(Buffer.from(P));
+    }));
+  });
+
+  test('a point off the curve is refused with the crypto core\'s code, as inline', async () => {
+    const bad = new Uint8Array(65).fill(7);
+    bad[0] = 4;
+    for (const runner of [threads, inlineCrypto(g, systemRng)]) {
+      const err = await runner.decrypt(org.privateKey, orgPub, { e: bad }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CryptoError);
+      expect((err as CryptoError).code).toBe('bad-point');
+    }
+  });
+
+  test('a worker that dies fails its job with an error and is replaced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
+    const script = join(dir, 'dies.js');
+    writeFileSync(script, "require('node:worker_threads').parentPort.on('message', () => process.exit(3));\n");
+    const dying = new ThreadedCrypto(1, script);
+    try {
+      for (let i = 0; i < 3; i++) await expect(dying.reencrypt(org.privateKey, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
+    } finally {
+      await dying.close();
+    }
+  });
+
+  test('a missing worker script is refused at start, naming it', () => {
+    expect(() => new ThreadedCrypto(1, '/nonexistent/crypto-worker.js')).toThrow(/crypto worker "\/nonexistent\/crypto-worker.js" is missing/);
+  });
+});
