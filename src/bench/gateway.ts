@@ -47,6 +47,14 @@ interface Run {
   cpuUs?: number[];
 }
 
+/** Rate since `start` and latency percentiles of the accepted messages. */
+function summary(latencies: number[], start: number, failed: number): Run {
+  const elapsed = (performance.now() - start) / 1000;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failed, count: latencies.length };
+}
+
 /** Runs `load` and adds the CPU per message that each of `pids` used meanwhile. */
 async function watched(pids: readonly (number | undefined)[], load: () => Promise<Run>): Promise<Run> {
   const before = pids.map(cpuSeconds);
@@ -103,10 +111,7 @@ async function drive(port: number, from: string, to: string, next: () => Buffer 
       c.quit();
     }
   }));
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failed, count: latencies.length };
+  return summary(latencies, start, failed);
 }
 
 /**
@@ -139,10 +144,7 @@ async function drivePaced(port: number, from: string, to: string, messages: read
       c.quit();
     }
   }));
-  const elapsed = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), failed, count: latencies.length };
+  return summary(latencies, start, failed);
 }
 
 async function plainRelay(base: string, sinkPort: number, nodelay: boolean): Promise<Run> {

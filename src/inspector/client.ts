@@ -11,7 +11,8 @@
  * step would give.
  */
 import { type PeerCertificate, checkServerIdentity } from 'node:tls';
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import { HttpsJsonError, requestJson } from '../net/https-json';
 import { VERDICT_RESULTS, type Verdict } from '../chain/tags';
 import type { Group } from '../crypto';
 import type { Decision } from '../inspect/inspect';
@@ -104,37 +105,21 @@ export class RemoteInspector implements Inspector {
     throw unavailable(`${typeof e?.code === 'string' ? e.code : 'error'}: ${message}`);
   }
 
-  private post(path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
+  private async post(path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
     const timeoutMs = this.opts.timeoutMs;
-    return new Promise((resolve, reject) => {
-      const req = request({
-        protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, path, method: 'POST', agent: this.agent, servername: this.opts.servername,
-        headers: { accept: 'application/json', 'content-type': 'application/octet-stream', 'content-length': body.length },
-      }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('error', (err) => { clearTimeout(timer); reject(unavailable(`response failed: ${err.message}`)); });
-        res.on('end', () => {
-          clearTimeout(timer);
-          let json: unknown;
-          try {
-            json = JSON.parse(Buffer.concat(parts).toString('utf8'));
-          } catch {
-            reject(unavailable(`HTTP ${res.statusCode} with a body that is not JSON`));
-            return;
-          }
-          resolve({ status: res.statusCode ?? 0, json });
-        });
-      });
-      const timer = setTimeout(() => req.destroy(unavailable(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.on('socket', (s) => s.setNoDelay(true));
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err instanceof GatewayError ? err : unavailable(`unreachable: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
-      });
-      req.end(body);
-    });
+    try {
+      return await requestJson({ agent: this.agent, base: this.base, servername: this.opts.servername, method: 'POST', path, body, contentType: 'application/octet-stream', timeoutMs });
+    } catch (err) {
+      if (!(err instanceof HttpsJsonError)) throw err;
+      switch (err.failure) {
+        case 'timeout': throw unavailable(`no answer within ${timeoutMs} ms`);
+        case 'not-json': throw unavailable(`HTTP ${err.status} with a body that is not JSON`);
+        case 'response-failed': throw unavailable(`response failed: ${err.detail}`);
+        case 'unreachable': throw unavailable(`unreachable: ${err.detail}`);
+      }
+    }
   }
+
 
   close(): Promise<void> {
     this.agent.destroy();

@@ -14,6 +14,7 @@
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { closeGracefully, listen } from '../net/https-json';
 import { type Server, createServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { Capsule } from '../crypto';
@@ -190,22 +191,11 @@ export class InspectorServer {
   }
 
   listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        const addr = this.server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : this.opts.port);
-      });
-    });
+    return listen(this.server, this.opts.host, this.opts.port);
   }
 
   /** Stops accepting, lets requests in flight finish (bounded), then resolves. */
-  async close(graceMs = 5000): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const deadline = Date.now() + graceMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.server.closeAllConnections();
-    await closed;
+  close(graceMs = 5000): Promise<void> {
+    return closeGracefully(this.server, () => this.inFlight, graceMs);
   }
 }

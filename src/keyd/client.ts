@@ -5,7 +5,8 @@
  * "timeout"), so callers can map them to SMTP replies (4xx for anything
  * transient).
  */
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
+import { HttpsJsonError, requestJson } from '../net/https-json';
 
 export interface KeydClientOptions {
   readonly url: string;
@@ -44,42 +45,26 @@ export class KeydClient {
     });
   }
 
-  call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  async call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const timeoutMs = this.opts.timeoutMs ?? 5000;
-    return new Promise<T>((resolve, reject) => {
-      const req = request({
-        protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, path, method, agent: this.agent,
-        headers: { accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
-        ...(this.opts.servername ? { servername: this.opts.servername } : {}),
-      }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('error', (err) => reject(new KeydClientError('unreachable', `keyd response failed: ${err.message}`, 0)));
-        res.on('end', () => {
-          clearTimeout(timer);
-          let json: unknown;
-          try {
-            json = JSON.parse(Buffer.concat(parts).toString('utf8'));
-          } catch {
-            reject(new KeydClientError('bad-response', `keyd answered ${res.statusCode} with a body that is not JSON`, res.statusCode ?? 0));
-            return;
-          }
-          if (res.statusCode === 200) resolve(json as T);
-          else {
-            const e = (json as { error?: { code?: string; message?: string; details?: Record<string, string> } }).error ?? {};
-            reject(new KeydClientError(e.code ?? 'error', e.message ?? `keyd answered ${res.statusCode}`, res.statusCode ?? 0, e.details));
-          }
-        });
+    let r: { status: number; json: unknown };
+    try {
+      r = await requestJson({
+        agent: this.agent, base: this.base, method, path, timeoutMs, ...(this.opts.servername ? { servername: this.opts.servername } : {}),
+        ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
       });
-      const timer = setTimeout(() => req.destroy(new KeydClientError('timeout', `keyd did not answer within ${timeoutMs} ms`, 0)), timeoutMs);
-      req.on('socket', (s) => s.setNoDelay(true));
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err instanceof KeydClientError ? err : new KeydClientError('unreachable', `keyd unreachable: ${err.message}`, 0));
-      });
-      req.end(payload);
-    });
+    } catch (err) {
+      if (!(err instanceof HttpsJsonError)) throw err;
+      switch (err.failure) {
+        case 'timeout': throw new KeydClientError('timeout', `keyd did not answer within ${timeoutMs} ms`, 0);
+        case 'not-json': throw new KeydClientError('bad-response', `keyd answered ${err.status} with a body that is not JSON`, err.status);
+        case 'response-failed': throw new KeydClientError('unreachable', `keyd response failed: ${err.detail}`, 0);
+        case 'unreachable': throw new KeydClientError('unreachable', `keyd unreachable: ${err.detail}`, 0);
+      }
+    }
+    if (r.status === 200) return r.json as T;
+    const e = (r.json as { error?: { code?: string; message?: string; details?: Record<string, string> } } | null)?.error ?? {};
+    throw new KeydClientError(e.code ?? 'error', e.message ?? `keyd answered ${r.status}`, r.status, e.details);
   }
 
   close(): void {

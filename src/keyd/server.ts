@@ -7,6 +7,7 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { closeGracefully, listen } from '../net/https-json';
 import type { TLSSocket } from 'node:tls';
 import { parseCertificate } from '../pki/certificate';
 import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
@@ -204,22 +205,11 @@ export class KeydServer {
   }
 
   listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        const addr = this.server.address();
-        resolve(typeof addr === 'object' && addr ? addr.port : this.opts.port);
-      });
-    });
+    return listen(this.server, this.opts.host, this.opts.port);
   }
 
   /** Stops accepting, lets requests in flight finish (bounded), then resolves. */
-  async close(graceMs = 5000): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const deadline = Date.now() + graceMs;
-    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    this.server.closeAllConnections();
-    await closed;
+  close(graceMs = 5000): Promise<void> {
+    return closeGracefully(this.server, () => this.inFlight, graceMs);
   }
 }
