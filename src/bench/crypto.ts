@@ -9,7 +9,7 @@ import * as ecc from 'tiny-secp256k1';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import {
   type Group, answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate,
-  deriveContentKey, encapsulate, generateEncryptionKeyPair, generateP256KeyPair, groups, keyIdOf, newMessageKey, StreamSealer,
+  deriveContentKey, encapsulate, generateEncryptionKeyPair, generateP256KeyPair, defaultGroup, groups, keyIdOf, newMessageKey, StreamSealer,
   signP256, systemRng, transformBlinded, unblindReencryption, verifyP256,
 } from '../crypto';
 import { type BenchRow, measure } from './harness';
@@ -69,6 +69,7 @@ export async function run(): Promise<BenchRow[]> {
   const noblePt = secp256k1.Point.BASE.multiply(k);
   rows.push({ suite: 'floor', name: 'raw k·P (tiny-secp256k1)', rate: await measure(() => ecc.pointMultiply(pt65, kBytes, false)), unit: 'ops/s' });
   rows.push({ suite: 'floor', name: 'raw k·P (noble)', rate: await measure(() => noblePt.multiply(k)), unit: 'ops/s' });
+  if (groups.native) rows.push(...(await groupRows(groups.native)));
   rows.push(...(await groupRows(groups.libsecp256k1)));
   rows.push(...(await groupRows(groups.noble)));
 
@@ -97,7 +98,7 @@ export async function run(): Promise<BenchRow[]> {
   }, { unitsPerCall: size / 1e6, roundMs: 600 });
   rows.push({ suite: 'floor', name: 'raw AES-256-GCM (node), 10 MB in 64 KiB updates', rate: pieces, unit: 'MB/s' });
   const raw = Math.max(oneShot, pieces);
-  const ck = deriveContentKey(newMessageKey(groups.libsecp256k1, rng), randomBytes(16), 65536);
+  const ck = deriveContentKey(newMessageKey(defaultGroup, rng), randomBytes(16), 65536);
   // As the streams use it: 64 KiB pieces in, sealed chunks out, no concatenation.
   const streamed = await measure(() => {
     const sealer = new StreamSealer(ck);

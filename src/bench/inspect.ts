@@ -15,7 +15,7 @@ import { parse } from 'ini';
 import { seal } from '../chain/seal';
 import { verifyChain } from '../chain/verify-chain';
 import {
-  answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, generateEncryptionKeyPair, generateP256KeyPair, groups,
+  answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, generateEncryptionKeyPair, generateP256KeyPair, defaultGroup,
   keyIdOf, systemRng, transformBlinded, unblindReencryption,
 } from '../crypto';
 import { freePort } from '../demo/haraka';
@@ -26,7 +26,7 @@ import { parseDlpRules } from '../inspect/dlp';
 import { inspectInbound, inspectOutbound } from '../inspect/inspect';
 import { type BenchRow, measure } from './harness';
 
-const g = groups.libsecp256k1;
+const g = defaultGroup;
 
 function message(bytes: number): Buffer {
   const text = 'Quarterly figures as agreed; the attachment has the details. Reply by Friday.\r\n'.repeat(40);

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { generateEncryptionKeyPair, groups, keyIdOf, systemRng } from '../crypto';
+import { defaultGroup, generateEncryptionKeyPair, keyIdOf, systemRng } from '../crypto';
 import { decryptMessage, encryptParts } from '../envelope';
 import type { BenchRow } from './harness';
 
@@ -30,7 +30,7 @@ function* messagePieces(): Generator<Buffer> {
 }
 
 async function measureOnce(): Promise<{ growthMb: number; seconds: number; mimeBytes: number }> {
-  const group = groups.libsecp256k1;
+  const group = defaultGroup;
   const org = generateEncryptionKeyPair(group, systemRng);
   const keyId = keyIdOf(group, org.publicKey);
 

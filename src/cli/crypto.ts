@@ -11,7 +11,7 @@ import {
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
 import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
 
-const HELP = `Usage: ssmax crypto demo [--backend libsecp256k1|noble]
+const HELP = `Usage: ssmax crypto demo [--backend auto|native|libsecp256k1|noble]
 
 Runs the SSMAX encryption chain in one process and prints each hop:
 alice encrypts to her organisation (a.example); a.example's inspector opens the
@@ -20,10 +20,11 @@ re-encrypts to b.example through the key-service half; b.example's gateway
 re-encrypts to bob; bob decrypts. The content ciphertext never changes.
 
 Options:
-  --backend NAME   group backend (default libsecp256k1)
+  --backend NAME   group backend (default auto: native libsecp256k1 where its
+                   addon loads, else libsecp256k1 in WebAssembly)
   -h, --help       show this help`;
 
-export async function runDemo(io: CliIo, backend = 'libsecp256k1'): Promise<number> {
+export async function runDemo(io: CliIo, backend = 'auto'): Promise<number> {
   const group = groupByName(backend);
   const rng = systemRng;
   const who = (name: string) => {
@@ -91,7 +92,7 @@ export const cryptoCommand: CommandGroup = {
       return EXIT.ok;
     }
     try {
-      return await runDemo(io, values.backend ?? 'libsecp256k1');
+      return await runDemo(io, values.backend ?? 'auto');
     } catch (err) {
       if (err instanceof CliError) throw err;
       throw new CliError((err as Error).message, EXIT.software);

@@ -1,7 +1,9 @@
 /**
- * The secp256k1 group operations behind one small interface, with two
- * backends that agree byte for byte: @noble/curves (the audited reference)
- * and tiny-secp256k1 (libsecp256k1 compiled to WebAssembly, the fast default).
+ * The secp256k1 group operations behind one small interface, with three
+ * backends that agree byte for byte: @noble/curves (the audited reference),
+ * tiny-secp256k1 (libsecp256k1 compiled to WebAssembly) and the secp256k1
+ * package's native addon (libsecp256k1 itself, the default where it loads;
+ * src/crypto/backend.ts).
  *
  * Points cross this interface as `GroupPoint`: the 65-byte uncompressed
  * encoding, validated (on the curve, not the identity) when it was made.
@@ -26,7 +28,7 @@ export type GroupPoint = Uint8Array & { readonly [pointBrand]: true };
 export const POINT_LENGTH = 33;
 export const UNCOMPRESSED_POINT_LENGTH = 65;
 
-export type GroupName = 'noble' | 'libsecp256k1';
+export type GroupName = 'noble' | 'libsecp256k1' | 'native';
 
 export interface Group {
   readonly name: GroupName;

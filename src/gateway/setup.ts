@@ -8,7 +8,7 @@
 import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { certificateRef } from '../chain/certificate-lookup';
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
 import { Directory, type TxtResolver } from '../directory/directory';
 import { KeydClient } from '../keyd/client';
@@ -57,7 +57,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     roots, staticPeers: config.peers, resolver: config.directory.dns ? resolver : null, cacheDir: join(haraka, stateName, 'directory'),
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
-  const group = groups.libsecp256k1;
+  const group = defaultGroup;
   const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs);
   const kx = config.keyExchange;
   const keyWatch = new KeyWatch({

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
 import { KeydOps } from '../gateway/keyd-ops';
 import { parseInspectionConfig, readIni } from '../inspect/config';
@@ -40,7 +40,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     url: config.keyd.url, cert: readPem(config.keyd.cert, 'keyd client certificate'), key: readPem(config.keyd.key, 'keyd client key'),
     ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
   });
-  const group = groups.libsecp256k1;
+  const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
   const keyd = new KeydOps(group, keydClient, keydClient);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });

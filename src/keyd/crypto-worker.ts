@@ -4,12 +4,12 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { answerBlindedDecryption, transformBlinded } from '../crypto';
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { systemRng } from '../crypto/random';
 import type { WorkerAnswer, WorkerJob } from './crypto-threads';
 
-const group = groups.libsecp256k1;
+const group = defaultGroup;
 
 parentPort?.on('message', (job: WorkerJob) => {
   let answer: WorkerAnswer;

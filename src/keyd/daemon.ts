@@ -5,7 +5,7 @@
  * the key schedule timer. `stop()` shuts down gracefully.
  */
 import { readFileSync } from 'node:fs';
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { systemRng } from '../crypto/random';
 import { parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
@@ -60,7 +60,7 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
       return issueEncryptionKeyCertificate(ca, { domain: config.domain, version, publicKey, notBefore, notAfter: until }).pem;
     };
   }
-  const group = groups.libsecp256k1;
+  const group = defaultGroup;
   const keyring = new OrgKeyring(store, wrapper, group, config.domain, { validityMs: config.keys.validityMs, renewBeforeMs: config.keys.renewBeforeMs, graceMs: config.keys.graceMs }, certify);
   const audit = new AuditLog(store, wrapper.auditKey);
   const service = new KeyService({

@@ -6,7 +6,7 @@
  * inspection consent (SSMAX §3.5). Mailing lists (the encrypted-list patent)
  * are resolved here too, so the gateway never decides who a post goes to.
  */
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { keyIdOf } from '../crypto/keys';
 import { KeydError } from './errors';
@@ -83,7 +83,7 @@ export class Registry {
     let keyId: string | undefined;
     if (input.encryptionPublicKey !== undefined) {
       try {
-        keyId = input.encryptionKeyId ?? keyIdOf(groups.libsecp256k1, Buffer.from(input.encryptionPublicKey, 'hex'));
+        keyId = input.encryptionKeyId ?? keyIdOf(defaultGroup, Buffer.from(input.encryptionPublicKey, 'hex'));
       } catch (err) {
         if (err instanceof CryptoError) throw new KeydError('bad-request', `Cannot register "${address}": ${err.message}`);
         throw err;

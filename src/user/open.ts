@@ -17,7 +17,7 @@
  * collected whole and returned only after every chunk authenticated, so a
  * failure never yields partial plaintext; errors never quote message content.
  */
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { p256PublicKeyFrom } from '../crypto/ecdsa';
 import { type CertificateLookup, certificateRef } from '../chain/certificate-lookup';
@@ -253,7 +253,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
 
   let plaintext: Buffer;
   try {
-    plaintext = await collect(decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: groups.libsecp256k1 }));
+    plaintext = await collect(decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: defaultGroup }));
   } catch (err) {
     // The inner message starts "Cannot decrypt…" too: keep only its reason.
     const inner = (err as Error).message.replace(/^Cannot decrypt( content)?: /, '');

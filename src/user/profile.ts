@@ -19,7 +19,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeyObject, createPrivateKey } from 'node:crypto';
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { keyIdOf, publicKeyOf } from '../crypto/keys';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
@@ -202,7 +202,7 @@ export function createUserProfile(dir: string, optsIn: CreateUserProfileOptions)
     throw new UserError('profile', (err as Error).message);
   }
   const point = encryptionPointOf(encryptionCert);
-  const keyId = keyIdOf(groups.libsecp256k1, point);
+  const keyId = keyIdOf(defaultGroup, point);
 
   const doc: ProfileDocument = {
     format: PROFILE_FORMAT,
@@ -298,7 +298,7 @@ export function loadUserProfile(dir: string): UserProfile {
   const encryptionKey = readPrivateKey(dir, PROFILE_FILES.encryptionKey);
   const encryptionCertificate = readCertificate(dir, PROFILE_FILES.encryptionCertificate);
   const privateKey = secp256k1Scalar(encryptionKey);
-  const publicKey = publicKeyOf(groups.libsecp256k1, privateKey);
+  const publicKey = publicKeyOf(defaultGroup, privateKey);
   let certified: Uint8Array;
   try {
     certified = encryptionPointOf(encryptionCertificate);
@@ -306,7 +306,7 @@ export function loadUserProfile(dir: string): UserProfile {
     throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionCertificate)}": ${(err as Error).message}`);
   }
   if (!bytesEqual(publicKey, certified)) throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionKey)}": it does not match the encryption certificate`);
-  const keyId = keyIdOf(groups.libsecp256k1, publicKey);
+  const keyId = keyIdOf(defaultGroup, publicKey);
   if (doc.encryptionKeyId !== keyId) throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": encryptionKeyId "${String(doc.encryptionKeyId)}" is not the key's fingerprint "${keyId}"`);
   for (const cert of [signingCertificate, encryptionCertificate]) {
     if (!cert.emails.some((e) => e.toLowerCase() === doc.address.toLowerCase())) {

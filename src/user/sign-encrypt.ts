@@ -12,7 +12,7 @@
  * returned: the signature verifies against the profile's certificate and its
  * signer is the message's single From.
  */
-import { groups } from '../crypto/backend';
+import { defaultGroup } from '../crypto/backend';
 import { p256PublicKeyFrom } from '../crypto/ecdsa';
 import type { Recipient } from '../crypto/keys';
 import { type Rng, systemRng } from '../crypto/random';
@@ -47,7 +47,7 @@ function messageError(err: unknown): UserError {
 export async function signAndEncrypt(profile: UserProfile, message: Uint8Array, options: SignEncryptOptions): Promise<Buffer> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot sign and encrypt: the message must be a Uint8Array');
   const recipient = ownOrgRecipient(profile, options.now);
-  const encryptOptions = { group: groups.libsecp256k1, rng: options.rng ?? systemRng, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}) };
+  const encryptOptions = { group: defaultGroup, rng: options.rng ?? systemRng, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}) };
   let encrypted: Buffer;
   try {
     encrypted = await collect(options.attachmentsOnly

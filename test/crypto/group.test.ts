@@ -1,13 +1,13 @@
 import fc from 'fast-check';
-import { CryptoError, ORDER, groups } from '../../src/crypto';
+import { CryptoError, ORDER, defaultGroup, groupByName, groups } from '../../src/crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 
 const backends = Object.values(groups);
 const scalarArb = fc.bigInt({ min: 1n, max: ORDER - 1n });
 
 describe('group backends agree byte for byte', () => {
-  test('k·G, k·P, A + B and A − B are identical in noble and libsecp256k1', () => {
-    const [a, b] = backends as [typeof groups.noble, typeof groups.libsecp256k1];
+  test.each(backends.filter((g) => g.name !== 'noble'))('k·G, k·P, A + B and A − B are identical in $name and the noble reference', (b) => {
+    const a = groups.noble;
     fc.assert(
       fc.property(scalarArb, scalarArb, scalarArb, (k1, k2, k3) => {
         const pa = a.mulBase(k1);
@@ -20,9 +20,22 @@ describe('group backends agree byte for byte', () => {
           expect(a.encode(a.add(pa, qa))).toEqual(b.encode(b.add(pb, qb)));
           expect(a.encode(a.sub(pa, qa))).toEqual(b.encode(b.sub(pb, qb)));
         }
+        // decoding either wire form gives the same point in both
+        expect(b.encodeUncompressed(b.decode(a.encode(qa), 'q'))).toEqual(a.encodeUncompressed(qa));
       }),
       { numRuns: 40 },
     );
+  });
+
+  test('on linux-x64 the native addon loads and is the default backend (no silent fallback to WebAssembly)', () => {
+    if (process.platform !== 'linux' || process.arch !== 'x64') return;
+    expect(groups.native?.name).toBe('native');
+    if (process.env.SSMAX_CRYPTO_BACKEND === undefined) expect(defaultGroup.name).toBe('native');
+    expect(groupByName('auto')).toBe(groups.native);
+  });
+
+  test('an unknown backend name is refused, naming the ones there are', () => {
+    expect(() => groupByName('openssl')).toThrow(/Unknown crypto backend "openssl" \(have: auto, noble, libsecp256k1/);
   });
 });
 

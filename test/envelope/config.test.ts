@@ -14,6 +14,6 @@ test('config/ssmax-format.ini lists every default with its built-in value', () =
     max_header_block: String(DEFAULT_LIMITS.maxHeaderBlock),
     max_capsules: String(DEFAULT_LIMITS.maxCapsules),
     chunk_size: String(DEFAULT_CHUNK_SIZE),
-    backend: 'libsecp256k1',
+    backend: 'auto',
   });
 });
