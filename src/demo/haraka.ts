@@ -92,7 +92,9 @@ export interface HarakaProcess {
 export function startHaraka(dir: string, port: number, timeoutMs = 30000): Promise<HarakaProcess> {
   const bin = require.resolve('Haraka/bin/haraka');
   return new Promise((resolveStart, reject) => {
-    const proc = spawn(process.execPath, [bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir, NODE_ENV: 'production' } }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
+    // SSMAX_HARAKA_NODE_ARGS: node flags for Haraka (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" while benchmarking).
+    const nodeArgs = (process.env.SSMAX_HARAKA_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+    const proc = spawn(process.execPath, [...nodeArgs, bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir, NODE_ENV: 'production' } }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
     let out = '';
     let up = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));

@@ -19,7 +19,7 @@ export interface KeydConfig {
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
-  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number };
+  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto' };
 }
 
 const DAY = 86400000;
@@ -34,7 +34,7 @@ export const KEYD_DEFAULTS = {
   max_body_bytes: 65536,
   max_in_flight: 256,
   request_timeout_ms: 5000,
-  crypto_threads: 1,
+  crypto_threads: 'auto',
 } as const;
 
 type Section = Record<string, unknown>;
@@ -69,6 +69,13 @@ export function loadKeydConfig(file: string): KeydConfig {
     if (!Number.isFinite(v) || v < min || v > max) throw new KeydError('config', `Config "${file}": [${s}] ${k} must be a number from ${min} to ${max} (got "${raw}")`);
     return v;
   };
+  const threads = (): number | 'auto' => {
+    const raw = opt('limits', 'crypto_threads') ?? KEYD_DEFAULTS.crypto_threads;
+    const v = Number(raw);
+    if (raw === 'auto') return raw;
+    if (!/^[0-9]+$/.test(raw) || v > 64) throw new KeydError('config', `Config "${file}": [limits] crypto_threads must be "auto" or a whole number from 0 to 64 (got "${raw}")`);
+    return v;
+  };
   const listen = opt('keyd', 'listen') ?? KEYD_DEFAULTS.listen;
   const m = /^(.+):(\d{1,5})$/.exec(listen);
   if (!m) throw new KeydError('config', `Config "${file}": [keyd] listen must be host:port (got "${listen}")`);
@@ -96,6 +103,6 @@ export function loadKeydConfig(file: string): KeydConfig {
     },
     keys,
     trackingRetentionMs: num('tracking', 'retention_days', 0, 36500) * DAY,
-    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: num('limits', 'crypto_threads', 0, 64) },
+    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: threads() },
   };
 }

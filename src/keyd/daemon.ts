@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { defaultGroup } from '../crypto/backend';
+import type { Group } from '../crypto/group';
 import { systemRng } from '../crypto/random';
 import { parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
@@ -76,9 +77,20 @@ export interface RunningKeyd extends KeydParts {
   stop(): Promise<void>;
 }
 
+/**
+ * Worker threads for the blinded operations. `auto`: none with the native
+ * backend (its multiplications, ~0.13 ms per operation here, cost less than
+ * handing the job to a thread and back), one with the WebAssembly build
+ * (~0.6 ms, which the thread takes off the HTTPS front). docs/keyd-api.md.
+ */
+export function cryptoThreadsFor(setting: number | 'auto', group: Group = defaultGroup): number {
+  if (setting === 'auto') return group.name === 'native' ? 0 : 1;
+  return Math.floor(setting);
+}
+
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
-  const threads = Math.floor(config.limits.cryptoThreads);
+  const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
   const parts = openKeyd(config, clock, crypto);
   await parts.service.maintain(KEYD_ACTOR);

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { groups } from '../../src/crypto';
 import { KEYD_DEFAULTS, loadKeydConfig } from '../../src/keyd/config';
+import { cryptoThreadsFor } from '../../src/keyd/daemon';
 
 const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-keyd.ini'), 'utf8');
 
@@ -19,8 +21,17 @@ test.each([
   ['[keyd]\ndomain=a.example\n', /\[keyd\] data_dir is required/],
   ['[keyd]\ndomain=not a domain\ndata_dir=d\nmaster_key=m\n', /domain "not a domain" is not a domain name/],
   ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n[keys]\nvalidity_days=10\nrenew_before_days=20\n', /renew_before_days must be less than validity_days/],
+  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n[limits]\ncrypto_threads=two\n', /\[limits\] crypto_threads must be "auto" or a whole number from 0 to 64 \(got "two"\)/],
+  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n[limits]\ncrypto_threads=1.5\n', /crypto_threads must be "auto" or a whole number/],
 ])('a bad keyd config is refused naming the key: %#', (text, message) => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-kcfg-'));
   writeFileSync(join(dir, 'keyd.ini'), text);
   expect(() => loadKeydConfig(join(dir, 'keyd.ini'))).toThrow(message);
+});
+
+test('crypto_threads=auto: no thread with the native backend, one with WebAssembly; a number is taken as given', () => {
+  if (groups.native) expect(cryptoThreadsFor('auto', groups.native)).toBe(0);
+  expect(cryptoThreadsFor('auto', groups.libsecp256k1)).toBe(1);
+  expect(cryptoThreadsFor(2, groups.libsecp256k1)).toBe(2);
+  expect(cryptoThreadsFor(0, groups.libsecp256k1)).toBe(0);
 });
