@@ -26,6 +26,8 @@ import { type BenchRow, cpuSeconds } from './harness';
 const CONNECTIONS = 16;
 const SSMAX_MESSAGES = Number(process.env.SSMAX_BENCH_GATEWAY_MESSAGES ?? 800);
 const PLAIN_SECONDS = Number(process.env.SSMAX_BENCH_SECONDS ?? 4);
+/** Messages sent before each measured run, and discarded (connections, JIT, caches, keyd's store). */
+const WARMUP = Number(process.env.SSMAX_BENCH_GATEWAY_WARMUP ?? 300);
 
 function body5k(i: number): string {
   const line = 'The quarterly figures are attached as agreed; please review them before Friday.\r\n';
@@ -158,7 +160,7 @@ async function plainRelay(base: string, sinkPort: number, nodelay: boolean): Pro
   try {
     let i = 0;
     const end = performance.now() + PLAIN_SECONDS * 1000;
-    await drive(port, 'dave@a.example', 'bob@b.example', () => (i++ < 200 ? plainMessage('dave@a.example', 'bob@b.example', i) : undefined)); // warm-up
+    await drive(port, 'dave@a.example', 'bob@b.example', () => (i++ < WARMUP ? plainMessage('dave@a.example', 'bob@b.example', i) : undefined)); // warm-up
     return await watched([haraka.proc.pid], () => drive(port, 'dave@a.example', 'bob@b.example', () => (performance.now() < end ? plainMessage('dave@a.example', 'bob@b.example', i++) : undefined)));
   } finally {
     await haraka.stop();
@@ -194,7 +196,7 @@ export async function run(): Promise<BenchRow[]> {
     const gwA = setupGateway(ini, A.harakaDir, () => undefined, 'ssmax-state-bench');
     const sealed: Buffer[] = [];
     try {
-      for (let i = 0; i < 100 + SSMAX_MESSAGES + pacedCount; i++) {
+      for (let i = 0; i < WARMUP + SSMAX_MESSAGES + pacedCount; i++) {
         const { copies } = await submit(gwA.deps, Buffer.from(plainMessage('dave@a.example', 'bob@b.example', i)), ['bob@b.example']);
         sealed.push(copies[0]!.message);
       }
@@ -202,9 +204,9 @@ export async function run(): Promise<BenchRow[]> {
       await gwA.close();
     }
     let k = 0;
-    await drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < 100 ? sealed[k++] : undefined)); // warm-up: caches, JIT, keep-alive
-    const ssmax = await watched([B.haraka.proc.pid, B.keyd.proc.pid], () => drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < 100 + SSMAX_MESSAGES ? sealed[k++] : undefined)));
-    const paced = await drivePaced(B.ports.smtp, 'dave@a.example', 'bob@b.example', sealed.slice(100 + SSMAX_MESSAGES), stock.rate);
+    await drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < WARMUP ? sealed[k++] : undefined)); // warm-up: caches, JIT, keep-alive
+    const ssmax = await watched([B.haraka.proc.pid, B.keyd.proc.pid], () => drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < WARMUP + SSMAX_MESSAGES ? sealed[k++] : undefined)));
+    const paced = await drivePaced(B.ports.smtp, 'dave@a.example', 'bob@b.example', sealed.slice(WARMUP + SSMAX_MESSAGES), stock.rate);
     const failed = ssmax.failed + paced.failed;
     if (failed > 0) throw new Error(`${failed} SSMAX messages were refused during the benchmark:\n${B.haraka.logs().slice(-2000)}`);
 
