@@ -65,6 +65,38 @@ export interface ReadMessage {
   /** `bh=`: base64url SHA-256 over the structural description. */
   readonly bodyHash: string;
   readonly structure: BodyNode;
+  /** What the hash depended on, so that a changed header block over the same body need not be hashed again (`readMessageAgain`). */
+  readonly reading: BodyReading;
+}
+
+/**
+ * The inputs of a structural body hash besides the bytes hashed: the body
+ * after the root header block, and the root fields that shape its parse
+ * (`Content-*`, `MIME-Version`). Equal inputs give an equal hash.
+ */
+export interface BodyReading {
+  readonly body: Buffer;
+  readonly mimeFields: string;
+  readonly bodyHash: string;
+  readonly structure: BodyNode;
+}
+
+/** Offset just past the blank line that ends the root header block (a line that is empty, or only CR), or -1. */
+function headerBlockEnd(raw: Buffer): number {
+  let start = 0;
+  while (start < raw.length) {
+    const lf = raw.indexOf(0x0a, start);
+    if (lf < 0) return -1;
+    const len = lf - start;
+    if (len === 0 || (len === 1 && raw[start] === 0x0d)) return lf + 1;
+    start = lf + 1;
+  }
+  return -1;
+}
+
+/** The root fields that shape the structural parse, as one comparable string. */
+function mimeFieldsOf(headers: readonly HeaderField[]): string {
+  return JSON.stringify(headers.filter((f) => f.name.startsWith('content-') || f.name === 'mime-version').map((f) => f.raw));
 }
 
 interface SplitNode {
@@ -372,7 +404,26 @@ export async function readMessage(message: Uint8Array): Promise<ReadMessage> {
   const root = await split(raw, 0, budget);
   const headers = headerFieldsOf(root.node, '1');
   const structure = await describe(root, '1', budget);
-  return { headers, bodyHash: hashStructure(structure), structure };
+  const bodyHash = hashStructure(structure);
+  const end = headerBlockEnd(raw);
+  return { headers, bodyHash, structure, reading: { body: end < 0 ? raw : raw.subarray(end), mimeFields: end < 0 ? '\0' : mimeFieldsOf(headers), bodyHash, structure } };
+}
+
+/**
+ * Reads a message whose body an earlier `readMessage` already hashed, when
+ * only its root header block may have changed (a gateway replacing capsule
+ * fields before sealing): if the body bytes and the MIME-shaping root fields
+ * are identical, the earlier hash is the hash, and only the header block is
+ * parsed; otherwise the whole message is read again.
+ */
+export async function readMessageAgain(message: Uint8Array, previous: BodyReading | undefined): Promise<ReadMessage> {
+  const raw = asBuffer(message);
+  const end = previous ? headerBlockEnd(raw) : -1;
+  if (!previous || end < 0 || previous.mimeFields === '\0' || !raw.subarray(end).equals(previous.body)) return readMessage(message);
+  const head = await split(raw.subarray(0, end), 0, { parts: 0 });
+  const headers = headerFieldsOf(head.node, '1');
+  if (mimeFieldsOf(headers) !== previous.mimeFields) return readMessage(message);
+  return { headers, bodyHash: previous.bodyHash, structure: previous.structure, reading: { ...previous, body: raw.subarray(end) } };
 }
 
 /** The structural body hash `bh=` of a message (base64url). */

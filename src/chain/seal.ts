@@ -15,7 +15,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { signP256 } from '../crypto/ecdsa';
-import { readMessage } from './body-hash';
+import { readMessageAgain } from './body-hash';
 import { fieldValue, headerHash } from './canonicalize';
 import { type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
@@ -60,7 +60,8 @@ export async function seal(message: Uint8Array, options: SealOptions): Promise<S
   if (!chain || typeof chain !== 'object' || !Array.isArray(chain.instances)) throw new TypeError('Cannot seal: options.chain must be the result of verifyChain');
   if (chain.result === 'fail') throw new SealRefusedError(`Cannot seal over a failed chain: ${chain.summary}`);
   if (chain.result === 'temperror') throw new SealRefusedError(`Cannot seal while the chain is unverified: ${chain.summary}`);
-  const read = await readMessage(message);
+  // The body hash of the verification is reused when only the root header block changed since.
+  const read = await readMessageAgain(message, chain.reading);
   const problem = messageProblem(read.headers);
   if (problem) throw new ChainFormatError(problem.reason, `Cannot seal: ${problem.detail.charAt(0).toLowerCase()}${problem.detail.slice(1)}`);
   if (read.headers.some((f) => f.name === USER_SIGNATURE_HEADER.toLowerCase())) {

@@ -13,7 +13,7 @@
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance and a one-line summary.
  */
-import { readMessage } from './body-hash';
+import { type BodyReading, readMessage } from './body-hash';
 import { type HeaderField, fieldValue, headerHash } from './canonicalize';
 import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
@@ -42,6 +42,8 @@ export type ChainVerification = AuthOutcome & {
   readonly summary: string;
   /** One report per seal, in instance order (empty when the seals could not be read). */
   readonly instances: readonly SealReport[];
+  /** What reading the message gave, for `seal` to reuse over the same body (absent when it could not be read). */
+  readonly reading?: BodyReading;
 };
 
 export interface VerifyChainOptions {
@@ -49,13 +51,13 @@ export interface VerifyChainOptions {
   readonly now: Clock;
 }
 
-function chainResult(outcome: AuthOutcome, instances: readonly SealReport[], failedAt?: number): ChainVerification {
+function chainResult(outcome: AuthOutcome, instances: readonly SealReport[], failedAt?: number, reading?: BodyReading): ChainVerification {
   const newest = instances[instances.length - 1];
   const summary = formatSummary('ssmax-chain', outcome, failedAt === undefined ? '' : `i=${failedAt} `, [
     ['header.d', newest?.domain ?? ''],
     ['header.i', newest ? String(newest.instance) : ''],
   ]);
-  return { ...outcome, summary, instances };
+  return { ...outcome, summary, instances, ...(reading ? { reading } : {}) };
 }
 
 async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNewest: boolean, current: { headers: readonly HeaderField[]; bodyHash: string }, options: VerifyChainOptions, nowSeconds: number): Promise<SealReport> {
@@ -100,7 +102,7 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
     return chainResult(fail('body-unparseable', `Cannot read message: ${errorText(err)}`), []);
   }
   const fields = read.headers.filter((f) => f.name === SEAL_HEADER.toLowerCase());
-  if (fields.length === 0) return chainResult({ result: 'none' }, []);
+  if (fields.length === 0) return chainResult({ result: 'none' }, [], undefined, read.reading);
   if (fields.length > CHAIN_LIMITS.maxSeals) {
     return chainResult(fail('limit-exceeded', `The message has ${fields.length} seals, more than ${CHAIN_LIMITS.maxSeals}`), []);
   }
@@ -129,5 +131,5 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
   if (failed) return chainResult(failed.outcome, reports, failed.instance);
   const temp = reports.find((r) => r.outcome.result === 'temperror');
   if (temp) return chainResult(temp.outcome, reports, temp.instance);
-  return chainResult({ result: 'pass' }, reports);
+  return chainResult({ result: 'pass' }, reports, undefined, read.reading);
 }

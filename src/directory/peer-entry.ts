@@ -73,6 +73,10 @@ export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry
   const chain = b.payload.orgCaChain;
   const crls = [...b.payload.crls, ...ctx.crls];
   const keys = new Map<string, KeyObject>(); // a KeyObject per sealing certificate, made once (not per message)
+  // The last validation per sealing certificate, by the seal time it was asked for: validation is a
+  // function of (certificate, chain, roots, CRLs, time), and all but the time are fixed for this entry,
+  // so a stream of seals made within the same second is validated once (seal times have whole seconds).
+  const lastValidation = new Map<string, { time: number; ok: boolean }>();
   return {
     domain: b.domain,
     serial: b.serial,
@@ -89,9 +93,14 @@ export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry
     sealingCertificate(certRef: string, time: Date): SealingCertificate | undefined {
       const cert = seals.get(certRef);
       if (!cert) return undefined;
-      const r = validateCertificate({ leaf: cert, intermediates: chain, roots: ctx.roots, crls, use: 'seal', time, cache: ctx.cache });
-      // The seal must come from this bundle's own organisation CA, not merely some org under the root.
-      if (r.status !== 'valid' || r.path[1]?.fingerprint !== b.orgCa.fingerprint) return undefined;
+      let last = lastValidation.get(certRef);
+      if (last?.time !== time.getTime()) {
+        const r = validateCertificate({ leaf: cert, intermediates: chain, roots: ctx.roots, crls, use: 'seal', time, cache: ctx.cache });
+        // The seal must come from this bundle's own organisation CA, not merely some org under the root.
+        last = { time: time.getTime(), ok: r.status === 'valid' && r.path[1]?.fingerprint === b.orgCa.fingerprint };
+        lastValidation.set(certRef, last);
+      }
+      if (!last.ok) return undefined;
       let publicKey = keys.get(certRef);
       if (!publicKey) keys.set(certRef, (publicKey = p256PublicKeyFrom(cert.spki)));
       return { publicKey, certificate: cert.pem, domain: b.domain };
