@@ -21,7 +21,7 @@ import { type BenchRow, cpuSeconds, measure } from './harness';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const SECONDS = Number(process.env.SSMAX_BENCH_SECONDS ?? 4);
-const WARMUP_SECONDS = Number(process.env.SSMAX_BENCH_WARMUP_SECONDS ?? 1.5);
+const WARMUP_SECONDS = Number(process.env.SSMAX_BENCH_WARMUP_SECONDS ?? 3);
 
 function startKeyd(configFile: string, backend: string): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
