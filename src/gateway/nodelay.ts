@@ -11,10 +11,12 @@ export function noDelay(socket: Sock | undefined): void {
   else socket?.setNoDelay?.(true);
 }
 
-/** Haraka's outgoing sockets (outbound, smtp_forward): wrap tls_socket.connect so each gets TCP_NODELAY. */
-export function patchOutboundNoDelay(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const tls = require('Haraka/tls_socket') as { connect: (o: unknown) => Sock; __ssmaxNoDelay?: boolean };
+/**
+ * Haraka's outgoing sockets (outbound, smtp_forward): wrap tls_socket.connect so each gets TCP_NODELAY.
+ * `harakaRequire` is the plugin's `this.haraka_require`: the running server's module, not another copy.
+ */
+export function patchOutboundNoDelay(harakaRequire: (name: string) => unknown): void {
+  const tls = harakaRequire('tls_socket') as { connect: (o: unknown) => Sock; __ssmaxNoDelay?: boolean };
   if (tls.__ssmaxNoDelay) return;
   const connect = tls.connect;
   tls.connect = (o: unknown) => {
@@ -26,8 +28,8 @@ export function patchOutboundNoDelay(): void {
 }
 
 /** The `ssmax-nodelay` plugin's hooks. */
-export function register(): void {
-  patchOutboundNoDelay();
+export function register(this: { haraka_require(name: string): unknown }): void {
+  patchOutboundNoDelay((name) => this.haraka_require(name));
 }
 
 export function hook_connect_init(next: () => void, connection: { client: Sock }): void {

@@ -24,6 +24,8 @@ import { peerFor, submit } from './submission';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
+  /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
+  haraka_require(name: string): unknown;
   loginfo(msg: string): void;
   logerror(msg: string): void;
 }
@@ -51,9 +53,8 @@ function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
   const ini = plugin.config.get('ssmax.ini', { booleans: ['+main.tcp_nodelay', '+directory.dns'] }) as Record<string, Record<string, unknown>>;
   const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const outbound = require('Haraka/outbound') as State['outbound'];
-  if (gw.config.tcpNoDelay) patchOutboundNoDelay();
+  const outbound = plugin.haraka_require('outbound') as State['outbound'];
+  if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   return { ...gw, outbound };
 }
 
