@@ -89,8 +89,8 @@ export interface HarakaProcess {
   stop(): Promise<void>;
 }
 
-export function startHaraka(dir: string, port: number, timeoutMs = 30000): Promise<HarakaProcess> {
-  const bin = require.resolve('Haraka/bin/haraka');
+/** `bin`: Haraka's bin/haraka (default: this project's Haraka; a separately installed one in the install test). */
+export function startHaraka(dir: string, port: number, timeoutMs = 30000, bin = require.resolve('Haraka/bin/haraka')): Promise<HarakaProcess> {
   return new Promise((resolveStart, reject) => {
     // SSMAX_HARAKA_NODE_ARGS: node flags for Haraka (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" while benchmarking).
     const nodeArgs = (process.env.SSMAX_HARAKA_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');

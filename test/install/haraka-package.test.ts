@@ -1,0 +1,137 @@
+/**
+ * The plugin as an administrator installs it: Haraka from the npm registry in
+ * a folder of its own (its own node_modules, nothing of this checkout),
+ * `haraka -i <site>`, the packed haraka-plugin-ssmax tarball installed into
+ * the site, configured by README.md's plugin block run exactly as written.
+ * That Haraka is a.example's gateway: alice submits through it, the peer copy
+ * leaves through that Haraka's outbound to b.example's gateway (started by
+ * startNetwork with its keyd, publisher and mailbox store, beside a.example's
+ * keyd and publisher), and Bob opens what Alice wrote.
+ *
+ * What it catches: a plugin that reaches Haraka's modules with
+ * require('Haraka/…') finds no Haraka (Haraka stops at start), or another
+ * copy whose outbound ignores [routes] — the copy is then lost although the
+ * submission got 250 (the issue's report). To reproduce the second, worse
+ * case, the site also gets a second copy of Haraka in its node_modules (as
+ * when an administrator runs `npm install Haraka` in the site folder): the
+ * running server is still the one installed apart.
+ */
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { parse } from 'ini';
+import { type Network, startNetwork } from '../../src/demo/network';
+import { type HarakaProcess, freePort, startHaraka } from '../../src/demo/haraka';
+import { loadUserProfile } from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { openMessage } from '../../src/user/open';
+import { smtp, waitFor } from '../gateway/network-fixture';
+import { runBlock, testedBlocks } from '../support/doc-blocks';
+import { NPM_ENV, PROJECT, harakaInit, installHaraka, lockedHarakaVersion, packPlugin } from '../support/installed-haraka';
+
+jest.setTimeout(300000);
+
+const base = mkdtempSync(join(tmpdir(), 'ssmax-install-'));
+const site = join(base, 'haraka-site');
+let net: Network | undefined;
+let haraka: HarakaProcess | undefined;
+let blockOutput = '';
+let tarball = '';
+let secondHarakaFromPackage = true;
+
+beforeAll(async () => {
+  const [network, harakaBin, tgz] = await Promise.all([
+    startNetwork(join(base, 'orgs'), [
+      { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'unused-here' }] },
+      { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
+    ]),
+    installHaraka(join(base, 'haraka-install')),
+    packPlugin(join(base, 'pkg')),
+  ]);
+  net = network;
+  tarball = tgz;
+  await harakaInit(harakaBin, site);
+  copyFileSync(tarball, join(site, basename(tarball)));
+
+  const [block] = testedBlocks(join(PROJECT, 'README.md'), 'test/install/haraka-package.test.ts');
+  const r = runBlock(block!, site, NPM_ENV);
+  blockOutput = r.output;
+  if (r.status !== 0) throw new Error(`README's plugin block failed (exit ${r.status}):\n${r.output}`);
+  secondHarakaFromPackage = existsSync(join(site, 'node_modules', 'Haraka'));
+  // the decoy: a second, unconfigured Haraka where require('Haraka/…') from the plugin would find it
+  const installed = join(base, 'haraka-install', 'node_modules');
+  cpSync(join(installed, 'Haraka'), join(site, 'node_modules', 'Haraka'), { recursive: true });
+  for (const dep of readdirSync(installed).filter((n) => n !== 'Haraka' && n !== '.bin' && !n.startsWith('.'))) {
+    cpSync(join(installed, dep), join(site, 'node_modules', 'Haraka', 'node_modules', dep), { recursive: true });
+  }
+
+  // "then edit it": the organisation's settings (what provisioning wrote for a.example's gateway)
+  const A = network.org('a.example');
+  writeFileSync(join(site, 'config', 'ssmax.ini'), readFileSync(join(A.harakaDir, 'config', 'ssmax.ini')));
+  // "set listen": a free loopback port instead of port 25
+  const port = await freePort();
+  const smtpIni = join(site, 'config', 'smtp.ini');
+  writeFileSync(smtpIni, `listen=127.0.0.1:${port}\n${readFileSync(smtpIni, 'utf8')}`);
+  haraka = await startHaraka(site, port, 60000, harakaBin);
+});
+
+afterAll(async () => {
+  await haraka?.stop();
+  await net?.stop();
+  rmSync(base, { recursive: true, force: true });
+});
+
+test('the tarball is a package of its own: built code, its dependencies, Haraka only as a peer', () => {
+  const pkgDir = join(site, 'node_modules', 'haraka-plugin-ssmax');
+  const pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+  const root = JSON.parse(readFileSync(join(PROJECT, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
+  expect(pkg.peerDependencies).toEqual({ Haraka: `>=${lockedHarakaVersion()} <4` });
+  expect(pkg.dependencies!.Haraka).toBeUndefined();
+  for (const [name, version] of Object.entries(root.dependencies!)) if (name !== 'Haraka') expect([name, pkg.dependencies![name]]).toEqual([name, version]);
+  // installed next to it: its dependencies, not a second Haraka
+  expect(existsSync(join(site, 'node_modules', 'lmdb', 'package.json'))).toBe(true);
+  expect(secondHarakaFromPackage).toBe(false);
+  // the plugin's entry point and the compiled code are inside the package (no ../../dist)
+  expect(readFileSync(join(pkgDir, 'index.js'), 'utf8')).toMatch(/require\('\.\/dist\/gateway\/plugin\.js'\)/);
+  expect(statSync(join(pkgDir, 'index.js')).isFile()).toBe(true);
+  // no module of the gateway reaches Haraka by require('Haraka/…')
+  const gateway = join(pkgDir, 'dist', 'gateway');
+  for (const f of readdirSync(gateway).filter((n) => n.endsWith('.js'))) expect([f, readFileSync(join(gateway, f), 'utf8')]).not.toEqual([f, expect.stringMatching(/require\(["']Haraka\//)]);
+});
+
+test("README's block configured what it says: plugins, authentication, no conflicting defaults", () => {
+  const plugins = readFileSync(join(site, 'config', 'plugins'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  expect(plugins).toEqual(['auth/flat_file', 'ssmax']);
+  expect(readFileSync(join(site, 'config', 'connection.ini'), 'utf8')).toMatch(/^spool_after=-1$/m);
+  expect(readFileSync(join(site, 'config', 'me'), 'utf8').trim()).toBe('mx.a.example');
+  expect(blockOutput).not.toMatch(/ERR!/);
+  expect(haraka!.logs()).toMatch(/ssmax: gateway for a\.example/);
+});
+
+test('alice -> bob through the installed Haraka: the peer copy leaves by its outbound, and Bob opens what Alice wrote', async () => {
+  const A = net!.org('a.example');
+  const B = net!.org('b.example');
+  const users = (parse(readFileSync(join(site, 'config', 'auth_flat_file.ini'), 'utf8')) as { users: Record<string, string> }).users;
+  const pass = users['alice@a.example'];
+  expect(pass).toBeTruthy();
+  const alice = loadUserProfile(A.profiles['alice@a.example']!);
+  const original = Buffer.from(
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: Installed\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\n' +
+      'Message-ID: <installed-1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSent through a Haraka installed on its own: Heron-5123\r\n',
+  );
+  const sealed = await signAndEncrypt(alice, original, { now: new Date() });
+  const reply = await smtp(haraka!.port, 'alice@a.example', ['bob@b.example'], sealed, { user: 'alice@a.example', pass: pass! });
+  expect(reply).toMatch(/^250 .*SSMAX client mode, 1 copy/);
+
+  await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 60000, () => `no copy reached b.example; the installed Haraka logged:\n${haraka!.logs().slice(-4000)}`);
+  const copies = B.mailbox.for('bob@b.example');
+  expect(copies).toHaveLength(1);
+  const bob = loadUserProfile(B.profiles['bob@b.example']!);
+  const opened = await openMessage(bob, copies[0]!.raw, { now: new Date() });
+  expect(opened.encrypted).toBe(true);
+  expect(opened.plaintext).toEqual(original);
+  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+  // it went through the installed Haraka, not a.example's own gateway of the network
+  expect(A.haraka.logs()).not.toMatch(/Heron|installed-1/);
+  expect(haraka!.logs()).toMatch(/delivered file=/);
+});

@@ -1,0 +1,31 @@
+/**
+ * The shell blocks of a Markdown document that the document marks as tested:
+ * a line `<!-- tested: <name> … -->` directly before a fenced ```sh block.
+ * Tests run those blocks exactly as written (bash -euo pipefail), so the
+ * documented steps are the steps that are proven.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export function testedBlocks(markdownFile: string, name: string): string[] {
+  const lines = readFileSync(markdownFile, 'utf8').split('\n');
+  const blocks: string[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^<!-- tested: (\S+)/.exec(lines[i]!);
+    if (!m || m[1] !== name) continue;
+    if (!/^```(sh|bash|shell)\s*$/.test(lines[i + 1] ?? '')) throw new Error(`${markdownFile}:${i + 1}: the tested marker is not followed by a \`\`\`sh block`);
+    const end = lines.findIndex((l, j) => j > i + 1 && /^```\s*$/.test(l));
+    if (end < 0) throw new Error(`${markdownFile}:${i + 2}: unterminated block`);
+    blocks.push(lines.slice(i + 2, end).join('\n'));
+  }
+  if (blocks.length === 0) throw new Error(`${markdownFile}: no block marked "<!-- tested: ${name}"`);
+  return blocks;
+}
+
+export interface ShellResult { readonly status: number | null; readonly output: string }
+
+/** Runs a documented block with bash in `cwd`; `env` adds to the environment. */
+export function runBlock(script: string, cwd: string, env: Record<string, string> = {}, timeoutMs = 300000): ShellResult {
+  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
+  return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}` };
+}
