@@ -12,6 +12,7 @@
 'use strict';
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const PROJECT = path.resolve(__dirname, '..');
@@ -64,9 +65,17 @@ function main() {
   const dependencies = { ...root.dependencies };
   delete dependencies.Haraka;
 
-  const stage = path.join(PROJECT, 'build', 'haraka-plugin-ssmax');
-  fs.rmSync(stage, { recursive: true, force: true });
-  fs.mkdirSync(stage, { recursive: true });
+  // a folder of its own per run (two packs at once do not meet), removed afterwards
+  const stage = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssmax-pack-')), 'haraka-plugin-ssmax');
+  fs.mkdirSync(stage);
+  try {
+    pack(stage, dist, root, dependencies, harakaVersion, opts);
+  } finally {
+    fs.rmSync(path.dirname(stage), { recursive: true, force: true });
+  }
+}
+
+function pack(stage, dist, root, dependencies, harakaVersion, opts) {
   copyTree(dist, path.join(stage, 'dist'), (p) => p === path.join(dist, 'bench'));
   copyTree(path.join(PROJECT, 'config'), path.join(stage, 'config'));
   copyTree(path.join(PROJECT, 'docs'), path.join(stage, 'docs'));
