@@ -13,6 +13,7 @@ import { keydCommand } from './keyd';
 import { publishCommand } from './publish';
 import { quarantineCommand } from './quarantine';
 import { registryCommand } from './registry';
+import { setupCommand } from './setup';
 import { userCommand } from './user';
 
 /** The command groups, by name. Add a group here and in its own file. */
@@ -27,6 +28,7 @@ export const groups: Record<string, CommandGroup> = {
   publish: publishCommand,
   quarantine: quarantineCommand,
   registry: registryCommand,
+  setup: setupCommand,
   user: userCommand,
 };
 

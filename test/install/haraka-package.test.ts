@@ -54,7 +54,7 @@ beforeAll(async () => {
   copyFileSync(tarball, join(site, basename(tarball)));
 
   const [block] = testedBlocks(join(PROJECT, 'README.md'), 'test/install/haraka-package.test.ts');
-  const r = runBlock(block!, site, NPM_ENV);
+  const r = await runBlock(block!, site, NPM_ENV);
   blockOutput = r.output;
   if (r.status !== 0) throw new Error(`README's plugin block failed (exit ${r.status}):\n${r.output}`);
   secondHarakaFromPackage = existsSync(join(site, 'node_modules', 'Haraka'));

@@ -4,7 +4,7 @@
  * Tests run those blocks exactly as written (bash -euo pipefail), so the
  * documented steps are the steps that are proven.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export function testedBlocks(markdownFile: string, name: string): string[] {
@@ -24,8 +24,14 @@ export function testedBlocks(markdownFile: string, name: string): string[] {
 
 export interface ShellResult { readonly status: number | null; readonly output: string }
 
-/** Runs a documented block with bash in `cwd`; `env` adds to the environment. */
-export function runBlock(script: string, cwd: string, env: Record<string, string> = {}, timeoutMs = 300000): ShellResult {
-  const r = spawnSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: timeoutMs });
-  return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}` };
+/** Runs a documented block with bash in `cwd` (the event loop keeps running: services started by the test stay drained); `env` adds to the environment. */
+export function runBlock(script: string, cwd: string, env: Record<string, string> = {}, timeoutMs = 300000): Promise<ShellResult> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-euo', 'pipefail', '-c', script], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => { output += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); output += `\n(killed after ${timeoutMs} ms)`; }, timeoutMs);
+    child.on('close', (status) => { clearTimeout(timer); resolve({ status, output }); });
+  });
 }

@@ -1,0 +1,123 @@
+/**
+ * `ssmax setup`: one command to provision an organisation (src/setup/organisation.ts;
+ * docs/deploy.md). This file only parses arguments.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { SetupError, setupOrganisation } from '../setup/organisation';
+import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+
+const HELP = `Usage: ssmax setup --domain DOMAIN --org-ca DIR --root-crl FILE --dir DIR [options]
+
+Provisions an organisation into DIR: certificates from its org CA (made by the
+SSMAX root's operator with "ssmax ca init-org"), keyd's master key, every ini
+file (the shipped ones, with every setting and its default, set for this
+organisation), and the gateway's Haraka folder (config/plugins: auth/flat_file,
+ssmax; no conflicting defaults). Then prints what to do next (docs/deploy.md).
+
+  DIR/pki/        root, org CA, CRLs, sealing certificate (every host needs it)
+  DIR/keyd/       keyd.ini (+ master key and the org CA key: the keyd host only)
+  DIR/publisher/  publisher.ini        DIR/gateway/   the Haraka folder (haraka -c DIR/gateway)
+  DIR/inspector/  inspector.ini (--inspection remote)
+  DIR/admin/      ssmax-abuse.ini for ssmax registry and ssmax abuse
+
+Required:
+  --domain DOMAIN            the organisation's mail domain (the org CA's name constraints must allow it)
+  --org-ca DIR               the org CA directory (ca.cert.pem, ca.key.pem, chain.pem, ca.json)
+  --root-crl FILE            the SSMAX root's current CRL ("ssmax ca crl --ca ROOT" by its operator)
+  --dir DIR                  where to write (created)
+
+Options:
+  --keyd-listen HOST:PORT    keyd's address (default 127.0.0.1:7443)
+  --keyd-url URL             how the other services reach keyd (default https://<keyd-listen>)
+  --publisher-listen H:P     the bundle publisher's address (default 0.0.0.0:443)
+  --smtp-listen HOST:PORT    the gateway's SMTP address (default [::0]:25)
+  --inspection MODE          inline (in the gateway, default) or remote (a separate inspector process)
+  --inspector-listen H:P     the inspector's address, remote (default 127.0.0.1:7543)
+  --inspector-url URL        how the gateway reaches it (default https://<inspector-listen>)
+  --delivery HOST:PORT       the mailbox store for local recipients (default 127.0.0.1:2525)
+  --peer DOMAIN=URL          a peer's bundle URL without DNS (repeatable; closed networks)
+  --host NAME=ADDRESS        a fixed address for a bundle host name (repeatable)
+  --route DOMAIN=HOST:PORT   the next hop for a domain instead of its MX (repeatable)
+  --days N                   validity of the certificates issued (default 365, at most the org CA's)
+  --org-ca-passphrase-file F the org CA key's passphrase
+  --force                    replace existing files
+  -h, --help                 this text
+
+Exit codes: 0 done, 64 usage, 65 refused input, 66 missing file, 74 would overwrite.`;
+
+function pairs(values: string[] | undefined, what: string, re: RegExp): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const m = re.exec(v);
+    if (!m) throw new CliError(`Cannot use --${what} "${v}": expected ${what === 'peer' ? 'DOMAIN=https://…' : what === 'host' ? 'NAME=ADDRESS' : 'DOMAIN=HOST:PORT'}`, EXIT.usage);
+    out[m[1]!.toLowerCase()] = m[2]!;
+  }
+  return out;
+}
+
+async function run(argv: string[], io: CliIo): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv, allowPositionals: false, options: {
+        help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' },
+        domain: { type: 'string' }, 'org-ca': { type: 'string' }, 'root-crl': { type: 'string' }, dir: { type: 'string' },
+        'keyd-listen': { type: 'string' }, 'keyd-url': { type: 'string' }, 'publisher-listen': { type: 'string' }, 'smtp-listen': { type: 'string' },
+        inspection: { type: 'string' }, 'inspector-listen': { type: 'string' }, 'inspector-url': { type: 'string' }, delivery: { type: 'string' },
+        peer: { type: 'string', multiple: true }, host: { type: 'string', multiple: true }, route: { type: 'string', multiple: true },
+        days: { type: 'string' }, 'org-ca-passphrase-file': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
+  }
+  if (values.help) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  for (const k of ['domain', 'org-ca', 'root-crl', 'dir'] as const) if (!values[k]) throw new CliError(`Missing --${k} (see --help)`, EXIT.usage);
+  const inspection = values.inspection ?? 'inline';
+  if (inspection !== 'inline' && inspection !== 'remote') throw new CliError(`Cannot use --inspection "${inspection}": inline or remote`, EXIT.usage);
+  const days = values.days === undefined ? undefined : Number(values.days);
+  if (days !== undefined && (!Number.isSafeInteger(days) || days < 1)) throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
+  let passphrase: string | undefined;
+  if (values['org-ca-passphrase-file']) {
+    try {
+      passphrase = readFileSync(values['org-ca-passphrase-file'], 'utf8').replace(/\r?\n$/, '');
+    } catch {
+      throw new CliError(`Cannot read passphrase file "${values['org-ca-passphrase-file']}": no such file or not readable`, EXIT.noInput);
+    }
+  }
+  try {
+    const r = setupOrganisation({
+      dir: values.dir!, domain: values.domain!, orgCaDir: values['org-ca']!, rootCrl: values['root-crl']!, inspection,
+      ...(passphrase !== undefined ? { orgCaPassphrase: passphrase } : {}),
+      ...(values['keyd-listen'] ? { keydListen: values['keyd-listen'] } : {}),
+      ...(values['keyd-url'] ? { keydUrl: values['keyd-url'] } : {}),
+      ...(values['publisher-listen'] ? { publisherListen: values['publisher-listen'] } : {}),
+      ...(values['smtp-listen'] ? { smtpListen: values['smtp-listen'] } : {}),
+      ...(values['inspector-listen'] ? { inspectorListen: values['inspector-listen'] } : {}),
+      ...(values['inspector-url'] ? { inspectorUrl: values['inspector-url'] } : {}),
+      ...(values.delivery ? { delivery: values.delivery } : {}),
+      peers: pairs(values.peer, 'peer', /^([^=\s]+)=(https:\/\/\S+)$/),
+      hosts: pairs(values.host, 'host', /^([^=\s]+)=(\S+)$/),
+      routes: pairs(values.route, 'route', /^([^=\s]+)=(\S+:\d{1,5})$/),
+      ...(days !== undefined ? { days } : {}),
+      force: values.force === true,
+    });
+    io.out(`Wrote ${r.files.length} files.\n${r.next}`);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof SetupError) {
+      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.ioErr : /no such file/.test(err.message) ? EXIT.noInput : EXIT.dataErr;
+      throw new CliError(err.message, code);
+    }
+    throw err;
+  }
+}
+
+export const setupCommand: CommandGroup = {
+  summary: 'Provision an organisation: certificates, every ini file, the Haraka folder',
+  run,
+};

@@ -1,0 +1,343 @@
+/**
+ * `ssmax setup`: provisions one organisation into a folder, from its org CA
+ * (an `ssmax ca init-org` directory certified by an SSMAX root) and the
+ * root's CRL. One sub-folder per service, so that on one host everything runs
+ * from the folder, and split across hosts each host gets `pki/` and its own
+ * sub-folder (docs/deploy.md):
+ *
+ *   pki/        public material every service reads: root.pem, org-ca.pem, the CRLs, seal.cert.pem
+ *   keyd/       keyd.ini, keyd's TLS server certificate, master key, the org CA key (keyd certifies
+ *               the organisation's encryption keys), data/
+ *   publisher/  publisher.ini, its TLS certificate with the chain, bundle signer, admin client certificate
+ *   gateway/    a Haraka folder: config/plugins (auth/flat_file, ssmax), smtp.ini, me, ssmax.ini,
+ *               auth_flat_file.ini, the inspection rules, config/pki/ (gateway, seal, inspector keys)
+ *   inspector/  (inspection=remote) inspector.ini, its certificate and rules
+ *   admin/      ssmax-abuse.ini for `ssmax registry` and `ssmax abuse`, admin client certificate
+ *
+ * Every ini file is the shipped one (config/*.ini: every key and its default)
+ * with the organisation's values set. Private keys are written 0600. Nothing
+ * is overwritten without `force`.
+ */
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { generateP256KeyPair } from '../crypto/ecdsa';
+import { createMasterKeyFile } from '../keyd/master-key';
+import { parseCertificate } from '../pki/certificate';
+import { createCrl } from '../pki/crl';
+import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
+import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
+import type { Role } from '../pki/oids';
+import { fromPemAll } from '../pki/pem';
+
+const DAY = 86_400_000;
+/** The shipped config files (config/ of the checkout or of the installed package). */
+export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
+
+export class SetupError extends Error {
+  constructor(message: string, readonly kind: 'usage' | 'input' | 'exists' = 'input') {
+    super(message);
+  }
+}
+
+export interface SetupOptions {
+  /** Output folder (created). */
+  readonly dir: string;
+  readonly domain: string;
+  /** The org CA directory (`ssmax ca init-org`: ca.cert.pem, ca.key.pem, chain.pem, ca.json). */
+  readonly orgCaDir: string;
+  readonly orgCaPassphrase?: string;
+  /** The SSMAX root's current CRL (from the root's operator: `ssmax ca crl --ca ROOT`). */
+  readonly rootCrl: string;
+  /** keyd's listen address; default 127.0.0.1:7443. */
+  readonly keydListen?: string;
+  /** How the other services reach keyd; default https://<keydListen>. Its certificate names keyd.<domain>. */
+  readonly keydUrl?: string;
+  /** The publisher's listen address; default 0.0.0.0:443. */
+  readonly publisherListen?: string;
+  /** The gateway's SMTP listen address; default [::0]:25. */
+  readonly smtpListen?: string;
+  /** Inspection in the gateway (inline, default) or in a separate inspector process (remote). */
+  readonly inspection?: 'inline' | 'remote';
+  /** The inspector's listen address (remote); default 127.0.0.1:7543. */
+  readonly inspectorListen?: string;
+  /** How the gateway reaches the inspector (remote); default https://<inspectorListen>. */
+  readonly inspectorUrl?: string;
+  /** The mailbox store the gateway delivers local mail to (host:port); default 127.0.0.1:2525. */
+  readonly delivery?: string;
+  /** Static peers (domain → bundle URL), fixed addresses of host names, next hops (closed networks without DNS). */
+  readonly peers?: Readonly<Record<string, string>>;
+  readonly hosts?: Readonly<Record<string, string>>;
+  readonly routes?: Readonly<Record<string, string>>;
+  /** Validity of the certificates issued, days (clamped to the org CA's); default 365. */
+  readonly days?: number;
+  readonly force?: boolean;
+  readonly now?: Date;
+}
+
+export interface SetupResult {
+  readonly dir: string;
+  readonly files: readonly string[];
+  /** What to do next, for the operator. */
+  readonly next: string;
+}
+
+/**
+ * Sets keys of one section of a shipped ini file: an existing line for the key
+ * (commented `;key=` or not) is replaced; otherwise the line is added at the
+ * end of the section (which is added when missing).
+ */
+export function setIniKeys(text: string, section: string, values: Readonly<Record<string, string>>): string {
+  const lines = text.split('\n');
+  let start = lines.findIndex((l) => l.trim() === `[${section}]`);
+  if (start < 0) {
+    if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+    lines.push('', `[${section}]`, '');
+    start = lines.length - 2;
+  }
+  let end = lines.findIndex((l, i) => i > start && /^\s*\[[^\]]+\]\s*$/.test(l));
+  if (end < 0) end = lines.length;
+  const escape = (k: string) => k.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  for (const [key, value] of Object.entries(values)) {
+    const re = new RegExp(`^\\s*;?\\s*${escape(key)}\\s*=`);
+    const at = lines.findIndex((l, i) => i > start && i < end && re.test(l));
+    if (at >= 0) lines[at] = `${key}=${value}`;
+    else {
+      let insert = end;
+      while (insert > start + 1 && lines[insert - 1]!.trim() === '') insert--;
+      lines.splice(insert, 0, `${key}=${value}`);
+      end++;
+    }
+  }
+  return lines.join('\n');
+}
+
+function hostPort(v: string, what: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new SetupError(`${what} must be host:port (got "${v}")`, 'usage');
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+function urlOf(listen: string): string {
+  const { host, port } = hostPort(listen, 'a listen address');
+  const h = host === '0.0.0.0' || host === '::0' || host === '::' ? '127.0.0.1' : host;
+  return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
+function readFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    throw new SetupError(`Cannot read ${what} "${path}": no such file or not readable`);
+  }
+}
+
+/** Loads the org CA directory: its authority, the root certificate (chain.pem), and its CRL number. */
+function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; rootPem: string; state: { crlNumber: number } & Record<string, unknown> } {
+  let certificate;
+  try {
+    certificate = parseCertificate(readFile(join(dir, 'ca.cert.pem'), 'org CA certificate'));
+  } catch (err) {
+    if (err instanceof SetupError) throw err;
+    throw new SetupError(`Cannot read the org CA certificate "${join(dir, 'ca.cert.pem')}": ${(err as Error).message}`);
+  }
+  let privateKey;
+  try {
+    privateKey = privateKeyFromPem(readFile(join(dir, 'ca.key.pem'), 'org CA key'), passphrase);
+  } catch (err) {
+    if (err instanceof SetupError) throw err;
+    throw new SetupError(`Cannot read the org CA key "${join(dir, 'ca.key.pem')}": ${(err as Error).message}`);
+  }
+  const chain = fromPemAll(readFile(join(dir, 'chain.pem'), 'org CA chain'), 'CERTIFICATE').map((der) => parseCertificate(der));
+  const root = chain[chain.length - 1];
+  if (chain.length < 2 || !root || root.subject === certificate.subject) throw new SetupError(`"${join(dir, 'chain.pem')}" does not end with the SSMAX root certificate (make the org CA with ssmax ca init-org)`);
+  let state: { crlNumber: number } & Record<string, unknown>;
+  try {
+    state = JSON.parse(readFile(join(dir, 'ca.json'), 'org CA state')) as { crlNumber: number } & Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof SetupError) throw err;
+    throw new SetupError(`Cannot read the org CA state "${join(dir, 'ca.json')}": not JSON`);
+  }
+  if (state.kind !== 'org') throw new SetupError(`"${dir}" is not an organisation CA (ca.json kind is "${String(state.kind)}")`);
+  return { ca: { certificate, privateKey }, rootPem: root.pem, state };
+}
+
+export function setupOrganisation(opts: SetupOptions): SetupResult {
+  const now = opts.now ?? new Date();
+  const domain = opts.domain.toLowerCase();
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain)) throw new SetupError(`--domain "${opts.domain}" is not a domain name`, 'usage');
+  const dir = resolve(opts.dir);
+  const orgCaDir = resolve(opts.orgCaDir);
+  const keydListen = opts.keydListen ?? '127.0.0.1:7443';
+  const keydUrl = opts.keydUrl ?? urlOf(keydListen);
+  const publisherListen = opts.publisherListen ?? '0.0.0.0:443';
+  const smtpListen = opts.smtpListen ?? '[::0]:25';
+  const inspection = opts.inspection ?? 'inline';
+  const inspectorListen = opts.inspectorListen ?? '127.0.0.1:7543';
+  const inspectorUrl = opts.inspectorUrl ?? urlOf(inspectorListen);
+  const delivery = opts.delivery ?? '127.0.0.1:2525';
+  for (const [v, what] of [[keydListen, '--keyd-listen'], [publisherListen, '--publisher-listen'], [smtpListen, '--smtp-listen'], [inspectorListen, '--inspector-listen'], [delivery, '--delivery']] as const) hostPort(v, what);
+  for (const [v, what] of [[keydUrl, '--keyd-url'], [inspectorUrl, '--inspector-url']] as const) if (!/^https:\/\/[^/]+\/?$/.test(v)) throw new SetupError(`${what} must be https://host:port (got "${v}")`, 'usage');
+
+  const { ca, rootPem, state } = loadOrgCa(orgCaDir, opts.orgCaPassphrase);
+  const rootCrlPem = readFile(resolve(opts.rootCrl), 'root CRL');
+  if (!/-----BEGIN X509 CRL-----/.test(rootCrlPem)) throw new SetupError(`"${opts.rootCrl}" is not a CRL (PEM "X509 CRL")`);
+  const caPem = ca.certificate.pem;
+
+  const files: string[] = [];
+  const write = (rel: string, text: string, secret = false) => {
+    const path = join(dir, rel);
+    if (existsSync(path) && !opts.force) throw new SetupError(`Cannot write "${path}": the file exists (use --force to replace it)`, 'exists');
+    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+    writeFileSync(path, text, { mode: secret ? 0o600 : 0o644 });
+    if (secret) chmodSync(path, 0o600);
+    files.push(rel);
+  };
+  const shipped = (name: string) => readFile(join(SHIPPED_CONFIG, name), 'shipped config file');
+  const s = Math.floor(now.getTime() / 1000) * 1000;
+  const validity = { notBefore: new Date(Math.max(s - 3_600_000, ca.certificate.notBefore.getTime())), notAfter: new Date(Math.min(s + (opts.days ?? 365) * DAY, ca.certificate.notAfter.getTime())) };
+  const tls = (role: Role, hosts?: string[]) => {
+    const kp = generateP256KeyPair();
+    const cert = issueTlsCertificate(ca, { role, publicKey: kp.publicKey, ...validity, ...(hosts ? { hosts } : { commonName: `${role}-operator` }) });
+    return { cert: cert.pem, key: privateKeyToPem(kp.privateKey) };
+  };
+
+  // pki/: public material; the org CA's first CRL (the CA's state records its number)
+  const crlNumber = (Number(state.crlNumber) || 0) + 1;
+  const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
+  write('pki/root.pem', rootPem);
+  write('pki/org-ca.pem', caPem);
+  write('pki/org-ca.crl.pem', orgCrl.pem);
+  write('pki/root.crl.pem', rootCrlPem);
+  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify({ ...state, crlNumber }, null, 2)}\n`);
+  writeFileSync(join(orgCaDir, 'crl.pem'), orgCrl.pem);
+  const seal = generateP256KeyPair();
+  write('pki/seal.cert.pem', issueSealingCertificate(ca, { ...validity, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
+
+  // keyd/
+  const keydTls = tls('keyd', [`keyd.${domain}`]);
+  write('keyd/keyd.pem', keydTls.cert + caPem);
+  write('keyd/keyd.key', keydTls.key, true);
+  write('keyd/org-ca.key', privateKeyToPem(ca.privateKey), true);
+  if (existsSync(join(dir, 'keyd', 'master.key')) && !opts.force) throw new SetupError(`Cannot write "${join(dir, 'keyd', 'master.key')}": the file exists (use --force to replace it)`, 'exists');
+  mkdirSync(join(dir, 'keyd'), { recursive: true, mode: 0o700 });
+  createMasterKeyFile(join(dir, 'keyd', 'master.key'));
+  files.push('keyd/master.key');
+  let keydIni = shipped('ssmax-keyd.ini');
+  keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
+  keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
+  keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
+  write('keyd/keyd.ini', keydIni);
+
+  const keydClient = { url: keydUrl, servername: `keyd.${domain}` };
+  // publisher/
+  const pubTls = tls('keyd', [`ssmax.${domain}`]);
+  write('publisher/publisher.pem', pubTls.cert + caPem + rootPem);
+  write('publisher/publisher.key', pubTls.key, true);
+  const signer = generateP256KeyPair();
+  write('publisher/signer.cert.pem', issueBundleSignerCertificate(ca, { ...validity, domain, publicKey: signer.publicKey }).pem);
+  write('publisher/signer.key.pem', privateKeyToPem(signer.privateKey), true);
+  const admin = tls('admin');
+  write('publisher/admin.pem', admin.cert);
+  write('publisher/admin.key', admin.key, true);
+  let pubIni = shipped('ssmax-publisher.ini');
+  pubIni = setIniKeys(pubIni, 'publisher', { domain, listen: publisherListen, state_file: 'publisher-state.json' });
+  pubIni = setIniKeys(pubIni, 'tls', { cert: 'publisher.pem', key: 'publisher.key' });
+  pubIni = setIniKeys(pubIni, 'signer', { cert: 'signer.cert.pem', key: 'signer.key.pem' });
+  pubIni = setIniKeys(pubIni, 'keyd', { ...keydClient, cert: 'admin.pem', key: 'admin.key', ca: '../pki/org-ca.pem,../pki/root.pem' });
+  pubIni = setIniKeys(pubIni, 'pki', { roots: '../pki/root.pem', org_ca_chain: '../pki/org-ca.pem', sealing_certificates: '../pki/seal.cert.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
+  write('publisher/publisher.ini', pubIni);
+
+  // admin/: the operator's tools (ssmax registry, ssmax abuse)
+  write('admin/admin.pem', admin.cert);
+  write('admin/admin.key', admin.key, true);
+  let abuseIni = shipped('ssmax-abuse.ini');
+  abuseIni = setIniKeys(abuseIni, 'abuse', { domain, from: `abuse@${domain}` });
+  abuseIni = setIniKeys(abuseIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'admin.pem', key: 'admin.key' });
+  abuseIni = setIniKeys(abuseIni, 'registry', { ca_dir: orgCaDir, crl: '../pki/org-ca.crl.pem', root: '../pki/root.pem' });
+  abuseIni = setIniKeys(abuseIni, 'directory', { roots: '../pki/root.pem' });
+  write('admin/ssmax-abuse.ini', abuseIni);
+
+  // gateway/: the Haraka folder
+  const gw = tls('gateway', [`mx.${domain}`]);
+  write('gateway/config/pki/gateway.pem', gw.cert);
+  write('gateway/config/pki/gateway.key', gw.key, true);
+  write('gateway/config/pki/seal.key.pem', privateKeyToPem(seal.privateKey), true);
+  const inspector = tls('inspector', [`inspect.${domain}`]);
+  if (inspection === 'inline') {
+    write('gateway/config/pki/inspector.pem', inspector.cert);
+    write('gateway/config/pki/inspector.key', inspector.key, true);
+    write('gateway/config/ssmax-inspect.ini', shipped('ssmax-inspect.ini'));
+    write('gateway/config/ssmax-dlp.ini', shipped('ssmax-dlp.ini'));
+  }
+  const shared = (f: string) => `../../pki/${f}`;
+  let gwIni = shipped('ssmax.ini');
+  gwIni = setIniKeys(gwIni, 'main', { domain });
+  gwIni = setIniKeys(gwIni, 'keyd', {
+    ...keydClient, ca: `${shared('org-ca.pem')},${shared('root.pem')}`, cert: 'pki/gateway.pem', key: 'pki/gateway.key',
+    ...(inspection === 'inline' ? { inspector_cert: 'pki/inspector.pem', inspector_key: 'pki/inspector.key' } : {}),
+  });
+  gwIni = setIniKeys(gwIni, 'seal', { cert: shared('seal.cert.pem'), key: 'pki/seal.key.pem' });
+  gwIni = setIniKeys(gwIni, 'pki', { roots: shared('root.pem'), crls: `${shared('org-ca.crl.pem')},${shared('root.crl.pem')}` });
+  gwIni = setIniKeys(gwIni, 'inspection', inspection === 'remote' ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` } : { mode: 'inline' });
+  gwIni = setIniKeys(gwIni, 'delivery', { host: delivery });
+  if (opts.peers && Object.keys(opts.peers).length > 0) gwIni = setIniKeys(gwIni, 'peers', opts.peers);
+  if (opts.hosts && Object.keys(opts.hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', opts.hosts);
+  if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);
+  write('gateway/config/ssmax.ini', gwIni);
+  write('gateway/config/plugins', [
+    '# Written by ssmax setup. Relaying needs authentication (auth/flat_file: users in',
+    '# auth_flat_file.ini; any Haraka auth plugin works); ssmax does the rest. None of',
+    "# haraka -i's defaults: mail_from.is_resolvable, rcpt_to.in_host_list and",
+    '# queue/smtp_forward would answer in its place.',
+    'auth/flat_file', 'ssmax', '',
+  ].join('\n'));
+  write('gateway/config/auth_flat_file.ini', [
+    '; Users who may relay through the gateway (SMTP AUTH). Add one line per user:',
+    '; address=password (or use another Haraka auth plugin in config/plugins).',
+    '[core]', 'methods=PLAIN,LOGIN', '; a user may send only as themself', 'constrain_sender=true', '', '[users]', '',
+  ].join('\n'), true);
+  write('gateway/config/smtp.ini', ['; Haraka: where the gateway listens (written by ssmax setup)', `listen=${smtpListen}`, ''].join('\n'));
+  write('gateway/config/connection.ini', ['; messages stay in memory while received, never spooled to disk', '[main]', 'spool_after=-1', ''].join('\n'));
+  write('gateway/config/me', `mx.${domain}\n`);
+
+  // inspector/ (remote inspection)
+  if (inspection === 'remote') {
+    write('inspector/inspector.pem', inspector.cert + caPem);
+    write('inspector/inspector.key', inspector.key, true);
+    write('inspector/ssmax-inspect.ini', shipped('ssmax-inspect.ini'));
+    write('inspector/ssmax-dlp.ini', shipped('ssmax-dlp.ini'));
+    let insIni = shipped('ssmax-inspector.ini');
+    insIni = setIniKeys(insIni, 'inspector', { domain, listen: inspectorListen, state_dir: 'state' });
+    insIni = setIniKeys(insIni, 'tls', { cert: 'inspector.pem', key: 'inspector.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
+    insIni = setIniKeys(insIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
+    insIni = setIniKeys(insIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'inspector.pem', key: 'inspector.key' });
+    insIni = setIniKeys(insIni, 'inspection', { inspect: 'ssmax-inspect.ini', dlp_rules: 'ssmax-dlp.ini' });
+    write('inspector/inspector.ini', insIni);
+  }
+
+  const at = (p: string) => (isAbsolute(p) ? relative(process.cwd(), p) || '.' : p);
+  const d = at(dir);
+  const { port: pubPort } = hostPort(publisherListen, '--publisher-listen');
+  const next = [
+    `Organisation ${domain} provisioned in ${d}.`,
+    '',
+    'Next:',
+    `  1. start keyd:         ssmax keyd run --config ${d}/keyd/keyd.ini`,
+    `  2. start the publisher: ssmax publish --config ${d}/publisher/publisher.ini`,
+    ...(inspection === 'remote' ? [`     start the inspector: ssmax inspector run --config ${d}/inspector/inspector.ini`] : []),
+    `  3. users who may relay: add address=password lines to ${d}/gateway/config/auth_flat_file.ini, and register each at keyd:`,
+    `       ssmax registry add --config ${d}/admin/ssmax-abuse.ini ADDRESS --code CODE --identity-ref REF --plain`,
+    `  4. start the gateway (haraka-plugin-ssmax installed beside Haraka): haraka -c ${d}/gateway`,
+    `  5. DNS: MX ${domain} -> mx.${domain}; A/AAAA for mx.${domain} and ssmax.${domain}; and`,
+    `       _ssmax.${domain}. TXT "v=ssmax1; u=https://ssmax.${domain}${pubPort === 443 ? '' : `:${pubPort}`}/.well-known/ssmax/bundle"`,
+    `  Split across hosts: copy ${d}/pki with each of keyd/, publisher/, gateway/${inspection === 'remote' ? ', inspector/' : ''} to its host (same layout);`,
+    `  keyd/org-ca.key and keyd/master.key stay on the keyd host only. docs/deploy.md has the whole walkthrough.`,
+  ].join('\n');
+  return { dir, files, next };
+}
+
+/** Copies a file (used by callers that place the org CA directory). */
+export function copyInto(from: string, to: string): void {
+  mkdirSync(join(to, '..'), { recursive: true });
+  copyFileSync(from, to);
+}

@@ -1,0 +1,100 @@
+/**
+ * `ssmax setup`: what it writes (and what it refuses), without starting
+ * services (test/install/deploy-walkthrough.test.ts runs an organisation from
+ * it end to end).
+ */
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'ini';
+import { main } from '../../src/cli/main';
+import { parseGatewayConfig } from '../../src/gateway/config';
+import { parseCertificate } from '../../src/pki/certificate';
+import { fromPemAll } from '../../src/pki/pem';
+import { setIniKeys } from '../../src/setup/organisation';
+
+jest.setTimeout(60000);
+
+function cli(argv: string[]): Promise<{ code: number; out: string }> {
+  const out: string[] = [];
+  return main(argv, { out: (t) => out.push(t), err: (t) => out.push(t) }).then((code) => ({ code, out: out.join('\n') }));
+}
+
+const base = mkdtempSync(join(tmpdir(), 'ssmax-setup-'));
+const root = join(base, 'root');
+const orgCa = join(base, 'a-ca');
+const rootCrl = join(base, 'root.crl.pem');
+const args = (dir: string, ...more: string[]) => ['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', rootCrl, '--dir', dir, ...more];
+
+beforeAll(async () => {
+  expect((await cli(['ca', 'init-root', '--dir', root])).code).toBe(0);
+  expect((await cli(['ca', 'init-org', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code).toBe(0);
+  expect((await cli(['ca', 'crl', '--ca', root, '--out', rootCrl])).code).toBe(0);
+});
+
+test('--help, missing and bad options', async () => {
+  const help = await cli(['setup', '--help']);
+  expect(help.code).toBe(0);
+  expect(help.out).toMatch(/^Usage: ssmax setup/);
+  expect((await cli(['setup', '--domain', 'a.example'])).code).toBe(64);
+  expect((await cli(['setup', '--bogus'])).code).toBe(64);
+  expect((await cli(args(join(base, 'x'), '--inspection', 'sideways'))).code).toBe(64);
+  expect((await cli(args(join(base, 'x'), '--smtp-listen', 'nowhere'))).code).toBe(64);
+  expect((await cli(args(join(base, 'x'), '--peer', 'b.example=http://insecure'))).code).toBe(64);
+  const missing = await cli(['setup', '--domain', 'a.example', '--org-ca', join(base, 'nope'), '--root-crl', rootCrl, '--dir', join(base, 'y')]);
+  expect(missing.code).toBe(66);
+  expect(missing.out).toMatch(/Cannot read org CA certificate ".*nope\/ca\.cert\.pem"/);
+  expect(missing.out).not.toMatch(/\n\s+at /); // no stack trace
+  const notCrl = await cli(['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', join(orgCa, 'ca.cert.pem'), '--dir', join(base, 'z')]);
+  expect(notCrl.code).toBe(65);
+});
+
+test('an organisation folder: certificates from the org CA, keys 0600, every ini file complete and accepted', async () => {
+  const dir = join(base, 'org');
+  const r = await cli(args(dir, '--smtp-listen', '127.0.0.1:2525', '--delivery', '127.0.0.1:24', '--peer', 'b.example=https://ssmax.b.example/.well-known/ssmax/bundle', '--route', 'b.example=127.0.0.1:2626'));
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/Next:/);
+  expect(r.out).toMatch(/_ssmax\.a\.example\. TXT "v=ssmax1; u=https:\/\/ssmax\.a\.example\/\.well-known\/ssmax\/bundle"/);
+  for (const key of ['keyd/keyd.key', 'keyd/master.key', 'keyd/org-ca.key', 'publisher/publisher.key', 'publisher/signer.key.pem', 'admin/admin.key', 'gateway/config/pki/gateway.key', 'gateway/config/pki/seal.key.pem', 'gateway/config/pki/inspector.key', 'gateway/config/auth_flat_file.ini']) {
+    expect([key, statSync(join(dir, key)).mode & 0o777]).toEqual([key, 0o600]);
+  }
+  const issuer = parseCertificate(readFileSync(join(orgCa, 'ca.cert.pem'), 'utf8')).subject;
+  for (const cert of ['keyd/keyd.pem', 'publisher/publisher.pem', 'gateway/config/pki/gateway.pem', 'pki/seal.cert.pem']) expect(parseCertificate(fromPemAll(readFileSync(join(dir, cert), 'utf8'), 'CERTIFICATE')[0]!).issuer).toBe(issuer);
+  // the publisher serves its whole chain: its certificate, the org CA, the root
+  expect(readFileSync(join(dir, 'publisher/publisher.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
+  // the gateway's settings parse, with the paths resolved inside the folder
+  const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
+  expect(gw.domain).toBe('a.example');
+  expect(gw.seal.cert).toBe(join(dir, 'pki/seal.cert.pem'));
+  expect(gw.keyd.servername).toBe('keyd.a.example');
+  expect(gw.peers['b.example']).toBe('https://ssmax.b.example/.well-known/ssmax/bundle');
+  expect(gw.routes['b.example']).toEqual({ host: '127.0.0.1', port: 2626 });
+  expect(gw.delivery).toMatchObject({ host: '127.0.0.1', port: 24 });
+  expect(gw.inspection.mode).toBe('inline');
+  // the shipped file's comments and defaults stay (every setting is written out)
+  expect(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')).toContain(';hook_timeout_ms=25000');
+  expect(readFileSync(join(dir, 'gateway/config/plugins'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual(['auth/flat_file', 'ssmax']);
+  expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({ org_ca_key: 'org-ca.key', org_ca_cert: '../pki/org-ca.pem' });
+  // a second run refuses to overwrite
+  const again = await cli(args(dir));
+  expect(again.code).toBe(74);
+  expect(again.out).toMatch(/exists \(use --force/);
+});
+
+test('remote inspection: an inspector folder, and no inspector key in the gateway', async () => {
+  const dir = join(base, 'split');
+  expect((await cli(args(dir, '--inspection', 'remote', '--keyd-listen', '0.0.0.0:7443', '--keyd-url', 'https://keyd.a.example:7443', '--inspector-url', 'https://inspect.a.example:7543'))).code).toBe(0);
+  const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
+  expect(gw.inspection).toMatchObject({ mode: 'remote', url: 'https://inspect.a.example:7543', servername: 'inspect.a.example' });
+  expect(gw.keyd.url).toBe('https://keyd.a.example:7443');
+  expect(gw.keyd.inspectorCert).toBeUndefined();
+  expect(() => statSync(join(dir, 'gateway/config/pki/inspector.key'))).toThrow();
+  expect(parse(readFileSync(join(dir, 'inspector/inspector.ini'), 'utf8')).keyd).toMatchObject({ url: 'https://keyd.a.example:7443', cert: 'inspector.pem' });
+});
+
+test('setIniKeys: replaces a commented default in its section, adds missing keys and sections', () => {
+  const text = '[a]\n;x=1\ny=2\n\n[b]\n;x=3\n';
+  expect(setIniKeys(text, 'b', { x: '9' })).toBe('[a]\n;x=1\ny=2\n\n[b]\nx=9\n');
+  expect(setIniKeys(text, 'a', { z: '5' })).toBe('[a]\n;x=1\ny=2\nz=5\n\n[b]\n;x=3\n');
+  expect(parse(setIniKeys(text, 'c', { k: 'v' })).c).toEqual({ k: 'v' });
+});
