@@ -12,8 +12,10 @@ const HELP = `Usage: ssmax setup --domain DOMAIN --org-ca DIR --root-crl FILE --
 Provisions an organisation into DIR: certificates from its org CA (made by the
 SSMAX root's operator with "ssmax ca init-org"), keyd's master key, every ini
 file (the shipped ones, with every setting and its default, set for this
-organisation), and the gateway's Haraka folder (config/plugins: auth/flat_file,
-ssmax; no conflicting defaults). Then prints what to do next (docs/deploy.md).
+organisation), and the gateway's Haraka folder DIR/gateway, made first with
+"haraka -i DIR/gateway" (config/plugins: auth/flat_file, ssmax, and haraka -i's
+conflicting defaults off; listen; me; ssmax.ini). Then prints what to do next
+(docs/deploy.md).
 
   DIR/pki/        root, org CA, CRLs, sealing certificate (every host needs it)
   DIR/keyd/       keyd.ini (+ master key and the org CA key: the keyd host only)
@@ -41,7 +43,7 @@ Options:
   --route DOMAIN=HOST:PORT   the next hop for a domain instead of its MX (repeatable)
   --days N                   validity of the certificates issued (default 365, at most the org CA's)
   --org-ca-passphrase-file F the org CA key's passphrase
-  --force                    replace existing files
+  --force                    replace existing files (never an existing keyd/master.key)
   -h, --help                 this text
 
 Exit codes: 0 done, 64 usage, 65 refused input, 66 missing file, 74 would overwrite.`;
@@ -110,7 +112,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof SetupError) {
-      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.ioErr : /no such file/.test(err.message) ? EXIT.noInput : EXIT.dataErr;
+      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.ioErr : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
       throw new CliError(err.message, code);
     }
     throw err;

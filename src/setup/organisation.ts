@@ -9,7 +9,8 @@
  *   keyd/       keyd.ini, keyd's TLS server certificate, master key, the org CA key (keyd certifies
  *               the organisation's encryption keys), data/
  *   publisher/  publisher.ini, its TLS certificate with the chain, bundle signer, admin client certificate
- *   gateway/    a Haraka folder: config/plugins (auth/flat_file, ssmax), smtp.ini, me, ssmax.ini,
+ *   gateway/    the Haraka folder (made first by `haraka -i`): config/plugins (auth/flat_file, ssmax;
+ *               haraka -i's conflicting defaults off), listen in smtp.ini, me, ssmax.ini,
  *               auth_flat_file.ini, the inspection rules, config/pki/ (gateway, seal, inspector keys)
  *   inspector/  (inspection=remote) inspector.ini, its certificate and rules
  *   admin/      ssmax-abuse.ini for `ssmax registry` and `ssmax abuse`, admin client certificate
@@ -18,7 +19,7 @@
  * with the organisation's values set. Private keys are written 0600. Nothing
  * is overwritten without `force`.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile } from '../keyd/master-key';
@@ -34,7 +35,7 @@ const DAY = 86_400_000;
 export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
 
 export class SetupError extends Error {
-  constructor(message: string, readonly kind: 'usage' | 'input' | 'exists' = 'input') {
+  constructor(message: string, readonly kind: 'usage' | 'input' | 'missing' | 'exists' = 'input') {
     super(message);
   }
 }
@@ -111,6 +112,29 @@ export function setIniKeys(text: string, section: string, values: Readonly<Recor
   return lines.join('\n');
 }
 
+/** haraka -i's defaults that would answer in the ssmax plugin's place. */
+const CONFLICTING = ['mail_from.is_resolvable', 'rcpt_to.in_host_list', 'queue/smtp_forward'];
+
+/**
+ * The Haraka folder made by `haraka -i`: its config files are Haraka's own (a file written here
+ * replaces Haraka's whole), so they are edited, not replaced: config/plugins (the conflicting
+ * defaults commented out; auth/flat_file and ssmax last), listen in config/smtp.ini, config/me.
+ */
+function harakaConfig(harakaDir: string, smtpListen: string, domain: string): void {
+  const cfg = join(harakaDir, 'config');
+  const pluginsFile = join(cfg, 'plugins');
+  const lines = (existsSync(pluginsFile) ? readFileSync(pluginsFile, 'utf8') : '').split('\n')
+    .map((l) => (CONFLICTING.includes(l.trim()) ? `# ${l.trim()}   (off: the ssmax plugin answers instead)` : l))
+    .filter((l) => l.trim() !== 'auth/flat_file' && l.trim() !== 'ssmax');
+  while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
+  lines.push('', '# ssmax setup: relaying needs authentication (auth/flat_file, users in auth_flat_file.ini;', '# any Haraka auth plugin works), then the ssmax gateway', 'auth/flat_file', 'ssmax', '');
+  writeFileSync(pluginsFile, lines.join('\n'));
+  const smtpFile = join(cfg, 'smtp.ini');
+  const smtp = (existsSync(smtpFile) ? readFileSync(smtpFile, 'utf8') : '').split('\n').filter((l) => !/^\s*listen\s*=/.test(l));
+  writeFileSync(smtpFile, [`listen=${smtpListen}`, ...smtp].join('\n'));
+  writeFileSync(join(cfg, 'me'), `mx.${domain}\n`);
+}
+
 function hostPort(v: string, what: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(v);
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new SetupError(`${what} must be host:port (got "${v}")`, 'usage');
@@ -127,7 +151,7 @@ function readFile(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch {
-    throw new SetupError(`Cannot read ${what} "${path}": no such file or not readable`);
+    throw new SetupError(`Cannot read ${what} "${path}": no such file or not readable`, 'missing');
   }
 }
 
@@ -182,6 +206,10 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const rootCrlPem = readFile(resolve(opts.rootCrl), 'root CRL');
   if (!/-----BEGIN X509 CRL-----/.test(rootCrlPem)) throw new SetupError(`"${opts.rootCrl}" is not a CRL (PEM "X509 CRL")`);
   const caPem = ca.certificate.pem;
+  const harakaDir = join(dir, 'gateway');
+  if (!existsSync(join(harakaDir, 'config', 'connection.ini'))) {
+    throw new SetupError(`No Haraka folder at "${harakaDir}": make it first with "haraka -i ${harakaDir}" (ssmax setup adds to Haraka's own config files)`, 'missing');
+  }
 
   const files: string[] = [];
   const write = (rel: string, text: string, secret = false) => {
@@ -218,10 +246,12 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   write('keyd/keyd.pem', keydTls.cert + caPem);
   write('keyd/keyd.key', keydTls.key, true);
   write('keyd/org-ca.key', privateKeyToPem(ca.privateKey), true);
-  if (existsSync(join(dir, 'keyd', 'master.key')) && !opts.force) throw new SetupError(`Cannot write "${join(dir, 'keyd', 'master.key')}": the file exists (use --force to replace it)`, 'exists');
-  mkdirSync(join(dir, 'keyd'), { recursive: true, mode: 0o700 });
-  createMasterKeyFile(join(dir, 'keyd', 'master.key'));
-  files.push('keyd/master.key');
+  // an existing master key is never replaced, not even with force: keyd's stored keys are sealed with it
+  if (!existsSync(join(dir, 'keyd', 'master.key'))) {
+    mkdirSync(join(dir, 'keyd'), { recursive: true, mode: 0o700 });
+    createMasterKeyFile(join(dir, 'keyd', 'master.key'));
+    files.push('keyd/master.key');
+  }
   let keydIni = shipped('ssmax-keyd.ini');
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
@@ -284,21 +314,17 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   if (opts.hosts && Object.keys(opts.hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', opts.hosts);
   if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);
   write('gateway/config/ssmax.ini', gwIni);
-  write('gateway/config/plugins', [
-    '# Written by ssmax setup. Relaying needs authentication (auth/flat_file: users in',
-    '# auth_flat_file.ini; any Haraka auth plugin works); ssmax does the rest. None of',
-    "# haraka -i's defaults: mail_from.is_resolvable, rcpt_to.in_host_list and",
-    '# queue/smtp_forward would answer in its place.',
-    'auth/flat_file', 'ssmax', '',
-  ].join('\n'));
+  harakaConfig(harakaDir, smtpListen, domain);
   write('gateway/config/auth_flat_file.ini', [
     '; Users who may relay through the gateway (SMTP AUTH). Add one line per user:',
     '; address=password (or use another Haraka auth plugin in config/plugins).',
     '[core]', 'methods=PLAIN,LOGIN', '; a user may send only as themself', 'constrain_sender=true', '', '[users]', '',
   ].join('\n'), true);
-  write('gateway/config/smtp.ini', ['; Haraka: where the gateway listens (written by ssmax setup)', `listen=${smtpListen}`, ''].join('\n'));
-  write('gateway/config/connection.ini', ['; messages stay in memory while received, never spooled to disk', '[main]', 'spool_after=-1', ''].join('\n'));
-  write('gateway/config/me', `mx.${domain}\n`);
+  // Haraka's TLS files (its tls plugin, and its outbound as a client): the gateway certificate with its
+  // chain. STARTTLS is offered once `tls` is added at the top of config/plugins; mail clients of other
+  // networks need a certificate they trust (a public CA's) in these two files instead.
+  write('gateway/config/tls_cert.pem', gw.cert + caPem + rootPem);
+  write('gateway/config/tls_key.pem', gw.key, true);
 
   // inspector/ (remote inspection)
   if (inspection === 'remote') {
@@ -336,8 +362,3 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   return { dir, files, next };
 }
 
-/** Copies a file (used by callers that place the org CA directory). */
-export function copyInto(from: string, to: string): void {
-  mkdirSync(join(to, '..'), { recursive: true });
-  copyFileSync(from, to);
-}

@@ -3,6 +3,7 @@
  * services (test/install/deploy-walkthrough.test.ts runs an organisation from
  * it end to end).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,8 @@ const base = mkdtempSync(join(tmpdir(), 'ssmax-setup-'));
 const root = join(base, 'root');
 const orgCa = join(base, 'a-ca');
 const rootCrl = join(base, 'root.crl.pem');
+/** `haraka -i DIR/gateway` (the Haraka folder setup adds to), with this project's Haraka. */
+const harakaInit = (dir: string) => execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', join(dir, 'gateway')], { stdio: 'ignore' });
 const args = (dir: string, ...more: string[]) => ['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', rootCrl, '--dir', dir, ...more];
 
 beforeAll(async () => {
@@ -51,11 +54,15 @@ test('--help, missing and bad options', async () => {
 
 test('an organisation folder: certificates from the org CA, keys 0600, every ini file complete and accepted', async () => {
   const dir = join(base, 'org');
+  const none = await cli(args(dir));
+  expect(none.code).toBe(66);
+  expect(none.out).toMatch(/No Haraka folder at ".*org\/gateway": make it first with "haraka -i /);
+  harakaInit(dir);
   const r = await cli(args(dir, '--smtp-listen', '127.0.0.1:2525', '--delivery', '127.0.0.1:24', '--peer', 'b.example=https://ssmax.b.example/.well-known/ssmax/bundle', '--route', 'b.example=127.0.0.1:2626'));
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/Next:/);
   expect(r.out).toMatch(/_ssmax\.a\.example\. TXT "v=ssmax1; u=https:\/\/ssmax\.a\.example\/\.well-known\/ssmax\/bundle"/);
-  for (const key of ['keyd/keyd.key', 'keyd/master.key', 'keyd/org-ca.key', 'publisher/publisher.key', 'publisher/signer.key.pem', 'admin/admin.key', 'gateway/config/pki/gateway.key', 'gateway/config/pki/seal.key.pem', 'gateway/config/pki/inspector.key', 'gateway/config/auth_flat_file.ini']) {
+  for (const key of ['keyd/keyd.key', 'keyd/master.key', 'keyd/org-ca.key', 'publisher/publisher.key', 'publisher/signer.key.pem', 'admin/admin.key', 'gateway/config/pki/gateway.key', 'gateway/config/pki/seal.key.pem', 'gateway/config/pki/inspector.key', 'gateway/config/auth_flat_file.ini', 'gateway/config/tls_key.pem']) {
     expect([key, statSync(join(dir, key)).mode & 0o777]).toEqual([key, 0o600]);
   }
   const issuer = parseCertificate(readFileSync(join(orgCa, 'ca.cert.pem'), 'utf8')).subject;
@@ -73,16 +80,26 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(gw.inspection.mode).toBe('inline');
   // the shipped file's comments and defaults stay (every setting is written out)
   expect(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')).toContain(';hook_timeout_ms=25000');
+  // haraka -i's plugin list, its conflicting defaults off; its own config files kept (a file written
+  // there would replace Haraka's whole); listen set
   expect(readFileSync(join(dir, 'gateway/config/plugins'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual(['auth/flat_file', 'ssmax']);
+  expect(readFileSync(join(dir, 'gateway/config/connection.ini'), 'utf8')).toMatch(/\[message\]/);
+  expect(readFileSync(join(dir, 'gateway/config/smtp.ini'), 'utf8')).toMatch(/^listen=127\.0\.0\.1:2525\n/);
+  expect(readFileSync(join(dir, 'gateway/config/me'), 'utf8')).toBe('mx.a.example\n');
   expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({ org_ca_key: 'org-ca.key', org_ca_cert: '../pki/org-ca.pem' });
   // a second run refuses to overwrite
   const again = await cli(args(dir));
   expect(again.code).toBe(74);
   expect(again.out).toMatch(/exists \(use --force/);
+  // --force replaces the files but never keyd's master key (keyd's stored keys are sealed with it)
+  const master = readFileSync(join(dir, 'keyd/master.key'));
+  expect((await cli(args(dir, '--force'))).code).toBe(0);
+  expect(readFileSync(join(dir, 'keyd/master.key'))).toEqual(master);
 });
 
 test('remote inspection: an inspector folder, and no inspector key in the gateway', async () => {
   const dir = join(base, 'split');
+  harakaInit(dir);
   expect((await cli(args(dir, '--inspection', 'remote', '--keyd-listen', '0.0.0.0:7443', '--keyd-url', 'https://keyd.a.example:7443', '--inspector-url', 'https://inspect.a.example:7543'))).code).toBe(0);
   const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
   expect(gw.inspection).toMatchObject({ mode: 'remote', url: 'https://inspect.a.example:7543', servername: 'inspect.a.example' });
