@@ -25,6 +25,8 @@ export interface GatewayConfig {
   readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
+  /** SMTP AUTH logins of the organisation's own MTAs: a session authenticated with one is treated as from a trusted relay. */
+  readonly trustedRelayLogins: readonly string[];
   /** Key versions on the wire (docs/key-exchange.md). */
   readonly keyExchange: { readonly advertise: boolean; readonly probe: boolean; readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly refreshMinIntervalMs: number };
   /**
@@ -136,6 +138,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     routes,
     delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
     trustedRelays,
+    trustedRelayLogins: list('main', 'trusted_relay_logins', false),
     keyExchange: {
       advertise: bool('key_exchange', 'advertise', GATEWAY_DEFAULTS.advertise),
       probe: bool('key_exchange', 'probe', GATEWAY_DEFAULTS.probe),

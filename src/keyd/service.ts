@@ -20,7 +20,7 @@ import { KeydError } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
 import type { KeydStore } from './store';
-import type { TrackingKeys } from './tracking';
+import type { Submitter, TrackingKeys } from './tracking';
 import { messageIdHash } from './tracking';
 
 export interface Actor {
@@ -61,6 +61,14 @@ function point(value: unknown, field: string): Uint8Array {
 function str(value: unknown, field: string, max = 256): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max || /[\r\n\0]/.test(value)) throw new KeydError('bad-request', `Field "${field}" must be a string of 1-${max} characters without line breaks`);
   return value;
+}
+
+/** The optional submitter of a mint request: who authenticated the submission, and how. */
+function submitterOf(body: Record<string, unknown>): Submitter | undefined {
+  if (body.submitter === undefined) return undefined;
+  const id = str(body.submitter, 'submitter', 254);
+  if (body.submittedVia !== 'smtp-auth' && body.submittedVia !== 'trusted-relay') throw new KeydError('bad-request', 'Field "submittedVia" must be "smtp-auth" or "trusted-relay"');
+  return { id, via: body.submittedVia };
 }
 
 /** PEM text: printable ASCII and line breaks, bounded. */
@@ -301,10 +309,11 @@ export class KeyService {
       this.require(actor, ['gateway'], 'tracking.mint');
       const sender = checkAddress(body.sender, 'sender');
       const messageId = str(body.messageId, 'messageId', 998);
+      const submitter = submitterOf(body);
       const u = this.d.registry.get(sender);
       if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
       if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);
-      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId) } };
+      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock(), submitter) }, audit: { digest: this.d.audit.digest(messageId) } };
     });
   }
 
@@ -333,6 +342,7 @@ export class KeyService {
     const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
     return {
       user: Registry.public(u), time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+      ...(contents.submitter ? { submitter: contents.submitter } : {}),
       ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
     };
   }

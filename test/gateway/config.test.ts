@@ -24,6 +24,8 @@ test('the shipped config/ssmax.ini parses, and its commented defaults are the bu
   expect(commented).toMatchObject({ hook_timeout_ms: '25000', tcp_nodelay: 'true', timeout_ms: expect.stringMatching(/^(5000|10000)$/), default: 'opportunistic', dns: 'true', fetch_timeout_ms: '5000', retry_ms: '2000',
     advertise: 'true', probe: 'true', probe_interval_seconds: '30', probe_timeout_ms: '2000', refresh_min_interval_seconds: '5', user_facts_ttl_ms: '5000', protocol: 'smtp' });
   expect(shipped).toMatch(/^;trusted_relays=$/m);
+  expect(shipped).toMatch(/^;trusted_relay_logins=$/m);
+  expect(c.trustedRelayLogins).toEqual([]);
   expect(c.keyd.cert).toBe('/etc/haraka/config/pki/gateway.pem');
 });
 
