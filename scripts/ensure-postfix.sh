@@ -6,10 +6,13 @@
 # postfix with apt-get when it is missing (as root or via sudo), without any
 # configuration ("No configuration": no /etc/postfix/main.cf is written) and
 # without starting the system's Postfix service: nothing listens on port 25
-# because of this script. Exit status 0 iff the postfix command exists.
+# because of this script. Also libsasl2-modules: Postfix's smtp client needs
+# its PLAIN mechanism to authenticate to the gateway (the SASL relay test).
+# Exit status 0 iff the postfix command and the PLAIN mechanism exist.
 set -euo pipefail
 PATH="$PATH:/usr/sbin:/sbin"
-if command -v postfix >/dev/null 2>&1 && command -v postconf >/dev/null 2>&1; then exit 0; fi
+have() { command -v postfix >/dev/null 2>&1 && command -v postconf >/dev/null 2>&1 && compgen -G '/usr/lib/*/sasl2/libplain.so*' >/dev/null; }
+if have; then exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure-postfix: postfix is missing and apt-get is not available; install Postfix by hand" >&2
   exit 1
@@ -32,5 +35,5 @@ fi
 cleanup() { if [ -n "$ADDED_POLICY" ]; then $SUDO rm -f "$POLICY"; fi; }
 trap cleanup EXIT
 $SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends postfix >/dev/null
-command -v postfix >/dev/null 2>&1
+$SUDO apt-get install -y -qq --no-install-recommends postfix libsasl2-modules >/dev/null
+have

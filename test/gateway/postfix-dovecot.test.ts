@@ -7,10 +7,12 @@
  *   b.example:                    gateway B ←───────────┘   gateway B → Dovecot B (LMTP, [delivery] protocol=lmtp)
  *
  * Postfix's smtp client speaks to the gateway from 127.0.0.2 (its
- * smtp_bind_address), the only trusted relay: gateway B, also on loopback,
- * is not one. Messages are read from the Maildir files Dovecot wrote.
+ * smtp_bind_address), the only trusted relay address: gateway B, also on
+ * loopback, is not one. A second Postfix is trusted by its SMTP AUTH login
+ * instead ([main] trusted_relay_logins), from 127.0.0.1. Messages are read
+ * from the Maildir files Dovecot wrote.
  */
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/demo/haraka';
@@ -29,6 +31,7 @@ let net: Network;
 let dovA: DovecotLmtp;
 let dovB: DovecotLmtp;
 let postfix: PostfixInstance;
+let saslPostfix: PostfixInstance;
 
 /** A Maildir file as an IMAP server serves it (CRLF line ends; Dovecot stores LF). */
 const served = (file: Buffer) => Buffer.from(file.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
@@ -60,7 +63,7 @@ beforeAll(async () => {
   const specs: OrgSpec[] = [
     {
       domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }],
-      gatewayIni: ['[main]', 'trusted_relays=127.0.0.2', '[delivery]', `host=127.0.0.1:${ports.inbound}`, 'protocol=smtp'],
+      gatewayIni: ['[main]', 'trusted_relays=127.0.0.2', 'trusted_relay_logins=mta-relay', '[delivery]', `host=127.0.0.1:${ports.inbound}`, 'protocol=smtp'],
     },
     {
       domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }],
@@ -68,12 +71,21 @@ beforeAll(async () => {
     },
   ];
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-mta-')), specs);
+  // the relay account of the second Postfix, in gateway A's authentication plugin (not a registered user)
+  const A = net.org('a.example');
+  appendFileSync(join(A.harakaDir, 'config', 'auth_flat_file.ini'), 'mta-relay=pw-relay\n');
+  await A.restartHaraka();
   postfix = await startPostfix({
     myhostname: 'mta.a.example', relayhost: `127.0.0.1:${net.org('a.example').ports.smtp}`, bindAddress: '127.0.0.2',
     deliverTo: `lmtp:inet:127.0.0.1:${dovA.port}`, ports,
   });
+  saslPostfix = await startPostfix({
+    myhostname: 'mta2.a.example', relayhost: `127.0.0.1:${A.ports.smtp}`, bindAddress: '127.0.0.1',
+    deliverTo: `lmtp:inet:127.0.0.1:${dovA.port}`, sasl: { user: 'mta-relay', pass: 'pw-relay' },
+  });
 });
 afterAll(async () => {
+  await saslPostfix?.stop();
   await postfix?.stop();
   await net?.stop();
   await dovA?.stop();
@@ -156,5 +168,31 @@ describe('Postfix in front, Dovecot behind', () => {
     const opened = await openMessage(alice, file, { now: new Date() });
     expect(opened.plaintext).toEqual(reply);
     expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'b.example'], [2, 'a.example']]);
+  });
+});
+
+describe('a Postfix trusted by its SMTP AUTH login ([main] trusted_relay_logins) instead of its address', () => {
+  test('dave\'s plain mail through it: the token records dave as submitter (not the relay account) and alice as From', async () => {
+    const before = dovB.mails('carol@b.example').length;
+    const plain = 'From: alice@a.example\r\nTo: carol@b.example\r\nSubject: Via SASL relay\r\nDate: Sun, 06 Dec 2026 03:34:00 +0000\r\nMessage-ID: <pf-6@a.example>\r\n\r\nhello again carol\r\n';
+    expect(await smtp(saslPostfix.submissionPort, 'dave@a.example', ['carol@b.example'], plain)).toMatch(/^250 /);
+    await waitFor(() => dovB.mails('carol@b.example').length > before, 30000, () => `${saslPostfix.log().slice(-3000)}\n${explain()}`);
+    const carols = served(dovB.mails('carol@b.example')[before]!);
+    expect(carols.toString('latin1')).toMatch(/hello again carol/);
+    const r = await resolveAtA(trackingToken(carols));
+    expect(r.user.address).toBe('alice@a.example');
+    // from 127.0.0.1 (not a trusted address) as "mta-relay": without trusted_relay_logins the submitter would be { id: 'mta-relay', via: 'smtp-auth' }
+    expect(r.submitter).toEqual({ id: 'dave@a.example', via: 'trusted-relay' });
+  });
+
+  test('its bounce (MAIL FROM:<>) to alice is accepted and lands in her Maildir', async () => {
+    const before = dovA.mails('alice@a.example').length;
+    const msg = 'From: alice@a.example\r\nTo: nobody@a.example\r\nSubject: To nobody again\r\nDate: Sun, 06 Dec 2026 03:35:00 +0000\r\nMessage-ID: <pf-7@a.example>\r\n\r\nanyone?\r\n';
+    expect(await smtp(saslPostfix.submissionPort, 'alice@a.example', ['nobody@a.example'], msg)).toMatch(/^250 /);
+    await waitFor(() => dovA.mails('alice@a.example').length > before, 30000, () => `${saslPostfix.log().slice(-3000)}\n${explain()}`);
+    const bounce = served(dovA.mails('alice@a.example')[before]!).toString('latin1');
+    expect(bounce).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@mta2\.a\.example>/m);
+    expect(bounce).toMatch(/nobody@a\.example/);
+    expect(bounce).toMatch(/^Received: from mta2\.a\.example \([^)]*127\.0\.0\.1\]\)\r\n\s+by mx\.a\.example \(Haraka\/[\d.]+\) with ESMTPA /m); // authenticated, from an address not trusted
   });
 });

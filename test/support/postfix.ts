@@ -34,6 +34,8 @@ export interface PostfixOptions {
   readonly deliverTo: string;
   /** Further main.cf lines. */
   readonly mainCf?: readonly string[];
+  /** Authenticate to the gateway with this SMTP AUTH login (the gateway lists it in [main] trusted_relay_logins). */
+  readonly sasl?: { readonly user: string; readonly pass: string };
   /** Ports chosen beforehand (the gateway's config names the inbound one); free ones otherwise. */
   readonly ports?: { readonly submission: number; readonly inbound: number };
 }
@@ -109,9 +111,15 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     'local_header_rewrite_clients =',
     // tests: retry a deferred message within seconds, not minutes
     'queue_run_delay = 1s', 'minimal_backoff_time = 1s', 'maximal_backoff_time = 2s',
+    ...(o.sasl ? [
+      'smtp_sasl_auth_enable = yes', `smtp_sasl_password_maps = texthash:${join(conf, 'sasl_passwd')}`,
+      // tests only: plaintext AUTH over loopback without TLS (docs/postfix.md: use TLS between hosts)
+      'smtp_sasl_security_options = noanonymous', 'smtp_sasl_mechanism_filter = plain',
+    ] : []),
     ...(o.mainCf ?? []),
     '',
   ].join('\n'));
+  if (o.sasl) writeFileSync(join(conf, 'sasl_passwd'), `[${o.relayhost.replace(/:(\d+)$/, ']:$1')} ${o.sasl.user}:${o.sasl.pass}\n`, { mode: 0o600 });
   writeFileSync(join(conf, 'master.cf'), [
     `127.0.0.1:${submissionPort} inet n - n - - smtpd`,
     `127.0.0.1:${inboundPort} inet n - n - - smtpd -o content_filter=${o.deliverTo} -o smtpd_relay_restrictions=permit_mynetworks,reject`,
