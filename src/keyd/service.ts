@@ -63,10 +63,15 @@ function str(value: unknown, field: string, max = 256): string {
   return value;
 }
 
+/** The longest submitter a tracking token carries (gateways send a digest of a longer one). */
+export const SUBMITTER_MAX_BYTES = 128;
+
 /** The optional submitter of a mint request: who authenticated the submission, and how. */
 function submitterOf(body: Record<string, unknown>): Submitter | undefined {
   if (body.submitter === undefined) return undefined;
-  const id = str(body.submitter, 'submitter', 254);
+  const id = str(body.submitter, 'submitter', SUBMITTER_MAX_BYTES);
+  // bytes, not characters: the token must stay within the seal's tt= limit (512 characters) and resolve's (400)
+  if (Buffer.byteLength(id) > SUBMITTER_MAX_BYTES || [...id].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) throw new KeydError('bad-request', `Field "submitter" must be at most ${SUBMITTER_MAX_BYTES} bytes of UTF-8 without control characters`);
   if (body.submittedVia !== 'smtp-auth' && body.submittedVia !== 'trusted-relay') throw new KeydError('bad-request', 'Field "submittedVia" must be "smtp-auth" or "trusted-relay"');
   return { id, via: body.submittedVia };
 }

@@ -45,8 +45,8 @@ function trackingToken(message: Buffer): string {
   return tt;
 }
 
-async function resolveAtA(token: string): Promise<{ user: { address: string }; submitter?: { id: string; via: string } }> {
-  const admin = net.org('a.example').admin();
+async function resolveAtA(token: string, domain = 'a.example'): Promise<{ user: { address: string }; submitter?: { id: string; via: string } }> {
+  const admin = net.org(domain).admin();
   try {
     return await admin.call('POST', '/v1/tracking/resolve', { token });
   } finally {
@@ -168,6 +168,10 @@ describe('Postfix in front, Dovecot behind', () => {
     const opened = await openMessage(alice, file, { now: new Date() });
     expect(opened.plaintext).toEqual(reply);
     expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'b.example'], [2, 'a.example']]);
+    // submitted with SMTP AUTH straight to gateway B: the token there names bob twice, as From and as the login
+    const r2 = await resolveAtA(trackingToken(file), 'b.example');
+    expect(r2.user.address).toBe('bob@b.example');
+    expect(r2.submitter).toEqual({ id: 'bob@b.example', via: 'smtp-auth' });
   });
 });
 
