@@ -85,7 +85,7 @@ export async function startDovecotLmtp(users: readonly string[]): Promise<Doveco
     'ssl = no',
     `default_internal_user = ${root ? 'dovecot' : me.username}`,
     `default_login_user = ${root ? 'dovenull' : me.username}`,
-    ...(root ? [] : [`default_internal_group = ${me.username}`]),
+    ...(root ? [] : [`default_internal_group = ${execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim()}`]),
     `mail_location = maildir:${mail}/%Lu/Maildir`,
     `mail_uid = ${mailUid}`,
     `mail_gid = ${mailGid}`,
