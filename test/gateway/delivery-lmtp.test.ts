@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalDelivery } from '../../src/gateway/delivery';
 import { GatewayError } from '../../src/gateway/replies';
-import { type DovecotLmtp, startDovecotLmtp } from '../support/dovecot';
+import { type DovecotLmtp, startDovecotLmtp, systemBinary } from '../support/dovecot';
 
 jest.setTimeout(60000);
 
@@ -88,4 +88,8 @@ test('a user Dovecot does not know (refused at RCPT): 4xx naming her; once she e
   await delivery.deliver(m, 'a@a.example', [copy]);
   expect(dovecot.mails('erin@b.example')).toHaveLength(1);
   expect(dovecot.mails('bob@b.example')).toHaveLength(bob + 1);
+});
+
+test('a missing system binary fails the test with the script to run, never skips it', () => {
+  expect(() => systemBinary('ssmax-no-such-binary', 'scripts/ensure-dovecot.sh')).toThrow('ssmax-no-such-binary is not installed: run "bash scripts/ensure-dovecot.sh" (npm test runs it first)');
 });

@@ -146,6 +146,15 @@ describe('Postfix in front, Dovecot behind', () => {
     expect(bounce).toMatch(/^Received: from [^\n]*\n\s+by mta\.a\.example \(Postfix\) with ESMTP/m); // back through Postfix's inbound listener
   });
 
+  test('null-sender mail from the trusted relay for a user of another organisation: 550 5.7.1, nothing sent', async () => {
+    const notice = Buffer.from('From: MAILER-DAEMON@mta.a.example\r\nTo: bob@b.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <pf-8@a.example>\r\n\r\nnotice\r\n');
+    const bobs = dovB.mails('bob@b.example').length;
+    const reply = await rawSmtp(net.org('a.example').ports.smtp, '', ['bob@b.example'], notice, undefined, '127.0.0.2');
+    expect(reply).toMatch(/^550 5\.7\.1 Null-sender mail from a trusted relay goes to local users only: bob@b\.example/);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(dovB.mails('bob@b.example')).toHaveLength(bobs);
+  });
+
   test('null-sender mail relayed by anyone else (an authenticated user) still needs a registered From: 550 5.7.1', async () => {
     const notice = Buffer.from('From: MAILER-DAEMON@a.example\r\nTo: alice@a.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <pf-4@a.example>\r\n\r\nfake\r\n');
     const reply = await rawSmtp(net.org('a.example').ports.smtp, '', ['alice@a.example'], notice, { user: 'dave@a.example', pass: 'pw-dave' });
