@@ -100,6 +100,9 @@ export async function startDovecotLmtp(users: readonly string[]): Promise<Doveco
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const atExit = () => proc.kill('SIGKILL'); // the test process ends without afterAll: no Dovecot left behind
+  process.once('exit', atExit);
+  void exited.then(() => process.removeListener('exit', atExit));
   try {
     await waitForPort(port, 15000, proc, () => out);
   } catch (err) {

@@ -16,7 +16,7 @@
  *    [delivery] host); everything received there goes to `deliverTo`
  *    (content_filter, e.g. Dovecot's LMTP service), never back out.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,7 +149,17 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   const check = await run(postfix, ['-c', conf, 'check']);
   if (check.code !== 0) throw new Error(`postfix -c ${conf} check failed (${check.code}): ${check.out}${log()}\n(Postfix prints its reasons only to a terminal or syslog: run the command by hand)`);
   const start = await run(postfix, ['-c', conf, 'start']);
+  // Postfix's master runs detached: stop it even when the test process ends without afterAll
+  const atExit = () => {
+    try {
+      execFileSync(postfix, ['-c', conf, 'stop'], { stdio: 'ignore', timeout: 10000 });
+    } catch {
+      // already stopped
+    }
+  };
+  process.once('exit', atExit);
   const stop = async () => {
+    process.removeListener('exit', atExit);
     await run(postfix, ['-c', conf, 'stop']);
   };
   if (start.code !== 0 || !(await listening(submissionPort, 15000)) || !(await listening(inboundPort, 5000))) {
