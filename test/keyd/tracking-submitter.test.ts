@@ -4,6 +4,7 @@
  * sender a trusted relay vouched for): both come back on resolution, the
  * submitter is sealed inside the token like the rest, bad values are refused.
  */
+import { describeResolution } from '../../src/abuse/resolve';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { KEYD_ACTOR, openKeyd } from '../../src/keyd/daemon';
 import { KeydError } from '../../src/keyd/errors';
@@ -66,4 +67,10 @@ describe('tracking tokens with the submitter', () => {
     expect((err as KeydError).code).toBe('bad-request');
     expect((err as Error).message).toMatch(message);
   });
+});
+
+test('ssmax abuse resolve prints the From and the submitter', () => {
+  const lines = describeResolution({ user: { address: 'alice@a.example', code: 'U-1', status: 'active' }, time: '2026-12-06T03:00:00.000Z', keyVersion: 1, submitter: { id: 'dave@a.example', via: 'trusted-relay' } });
+  expect(lines.slice(0, 2)).toEqual(['address: alice@a.example (From)', 'submitted by: dave@a.example (trusted-relay)']);
+  expect(describeResolution({ user: { address: 'alice@a.example', code: 'U-1', status: 'active' }, time: '2026-12-06T03:00:00.000Z', keyVersion: 1 }).join('\n')).not.toMatch(/submitted by/);
 });
