@@ -57,7 +57,8 @@ async function resolveAtA(token: string, domain = 'a.example'): Promise<{ user: 
 const explain = () => `--- postfix ---\n${postfix?.log().slice(-3000)}\n--- gateway A ---\n${net?.org('a.example').haraka.logs().slice(-3000)}\n--- gateway B ---\n${net?.org('b.example').haraka.logs().slice(-2000)}\n--- dovecot A ---\n${dovA?.log().slice(-1500)}\n--- dovecot B ---\n${dovB?.log().slice(-1500)}`;
 
 beforeAll(async () => {
-  dovA = await startDovecotLmtp(['alice@a.example', 'dave@a.example']);
+  // Dovecot A also authenticates a.example's users for Postfix (smtpd_sasl_type = dovecot)
+  dovA = await startDovecotLmtp(['alice@a.example', 'dave@a.example'], { passwords: { 'alice@a.example': 'pw-alice', 'dave@a.example': 'pw-dave' }, authService: true });
   dovB = await startDovecotLmtp(['bob@b.example', 'carol@b.example']);
   const ports = { submission: await freePort(), inbound: await freePort() };
   const specs: OrgSpec[] = [
@@ -78,6 +79,7 @@ beforeAll(async () => {
   postfix = await startPostfix({
     myhostname: 'mta.a.example', relayhost: `127.0.0.1:${net.org('a.example').ports.smtp}`, bindAddress: '127.0.0.2',
     deliverTo: `lmtp:inet:127.0.0.1:${dovA.port}`, ports,
+    userAuth: { dovecot: `inet:127.0.0.1:${dovA.authPort}`, senderLogins: { 'alice@a.example': 'alice@a.example', 'dave@a.example': 'dave@a.example' } },
   });
   saslPostfix = await startPostfix({
     myhostname: 'mta2.a.example', relayhost: `127.0.0.1:${A.ports.smtp}`, bindAddress: '127.0.0.1',
@@ -207,5 +209,30 @@ describe('a Postfix trusted by its SMTP AUTH login ([main] trusted_relay_logins)
     expect(bounce).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@mta2\.a\.example>/m);
     expect(bounce).toMatch(/nobody@a\.example/);
     expect(bounce).toMatch(/^Received: from mta2\.a\.example \([^)]*127\.0\.0\.1\]\)\r\n\s+by mx\.a\.example \(Haraka\/[\d.]+\) with ESMTPA /m); // authenticated, from an address not trusted
+  });
+});
+
+describe('users log in at Postfix, which binds envelope senders to logins (what the recorded submitter rests on)', () => {
+  const mail = (n: number) => Buffer.from(`From: alice@a.example\r\nTo: carol@b.example\r\nSubject: Logged in ${n}\r\nDate: Sun, 06 Dec 2026 03:40:00 +0000\r\nMessage-ID: <pf-login-${n}@a.example>\r\n\r\nlogged in ${n}\r\n`);
+
+  test('dave logged in may not use alice\'s envelope sender; without a login nothing is relayed', async () => {
+    const asAlice = await rawSmtp(postfix.authSubmissionPort, 'alice@a.example', ['carol@b.example'], mail(1), { user: 'dave@a.example', pass: 'pw-dave' });
+    expect(asAlice).toMatch(/^553 5\.7\.1 <alice@a\.example>: Sender address rejected: not owned by user dave@a\.example/);
+    const anonymous = await rawSmtp(postfix.authSubmissionPort, 'dave@a.example', ['carol@b.example'], mail(2));
+    expect(anonymous).toMatch(/^5\d\d 5\.7\.1 /);
+    const wrong = await rawSmtp(postfix.authSubmissionPort, 'dave@a.example', ['carol@b.example'], mail(3), { user: 'dave@a.example', pass: 'not-his' });
+    expect(wrong).toMatch(/^535 /);
+  });
+
+  test('dave logged in, his own envelope sender, alice in From: delivered; the token names alice (From) and dave (submitter)', async () => {
+    const before = dovB.mails('carol@b.example').length;
+    expect(await rawSmtp(postfix.authSubmissionPort, 'dave@a.example', ['carol@b.example'], mail(4), { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(/^250 /);
+    await waitFor(() => dovB.mails('carol@b.example').length > before, 30000, explain);
+    const carols = served(dovB.mails('carol@b.example')[before]!);
+    expect(carols.toString('latin1')).toMatch(/logged in 4/);
+    const r = await resolveAtA(trackingToken(carols));
+    expect(r.user.address).toBe('alice@a.example');
+    expect(r.submitter).toEqual({ id: 'dave@a.example', via: 'trusted-relay' });
+    expect(postfix.log()).toMatch(/client=localhost\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=dave@a\.example/);
   });
 });

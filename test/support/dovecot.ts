@@ -8,6 +8,7 @@
  * `nobody`; otherwise everything runs as the current user.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, join } from 'node:path';
@@ -26,6 +27,8 @@ export function systemBinary(name: string, script: string): string {
 
 export interface DovecotLmtp {
   readonly port: number;
+  /** Dovecot's authentication service for Postfix (inet:127.0.0.1:<authPort>), with `authService`; 0 otherwise. */
+  readonly authPort: number;
   readonly dir: string;
   /** Adds a user to the passwd-file userdb; resolves once Dovecot will see it (it checks the file at most once a second). */
   addUser(address: string): Promise<void>;
@@ -54,7 +57,14 @@ function waitForPort(port: number, ms: number, proc: ChildProcess, out: () => st
   });
 }
 
-export async function startDovecotLmtp(users: readonly string[]): Promise<DovecotLmtp> {
+export interface DovecotOptions {
+  /** Passwords of users (for Dovecot's authentication service); a user without one cannot log in. */
+  readonly passwords?: Readonly<Record<string, string>>;
+  /** Also offer Dovecot's authentication service to Postfix (smtpd_sasl_type = dovecot) on a loopback port. */
+  readonly authService?: boolean;
+}
+
+export async function startDovecotLmtp(users: readonly string[], options: DovecotOptions = {}): Promise<DovecotLmtp> {
   const bin = systemBinary('dovecot', 'scripts/ensure-dovecot.sh');
   const lmtpBin = execFileSync(bin, ['-c', '/dev/null', 'config', '-h', 'libexec_dir'], { encoding: 'utf8' }).trim() || '/usr/lib/dovecot';
   if (!existsSync(join(lmtpBin, 'lmtp'))) throw new Error(`Dovecot's LMTP server (${join(lmtpBin, 'lmtp')}) is not installed: run "bash scripts/ensure-dovecot.sh" (Debian package dovecot-lmtpd)`);
@@ -70,10 +80,13 @@ export async function startDovecotLmtp(users: readonly string[]): Promise<Doveco
     chownSync(mail, mailUid, mailGid);
   }
   const port = await freePort();
+  const authPort = options.authService ? await freePort() : 0;
   const usersFile = join(dir, 'users');
   const known = new Set<string>();
   let changes = 0;
-  const writeUsers = () => writeFileSync(usersFile, [...known].map((u) => `${u}:{PLAIN}unused::::::\n`).join(''), { mode: 0o644 });
+  // a user without a password gets a random one nobody knows (LMTP delivery needs only the userdb)
+  const password = (u: string) => options.passwords?.[u] ?? randomBytes(12).toString('hex');
+  const writeUsers = () => writeFileSync(usersFile, [...known].map((u) => `${u}:{PLAIN}${password(u)}::::::\n`).join(''), { mode: 0o644 });
   for (const u of users) known.add(u.toLowerCase());
   writeUsers();
   writeFileSync(join(dir, 'dovecot.conf'), [
@@ -93,6 +106,11 @@ export async function startDovecotLmtp(users: readonly string[]): Promise<Doveco
     'userdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
     'passdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
     'service lmtp {', '  inet_listener lmtp {', '    address = 127.0.0.1', `    port = ${port}`, '  }', '  unix_listener lmtp {', '    mode = 0600', '  }', '}',
+    ...(options.authService ? [
+      // tests only: plaintext passwords over loopback (docs/postfix.md: TLS between hosts)
+      'disable_plaintext_auth = no', 'auth_mechanisms = plain login',
+      'service auth {', '  inet_listener auth-postfix {', '    address = 127.0.0.1', `    port = ${authPort}`, '  }', '}',
+    ] : []),
     '',
   ].join('\n'));
   const proc = spawn(bin, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -105,13 +123,14 @@ export async function startDovecotLmtp(users: readonly string[]): Promise<Doveco
   void exited.then(() => process.removeListener('exit', atExit));
   try {
     await waitForPort(port, 15000, proc, () => out);
+    if (authPort) await waitForPort(authPort, 5000, proc, () => out);
   } catch (err) {
     proc.kill('SIGKILL');
     throw err;
   }
   const mailDir = (address: string) => join(mail, address.toLowerCase());
   return {
-    port, dir, mailDir,
+    port, authPort, dir, mailDir,
     async addUser(address: string) {
       known.add(address.toLowerCase());
       writeUsers();

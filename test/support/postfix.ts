@@ -36,6 +36,12 @@ export interface PostfixOptions {
   readonly mainCf?: readonly string[];
   /** Authenticate to the gateway with this SMTP AUTH login (the gateway lists it in [main] trusted_relay_logins). */
   readonly sasl?: { readonly user: string; readonly pass: string };
+  /**
+   * A third listener (`authSubmissionPort`) where users log in (SASL through Dovecot's authentication
+   * service at this Postfix address, e.g. "inet:127.0.0.1:12345") and may only use the envelope senders
+   * `senderLogins` gives them (address → login): the binding docs/postfix.md asks for.
+   */
+  readonly userAuth?: { readonly dovecot: string; readonly senderLogins: Readonly<Record<string, string>> };
   /** Ports chosen beforehand (the gateway's config names the inbound one); free ones otherwise. */
   readonly ports?: { readonly submission: number; readonly inbound: number };
 }
@@ -44,6 +50,8 @@ export interface PostfixInstance {
   readonly dir: string;
   readonly submissionPort: number;
   readonly inboundPort: number;
+  /** With `userAuth`: the listener where users log in; 0 otherwise. */
+  readonly authSubmissionPort: number;
   /** Postfix's log (maillog_file). */
   log(): string;
   stop(): Promise<void>;
@@ -83,6 +91,7 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   chownSync(data, Number(await run('/usr/bin/id', ['-u', 'postfix']).then((r) => r.out.trim())), 0);
   const submissionPort = o.ports?.submission ?? await freePort();
   const inboundPort = o.ports?.inbound ?? await freePort();
+  const authSubmissionPort = o.userAuth ? await freePort() : 0;
   const maillog = join(dir, 'maillog');
   writeFileSync(join(conf, 'main.cf'), [
     'compatibility_level = 3.6',
@@ -116,6 +125,10 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
       // tests only: plaintext AUTH over loopback without TLS (docs/postfix.md: use TLS between hosts)
       'smtp_sasl_security_options = noanonymous', 'smtp_sasl_mechanism_filter = plain',
     ] : []),
+    ...(o.userAuth ? [
+      'smtpd_sasl_type = dovecot', `smtpd_sasl_path = ${o.userAuth.dovecot}`,
+      `smtpd_sender_login_maps = inline:{ ${Object.entries(o.userAuth.senderLogins).map(([a, l]) => `${a}=${l}`).join(', ')} }`,
+    ] : []),
     ...(o.mainCf ?? []),
     '',
   ].join('\n'));
@@ -123,6 +136,10 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   writeFileSync(join(conf, 'master.cf'), [
     `127.0.0.1:${submissionPort} inet n - n - - smtpd`,
     `127.0.0.1:${inboundPort} inet n - n - - smtpd -o content_filter=${o.deliverTo} -o smtpd_relay_restrictions=permit_mynetworks,reject`,
+    ...(o.userAuth ? [
+      `127.0.0.1:${authSubmissionPort} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_relay_restrictions=permit_sasl_authenticated,reject` +
+        ' -o smtpd_sender_restrictions=reject_sender_login_mismatch',
+    ] : []),
     'postlog unix-dgram n - n - 1 postlogd',
     'pickup unix n - n 60 1 pickup',
     'cleanup unix n - n - 0 cleanup',
@@ -166,5 +183,9 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
     await stop();
     throw new Error(`Postfix did not start on 127.0.0.1:${submissionPort}/${inboundPort}: ${start.out}\n${log()}`);
   }
-  return { dir, submissionPort, inboundPort, log, stop };
+  if (authSubmissionPort && !(await listening(authSubmissionPort, 5000))) {
+    await stop();
+    throw new Error(`Postfix did not listen on 127.0.0.1:${authSubmissionPort}:\n${log()}`);
+  }
+  return { dir, submissionPort, inboundPort, authSubmissionPort, log, stop };
 }
