@@ -38,6 +38,7 @@ Options:
   --inspector-listen H:P     the inspector's address, remote (default 127.0.0.1:7543)
   --inspector-url URL        how the gateway reaches it (default https://<inspector-listen>)
   --delivery HOST:PORT       the mailbox store for local recipients (default 127.0.0.1:2525)
+  --delivery-protocol P      smtp (default: Postfix, any SMTP server) or lmtp (Dovecot's LMTP)
   --peer DOMAIN=URL          a peer's bundle URL without DNS (repeatable; closed networks)
   --host NAME=ADDRESS        a fixed address for a bundle host name (repeatable)
   --route DOMAIN=HOST:PORT   the next hop for a domain instead of its MX (repeatable)
@@ -66,7 +67,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' },
         domain: { type: 'string' }, 'org-ca': { type: 'string' }, 'root-crl': { type: 'string' }, dir: { type: 'string' },
         'keyd-listen': { type: 'string' }, 'keyd-url': { type: 'string' }, 'publisher-listen': { type: 'string' }, 'smtp-listen': { type: 'string' },
-        inspection: { type: 'string' }, 'inspector-listen': { type: 'string' }, 'inspector-url': { type: 'string' }, delivery: { type: 'string' },
+        inspection: { type: 'string' }, 'inspector-listen': { type: 'string' }, 'inspector-url': { type: 'string' }, delivery: { type: 'string' }, 'delivery-protocol': { type: 'string' },
         peer: { type: 'string', multiple: true }, host: { type: 'string', multiple: true }, route: { type: 'string', multiple: true },
         days: { type: 'string' }, 'org-ca-passphrase-file': { type: 'string' },
       },
@@ -81,6 +82,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   for (const k of ['domain', 'org-ca', 'root-crl', 'dir'] as const) if (!values[k]) throw new CliError(`Missing --${k} (see --help)`, EXIT.usage);
   const inspection = values.inspection ?? 'inline';
   if (inspection !== 'inline' && inspection !== 'remote') throw new CliError(`Cannot use --inspection "${inspection}": inline or remote`, EXIT.usage);
+  const protocol = values['delivery-protocol'];
+  if (protocol !== undefined && protocol !== 'smtp' && protocol !== 'lmtp') throw new CliError(`Cannot use --delivery-protocol "${protocol}": smtp or lmtp`, EXIT.usage);
   const days = values.days === undefined ? undefined : Number(values.days);
   if (days !== undefined && (!Number.isSafeInteger(days) || days < 1)) throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
   let passphrase: string | undefined;
@@ -102,6 +105,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       ...(values['inspector-listen'] ? { inspectorListen: values['inspector-listen'] } : {}),
       ...(values['inspector-url'] ? { inspectorUrl: values['inspector-url'] } : {}),
       ...(values.delivery ? { delivery: values.delivery } : {}),
+      ...(protocol ? { deliveryProtocol: protocol } : {}),
       peers: pairs(values.peer, 'peer', /^([^=\s]+)=(https:\/\/\S+)$/),
       hosts: pairs(values.host, 'host', /^([^=\s]+)=(\S+)$/),
       routes: pairs(values.route, 'route', /^([^=\s]+)=(\S+:\d{1,5})$/),

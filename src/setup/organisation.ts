@@ -65,6 +65,8 @@ export interface SetupOptions {
   readonly inspectorUrl?: string;
   /** The mailbox store the gateway delivers local mail to (host:port); default 127.0.0.1:2525. */
   readonly delivery?: string;
+  /** How: smtp (default; Postfix, any SMTP server) or lmtp (Dovecot's LMTP service). */
+  readonly deliveryProtocol?: 'smtp' | 'lmtp';
   /** Static peers (domain → bundle URL), fixed addresses of host names, next hops (closed networks without DNS). */
   readonly peers?: Readonly<Record<string, string>>;
   readonly hosts?: Readonly<Record<string, string>>;
@@ -309,7 +311,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   gwIni = setIniKeys(gwIni, 'seal', { cert: shared('seal.cert.pem'), key: 'pki/seal.key.pem' });
   gwIni = setIniKeys(gwIni, 'pki', { roots: shared('root.pem'), crls: `${shared('org-ca.crl.pem')},${shared('root.crl.pem')}` });
   gwIni = setIniKeys(gwIni, 'inspection', inspection === 'remote' ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` } : { mode: 'inline' });
-  gwIni = setIniKeys(gwIni, 'delivery', { host: delivery });
+  gwIni = setIniKeys(gwIni, 'delivery', { host: delivery, ...(opts.deliveryProtocol ? { protocol: opts.deliveryProtocol } : {}) });
   if (opts.peers && Object.keys(opts.peers).length > 0) gwIni = setIniKeys(gwIni, 'peers', opts.peers);
   if (opts.hosts && Object.keys(opts.hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', opts.hosts);
   if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);

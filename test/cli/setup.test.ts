@@ -43,6 +43,7 @@ test('--help, missing and bad options', async () => {
   expect((await cli(['setup', '--bogus'])).code).toBe(64);
   expect((await cli(args(join(base, 'x'), '--inspection', 'sideways'))).code).toBe(64);
   expect((await cli(args(join(base, 'x'), '--smtp-listen', 'nowhere'))).code).toBe(64);
+  expect((await cli(args(join(base, 'x'), '--delivery-protocol', 'uucp'))).code).toBe(64);
   expect((await cli(args(join(base, 'x'), '--peer', 'b.example=http://insecure'))).code).toBe(64);
   const missing = await cli(['setup', '--domain', 'a.example', '--org-ca', join(base, 'nope'), '--root-crl', rootCrl, '--dir', join(base, 'y')]);
   expect(missing.code).toBe(66);
@@ -58,7 +59,7 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(none.code).toBe(66);
   expect(none.out).toMatch(/No Haraka folder at ".*org\/gateway": make it first with "haraka -i /);
   harakaInit(dir);
-  const r = await cli(args(dir, '--smtp-listen', '127.0.0.1:2525', '--delivery', '127.0.0.1:24', '--peer', 'b.example=https://ssmax.b.example/.well-known/ssmax/bundle', '--route', 'b.example=127.0.0.1:2626'));
+  const r = await cli(args(dir, '--smtp-listen', '127.0.0.1:2525', '--delivery', '127.0.0.1:24', '--delivery-protocol', 'lmtp', '--peer', 'b.example=https://ssmax.b.example/.well-known/ssmax/bundle', '--route', 'b.example=127.0.0.1:2626'));
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/Next:/);
   expect(r.out).toMatch(/_ssmax\.a\.example\. TXT "v=ssmax1; u=https:\/\/ssmax\.a\.example\/\.well-known\/ssmax\/bundle"/);
@@ -76,7 +77,7 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(gw.keyd.servername).toBe('keyd.a.example');
   expect(gw.peers['b.example']).toBe('https://ssmax.b.example/.well-known/ssmax/bundle');
   expect(gw.routes['b.example']).toEqual({ host: '127.0.0.1', port: 2626 });
-  expect(gw.delivery).toMatchObject({ host: '127.0.0.1', port: 24 });
+  expect(gw.delivery).toMatchObject({ host: '127.0.0.1', port: 24, protocol: 'lmtp' });
   expect(gw.inspection.mode).toBe('inline');
   // the shipped file's comments and defaults stay (every setting is written out)
   expect(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')).toContain(';hook_timeout_ms=25000');
