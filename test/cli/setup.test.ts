@@ -4,7 +4,7 @@
  * it end to end).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
@@ -34,6 +34,8 @@ beforeAll(async () => {
   expect((await cli(['ca', 'init-org', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code).toBe(0);
   expect((await cli(['ca', 'crl', '--ca', root, '--out', rootCrl])).code).toBe(0);
 });
+
+afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 test('--help, missing and bad options', async () => {
   const help = await cli(['setup', '--help']);
