@@ -102,7 +102,7 @@ function need<T>(v: T | undefined, key: string, config: AbuseConfig): T {
 
 function openDirectory(config: AbuseConfig): Directory {
   if (!config.hasDirectory) throw new CliError(`Config "${config.file}": a [directory] section (roots, peers) is required to verify bundles`, EXIT.config);
-  return new Directory(directoryOptions(loadDirectoryConfig(config.file)));
+  return new Directory(directoryOptions(loadDirectoryConfig(config.file, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] })));
 }
 
 async function report(args: string[], io: CliIo): Promise<number> {
