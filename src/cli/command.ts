@@ -72,6 +72,7 @@ const ERRNO_EXIT: Readonly<Record<string, number>> = {
   ENOSPC: EXIT.ioErr, EIO: EXIT.ioErr, EDQUOT: EXIT.ioErr,
   ECONNREFUSED: EXIT.unavailable, EHOSTUNREACH: EXIT.unavailable, ENETUNREACH: EXIT.unavailable, ECONNRESET: EXIT.unavailable,
   ENOTFOUND: EXIT.unavailable, ETIMEDOUT: EXIT.tempFail, EAI_AGAIN: EXIT.tempFail,
+  EADDRINUSE: EXIT.unavailable, EADDRNOTAVAIL: EXIT.unavailable,
 };
 
 /**
@@ -84,6 +85,8 @@ export function exitOf(err: unknown): { code: number; message: string } {
   const message = err instanceof Error ? err.message : String(err);
   if (err instanceof CliError) return { code: err.exitCode, message };
   if (err instanceof Error && /ConfigError$/.test(err.name)) return { code: EXIT.config, message };
+  // OpenSSL refusing a certificate or key file a configuration named (not a key, key and certificate not a pair).
+  if (err instanceof Error && /^ERR_OSSL/.test(String((err as NodeJS.ErrnoException).code))) return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as Error & { cause?: unknown }).cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && ERRNO_EXIT[code] !== undefined) return { code: ERRNO_EXIT[code], message };

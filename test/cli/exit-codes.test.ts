@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError, EXIT, exitOf } from '../../src/cli/command';
@@ -182,6 +183,26 @@ test('output folders are created: backup-master --out-dir, init-master and resto
   expect(blocked.stderr).toMatch(/^ssmax keyd: Cannot create folder ".*sub": ENOTDIR\n$/);
 });
 
+test('a service with a bad key file is 78, with its listen address taken 69; one line each', async () => {
+  const fx = provisionOrg(join(dir, 'org2'), { domain: 'a.example' });
+  const ini = readFileSync(fx.configFile, 'utf8');
+  const badKey = join(fx.dir, 'bad-key.ini');
+  writeFileSync(badKey, ini.replace(/^key=.*$/m, 'key=root.pem'));
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  const busy = join(fx.dir, 'busy.ini');
+  writeFileSync(busy, ini.replace(/^listen=.*$/m, `listen=127.0.0.1:${(taken.address() as AddressInfo).port}`));
+  try {
+    const [k, b] = await runAll([['keyd', 'run', '--config', badKey], ['keyd', 'run', '--config', busy]]);
+    expect(k!.code).toBe(EXIT.config);
+    expect(k!.stderr).toMatch(/^ssmax keyd: a TLS certificate or key of the configuration cannot be used \(OpenSSL: .*\)\n$/);
+    expect(b!.code).toBe(EXIT.unavailable);
+    expect(b!.stderr).toMatch(/^ssmax keyd: listen EADDRINUSE: address already in use 127\.0\.0\.1:\d+\n$/);
+  } finally {
+    await new Promise((r) => taken.close(r));
+  }
+});
+
 test('exitOf: the table for errors a command lets escape', () => {
   const errno = (code: string) => Object.assign(new Error(code), { code });
   expect(exitOf(new CliError('x', 65)).code).toBe(65);
@@ -192,6 +213,8 @@ test('exitOf: the table for errors a command lets escape', () => {
   expect(exitOf(errno('ENOSPC')).code).toBe(EXIT.ioErr);
   expect(exitOf(errno('ECONNREFUSED')).code).toBe(EXIT.unavailable);
   expect(exitOf(errno('ETIMEDOUT')).code).toBe(EXIT.tempFail);
+  expect(exitOf(errno('EADDRINUSE')).code).toBe(EXIT.unavailable);
+  expect(exitOf(errno('ERR_OSSL_UNSUPPORTED'))).toEqual({ code: EXIT.config, message: 'a TLS certificate or key of the configuration cannot be used (OpenSSL: ERR_OSSL_UNSUPPORTED)' });
   expect(exitOf(new Error('wrapped', { cause: errno('ENOENT') })).code).toBe(EXIT.noInput);
   expect(exitOf(new TypeError('a bug')).code).toBe(EXIT.software);
   expect(exitOf('a string').message).toBe('a string');
