@@ -47,7 +47,8 @@ Options:
   --force                    replace existing files (never an existing keyd/master.key)
   -h, --help                 this text
 
-Exit codes: 0 done, 64 usage, 65 refused input, 66 missing file, 74 would overwrite.`;
+Exit codes (docs/cli.md): 0 done, 64 usage, 65 refused input, 66 missing file or Haraka folder,
+73 a file exists (without --force).`;
 
 function pairs(values: string[] | undefined, what: string, re: RegExp): Record<string, string> {
   const out: Record<string, string> = {};
@@ -116,7 +117,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof SetupError) {
-      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.ioErr : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
+      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.cantCreate : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
       throw new CliError(err.message, code);
     }
     throw err;

@@ -92,7 +92,7 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({ org_ca_key: 'org-ca.key', org_ca_cert: '../pki/org-ca.pem' });
   // a second run refuses to overwrite
   const again = await cli(args(dir));
-  expect(again.code).toBe(74);
+  expect(again.code).toBe(73);
   expect(again.out).toMatch(/exists \(use --force/);
   // --force replaces the files but never keyd's master key (keyd's stored keys are sealed with it)
   const master = readFileSync(join(dir, 'keyd/master.key'));
