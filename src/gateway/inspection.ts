@@ -109,9 +109,10 @@ export class LocalInspector implements Inspector {
       const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
       result = await inspectOutbound(plaintext, dlp!, consent);
     } else {
-      if (!req.capsule) throw new GatewayError('badCapsule', 'an arrival to inspect must be encrypted to this organisation');
+      // every arrival: encrypted to this organisation (decrypted in memory first), sealed but not encrypted, or plain Internet mail
       const consent = (await Promise.all(req.rcpts.map((r) => this.consents(r)))).some(Boolean);
-      result = await inspectInbound(consent ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : Buffer.alloc(0), av!, consent);
+      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
+      result = await inspectInbound(plaintext, av!, consent);
     }
     if (result.decision.action !== 'quarantine') return result;
     const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
@@ -178,7 +179,12 @@ export function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Cap
   return step(deps, 'outbound', input, capsule, from, rcpts);
 }
 
-/** Antivirus on an arrival encrypted to this organisation. */
-export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule, from: string, rcpts: readonly string[]): Promise<Inspected> {
+/** Antivirus on every arrival: `capsule` when it is encrypted to this organisation, undefined for a plaintext one (sealed or not). */
+export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
   return step(deps, 'inbound', input, capsule, from, rcpts);
+}
+
+/** What this hop inspected, for an Authentication-Results line: `; ssmax-av=pass` etc. ('' when nothing was). */
+export function inspectedClauses(verdicts: readonly Verdict[]): string {
+  return verdicts.filter((v) => v.name === 'dlp' || v.name === 'av').map((v) => `; ssmax-${v.name}=${v.result}`).join('');
 }

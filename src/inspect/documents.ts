@@ -1,0 +1,137 @@
+/**
+ * Text of office documents and PDFs for DLP (extract.ts), through well-kept
+ * libraries, in memory, bounded in size and time:
+ *  - OOXML (Word .docx, Excel .xlsx, PowerPoint .pptx and their macro forms):
+ *    the zip is read with fflate, each XML part with htmlparser2 (XML mode);
+ *    runs of one paragraph are joined as a reader sees them (a number split
+ *    over two runs stays one number), paragraphs and rows end a line, cells
+ *    and tabs are separated by a tab (two cells never make one number);
+ *  - PDF: the text layer of every page, through pdf.js (pdfjs-dist), with no
+ *    fonts, no scripting and no evaluation of code from the document.
+ * A document larger than the limit, one whose unpacked parts would exceed it,
+ * one that does not parse (damaged or encrypted) or that runs out of time is
+ * reported as unreadable; the DLP policy decides. Nothing is written to disk.
+ */
+import { type Unzipped, unzipSync } from 'fflate';
+import { Parser } from 'htmlparser2';
+
+export type DocumentKind = 'ooxml' | 'pdf';
+
+export interface DocumentResult {
+  readonly text: string;
+  readonly unreadable?: 'size' | 'time' | 'document';
+}
+
+const OOXML_EXT = /\.(docx|docm|dotx|xlsx|xlsm|xltx|pptx|pptm|potx|ppsx)$/i;
+
+/** Which reader a part needs, from its bytes first (a renamed file is still read), then its name and type. */
+export function documentKind(bytes: Buffer, filename: string, contentType: string): DocumentKind | undefined {
+  if (bytes.subarray(0, 1024).includes('%PDF-') || contentType === 'application/pdf' || /\.pdf$/i.test(filename)) return 'pdf';
+  const zip = bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50;
+  if (contentType.startsWith('application/vnd.openxmlformats-officedocument.') || OOXML_EXT.test(filename)) return 'ooxml';
+  if (zip && bytes.includes('[Content_Types].xml')) return 'ooxml';
+  return undefined;
+}
+
+/** XML parts that hold text a reader sees. */
+const TEXT_PART = /^(word\/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml|xl\/(sharedStrings|worksheets\/sheet\d+|comments\d*)\.xml|ppt\/(slides\/slide\d+|notesSlides\/notesSlide\d+|comments\/comment\d+)\.xml)$/;
+const LINE_END = new Set(['p', 'si', 'row', 'br', 'cr', 'tr', 'txbody']);
+const CELL_END = new Set(['c', 'tab', 'tc']);
+
+function localName(name: string): string {
+  const i = name.indexOf(':');
+  return (i < 0 ? name : name.slice(i + 1)).toLowerCase();
+}
+
+/** The text of one OOXML part: character data of text elements, with the separators a reader sees. */
+function xmlText(xml: string): string {
+  const out: string[] = [];
+  let depthInText = 0;
+  let skipValue = 0; // <v> of a shared-string cell holds an index, not text
+  const sharedCell: boolean[] = [];
+  const parser = new Parser({
+    onopentag(name, attrs) {
+      const n = localName(name);
+      if (n === 'c') sharedCell.push(attrs.t === 's');
+      if (n === 't' || n === 'v' || n === 'instrtext') {
+        if (n === 'v' && sharedCell.at(-1)) skipValue++;
+        else depthInText++;
+      }
+    },
+    ontext(data) {
+      if (depthInText > 0 && skipValue === 0) out.push(data);
+    },
+    onclosetag(name) {
+      const n = localName(name);
+      if (n === 't' || n === 'v' || n === 'instrtext') {
+        if (n === 'v' && sharedCell.at(-1)) skipValue--;
+        else depthInText--;
+      }
+      if (n === 'c') sharedCell.pop();
+      if (LINE_END.has(n)) out.push('\n');
+      else if (CELL_END.has(n)) out.push('\t');
+    },
+  }, { xmlMode: true, decodeEntities: true });
+  parser.end(xml);
+  return out.join('');
+}
+
+function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
+  let total = 0;
+  let over = false;
+  let files: Unzipped;
+  try {
+    files = unzipSync(bytes, {
+      filter: (f) => {
+        if (!TEXT_PART.test(f.name)) return false;
+        total += f.originalSize;
+        if (total > maxBytes) over = true;
+        return !over;
+      },
+    });
+  } catch {
+    return { text: '', unreadable: 'document' };
+  }
+  const names = Object.keys(files).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  const text = names.map((n) => xmlText(new TextDecoder().decode(files[n]))).join('\n');
+  return over ? { text, unreadable: 'size' } : { text };
+}
+
+interface PdfTextItem { readonly str?: string; readonly hasEOL?: boolean }
+
+async function pdfText(bytes: Buffer, deadline: number): Promise<DocumentResult> {
+  // pdf.js is an ES module: loaded on first use (the gateway pays for it only when a PDF arrives)
+  const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
+  const task = pdfjs.getDocument({ data: new Uint8Array(bytes), disableFontFace: true, useSystemFonts: false, isEvalSupported: false, enableXfa: false, stopAtErrors: false, verbosity: 0 });
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now())); });
+  const read = (async (): Promise<DocumentResult> => {
+    const doc = await task.promise;
+    const pages: string[] = [];
+    for (let p = 1; p <= doc.numPages; p++) {
+      if (Date.now() > deadline) return { text: pages.join('\n'), unreadable: 'time' };
+      const content = await (await doc.getPage(p)).getTextContent();
+      pages.push((content.items as PdfTextItem[]).map((i) => `${i.str ?? ''}${i.hasEOL ? '\n' : ''}`).join(''));
+    }
+    return { text: pages.join('\n') };
+  })();
+  try {
+    const r = await Promise.race([read, late]);
+    return r === 'late' ? { text: '', unreadable: 'time' } : r;
+  } catch {
+    return { text: '', unreadable: 'document' };
+  } finally {
+    clearTimeout(timer);
+    read.catch(() => undefined);
+    await task.destroy().catch(() => undefined);
+  }
+}
+
+export async function documentText(kind: DocumentKind, bytes: Buffer, limits: { readonly maxBytes: number; readonly deadline: number }): Promise<DocumentResult> {
+  if (bytes.length > limits.maxBytes) return { text: '', unreadable: 'size' };
+  try {
+    return kind === 'pdf' ? await pdfText(bytes, limits.deadline) : ooxmlText(bytes, limits.maxBytes);
+  } catch {
+    return { text: '', unreadable: 'document' };
+  }
+}
