@@ -7,15 +7,19 @@
  *    over two runs stays one number), paragraphs and rows end a line, cells
  *    and tabs are separated by a tab (two cells never make one number);
  *  - PDF: the text layer of every page, through pdf.js (pdfjs-dist), with no
- *    fonts, no scripting and no evaluation of code from the document.
+ *    fonts, no scripting and no evaluation of code from the document;
+ *  - zip archives (fflate): the names of the files inside, text files (HTML
+ *    rendered), and documents and archives inside, in turn, to max_depth;
+ *    an archive encrypted with a password cannot be read.
  * A document larger than the limit, one whose unpacked parts would exceed it,
  * one that does not parse (damaged or encrypted) or that runs out of time is
  * reported as unreadable; the DLP policy decides. Nothing is written to disk.
  */
 import { type Unzipped, unzipSync } from 'fflate';
 import { Parser } from 'htmlparser2';
+import { htmlText } from './html-text';
 
-export type DocumentKind = 'ooxml' | 'pdf';
+export type DocumentKind = 'ooxml' | 'pdf' | 'zip';
 
 export interface DocumentResult {
   readonly text: string;
@@ -30,6 +34,7 @@ export function documentKind(bytes: Buffer, filename: string, contentType: strin
   const zip = bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50;
   if (contentType.startsWith('application/vnd.openxmlformats-officedocument.') || OOXML_EXT.test(filename)) return 'ooxml';
   if (zip && bytes.includes('[Content_Types].xml')) return 'ooxml';
+  if (zip || contentType === 'application/zip' || contentType === 'application/x-zip-compressed' || /\.zip$/i.test(filename)) return 'zip';
   return undefined;
 }
 
@@ -127,11 +132,68 @@ async function pdfText(bytes: Buffer, deadline: number): Promise<DocumentResult>
   }
 }
 
-export async function documentText(kind: DocumentKind, bytes: Buffer, limits: { readonly maxBytes: number; readonly deadline: number }): Promise<DocumentResult> {
+const TEXT_FILE = /\.(txt|text|csv|tsv|md|json|xml|log|eml|ics|vcf)$/i;
+const HTML_FILE = /\.(html?|xhtml)$/i;
+const INNER_DOCUMENT = /\.(pdf|zip|docx|docm|dotx|xlsx|xlsm|xltx|pptx|pptm|potx|ppsx)$/i;
+
+export interface DocumentLimits {
+  readonly maxBytes: number;
+  readonly deadline: number;
+  /** Archives and documents inside archives, at most this deep. */
+  readonly maxDepth: number;
+}
+
+async function zipText(bytes: Buffer, limits: DocumentLimits, depth: number): Promise<DocumentResult> {
+  let total = 0;
+  let over = false;
+  const names: string[] = [];
+  let files: Unzipped;
+  try {
+    files = unzipSync(bytes, {
+      filter: (f) => {
+        names.push(f.name);
+        if (!(TEXT_FILE.test(f.name) || HTML_FILE.test(f.name) || INNER_DOCUMENT.test(f.name))) return false;
+        total += f.originalSize;
+        if (total > limits.maxBytes) over = true;
+        return !over;
+      },
+    });
+  } catch {
+    return { text: names.join('\n'), unreadable: 'document' };
+  }
+  const texts = [names.join('\n')];
+  let unreadable: DocumentResult['unreadable'] = over ? 'size' : undefined;
+  for (const name of Object.keys(files)) {
+    const content = Buffer.from(files[name]!);
+    if (HTML_FILE.test(name)) texts.push(htmlText(new TextDecoder().decode(content)));
+    else if (TEXT_FILE.test(name)) texts.push(new TextDecoder().decode(content));
+    else {
+      const kind = documentKind(content, name, '');
+      if (!kind) continue;
+      if (depth >= limits.maxDepth) {
+        unreadable ??= 'document';
+        continue;
+      }
+      const r = await readDocument(kind, content, limits, depth + 1);
+      texts.push(r.text);
+      unreadable ??= r.unreadable;
+    }
+    if (Date.now() > limits.deadline) return { text: texts.join('\n'), unreadable: 'time' };
+  }
+  return unreadable ? { text: texts.join('\n'), unreadable } : { text: texts.join('\n') };
+}
+
+async function readDocument(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits, depth: number): Promise<DocumentResult> {
   if (bytes.length > limits.maxBytes) return { text: '', unreadable: 'size' };
   try {
-    return kind === 'pdf' ? await pdfText(bytes, limits.deadline) : ooxmlText(bytes, limits.maxBytes);
+    if (kind === 'pdf') return await pdfText(bytes, limits.deadline);
+    if (kind === 'zip') return await zipText(bytes, limits, depth);
+    return ooxmlText(bytes, limits.maxBytes);
   } catch {
     return { text: '', unreadable: 'document' };
   }
+}
+
+export function documentText(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
+  return readDocument(kind, bytes, limits, 0);
 }

@@ -11,15 +11,18 @@
  *  - text attachments (their charset decoded), attachment file names;
  *  - attached messages (message/rfc822), opened in turn to a bounded depth;
  *  - office documents (OOXML docx/xlsx/pptx: unzipped with fflate, XML read
- *    with htmlparser2) and PDF text (pdf.js), see documents.ts.
+ *    with htmlparser2), PDF text (pdf.js), and what zip archives hold (text
+ *    files, documents, archives inside), see documents.ts.
  * Every step is bounded (depth, document size, total text, time). A bound
  * reached or a document that cannot be read is not an error: it is listed in
  * `unreadable`, and the DLP policy (`[dlp] on_unreadable`) decides.
  */
-import { compile } from 'html-to-text';
 import iconv from 'iconv-lite';
 import { simpleParser } from 'mailparser';
 import { documentKind, documentText } from './documents';
+import { htmlText } from './html-text';
+
+export { htmlText };
 
 export interface ExtractedAttachment {
   readonly filename: string;
@@ -51,18 +54,6 @@ export interface ExtractLimits {
 export const MAX_NESTED_MESSAGES = 3;
 
 export const EXTRACT_DEFAULTS: ExtractLimits = { maxDepth: MAX_NESTED_MESSAGES, maxDocumentBytes: 25 * 1024 * 1024, maxTextChars: 20 * 1024 * 1024, timeoutMs: 10000 };
-
-/** HTML as a reader sees it: tags removed, entities decoded, inline elements adjacent, no wrapping, no link targets or image names. */
-export const htmlText: (html: string) => string = compile({
-  wordwrap: false,
-  preserveNewlines: false,
-  selectors: [
-    { selector: 'a', options: { ignoreHref: true } },
-    { selector: 'img', format: 'skip' },
-    ...['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].map((selector) => ({ selector, options: { uppercase: false } })),
-    { selector: 'table', format: 'dataTable', options: { uppercaseHeaderCells: false } },
-  ],
-});
 
 function charsetOf(headers: Map<string, unknown> | undefined): string {
   const ct = headers?.get('content-type') as { params?: Record<string, string> } | undefined;
@@ -124,7 +115,7 @@ async function walk(message: Buffer, depth: number, c: Collector): Promise<void>
         c.unreadable.add('size');
         continue;
       }
-      const r = await documentText(kind, a.content, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline });
+      const r = await documentText(kind, a.content, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline, maxDepth: c.limits.maxDepth });
       if (r.unreadable) c.unreadable.add(r.unreadable);
       c.text(r.text);
     }

@@ -12,7 +12,7 @@ import { parse } from 'ini';
 import { parseDlpRules } from '../../src/inspect/dlp';
 import { EXTRACT_DEFAULTS, extractContent } from '../../src/inspect/extract';
 import { inspectOutbound } from '../../src/inspect/inspect';
-import { docx, pptx, xlsx } from '../support/documents';
+import { docx, pptx, xlsx, zip } from '../support/documents';
 
 const shipped = parseDlpRules(parse(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>);
 const extra = parseDlpRules(parse(`
@@ -71,7 +71,7 @@ describe('every rule: an example it must catch, a near miss it must not', () => 
   test('executables (attachment by extension): caught; a name that only contains .exe passes', async () => {
     expect(await decision(withAttachment('setup.exe', 'application/octet-stream', 'MZ...'))).toEqual({ action: 'reject', rule: 'executables' });
     expect(await decision(withAttachment('setup.exe.txt', 'text/plain', 'how to run setup'))).toEqual(PASS);
-    expect(await decision(withAttachment('executive-summary.pdf.zip', 'application/zip', 'PK'))).toEqual(PASS);
+    expect(await decision(withAttachment('executive-summary.pdf.zip', 'application/zip', zip({ 'summary.txt': 'all well' })))).toEqual(PASS);
   });
 
   test('secret (keyword): caught in any case and width; the words apart pass', async () => {
@@ -132,6 +132,25 @@ describe('text is taken from every part a reader could see', () => {
     expect(await decision(withAttachment('deck.pptx', 'application/vnd.openxmlformats-officedocument.presentationml.presentation', pptx([['My Number ', '1234 5678 9018']])))).toEqual({ action: 'reject', rule: 'my-number' });
     // a renamed document is still read (by its bytes)
     expect(await decision(withAttachment('notes.bin', 'application/octet-stream', docx([['4111 1111 1111 1111']])))).toEqual(caught);
+  });
+});
+
+describe('what zip archives hold', () => {
+  test('a text file, an HTML file, a docx inside a zip, a zip inside a zip: read; file names inside count; clean archives pass', async () => {
+    const caught = { action: 'reject', rule: 'payment-cards' };
+    expect(await decision(withAttachment('export.zip', 'application/zip', zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1111\r\n' })))).toEqual(caught);
+    expect(await decision(withAttachment('site.zip', 'application/zip', zip({ 'index.html': '<p><span>4111111111</span><span>111111</span></p>' })))).toEqual(caught);
+    expect(await decision(withAttachment('docs.zip', 'application/octet-stream', zip({ 'order.docx': docx([['card ', '4111 1111 1111 1111']]) })))).toEqual(caught);
+    expect(await decision(withAttachment('outer.zip', 'application/zip', zip({ 'inner.zip': zip({ 'memo.txt': 'TOP SECRET plans' }) })))).toEqual({ action: 'quarantine', rule: 'secret' });
+    expect(await decision(withAttachment('pack.zip', 'application/zip', zip({ 'setup.exe': 'MZ' })))).toEqual(PASS); // the executables rule is about attachments, not archive members
+    expect(await decision(withAttachment('export.zip', 'application/zip', zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1112\r\n', 'photo.jpg': Buffer.alloc(1000, 9) })))).toEqual(PASS);
+  });
+
+  test('a damaged zip, archives nested deeper than max_depth: unreadable', async () => {
+    expect((await extractContent(withAttachment('a.zip', 'application/zip', zip({ 'a.txt': 'hello' }).subarray(0, 30)))).unreadable).toEqual(['document']);
+    let deep = zip({ 'memo.txt': 'hello' });
+    for (let i = 0; i < 5; i++) deep = zip({ [`level${i}.zip`]: deep });
+    expect((await extractContent(withAttachment('deep.zip', 'application/zip', deep))).unreadable).toEqual(['document']);
   });
 });
 
