@@ -184,6 +184,12 @@ export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsul
   return step(deps, 'inbound', input, capsule, from, rcpts);
 }
 
+/** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */
+export function withInspectionResults(domain: string, message: Buffer, verdicts: readonly Verdict[]): Buffer {
+  const clauses = inspectedClauses(verdicts);
+  return clauses ? Buffer.concat([Buffer.from(`Authentication-Results: ${domain}; ssmax-chain=none${clauses}\r\n`, 'latin1'), message]) : message;
+}
+
 /** What this hop inspected, for an Authentication-Results line: `; ssmax-av=pass` etc. ('' when nothing was). */
 export function inspectedClauses(verdicts: readonly Verdict[]): string {
   return verdicts.filter((v) => v.name === 'dlp' || v.name === 'av').map((v) => `; ssmax-${v.name}=${v.result}`).join('');

@@ -21,7 +21,7 @@ import type { Copy, GatewayDeps } from './deps';
 import type { KeyNotice } from './keyd-ops';
 import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
-import { inspectArrival, inspectedClauses } from './inspection';
+import { inspectArrival, inspectedClauses, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import type { Verdict } from '../chain/tags';
 
@@ -133,8 +133,7 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
         held.quarantined = plain.quarantined;
         return [];
       }
-      const results = plain.verdicts.length > 0 ? `Authentication-Results: ${deps.config.domain}; ssmax-chain=none${inspectedClauses(plain.verdicts)}\r\n` : '';
-      return [{ rcpts: [...rcpts], message: Buffer.concat([Buffer.from(results, 'latin1'), plain.message]), local: true }];
+      return [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }];
     }
     throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
   }

@@ -180,6 +180,16 @@ describe('DLP on every submission at a.example, both client modes', () => {
   const WORD = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
   const EXCEL = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 
+  test('a plaintext submission to a local user says what DLP found in its Authentication-Results line', async () => {
+    const before = A.mailbox.for('dave@a.example').length;
+    const m = mail('dave@a.example', 'dave@a.example', 'note to self\r\n');
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], m, dave)).toMatch(/^250 /);
+    await waitFor(() => A.mailbox.for('dave@a.example').length > before);
+    const got = A.mailbox.for('dave@a.example').at(-1)!.raw.toString('latin1');
+    expect(got).toMatch(/^Authentication-Results: a\.example; ssmax-chain=none; ssmax-dlp=pass\r\n/);
+    expect(got.endsWith(m.toString('latin1'))).toBe(true);
+  });
+
   test('a card number split by HTML tags, beside a harmless text part: refused (plain client and SSMAX client)', async () => {
     const html = '<p>Card: <span>41111111</span><span>11111111</span></p>';
     expect(await fromDave(alternative('dave@a.example', html))).toMatch(CAUGHT);
