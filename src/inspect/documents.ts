@@ -7,7 +7,8 @@
  *    over two runs stays one number), paragraphs and rows end a line, cells
  *    and tabs are separated by a tab (two cells never make one number);
  *  - PDF: the text layer of every page, through pdf.js (pdfjs-dist), with no
- *    fonts, no scripting and no evaluation of code from the document;
+ *    fonts, no scripting and no evaluation of code from the document, in a
+ *    thread of its own that is ended when the message's time is up;
  *  - zip archives (fflate): the names of the files inside, text files (HTML
  *    rendered), and documents and archives inside, in turn, to max_depth;
  *    an archive encrypted with a password cannot be read.
@@ -15,6 +16,8 @@
  * one that does not parse (damaged or encrypted) or that runs out of time is
  * reported as unreadable; the DLP policy decides. Nothing is written to disk.
  */
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { type Unzipped, unzipSync } from 'fflate';
 import { Parser } from 'htmlparser2';
 import { htmlText } from './html-text';
@@ -102,35 +105,63 @@ function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
   return over ? { text, unreadable: 'size' } : { text };
 }
 
-interface PdfTextItem { readonly str?: string; readonly hasEOL?: boolean }
+/**
+ * pdf.js in a thread of its own (pdf-worker.ts), one PDF at a time: when a
+ * message's time is up the thread is ended — a PDF built to take long cannot
+ * hold the gateway's event loop — and a new one is started for the next PDF.
+ */
+class PdfReader {
+  private worker: Worker | undefined;
+  private next = 1;
+  private queue: Promise<unknown> = Promise.resolve();
 
-async function pdfText(bytes: Buffer, deadline: number): Promise<DocumentResult> {
-  // pdf.js is an ES module: loaded on first use (the gateway pays for it only when a PDF arrives)
-  const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const task = pdfjs.getDocument({ data: new Uint8Array(bytes), disableFontFace: true, useSystemFonts: false, isEvalSupported: false, enableXfa: false, stopAtErrors: false, verbosity: 0 });
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now())); });
-  const read = (async (): Promise<DocumentResult> => {
-    const doc = await task.promise;
-    const pages: string[] = [];
-    for (let p = 1; p <= doc.numPages; p++) {
-      if (Date.now() > deadline) return { text: pages.join('\n'), unreadable: 'time' };
-      const content = await (await doc.getPage(p)).getTextContent();
-      pages.push((content.items as PdfTextItem[]).map((i) => `${i.str ?? ''}${i.hasEOL ? '\n' : ''}`).join(''));
-    }
-    return { text: pages.join('\n') };
-  })();
-  try {
-    const r = await Promise.race([read, late]);
-    return r === 'late' ? { text: '', unreadable: 'time' } : r;
-  } catch {
-    return { text: '', unreadable: 'document' };
-  } finally {
-    clearTimeout(timer);
-    read.catch(() => undefined);
-    await task.destroy().catch(() => undefined);
+  read(bytes: Buffer, deadline: number): Promise<DocumentResult> {
+    const run = this.queue.then(() => this.once(bytes, deadline));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private once(bytes: Buffer, deadline: number): Promise<DocumentResult> {
+    if (Date.now() >= deadline) return Promise.resolve({ text: '', unreadable: 'time' });
+    const worker = (this.worker ??= this.start());
+    const id = this.next++;
+    return new Promise((resolve) => {
+      const done = (r: DocumentResult) => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onError);
+        resolve(r);
+      };
+      const onMessage = (m: { id: number; text?: string; error?: string }) => {
+        if (m.id === id) done(typeof m.text === 'string' ? { text: m.text } : { text: '', unreadable: 'document' });
+      };
+      const onError = () => {
+        if (this.worker === worker) this.worker = undefined;
+        done({ text: '', unreadable: 'document' });
+      };
+      const timer = setTimeout(() => {
+        if (this.worker === worker) this.worker = undefined;
+        void worker.terminate();
+        done({ text: '', unreadable: 'time' });
+      }, Math.max(0, deadline - Date.now()));
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+      worker.once('exit', onError);
+      worker.postMessage({ id, data: new Uint8Array(bytes) });
+    });
+  }
+
+  private start(): Worker {
+    const w = new Worker(join(__dirname, 'pdf-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: PDF_HEAP_MB } });
+    w.unref(); // an idle reader never keeps the process alive
+    return w;
   }
 }
+
+/** The PDF reader thread's heap, at most (MB). */
+export const PDF_HEAP_MB = 512;
+const pdfReader = new PdfReader();
 
 const TEXT_FILE = /\.(txt|text|csv|tsv|md|json|xml|log|eml|ics|vcf)$/i;
 const HTML_FILE = /\.(html?|xhtml)$/i;
@@ -186,7 +217,7 @@ async function zipText(bytes: Buffer, limits: DocumentLimits, depth: number): Pr
 async function readDocument(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits, depth: number): Promise<DocumentResult> {
   if (bytes.length > limits.maxBytes) return { text: '', unreadable: 'size' };
   try {
-    if (kind === 'pdf') return await pdfText(bytes, limits.deadline);
+    if (kind === 'pdf') return await pdfReader.read(bytes, limits.deadline);
     if (kind === 'zip') return await zipText(bytes, limits, depth);
     return ooxmlText(bytes, limits.maxBytes);
   } catch {
