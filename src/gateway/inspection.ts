@@ -16,7 +16,8 @@
 import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
-import { collect, decryptMessage, encryptMessage } from '../envelope';
+import { collect, decryptMessage, encryptMessage, listCapsulesIn } from '../envelope';
+import { checkMessage } from './message-checks';
 import type { InspectionConfig } from '../inspect/config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
 import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
@@ -182,6 +183,24 @@ export function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Cap
 /** Antivirus on every arrival: `capsule` when it is encrypted to this organisation, undefined for a plaintext one (sealed or not). */
 export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
   return step(deps, 'inbound', input, capsule, from, rcpts);
+}
+
+/**
+ * A plaintext arrival (plain Internet mail, or sealed but not encrypted) that
+ * inspection held is kept encrypted to this organisation; when an operator
+ * releases it, it comes back as that ciphertext with the release marker and
+ * without seals. This returns the arrival as it first came, with the marker,
+ * to go through the arrival steps again (where the marker counts only for an
+ * entry the store released); undefined when `raw` is not such a message.
+ * Inline inspection only: it takes the inspector role at keyd.
+ */
+export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: Capsule): Promise<Buffer | undefined> {
+  const { message, releaseId } = withoutRelease(raw);
+  if (!releaseId || !deps.inspection) return undefined;
+  const original = await plaintextOf(deps.keyd, deps.group, message, capsule);
+  // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
+  if (listCapsulesIn(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
 }
 
 /** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */

@@ -21,7 +21,7 @@ import type { Copy, GatewayDeps } from './deps';
 import type { KeyNotice } from './keyd-ops';
 import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
-import { inspectArrival, inspectedClauses, withInspectionResults } from './inspection';
+import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import type { Verdict } from '../chain/tags';
 
@@ -121,7 +121,11 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const chain = await verifySeals(deps, raw);
   const capsules = listCapsulesIn(head.headers);
   if (chain.result === 'none') {
-    if (capsules.length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+    if (capsules.length > 0) {
+      const released = await releasedArrival(deps, raw, ownCapsule(deps, capsules));
+      if (!released) throw new GatewayError('chainFailed', 'encrypted message without seals');
+      return arrive(deps, released, rcpts, notices, held);
+    }
     const sender = domainOf(head.from);
     try {
       await deps.directory.lookup(sender);

@@ -18,9 +18,11 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
+import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
 import { addSeal } from '../../src/gateway/sealing';
+import { encryptToOrg } from '../../src/gateway/inspection';
 import { setupGateway } from '../../src/gateway/setup';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';
@@ -31,7 +33,7 @@ import { submitMessage } from '../../src/user/submit';
 import { docx, pdf, xlsx, zip } from '../support/documents';
 import { watchDuring } from '../support/watch-dirs';
 import { arrivals } from '../inspector/cases';
-import { ORGS, network, smtp, waitFor } from './network-fixture';
+import { ORGS, filesUnder, network, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(240000);
 
@@ -44,6 +46,8 @@ let B: ReturnType<Network['org']>;
 let fromA: ReturnType<typeof arrivals>;
 let sealOnly: (message: Buffer) => Promise<Buffer>;
 let closeSealer: () => Promise<void>;
+let encryptToB: (message: Buffer) => Promise<Buffer>;
+let closeB: () => Promise<void>;
 
 beforeAll(async () => {
   net = await network(ORGS);
@@ -66,11 +70,15 @@ beforeAll(async () => {
   const iniA = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   const gwA = setupGateway(iniA, A.harakaDir, () => undefined, 'ssmax-state-17-sealer');
   closeSealer = () => gwA.close();
+  const gwB = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-17-encrypt');
+  closeB = () => gwB.close();
+  encryptToB = (message) => encryptToOrg(gwB.deps.keyd, gwB.deps.group, message);
   sealOnly = async (message) => addSeal(gwA.deps, message, await verifyChain(message, { now: () => Date.now(), lookup: () => undefined }), [{ name: 'e2e', result: 'none' }], new Uint8Array(64).fill(7));
 });
 afterAll(async () => {
   await fromA?.close();
   await closeSealer?.();
+  await closeB?.();
   await clamd?.stop();
   await net?.stop();
 });
@@ -213,5 +221,39 @@ describe('DLP on every submission at a.example, both client modes', () => {
     ];
     for (const r of replies) expect(r).toMatch(/^250 (?!Held)/); // delivered, not held as unreadable
     await waitFor(() => B.mailbox.for('bob@b.example').length >= before + 4);
+  });
+});
+
+describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is kept encrypted and can be released', () => {
+  const qdir = () => join(B.harakaDir, 'ssmax-state', 'quarantine');
+  beforeAll(async () => {
+    writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\non_infected=quarantine\nclamd_config=${clamd.conf}\n`);
+    await B.restartHaraka();
+  });
+
+  test('held (encrypted, nothing delivered), released by the operator and delivered once with ssmax-av=none; a forged release marker gets no pass', async () => {
+    const before = count();
+    const m = attached('mallory@outside.example', 'carol@b.example', 'tool.com', 'application/octet-stream', EICAR);
+    const reply = await toB('mallory@outside.example', m);
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    expect(await main(['quarantine', 'show', id!, '--state', qdir()], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/"direction": "inbound"[\s\S]*"rule": "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(filesUnder(qdir()).some((f) => f.bytes.includes(Buffer.from('EICAR-STANDARD')))).toBe(false); // kept encrypted
+    await new Promise((r) => setTimeout(r, 500));
+    expect(count()).toBe(before);
+    // a forged marker on a message encrypted to b.example (anyone can make one): opened, then inspected like any arrival
+    const forged = Buffer.concat([Buffer.from(`SSMAX-Quarantine-Release: q-forged-000000000000\r\n`), await encryptToB(attached('mallory@outside.example', 'carol@b.example', 'x.com', 'application/octet-stream', EICAR))]);
+    expect(await toB('mallory@outside.example', forged)).toMatch(/^250 Held for review/);
+    expect(count()).toBe(before);
+    expect(await main(['quarantine', 'release', id!, '--state', qdir(), '--smtp', `127.0.0.1:${B.ports.smtp}`], io)).toBe(0);
+    await waitFor(() => count() > before);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(count()).toBe(before + 1);
+    const got = B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1');
+    expect(got).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=none\r\n/);
+    expect(got.endsWith(m.toString('latin1'))).toBe(true);
   });
 });
