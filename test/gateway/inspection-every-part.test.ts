@@ -151,6 +151,11 @@ describe('ClamAV on every arrival at b.example', () => {
     await waitFor(() => count() >= before + 3);
     const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), B.mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
     expect(opened.hops.map((h) => h.verdicts)).toEqual(['dlp:pass,e2e:none', 'av:pass,e2e:pass']);
+    // a plain-client recipient of an encrypted arrival reads it in the Authentication-Results line
+    const forCarol = await fromA.sealed(attached('dave@a.example', 'carol@b.example', 'notes.txt', 'text/plain', 'fine'), ['carol@b.example']);
+    expect(await toB('dave@a.example', forCarol)).toMatch(/^250 /);
+    await waitFor(() => count() >= before + 4);
+    expect(B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass \(1 seal\(s\) verified\); ssmax-mode=transparent; ssmax-av=pass\r\n/);
   });
 
   test('no plaintext on disk: while b.example decrypts and scans a marked message, nothing appears in /tmp, the gateway\'s folder or clamd\'s', async () => {
