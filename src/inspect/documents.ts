@@ -2,7 +2,8 @@
  * Text of office documents and PDFs for DLP (extract.ts), through well-kept
  * libraries, in memory, bounded in size and time:
  *  - OOXML (Word .docx, Excel .xlsx, PowerPoint .pptx and their macro forms):
- *    the zip is read with fflate, each XML part with htmlparser2 (XML mode);
+ *    the zip is read with fflate, each XML part with htmlparser2's tokenizer
+ *    (markup.ts: linear, whatever the nesting);
  *    runs of one paragraph are joined as a reader sees them (a number split
  *    over two runs stays one number), paragraphs and rows end a line, cells
  *    and tabs are separated by a tab (two cells never make one number);
@@ -19,8 +20,8 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type Unzipped, unzipSync } from 'fflate';
-import { Parser } from 'htmlparser2';
 import { htmlText } from './html-text';
+import { readMarkup } from './markup';
 
 export type DocumentKind = 'ooxml' | 'pdf' | 'zip';
 
@@ -51,36 +52,35 @@ function localName(name: string): string {
   return (i < 0 ? name : name.slice(i + 1)).toLowerCase();
 }
 
-/** The text of one OOXML part: character data of text elements, with the separators a reader sees. */
+/** The text of one OOXML part: character data of text elements, with the separators a reader sees (one pass, linear). */
 function xmlText(xml: string): string {
   const out: string[] = [];
-  let depthInText = 0;
+  let inText = 0;
   let skipValue = 0; // <v> of a shared-string cell holds an index, not text
   const sharedCell: boolean[] = [];
-  const parser = new Parser({
-    onopentag(name, attrs) {
+  readMarkup(xml, true, {
+    open(name, attrs) {
       const n = localName(name);
-      if (n === 'c') sharedCell.push(attrs.t === 's');
+      if (n === 'c') sharedCell.push(attrs.get('t') === 's');
       if (n === 't' || n === 'v' || n === 'instrtext') {
         if (n === 'v' && sharedCell.at(-1)) skipValue++;
-        else depthInText++;
+        else inText++;
       }
     },
-    ontext(data) {
-      if (depthInText > 0 && skipValue === 0) out.push(data);
+    text(data) {
+      if (inText > 0 && skipValue === 0) out.push(data);
     },
-    onclosetag(name) {
+    close(name) {
       const n = localName(name);
       if (n === 't' || n === 'v' || n === 'instrtext') {
-        if (n === 'v' && sharedCell.at(-1)) skipValue--;
-        else depthInText--;
+        if (n === 'v' && sharedCell.at(-1)) skipValue = Math.max(0, skipValue - 1);
+        else inText = Math.max(0, inText - 1);
       }
       if (n === 'c') sharedCell.pop();
       if (LINE_END.has(n)) out.push('\n');
       else if (CELL_END.has(n)) out.push('\t');
     },
-  }, { xmlMode: true, decodeEntities: true });
-  parser.end(xml);
+  });
   return out.join('');
 }
 

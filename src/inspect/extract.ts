@@ -5,13 +5,13 @@
  *    part is read even when a text part exists), transfer encodings and
  *    charsets decoded (ISO-2022-JP, Shift_JIS and EUC-JP included) through
  *    mailparser/libmime;
- *  - HTML rendered to text by html-to-text (htmlparser2): tags removed,
- *    entities decoded, no line wrapping, so text a browser shows side by side
- *    (`<span>4111</span><span>1111</span>`) stays side by side;
+ *  - HTML rendered to text in one linear pass (html-text.ts, htmlparser2's
+ *    tokenizer): tags removed, entities decoded, so text a browser shows side
+ *    by side (`<span>4111</span><span>1111</span>`) stays side by side;
  *  - text attachments (their charset decoded), attachment file names;
  *  - attached messages (message/rfc822), opened in turn to a bounded depth;
  *  - office documents (OOXML docx/xlsx/pptx: unzipped with fflate, XML read
- *    with htmlparser2), PDF text (pdf.js), and what zip archives hold (text
+ *    with htmlparser2's tokenizer), PDF text (pdf.js), and what zip archives hold (text
  *    files, documents, archives inside), see documents.ts.
  * Every step is bounded (depth, document size, total text, time). A bound
  * reached or a document that cannot be read is not an error: it is listed in
