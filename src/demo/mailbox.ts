@@ -51,6 +51,8 @@ export class MailboxStore {
   refuse: string | undefined;
   /** …only those for this recipient, when set. */
   refuseFor: string | undefined;
+  /** When set, each message is answered only after this many ms (slow-store tests). */
+  delayMs = 0;
 
   constructor() {
     greetAtOnce();
@@ -59,7 +61,7 @@ export class MailboxStore {
       onData: (stream, session, cb) => {
         const parts: Buffer[] = [];
         stream.on('data', (c: Buffer) => parts.push(c));
-        stream.on('end', () => {
+        const finish = () => {
           if (this.refuse && (!this.refuseFor || session.envelope.rcptTo.some((r) => r.address === this.refuseFor))) {
             const err = Object.assign(new Error(this.refuse), { responseCode: 451 });
             cb(err);
@@ -67,7 +69,8 @@ export class MailboxStore {
           }
           this.mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts) });
           cb();
-        });
+        };
+        stream.on('end', () => (this.delayMs > 0 ? void setTimeout(finish, this.delayMs) : finish()));
       },
     });
   }

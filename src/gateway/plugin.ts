@@ -21,6 +21,7 @@ import { type RetiredUse, arrive, refreshHint } from './reception';
 import { GatewayError, REPLIES } from './replies';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { peerFor, submit } from './submission';
+import { arrivalId } from './delivery';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -60,6 +61,7 @@ function build(plugin: HarakaPlugin): State {
 export function register(this: HarakaPlugin): void {
   state = build(this);
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
+  state.delivery.onRedeliver = (what) => this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 
@@ -96,28 +98,30 @@ function messageOf(connection: Connection): Promise<Buffer> {
   return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
 }
 
-async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[]): Promise<void> {
-  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local));
+/** Local copies to the mailbox store, peer copies to Haraka's outbound queue: each exactly once per recipient (delivery.ts), none after a 4xx (`signal`). */
+async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<void> {
+  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local), signal);
+  const id = arrivalId(arrival);
   for (const copy of copies.filter((c) => !c.local)) {
-    await new Promise<void>((resolve, reject) => {
+    await s.delivery.once(id, copy.rcpts, signal, (todo) => new Promise((resolve, reject) => {
       // a stream, not a string: Haraka re-encodes string contents as UTF-8
-      s.outbound.send_email(from, [...copy.rcpts], Readable.from([copy.message]), (code, msg) => {
-        if (code === CODES.OK) resolve();
-        else reject(new GatewayError('internal', `cannot queue the copy for ${copy.rcpts.join(', ')}: ${msg}`));
+      s.outbound.send_email(from, [...todo], Readable.from([copy.message]), (code, msg) => {
+        if (code === CODES.OK) resolve({ rejected: [] });
+        else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
       }, { dot_stuffed: false });
-    });
+    }), (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))));
   }
 }
 
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
+  failClosed('queue_outbound', s.config.hookTimeoutMs, this, async (signal) => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const { copies, mode, notices, quarantined } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
     if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies);
+    await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }, next);
@@ -126,14 +130,14 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue', s.config.hookTimeoutMs, this, async () => {
+  failClosed('queue', s.config.hookTimeoutMs, this, async (signal) => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const notices: RetiredUse[] = [];
     const held: { quarantined?: string } = {};
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
     if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies);
+    await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
     return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }, next);
