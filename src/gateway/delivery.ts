@@ -222,6 +222,16 @@ export class LocalDelivery {
     }
   }
 
+  /** true the first time `key` is noted (kept like the delivery records), false after: for notices sent once. */
+  async noteOnce(key: string): Promise<boolean> {
+    const k = `note:${key}`;
+    return this.delivered.transaction(() => {
+      if (this.delivered.get(k) !== undefined) return false;
+      this.delivered.put(k, Date.now());
+      return true;
+    });
+  }
+
   async close(): Promise<void> {
     this.sessions.close();
     await this.delivered.close();

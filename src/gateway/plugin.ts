@@ -22,6 +22,7 @@ import { GatewayError, REPLIES } from './replies';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { peerFor, submit } from './submission';
 import { arrivalId } from './delivery';
+import { delayNotice } from './dsn';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -40,6 +41,12 @@ interface Connection {
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
   transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
   logerror(msg: string): void;
+}
+
+/** What the plugin reads of Haraka's queued mail (HMailItem) in hook_deferred. */
+interface QueuedMail {
+  todo?: { uuid: string; queue_time: number; mail_from?: { user?: string | null; host?: string | null }; rcpt_to: { user: string; host: string; reason?: string }[] };
+  data_stream(): NodeJS.ReadableStream & { destroy?: () => void };
 }
 
 interface State extends Gateway {
@@ -172,9 +179,70 @@ export function hook_delivered(this: HarakaPlugin, next: Next, _hmail: unknown, 
 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
-  const route = s?.config.routes[domain.toLowerCase()];
+  // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
+  const local = s?.config.localDomains.includes(domain.toLowerCase()) ? s.config.delivery : undefined;
+  const route = local ?? s?.config.routes[domain.toLowerCase()];
   if (!route) return next();
   next(CODES.OK, { exchange: route.host, port: route.port, priority: 0 });
+}
+
+/**
+ * A queued peer copy was deferred: once it has waited [delivery]
+ * delay_notice_seconds, its local sender gets one delay notice (dsn.ts).
+ * Observation only: whatever happens here, the copy stays queued (any other
+ * answer than CONT would make Haraka drop it), so this hook answers CONT
+ * itself and never goes through the fail-closed wrapper.
+ */
+export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail, params: { err?: unknown } | undefined): void {
+  const s = state;
+  if (!s) return next();
+  notifyDelay(s, hmail, params?.err).catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`)).finally(() => next());
+}
+
+async function notifyDelay(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
+  const todo = hmail.todo;
+  const sender = todo?.mail_from;
+  if (!todo || !sender?.user || !s.config.localDomains.includes(String(sender.host).toLowerCase())) return; // a notice itself (null sender), or not from here
+  const queuedAt = new Date(todo.queue_time);
+  if (Date.now() - queuedAt.getTime() < s.config.delivery.delayNoticeMs) return;
+  if (!(await s.delivery.noteOnce(`delay:${todo.uuid}`))) return;
+  const to = `${sender.user}@${sender.host}`;
+  const notice = delayNotice({
+    me: s.config.domain, to, rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`), queuedAt, now: new Date(),
+    // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
+    reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')), headers: await headerOf(hmail),
+  });
+  await new Promise<void>((resolve, reject) => {
+    s.outbound.send_email('<>', [to], Readable.from([notice]), (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))), { dot_stuffed: false });
+  });
+}
+
+/** The queued copy's header block (at most 256 KB). */
+function headerOf(hmail: QueuedMail): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const end = text.indexOf('\r\n\r\n');
+      resolve(end >= 0 ? text.slice(0, end + 2) : text.slice(0, 262144));
+    };
+    try {
+      const stream = hmail.data_stream();
+      stream.on('data', (c: Buffer | string) => {
+        text += typeof c === 'string' ? c : c.toString('latin1');
+        if (text.includes('\r\n\r\n') || text.length > 262144) {
+          finish();
+          stream.destroy?.();
+        }
+      });
+      stream.on('end', finish);
+      stream.on('error', finish);
+    } catch {
+      finish();
+    }
+  });
 }
 
 export function shutdown(this: HarakaPlugin): void {
