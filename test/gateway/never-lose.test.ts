@@ -5,7 +5,8 @@
  *  - sealing is the last change: mail lacking Date or Message-ID (or with an
  *    empty one) crosses a real outbound hop and arrives verified;
  *  - permanent conditions of the message itself (MIME part count, depth,
- *    header size, header count) are 5xx naming the limit, never 4xx.
+ *    header size, header count) are 5xx naming the limit, never 4xx, at
+ *    submission and at arrival.
  */
 import type { Network } from '../../src/demo/network';
 import { loadUserProfile } from '../../src/user/profile';
@@ -92,6 +93,11 @@ describe('permanent conditions of the message are 5xx naming the limit', () => {
   ];
   test.each(bombs)('%s: submission from a plain client', async (_name, make, limit) => {
     const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], make(), DAVE);
+    expect(r).toMatch(/^55\d 5\.(3\.4|6\.0) /);
+    expect(r).toMatch(limit);
+  });  test.each(bombs)('%s: arrival at b.example from another MTA', async (_name, make, limit) => {
+    const raw = Buffer.from(make().toString('latin1').replace('From: dave@a.example', 'From: mallory@elsewhere.test').replace('To: bob@b.example', 'To: carol@b.example'), 'latin1');
+    const r = await rawSmtp(net.org('b.example').ports.smtp, 'mallory@elsewhere.test', ['carol@b.example'], raw);
     expect(r).toMatch(/^55\d 5\.(3\.4|6\.0) /);
     expect(r).toMatch(limit);
   });
