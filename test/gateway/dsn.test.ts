@@ -1,14 +1,17 @@
 /**
  * Delivery status notifications that arrive (issue 16), through real
- * processes: a peer's refusal (unknown recipient at b.example, 5.1.1), a
+ * processes: a peer's refusals (unknown recipient at b.example, 5.1.1;
+ * malware found by b.example's real clamd, 5.7.1), a
  * plain Internet host's policy refusal (5.7.1), and a host that only ever
  * answers 4xx, with a.example's queue lifetime and delay-notice time
  * shortened: each ends as an RFC 3464 report in the local sender's mailbox
  * (a.example's store), from the null sender, naming the recipient and the
  * reason, with the headers of the message and never its body.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
@@ -18,6 +21,7 @@ jest.setTimeout(180000);
 
 let net: Network;
 let internet: SMTPServer;
+let clamd: ClamdProcess | undefined;
 const internetMails: string[] = [];
 
 beforeAll(async () => {
@@ -43,8 +47,15 @@ beforeAll(async () => {
   const outbound = join(A.harakaDir, 'config', 'outbound.ini');
   writeFileSync(outbound, readFileSync(outbound, 'utf8').replace(/temp_fail_intervals=.*/, 'temp_fail_intervals=5s*3'));
   await A.restartHaraka();
+  // b.example scans arrivals with a real clamd
+  const clamdPort = await freePort();
+  clamd = await startClamd(mkdtempSync(join(tmpdir(), 'ssmax-dsn-clamd-')), clamdPort);
+  const B = net.org('b.example');
+  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\n`);
+  await B.restartHaraka();
 });
 afterAll(async () => {
+  await clamd?.stop();
   await net?.stop();
   await new Promise<void>((res) => (internet ? internet.close(() => res()) : res()));
 });
@@ -72,6 +83,21 @@ test('a peer refuses an unknown recipient (5.1.1): the report is in the sender\'
   const reports = reportsFor('dsn-unknown');
   expect(reports).toHaveLength(1);
   expectReport(reports[0]!, 'nobody@b.example', 'failed', /5\.1\.1/);
+});
+
+test('b.example finds malware (5.7.1): the report names the recipient and the reason, and holds no body', async () => {
+  const attachment = Buffer.from(EICAR).toString('base64');
+  const raw = Buffer.from('From: dave@a.example\r\nTo: carol@b.example\r\nSubject: dsn-malware\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <dsn-malware@a.example>\r\n' +
+    'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n--m\r\nContent-Type: text/plain\r\n\r\n' + `${SECRET} dsn-malware\r\n` +
+    `--m\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=eicar.txt\r\nContent-Transfer-Encoding: base64\r\n\r\n${attachment}\r\n--m--\r\n`);
+  const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['carol@b.example'], raw, DAVE);
+  expect(r).toMatch(/^250 /);
+  await waitFor(() => reportsFor('dsn-malware').length >= 1, 30000, () => net.org('b.example').haraka.logs().slice(-3000));
+  const reports = reportsFor('dsn-malware');
+  expect(reports).toHaveLength(1);
+  expectReport(reports[0]!, 'carol@b.example', 'failed', /5\.7\.1[\s\S]*malware found/);
+  expect(reports[0]!.text).not.toContain(attachment.slice(0, 20));
+  expect(net.org('b.example').mailbox.for('carol@b.example')).toHaveLength(0);
 });
 
 test('a plain Internet host refuses by policy (5.7.1): the report names the recipient and the reason', async () => {
