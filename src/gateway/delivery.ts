@@ -1,15 +1,18 @@
 /**
- * Delivery of local copies straight to the mailbox store (SMTP or LMTP
- * service such as Postfix/Dovecot), before the gateway answers 250: copies
+ * Delivery of local copies straight to the mailbox store (over SMTP, e.g. to
+ * the organisation's Postfix, or over LMTP, e.g. to Dovecot's LMTP service:
+ * `[delivery] protocol`), before the gateway answers 250: copies
  * for local users — plaintext ones in transparent mode included — never sit
  * in this gateway's spool. A retried message is delivered exactly once: each
  * (arrival, recipient) pair delivered — to the mailbox store or queued for a
  * peer — is recorded in LMDB, and skipped when the sender retries after a
- * partial failure or a timeout. Before a copy is handed over, its intent is
- * recorded; an intent without its completion found later means the gateway
- * stopped (crash, kill -9) while handing that copy over: the copy is handed
- * over again (never lose mail) and the possible duplicate is logged
- * (docs/delivery.md, "What remains").
+ * partial failure or a timeout. Over LMTP the store answers the message once
+ * per recipient: a recipient refused there (at RCPT or after the data) is not
+ * recorded, so the sender's retry reaches it alone. Before a copy is handed
+ * over, its intent is recorded; an intent without its completion found later
+ * means the gateway stopped (crash, kill -9) while handing that copy over:
+ * the copy is handed over again (never lose mail) and the possible duplicate
+ * is logged (docs/delivery.md, "What remains").
  */
 import { createHash } from 'node:crypto';
 import { type Database, open } from 'lmdb';
@@ -42,8 +45,16 @@ interface SendFailure extends Error {
   readonly command?: string;
 }
 
+export type DeliveryProtocol = 'smtp' | 'lmtp';
+
+/** What the store refused of one message: each refused recipient with the store's reply to it. */
+interface Refused {
+  readonly rejected: string[];
+  readonly replies: string[];
+}
+
 /**
- * Kept SMTP sessions to the mailbox store, up to `max` at once, each used by
+ * Kept SMTP (or LMTP) sessions to the mailbox store, up to `max` at once, each used by
  * one copy at a time (nodemailer's protocol layer; no message composer: the
  * copies are complete messages). A session that fails is closed, never
  * reused; one that was idle and turns out closed by the store before
@@ -56,10 +67,14 @@ class SmtpSessions {
   private count = 0;
   private closed = false;
 
-  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number) {}
+  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number, private readonly protocol: DeliveryProtocol) {}
 
-  /** Sends one message; resolves with the recipients the store refused (it took the message for the others). */
-  async send(from: string, to: readonly string[], message: Buffer): Promise<{ rejected: string[]; response?: string }> {
+  /**
+   * Sends one message; resolves with the recipients the store refused (it
+   * took the message for the others). Over LMTP that includes recipients
+   * refused in the per-recipient replies after the data.
+   */
+  async send(from: string, to: readonly string[], message: Buffer): Promise<Refused> {
     for (let attempt = 0; ; attempt++) {
       const { session, reused } = await this.acquire();
       let info: { rejected: string[]; rejectedErrors?: SendFailure[] };
@@ -72,7 +87,7 @@ class SmtpSessions {
         throw err;
       }
       this.release(session);
-      return { rejected: info.rejected, ...(info.rejectedErrors?.[0]?.response ? { response: info.rejectedErrors[0].response } : {}) };
+      return { rejected: [...info.rejected], replies: (info.rejectedErrors ?? []).map((e) => e.response ?? e.message) };
     }
   }
 
@@ -89,7 +104,7 @@ class SmtpSessions {
 
   private open(): Promise<SMTPConnection> {
     this.count++;
-    const session = new SMTPConnection({ host: this.host, port: this.port, secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
+    const session = new SMTPConnection({ host: this.host, port: this.port, lmtp: this.protocol === 'lmtp', secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
     return new Promise((resolve, reject) => {
       let ready = false;
       const gone = (err?: Error) => {
@@ -143,7 +158,7 @@ class SmtpSessions {
 const SESSIONS = 16;
 
 /** One copy's hand-over: resolves with the recipients refused (and the reply), throws when nothing was taken. */
-export type HandOver = (todo: readonly string[]) => Promise<{ rejected: string[]; response?: string }>;
+export type HandOver = (todo: readonly string[]) => Promise<{ rejected: string[]; replies?: readonly string[] }>;
 
 export class LocalDelivery {
   private readonly sessions: SmtpSessions;
@@ -154,8 +169,8 @@ export class LocalDelivery {
   readonly stats = { redelivered: 0 };
   onRedeliver: (what: string) => void = () => undefined;
 
-  constructor(host: string, port: number, timeoutMs: number, stateDir: string) {
-    this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs);
+  constructor(host: string, port: number, timeoutMs: number, stateDir: string, protocol: DeliveryProtocol = 'smtp') {
+    this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
     for (const { key, value } of this.delivered.getRange({})) if (Math.abs(value) < cutoff) void this.delivered.remove(key);
@@ -188,7 +203,7 @@ export class LocalDelivery {
       await this.delivered.transaction(() => {
         for (const r of todo) this.delivered.put(key(r), -Date.now());
       });
-      let refused: { rejected: string[]; response?: string };
+      let refused: Awaited<ReturnType<HandOver>>;
       try {
         refused = await hand(todo);
       } catch (err) {
@@ -203,7 +218,7 @@ export class LocalDelivery {
         for (const r of taken) this.delivered.put(key(r), Date.now());
         for (const r of todo) if (!taken.includes(r)) this.delivered.remove(key(r));
       });
-      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.response ?? 'refused'} (${refused.rejected.join(', ')})`);
+      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.replies?.[0] ?? 'refused'} (${refused.rejected.join(', ')})`);
     })();
     for (const r of todo) this.inflight.set(key(r), work);
     try {
