@@ -7,7 +7,10 @@
  *  - queue_outbound: submission (sending organisation) — copies for peers are
  *    queued for Haraka's outbound, local copies delivered to the mailbox store;
  *  - queue: arrival from another organisation, delivered to the mailbox store;
- *  - get_mx: next hops from [routes];
+ *  - get_mx: next hops from [routes]; mail queued for a local domain (a
+ *    delivery status notification to a local sender) to the mailbox store;
+ *  - deferred: one delay notice to the local sender of a peer copy still
+ *    queued after [delivery] delay_notice_seconds (docs/delivery.md);
  *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
  *    certificate serial: docs/key-exchange.md);
  *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
