@@ -125,3 +125,23 @@ test('a copy that cannot be delivered within the queue lifetime: one delay notic
   expectReport(failed[0]!, 'slow@x.test', 'failed', /Status: /);
   expect(internetMails.some((m) => m.includes('dsn-expiry'))).toBe(false);
 });
+
+test('a report that cannot be delivered either is never reported on again (no loop): Haraka drops it as a double bounce', async () => {
+  const A = net.org('a.example');
+  const doubles = () => (A.haraka.logs().match(/Double bounce/g) ?? []).length;
+  const before = doubles();
+  A.mailbox.refuse = '4.2.1 Mailbox busy';
+  A.mailbox.refuseFor = 'dave@a.example';
+  try {
+    const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['nobody@b.example'], message('nobody@b.example', 'dsn-twice'), DAVE);
+    expect(r).toMatch(/^250 /);
+    await waitFor(() => doubles() > before, 60000, () => A.haraka.logs().slice(-2000));
+  } finally {
+    A.mailbox.refuse = undefined;
+    A.mailbox.refuseFor = undefined;
+  }
+  await new Promise((res) => setTimeout(res, 2000));
+  expect(reportsFor('dsn-twice')).toHaveLength(0);
+  expect(A.mailbox.mails.filter((m) => m.raw.toString('latin1').includes('dsn-twice'))).toHaveLength(0);
+  expect(net.org('b.example').mailbox.mails.filter((m) => m.raw.toString('latin1').includes('dsn-twice'))).toHaveLength(0);
+});
