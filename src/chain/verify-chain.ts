@@ -1,5 +1,5 @@
 /**
- * Verification of the organisation seals (SSMAX §2.1 Fig.1; PROTOCOL.md
+ * Verification of the organisation seals (SSMAX §2.1 Fig.1; docs/protocol.md
  * "Authentication chain"; docs/chain.md "Verifying a chain").
  *
  * Every seal is checked in instance order: grammar, instances exactly 1…N,

@@ -1,6 +1,6 @@
 /**
  * Scalars modulo the secp256k1 group order n, as bigint. Every scalar that
- * crosses an API boundary is range-checked to [1, n-1] (PROTOCOL.md: "every
+ * crosses an API boundary is range-checked to [1, n-1] (docs/protocol.md: "every
  * scalar range-checked").
  */
 import { sha512 } from '@noble/hashes/sha2.js';
