@@ -9,9 +9,10 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 const root = resolve(__dirname, '..', '..');
 
-// Spelled in pieces so that this file does not match itself. Case matters:
+// Spelled in pieces so that this file does not name them itself. Case matters:
 // docs/protocol.md is this project's own protocol document.
-const OUTSIDE = new RegExp(['PROTOCOL' + '\\.md', 'ARCHITECTURE' + '\\.md', 'STACK' + '-NOTES', 'DEVELOPERS', 'shared' + '/', "[Dd]evelopers' " + '[Gg]uide'].join('|'));
+const NAMES = { protocol: 'PROTO' + 'COL', architecture: 'ARCHI' + 'TECTURE', stackNotes: 'STACK' + '-NOTES', developers: 'DEVEL' + 'OPERS', shared: 'shared' + '/' };
+const OUTSIDE = new RegExp([`${NAMES.protocol}\\.md`, `${NAMES.architecture}\\.md`, NAMES.stackNotes, NAMES.developers, NAMES.shared, "[Dd]evelopers' " + '[Gg]uide'].join('|'));
 
 /** The lines of `text` that name a file outside the repository, as "line: text". */
 function outsideReferences(text: string): string[] {
@@ -75,11 +76,8 @@ function brokenLinks(file: string, base = root): string[] {
 const markdownFiles = [join(root, 'README.md'), ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(root, 'docs', f))];
 
 test('the detectors find what they look for (so the checks below can fail)', () => {
-  expect(outsideReferences(['ok line', 'see ' + 'PROTOCOL' + '.md, "Roles"', 'Design: `../' + 'shared/design/`', 'the ' + 'STACK' + '-NOTES anchor'].join('\n'))).toEqual([
-    '2: see PROTOCOL.md, "Roles"',
-    '3: Design: `../shared/design/`',
-    '4: the STACK-NOTES anchor',
-  ]);
+  const sample = ['ok line', `see ${NAMES.protocol}.md, "Roles"`, `Design: \`../${NAMES.shared}design/\``, `the ${NAMES.stackNotes} anchor`, `the ${NAMES.developers}.md rule`, 'docs/protocol.md is ours'];
+  expect(outsideReferences(sample.join('\n'))).toEqual([2, 3, 4, 5].map((line) => `${line}: ${sample[line - 1]!}`));
   expect(relativeLinks('[a](protocol.md) [b](https://x.example/) `[c](in-code.md)` [d](#roles)\n[e]: ../x.md\n')).toEqual(['protocol.md', '#roles', '../x.md']);
   expect(anchors('# The SSMAX protocol, version 1\n## Groups and primitives\n```\n# not a heading\n```\n## Groups and primitives\n')).toEqual(
     new Set(['the-ssmax-protocol-version-1', 'groups-and-primitives', 'groups-and-primitives-1']),
