@@ -2,7 +2,7 @@
 // notes kept outside it, and every relative link in README.md and docs/*.md
 // leads to a file (and, for a #fragment into a Markdown file, a heading) that
 // exists.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -19,9 +19,24 @@ function outsideReferences(text: string): string[] {
   return text.split('\n').flatMap((line, i) => (OUTSIDE.test(line) ? [`${i + 1}: ${line.trim().slice(0, 120)}`] : []));
 }
 
+/**
+ * The repository's files: `git ls-files` in a clone; where there is no git
+ * (the test container copies the tree without .git), every file of the tree
+ * but the folders git and the container leave out.
+ */
 function trackedFiles(): string[] {
-  const out = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
-  return out.split('\0').filter((f) => f !== '' && existsSync(join(root, f)) && statSync(join(root, f)).isFile());
+  const git = spawnSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const listed = git.status === 0 ? git.stdout.split('\0').filter((f) => f !== '') : walk('');
+  return listed.filter((f) => existsSync(join(root, f)) && statSync(join(root, f)).isFile());
+}
+
+const NOT_SOURCE = new Set(['.git', 'node_modules', 'dist', 'coverage']);
+function walk(dir: string): string[] {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) => {
+    const path = dir === '' ? e.name : `${dir}/${e.name}`;
+    if (e.isDirectory()) return NOT_SOURCE.has(e.name) ? [] : walk(path);
+    return e.isFile() ? [path] : [];
+  });
 }
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
