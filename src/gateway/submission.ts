@@ -23,7 +23,7 @@ import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
 import { checkMessage, domainOf } from './message-checks';
 import { type RetiredUse, receive, ownCapsule } from './reception';
-import { inspectSubmission } from './inspection';
+import { inspectSubmission, withInspectionResults } from './inspection';
 import { GatewayError } from './replies';
 import { addSeal } from './sealing';
 
@@ -113,8 +113,8 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
       if (mode === 'ssmax') {
         copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token }, capsules, notices)));
       } else {
-        // a plaintext submission to local users stays on the internal hop, as submitted
-        copies.push({ rcpts: list, message, local: true });
+        // a plaintext submission to local users stays on the internal hop, as submitted (with what DLP found, when it ran)
+        copies.push({ rcpts: list, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
       }
       continue;
     }
