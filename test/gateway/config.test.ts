@@ -21,6 +21,14 @@ test('the shipped config/ssmax.ini parses, and its commented defaults are the bu
   expect(commented).toMatchObject({ hook_timeout_ms: '25000', tcp_nodelay: 'true', timeout_ms: expect.stringMatching(/^(5000|10000)$/), default: 'opportunistic', dns: 'true', fetch_timeout_ms: '5000', retry_ms: '2000',
     advertise: 'true', probe: 'true', probe_interval_seconds: '30', probe_timeout_ms: '2000', refresh_min_interval_seconds: '5', user_facts_ttl_ms: '5000' });
   expect(c.keyd.cert).toBe('/etc/haraka/config/pki/gateway.pem');
+  expect(c.chain).toEqual({ maxSealAgeMs: 518400000, resealers: [] });
+  expect(commented).toMatchObject({ max_seal_age_seconds: String(GATEWAY_DEFAULTS.max_seal_age_seconds) });
+});
+
+test('[chain] max_seal_age_seconds may not outlast the record of delivered messages (7 days)', () => {
+  const base = '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  expect(parseGatewayConfig(parse(`${base}[chain]\nmax_seal_age_seconds=604800\nresealers=Lists.C.example\n`) as Record<string, Record<string, unknown>>, '/x').chain).toEqual({ maxSealAgeMs: 604800000, resealers: ['lists.c.example'] });
+  expect(() => parseGatewayConfig(parse(`${base}[chain]\nmax_seal_age_seconds=604801\n`) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[chain\] max_seal_age_seconds must be at most 604800/);
 });
 
 test.each([
