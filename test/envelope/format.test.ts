@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import {
-  CryptoError, blindForReencryption, decapsulate, groups, transformBlinded, unblindReencryption,
+  CryptoError, blindForReencryption, decapsulate, deriveContentKey, groups, openContent, transformBlinded, unblindReencryption,
 } from '../../src/crypto';
 import {
   DEFAULT_LIMITS, type DecryptionKey, collect, decryptMessage, encryptMessage, encryptParts, listCapsules, parseCapsule, parseContentType, replaceCapsules,
@@ -85,6 +85,17 @@ describe('re-encryption replaces capsules and never touches content', () => {
 });
 
 describe('profile "part": chosen attachments encrypted inside a plain message', () => {
+  test('the byte extent of an encrypted part (docs/format.md): its header block through its content, without the CRLF before the next delimiter', async () => {
+    const m = Buffer.from('From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n' +
+      '--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n\r\n--b--\r\nepi\r\n');
+    const c = (await collect(encryptParts(m, [org.recipient], opts))).toString('latin1');
+    const part = /cid=([A-Za-z0-9_-]+); chunk=(\d+)\r\n[\s\S]*?\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n--b--\r\nepi\r\n$/.exec(c)!;
+    const [capsule] = await listCapsules(Buffer.from(c, 'latin1'));
+    const P = decapsulate(group, capsule!, (org.key as { privateKey: Uint8Array }).privateKey);
+    const plain = openContent(deriveContentKey(P, Buffer.from(part[1]!, 'base64url'), Number(part[2])), Buffer.from(part[3]!.replace(/\r\n/g, ''), 'base64'));
+    expect(plain.toString('latin1')).toBe('Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n');
+  });
+
   test('decryption gives back the original message byte for byte', async () => {
     const m = multipartMessage();
     const c = await collect(encryptParts(m, [org.recipient], opts));
