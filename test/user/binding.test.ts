@@ -59,3 +59,12 @@ test('seal i=1 by another organisation than the From domain\'s is refused, namin
   const delivered = await receivingHop(hop1, world.b, world.b, { to: bobKey() }, sealLookup(world.b));
   await openFails(delivered, /the From domain a\.example is not aligned with seal i=1 by b\.example/);
 });
+
+test('sign-encrypt removes an inner Bcc: no recipient finds the Bcc list inside the ciphertext', async () => {
+  const withBcc = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nBcc: secret-bcc@c.example,\r\n hidden@b.example\r\nSubject: s\r\nMessage-ID: <b2@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBcc: in the body stays\r\n`);
+  const hop1 = await sendingHop(await signAndEncrypt(alice.profile, withBcc, { now: NOW }), world.a, alice, world.b);
+  const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
+  const text = opened.plaintext.toString('latin1');
+  expect(text).not.toMatch(/secret-bcc|hidden@/);
+  expect(text).toBe(withBcc.toString('latin1').replace('Bcc: secret-bcc@c.example,\r\n hidden@b.example\r\n', ''));
+});
