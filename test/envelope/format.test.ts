@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import libqp from 'libqp';
+import { readMessage } from '../../src/chain/body-hash';
 import {
   CryptoError, blindForReencryption, decapsulate, deriveContentKey, groups, openContent, transformBlinded, unblindReencryption,
 } from '../../src/crypto';
@@ -65,6 +67,29 @@ describe('profile "message": the whole message encrypted', () => {
 
   test('an already encrypted message is not encrypted again', async () => {
     expect((await failure(enc(await enc(plainMessage())))).message).toMatch(/already carries SSMAX-Capsule/);
+  });
+});
+
+describe('transfer encodings of the ciphertext', () => {
+  const requoted = (c: Buffer): Buffer => {
+    const text = c.toString('latin1');
+    const at = text.indexOf('\r\n\r\n') + 4;
+    const qp = libqp.wrap(libqp.encode(Buffer.from(text.slice(at).replace(/\r\n/g, ''), 'base64')), 76);
+    return Buffer.from(`${text.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`, 'latin1');
+  };
+
+  test('re-encoded from base64 to quoted-printable in transit, the body hash holds and the message still decrypts', async () => {
+    const m = plainMessage('QP relay body.\r\n'.repeat(300));
+    const c = await enc(m);
+    const q = requoted(c);
+    expect(q.toString('latin1')).toMatch(/Content-Transfer-Encoding: quoted-printable\r\n\r\n[^\r]*=[0-9A-F]{2}/);
+    expect((await readMessage(q)).bodyHash).toBe((await readMessage(c)).bodyHash);
+    expect(await dec(q)).toEqual(m);
+  });
+
+  test('a transfer encoding other than base64 or quoted-printable is refused', async () => {
+    const c = (await enc(plainMessage('x\r\n'))).toString('latin1').replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: 8bit');
+    expect((await failure(dec(Buffer.from(c, 'latin1')))).message).toMatch(/Content-Transfer-Encoding "8bit", expected base64 or quoted-printable/);
   });
 });
 
