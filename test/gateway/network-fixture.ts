@@ -67,9 +67,9 @@ export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
 }
 
 /** A raw SMTP dialogue over a plain socket (no client-side normalisation of line breaks); resolves to the reply to the final dot. */
-export function rawSmtp(port: number, from: string, to: string[], data: Buffer, auth?: { user: string; pass: string }): Promise<string> {
+export function rawSmtp(port: number, from: string, to: string[], data: Buffer, auth?: { user: string; pass: string }, localAddress?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = connect(port, '127.0.0.1');
+    const sock = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     const cmds: Buffer[] = [Buffer.from('EHLO test.example\r\n')];
     if (auth) cmds.push(Buffer.from(`AUTH PLAIN ${Buffer.from(`\0${auth.user}\0${auth.pass}`).toString('base64')}\r\n`));
     cmds.push(Buffer.from(`MAIL FROM:<${from}>\r\n`), ...to.map((t) => Buffer.from(`RCPT TO:<${t}>\r\n`)), Buffer.from('DATA\r\n'));
