@@ -100,6 +100,8 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
       original = await collect(decryptMessage(arrival.message, { messageKey }, { group: deps.group }));
     } catch (err) {
       throw new GatewayError('badFormat', `cannot decrypt: ${(err as Error).message}`);
+    } finally {
+      messageKey.fill(0); // the message key is not kept in memory after use
     }
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent\r\n`;
     copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
