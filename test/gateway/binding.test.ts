@@ -146,6 +146,11 @@ describe('recipient binding', () => {
     const bob = B().mailbox.for('bob@b.example').filter((m) => m.raw.includes(`${SECRET} rb1`) || m.raw.toString('latin1').includes('Subject: rb1'));
     expect(bob).toHaveLength(1);
     expect(bob[0]!.raw.toString('latin1')).not.toMatch(/erin/i);
+    // the incoming SSMAX-Recipients field (two tags) was removed; bob's copy carries one, for bob alone
+    const fields = bob[0]!.raw.toString('latin1').match(/^SSMAX-Recipients:[^\r]*(\r\n[ \t][^\r]*)*/gim) ?? [];
+    expect(fields).toHaveLength(1);
+    expect(fields[0]!.replace(/\r\n[ \t]/g, ' ')).toMatch(/; r=[A-Za-z0-9_-]{43}$/);
+    expect(captured.toString('latin1')).toMatch(/; r=[A-Za-z0-9_-]{43},\s*[A-Za-z0-9_-]{43}\r\n/);
     const profile = loadUserProfile(B().profiles['bob@b.example']!);
     const opened = await openMessage(profile, bob[0]!.raw, { now: new Date() });
     expect(opened.plaintext.toString()).toContain(`${SECRET} rb1`);
