@@ -233,6 +233,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           '[tls]', `cert=${pki('inspector-server.pem')}`, `key=${pki('inspector.key')}`, `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
           '[pki]', `roots=${pki('root.pem')}`, `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
           '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, `ca=${pki('org-ca.pem')},${pki('root.pem')}`, `cert=${pki('inspector.pem')}`, `key=${pki('inspector.key')}`,
+          '[bundle]', `url=${node.bundleUrl}`, 'address=127.0.0.1',
           '[inspection]', 'inspect=ssmax-inspect.ini', 'dlp_rules=ssmax-dlp.ini', ...(ins.extraIni ?? []), '',
         ].join('\n'), { mode: 0o600 });
         const start = () => startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
