@@ -286,7 +286,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
         // the own bundle too: proofs of the own key service are checked against the key it certifies
         '[peers]', ...(p.spec.dnsServers ? [] : planned.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
-        '[hosts]', ...planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
+        // with DNS servers, the publishers' host names are theirs to answer too (A records), nothing pinned
+        '[hosts]', ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
         '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
         '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,

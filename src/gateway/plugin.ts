@@ -65,7 +65,14 @@ function build(plugin: HarakaPlugin): State {
 }
 
 export function register(this: HarakaPlugin): void {
-  state = build(this);
+  try {
+    state = build(this);
+  } catch (err) {
+    // A bad setting or file is the operator's to fix: one line in Haraka's log (which prints a stack
+    // line by line), then Haraka stops; no mail is accepted by a gateway that cannot do its work.
+    const message = `ssmax: cannot start: ${err instanceof Error ? err.message : String(err)}`;
+    throw Object.assign(new Error(message), { stack: message });
+  }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }

@@ -5,7 +5,6 @@
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
@@ -48,14 +47,9 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
-  let resolver = opts.resolver;
-  if (!resolver && config.directory.dnsServers.length > 0) {
-    const r = new Resolver({ timeout: Math.min(config.directory.fetchTimeoutMs, 5000), tries: 2 });
-    r.setServers([...config.directory.dnsServers]);
-    resolver = (name) => r.resolveTxt(name);
-  }
+  // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? resolver : null, cacheDir: join(haraka, stateName, 'directory'),
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? opts.resolver : null, dnsServers: config.directory.dnsServers, cacheDir: join(haraka, stateName, 'directory'),
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
