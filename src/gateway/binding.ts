@@ -53,7 +53,8 @@ export function sealIdentity(message: Buffer): string {
   const seals = sealsOf(message);
   const newest = seals[seals.length - 1];
   if (!newest) throw new GatewayError('chainFailed', 'no seal');
-  return `seal:${createHash('sha256').update(sealSigningInput(seals.slice(0, -1), newest.tags)).digest('hex')}`;
+  // hex only (it may end up in a Message-ID); domain-separated from the byte identity of unsealed arrivals
+  return createHash('sha256').update('SSMAX-seal-identity\0').update(sealSigningInput(seals.slice(0, -1), newest.tags)).digest('hex');
 }
 
 /**

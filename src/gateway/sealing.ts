@@ -10,7 +10,7 @@ import { bindRecipients, removeRecipientFields } from '../chain/recipients';
 import { seal } from '../chain/seal';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { GatewayDeps } from './deps';
-import { GatewayError } from './replies';
+import { GatewayError, chainFormatFault } from './replies';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);
 
@@ -39,6 +39,8 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
   }
   if (chain.result === 'temperror') throw new GatewayError('chainTemperror', chain.detail);
   if (chain.result === 'fail') {
+    const fault = chainFormatFault(chain.reason, chain.detail);
+    if (fault) throw fault;
     const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : 'chainFailed';
     throw new GatewayError(name, `${chain.reason}: ${chain.detail}`);
   }
