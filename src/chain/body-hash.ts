@@ -1,5 +1,5 @@
 /**
- * The structural body hash `bh=` (PROTOCOL.md "Authentication chain"; SSMAX
+ * The structural body hash `bh=` (docs/protocol.md "Authentication chain"; SSMAX
  * §2.1; docs/chain.md "Structural body hash"), and the reading of a message
  * into its root header fields and MIME tree.
  *

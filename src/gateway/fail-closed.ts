@@ -2,7 +2,7 @@
  * The fail-closed wrapper every Haraka hook of ours goes through. Haraka
  * itself fails open (a throw counts as CONT; an error given to next() at
  * queue_outbound relays the message unchanged; an unhandled rejection kills
- * the process — STACK-NOTES.md). Here:
+ * the process — docs/protocol.md, "Fault model"). Here:
  *  - `next` is called exactly once, whatever happens (a late answer after a
  *    timeout is dropped);
  *  - a throw, a rejection or a timeout becomes DENYSOFT (4xx);

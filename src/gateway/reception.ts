@@ -1,5 +1,5 @@
 /**
- * Reception at the receiving organisation (ARCHITECTURE.md, "Inbound at org
+ * Reception at the receiving organisation (docs/protocol.md, "Encryption chain", inbound at org
  * B"), also used for local recipients of the sending organisation: per local
  * recipient, one copy that carries only that recipient's capsule (Bcc stays
  * private):

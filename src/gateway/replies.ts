@@ -5,7 +5,7 @@
  * after Postfix). Anything not in the table — an exception, a rejected
  * promise, a timeout, an unreachable key service or directory — is a
  * temporary failure: the sending MTA keeps the message and retries; nothing
- * is relayed (ARCHITECTURE.md, "Fault model"). Final decisions are 5xx with
+ * is relayed (docs/protocol.md, "Fault model"). Final decisions are 5xx with
  * an enhanced status code (RFC 3463) and a clear text, never message content.
  */
 import { ChainFormatError, type FailReason } from '../chain/result';

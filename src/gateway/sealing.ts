@@ -1,7 +1,7 @@
 /**
  * The gateway's seal step: verify the chain of earlier seals against the
  * sealing organisations' bundles (through the directory), map the outcome to
- * a decision, and add this hop's seal (PROTOCOL.md, "Authentication chain").
+ * a decision, and add this hop's seal (docs/protocol.md, "Authentication chain").
  * A gateway never seals over a failed chain: it rejects.
  */
 import type { Verdict } from '../chain/tags';

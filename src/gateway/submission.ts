@@ -1,5 +1,5 @@
 /**
- * Submission at the sending organisation (ARCHITECTURE.md, "Outbound at org
+ * Submission at the sending organisation (docs/protocol.md, "Encryption chain", outbound at org
  * A"): verify the user signature against the user's certificate (signer =
  * the single From) and remove it (SSMAX §2.2: the user's certificate is not
  * shown outside); per recipient domain apply the encryption policy; per peer

@@ -8,7 +8,7 @@
  * - never throws on bad input: the answer is a closed union (`ValidationResult`);
  * - the chain may be given in any order and with extra certificates: the path is
  *   built from the leaf up (the leaf is never confused with an intermediate,
- *   the pkijs pitfall of STACK-NOTES.md);
+ *   pkijs's engine validates whichever certificate is given last);
  * - every CA certificate that issued a certificate of the path must have a
  *   current CRL signed by it (`revocation: 'require'`, the default), as OpenSSL's
  *   `verify -crl_check_all` demands;
