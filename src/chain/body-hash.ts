@@ -35,9 +35,10 @@ import { ChainFormatError } from './result';
 const BODY_HASH_LABEL = 'SSMAX-BH-1\0';
 
 // Content-Type parameters that describe representation, not content: the charset
-// is decoded away, the boundary is not covered, the name is the filename, and
-// format/delsp are undone (the flowed flag is hashed on its own).
-const REPRESENTATION_PARAMS = new Set(['charset', 'boundary', 'name', 'format', 'delsp']);
+// is decoded away, the boundary is not covered, and format/delsp are undone (the
+// flowed flag is hashed on its own). `name` is covered: mail clients show it as the
+// file name, or choose a handler by it, when it differs from the disposition's filename.
+const REPRESENTATION_PARAMS = new Set(['charset', 'boundary', 'format', 'delsp']);
 
 interface EntityDescription {
   /** Dotted position in the tree: "1", "1.2", "1.2.1" (the root is "1"). */

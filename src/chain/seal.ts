@@ -46,6 +46,8 @@ export interface SealOptions {
   readonly verdicts: readonly Verdict[];
   /** The tracking token (sealed AEAD blob from the key service): required at i = 1, refused after. */
   readonly trackingToken?: Uint8Array;
+  /** `rc=`: the commitment to the envelope recipients of this copy (src/chain/recipients.ts); absent: not bound. */
+  readonly recipientCommitment?: string;
   /** verifyChain's result for this very message, before sealing. */
   readonly chain: ChainVerification;
 }
@@ -88,6 +90,7 @@ export async function seal(message: Uint8Array, options: SealOptions): Promise<S
     ['cv', instance === 1 ? 'none' : 'pass'],
     ['vd', options.verdicts.map((v) => `${v.name}:${v.result}`).join(',')],
     ...(instance === 1 && options.trackingToken ? [['tt', encodeBase64url(options.trackingToken)] as [string, string]] : []),
+    ...(options.recipientCommitment === undefined ? [] : [['rc', options.recipientCommitment] as [string, string]]),
     ['h', PROTECTED_HEADERS.join(':')],
     ['hh', headerHash(read.headers, PROTECTED_HEADERS)],
     ['bh', read.bodyHash],

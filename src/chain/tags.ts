@@ -66,13 +66,15 @@ export interface SealFields extends CommonFields {
   readonly verdicts: readonly Verdict[];
   /** Base64url tracking token (`tt=`), present exactly at instance 1. */
   readonly trackingToken?: string;
+  /** Base64url recipient commitment (`rc=`, src/chain/recipients.ts), when the seal binds its copy's recipients. */
+  readonly recipientCommitment?: string;
 }
 
 export type FieldKind = 'user' | 'seal';
 
 const TAGS: Record<FieldKind, { readonly required: readonly string[]; readonly optional: readonly string[] }> = {
   user: { required: ['v', 'u', 'c', 't', 'h', 'hh', 'bh', 'b'], optional: [] },
-  seal: { required: ['v', 'i', 'd', 'c', 't', 'cv', 'vd', 'h', 'hh', 'bh', 'b'], optional: ['tt'] },
+  seal: { required: ['v', 'i', 'd', 'c', 't', 'cv', 'vd', 'h', 'hh', 'bh', 'b'], optional: ['tt', 'rc'] },
 };
 
 const WHAT: Record<FieldKind, string> = { user: 'user signature', seal: 'seal' };
@@ -249,6 +251,8 @@ export function parseSeal(value: string): SealFields {
   } else if (instance === 1) {
     failTag('i', 'tag "tt" is required at instance 1', 'tracking-token-position');
   }
+  const hasCommitment = parsed.tags.some(([name]) => name === 'rc');
+  const recipientCommitment = hasCommitment ? base64urlTag(get, failTag, 'rc', 32) : undefined;
   return {
     version: 1,
     instance,
@@ -256,6 +260,7 @@ export function parseSeal(value: string): SealFields {
     chainValidation: cv as ChainValidation,
     verdicts,
     ...(trackingToken === undefined ? {} : { trackingToken }),
+    ...(recipientCommitment === undefined ? {} : { recipientCommitment }),
     ...commonFields(parsed),
     tags: parsed.tags,
   };

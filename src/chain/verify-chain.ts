@@ -30,6 +30,8 @@ export interface SealReport {
   readonly chainValidation: SealFields['chainValidation'];
   readonly verdicts: readonly Verdict[];
   readonly trackingToken?: string;
+  /** `rc=`: the commitment to the envelope recipients of the copy the seal was made for. */
+  readonly recipientCommitment?: string;
   /** `b=` of the seal: what a later seal by this gateway binds to. */
   readonly signature: string;
   /** Whether `hh=` and `bh=` still match the message (must, for the newest seal). */
@@ -70,6 +72,7 @@ async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNew
     chainValidation: seal.chainValidation,
     verdicts: seal.verdicts,
     ...(seal.trackingToken === undefined ? {} : { trackingToken: seal.trackingToken }),
+    ...(seal.recipientCommitment === undefined ? {} : { recipientCommitment: seal.recipientCommitment }),
     signature: seal.signature,
     matchesMessage,
     outcome,

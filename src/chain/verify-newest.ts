@@ -85,6 +85,7 @@ function report(seal: SealFields, current: Current, outcome: AuthOutcome, checke
     chainValidation: seal.chainValidation,
     verdicts: seal.verdicts,
     ...(seal.trackingToken === undefined ? {} : { trackingToken: seal.trackingToken }),
+    ...(seal.recipientCommitment === undefined ? {} : { recipientCommitment: seal.recipientCommitment }),
     signature: seal.signature,
     matchesMessage: headerHash(current.headers, seal.signedHeaders) === seal.headerHash && current.bodyHash === seal.bodyHash,
     outcome,

@@ -32,7 +32,7 @@ interface CaState {
   kind: 'root' | 'org';
   crlNumber: number;
   revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
-  issued: { serial: string; subject: string; notAfter: string }[];
+  issued: { serial: string; subject: string; notAfter: string; domains?: string[] }[];
 }
 
 // ---------------------------------------------------------------------------
@@ -127,8 +127,8 @@ function validityUnder(issuer: ParsedCertificate | undefined, now: Date, days: n
   return { notBefore, notAfter };
 }
 
-function recordIssued(dir: string, state: CaState, cert: ParsedCertificate): void {
-  state.issued.push({ serial: cert.serial, subject: cert.subject, notAfter: cert.notAfter.toISOString() });
+function recordIssued(dir: string, state: CaState, cert: ParsedCertificate, domains?: string[]): void {
+  state.issued.push({ serial: cert.serial, subject: cert.subject, notAfter: cert.notAfter.toISOString(), ...(domains ? { domains } : {}) });
   saveState(dir, state);
 }
 
@@ -193,14 +193,22 @@ Options:
   --days N                     Validity in days (default 1825, at most the root's)
   --root-passphrase-file F     Passphrase of the root key
   --passphrase-file F          Encrypt the new CA key with the passphrase in F
+  --second-ca-for-domain       Certify this CA although the root already certified another, unexpired and
+                               unrevoked, organisation CA for one of these domains (refused otherwise: two
+                               CAs for one domain can each speak for it)
   --force                      Replace existing files`,
-  options: { ...common, root: { type: 'string' }, dir: { type: 'string' }, domain: { type: 'string', multiple: true }, org: { type: 'string' }, days: { type: 'string' }, 'root-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' } },
+  options: { ...common, root: { type: 'string' }, dir: { type: 'string' }, domain: { type: 'string', multiple: true }, org: { type: 'string' }, days: { type: 'string' }, 'root-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' }, 'second-ca-for-domain': { type: 'boolean' } },
   run(v, _p, io, now) {
     const rootDir = need(v.root, 'root');
     const dir = need(v.dir, 'dir');
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const { authority: root, state: rootState } = loadCa(rootDir, str(v['root-passphrase-file']));
+    const wanted = new Set(domains.map((d) => d.toLowerCase()));
+    const clash = rootState.issued.find((i) => i.domains?.some((d) => wanted.has(d)) && new Date(i.notAfter) > now && !rootState.revoked.some((r) => r.serial === i.serial));
+    if (clash && v['second-ca-for-domain'] !== true) {
+      throw new CliError(`Cannot create the organisation CA: the root already certified "${clash.subject}" (serial ${clash.serial}) for ${clash.domains!.filter((d) => wanted.has(d)).join(', ')}, valid until ${clash.notAfter}; revoke it first, or pass --second-ca-for-domain to certify a second CA for the same domain`, EXIT.usage);
+    }
     const passphrase = readPassphrase(str(v['passphrase-file']));
     const { privateKey } = generateP256KeyPair();
     const org = createOrgCa(root, { domains, organisation: need(v.org, 'org'), privateKey, ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)) });
@@ -209,7 +217,8 @@ Options:
     writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
     writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
     saveState(dir, { kind: 'org', crlNumber: 0, revoked: [], issued: [] });
-    recordIssued(rootDir, rootState, org.certificate);
+    recordIssued(rootDir, rootState, org.certificate, [...wanted]);
+    if (clash) io.err(`warning: ${[...wanted].join(', ')} now has a second organisation CA (the root also certified "${clash.subject}", serial ${clash.serial})`);
     io.out(`Created organisation CA "${org.certificate.subject}" for ${domains.join(', ')} in ${dir} (serial ${org.certificate.serial})`);
     return EXIT.ok;
   },

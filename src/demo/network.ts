@@ -233,6 +233,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           '[tls]', `cert=${pki('inspector-server.pem')}`, `key=${pki('inspector.key')}`, `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
           '[pki]', `roots=${pki('root.pem')}`, `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
           '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, `ca=${pki('org-ca.pem')},${pki('root.pem')}`, `cert=${pki('inspector.pem')}`, `key=${pki('inspector.key')}`,
+          '[bundle]', `url=${node.bundleUrl}`, 'address=127.0.0.1',
           '[inspection]', 'inspect=ssmax-inspect.ini', 'dlp_rules=ssmax-dlp.ini', ...(ins.extraIni ?? []), '',
         ].join('\n'), { mode: 0o600 });
         const start = () => startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
@@ -283,9 +284,10 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[seal]', `cert=${join(node.fx.dir, 'seal.cert.pem')}`, `key=${join(node.fx.dir, 'seal.key.pem')}`,
         '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
-        '[peers]', ...(p.spec.dnsServers ? [] : peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
+        // the own bundle too: proofs of the own key service are checked against the key it certifies
+        '[peers]', ...(p.spec.dnsServers ? [] : planned.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
         // with DNS servers, the publishers' host names are theirs to answer too (A records), nothing pinned
-        '[hosts]', ...(p.spec.dnsServers ? [] : peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
+        '[hosts]', ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
         '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
         '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,

@@ -78,7 +78,7 @@ export function provisionOrg(dir: string, opts: { domain?: string; port?: number
   w('keyd.ini', [
     '[keyd]', `domain=${domain}`, `listen=127.0.0.1:${port}`, 'data_dir=data', 'master_key=master.key',
     '[tls]', 'cert=keyd.pem', 'key=keyd.key', 'client_ca=org-ca.pem,root.pem',
-    '[pki]', 'roots=root.pem', 'crls=org-ca.crl.pem,root.crl.pem', 'org_ca_cert=org-ca.pem', 'org_ca_key=org-ca.key',
+    '[pki]', 'roots=root.pem', 'crls=org-ca.crl.pem,root.crl.pem', 'org_ca=org-ca.pem', 'org_ca_cert=org-ca.pem', 'org_ca_key=org-ca.key',
     opts.keys ?? '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=30\nschedule_seconds=60',
     '[limits]', 'max_in_flight=256', 'request_timeout_ms=5000', '',
   ].join('\n'));

@@ -13,6 +13,7 @@
  * must then discard what it received (see crypto/stream.ts).
  */
 import { Readable } from 'node:stream';
+import libqp from 'libqp';
 import type { MimeNode } from '@zone-eu/mailsplit/lib/types';
 import type { Headers } from '@zone-eu/mailsplit';
 import { decapsulate } from '../crypto/capsule';
@@ -58,13 +59,56 @@ function contentParams(headers: Headers, where: string): EncryptedPartParams | n
   return parseContentType(line.slice(line.indexOf(':') + 1));
 }
 
+/**
+ * Quoted-printable ciphertext (a relay may re-encode the base64 of an
+ * encrypted entity; the body hash covers the decoded bytes, so the seal still
+ * holds, and decryption must too), decoded as the body hash reads it: soft
+ * line breaks removed, hard ones are CRLF bytes, except the entity's final
+ * line end (docs/chain.md). Decoded complete line by complete line, the last
+ * line break held back until more follows.
+ */
+class QuotedPrintableLines {
+  private rest = '';
+  private held = '';
+
+  push(data: Uint8Array): Buffer {
+    const text = this.rest + Buffer.from(data).toString('latin1');
+    const cut = text.lastIndexOf('\n') + 1;
+    if (cut === 0) {
+      this.rest = text;
+      return Buffer.alloc(0);
+    }
+    this.rest = text.slice(cut);
+    let block = this.held + text.slice(0, cut);
+    const lb = /=?[ \t]*\r?\n$/.exec(block)![0];
+    block = block.slice(0, block.length - lb.length);
+    this.held = lb.startsWith('=') ? '' : lb; // a soft break is no data; a hard one is, unless it is the last
+    return libqp.decode(block);
+  }
+
+  finish(): Buffer {
+    const out = this.rest === '' ? Buffer.alloc(0) : libqp.decode(this.held + this.rest); // the final line end is not content
+    this.rest = '';
+    this.held = '';
+    return out;
+  }
+}
+
+/** The transfer encoding of an encrypted entity: base64 (as written) or quoted-printable (re-encoded in transit); others are refused. */
+function transferDecoder(headers: Headers | undefined, what: string): Base64LineDecoder | QuotedPrintableLines {
+  const cte = (headers?.getFirst('content-transfer-encoding') ?? '').trim().toLowerCase();
+  if (cte === '' || cte === 'base64') return new Base64LineDecoder(what);
+  if (cte === 'quoted-printable') return new QuotedPrintableLines();
+  throw new CryptoError('bad-format', `Cannot decrypt: ${what} has Content-Transfer-Encoding ${quote(cte.slice(0, 40))}, expected base64 or quoted-printable`);
+}
+
 class EntityOpener {
   private readonly opener: StreamOpener;
-  private readonly b64: Base64LineDecoder;
+  private readonly b64: Base64LineDecoder | QuotedPrintableLines;
 
-  constructor(key: ContentKey, what: string) {
+  constructor(key: ContentKey, what: string, headers?: Headers) {
     this.opener = new StreamOpener(key);
-    this.b64 = new Base64LineDecoder(what);
+    this.b64 = transferDecoder(headers, what);
   }
 
   push(data: Uint8Array): Buffer {
@@ -84,7 +128,7 @@ async function* decryptAll(source: MessageSource, key: DecryptionKey, opts: Decr
   const P = messageKeyFor(headers, key, opts);
   const top = contentParams(headers, 'the message');
   if (top?.profile === 'message') {
-    const entity = new EntityOpener(deriveContentKey(P, top.contentId, top.chunkSize), 'the encrypted message body');
+    const entity = new EntityOpener(deriveContentKey(P, top.contentId, top.chunkSize), 'the encrypted message body', headers);
     for await (const chunk of rest) {
       const out = entity.push(chunk);
       if (out.length > 0) yield out;
@@ -129,7 +173,7 @@ async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8
     const params = node.headers ? contentParams(node.headers, `part ${node.partNr ? node.partNr.join('.') : '?'}`) : null;
     if (params) {
       if (params.profile !== 'part') throw new CryptoError('bad-format', `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`);
-      current = { node, entity: new EntityOpener(deriveContentKey(P, params.contentId, params.chunkSize), 'an encrypted part') };
+      current = { node, entity: new EntityOpener(deriveContentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
       opened++;
       continue;
     }

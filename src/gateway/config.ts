@@ -36,6 +36,12 @@ export interface GatewayConfig {
    * TLS with this gateway's own gateway-role certificate ([keyd] cert/key).
    */
   readonly inspection: InspectionSettings;
+  /**
+   * What an arriving chain must prove beyond its signatures (docs/security.md): the newest seal
+   * is at most `maxSealAgeMs` old; a seal i>1 by another organisation than seal i=1's is
+   * accepted only from the `resealers` named (none by default: lists and forwarders, later).
+   */
+  readonly chain: { readonly maxSealAgeMs: number; readonly resealers: readonly string[] };
 }
 
 export type InspectionSettings =
@@ -44,7 +50,10 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
+
+/** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
+export const DELIVERED_RECORD_SECONDS = 7 * 86400;
 
 export class GatewayConfigError extends Error {}
 
@@ -148,7 +157,16 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       refreshMinIntervalMs: num('key_exchange', 'refresh_min_interval_seconds', GATEWAY_DEFAULTS.refresh_min_interval_seconds) * 1000,
     },
     inspection,
+    chain: {
+      maxSealAgeMs: sealAge(num('chain', 'max_seal_age_seconds', GATEWAY_DEFAULTS.max_seal_age_seconds)) * 1000,
+      resealers: list('chain', 'resealers', false).map((d) => d.toLowerCase()),
+    },
   };
+}
+
+function sealAge(seconds: number): number {
+  if (seconds > DELIVERED_RECORD_SECONDS) throw new GatewayConfigError(`ssmax.ini: [chain] max_seal_age_seconds must be at most ${DELIVERED_RECORD_SECONDS} (how long the record of delivered messages is kept; got ${seconds})`);
+  return seconds;
 }
 
 export function readText(file: string, what: string): string {

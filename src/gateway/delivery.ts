@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { type Database, open } from 'lmdb';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { sealIdentity } from './binding';
 import type { Copy } from './deps';
 import { GatewayError } from './replies';
 
@@ -30,6 +31,15 @@ type Mark = number;
  * fields, which each receiving attempt adds afresh (time, session id).
  */
 export function arrivalId(arrival: Buffer): string {
+  // A sealed arrival is identified by what its newest seal signs (binding.ts): a replay with
+  // changed unprotected headers is the same arrival, and is not delivered twice.
+  if (/^ssmax-seal[ \t]*:/im.test(arrival.subarray(0, Math.max(0, arrival.indexOf('\r\n\r\n'))).toString('latin1'))) {
+    try {
+      return sealIdentity(arrival);
+    } catch {
+      // unreadable seals never reach delivery (the chain check refused them); fall back to the bytes
+    }
+  }
   const end = arrival.indexOf('\r\n\r\n');
   const head = end < 0 ? arrival : arrival.subarray(0, end + 2);
   const fields = head.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => !/^received:/i.test(f));

@@ -55,13 +55,11 @@ export interface Inspector {
 }
 
 /** What the engine needs from keyd: the blinded decryption with proof, user facts, the org's public keys. */
-export type InspectionKeyd = Pick<KeydOps, 'messageKey' | 'user' | 'orgKeys'>;
+export type InspectionKeyd = Pick<KeydOps, 'messageKey' | 'user' | 'orgKeys' | 'certifiedKey'>;
 
-async function orgPublicKey(keyd: InspectionKeyd, keyId: string): Promise<Uint8Array> {
-  const pub = await keyd.orgKeys();
-  const key = pub.keys.find((k) => k.keyId === keyId);
-  if (!key) throw new GatewayError('badCapsule', `unknown key id "${keyId}"`);
-  return new Uint8Array(Buffer.from(key.publicKey, 'hex'));
+/** The key the proof is checked against: the one certified in the own bundle (KeydOps.certifiedKey). */
+function orgPublicKey(keyd: InspectionKeyd, keyId: string): Promise<Uint8Array> {
+  return keyd.certifiedKey(keyId);
 }
 
 /** The original message, decrypted in memory after a blinded decryption with a verified proof. */

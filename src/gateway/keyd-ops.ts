@@ -52,8 +52,38 @@ export function fromKeyd(err: unknown): unknown {
 /** How long an active user's facts are reused without asking keyd again (see `user`). */
 export const USER_FACTS_TTL_MS: number = GATEWAY_DEFAULTS.user_facts_ttl_ms;
 
+/** The public key (33 bytes) certified for `keyId` in the organisation's own verified bundle, or undefined if the bundle has none. */
+export type CertifiedKeys = (keyId: string) => Promise<Uint8Array | undefined>;
+
 export class KeydOps {
   private readonly users = new Map<string, { facts: UserFacts; until: number }>();
+  private certified?: CertifiedKeys;
+
+  /**
+   * Anchors proof checks in the organisation's own verified bundle: `certifiedKey`
+   * answers from it instead of from keyd's own report (GET /v1/public), so a key
+   * service that answers with another key is caught (docs/security.md).
+   */
+  anchorProofs(certified: CertifiedKeys): void {
+    this.certified = certified;
+  }
+
+  /**
+   * The organisation key a blinded decryption's DLEQ proof is checked against:
+   * from the own bundle when anchored (gateway); otherwise keyd's report
+   * (the separate inspector process, which has no bundle: docs/security.md).
+   */
+  async certifiedKey(keyId: string): Promise<Uint8Array> {
+    if (this.certified) {
+      const key = await this.certified(keyId);
+      if (!key) throw new GatewayError('badCapsule', `key id "${keyId}" is not certified in the organisation's bundle`);
+      return key;
+    }
+    const pub = await this.orgKeys();
+    const key = pub.keys.find((k) => k.keyId === keyId);
+    if (!key) throw new GatewayError('badCapsule', `unknown key id "${keyId}"`);
+    return new Uint8Array(Buffer.from(key.publicKey, 'hex'));
+  }
 
   /**
    * `userFactsTtlMs`: how long the facts of an active user are reused (0: ask
@@ -67,10 +97,12 @@ export class KeydOps {
    * new mail should use) is set when keyd says the capsule's version is
    * retired: the operation was done; the sender should refresh.
    */
-  async reencrypt(capsule: Capsule, target: ReencryptTarget): Promise<{ capsule: Capsule } & KeyNotice> {
+  async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
       const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
+      if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`);
       const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
       return { capsule: out, ...noticeOf(r) };
     } catch (err) {

@@ -23,6 +23,7 @@ import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
 import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
+import { checkArrival } from './binding';
 import type { Verdict } from '../chain/tags';
 
 export interface Arrival {
@@ -49,7 +50,7 @@ export function ownCapsule(deps: GatewayDeps, capsules: readonly Capsule[]): Cap
 
 function sealHeaders(message: Buffer): string {
   const head = message.subarray(0, message.indexOf('\r\n\r\n') + 2).toString('latin1');
-  const fields = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-seal:/i.test(f));
+  const fields = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-(seal|recipients):/i.test(f));
   return fields.map((f) => `${f}\r\n`).join('');
 }
 
@@ -82,21 +83,16 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
     const user = await deps.keyd.user(rcpt);
     if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
     if (user.encryptionKeyId) {
-      const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt });
+      const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt }, user.encryptionKeyId);
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
-      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken);
+      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt]);
       copies.push({ rcpts: [rcpt], message: sealed, local: true });
       continue;
     }
     // Transparent delivery on the internal hop.
-    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken);
-    if (!orgPublicKey) {
-      const pub = await deps.keyd.orgKeys();
-      const key = pub.keys.find((k) => k.keyId === capsule.keyId);
-      if (!key) throw new GatewayError('badCapsule', `unknown key id "${capsule.keyId}"`);
-      orgPublicKey = new Uint8Array(Buffer.from(key.publicKey, 'hex'));
-    }
+    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken, [rcpt]);
+    orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
     const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
     noteRetired(notices, capsule.keyId, notice);
     let original: Buffer;
@@ -104,6 +100,8 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
       original = await collect(decryptMessage(arrival.message, { messageKey }, { group: deps.group }));
     } catch (err) {
       throw new GatewayError('badFormat', `cannot decrypt: ${(err as Error).message}`);
+    } finally {
+      messageKey.fill(0); // the message key is not kept in memory after use
     }
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(arrival.verdicts)}\r\n`;
     copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
@@ -141,15 +139,17 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     }
     throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
   }
+  await checkArrival(deps, raw, head.from, chain, rcpts);
   if (capsules.length === 0) {
-    // sealed but not encrypted (the sender's policy allowed plaintext): scanned, sealed with the verdict, delivered
+    // sealed but not encrypted (the sender's policy allowed plaintext): scanned, each recipient's copy sealed with the verdict, delivered
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (clear.quarantined) {
       held.quarantined = clear.quarantined;
       return [];
     }
-    const sealed = await addSeal(deps, clear.message, chain, [...clear.verdicts, { name: 'e2e', result: 'none' }]);
-    return [{ rcpts: [...rcpts], message: sealed, local: true }];
+    const copies: Copy[] = [];
+    for (const rcpt of rcpts) copies.push({ rcpts: [rcpt], message: await addSeal(deps, clear.message, chain, [...clear.verdicts, { name: 'e2e', result: 'none' }], undefined, [rcpt]), local: true });
+    return copies;
   }
   const inspected = await inspectArrival(deps, raw, ownCapsule(deps, capsules), head.from, rcpts);
   if (inspected.quarantined) {

@@ -5,6 +5,8 @@
  * A gateway never seals over a failed chain: it rejects.
  */
 import type { Verdict } from '../chain/tags';
+import { prependField } from '../chain/message-fields';
+import { bindRecipients, removeRecipientFields } from '../chain/recipients';
 import { seal } from '../chain/seal';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { GatewayDeps } from './deps';
@@ -45,11 +47,17 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
   return chain;
 }
 
-/** Adds this gateway's seal over a message whose chain verified (`chain` is that verification). */
-export async function addSeal(deps: GatewayDeps, message: Buffer, chain: ChainVerification, verdicts: readonly Verdict[], trackingToken?: Uint8Array): Promise<Buffer> {
-  const sealed = await seal(message, {
+/**
+ * Adds this gateway's seal over a message whose chain verified (`chain` is
+ * that verification), binding `rcpts` — the envelope recipients of this copy
+ * (src/chain/recipients.ts): the SSMAX-Recipients field of the hop before is
+ * replaced by this copy's.
+ */
+export async function addSeal(deps: GatewayDeps, message: Buffer, chain: ChainVerification, verdicts: readonly Verdict[], trackingToken: Uint8Array | undefined, rcpts: readonly string[]): Promise<Buffer> {
+  const binding = bindRecipients(rcpts);
+  const sealed = await seal(prependField(removeRecipientFields(message), binding.field), {
     domain: deps.config.domain, certRef: deps.seal.certRef, privateKey: deps.seal.privateKey, now: () => deps.clock().getTime(),
-    verdicts, chain, ...(trackingToken ? { trackingToken } : {}),
+    verdicts, chain, ...(trackingToken ? { trackingToken } : {}), recipientCommitment: binding.commitment,
   });
   return Buffer.from(sealed.message);
 }

@@ -21,6 +21,7 @@ import { parseInspectionConfig, readIni } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
+import { GatewayError } from './replies';
 import { type Inspector, LocalInspector } from './inspection';
 import { RemoteInspector } from '../inspector/client';
 
@@ -54,6 +55,10 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   });
   const group = defaultGroup;
   const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs);
+  // proofs are checked against the org key certified in this organisation's own verified bundle
+  keyd.anchorProofs(async (keyId) => (await directory.lookup(config.domain).catch((err: unknown) => {
+    throw new GatewayError('bundleUnavailable', `own bundle of ${config.domain}: ${err instanceof Error ? err.message : String(err)}`);
+  })).keys.find((k) => k.keyId === keyId)?.publicKey);
   const kx = config.keyExchange;
   const keyWatch = new KeyWatch({
     probe: kx.probe, probeIntervalMs: kx.probeIntervalMs, probeTimeoutMs: kx.probeTimeoutMs, refreshMinIntervalMs: kx.refreshMinIntervalMs,

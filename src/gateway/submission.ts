@@ -136,13 +136,13 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     const target = peer.currentKey;
     let forPeer: Buffer;
     if (mode === 'ssmax') {
-      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls });
+      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
       if (moved.notice === 'retired' && moved.current && !notices.some((x) => x.current === moved.current)) notices.push({ keyId: capsule!.keyId, current: moved.current });
       forPeer = await collect(replaceCapsules(message, [moved.capsule]));
     } else {
       forPeer = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
     }
-    const sealed = await addSeal(deps, forPeer, none, [...inspected.verdicts, { name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token);
+    const sealed = await addSeal(deps, forPeer, none, [...inspected.verdicts, { name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token, list);
     copies.push({ rcpts: list, message: sealed, local: false });
   }
   return { copies, mode, notices };

@@ -19,6 +19,12 @@ export interface InspectorConfig {
   /** The server certificate (inspect.<domain>, inspector role, from the org CA) and the CAs of gateway clients. */
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
+  /**
+   * Where the organisation's own signed bundle is (docs/security.md): DLEQ proofs are checked against
+   * the key it certifies. `url` absent: found by DNS (_ssmax.<domain>), as a gateway finds it;
+   * `address`: a fixed address for the URL's host name.
+   */
+  readonly bundle: { readonly url?: string; readonly address?: string };
   /** keyd, called with the inspector's own inspector-role certificate. */
   readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly timeoutMs: number };
   /** ssmax-inspect.ini and ssmax-dlp.ini. */
@@ -92,6 +98,7 @@ export function parseInspectorConfig(ini: Record<string, Section | undefined>, f
       url: keydUrl, ...(servername ? { servername } : {}), ca: paths('keyd', 'ca', true), cert: path(need('keyd', 'cert')), key: path(need('keyd', 'key')),
       timeoutMs: num('keyd', 'timeout_ms', 100, 600000),
     },
+    bundle: { ...(opt('bundle', 'url') ? { url: opt('bundle', 'url') } : {}), ...(opt('bundle', 'address') ? { address: opt('bundle', 'address') } : {}) },
     inspection: { inspect: path(opt('inspection', 'inspect') ?? INSPECTOR_DEFAULTS.inspect), dlpRules: path(opt('inspection', 'dlp_rules') ?? INSPECTOR_DEFAULTS.dlp_rules) },
     limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 1 << 30), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000) },
   };

@@ -8,10 +8,12 @@
  * gracefully.
  */
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
 import { KeydOps } from '../gateway/keyd-ops';
+import { GatewayError } from '../gateway/replies';
+import { Directory } from '../directory/directory';
 import { parseInspectionConfig, readIni } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
@@ -45,10 +47,20 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
   const keyd = new KeydOps(group, keydClient, keydClient);
+  // DLEQ proofs are checked against the org key certified in the organisation's own verified bundle
+  const roots = config.pki.roots.map((f) => readPem(f, 'SSMAX root'));
+  const bundleUrl = config.bundle.url;
+  const directory = new Directory({
+    roots, tlsCa: roots, cacheDir: join(config.stateDir, 'directory'),
+    ...(bundleUrl ? { staticPeers: { [config.domain]: bundleUrl }, resolver: null } : {}),
+    ...(bundleUrl && config.bundle.address ? { hosts: { [new URL(bundleUrl).hostname]: config.bundle.address } } : {}),
+  });
+  keyd.anchorProofs(async (keyId) => (await directory.lookup(config.domain).catch((err: unknown) => {
+    throw new GatewayError('bundleUnavailable', `own bundle of ${config.domain}: ${err instanceof Error ? err.message : String(err)}`);
+  })).keys.find((k) => k.keyId === keyId)?.publicKey);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   const crlFiles = config.pki.crls;
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
-  const roots = config.pki.roots.map((f) => readPem(f, 'SSMAX root'));
   if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim()))) throw new InspectorConfigError(`Config "${config.file}": [tls] client_ca must name the org CA (clients' certificates must be issued by it)`);
   const server = new InspectorServer(engine, {
     domain: config.domain, host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
@@ -63,6 +75,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   } catch (err) {
     keydClient.close();
     await engine.close();
+    await directory.close();
     throw err;
   }
   return {
@@ -71,6 +84,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
       await server.close();
       keydClient.close();
       await engine.close();
+      await directory.close();
     },
   };
 }

@@ -16,7 +16,7 @@ export interface KeydConfig {
   readonly dataDir: string;
   readonly masterKeyFile: string;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
-  readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
+  readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCa: string; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
   readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto' };
@@ -97,7 +97,7 @@ export function loadKeydConfig(file: string): KeydConfig {
     masterKeyFile: path(need('keyd', 'master_key')),
     tls: { cert: path(need('tls', 'cert')), key: path(need('tls', 'key')), clientCas: paths('tls', 'client_ca', true) },
     pki: {
-      roots: paths('pki', 'roots', true), crls: paths('pki', 'crls', false),
+      roots: paths('pki', 'roots', true), crls: paths('pki', 'crls', false), orgCa: path(need('pki', 'org_ca')),
       ...(orgCaCert ? { orgCaCert: path(orgCaCert) } : {}), ...(orgCaKey ? { orgCaKey: path(orgCaKey) } : {}),
       ...(orgCaPassphraseFile ? { orgCaPassphraseFile: path(orgCaPassphraseFile) } : {}),
     },

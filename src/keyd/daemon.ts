@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { defaultGroup } from '../crypto/backend';
 import type { Group } from '../crypto/group';
 import { systemRng } from '../crypto/random';
-import { parseCertificate } from '../pki/certificate';
+import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
 import { ValidationCache } from '../pki/validate';
@@ -88,8 +88,32 @@ export function cryptoThreadsFor(setting: number | 'auto', group: Group = defaul
   return Math.floor(setting);
 }
 
+/**
+ * The organisation anchor, `[pki] org_ca`: a CA certificate (not a root) whose name
+ * constraints cover keyd's domain, chaining to one of the roots; the same certificate
+ * as `org_ca_cert` when both are given. keyd does not start otherwise.
+ */
+export function orgAnchor(config: KeydConfig): string {
+  const pem = readPem(config.pki.orgCa, 'org CA ([pki] org_ca)');
+  const where = `Config "${config.file}": [pki] org_ca`;
+  let cert;
+  try {
+    cert = parseCertificate(pem);
+  } catch (err) {
+    throw new KeydError('config', `${where} is not a certificate: ${(err as Error).message}`);
+  }
+  if (!cert.isCA || cert.selfIssued) throw new KeydError('config', `${where} must be the organisation's CA, not a root or an end-entity certificate`);
+  const domains = constrainedDomains(cert);
+  if (!domains.some((d) => d.replace(/^\./, '') === config.domain)) throw new KeydError('config', `${where} is not constrained to the domain ${config.domain} (its names: ${domains.join(', ') || 'none'})`);
+  if (config.pki.orgCaCert && parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')).fingerprint !== cert.fingerprint) {
+    throw new KeydError('config', `${where} and [pki] org_ca_cert must be the same certificate`);
+  }
+  return pem;
+}
+
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
+  const orgCa = orgAnchor(config); // before anything is opened: keyd refuses to start without its anchor
   const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
   const parts = openKeyd(config, clock, crypto);
@@ -97,7 +121,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   const crlFiles = config.pki.crls;
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
-    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), orgCa,
     crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
     maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),

@@ -127,10 +127,12 @@ export class OrgKeyring {
     if (!record) throw new KeydError('unknown-key', `No key "${keyId}" at ${this.domain}`);
     const current = this.current(now);
     if (record.state === 'destroyed' || !record.wrapped) {
+      this.forget(keyId); // destroyed by another process on this store: wipe what this one still holds
       throw new KeydError('key-destroyed', `Key "${keyId}" was destroyed; fetch "${current?.keyId ?? 'the current bundle'}"`, current ? { current: current.keyId } : {});
     }
     let key = this.cache.get(keyId);
     if (!key || key.record !== record) {
+      this.forget(keyId);
       const privateKey = new Uint8Array(this.wrapper.unwrap(`org-key:${record.keyId}`, record.wrapped));
       key = { record, privateKey, publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')) };
       this.cache.set(keyId, key);
@@ -183,6 +185,12 @@ export class OrgKeyring {
     return { puts, changes };
   }
 
+  /** Drops a cached private key, overwriting its bytes first (a destroyed version must not linger in memory). */
+  private forget(keyId: string): void {
+    this.cache.get(keyId)?.privateKey.fill(0);
+    this.cache.delete(keyId);
+  }
+
   private destroyed(r: OrgKeyRecord, t: number): OrgKeyRecord {
     const { wrapped: _gone, ...rest } = r;
     return { ...rest, state: 'destroyed', destroyedAt: t };
@@ -193,7 +201,7 @@ export class OrgKeyring {
     if (puts.length === 0) return;
     for (const r of puts) {
       this.store.orgKeys.put(r.version, r);
-      this.cache.delete(r.keyId);
+      this.forget(r.keyId);
     }
     this.store.meta.put(GENERATION_KEY, ((this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0) + 1);
     this.records = undefined;

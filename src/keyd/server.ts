@@ -9,7 +9,6 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeGracefully, listen } from '../net/https-json';
 import type { TLSSocket } from 'node:tls';
-import { parseCertificate } from '../pki/certificate';
 import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import { ROLES } from '../pki/oids';
 import type { ValidationCache } from '../pki/validate';
@@ -23,8 +22,10 @@ export interface ServerOptions {
   /** keyd's own TLS server certificate and key (PEM). */
   readonly cert: string;
   readonly key: string;
-  /** CAs whose client certificates TLS accepts (org CA and root, PEM); callers must be issued by the org CA(s) among them. */
+  /** CAs whose client certificates TLS accepts at the handshake (PEM); says nothing about who is a caller here. */
   readonly clientCas: readonly string[];
+  /** The organisation anchor (PEM): every caller's certificate must be issued by this org CA, whatever `clientCas` holds. */
+  readonly orgCa: string;
   /** Trust anchors for our own validation of client certificates. */
   readonly roots: readonly string[];
   /** Current CRLs (PEM) for client certificates; read on each new connection. */
@@ -64,11 +65,11 @@ export class KeydServer {
   private readonly auth: ClientCertificateAuth;
 
   constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
-    // Clients must hold a certificate from this organisation's CA (the client CAs that are not
-    // roots): a gateway of another organisation under the same SSMAX root is not a caller here.
-    const orgCas = opts.clientCas.filter((pem) => !parseCertificate(pem).selfIssued);
+    // Clients must hold a certificate from this organisation's CA, the explicit anchor ([pki] org_ca):
+    // a gateway or inspector of another organisation under the same SSMAX root is not a caller here,
+    // however client_ca is written.
     this.auth = new ClientCertificateAuth({
-      roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, ...(orgCas.length > 0 ? { issuers: orgCas } : {}),
+      roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, issuers: [opts.orgCa],
       ...(opts.validationCache ? { cache: opts.validationCache } : {}),
     });
     this.routes = [

@@ -25,6 +25,9 @@ import { type NewestSealReport, type NewestSealVerification, verifyNewestSeal } 
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import type { CrlInput } from '../pki/crl';
 import { validateCertificate } from '../pki/validate';
+import addressparser from 'nodemailer/lib/addressparser';
+import { aligned } from '../chain/alignment';
+import { RECIPIENTS_HEADER, RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { listCapsulesIn } from '../envelope/capsules';
 import { decryptMessage } from '../envelope/decrypt';
 import { parseContentType, VERSION_HEADER } from '../envelope/headers';
@@ -170,12 +173,13 @@ function headerValues(head: Buffer, name: string): string[] {
 }
 
 /**
- * The message without the SSMAX-Seal fields at the top of its header block
- * (gateways prepend them, docs/chain.md); every other byte is kept.
+ * The message without the SSMAX-Seal and SSMAX-Recipients fields at the top of
+ * its header block (gateways prepend them, docs/chain.md); every other byte is kept.
  */
 export function stripLeadingSeals(message: Buffer): Buffer {
   let at = 0;
-  while (message.subarray(at, at + 11).toString('latin1').toLowerCase() === 'ssmax-seal:') {
+  const chainField = () => message.subarray(at, at + 11).toString('latin1').toLowerCase() === 'ssmax-seal:' || message.subarray(at, at + 17).toString('latin1').toLowerCase() === 'ssmax-recipients:';
+  while (chainField()) {
     let end = at;
     for (;;) {
       const lf = message.indexOf(0x0a, end);
@@ -187,6 +191,36 @@ export function stripLeadingSeals(message: Buffer): Buffer {
     at = end;
   }
   return message.subarray(at);
+}
+
+/**
+ * The newest seal must name the opener among the recipients it binds, and
+ * seal i=1 must be by the organisation of the From domain (src/chain/alignment.ts;
+ * a subdomain with a peer bundle of its own, when given, is its own
+ * organisation). Returns the trace line; throws OpenError otherwise.
+ */
+async function bindingChecks(profile: UserProfile, message: Uint8Array, chain: NewestSealVerification, outerFrom: readonly string[], peers: ReadonlyMap<string, VerifiedBundle>, hops: readonly HopReport[]): Promise<string> {
+  const newest = chain.instances[chain.instances.length - 1]!;
+  const first = chain.instances[0]!;
+  const notNamed = (why: string) => new OpenError('seal', `Cannot open the message: its newest seal (i=${newest.instance}, ${newest.domain}) does not name you (${profile.address}) as a recipient: ${why}`, hops);
+  if (!newest.recipientCommitment) throw notNamed('it binds no recipients');
+  const fields = recipientFieldsIn(message);
+  if (fields.length !== 1) throw notNamed(`expected one ${RECIPIENTS_HEADER} field, found ${fields.length}`);
+  try {
+    const { bound } = checkRecipients(parseRecipients(fields[0]!), newest.recipientCommitment, [profile.address]);
+    if (bound.length !== 1) throw notNamed('you are not among the recipients it binds');
+  } catch (err) {
+    if (err instanceof RecipientsError) throw notNamed(err.message);
+    throw err;
+  }
+  const boxes = outerFrom.length === 1 ? addressparser(outerFrom[0]!, { flatten: true }) : [];
+  const address = boxes.length === 1 ? boxes[0]!.address : undefined;
+  if (!address) throw new OpenError('seal', 'Cannot open the message: it must have exactly one From address (alignment cannot be checked)', hops);
+  const fromDomain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  if (!(await aligned(fromDomain, first.domain, (d) => Promise.resolve(peers.has(d))))) {
+    throw new OpenError('seal', `Cannot open the message: the From domain ${fromDomain} is not aligned with seal i=1 by ${first.domain} (another organisation sealed mail in its name)`, hops);
+  }
+  return `alignment: From domain ${fromDomain}, seal i=1 by ${first.domain}: aligned; recipient: you (${profile.address}) are named by seal i=${newest.instance}`;
 }
 
 /**
@@ -244,6 +278,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${(err as Error).message}`, hops);
   }
   const trace = hops.map((h) => h.line);
+  trace.push(await bindingChecks(profile, message, chain, outerFrom, peers, hops));
   const warnings: string[] = [];
   if (capsuleCount === 0 && !hasVersion) {
     trace.push('message: not encrypted (delivered decrypted by the receiving gateway: transparent mode)');

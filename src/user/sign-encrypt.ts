@@ -44,8 +44,25 @@ function messageError(err: unknown): UserError {
 }
 
 /** Encrypts `message` to the own organisation's key, then signs it as the profile's user. Returns the message to submit. */
-export async function signAndEncrypt(profile: UserProfile, message: Uint8Array, options: SignEncryptOptions): Promise<Buffer> {
-  if (!(message instanceof Uint8Array)) throw new TypeError('Cannot sign and encrypt: the message must be a Uint8Array');
+/**
+ * The message without Bcc fields in its root header block (every other byte
+ * kept): a Bcc list must never travel, not even inside the ciphertext, which
+ * every recipient decrypts (RFC 5322 §3.6.3).
+ */
+export function withoutBcc(message: Uint8Array): Buffer {
+  const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 2 : lf >= 0 ? lf + 1 : raw.length;
+  const head = raw.subarray(0, end).toString('latin1');
+  if (!/(^|\n)bcc[ \t]*:/i.test(head)) return raw;
+  const kept = head.split(/(?<=\n)(?![ \t])/).filter((f) => !/^bcc[ \t]*:/i.test(f));
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(end)]);
+}
+
+export async function signAndEncrypt(profile: UserProfile, original: Uint8Array, options: SignEncryptOptions): Promise<Buffer> {
+  if (!(original instanceof Uint8Array)) throw new TypeError('Cannot sign and encrypt: the message must be a Uint8Array');
+  const message = withoutBcc(original);
   const recipient = ownOrgRecipient(profile, options.now);
   const encryptOptions = { group: defaultGroup, rng: options.rng ?? systemRng, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}) };
   let encrypted: Buffer;

@@ -93,6 +93,13 @@ describe('structural body hash', () => {
     expect(await bodyHash(message('quoted-printable', 'last'))).toBe(await bodyHash(message('base64', 'last')));
   });
 
+  it('covers the Content-Type name parameter (a client shows it or picks a handler by it), decoded', async () => {
+    const base = await bodyHash(single('application/pdf; name="report.pdf"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'));
+    expect(await bodyHash(single('application/pdf; name="report.exe"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).not.toBe(base);
+    expect(await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).not.toBe(base);
+    expect(await bodyHash(single("application/pdf; name*=utf-8''report.pdf", 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).toBe(base);
+  });
+
   it('decodes RFC 2231 and encoded-word filenames to the same name', async () => {
     const a = await bodyHash(single('application/pdf', 'base64', 'AAAA', "Content-Disposition: attachment; filename*=utf-8''%E5%A0%B1%E5%91%8A.pdf\r\n"));
     const b = await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="=?ISO-2022-JP?B?GyRCSnM5cBsoQg==?=.pdf"\r\n'));

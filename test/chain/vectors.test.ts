@@ -4,6 +4,7 @@
  * for a user signature, seal i=1 and seal i=2 over i=1.
  */
 import { readFileSync } from 'node:fs';
+import { bindRecipients, checkRecipients, parseRecipients, recipientCommitment, recipientTag } from '../../src/chain/recipients';
 import { join } from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import { verifyP256 } from '../../src/crypto/ecdsa';
@@ -20,7 +21,7 @@ const file = (name: string): Buffer => readFileSync(join(DIR, name));
 const value = (field: string): string => field.slice(field.indexOf(':') + 1);
 
 interface BodyVector { file: string; bodyHash: string; structure: unknown }
-interface SignatureVector { message: string; publicKey: string; certRef: string; nowMs: number; field: string; headerHash: string; bodyHash: string; protectedHeaderBlock?: string; signedForm?: string; signingInput?: string; domain?: string; certificateAddresses?: string[]; trackingToken?: string; summary?: string }
+interface SignatureVector { message: string; publicKey: string; certRef: string; nowMs: number; field: string; headerHash: string; bodyHash: string; protectedHeaderBlock?: string; signedForm?: string; signingInput?: string; domain?: string; certificateAddresses?: string[]; trackingToken?: string; summary?: string; recipients?: { addresses: string[]; key: string; field: string; commitment: string } }
 
 const bodyVectors = load<{ vectors: BodyVector[] }>('body-hash.json').vectors;
 const user = load<SignatureVector>('user-signature.json');
@@ -83,6 +84,16 @@ describe('seal vectors', () => {
     const chain = await verifyChain(prependField(file(seal1.message), seal1.field), { lookup, now: () => seal1.nowMs });
     expect(chain.summary).toBe(seal1.summary);
     expect(chain.result).toBe('pass');
+  });
+
+  it('seal i=1 binds its recipients: rc= is the pinned commitment, reproducible from the pinned key, and the field opens it', () => {
+    const r = seal1.recipients!;
+    const key = Buffer.from(r.key, 'base64url');
+    expect(seal1.field.replace(/\r\n[ \t]/g, ' ')).toContain(`rc=${r.commitment};`);
+    expect(recipientCommitment(r.addresses.map((a) => recipientTag(key, a)))).toBe(r.commitment);
+    expect(bindRecipients(r.addresses, key)).toEqual({ commitment: r.commitment, field: r.field });
+    const opening = parseRecipients(r.field.slice(r.field.indexOf(':') + 1));
+    expect(checkRecipients(opening, r.commitment, ['bob@b.example', 'carol@b.example'])).toEqual({ bound: ['bob@b.example'], unbound: ['carol@b.example'] });
   });
 
   it('seal i=2 signs seal i=1 and verifies over it', async () => {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { createCipheriv } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -34,6 +35,21 @@ describe('STREAM chunked AES-256-GCM', () => {
 
   test('exact multiples of the chunk size, and the empty plaintext, round-trip', () => {
     for (const n of [0, 1024, 2048, 1023, 1025]) expect(openContent(key, sealContent(key, new Uint8Array(n).fill(3))).length).toBe(n);
+  });
+
+  test('an exact multiple has one encoding: full chunks, the last marked final; k full chunks plus an empty final one is refused', () => {
+    const plain = new Uint8Array(2048).fill(7);
+    const gcm = (chunk: Uint8Array, i: number, last: boolean) => {
+      const nonce = Buffer.concat([Buffer.from(key.noncePrefix), Buffer.from([0, 0, 0, i, last ? 1 : 0])]);
+      const c = createCipheriv('aes-256-gcm', key.key, nonce);
+      return Buffer.concat([c.update(chunk), c.final(), c.getAuthTag()]);
+    };
+    // the canonical form, built by hand, is what sealContent makes: the counter starts at 0
+    const canonical = Buffer.concat([gcm(plain.subarray(0, 1024), 0, false), gcm(plain.subarray(1024), 1, true)]);
+    expect(sealContent(key, plain)).toEqual(canonical);
+    const other = Buffer.concat([gcm(plain.subarray(0, 1024), 0, false), gcm(plain.subarray(1024), 1, false), gcm(new Uint8Array(0), 2, true)]);
+    expect(() => openContent(key, other)).toThrow(/empty final chunk after 2 full chunks/);
+    expect(openContent(key, sealContent(key, new Uint8Array(0)))).toHaveLength(0); // the empty plaintext: one empty chunk
   });
 
   test('property: any single-bit change in a chunk or a tag fails authentication', () => {

@@ -34,6 +34,13 @@ describe.each(Object.values(groups))('pinned vectors on $name', (g) => {
     const d = pinned.blindedDecryption;
     const X = g.decode(unhex(org.publicKey), 'X');
     expect(verifyDleq(g, X, g.decode(unhex(d.request.e), 'B'), g.decode(unhex(d.answer.z), 'Z'), { c: unhex(d.answer.c), s: unhex(d.answer.s) })).toBe(true);
+    // the pinned random scalars reproduce the values an independent implementation must compute
+    const draw = (step: string) => BigInt(`0x${pinned.randomness[step][0]}`);
+    const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    expect(Buffer.from(g.encode(g.mulBase(draw('capsule e (E = e·G, F = P + e·X)'))))).toEqual(unhex(pinned.capsule.e));
+    expect(Buffer.from(g.encode(g.mulBase(draw('messageKey p (P = p·G)'))))).toEqual(unhex(pinned.capsule.messageKey));
+    const s = (draw('blinded decryption DLEQ nonce r') + BigInt(`0x${d.answer.c}`) * BigInt(`0x${org.privateKey}`)) % N;
+    expect(s.toString(16).padStart(64, '0')).toBe(d.answer.s);
     for (const v of pinned.content) {
       expect(openContent(deriveContentKey(unhex(pinned.capsule.messageKey), unhex(v.contentId), v.chunkSize), unhex(v.ciphertext))).toEqual(Buffer.from(v.plaintext, 'hex'));
     }

@@ -29,6 +29,14 @@ test('the shipped config/ssmax.ini parses, and its commented defaults, made acti
   expect(shipped).toMatch(/^;trusted_relay_logins=$/m);
   expect(c.trustedRelayLogins).toEqual([]);
   expect(c.keyd.cert).toBe('/etc/haraka/config/pki/gateway.pem');
+  expect(c.chain).toEqual({ maxSealAgeMs: 518400000, resealers: [] });
+  expect(commented).toMatchObject({ max_seal_age_seconds: String(GATEWAY_DEFAULTS.max_seal_age_seconds) });
+});
+
+test('[chain] max_seal_age_seconds may not outlast the record of delivered messages (7 days)', () => {
+  const base = '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  expect(parseGatewayConfig(parse(`${base}[chain]\nmax_seal_age_seconds=604800\nresealers=Lists.C.example\n`) as Record<string, Record<string, unknown>>, '/x').chain).toEqual({ maxSealAgeMs: 604800000, resealers: ['lists.c.example'] });
+  expect(() => parseGatewayConfig(parse(`${base}[chain]\nmax_seal_age_seconds=604801\n`) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[chain\] max_seal_age_seconds must be at most 604800/);
 });
 
 test.each([

@@ -73,7 +73,7 @@ beforeAll(async () => {
   const gwB = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-17-encrypt');
   closeB = () => gwB.close();
   encryptToB = (message) => encryptToOrg(gwB.deps.keyd, gwB.deps.group, message);
-  sealOnly = async (message) => addSeal(gwA.deps, message, await verifyChain(message, { now: () => Date.now(), lookup: () => undefined }), [{ name: 'e2e', result: 'none' }], new Uint8Array(64).fill(7));
+  sealOnly = async (message) => addSeal(gwA.deps, message, await verifyChain(message, { now: () => Date.now(), lookup: () => undefined }), [{ name: 'e2e', result: 'none' }], new Uint8Array(64).fill(7), ['carol@b.example']); // binds the one recipient the tests send to
 });
 afterAll(async () => {
   await fromA?.close();

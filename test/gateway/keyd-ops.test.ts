@@ -3,7 +3,8 @@
  * keyd is replaced by a counting stand-in here; the real keyd is exercised by
  * the end-to-end tests.
  */
-import { groups } from '../../src/crypto';
+import { answerBlindedDecryption, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng } from '../../src/crypto';
+import { GatewayError } from '../../src/gateway/replies';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
 import { KeydOps, type UserFacts } from '../../src/gateway/keyd-ops';
 
@@ -63,5 +64,58 @@ describe('user facts', () => {
     await ops.user('bob@b.example');
     await ops.user('bob@b.example');
     expect(calls).toHaveLength(2);
+  });
+});
+
+/**
+ * A lying key service (docs/security.md): it answers a blinded decryption with
+ * another key than the organisation's, and a valid proof for that other key;
+ * and it reports that other key at GET /v1/public. Only a check against the
+ * key certified in the organisation's own bundle catches it.
+ */
+describe('proofs checked against the certified key', () => {
+  const group = groups.libsecp256k1;
+  const real = generateEncryptionKeyPair(group, systemRng);
+  const liar = generateEncryptionKeyPair(group, systemRng);
+  const keyId = 'b.example:v1';
+  const messageKey = newMessageKey(group, systemRng);
+  const capsule = encapsulate(group, messageKey, { keyId, publicKey: real.publicKey }, systemRng);
+  const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
+
+  function lyingKeyd(): KeydClient {
+    const client = Object.create(KeydClient.prototype) as KeydClient;
+    client.call = (async (_method: string, path: string, body?: { e: string; target?: unknown }) => {
+      if (path === '/v1/public') return { current: keyId, keys: [{ keyId, publicKey: Buffer.from(liar.publicKey).toString('hex'), state: 'current' }] };
+      if (path === '/v1/decrypt') {
+        const r = answerBlindedDecryption(group, liar.privateKey, liar.publicKey, { e: new Uint8Array(Buffer.from(body!.e, 'base64url')) }, systemRng);
+        return { z: b64(r.z), c: b64(r.proof.c), s: b64(r.proof.s) };
+      }
+      if (path === '/v1/reencrypt') return { u: b64(new Uint8Array(33).fill(2)), v: b64(new Uint8Array(33).fill(2)), targetKeyId: 'b.example:v9' };
+      throw new Error(`unexpected ${path}`);
+    }) as KeydClient['call'];
+    return client;
+  }
+
+  test('unanchored (keyd\'s own report), the lie goes through: a wrong message key', async () => {
+    const ops = new KeydOps(group, lyingKeyd(), lyingKeyd());
+    const got = await ops.messageKey(capsule, await ops.certifiedKey(keyId));
+    expect(Buffer.from(got.messageKey).equals(Buffer.from(messageKey))).toBe(false);
+  });
+
+  test('anchored in the bundle, the proof fails and the answer is refused (4xx: the message stays with the sender)', async () => {
+    const ops = new KeydOps(group, lyingKeyd(), lyingKeyd());
+    ops.anchorProofs((id) => Promise.resolve(id === keyId ? real.publicKey : undefined));
+    const err = await ops.messageKey(capsule, await ops.certifiedKey(keyId)).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.7.5' });
+    expect((err as GatewayError).message).toMatch(/key service answer refused/);
+    await expect(ops.certifiedKey('b.example:v7')).rejects.toThrow(/not certified in the organisation's bundle/);
+  });
+
+  test('a re-encryption answer for another key than the target asked is refused', async () => {
+    const ops = new KeydOps(group, lyingKeyd());
+    const err = await ops.reencrypt(capsule, { kind: 'user', address: 'bob@b.example' }, 'bob-key-1').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).message).toMatch(/re-encrypted to "b\.example:v9", asked for "bob-key-1"/);
   });
 });

@@ -29,6 +29,7 @@ const stub = {
   messageKey: () => { keydCalls.push('decrypt'); return Promise.reject(new GatewayError('keydUnavailable', 'stub')); },
   user: () => { keydCalls.push('user'); return Promise.resolve(undefined); },
   orgKeys: () => { keydCalls.push('public'); return Promise.resolve({ current: 'a.example:v1', keys: [] }); },
+  certifiedKey: () => { keydCalls.push('public'); return Promise.reject(new GatewayError('badCapsule', 'stub')); },
 };
 
 beforeAll(async () => {

@@ -85,8 +85,11 @@ describe('key rotation with a simulated clock', () => {
     const up = await service.reencrypt(gateway, { keyId: old.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'own-newer' } });
     expect(up.targetKeyId).toBe('a.example:v2');
 
+    const cachedV1 = keyring.usable('a.example:v1', now).key.privateKey; // what this process holds in memory
+    expect(cachedV1.some((b) => b !== 0)).toBe(true);
     now = new Date(now.getTime() + 2 * DAY); // past the grace
     expect(await service.maintain(KEYD_ACTOR)).toEqual([{ keyId: 'a.example:v1', change: 'destroyed' }]);
+    expect(cachedV1.every((b) => b === 0)).toBe(true); // wiped, not merely dropped from the cache
     const err = await refusal(reencryptToBob(old));
     expect([err.code, err.status]).toEqual(['key-destroyed', 410]);
     expect(err.message).toMatch(/"a\.example:v1" was destroyed; fetch "a\.example:v2"/);

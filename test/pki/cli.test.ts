@@ -37,6 +37,17 @@ const orgArgs = () => ['--ca', p('orga'), '--ca-passphrase-file', p('pp')];
 const verifyArgs = (cert: string, ...more: string[]) => ['verify', '--root', p('root', 'ca.cert.pem'), '--chain', p('orga', 'ca.cert.pem'), '--crl', p('root', 'crl.pem'), '--crl', p('orga', 'crl.pem'), '--cert', cert, ...more];
 
 describe('ssmax ca', () => {
+  test('init-org refuses a second CA for a domain the root already certified, unless asked explicitly; after revocation it is allowed', async () => {
+    const again = await ca('init-org', '--root', p('root'), '--dir', p('orga2'), '--domain', 'b.example', '--domain', 'A.example', '--org', 'Rogue');
+    expect(again.code).toBe(64);
+    expect(again.err).toMatch(/the root already certified ".*A Corp.*" \(serial [0-9a-f]+\) for a\.example, valid until .*--second-ca-for-domain/);
+    expect(existsSync(p('orga2', 'ca.cert.pem'))).toBe(false);
+    const explicit = await ca('init-org', '--root', p('root'), '--dir', p('orga3'), '--domain', 'a.example', '--org', 'A Corp 2', '--second-ca-for-domain');
+    expect(explicit.code).toBe(0);
+    expect(explicit.err).toMatch(/warning: a\.example now has a second organisation CA/);
+    expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc'), '--domain', 'c.example', '--org', 'C')).code).toBe(0); // another domain: fine
+  });
+
   test('--help on the group and on every subcommand', async () => {
     const group = await ca('--help');
     expect(group.code).toBe(0);

@@ -106,7 +106,8 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   const lines = c.out.join('\n').split('\n');
   expect(lines[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example/);
   expect(lines[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
-  expect(lines[2]).toMatch(/^message: encrypted \(profile message\), decrypted with your key /);
+  expect(lines[2]).toMatch(/^alignment: From domain a\.example, seal i=1 by a\.example: aligned; recipient: you \(bob@b\.example\) are named/);
+  expect(lines[3]).toMatch(/^message: encrypted \(profile message\), decrypted with your key /);
   expect(c.out[c.out.length - 1]).toBe(original.toString('utf8'));
 
   const outPath = join(world.dir, 'opened.eml');

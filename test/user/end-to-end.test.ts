@@ -153,7 +153,8 @@ describe('open: the whole way', () => {
     ]);
     expect(opened.trace[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example \(cv=pass\)$/);
     expect(opened.trace[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
-    expect(opened.trace[2]).toContain(`decrypted with your key ${bob.registration.encryptionKeyId}`);
+    expect(opened.trace[2]).toBe('alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    expect(opened.trace[3]).toContain(`decrypted with your key ${bob.registration.encryptionKeyId}`);
     expect(opened.warnings).toEqual([]);
   });
 

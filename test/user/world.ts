@@ -18,6 +18,7 @@ import { systemRng } from '../../src/crypto/random';
 import { blindForReencryption, transformBlinded, unblindReencryption } from '../../src/crypto/reencrypt';
 import { type CertificateLookup, certificateRef } from '../../src/chain/certificate-lookup';
 import { prependField, removeUserSignature } from '../../src/chain/message-fields';
+import { bindRecipients, removeRecipientFields } from '../../src/chain/recipients';
 import { type SealedMessage, seal } from '../../src/chain/seal';
 import { verifyUser } from '../../src/chain/user-signature';
 import { type ChainVerification, verifyChain } from '../../src/chain/verify-chain';
@@ -135,7 +136,7 @@ export async function reencrypt(message: Buffer, from: Org, target: { keyId: str
 }
 
 /** Hop 1, the sending gateway: verify and remove the user signature, re-encrypt to the peer org, seal i=1. */
-export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person, 'profile'>, peer: Org, opts: { rogue?: boolean } = {}): Promise<SealedMessage> {
+export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person, 'profile'>, peer: Org, opts: { rogue?: boolean; sealAs?: Org } = {}): Promise<SealedMessage> {
   const signingCert = sender.profile.signingCertificate;
   const user = await verifyUser(message, {
     now: clock,
@@ -145,10 +146,12 @@ export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person,
   const unsigned = await removeUserSignature(message);
   const reencrypted = await reencrypt(unsigned, org, { keyId: peer.encryption.keyId, publicKey: peer.encryption.publicKey });
   const chain = await verifyChain(reencrypted, { lookup: sealLookup(), now: clock });
-  const cert = opts.rogue ? org.rogueSealCert : org.sealCert;
-  return seal(reencrypted, {
-    domain: org.domain, certRef: certificateRef(cert.der), privateKey: opts.rogue ? org.rogueSealKey : org.sealKey, now: clock,
-    verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], trackingToken: randomBytes(32), chain,
+  const sealer = opts.sealAs ?? org; // sealAs: another organisation seals (impersonation tests)
+  const cert = opts.rogue ? sealer.rogueSealCert : sealer.sealCert;
+  const binding = bindRecipients([`bob@${peer.domain}`]);
+  return seal(prependField(reencrypted, binding.field), {
+    domain: sealer.domain, certRef: certificateRef(cert.der), privateKey: opts.rogue ? sealer.rogueSealKey : sealer.sealKey, now: clock,
+    verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], trackingToken: randomBytes(32), chain, recipientCommitment: binding.commitment,
   });
 }
 
@@ -159,6 +162,8 @@ export interface ReceivingOptions {
   readonly rogue?: boolean;
   /** Seal over this message instead (tests: a hop that sealed over damaged bytes), with the chain of the real one. */
   readonly substitute?: (message: Buffer) => Buffer;
+  /** The single recipient the seal binds (default bob@<org domain>), as a receiving gateway does for each local copy. */
+  readonly recipient?: string;
 }
 
 /** Hop 2, the receiving gateway: verify the chain, re-encrypt to the recipient (or decrypt), seal i=2. */
@@ -175,6 +180,8 @@ export async function receivingHop(hop1: SealedMessage, org: Org, sender: Org, o
   if (opts.substitute) next = opts.substitute(next);
   const key = opts.rogue ? org.rogueSealKey : org.sealKey;
   const cert = opts.rogue ? org.rogueSealCert : org.sealCert;
-  const sealed = await seal(next, { domain: org.domain, certRef: certificateRef(cert.der), privateKey: key, now: clock, verdicts: [{ name: 'av', result: 'pass' }], chain });
+  const binding = bindRecipients([opts.recipient ?? `bob@${org.domain}`]);
+  next = prependField(removeRecipientFields(next), binding.field);
+  const sealed = await seal(next, { domain: org.domain, certRef: certificateRef(cert.der), privateKey: key, now: clock, verdicts: [{ name: 'av', result: 'pass' }], chain, recipientCommitment: binding.commitment });
   return sealed.message;
 }

@@ -16,6 +16,7 @@ import { generateP256KeyPair, p256PrivateKeyFrom } from '../../../src/crypto/ecd
 import { readMessage } from '../../../src/chain/body-hash';
 import { protectedHeaderBlock } from '../../../src/chain/canonicalize';
 import { certificateRef } from '../../../src/chain/certificate-lookup';
+import { bindRecipients } from '../../../src/chain/recipients';
 import { seal } from '../../../src/chain/seal';
 import { parseSeal, parseUserSignature, sealSigningInput, signedForm } from '../../../src/chain/tags';
 import { signUser } from '../../../src/chain/user-signature';
@@ -278,7 +279,10 @@ run('writes the chain test vectors', async () => {
   const lookup = (r: { certRef: string }) =>
     r.certRef === orgACertRef ? { publicKey: createPublicKey(p256PrivateKeyFrom(keys.orgA)), domain: 'a.example' } : r.certRef === orgBCertRef ? { publicKey: createPublicKey(p256PrivateKeyFrom(keys.orgB)), domain: 'b.example' } : undefined;
   const trackingToken = Buffer.from('b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4', 'hex');
-  const first = await seal(encrypted, { domain: 'a.example', certRef: orgACertRef, privateKey: p256PrivateKeyFrom(keys.orgA), now, verdicts: [{ name: 'dlp', result: 'pass' }], trackingToken, chain: await verifyChain(encrypted, { lookup, now }) });
+  // recipient binding (docs/chain.md): a pinned key K, so that rc= and the field are reproducible
+  const recipientKey = Buffer.alloc(32, 0x5a);
+  const binding = bindRecipients(['bob@b.example', 'erin@b.example'], recipientKey);
+  const first = await seal(encrypted, { domain: 'a.example', certRef: orgACertRef, privateKey: p256PrivateKeyFrom(keys.orgA), now, verdicts: [{ name: 'dlp', result: 'pass' }], trackingToken, recipientCommitment: binding.commitment, chain: await verifyChain(encrypted, { lookup, now }) });
   const firstFields = parseSeal(first.field.slice(first.field.indexOf(':') + 1));
   const encRead = await readMessage(encrypted);
   writeFileSync(
@@ -292,6 +296,7 @@ run('writes the chain test vectors', async () => {
         domain: 'a.example',
         nowMs: NOW_MS,
         trackingToken: trackingToken.toString('base64url'),
+        recipients: { addresses: ['bob@b.example', 'erin@b.example'], key: recipientKey.toString('base64url'), field: binding.field, commitment: binding.commitment },
         field: first.field,
         signingInput: sealSigningInput([], firstFields.tags).toString('latin1'),
         protectedHeaderBlock: protectedHeaderBlock(encRead.headers, firstFields.signedHeaders).toString('latin1'),

@@ -1,0 +1,94 @@
+/**
+ * What an arriving sealed message must prove beyond valid signatures
+ * (docs/security.md): who sent it (sender-domain alignment), to whom
+ * (recipient binding), and when (freshness); and its identity for replay
+ * detection, keyed on what the newest seal signs.
+ *
+ *  - Alignment: seal i=1 must be by the organisation authoritative for the
+ *    From domain: the same domain, or a parent of it that the From domain
+ *    does not override with an SSMAX bundle of its own. A seal i>1 by an
+ *    organisation other than seal i=1's (a list or forwarder re-sealing) is
+ *    accepted only from a domain named in [chain] resealers — never implied.
+ *  - Recipient binding: the newest seal's `rc=` and the SSMAX-Recipients
+ *    field must bind every envelope recipient (src/chain/recipients.ts).
+ *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old.
+ *  - Replay identity: SHA-256 of the newest seal's signing input (every
+ *    earlier seal and its own tags with hh= and bh=), so that any change of
+ *    unprotected headers or of the envelope keeps it, and a different
+ *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
+ */
+import { createHash } from 'node:crypto';
+import { aligned } from '../chain/alignment';
+import { fieldValue } from '../chain/canonicalize';
+import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
+import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
+import type { ChainVerification } from '../chain/verify-chain';
+import { DirectoryError } from '../directory/directory';
+import type { GatewayDeps } from './deps';
+import { domainOf } from './message-checks';
+import { GatewayError } from './replies';
+
+/** Whether the directory holds a bundle for `domain` (none: false; unreachable: 4xx). */
+async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
+  try {
+    const entry = await deps.directory.lookup(domain);
+    return entry.domain === domain;
+  } catch (err) {
+    if (err instanceof DirectoryError && err.code === 'none') return false;
+    throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** The SSMAX-Seal fields of the root header block, parsed, in instance order. */
+function sealsOf(message: Buffer): ReturnType<typeof parseSeal>[] {
+  const end = message.indexOf('\r\n\r\n');
+  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
+  const seals = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-seal[ \t]*:/i.test(f))
+    .map((f) => parseSeal(fieldValue({ name: SEAL_HEADER.toLowerCase(), raw: f })));
+  return seals.sort((a, b) => a.instance - b.instance);
+}
+
+/** The replay identity of a sealed message: SHA-256 (hex) of what its newest seal signs. */
+export function sealIdentity(message: Buffer): string {
+  const seals = sealsOf(message);
+  const newest = seals[seals.length - 1];
+  if (!newest) throw new GatewayError('chainFailed', 'no seal');
+  // hex only (it may end up in a Message-ID); domain-separated from the byte identity of unsealed arrivals
+  return createHash('sha256').update('SSMAX-seal-identity\0').update(sealSigningInput(seals.slice(0, -1), newest.tags)).digest('hex');
+}
+
+/**
+ * Checks an arriving chain (result pass) for alignment, freshness and
+ * recipient binding of `rcpts`; throws the 5xx reply (4xx while a bundle
+ * cannot be fetched). Returns the replay identity.
+ */
+export async function checkArrival(deps: GatewayDeps, message: Buffer, from: string, chain: ChainVerification, rcpts: readonly string[]): Promise<string> {
+  const first = chain.instances[0];
+  const newest = chain.instances[chain.instances.length - 1];
+  if (!first || !newest) throw new GatewayError('chainFailed', 'no seal');
+  const fromDomain = domainOf(from);
+  if (!(await aligned(fromDomain, first.domain, (d) => hasBundle(deps, d)))) {
+    throw new GatewayError('senderNotAligned', `From domain ${fromDomain}, seal i=1 by ${first.domain}`);
+  }
+  for (const r of chain.instances.slice(1)) {
+    if (r.domain !== first.domain && !deps.config.chain.resealers.includes(r.domain)) {
+      throw new GatewayError('senderNotAligned', `seal i=${r.instance} by ${r.domain} re-seals mail of ${first.domain} (From domain ${fromDomain}) and ${r.domain} is not an allowed resealer`);
+    }
+  }
+  const ageMs = deps.clock().getTime() - newest.time * 1000;
+  if (ageMs > deps.config.chain.maxSealAgeMs) {
+    throw new GatewayError('sealTooOld', `seal i=${newest.instance} by ${newest.domain} is ${Math.floor(ageMs / 1000)} s old, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`);
+  }
+  if (!newest.recipientCommitment) throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);
+  const fields = recipientFieldsIn(message);
+  if (fields.length !== 1) throw new GatewayError('recipientNotBound', `expected one SSMAX-Recipients field, found ${fields.length}`);
+  let unbound: string[];
+  try {
+    ({ unbound } = checkRecipients(parseRecipients(fields[0]!), newest.recipientCommitment, rcpts));
+  } catch (err) {
+    if (err instanceof RecipientsError) throw new GatewayError('recipientNotBound', err.message);
+    throw err;
+  }
+  if (unbound.length > 0) throw new GatewayError('recipientNotBound', `${unbound.join(', ')} not bound by seal i=${newest.instance} of ${newest.domain}`);
+  return sealIdentity(message);
+}

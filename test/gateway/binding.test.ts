@@ -1,0 +1,223 @@
+/**
+ * The chain binds who sent a message, to whom and when (issue 15,
+ * docs/security.md), tried as a hostile peer would, through real processes:
+ * Haraka gateways with the ssmax plugin, keyd over mutual TLS, bundle
+ * publishers and mailbox stores on loopback, with a third organisation
+ * c.example holding genuine certificates under the same root.
+ *
+ * a.example's outbound copies for b.example are routed to a capture store,
+ * so the tests hold exactly what a.example's real gateway sent, and replay it
+ * to b.example's real gateway as an attacker on the path would.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { certificateRef } from '../../src/chain/certificate-lookup';
+import { prependField } from '../../src/chain/message-fields';
+import { bindRecipients } from '../../src/chain/recipients';
+import { seal } from '../../src/chain/seal';
+import { verifyChain } from '../../src/chain/verify-chain';
+import { groups } from '../../src/crypto/backend';
+import { systemRng } from '../../src/crypto/random';
+import { freePort } from '../../src/demo/haraka';
+import { MailboxStore } from '../../src/demo/mailbox';
+import { type Network, type OrgNode, startService } from '../../src/demo/network';
+import { collect, encryptMessage } from '../../src/envelope';
+import { KeydClient, KeydClientError } from '../../src/keyd/client';
+import { parseCertificate } from '../../src/pki/certificate';
+import { parseCrl } from '../../src/pki/crl';
+import { privateKeyFromPem } from '../../src/pki/keys';
+import { loadUserProfile } from '../../src/user/profile';
+import { OpenError, openMessage } from '../../src/user/open';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { submitMessage } from '../../src/user/submit';
+import { ORGS, network, smtp, waitFor } from './network-fixture';
+
+jest.setTimeout(180000);
+
+let net: Network;
+let capture: MailboxStore;
+
+beforeAll(async () => {
+  capture = new MailboxStore();
+  const port = await freePort();
+  await capture.listen(port);
+  // b.example accepts seals up to 60 s old: the network's CRLs are issued at its start, so a seal's
+  // certificate can be validated only at times after that (an older seal fails as unknown-certificate first)
+  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[routes]', `b.example=127.0.0.1:${port}`] }
+    : o.domain === 'b.example' ? { ...o, gatewayIni: ['[chain]', `max_seal_age_seconds=${WINDOW_S}`] } : o)));
+});
+afterAll(async () => {
+  await net?.stop();
+  await capture?.close();
+});
+
+const SECRET = 'Binding secret: Heron-5150';
+const WINDOW_S = 60;
+
+/** Alice submits through a.example's real gateway; resolves to the copy it sent towards b.example. */
+async function capturedFromAlice(tag: string, to: string[], bcc: string[] = []): Promise<Buffer> {
+  const A = net.org('a.example');
+  const alice = loadUserProfile(A.profiles['alice@a.example']!);
+  const original = Buffer.from(
+    `From: alice@a.example\r\nTo: ${to.join(', ')}\r\nSubject: ${tag}\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n` +
+      `Message-ID: <${tag}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${SECRET} ${tag}\r\n`,
+  );
+  const before = capture.mails.length;
+  const r = await submitMessage(alice, await signAndEncrypt(alice, original, { now: new Date() }), { to: [...to, ...bcc] });
+  expect(r.response).toMatch(/^250 /);
+  await waitFor(() => capture.mails.length > before, 30000);
+  return capture.mails[capture.mails.length - 1]!.raw;
+}
+
+/** A message sealed i=1 by `sealer` with its genuine sealing key, encrypted to b.example's current key, binding `bound`. */
+async function craft(sealer: OrgNode, from: string, bound: string[], opts: { time?: number } = {}): Promise<Buffer> {
+  const B = net.org('b.example');
+  const admin = B.admin();
+  const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
+  admin.close();
+  const key = pub.keys.find((k) => k.keyId === pub.current)!;
+  const plain = Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+  const encrypted = await collect(encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group: groups.libsecp256k1, rng: systemRng }));
+  const binding = bindRecipients(bound);
+  const withField = prependField(encrypted, binding.field);
+  const now = () => opts.time ?? Date.now();
+  const chain = await verifyChain(withField, { lookup: () => undefined, now });
+  const pki = (f: string) => join(sealer.fx.dir, f);
+  const cert = parseCertificate(readFileSync(pki('seal.cert.pem'), 'utf8'));
+  const sealed = await seal(withField, {
+    domain: sealer.domain, certRef: certificateRef(cert.der), privateKey: privateKeyFromPem(readFileSync(pki('seal.key.pem'), 'utf8')), now,
+    verdicts: [{ name: 'e2e', result: 'pass' }], trackingToken: randomBytes(32), chain, recipientCommitment: binding.commitment,
+  });
+  return Buffer.from(sealed.message);
+}
+
+const B = () => net.org('b.example');
+const toB = (rcpts: string[], raw: Buffer) => smtp(B().ports.smtp, 'peer@x.example', rcpts, raw);
+
+describe('sender-domain alignment', () => {
+  test('control: a message crafted and sealed by a.example itself for alice@a.example is accepted', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await toB(['bob@b.example'], await craft(net.org('a.example'), 'alice@a.example', ['bob@b.example']))).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+
+  test('c.example (genuine certificates, same root) sealing From: ceo@a.example is refused with 5.7.21 naming both domains; nothing delivered', async () => {
+    const before = B().mailbox.mails.length;
+    const reply = await toB(['bob@b.example'], await craft(net.org('c.example'), 'ceo@a.example', ['bob@b.example']));
+    expect(reply).toMatch(/^550 5\.7\.21 .*From domain a\.example, seal i=1 by c\.example/);
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('c.example sealing a subdomain of a.example is refused too; its own domain passes', async () => {
+    expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'ceo@mail.a.example', ['bob@b.example']))).toMatch(/^550 5\.7\.21 /);
+    expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example']))).toMatch(/^250 /);
+  });
+});
+
+describe('recipient binding', () => {
+  let captured: Buffer;
+  beforeAll(async () => {
+    captured = await capturedFromAlice('rb1', ['bob@b.example'], ['erin@b.example']);
+  });
+
+  test('the copy a.example sent binds its recipients without naming them', () => {
+    const text = captured.toString('latin1');
+    expect(text).toMatch(/SSMAX-Seal: v=1; i=1; d=a\.example;[\s\S]*rc=/);
+    expect(text).not.toMatch(/erin/i); // the Bcc recipient is nowhere in the copy
+    expect(text).toMatch(/^SSMAX-Recipients: v=1; k=[A-Za-z0-9_-]{43}; r=/m); // two tags (bob, erin), names hidden
+  });
+
+  test('a recipient rewritten at the receiving side (SSMAX client and plain client) is refused and nothing delivered', async () => {
+    const before = B().mailbox.mails.length;
+    expect(await toB(['carol@b.example'], captured)).toMatch(/^550 5\.7\.1 Recipient not bound.*carol@b\.example/);
+    expect(await toB(['bob@b.example', 'carol@b.example'], captured)).toMatch(/^550 5\.7\.1 Recipient not bound.*carol@b\.example/);
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('an SSMAX-Recipients field rewritten to name another recipient is refused', async () => {
+    const forged = bindRecipients(['carol@b.example']).field;
+    const text = captured.toString('latin1').replace(/SSMAX-Recipients:[^\r]*(\r\n[ \t][^\r]*)*/, forged);
+    expect(await toB(['carol@b.example'], Buffer.from(text, 'latin1'))).toMatch(/^550 5\.7\.1 .*does not match the seal's rc= commitment/);
+  });
+
+  test('the bound recipients get it, each copy sealed for that recipient alone; Bcc stays hidden; replays are delivered at most once', async () => {
+    expect(await toB(['bob@b.example', 'erin@b.example'], captured)).toMatch(/^250 /);
+    const bob = B().mailbox.for('bob@b.example').filter((m) => m.raw.includes(`${SECRET} rb1`) || m.raw.toString('latin1').includes('Subject: rb1'));
+    expect(bob).toHaveLength(1);
+    expect(bob[0]!.raw.toString('latin1')).not.toMatch(/erin/i);
+    // the incoming SSMAX-Recipients field (two tags) was removed; bob's copy carries one, for bob alone
+    const fields = bob[0]!.raw.toString('latin1').match(/^SSMAX-Recipients:[^\r]*(\r\n[ \t][^\r]*)*/gim) ?? [];
+    expect(fields).toHaveLength(1);
+    expect(fields[0]!.replace(/\r\n[ \t]/g, ' ')).toMatch(/; r=[A-Za-z0-9_-]{43}$/);
+    expect(captured.toString('latin1')).toMatch(/; r=[A-Za-z0-9_-]{43},\s*[A-Za-z0-9_-]{43}\r\n/);
+    const profile = loadUserProfile(B().profiles['bob@b.example']!);
+    const opened = await openMessage(profile, bob[0]!.raw, { now: new Date() });
+    expect(opened.plaintext.toString()).toContain(`${SECRET} rb1`);
+    expect(opened.trace).toContain('alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    // erin's copy does not open as bob's: its newest seal names erin
+    const erin = B().mailbox.for('erin@b.example').filter((m) => m.raw.toString('latin1').includes('Subject: rb1'));
+    expect(erin).toHaveLength(1);
+    await expect(openMessage(profile, erin[0]!.raw, { now: new Date() })).rejects.toThrow(OpenError);
+
+    // replay: the same sealed message with added and changed unprotected headers
+    const count = () => B().mailbox.mails.filter((m) => m.raw.toString('latin1').includes('Subject: rb1')).length;
+    const before = count();
+    const replayed = Buffer.concat([Buffer.from('Received: from evil.example by relay\r\nX-Replay: 1\r\n'), captured]);
+    expect(await toB(['bob@b.example'], replayed)).toMatch(/^250 /);
+    expect(await toB(['bob@b.example', 'erin@b.example'], captured)).toMatch(/^250 /);
+    expect(count()).toBe(before);
+  });
+});
+
+describe('freshness', () => {
+  test(`a seal older than the window ([chain] max_seal_age_seconds, ${WINDOW_S} s at b.example here) is refused with 5.4.7; a younger one passes`, async () => {
+    const A = net.org('a.example');
+    // the oldest time a.example's sealing certificate validates at: after both CRLs were issued
+    const issued = Math.max(...['org-ca.crl.pem', 'root.crl.pem'].map((f) => parseCrl(readFileSync(join(A.fx.dir, f), 'utf8')).thisUpdate.getTime()));
+    const oldTime = Math.ceil(issued / 1000) * 1000 + 1000;
+    const wait = oldTime + (WINDOW_S + 5) * 1000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const old = await craft(A, 'alice@a.example', ['bob@b.example'], { time: oldTime });
+    const before = B().mailbox.mails.length;
+    expect(await toB(['bob@b.example'], old)).toMatch(new RegExp(`^550 5\\.4\\.7 SSMAX seal older than this gateway accepts: seal i=1 by a\\.example is \\d+ s old, the limit is ${WINDOW_S} s`));
+    expect(B().mailbox.mails.length).toBe(before);
+    const recent = await craft(A, 'alice@a.example', ['bob@b.example']);
+    expect(await toB(['bob@b.example'], recent)).toMatch(/^250 /);
+  });
+});
+
+describe("keyd's organisation anchor", () => {
+  test('with only the root in client_ca, c.example\'s inspector is 401 at b.example\'s keyd; b.example\'s own inspector is served', async () => {
+    const Bn = B();
+    const ini = readFileSync(Bn.fx.configFile, 'utf8');
+    writeFileSync(Bn.fx.configFile, ini.replace('client_ca=org-ca.pem,root.pem', 'client_ca=root.pem'));
+    try {
+      await Bn.restartKeyd();
+      const C = net.org('c.example');
+      const client = (fx: typeof C.fx) => new KeydClient({
+        url: `https://127.0.0.1:${Bn.ports.keyd}`, servername: 'keyd.b.example', ca: Bn.fx.caPem,
+        cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
+      });
+      const foreign = client(C.fx);
+      const err = await foreign.call('GET', '/v1/health').then(() => undefined, (e: unknown) => e);
+      foreign.close();
+      expect(err).toBeInstanceOf(KeydClientError);
+      expect((err as KeydClientError).status).toBe(401);
+      const own = client(Bn.fx);
+      await expect(own.call('GET', '/v1/health')).resolves.toMatchObject({ ok: true, role: 'inspector' });
+      own.close();
+    } finally {
+      writeFileSync(Bn.fx.configFile, ini);
+      await Bn.restartKeyd();
+    }
+  });
+
+  test('keyd refuses to start without [pki] org_ca', async () => {
+    const Bn = B();
+    const ini = readFileSync(Bn.fx.configFile, 'utf8');
+    const file = join(Bn.fx.dir, 'no-anchor.ini');
+    writeFileSync(file, ini.replace(/^org_ca=.*\n/m, '').replace(/listen=127\.0\.0\.1:\d+/, 'listen=127.0.0.1:0').replace('data_dir=data', 'data_dir=data-no-anchor'));
+    await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(/\[pki\] org_ca is required/);
+  });
+});
