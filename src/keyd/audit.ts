@@ -74,6 +74,7 @@ export class AuditLog {
   async append(input: AuditInput, now: Date, change?: () => void): Promise<AuditRecord> {
     if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
     let record: AuditRecord | undefined;
+    let refused: KeydError | undefined;
     try {
       // A child transaction: batched with concurrent writes, yet aborted on its
       // own if anything in it throws (a plain batched transaction would commit
@@ -85,10 +86,17 @@ export class AuditLog {
         const mac = this.macOf(prev, r);
         this.store.audit.put(r.seq, { record: r, prev, mac });
         this.store.meta.put(HEAD_KEY, { seq: r.seq, mac });
-        change?.();
+        try {
+          change?.();
+        } catch (err) {
+          // A refusal of the change itself (e.g. superseded): the transaction is aborted, the log stays usable.
+          if (err instanceof KeydError) refused = err;
+          throw err;
+        }
         record = r;
       });
     } catch (err) {
+      if (refused) throw refused;
       this.broken = (err as Error).message;
       throw new KeydError('audit-failed', `Cannot write the audit record: ${(err as Error).message}; refusing the operation`);
     }
