@@ -53,7 +53,7 @@ interface Route {
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 /** The path of a request target (origin form), without query or fragment; what `new URL(...).pathname` gives, without building a URL. */
-function pathOf(target: string | undefined): string {
+export function pathOf(target: string | undefined): string {
   if (!target) return '/';
   const cut = target.search(/[?#]/);
   const raw = cut < 0 ? target : target.slice(0, cut);
@@ -67,7 +67,7 @@ function pathOf(target: string | undefined): string {
 }
 
 /** A %-encoded path parameter, decoded; malformed escapes and ill-formed Unicode are refused (400). */
-function param(encoded: string | undefined): string {
+export function param(encoded: string | undefined): string {
   try {
     return decodeURIComponent(encoded ?? '');
   } catch {
@@ -78,7 +78,7 @@ function param(encoded: string | undefined): string {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Refuses (400) a JSON value holding a string that is not well-formed Unicode (a lone surrogate from a \\uD800 escape), before anything is done or written. */
-function checkWellFormed(value: unknown, depth = 0): void {
+export function checkWellFormed(value: unknown, depth = 0): void {
   if (typeof value === 'string') {
     if (LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Request body holds a string that is not well-formed Unicode (a lone surrogate)');
   } else if (value && typeof value === 'object') {
@@ -96,6 +96,26 @@ const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
 function rawJsonError(status: number, reason: string, code: string, message: string): string {
   const body = JSON.stringify({ error: { code, message } });
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** A request body: empty, or a JSON object in well-formed UTF-8 whose strings are well-formed Unicode; anything else is refused (400). */
+export function parseRequestBody(raw: Buffer): Record<string, unknown> {
+  if (raw.length === 0) return {};
+  let text: string;
+  try {
+    text = utf8Fatal.decode(raw);
+  } catch {
+    throw new KeydError('bad-request', 'Request body is not well-formed UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new KeydError('bad-request', 'Request body is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
+  checkWellFormed(parsed);
+  return parsed as Record<string, unknown>;
 }
 
 export class KeydServer {
@@ -218,23 +238,7 @@ export class KeydServer {
   }
 
   private async readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-    const raw = await this.rawBody(req);
-    if (raw.length === 0) return {};
-    let text: string;
-    try {
-      text = utf8Fatal.decode(raw);
-    } catch {
-      throw new KeydError('bad-request', 'Request body is not well-formed UTF-8');
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new KeydError('bad-request', 'Request body is not JSON');
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
-    checkWellFormed(parsed);
-    return parsed as Record<string, unknown>;
+    return parseRequestBody(await this.rawBody(req));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

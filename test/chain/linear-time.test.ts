@@ -15,6 +15,9 @@ import { verifyChain } from '../../src/chain/verify-chain';
 import { listCapsules } from '../../src/envelope';
 import { DEFAULT_LIMITS } from '../../src/envelope/limits';
 import { fromPemAll } from '../../src/pki/pem';
+import type { GatewayDeps } from '../../src/gateway/deps';
+import { GatewayError } from '../../src/gateway/replies';
+import { verifySeals } from '../../src/gateway/sealing';
 import { now } from './fixtures';
 
 const MB = 1024 * 1024;
@@ -120,6 +123,15 @@ describe('per-message CPU budget', () => {
     expect(ticks).toBeGreaterThan(0);
     // The same message within a generous budget reads to the end.
     expect((await verifyChain(big, { lookup: () => undefined, now, cpuBudgetMs: 60_000 })).result).toBe('none');
+  });
+
+  it('the gateway answers such a message 550 5.7.7 naming the limit', async () => {
+    const big = message('Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n', repeat('a= \r\n', 8 * MB));
+    const deps = { config: { cpuBudgetMs: 20 }, clock: () => new Date(), directory: { lookup: () => Promise.reject(new Error('not reached')) } } as unknown as GatewayDeps;
+    const refusal = await verifySeals(deps, big).then(() => undefined, (err: unknown) => err);
+    expect(refusal).toBeInstanceOf(GatewayError);
+    expect((refusal as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.7' });
+    expect((refusal as GatewayError).reply.text).toMatch(/limit-exceeded: .*CPU budget of 20 ms/);
   });
 
   it('refuses a budget that is not a positive number of milliseconds', () => {
