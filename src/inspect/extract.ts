@@ -21,12 +21,31 @@ export interface Extracted {
 
 export const MAX_NESTED_MESSAGES = 3;
 
+/**
+ * HTML with each tag replaced by a space: what `/<[^>]*>/g` does, in linear
+ * time (the pattern retried from every `<` of a run without `>`: 100 KB of
+ * `<` took 23 s).
+ */
+export function withoutTags(html: string): string {
+  const out: string[] = [];
+  let at = 0;
+  for (;;) {
+    const lt = html.indexOf('<', at);
+    const gt = lt < 0 ? -1 : html.indexOf('>', lt + 1);
+    if (gt < 0) break;
+    out.push(html.slice(at, lt), ' ');
+    at = gt + 1;
+  }
+  out.push(html.slice(at));
+  return out.join('');
+}
+
 export async function extractContent(message: Buffer, depth = 0): Promise<Extracted> {
   const parsed = await simpleParser(message, { skipImageLinks: true, skipTextLinks: true });
   const texts: string[] = [];
   if (parsed.subject) texts.push(parsed.subject);
   if (parsed.text) texts.push(parsed.text);
-  else if (typeof parsed.html === 'string') texts.push(parsed.html.replace(/<[^>]*>/g, ' '));
+  else if (typeof parsed.html === 'string') texts.push(withoutTags(parsed.html));
   const attachments: ExtractedAttachment[] = [];
   for (const a of parsed.attachments) {
     const contentType = (a.contentType || 'application/octet-stream').toLowerCase();

@@ -9,12 +9,14 @@
  * Before the fix, `canonicalText`'s `/(?:\r\n)+$/` took 1.2 s for 32 KB and
  * 18 s for 128 KB of blank lines followed by one other character.
  */
+import fc from 'fast-check';
 import { readMessage, WorkBudget, withoutTrailingLineEnds } from '../../src/chain/body-hash';
 import { canonicalizeRelaxed } from '../../src/chain/canonicalize';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { listCapsules } from '../../src/envelope';
 import { DEFAULT_LIMITS } from '../../src/envelope/limits';
 import { fromPemAll } from '../../src/pki/pem';
+import { withoutTags } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/gateway/replies';
 import { verifySeals } from '../../src/gateway/sealing';
@@ -61,6 +63,7 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'envelope header block': (t) => listCapsules(Buffer.from(`Subject: ${t.replace(/\r\n|\r|\n/g, '\r\n ')}\r\n\r\nx`, 'latin1'), { ...DEFAULT_LIMITS, maxHeaderBlock: 64 * MB, maxHeaderLength: 64 * MB }),
   'PEM armour': (t) => fromPemAll(`-----BEGIN CERTIFICATE-----${t}`, 'CERTIFICATE'),
   'trailing line ends': (t) => withoutTrailingLineEnds(t),
+  'HTML tags to text (inspection)': (t) => withoutTags(`<p>${t}<`),
 };
 
 async function fastest(run: () => unknown): Promise<number> {
@@ -104,6 +107,22 @@ describe('time grows linearly with the size of hostile input (1 MB vs 4 MB)', ()
       results.push(`${shapeName}: ${g.small.toFixed(1)} ms -> ${g.large.toFixed(1)} ms (x${g.ratio.toFixed(1)})`);
       if (g.ratio >= LINEAR_BOUND) throw new Error(`super-linear growth of "${step}" on ${shapeName}:\n${results.join('\n')}`);
     }
+  });
+});
+
+describe('the loops replacing patterns answer as the patterns did (on short input, where the patterns are fast)', () => {
+  const text = fc.array(fc.constantFrom('<', '>', 'a', ' ', '\r', '\n', '\t', '\r\n'), { maxLength: 40 }).map((a) => a.join(''));
+  it('withoutTags is /<[^>]*>/g replaced by a space', () => {
+    fc.assert(fc.property(text, (t) => expect(withoutTags(t)).toBe(t.replace(/<[^>]*>/g, ' '))), { numRuns: 500 });
+  });
+  it('withoutTrailingLineEnds removes trailing CRLFs as /(?:CRLF)+$/ did', () => {
+    fc.assert(fc.property(text, (t) => expect(withoutTrailingLineEnds(t)).toBe(t.replace(/(?:\r\n)+$/, ''))), { numRuns: 500 });
+  });
+  it('relaxed canonicalisation trims spaces and tabs off the name as before', () => {
+    fc.assert(fc.property(text, text, (name, value) => {
+      const n = name.replace(/:/g, '');
+      expect(canonicalizeRelaxed(`${n}:${value}`).split(':')[0]).toBe(n.replace(/[ \t]+$/, '').toLowerCase());
+    }), { numRuns: 500 });
   });
 });
 
