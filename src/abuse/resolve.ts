@@ -41,6 +41,8 @@ export interface Resolution {
   /** When the token was minted (ISO 8601). */
   readonly time: string;
   readonly keyVersion: number;
+  /** Who authenticated the submission at the gateway (SMTP AUTH login, or the sender a trusted relay vouched for), when recorded. */
+  readonly submitter?: { readonly id: string; readonly via: string };
   /** Whether the report's Message-ID is the one the token was minted for (only with a Message-ID). */
   readonly messageIdMatches?: boolean;
   /** Only with `disclose` (disclosure role). */
@@ -159,7 +161,8 @@ export async function resolveReport(raw: Uint8Array, options: ResolveOptions): P
 export function describeResolution(r: Resolution): string[] {
   const u = r.user;
   return [
-    `address: ${u.address}`,
+    `address: ${u.address} (From)`,
+    ...(r.submitter ? [`submitted by: ${r.submitter.id} (${r.submitter.via})`] : []),
     `code: ${u.code}`,
     `status: ${u.status}`,
     `certificate serial: ${u.certificateSerial ?? '(none)'}`,

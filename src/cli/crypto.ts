@@ -11,6 +11,8 @@ import {
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
 import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
 
+const BACKENDS = ['auto', 'native', 'libsecp256k1', 'noble'];
+
 const HELP = `Usage: ssmax crypto demo [--backend auto|native|libsecp256k1|noble]
 
 Runs the SSMAX encryption chain in one process and prints each hop:
@@ -91,8 +93,10 @@ export const cryptoCommand: CommandGroup = {
       io.out(HELP);
       return EXIT.ok;
     }
+    const backend = values.backend ?? 'auto';
+    if (!BACKENDS.includes(backend)) throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
     try {
-      return await runDemo(io, values.backend ?? 'auto');
+      return await runDemo(io, backend);
     } catch (err) {
       if (err instanceof CliError) throw err;
       throw new CliError((err as Error).message, EXIT.software);

@@ -5,6 +5,7 @@
  * stops Haraka with a message naming the key.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
@@ -23,7 +24,11 @@ export interface GatewayConfig {
   readonly peers: Readonly<Record<string, string>>;
   readonly directory: { readonly dns: boolean; readonly dnsServers: readonly string[]; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
-  readonly delivery: { readonly host: string; readonly port: number; readonly timeoutMs: number };
+  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number };
+  /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
+  readonly trustedRelays: readonly string[];
+  /** SMTP AUTH logins of the organisation's own MTAs: a session authenticated with one is treated as from a trusted relay. */
+  readonly trustedRelayLogins: readonly string[];
   /** Key versions on the wire (docs/key-exchange.md). */
   readonly keyExchange: { readonly advertise: boolean; readonly probe: boolean; readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly refreshMinIntervalMs: number };
   /**
@@ -40,7 +45,7 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
 
 export class GatewayConfigError extends Error {}
 
@@ -53,6 +58,16 @@ function hostPort(v: unknown, where: string): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(String(v ?? ''));
   if (!m) throw new GatewayConfigError(`ssmax.ini: ${where} must be host:port (got "${String(v)}")`);
   return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** An IPv4/IPv6 address, or one with a /prefix (CIDR block). */
+function isAddressOrBlock(v: string): boolean {
+  const [ip, prefix, ...rest] = v.split('/');
+  if (rest.length > 0 || !ip) return false;
+  const family = isIP(ip);
+  if (family === 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
 export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
@@ -101,6 +116,10 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ca: (ca.length > 0 ? ca : list('keyd', 'ca')).map(path), timeoutMs: num('inspection', 'inspector_timeout_ms', GATEWAY_DEFAULTS.inspector_timeout_ms),
     };
   }
+  const deliveryProtocol = (str('delivery', 'protocol', false) ?? GATEWAY_DEFAULTS.delivery_protocol).toLowerCase();
+  if (deliveryProtocol !== 'smtp' && deliveryProtocol !== 'lmtp') throw new GatewayConfigError(`ssmax.ini: [delivery] protocol must be smtp or lmtp (got "${deliveryProtocol}")`);
+  const trustedRelays = list('main', 'trusted_relays', false);
+  for (const r of trustedRelays) if (!isAddressOrBlock(r)) throw new GatewayConfigError(`ssmax.ini: [main] trusted_relays must list IP addresses or CIDR blocks (got "${r}")`);
   return {
     domain,
     localDomains: list('main', 'local_domains', false).map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
@@ -120,7 +139,9 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     peers,
     directory: { dns: bool('directory', 'dns', true), dnsServers: list('directory', 'dns_servers', false), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
     routes,
-    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
+    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
+    trustedRelays,
+    trustedRelayLogins: list('main', 'trusted_relay_logins', false),
     keyExchange: {
       advertise: bool('key_exchange', 'advertise', GATEWAY_DEFAULTS.advertise),
       probe: bool('key_exchange', 'probe', GATEWAY_DEFAULTS.probe),

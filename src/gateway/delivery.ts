@@ -1,10 +1,13 @@
 /**
- * Delivery of local copies straight to the mailbox store (SMTP or LMTP
- * service such as Postfix/Dovecot), before the gateway answers 250: copies
+ * Delivery of local copies straight to the mailbox store (over SMTP, e.g. to
+ * the organisation's Postfix, or over LMTP, e.g. to Dovecot's LMTP service:
+ * `[delivery] protocol`), before the gateway answers 250: copies
  * for local users — plaintext ones in transparent mode included — never sit
  * in this gateway's spool. A retried message is delivered exactly once: each
  * (arrival, recipient) pair delivered is recorded in LMDB, and skipped when
- * the sender retries after a partial failure.
+ * the sender retries after a partial failure. Over LMTP the store answers the
+ * message once per recipient: a recipient refused there (at RCPT or after
+ * the data) is not recorded, so the sender's retry reaches it alone.
  */
 import { createHash } from 'node:crypto';
 import { type Database, open } from 'lmdb';
@@ -34,8 +37,16 @@ interface SendFailure extends Error {
   readonly command?: string;
 }
 
+export type DeliveryProtocol = 'smtp' | 'lmtp';
+
+/** What the store refused of one message: each refused recipient with the store's reply to it. */
+interface Refused {
+  readonly rejected: string[];
+  readonly replies: string[];
+}
+
 /**
- * Kept SMTP sessions to the mailbox store, up to `max` at once, each used by
+ * Kept SMTP (or LMTP) sessions to the mailbox store, up to `max` at once, each used by
  * one copy at a time (nodemailer's protocol layer; no message composer: the
  * copies are complete messages). A session that fails is closed, never
  * reused; one that was idle and turns out closed by the store before
@@ -48,10 +59,14 @@ class SmtpSessions {
   private count = 0;
   private closed = false;
 
-  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number) {}
+  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number, private readonly protocol: DeliveryProtocol) {}
 
-  /** Sends one message; resolves with the recipients the store refused (it took the message for the others). */
-  async send(from: string, to: readonly string[], message: Buffer): Promise<{ rejected: string[]; response?: string }> {
+  /**
+   * Sends one message; resolves with the recipients the store refused (it
+   * took the message for the others). Over LMTP that includes recipients
+   * refused in the per-recipient replies after the data.
+   */
+  async send(from: string, to: readonly string[], message: Buffer): Promise<Refused> {
     for (let attempt = 0; ; attempt++) {
       const { session, reused } = await this.acquire();
       let info: { rejected: string[]; rejectedErrors?: SendFailure[] };
@@ -64,7 +79,7 @@ class SmtpSessions {
         throw err;
       }
       this.release(session);
-      return { rejected: info.rejected, ...(info.rejectedErrors?.[0]?.response ? { response: info.rejectedErrors[0].response } : {}) };
+      return { rejected: [...info.rejected], replies: (info.rejectedErrors ?? []).map((e) => e.response ?? e.message) };
     }
   }
 
@@ -81,7 +96,7 @@ class SmtpSessions {
 
   private open(): Promise<SMTPConnection> {
     this.count++;
-    const session = new SMTPConnection({ host: this.host, port: this.port, secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
+    const session = new SMTPConnection({ host: this.host, port: this.port, lmtp: this.protocol === 'lmtp', secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
     return new Promise((resolve, reject) => {
       let ready = false;
       const gone = (err?: Error) => {
@@ -138,8 +153,8 @@ export class LocalDelivery {
   private readonly sessions: SmtpSessions;
   private readonly delivered: Database<number, string>;
 
-  constructor(host: string, port: number, timeoutMs: number, stateDir: string) {
-    this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs);
+  constructor(host: string, port: number, timeoutMs: number, stateDir: string, protocol: DeliveryProtocol = 'smtp') {
+    this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<number, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
     for (const { key, value } of this.delivered.getRange({})) if (value < cutoff) void this.delivered.remove(key);
@@ -151,7 +166,7 @@ export class LocalDelivery {
     for (const copy of copies) {
       const todo = copy.rcpts.filter((r) => this.delivered.get(`${id}:${r}`) === undefined);
       if (todo.length === 0) continue;
-      let refused: { rejected: string[]; response?: string };
+      let refused: Refused;
       try {
         refused = await this.sessions.send(from, todo, copy.message);
       } catch (err) {
@@ -162,7 +177,7 @@ export class LocalDelivery {
       await this.delivered.childTransaction(() => {
         for (const r of taken) this.delivered.put(`${id}:${r}`, Date.now());
       });
-      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.response ?? 'refused'} (${refused.rejected.join(', ')})`);
+      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.replies[0] ?? 'refused'} (${refused.rejected.join(', ')})`);
     }
   }
 

@@ -93,9 +93,10 @@ export class KeydOps {
     return { messageKey: opened.messageKey, ...noticeOf(r) };
   }
 
-  async mintToken(sender: string, messageId: string): Promise<Uint8Array> {
+  /** A tracking token for the message of `sender` (the From), recording who authenticated the submission when known. */
+  async mintToken(sender: string, messageId: string, submitter?: { id: string; via: string }): Promise<Uint8Array> {
     try {
-      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { sender, messageId });
+      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { sender, messageId, ...(submitter ? { submitter: submitter.id, submittedVia: submitter.via } : {}) });
       return unb64(r.token);
     } catch (err) {
       if (err instanceof KeydClientError && err.code === 'target-refused') throw new GatewayError('senderNotRegistered', sender);

@@ -1,7 +1,8 @@
 /**
  * The Haraka plugin `ssmax` (plugins/ssmax loads this module in Haraka's main
  * realm). Hooks, each through the fail-closed wrapper:
- *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it);
+ *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it); a
+ *    connection from a trusted relay ([main] trusted_relays) may relay;
  *  - rcpt: domain encryption policy (relaying) or local recipient check;
  *  - queue_outbound: submission (sending organisation) — copies for peers are
  *    queued for Haraka's outbound, local copies delivered to the mailbox store;
@@ -13,14 +14,17 @@
  *    copy for that peer refreshes the bundle first (observation only).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Copy } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { CODES, type Next, answer, failClosed } from './fail-closed';
 import { type RetiredUse, arrive, refreshHint } from './reception';
 import { GatewayError, REPLIES } from './replies';
+import { domainOf } from './message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
-import { peerFor, submit } from './submission';
+import { type Submitter, peerFor, submit } from './submission';
+import { TrustedRelays } from './trusted-relays';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -35,6 +39,8 @@ function addressOf(a: Address): string {
 }
 interface Connection {
   relaying: boolean;
+  remote?: { ip?: string };
+  notes?: { auth_user?: unknown; ssmax_trusted_relay?: boolean };
   capabilities?: string[] | null;
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
   transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
@@ -42,6 +48,7 @@ interface Connection {
 }
 
 interface State extends Gateway {
+  trusted: TrustedRelays;
   outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
 }
 
@@ -54,11 +61,18 @@ function build(plugin: HarakaPlugin): State {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const outbound = require('Haraka/outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay();
-  return { ...gw, outbound };
+  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays) };
 }
 
 export function register(this: HarakaPlugin): void {
-  state = build(this);
+  try {
+    state = build(this);
+  } catch (err) {
+    // A bad setting or file is the operator's to fix: one line in Haraka's log (which prints a stack
+    // line by line), then Haraka stops; no mail is accepted by a gateway that cannot do its work.
+    const message = `ssmax: cannot start: ${err instanceof Error ? err.message : String(err)}`;
+    throw Object.assign(new Error(message), { stack: message });
+  }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
@@ -71,6 +85,10 @@ function ready(next: Next): State | undefined {
 
 export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Connection): void {
   if (state?.config.tcpNoDelay) noDelay(connection.client);
+  if (state?.trusted.has(connection.remote?.ip) && connection.notes) {
+    connection.notes.ssmax_trusted_relay = true;
+    connection.relaying = true; // the organisation's own MTA authenticated its users itself
+  }
   next();
 }
 
@@ -109,13 +127,45 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
   }
 }
 
+/**
+ * Who authenticated this submission: on a connection from a trusted relay,
+ * the envelope sender that relay vouches for (it binds senders to its own
+ * logins: docs/postfix.md); otherwise the SMTP AUTH user at this gateway.
+ */
+function submitterOf(s: State, connection: Connection, from: string): Submitter | undefined {
+  if (trustedRelay(s, connection)) return from !== '' ? { id: fitted(from), via: 'trusted-relay' } : undefined;
+  const user = connection.notes?.auth_user;
+  if (typeof user === 'string' && user !== '') return { id: fitted(user), via: 'smtp-auth' };
+  return undefined;
+}
+
+/** A submitter as a token carries it: itself up to 128 bytes, else `sha256:` and its digest (still matches a candidate). */
+function fitted(id: string): string {
+  return Buffer.byteLength(id) <= 128 ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`;
+}
+
+/** A connection from one of the organisation's own MTAs: by address ([main] trusted_relays) or by its SMTP AUTH login ([main] trusted_relay_logins). */
+function trustedRelay(s: State, connection: Connection): boolean {
+  if (connection.notes?.ssmax_trusted_relay) return true;
+  const user = connection.notes?.auth_user;
+  return typeof user === 'string' && s.config.trustedRelayLogins.includes(user);
+}
+
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
   failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, txn.rcpt_to.map(addressOf));
+    const rcpts = txn.rcpt_to.map(addressOf);
+    if (addressOf(txn.mail_from) === '' && trustedRelay(s, connection)) {
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
+      const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
+      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
+      await s.delivery.deliver(raw, '', [{ rcpts, message: raw, local: true }]);
+      return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})`];
+    }
+    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitterOf(s, connection, addressOf(txn.mail_from)));
     if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
     await send(s, addressOf(txn.mail_from), raw, copies);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);

@@ -34,6 +34,7 @@ export const REPLIES = {
   sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
+  nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },

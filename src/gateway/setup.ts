@@ -5,7 +5,6 @@
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
@@ -47,14 +46,9 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
-  let resolver = opts.resolver;
-  if (!resolver && config.directory.dnsServers.length > 0) {
-    const r = new Resolver({ timeout: Math.min(config.directory.fetchTimeoutMs, 5000), tries: 2 });
-    r.setServers([...config.directory.dnsServers]);
-    resolver = (name) => r.resolveTxt(name);
-  }
+  // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? resolver : null, cacheDir: join(haraka, stateName, 'directory'),
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? opts.resolver : null, dnsServers: config.directory.dnsServers, cacheDir: join(haraka, stateName, 'directory'),
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
@@ -83,7 +77,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
-  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'));
+  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol);
   return {
     config, deps, delivery, ...(advertiser ? { advertiser } : {}),
     async close() {

@@ -29,6 +29,17 @@ import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';
 
+/**
+ * Who authenticated the submission: the SMTP AUTH login at this gateway, or
+ * the envelope sender a trusted relay (the organisation's own MTA, which
+ * authenticated the user) vouches for. Recorded in the tracking token beside
+ * the From.
+ */
+export interface Submitter {
+  readonly id: string;
+  readonly via: 'smtp-auth' | 'trusted-relay';
+}
+
 /** The peer's bundle, or the policy decision when there is none. */
 export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEntry | 'plain'> {
   try {
@@ -76,7 +87,7 @@ function withoutBcc(message: Buffer): Buffer {
  * organisation's key (accepted within grace): the submission reply carries a
  * refresh hint for the user's client.
  */
-export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[]; quarantined?: string }> {
+export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], submitter?: Submitter): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[]; quarantined?: string }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
@@ -91,7 +102,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
-  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>');
+  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
   const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
 

@@ -20,7 +20,7 @@ import { KeydError } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
 import type { KeydStore } from './store';
-import type { TrackingKeys } from './tracking';
+import type { Submitter, TrackingKeys } from './tracking';
 import { messageIdHash } from './tracking';
 
 export interface Actor {
@@ -61,6 +61,19 @@ function point(value: unknown, field: string): Uint8Array {
 function str(value: unknown, field: string, max = 256): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > max || /[\r\n\0]/.test(value)) throw new KeydError('bad-request', `Field "${field}" must be a string of 1-${max} characters without line breaks`);
   return value;
+}
+
+/** The longest submitter a tracking token carries (gateways send a digest of a longer one). */
+export const SUBMITTER_MAX_BYTES = 128;
+
+/** The optional submitter of a mint request: who authenticated the submission, and how. */
+function submitterOf(body: Record<string, unknown>): Submitter | undefined {
+  if (body.submitter === undefined) return undefined;
+  const id = str(body.submitter, 'submitter', SUBMITTER_MAX_BYTES);
+  // bytes, not characters: the token must stay within the seal's tt= limit (512 characters) and resolve's (400)
+  if (Buffer.byteLength(id) > SUBMITTER_MAX_BYTES || [...id].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) throw new KeydError('bad-request', `Field "submitter" must be at most ${SUBMITTER_MAX_BYTES} bytes of UTF-8 without control characters`);
+  if (body.submittedVia !== 'smtp-auth' && body.submittedVia !== 'trusted-relay') throw new KeydError('bad-request', 'Field "submittedVia" must be "smtp-auth" or "trusted-relay"');
+  return { id, via: body.submittedVia };
 }
 
 /** PEM text: printable ASCII and line breaks, bounded. */
@@ -301,10 +314,11 @@ export class KeyService {
       this.require(actor, ['gateway'], 'tracking.mint');
       const sender = checkAddress(body.sender, 'sender');
       const messageId = str(body.messageId, 'messageId', 998);
+      const submitter = submitterOf(body);
       const u = this.d.registry.get(sender);
       if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
       if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);
-      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId) } };
+      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock(), submitter) }, audit: { digest: this.d.audit.digest(messageId) } };
     });
   }
 
@@ -333,6 +347,7 @@ export class KeyService {
     const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
     return {
       user: Registry.public(u), time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+      ...(contents.submitter ? { submitter: contents.submitter } : {}),
       ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
     };
   }

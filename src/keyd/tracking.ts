@@ -30,6 +30,13 @@ export interface TokenContents {
   readonly messageIdHash: string;
   readonly time: number;
   readonly keyVersion: number;
+  /** Who authenticated the submission (an SMTP AUTH login, or the sender a trusted relay vouched for), when the gateway knew. */
+  readonly submitter?: Submitter;
+}
+
+export interface Submitter {
+  readonly id: string;
+  readonly via: 'smtp-auth' | 'trusted-relay';
 }
 
 export function messageIdHash(messageId: string): string {
@@ -60,13 +67,13 @@ export class TrackingKeys {
     return [...this.store.trackingKeys.getRange({})].filter(({ value }) => value.retiredAt !== undefined && value.retiredAt + this.retentionMs <= now.getTime()).map(({ value }) => value.version);
   }
 
-  mint(code: string, messageId: string, now: Date): string {
+  mint(code: string, messageId: string, now: Date, submitter?: Submitter): string {
     const key = this.current();
     if (!key) throw new KeydError('internal', 'No tracking key');
     const nonce = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.wrapper.unwrap(`tracking-key:${key.version}`, key.wrapped), nonce);
     c.setAAD(this.aad());
-    const body = Buffer.concat([c.update(JSON.stringify({ c: code, m: messageIdHash(messageId), t: now.getTime() })), c.final()]);
+    const body = Buffer.concat([c.update(JSON.stringify({ c: code, m: messageIdHash(messageId), t: now.getTime(), ...(submitter ? { s: submitter.id, v: submitter.via } : {}) })), c.final()]);
     const head = Buffer.alloc(3);
     head[0] = 1;
     head.writeUInt16BE(key.version, 1);
@@ -91,7 +98,7 @@ export class TrackingKeys {
     } catch {
       throw new KeydError('bad-request', `Cannot resolve tracking token: forged, damaged, or not minted by ${this.domain}`);
     }
-    const v = JSON.parse(plain.toString('utf8')) as { c: string; m: string; t: number };
-    return { code: v.c, messageIdHash: v.m, time: v.t, keyVersion: version };
+    const v = JSON.parse(plain.toString('utf8')) as { c: string; m: string; t: number; s?: string; v?: Submitter['via'] };
+    return { code: v.c, messageIdHash: v.m, time: v.t, keyVersion: version, ...(v.s !== undefined && v.v ? { submitter: { id: v.s, via: v.v } } : {}) };
   }
 }
