@@ -66,29 +66,38 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'HTML tags to text (inspection)': (t) => withoutTags(`<p>${t}<`),
 };
 
-async function fastest(run: () => unknown): Promise<number> {
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    try {
-      await run();
-    } catch {
-      // a refusal is an answer too: what is timed is how long it took
-    }
-    best = Math.min(best, performance.now() - t0);
-  }
-  return best;
+/** CPU time of this process (user + system) in ms: unlike wall time, not inflated when a shared machine gives the process less of a core. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
-/** Times at 1 MB and 4 MB; linear growth gives about 4, quadratic about 16. */
+async function cpuTime(run: () => unknown): Promise<number> {
+  const t0 = cpuMs();
+  try {
+    await run();
+  } catch {
+    // a refusal is an answer too: what is timed is how long it took
+  }
+  return cpuMs() - t0;
+}
+
+/**
+ * CPU time at 1 MB and 4 MB, the sizes interleaved three times and the
+ * fastest of each kept; linear growth gives about 4, quadratic about 16.
+ */
 async function growth(run: (input: string) => unknown, shape: (size: number) => string): Promise<{ small: number; large: number; ratio: number }> {
   const smallInput = shape(MB);
   const largeInput = shape(4 * MB);
-  await fastest(() => run(smallInput)); // warm-up: compile the code paths first
-  const small = await fastest(() => run(smallInput));
-  const large = await fastest(() => run(largeInput));
-  // Below a few milliseconds a timer's noise dominates; such a step is fast anyway.
-  return { small, large, ratio: large / Math.max(small, 5) };
+  await cpuTime(() => run(smallInput)); // warm-up: compile the code paths first
+  let small = Infinity;
+  let large = Infinity;
+  for (let i = 0; i < 3; i++) {
+    small = Math.min(small, await cpuTime(() => run(smallInput)));
+    large = Math.min(large, await cpuTime(() => run(largeInput)));
+  }
+  // Below 20 ms at 1 MB, timer and collector noise dominate; a quadratic step still shows at 4 MB (16 x 20 ms).
+  return { small, large, ratio: large / Math.max(small, 20) };
 }
 
 /** Linear is about 4; on a loaded machine garbage collection adds noise; quadratic is 16 and more. */
