@@ -1,5 +1,5 @@
 /**
- * `ssmax ca …`: the CA tool (ARCHITECTURE.md "CA tool"). It only parses
+ * `ssmax ca …`: the CA tool (docs/pki.md "CLI"). It only parses
  * arguments, reads and writes files, and calls src/pki. The clock is read here,
  * once per command, and passed down.
  *

@@ -1,5 +1,5 @@
 /**
- * `ssmax crypto demo`: the encryption chain of PROTOCOL.md in one process, as
+ * `ssmax crypto demo`: the encryption chain of docs/protocol.md in one process, as
  * a small demo of the crypto core and the message format (it grows into the
  * two-organisation `ssmax demo` once the gateway exists). Prints each hop.
  */

@@ -1,5 +1,5 @@
 /**
- * The directory client (PROTOCOL.md, "Key exchange between domains";
+ * The directory client (docs/protocol.md, "Key exchange between domains";
  * docs/directory.md): finds a peer's bundle (static map, else DNS TXT
  * `_ssmax.<domain>`), fetches it over HTTPS, verifies it up to the SSMAX roots
  * (`verifyBundle`, with the highest serial ever accepted for the domain as

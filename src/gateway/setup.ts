@@ -18,6 +18,7 @@ import { LocalDelivery } from './delivery';
 import type { GatewayDeps } from './deps';
 import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig, readIni } from '../inspect/config';
+import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
 import { type Inspector, LocalInspector } from './inspection';
@@ -70,6 +71,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     });
   } else {
     const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
+    if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   }
   const deps: GatewayDeps = {

@@ -5,7 +5,7 @@ import { Script } from 'node:vm';
 import { parse as parseIni } from 'ini';
 import { parse } from 'yaml';
 
-// No Docker engine runs here (STACK-NOTES.md): the compose files are validated
+// No Docker engine runs here (no container engine on the test machines): the compose files are validated
 // by parsing them and checking that what they name exists in the repository.
 const root = join(__dirname, '..', '..');
 
