@@ -150,13 +150,14 @@ describe('per-message CPU budget', () => {
     expect((await verifyChain(big, { lookup: () => undefined, now, cpuBudgetMs: 60_000 })).result).toBe('none');
   });
 
-  it('the gateway answers such a message 550 5.7.7 naming the limit', async () => {
+  it('the gateway answers such a message with a permanent 5xx naming the limit', async () => {
     const big = message('Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n', repeat('a= \r\n', 8 * MB));
     const deps = { config: { cpuBudgetMs: 20 }, clock: () => new Date(), directory: { lookup: () => Promise.reject(new Error('not reached')) } } as unknown as GatewayDeps;
     const refusal = await verifySeals(deps, big).then(() => undefined, (err: unknown) => err);
     expect(refusal).toBeInstanceOf(GatewayError);
-    expect((refusal as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.7' });
-    expect((refusal as GatewayError).reply.text).toMatch(/limit-exceeded: .*CPU budget of 20 ms/);
+    // A message limit: a permanent refusal (552 5.3.4 in the gateway's table) whose text names the budget.
+    expect((refusal as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+    expect((refusal as GatewayError).reply.text).toMatch(/CPU budget of 20 ms/);
   });
 
   it('refuses a budget that is not a positive number of milliseconds', () => {
