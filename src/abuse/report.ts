@@ -24,6 +24,7 @@ import MimeNode from 'nodemailer/lib/mime-node';
 import type { PeerEntry } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead, readHead } from '../envelope/source';
+import { withoutTrailingLineEnds } from '../chain/body-hash';
 import { AbuseError } from './errors';
 import { verifyReceivedChain } from './received-chain';
 
@@ -185,7 +186,7 @@ export async function buildAbuseReport(opts: AbuseReportOptions): Promise<Buffer
   });
   root.createChild('text/plain; charset=utf-8').setContent(human);
   root.createChild('message/feedback-report').setContent(report);
-  const headers = r.headers.toString('latin1').replace(/(\r?\n)+$/, '').replace(/\r?\n/g, '\r\n');
+  const headers = withoutTrailingLineEnds(r.headers.toString('latin1').replace(/\r?\n/g, '\r\n'));
   root.createChild('text/rfc822-headers').setContent(`${headers}\r\n`);
   return root.build();
 }

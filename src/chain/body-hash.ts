@@ -109,6 +109,56 @@ interface SplitNode {
 
 interface Budget {
   parts: number;
+  readonly work: WorkBudget;
+}
+
+/** Bytes handed to the MIME splitter between two checkpoints of the work budget. */
+const SPLIT_SLICE_BYTES = 256 * 1024;
+/** A slice of work longer than this gives the event loop a turn at the next checkpoint. */
+const YIELD_AFTER_MS = 20;
+
+/**
+ * The per-message CPU budget of reading a message (docs/chain.md, "Limits"):
+ * the work is cut into slices (a chunk of bytes through the MIME splitter, one
+ * MIME entity described); at each checkpoint between slices the time the
+ * slice took is added up, the message is refused with `limit-exceeded` once
+ * the sum passes the budget, and after a slice of more than 20 ms the event
+ * loop gets a turn (other connections go on). Each slice is linear in its
+ * bytes, so no slice holds the loop for long. Time spent in awaits inside a
+ * slice (stream decoders) counts too, so a loaded process can only refuse
+ * earlier, never run longer.
+ */
+export class WorkBudget {
+  private used = 0;
+  private sliceStart = performance.now();
+  private lastYield = this.sliceStart;
+
+  constructor(readonly limitMs: number = CHAIN_LIMITS.cpuBudgetMs) {
+    if (!(limitMs > 0)) throw new RangeError(`Cannot use a CPU budget of ${limitMs} ms`);
+  }
+
+  /** Milliseconds used so far. */
+  get usedMs(): number {
+    return this.used + (performance.now() - this.sliceStart);
+  }
+
+  /** Ends a slice: counts it, refuses past the limit, yields to the event loop after a long stretch. */
+  async checkpoint(): Promise<void> {
+    const now = performance.now();
+    this.used += now - this.sliceStart;
+    this.sliceStart = now;
+    if (this.used > this.limitMs) throw limitError(`reading the message took more than its CPU budget of ${this.limitMs} ms`);
+    if (now - this.lastYield > YIELD_AFTER_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.sliceStart = this.lastYield = performance.now();
+    }
+  }
+}
+
+/** Options of reading a message. */
+export interface ReadOptions {
+  /** CPU budget in milliseconds (default CHAIN_LIMITS.cpuBudgetMs). */
+  readonly cpuBudgetMs?: number;
 }
 
 function limitError(detail: string): ChainFormatError {
@@ -174,7 +224,16 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
       if (!root) return abort(new ChainFormatError('body-unparseable', 'Cannot hash body: the message has no header block'));
       resolve(root);
     });
-    splitter.end(raw);
+    void (async () => {
+      // Fed in slices with a budget checkpoint between them, not in one synchronous call.
+      // Each slice counts until the splitter has processed it (its write callback), so no
+      // splitting happens while the event loop has its turn.
+      for (let at = 0; at < raw.length && !failed; at += SPLIT_SLICE_BYTES) {
+        await new Promise<void>((resolve, reject) => splitter.write(raw.subarray(at, at + SPLIT_SLICE_BYTES), (err) => (err ? reject(err) : resolve())));
+        await budget.work.checkpoint();
+      }
+      if (!failed) splitter.end();
+    })().catch((err: Error) => abort(err));
   });
 }
 
@@ -258,12 +317,22 @@ async function canonicalText(bytes: Buffer, node: MimeNode): Promise<string | un
     text = (await runTransform(decoder, [bytes])).toString('utf-8');
   }
   if (node.flowed) text = libmime.decodeFlowed(text, node.delSp);
-  return text
+  const lines = text
     .replace(/^\ufeff/, '')
     .replace(JIS_MAPPING_VARIANTS, (c) => JIS_MAPPING_CANONICAL[c] ?? c)
-    .replace(/\r\n|\r|\n/g, '\r\n')
-    .replace(/(?:\r\n)+$/, '')
-    .normalize('NFC');
+    .replace(/\r\n|\r|\n/g, '\r\n');
+  return withoutTrailingLineEnds(lines).normalize('NFC');
+}
+
+/**
+ * The text without its trailing CRLFs. A loop from the end, not `/(?:\r\n)+$/`:
+ * a backtracking engine tries that pattern at every CRLF of a run, so a long
+ * run of blank lines followed by any other character took quadratic time.
+ */
+export function withoutTrailingLineEnds(text: string): string {
+  let end = text.length;
+  while (end >= 2 && text.charCodeAt(end - 1) === 0x0a && text.charCodeAt(end - 2) === 0x0d) end -= 2;
+  return end === text.length ? text : text.slice(0, end);
 }
 
 function sha256Hex(data: Uint8Array | string): string {
@@ -296,6 +365,7 @@ function leafContent(entry: SplitNode): readonly Buffer[] {
 }
 
 async function describe(entry: SplitNode, path: string, budget: Budget): Promise<BodyNode> {
+  await budget.work.checkpoint();
   const base = describeEntity(entry, path);
   const { node } = entry;
   if (node.multipart) {
@@ -329,8 +399,10 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
   }
   if (base.contentType.startsWith('text/')) {
     const text = await canonicalText(bytes, node);
+    await budget.work.checkpoint();
     if (text !== undefined) return { ...base, kind: 'text', flowed: node.flowed, digest: sha256Hex(Buffer.from(text, 'utf-8')) };
   }
+  await budget.work.checkpoint();
   return { ...base, kind: 'binary', digest: sha256Hex(bytes) };
 }
 
@@ -399,12 +471,13 @@ function asBuffer(message: Uint8Array): Buffer {
  * Reads a message: its root header fields and its structural body hash.
  * Rejects with a ChainFormatError when the message breaks a limit or cannot be read.
  */
-export async function readMessage(message: Uint8Array): Promise<ReadMessage> {
+export async function readMessage(message: Uint8Array, options: ReadOptions = {}): Promise<ReadMessage> {
   const raw = asBuffer(message);
-  const budget: Budget = { parts: 0 };
+  const budget: Budget = { parts: 0, work: new WorkBudget(options.cpuBudgetMs) };
   const root = await split(raw, 0, budget);
   const headers = headerFieldsOf(root.node, '1');
   const structure = await describe(root, '1', budget);
+  await budget.work.checkpoint();
   const bodyHash = hashStructure(structure);
   const end = headerBlockEnd(raw);
   return { headers, bodyHash, structure, reading: { body: end < 0 ? raw : raw.subarray(end), mimeFields: end < 0 ? '\0' : mimeFieldsOf(headers), bodyHash, structure } };
@@ -417,13 +490,13 @@ export async function readMessage(message: Uint8Array): Promise<ReadMessage> {
  * are identical, the earlier hash is the hash, and only the header block is
  * parsed; otherwise the whole message is read again.
  */
-export async function readMessageAgain(message: Uint8Array, previous: BodyReading | undefined): Promise<ReadMessage> {
+export async function readMessageAgain(message: Uint8Array, previous: BodyReading | undefined, options: ReadOptions = {}): Promise<ReadMessage> {
   const raw = asBuffer(message);
   const end = previous ? headerBlockEnd(raw) : -1;
-  if (!previous || end < 0 || previous.mimeFields === '\0' || !raw.subarray(end).equals(previous.body)) return readMessage(message);
-  const head = await split(raw.subarray(0, end), 0, { parts: 0 });
+  if (!previous || end < 0 || previous.mimeFields === '\0' || !raw.subarray(end).equals(previous.body)) return readMessage(message, options);
+  const head = await split(raw.subarray(0, end), 0, { parts: 0, work: new WorkBudget(options.cpuBudgetMs) });
   const headers = headerFieldsOf(head.node, '1');
-  if (mimeFieldsOf(headers) !== previous.mimeFields) return readMessage(message);
+  if (mimeFieldsOf(headers) !== previous.mimeFields) return readMessage(message, options);
   return { headers, bodyHash: previous.bodyHash, structure: previous.structure, reading: { ...previous, body: raw.subarray(end) } };
 }
 

@@ -22,10 +22,17 @@ export interface HeaderField {
   readonly raw: string;
 }
 
+/** Without trailing spaces and tabs; a loop, since `/[ \t]+$/` is quadratic on a long run followed by another character. */
+function trimEndSpaceTab(text: string): string {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 0x20 || text.charCodeAt(end - 1) === 0x09)) end--;
+  return text.slice(0, end);
+}
+
 /** Relaxed canonical form of one field: `name:value` + CRLF (RFC 6376 §3.4.2). */
 export function canonicalizeRelaxed(raw: string): string {
   const colon = raw.indexOf(':');
-  const name = (colon < 0 ? raw : raw.slice(0, colon)).replace(/[ \t]+$/, '').toLowerCase();
+  const name = trimEndSpaceTab(colon < 0 ? raw : raw.slice(0, colon)).toLowerCase();
   const value = (colon < 0 ? '' : raw.slice(colon + 1))
     .replace(/\r?\n/g, '')
     .replace(/[ \t]+/g, ' ')

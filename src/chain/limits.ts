@@ -27,6 +27,13 @@ export const CHAIN_LIMITS = Object.freeze({
   maxSignedHeaderNames: 32,
   /** Characters of the base64url tracking token in `tt=` (384 bytes). */
   maxTrackingTokenChars: 512,
+  /**
+   * Default CPU budget of reading one message (MIME split, decoding, body
+   * hash), in milliseconds; past it the message is refused (`limit-exceeded`).
+   * Every step is linear in the message size, so this is far above what a
+   * message within the size limits needs; callers may set their own.
+   */
+  cpuBudgetMs: 5000,
   /** Seconds a signature time may lie ahead of the verifier's clock. */
   maxClockSkewSeconds: 300,
 });

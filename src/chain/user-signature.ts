@@ -13,7 +13,7 @@
 import type { KeyObject } from 'node:crypto';
 import addressparser from 'nodemailer/lib/addressparser';
 import { signP256, verifyP256 } from '../crypto/ecdsa';
-import { readMessage } from './body-hash';
+import { type ReadOptions, readMessage } from './body-hash';
 import { type HeaderField, fieldValue, findDuplicateSingleton, headerHash } from './canonicalize';
 import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
@@ -53,7 +53,7 @@ export type UserVerification = AuthOutcome & {
   readonly signerMatchesFrom: boolean;
 };
 
-export interface VerifyUserOptions {
+export interface VerifyUserOptions extends ReadOptions {
   readonly lookup: CertificateLookup;
   readonly now: Clock;
 }
@@ -116,7 +116,7 @@ export async function verifyUser(message: Uint8Array, options: VerifyUserOptions
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot verify: the message must be a Uint8Array');
   let read;
   try {
-    read = await readMessage(message);
+    read = await readMessage(message, options);
   } catch (err) {
     if (err instanceof ChainFormatError) return userResult(fail(err.reason, err.message), {});
     return userResult(fail('body-unparseable', `Cannot read message: ${err instanceof Error ? err.message : String(err)}`), {});

@@ -13,7 +13,7 @@
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance and a one-line summary.
  */
-import { type BodyReading, readMessage } from './body-hash';
+import { type BodyReading, type ReadOptions, readMessage } from './body-hash';
 import { type HeaderField, fieldValue, headerHash } from './canonicalize';
 import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
 import { CHAIN_LIMITS } from './limits';
@@ -48,7 +48,7 @@ export type ChainVerification = AuthOutcome & {
   readonly reading?: BodyReading;
 };
 
-export interface VerifyChainOptions {
+export interface VerifyChainOptions extends ReadOptions {
   readonly lookup: CertificateLookup;
   readonly now: Clock;
 }
@@ -99,7 +99,7 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot verify: the message must be a Uint8Array');
   let read;
   try {
-    read = await readMessage(message);
+    read = await readMessage(message, options);
   } catch (err) {
     if (err instanceof ChainFormatError) return chainResult(fail(err.reason, err.message), []);
     return chainResult(fail('body-unparseable', `Cannot read message: ${errorText(err)}`), []);

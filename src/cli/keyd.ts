@@ -133,7 +133,14 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (values.help) return (io.out(usage), EXIT.ok);
       const parts = openKeyd(loadKeydConfig(required(values.config, 'config', usage)));
       try {
-        const changes = await parts.service.maintain({ ...KEYD_ACTOR, name: 'ssmax keyd rotate' }, true);
+        let changes;
+        try {
+          changes = await parts.service.maintain({ ...KEYD_ACTOR, name: 'ssmax keyd rotate' }, true);
+        } catch (err) {
+          if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
+          io.err(`superseded: ${err.message}`); // a concurrent rotation won; this one wrote nothing
+          return EXIT.failure;
+        }
         for (const c of changes) io.out(`${c.keyId} ${c.change}`);
         return EXIT.ok;
       } finally {

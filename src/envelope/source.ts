@@ -17,12 +17,13 @@ export function toReadable(source: MessageSource): Readable {
   throw new CryptoError('bad-input', 'Cannot read message: expected a Uint8Array, a Readable or an async iterable of bytes');
 }
 
-/** Index just past the blank line that ends the header block, or -1. */
-function headEnd(buf: Buffer): number {
+/** Index just past the blank line that ends the header block, or -1; `from`: bytes before it were searched already (less 3 for a split CRLFCRLF). */
+function headEnd(buf: Buffer, from = 0): number {
   if (buf[0] === 0x0a) return 1;
   if (buf[0] === 0x0d && buf[1] === 0x0a) return 2;
-  const crlf = buf.indexOf('\r\n\r\n');
-  const lf = buf.indexOf('\n\n');
+  const start = Math.max(0, from - 3);
+  const crlf = buf.indexOf('\r\n\r\n', start);
+  const lf = buf.indexOf('\n\n', start);
   if (crlf >= 0 && (lf < 0 || crlf + 2 <= lf)) return crlf + 4;
   return lf >= 0 ? lf + 2 : -1;
 }
@@ -34,17 +35,31 @@ export interface SplitMessage {
 
 export async function readHead(source: MessageSource, limits: MimeLimits): Promise<SplitMessage> {
   const it = toReadable(source)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  let buf = Buffer.alloc(0);
+  // The bytes so far grow in a buffer of doubling capacity and are searched from where the last
+  // search stopped: concatenating and searching from the start on every chunk is quadratic in
+  // the number of small chunks.
+  let store = Buffer.alloc(0);
+  let size = 0;
+  let searched = 0;
   for (;;) {
-    const end = headEnd(buf);
+    const buf = store.subarray(0, size);
+    const end = headEnd(buf, searched);
     if (end >= 0) {
       const leftover = buf.subarray(end);
       return { head: buf.subarray(0, end), rest: continueWith(leftover, it) };
     }
-    if (buf.length > limits.maxHeaderBlock) throw limitError('the header block', limits.maxHeaderBlock, `more than ${buf.length} bytes`);
+    searched = size;
+    if (size > limits.maxHeaderBlock) throw limitError('the header block', limits.maxHeaderBlock, `more than ${size} bytes`);
     const next = await it.next();
     if (next.done) return { head: buf, rest: continueWith(Buffer.alloc(0), it) };
-    buf = buf.length === 0 ? Buffer.from(next.value) : Buffer.concat([buf, next.value]);
+    const chunk = next.value;
+    if (size + chunk.length > store.length) {
+      const grown = Buffer.allocUnsafe(Math.max(size + chunk.length, store.length * 2, 4096));
+      store.copy(grown, 0, 0, size);
+      store = grown;
+    }
+    store.set(chunk, size);
+    size += chunk.length;
   }
 }
 

@@ -14,6 +14,8 @@ export interface GatewayConfig {
   readonly domain: string;
   readonly localDomains: readonly string[];
   readonly hookTimeoutMs: number;
+  /** CPU budget of reading one message for verification (ms). */
+  readonly cpuBudgetMs: number;
   readonly tcpNoDelay: boolean;
   readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number; readonly userFactsTtlMs: number };
   readonly seal: { readonly cert: string; readonly key: string };
@@ -50,7 +52,7 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
 export const DELIVERED_RECORD_SECONDS = 7 * 86400;
@@ -132,6 +134,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     domain,
     localDomains: list('main', 'local_domains', false).map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
     hookTimeoutMs: num('main', 'hook_timeout_ms', GATEWAY_DEFAULTS.hook_timeout_ms),
+    cpuBudgetMs: num('main', 'cpu_budget_ms', GATEWAY_DEFAULTS.cpu_budget_ms),
     tcpNoDelay: bool('main', 'tcp_nodelay', GATEWAY_DEFAULTS.tcp_nodelay),
     keyd: {
       url: str('keyd', 'url')!, ...(servername ? { servername } : {}),

@@ -24,6 +24,7 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
   const missing = new Set<string>();
   const verify = () => verifyChain(message, {
     now: () => deps.clock().getTime(),
+    cpuBudgetMs: deps.config.cpuBudgetMs,
     lookup: async (req) => {
       const entry = await deps.directory.lookup(req.domain ?? '');
       const cert = entry.sealingCertificate(req.certRef, new Date(req.time * 1000));

@@ -59,6 +59,7 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
 async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buffer> {
   const result = await verifyUser(message, {
     now: () => deps.clock().getTime(),
+    cpuBudgetMs: deps.config.cpuBudgetMs,
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
       if (!user?.signingCertificate || user.status !== 'active') return undefined;
@@ -106,7 +107,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
   const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
-  const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined });
+  const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
   if (none.result === 'fail') {
     const fault = chainFormatFault(none.reason, none.detail);
     if (fault) throw fault;

@@ -39,6 +39,7 @@ export interface AuditEntry {
 }
 
 const GENESIS = '0'.repeat(64);
+const LONE_SURROGATE = /\p{Cs}/u;
 const HEAD_KEY = 'audit-head';
 
 export type AuditInput = Omit<AuditRecord, 'seq' | 'time'>;
@@ -61,7 +62,7 @@ export class AuditLog {
   }
 
   private macOf(prev: string, record: AuditRecord): string {
-    return createHmac('sha256', this.key).update(prev).update(canonical(record)).digest('hex');
+    return createHmac('sha256', this.key).update(prev).update(Buffer.from(canonical(record), 'utf8')).digest('hex');
   }
 
   /**
@@ -73,7 +74,13 @@ export class AuditLog {
    */
   async append(input: AuditInput, now: Date, change?: () => void): Promise<AuditRecord> {
     if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
+    // The MAC is over the UTF-8 of the record, which is what LMDB stores; a lone surrogate would be
+    // stored as U+FFFD and break the chain for good. Refused before anything is written (400).
+    for (const value of Object.values(input)) {
+      if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Cannot audit a string that is not well-formed Unicode; nothing was done');
+    }
     let record: AuditRecord | undefined;
+    let refused: KeydError | undefined;
     try {
       // A child transaction: batched with concurrent writes, yet aborted on its
       // own if anything in it throws (a plain batched transaction would commit
@@ -85,10 +92,17 @@ export class AuditLog {
         const mac = this.macOf(prev, r);
         this.store.audit.put(r.seq, { record: r, prev, mac });
         this.store.meta.put(HEAD_KEY, { seq: r.seq, mac });
-        change?.();
+        try {
+          change?.();
+        } catch (err) {
+          // A refusal of the change itself (e.g. superseded): the transaction is aborted, the log stays usable.
+          if (err instanceof KeydError) refused = err;
+          throw err;
+        }
         record = r;
       });
     } catch (err) {
+      if (refused) throw refused;
       this.broken = (err as Error).message;
       throw new KeydError('audit-failed', `Cannot write the audit record: ${(err as Error).message}; refusing the operation`);
     }

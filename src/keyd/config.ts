@@ -19,7 +19,10 @@ export interface KeydConfig {
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCa: string; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
-  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto' };
+  readonly limits: {
+    readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto';
+    readonly headersTimeoutMs: number; readonly maxHeaderBytes: number; readonly maxHeaders: number;
+  };
 }
 
 const DAY = 86400000;
@@ -34,6 +37,9 @@ export const KEYD_DEFAULTS = {
   max_body_bytes: 65536,
   max_in_flight: 256,
   request_timeout_ms: 5000,
+  headers_timeout_ms: 5000,
+  max_header_bytes: 16384,
+  max_headers: 64,
   crypto_threads: 'auto',
 } as const;
 
@@ -103,6 +109,8 @@ export function loadKeydConfig(file: string): KeydConfig {
     },
     keys,
     trackingRetentionMs: num('tracking', 'retention_days', 0, 36500) * DAY,
-    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: threads() },
+    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: threads(),
+      headersTimeoutMs: num('limits', 'headers_timeout_ms', 100, 600000), maxHeaderBytes: num('limits', 'max_header_bytes', 1024, 1 << 20), maxHeaders: num('limits', 'max_headers', 8, 1000),
+    },
   };
 }

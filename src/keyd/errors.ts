@@ -11,6 +11,8 @@ export type KeydErrorCode =
   | 'unknown-key' // 404: no key with this key id
   | 'key-destroyed' // 410: the key version was destroyed; fetch the named one
   | 'too-large' // 413
+  | 'too-many-headers' // 431
+  | 'superseded' // 409: a concurrent change to the same state committed first; nothing was done
   | 'busy' // 503: concurrency bound reached, retry
   | 'audit-failed' // 503: the audit record could not be written, so nothing was done
   | 'config' // bad configuration (startup)
@@ -25,6 +27,8 @@ const STATUS: Record<KeydErrorCode, number> = {
   'unknown-key': 404,
   'key-destroyed': 410,
   'too-large': 413,
+  'too-many-headers': 431,
+  superseded: 409,
   busy: 503,
   'audit-failed': 503,
   config: 500,

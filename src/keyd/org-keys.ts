@@ -48,6 +48,19 @@ export interface KeyPolicy {
 
 export type Certify = (publicKey: Uint8Array, version: number, notBefore: Date, notAfter: Date) => string;
 
+/** Records to write, the changes they make, and the generation of the records they were planned from. */
+export interface KeyPlan {
+  readonly puts: readonly OrgKeyRecord[];
+  readonly changes: readonly KeyChange[];
+  readonly basis: number;
+  /** The time it was planned for (ms). */
+  readonly at: number;
+}
+
+function superseded(current: OrgKeyRecord | undefined): KeydError {
+  return new KeydError('superseded', `Another change to the org keys was committed first${current ? ` (${current.keyId} is current)` : ''}; nothing was changed`, current ? { current: current.keyId } : {});
+}
+
 export interface KeyChange {
   readonly keyId: string;
   readonly change: 'created' | 'retired' | 'destroyed';
@@ -88,7 +101,7 @@ export class OrgKeyring {
   ) {}
 
   /** The stored records, re-read when the generation counter in the store moved. */
-  private snapshot(): { all: readonly OrgKeyRecord[]; byVersion: ReadonlyMap<number, OrgKeyRecord> } {
+  private snapshot(): { generation: number; all: readonly OrgKeyRecord[]; byVersion: ReadonlyMap<number, OrgKeyRecord> } {
     const generation = (this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0;
     if (this.records?.generation !== generation) {
       const all = [...this.store.orgKeys.getRange({})].map((e) => e.value);
@@ -161,7 +174,8 @@ export class OrgKeyring {
    * `force`), retirement of superseded versions, destruction after grace.
    * The caller writes them in one transaction with the audit record.
    */
-  plan(now: Date, rng: Rng, force = false): { puts: OrgKeyRecord[]; changes: KeyChange[] } {
+  plan(now: Date, rng: Rng, force = false): KeyPlan {
+    const basis = this.snapshot().generation;
     const t = now.getTime();
     const puts: OrgKeyRecord[] = [];
     const changes: KeyChange[] = [];
@@ -182,7 +196,7 @@ export class OrgKeyring {
         changes.push({ keyId: r.keyId, change: 'destroyed' });
       }
     }
-    return { puts, changes };
+    return { puts, changes, basis, at: t };
   }
 
   /** Drops a cached private key, overwriting its bytes first (a destroyed version must not linger in memory). */
@@ -196,14 +210,34 @@ export class OrgKeyring {
     return { ...rest, state: 'destroyed', destroyedAt: t };
   }
 
-  /** Applies planned records (inside the caller's transaction), bumps the generation and drops cached keys. */
-  apply(puts: readonly OrgKeyRecord[]): void {
-    if (puts.length === 0) return;
-    for (const r of puts) {
+  /**
+   * Applies a plan inside the caller's write transaction, bumps the generation
+   * and drops cached keys. The plan was made from the records at generation
+   * `basis`; if any writer (another request, the schedule, `ssmax keyd rotate`
+   * in another process on the same store) changed them since, nothing is
+   * written and KeydError `superseded` is thrown, so the version number and the
+   * write happen as one transaction: two rotations at once make one new
+   * version, never the same version twice. A published key is never
+   * rewritten: a put whose version exists with another public key (or that
+   * would give a destroyed key its private key back) is refused the same way.
+   */
+  apply(plan: KeyPlan): void {
+    if (plan.puts.length === 0) return;
+    const generation = (this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0;
+    if (generation !== plan.basis) {
+      this.records = undefined;
+      throw superseded(this.current(new Date(plan.at)));
+    }
+    for (const r of plan.puts) {
+      const existing = this.store.orgKeys.get(r.version);
+      if (existing && (existing.publicKey !== r.publicKey || (existing.state === 'destroyed' && r.state !== 'destroyed'))) throw superseded(undefined);
+      if (!existing && r.state !== 'active') throw superseded(undefined);
+    }
+    for (const r of plan.puts) {
       this.store.orgKeys.put(r.version, r);
       this.forget(r.keyId);
     }
-    this.store.meta.put(GENERATION_KEY, ((this.store.meta.get(GENERATION_KEY) as number | undefined) ?? 0) + 1);
+    this.store.meta.put(GENERATION_KEY, generation + 1);
     this.records = undefined;
   }
 }

@@ -34,6 +34,12 @@ export interface ServerOptions {
   readonly maxBodyBytes: number;
   readonly maxInFlight: number;
   readonly requestTimeoutMs: number;
+  /** Time to receive a request's header block; a slower client is dropped (408). */
+  readonly headersTimeoutMs: number;
+  /** Largest request header block (bytes; over it: 431). */
+  readonly maxHeaderBytes: number;
+  /** Most header fields in one request (over it: 431). */
+  readonly maxHeaders: number;
   readonly validationCache?: ValidationCache;
   /** Called once per request with a short line (no secrets). */
   readonly log?: (line: string) => void;
@@ -48,12 +54,69 @@ interface Route {
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 /** The path of a request target (origin form), without query or fragment; what `new URL(...).pathname` gives, without building a URL. */
-function pathOf(target: string | undefined): string {
+export function pathOf(target: string | undefined): string {
   if (!target) return '/';
   const cut = target.search(/[?#]/);
   const raw = cut < 0 ? target : target.slice(0, cut);
-  if (raw.startsWith('/') && !raw.startsWith('//') && !/[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.test(raw) && !/(^|\/)\.\.?(\/|$)|%2e/i.test(raw)) return raw;
-  return new URL(target, 'https://keyd').pathname; // anything unusual: the URL parser's normalisation, as before
+  if (raw.includes('//')) throw new KeydError('bad-request', 'The request path has an empty segment');
+  if (raw.startsWith('/') && !/[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/.test(raw) && !/(^|\/)\.\.?(\/|$)|%2e/i.test(raw)) return raw;
+  try {
+    return new URL(target, 'https://keyd').pathname; // anything unusual: the URL parser's normalisation, as before
+  } catch {
+    throw new KeydError('bad-request', 'The request target is not a path');
+  }
+}
+
+/** A %-encoded path parameter, decoded; malformed escapes and ill-formed Unicode are refused (400). */
+export function param(encoded: string | undefined): string {
+  try {
+    return decodeURIComponent(encoded ?? '');
+  } catch {
+    throw new KeydError('bad-request', 'The request path has a malformed %-escape or ill-formed UTF-8');
+  }
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Refuses (400) a JSON value holding a string that is not well-formed Unicode (a lone surrogate from a \\uD800 escape), before anything is done or written. */
+export function checkWellFormed(value: unknown, depth = 0): void {
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Request body holds a string that is not well-formed Unicode (a lone surrogate)');
+  } else if (value && typeof value === 'object') {
+    if (depth > 32) throw new KeydError('bad-request', 'Request body nests deeper than 32 levels');
+    for (const [k, v] of Object.entries(value)) {
+      checkWellFormed(k, depth + 1);
+      checkWellFormed(v, depth + 1);
+    }
+  }
+}
+
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** A JSON error answer written straight to a socket, for requests Node's HTTP parser refused (clientError). */
+function rawJsonError(status: number, reason: string, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+/** A request body: empty, or a JSON object in well-formed UTF-8 whose strings are well-formed Unicode; anything else is refused (400). */
+export function parseRequestBody(raw: Buffer): Record<string, unknown> {
+  if (raw.length === 0) return {};
+  let text: string;
+  try {
+    text = utf8Fatal.decode(raw);
+  } catch {
+    throw new KeydError('bad-request', 'Request body is not well-formed UTF-8');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new KeydError('bad-request', 'Request body is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
+  checkWellFormed(parsed);
+  return parsed as Record<string, unknown>;
 }
 
 export class KeydServer {
@@ -77,10 +140,10 @@ export class KeydServer {
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
-      { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, decodeURIComponent(p[0]!)) },
+      { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
-      { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, decodeURIComponent(p[0]!)) },
-      { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, decodeURIComponent(p[0]!), b.status) },
+      { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
+      { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status) },
       { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/mint$/, handle: (a, b) => service.mintToken(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/resolve$/, handle: (a, b) => service.resolveToken(a, b) },
@@ -99,8 +162,23 @@ export class KeydServer {
     }
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.requestTimeoutMs, 10000), keepAliveTimeout: 30000, noDelay: true,
+      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000, noDelay: true,
+      maxHeaderSize: opts.maxHeaderBytes,
+      // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
     }, (req, res) => { void this.handle(req, res); });
+    // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
+    this.server.maxHeadersCount = opts.maxHeaders + 1;
+    // Requests Node's parser refuses (malformed, headers too large, timed out) get a JSON answer too.
+    this.server.on('clientError', (err: Error & { code?: string }, socket) => {
+      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
+        const answer = err.code === 'HPE_HEADER_OVERFLOW' ? rawJsonError(431, 'Request Header Fields Too Large', 'too-large', `Request header block over ${opts.maxHeaderBytes} bytes`)
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? rawJsonError(408, 'Request Timeout', 'timeout', 'Request not received in time')
+            : rawJsonError(400, 'Bad Request', 'bad-request', 'Malformed HTTP request');
+        socket.end(answer);
+      }
+      socket.destroy();
+    });
     this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
   }
 
@@ -161,16 +239,7 @@ export class KeydServer {
   }
 
   private async readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-    const raw = await this.rawBody(req);
-    if (raw.length === 0) return {};
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new KeydError('bad-request', 'Request body is not JSON');
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
-    return parsed as Record<string, unknown>;
+    return parseRequestBody(await this.rawBody(req));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -185,6 +254,7 @@ export class KeydServer {
     try {
       const actor = this.actorOf(req.socket as TLSSocket);
       role = actor.role;
+      if (req.rawHeaders.length / 2 > this.opts.maxHeaders) throw new KeydError('too-many-headers', `Request has more than ${this.opts.maxHeaders} header fields`);
       const pathname = pathOf(req.url);
       const route = this.exact.get(pathname) ?? this.routes.find((r) => r.pattern.test(pathname));
       if (!route) throw new KeydError('not-found', `No endpoint ${pathname}`);

@@ -356,9 +356,20 @@ export class KeyService {
   async maintain(actor: Actor, force = false): Promise<KeyChange[]> {
     if (force) this.require(actor, ['admin', 'keyd'], 'rotate');
     const now = this.d.clock();
-    const { puts, changes } = this.d.keyring.plan(now, this.d.rng, force);
-    if (puts.length > 0) {
-      await this.d.audit.append({ actor: actor.name, role: actor.role, op: force ? 'keys.rotate' : 'keys.schedule', result: 'ok', reason: changes.map((c) => `${c.keyId} ${c.change}`).join(', ') }, now, () => this.d.keyring.apply(puts));
+    const plan = this.d.keyring.plan(now, this.d.rng, force);
+    let changes = plan.changes;
+    if (plan.puts.length > 0) {
+      const op = force ? 'keys.rotate' : 'keys.schedule';
+      const planned = changes.map((c) => `${c.keyId} ${c.change}`).join(', ');
+      try {
+        // The plan is checked against the stored records inside the write transaction (OrgKeyring.apply).
+        await this.d.audit.append({ actor: actor.name, role: actor.role, op, result: 'ok', reason: planned }, now, () => this.d.keyring.apply(plan));
+      } catch (err) {
+        if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
+        await this.d.audit.append({ actor: actor.name, role: actor.role, op, result: 'refused', reason: `superseded, not written: ${planned}` }, now);
+        if (force) throw err;
+        changes = []; // the schedule: another writer made the change; the next run sees it
+      }
     }
     // Tracking keys follow the org keys' validity: a new one each period; a
     // retired one keeps resolving for the retention period, then is erased
@@ -366,14 +377,20 @@ export class KeyService {
     const tracking = this.d.tracking.current();
     if (!tracking || now.getTime() - tracking.created >= this.d.keyring.policy.validityMs) {
       const { next, retired } = this.d.tracking.buildNext(now);
-      await this.d.audit.append({ actor: actor.name, role: actor.role, op: tracking ? 'tracking.rotate' : 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => {
-        this.d.store.trackingKeys.put(next.version, next);
-        if (retired) this.d.store.trackingKeys.put(retired.version, retired);
-      });
+      try {
+        await this.d.audit.append({ actor: actor.name, role: actor.role, op: tracking ? 'tracking.rotate' : 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => {
+          // Checked in the write transaction: a concurrent maintain (another process) made this version first.
+          if (this.d.store.trackingKeys.get(next.version) !== undefined) throw new KeydError('superseded', `Tracking key ${next.version} exists already`);
+          this.d.store.trackingKeys.put(next.version, next);
+          if (retired) this.d.store.trackingKeys.put(retired.version, retired);
+        });
+      } catch (err) {
+        if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
+      }
     }
     for (const expired of this.d.tracking.expired(now)) {
       await this.d.audit.append({ actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` }, now, () => this.d.store.trackingKeys.remove(expired));
     }
-    return changes;
+    return [...changes];
   }
 }

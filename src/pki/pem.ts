@@ -10,14 +10,20 @@ export function toPem(label: string, der: Uint8Array): string {
 
 /** Every block with this label, in order; throws if there is none or one is damaged. */
 export function fromPemAll(text: string, label: string): Uint8Array[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
+  // indexOf, not a lazy `BEGIN([\s\S]*?)END` pattern with /g: that rescans to the end of the
+  // text from every BEGIN without an END (quadratic).
+  const begin = `-----BEGIN ${label}-----`;
+  const end = `-----END ${label}-----`;
   const out: Uint8Array[] = [];
-  for (const m of text.matchAll(re)) {
-    const body = (m[1] ?? '').replace(/\s+/g, '');
+  for (let at = text.indexOf(begin); at >= 0; ) {
+    const stop = text.indexOf(end, at + begin.length);
+    if (stop < 0) break;
+    const body = text.slice(at + begin.length, stop).replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0 || body.length === 0) {
       throw new Error(`Cannot read PEM "${label}": the base64 body is damaged`);
     }
     out.push(new Uint8Array(Buffer.from(body, 'base64')));
+    at = text.indexOf(begin, stop + end.length);
   }
   if (out.length === 0) throw new Error(`Cannot read PEM: no "${label}" block found`);
   return out;

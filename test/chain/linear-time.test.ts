@@ -1,0 +1,167 @@
+/**
+ * Linear time on hostile input (issue 24): every step that reads untrusted
+ * bytes is fed the known pathological shapes — long runs of CRLF, LF, CR,
+ * whitespace, whitespace-CRLF, `=`, `\`, `<`, repeated tokens — at 1 MB and at
+ * 4 MB, and its time must grow about fourfold, not sixteenfold. Ratios, not
+ * absolute times: the machine may be slow or shared. Each size is timed
+ * three times and the fastest run kept (noise only ever adds time).
+ *
+ * Before the fix, `canonicalText`'s `/(?:\r\n)+$/` took 1.2 s for 32 KB and
+ * 18 s for 128 KB of blank lines followed by one other character.
+ */
+import fc from 'fast-check';
+import { readMessage, WorkBudget, withoutTrailingLineEnds } from '../../src/chain/body-hash';
+import { canonicalizeRelaxed } from '../../src/chain/canonicalize';
+import { verifyChain } from '../../src/chain/verify-chain';
+import { listCapsules } from '../../src/envelope';
+import { DEFAULT_LIMITS } from '../../src/envelope/limits';
+import { fromPemAll } from '../../src/pki/pem';
+import { htmlText } from '../../src/inspect/extract';
+import type { GatewayDeps } from '../../src/gateway/deps';
+import { GatewayError } from '../../src/gateway/replies';
+import { verifySeals } from '../../src/gateway/sealing';
+import { now } from './fixtures';
+
+const MB = 1024 * 1024;
+
+function repeat(unit: string, size: number): string {
+  return unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
+}
+
+/** Each shape: a run of `size` bytes ending in a character that breaks the run (where backtracking used to restart). */
+const SHAPES: Record<string, (size: number) => string> = {
+  'CRLF run': (n) => `${repeat('\r\n', n)}x`,
+  'LF run': (n) => `${repeat('\n', n)}x`,
+  'CR run': (n) => `${repeat('\r', n)}x`,
+  'space run': (n) => `${repeat(' ', n)}x`,
+  'space-CRLF run': (n) => `${repeat(' \r\n', n)}x`,
+  '= run': (n) => `${repeat('=', n)}x`,
+  '=CRLF run': (n) => `${repeat('=\r\n', n)}x`,
+  'backslash run': (n) => `${repeat('\\', n)}x`,
+  '< run': (n) => `${repeat('<', n)}x`,
+  'repeated tokens': (n) => `${repeat('a=b; "c" (d) ', n)}x`,
+};
+
+function message(headers: string, body: string): Buffer {
+  return Buffer.from(`From: a@a.example\r\nMIME-Version: 1.0\r\n${headers}\r\n${body}`, 'latin1');
+}
+
+/** Steps over a message body: chain verification reads and hashes it whatever it carries. */
+const BODY_STEPS: Record<string, (body: string) => unknown> = {
+  'body hash, text/plain 8bit': (b) => readMessage(message('Content-Type: text/plain; charset=utf-8\r\n', b)),
+  'body hash, quoted-printable': (b) => readMessage(message('Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n', b)),
+  'body hash, base64': (b) => readMessage(message('Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n', b)),
+  'body hash, format=flowed': (b) => readMessage(message('Content-Type: text/plain; format=flowed; delsp=yes\r\n', b)),
+  'body hash, multipart': (b) => readMessage(message('Content-Type: multipart/mixed; boundary=zz\r\n', `--zz\r\nContent-Type: text/html\r\n\r\n${b}\r\n--zz--\r\n`)),
+  'body hash, embedded message': (b) => readMessage(message('Content-Type: message/rfc822\r\n', `Subject: x\r\nContent-Type: text/plain\r\n\r\n${b}`)),
+  'chain verification': (b) => verifyChain(message('Content-Type: text/plain\r\n', b), { lookup: () => undefined, now }),
+};
+
+/** Steps over header-like and armoured text (their own size limits are lifted so the run reaches them). */
+const TEXT_STEPS: Record<string, (text: string) => unknown> = {
+  'relaxed header canonicalisation': (t) => canonicalizeRelaxed(`X-Test${t}:${t}`),
+  'envelope header block': (t) => listCapsules(Buffer.from(`Subject: ${t.replace(/\r\n|\r|\n/g, '\r\n ')}\r\n\r\nx`, 'latin1'), { ...DEFAULT_LIMITS, maxHeaderBlock: 64 * MB, maxHeaderLength: 64 * MB }),
+  'PEM armour': (t) => fromPemAll(`-----BEGIN CERTIFICATE-----${t}`, 'CERTIFICATE'),
+  'trailing line ends': (t) => withoutTrailingLineEnds(t),
+  'HTML to text (inspection)': (t) => htmlText(`<p>${t}<`),
+};
+
+/** CPU time of this process (user + system) in ms: unlike wall time, not inflated when a shared machine gives the process less of a core. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+async function cpuTime(run: () => unknown): Promise<number> {
+  const t0 = cpuMs();
+  try {
+    await run();
+  } catch {
+    // a refusal is an answer too: what is timed is how long it took
+  }
+  return cpuMs() - t0;
+}
+
+/**
+ * CPU time at 1 MB and 4 MB, the sizes interleaved three times and the
+ * fastest of each kept; linear growth gives about 4, quadratic about 16.
+ */
+async function growth(run: (input: string) => unknown, shape: (size: number) => string): Promise<{ small: number; large: number; ratio: number }> {
+  const smallInput = shape(MB);
+  const largeInput = shape(4 * MB);
+  await cpuTime(() => run(smallInput)); // warm-up: compile the code paths first
+  let small = Infinity;
+  let large = Infinity;
+  for (let i = 0; i < 3; i++) {
+    small = Math.min(small, await cpuTime(() => run(smallInput)));
+    large = Math.min(large, await cpuTime(() => run(largeInput)));
+  }
+  // Below 20 ms at 1 MB, timer and collector noise dominate; a quadratic step still shows at 4 MB (16 x 20 ms).
+  return { small, large, ratio: large / Math.max(small, 20) };
+}
+
+/** Linear is about 4; on a loaded machine garbage collection adds noise; quadratic is 16 and more. */
+const LINEAR_BOUND = 10;
+/** The shapes tried on every step by default; SSMAX_LINEAR_FULL=1 tries every shape on every step (several minutes). */
+const DEFAULT_SHAPES = ['CRLF run', 'LF run', 'space-CRLF run', '=CRLF run', 'backslash run', 'repeated tokens'];
+const shapesFor = (step: string) => Object.entries(SHAPES).filter(([name]) => process.env.SSMAX_LINEAR_FULL === '1' || step in TEXT_STEPS && step !== 'envelope header block' || DEFAULT_SHAPES.includes(name));
+
+describe('time grows linearly with the size of hostile input (1 MB vs 4 MB)', () => {
+  jest.setTimeout(900_000);
+  const cases: [string, (input: string) => unknown][] = [...Object.entries(BODY_STEPS), ...Object.entries(TEXT_STEPS)];
+  it.each(cases)('%s', async (step, run) => {
+    const results: string[] = [];
+    for (const [shapeName, shape] of shapesFor(step)) {
+      const g = await growth(run, shape);
+      results.push(`${shapeName}: ${g.small.toFixed(1)} ms -> ${g.large.toFixed(1)} ms (x${g.ratio.toFixed(1)})`);
+      if (g.ratio >= LINEAR_BOUND) throw new Error(`super-linear growth of "${step}" on ${shapeName}:\n${results.join('\n')}`);
+    }
+  });
+});
+
+describe('the loops replacing patterns answer as the patterns did (on short input, where the patterns are fast)', () => {
+  const text = fc.array(fc.constantFrom('<', '>', 'a', ' ', '\r', '\n', '\t', '\r\n'), { maxLength: 40 }).map((a) => a.join(''));
+  it('withoutTrailingLineEnds removes trailing CRLFs as /(?:CRLF)+$/ did', () => {
+    fc.assert(fc.property(text, (t) => expect(withoutTrailingLineEnds(t)).toBe(t.replace(/(?:\r\n)+$/, ''))), { numRuns: 500 });
+  });
+  it('relaxed canonicalisation trims spaces and tabs off the name as before', () => {
+    fc.assert(fc.property(text, text, (name, value) => {
+      const n = name.replace(/:/g, '');
+      expect(canonicalizeRelaxed(`${n}:${value}`).split(':')[0]).toBe(n.replace(/[ \t]+$/, '').toLowerCase());
+    }), { numRuns: 500 });
+  });
+});
+
+describe('per-message CPU budget', () => {
+  it('a message whose reading passes the budget is refused naming the limit, and the event loop keeps turning', async () => {
+    const big = message('Content-Type: multipart/mixed; boundary=zz\r\n', `${'--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'.concat(repeat('a= \r\n', 64 * 1024), '\r\n').repeat(40)}--zz--\r\n`);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    const result = await verifyChain(big, { lookup: () => undefined, now, cpuBudgetMs: 30 });
+    const took = performance.now() - started;
+    clearInterval(timer);
+    expect(result).toMatchObject({ result: 'fail', reason: 'limit-exceeded' });
+    expect(result.result === 'fail' && result.detail).toMatch(/CPU budget of 30 ms/);
+    // It stopped soon after the budget (not after reading all 10 MB), and the loop ran meanwhile.
+    expect(took).toBeLessThan(30 + 500);
+    expect(ticks).toBeGreaterThan(0);
+    // The same message within a generous budget reads to the end.
+    expect((await verifyChain(big, { lookup: () => undefined, now, cpuBudgetMs: 60_000 })).result).toBe('none');
+  });
+
+  it('the gateway answers such a message with a permanent 5xx naming the limit', async () => {
+    const big = message('Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n', repeat('a= \r\n', 8 * MB));
+    const deps = { config: { cpuBudgetMs: 20 }, clock: () => new Date(), directory: { lookup: () => Promise.reject(new Error('not reached')) } } as unknown as GatewayDeps;
+    const refusal = await verifySeals(deps, big).then(() => undefined, (err: unknown) => err);
+    expect(refusal).toBeInstanceOf(GatewayError);
+    // A message limit: a permanent refusal (552 5.3.4 in the gateway's table) whose text names the budget.
+    expect((refusal as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+    expect((refusal as GatewayError).reply.text).toMatch(/CPU budget of 20 ms/);
+  });
+
+  it('refuses a budget that is not a positive number of milliseconds', () => {
+    expect(() => new WorkBudget(0)).toThrow(RangeError);
+    expect(() => new WorkBudget(Number.NaN)).toThrow(RangeError);
+  });
+});
