@@ -25,6 +25,7 @@ import { domainOf } from './message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -61,6 +62,7 @@ function build(plugin: HarakaPlugin): State {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const outbound = require('Haraka/outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay();
+  instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
   return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays) };
 }
 
@@ -144,14 +146,23 @@ function trustedRelay(s: State, connection: Connection): boolean {
   return typeof user === 'string' && s.config.trustedRelayLogins.includes(user);
 }
 
+/** The per-message log line of this hop (message-log.ts): written when `next` is answered. */
+function hopOf(plugin: HarakaPlugin, s: State, connection: Connection, direction: HopDirection, next: Next): HopLog {
+  const txn = connection.transaction;
+  return startHop(txn?.uuid ?? '', direction, txn?.rcpt_to.map(addressOf) ?? [], s.config.localDomains, (l) => plugin.loginfo(l), next);
+}
+
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, async () => {
+  const hop = hopOf(this, s, connection, 'outbound', next);
+  failClosed('queue_outbound', s.config.hookTimeoutMs, this, () => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const rcpts = txn.rcpt_to.map(addressOf);
-    if (addressOf(txn.mail_from) === '' && trustedRelay(s, connection)) {
+    const notice = addressOf(txn.mail_from) === '' && trustedRelay(s, connection);
+    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitterOf(s, connection, addressOf(txn.mail_from))?.via ?? 'none' });
+    if (notice) {
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
@@ -163,15 +174,17 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     await send(s, addressOf(txn.mail_from), raw, copies);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
-  }, next);
+  }), hop.next);
 }
 
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue', s.config.hookTimeoutMs, this, async () => {
+  const hop = hopOf(this, s, connection, 'inbound', next);
+  failClosed('queue', s.config.hookTimeoutMs, this, () => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
+    hop.set({ mode: modeOf(raw) });
     const notices: RetiredUse[] = [];
     const held: { quarantined?: string } = {};
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
@@ -179,7 +192,7 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     await send(s, addressOf(txn.mail_from), raw, copies);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
     return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
-  }, next);
+  }), hop.next);
 }
 
 export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {
