@@ -26,6 +26,7 @@ import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
+import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -51,6 +52,8 @@ interface Connection {
 interface State extends Gateway {
   trusted: TrustedRelays;
   outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
+  /** The [ops] listener (health, metrics: src/ops/gateway-ops.ts), when configured. */
+  ops: Promise<GatewayOps | undefined>;
 }
 
 let state: State | undefined;
@@ -63,7 +66,11 @@ function build(plugin: HarakaPlugin): State {
   const outbound = require('Haraka/outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay();
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
-  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays) };
+  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l)).catch((err: unknown) => {
+    plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
+    return undefined;
+  });
+  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops };
 }
 
 export function register(this: HarakaPlugin): void {
@@ -230,6 +237,7 @@ export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, dom
 }
 
 export function shutdown(this: HarakaPlugin): void {
+  void state?.ops.then((o) => o?.close());
   void state?.close();
   state = undefined;
 }

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
+import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../gateway/keyd-ops';
 import { parseInspectionConfig, readIni } from '../inspect/config';
 import { QuarantineStore } from '../inspect/quarantine';
@@ -56,9 +57,12 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   let port: number;
+  let ops: Awaited<ReturnType<typeof startInspectorOps>>;
   try {
     port = await server.listen();
+    ops = await startInspectorOps(config.file, engine, keyd, opts.log); // [ops]: health and metrics (docs/operations.md)
   } catch (err) {
+    await server.close();
     keydClient.close();
     await engine.close();
     throw err;
@@ -66,6 +70,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   return {
     port, engine,
     async stop() {
+      await ops?.close();
       await server.close();
       keydClient.close();
       await engine.close();

@@ -23,6 +23,7 @@ import { KeydServer } from './server';
 import { type Actor, KeyService } from './service';
 import { KeydStore } from './store';
 import { TrackingKeys } from './tracking';
+import { startKeydOps } from '../ops/keyd-ops';
 
 export interface KeydParts {
   readonly store: KeydStore;
@@ -103,6 +104,10 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   const port = await server.listen();
+  const ops = await startKeydOps(config, parts, clock, opts.log).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  }); // [ops]: health and metrics (docs/operations.md)
   let scheduling = false;
   const timer = setInterval(() => {
     if (scheduling) return;
@@ -117,6 +122,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     ...parts, port,
     async stop() {
       clearInterval(timer);
+      await ops?.close();
       await server.close();
       await crypto?.close();
       await parts.store.close();
