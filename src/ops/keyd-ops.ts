@@ -10,6 +10,7 @@ import { parse } from 'ini';
 import { Counter, Gauge } from 'prom-client';
 import type { KeydConfig } from '../keyd/config';
 import type { KeydParts } from '../keyd/daemon';
+import type { CrlRenewer } from '../keyd/renewal';
 import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
 
 export const KEYD_OPS_DEFAULTS = { listen: '' } as const;
@@ -21,8 +22,20 @@ export function opsSection(file: string): Record<string, unknown> {
   return s && typeof s === 'object' ? (s as Record<string, unknown>) : {};
 }
 
-export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date()): ReturnType<typeof newRegistry> {
+export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date(), renewer?: CrlRenewer): ReturnType<typeof newRegistry> {
   const registry = newRegistry('keyd');
+  if (renewer) {
+    const refresh = () => {
+      crlNext.reset();
+      warning.reset();
+      for (const c of renewer.status()) {
+        if (c.nextUpdate) crlNext.set({ crl: c.file, renewable: String(c.renewable) }, c.nextUpdate.getTime() / 1000);
+        warning.set({ item: `crl:${c.file}` }, c.warning ? 1 : 0);
+      }
+    };
+    const crlNext: Gauge = new Gauge({ name: 'ssmax_keyd_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it', labelNames: ['crl', 'renewable'], registers: [registry], collect: refresh });
+    const warning = new Gauge({ name: 'ssmax_keyd_renewal_warning', help: '1 when the item is within its warning window and keyd could not renew it', labelNames: ['item'], registers: [registry] });
+  }
   const ops = new Counter({ name: 'ssmax_keyd_operations_total', help: 'keyd operations by kind (the audit record\'s op) and result (ok, refused, error)', labelNames: ['op', 'result'], registers: [registry] });
   const refusals = new Counter({ name: 'ssmax_keyd_refusals_total', help: 'Refused or failed keyd operations by kind and reason (keyd\'s error code)', labelNames: ['op', 'reason'], registers: [registry] });
   const audit = parts.audit;
@@ -62,12 +75,12 @@ export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date
 }
 
 /** Starts keyd's listener when [ops] listen is set in its config file; undefined otherwise. */
-export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void): Promise<OpsListener | undefined> {
+export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void, renewer?: CrlRenewer): Promise<OpsListener | undefined> {
   const section = opsSection(config.file);
   const addr = parseOpsListen(section.listen === undefined ? KEYD_OPS_DEFAULTS.listen : String(section.listen), `Config "${config.file}"`);
   if (!addr) return undefined;
   const listener = await startOps({
-    ...addr, service: 'keyd', registry: keydMetrics(parts, clock),
+    ...addr, service: 'keyd', registry: keydMetrics(parts, clock, renewer),
     ready() {
       const checks: Record<string, string> = {};
       try {
