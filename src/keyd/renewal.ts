@@ -23,7 +23,7 @@ import { KeydError } from './errors';
 
 const DAY = 86400000;
 
-export const CRL_RENEWAL_DEFAULTS = { renew: true, renew_before_days: 3, validity_days: 7, warn_before_days: 3 } as const;
+export const CRL_RENEWAL_DEFAULTS = { renew: true, renew_at_days_left: 3, lifetime_days: 7, warn_at_days_left: 3 } as const;
 
 export interface CrlRenewalPolicy {
   readonly renew: boolean;
@@ -47,7 +47,7 @@ export interface CrlState {
 export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
   const ini = parse(readFileSync(config.file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
   const s = ini.crl ?? {};
-  const num = (k: 'renew_before_days' | 'validity_days' | 'warn_before_days') => {
+  const num = (k: 'renew_at_days_left' | 'lifetime_days' | 'warn_at_days_left') => {
     const raw = s[k];
     const v = raw === undefined ? CRL_RENEWAL_DEFAULTS[k] : Number(raw);
     if (!Number.isFinite(v) || v <= 0 || v > 3650) throw new KeydError('config', `Config "${config.file}": [crl] ${k} must be a number of days from 0 to 3650 (got "${String(raw)}")`);
@@ -56,8 +56,8 @@ export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
   const renewRaw = s.renew;
   const renew = renewRaw === undefined ? CRL_RENEWAL_DEFAULTS.renew : renewRaw === true || renewRaw === 'true';
   if (renewRaw !== undefined && renewRaw !== true && renewRaw !== false && renewRaw !== 'true' && renewRaw !== 'false') throw new KeydError('config', `Config "${config.file}": [crl] renew must be true or false`);
-  const policy = { renew, renewBeforeMs: num('renew_before_days'), validityMs: num('validity_days'), warnBeforeMs: num('warn_before_days') };
-  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [crl] renew_before_days must be less than validity_days`);
+  const policy = { renew, renewBeforeMs: num('renew_at_days_left'), validityMs: num('lifetime_days'), warnBeforeMs: num('warn_at_days_left') };
+  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [crl] renew_at_days_left must be less than lifetime_days`);
   return policy;
 }
 

@@ -14,7 +14,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { type RunningKeyd, startKeyd } from '../../src/keyd/daemon';
-import { CrlRenewer } from '../../src/keyd/renewal';
+import { CRL_RENEWAL_DEFAULTS, CrlRenewer, crlPolicyOf } from '../../src/keyd/renewal';
 import { keydMetrics } from '../../src/ops/keyd-ops';
 import { verifyBundle } from '../../src/pki/bundle';
 import { createCrl, parseCrl } from '../../src/pki/crl';
@@ -58,7 +58,7 @@ describe('60 days on a simulated clock', () => {
     const keydIni = readFileSync(org.fx.configFile, 'utf8')
       .replace('crls=org-ca.crl.pem,root.crl.pem', 'crls=org-ca.crl.pem,root-long.crl.pem')
       .replace(/\[keys\][^[]*/, '[keys]\nvalidity_days=20\nrenew_before_days=5\ngrace_days=5\nschedule_seconds=3600\n');
-    writeFileSync(org.fx.configFile, `${keydIni}\n[crl]\nrenew_before_days=3\nvalidity_days=7\nwarn_before_days=3\n`);
+    writeFileSync(org.fx.configFile, `${keydIni}\n[crl]\nrenew_at_days_left=3\nlifetime_days=7\nwarn_at_days_left=3\n`);
     const firstCrl = parseCrl(readFileSync(join(dir, 'org-ca.crl.pem'), 'utf8'));
     expect(firstCrl.entries.size).toBe(1); // provisioned with one revocation, which every renewal keeps
 
@@ -135,4 +135,16 @@ describe('60 days on a simulated clock', () => {
     const metrics = await keydMetrics(keyd!, () => new Date(now), renewer).metrics();
     expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="crl:[^"]*root-short\.crl\.pem"\} 1/);
   });
+});
+
+test('config/ssmax-keyd.ini writes out every [crl] default with its built-in value; a bad one is refused naming it', () => {
+  const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-keyd.ini'), 'utf8');
+  const from = shipped.indexOf('\n[crl]\n');
+  const next = shipped.slice(from + 7).search(/^\[[a-z_]+\]$/m);
+  const section = shipped.slice(from, next < 0 ? undefined : from + 7 + next);
+  const commented = Object.fromEntries([...section.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+  expect(commented).toEqual(Object.fromEntries(Object.entries(CRL_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
+  const org = makeOrg('c.example');
+  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[crl]\nlifetime_days=2\nrenew_at_days_left=3\n`);
+  expect(() => crlPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[crl\] renew_at_days_left must be less than lifetime_days/);
 });
