@@ -1,7 +1,7 @@
 // Jest runs the TypeScript sources through ts-jest. The ESM-only dependencies
 // (@noble/*, pkijs, asn1js, bytestreamjs, @peculiar/*, pvtsutils, pvutils) are
 // transformed too, because Jest 30 on node 20 cannot require() ESM
-// (STACK-NOTES.md). Type-checking happens in `npm run typecheck`, not here.
+// itself. Type-checking happens in `npm run typecheck`, not here.
 const esmOnly = ['@noble', 'pkijs', 'asn1js', 'bytestreamjs', '@peculiar', 'pvtsutils', 'pvutils'];
 
 /** @type {import('jest').Config} */

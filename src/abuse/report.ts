@@ -1,5 +1,5 @@
 /**
- * Abuse reports across organisations (SSMAX §2.2; PROTOCOL.md "Sender
+ * Abuse reports across organisations (SSMAX §2.2; docs/protocol.md "Sender
  * tracking"; docs/abuse.md), the receiving side:
  *
  * - `identifyReportedMessage` verifies the seal chain of a received message

@@ -1,7 +1,7 @@
 /**
  * A small benchmark harness: each case runs repeatedly for a fixed time after
  * a warm-up, in several rounds; the table reports the median rate. Figures are
- * measured, never asserted (DEVELOPERS.md: performance lives in benchmarks).
+ * measured, never asserted (a project rule: performance lives in benchmarks, not in tests).
  */
 import { readFileSync } from 'node:fs';
 export interface BenchRow {

@@ -1,5 +1,5 @@
 /**
- * The structural body hash `bh=` (PROTOCOL.md "Authentication chain"; SSMAX
+ * The structural body hash `bh=` (docs/protocol.md "Authentication chain"; SSMAX
  * §2.1; docs/chain.md "Structural body hash"), and the reading of a message
  * into its root header fields and MIME tree.
  *
@@ -166,7 +166,7 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
     });
     const stream = splitter as unknown as Transform;
     stream.on('error', (err: Error & { code?: string }) => {
-      abort(err.code === 'EMAXLEN' ? limitError(err.message) : new ChainFormatError('body-unparseable', `Cannot hash body: ${err.message}`));
+      abort(err.code === 'EMAXLEN' ? limitError(/child nodes/i.test(err.message) ? `the message has more than ${CHAIN_LIMITS.maxParts} MIME parts` : err.message) : new ChainFormatError('body-unparseable', `Cannot hash body: ${err.message}`));
     });
     stream.on('end', () => {
       if (failed) return;

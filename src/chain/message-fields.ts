@@ -22,7 +22,7 @@ export function prependField(message: Uint8Array, field: string): Buffer {
 /**
  * Removes every SSMAX-User-Signature field from the root header block: the
  * sending gateway does this after verifying it, so the user's certificate is
- * not shown outside the organisation (PROTOCOL.md; SSMAX §2.2).
+ * not shown outside the organisation (docs/protocol.md, "Authentication chain"; SSMAX §2.2).
  */
 export function removeUserSignature(message: Uint8Array): Promise<Buffer> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot remove the user signature: expected a Uint8Array');

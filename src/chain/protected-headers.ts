@@ -1,6 +1,6 @@
 /**
  * Which header fields the chain protects, and which may appear only once
- * (PROTOCOL.md "Authentication chain"; RFC 5322 §3.6 for the singletons).
+ * (docs/protocol.md "Authentication chain"; RFC 5322 §3.6 for the singletons).
  *
  * Every name of PROTECTED_HEADERS must be listed in `h=` of every user
  * signature and seal, whether or not the message carries it: signing an absent

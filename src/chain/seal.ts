@@ -1,6 +1,6 @@
 /**
  * An organisation hop of the authentication chain: the seal (SSMAX §2.1 Fig.1;
- * PROTOCOL.md "Authentication chain"; docs/chain.md "SSMAX-Seal").
+ * docs/protocol.md "Authentication chain"; docs/chain.md "SSMAX-Seal").
  *
  * Seal i signs, with the gateway's sealing key: every earlier seal (1…i-1, as
  * they stand, signatures included) and its own tags, which carry the hash of

@@ -1,6 +1,6 @@
 /**
  * Hop 0 of the authentication chain: the user signature (SSMAX §2.1 Fig.1;
- * PROTOCOL.md "Authentication chain"; docs/chain.md "SSMAX-User-Signature").
+ * docs/protocol.md "Authentication chain"; docs/chain.md "SSMAX-User-Signature").
  *
  * The sender signs the protected headers (through `hh=`), the structural body
  * hash `bh=` and the field's own tags. The sending gateway verifies it against

@@ -1,6 +1,6 @@
 /**
- * Verification of the organisation seals (SSMAX §2.1 Fig.1; PROTOCOL.md
- * "Authentication chain"; docs/chain.md "Verifying a chain").
+ * Verification of the organisation seals (SSMAX §2.1 Fig.1; docs/protocol.md
+ * "Authentication chain"; docs/chain.md "Verifying").
  *
  * Every seal is checked in instance order: grammar, instances exactly 1…N,
  * tracking token only at i=1, `cv=` consistent with the position (and never

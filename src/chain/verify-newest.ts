@@ -1,5 +1,5 @@
 /**
- * Verification of the newest seal only, as a recipient does it (PROTOCOL.md,
+ * Verification of the newest seal only, as a recipient does it (docs/protocol.md,
  * "Authentication chain": "The recipient (or recipient's client) verifies the
  * newest seal against the receiving org's certificate; earlier seals remain
  * for audit").

@@ -96,13 +96,13 @@ function readInput(path: string, what: string): Buffer {
 }
 
 function need<T>(v: T | undefined, key: string, config: AbuseConfig): T {
-  if (v === undefined) throw new CliError(`Config "${config.file}": ${key} is required`, EXIT.dataErr);
+  if (v === undefined) throw new CliError(`Config "${config.file}": ${key} is required`, EXIT.config);
   return v;
 }
 
 function openDirectory(config: AbuseConfig): Directory {
-  if (!config.hasDirectory) throw new CliError(`Config "${config.file}": a [directory] section (roots, peers) is required to verify bundles`, EXIT.dataErr);
-  return new Directory(directoryOptions(loadDirectoryConfig(config.file)));
+  if (!config.hasDirectory) throw new CliError(`Config "${config.file}": a [directory] section (roots, peers) is required to verify bundles`, EXIT.config);
+  return new Directory(directoryOptions(loadDirectoryConfig(config.file, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] })));
 }
 
 async function report(args: string[], io: CliIo): Promise<number> {
@@ -198,7 +198,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
-const EXIT_OF: Record<string, number> = { format: EXIT.dataErr, chain: EXIT.dataErr, foreign: EXIT.dataErr, refused: EXIT.failure, directory: EXIT.ioErr, unavailable: EXIT.ioErr };
+const EXIT_OF: Record<string, number> = { format: EXIT.dataErr, chain: EXIT.dataErr, foreign: EXIT.dataErr, refused: EXIT.failure, directory: EXIT.unavailable, unavailable: EXIT.unavailable };
 
 export const abuseCommand: CommandGroup = {
   summary: 'Sender tracking: ARF abuse reports (report, serve) and token resolution (resolve)',
@@ -217,7 +217,7 @@ export const abuseCommand: CommandGroup = {
       }
     } catch (err) {
       if (err instanceof AbuseError) throw new CliError(err.message, EXIT_OF[err.code] ?? EXIT.failure);
-      if (err instanceof AbuseConfigError || err instanceof DirectoryConfigError) throw new CliError(err.message, EXIT.dataErr);
+      if (err instanceof AbuseConfigError || err instanceof DirectoryConfigError) throw new CliError(err.message, EXIT.config);
       throw err;
     }
   },

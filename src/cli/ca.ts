@@ -1,5 +1,5 @@
 /**
- * `ssmax ca …`: the CA tool (ARCHITECTURE.md "CA tool"). It only parses
+ * `ssmax ca …`: the CA tool (docs/pki.md "CLI"). It only parses
  * arguments, reads and writes files, and calls src/pki. The clock is read here,
  * once per command, and passed down.
  *
@@ -54,7 +54,7 @@ function readPassphrase(path: string | undefined): string | undefined {
 }
 
 function writeOut(path: string, text: string, opts: { secret?: boolean; force?: boolean } = {}): void {
-  if (existsSync(path) && !opts.force) throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.ioErr);
+  if (existsSync(path) && !opts.force) throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.cantCreate);
   writeFileSync(path, text, { mode: opts.secret ? 0o600 : 0o644 });
   if (opts.secret) chmodSync(path, 0o600); // mode applies on creation only
 }
@@ -371,7 +371,10 @@ Options:
   --domain DOMAIN               The domain the bundle is for
   --key FILE[:STATE]            Encryption-key certificate; STATE current (default), next or retired (repeatable)
   --seal FILE                   Gateway sealing certificate (repeatable)
-  --crl FILE                    CRL to include (repeatable; default DIR/crl.pem)
+  --crl FILE                    CRL to include (repeatable; default DIR/crl.pem): every CA of the
+                                chain needs its CRL, the root's included, or peers cannot check it
+  --root FILE                   SSMAX root to check the bundle against before it is written
+                                (default: the root at the end of DIR/chain.pem)
   --abuse mailto:ADDR           Abuse contact
   --serial N                    Bundle serial; must grow with every publication
   --days N                      Validity in days (default 7)
@@ -384,7 +387,7 @@ Options:
     ...common, ca: { type: 'string' }, signer: { type: 'string' }, domain: { type: 'string' }, key: { type: 'string', multiple: true },
     seal: { type: 'string', multiple: true }, crl: { type: 'string', multiple: true }, abuse: { type: 'string' }, serial: { type: 'string' },
     days: { type: 'string' }, encryption: { type: 'string' }, 'seal-policy': { type: 'string' }, 'max-message-bytes': { type: 'string' },
-    out: { type: 'string' }, 'signer-passphrase-file': { type: 'string' },
+    out: { type: 'string' }, 'signer-passphrase-file': { type: 'string' }, root: { type: 'string', multiple: true },
   },
   run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
@@ -423,6 +426,13 @@ Options:
       abuseContact: need(v.abuse, 'abuse'),
       inboundPolicy: { encryption, seal: sealPolicy, maxMessageBytes: positiveInt(str(v['max-message-bytes']), 'max-message-bytes', 26_214_400) },
     }, { certificate: signerCert, privateKey: signerKey });
+    // Check it as `ca verify` and every peer will, so a bundle peers would reject is never written.
+    const roots = bundleRoots(list(v.root), dir);
+    const check = verifyBundle(text, { domain: need(v.domain, 'domain'), roots, time: issued });
+    if (check.status !== 'valid') {
+      const hint = /revocation-unknown|CRL/i.test(check.message) ? ` (give --crl for every CA of the chain: the org CA's ${join(dir, 'crl.pem')} and the root's CRL)` : '';
+      throw new CliError(`Cannot write the bundle: it would not verify: ${check.status}: ${check.message}${hint}`, EXIT.dataErr);
+    }
     const out = str(v.out);
     if (out) {
       writeOut(out, text, { force: v.force === true });
@@ -433,6 +443,17 @@ Options:
     return EXIT.ok;
   },
 };
+
+/** The roots a new bundle is checked against: --root, else the self-signed certificate at the end of DIR/chain.pem (ca init-org writes it). */
+function bundleRoots(files: readonly string[], dir: string): string[] {
+  if (files.length > 0) return files.flatMap(certificatesInFile);
+  const chainFile = join(dir, 'chain.pem');
+  if (!existsSync(chainFile)) throw new CliError(`Missing --root: the SSMAX root is needed to check the bundle ("${chainFile}" does not exist)`, EXIT.usage);
+  const last = certificatesInFile(chainFile).at(-1);
+  const cert = last === undefined ? undefined : parseCertificate(last);
+  if (!cert || Buffer.compare(Buffer.from(cert.subjectDer), Buffer.from(cert.issuerDer)) !== 0) throw new CliError(`Missing --root: "${chainFile}" does not end with a root certificate`, EXIT.usage);
+  return [last as string];
+}
 
 const verifyCmd: Sub = {
   summary: 'Verify a certificate (chain, CRLs, use) or an organisation bundle',

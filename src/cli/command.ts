@@ -1,3 +1,5 @@
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+
 /**
  * The shape of one `ssmax` command group (`ssmax ca …`, `ssmax keyd …`, …).
  * The CLI only parses arguments and calls exported library functions
@@ -22,8 +24,38 @@ export const processIo: CliIo = {
   err: (text) => { process.stderr.write(text.endsWith('\n') ? text : `${text}\n`); },
 };
 
-/** Exit codes (sysexits.h), so scripts can tell usage errors from failures. */
-export const EXIT = { ok: 0, failure: 1, usage: 64, dataErr: 65, noInput: 66, software: 70, ioErr: 74 } as const;
+/**
+ * Exit codes of every `ssmax` command (docs/cli.md), from sysexits.h so
+ * scripts can tell usage errors from failures. 1 and 2 are verdicts, not
+ * errors: the command ran and the answer is "no" (a certificate or bundle
+ * that does not verify, a broken audit chain, a recipient refused) or, for
+ * `directory lookup`, "this domain has no SSMAX bundle".
+ */
+export const EXIT = {
+  ok: 0,
+  /** The command ran; the answer is negative (verification failed, something refused). */
+  failure: 1,
+  /** Wrong arguments or options (EX_USAGE). */
+  usage: 64,
+  /** An input file or message is malformed or does not verify as input (EX_DATAERR). */
+  dataErr: 65,
+  /** An input file, folder or named item does not exist or cannot be read, the --config file included (EX_NOINPUT). */
+  noInput: 66,
+  /** A service needed (keyd, a publisher, SMTP, the inspector) cannot be reached or refused the connection (EX_UNAVAILABLE). */
+  unavailable: 69,
+  /** A bug or an unexpected internal failure (EX_SOFTWARE). */
+  software: 70,
+  /** An output file or folder cannot be created (exists without --force, or not creatable) (EX_CANTCREAT). */
+  cantCreate: 73,
+  /** Reading or writing failed midway (EX_IOERR). */
+  ioErr: 74,
+  /** A temporary failure: try again later (EX_TEMPFAIL). */
+  tempFail: 75,
+  /** Permission denied on a file or folder (EX_NOPERM). */
+  noPerm: 77,
+  /** The configuration file is invalid: a bad or missing value, or a file it names is unusable (EX_CONFIG). */
+  config: 78,
+} as const;
 
 /** An error whose message is meant for the user as is, with an exit code. */
 export class CliError extends Error {
@@ -31,4 +63,75 @@ export class CliError extends Error {
     super(message);
     this.name = 'CliError';
   }
+}
+
+const ERRNO_EXIT: Readonly<Record<string, number>> = {
+  ENOENT: EXIT.noInput, ENOTDIR: EXIT.noInput,
+  EACCES: EXIT.noPerm, EPERM: EXIT.noPerm,
+  EEXIST: EXIT.cantCreate, EISDIR: EXIT.cantCreate, EROFS: EXIT.cantCreate,
+  ENOSPC: EXIT.ioErr, EIO: EXIT.ioErr, EDQUOT: EXIT.ioErr,
+  ECONNREFUSED: EXIT.unavailable, EHOSTUNREACH: EXIT.unavailable, ENETUNREACH: EXIT.unavailable, ECONNRESET: EXIT.unavailable,
+  ENOTFOUND: EXIT.unavailable, ETIMEDOUT: EXIT.tempFail, EAI_AGAIN: EXIT.tempFail,
+  EADDRINUSE: EXIT.unavailable, EADDRNOTAVAIL: EXIT.unavailable,
+};
+
+/**
+ * The exit code and one-line message for any error a command lets escape:
+ * CliError keeps its code; a configuration error (an error class named
+ * `…ConfigError`) is 78; a system error (errno code, also as a `cause`) maps
+ * by its code; anything else is 70. Never a stack trace.
+ */
+export function exitOf(err: unknown): { code: number; message: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof CliError) return { code: err.exitCode, message };
+  if (err instanceof Error && /ConfigError$/.test(err.name)) return { code: EXIT.config, message };
+  // OpenSSL refusing a certificate or key file a configuration named (not a key, key and certificate not a pair).
+  if (err instanceof Error && /^ERR_OSSL/.test(String((err as NodeJS.ErrnoException).code))) return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as Error & { cause?: unknown }).cause, depth++) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && ERRNO_EXIT[code] !== undefined) return { code: ERRNO_EXIT[code], message };
+  }
+  return { code: EXIT.software, message };
+}
+
+/**
+ * Checks that the --config file (or another named input) exists and can be
+ * read, before a command loads it: every command answers a missing one the
+ * same way (66, or 77 when it is not readable).
+ */
+export function requireReadable(path: string, what = 'config'): void {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot read ${what} "${path}": permission denied`, EXIT.noPerm);
+    throw new CliError(`Cannot read ${what} "${path}": no such file`, EXIT.noInput);
+  }
+  if (statSync(path).isDirectory()) throw new CliError(`Cannot read ${what} "${path}": it is a folder`, EXIT.noInput);
+}
+
+/** Checks that `path` is an existing folder (66 when it is not, 77 when it cannot be read). */
+export function requireFolder(path: string, what: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+    if (isDir) accessSync(path, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot read ${what} "${path}": permission denied`, EXIT.noPerm);
+    throw new CliError(`Cannot read ${what} "${path}": no such folder`, EXIT.noInput);
+  }
+  if (!isDir) throw new CliError(`Cannot read ${what} "${path}": not a folder`, EXIT.noInput);
+}
+
+/** Creates an output folder (and its parents) with mode 0700 when it does not exist yet; 73 or 77 when it cannot be. */
+export function createOutputDir(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot create folder "${path}": permission denied`, EXIT.noPerm);
+    throw new CliError(`Cannot create folder "${path}": ${code ?? (err as Error).message}`, EXIT.cantCreate);
+  }
+  if (!statSync(path).isDirectory()) throw new CliError(`Cannot create folder "${path}": a file of that name exists`, EXIT.cantCreate);
 }

@@ -1,5 +1,5 @@
 /**
- * `ssmax crypto demo`: the encryption chain of PROTOCOL.md in one process, as
+ * `ssmax crypto demo`: the encryption chain of docs/protocol.md in one process, as
  * a small demo of the crypto core and the message format (it grows into the
  * two-organisation `ssmax demo` once the gateway exists). Prints each hop.
  */
@@ -10,6 +10,8 @@ import {
 } from '../crypto';
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
 import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+
+const BACKENDS = ['auto', 'native', 'libsecp256k1', 'noble'];
 
 const HELP = `Usage: ssmax crypto demo [--backend auto|native|libsecp256k1|noble]
 
@@ -91,8 +93,10 @@ export const cryptoCommand: CommandGroup = {
       io.out(HELP);
       return EXIT.ok;
     }
+    const backend = values.backend ?? 'auto';
+    if (!BACKENDS.includes(backend)) throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
     try {
-      return await runDemo(io, values.backend ?? 'auto');
+      return await runDemo(io, backend);
     } catch (err) {
       if (err instanceof CliError) throw err;
       throw new CliError((err as Error).message, EXIT.software);

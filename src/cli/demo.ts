@@ -6,7 +6,7 @@
  * bob@b.example; bob opens it; the hop-by-hop trace is printed; everything is
  * shut down. One command, no manual step.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,36 @@ opens it as Bob, prints the hop-by-hop trace, and shuts everything down.
 Options:
   --dir DIR   where to put the organisations' files (default: a new temporary folder)
   --keep      keep the files afterwards (default: removed, unless --dir is given)
+
+Run again with the same --dir, the demo replaces what its earlier run left
+there (a new root, new organisations); it refuses a folder holding anything
+else.
   -h, --help  show this help`;
+
+/** What one demo run leaves in its folder: the organisations' folders and the marker. */
+const DEMO_MARKER = '.ssmax-demo';
+const DEMO_ENTRIES = new Set([DEMO_MARKER, 'a.example', 'b.example']);
+
+/**
+ * Makes `dir` ready for a run: created when missing; the files of an earlier
+ * demo run (marked) removed; anything else there is refused, never deleted.
+ */
+export function prepareDemoDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new CliError(`Cannot create folder "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.cantCreate);
+  }
+  const entries = readdirSync(dir);
+  if (entries.length > 0) {
+    const foreign = entries.filter((e) => !DEMO_ENTRIES.has(e));
+    if (!existsSync(join(dir, DEMO_MARKER)) || foreign.length > 0) {
+      throw new CliError(`Cannot use --dir "${dir}": it holds files that are not from an earlier \`ssmax demo\` run (${(foreign.length > 0 ? foreign : entries).slice(0, 3).join(', ')}); give an empty or new folder`, EXIT.cantCreate);
+    }
+    for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
+  }
+  writeFileSync(join(dir, DEMO_MARKER), 'Files of `ssmax demo`; the next run with this --dir replaces them.\n', { mode: 0o600 });
+}
 
 async function runDemo(io: CliIo, dir: string): Promise<number> {
   const started = Date.now();
@@ -90,6 +119,7 @@ export const demoCommand: CommandGroup = {
       return EXIT.ok;
     }
     const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'ssmax-demo-'));
+    prepareDemoDir(dir);
     try {
       return await runDemo(io, dir);
     } finally {

@@ -44,7 +44,7 @@ function open(configFile: unknown, usage: string): Directory {
   try {
     return new Directory(directoryOptions(loadDirectoryConfig(configFile)));
   } catch (err) {
-    throw new CliError((err as Error).message, err instanceof DirectoryConfigError ? EXIT.dataErr : EXIT.failure);
+    throw new CliError((err as Error).message, err instanceof DirectoryConfigError ? EXIT.config : EXIT.failure);
   }
 }
 

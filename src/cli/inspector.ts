@@ -59,7 +59,7 @@ export const inspectorCommand: CommandGroup = {
     try {
       return await run(rest, io);
     } catch (err) {
-      if (err instanceof InspectorConfigError || err instanceof InspectConfigError) throw new CliError(err.message, EXIT.dataErr);
+      if (err instanceof InspectorConfigError || err instanceof InspectConfigError) throw new CliError(err.message, EXIT.config);
       throw err;
     }
   },

@@ -2,8 +2,8 @@
  * `ssmax keyd …`: run the key service, and its offline tools (master key
  * creation, k-of-n backup and restore, audit verification, rotation).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadKeydConfig } from '../keyd/config';
 import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
@@ -11,7 +11,7 @@ import { KeydError } from '../keyd/errors';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, createOutputDir, requireReadable } from './command';
 
 const HELP = `Usage: ssmax keyd <subcommand> [options]
 
@@ -48,6 +48,11 @@ function parse(args: string[], options: Record<string, { type: 'string' | 'boole
   }
 }
 
+/** A master key file is never overwritten: 73, as every output that exists. */
+function refuseExisting(path: string): void {
+  if (existsSync(path)) throw new CliError(`Cannot write "${path}": the file exists (a master key is never overwritten)`, EXIT.cantCreate);
+}
+
 function required(v: unknown, name: string, usage: string): string {
   if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
   return v;
@@ -74,7 +79,10 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     case 'init-master': {
       const { values } = parse(args, { out: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      createMasterKeyFile(required(values.out, 'out', usage));
+      const out = required(values.out, 'out', usage);
+      refuseExisting(out);
+      createOutputDir(dirname(resolve(out)));
+      createMasterKeyFile(out);
       io.out(`master key written to ${values.out} (mode 0600)`);
       return EXIT.ok;
     }
@@ -84,7 +92,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const config = loadKeydConfig(required(values.config, 'config', usage));
       const shares = await splitMasterKey(loadMasterKey(config.masterKeyFile), Number(required(values.shares, 'shares', usage)), Number(required(values.threshold, 'threshold', usage)));
       if (values['out-dir']) {
-        shares.forEach((s, i) => writeFileSync(join(values['out-dir'] as string, `share-${i + 1}.txt`), `${s}\n`, { mode: 0o600, flag: 'wx' }));
+        const outDir = values['out-dir'] as string;
+        createOutputDir(outDir);
+        shares.forEach((s, i) => writeFileSync(join(outDir, `share-${i + 1}.txt`), `${s}\n`, { mode: 0o600, flag: 'wx' }));
         io.out(`${shares.length} shares written to ${values['out-dir']} (any ${values.threshold} restore the key)`);
       } else {
         for (const s of shares) io.out(s);
@@ -96,7 +106,10 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (values.help) return (io.out(usage), EXIT.ok);
       const out = required(values.out, 'out', usage);
       if (positionals.length === 0) throw new CliError(`no share files given\n\n${usage}`, EXIT.usage);
+      for (const f of positionals) requireReadable(f, 'share file');
       const lines = positionals.map((f) => readFileSync(f, 'utf8').trim());
+      refuseExisting(out);
+      createOutputDir(dirname(resolve(out)));
       createMasterKeyFile(out, await restoreMasterKey(lines));
       io.out(`master key restored from ${lines.length} shares to ${out} (mode 0600)`);
       return EXIT.ok;
@@ -160,12 +173,12 @@ export const keydCommand: CommandGroup = {
       io.out(HELP);
       return sub === undefined ? EXIT.usage : EXIT.ok;
     }
-    // `ssmax keyd --config FILE` runs the service, as the issue names it.
-    if (sub === '--config') return runSub('run', argv, io);
     try {
+      // `ssmax keyd --config FILE` runs the service, as the issue names it.
+      if (sub === '--config' || sub.startsWith('--config=')) return await runSub('run', argv, io);
       return await runSub(sub, rest, io);
     } catch (err) {
-      if (err instanceof KeydError) throw new CliError(err.message, err.code === 'config' ? EXIT.dataErr : EXIT.failure);
+      if (err instanceof KeydError) throw new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure);
       throw err;
     }
   },

@@ -2,7 +2,7 @@
  * `ssmax`: one entry point for every tool of the product. This file only
  * dispatches to the command groups; each group parses its own arguments.
  */
-import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+import { type CliIo, type CommandGroup, EXIT, exitOf, processIo, requireReadable } from './command';
 import { abuseCommand } from './abuse';
 import { caCommand } from './ca';
 import { cryptoCommand } from './crypto';
@@ -48,12 +48,25 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     return EXIT.usage;
   }
   try {
+    // One answer for a missing --config from every command (docs/cli.md): 66, before any command reads it.
+    const config = configArgument(rest);
+    if (config !== undefined && !rest.includes('--help') && !rest.includes('-h')) requireReadable(config);
     return await group.run(rest, io);
   } catch (err) {
-    if (err instanceof CliError) {
-      io.err(`ssmax ${name}: ${err.message}`);
-      return err.exitCode;
-    }
-    throw err;
+    // Every error ends here as one line and a code from the table (src/cli/command.ts); never a stack trace.
+    const { code, message } = exitOf(err);
+    io.err(`ssmax ${name}: ${message}`);
+    return code;
   }
+}
+
+/** The value of `--config FILE` or `--config=FILE`, if given. */
+function configArgument(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--') return undefined;
+    if (a === '--config') return argv[i + 1] === undefined || argv[i + 1] === '' ? undefined : argv[i + 1];
+    if (a.startsWith('--config=')) return a.slice('--config='.length) || undefined;
+  }
+  return undefined;
 }

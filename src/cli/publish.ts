@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { PublisherConfigError, loadPublisherConfig, openPublisher } from '../publisher/config';
 import { startPublisherOps } from '../ops/service-ops';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, exitOf } from './command';
 
 const HELP = `Usage: ssmax publish [run] --config FILE
 
@@ -44,14 +44,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
     config = loadPublisherConfig(values.config);
     opened = openPublisher(config, { log: (l) => io.err(l) });
   } catch (err) {
-    throw new CliError((err as Error).message, err instanceof PublisherConfigError ? EXIT.dataErr : EXIT.failure);
+    throw new CliError((err as Error).message, err instanceof PublisherConfigError ? EXIT.config : exitOf(err).code);
   }
   const { publisher, close } = opened;
   try {
     await publisher.start();
   } catch (err) {
     close();
-    throw new CliError(`Cannot start publisher: ${(err as Error).message}`, EXIT.failure);
+    throw new CliError(`Cannot start publisher: ${(err as Error).message}`, exitOf(err).code);
   }
   let ops: Awaited<ReturnType<typeof startPublisherOps>>;
   try {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createTransport } from 'nodemailer';
 import { RELEASE_HEADER, QuarantineStore } from '../inspect/quarantine';
-import { type CommandGroup, CliError, EXIT } from './command';
+import { type CommandGroup, CliError, EXIT, requireFolder } from './command';
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
@@ -34,6 +34,7 @@ export const quarantineCommand: CommandGroup = {
     const { values, positionals } = parsed;
     if (values.help) return (io.out(HELP), EXIT.ok);
     if (typeof values.state !== 'string') throw new CliError(`--state is required\n\n${HELP}`, EXIT.usage);
+    requireFolder(values.state, 'quarantine folder');
     const store = new QuarantineStore(values.state);
     try {
       const id = positionals[0];

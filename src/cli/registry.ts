@@ -84,7 +84,7 @@ function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: str
   const r = config.registry;
   const certFile = r.caDir ? join(r.caDir, 'ca.cert.pem') : r.caCert;
   const keyFile = r.caDir ? join(r.caDir, 'ca.key.pem') : r.caKey;
-  if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.dataErr);
+  if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.config);
   const passphrase = r.caPassphraseFile ? readText(r.caPassphraseFile, 'passphrase file').replace(/\r?\n$/, '') : undefined;
   let ca: SigningAuthority;
   try {
@@ -94,7 +94,7 @@ function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: str
     throw new CliError(`Cannot load the org CA ("${certFile}", "${keyFile}"): ${(err as Error).message}`, EXIT.dataErr);
   }
   const crlFile = r.crl ?? (r.caDir ? join(r.caDir, 'crl.pem') : undefined);
-  if (!crlFile) throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.dataErr);
+  if (!crlFile) throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.config);
   return { ca, crlFile, ...(r.caDir ? { caDir: r.caDir } : {}) };
 }
 
@@ -155,8 +155,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         let profile;
         if (typeof values.profile === 'string') {
           const r = config.registry;
-          if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.dataErr);
-          if (!r.bundle) throw new CliError(`Config "${config.file}": [registry] bundle is required for --profile (the organisation's signed bundle)`, EXIT.dataErr);
+          if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.config);
+          if (!r.bundle) throw new CliError(`Config "${config.file}": [registry] bundle is required for --profile (the organisation's signed bundle)`, EXIT.config);
           profile = {
             dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readText(r.root, 'root certificate'), orgBundle: readText(r.bundle, 'bundle'),
             validDays: r.certificateDays, ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
@@ -208,8 +208,8 @@ export const registryCommand: CommandGroup = {
     try {
       return await runSub(sub, rest, io);
     } catch (err) {
-      if (err instanceof RegistryError) throw new CliError(err.message, err.code === 'unavailable' ? EXIT.ioErr : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
-      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.dataErr);
+      if (err instanceof RegistryError) throw new CliError(err.message, err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
+      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.config);
       throw err;
     }
   },

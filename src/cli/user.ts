@@ -20,7 +20,7 @@ import { OpenError, openMessage } from '../user/open';
 import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle } from '../user/profile';
 import { signAndEncrypt } from '../user/sign-encrypt';
 import { submitMessage } from '../user/submit';
-import { type CliIo, type CommandGroup, CliError, EXIT, processIo } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, processIo, requireFolder } from './command';
 
 const HELP = `Usage: ssmax user <subcommand> [options]
 
@@ -101,6 +101,13 @@ function list(values: Values, name: string): string[] {
   return Array.isArray(v) ? Array.from(v, String) : [];
 }
 
+/** --profile, which must name an existing folder (66 otherwise, as every missing input). */
+function profileFolder(v: Values, usage: string): string {
+  const dir = required(v, 'profile', usage);
+  requireFolder(dir, 'profile folder');
+  return dir;
+}
+
 function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -128,7 +135,7 @@ function writeOutput(io: CliIo, path: string | undefined, data: Buffer, secret =
       writeFileSync(path, data, { mode: secret ? 0o600 : 0o644 });
       if (secret) chmodSync(path, 0o600);
     } catch {
-      throw new CliError(`Cannot write "${path}"`, EXIT.ioErr);
+      throw new CliError(`Cannot write "${path}"`, EXIT.cantCreate);
     }
     return;
   }
@@ -257,7 +264,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     case 'sign-encrypt': {
       const v = parse(args, { profile: { type: 'string' }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, 'attachments-only': { type: 'boolean' }, at: { type: 'string' } }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(required(v, 'profile', usage));
+      const profile = loadUserProfile(profileFolder(v, usage));
       const now = timeOption(v);
       const message = await readInput(str(v, 'in'));
       const result = await signAndEncrypt(profile, message, { now, attachmentsOnly: v['attachments-only'] === true });
@@ -271,7 +278,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         'auth-method': { type: 'string' },
       }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profileDir = required(v, 'profile', usage);
+      const profileDir = profileFolder(v, usage);
       const to = list(v, 'to');
       if (to.length === 0) throw new CliError(`--to is required\n\n${usage}`, EXIT.usage);
       const authMethod = str(v, 'auth-method')?.toUpperCase();
@@ -301,7 +308,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         crl: { type: 'string', multiple: true }, 'keep-seals': { type: 'boolean' }, at: { type: 'string' },
       }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(required(v, 'profile', usage));
+      const profile = loadUserProfile(profileFolder(v, usage));
       const now = timeOption(v);
       const peerBundles = list(v, 'peer-bundle').map((p) => readText(p, 'peer bundle'));
       const crls = list(v, 'crl').map((p) => readText(p, 'CRL'));
@@ -327,7 +334,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     case 'update-bundle': {
       const v = parse(args, { profile: { type: 'string' }, bundle: { type: 'string' }, at: { type: 'string' } }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(required(v, 'profile', usage));
+      const profile = loadUserProfile(profileFolder(v, usage));
       const bundle = updateOrgBundle(profile, readText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
       io.out(`Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`);
       return EXIT.ok;

@@ -1,5 +1,5 @@
 /**
- * Blinded decryption for inspection, both halves (PROTOCOL.md, SSMAX §3.2/3.3,
+ * Blinded decryption for inspection, both halves (docs/protocol.md, SSMAX §3.2/3.3,
  * Fig.6). The inspector never holds the org key; the key service never sees
  * the capsule's F, so it cannot learn the message key.
  *

@@ -1,5 +1,5 @@
 /**
- * Capsules: EC-ElGamal encryption of a message key (PROTOCOL.md, "Encryption
+ * Capsules: EC-ElGamal encryption of a message key (docs/protocol.md, "Encryption
  * chain"). The message key is a random point P = p·G; a capsule for X = x·G is
  * (E, F) = (e·G, P + e·X) with the key id of X; decryption is P = F − x·E.
  * The content key is derived from P (see kdf.ts), so the content ciphertext

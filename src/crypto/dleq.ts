@@ -2,7 +2,7 @@
  * Chaum–Pedersen proof of equality of discrete logarithms (DLEQ), made
  * non-interactive with a hash (Fiat–Shamir): proves log_G X = log_B Z without
  * revealing x. The key service attaches it to a blinded decryption so the
- * inspector detects a wrong key or a wrong answer (PROTOCOL.md, "Blinded
+ * inspector detects a wrong key or a wrong answer (docs/protocol.md, "Blinded
  * decryption for inspection").
  *
  *   prove:  r random; A₁ = r·G, A₂ = r·B; c = H(G, X, B, Z, A₁, A₂); s = r + c·x

@@ -1,6 +1,6 @@
 /**
  * ECDSA P-256 with SHA-256 through node:crypto (native OpenSSL), for user
- * signatures, organisation seals and every X.509 signature (PROTOCOL.md,
+ * signatures, organisation seals and every X.509 signature (docs/protocol.md,
  * "Groups and primitives").
  *
  * Guarantees: signatures are the fixed 64-byte IEEE P1363 form r || s;

@@ -1,7 +1,7 @@
 /**
  * The content key: HKDF-SHA256 from the message key P, bound to the content id
  * and the chunk size, so that a content ciphertext cannot be replayed under
- * another id or re-chunked (PROTOCOL.md: K = HKDF(P, label, content-id)).
+ * another id or re-chunked (docs/protocol.md, "Encryption chain").
  */
 import { hkdfSync } from 'node:crypto';
 import { CryptoError, assertBytes } from './errors';

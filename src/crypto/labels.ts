@@ -1,7 +1,7 @@
 /**
  * Domain-separation labels. Each names the protocol version, so a key or proof
  * made for one purpose (or one version) can never be taken for another
- * (PROTOCOL.md, "KDF: HKDF-SHA256 with domain-separation labels").
+ * (docs/protocol.md, "Groups and primitives").
  */
 export const PROTOCOL_VERSION = 1;
 

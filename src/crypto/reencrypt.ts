@@ -1,5 +1,5 @@
 /**
- * Blinded re-encryption, both halves (PROTOCOL.md, "Blinded re-encryption").
+ * Blinded re-encryption, both halves (docs/protocol.md, "Blinded re-encryption").
  *
  *   gateway:     k random; sends (E', F') = (k·E, k·F) and the target Y
  *   key service: Q = F' − x·E' (= k·P); u random; returns (U, V) = (u·G, Q + u·Y)

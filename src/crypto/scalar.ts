@@ -1,7 +1,7 @@
 /**
  * Scalars modulo the secp256k1 group order n, as bigint. Every scalar that
- * crosses an API boundary is range-checked to [1, n-1] (PROTOCOL.md: "every
- * scalar range-checked").
+ * crosses an API boundary is range-checked to [1, n-1] (docs/protocol.md, "Groups
+ * and primitives").
  */
 import { sha512 } from '@noble/hashes/sha2.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';

@@ -296,7 +296,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
         '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
         '[peers]', ...(p.spec.dnsServers ? [] : peers.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
-        '[hosts]', ...peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`),
+        // with DNS servers, the publishers' host names are theirs to answer too (A records), nothing pinned
+        '[hosts]', ...(p.spec.dnsServers ? [] : peers.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
         '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
         '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { parse } from 'ini';
 import { DIRECTORY_DEFAULTS, type DirectoryOptions } from './directory';
 import { urlProblem } from './discovery';
@@ -24,6 +25,8 @@ export interface DirectoryConfig {
   /** Absent: memory only. */
   readonly cacheDir?: string;
   readonly dns: boolean;
+  /** DNS servers (IP or IP:port) for TXT discovery and the publishers' host names; empty: the system's. */
+  readonly dnsServers: readonly string[];
   readonly fetchTimeoutMs: number;
   readonly refreshAhead: number;
   readonly refreshJitter: number;
@@ -38,7 +41,28 @@ export interface DirectoryConfig {
 
 type Section = Record<string, unknown>;
 
-export function loadDirectoryConfig(file: string): DirectoryConfig {
+/** The keys of each fixed section; [peers] and [hosts] take any name. Anything else is refused, never ignored. */
+const KNOWN_KEYS: Readonly<Record<string, readonly string[] | undefined>> = {
+  directory: ['roots', 'crls', 'cache_dir', 'dns', 'dns_servers', 'fetch_timeout_ms', 'refresh_ahead', 'refresh_jitter', 'retry_seconds', 'negative_ttl_seconds', 'dns_recheck_seconds'],
+  tls: ['ca'],
+  peers: undefined,
+  hosts: undefined,
+};
+
+/** `IP` or `IP:port` (`[IPv6]:port`), as node:dns setServers takes them. */
+function dnsServerProblem(s: string): string | undefined {
+  const m = /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(s) ?? /^([0-9.]+)(?::(\d{1,5}))?$/.exec(s) ?? /^([0-9a-f:]+)()$/i.exec(s);
+  if (!m || isIP(m[1] as string) === 0) return `"${s}" is not an IP address or IP:port`;
+  if (m[2] && (Number(m[2]) < 1 || Number(m[2]) > 65535)) return `"${s}" has a port outside 1-65535`;
+  return undefined;
+}
+
+/**
+ * `otherSections`: sections the file may hold for another reader (the abuse
+ * tools' file shares these sections with theirs); any other unknown section,
+ * and any unknown key in [directory] or [tls], is an error naming it.
+ */
+export function loadDirectoryConfig(file: string, opts: { otherSections?: readonly string[] } = {}): DirectoryConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -48,6 +72,15 @@ export function loadDirectoryConfig(file: string): DirectoryConfig {
   const ini = parse(text) as Record<string, Section>;
   const base = dirname(resolve(file));
   const bad = (s: string, k: string, why: string) => new DirectoryConfigError(`Config "${file}": [${s}] ${k} ${why}`);
+  for (const [section, body] of Object.entries(ini)) {
+    if (typeof body !== 'object' || body === null) throw new DirectoryConfigError(`Config "${file}": "${section}" is outside any section`);
+    if (!(section in KNOWN_KEYS)) {
+      if (opts.otherSections?.includes(section)) continue;
+      throw new DirectoryConfigError(`Config "${file}": unknown section [${section}] (known: ${Object.keys(KNOWN_KEYS).map((k) => `[${k}]`).join(', ')})`);
+    }
+    const keys = KNOWN_KEYS[section];
+    if (keys) for (const key of Object.keys(body)) if (!keys.includes(key)) throw bad(section, key, `is not a known setting (known: ${keys.join(', ')})`);
+  }
   const sec = (name: string): Section => (ini[name] ?? {}) as Section;
   const opt = (s: string, k: string): string | undefined => {
     const v = sec(s)[k];
@@ -79,6 +112,11 @@ export function loadDirectoryConfig(file: string): DirectoryConfig {
     if (typeof address !== 'string' || !/^[0-9a-f.:]+$/i.test(address.trim())) throw bad('hosts', host, `must be an IP address (got "${String(address)}")`);
     hosts[host.toLowerCase()] = address.trim();
   }
+  const dnsServers = (opt('directory', 'dns_servers') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const s of dnsServers) {
+    const problem = dnsServerProblem(s);
+    if (problem) throw bad('directory', 'dns_servers', problem);
+  }
   const cacheDir = opt('directory', 'cache_dir');
   const tlsCa = paths('tls', 'ca', false);
   return {
@@ -87,6 +125,7 @@ export function loadDirectoryConfig(file: string): DirectoryConfig {
     crls: paths('directory', 'crls', false),
     ...(cacheDir ? { cacheDir: resolve(base, cacheDir) } : {}),
     dns: ['on', 'true', 'yes'].includes(dnsRaw),
+    dnsServers,
     fetchTimeoutMs: num('fetch_timeout_ms', DIRECTORY_DEFAULTS.fetchTimeoutMs, 100, 600000),
     refreshAhead: num('refresh_ahead', DIRECTORY_DEFAULTS.refreshAhead, 0, 1),
     refreshJitter: num('refresh_jitter', DIRECTORY_DEFAULTS.refreshJitter, 0, 1),
@@ -114,6 +153,7 @@ export function directoryOptions(config: DirectoryConfig, extra: Partial<Directo
     staticPeers: config.peers,
     hosts: config.hosts,
     ...(config.dns ? {} : { resolver: null }),
+    ...(config.dnsServers.length > 0 ? { dnsServers: config.dnsServers } : {}),
     ...(config.cacheDir ? { cacheDir: config.cacheDir } : {}),
     fetchTimeoutMs: config.fetchTimeoutMs,
     refreshAhead: config.refreshAhead,

@@ -1,5 +1,5 @@
 /**
- * The directory client (PROTOCOL.md, "Key exchange between domains";
+ * The directory client (docs/protocol.md, "Key exchange between domains";
  * docs/directory.md): finds a peer's bundle (static map, else DNS TXT
  * `_ssmax.<domain>`), fetches it over HTTPS, verifies it up to the SSMAX roots
  * (`verifyBundle`, with the highest serial ever accepted for the domain as
@@ -23,14 +23,15 @@
  *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
  */
-import { resolveTxt } from 'node:dns/promises';
+import { Resolver, resolveTxt } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { checkDomain } from '../pki/issue';
 import { ValidationCache } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
 import { type BundleLocation, type TxtResolver, discover, urlProblem } from './discovery';
-import { FetchError, fetchBundleText } from './fetch';
+import { FetchError, type HostResolver, fetchBundleText } from './fetch';
 import { type PeerEntry, peerEntryOf } from './peer-entry';
 
 export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
@@ -62,8 +63,13 @@ export interface DirectoryOptions {
   readonly crls?: readonly string[];
   /** domain → bundle URL; overrides DNS (tests, closed networks). */
   readonly staticPeers?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
-  /** TXT resolver; default `node:dns/promises` resolveTxt; `null` turns DNS discovery off. */
+  /** TXT resolver; default `node:dns/promises` resolveTxt (or the `dnsServers`); `null` turns DNS discovery off. */
   readonly resolver?: TxtResolver | null;
+  /**
+   * DNS servers (`IP` or `IP:port`) for everything the directory resolves: the TXT records (unless
+   * `resolver` is given) and the publishers' host names (unless pinned in `hosts`). Default: the system's.
+   */
+  readonly dnsServers?: readonly string[];
   /** LMDB folder; memory only when absent. */
   readonly cacheDir?: string;
   /** The time: milliseconds since the epoch (as Date.now, the default) or a Date (as keyd's clock). */
@@ -121,6 +127,21 @@ interface Peer {
   txtId?: string;
 }
 
+/** A and AAAA records of a host name through `dns` (IPv4 first); NXDOMAIN for both is ENOTFOUND. */
+function hostResolverOf(dns: Resolver): HostResolver {
+  return async (hostname) => {
+    if (isIP(hostname)) return [{ address: hostname, family: isIP(hostname) as 4 | 6 }];
+    const [v4, v6] = await Promise.allSettled([dns.resolve4(hostname), dns.resolve6(hostname)]);
+    const out = [
+      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 as const })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 as const })) : []),
+    ];
+    if (out.length > 0) return out;
+    // Neither: the IPv4 answer's error says why (ENOTFOUND, ENODATA, a time-out).
+    throw v4.status === 'rejected' ? v4.reason : new Error(`No address for "${hostname}"`);
+  };
+}
+
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
   const entries: [string, string][] = v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
   return new Map(entries.map(([k, x]) => [k.toLowerCase().replace(/\.$/, ''), lowerValues ? x.toLowerCase() : x]));
@@ -153,6 +174,7 @@ export class Directory {
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
+  private readonly resolveHost: HostResolver | undefined;
   private readonly cfg: { fetchTimeoutMs: number; refreshAhead: number; refreshJitter: number; retryMs: number; negativeTtlMs: number; dnsRecheckMs: number };
   private allLoaded = false;
   private closed = false;
@@ -166,7 +188,18 @@ export class Directory {
       const problem = urlProblem(url);
       if (problem) throw new TypeError(`Cannot create directory: static peer "${domain}": ${problem}`);
     }
-    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? resolveTxt);
+    let dns: Resolver | undefined;
+    if (opts.dnsServers && opts.dnsServers.length > 0) {
+      dns = new Resolver({ timeout: Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000), tries: 2 });
+      try {
+        dns.setServers([...opts.dnsServers]);
+      } catch (err) {
+        throw new TypeError(`Cannot create directory: dnsServers ${JSON.stringify(opts.dnsServers)}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    const txt: TxtResolver = dns ? (name) => (dns as Resolver).resolveTxt(name) : resolveTxt;
+    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? txt);
+    this.resolveHost = dns ? hostResolverOf(dns) : undefined;
     const clock = opts.clock;
     this.clock = clock ? () => { const t = clock(); return t instanceof Date ? t.getTime() : t; } : Date.now;
     this.random = opts.random ?? Math.random;
@@ -351,7 +384,7 @@ export class Directory {
     peer.location = location;
     let text: string;
     try {
-      text = await fetchBundleText(location.url, { timeoutMs: this.cfg.fetchTimeoutMs, ca: this.tlsCa, hosts: this.hosts });
+      text = await fetchBundleText(location.url, { timeoutMs: this.cfg.fetchTimeoutMs, ca: this.tlsCa, hosts: this.hosts, ...(this.resolveHost ? { resolveHost: this.resolveHost } : {}) });
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
     }

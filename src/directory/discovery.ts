@@ -1,5 +1,5 @@
 /**
- * Discovery of a peer's bundle location (PROTOCOL.md, "Key exchange between
+ * Discovery of a peer's bundle location (docs/protocol.md, "Key exchange between
  * domains"; docs/directory.md): a static map from configuration first, then
  * the DNS TXT record `_ssmax.<domain>`:
  *

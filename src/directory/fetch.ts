@@ -26,13 +26,28 @@ export interface FetchOptions {
   readonly ca?: readonly string[];
   /** Fixed addresses for host names (like curl --resolve): closed networks and tests. */
   readonly hosts?: ReadonlyMap<string, string>;
+  /** Addresses of a host name not in `hosts` (the configured DNS servers); default the system resolver. */
+  readonly resolveHost?: HostResolver;
   readonly maxBytes?: number;
 }
 
-function fixedLookup(hosts: ReadonlyMap<string, string>): LookupFunction | undefined {
-  if (hosts.size === 0) return undefined;
+/** The addresses of a host name, as `dns.lookup` with `all: true` gives them. */
+export type HostResolver = (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
+
+function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver | undefined): LookupFunction | undefined {
+  if (hosts.size === 0 && !resolveHost) return undefined;
   const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
     const address = hosts.get(hostname.toLowerCase());
+    if (address === undefined && resolveHost) {
+      // Not pinned: the configured DNS servers.
+      resolveHost(hostname).then((all) => {
+        const first = all[0];
+        if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
+        else if (options.all) callback(null, all);
+        else callback(null, first.address, first.family);
+      }, (err: unknown) => callback(err));
+      return;
+    }
     if (address === undefined) {
       // Not pinned: fall back to the system resolver.
       systemLookup(hostname, { all: options.all === true }, callback as never);
@@ -64,7 +79,7 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
       req.destroy();
       reject(new FetchError(message));
     };
-    const lookup = opts.hosts ? fixedLookup(opts.hosts) : undefined;
+    const lookup = opts.hosts || opts.resolveHost ? fixedLookup(opts.hosts ?? new Map(), opts.resolveHost) : undefined;
     const req = request({
       protocol: 'https:', host: u.hostname, port: u.port || 443, path: `${u.pathname}${u.search}`, method: 'GET',
       headers: { accept: 'application/json' }, agent: false,

@@ -22,7 +22,8 @@ export interface GatewayConfig {
   readonly peers: Readonly<Record<string, string>>;
   readonly directory: { readonly dns: boolean; readonly dnsServers: readonly string[]; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
-  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number };
+  /** `delayNoticeMs`: a peer copy still queued this long gets one delay notice to its local sender (dsn.ts). */
+  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number; readonly delayNoticeMs: number };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
   /** SMTP AUTH logins of the organisation's own MTAs: a session authenticated with one is treated as from a trusted relay. */
@@ -43,7 +44,7 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000 } as const;
 
 export class GatewayConfigError extends Error {}
 
@@ -136,7 +137,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     peers,
     directory: { dns: bool('directory', 'dns', true), dnsServers: list('directory', 'dns_servers', false), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
     routes,
-    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms) },
+    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms), delayNoticeMs: num('delivery', 'delay_notice_seconds', GATEWAY_DEFAULTS.delay_notice_seconds) * 1000 },
     trustedRelays,
     trustedRelayLogins: list('main', 'trusted_relay_logins', false),
     keyExchange: {

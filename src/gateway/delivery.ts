@@ -4,10 +4,15 @@
  * `[delivery] protocol`), before the gateway answers 250: copies
  * for local users — plaintext ones in transparent mode included — never sit
  * in this gateway's spool. A retried message is delivered exactly once: each
- * (arrival, recipient) pair delivered is recorded in LMDB, and skipped when
- * the sender retries after a partial failure. Over LMTP the store answers the
- * message once per recipient: a recipient refused there (at RCPT or after
- * the data) is not recorded, so the sender's retry reaches it alone.
+ * (arrival, recipient) pair delivered — to the mailbox store or queued for a
+ * peer — is recorded in LMDB, and skipped when the sender retries after a
+ * partial failure or a timeout. Over LMTP the store answers the message once
+ * per recipient: a recipient refused there (at RCPT or after the data) is not
+ * recorded, so the sender's retry reaches it alone. Before a copy is handed
+ * over, its intent is recorded; an intent without its completion found later
+ * means the gateway stopped (crash, kill -9) while handing that copy over:
+ * the copy is handed over again (never lose mail) and the possible duplicate
+ * is logged (docs/delivery.md, "What remains").
  */
 import { createHash } from 'node:crypto';
 import { type Database, open } from 'lmdb';
@@ -16,6 +21,9 @@ import type { Copy } from './deps';
 import { GatewayError } from './replies';
 
 const KEEP_MS = 7 * 86400000;
+
+/** The record of one (arrival, recipient): > 0 handed over at that time; < 0 intent recorded at -value, not completed. */
+type Mark = number;
 
 /**
  * The identity of an arrival across retries: its bytes without the Received
@@ -149,36 +157,94 @@ class SmtpSessions {
 /** Sessions kept to the mailbox store: as many as the SMTP sessions a gateway commonly serves at once. */
 const SESSIONS = 16;
 
+/** One copy's hand-over: resolves with the recipients refused (and the reply), throws when nothing was taken. */
+export type HandOver = (todo: readonly string[]) => Promise<{ rejected: string[]; replies?: readonly string[] }>;
+
 export class LocalDelivery {
   private readonly sessions: SmtpSessions;
-  private readonly delivered: Database<number, string>;
+  private readonly delivered: Database<Mark, string>;
+  /** (arrival, recipient) pairs being handed over now: a retry waits for them (the timed-out attempt's copy may still be on its way). */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+  /** Copies handed over again because an earlier attempt stopped midway (see above). */
+  readonly stats = { redelivered: 0 };
+  onRedeliver: (what: string) => void = () => undefined;
 
   constructor(host: string, port: number, timeoutMs: number, stateDir: string, protocol: DeliveryProtocol = 'smtp') {
     this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
-    this.delivered = open<number, string>({ path: stateDir, compression: false });
+    this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
-    for (const { key, value } of this.delivered.getRange({})) if (value < cutoff) void this.delivered.remove(key);
+    for (const { key, value } of this.delivered.getRange({})) if (Math.abs(value) < cutoff) void this.delivered.remove(key);
   }
 
-  /** Delivers every local copy of one arrival; throws a 4xx GatewayError if the store fails. */
-  async deliver(arrival: Buffer, from: string, copies: readonly Copy[]): Promise<void> {
+  /**
+   * Hands one copy over once per recipient: waits for an attempt of the same
+   * pairs in progress, skips the recorded, checks `signal` (aborted when the
+   * hook already answered 4xx: then nothing new goes out), records the
+   * intent, hands over, records the recipients taken. Throws `failure(err)`
+   * when the hand-over fails, a 4xx naming the refused recipients when some
+   * were refused.
+   */
+  async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<void> {
+    const key = (r: string) => `${id}:${r.toLowerCase()}`;
+    for (;;) {
+      const busy = rcpts.map((r) => this.inflight.get(key(r))).filter((p) => p !== undefined);
+      if (busy.length === 0) break;
+      await Promise.allSettled(busy);
+    }
+    signal?.throwIfAborted();
+    const todo = rcpts.filter((r) => !((this.delivered.get(key(r)) ?? 0) > 0));
+    if (todo.length === 0) return;
+    const again = todo.filter((r) => (this.delivered.get(key(r)) ?? 0) < 0);
+    if (again.length > 0) {
+      this.stats.redelivered += again.length;
+      this.onRedeliver(`${id.slice(0, 16)} for ${again.join(', ')}`);
+    }
+    const work = (async () => {
+      await this.delivered.transaction(() => {
+        for (const r of todo) this.delivered.put(key(r), -Date.now());
+      });
+      let refused: Awaited<ReturnType<HandOver>>;
+      try {
+        refused = await hand(todo);
+      } catch (err) {
+        // nothing taken: the intent goes (a retry is a first attempt again)
+        await this.delivered.transaction(() => {
+          for (const r of todo) this.delivered.remove(key(r));
+        });
+        throw failure(err);
+      }
+      const taken = todo.filter((r) => !refused.rejected.some((x) => x.toLowerCase() === r.toLowerCase()));
+      await this.delivered.transaction(() => {
+        for (const r of taken) this.delivered.put(key(r), Date.now());
+        for (const r of todo) if (!taken.includes(r)) this.delivered.remove(key(r));
+      });
+      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.replies?.[0] ?? 'refused'} (${refused.rejected.join(', ')})`);
+    })();
+    for (const r of todo) this.inflight.set(key(r), work);
+    try {
+      await work;
+    } finally {
+      for (const r of todo) if (this.inflight.get(key(r)) === work) this.inflight.delete(key(r));
+    }
+  }
+
+  /** Delivers every local copy of one arrival; throws a 4xx GatewayError if the store fails (the store took the copy for the others: the retry reaches only the refused). */
+  async deliver(arrival: Buffer, from: string, copies: readonly Copy[], signal?: AbortSignal): Promise<void> {
     const id = arrivalId(arrival);
     for (const copy of copies) {
-      const todo = copy.rcpts.filter((r) => this.delivered.get(`${id}:${r}`) === undefined);
-      if (todo.length === 0) continue;
-      let refused: Refused;
-      try {
-        refused = await this.sessions.send(from, todo, copy.message);
-      } catch (err) {
-        throw new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message);
-      }
-      // The store took the message for the others: record them, so the sender's retry reaches only the refused.
-      const taken = todo.filter((r) => !refused.rejected.some((x) => x.toLowerCase() === r.toLowerCase()));
-      await this.delivered.childTransaction(() => {
-        for (const r of taken) this.delivered.put(`${id}:${r}`, Date.now());
-      });
-      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.replies[0] ?? 'refused'} (${refused.rejected.join(', ')})`);
+      await this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, copy.message),
+        (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message));
     }
+  }
+
+  /** true the first time `key` is noted (kept like the delivery records), false after: for notices sent once. */
+  async noteOnce(key: string): Promise<boolean> {
+    const k = `note:${key}`;
+    return this.delivered.transaction(() => {
+      if (this.delivered.get(k) !== undefined) return false;
+      this.delivered.put(k, Date.now());
+      return true;
+    });
   }
 
   async close(): Promise<void> {

@@ -2,15 +2,22 @@
  * The fail-closed wrapper every Haraka hook of ours goes through. Haraka
  * itself fails open (a throw counts as CONT; an error given to next() at
  * queue_outbound relays the message unchanged; an unhandled rejection kills
- * the process — STACK-NOTES.md). Here:
+ * the process — docs/protocol.md, "Fault model"). Here:
  *  - `next` is called exactly once, whatever happens (a late answer after a
  *    timeout is dropped);
  *  - a throw, a rejection or a timeout becomes DENYSOFT (4xx);
- *  - a GatewayError becomes its own reply (DENY for 5xx, DENYSOFT for 4xx).
+ *  - a GatewayError becomes its own reply (DENY for 5xx, DENYSOFT for 4xx);
+ *  - a 4xx means nothing happened: the body gets an AbortSignal that is
+ *    aborted when the wrapper answers without it (timeout); the body checks
+ *    it before every step with an effect outside (a copy handed to the
+ *    mailbox store or queued for a peer: delivery.ts), so after the 4xx no
+ *    new copy goes out. A copy already being handed over when the timeout
+ *    fires finishes and is recorded in the exactly-once record, so the
+ *    sender's retry skips it (docs/delivery.md).
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS module with `export =` types
 import DSN = require('haraka-dsn');
-import { type Reply, replyFor, REPLIES } from './replies';
+import { GatewayError, type Reply, replyFor, REPLIES } from './replies';
 
 /** Haraka's return codes (haraka-constants). */
 export const CODES = { CONT: 900, STOP: 901, DENY: 902, DENYSOFT: 903, DENYDISCONNECT: 904, DISCONNECT: 905, OK: 906 } as const;
@@ -35,8 +42,9 @@ export function answer(next: Next, reply: Reply): void {
  * Wraps an async hook body. The body resolves to a Haraka code (and message)
  * or throws; the wrapper guarantees one call of `next`, within `timeoutMs`.
  */
-export function failClosed(name: string, timeoutMs: number, log: HookLogger, body: () => Promise<[number, unknown?]>, next: Next): void {
+export function failClosed(name: string, timeoutMs: number, log: HookLogger, body: (signal: AbortSignal) => Promise<[number, unknown?]>, next: Next): void {
   let answered = false;
+  const cancel = new AbortController();
   const once: Next = (code, msg) => {
     if (answered) return;
     answered = true;
@@ -45,11 +53,12 @@ export function failClosed(name: string, timeoutMs: number, log: HookLogger, bod
   };
   const timer = setTimeout(() => {
     log.logerror(`ssmax: ${name} timed out after ${timeoutMs} ms`);
+    cancel.abort(new GatewayError('timeout', `${name} answered 4xx at ${timeoutMs} ms`));
     answer(once, REPLIES.timeout);
   }, timeoutMs);
   let running: Promise<[number, unknown?]>;
   try {
-    running = body();
+    running = body(cancel.signal);
   } catch (err) {
     running = Promise.reject(err);
   }

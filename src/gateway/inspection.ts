@@ -16,7 +16,8 @@
 import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
-import { collect, decryptMessage, encryptMessage } from '../envelope';
+import { collect, decryptMessage, encryptMessage, listCapsulesIn } from '../envelope';
+import { checkMessage } from './message-checks';
 import type { InspectionConfig } from '../inspect/config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
 import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
@@ -109,9 +110,10 @@ export class LocalInspector implements Inspector {
       const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
       result = await inspectOutbound(plaintext, dlp!, consent);
     } else {
-      if (!req.capsule) throw new GatewayError('badCapsule', 'an arrival to inspect must be encrypted to this organisation');
+      // every arrival: encrypted to this organisation (decrypted in memory first), sealed but not encrypted, or plain Internet mail
       const consent = (await Promise.all(req.rcpts.map((r) => this.consents(r)))).some(Boolean);
-      result = await inspectInbound(consent ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : Buffer.alloc(0), av!, consent);
+      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
+      result = await inspectInbound(plaintext, av!, consent);
     }
     if (result.decision.action !== 'quarantine') return result;
     const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
@@ -178,7 +180,36 @@ export function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Cap
   return step(deps, 'outbound', input, capsule, from, rcpts);
 }
 
-/** Antivirus on an arrival encrypted to this organisation. */
-export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule, from: string, rcpts: readonly string[]): Promise<Inspected> {
+/** Antivirus on every arrival: `capsule` when it is encrypted to this organisation, undefined for a plaintext one (sealed or not). */
+export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
   return step(deps, 'inbound', input, capsule, from, rcpts);
+}
+
+/**
+ * A plaintext arrival (plain Internet mail, or sealed but not encrypted) that
+ * inspection held is kept encrypted to this organisation; when an operator
+ * releases it, it comes back as that ciphertext with the release marker and
+ * without seals. This returns the arrival as it first came, with the marker,
+ * to go through the arrival steps again (where the marker counts only for an
+ * entry the store released); undefined when `raw` is not such a message.
+ * Inline inspection only: it takes the inspector role at keyd.
+ */
+export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: Capsule): Promise<Buffer | undefined> {
+  const { message, releaseId } = withoutRelease(raw);
+  if (!releaseId || !deps.inspection) return undefined;
+  const original = await plaintextOf(deps.keyd, deps.group, message, capsule);
+  // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
+  if (listCapsulesIn(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
+}
+
+/** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */
+export function withInspectionResults(domain: string, message: Buffer, verdicts: readonly Verdict[]): Buffer {
+  const clauses = inspectedClauses(verdicts);
+  return clauses ? Buffer.concat([Buffer.from(`Authentication-Results: ${domain}; ssmax-chain=none${clauses}\r\n`, 'latin1'), message]) : message;
+}
+
+/** What this hop inspected, for an Authentication-Results line: `; ssmax-av=pass` etc. ('' when nothing was). */
+export function inspectedClauses(verdicts: readonly Verdict[]): string {
+  return verdicts.filter((v) => v.name === 'dlp' || v.name === 'av').map((v) => `; ssmax-${v.name}=${v.result}`).join('');
 }

@@ -36,7 +36,7 @@ export function checkMessage(message: Buffer): CheckedHead {
   try {
     headers = parseHead(head, DEFAULT_LIMITS);
   } catch (err) {
-    if (err instanceof CryptoError) throw new GatewayError(err.code === 'limit' ? 'badFormat' : 'badFormat', err.message);
+    if (err instanceof CryptoError) throw new GatewayError(err.code === 'limit' ? 'formatLimit' : 'badFormat', err.message);
     throw err;
   }
   const counts = new Map<string, number>();

@@ -149,7 +149,7 @@ export function instrument(gw: { deps: { keyd: KeydOps; inspection?: Inspector }
     });
   }
   const deliver = gw.delivery.deliver.bind(gw.delivery);
-  gw.delivery.deliver = (arrival, from, copies) => timed('delivery', () => deliver(arrival, from, copies));
+  gw.delivery.deliver = (...args: Parameters<typeof deliver>) => timed('delivery', () => deliver(...args));
 }
 
 export interface HopLog {

@@ -7,7 +7,10 @@
  *  - queue_outbound: submission (sending organisation) — copies for peers are
  *    queued for Haraka's outbound, local copies delivered to the mailbox store;
  *  - queue: arrival from another organisation, delivered to the mailbox store;
- *  - get_mx: next hops from [routes];
+ *  - get_mx: next hops from [routes]; mail queued for a local domain (a
+ *    delivery status notification to a local sender) to the mailbox store;
+ *  - deferred: one delay notice to the local sender of a peer copy still
+ *    queued after [delivery] delay_notice_seconds (docs/delivery.md);
  *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
  *    certificate serial: docs/key-exchange.md);
  *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
@@ -25,6 +28,8 @@ import { domainOf } from './message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { arrivalId } from './delivery';
+import { delayNotice } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
@@ -47,6 +52,12 @@ interface Connection {
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
   transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
   logerror(msg: string): void;
+}
+
+/** What the plugin reads of Haraka's queued mail (HMailItem) in hook_deferred. */
+interface QueuedMail {
+  todo?: { uuid: string; queue_time: number; mail_from?: { user?: string | null; host?: string | null }; rcpt_to: { user: string; host: string; reason?: string }[] };
+  data_stream(): NodeJS.ReadableStream & { destroy?: () => void };
 }
 
 interface State extends Gateway {
@@ -74,8 +85,16 @@ function build(plugin: HarakaPlugin): State {
 }
 
 export function register(this: HarakaPlugin): void {
-  state = build(this);
+  try {
+    state = build(this);
+  } catch (err) {
+    // A bad setting or file is the operator's to fix: one line in Haraka's log (which prints a stack
+    // line by line), then Haraka stops; no mail is accepted by a gateway that cannot do its work.
+    const message = `ssmax: cannot start: ${err instanceof Error ? err.message : String(err)}`;
+    throw Object.assign(new Error(message), { stack: message });
+  }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
+  state.delivery.onRedeliver = (what) => this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 
@@ -116,16 +135,18 @@ function messageOf(connection: Connection): Promise<Buffer> {
   return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
 }
 
-async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[]): Promise<void> {
-  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local));
+/** Local copies to the mailbox store, peer copies to Haraka's outbound queue: each exactly once per recipient (delivery.ts), none after a 4xx (`signal`). */
+async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<void> {
+  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local), signal);
+  const id = arrivalId(arrival);
   for (const copy of copies.filter((c) => !c.local)) {
-    await new Promise<void>((resolve, reject) => {
+    await s.delivery.once(id, copy.rcpts, signal, (todo) => new Promise((resolve, reject) => {
       // a stream, not a string: Haraka re-encodes string contents as UTF-8
-      s.outbound.send_email(from, [...copy.rcpts], Readable.from([copy.message]), (code, msg) => {
-        if (code === CODES.OK) resolve();
-        else reject(new GatewayError('internal', `cannot queue the copy for ${copy.rcpts.join(', ')}: ${msg}`));
+      s.outbound.send_email(from, [...todo], Readable.from([copy.message]), (code, msg) => {
+        if (code === CODES.OK) resolve({ rejected: [] });
+        else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
       }, { dot_stuffed: false });
-    });
+    }), (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))));
   }
 }
 
@@ -163,7 +184,7 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
   const s = ready(next);
   if (!s) return;
   const hop = hopOf(this, s, connection, 'outbound', next);
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, () => hop.run(async () => {
+  failClosed('queue_outbound', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const rcpts = txn.rcpt_to.map(addressOf);
@@ -173,12 +194,12 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
-      await s.delivery.deliver(raw, '', [{ rcpts, message: raw, local: true }]);
+      await s.delivery.deliver(raw, '', [{ rcpts, message: raw, local: true }], signal);
       return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})`];
     }
     const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitterOf(s, connection, addressOf(txn.mail_from)));
     if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies);
+    await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }), hop.next);
@@ -188,7 +209,7 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
   const s = ready(next);
   if (!s) return;
   const hop = hopOf(this, s, connection, 'inbound', next);
-  failClosed('queue', s.config.hookTimeoutMs, this, () => hop.run(async () => {
+  failClosed('queue', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     hop.set({ mode: modeOf(raw) });
@@ -196,7 +217,7 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     const held: { quarantined?: string } = {};
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
     if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies);
+    await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
     return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }), hop.next);
@@ -231,9 +252,70 @@ export function hook_delivered(this: HarakaPlugin, next: Next, _hmail: unknown, 
 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
-  const route = s?.config.routes[domain.toLowerCase()];
+  // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
+  const local = s?.config.localDomains.includes(domain.toLowerCase()) ? s.config.delivery : undefined;
+  const route = local ?? s?.config.routes[domain.toLowerCase()];
   if (!route) return next();
-  next(CODES.OK, { exchange: route.host, port: route.port, priority: 0 });
+  next(CODES.OK, { exchange: route.host, port: route.port, priority: 0, ...(local?.protocol === 'lmtp' ? { using_lmtp: true } : {}) });
+}
+
+/**
+ * A queued peer copy was deferred: once it has waited [delivery]
+ * delay_notice_seconds, its local sender gets one delay notice (dsn.ts).
+ * Observation only: whatever happens here, the copy stays queued (any other
+ * answer than CONT would make Haraka drop it), so this hook answers CONT
+ * itself and never goes through the fail-closed wrapper.
+ */
+export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail, params: { err?: unknown } | undefined): void {
+  const s = state;
+  if (!s) return next();
+  notifyDelay(s, hmail, params?.err).catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`)).finally(() => next());
+}
+
+async function notifyDelay(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
+  const todo = hmail.todo;
+  const sender = todo?.mail_from;
+  if (!todo || !sender?.user || !s.config.localDomains.includes(String(sender.host).toLowerCase())) return; // a notice itself (null sender), or not from here
+  const queuedAt = new Date(todo.queue_time);
+  if (Date.now() - queuedAt.getTime() < s.config.delivery.delayNoticeMs) return;
+  if (!(await s.delivery.noteOnce(`delay:${todo.uuid}`))) return;
+  const to = `${sender.user}@${sender.host}`;
+  const notice = delayNotice({
+    me: s.config.domain, to, rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`), queuedAt, now: new Date(),
+    // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
+    reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')), headers: await headerOf(hmail),
+  });
+  await new Promise<void>((resolve, reject) => {
+    s.outbound.send_email('<>', [to], Readable.from([notice]), (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))), { dot_stuffed: false });
+  });
+}
+
+/** The queued copy's header block (at most 256 KB). */
+function headerOf(hmail: QueuedMail): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const end = text.indexOf('\r\n\r\n');
+      resolve(end >= 0 ? text.slice(0, end + 2) : text.slice(0, 262144));
+    };
+    try {
+      const stream = hmail.data_stream();
+      stream.on('data', (c: Buffer | string) => {
+        text += typeof c === 'string' ? c : c.toString('latin1');
+        if (text.includes('\r\n\r\n') || text.length > 262144) {
+          finish();
+          stream.destroy?.();
+        }
+      });
+      stream.on('end', finish);
+      stream.on('error', finish);
+    } catch {
+      finish();
+    }
+  });
 }
 
 export function shutdown(this: HarakaPlugin): void {

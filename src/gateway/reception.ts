@@ -1,5 +1,5 @@
 /**
- * Reception at the receiving organisation (ARCHITECTURE.md, "Inbound at org
+ * Reception at the receiving organisation (docs/protocol.md, "Encryption chain", inbound at org
  * B"), also used for local recipients of the sending organisation: per local
  * recipient, one copy that carries only that recipient's capsule (Bcc stays
  * private):
@@ -21,7 +21,7 @@ import type { Copy, GatewayDeps } from './deps';
 import type { KeyNotice } from './keyd-ops';
 import { checkMessage, domainOf } from './message-checks';
 import { GatewayError } from './replies';
-import { inspectArrival } from './inspection';
+import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import type { Verdict } from '../chain/tags';
 
@@ -105,7 +105,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
     } catch (err) {
       throw new GatewayError('badFormat', `cannot decrypt: ${(err as Error).message}`);
     }
-    const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent\r\n`;
+    const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(arrival.verdicts)}\r\n`;
     copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
   }
   return copies;
@@ -121,19 +121,34 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const chain = await verifySeals(deps, raw);
   const capsules = listCapsulesIn(head.headers);
   if (chain.result === 'none') {
-    if (capsules.length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+    if (capsules.length > 0) {
+      const released = await releasedArrival(deps, raw, ownCapsule(deps, capsules));
+      if (!released) throw new GatewayError('chainFailed', 'encrypted message without seals');
+      return arrive(deps, released, rcpts, notices, held);
+    }
     const sender = domainOf(head.from);
     try {
       await deps.directory.lookup(sender);
     } catch (err) {
-      if (err instanceof DirectoryError && err.code === 'none') return [{ rcpts: [...rcpts], message: raw, local: true }];
-      throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
+      if (!(err instanceof DirectoryError && err.code === 'none')) throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
+      // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
+      const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
+      if (plain.quarantined) {
+        held.quarantined = plain.quarantined;
+        return [];
+      }
+      return [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }];
     }
     throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
   }
   if (capsules.length === 0) {
-    // sealed but not encrypted (the sender's policy allowed plaintext): seal and deliver
-    const sealed = await addSeal(deps, raw, chain, [{ name: 'e2e', result: 'none' }]);
+    // sealed but not encrypted (the sender's policy allowed plaintext): scanned, sealed with the verdict, delivered
+    const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);
+    if (clear.quarantined) {
+      held.quarantined = clear.quarantined;
+      return [];
+    }
+    const sealed = await addSeal(deps, clear.message, chain, [...clear.verdicts, { name: 'e2e', result: 'none' }]);
     return [{ rcpts: [...rcpts], message: sealed, local: true }];
   }
   const inspected = await inspectArrival(deps, raw, ownCapsule(deps, capsules), head.from, rcpts);

@@ -5,9 +5,12 @@
  * after Postfix). Anything not in the table — an exception, a rejected
  * promise, a timeout, an unreachable key service or directory — is a
  * temporary failure: the sending MTA keeps the message and retries; nothing
- * is relayed (ARCHITECTURE.md, "Fault model"). Final decisions are 5xx with
+ * is relayed (docs/protocol.md, "Fault model"). Final decisions are 5xx with
  * an enhanced status code (RFC 3463) and a clear text, never message content.
  */
+import { ChainFormatError, type FailReason } from '../chain/result';
+import { CryptoError } from '../crypto/errors';
+
 export interface Reply {
   readonly code: number;
   /** Enhanced status code class.subject.detail, e.g. "5.7.7". */
@@ -43,6 +46,7 @@ export const REPLIES = {
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
+  formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
 } as const satisfies Record<string, Reply>;
 
 export type ReplyName = keyof typeof REPLIES;
@@ -70,7 +74,33 @@ export function sanitize(text: string): string {
   return clean.length > 300 ? `${clean.slice(0, 297)}...` : clean;
 }
 
-/** Any error as a reply: GatewayErrors as they are, everything else a temporary fault. */
+/**
+ * Any error as a reply, decided by cause: GatewayErrors as they are; a limit or
+ * format failure of the message itself, whichever parser met it (the envelope's
+ * MIME splitting, the chain's body hash), is final — 5.3.4 for a limit, 5.6.0
+ * for a malformed message — with the parser's own words naming it; everything
+ * else is a fault of ours or of a service we depend on: temporary.
+ */
 export function replyFor(err: unknown): Reply {
-  return err instanceof GatewayError ? err.reply : REPLIES.internal;
+  if (err instanceof GatewayError) return err.reply;
+  const cause = messageFault(err);
+  return cause ? new GatewayError(cause.name, cause.detail).reply : REPLIES.internal;
+}
+
+/** The final reply for an error that is the message's own fault, or undefined. */
+export function messageFault(err: unknown): { name: ReplyName; detail: string } | undefined {
+  if (err instanceof CryptoError) {
+    if (err.code === 'limit') return { name: 'formatLimit', detail: err.message };
+    if (err.code === 'bad-format') return { name: 'badFormat', detail: err.message };
+    return undefined;
+  }
+  if (err instanceof ChainFormatError) return { name: err.reason === 'limit-exceeded' ? 'formatLimit' : 'badFormat', detail: err.message };
+  return undefined;
+}
+
+/** The final reply for a chain verification that failed on the message's form rather than its seals, or undefined. */
+export function chainFormatFault(reason: FailReason, detail: string): GatewayError | undefined {
+  if (reason === 'limit-exceeded') return new GatewayError('formatLimit', detail);
+  if (reason === 'body-unparseable') return new GatewayError('badFormat', detail);
+  return undefined;
 }

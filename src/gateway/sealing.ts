@@ -1,14 +1,14 @@
 /**
  * The gateway's seal step: verify the chain of earlier seals against the
  * sealing organisations' bundles (through the directory), map the outcome to
- * a decision, and add this hop's seal (PROTOCOL.md, "Authentication chain").
+ * a decision, and add this hop's seal (docs/protocol.md, "Authentication chain").
  * A gateway never seals over a failed chain: it rejects.
  */
 import type { Verdict } from '../chain/tags';
 import { seal } from '../chain/seal';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { GatewayDeps } from './deps';
-import { GatewayError } from './replies';
+import { GatewayError, chainFormatFault } from './replies';
 import { noteChain, timed } from './message-log';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);
@@ -39,6 +39,8 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
   noteChain(chain); // the per-message log line
   if (chain.result === 'temperror') throw new GatewayError('chainTemperror', chain.detail);
   if (chain.result === 'fail') {
+    const fault = chainFormatFault(chain.reason, chain.detail);
+    if (fault) throw fault;
     const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : 'chainFailed';
     throw new GatewayError(name, `${chain.reason}: ${chain.detail}`);
   }

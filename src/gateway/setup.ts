@@ -5,7 +5,6 @@
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
@@ -19,6 +18,7 @@ import { LocalDelivery } from './delivery';
 import type { GatewayDeps } from './deps';
 import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig, readIni } from '../inspect/config';
+import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
 import { type Inspector, LocalInspector } from './inspection';
@@ -47,14 +47,9 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
-  let resolver = opts.resolver;
-  if (!resolver && config.directory.dnsServers.length > 0) {
-    const r = new Resolver({ timeout: Math.min(config.directory.fetchTimeoutMs, 5000), tries: 2 });
-    r.setServers([...config.directory.dnsServers]);
-    resolver = (name) => r.resolveTxt(name);
-  }
+  // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? resolver : null, cacheDir: join(haraka, stateName, 'directory'),
+    roots, staticPeers: config.peers, resolver: config.directory.dns ? opts.resolver : null, dnsServers: config.directory.dnsServers, cacheDir: join(haraka, stateName, 'directory'),
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
@@ -76,6 +71,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     });
   } else {
     const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
+    if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   }
   const deps: GatewayDeps = {

@@ -1,5 +1,5 @@
 /**
- * Submission at the sending organisation (ARCHITECTURE.md, "Outbound at org
+ * Submission at the sending organisation (docs/protocol.md, "Encryption chain", outbound at org
  * A"): verify the user signature against the user's certificate (signer =
  * the single From) and remove it (SSMAX §2.2: the user's certificate is not
  * shown outside); per recipient domain apply the encryption policy; per peer
@@ -22,9 +22,10 @@ import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
 import { checkMessage, domainOf } from './message-checks';
+import { completeHeaders } from './completion';
 import { type RetiredUse, receive, ownCapsule } from './reception';
-import { inspectSubmission } from './inspection';
-import { GatewayError } from './replies';
+import { inspectSubmission, withInspectionResults } from './inspection';
+import { GatewayError, chainFormatFault } from './replies';
 import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';
@@ -94,6 +95,9 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     message = await verifySubmitter(deps, message);
     head = checkMessage(message);
   }
+  // sealing is the last change: what a later hop would add is added now (completion.ts)
+  const completed = completeHeaders(message, deps.config.domain, deps.clock());
+  if (completed !== message) head = checkMessage((message = completed));
   const capsules = listCapsulesIn(head.headers);
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
@@ -103,6 +107,10 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   message = inspected.message;
   const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
   const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined });
+  if (none.result === 'fail') {
+    const fault = chainFormatFault(none.reason, none.detail);
+    if (fault) throw fault;
+  }
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
 
   const byDomain = new Map<string, string[]>();
@@ -113,8 +121,8 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
       if (mode === 'ssmax') {
         copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token }, capsules, notices)));
       } else {
-        // a plaintext submission to local users stays on the internal hop, as submitted
-        copies.push({ rcpts: list, message, local: true });
+        // a plaintext submission to local users stays on the internal hop, as submitted (with what DLP found, when it ran)
+        copies.push({ rcpts: list, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
       }
       continue;
     }

@@ -4,9 +4,10 @@
  * file (sigtool --md5) and an extended substring signature. TCP on loopback.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClamdClient } from './clamd';
+import { memoryFileSystem } from './clamd-settings';
 
 /** The EICAR anti-virus test file (harmless by design). */
 export const EICAR = 'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*';
@@ -16,6 +17,10 @@ export const TEST_MARKER = 'SSMAX-AV-TEST-MARKER-6b1f0c2e';
 export interface ClamdProcess {
   readonly port: number;
   readonly proc: ChildProcess;
+  /** clamd's configuration file (for `[av] clamd_config`). */
+  readonly conf: string;
+  /** Where clamd keeps its temporary files: a fresh folder on a memory file system. */
+  readonly tempDir: string;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -41,11 +46,29 @@ export function writeTestDatabase(dir: string): void {
   execFileSync('rm', ['-f', eicarFile]);
 }
 
-export async function startClamd(dir: string, port: number): Promise<ClamdProcess> {
+/** The memory file system clamd's temporary files go to: /dev/shm, checked to be a tmpfs (never a disk). */
+export const MEMORY_TEMP_ROOT = '/dev/shm';
+
+/**
+ * `tempRoot`: where clamd's temporary folder is made; it must be on a memory
+ * file system unless `allowDiskTemp` (only for the test that shows what
+ * happens on disk without it).
+ */
+export async function startClamd(dir: string, port: number, opts: { readonly tempRoot?: string; readonly allowDiskTemp?: boolean } = {}): Promise<ClamdProcess> {
   const db = join(dir, 'db');
   writeTestDatabase(db);
+  const tempRoot = opts.tempRoot ?? MEMORY_TEMP_ROOT;
+  if (!opts.allowDiskTemp && !memoryFileSystem(tempRoot)) throw new Error(`Cannot start clamd: ${tempRoot} is not a tmpfs, and clamd's temporary files (the mail it scans) must stay in memory`);
+  const tempDir = mkdtempSync(join(tempRoot, 'ssmax-clamd-'));
   const conf = join(dir, 'clamd.conf');
-  writeFileSync(conf, [`DatabaseDirectory ${db}`, `TCPSocket ${port}`, 'TCPAddr 127.0.0.1', 'Foreground yes', `LogFile ${join(dir, 'clamd.log')}`, `PidFile ${join(dir, 'clamd.pid')}`, 'StreamMaxLength 100M', ''].join('\n'));
+  writeFileSync(conf, [
+    `DatabaseDirectory ${db}`, `TCPSocket ${port}`, 'TCPAddr 127.0.0.1', 'Foreground yes', `LogFile ${join(dir, 'clamd.log')}`, `PidFile ${join(dir, 'clamd.pid')}`,
+    // the scanned mail and what clamd unpacks from it stay in memory, and are removed after each scan
+    `TemporaryDirectory ${tempDir}`, 'LeaveTemporaryFiles no',
+    // archives and documents are opened; mail over a scan limit is reported (Heuristics.Limits.Exceeded), not passed as clean
+    'ScanArchive yes', 'ScanMail yes', 'ScanOLE2 yes', 'ScanPDF yes', 'AlertExceedsMax yes',
+    'StreamMaxLength 100M', 'MaxScanSize 400M', 'MaxFileSize 100M', '',
+  ].join('\n'));
   const proc = spawn(bin('clamd'), ['--config-file', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
@@ -61,11 +84,13 @@ export async function startClamd(dir: string, port: number): Promise<ClamdProces
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    port, proc,
+    port, proc, conf, tempDir,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill(signal);
-      await exited;
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill(signal);
+        await exited;
+      }
+      rmSync(tempDir, { recursive: true, force: true });
     },
   };
 }

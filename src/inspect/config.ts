@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'ini';
 import { ClamdClient } from './clamd';
-import { type DlpRule, parseDlpRules } from './dlp';
+import { type DlpAction, type DlpRule, parseDlpRules } from './dlp';
+import { EXTRACT_DEFAULTS, type ExtractLimits } from './extract';
 import type { AvSettings, DlpSettings } from './inspect';
 
 export interface InspectionConfig {
@@ -19,7 +20,9 @@ export interface InspectionConfig {
 
 export class InspectConfigError extends Error {}
 
-export const INSPECT_DEFAULTS = { dlp: false, av: false, clamd_timeout_ms: 10000, clamd_max_connections: 4, on_infected: 'reject', on_unavailable: 'tempfail' } as const;
+export const INSPECT_DEFAULTS = { dlp: false, av: false, clamd_timeout_ms: 10000, clamd_max_connections: 4, on_infected: 'reject', on_unavailable: 'tempfail',
+  dlp_max_depth: EXTRACT_DEFAULTS.maxDepth, dlp_max_document_bytes: EXTRACT_DEFAULTS.maxDocumentBytes, dlp_max_text_chars: EXTRACT_DEFAULTS.maxTextChars, dlp_timeout_ms: EXTRACT_DEFAULTS.timeoutMs, dlp_on_unreadable: 'quarantine',
+  clamd_config: '' } as const;
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
@@ -28,6 +31,13 @@ function bool(v: unknown, def: boolean, where: string): boolean {
   if (v === true || v === 'true') return true;
   if (v === false || v === 'false') return false;
   throw new InspectConfigError(`ssmax-inspect.ini: ${where} must be true or false`);
+}
+
+function count(v: unknown, def: number, where: string, min = 1): number {
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InspectConfigError(`ssmax-inspect.ini: ${where} must be an integer of at least ${min} (got "${String(v)}")`);
+  return n;
 }
 
 /** `inspect` as parsed from ssmax-inspect.ini, `dlpRules` from ssmax-dlp.ini; `dir` the config folder, `stateDir` the gateway's state folder. */
@@ -41,7 +51,16 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
     } catch (err) {
       throw new InspectConfigError(`ssmax-dlp.ini: ${(err as Error).message}`, { cause: err });
     }
-    dlp = { rules };
+    const d = s('dlp');
+    const limits: ExtractLimits = {
+      maxDepth: count(d.max_depth, INSPECT_DEFAULTS.dlp_max_depth, '[dlp] max_depth', 0),
+      maxDocumentBytes: count(d.max_document_bytes, INSPECT_DEFAULTS.dlp_max_document_bytes, '[dlp] max_document_bytes'),
+      maxTextChars: count(d.max_text_chars, INSPECT_DEFAULTS.dlp_max_text_chars, '[dlp] max_text_chars'),
+      timeoutMs: count(d.timeout_ms, INSPECT_DEFAULTS.dlp_timeout_ms, '[dlp] timeout_ms'),
+    };
+    const onUnreadable = String(d.on_unreadable ?? INSPECT_DEFAULTS.dlp_on_unreadable);
+    if (onUnreadable !== 'reject' && onUnreadable !== 'quarantine' && onUnreadable !== 'tag') throw new InspectConfigError('ssmax-inspect.ini: [dlp] on_unreadable must be reject, quarantine or tag');
+    dlp = { rules, limits, onUnreadable: onUnreadable as DlpAction };
   }
   let av: AvSettings | undefined;
   if (bool(s('av').enabled, INSPECT_DEFAULTS.av, '[av] enabled')) {
@@ -55,7 +74,9 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
     if (onUnavailable !== 'tempfail' && onUnavailable !== 'tag') throw new InspectConfigError('ssmax-inspect.ini: [av] on_unavailable must be tempfail or tag');
     const timeoutMs = Number(s('av').timeout_ms ?? INSPECT_DEFAULTS.clamd_timeout_ms);
     const maxConnections = Number(s('av').max_connections ?? INSPECT_DEFAULTS.clamd_max_connections);
+    const clamdConfig = String(s('av').clamd_config ?? INSPECT_DEFAULTS.clamd_config);
     av = {
+      ...(clamdConfig ? { clamdConfig: resolve(dir, clamdConfig) } : {}),
       client: new ClamdClient({ ...(socketPath ? { socketPath } : { host: m![1]!, port: Number(m![2]) }), timeoutMs, maxConnections }),
       onInfected, onUnavailable,
     };

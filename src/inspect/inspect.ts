@@ -8,8 +8,8 @@
  */
 import type { Verdict } from '../chain/tags';
 import { ClamdError, type ClamdClient } from './clamd';
-import { type DlpRule, dlpDecision, evaluateDlp } from './dlp';
-import { extractContent } from './extract';
+import { type DlpAction, type DlpRule, dlpDecision, evaluateDlp } from './dlp';
+import { EXTRACT_DEFAULTS, type ExtractLimits, extractContent } from './extract';
 
 export type Decision =
   | { readonly action: 'pass' }
@@ -26,13 +26,22 @@ export interface Inspection {
 
 export interface DlpSettings {
   readonly rules: readonly DlpRule[];
+  /** Bounds of text extraction (default EXTRACT_DEFAULTS). */
+  readonly limits?: ExtractLimits;
+  /** A part that could not be read in full (a bound reached, a damaged or encrypted document): this action, rule "unreadable" (default quarantine). */
+  readonly onUnreadable?: DlpAction;
 }
+
+/** The rule name a decision carries when a part could not be read in full. */
+export const UNREADABLE_RULE = 'unreadable';
 
 export interface AvSettings {
   readonly client: ClamdClient;
   readonly onInfected: 'reject' | 'quarantine';
   /** `tempfail` (default, safe) or `tag` (deliver unscanned, verdict temperror: explicit opt-in). */
   readonly onUnavailable: 'tempfail' | 'tag';
+  /** clamd's configuration file, read at start to check where it keeps temporary files (clamd-settings.ts); unset: unknown, a warning. */
+  readonly clamdConfig?: string;
 }
 
 export function notInspected(): Inspection {
@@ -42,7 +51,9 @@ export function notInspected(): Inspection {
 /** Outbound: DLP over the decoded text and attachments. */
 export async function inspectOutbound(plaintext: Buffer, dlp: DlpSettings, consent = true): Promise<Inspection> {
   if (!consent) return { verdict: { name: 'dlp', result: 'no-consent' }, decision: { action: 'pass' } };
-  const findings = evaluateDlp(dlp.rules, await extractContent(plaintext));
+  const content = await extractContent(plaintext, dlp.limits ?? EXTRACT_DEFAULTS);
+  const findings = evaluateDlp(dlp.rules, content);
+  if (content.unreadable.length > 0) findings.push({ rule: UNREADABLE_RULE, action: dlp.onUnreadable ?? 'quarantine' });
   const d = dlpDecision(findings);
   if (d.action === 'pass') return { verdict: { name: 'dlp', result: 'pass' }, decision: { action: 'pass' } };
   return { verdict: { name: 'dlp', result: 'fail' }, decision: { action: d.action, rule: d.rule! } };

@@ -14,6 +14,7 @@ import { LocalInspector } from '../gateway/inspection';
 import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../gateway/keyd-ops';
 import { parseInspectionConfig, readIni } from '../inspect/config';
+import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
 import { ValidationCache } from '../pki/validate';
@@ -37,6 +38,7 @@ export interface RunningInspector {
 export async function startInspector(config: InspectorConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningInspector> {
   const clock = opts.clock ?? (() => new Date());
   const inspectConfig = parseInspectionConfig(readIni(config.inspection.inspect), readIni(config.inspection.dlpRules), dirname(config.inspection.inspect), config.stateDir);
+  if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) opts.log?.(`WARNING: ${w}`);
   const keydClient = new KeydClient({
     url: config.keyd.url, cert: readPem(config.keyd.cert, 'keyd client certificate'), key: readPem(config.keyd.key, 'keyd client key'),
     ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),

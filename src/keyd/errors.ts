@@ -7,7 +7,7 @@ export type KeydErrorCode =
   | 'unauthenticated' // 401: no valid client certificate
   | 'forbidden' // 403: the role may not call this endpoint
   | 'not-found' // 404
-  | 'target-refused' // 403: re-encryption target not authorised (PROTOCOL.md)
+  | 'target-refused' // 403: re-encryption target not authorised (docs/protocol.md)
   | 'unknown-key' // 404: no key with this key id
   | 'key-destroyed' // 410: the key version was destroyed; fetch the named one
   | 'too-large' // 413

@@ -1,7 +1,7 @@
 /**
  * Backup of the master key by k-of-n secret sharing (Shamir, through the
  * audited `shamir-secret-sharing` package), so that losing one administrator
- * does not lose the organisation's mail (PROTOCOL.md, "Keys in time").
+ * does not lose the organisation's mail (docs/protocol.md, "Keys in time").
  *
  * A share is one line: `ssmax-share-v1:<threshold>:<check>:<hex>`, where
  * <check> is the key check value of the master key (8 bytes of an HKDF

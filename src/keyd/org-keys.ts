@@ -1,5 +1,5 @@
 /**
- * Versioned organisation encryption keys (PROTOCOL.md, "Keys in time"; the
+ * Versioned organisation encryption keys (docs/protocol.md, "Keys in time"; the
  * CMS paper's validity-based renewal; the group-key paper's versions):
  *
  *   active    the newest valid version: new mail is encrypted to it;

@@ -154,7 +154,7 @@ export class KeyService {
     return outcome.result;
   }
 
-  /** PROTOCOL.md "Target authorisation in KS": resolves a target to a public key, or refuses. */
+  /** docs/protocol.md "Target authorisation": resolves a target to a public key, or refuses. */
   private resolveTarget(target: unknown, sourceVersion: OrgKeyRecord, now: Date): { keyId: string; publicKey: Uint8Array; label: string } {
     if (!target || typeof target !== 'object') throw new KeydError('bad-request', 'Field "target" must be an object');
     const t = target as Target;

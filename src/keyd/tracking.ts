@@ -1,5 +1,5 @@
 /**
- * Sender-tracking tokens (SSMAX §2.2; PROTOCOL.md "Sender tracking"): an
+ * Sender-tracking tokens (SSMAX §2.2; docs/protocol.md "Sender tracking"): an
  * AEAD encryption, under a tracking key only this key service holds, of
  * (registered user code, message-id hash, time). Tokens are unforgeable
  * (AES-256-GCM) and unlinkable (a fresh random nonce each time, so two tokens

@@ -1,5 +1,5 @@
 /**
- * The signed organisation bundle (PROTOCOL.md, "Key exchange between domains"):
+ * The signed organisation bundle (docs/protocol.md, "Key exchange between domains"):
  * everything a peer needs to send encrypted mail to an organisation and to
  * verify its seals, signed by a key the organisation CA certifies for exactly
  * that purpose (bundle-signing key purpose), verifiable up to an SSMAX root.

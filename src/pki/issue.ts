@@ -1,5 +1,5 @@
 /**
- * Issuance of every certificate of the SSMAX hierarchy (PROTOCOL.md "Roles";
+ * Issuance of every certificate of the SSMAX hierarchy (docs/protocol.md "Roles";
  * profiles in docs/pki.md): SSMAX root CA → organisation CA → end entities.
  *
  * Guarantees: every certificate is X.509 v3, signed ECDSA P-256/SHA-256, has
@@ -388,7 +388,7 @@ export interface UserCertOptions extends Validity {
 }
 
 /**
- * A user mail-address certificate (PROTOCOL.md "Roles"): rfc822Name alternative
+ * A user mail-address certificate (docs/protocol.md "Roles"): rfc822Name alternative
  * name, pseudonymous common name, subject serialNumber = org-assigned code;
  * separate certificates for signing (P-256) and encryption (secp256k1).
  */

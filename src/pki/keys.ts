@@ -1,6 +1,6 @@
 /**
  * Keys of the hierarchy: P-256 signing keys (every certificate, CRL and bundle
- * signature) and secp256k1 encryption keys (capsules, PROTOCOL.md "Groups and
+ * signature) and secp256k1 encryption keys (capsules, docs/protocol.md "Groups and
  * primitives"), converted between the forms the rest of the project uses.
  *
  * The crypto core represents an encryption public key as a 33-byte compressed

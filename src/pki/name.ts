@@ -1,7 +1,7 @@
 /**
  * Distinguished names. Each attribute becomes its own RDN (a SET of one
  * AttributeTypeAndValue): pkijs would otherwise put every attribute pushed into
- * one RelativeDistinguishedNames into a single multi-valued RDN (STACK-NOTES.md).
+ * one RelativeDistinguishedNames into a single multi-valued RDN (a pkijs pitfall).
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';

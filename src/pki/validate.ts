@@ -8,10 +8,19 @@
  * - never throws on bad input: the answer is a closed union (`ValidationResult`);
  * - the chain may be given in any order and with extra certificates: the path is
  *   built from the leaf up (the leaf is never confused with an intermediate,
- *   the pkijs pitfall of STACK-NOTES.md);
+ *   pkijs's engine validates whichever certificate is given last);
  * - every CA certificate that issued a certificate of the path must have a
  *   current CRL signed by it (`revocation: 'require'`, the default), as OpenSSL's
  *   `verify -crl_check_all` demands;
+ * - validation at a past time (a seal's time, an abuse report on an old
+ *   message) follows RFC 5280 §3.3 and §5.3.2: a CRL issued after that time is
+ *   evidence for it — the certificate was revoked at that time only if an
+ *   entry's revocation date is not after it — so a certificate valid when it
+ *   was used still validates after any number of CRL re-issues; a CRL issued
+ *   before the time must still be current at it. A revocation for key
+ *   compromise (keyCompromise, cACompromise) counts whatever its date: the
+ *   time of a signature is claimed by the signer, and whoever holds a
+ *   compromised key can date a signature before the revocation;
  * - the time is a parameter; no clock is read here.
  *
  * Order of checks along a path, first failure wins: structure (malformed),
@@ -300,6 +309,8 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
   return { status: 'valid', path, leaf, role, message: `Certificate ${quote(leaf)} is valid for ${req.use} (path of ${path.length})` };
 }
 
+const COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'cACompromise']);
+
 function revocationOf(sub: ParsedCertificate, issuer: ParsedCertificate, crls: readonly ParsedCrl[], time: number, cache: ValidationCache | undefined): ValidationResult | undefined {
   let best: ParsedCrl | undefined;
   let why = `no CRL from ${quote(issuer)}`;
@@ -311,13 +322,14 @@ function revocationOf(sub: ParsedCertificate, issuer: ParsedCertificate, crls: r
     if (crl.authorityKeyId && issuer.subjectKeyId && crl.authorityKeyId !== issuer.subjectKeyId) continue;
     if (!crlSignedBy(crl, issuer, cache)) { why = `the CRL of ${quote(issuer)} has a bad signature`; continue; }
     if (crl.unknownCriticalExtensions.length > 0) { why = `the CRL of ${quote(issuer)} has an unsupported critical extension`; continue; }
-    if (crl.thisUpdate.getTime() > time) { why = `the CRL of ${quote(issuer)} is not valid before ${crl.thisUpdate.toISOString()}`; continue; }
-    if (!crl.nextUpdate || crl.nextUpdate.getTime() < time) { why = `the CRL of ${quote(issuer)} expired at ${crl.nextUpdate?.toISOString() ?? '(no nextUpdate)'}`; continue; }
+    // issued after the time: evidence for that time (RFC 5280 §5.3.2: entries carry their revocation dates); before it: must be current at it
+    const later = crl.thisUpdate.getTime() > time;
+    if (!later && (!crl.nextUpdate || crl.nextUpdate.getTime() < time)) { why = `the CRL of ${quote(issuer)} expired at ${crl.nextUpdate?.toISOString() ?? '(no nextUpdate)'}`; continue; }
     if (!best || (crl.crlNumber ?? -1n) > (best.crlNumber ?? -1n)) best = crl;
   }
   if (!best) return { status: 'revocation-unknown', certificate: sub, message: `Cannot check revocation of ${quote(sub)}: ${why}` };
   const entry = best.entries.get(sub.serial);
-  if (entry) {
+  if (entry && (best.thisUpdate.getTime() <= time || entry.revokedAt.getTime() <= time || COMPROMISE.has(entry.reason))) {
     return { status: 'revoked', certificate: sub, reason: entry.reason, revokedAt: entry.revokedAt, message: `Certificate ${quote(sub)} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason})` };
   }
   return undefined;

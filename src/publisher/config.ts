@@ -14,6 +14,7 @@ import { privateKeyFromPem } from '../pki/keys';
 import type { KeydPublic } from './material';
 import { pemBlocks } from './material';
 import { Publisher } from './publisher';
+import { servedChain } from './tls-chain';
 
 export class PublisherConfigError extends Error {
   constructor(message: string) {
@@ -144,16 +145,24 @@ export function openPublisher(config: PublisherConfig, opts: { log?: (line: stri
     ca: config.keyd.ca.map((f) => readText(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, maxSockets: 2,
     ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
   });
+  const roots = config.pki.roots.flatMap((f) => pemBlocks(f, 'root certificate'));
+  let tlsCert: string;
+  try {
+    tlsCert = servedChain(readText(config.tls.cert, 'TLS certificate'), config.tls.cert, roots);
+  } catch (err) {
+    if (err instanceof PublisherConfigError) throw err;
+    throw new PublisherConfigError(`Config "${config.file}": [tls] cert: ${(err as Error).message}`);
+  }
   const publisher = new Publisher({
     domain: config.domain,
     signer: { certificate: signerCert, privateKey: signerKey },
     files: { orgCaChain: config.pki.orgCaChain, sealingCertificates: config.pki.sealingCertificates, crls: config.pki.crls },
-    roots: config.pki.roots.flatMap((f) => pemBlocks(f, 'root certificate')),
+    roots,
     abuseContact: config.abuseContact, inboundPolicy: config.inboundPolicy,
     lifetimeMs: config.lifetimeMs, republishAfter: config.republishAfter, pollMs: config.pollMs,
     stateFile: config.stateFile,
     keyd: () => client.call<KeydPublic>('GET', '/v1/public'),
-    tls: { cert: readText(config.tls.cert, 'TLS certificate'), key: readText(config.tls.key, 'TLS key') },
+    tls: { cert: tlsCert, key: readText(config.tls.key, 'TLS key') },
     host: config.host, port: config.port,
     ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.log ? { log: opts.log } : {}),
   });

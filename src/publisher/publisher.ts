@@ -1,5 +1,5 @@
 /**
- * The bundle publisher (PROTOCOL.md, "Key exchange between domains";
+ * The bundle publisher (docs/protocol.md, "Key exchange between domains";
  * docs/directory.md): builds the organisation's signed bundle from keyd's
  * key versions and the certificate and CRL files, and serves it over HTTPS at
  * `/.well-known/ssmax/bundle` (health at `/.well-known/ssmax/health`).

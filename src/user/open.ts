@@ -1,5 +1,5 @@
 /**
- * Receiving side (PROTOCOL.md "Authentication chain": "The recipient verifies
+ * Receiving side (docs/protocol.md "Authentication chain": "The recipient verifies
  * the newest seal against the receiving org's certificate; earlier seals
  * remain for audit"; docs/user.md "open").
  *

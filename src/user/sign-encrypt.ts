@@ -1,5 +1,5 @@
 /**
- * Sending side, hop 0 (PROTOCOL.md "Encryption chain" and "Authentication
+ * Sending side, hop 0 (docs/protocol.md "Encryption chain" and "Authentication
  * chain"; docs/user.md "sign-encrypt"): the user encrypts the message to the
  * own organisation's current encryption key, THEN signs the encrypted message
  * (SSMAX-User-Signature over the capsule headers and the ciphertext's body

@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { main } from '../../src/cli/main';
 
 jest.setTimeout(90000);
@@ -20,3 +23,28 @@ test('ssmax demo --help and a bad option', async () => {
   expect(await main(['demo', '--help'], io)).toBe(0);
   expect(await main(['demo', '--nope'], io)).toBe(64);
 });
+
+test('ssmax demo --dir X --keep runs again in the same folder (the earlier run\'s files are replaced); a folder with other files is refused', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'ssmax-demo-keep-')), 'demo');
+  const run = async () => {
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    return { code: await main(['demo', '--dir', dir, '--keep'], io), text: out.join('\n') };
+  };
+  const first = await run();
+  expect(first.code).toBe(0);
+  const keyFile = join(dir, 'a.example', 'pki', 'master.key');
+  const firstKey = readFileSync(keyFile, 'utf8');
+  const second = await run();
+  expect(second.text).toMatch(/Bob read exactly what Alice wrote\./);
+  expect(second.code).toBe(0);
+  expect(readFileSync(keyFile, 'utf8')).not.toBe(firstKey); // a new organisation, not the old files
+  expect(readdirSync(dir).sort()).toEqual(['.ssmax-demo', 'a.example', 'b.example']);
+
+  const other = mkdtempSync(join(tmpdir(), 'ssmax-demo-other-'));
+  writeFileSync(join(other, 'notes.txt'), 'mine\n');
+  const out: string[] = [];
+  expect(await main(['demo', '--dir', other, '--keep'], { out: (t) => out.push(t), err: (t) => out.push(t) })).toBe(73);
+  expect(out.join('\n')).toMatch(/Cannot use --dir .*not from an earlier `ssmax demo` run \(notes\.txt\)/);
+  expect(readFileSync(join(other, 'notes.txt'), 'utf8')).toBe('mine\n');
+}, 300000);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { CryptoError, ORDER, defaultGroup, groupByName, groups } from '../../src/crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { nativeAddonBinary, platformName } from '../support/native-addon';
 
 const backends = Object.values(groups);
 const scalarArb = fc.bigInt({ min: 1n, max: ORDER - 1n });
@@ -27,11 +28,17 @@ describe('group backends agree byte for byte', () => {
     );
   });
 
-  test('on linux-x64 the native addon loads and is the default backend (no silent fallback to WebAssembly)', () => {
-    if (process.platform !== 'linux' || process.arch !== 'x64') return;
-    expect(groups.native?.name).toBe('native');
-    if (process.env.SSMAX_CRYPTO_BACKEND === undefined) expect(defaultGroup.name).toBe('native');
-    expect(groupByName('auto')).toBe(groups.native);
+  const binary = nativeAddonBinary();
+  test(`on ${platformName}, ${binary ? 'which has a native binary, the addon loads and is the default backend (no silent fallback to WebAssembly)' : 'which has no native binary, auto is the WebAssembly backend'}`, () => {
+    if (binary) {
+      expect(groups.native?.name).toBe('native');
+      if (process.env.SSMAX_CRYPTO_BACKEND === undefined) expect(defaultGroup.name).toBe('native');
+      expect(groupByName('auto')).toBe(groups.native);
+    } else {
+      expect(groups.native).toBeUndefined();
+      if (process.env.SSMAX_CRYPTO_BACKEND === undefined) expect(defaultGroup.name).toBe('libsecp256k1');
+      expect(groupByName('auto')).toBe(groups.libsecp256k1);
+    }
   });
 
   test('an unknown backend name is refused, naming the ones there are', () => {

@@ -78,8 +78,8 @@ test('--help on every subcommand; usage errors', async () => {
   c = capture();
   expect(await main(['publish', 'run'], c.io)).toBe(64);
   c = capture();
-  expect(await main(['directory', 'status', '--config', join(dir, 'missing.ini')], c.io)).toBe(65);
-  expect(c.err.join('\n')).toMatch(/Cannot read directory config ".*missing\.ini": ENOENT/);
+  expect(await main(['directory', 'status', '--config', join(dir, 'missing.ini')], c.io)).toBe(66);
+  expect(c.err.join('\n')).toMatch(/Cannot read config ".*missing\.ini": no such file/);
 });
 
 test('config: defaults, relative paths, errors naming the key; the shipped file parses', () => {

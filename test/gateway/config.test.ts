@@ -3,11 +3,13 @@ import { join } from 'node:path';
 import { parse } from 'ini';
 import { GATEWAY_DEFAULTS, GatewayConfigError, parseGatewayConfig } from '../../src/gateway/config';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
+import { uncommentDefaults } from '../support/shipped-ini';
 
 const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax.ini'), 'utf8');
 
-test('the shipped config/ssmax.ini parses, and its commented defaults are the built-in ones', () => {
-  const c = parseGatewayConfig(parse(shipped) as Record<string, Record<string, unknown>>, '/etc/haraka/config');
+test('the shipped config/ssmax.ini parses, and its commented defaults, made active, are the built-in ones', () => {
+  // every commented default made active (the examples of peers, routes and policies stay comments): the values below come from the file
+  const c = parseGatewayConfig(parse(uncommentDefaults(shipped, ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername'])) as Record<string, Record<string, unknown>>, '/etc/haraka/config');
   expect(c.hookTimeoutMs).toBe(GATEWAY_DEFAULTS.hook_timeout_ms);
   expect(c.tcpNoDelay).toBe(true);
   expect(c.keyd.timeoutMs).toBe(GATEWAY_DEFAULTS.keyd_timeout_ms);

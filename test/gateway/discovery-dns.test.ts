@@ -7,7 +7,8 @@
  * publisher processes of both organisations. [hosts] only maps the
  * publishers' host names to 127.0.0.1, as /etc/hosts would.
  * The last test does the same through real Haraka gateways and a DNS server
- * on loopback ([directory] dns_servers).
+ * on loopback ([directory] dns_servers), which also answers the publishers'
+ * host names (A records; no [hosts] pin).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -95,8 +96,9 @@ describe('through real Haraka gateways and a DNS server on loopback', () => {
   let dnsNet: Network;
   let dns: Awaited<ReturnType<typeof startTxtServer>>;
   const zoneMap = new Map<string, string[][]>();
+  const addresses = new Map<string, string>([['ssmax.a.example', '127.0.0.1'], ['ssmax.b.example', '127.0.0.1']]);
   beforeAll(async () => {
-    dns = await startTxtServer(zoneMap);
+    dns = await startTxtServer(zoneMap, addresses);
     const servers = `127.0.0.1:${dns.port}`;
     dnsNet = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns2-')), [
       { domain: 'a.example', dnsServers: servers, users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
@@ -114,11 +116,12 @@ describe('through real Haraka gateways and a DNS server on loopback', () => {
     const B = dnsNet.org('b.example');
     const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
     expect(ini.peers ?? {}).toEqual({});
+    expect(ini.hosts ?? {}).toEqual({}); // the publishers' addresses come from the DNS server too
     const secret = 'Found by DNS through Haraka 9021';
     const raw = `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: dns haraka\r\nMessage-ID: <dns-3@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`;
     expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(/^250 .*SSMAX transparent mode/);
     await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 30000, () => `${A.haraka.logs().slice(-2000)}\n---\n${B.haraka.logs().slice(-2000)}`);
-    expect(dns.queries).toEqual(expect.arrayContaining(['_ssmax.b.example', '_ssmax.a.example']));
+    expect(dns.queries).toEqual(expect.arrayContaining(['_ssmax.b.example', '_ssmax.a.example', 'ssmax.b.example', 'ssmax.a.example']));
     const copy = B.mailbox.for('bob@b.example')[0]!.raw;
     expect(copy.includes(Buffer.from(secret))).toBe(false);
     const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copy, { now: new Date() });

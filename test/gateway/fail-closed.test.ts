@@ -2,7 +2,7 @@ import { CODES, failClosed } from '../../src/gateway/fail-closed';
 import { GatewayError } from '../../src/gateway/replies';
 
 /** Runs a hook body through the wrapper and records every call of next. */
-function run(body: () => Promise<[number, unknown?]>, timeoutMs = 200): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {
+function run(body: (signal: AbortSignal) => Promise<[number, unknown?]>, timeoutMs = 200): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {
   const calls: [number | undefined, unknown][] = [];
   const errors: string[] = [];
   return new Promise((resolve) => {
@@ -37,6 +37,26 @@ describe('every hook fails closed and answers exactly once', () => {
     expect(reply(deny.calls[0]![1])).toMatchObject({ code: 550, reply: '5.7.7 SSMAX chain fails: signature-invalid' });
     const soft = await run(() => Promise.reject(new GatewayError('keydUnavailable', 'timeout')));
     expect(soft.calls[0]![0]).toBe(CODES.DENYSOFT);
+  });
+  test('a 4xx means nothing happened: at the timeout the signal of the body is aborted, so it starts nothing more', async () => {
+    let seen: AbortSignal | undefined;
+    const effects: string[] = [];
+    const r = await run(async (signal) => {
+      seen = signal;
+      await new Promise((res) => setTimeout(res, 150));
+      signal.throwIfAborted();
+      effects.push('queued a copy');
+      return [CODES.OK];
+    }, 100);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.calls.map((c) => c[0])).toEqual([CODES.DENYSOFT]);
+    expect(seen?.aborted).toBe(true);
+    expect(effects).toEqual([]);
+  });
+  test('a body that answers in time keeps its signal unaborted', async () => {
+    let seen: AbortSignal | undefined;
+    await run(async (signal) => { seen = signal; return [CODES.OK]; });
+    expect(seen?.aborted).toBe(false);
   });
   test('success answers once with the code of the body', async () => {
     const r = await run(() => Promise.resolve([CODES.OK, 'fine']));

@@ -184,10 +184,11 @@ export class SmtpSession {
 
 /**
  * A minimal authoritative DNS server on 127.0.0.1 (UDP) answering TXT queries
- * from `zone` (name → records, each a list of strings); NXDOMAIN otherwise.
+ * from `zone` (name → records, each a list of strings) and A queries from
+ * `addresses` (name → IPv4 address); NXDOMAIN for a name in neither.
  * For tests of DNS discovery through real processes.
  */
-export async function startTxtServer(zone: Map<string, string[][]>): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
+export async function startTxtServer(zone: Map<string, string[][]>, addresses: Map<string, string> = new Map()): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
   const { createSocket } = await import('node:dgram');
   const sock = createSocket('udp4');
   const queries: string[] = [];
@@ -206,12 +207,15 @@ export async function startTxtServer(zone: Map<string, string[][]>): Promise<{ p
     const qtype = q.readUInt16BE(off + 1);
     queries.push(name);
     const records = zone.get(name);
+    const address = addresses.get(name); // A records (IPv4), for host names
+    const known = records !== undefined || address !== undefined;
     const answers = qtype === 16 && records ? records : [];
     const header = Buffer.alloc(12);
     q.copy(header, 0, 0, 2); // id
-    header.writeUInt16BE(0x8400 | (q.readUInt16BE(2) & 0x0100) | (records ? 0 : 3), 2); // QR, AA, RD copied, NXDOMAIN when unknown
+    header.writeUInt16BE(0x8400 | (q.readUInt16BE(2) & 0x0100) | (known ? 0 : 3), 2); // QR, AA, RD copied, NXDOMAIN when unknown
     header.writeUInt16BE(1, 4);
-    header.writeUInt16BE(answers.length, 6);
+    const a = qtype === 1 && address !== undefined ? [Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(address.split('.').map(Number))])] : [];
+    header.writeUInt16BE(answers.length + a.length, 6);
     const rrs = answers.map((strings) => {
       const rdata = Buffer.concat(strings.map((s) => Buffer.concat([Buffer.from([Buffer.byteLength(s, 'latin1')]), Buffer.from(s, 'latin1')])));
       const rr = Buffer.alloc(12);
@@ -222,7 +226,7 @@ export async function startTxtServer(zone: Map<string, string[][]>): Promise<{ p
       rr.writeUInt16BE(rdata.length, 10);
       return Buffer.concat([rr, rdata]);
     });
-    sock.send(Buffer.concat([header, q.subarray(12, qEnd), ...rrs]), rinfo.port, rinfo.address);
+    sock.send(Buffer.concat([header, q.subarray(12, qEnd), ...rrs, ...a]), rinfo.port, rinfo.address);
   });
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
   return { port: sock.address().port, queries, close: () => new Promise<void>((r) => sock.close(() => r())) };

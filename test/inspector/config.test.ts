@@ -75,6 +75,6 @@ test('ssmax inspector: --help on every command; usage errors 64; an unreadable c
   expect(await main(['inspector'], io)).toBe(64);
   expect(await main(['inspector', 'run'], io)).toBe(64);
   expect(await main(['inspector', 'nope'], io)).toBe(64);
-  expect(await main(['inspector', 'run', '--config', '/nonexistent/inspector.ini'], io)).toBe(65);
-  expect(out.join('\n')).toMatch(/Cannot read inspector config "\/nonexistent\/inspector.ini": ENOENT/);
+  expect(await main(['inspector', 'run', '--config', '/nonexistent/inspector.ini'], io)).toBe(66);
+  expect(out.join('\n')).toMatch(/Cannot read config "\/nonexistent\/inspector.ini": no such file/);
 });

@@ -170,6 +170,15 @@ describe('ClamAV at b.example by its inspector process', () => {
     expect(B().mailbox.mails.length).toBe(before);
   });
 
+  test('plain Internet mail (a domain without SSMAX) is scanned too: sent to the inspector encrypted to the org; EICAR refused, clean delivered with ssmax-av=pass', async () => {
+    const before = B().mailbox.mails.length;
+    expect(await smtp(B().ports.smtp, 'mallory@outside.example', ['bob@b.example'], withAttachment('mallory@outside.example', 'bob@b.example', EICAR, 'x.com'))).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(B().mailbox.mails.length).toBe(before);
+    expect(await smtp(B().ports.smtp, 'olivia@outside.example', ['bob@b.example'], withAttachment('olivia@outside.example', 'bob@b.example', 'harmless', 'notes.txt'))).toMatch(/^250 /);
+    await waitFor(() => B().mailbox.mails.length > before);
+    expect(B().mailbox.mails.at(-1)!.raw.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=pass\r\n/);
+  });
+
   test('the inspector process stopped: 4xx, nothing delivered; after its restart the retried message is delivered exactly once', async () => {
     const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'a harmless attachment', 'notes.txt'), ['bob@b.example']);
     await B().stopInspector();

@@ -117,7 +117,7 @@ describe('ssmax ca', () => {
 
   test('refuses to overwrite without --force', async () => {
     const r = await ca('issue', 'gateway', ...orgArgs(), '--out', p('gateway-2'), '--host', 'mx.a.example');
-    expect(r.code).toBe(74);
+    expect(r.code).toBe(73); // EX_CANTCREAT (docs/cli.md)
     expect(r.err).toMatch(/the file exists/);
   });
 
@@ -140,10 +140,17 @@ describe('ssmax ca', () => {
     const out = p('bundle.json');
     const r = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', `${p('encryption-8.cert.pem')}:current`,
       '--seal', p('seal-7.cert.pem'), '--crl', p('orga', 'crl.pem'), '--crl', p('root', 'crl.pem'), '--abuse', 'mailto:abuse@a.example', '--serial', '3', '--out', out);
-    // seal-7 was revoked above: the bundle builder does not judge, the verifier does.
-    expect(r.code).toBe(0);
-    const bad = await ca('verify', '--root', p('root', 'ca.cert.pem'), '--bundle', out, '--domain', 'a.example');
-    expect(bad.err).toMatch(/^invalid-content: .*revoked/);
+    // seal-7 was revoked above: the builder checks the bundle as `ca verify` would and writes nothing.
+    expect(r.code).toBe(65);
+    expect(r.err).toMatch(/Cannot write the bundle: it would not verify: invalid-content: .*revoked/);
+    expect(existsSync(out)).toBe(false);
+    // Without the root's CRL, peers cannot check the org CA: refused too, naming what is missing.
+    const noCrl = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', p('encryption-8.cert.pem'),
+      '--abuse', 'mailto:abuse@a.example', '--serial', '4', '--out', out);
+    expect(noCrl.code).toBe(65);
+    expect(noCrl.err).toMatch(/would not verify: .*give --crl for every CA of the chain/);
+    expect(noCrl.err).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
     // Without the revoked sealing certificate, and the key state defaulting to current.
     const r3 = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', p('encryption-8.cert.pem'),
       '--abuse', 'mailto:abuse@a.example', '--serial', '5', '--out', p('bundle3.json'), '--crl', p('orga', 'crl.pem'), '--crl', p('root', 'crl.pem'));

@@ -3,7 +3,7 @@
  * directly (no keyd process): an SSMAX root, per organisation an org CA, an
  * encryption key v1 (raw scalar kept in process, as keyd would hold it), a
  * sealing certificate, a bundle signer and a signed bundle; plus the two
- * gateway hops simulated with library calls (PROTOCOL.md, "Blinded
+ * gateway hops simulated with library calls (docs/protocol.md, "Blinded
  * re-encryption", "Authentication chain").
  */
 import { mkdtempSync, rmSync } from 'node:fs';

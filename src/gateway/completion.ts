@@ -1,0 +1,48 @@
+/**
+ * Sealing is the last change to a message. Whatever a later hop of our own
+ * would add to the header — Haraka's outbound adds a Message-ID when there is
+ * none or it is "<>", and a Date when there is none; a mailbox store such as
+ * Postfix adds the same for mail from its local clients — is added here,
+ * before the message is encrypted and sealed, so that no later addition can
+ * break the seal (Date and Message-ID are protected fields:
+ * src/chain/protected-headers.ts). The Received field Haraka's outbound puts
+ * on top is a trace field the seals do not cover.
+ */
+import { arrivalId } from './delivery';
+
+/** RFC 5322 date-time in UTC, e.g. "Sun, 06 Dec 2026 03:20:00 +0000". */
+export function rfc5322Date(d: Date): string {
+  return d.toUTCString().replace(/GMT$/, '+0000');
+}
+
+/** The header block's fields (unfolded boundaries kept), and where the body starts. */
+function splitHead(message: Buffer): { fields: string[]; body: Buffer; separated: boolean } {
+  const end = message.indexOf('\r\n\r\n');
+  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
+  const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '');
+  return { fields, body: end < 0 ? Buffer.alloc(0) : message.subarray(end + 4), separated: end >= 0 };
+}
+
+/**
+ * Adds a Date (the `now` given) and a Message-ID (`<hash@domain>`, the same for
+ * every attempt of one submission) when
+ * they are missing (the id hashes the submission without its Received
+ * fields, as the exactly-once record does); replaces an empty Message-ID ("<>") the way Haraka's
+ * outbound would. Returns the message itself when nothing is missing.
+ */
+export function completeHeaders(message: Buffer, domain: string, now: Date): Buffer {
+  const { fields, body, separated } = splitHead(message);
+  const valueOf = (name: string) => fields.filter((f) => f.toLowerCase().startsWith(`${name}:`)).map((f) => f.slice(name.length + 1).trim());
+  const ids = valueOf('message-id');
+  const add: string[] = [];
+  let keep = fields;
+  if (ids.length === 0 || (ids.length === 1 && ids[0] === '<>')) {
+    keep = fields.filter((f) => !f.toLowerCase().startsWith('message-id:'));
+    const id = arrivalId(message).slice(0, 32);
+    add.push(`Message-ID: <${id}.ssmax@${domain}>`);
+  }
+  if (valueOf('date').length === 0) add.push(`Date: ${rfc5322Date(now)}`);
+  if (add.length === 0) return message;
+  const head = [...keep, ...add].map((f) => `${f}\r\n`).join('');
+  return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), separated ? body : Buffer.alloc(0)]);
+}

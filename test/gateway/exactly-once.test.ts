@@ -1,0 +1,75 @@
+/**
+ * "A 4xx means nothing happened" and peer copies in the exactly-once record
+ * (issue 16), through real processes: a.example's Haraka with a short hook
+ * timeout, a slow mailbox store, and a fault-injection plugin that makes
+ * queueing one peer copy fail once (test/support/haraka-faults.js).
+ */
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Network } from '../../src/demo/network';
+import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
+
+jest.setTimeout(180000);
+
+const TIMEOUT_MS = 2500;
+let net: Network;
+beforeAll(async () => {
+  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[main]', `hook_timeout_ms=${TIMEOUT_MS}`] } : o)));
+  const A = net.org('a.example');
+  copyFileSync(resolve(__dirname, '..', 'support', 'haraka-faults.js'), join(A.harakaDir, 'plugins', 'haraka-faults.js'));
+  const plugins = join(A.harakaDir, 'config', 'plugins');
+  writeFileSync(plugins, `haraka-faults\n${readFileSync(plugins, 'utf8')}`);
+  await A.restartHaraka();
+});
+afterAll(async () => {
+  await net?.stop();
+});
+
+const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
+const message = (marker: string, to: string) => Buffer.from(`From: dave@a.example\r\nTo: ${to}\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`);
+const copiesOf = (marker: string, org: string, who: string) => net.org(org).mailbox.for(who).filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
+
+/** Sends until the gateway answers 250 (as a sending MTA retries a 4xx), returning every answer. */
+async function untilAccepted(to: string[], data: Buffer, pauseMs = 200): Promise<string[]> {
+  const answers: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', to, data, DAVE);
+    answers.push(r);
+    if (r.startsWith('250') || r.startsWith('5')) return answers;
+    await new Promise((res) => setTimeout(res, pauseMs));
+  }
+  return answers;
+}
+
+test('a hook that hits its timeout while delivering: 451, and after the retry exactly one copy per recipient, local and peer', async () => {
+  const A = net.org('a.example');
+  const marker = 'timeout-mid-delivery';
+  A.mailbox.delayMs = TIMEOUT_MS + 1500; // the local copy is still being handed over when the hook answers
+  const first = await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example', 'carol@b.example'], message(marker, 'dave@a.example, carol@b.example'), DAVE);
+  expect(first).toMatch(/^45\d 4\.4\.7 /);
+  A.mailbox.delayMs = 0;
+  // the sender retries at once, while the timed-out attempt's copy is still on its way
+  const answers = await untilAccepted(['dave@a.example', 'carol@b.example'], message(marker, 'dave@a.example, carol@b.example'));
+  expect(answers.at(-1)).toMatch(/^250 /);
+  await waitFor(() => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'a.example', 'dave@a.example') >= 1, 30000);
+  await new Promise((r) => setTimeout(r, 4000)); // room for a second copy to show up
+  const counts = { dave: copiesOf(marker, 'a.example', 'dave@a.example'), carol: copiesOf(marker, 'b.example', 'carol@b.example') };
+  console.log(`timeout mid-delivery: answers ${JSON.stringify([first, ...answers].map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);
+  expect(counts).toEqual({ dave: 1, carol: 1 });
+});
+
+test('queueing fails for the second peer after the first was queued: 4xx, and after the retry exactly one copy per peer', async () => {
+  const A = net.org('a.example');
+  const marker = 'queue-fails-half-way';
+  writeFileSync(join(A.harakaDir, 'fail-queue-once'), 'c.example\n');
+  const to = ['carol@b.example', 'frank@c.example'];
+  const answers = await untilAccepted(to, message(marker, to.join(', ')));
+  expect(answers[0]).toMatch(/^45\d 4\.3\.0 .*cannot queue the copy for frank@c\.example/);
+  expect(answers.at(-1)).toMatch(/^250 /);
+  expect(A.haraka.logs()).toMatch(/haraka-faults: injected queue failure for frank@c\.example/);
+  await waitFor(() => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'c.example', 'frank@c.example') >= 1, 30000);
+  await new Promise((r) => setTimeout(r, 4000));
+  const counts = { carol: copiesOf(marker, 'b.example', 'carol@b.example'), frank: copiesOf(marker, 'c.example', 'frank@c.example') };
+  console.log(`queue failure half way: answers ${JSON.stringify(answers.map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);
+  expect(counts).toEqual({ carol: 1, frank: 1 });
+});
