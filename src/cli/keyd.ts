@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadKeydConfig } from '../keyd/config';
 import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
 import { KeydError } from '../keyd/errors';
+import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
 import { type CliIo, type CommandGroup, CliError, EXIT, createOutputDir, requireReadable } from './command';
@@ -22,6 +23,8 @@ Subcommands:
   restore-master --out FILE SHARE...    restore the master key from K share files
   audit verify --config FILE            check the audit log's hash chain
   rotate --config FILE                  create and activate a new org key version now (old one retired)
+  backup --config FILE --out DIR        copy the data directory while keyd runs (LMDB copy, checked)
+  restore --config FILE --from DIR      restore a backup into an empty data_dir (keyd stopped)
 
 Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-keyd.ini.`;
 
@@ -31,6 +34,8 @@ const SUB_HELP: Record<string, string> = {
   'backup-master': 'Usage: ssmax keyd backup-master --config FILE --shares N --threshold K [--out-dir DIR]\n\nSplits the master key by Shamir secret sharing. With --out-dir, writes share-1.txt … share-N.txt\n(mode 0600), one per administrator; otherwise prints one share per line. Fewer than K shares reveal nothing.',
   'restore-master': 'Usage: ssmax keyd restore-master --out FILE SHARE-FILE...\n\nCombines at least K shares back into the master key and writes it to FILE (mode 0600).',
   audit: 'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
+  backup: 'Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd\'s LMDB store (data_dir) into DIR (absent or empty) while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).',
+  restore: 'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
   rotate: 'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
 };
 
@@ -128,6 +133,21 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         await parts.store.close();
       }
     }
+    case 'backup': {
+      const { values } = parse(args, { config: { type: 'string' }, out: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const m = await backupKeyd(loadKeydConfig(required(values.config, 'config', usage)), required(values.out, 'out', usage));
+      io.out(`keyd backup of ${m.domain} written to ${String(values.out)}: ${m.auditRecords} audit records, verified; sha256 ${m.sha256}`);
+      return EXIT.ok;
+    }
+    case 'restore': {
+      const { values } = parse(args, { config: { type: 'string' }, from: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const config = loadKeydConfig(required(values.config, 'config', usage));
+      const m = await restoreKeyd(config, required(values.from, 'from', usage));
+      io.out(`keyd backup of ${m.domain} made ${m.created} restored into ${config.dataDir}: audit chain verified (${m.auditRecords} records at backup time)`);
+      return EXIT.ok;
+    }
     case 'rotate': {
       const { values } = parse(args, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
@@ -153,7 +173,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
 }
 
 export const keydCommand: CommandGroup = {
-  summary: 'Key service: run it; master key backup/restore; audit verification; rotation',
+  summary: 'Key service: run it; data and master key backup/restore; audit verification; rotation',
   async run(argv, io) {
     const [sub, ...rest] = argv;
     if (sub === undefined || sub === '--help' || sub === '-h') {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { PublisherConfigError, loadPublisherConfig, openPublisher } from '../publisher/config';
+import { startPublisherOps } from '../ops/service-ops';
 import { type CliIo, type CommandGroup, CliError, EXIT, exitOf } from './command';
 
 const HELP = `Usage: ssmax publish [run] --config FILE
@@ -52,6 +53,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
     close();
     throw new CliError(`Cannot start publisher: ${(err as Error).message}`, exitOf(err).code);
   }
+  let ops: Awaited<ReturnType<typeof startPublisherOps>>;
+  try {
+    ops = await startPublisherOps(config.file, publisher, config.pki.crls, (l) => io.err(l)); // [ops]: health and metrics (docs/operations.md)
+  } catch (err) {
+    await publisher.stop();
+    close();
+    throw new CliError(`Cannot start the publisher's ops listener: ${(err as Error).message}`, EXIT.failure);
+  }
   io.out(`publisher listening on ${config.host}:${publisher.port} for ${config.domain}`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -59,6 +68,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     process.once('SIGTERM', stop);
   });
   io.err('publisher: stopping');
+  await ops?.close();
   await publisher.stop();
   close();
   return EXIT.ok;

@@ -8,7 +8,7 @@
  * SSMAX clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
@@ -90,7 +90,7 @@ export interface OrgNode {
   /** Its folder (inspector.ini, ssmax-inspect.ini, ssmax-dlp.ini, state/ with the quarantine). */
   readonly inspectorDir: string;
   readonly mailbox: MailboxStore;
-  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number; readonly inspector: number };
+  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number; readonly inspector: number; readonly ops: OpsPorts };
   readonly bundleUrl: string;
   /** SSMAX-client users: their profile folders. */
   readonly profiles: Record<string, string>;
@@ -103,6 +103,14 @@ export interface OrgNode {
   stopInspector(): Promise<void>;
   restartInspector(): Promise<void>;
   admin(): KeydClient;
+}
+
+/** The plain-HTTP operations listeners ([ops] listen: health and metrics, docs/operations.md) of each process. */
+export interface OpsPorts {
+  readonly gateway: number;
+  readonly keyd: number;
+  readonly publisher: number;
+  readonly inspector: number;
 }
 
 export interface Network {
@@ -158,7 +166,7 @@ function fetchBundle(url: string, ca: string[]): Promise<string> {
 interface Planned {
   spec: OrgSpec;
   dir: string;
-  ports: { keyd: number; publisher: number; smtp: number; mailbox: number; inspector: number };
+  ports: { keyd: number; publisher: number; smtp: number; mailbox: number; inspector: number; ops: OpsPorts };
 }
 
 export async function startNetwork(base: string, specs: readonly OrgSpec[], log: (line: string) => void = () => undefined): Promise<Network> {
@@ -167,7 +175,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
   const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Demo Root' });
   const planned: Planned[] = [];
   for (const spec of specs) {
-    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort(), inspector: spec.inspector ? await freePort() : 0 } });
+    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort(), inspector: spec.inspector ? await freePort() : 0,
+      ops: { gateway: await freePort(), keyd: await freePort(), publisher: await freePort(), inspector: spec.inspector ? await freePort() : 0 } } });
   }
   const orgs: OrgNode[] = [];
   const stopAll = async () => {
@@ -185,6 +194,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
       const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd, ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}) });
       const w = (name: string, text: string) => writeFileSync(join(fx.dir, name), text, { mode: 0o600 });
+      appendFileSync(fx.configFile, `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n`);
       const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
       const seal = generateP256KeyPair();
       w('seal.cert.pem', issueSealingCertificate(fx.orgCa, { ...v, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
@@ -205,7 +215,8 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[tls]', 'cert=publisher.pem', 'key=publisher.key',
         '[signer]', 'cert=signer.cert.pem', 'key=signer.key.pem',
         '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, 'cert=admin.pem', 'key=admin.key', 'ca=org-ca.pem,root.pem',
-        '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.cert.pem', 'crls=org-ca.crl.pem,root.crl.pem', '',
+        '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.cert.pem', 'crls=org-ca.crl.pem,root.crl.pem',
+        '[ops]', `listen=127.0.0.1:${p.ports.ops.publisher}`, '',
       ].join('\n'));
 
       const mailbox = new MailboxStore();
@@ -234,6 +245,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           '[pki]', `roots=${pki('root.pem')}`, `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
           '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, `ca=${pki('org-ca.pem')},${pki('root.pem')}`, `cert=${pki('inspector.pem')}`, `key=${pki('inspector.key')}`,
           '[bundle]', `url=${node.bundleUrl}`, 'address=127.0.0.1',
+          '[ops]', `listen=127.0.0.1:${p.ports.ops.inspector}`,
           '[inspection]', 'inspect=ssmax-inspect.ini', 'dlp_rules=ssmax-dlp.ini', ...(ins.extraIni ?? []), '',
         ].join('\n'), { mode: 0o600 });
         const start = () => startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
@@ -291,6 +303,7 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
         '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,
+        '[ops]', `listen=127.0.0.1:${p.ports.ops.gateway}`,
         ...(p.spec.inspector ? ['[inspection]', 'mode=remote', `inspector_url=https://127.0.0.1:${p.ports.inspector}`, `inspector_servername=inspect.${p.spec.domain}`, 'inspector_timeout_ms=10000'] : []),
         ...(p.spec.gatewayIni ?? []), '',
       ].join('\n');

@@ -30,6 +30,8 @@ import { type Submitter, peerFor, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { arrivalId } from './delivery';
 import { delayNotice } from './dsn';
+import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
+import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
 interface HarakaPlugin {
   config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
@@ -63,6 +65,8 @@ interface QueuedMail {
 interface State extends Gateway {
   trusted: TrustedRelays;
   outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
+  /** The [ops] listener (health, metrics: src/ops/gateway-ops.ts), when configured. */
+  ops: Promise<GatewayOps | undefined>;
 }
 
 let state: State | undefined;
@@ -73,7 +77,12 @@ function build(plugin: HarakaPlugin): State {
   const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l));
   const outbound = plugin.haraka_require('outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
-  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays) };
+  instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
+  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l)).catch((err: unknown) => {
+    plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
+    return undefined;
+  });
+  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops };
 }
 
 export function register(this: HarakaPlugin): void {
@@ -166,14 +175,23 @@ function trustedRelay(s: State, connection: Connection): boolean {
   return typeof user === 'string' && s.config.trustedRelayLogins.includes(user);
 }
 
+/** The per-message log line of this hop (message-log.ts): written when `next` is answered. */
+function hopOf(plugin: HarakaPlugin, s: State, connection: Connection, direction: HopDirection, next: Next): HopLog {
+  const txn = connection.transaction;
+  return startHop(txn?.uuid ?? '', direction, txn?.rcpt_to.map(addressOf) ?? [], s.config.localDomains, (l) => plugin.loginfo(l), next);
+}
+
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, async (signal) => {
+  const hop = hopOf(this, s, connection, 'outbound', next);
+  failClosed('queue_outbound', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const rcpts = txn.rcpt_to.map(addressOf);
-    if (addressOf(txn.mail_from) === '' && trustedRelay(s, connection)) {
+    const notice = addressOf(txn.mail_from) === '' && trustedRelay(s, connection);
+    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitterOf(s, connection, addressOf(txn.mail_from))?.via ?? 'none' });
+    if (notice) {
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
@@ -185,15 +203,17 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
-  }, next);
+  }), hop.next);
 }
 
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('queue', s.config.hookTimeoutMs, this, async (signal) => {
+  const hop = hopOf(this, s, connection, 'inbound', next);
+  failClosed('queue', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
+    hop.set({ mode: modeOf(raw) });
     const notices: RetiredUse[] = [];
     const held: { quarantined?: string } = {};
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
@@ -201,7 +221,7 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
     return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
-  }, next);
+  }), hop.next);
 }
 
 export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {
@@ -300,6 +320,7 @@ function headerOf(hmail: QueuedMail): Promise<string> {
 }
 
 export function shutdown(this: HarakaPlugin): void {
+  void state?.ops.then((o) => o?.close());
   void state?.close();
   state = undefined;
 }

@@ -11,6 +11,7 @@ import { seal } from '../chain/seal';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { GatewayDeps } from './deps';
 import { GatewayError, chainFormatFault } from './replies';
+import { noteChain, timed } from './message-log';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);
 
@@ -32,12 +33,13 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
       return cert ? { publicKey: cert.publicKey, domain: cert.domain } : undefined;
     },
   });
-  let chain = await verify();
+  let chain = await timed('chain', verify);
   if (chain.result === 'fail' && chain.reason === 'unknown-certificate' && deps.keyWatch && missing.size > 0) {
     let refreshed = false;
     for (const domain of missing) if (await deps.keyWatch.refreshForSeal(domain)) refreshed = true;
-    if (refreshed) chain = await verify();
+    if (refreshed) chain = await timed('chain', verify);
   }
+  noteChain(chain); // the per-message log line
   if (chain.result === 'temperror') throw new GatewayError('chainTemperror', chain.detail);
   if (chain.result === 'fail') {
     const fault = chainFormatFault(chain.reason, chain.detail);

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
+import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../gateway/keyd-ops';
 import { GatewayError } from '../gateway/replies';
 import { Directory } from '../directory/directory';
@@ -70,9 +71,12 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   let port: number;
+  let ops: Awaited<ReturnType<typeof startInspectorOps>>;
   try {
     port = await server.listen();
+    ops = await startInspectorOps(config.file, engine, keyd, opts.log); // [ops]: health and metrics (docs/operations.md)
   } catch (err) {
+    await server.close();
     keydClient.close();
     await engine.close();
     await directory.close();
@@ -81,6 +85,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   return {
     port, engine,
     async stop() {
+      await ops?.close();
       await server.close();
       keydClient.close();
       await engine.close();

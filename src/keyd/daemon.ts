@@ -23,6 +23,8 @@ import { KeydServer } from './server';
 import { type Actor, KeyService } from './service';
 import { KeydStore } from './store';
 import { TrackingKeys } from './tracking';
+import { startKeydOps } from '../ops/keyd-ops';
+import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 
 export interface KeydParts {
   readonly store: KeydStore;
@@ -74,6 +76,9 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
 
 export interface RunningKeyd extends KeydParts {
   readonly port: number;
+  readonly renewer: CrlRenewer;
+  /** One run of the schedule (key versions, then CRLs), as the timer does it; for tests on a simulated clock. */
+  schedule(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -119,6 +124,9 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   const parts = openKeyd(config, clock, crypto);
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
+  // CRLs renewed before they lapse (docs/operations.md, "Renewals")
+  const renewer = new CrlRenewer(crlFiles, orgCaOf(config), crlPolicyOf(config), parts.audit, opts.log);
+  await renewer.run(clock());
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
     clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), orgCa,
@@ -128,20 +136,25 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   const port = await server.listen();
-  let scheduling = false;
-  const timer = setInterval(() => {
-    if (scheduling) return;
-    scheduling = true;
-    parts.service.maintain(KEYD_ACTOR).then(
+  const ops = await startKeydOps(config, parts, clock, opts.log, renewer).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  }); // [ops]: health and metrics (docs/operations.md)
+  let scheduling: Promise<void> | undefined;
+  const schedule = (): Promise<void> => {
+    scheduling ??= parts.service.maintain(KEYD_ACTOR).then(
       (changes) => { if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`); },
       (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
-    ).finally(() => { scheduling = false; });
-  }, config.keys.scheduleMs);
+    ).then(() => renewer.run(clock())).then(() => undefined).finally(() => { scheduling = undefined; });
+    return scheduling;
+  };
+  const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
   timer.unref();
   return {
-    ...parts, port,
+    ...parts, port, renewer, schedule,
     async stop() {
       clearInterval(timer);
+      await ops?.close();
       await server.close();
       await crypto?.close();
       await parts.store.close();

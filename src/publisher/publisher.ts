@@ -71,6 +71,7 @@ export class Publisher {
   private current: Publication | undefined;
   private lastKeyd: KeydPublic | undefined;
   private lastError: string | undefined;
+  private lastErrorAt: Date | undefined;
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -139,8 +140,15 @@ export class Publisher {
       if (due) this.publish(material, now);
     } catch (err) {
       this.lastError = (err as Error).message;
+      this.lastErrorAt = new Date(this.clock());
       this.log(`publisher: ${this.lastError}`);
     }
+  }
+
+  /** What is served and the last failure, for the operations listener (src/ops/service-ops.ts). */
+  status(): { serial?: number; issued?: Date; expires?: Date; lastError?: string; lastErrorAt?: Date } {
+    const c = this.current;
+    return { ...(c ? { serial: c.serial, issued: c.issued, expires: c.expires } : {}), ...(this.lastError ? { lastError: this.lastError } : {}), ...(this.lastErrorAt ? { lastErrorAt: this.lastErrorAt } : {}) };
   }
 
   /** Whole seconds: bundle and certificate times have no fractions. */

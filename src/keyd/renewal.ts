@@ -1,0 +1,131 @@
+/**
+ * Nothing expires unattended (docs/operations.md, "Renewals"): the CRLs keyd
+ * can sign — those issued by the org CA whose key keyd holds ([pki]
+ * org_ca_cert / org_ca_key) — are re-signed by keyd's schedule well before
+ * their nextUpdate: same revocations, next CRL number, a fresh validity;
+ * written atomically (the publisher and the gateways re-read the files); each
+ * renewal is an audit record (`crl.renew`). A CRL keyd cannot sign (the
+ * root's, or the org CA's when keyd does not hold its key) gets a warning
+ * line on every schedule run once it is within its warning window, and the
+ * metric `ssmax_keyd_renewal_warning` (src/ops/keyd-ops.ts).
+ *
+ * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { parse } from 'ini';
+import { parseCertificate } from '../pki/certificate';
+import { createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
+import type { SigningAuthority } from '../pki/issue';
+import { privateKeyFromPem } from '../pki/keys';
+import type { AuditLog } from './audit';
+import type { KeydConfig } from './config';
+import { KeydError } from './errors';
+
+const DAY = 86400000;
+
+export const CRL_RENEWAL_DEFAULTS = { renew: true, renew_at_days_left: 3, lifetime_days: 7, warn_at_days_left: 3 } as const;
+
+export interface CrlRenewalPolicy {
+  readonly renew: boolean;
+  readonly renewBeforeMs: number;
+  readonly validityMs: number;
+  readonly warnBeforeMs: number;
+}
+
+export interface CrlState {
+  readonly file: string;
+  readonly issuer: string;
+  readonly nextUpdate?: Date;
+  /** keyd signs this one. */
+  readonly renewable: boolean;
+  /** Within its warning window and not renewable here (or its renewal failed). */
+  readonly warning: boolean;
+  readonly error?: string;
+}
+
+/** [crl] of keyd's config file. */
+export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
+  const ini = parse(readFileSync(config.file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
+  const s = ini.crl ?? {};
+  const num = (k: 'renew_at_days_left' | 'lifetime_days' | 'warn_at_days_left') => {
+    const raw = s[k];
+    const v = raw === undefined ? CRL_RENEWAL_DEFAULTS[k] : Number(raw);
+    if (!Number.isFinite(v) || v <= 0 || v > 3650) throw new KeydError('config', `Config "${config.file}": [crl] ${k} must be a number of days from 0 to 3650 (got "${String(raw)}")`);
+    return v * DAY;
+  };
+  const renewRaw = s.renew;
+  const renew = renewRaw === undefined ? CRL_RENEWAL_DEFAULTS.renew : renewRaw === true || renewRaw === 'true';
+  if (renewRaw !== undefined && renewRaw !== true && renewRaw !== false && renewRaw !== 'true' && renewRaw !== 'false') throw new KeydError('config', `Config "${config.file}": [crl] renew must be true or false`);
+  const policy = { renew, renewBeforeMs: num('renew_at_days_left'), validityMs: num('lifetime_days'), warnBeforeMs: num('warn_at_days_left') };
+  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [crl] renew_at_days_left must be less than lifetime_days`);
+  return policy;
+}
+
+/** The org CA keyd holds, or undefined. */
+export function orgCaOf(config: KeydConfig): SigningAuthority | undefined {
+  const { orgCaCert, orgCaKey, orgCaPassphraseFile } = config.pki;
+  if (!orgCaCert || !orgCaKey) return undefined;
+  const passphrase = orgCaPassphraseFile ? readFileSync(orgCaPassphraseFile, 'utf8').trim() : undefined;
+  return { certificate: parseCertificate(readFileSync(orgCaCert, 'utf8')), privateKey: privateKeyFromPem(readFileSync(orgCaKey, 'utf8'), passphrase) };
+}
+
+export class CrlRenewer {
+  private states: CrlState[] = [];
+
+  constructor(
+    private readonly files: readonly string[],
+    private readonly ca: SigningAuthority | undefined,
+    private readonly policy: CrlRenewalPolicy,
+    private readonly audit: AuditLog,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
+
+  /** The CRLs as the last run saw them. */
+  status(): readonly CrlState[] {
+    return this.states;
+  }
+
+  /** One schedule run at `now`: renews what is due, warns about what cannot be renewed. Never throws. */
+  async run(now: Date): Promise<CrlState[]> {
+    const out: CrlState[] = [];
+    for (const file of this.files) {
+      let state: CrlState;
+      try {
+        state = await this.one(file, now);
+      } catch (err) {
+        state = { file, issuer: '?', renewable: false, warning: true, error: (err as Error).message };
+        this.log(`keyd: WARNING cannot check or renew CRL "${file}": ${(err as Error).message}`);
+      }
+      out.push(state);
+    }
+    this.states = out;
+    return out;
+  }
+
+  private async one(file: string, now: Date): Promise<CrlState> {
+    const crl = parseCrl(readFileSync(file, 'utf8'));
+    const renewable = this.policy.renew && this.ca !== undefined && crlIssuedBy(crl, this.ca.certificate.subjectDer);
+    const next = crl.nextUpdate;
+    const left = next ? next.getTime() - now.getTime() : Infinity;
+    if (renewable && left <= this.policy.renewBeforeMs) {
+      const renewed = createCrl(this.ca!, {
+        entries: [...crl.entries.values()], thisUpdate: now, nextUpdate: new Date(now.getTime() + this.policy.validityMs), crlNumber: (crl.crlNumber ?? 0n) + 1n,
+      });
+      const reason = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
+      // audited first (the record commits with the change), then the file is replaced atomically
+      await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: reason.slice(0, 300) }, now, () => {
+        const tmp = `${file}.${process.pid}.tmp`;
+        writeFileSync(tmp, renewed.pem, { mode: 0o644 });
+        renameSync(tmp, file);
+      });
+      this.log(`keyd: renewed CRL ${reason}`);
+      return { file, issuer: crl.issuer, nextUpdate: renewed.nextUpdate!, renewable, warning: false };
+    }
+    const warning = !renewable && left <= this.policy.warnBeforeMs;
+    if (warning) {
+      const why = !this.policy.renew ? '[crl] renew=false' : this.ca ? 'it is not issued by the org CA keyd holds' : 'keyd does not hold the org CA key';
+      this.log(`keyd: WARNING CRL "${file}" of "${crl.issuer}" ${left <= 0 ? 'expired' : 'expires'} at ${next!.toISOString()} and keyd cannot renew it (${why}); re-sign it (ssmax ca crl) and replace the file`);
+    }
+    return { file, issuer: crl.issuer, ...(next ? { nextUpdate: next } : {}), renewable, warning };
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The gateway's operations listener and metrics ([ops] in ssmax.ini;
+ * docs/operations.md): messages by direction and outcome, reply codes, step
+ * latency, peers' bundle age/expiry and last error, CRL next-update, clamd
+ * availability (inline inspection). Fed by the per-message records
+ * (message-log.ts) and read from the gateway's own state at scrape time.
+ */
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { Directory } from '../directory/directory';
+import { type Gateway } from '../gateway/setup';
+import { LocalInspector } from '../gateway/inspection';
+import { type MessageRecord, STEPS, onRecord } from '../gateway/message-log';
+import { parseCrl } from '../pki/crl';
+import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
+
+export const GATEWAY_OPS_DEFAULTS = { listen: '' } as const;
+
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface GatewayOps {
+  readonly listener: OpsListener;
+  close(): Promise<void>;
+}
+
+/** Registers the gateway's metrics; `unhook` stops feeding them. */
+export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRegistry>; unhook: () => void } {
+  const registry = newRegistry('gateway');
+  const messages = new Counter({ name: 'ssmax_gateway_messages_total', help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, refused, deferred)', labelNames: ['direction', 'outcome'], registers: [registry] });
+  const replies = new Counter({ name: 'ssmax_gateway_replies_total', help: 'Replies after DATA, by direction, SMTP code and enhanced status code', labelNames: ['direction', 'code', 'status'], registers: [registry] });
+  const steps = new Histogram({ name: 'ssmax_gateway_step_seconds', help: 'Time spent per message in each step (keyd, inspection, delivery, chain) and in all (total)', labelNames: ['direction', 'step'], buckets: BUCKETS, registers: [registry] });
+  const unhook = onRecord((r: MessageRecord) => {
+    messages.inc({ direction: r.direction, outcome: r.outcome });
+    replies.inc({ direction: r.direction, code: String(r.reply.code), status: r.reply.status });
+    for (const s of [...STEPS, 'total' as const]) if (s === 'total' || r.ms[s] > 0) steps.observe({ direction: r.direction, step: s }, r.ms[s] / 1000);
+  });
+  const dir = gw.deps.directory;
+  if (dir instanceof Directory) {
+    // one collect for the four (prom-client collects each metric just before writing it: the first one fills them all)
+    const refresh = () => {
+      const now = Date.now();
+      for (const g of [age, expiry, lastError, usable]) g.reset();
+      for (const p of dir.status()) {
+        usable.set({ peer: p.domain }, p.state === 'valid' || p.state === 'refresh-due' ? 1 : 0);
+        if (p.lastFetch) age.set({ peer: p.domain }, (now - p.lastFetch.getTime()) / 1000);
+        if (p.expires) expiry.set({ peer: p.domain }, p.expires.getTime() / 1000);
+        if (p.lastErrorAt) lastError.set({ peer: p.domain }, p.lastErrorAt.getTime() / 1000);
+      }
+    };
+    const age: Gauge = new Gauge({ name: 'ssmax_gateway_peer_bundle_age_seconds', help: 'Seconds since the peer\'s bundle was last fetched', labelNames: ['peer'], registers: [registry], collect: refresh });
+    const expiry = new Gauge({ name: 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds', help: 'When the cached bundle of the peer expires (Unix time)', labelNames: ['peer'], registers: [registry] });
+    const lastError = new Gauge({ name: 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds', help: 'When fetching the peer\'s bundle last failed (Unix time; absent if never)', labelNames: ['peer'], registers: [registry] });
+    const usable = new Gauge({ name: 'ssmax_gateway_peer_bundle_usable', help: '1 when a valid (or refresh-due) bundle of the peer is held, else 0', labelNames: ['peer'], registers: [registry] });
+  }
+  const crlNext = new Gauge({
+    name: 'ssmax_gateway_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL the gateway validates local users with (Unix time), by file order', labelNames: ['crl'], registers: [registry],
+    collect() {
+      crlNext.reset();
+      try {
+        gw.deps.crls().forEach((pem, i) => {
+          const next = parseCrl(pem).nextUpdate;
+          if (next) crlNext.set({ crl: gw.config.pki.crls[i] ?? String(i) }, next.getTime() / 1000);
+        });
+      } catch {
+        // an unreadable CRL shows as a missing series (and fails readiness)
+      }
+    },
+  });
+  const ins = gw.deps.inspection;
+  const av = ins instanceof LocalInspector ? ins.config.av : undefined;
+  if (av) {
+    const up = new Gauge({
+      name: 'ssmax_gateway_clamd_up', help: '1 when clamd answers PING, else 0', registers: [registry],
+      async collect() {
+        up.set((await av.client.ping()) ? 1 : 0);
+      },
+    });
+  }
+  return { registry, unhook };
+}
+
+/** Starts the listener when [ops] listen is set; undefined otherwise. */
+export async function startGatewayOps(gw: Gateway, section: Record<string, unknown> | undefined, log: (line: string) => void): Promise<GatewayOps | undefined> {
+  const addr = parseOpsListen(section?.listen === undefined ? GATEWAY_OPS_DEFAULTS.listen : String(section.listen), 'ssmax.ini');
+  if (!addr) return undefined;
+  const { registry, unhook } = gatewayMetrics(gw);
+  const listener = await startOps({
+    ...addr, service: 'gateway', registry,
+    async ready() {
+      const checks: Record<string, string> = {};
+      try {
+        const keys = await gw.deps.keyd.orgKeys();
+        checks.keyd = keys.current ? 'ok' : 'no current key';
+      } catch (err) {
+        checks.keyd = `unavailable (${(err as Error).name})`;
+      }
+      try {
+        const now = Date.now();
+        const stale = gw.deps.crls().map((pem) => parseCrl(pem).nextUpdate).filter((d) => d && d.getTime() < now).length;
+        checks.crls = stale === 0 ? 'ok' : `${stale} past nextUpdate`;
+      } catch (err) {
+        checks.crls = `unreadable (${(err as Error).message.slice(0, 80)})`;
+      }
+      return { ready: Object.values(checks).every((c) => c === 'ok'), checks };
+    },
+  });
+  log(`ssmax: ops listening on ${addr.host}:${listener.port} (/health/live, /health/ready, /metrics)`);
+  return {
+    listener,
+    async close() {
+      unhook();
+      await listener.close();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * keyd's operations listener and metrics ([ops] in ssmax-keyd.ini;
+ * docs/operations.md): operations by kind and result, refusals by reason
+ * (keyd's error code), the audit chain's length, the org key versions with
+ * their state and expiry. Counted as the audit log records each operation
+ * (every operation, success or refusal, is audited before it answers).
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'ini';
+import { Counter, Gauge } from 'prom-client';
+import type { KeydConfig } from '../keyd/config';
+import type { KeydParts } from '../keyd/daemon';
+import type { CrlRenewer } from '../keyd/renewal';
+import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
+
+export const KEYD_OPS_DEFAULTS = { listen: '' } as const;
+
+/** The [ops] section of an ini file (empty when absent). */
+export function opsSection(file: string): Record<string, unknown> {
+  const ini = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const s = ini.ops;
+  return s && typeof s === 'object' ? (s as Record<string, unknown>) : {};
+}
+
+export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date(), renewer?: CrlRenewer): ReturnType<typeof newRegistry> {
+  const registry = newRegistry('keyd');
+  if (renewer) {
+    const refresh = () => {
+      crlNext.reset();
+      warning.reset();
+      for (const c of renewer.status()) {
+        if (c.nextUpdate) crlNext.set({ crl: c.file, renewable: String(c.renewable) }, c.nextUpdate.getTime() / 1000);
+        warning.set({ item: `crl:${c.file}` }, c.warning ? 1 : 0);
+      }
+    };
+    const crlNext: Gauge = new Gauge({ name: 'ssmax_keyd_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it', labelNames: ['crl', 'renewable'], registers: [registry], collect: refresh });
+    const warning = new Gauge({ name: 'ssmax_keyd_renewal_warning', help: '1 when the item is within its warning window and keyd could not renew it', labelNames: ['item'], registers: [registry] });
+  }
+  const ops = new Counter({ name: 'ssmax_keyd_operations_total', help: 'keyd operations by kind (the audit record\'s op) and result (ok, refused, error)', labelNames: ['op', 'result'], registers: [registry] });
+  const refusals = new Counter({ name: 'ssmax_keyd_refusals_total', help: 'Refused or failed keyd operations by kind and reason (keyd\'s error code)', labelNames: ['op', 'reason'], registers: [registry] });
+  const audit = parts.audit;
+  const append = audit.append.bind(audit);
+  audit.append = async (input, now, change) => {
+    const record = await append(input, now, change);
+    ops.inc({ op: record.op, result: record.result });
+    if (record.result !== 'ok') refusals.inc({ op: record.op, reason: record.result === 'error' ? 'internal' : (record.reason ?? '').split(':')[0]!.slice(0, 40) || 'unknown' });
+    return record;
+  };
+  const length = new Gauge({
+    name: 'ssmax_keyd_audit_records', help: 'Length of the audit chain (records since the store was made)', registers: [registry],
+    collect() {
+      const head = parts.store.meta.get('audit-head') as { seq?: number } | undefined;
+      length.set(head?.seq ?? 0);
+    },
+  });
+  // one collect for both (prom-client collects each metric just before writing it: the first one fills both)
+  const refresh = () => {
+    versions.reset();
+    expiry.reset();
+    for (const state of ['active', 'retired', 'destroyed']) versions.set({ state }, 0);
+    for (const k of parts.keyring.all()) {
+      versions.inc({ state: k.state });
+      expiry.set({ key_id: k.keyId, state: k.state }, k.notAfter / 1000);
+    }
+  };
+  const expiry: Gauge = new Gauge({ name: 'ssmax_keyd_key_expiry_timestamp_seconds', help: 'notAfter of each org key version (Unix time), with its state', labelNames: ['key_id', 'state'], registers: [registry], collect: refresh });
+  const versions = new Gauge({ name: 'ssmax_keyd_key_versions', help: 'Org key versions by state (active, retired, destroyed)', labelNames: ['state'], registers: [registry] });
+  const current = new Gauge({
+    name: 'ssmax_keyd_current_key_expiry_timestamp_seconds', help: 'notAfter of the current org key version (Unix time); 0 when there is none', registers: [registry],
+    collect() {
+      current.set((parts.keyring.current(clock())?.notAfter ?? 0) / 1000);
+    },
+  });
+  return registry;
+}
+
+/** Starts keyd's listener when [ops] listen is set in its config file; undefined otherwise. */
+export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void, renewer?: CrlRenewer): Promise<OpsListener | undefined> {
+  const section = opsSection(config.file);
+  const addr = parseOpsListen(section.listen === undefined ? KEYD_OPS_DEFAULTS.listen : String(section.listen), `Config "${config.file}"`);
+  if (!addr) return undefined;
+  const listener = await startOps({
+    ...addr, service: 'keyd', registry: keydMetrics(parts, clock, renewer),
+    ready() {
+      const checks: Record<string, string> = {};
+      try {
+        checks.store = parts.store.meta.get('master-check') !== undefined ? 'ok' : 'not initialised';
+        checks.current_key = parts.keyring.current(clock()) ? 'ok' : 'none';
+      } catch (err) {
+        checks.store = `unreadable (${(err as Error).name})`;
+      }
+      return Promise.resolve({ ready: Object.values(checks).every((c) => c === 'ok'), checks });
+    },
+  });
+  log?.(`keyd ops listening on ${addr.host}:${listener.port} (/health/live, /health/ready, /metrics)`);
+  return listener;
+}
