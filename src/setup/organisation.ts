@@ -20,6 +20,7 @@
  * is overwritten without `force`.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile } from '../keyd/master-key';
@@ -143,6 +144,14 @@ function hostPort(v: string, what: string): { host: string; port: number } {
   return { host: m[1]!, port: Number(m[2]) };
 }
 
+/** The organisation's own bundle URL (by name), and the publisher's address when it listens on a fixed IP. */
+function ownBundle(domain: string, publisherListen: string): { url: string; address?: string } {
+  const { host, port } = hostPort(publisherListen, '--publisher-listen');
+  const url = `https://ssmax.${domain}${port === 443 ? '' : `:${port}`}/.well-known/ssmax/bundle`;
+  const wildcard = host === '0.0.0.0' || host === '::' || host === '::0';
+  return isIP(host) && !wildcard ? { url, address: host } : { url };
+}
+
 function urlOf(listen: string): string {
   const { host, port } = hostPort(listen, 'a listen address');
   const h = host === '0.0.0.0' || host === '::0' || host === '::' ? '127.0.0.1' : host;
@@ -257,7 +266,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   let keydIni = shipped('ssmax-keyd.ini');
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
-  keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
+  keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca: '../pki/org-ca.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
   write('keyd/keyd.ini', keydIni);
 
   const keydClient = { url: keydUrl, servername: `keyd.${domain}` };
@@ -312,8 +321,12 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   gwIni = setIniKeys(gwIni, 'pki', { roots: shared('root.pem'), crls: `${shared('org-ca.crl.pem')},${shared('root.crl.pem')}` });
   gwIni = setIniKeys(gwIni, 'inspection', inspection === 'remote' ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` } : { mode: 'inline' });
   gwIni = setIniKeys(gwIni, 'delivery', { host: delivery, ...(opts.deliveryProtocol ? { protocol: opts.deliveryProtocol } : {}) });
-  if (opts.peers && Object.keys(opts.peers).length > 0) gwIni = setIniKeys(gwIni, 'peers', opts.peers);
-  if (opts.hosts && Object.keys(opts.hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', opts.hosts);
+  // The gateway checks keyd's proofs against its own organisation's bundle (docs/security.md): it reaches its
+  // own publisher directly, by name, and at the publisher's address when that is a fixed IP.
+  const own = ownBundle(domain, publisherListen);
+  gwIni = setIniKeys(gwIni, 'peers', { ...opts.peers, [domain]: own.url });
+  const hosts = { ...(own.address ? { [`ssmax.${domain}`]: own.address } : {}), ...opts.hosts };
+  if (Object.keys(hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', hosts);
   if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);
   write('gateway/config/ssmax.ini', gwIni);
   harakaConfig(harakaDir, smtpListen, domain);
@@ -340,6 +353,9 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     insIni = setIniKeys(insIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
     insIni = setIniKeys(insIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'inspector.pem', key: 'inspector.key' });
     insIni = setIniKeys(insIni, 'inspection', { inspect: 'ssmax-inspect.ini', dlp_rules: 'ssmax-dlp.ini' });
+    const own = ownBundle(domain, publisherListen);
+    const address = opts.hosts?.[`ssmax.${domain}`] ?? own.address;
+    insIni = setIniKeys(insIni, 'bundle', { url: own.url, ...(address ? { address } : {}) });
     write('inspector/inspector.ini', insIni);
   }
 
