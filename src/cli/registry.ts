@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
+import { DirectoryConfigError, loadDirectoryConfig } from '../directory/config';
+import { FetchError, fetchBundleText } from '../directory/fetch';
 import { parseCertificate } from '../pki/certificate';
 import { REVOCATION_REASONS, isRevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -69,6 +71,34 @@ function parse(args: string[], options: Record<string, { type: 'string' | 'boole
 function required(v: unknown, name: string, usage: string): string {
   if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
   return v;
+}
+
+/**
+ * The organisation's own signed bundle for a new profile: the file [registry] bundle, or else fetched
+ * from the organisation's publisher as this file's directory sections name it ([peers] entry for the
+ * [abuse] domain, [hosts], [tls] ca or the roots). The profile verifies it against the root either way.
+ */
+async function ownBundleText(config: AbuseConfig): Promise<string> {
+  const r = config.registry;
+  if (r.bundle) return readText(r.bundle, 'bundle');
+  const missing = `Config "${config.file}": --profile needs the organisation's signed bundle: [registry] bundle (a file), or [abuse] domain with its URL under [peers] and a [directory] section`;
+  if (!config.domain || !config.hasDirectory) throw new CliError(missing, EXIT.config);
+  let dc;
+  try {
+    dc = loadDirectoryConfig(config.file, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] });
+  } catch (err) {
+    if (err instanceof DirectoryConfigError) throw new CliError(err.message, EXIT.config);
+    throw err;
+  }
+  const url = dc.peers[config.domain];
+  if (!url) throw new CliError(missing, EXIT.config);
+  const ca = (dc.tlsCa ?? dc.roots).map((f) => readText(f, 'TLS CA'));
+  try {
+    return await fetchBundleText(url, { timeoutMs: dc.fetchTimeoutMs, ca, hosts: new Map(Object.entries(dc.hosts).map(([h, a]) => [h.toLowerCase(), a])) });
+  } catch (err) {
+    if (err instanceof FetchError) throw new CliError(`Cannot fetch the organisation's bundle from ${url}: ${err.message}`, EXIT.unavailable);
+    throw err;
+  }
 }
 
 function readText(path: string, what: string): string {
@@ -156,9 +186,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         if (typeof values.profile === 'string') {
           const r = config.registry;
           if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.config);
-          if (!r.bundle) throw new CliError(`Config "${config.file}": [registry] bundle is required for --profile (the organisation's signed bundle)`, EXIT.config);
           profile = {
-            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readText(r.root, 'root certificate'), orgBundle: readText(r.bundle, 'bundle'),
+            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readText(r.root, 'root certificate'), orgBundle: await ownBundleText(config),
             validDays: r.certificateDays, ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
           };
         }

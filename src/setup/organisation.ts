@@ -296,6 +296,10 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   abuseIni = setIniKeys(abuseIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'admin.pem', key: 'admin.key' });
   abuseIni = setIniKeys(abuseIni, 'registry', { ca_dir: orgCaDir, crl: '../pki/org-ca.crl.pem', root: '../pki/root.pem' });
   abuseIni = setIniKeys(abuseIni, 'directory', { roots: '../pki/root.pem' });
+  // this organisation's own bundle: resolve checks seal i=1 with it, and `registry add --profile` puts it in the profile
+  const ownPub = ownBundle(domain, publisherListen);
+  abuseIni = setIniKeys(abuseIni, 'peers', { [domain]: ownPub.url });
+  if (ownPub.address ?? opts.hosts?.[`ssmax.${domain}`]) abuseIni = setIniKeys(abuseIni, 'hosts', { [`ssmax.${domain}`]: (opts.hosts?.[`ssmax.${domain}`] ?? ownPub.address) as string });
   write('admin/ssmax-abuse.ini', abuseIni);
 
   // gateway/: the Haraka folder

@@ -21,6 +21,9 @@ import { parseInspectionConfig } from '../../src/inspect/config';
 import { loadInspectorConfig } from '../../src/inspector/config';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { loadPublisherConfig } from '../../src/publisher/config';
+import { crlPolicyOf } from '../../src/keyd/renewal';
+import { opsSection } from '../../src/ops/keyd-ops';
+import { parseOpsListen } from '../../src/ops/server';
 import { commentedSettings, shippedIni, uncommentDefaults } from '../support/shipped-ini';
 
 type Ini = Record<string, Record<string, unknown>>;
@@ -41,8 +44,13 @@ const gateway =
   (text: string) => {
     const ini = parse(text) as Ini;
     set(ini);
-    return parseGatewayConfig(ini, '/h/config');
+    return [parseGatewayConfig(ini, '/h/config'), parseOpsListen(ini.ops?.listen as string | undefined, 'ssmax.ini')];
   };
+
+/** A service's own config and its [ops] section (read by the operations listener, docs/operations.md). */
+const withOps =
+  <T>(load: (file: string) => T) =>
+  (file: string): [T, unknown] => [load(file), parseOpsListen(opsSection(file).listen as string | undefined, file)];
 
 /** The inspection settings; `on` turns DLP and antivirus on so that their settings are read. */
 const inspection = (on: boolean) => (text: string) => {
@@ -79,10 +87,10 @@ const cases: Case[] = [
     }),
     examples: ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername'],
   },
-  { file: 'ssmax-keyd.ini', load: fromFile(loadKeydConfig), examples: [] },
-  { file: 'ssmax-publisher.ini', load: fromFile(loadPublisherConfig), examples: ['keyd.servername'] },
+  { file: 'ssmax-keyd.ini', load: fromFile(withOps((f) => { const k = loadKeydConfig(f); return [k, crlPolicyOf(k)]; })), examples: [] },
+  { file: 'ssmax-publisher.ini', load: fromFile(withOps(loadPublisherConfig)), examples: ['keyd.servername'] },
   { file: 'ssmax-directory.ini', load: fromFile((f) => loadDirectoryConfig(f)), examples: ['peers.b.example', 'hosts.ssmax.b.example'] },
-  { file: 'ssmax-inspector.ini', load: fromFile(loadInspectorConfig), examples: ['keyd.servername'] },
+  { file: 'ssmax-inspector.ini', load: fromFile(withOps(loadInspectorConfig)), examples: ['keyd.servername'] },
   { file: 'ssmax-inspect.ini', load: inspection(false), examples: [] },
   { file: 'ssmax-inspect.ini', load: inspection(true), examples: [] },
   {

@@ -123,6 +123,9 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   expect(logOf('gateway')).toMatch(/ssmax: gateway for a\.example/);
 
   await step('deploy-user');
+  // an SSMAX client user: the profile gets the organisation's bundle fetched from the running publisher
+  expect(await step('deploy-user-profile')).toMatch(/Registered carol@a\.example as A-0002 with certificates/);
+  expect(loadUserProfile(join(work, 'carol-profile')).address).toBe('carol@a.example');
   // Haraka re-reads the file in its master and in its worker (smtp.ini nodes unset: one worker); the worker answers
   await waitFor(() => (logOf('gateway').match(/Reloaded file: .*auth_flat_file\.ini/g) ?? []).length >= 2, 60000, () => `the gateway did not re-read auth_flat_file.ini:\n${logOf('gateway').slice(-3000)}`);
   await step('deploy-send');
