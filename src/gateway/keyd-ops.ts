@@ -4,6 +4,7 @@
  * a verified proof (for transparent delivery); tracking tokens; user facts.
  * keyd's temporary failures become 4xx, its final refusals 5xx.
  */
+import type { PeerEntry } from '../directory/peer-entry';
 import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { GATEWAY_DEFAULTS } from './config';
@@ -66,6 +67,26 @@ export class KeydOps {
    */
   anchorProofs(certified: CertifiedKeys): void {
     this.certified = certified;
+  }
+
+  /**
+   * Anchors proofs in `domain`'s bundle as `directory` verifies it (the gateway's and the inspector's
+   * own organisation). A key version keyd has just made may not be in the cached bundle yet (rotation):
+   * the bundle is fetched again once; a version keyd has but the bundle does not certify yet is a
+   * temporary condition (4xx), one keyd does not know either is the capsule's fault (5xx).
+   */
+  anchorInBundle(directory: { lookup(d: string): Promise<PeerEntry>; refresh(d: string): Promise<PeerEntry> }, domain: string): void {
+    const bundle = (fetch: (d: string) => Promise<PeerEntry>) => fetch(domain).catch((err: unknown) => {
+      throw new GatewayError('bundleUnavailable', `own bundle of ${domain}: ${err instanceof Error ? err.message : String(err)}`);
+    });
+    this.anchorProofs(async (keyId) => {
+      const cached = (await bundle((d) => directory.lookup(d))).keys.find((k) => k.keyId === keyId);
+      if (cached) return cached.publicKey;
+      const fresh = (await bundle((d) => directory.refresh(d))).keys.find((k) => k.keyId === keyId);
+      if (fresh) return fresh.publicKey;
+      if ((await this.orgKeys()).keys.some((k) => k.keyId === keyId)) throw new GatewayError('bundleUnavailable', `own bundle of ${domain} does not certify key ${keyId} yet`);
+      return undefined;
+    });
   }
 
   /**

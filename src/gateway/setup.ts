@@ -10,7 +10,6 @@ import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
 import { Directory, type TxtResolver } from '../directory/directory';
-import type { PeerEntry } from '../directory/peer-entry';
 import { KeydClient } from '../keyd/client';
 import { parseCertificate } from '../pki/certificate';
 import { ValidationCache } from '../pki/validate';
@@ -22,7 +21,6 @@ import { parseInspectionConfig, readIni } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
-import { GatewayError } from './replies';
 import { type Inspector, LocalInspector } from './inspection';
 import { RemoteInspector } from '../inspector/client';
 
@@ -57,22 +55,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const group = defaultGroup;
   const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs);
   // proofs are checked against the org key certified in this organisation's own verified bundle
-  // A key version keyd has just made may not be in the cached bundle yet (rotation): the bundle is fetched
-  // again once; a version keyd has but the publisher does not certify yet is a temporary condition (4xx),
-  // one keyd does not know either is the capsule's fault (the caller's 5xx).
-  const ownBundle = (fetch: (d: string) => Promise<PeerEntry>) => fetch(config.domain).catch((err: unknown) => {
-    throw new GatewayError('bundleUnavailable', `own bundle of ${config.domain}: ${err instanceof Error ? err.message : String(err)}`);
-  });
-  keyd.anchorProofs(async (keyId) => {
-    const cached = (await ownBundle((d) => directory.lookup(d))).keys.find((k) => k.keyId === keyId);
-    if (cached) return cached.publicKey;
-    const fresh = (await ownBundle((d) => directory.refresh(d))).keys.find((k) => k.keyId === keyId);
-    if (fresh) return fresh.publicKey;
-    if ((await keyd.orgKeys()).keys.some((k) => k.keyId === keyId)) {
-      throw new GatewayError('bundleUnavailable', `own bundle of ${config.domain} does not certify key ${keyId} yet`);
-    }
-    return undefined;
-  });
+  keyd.anchorInBundle(directory, config.domain);
   const kx = config.keyExchange;
   const keyWatch = new KeyWatch({
     probe: kx.probe, probeIntervalMs: kx.probeIntervalMs, probeTimeoutMs: kx.probeTimeoutMs, refreshMinIntervalMs: kx.refreshMinIntervalMs,

@@ -13,7 +13,6 @@ import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
 import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../gateway/keyd-ops';
-import { GatewayError } from '../gateway/replies';
 import { Directory } from '../directory/directory';
 import { parseInspectionConfig, readIni } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
@@ -56,9 +55,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     ...(bundleUrl ? { staticPeers: { [config.domain]: bundleUrl }, resolver: null } : {}),
     ...(bundleUrl && config.bundle.address ? { hosts: { [new URL(bundleUrl).hostname]: config.bundle.address } } : {}),
   });
-  keyd.anchorProofs(async (keyId) => (await directory.lookup(config.domain).catch((err: unknown) => {
-    throw new GatewayError('bundleUnavailable', `own bundle of ${config.domain}: ${err instanceof Error ? err.message : String(err)}`);
-  })).keys.find((k) => k.keyId === keyId)?.publicKey);
+  keyd.anchorInBundle(directory, config.domain);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   const crlFiles = config.pki.crls;
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
