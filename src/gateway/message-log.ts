@@ -124,9 +124,9 @@ export function modeOf(raw: Buffer): HopMode {
 export function instrument(gw: { deps: { keyd: KeydOps; inspection?: Inspector }; delivery: LocalDelivery }): void {
   const k = gw.deps.keyd;
   const reencrypt = k.reencrypt.bind(k);
-  k.reencrypt = (capsule, target) => timed('keyd', async () => {
+  k.reencrypt = (capsule, target, ...rest) => timed('keyd', async () => {
     noteKeyVersion(capsule.keyId);
-    const r = await reencrypt(capsule, target);
+    const r = await reencrypt(capsule, target, ...rest);
     if (target.kind === 'peer') noteKeyVersion(r.capsule.keyId);
     return r;
   });
