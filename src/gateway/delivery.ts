@@ -19,9 +19,10 @@ import { type Database, open } from 'lmdb';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { sealIdentity } from './binding';
 import type { Copy } from './deps';
+import { DELIVERED_RECORD_SECONDS } from './config';
 import { GatewayError } from './replies';
 
-const KEEP_MS = 7 * 86400000;
+const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
 /** The record of one (arrival, recipient): > 0 handed over at that time; < 0 intent recorded at -value, not completed. */
 type Mark = number;

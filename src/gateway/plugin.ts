@@ -189,8 +189,10 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
     const rcpts = txn.rcpt_to.map(addressOf);
-    const notice = addressOf(txn.mail_from) === '' && trustedRelay(s, connection);
-    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitterOf(s, connection, addressOf(txn.mail_from))?.via ?? 'none' });
+    const from = addressOf(txn.mail_from);
+    const notice = from === '' && trustedRelay(s, connection);
+    const submitter = submitterOf(s, connection, from);
+    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitter?.via ?? 'none' });
     if (notice) {
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
@@ -198,9 +200,9 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
       await s.delivery.deliver(raw, '', [{ rcpts, message: raw, local: true }], signal);
       return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})`];
     }
-    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitterOf(s, connection, addressOf(txn.mail_from)));
+    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitter);
     if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies, signal);
+    await send(s, from, raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
     return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
   }), hop.next);
@@ -270,7 +272,12 @@ export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, dom
 export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail, params: { err?: unknown } | undefined): void {
   const s = state;
   if (!s) return next();
-  notifyDelay(s, hmail, params?.err).catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`)).finally(() => next());
+  // bounded like every other hook: a notice that hangs must not hold Haraka's queue runner
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${s.config.hookTimeoutMs} ms`)), s.config.hookTimeoutMs); });
+  Promise.race([notifyDelay(s, hmail, params?.err), timeout])
+    .catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`))
+    .finally(() => { clearTimeout(timer); next(); });
 }
 
 async function notifyDelay(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
@@ -320,7 +327,7 @@ function headerOf(hmail: QueuedMail): Promise<string> {
 }
 
 export function shutdown(this: HarakaPlugin): void {
-  void state?.ops.then((o) => o?.close());
+  void state?.ops.then((o) => o?.close()).catch(() => undefined);
   void state?.close();
   state = undefined;
 }
