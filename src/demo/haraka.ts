@@ -63,20 +63,30 @@ function withMain(ini: string, values: Record<string, string>): string {
   return lines.join('\n');
 }
 
+const handedOut = new Set<number>();
+
 /**
  * A free TCP port on 127.0.0.1 for a listener, below Linux's ephemeral range
  * (32768-60999): a port handed out from that range can be taken by an
  * outgoing connection before our listener binds it (EADDRINUSE under load).
  */
 export async function freePort(): Promise<number> {
+  // Each jest worker (or process) draws from its own slice of the range, and a
+  // port is never handed out twice in one process: a probe only proves the
+  // port free now, so two planned listeners must not share one.
+  const worker = Number(process.env.JEST_WORKER_ID ?? '1');
+  const slices = 4;
+  const size = Math.floor(12000 / slices);
+  const lo = 20000 + ((Number.isFinite(worker) ? worker - 1 : 0) % slices) * size;
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = lo + Math.floor(Math.random() * size);
+    if (handedOut.has(port)) continue;
     const ok = await new Promise<boolean>((res) => {
       const s = createServer();
       s.once('error', () => res(false));
       s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
     });
-    if (ok) return port;
+    if (ok) { handedOut.add(port); return port; }
   }
   throw new Error('No free port found below 32000');
 }
