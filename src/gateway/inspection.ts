@@ -69,6 +69,8 @@ export async function plaintextOf(keyd: InspectionKeyd, group: Group, message: B
     return await collect(decryptMessage(message, { messageKey }, { group }));
   } catch (err) {
     throw new GatewayError('badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
+  } finally {
+    messageKey.fill(0); // not kept in memory after use
   }
 }
 
