@@ -6,6 +6,8 @@
  * where the code derives them (SecretScope), so the test looks at the very
  * bytes the run used.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { SecretScope, deriveContentKey, wipeContentKey } from '../../src/crypto/kdf';
 import { groups } from '../../src/crypto/backend';
@@ -17,6 +19,10 @@ import { collect, decryptMessage, encryptMessage, encryptParts } from '../../src
 import { listCapsulesIn } from '../../src/envelope/capsules';
 import { DEFAULT_LIMITS } from '../../src/envelope/limits';
 import { parseHead, readHead } from '../../src/envelope/source';
+import { userCommand } from '../../src/cli/user';
+import * as profiles from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { NOW, makePerson, makeWorld, receivingHop, sendingHop } from '../user/world';
 
 const g = groups.libsecp256k1;
 const isZero = (u: Uint8Array) => u.length > 0 && u.every((b) => b === 0);
@@ -123,5 +129,38 @@ describe('decryption', () => {
     expect(outcome).toBeInstanceOf(Error);
     expect(held).toHaveLength(3);
     expect(held.every(isZero)).toBe(true);
+  });
+});
+
+describe('ssmax user open', () => {
+  test('the user\'s private scalar is overwritten once the message is open (and after a refusal)', async () => {
+    const world = makeWorld();
+    try {
+      const alice = makePerson(world, world.a, 'alice');
+      const bob = makePerson(world, world.b, 'bob');
+      const message = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: s\r\nMessage-ID: <w1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+      const hop1 = await sendingHop(await signAndEncrypt(alice.profile, message, { now: NOW }), world.a, alice, world.b);
+      const delivered = await receivingHop(hop1, world.b, world.a, { to: { keyId: bob.registration.encryptionKeyId, publicKey: Buffer.from(bob.registration.encryptionPublicKey, 'hex') } });
+      const path = join(world.dir, 'delivered.eml');
+      writeFileSync(path, delivered);
+      const loaded: profiles.UserProfile[] = [];
+      const real = profiles.loadUserProfile;
+      const spy = jest.spyOn(profiles, 'loadUserProfile').mockImplementation((dir) => { const p = real(dir); loaded.push(p); return p; });
+      try {
+        const out: string[] = [];
+        const io = { out: (t: string) => out.push(t), err: () => undefined };
+        expect(await userCommand.run(['open', '--profile', bob.profile.dir, '--in', path, '--at', NOW.toISOString()], io)).toBe(0);
+        expect(out.join('\n')).toContain(SECRET); // the key worked before it was wiped
+        const tampered = join(world.dir, 'tampered.eml');
+        writeFileSync(tampered, Buffer.from(delivered.toString('latin1').replace('Subject: s', 'Subject: t'), 'latin1'));
+        await expect(userCommand.run(['open', '--profile', bob.profile.dir, '--in', tampered, '--at', NOW.toISOString()], io)).rejects.toThrow();
+      } finally {
+        spy.mockRestore();
+      }
+      expect(loaded).toHaveLength(2);
+      for (const p of loaded) expect(isZero(p.encryption.privateKey)).toBe(true);
+    } finally {
+      world.cleanup();
+    }
   });
 });
