@@ -153,13 +153,23 @@ class LyingKeyd {
 
 let net: Network;
 let liar: LyingKeyd;
+/** In front of a.example's keyd for its separate inspector process. */
+let liarA: LyingKeyd;
 const SECRET = 'Lying-keyd secret: Osprey-2207';
 const B = () => net.org('b.example');
 const toB = (rcpts: string[], raw: Buffer) => smtp(B().ports.smtp, 'peer@x.example', rcpts, raw);
 const copies = (rcpt: string, tag: string) => B().mailbox.for(rcpt).filter((m) => m.raw.toString('latin1').includes(`Subject: ${tag}`));
 
 beforeAll(async () => {
-  net = await network(ORGS.filter((o) => o.domain !== 'c.example'));
+  // a.example inspects its outbound mail (DLP) in a separate inspector process, which asks keyd for blinded decryptions itself
+  net = await network(ORGS.filter((o) => o.domain !== 'c.example').map((o) => (o.domain === 'a.example' ? { ...o, inspector: { inspectIni: '[dlp]\nenabled=true\n' } } : o)));
+  liarA = new LyingKeyd(net.org('a.example'));
+  const inspectorIni = join(net.org('a.example').inspectorDir, 'inspector.ini');
+  const insText = readFileSync(inspectorIni, 'utf8');
+  const insRewritten = insText.replace(`url=https://127.0.0.1:${net.org('a.example').ports.keyd}`, `url=https://127.0.0.1:${await liarA.listen()}`);
+  expect(insRewritten).not.toBe(insText);
+  writeFileSync(inspectorIni, insRewritten, { mode: 0o600 });
+  await net.org('a.example').restartInspector();
   liar = new LyingKeyd(B());
   const port = await liar.listen();
   // b.example's gateway speaks to keyd through the liar (gateway and inspector credentials alike)
@@ -173,6 +183,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await net?.stop();
   await liar?.close();
+  await liarA?.close();
 });
 
 /** A message sealed i=1 by a.example with its genuine key, encrypted to b.example's current key, binding `rcpts`. */
@@ -260,4 +271,35 @@ test('wrong-target: a re-encryption answer for another key id than the target as
   const bob = loadUserProfile(B().profiles['bob@b.example']!);
   const opened = await openMessage(bob, copies('bob@b.example', tag)[0]!.raw, { now: new Date() });
   expect(opened.plaintext.toString()).toContain(`${SECRET} ${tag}`);
+});
+
+test('the separate inspector process (a.example, remote inspection) refuses a decryption under another key: the submission is 45x 4.7.5, nothing relayed; resubmitted once honest, delivered once', async () => {
+  const A = net.org('a.example');
+  const alice = loadUserProfile(A.profiles['alice@a.example']!);
+  const tag = 'ly-inspector';
+  const original = Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: ${tag}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <${tag}@a.example>\r\n` +
+      `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${SECRET} ${tag}\r\n`,
+  );
+  const submit = async () => {
+    try {
+      return (await submitMessage(alice, await signAndEncrypt(alice, original, { now: new Date() }), { to: ['bob@b.example'] })).response;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  };
+  const lies = () => liarA.lies.get('/v1/decrypt') ?? 0;
+  const before = lies();
+  liarA.mode = 'wrong-key';
+  try {
+    expect(await submit()).toMatch(/45\d 4\.7\.5 Inspection unavailable: .*proof does not verify/);
+    expect(lies()).toBeGreaterThan(before);
+  } finally {
+    liarA.mode = 'honest';
+  }
+  await new Promise((r) => setTimeout(r, 7000)); // longer than a.example's retry interval: nothing was queued
+  expect(copies('bob@b.example', tag)).toHaveLength(0);
+  expect(await submit()).toMatch(/^250 /);
+  await waitFor(() => copies('bob@b.example', tag).length > 0, 60000);
+  expect(copies('bob@b.example', tag)).toHaveLength(1);
 });
