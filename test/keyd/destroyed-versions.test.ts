@@ -14,6 +14,7 @@ import { KeydClientError } from '../../src/keyd/client';
 import { KeydError } from '../../src/keyd/errors';
 import { SecretWrapper, loadMasterKey } from '../../src/keyd/master-key';
 import { OrgKeyring } from '../../src/keyd/org-keys';
+import { TrackingKeys } from '../../src/keyd/tracking';
 import { makeOrgFixture } from '../support/org-fixture';
 import { clientFor, startKeydProcess } from '../support/keyd-process';
 
@@ -93,6 +94,29 @@ describe('the keyring cache (real LMDB, a clock under the test\'s control)', () 
     expect(isZero(unwrapped[0]!)).toBe(true);
     expect(isZero(key.privateKey)).toBe(false);
   });
+});
+
+test('tracking keys: a new one is wiped once wrapped; an unwrapped one once the cipher is set up; tokens still mint and resolve', () => {
+  const fx = makeOrgFixture({ keys: NO_GRACE });
+  const config = loadKeydConfig(fx.configFile);
+  const parts = openKeyd(config);
+  try {
+    const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
+    const seen: Uint8Array[] = [];
+    const wrap = wrapper.wrap.bind(wrapper);
+    const unwrap = wrapper.unwrap.bind(wrapper);
+    wrapper.wrap = (label, secret) => { seen.push(secret); return wrap(label, secret); };
+    wrapper.unwrap = (label, blob) => { const out = unwrap(label, blob); seen.push(out); return out; };
+    const tracking = new TrackingKeys(parts.store, wrapper, 'a.example', 86400000);
+    const { next } = tracking.buildNext(new Date());
+    parts.store.root.transactionSync(() => parts.store.trackingKeys.put(next.version, next));
+    const token = tracking.mint('U-1', '<m1@a.example>', new Date());
+    expect(tracking.resolve(token, new Date()).code).toBe('U-1');
+    expect(seen).toHaveLength(3); // the new key (wrap), and its unwrapped copies for mint and resolve
+    expect(seen.every(isZero)).toBe(true);
+  } finally {
+    void parts.store.close();
+  }
 });
 
 describe('a running keyd process', () => {
