@@ -121,28 +121,31 @@ class EntityOpener {
 }
 
 async function* decryptAll(source: MessageSource, key: DecryptionKey, opts: DecryptOptions): AsyncGenerator<Buffer> {
+  const secrets = new SecretScope();
+  try {
+    yield* decryptWith(source, key, opts, secrets);
+  } finally {
+    secrets.wipe(); // content keys and a message key recovered here, also when the run fails or is abandoned
+  }
+}
+
+async function* decryptWith(source: MessageSource, key: DecryptionKey, opts: DecryptOptions, secrets: SecretScope): AsyncGenerator<Buffer> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const { head, rest } = await readHead(source, limits);
   const headers = parseHead(head, limits);
   if (!headers.hasHeader(VERSION_HEADER)) throw new CryptoError('bad-format', `Cannot decrypt: the message has no ${VERSION_HEADER} header`);
-  const secrets = new SecretScope();
-  try {
-    const recovered = messageKeyFor(headers, key, opts);
-    const P = 'messageKey' in key ? recovered : secrets.hold(recovered); // a message key the caller gave stays the caller's to wipe
-    const top = contentParams(headers, 'the message');
-    if (top?.profile === 'message') {
-      const entity = new EntityOpener(secrets.contentKey(P, top.contentId, top.chunkSize), 'the encrypted message body', headers);
-      for await (const chunk of rest) {
-        const out = entity.push(chunk);
-        if (out.length > 0) yield out;
-      }
-      yield entity.finish();
-      return;
+  const P = 'messageKey' in key ? messageKeyFor(headers, key, opts) : secrets.hold(messageKeyFor(headers, key, opts)); // a message key the caller gave stays the caller's
+  const top = contentParams(headers, 'the message');
+  if (top?.profile === 'message') {
+    const entity = new EntityOpener(secrets.contentKey(P, top.contentId, top.chunkSize), 'the encrypted message body', headers);
+    for await (const chunk of rest) {
+      const out = entity.push(chunk);
+      if (out.length > 0) yield out;
     }
-    yield* decryptParts(head, rest, P, limits, secrets);
-  } finally {
-    secrets.wipe(); // content keys and a message key recovered here, also when the run is abandoned
+    yield entity.finish();
+    return;
   }
+  yield* decryptParts(head, rest, P, limits, secrets);
 }
 
 async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8Array, limits: MimeLimits, secrets: SecretScope): AsyncGenerator<Buffer> {
