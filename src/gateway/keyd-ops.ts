@@ -5,7 +5,8 @@
  * keyd's temporary failures become 4xx, its final refusals 5xx.
  */
 import type { PeerEntry } from '../directory/peer-entry';
-import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
+import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption, verifyReencryption } from '../crypto';
+import { encryptionPointOf } from '../pki/keys';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { GATEWAY_DEFAULTS } from './config';
 import { GatewayError } from './replies';
@@ -121,10 +122,19 @@ export class KeydOps {
   async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      const r = await this.gateway.call<{ u: string; v: string; c?: string; s1?: string; s2?: string; targetKeyId: string; targetPublicKey?: string; notice?: string; current?: string }>(
+        'POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target },
+      );
       // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
       if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`);
-      const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
+      // and made with the organisation key the bundle certifies, to the target's key (docs/format.md, "The re-encryption proof"):
+      // a peer's key from the certificate the gateway chose; a user's as keyd, the registry's authority, names it
+      const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
+      const targetKey = target.kind === 'peer' ? encryptionPointOf(target.certificate) : new Uint8Array(Buffer.from(String(r.targetPublicKey), 'hex'));
+      if (!verifyReencryption(this.group, await this.certifiedKey(capsule.keyId), request, targetKey, answer)) {
+        throw new GatewayError('keydUnavailable', 'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer');
+      }
+      const out = unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId });
       return { capsule: out, ...noticeOf(r) };
     } catch (err) {
       throw fromKeyd(err);

@@ -28,7 +28,7 @@ import { prependField } from '../../src/chain/message-fields';
 import { bindRecipients } from '../../src/chain/recipients';
 import { seal } from '../../src/chain/seal';
 import { verifyChain } from '../../src/chain/verify-chain';
-import { answerBlindedDecryption, generateEncryptionKeyPair } from '../../src/crypto';
+import { answerBlindedDecryption, generateEncryptionKeyPair, transformBlindedWithProof } from '../../src/crypto';
 import { defaultGroup, groups } from '../../src/crypto/backend';
 import { systemRng } from '../../src/crypto/random';
 import type { Network, OrgNode } from '../../src/demo/network';
@@ -43,7 +43,7 @@ import { ORGS, network, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(240000);
 
-type Mode = 'honest' | 'wrong-key' | 'forged-proof' | 'wrong-target';
+type Mode = 'honest' | 'wrong-key' | 'forged-proof' | 'wrong-target' | 'wrong-reencryption';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
@@ -141,6 +141,12 @@ class LyingKeyd {
       const s = Buffer.from(String(json.s), 'base64url');
       s[s.length - 1]! ^= 1;
       json.s = s.toString('base64url');
+      return true;
+    }
+    if (this.mode === 'wrong-reencryption' && path === '/v1/reencrypt') {
+      // re-encrypted to the right target, under the right key id, but made with the liar's key — and a proof consistent for that key
+      const out = transformBlindedWithProof(defaultGroup, this.liar.privateKey, { e: unb64(asked.e), f: unb64(asked.f) }, new Uint8Array(Buffer.from(String(json.targetPublicKey), 'hex')), systemRng);
+      Object.assign(json, { u: b64(out.u), v: b64(out.v), c: b64(out.proof.c), s1: b64(out.proof.s1), s2: b64(out.proof.s2) });
       return true;
     }
     if (this.mode === 'wrong-target' && path === '/v1/reencrypt') {
@@ -302,4 +308,24 @@ test('the separate inspector process (a.example, remote inspection) refuses a de
   expect(await submit()).toMatch(/^250 /);
   await waitFor(() => copies('bob@b.example', tag).length > 0, 60000);
   expect(copies('bob@b.example', tag)).toHaveLength(1);
+});
+
+test('wrong-reencryption: re-encrypted for the right target and key id but under another key, with a proof consistent for that key: refused 45x 4.7.5 by the bundle-anchored re-encryption proof; once honest, delivered once and readable', async () => {
+  const tag = 'ly-reenc';
+  const raw = await fromA(tag, ['bob@b.example']);
+  const lies = () => liar.lies.get('/v1/reencrypt') ?? 0;
+  const before = lies();
+  liar.mode = 'wrong-reencryption';
+  try {
+    expect(await toB(['bob@b.example'], raw)).toMatch(/^45\d 4\.7\.5 .*key service answer refused: re-encryption proof does not verify: wrong key or wrong answer/);
+    expect(lies()).toBeGreaterThan(before);
+    expect(copies('bob@b.example', tag)).toHaveLength(0);
+  } finally {
+    liar.mode = 'honest';
+  }
+  expect(await toB(['bob@b.example'], raw)).toMatch(/^250 /);
+  expect(await toB(['bob@b.example'], raw)).toMatch(/^250 /);
+  expect(copies('bob@b.example', tag)).toHaveLength(1);
+  const bob = loadUserProfile(B().profiles['bob@b.example']!);
+  expect((await openMessage(bob, copies('bob@b.example', tag)[0]!.raw, { now: new Date() })).plaintext.toString()).toContain(`${SECRET} ${tag}`);
 });
