@@ -52,6 +52,11 @@ export interface SetupOptions {
   readonly rootCrl: string;
   /** keyd's listen address; default 127.0.0.1:7443. */
   readonly keydListen?: string;
+  /**
+   * The loopback health and metrics listeners ([ops] listen, docs/operations.md): gateway on this
+   * port, keyd +1, publisher +2, inspector +3 (the compose healthchecks use 9520). Absent: none.
+   */
+  readonly opsPort?: number;
   /** How the other services reach keyd; default https://<keydListen>. Its certificate names keyd.<domain>. */
   readonly keydUrl?: string;
   /** The publisher's listen address; default 0.0.0.0:443. */
@@ -267,6 +272,8 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
   keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca: '../pki/org-ca.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
+  // health and metrics on loopback (docs/operations.md); the compose healthchecks call /health/ready there
+  if (opts.opsPort) keydIni = setIniKeys(keydIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 1}` });
   write('keyd/keyd.ini', keydIni);
 
   const keydClient = { url: keydUrl, servername: `keyd.${domain}` };
@@ -286,6 +293,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   pubIni = setIniKeys(pubIni, 'signer', { cert: 'signer.cert.pem', key: 'signer.key.pem' });
   pubIni = setIniKeys(pubIni, 'keyd', { ...keydClient, cert: 'admin.pem', key: 'admin.key', ca: '../pki/org-ca.pem,../pki/root.pem' });
   pubIni = setIniKeys(pubIni, 'pki', { roots: '../pki/root.pem', org_ca_chain: '../pki/org-ca.pem', sealing_certificates: '../pki/seal.cert.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
+  if (opts.opsPort) pubIni = setIniKeys(pubIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 2}` });
   write('publisher/publisher.ini', pubIni);
 
   // admin/: the operator's tools (ssmax registry, ssmax abuse)
@@ -332,6 +340,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const hosts = { ...(own.address ? { [`ssmax.${domain}`]: own.address } : {}), ...opts.hosts };
   if (Object.keys(hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', hosts);
   if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);
+  if (opts.opsPort) gwIni = setIniKeys(gwIni, 'ops', { listen: `127.0.0.1:${opts.opsPort}` });
   write('gateway/config/ssmax.ini', gwIni);
   harakaConfig(harakaDir, smtpListen, domain);
   write('gateway/config/auth_flat_file.ini', [
@@ -360,6 +369,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     const own = ownBundle(domain, publisherListen);
     const address = opts.hosts?.[`ssmax.${domain}`] ?? own.address;
     insIni = setIniKeys(insIni, 'bundle', { url: own.url, ...(address ? { address } : {}) });
+    if (opts.opsPort) insIni = setIniKeys(insIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 3}` });
     write('inspector/inspector.ini', insIni);
   }
 
