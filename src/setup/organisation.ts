@@ -25,7 +25,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile } from '../keyd/master-key';
 import { parseCertificate } from '../pki/certificate';
-import { createCrl } from '../pki/crl';
+import { createCrl, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
@@ -246,13 +246,17 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   };
 
   // pki/: public material; the org CA's first CRL (the CA's state records its number)
-  const crlNumber = (Number(state.crlNumber) || 0) + 1;
+  // one CRL counter: the number in the CA's crl.pem (keyd's renewals and ssmax ca crl continue it); ca.json's is a legacy floor
+  const caCrl = join(orgCaDir, 'crl.pem');
+  const fileNumber = existsSync(caCrl) ? Number(parseCrl(readFileSync(caCrl, 'utf8')).crlNumber ?? 0n) : 0;
+  const crlNumber = Math.max(Number(state.crlNumber) || 0, fileNumber) + 1;
   const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
   write('pki/root.pem', rootPem);
   write('pki/org-ca.pem', caPem);
   write('pki/org-ca.crl.pem', orgCrl.pem);
   write('pki/root.crl.pem', rootCrlPem);
-  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify({ ...state, crlNumber }, null, 2)}\n`);
+  const { crlNumber: _legacy, ...stateWithoutCounter } = state as { crlNumber?: unknown };
+  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify(stateWithoutCounter, null, 2)}\n`);
   writeFileSync(join(orgCaDir, 'crl.pem'), orgCrl.pem);
   const seal = generateP256KeyPair();
   write('pki/seal.cert.pem', issueSealingCertificate(ca, { ...validity, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
