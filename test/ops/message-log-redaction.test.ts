@@ -1,8 +1,8 @@
 /**
  * What the per-message log line may hold (docs/operations.md, "One log line
- * per message per hop"): no address, ever. A reply after DATA can name a
- * recipient (a recipient suspended between RCPT and the end of DATA is
- * refused naming it); the SMTP client gets the whole reply, the log line
+ * per message per hop"): no address, ever. The detail of a reply after DATA
+ * can name a recipient ("No such local recipient: ADDRESS" when a recipient
+ * is refused at delivery); the SMTP client gets the whole reply, the log line
  * writes every address as `<redacted>@domain`. Unit test of message-log.ts.
  */
 import { CODES } from '../../src/gateway/fail-closed';
