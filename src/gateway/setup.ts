@@ -28,6 +28,8 @@ import { RemoteInspector } from '../inspector/client';
 
 /** How often the own bundle is fetched again while a renewed sealing certificate waits to appear in it. */
 const SEAL_CHECK_MS = 5000;
+/** A renewed sealing certificate still missing from the own bundle after this long gets a WARNING line. */
+const SEAL_WAIT_WARN_MS = 600000;
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -101,6 +103,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   let sealCheck: Promise<void> | undefined;
   let sealReady: string | undefined; // the certRef found in the own bundle
   let sealCheckedAt = -Infinity;
+  let sealWaiting: { ref: string; since: number; warned: boolean } | undefined;
   watches.push(new FileWatch([config.seal.cert], ([pem]) => {
     const cert = parseCertificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem!)?.[0] ?? '');
     if (!Buffer.from(cert.spki).equals(sealPublic)) throw new Error('the new sealing certificate is not for the sealing key');
@@ -109,6 +112,11 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
       deps.seal.certRef = ref;
       advertiser?.setSealSerial(cert.serial);
       return undefined;
+    }
+    if (sealWaiting?.ref !== ref) sealWaiting = { ref, since: performance.now(), warned: false };
+    if (!sealWaiting.warned && performance.now() - sealWaiting.since > SEAL_WAIT_WARN_MS) {
+      sealWaiting.warned = true;
+      note(`WARNING the renewed sealing certificate (serial ${cert.serial}) is not in ${config.domain}'s published bundle after ${SEAL_WAIT_WARN_MS / 60000} minutes; the previous one stays in use until it is (check the publisher's [pki] sealing_certificates and this gateway's [peers] ${config.domain} entry)`);
     }
     if (sealCheck || performance.now() - sealCheckedAt < SEAL_CHECK_MS) return 'later';
     sealCheckedAt = performance.now();

@@ -182,6 +182,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     // 20-day keys renewed 5 days ahead
     expect(keysSeen.get(o.domain)!.size).toBeGreaterThanOrEqual(4);
     expect(warnings).toEqual([]);
+    // every process took its renewed certificates without a restart
+    expect(out).toMatch(/keyd: TLS certificate ".*keyd\.pem" reloaded/);
+    const pub = o.publisher.output();
+    for (const what of ['bundle-signer certificate', 'TLS certificate', 'keyd client certificate']) expect({ what, reloaded: pub.includes(`publisher: ${what} reloaded`) }).toEqual({ what, reloaded: true });
+    const gw = o.haraka.logs();
+    for (const what of ['sealing certificate', 'gateway client certificate', 'inspector client certificate']) expect({ what, reloaded: gw.includes(`ssmax: ${what} reloaded`) }).toEqual({ what, reloaded: true });
     const keydMetrics = await metrics(o.ports.ops.keyd);
     expect(keydMetrics).not.toMatch(/^ssmax_keyd_renewal_warning\{[^}]*\} 1$/m);
     expect(keydMetrics).toMatch(/^ssmax_keyd_certificate_expiry_timestamp_seconds\{file="[^"]*seal\.cert\.pem",renewable="true"\} \d+/m);
