@@ -220,6 +220,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         w(`${role}.pem`, fx.clients[role].cert);
         w(`${role}.key`, fx.clients[role].key);
       }
+      // the inspector process's server certificate is the inspector credential (inspect.<domain>, inspector role;
+      // serverAuth and clientAuth), written before keyd starts: keyd renews it
+      if (p.spec.inspector) w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
       w('publisher.ini', [
         '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', `lifetime_seconds=${p.spec.bundleLifetimeSeconds ?? 3600}`, 'poll_seconds=1',
         '[policy]', 'encryption=required', 'seal=required',
@@ -245,8 +248,6 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         const ins = p.spec.inspector;
         const idir = node.inspectorDir;
         mkdirSync(idir, { recursive: true, mode: 0o700 });
-        // the server certificate is the inspector credential (inspect.<domain>, inspector role; serverAuth and clientAuth)
-        w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
         const pki = (f: string) => join(fx.dir, f);
         writeFileSync(join(idir, 'ssmax-inspect.ini'), ins.inspectIni ?? '', { mode: 0o600 });
         writeFileSync(join(idir, 'ssmax-dlp.ini'), ins.dlpIni ?? readFileSync(resolve(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'), { mode: 0o600 });

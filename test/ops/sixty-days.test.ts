@@ -37,6 +37,7 @@ jest.setTimeout(300000);
 
 const DAY = 86400000;
 const DAYS = 60;
+const LIFETIME = 4 * DAY; // of a bundle
 const LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1']
   .find((f) => { try { readFileSync(f); return true; } catch { return false; } });
 const CERT_FILES = ['keyd.pem', 'gateway.pem', 'inspector.pem', 'admin.pem', 'seal.cert.pem', 'signer.cert.pem', 'publisher.pem'];
@@ -90,7 +91,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     domain, users: [{ address: user, client: 'plain' as const, password: `pw-${user}` }],
     keydKeys: '[keys]\nvalidity_days=20\nrenew_before_days=5\ngrace_days=5\nschedule_seconds=1',
     certDays: 30, keydIni: ['renew_at_days_left=10', 'lifetime_days=30', 'warn_at_days_left=5', '[crl]', 'renew_at_days_left=4', 'lifetime_days=8', 'warn_at_days_left=3'],
-    bundleLifetimeSeconds: 4 * 86400,
+    bundleLifetimeSeconds: LIFETIME / 1000,
   });
   net = await startNetwork(join(base, 'net'), [org('a.example', 'dave@a.example'), org('b.example', 'carol@b.example')]);
   const A = net.org('a.example');
@@ -129,12 +130,15 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       for (let i = 0; ; i++) {
         bundle = await fetchBundle(o).catch((e: Error) => `error ${e.message}`);
         const v = verifyBundle(bundle, { domain: o.domain, roots, time: new Date(sim()) });
-        // settled: it verifies, and carries the renewed CRL of the org CA
-        if (v.status === 'valid' && v.bundle.crls.every((c) => (c.nextUpdate?.getTime() ?? 0) - sim() > 4 * DAY)) {
+        // settled: it verifies, carries the renewed CRL of the org CA, and is not due for re-publication
+        // (the publisher republishes after half of the lifetime; a peer would refresh an older one)
+        const settled = v.status === 'valid' && v.bundle.crls.every((c) => (c.nextUpdate?.getTime() ?? 0) - sim() > 4 * DAY)
+          && v.bundle.expires.getTime() - sim() > LIFETIME / 2;
+        if (v.status === 'valid' && settled) {
           keysSeen.get(o.domain)!.add(v.bundle.currentKey.version);
           break;
         }
-        why = v.status === 'valid' ? 'old CRL inside' : `${v.status}: ${v.message}`;
+        why = v.status === 'valid' ? 'old CRL inside, or due for re-publication' : `${v.status}: ${v.message}`;
         if (i > 100) throw new Error(`${o.domain} day ${day}: publisher serves no current bundle (${why})\n${o.publisher.output().slice(-3000)}`);
         await sleep(200);
       }
