@@ -44,7 +44,25 @@ const RATIOS: readonly Ratio[] = [
   { name: 'SSMAX hop, nodes=2 ÷ nodes=1', target: 'report', of: (_k, _u, g) => ({ value: g.ssmax2.rate / g.ssmax.rate, from: `${f0(g.ssmax2.rate)} vs ${f0(g.ssmax.rate)} msg/s` }) },
 ];
 
+/** Per-message and per-operation CPU costs behind the ratios (docs/scaling.md), median of the runs. */
+interface Cost {
+  readonly name: string;
+  readonly of: (k: KeydFigures, gw: GatewayFigures) => number | undefined;
+}
+
+const COSTS: readonly Cost[] = [
+  { name: 'keyd CPU per re-encryption, 16 in flight, coalesced', of: (k) => k.batched16.keydCpuUs },
+  { name: 'keyd CPU per re-encryption, 16 in flight, one request each', of: (k) => k.single16.keydCpuUs },
+  { name: 'key-service half of a re-encryption in process (crypto only)', of: (k) => 1e6 / k.inProcess },
+  { name: 'Haraka CPU per message, SSMAX hop, nodes=1', of: (_k, g) => g.ssmax.cpuUs?.[0] },
+  { name: 'keyd CPU per message, SSMAX hop, nodes=1', of: (_k, g) => g.ssmax.cpuUs?.[1] },
+  { name: 'Haraka CPU per message (both workers), SSMAX hop, nodes=2', of: (_k, g) => g.ssmax2.cpuUs?.[0] },
+  { name: 'Haraka CPU per message, relay with TCP_NODELAY', of: (_k, g) => g.nodelay.cpuUs?.[0] },
+  { name: 'Haraka CPU per message, relay signing with dkim', of: (_k, g) => g.dkim.cpuUs?.[0] },
+];
+
 export async function run(): Promise<BenchRow[]> {
+  const costs: number[][] = COSTS.map(() => []);
   const values: { value: number; from: string }[][] = RATIOS.map(() => []);
   const notes: string[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -57,8 +75,17 @@ export async function run(): Promise<BenchRow[]> {
       const v = r.of(keyd, 'rate' in umbral ? umbral.rate : undefined, gw);
       if (v && Number.isFinite(v.value)) values[j]!.push(v);
     });
+    COSTS.forEach((c, j) => {
+      const v = c.of(keyd, gw);
+      if (v !== undefined && Number.isFinite(v)) costs[j]!.push(v);
+    });
   }
-  return RATIOS.map((r, j) => {
+  const costRows: BenchRow[] = COSTS.map((c, j) => {
+    const vs = [...costs[j]!].sort((a, b) => a - b);
+    if (vs.length === 0) return { suite: 'ratios/cost', name: c.name, rate: 0, unit: 'µs', note: 'not measured (no /proc here)' };
+    return { suite: 'ratios/cost', name: c.name, rate: vs[Math.floor((vs.length - 1) / 2)]!, unit: 'µs', note: `min ${f0(vs[0]!)} / max ${f0(vs.at(-1)!)} over ${vs.length} runs` };
+  });
+  const ratioRows = RATIOS.map((r, j): BenchRow => {
     const vs = [...values[j]!].sort((a, b) => a.value - b.value);
     if (vs.length === 0) return { suite: 'ratios', name: r.name, rate: 0, unit: 'ratio', note: `not measured${notes.length ? `: ${notes.join('; ')}` : ''}` };
     const median = vs[Math.floor((vs.length - 1) / 2)]!;
@@ -67,4 +94,5 @@ export async function run(): Promise<BenchRow[]> {
       note: `min ${vs[0]!.value.toFixed(2)} / median ${median.value.toFixed(2)} / max ${vs.at(-1)!.value.toFixed(2)} over ${vs.length} runs (median run: ${median.from}); target ${r.target}`,
     };
   });
+  return [...ratioRows, ...costRows];
 }
