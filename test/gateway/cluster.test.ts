@@ -67,3 +67,15 @@ test('the same message on two connections at once (one per worker): one copy', a
   await new Promise((r) => setTimeout(r, 2000));
   expect(copiesOf(marker, 'dave@a.example')).toBe(1);
 });
+
+test('key exchange under nodes=2: mail to a peer goes out from either worker (the peer directory cache is one LMDB store shared by the workers), each message once', async () => {
+  const markers = ['cluster-peer-1', 'cluster-peer-2', 'cluster-peer-3'];
+  for (const marker of markers) {
+    // consecutive connections: alternate workers
+    expect(await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['carol@b.example'], message(marker, 'carol@b.example'), DAVE)).toMatch(/^250 /);
+  }
+  const peerCopies = (marker: string) => net.org('b.example').mailbox.for('carol@b.example').filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
+  await waitFor(() => markers.every((m) => peerCopies(m) >= 1), 60000);
+  await new Promise((r) => setTimeout(r, 2000));
+  expect(markers.map(peerCopies)).toEqual([1, 1, 1]);
+});
