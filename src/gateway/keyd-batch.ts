@@ -24,7 +24,7 @@ export interface BatchSettings {
   readonly maxBytes: number;
 }
 
-export const BATCH_DEFAULTS: BatchSettings = { windowMs: 0, maxOps: 32, maxBytes: 60000 };
+export const BATCH_DEFAULTS: BatchSettings = { windowMs: 0, maxOps: 8, maxBytes: 60000 };
 
 export type BlindedOp = 'reencrypt' | 'decrypt';
 
