@@ -23,7 +23,8 @@ export type BatchOp = 'reencrypt' | 'decrypt';
 export type BatchSlot = Record<string, unknown> | { error: { code: string; message: string; status: number; details?: Record<string, string> } };
 
 export class BatchHandler {
-  constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly clock: () => Date, private readonly maxOps = DEFAULT_MAX_BATCH_OPS) {}
+  /** `log`: where an operation's internal error is written (its stack; the caller sees only "internal"), as the server does for single requests. */
+  constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly clock: () => Date, private readonly maxOps = DEFAULT_MAX_BATCH_OPS, private readonly log?: (line: string) => void) {}
 
   /** `body`: `{ ops: [{ op: "reencrypt" | "decrypt", ...the single endpoint's fields }] }`; answers `{ results: [...] }` in the same order. */
   async run(actor: Actor, body: Record<string, unknown>): Promise<{ results: BatchSlot[] }> {
@@ -39,6 +40,7 @@ export class BatchHandler {
     }));
     // Blinded operations change no state: the records alone, all in one transaction, before any answer.
     await this.audit.appendMany(done.map((d) => d.record), now);
+    for (const d of done) if (!d.ok && !(d.error instanceof KeydError)) this.log?.(`keyd: internal error in a batch operation: ${(d.error as Error)?.stack ?? String(d.error)}`);
     return { results: done.map((d) => (d.ok ? d.result : slotOf(d.error))) };
   }
 

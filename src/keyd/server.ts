@@ -138,7 +138,7 @@ export class KeydServer {
       roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, issuers: [opts.orgCa],
       ...(opts.validationCache ? { cache: opts.validationCache } : {}),
     });
-    const batch = new BatchHandler(service, audit, opts.clock, opts.maxBatchOps);
+    const batch = new BatchHandler(service, audit, opts.clock, opts.maxBatchOps, opts.log);
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
