@@ -99,6 +99,8 @@ export class InspectorServer {
     this.auth = new ClientCertificateAuth({ roots: opts.roots, crls: opts.crls, roles: ['gateway'], issuers: opts.orgCas, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+      handshakeTimeout: this.headersTimeoutMs,
       requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(this.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000,
       maxHeaderSize: opts.maxHeaderBytes ?? 16384,
       // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).

@@ -157,6 +157,8 @@ export class KeydServer {
     }
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+      handshakeTimeout: opts.headersTimeoutMs,
       requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000, noDelay: true,
       maxHeaderSize: opts.maxHeaderBytes,
       // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).

@@ -10,6 +10,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tcpConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { groups } from '../../src/crypto/backend';
 import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
@@ -101,6 +102,18 @@ test('a client sending its header block at one byte a second is answered 408 and
   expect(jsonError(answer).code).toBe('timeout');
   expect(answer.took).toBeGreaterThan(headersTimeoutMs * 0.9);
   expect(answer.took).toBeLessThan(headersTimeoutMs * 1.5 + 1000);
+});
+
+test('a client that connects and never finishes the TLS handshake is dropped within about twice headers_timeout_ms, not 120 s', async () => {
+  const started = performance.now();
+  const took = await new Promise<number>((resolve, reject) => {
+    const socket = tcpConnect({ host: '127.0.0.1', port }, () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then silence
+    socket.on('close', () => resolve(performance.now() - started));
+    socket.on('error', () => undefined);
+    setTimeout(() => { socket.destroy(); reject(new Error('still connected after 20 s')); }, 20_000).unref();
+  });
+  console.log(`an unfinished TLS handshake was dropped after ${took.toFixed(0)} ms (headers_timeout_ms ${headersTimeoutMs})`);
+  expect(took).toBeLessThan(headersTimeoutMs * 2 + 1000); // Node's default would have kept it 120 s
 });
 
 test.each([

@@ -8,6 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { connect as tcpConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { KeydClientError } from '../../src/keyd/client';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -116,6 +117,18 @@ describe('keyd under hostile input', () => {
     expect(answer.status).toBe(408);
     expect(jsonError(answer).code).toBe('timeout');
   }, 30_000);
+
+  it('a client that connects and never finishes the TLS handshake is dropped within about twice headers_timeout_ms, not 120 s', async () => {
+    const { headersTimeoutMs } = loadKeydConfig(fx.configFile).limits;
+    const started = performance.now();
+    const took = await new Promise<number>((resolve, reject) => {
+      const socket = tcpConnect({ host: '127.0.0.1', port: keyd.port }, () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then silence
+      socket.on('close', () => resolve(performance.now() - started));
+      socket.on('error', () => undefined);
+      setTimeout(() => { socket.destroy(); reject(new Error('still connected after 30 s')); }, 30_000).unref();
+    });
+    expect(took).toBeLessThan(headersTimeoutMs * 2 + 1500);
+  }, 40_000);
 
   it('ill-formed Unicode in a JSON body or invalid UTF-8 is refused with 400 before anything is written; odd but well-formed strings are answered; the audit chain verifies after', async () => {
     const before = execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' });
