@@ -15,7 +15,17 @@ const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url')
 
 export type ReencryptTarget =
   | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
-  | { kind: 'user'; address: string };
+  | { kind: 'user'; address: string }
+  /** A member of a list of this organisation (src/lists/): keyd checks membership; a member elsewhere names its organisation's certificate. */
+  | { kind: 'list'; list: string; member: string; certificate?: string; chain?: readonly string[]; crls?: readonly string[] };
+
+/** A list of this organisation as keyd resolves it for a post (src/keyd/lists.ts). */
+export interface ListFacts {
+  readonly address: string;
+  readonly members: readonly string[];
+  readonly policy: 'members' | 'moderated' | 'open';
+  readonly moderators: readonly string[];
+}
 
 /** keyd's "retired, refresh" notice: `current` names the version new mail should use. */
 export interface KeyNotice {
@@ -183,6 +193,16 @@ export class KeydOps {
       this.users.delete(key);
     }
     return facts;
+  }
+
+  /** The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked when a post is accepted, never cached). */
+  async list(address: string): Promise<ListFacts | undefined> {
+    try {
+      return await this.gateway.call<ListFacts>('GET', `/v1/lists/${encodeURIComponent(address)}/resolve`);
+    } catch (err) {
+      if (err instanceof KeydClientError && err.status === 404) return undefined;
+      throw fromKeyd(err);
+    }
   }
 
   /** The org's current key: key id and compressed public key. */

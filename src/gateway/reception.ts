@@ -24,6 +24,7 @@ import { GatewayError } from './replies';
 import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import { checkArrival } from './binding';
+import { listFieldsOf } from '../lists/chain';
 import type { Verdict } from '../chain/tags';
 
 export interface Arrival {
@@ -39,6 +40,11 @@ export interface Arrival {
   readonly verdicts: readonly Verdict[];
   /** The tracking token, when this gateway is the first sealer (local mail at the sending org). */
   readonly trackingToken?: Uint8Array;
+  /** The verified sender (the From the chain or the user signature vouches for): what a list's posting policy checks (src/lists/). */
+  readonly sender?: string;
+  /** Copies made for this list's members (src/lists/): re-encrypted with keyd's `list` target, sealed with `ls=`; `listFields` head a plain member's copy. */
+  readonly list?: string;
+  readonly listFields?: string;
 }
 
 /** The capsule made for this organisation's key; a missing or foreign one is refused. */
@@ -81,17 +87,26 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
   let orgPublicKey: Uint8Array | undefined;
   for (const rcpt of arrival.rcpts) {
     const user = await deps.keyd.user(rcpt);
+    if (!user && deps.lists) {
+      // a list of this organisation: one copy per member (src/lists/expand.ts)
+      const list = await deps.keyd.list(rcpt);
+      if (list) {
+        copies.push(...(await deps.lists.post(deps, { arrival: { ...arrival, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
+        continue;
+      }
+    }
     if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
     if (user.encryptionKeyId) {
-      const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt }, user.encryptionKeyId);
+      const target = arrival.list ? { kind: 'list' as const, list: arrival.list, member: rcpt } : { kind: 'user' as const, address: rcpt };
+      const moved = await deps.keyd.reencrypt(capsule, target, user.encryptionKeyId);
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
-      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt]);
+      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt], arrival.list);
       copies.push({ rcpts: [rcpt], message: sealed, local: true });
       continue;
     }
     // Transparent delivery on the internal hop.
-    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken, [rcpt]);
+    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken, [rcpt], arrival.list);
     orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
     const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
     noteRetired(notices, capsule.keyId, notice);
@@ -104,7 +119,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
       messageKey.fill(0); // the message key is not kept in memory after use
     }
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(arrival.verdicts)}\r\n`;
-    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
+    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + (arrival.listFields ?? listFieldsOf(arrival.message)) + sealHeaders(sealed), 'latin1'), original]), local: true });
   }
   return copies;
 }
@@ -156,5 +171,5 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     held.quarantined = inspected.quarantined;
     return [];
   }
-  return receive(deps, { message: inspected.message, rcpts, chain, verdicts: inspected.verdicts }, capsules, notices);
+  return receive(deps, { message: inspected.message, rcpts, chain, verdicts: inspected.verdicts, sender: head.from }, capsules, notices);
 }

@@ -1,0 +1,199 @@
+/**
+ * List expansion at the list's organisation (docs/lists.md; the
+ * encrypted-list patent): a post arrives encrypted to this organisation's
+ * key, its chain already verified (once, by the caller: reception or
+ * submission). keyd says who the members are at this moment (the gateway
+ * never decides membership); for each member one copy is made, re-encrypted
+ * through keyd to that member alone — a local member's user key, a remote
+ * member's organisation key (that organisation re-encrypts to its user as for
+ * any arrival) — carrying only that member's capsule and a seal that binds
+ * only that member and says, with `ls=`, that this organisation
+ * re-distributed the post for the list. Plain-client members get the copy
+ * the way local plain clients always do (reception.ts, transparent mode).
+ * The content ciphertext is never touched: only capsules change.
+ *
+ * Before any copy: loops (a post that already went through this list, too
+ * many seals, a local list nested in itself) are refused with 5.4.6, and
+ * automatic replies (RFC 3834 Auto-Submitted) are dropped; then the posting
+ * policy: members only (the verified sender must be a member or moderator),
+ * moderated (held encrypted until a moderator releases it), or open.
+ */
+import type { Capsule } from '../crypto';
+import { collect, replaceCapsules } from '../envelope';
+import type { Copy, GatewayDeps } from '../gateway/deps';
+import type { ListFacts } from '../gateway/keyd-ops';
+import { type Arrival, type RetiredUse, receive } from '../gateway/reception';
+import { GatewayError } from '../gateway/replies';
+import { addSeal } from '../gateway/sealing';
+import { domainOf } from '../gateway/message-checks';
+import { peerFor } from '../gateway/submission';
+import type { QuarantineStore } from '../inspect/quarantine';
+
+/** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
+export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
+
+/** A post that already carries this many seals is not re-distributed again (a loop through lists of several organisations ends here at the latest). */
+export const LIST_MAX_SEALS = 8;
+
+const LIST_FIELDS = /^(list-id|list-post|list-unsubscribe|list-help|list-subscribe|list-owner|list-archive|ssmax-list-release)[ \t]*:/i;
+
+function headerBlock(message: Buffer): { fields: string[]; body: Buffer } {
+  const end = message.indexOf('\r\n\r\n');
+  if (end < 0) return { fields: message.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => f !== ''), body: Buffer.alloc(0) };
+  return { fields: message.subarray(0, end).toString('latin1').split(/\r\n(?![ \t])/), body: message.subarray(end + 2) };
+}
+
+/** The value of the first field `name` of the root header block, unfolded, or undefined. */
+export function fieldOf(message: Buffer, name: string): string | undefined {
+  const re = new RegExp(`^${name}[ \\t]*:`, 'i');
+  const f = headerBlock(message).fields.find((x) => re.test(x));
+  return f === undefined ? undefined : f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ').trim();
+}
+
+/** RFC 2919 list identifier: `<label.domain>`, the label made of letters, digits and hyphens. */
+export function listId(address: string): string {
+  const at = address.lastIndexOf('@');
+  return `<${address.slice(0, at).replace(/[^A-Za-z0-9-]/g, '-')}.${address.slice(at + 1)}>`;
+}
+
+/** RFC 2369 / 2919 fields of a list copy. */
+export function listFields(address: string): string {
+  const at = address.lastIndexOf('@');
+  const request = `${address.slice(0, at)}-request@${address.slice(at + 1)}`;
+  return `List-Id: ${listId(address)}\r\nList-Post: <mailto:${address}>\r\nList-Unsubscribe: <mailto:${request}?subject=unsubscribe>\r\n`;
+}
+
+/** The message with any earlier list's fields (and a release marker) replaced by this list's. */
+export function withListFields(message: Buffer, address: string): Buffer {
+  const { fields, body } = headerBlock(message);
+  const kept = fields.filter((f) => !LIST_FIELDS.test(f));
+  return Buffer.concat([Buffer.from(listFields(address) + kept.map((f) => `${f}\r\n`).join(''), 'latin1'), body]);
+}
+
+/** RFC 3834: an automatic message (Auto-Submitted other than "no"). */
+export function autoSubmitted(message: Buffer): boolean {
+  const v = fieldOf(message, 'auto-submitted');
+  return v !== undefined && v.split(/[ \t;(]/)[0]!.toLowerCase() !== 'no';
+}
+
+export interface ListPost {
+  /** The verified post: its message (encrypted to this organisation's key), chain, verdicts, token (local posts) and verified sender. */
+  readonly arrival: Arrival;
+  readonly capsules: readonly Capsule[];
+  /** The list as keyd resolved it for this post. */
+  readonly list: ListFacts;
+  readonly notices?: RetiredUse[];
+}
+
+export interface ListOutcome {
+  readonly copies: Copy[];
+  /** The moderation id, when the post was held. */
+  readonly held?: string;
+  /** Why nothing was made (an automatic reply), when dropped. */
+  readonly dropped?: string;
+}
+
+/** The gateway's list step (one per gateway): the moderation store and a log line writer. */
+export class Lists {
+  constructor(readonly moderation: QuarantineStore, private readonly log: (line: string) => void) {}
+
+  async close(): Promise<void> {
+    await this.moderation.close();
+  }
+
+  /** Expands a post to `post.list`: copies for every member, or held, or dropped; throws the 5xx for loops and refused senders. */
+  async post(deps: GatewayDeps, post: ListPost, visited: ReadonlySet<string> = new Set(), done: Set<string> = new Set()): Promise<ListOutcome> {
+    const { arrival, list } = post;
+    const address = list.address;
+    if (visited.has(address)) throw new GatewayError('listLoop', `list ${address} contains itself through ${[...visited].join(' > ')}`);
+    const through = arrival.chain.instances.find((s) => s.listAddress === address);
+    if (through) throw new GatewayError('listLoop', `the post went through ${address} already (seal i=${through.instance} by ${through.domain})`);
+    if (arrival.chain.instances.length >= LIST_MAX_SEALS) throw new GatewayError('listLoop', `the post carries ${arrival.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`);
+    if (autoSubmitted(arrival.message)) {
+      this.log(`ssmax lists: automatic message (Auto-Submitted) to ${address} dropped (RFC 3834)`);
+      return { copies: [], dropped: 'auto-submitted' };
+    }
+    const sender = (arrival.sender ?? '').toLowerCase();
+    let message = arrival.message;
+    if (visited.size === 0) {
+      const released = await this.released(message);
+      if (list.policy === 'members' && !list.members.includes(sender) && !list.moderators.includes(sender)) {
+        throw new GatewayError('listNotMember', `${sender || 'the sender'} is not a member of ${address}`);
+      }
+      if (list.policy === 'moderated' && !list.moderators.includes(sender) && !released) return { copies: [], held: await this.hold(deps, arrival, address) };
+    }
+    message = withListFields(message, address);
+    const copies: Copy[] = [];
+    const peers = new Map<string, Awaited<ReturnType<typeof peerFor>>>();
+    const inner = new Set([...visited, address]);
+    const local: string[] = [];
+    for (const member of list.members) {
+      if (done.has(member)) continue; // one copy per person, however many nested lists name them
+      const domain = domainOf(member);
+      if (deps.config.localDomains.includes(domain)) {
+        const user = await deps.keyd.user(member);
+        if (user?.status === 'active') {
+          done.add(member);
+          local.push(member);
+          continue;
+        }
+        const sub = user ? undefined : await deps.keyd.list(member);
+        if (sub) {
+          // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
+          const out = await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done);
+          copies.push(...out.copies);
+          continue;
+        }
+        this.log(`ssmax lists: ${address}: member ${member} is no active local user or list; no copy`);
+        continue;
+      }
+      if (!peers.has(domain)) {
+        const found = await peerFor(deps, domain);
+        peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
+      }
+      const peer = peers.get(domain)!;
+      if (peer === 'plain') {
+        // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
+        this.log(`ssmax lists: ${address}: member ${member} is in ${domain}, which publishes no SSMAX bundle; no copy`);
+        continue;
+      }
+      done.add(member);
+      const capsule = ownCapsuleOf(deps, post.capsules);
+      const target = peer.currentKey;
+      const moved = await deps.keyd.reencrypt(capsule, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
+      const forMember = await collect(replaceCapsules(message, [moved.capsule]));
+      const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
+      copies.push({ rcpts: [member], message: sealed, local: false });
+    }
+    if (local.length > 0) {
+      copies.push(...(await receive(deps, { ...arrival, message, rcpts: local, list: address, listFields: listFields(address) }, post.capsules, post.notices)));
+    }
+    return { copies };
+  }
+
+  /** Whether the post carries a release marker this store honours (once). */
+  private async released(message: Buffer): Promise<boolean> {
+    const id = fieldOf(message, LIST_RELEASE_HEADER);
+    return id !== undefined && /^q-[a-z0-9]+-[0-9a-f]{12}$/.test(id) && (await this.moderation.consumeRelease(id));
+  }
+
+  /**
+   * Holds a post for moderation, encrypted as it is (never decrypted here).
+   * A post from another organisation is kept as it arrived (its seals bind
+   * the list address); a local post is sealed first (seal i=1 binding the
+   * list address), so that its release re-enters like an arrival.
+   */
+  private async hold(deps: GatewayDeps, arrival: Arrival, address: string): Promise<string> {
+    let message = arrival.message;
+    if (arrival.chain.result === 'none') message = await addSeal(deps, message, arrival.chain, arrival.verdicts, arrival.trackingToken, [address]);
+    const id = await this.moderation.hold({ direction: 'inbound', from: arrival.sender ?? '', rcpts: [address], rule: `list-moderation:${address}`, message });
+    this.log(`ssmax lists: post to ${address} from ${arrival.sender ?? '?'} held for moderation as ${id}`);
+    return id;
+  }
+}
+
+function ownCapsuleOf(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
+  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
+  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length}`);
+  return mine[0]!;
+}
