@@ -15,6 +15,9 @@ import { loadUserProfile } from '../../src/user/profile';
 import { openMessage } from '../../src/user/open';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
+import { bodyOf, forwardMessage } from '../../src/user/forward';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { network, waitFor } from '../gateway/network-fixture';
 
 jest.setTimeout(240000);
@@ -258,5 +261,40 @@ describe('loops', () => {
     expect(raw.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=2; d=b\.example;[^]*?ls=ring@b\.example/);
     const hops = (await openMessage(profile(B, 'bob@b.example'), raw, { now: new Date() })).hops;
     expect(hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+  });
+});
+
+describe('in-organisation forwarding (ssmax user forward, SSMAX §3.4)', () => {
+  test('alice forwards her copy inside the organisation (hana) and to another organisation (bob): the content ciphertext never changes', async () => {
+    const alice = profile(A, 'alice@a.example');
+    const received = copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw;
+    const original = (await openMessage(alice, received, { now: new Date() })).plaintext;
+    // through the CLI: the received copy in, the message to submit out
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-fwd-'));
+    writeFileSync(join(dir, 'in.eml'), received);
+    const r = await cli('user', 'forward', '--profile', A.profiles['alice@a.example']!, '--to', 'hana@a.example', '--in', join(dir, 'in.eml'), '-o', join(dir, 'out.eml'));
+    expect(r.code).toBe(0);
+    const forward = readFileSync(join(dir, 'out.eml'));
+    expect(bodyOf(forward).equals(bodyOf(received))).toBe(true);
+    expect((await listCapsules(forward)).map((c) => c.keyId)).toEqual([expect.stringMatching(/^a\.example:v\d+$/)]);
+    expect((await submitMessage(alice, forward, { to: ['hana@a.example'] })).response).toMatch(/^250 .*SSMAX client mode/);
+    const toBob = await forwardMessage(alice, received, { to: ['bob@b.example'], now: new Date() });
+    expect((await submitMessage(alice, toBob, { to: ['bob@b.example'] })).response).toMatch(/^250 /);
+    await waitFor(() => copiesOf(A, 'hana@a.example', 'Fwd: Post one').length >= 1 && copiesOf(B, 'bob@b.example', 'Fwd: Post one').length >= 1, 60000);
+    for (const [o, who] of [[A, 'hana@a.example'], [B, 'bob@b.example']] as const) {
+      const copy = copiesOf(o, who, 'Fwd: Post one')[0]!.raw;
+      expect(bodyOf(copy).equals(bodyOf(received))).toBe(true); // the same ciphertext, byte for byte
+      const p = profile(o, who);
+      expect((await listCapsules(copy)).map((c) => c.keyId)).toEqual([p.encryption.keyId]);
+      const opened = await openMessage(p, copy, { now: new Date() });
+      expect(opened.plaintext).toEqual(original);
+      expect(copy.toString('latin1')).toMatch(/^From: alice@a\.example\r$/m);
+    }
+  });
+
+  test('forwarding needs a capsule for the forwarder\'s own key', async () => {
+    const bobCopy = copiesOf(B, 'bob@b.example', 'Post two')[0]!.raw;
+    await expect(forwardMessage(profile(A, 'alice@a.example'), bobCopy, { to: ['hana@a.example'], now: new Date() })).rejects.toThrow(/no capsule for your key/);
+    expect((await cli('user', 'forward', '--help')).out).toMatch(/^Usage: ssmax user forward/);
   });
 });
