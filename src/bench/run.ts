@@ -8,6 +8,7 @@ import * as crypto from './crypto';
 import * as gateway from './gateway';
 import * as inspect from './inspect';
 import * as keyd from './keyd';
+import * as lists from './lists';
 import * as pki from './pki';
 import * as streamMemory from './stream-memory';
 
@@ -19,6 +20,7 @@ const suites: Record<string, Suite> = {
   gateway: gateway.run,
   inspect: inspect.run,
   keyd: keyd.run,
+  lists: lists.run,
   pki: pki.run,
   stream: streamMemory.run,
 };
