@@ -186,19 +186,25 @@ export class KeydOps {
       if (err instanceof KeydClientError && err.status === 404) facts = undefined;
       else throw fromKeyd(err);
     }
-    if (facts?.status === 'active' && this.userFactsTtlMs > 0) {
-      if (this.users.size >= 10000) this.users.clear(); // bounded: a burst of distinct recipients cannot grow it without limit
-      this.users.set(key, { facts, until: this.now() + this.userFactsTtlMs });
-    } else {
-      this.users.delete(key);
-    }
+    if (facts?.status === 'active' && this.userFactsTtlMs > 0) this.remember(facts);
+    else this.users.delete(key);
     return facts;
+  }
+
+  /** Keeps an active user's facts for the TTL (bounded: a burst of distinct recipients cannot grow the map without limit). */
+  private remember(facts: UserFacts): void {
+    if (facts.status !== 'active') return;
+    if (this.users.size >= 10000) this.users.clear();
+    this.users.set(facts.address.toLowerCase(), { facts, until: this.now() + this.userFactsTtlMs });
   }
 
   /** The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked when a post is accepted, never cached). */
   async list(address: string): Promise<ListFacts | undefined> {
     try {
-      return await this.gateway.call<ListFacts>('GET', `/v1/lists/${encodeURIComponent(address)}/resolve`);
+      const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>('GET', `/v1/lists/${encodeURIComponent(address)}/resolve`);
+      // the local members' facts come with the list: kept like any user's facts (keyd re-checks at each re-encryption)
+      if (this.userFactsTtlMs > 0) for (const facts of Object.values(list.users ?? {})) this.remember(facts);
+      return list;
     } catch (err) {
       if (err instanceof KeydClientError && err.status === 404) return undefined;
       throw fromKeyd(err);

@@ -145,10 +145,16 @@ export class ListService {
    * list now, its policy and moderators; `not-found` when the address is no
    * list. Audited: the record says when each post's membership was taken.
    */
-  resolve(actor: Actor, address: string): Promise<ListEntry> {
+  resolve(actor: Actor, address: string): Promise<ListEntry & { users: Record<string, Record<string, unknown>> }> {
     return this.audited(actor, 'list.resolve', address, ['gateway'], () => {
       const l = this.require(checkAddress(address, 'address'));
-      return { result: l, reason: `${l.members.length} members` };
+      // the facts of the local members that are users (what GET /v1/directory/users answers), so the gateway asks once per post, not once per member
+      const users: Record<string, Record<string, unknown>> = {};
+      for (const m of l.members) {
+        const u = m.endsWith(`@${this.d.domain()}`) ? this.d.store.users.get(m) : undefined;
+        if (u) users[m] = { address: u.address, status: u.status, kind: u.kind, inspectionConsent: u.inspectionConsent, encryptionKeyId: u.encryptionKeyId ?? null, signingCertificate: u.signingCertificate ?? null };
+      }
+      return { result: { ...l, users }, reason: `${l.members.length} members` };
     });
   }
 }

@@ -32,6 +32,18 @@ import type { QuarantineStore } from '../inspect/quarantine';
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
 export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
 
+/** How many member copies are made at once (keyd requests in flight for one post). */
+export const LIST_CONCURRENCY = 16;
+
+/** Runs `fn` over `items`, at most `n` at a time; the first failure fails the whole (the post is then answered as a whole). */
+async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
 /** A post that already carries this many seals is not re-distributed again (a loop through lists of several organisations ends here at the latest). */
 export const LIST_MAX_SEALS = 8;
 
@@ -124,50 +136,50 @@ export class Lists {
     }
     message = withListFields(message, address);
     const copies: Copy[] = [];
-    const peers = new Map<string, Awaited<ReturnType<typeof peerFor>>>();
     const inner = new Set([...visited, address]);
     const local: string[] = [];
-    for (const member of list.members) {
-      if (done.has(member)) continue; // one copy per person, however many nested lists name them
-      const domain = domainOf(member);
-      if (deps.config.localDomains.includes(domain)) {
-        const user = await deps.keyd.user(member);
-        if (user?.status === 'active') {
-          done.add(member);
-          local.push(member);
-          continue;
-        }
-        const sub = user ? undefined : await deps.keyd.list(member);
-        if (sub) {
-          // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
-          const out = await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done);
-          copies.push(...out.copies);
-          continue;
-        }
-        this.log(`ssmax lists: ${address}: member ${member} is no active local user or list; no copy`);
-        continue;
-      }
-      if (!peers.has(domain)) {
-        const found = await peerFor(deps, domain);
-        peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
-      }
-      const peer = peers.get(domain)!;
+    const remote: string[] = [];
+    const nested: ListFacts[] = [];
+    const todo = list.members.filter((m) => !done.has(m)); // one copy per person, however many nested lists name them
+    for (const m of todo) done.add(m);
+    await pool(todo, LIST_CONCURRENCY, async (member) => {
+      if (!deps.config.localDomains.includes(domainOf(member))) return void remote.push(member);
+      const user = await deps.keyd.user(member);
+      if (user?.status === 'active') return void local.push(member);
+      const sub = user ? undefined : await deps.keyd.list(member);
+      if (sub) return void nested.push(sub);
+      this.log(`ssmax lists: ${address}: member ${member} is no active local user or list; no copy`);
+    });
+    for (const sub of nested) {
+      // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
+      copies.push(...(await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done)).copies);
+    }
+    const peers = new Map<string, Awaited<ReturnType<typeof peerFor>>>();
+    for (const domain of new Set(remote.map(domainOf))) {
+      const found = await peerFor(deps, domain);
+      peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
+    }
+    const capsule = remote.length > 0 ? ownCapsuleOf(deps, post.capsules) : undefined;
+    await pool(remote, LIST_CONCURRENCY, async (member) => {
+      const peer = peers.get(domainOf(member))!;
       if (peer === 'plain') {
         // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
-        this.log(`ssmax lists: ${address}: member ${member} is in ${domain}, which publishes no SSMAX bundle; no copy`);
-        continue;
+        this.log(`ssmax lists: ${address}: member ${member} is in ${domainOf(member)}, which publishes no SSMAX bundle; no copy`);
+        return;
       }
-      done.add(member);
-      const capsule = ownCapsuleOf(deps, post.capsules);
       const target = peer.currentKey;
-      const moved = await deps.keyd.reencrypt(capsule, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
+      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
       const forMember = await collect(replaceCapsules(message, [moved.capsule]));
       const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
       copies.push({ rcpts: [member], message: sealed, local: false });
-    }
-    if (local.length > 0) {
-      copies.push(...(await receive(deps, { ...arrival, message, rcpts: local, list: address, listFields: listFields(address) }, post.capsules, post.notices)));
-    }
+    });
+    // local members through the ordinary reception step (user key, or transparent delivery), in parallel slices
+    const slices: string[][] = [];
+    const size = Math.max(1, Math.ceil(local.length / LIST_CONCURRENCY));
+    for (let i = 0; i < local.length; i += size) slices.push(local.slice(i, i + size));
+    await pool(slices, LIST_CONCURRENCY, async (rcpts) => {
+      copies.push(...(await receive(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address) }, post.capsules, post.notices)));
+    });
     return { copies };
   }
 
