@@ -18,7 +18,8 @@ import { submitMessage } from '../../src/user/submit';
 import { bodyOf, forwardMessage } from '../../src/user/forward';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { network, waitFor } from '../gateway/network-fixture';
+import { filesUnder, network, smtp, waitFor } from '../gateway/network-fixture';
+import { KeydClient } from '../../src/keyd/client';
 
 jest.setTimeout(240000);
 
@@ -168,7 +169,40 @@ describe('a post from a member in another organisation', () => {
   });
 });
 
+describe('a post from a local plain-client member (transparent mode)', () => {
+  test('is encrypted to the organisation key by the gateway, then expanded: SSMAX members open it, plain members read it', async () => {
+    const SECRET = 'Plain poster secret: Wren-5150';
+    const r = await smtp(A.ports.smtp, 'dave@a.example', ['staff@a.example'], post('dave@a.example', 'Post plain', SECRET), { user: 'dave@a.example', pass: 'pw-dave' });
+    expect(r).toMatch(/^250 /);
+    await waitFor(() => copiesOf(A, 'alice@a.example', 'Post plain').length + copiesOf(B, 'bob@b.example', 'Post plain').length + copiesOf(B, 'carol@b.example', 'Post plain').length + copiesOf(A, 'dave@a.example', 'Post plain').length >= 4, 60000);
+    for (const [o, who] of [[A, 'alice@a.example'], [B, 'bob@b.example']] as const) {
+      const raw = copiesOf(o, who, 'Post plain')[0]!.raw;
+      expect(raw.toString('latin1')).not.toContain(SECRET);
+      expect((await openMessage(profile(o, who), raw, { now: new Date() })).plaintext.toString()).toContain(SECRET);
+    }
+    expect(copiesOf(B, 'carol@b.example', 'Post plain')[0]!.raw.toString()).toContain(SECRET);
+  });
+});
+
 describe('posting policy', () => {
+  test('list operations need the admin role; the gateway role may only resolve', async () => {
+    const gatewayClient = new KeydClient({ url: `https://127.0.0.1:${A.ports.keyd}`, servername: 'keyd.a.example', cert: A.fx.clients.gateway.cert, key: A.fx.clients.gateway.key, ca: A.fx.caPem });
+    try {
+      await expect(gatewayClient.call('POST', '/v1/lists/members', { address: 'staff@a.example', add: ['evil@c.example'] })).rejects.toMatchObject({ code: 'forbidden', status: 403 });
+      await expect(gatewayClient.call('GET', '/v1/lists/nolist%40a.example/resolve')).rejects.toMatchObject({ status: 404 });
+    } finally {
+      gatewayClient.close();
+    }
+    const admin = A.admin();
+    try {
+      await expect(admin.call('GET', '/v1/lists/staff%40a.example/resolve')).rejects.toMatchObject({ code: 'forbidden' });
+      // every list operation, refusals included, is in keyd's audit chain, which still verifies
+      expect(await admin.call('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
+    } finally {
+      admin.close();
+    }
+  });
+
   test('a non-member\'s post to a members-only list is refused with 5.7.2, nothing delivered', async () => {
     const before = A.mailbox.mails.length;
     const r = await send(A, 'greg@a.example', 'Not a member', 'nope');
@@ -189,6 +223,8 @@ describe('posting policy', () => {
     const line = held.out.split('\n').find((l) => l.includes('board@a.example'));
     expect(line).toBeDefined();
     const id = line!.split(/\s+/)[0]!;
+    // held encrypted: nothing under the gateway's folder holds the post's text
+    for (const f of filesUnder(A.harakaDir)) expect(f.bytes.includes(SECRET)).toBe(false);
     await new Promise((res) => setTimeout(res, 1000));
     expect(copiesOf(A, 'alice@a.example', 'Held post')).toHaveLength(0);
     expect(copiesOf(B, 'bob@b.example', 'Held post')).toHaveLength(0);
