@@ -253,6 +253,13 @@ describe('membership in time', () => {
     await expect(openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw, { now: new Date() })).rejects.toThrow();
     expect((await openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'hana@a.example', 'Post three')[0]!.raw, { now: new Date() })).plaintext.toString()).toContain('After the change');
   });
+
+  test('a post from a non-member in another organisation (bob, removed) is refused by the list\'s gateway with 5.7.2 (checked on the verified sender)', async () => {
+    const r = await send(B, 'bob@b.example', 'Removed posts', 'should not pass');
+    expect(r.response).toMatch(/^250 /); // b.example accepts its user's mail; a.example refuses the copy
+    await waitFor(() => /5\.7\.2 Posting to this list is restricted to its members: bob@b\.example is not a member of staff@a\.example/.test(A.haraka.logs() + B.haraka.logs()), 60000, () => 'no 5.7.2 in the logs');
+    expect(copiesOf(A, 'alice@a.example', 'Removed posts')).toHaveLength(0);
+  });
 });
 
 describe('loops', () => {
