@@ -168,7 +168,17 @@ export class Lists {
         return;
       }
       const target = peer.currentKey;
-      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
+      let moved;
+      try {
+        moved = await deps.keyd.reencrypt(capsule!, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
+      } catch (err) {
+        // keyd's final word on this member (removed a moment ago, or its organisation's certificate refused): no copy for it, the others go on
+        if (err instanceof GatewayError && err.temporary && /target-refused/.test(err.message)) {
+          this.log(`ssmax lists: ${address}: keyd refused member ${member}; no copy (${err.message})`);
+          return;
+        }
+        throw err;
+      }
       const forMember = await collect(replaceCapsules(message, [moved.capsule]));
       const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
       copies.push({ rcpts: [member], message: sealed, local: false });
