@@ -141,6 +141,27 @@ export class KeydOps {
     }
   }
 
+  /**
+   * Re-encrypts `capsule` to each of `targets` in one keyd request (one
+   * blinding; docs/lists.md): per target the new capsule, or `refused` with
+   * keyd's reason when keyd refused that target. An answer for another key
+   * than `expectKeyIds[i]` is refused for the whole batch (4xx), as in `reencrypt`.
+   */
+  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<({ capsule: Capsule } | { refused: string })[]> {
+    const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
+    try {
+      const r = await this.gateway.call<{ results: { u?: string; v?: string; targetKeyId?: string; error?: { message?: string } }[] }>('POST', '/v1/reencrypt/batch', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), targets });
+      if (!Array.isArray(r.results) || r.results.length !== targets.length) throw new GatewayError('keydUnavailable', `key service answer refused: ${Array.isArray(r.results) ? r.results.length : 'no'} results for ${targets.length} targets`);
+      return r.results.map((x, i) => {
+        if (x.error) return { refused: String(x.error.message ?? 'refused').slice(0, 200) };
+        if (x.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(x.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
+        return { capsule: unblindReencryption(this.group, blinding, { u: unb64(x.u), v: unb64(x.v) }, { keyId: expectKeyIds[i]! }) };
+      });
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+  }
+
   /** The message key, by blinded decryption with a proof checked against `orgPublicKey` (with keyd's notice, as for reencrypt). */
   async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<{ messageKey: Uint8Array } & KeyNotice> {
     if (!this.inspector) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');

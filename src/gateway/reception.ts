@@ -45,6 +45,8 @@ export interface Arrival {
   /** Copies made for this list's members (src/lists/): re-encrypted with keyd's `list` target, sealed with `ls=`; `listFields` head a plain member's copy. */
   readonly list?: string;
   readonly listFields?: string;
+  /** Capsules already re-encrypted for these recipients (a list's batch, src/lists/expand.ts): used instead of asking keyd again. */
+  readonly moved?: ReadonlyMap<string, Capsule>;
 }
 
 /** The capsule made for this organisation's key; a missing or foreign one is refused. */
@@ -98,7 +100,8 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
     if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
     if (user.encryptionKeyId) {
       const target = arrival.list ? { kind: 'list' as const, list: arrival.list, member: rcpt } : { kind: 'user' as const, address: rcpt };
-      const moved = await deps.keyd.reencrypt(capsule, target, user.encryptionKeyId);
+      const done = arrival.moved?.get(rcpt);
+      const moved = done ? { capsule: done } : await deps.keyd.reencrypt(capsule, target, user.encryptionKeyId);
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
       const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt], arrival.list);

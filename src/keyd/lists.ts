@@ -4,7 +4,8 @@
  * users or addresses in other organisations), its posting policy and its
  * moderators. keyd holds the membership and resolves it; the gateway asks
  * for the members of a post at the moment it accepts the post and keyd
- * re-checks every member at each re-encryption (target `list`), so a
+ * re-checks every member at each re-encryption (target `list`, alone or in a
+ * batch), so a
  * gateway can never add a reader. Every change is an audited operation
  * (admin role), written in the same LMDB transaction as its audit record.
  */

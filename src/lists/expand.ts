@@ -21,7 +21,7 @@
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
 import type { Copy, GatewayDeps } from '../gateway/deps';
-import type { ListFacts } from '../gateway/keyd-ops';
+import type { ListFacts, ReencryptTarget } from '../gateway/keyd-ops';
 import { type Arrival, type RetiredUse, receive } from '../gateway/reception';
 import { GatewayError } from '../gateway/replies';
 import { addSeal } from '../gateway/sealing';
@@ -32,8 +32,14 @@ import type { QuarantineStore } from '../inspect/quarantine';
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
 export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
 
-/** How many member copies are made at once (keyd requests in flight for one post). */
+/** How many member copies are made at once. */
 export const LIST_CONCURRENCY = 16;
+
+/** Targets per batched re-encryption (keyd allows up to 256), and batches in flight for one post. */
+export const LIST_BATCH = 64;
+export const LIST_BATCHES_IN_FLIGHT = 4;
+/** Bytes of targets per batch: below keyd's request body limit (64 KB by default) with room for the rest of the request. */
+export const LIST_BATCH_BYTES = 48 * 1024;
 
 /** Runs `fn` over `items`, at most `n` at a time; the first failure fails the whole (the post is then answered as a whole). */
 async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -137,7 +143,7 @@ export class Lists {
     message = withListFields(message, address);
     const copies: Copy[] = [];
     const inner = new Set([...visited, address]);
-    const local: string[] = [];
+    const local: { member: string; keyId: string | null }[] = [];
     const remote: string[] = [];
     const nested: ListFacts[] = [];
     const todo = list.members.filter((m) => !done.has(m)); // one copy per person, however many nested lists name them
@@ -145,7 +151,7 @@ export class Lists {
     await pool(todo, LIST_CONCURRENCY, async (member) => {
       if (!deps.config.localDomains.includes(domainOf(member))) return void remote.push(member);
       const user = await deps.keyd.user(member);
-      if (user?.status === 'active') return void local.push(member);
+      if (user?.status === 'active') return void local.push({ member, keyId: user.encryptionKeyId });
       const sub = user ? undefined : await deps.keyd.list(member);
       if (sub) return void nested.push(sub);
       this.log(`ssmax lists: ${address}: member ${member} is no active local user or list; no copy`);
@@ -159,36 +165,58 @@ export class Lists {
       const found = await peerFor(deps, domain);
       peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
     }
-    const capsule = remote.length > 0 ? ownCapsuleOf(deps, post.capsules) : undefined;
-    await pool(remote, LIST_CONCURRENCY, async (member) => {
+    // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) in batches: one blinding and one keyd request per batch
+    const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
+    for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
+    for (const member of remote) {
       const peer = peers.get(domainOf(member))!;
       if (peer === 'plain') {
         // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
         this.log(`ssmax lists: ${address}: member ${member} is in ${domainOf(member)}, which publishes no SSMAX bundle; no copy`);
-        return;
+        continue;
       }
-      const target = peer.currentKey;
-      let moved;
-      try {
-        moved = await deps.keyd.reencrypt(capsule!, { kind: 'list', list: address, member, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
-      } catch (err) {
-        // keyd's final word on this member (removed a moment ago, or its organisation's certificate refused): no copy for it, the others go on
-        if (err instanceof GatewayError && err.temporary && /target-refused/.test(err.message)) {
-          this.log(`ssmax lists: ${address}: keyd refused member ${member}; no copy (${err.message})`);
-          return;
+      const key = peer.currentKey;
+      jobs.push({ member, target: { kind: 'list', list: address, member, certificate: key.certificate, chain: peer.orgCaChain, crls: peer.crls }, keyId: key.keyId });
+    }
+    const moved = new Map<string, Capsule>();
+    if (jobs.length > 0) {
+      const capsule = ownCapsuleOf(deps, post.capsules);
+      const batches: (typeof jobs)[] = [];
+      // bounded in targets and in bytes (a remote member's target carries its organisation's certificates; keyd takes 64 KB a request)
+      let batch: typeof jobs = [];
+      let bytes = 0;
+      for (const j of jobs) {
+        const size = JSON.stringify(j.target).length + 16;
+        if (batch.length > 0 && (batch.length >= LIST_BATCH || bytes + size > LIST_BATCH_BYTES)) {
+          batches.push(batch);
+          batch = [];
+          bytes = 0;
         }
-        throw err;
+        batch.push(j);
+        bytes += size;
       }
-      const forMember = await collect(replaceCapsules(message, [moved.capsule]));
+      if (batch.length > 0) batches.push(batch);
+      await pool(batches, LIST_BATCHES_IN_FLIGHT, async (batch) => {
+        const answers = await deps.keyd.reencryptMany(capsule, batch.map((j) => j.target), batch.map((j) => j.keyId));
+        answers.forEach((a, i) => {
+          // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
+          if ('refused' in a) this.log(`ssmax lists: ${address}: keyd refused member ${batch[i]!.member}; no copy (${a.refused})`);
+          else moved.set(batch[i]!.member, a.capsule);
+        });
+      });
+    }
+    await pool(remote.filter((m) => moved.has(m)), LIST_CONCURRENCY, async (member) => {
+      const forMember = await collect(replaceCapsules(message, [moved.get(member)!]));
       const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
       copies.push({ rcpts: [member], message: sealed, local: false });
     });
-    // local members through the ordinary reception step (user key, or transparent delivery), in parallel slices
+    // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices
+    const locals = local.filter((l) => !l.keyId || moved.has(l.member)).map((l) => l.member);
     const slices: string[][] = [];
-    const size = Math.max(1, Math.ceil(local.length / LIST_CONCURRENCY));
-    for (let i = 0; i < local.length; i += size) slices.push(local.slice(i, i + size));
+    const size = Math.max(1, Math.ceil(locals.length / LIST_CONCURRENCY));
+    for (let i = 0; i < locals.length; i += size) slices.push(locals.slice(i, i + size));
     await pool(slices, LIST_CONCURRENCY, async (rcpts) => {
-      copies.push(...(await receive(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address) }, post.capsules, post.notices)));
+      copies.push(...(await receive(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved }, post.capsules, post.notices)));
     });
     return { copies };
   }

@@ -190,12 +190,22 @@ describe('posting policy', () => {
     try {
       await expect(gatewayClient.call('POST', '/v1/lists/members', { address: 'staff@a.example', add: ['evil@c.example'] })).rejects.toMatchObject({ code: 'forbidden', status: 403 });
       await expect(gatewayClient.call('GET', '/v1/lists/nolist%40a.example/resolve')).rejects.toMatchObject({ status: 404 });
+      // batched re-encryption: each target authorised on its own; a non-member is refused in its slot, the member is served
+      const { current } = await gatewayClient.call<{ current: string }>('GET', '/v1/public');
+      const c = (await listCapsules(copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw))[0]!;
+      const batch = await gatewayClient.call<{ results: { targetKeyId?: string; error?: { code: string } }[] }>('POST', '/v1/reencrypt/batch', {
+        keyId: current, e: Buffer.from(c.e).toString('base64url'), f: Buffer.from(c.f).toString('base64url'),
+        targets: [{ kind: 'list', list: 'staff@a.example', member: 'alice@a.example' }, { kind: 'list', list: 'staff@a.example', member: 'mallory@c.example' }],
+      });
+      expect(batch.results[0]).toMatchObject({ targetKeyId: profile(A, 'alice@a.example').encryption.keyId });
+      expect(batch.results[1]).toMatchObject({ error: { code: 'target-refused' } });
     } finally {
       gatewayClient.close();
     }
     const admin = A.admin();
     try {
       await expect(admin.call('GET', '/v1/lists/staff%40a.example/resolve')).rejects.toMatchObject({ code: 'forbidden' });
+      await expect(admin.call('POST', '/v1/reencrypt/batch', { keyId: 'x', e: 'x', f: 'x', targets: [] })).rejects.toMatchObject({ code: 'forbidden' });
       // every list operation, refusals included, is in keyd's audit chain, which still verifies
       expect(await admin.call('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
     } finally {
