@@ -87,21 +87,31 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
   const capsule = ownCapsule(deps, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
-  for (const rcpt of arrival.rcpts) {
-    const user = await deps.keyd.user(rcpt);
-    if (!user && deps.lists) {
-      // a list of this organisation: one copy per member (src/lists/expand.ts)
-      const list = await deps.keyd.list(rcpt);
-      if (list) {
-        copies.push(...(await deps.lists.post(deps, { arrival: { ...arrival, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
-        continue;
-      }
-    }
-    if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
-    if (user.encryptionKeyId) {
-      const target = arrival.list ? { kind: 'list' as const, list: arrival.list, member: rcpt } : { kind: 'user' as const, address: rcpt };
-      const done = arrival.moved?.get(rcpt);
-      const moved = done ? { capsule: done } : await deps.keyd.reencrypt(capsule, target, user.encryptionKeyId);
+  const found = await Promise.all(arrival.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
+  // a list of this organisation among the recipients (src/lists/expand.ts); any other unknown recipient refuses the whole
+  const lists = await Promise.all(arrival.rcpts.map((rcpt, i) => (!found[i] && deps.lists ? deps.keyd.list(rcpt) : undefined)));
+  arrival.rcpts.forEach((rcpt, i) => {
+    const user = found[i];
+    if (!lists[i] && (!user || user.status !== 'active')) throw new GatewayError('noLocalRecipient', rcpt);
+  });
+  for (const [i, rcpt] of arrival.rcpts.entries()) {
+    const list = lists[i];
+    if (list && deps.lists) copies.push(...(await deps.lists.post(deps, { arrival: { ...arrival, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
+  }
+  const rcpts = arrival.rcpts.filter((_, i) => !lists[i]);
+  const users = found.filter((_, i) => !lists[i]);
+  // All recipients' re-encryptions issued together: they travel to keyd in one batch (keyd-batch.ts).
+  // A list's member copies: keyd's `list` target, or the capsule the list's own batch already made (src/lists/expand.ts).
+  const moves = await Promise.all(rcpts.map((rcpt, i) => {
+    const keyId = users[i]!.encryptionKeyId;
+    if (!keyId) return undefined;
+    const done = arrival.moved?.get(rcpt);
+    if (done) return { capsule: done } as { capsule: Capsule } & KeyNotice;
+    return deps.keyd.reencrypt(capsule, arrival.list ? { kind: 'list', list: arrival.list, member: rcpt } : { kind: 'user', address: rcpt }, keyId);
+  }));
+  for (const [i, rcpt] of rcpts.entries()) {
+    const moved = moves[i];
+    if (moved) {
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
       const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt], arrival.list);
