@@ -137,6 +137,7 @@ export class KeydServer {
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
+      { method: 'POST', pattern: /^\/v1\/reencrypt\/batch$/, handle: (a, b) => service.reencryptBatch(a, b) },
       { method: 'POST', pattern: /^\/v1\/batch$/, handle: (a, b) => batch.run(a, b) },
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
@@ -145,6 +146,12 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status) },
       { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
+      // mailing lists (src/keyd/lists.ts, docs/lists.md)
+      { method: 'POST', pattern: /^\/v1\/lists$/, handle: (a, b) => service.lists.create(a, b) },
+      { method: 'POST', pattern: /^\/v1\/lists\/members$/, handle: (a, b) => service.lists.members(a, b) },
+      { method: 'POST', pattern: /^\/v1\/lists\/policy$/, handle: (a, b) => service.lists.policy(a, b) },
+      { method: 'GET', pattern: /^\/v1\/lists\/([^/]+)$/, handle: (a, _b, p) => service.lists.show(a, param(p[0])) },
+      { method: 'GET', pattern: /^\/v1\/lists\/([^/]+)\/resolve$/, handle: (a, _b, p) => service.lists.resolve(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/tracking\/mint$/, handle: (a, b) => service.mintToken(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/resolve$/, handle: (a, b) => service.resolveToken(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/disclose$/, handle: (a, b) => service.disclose(a, b) },
