@@ -23,7 +23,7 @@ import { type Decision, type Inspection, inspectInbound, inspectOutbound } from 
 import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
 import type { GatewayDeps } from './deps';
 import type { KeydOps } from './keyd-ops';
-import { GatewayError, REPLIES, type Reply, type ReplyName } from './replies';
+import { GatewayError, REPLIES, type Reply, type ReplyName, decided } from './replies';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -97,7 +97,20 @@ export class LocalInspector implements Inspector {
     return !(user?.kind === 'individual' && !user.inspectionConsent);
   }
 
+  /**
+   * A parse failure or limit of the message met while inspecting it (mailparser
+   * reading the plaintext) is the message's own: a final GatewayError, decided by
+   * the one rule of replies.ts, also when this runs in the inspector process.
+   */
   async inspect(req: InspectRequest): Promise<InspectAnswer> {
+    try {
+      return await this.inspectOnce(req);
+    } catch (err) {
+      throw decided(err);
+    }
+  }
+
+  private async inspectOnce(req: InspectRequest): Promise<InspectAnswer> {
     const { dlp, av } = this.d.config;
     const name = req.direction === 'outbound' ? 'dlp' : 'av';
     if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };

@@ -103,16 +103,18 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
-  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
-  if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
-  message = inspected.message;
-  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
+  // the format limits first (the chain's reading of the message): a message over them is refused naming
+  // the configured limit before inspection's own parser meets it
   const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
   if (none.result === 'fail') {
     const fault = chainFormatFault(none.reason, none.detail);
     if (fault) throw fault;
   }
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
+  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
+  if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
+  message = inspected.message;
+  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
