@@ -200,7 +200,7 @@ export function deliveryId(arrivalIdentity: string): string {
   return createHash('sha256').update('ssmax-delivery-id\0', 'latin1').update(arrivalIdentity, 'latin1').digest('hex').slice(0, 40);
 }
 
-/** The copy with our delivery id on top, and no other field of that name (a sender cannot choose it). */
+/** The copy with our delivery id on top (a field this hop adds, like a trace field), and no other field of that name (a sender cannot choose it). */
 export function withDeliveryId(message: Buffer, id: string): Buffer {
   const end = message.indexOf('\r\n\r\n');
   const headEnd = end < 0 ? message.length : end + 2;
@@ -228,7 +228,11 @@ export class LocalDelivery {
   /** Over LMTP: the hand-over in progress per mailbox (one at a time, see `oneAtATime`). */
   private readonly mailboxes = new Map<string, Promise<void>>();
 
-  constructor(host: string, port: number, timeoutMs: number, stateDir: string, private readonly protocol: DeliveryProtocol = 'smtp') {
+  /**
+   * `deliveryId`: put `DELIVERY_ID_HEADER` on every copy (default: over LMTP, where the
+   * store is Dovecot and its duplicate check can use it; `[delivery] delivery_id`).
+   */
+  constructor(host: string, port: number, timeoutMs: number, stateDir: string, private readonly protocol: DeliveryProtocol = 'smtp', private readonly deliveryId: boolean = protocol === 'lmtp') {
     this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
@@ -330,17 +334,17 @@ export class LocalDelivery {
 
   /**
    * Delivers every local copy of one arrival, each carrying the arrival's
-   * delivery id (`DELIVERY_ID_HEADER`); throws a 4xx GatewayError if the store
+   * delivery id on top (`DELIVERY_ID_HEADER`, when enabled); throws a 4xx GatewayError if the store
    * fails for now (it took the copy for the others: the retry reaches only the
    * refused). Resolves with the recipients the store refused for good.
    */
   async deliver(arrival: Buffer, from: string, copies: readonly Copy[], signal?: AbortSignal): Promise<Refusal[]> {
     const id = arrivalId(arrival);
-    const dId = deliveryId(id);
+    const dId = this.deliveryId ? deliveryId(id) : undefined;
     const refused: Refusal[] = [];
     for (const copy of copies) {
       // the turn is taken before the intent is recorded: an intent open after a crash is a copy really on its way
-      refused.push(...(await this.oneAtATime(copy.rcpts, () => this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, withDeliveryId(copy.message, dId)),
+      refused.push(...(await this.oneAtATime(copy.rcpts, () => this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
         (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message)))));
     }
     return refused;

@@ -81,7 +81,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
-  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol);
+  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol, config.delivery.deliveryId);
   return {
     config, deps, delivery, ...(advertiser ? { advertiser } : {}),
     async close() {

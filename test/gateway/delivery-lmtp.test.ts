@@ -126,10 +126,11 @@ async function deliverToBob(m: Buffer): Promise<void> {
   await delivery.deliver(m, 'a@a.example', [{ rcpts: ['bob@b.example'], message: m, local: true }]);
 }
 
-test('a sender cannot choose the delivery id: its own SSMAX-Delivery-Id fields are dropped', () => {
+test('a sender cannot choose the delivery id: its own SSMAX-Delivery-Id fields are dropped; ours goes on top', () => {
   const m = Buffer.from('SSMAX-Delivery-Id: forged\r\nFrom: a@a.example\r\nSSMAX-Delivery-Id: forged2\r\n\r\nbody\r\n');
-  const out = withDeliveryId(m, 'abc').toString('latin1');
-  expect(out).toBe('SSMAX-Delivery-Id: abc\r\nFrom: a@a.example\r\n\r\nbody\r\n');
+  expect(withDeliveryId(m, 'abc').toString('latin1')).toBe('SSMAX-Delivery-Id: abc\r\nFrom: a@a.example\r\n\r\nbody\r\n');
+  const plain = Buffer.from('Received: x\r\nFrom: a@a.example\r\n\r\nbody\r\n');
+  expect(withDeliveryId(plain, 'abc').toString('latin1')).toBe('SSMAX-Delivery-Id: abc\r\nReceived: x\r\nFrom: a@a.example\r\n\r\nbody\r\n');
 });
 
 test('a missing system binary fails the test with the script to run, never skips it', () => {

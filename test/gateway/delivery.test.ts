@@ -124,7 +124,7 @@ describe('local delivery to the mailbox store', () => {
       expect(failed.map((f) => [f.rcpt, f.code])).toEqual([['carol@b.example', 550]]);
       expect(failed[0]!.reply).toMatch(/^550 5\.1\.1 no such mailbox/);
       expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example']]);
-      expect(s.mails[0]!.raw).toMatch(/^SSMAX-Delivery-Id: [0-9a-f]{40}\r\n/);
+      expect(s.mails[0]!.raw).not.toMatch(/SSMAX-Delivery-Id/i); // over SMTP only when [delivery] delivery_id=true
     } finally {
       await s.close();
     }
@@ -140,6 +140,23 @@ describe('local delivery to the mailbox store', () => {
       expect(await delivery.deliver(message(8), 'a@a.example', [{ rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true }])).toEqual([]);
       expect(s.mails).toHaveLength(1);
     } finally {
+      await s.close();
+    }
+  });
+
+  test('[delivery] delivery_id=true over SMTP: every copy carries the same SSMAX-Delivery-Id on every attempt', async () => {
+    const s = await store(port);
+    const withId = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
+    const other = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
+    try {
+      for (const d of [withId, other]) await d.deliver(message(9), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(9), local: true }]);
+      const ids = s.mails.map((m) => /^SSMAX-Delivery-Id: ([0-9a-f]{40})\r\nFrom: a@a\.example\r\n/.exec(m.raw)?.[1]);
+      expect(ids).toHaveLength(2);
+      expect(ids[0]).toBeDefined();
+      expect(ids[1]).toBe(ids[0]);
+    } finally {
+      await withId.close();
+      await other.close();
       await s.close();
     }
   });
