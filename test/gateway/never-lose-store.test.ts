@@ -1,10 +1,10 @@
 /**
  * Never lose mail, and always tell the sender (issue 16), through real
  * processes, where the message meets a parser or a store of the organisation:
- *  - a.example runs DLP inline: a limit of the message met by inspection's
- *    own parser (mailparser, reading the plaintext inside an encrypted
- *    message that no other parser opens) is a 5xx naming the limit, never a
- *    4xx; a plaintext submission over the format limits is refused naming the
+ *  - a.example runs DLP inline, c.example in a separate inspector process:
+ *    a limit of the message met by inspection's own parser (mailparser,
+ *    reading the plaintext inside an encrypted message that no other parser
+ *    opens) is a 5xx naming the limit, never a 4xx; a plaintext submission over the format limits is refused naming the
  *    format's own limit before inspection reads it;
  *  - a.example's mailbox store is a real Dovecot (LMTP) that does not know
  *    alice: its permanent refusal (550 5.1.1) is a 5xx to the sender when no
@@ -27,7 +27,10 @@ let store: DovecotLmtp;
 beforeAll(async () => {
   // alice is a user at keyd, but the mailbox store does not know her (a mailbox removed, a mistyped migration)
   store = await startDovecotLmtp(['dave@a.example']);
-  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] } : o)));
+  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] }
+    // c.example inspects in a separate inspector process (DLP there), with an SSMAX-client user
+    : o.domain === 'c.example' ? { ...o, users: [...o.users, { address: 'gina@c.example', client: 'ssmax', password: 'pw-gina' }], inspector: { inspectIni: '[dlp]\nenabled=true\n' } }
+      : o)));
   const A = net.org('a.example');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'));
@@ -53,6 +56,18 @@ describe('a limit met by inspection\'s parser is the message\'s own: 5xx naming 
     let reply: string;
     try {
       reply = (await submitMessage(alice, encrypted, { to: ['bob@b.example'] })).response;
+    } catch (err) {
+      reply = (err as Error).message;
+    }
+    expect(reply).toMatch(/55\d 5\.3\.4 Message exceeds a format limit: the message has more than 1000 MIME parts/);
+  });
+
+  test('the same with DLP in the separate inspector process: the same 5xx crosses the process boundary', async () => {
+    const gina = loadUserProfile(net.org('c.example').profiles['gina@c.example']!);
+    const encrypted = await signAndEncrypt(gina, partBomb('gina@c.example', 1200), { now: new Date() });
+    let reply: string;
+    try {
+      reply = (await submitMessage(gina, encrypted, { to: ['bob@b.example'] })).response;
     } catch (err) {
       reply = (err as Error).message;
     }
