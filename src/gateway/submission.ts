@@ -16,12 +16,12 @@ import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import { systemRng } from '../crypto';
 import { DirectoryError } from '../directory/directory';
 import type { PeerEntry } from '../directory/peer-entry';
-import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
+import { collect, encryptMessage, replaceCapsules } from '../envelope';
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
-import { checkMessage, domainOf } from './message-checks';
+import { capsulesOf, checkMessage, domainOf } from './message-checks';
 import { completeHeaders } from './completion';
 import { type RetiredUse, receive, ownCapsule } from './reception';
 import { inspectSubmission, withInspectionResults } from './inspection';
@@ -99,7 +99,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   // sealing is the last change: what a later hop would add is added now (completion.ts)
   const completed = completeHeaders(message, deps.config.domain, deps.clock());
   if (completed !== message) head = checkMessage((message = completed));
-  const capsules = listCapsulesIn(head.headers);
+  const capsules = capsulesOf(head.headers);
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);

@@ -5,7 +5,8 @@
  *    a limit of the message met by inspection's own parser (mailparser,
  *    reading the plaintext inside an encrypted message that no other parser
  *    opens) is a 5xx naming the limit, never a 4xx; a plaintext submission over the format limits is refused naming the
- *    format's own limit before inspection reads it;
+ *    format's own limit before inspection reads it; a capsule field that does
+ *    not parse is 5.7.5 at submission and at arrival;
  *  - a.example's mailbox store is a real Dovecot (LMTP) that does not know
  *    alice: its permanent refusal (550 5.1.1) is a 5xx to the sender when no
  *    recipient took the message, and a failure report (RFC 3464) in the
@@ -77,6 +78,18 @@ describe('a limit met by inspection\'s parser is the message\'s own: 5xx naming 
   test('a plaintext submission with 1,200 parts: refused naming the format\'s own limit (the chain\'s 512), before DLP\'s parser meets its 1000', async () => {
     const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], partBomb('dave@a.example', 1200), DAVE);
     expect(r).toMatch(/^55\d 5\.3\.4 Message exceeds a format limit: Cannot hash body: the message has more than 512 MIME parts/);
+  });
+});
+
+describe('a capsule field that does not parse (the envelope\'s parser) is the message\'s own: 5xx, not 4xx', () => {
+  const garbage = (from: string, to: string) => Buffer.from(`From: ${from}\r\nTo: ${to}\r\nSubject: capsule\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <capsule-${Date.now()}@x>\r\nSSMAX-Capsule: garbage!!\r\n\r\nbody\r\n`);
+  test('at submission', async () => {
+    const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], garbage('dave@a.example', 'bob@b.example'), DAVE);
+    expect(r).toMatch(/^55\d 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse SSMAX-Capsule/);
+  });
+  test('at arrival from another MTA', async () => {
+    const r = await rawSmtp(net.org('b.example').ports.smtp, 'mallory@elsewhere.test', ['carol@b.example'], garbage('mallory@elsewhere.test', 'carol@b.example'));
+    expect(r).toMatch(/^55\d 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse SSMAX-Capsule/);
   });
 });
 
