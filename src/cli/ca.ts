@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
 import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
-import { createCrl, isRevocationReason, REVOCATION_REASONS, type RevocationEntry, type RevocationReason } from '../pki/crl';
+import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry, type RevocationReason } from '../pki/crl';
 import {
   type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate,
   issueSealingCertificate, issueTlsCertificate, issueUserCertificate,
@@ -30,7 +30,12 @@ const BACKDATE_MS = 3_600_000;
 
 interface CaState {
   kind: 'root' | 'org';
-  crlNumber: number;
+  /**
+   * Legacy: CAs made before the CRL number was kept in the CRL file only. Read as a floor, never
+   * written: the one counter is the CRL number of the CA's CRL file, which keyd's renewals and
+   * `ssmax registry revoke` advance too (docs/operations.md, "Renewals").
+   */
+  crlNumber?: number;
   revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
   issued: { serial: string; subject: string; notAfter: string; domains?: string[] }[];
 }
@@ -81,6 +86,7 @@ function loadState(dir: string): CaState {
 }
 
 function saveState(dir: string, state: CaState): void {
+  delete state.crlNumber;
   writeFileSync(join(dir, 'ca.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
 }
 
@@ -175,7 +181,7 @@ Options:
     const root = createRootCa({ privateKey, ...validityUnder(undefined, now, positiveInt(str(v.days), 'days', 3650)), ...(str(v.name) ? { commonName: str(v.name) } : {}), ...(str(v.org) ? { organisation: str(v.org) } : {}) });
     writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
     writeOut(join(dir, 'ca.cert.pem'), root.certificate.pem, { force: v.force === true });
-    saveState(dir, { kind: 'root', crlNumber: 0, revoked: [], issued: [] });
+    saveState(dir, { kind: 'root', revoked: [], issued: [] });
     io.out(`Created root CA "${root.certificate.subject}" in ${dir} (serial ${root.certificate.serial}, until ${root.certificate.notAfter.toISOString()})`);
     return EXIT.ok;
   },
@@ -216,7 +222,7 @@ Options:
     writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
     writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
     writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
-    saveState(dir, { kind: 'org', crlNumber: 0, revoked: [], issued: [] });
+    saveState(dir, { kind: 'org', revoked: [], issued: [] });
     recordIssued(rootDir, rootState, org.certificate, [...wanted]);
     if (clash) io.err(`warning: ${[...wanted].join(', ')} now has a second organisation CA (the root also certified "${clash.subject}", serial ${clash.serial})`);
     io.out(`Created organisation CA "${org.certificate.subject}" for ${domains.join(', ')} in ${dir} (serial ${org.certificate.serial})`);
@@ -345,6 +351,19 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
   },
 };
 
+/** The CRL number of `file` when it holds a CRL of `ca`; 0 when there is no such file. */
+function crlNumberIn(file: string, ca: SigningAuthority): bigint {
+  if (!existsSync(file)) return 0n;
+  let c;
+  try {
+    c = parseCrl(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new CliError(`Cannot read the CRL "${file}" to continue its CRL number: ${(err as Error).message}`, EXIT.dataErr);
+  }
+  if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0) throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
+  return c.crlNumber ?? 0n;
+}
+
 const crl: Sub = {
   summary: 'Write the CA\'s CRL (signed, with the next CRL number)',
   usage: `Usage: ssmax ca crl --ca DIR [--days N] [--out FILE]
@@ -360,12 +379,16 @@ Options:
     const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
-    const list = createCrl(authority, { entries, thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY), crlNumber: state.crlNumber + 1 });
-    state.crlNumber += 1;
-    saveState(dir, state);
     const out = str(v.out) ?? join(dir, 'crl.pem');
+    // one counter: the number in the CRL file (the one keyd renews), above every CRL of this CA written before
+    const number = [out, join(dir, 'crl.pem')].reduce((n, f) => {
+      const c = crlNumberIn(f, authority);
+      return c > n ? c : n;
+    }, BigInt(state.crlNumber ?? 0)) + 1n;
+    const list = createCrl(authority, { entries, thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY), crlNumber: number });
     writeOut(out, list.pem, { force: str(v.out) === undefined || v.force === true });
-    io.out(`Wrote CRL number ${state.crlNumber} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}`);
+    saveState(dir, state);
+    io.out(`Wrote CRL number ${number} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}`);
     return EXIT.ok;
   },
 };

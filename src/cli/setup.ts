@@ -42,6 +42,9 @@ Options:
   --peer DOMAIN=URL          a peer's bundle URL without DNS (repeatable; closed networks)
   --host NAME=ADDRESS        a fixed address for a bundle host name (repeatable)
   --route DOMAIN=HOST:PORT   the next hop for a domain instead of its MX (repeatable)
+  --ops-port PORT            health and metrics on 127.0.0.1 ([ops] listen): the gateway on PORT, keyd
+                             PORT+1, the publisher PORT+2, the inspector PORT+3; docker/org.compose.yaml's
+                             healthchecks expect 9520 (default: no such listener)
   --days N                   validity of the certificates issued (default 365, at most the org CA's)
   --org-ca-passphrase-file F the org CA key's passphrase
   --force                    replace existing files (never an existing keyd/master.key)
@@ -49,6 +52,12 @@ Options:
 
 Exit codes (docs/cli.md): 0 done, 64 usage, 65 refused input, 66 missing file or Haraka folder,
 73 a file exists (without --force).`;
+
+function opsPortOf(v: string): number {
+  const n = Number(v);
+  if (!/^\d{1,5}$/.test(v) || n < 1 || n > 65532) throw new CliError(`Cannot use --ops-port "${v}": expected a port from 1 to 65532 (four ports from it are used)`, EXIT.usage);
+  return n;
+}
 
 function pairs(values: string[] | undefined, what: string, re: RegExp): Record<string, string> {
   const out: Record<string, string> = {};
@@ -67,7 +76,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       args: argv, allowPositionals: false, options: {
         help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' },
         domain: { type: 'string' }, 'org-ca': { type: 'string' }, 'root-crl': { type: 'string' }, dir: { type: 'string' },
-        'keyd-listen': { type: 'string' }, 'keyd-url': { type: 'string' }, 'publisher-listen': { type: 'string' }, 'smtp-listen': { type: 'string' },
+        'ops-port': { type: 'string' }, 'keyd-listen': { type: 'string' }, 'keyd-url': { type: 'string' }, 'publisher-listen': { type: 'string' }, 'smtp-listen': { type: 'string' },
         inspection: { type: 'string' }, 'inspector-listen': { type: 'string' }, 'inspector-url': { type: 'string' }, delivery: { type: 'string' }, 'delivery-protocol': { type: 'string' },
         peer: { type: 'string', multiple: true }, host: { type: 'string', multiple: true }, route: { type: 'string', multiple: true },
         days: { type: 'string' }, 'org-ca-passphrase-file': { type: 'string' },
@@ -100,6 +109,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       dir: values.dir!, domain: values.domain!, orgCaDir: values['org-ca']!, rootCrl: values['root-crl']!, inspection,
       ...(passphrase !== undefined ? { orgCaPassphrase: passphrase } : {}),
       ...(values['keyd-listen'] ? { keydListen: values['keyd-listen'] } : {}),
+      ...(values['ops-port'] !== undefined ? { opsPort: opsPortOf(values['ops-port']) } : {}),
       ...(values['keyd-url'] ? { keydUrl: values['keyd-url'] } : {}),
       ...(values['publisher-listen'] ? { publisherListen: values['publisher-listen'] } : {}),
       ...(values['smtp-listen'] ? { smtpListen: values['smtp-listen'] } : {}),

@@ -52,6 +52,14 @@ export interface OrgSpec {
   readonly keydTimeoutMs?: number;
   /** keyd's [keys] section (provision.ts default: 90-day keys, 30-day grace, 60 s schedule). */
   readonly keydKeys?: string;
+  /**
+   * Validity in days of the certificates of the services (keyd's TLS, the client certificates, the
+   * sealing, bundle-signer and publisher TLS certificates); default 365. keyd renews them
+   * ([certificates] renew of its config; the shipped schedule unless `keydIni` sets one).
+   */
+  readonly certDays?: number;
+  /** Further lines of keyd's config, appended after its [certificates] section, e.g. ['renew_at_days_left=10', '[crl]', 'lifetime_days=8']. */
+  readonly keydIni?: readonly string[];
   /** The publisher's bundle lifetime (lifetime_seconds); default 3600. */
   readonly bundleLifetimeSeconds?: number;
   /** Further ssmax.ini lines of the gateway, appended (later keys win), e.g. ['[key_exchange]', 'probe=false']. */
@@ -123,7 +131,7 @@ export interface Network {
 /** Starts `ssmax <args>` and waits for the line matching `ready` (its first group is the port). */
 export function startService(args: string[], ready: RegExp, timeoutMs = 20000): Promise<ServiceProcess> {
   return new Promise((res, rej) => {
-    const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } }); // this module's view of the environment (under Jest a copy, which tests may set)
     let out = '';
     let up = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
@@ -192,10 +200,13 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
     for (const p of planned) {
       const { domain } = p.spec;
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
-      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd, ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}) });
+      const certDays = p.spec.certDays ?? 365;
+      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd, certDays, ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}) });
       const w = (name: string, text: string) => writeFileSync(join(fx.dir, name), text, { mode: 0o600 });
-      appendFileSync(fx.configFile, `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n`);
-      const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) };
+      // keyd renews the services' certificates before they lapse (docs/operations.md, "Renewals")
+      const renew = ['keyd.pem', 'gateway.pem', 'inspector.pem', 'admin.pem', 'seal.cert.pem', 'signer.cert.pem', 'publisher.pem', ...(p.spec.inspector ? ['inspector-server.pem'] : [])];
+      appendFileSync(fx.configFile, `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n[certificates]\nrenew=${renew.join(',')}\n${(p.spec.keydIni ?? []).join('\n')}\n`);
+      const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + certDays * DAY) };
       const seal = generateP256KeyPair();
       w('seal.cert.pem', issueSealingCertificate(fx.orgCa, { ...v, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
       w('seal.key.pem', privateKeyToPem(seal.privateKey));
@@ -209,6 +220,9 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         w(`${role}.pem`, fx.clients[role].cert);
         w(`${role}.key`, fx.clients[role].key);
       }
+      // the inspector process's server certificate is the inspector credential (inspect.<domain>, inspector role;
+      // serverAuth and clientAuth), written before keyd starts: keyd renews it
+      if (p.spec.inspector) w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
       w('publisher.ini', [
         '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', `lifetime_seconds=${p.spec.bundleLifetimeSeconds ?? 3600}`, 'poll_seconds=1',
         '[policy]', 'encryption=required', 'seal=required',
@@ -234,8 +248,6 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
         const ins = p.spec.inspector;
         const idir = node.inspectorDir;
         mkdirSync(idir, { recursive: true, mode: 0o700 });
-        // the server certificate is the inspector credential (inspect.<domain>, inspector role; serverAuth and clientAuth)
-        w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
         const pki = (f: string) => join(fx.dir, f);
         writeFileSync(join(idir, 'ssmax-inspect.ini'), ins.inspectIni ?? '', { mode: 0o600 });
         writeFileSync(join(idir, 'ssmax-dlp.ini'), ins.dlpIni ?? readFileSync(resolve(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'), { mode: 0o600 });

@@ -39,7 +39,8 @@ function creds(ca: SigningAuthority, role: Role, now: number, hosts: string[] | 
   return { cert: cert.pem, key: privateKeyToPem(kp.privateKey), serial: cert.serial };
 }
 
-export function provisionOrg(dir: string, opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority } = {}): OrgFixture {
+/** `certDays`: validity of keyd's TLS certificate and the role client certificates (default 365). */
+export function provisionOrg(dir: string, opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority; certDays?: number } = {}): OrgFixture {
   const domain = opts.domain ?? 'a.example';
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const now = Math.floor(Date.now() / 1000) * 1000; // certificate times have whole seconds
@@ -50,12 +51,13 @@ export function provisionOrg(dir: string, opts: { domain?: string; port?: number
   const foreignRoot = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'Foreign Root' });
   const foreignCa = createOrgCa(foreignRoot, { ...caValidity, domains: [domain], organisation: 'Foreign', privateKey: generateP256KeyPair().privateKey });
 
-  const server = creds(orgCa, 'keyd', now, [`keyd.${domain}`]);
+  const days = { notBefore: new Date(now - DAY), notAfter: new Date(now + (opts.certDays ?? 365) * DAY) };
+  const server = creds(orgCa, 'keyd', now, [`keyd.${domain}`], days);
   const revoked = creds(orgCa, 'gateway', now, [`mx.${domain}`]);
   const clients = {
-    gateway: creds(orgCa, 'gateway', now, [`mx.${domain}`]),
-    inspector: creds(orgCa, 'inspector', now, [`inspect.${domain}`]),
-    admin: creds(orgCa, 'admin', now, undefined),
+    gateway: creds(orgCa, 'gateway', now, [`mx.${domain}`], days),
+    inspector: creds(orgCa, 'inspector', now, [`inspect.${domain}`], days),
+    admin: creds(orgCa, 'admin', now, undefined, days),
     disclosure: creds(orgCa, 'disclosure', now, undefined),
     keyd: server,
     revoked,

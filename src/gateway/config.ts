@@ -91,10 +91,10 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   };
   const path = (p: string) => resolve(dir, p);
   const list = (s: string, k: string, required = true) => (str(s, k, required) ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-  const num = (s: string, k: string, def: number) => {
+  const num = (s: string, k: string, def: number, zeroAllowed = false) => {
     const raw = str(s, k, false);
     const n = raw === undefined ? def : Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a positive number (got "${raw}")`);
+    if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroAllowed)) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number (got "${raw}")`);
     return n;
   };
   const bool = (s: string, k: string, def: boolean) => {
@@ -141,7 +141,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ca: list('keyd', 'ca').map(path), cert: path(str('keyd', 'cert')!), key: path(str('keyd', 'key')!),
       ...(inspectorCert ? { inspectorCert: path(inspectorCert) } : {}), ...(inspectorKey ? { inspectorKey: path(inspectorKey) } : {}),
       timeoutMs: num('keyd', 'timeout_ms', GATEWAY_DEFAULTS.keyd_timeout_ms),
-      userFactsTtlMs: num('keyd', 'user_facts_ttl_ms', GATEWAY_DEFAULTS.user_facts_ttl_ms),
+      userFactsTtlMs: num('keyd', 'user_facts_ttl_ms', GATEWAY_DEFAULTS.user_facts_ttl_ms, true),
     },
     seal: { cert: path(str('seal', 'cert')!), key: path(str('seal', 'key')!) },
     pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },

@@ -22,7 +22,7 @@ export interface GatewayDeps {
   readonly keyd: KeydOps;
   readonly directory: PeerDirectory;
   /** The gateway's sealing key and `c=` reference of its certificate. */
-  readonly seal: { readonly privateKey: KeyObject; readonly certRef: string };
+  readonly seal: { readonly privateKey: KeyObject; certRef: string };
   /** Trust anchors, the org CA chain and current CRLs, for local user certificates. */
   readonly roots: readonly string[];
   readonly intermediates: readonly string[];

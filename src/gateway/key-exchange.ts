@@ -69,7 +69,13 @@ export class Advertiser {
   private at = -Infinity;
   private running?: Promise<string>;
 
-  constructor(private readonly fetchKeys: () => Promise<{ current: string | null }>, private readonly sealSerial: string, private readonly ttlMs = 5000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly fetchKeys: () => Promise<{ current: string | null }>, private sealSerial: string, private readonly ttlMs = 5000, private readonly now: () => number = Date.now) {}
+
+  /** A renewed sealing certificate (docs/operations.md, "Renewals"): advertised from the next EHLO on. */
+  setSealSerial(serial: string): void {
+    this.sealSerial = serial;
+    this.at = -Infinity;
+  }
 
   /** The line to push into the EHLO capabilities; never throws (without keyd: the seal serial only). */
   async current(): Promise<string> {

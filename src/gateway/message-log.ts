@@ -11,8 +11,11 @@
  *
  * Never in a record: message content (body, subject, headers other than the
  * facts above), key material, tokens, capsules. Addresses appear only as
- * domains and counts. The reply text is our own table's (replies.ts), whose
- * details name rules, key ids and domains, never content.
+ * domains and counts. The reply text is our own table's (replies.ts); its
+ * detail part can name an address (a recipient a peer or keyd refused), so
+ * every address in it is written as `<redacted>@domain` (redactAddresses),
+ * and it is cut to REPLY_TEXT_MAX characters. The SMTP client still gets the
+ * whole reply: only the log line is redacted.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { performance } from 'node:perf_hooks';
@@ -175,6 +178,25 @@ function replyOf(code: number | undefined, msg: unknown): MessageRecord['reply']
   return { code: smtp, status: `${String(smtp)[0]}.0.0`, text: typeof msg === 'string' ? msg : '' };
 }
 
+/** Longest reply text in a log line (characters, before redaction). */
+export const REPLY_TEXT_MAX = 300;
+const DELIMS = /([\s<>"'(),;[\]]+)/;
+
+/**
+ * Every address-like token (`local@domain`) of `text` as `<redacted>@domain`:
+ * the domain stays (it is logged as a peer anyway), the local part goes.
+ * Linear: one split on delimiters, one look at each token.
+ */
+export function redactAddresses(text: string): string {
+  const cut = text.length > REPLY_TEXT_MAX ? `${text.slice(0, REPLY_TEXT_MAX)}…` : text;
+  return cut.split(DELIMS).map((tok) => {
+    const at = tok.lastIndexOf('@');
+    if (at < 0) return tok;
+    const domain = tok.slice(at + 1).replace(/[.:]+$/, '');
+    return /^[A-Za-z0-9.-]*$/.test(domain) ? `<redacted>@${domain}${tok.slice(at + 1 + domain.length)}` : '<redacted>';
+  }).join('');
+}
+
 function outcomeOf(code: number | undefined, direction: HopDirection, text: string): HopOutcome {
   if (code === CODES.OK) return text.startsWith('Held') ? 'held' : direction === 'inbound' ? 'delivered' : 'queued';
   if (code === CODES.DENY || code === CODES.DENYDISCONNECT) return 'refused';
@@ -215,11 +237,12 @@ export function startHop(queueId: string, direction: HopDirection, rcpts: readon
       if (!h.done) {
         h.done = true;
         try {
-          const reply = replyOf(code, msg);
+          const answer = replyOf(code, msg);
+          const reply = { ...answer, text: redactAddresses(answer.text) };
           const record: MessageRecord = {
             event: 'ssmax-message', queueId: h.queueId, direction: h.direction, mode: h.mode, ...(h.submitter ? { submitter: h.submitter } : {}),
             peers: [...h.peers].sort(), rcpts: h.rcpts, chain: h.chain, keyVersions: [...h.keyVersions].sort(), inspection: h.inspection,
-            ...(h.quarantine ? { quarantine: h.quarantine } : {}), outcome: outcomeOf(code, h.direction, reply.text), reply,
+            ...(h.quarantine ? { quarantine: h.quarantine } : {}), outcome: outcomeOf(code, h.direction, answer.text), reply,
             ms: { keyd: round(h.ms.keyd), inspection: round(h.ms.inspection), delivery: round(h.ms.delivery), chain: round(h.ms.chain), total: round(performance.now() - h.started) },
           };
           write(`ssmax-message ${JSON.stringify(record)}`);

@@ -5,7 +5,9 @@
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
+import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
+import { FileWatch } from '../ops/reload';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
@@ -23,6 +25,11 @@ import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
 import { type Inspector, LocalInspector } from './inspection';
 import { RemoteInspector } from '../inspector/client';
+
+/** How often the own bundle is fetched again while a renewed sealing certificate waits to appear in it. */
+const SEAL_CHECK_MS = 5000;
+/** A renewed sealing certificate still missing from the own bundle after this long gets a WARNING line. */
+const SEAL_WAIT_WARN_MS = 600000;
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -42,7 +49,7 @@ export interface SetupOptions {
 export function setupGateway(ini: Record<string, Record<string, unknown>>, haraka: string, log: (line: string) => void, stateName = 'ssmax-state', opts: SetupOptions = {}): Gateway {
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
   const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
-  const client = (cert: string, key: string) => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
+  const client = (cert: string, key: string): KeydClient => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
   const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
@@ -81,10 +88,48 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
+  // Renewed certificates (docs/operations.md, "Renewals"), picked up without a restart: the client
+  // certificates at once; the sealing certificate once the organisation's own published bundle
+  // carries it, so a peer that refreshes on the unknown certificate finds it.
+  const note = (l: string) => log(`ssmax: ${l}`);
+  const watches: FileWatch[] = [];
+  const keydCreds = (c: KeydClient, cert: string, key: string, what: string) => watches.push(new FileWatch([cert, key], ([certPem, keyPem]) => {
+    c.setCredentials(certPem!, keyPem!);
+    if (c === gatewayClient && inspection instanceof RemoteInspector) inspection.setCredentials(certPem!, keyPem!);
+  }, note, what).start());
+  keydCreds(gatewayClient, config.keyd.cert, config.keyd.key, 'gateway client certificate');
+  if (inspectorClient && config.keyd.inspectorCert && config.keyd.inspectorKey) keydCreds(inspectorClient, config.keyd.inspectorCert, config.keyd.inspectorKey, 'inspector client certificate');
+  const sealPublic = createPublicKey(deps.seal.privateKey).export({ type: 'spki', format: 'der' });
+  let sealCheck: Promise<void> | undefined;
+  let sealReady: string | undefined; // the certRef found in the own bundle
+  let sealCheckedAt = -Infinity;
+  let sealWaiting: { ref: string; since: number; warned: boolean } | undefined;
+  watches.push(new FileWatch([config.seal.cert], ([pem]) => {
+    const cert = parseCertificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem!)?.[0] ?? '');
+    if (!Buffer.from(cert.spki).equals(sealPublic)) throw new Error('the new sealing certificate is not for the sealing key');
+    const ref = certificateRef(cert.der);
+    if (sealReady === ref) {
+      deps.seal.certRef = ref;
+      advertiser?.setSealSerial(cert.serial);
+      return undefined;
+    }
+    if (sealWaiting?.ref !== ref) sealWaiting = { ref, since: performance.now(), warned: false };
+    if (!sealWaiting.warned && performance.now() - sealWaiting.since > SEAL_WAIT_WARN_MS) {
+      sealWaiting.warned = true;
+      note(`WARNING the renewed sealing certificate (serial ${cert.serial}) is not in ${config.domain}'s published bundle after ${SEAL_WAIT_WARN_MS / 60000} minutes; the previous one stays in use until it is (check the publisher's [pki] sealing_certificates and this gateway's [peers] ${config.domain} entry)`);
+    }
+    if (sealCheck || performance.now() - sealCheckedAt < SEAL_CHECK_MS) return 'later';
+    sealCheckedAt = performance.now();
+    sealCheck = directory.refresh(config.domain).then((own) => {
+      if (own.sealingCertificate(ref, new Date())) sealReady = ref;
+    }, () => undefined).finally(() => { sealCheck = undefined; });
+    return 'later';
+  }, note, 'sealing certificate').start());
   const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol, config.delivery.deliveryId);
   return {
     config, deps, delivery, ...(advertiser ? { advertiser } : {}),
     async close() {
+      for (const w of watches) w.stop();
       gatewayClient.close();
       inspectorClient?.close();
       await directory.close();

@@ -75,15 +75,27 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
 }
 
 export class RemoteInspector implements Inspector {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly base: URL;
 
   constructor(private readonly opts: RemoteInspectorOptions) {
     this.base = new URL(opts.url);
-    this.agent = new Agent({
-      keepAlive: true, maxSockets: 16, cert: opts.cert, key: opts.key, ca: [...opts.ca], servername: opts.servername,
+    this.agent = this.agentFor(opts.cert, opts.key);
+  }
+
+  /** A renewed client certificate: new requests use it; those under way finish on the old connections. */
+  setCredentials(cert: string, key: string): void {
+    const old = this.agent;
+    this.agent = this.agentFor(cert, key);
+    setTimeout(() => old.destroy(), 30000).unref();
+  }
+
+  private agentFor(cert: string, key: string): Agent {
+    const opts = this.opts;
+    return new Agent({
+      keepAlive: true, maxSockets: 16, cert, key, ca: [...opts.ca], servername: opts.servername,
       // the name, and the inspector role: another service of the organisation cannot stand in for it
-      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkServerIdentity(opts.servername, cert) ?? (roleOf(new Uint8Array(cert.raw)) === 'inspector' ? undefined : new Error('the server certificate does not carry the inspector role')),
+      checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(opts.servername, peer) ?? (roleOf(new Uint8Array(peer.raw)) === 'inspector' ? undefined : new Error('the server certificate does not carry the inspector role')),
     });
   }
 

@@ -8,6 +8,7 @@
  * gracefully.
  */
 import { readFileSync } from 'node:fs';
+import { FileWatch } from '../ops/reload';
 import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../gateway/inspection';
@@ -79,9 +80,16 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     await directory.close();
     throw err;
   }
+  // renewed certificates (docs/operations.md, "Renewals"), picked up without a restart
+  const note = (l: string) => opts.log?.(`inspector: ${l}`);
+  const watches = [
+    new FileWatch([config.tls.cert, config.tls.key], ([cert, key]) => server.server.setSecureContext({ cert: cert!, key: key!, ca: clientCas, minVersion: 'TLSv1.2' }), note, 'TLS certificate'),
+    new FileWatch([config.keyd.cert, config.keyd.key], ([cert, key]) => keydClient.setCredentials(cert!, key!), note, 'keyd client certificate'),
+  ].map((w) => w.start());
   return {
     port, engine,
     async stop() {
+      for (const w of watches) w.stop();
       await ops?.close();
       await server.close();
       keydClient.close();

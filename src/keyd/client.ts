@@ -34,15 +34,30 @@ export class KeydClientError extends Error {
 }
 
 export class KeydClient {
-  private readonly agent: Agent;
+  private agent: Agent;
   private readonly base: URL;
 
   constructor(private readonly opts: KeydClientOptions) {
     this.base = new URL(opts.url);
-    this.agent = new Agent({
-      keepAlive: true, maxSockets: opts.maxSockets ?? 16, cert: opts.cert, key: opts.key, ca: [...opts.ca],
-      ...(opts.servername ? { servername: opts.servername } : {}),
+    this.agent = this.agentFor(opts.cert, opts.key);
+  }
+
+  private agentFor(cert: string, key: string): Agent {
+    return new Agent({
+      keepAlive: true, maxSockets: this.opts.maxSockets ?? 16, cert, key, ca: [...this.opts.ca],
+      ...(this.opts.servername ? { servername: this.opts.servername } : {}),
     });
+  }
+
+  /**
+   * A renewed client certificate (docs/operations.md, "Renewals"): new
+   * requests connect with it; requests under way finish on the old
+   * connections, which close when idle.
+   */
+  setCredentials(cert: string, key: string): void {
+    const old = this.agent;
+    this.agent = this.agentFor(cert, key);
+    setTimeout(() => old.destroy(), 30000).unref();
   }
 
   async call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {

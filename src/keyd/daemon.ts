@@ -23,8 +23,9 @@ import { KeydServer } from './server';
 import { type Actor, KeyService } from './service';
 import { KeydStore } from './store';
 import { TrackingKeys } from './tracking';
-import { startKeydOps } from '../ops/keyd-ops';
+import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
+import { CertRenewer, certPolicyOf } from './cert-renewal';
 
 export interface KeydParts {
   readonly store: KeydStore;
@@ -77,6 +78,7 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
 export interface RunningKeyd extends KeydParts {
   readonly port: number;
   readonly renewer: CrlRenewer;
+  readonly certRenewer: CertRenewer;
   /** One run of the schedule (key versions, then CRLs), as the timer does it; for tests on a simulated clock. */
   schedule(): Promise<void>;
   stop(): Promise<void>;
@@ -125,8 +127,12 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-  const renewer = new CrlRenewer(crlFiles, orgCaOf(config), crlPolicyOf(config), parts.audit, opts.log);
+  const orgCaAuthority = orgCaOf(config);
+  const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
   await renewer.run(clock());
+  // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
+  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
+  await certRenewer.run(clock());
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
     clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), orgCa,
@@ -136,7 +142,20 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   const port = await server.listen();
-  const ops = await startKeydOps(config, parts, clock, opts.log, renewer).catch(async (err: unknown) => {
+  const tlsFiles = [config.tls.cert, config.tls.key];
+  let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
+  const reloadTls = () => {
+    try {
+      const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
+      if (`${cert}${key}` === tlsText) return;
+      server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
+      tlsText = `${cert}${key}`;
+      opts.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
+    } catch (err) {
+      opts.log?.(`keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`);
+    }
+  };
+  const ops = await startKeydOps(config, parts, clock, opts.log, renewer, certRenewer).catch(async (err: unknown) => {
     await server.close();
     throw err;
   }); // [ops]: health and metrics (docs/operations.md)
@@ -145,13 +164,17 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     scheduling ??= parts.service.maintain(KEYD_ACTOR).then(
       (changes) => { if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`); },
       (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
-    ).then(() => renewer.run(clock())).then(() => undefined).finally(() => { scheduling = undefined; });
+    ).then(() => {
+      if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
+        opts.log?.(`keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`);
+      }
+    }).then(() => renewer.run(clock())).then(() => certRenewer.run(clock())).then(() => reloadTls()).finally(() => { scheduling = undefined; });
     return scheduling;
   };
   const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
   timer.unref();
   return {
-    ...parts, port, renewer, schedule,
+    ...parts, port, renewer, certRenewer, schedule,
     async stop() {
       clearInterval(timer);
       await ops?.close();

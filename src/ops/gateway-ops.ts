@@ -5,7 +5,8 @@
  * availability (inline inspection). Fed by the per-message records
  * (message-log.ts) and read from the gateway's own state at scrape time.
  */
-import { Counter, Gauge, Histogram } from 'prom-client';
+import cluster from 'node:cluster';
+import { AggregatorRegistry, Counter, Gauge, Histogram } from 'prom-client';
 import { Directory } from '../directory/directory';
 import { type Gateway } from '../gateway/setup';
 import { LocalInspector } from '../gateway/inspection';
@@ -28,6 +29,8 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
   const messages = new Counter({ name: 'ssmax_gateway_messages_total', help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, refused, deferred)', labelNames: ['direction', 'outcome'], registers: [registry] });
   const replies = new Counter({ name: 'ssmax_gateway_replies_total', help: 'Replies after DATA, by direction, SMTP code and enhanced status code', labelNames: ['direction', 'code', 'status'], registers: [registry] });
   const steps = new Histogram({ name: 'ssmax_gateway_step_seconds', help: 'Time spent per message in each step (keyd, inspection, delivery, chain) and in all (total)', labelNames: ['direction', 'step'], buckets: BUCKETS, registers: [registry] });
+  // 1 per process: summed across Haraka's workers, the number of workers that answered the scrape
+  new Gauge({ name: 'ssmax_gateway_worker_processes', help: 'Gateway processes whose counts this answer holds (Haraka\'s workers under smtp.ini nodes=N; 1 otherwise)', registers: [registry], aggregator: 'sum' }).set(1);
   const unhook = onRecord((r: MessageRecord) => {
     messages.inc({ direction: r.direction, outcome: r.outcome });
     replies.inc({ direction: r.direction, code: String(r.reply.code), status: r.reply.status });
@@ -46,13 +49,14 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
         if (p.lastErrorAt) lastError.set({ peer: p.domain }, p.lastErrorAt.getTime() / 1000);
       }
     };
-    const age: Gauge = new Gauge({ name: 'ssmax_gateway_peer_bundle_age_seconds', help: 'Seconds since the peer\'s bundle was last fetched', labelNames: ['peer'], registers: [registry], collect: refresh });
-    const expiry = new Gauge({ name: 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds', help: 'When the cached bundle of the peer expires (Unix time)', labelNames: ['peer'], registers: [registry] });
-    const lastError = new Gauge({ name: 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds', help: 'When fetching the peer\'s bundle last failed (Unix time; absent if never)', labelNames: ['peer'], registers: [registry] });
-    const usable = new Gauge({ name: 'ssmax_gateway_peer_bundle_usable', help: '1 when a valid (or refresh-due) bundle of the peer is held, else 0', labelNames: ['peer'], registers: [registry] });
+    // across Haraka's workers (each holds its own cache): the oldest, the earliest expiry, the latest error, usable only if usable in all
+    const age: Gauge = new Gauge({ name: 'ssmax_gateway_peer_bundle_age_seconds', help: 'Seconds since the peer\'s bundle was last fetched', labelNames: ['peer'], registers: [registry], collect: refresh, aggregator: 'max' });
+    const expiry = new Gauge({ name: 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds', help: 'When the cached bundle of the peer expires (Unix time)', labelNames: ['peer'], registers: [registry], aggregator: 'min' });
+    const lastError = new Gauge({ name: 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds', help: 'When fetching the peer\'s bundle last failed (Unix time; absent if never)', labelNames: ['peer'], registers: [registry], aggregator: 'max' });
+    const usable = new Gauge({ name: 'ssmax_gateway_peer_bundle_usable', help: '1 when a valid (or refresh-due) bundle of the peer is held, else 0', labelNames: ['peer'], registers: [registry], aggregator: 'min' });
   }
   const crlNext = new Gauge({
-    name: 'ssmax_gateway_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL the gateway validates local users with (Unix time), by file order', labelNames: ['crl'], registers: [registry],
+    name: 'ssmax_gateway_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL the gateway validates local users with (Unix time), by file order', labelNames: ['crl'], registers: [registry], aggregator: 'min',
     collect() {
       crlNext.reset();
       try {
@@ -69,7 +73,7 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
   const av = ins instanceof LocalInspector ? ins.config.av : undefined;
   if (av) {
     const up = new Gauge({
-      name: 'ssmax_gateway_clamd_up', help: '1 when clamd answers PING, else 0', registers: [registry],
+      name: 'ssmax_gateway_clamd_up', help: '1 when clamd answers PING, else 0', registers: [registry], aggregator: 'min',
       async collect() {
         up.set((await av.client.ping()) ? 1 : 0);
       },
@@ -78,13 +82,30 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
   return { registry, unhook };
 }
 
-/** Starts the listener when [ops] listen is set; undefined otherwise. */
+/**
+ * Starts the listener when [ops] listen is set; undefined otherwise. Under
+ * Haraka's cluster (smtp.ini nodes=N) the plugin is loaded in the master and
+ * in every worker: the master listens and answers /metrics with the workers'
+ * metrics aggregated (prom-client's AggregatorRegistry over the cluster IPC
+ * channel); the workers only answer the master.
+ */
 export async function startGatewayOps(gw: Gateway, section: Record<string, unknown> | undefined, log: (line: string) => void): Promise<GatewayOps | undefined> {
   const addr = parseOpsListen(section?.listen === undefined ? GATEWAY_OPS_DEFAULTS.listen : String(section.listen), 'ssmax.ini');
   if (!addr) return undefined;
   const { registry, unhook } = gatewayMetrics(gw);
+  if (cluster.isWorker) {
+    // A worker of Haraka's cluster (smtp.ini nodes=N): no listener of its own; the master answers
+    // /metrics with every worker's series, aggregated (counters summed; gauges as set above).
+    new AggregatorRegistry(); // installs the worker's answer to the master's request
+    AggregatorRegistry.setRegistries([registry]);
+    return { listener: { port: 0, close: () => Promise.resolve() }, close: () => Promise.resolve(unhook()) };
+  }
+  const aggregator = new AggregatorRegistry();
+  const workers = () => Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length;
   const listener = await startOps({
     ...addr, service: 'gateway', registry,
+    // the cluster master handles no mail: its workers' counts are the gateway's
+    metrics: () => (workers() > 0 ? aggregator.clusterMetrics() : registry.metrics()),
     async ready() {
       const checks: Record<string, string> = {};
       try {

@@ -10,6 +10,8 @@ import { parse } from 'ini';
 import { Counter, Gauge } from 'prom-client';
 import type { KeydConfig } from '../keyd/config';
 import type { KeydParts } from '../keyd/daemon';
+import type { CertRenewer } from '../keyd/cert-renewal';
+import type { OrgKeyring } from '../keyd/org-keys';
 import type { CrlRenewer } from '../keyd/renewal';
 import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
 
@@ -22,20 +24,43 @@ export function opsSection(file: string): Record<string, unknown> {
   return s && typeof s === 'object' ? (s as Record<string, unknown>) : {};
 }
 
-export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date(), renewer?: CrlRenewer): ReturnType<typeof newRegistry> {
+/**
+ * The current key version is within half of `renewBeforeMs` of its end and no
+ * later version is ready: the key schedule is not doing its work.
+ */
+export function keyRenewalLate(keyring: OrgKeyring, now: Date, renewBeforeMs: number): boolean {
+  const horizon = now.getTime() + renewBeforeMs / 2;
+  return !keyring.all().some((k) => k.state === 'active' && k.notAfter > horizon);
+}
+
+export interface KeydRenewers {
+  readonly crl?: CrlRenewer;
+  readonly certs?: CertRenewer;
+  /** [keys] renew_before_days, for the key item of the warning metric. */
+  readonly keyRenewBeforeMs?: number;
+}
+
+export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date(), renewers: CrlRenewer | KeydRenewers = {}): ReturnType<typeof newRegistry> {
   const registry = newRegistry('keyd');
-  if (renewer) {
-    const refresh = () => {
-      crlNext.reset();
-      warning.reset();
-      for (const c of renewer.status()) {
-        if (c.nextUpdate) crlNext.set({ crl: c.file, renewable: String(c.renewable) }, c.nextUpdate.getTime() / 1000);
-        warning.set({ item: `crl:${c.file}` }, c.warning ? 1 : 0);
-      }
-    };
-    const crlNext: Gauge = new Gauge({ name: 'ssmax_keyd_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it', labelNames: ['crl', 'renewable'], registers: [registry], collect: refresh });
-    const warning = new Gauge({ name: 'ssmax_keyd_renewal_warning', help: '1 when the item is within its warning window and keyd could not renew it', labelNames: ['item'], registers: [registry] });
-  }
+  const { crl: renewer, certs, keyRenewBeforeMs } = 'status' in renewers ? { crl: renewers, certs: undefined, keyRenewBeforeMs: undefined } : renewers;
+  // one collect for the three (prom-client collects each metric just before writing it: the first one fills them all)
+  const refreshRenewals = () => {
+    crlNext.reset();
+    certExpiry.reset();
+    warning.reset();
+    for (const c of renewer?.status() ?? []) {
+      if (c.nextUpdate) crlNext.set({ crl: c.file, renewable: String(c.renewable) }, c.nextUpdate.getTime() / 1000);
+      warning.set({ item: `crl:${c.file}` }, c.warning ? 1 : 0);
+    }
+    for (const c of certs?.status() ?? []) {
+      if (c.notAfter) certExpiry.set({ file: c.file, renewable: String(c.renewable) }, c.notAfter.getTime() / 1000);
+      warning.set({ item: `cert:${c.file}` }, c.warning ? 1 : 0);
+    }
+    if (keyRenewBeforeMs !== undefined) warning.set({ item: 'key:current' }, keyRenewalLate(parts.keyring, clock(), keyRenewBeforeMs) ? 1 : 0);
+  };
+  const warning: Gauge = new Gauge({ name: 'ssmax_keyd_renewal_warning', help: '1 when the item (crl:FILE, cert:FILE, key:current) is within its warning window and keyd could not renew it', labelNames: ['item'], registers: [registry], collect: refreshRenewals });
+  const crlNext = new Gauge({ name: 'ssmax_keyd_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it', labelNames: ['crl', 'renewable'], registers: [registry] });
+  const certExpiry = new Gauge({ name: 'ssmax_keyd_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate file of [certificates] renew (Unix time); renewable="true" when keyd re-certifies it', labelNames: ['file', 'renewable'], registers: [registry] });
   const ops = new Counter({ name: 'ssmax_keyd_operations_total', help: 'keyd operations by kind (the audit record\'s op) and result (ok, refused, error)', labelNames: ['op', 'result'], registers: [registry] });
   const refusals = new Counter({ name: 'ssmax_keyd_refusals_total', help: 'Refused or failed keyd operations by kind and reason (keyd\'s error code)', labelNames: ['op', 'reason'], registers: [registry] });
   const audit = parts.audit;
@@ -75,12 +100,12 @@ export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date
 }
 
 /** Starts keyd's listener when [ops] listen is set in its config file; undefined otherwise. */
-export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void, renewer?: CrlRenewer): Promise<OpsListener | undefined> {
+export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void, renewer?: CrlRenewer, certs?: CertRenewer): Promise<OpsListener | undefined> {
   const section = opsSection(config.file);
   const addr = parseOpsListen(section.listen === undefined ? KEYD_OPS_DEFAULTS.listen : String(section.listen), `Config "${config.file}"`);
   if (!addr) return undefined;
   const listener = await startOps({
-    ...addr, service: 'keyd', registry: keydMetrics(parts, clock, renewer),
+    ...addr, service: 'keyd', registry: keydMetrics(parts, clock, { ...(renewer ? { crl: renewer } : {}), ...(certs ? { certs } : {}), keyRenewBeforeMs: config.keys.renewBeforeMs }),
     ready() {
       const checks: Record<string, string> = {};
       try {

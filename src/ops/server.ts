@@ -26,6 +26,8 @@ export interface OpsOptions {
   /** The service's name in the answers (keyd, publisher, inspector, gateway). */
   readonly service: string;
   readonly registry: Registry;
+  /** The /metrics text, when it is not `registry`'s own (a Haraka cluster master: its workers' counts, aggregated). */
+  readonly metrics?: () => Promise<string>;
   /** Readiness; bounded by `readyTimeoutMs` (a check that does not answer in time counts as not ready). */
   readonly ready: () => Promise<ReadyAnswer>;
   readonly readyTimeoutMs?: number;
@@ -80,7 +82,7 @@ async function handle(opts: OpsOptions, req: IncomingMessage, res: ServerRespons
       return;
     }
     case '/metrics':
-      send(res, 200, opts.registry.contentType, await opts.registry.metrics());
+      send(res, 200, opts.registry.contentType, await (opts.metrics ? opts.metrics() : opts.registry.metrics()));
       return;
     default:
       json(res, 404, { error: 'not found', endpoints: ['/health/live', '/health/ready', '/metrics'] });

@@ -47,11 +47,13 @@ export async function startPublisherOps(configFile: string, publisher: Publisher
     issued.set((s.issued?.getTime() ?? 0) / 1000);
     expires.set((s.expires?.getTime() ?? 0) / 1000);
     lastError.set(s.lastError ? (s.lastErrorAt?.getTime() ?? 0) / 1000 : 0);
+    warning.set(s.warning ? 1 : 0);
   };
   const serial: Gauge = new Gauge({ name: 'ssmax_publisher_bundle_serial', help: 'Serial of the bundle served (0: none)', registers: [registry], collect: refresh });
   const issued = new Gauge({ name: 'ssmax_publisher_bundle_issued_timestamp_seconds', help: 'When the served bundle was issued (Unix time)', registers: [registry] });
   const expires = new Gauge({ name: 'ssmax_publisher_bundle_expiry_timestamp_seconds', help: 'When the served bundle expires (Unix time; 0: none served)', registers: [registry] });
   const lastError = new Gauge({ name: 'ssmax_publisher_last_error_timestamp_seconds', help: 'When the last publication failed (Unix time; 0 when the last one succeeded)', registers: [registry] });
+  const warning = new Gauge({ name: 'ssmax_publisher_renewal_warning', help: '1 when the served bundle is within its warning window (less than half of the time from the scheduled re-publication to expiry left) and could not be renewed, or none is served', registers: [registry] });
   crlGauge('ssmax_publisher_crl_next_update_timestamp_seconds', crls, registry);
   const listener = await startOps({
     ...addr, service: 'publisher', registry,

@@ -15,6 +15,7 @@ import type { KeydPublic } from './material';
 import { pemBlocks } from './material';
 import { Publisher } from './publisher';
 import { servedChain } from './tls-chain';
+import { FileWatch, RELOAD_CHECK_MS } from '../ops/reload';
 
 export class PublisherConfigError extends Error {
   constructor(message: string) {
@@ -166,5 +167,18 @@ export function openPublisher(config: PublisherConfig, opts: { log?: (line: stri
     host: config.host, port: config.port,
     ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.log ? { log: opts.log } : {}),
   });
-  return { publisher, close: () => client.close() };
+  // renewed certificates (docs/operations.md, "Renewals"), picked up without a restart
+  const note = (l: string) => opts.log?.(`publisher: ${l}`);
+  const watches = [
+    new FileWatch([config.signer.cert], ([pem]) => publisher.setSignerCertificate(pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] ?? pem!), note, 'bundle-signer certificate'),
+    new FileWatch([config.tls.cert, config.tls.key], ([cert, key]) => publisher.setTls(servedChain(cert!, config.tls.cert, roots), key!), note, 'TLS certificate'),
+    new FileWatch([config.keyd.cert, config.keyd.key], ([cert, key]) => client.setCredentials(cert!, key!), note, 'keyd client certificate'),
+  ].map((w) => w.start(Math.min(RELOAD_CHECK_MS, config.pollMs)));
+  return {
+    publisher,
+    close: () => {
+      for (const w of watches) w.stop();
+      client.close();
+    },
+  };
 }

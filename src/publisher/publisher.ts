@@ -19,11 +19,13 @@
  * - Answers carry `etag` = the bundle id and `cache-control: max-age` = the
  *   remaining lifetime in seconds.
  */
+import { createPublicKey } from 'node:crypto';
 import { once } from 'node:events';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type BundleSigner, type InboundPolicy, createBundle, verifyBundle } from '../pki/bundle';
+import { parseCertificate } from '../pki/certificate';
 import { ValidationCache } from '../pki/validate';
 import { type KeydPublic, type KeydPublicSource, type Material, type MaterialFiles, gatherMaterial } from './material';
 import { SerialState } from './serial-state';
@@ -76,6 +78,9 @@ export class Publisher {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
+  private signer: BundleSigner;
+  /** Sealing certificates served before (PEM → notAfter ms): a renewed one's predecessor stays in the bundle while it outlives it. */
+  private readonly earlierSeals = new Map<string, number>();
 
   constructor(private readonly opts: PublisherOptions) {
     if (!(opts.republishAfter > 0 && opts.republishAfter < 1)) throw new RangeError(`Cannot create publisher: republishAfter "${opts.republishAfter}" is not between 0 and 1`);
@@ -83,6 +88,26 @@ export class Publisher {
     this.state = new SerialState(opts.stateFile);
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log ?? (() => undefined);
+    this.signer = opts.signer;
+  }
+
+  /**
+   * A renewed bundle-signer certificate for the same key (docs/operations.md,
+   * "Renewals"): used from the next publication on, which happens at the next
+   * poll (the material changed). Throws when it is not for the signer's key.
+   */
+  setSignerCertificate(pem: string): void {
+    const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' });
+    if (!spki.equals(createPublicKey(this.signer.privateKey).export({ type: 'spki', format: 'der' }))) throw new Error('the new bundle-signer certificate is not for the signer key');
+    this.signer = { ...this.signer, certificate: pem };
+    this.signerChanged = true;
+  }
+
+  private signerChanged = false;
+
+  /** A renewed TLS certificate (and key): new connections get it. */
+  setTls(cert: string, key: string): void {
+    this.server?.setSecureContext({ cert, key });
   }
 
   /** The publication being served, if any. */
@@ -135,20 +160,32 @@ export class Publisher {
       const now = this.now();
       const material = gatherMaterial(keyd, this.opts.files, this.opts.domain, now);
       const cur = this.current;
-      const due = !cur || material.fingerprint !== cur.fingerprint
+      const due = !cur || material.fingerprint !== cur.fingerprint || this.signerChanged
         || now >= cur.issued.getTime() + this.opts.lifetimeMs * this.opts.republishAfter;
       if (due) this.publish(material, now);
     } catch (err) {
       this.lastError = (err as Error).message;
       this.lastErrorAt = new Date(this.clock());
       this.log(`publisher: ${this.lastError}`);
+      if (this.current && this.renewalLate()) this.log(`publisher: WARNING the served bundle (serial ${this.current.serial}) expires at ${this.current.expires.toISOString()} and could not be renewed`);
     }
   }
 
   /** What is served and the last failure, for the operations listener (src/ops/service-ops.ts). */
-  status(): { serial?: number; issued?: Date; expires?: Date; lastError?: string; lastErrorAt?: Date } {
+  status(): { serial?: number; issued?: Date; expires?: Date; lastError?: string; lastErrorAt?: Date; warning: boolean } {
     const c = this.current;
-    return { ...(c ? { serial: c.serial, issued: c.issued, expires: c.expires } : {}), ...(this.lastError ? { lastError: this.lastError } : {}), ...(this.lastErrorAt ? { lastErrorAt: this.lastErrorAt } : {}) };
+    return { warning: this.renewalLate(), ...(c ? { serial: c.serial, issued: c.issued, expires: c.expires } : {}), ...(this.lastError ? { lastError: this.lastError } : {}), ...(this.lastErrorAt ? { lastErrorAt: this.lastErrorAt } : {}) };
+  }
+
+  /**
+   * The served bundle (or none) is inside its warning window: less than half
+   * of the time between the scheduled re-publication and expiry is left, so
+   * re-publication has been failing (or nothing was ever served).
+   */
+  renewalLate(): boolean {
+    const c = this.current;
+    if (!c) return true;
+    return c.expires.getTime() - this.clock() < (this.opts.lifetimeMs * (1 - this.opts.republishAfter)) / 2;
   }
 
   /** Whole seconds: bundle and certificate times have no fractions. */
@@ -161,18 +198,31 @@ export class Publisher {
     const serial = Math.max(this.state.serial + 1, 1);
     const issued = new Date(now);
     const expires = new Date(now + this.opts.lifetimeMs);
-    const text = createBundle({
-      domain: this.opts.domain, serial, issued, expires,
-      orgCaChain: material.orgCaChain,
-      encryptionKeys: material.keys.map((k) => ({ state: k.state, certificate: k.certificate })),
-      sealingCertificates: material.sealingCertificates, crls: material.crls,
-      abuseContact: this.opts.abuseContact, inboundPolicy: this.opts.inboundPolicy,
-    }, this.opts.signer);
-    // Check it as a peer will, before anyone can fetch it.
-    const check = verifyBundle(text, { domain: this.opts.domain, roots: this.opts.roots, time: issued, cache: this.validation });
+    // mail sealed with the previous sealing certificate may still be queued: keep it while it is valid for the whole bundle lifetime
+    for (const pem of material.sealingCertificates) if (!this.earlierSeals.has(pem)) this.earlierSeals.set(pem, parseCertificate(pem).notAfter.getTime());
+    const earlier = [...this.earlierSeals].filter(([pem, notAfter]) => !material.sealingCertificates.includes(pem) && notAfter >= expires.getTime()).map(([pem]) => pem);
+    for (const [pem, notAfter] of this.earlierSeals) if (notAfter < expires.getTime()) this.earlierSeals.delete(pem);
+    const build = (seals: readonly string[]) => {
+      const text = createBundle({
+        domain: this.opts.domain, serial, issued, expires,
+        orgCaChain: material.orgCaChain,
+        encryptionKeys: material.keys.map((k) => ({ state: k.state, certificate: k.certificate })),
+        sealingCertificates: seals, crls: material.crls,
+        abuseContact: this.opts.abuseContact, inboundPolicy: this.opts.inboundPolicy,
+      }, this.signer);
+      // Check it as a peer will, before anyone can fetch it.
+      return { text, check: verifyBundle(text, { domain: this.opts.domain, roots: this.opts.roots, time: issued, cache: this.validation }) };
+    };
+    let { text, check } = build([...material.sealingCertificates, ...earlier]);
+    if (check.status !== 'valid' && earlier.length > 0) {
+      // an earlier sealing certificate no longer verifies (revoked): leave the earlier ones out
+      this.earlierSeals.clear();
+      ({ text, check } = build(material.sealingCertificates));
+    }
     if (check.status !== 'valid') throw new Error(`Cannot publish serial ${serial}: the bundle does not verify (${check.status}): ${check.message}`);
     this.state.record({ serial, id: check.bundle.id, issued: check.bundle.payload.issued, expires: check.bundle.payload.expires });
     this.current = { text, serial, id: check.bundle.id, issued, expires, fingerprint: material.fingerprint };
+    this.signerChanged = false;
     this.lastError = undefined;
     this.log(`publisher: published serial ${serial} id ${check.bundle.id}, current key ${this.opts.domain}:v${check.bundle.currentKey.version}, expires ${check.bundle.payload.expires}`);
   }

@@ -134,7 +134,8 @@ export interface CrlUpdate {
 }
 
 interface CaJson {
-  crlNumber: number;
+  /** Legacy floor only: the CRL number lives in the CRL file (one counter with `ssmax ca crl` and keyd's renewals). */
+  crlNumber?: number;
   revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
 }
 
@@ -160,7 +161,7 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
   if (u.caDir) {
     caJson = JSON.parse(readFileSync(join(u.caDir, 'ca.json'), 'utf8')) as CaJson;
     for (const r of caJson.revoked) if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
-    if (BigInt(caJson.crlNumber) > number) number = BigInt(caJson.crlNumber);
+    if (BigInt(caJson.crlNumber ?? 0) > number) number = BigInt(caJson.crlNumber ?? 0);
   }
   const added: string[] = [];
   for (const s of serials) {
@@ -174,7 +175,7 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
   renameSync(tmp, u.crlFile);
   if (u.caDir && caJson) {
     for (const s of added) caJson.revoked.push({ serial: s, revokedAt: thisUpdate.toISOString(), reason });
-    caJson.crlNumber = Number(number + 1n);
+    delete caJson.crlNumber;
     writeFileSync(join(u.caDir, 'ca.json'), `${JSON.stringify(caJson, null, 2)}\n`, { mode: 0o644 });
   }
   return { crlNumber: number + 1n, added };

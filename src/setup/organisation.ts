@@ -25,7 +25,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile } from '../keyd/master-key';
 import { parseCertificate } from '../pki/certificate';
-import { createCrl } from '../pki/crl';
+import { createCrl, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
@@ -52,6 +52,11 @@ export interface SetupOptions {
   readonly rootCrl: string;
   /** keyd's listen address; default 127.0.0.1:7443. */
   readonly keydListen?: string;
+  /**
+   * The loopback health and metrics listeners ([ops] listen, docs/operations.md): gateway on this
+   * port, keyd +1, publisher +2, inspector +3 (the compose healthchecks use 9520). Absent: none.
+   */
+  readonly opsPort?: number;
   /** How the other services reach keyd; default https://<keydListen>. Its certificate names keyd.<domain>. */
   readonly keydUrl?: string;
   /** The publisher's listen address; default 0.0.0.0:443. */
@@ -241,13 +246,17 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   };
 
   // pki/: public material; the org CA's first CRL (the CA's state records its number)
-  const crlNumber = (Number(state.crlNumber) || 0) + 1;
+  // one CRL counter: the number in the CA's crl.pem (keyd's renewals and ssmax ca crl continue it); ca.json's is a legacy floor
+  const caCrl = join(orgCaDir, 'crl.pem');
+  const fileNumber = existsSync(caCrl) ? Number(parseCrl(readFileSync(caCrl, 'utf8')).crlNumber ?? 0n) : 0;
+  const crlNumber = Math.max(Number(state.crlNumber) || 0, fileNumber) + 1;
   const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
   write('pki/root.pem', rootPem);
   write('pki/org-ca.pem', caPem);
   write('pki/org-ca.crl.pem', orgCrl.pem);
   write('pki/root.crl.pem', rootCrlPem);
-  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify({ ...state, crlNumber }, null, 2)}\n`);
+  const { crlNumber: _legacy, ...stateWithoutCounter } = state as { crlNumber?: unknown };
+  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify(stateWithoutCounter, null, 2)}\n`);
   writeFileSync(join(orgCaDir, 'crl.pem'), orgCrl.pem);
   const seal = generateP256KeyPair();
   write('pki/seal.cert.pem', issueSealingCertificate(ca, { ...validity, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
@@ -267,6 +276,8 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
   keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca: '../pki/org-ca.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
+  // health and metrics on loopback (docs/operations.md); the compose healthchecks call /health/ready there
+  if (opts.opsPort) keydIni = setIniKeys(keydIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 1}` });
   write('keyd/keyd.ini', keydIni);
 
   const keydClient = { url: keydUrl, servername: `keyd.${domain}` };
@@ -286,6 +297,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   pubIni = setIniKeys(pubIni, 'signer', { cert: 'signer.cert.pem', key: 'signer.key.pem' });
   pubIni = setIniKeys(pubIni, 'keyd', { ...keydClient, cert: 'admin.pem', key: 'admin.key', ca: '../pki/org-ca.pem,../pki/root.pem' });
   pubIni = setIniKeys(pubIni, 'pki', { roots: '../pki/root.pem', org_ca_chain: '../pki/org-ca.pem', sealing_certificates: '../pki/seal.cert.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
+  if (opts.opsPort) pubIni = setIniKeys(pubIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 2}` });
   write('publisher/publisher.ini', pubIni);
 
   // admin/: the operator's tools (ssmax registry, ssmax abuse)
@@ -332,6 +344,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const hosts = { ...(own.address ? { [`ssmax.${domain}`]: own.address } : {}), ...opts.hosts };
   if (Object.keys(hosts).length > 0) gwIni = setIniKeys(gwIni, 'hosts', hosts);
   if (opts.routes && Object.keys(opts.routes).length > 0) gwIni = setIniKeys(gwIni, 'routes', opts.routes);
+  if (opts.opsPort) gwIni = setIniKeys(gwIni, 'ops', { listen: `127.0.0.1:${opts.opsPort}` });
   write('gateway/config/ssmax.ini', gwIni);
   harakaConfig(harakaDir, smtpListen, domain);
   write('gateway/config/auth_flat_file.ini', [
@@ -360,6 +373,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     const own = ownBundle(domain, publisherListen);
     const address = opts.hosts?.[`ssmax.${domain}`] ?? own.address;
     insIni = setIniKeys(insIni, 'bundle', { url: own.url, ...(address ? { address } : {}) });
+    if (opts.opsPort) insIni = setIniKeys(insIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 3}` });
     write('inspector/inspector.ini', insIni);
   }
 

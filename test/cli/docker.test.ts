@@ -106,10 +106,12 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
       expect(h.retries).toBeGreaterThan(0);
       if (h.test[0] === 'CMD' && h.test[1] === 'node') expect(() => new Script(h.test[3] as string)).not.toThrow();
     }
-    expect(s.keyd!.healthcheck!.test.join(' ')).toMatch(/connect\(7443/);
-    expect(s.inspector!.healthcheck!.test.join(' ')).toMatch(/connect\(7543/);
-    expect(s.publisher!.healthcheck!.test.join(' ')).toMatch(/\/\.well-known\/ssmax\/health/);
-    expect(s.gateway!.healthcheck!.test.join(' ')).toMatch(/startsWith\('220'\)/);
+    // the HTTP readiness endpoints of the [ops] listeners (ssmax setup --ops-port 9520), not TCP checks
+    expect(s.gateway!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9520\/health\/ready/);
+    expect(s.keyd!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9521\/health\/ready/);
+    expect(s.publisher!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9522\/health\/ready/);
+    expect(s.inspector!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9523\/health\/ready/);
+    for (const name of ['gateway', 'keyd', 'publisher', 'inspector']) expect(s[name]!.healthcheck!.test.join(' ')).not.toMatch(/connect\(|startsWith\('220'\)/);
     expect(s.clamd!.healthcheck!.test.join(' ')).toMatch(/PING/);
     const after = (svc: string) => Object.entries(s[svc]!.depends_on ?? {}).map(([dep, c]) => { expect(c.condition).toBe('service_healthy'); return dep; }).sort();
     expect(after('publisher')).toEqual(['keyd']);

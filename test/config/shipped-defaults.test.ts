@@ -21,6 +21,7 @@ import { parseInspectionConfig } from '../../src/inspect/config';
 import { loadInspectorConfig } from '../../src/inspector/config';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { loadPublisherConfig } from '../../src/publisher/config';
+import { certPolicyOf } from '../../src/keyd/cert-renewal';
 import { crlPolicyOf } from '../../src/keyd/renewal';
 import { opsSection } from '../../src/ops/keyd-ops';
 import { parseOpsListen } from '../../src/ops/server';
@@ -87,7 +88,7 @@ const cases: Case[] = [
     }),
     examples: ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername'],
   },
-  { file: 'ssmax-keyd.ini', load: fromFile(withOps((f) => { const k = loadKeydConfig(f); return [k, crlPolicyOf(k)]; })), examples: [] },
+  { file: 'ssmax-keyd.ini', load: fromFile(withOps((f) => { const k = loadKeydConfig(f); return [k, crlPolicyOf(k), certPolicyOf(k)]; })), examples: [] },
   { file: 'ssmax-publisher.ini', load: fromFile(withOps(loadPublisherConfig)), examples: ['keyd.servername'] },
   { file: 'ssmax-directory.ini', load: fromFile((f) => loadDirectoryConfig(f)), examples: ['peers.b.example', 'hosts.ssmax.b.example'] },
   { file: 'ssmax-inspector.ini', load: fromFile(withOps(loadInspectorConfig)), examples: ['keyd.servername'] },

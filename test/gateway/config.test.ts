@@ -59,3 +59,10 @@ test('trusted relays: addresses and CIDR blocks, IPv4 and IPv6; lmtp delivery', 
   expect(['127.0.0.2', '10.2.0.1', '::2', 'fe80::1', '', 'not-an-ip'].map((ip) => t.has(ip))).toEqual([false, false, false, false, false, false]);
   expect(new TrustedRelays([]).has('127.0.0.1')).toBe(false);
 });
+
+test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment says) is accepted; a negative one is refused', () => {
+  const base = '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  expect(parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=0\n')) as Record<string, Record<string, unknown>>, '/x').keyd.userFactsTtlMs).toBe(0);
+  expect(() => parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=-1\n')) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[keyd\] user_facts_ttl_ms must be a non-negative number/);
+  expect(() => parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\ntimeout_ms=0\n')) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[keyd\] timeout_ms must be a positive number/);
+});

@@ -1,0 +1,160 @@
+/**
+ * Certificates renewed before they lapse (docs/operations.md, "Renewals"):
+ * the certificate files listed in `[certificates] renew` of ssmax-keyd.ini —
+ * keyd's own TLS certificate, the gateways' sealing and client certificates,
+ * the publisher's bundle-signer and TLS certificates, the inspector's — are
+ * re-certified by keyd's schedule when fewer than `renew_at_days_left` days
+ * are left, if the org CA keyd holds issued them.
+ *
+ * A renewal certifies the SAME public key again: the same subject, the same
+ * extensions (names, role, key usage, …), a new serial and a fresh validity
+ * (`lifetime_days`, never past the org CA's own notAfter). No private key is
+ * read, generated or written. The first PEM block of the file is replaced;
+ * the blocks after it (its chain) are kept; the file is written atomically
+ * (temporary file, then rename), so a process re-reading it sees either the
+ * old or the new file. Each renewal is an audit record (`cert.renew`) that
+ * commits with the change.
+ *
+ * A certificate keyd cannot renew (issued by another CA, e.g. a Web PKI
+ * certificate for the publisher, or an unreadable file) logs a WARNING line
+ * on every schedule run once it is within `warn_at_days_left`, and sets
+ * `ssmax_keyd_renewal_warning{item="cert:<file>"}` (src/ops/keyd-ops.ts).
+ *
+ * The processes using the files pick the renewed certificate up without a
+ * restart (src/ops/reload.ts).
+ */
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import * as asn1js from 'asn1js';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'ini';
+import * as pkijs from 'pkijs';
+import { bytesEqual, parseCertificate } from '../pki/certificate';
+import { type SigningAuthority, randomSerial, signTbs, toCertTime } from '../pki/issue';
+import type { AuditLog } from './audit';
+import type { KeydConfig } from './config';
+import { KeydError } from './errors';
+
+const DAY = 86400000;
+/** notBefore of a renewed certificate is this far in the past (clocks of peers slightly behind). */
+const BACKDATE_MS = 3600000;
+
+export const CERT_RENEWAL_DEFAULTS = { renew: '', renew_at_days_left: 30, lifetime_days: 90, warn_at_days_left: 14 } as const;
+
+export interface CertRenewalPolicy {
+  readonly files: readonly string[];
+  readonly renewBeforeMs: number;
+  readonly validityMs: number;
+  readonly warnBeforeMs: number;
+}
+
+export interface CertState {
+  readonly file: string;
+  readonly subject: string;
+  readonly notAfter?: Date;
+  readonly renewable: boolean;
+  readonly warning: boolean;
+  readonly error?: string;
+}
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g;
+
+/** [certificates] of keyd's config file; relative file names against the file's folder (as keyd's other paths). */
+export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
+  const base = dirname(resolve(config.file));
+  const ini = parse(readFileSync(config.file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
+  const s = ini.certificates ?? {};
+  const num = (k: 'renew_at_days_left' | 'lifetime_days' | 'warn_at_days_left') => {
+    const raw = s[k];
+    const v = raw === undefined ? CERT_RENEWAL_DEFAULTS[k] : Number(raw);
+    if (!Number.isFinite(v) || v <= 0 || v > 3650) throw new KeydError('config', `Config "${config.file}": [certificates] ${k} must be a number of days from 0 to 3650 (got "${String(raw)}")`);
+    return v * DAY;
+  };
+  const raw = s.renew === undefined ? CERT_RENEWAL_DEFAULTS.renew : String(s.renew);
+  const files = raw.split(',').map((f) => f.trim()).filter((f) => f !== '').map((f) => resolve(base, f));
+  const policy = { files, renewBeforeMs: num('renew_at_days_left'), validityMs: num('lifetime_days'), warnBeforeMs: num('warn_at_days_left') };
+  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [certificates] renew_at_days_left must be less than lifetime_days`);
+  return policy;
+}
+
+/**
+ * `old` certified again by `ca`: same subject, key and extensions; new serial
+ * and validity. Throws when `ca` did not issue `old`.
+ */
+export function recertify(ca: SigningAuthority, old: string | Uint8Array, notBefore: Date, notAfter: Date): ReturnType<typeof parseCertificate> {
+  const parsed = parseCertificate(old);
+  if (!bytesEqual(parsed.issuerDer, ca.certificate.subjectDer)) throw new Error(`it is issued by "${parsed.issuer}", not by the org CA keyd holds`);
+  if (parsed.authorityKeyId !== undefined && ca.certificate.subjectKeyId !== undefined && parsed.authorityKeyId !== ca.certificate.subjectKeyId) {
+    throw new Error('it is issued by another key of the org CA');
+  }
+  if (parsed.isCA) throw new Error('it is a CA certificate');
+  const cert = pkijs.Certificate.fromBER(new Uint8Array(parsed.der));
+  cert.serialNumber = new asn1js.Integer({ valueHex: randomSerial().slice().buffer });
+  cert.notBefore = toCertTime(notBefore);
+  cert.notAfter = toCertTime(notAfter > ca.certificate.notAfter ? ca.certificate.notAfter : notAfter);
+  return parseCertificate(signTbs(cert, ca.privateKey));
+}
+
+export class CertRenewer {
+  private states: CertState[] = [];
+
+  constructor(
+    private readonly policy: CertRenewalPolicy,
+    private readonly ca: SigningAuthority | undefined,
+    private readonly audit: AuditLog,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
+
+  status(): readonly CertState[] {
+    return this.states;
+  }
+
+  /** One schedule run at `now`: renews what is due, warns about what cannot be renewed; the files renewed. Never throws. */
+  async run(now: Date): Promise<string[]> {
+    const out: CertState[] = [];
+    const renewed: string[] = [];
+    for (const file of this.policy.files) {
+      try {
+        const { state, changed } = await this.one(file, now);
+        out.push(state);
+        if (changed) renewed.push(file);
+      } catch (err) {
+        out.push({ file, subject: '?', renewable: false, warning: true, error: (err as Error).message });
+        this.log(`keyd: WARNING cannot check or renew certificate "${file}": ${(err as Error).message}`);
+      }
+    }
+    this.states = out;
+    return renewed;
+  }
+
+  private async one(file: string, now: Date): Promise<{ state: CertState; changed: boolean }> {
+    const text = readFileSync(file, 'utf8');
+    const blocks = [...text.matchAll(PEM_RE)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+    if (blocks.length === 0 || !blocks[0]!.startsWith('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate (the first PEM block must be one)');
+    const cert = parseCertificate(blocks[0]!);
+    const left = cert.notAfter.getTime() - now.getTime();
+    let why: string | undefined;
+    if (!this.ca) why = 'keyd does not hold the org CA key ([pki] org_ca_cert, org_ca_key)';
+    else if (cert.isCA) why = 'it is a CA certificate';
+    else if (!bytesEqual(cert.issuerDer, this.ca.certificate.subjectDer)) why = `it is issued by "${cert.issuer}", not by the org CA keyd holds`;
+    if (this.ca && why === undefined && left <= this.policy.renewBeforeMs) {
+      try {
+        const fresh = recertify(this.ca, cert.der, new Date(now.getTime() - BACKDATE_MS), new Date(now.getTime() + this.policy.validityMs));
+        if (fresh.notAfter.getTime() <= cert.notAfter.getTime()) throw new Error(`the org CA itself expires at ${this.ca.certificate.notAfter.toISOString()}`);
+        const reason = `${file}: "${cert.subject}" serial ${fresh.serial} (was ${cert.serial}), notAfter ${fresh.notAfter.toISOString()}`;
+        const mode = statSync(file).mode & 0o777;
+        await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) }, now, () => {
+          const tmp = `${file}.${process.pid}.tmp`;
+          writeFileSync(tmp, [fresh.pem.endsWith('\n') ? fresh.pem : `${fresh.pem}\n`, ...blocks.slice(1)].join(''), { mode });
+          renameSync(tmp, file);
+        });
+        this.log(`keyd: renewed certificate ${reason}`);
+        return { state: { file, subject: cert.subject, notAfter: fresh.notAfter, renewable: true, warning: false }, changed: true };
+      } catch (err) {
+        why = (err as Error).message;
+      }
+    }
+    const warning = why !== undefined && left <= this.policy.warnBeforeMs;
+    if (warning) this.log(`keyd: WARNING certificate "${file}" ("${cert.subject}") ${left <= 0 ? 'expired' : 'expires'} at ${cert.notAfter.toISOString()} and keyd cannot renew it (${why}); renew it (ssmax ca issue) and replace the file`);
+    return { state: { file, subject: cert.subject, notAfter: cert.notAfter, renewable: why === undefined, warning }, changed: false };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * keyd's certificate renewal (src/keyd/cert-renewal.ts; docs/operations.md,
+ * "Renewals") on its own: what a renewed certificate keeps and changes, the
+ * file written in place with its chain, the audit record, the warning line
+ * and metric for a certificate keyd cannot renew, and the [certificates]
+ * settings.
+ */
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CERT_RENEWAL_DEFAULTS, CertRenewer, certPolicyOf, recertify } from '../../src/keyd/cert-renewal';
+import { loadKeydConfig } from '../../src/keyd/config';
+import { type KeydParts, openKeyd } from '../../src/keyd/daemon';
+import { keydMetrics } from '../../src/ops/keyd-ops';
+import { parseCertificate, roleOf } from '../../src/pki/certificate';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { issueSealingCertificate } from '../../src/pki/issue';
+import { validateCertificate } from '../../src/pki/validate';
+import { DAY, makeOrg, wholeSecondNow } from '../directory/fixtures';
+
+const first = (pem: string) => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(pem)![0];
+
+let parts: KeydParts | undefined;
+afterAll(async () => {
+  await parts?.store.close();
+});
+
+test('a renewed certificate: same subject, key and extensions; new serial and validity; it validates for its use', () => {
+  const org = makeOrg('a.example');
+  const now = wholeSecondNow();
+  const old = org.seal;
+  const fresh = recertify(org.fx.orgCa, old.der, new Date(now - 3600000), new Date(now + 90 * DAY));
+  expect(fresh.subject).toBe(old.subject);
+  expect(Buffer.from(fresh.spki).equals(Buffer.from(old.spki))).toBe(true);
+  expect([fresh.dnsNames, fresh.extKeyUsage, [...(fresh.keyUsage ?? [])], fresh.policies, fresh.subjectKeyId, fresh.authorityKeyId, roleOf(fresh.der)])
+    .toEqual([old.dnsNames, old.extKeyUsage, [...(old.keyUsage ?? [])], old.policies, old.subjectKeyId, old.authorityKeyId, roleOf(old.der)]);
+  expect(fresh.serial).not.toBe(old.serial);
+  expect(fresh.notAfter.getTime()).toBe(now + 90 * DAY);
+  const check = validateCertificate({ leaf: fresh, roots: [org.fx.root.certificate.pem], intermediates: [org.fx.orgCa.certificate.pem], crls: org.crls, use: 'seal', time: new Date(now + 20 * DAY) });
+  expect(check.status).toBe('valid');
+  // never past the CA's own validity
+  expect(recertify(org.fx.orgCa, old.der, new Date(now), new Date(now + 99999 * DAY)).notAfter.getTime()).toBe(org.fx.orgCa.certificate.notAfter.getTime());
+  // not another CA's
+  expect(() => recertify(org.fx.orgCa, parseCertificate(org.fx.clients.foreign.cert).der, new Date(now), new Date(now + DAY))).toThrow(/not by the org CA keyd holds/);
+});
+
+test('the schedule renews what is due in place (chain kept, mode kept, audited) and warns about what it cannot renew', async () => {
+  const org = makeOrg('b.example');
+  const dir = org.fx.dir;
+  const now = wholeSecondNow();
+  // a sealing certificate 30 days long, and keyd's TLS file (certificate + org CA chain)
+  const kp = generateP256KeyPair();
+  const seal = issueSealingCertificate(org.fx.orgCa, { domain: 'b.example', publicKey: kp.publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 30 * DAY) });
+  writeFileSync(join(dir, 'seal.cert.pem'), seal.pem, { mode: 0o640 });
+  writeFileSync(join(dir, 'foreign.pem'), org.fx.clients.foreign.cert);
+  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nrenew=seal.cert.pem,keyd.pem,foreign.pem\nrenew_at_days_left=10\nlifetime_days=30\nwarn_at_days_left=5\n`);
+  const config = loadKeydConfig(org.fx.configFile);
+  const policy = certPolicyOf(config);
+  expect(policy.files).toEqual([join(dir, 'seal.cert.pem'), join(dir, 'keyd.pem'), join(dir, 'foreign.pem')]);
+  parts = openKeyd(config, () => new Date(now));
+  const lines: string[] = [];
+  const renewer = new CertRenewer(policy, org.fx.orgCa, parts.audit, (l) => lines.push(l));
+  const keydPem = readFileSync(join(dir, 'keyd.pem'), 'utf8');
+
+  // day 1: nothing due, nothing written, no warning
+  expect(await renewer.run(new Date(now + DAY))).toEqual([]);
+  expect(readFileSync(join(dir, 'seal.cert.pem'), 'utf8')).toBe(seal.pem);
+  expect(lines).toEqual([]);
+
+  // day 21: the sealing certificate has 9 days left: renewed; keyd's (3650 days) is not; the foreign one is not due
+  const at = new Date(now + 21 * DAY);
+  expect(await renewer.run(at)).toEqual([join(dir, 'seal.cert.pem')]);
+  const renewed = parseCertificate(readFileSync(join(dir, 'seal.cert.pem'), 'utf8'));
+  expect(renewed.notAfter.getTime()).toBe(at.getTime() + 30 * DAY);
+  expect(Buffer.from(renewed.spki).equals(Buffer.from(seal.spki))).toBe(true);
+  expect(statSync(join(dir, 'seal.cert.pem')).mode & 0o777).toBe(0o640);
+  expect(readFileSync(join(dir, 'keyd.pem'), 'utf8')).toBe(keydPem);
+  const records = parts.audit.tail(100).filter((r) => r.op === 'cert.renew');
+  expect(records).toHaveLength(1);
+  expect(records[0]).toMatchObject({ actor: 'keyd schedule', result: 'ok' });
+  expect(records[0]!.reason).toContain(`serial ${renewed.serial} (was ${seal.serial})`);
+  expect(parts.audit.verify()).toMatchObject({ ok: true });
+  expect(lines.filter((l) => /WARNING/.test(l))).toEqual([]);
+
+  // keyd's own file: the chain after the certificate survives a renewal
+  const late = new Date(parseCertificate(first(keydPem)).notAfter.getTime() - 5 * DAY);
+  expect(await renewer.run(late)).toContain(join(dir, 'keyd.pem'));
+  const keydNow = readFileSync(join(dir, 'keyd.pem'), 'utf8');
+  expect(keydNow.endsWith(org.fx.orgCa.certificate.pem)).toBe(true);
+  expect(parseCertificate(first(keydNow)).serial).not.toBe(parseCertificate(first(keydPem)).serial);
+
+  // the foreign certificate (365 days) inside its warning window: a WARNING line and the metric; the file untouched
+  const foreignEnd = parseCertificate(org.fx.clients.foreign.cert).notAfter.getTime();
+  lines.length = 0;
+  await renewer.run(new Date(foreignEnd - 4 * DAY));
+  expect(lines.join('\n')).toMatch(/WARNING certificate ".*foreign\.pem" .* expires at .* keyd cannot renew it \(it is issued by ".*", not by the org CA keyd holds\)/);
+  expect(readFileSync(join(dir, 'foreign.pem'), 'utf8')).toBe(org.fx.clients.foreign.cert);
+  const metrics = await keydMetrics(parts, () => new Date(foreignEnd - 4 * DAY), { certs: renewer }).metrics();
+  expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="cert:[^"]*foreign\.pem"\} 1/);
+  expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="cert:[^"]*seal\.cert\.pem"\} 0/);
+  expect(metrics).toMatch(/ssmax_keyd_certificate_expiry_timestamp_seconds\{file="[^"]*foreign\.pem",renewable="false"\} \d+/);
+});
+
+test('[certificates]: shipped defaults written out; a bad value is refused naming it', () => {
+  const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-keyd.ini'), 'utf8');
+  const from = shipped.indexOf('\n[certificates]\n');
+  const section = shipped.slice(from, shipped.indexOf('\n[', from + 2));
+  const commented = Object.fromEntries([...section.matchAll(/^;([a-z_]+)=(\S*)$/gm)].map((m) => [m[1], m[2]]));
+  expect(commented).toEqual(Object.fromEntries(Object.entries(CERT_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
+  const org = makeOrg('c.example');
+  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nlifetime_days=20\nrenew_at_days_left=30\n`);
+  expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[certificates\] renew_at_days_left must be less than lifetime_days/);
+});

@@ -1,0 +1,83 @@
+/**
+ * One CRL counter (docs/operations.md, "Renewals"): the CRL number lives in
+ * the CA's CRL file only. keyd's automatic renewals advance it in that file;
+ * `ssmax ca crl` continues from the file, so a hand-signed CRL after keyd's
+ * renewals still carries a higher number (peers keep the highest one they
+ * saw, and would otherwise keep keyd's older list).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main';
+import { loadKeydConfig } from '../../src/keyd/config';
+import { type KeydParts, openKeyd } from '../../src/keyd/daemon';
+import { CrlRenewer } from '../../src/keyd/renewal';
+import { parseCertificate } from '../../src/pki/certificate';
+import { parseCrl } from '../../src/pki/crl';
+import { privateKeyFromPem } from '../../src/pki/keys';
+import { DAY, makeOrg } from '../directory/fixtures';
+
+let parts: KeydParts | undefined;
+afterAll(async () => {
+  await parts?.store.close();
+});
+
+const run = async (...argv: string[]) => {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t: string) => out.push(t), err: (t: string) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+};
+
+test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in the CRL file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlno-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  const number = () => parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).crlNumber;
+  const stateHasCounter = () => 'crlNumber' in (JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as object);
+
+  const first = await run('ca', 'crl', '--ca', p('orga'), '--days', '7');
+  expect(first.out).toMatch(/Wrote CRL number 1 /);
+  expect(number()).toBe(1n);
+  expect(stateHasCounter()).toBe(false);
+
+  // keyd holds this org CA and renews the same file, twice
+  const ca = { certificate: parseCertificate(readFileSync(p('orga', 'ca.cert.pem'), 'utf8')), privateKey: privateKeyFromPem(readFileSync(p('orga', 'ca.key.pem'), 'utf8')) };
+  const org = makeOrg('a.example');
+  parts = openKeyd(loadKeydConfig(org.fx.configFile));
+  const renewer = new CrlRenewer([p('orga', 'crl.pem')], ca, { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY }, parts.audit);
+  const now = Date.now();
+  await renewer.run(new Date(now + 5 * DAY));
+  expect(number()).toBe(2n);
+  await renewer.run(new Date(now + 10 * DAY));
+  expect(number()).toBe(3n);
+
+  // the administrator revokes something and signs by hand: the next number after keyd's, not after the last hand-signed one
+  const serial = parseCertificate(org.fx.clients.gateway.cert).serial;
+  expect((await run('ca', 'revoke', '--ca', p('orga'), '--serial', serial, '--reason', 'keyCompromise')).code).toBe(0);
+  const byHand = await run('ca', 'crl', '--ca', p('orga'));
+  expect(byHand.out).toMatch(/Wrote CRL number 4 .* with 1 revocation/);
+  expect(number()).toBe(4n);
+  expect(stateHasCounter()).toBe(false);
+  // and keyd continues from there, keeping the revocation
+  await renewer.run(new Date(now + 15 * DAY));
+  expect(number()).toBe(5n);
+  expect(parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).entries.has(serial)).toBe(true);
+
+  // --out elsewhere: still above every CRL this CA wrote (the default file's number counts too)
+  const other = await run('ca', 'crl', '--ca', p('orga'), '--out', p('copy.crl.pem'));
+  expect(other.out).toMatch(/Wrote CRL number 6 /);
+  // a CA made before the counter moved to the file: its ca.json number is a floor, then dropped
+  const state = JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(p('orga', 'ca.json'), JSON.stringify({ ...state, crlNumber: 40 }));
+  expect((await run('ca', 'crl', '--ca', p('orga'))).out).toMatch(/Wrote CRL number 41 /);
+  expect(stateHasCounter()).toBe(false);
+  expect((await run('ca', 'crl', '--ca', p('orga'))).out).toMatch(/Wrote CRL number 42 /);
+  // replacing a file that holds another CA's CRL is refused, nothing written
+  expect((await run('ca', 'crl', '--ca', p('root'))).code).toBe(0);
+  const refused = await run('ca', 'crl', '--ca', p('orga'), '--out', p('root', 'crl.pem'), '--force');
+  expect(refused.code).not.toBe(0);
+  expect(refused.err).toMatch(/holds a CRL of .*, not of this CA/);
+  expect(parseCrl(readFileSync(p('root', 'crl.pem'), 'utf8')).issuer).toBe(parseCertificate(readFileSync(p('root', 'ca.cert.pem'), 'utf8')).subject);
+});
