@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { BATCH_DEFAULTS, type BatchSettings } from './keyd-batch';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 
@@ -17,7 +18,7 @@ export interface GatewayConfig {
   /** CPU budget of reading one message for verification (ms). */
   readonly cpuBudgetMs: number;
   readonly tcpNoDelay: boolean;
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number; readonly userFactsTtlMs: number };
+  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number; readonly userFactsTtlMs: number; readonly batch: BatchSettings };
   readonly seal: { readonly cert: string; readonly key: string };
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
   readonly policy: { readonly default: EncryptionPolicy; readonly domains: Readonly<Record<string, EncryptionPolicy>> };
@@ -52,7 +53,7 @@ export type InspectionSettings =
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
+export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, keyd_batch_window_ms: 0, keyd_batch_max_ops: 8, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
 export const DELIVERED_RECORD_SECONDS = 7 * 86400;
@@ -95,6 +96,12 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     const raw = str(s, k, false);
     const n = raw === undefined ? def : Number(raw);
     if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroAllowed)) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number (got "${raw}")`);
+    return n;
+  };
+  const whole = (s: string, k: string, def: number, min: number, max: number) => {
+    const raw = str(s, k, false);
+    const n = raw === undefined ? def : Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a whole number from ${min} to ${max} (got "${raw}")`);
     return n;
   };
   const bool = (s: string, k: string, def: boolean) => {
@@ -142,6 +149,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ...(inspectorCert ? { inspectorCert: path(inspectorCert) } : {}), ...(inspectorKey ? { inspectorKey: path(inspectorKey) } : {}),
       timeoutMs: num('keyd', 'timeout_ms', GATEWAY_DEFAULTS.keyd_timeout_ms),
       userFactsTtlMs: num('keyd', 'user_facts_ttl_ms', GATEWAY_DEFAULTS.user_facts_ttl_ms, true),
+      batch: { ...BATCH_DEFAULTS, windowMs: whole('keyd', 'batch_window_ms', GATEWAY_DEFAULTS.keyd_batch_window_ms, 0, 1000), maxOps: whole('keyd', 'batch_max_ops', GATEWAY_DEFAULTS.keyd_batch_max_ops, 1, 1024) },
     },
     seal: { cert: path(str('seal', 'cert')!), key: path(str('seal', 'key')!) },
     pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },

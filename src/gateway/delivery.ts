@@ -24,8 +24,35 @@ import { GatewayError } from './replies';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
-/** The record of one (arrival, recipient): > 0 handed over at that time; < 0 intent recorded at -value, not completed. */
-type Mark = number;
+/**
+ * The record of one (arrival, recipient): > 0 handed over at that time; an intent (a hand-over
+ * begun, not completed) as `{at, pid}` — or, as older versions wrote it, < 0 at -value.
+ */
+type Mark = number | Intent;
+interface Intent { readonly at: number; readonly pid: number }
+
+const handedOver = (m: Mark | undefined): boolean => typeof m === 'number' && m > 0;
+function intentOf(m: Mark | undefined): Intent | undefined {
+  if (typeof m === 'number') return m < 0 ? { at: -m, pid: 0 } : undefined;
+  return m && typeof m === 'object' ? m : undefined;
+}
+const markTime = (m: Mark): number => (typeof m === 'number' ? Math.abs(m) : m.at);
+
+/**
+ * How long an intent of another live process (a Haraka cluster worker, `nodes=N`, sharing this
+ * store) is taken for a hand-over in progress there, to be waited for; older, it was abandoned.
+ */
+const FOREIGN_INTENT_MS = 10 * 60 * 1000;
+
+function alive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /**
  * The identity of an arrival across retries: its bytes without the Received
@@ -237,8 +264,8 @@ export class LocalDelivery {
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
     for (const { key, value } of this.delivered.getRange({})) {
-      if (Math.abs(value) < cutoff) void this.delivered.remove(key);
-      else if (value < 0) this.stats.pendingAtStart++;
+      if (markTime(value) < cutoff) void this.delivered.remove(key);
+      else if (!key.startsWith('note:') && intentOf(value) && !alive(intentOf(value)!.pid)) this.stats.pendingAtStart++; // not another live worker's
     }
   }
 
@@ -254,23 +281,63 @@ export class LocalDelivery {
    */
   async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
+    let todo: string[];
+    let again: string[];
+    let gate!: () => void;
     for (;;) {
       const busy = rcpts.map((r) => this.inflight.get(key(r))).filter((p) => p !== undefined);
-      if (busy.length === 0) break;
-      await Promise.allSettled(busy);
+      if (busy.length > 0) {
+        await Promise.allSettled(busy);
+        continue;
+      }
+      signal?.throwIfAborted();
+      // Held from here (synchronously after the check) so no other attempt in this process slips in while we claim.
+      const held = new Promise<void>((r) => { gate = r; });
+      for (const r of rcpts) this.inflight.set(key(r), held);
+      const release = () => {
+        for (const r of rcpts) if (this.inflight.get(key(r)) === held) this.inflight.delete(key(r));
+        gate();
+      };
+      let claim: { todo: string[]; again: string[]; elsewhere: number };
+      try {
+        // The claim is one LMDB write transaction: exclusive across processes, so two Haraka workers
+        // (cluster mode) sharing this store never both hand the same recipient's copy over.
+        claim = await this.delivered.transaction(() => {
+          const c = { todo: [] as string[], again: [] as string[], elsewhere: 0 };
+          for (const r of rcpts) {
+            const m = this.delivered.get(key(r));
+            if (handedOver(m)) continue;
+            const intent = intentOf(m);
+            if (intent && intent.pid !== process.pid && alive(intent.pid) && Date.now() - intent.at < FOREIGN_INTENT_MS) c.elsewhere++;
+            if (intent) c.again.push(r);
+            c.todo.push(r);
+          }
+          if (c.elsewhere === 0) for (const r of c.todo) this.delivered.put(key(r), { at: Date.now(), pid: process.pid });
+          return c;
+        });
+      } catch (err) {
+        release();
+        throw err;
+      }
+      if (claim.elsewhere > 0) {
+        // another worker is handing these over now: its outcome decides (recorded, or the intent removed)
+        release();
+        await new Promise((r) => setTimeout(r, 25));
+        continue;
+      }
+      ({ todo, again } = claim);
+      if (todo.length === 0) {
+        release();
+        return [];
+      }
+      for (const r of rcpts) if (!todo.includes(r) && this.inflight.get(key(r)) === held) this.inflight.delete(key(r));
+      break;
     }
-    signal?.throwIfAborted();
-    const todo = rcpts.filter((r) => !((this.delivered.get(key(r)) ?? 0) > 0));
-    if (todo.length === 0) return [];
-    const again = todo.filter((r) => (this.delivered.get(key(r)) ?? 0) < 0);
     if (again.length > 0) {
       this.stats.redelivered += again.length;
       this.onRedeliver(`${id.slice(0, 16)} for ${again.join(', ')}`);
     }
     const work = (async () => {
-      await this.delivered.transaction(() => {
-        for (const r of todo) this.delivered.put(key(r), -Date.now());
-      });
       let answer: Refused;
       try {
         answer = await hand(todo);
@@ -293,6 +360,7 @@ export class LocalDelivery {
       return refused;
     })();
     for (const r of todo) this.inflight.set(key(r), work);
+    gate();
     try {
       return await work;
     } finally {

@@ -8,6 +8,7 @@ import type { PeerEntry } from '../directory/peer-entry';
 import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { GATEWAY_DEFAULTS } from './config';
+import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './keyd-batch';
 import { GatewayError } from './replies';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
@@ -111,7 +112,17 @@ export class KeydOps {
    * keyd every time). keyd stays the authority: it refuses re-encryption to,
    * and tokens for, a user suspended meanwhile, whatever the gateway cached.
    */
-  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient, private readonly userFactsTtlMs = USER_FACTS_TTL_MS, private readonly now: () => number = Date.now) {}
+  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient, private readonly userFactsTtlMs = USER_FACTS_TTL_MS, private readonly now: () => number = Date.now, batching: BatchSettings = BATCH_DEFAULTS) {
+    this.gatewayOps = new KeydBatcher(gateway, batching);
+    this.inspectorOps = inspector ? new KeydBatcher(inspector, batching) : undefined;
+  }
+
+  /**
+   * The blinded operations go through these: issued close together (the recipients of one message,
+   * concurrent messages), they travel to keyd in one batch (keyd-batch.ts).
+   */
+  readonly gatewayOps: KeydBatcher;
+  readonly inspectorOps: KeydBatcher | undefined;
 
   /**
    * Re-encrypts `capsule` to `target`. `notice` (with `current`, the version
@@ -121,7 +132,7 @@ export class KeydOps {
   async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gateway.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      const r = await this.gatewayOps.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
       // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
       if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`);
       const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
@@ -133,11 +144,11 @@ export class KeydOps {
 
   /** The message key, by blinded decryption with a proof checked against `orgPublicKey` (with keyd's notice, as for reencrypt). */
   async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<{ messageKey: Uint8Array } & KeyNotice> {
-    if (!this.inspector) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');
+    if (!this.inspectorOps) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');
     const { request, blinding } = blindForDecryption(this.group, capsule, systemRng);
     let r: { z: string; c: string; s: string; notice?: string; current?: string };
     try {
-      r = await this.inspector.call('POST', '/v1/decrypt', { keyId: capsule.keyId, e: b64(request.e) });
+      r = await this.inspectorOps.call('decrypt', { keyId: capsule.keyId, e: b64(request.e) });
     } catch (err) {
       throw fromKeyd(err);
     }

@@ -79,11 +79,19 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
   const capsule = ownCapsule(deps, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
-  for (const rcpt of arrival.rcpts) {
-    const user = await deps.keyd.user(rcpt);
+  const users = await Promise.all(arrival.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
+  arrival.rcpts.forEach((rcpt, i) => {
+    const user = users[i];
     if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
-    if (user.encryptionKeyId) {
-      const moved = await deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt }, user.encryptionKeyId);
+  });
+  // All recipients' re-encryptions issued together: they travel to keyd in one batch (keyd-batch.ts).
+  const moves = await Promise.all(arrival.rcpts.map((rcpt, i) => {
+    const keyId = users[i]!.encryptionKeyId;
+    return keyId ? deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt }, keyId) : undefined;
+  }));
+  for (const [i, rcpt] of arrival.rcpts.entries()) {
+    const moved = moves[i];
+    if (moved) {
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
       const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt]);

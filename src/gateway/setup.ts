@@ -60,7 +60,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
-  const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs);
+  const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs, Date.now, config.keyd.batch);
   // proofs are checked against the org key certified in this organisation's own verified bundle
   keyd.anchorInBundle(directory, config.domain);
   const kx = config.keyExchange;

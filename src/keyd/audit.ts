@@ -73,13 +73,24 @@ export class AuditLog {
    * the log cannot be written, and then refuses further appends.
    */
   async append(input: AuditInput, now: Date, change?: () => void): Promise<AuditRecord> {
+    return (await this.appendMany([input], now, change))[0]!;
+  }
+
+  /**
+   * Appends several records, in order, and runs `change` in one LMDB
+   * transaction (one durable commit): a batch of operations (batch.ts) is
+   * audited together, all records or none. Same guarantees as `append`.
+   */
+  async appendMany(inputs: readonly AuditInput[], now: Date, change?: () => void): Promise<AuditRecord[]> {
     if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
     // The MAC is over the UTF-8 of the record, which is what LMDB stores; a lone surrogate would be
     // stored as U+FFFD and break the chain for good. Refused before anything is written (400).
-    for (const value of Object.values(input)) {
-      if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Cannot audit a string that is not well-formed Unicode; nothing was done');
+    for (const input of inputs) {
+      for (const value of Object.values(input)) {
+        if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Cannot audit a string that is not well-formed Unicode; nothing was done');
+      }
     }
-    let record: AuditRecord | undefined;
+    let records: AuditRecord[] | undefined;
     let refused: KeydError | undefined;
     try {
       // A child transaction: batched with concurrent writes, yet aborted on its
@@ -87,11 +98,17 @@ export class AuditLog {
       // the puts made before the throw).
       await this.store.root.childTransaction(() => {
         const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
-        const prev = head?.mac ?? GENESIS;
-        const r: AuditRecord = { ...input, seq: (head?.seq ?? 0) + 1, time: now.toISOString() };
-        const mac = this.macOf(prev, r);
-        this.store.audit.put(r.seq, { record: r, prev, mac });
-        this.store.meta.put(HEAD_KEY, { seq: r.seq, mac });
+        let prev = head?.mac ?? GENESIS;
+        let seq = head?.seq ?? 0;
+        const written: AuditRecord[] = [];
+        for (const input of inputs) {
+          const r: AuditRecord = { ...input, seq: ++seq, time: now.toISOString() };
+          const mac = this.macOf(prev, r);
+          this.store.audit.put(r.seq, { record: r, prev, mac });
+          prev = mac;
+          written.push(r);
+        }
+        this.store.meta.put(HEAD_KEY, { seq, mac: prev });
         try {
           change?.();
         } catch (err) {
@@ -99,15 +116,15 @@ export class AuditLog {
           if (err instanceof KeydError) refused = err;
           throw err;
         }
-        record = r;
+        records = written;
       });
     } catch (err) {
       if (refused) throw refused;
       this.broken = (err as Error).message;
       throw new KeydError('audit-failed', `Cannot write the audit record: ${(err as Error).message}; refusing the operation`);
     }
-    if (!record) throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
-    return record;
+    if (!records || records.length !== inputs.length) throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
+    return records;
   }
 
   /** Checks the whole chain; `ok` with the count, or the first bad sequence number and why. */

@@ -21,7 +21,7 @@ export interface KeydConfig {
   readonly trackingRetentionMs: number;
   readonly limits: {
     readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto';
-    readonly headersTimeoutMs: number; readonly maxHeaderBytes: number; readonly maxHeaders: number;
+    readonly headersTimeoutMs: number; readonly maxHeaderBytes: number; readonly maxHeaders: number; readonly maxBatchOps: number;
   };
 }
 
@@ -41,6 +41,7 @@ export const KEYD_DEFAULTS = {
   max_header_bytes: 16384,
   max_headers: 64,
   crypto_threads: 'auto',
+  max_batch_ops: 64,
 } as const;
 
 type Section = Record<string, unknown>;
@@ -111,6 +112,7 @@ export function loadKeydConfig(file: string): KeydConfig {
     trackingRetentionMs: num('tracking', 'retention_days', 0, 36500) * DAY,
     limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: threads(),
       headersTimeoutMs: num('limits', 'headers_timeout_ms', 100, 600000), maxHeaderBytes: num('limits', 'max_header_bytes', 1024, 1 << 20), maxHeaders: num('limits', 'max_headers', 8, 1000),
+      maxBatchOps: num('limits', 'max_batch_ops', 1, 1024),
     },
   };
 }

@@ -138,7 +138,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), orgCa,
     crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
     maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
-    headersTimeoutMs: config.limits.headersTimeoutMs, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaders: config.limits.maxHeaders,
+    headersTimeoutMs: config.limits.headersTimeoutMs, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaders: config.limits.maxHeaders, maxBatchOps: config.limits.maxBatchOps,
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   const port = await server.listen();

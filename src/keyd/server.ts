@@ -15,6 +15,7 @@ import type { ValidationCache } from '../pki/validate';
 import { KeydError } from './errors';
 import type { Actor, KeyService } from './service';
 import type { AuditLog } from './audit';
+import { BatchHandler } from './batch';
 
 export interface ServerOptions {
   readonly host: string;
@@ -41,6 +42,8 @@ export interface ServerOptions {
   /** Most header fields in one request (over it: 431). */
   readonly maxHeaders: number;
   readonly validationCache?: ValidationCache;
+  /** Most operations in one POST /v1/batch (batch.ts; default 64). */
+  readonly maxBatchOps?: number;
   /** Called once per request with a short line (no secrets). */
   readonly log?: (line: string) => void;
 }
@@ -135,9 +138,11 @@ export class KeydServer {
       roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, issuers: [opts.orgCa],
       ...(opts.validationCache ? { cache: opts.validationCache } : {}),
     });
+    const batch = new BatchHandler(service, audit, opts.clock, opts.maxBatchOps, opts.log);
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
+      { method: 'POST', pattern: /^\/v1\/batch$/, handle: (a, b) => batch.run(a, b) },
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
       { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, param(p[0])) },

@@ -96,6 +96,11 @@ interface Outcome<T> {
   change?: () => void;
 }
 
+/** An operation run but not yet audited: its answer (and state change) or its refusal, with the audit record to write. */
+export type Evaluated<T> =
+  | { readonly ok: true; readonly result: T; readonly record: AuditInput; readonly change?: () => void }
+  | { readonly ok: false; readonly error: unknown; readonly record: AuditInput };
+
 function asKeydError(err: unknown): unknown {
   if (err instanceof CryptoError) return new KeydError('bad-request', err.message);
   return err;
@@ -140,6 +145,17 @@ export class KeyService {
   /** Runs an operation: on success and on refusal alike, its audit record is committed first. */
   private async audited<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => Outcome<T> | Promise<Outcome<T>>): Promise<T> {
     const now = this.d.clock();
+    const done = await this.evaluate(actor, op, base, body);
+    if (!done.ok) {
+      await this.d.audit.append(done.record, now);
+      throw done.error;
+    }
+    await this.d.audit.append(done.record, now, done.change);
+    return done.result;
+  }
+
+  /** Runs an operation's body and builds its audit record (not yet written): the answer or the refusal, each with its record. */
+  private async evaluate<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => Outcome<T> | Promise<Outcome<T>>): Promise<Evaluated<T>> {
     let outcome: Outcome<T>;
     try {
       outcome = await body();
@@ -147,11 +163,19 @@ export class KeyService {
       const err = asKeydError(raw);
       const refused = err instanceof KeydError;
       const reason = refused ? `${err.code}: ${err.message}` : 'internal error';
-      await this.d.audit.append({ actor: actor.name, role: actor.role, op, ...base, result: refused ? 'refused' : 'error', reason: reason.slice(0, 300) } as AuditInput, now);
-      throw err;
+      return { ok: false, error: err, record: { actor: actor.name, role: actor.role, op, ...base, result: refused ? 'refused' : 'error', reason: reason.slice(0, 300) } as AuditInput };
     }
-    await this.d.audit.append({ actor: actor.name, role: actor.role, op, ...base, ...outcome.audit, result: 'ok' } as AuditInput, now, outcome.change);
-    return outcome.result;
+    return { ok: true, result: outcome.result, record: { actor: actor.name, role: actor.role, op, ...base, ...outcome.audit, result: 'ok' } as AuditInput, ...(outcome.change ? { change: outcome.change } : {}) };
+  }
+
+  /**
+   * One blinded operation of a batch (batch.ts), computed but not yet audited:
+   * its answer or refusal, with the audit record the batch writes together with
+   * the others' in one transaction before any answer leaves.
+   */
+  blindedOperation(actor: Actor, op: 'reencrypt' | 'decrypt', body: Record<string, unknown>): Promise<Evaluated<Record<string, unknown>>> {
+    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
+    return this.evaluate(actor, op, keyId ? { keyId } : {}, op === 'reencrypt' ? () => this.reencryptBody(actor, body) : () => this.decryptBody(actor, body));
   }
 
   /** docs/protocol.md "Target authorisation": resolves a target to a public key, or refuses. */
@@ -211,32 +235,36 @@ export class KeyService {
   /** Blinded re-encryption, key-service half (gateway role). */
   async reencrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, async () => {
-      this.require(actor, ['gateway'], 'reencrypt');
-      const now = this.d.clock();
-      const e = point(body.e, 'e');
-      const f = point(body.f, 'f');
-      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
-      const target = this.resolveTarget(body.target, key.record, now);
-      const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
-      return {
-        result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
-        audit: { target: target.label, digest: this.d.audit.digest(e, f) },
-      };
-    });
+    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, () => this.reencryptBody(actor, body));
+  }
+
+  private async reencryptBody(actor: Actor, body: Record<string, unknown>): Promise<Outcome<Record<string, unknown>>> {
+    this.require(actor, ['gateway'], 'reencrypt');
+    const now = this.d.clock();
+    const e = point(body.e, 'e');
+    const f = point(body.f, 'f');
+    const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
+    const target = this.resolveTarget(body.target, key.record, now);
+    const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
+    return {
+      result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
+      audit: { target: target.label, digest: this.d.audit.digest(e, f) },
+    };
   }
 
   /** Blinded decryption with a DLEQ proof (inspector role). */
   async decrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, async () => {
-      this.require(actor, ['inspector'], 'decrypt');
-      const now = this.d.clock();
-      const e = point(body.e, 'e');
-      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
-      const out = await this.crypto.decrypt(key.privateKey, key.publicKeyUncompressed, { e });
-      return { result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) }, audit: { digest: this.d.audit.digest(e) } };
-    });
+    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, () => this.decryptBody(actor, body));
+  }
+
+  private async decryptBody(actor: Actor, body: Record<string, unknown>): Promise<Outcome<Record<string, unknown>>> {
+    this.require(actor, ['inspector'], 'decrypt');
+    const now = this.d.clock();
+    const e = point(body.e, 'e');
+    const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
+    const out = await this.crypto.decrypt(key.privateKey, key.publicKeyUncompressed, { e });
+    return { result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) }, audit: { digest: this.d.audit.digest(e) } };
   }
 
   /** Public material: key versions with their certificates (any authenticated role). */

@@ -1,0 +1,132 @@
+/**
+ * The gateway's keyd client coalescing blinded operations (src/gateway/keyd-batch.ts):
+ * against a real keyd process over mutual TLS, N concurrent operations make
+ * fewer requests and give the same results as one request each; a refused
+ * operation fails only its own caller. The fallback to single requests (a
+ * keyd without /v1/batch) as a unit, with a stand-in client.
+ */
+import {
+  type Capsule, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
+} from '../../src/crypto';
+import { BATCH_DEFAULTS, KeydBatcher } from '../../src/gateway/keyd-batch';
+import { KeydOps } from '../../src/gateway/keyd-ops';
+import { GatewayError } from '../../src/gateway/replies';
+import { KeydClient, KeydClientError } from '../../src/keyd/client';
+import { type OrgFixture, makeOrgFixture } from '../support/org-fixture';
+import { type KeydProcess, clientFor, startKeydProcess } from '../support/keyd-process';
+
+const g = groups.libsecp256k1;
+const N = 12;
+const users = Array.from({ length: N }, (_, i) => ({ address: `u${i}@a.example`, pair: generateEncryptionKeyPair(g, systemRng) }));
+
+describe('coalescing against a real keyd', () => {
+  let fx: OrgFixture;
+  let keyd: KeydProcess;
+  let orgKey: { keyId: string; publicKey: Uint8Array };
+  const open: KeydClient[] = [];
+  const client = (role: 'gateway' | 'inspector') => {
+    const c = clientFor(fx, keyd.port, fx.clients[role]);
+    open.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    fx = makeOrgFixture();
+    keyd = await startKeydProcess(fx.configFile);
+    const admin = clientFor(fx, keyd.port, fx.clients.admin);
+    for (const [i, u] of users.entries()) {
+      await admin.call('POST', '/v1/registry/users', { address: u.address, code: `U-${i}`, identityRef: `EMP-${i}`, encryptionPublicKey: Buffer.from(u.pair.publicKey).toString('hex'), encryptionKeyId: `k-${i}` });
+    }
+    const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
+    orgKey = { keyId: pub.current, publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')) };
+    admin.close();
+  });
+  afterAll(async () => {
+    for (const c of open) c.close();
+    await keyd?.stop();
+  });
+
+  /** Re-encrypts one capsule to every user at once; what each recovers, and how many requests it took. */
+  async function fanOut(ops: KeydOps, capsule: Capsule): Promise<{ keys: string[]; keyIds: string[]; requests: number }> {
+    const moved = await Promise.all(users.map((u, i) => ops.reencrypt(capsule, { kind: 'user', address: u.address }, `k-${i}`)));
+    return {
+      keys: moved.map((m, i) => Buffer.from(decapsulate(g, m.capsule, users[i]!.pair.privateKey)).toString('hex')),
+      keyIds: moved.map((m) => m.capsule.keyId),
+      requests: ops.gatewayOps.requests,
+    };
+  }
+
+  test(`${N} concurrent re-encryptions: fewer requests than operations, the same results as one request each`, async () => {
+    const P = newMessageKey(g, systemRng);
+    const capsule = encapsulate(g, P, orgKey, systemRng);
+    const batched = await fanOut(new KeydOps(g, client('gateway'), undefined, 5000, Date.now), capsule);
+    const single = await fanOut(new KeydOps(g, client('gateway'), undefined, 5000, Date.now, { windowMs: 0, maxOps: 1, maxBytes: 60000 }), capsule);
+    expect(single.requests).toBe(N);
+    expect(batched.requests).toBeLessThan(N);
+    expect(batched.requests).toBe(Math.ceil(N / BATCH_DEFAULTS.maxOps)); // all issued in one turn of the event loop: full batches
+    expect(batched.keys).toEqual(single.keys);
+    expect(batched.keys).toEqual(users.map(() => Buffer.from(P).toString('hex')));
+    expect(batched.keyIds).toEqual(single.keyIds);
+  });
+
+  test('a window and a size bound: operations issued over a few milliseconds share requests of at most batch_max_ops', async () => {
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now, { windowMs: 30, maxOps: 5, maxBytes: 60000 });
+    const capsule = encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng);
+    const pending = [];
+    for (const [i, u] of users.entries()) {
+      pending.push(ops.reencrypt(capsule, { kind: 'user', address: u.address }, `k-${i}`));
+      if (i % 4 === 3) await new Promise((r) => setTimeout(r, 2));
+    }
+    await Promise.all(pending);
+    expect(ops.gatewayOps.requests).toBe(Math.ceil(N / 5));
+  });
+
+  test('a refused operation in a batch fails only its caller', async () => {
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
+    const P = newMessageKey(g, systemRng);
+    const capsule = encapsulate(g, P, orgKey, systemRng);
+    const targets = users.slice(0, 4).map((u) => u.address);
+    targets.splice(2, 0, 'nobody@a.example');
+    const settled = await Promise.allSettled(targets.map((address) => ops.reencrypt(capsule, { kind: 'user', address })));
+    expect(ops.gatewayOps.requests).toBe(1);
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    const err = (settled[2] as PromiseRejectedResult).reason as GatewayError;
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err.message).toMatch(/target-refused/);
+    const ok = settled[3] as PromiseFulfilledResult<{ capsule: Capsule }>;
+    expect(decapsulate(g, ok.value.capsule, users[2]!.pair.privateKey)).toEqual(P);
+  });
+
+  test('blinded decryptions of an inspector travel in one batch, each proof checked', async () => {
+    const ops = new KeydOps(g, client('gateway'), client('inspector'), 5000, Date.now);
+    const keys = Array.from({ length: 6 }, () => newMessageKey(g, systemRng));
+    const got = await Promise.all(keys.map((P) => ops.messageKey(encapsulate(g, P, orgKey, systemRng), orgKey.publicKey)));
+    expect(ops.inspectorOps!.requests).toBe(1);
+    expect(got.map((r) => Buffer.from(r.messageKey).toString('hex'))).toEqual(keys.map((k) => Buffer.from(k).toString('hex')));
+  });
+});
+
+describe('fallback', () => {
+  test('a keyd without /v1/batch (404) is asked one operation at a time, and each caller gets its own answer', async () => {
+    const paths: string[] = [];
+    const stub = Object.create(KeydClient.prototype) as KeydClient;
+    stub.call = (async (_m: string, path: string, body?: { n?: number }) => {
+      paths.push(path);
+      if (path === '/v1/batch') throw new KeydClientError('not-found', 'No endpoint /v1/batch', 404);
+      if (body?.n === 2) throw new KeydClientError('target-refused', 'no', 403);
+      return { n: body?.n };
+    }) as KeydClient['call'];
+    const b = new KeydBatcher(stub);
+    const settled = await Promise.allSettled([1, 2, 3].map((n) => b.call('reencrypt', { n })));
+    expect(paths).toEqual(['/v1/batch', '/v1/reencrypt', '/v1/reencrypt', '/v1/reencrypt']);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as KeydClientError).code))).toEqual([{ n: 1 }, 'target-refused', { n: 3 }]);
+  });
+
+  test('a whole-request failure fails every operation in the batch with that error', async () => {
+    const stub = Object.create(KeydClient.prototype) as KeydClient;
+    stub.call = (async () => { throw new KeydClientError('busy', 'Too many requests', 503); }) as KeydClient['call'];
+    const b = new KeydBatcher(stub);
+    const settled = await Promise.allSettled([1, 2].map((n) => b.call('decrypt', { n })));
+    expect(settled.map((s) => s.status === 'rejected' && (s.reason as KeydClientError).transient)).toEqual([true, true]);
+  });
+});
