@@ -8,6 +8,7 @@ import * as crypto from './crypto';
 import * as gateway from './gateway';
 import * as inspect from './inspect';
 import * as keyd from './keyd';
+import * as lists from './lists';
 import * as pki from './pki';
 import * as ratios from './ratios';
 import * as streamMemory from './stream-memory';
@@ -20,6 +21,7 @@ const suites: Record<string, Suite> = {
   gateway: gateway.run,
   inspect: inspect.run,
   keyd: keyd.run,
+  lists: lists.run,
   pki: pki.run,
   ratios: ratios.run,
   stream: streamMemory.run,

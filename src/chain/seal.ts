@@ -48,6 +48,8 @@ export interface SealOptions {
   readonly trackingToken?: Uint8Array;
   /** `rc=`: the commitment to the envelope recipients of this copy (src/chain/recipients.ts); absent: not bound. */
   readonly recipientCommitment?: string;
+  /** `ls=`: the list address this seal re-distributes the message for (docs/lists.md); absent: no list. */
+  readonly listAddress?: string;
   /** verifyChain's result for this very message, before sealing. */
   readonly chain: ChainVerification;
 }
@@ -91,6 +93,7 @@ export async function seal(message: Uint8Array, options: SealOptions): Promise<S
     ['vd', options.verdicts.map((v) => `${v.name}:${v.result}`).join(',')],
     ...(instance === 1 && options.trackingToken ? [['tt', encodeBase64url(options.trackingToken)] as [string, string]] : []),
     ...(options.recipientCommitment === undefined ? [] : [['rc', options.recipientCommitment] as [string, string]]),
+    ...(options.listAddress === undefined ? [] : [['ls', options.listAddress] as [string, string]]),
     ['h', PROTECTED_HEADERS.join(':')],
     ['hh', headerHash(read.headers, PROTECTED_HEADERS)],
     ['bh', read.bodyHash],

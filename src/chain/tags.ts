@@ -68,13 +68,20 @@ export interface SealFields extends CommonFields {
   readonly trackingToken?: string;
   /** Base64url recipient commitment (`rc=`, src/chain/recipients.ts), when the seal binds its copy's recipients. */
   readonly recipientCommitment?: string;
+  /**
+   * `ls=`: the list address this organisation re-distributed the message
+   * for (docs/lists.md, "The list seal"); a receiving gateway accepts a seal
+   * by another organisation than seal i=1's when it is such a list seal of
+   * the list's own domain.
+   */
+  readonly listAddress?: string;
 }
 
 export type FieldKind = 'user' | 'seal';
 
 const TAGS: Record<FieldKind, { readonly required: readonly string[]; readonly optional: readonly string[] }> = {
   user: { required: ['v', 'u', 'c', 't', 'h', 'hh', 'bh', 'b'], optional: [] },
-  seal: { required: ['v', 'i', 'd', 'c', 't', 'cv', 'vd', 'h', 'hh', 'bh', 'b'], optional: ['tt', 'rc'] },
+  seal: { required: ['v', 'i', 'd', 'c', 't', 'cv', 'vd', 'h', 'hh', 'bh', 'b'], optional: ['tt', 'rc', 'ls'] },
 };
 
 const WHAT: Record<FieldKind, string> = { user: 'user signature', seal: 'seal' };
@@ -253,6 +260,13 @@ export function parseSeal(value: string): SealFields {
   }
   const hasCommitment = parsed.tags.some(([name]) => name === 'rc');
   const recipientCommitment = hasCommitment ? base64urlTag(get, failTag, 'rc', 32) : undefined;
+  let listAddress: string | undefined;
+  if (parsed.tags.some(([name]) => name === 'ls')) {
+    listAddress = get('ls');
+    if (listAddress.length > 254 || !ADDRESS.test(listAddress) || listAddress !== listAddress.toLowerCase() || !DOMAIN.test(listAddress.slice(listAddress.lastIndexOf('@') + 1))) {
+      failTag('ls', 'tag "ls" is not a lowercase addr-spec');
+    }
+  }
   return {
     version: 1,
     instance,
@@ -261,6 +275,7 @@ export function parseSeal(value: string): SealFields {
     verdicts,
     ...(trackingToken === undefined ? {} : { trackingToken }),
     ...(recipientCommitment === undefined ? {} : { recipientCommitment }),
+    ...(listAddress === undefined ? {} : { listAddress }),
     ...commonFields(parsed),
     tags: parsed.tags,
   };

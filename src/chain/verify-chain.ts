@@ -32,6 +32,8 @@ export interface SealReport {
   readonly trackingToken?: string;
   /** `rc=`: the commitment to the envelope recipients of the copy the seal was made for. */
   readonly recipientCommitment?: string;
+  /** `ls=`: the list this seal re-distributed the message for (docs/lists.md). */
+  readonly listAddress?: string;
   /** `b=` of the seal: what a later seal by this gateway binds to. */
   readonly signature: string;
   /** Whether `hh=` and `bh=` still match the message (must, for the newest seal). */
@@ -73,6 +75,7 @@ async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNew
     verdicts: seal.verdicts,
     ...(seal.trackingToken === undefined ? {} : { trackingToken: seal.trackingToken }),
     ...(seal.recipientCommitment === undefined ? {} : { recipientCommitment: seal.recipientCommitment }),
+    ...(seal.listAddress === undefined ? {} : { listAddress: seal.listAddress }),
     signature: seal.signature,
     matchesMessage,
     outcome,

@@ -237,9 +237,10 @@ function publicKeyOption(v: string | undefined): PublicKeyInput | undefined {
   if (v === undefined) return undefined;
   if (/^(02|03)[0-9a-fA-F]{64}$/.test(v) || /^04[0-9a-fA-F]{128}$/.test(v)) return new Uint8Array(Buffer.from(v, 'hex'));
   const text = readText(v, 'public key');
-  const m = /-----BEGIN PUBLIC KEY-----([\s\S]*?)-----END PUBLIC KEY-----/.exec(text);
-  if (!m) throw new CliError(`Cannot read public key "${v}": expected a hex point or a PEM "PUBLIC KEY" file`, EXIT.dataErr);
-  return new Uint8Array(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
+  const begin = text.indexOf('-----BEGIN PUBLIC KEY-----'); // indexOf, not a lazy BEGIN…END pattern (quadratic without an END)
+  const end = begin < 0 ? -1 : text.indexOf('-----END PUBLIC KEY-----', begin + 26);
+  if (end < 0) throw new CliError(`Cannot read public key "${v}": expected a hex point or a PEM "PUBLIC KEY" file`, EXIT.dataErr);
+  return new Uint8Array(Buffer.from(text.slice(begin + 26, end).replace(/\s+/g, ''), 'base64'));
 }
 
 const issue: Sub = {

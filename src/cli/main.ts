@@ -10,6 +10,7 @@ import { demoCommand } from './demo';
 import { directoryCommand } from './directory';
 import { inspectorCommand } from './inspector';
 import { keydCommand } from './keyd';
+import { listCommand } from './list';
 import { publishCommand } from './publish';
 import { quarantineCommand } from './quarantine';
 import { registryCommand } from './registry';
@@ -25,6 +26,7 @@ export const groups: Record<string, CommandGroup> = {
   directory: directoryCommand,
   inspector: inspectorCommand,
   keyd: keydCommand,
+  list: listCommand,
   publish: publishCommand,
   quarantine: quarantineCommand,
   registry: registryCommand,

@@ -19,6 +19,7 @@ import { UserError, type UserErrorCode } from '../user/errors';
 import { OpenError, openMessage } from '../user/open';
 import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle } from '../user/profile';
 import { signAndEncrypt } from '../user/sign-encrypt';
+import { forwardMessage } from '../user/forward';
 import { submitMessage } from '../user/submit';
 import { type CliIo, type CommandGroup, CliError, EXIT, processIo, requireFolder } from './command';
 
@@ -29,6 +30,7 @@ Subcommands:
   sign-encrypt   encrypt a message to the own organisation's key, then sign it as the user
   send           submit a message over SMTP with AUTH (envelope from the profile, --to recipients)
   open           verify the newest seal, decrypt with the user's key, print the verdicts of every hop
+  forward        pass a received encrypted message on without decrypting its content (SSMAX §3.4)
   update-bundle  replace the profile's organisation bundle with a newer, verified one
 
 Run \`ssmax user <subcommand> --help\` for details. Profile folder: docs/user.md.`;
@@ -67,6 +69,13 @@ with the user's key. Prints one line per hop (instance, domain, result, verdicts
 one line about decryption, then the message (or writes it to -o FILE). Earlier seals are vouched for
 by the newest sealer; with --peer-bundle they are verified too. Nothing is printed of the content when
 a seal or decryption fails (exit 1).`,
+  forward: `Usage: ssmax user forward --profile DIR --to ADDR [--to ADDR ...] [--in FILE] [-o FILE] [--at TIME]
+
+Re-targets the capsule for your key in a received message (FILE, or stdin) to your organisation's
+current key, without decrypting the content, gives it a new header (From: you, To: each --to,
+Subject: "Fwd: ..."), and signs it. The content ciphertext is copied unchanged. Submit the result
+with \`ssmax user send --to ADDR\`: your gateway re-encrypts it for the new recipients, inside the
+organisation or in another one. Writes the message to -o FILE or stdout.`,
   'update-bundle': `Usage: ssmax user update-bundle --profile DIR --bundle FILE [--at TIME]
 
 Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.`,
@@ -301,6 +310,16 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const result = await submitMessage(profile, message, { to, smtp, ...(authMethod ? { authMethod } : {}) });
       io.out(`Submitted to ${result.accepted.join(', ')}${result.rejected.length ? `; rejected: ${result.rejected.join(', ')}` : ''}: ${result.response}`);
       return result.rejected.length ? EXIT.failure : EXIT.ok;
+    }
+    case 'forward': {
+      const v = parse(args, { profile: { type: 'string' }, to: { type: 'string', multiple: true }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, at: { type: 'string' } }, usage);
+      if (v.help) return (io.out(usage), EXIT.ok);
+      const profile = loadUserProfile(profileFolder(v, usage));
+      const to = list(v, 'to');
+      if (to.length === 0) throw new CliError(`--to is required\n\n${usage}`, EXIT.usage);
+      const result = await forwardMessage(profile, await readInput(str(v, 'in')), { to, now: timeOption(v) });
+      writeOutput(io, str(v, 'out'), result);
+      return EXIT.ok;
     }
     case 'open': {
       const v = parse(args, {

@@ -24,7 +24,7 @@ import { StreamOpener } from '../crypto/stream';
 import { Base64LineDecoder } from './base64-lines';
 import { listCapsulesIn } from './capsules';
 import { CAPSULE_HEADER, type EncryptedPartParams, VERSION_HEADER, parseContentType } from './headers';
-import { DEFAULT_LIMITS, type MimeLimits } from './limits';
+import { DEFAULT_LIMITS, type MimeLimits, limitError } from './limits';
 import { checkNode, splitterFor } from './encrypt';
 import { type MessageSource, parseHead, readHead } from './source';
 
@@ -59,6 +59,9 @@ function contentParams(headers: Headers, where: string): EncryptedPartParams | n
   return parseContentType(line.slice(line.indexOf(':') + 1));
 }
 
+/** The longest line a quoted-printable entity may have, line break excluded (RFC 5322's line limit; RFC 2045 allows 76). */
+export const MAX_QP_LINE = 998;
+
 /**
  * Quoted-printable ciphertext (a relay may re-encode the base64 of an
  * encrypted entity; the body hash covers the decoded bytes, so the seal still
@@ -66,32 +69,60 @@ function contentParams(headers: Headers, where: string): EncryptedPartParams | n
  * line breaks removed, hard ones are CRLF bytes, except the entity's final
  * line end (docs/chain.md). Decoded complete line by complete line, the last
  * line break held back until more follows.
+ *
+ * Linear in its input however it is chunked: each byte is looked at a fixed
+ * number of times (the line-length check, the search for the last line
+ * break, the scan back over the final line break, the decoder), an
+ * unfinished line is kept as a list of chunks rather than re-joined on every
+ * push, and a line longer than MAX_QP_LINE octets is refused, so no line can
+ * be carried (and rescanned) without bound.
  */
-class QuotedPrintableLines {
-  private rest = '';
+export class QuotedPrintableLines {
+  private rest: Buffer[] = [];
+  /** Octets of the unfinished line so far (the bytes in `rest`). */
+  private restLength = 0;
   private held = '';
 
   push(data: Uint8Array): Buffer {
-    const text = this.rest + Buffer.from(data).toString('latin1');
-    const cut = text.lastIndexOf('\n') + 1;
-    if (cut === 0) {
-      this.rest = text;
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let line = this.restLength;
+    let from = 0;
+    for (let nl = buf.indexOf(10); nl !== -1; nl = buf.indexOf(10, from)) {
+      checkLine(line + nl - from);
+      line = 0;
+      from = nl + 1;
+    }
+    checkLine(line + buf.length - from);
+    if (from === 0) {
+      this.rest.push(Buffer.from(buf)); // a copy: the caller may reuse its chunk
+      this.restLength += buf.length;
       return Buffer.alloc(0);
     }
-    this.rest = text.slice(cut);
-    let block = this.held + text.slice(0, cut);
-    const lb = /=?[ \t]*\r?\n$/.exec(block)![0];
-    block = block.slice(0, block.length - lb.length);
+    const text = this.held + Buffer.concat([...this.rest, buf.subarray(0, from)]).toString('latin1');
+    this.rest = from < buf.length ? [Buffer.from(buf.subarray(from))] : [];
+    this.restLength = buf.length - from;
+    // The final line break with what belongs to it, scanned back from the end: `=?[ \t]*\r?\n` (a plain loop, not a pattern anchored at the end).
+    let i = text.length - 1; // text ends in "\n"
+    if (i > 0 && text.charCodeAt(i - 1) === 13) i--;
+    while (i > 0 && (text.charCodeAt(i - 1) === 32 || text.charCodeAt(i - 1) === 9)) i--;
+    if (i > 0 && text.charCodeAt(i - 1) === 61) i--;
+    const lb = text.slice(i);
     this.held = lb.startsWith('=') ? '' : lb; // a soft break is no data; a hard one is, unless it is the last
-    return libqp.decode(block);
+    return libqp.decode(text.slice(0, i));
   }
 
   finish(): Buffer {
-    const out = this.rest === '' ? Buffer.alloc(0) : libqp.decode(this.held + this.rest); // the final line end is not content
-    this.rest = '';
+    const out = this.restLength === 0 ? Buffer.alloc(0) : libqp.decode(this.held + Buffer.concat(this.rest).toString('latin1')); // the final line end is not content
+    this.rest = [];
+    this.restLength = 0;
     this.held = '';
     return out;
   }
+}
+
+/** Refuses a quoted-printable line of more than MAX_QP_LINE octets (`octets` counts everything before the LF, so a CR too). */
+function checkLine(octets: number): void {
+  if (octets > MAX_QP_LINE + 1) throw limitError('a quoted-printable line of the encrypted entity', MAX_QP_LINE, `more than ${MAX_QP_LINE} octets`);
 }
 
 /** The transfer encoding of an encrypted entity: base64 (as written) or quoted-printable (re-encoded in transit); others are refused. */

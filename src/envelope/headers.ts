@@ -9,7 +9,7 @@
  * Parsers are strict: unknown, repeated or missing tags, bad lengths and bad
  * characters are errors that name the tag and the value.
  */
-import { parseHeaderValue } from 'libmime';
+import libmime from 'libmime';
 import type { Capsule } from '../crypto/capsule';
 import { CryptoError, quote } from '../crypto/errors';
 import { CONTENT_ID_LENGTH, assertChunkSize } from '../crypto/kdf';
@@ -77,7 +77,7 @@ export function formatContentType(p: EncryptedPartParams): string {
 
 /** Parses the Content-Type of an encrypted entity; null if it is not one. */
 export function parseContentType(value: string): EncryptedPartParams | null {
-  const parsed = parseHeaderValue(value.replace(/\r?\n[ \t]/g, ' '));
+  const parsed = libmime.parseHeaderValue(value.replace(/\r?\n[ \t]/g, ' '));
   if (parsed.value.trim().toLowerCase() !== MEDIA_TYPE) return null;
   const p = parsed.params;
   const what = `Content-Type ${MEDIA_TYPE}`;

@@ -10,6 +10,7 @@
  * `npm run fuzz` (src/fuzz/run.ts) and, briefly, by the jest suite.
  */
 import fc from 'fast-check';
+import libqp from 'libqp';
 import { seal } from '../chain/seal';
 import { readMessage } from '../chain/body-hash';
 import { ChainFormatError } from '../chain/result';
@@ -159,7 +160,7 @@ export async function makeSeeds(): Promise<Seeds> {
     const encrypted = await collect(encryptMessage(raw, [{ keyId: userKey.keyId, publicKey: user.publicKey }], { group: g, rng: systemRng, chunkSize: 1024 }));
     const chain = await verifyChain(encrypted, { lookup: () => undefined, now: () => Date.now() });
     const sealed = await seal(encrypted, { domain: 'a.example', certRef, privateKey: sealPair.privateKey, now: () => Date.now(), verdicts: [{ name: 'dlp', result: 'pass' }], chain, trackingToken: new Uint8Array(64).fill(7) });
-    messages.push(encrypted, sealed.message);
+    messages.push(encrypted, sealed.message, requoted(encrypted));
     sealValues.push(Buffer.from(sealed.field.slice(sealed.field.indexOf(':') + 1), 'latin1'));
   }
   const bundle = JSON.stringify({ payload: { v: 1, domain: 'a.example', id: 'bundle-0001', serial: 1, issued: now.toISOString(), sealingCertificates: [sealCert.pem], encryptionKeys: [], abuseContact: 'mailto:abuse@a.example' }, signature: { alg: 'ES256', value: 'AAAA' } });
@@ -176,6 +177,15 @@ export async function makeSeeds(): Promise<Seeds> {
 }
 
 const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+
+/** An encrypted message as a relay re-encoding its base64 body to quoted-printable leaves it (decryption reads both). */
+function requoted(encrypted: Uint8Array): Uint8Array {
+  const t = Buffer.from(encrypted).toString('latin1');
+  const at = t.indexOf('\r\n\r\n') + 4;
+  if (at < 4 || !t.slice(0, at).includes('Content-Transfer-Encoding: base64')) return encrypted;
+  const qp = libqp.wrap(libqp.encode(Buffer.from(t.slice(at).replace(/\r\n/g, ''), 'base64')), 76);
+  return new Uint8Array(Buffer.from(`${t.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`, 'latin1'));
+}
 
 export function fuzzTargets(seeds: Seeds): FuzzTarget[] {
   const now = () => Date.now();

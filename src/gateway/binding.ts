@@ -27,6 +27,7 @@ import { DirectoryError } from '../directory/directory';
 import type { GatewayDeps } from './deps';
 import { domainOf } from './message-checks';
 import { GatewayError } from './replies';
+import { listResealAccepted } from '../lists/chain';
 
 /** Whether the directory holds a bundle for `domain` (none: false; unreachable: 4xx). */
 async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
@@ -71,7 +72,8 @@ export async function checkArrival(deps: GatewayDeps, message: Buffer, from: str
     throw new GatewayError('senderNotAligned', `From domain ${fromDomain}, seal i=1 by ${first.domain}`);
   }
   for (const r of chain.instances.slice(1)) {
-    if (r.domain !== first.domain && !deps.config.chain.resealers.includes(r.domain)) {
+    // a list's re-distribution seal (ls= of its own domain) is accepted explicitly: src/lists/chain.ts
+    if (r.domain !== first.domain && !deps.config.chain.resealers.includes(r.domain) && !listResealAccepted(r, chain.instances.slice(0, r.instance - 1), message)) {
       throw new GatewayError('senderNotAligned', `seal i=${r.instance} by ${r.domain} re-seals mail of ${first.domain} (From domain ${fromDomain}) and ${r.domain} is not an allowed resealer`);
     }
   }

@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config';
 import type { Inspector } from './inspection';
 import type { KeyWatch } from './key-exchange';
 import type { KeydOps } from './keyd-ops';
+import type { Lists } from '../lists/expand';
 
 /** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */
 export interface PeerDirectory {
@@ -33,6 +34,8 @@ export interface GatewayDeps {
   readonly keyWatch?: KeyWatch;
   /** Inspection of this hop (DLP outbound, antivirus inbound; inline or remote: docs/inspection.md), when enabled. */
   readonly inspection?: Inspector;
+  /** Mailing lists of this organisation (src/lists/, docs/lists.md): expansion and the moderation store. */
+  readonly lists?: Lists;
 }
 
 /** One message to send: the same bytes for these recipients. */

@@ -16,7 +16,17 @@ const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url')
 
 export type ReencryptTarget =
   | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
-  | { kind: 'user'; address: string };
+  | { kind: 'user'; address: string }
+  /** A member of a list of this organisation (src/lists/): keyd checks membership; a member elsewhere names its organisation's certificate. */
+  | { kind: 'list'; list: string; member: string; certificate?: string; chain?: readonly string[]; crls?: readonly string[] };
+
+/** A list of this organisation as keyd resolves it for a post (src/keyd/lists.ts). */
+export interface ListFacts {
+  readonly address: string;
+  readonly members: readonly string[];
+  readonly policy: 'members' | 'moderated' | 'open';
+  readonly moderators: readonly string[];
+}
 
 /** keyd's "retired, refresh" notice: `current` names the version new mail should use. */
 export interface KeyNotice {
@@ -142,6 +152,27 @@ export class KeydOps {
     }
   }
 
+  /**
+   * Re-encrypts `capsule` to each of `targets` in one keyd request (one
+   * blinding; docs/lists.md): per target the new capsule, or `refused` with
+   * keyd's reason when keyd refused that target. An answer for another key
+   * than `expectKeyIds[i]` is refused for the whole batch (4xx), as in `reencrypt`.
+   */
+  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<({ capsule: Capsule } | { refused: string })[]> {
+    const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
+    try {
+      const r = await this.gateway.call<{ results: { u?: string; v?: string; targetKeyId?: string; error?: { message?: string } }[] }>('POST', '/v1/reencrypt/batch', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), targets });
+      if (!Array.isArray(r.results) || r.results.length !== targets.length) throw new GatewayError('keydUnavailable', `key service answer refused: ${Array.isArray(r.results) ? r.results.length : 'no'} results for ${targets.length} targets`);
+      return r.results.map((x, i) => {
+        if (x.error) return { refused: String(x.error.message ?? 'refused').slice(0, 200) };
+        if (x.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(x.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
+        return { capsule: unblindReencryption(this.group, blinding, { u: unb64(x.u), v: unb64(x.v) }, { keyId: expectKeyIds[i]! }) };
+      });
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+  }
+
   /** The message key, by blinded decryption with a proof checked against `orgPublicKey` (with keyd's notice, as for reencrypt). */
   async messageKey(capsule: Capsule, orgPublicKey: Uint8Array): Promise<{ messageKey: Uint8Array } & KeyNotice> {
     if (!this.inspectorOps) throw new GatewayError('keydUnavailable', 'no inspector credentials configured for transparent delivery');
@@ -187,13 +218,29 @@ export class KeydOps {
       if (err instanceof KeydClientError && err.status === 404) facts = undefined;
       else throw fromKeyd(err);
     }
-    if (facts?.status === 'active' && this.userFactsTtlMs > 0) {
-      if (this.users.size >= 10000) this.users.clear(); // bounded: a burst of distinct recipients cannot grow it without limit
-      this.users.set(key, { facts, until: this.now() + this.userFactsTtlMs });
-    } else {
-      this.users.delete(key);
-    }
+    if (facts?.status === 'active' && this.userFactsTtlMs > 0) this.remember(facts);
+    else this.users.delete(key);
     return facts;
+  }
+
+  /** Keeps an active user's facts for the TTL (bounded: a burst of distinct recipients cannot grow the map without limit). */
+  private remember(facts: UserFacts): void {
+    if (facts.status !== 'active') return;
+    if (this.users.size >= 10000) this.users.clear();
+    this.users.set(facts.address.toLowerCase(), { facts, until: this.now() + this.userFactsTtlMs });
+  }
+
+  /** The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked when a post is accepted, never cached). */
+  async list(address: string): Promise<ListFacts | undefined> {
+    try {
+      const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>('GET', `/v1/lists/${encodeURIComponent(address)}/resolve`);
+      // the local members' facts come with the list: kept like any user's facts (keyd re-checks at each re-encryption)
+      if (this.userFactsTtlMs > 0) for (const facts of Object.values(list.users ?? {})) this.remember(facts);
+      return list;
+    } catch (err) {
+      if (err instanceof KeydClientError && err.status === 404) return undefined;
+      throw fromKeyd(err);
+    }
   }
 
   /** The org's current key: key id and compressed public key. */

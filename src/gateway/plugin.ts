@@ -125,6 +125,7 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
     const local = s.config.localDomains.includes(domain);
     if (local) {
       const user = await s.deps.keyd.user(addressOf(rcpt));
+      if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
       if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
       return [CODES.OK];
     }

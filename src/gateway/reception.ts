@@ -24,6 +24,7 @@ import { GatewayError, messageFault } from './replies';
 import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import { checkArrival } from './binding';
+import { listFieldsOf } from '../lists/chain';
 import type { Verdict } from '../chain/tags';
 
 export interface Arrival {
@@ -39,6 +40,13 @@ export interface Arrival {
   readonly verdicts: readonly Verdict[];
   /** The tracking token, when this gateway is the first sealer (local mail at the sending org). */
   readonly trackingToken?: Uint8Array;
+  /** The verified sender (the From the chain or the user signature vouches for): what a list's posting policy checks (src/lists/). */
+  readonly sender?: string;
+  /** Copies made for this list's members (src/lists/): re-encrypted with keyd's `list` target, sealed with `ls=`; `listFields` head a plain member's copy. */
+  readonly list?: string;
+  readonly listFields?: string;
+  /** Capsules already re-encrypted for these recipients (a list's batch, src/lists/expand.ts): used instead of asking keyd again. */
+  readonly moved?: ReadonlyMap<string, Capsule>;
 }
 
 /** The capsule made for this organisation's key; a missing or foreign one is refused. */
@@ -79,27 +87,39 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
   const capsule = ownCapsule(deps, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
-  const users = await Promise.all(arrival.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
+  const found = await Promise.all(arrival.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
+  // a list of this organisation among the recipients (src/lists/expand.ts); any other unknown recipient refuses the whole
+  const lists = await Promise.all(arrival.rcpts.map((rcpt, i) => (!found[i] && deps.lists ? deps.keyd.list(rcpt) : undefined)));
   arrival.rcpts.forEach((rcpt, i) => {
-    const user = users[i];
-    if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', rcpt);
+    const user = found[i];
+    if (!lists[i] && (!user || user.status !== 'active')) throw new GatewayError('noLocalRecipient', rcpt);
   });
-  // All recipients' re-encryptions issued together: they travel to keyd in one batch (keyd-batch.ts).
-  const moves = await Promise.all(arrival.rcpts.map((rcpt, i) => {
-    const keyId = users[i]!.encryptionKeyId;
-    return keyId ? deps.keyd.reencrypt(capsule, { kind: 'user', address: rcpt }, keyId) : undefined;
-  }));
   for (const [i, rcpt] of arrival.rcpts.entries()) {
+    const list = lists[i];
+    if (list && deps.lists) copies.push(...(await deps.lists.post(deps, { arrival: { ...arrival, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
+  }
+  const rcpts = arrival.rcpts.filter((_, i) => !lists[i]);
+  const users = found.filter((_, i) => !lists[i]);
+  // All recipients' re-encryptions issued together: they travel to keyd in one batch (keyd-batch.ts).
+  // A list's member copies: keyd's `list` target, or the capsule the list's own batch already made (src/lists/expand.ts).
+  const moves = await Promise.all(rcpts.map((rcpt, i) => {
+    const keyId = users[i]!.encryptionKeyId;
+    if (!keyId) return undefined;
+    const done = arrival.moved?.get(rcpt);
+    if (done) return { capsule: done } as { capsule: Capsule } & KeyNotice;
+    return deps.keyd.reencrypt(capsule, arrival.list ? { kind: 'list', list: arrival.list, member: rcpt } : { kind: 'user', address: rcpt }, keyId);
+  }));
+  for (const [i, rcpt] of rcpts.entries()) {
     const moved = moves[i];
     if (moved) {
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(arrival.message, [moved.capsule]));
-      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt]);
+      const sealed = await addSeal(deps, forUser, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [rcpt], arrival.list);
       copies.push({ rcpts: [rcpt], message: sealed, local: true });
       continue;
     }
     // Transparent delivery on the internal hop.
-    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken, [rcpt]);
+    const sealed = await addSeal(deps, arrival.message, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'none' }], arrival.trackingToken, [rcpt], arrival.list);
     orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
     const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
     noteRetired(notices, capsule.keyId, notice);
@@ -113,7 +133,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
       messageKey.fill(0); // the message key is not kept in memory after use
     }
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${arrival.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(arrival.verdicts)}\r\n`;
-    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + sealHeaders(sealed), 'latin1'), original]), local: true });
+    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + (arrival.listFields ?? listFieldsOf(arrival.message)) + sealHeaders(sealed), 'latin1'), original]), local: true });
   }
   return copies;
 }
@@ -165,5 +185,5 @@ export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     held.quarantined = inspected.quarantined;
     return [];
   }
-  return receive(deps, { message: inspected.message, rcpts, chain, verdicts: inspected.verdicts }, capsules, notices);
+  return receive(deps, { message: inspected.message, rcpts, chain, verdicts: inspected.verdicts, sender: head.from }, capsules, notices);
 }

@@ -52,6 +52,9 @@ export const REPLIES = {
   mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
+  // mailing lists (src/lists/, docs/lists.md)
+  listLoop: { code: 550, status: '5.4.6', text: 'Mailing list loop detected' },
+  listNotMember: { code: 550, status: '5.7.2', text: 'Posting to this list is restricted to its members' },
 } as const satisfies Record<string, Reply>;
 
 export type ReplyName = keyof typeof REPLIES;

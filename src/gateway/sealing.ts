@@ -56,11 +56,12 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
  * (src/chain/recipients.ts): the SSMAX-Recipients field of the hop before is
  * replaced by this copy's.
  */
-export async function addSeal(deps: GatewayDeps, message: Buffer, chain: ChainVerification, verdicts: readonly Verdict[], trackingToken: Uint8Array | undefined, rcpts: readonly string[]): Promise<Buffer> {
+export async function addSeal(deps: GatewayDeps, message: Buffer, chain: ChainVerification, verdicts: readonly Verdict[], trackingToken: Uint8Array | undefined, rcpts: readonly string[], listAddress?: string): Promise<Buffer> {
   const binding = bindRecipients(rcpts);
   const sealed = await seal(prependField(removeRecipientFields(message), binding.field), {
     domain: deps.config.domain, certRef: deps.seal.certRef, privateKey: deps.seal.privateKey, now: () => deps.clock().getTime(),
     verdicts, chain, ...(trackingToken ? { trackingToken } : {}), recipientCommitment: binding.commitment,
+    ...(listAddress ? { listAddress } : {}), // a list's re-distribution (src/lists/, docs/lists.md)
   });
   return Buffer.from(sealed.message);
 }

@@ -25,6 +25,7 @@ import { QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from './keyd-ops';
 import { type Inspector, LocalInspector } from './inspection';
 import { RemoteInspector } from '../inspector/client';
+import { Lists } from '../lists/expand';
 
 /** How often the own bundle is fetched again while a renewed sealing certificate waits to appear in it. */
 const SEAL_CHECK_MS = 5000;
@@ -83,8 +84,10 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   }
+  // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
+  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
   const deps: GatewayDeps = {
-    config, group, keyd, directory, keyWatch, ...(inspection ? { inspection } : {}),
+    config, group, keyd, directory, keyWatch, lists, ...(inspection ? { inspection } : {}),
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
   };
@@ -135,6 +138,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
       await directory.close();
       await delivery.close();
       await inspection?.close();
+      await lists.close();
     },
   };
 }

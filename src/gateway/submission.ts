@@ -75,6 +75,20 @@ async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buff
   return removeUserSignature(message);
 }
 
+/** The local recipients that are lists of this organisation (not registered users). */
+async function listRecipients(deps: GatewayDeps, rcpts: readonly string[]): Promise<string[]> {
+  if (!deps.lists) return [];
+  const out: string[] = [];
+  for (const r of rcpts) if (!(await deps.keyd.user(r)) && (await deps.keyd.list(r))) out.push(r);
+  return out;
+}
+
+/** This organisation's current encryption key, as its own verified bundle certifies it. */
+async function ownKey(deps: GatewayDeps): Promise<{ keyId: string; publicKey: Uint8Array }> {
+  const { current } = await deps.keyd.orgKeys();
+  return { keyId: current, publicKey: await deps.keyd.certifiedKey(current) };
+}
+
 /** Bcc must never travel: drop Bcc fields before the gateway encrypts a plaintext submission. */
 function withoutBcc(message: Buffer): Buffer {
   const end = message.indexOf('\r\n\r\n');
@@ -122,10 +136,18 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
-        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token }, capsules, notices)));
+        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token, sender: head.from }, capsules, notices)));
       } else {
+        // a plaintext post to a list of this organisation is encrypted to the organisation's key first, then expanded like any post (src/lists/)
+        const lists = await listRecipients(deps, list);
+        if (lists.length > 0) {
+          const own = await ownKey(deps);
+          const encrypted = await collect(encryptMessage(message, [own], { group: deps.group, rng: systemRng }));
+          copies.push(...(await receive(deps, { message: encrypted, rcpts: lists, chain: none, verdicts: inspected.verdicts, trackingToken: token, sender: head.from }, listCapsulesIn(checkMessage(encrypted).headers), notices)));
+        }
+        const users = list.filter((r) => !lists.includes(r));
         // a plaintext submission to local users stays on the internal hop, as submitted (with what DLP found, when it ran)
-        copies.push({ rcpts: list, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
+        if (users.length > 0) copies.push({ rcpts: users, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
       }
       continue;
     }

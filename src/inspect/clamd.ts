@@ -58,7 +58,7 @@ export class ClamdClient {
       sock.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); reject(new ClamdError('unavailable', `clamd unreachable: ${err.code ?? err.message}`)); });
       sock.on('close', () => {
         clearTimeout(timer);
-        resolve(Buffer.concat(parts).toString('utf8').replace(/\0+$/, '').trim());
+        resolve(withoutTrailingNuls(Buffer.concat(parts).toString('utf8')).trim());
       });
     });
   }
@@ -93,4 +93,11 @@ export class ClamdClient {
       release();
     }
   }
+}
+
+/** The answer less its trailing NUL terminators: a loop from the end (`/\0+$/` is quadratic on a run of NULs followed by anything else). */
+export function withoutTrailingNuls(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 0) end--;
+  return text.slice(0, end);
 }

@@ -29,7 +29,15 @@ export interface InspectorConfig {
   readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly timeoutMs: number };
   /** ssmax-inspect.ini and ssmax-dlp.ini. */
   readonly inspection: { readonly inspect: string; readonly dlpRules: string };
-  readonly limits: { readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number };
+  readonly limits: {
+    readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number;
+    /** Time to receive a request's header block (a slower client is answered 408 and dropped); at most requestTimeoutMs. */
+    readonly headersTimeoutMs: number;
+    /** Largest request header block in bytes (over it: 431). */
+    readonly maxHeaderBytes: number;
+    /** Most header fields in one request (over it: 431). */
+    readonly maxHeaders: number;
+  };
 }
 
 export class InspectorConfigError extends Error {}
@@ -43,6 +51,9 @@ export const INSPECTOR_DEFAULTS = {
   max_body_bytes: 52428800,
   max_in_flight: 64,
   request_timeout_ms: 30000,
+  headers_timeout_ms: 5000,
+  max_header_bytes: 16384,
+  max_headers: 64,
 } as const;
 
 type Section = Record<string, unknown>;
@@ -75,7 +86,7 @@ export function parseInspectorConfig(ini: Record<string, Section | undefined>, f
     const v = required ? need(s, k) : opt(s, k);
     return v ? v.split(',').map((x) => x.trim()).filter(Boolean).map(path) : [];
   };
-  const num = (s: string, k: 'timeout_ms' | 'max_body_bytes' | 'max_in_flight' | 'request_timeout_ms', min: number, max: number): number => {
+  const num = (s: string, k: 'timeout_ms' | 'max_body_bytes' | 'max_in_flight' | 'request_timeout_ms' | 'headers_timeout_ms' | 'max_header_bytes' | 'max_headers', min: number, max: number): number => {
     const raw = opt(s, k);
     const v = raw === undefined ? INSPECTOR_DEFAULTS[k] : Number(raw);
     if (!Number.isFinite(v) || v < min || v > max) throw new InspectorConfigError(`Config "${file}": [${s}] ${k} must be a number from ${min} to ${max} (got "${raw}")`);
@@ -100,6 +111,9 @@ export function parseInspectorConfig(ini: Record<string, Section | undefined>, f
     },
     bundle: { ...(opt('bundle', 'url') ? { url: opt('bundle', 'url') } : {}), ...(opt('bundle', 'address') ? { address: opt('bundle', 'address') } : {}) },
     inspection: { inspect: path(opt('inspection', 'inspect') ?? INSPECTOR_DEFAULTS.inspect), dlpRules: path(opt('inspection', 'dlp_rules') ?? INSPECTOR_DEFAULTS.dlp_rules) },
-    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 1 << 30), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000) },
+    limits: {
+      maxBodyBytes: num('limits', 'max_body_bytes', 1024, 1 << 30), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000),
+      headersTimeoutMs: num('limits', 'headers_timeout_ms', 100, 600000), maxHeaderBytes: num('limits', 'max_header_bytes', 1024, 1 << 20), maxHeaders: num('limits', 'max_headers', 8, 1000),
+    },
   };
 }

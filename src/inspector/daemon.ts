@@ -66,6 +66,7 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
     clientCas, roots, orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
     crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
     maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
+    headersTimeoutMs: config.limits.headersTimeoutMs, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaders: config.limits.maxHeaders,
     validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
   });
   let port: number;

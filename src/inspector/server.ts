@@ -16,6 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeGracefully, listen } from '../net/https-json';
 import { type Server, createServer } from 'node:https';
+import { answerClientError } from '../net/client-error';
 import type { TLSSocket } from 'node:tls';
 import type { Capsule } from '../crypto';
 import { CryptoError } from '../crypto/errors';
@@ -44,12 +45,18 @@ export interface InspectorServerOptions {
   readonly maxBodyBytes: number;
   readonly maxInFlight: number;
   readonly requestTimeoutMs: number;
+  /** Time to receive a request's header block; a slower client is answered 408 and dropped (default 5000, at most requestTimeoutMs). */
+  readonly headersTimeoutMs?: number;
+  /** Largest request header block (bytes; over it: 431; default 16384). */
+  readonly maxHeaderBytes?: number;
+  /** Most header fields in one request (over it: 431; default 64). */
+  readonly maxHeaders?: number;
   readonly validationCache?: ValidationCache;
   readonly log?: (line: string) => void;
 }
 
-type Code = 'bad-request' | 'unauthenticated' | 'not-found' | 'too-large' | 'refused' | 'unavailable' | 'busy' | 'internal';
-const STATUS: Record<Code, number> = { 'bad-request': 400, unauthenticated: 401, 'not-found': 404, 'too-large': 413, refused: 422, unavailable: 503, busy: 503, internal: 500 };
+type Code = 'bad-request' | 'unauthenticated' | 'not-found' | 'too-large' | 'too-many-headers' | 'refused' | 'unavailable' | 'busy' | 'internal';
+const STATUS: Record<Code, number> = { 'bad-request': 400, unauthenticated: 401, 'not-found': 404, 'too-large': 413, 'too-many-headers': 431, refused: 422, unavailable: 503, busy: 503, internal: 500 };
 
 export class InspectorError extends Error {
   constructor(readonly code: Code, message: string, readonly details?: Record<string, string>) {
@@ -80,12 +87,29 @@ export class InspectorServer {
   private inFlight = 0;
   private readonly auth: ClientCertificateAuth;
 
+  private get headersTimeoutMs(): number {
+    return this.opts.headersTimeoutMs ?? 5000;
+  }
+
+  private get maxHeaders(): number {
+    return this.opts.maxHeaders ?? 64;
+  }
+
   constructor(private readonly engine: LocalInspector, private readonly opts: InspectorServerOptions) {
     this.auth = new ClientCertificateAuth({ roots: opts.roots, crls: opts.crls, roles: ['gateway'], issuers: opts.orgCas, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.requestTimeoutMs, 10000), keepAliveTimeout: 30000,
+      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+      handshakeTimeout: this.headersTimeoutMs,
+      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(this.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000,
+      maxHeaderSize: opts.maxHeaderBytes ?? 16384,
+      // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(this.headersTimeoutMs / 4))),
     }, (req, res) => { void this.handle(req, res); });
+    // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
+    this.server.maxHeadersCount = this.maxHeaders + 1;
+    // Requests Node's parser refuses (malformed, headers too large or too slow, a malformed chunked body) get a JSON answer too.
+    this.server.on('clientError', (err: Error & { code?: string }, socket) => answerClientError(err, socket, opts.maxHeaderBytes ?? 16384));
     this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
   }
 
@@ -99,6 +123,7 @@ export class InspectorServer {
   }
 
   private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed || !res.socket || res.socket.writableEnded) return; // already answered (a parser error mid-body is answered by clientError)
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
     res.end(text);
@@ -109,10 +134,15 @@ export class InspectorServer {
     if (Number(req.headers['content-length'] ?? 0) > limit) throw new InspectorError('too-large', `Request body over ${limit} bytes`);
     const parts: Buffer[] = [];
     let size = 0;
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > limit) throw new InspectorError('too-large', `Request body over ${limit} bytes`);
-      parts.push(chunk as Buffer);
+    try {
+      for await (const chunk of req) {
+        size += (chunk as Buffer).length;
+        if (size > limit) throw new InspectorError('too-large', `Request body over ${limit} bytes`);
+        parts.push(chunk as Buffer);
+      }
+    } catch (err) {
+      if (err instanceof InspectorError) throw err;
+      throw new InspectorError('bad-request', 'Request body not received whole'); // the client's fault (a malformed chunked body, a closed connection)
     }
     return Buffer.concat(parts, size);
   }
@@ -163,6 +193,7 @@ export class InspectorServer {
     this.inFlight++;
     try {
       role = this.caller(req.socket as TLSSocket).role;
+      if (req.rawHeaders.length / 2 > this.maxHeaders) throw new InspectorError('too-many-headers', `Request has more than ${this.maxHeaders} header fields`);
       const url = new URL(req.url ?? '/', 'https://inspector');
       let result: unknown;
       if (url.pathname === '/v1/inspect') {

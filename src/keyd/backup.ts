@@ -9,14 +9,18 @@
  *    shares), which is backed up apart (`ssmax keyd backup-master`).
  *  - restore: into an empty (or absent) data_dir only, with keyd stopped;
  *    the copy must match its manifest, be for the master key of this config
- *    and its audit chain must verify, before anything is written.
+ *    and its audit chain must verify — checked in a staging folder beside
+ *    data_dir (by a child process: a crafted store can crash LMDB), renamed
+ *    into place only once all holds — so a damaged or altered backup leaves
+ *    data_dir exactly as it was.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
-import { KeydError } from './errors';
+import { KeydError, type KeydErrorCode } from './errors';
 import { SecretWrapper, loadMasterKey } from './master-key';
 import { KeydStore } from './store';
 
@@ -42,7 +46,12 @@ function emptyOrAbsent(dir: string): boolean {
 
 /** Opens a copied environment and checks it against the master key: the audit chain's length. */
 async function check(dir: string, wrapper: SecretWrapper): Promise<number> {
-  const store = KeydStore.open(dir);
+  let store: KeydStore;
+  try {
+    store = KeydStore.open(dir);
+  } catch (err) {
+    throw new KeydError('config', `The backup's store cannot be opened: ${(err as Error).message}`);
+  }
   try {
     const stored = store.meta.get('master-check') as string | undefined;
     if (stored !== wrapper.checkValue) throw new KeydError('config', `The backup in "${dir}" was not made with this master key`);
@@ -52,6 +61,38 @@ async function check(dir: string, wrapper: SecretWrapper): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/**
+ * `check` in a child process: LMDB maps the store and trusts its pages, so a
+ * crafted or damaged store crashes the process that opens it (SIGSEGV); here
+ * such a crash is a refusal like any other. The child reads the master key
+ * from its file itself; nothing secret passes between the two.
+ */
+async function checkIsolated(dir: string, masterKeyFile: string): Promise<number> {
+  if (__filename.endsWith('.ts')) return check(dir, new SecretWrapper(loadMasterKey(masterKeyFile))); // the TypeScript sources (unit tests): no compiled module for a child
+  const r = spawnSync(process.execPath, [__filename, CHECK_ARG, dir, masterKeyFile], { encoding: 'utf8', timeout: 300_000 });
+  let answer: { count?: number; code?: KeydErrorCode; error?: string } = {};
+  try {
+    answer = JSON.parse(r.stdout) as typeof answer;
+  } catch {
+    // no answer: crashed, killed or timed out
+  }
+  if (typeof answer.count === 'number' && r.status === 0) return answer.count;
+  if (answer.error) throw new KeydError(answer.code ?? 'config', answer.error);
+  throw new KeydError('config', `The backup's store cannot be opened: checking it ended with ${r.signal ?? `exit status ${String(r.status)}`}${r.error ? ` (${r.error.message})` : ''}`);
+}
+
+const CHECK_ARG = '--ssmax-check-store';
+
+if (require.main === module && process.argv[2] === CHECK_ARG) {
+  check(process.argv[3]!, new SecretWrapper(loadMasterKey(process.argv[4]!))).then(
+    (count) => process.stdout.write(JSON.stringify({ count })),
+    (err: unknown) => {
+      process.stdout.write(JSON.stringify({ error: (err as Error).message, ...(err instanceof KeydError ? { code: err.code } : {}) }));
+      process.exitCode = 1;
+    },
+  );
 }
 
 /** Online backup of keyd's data directory into `outDir` (absent or empty). */
@@ -81,24 +122,67 @@ export async function backupKeyd(config: KeydConfig, outDir: string, clock: () =
   return manifest;
 }
 
-/** Restores a backup into the (absent or empty) data_dir of `config`; keyd must be stopped. */
-export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<BackupManifest> {
-  let manifest: BackupManifest;
+/** Reads and checks the manifest of a backup folder: every field present, of its type and form. */
+function readManifest(fromDir: string): BackupManifest {
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(readFileSync(join(fromDir, MANIFEST_FILE), 'utf8')) as BackupManifest;
+    parsed = JSON.parse(readFileSync(join(fromDir, MANIFEST_FILE), 'utf8'));
   } catch (err) {
     throw new KeydError('config', `"${fromDir}" is not a keyd backup (no readable ${MANIFEST_FILE}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  if (manifest.format !== 'ssmax-keyd-backup/1') throw new KeydError('config', `Unknown backup format "${String(manifest.format)}"`);
+  const m = parsed as Partial<Record<keyof BackupManifest, unknown>>;
+  const bad = (what: string) => new KeydError('config', `"${join(fromDir, MANIFEST_FILE)}" is not a valid backup manifest: ${what}`);
+  if (!m || typeof m !== 'object' || Array.isArray(m)) throw bad('not a JSON object');
+  if (m.format !== 'ssmax-keyd-backup/1') throw new KeydError('config', `Unknown backup format "${String(m.format)}"`);
+  if (typeof m.domain !== 'string' || m.domain === '') throw bad('no domain');
+  if (typeof m.created !== 'string' || Number.isNaN(Date.parse(m.created))) throw bad('"created" is not a time');
+  if (typeof m.auditRecords !== 'number' || !Number.isSafeInteger(m.auditRecords) || m.auditRecords < 0) throw bad('"auditRecords" is not a count');
+  if (typeof m.masterCheck !== 'string' || m.masterCheck === '') throw bad('no "masterCheck"');
+  if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256)) throw bad('"sha256" is not a SHA-256 in hex');
+  return m as BackupManifest;
+}
+
+/**
+ * Restores a backup into the (absent or empty) data_dir of `config`; keyd
+ * must be stopped. Nothing is written to data_dir until the backup has been
+ * checked whole: the manifest (form, domain, master key), the copy against
+ * its SHA-256, then the copy itself, opened in a staging folder beside
+ * data_dir — the master key's check value in the store and the audit chain,
+ * at least as long as at backup time. Only then is the staging folder renamed
+ * onto data_dir, one atomic step (onto an empty folder too); on any failure
+ * the staging folder is removed and data_dir is as it was.
+ */
+export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<BackupManifest> {
+  const manifest = readManifest(fromDir);
   if (manifest.domain !== config.domain) throw new KeydError('config', `The backup is of "${manifest.domain}", this keyd is for "${config.domain}"`);
   const file = join(fromDir, BACKUP_FILE);
+  if (!existsSync(file)) throw new KeydError('config', `"${fromDir}" is not a keyd backup (no ${BACKUP_FILE})`);
   if (sha256(file) !== manifest.sha256) throw new KeydError('config', `"${file}" does not match its manifest (damaged or altered)`);
   if (!emptyOrAbsent(config.dataDir)) throw new KeydError('config', `data_dir "${config.dataDir}" is not empty: stop keyd and restore into an empty folder`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   if (manifest.masterCheck !== wrapper.checkValue) throw new KeydError('config', `The backup was made with another master key than "${config.masterKeyFile}"`);
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  copyFileSync(file, join(config.dataDir, BACKUP_FILE));
-  const count = await check(config.dataDir, wrapper);
-  if (count < manifest.auditRecords) throw new KeydError('audit-failed', `The restored audit chain has ${count} records, the manifest says ${manifest.auditRecords}`);
+  const parent = dirname(resolve(config.dataDir));
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  // beside data_dir, so the rename stays on one file system; no dot in the name (LMDB would take the folder for a file)
+  const staging = mkdtempSync(join(parent, 'ssmax-keyd-restore-'));
+  try {
+    chmodSync(staging, 0o700);
+    const staged = join(staging, BACKUP_FILE);
+    copyFileSync(file, staged);
+    // the bytes checked are the bytes restored (the backup folder could change meanwhile)
+    if (sha256(staged) !== manifest.sha256) throw new KeydError('config', `"${file}" changed while it was restored`);
+    const count = await checkIsolated(staging, config.masterKeyFile);
+    if (count < manifest.auditRecords) throw new KeydError('audit-failed', `The backup's audit chain has ${count} records, the manifest says ${manifest.auditRecords}`);
+    // rename(2) puts a folder in place of an absent or empty one in one step, and refuses a non-empty one
+    // (keyd started meanwhile): nothing of the old data_dir is ever overwritten.
+    try {
+      renameSync(staging, config.dataDir);
+    } catch (err) {
+      throw new KeydError('config', `Cannot put the restored store in place at "${config.dataDir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (is keyd running?)`);
+    }
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
   return manifest;
 }

@@ -11,9 +11,10 @@
  * (`lifetime_days`, never past the org CA's own notAfter). No private key is
  * read, generated or written. The first PEM block of the file is replaced;
  * the blocks after it (its chain) are kept; the file is written atomically
- * (temporary file, then rename), so a process re-reading it sees either the
- * old or the new file. Each renewal is an audit record (`cert.renew`) that
- * commits with the change.
+ * (staged as `<file>.renewed`, then renamed), so a process re-reading it sees
+ * either the old or the new file. Each renewal is an audit record
+ * (`cert.renew`) committed before the rename; no file is touched inside the
+ * audit transaction.
  *
  * A certificate keyd cannot renew (issued by another CA, e.g. a Web PKI
  * certificate for the publisher, or an unreadable file) logs a WARNING line
@@ -23,7 +24,7 @@
  * The processes using the files pick the renewed certificate up without a
  * restart (src/ops/reload.ts).
  */
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as asn1js from 'asn1js';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
@@ -142,11 +143,20 @@ export class CertRenewer {
         if (fresh.notAfter.getTime() <= cert.notAfter.getTime()) throw new Error(`the org CA itself expires at ${this.ca.certificate.notAfter.toISOString()}`);
         const reason = `${file}: "${cert.subject}" serial ${fresh.serial} (was ${cert.serial}), notAfter ${fresh.notAfter.toISOString()}`;
         const mode = statSync(file).mode & 0o777;
-        await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) }, now, () => {
-          const tmp = `${file}.${process.pid}.tmp`;
-          writeFileSync(tmp, [fresh.pem.endsWith('\n') ? fresh.pem : `${fresh.pem}\n`, ...blocks.slice(1)].join(''), { mode });
-          renameSync(tmp, file);
-        });
+        // No file I/O inside the audit transaction: the renewed file is staged,
+        // the record commits, then the staged file is renamed into place. A
+        // stop between the two leaves the old certificate (renewed again on the
+        // next run) and a record of a serial never installed; a failed record
+        // leaves nothing.
+        const staged = `${file}.renewed`;
+        writeFileSync(staged, [fresh.pem.endsWith('\n') ? fresh.pem : `${fresh.pem}\n`, ...blocks.slice(1)].join(''), { mode });
+        try {
+          await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) }, now);
+        } catch (err) {
+          rmSync(staged, { force: true });
+          throw err;
+        }
+        renameSync(staged, file);
         this.log(`keyd: renewed certificate ${reason}`);
         return { state: { file, subject: cert.subject, notAfter: fresh.notAfter, renewable: true, warning: false }, changed: true };
       } catch (err) {

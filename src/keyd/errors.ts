@@ -11,7 +11,8 @@ export type KeydErrorCode =
   | 'unknown-key' // 404: no key with this key id
   | 'key-destroyed' // 410: the key version was destroyed; fetch the named one
   | 'too-large' // 413
-  | 'too-many-headers' // 431
+  | 'headers-too-large' // 431: the request's header block is over max_header_bytes
+  | 'too-many-headers' // 431: more header fields than max_headers
   | 'superseded' // 409: a concurrent change to the same state committed first; nothing was done
   | 'busy' // 503: concurrency bound reached, retry
   | 'audit-failed' // 503: the audit record could not be written, so nothing was done
@@ -27,6 +28,7 @@ const STATUS: Record<KeydErrorCode, number> = {
   'unknown-key': 404,
   'key-destroyed': 410,
   'too-large': 413,
+  'headers-too-large': 431,
   'too-many-headers': 431,
   superseded: 409,
   busy: 503,

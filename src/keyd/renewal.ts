@@ -4,14 +4,15 @@
  * org_ca_cert / org_ca_key) — are re-signed by keyd's schedule well before
  * their nextUpdate: same revocations, next CRL number, a fresh validity;
  * written atomically (the publisher and the gateways re-read the files); each
- * renewal is an audit record (`crl.renew`). A CRL keyd cannot sign (the
+ * renewal is an audit record (`crl.renew`), committed before the staged file
+ * is renamed into place and never with file I/O inside its transaction. A CRL keyd cannot sign (the
  * root's, or the org CA's when keyd does not hold its key) gets a warning
  * line on every schedule run once it is within its warning window, and the
  * metric `ssmax_keyd_renewal_warning` (src/ops/keyd-ops.ts).
  *
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parse } from 'ini';
 import { parseCertificate } from '../pki/certificate';
 import { createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
@@ -69,6 +70,11 @@ export function orgCaOf(config: KeydConfig): SigningAuthority | undefined {
   return { certificate: parseCertificate(readFileSync(orgCaCert, 'utf8')), privateKey: privateKeyFromPem(readFileSync(orgCaKey, 'utf8'), passphrase) };
 }
 
+/** Where a renewed CRL waits for its audit record before it replaces the file. */
+export function stagedFile(file: string): string {
+  return `${file}.renewed`;
+}
+
 export class CrlRenewer {
   private states: CrlState[] = [];
 
@@ -102,7 +108,32 @@ export class CrlRenewer {
     return out;
   }
 
+  /**
+   * A renewal a stopped keyd left half done (see `one`): a staged CRL whose
+   * `crl.renew` record committed is put in place; one without its record is
+   * removed (it never happened, as far as the audit log is concerned).
+   */
+  private reconcile(file: string): void {
+    const staged = stagedFile(file);
+    if (!existsSync(staged)) return;
+    let number: bigint | undefined;
+    try {
+      number = parseCrl(readFileSync(staged, 'utf8')).crlNumber;
+    } catch {
+      // unreadable: not a renewal anyone audited
+    }
+    const audited = number !== undefined && this.audit.tail(1000).some((r) => r.op === 'crl.renew' && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
+    if (audited) {
+      renameSync(staged, file);
+      this.log(`keyd: completed the audited renewal of CRL "${file}" (number ${String(number)}) left staged`);
+    } else {
+      rmSync(staged, { force: true });
+      this.log(`keyd: removed a staged CRL for "${file}" that has no audit record`);
+    }
+  }
+
   private async one(file: string, now: Date): Promise<CrlState> {
+    this.reconcile(file);
     const crl = parseCrl(readFileSync(file, 'utf8'));
     const renewable = this.policy.renew && this.ca !== undefined && crlIssuedBy(crl, this.ca.certificate.subjectDer);
     const next = crl.nextUpdate;
@@ -112,12 +143,20 @@ export class CrlRenewer {
         entries: [...crl.entries.values()], thisUpdate: now, nextUpdate: new Date(now.getTime() + this.policy.validityMs), crlNumber: (crl.crlNumber ?? 0n) + 1n,
       });
       const reason = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
-      // audited first (the record commits with the change), then the file is replaced atomically
-      await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: reason.slice(0, 300) }, now, () => {
-        const tmp = `${file}.${process.pid}.tmp`;
-        writeFileSync(tmp, renewed.pem, { mode: 0o644 });
-        renameSync(tmp, file);
-      });
+      // No file I/O inside the audit transaction: the renewed CRL is staged beside the file, the audit
+      // record commits, then the staged file is renamed into place. A failed audit removes the staged
+      // file (nothing happened); a rename that fails, or a stop in between, leaves it staged, and the
+      // next run completes it, because its record is in the log (reconcile). The file and the audit log
+      // cannot disagree for longer than one run.
+      const staged = stagedFile(file);
+      writeFileSync(staged, renewed.pem, { mode: 0o644 });
+      try {
+        await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: reason.slice(0, 300) }, now);
+      } catch (err) {
+        rmSync(staged, { force: true });
+        throw err;
+      }
+      renameSync(staged, file);
       this.log(`keyd: renewed CRL ${reason}`);
       return { file, issuer: crl.issuer, nextUpdate: renewed.nextUpdate!, renewable, warning: false };
     }

@@ -8,6 +8,7 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeGracefully, listen } from '../net/https-json';
+import { answerClientError } from '../net/client-error';
 import type { TLSSocket } from 'node:tls';
 import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import { ROLES } from '../pki/oids';
@@ -96,12 +97,6 @@ export function checkWellFormed(value: unknown, depth = 0): void {
 
 const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
 
-/** A JSON error answer written straight to a socket, for requests Node's HTTP parser refused (clientError). */
-function rawJsonError(status: number, reason: string, code: string, message: string): string {
-  const body = JSON.stringify({ error: { code, message } });
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
-}
-
 /** A request body: empty, or a JSON object in well-formed UTF-8 whose strings are well-formed Unicode; anything else is refused (400). */
 export function parseRequestBody(raw: Buffer): Record<string, unknown> {
   if (raw.length === 0) return {};
@@ -142,6 +137,7 @@ export class KeydServer {
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
+      { method: 'POST', pattern: /^\/v1\/reencrypt\/batch$/, handle: (a, b) => service.reencryptBatch(a, b) },
       { method: 'POST', pattern: /^\/v1\/batch$/, handle: (a, b) => batch.run(a, b) },
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
@@ -150,6 +146,12 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status) },
       { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
+      // mailing lists (src/keyd/lists.ts, docs/lists.md)
+      { method: 'POST', pattern: /^\/v1\/lists$/, handle: (a, b) => service.lists.create(a, b) },
+      { method: 'POST', pattern: /^\/v1\/lists\/members$/, handle: (a, b) => service.lists.members(a, b) },
+      { method: 'POST', pattern: /^\/v1\/lists\/policy$/, handle: (a, b) => service.lists.policy(a, b) },
+      { method: 'GET', pattern: /^\/v1\/lists\/([^/]+)$/, handle: (a, _b, p) => service.lists.show(a, param(p[0])) },
+      { method: 'GET', pattern: /^\/v1\/lists\/([^/]+)\/resolve$/, handle: (a, _b, p) => service.lists.resolve(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/tracking\/mint$/, handle: (a, b) => service.mintToken(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/resolve$/, handle: (a, b) => service.resolveToken(a, b) },
       { method: 'POST', pattern: /^\/v1\/tracking\/disclose$/, handle: (a, b) => service.disclose(a, b) },
@@ -167,6 +169,8 @@ export class KeydServer {
     }
     this.server = createServer({
       cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
+      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+      handshakeTimeout: opts.headersTimeoutMs,
       requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000, noDelay: true,
       maxHeaderSize: opts.maxHeaderBytes,
       // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
@@ -174,16 +178,8 @@ export class KeydServer {
     }, (req, res) => { void this.handle(req, res); });
     // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
     this.server.maxHeadersCount = opts.maxHeaders + 1;
-    // Requests Node's parser refuses (malformed, headers too large, timed out) get a JSON answer too.
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => {
-      if (socket.writable && !(socket as { _httpMessage?: unknown })._httpMessage) {
-        const answer = err.code === 'HPE_HEADER_OVERFLOW' ? rawJsonError(431, 'Request Header Fields Too Large', 'too-large', `Request header block over ${opts.maxHeaderBytes} bytes`)
-          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? rawJsonError(408, 'Request Timeout', 'timeout', 'Request not received in time')
-            : rawJsonError(400, 'Bad Request', 'bad-request', 'Malformed HTTP request');
-        socket.end(answer);
-      }
-      socket.destroy();
-    });
+    // Requests Node's parser refuses (malformed, headers too large, timed out, a malformed chunked body) get a JSON answer too.
+    this.server.on('clientError', (err: Error & { code?: string }, socket) => answerClientError(err, socket, opts.maxHeaderBytes));
     this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
   }
 
@@ -198,6 +194,7 @@ export class KeydServer {
   }
 
   private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
+    if (res.headersSent || res.destroyed || !res.socket || res.socket.writableEnded) return; // already answered (a parser error mid-body is answered by clientError)
     const data = Buffer.from(JSON.stringify(body), 'utf8');
     res.writeHead(status, { ...JSON_HEADERS, 'content-length': data.length, ...extra });
     res.end(data);
@@ -227,7 +224,7 @@ export class KeydServer {
       };
       const onError = (err: Error) => {
         cleanup();
-        reject(err);
+        reject(new KeydError('bad-request', `Request body not received whole: ${err.message}`)); // the client's fault, not ours (a malformed chunked body, a closed connection)
       };
       const onClose = () => onError(new Error('Request closed before its body ended'));
       const cleanup = () => {

@@ -21,6 +21,7 @@ import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
 import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
+import { ListService } from './lists';
 import { messageIdHash } from './tracking';
 
 export interface Actor {
@@ -32,7 +33,7 @@ export interface Actor {
 export type Target =
   | { readonly kind: 'peer'; readonly domain: string; readonly certificate: string; readonly chain?: readonly string[]; readonly crls?: readonly string[] }
   | { readonly kind: 'user'; readonly address: string }
-  | { readonly kind: 'list'; readonly list: string; readonly member: string }
+  | { readonly kind: 'list'; readonly list: string; readonly member: string; readonly certificate?: string; readonly chain?: readonly string[]; readonly crls?: readonly string[] }
   | { readonly kind: 'own-newer' };
 
 export interface ServiceDeps {
@@ -106,6 +107,9 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
+/** The most targets one batched re-encryption may name. */
+export const MAX_BATCH = 256;
+
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;
 
@@ -115,8 +119,12 @@ export class KeyService {
 
   private readonly crypto: KeydCrypto;
 
+  /** Mailing lists (src/keyd/lists.ts): membership, policy, audited changes. */
+  readonly lists: ListService;
+
   constructor(private readonly d: ServiceDeps) {
     this.crypto = d.crypto ?? inlineCrypto(d.group, d.rng);
+    this.lists = new ListService({ store: d.store, audit: d.audit, clock: d.clock, domain: () => this.domain });
   }
 
   /** A target's public key, decoded and checked (on the curve, not the identity) once, then kept. */
@@ -178,6 +186,23 @@ export class KeyService {
     return this.evaluate(actor, op, keyId ? { keyId } : {}, op === 'reencrypt' ? () => this.reencryptBody(actor, body) : () => this.decryptBody(actor, body));
   }
 
+  /** A peer organisation's encryption key, from its certificate validated now for `domain` (docs/protocol.md "Target authorisation"). */
+  private peerTarget(domain: string, t: { readonly certificate?: unknown; readonly chain?: unknown; readonly crls?: unknown }, now: Date): { keyId: string; publicKey: Uint8Array; label: string } {
+    const v = validateCertificate({
+      leaf: pem(t.certificate, 'target.certificate', 16384),
+      intermediates: (Array.isArray(t.chain) ? t.chain : []).slice(0, 8).map((c, i) => pem(c, `target.chain[${i}]`, 16384)),
+      roots: this.d.roots,
+      crls: (Array.isArray(t.crls) ? t.crls : []).slice(0, 8).map((c, i) => pem(c, `target.crls[${i}]`, 1 << 20)),
+      use: 'org-encryption',
+      time: now,
+      ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
+    });
+    if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
+    if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain)) throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
+    const version = v.leaf.keyVersion ?? 0;
+    return { keyId: `${domain}:v${version}`, publicKey: this.targetKey(Buffer.from(compressedPointFromSpki(v.leaf.spki)).toString('hex'), 'peer public key'), label: `peer:${domain}:v${version}` };
+  }
+
   /** docs/protocol.md "Target authorisation": resolves a target to a public key, or refuses. */
   private resolveTarget(target: unknown, sourceVersion: OrgKeyRecord, now: Date): { keyId: string; publicKey: Uint8Array; label: string } {
     if (!target || typeof target !== 'object') throw new KeydError('bad-request', 'Field "target" must be an object');
@@ -186,19 +211,7 @@ export class KeyService {
       case 'peer': {
         const domain = str(t.domain, 'target.domain', 253).toLowerCase();
         if (domain === this.domain) throw new KeydError('target-refused', `Target "${domain}" is this organisation: use "own-newer" or a user target`);
-        const v = validateCertificate({
-          leaf: pem(t.certificate, 'target.certificate', 16384),
-          intermediates: (Array.isArray(t.chain) ? t.chain : []).slice(0, 8).map((c, i) => pem(c, `target.chain[${i}]`, 16384)),
-          roots: this.d.roots,
-          crls: (Array.isArray(t.crls) ? t.crls : []).slice(0, 8).map((c, i) => pem(c, `target.crls[${i}]`, 1 << 20)),
-          use: 'org-encryption',
-          time: now,
-          ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
-        });
-        if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
-        if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain)) throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
-        const version = v.leaf.keyVersion ?? 0;
-        return { keyId: `${domain}:v${version}`, publicKey: this.targetKey(Buffer.from(compressedPointFromSpki(v.leaf.spki)).toString('hex'), 'peer public key'), label: `peer:${domain}:v${version}` };
+        return this.peerTarget(domain, t, now);
       }
       case 'user': {
         const u = this.d.registry.get(checkAddress(t.address, 'target.address'));
@@ -208,10 +221,16 @@ export class KeyService {
         return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `user:${u.address}` };
       }
       case 'list': {
-        const list = this.d.registry.list(checkAddress(t.list, 'target.list'));
+        const list = this.lists.get(checkAddress(t.list, 'target.list'));
         const member = checkAddress(t.member, 'target.member');
         if (!list) throw new KeydError('target-refused', `No mailing list "${t.list}" at ${this.domain}`);
         if (!list.members.includes(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
+        const memberDomain = member.slice(member.lastIndexOf('@') + 1);
+        if (memberDomain !== this.domain) {
+          // a member in another organisation: that organisation's key, certified for the member's domain (it re-encrypts to the member)
+          const peer = this.peerTarget(memberDomain, t, now);
+          return { ...peer, label: `list:${list.address}:${member}:${peer.label}` };
+        }
         const u = this.d.registry.get(member);
         if (!u || u.status !== 'active' || !u.encryptionPublicKey) throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
         return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `list:${list.address}:${member}` };
@@ -250,6 +269,46 @@ export class KeyService {
       result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
       audit: { target: target.label, digest: this.d.audit.digest(e, f) },
     };
+  }
+
+  /**
+   * Blinded re-encryption of one capsule to many targets (gateway role), for
+   * a list's member copies (docs/lists.md): each target is authorised on its
+   * own exactly as for `reencrypt`; a refused target is answered in its slot
+   * (`error`), the others are done. One audit record for the batch names the
+   * targets' count, refusals and the digest of the blinded capsule.
+   */
+  async reencryptBatch(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
+    return this.audited(actor, 'reencrypt.batch', keyId ? { keyId } : {}, async () => {
+      this.require(actor, ['gateway'], 'reencrypt.batch');
+      if (!Array.isArray(body.targets) || body.targets.length === 0 || body.targets.length > MAX_BATCH) throw new KeydError('bad-request', `Field "targets" must be an array of 1-${MAX_BATCH} targets`);
+      const now = this.d.clock();
+      const e = point(body.e, 'e');
+      const f = point(body.f, 'f');
+      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
+      const results: Record<string, unknown>[] = [];
+      const labels: string[] = [];
+      let refused = 0;
+      for (const t of body.targets as unknown[]) {
+        let target;
+        try {
+          target = this.resolveTarget(t, key.record, now);
+        } catch (err) {
+          if (!(err instanceof KeydError) || err.code !== 'target-refused') throw err;
+          refused++;
+          results.push({ error: { code: err.code, message: err.message } });
+          continue;
+        }
+        const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
+        labels.push(target.label);
+        results.push({ u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId });
+      }
+      return {
+        result: { results, ...this.notice(retired, now) },
+        audit: { target: labels.join(' ').slice(0, 254), reason: `${results.length} targets, ${refused} refused`, digest: this.d.audit.digest(e, f) },
+      };
+    });
   }
 
   /** Blinded decryption with a DLEQ proof (inspector role). */

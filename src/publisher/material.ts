@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KeyState } from '../pki/bundle';
+import { pemTexts } from '../pki/pem';
 
 /** One entry of keyd's `GET /v1/public` `keys`. */
 export interface KeydPublicKey {
@@ -56,8 +57,6 @@ export interface MaterialFiles {
   readonly crls: readonly string[];
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g;
-
 /** Every PEM block of a file, each ending with a newline. */
 export function pemBlocks(file: string, label: string): string[] {
   let text: string;
@@ -66,7 +65,7 @@ export function pemBlocks(file: string, label: string): string[] {
   } catch (err) {
     throw new Error(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
-  const blocks = [...text.matchAll(PEM_RE)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+  const blocks = pemTexts(text);
   if (blocks.length === 0) throw new Error(`Cannot read ${label} "${file}": no PEM block`);
   return blocks;
 }

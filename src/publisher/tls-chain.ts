@@ -15,11 +15,10 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-
-const CERT_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g;
+import { pemTexts } from '../pki/pem';
 
 function certificatesOf(text: string): string[] {
-  return [...text.matchAll(CERT_RE)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+  return pemTexts(text, 'CERTIFICATE');
 }
 
 function issues(issuer: X509Certificate, cert: X509Certificate): boolean {

@@ -15,7 +15,9 @@ import { canonicalizeRelaxed } from '../../src/chain/canonicalize';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { listCapsules } from '../../src/envelope';
 import { DEFAULT_LIMITS } from '../../src/envelope/limits';
-import { fromPemAll } from '../../src/pki/pem';
+import { QuotedPrintableLines } from '../../src/envelope/decrypt';
+import { fromPemAll, pemTexts } from '../../src/pki/pem';
+import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/gateway/replies';
@@ -40,6 +42,8 @@ const SHAPES: Record<string, (size: number) => string> = {
   'backslash run': (n) => `${repeat('\\', n)}x`,
   '< run': (n) => `${repeat('<', n)}x`,
   'repeated tokens': (n) => `${repeat('a=b; "c" (d) ', n)}x`,
+  'NUL run': (n) => `${repeat('\0', n)}x`,
+  'BEGIN lines without END': (n) => `${repeat('-----BEGIN CERTIFICATE-----\n', n)}x`,
 };
 
 function message(headers: string, body: string): Buffer {
@@ -64,6 +68,14 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'PEM armour': (t) => fromPemAll(`-----BEGIN CERTIFICATE-----${t}`, 'CERTIFICATE'),
   'trailing line ends': (t) => withoutTrailingLineEnds(t),
   'HTML to text (inspection)': (t) => htmlText(`<p>${t}<`),
+  'PEM blocks of publisher and TLS files': (t) => pemTexts(`-----BEGIN CERTIFICATE-----${t}`),
+  'clamd answer, trailing NULs': (t) => withoutTrailingNuls(t),
+  'decrypt, quoted-printable ciphertext (64 KB chunks)': (t) => {
+    const qp = new QuotedPrintableLines();
+    const bytes = Buffer.from(t, 'latin1');
+    for (let i = 0; i < bytes.length; i += 64 * 1024) qp.push(bytes.subarray(i, i + 64 * 1024));
+    return qp.finish();
+  },
 };
 
 /** CPU time of this process (user + system) in ms: unlike wall time, not inflated when a shared machine gives the process less of a core. */
@@ -116,10 +128,13 @@ const STEP_SHAPES: Record<string, readonly string[]> = {
   'body hash, quoted-printable': ['=CRLF run', '= run'],
   'body hash, base64': ['= run'],
   'relaxed header canonicalisation': ['space run'],
-  'PEM armour': ['LF run'],
   'trailing line ends': ['LF run', 'CR run'],
   'HTML to text (inspection)': ['< run'],
   'chain verification': ['backslash run'],
+  'decrypt, quoted-printable ciphertext (64 KB chunks)': ['space run', '=CRLF run', '= run'],
+  'PEM blocks of publisher and TLS files': ['BEGIN lines without END'],
+  'PEM armour': ['LF run', 'BEGIN lines without END'],
+  'clamd answer, trailing NULs': ['NUL run'],
 };
 const shapesFor = (step: string) => Object.entries(SHAPES).filter(([name]) => FULL || DEFAULT_SHAPES.includes(name) || (STEP_SHAPES[step] ?? []).includes(name));
 
@@ -140,6 +155,18 @@ describe('the loops replacing patterns answer as the patterns did (on short inpu
   const text = fc.array(fc.constantFrom('<', '>', 'a', ' ', '\r', '\n', '\t', '\r\n'), { maxLength: 40 }).map((a) => a.join(''));
   it('withoutTrailingLineEnds removes trailing CRLFs as /(?:CRLF)+$/ did', () => {
     fc.assert(fc.property(text, (t) => expect(withoutTrailingLineEnds(t)).toBe(t.replace(/(?:\r\n)+$/, ''))), { numRuns: 500 });
+  });
+  it('pemTexts finds the blocks /-----BEGIN ([A-Z0-9 ]+)-----[\\s\\S]+?-----END \\1-----\\n?/g found', () => {
+    const pemish = fc.array(fc.constantFrom('-----BEGIN A-----', '-----END A-----', '-----BEGIN B C-----', '-----END B C-----', '-----BEGIN -----', '-----END ', '-----', 'x', '\n', 'A', ' '), { maxLength: 24 }).map((a) => a.join(''));
+    const old = (t: string) => [...t.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+    fc.assert(fc.property(pemish, (t) => {
+      expect(pemTexts(t)).toEqual(old(t));
+      expect(pemTexts(t, 'A')).toEqual([...t.matchAll(/-----BEGIN A-----[\s\S]+?-----END A-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`)));
+    }), { numRuns: 3000 });
+  });
+  it('withoutTrailingNuls removes what /\\0+$/ removed', () => {
+    const nuls = fc.array(fc.constantFrom('\0', 'a', '\n'), { maxLength: 20 }).map((a) => a.join(''));
+    fc.assert(fc.property(nuls, (t) => expect(withoutTrailingNuls(t)).toBe(t.replace(/\0+$/, ''))), { numRuns: 500 });
   });
   it('relaxed canonicalisation trims spaces and tabs off the name as before', () => {
     fc.assert(fc.property(text, text, (name, value) => {

@@ -26,7 +26,7 @@ test('config/ssmax-inspector.ini writes out every default with its built-in valu
   expect(c.keyd).toMatchObject({ url: 'https://127.0.0.1:7443', cert: join(dir, 'pki', 'inspector.pem'), timeoutMs: INSPECTOR_DEFAULTS.timeout_ms });
   expect(c.tls.clientCas).toEqual([join(dir, 'pki', 'org-ca.pem'), join(dir, 'pki', 'root.pem')]);
   expect(c.inspection).toEqual({ inspect: join(dir, INSPECTOR_DEFAULTS.inspect), dlpRules: join(dir, INSPECTOR_DEFAULTS.dlp_rules) });
-  expect(c.limits).toEqual({ maxBodyBytes: INSPECTOR_DEFAULTS.max_body_bytes, maxInFlight: INSPECTOR_DEFAULTS.max_in_flight, requestTimeoutMs: INSPECTOR_DEFAULTS.request_timeout_ms });
+  expect(c.limits).toEqual({ maxBodyBytes: INSPECTOR_DEFAULTS.max_body_bytes, maxInFlight: INSPECTOR_DEFAULTS.max_in_flight, requestTimeoutMs: INSPECTOR_DEFAULTS.request_timeout_ms, headersTimeoutMs: INSPECTOR_DEFAULTS.headers_timeout_ms, maxHeaderBytes: INSPECTOR_DEFAULTS.max_header_bytes, maxHeaders: INSPECTOR_DEFAULTS.max_headers });
 });
 
 test.each([

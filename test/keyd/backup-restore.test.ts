@@ -9,7 +9,8 @@
  * are refused.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { defaultGroup } from '../../src/crypto/backend';
@@ -20,6 +21,7 @@ import { collect, decryptMessage, encryptMessage, listCapsules } from '../../src
 import { KeydOps } from '../../src/gateway/keyd-ops';
 import { KeydClient } from '../../src/keyd/client';
 import { createMasterKeyFile } from '../../src/keyd/master-key';
+import { KeydStore } from '../../src/keyd/store';
 
 jest.setTimeout(120000);
 
@@ -142,5 +144,53 @@ describe('restore drill', () => {
     expect(other.status).not.toBe(0);
     expect(other.stderr).toMatch(/made with another master key/);
     expect(readdirSync(host3)).not.toContain('data');
+  });
+
+  test('a backup that matches its manifest but does not verify changes nothing: data_dir absent or empty stays so, no staging folder is left', async () => {
+    const host4 = join(base, 'host4');
+    mkdirSync(host4);
+    for (const f of readdirSync(join(base, 'host2'))) if (/\.(pem|key|ini)$/.test(f)) copyFileSync(join(base, 'host2', f), join(host4, f));
+    const config = join(host4, 'keyd.ini');
+    const manifest = JSON.parse(readFileSync(join(backupDir, 'ssmax-keyd-backup.json'), 'utf8')) as Record<string, unknown>;
+    /** A backup folder holding these store bytes, its manifest re-hashed to match (an altered backup, not a damaged one). */
+    const backupOf = (name: string, bytes: Buffer, changes: Record<string, unknown> = {}) => {
+      const dir = join(base, name);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'data.mdb'), bytes);
+      writeFileSync(join(dir, 'ssmax-keyd-backup.json'), JSON.stringify({ ...manifest, sha256: createHash('sha256').update(bytes).digest('hex'), ...changes }));
+      return dir;
+    };
+    // One audit record altered in a copy of the store.
+    const scratch = join(base, 'scratch');
+    mkdirSync(scratch);
+    copyFileSync(join(backupDir, 'data.mdb'), join(scratch, 'data.mdb'));
+    const store = KeydStore.open(scratch);
+    const first = store.audit.get(1)!;
+    await store.audit.put(1, { ...first, record: { ...first.record, actor: 'rewritten' } });
+    await store.close();
+    const cases: [string, string, RegExp][] = [
+      ['an altered audit record', backupOf('altered', readFileSync(join(scratch, 'data.mdb'))), /audit chain does not verify/],
+      ['bytes that are no store', backupOf('garbage', Buffer.alloc(64 * 1024, 0x41)), /cannot be opened|not a|invalid/i],
+      ['a longer chain promised than the copy holds', backupOf('short', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 10_000 }), /10000/],
+      ['a manifest of the wrong form', backupOf('form', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 'many' }), /not a valid backup manifest/],
+    ];
+    const dataDir = join(host4, 'data');
+    for (const [what, dir, message] of cases) {
+      for (const emptyDataDir of [false, true]) {
+        rmSync(dataDir, { recursive: true, force: true });
+        if (emptyDataDir) mkdirSync(dataDir);
+        const r = ssmax('keyd', 'restore', '--config', config, '--from', dir);
+        expect({ what, status: r.status === 0 ? 0 : 'refused' }).toEqual({ what, status: 'refused' });
+        expect(r.stderr).toMatch(message);
+        expect({ what, dataDir: existsSync(dataDir) ? readdirSync(dataDir) : 'absent' }).toEqual({ what, dataDir: emptyDataDir ? [] : 'absent' });
+        expect(readdirSync(host4).filter((f) => f.includes('restore'))).toEqual([]);
+      }
+    }
+    // The intact backup still restores into the same place afterwards.
+    rmSync(dataDir, { recursive: true, force: true });
+    mkdirSync(dataDir);
+    const ok = ssmax('keyd', 'restore', '--config', config, '--from', backupDir);
+    expect({ status: ok.status, err: ok.stderr }).toEqual({ status: 0, err: '' });
+    expect(ssmax('keyd', 'audit', 'verify', '--config', config).status).toBe(0);
   });
 });

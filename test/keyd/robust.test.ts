@@ -8,6 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { connect as tcpConnect } from 'node:net';
 import { connect } from 'node:tls';
 import { KeydClientError } from '../../src/keyd/client';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -71,18 +72,33 @@ describe('keyd under hostile input', () => {
   };
 
   it.each([
-    ['a malformed %-escape in a path parameter', 'GET /v1/directory/users/% HTTP/1.1\r\nHost: k\r\n\r\n', 400],
-    ['a %-escape of ill-formed UTF-8 (a lone surrogate)', 'GET /v1/registry/users/%ED%A0%80 HTTP/1.1\r\nHost: k\r\n\r\n', 400],
-    ['the path //', 'GET // HTTP/1.1\r\nHost: k\r\n\r\n', 400],
-    ['an empty path segment', 'GET /v1//health HTTP/1.1\r\nHost: k\r\n\r\n', 400],
-    ['a request line Node cannot parse', 'GARBAGE\r\n\r\n', 400],
-    ['a header line without a colon', 'GET /v1/health HTTP/1.1\r\nHost k\r\n\r\n', 400],
-    ['a header block over max_header_bytes', `GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431],
-    ['more header fields than max_headers', `GET /v1/health HTTP/1.1\r\nHost: k\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`, 431],
-  ])('%s is answered with a JSON error', async (_what, request, status) => {
+    ['a malformed %-escape in a path parameter', 'GET /v1/directory/users/% HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    ['a %-escape of ill-formed UTF-8 (a lone surrogate)', 'GET /v1/registry/users/%ED%A0%80 HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    ['the path //', 'GET // HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    ['an empty path segment', 'GET /v1//health HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    ['a request line Node cannot parse', 'GARBAGE\r\n\r\n', 400, 'bad-request'],
+    ['an unknown HTTP version', 'GET /v1/health HTTP/7.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    ['a header line without a colon', 'GET /v1/health HTTP/1.1\r\nHost k\r\n\r\n', 400, 'bad-request'],
+    ['a control character in a header value', 'GET /v1/health HTTP/1.1\r\nHost: k\r\nX-A: a\x01b\r\n\r\n', 400, 'bad-request'],
+    ['both Content-Length and Transfer-Encoding', 'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n', 400, 'bad-request'],
+    ['a chunked body with a malformed chunk size (the request already handed to keyd)', 'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', 400, 'bad-request'],
+    ['a header block over max_header_bytes', `GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers-too-large'],
+    ['more header fields than max_headers', `GET /v1/health HTTP/1.1\r\nHost: k\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`, 431, 'too-many-headers'],
+  ])('%s is answered with a JSON error', async (_what, request, status, code) => {
     const answer = await raw((write) => write(request));
     expect(answer.status).toBe(status);
+    expect(jsonError(answer)).toMatchObject({ code });
     expect(jsonError(answer).message).not.toBe('');
+  });
+
+  it('the answer to a refused request arrives whole although the client goes on sending (no reset cuts it)', async () => {
+    // 4 MB of header block in one go: keyd refuses after 16 KB with unread bytes still arriving; closing
+    // the socket at once would make TCP reset the connection and the client lose the 431.
+    for (let round = 0; round < 5; round++) {
+      const answer = await raw((write) => write(`GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Big: ${'a'.repeat(4 << 20)}\r\n\r\n`));
+      expect(answer.status).toBe(431);
+      expect(jsonError(answer).code).toBe('headers-too-large');
+    }
   });
 
   it('a client sending its headers at one byte a second is answered 408 and dropped within headers_timeout_ms', async () => {
@@ -101,6 +117,18 @@ describe('keyd under hostile input', () => {
     expect(answer.status).toBe(408);
     expect(jsonError(answer).code).toBe('timeout');
   }, 30_000);
+
+  it('a client that connects and never finishes the TLS handshake is dropped within about twice headers_timeout_ms, not 120 s', async () => {
+    const { headersTimeoutMs } = loadKeydConfig(fx.configFile).limits;
+    const started = performance.now();
+    const took = await new Promise<number>((resolve, reject) => {
+      const socket = tcpConnect({ host: '127.0.0.1', port: keyd.port }, () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then silence
+      socket.on('close', () => resolve(performance.now() - started));
+      socket.on('error', () => undefined);
+      setTimeout(() => { socket.destroy(); reject(new Error('still connected after 30 s')); }, 30_000).unref();
+    });
+    expect(took).toBeLessThan(headersTimeoutMs * 2 + 1500);
+  }, 40_000);
 
   it('ill-formed Unicode in a JSON body or invalid UTF-8 is refused with 400 before anything is written; odd but well-formed strings are answered; the audit chain verifies after', async () => {
     const before = execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' });

@@ -5,7 +5,8 @@
  * and metric for a certificate keyd cannot renew, and the [certificates]
  * settings.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import type { AuditLog } from '../../src/keyd/audit';
 import { join } from 'node:path';
 import { CERT_RENEWAL_DEFAULTS, CertRenewer, certPolicyOf, recertify } from '../../src/keyd/cert-renewal';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -98,6 +99,30 @@ test('the schedule renews what is due in place (chain kept, mode kept, audited) 
   expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="cert:[^"]*foreign\.pem"\} 1/);
   expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="cert:[^"]*seal\.cert\.pem"\} 0/);
   expect(metrics).toMatch(/ssmax_keyd_certificate_expiry_timestamp_seconds\{file="[^"]*foreign\.pem",renewable="false"\} \d+/);
+});
+
+test('a renewal whose audit record cannot be written changes no file and leaves nothing staged; the record commits before the file is replaced', async () => {
+  const org = makeOrg('d.example');
+  const dir = org.fx.dir;
+  const now = wholeSecondNow();
+  const kp = generateP256KeyPair();
+  const seal = issueSealingCertificate(org.fx.orgCa, { domain: 'd.example', publicKey: kp.publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 5 * DAY) });
+  const file = join(dir, 'seal.cert.pem');
+  writeFileSync(file, seal.pem);
+  const policy = { ...certPolicyOf(loadKeydConfig(org.fx.configFile)), files: [file] };
+  const lines: string[] = [];
+  const failing = { append: async () => { throw new Error('audit store closed'); } } as unknown as AuditLog;
+  expect(await new CertRenewer(policy, org.fx.orgCa, failing, (l) => lines.push(l)).run(new Date(now))).toEqual([]);
+  expect(readFileSync(file, 'utf8')).toBe(seal.pem);
+  expect(existsSync(`${file}.renewed`)).toBe(false);
+  expect(lines.join('\n')).toMatch(/WARNING certificate ".*seal\.cert\.pem" .* keyd cannot renew it \(audit store closed\)/);
+  // an audit log that looks at the file when its record is written: still the old certificate then
+  const seen: string[] = [];
+  const watching = { append: async () => { seen.push(readFileSync(file, 'utf8')); return {}; } } as unknown as AuditLog;
+  expect(await new CertRenewer(policy, org.fx.orgCa, watching).run(new Date(now))).toEqual([file]);
+  expect(seen).toEqual([seal.pem]);
+  expect(readFileSync(file, 'utf8')).not.toBe(seal.pem);
+  expect(existsSync(`${file}.renewed`)).toBe(false);
 });
 
 test('[certificates]: shipped defaults written out; a bad value is refused naming it', () => {

@@ -1,0 +1,114 @@
+/**
+ * The compute time of one piece of asynchronous work (reading one message),
+ * not the wall time it took (docs/chain.md, "CPU budget").
+ *
+ * A message is read in many callbacks (the MIME splitter continues in
+ * setImmediate steps, decoders emit in later ticks, awaits resume in promise
+ * jobs), and between them the event loop runs other connections' work. Wall
+ * time from start to finish therefore grows with the load of the process,
+ * and an innocent message on a busy gateway would pass its budget.
+ *
+ * Here the work runs inside an AsyncLocalStorage context, and an async hook
+ * times each callback that runs in that context, from `before` to `after`.
+ * Callbacks of one thread cannot overlap, so the sum is exactly the time the
+ * thread spent on this work, whatever ran in between. Each callback's time is
+ * the smaller of its wall time and the process's CPU time over it, so time
+ * the operating system gave to other processes (a loaded machine) does not
+ * count either, unless other threads of this process were busy meanwhile.
+ *
+ * The hook is enabled only while some tracked work is running.
+ */
+import { AsyncLocalStorage, createHook } from 'node:async_hooks';
+import { performance } from 'node:perf_hooks';
+
+/** The compute time of one piece of work, summed over its callbacks. */
+export class ComputeTally {
+  /** Milliseconds of the callbacks that have ended. */
+  closedMs = 0;
+}
+
+interface Frame {
+  /** The async id of the callback (0 for the synchronous start of `trackCompute`). */
+  readonly id: number;
+  readonly tally: ComputeTally | undefined;
+  wall: number;
+  cpu: number;
+}
+
+const context = new AsyncLocalStorage<ComputeTally>();
+/** The callbacks being run, innermost last (callbacks nest, e.g. one run in another's async scope). */
+let stack: Frame[] = [];
+let tracking = 0;
+
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
+/** Milliseconds a frame has run since it (re)started: wall time, but no more than the process's CPU time. */
+function elapsed(frame: Frame): number {
+  return Math.max(0, Math.min(performance.now() - frame.wall, (cpuMicros() - frame.cpu) / 1000));
+}
+
+function enter(id: number, tally: ComputeTally | undefined): void {
+  const outer = stack[stack.length - 1];
+  if (outer?.tally) outer.tally.closedMs += elapsed(outer); // the outer callback is paused while the inner one runs
+  stack.push({ id, tally, wall: tally ? performance.now() : 0, cpu: tally ? cpuMicros() : 0 });
+}
+
+function leave(id: number): void {
+  let at = stack.length - 1;
+  while (at >= 0 && stack[at]!.id !== id) at--;
+  if (at < 0) return; // entered before the hook was enabled
+  for (const frame of stack.splice(at)) if (frame.tally) frame.tally.closedMs += elapsed(frame);
+  const outer = stack[stack.length - 1];
+  if (outer?.tally) {
+    outer.wall = performance.now();
+    outer.cpu = cpuMicros();
+  }
+}
+
+const hook = createHook({
+  before: (asyncId) => enter(asyncId, context.getStore()),
+  after: (asyncId) => leave(asyncId),
+});
+
+/** Milliseconds of compute the tally's work has used so far, the running callback included. */
+export function computeMs(tally: ComputeTally): number {
+  let ms = tally.closedMs;
+  const top = stack[stack.length - 1];
+  if (top?.tally === tally) ms += elapsed(top);
+  return ms;
+}
+
+/** Whether the caller runs inside the tally's work. */
+export function insideTally(tally: ComputeTally): boolean {
+  return tracking > 0 && context.getStore() === tally;
+}
+
+/**
+ * Runs `work` with its compute time counted in `tally`: its synchronous start
+ * and every callback it schedules, directly or through the streams and
+ * promises it uses, until the promise it returns settles.
+ */
+export async function trackCompute<T>(tally: ComputeTally, work: () => Promise<T>): Promise<T> {
+  if (tracking++ === 0) {
+    stack = [];
+    hook.enable();
+  }
+  try {
+    return await context.run(tally, () => {
+      enter(0, tally);
+      try {
+        return work();
+      } finally {
+        leave(0);
+      }
+    });
+  } finally {
+    if (--tracking === 0) {
+      hook.disable();
+      stack = [];
+    }
+  }
+}

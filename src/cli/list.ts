@@ -1,0 +1,152 @@
+/**
+ * `ssmax list …`: mailing lists served by this organisation (docs/lists.md):
+ * create, add, remove, show, policy at keyd (admin role, audited), and the
+ * moderation queue of the gateway (held, release: posts kept encrypted).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createTransport } from 'nodemailer';
+import { AbuseConfigError, keydClientFor, loadAbuseConfig } from '../abuse/config';
+import { KeydClientError } from '../keyd/client';
+import type { ListEntry } from '../keyd/lists';
+import { QuarantineStore } from '../inspect/quarantine';
+import { LIST_RELEASE_HEADER } from '../lists/expand';
+import { type CliIo, type CommandGroup, CliError, EXIT, requireFolder, requireReadable } from './command';
+
+const HELP = `Usage: ssmax list <subcommand> [options]
+
+Subcommands (keyd, admin role, every change audited; --config FILE is ssmax-abuse.ini,
+whose [keyd] section names keyd and the admin client certificate):
+  create LIST [--policy members|moderated|open] [--moderator ADDR]...
+                                 a new list address of this organisation (default policy: members)
+  add LIST MEMBER...             add members (local users, local lists, or addresses elsewhere)
+  remove LIST MEMBER...          remove members: no copy of any post accepted afterwards
+  show LIST [--json]             policy, moderators, members
+  policy LIST --policy P [--moderator ADDR]...
+                                 posting policy: members (only members and moderators may post),
+                                 moderated (held, encrypted, until a moderator releases), open
+Moderation queue (the gateway's <haraka>/ssmax-state/list-moderation folder):
+  held --state DIR               one line per held post: id, time, list, sender
+  release ID --state DIR --smtp HOST:PORT
+                                 re-inject the held post into the gateway, which expands it once
+
+Run \`ssmax list <subcommand> --help\` for one subcommand.`;
+
+const SUB_HELP: Record<string, string> = {
+  create: 'Usage: ssmax list create --config FILE LIST [--policy members|moderated|open] [--moderator ADDR]...\n\nCreates the list LIST (an address of this organisation) at keyd. A moderated list needs a moderator.',
+  add: 'Usage: ssmax list add --config FILE LIST MEMBER...\n\nAdds members. A member added later cannot open posts accepted before (each copy is made per member when a post is accepted).',
+  remove: 'Usage: ssmax list remove --config FILE LIST MEMBER...\n\nRemoves members. Posts accepted from now on make no copy for them; copies already made (accepted before) may still be delivered.',
+  show: 'Usage: ssmax list show --config FILE LIST [--json]\n\nPrints the list: policy, moderators, members.',
+  policy: 'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
+  held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
+  release: 'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nMarks the held post ID released and re-injects it into the gateway at HOST:PORT, which expands it once to the members of that moment.',
+};
+
+function describe(l: ListEntry): string[] {
+  return [`list ${l.address}`, `policy ${l.policy}`, `moderators ${l.moderators.join(', ') || '-'}`, `members (${l.members.length})`, ...l.members.map((m) => `  ${m}`)];
+}
+
+async function keydCommand(sub: string, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo): Promise<number> {
+  const usage = SUB_HELP[sub]!;
+  if (typeof values.config !== 'string') throw new CliError(`--config FILE is required\n\n${usage}`, EXIT.usage);
+  const [address, ...members] = positionals;
+  if (!address) throw new CliError(`LIST is required\n\n${usage}`, EXIT.usage);
+  if ((sub === 'add' || sub === 'remove') && members.length === 0) throw new CliError(`at least one MEMBER is required\n\n${usage}`, EXIT.usage);
+  if (sub === 'policy' && typeof values.policy !== 'string') throw new CliError(`--policy is required\n\n${usage}`, EXIT.usage);
+  requireReadable(values.config);
+  const keyd = keydClientFor(loadAbuseConfig(values.config), 'operator');
+  const moderators = Array.isArray(values.moderator) ? values.moderator : undefined;
+  try {
+    let l: ListEntry;
+    switch (sub) {
+      case 'create':
+        l = await keyd.call<ListEntry>('POST', '/v1/lists', { address, ...(values.policy ? { policy: values.policy } : {}), ...(moderators ? { moderators } : {}) });
+        io.out(`Created list ${l.address} (policy ${l.policy})`);
+        return EXIT.ok;
+      case 'add':
+      case 'remove':
+        l = await keyd.call<ListEntry>('POST', '/v1/lists/members', { address, [sub]: members });
+        io.out(`${l.address}: ${sub === 'add' ? 'added' : 'removed'} ${members.join(', ')}; ${l.members.length} members`);
+        return EXIT.ok;
+      case 'policy':
+        l = await keyd.call<ListEntry>('POST', '/v1/lists/policy', { address, policy: values.policy, ...(moderators ? { moderators } : {}) });
+        io.out(`${l.address}: policy ${l.policy}; moderators ${l.moderators.join(', ') || '-'}`);
+        return EXIT.ok;
+      default:
+        l = await keyd.call<ListEntry>('GET', `/v1/lists/${encodeURIComponent(address)}`);
+        if (values.json) io.out(JSON.stringify(l, null, 2));
+        else for (const line of describe(l)) io.out(line);
+        return EXIT.ok;
+    }
+  } catch (err) {
+    if (err instanceof KeydClientError) throw new CliError(`keyd refused: ${err.message}`, err.transient ? EXIT.unavailable : err.status === 404 ? EXIT.noInput : EXIT.failure);
+    throw err;
+  } finally {
+    keyd.close();
+  }
+}
+
+async function moderationCommand(sub: string, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo): Promise<number> {
+  const usage = SUB_HELP[sub]!;
+  if (typeof values.state !== 'string') throw new CliError(`--state DIR is required\n\n${usage}`, EXIT.usage);
+  requireFolder(values.state, 'moderation folder');
+  const store = new QuarantineStore(values.state);
+  try {
+    if (sub === 'held') {
+      for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.state, e.rcpts.join(','), e.from].join('  '));
+      return EXIT.ok;
+    }
+    const id = positionals[0];
+    const m = /^(.+):(\d{1,5})$/.exec(String(values.smtp ?? ''));
+    if (!id || !m) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
+    const e = await store.release(id);
+    if (!e) throw new CliError(`no held post "${id}"`, EXIT.noInput);
+    const pass = typeof values['password-file'] === 'string' ? readFileSync(values['password-file'], 'utf8').split('\n')[0]!.trim() : undefined;
+    const t = createTransport({ host: m[1], port: Number(m[2]), secure: false, ignoreTLS: true, ...(typeof values.user === 'string' && pass ? { auth: { user: values.user, pass } } : {}) });
+    try {
+      const raw = Buffer.concat([Buffer.from(`${LIST_RELEASE_HEADER}: ${e.id}\r\n`), Buffer.from(e.message)]);
+      const r = await t.sendMail({ envelope: { from: e.from, to: [...e.rcpts] }, raw });
+      io.out(`released ${e.id}: ${r.response}`);
+    } catch (err) {
+      throw new CliError(`cannot re-inject ${e.id}: ${(err as { response?: string }).response ?? (err as Error).message}`, EXIT.failure);
+    } finally {
+      t.close();
+    }
+    return EXIT.ok;
+  } finally {
+    await store.close();
+  }
+}
+
+export const listCommand: CommandGroup = {
+  summary: 'Mailing lists (encrypted, expanded per member): create, add, remove, show, policy, held, release',
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === undefined || sub === '--help' || sub === '-h') {
+      io.out(HELP);
+      return sub === undefined ? EXIT.usage : EXIT.ok;
+    }
+    if (!SUB_HELP[sub]) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+    let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+    try {
+      const r = parseArgs({
+        args: rest, allowPositionals: true, strict: true,
+        options: {
+          config: { type: 'string' }, policy: { type: 'string' }, moderator: { type: 'string', multiple: true }, json: { type: 'boolean' },
+          state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        },
+      });
+      parsed = { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
+    } catch (err) {
+      throw new CliError(`${(err as Error).message}\n\n${SUB_HELP[sub]}`, EXIT.usage);
+    }
+    if (parsed.values.help) return (io.out(SUB_HELP[sub]), EXIT.ok);
+    try {
+      if (sub === 'held' || sub === 'release') return await moderationCommand(sub, parsed.values, parsed.positionals, io);
+      return await keydCommand(sub, parsed.values, parsed.positionals, io);
+    } catch (err) {
+      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.config);
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,161 @@
+/**
+ * Mailing lists served by this organisation (docs/lists.md; the
+ * encrypted-list patent): a list address of this domain, its members (local
+ * users or addresses in other organisations), its posting policy and its
+ * moderators. keyd holds the membership and resolves it; the gateway asks
+ * for the members of a post at the moment it accepts the post and keyd
+ * re-checks every member at each re-encryption (target `list`, alone or in a
+ * batch), so a
+ * gateway can never add a reader. Every change is an audited operation
+ * (admin role), written in the same LMDB transaction as its audit record.
+ */
+import type { AuditInput, AuditLog } from './audit';
+import type { Actor } from './service';
+import { KeydError } from './errors';
+import { type ListRecord, checkAddress } from './registry';
+import type { KeydStore } from './store';
+
+export type ListPolicy = 'members' | 'moderated' | 'open';
+export const LIST_POLICIES: readonly ListPolicy[] = ['members', 'moderated', 'open'];
+
+/** The most members one list may have (a post makes one copy per member). */
+export const MAX_LIST_MEMBERS = 10000;
+
+/** A list as keyd keeps it: the registry's record with its policy and moderators (records of earlier versions: policy "members", no moderators). */
+export interface ListEntry {
+  readonly address: string;
+  readonly members: readonly string[];
+  readonly policy: ListPolicy;
+  readonly moderators: readonly string[];
+  readonly created: number;
+  readonly updated: number;
+}
+
+export function listEntry(r: ListRecord & Partial<Pick<ListEntry, 'policy' | 'moderators' | 'created'>>): ListEntry {
+  return { address: r.address, members: r.members, policy: r.policy ?? 'members', moderators: r.moderators ?? [], created: r.created ?? r.updated, updated: r.updated };
+}
+
+function addresses(value: unknown, field: string, max = MAX_LIST_MEMBERS): string[] {
+  if (!Array.isArray(value) || value.length > max) throw new KeydError('bad-request', `Field "${field}" must be an array of at most ${max} addresses`);
+  return [...new Set(value.map((m) => checkAddress(m, field)))];
+}
+
+function policyOf(value: unknown): ListPolicy {
+  if (!LIST_POLICIES.includes(value as ListPolicy)) throw new KeydError('bad-request', `Field "policy" must be one of ${LIST_POLICIES.join(', ')}`);
+  return value as ListPolicy;
+}
+
+export interface ListServiceDeps {
+  readonly store: KeydStore;
+  readonly audit: AuditLog;
+  readonly clock: () => Date;
+  readonly domain: () => string;
+}
+
+export class ListService {
+  constructor(private readonly d: ListServiceDeps) {}
+
+  get(address: string): ListEntry | undefined {
+    const r = this.d.store.lists.get(address.toLowerCase());
+    return r ? listEntry(r) : undefined;
+  }
+
+  /** A list address of this domain, checked. */
+  private ownAddress(value: unknown): string {
+    const address = checkAddress(value, 'address');
+    if (!address.endsWith(`@${this.d.domain()}`)) throw new KeydError('bad-request', `List "${address}" is not an address of ${this.d.domain()}`);
+    return address;
+  }
+
+  private require(address: string): ListEntry {
+    const l = this.get(address);
+    if (!l) throw new KeydError('not-found', `No mailing list "${address}" at ${this.d.domain()}`);
+    return l;
+  }
+
+  /** Runs one list operation with its audit record (success or refusal), the change committed with the record. */
+  private async audited<T>(actor: Actor, op: string, target: unknown, roles: readonly Actor['role'][], body: () => { result: T; reason?: string; change?: () => void }): Promise<T> {
+    const now = this.d.clock();
+    const base: Partial<AuditInput> = { actor: actor.name, role: actor.role, op, ...(typeof target === 'string' ? { target: target.slice(0, 254) } : {}) };
+    let out: ReturnType<typeof body>;
+    try {
+      if (!roles.includes(actor.role)) throw new KeydError('forbidden', `Role "${actor.role}" may not call ${op}`);
+      out = body();
+    } catch (err) {
+      const refused = err instanceof KeydError;
+      await this.d.audit.append({ ...base, result: refused ? 'refused' : 'error', reason: (refused ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300) } as AuditInput, now);
+      throw err;
+    }
+    await this.d.audit.append({ ...base, result: 'ok', ...(out.reason ? { reason: out.reason.slice(0, 300) } : {}) } as AuditInput, now, out.change);
+    return out.result;
+  }
+
+  private put(entry: ListEntry): () => void {
+    return () => { this.d.store.lists.put(entry.address, entry); };
+  }
+
+  /** `ssmax list create`: a new list (no members yet unless given). */
+  create(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
+    return this.audited(actor, 'list.create', body.address, ['admin'], () => {
+      const address = this.ownAddress(body.address);
+      if (this.get(address)) throw new KeydError('bad-request', `List "${address}" exists already`);
+      if (this.d.store.users.get(address)) throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
+      const members = body.members === undefined ? [] : addresses(body.members, 'members');
+      if (members.includes(address)) throw new KeydError('bad-request', `List "${address}" cannot be a member of itself`);
+      const t = this.d.clock().getTime();
+      const entry: ListEntry = { address, members, policy: body.policy === undefined ? 'members' : policyOf(body.policy), moderators: body.moderators === undefined ? [] : addresses(body.moderators, 'moderators', 100), created: t, updated: t };
+      return { result: entry, reason: `policy ${entry.policy}, ${members.length} members`, change: this.put(entry) };
+    });
+  }
+
+  /** `ssmax list add|remove`: membership changes take effect for every post accepted afterwards. */
+  members(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
+    return this.audited(actor, 'list.members', body.address, ['admin'], () => {
+      const l = this.require(this.ownAddress(body.address));
+      const add = body.add === undefined ? [] : addresses(body.add, 'add');
+      const remove = new Set(body.remove === undefined ? [] : addresses(body.remove, 'remove'));
+      if (add.includes(l.address)) throw new KeydError('bad-request', `List "${l.address}" cannot be a member of itself`);
+      const members = [...new Set([...l.members.filter((m) => !remove.has(m)), ...add])];
+      if (members.length > MAX_LIST_MEMBERS) throw new KeydError('bad-request', `List "${l.address}" would have more than ${MAX_LIST_MEMBERS} members`);
+      const entry: ListEntry = { ...l, members, updated: this.d.clock().getTime() };
+      // the audit names who changed, not the list's whole membership
+      return { result: entry, reason: `added ${add.join(',').slice(0, 120) || 'none'}; removed ${[...remove].join(',').slice(0, 120) || 'none'}; ${members.length} members`, change: this.put(entry) };
+    });
+  }
+
+  /** `ssmax list policy`: posting policy and moderators. */
+  policy(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
+    return this.audited(actor, 'list.policy', body.address, ['admin'], () => {
+      const l = this.require(this.ownAddress(body.address));
+      const entry: ListEntry = {
+        ...l, policy: body.policy === undefined ? l.policy : policyOf(body.policy),
+        moderators: body.moderators === undefined ? l.moderators : addresses(body.moderators, 'moderators', 100), updated: this.d.clock().getTime(),
+      };
+      if (entry.policy === 'moderated' && entry.moderators.length === 0) throw new KeydError('bad-request', `A moderated list needs at least one moderator (--moderator)`);
+      return { result: entry, reason: `policy ${entry.policy}, ${entry.moderators.length} moderators`, change: this.put(entry) };
+    });
+  }
+
+  /** `ssmax list show` (admin). */
+  show(actor: Actor, address: string): Promise<ListEntry> {
+    return this.audited(actor, 'list.show', address, ['admin'], () => ({ result: this.require(checkAddress(address, 'address')) }));
+  }
+
+  /**
+   * The gateway's question for a post (gateway role): the members of the
+   * list now, its policy and moderators; `not-found` when the address is no
+   * list. Audited: the record says when each post's membership was taken.
+   */
+  resolve(actor: Actor, address: string): Promise<ListEntry & { users: Record<string, Record<string, unknown>> }> {
+    return this.audited(actor, 'list.resolve', address, ['gateway'], () => {
+      const l = this.require(checkAddress(address, 'address'));
+      // the facts of the local members that are users (what GET /v1/directory/users answers), so the gateway asks once per post, not once per member
+      const users: Record<string, Record<string, unknown>> = {};
+      for (const m of l.members) {
+        const u = m.endsWith(`@${this.d.domain()}`) ? this.d.store.users.get(m) : undefined;
+        if (u) users[m] = { address: u.address, status: u.status, kind: u.kind, inspectionConsent: u.inspectionConsent, encryptionKeyId: u.encryptionKeyId ?? null, signingCertificate: u.signingCertificate ?? null };
+      }
+      return { result: { ...l, users }, reason: `${l.members.length} members` };
+    });
+  }
+}

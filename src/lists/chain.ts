@@ -1,0 +1,56 @@
+/**
+ * The list seal at the receiving side (docs/lists.md, "The list seal";
+ * docs/security.md, "Impersonation"). A list organisation that re-distributes
+ * a post keeps seal i=1 (the original sender's organisation, aligned with the
+ * From domain as always) and adds its own seal carrying `ls=<list address>`.
+ * A receiving gateway accepts a seal i>1 by another organisation than seal
+ * i=1's exactly when it is such a list seal:
+ *  - `ls=` names an address of the sealer's own domain (`d=`, which is its
+ *    sealing certificate's domain): an organisation speaks only for its own
+ *    lists;
+ *  - the list address is a visible recipient of the post (To or Cc, which the
+ *    list does not change: they are protected by every seal), or an earlier
+ *    seal is already a list seal (a list that is a member of another list).
+ * Seal i=1 is never exempt: a list cannot make mail appear to come from
+ * another organisation's user. Anything else still needs [chain] resealers.
+ */
+import type { SealReport } from '../chain/verify-chain';
+
+/** The root header block's To and Cc values, unfolded and lowercased. */
+export function visibleRecipients(message: Buffer): string {
+  const end = message.indexOf('\r\n\r\n');
+  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
+  return head.split(/\r\n(?![ \t])/).filter((f) => /^(to|cc)[ \t]*:/i.test(f)).map((f) => f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ')).join(',').toLowerCase();
+}
+
+/** Whether `address` occurs in `text` as a whole address (not inside a longer one). */
+export function namesAddress(text: string, address: string): boolean {
+  const edge = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]/;
+  for (let at = text.indexOf(address); at >= 0; at = text.indexOf(address, at + 1)) {
+    const before = at === 0 ? '' : text[at - 1]!;
+    const after = text[at + address.length] ?? '';
+    if (!edge.test(before) && !edge.test(after)) return true;
+  }
+  return false;
+}
+
+/** Whether seal `report` (i>1, by another organisation than seal i=1's) is an accepted list re-distribution. */
+export function listResealAccepted(report: SealReport, earlier: readonly SealReport[], message: Buffer): boolean {
+  const list = report.listAddress;
+  if (!list || report.instance < 2) return false;
+  if (list.slice(list.lastIndexOf('@') + 1) !== report.domain) return false;
+  if (earlier.some((s) => s.listAddress !== undefined)) return true;
+  return namesAddress(visibleRecipients(message), list);
+}
+
+/**
+ * The RFC 2369 / 2919 fields (List-Id, List-Post, List-Unsubscribe, …) of a
+ * message's root header block, as they are: a plain-client member's copy
+ * (decrypted at its organisation's boundary) carries the list fields of the
+ * encrypted copy that arrived.
+ */
+export function listFieldsOf(message: Buffer): string {
+  const end = message.indexOf('\r\n\r\n');
+  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
+  return head.split(/\r\n(?![ \t])/).filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f)).map((f) => `${f}\r\n`).join('');
+}

@@ -1,0 +1,249 @@
+/**
+ * List expansion at the list's organisation (docs/lists.md; the
+ * encrypted-list patent): a post arrives encrypted to this organisation's
+ * key, its chain already verified (once, by the caller: reception or
+ * submission). keyd says who the members are at this moment (the gateway
+ * never decides membership); for each member one copy is made, re-encrypted
+ * through keyd to that member alone — a local member's user key, a remote
+ * member's organisation key (that organisation re-encrypts to its user as for
+ * any arrival) — carrying only that member's capsule and a seal that binds
+ * only that member and says, with `ls=`, that this organisation
+ * re-distributed the post for the list. Plain-client members get the copy
+ * the way local plain clients always do (reception.ts, transparent mode).
+ * The content ciphertext is never touched: only capsules change.
+ *
+ * Before any copy: loops (a post that already went through this list, too
+ * many seals, a local list nested in itself) are refused with 5.4.6, and
+ * automatic replies (RFC 3834 Auto-Submitted) are dropped; then the posting
+ * policy: members only (the verified sender must be a member or moderator),
+ * moderated (held encrypted until a moderator releases it), or open.
+ */
+import type { Capsule } from '../crypto';
+import { collect, replaceCapsules } from '../envelope';
+import type { Copy, GatewayDeps } from '../gateway/deps';
+import type { ListFacts, ReencryptTarget } from '../gateway/keyd-ops';
+import { type Arrival, type RetiredUse, receive } from '../gateway/reception';
+import { GatewayError } from '../gateway/replies';
+import { addSeal } from '../gateway/sealing';
+import { domainOf } from '../gateway/message-checks';
+import { peerFor } from '../gateway/submission';
+import type { QuarantineStore } from '../inspect/quarantine';
+
+/** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
+export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
+
+/** How many member copies are made at once. */
+export const LIST_CONCURRENCY = 16;
+
+/** Targets per batched re-encryption (keyd allows up to 256), and batches in flight for one post. */
+export const LIST_BATCH = 64;
+export const LIST_BATCHES_IN_FLIGHT = 4;
+/** Bytes of targets per batch: below keyd's request body limit (64 KB by default) with room for the rest of the request. */
+export const LIST_BATCH_BYTES = 48 * 1024;
+
+/** Runs `fn` over `items`, at most `n` at a time; the first failure fails the whole (the post is then answered as a whole). */
+async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
+/** A post that already carries this many seals is not re-distributed again (a loop through lists of several organisations ends here at the latest). */
+export const LIST_MAX_SEALS = 8;
+
+const LIST_FIELDS = /^(list-id|list-post|list-unsubscribe|list-help|list-subscribe|list-owner|list-archive|ssmax-list-release)[ \t]*:/i;
+
+function headerBlock(message: Buffer): { fields: string[]; body: Buffer } {
+  const end = message.indexOf('\r\n\r\n');
+  if (end < 0) return { fields: message.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => f !== ''), body: Buffer.alloc(0) };
+  return { fields: message.subarray(0, end).toString('latin1').split(/\r\n(?![ \t])/), body: message.subarray(end + 2) };
+}
+
+/** The value of the first field `name` of the root header block, unfolded, or undefined. */
+export function fieldOf(message: Buffer, name: string): string | undefined {
+  const re = new RegExp(`^${name}[ \\t]*:`, 'i');
+  const f = headerBlock(message).fields.find((x) => re.test(x));
+  return f === undefined ? undefined : f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ').trim();
+}
+
+/** RFC 2919 list identifier: `<label.domain>`, the label made of letters, digits and hyphens. */
+export function listId(address: string): string {
+  const at = address.lastIndexOf('@');
+  return `<${address.slice(0, at).replace(/[^A-Za-z0-9-]/g, '-')}.${address.slice(at + 1)}>`;
+}
+
+/** RFC 2369 / 2919 fields of a list copy. */
+export function listFields(address: string): string {
+  const at = address.lastIndexOf('@');
+  const request = `${address.slice(0, at)}-request@${address.slice(at + 1)}`;
+  return `List-Id: ${listId(address)}\r\nList-Post: <mailto:${address}>\r\nList-Unsubscribe: <mailto:${request}?subject=unsubscribe>\r\n`;
+}
+
+/** The message with any earlier list's fields (and a release marker) replaced by this list's. */
+export function withListFields(message: Buffer, address: string): Buffer {
+  const { fields, body } = headerBlock(message);
+  const kept = fields.filter((f) => !LIST_FIELDS.test(f));
+  return Buffer.concat([Buffer.from(listFields(address) + kept.map((f) => `${f}\r\n`).join(''), 'latin1'), body]);
+}
+
+/** RFC 3834: an automatic message (Auto-Submitted other than "no"). */
+export function autoSubmitted(message: Buffer): boolean {
+  const v = fieldOf(message, 'auto-submitted');
+  return v !== undefined && v.split(/[ \t;(]/)[0]!.toLowerCase() !== 'no';
+}
+
+export interface ListPost {
+  /** The verified post: its message (encrypted to this organisation's key), chain, verdicts, token (local posts) and verified sender. */
+  readonly arrival: Arrival;
+  readonly capsules: readonly Capsule[];
+  /** The list as keyd resolved it for this post. */
+  readonly list: ListFacts;
+  readonly notices?: RetiredUse[];
+}
+
+export interface ListOutcome {
+  readonly copies: Copy[];
+  /** The moderation id, when the post was held. */
+  readonly held?: string;
+  /** Why nothing was made (an automatic reply), when dropped. */
+  readonly dropped?: string;
+}
+
+/** The gateway's list step (one per gateway): the moderation store and a log line writer. */
+export class Lists {
+  constructor(readonly moderation: QuarantineStore, private readonly log: (line: string) => void) {}
+
+  async close(): Promise<void> {
+    await this.moderation.close();
+  }
+
+  /** Expands a post to `post.list`: copies for every member, or held, or dropped; throws the 5xx for loops and refused senders. */
+  async post(deps: GatewayDeps, post: ListPost, visited: ReadonlySet<string> = new Set(), done: Set<string> = new Set()): Promise<ListOutcome> {
+    const { arrival, list } = post;
+    const address = list.address;
+    if (visited.has(address)) throw new GatewayError('listLoop', `list ${address} contains itself through ${[...visited].join(' > ')}`);
+    const through = arrival.chain.instances.find((s) => s.listAddress === address);
+    if (through) throw new GatewayError('listLoop', `the post went through ${address} already (seal i=${through.instance} by ${through.domain})`);
+    if (arrival.chain.instances.length >= LIST_MAX_SEALS) throw new GatewayError('listLoop', `the post carries ${arrival.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`);
+    if (autoSubmitted(arrival.message)) {
+      this.log(`ssmax lists: automatic message (Auto-Submitted) to ${address} dropped (RFC 3834)`);
+      return { copies: [], dropped: 'auto-submitted' };
+    }
+    const sender = (arrival.sender ?? '').toLowerCase();
+    let message = arrival.message;
+    if (visited.size === 0) {
+      const released = await this.released(message);
+      if (list.policy === 'members' && !list.members.includes(sender) && !list.moderators.includes(sender)) {
+        throw new GatewayError('listNotMember', `${sender || 'the sender'} is not a member of ${address}`);
+      }
+      if (list.policy === 'moderated' && !list.moderators.includes(sender) && !released) return { copies: [], held: await this.hold(deps, arrival, address) };
+    }
+    message = withListFields(message, address);
+    const copies: Copy[] = [];
+    const inner = new Set([...visited, address]);
+    const local: { member: string; keyId: string | null }[] = [];
+    const remote: string[] = [];
+    const nested: ListFacts[] = [];
+    const todo = list.members.filter((m) => !done.has(m)); // one copy per person, however many nested lists name them
+    for (const m of todo) done.add(m);
+    await pool(todo, LIST_CONCURRENCY, async (member) => {
+      if (!deps.config.localDomains.includes(domainOf(member))) return void remote.push(member);
+      const user = await deps.keyd.user(member);
+      if (user?.status === 'active') return void local.push({ member, keyId: user.encryptionKeyId });
+      const sub = user ? undefined : await deps.keyd.list(member);
+      if (sub) return void nested.push(sub);
+      this.log(`ssmax lists: ${address}: member ${member} is no active local user or list; no copy`);
+    });
+    for (const sub of nested) {
+      // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
+      copies.push(...(await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done)).copies);
+    }
+    const peers = new Map<string, Awaited<ReturnType<typeof peerFor>>>();
+    for (const domain of new Set(remote.map(domainOf))) {
+      const found = await peerFor(deps, domain);
+      peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
+    }
+    // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) in batches: one blinding and one keyd request per batch
+    const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
+    for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
+    for (const member of remote) {
+      const peer = peers.get(domainOf(member))!;
+      if (peer === 'plain') {
+        // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
+        this.log(`ssmax lists: ${address}: member ${member} is in ${domainOf(member)}, which publishes no SSMAX bundle; no copy`);
+        continue;
+      }
+      const key = peer.currentKey;
+      jobs.push({ member, target: { kind: 'list', list: address, member, certificate: key.certificate, chain: peer.orgCaChain, crls: peer.crls }, keyId: key.keyId });
+    }
+    const moved = new Map<string, Capsule>();
+    if (jobs.length > 0) {
+      const capsule = ownCapsuleOf(deps, post.capsules);
+      const batches: (typeof jobs)[] = [];
+      // bounded in targets and in bytes (a remote member's target carries its organisation's certificates; keyd takes 64 KB a request)
+      let batch: typeof jobs = [];
+      let bytes = 0;
+      for (const j of jobs) {
+        const size = JSON.stringify(j.target).length + 16;
+        if (batch.length > 0 && (batch.length >= LIST_BATCH || bytes + size > LIST_BATCH_BYTES)) {
+          batches.push(batch);
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(j);
+        bytes += size;
+      }
+      if (batch.length > 0) batches.push(batch);
+      await pool(batches, LIST_BATCHES_IN_FLIGHT, async (batch) => {
+        const answers = await deps.keyd.reencryptMany(capsule, batch.map((j) => j.target), batch.map((j) => j.keyId));
+        answers.forEach((a, i) => {
+          // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
+          if ('refused' in a) this.log(`ssmax lists: ${address}: keyd refused member ${batch[i]!.member}; no copy (${a.refused})`);
+          else moved.set(batch[i]!.member, a.capsule);
+        });
+      });
+    }
+    await pool(remote.filter((m) => moved.has(m)), LIST_CONCURRENCY, async (member) => {
+      const forMember = await collect(replaceCapsules(message, [moved.get(member)!]));
+      const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
+      copies.push({ rcpts: [member], message: sealed, local: false });
+    });
+    // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices
+    const locals = local.filter((l) => !l.keyId || moved.has(l.member)).map((l) => l.member);
+    const slices: string[][] = [];
+    const size = Math.max(1, Math.ceil(locals.length / LIST_CONCURRENCY));
+    for (let i = 0; i < locals.length; i += size) slices.push(locals.slice(i, i + size));
+    await pool(slices, LIST_CONCURRENCY, async (rcpts) => {
+      copies.push(...(await receive(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved }, post.capsules, post.notices)));
+    });
+    return { copies };
+  }
+
+  /** Whether the post carries a release marker this store honours (once). */
+  private async released(message: Buffer): Promise<boolean> {
+    const id = fieldOf(message, LIST_RELEASE_HEADER);
+    return id !== undefined && /^q-[a-z0-9]+-[0-9a-f]{12}$/.test(id) && (await this.moderation.consumeRelease(id));
+  }
+
+  /**
+   * Holds a post for moderation, encrypted as it is (never decrypted here).
+   * A post from another organisation is kept as it arrived (its seals bind
+   * the list address); a local post is sealed first (seal i=1 binding the
+   * list address), so that its release re-enters like an arrival.
+   */
+  private async hold(deps: GatewayDeps, arrival: Arrival, address: string): Promise<string> {
+    let message = arrival.message;
+    if (arrival.chain.result === 'none') message = await addSeal(deps, message, arrival.chain, arrival.verdicts, arrival.trackingToken, [address]);
+    const id = await this.moderation.hold({ direction: 'inbound', from: arrival.sender ?? '', rcpts: [address], rule: `list-moderation:${address}`, message });
+    this.log(`ssmax lists: post to ${address} from ${arrival.sender ?? '?'} held for moderation as ${id}`);
+    return id;
+  }
+}
+
+function ownCapsuleOf(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
+  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
+  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length}`);
+  return mine[0]!;
+}

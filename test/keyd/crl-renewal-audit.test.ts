@@ -1,0 +1,113 @@
+/**
+ * A CRL renewal and its audit record cannot disagree (issue 24): the renewed
+ * CRL is staged beside the file, the `crl.renew` record commits (no file I/O
+ * inside the LMDB transaction), then the staged file is renamed into place.
+ * A failed audit write leaves the file as it was; a stop between the record
+ * and the rename is completed by the next run; a staged CRL without a record
+ * is removed. Real LMDB store, real files, real org CA.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditLog } from '../../src/keyd/audit';
+import { CrlRenewer, stagedFile } from '../../src/keyd/renewal';
+import { KeydStore } from '../../src/keyd/store';
+import { createCrl, parseCrl } from '../../src/pki/crl';
+import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
+
+const DAY = 86400000;
+const policy = { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY };
+
+let fx: OrgFixture;
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ssmax-crlaudit-'));
+  fx = provisionOrg(join(dir, 'pki'), { domain: 'a.example' });
+});
+
+/** A CRL of the org CA with number `n`, due for renewal at `now`. */
+function dueCrl(name: string, n: number, now: number): string {
+  const file = join(dir, name);
+  writeFileSync(file, createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now - DAY), nextUpdate: new Date(now + DAY), crlNumber: n }).pem);
+  return file;
+}
+
+async function openAudit(name: string): Promise<{ store: KeydStore; audit: AuditLog }> {
+  const store = KeydStore.open(join(dir, name));
+  return { store, audit: new AuditLog(store, randomBytes(32)) };
+}
+
+const renewals = (audit: AuditLog) => audit.tail(1000).filter((r) => r.op === 'crl.renew');
+
+test('a renewal: the file holds the number its audit record names, nothing staged is left', async () => {
+  const now = Date.now();
+  const file = dueCrl('ok.crl.pem', 4, now);
+  const { store, audit } = await openAudit('ok-store');
+  try {
+    const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit).run(new Date(now));
+    expect(state!.error).toBeUndefined();
+    expect(parseCrl(readFileSync(file, 'utf8')).crlNumber).toBe(5n);
+    expect(renewals(audit).map((r) => r.reason)).toEqual([expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: number 5 `))]);
+    expect(existsSync(stagedFile(file))).toBe(false);
+    expect(audit.verify()).toMatchObject({ ok: true });
+  } finally {
+    await store.close();
+  }
+});
+
+test('the audit record cannot be written: the CRL file is unchanged and nothing is staged', async () => {
+  const now = Date.now();
+  const file = dueCrl('no-audit.crl.pem', 9, now);
+  const before = readFileSync(file, 'utf8');
+  const { store, audit } = await openAudit('closed-store');
+  await store.close(); // every write fails from here on
+  const log: string[] = [];
+  const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now));
+  expect(state).toMatchObject({ warning: true, error: expect.stringMatching(/audit/i) });
+  expect(readFileSync(file, 'utf8')).toBe(before);
+  expect(existsSync(stagedFile(file))).toBe(false);
+  expect(log.join('\n')).toMatch(/WARNING cannot check or renew CRL/);
+});
+
+test('stopped between the audit record and the rename: the next run puts the audited CRL in place', async () => {
+  const now = Date.now();
+  const file = dueCrl('half.crl.pem', 20, now);
+  const { store, audit } = await openAudit('half-store');
+  try {
+    // What a stop right after the commit leaves: CRL 21 staged, its record in the log, the file still at 20.
+    const renewed = createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY), crlNumber: 21 });
+    writeFileSync(stagedFile(file), renewed.pem);
+    await audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: `${file}: number 21 with 0 revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}` }, new Date(now));
+    const log: string[] = [];
+    const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
+    expect(state!.error).toBeUndefined();
+    expect(readFileSync(file, 'utf8')).toBe(renewed.pem); // the audited one, not a second renewal
+    expect(existsSync(stagedFile(file))).toBe(false);
+    expect(renewals(audit)).toHaveLength(1);
+    expect(log.join('\n')).toMatch(/completed the audited renewal of CRL .* \(number 21\)/);
+  } finally {
+    await store.close();
+  }
+});
+
+test('a staged CRL without its audit record (stopped before the commit) is removed, and the renewal is done afresh', async () => {
+  const now = Date.now();
+  const file = dueCrl('orphan.crl.pem', 30, now);
+  const { store, audit } = await openAudit('orphan-store');
+  try {
+    writeFileSync(stagedFile(file), createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY), crlNumber: 31 }).pem);
+    const log: string[] = [];
+    const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
+    expect(state!.error).toBeUndefined();
+    expect(log.join('\n')).toMatch(/removed a staged CRL .* that has no audit record/);
+    // renewed afresh, with its own record: file and log agree
+    const inFile = parseCrl(readFileSync(file, 'utf8'));
+    expect(inFile.crlNumber).toBe(31n);
+    expect(inFile.thisUpdate.getTime()).toBe(Math.floor((now + 60_000) / 1000) * 1000);
+    expect(renewals(audit).map((r) => r.reason)).toEqual([expect.stringContaining(': number 31 ')]);
+    expect(existsSync(stagedFile(file))).toBe(false);
+  } finally {
+    await store.close();
+  }
+});
