@@ -16,7 +16,7 @@ import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import { systemRng } from '../crypto';
 import { DirectoryError } from '../directory/directory';
 import type { PeerEntry } from '../directory/peer-entry';
-import { collect, encryptMessage, replaceCapsules } from '../envelope';
+import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
