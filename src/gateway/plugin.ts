@@ -26,7 +26,7 @@ import { type RetiredUse, arrive, refreshHint } from './reception';
 import { GatewayError, REPLIES } from './replies';
 import { domainOf } from './message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
-import { type Submitter, peerFor, submit } from './submission';
+import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { type Refusal, arrivalId } from './delivery';
 import { failureNotice, headerBlock, notifyDelay } from './dsn';
@@ -67,6 +67,8 @@ interface State extends Gateway {
   outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
   /** The [ops] listener (health, metrics: src/ops/gateway-ops.ts), when configured. */
   ops: Promise<GatewayOps | undefined>;
+  /** Haraka's error log. */
+  logerror(line: string): void;
 }
 
 let state: State | undefined;
@@ -82,7 +84,7 @@ function build(plugin: HarakaPlugin): State {
     plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
     return undefined;
   });
-  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops };
+  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
 }
 
 export function register(this: HarakaPlugin): void {
@@ -171,7 +173,8 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
     // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
     if (from !== '') {
       const notice = failureNotice({ me: s.config.domain, to: from, failed: failed.map((f) => ({ rcpt: f.rcpt, reply: f.reply })), queuedAt: new Date(), headers: headerBlock(arrival), now: new Date() });
-      await queue(s, from, notice);
+      const out = await outgoingReport(s, from, notice);
+      if (out) await queue(s, from, out);
     }
     await s.delivery.settle(id, failed.map((f) => f.rcpt));
   }
@@ -182,6 +185,27 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
 function storeRefusal(failed: readonly Refusal[]): GatewayError {
   const status = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(failed[0]!.reply)?.[1] ?? '5.0.0';
   return GatewayError.withStatus('mailboxRefused', status, `${failed[0]!.reply} (${failed.map((f) => f.rcpt).join(', ')})`);
+}
+
+/**
+ * A report as it leaves: for a local sender as it is (into the own mailbox
+ * store); for a sender at an SSMAX peer sealed by this organisation like a
+ * plain client's submission (submission.ts `reportToPeer`), since the peer
+ * refuses unsealed mail from an SSMAX domain; for a sender elsewhere as it is.
+ */
+async function outgoingReport(s: State, to: string, notice: Buffer): Promise<Buffer | undefined> {
+  if (s.config.localDomains.includes(domainOf(to))) return notice;
+  try {
+    return await reportToPeer(s.deps, notice, to);
+  } catch (err) {
+    // permanent (e.g. the sender's domain requires encryption and publishes no bundle): the report can never go
+    // there, like a report whose delivery fails for good (a double bounce, logged); a 4xx is retried by the sender
+    if (err instanceof GatewayError && err.reply.code >= 500) {
+      s.logerror(`ssmax: failure report to ${to} cannot be sent: ${err.reply.text}`);
+      return undefined;
+    }
+    throw err;
+  }
 }
 
 /** A report from the null sender into Haraka's queue (for a local sender: routed to the mailbox store by hook_get_mx). */

@@ -10,7 +10,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { removeUserSignature } from '../chain/message-fields';
-import { USER_SIGNATURE_HEADER } from '../chain/tags';
+import { USER_SIGNATURE_HEADER, type Verdict } from '../chain/tags';
 import { verifyUser } from '../chain/user-signature';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import { systemRng } from '../crypto';
@@ -158,17 +158,51 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
       copies.push({ rcpts: list, message, local: false });
       continue;
     }
-    const target = peer.currentKey;
-    let forPeer: Buffer;
+    let sealed: Buffer;
     if (mode === 'ssmax') {
+      const target = peer.currentKey;
       const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
       if (moved.notice === 'retired' && moved.current && !notices.some((x) => x.current === moved.current)) notices.push({ keyId: capsule!.keyId, current: moved.current });
-      forPeer = await collect(replaceCapsules(message, [moved.capsule]));
+      sealed = await addSeal(deps, await collect(replaceCapsules(message, [moved.capsule])), none, [...inspected.verdicts, { name: 'e2e', result: 'pass' }], token, list);
     } else {
-      forPeer = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+      sealed = await sealPlainForPeer(deps, message, peer, none, inspected.verdicts, token, list);
     }
-    const sealed = await addSeal(deps, forPeer, none, [...inspected.verdicts, { name: 'e2e', result: mode === 'ssmax' ? 'pass' : 'none' }], token, list);
     copies.push({ rcpts: list, message: sealed, local: false });
   }
   return { copies, mode, notices };
+}
+
+/**
+ * The transparent-mode step for one peer: a plaintext message of this
+ * organisation encrypted to the peer's current key and sealed (seal i=1 by
+ * this domain, `rcpts` bound). Used for plain clients' submissions and for
+ * this gateway's own failure reports to a sender at a peer (`reportToPeer`).
+ */
+async function sealPlainForPeer(deps: GatewayDeps, message: Buffer, peer: PeerEntry, chain: ChainVerification, verdicts: readonly Verdict[], token: Uint8Array | undefined, rcpts: readonly string[]): Promise<Buffer> {
+  const target = peer.currentKey;
+  const encrypted = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+  return addSeal(deps, encrypted, chain, [...verdicts, { name: 'e2e', result: 'none' }], token, rcpts);
+}
+
+/**
+ * A failure report of this gateway (From: its MAILER-DAEMON, the null
+ * sender) for a sender outside the local domains: for a sender at an SSMAX
+ * peer, sealed by this organisation exactly as a plain client's submission
+ * is (`sealPlainForPeer`: encrypted to the peer, recipient-bound to the
+ * sender), since the peer accepts only sealed mail from SSMAX domains; for a
+ * sender at a domain without SSMAX, as it is. Its tracking token names this
+ * organisation's mail system (keyd), not a user. The report holds the header
+ * fields of the original only (dsn.ts).
+ */
+export async function reportToPeer(deps: GatewayDeps, report: Buffer, to: string): Promise<Buffer> {
+  const domain = domainOf(to);
+  if (deps.config.localDomains.includes(domain)) throw new Error(`reportToPeer: ${to} is local`);
+  const found = await peerFor(deps, domain);
+  const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
+  if (peer === 'plain') return report;
+  const none: ChainVerification = await verifyChain(report, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
+  if (none.result !== 'none') throw new GatewayError('chainFailed', 'a report must not carry seals');
+  // seal i=1 carries a tracking token; a report's names this organisation's mail system (keyd), not a user
+  const token = await deps.keyd.mintToken(`MAILER-DAEMON@${deps.config.domain}`, checkMessage(report).messageId || '<none>');
+  return sealPlainForPeer(deps, report, peer, none, [], token, [to]);
 }

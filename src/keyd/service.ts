@@ -113,6 +113,9 @@ export const MAX_BATCH = 256;
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;
 
+/** The tracking-token code of this organisation's mail system (its failure reports to senders at peers): never a user's code. */
+const MAIL_SYSTEM_CODE = '#mail-system';
+
 export class KeyService {
   /** Compressed public key (hex) → the checked, uncompressed point: saves a square root per re-encryption. */
   private readonly targetKeys = new Map<string, Uint8Array>();
@@ -409,6 +412,8 @@ export class KeyService {
       const sender = checkAddress(body.sender, 'sender');
       const messageId = str(body.messageId, 'messageId', 998);
       const submitter = submitterOf(body);
+      // the gateway's own failure reports to senders at peers (sealed like any mail of this organisation): no user sent them
+      if (sender === `mailer-daemon@${this.domain}`) return { result: { token: this.d.tracking.mint(MAIL_SYSTEM_CODE, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId), reason: 'mail system' } };
       const u = this.d.registry.get(sender);
       if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
       if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);
@@ -429,6 +434,7 @@ export class KeyService {
     return this.audited(actor, 'tracking.disclose', {}, () => {
       this.require(actor, ['disclosure'], 'tracking.disclose');
       const r = this.resolved(body);
+      if (r.mailSystem) throw new KeydError('not-found', 'The token names this organisation\'s mail system (a failure report), not a user: there is no identity to disclose');
       const u = this.d.registry.findByCode((r.user as PublicUser).code)!;
       return { result: { ...r, identityRef: this.d.registry.identityOf(u) }, audit: { target: u.address, reason: 'identity disclosed' } };
     });
@@ -436,6 +442,15 @@ export class KeyService {
 
   private resolved(body: Record<string, unknown>): Record<string, unknown> {
     const contents = this.d.tracking.resolve(str(body.token, 'token', 400), this.d.clock());
+    if (contents.code === MAIL_SYSTEM_CODE) {
+      // no user: the organisation's mail system sent it (a failure report)
+      const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
+      return {
+        user: { address: `mailer-daemon@${this.domain}`, code: MAIL_SYSTEM_CODE, status: 'mail-system', kind: 'mail-system' }, mailSystem: true,
+        time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+        ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
+      };
+    }
     const u = this.d.registry.findByCode(contents.code);
     if (!u) throw new KeydError('not-found', 'The token names a user no longer in the registry');
     const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
