@@ -48,6 +48,16 @@ describe('tracking tokens with the submitter', () => {
     expect(r).not.toHaveProperty('submitter');
   });
 
+  test('the mail system\'s token (failure reports to peers): resolves to mailer-daemon, not a user; nothing to disclose; other unregistered senders still refused', async () => {
+    const { token } = await service.mintToken(gateway, { sender: 'MAILER-DAEMON@a.example', messageId: '<r1@a.example>' }) as { token: string };
+    const r = await service.resolveToken(admin, { token, messageId: '<r1@a.example>' });
+    expect(r.user).toEqual({ address: 'mailer-daemon@a.example', code: '#mail-system', status: 'mail-system', kind: 'mail-system' });
+    expect(r.messageIdMatches).toBe(true);
+    await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token })).rejects.toThrow(/mail system .*no identity to disclose/);
+    await expect(service.mintToken(gateway, { sender: 'mailer-daemon@elsewhere.example', messageId: '<r2@a.example>' })).rejects.toThrow(/not a registered user/);
+    await expect(service.mintToken(gateway, { sender: 'postmaster@a.example', messageId: '<r3@a.example>' })).rejects.toThrow(/not a registered user/);
+  });
+
   test.each([
     [{ submitter: 'dave@a.example', submittedVia: 'carrier-pigeon' }, /"submittedVia" must be "smtp-auth" or "trusted-relay"/],
     [{ submitter: 'dave@a.example' }, /"submittedVia" must be/],
