@@ -34,11 +34,13 @@ test('a recipient refused by the peer\'s store after another took the mail: one 
   const B = net.org('b.example');
   const subject = `peer-mixed-${Date.now()}`;
   const msg = Buffer.from(`From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+  const t0 = Date.now();
   const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], msg, DAVE);
   expect(r).toMatch(/^250 /);
   const reports = () => A.mailbox.for('dave@a.example').map((m) => m.raw.toString('latin1')).filter((t) => t.includes(subject) && /multipart\/report/i.test(t));
   const explain = () => `a.example:\n${A.haraka.logs().slice(-4000)}\nb.example:\n${B.haraka.logs().slice(-4000)}`;
   await waitFor(() => reports().length >= 1 && store.mails('bob@b.example').length >= 1, 60000, explain);
+  console.log(`report in the sender's mailbox at a.example ${Date.now() - t0} ms after the submission`);
   await new Promise((res) => setTimeout(res, 3000)); // room for a second report or copy
   const got = reports();
   expect(got).toHaveLength(1);
