@@ -153,20 +153,28 @@ export class KeydOps {
   }
 
   /**
-   * Re-encrypts `capsule` to each of `targets` in one keyd request (one
-   * blinding; docs/lists.md): per target the new capsule, or `refused` with
-   * keyd's reason when keyd refused that target. An answer for another key
-   * than `expectKeyIds[i]` is refused for the whole batch (4xx), as in `reencrypt`.
+   * Re-encrypts `capsule` to each of `targets` (a list's member copies, docs/lists.md): one
+   * blinding, the operations sent at once through POST /v1/batch (`gatewayOps.many`), each
+   * authorised and audited by keyd on its own. Per target: the new capsule with keyd's notice (as
+   * `reencrypt`), or `refused` with keyd's reason when keyd refused that target (not a member any
+   * more, suspended, its organisation's certificate refused). Any other failure — keyd unreachable
+   * or busy, the capsule's key unknown or destroyed, an answer for another key than
+   * `expectKeyIds[i]` — fails the whole (as `reencrypt` would), so the post is answered as a whole.
    */
-  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<({ capsule: Capsule } | { refused: string })[]> {
+  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<(({ capsule: Capsule } & KeyNotice) | { refused: string })[]> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
+    const blinded = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
+    const settled = await this.gatewayOps.many<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('reencrypt', targets.map((target) => ({ ...blinded, target })));
     try {
-      const r = await this.gateway.call<{ results: { u?: string; v?: string; targetKeyId?: string; error?: { message?: string } }[] }>('POST', '/v1/reencrypt/batch', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), targets });
-      if (!Array.isArray(r.results) || r.results.length !== targets.length) throw new GatewayError('keydUnavailable', `key service answer refused: ${Array.isArray(r.results) ? r.results.length : 'no'} results for ${targets.length} targets`);
-      return r.results.map((x, i) => {
-        if (x.error) return { refused: String(x.error.message ?? 'refused').slice(0, 200) };
-        if (x.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(x.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
-        return { capsule: unblindReencryption(this.group, blinding, { u: unb64(x.u), v: unb64(x.v) }, { keyId: expectKeyIds[i]! }) };
+      return settled.map((s, i) => {
+        if (s.status === 'rejected') {
+          const err: unknown = s.reason;
+          if (err instanceof KeydClientError && err.code === 'target-refused') return { refused: err.message.slice(0, 200) };
+          throw err;
+        }
+        const r = s.value;
+        if (r.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
+        return { capsule: unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId }), ...noticeOf(r) };
       });
     } catch (err) {
       throw fromKeyd(err);
