@@ -261,9 +261,13 @@ export class KeyService {
     const f = point(body.f, 'f');
     const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
     const target = this.resolveTarget(body.target, key.record, now);
-    const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
+    const out = await this.crypto.reencrypt(key.privateKey, key.publicKeyUncompressed, { e, f }, target.publicKey);
     return {
-      result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
+      // the proof (c, s1, s2) lets the gateway check the answer against the key its bundle certifies, for the target it asked
+      result: {
+        u: b64(out.u), v: b64(out.v), c: b64(out.proof.c), s1: b64(out.proof.s1), s2: b64(out.proof.s2),
+        targetKeyId: target.keyId, targetPublicKey: Buffer.from(target.publicKey).toString('hex'), ...this.notice(retired, now),
+      },
       audit: { target: target.label, digest: this.d.audit.digest(e, f) },
     };
   }
