@@ -72,7 +72,7 @@ export interface RetiredUse {
   readonly current: string;
 }
 
-function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
+export function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
   if (!notices || n.notice !== 'retired' || !n.current) return;
   if (!notices.some((x) => x.keyId === keyId && x.current === n.current)) notices.push({ keyId, current: n.current });
 }
