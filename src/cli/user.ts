@@ -338,6 +338,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       } catch (err) {
         if (err instanceof OpenError) for (const line of err.trace) io.err(line);
         throw err;
+      } finally {
+        profile.encryption.privateKey.fill(0); // the user's private scalar is not kept once the message is open
       }
       for (const line of opened.trace) io.out(line);
       const out = str(v, 'out');

@@ -42,3 +42,35 @@ export function deriveContentKey(messageKey: Uint8Array, contentId: Uint8Array, 
   const okm = new Uint8Array(hkdfSync('sha256', messageKey, LABEL.contentSalt, info, 32 + NONCE_PREFIX_LENGTH));
   return { key: okm.subarray(0, 32), noncePrefix: okm.subarray(32), chunkSize };
 }
+
+/** Overwrites a content key (and its nonce prefix) in place: for the finally block of whoever derived it. */
+export function wipeContentKey(key: ContentKey): void {
+  key.key.fill(0);
+  key.noncePrefix.fill(0);
+}
+
+/**
+ * The secrets of one encryption or decryption run (content keys derived, a
+ * message key it made or recovered), wiped together by `wipe()` in the run's
+ * finally block (docs/security.md, "Key material in memory").
+ */
+export class SecretScope {
+  private readonly held: Uint8Array[] = [];
+
+  /** A content key derived from `messageKey`, to be wiped with the scope. */
+  contentKey(messageKey: Uint8Array, contentId: Uint8Array, chunkSize: number): ContentKey {
+    const k = deriveContentKey(messageKey, contentId, chunkSize);
+    this.held.push(k.key, k.noncePrefix);
+    return k;
+  }
+
+  /** Keeps `secret` to be wiped with the scope; returns it. */
+  hold<T extends Uint8Array>(secret: T): T {
+    this.held.push(secret);
+    return secret;
+  }
+
+  wipe(): void {
+    for (const s of this.held.splice(0)) s.fill(0);
+  }
+}

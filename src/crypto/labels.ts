@@ -12,4 +12,5 @@ export const LABEL = {
   contentSalt: enc('SSMAX-v1 salt'),
   keyId: enc('SSMAX-v1 key-id'),
   dleq: enc('SSMAX-v1 dleq'),
+  reencryptionProof: enc('SSMAX-v1 reencryption-proof'),
 } as const;

@@ -9,12 +9,15 @@
  * only ElGamal ciphertexts. Target authorisation is the key service's job
  * (keyd), not this module's: this is the arithmetic.
  */
+import { timingSafeEqual } from 'node:crypto';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { type Capsule, decodeCapsule } from './capsule';
 import { CryptoError } from './errors';
-import type { Group } from './group';
+import type { Group, GroupPoint } from './group';
 import { type Recipient, assertKeyId } from './keys';
+import { LABEL } from './labels';
 import type { Rng } from './random';
-import { decodeScalar, invertScalar, randomScalar } from './scalar';
+import { SCALAR_LENGTH, addScalar, bytesToBigint, decodeScalar, encodeScalar, hashToScalar, invertScalar, isValidScalar, mulScalar, randomScalar } from './scalar';
 
 /** What the gateway sends to the key service: a blinded capsule (65-byte uncompressed points; see group.ts). */
 export interface BlindedCapsule {
@@ -62,4 +65,84 @@ export function unblindReencryption(group: Group, blinding: ReencryptionBlinding
   const U = group.decode(response.u, 'key service answer point U');
   const V = group.decode(response.v, 'key service answer point V');
   return { keyId: target.keyId, e: group.encode(group.mul(U, blinding.kInverse)), f: group.encode(group.mul(V, blinding.kInverse)) };
+}
+
+/**
+ * Proof that a re-encryption answer was computed with the organisation key
+ * (docs/format.md, "The re-encryption proof"): knowledge of x and u with
+ * X = x·G, U = u·G and V = F′ − x·E′ + u·Y, for the X the verifier takes from
+ * the organisation's bundle and the target Y it asked for.
+ *
+ *   prove:  r1, r2 random; T1 = r1·G, T2 = r2·G, T3 = r2·Y − r1·E′;
+ *           c = H(G, X, E′, F′, Y, U, V, T1, T2, T3); s1 = r1 + c·x, s2 = r2 + c·u
+ *   verify: T1 = s1·G − c·X, T2 = s2·G − c·U, T3 = s2·Y − s1·E′ − c·(V − F′);
+ *           accept iff c = H(…) over these
+ */
+export interface ReencryptionProof {
+  readonly c: Uint8Array;
+  readonly s1: Uint8Array;
+  readonly s2: Uint8Array;
+}
+
+export interface ProvedTransform extends TransformedCapsule {
+  readonly proof: ReencryptionProof;
+}
+
+const G_BYTES: Uint8Array = secp256k1.Point.BASE.toBytes(true);
+
+function reencryptionChallenge(group: Group, points: readonly GroupPoint[]): bigint {
+  return hashToScalar(LABEL.reencryptionProof, G_BYTES, ...points.map((p) => group.encode(p)));
+}
+
+/** Key-service half with a proof: as transformBlinded, and proves the answer was made with x. `publicKey` is X (saves a multiplication). */
+export function transformBlindedWithProof(group: Group, privateKey: Uint8Array, request: BlindedCapsule, targetPublicKey: Uint8Array, rng: Rng, publicKey?: Uint8Array): ProvedTransform {
+  if (request === null || typeof request !== 'object') throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
+  const x = decodeScalar(privateKey, 'private key');
+  const e = group.decode(request.e, "blinded capsule point E'");
+  const f = group.decode(request.f, "blinded capsule point F'");
+  const Y = group.decode(targetPublicKey, 'target public key');
+  const X = publicKey === undefined ? group.mulBase(x) : group.decode(publicKey, 'public key');
+  const u = randomScalar(rng);
+  const U = group.mulBase(u);
+  const V = group.add(group.sub(f, group.mul(e, x)), group.mul(Y, u));
+  for (;;) {
+    const r1 = randomScalar(rng);
+    const r2 = randomScalar(rng);
+    const T1 = group.mulBase(r1);
+    const T2 = group.mulBase(r2);
+    const T3 = group.sub(group.mul(Y, r2), group.mul(e, r1));
+    const c = reencryptionChallenge(group, [X, e, f, Y, U, V, T1, T2, T3]);
+    const s1 = addScalar(r1, mulScalar(c, x));
+    const s2 = addScalar(r2, mulScalar(c, u));
+    if (s1 !== 0n && s2 !== 0n) {
+      return { u: group.encodeUncompressed(U), v: group.encodeUncompressed(V), proof: { c: encodeScalar(c), s1: encodeScalar(s1), s2: encodeScalar(s2) } };
+    }
+  }
+}
+
+/** True iff the proof shows the answer (U, V) re-encrypts the blinded capsule under X to Y. Never throws on malformed input. */
+export function verifyReencryption(group: Group, orgPublicKey: Uint8Array, request: BlindedCapsule, targetPublicKey: Uint8Array, response: { u: Uint8Array; v: Uint8Array; proof?: Partial<ReencryptionProof> }): boolean {
+  const proof = response.proof;
+  if (!proof || typeof proof !== 'object') return false;
+  const { c: cBytes, s1: s1Bytes, s2: s2Bytes } = proof;
+  for (const b of [cBytes, s1Bytes, s2Bytes]) if (!(b instanceof Uint8Array) || b.length !== SCALAR_LENGTH) return false;
+  const [c, s1, s2] = [cBytes!, s1Bytes!, s2Bytes!].map(bytesToBigint) as [bigint, bigint, bigint];
+  if (!isValidScalar(c) || !isValidScalar(s1) || !isValidScalar(s2)) return false;
+  let expected: bigint;
+  try {
+    const X = group.decode(orgPublicKey, 'org public key');
+    const e = group.decode(request.e, "blinded capsule point E'");
+    const f = group.decode(request.f, "blinded capsule point F'");
+    const Y = group.decode(targetPublicKey, 'target public key');
+    const U = group.decode(response.u, 'key service answer point U');
+    const V = group.decode(response.v, 'key service answer point V');
+    const T1 = group.sub(group.mulBase(s1), group.mul(X, c));
+    const T2 = group.sub(group.mulBase(s2), group.mul(U, c));
+    const T3 = group.sub(group.sub(group.mul(Y, s2), group.mul(e, s1)), group.mul(group.sub(V, f), c));
+    expected = reencryptionChallenge(group, [X, e, f, Y, U, V, T1, T2, T3]);
+  } catch (err) {
+    if (err instanceof CryptoError) return false;
+    throw err;
+  }
+  return timingSafeEqual(encodeScalar(expected), cBytes!);
 }

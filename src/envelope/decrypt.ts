@@ -19,7 +19,7 @@ import type { Headers } from '@zone-eu/mailsplit';
 import { decapsulate } from '../crypto/capsule';
 import { CryptoError, quote } from '../crypto/errors';
 import type { Group } from '../crypto/group';
-import { type ContentKey, deriveContentKey } from '../crypto/kdf';
+import { type ContentKey, SecretScope } from '../crypto/kdf';
 import { StreamOpener } from '../crypto/stream';
 import { Base64LineDecoder } from './base64-lines';
 import { listCapsulesIn } from './capsules';
@@ -152,14 +152,23 @@ class EntityOpener {
 }
 
 async function* decryptAll(source: MessageSource, key: DecryptionKey, opts: DecryptOptions): AsyncGenerator<Buffer> {
+  const secrets = new SecretScope();
+  try {
+    yield* decryptWith(source, key, opts, secrets);
+  } finally {
+    secrets.wipe(); // content keys and a message key recovered here, also when the run fails or is abandoned
+  }
+}
+
+async function* decryptWith(source: MessageSource, key: DecryptionKey, opts: DecryptOptions, secrets: SecretScope): AsyncGenerator<Buffer> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const { head, rest } = await readHead(source, limits);
   const headers = parseHead(head, limits);
   if (!headers.hasHeader(VERSION_HEADER)) throw new CryptoError('bad-format', `Cannot decrypt: the message has no ${VERSION_HEADER} header`);
-  const P = messageKeyFor(headers, key, opts);
+  const P = 'messageKey' in key ? messageKeyFor(headers, key, opts) : secrets.hold(messageKeyFor(headers, key, opts)); // a message key the caller gave stays the caller's
   const top = contentParams(headers, 'the message');
   if (top?.profile === 'message') {
-    const entity = new EntityOpener(deriveContentKey(P, top.contentId, top.chunkSize), 'the encrypted message body', headers);
+    const entity = new EntityOpener(secrets.contentKey(P, top.contentId, top.chunkSize), 'the encrypted message body', headers);
     for await (const chunk of rest) {
       const out = entity.push(chunk);
       if (out.length > 0) yield out;
@@ -167,10 +176,10 @@ async function* decryptAll(source: MessageSource, key: DecryptionKey, opts: Decr
     yield entity.finish();
     return;
   }
-  yield* decryptParts(head, rest, P, limits);
+  yield* decryptParts(head, rest, P, limits, secrets);
 }
 
-async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8Array, limits: MimeLimits): AsyncGenerator<Buffer> {
+async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8Array, limits: MimeLimits, secrets: SecretScope): AsyncGenerator<Buffer> {
   async function* whole() {
     yield head;
     yield* rest;
@@ -204,7 +213,7 @@ async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8
     const params = node.headers ? contentParams(node.headers, `part ${node.partNr ? node.partNr.join('.') : '?'}`) : null;
     if (params) {
       if (params.profile !== 'part') throw new CryptoError('bad-format', `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`);
-      current = { node, entity: new EntityOpener(deriveContentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
+      current = { node, entity: new EntityOpener(secrets.contentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
       opened++;
       continue;
     }

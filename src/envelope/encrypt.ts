@@ -18,7 +18,7 @@ import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit/lib/types';
 import { encapsulate, newMessageKey } from '../crypto/capsule';
 import { CryptoError } from '../crypto/errors';
 import type { Group } from '../crypto/group';
-import { CONTENT_ID_LENGTH, deriveContentKey } from '../crypto/kdf';
+import { CONTENT_ID_LENGTH, SecretScope } from '../crypto/kdf';
 import type { Recipient } from '../crypto/keys';
 import type { Rng } from '../crypto/random';
 import { StreamSealer } from '../crypto/stream';
@@ -73,26 +73,31 @@ async function* wholeMessage(source: MessageSource, recipients: readonly Recipie
   const { head, rest } = await readHead(source, limits);
   const headers = parseHead(head, limits);
   if (headers.hasHeader(CAPSULE_HEADER)) throw alreadyEncrypted();
-  const P = newMessageKey(opts.group, opts.rng);
-  const contentId = opts.rng(CONTENT_ID_LENGTH);
-  const sealer = new StreamSealer(deriveContentKey(P, contentId, chunkSize));
-  const outer = [
-    ...headers.getList().filter((h) => OUTER_HEADERS.includes(h.key)).map((h) => h.line),
-    'MIME-Version: 1.0',
-    `${VERSION_HEADER}: ${FORMAT_VERSION}`,
-    ...capsuleLines(P, recipients, opts),
-    `Content-Type: ${formatContentType({ profile: 'message', contentId, chunkSize })}`,
-    'Content-Transfer-Encoding: base64',
-  ];
-  yield Buffer.from(`${outer.join('\r\n')}\r\n\r\n`, 'latin1');
-  const b64 = new Base64LineEncoder();
-  const emit = (pieces: Buffer[]) => Buffer.from(pieces.map((p) => b64.push(p)).join(''), 'latin1');
-  yield emit(sealer.push(head));
-  for await (const chunk of rest) {
-    const out = emit(sealer.push(chunk));
-    if (out.length > 0) yield out;
+  const secrets = new SecretScope();
+  try {
+    const P = secrets.hold(newMessageKey(opts.group, opts.rng));
+    const contentId = opts.rng(CONTENT_ID_LENGTH);
+    const sealer = new StreamSealer(secrets.contentKey(P, contentId, chunkSize));
+    const outer = [
+      ...headers.getList().filter((h) => OUTER_HEADERS.includes(h.key)).map((h) => h.line),
+      'MIME-Version: 1.0',
+      `${VERSION_HEADER}: ${FORMAT_VERSION}`,
+      ...capsuleLines(P, recipients, opts),
+      `Content-Type: ${formatContentType({ profile: 'message', contentId, chunkSize })}`,
+      'Content-Transfer-Encoding: base64',
+    ];
+    yield Buffer.from(`${outer.join('\r\n')}\r\n\r\n`, 'latin1');
+    const b64 = new Base64LineEncoder();
+    const emit = (pieces: Buffer[]) => Buffer.from(pieces.map((p) => b64.push(p)).join(''), 'latin1');
+    yield emit(sealer.push(head));
+    for await (const chunk of rest) {
+      const out = emit(sealer.push(chunk));
+      if (out.length > 0) yield out;
+    }
+    yield Buffer.concat([emit(sealer.finish()), Buffer.from(b64.finish(true), 'latin1')]);
+  } finally {
+    secrets.wipe(); // the message key and the content key: nothing of them outlives the run, also when it is abandoned
   }
-  yield Buffer.concat([emit(sealer.finish()), Buffer.from(b64.finish(true), 'latin1')]);
 }
 
 function depthOf(node: MimeNode): number {
@@ -143,56 +148,61 @@ async function* chosenParts(source: MessageSource, recipients: readonly Recipien
   const limits = opts.limits ?? DEFAULT_LIMITS;
   checkRecipients(recipients, limits);
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
-  const P = newMessageKey(opts.group, opts.rng);
-  let current: { node: MimeNode; sealer: StreamSealer; b64: Base64LineEncoder } | null = null;
-  let nodes = 0;
-  let encrypted = 0;
-  const emit = (c: NonNullable<typeof current>, pieces: Buffer[]) => Buffer.from(pieces.map((p) => c.b64.push(p)).join(''), 'latin1');
-  const close = (c: NonNullable<typeof current>) => Buffer.concat([emit(c, c.sealer.finish()), Buffer.from(c.b64.finish(false), 'latin1')]);
+  const secrets = new SecretScope();
+  try {
+    const P = secrets.hold(newMessageKey(opts.group, opts.rng));
+    let current: { node: MimeNode; sealer: StreamSealer; b64: Base64LineEncoder } | null = null;
+    let nodes = 0;
+    let encrypted = 0;
+    const emit = (c: NonNullable<typeof current>, pieces: Buffer[]) => Buffer.from(pieces.map((p) => c.b64.push(p)).join(''), 'latin1');
+    const close = (c: NonNullable<typeof current>) => Buffer.concat([emit(c, c.sealer.finish()), Buffer.from(c.b64.finish(false), 'latin1')]);
 
-  for await (const obj of splitterFor(source, limits)) {
-    if (obj.type === 'body' && current && obj.node === current.node) {
-      const out = emit(current, current.sealer.push(obj.value));
-      if (out.length > 0) yield out;
-      continue;
-    }
-    if (current) {
-      yield close(current);
-      current = null;
-    }
-    if (obj.type !== 'node') {
-      if (obj.value) yield obj.value;
-      continue;
-    }
-    const node = obj as MimeNode;
-    checkNode(node, ++nodes, limits);
-    if (node.root) {
-      if (!node.headers) throw new CryptoError('bad-format', 'Cannot encrypt: the message has no header block');
-      if (node.headers.hasHeader(CAPSULE_HEADER)) throw alreadyEncrypted();
-      const lines = capsuleLines(P, recipients, opts);
-      for (let i = lines.length - 1; i >= 0; i--) node.headers.addFormatted(CAPSULE_HEADER.toLowerCase(), lines[i], 0);
-      node.headers.addFormatted(VERSION_HEADER.toLowerCase(), `${VERSION_HEADER}: ${FORMAT_VERSION}`, 0);
+    for await (const obj of splitterFor(source, limits)) {
+      if (obj.type === 'body' && current && obj.node === current.node) {
+        const out = emit(current, current.sealer.push(obj.value));
+        if (out.length > 0) yield out;
+        continue;
+      }
+      if (current) {
+        yield close(current);
+        current = null;
+      }
+      if (obj.type !== 'node') {
+        if (obj.value) yield obj.value;
+        continue;
+      }
+      const node = obj as MimeNode;
+      checkNode(node, ++nodes, limits);
+      if (node.root) {
+        if (!node.headers) throw new CryptoError('bad-format', 'Cannot encrypt: the message has no header block');
+        if (node.headers.hasHeader(CAPSULE_HEADER)) throw alreadyEncrypted();
+        const lines = capsuleLines(P, recipients, opts);
+        for (let i = lines.length - 1; i >= 0; i--) node.headers.addFormatted(CAPSULE_HEADER.toLowerCase(), lines[i], 0);
+        node.headers.addFormatted(VERSION_HEADER.toLowerCase(), `${VERSION_HEADER}: ${FORMAT_VERSION}`, 0);
+        yield node.getHeaders();
+        continue;
+      }
+      if (!node.multipart && select(partInfo(node))) {
+        const contentId = opts.rng(CONTENT_ID_LENGTH);
+        current = { node, sealer: new StreamSealer(secrets.contentKey(P, contentId, chunkSize)), b64: new Base64LineEncoder() };
+        encrypted++;
+        const head = [
+          `Content-Type: ${formatContentType({ profile: 'part', contentId, chunkSize })}`,
+          'Content-Transfer-Encoding: base64',
+          `Content-Disposition: attachment; filename="encrypted-part-${encrypted}.ssmax"`,
+        ];
+        yield Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
+        const out = emit(current, current.sealer.push(node.getHeaders()));
+        if (out.length > 0) yield out;
+        continue;
+      }
       yield node.getHeaders();
-      continue;
     }
-    if (!node.multipart && select(partInfo(node))) {
-      const contentId = opts.rng(CONTENT_ID_LENGTH);
-      current = { node, sealer: new StreamSealer(deriveContentKey(P, contentId, chunkSize)), b64: new Base64LineEncoder() };
-      encrypted++;
-      const head = [
-        `Content-Type: ${formatContentType({ profile: 'part', contentId, chunkSize })}`,
-        'Content-Transfer-Encoding: base64',
-        `Content-Disposition: attachment; filename="encrypted-part-${encrypted}.ssmax"`,
-      ];
-      yield Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
-      const out = emit(current, current.sealer.push(node.getHeaders()));
-      if (out.length > 0) yield out;
-      continue;
-    }
-    yield node.getHeaders();
+    if (current) yield close(current);
+    if (encrypted === 0) throw new CryptoError('bad-input', 'Cannot encrypt parts: no part matched the selector');
+  } finally {
+    secrets.wipe(); // the message key and every part's content key, also when the run is abandoned
   }
-  if (current) yield close(current);
-  if (encrypted === 0) throw new CryptoError('bad-input', 'Cannot encrypt parts: no part matched the selector');
 }
 
 /** Encrypts a whole message (profile "message") to the recipients; a stream of the result. */

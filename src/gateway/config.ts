@@ -26,7 +26,7 @@ export interface GatewayConfig {
   readonly directory: { readonly dns: boolean; readonly dnsServers: readonly string[]; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
   /** `delayNoticeMs`: a peer copy still queued this long gets one delay notice to its local sender (dsn.ts). */
-  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number; readonly delayNoticeMs: number };
+  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number; readonly delayNoticeMs: number; readonly deliveryId: boolean };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
   /** SMTP AUTH logins of the organisation's own MTAs: a session authenticated with one is treated as from a trusted relay. */
@@ -157,7 +157,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     peers,
     directory: { dns: bool('directory', 'dns', true), dnsServers: list('directory', 'dns_servers', false), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
     routes,
-    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms), delayNoticeMs: num('delivery', 'delay_notice_seconds', GATEWAY_DEFAULTS.delay_notice_seconds) * 1000 },
+    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms), delayNoticeMs: num('delivery', 'delay_notice_seconds', GATEWAY_DEFAULTS.delay_notice_seconds) * 1000, deliveryId: bool('delivery', 'delivery_id', deliveryProtocol === 'lmtp') },
     trustedRelays,
     trustedRelayLogins: list('main', 'trusted_relay_logins', false),
     keyExchange: {

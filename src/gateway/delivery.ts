@@ -85,12 +85,22 @@ interface SendFailure extends Error {
 
 export type DeliveryProtocol = 'smtp' | 'lmtp';
 
-/** What the store refused of one message: each refused recipient with the store's reply to it. */
-interface Refused {
-  readonly rejected: string[];
-  readonly replies: string[];
+/** One recipient the store refused, with its reply code and reply. */
+export interface Refusal {
+  readonly rcpt: string;
+  readonly code: number;
+  readonly reply: string;
 }
 
+/** What the store refused of one message: each refused recipient with the store's reply to it. */
+export interface Refused {
+  readonly refused: Refusal[];
+}
+
+/** A reply code the store gave, or 0 when it gave none. */
+function codeOf(err: SendFailure | undefined): number {
+  return typeof err?.responseCode === 'number' ? err.responseCode : 0;
+}
 /**
  * Kept SMTP (or LMTP) sessions to the mailbox store, up to `max` at once, each used by
  * one copy at a time (nodemailer's protocol layer; no message composer: the
@@ -115,17 +125,23 @@ class SmtpSessions {
   async send(from: string, to: readonly string[], message: Buffer): Promise<Refused> {
     for (let attempt = 0; ; attempt++) {
       const { session, reused } = await this.acquire();
-      let info: { rejected: string[]; rejectedErrors?: SendFailure[] };
+      let info: { rejected: string[]; rejectedErrors?: (SendFailure & { recipient?: string })[] };
       try {
         info = await new Promise((resolve, reject) => session.send({ from, to: [...to] }, message, (err, i) => (err || !i ? reject(err ?? new Error('no answer')) : resolve(i))));
       } catch (err) {
         this.discard(session);
-        const f = err as SendFailure;
+        const f = err as SendFailure & { rejected?: string[]; rejectedErrors?: (SendFailure & { recipient?: string })[] };
         if (reused && attempt === 0 && f.responseCode === undefined && (f.command === undefined || /^MAIL/i.test(f.command))) continue;
+        // every recipient refused at RCPT: each with its own reply (permanent or temporary)
+        if (f.rejectedErrors && f.rejectedErrors.length > 0 && f.rejectedErrors.length >= to.length) {
+          return { refused: f.rejectedErrors.map((e, i) => ({ rcpt: e.recipient ?? to[i]!, code: codeOf(e), reply: e.response ?? e.message })) };
+        }
+        // a permanent refusal of the whole message (MAIL, or the data over SMTP): every recipient, with that reply
+        if (codeOf(f) >= 500) return { refused: to.map((rcpt) => ({ rcpt, code: codeOf(f), reply: f.response ?? f.message })) };
         throw err;
       }
       this.release(session);
-      return { rejected: [...info.rejected], replies: (info.rejectedErrors ?? []).map((e) => e.response ?? e.message) };
+      return { refused: (info.rejectedErrors ?? []).map((e, i) => ({ rcpt: e.recipient ?? info.rejected[i] ?? '', code: codeOf(e), reply: e.response ?? e.message })) };
     }
   }
 
@@ -195,23 +211,62 @@ class SmtpSessions {
 /** Sessions kept to the mailbox store: as many as the SMTP sessions a gateway commonly serves at once. */
 const SESSIONS = 16;
 
-/** One copy's hand-over: resolves with the recipients refused (and the reply), throws when nothing was taken. */
-export type HandOver = (todo: readonly string[]) => Promise<{ rejected: string[]; replies?: readonly string[] }>;
+/** One copy's hand-over: resolves with the recipients refused (and the store's replies), throws when nothing was taken. */
+export type HandOver = (todo: readonly string[]) => Promise<Refused>;
+
+/** The header field naming a copy's delivery: a mailbox store that keeps what it has seen (Dovecot's Sieve "duplicate") drops a second copy of it. */
+export const DELIVERY_ID_HEADER = 'SSMAX-Delivery-Id';
+
+/**
+ * The stable id of one arrival's delivery, the same for every attempt (the
+ * arrival's identity: sealed message identity, or its bytes without the
+ * Received fields). The store keeps its record per user, so together they
+ * name one (message, recipient).
+ */
+export function deliveryId(arrivalIdentity: string): string {
+  return createHash('sha256').update('ssmax-delivery-id\0', 'latin1').update(arrivalIdentity, 'latin1').digest('hex').slice(0, 40);
+}
+
+/** The copy with our delivery id on top (a field this hop adds, like a trace field), and no other field of that name (a sender cannot choose it). */
+export function withDeliveryId(message: Buffer, id: string): Buffer {
+  const end = message.indexOf('\r\n\r\n');
+  const headEnd = end < 0 ? message.length : end + 2;
+  const head = message.subarray(0, headEnd).toString('latin1');
+  const name = `${DELIVERY_ID_HEADER.toLowerCase()}:`;
+  let rest: Buffer = message;
+  if (head.toLowerCase().includes(name)) {
+    const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '' && !f.toLowerCase().startsWith(name));
+    rest = Buffer.concat([Buffer.from(fields.map((f) => `${f}\r\n`).join(''), 'latin1'), message.subarray(headEnd)]);
+  }
+  return Buffer.concat([Buffer.from(`${DELIVERY_ID_HEADER}: ${id}\r\n`, 'latin1'), rest]);
+}
 
 export class LocalDelivery {
   private readonly sessions: SmtpSessions;
   private readonly delivered: Database<Mark, string>;
   /** (arrival, recipient) pairs being handed over now: a retry waits for them (the timed-out attempt's copy may still be on its way). */
   private readonly inflight = new Map<string, Promise<unknown>>();
-  /** Copies handed over again because an earlier attempt stopped midway (see above). */
-  readonly stats = { redelivered: 0 };
+  /**
+   * redelivered: copies handed over again because an earlier attempt stopped midway (see above);
+   * pendingAtStart: intents without completion found when this process opened the record (the gateway stopped while handing them over).
+   */
+  readonly stats = { redelivered: 0, pendingAtStart: 0 };
   onRedeliver: (what: string) => void = () => undefined;
+  /** Over LMTP: the hand-over in progress per mailbox (one at a time, see `oneAtATime`). */
+  private readonly mailboxes = new Map<string, Promise<void>>();
 
-  constructor(host: string, port: number, timeoutMs: number, stateDir: string, protocol: DeliveryProtocol = 'smtp') {
+  /**
+   * `deliveryId`: put `DELIVERY_ID_HEADER` on every copy (default: over LMTP, where the
+   * store is Dovecot and its duplicate check can use it; `[delivery] delivery_id`).
+   */
+  constructor(host: string, port: number, timeoutMs: number, stateDir: string, private readonly protocol: DeliveryProtocol = 'smtp', private readonly deliveryId: boolean = protocol === 'lmtp') {
     this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
-    for (const { key, value } of this.delivered.getRange({})) if (markTime(value) < cutoff) void this.delivered.remove(key);
+    for (const { key, value } of this.delivered.getRange({})) {
+      if (markTime(value) < cutoff) void this.delivered.remove(key);
+      else if (!key.startsWith('note:') && intentOf(value) && !alive(intentOf(value)!.pid)) this.stats.pendingAtStart++; // not another live worker's
+    }
   }
 
   /**
@@ -220,9 +275,11 @@ export class LocalDelivery {
    * hook already answered 4xx: then nothing new goes out), records the
    * intent, hands over, records the recipients taken. Throws `failure(err)`
    * when the hand-over fails, a 4xx naming the refused recipients when some
-   * were refused.
+   * were refused for now. Resolves with the recipients refused for good
+   * (a 5xx of the store): not recorded, the caller decides (a 5xx to the
+   * sender, or a report) and then records them with `settle`.
    */
-  async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<void> {
+  async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
     let todo: string[];
     let again: string[];
@@ -271,7 +328,7 @@ export class LocalDelivery {
       ({ todo, again } = claim);
       if (todo.length === 0) {
         release();
-        return;
+        return [];
       }
       for (const r of rcpts) if (!todo.includes(r) && this.inflight.get(key(r)) === held) this.inflight.delete(key(r));
       break;
@@ -281,9 +338,9 @@ export class LocalDelivery {
       this.onRedeliver(`${id.slice(0, 16)} for ${again.join(', ')}`);
     }
     const work = (async () => {
-      let refused: Awaited<ReturnType<HandOver>>;
+      let answer: Refused;
       try {
-        refused = await hand(todo);
+        answer = await hand(todo);
       } catch (err) {
         // nothing taken: the intent goes (a retry is a first attempt again)
         await this.delivered.transaction(() => {
@@ -291,39 +348,84 @@ export class LocalDelivery {
         });
         throw failure(err);
       }
-      const taken = todo.filter((r) => !refused.rejected.some((x) => x.toLowerCase() === r.toLowerCase()));
+      const refusalOf = (r: string) => answer.refused.find((x) => x.rcpt.toLowerCase() === r.toLowerCase());
+      const taken = todo.filter((r) => !refusalOf(r));
       await this.delivered.transaction(() => {
         for (const r of taken) this.delivered.put(key(r), Date.now());
         for (const r of todo) if (!taken.includes(r)) this.delivered.remove(key(r));
       });
-      if (taken.length < todo.length) throw new GatewayError('deliveryUnavailable', `${refused.replies?.[0] ?? 'refused'} (${refused.rejected.join(', ')})`);
+      const refused = todo.map(refusalOf).filter((x) => x !== undefined);
+      const later = refused.filter((x) => x.code < 500);
+      if (later.length > 0) throw new GatewayError('deliveryUnavailable', `${later[0]!.reply} (${later.map((x) => x.rcpt).join(', ')})`);
+      return refused;
     })();
     for (const r of todo) this.inflight.set(key(r), work);
     gate();
     try {
-      await work;
+      return await work;
     } finally {
       for (const r of todo) if (this.inflight.get(key(r)) === work) this.inflight.delete(key(r));
     }
   }
 
-  /** Delivers every local copy of one arrival; throws a 4xx GatewayError if the store fails (the store took the copy for the others: the retry reaches only the refused). */
-  async deliver(arrival: Buffer, from: string, copies: readonly Copy[], signal?: AbortSignal): Promise<void> {
-    const id = arrivalId(arrival);
-    for (const copy of copies) {
-      await this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, copy.message),
-        (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message));
+  /**
+   * Over LMTP, one hand-over at a time per mailbox: Dovecot's duplicate record
+   * (Sieve "duplicate", per user) loses entries when deliveries to one user
+   * commit concurrently (each rewrites the file it read), and a lost entry is
+   * a duplicate the store no longer catches. Copies to different mailboxes go
+   * at once.
+   */
+  private async oneAtATime<T>(rcpts: readonly string[], work: () => Promise<T>): Promise<T> {
+    if (this.protocol !== 'lmtp') return work();
+    const keys = [...new Set(rcpts.map((r) => r.toLowerCase()))];
+    for (;;) {
+      const busy = keys.map((k) => this.mailboxes.get(k)).filter((p) => p !== undefined);
+      if (busy.length === 0) break;
+      await Promise.allSettled(busy);
+    }
+    const running = work();
+    const done = running.then(() => undefined, () => undefined);
+    for (const k of keys) this.mailboxes.set(k, done);
+    try {
+      return await running;
+    } finally {
+      for (const k of keys) if (this.mailboxes.get(k) === done) this.mailboxes.delete(k);
     }
   }
 
-  /** true the first time `key` is noted (kept like the delivery records), false after: for notices sent once. */
-  async noteOnce(key: string): Promise<boolean> {
-    const k = `note:${key}`;
-    return this.delivered.transaction(() => {
-      if (this.delivered.get(k) !== undefined) return false;
-      this.delivered.put(k, Date.now());
-      return true;
+  /** Records recipients as done without a copy (refused for good, and the sender told): a retry does not try them again. */
+  async settle(id: string, rcpts: readonly string[]): Promise<void> {
+    await this.delivered.transaction(() => {
+      for (const r of rcpts) this.delivered.put(`${id}:${r.toLowerCase()}`, Date.now());
     });
+  }
+
+  /**
+   * Delivers every local copy of one arrival, each carrying the arrival's
+   * delivery id on top (`DELIVERY_ID_HEADER`, when enabled); throws a 4xx GatewayError if the store
+   * fails for now (it took the copy for the others: the retry reaches only the
+   * refused). Resolves with the recipients the store refused for good.
+   */
+  async deliver(arrival: Buffer, from: string, copies: readonly Copy[], signal?: AbortSignal): Promise<Refusal[]> {
+    const id = arrivalId(arrival);
+    const dId = this.deliveryId ? deliveryId(id) : undefined;
+    const refused: Refusal[] = [];
+    for (const copy of copies) {
+      // the turn is taken before the intent is recorded: an intent open after a crash is a copy really on its way
+      refused.push(...(await this.oneAtATime(copy.rcpts, () => this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
+        (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message)))));
+    }
+    return refused;
+  }
+
+  /** Whether `key` was noted (kept like the delivery records): for notices sent once. */
+  noted(key: string): boolean {
+    return this.delivered.get(`note:${key}`) !== undefined;
+  }
+
+  /** Notes `key` (after the notice went out). */
+  async note(key: string): Promise<void> {
+    await this.delivered.put(`note:${key}`, Date.now());
   }
 
   async close(): Promise<void> {

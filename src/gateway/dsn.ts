@@ -4,9 +4,12 @@
  * expired in the queue: multipart/report with message/delivery-status and the
  * headers only, text/rfc822-headers); the plugin routes them, and everything
  * else addressed to a local domain, to the mailbox store ([delivery] host:
- * hook_get_mx), so they arrive. This module writes the one notice Haraka has
- * not: "delayed", once per queued copy after [delivery] delay_notice_seconds.
- * Like Haraka's, it carries the copy's header fields and never its body (a
+ * hook_get_mx), so they arrive. This module writes the notices Haraka has
+ * not: "delayed", once per queued copy after [delivery] delay_notice_seconds
+ * (recorded as sent only after it was queued: a notice that could not be
+ * queued is tried again at the next deferral), and "failed" for recipients
+ * the mailbox store refused for good after others of the same message were
+ * taken. Like Haraka's, each carries the copy's header fields and never its body (a
  * peer copy's body is ciphertext; its headers are the outer ones), comes from
  * the null sender (so it is never bounced again) and goes to the local store
  * only (never to a peer, never sealed).
@@ -37,19 +40,16 @@ function line(text: string): string {
   return sanitize(text).trim();
 }
 
-/** The enhanced status code in a reply, or 4.0.0. */
-function statusOf(reason: string): string {
-  return /\b(4\.\d{1,3}\.\d{1,3})\b/.exec(reason)?.[1] ?? '4.0.0';
+/** The enhanced status code of the reply's class in a reply, or `fallback` (4.0.0, 5.0.0). */
+function statusOf(reason: string, fallback: string): string {
+  const pattern = fallback.startsWith('5') ? /\b(5\.\d{1,3}\.\d{1,3})\b/ : /\b(4\.\d{1,3}\.\d{1,3})\b/;
+  return pattern.exec(reason)?.[1] ?? fallback;
 }
 
 export function delayNotice(n: DelayNotice): Buffer {
-  const boundary = `ssmax-dsn-${randomUUID()}`;
   const hours = Math.max(0, Math.round((n.now.getTime() - n.queuedAt.getTime()) / 360000) / 10);
-  const subject = /^subject:(.*)$/im.exec(n.headers)?.[1]?.trim() ?? '';
-  const original = /^message-id:(.*)$/im.exec(n.headers)?.[1]?.trim();
-  const text = [
-    `This is the mail system at ${line(n.me)}.`,
-    '',
+  const subject = subjectOf(n.headers);
+  return report(n, 'Delayed Mail (still being retried)', [
     `Your message${subject ? ` "${line(subject)}"` : ''} has not yet been delivered to:`,
     ...n.rcpts.map((r) => `    ${line(r)}`),
     '',
@@ -58,17 +58,48 @@ export function delayNotice(n: DelayNotice): Buffer {
     '',
     n.retryUntil ? `Delivery will be tried until ${rfc5322Date(n.retryUntil)}; you will be told if it fails.` : 'Delivery will be tried again; you will be told if it fails.',
     'You do not need to send the message again.',
-  ].join('\r\n');
-  const status = [
-    `Reporting-MTA: dns;${line(n.me)}`,
-    `Arrival-Date: ${rfc5322Date(n.queuedAt)}`,
-    ...n.rcpts.flatMap((r) => ['', `Final-Recipient: rfc822;${line(r)}`, 'Action: delayed', `Status: ${statusOf(n.reason)}`, `Diagnostic-Code: smtp;${line(n.reason)}`, ...(n.retryUntil ? [`Will-Retry-Until: ${rfc5322Date(n.retryUntil)}`] : [])]),
-  ].join('\r\n');
+  ], n.rcpts.flatMap((r) => ['', `Final-Recipient: rfc822;${line(r)}`, 'Action: delayed', `Status: ${statusOf(n.reason, '4.0.0')}`, `Diagnostic-Code: smtp;${line(n.reason)}`, ...(n.retryUntil ? [`Will-Retry-Until: ${rfc5322Date(n.retryUntil)}`] : [])]));
+}
+
+export interface FailureNotice {
+  /** This gateway's host name (Reporting-MTA). */
+  readonly me: string;
+  /** The sender the notice goes to. */
+  readonly to: string;
+  /** Each recipient refused for good, with the mailbox store's reply. */
+  readonly failed: readonly { readonly rcpt: string; readonly reply: string }[];
+  /** When the message arrived. */
+  readonly queuedAt: Date;
+  /** The message's header block (CRLF lines), for text/rfc822-headers. */
+  readonly headers: string;
+  readonly now: Date;
+}
+
+/** "failed": recipients the mailbox store refused for good while it took the message for the others (the sender got 250). */
+export function failureNotice(n: FailureNotice): Buffer {
+  const subject = subjectOf(n.headers);
+  return report(n, 'Undelivered Mail Returned to Sender', [
+    `Your message${subject ? ` "${line(subject)}"` : ''} could not be delivered to:`,
+    ...n.failed.map((f) => `    ${line(f.rcpt)}: ${line(f.reply)}`),
+    '',
+    'This is a permanent error; it will not be tried again. The other recipients received it.',
+  ], n.failed.flatMap((f) => ['', `Final-Recipient: rfc822;${line(f.rcpt)}`, 'Action: failed', `Status: ${statusOf(f.reply, '5.0.0')}`, `Diagnostic-Code: smtp;${line(f.reply)}`]));
+}
+
+function subjectOf(headers: string): string {
+  return /^subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
+}
+
+function report(n: { readonly me: string; readonly to: string; readonly queuedAt: Date; readonly headers: string; readonly now: Date }, title: string, text: string[], perRecipient: string[]): Buffer {
+  const boundary = `ssmax-dsn-${randomUUID()}`;
+  const subject = subjectOf(n.headers);
+  const original = /^message-id:(.*)$/im.exec(n.headers)?.[1]?.trim();
+  const status = [`Reporting-MTA: dns;${line(n.me)}`, `Arrival-Date: ${rfc5322Date(n.queuedAt)}`, ...perRecipient].join('\r\n');
   const headers = n.headers.endsWith('\r\n') ? n.headers : `${n.headers}\r\n`;
   return Buffer.from([
     `From: Mail Delivery System <MAILER-DAEMON@${line(n.me)}>`,
     `To: ${line(n.to)}`,
-    `Subject: Delayed Mail (still being retried)${subject ? `: ${line(subject)}` : ''}`,
+    `Subject: ${title}${subject ? `: ${line(subject)}` : ''}`,
     `Date: ${rfc5322Date(n.now)}`,
     `Message-ID: <${randomUUID()}@${line(n.me)}>`,
     ...(original ? [`References: ${line(original)}`] : []),
@@ -79,7 +110,7 @@ export function delayNotice(n: DelayNotice): Buffer {
     `--${boundary}`,
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    text,
+    [`This is the mail system at ${line(n.me)}.`, '', ...text].join('\r\n'),
     '',
     `--${boundary}`,
     'Content-Type: message/delivery-status',
@@ -93,4 +124,56 @@ export function delayNotice(n: DelayNotice): Buffer {
     `--${boundary}--`,
     '',
   ].join('\r\n'), 'latin1');
+}
+
+/** The header block of a message (at most 256 KB). */
+export function headerBlock(message: Buffer): string {
+  const end = message.indexOf('\r\n\r\n');
+  return message.subarray(0, end >= 0 ? Math.min(end + 2, 262144) : Math.min(message.length, 262144)).toString('latin1');
+}
+
+/** What a queued copy is, for its delay notice (from Haraka's queue entry). */
+export interface QueuedCopy {
+  /** The queue's id of the copy: one notice per id. */
+  readonly id: string;
+  readonly queuedAt: Date;
+  readonly sender: string;
+  readonly rcpts: readonly string[];
+  readonly reason: string;
+}
+
+export interface DelayNotices {
+  readonly me: string;
+  readonly localDomains: readonly string[];
+  readonly delayNoticeMs: number;
+  /** The record of notices sent (LocalDelivery: noted/note). */
+  readonly marks: { noted(key: string): boolean; note(key: string): Promise<void> };
+  /** Queues a notice to a local sender (Haraka's outbound, null sender); rejects when it was not queued. */
+  send(to: string, notice: Buffer): Promise<void>;
+}
+
+/** Notices being sent now (one per copy at a time). */
+const sending = new Set<string>();
+
+/**
+ * One delay notice per queued copy, to its local sender, once it has waited
+ * `delayNoticeMs`: marked as sent only after `send` queued it, so a notice
+ * that could not be queued goes at the next deferral. Resolves with whether a
+ * notice was sent now.
+ */
+export async function notifyDelay(d: DelayNotices, copy: QueuedCopy, headers: () => Promise<string>, now: Date = new Date()): Promise<boolean> {
+  const domain = copy.sender.slice(copy.sender.lastIndexOf('@') + 1).toLowerCase();
+  if (!copy.sender.includes('@') || !d.localDomains.includes(domain)) return false; // a notice itself (null sender), or not from here
+  if (now.getTime() - copy.queuedAt.getTime() < d.delayNoticeMs) return false;
+  const key = `delay:${copy.id}`;
+  if (d.marks.noted(key) || sending.has(key)) return false;
+  sending.add(key);
+  try {
+    const notice = delayNotice({ me: d.me, to: copy.sender, rcpts: copy.rcpts, queuedAt: copy.queuedAt, now, reason: copy.reason, headers: await headers() });
+    await d.send(copy.sender, notice);
+    await d.marks.note(key);
+    return true;
+  } finally {
+    sending.delete(key);
+  }
 }

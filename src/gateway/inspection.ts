@@ -16,14 +16,14 @@
 import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
-import { collect, decryptMessage, encryptMessage, listCapsulesIn } from '../envelope';
-import { checkMessage } from './message-checks';
+import { collect, decryptMessage, encryptMessage } from '../envelope';
+import { capsulesOf, checkMessage } from './message-checks';
 import type { InspectionConfig } from '../inspect/config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
 import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
 import type { GatewayDeps } from './deps';
 import type { KeydOps } from './keyd-ops';
-import { GatewayError, REPLIES, type Reply, type ReplyName } from './replies';
+import { GatewayError, REPLIES, type Reply, type ReplyName, decided, messageFault } from './replies';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -68,7 +68,10 @@ export async function plaintextOf(keyd: InspectionKeyd, group: Group, message: B
   try {
     return await collect(decryptMessage(message, { messageKey }, { group }));
   } catch (err) {
-    throw new GatewayError('badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
+    // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
+    throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
+  } finally {
+    messageKey.fill(0); // not kept in memory after use
   }
 }
 
@@ -97,7 +100,20 @@ export class LocalInspector implements Inspector {
     return !(user?.kind === 'individual' && !user.inspectionConsent);
   }
 
+  /**
+   * A parse failure or limit of the message met while inspecting it (mailparser
+   * reading the plaintext) is the message's own: a final GatewayError, decided by
+   * the one rule of replies.ts, also when this runs in the inspector process.
+   */
   async inspect(req: InspectRequest): Promise<InspectAnswer> {
+    try {
+      return await this.inspectOnce(req);
+    } catch (err) {
+      throw decided(err);
+    }
+  }
+
+  private async inspectOnce(req: InspectRequest): Promise<InspectAnswer> {
     const { dlp, av } = this.d.config;
     const name = req.direction === 'outbound' ? 'dlp' : 'av';
     if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };
@@ -197,7 +213,7 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
   if (!releaseId || !deps.inspection) return undefined;
   const original = await plaintextOf(deps.keyd, deps.group, message, capsule);
   // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
-  if (listCapsulesIn(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+  if (capsulesOf(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
   return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
 }
 

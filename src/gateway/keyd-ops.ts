@@ -5,7 +5,8 @@
  * keyd's temporary failures become 4xx, its final refusals 5xx.
  */
 import type { PeerEntry } from '../directory/peer-entry';
-import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption } from '../crypto';
+import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption, verifyReencryption } from '../crypto';
+import { encryptionPointOf } from '../pki/keys';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { GATEWAY_DEFAULTS } from './config';
 import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './keyd-batch';
@@ -48,6 +49,16 @@ export interface UserFacts {
   readonly inspectionConsent: boolean;
   readonly encryptionKeyId: string | null;
   readonly signingCertificate: string | null;
+}
+
+/**
+ * The target key a re-encryption proof is checked against: from the certificate the gateway chose
+ * (a peer, or a list member elsewhere); a local user's or list member's as keyd, the registry's authority, names it.
+ */
+function targetKeyOf(target: ReencryptTarget, answered: unknown): Uint8Array {
+  if (target.kind === 'peer') return encryptionPointOf(target.certificate);
+  if (target.kind === 'list' && target.certificate) return encryptionPointOf(target.certificate);
+  return new Uint8Array(Buffer.from(String(answered), 'hex'));
 }
 
 /** Maps keyd's answers to gateway decisions. */
@@ -142,10 +153,19 @@ export class KeydOps {
   async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gatewayOps.call<{ u: string; v: string; targetKeyId: string; notice?: string; current?: string }>('reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
+      const r = await this.gatewayOps.call<{ u: string; v: string; c?: string; s1?: string; s2?: string; targetKeyId: string; targetPublicKey?: string; notice?: string; current?: string }>(
+        'reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target },
+      );
       // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
       if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`);
-      const out = unblindReencryption(this.group, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
+      // and made with the organisation key the bundle certifies, to the target's key (docs/format.md, "The re-encryption proof"):
+      // a peer's key from the certificate the gateway chose; a user's as keyd, the registry's authority, names it
+      const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
+      const targetKey = targetKeyOf(target, r.targetPublicKey);
+      if (!verifyReencryption(this.group, await this.certifiedKey(capsule.keyId), request, targetKey, answer)) {
+        throw new GatewayError('keydUnavailable', 'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer');
+      }
+      const out = unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId });
       return { capsule: out, ...noticeOf(r) };
     } catch (err) {
       throw fromKeyd(err);
@@ -153,21 +173,43 @@ export class KeydOps {
   }
 
   /**
-   * Re-encrypts `capsule` to each of `targets` in one keyd request (one
-   * blinding; docs/lists.md): per target the new capsule, or `refused` with
-   * keyd's reason when keyd refused that target. An answer for another key
-   * than `expectKeyIds[i]` is refused for the whole batch (4xx), as in `reencrypt`.
+   * Re-encrypts `capsule` to each of `targets` (a list's member copies, docs/lists.md): one
+   * blinding, the operations sent at once through POST /v1/batch (`gatewayOps.many`), each
+   * authorised and audited by keyd on its own. Per target: the new capsule with keyd's notice (as
+   * `reencrypt`), or `refused` with keyd's reason when keyd refused that target (not a member any
+   * more, suspended, its organisation's certificate refused). Any other failure — keyd unreachable
+   * or busy, the capsule's key unknown or destroyed, an answer for another key than
+   * `expectKeyIds[i]` — fails the whole (as `reencrypt` would), so the post is answered as a whole.
    */
-  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<({ capsule: Capsule } | { refused: string })[]> {
+  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<(({ capsule: Capsule } & KeyNotice) | { refused: string })[]> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
+    const blinded = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
+    const settled = await this.gatewayOps.many<{ u: string; v: string; c?: string; s1?: string; s2?: string; targetKeyId: string; targetPublicKey?: string; notice?: string; current?: string }>(
+      'reencrypt', targets.map((target) => ({ ...blinded, target })),
+    );
     try {
-      const r = await this.gateway.call<{ results: { u?: string; v?: string; targetKeyId?: string; error?: { message?: string } }[] }>('POST', '/v1/reencrypt/batch', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), targets });
-      if (!Array.isArray(r.results) || r.results.length !== targets.length) throw new GatewayError('keydUnavailable', `key service answer refused: ${Array.isArray(r.results) ? r.results.length : 'no'} results for ${targets.length} targets`);
-      return r.results.map((x, i) => {
-        if (x.error) return { refused: String(x.error.message ?? 'refused').slice(0, 200) };
-        if (x.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(x.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
-        return { capsule: unblindReencryption(this.group, blinding, { u: unb64(x.u), v: unb64(x.v) }, { keyId: expectKeyIds[i]! }) };
-      });
+      let orgKey: Uint8Array | undefined;
+      const out: (({ capsule: Capsule } & KeyNotice) | { refused: string })[] = [];
+      for (const [i, s] of settled.entries()) {
+        if (s.status === 'rejected') {
+          const err: unknown = s.reason;
+          if (err instanceof KeydClientError && err.code === 'target-refused') {
+            out.push({ refused: err.message.slice(0, 200) });
+            continue;
+          }
+          throw err;
+        }
+        const r = s.value;
+        if (r.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
+        // each answer proved as in `reencrypt` (docs/format.md, "The re-encryption proof")
+        const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
+        orgKey ??= await this.certifiedKey(capsule.keyId);
+        if (!verifyReencryption(this.group, orgKey, request, targetKeyOf(targets[i]!, r.targetPublicKey), answer)) {
+          throw new GatewayError('keydUnavailable', 'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer');
+        }
+        out.push({ capsule: unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId }), ...noticeOf(r) });
+      }
+      return out;
     } catch (err) {
       throw fromKeyd(err);
     }

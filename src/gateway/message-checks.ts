@@ -6,9 +6,10 @@
 import type { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 import { SINGLETON_HEADERS } from '../chain/protected-headers';
+import { DEFAULT_LIMITS, listCapsulesIn, parseHead } from '../envelope';
 import { CryptoError } from '../crypto/errors';
-import { DEFAULT_LIMITS, parseHead } from '../envelope';
-import { GatewayError } from './replies';
+import type { Capsule } from '../crypto';
+import { GatewayError, decided } from './replies';
 
 function headBlock(message: Buffer): Buffer {
   const crlf = message.indexOf('\r\n\r\n');
@@ -36,8 +37,7 @@ export function checkMessage(message: Buffer): CheckedHead {
   try {
     headers = parseHead(head, DEFAULT_LIMITS);
   } catch (err) {
-    if (err instanceof CryptoError) throw new GatewayError(err.code === 'limit' ? 'formatLimit' : 'badFormat', err.message);
-    throw err;
+    throw decided(err); // a limit or parse failure of the header: final, by the one rule (replies.ts)
   }
   const counts = new Map<string, number>();
   for (const h of headers.getList()) counts.set(h.key, (counts.get(h.key) ?? 0) + 1);
@@ -48,6 +48,20 @@ export function checkMessage(message: Buffer): CheckedHead {
   if (boxes.length !== 1 || !boxes[0]?.address) throw new GatewayError('badFormat', 'From must hold exactly one address');
   const mid = headers.get('message-id')[0];
   return { headers, from: boxes[0].address.toLowerCase(), messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
+}
+
+/**
+ * The capsules the message's header carries. A capsule field that does not
+ * parse is the message's own fault: final (`badCapsule`, 5.7.5), never the
+ * 4xx an unclassified error would be.
+ */
+export function capsulesOf(headers: Headers): Capsule[] {
+  try {
+    return listCapsulesIn(headers);
+  } catch (err) {
+    if (err instanceof CryptoError) throw new GatewayError('badCapsule', err.message);
+    throw err;
+  }
 }
 
 export function domainOf(address: string): string {

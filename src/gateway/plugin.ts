@@ -28,8 +28,8 @@ import { domainOf } from './message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
-import { arrivalId } from './delivery';
-import { delayNotice } from './dsn';
+import { type Refusal, arrivalId } from './delivery';
+import { failureNotice, headerBlock, notifyDelay } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
@@ -96,6 +96,8 @@ export function register(this: HarakaPlugin): void {
   }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
   state.delivery.onRedeliver = (what) => this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
+  // reconciliation after a crash: intents without completion are handed over again at the sender's retry, with the same delivery id
+  if (state.delivery.stats.pendingAtStart > 0) this.logerror(`ssmax: ${state.delivery.stats.pendingAtStart} cop${state.delivery.stats.pendingAtStart === 1 ? 'y was' : 'ies were'} being handed over when the gateway stopped; the sender's retry hands them over again (SSMAX-Delivery-Id: a store with the duplicate check keeps one)`);
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 
@@ -137,19 +139,61 @@ function messageOf(connection: Connection): Promise<Buffer> {
   return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
 }
 
-/** Local copies to the mailbox store, peer copies to Haraka's outbound queue: each exactly once per recipient (delivery.ts), none after a 4xx (`signal`). */
-async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<void> {
-  await s.delivery.deliver(arrival, from, copies.filter((c) => c.local), signal);
+/** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
+interface Sent {
+  readonly failed: readonly Refusal[];
+}
+
+/**
+ * Local copies to the mailbox store, peer copies to Haraka's outbound queue:
+ * each exactly once per recipient (delivery.ts), none after a 4xx (`signal`).
+ * Recipients the store refuses for good (a 5xx): when that is every
+ * recipient of the message, the answer is that 5xx (the sending MTA reports
+ * it); when others were taken, the answer stays 250 and the sender gets one
+ * failure report naming them (dsn.ts), after which they are recorded as done.
+ */
+async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
+  const failed = await s.delivery.deliver(arrival, from, copies.filter((c) => c.local), signal);
+  const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
+  if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
   const id = arrivalId(arrival);
   for (const copy of copies.filter((c) => !c.local)) {
     await s.delivery.once(id, copy.rcpts, signal, (todo) => new Promise((resolve, reject) => {
       // a stream, not a string: Haraka re-encodes string contents as UTF-8
       s.outbound.send_email(from, [...todo], Readable.from([copy.message]), (code, msg) => {
-        if (code === CODES.OK) resolve({ rejected: [] });
+        if (code === CODES.OK) resolve({ refused: [] });
         else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
       }, { dot_stuffed: false });
     }), (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))));
   }
+  if (failed.length > 0) {
+    signal.throwIfAborted();
+    // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
+    if (from !== '') {
+      const notice = failureNotice({ me: s.config.domain, to: from, failed: failed.map((f) => ({ rcpt: f.rcpt, reply: f.reply })), queuedAt: new Date(), headers: headerBlock(arrival), now: new Date() });
+      await queue(s, from, notice);
+    }
+    await s.delivery.settle(id, failed.map((f) => f.rcpt));
+  }
+  return { failed };
+}
+
+/** The 5xx for a message the mailbox store refused for every recipient: the store's own status code, naming each. */
+function storeRefusal(failed: readonly Refusal[]): GatewayError {
+  const status = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(failed[0]!.reply)?.[1] ?? '5.0.0';
+  return GatewayError.withStatus('mailboxRefused', status, `${failed[0]!.reply} (${failed.map((f) => f.rcpt).join(', ')})`);
+}
+
+/** A report from the null sender into Haraka's queue (for a local sender: routed to the mailbox store by hook_get_mx). */
+function queue(s: State, to: string, notice: Buffer): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    s.outbound.send_email('<>', [to], Readable.from([notice]), (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))), { dot_stuffed: false });
+  });
+}
+
+/** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
+function failedNote(sent: Sent): string {
+  return sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (report sent)` : '';
 }
 
 /**
@@ -198,14 +242,14 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
-      await s.delivery.deliver(raw, '', [{ rcpts, message: raw, local: true }], signal);
-      return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})`];
+      const sent = await send(s, '', raw, [{ rcpts, message: raw, local: true }], signal);
+      return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})${failedNote(sent)}`];
     }
     const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitter);
     if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    await send(s, from, raw, copies, signal);
+    const sent = await send(s, from, raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
-    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
+    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
   }), hop.next);
 }
 
@@ -221,9 +265,9 @@ export function hook_queue(this: HarakaPlugin, next: Next, connection: Connectio
     const held: { quarantined?: string } = {};
     const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
     if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
-    await send(s, addressOf(txn.mail_from), raw, copies, signal);
+    const sent = await send(s, addressOf(txn.mail_from), raw, copies, signal);
     for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
-    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}`];
+    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
   }), hop.next);
 }
 
@@ -276,27 +320,23 @@ export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail,
   // bounded like every other hook: a notice that hangs must not hold Haraka's queue runner
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${s.config.hookTimeoutMs} ms`)), s.config.hookTimeoutMs); });
-  Promise.race([notifyDelay(s, hmail, params?.err), timeout])
+  Promise.race([delayed(s, hmail, params?.err), timeout])
     .catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`))
     .finally(() => { clearTimeout(timer); next(); });
 }
 
-async function notifyDelay(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
+async function delayed(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
   const todo = hmail.todo;
   const sender = todo?.mail_from;
-  if (!todo || !sender?.user || !s.config.localDomains.includes(String(sender.host).toLowerCase())) return; // a notice itself (null sender), or not from here
-  const queuedAt = new Date(todo.queue_time);
-  if (Date.now() - queuedAt.getTime() < s.config.delivery.delayNoticeMs) return;
-  if (!(await s.delivery.noteOnce(`delay:${todo.uuid}`))) return;
-  const to = `${sender.user}@${sender.host}`;
-  const notice = delayNotice({
-    me: s.config.domain, to, rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`), queuedAt, now: new Date(),
+  if (!todo || !sender?.user) return; // a notice itself (null sender)
+  await notifyDelay({
+    me: s.config.domain, localDomains: s.config.localDomains, delayNoticeMs: s.config.delivery.delayNoticeMs, marks: s.delivery,
+    send: (to, notice) => queue(s, to, notice),
+  }, {
+    id: todo.uuid, queuedAt: new Date(todo.queue_time), sender: `${sender.user}@${String(sender.host)}`, rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`),
     // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
-    reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')), headers: await headerOf(hmail),
-  });
-  await new Promise<void>((resolve, reject) => {
-    s.outbound.send_email('<>', [to], Readable.from([notice]), (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))), { dot_stuffed: false });
-  });
+    reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')),
+  }, () => headerOf(hmail));
 }
 
 /** The queued copy's header block (at most 256 KB). */

@@ -15,12 +15,12 @@
  */
 import type { Capsule } from '../crypto';
 import type { ChainVerification } from '../chain/verify-chain';
-import { collect, decryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
+import { collect, decryptMessage, replaceCapsules } from '../envelope';
 import { DirectoryError } from '../directory/directory';
 import type { Copy, GatewayDeps } from './deps';
 import type { KeyNotice } from './keyd-ops';
-import { checkMessage, domainOf } from './message-checks';
-import { GatewayError } from './replies';
+import { capsulesOf, checkMessage, domainOf } from './message-checks';
+import { GatewayError, messageFault } from './replies';
 import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import { checkArrival } from './binding';
@@ -72,7 +72,7 @@ export interface RetiredUse {
   readonly current: string;
 }
 
-function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
+export function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
   if (!notices || n.notice !== 'retired' || !n.current) return;
   if (!notices.some((x) => x.keyId === keyId && x.current === n.current)) notices.push({ keyId, current: n.current });
 }
@@ -127,7 +127,8 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
     try {
       original = await collect(decryptMessage(arrival.message, { messageKey }, { group: deps.group }));
     } catch (err) {
-      throw new GatewayError('badFormat', `cannot decrypt: ${(err as Error).message}`);
+      // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
+      throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt: ${(err as Error).message}`);
     } finally {
       messageKey.fill(0); // the message key is not kept in memory after use
     }
@@ -145,7 +146,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
 export async function arrive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], notices?: RetiredUse[], held: { quarantined?: string } = {}): Promise<Copy[]> {
   const head = checkMessage(raw);
   const chain = await verifySeals(deps, raw);
-  const capsules = listCapsulesIn(head.headers);
+  const capsules = capsulesOf(head.headers);
   if (chain.result === 'none') {
     if (capsules.length > 0) {
       const released = await releasedArrival(deps, raw, ownCapsule(deps, capsules));

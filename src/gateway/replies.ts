@@ -49,6 +49,8 @@ export const REPLIES = {
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
+  /** The mailbox store refused the message for every recipient for good; the status is the store's own (GatewayError.withStatus). */
+  mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
   // mailing lists (src/lists/, docs/lists.md)
@@ -68,6 +70,13 @@ export class GatewayError extends Error {
     super(text);
     this.name = 'GatewayError';
     this.reply = { ...base, text: sanitize(text) };
+  }
+
+  /** A final decision with the enhanced status code another server gave (e.g. the mailbox store's 5.1.1 or 5.2.2). */
+  static withStatus(name: ReplyName, status: string, detail?: string): GatewayError {
+    const e = new GatewayError(name, detail);
+    if (/^5\.\d{1,3}\.\d{1,3}$/.test(status) && e.reply.code >= 500) (e as { reply: Reply }).reply = { ...e.reply, status };
+    return e;
   }
 
   get temporary(): boolean {
@@ -102,7 +111,28 @@ export function messageFault(err: unknown): { name: ReplyName; detail: string } 
     return undefined;
   }
   if (err instanceof ChainFormatError) return { name: err.reason === 'limit-exceeded' ? 'formatLimit' : 'badFormat', detail: err.message };
+  // @zone-eu/mailsplit's own limits (EMAXLEN), met through mailparser when inspection reads the plaintext
+  // (e.g. inside an encrypted message, which no other parser of the gateway opens)
+  if (err instanceof Error && (err as { code?: unknown }).code === 'EMAXLEN') return { name: 'formatLimit', detail: mailsplitLimit(err.message) };
   return undefined;
+}
+
+/** mailsplit's limit messages, naming the limit and its value. */
+function mailsplitLimit(message: string): string {
+  if (/child nodes/i.test(message)) return 'the message has more than 1000 MIME parts (inspection parser\'s limit)';
+  if (/header size/i.test(message)) return 'a MIME part\'s header is larger than 1 MB (inspection parser\'s limit)';
+  return `inspection parser: ${message.slice(0, 120)}`;
+}
+
+/**
+ * The error as the decision it is: a fault of the message itself (`messageFault`)
+ * becomes its final GatewayError (so it keeps its meaning across a process
+ * boundary, e.g. from the inspector process); anything else is returned as it is.
+ */
+export function decided(err: unknown): unknown {
+  if (err instanceof GatewayError) return err;
+  const cause = messageFault(err);
+  return cause ? new GatewayError(cause.name, cause.detail) : err;
 }
 
 /** The final reply for a chain verification that failed on the message's form rather than its seals, or undefined. */

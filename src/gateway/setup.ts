@@ -111,7 +111,7 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
     advertiser?.setSealSerial(cert.serial);
     return undefined;
   }, note, 'sealing certificate').start());
-  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol);
+  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol, config.delivery.deliveryId);
   return {
     config, deps, delivery, ...(advertiser ? { advertiser } : {}),
     async close() {

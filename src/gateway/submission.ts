@@ -21,7 +21,7 @@ import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
-import { checkMessage, domainOf } from './message-checks';
+import { capsulesOf, checkMessage, domainOf } from './message-checks';
 import { completeHeaders } from './completion';
 import { type RetiredUse, receive, ownCapsule } from './reception';
 import { inspectSubmission, withInspectionResults } from './inspection';
@@ -113,20 +113,22 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   // sealing is the last change: what a later hop would add is added now (completion.ts)
   const completed = completeHeaders(message, deps.config.domain, deps.clock());
   if (completed !== message) head = checkMessage((message = completed));
-  const capsules = listCapsulesIn(head.headers);
+  const capsules = capsulesOf(head.headers);
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
-  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
-  if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
-  message = inspected.message;
-  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
+  // the format limits first (the chain's reading of the message): a message over them is refused naming
+  // the configured limit before inspection's own parser meets it
   const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
   if (none.result === 'fail') {
     const fault = chainFormatFault(none.reason, none.detail);
     if (fault) throw fault;
   }
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
+  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
+  if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
+  message = inspected.message;
+  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);

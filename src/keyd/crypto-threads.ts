@@ -10,13 +10,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type BlindedDecryptionResponse, type TransformedCapsule, answerBlindedDecryption, transformBlinded } from '../crypto';
+import { type BlindedDecryptionResponse, type ProvedTransform, answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
 import { CryptoError, type CryptoErrorCode } from '../crypto/errors';
 import type { Group } from '../crypto/group';
 import type { Rng } from '../crypto/random';
 
 export interface KeydCrypto {
-  reencrypt(privateKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, targetPublicKey: Uint8Array): Promise<TransformedCapsule>;
+  /** With the proof of docs/format.md ("The re-encryption proof"); `publicKeyUncompressed` is X = x·G. */
+  reencrypt(privateKey: Uint8Array, publicKeyUncompressed: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, targetPublicKey: Uint8Array): Promise<ProvedTransform>;
   decrypt(privateKey: Uint8Array, publicKeyUncompressed: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse>;
   close(): Promise<void>;
 }
@@ -24,7 +25,7 @@ export interface KeydCrypto {
 /** On the calling thread. */
 export function inlineCrypto(group: Group, rng: Rng): KeydCrypto {
   return {
-    reencrypt: async (privateKey, request, target) => transformBlinded(group, privateKey, request, target, rng),
+    reencrypt: async (privateKey, publicKey, request, target) => transformBlindedWithProof(group, privateKey, request, target, rng, publicKey),
     decrypt: async (privateKey, publicKey, request) => answerBlindedDecryption(group, privateKey, publicKey, request, rng),
     close: async () => undefined,
   };
@@ -32,11 +33,11 @@ export function inlineCrypto(group: Group, rng: Rng): KeydCrypto {
 
 /** A job for a worker (crypto-worker.ts) and its answer. */
 export type Job =
-  | { op: 'reencrypt'; privateKey: Uint8Array; e: Uint8Array; f: Uint8Array; target: Uint8Array }
+  | { op: 'reencrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array; f: Uint8Array; target: Uint8Array }
   | { op: 'decrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array };
 export type WorkerJob = Job & { id: number };
 export type WorkerAnswer =
-  | { id: number; ok: true; u?: Uint8Array; v?: Uint8Array; z?: Uint8Array; c?: Uint8Array; s?: Uint8Array }
+  | { id: number; ok: true; u?: Uint8Array; v?: Uint8Array; z?: Uint8Array; c?: Uint8Array; s?: Uint8Array; s1?: Uint8Array; s2?: Uint8Array }
   | { id: number; ok: false; code?: CryptoErrorCode; message: string };
 
 /** The compiled worker; from the sources (tests under ts-jest), the build's copy. */
@@ -93,16 +94,16 @@ export class ThreadedCrypto implements KeydCrypto {
       // Fresh copies: a view into a larger buffer (Node's Buffer pool) would be cloned whole.
       const copy = (u: Uint8Array) => new Uint8Array(u);
       const sent: WorkerJob = job.op === 'reencrypt'
-        ? { id, op: job.op, privateKey: copy(job.privateKey), e: copy(job.e), f: copy(job.f), target: copy(job.target) }
+        ? { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e), f: copy(job.f), target: copy(job.target) }
         : { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e) };
       slot.worker.postMessage(sent);
       sent.privateKey.fill(0); // cloned by postMessage; wipe this thread's copy
     });
   }
 
-  async reencrypt(privateKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, target: Uint8Array): Promise<TransformedCapsule> {
-    const a = await this.run({ op: 'reencrypt', privateKey, e: request.e, f: request.f, target });
-    return { u: a.u!, v: a.v! };
+  async reencrypt(privateKey: Uint8Array, publicKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, target: Uint8Array): Promise<ProvedTransform> {
+    const a = await this.run({ op: 'reencrypt', privateKey, publicKey, e: request.e, f: request.f, target });
+    return { u: a.u!, v: a.v!, proof: { c: a.c!, s1: a.s1!, s2: a.s2! } };
   }
 
   async decrypt(privateKey: Uint8Array, publicKey: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse> {

@@ -3,7 +3,7 @@
  * a blinded operation and posts the answer. Nothing here logs or writes.
  */
 import { parentPort } from 'node:worker_threads';
-import { answerBlindedDecryption, transformBlinded } from '../crypto';
+import { answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
 import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { systemRng } from '../crypto/random';
@@ -15,8 +15,8 @@ parentPort?.on('message', (job: WorkerJob) => {
   let answer: WorkerAnswer;
   try {
     if (job.op === 'reencrypt') {
-      const out = transformBlinded(group, job.privateKey, { e: job.e, f: job.f }, job.target, systemRng);
-      answer = { id: job.id, ok: true, u: out.u, v: out.v };
+      const out = transformBlindedWithProof(group, job.privateKey, { e: job.e, f: job.f }, job.target, systemRng, job.publicKey);
+      answer = { id: job.id, ok: true, u: out.u, v: out.v, c: out.proof.c, s1: out.proof.s1, s2: out.proof.s2 };
     } else {
       const out = answerBlindedDecryption(group, job.privateKey, job.publicKey, { e: job.e }, systemRng);
       answer = { id: job.id, ok: true, z: out.z, c: out.proof.c, s: out.proof.s };

@@ -83,10 +83,13 @@ export class SecretWrapper {
     const d = createDecipheriv('aes-256-gcm', this.wrapKey, b.subarray(1, 13));
     d.setAAD(Buffer.from(label));
     d.setAuthTag(b.subarray(b.length - 16));
+    const body = d.update(b.subarray(13, b.length - 16));
     try {
-      return Buffer.concat([d.update(b.subarray(13, b.length - 16)), d.final()]);
+      return Buffer.concat([body, d.final()]);
     } catch {
       throw new KeydError('internal', `Cannot unwrap "${label}": wrong master key or damaged record`);
+    } finally {
+      body.fill(0); // the secret (or, on failure, unauthenticated bytes) lives on only in the returned copy
     }
   }
 }

@@ -146,7 +146,13 @@ export class OrgKeyring {
     let key = this.cache.get(keyId);
     if (!key || key.record !== record) {
       this.forget(keyId);
-      const privateKey = new Uint8Array(this.wrapper.unwrap(`org-key:${record.keyId}`, record.wrapped));
+      const unwrapped = this.wrapper.unwrap(`org-key:${record.keyId}`, record.wrapped);
+      let privateKey: Uint8Array;
+      try {
+        privateKey = new Uint8Array(unwrapped); // the cache's own copy, wiped by forget()
+      } finally {
+        unwrapped.fill(0);
+      }
       key = { record, privateKey, publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')) };
       this.cache.set(keyId, key);
     }
@@ -158,14 +164,18 @@ export class OrgKeyring {
     const last = this.all().pop();
     const version = (last?.version ?? 0) + 1;
     const kp = generateEncryptionKeyPair(this.group, rng);
-    const keyId = keyIdFor(this.domain, version);
-    const notBefore = now.getTime();
-    const notAfter = notBefore + this.policy.validityMs;
-    const certificate = this.certify?.(kp.publicKey, version, new Date(notBefore), new Date(notAfter));
-    return {
-      version, keyId, publicKey: Buffer.from(kp.publicKey).toString('hex'), wrapped: this.wrapper.wrap(`org-key:${keyId}`, kp.privateKey),
-      notBefore, notAfter, state: 'active', ...(certificate ? { certificate } : {}),
-    };
+    try {
+      const keyId = keyIdFor(this.domain, version);
+      const notBefore = now.getTime();
+      const notAfter = notBefore + this.policy.validityMs;
+      const certificate = this.certify?.(kp.publicKey, version, new Date(notBefore), new Date(notAfter));
+      return {
+        version, keyId, publicKey: Buffer.from(kp.publicKey).toString('hex'), wrapped: this.wrapper.wrap(`org-key:${keyId}`, kp.privateKey),
+        notBefore, notAfter, state: 'active', ...(certificate ? { certificate } : {}),
+      };
+    } finally {
+      kp.privateKey.fill(0); // only the wrapped copy is kept
+    }
   }
 
   /**

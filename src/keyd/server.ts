@@ -137,7 +137,6 @@ export class KeydServer {
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
       { method: 'POST', pattern: /^\/v1\/decrypt$/, handle: (a, b) => service.decrypt(a, b) },
-      { method: 'POST', pattern: /^\/v1\/reencrypt\/batch$/, handle: (a, b) => service.reencryptBatch(a, b) },
       { method: 'POST', pattern: /^\/v1\/batch$/, handle: (a, b) => batch.run(a, b) },
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },

@@ -107,9 +107,6 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
-/** The most targets one batched re-encryption may name. */
-export const MAX_BATCH = 256;
-
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;
 
@@ -264,51 +261,15 @@ export class KeyService {
     const f = point(body.f, 'f');
     const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
     const target = this.resolveTarget(body.target, key.record, now);
-    const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
+    const out = await this.crypto.reencrypt(key.privateKey, key.publicKeyUncompressed, { e, f }, target.publicKey);
     return {
-      result: { u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId, ...this.notice(retired, now) },
+      // the proof (c, s1, s2) lets the gateway check the answer against the key its bundle certifies, for the target it asked
+      result: {
+        u: b64(out.u), v: b64(out.v), c: b64(out.proof.c), s1: b64(out.proof.s1), s2: b64(out.proof.s2),
+        targetKeyId: target.keyId, targetPublicKey: Buffer.from(target.publicKey).toString('hex'), ...this.notice(retired, now),
+      },
       audit: { target: target.label, digest: this.d.audit.digest(e, f) },
     };
-  }
-
-  /**
-   * Blinded re-encryption of one capsule to many targets (gateway role), for
-   * a list's member copies (docs/lists.md): each target is authorised on its
-   * own exactly as for `reencrypt`; a refused target is answered in its slot
-   * (`error`), the others are done. One audit record for the batch names the
-   * targets' count, refusals and the digest of the blinded capsule.
-   */
-  async reencryptBatch(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'reencrypt.batch', keyId ? { keyId } : {}, async () => {
-      this.require(actor, ['gateway'], 'reencrypt.batch');
-      if (!Array.isArray(body.targets) || body.targets.length === 0 || body.targets.length > MAX_BATCH) throw new KeydError('bad-request', `Field "targets" must be an array of 1-${MAX_BATCH} targets`);
-      const now = this.d.clock();
-      const e = point(body.e, 'e');
-      const f = point(body.f, 'f');
-      const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
-      const results: Record<string, unknown>[] = [];
-      const labels: string[] = [];
-      let refused = 0;
-      for (const t of body.targets as unknown[]) {
-        let target;
-        try {
-          target = this.resolveTarget(t, key.record, now);
-        } catch (err) {
-          if (!(err instanceof KeydError) || err.code !== 'target-refused') throw err;
-          refused++;
-          results.push({ error: { code: err.code, message: err.message } });
-          continue;
-        }
-        const out = await this.crypto.reencrypt(key.privateKey, { e, f }, target.publicKey);
-        labels.push(target.label);
-        results.push({ u: b64(out.u), v: b64(out.v), targetKeyId: target.keyId });
-      }
-      return {
-        result: { results, ...this.notice(retired, now) },
-        audit: { target: labels.join(' ').slice(0, 254), reason: `${results.length} targets, ${refused} refused`, digest: this.d.audit.digest(e, f) },
-      };
-    });
   }
 
   /** Blinded decryption with a DLEQ proof (inspector role). */

@@ -58,7 +58,14 @@ export class TrackingKeys {
   buildNext(now: Date): { next: TrackingKeyRecord; retired?: TrackingKeyRecord } {
     const cur = this.current();
     const version = (cur?.version ?? 0) + 1;
-    const next = { version, wrapped: this.wrapper.wrap(`tracking-key:${version}`, randomBytes(32)), created: now.getTime() };
+    const fresh = randomBytes(32);
+    let wrapped: Buffer;
+    try {
+      wrapped = this.wrapper.wrap(`tracking-key:${version}`, fresh);
+    } finally {
+      fresh.fill(0); // only the wrapped copy is kept
+    }
+    const next = { version, wrapped, created: now.getTime() };
     return cur ? { next, retired: { ...cur, retiredAt: now.getTime() } } : { next };
   }
 
@@ -71,7 +78,13 @@ export class TrackingKeys {
     const key = this.current();
     if (!key) throw new KeydError('internal', 'No tracking key');
     const nonce = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.wrapper.unwrap(`tracking-key:${key.version}`, key.wrapped), nonce);
+    const secret = this.wrapper.unwrap(`tracking-key:${key.version}`, key.wrapped);
+    let c;
+    try {
+      c = createCipheriv('aes-256-gcm', secret, nonce);
+    } finally {
+      secret.fill(0); // the cipher holds its own copy
+    }
     c.setAAD(this.aad());
     const body = Buffer.concat([c.update(JSON.stringify({ c: code, m: messageIdHash(messageId), t: now.getTime(), ...(submitter ? { s: submitter.id, v: submitter.via } : {}) })), c.final()]);
     const head = Buffer.alloc(3);
@@ -89,7 +102,13 @@ export class TrackingKeys {
     const key = this.store.trackingKeys.get(version);
     if (!key) throw new KeydError('bad-request', `Cannot resolve tracking token: not minted by ${this.domain} (unknown key version ${version})`);
     if (key.retiredAt !== undefined && key.retiredAt + this.retentionMs <= now.getTime()) throw new KeydError('bad-request', `Cannot resolve tracking token: key version ${version} is past its retention`);
-    const d = createDecipheriv('aes-256-gcm', this.wrapper.unwrap(`tracking-key:${version}`, key.wrapped), b.subarray(3, 15));
+    const secret = this.wrapper.unwrap(`tracking-key:${version}`, key.wrapped);
+    let d;
+    try {
+      d = createDecipheriv('aes-256-gcm', secret, b.subarray(3, 15));
+    } finally {
+      secret.fill(0); // the decipher holds its own copy
+    }
     d.setAAD(this.aad());
     d.setAuthTag(b.subarray(b.length - 16));
     let plain: Buffer;

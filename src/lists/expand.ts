@@ -22,7 +22,7 @@ import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
 import type { Copy, GatewayDeps } from '../gateway/deps';
 import type { ListFacts, ReencryptTarget } from '../gateway/keyd-ops';
-import { type Arrival, type RetiredUse, receive } from '../gateway/reception';
+import { type Arrival, type RetiredUse, noteRetired, receive } from '../gateway/reception';
 import { GatewayError } from '../gateway/replies';
 import { addSeal } from '../gateway/sealing';
 import { domainOf } from '../gateway/message-checks';
@@ -34,12 +34,6 @@ export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
 
 /** How many member copies are made at once. */
 export const LIST_CONCURRENCY = 16;
-
-/** Targets per batched re-encryption (keyd allows up to 256), and batches in flight for one post. */
-export const LIST_BATCH = 64;
-export const LIST_BATCHES_IN_FLIGHT = 4;
-/** Bytes of targets per batch: below keyd's request body limit (64 KB by default) with room for the rest of the request. */
-export const LIST_BATCH_BYTES = 48 * 1024;
 
 /** Runs `fn` over `items`, at most `n` at a time; the first failure fails the whole (the post is then answered as a whole). */
 async function pool<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -165,7 +159,8 @@ export class Lists {
       const found = await peerFor(deps, domain);
       peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
     }
-    // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) in batches: one blinding and one keyd request per batch
+    // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) sent at once through keyd's batches
+    // (POST /v1/batch, in requests of up to 64 operations, src/gateway/keyd-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
     const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
     for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
     for (const member of remote) {
@@ -181,28 +176,13 @@ export class Lists {
     const moved = new Map<string, Capsule>();
     if (jobs.length > 0) {
       const capsule = ownCapsuleOf(deps, post.capsules);
-      const batches: (typeof jobs)[] = [];
-      // bounded in targets and in bytes (a remote member's target carries its organisation's certificates; keyd takes 64 KB a request)
-      let batch: typeof jobs = [];
-      let bytes = 0;
-      for (const j of jobs) {
-        const size = JSON.stringify(j.target).length + 16;
-        if (batch.length > 0 && (batch.length >= LIST_BATCH || bytes + size > LIST_BATCH_BYTES)) {
-          batches.push(batch);
-          batch = [];
-          bytes = 0;
-        }
-        batch.push(j);
-        bytes += size;
-      }
-      if (batch.length > 0) batches.push(batch);
-      await pool(batches, LIST_BATCHES_IN_FLIGHT, async (batch) => {
-        const answers = await deps.keyd.reencryptMany(capsule, batch.map((j) => j.target), batch.map((j) => j.keyId));
-        answers.forEach((a, i) => {
-          // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
-          if ('refused' in a) this.log(`ssmax lists: ${address}: keyd refused member ${batch[i]!.member}; no copy (${a.refused})`);
-          else moved.set(batch[i]!.member, a.capsule);
-        });
+      const answers = await deps.keyd.reencryptMany(capsule, jobs.map((j) => j.target), jobs.map((j) => j.keyId));
+      answers.forEach((a, i) => {
+        // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
+        if ('refused' in a) return void this.log(`ssmax lists: ${address}: keyd refused member ${jobs[i]!.member}; no copy (${a.refused})`);
+        moved.set(jobs[i]!.member, a.capsule);
+        // a capsule for a retired version of this organisation's key: the sender is told to refresh, as for any recipient
+        noteRetired(post.notices, capsule.keyId, a);
       });
     }
     await pool(remote.filter((m) => moved.has(m)), LIST_CONCURRENCY, async (member) => {

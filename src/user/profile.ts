@@ -149,10 +149,14 @@ export function secp256k1Scalar(key: KeyObject): Uint8Array {
   const d = key.export({ format: 'jwk' }).d;
   if (typeof d !== 'string') throw new UserError('profile', 'Cannot use encryption key: it is not a private key');
   const raw = Buffer.from(d, 'base64url');
-  if (raw.length > 32) throw new UserError('profile', 'Cannot use encryption key: the scalar is longer than 32 bytes');
-  const out = new Uint8Array(32);
-  out.set(raw, 32 - raw.length);
-  return out;
+  try {
+    if (raw.length > 32) throw new UserError('profile', 'Cannot use encryption key: the scalar is longer than 32 bytes');
+    const out = new Uint8Array(32);
+    out.set(raw, 32 - raw.length);
+    return out;
+  } finally {
+    raw.fill(0); // only the returned copy holds the scalar
+  }
 }
 
 function writeSecret(path: string, text: string): void {

@@ -9,15 +9,18 @@
  * so the tests hold exactly what a.example's real gateway sent, and replay it
  * to b.example's real gateway as an attacker on the path would.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { certificateRef } from '../../src/chain/certificate-lookup';
+import { type CertificateLookup, certificateRef } from '../../src/chain/certificate-lookup';
 import { prependField } from '../../src/chain/message-fields';
-import { bindRecipients } from '../../src/chain/recipients';
+import { bindRecipients, removeRecipientFields } from '../../src/chain/recipients';
 import { seal } from '../../src/chain/seal';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { groups } from '../../src/crypto/backend';
+import { p256PublicKeyFrom } from '../../src/crypto/ecdsa';
 import { systemRng } from '../../src/crypto/random';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
@@ -219,5 +222,80 @@ describe("keyd's organisation anchor", () => {
     const file = join(Bn.fx.dir, 'no-anchor.ini');
     writeFileSync(file, ini.replace(/^org_ca=.*\n/m, '').replace(/listen=127\.0\.0\.1:\d+/, 'listen=127.0.0.1:0').replace('data_dir=data', 'data_dir=data-no-anchor'));
     await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(/\[pki\] org_ca is required/);
+  });
+});
+
+describe('`ssmax user open` (the CLI, as a process) checks alignment itself', () => {
+  const BIN = join(__dirname, '..', '..', 'bin', 'ssmax');
+  const sealKeyOf = (o: OrgNode) => ({
+    cert: parseCertificate(readFileSync(join(o.fx.dir, 'seal.cert.pem'), 'utf8')),
+    key: privateKeyFromPem(readFileSync(join(o.fx.dir, 'seal.key.pem'), 'utf8')),
+  });
+  const lookup = (...orgs: OrgNode[]): CertificateLookup => (req) => {
+    for (const o of orgs) {
+      const { cert } = sealKeyOf(o);
+      if (req.kind === 'seal' && req.certRef === certificateRef(cert.der)) return { publicKey: p256PublicKeyFrom(cert.spki), domain: o.domain };
+    }
+    return undefined;
+  };
+  const bundleOf = (o: OrgNode) => new Promise<string>((resolve, reject) => {
+    const u = new URL(o.bundleUrl);
+    const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: o.fx.caPem }, (r) => {
+      const parts: Buffer[] = [];
+      r.on('data', (c: Buffer) => parts.push(c));
+      r.on('end', () => (r.statusCode === 200 ? resolve(Buffer.concat(parts).toString('utf8')) : reject(new Error(`bundle: HTTP ${r.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+
+  /**
+   * What bob's mailbox would hold had b.example's gateway not checked alignment: seal i=1 by `sealer` for
+   * `from`, encrypted to bob's own key, then seal i=2 by b.example (genuine key) binding bob alone.
+   */
+  async function deliveredToBob(sealer: OrgNode, from: string, tag: string): Promise<Buffer> {
+    const bob = loadUserProfile(B().profiles['bob@b.example']!);
+    const plain = Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: ${tag}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`);
+    const encrypted = await collect(encryptMessage(plain, [{ keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey }], { group: groups.libsecp256k1, rng: systemRng }));
+    const first = bindRecipients(['bob@b.example']);
+    const s1 = sealKeyOf(sealer);
+    const hop1 = await seal(prependField(encrypted, first.field), {
+      domain: sealer.domain, certRef: certificateRef(s1.cert.der), privateKey: s1.key, now: Date.now, verdicts: [{ name: 'e2e', result: 'pass' }],
+      trackingToken: randomBytes(32), chain: await verifyChain(prependField(encrypted, first.field), { lookup: () => undefined, now: Date.now }), recipientCommitment: first.commitment,
+    });
+    const chain = await verifyChain(hop1.message, { lookup: lookup(sealer), now: Date.now });
+    expect(chain.result).toBe('pass');
+    const second = bindRecipients(['bob@b.example']);
+    const s2 = sealKeyOf(B());
+    const hop2 = await seal(prependField(removeRecipientFields(hop1.message), second.field), {
+      domain: 'b.example', certRef: certificateRef(s2.cert.der), privateKey: s2.key, now: Date.now, verdicts: [{ name: 'av', result: 'pass' }], chain, recipientCommitment: second.commitment,
+    });
+    return Buffer.from(hop2.message);
+  }
+
+  const open = (file: string, peerBundle: string) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
+    execFile(process.execPath, [BIN, 'user', 'open', '--profile', B().profiles['bob@b.example']!, '--in', file, '--peer-bundle', peerBundle], { encoding: 'utf8' }, (err, out, errText) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out, err: errText });
+    });
+  });
+
+  test('c.example\'s seal i=1 on From: ceo@a.example is refused naming both domains, though every seal verifies; c.example\'s own mail opens', async () => {
+    const C = net.org('c.example');
+    const cBundle = join(B().dir, 'c-bundle.json');
+    writeFileSync(cBundle, await bundleOf(C));
+    const forged = join(B().dir, 'impersonation.eml');
+    writeFileSync(forged, await deliveredToBob(C, 'ceo@a.example', 'imp1'));
+    const refused = await open(forged, cBundle);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/the From domain a\.example is not aligned with seal i=1 by c\.example/);
+    expect(refused.out + refused.err).not.toContain(SECRET);
+
+    const own = join(B().dir, 'own.eml');
+    writeFileSync(own, await deliveredToBob(C, 'frank@c.example', 'imp2'));
+    const opened = await open(own, cBundle);
+    expect(opened.err).toBe('');
+    expect(opened.code).toBe(0);
+    expect(opened.out).toContain('alignment: From domain c.example, seal i=1 by c.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    expect(opened.out).toContain(`${SECRET} imp2`);
   });
 });

@@ -17,19 +17,28 @@ interface Store {
   readonly mails: { to: string[]; raw: string }[];
   connections: number;
   refuse: Set<string>;
+  /** Refused for good at RCPT (550 5.1.1). */
+  unknown: Set<string>;
+  /** When set, the data is refused for good with this reply (554). */
+  refuseData?: string;
   close(): Promise<void>;
 }
 
 async function store(port: number): Promise<Store> {
-  const s: Store = { mails: [], connections: 0, refuse: new Set(), close: async () => undefined };
+  const s: Store = { mails: [], connections: 0, refuse: new Set(), unknown: new Set(), close: async () => undefined };
   const server = new SMTPServer({
     authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false,
     onConnect: (_session, cb) => { s.connections++; cb(); },
-    onRcptTo: (addr, _session, cb) => (s.refuse.has(addr.address) ? cb(Object.assign(new Error('mailbox busy'), { responseCode: 452 })) : cb()),
+    onRcptTo: (addr, _session, cb) => (s.unknown.has(addr.address) ? cb(Object.assign(new Error('5.1.1 no such mailbox'), { responseCode: 550 }))
+      : s.refuse.has(addr.address) ? cb(Object.assign(new Error('mailbox busy'), { responseCode: 452 })) : cb()),
     onData: (stream, session, cb) => {
       const parts: Buffer[] = [];
       stream.on('data', (c: Buffer) => parts.push(c));
-      stream.on('end', () => { s.mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts).toString() }); cb(); });
+      stream.on('end', () => {
+        if (s.refuseData) return cb(Object.assign(new Error(s.refuseData), { responseCode: 554 }));
+        s.mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts).toString() });
+        cb();
+      });
     },
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -102,6 +111,52 @@ describe('local delivery to the mailbox store', () => {
       await delivery.deliver(message(2), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(2), local: true }]);
       expect(s.mails.map((m) => m.raw.match(/Subject: (m\d)/)?.[1])).toEqual(['m2']);
     } finally {
+      await s.close();
+    }
+  });
+
+  test('a recipient the store refuses for good (550 5.1.1 at RCPT): not a 4xx; named with the store\'s reply, the other taken once', async () => {
+    const s = await store(port);
+    try {
+      s.unknown.add('carol@b.example');
+      const copy = { rcpts: ['bob@b.example', 'carol@b.example'], message: message(7), local: true };
+      const failed = await delivery.deliver(message(7), 'a@a.example', [copy]);
+      expect(failed.map((f) => [f.rcpt, f.code])).toEqual([['carol@b.example', 550]]);
+      expect(failed[0]!.reply).toMatch(/^550 5\.1\.1 no such mailbox/);
+      expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example']]);
+      expect(s.mails[0]!.raw).not.toMatch(/SSMAX-Delivery-Id/i); // over SMTP only when [delivery] delivery_id=true
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('the store refuses the data for good (554 over SMTP): every recipient refused for good, nothing recorded', async () => {
+    const s = await store(port);
+    try {
+      s.refuseData = '5.6.0 message refused';
+      const failed = await delivery.deliver(message(8), 'a@a.example', [{ rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true }]);
+      expect(failed.map((f) => [f.rcpt, f.code])).toEqual([['bob@b.example', 554], ['carol@b.example', 554]]);
+      s.refuseData = undefined;
+      expect(await delivery.deliver(message(8), 'a@a.example', [{ rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true }])).toEqual([]);
+      expect(s.mails).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('[delivery] delivery_id=true over SMTP: every copy carries the same SSMAX-Delivery-Id on every attempt', async () => {
+    const s = await store(port);
+    const withId = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
+    const other = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
+    try {
+      for (const d of [withId, other]) await d.deliver(message(9), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(9), local: true }]);
+      const ids = s.mails.map((m) => /^SSMAX-Delivery-Id: ([0-9a-f]{40})\r\nFrom: a@a\.example\r\n/.exec(m.raw)?.[1]);
+      expect(ids).toHaveLength(2);
+      expect(ids[0]).toBeDefined();
+      expect(ids[1]).toBe(ids[0]);
+    } finally {
+      await withId.close();
+      await other.close();
       await s.close();
     }
   });

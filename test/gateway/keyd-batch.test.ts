@@ -2,13 +2,17 @@
  * The gateway's keyd client coalescing blinded operations (src/gateway/keyd-batch.ts):
  * against a real keyd process over mutual TLS, N concurrent operations make
  * fewer requests and give the same results as one request each; a refused
- * operation fails only its own caller. The fallback to single requests (a
- * keyd without /v1/batch) as a unit, with a stand-in client.
+ * operation fails only its own caller; a list's explicit fan-out
+ * (`reencryptMany`) goes through the same /v1/batch requests, each member
+ * refused or answered on its own, keyd's retired-key notice passed on. The
+ * fallback to single requests (a keyd without /v1/batch), the halving of a
+ * batch keyd finds too large and the fan-out's request sizes as a unit, with a
+ * stand-in client.
  */
 import {
   type Capsule, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
 } from '../../src/crypto';
-import { BATCH_DEFAULTS, KeydBatcher } from '../../src/gateway/keyd-batch';
+import { BATCH_DEFAULTS, FANOUT_IN_FLIGHT, FANOUT_MAX_OPS, KeydBatcher } from '../../src/gateway/keyd-batch';
 import { KeydOps } from '../../src/gateway/keyd-ops';
 import { GatewayError } from '../../src/gateway/replies';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
@@ -24,7 +28,7 @@ describe('coalescing against a real keyd', () => {
   let keyd: KeydProcess;
   let orgKey: { keyId: string; publicKey: Uint8Array };
   const open: KeydClient[] = [];
-  const client = (role: 'gateway' | 'inspector') => {
+  const client = (role: 'gateway' | 'inspector' | 'admin') => {
     const c = clientFor(fx, keyd.port, fx.clients[role]);
     open.push(c);
     return c;
@@ -104,6 +108,47 @@ describe('coalescing against a real keyd', () => {
     expect(ops.inspectorOps!.requests).toBe(1);
     expect(got.map((r) => Buffer.from(r.messageKey).toString('hex'))).toEqual(keys.map((k) => Buffer.from(k).toString('hex')));
   });
+
+  test('a fan-out (reencryptMany) travels in one /v1/batch request: a refused target is refused in its slot, the others open', async () => {
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
+    const P = newMessageKey(g, systemRng);
+    const capsule = encapsulate(g, P, orgKey, systemRng);
+    const targets = users.map((u) => ({ kind: 'user' as const, address: u.address }));
+    const keyIds = users.map((_, i) => `k-${i}`);
+    targets.splice(5, 0, { kind: 'user', address: 'nobody@a.example' });
+    keyIds.splice(5, 0, 'k-none');
+    const answers = await ops.reencryptMany(capsule, targets, keyIds);
+    expect(ops.gatewayOps.requests).toBe(1);
+    expect(answers).toHaveLength(N + 1);
+    expect(answers[5]).toEqual({ refused: expect.stringMatching(/nobody@a\.example.*not a registered user/) });
+    const opened = answers.filter((_, i) => i !== 5).map((a, i) => {
+      if (!('capsule' in a)) throw new Error(`member ${i} refused: ${a.refused}`);
+      expect(a.capsule.keyId).toBe(`k-${i}`);
+      expect(a).not.toHaveProperty('notice');
+      return Buffer.from(decapsulate(g, a.capsule, users[i]!.pair.privateKey)).toString('hex');
+    });
+    expect(opened).toEqual(users.map(() => Buffer.from(P).toString('hex')));
+  });
+
+  test('a fan-out fails as a whole for a fault of the capsule (unknown key), as a single re-encryption would', async () => {
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
+    const capsule = { ...encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng), keyId: 'a.example:v99' };
+    await expect(ops.reencryptMany(capsule, users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })), ['k-0', 'k-1', 'k-2'])).rejects.toThrow(/unknown key id/);
+  });
+
+  // last: it rotates the organisation key of this keyd
+  test('a fan-out of a capsule for a retired key version passes on keyd\'s notice in every answer, as reencrypt does', async () => {
+    const admin = client('admin');
+    await admin.call('POST', '/v1/keys/rotate', {});
+    const { current } = await admin.call<{ current: string }>('GET', '/v1/public');
+    expect(current).not.toBe(orgKey.keyId);
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
+    const capsule = encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng);
+    const answers = await ops.reencryptMany(capsule, users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })), ['k-0', 'k-1', 'k-2']);
+    expect(answers).toEqual(users.slice(0, 3).map(() => expect.objectContaining({ notice: 'retired', current })));
+    const single = await ops.reencrypt(capsule, { kind: 'user', address: users[0]!.address }, 'k-0');
+    expect(single).toMatchObject({ notice: 'retired', current });
+  });
 });
 
 describe('fallback', () => {
@@ -120,6 +165,48 @@ describe('fallback', () => {
     const settled = await Promise.allSettled([1, 2, 3].map((n) => b.call('reencrypt', { n })));
     expect(paths).toEqual(['/v1/batch', '/v1/reencrypt', '/v1/reencrypt', '/v1/reencrypt']);
     expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as KeydClientError).code))).toEqual([{ n: 1 }, 'target-refused', { n: 3 }]);
+  });
+
+  test('a fan-out goes in batches of at most FANOUT_MAX_OPS, a few in flight, each operation answered in order', async () => {
+    const sizes: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const stub = Object.create(KeydClient.prototype) as KeydClient;
+    stub.call = (async (_m: string, path: string, body?: { ops?: { n: number }[]; n?: number }) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      if (path !== '/v1/batch') return { n: body?.n };
+      sizes.push(body!.ops!.length);
+      return { results: body!.ops!.map((o) => (o.n === 7 ? { error: { code: 'target-refused', message: 'no', status: 403 } } : { n: o.n })) };
+    }) as KeydClient['call'];
+    const b = new KeydBatcher(stub);
+    const count = 5 * FANOUT_MAX_OPS + 3;
+    const settled = await b.many('reencrypt', Array.from({ length: count }, (_, n) => ({ n })));
+    expect(sizes).toEqual([...Array.from({ length: 5 }, () => FANOUT_MAX_OPS), 3]);
+    expect(most).toBe(FANOUT_IN_FLIGHT);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? (s.value as { n: number }).n : (s.reason as KeydClientError).code))).toEqual(Array.from({ length: count }, (_, n) => (n === 7 ? 'target-refused' : n)));
+    // with batching off (batch_max_ops=1): one single request per operation
+    const paths: string[] = [];
+    const off = Object.create(KeydClient.prototype) as KeydClient;
+    off.call = (async (_m: string, path: string, body?: { n?: number }) => { paths.push(path); return { n: body?.n }; }) as KeydClient['call'];
+    await new KeydBatcher(off, { ...BATCH_DEFAULTS, maxOps: 1 }).many('reencrypt', [{ n: 1 }, { n: 2 }]);
+    expect(paths).toEqual(['/v1/reencrypt', '/v1/reencrypt']);
+  });
+
+  test('a batch keyd finds too large (413) is halved until it fits; every operation is answered once', async () => {
+    const sizes: number[] = [];
+    const stub = Object.create(KeydClient.prototype) as KeydClient;
+    stub.call = (async (_m: string, path: string, body?: { ops?: { n: number }[]; n?: number }) => {
+      if (path !== '/v1/batch') return { n: body?.n, single: true };
+      sizes.push(body!.ops!.length);
+      if (body!.ops!.length > 3) throw new KeydClientError('too-large', 'A batch holds at most 3 operations', 413);
+      return { results: body!.ops!.map((o) => ({ n: o.n })) };
+    }) as KeydClient['call'];
+    const settled = await new KeydBatcher(stub).many('reencrypt', Array.from({ length: 10 }, (_, n) => ({ n })));
+    expect([...sizes].sort((a, b) => b - a)).toEqual([10, 5, 5, 3, 3, 2, 2]);
+    expect(settled.map((s) => s.status === 'fulfilled' && (s.value as { n: number }).n)).toEqual(Array.from({ length: 10 }, (_, n) => n));
   });
 
   test('a whole-request failure fails every operation in the batch with that error', async () => {

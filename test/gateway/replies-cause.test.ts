@@ -6,7 +6,8 @@
 import { ChainFormatError } from '../../src/chain/result';
 import { CryptoError } from '../../src/crypto/errors';
 import { limitError } from '../../src/envelope/limits';
-import { GatewayError, REPLIES, chainFormatFault, replyFor } from '../../src/gateway/replies';
+import { GatewayError, REPLIES, chainFormatFault, decided, replyFor } from '../../src/gateway/replies';
+import { extractContent } from '../../src/inspect/extract';
 import { completeHeaders } from '../../src/gateway/completion';
 
 describe('replyFor', () => {
@@ -23,6 +24,25 @@ describe('replyFor', () => {
     expect(replyFor(new ChainFormatError('body-unparseable', 'Cannot hash body: bad'))).toMatchObject({ code: 550, status: '5.6.0' });
     expect(chainFormatFault('limit-exceeded', 'x')?.reply.status).toBe('5.3.4');
     expect(chainFormatFault('signature-invalid', 'x')).toBeUndefined();
+  });
+  test('mailparser\'s own limits (inspection reading the plaintext) are final too, naming the limit', async () => {
+    const parts = Array.from({ length: 1200 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\nx${i}\r\n`).join('');
+    const bomb = Buffer.from(`From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`);
+    const err = await extractContent(bomb).then(() => undefined, (e: unknown) => e);
+    expect(replyFor(err)).toMatchObject({ code: 552, status: '5.3.4', text: expect.stringMatching(/more than 1000 MIME parts/) });
+    const head = Buffer.from(`From: a@a.example\r\nX-Big: ${'y'.repeat(1100 * 1024)}\r\n\r\nbody\r\n`);
+    const err2 = await extractContent(head).then(() => undefined, (e: unknown) => e);
+    expect(replyFor(err2)).toMatchObject({ code: 552, status: '5.3.4', text: expect.stringMatching(/header is larger than 1 MB/) });
+    // decided(): the same decision as a GatewayError (it crosses the inspector process boundary as such)
+    expect(decided(err)).toBeInstanceOf(GatewayError);
+    const other = new Error('socket hang up');
+    expect(decided(other)).toBe(other);
+  });
+  test('a mailbox store\'s permanent refusal keeps the store\'s status code', () => {
+    const e = GatewayError.withStatus('mailboxRefused', '5.2.2', '552 5.2.2 Mailbox full (bob@b.example)');
+    expect(e.reply).toMatchObject({ code: 550, status: '5.2.2' });
+    expect(e.reply.text).toMatch(/^Mailbox store refused the message: 552 5\.2\.2 Mailbox full/);
+    expect(GatewayError.withStatus('mailboxRefused', '4.2.2').reply.status).toBe('5.0.0');
   });
   test('our own faults and those of services we depend on stay temporary', () => {
     expect(replyFor(new TypeError('undefined is not a function'))).toBe(REPLIES.internal);

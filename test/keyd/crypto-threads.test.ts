@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CryptoError, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups,
-  newMessageKey, systemRng, unblindReencryption,
+  newMessageKey, systemRng, unblindReencryption, verifyReencryption,
 } from '../../src/crypto';
 import { ThreadedCrypto, inlineCrypto } from '../../src/keyd/crypto-threads';
 
@@ -31,7 +31,9 @@ describe('keyd crypto threads', () => {
       const capsule = encapsulate(g, P, { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
       const runner = i % 4 === 0 ? inline : threads;
       const re = blindForReencryption(g, capsule, systemRng);
-      const moved = unblindReencryption(g, re.blinding, await runner.reencrypt(org.privateKey, re.request, bobPub), { keyId: 'bob-1' });
+      const answer = await runner.reencrypt(org.privateKey, orgPub, re.request, bobPub);
+      expect(verifyReencryption(g, org.publicKey, re.request, bob.publicKey, answer)).toBe(true); // the proof crosses the thread boundary intact
+      const moved = unblindReencryption(g, re.blinding, answer, { keyId: 'bob-1' });
       expect(Buffer.from(decapsulate(g, moved, bob.privateKey))).toEqual(Buffer.from(P));
       const de = blindForDecryption(g, capsule, systemRng);
       const opened = completeBlindedDecryption(g, de.blinding, await runner.decrypt(org.privateKey, orgPub, de.request), org.publicKey);
@@ -55,7 +57,7 @@ describe('keyd crypto threads', () => {
     writeFileSync(script, "require('node:worker_threads').parentPort.on('message', () => process.exit(3));\n");
     const dying = new ThreadedCrypto(1, script);
     try {
-      for (let i = 0; i < 3; i++) await expect(dying.reencrypt(org.privateKey, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
+      for (let i = 0; i < 3; i++) await expect(dying.reencrypt(org.privateKey, orgPub, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
     } finally {
       await dying.close();
     }

@@ -20,6 +20,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { filesUnder, network, smtp, waitFor } from '../gateway/network-fixture';
 import { KeydClient } from '../../src/keyd/client';
+import { Directory } from '../../src/directory/directory';
 
 jest.setTimeout(240000);
 
@@ -190,22 +191,36 @@ describe('posting policy', () => {
     try {
       await expect(gatewayClient.call('POST', '/v1/lists/members', { address: 'staff@a.example', add: ['evil@c.example'] })).rejects.toMatchObject({ code: 'forbidden', status: 403 });
       await expect(gatewayClient.call('GET', '/v1/lists/nolist%40a.example/resolve')).rejects.toMatchObject({ status: 404 });
-      // batched re-encryption: each target authorised on its own; a non-member is refused in its slot, the member is served
+      // list targets in a batch (POST /v1/batch, as the gateway's fan-out sends them): each authorised on its own; an outsider and a local
+      // user who is no member are refused in their slots, the members are served (a remote member: to its organisation's certificate)
       const { current } = await gatewayClient.call<{ current: string }>('GET', '/v1/public');
       const c = (await listCapsules(copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw))[0]!;
-      const batch = await gatewayClient.call<{ results: { targetKeyId?: string; error?: { code: string } }[] }>('POST', '/v1/reencrypt/batch', {
-        keyId: current, e: Buffer.from(c.e).toString('base64url'), f: Buffer.from(c.f).toString('base64url'),
-        targets: [{ kind: 'list', list: 'staff@a.example', member: 'alice@a.example' }, { kind: 'list', list: 'staff@a.example', member: 'mallory@c.example' }],
+      const blinded = { op: 'reencrypt', keyId: current, e: Buffer.from(c.e).toString('base64url'), f: Buffer.from(c.f).toString('base64url') };
+      const directory = new Directory({ roots: [net.root.certificate.pem], staticPeers: { 'b.example': B.bundleUrl }, hosts: { 'ssmax.b.example': '127.0.0.1' }, resolver: null, fetchTimeoutMs: 3000, retryMs: 0 });
+      const bundleB = await directory.lookup('b.example').finally(() => directory.close());
+      const batch = await gatewayClient.call<{ results: { targetKeyId?: string; error?: { code: string; status: number } }[] }>('POST', '/v1/batch', {
+        ops: [
+          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } },
+          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'mallory@c.example' } },
+          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'bob@b.example', certificate: bundleB.currentKey.certificate, chain: bundleB.orgCaChain, crls: bundleB.crls } },
+          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'greg@a.example' } },
+        ],
       });
       expect(batch.results[0]).toMatchObject({ targetKeyId: profile(A, 'alice@a.example').encryption.keyId });
-      expect(batch.results[1]).toMatchObject({ error: { code: 'target-refused' } });
+      expect(batch.results[1]).toMatchObject({ error: { code: 'target-refused', status: 403 } });
+      expect(batch.results[2]).toMatchObject({ targetKeyId: bundleB.currentKey.keyId });
+      expect(batch.results[3]).toMatchObject({ error: { code: 'target-refused' } });
+      // the endpoint of one capsule to many targets is gone: /v1/batch is the only batch
+      await expect(gatewayClient.call('POST', '/v1/reencrypt/batch', { ...blinded, targets: [{ kind: 'list', list: 'staff@a.example', member: 'alice@a.example' }] })).rejects.toMatchObject({ status: 404 });
     } finally {
       gatewayClient.close();
     }
     const admin = A.admin();
     try {
       await expect(admin.call('GET', '/v1/lists/staff%40a.example/resolve')).rejects.toMatchObject({ code: 'forbidden' });
-      await expect(admin.call('POST', '/v1/reencrypt/batch', { keyId: 'x', e: 'x', f: 'x', targets: [] })).rejects.toMatchObject({ code: 'forbidden' });
+      // an administrator may not re-encrypt, in a batch either: refused in its slot
+      const refused = await admin.call<{ results: { error?: { code: string } }[] }>('POST', '/v1/batch', { ops: [{ op: 'reencrypt', keyId: 'x', e: 'x', f: 'x', target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } }] });
+      expect(refused.results[0]).toMatchObject({ error: { code: 'forbidden' } });
       // every list operation, refusals included, is in keyd's audit chain, which still verifies
       expect(await admin.call('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
     } finally {

@@ -46,6 +46,12 @@ describe('ssmax ca', () => {
     expect(explicit.code).toBe(0);
     expect(explicit.err).toMatch(/warning: a\.example now has a second organisation CA/);
     expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc'), '--domain', 'c.example', '--org', 'C')).code).toBe(0); // another domain: fine
+    // after the root revoked c.example's CA, a new CA for c.example is certified without the flag
+    expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc2'), '--domain', 'c.example', '--org', 'C 2')).code).toBe(64);
+    expect((await ca('revoke', '--ca', p('root'), '--cert', p('orgc', 'ca.cert.pem'), '--reason', 'superseded')).code).toBe(0);
+    const replaced = await ca('init-org', '--root', p('root'), '--dir', p('orgc2'), '--domain', 'c.example', '--org', 'C 2');
+    expect(replaced.code).toBe(0);
+    expect(replaced.err).not.toMatch(/warning/);
   });
 
   test('--help on the group and on every subcommand', async () => {

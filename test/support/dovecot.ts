@@ -6,6 +6,12 @@
  * from a passwd-file, one Maildir per user under the folder. Dovecot never
  * delivers mail as root: when the tests run as root (CI), mail is written as
  * `nobody`; otherwise everything runs as the current user.
+ *
+ * Like the configuration docs/delivery.md recommends, LMTP runs Pigeonhole
+ * Sieve (Debian's dovecot-sieve) with a global script before the users' own:
+ * a copy whose SSMAX-Delivery-Id the user's mailbox already received is
+ * discarded (Sieve "duplicate", RFC 7352), so the gateway's retry of a copy
+ * it handed over just before it was killed is idempotent here.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -62,7 +68,20 @@ export interface DovecotOptions {
   readonly passwords?: Readonly<Record<string, string>>;
   /** Also offer Dovecot's authentication service to Postfix (smtpd_sasl_type = dovecot) on a loopback port. */
   readonly authService?: boolean;
+  /** Run the duplicate-delivery Sieve script (default true); false: a store without it, every copy stored. */
+  readonly dedupe?: boolean;
 }
+
+/** The global Sieve script of docs/delivery.md: one copy per delivery id and user. */
+export const DEDUPE_SIEVE = [
+  'require ["duplicate"];',
+  '# a copy of a delivery this mailbox already received (the gateway handed it over again after a crash)',
+  'if duplicate :header "SSMAX-Delivery-Id" :seconds 604800 {',
+  '  discard;',
+  '  stop;',
+  '}',
+  '',
+].join('\n');
 
 export async function startDovecotLmtp(users: readonly string[], options: DovecotOptions = {}): Promise<DovecotLmtp> {
   const bin = systemBinary('dovecot', 'scripts/ensure-dovecot.sh');
@@ -87,8 +106,22 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
   // a user without a password gets a random one nobody knows (LMTP delivery needs only the userdb)
   const password = (u: string) => options.passwords?.[u] ?? randomBytes(12).toString('hex');
   const writeUsers = () => writeFileSync(usersFile, [...known].map((u) => `${u}:{PLAIN}${password(u)}::::::\n`).join(''), { mode: 0o644 });
+  // each user's home (mail_home) exists before the first delivery, as on a real server: it holds Sieve's duplicate record
+  const makeHome = (u: string) => {
+    const home = join(mail, u.toLowerCase());
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    if (root) chownSync(home, mailUid, mailGid);
+  };
   for (const u of users) known.add(u.toLowerCase());
+  for (const u of known) makeHome(u);
   writeUsers();
+  const dedupe = options.dedupe ?? true;
+  const sieveFile = join(dir, 'ssmax-dedupe.sieve');
+  if (dedupe) {
+    writeFileSync(sieveFile, DEDUPE_SIEVE, { mode: 0o644 });
+    // compiled now, as the operator would (sievec): the mail user need not write next to it
+    execFileSync(systemBinary('sievec', 'scripts/ensure-dovecot.sh'), [sieveFile], { stdio: 'pipe' });
+  }
   writeFileSync(join(dir, 'dovecot.conf'), [
     `base_dir = ${join(dir, 'run')}`,
     `state_dir = ${join(dir, 'state')}`,
@@ -100,11 +133,17 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
     `default_login_user = ${root ? 'dovenull' : me.username}`,
     ...(root ? [] : [`default_internal_group = ${execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim()}`]),
     `mail_location = maildir:${mail}/%Lu/Maildir`,
+    // the home holds Sieve's duplicate record (.dovecot.lda-dupes)
+    `mail_home = ${mail}/%Lu`,
     `mail_uid = ${mailUid}`,
     `mail_gid = ${mailGid}`,
     'first_valid_uid = 1',
     'userdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
     'passdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
+    ...(dedupe ? [
+      'protocol lmtp {', '  mail_plugins = $mail_plugins sieve', '}',
+      'plugin {', `  sieve_before = ${sieveFile}`, '  sieve_extensions = +duplicate', '}',
+    ] : []),
     'service lmtp {', '  inet_listener lmtp {', '    address = 127.0.0.1', `    port = ${port}`, '  }', '  unix_listener lmtp {', '    mode = 0600', '  }', '}',
     ...(options.authService ? [
       // tests only: plaintext passwords over loopback (docs/postfix.md: TLS between hosts)
@@ -133,6 +172,7 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
     port, authPort, dir, mailDir,
     async addUser(address: string) {
       known.add(address.toLowerCase());
+      makeHome(address);
       writeUsers();
       // Dovecot re-reads the passwd-file when its modification time (in seconds) changes
       const later = new Date(Date.now() + 2000 * ++changes);
