@@ -233,9 +233,24 @@ export class Directory {
     return this.fetchShared(d);
   }
 
-  /** Fetches `domain`'s bundle now (sharing a fetch already under way); throws DirectoryError. For tools and tests. */
-  refresh(domain: string): Promise<PeerEntry> {
-    return this.fetchShared(this.normalise(domain));
+  /**
+   * Fetches `domain`'s bundle now; throws DirectoryError. The answer is always
+   * from a fetch started after this call: a fetch already under way (it may
+   * have been answered before the publisher re-published) is waited for, then
+   * a new one is made (shared by the callers that waited on the same one). A
+   * caller that must see what is published now (a seal by an unknown
+   * certificate, the gateway's check of its own bundle) relies on this.
+   */
+  async refresh(domain: string): Promise<PeerEntry> {
+    const d = this.normalise(domain);
+    const running = this.inflight.get(d);
+    if (running) {
+      await running.catch(() => undefined);
+      // the first waiter starts the next fetch; the others join it (it started after all of them called)
+      const next = this.inflight.get(d);
+      if (next && next !== running) return next;
+    }
+    return this.fetchShared(d);
   }
 
   /** Resolves when every background refresh started so far has finished. */

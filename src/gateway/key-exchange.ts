@@ -180,7 +180,12 @@ interface PeerWatch {
   probedAt: number;
   probing?: Promise<void>;
   refreshedAt: number;
+  /** Last refresh for a seal by an unknown certificate (refreshForSeal). */
+  sealRefreshedAt: number;
 }
+
+/** What refreshForSeal did. */
+export type SealRefresh = 'refreshed' | 'skipped' | 'failed';
 
 /** The sending side: what peers advertise, and refresh-before-send. */
 export class KeyWatch {
@@ -196,7 +201,7 @@ export class KeyWatch {
   private watch(domain: string): PeerWatch {
     let w = this.peers.get(domain);
     if (!w) {
-      w = { advertised: 0, probedAt: -Infinity, refreshedAt: -Infinity };
+      w = { advertised: 0, probedAt: -Infinity, refreshedAt: -Infinity, sealRefreshedAt: -Infinity };
       this.peers.set(domain, w);
     }
     return w;
@@ -257,21 +262,27 @@ export class KeyWatch {
    * A seal by a certificate the cached bundle of `domain` does not hold (the
    * peer may have renewed its sealing certificate since): one bounded refresh,
    * so that the chain can be verified again before any 5xx. Never throws.
+   * 'refreshed': a fetch started after this call succeeded (Directory.refresh),
+   * so the answer reflects what the peer publishes now; 'skipped': a refresh
+   * for a seal of this peer ran less than `refreshMinIntervalMs` ago (its own
+   * timer: a refresh before sending does not use it up); 'failed': the fetch
+   * failed or timed out. Only after 'refreshed' is an unknown certificate
+   * permanent (src/gateway/sealing.ts).
    */
-  async refreshForSeal(domain: string): Promise<boolean> {
+  async refreshForSeal(domain: string): Promise<SealRefresh> {
     const d = domain.toLowerCase();
     const w = this.watch(d);
-    if (this.now() - w.refreshedAt < this.opts.refreshMinIntervalMs) return false;
-    w.refreshedAt = this.now();
+    if (this.now() - w.sealRefreshedAt < this.opts.refreshMinIntervalMs) return 'skipped';
+    w.sealRefreshedAt = this.now();
     this.stats.refreshes++;
     try {
       const got = await withTimeout(this.opts.refresh(d), this.opts.probeTimeoutMs + 3000);
       this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: bundle refreshed (serial ${got.serial})`);
-      return true;
+      return 'refreshed';
     } catch (err) {
       this.stats.refreshFailures++;
       this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: refresh failed: ${(err as Error).message}`);
-      return false;
+      return 'failed';
     }
   }
 

@@ -25,6 +25,7 @@ export const REPLIES = {
   keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable' },
   bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable' },
   chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
+  sealCertificateUnconfirmed: { code: 451, status: '4.7.5', text: 'SSMAX sealing certificate not in the sealer\'s bundle as cached here; bundle could not be fetched afresh, retry later' },
   deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
   inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },

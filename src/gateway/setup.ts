@@ -26,11 +26,8 @@ import { KeydOps } from './keyd-ops';
 import { type Inspector, LocalInspector } from './inspection';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
+import { SealSwitch } from './seal-switch';
 
-/** How often the own bundle is fetched again while a renewed sealing certificate waits to appear in it. */
-const SEAL_CHECK_MS = 5000;
-/** A renewed sealing certificate still missing from the own bundle after this long gets a WARNING line. */
-const SEAL_WAIT_WARN_MS = 600000;
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -103,30 +100,16 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   keydCreds(gatewayClient, config.keyd.cert, config.keyd.key, 'gateway client certificate');
   if (inspectorClient && config.keyd.inspectorCert && config.keyd.inspectorKey) keydCreds(inspectorClient, config.keyd.inspectorCert, config.keyd.inspectorKey, 'inspector client certificate');
   const sealPublic = createPublicKey(deps.seal.privateKey).export({ type: 'spki', format: 'der' });
-  let sealCheck: Promise<void> | undefined;
-  let sealReady: string | undefined; // the certRef found in the own bundle
-  let sealCheckedAt = -Infinity;
-  let sealWaiting: { ref: string; since: number; warned: boolean } | undefined;
+  // when to switch to a renewed sealing certificate: src/gateway/seal-switch.ts
+  const sealSwitch = new SealSwitch({ fetchOwn: () => directory.refresh(config.domain), log: note, domain: config.domain });
   watches.push(new FileWatch([config.seal.cert], ([pem]) => {
     const cert = parseCertificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem!)?.[0] ?? '');
     if (!Buffer.from(cert.spki).equals(sealPublic)) throw new Error('the new sealing certificate is not for the sealing key');
     const ref = certificateRef(cert.der);
-    if (sealReady === ref) {
-      deps.seal.certRef = ref;
-      advertiser?.setSealSerial(cert.serial);
-      return undefined;
-    }
-    if (sealWaiting?.ref !== ref) sealWaiting = { ref, since: performance.now(), warned: false };
-    if (!sealWaiting.warned && performance.now() - sealWaiting.since > SEAL_WAIT_WARN_MS) {
-      sealWaiting.warned = true;
-      note(`WARNING the renewed sealing certificate (serial ${cert.serial}) is not in ${config.domain}'s published bundle after ${SEAL_WAIT_WARN_MS / 60000} minutes; the previous one stays in use until it is (check the publisher's [pki] sealing_certificates and this gateway's [peers] ${config.domain} entry)`);
-    }
-    if (sealCheck || performance.now() - sealCheckedAt < SEAL_CHECK_MS) return 'later';
-    sealCheckedAt = performance.now();
-    sealCheck = directory.refresh(config.domain).then((own) => {
-      if (own.sealingCertificate(ref, new Date())) sealReady = ref;
-    }, () => undefined).finally(() => { sealCheck = undefined; });
-    return 'later';
+    if (ref !== deps.seal.certRef && !sealSwitch.decide(ref, cert.serial, deps.seal.certRef)) return 'later';
+    deps.seal.certRef = ref;
+    advertiser?.setSealSerial(cert.serial);
+    return undefined;
   }, note, 'sealing certificate').start());
   const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol, config.delivery.deliveryId);
   return {

@@ -103,6 +103,31 @@ describe('two organisations sharing only the SSMAX root', () => {
     expect(serverB.requests - before).toBe(1);
   });
 
+  test('refresh() answers from a fetch started after the call, never from one in flight since before a re-publication', async () => {
+    const dir = directory();
+    expect((await dir.lookup('a.example')).serial).toBe(1);
+    let release!: () => void;
+    serverA.hold = new Promise<void>((r) => { release = r; });
+    try {
+      const before = serverA.requests;
+      // a fetch under way (a background refresh, another message's refresh) got the bundle as it was
+      const early = dir.refresh('a.example');
+      while (serverA.requests === before) await new Promise((r) => setTimeout(r, 10));
+      // a.example re-publishes (e.g. with a renewed sealing certificate); then two callers ask for what is published now
+      serverA.body = bundleOf(a, 2, now);
+      const late = [dir.refresh('a.example'), dir.refresh('a.example')];
+      release();
+      serverA.hold = undefined;
+      expect((await early).serial).toBe(1);
+      expect((await Promise.all(late)).map((e) => e.serial)).toEqual([2, 2]);
+      // the two late callers shared one new fetch
+      expect(serverA.requests - before).toBe(2);
+    } finally {
+      release();
+      serverA.hold = undefined;
+    }
+  });
+
   test('the clock may also give a Date (as keyd\'s does)', async () => {
     const dir = directory({ clock: () => new Date(now) });
     expect((await dir.lookup('b.example')).serial).toBe(1);

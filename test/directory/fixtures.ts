@@ -81,6 +81,8 @@ export function rogueSigner(domain: string): Org['signer'] {
 export class BundleServer {
   body = '';
   requests = 0;
+  /** When set, answers wait for it (a fetch in flight across a re-publication). */
+  hold: Promise<void> | undefined;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   port = 0;
@@ -94,7 +96,9 @@ export class BundleServer {
         res.writeHead(404).end();
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json' }).end(this.body);
+      // the body as published when the request arrived, answered once `hold` (if set) resolves
+      const body = this.body;
+      void (this.hold ?? Promise.resolve()).then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
     });
     server.on('connection', (s: Socket) => {
       this.sockets.add(s);

@@ -103,6 +103,24 @@ test('refreshes are bounded per peer, and a failing refresh or probe leaves the 
   expect(Date.now() - t0).toBeLessThan(2000);
 });
 
+test('a refresh for a seal by an unknown certificate: its outcome, its own rate limit (a refresh before sending does not use it up)', async () => {
+  const t = { now: 0 };
+  const { kw, refreshes } = watch({ t, probe: false });
+  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v3)');
+  await kw.fresh('b.example', entry(1)); // refresh before sending at t=0
+  expect(refreshes).toHaveLength(1);
+  expect(await kw.refreshForSeal('B.example')).toBe('refreshed'); // not suppressed by the one before sending
+  expect(refreshes).toHaveLength(2);
+  t.now = 1000;
+  expect(await kw.refreshForSeal('b.example')).toBe('skipped');
+  expect(refreshes).toHaveLength(2);
+  t.now = 6000;
+  expect(await kw.refreshForSeal('b.example')).toBe('refreshed');
+  const down = watch({ t, probe: false, refresh: () => Promise.reject(new Error('publisher down')) });
+  expect(await down.kw.refreshForSeal('b.example')).toBe('failed');
+  expect(down.logs.join('\n')).toMatch(/refresh failed: publisher down/);
+});
+
 describe('the TCP EHLO probe', () => {
   let server: Server;
   let port = 0;

@@ -58,3 +58,26 @@ test("B's new sealing certificate: A refreshes B's bundle once and accepts the m
   expect(A.haraka.logs()).toMatch(/seal by a certificate not in the cached bundle of b\.example: bundle refreshed/);
   expect(B.haraka.logs()).not.toMatch(/bouncing mail/);
 });
+
+test("B's new sealing certificate while B's publisher is unreachable: A cannot fetch B's bundle afresh and defers (4xx 4.7.5), never bounces", async () => {
+  const A = net.org('a.example');
+  const B = net.org('b.example');
+  // B renews again, but its publisher is down: nobody can fetch a bundle carrying the new certificate
+  await B.publisher.stop();
+  try {
+    const pair = generateP256KeyPair();
+    const now = Date.now();
+    writeFileSync(join(B.fx.dir, 'seal.cert.pem'), issueSealingCertificate(B.fx.orgCa, { domain: 'b.example', host: 'mx.b.example', publicKey: pair.publicKey, notBefore: new Date(now - 60000), notAfter: new Date(now + 86400000) }).pem);
+    writeFileSync(join(B.fx.dir, 'seal.key.pem'), privateKeyToPem(pair.privateKey));
+    await B.restartHaraka(); // seals with the new certificate from the start
+    await new Promise((r) => setTimeout(r, 5500)); // past A's refresh_min_interval for B's seals (the first test's refresh)
+    expect(await smtp(B.ports.smtp, 'carol@b.example', ['dave@a.example'], mail('S-down'), carol)).toMatch(/^250 /);
+    await waitFor(() => /seal by a certificate not in the cached bundle of b\.example: refresh failed/.test(A.haraka.logs()), 30000, () => A.haraka.logs().slice(-3000));
+    await waitFor(() => /45\d 4\.7\.5 SSMAX sealing certificate not in the sealer's bundle/.test(B.haraka.logs()), 30000, () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`);
+    expect(A.haraka.logs()).not.toMatch(/550 5\.7\.5 SSMAX sealing certificate refused/);
+    expect(B.haraka.logs()).not.toMatch(/bouncing mail/);
+    expect(got('S-down')).toBe(0);
+  } finally {
+    await B.restartPublisher();
+  }
+});
