@@ -241,6 +241,16 @@ export class KeydOps {
     }
   }
 
+  /** A tracking token naming this organisation's mail system (its own failure reports to senders at peers), not a user. */
+  async mintMailSystemToken(messageId: string): Promise<Uint8Array> {
+    try {
+      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { mailSystem: true, messageId });
+      return unb64(r.token);
+    } catch (err) {
+      throw fromKeyd(err);
+    }
+  }
+
   /**
    * A local user's facts, or undefined if not registered. An active user's
    * facts are reused for a few seconds (the recipient check at RCPT and the

@@ -203,6 +203,6 @@ export async function reportToPeer(deps: GatewayDeps, report: Buffer, to: string
   const none: ChainVerification = await verifyChain(report, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
   if (none.result !== 'none') throw new GatewayError('chainFailed', 'a report must not carry seals');
   // seal i=1 carries a tracking token; a report's names this organisation's mail system (keyd), not a user
-  const token = await deps.keyd.mintToken(`MAILER-DAEMON@${deps.config.domain}`, checkMessage(report).messageId || '<none>');
+  const token = await deps.keyd.mintMailSystemToken(checkMessage(report).messageId || '<none>');
   return sealPlainForPeer(deps, report, peer, none, [], token, [to]);
 }

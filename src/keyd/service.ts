@@ -363,11 +363,17 @@ export class KeyService {
   async mintToken(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     return this.audited(actor, 'tracking.mint', {}, () => {
       this.require(actor, ['gateway'], 'tracking.mint');
-      const sender = checkAddress(body.sender, 'sender');
       const messageId = str(body.messageId, 'messageId', 998);
+      // the gateway's own failure reports to senders at peers (sealed like any mail of this organisation): no user
+      // sent them. Asked for explicitly, never by naming an address: a user's submission From: MAILER-DAEMON@<domain>
+      // stays an unregistered sender (refused below), so no user can send as the mail system.
+      if (body.mailSystem === true) {
+        if (body.sender !== undefined || body.submitter !== undefined) throw new KeydError('bad-request', 'A mail-system token names no sender and no submitter');
+        return { result: { token: this.d.tracking.mint(MAIL_SYSTEM_CODE, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId), reason: 'mail system' } };
+      }
+      if (body.mailSystem !== undefined) throw new KeydError('bad-request', 'Field "mailSystem" must be true when present');
+      const sender = checkAddress(body.sender, 'sender');
       const submitter = submitterOf(body);
-      // the gateway's own failure reports to senders at peers (sealed like any mail of this organisation): no user sent them
-      if (sender === `mailer-daemon@${this.domain}`) return { result: { token: this.d.tracking.mint(MAIL_SYSTEM_CODE, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId), reason: 'mail system' } };
       const u = this.d.registry.get(sender);
       if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
       if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);

@@ -49,12 +49,16 @@ describe('tracking tokens with the submitter', () => {
   });
 
   test('the mail system\'s token (failure reports to peers): resolves to mailer-daemon, not a user; nothing to disclose; other unregistered senders still refused', async () => {
-    const { token } = await service.mintToken(gateway, { sender: 'MAILER-DAEMON@a.example', messageId: '<r1@a.example>' }) as { token: string };
+    const { token } = await service.mintToken(gateway, { mailSystem: true, messageId: '<r1@a.example>' }) as { token: string };
     const r = await service.resolveToken(admin, { token, messageId: '<r1@a.example>' });
     expect(r.user).toEqual({ address: 'mailer-daemon@a.example', code: '#mail-system', status: 'mail-system', kind: 'mail-system' });
     expect(r.messageIdMatches).toBe(true);
     await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token })).rejects.toThrow(/mail system .*no identity to disclose/);
     await expect(service.mintToken(gateway, { sender: 'mailer-daemon@elsewhere.example', messageId: '<r2@a.example>' })).rejects.toThrow(/not a registered user/);
+    // naming the mail system's address is not asking for its token: a user's From: MAILER-DAEMON@<own domain> stays unregistered
+    await expect(service.mintToken(gateway, { sender: 'MAILER-DAEMON@a.example', messageId: '<r4@a.example>' })).rejects.toThrow(/not a registered user/);
+    await expect(service.mintToken(gateway, { mailSystem: true, sender: 'dave@a.example', messageId: '<r5@a.example>' })).rejects.toThrow(/names no sender/);
+    await expect(service.mintToken(gateway, { mailSystem: 'yes', sender: 'dave@a.example', messageId: '<r6@a.example>' })).rejects.toThrow(/must be true/);
     await expect(service.mintToken(gateway, { sender: 'postmaster@a.example', messageId: '<r3@a.example>' })).rejects.toThrow(/not a registered user/);
   });
 
