@@ -30,6 +30,7 @@ import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
 import * as pkijs from 'pkijs';
 import { bytesEqual, parseCertificate } from '../pki/certificate';
+import { pemTexts } from '../pki/pem';
 import { type SigningAuthority, randomSerial, signTbs, toCertTime } from '../pki/issue';
 import type { AuditLog } from './audit';
 import type { KeydConfig } from './config';
@@ -57,7 +58,6 @@ export interface CertState {
   readonly error?: string;
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g;
 
 /** [certificates] of keyd's config file; relative file names against the file's folder (as keyd's other paths). */
 export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
@@ -129,7 +129,7 @@ export class CertRenewer {
 
   private async one(file: string, now: Date): Promise<{ state: CertState; changed: boolean }> {
     const text = readFileSync(file, 'utf8');
-    const blocks = [...text.matchAll(PEM_RE)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+    const blocks = pemTexts(text); // linear; each block ends in a newline
     if (blocks.length === 0 || !blocks[0]!.startsWith('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate (the first PEM block must be one)');
     const cert = parseCertificate(blocks[0]!);
     const left = cert.notAfter.getTime() - now.getTime();
