@@ -4,7 +4,7 @@
  * the sending side resolves a report or a bare token (`resolve`). This file
  * only parses arguments and calls src/abuse.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { AbuseError } from '../abuse/errors';
@@ -14,7 +14,7 @@ import { describeResolution, resolveReport, resolveToken, type Resolution } from
 import { submitReport } from '../abuse/submit';
 import { Directory } from '../directory/directory';
 import { DirectoryConfigError, directoryOptions, loadDirectoryConfig } from '../directory/config';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, readInput } from './command';
 
 const HELP = `Usage: ssmax abuse <subcommand> [options]
 
@@ -87,13 +87,6 @@ function required(v: unknown, name: string, usage: string): string {
   return v;
 }
 
-function readInput(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new CliError(`Cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.noInput);
-  }
-}
 
 function need<T>(v: T | undefined, key: string, config: AbuseConfig): T {
   if (v === undefined) throw new CliError(`Config "${config.file}": ${key} is required`, EXIT.config);

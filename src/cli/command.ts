@@ -1,4 +1,5 @@
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { cannotRead, errnoCode, errnoText } from '../errors/errno';
 
 /**
  * The shape of one `ssmax` command group (`ssmax ca …`, `ssmax keyd …`, …).
@@ -86,9 +87,9 @@ export function exitOf(err: unknown): { code: number; message: string } {
   if (err instanceof CliError) return { code: err.exitCode, message };
   if (err instanceof Error && /ConfigError$/.test(err.name)) return { code: EXIT.config, message };
   // OpenSSL refusing a certificate or key file a configuration named (not a key, key and certificate not a pair).
-  if (err instanceof Error && /^ERR_OSSL/.test(String((err as NodeJS.ErrnoException).code))) return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
+  if (err instanceof Error && /^ERR_OSSL/.test(String(errnoCode(err)))) return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as Error & { cause?: unknown }).cause, depth++) {
-    const code = (e as NodeJS.ErrnoException).code;
+    const code = errnoCode(e);
     if (typeof code === 'string' && ERRNO_EXIT[code] !== undefined) return { code: ERRNO_EXIT[code], message };
   }
   return { code: EXIT.software, message };
@@ -103,11 +104,25 @@ export function requireReadable(path: string, what = 'config'): void {
   try {
     accessSync(path, constants.R_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot read ${what} "${path}": permission denied`, EXIT.noPerm);
     throw new CliError(`Cannot read ${what} "${path}": no such file`, EXIT.noInput);
   }
   if (statSync(path).isDirectory()) throw new CliError(`Cannot read ${what} "${path}": it is a folder`, EXIT.noInput);
+}
+
+/** The bytes of an input file a command was given (66 when it cannot be read, naming `what` and the path). */
+export function readInput(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new CliError(cannotRead(what, path, err), EXIT.noInput);
+  }
+}
+
+/** An input file as UTF-8 text (readInput). */
+export function readInputText(path: string, what: string): string {
+  return readInput(path, what).toString('utf8');
 }
 
 /** Checks that `path` is an existing folder (66 when it is not, 77 when it cannot be read). */
@@ -117,7 +132,7 @@ export function requireFolder(path: string, what: string): void {
     isDir = statSync(path).isDirectory();
     if (isDir) accessSync(path, constants.R_OK | constants.X_OK);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot read ${what} "${path}": permission denied`, EXIT.noPerm);
     throw new CliError(`Cannot read ${what} "${path}": no such folder`, EXIT.noInput);
   }
@@ -129,9 +144,9 @@ export function createOutputDir(path: string): void {
   try {
     mkdirSync(path, { recursive: true, mode: 0o700 });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'EACCES' || code === 'EPERM') throw new CliError(`Cannot create folder "${path}": permission denied`, EXIT.noPerm);
-    throw new CliError(`Cannot create folder "${path}": ${code ?? (err as Error).message}`, EXIT.cantCreate);
+    throw new CliError(`Cannot create folder "${path}": ${errnoText(err)}`, EXIT.cantCreate);
   }
   if (!statSync(path).isDirectory()) throw new CliError(`Cannot create folder "${path}": a file of that name exists`, EXIT.cantCreate);
 }

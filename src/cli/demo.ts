@@ -16,6 +16,7 @@ import { loadUserProfile } from '../user/profile';
 import { signAndEncrypt } from '../user/sign-encrypt';
 import { submitMessage } from '../user/submit';
 import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { errnoText } from '../errors/errno';
 
 const HELP = `Usage: ssmax demo [--dir DIR] [--keep]
 
@@ -45,7 +46,7 @@ export function prepareDemoDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new CliError(`Cannot create folder "${dir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.cantCreate);
+    throw new CliError(`Cannot create folder "${dir}": ${errnoText(err)}`, EXIT.cantCreate);
   }
   const entries = readdirSync(dir);
   if (entries.length > 0) {

@@ -5,7 +5,6 @@
  * and revoke the certificates in a new CRL that the bundle publisher
  * re-publishes). This file only parses arguments and calls src/registry.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
@@ -16,7 +15,7 @@ import { REVOCATION_REASONS, isRevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
 import { type RegisteredUser, RegistryError, addUser, certificateSerials, getUser, revokeUser, setUserStatus } from '../registry/registration';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, readInputText } from './command';
 
 const HELP = `Usage: ssmax registry <subcommand> --config FILE [options] ADDRESS
 
@@ -80,7 +79,7 @@ function required(v: unknown, name: string, usage: string): string {
  */
 async function ownBundleText(config: AbuseConfig): Promise<string> {
   const r = config.registry;
-  if (r.bundle) return readText(r.bundle, 'bundle');
+  if (r.bundle) return readInputText(r.bundle, 'bundle');
   const missing = `Config "${config.file}": --profile needs the organisation's signed bundle: [registry] bundle (a file), or [abuse] domain with its URL under [peers] and a [directory] section`;
   if (!config.domain || !config.hasDirectory) throw new CliError(missing, EXIT.config);
   let dc;
@@ -92,7 +91,7 @@ async function ownBundleText(config: AbuseConfig): Promise<string> {
   }
   const url = dc.peers[config.domain];
   if (!url) throw new CliError(missing, EXIT.config);
-  const ca = (dc.tlsCa ?? dc.roots).map((f) => readText(f, 'TLS CA'));
+  const ca = (dc.tlsCa ?? dc.roots).map((f) => readInputText(f, 'TLS CA'));
   try {
     return await fetchBundleText(url, { timeoutMs: dc.fetchTimeoutMs, ca, hosts: new Map(Object.entries(dc.hosts).map(([h, a]) => [h.toLowerCase(), a])) });
   } catch (err) {
@@ -101,13 +100,6 @@ async function ownBundleText(config: AbuseConfig): Promise<string> {
   }
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new CliError(`Cannot read ${what} "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, EXIT.noInput);
-  }
-}
 
 /** The org CA from [registry]: an `ssmax ca` directory, or certificate and key files. */
 function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: string; crlFile: string } {
@@ -115,10 +107,10 @@ function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: str
   const certFile = r.caDir ? join(r.caDir, 'ca.cert.pem') : r.caCert;
   const keyFile = r.caDir ? join(r.caDir, 'ca.key.pem') : r.caKey;
   if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.config);
-  const passphrase = r.caPassphraseFile ? readText(r.caPassphraseFile, 'passphrase file').replace(/\r?\n$/, '') : undefined;
+  const passphrase = r.caPassphraseFile ? readInputText(r.caPassphraseFile, 'passphrase file').replace(/\r?\n$/, '') : undefined;
   let ca: SigningAuthority;
   try {
-    ca = { certificate: parseCertificate(readText(certFile, 'CA certificate')), privateKey: privateKeyFromPem(readText(keyFile, 'CA key'), passphrase) };
+    ca = { certificate: parseCertificate(readInputText(certFile, 'CA certificate')), privateKey: privateKeyFromPem(readInputText(keyFile, 'CA key'), passphrase) };
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`Cannot load the org CA ("${certFile}", "${keyFile}"): ${(err as Error).message}`, EXIT.dataErr);
@@ -169,7 +161,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     required(values.code, 'code', usage);
     if (typeof values['identity-ref-file'] === 'string') {
       if (values['identity-ref'] !== undefined) throw new CliError(`Give --identity-ref or --identity-ref-file, not both\n\n${usage}`, EXIT.usage);
-      values['identity-ref'] = readText(values['identity-ref-file'], 'identity reference file').split(/\r?\n/)[0]?.trim() ?? '';
+      values['identity-ref'] = readInputText(values['identity-ref-file'], 'identity reference file').split(/\r?\n/)[0]?.trim() ?? '';
       if (values['identity-ref'] === '') throw new CliError(`Cannot use identity reference file "${values['identity-ref-file']}": it is empty`, EXIT.dataErr);
     }
     required(values['identity-ref'], 'identity-ref', usage);
@@ -187,7 +179,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           const r = config.registry;
           if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.config);
           profile = {
-            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readText(r.root, 'root certificate'), orgBundle: await ownBundleText(config),
+            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readInputText(r.root, 'root certificate'), orgBundle: await ownBundleText(config),
             validDays: r.certificateDays, ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
           };
         }

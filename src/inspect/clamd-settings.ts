@@ -8,6 +8,7 @@
  * unknown and the gateway says so (docs/inspection.md).
  */
 import { readFileSync, statfsSync } from 'node:fs';
+import { errnoText } from '../errors/errno';
 
 /** statfs f_type of the memory file systems (linux/magic.h). */
 const MEMORY_FS: Record<number, string> = { 0x01021994: 'tmpfs', 0x858458f6: 'ramfs' };
@@ -39,7 +40,7 @@ export function clamdSettingsWarnings(confPath: string | undefined): string[] {
   try {
     conf = parseClamdConf(readFileSync(confPath, 'utf8'));
   } catch (err) {
-    return [`clamd settings unknown: cannot read [av] clamd_config ${confPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`];
+    return [`clamd settings unknown: cannot read [av] clamd_config ${confPath}: ${errnoText(err)}`];
   }
   const warnings: string[] = [];
   const tmp = conf.get('temporarydirectory');

@@ -22,12 +22,13 @@ import { KeydClient } from '../keyd/client';
 import { ValidationCache } from '../pki/validate';
 import { type InspectorConfig, InspectorConfigError } from './config';
 import { InspectorServer } from './server';
+import { cannotRead } from '../errors/errno';
 
 function readPem(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InspectorConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InspectorConfigError(cannotRead(what, file, err));
   }
 }
 

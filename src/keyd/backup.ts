@@ -23,6 +23,7 @@ import type { KeydConfig } from './config';
 import { KeydError, type KeydErrorCode } from './errors';
 import { SecretWrapper, loadMasterKey } from './master-key';
 import { KeydStore } from './store';
+import { errnoText } from '../errors/errno';
 
 export const BACKUP_FILE = 'data.mdb';
 export const MANIFEST_FILE = 'ssmax-keyd-backup.json';
@@ -128,7 +129,7 @@ function readManifest(fromDir: string): BackupManifest {
   try {
     parsed = JSON.parse(readFileSync(join(fromDir, MANIFEST_FILE), 'utf8'));
   } catch (err) {
-    throw new KeydError('config', `"${fromDir}" is not a keyd backup (no readable ${MANIFEST_FILE}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new KeydError('config', `"${fromDir}" is not a keyd backup (no readable ${MANIFEST_FILE}: ${errnoText(err)})`);
   }
   const m = parsed as Partial<Record<keyof BackupManifest, unknown>>;
   const bad = (what: string) => new KeydError('config', `"${join(fromDir, MANIFEST_FILE)}" is not a valid backup manifest: ${what}`);
@@ -178,7 +179,7 @@ export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<
     try {
       renameSync(staging, config.dataDir);
     } catch (err) {
-      throw new KeydError('config', `Cannot put the restored store in place at "${config.dataDir}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (is keyd running?)`);
+      throw new KeydError('config', `Cannot put the restored store in place at "${config.dataDir}": ${errnoText(err)} (is keyd running?)`);
     }
   } catch (err) {
     rmSync(staging, { recursive: true, force: true });

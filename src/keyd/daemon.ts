@@ -26,6 +26,7 @@ import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import { CertRenewer, certPolicyOf } from './cert-renewal';
+import { cannotRead } from '../errors/errno';
 
 export interface KeydParts {
   readonly store: KeydStore;
@@ -40,7 +41,7 @@ function readPem(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new KeydError('config', `Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new KeydError('config', cannotRead(what, file, err));
   }
 }
 

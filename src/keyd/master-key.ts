@@ -8,6 +8,7 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { KeydError } from './errors';
+import { cannotRead, errnoText } from '../errors/errno';
 
 export const MASTER_KEY_LENGTH = 32;
 const WRAP_VERSION = 1;
@@ -19,7 +20,7 @@ export function createMasterKeyFile(path: string, key: Uint8Array = randomBytes(
   try {
     fd = openSync(path, 'wx', 0o600);
   } catch (err) {
-    throw new KeydError('config', `Cannot create master key file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new KeydError('config', `Cannot create master key file "${path}": ${errnoText(err)}`);
   }
   try {
     writeSync(fd, `${Buffer.from(key).toString('hex')}\n`);
@@ -34,7 +35,7 @@ export function loadMasterKey(path: string): Uint8Array {
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    throw new KeydError('config', `Cannot read master key file "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new KeydError('config', cannotRead('master key file', path, err));
   }
   try {
     const mode = fstatSync(fd).mode & 0o777;

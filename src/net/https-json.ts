@@ -5,6 +5,7 @@
  * — and how a failure is named to the caller — stays with each service.
  */
 import type { Server } from 'node:https';
+import { errnoText } from '../errors/errno';
 import { type Agent, request } from 'node:https';
 
 /** Why a request got no JSON answer: the peer could not be reached, did not answer in time, cut the response, or answered with something that is not JSON. */
@@ -60,7 +61,7 @@ export function requestJson(r: JsonRequest): Promise<{ status: number; json: unk
     req.on('socket', (s) => s.setNoDelay(true));
     req.on('error', (err) => {
       clearTimeout(timer);
-      reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', (err as NodeJS.ErrnoException).code ?? err.message));
+      reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', errnoText(err)));
     });
     req.end(r.body);
   });

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KeyState } from '../pki/bundle';
 import { pemTexts } from '../pki/pem';
+import { cannotRead } from '../errors/errno';
 
 /** One entry of keyd's `GET /v1/public` `keys`. */
 export interface KeydPublicKey {
@@ -63,7 +64,7 @@ export function pemBlocks(file: string, label: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new Error(cannotRead(label, file, err), { cause: err });
   }
   const blocks = pemTexts(text);
   if (blocks.length === 0) throw new Error(`Cannot read ${label} "${file}": no PEM block`);

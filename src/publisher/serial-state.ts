@@ -6,6 +6,7 @@
  * bundle with that serial is served: a crash can skip a serial, never reuse one.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { cannotRead, errnoCode } from '../errors/errno';
 
 export interface PublicationRecord {
   readonly serial: number;
@@ -22,8 +23,8 @@ export class SerialState {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw new Error(`Cannot read publisher state "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      if (errnoCode(err) === 'ENOENT') return;
+      throw new Error(cannotRead('publisher state', file, err), { cause: err });
     }
     let doc: unknown;
     try {
