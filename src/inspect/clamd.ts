@@ -8,6 +8,7 @@
  * unless configured to tag-and-deliver).
  */
 import { type Socket, connect } from 'node:net';
+import { Limit } from '../net/limit';
 
 export interface ClamdOptions {
   readonly host?: string;
@@ -29,21 +30,11 @@ export class ClamdError extends Error {
 const CHUNK = 64 * 1024;
 
 export class ClamdClient {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly limit: Limit;
 
   constructor(private readonly opts: ClamdOptions) {
     if (!opts.socketPath && !(opts.host && opts.port)) throw new ClamdError('protocol', 'Cannot use clamd: give a socket path or a host and port');
-  }
-
-  private async slot(): Promise<() => void> {
-    const max = this.opts.maxConnections ?? 4;
-    if (this.active >= max) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-    return () => {
-      this.active--;
-      this.waiting.shift()?.();
-    };
+    this.limit = new Limit(opts.maxConnections ?? 4);
   }
 
   private talk(send: (s: Socket) => void): Promise<string> {
@@ -72,7 +63,7 @@ export class ClamdClient {
   }
 
   async scan(data: Buffer): Promise<ScanResult> {
-    const release = await this.slot();
+    const release = await this.limit.acquire();
     try {
       const answer = await this.talk((s) => {
         s.write('zINSTREAM\0');

@@ -13,11 +13,10 @@
  *        body: the message → {verdict?, decision, quarantined?}
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { closeGracefully, listen } from '../net/https-json';
-import { type Server, createServer } from 'node:https';
-import { answerClientError } from '../net/client-error';
+import type { IncomingMessage } from 'node:http';
+import type { Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
+import { JsonHttpsServer, readBody, type RequestContext } from '../net/https-server';
 import type { Capsule } from '../crypto';
 import { CryptoError } from '../crypto/errors';
 import { listCapsulesIn } from '../envelope';
@@ -83,34 +82,17 @@ function fromEngine(err: unknown): unknown {
 }
 
 export class InspectorServer {
-  readonly server: Server;
-  private inFlight = 0;
+  private readonly http: JsonHttpsServer;
   private readonly auth: ClientCertificateAuth;
-
-  private get headersTimeoutMs(): number {
-    return this.opts.headersTimeoutMs ?? 5000;
-  }
-
-  private get maxHeaders(): number {
-    return this.opts.maxHeaders ?? 64;
-  }
 
   constructor(private readonly engine: LocalInspector, private readonly opts: InspectorServerOptions) {
     this.auth = new ClientCertificateAuth({ roots: opts.roots, crls: opts.crls, roles: ['gateway'], issuers: opts.orgCas, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
-    this.server = createServer({
-      cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
-      handshakeTimeout: this.headersTimeoutMs,
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(this.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000,
-      maxHeaderSize: opts.maxHeaderBytes ?? 16384,
-      // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(this.headersTimeoutMs / 4))),
-    }, (req, res) => { void this.handle(req, res); });
-    // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
-    this.server.maxHeadersCount = this.maxHeaders + 1;
-    // Requests Node's parser refuses (malformed, headers too large or too slow, a malformed chunked body) get a JSON answer too.
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => answerClientError(err, socket, opts.maxHeaderBytes ?? 16384));
-    this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
+    this.http = new JsonHttpsServer({
+      ...opts, service: 'inspector',
+      headersTimeoutMs: opts.headersTimeoutMs ?? 5000, maxHeaderBytes: opts.maxHeaderBytes ?? 16384, maxHeaders: opts.maxHeaders ?? 64,
+      // the name and where, never the message (the default): a parser's message could quote the content
+      refusal: (err) => (err instanceof InspectorError ? err : undefined),
+    }, (req, ctx) => this.handle(req, ctx));
   }
 
   private caller(socket: TLSSocket): ClientIdentity {
@@ -122,29 +104,9 @@ export class InspectorServer {
     }
   }
 
-  private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-    if (res.headersSent || res.destroyed || !res.socket || res.socket.writableEnded) return; // already answered (a parser error mid-body is answered by clientError)
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...extra });
-    res.end(text);
-  }
-
-  private async readBody(req: IncomingMessage): Promise<Buffer> {
-    const limit = this.opts.maxBodyBytes;
-    if (Number(req.headers['content-length'] ?? 0) > limit) throw new InspectorError('too-large', `Request body over ${limit} bytes`);
-    const parts: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of req) {
-        size += (chunk as Buffer).length;
-        if (size > limit) throw new InspectorError('too-large', `Request body over ${limit} bytes`);
-        parts.push(chunk as Buffer);
-      }
-    } catch (err) {
-      if (err instanceof InspectorError) throw err;
-      throw new InspectorError('bad-request', 'Request body not received whole'); // the client's fault (a malformed chunked body, a closed connection)
-    }
-    return Buffer.concat(parts, size);
+  /** The node:https server (for tests and the daemon's shutdown). */
+  get server(): Server {
+    return this.http.server;
   }
 
   /** The capsule for this organisation's key: the message must be encrypted to it (exactly one). */
@@ -171,7 +133,7 @@ export class InspectorServer {
     if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => ADDRESS.test(r))) throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
     const release = q.get('release');
     if (release !== null && !RELEASE_ID.test(release)) throw new InspectorError('bad-request', 'release must be a quarantine id');
-    const message = await this.readBody(req);
+    const message = await readBody(req, this.opts.maxBodyBytes);
     if (message.length === 0) throw new InspectorError('bad-request', 'the message (request body) is empty');
     try {
       const capsule = this.ownCapsule(message);
@@ -181,52 +143,27 @@ export class InspectorServer {
     }
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    if (this.inFlight >= this.opts.maxInFlight) {
-      this.send(res, 503, { error: { code: 'busy', message: 'Too many requests in flight; retry' } }, { 'retry-after': '1' });
-      req.resume();
-      return;
+  private async handle(req: IncomingMessage, ctx: RequestContext): Promise<unknown> {
+    ctx.role = this.caller(req.socket as TLSSocket).role;
+    this.http.checkHeaderCount(req);
+    const url = new URL(req.url ?? '/', 'https://inspector');
+    if (url.pathname === '/v1/inspect') {
+      if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
+      return this.inspect(url, req);
     }
-    let status: number;
-    let role = '-';
-    this.inFlight++;
-    try {
-      role = this.caller(req.socket as TLSSocket).role;
-      if (req.rawHeaders.length / 2 > this.maxHeaders) throw new InspectorError('too-many-headers', `Request has more than ${this.maxHeaders} header fields`);
-      const url = new URL(req.url ?? '/', 'https://inspector');
-      let result: unknown;
-      if (url.pathname === '/v1/inspect') {
-        if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
-        result = await this.inspect(url, req);
-      } else if (url.pathname === '/v1/health') {
-        if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');
-        result = { ok: true, domain: this.opts.domain, role, dlp: Boolean(this.engine.config.dlp), av: Boolean(this.engine.config.av) };
-      } else {
-        throw new InspectorError('not-found', `No endpoint ${url.pathname}`);
-      }
-      status = 200;
-      this.send(res, 200, result);
-    } catch (err) {
-      const e = err instanceof InspectorError ? err : new InspectorError('internal', 'Internal error');
-      status = e.status;
-      // the name and where, never the message: a parser's message could quote the content
-      if (!(err instanceof InspectorError)) this.opts.log?.(`inspector: internal error: ${(err as Error).name ?? 'error'} ${((err as Error).stack ?? '').split('\n').slice(1, 4).map((l) => l.trim()).join(' | ')}`);
-      if (e.code === 'too-large') res.setHeader('connection', 'close');
-      this.send(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
-      req.resume();
-    } finally {
-      this.inFlight--;
+    if (url.pathname === '/v1/health') {
+      if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');
+      return { ok: true, domain: this.opts.domain, role: ctx.role, dlp: Boolean(this.engine.config.dlp), av: Boolean(this.engine.config.av) };
     }
-    if (status !== 200) this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
+    throw new InspectorError('not-found', `No endpoint ${url.pathname}`);
   }
 
   listen(): Promise<number> {
-    return listen(this.server, this.opts.host, this.opts.port);
+    return this.http.listen();
   }
 
   /** Stops accepting, lets requests in flight finish (bounded), then resolves. */
   close(graceMs = 5000): Promise<void> {
-    return closeGracefully(this.server, () => this.inFlight, graceMs);
+    return this.http.close(graceMs);
   }
 }

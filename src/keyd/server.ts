@@ -5,11 +5,10 @@
  * concurrency, timeouts, structured errors, graceful shutdown.
  * Endpoints: docs/keyd-api.md.
  */
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { closeGracefully, listen } from '../net/https-json';
-import { answerClientError } from '../net/client-error';
+import type { Server } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { JsonHttpsServer, readBody, type RequestContext } from '../net/https-server';
 import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import { ROLES } from '../pki/oids';
 import type { ValidationCache } from '../pki/validate';
@@ -54,8 +53,6 @@ interface Route {
   readonly pattern: RegExp;
   readonly handle: (actor: Actor, body: Record<string, unknown>, params: string[]) => Promise<unknown> | unknown;
 }
-
-const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' } as const;
 
 /** The path of a request target (origin form), without query or fragment; what `new URL(...).pathname` gives, without building a URL. */
 export function pathOf(target: string | undefined): string {
@@ -118,8 +115,7 @@ export function parseRequestBody(raw: Buffer): Record<string, unknown> {
 }
 
 export class KeydServer {
-  readonly server: Server;
-  private inFlight = 0;
+  private readonly http: JsonHttpsServer;
   private readonly routes: Route[];
   /** Routes without parameters, by path (the hot ones: no regex per request). */
   private readonly exact = new Map<string, Route>();
@@ -166,20 +162,11 @@ export class KeydServer {
       const src = r.pattern.source; // e.g. ^\/v1\/reencrypt$
       if (/^\^[\\/a-z0-9-]+\$$/.test(src)) this.exact.set(src.slice(1, -1).replace(/\\\//g, '/'), r);
     }
-    this.server = createServer({
-      cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
-      handshakeTimeout: opts.headersTimeoutMs,
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000, noDelay: true,
-      maxHeaderSize: opts.maxHeaderBytes,
-      // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
-    }, (req, res) => { void this.handle(req, res); });
-    // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
-    this.server.maxHeadersCount = opts.maxHeaders + 1;
-    // Requests Node's parser refuses (malformed, headers too large, timed out, a malformed chunked body) get a JSON answer too.
-    this.server.on('clientError', (err: Error & { code?: string }, socket) => answerClientError(err, socket, opts.maxHeaderBytes));
-    this.server.on('secureConnection', (s: TLSSocket) => s.setNoDelay(true));
+    this.http = new JsonHttpsServer({
+      ...opts, service: 'keyd',
+      refusal: (err) => (err instanceof KeydError ? err : undefined),
+      describeFault: (err) => (err as Error).stack ?? String(err),
+    }, (req, ctx) => this.handle(req, ctx));
   }
 
   /** The caller, from its client certificate (src/pki/client-auth.ts: chain, validity, CRL, usage, role, issued by this organisation's CA; cached per connection for 60 s). */
@@ -192,96 +179,29 @@ export class KeydServer {
     }
   }
 
-  private send(res: ServerResponse, status: number, body: unknown, extra: Record<string, string> = {}): void {
-    if (res.headersSent || res.destroyed || !res.socket || res.socket.writableEnded) return; // already answered (a parser error mid-body is answered by clientError)
-    const data = Buffer.from(JSON.stringify(body), 'utf8');
-    res.writeHead(status, { ...JSON_HEADERS, 'content-length': data.length, ...extra });
-    res.end(data);
+  /** The node:https server (for tests and the daemon's shutdown). */
+  get server(): Server {
+    return this.http.server;
   }
 
-  /** The whole body, bounded by `maxBodyBytes` (events, not an async iterator: one less allocation chain per request). */
-  private rawBody(req: IncomingMessage): Promise<Buffer> {
-    const max = this.opts.maxBodyBytes;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > max) return Promise.reject(new KeydError('too-large', `Request body over ${max} bytes`));
-    return new Promise((resolve, reject) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      const onData = (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > max) {
-          cleanup();
-          req.resume(); // drain: the answer goes out, the rest is discarded
-          reject(new KeydError('too-large', `Request body over ${max} bytes`));
-          return;
-        }
-        parts.push(chunk);
-      };
-      const onEnd = () => {
-        cleanup();
-        resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts, size));
-      };
-      const onError = (err: Error) => {
-        cleanup();
-        reject(new KeydError('bad-request', `Request body not received whole: ${err.message}`)); // the client's fault, not ours (a malformed chunked body, a closed connection)
-      };
-      const onClose = () => onError(new Error('Request closed before its body ended'));
-      const cleanup = () => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        req.off('error', onError);
-        req.off('close', onClose);
-      };
-      req.on('data', onData);
-      req.on('end', onEnd);
-      req.on('error', onError);
-      req.on('close', onClose);
-    });
-  }
-
-  private async readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
-    return parseRequestBody(await this.rawBody(req));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    if (this.inFlight >= this.opts.maxInFlight) {
-      this.send(res, 503, { error: { code: 'busy', message: 'Too many requests in flight; retry' } }, { 'retry-after': '1' });
-      return;
-    }
-    let status: number;
-    let role = '-';
-    this.inFlight++;
-    try {
-      const actor = this.actorOf(req.socket as TLSSocket);
-      role = actor.role;
-      if (req.rawHeaders.length / 2 > this.opts.maxHeaders) throw new KeydError('too-many-headers', `Request has more than ${this.opts.maxHeaders} header fields`);
-      const pathname = pathOf(req.url);
-      const route = this.exact.get(pathname) ?? this.routes.find((r) => r.pattern.test(pathname));
-      if (!route) throw new KeydError('not-found', `No endpoint ${pathname}`);
-      if (route.method !== req.method) throw new KeydError('bad-request', `${pathname} takes ${route.method}`);
-      const body = req.method === 'POST' ? await this.readBody(req) : {};
-      const result = await route.handle(actor, body, route.pattern.exec(pathname)!.slice(1));
-      status = 200;
-      this.send(res, 200, result);
-    } catch (err) {
-      const e = err instanceof KeydError ? err : new KeydError('internal', 'Internal error');
-      status = e.status;
-      if (!(err instanceof KeydError)) this.opts.log?.(`keyd: internal error: ${(err as Error).stack ?? String(err)}`);
-      this.send(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
-    } finally {
-      this.inFlight--;
-    }
-    // Successes are in the audit log; the process log gets refusals and faults only.
-    if (status !== 200) this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${role} ${(performance.now() - started).toFixed(1)}ms`);
+  private async handle(req: IncomingMessage, ctx: RequestContext): Promise<unknown> {
+    const actor = this.actorOf(req.socket as TLSSocket);
+    ctx.role = actor.role;
+    this.http.checkHeaderCount(req);
+    const pathname = pathOf(req.url);
+    const route = this.exact.get(pathname) ?? this.routes.find((r) => r.pattern.test(pathname));
+    if (!route) throw new KeydError('not-found', `No endpoint ${pathname}`);
+    if (route.method !== req.method) throw new KeydError('bad-request', `${pathname} takes ${route.method}`);
+    const body = req.method === 'POST' ? parseRequestBody(await readBody(req, this.opts.maxBodyBytes)) : {};
+    return route.handle(actor, body, route.pattern.exec(pathname)!.slice(1));
   }
 
   listen(): Promise<number> {
-    return listen(this.server, this.opts.host, this.opts.port);
+    return this.http.listen();
   }
 
   /** Stops accepting, lets requests in flight finish (bounded), then resolves. */
   close(graceMs = 5000): Promise<void> {
-    return closeGracefully(this.server, () => this.inFlight, graceMs);
+    return this.http.close(graceMs);
   }
 }

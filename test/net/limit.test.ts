@@ -1,0 +1,59 @@
+import { Limit } from '../../src/net/limit';
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('Limit (src/net/limit.ts): the one concurrency limit', () => {
+  test('tryAcquire gives at most max places; a release frees one; releasing twice frees one only', () => {
+    const limit = new Limit(2);
+    const a = limit.tryAcquire();
+    const b = limit.tryAcquire();
+    expect(a).toBeDefined();
+    expect(b).toBeDefined();
+    expect(limit.tryAcquire()).toBeUndefined();
+    a!();
+    a!();
+    expect(limit.active).toBe(1);
+    expect(limit.tryAcquire()).toBeDefined();
+    expect(limit.tryAcquire()).toBeUndefined();
+  });
+
+  test('acquire waits its turn, first come first served, and a freed place cannot be taken in between', async () => {
+    const limit = new Limit(1);
+    const first = await limit.acquire();
+    const order: string[] = [];
+    const second = limit.acquire().then((r) => { order.push('second'); return r; });
+    const third = limit.acquire().then((r) => { order.push('third'); return r; });
+    await tick();
+    expect(order).toEqual([]);
+    expect(limit.queued).toBe(2);
+    first();
+    expect(limit.tryAcquire()).toBeUndefined(); // handed to the first in line, not free for a newcomer
+    (await second)();
+    (await third)();
+    expect(order).toEqual(['second', 'third']);
+    expect(limit.active).toBe(0);
+  });
+
+  test('run never has more than max at work at once, and gives the place back on failure', async () => {
+    const limit = new Limit(3);
+    let now = 0;
+    let most = 0;
+    const work = async (i: number) => {
+      now++;
+      most = Math.max(most, now);
+      await tick();
+      now--;
+      if (i % 5 === 0) throw new Error(`job ${i}`);
+      return i;
+    };
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => limit.run(() => work(i))));
+    expect(most).toBe(3);
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(8);
+    expect(limit.active).toBe(0);
+  });
+
+  test('a limit below 1 is refused', () => {
+    expect(() => new Limit(0)).toThrow(RangeError);
+    expect(() => new Limit(Number.NaN)).toThrow(RangeError);
+  });
+});
