@@ -21,6 +21,7 @@ import { sealIdentity } from './binding';
 import type { Copy } from './deps';
 import { DELIVERED_RECORD_SECONDS } from './config';
 import { GatewayError } from './replies';
+import { Limit } from '../net/limit';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
@@ -110,12 +111,14 @@ function codeOf(err: SendFailure | undefined): number {
  */
 class SmtpSessions {
   private readonly idle: SMTPConnection[] = [];
-  private readonly waiting: (() => void)[] = [];
   private readonly dead = new WeakSet<SMTPConnection>();
-  private count = 0;
+  /** Sessions in use: an idle one is taken first, a new one opened only when none is idle, so at most `max` are open. */
+  private readonly inUse: Limit;
   private closed = false;
 
-  constructor(private readonly host: string, private readonly port: number, private readonly max: number, private readonly timeoutMs: number, private readonly protocol: DeliveryProtocol) {}
+  constructor(private readonly host: string, private readonly port: number, max: number, private readonly timeoutMs: number, private readonly protocol: DeliveryProtocol) {
+    this.inUse = new Limit(max);
+  }
 
   /**
    * Sends one message; resolves with the recipients the store refused (it
@@ -123,8 +126,17 @@ class SmtpSessions {
    * refused in the per-recipient replies after the data.
    */
   async send(from: string, to: readonly string[], message: Buffer): Promise<Refused> {
+    const release = await this.inUse.acquire();
+    try {
+      return await this.sendHolding(from, to, message);
+    } finally {
+      release();
+    }
+  }
+
+  private async sendHolding(from: string, to: readonly string[], message: Buffer): Promise<Refused> {
     for (let attempt = 0; ; attempt++) {
-      const { session, reused } = await this.acquire();
+      const { session, reused } = await this.take();
       let info: { rejected: string[]; rejectedErrors?: (SendFailure & { recipient?: string })[] };
       try {
         info = await new Promise((resolve, reject) => session.send({ from, to: [...to] }, message, (err, i) => (err || !i ? reject(err ?? new Error('no answer')) : resolve(i))));
@@ -140,32 +152,28 @@ class SmtpSessions {
         if (codeOf(f) >= 500) return { refused: to.map((rcpt) => ({ rcpt, code: codeOf(f), reply: f.response ?? f.message })) };
         throw err;
       }
-      this.release(session);
+      this.putBack(session);
       return { refused: (info.rejectedErrors ?? []).map((e, i) => ({ rcpt: e.recipient ?? info.rejected[i] ?? '', code: codeOf(e), reply: e.response ?? e.message })) };
     }
   }
 
-  private async acquire(): Promise<{ session: SMTPConnection; reused: boolean }> {
+  /** An idle session, else a new one (the caller holds a place of `inUse`). */
+  private async take(): Promise<{ session: SMTPConnection; reused: boolean }> {
     for (;;) {
       if (this.closed) throw new Error('delivery is closed');
       const idle = this.idle.pop();
-      if (idle && !this.dead.has(idle)) return { session: idle, reused: true };
-      if (idle) continue;
-      if (this.count < this.max) return { session: await this.open(), reused: false };
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+      if (!idle) return { session: await this.open(), reused: false };
+      if (!this.dead.has(idle)) return { session: idle, reused: true };
     }
   }
 
   private open(): Promise<SMTPConnection> {
-    this.count++;
     const session = new SMTPConnection({ host: this.host, port: this.port, lmtp: this.protocol === 'lmtp', secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
     return new Promise((resolve, reject) => {
       let ready = false;
       const gone = (err?: Error) => {
         if (this.dead.has(session)) return;
         this.dead.add(session);
-        this.count--;
-        this.wake();
         if (!ready) reject(err ?? new Error('the mailbox store closed the connection'));
       };
       session.on('error', gone);
@@ -178,33 +186,23 @@ class SmtpSessions {
     });
   }
 
-  private release(session: SMTPConnection): void {
+  private putBack(session: SMTPConnection): void {
     if (this.dead.has(session)) return;
     if (this.closed) {
       session.quit();
       return;
     }
     this.idle.push(session);
-    this.wake();
   }
 
   private discard(session: SMTPConnection): void {
-    if (!this.dead.has(session)) {
-      this.dead.add(session);
-      this.count--;
-      this.wake();
-    }
+    this.dead.add(session);
     session.close();
-  }
-
-  private wake(): void {
-    this.waiting.shift()?.();
   }
 
   close(): void {
     this.closed = true;
     for (const s of this.idle.splice(0)) s.quit();
-    for (const w of this.waiting.splice(0)) w();
   }
 }
 
