@@ -18,6 +18,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
+import { readBody, RequestRefused, sendJson } from '../net/https-server';
 import { AbuseError } from './errors';
 import { buildAbuseReport, identifyReportedMessage } from './report';
 import { type SubmitSettings, submitReport } from './submit';
@@ -47,32 +48,24 @@ export interface ReportServer {
 
 const STATUS: Record<string, number> = { format: 400, chain: 422, foreign: 422, refused: 422, directory: 503, unavailable: 503 };
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  const b = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': b.length, 'cache-control': 'no-store' });
-  res.end(b);
-}
-
 function fail(res: ServerResponse, status: number, code: string, message: string): void {
-  json(res, status, { error: { code, message } });
+  sendJson(res, status, { error: { code, message } });
 }
 
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      parts.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(parts)));
-    req.on('error', reject);
-  });
+/** The posted message, at most `max` bytes (the shared bounded read; a larger one is answered 413 and its connection closed). */
+async function messageOf(req: IncomingMessage, res: ServerResponse, max: number): Promise<Buffer | undefined> {
+  try {
+    return await readBody(req, max);
+  } catch (err) {
+    if (!(err instanceof RequestRefused)) throw err;
+    if (err.code === 'too-large') {
+      res.setHeader('connection', 'close');
+      fail(res, 413, 'too-large', `The message is larger than ${max} bytes`);
+    } else {
+      fail(res, 400, 'format', err.message);
+    }
+    return undefined;
+  }
 }
 
 export async function startReportServer(opts: ReportServerOptions): Promise<ReportServer> {
@@ -86,11 +79,11 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
       const want = Buffer.from(opts.bearerToken);
       if (given.length !== want.length || !timingSafeEqual(given, want)) return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
     }
-    if (url.pathname === '/v1/health') return req.method === 'GET' ? json(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
+    if (url.pathname === '/v1/health') return req.method === 'GET' ? sendJson(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
     if (url.pathname !== '/v1/abuse/report') return fail(res, 404, 'not-found', `No endpoint "${url.pathname}"`);
     if (req.method !== 'POST') return fail(res, 405, 'method', `Method "${req.method}" not allowed`);
-    const body = await readBody(req, max);
-    if (!body) return fail(res, 413, 'too-large', `The message is larger than ${max} bytes`);
+    const body = await messageOf(req, res, max);
+    if (!body) return undefined;
     if (body.length === 0) return fail(res, 400, 'format', 'Post the reported message as the request body');
     const send = url.searchParams.get('send') === '1';
     if (send && !opts.submit) return fail(res, 400, 'format', 'Cannot send: this endpoint has no gateway to submit through');
@@ -101,7 +94,7 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
       const report = await buildAbuseReport({ reported, from: opts.from, reportingMta: opts.reportingMta, now: now(), ...(rcpt ? { originalRcptTo: rcpt } : {}), ...(comment ? { comment: comment.slice(0, 2000) } : {}) });
       const sent = send && opts.submit ? await submitReport(report, { from: opts.from, to: reported.abuseContact }, opts.submit) : undefined;
       log(`abuse report for ${reported.sealingDomain}${sent ? ` sent to ${reported.abuseContact}` : ''}`);
-      json(res, 200, {
+      sendJson(res, 200, {
         sealingDomain: reported.sealingDomain, abuseContact: reported.abuseContact, trackingToken: reported.trackingToken,
         ...(reported.messageId ? { messageId: reported.messageId } : {}), chain: reported.chainSummary,
         report: report.toString('utf8'), sent: sent !== undefined, ...(sent ? { response: sent.response } : {}),
