@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
 import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
-import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry, type RevocationReason } from '../pki/crl';
+import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
+import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry } from '../pki/crl';
 import {
   type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate,
   issueSealingCertificate, issueTlsCertificate, issueUserCertificate,
@@ -28,17 +29,6 @@ const DAY = 86_400_000;
 /** Allowance for clocks slightly behind ours (RFC 5280 gives no rule; one hour is common practice). */
 const BACKDATE_MS = 3_600_000;
 
-interface CaState {
-  kind: 'root' | 'org';
-  /**
-   * Legacy: CAs made before the CRL number was kept in the CRL file only. Read as a floor, never
-   * written: the one counter is the CRL number of the CA's CRL file, which keyd's renewals and
-   * `ssmax registry revoke` advance too (docs/operations.md, "Renewals").
-   */
-  crlNumber?: number;
-  revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
-  issued: { serial: string; subject: string; notAfter: string; domains?: string[] }[];
-}
 
 // ---------------------------------------------------------------------------
 // Small file helpers
@@ -78,17 +68,14 @@ function loadCa(dir: string, passphraseFile: string | undefined): { authority: S
 
 function loadState(dir: string): CaState {
   try {
-    return JSON.parse(readText(join(dir, 'ca.json'), 'CA state')) as CaState;
+    return readCaState(dir);
   } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`Cannot read CA state "${join(dir, 'ca.json')}": not JSON`, EXIT.dataErr);
+    if (err instanceof CaStateError) throw new CliError(err.message, err.reason === 'missing' || err.reason === 'unreadable' ? EXIT.noInput : EXIT.dataErr);
+    throw err;
   }
 }
 
-function saveState(dir: string, state: CaState): void {
-  delete state.crlNumber;
-  writeFileSync(join(dir, 'ca.json'), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
-}
+const saveState = writeCaState;
 
 function parseCertificateFile(path: string, what: string): ParsedCertificate {
   try {

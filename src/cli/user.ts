@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ParsedCertificate } from '../pki/certificate';
 import { parseCertificate } from '../pki/certificate';
+import { type CaState, CaStateError, caStatePath, readCaState, writeCaState } from '../pki/ca-state';
 import { privateKeyFromPem } from '../pki/keys';
 import type { SigningAuthority } from '../pki/issue';
 import { UserError, type UserErrorCode } from '../user/errors';
@@ -203,23 +204,23 @@ function loadOrgCa(dir: string, passphraseFile: string | undefined): { authority
     if (err instanceof CliError) throw err;
     throw new CliError(`${(err as Error).message} ("${join(dir, 'ca.key.pem')}")`, EXIT.dataErr);
   }
-  const statePath = join(dir, 'ca.json');
-  let state: { kind?: string; issued?: { serial: string; subject: string; notAfter: string }[] } | undefined;
-  if (existsSync(statePath)) {
+  let state: CaState | undefined;
+  if (existsSync(caStatePath(dir))) {
     try {
-      state = JSON.parse(readFileSync(statePath, 'utf8')) as typeof state;
-    } catch {
-      throw new CliError(`Cannot read CA state "${statePath}": not JSON`, EXIT.dataErr);
+      state = readCaState(dir);
+    } catch (err) {
+      if (err instanceof CaStateError) throw new CliError(err.message, EXIT.dataErr);
+      throw err;
     }
-    if (state?.kind !== undefined && state.kind !== 'org') throw new CliError(`Cannot use CA "${dir}": it is a ${state.kind} CA, not an organisation CA`, EXIT.dataErr);
+    if (state.kind !== 'org') throw new CliError(`Cannot use CA "${dir}": it is a ${state.kind} CA, not an organisation CA`, EXIT.dataErr);
   }
   return {
     authority: { certificate, privateKey },
     // Keep the CA's record of issued serials (ssmax ca revoke and audits use it).
     record: (certs) => {
       if (!state) return;
-      state.issued = [...(state.issued ?? []), ...certs.map((c) => ({ serial: c.serial, subject: c.subject, notAfter: c.notAfter.toISOString() }))];
-      writeFileSync(statePath, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
+      state.issued = [...state.issued, ...certs.map((c) => ({ serial: c.serial, subject: c.subject, notAfter: c.notAfter.toISOString() }))];
+      writeCaState(dir, state);
     },
   };
 }

@@ -5,7 +5,8 @@
  * (write to a temporary file, fsync, rename), and is written *before* the
  * bundle with that serial is served: a crash can skip a serial, never reuse one.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../fs/atomic';
 import { cannotRead, errnoCode } from '../errors/errno';
 
 export interface PublicationRecord {
@@ -49,15 +50,7 @@ export class SerialState {
   /** Persists the publication durably; throws when it cannot (the bundle must then not be served). */
   record(rec: PublicationRecord): void {
     if (rec.serial <= this.serial) throw new Error(`Cannot record serial ${rec.serial}: not above ${this.serial}`);
-    const tmp = `${this.file}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.file);
+    writeFileAtomic(this.file, `${JSON.stringify(rec, null, 2)}\n`, 0o600);
     this.last = rec;
   }
 }

@@ -16,8 +16,9 @@
  * keyd is reached with an admin (operator) client certificate; keyd audits
  * every call.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../fs/atomic';
+import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
 import { parseCertificate } from '../pki/certificate';
 import { createCrl, parseCrl, type RevocationEntry, type RevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -133,11 +134,6 @@ export interface CrlUpdate {
   readonly caDir?: string;
 }
 
-interface CaJson {
-  /** Legacy floor only: the CRL number lives in the CRL file (one counter with `ssmax ca crl` and keyd's renewals). */
-  crlNumber?: number;
-  revoked: { serial: string; revokedAt: string; reason: RevocationReason }[];
-}
 
 /** Adds revocations to the CA's CRL: reads the current file, signs the next CRL number, replaces the file. */
 export function revokeSerials(serials: readonly string[], reason: RevocationReason, u: CrlUpdate): { crlNumber: bigint; added: string[] } {
@@ -157,9 +153,14 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
     for (const [s, e] of current.entries) entries.set(s, e);
     number = current.crlNumber ?? 0n;
   }
-  let caJson: CaJson | undefined;
+  let caJson: CaState | undefined;
   if (u.caDir) {
-    caJson = JSON.parse(readFileSync(join(u.caDir, 'ca.json'), 'utf8')) as CaJson;
+    try {
+      caJson = readCaState(u.caDir);
+    } catch (err) {
+      if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
+      throw err;
+    }
     for (const r of caJson.revoked) if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
     if (BigInt(caJson.crlNumber ?? 0) > number) number = BigInt(caJson.crlNumber ?? 0);
   }
@@ -170,13 +171,10 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
     added.push(s);
   }
   const crl = createCrl(u.ca, { entries: [...entries.values()], thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000), crlNumber: number + 1n });
-  const tmp = join(dirname(u.crlFile), `.${basename(u.crlFile)}.${process.pid}.tmp`);
-  writeFileSync(tmp, crl.pem, { mode: 0o644 });
-  renameSync(tmp, u.crlFile);
+  writeFileAtomic(u.crlFile, crl.pem, 0o644);
   if (u.caDir && caJson) {
     for (const s of added) caJson.revoked.push({ serial: s, revokedAt: thisUpdate.toISOString(), reason });
-    delete caJson.crlNumber;
-    writeFileSync(join(u.caDir, 'ca.json'), `${JSON.stringify(caJson, null, 2)}\n`, { mode: 0o644 });
+    writeCaState(u.caDir, caJson);
   }
   return { crlNumber: number + 1n, added };
 }

@@ -25,6 +25,8 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile } from '../keyd/master-key';
 import { parseCertificate } from '../pki/certificate';
+import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
+import { writeFileAtomic } from '../fs/atomic';
 import { createCrl, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
@@ -172,7 +174,7 @@ function readFile(path: string, what: string): string {
 }
 
 /** Loads the org CA directory: its authority, the root certificate (chain.pem), and its CRL number. */
-function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; rootPem: string; state: { crlNumber: number } & Record<string, unknown> } {
+function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; rootPem: string; state: CaState } {
   let certificate;
   try {
     certificate = parseCertificate(readFile(join(dir, 'ca.cert.pem'), 'org CA certificate'));
@@ -190,12 +192,12 @@ function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; ro
   const chain = fromPemAll(readFile(join(dir, 'chain.pem'), 'org CA chain'), 'CERTIFICATE').map((der) => parseCertificate(der));
   const root = chain[chain.length - 1];
   if (chain.length < 2 || !root || root.subject === certificate.subject) throw new SetupError(`"${join(dir, 'chain.pem')}" does not end with the SSMAX root certificate (make the org CA with ssmax ca init-org)`);
-  let state: { crlNumber: number } & Record<string, unknown>;
+  let state: CaState;
   try {
-    state = JSON.parse(readFile(join(dir, 'ca.json'), 'org CA state')) as { crlNumber: number } & Record<string, unknown>;
+    state = readCaState(dir);
   } catch (err) {
-    if (err instanceof SetupError) throw err;
-    throw new SetupError(`Cannot read the org CA state "${join(dir, 'ca.json')}": not JSON`);
+    if (err instanceof CaStateError) throw new SetupError(`Cannot use the org CA: ${err.message}`);
+    throw err;
   }
   if (state.kind !== 'org') throw new SetupError(`"${dir}" is not an organisation CA (ca.json kind is "${String(state.kind)}")`);
   return { ca: { certificate, privateKey }, rootPem: root.pem, state };
@@ -255,9 +257,8 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   write('pki/org-ca.pem', caPem);
   write('pki/org-ca.crl.pem', orgCrl.pem);
   write('pki/root.crl.pem', rootCrlPem);
-  const { crlNumber: _legacy, ...stateWithoutCounter } = state as { crlNumber?: unknown };
-  writeFileSync(join(orgCaDir, 'ca.json'), `${JSON.stringify(stateWithoutCounter, null, 2)}\n`);
-  writeFileSync(join(orgCaDir, 'crl.pem'), orgCrl.pem);
+  writeCaState(orgCaDir, state);
+  writeFileAtomic(join(orgCaDir, 'crl.pem'), orgCrl.pem);
   const seal = generateP256KeyPair();
   write('pki/seal.cert.pem', issueSealingCertificate(ca, { ...validity, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
 
