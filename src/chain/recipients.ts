@@ -22,6 +22,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { decodeBase64url, encodeBase64url } from './tags';
+import { isField, splitHeaderBlock } from '../mail/header-block';
 
 export const RECIPIENTS_HEADER = 'SSMAX-Recipients';
 /** The most envelope recipients one sealed copy may bind (SMTP servers commonly allow 100 to 1000 per transaction). */
@@ -126,22 +127,13 @@ export function checkRecipients(opening: RecipientOpening, commitment: string, a
 /** The raw values of the SSMAX-Recipients fields in a root header block (unfolded text after the colon). */
 export function recipientFieldsIn(message: Uint8Array): string[] {
   const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const end = headEnd(raw);
-  const head = raw.subarray(0, end).toString('latin1');
-  return head.split(/\r?\n(?![ \t])/).filter((f) => /^ssmax-recipients[ \t]*:/i.test(f)).map((f) => f.slice(f.indexOf(':') + 1));
-}
-
-function headEnd(raw: Buffer): number {
-  const crlf = raw.indexOf('\r\n\r\n');
-  const lf = raw.indexOf('\n\n');
-  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf + 2;
-  return lf >= 0 ? lf + 1 : raw.length;
+  return splitHeaderBlock(raw, { bareLf: true }).fields.filter((f) => isField(f, 'ssmax-recipients')).map((f) => f.slice(f.indexOf(':') + 1));
 }
 
 /** The message without any SSMAX-Recipients field in its root header block; every other byte kept. */
 export function removeRecipientFields(message: Uint8Array): Buffer {
   const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const end = headEnd(raw);
+  const end = splitHeaderBlock(raw, { bareLf: true }).headEnd;
   const head = raw.subarray(0, end).toString('latin1');
   if (!/(^|\n)ssmax-recipients[ \t]*:/i.test(head)) return raw;
   const fields = head.split(/(?<=\n)(?![ \t])/);

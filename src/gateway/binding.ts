@@ -28,6 +28,7 @@ import type { GatewayDeps } from './deps';
 import { domainOf } from './message-checks';
 import { GatewayError } from './replies';
 import { listResealAccepted } from '../lists/chain';
+import { isField, splitHeaderBlock } from '../mail/header-block';
 
 /** Whether the directory holds a bundle for `domain` (none: false; unreachable: 4xx). */
 async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
@@ -42,9 +43,7 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
 
 /** The SSMAX-Seal fields of the root header block, parsed, in instance order. */
 function sealsOf(message: Buffer): ReturnType<typeof parseSeal>[] {
-  const end = message.indexOf('\r\n\r\n');
-  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
-  const seals = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-seal[ \t]*:/i.test(f))
+  const seals = splitHeaderBlock(message).fields.filter((f) => isField(f, SEAL_HEADER))
     .map((f) => parseSeal(fieldValue({ name: SEAL_HEADER.toLowerCase(), raw: f })));
   return seals.sort((a, b) => a.instance - b.instance);
 }

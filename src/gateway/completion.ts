@@ -9,6 +9,7 @@
  * on top is a trace field the seals do not cover.
  */
 import { arrivalId } from './delivery';
+import { splitHeaderBlock } from '../mail/header-block';
 
 /** RFC 5322 date-time in UTC, e.g. "Sun, 06 Dec 2026 03:20:00 +0000". */
 export function rfc5322Date(d: Date): string {
@@ -17,10 +18,8 @@ export function rfc5322Date(d: Date): string {
 
 /** The header block's fields (unfolded boundaries kept), and where the body starts. */
 function splitHead(message: Buffer): { fields: string[]; body: Buffer; separated: boolean } {
-  const end = message.indexOf('\r\n\r\n');
-  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
-  const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '');
-  return { fields, body: end < 0 ? Buffer.alloc(0) : message.subarray(end + 4), separated: end >= 0 };
+  const { fields, bodyStart, separated } = splitHeaderBlock(message);
+  return { fields, body: message.subarray(bodyStart), separated };
 }
 
 /**

@@ -22,6 +22,7 @@ import type { Copy } from './deps';
 import { DELIVERED_RECORD_SECONDS } from './config';
 import { GatewayError } from './replies';
 import { Limit } from '../net/limit';
+import { isField, splitHeaderBlock } from '../mail/header-block';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
@@ -227,14 +228,12 @@ export function deliveryId(arrivalIdentity: string): string {
 
 /** The copy with our delivery id on top (a field this hop adds, like a trace field), and no other field of that name (a sender cannot choose it). */
 export function withDeliveryId(message: Buffer, id: string): Buffer {
-  const end = message.indexOf('\r\n\r\n');
-  const headEnd = end < 0 ? message.length : end + 2;
-  const head = message.subarray(0, headEnd).toString('latin1');
-  const name = `${DELIVERY_ID_HEADER.toLowerCase()}:`;
+  const { fields, headEnd } = splitHeaderBlock(message);
   let rest: Buffer = message;
-  if (head.toLowerCase().includes(name)) {
-    const fields = head.split(/\r\n(?![ \t])/).filter((f) => f !== '' && !f.toLowerCase().startsWith(name));
-    rest = Buffer.concat([Buffer.from(fields.map((f) => `${f}\r\n`).join(''), 'latin1'), message.subarray(headEnd)]);
+  // also a field written with spaces before its colon ("SSMAX-Delivery-Id : …"): a sender cannot choose the id in any spelling
+  if (fields.some((f) => isField(f, DELIVERY_ID_HEADER))) {
+    const kept = fields.filter((f) => !isField(f, DELIVERY_ID_HEADER));
+    rest = Buffer.concat([Buffer.from(kept.map((f) => `${f}\r\n`).join(''), 'latin1'), message.subarray(headEnd)]);
   }
   return Buffer.concat([Buffer.from(`${DELIVERY_ID_HEADER}: ${id}\r\n`, 'latin1'), rest]);
 }

@@ -15,12 +15,11 @@
  * another organisation's user. Anything else still needs [chain] resealers.
  */
 import type { SealReport } from '../chain/verify-chain';
+import { isField, splitHeaderBlock, unfoldedValue } from '../mail/header-block';
 
 /** The root header block's To and Cc values, unfolded and lowercased. */
 export function visibleRecipients(message: Buffer): string {
-  const end = message.indexOf('\r\n\r\n');
-  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
-  return head.split(/\r\n(?![ \t])/).filter((f) => /^(to|cc)[ \t]*:/i.test(f)).map((f) => f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ')).join(',').toLowerCase();
+  return splitHeaderBlock(message).fields.filter((f) => isField(f, 'to') || isField(f, 'cc')).map(unfoldedValue).join(',').toLowerCase();
 }
 
 /** Whether `address` occurs in `text` as a whole address (not inside a longer one). */
@@ -50,7 +49,5 @@ export function listResealAccepted(report: SealReport, earlier: readonly SealRep
  * encrypted copy that arrived.
  */
 export function listFieldsOf(message: Buffer): string {
-  const end = message.indexOf('\r\n\r\n');
-  const head = (end < 0 ? message : message.subarray(0, end + 2)).toString('latin1');
-  return head.split(/\r\n(?![ \t])/).filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f)).map((f) => `${f}\r\n`).join('');
+  return splitHeaderBlock(message).fields.filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f)).map((f) => `${f}\r\n`).join('');
 }

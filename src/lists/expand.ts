@@ -28,6 +28,7 @@ import { addSeal } from '../gateway/sealing';
 import { domainOf } from '../gateway/message-checks';
 import { peerFor } from '../gateway/submission';
 import type { QuarantineStore } from '../inspect/quarantine';
+import { firstValue, splitHeaderBlock } from '../mail/header-block';
 
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
 export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
@@ -49,17 +50,15 @@ export const LIST_MAX_SEALS = 8;
 
 const LIST_FIELDS = /^(list-id|list-post|list-unsubscribe|list-help|list-subscribe|list-owner|list-archive|ssmax-list-release)[ \t]*:/i;
 
+/** The root header block's fields, and the rest of the message from the empty line on (so that fields + rest rebuild it). */
 function headerBlock(message: Buffer): { fields: string[]; body: Buffer } {
-  const end = message.indexOf('\r\n\r\n');
-  if (end < 0) return { fields: message.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => f !== ''), body: Buffer.alloc(0) };
-  return { fields: message.subarray(0, end).toString('latin1').split(/\r\n(?![ \t])/), body: message.subarray(end + 2) };
+  const { fields, headEnd } = splitHeaderBlock(message);
+  return { fields, body: message.subarray(headEnd) };
 }
 
 /** The value of the first field `name` of the root header block, unfolded, or undefined. */
 export function fieldOf(message: Buffer, name: string): string | undefined {
-  const re = new RegExp(`^${name}[ \\t]*:`, 'i');
-  const f = headerBlock(message).fields.find((x) => re.test(x));
-  return f === undefined ? undefined : f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ').trim();
+  return firstValue(splitHeaderBlock(message).fields, name);
 }
 
 /** RFC 2919 list identifier: `<label.domain>`, the label made of letters, digits and hyphens. */

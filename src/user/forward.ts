@@ -26,6 +26,7 @@ import { CAPSULE_HEADER, formatCapsule, parseCapsule } from '../envelope/headers
 import { UserError } from './errors';
 import type { UserProfile } from './profile';
 import { ownOrgRecipient } from './sign-encrypt';
+import { firstValue, splitHeaderBlock } from '../mail/header-block';
 
 export interface ForwardOptions {
   readonly to: readonly string[];
@@ -37,15 +38,9 @@ export interface ForwardOptions {
 const KEPT = /^(mime-version|ssmax-version|content-type|content-transfer-encoding)[ \t]*:/i;
 
 function split(message: Buffer): { fields: string[]; body: Buffer } {
-  const end = message.indexOf('\r\n\r\n');
-  if (end < 0) throw new UserError('message', 'Cannot forward: the message has no header/body separator (CRLF line ends expected)');
-  return { fields: message.subarray(0, end).toString('latin1').split(/\r\n(?![ \t])/), body: message.subarray(end + 4) };
-}
-
-function field(fields: readonly string[], name: string): string | undefined {
-  const re = new RegExp(`^${name}[ \\t]*:`, 'i');
-  const f = fields.find((x) => re.test(x));
-  return f === undefined ? undefined : f.slice(f.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ').trim();
+  const { fields, bodyStart, separated } = splitHeaderBlock(message);
+  if (!separated) throw new UserError('message', 'Cannot forward: the message has no header/body separator (CRLF line ends expected)');
+  return { fields, body: message.subarray(bodyStart) };
 }
 
 /** The body of a message (everything after its header block): the part a forward must not change. */
@@ -72,7 +67,7 @@ export async function forwardMessage(profile: UserProfile, received: Uint8Array,
   } finally {
     messageKey?.fill(0); // the message key point is not kept
   }
-  const subject = field(fields, 'subject') ?? '';
+  const subject = firstValue(fields, 'subject') ?? '';
   const domain = profile.address.slice(profile.address.lastIndexOf('@') + 1);
   const head = [
     `From: ${profile.address}`, `To: ${options.to.join(', ')}`, `Subject: ${/^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`}`,

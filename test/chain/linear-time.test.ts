@@ -18,6 +18,7 @@ import { DEFAULT_LIMITS } from '../../src/envelope/limits';
 import { QuotedPrintableLines } from '../../src/envelope/decrypt';
 import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
+import { isField, splitHeaderBlock, unfoldedValue } from '../../src/mail/header-block';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/gateway/replies';
@@ -70,6 +71,13 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'HTML to text (inspection)': (t) => htmlText(`<p>${t}<`),
   'PEM blocks of publisher and TLS files': (t) => pemTexts(`-----BEGIN CERTIFICATE-----${t}`),
   'clamd answer, trailing NULs': (t) => withoutTrailingNuls(t),
+  'root header block split, CRLF and bare LF (src/mail/header-block.ts)': (t) => {
+    for (const bareLf of [false, true]) {
+      const { fields } = splitHeaderBlock(Buffer.from(`To${t}: ${t}\r\nSubject: ${t}`, 'latin1'), { bareLf });
+      fields.map(unfoldedValue);
+      fields.some((f) => isField(f, 'to') || isField(f, `to${t.slice(0, 8)}`));
+    }
+  },
   'decrypt, quoted-printable ciphertext (64 KB chunks)': (t) => {
     const qp = new QuotedPrintableLines();
     const bytes = Buffer.from(t, 'latin1');

@@ -1,0 +1,65 @@
+/**
+ * The root header block of a raw message, split into its fields: the one
+ * hand-written splitter of the project, for the places that read or rewrite
+ * a few top-level fields without a MIME parse (mailsplit's Splitter does the
+ * full parse where a message is walked part by part).
+ *
+ * A field is its first line and every folded continuation line (a line
+ * starting with a space or tab), without its final line break. The block ends
+ * at the first empty line; a message without one is all header. Time is
+ * linear in the size of the message, whatever it holds (one indexOf, one
+ * split on a fixed pattern with a one-character look-ahead, no backtracking).
+ */
+
+export interface HeaderBlock {
+  /** The fields in order, folded lines kept as they are (latin1: one character per byte). */
+  readonly fields: string[];
+  /** Where the header block ends: just after the last field's line break (where the empty line starts), or the message's length. */
+  readonly headEnd: number;
+  /** Where the body starts (after the empty line), or the message's length when there is none. */
+  readonly bodyStart: number;
+  /** Whether an empty line separates header and body. */
+  readonly separated: boolean;
+}
+
+/**
+ * Splits the root header block of `message`. Lines end in CRLF; with
+ * `bareLf`, a bare LF ends a line too (a spool file or a client's file), and
+ * the block ends at whichever empty line comes first.
+ */
+export function splitHeaderBlock(message: Uint8Array, opts: { bareLf?: boolean } = {}): HeaderBlock {
+  const raw = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  let headEnd = raw.length;
+  let bodyStart = raw.length;
+  let separated = false;
+  const crlf = raw.indexOf('\r\n\r\n');
+  if (crlf >= 0) {
+    [headEnd, bodyStart, separated] = [crlf + 2, crlf + 4, true];
+  }
+  if (opts.bareLf) {
+    const lf = raw.indexOf('\n\n');
+    if (lf >= 0 && (crlf < 0 || lf < crlf)) [headEnd, bodyStart, separated] = [lf + 1, lf + 2, true];
+  }
+  const head = raw.subarray(0, headEnd).toString('latin1');
+  const fields = head.split(opts.bareLf ? /\r?\n(?![ \t])/ : /\r\n(?![ \t])/).filter((f) => f !== '');
+  return { fields, headEnd, bodyStart, separated };
+}
+
+/** Whether `field` is named `name` (case-insensitive; spaces or tabs allowed before the colon). */
+export function isField(field: string, name: string): boolean {
+  if (field.length <= name.length || field.slice(0, name.length).toLowerCase() !== name.toLowerCase()) return false;
+  let at = name.length;
+  while (field[at] === ' ' || field[at] === '\t') at++;
+  return field[at] === ':';
+}
+
+/** The value of a field (after its colon), each fold (a line break and the space or tab after it) turned into one space. */
+export function unfoldedValue(field: string): string {
+  return field.slice(field.indexOf(':') + 1).replace(/\r\n[ \t]/g, ' ');
+}
+
+/** The unfolded, trimmed value of the first field named `name`, or undefined. */
+export function firstValue(fields: readonly string[], name: string): string | undefined {
+  const f = fields.find((x) => isField(x, name));
+  return f === undefined ? undefined : unfoldedValue(f).trim();
+}

@@ -1,0 +1,40 @@
+import { firstValue, isField, splitHeaderBlock, unfoldedValue } from '../../src/mail/header-block';
+
+const m = (s: string) => Buffer.from(s, 'latin1');
+
+describe('the root header block splitter (src/mail/header-block.ts)', () => {
+  test('fields keep their folded lines; header end and body start are found at the first empty line', () => {
+    const msg = m('From: a@a.example\r\nSubject: one\r\n two\r\n\tthree\r\nTo: b@b.example\r\n\r\nbody\r\n\r\nX: not a field\r\n');
+    const b = splitHeaderBlock(msg);
+    expect(b.fields).toEqual(['From: a@a.example', 'Subject: one\r\n two\r\n\tthree', 'To: b@b.example']);
+    expect(b.separated).toBe(true);
+    expect(msg.subarray(b.headEnd, b.bodyStart).toString()).toBe('\r\n');
+    expect(msg.subarray(b.bodyStart).toString()).toBe('body\r\n\r\nX: not a field\r\n');
+    expect(unfoldedValue(b.fields[1]!)).toBe(' one two three');
+    expect(firstValue(b.fields, 'SUBJECT')).toBe('one two three');
+    expect(firstValue(b.fields, 'cc')).toBeUndefined();
+  });
+
+  test('a message without an empty line is all header', () => {
+    const msg = m('From: a@a.example\r\nSubject: x');
+    const b = splitHeaderBlock(msg);
+    expect(b).toEqual({ fields: ['From: a@a.example', 'Subject: x'], headEnd: msg.length, bodyStart: msg.length, separated: false });
+  });
+
+  test('bare LF ends lines only when asked, and the first empty line of either kind ends the block', () => {
+    const msg = m('A: 1\nB: 2\n continued\n\nbody\r\n\r\n');
+    expect(splitHeaderBlock(msg).separated).toBe(true);
+    expect(splitHeaderBlock(msg).fields).toHaveLength(1); // CRLF only: the bare-LF lines are one field
+    const lf = splitHeaderBlock(msg, { bareLf: true });
+    expect(lf.fields).toEqual(['A: 1', 'B: 2\n continued']);
+    expect(msg.subarray(lf.bodyStart).toString()).toBe('body\r\n\r\n');
+  });
+
+  test('isField: the name case-insensitively, spaces or tabs before the colon, nothing else', () => {
+    expect(isField('SSMAX-Delivery-Id: x', 'ssmax-delivery-id')).toBe(true);
+    expect(isField('ssmax-delivery-id \t: x', 'SSMAX-Delivery-Id')).toBe(true);
+    expect(isField('ssmax-delivery-idx: x', 'ssmax-delivery-id')).toBe(false);
+    expect(isField('ssmax-delivery-id', 'ssmax-delivery-id')).toBe(false);
+    expect(isField('X-ssmax-delivery-id: x', 'ssmax-delivery-id')).toBe(false);
+  });
+});
