@@ -22,7 +22,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { decodeBase64url, encodeBase64url } from './tags';
-import { isField, splitHeaderBlock } from '../mail/header-block';
+import { isField, splitHeaderBlock, withoutField } from '../mail/header-block';
 
 export const RECIPIENTS_HEADER = 'SSMAX-Recipients';
 /** The most envelope recipients one sealed copy may bind (SMTP servers commonly allow 100 to 1000 per transaction). */
@@ -132,11 +132,5 @@ export function recipientFieldsIn(message: Uint8Array): string[] {
 
 /** The message without any SSMAX-Recipients field in its root header block; every other byte kept. */
 export function removeRecipientFields(message: Uint8Array): Buffer {
-  const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const end = splitHeaderBlock(raw, { bareLf: true }).headEnd;
-  const head = raw.subarray(0, end).toString('latin1');
-  if (!/(^|\n)ssmax-recipients[ \t]*:/i.test(head)) return raw;
-  const fields = head.split(/(?<=\n)(?![ \t])/);
-  const kept = fields.filter((f) => !/^ssmax-recipients[ \t]*:/i.test(f));
-  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(end)]);
+  return withoutField(message, 'ssmax-recipients');
 }

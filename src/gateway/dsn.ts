@@ -17,6 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { rfc5322Date } from './completion';
 import { sanitize } from './replies';
+import { findHeaderEnd } from '../mail/header-block';
 
 export interface DelayNotice {
   /** This gateway's host name (Reporting-MTA). */
@@ -128,8 +129,7 @@ function report(n: { readonly me: string; readonly to: string; readonly queuedAt
 
 /** The header block of a message (at most 256 KB). */
 export function headerBlock(message: Buffer): string {
-  const end = message.indexOf('\r\n\r\n');
-  return message.subarray(0, end >= 0 ? Math.min(end + 2, 262144) : Math.min(message.length, 262144)).toString('latin1');
+  return message.subarray(0, Math.min(findHeaderEnd(message).headEnd, 262144)).toString('latin1');
 }
 
 /** What a queued copy is, for its delay notice (from Haraka's queue entry). */

@@ -10,12 +10,10 @@ import { DEFAULT_LIMITS, listCapsulesIn, parseHead } from '../envelope';
 import { CryptoError } from '../crypto/errors';
 import type { Capsule } from '../crypto';
 import { GatewayError, decided } from './replies';
+import { findHeaderEnd } from '../mail/header-block';
 
 function headBlock(message: Buffer): Buffer {
-  const crlf = message.indexOf('\r\n\r\n');
-  const lf = message.indexOf('\n\n');
-  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 4 : lf >= 0 ? lf + 2 : message.length;
-  return message.subarray(0, end);
+  return message.subarray(0, findHeaderEnd(message, { bareLf: true }).bodyStart);
 }
 
 export interface CheckedHead {

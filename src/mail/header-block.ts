@@ -28,21 +28,39 @@ export interface HeaderBlock {
  * the block ends at whichever empty line comes first.
  */
 export function splitHeaderBlock(message: Uint8Array, opts: { bareLf?: boolean } = {}): HeaderBlock {
-  const raw = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  let headEnd = raw.length;
-  let bodyStart = raw.length;
-  let separated = false;
-  const crlf = raw.indexOf('\r\n\r\n');
-  if (crlf >= 0) {
-    [headEnd, bodyStart, separated] = [crlf + 2, crlf + 4, true];
-  }
-  if (opts.bareLf) {
-    const lf = raw.indexOf('\n\n');
-    if (lf >= 0 && (crlf < 0 || lf < crlf)) [headEnd, bodyStart, separated] = [lf + 1, lf + 2, true];
-  }
-  const head = raw.subarray(0, headEnd).toString('latin1');
+  const raw = asBuffer(message);
+  const end = findHeaderEnd(raw, opts);
+  const head = raw.subarray(0, end.headEnd).toString('latin1');
   const fields = head.split(opts.bareLf ? /\r?\n(?![ \t])/ : /\r\n(?![ \t])/).filter((f) => f !== '');
-  return { fields, headEnd, bodyStart, separated };
+  return { fields, ...end };
+}
+
+/** Where the root header block ends and the body starts (splitHeaderBlock without splitting the fields). */
+export function findHeaderEnd(message: Uint8Array, opts: { bareLf?: boolean } = {}): Omit<HeaderBlock, 'fields'> {
+  const raw = asBuffer(message);
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = opts.bareLf ? raw.indexOf('\n\n') : -1;
+  if (lf >= 0 && (crlf < 0 || lf < crlf)) return { headEnd: lf + 1, bodyStart: lf + 2, separated: true };
+  if (crlf >= 0) return { headEnd: crlf + 2, bodyStart: crlf + 4, separated: true };
+  return { headEnd: raw.length, bodyStart: raw.length, separated: false };
+}
+
+/**
+ * The message without any field named `name` in its root header block
+ * (CRLF or bare LF lines); every other byte is kept, and the message itself
+ * is returned when it has no such field.
+ */
+export function withoutField(message: Uint8Array, name: string): Buffer {
+  const raw = asBuffer(message);
+  const { headEnd } = findHeaderEnd(raw, { bareLf: true });
+  // each field with its folds and its own line break, so that joining them gives the bytes back
+  const fields = raw.subarray(0, headEnd).toString('latin1').split(/(?<=\n)(?![ \t])/);
+  if (!fields.some((f) => isField(f, name))) return raw;
+  return Buffer.concat([Buffer.from(fields.filter((f) => !isField(f, name)).join(''), 'latin1'), raw.subarray(headEnd)]);
+}
+
+function asBuffer(message: Uint8Array): Buffer {
+  return Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
 }
 
 /** Whether `field` is named `name` (case-insensitive; spaces or tabs allowed before the colon). */

@@ -22,6 +22,7 @@ import { encryptMessage, encryptParts, selectAttachments } from '../envelope/enc
 import { collect } from '../envelope/source';
 import { UserError } from './errors';
 import { type UserProfile, verifyOrgBundle } from './profile';
+import { withoutField } from '../mail/header-block';
 
 export interface SignEncryptOptions {
   readonly now: Date;
@@ -50,14 +51,7 @@ function messageError(err: unknown): UserError {
  * every recipient decrypts (RFC 5322 §3.6.3).
  */
 export function withoutBcc(message: Uint8Array): Buffer {
-  const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  const crlf = raw.indexOf('\r\n\r\n');
-  const lf = raw.indexOf('\n\n');
-  const end = crlf >= 0 && (lf < 0 || crlf < lf) ? crlf + 2 : lf >= 0 ? lf + 1 : raw.length;
-  const head = raw.subarray(0, end).toString('latin1');
-  if (!/(^|\n)bcc[ \t]*:/i.test(head)) return raw;
-  const kept = head.split(/(?<=\n)(?![ \t])/).filter((f) => !/^bcc[ \t]*:/i.test(f));
-  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), raw.subarray(end)]);
+  return withoutField(message, 'bcc');
 }
 
 export async function signAndEncrypt(profile: UserProfile, original: Uint8Array, options: SignEncryptOptions): Promise<Buffer> {

@@ -18,7 +18,7 @@ import { DEFAULT_LIMITS } from '../../src/envelope/limits';
 import { QuotedPrintableLines } from '../../src/envelope/decrypt';
 import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
-import { isField, splitHeaderBlock, unfoldedValue } from '../../src/mail/header-block';
+import { isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/gateway/replies';
@@ -77,6 +77,7 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
       fields.map(unfoldedValue);
       fields.some((f) => isField(f, 'to') || isField(f, `to${t.slice(0, 8)}`));
     }
+    withoutField(Buffer.from(`Bcc: ${t}\r\nTo${t}: x\r\n\r\n`, 'latin1'), 'bcc');
   },
   'decrypt, quoted-printable ciphertext (64 KB chunks)': (t) => {
     const qp = new QuotedPrintableLines();

@@ -1,4 +1,4 @@
-import { firstValue, isField, splitHeaderBlock, unfoldedValue } from '../../src/mail/header-block';
+import { findHeaderEnd, firstValue, isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
 
 const m = (s: string) => Buffer.from(s, 'latin1');
 
@@ -36,5 +36,22 @@ describe('the root header block splitter (src/mail/header-block.ts)', () => {
     expect(isField('ssmax-delivery-idx: x', 'ssmax-delivery-id')).toBe(false);
     expect(isField('ssmax-delivery-id', 'ssmax-delivery-id')).toBe(false);
     expect(isField('X-ssmax-delivery-id: x', 'ssmax-delivery-id')).toBe(false);
+  });
+
+  test('withoutField removes every field of that name with its folds and keeps every other byte', () => {
+    const msg = m('Bcc: x@a.example,\r\n y@a.example\r\nTo: b@b.example\r\nbcc : z@a.example\r\n\r\nBcc: in the body\r\n');
+    expect(withoutField(msg, 'bcc').toString('latin1')).toBe('To: b@b.example\r\n\r\nBcc: in the body\r\n');
+    const lf = m('To: b\nBcc: x\n\nbody');
+    expect(withoutField(lf, 'BCC').toString('latin1')).toBe('To: b\n\nbody');
+    expect(withoutField(msg, 'cc')).toBe(msg); // none: the message itself
+  });
+
+  test('findHeaderEnd agrees with splitHeaderBlock', () => {
+    for (const s of ['A: 1\r\n\r\nb', 'A: 1\n\nb\r\n\r\n', 'A: 1', '']) {
+      for (const bareLf of [false, true]) {
+        const { fields: _f, ...ends } = splitHeaderBlock(m(s), { bareLf });
+        expect(findHeaderEnd(m(s), { bareLf })).toEqual(ends);
+      }
+    }
   });
 });
