@@ -5,7 +5,6 @@
  * only parses arguments and calls src/abuse.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { AbuseError } from '../abuse/errors';
 import { buildAbuseReport, identifyReportedMessage } from '../abuse/report';
@@ -14,7 +13,7 @@ import { describeResolution, resolveReport, resolveToken, type Resolution } from
 import { submitReport } from '../abuse/submit';
 import { Directory } from '../directory/directory';
 import { DirectoryConfigError, directoryOptions, loadDirectoryConfig } from '../directory/config';
-import { type CliIo, type CommandGroup, CliError, EXIT, readInput } from './command';
+import { CliError, type CliIo, EXIT, parseOptions, readInput, requiredOption, subcommands } from './command';
 
 const HELP = `Usage: ssmax abuse <subcommand> [options]
 
@@ -71,21 +70,8 @@ Prints "abuse endpoint listening on HOST:PORT" when ready; SIGINT/SIGTERM stop i
 Set [server] bearer_token_file when the endpoint is reachable from untrusted hosts.`,
 };
 
-type Values = Record<string, string | boolean | undefined>;
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, usage: string): { values: Values; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: Array.from(args), options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: r.values as Values, positionals: Array.from(r.positionals) };
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
-  }
-}
 
-function required(v: unknown, name: string, usage: string): string {
-  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
-  return v;
-}
 
 
 function need<T>(v: T | undefined, key: string, config: AbuseConfig): T {
@@ -100,9 +86,9 @@ function openDirectory(config: AbuseConfig): Directory {
 
 async function report(args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP.report as string;
-  const { values, positionals } = parse(args, { config: { type: 'string' }, out: { type: 'string' }, send: { type: 'boolean' }, rcpt: { type: 'string' }, comment: { type: 'string' } }, usage);
+  const { values, positionals } = parseOptions(args, { config: { type: 'string' }, out: { type: 'string' }, send: { type: 'boolean' }, rcpt: { type: 'string' }, comment: { type: 'string' } }, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
-  const config = loadAbuseConfig(required(values.config, 'config', usage));
+  const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   if (positionals.length !== 1) throw new CliError(`Give exactly one message file\n\n${usage}`, EXIT.usage);
   const message = readInput(positionals[0] as string, 'message');
   const from = need(config.from, '[abuse] from', config);
@@ -135,12 +121,12 @@ async function report(args: string[], io: CliIo): Promise<number> {
 
 async function resolve(args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP.resolve as string;
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseOptions(args, {
     config: { type: 'string' }, disclose: { type: 'boolean' }, json: { type: 'boolean' }, token: { type: 'string' }, 'message-id': { type: 'string' },
     cert: { type: 'string' }, key: { type: 'string' },
   }, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
-  const config = loadAbuseConfig(required(values.config, 'config', usage));
+  const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   const token = typeof values.token === 'string' ? values.token : undefined;
   if ((token === undefined) === (positionals.length === 0) || positionals.length > 1) throw new CliError(`Give one report file or --token TOKEN\n\n${usage}`, EXIT.usage);
   if ((values.cert === undefined) !== (values.key === undefined)) throw new CliError(`--cert and --key go together\n\n${usage}`, EXIT.usage);
@@ -171,9 +157,9 @@ async function resolve(args: string[], io: CliIo): Promise<number> {
 
 async function serve(args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP.serve as string;
-  const { values } = parse(args, { config: { type: 'string' } }, usage);
+  const { values } = parseOptions(args, { config: { type: 'string' } }, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
-  const config = loadAbuseConfig(required(values.config, 'config', usage));
+  const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   const directory = openDirectory(config);
   const bearerToken = config.server.bearerTokenFile ? readInput(config.server.bearerTokenFile, 'bearer token file').toString('utf8').trim() : undefined;
   const server = await startReportServer({
@@ -193,25 +179,20 @@ async function serve(args: string[], io: CliIo): Promise<number> {
 
 const EXIT_OF: Record<string, number> = { format: EXIT.dataErr, chain: EXIT.dataErr, foreign: EXIT.dataErr, refused: EXIT.failure, directory: EXIT.unavailable, unavailable: EXIT.unavailable };
 
-export const abuseCommand: CommandGroup = {
-  summary: 'Sender tracking: ARF abuse reports (report, serve) and token resolution (resolve)',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    try {
-      switch (sub) {
-        case 'report': return await report(rest, io);
-        case 'resolve': return await resolve(rest, io);
-        case 'serve': return await serve(rest, io);
-        default: throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-      }
-    } catch (err) {
-      if (err instanceof AbuseError) throw new CliError(err.message, EXIT_OF[err.code] ?? EXIT.failure);
-      if (err instanceof AbuseConfigError || err instanceof DirectoryConfigError) throw new CliError(err.message, EXIT.config);
-      throw err;
+export const abuseCommand = subcommands(
+  'Sender tracking: ARF abuse reports (report, serve) and token resolution (resolve)',
+  HELP,
+  async (sub, rest, io) => {
+    switch (sub) {
+      case 'report': return report(rest, io);
+      case 'resolve': return resolve(rest, io);
+      case 'serve': return serve(rest, io);
+      default: throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
     }
   },
-};
+  (err) => {
+    if (err instanceof AbuseError) return new CliError(err.message, EXIT_OF[err.code] ?? EXIT.failure);
+    if (err instanceof AbuseConfigError || err instanceof DirectoryConfigError) return new CliError(err.message, EXIT.config);
+    return undefined;
+  },
+);

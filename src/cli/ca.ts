@@ -23,30 +23,15 @@ import { compressedPointFromSpki, generateP256KeyPair, generateSecp256k1KeyPair,
 import { ROLES, type Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
 import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/validate';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { CliError, type CliIo, type CommandGroup, EXIT, readInputText, readPassphrase } from './command';
+import { loadSigningAuthority } from './ca-files';
 
 const DAY = 86_400_000;
 /** Allowance for clocks slightly behind ours (RFC 5280 gives no rule; one hour is common practice). */
 const BACKDATE_MS = 3_600_000;
 
-
 // ---------------------------------------------------------------------------
 // Small file helpers
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    throw new CliError(`Cannot read ${what} "${path}": no such file or not readable`, EXIT.noInput);
-  }
-}
-
-function readPassphrase(path: string | undefined): string | undefined {
-  if (path === undefined) return undefined;
-  const p = readText(path, 'passphrase file').replace(/\r?\n$/, '');
-  if (p.length === 0) throw new CliError(`Cannot use passphrase file "${path}": it is empty`, EXIT.dataErr);
-  return p;
-}
 
 function writeOut(path: string, text: string, opts: { secret?: boolean; force?: boolean } = {}): void {
   if (existsSync(path) && !opts.force) throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.cantCreate);
@@ -55,15 +40,7 @@ function writeOut(path: string, text: string, opts: { secret?: boolean; force?: 
 }
 
 function loadCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; state: CaState } {
-  const certificate = parseCertificateFile(join(dir, 'ca.cert.pem'), 'CA certificate');
-  let privateKey;
-  try {
-    privateKey = privateKeyFromPem(readText(join(dir, 'ca.key.pem'), 'CA key'), readPassphrase(passphraseFile));
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${(err as Error).message} ("${join(dir, 'ca.key.pem')}")`, EXIT.dataErr);
-  }
-  return { authority: { certificate, privateKey }, state: loadState(dir) };
+  return { authority: loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile), state: loadState(dir) };
 }
 
 function loadState(dir: string): CaState {
@@ -79,7 +56,7 @@ const saveState = writeCaState;
 
 function parseCertificateFile(path: string, what: string): ParsedCertificate {
   try {
-    return parseCertificate(readText(path, what));
+    return parseCertificate(readInputText(path, what));
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`Cannot read ${what} "${path}": ${(err as Error).message}`, EXIT.dataErr);
@@ -88,7 +65,7 @@ function parseCertificateFile(path: string, what: string): ParsedCertificate {
 
 function certificatesInFile(path: string): string[] {
   try {
-    return fromPemAll(readText(path, 'certificate file'), 'CERTIFICATE').map((der) => parseCertificate(der).pem);
+    return fromPemAll(readInputText(path, 'certificate file'), 'CERTIFICATE').map((der) => parseCertificate(der).pem);
   } catch (err) {
     if (err instanceof CliError) throw err;
     throw new CliError(`Cannot read certificate file "${path}": ${(err as Error).message}`, EXIT.dataErr);
@@ -223,7 +200,7 @@ type IssueKind = (typeof ISSUE_KINDS)[number];
 function publicKeyOption(v: string | undefined): PublicKeyInput | undefined {
   if (v === undefined) return undefined;
   if (/^(02|03)[0-9a-fA-F]{64}$/.test(v) || /^04[0-9a-fA-F]{128}$/.test(v)) return new Uint8Array(Buffer.from(v, 'hex'));
-  const text = readText(v, 'public key');
+  const text = readInputText(v, 'public key');
   const begin = text.indexOf('-----BEGIN PUBLIC KEY-----'); // indexOf, not a lazy BEGIN…END pattern (quadratic without an END)
   const end = begin < 0 ? -1 : text.indexOf('-----END PUBLIC KEY-----', begin + 26);
   if (end < 0) throw new CliError(`Cannot read public key "${v}": expected a hex point or a PEM "PUBLIC KEY" file`, EXIT.dataErr);
@@ -416,7 +393,7 @@ Options:
     const signerCert = parseCertificateFile(`${signerPrefix}.cert.pem`, 'signer certificate');
     let signerKey;
     try {
-      signerKey = privateKeyFromPem(readText(`${signerPrefix}.key.pem`, 'signer key'), readPassphrase(str(v['signer-passphrase-file'])));
+      signerKey = privateKeyFromPem(readInputText(`${signerPrefix}.key.pem`, 'signer key'), readPassphrase(str(v['signer-passphrase-file'])));
     } catch (err) {
       if (err instanceof CliError) throw err;
       throw new CliError((err as Error).message, EXIT.dataErr);
@@ -442,7 +419,7 @@ Options:
       orgCaChain: [caCert],
       encryptionKeys: keys,
       sealingCertificates: list(v.seal).map((f) => parseCertificateFile(f, 'sealing certificate')),
-      crls: crlFiles.flatMap((f) => fromPemAll(readText(f, 'CRL'), 'X509 CRL')),
+      crls: crlFiles.flatMap((f) => fromPemAll(readInputText(f, 'CRL'), 'X509 CRL')),
       abuseContact: need(v.abuse, 'abuse'),
       inboundPolicy: { encryption, seal: sealPolicy, maxMessageBytes: positiveInt(str(v['max-message-bytes']), 'max-message-bytes', 26_214_400) },
     }, { certificate: signerCert, privateKey: signerKey });
@@ -506,7 +483,7 @@ Options:
     const time = parseTimeOption(str(v.at), now);
     const crls = list(v.crl).flatMap((f) => {
       try {
-        return fromPemAll(readText(f, 'CRL'), 'X509 CRL');
+        return fromPemAll(readInputText(f, 'CRL'), 'X509 CRL');
       } catch (err) {
         if (err instanceof CliError) throw err;
         throw new CliError(`Cannot read CRL "${f}": ${(err as Error).message}`, EXIT.dataErr);
@@ -515,7 +492,7 @@ Options:
     if (str(v.bundle)) {
       const minSerial = str(v['min-serial']);
       if (minSerial !== undefined && !/^\d+$/.test(minSerial)) throw new CliError(`Cannot use --min-serial "${minSerial}": not a non-negative integer`, EXIT.usage);
-      const r = verifyBundle(readText(str(v.bundle) as string, 'bundle'), { domain: need(v.domain, 'domain'), roots, crls, time, ...(minSerial !== undefined ? { minSerial: Number(minSerial) } : {}) });
+      const r = verifyBundle(readInputText(str(v.bundle) as string, 'bundle'), { domain: need(v.domain, 'domain'), roots, crls, time, ...(minSerial !== undefined ? { minSerial: Number(minSerial) } : {}) });
       (r.status === 'valid' ? io.out : io.err)(`${r.status}: ${r.message}`);
       return r.status === 'valid' ? EXIT.ok : EXIT.failure;
     }
@@ -524,7 +501,7 @@ Options:
     const roles = list(v.role);
     for (const r of roles) if (!ROLES.includes(r as Role)) throw new CliError(`Cannot use --role "${r}": one of ${ROLES.join(', ')}`, EXIT.usage);
     const r = validateCertificate({
-      leaf: readText(need(v.cert, 'cert'), 'certificate'),
+      leaf: readInputText(need(v.cert, 'cert'), 'certificate'),
       intermediates: list(v.chain).flatMap(certificatesInFile),
       roots, crls, use, time, ...(roles.length > 0 ? { roles: roles as Role[] } : {}),
     });

@@ -1,4 +1,5 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { cannotRead, errnoCode, errnoText } from '../errors/errno';
 
 /**
@@ -12,6 +13,35 @@ export interface CommandGroup {
   readonly summary: string;
   /** Runs the group with the arguments after its name; resolves to the exit code. */
   run(argv: string[], io: CliIo): Promise<number>;
+}
+
+/**
+ * A command group made of subcommands: without one, or with --help / -h, it
+ * prints `help` (exit 64 when no subcommand was given, 0 when help was asked
+ * for); otherwise it runs `runSub`, and `errors` turns the group's own error
+ * classes into CliErrors with their exit codes (anything it leaves is thrown on).
+ */
+export function subcommands(
+  summary: string,
+  help: string,
+  runSub: (sub: string, rest: string[], io: CliIo) => Promise<number>,
+  errors?: (err: unknown) => CliError | undefined,
+): CommandGroup {
+  return {
+    summary,
+    async run(argv, io) {
+      const [sub, ...rest] = argv;
+      if (sub === undefined || sub === '--help' || sub === '-h') {
+        io.out(help);
+        return sub === undefined ? EXIT.usage : EXIT.ok;
+      }
+      try {
+        return await runSub(sub, rest, io);
+      } catch (err) {
+        throw errors?.(err) ?? err;
+      }
+    },
+  };
 }
 
 /** Where a command writes; injectable so tests can capture output. */
@@ -109,6 +139,44 @@ export function requireReadable(path: string, what = 'config'): void {
     throw new CliError(`Cannot read ${what} "${path}": no such file`, EXIT.noInput);
   }
   if (statSync(path).isDirectory()) throw new CliError(`Cannot read ${what} "${path}": it is a folder`, EXIT.noInput);
+}
+
+/** Option values as parseArgs gives them (a `multiple` option: a list). */
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+/**
+ * A subcommand's options, strictly (an unknown option or a missing value is
+ * a usage error, 64, with the subcommand's usage); `--help`/`-h` is always
+ * allowed. Lists are copied out of parseArgs' realm.
+ */
+export function parseOptions(
+  args: readonly string[],
+  options: Readonly<Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>>,
+  usage: string,
+  allowPositionals = true,
+): { values: OptionValues; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: Array.from(args), options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    const values: OptionValues = {};
+    for (const [k, v] of Object.entries(r.values)) values[k] = Array.isArray(v) ? Array.from(v, String) : (v as string | boolean | undefined);
+    return { values, positionals: Array.from(r.positionals) };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
+  }
+}
+
+/** The value of a required string option (64 with the usage when it is missing or empty). */
+export function requiredOption(value: unknown, name: string, usage: string): string {
+  if (typeof value !== 'string' || value === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
+  return value;
+}
+
+/** A passphrase file's passphrase (its text less one final line break); undefined without a file; an empty one is refused (65). */
+export function readPassphrase(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const p = readInputText(path, 'passphrase file').replace(/\r?\n$/, '');
+  if (p.length === 0) throw new CliError(`Cannot use passphrase file "${path}": it is empty`, EXIT.dataErr);
+  return p;
 }
 
 /** The bytes of an input file a command was given (66 when it cannot be read, naming `what` and the path). */

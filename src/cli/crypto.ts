@@ -9,7 +9,7 @@ import {
   keyIdOf, systemRng, transformBlinded, unblindReencryption,
 } from '../crypto';
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { CliError, type CliIo, EXIT, subcommands } from './command';
 
 const BACKENDS = ['auto', 'native', 'libsecp256k1', 'noble'];
 
@@ -74,32 +74,26 @@ export async function runDemo(io: CliIo, backend = 'auto'): Promise<number> {
   return result.equals(message) ? EXIT.ok : EXIT.software;
 }
 
-export const cryptoCommand: CommandGroup = {
-  summary: 'Crypto core tools (demo: the encryption chain round trip)',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    if (sub !== 'demo') throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-    let values: { backend?: string; help?: boolean };
-    try {
-      ({ values } = parseArgs({ args: rest, options: { backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
-    } catch (err) {
-      throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
-    }
-    if (values.help) {
-      io.out(HELP);
-      return EXIT.ok;
-    }
-    const backend = values.backend ?? 'auto';
-    if (!BACKENDS.includes(backend)) throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
-    try {
-      return await runDemo(io, backend);
-    } catch (err) {
-      if (err instanceof CliError) throw err;
-      throw new CliError((err as Error).message, EXIT.software);
-    }
-  },
-};
+async function runCrypto(sub: string, rest: string[], io: CliIo): Promise<number> {
+  if (sub !== 'demo') throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+  let values: { backend?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ args: rest, options: { backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
+  }
+  if (values.help) {
+    io.out(HELP);
+    return EXIT.ok;
+  }
+  const backend = values.backend ?? 'auto';
+  if (!BACKENDS.includes(backend)) throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
+  try {
+    return await runDemo(io, backend);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError((err as Error).message, EXIT.software);
+  }
+}
+
+export const cryptoCommand = subcommands('Crypto core tools (demo: the encryption chain round trip)', HELP, runCrypto);

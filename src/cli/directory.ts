@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { DirectoryConfigError, directoryOptions, loadDirectoryConfig } from '../directory/config';
 import { Directory, DirectoryError, type PeerStatus } from '../directory/directory';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { CliError, type CliIo, EXIT, subcommands } from './command';
 
 const HELP = `Usage: ssmax directory <subcommand> [options]
 
@@ -109,14 +109,4 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   }
 }
 
-export const directoryCommand: CommandGroup = {
-  summary: 'Peer directory: fetch, verify and cache the bundles of peers; status',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    return runSub(sub, rest, io);
-  },
-};
+export const directoryCommand = subcommands('Peer directory: fetch, verify and cache the bundles of peers; status', HELP, runSub);

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { InspectorConfigError, loadInspectorConfig } from '../inspector/config';
 import { startInspector } from '../inspector/daemon';
 import { InspectConfigError } from '../inspect/config';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { CliError, type CliIo, EXIT, subcommands } from './command';
 
 const HELP = `Usage: ssmax inspector <subcommand> [options]
 
@@ -47,20 +47,12 @@ async function run(args: string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
-export const inspectorCommand: CommandGroup = {
-  summary: 'Inspection as a separate process (DLP, ClamAV, quarantine) for gateways in remote mode',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
+export const inspectorCommand = subcommands(
+  'Inspection as a separate process (DLP, ClamAV, quarantine) for gateways in remote mode',
+  HELP,
+  (sub, rest, io) => {
     if (sub !== 'run') throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-    try {
-      return await run(rest, io);
-    } catch (err) {
-      if (err instanceof InspectorConfigError || err instanceof InspectConfigError) throw new CliError(err.message, EXIT.config);
-      throw err;
-    }
+    return run(rest, io);
   },
-};
+  (err) => (err instanceof InspectorConfigError || err instanceof InspectConfigError ? new CliError(err.message, EXIT.config) : undefined),
+);

@@ -4,14 +4,13 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadKeydConfig } from '../keyd/config';
 import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
 import { KeydError } from '../keyd/errors';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
-import { type CliIo, type CommandGroup, CliError, EXIT, createOutputDir, requireReadable } from './command';
+import { CliError, type CliIo, createOutputDir, EXIT, parseOptions, requiredOption, requireReadable, subcommands } from './command';
 
 const HELP = `Usage: ssmax keyd <subcommand> [options]
 
@@ -39,32 +38,20 @@ const SUB_HELP: Record<string, string> = {
   rotate: 'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
 };
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
-  }
-}
 
 /** A master key file is never overwritten: 73, as every output that exists. */
 function refuseExisting(path: string): void {
   if (existsSync(path)) throw new CliError(`Cannot write "${path}": the file exists (a master key is never overwritten)`, EXIT.cantCreate);
 }
 
-function required(v: unknown, name: string, usage: string): string {
-  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
-  return v;
-}
 
 async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub] ?? HELP;
   switch (sub) {
     case 'run': {
-      const { values } = parse(args, { config: { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const config = loadKeydConfig(required(values.config, 'config', usage));
+      const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
       const keyd = await startKeyd(config, { log: (l) => io.err(l) });
       io.out(`keyd listening on ${config.host}:${keyd.port} for ${config.domain}`);
       await new Promise<void>((resolve) => {
@@ -77,9 +64,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'init-master': {
-      const { values } = parse(args, { out: { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { out: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const out = required(values.out, 'out', usage);
+      const out = requiredOption(values.out, 'out', usage);
       refuseExisting(out);
       createOutputDir(dirname(resolve(out)));
       createMasterKeyFile(out);
@@ -87,10 +74,10 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'backup-master': {
-      const { values } = parse(args, { config: { type: 'string' }, shares: { type: 'string' }, threshold: { type: 'string' }, 'out-dir': { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { config: { type: 'string' }, shares: { type: 'string' }, threshold: { type: 'string' }, 'out-dir': { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const config = loadKeydConfig(required(values.config, 'config', usage));
-      const shares = await splitMasterKey(loadMasterKey(config.masterKeyFile), Number(required(values.shares, 'shares', usage)), Number(required(values.threshold, 'threshold', usage)));
+      const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
+      const shares = await splitMasterKey(loadMasterKey(config.masterKeyFile), Number(requiredOption(values.shares, 'shares', usage)), Number(requiredOption(values.threshold, 'threshold', usage)));
       if (values['out-dir']) {
         const outDir = values['out-dir'] as string;
         createOutputDir(outDir);
@@ -102,9 +89,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'restore-master': {
-      const { values, positionals } = parse(args, { out: { type: 'string' } }, usage);
+      const { values, positionals } = parseOptions(args, { out: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const out = required(values.out, 'out', usage);
+      const out = requiredOption(values.out, 'out', usage);
       if (positionals.length === 0) throw new CliError(`no share files given\n\n${usage}`, EXIT.usage);
       for (const f of positionals) requireReadable(f, 'share file');
       const lines = positionals.map((f) => readFileSync(f, 'utf8').trim());
@@ -118,9 +105,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const [verb, ...rest] = args;
       if (verb === '--help' || verb === '-h') return (io.out(usage), EXIT.ok);
       if (verb !== 'verify') throw new CliError(`unknown audit subcommand "${verb ?? ''}"\n\n${usage}`, EXIT.usage);
-      const { values } = parse(rest, { config: { type: 'string' } }, usage);
+      const { values } = parseOptions(rest, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const parts = openKeyd(loadKeydConfig(required(values.config, 'config', usage)));
+      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)));
       try {
         const r = parts.audit.verify();
         if (r.ok) {
@@ -134,24 +121,24 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       }
     }
     case 'backup': {
-      const { values } = parse(args, { config: { type: 'string' }, out: { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { config: { type: 'string' }, out: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const m = await backupKeyd(loadKeydConfig(required(values.config, 'config', usage)), required(values.out, 'out', usage));
+      const m = await backupKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)), requiredOption(values.out, 'out', usage));
       io.out(`keyd backup of ${m.domain} written to ${String(values.out)}: ${m.auditRecords} audit records, verified; sha256 ${m.sha256}`);
       return EXIT.ok;
     }
     case 'restore': {
-      const { values } = parse(args, { config: { type: 'string' }, from: { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { config: { type: 'string' }, from: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const config = loadKeydConfig(required(values.config, 'config', usage));
-      const m = await restoreKeyd(config, required(values.from, 'from', usage));
+      const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
+      const m = await restoreKeyd(config, requiredOption(values.from, 'from', usage));
       io.out(`keyd backup of ${m.domain} made ${m.created} restored into ${config.dataDir}: audit chain verified (${m.auditRecords} records at backup time)`);
       return EXIT.ok;
     }
     case 'rotate': {
-      const { values } = parse(args, { config: { type: 'string' } }, usage);
+      const { values } = parseOptions(args, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const parts = openKeyd(loadKeydConfig(required(values.config, 'config', usage)));
+      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)));
       try {
         let changes;
         try {
@@ -172,21 +159,10 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   }
 }
 
-export const keydCommand: CommandGroup = {
-  summary: 'Key service: run it; data and master key backup/restore; audit verification; rotation',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    try {
-      // `ssmax keyd --config FILE` runs the service, as the issue names it.
-      if (sub === '--config' || sub.startsWith('--config=')) return await runSub('run', argv, io);
-      return await runSub(sub, rest, io);
-    } catch (err) {
-      if (err instanceof KeydError) throw new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure);
-      throw err;
-    }
-  },
-};
+export const keydCommand = subcommands(
+  'Key service: run it; data and master key backup/restore; audit verification; rotation',
+  HELP,
+  // `ssmax keyd --config FILE` runs the service, as the issue names it.
+  (sub, rest, io) => (sub === '--config' || sub.startsWith('--config=') ? runSub('run', [sub, ...rest], io) : runSub(sub, rest, io)),
+  (err) => (err instanceof KeydError ? new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure) : undefined),
+);

@@ -3,15 +3,14 @@
  * create, add, remove, show, policy at keyd (admin role, audited), and the
  * moderation queue of the gateway (held, release: posts kept encrypted).
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createTransport } from 'nodemailer';
 import { AbuseConfigError, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { KeydClientError } from '../keyd/client';
 import type { ListEntry } from '../keyd/lists';
 import { QuarantineStore } from '../inspect/quarantine';
 import { LIST_RELEASE_HEADER } from '../lists/expand';
-import { type CliIo, type CommandGroup, CliError, EXIT, requireFolder, requireReadable } from './command';
+import { CliError, type CliIo, EXIT, requireFolder, requireReadable, subcommands } from './command';
+import { reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax list <subcommand> [options]
 
@@ -97,56 +96,39 @@ async function moderationCommand(sub: string, values: Record<string, string | bo
       return EXIT.ok;
     }
     const id = positionals[0];
-    const m = /^(.+):(\d{1,5})$/.exec(String(values.smtp ?? ''));
-    if (!id || !m) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
+    const smtp = smtpAddress(values.smtp);
+    if (!id || !smtp) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
     const e = await store.release(id);
     if (!e) throw new CliError(`no held post "${id}"`, EXIT.noInput);
-    const pass = typeof values['password-file'] === 'string' ? readFileSync(values['password-file'], 'utf8').split('\n')[0]!.trim() : undefined;
-    const t = createTransport({ host: m[1], port: Number(m[2]), secure: false, ignoreTLS: true, ...(typeof values.user === 'string' && pass ? { auth: { user: values.user, pass } } : {}) });
-    try {
-      const raw = Buffer.concat([Buffer.from(`${LIST_RELEASE_HEADER}: ${e.id}\r\n`), Buffer.from(e.message)]);
-      const r = await t.sendMail({ envelope: { from: e.from, to: [...e.rcpts] }, raw });
-      io.out(`released ${e.id}: ${r.response}`);
-    } catch (err) {
-      throw new CliError(`cannot re-inject ${e.id}: ${(err as { response?: string }).response ?? (err as Error).message}`, EXIT.failure);
-    } finally {
-      t.close();
-    }
-    return EXIT.ok;
+    return await reinject(e, LIST_RELEASE_HEADER, { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) }, io);
   } finally {
     await store.close();
   }
 }
 
-export const listCommand: CommandGroup = {
-  summary: 'Mailing lists (encrypted, expanded per member): create, add, remove, show, policy, held, release',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    if (!SUB_HELP[sub]) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-    let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
-    try {
-      const r = parseArgs({
-        args: rest, allowPositionals: true, strict: true,
-        options: {
-          config: { type: 'string' }, policy: { type: 'string' }, moderator: { type: 'string', multiple: true }, json: { type: 'boolean' },
-          state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-        },
-      });
-      parsed = { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
-    } catch (err) {
-      throw new CliError(`${(err as Error).message}\n\n${SUB_HELP[sub]}`, EXIT.usage);
-    }
-    if (parsed.values.help) return (io.out(SUB_HELP[sub]), EXIT.ok);
-    try {
-      if (sub === 'held' || sub === 'release') return await moderationCommand(sub, parsed.values, parsed.positionals, io);
-      return await keydCommand(sub, parsed.values, parsed.positionals, io);
-    } catch (err) {
-      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.config);
-      throw err;
-    }
-  },
-};
+async function runList(sub: string, rest: string[], io: CliIo): Promise<number> {
+  if (!SUB_HELP[sub]) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+  let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
+  try {
+    const r = parseArgs({
+      args: rest, allowPositionals: true, strict: true,
+      options: {
+        config: { type: 'string' }, policy: { type: 'string' }, moderator: { type: 'string', multiple: true }, json: { type: 'boolean' },
+        state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+    parsed = { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${SUB_HELP[sub]}`, EXIT.usage);
+  }
+  if (parsed.values.help) return (io.out(SUB_HELP[sub]), EXIT.ok);
+  try {
+    if (sub === 'held' || sub === 'release') return await moderationCommand(sub, parsed.values, parsed.positionals, io);
+    return await keydCommand(sub, parsed.values, parsed.positionals, io);
+  } catch (err) {
+    if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.config);
+    throw err;
+  }
+}
+
+export const listCommand = subcommands('Mailing lists (encrypted, expanded per member): create, add, remove, show, policy, held, release', HELP, runList);

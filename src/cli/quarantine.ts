@@ -1,9 +1,8 @@
 /** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createTransport } from 'nodemailer';
 import { RELEASE_HEADER, QuarantineStore } from '../inspect/quarantine';
-import { type CommandGroup, CliError, EXIT, requireFolder } from './command';
+import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
+import { reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
@@ -16,65 +15,48 @@ Subcommands:
                                re-inject the message into the gateway, which lets it pass once
   delete ID                    remove it for good`;
 
-export const quarantineCommand: CommandGroup = {
-  summary: 'Quarantined messages (kept encrypted): list, show, release, delete',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
-    try {
-      const r = parseArgs({ args: rest, options: { state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-      parsed = { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-    } catch (err) {
-      throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
-    }
-    const { values, positionals } = parsed;
-    if (values.help) return (io.out(HELP), EXIT.ok);
-    if (typeof values.state !== 'string') throw new CliError(`--state is required\n\n${HELP}`, EXIT.usage);
-    requireFolder(values.state, 'quarantine folder');
-    const store = new QuarantineStore(values.state);
-    try {
-      const id = positionals[0];
-      switch (sub) {
-        case 'list':
-          for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.direction, e.state, e.rule, e.from, e.rcpts.join(',')].join('  '));
-          return EXIT.ok;
-        case 'show': {
-          const e = id ? store.get(id) : undefined;
-          if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-          io.out(JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), direction: e.direction, state: e.state, rule: e.rule, from: e.from, rcpts: e.rcpts, encryptedBytes: e.message.length }, null, 2));
-          return EXIT.ok;
-        }
-        case 'release': {
-          const m = /^(.+):(\d{1,5})$/.exec(String(values.smtp ?? ''));
-          if (!m) throw new CliError(`--smtp HOST:PORT is required\n\n${HELP}`, EXIT.usage);
-          const e = id ? await store.release(id) : undefined;
-          if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-          const pass = typeof values['password-file'] === 'string' ? readFileSync(values['password-file'], 'utf8').split('\n')[0]!.trim() : undefined;
-          const t = createTransport({ host: m[1], port: Number(m[2]), secure: false, ignoreTLS: true, ...(values.user && pass ? { auth: { user: String(values.user), pass } } : {}) });
-          try {
-            const raw = Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${e.id}\r\n`), Buffer.from(e.message)]);
-            const r = await t.sendMail({ envelope: { from: e.from, to: [...e.rcpts] }, raw });
-            io.out(`released ${e.id}: ${r.response}`);
-          } catch (err) {
-            throw new CliError(`cannot re-inject ${e.id}: ${(err as { response?: string }).response ?? (err as Error).message}`, EXIT.failure);
-          } finally {
-            t.close();
-          }
-          return EXIT.ok;
-        }
-        case 'delete':
-          if (!id || !(await store.delete(id))) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-          io.out(`deleted ${id}`);
-          return EXIT.ok;
-        default:
-          throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    const r = parseArgs({ args: rest, options: { state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return (io.out(HELP), EXIT.ok);
+  if (typeof values.state !== 'string') throw new CliError(`--state is required\n\n${HELP}`, EXIT.usage);
+  requireFolder(values.state, 'quarantine folder');
+  const store = new QuarantineStore(values.state);
+  try {
+    const id = positionals[0];
+    switch (sub) {
+      case 'list':
+        for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.direction, e.state, e.rule, e.from, e.rcpts.join(',')].join('  '));
+        return EXIT.ok;
+      case 'show': {
+        const e = id ? store.get(id) : undefined;
+        if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
+        io.out(JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), direction: e.direction, state: e.state, rule: e.rule, from: e.from, rcpts: e.rcpts, encryptedBytes: e.message.length }, null, 2));
+        return EXIT.ok;
       }
-    } finally {
-      await store.close();
+      case 'release': {
+        const smtp = smtpAddress(values.smtp);
+        if (!smtp) throw new CliError(`--smtp HOST:PORT is required\n\n${HELP}`, EXIT.usage);
+        const e = id ? await store.release(id) : undefined;
+        if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
+        return await reinject(e, RELEASE_HEADER, { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) }, io);
+      }
+      case 'delete':
+        if (!id || !(await store.delete(id))) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
+        io.out(`deleted ${id}`);
+        return EXIT.ok;
+      default:
+        throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
     }
-  },
-};
+  } finally {
+    await store.close();
+  }
+}
+
+export const quarantineCommand = subcommands('Quarantined messages (kept encrypted): list, show, release, delete', HELP, runQuarantine);

@@ -6,16 +6,14 @@
  * re-publishes). This file only parses arguments and calls src/registry.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { AbuseConfigError, type AbuseConfig, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { DirectoryConfigError, loadDirectoryConfig } from '../directory/config';
 import { FetchError, fetchBundleText } from '../directory/fetch';
-import { parseCertificate } from '../pki/certificate';
 import { REVOCATION_REASONS, isRevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
-import { privateKeyFromPem } from '../pki/keys';
 import { type RegisteredUser, RegistryError, addUser, certificateSerials, getUser, revokeUser, setUserStatus } from '../registry/registration';
-import { type CliIo, type CommandGroup, CliError, EXIT, readInputText } from './command';
+import { CliError, type CliIo, EXIT, parseOptions, readInputText, requiredOption, subcommands } from './command';
+import { loadSigningAuthority } from './ca-files';
 
 const HELP = `Usage: ssmax registry <subcommand> --config FILE [options] ADDRESS
 
@@ -56,21 +54,8 @@ number, keeping its earlier entries; with ca_dir, ca.json records them as well.
 Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
 };
 
-type Values = Record<string, string | boolean | undefined>;
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, usage: string): { values: Values; positionals: string[] } {
-  try {
-    const r = parseArgs({ args: Array.from(args), options: { ...options, config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
-    return { values: r.values as Values, positionals: Array.from(r.positionals) };
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
-  }
-}
 
-function required(v: unknown, name: string, usage: string): string {
-  if (typeof v !== 'string' || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
-  return v;
-}
 
 /**
  * The organisation's own signed bundle for a new profile: the file [registry] bundle, or else fetched
@@ -107,14 +92,7 @@ function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: str
   const certFile = r.caDir ? join(r.caDir, 'ca.cert.pem') : r.caCert;
   const keyFile = r.caDir ? join(r.caDir, 'ca.key.pem') : r.caKey;
   if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.config);
-  const passphrase = r.caPassphraseFile ? readInputText(r.caPassphraseFile, 'passphrase file').replace(/\r?\n$/, '') : undefined;
-  let ca: SigningAuthority;
-  try {
-    ca = { certificate: parseCertificate(readInputText(certFile, 'CA certificate')), privateKey: privateKeyFromPem(readInputText(keyFile, 'CA key'), passphrase) };
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`Cannot load the org CA ("${certFile}", "${keyFile}"): ${(err as Error).message}`, EXIT.dataErr);
-  }
+  const ca = loadSigningAuthority(certFile, keyFile, r.caPassphraseFile);
   const crlFile = r.crl ?? (r.caDir ? join(r.caDir, 'crl.pem') : undefined);
   if (!crlFile) throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.config);
   return { ca, crlFile, ...(r.caDir ? { caDir: r.caDir } : {}) };
@@ -145,9 +123,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'add'
     ? { code: { type: 'string' }, 'identity-ref': { type: 'string' }, 'identity-ref-file': { type: 'string' }, profile: { type: 'string' }, plain: { type: 'boolean' }, pseudonym: { type: 'string' }, kind: { type: 'string' }, 'inspection-consent': { type: 'boolean' } }
     : sub === 'revoke' ? { reason: { type: 'string' } } : sub === 'show' ? { json: { type: 'boolean' } } : {};
-  const { values, positionals } = parse(args, options, usage);
+  const { values, positionals } = parseOptions(args, { ...options, config: { type: 'string' } }, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
-  const config = loadAbuseConfig(required(values.config, 'config', usage));
+  const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   const address = oneAddress(positionals, usage);
   // Check everything local before talking to keyd.
   let authority: ReturnType<typeof loadAuthority> | undefined;
@@ -158,13 +136,13 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     authority = loadAuthority(config);
   }
   if (sub === 'add') {
-    required(values.code, 'code', usage);
+    requiredOption(values.code, 'code', usage);
     if (typeof values['identity-ref-file'] === 'string') {
       if (values['identity-ref'] !== undefined) throw new CliError(`Give --identity-ref or --identity-ref-file, not both\n\n${usage}`, EXIT.usage);
       values['identity-ref'] = readInputText(values['identity-ref-file'], 'identity reference file').split(/\r?\n/)[0]?.trim() ?? '';
       if (values['identity-ref'] === '') throw new CliError(`Cannot use identity reference file "${values['identity-ref-file']}": it is empty`, EXIT.dataErr);
     }
-    required(values['identity-ref'], 'identity-ref', usage);
+    requiredOption(values['identity-ref'], 'identity-ref', usage);
     if ((values.plain === true) === (typeof values.profile === 'string')) throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
     if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation') throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);
     if (values.profile) authority = loadAuthority(config);
@@ -218,20 +196,13 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   }
 }
 
-export const registryCommand: CommandGroup = {
-  summary: 'Sender tracking registry: add users (certificates + keyd), show, suspend, reinstate, revoke',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    try {
-      return await runSub(sub, rest, io);
-    } catch (err) {
-      if (err instanceof RegistryError) throw new CliError(err.message, err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
-      if (err instanceof AbuseConfigError) throw new CliError(err.message, EXIT.config);
-      throw err;
-    }
+export const registryCommand = subcommands(
+  'Sender tracking registry: add users (certificates + keyd), show, suspend, reinstate, revoke',
+  HELP,
+  runSub,
+  (err) => {
+    if (err instanceof RegistryError) return new CliError(err.message, err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
+    if (err instanceof AbuseConfigError) return new CliError(err.message, EXIT.config);
+    return undefined;
   },
-};
+);

@@ -2,10 +2,9 @@
  * `ssmax setup`: one command to provision an organisation (src/setup/organisation.ts;
  * docs/deploy.md). This file only parses arguments.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SetupError, setupOrganisation } from '../setup/organisation';
-import { type CliIo, type CommandGroup, CliError, EXIT } from './command';
+import { type CliIo, type CommandGroup, CliError, EXIT, readPassphrase } from './command';
 
 const HELP = `Usage: ssmax setup --domain DOMAIN --org-ca DIR --root-crl FILE --dir DIR [options]
 
@@ -96,14 +95,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   if (protocol !== undefined && protocol !== 'smtp' && protocol !== 'lmtp') throw new CliError(`Cannot use --delivery-protocol "${protocol}": smtp or lmtp`, EXIT.usage);
   const days = values.days === undefined ? undefined : Number(values.days);
   if (days !== undefined && (!Number.isSafeInteger(days) || days < 1)) throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
-  let passphrase: string | undefined;
-  if (values['org-ca-passphrase-file']) {
-    try {
-      passphrase = readFileSync(values['org-ca-passphrase-file'], 'utf8').replace(/\r?\n$/, '');
-    } catch {
-      throw new CliError(`Cannot read passphrase file "${values['org-ca-passphrase-file']}": no such file or not readable`, EXIT.noInput);
-    }
-  }
+  const passphrase = values['org-ca-passphrase-file'] ? readPassphrase(values['org-ca-passphrase-file']) : undefined;
   try {
     const r = setupOrganisation({
       dir: values.dir!, domain: values.domain!, orgCaDir: values['org-ca']!, rootCrl: values['root-crl']!, inspection,

@@ -8,13 +8,10 @@
  * variable. Decrypted content goes to stdout or `-o FILE` only after the
  * whole message authenticated.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { ParsedCertificate } from '../pki/certificate';
-import { parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, caStatePath, readCaState, writeCaState } from '../pki/ca-state';
-import { privateKeyFromPem } from '../pki/keys';
 import type { SigningAuthority } from '../pki/issue';
 import { UserError, type UserErrorCode } from '../user/errors';
 import { OpenError, openMessage } from '../user/open';
@@ -22,7 +19,8 @@ import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle 
 import { signAndEncrypt } from '../user/sign-encrypt';
 import { forwardMessage } from '../user/forward';
 import { submitMessage } from '../user/submit';
-import { type CliIo, type CommandGroup, CliError, EXIT, processIo, requireFolder } from './command';
+import { CliError, type CliIo, EXIT, type OptionValues, parseOptions, processIo, readInput as readInputFile, readInputText, requiredOption, requireFolder, subcommands } from './command';
+import { loadSigningAuthority } from './ca-files';
 
 const HELP = `Usage: ssmax user <subcommand> [options]
 
@@ -82,16 +80,11 @@ organisation or in another one. Writes the message to -o FILE or stdout.`,
 Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.`,
 };
 
-type Values = Record<string, string | boolean | string[] | undefined>;
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+type Values = OptionValues;
 
-function parse(args: string[], options: OptionSpec, usage: string): Values {
-  try {
-    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
-    return r.values as Values;
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
-  }
+/** The subcommand's options (no positionals). */
+function parse(args: string[], options: Parameters<typeof parseOptions>[1], usage: string): Values {
+  return parseOptions(args, options, usage, false).values;
 }
 
 function str(values: Values, name: string): string | undefined {
@@ -100,9 +93,7 @@ function str(values: Values, name: string): string | undefined {
 }
 
 function required(values: Values, name: string, usage: string): string {
-  const v = str(values, name);
-  if (v === undefined || v === '') throw new CliError(`--${name} is required\n\n${usage}`, EXIT.usage);
-  return v;
+  return requiredOption(values[name], name, usage);
 }
 
 // Arrays from parseArgs belong to Node's own realm: copy them.
@@ -118,22 +109,8 @@ function profileFolder(v: Values, usage: string): string {
   return dir;
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    throw new CliError(`Cannot read ${what} "${path}": no such file or not readable`, EXIT.noInput);
-  }
-}
-
 async function readInput(path: string | undefined): Promise<Buffer> {
-  if (path !== undefined && path !== '-') {
-    try {
-      return readFileSync(path);
-    } catch {
-      throw new CliError(`Cannot read message "${path}": no such file or not readable`, EXIT.noInput);
-    }
-  }
+  if (path !== undefined && path !== '-') return readInputFile(path, 'message');
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(Buffer.from(c as Uint8Array));
   return Buffer.concat(chunks);
@@ -185,25 +162,7 @@ const EXIT_FOR: Record<UserErrorCode, number> = {
 
 /** The org CA of an `ssmax ca` directory (docs/pki.md "CLI"). */
 function loadOrgCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => void } {
-  let certificate: ParsedCertificate;
-  try {
-    certificate = parseCertificate(readText(join(dir, 'ca.cert.pem'), 'CA certificate'));
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`Cannot read CA certificate "${join(dir, 'ca.cert.pem')}": ${(err as Error).message}`, EXIT.dataErr);
-  }
-  let passphrase: string | undefined;
-  if (passphraseFile !== undefined) {
-    passphrase = readText(passphraseFile, 'passphrase file').replace(/\r?\n$/, '');
-    if (passphrase === '') throw new CliError(`Cannot use passphrase file "${passphraseFile}": it is empty`, EXIT.dataErr);
-  }
-  let privateKey;
-  try {
-    privateKey = privateKeyFromPem(readText(join(dir, 'ca.key.pem'), 'CA key'), passphrase);
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    throw new CliError(`${(err as Error).message} ("${join(dir, 'ca.key.pem')}")`, EXIT.dataErr);
-  }
+  const authority = loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile);
   let state: CaState | undefined;
   if (existsSync(caStatePath(dir))) {
     try {
@@ -215,7 +174,7 @@ function loadOrgCa(dir: string, passphraseFile: string | undefined): { authority
     if (state.kind !== 'org') throw new CliError(`Cannot use CA "${dir}": it is a ${state.kind} CA, not an organisation CA`, EXIT.dataErr);
   }
   return {
-    authority: { certificate, privateKey },
+    authority,
     // Keep the CA's record of issued serials (ssmax ca revoke and audits use it).
     record: (certs) => {
       if (!state) return;
@@ -262,7 +221,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const ca = loadOrgCa(caDir, str(v, 'passphrase-file'));
       const registration = createUserProfile(out, {
         address: email, pseudonym, code, orgCa: ca.authority,
-        rootPem: readText(rootPath, 'root certificate'), orgBundle: readText(bundlePath, 'organisation bundle'),
+        rootPem: readInputText(rootPath, 'root certificate'), orgBundle: readInputText(bundlePath, 'organisation bundle'),
         now: timeOption(v), ...(smtp ? { smtp } : {}), ...(days ? { validDays: Number(days) } : {}),
       });
       const profile = loadUserProfile(out);
@@ -330,8 +289,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
       const now = timeOption(v);
-      const peerBundles = list(v, 'peer-bundle').map((p) => readText(p, 'peer bundle'));
-      const crls = list(v, 'crl').map((p) => readText(p, 'CRL'));
+      const peerBundles = list(v, 'peer-bundle').map((p) => readInputText(p, 'peer bundle'));
+      const crls = list(v, 'crl').map((p) => readInputText(p, 'CRL'));
       const message = await readInput(str(v, 'in'));
       let opened;
       try {
@@ -357,7 +316,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const v = parse(args, { profile: { type: 'string' }, bundle: { type: 'string' }, at: { type: 'string' } }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
-      const bundle = updateOrgBundle(profile, readText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
+      const bundle = updateOrgBundle(profile, readInputText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
       io.out(`Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`);
       return EXIT.ok;
     }
@@ -366,19 +325,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   }
 }
 
-export const userCommand: CommandGroup = {
-  summary: 'User side: create a profile, sign and encrypt, send (SMTP AUTH), open (verify and decrypt)',
-  async run(argv, io) {
-    const [sub, ...rest] = argv;
-    if (sub === undefined || sub === '--help' || sub === '-h') {
-      io.out(HELP);
-      return sub === undefined ? EXIT.usage : EXIT.ok;
-    }
-    try {
-      return await runSub(sub, rest, io);
-    } catch (err) {
-      if (err instanceof UserError) throw new CliError(err.message, EXIT_FOR[err.code]);
-      throw err;
-    }
-  },
-};
+export const userCommand = subcommands(
+  'User side: create a profile, sign and encrypt, send (SMTP AUTH), open (verify and decrypt)',
+  HELP,
+  runSub,
+  (err) => (err instanceof UserError ? new CliError(err.message, EXIT_FOR[err.code]) : undefined),
+);

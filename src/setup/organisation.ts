@@ -32,6 +32,7 @@ import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertif
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
+import { cannotRead } from '../errors/errno';
 
 const DAY = 86_400_000;
 /** The shipped config files (config/ of the checkout or of the installed package). */
@@ -168,8 +169,8 @@ function urlOf(listen: string): string {
 function readFile(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
-  } catch {
-    throw new SetupError(`Cannot read ${what} "${path}": no such file or not readable`, 'missing');
+  } catch (err) {
+    throw new SetupError(cannotRead(what, path, err), 'missing');
   }
 }
 

@@ -27,6 +27,7 @@ import { type ParsedCertificate, bytesEqual, parseCertificate } from '../pki/cer
 import { type SigningAuthority, issueUserCertificate } from '../pki/issue';
 import { encryptionPointOf, generateSecp256k1KeyPair, privateKeyToPem, spkiOf } from '../pki/keys';
 import { UserError } from './errors';
+import { cannotRead } from '../errors/errno';
 
 export const PROFILE_FORMAT = 'ssmax-user-profile/1';
 
@@ -254,8 +255,8 @@ function readProfileFile(dir: string, name: string): string {
   const path = join(dir, name);
   try {
     return readFileSync(path, 'utf8');
-  } catch {
-    throw new UserError('profile', `Cannot read "${path}": no such file or not readable`);
+  } catch (err) {
+    throw new UserError('profile', cannotRead('profile file', path, err));
   }
 }
 

@@ -15,6 +15,7 @@ import { isAbsolute, join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { UserError } from './errors';
 import { type SmtpSettings, type UserProfile, domainOf } from './profile';
+import { cannotRead } from '../errors/errno';
 
 export interface SubmitOptions {
   /** RCPT TO addresses, at least one. */
@@ -47,8 +48,8 @@ export function smtpPassword(settings: SmtpSettings, profileDir: string, env: No
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
-    } catch {
-      throw new UserError('smtp', `Cannot read the SMTP password file "${path}": no such file or not readable`);
+    } catch (err) {
+      throw new UserError('smtp', cannotRead('the SMTP password file', path, err));
     }
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password === '') throw new UserError('smtp', `Cannot use the SMTP password file "${path}": its first line is empty`);
