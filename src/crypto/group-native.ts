@@ -13,8 +13,7 @@
  * (side-channel blinding of ecmult_gen).
  */
 import { randomBytes } from 'node:crypto';
-import { type Group, type GroupPoint, checkEncoding, compress, encodeUncompressed, identityError, notOnCurve } from './group';
-import { assertScalar, bigintTo32 } from './scalar';
+import { type Group, type GroupPoint, checkEncoding, libsecp256k1Backed, notOnCurve } from './group';
 
 type Binding = typeof import('secp256k1/bindings');
 
@@ -32,16 +31,8 @@ function load(): Binding | undefined {
 const binding = load();
 
 function make(ecc: Binding): Group {
-  // libsecp256k1 refuses a result at infinity (and an out-of-range scalar, which assertScalar rules out first) by throwing.
-  const at = <T>(op: string, f: () => T): T => {
-    try {
-      return f();
-    } catch {
-      throw identityError(op);
-    }
-  };
-  return {
-    name: 'native',
+  // libsecp256k1 refuses a result at infinity (and an out-of-range scalar, which the range check rules out first) by throwing.
+  return libsecp256k1Backed('native', {
     decode(bytes, what) {
       checkEncoding(bytes, what);
       try {
@@ -51,23 +42,11 @@ function make(ecc: Binding): Group {
         throw notOnCurve(what);
       }
     },
-    encode: compress,
-    encodeUncompressed,
-    mulBase(k) {
-      assertScalar(k, 'scalar');
-      return at('k·G', () => ecc.publicKeyCreate(bigintTo32(k), false)) as GroupPoint;
-    },
-    mul(p, k) {
-      assertScalar(k, 'scalar');
-      return at('k·P', () => ecc.publicKeyTweakMul(p, bigintTo32(k), false)) as GroupPoint;
-    },
-    add(a, b) {
-      return at('A + B', () => ecc.publicKeyCombine([a, b], false)) as GroupPoint;
-    },
-    sub(a, b) {
-      return at('A − B', () => ecc.publicKeyCombine([a, ecc.publicKeyNegate(b, false)], false)) as GroupPoint;
-    },
-  };
+    mulBase: (k) => ecc.publicKeyCreate(k, false),
+    mul: (p, k) => ecc.publicKeyTweakMul(p, k, false),
+    add: (a, b) => ecc.publicKeyCombine([a, b], false),
+    sub: (a, b) => ecc.publicKeyCombine([a, ecc.publicKeyNegate(b, false)], false),
+  });
 }
 
 /** The native backend, or undefined where the addon does not load. */

@@ -19,7 +19,7 @@
  */
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { CryptoError, quote } from './errors';
-import { bigintTo32, bytesToBigint } from './scalar';
+import { assertScalar, bigintTo32, bytesToBigint } from './scalar';
 
 declare const pointBrand: unique symbol;
 /** A validated, non-identity secp256k1 point (65-byte uncompressed form). */
@@ -99,4 +99,48 @@ export function encodeUncompressed(p: GroupPoint): Uint8Array {
 
 export function identityError(op: string): CryptoError {
   return new CryptoError('bad-point', `Cannot compute ${op}: the result is the point at infinity`);
+}
+
+/**
+ * The point operations of a libsecp256k1 build (the WebAssembly one or the
+ * native addon) on 32-byte big-endian scalars. An identity result comes back
+ * as null or as a throw, as each binding has it.
+ */
+export interface Secp256k1Ops {
+  /** Checks and decodes a SEC1 point (throws `bad-point` naming `what`). */
+  decode(bytes: Uint8Array, what: string): GroupPoint;
+  mulBase(k: Uint8Array): Uint8Array | null;
+  mul(p: GroupPoint, k: Uint8Array): Uint8Array | null;
+  add(a: GroupPoint, b: GroupPoint): Uint8Array | null;
+  sub(a: GroupPoint, b: GroupPoint): Uint8Array | null;
+}
+
+/** A Group over a libsecp256k1 build: scalars range-checked before they reach it, an identity result refused naming the operation. */
+export function libsecp256k1Backed(name: GroupName, ops: Secp256k1Ops): Group {
+  const at = (op: string, f: () => Uint8Array | null): GroupPoint => {
+    let r: Uint8Array | null;
+    try {
+      r = f();
+    } catch {
+      throw identityError(op);
+    }
+    if (r === null) throw identityError(op);
+    return r as GroupPoint;
+  };
+  return {
+    name,
+    decode: ops.decode,
+    encode: compress,
+    encodeUncompressed,
+    mulBase(k) {
+      assertScalar(k, 'scalar');
+      return at('k·G', () => ops.mulBase(bigintTo32(k)));
+    },
+    mul(p, k) {
+      assertScalar(k, 'scalar');
+      return at('k·P', () => ops.mul(p, bigintTo32(k)));
+    },
+    add: (a, b) => at('A + B', () => ops.add(a, b)),
+    sub: (a, b) => at('A − B', () => ops.sub(a, b)),
+  };
 }
