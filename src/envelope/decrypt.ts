@@ -14,8 +14,7 @@
  */
 import { Readable } from 'node:stream';
 import libqp from 'libqp';
-import type { MimeNode } from '@zone-eu/mailsplit/lib/types';
-import type { Headers } from '@zone-eu/mailsplit';
+import type { Headers, MimeNode } from '@zone-eu/mailsplit';
 import { decapsulate } from '../crypto/capsule';
 import { CryptoError, quote } from '../crypto/errors';
 import type { Group } from '../crypto/group';

@@ -13,8 +13,7 @@
  * so re-encryption replaces capsules and never touches content.
  */
 import { Readable } from 'node:stream';
-import { Splitter } from '@zone-eu/mailsplit';
-import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit/lib/types';
+import { type MimeNode, Splitter, type SplitterChunk } from '@zone-eu/mailsplit';
 import { encapsulate, newMessageKey } from '../crypto/capsule';
 import { CryptoError } from '../crypto/errors';
 import type { Group } from '../crypto/group';
