@@ -21,7 +21,7 @@
  * each gateway's cached bundle of its peer is unexpired (its metrics); a
  * message each way is answered 250 and delivered once.
  */
-import { readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpGet } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -38,8 +38,11 @@ jest.setTimeout(300000);
 const DAY = 86400000;
 const DAYS = 60;
 const LIFETIME = 4 * DAY; // of a bundle
-const LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1']
-  .find((f) => { try { readFileSync(f); return true; } catch { return false; } });
+/** libfaketime where scripts/ensure-faketime.sh looks for it: any multiarch folder (x86_64-linux-gnu, aarch64-linux-gnu, …), then the plain one; a preload library exists on Linux only, so elsewhere the test is skipped. */
+const LIB = [
+  ...(() => { try { return readdirSync('/usr/lib').map((d) => `/usr/lib/${d}/faketime/libfaketime.so.1`); } catch { return []; } })(),
+  '/usr/lib/faketime/libfaketime.so.1',
+].find((f) => existsSync(f));
 const CERT_FILES = ['keyd.pem', 'gateway.pem', 'inspector.pem', 'admin.pem', 'seal.cert.pem', 'signer.cert.pem', 'publisher.pem'];
 
 const base = mkdtempSync(join(tmpdir(), 'ssmax-60d-'));
