@@ -253,8 +253,13 @@ export class KeyService {
 
   /** Blinded re-encryption, key-service half (gateway role). */
   async reencrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return this.auditedKeyOp(actor, 'reencrypt', body, () => this.reencryptBody(actor, body));
+  }
+
+  /** A key operation (reencrypt, decrypt), audited under the key id the request names (cut to 80 characters: the record names what was asked, even when it is refused). */
+  private auditedKeyOp(actor: Actor, op: 'reencrypt' | 'decrypt', body: Record<string, unknown>, run: () => Promise<Outcome<Record<string, unknown>>>): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'reencrypt', keyId ? { keyId } : {}, () => this.reencryptBody(actor, body));
+    return this.audited(actor, op, keyId ? { keyId } : {}, run);
   }
 
   private async reencryptBody(actor: Actor, body: Record<string, unknown>): Promise<Outcome<Record<string, unknown>>> {
@@ -277,8 +282,7 @@ export class KeyService {
 
   /** Blinded decryption with a DLEQ proof (inspector role). */
   async decrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.audited(actor, 'decrypt', keyId ? { keyId } : {}, () => this.decryptBody(actor, body));
+    return this.auditedKeyOp(actor, 'decrypt', body, () => this.decryptBody(actor, body));
   }
 
   private async decryptBody(actor: Actor, body: Record<string, unknown>): Promise<Outcome<Record<string, unknown>>> {
