@@ -14,7 +14,7 @@
  */
 import { Readable } from 'node:stream';
 import libqp from 'libqp';
-import type { Headers, MimeNode } from '@zone-eu/mailsplit';
+import type { Headers } from '@zone-eu/mailsplit';
 import { decapsulate } from '../crypto/capsule';
 import { CryptoError, quote } from '../crypto/errors';
 import type { Group } from '../crypto/group';
@@ -24,7 +24,7 @@ import { Base64LineDecoder } from './base64-lines';
 import { listCapsulesIn } from './capsules';
 import { CAPSULE_HEADER, type EncryptedPartParams, VERSION_HEADER, parseContentType } from './headers';
 import { DEFAULT_LIMITS, type MimeLimits, limitError } from './limits';
-import { checkNode, splitterFor } from './encrypt';
+import { transformParts } from './encrypt';
 import { type MessageSource, parseHead, readHead } from './source';
 
 export type DecryptionKey =
@@ -183,42 +183,21 @@ async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8
     yield head;
     yield* rest;
   }
-  let current: { node: MimeNode; entity: EntityOpener } | null = null;
-  let nodes = 0;
   let opened = 0;
-  for await (const obj of splitterFor(whole(), limits)) {
-    if (obj.type === 'body' && current && obj.node === current.node) {
-      const out = current.entity.push(obj.value);
-      if (out.length > 0) yield out;
-      continue;
-    }
-    if (current) {
-      yield current.entity.finish();
-      current = null;
-    }
-    if (obj.type !== 'node') {
-      if (obj.value) yield obj.value;
-      continue;
-    }
-    const node = obj as MimeNode;
-    checkNode(node, ++nodes, limits);
+  yield* transformParts(whole(), limits, (node) => {
     if (node.root) {
       if (!node.headers) throw new CryptoError('bad-format', 'Cannot decrypt: the message has no header block');
       node.headers.remove(CAPSULE_HEADER);
       node.headers.remove(VERSION_HEADER);
-      yield node.getHeaders();
-      continue;
+      return { head: node.getHeaders() };
     }
     const params = node.headers ? contentParams(node.headers, `part ${node.partNr ? node.partNr.join('.') : '?'}`) : null;
-    if (params) {
-      if (params.profile !== 'part') throw new CryptoError('bad-format', `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`);
-      current = { node, entity: new EntityOpener(secrets.contentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
-      opened++;
-      continue;
-    }
-    yield node.getHeaders();
-  }
-  if (current) yield current.entity.finish();
+    if (!params) return { head: node.getHeaders() };
+    if (params.profile !== 'part') throw new CryptoError('bad-format', `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`);
+    opened++;
+    // the encrypted body holds the part's own header block first; its outer header is dropped
+    return { body: new EntityOpener(secrets.contentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
+  });
   if (opened === 0) throw new CryptoError('bad-format', 'Cannot decrypt: the message has capsules but no encrypted content');
 }
 

@@ -143,6 +143,45 @@ export async function* splitterFor(source: MessageSource, limits: MimeLimits): A
   }
 }
 
+/** What happens to one entity's body: each chunk goes through `push`, and `finish` writes what is left at its end. */
+export interface BodyTransform {
+  push(chunk: Buffer): Buffer;
+  finish(): Buffer;
+}
+
+/**
+ * The part-by-part walk that encryption and decryption of parts share: the
+ * message's MIME objects in order, each node checked against the limits and
+ * handed to `onNode`, which says what to write for its header block (`head`;
+ * nothing when absent) and, for an entity whose body it transforms, the
+ * transform (`body`); every other body and boundary passes through as it is.
+ */
+export async function* transformParts(source: MessageSource, limits: MimeLimits, onNode: (node: MimeNode) => { head?: Buffer; body?: BodyTransform }): AsyncGenerator<Buffer> {
+  let current: { node: MimeNode; body: BodyTransform } | null = null;
+  let nodes = 0;
+  for await (const obj of splitterFor(source, limits)) {
+    if (obj.type === 'body' && current && obj.node === current.node) {
+      const out = current.body.push(obj.value);
+      if (out.length > 0) yield out;
+      continue;
+    }
+    if (current) {
+      yield current.body.finish();
+      current = null;
+    }
+    if (obj.type !== 'node') {
+      if (obj.value) yield obj.value;
+      continue;
+    }
+    const node = obj as MimeNode;
+    checkNode(node, ++nodes, limits);
+    const r = onNode(node);
+    if (r.head) yield r.head;
+    if (r.body) current = { node, body: r.body };
+  }
+  if (current) yield current.body.finish();
+}
+
 async function* chosenParts(source: MessageSource, recipients: readonly Recipient[], select: PartSelector, opts: EncryptOptions): AsyncGenerator<Buffer> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   checkRecipients(recipients, limits);
@@ -150,54 +189,33 @@ async function* chosenParts(source: MessageSource, recipients: readonly Recipien
   const secrets = new SecretScope();
   try {
     const P = secrets.hold(newMessageKey(opts.group, opts.rng));
-    let current: { node: MimeNode; sealer: StreamSealer; b64: Base64LineEncoder } | null = null;
-    let nodes = 0;
     let encrypted = 0;
-    const emit = (c: NonNullable<typeof current>, pieces: Buffer[]) => Buffer.from(pieces.map((p) => c.b64.push(p)).join(''), 'latin1');
-    const close = (c: NonNullable<typeof current>) => Buffer.concat([emit(c, c.sealer.finish()), Buffer.from(c.b64.finish(false), 'latin1')]);
-
-    for await (const obj of splitterFor(source, limits)) {
-      if (obj.type === 'body' && current && obj.node === current.node) {
-        const out = emit(current, current.sealer.push(obj.value));
-        if (out.length > 0) yield out;
-        continue;
-      }
-      if (current) {
-        yield close(current);
-        current = null;
-      }
-      if (obj.type !== 'node') {
-        if (obj.value) yield obj.value;
-        continue;
-      }
-      const node = obj as MimeNode;
-      checkNode(node, ++nodes, limits);
+    yield* transformParts(source, limits, (node) => {
       if (node.root) {
         if (!node.headers) throw new CryptoError('bad-format', 'Cannot encrypt: the message has no header block');
         if (node.headers.hasHeader(CAPSULE_HEADER)) throw alreadyEncrypted();
         const lines = capsuleLines(P, recipients, opts);
         for (let i = lines.length - 1; i >= 0; i--) node.headers.addFormatted(CAPSULE_HEADER.toLowerCase(), lines[i], 0);
         node.headers.addFormatted(VERSION_HEADER.toLowerCase(), `${VERSION_HEADER}: ${FORMAT_VERSION}`, 0);
-        yield node.getHeaders();
-        continue;
+        return { head: node.getHeaders() };
       }
-      if (!node.multipart && select(partInfo(node))) {
-        const contentId = opts.rng(CONTENT_ID_LENGTH);
-        current = { node, sealer: new StreamSealer(secrets.contentKey(P, contentId, chunkSize)), b64: new Base64LineEncoder() };
-        encrypted++;
-        const head = [
-          `Content-Type: ${formatContentType({ profile: 'part', contentId, chunkSize })}`,
-          'Content-Transfer-Encoding: base64',
-          `Content-Disposition: attachment; filename="encrypted-part-${encrypted}.ssmax"`,
-        ];
-        yield Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1');
-        const out = emit(current, current.sealer.push(node.getHeaders()));
-        if (out.length > 0) yield out;
-        continue;
-      }
-      yield node.getHeaders();
-    }
-    if (current) yield close(current);
+      if (node.multipart || !select(partInfo(node))) return { head: node.getHeaders() };
+      const contentId = opts.rng(CONTENT_ID_LENGTH);
+      const sealer = new StreamSealer(secrets.contentKey(P, contentId, chunkSize));
+      const b64 = new Base64LineEncoder();
+      const emit = (pieces: Buffer[]) => Buffer.from(pieces.map((p) => b64.push(p)).join(''), 'latin1');
+      encrypted++;
+      const head = [
+        `Content-Type: ${formatContentType({ profile: 'part', contentId, chunkSize })}`,
+        'Content-Transfer-Encoding: base64',
+        `Content-Disposition: attachment; filename="encrypted-part-${encrypted}.ssmax"`,
+      ];
+      // the part's own header block is the first plaintext of its encrypted body
+      return {
+        head: Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), emit(sealer.push(node.getHeaders()))]),
+        body: { push: (chunk) => emit(sealer.push(chunk)), finish: () => Buffer.concat([emit(sealer.finish()), Buffer.from(b64.finish(false), 'latin1')]) },
+      };
+    });
     if (encrypted === 0) throw new CryptoError('bad-input', 'Cannot encrypt parts: no part matched the selector');
   } finally {
     secrets.wipe(); // the message key and every part's content key, also when the run is abandoned
