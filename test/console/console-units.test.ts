@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main } from '../../src/cli/main';
 import { parseMetrics } from '../../src/console/backends';
 import { loadConsoleConfig } from '../../src/console/config';
 import { Html, escapeHtml, html } from '../../src/console/html';
@@ -247,5 +248,24 @@ describe('the console server: who may log in', () => {
     expect(r.text).toMatch(/did not come from this console/);
     expect((await get(fx.clients.admin, '/nothing')).status).toBe(404);
     expect((await get(fx.clients.admin, '/users/status')).status).toBe(404);
+  });
+});
+
+describe('ssmax console (the command)', () => {
+  const run = async (args: string[]) => {
+    const out: string[] = [];
+    const code = await main(args, { out: (l: string) => out.push(l), err: (l: string) => out.push(l) });
+    return { code, text: out.join('\n') };
+  };
+  test('--help, usage errors, a missing and an invalid config file answer with the table\'s exit codes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-console-cli-'));
+    expect(await run(['console', '--help'])).toEqual({ code: 0, text: expect.stringMatching(/^Usage: ssmax console <subcommand>[\s\S]*run --config FILE/) });
+    expect(await run(['console', 'run', '--help'])).toEqual({ code: 0, text: expect.stringMatching(/^Usage: ssmax console run --config FILE/) });
+    expect((await run(['console', 'run'])).code).toBe(64);
+    expect((await run(['console', 'serve'])).code).toBe(64);
+    expect((await run(['console', 'run', '--config', join(dir, 'missing.ini')])).code).toBe(66);
+    writeFileSync(join(dir, 'bad.ini'), '[console]\nlisten=nowhere\n');
+    const bad = await run(['console', 'run', '--config', join(dir, 'bad.ini')]);
+    expect(bad).toEqual({ code: 78, text: expect.stringMatching(/^ssmax console: Config ".*bad\.ini": \[console\] listen must be host:port \(got "nowhere"\)$/) });
   });
 });
