@@ -194,6 +194,31 @@ describe('the web console in headless Chromium', () => {
     await expect(admin.locator('[data-status]').textContent()).resolves.toBe('suspended');
     await admin.screenshot({ path: join(SHOTS, 'users.png'), fullPage: true });
     expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], msg(2), dave)).toMatch(/^5\d\d /);
+    // reinstated: accepted again
+    await submitAndWait(admin, admin.getByRole('button', { name: 'Reinstate' }));
+    await expect(admin.locator('[data-status]').textContent()).resolves.toBe('active');
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], msg(3), dave)).toMatch(/^250 /);
+  });
+
+  test('users and lists: register a user with the form (keyboard only); a list\'s members are shown', async () => {
+    expect(await open(admin, '/users', 'users (empty)')).toBe(200);
+    await admin.getByLabel('Address', { exact: true }).nth(1).focus(); // the register form's field (the first is the look-up)
+    await admin.keyboard.type('grace@a.example');
+    await admin.keyboard.press('Tab');
+    await admin.keyboard.type('U-2001');
+    await admin.keyboard.press('Tab');
+    await admin.keyboard.type('EMP-2001');
+    await Promise.all([admin.waitForNavigation(), admin.keyboard.press('Enter')]);
+    await expect(admin.getByRole('status').textContent()).resolves.toBe('Registered: grace@a.example');
+    await expect(admin.locator('[data-status]').textContent()).resolves.toBe('active');
+    const keyd = A().admin();
+    try {
+      await keyd.call('POST', '/v1/lists', { address: 'team@a.example', members: ['alice@a.example', 'grace@a.example'] });
+    } finally {
+      keyd.close();
+    }
+    expect(await open(admin, '/users?list=team%40a.example', 'users (list members)')).toBe(200);
+    await expect(admin.getByRole('list', { name: 'Members: team@a.example' }).textContent()).resolves.toBe('alice@a.examplegrace@a.example');
   });
 
   test('audit: the chain verifies, and the console\'s actions are in it as the administrator, via the console', async () => {
@@ -204,7 +229,9 @@ describe('the web console in headless Chromium', () => {
     for (const op of ['registry.status', 'console.quarantine.release', 'console.peers.refresh']) {
       await expect(row(op)).resolves.toMatch(/admin-operator #[0-9a-f]+ via .*console\.a\.example #[0-9a-f]+admin/);
     }
-    await expect(row('registry.status')).resolves.toMatch(/dave@a\.exampleok — status=suspended$/);
+    const statusRows = await admin.locator('main table tr', { hasText: 'registry.status' }).allTextContents();
+    expect(statusRows.map((r) => /dave@a\.exampleok — (status=\w+)$/.exec(r)?.[1])).toEqual(['status=active', 'status=suspended']); // newest first
+    await expect(row('registry.add')).resolves.toMatch(/via .*adminregistry\.addgrace@a\.exampleok$/);
     await admin.screenshot({ path: join(SHOTS, 'audit.png'), fullPage: true });
   });
 
