@@ -172,6 +172,21 @@ describe('the web console in headless Chromium', () => {
     await expect(admin.locator(`tr[data-id="${id}"]`).count()).resolves.toBe(0); // released: gone from the store once the gateway let it pass
   });
 
+  test('quarantine: "delete" removes a held message for good; nothing is delivered', async () => {
+    const alice = loadUserProfile(A().profiles['alice@a.example']!);
+    const raw = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: drop\r\nMessage-ID: <console-del-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAlso top secret.\r\n`);
+    const reply = await submitMessage(alice, await signAndEncrypt(alice, raw, { now: new Date() }), { to: ['bob@b.example'] }).then((r) => r.response, (err: Error) => err.message);
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await open(admin, '/quarantine', 'quarantine (second message)')).toBe(200);
+    await submitAndWait(admin, admin.locator(`tr[data-id="${id}"]`).getByRole('button', { name: `Delete: ${id}` }));
+    await expect(admin.getByRole('status').textContent()).resolves.toBe(`Deleted: ${id}`);
+    await expect(admin.locator(`tr[data-id="${id}"]`).count()).resolves.toBe(0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(B().mailbox.for('bob@b.example').length).toBe(before);
+  });
+
   test('abuse: the delivered message pasted in resolves (seal i=1 token) to its registered sender', async () => {
     expect(delivered).not.toBe('');
     expect(await open(admin, '/abuse', 'abuse')).toBe(200);
@@ -226,7 +241,7 @@ describe('the web console in headless Chromium', () => {
     await submitAndWait(admin, admin.getByRole('button', { name: 'Verify the chain' }));
     await expect(admin.getByRole('status').textContent()).resolves.toMatch(/^The audit chain verifies: \d+ records\.$/);
     const row = (op: string) => admin.locator('main table tr', { hasText: op }).first().textContent();
-    for (const op of ['registry.status', 'console.quarantine.release', 'console.peers.refresh']) {
+    for (const op of ['registry.status', 'console.quarantine.release', 'console.quarantine.delete', 'console.peers.refresh']) {
       await expect(row(op)).resolves.toMatch(/admin-operator #[0-9a-f]+ via .*console\.a\.example #[0-9a-f]+admin/);
     }
     const statusRows = await admin.locator('main table tr', { hasText: 'registry.status' }).allTextContents();
