@@ -439,7 +439,7 @@ function head(lang: Lang, title: string): Html {
 /** A whole page: header (who, language switch), the sections' navigation, the page's body. */
 export function renderPage(ctx: PageContext, name: keyof typeof PAGES, body: Html): Html {
   const title = ctx.t(name);
-  const back = ctx.path;
+  const back = name === 'overview' ? '/' : `/${name}`; // the page itself, never an action's path (a GET of it would be 404)
   return html`${head(ctx.lang, title)}<body>
 <a class="skip" href="#main">${ctx.t('skip')}</a>
 <header><strong>${ctx.t('title')} · ${ctx.config.domain}</strong><span class="who">${ctx.t('signedInAs')}: <span data-actor="1">${ctx.identity.name}</span> (${ctx.t('role')}: <span data-role="1">${ctx.identity.role}</span>)</span>

@@ -273,6 +273,12 @@ describe('the web console in headless Chromium', () => {
     await expect(page.locator('h1').textContent()).resolves.toBe('不正利用');
     await expect(page.getByLabel('本人参照を開示する(開示ロール)').count()).resolves.toBe(1);
     await page.screenshot({ path: join(SHOTS, 'abuse-disclosure-ja.png'), fullPage: true });
+    // disclosure, for this role only: the identity reference of the delivered message's sender (keyd audits it as this administrator)
+    await page.getByLabel('追跡トークン、報告されたメッセージ、または ARF 報告').fill(delivered.slice(0, delivered.search(/\r\n\r\n/) + 4));
+    await page.getByLabel('本人参照を開示する(開示ロール)').check();
+    await submitAndWait(page, page.getByRole('button', { name: '照会' }));
+    await expect(page.locator('[data-resolved]').getAttribute('data-resolved')).resolves.toBe('alice@a.example');
+    await expect(page.locator('[data-identity-ref]').textContent()).resolves.toBe('EMP-1001');
     // the switch back to English, by keyboard
     await page.getByRole('link', { name: 'English' }).focus();
     await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
