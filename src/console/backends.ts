@@ -4,7 +4,9 @@
  * logged-in administrator (SSMAX-On-Behalf-Of, src/keyd/on-behalf.ts); the
  * operations listeners (health and metrics, plain HTTP on loopback); the
  * gateway's quarantine store (LMDB beside the gateway, as `ssmax
- * quarantine`) and its SMTP port for a release. The console holds no key.
+ * quarantine`) and its SMTP port for a release. The console holds no key of
+ * the organisation (only TLS client keys: its own, and optionally an
+ * inspector certificate's for content.ts).
  */
 import { request as httpRequest } from 'node:http';
 import { Agent } from 'node:https';

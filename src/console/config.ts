@@ -23,7 +23,11 @@ export interface ConsoleConfig {
   /** Operations listeners (http://host:port) of each service; absent: shown as not configured. */
   readonly ops: Readonly<Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>>>;
   /** The gateway's quarantine folder and where a release is re-injected; absent: the page says so. */
-  readonly quarantine?: { readonly dir: string; readonly smtpHost: string; readonly smtpPort: number; readonly user?: string; readonly passwordFile?: string };
+  readonly quarantine?: {
+    readonly dir: string; readonly smtpHost: string; readonly smtpPort: number; readonly user?: string; readonly passwordFile?: string;
+    /** An inspector-role certificate and key (PEM) for keyd's blinded decryption: only with it may an administrator see a held message's content. */
+    readonly inspector?: { readonly cert: string; readonly key: string };
+  };
   /** An ssmax-directory.ini whose cache_dir is the gateway's directory cache (peers page, refresh now); absent: peers from the gateway's metrics only. */
   readonly directoryConfig?: string;
 }
@@ -91,7 +95,13 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     const user = str('quarantine', 'user');
     const passwordFile = str('quarantine', 'password_file');
     if ((user === undefined) !== (passwordFile === undefined)) throw new ConsoleConfigError(`${where}: [quarantine] user and password_file go together`);
-    quarantine = { dir: path(qdir), smtpHost: smtp.host, smtpPort: smtp.port, ...(user ? { user, passwordFile: path(passwordFile!) } : {}) };
+    const inspectorCert = str('quarantine', 'inspector_cert');
+    const inspectorKey = str('quarantine', 'inspector_key');
+    if ((inspectorCert === undefined) !== (inspectorKey === undefined)) throw new ConsoleConfigError(`${where}: [quarantine] inspector_cert and inspector_key go together`);
+    quarantine = {
+      dir: path(qdir), smtpHost: smtp.host, smtpPort: smtp.port, ...(user ? { user, passwordFile: path(passwordFile!) } : {}),
+      ...(inspectorCert ? { inspector: { cert: read('quarantine', 'inspector_cert', inspectorCert), key: read('quarantine', 'inspector_key', inspectorKey!) } } : {}),
+    };
   }
   const servername = str('keyd', 'servername');
   const directoryConfig = str('peers', 'directory');

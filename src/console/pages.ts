@@ -15,11 +15,12 @@ import { SEAL_HEADER, parseSeal } from '../chain/tags';
 import { directoryOptions, loadDirectoryConfig } from '../directory/config';
 import { Directory, type PeerStatus } from '../directory/directory';
 import { QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
-import type { KeydClient } from '../keyd/client';
+import { KeydClient } from '../keyd/client';
 import type { ClientIdentity } from '../pki/client-auth';
 import type { Role } from '../pki/oids';
 import { type Sample, type ServiceHealth, getText, health, parseMetrics } from './backends';
 import type { ConsoleConfig } from './config';
+import { quarantinedPlaintext } from './content';
 import { Html, html } from './html';
 import { type Key, type Lang, t as text } from './i18n';
 
@@ -198,15 +199,20 @@ function quarantineStore(ctx: PageContext): QuarantineStore | undefined {
   return s;
 }
 
-async function quarantinePage(ctx: PageContext, message?: Html): Promise<Html> {
+/** The most of a held message's plaintext a page shows. */
+const MAX_SHOWN_BYTES = 64 * 1024;
+
+async function quarantinePage(ctx: PageContext, message?: Html, content?: Html): Promise<Html> {
   const store = quarantineStore(ctx);
   if (!store) return html`${message}<p>${ctx.t('notConfigured')}</p>`;
   const entries = store.list().sort((a, b) => b.time - a.time);
-  return html`${message}<p>${ctx.t('contentNote')}</p>
+  const canShow = ctx.config.quarantine?.inspector !== undefined;
+  return html`${message}<p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
 ${entries.length === 0 ? html`<p>${ctx.t('empty')}</p>` : html`<table aria-label="${ctx.t('quarantine')}"><thead><tr><th scope="col">${ctx.t('id')}</th><th scope="col">${ctx.t('time')}</th><th scope="col">${ctx.t('direction')}</th><th scope="col">${ctx.t('sender')}</th><th scope="col">${ctx.t('recipients')}</th><th scope="col">${ctx.t('rule')}</th><th scope="col">${ctx.t('state')}</th><th scope="col">${ctx.t('actions')}</th></tr></thead><tbody>
 ${entries.map((e) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}</td>
-<td>${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`)}
-</tbody></table>`}`;
+<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`)}
+</tbody></table>`}
+${content}`;
 }
 
 async function reinject(q: NonNullable<ConsoleConfig['quarantine']>, id: string, from: string, rcpts: readonly string[], message: Uint8Array): Promise<string> {
@@ -240,6 +246,22 @@ const quarantine: Page = {
           throw new Error(`cannot re-inject: ${err.response ?? err.message}`);
         });
         return await quarantinePage(ctx, notice('ok', `${ctx.t('released')}: ${id} (${reply})`));
+      }
+      if (action === 'show') {
+        const creds = q.inspector;
+        if (!creds) throw new Error('[quarantine] inspector_cert is not configured: the content stays encrypted');
+        await auditAction(ctx, 'console.quarantine.show', id);
+        const k = ctx.config.keyd;
+        const inspector = new KeydClient({ url: k.url, ...(k.servername ? { servername: k.servername } : {}), ca: k.ca, cert: creds.cert, key: creds.key, timeoutMs: k.timeoutMs, maxSockets: 1 });
+        let plaintext: Buffer;
+        try {
+          plaintext = await quarantinedPlaintext(entry.message, ctx.config.domain, ctx.keyd, inspector);
+        } finally {
+          inspector.close();
+        }
+        const shown = plaintext.subarray(0, MAX_SHOWN_BYTES).toString('utf8');
+        plaintext.fill(0);
+        return await quarantinePage(ctx, undefined, html`<h2 id="content">${ctx.t('content')}: ${id}</h2><pre aria-labelledby="content" data-content="${id}">${shown}</pre>`);
       }
       if (action === 'delete') {
         await auditAction(ctx, 'console.quarantine.delete', id);

@@ -70,7 +70,7 @@ beforeAll(async () => {
     '[pki]', 'roots=root.pem', 'crls=org-ca.crl.pem,root.crl.pem', 'org_ca=org-ca.pem',
     '[keyd]', `url=https://127.0.0.1:${a.ports.keyd}`, 'servername=keyd.a.example', 'ca=org-ca.pem,root.pem', 'cert=console.pem', 'key=console.key',
     '[ops]', `gateway=127.0.0.1:${a.ports.ops.gateway}`, `keyd=127.0.0.1:${a.ports.ops.keyd}`, `publisher=127.0.0.1:${a.ports.ops.publisher}`,
-    '[quarantine]', `dir=${join(state, 'quarantine')}`, `smtp=127.0.0.1:${a.ports.smtp}`, 'user=alice@a.example', 'password_file=relay-password',
+    '[quarantine]', `dir=${join(state, 'quarantine')}`, `smtp=127.0.0.1:${a.ports.smtp}`, 'user=alice@a.example', 'password_file=relay-password', 'inspector_cert=inspector.pem', 'inspector_key=inspector.key',
     '[peers]', 'directory=ssmax-directory.ini', '',
   ].join('\n'));
   consoleProc = await startService(['console', 'run', '--config', config], /console listening on [^:]+:(\d+)/);
@@ -163,8 +163,11 @@ describe('the web console in headless Chromium', () => {
     const row = admin.locator(`tr[data-id="${id}"]`);
     await expect(row.textContent()).resolves.toMatch(/outbound\s*alice@a\.example\s*bob@b\.example\s*secret\s*held/);
     await expect(admin.locator('main').textContent()).resolves.not.toMatch(/top secret/); // the content stays encrypted
+    // the content, decrypted in memory through keyd with the inspector certificate, on request only
+    await submitAndWait(admin, row.getByRole('button', { name: `Show content: ${id}` }));
+    await expect(admin.locator(`pre[data-content="${id}"]`).textContent()).resolves.toMatch(/Subject: quarterly[\s\S]*This is top secret\./);
     await admin.screenshot({ path: join(SHOTS, 'quarantine.png'), fullPage: true });
-    await submitAndWait(admin, row.getByRole('button', { name: `Release once: ${id}` }));
+    await submitAndWait(admin, admin.locator(`tr[data-id="${id}"]`).getByRole('button', { name: `Release once: ${id}` }));
     await expect(admin.getByRole('status').textContent()).resolves.toMatch(new RegExp(`Released: ${id} \\(250 `));
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
     delivered = B().mailbox.for('bob@b.example').at(-1)!.raw.toString('latin1');
@@ -241,11 +244,12 @@ describe('the web console in headless Chromium', () => {
     await submitAndWait(admin, admin.getByRole('button', { name: 'Verify the chain' }));
     await expect(admin.getByRole('status').textContent()).resolves.toMatch(/^The audit chain verifies: \d+ records\.$/);
     const row = (op: string) => admin.locator('main table tr', { hasText: op }).first().textContent();
-    for (const op of ['registry.status', 'console.quarantine.release', 'console.quarantine.delete', 'console.peers.refresh']) {
+    for (const op of ['registry.status', 'console.quarantine.show', 'console.quarantine.release', 'console.quarantine.delete', 'console.peers.refresh']) {
       await expect(row(op)).resolves.toMatch(/admin-operator #[0-9a-f]+ via .*console\.a\.example #[0-9a-f]+admin/);
     }
     const statusRows = await admin.locator('main table tr', { hasText: 'registry.status' }).allTextContents();
     expect(statusRows.map((r) => /dave@a\.exampleok — (status=\w+)$/.exec(r)?.[1])).toEqual(['status=active', 'status=suspended']); // newest first
+    await expect(row('decrypt')).resolves.toMatch(/CN=inspect\.a\.example #[0-9a-f]+inspectordecrypta\.example:v1ok$/); // keyd's own record of the decryption, by the inspector certificate
     await expect(row('registry.add')).resolves.toMatch(/via .*adminregistry\.addgrace@a\.exampleok$/);
     await admin.screenshot({ path: join(SHOTS, 'audit.png'), fullPage: true });
   });
