@@ -48,7 +48,6 @@ export class ConsoleServer {
   private readonly sessions: Sessions;
   readonly keyd: ConsoleKeyd;
   private inFlight = 0;
-  private origin = '';
 
   constructor(private readonly opts: ConsoleOptions) {
     const c = opts.config;
@@ -65,10 +64,7 @@ export class ConsoleServer {
   }
 
   async listen(): Promise<number> {
-    const port = await listen(this.server, this.opts.config.host, this.opts.config.port);
-    const h = this.opts.config.host;
-    this.origin = `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
-    return port;
+    return listen(this.server, this.opts.config.host, this.opts.config.port);
   }
 
   async close(): Promise<void> {
@@ -119,9 +115,16 @@ export class ConsoleServer {
     const started = performance.now();
     const cookies = parseCookies(req.headers.cookie);
     const lang: Lang = pickLang(cookies.get(LANG_COOKIE), req.headers['accept-language']);
-    const url = new URL(req.url ?? '/', 'https://console');
+    let url = new URL('https://console/');
     let status = 200;
     try {
+      // only origin-form targets (/path?query); anything else (absolute, authority, malformed) is refused
+      if (!(req.url ?? '').startsWith('/') || (req.url ?? '').startsWith('//')) throw new ConsoleRefusal(400, 'Bad request target');
+      try {
+        url = new URL(req.url!, 'https://console');
+      } catch {
+        throw new ConsoleRefusal(400, 'Bad request target');
+      }
       if (url.pathname === '/static/console.css' && req.method === 'GET') {
         this.send(res, 200, 'text/css; charset=utf-8', STYLESHEET, { 'cache-control': 'max-age=3600' });
         return;
@@ -142,7 +145,8 @@ export class ConsoleServer {
       if (url.pathname === '/lang' && req.method === 'GET') {
         const to = url.searchParams.get('to') === 'ja' ? 'ja' : 'en';
         const back = url.searchParams.get('back') ?? '/';
-        const location = /^\/[A-Za-z0-9/_-]*$/.test(back) ? back : '/';
+        // a path of this console only: never //host (another site) nor anything with a scheme
+        const location = /^\/(?![/\\])[A-Za-z0-9/_-]*$/.test(back) ? back : '/';
         status = 303;
         this.send(res, 303, 'text/plain; charset=utf-8', '', { location, 'set-cookie': [...setCookies, cookie(LANG_COOKIE, to, 365 * 86400)] });
         return;
@@ -159,7 +163,7 @@ export class ConsoleServer {
       let body: Html;
       if (req.method === 'POST') {
         const form = await this.readForm(req);
-        if (!csrfOk(session, form.get('csrf'), { origin: req.headers.origin, 'sec-fetch-site': req.headers['sec-fetch-site'] as string | undefined }, this.origin)) {
+        if (!csrfOk(session, form.get('csrf'), { origin: req.headers.origin, 'sec-fetch-site': req.headers['sec-fetch-site'] as string | undefined }, `https://${String(req.headers.host ?? '')}`)) {
           this.opts.log?.(`console: POST ${url.pathname} refused (CSRF): origin=${String(req.headers.origin ?? '-').slice(0, 100)} sec-fetch-site=${String(req.headers['sec-fetch-site'] ?? '-').slice(0, 20)} token=${form.has('csrf') ? 'wrong' : 'missing'} session=${fresh ? 'new' : 'known'}`);
           throw new ConsoleRefusal(403, t(lang, 'badCsrf'));
         }

@@ -202,11 +202,11 @@ describe('the console server: who may log in', () => {
   });
   afterAll(() => server.close());
 
-  function get(creds: { cert: string; key: string }, path: string, method = 'GET', body?: string): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  function get(creds: { cert: string; key: string }, path: string, method = 'GET', body?: string, extra: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
       const req = request({
         host: '127.0.0.1', port, path, method, cert: creds.cert, key: creds.key, ca: fx.caPem, servername: 'console.a.example',
-        headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        headers: { ...extra, ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }) },
       }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
@@ -248,6 +248,29 @@ describe('the console server: who may log in', () => {
     expect(r.text).toMatch(/did not come from this console/);
     expect((await get(fx.clients.admin, '/nothing')).status).toBe(404);
     expect((await get(fx.clients.admin, '/users/status')).status).toBe(404);
+  });
+
+  test('with the session\'s token, a POST from this console passes; from another origin it is refused', async () => {
+    const page = await get(fx.clients.admin, '/abuse');
+    const session = /^ssmax_console=([^;]+)/.exec(String(page.headers['set-cookie']))![1]!;
+    const token = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!;
+    const post = (origin: string) => get(fx.clients.admin, '/abuse/resolve', 'POST', `csrf=${encodeURIComponent(token)}&report=AAAA`, { cookie: `ssmax_console=${session}`, origin });
+    const ok = await post(`https://127.0.0.1:${port}`);
+    expect(ok.status).toBe(200);
+    expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd: unreachable/); // it got as far as asking keyd
+    expect((await post('https://evil.example')).status).toBe(403);
+    expect((await post('null')).status).toBe(403);
+  });
+
+  test('the language switch redirects within the console only; a request target that is not a path is refused', async () => {
+    const to = async (back: string) => (await get(fx.clients.admin, `/lang?to=ja&back=${encodeURIComponent(back)}`)).headers.location;
+    expect(await to('/abuse')).toBe('/abuse');
+    expect(await to('//evil.example/x')).toBe('/');
+    expect(await to('/\\evil.example')).toBe('/');
+    expect(await to('https://evil.example/')).toBe('/');
+    const r = await get(fx.clients.admin, '/lang?to=ja&back=/');
+    expect(String(r.headers['set-cookie'])).toMatch(/ssmax_lang=ja; Path=\/; Secure; HttpOnly; SameSite=Strict; Max-Age=31536000/);
+    expect((await get(fx.clients.admin, '//evil.example/')).status).toBe(400);
   });
 });
 
