@@ -24,6 +24,7 @@ import { type Key, type Lang, pickLang, t } from './i18n';
 import { type PageContext, type Page, PAGES, renderError, renderPage } from './pages';
 import { LANG_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, Sessions, cookie, csrfOk, parseCookies, parseForm } from './security';
 import { STYLESHEET } from './style';
+import { readBody, RequestRefused } from '../net/https-server';
 
 /** The largest POST body (a pasted report); more is refused with 413. */
 export const MAX_FORM_BYTES = 1 << 20;
@@ -80,29 +81,21 @@ export class ConsoleServer {
     res.end(data);
   }
 
-  private readForm(req: IncomingMessage): Promise<Map<string, string>> {
-    return new Promise((resolve, reject) => {
-      const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/x-www-form-urlencoded') {
-        req.resume();
-        reject(new ConsoleRefusal(415, 'Forms only (application/x-www-form-urlencoded)'));
-        return;
-      }
-      const parts: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_FORM_BYTES) {
-          req.removeAllListeners('data');
-          req.resume();
-          reject(new ConsoleRefusal(413, `Form over ${MAX_FORM_BYTES} bytes`));
-          return;
-        }
-        parts.push(c);
-      });
-      req.on('end', () => resolve(parseForm(Buffer.concat(parts).toString('utf8'))));
-      req.on('error', reject);
-    });
+  /** A posted form, at most MAX_FORM_BYTES (the shared bounded read: src/net/https-server.ts). */
+  private async readForm(req: IncomingMessage): Promise<Map<string, string>> {
+    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') {
+      req.resume();
+      throw new ConsoleRefusal(415, 'Forms only (application/x-www-form-urlencoded)');
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_FORM_BYTES);
+    } catch (err) {
+      if (err instanceof RequestRefused) throw new ConsoleRefusal(err.status, err.code === 'too-large' ? `Form over ${MAX_FORM_BYTES} bytes` : err.message);
+      throw err;
+    }
+    return parseForm(body.toString('utf8'));
   }
 
   private identify(socket: TLSSocket): { identity: ClientIdentity; der: Buffer } {

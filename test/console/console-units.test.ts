@@ -15,7 +15,7 @@ import { Html, escapeHtml, html } from '../../src/console/html';
 import { pickLang, t, TEXTS } from '../../src/console/i18n';
 import { tokenOfMessage } from '../../src/console/pages';
 import { Sessions, cookie, csrfOk, parseCookies, parseForm } from '../../src/console/security';
-import { ConsoleServer } from '../../src/console/server';
+import { ConsoleServer, MAX_FORM_BYTES } from '../../src/console/server';
 import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { KeydError } from '../../src/keyd/errors';
 import { OnBehalf } from '../../src/keyd/on-behalf';
@@ -248,6 +248,12 @@ describe('the console server: who may log in', () => {
     expect(r.text).toMatch(/did not come from this console/);
     expect((await get(fx.clients.admin, '/nothing')).status).toBe(404);
     expect((await get(fx.clients.admin, '/users/status')).status).toBe(404);
+  });
+
+  test('a form over the size limit is refused 413 (the shared bounded read), before anything is done', async () => {
+    const r = await get(fx.clients.admin, '/users/status', 'POST', `address=${'a'.repeat(MAX_FORM_BYTES)}`);
+    expect(r.status).toBe(413);
+    expect(r.text).toContain(`Form over ${MAX_FORM_BYTES} bytes`);
   });
 
   test('with the session\'s token, a POST from this console passes; from another origin it is refused', async () => {
