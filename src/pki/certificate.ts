@@ -4,12 +4,12 @@
  * that does not follow the structure we rely on throws `MalformedCertificateError`
  * (the validator turns it into the `malformed` result).
  */
-import { createHash } from 'node:crypto';
 import { DerError, type Tlv, TAG, children, decodeBitString, decodeBoolean, decodeOid, decodeString, decodeTime, expectTag, integerHex, parseDer, smallInteger } from './der';
 import type { KeyAlgorithm } from './keys';
 import { type NameAttribute, formatName, parseName } from './name';
 import { EXT_KEY_VERSION, OID, ROLE_OIDS, type Role } from './oids';
-import { fromPem, toPem } from './pem';
+import { fromPem } from './pem';
+import { type SignedObject, signedObject } from './signed';
 
 export type KeyUsageBit =
   | 'digitalSignature' | 'nonRepudiation' | 'keyEncipherment' | 'dataEncipherment'
@@ -34,15 +34,7 @@ export interface NameConstraintsView {
   readonly hasOtherForms: boolean;
 }
 
-export interface ParsedCertificate {
-  readonly der: Uint8Array;
-  readonly pem: string;
-  /** SHA-256 of the DER, hex: the identity used by caches and bundles. */
-  readonly fingerprint: string;
-  readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: string;
-  /** DER-encoded ECDSA signature value. */
-  readonly signature: Uint8Array;
+export interface ParsedCertificate extends SignedObject {
   /** Serial number, lower-case hex of the DER integer content. */
   readonly serial: string;
   readonly issuerDer: Uint8Array;
@@ -259,12 +251,7 @@ function parseDerCertificate(der: Uint8Array): ParsedCertificate {
   const subjectDer = expectTag(subjectTlv, TAG.sequence, 'subject').bytes;
   const subjectAttributes = parseName(subjectTlv);
   return Object.freeze({
-    der,
-    pem: toPem('CERTIFICATE', der),
-    fingerprint: createHash('sha256').update(der).digest('hex'),
-    tbs: tbs.bytes,
-    signatureAlgorithm,
-    signature: sig.bytes,
+    ...signedObject(der, 'CERTIFICATE', tbs.bytes, signatureAlgorithm, sig.bytes),
     serial,
     issuerDer,
     subjectDer,

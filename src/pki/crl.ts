@@ -3,7 +3,6 @@
  * number, the authority key identifier, thisUpdate/nextUpdate and a reason code
  * per entry. Signed ECDSA P-256/SHA-256 like everything else.
  */
-import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { MalformedCertificateError, bytesEqual, readExtensions } from './certificate';
@@ -11,7 +10,8 @@ import { DerError, type Tlv, TAG, bigInteger, children, decodeBitString, decodeO
 import { type SigningAuthority, signTbs, toCertTime } from './issue';
 import { formatName, parseName } from './name';
 import { OID } from './oids';
-import { fromPem, toPem } from './pem';
+import { fromPem } from './pem';
+import { type SignedObject, signedObject } from './signed';
 
 /** RFC 5280 §5.3.1 CRLReason; value 7 is unused. */
 export const REVOCATION_REASONS = {
@@ -40,13 +40,7 @@ export interface RevocationEntry {
   readonly reason: RevocationReason;
 }
 
-export interface ParsedCrl {
-  readonly der: Uint8Array;
-  readonly pem: string;
-  readonly fingerprint: string;
-  readonly tbs: Uint8Array;
-  readonly signatureAlgorithm: string;
-  readonly signature: Uint8Array;
+export interface ParsedCrl extends SignedObject {
   readonly issuerDer: Uint8Array;
   readonly issuer: string;
   readonly thisUpdate: Date;
@@ -172,12 +166,7 @@ function parseDerCrl(der: Uint8Array): ParsedCrl {
   if (sig.unusedBits !== 0) throw new DerError('Cannot parse CRL: signature BIT STRING has unused bits');
   const issuerDer = expectTag(issuerTlv, TAG.sequence, 'CRL issuer').bytes;
   return Object.freeze({
-    der,
-    pem: toPem('X509 CRL', der),
-    fingerprint: createHash('sha256').update(der).digest('hex'),
-    tbs: tbs.bytes,
-    signatureAlgorithm,
-    signature: sig.bytes,
+    ...signedObject(der, 'X509 CRL', tbs.bytes, signatureAlgorithm, sig.bytes),
     issuerDer,
     issuer: formatName(parseName(issuerTlv)),
     thisUpdate: decodeTime(thisTlv, 'thisUpdate'),
