@@ -7,9 +7,9 @@ import type { Group } from '../crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ValidationCache } from '../pki/validate';
 import type { GatewayConfig } from './config';
-import type { Inspector } from './inspection';
+import type { Inspector } from '../inspect/engine';
 import type { KeyWatch } from './key-exchange';
-import type { KeydOps } from './keyd-ops';
+import type { KeydOps } from '../keyd/client-ops';
 import type { Lists } from '../lists/expand';
 
 /** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */

@@ -18,9 +18,9 @@ import type { ChainVerification } from '../chain/verify-chain';
 import { collect, decryptMessage, replaceCapsules } from '../envelope';
 import { DirectoryError } from '../directory/directory';
 import type { Copy, GatewayDeps } from './deps';
-import type { KeyNotice } from './keyd-ops';
-import { capsulesOf, checkMessage, domainOf } from './message-checks';
-import { GatewayError, messageFault } from './replies';
+import type { KeyNotice } from '../keyd/client-ops';
+import { capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
+import { GatewayError, messageFault } from '../mail/replies';
 import { inspectArrival, inspectedClauses, releasedArrival, withInspectionResults } from './inspection';
 import { addSeal, verifySeals } from './sealing';
 import { checkArrival } from './binding';
@@ -100,7 +100,7 @@ export async function receive(deps: GatewayDeps, arrival: Arrival, capsules: rea
   }
   const rcpts = arrival.rcpts.filter((_, i) => !lists[i]);
   const users = found.filter((_, i) => !lists[i]);
-  // All recipients' re-encryptions issued together: they travel to keyd in one batch (keyd-batch.ts).
+  // All recipients' re-encryptions issued together: they travel to keyd in one batch (src/keyd/client-batch.ts).
   // A list's member copies: keyd's `list` target, or the capsule the list's own batch already made (src/lists/expand.ts).
   const moves = await Promise.all(rcpts.map((rcpt, i) => {
     const keyId = users[i]!.encryptionKeyId;

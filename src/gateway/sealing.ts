@@ -11,7 +11,7 @@ import { seal } from '../chain/seal';
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { GatewayDeps } from './deps';
 import type { SealRefresh } from './key-exchange';
-import { GatewayError, chainFormatFault } from './replies';
+import { GatewayError, chainFormatFault } from '../mail/replies';
 import { noteChain, timed } from './message-log';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);

@@ -21,11 +21,11 @@ import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps } from './deps';
-import { capsulesOf, checkMessage, domainOf } from './message-checks';
+import { capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { type RetiredUse, receive, ownCapsule } from './reception';
 import { inspectSubmission, withInspectionResults } from './inspection';
-import { GatewayError, chainFormatFault } from './replies';
+import { GatewayError, chainFormatFault } from '../mail/replies';
 import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';

@@ -21,9 +21,9 @@ import type { TLSSocket } from 'node:tls';
 import type { Capsule } from '../crypto';
 import { CryptoError } from '../crypto/errors';
 import { listCapsulesIn } from '../envelope';
-import { type Direction, type LocalInspector, replyNameOf } from '../gateway/inspection';
-import { checkMessage } from '../gateway/message-checks';
-import { GatewayError } from '../gateway/replies';
+import type { Direction, LocalInspector } from '../inspect/engine';
+import { checkMessage } from '../mail/message-checks';
+import { GatewayError, replyNameOf } from '../mail/replies';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import type { ValidationCache } from '../pki/validate';
 

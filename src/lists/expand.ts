@@ -21,11 +21,11 @@
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
 import type { Copy, GatewayDeps } from '../gateway/deps';
-import type { ListFacts, ReencryptTarget } from '../gateway/keyd-ops';
+import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
 import { type Arrival, type RetiredUse, noteRetired, receive } from '../gateway/reception';
-import { GatewayError } from '../gateway/replies';
+import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
-import { domainOf } from '../gateway/message-checks';
+import { domainOf } from '../mail/message-checks';
 import { peerFor } from '../gateway/submission';
 import type { QuarantineStore } from '../inspect/quarantine';
 
@@ -160,7 +160,7 @@ export class Lists {
       peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
     }
     // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) sent at once through keyd's batches
-    // (POST /v1/batch, in requests of up to 64 operations, src/gateway/keyd-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
+    // (POST /v1/batch, in requests of up to 64 operations, src/keyd/client-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
     const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
     for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
     for (const member of remote) {

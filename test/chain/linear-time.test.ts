@@ -20,7 +20,7 @@ import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { verifySeals } from '../../src/gateway/sealing';
 import { now } from './fixtures';
 

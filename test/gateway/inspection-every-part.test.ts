@@ -22,7 +22,7 @@ import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
 import { addSeal } from '../../src/gateway/sealing';
-import { encryptToOrg } from '../../src/gateway/inspection';
+import { encryptToOrg } from '../../src/inspect/engine';
 import { setupGateway } from '../../src/gateway/setup';
 import { verifyChain } from '../../src/chain/verify-chain';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';

@@ -13,7 +13,7 @@ import { seal } from '../../src/chain/seal';
 import { verifyChain } from '../../src/chain/verify-chain';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import type { SealRefresh } from '../../src/gateway/key-exchange';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { verifySeals } from '../../src/gateway/sealing';
 import { TRACKING_TOKEN, makeOrg, now, sampleMessage } from '../chain/fixtures';
 

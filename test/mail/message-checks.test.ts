@@ -1,5 +1,5 @@
-import { checkMessage } from '../../src/gateway/message-checks';
-import { GatewayError } from '../../src/gateway/replies';
+import { checkMessage } from '../../src/mail/message-checks';
+import { GatewayError } from '../../src/mail/replies';
 
 function refusal(raw: string): GatewayError {
   try {
