@@ -3,7 +3,7 @@
  * loop checks of the expansion step (src/lists/expand.ts), as units: the end
  * to end cases are in lists.test.ts.
  */
-import type { SealReport } from '../../src/chain/verify-chain';
+import type { SealReport } from '../../src/chain/seal-reading';
 import { listFieldsOf, listResealAccepted, namesAddress, visibleRecipients } from '../../src/lists/chain';
 import { LIST_MAX_SEALS, Lists, autoSubmitted, listId, withListFields } from '../../src/lists/expand';
 import type { GatewayDeps } from '../../src/gateway/deps';
