@@ -61,3 +61,17 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
   const { outcome, summary } = chainOutcome(reports);
   return { ...outcome, summary, instances: reports, ...(outcome.result === 'pass' ? { reading: read.reading } : {}) };
 }
+
+/**
+ * The verification of a message that must carry no seals yet — one of the
+ * sealer's own organisation (a user's submission, its own report), to be
+ * sealed as i=1 — with no certificate to look up: `none` with the reading
+ * `seal` reuses; `fail` as verifyChain when the message cannot be read within
+ * the limits; `fail` (malformed) when it carries seals.
+ */
+export async function verifyUnsealed(message: Uint8Array, options: ReadOptions): Promise<ChainVerification> {
+  const got = await readSeals(message, options);
+  if ('failure' in got) return { ...got.failure, summary: chainSummary(got.failure, []), instances: [] };
+  const outcome: AuthOutcome = got.seals.length === 0 ? { result: 'none' } : { result: 'fail', reason: 'malformed', detail: `The message carries ${got.seals.length} seal(s) where none may be` };
+  return { ...outcome, summary: chainSummary(outcome, []), instances: [], ...(outcome.result === 'none' ? { reading: got.read.reading } : {}) };
+}

@@ -8,7 +8,7 @@ import type { PeerEntry } from '../directory/peer-entry';
 import type { ValidationCache } from '../pki/validate';
 import type { GatewayConfig } from './config';
 import type { Inspector } from '../inspect/engine';
-import type { KeyWatch } from './key-exchange';
+import type { KeyWatch, RetiredUse } from './key-exchange';
 import type { KeydOps } from '../keyd/client-ops';
 import type { Lists } from '../lists/expand';
 
@@ -44,4 +44,16 @@ export interface Copy {
   readonly message: Buffer;
   /** true: hand to the local mailbox store now; false: queue for the peer's gateway. */
   readonly local: boolean;
+}
+
+/**
+ * What a protocol step (submission.ts, reception.ts) decided for one
+ * message: the copies to hand over, or that inspection held it.
+ */
+export interface HopResult {
+  readonly copies: readonly Copy[];
+  /** Capsules accepted for a retired key version: the reply carries a refresh hint (key-exchange.ts). */
+  readonly notices: readonly RetiredUse[];
+  /** Set when the message was held (quarantine id): nothing is handed over. */
+  readonly quarantined?: string;
 }

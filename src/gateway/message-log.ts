@@ -86,7 +86,7 @@ export async function timed<T>(step: Step, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Notes the verification of the seals the message carried (sealing.ts). */
+/** Notes the verification of the seals the message carried (chain-check.ts). */
 export function noteChain(chain: ChainVerification): void {
   const h = hop();
   if (!h) return;
