@@ -68,7 +68,7 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
  * to be sealed as i=1: it must carry no seals. Read once here, as the chain
  * reads every message: one over the format limits is refused naming the
  * limit (before inspection's own parser meets it). The result (none) is what
- * the seal is made over (sealing.ts `Origin`).
+ * the seal is made over (`Origin` in deps.ts).
  */
 export async function checkUnsealed(deps: GatewayDeps, message: Buffer, what: string): Promise<ChainVerification> {
   const chain = await verifyUnsealed(message, { cpuBudgetMs: deps.config.cpuBudgetMs });

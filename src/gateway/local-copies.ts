@@ -15,37 +15,14 @@
  * never to this gateway's spool.
  */
 import type { Capsule } from '../crypto';
-import type { Verdict } from '../chain/tags';
 import { collect, decryptMessage, replaceCapsules } from '../envelope';
 import type { KeyNotice } from '../keyd/client-ops';
 import { listFieldsOf } from '../lists/chain';
 import { GatewayError, messageFault } from '../mail/replies';
-import type { Copy, GatewayDeps } from './deps';
+import type { Copy, ForLocal, GatewayDeps } from './deps';
 import { inspectedClauses } from './inspection';
 import { type RetiredUse, noteRetired } from './key-exchange';
-import { type Origin, addSeal } from './sealing';
-
-/** A message for local recipients, encrypted to this organisation's key, its origin checked. */
-export interface ForLocal {
-  readonly message: Buffer;
-  readonly rcpts: readonly string[];
-  /**
-   * Where it came from (sealing.ts): a peer, with the verification of its
-   * seals (it holds for every copy: a copy differs only in its capsules, which
-   * the earlier seals' signatures do not depend on); or this organisation's
-   * own user, with no seals yet and the tracking token of seal i=1.
-   */
-  readonly origin: Origin;
-  /** Verdicts of this hop's inspection, if any (docs/inspection.md). */
-  readonly verdicts: readonly Verdict[];
-  /** The verified sender (the From the chain or the user signature vouches for): what a list's posting policy checks (src/lists/). */
-  readonly sender?: string;
-  /** Copies made for this list's members (src/lists/): re-encrypted with keyd's `list` target, sealed with `ls=`; `listFields` head a plain member's copy. */
-  readonly list?: string;
-  readonly listFields?: string;
-  /** Capsules already re-encrypted for these recipients (a list's batch, src/lists/expand.ts): used instead of asking keyd again. */
-  readonly moved?: ReadonlyMap<string, Capsule>;
-}
+import { addSeal } from './sealing';
 
 /** The capsule made for this organisation's key; a missing or foreign one is refused. */
 export function ownCapsule(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {

@@ -8,20 +8,7 @@ import type { Verdict } from '../chain/tags';
 import { prependField } from '../chain/message-fields';
 import { bindRecipients, removeRecipientFields } from '../chain/recipients';
 import { seal } from '../chain/seal';
-import type { ChainVerification } from '../chain/verify-chain';
-import type { GatewayDeps } from './deps';
-
-/**
- * Where a message to seal comes from, which says what the seal is made over:
- *  - `peer`: another organisation sealed it; `chain` is the verification of
- *    its seals (verifySeals, result pass). This seal is i>1.
- *  - `own`: this organisation's own user (a submission) or mail system (a
- *    report); it carries no seals yet (`chain`: checkUnsealed, result none).
- *    This seal is i=1 and carries the tracking token.
- */
-export type Origin =
-  | { readonly from: 'peer'; readonly chain: ChainVerification }
-  | { readonly from: 'own'; readonly chain: ChainVerification; readonly trackingToken: Uint8Array };
+import type { GatewayDeps, Origin } from './deps';
 
 /**
  * Adds this gateway's seal over `message` (from `origin`), binding `rcpts` —

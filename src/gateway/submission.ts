@@ -19,7 +19,7 @@ import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../env
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
-import type { Copy, GatewayDeps, HopResult } from './deps';
+import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
 import { capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
@@ -27,7 +27,7 @@ import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies, ownCapsule } from './local-copies';
-import { type Origin, addSeal } from './sealing';
+import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';
 

@@ -20,10 +20,10 @@
  */
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
-import type { Copy, GatewayDeps } from '../gateway/deps';
+import type { Copy, ForLocal, GatewayDeps, ListPost, ListStep } from '../gateway/deps';
 import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
-import { type RetiredUse, noteRetired } from '../gateway/key-exchange';
-import { type ForLocal, localCopies } from '../gateway/local-copies';
+import { noteRetired } from '../gateway/key-exchange';
+import { localCopies } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { domainOf } from '../mail/message-checks';
@@ -89,15 +89,6 @@ export function autoSubmitted(message: Buffer): boolean {
   return v !== undefined && v.split(/[ \t;(]/)[0]!.toLowerCase() !== 'no';
 }
 
-export interface ListPost {
-  /** The verified post: its message (encrypted to this organisation's key), origin (a peer's verified chain, or a local post's token), verdicts and verified sender. */
-  readonly arrival: ForLocal;
-  readonly capsules: readonly Capsule[];
-  /** The list as keyd resolved it for this post. */
-  readonly list: ListFacts;
-  readonly notices?: RetiredUse[];
-}
-
 export interface ListOutcome {
   readonly copies: Copy[];
   /** The moderation id, when the post was held. */
@@ -107,7 +98,7 @@ export interface ListOutcome {
 }
 
 /** The gateway's list step (one per gateway): the moderation store and a log line writer. */
-export class Lists {
+export class Lists implements ListStep {
   constructor(readonly moderation: QuarantineStore, private readonly log: (line: string) => void) {}
 
   async close(): Promise<void> {
