@@ -99,9 +99,11 @@ function withoutBcc(message: Buffer): Buffer {
 }
 
 /**
- * `notices`: the user's capsule was for a retired version of this
- * organisation's key (accepted within grace): the submission reply carries a
- * refresh hint for the user's client.
+ * Submits `raw`, from a user of this organisation, to `rcpts`: one sealed
+ * copy per peer domain, copies for local recipients (local-copies.ts), or
+ * that inspection held it. `notices`: the user's capsule was for a retired
+ * version of this organisation's key (accepted within grace): the submission
+ * reply carries a refresh hint for the user's client.
  */
 export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], submitter?: Submitter): Promise<HopResult & { readonly mode: Mode }> {
   const notices: RetiredUse[] = [];
