@@ -18,18 +18,12 @@ import type { Capsule } from '../crypto';
 import { collect, decryptMessage, replaceCapsules } from '../envelope';
 import type { KeyNotice } from '../keyd/client-ops';
 import { listFieldsOf } from '../lists/chain';
+import { capsuleFor } from '../mail/message-checks';
 import { GatewayError, messageFault } from '../mail/replies';
 import type { Copy, ForLocal, GatewayDeps } from './deps';
 import { inspectedClauses } from './inspection';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { addSeal } from './sealing';
-
-/** The capsule made for this organisation's key; a missing or foreign one is refused. */
-export function ownCapsule(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
-  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
-  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length} (of ${capsules.length})`);
-  return mine[0]!;
-}
 
 function sealHeaders(message: Buffer): string {
   const head = message.subarray(0, message.indexOf('\r\n\r\n') + 2).toString('latin1');
@@ -43,7 +37,7 @@ function sealHeaders(message: Buffer): string {
  * message carries; `notices` collects keyd's retired-key notices.
  */
 export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: readonly Capsule[], notices?: RetiredUse[]): Promise<Copy[]> {
-  const capsule = ownCapsule(deps, capsules);
+  const capsule = capsuleFor(deps.config.domain, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
   const found = await Promise.all(input.rcpts.map((rcpt) => deps.keyd.user(rcpt)));

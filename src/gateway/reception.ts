@@ -7,14 +7,14 @@
  * accepted only from domains without SSMAX (ordinary Internet mail), as it is.
  */
 import { DirectoryError } from '../directory/directory';
-import { capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
+import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import { checkArrival } from './binding';
 import { verifySeals } from './chain-check';
 import type { Copy, GatewayDeps, HopResult } from './deps';
 import { inspectArrival, releasedArrival, withInspectionResults } from './inspection';
 import type { RetiredUse } from './key-exchange';
-import { localCopies, ownCapsule } from './local-copies';
+import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
 
 /**
@@ -27,7 +27,7 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
   const capsules = capsulesOf(head.headers);
   if (chain.result === 'none') {
     if (capsules.length > 0) {
-      const released = await releasedArrival(deps, raw, ownCapsule(deps, capsules));
+      const released = await releasedArrival(deps, raw, capsuleFor(deps.config.domain, capsules));
       if (!released) throw new GatewayError('chainFailed', 'encrypted message without seals');
       return receive(deps, released, rcpts);
     }
@@ -52,7 +52,7 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
     for (const rcpt of rcpts) copies.push({ rcpts: [rcpt], message: await addSeal(deps, clear.message, { from: 'peer', chain }, [...clear.verdicts, { name: 'e2e', result: 'none' }], [rcpt]), local: true });
     return { copies, notices: [] };
   }
-  const inspected = await inspectArrival(deps, raw, ownCapsule(deps, capsules), head.from, rcpts);
+  const inspected = await inspectArrival(deps, raw, capsuleFor(deps.config.domain, capsules), head.from, rcpts);
   if (inspected.quarantined) return { copies: [], notices: [], quarantined: inspected.quarantined };
   const notices: RetiredUse[] = [];
   const copies = await localCopies(deps, { message: inspected.message, rcpts, origin: { from: 'peer', chain }, verdicts: inspected.verdicts, sender: head.from }, capsules, notices);

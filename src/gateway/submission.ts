@@ -20,13 +20,13 @@ import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
-import { capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
+import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
 import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
-import { localCopies, ownCapsule } from './local-copies';
+import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';
@@ -118,7 +118,7 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   if (completed !== message) head = checkMessage((message = completed));
   const capsules = capsulesOf(head.headers);
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
-  const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
+  const capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
   // the format limits first (the chain's reading of the message): a message over them is refused naming
   // the configured limit before inspection's own parser meets it

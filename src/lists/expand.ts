@@ -26,7 +26,7 @@ import { noteRetired } from '../gateway/key-exchange';
 import { localCopies } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
-import { domainOf } from '../mail/message-checks';
+import { capsuleFor, domainOf } from '../mail/message-checks';
 import { peerFor } from '../gateway/submission';
 import type { QuarantineStore } from '../inspect/quarantine';
 
@@ -167,7 +167,7 @@ export class Lists implements ListStep {
     }
     const moved = new Map<string, Capsule>();
     if (jobs.length > 0) {
-      const capsule = ownCapsuleOf(deps, post.capsules);
+      const capsule = capsuleFor(deps.config.domain, post.capsules);
       const answers = await deps.keyd.reencryptMany(capsule, jobs.map((j) => j.target), jobs.map((j) => j.keyId));
       answers.forEach((a, i) => {
         // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
@@ -214,8 +214,3 @@ export class Lists implements ListStep {
   }
 }
 
-function ownCapsuleOf(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
-  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
-  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length}`);
-  return mine[0]!;
-}
