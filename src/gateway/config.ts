@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
-import { BATCH_DEFAULTS, type BatchSettings } from './keyd-batch';
+import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 

@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rfc5322Date } from './completion';
-import { sanitize } from './replies';
+import { sanitize } from '../mail/replies';
 import { findHeaderEnd } from '../mail/header-block';
 
 export interface DelayNotice {

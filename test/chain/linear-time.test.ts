@@ -21,8 +21,8 @@ import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
-import { GatewayError } from '../../src/gateway/replies';
-import { verifySeals } from '../../src/gateway/sealing';
+import { GatewayError } from '../../src/mail/replies';
+import { verifySeals } from '../../src/gateway/chain-check';
 import { now } from './fixtures';
 
 const MB = 1024 * 1024;
