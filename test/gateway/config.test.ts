@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
-import { GatewayConfigError, parseGatewayConfig } from '../../src/gateway/config';
+import { GatewayConfigError, parseGatewayConfig, reloadGatewayConfig } from '../../src/gateway/config';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
 
 const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax.ini'), 'utf8');
@@ -46,4 +46,26 @@ test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment sa
   expect(parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=0\n')) as Record<string, Record<string, unknown>>, '/x').keyd.userFactsTtlMs).toBe(0);
   expect(() => parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=-1\n')) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[keyd\] user_facts_ttl_ms: must be a whole number from 0 to 3600000, got '-1'/);
   expect(() => parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\ntimeout_ms=0\n')) as Record<string, Record<string, unknown>>, '/x')).toThrow(/\[keyd\] timeout_ms: must be a whole number from 1 to 3600000, got '0'/);
+});
+
+test('reloadGatewayConfig: reloadable settings take their new values in the running object; others are reported for a restart; an invalid file changes nothing', () => {
+  const base = '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const ini = (extra: string) => parse(base + extra) as Record<string, Record<string, unknown>>;
+  const before = ini('[policy]\nb.example=require\n');
+  const running = parseGatewayConfig(before, '/x');
+  const seen = running; // the object the hooks hold
+  const after = ini('[policy]\nb.example=none\nc.example=require\n[chain]\nresealers=lists.c.example\n[keyd]\ntimeout_ms=9000\n');
+  after.main = { ...after.main, hook_timeout_ms: '999', local_domains: 'x.example', domain: 'z.example' };
+  expect(reloadGatewayConfig(running, before, after, '/x')).toEqual({
+    applied: ['main.local_domains', 'main.hook_timeout_ms', 'chain.resealers', 'policy.b.example', 'policy.c.example'],
+    restart: ['main.domain', 'keyd.timeout_ms'],
+  });
+  expect(seen.hookTimeoutMs).toBe(999);
+  expect(seen.policy.domains).toEqual({ 'b.example': 'none', 'c.example': 'require' });
+  expect(seen.chain.resealers).toEqual(['lists.c.example']);
+  // restart-only: unchanged in the running gateway, the organisation's own domain included
+  expect([seen.domain, seen.keyd.timeoutMs, seen.localDomains]).toEqual(['a.example', 5000, ['x.example', 'a.example']]);
+  const bad = ini('[main]\nhook_timeout_ms=soon\n');
+  expect(() => reloadGatewayConfig(running, after, bad, '/x')).toThrow("ssmax.ini [main] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'");
+  expect(seen.hookTimeoutMs).toBe(999);
 });
