@@ -152,3 +152,27 @@ test('the check fails on a commented default that is not the code default, a key
   ]);
   expect(problems('ssmax-keyd.ini', edit(keyd, ';grace_days=30', ';grace_days=abc'), k)).toEqual([expect.stringMatching(/\[keys\] grace_days: must be a number from 0 to 3650, got 'abc'/)]);
 });
+
+test('ssmax.ini marks exactly the settings the plugin reloads with "(reload)" in the comment above them', () => {
+  const text = readFileSync(join(CONFIG, 'ssmax.ini'), 'utf8');
+  let section = '';
+  let comment: string[] = [];
+  const marked: string[] = [];
+  const reloaded: string[] = [];
+  for (const line of text.split('\n')) {
+    const s = SECTION.exec(line);
+    const m = COMMENTED.exec(line) ?? /^([A-Za-z0-9_.-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (s) [section, comment] = [s[1]!, []];
+    else if (m) {
+      const name = `${section}.${m[1]}`;
+      const setting = GATEWAY_SETTINGS[name as keyof typeof GATEWAY_SETTINGS] as { reload?: boolean } | undefined;
+      if (setting) {
+        if (comment.some((c) => c.includes('(reload'))) marked.push(name);
+        if (setting.reload) reloaded.push(name);
+      }
+      comment = [];
+    } else if (line.startsWith(';')) comment.push(line);
+  }
+  expect(marked).toEqual(reloaded);
+  expect(reloaded.length).toBeGreaterThan(5);
+});
