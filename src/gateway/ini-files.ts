@@ -1,16 +1,17 @@
 /**
  * The plugin's ini files (ssmax.ini; ssmax-inspect.ini and ssmax-dlp.ini for
  * inline inspection) read through Haraka's config loader, the `this.config`
- * Haraka gives the plugin: Haraka's config folder and its defaults/overrides
- * for a plugin installed as a package, and its watch, which calls back a few
- * seconds after a file changes (docs/configuration.md, "Reload").
+ * Haraka gives the plugin: Haraka's config folder, for a plugin installed as a
+ * package its shipped files as defaults under the site's (key by key; the DLP
+ * rules file whole), and its watch, which calls back a few seconds after a
+ * file changes (docs/configuration.md, "Reload").
  *
  * On a change of ssmax.ini the settings that can change at run time are taken
  * into the running configuration at once (`reloadGatewayConfig`); a change of
  * any other setting, or of the inspection files, is logged as waiting for a
  * restart. A changed file that is not valid changes nothing and is logged.
  */
-import { ConfigError, type Ini } from '../config/ini';
+import { ConfigError, type Ini, parseIni } from '../config/ini';
 import { type GatewayConfig, reloadGatewayConfig } from './config';
 
 /** Haraka's config loader as a plugin has it (haraka-config's get(name, [type], [callback], [options])). */
@@ -19,6 +20,8 @@ export interface HarakaConfigLoader {
 }
 
 export const GATEWAY_INI = 'ssmax.ini';
+/** Files read whole (Haraka's "data" type), not merged key by key over the plugin package's copy. */
+const WHOLE_FILES = ['ssmax-dlp.ini'];
 
 export class HarakaIniFiles {
   private readonly last = new Map<string, Ini>();
@@ -47,7 +50,11 @@ export class HarakaIniFiles {
   }
 
   private get(name: string): Ini {
-    const ini = { ...(this.loader.get(name, 'ini', (err?: unknown) => this.changed(name, err)) as Ini) };
+    const changed = (err?: unknown) => this.changed(name, err);
+    // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
+    // read with the project's parser, as the inspector process reads it
+    if (WHOLE_FILES.includes(name)) return parseIni((this.loader.get(name, 'data', changed) as string[] | null ?? []).join('\n'));
+    const ini = { ...(this.loader.get(name, 'ini', changed) as Ini) };
     // Haraka puts keys outside any section into [main]: an empty one is no section of the file
     if (ini.main && Object.keys(ini.main).length === 0) delete ini.main;
     return ini;
