@@ -21,6 +21,7 @@ import { sealIdentity } from './binding';
 import type { Copy } from './deps';
 import { DELIVERED_RECORD_SECONDS } from './config';
 import { GatewayError } from './replies';
+import type { QueuedCopy } from './queue-reconcile';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
@@ -250,7 +251,9 @@ export class LocalDelivery {
    * redelivered: copies handed over again because an earlier attempt stopped midway (see above);
    * pendingAtStart: intents without completion found when this process opened the record (the gateway stopped while handing them over).
    */
-  readonly stats = { redelivered: 0, pendingAtStart: 0 };
+  readonly stats = { redelivered: 0, pendingAtStart: 0, reconciled: 0 };
+  /** Settled when the record was reconciled with Haraka's queue (queue-reconcile.ts): no claim before it. */
+  private reconciled: Promise<unknown> = Promise.resolve();
   onRedeliver: (what: string) => void = () => undefined;
   /** Over LMTP: the hand-over in progress per mailbox (one at a time, see `oneAtATime`). */
   private readonly mailboxes = new Map<string, Promise<void>>();
@@ -281,6 +284,7 @@ export class LocalDelivery {
    */
   async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
+    await this.reconciled;
     let todo: string[];
     let again: string[];
     let gate!: () => void;
@@ -391,6 +395,42 @@ export class LocalDelivery {
     } finally {
       for (const k of keys) if (this.mailboxes.get(k) === done) this.mailboxes.delete(k);
     }
+  }
+
+  /**
+   * Records copies as handed over that Haraka holds in its queue (queue-reconcile.ts):
+   * at start, every copy found in the queue directory; later, a queued copy
+   * Haraka has just delivered (before it removes the file). Open intents among
+   * them were hand-overs that completed while the gateway stopped before
+   * recording them: they are no longer pending.
+   */
+  markQueued(copies: readonly QueuedCopy[]): Promise<number> {
+    const work = this.delivered.transaction(() => {
+      let settled = 0;
+      for (const c of copies) {
+        for (const r of c.rcpts) {
+          const k = `${c.id}:${r.toLowerCase()}`;
+          const m = this.delivered.get(k);
+          if (handedOver(m)) continue;
+          const intent = intentOf(m);
+          if (intent && !alive(intent.pid)) settled++;
+          this.delivered.put(k, Date.now());
+        }
+      }
+      return settled;
+    });
+    return work.then((settled) => {
+      this.stats.reconciled += settled;
+      this.stats.pendingAtStart = Math.max(0, this.stats.pendingAtStart - settled);
+      return settled;
+    });
+  }
+
+  /** At start, before the gateway takes mail: every copy in Haraka's queue is recorded (markQueued); claims wait for it. */
+  reconcile(copies: readonly QueuedCopy[]): Promise<number> {
+    const work = this.markQueued(copies);
+    this.reconciled = work.catch(() => undefined);
+    return work;
   }
 
   /** Records recipients as done without a copy (refused for good, and the sender told): a retry does not try them again. */

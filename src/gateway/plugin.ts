@@ -31,6 +31,7 @@ import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { type Refusal, arrivalId } from './delivery';
+import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
@@ -60,7 +61,7 @@ interface Connection {
 
 /** What the plugin reads of Haraka's queued mail (HMailItem) in hook_deferred. */
 interface QueuedMail {
-  todo?: { uuid: string; queue_time: number; mail_from?: { user?: string | null; host?: string | null }; rcpt_to: { user: string; host: string; reason?: string }[] };
+  todo?: { uuid: string; queue_time: number; notes?: unknown; mail_from?: { user?: string | null; host?: string | null }; rcpt_to: { user: string; host: string; reason?: string }[] };
   data_stream(): NodeJS.ReadableStream & { destroy?: () => void };
 }
 
@@ -105,9 +106,43 @@ export function register(this: HarakaPlugin): void {
   }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
   state.delivery.onRedeliver = (what) => this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
-  // reconciliation after a crash: intents without completion are handed over again at the sender's retry, with the same delivery id
-  if (state.delivery.stats.pendingAtStart > 0) this.logerror(`ssmax: ${state.delivery.stats.pendingAtStart} cop${state.delivery.stats.pendingAtStart === 1 ? 'y was' : 'ies were'} being handed over when the gateway stopped; the sender's retry hands them over again (SSMAX-Delivery-Id: a store with the duplicate check keeps one)`);
+  // reconciliation after a crash (queue-reconcile.ts): peer copies Haraka holds in its queue are recorded as handed over
+  // before any claim; the intents still open are handed over again at the sender's retry, with the same delivery id
+  const s = state;
+  const queued = queuedCopies(queueDirOf(this), queueFileTestOf(this));
+  void s.delivery.reconcile(queued).then((settled) => {
+    if (settled > 0) this.loginfo(`ssmax: ${settled} cop${settled === 1 ? 'y' : 'ies'} found in Haraka's queue recorded as handed over (the gateway stopped before recording them)`);
+  }, (err: unknown) => this.logerror(`ssmax: cannot reconcile the delivery record with Haraka's queue: ${(err as Error).message}`)).then(() => {
+    const pending = s.delivery.stats.pendingAtStart;
+    if (pending > 0) this.logerror(`ssmax: ${pending} cop${pending === 1 ? 'y was' : 'ies were'} being handed over when the gateway stopped; the sender's retry hands them over again (SSMAX-Delivery-Id: a store with the duplicate check keeps one)`);
+  });
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
+}
+
+/** Haraka's outbound queue directory (outbound.ini queue_dir, else <haraka>/queue), as the running Haraka resolved it. */
+function queueDirOf(plugin: HarakaPlugin): string {
+  try {
+    const dir = (plugin.haraka_require('outbound/queue') as { queue_dir?: unknown }).queue_dir;
+    if (typeof dir === 'string' && dir !== '') return dir;
+  } catch {
+    // an older Haraka layout: its default place
+  }
+  return join(process.env.HARAKA ?? process.cwd(), 'queue');
+}
+
+/** Which queue files the running Haraka loads (its own outbound/qfile rules), or the rule of Haraka 3. */
+function queueFileTestOf(plugin: HarakaPlugin): QueueFileTest {
+  try {
+    const q = plugin.haraka_require('outbound/qfile') as { platformDOT?: unknown; parts?: (name: string) => unknown };
+    const dot = q.platformDOT;
+    const parts = q.parts;
+    if (typeof dot === 'string' && dot !== '' && typeof parts === 'function') {
+      return (name) => !name.startsWith(dot) && !name.startsWith('.') && !name.startsWith('error.') && Boolean(parts(name));
+    }
+  } catch {
+    // another Haraka layout: its documented rule
+  }
+  return harakaQueueFile;
 }
 
 /** The plugin's state, or a 4xx answer if register() never completed (a hook must never throw: Haraka treats that as CONT). */
@@ -172,7 +207,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       s.outbound.send_email(from, [...todo], Readable.from([copy.message]), (code, msg) => {
         if (code === CODES.OK) resolve({ refused: [] });
         else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
-      }, { dot_stuffed: false });
+      }, { dot_stuffed: false, notes: copyNotes({ id, rcpts: todo }) }); // the queue file names its copy (queue-reconcile.ts)
     }), (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))));
   }
   if (failed.length > 0) {
@@ -316,16 +351,19 @@ export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Co
 }
 
 /** Haraka's outbound: [host, ip, response, delay, port, mode, ok_recips, secured, authenticated]. */
-export function hook_delivered(this: HarakaPlugin, next: Next, _hmail: unknown, params: unknown[]): void {
+export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail | undefined, params: unknown[]): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('delivered', s.config.hookTimeoutMs, this, () => {
+  failClosed('delivered', s.config.hookTimeoutMs, this, async () => {
+    // a queued peer copy delivered: recorded before Haraka removes its file (queue-reconcile.ts)
+    const copy = copyOf(hmail?.todo?.notes);
+    if (copy) await s.delivery.markQueued([copy]);
     const response = params?.[2];
     const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
     const before = s.deps.keyWatch?.stats.hints ?? 0;
     s.deps.keyWatch?.noteReply(text);
     if ((s.deps.keyWatch?.stats.hints ?? 0) > before) this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
-    return Promise.resolve([CODES.CONT]);
+    return [CODES.CONT];
   }, next);
 }
 
