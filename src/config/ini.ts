@@ -240,3 +240,17 @@ export function changedSettings(schema: Schema, before: Ini, after: Ini, file: s
   for (const s of free) for (const r of [a, b]) for (const k of Object.keys(r.section(s))) names.add(`${s}.${k}`);
   return [...names].filter((n) => a.text(...split(n)) !== b.text(...split(n)));
 }
+
+/** The keys of a parsed file that `schema` does not declare, outside the `free` sections, as "section.key". */
+export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[] = []): string[] {
+  const out: string[] = [];
+  for (const [section, body] of Object.entries(ini)) {
+    if (body === null || typeof body !== 'object') {
+      out.push(section);
+      continue;
+    }
+    if (free.includes(section)) continue;
+    for (const key of Object.keys(body)) if (!(`${section}.${key}` in schema)) out.push(`${section}.${key}`);
+  }
+  return out;
+}

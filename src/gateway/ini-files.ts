@@ -11,8 +11,9 @@
  * any other setting, or of the inspection files, is logged as waiting for a
  * restart. A changed file that is not valid changes nothing and is logged.
  */
-import { ConfigError, type Ini, parseIni } from '../config/ini';
-import { type GatewayConfig, reloadGatewayConfig } from './config';
+import { ConfigError, type Ini, type Schema, parseIni, unknownSettings } from '../config/ini';
+import { INSPECT_SETTINGS } from '../inspect/config';
+import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS, type GatewayConfig, reloadGatewayConfig } from './config';
 
 /** Haraka's config loader as a plugin has it (haraka-config's get(name, [type], [callback], [options])). */
 export interface HarakaConfigLoader {
@@ -20,6 +21,11 @@ export interface HarakaConfigLoader {
 }
 
 export const GATEWAY_INI = 'ssmax.ini';
+/** The settings each file may hold (any other key is logged). */
+const KNOWN: Record<string, { schema: Schema; free?: readonly string[] }> = {
+  [GATEWAY_INI]: { schema: GATEWAY_SETTINGS, free: GATEWAY_FREE_SECTIONS },
+  'ssmax-inspect.ini': { schema: INSPECT_SETTINGS },
+};
 /** Files read whole (Haraka's "data" type), not merged key by key over the plugin package's copy. */
 const WHOLE_FILES = ['ssmax-dlp.ini'];
 
@@ -41,7 +47,18 @@ export class HarakaIniFiles {
   read(name: string): Ini {
     const ini = this.get(name);
     this.last.set(name, ini);
+    this.unknown(name, ini);
     return ini;
+  }
+
+  /** A key the gateway does not read is logged (a misspelt name would otherwise go unnoticed); it is ignored. */
+  private unknown(name: string, ini: Ini): void {
+    const known = KNOWN[name];
+    if (!known) return;
+    for (const n of unknownSettings(known.schema, ini, known.free)) {
+      const dot = n.indexOf('.');
+      this.logerror(`ssmax: ${name} ${dot < 0 ? n : `[${n.slice(0, dot)}] ${n.slice(dot + 1)}`}: not a setting of the gateway, ignored (docs/configuration.md)`);
+    }
   }
 
   /** From now on, changes of ssmax.ini are applied to `config` (the object the running gateway reads). */
@@ -72,6 +89,7 @@ export class HarakaIniFiles {
       }
       const r = reloadGatewayConfig(this.running, before, after, this.dir);
       this.last.set(name, after);
+      this.unknown(name, after);
       if (r.applied.length > 0) {
         this.onApplied();
         this.log(`ssmax: ${name} reloaded: ${r.applied.join(', ')} in effect now`);

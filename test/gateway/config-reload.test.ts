@@ -4,8 +4,9 @@
  * Haraka's config loader notices the change and the plugin takes the settings
  * that can change at run time at once — here [main] trusted_relays: a relay on
  * 127.0.0.2 is refused before, its mail relayed and delivered after — logs a
- * changed setting that needs a restart as such ([keyd] timeout_ms), and keeps
- * the running configuration when the changed file is not valid.
+ * changed setting that needs a restart as such ([keyd] timeout_ms), logs a key
+ * it does not know, and keeps the running configuration when the changed file
+ * is not valid.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,12 +37,14 @@ test('a reloadable setting takes effect without a restart; a restart-only one is
 
   expect(await fromRelay('before')).toMatch(/Relaying denied/);
 
-  const withRelay = original.replace('hook_timeout_ms=20000\n', 'hook_timeout_ms=20000\ntrusted_relays=127.0.0.2\n').replace(/\ntimeout_ms=3000\n/, '\ntimeout_ms=4000\n');
+  // and a misspelt key: logged, ignored
+  const withRelay = original.replace('hook_timeout_ms=20000\n', 'hook_timeout_ms=20000\ntrusted_relays=127.0.0.2\ntrusted_relay_login=x\n').replace(/\ntimeout_ms=3000\n/, '\ntimeout_ms=4000\n');
   expect(withRelay).toContain('trusted_relays=127.0.0.2');
   expect(withRelay).toContain('\ntimeout_ms=4000\n');
   writeFileSync(file, withRelay);
   await waitFor(() => /ssmax: ssmax\.ini reloaded: main\.trusted_relays in effect now/.test(logs()), 30000, () => logs().slice(-3000));
   expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini changed: keyd\.timeout_ms takes effect after a restart of Haraka/);
+  expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini \[main\] trusted_relay_login: not a setting of the gateway, ignored/);
   expect(await fromRelay('after')).toMatch(/250 .*Queued/);
   await waitFor(() => delivered('after'), 30000);
 
