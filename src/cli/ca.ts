@@ -230,7 +230,7 @@ Options:
   },
 };
 
-const ISSUE_KINDS = ['user', 'gateway', 'keyd', 'inspector', 'admin', 'disclosure', 'seal', 'encryption', 'bundle-signer'] as const;
+const ISSUE_KINDS = ['user', 'gateway', 'keyd', 'inspector', 'console', 'admin', 'disclosure', 'seal', 'encryption', 'bundle-signer'] as const;
 type IssueKind = (typeof ISSUE_KINDS)[number];
 
 function publicKeyOption(v: string | undefined): PublicKeyInput | undefined {
@@ -252,8 +252,9 @@ Writes PREFIX.cert.pem and, unless --public-key is given, a new key PREFIX.key.p
 Kinds and their options:
   user           --email ADDR --pseudonym NAME --code CODE --purpose signing|encryption
                  (pseudonym: never a real name; code: org-assigned, never an identity number)
-  gateway|keyd|inspector
+  gateway|keyd|inspector|console
                  --host HOST (repeatable): TLS server+client certificate carrying the role
+                 (console: the web console, docs/console.md)
   admin|disclosure
                  --name PSEUDONYM: TLS client certificate carrying the role
   seal           --domain DOMAIN [--host HOST]: gateway sealing certificate
@@ -296,7 +297,7 @@ Options:
         cert = issueUserCertificate(ca, { email: need(v.email, 'email'), pseudonym: need(v.pseudonym, 'pseudonym'), code: need(v.code, 'code'), purpose, publicKey, ...validity });
         break;
       }
-      case 'gateway': case 'keyd': case 'inspector':
+      case 'gateway': case 'keyd': case 'inspector': case 'console':
         cert = issueTlsCertificate(ca, { role: kind, hosts: list(v.host), publicKey, ...validity });
         break;
       case 'admin': case 'disclosure':

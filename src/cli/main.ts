@@ -5,6 +5,7 @@
 import { type CliIo, type CommandGroup, EXIT, exitOf, processIo, requireReadable } from './command';
 import { abuseCommand } from './abuse';
 import { caCommand } from './ca';
+import { consoleCommand } from './console';
 import { cryptoCommand } from './crypto';
 import { demoCommand } from './demo';
 import { directoryCommand } from './directory';
@@ -21,6 +22,7 @@ import { userCommand } from './user';
 export const groups: Record<string, CommandGroup> = {
   abuse: abuseCommand,
   ca: caCommand,
+  console: consoleCommand,
   crypto: cryptoCommand,
   demo: demoCommand,
   directory: directoryCommand,

@@ -59,6 +59,7 @@ export function provisionOrg(dir: string, opts: { domain?: string; port?: number
     inspector: creds(orgCa, 'inspector', now, [`inspect.${domain}`], days),
     admin: creds(orgCa, 'admin', now, undefined, days),
     disclosure: creds(orgCa, 'disclosure', now, undefined),
+    console: creds(orgCa, 'console', now, [`console.${domain}`], days),
     keyd: server,
     revoked,
     expired: creds(orgCa, 'gateway', now, [`mx.${domain}`], { notBefore: new Date(now - 10 * DAY), notAfter: new Date(now - DAY) }),

@@ -145,6 +145,13 @@ export class AuditLog {
     return { ok: true, count: seq };
   }
 
+  /** Up to `n` records ending with sequence number `last` (0: the newest), newest first (the console's audit page). */
+  page(last: number, n: number): AuditRecord[] {
+    const out: AuditRecord[] = [];
+    for (const { value } of this.store.audit.getRange({ reverse: true, limit: n, ...(last > 0 ? { start: last } : {}) })) out.push(value.record);
+    return out;
+  }
+
   /** The last `n` records, newest last. */
   tail(n: number): AuditRecord[] {
     const out: AuditRecord[] = [];

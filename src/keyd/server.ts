@@ -17,6 +17,7 @@ import { KeydError } from './errors';
 import type { Actor, KeyService } from './service';
 import type { AuditLog } from './audit';
 import { BatchHandler } from './batch';
+import { ON_BEHALF_HEADER, OnBehalf } from './on-behalf';
 
 export interface ServerOptions {
   readonly host: string;
@@ -124,6 +125,7 @@ export class KeydServer {
   /** Routes without parameters, by path (the hot ones: no regex per request). */
   private readonly exact = new Map<string, Route>();
   private readonly auth: ClientCertificateAuth;
+  private readonly onBehalf: OnBehalf;
 
   constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
     // Clients must hold a certificate from this organisation's CA, the explicit anchor ([pki] org_ca):
@@ -133,6 +135,7 @@ export class KeydServer {
       roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, issuers: [opts.orgCa],
       ...(opts.validationCache ? { cache: opts.validationCache } : {}),
     });
+    this.onBehalf = new OnBehalf({ roots: opts.roots, crls: opts.crls, orgCa: opts.orgCa, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
     const batch = new BatchHandler(service, audit, opts.clock, opts.maxBatchOps, opts.log);
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
@@ -159,6 +162,22 @@ export class KeydServer {
         method: 'GET', pattern: /^\/v1\/audit\/verify$/, handle: (a) => {
           if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.verify`);
           return this.audit.verify();
+        },
+      },
+      // the web console (docs/console.md): browse the chain; record a console action (quarantine, peers) in it before doing it
+      {
+        method: 'GET', pattern: /^\/v1\/audit\/records\/(\d{1,12})$/, handle: (a, _b, p) => {
+          if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.records`);
+          return { records: this.audit.page(Number(p[0]), 50) };
+        },
+      },
+      {
+        method: 'POST', pattern: /^\/v1\/audit\/console$/, handle: async (a, b) => {
+          if (a.role !== 'admin' || !a.via) throw new KeydError('forbidden', `Role "${a.role}" may not call audit.console (an administrator through the console only)`);
+          const op = typeof b.op === 'string' && /^console\.[a-z.-]{1,40}$/.test(b.op) ? b.op : undefined;
+          if (!op || typeof b.target !== 'string' || b.target.length > 254) throw new KeydError('bad-request', 'Fields "op" (console.*) and "target" (at most 254 characters) are required');
+          const r = await this.audit.append({ actor: a.name, role: a.role, op, target: b.target, result: 'ok' }, opts.clock());
+          return { seq: r.seq };
         },
       },
     ];
@@ -253,7 +272,7 @@ export class KeydServer {
     let role = '-';
     this.inFlight++;
     try {
-      const actor = this.actorOf(req.socket as TLSSocket);
+      const actor = this.onBehalf.actor(this.actorOf(req.socket as TLSSocket), req.headers[ON_BEHALF_HEADER]);
       role = actor.role;
       if (req.rawHeaders.length / 2 > this.opts.maxHeaders) throw new KeydError('too-many-headers', `Request has more than ${this.opts.maxHeaders} header fields`);
       const pathname = pathOf(req.url);

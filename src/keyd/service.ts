@@ -28,6 +28,8 @@ export interface Actor {
   readonly role: Role | 'keyd';
   /** Certificate subject and serial, for the audit log. */
   readonly name: string;
+  /** The console certificate an administrator acts through (on-behalf.ts); absent for a direct caller. */
+  readonly via?: string;
 }
 
 export type Target =

@@ -338,12 +338,12 @@ export interface TlsCertOptions extends Validity {
   readonly publicKey: PublicKeyInput;
 }
 
-const SERVICE_ROLES: readonly Role[] = ['gateway', 'keyd', 'inspector'];
+const SERVICE_ROLES: readonly Role[] = ['gateway', 'keyd', 'inspector', 'console'];
 
 /**
  * A TLS certificate for the key service's mutual TLS, carrying its role as a key
  * purpose (roleOf). Services (gateway, keyd, inspector) get serverAuth and
- * clientAuth; operators (admin, disclosure) get clientAuth only.
+ * clientAuth (the console too: it serves administrators and calls keyd); operators (admin, disclosure) get clientAuth only.
  */
 export function issueTlsCertificate(ca: SigningAuthority, opts: TlsCertOptions): ParsedCertificate {
   if (!(opts.role in ROLE_OIDS)) throw new Error(`Cannot issue TLS certificate: unknown role "${String(opts.role)}"`);

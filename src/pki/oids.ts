@@ -30,6 +30,8 @@ export const ROLE_OIDS = {
   keyd: `${SSMAX_ARC}.3.3`,
   admin: `${SSMAX_ARC}.3.4`,
   disclosure: `${SSMAX_ARC}.3.5`,
+  /** The web console (`ssmax console`): alone it may do nothing; keyd accepts from it an administrator's certificate to act on behalf of (docs/console.md). */
+  console: `${SSMAX_ARC}.3.6`,
 } as const;
 
 export type Role = keyof typeof ROLE_OIDS;

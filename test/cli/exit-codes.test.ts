@@ -63,6 +63,7 @@ const WITH_CONFIG: readonly (readonly string[])[] = [
   ['abuse', 'report', '--config', 'FILE', MESSAGE],
   ['abuse', 'resolve', '--config', 'FILE', '--token', 'x'],
   ['abuse', 'serve', '--config', 'FILE'],
+  ['console', 'run', '--config', 'FILE'],
   ['directory', 'status', '--config', 'FILE'],
   ['directory', 'lookup', 'b.example', '--config', 'FILE'],
   ['inspector', 'run', '--config', 'FILE'],
@@ -107,11 +108,11 @@ test('an invalid config file (a required key missing): 78 from every command, na
 test('bad arguments: 64 from every command and subcommand (unknown option, unknown subcommand, nothing given)', async () => {
   const cases: string[][] = [
     [], ['nope'],
-    ...['abuse', 'ca', 'directory', 'inspector', 'keyd', 'publish', 'quarantine', 'registry', 'user'].flatMap((g) => [[g], [g, 'no-such-subcommand']]),
+    ...['abuse', 'ca', 'console', 'directory', 'inspector', 'keyd', 'publish', 'quarantine', 'registry', 'user'].flatMap((g) => [[g], [g, 'no-such-subcommand']]),
     ['abuse', 'report', '--bogus'], ['abuse', 'resolve', '--bogus'], ['abuse', 'serve', '--bogus'],
     ...['init-root', 'init-org', 'issue', 'revoke', 'crl', 'bundle', 'verify'].map((s) => ['ca', s, '--bogus']),
     ['crypto', 'demo', '--bogus'], ['crypto', 'demo', '--backend', 'nope'], ['demo', '--bogus'],
-    ['directory', 'status', '--bogus'], ['directory', 'lookup', '--bogus'], ['inspector', 'run', '--bogus'],
+    ['directory', 'status', '--bogus'], ['directory', 'lookup', '--bogus'], ['inspector', 'run', '--bogus'], ['console', 'run', '--bogus'],
     ...['run', 'init-master', 'backup-master', 'restore-master', 'rotate'].map((s) => ['keyd', s, '--bogus']), ['keyd', 'audit', 'verify', '--bogus'],
     ['publish', 'run', '--bogus'], ['publish', 'run'],
     ['quarantine', 'list', '--bogus'], ['quarantine', 'list'],

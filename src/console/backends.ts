@@ -1,0 +1,145 @@
+/**
+ * What the console talks to (docs/console.md), each over its existing
+ * interface: keyd over mutual TLS with the console's certificate, naming the
+ * logged-in administrator (SSMAX-On-Behalf-Of, src/keyd/on-behalf.ts); the
+ * operations listeners (health and metrics, plain HTTP on loopback); the
+ * gateway's quarantine store (LMDB beside the gateway, as `ssmax
+ * quarantine`) and its SMTP port for a release. The console holds no key of
+ * the organisation (only TLS client keys: its own, and optionally an
+ * inspector certificate's for content.ts).
+ */
+import { request as httpRequest } from 'node:http';
+import { Agent } from 'node:https';
+import { KeydClientError } from '../keyd/client';
+import { ON_BEHALF_HEADER } from '../keyd/on-behalf';
+import { HttpsJsonError } from '../net/https-json';
+import { request as httpsRequest } from 'node:https';
+
+export interface KeydTarget {
+  readonly url: string;
+  readonly servername?: string;
+  readonly ca: readonly string[];
+  /** The console's own client certificate (role console) and key. */
+  readonly cert: string;
+  readonly key: string;
+  readonly timeoutMs: number;
+}
+
+/** keyd, called by the console for one administrator (`certificate`: the DER of the certificate they logged in with). */
+export class ConsoleKeyd {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  constructor(private readonly target: KeydTarget) {
+    this.base = new URL(target.url);
+    this.agent = new Agent({ keepAlive: true, maxSockets: 8, cert: target.cert, key: target.key, ca: [...target.ca], ...(target.servername ? { servername: target.servername } : {}) });
+  }
+
+  /** A client with `call` (what src/abuse/resolve.ts needs) acting for the administrator. */
+  for(certificate: Buffer): { call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> } {
+    return { call: (method, path, body) => this.call(certificate, method, path, body) };
+  }
+
+  async call<T = Record<string, unknown>>(certificate: Buffer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const r = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+      const req = httpsRequest({
+        protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, path, method, agent: this.agent,
+        ...(this.target.servername ? { servername: this.target.servername } : {}),
+        headers: { accept: 'application/json', [ON_BEHALF_HEADER]: certificate.toString('base64'), ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+      }, (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', (err) => reject(new HttpsJsonError('response-failed', err.message)));
+        res.on('end', () => {
+          clearTimeout(timer);
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
+          } catch {
+            reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
+          }
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new HttpsJsonError('timeout', String(this.target.timeoutMs))), this.target.timeoutMs);
+      req.on('error', (err) => { clearTimeout(timer); reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', (err as NodeJS.ErrnoException).code ?? err.message)); });
+      req.end(data);
+    }).catch((err: unknown) => {
+      if (err instanceof HttpsJsonError) throw new KeydClientError(err.failure === 'timeout' ? 'timeout' : 'unreachable', `keyd: ${err.failure} (${err.detail})`, 0);
+      throw err;
+    });
+    if (r.status === 200) return r.json as T;
+    const e = (r.json as { error?: { code?: string; message?: string } } | null)?.error ?? {};
+    throw new KeydClientError(e.code ?? 'error', e.message ?? `keyd answered ${r.status}`, r.status);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** GET over plain HTTP (an operations listener), bounded in time and size; resolves with status and text, or rejects. */
+export function getText(url: string, timeoutMs = 3000, maxBytes = 4 << 20): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'GET', timeout: timeoutMs }, (res) => {
+      const parts: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) req.destroy(new Error(`answer over ${maxBytes} bytes`));
+        else parts.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface Sample {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** The samples of a Prometheus text exposition whose names are in `names` (one pass, linear; comments skipped). */
+export function parseMetrics(text: string, names: ReadonlySet<string>): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const brace = line.indexOf('{');
+    const space = line.indexOf(' ');
+    const name = line.slice(0, brace >= 0 && brace < space ? brace : space);
+    if (!names.has(name)) continue;
+    const labels: Record<string, string> = {};
+    let rest = line.slice(name.length);
+    if (rest.startsWith('{')) {
+      const end = rest.lastIndexOf('}');
+      const body = rest.slice(1, end);
+      for (const m of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+      rest = rest.slice(end + 1);
+    }
+    const value = Number(rest.trim().split(' ')[0]);
+    if (Number.isFinite(value)) out.push({ name, labels, value });
+  }
+  return out;
+}
+
+export interface ServiceHealth {
+  readonly service: string;
+  readonly state: 'ready' | 'not-ready' | 'unreachable' | 'not-configured';
+  readonly checks: Readonly<Record<string, string>>;
+}
+
+/** One service's readiness from its operations listener (`base`: http://host:port). */
+export async function health(service: string, base: string | undefined): Promise<ServiceHealth> {
+  if (!base) return { service, state: 'not-configured', checks: {} };
+  try {
+    const r = await getText(`${base}/health/ready`);
+    const body = JSON.parse(r.text) as { checks?: Record<string, string> };
+    return { service, state: r.status === 200 ? 'ready' : 'not-ready', checks: body.checks ?? {} };
+  } catch (err) {
+    return { service, state: 'unreachable', checks: { answer: (err as Error).message.slice(0, 200) } };
+  }
+}
