@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type Ini, IniReader, type Schema, defaultText, parseIni } from '../../src/config/ini';
 import { ABUSE_SETTINGS } from '../../src/abuse/config';
+import { CONSOLE_SETTINGS } from '../../src/console/config';
 import { DIRECTORY_SETTINGS } from '../../src/directory/config';
 import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS } from '../../src/gateway/config';
 import { INSPECT_SETTINGS } from '../../src/inspect/config';
@@ -44,6 +45,7 @@ const CASES: Record<string, Case> = {
   'ssmax-keyd.ini': { schema: { ...KEYD_SETTINGS, ...CRL_SETTINGS, ...CERT_SETTINGS } },
   'ssmax-publisher.ini': { schema: PUBLISHER_SETTINGS },
   'ssmax-inspector.ini': { schema: INSPECTOR_SETTINGS },
+  'ssmax-console.ini': { schema: CONSOLE_SETTINGS },
   'ssmax-directory.ini': { schema: DIRECTORY_SETTINGS, free: ['peers', 'hosts'] },
   // its [directory] and [tls] are the directory's (every setting written out in ssmax-directory.ini)
   'ssmax-abuse.ini': { schema: { ...ABUSE_SETTINGS, ...DIRECTORY_SETTINGS }, free: ['peers', 'hosts'], partial: ['directory', 'tls'] },
