@@ -82,7 +82,7 @@ export async function run(): Promise<BenchRow[]> {
         const b = blindForReencryption(g, capsule!, systemRng);
         const t = transformBlinded(g, org.privateKey, b.request, peer.publicKey, systemRng);
         const moved = await collect(replaceCapsules(enc, [unblindReencryption(g, b.blinding, t, { keyId: peerId })]));
-        // a copy differs from the arrival only in its capsule, which the earlier seal does not cover (as reception.ts seals it)
+        // a copy differs from the arrival only in its capsule, which the earlier seal does not cover (as local-copies.ts seals it)
         await seal(moved, { domain: 'b.example', certRef: sealerB.certRef, privateKey: sealerB.keys.privateKey, now, verdicts: [{ name: 'e2e', result: 'pass' }], chain: arrived });
       }, opts);
       const dlp = await measure(async () => {

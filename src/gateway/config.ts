@@ -8,7 +8,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError, IniReader, readConfigText, changedSettings, defineSettings } from '../config/ini';
-import { BATCH_DEFAULTS, type BatchSettings } from './keyd-batch';
+import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 

@@ -4,9 +4,12 @@
  *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it); a
  *    connection from a trusted relay ([main] trusted_relays) may relay;
  *  - rcpt: domain encryption policy (relaying) or local recipient check;
- *  - queue_outbound: submission (sending organisation) — copies for peers are
- *    queued for Haraka's outbound, local copies delivered to the mailbox store;
- *  - queue: arrival from another organisation, delivered to the mailbox store;
+ *  - queue_outbound: submission (sending organisation: submission.ts) — copies
+ *    for peers are queued for Haraka's outbound, local copies delivered to the
+ *    mailbox store;
+ *  - queue: reception of a message from another organisation (reception.ts),
+ *    delivered to the mailbox store;
+ *   both through one body (`queueHook`): the protocol step's result, then `send`;
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
@@ -20,13 +23,14 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Copy } from './deps';
+import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
 import { CODES, type Next, answer, failClosed } from './fail-closed';
-import { type RetiredUse, arrive, refreshHint } from './reception';
-import { GatewayError, REPLIES } from './replies';
-import { domainOf } from './message-checks';
+import { type RetiredUse, refreshHint } from './key-exchange';
+import { receive } from './reception';
+import { GatewayError, REPLIES } from '../mail/replies';
+import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
@@ -292,49 +296,75 @@ function hopOf(plugin: HarakaPlugin, s: State, connection: Connection, direction
   return startHop(txn?.uuid ?? '', direction, txn?.rcpt_to.map(addressOf) ?? [], s.config.localDomains, (l) => plugin.loginfo(l), next);
 }
 
-export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
+/** The message of a queue hook, as Haraka's transaction holds it. */
+interface Incoming {
+  readonly raw: Buffer;
+  readonly rcpts: readonly string[];
+  readonly from: string;
+}
+
+/** What a queue hook's protocol step gives the one body: its result, the reply's words for it, the log line for a capsule under a retired key. */
+interface Stepped {
+  readonly result: HopResult;
+  readonly done: string;
+  readonly retired?: (n: RetiredUse) => string;
+}
+
+function copiesText(result: HopResult): string {
+  return `${result.copies.length} cop${result.copies.length === 1 ? 'y' : 'ies'}`;
+}
+
+/**
+ * The one body of both queue hooks: read the message, run the direction's
+ * protocol step, hand the copies over (`send`), answer 250 with what was done
+ * (a refresh hint for a retired key, recipients the store refused for good).
+ */
+function queueHook(plugin: HarakaPlugin, next: Next, connection: Connection, direction: HopDirection, step: (s: State, m: Incoming, hop: HopLog) => Promise<Stepped>): void {
   const s = ready(next);
   if (!s) return;
-  const hop = hopOf(this, s, connection, 'outbound', next);
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
+  const hop = hopOf(plugin, s, connection, direction, next);
+  failClosed(direction === 'outbound' ? 'queue_outbound' : 'queue', s.config.hookTimeoutMs, plugin, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const rcpts = txn.rcpt_to.map(addressOf);
-    const from = addressOf(txn.mail_from);
-    const notice = from === '' && trustedRelay(s, connection);
-    const submitter = submitterOf(s, connection, from);
-    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitter?.via ?? 'none' });
-    if (notice) {
-      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
-      const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
-      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
-      const sent = await send(s, '', raw, [{ rcpts, message: raw, local: true }], signal);
-      return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})${failedNote(sent)}`];
-    }
-    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitter);
-    if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    const sent = await send(s, from, raw, copies, signal);
-    for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
-    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
+    const m: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+    const { result, done, retired } = await step(s, m, hop);
+    if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
+    const sent = await send(s, m.from, raw, result.copies, signal);
+    if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
+    return [CODES.OK, `${done}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
   }), hop.next);
 }
 
+export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
+  queueHook(this, next, connection, 'outbound', async (s, m, hop) => {
+    const notice = m.from === '' && trustedRelay(s, connection);
+    const submitter = submitterOf(s, connection, m.from);
+    hop.set({ mode: notice ? 'notice' : modeOf(m.raw), submitter: submitter?.via ?? 'none' });
+    if (notice) {
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
+      const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
+      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
+      return { result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] }, done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})` };
+    }
+    const result = await submit(s.deps, m.raw, m.rcpts, submitter);
+    return {
+      result,
+      done: `Queued (SSMAX ${result.mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copiesText(result)})`,
+      retired: (n) => `submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`,
+    };
+  });
+}
+
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
-  const s = ready(next);
-  if (!s) return;
-  const hop = hopOf(this, s, connection, 'inbound', next);
-  failClosed('queue', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
-    const txn = connection.transaction!;
-    const raw = await messageOf(connection);
-    hop.set({ mode: modeOf(raw) });
-    const notices: RetiredUse[] = [];
-    const held: { quarantined?: string } = {};
-    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
-    if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
-    const sent = await send(s, addressOf(txn.mail_from), raw, copies, signal);
-    for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
-    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
-  }), hop.next);
+  queueHook(this, next, connection, 'inbound', async (s, m, hop) => {
+    hop.set({ mode: modeOf(m.raw) });
+    const result = await receive(s.deps, m.raw, m.rcpts);
+    return {
+      result,
+      done: `Delivered (SSMAX, ${copiesText(result)})`,
+      retired: (n) => `accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`,
+    };
+  });
 }
 
 export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {
