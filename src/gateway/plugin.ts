@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
+import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
 import { CODES, type Next, answer, failClosed } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
@@ -40,7 +41,7 @@ import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
 interface HarakaPlugin {
-  config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
+  config: HarakaConfigLoader;
   /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
   haraka_require(name: string): unknown;
   loginfo(msg: string): void;
@@ -81,8 +82,10 @@ let state: State | undefined;
 
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
-  const ini = plugin.config.get('ssmax.ini', { booleans: ['+main.tcp_nodelay', '+directory.dns'] }) as Record<string, Record<string, unknown>>;
-  const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l));
+  // through Haraka's config loader, watched: settings that can change at run time are reloaded (ini-files.ts)
+  const files = new HarakaIniFiles(plugin.config, join(haraka, 'config'), (l) => plugin.loginfo(l), (l) => plugin.logerror(l));
+  const ini = files.read(GATEWAY_INI) as Record<string, Record<string, unknown>>;
+  const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l), undefined, { readIni: (name) => files.read(name) });
   const outbound = plugin.haraka_require('outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
@@ -90,7 +93,10 @@ function build(plugin: HarakaPlugin): State {
     plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
     return undefined;
   });
-  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  files.applyTo(gw.config);
+  files.onApplied = () => { s.trusted = new TrustedRelays(gw.config.trustedRelays); };
+  return s;
 }
 
 export function register(this: HarakaPlugin): void {
