@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, settingError } from '../config/ini';
 import { KeydClient } from '../keyd/client';
 import type { SubmitSettings } from './submit';
+import { errnoText } from '../errors/errno';
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const AbuseConfigError = ConfigError;
@@ -116,7 +117,7 @@ export function loadAbuseConfig(file: string): AbuseConfig {
       try {
         password = readFileSync(pwFile, 'utf8').replace(/\r?\n$/, '');
       } catch (err) {
-        throw r.fail('submit', 'password_file', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw r.fail('submit', 'password_file', `cannot be read: ${errnoText(err)}`);
       }
     }
     submit = {

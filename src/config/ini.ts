@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
+import { cannotRead } from '../errors/errno';
 
 export type IniSection = Record<string, unknown>;
 export type Ini = Record<string, IniSection | undefined>;
@@ -47,7 +48,7 @@ export function readConfigText(file: string, what: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+    throw new ConfigError(cannotRead(what, file, err), { file }, { cause: err });
   }
 }
 
@@ -57,7 +58,7 @@ export function readIniFile(file: string, what: string, missingIsEmpty = false):
     return parseIni(readFileSync(file, 'utf8'));
   } catch (err) {
     if (missingIsEmpty && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new ConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+    throw new ConfigError(cannotRead(what, file, err), { file }, { cause: err });
   }
 }
 

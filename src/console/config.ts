@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
+import { errnoText } from '../errors/errno';
 
 export interface ConsoleConfig {
   readonly file: string;
@@ -76,7 +77,7 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     try {
       return readFileSync(resolve(r.base, p), 'utf8');
     } catch (err) {
-      throw r.fail(...split(name), `cannot read "${p}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw r.fail(...split(name), `cannot read "${p}" (${errnoText(err)})`);
     }
   };
   const file1 = (name: Name) => read(name, r.get(name) as string);
