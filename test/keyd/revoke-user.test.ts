@@ -6,7 +6,8 @@
  * openssl and with our own validation), one `registry.revoke` audit record.
  * Refused for every role but admin (the console's own role included, and an
  * administrator through the console works), and refused — naming the
- * setting — by a keyd that holds no CA.
+ * setting — by a keyd that holds no CA (and `ssmax registry revoke`'s code
+ * then signs with the local CA, as before).
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { type KeydClient, KeydClientError } from '../../src/keyd/client';
 import { ConsoleKeyd } from '../../src/console/backends';
 import { parseCertificate } from '../../src/pki/certificate';
 import { parseCrl } from '../../src/pki/crl';
+import { revokeUser } from '../../src/registry/registration';
 import { issueUserCertificate } from '../../src/pki/issue';
 import { generateP256KeyPair } from '../../src/pki/keys';
 import { validateCertificate } from '../../src/pki/validate';
@@ -155,6 +157,11 @@ test('a keyd without the org CA refuses, naming the setting', async () => {
     expect(readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8')).toBe(before);
     expect(await admin.call('GET', '/v1/registry/users/gil%40a.example')).toMatchObject({ status: 'active' });
     expect((await auditOf(admin, 'registry.revoke')).map((r) => r.result)).toEqual(['refused']);
+    // `ssmax registry revoke` (src/registry/registration.ts) then signs with the CA of its own host, as before
+    const crlFile = join(fx.dir, 'org-ca.crl.pem');
+    const r = await revokeUser({ keyd: admin, address: 'gil@a.example', reason: 'keyCompromise', now: new Date(), local: () => ({ ca: fx.orgCa, crlFile, days: 7, now: new Date() }) });
+    expect(r).toMatchObject({ signer: 'local', crlFile, revoked: [parseCertificate(cert).serial], user: { status: 'suspended' } });
+    expect(parseCrl(readFileSync(crlFile, 'utf8')).entries.get(parseCertificate(cert).serial)?.reason).toBe('keyCompromise');
   } finally {
     admin.close();
     await keyd.stop();
