@@ -6,14 +6,17 @@
  * openssl and with our own validation), one `registry.revoke` audit record.
  * Refused for every role but admin (the console's own role included, and an
  * administrator through the console works), and refused — naming the
- * setting — by a keyd that holds no CA (and `ssmax registry revoke`'s code
- * then signs with the local CA, as before).
+ * setting — by a keyd that holds no CA: the console's users page shows that
+ * message, and `ssmax registry revoke`'s code then signs with the local CA,
+ * as before.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeydClient, KeydClientError } from '../../src/keyd/client';
 import { ConsoleKeyd } from '../../src/console/backends';
+import { type Key, t } from '../../src/console/i18n';
+import { PAGES, type PageContext } from '../../src/console/pages';
 import { parseCertificate } from '../../src/pki/certificate';
 import { parseCrl } from '../../src/pki/crl';
 import { revokeUser } from '../../src/registry/registration';
@@ -157,6 +160,21 @@ test('a keyd without the org CA refuses, naming the setting', async () => {
     expect(readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8')).toBe(before);
     expect(await admin.call('GET', '/v1/registry/users/gil%40a.example')).toMatchObject({ status: 'active' });
     expect((await auditOf(admin, 'registry.revoke')).map((r) => r.result)).toEqual(['refused']);
+    // the console's users page shows keyd's message (src/console/pages.ts, as the administrator via the console)
+    const viaConsole = new ConsoleKeyd({ url: `https://127.0.0.1:${keyd.port}`, servername: 'keyd.a.example', cert: fx.clients.console.cert, key: fx.clients.console.key, ca: fx.caPem, timeoutMs: 5000 });
+    try {
+      const ctx = {
+        lang: 'en', identity: { role: 'admin', name: 'admin' }, csrf: 'token', config: { domain: 'a.example' }, url: new URL('https://console.a.example/users/revoke'), path: '/users/revoke',
+        keyd: viaConsole.for(Buffer.from(parseCertificate(fx.clients.admin.cert).der)), clock: () => new Date(), t: (k: Key, v?: Record<string, string | number>) => t('en', k, v), log: () => undefined,
+      } as unknown as PageContext;
+      const form = (confirm: boolean) => new Map([['address', 'gil@a.example'], ['reason', 'keyCompromise'], ...(confirm ? [['confirm', '1'] as [string, string]] : [])]);
+      expect(String(await PAGES.users.post!(ctx, 'revoke', form(false)))).toContain('<p class="notice bad" role="alert">Tick the confirmation to revoke.</p>');
+      expect((await auditOf(admin, 'registry.revoke'))).toHaveLength(1); // unconfirmed: keyd was not asked
+      expect(String(await PAGES.users.post!(ctx, 'revoke', form(true)))).toMatch(/<p class="notice bad" role="alert">Could not complete: keyd does not hold the org CA \(\[pki\] org_ca_cert and org_ca_key in ssmax-keyd\.ini\)/);
+      expect((await auditOf(admin, 'registry.revoke'))[0]).toMatchObject({ result: 'refused', actor: expect.stringMatching(/ via /) });
+    } finally {
+      viaConsole.close();
+    }
     // `ssmax registry revoke` (src/registry/registration.ts) then signs with the CA of its own host, as before
     const crlFile = join(fx.dir, 'org-ca.crl.pem');
     const r = await revokeUser({ keyd: admin, address: 'gil@a.example', reason: 'keyCompromise', now: new Date(), local: () => ({ ca: fx.orgCa, crlFile, days: 7, now: new Date() }) });
