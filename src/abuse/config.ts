@@ -7,17 +7,13 @@
  * directory config (docs/directory.md) and are read by `loadDirectoryConfig`.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
+import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, settingError } from '../config/ini';
 import { KeydClient } from '../keyd/client';
 import type { SubmitSettings } from './submit';
 
-export class AbuseConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AbuseConfigError';
-  }
-}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const AbuseConfigError = ConfigError;
+export type AbuseConfigError = ConfigError;
 
 export interface KeydSettings {
   readonly url: string;
@@ -58,112 +54,120 @@ export interface AbuseConfig {
   };
 }
 
-type Section = Record<string, unknown>;
+/** The settings of the abuse tools' file besides the directory's sections (read by each command). */
+export const ABUSE_SETTINGS = defineSettings({
+  'abuse.domain': { type: 'str' },
+  'abuse.from': { type: 'str' },
+  /** Default: mx.<domain>. */
+  'abuse.reporting_mta': { type: 'str' },
+  'keyd.url': { type: 'str' },
+  'keyd.servername': { type: 'str' },
+  'keyd.ca': { type: 'list', default: [] },
+  'keyd.cert': { type: 'str' },
+  'keyd.key': { type: 'str' },
+  'keyd.disclosure_cert': { type: 'str' },
+  'keyd.disclosure_key': { type: 'str' },
+  'keyd.timeout_ms': { type: 'num', min: 100, max: 600000, whole: true, default: 5000 },
+  'submit.host': { type: 'str' },
+  'submit.port': { type: 'num', min: 1, max: 65535, whole: true, default: 587 },
+  'submit.user': { type: 'str' },
+  'submit.password_file': { type: 'str' },
+  'submit.security': { type: 'enum', values: ['none', 'starttls', 'tls'] },
+  'server.listen': { type: 'str', default: '127.0.0.1:8025' },
+  'server.bearer_token_file': { type: 'str' },
+  'server.max_bytes': { type: 'num', min: 1024, max: 1024 * 1024 * 1024, whole: true, default: 25 * 1024 * 1024 },
+  'registry.ca_dir': { type: 'str' },
+  'registry.ca_cert': { type: 'str' },
+  'registry.ca_key': { type: 'str' },
+  'registry.ca_passphrase_file': { type: 'str' },
+  'registry.crl': { type: 'str' },
+  'registry.crl_days': { type: 'num', min: 1, max: 365, whole: true, default: 7 },
+  'registry.root': { type: 'str' },
+  'registry.bundle': { type: 'str' },
+  'registry.profiles': { type: 'str' },
+  'registry.certificate_days': { type: 'num', min: 1, max: 3650, whole: true, default: 365 },
+});
 
 export function loadAbuseConfig(file: string): AbuseConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new AbuseConfigError(`Cannot read config "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const ini = parse(text) as Record<string, Section>;
-  const base = dirname(resolve(file));
-  const bad = (s: string, k: string, why: string) => new AbuseConfigError(`Config "${file}": [${s}] ${k} ${why}`);
-  const opt = (s: string, k: string): string | undefined => {
-    const v = (ini[s] ?? {})[k];
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-  };
-  const path = (s: string, k: string): string | undefined => {
-    const v = opt(s, k);
-    return v === undefined ? undefined : resolve(base, v);
-  };
-  const num = (s: string, k: string, dflt: number, min: number, max: number): number => {
-    const raw = opt(s, k);
-    const v = raw === undefined ? dflt : Number(raw);
-    if (!Number.isInteger(v) || v < min || v > max) throw bad(s, k, `must be a whole number from ${min} to ${max} (got "${raw}")`);
-    return v;
-  };
-  const url = opt('keyd', 'url');
-  if (url !== undefined && !/^https:\/\/[^/]+\/?$/.test(url)) throw bad('keyd', 'url', `"${url}" is not an https:// URL of a host`);
+  const ini = readIniFile(file, 'config');
+  const r = new IniReader(ABUSE_SETTINGS, ini, file);
+  const opt = (name: keyof typeof ABUSE_SETTINGS) => r.opt(name) as string | undefined;
+  const path = (name: keyof typeof ABUSE_SETTINGS) => r.optPath(name);
+  const url = opt('keyd.url');
+  if (url !== undefined && !/^https:\/\/[^/]+\/?$/.test(url)) throw r.fail('keyd', 'url', `"${url}" is not an https:// URL of a host`);
   const keyd: KeydSettings | undefined = url === undefined ? undefined : {
     url,
-    ...(opt('keyd', 'servername') ? { servername: opt('keyd', 'servername') as string } : {}),
-    ca: (opt('keyd', 'ca') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => resolve(base, x)),
-    ...(path('keyd', 'cert') ? { cert: path('keyd', 'cert') as string } : {}),
-    ...(path('keyd', 'key') ? { key: path('keyd', 'key') as string } : {}),
-    ...(path('keyd', 'disclosure_cert') ? { disclosureCert: path('keyd', 'disclosure_cert') as string } : {}),
-    ...(path('keyd', 'disclosure_key') ? { disclosureKey: path('keyd', 'disclosure_key') as string } : {}),
-    timeoutMs: num('keyd', 'timeout_ms', 5000, 100, 600000),
+    ...(opt('keyd.servername') ? { servername: opt('keyd.servername') as string } : {}),
+    ca: r.paths('keyd.ca'),
+    ...(path('keyd.cert') ? { cert: path('keyd.cert') as string } : {}),
+    ...(path('keyd.key') ? { key: path('keyd.key') as string } : {}),
+    ...(path('keyd.disclosure_cert') ? { disclosureCert: path('keyd.disclosure_cert') as string } : {}),
+    ...(path('keyd.disclosure_key') ? { disclosureKey: path('keyd.disclosure_key') as string } : {}),
+    timeoutMs: r.get('keyd.timeout_ms'),
   };
-  if (keyd && keyd.ca.length === 0) throw bad('keyd', 'ca', 'is required (the CA certificates keyd\'s certificate chains to)');
+  if (keyd && keyd.ca.length === 0) throw r.fail('keyd', 'ca', 'is required (the CA certificates keyd\'s certificate chains to)');
   let submit: SubmitSettings | undefined;
-  const host = opt('submit', 'host');
+  const host = opt('submit.host');
   if (host !== undefined) {
-    const security = opt('submit', 'security');
-    if (security !== undefined && !['none', 'starttls', 'tls'].includes(security)) throw bad('submit', 'security', `must be none, starttls or tls (got "${security}")`);
-    const pwFile = path('submit', 'password_file');
+    const security = r.opt('submit.security');
+    const pwFile = path('submit.password_file');
     let password: string | undefined;
     if (pwFile) {
       try {
         password = readFileSync(pwFile, 'utf8').replace(/\r?\n$/, '');
       } catch (err) {
-        throw bad('submit', 'password_file', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw r.fail('submit', 'password_file', `cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     }
     submit = {
-      host, port: num('submit', 'port', 587, 1, 65535),
-      ...(opt('submit', 'user') ? { user: opt('submit', 'user') as string } : {}),
+      host, port: r.get('submit.port'),
+      ...(opt('submit.user') ? { user: opt('submit.user') as string } : {}),
       ...(password !== undefined ? { password } : {}),
-      ...(security ? { security: security as 'none' | 'starttls' | 'tls' } : {}),
+      ...(security ? { security } : {}),
     };
   }
-  const listen = opt('server', 'listen') ?? '127.0.0.1:8025';
+  const listen = r.get('server.listen');
   const m = /^(.+):(\d+)$/.exec(listen);
-  if (!m) throw bad('server', 'listen', `must be HOST:PORT (got "${listen}")`);
-  const bearer = path('server', 'bearer_token_file');
-  const domain = opt('abuse', 'domain')?.toLowerCase();
+  if (!m) throw r.fail('server', 'listen', `must be HOST:PORT, got '${listen}'`);
+  const bearer = path('server.bearer_token_file');
+  const domain = opt('abuse.domain')?.toLowerCase();
   return {
     file,
     ...(domain ? { domain } : {}),
-    ...(opt('abuse', 'from') ? { from: opt('abuse', 'from') as string } : {}),
-    ...(opt('abuse', 'reporting_mta') ? { reportingMta: opt('abuse', 'reporting_mta') as string } : domain ? { reportingMta: `mx.${domain}` } : {}),
+    ...(opt('abuse.from') ? { from: opt('abuse.from') as string } : {}),
+    ...(opt('abuse.reporting_mta') ? { reportingMta: opt('abuse.reporting_mta') as string } : domain ? { reportingMta: `mx.${domain}` } : {}),
     ...(keyd ? { keyd } : {}),
     ...(submit ? { submit } : {}),
-    server: { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(bearer ? { bearerTokenFile: bearer } : {}), maxBytes: num('server', 'max_bytes', 25 * 1024 * 1024, 1024, 1024 * 1024 * 1024) },
+    server: { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(bearer ? { bearerTokenFile: bearer } : {}), maxBytes: r.get('server.max_bytes') },
     hasDirectory: ini.directory !== undefined,
     registry: {
-      ...(path('registry', 'ca_dir') ? { caDir: path('registry', 'ca_dir') as string } : {}),
-      ...(path('registry', 'ca_cert') ? { caCert: path('registry', 'ca_cert') as string } : {}),
-      ...(path('registry', 'ca_key') ? { caKey: path('registry', 'ca_key') as string } : {}),
-      ...(path('registry', 'ca_passphrase_file') ? { caPassphraseFile: path('registry', 'ca_passphrase_file') as string } : {}),
-      ...(path('registry', 'crl') ? { crl: path('registry', 'crl') as string } : {}),
-      crlDays: num('registry', 'crl_days', 7, 1, 365),
-      ...(path('registry', 'root') ? { root: path('registry', 'root') as string } : {}),
-      ...(path('registry', 'bundle') ? { bundle: path('registry', 'bundle') as string } : {}),
-      ...(path('registry', 'profiles') ? { profiles: path('registry', 'profiles') as string } : {}),
-      certificateDays: num('registry', 'certificate_days', 365, 1, 3650),
+      ...(path('registry.ca_dir') ? { caDir: path('registry.ca_dir') as string } : {}),
+      ...(path('registry.ca_cert') ? { caCert: path('registry.ca_cert') as string } : {}),
+      ...(path('registry.ca_key') ? { caKey: path('registry.ca_key') as string } : {}),
+      ...(path('registry.ca_passphrase_file') ? { caPassphraseFile: path('registry.ca_passphrase_file') as string } : {}),
+      ...(path('registry.crl') ? { crl: path('registry.crl') as string } : {}),
+      crlDays: r.get('registry.crl_days'),
+      ...(path('registry.root') ? { root: path('registry.root') as string } : {}),
+      ...(path('registry.bundle') ? { bundle: path('registry.bundle') as string } : {}),
+      ...(path('registry.profiles') ? { profiles: path('registry.profiles') as string } : {}),
+      certificateDays: r.get('registry.certificate_days'),
     },
   };
 }
 
 function readFile(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new AbuseConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  return readConfigText(file, what);
 }
 
 /** A keyd client with the operator (admin) certificate, or the disclosure one. */
 export function keydClientFor(config: AbuseConfig, role: 'operator' | 'disclosure', override?: { cert?: string; key?: string }): KeydClient {
   const k = config.keyd;
-  if (!k) throw new AbuseConfigError(`Config "${config.file}": [keyd] url is required`);
+  if (!k) throw settingError(config.file, 'keyd', 'url', 'is required');
   const cert = override?.cert ?? (role === 'disclosure' ? k.disclosureCert : k.cert);
   const key = override?.key ?? (role === 'disclosure' ? k.disclosureKey : k.key);
   const names = role === 'disclosure' ? ['disclosure_cert', 'disclosure_key'] : ['cert', 'key'];
-  if (!cert) throw new AbuseConfigError(`Config "${config.file}": [keyd] ${names[0]} is required (or --cert)`);
-  if (!key) throw new AbuseConfigError(`Config "${config.file}": [keyd] ${names[1]} is required (or --key)`);
+  if (!cert) throw settingError(config.file, 'keyd', names[0]!, 'is required (or --cert)');
+  if (!key) throw settingError(config.file, 'keyd', names[1]!, 'is required (or --key)');
   return new KeydClient({
     url: k.url, cert: readFile(cert, 'client certificate'), key: readFile(key, 'client key'), ca: k.ca.map((f) => readFile(f, 'CA certificate')),
     ...(k.servername ? { servername: k.servername } : {}), timeoutMs: k.timeoutMs,

@@ -4,7 +4,7 @@
  * Every seal's certificate and signature must verify (verifyChain). The
  * newest seal's `hh=`/`bh=` must match the message too — except for a copy
  * this organisation's own gateway delivered in transparent mode (a plain
- * mail client user, docs/chain.md and src/gateway/reception.ts): that seal
+ * mail client user, docs/chain.md and src/gateway/local-copies.ts): that seal
  * was made over the encrypted form and the gateway delivered the decrypted
  * original beneath it, with an `Authentication-Results: <own domain>; …
  * ssmax-mode=transparent` line. Such a copy is accepted when the newest seal

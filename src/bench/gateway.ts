@@ -15,7 +15,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'ini';
+import { parseIni } from '../config/ini';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from '../demo/haraka';
 import { MailboxStore } from '../demo/mailbox';
@@ -254,7 +254,7 @@ export async function measureGateway(full: boolean): Promise<{ rows: BenchRow[];
 
     // Distinct sealed, encrypted A->B messages, made by a.example's own gateway steps in-process
     // (distinct: the exactly-once record would skip a message delivered before).
-    const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const ini = parseIni(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
     const gwA = setupGateway(ini, A.harakaDir, () => undefined, 'ssmax-state-bench');
     const sealed: Buffer[] = [];
     const total = 2 * (WARMUP + SSMAX_MESSAGES) + pacedCount;

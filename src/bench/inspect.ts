@@ -16,7 +16,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'ini';
+import { parseIni } from '../config/ini';
 import { certificateRef } from '../chain/certificate-lookup';
 import { seal } from '../chain/seal';
 import { verifyChain } from '../chain/verify-chain';
@@ -59,7 +59,7 @@ export async function run(): Promise<BenchRow[]> {
     const sealerB = { keys: generateP256KeyPair(), certRef: certificateRef(Buffer.from('bench b.example')) };
     const lookup = (r: { certRef: string }) => (r.certRef === sealerA.certRef ? { publicKey: sealerA.keys.publicKey, domain: 'a.example' } : undefined);
     const now = () => Date.now();
-    const rules = parseDlpRules(parse(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>);
+    const rules = parseDlpRules(parseIni(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>);
     const av = { client: new ClamdClient({ host: '127.0.0.1', port, maxConnections: 4 }), onInfected: 'reject' as const, onUnavailable: 'tempfail' as const };
 
     for (const [label, size] of [['5 KB', 5 * 1024], ['5 MB', 5 * 1024 * 1024]] as const) {
@@ -82,7 +82,7 @@ export async function run(): Promise<BenchRow[]> {
         const b = blindForReencryption(g, capsule!, systemRng);
         const t = transformBlinded(g, org.privateKey, b.request, peer.publicKey, systemRng);
         const moved = await collect(replaceCapsules(enc, [unblindReencryption(g, b.blinding, t, { keyId: peerId })]));
-        // a copy differs from the arrival only in its capsule, which the earlier seal does not cover (as reception.ts seals it)
+        // a copy differs from the arrival only in its capsule, which the earlier seal does not cover (as local-copies.ts seals it)
         await seal(moved, { domain: 'b.example', certRef: sealerB.certRef, privateKey: sealerB.keys.privateKey, now, verdicts: [{ name: 'e2e', result: 'pass' }], chain: arrived });
       }, opts);
       const dlp = await measure(async () => {

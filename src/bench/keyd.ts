@@ -14,7 +14,7 @@ import {
   transformBlinded,
 } from '../crypto';
 import { provisionOrg } from '../demo/provision';
-import { KeydBatcher } from '../gateway/keyd-batch';
+import { KeydBatcher } from '../keyd/client-batch';
 import { KeydClient } from '../keyd/client';
 import { loadKeydConfig } from '../keyd/config';
 import { openKeyd } from '../keyd/daemon';
@@ -94,7 +94,7 @@ export interface KeydFigures {
   readonly inProcess: number;
   /** Re-encryptions over mTLS at 16 in flight, one request each. */
   readonly single16: LoadResult;
-  /** The same through the gateway's coalescing client (keyd-batch.ts). */
+  /** The same through the gateway's coalescing client (src/keyd/client-batch.ts). */
   readonly batched16: LoadResult;
 }
 

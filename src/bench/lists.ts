@@ -18,7 +18,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'ini';
+import { parseIni } from '../config/ini';
 import { defaultGroup } from '../crypto/backend';
 import { generateEncryptionKeyPair } from '../crypto/keys';
 import { systemRng } from '../crypto/random';
@@ -103,7 +103,7 @@ export async function run(): Promise<BenchRow[]> {
       admin.close();
     }
     const peers = peerEntries(net.root, readFileSync(join(A.fx.dir, 'root.crl.pem'), 'utf8'), peerDomains);
-    const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const ini = parseIni(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
     const gw = setupGateway(ini, A.harakaDir, () => undefined, 'ssmax-state-bench');
     try {
       const own = gw.deps.directory;

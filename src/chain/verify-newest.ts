@@ -20,15 +20,11 @@
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance (saying how it was checked) and a one-line summary.
  */
-import { readMessage } from './body-hash';
-import { type HeaderField, fieldValue, headerHash } from './canonicalize';
-import { type CertificateLookup, type Clock, unixSeconds } from './certificate-lookup';
-import { CHAIN_LIMITS } from './limits';
-import { type AuthOutcome, ChainFormatError, fail, formatSummary } from './result';
-import { SEAL_HEADER, type SealFields, parseSeal } from './tags';
-import { messageProblem } from './user-signature';
-import type { SealReport } from './verify-chain';
-import { checkSignature, errorText, structuralProblem } from './seal-checks';
+import { unixSeconds, type CertificateLookup, type Clock } from './certificate-lookup';
+import { type AuthOutcome, fail } from './result';
+import type { SealFields } from './tags';
+import { checkSignature, structuralProblem } from './seal-checks';
+import { type CurrentMessage, type SealReport, chainOutcome, chainSummary, newestMatches, readSeals, sealReport } from './seal-reading';
 
 /**
  * How a seal was checked: `signature` — its certificate was looked up and its
@@ -62,35 +58,8 @@ export interface VerifyNewestSealOptions {
 }
 
 
-function result(outcome: AuthOutcome, instances: readonly NewestSealReport[], failedAt?: number): NewestSealVerification {
-  const newest = instances[instances.length - 1];
-  const summary = formatSummary('ssmax-chain', outcome, failedAt === undefined ? '' : `i=${failedAt} `, [
-    ['header.d', newest?.domain ?? ''],
-    ['header.i', newest ? String(newest.instance) : ''],
-  ]);
-  return { ...outcome, summary, instances };
-}
-
-interface Current {
-  readonly headers: readonly HeaderField[];
-  readonly bodyHash: string;
-}
-
-function report(seal: SealFields, current: Current, outcome: AuthOutcome, checked: SealCheck): NewestSealReport {
-  return {
-    instance: seal.instance,
-    domain: seal.domain,
-    certRef: seal.certRef,
-    time: seal.time,
-    chainValidation: seal.chainValidation,
-    verdicts: seal.verdicts,
-    ...(seal.trackingToken === undefined ? {} : { trackingToken: seal.trackingToken }),
-    ...(seal.recipientCommitment === undefined ? {} : { recipientCommitment: seal.recipientCommitment }),
-    signature: seal.signature,
-    matchesMessage: headerHash(current.headers, seal.signedHeaders) === seal.headerHash && current.bodyHash === seal.bodyHash,
-    outcome,
-    checked,
-  };
+function report(seal: SealFields, current: CurrentMessage, outcome: AuthOutcome, checked: SealCheck): NewestSealReport {
+  return { ...sealReport(seal, current, outcome), checked };
 }
 
 /**
@@ -102,35 +71,10 @@ function report(seal: SealFields, current: Current, outcome: AuthOutcome, checke
  * lookup failed and nothing failed; `pass` otherwise.
  */
 export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewestSealOptions): Promise<NewestSealVerification> {
-  if (!(message instanceof Uint8Array)) throw new TypeError('Cannot verify: the message must be a Uint8Array');
-  let read;
-  try {
-    read = await readMessage(message);
-  } catch (err) {
-    if (err instanceof ChainFormatError) return result(fail(err.reason, err.message), []);
-    return result(fail('body-unparseable', `Cannot read message: ${errorText(err)}`), []);
-  }
-  const fields = read.headers.filter((f) => f.name === SEAL_HEADER.toLowerCase());
-  if (fields.length === 0) return result({ result: 'none' }, []);
-  if (fields.length > CHAIN_LIMITS.maxSeals) {
-    return result(fail('limit-exceeded', `The message has ${fields.length} seals, more than ${CHAIN_LIMITS.maxSeals}`), []);
-  }
-  const seals: SealFields[] = [];
-  for (const field of fields) {
-    try {
-      seals.push(parseSeal(fieldValue(field)));
-    } catch (err) {
-      if (err instanceof ChainFormatError) return result(fail(err.reason, err.message), []);
-      throw err;
-    }
-  }
-  seals.sort((a, b) => a.instance - b.instance);
-  const instances = seals.map((s) => s.instance);
-  if (instances.some((instance, index) => instance !== index + 1)) {
-    return result(fail('instance-order', `Seal instances are ${instances.join(', ')}, expected 1 to ${seals.length}, each once`), []);
-  }
-  const problem = messageProblem(read.headers);
-  if (problem) return result(fail(problem.reason, problem.detail), []);
+  const got = await readSeals(message, {});
+  if ('failure' in got) return { ...got.failure, summary: chainSummary(got.failure, []), instances: [] };
+  const { read, seals } = got;
+  if (seals.length === 0) return { result: 'none', summary: chainSummary({ result: 'none' }, []), instances: [] };
   const nowSeconds = unixSeconds(options.now);
   const reports: NewestSealReport[] = [];
   const newestIndex = seals.length - 1;
@@ -140,12 +84,8 @@ export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewes
     if (index === newestIndex) {
       if (structural) { reports.push(report(seal, read, structural, 'signature')); continue; }
       const checked = await checkSignature(seal, earlier, options.lookup);
-      let outcome: AuthOutcome = checked === 'unknown' ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`) : checked;
-      if (outcome.result === 'pass') {
-        if (headerHash(read.headers, seal.signedHeaders) !== seal.headerHash) outcome = fail('header-hash-mismatch', `The protected headers changed after seal ${seal.instance}`);
-        else if (read.bodyHash !== seal.bodyHash) outcome = fail('body-hash-mismatch', `The body changed after seal ${seal.instance}`);
-      }
-      reports.push(report(seal, read, outcome, 'signature'));
+      const outcome: AuthOutcome = checked === 'unknown' ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`) : checked;
+      reports.push(report(seal, read, outcome.result === 'pass' ? newestMatches(seal, read) : outcome, 'signature'));
       continue;
     }
     if (structural) { reports.push(report(seal, read, structural, 'newest-seal')); continue; }
@@ -154,9 +94,6 @@ export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewes
     const checked = await checkSignature(seal, earlier, own.lookup);
     reports.push(report(seal, read, checked === 'unknown' ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`) : checked, 'signature'));
   }
-  const failed = reports.find((r) => r.outcome.result === 'fail');
-  if (failed) return result(failed.outcome, reports, failed.instance);
-  const temp = reports.find((r) => r.outcome.result === 'temperror');
-  if (temp) return result(temp.outcome, reports, temp.instance);
-  return result({ result: 'pass' }, reports);
+  const { outcome, summary } = chainOutcome(reports);
+  return { ...outcome, summary, instances: reports };
 }

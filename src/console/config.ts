@@ -5,8 +5,8 @@
  * naming the key.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
+import { resolve } from 'node:path';
+import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
 
 export interface ConsoleConfig {
   readonly file: string;
@@ -34,86 +34,92 @@ export interface ConsoleConfig {
 
 export const CONSOLE_DEFAULTS = { listen: '127.0.0.1:8443', sessionMinutes: 30, keydTimeoutMs: 5000 } as const;
 
-export class ConsoleConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConsoleConfigError';
-  }
-}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const ConsoleConfigError = ConfigError;
+export type ConsoleConfigError = ConfigError;
+
+/** The settings of the console's config file (read at start). */
+export const CONSOLE_SETTINGS = defineSettings({
+  'console.domain': { type: 'str' },
+  'console.listen': { type: 'str', default: CONSOLE_DEFAULTS.listen },
+  'console.session_minutes': { type: 'num', min: 1, max: 24 * 60, whole: true, default: CONSOLE_DEFAULTS.sessionMinutes },
+  'tls.cert': { type: 'str' },
+  'tls.key': { type: 'str' },
+  'tls.client_ca': { type: 'list' },
+  'pki.roots': { type: 'list' },
+  'pki.crls': { type: 'list' },
+  'pki.org_ca': { type: 'str' },
+  'keyd.url': { type: 'str' },
+  'keyd.servername': { type: 'str' },
+  'keyd.ca': { type: 'list' },
+  'keyd.cert': { type: 'str' },
+  'keyd.key': { type: 'str' },
+  'keyd.timeout_ms': { type: 'num', min: 100, max: 60000, whole: true, default: CONSOLE_DEFAULTS.keydTimeoutMs },
+  'ops.gateway': { type: 'str' },
+  'ops.keyd': { type: 'str' },
+  'ops.publisher': { type: 'str' },
+  'ops.inspector': { type: 'str' },
+  'quarantine.dir': { type: 'str' },
+  'quarantine.smtp': { type: 'str' },
+  'quarantine.user': { type: 'str' },
+  'quarantine.password_file': { type: 'str' },
+  'quarantine.inspector_cert': { type: 'str' },
+  'quarantine.inspector_key': { type: 'str' },
+  'peers.directory': { type: 'str' },
+});
+type Name = keyof typeof CONSOLE_SETTINGS;
 
 export function loadConsoleConfig(file: string): ConsoleConfig {
-  const where = `Config "${file}"`;
-  let ini: Record<string, Record<string, unknown>>;
-  try {
-    ini = parse(readFileSync(file, 'utf8')) as Record<string, Record<string, unknown>>;
-  } catch (err) {
-    throw new ConsoleConfigError(`${where}: cannot read it (${(err as Error).message})`);
-  }
-  const base = dirname(resolve(file));
-  const str = (section: string, key: string): string | undefined => {
-    const v = ini[section]?.[key];
-    return v === undefined || String(v).trim() === '' ? undefined : String(v).trim();
-  };
-  const need = (section: string, key: string): string => {
-    const v = str(section, key);
-    if (v === undefined) throw new ConsoleConfigError(`${where}: [${section}] ${key} is required`);
-    return v;
-  };
-  const path = (p: string) => resolve(base, p);
-  const read = (section: string, key: string, p: string) => {
+  const r = new IniReader(CONSOLE_SETTINGS, readIniFile(file, 'console config'), file);
+  const split = (name: Name) => [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)] as const;
+  const read = (name: Name, p: string) => {
     try {
-      return readFileSync(path(p), 'utf8');
+      return readFileSync(resolve(r.base, p), 'utf8');
     } catch (err) {
-      throw new ConsoleConfigError(`${where}: [${section}] ${key}: cannot read "${p}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      throw r.fail(...split(name), `cannot read "${p}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   };
-  const list = (section: string, key: string) => need(section, key).split(',').map((s) => s.trim()).filter(Boolean);
-  const hostPort = (section: string, key: string, v: string) => {
+  const file1 = (name: Name) => read(name, r.get(name) as string);
+  const files = (name: Name) => (r.get(name) as string[]).map((p) => read(name, p));
+  const hostPort = (name: Name, v: string) => {
     const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[2]) > 65535) throw new ConsoleConfigError(`${where}: [${section}] ${key} must be host:port (got "${v}")`);
+    if (!m || Number(m[2]) > 65535) throw r.fail(...split(name), `must be host:port, got '${v}'`);
     return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
   };
-  const int = (section: string, key: string, dflt: number, min: number, max: number) => {
-    const v = str(section, key);
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConsoleConfigError(`${where}: [${section}] ${key} must be an integer from ${min} to ${max} (got "${v}")`);
-    return n;
-  };
-  const listen = hostPort('console', 'listen', str('console', 'listen') ?? CONSOLE_DEFAULTS.listen);
+  const listen = hostPort('console.listen', r.get('console.listen'));
   const ops: Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>> = {};
   for (const svc of ['gateway', 'keyd', 'publisher', 'inspector'] as const) {
-    const v = str('ops', svc);
+    const v = r.opt(`ops.${svc}`);
     if (v === undefined) continue;
-    const hp = hostPort('ops', svc, v);
+    const hp = hostPort(`ops.${svc}`, v);
     ops[svc] = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
   }
   let quarantine: ConsoleConfig['quarantine'];
-  const qdir = str('quarantine', 'dir');
+  const qdir = r.optPath('quarantine.dir');
   if (qdir !== undefined) {
-    const smtp = hostPort('quarantine', 'smtp', need('quarantine', 'smtp'));
-    const user = str('quarantine', 'user');
-    const passwordFile = str('quarantine', 'password_file');
-    if ((user === undefined) !== (passwordFile === undefined)) throw new ConsoleConfigError(`${where}: [quarantine] user and password_file go together`);
-    const inspectorCert = str('quarantine', 'inspector_cert');
-    const inspectorKey = str('quarantine', 'inspector_key');
-    if ((inspectorCert === undefined) !== (inspectorKey === undefined)) throw new ConsoleConfigError(`${where}: [quarantine] inspector_cert and inspector_key go together`);
+    const smtp = hostPort('quarantine.smtp', r.get('quarantine.smtp'));
+    const user = r.opt('quarantine.user');
+    const passwordFile = r.optPath('quarantine.password_file');
+    if ((user === undefined) !== (passwordFile === undefined)) throw r.fail('quarantine', 'user', 'must be given together with password_file');
+    const inspectorCert = r.opt('quarantine.inspector_cert');
+    const inspectorKey = r.opt('quarantine.inspector_key');
+    if ((inspectorCert === undefined) !== (inspectorKey === undefined)) throw r.fail('quarantine', 'inspector_cert', 'must be given together with inspector_key');
     quarantine = {
-      dir: path(qdir), smtpHost: smtp.host, smtpPort: smtp.port, ...(user ? { user, passwordFile: path(passwordFile!) } : {}),
-      ...(inspectorCert ? { inspector: { cert: read('quarantine', 'inspector_cert', inspectorCert), key: read('quarantine', 'inspector_key', inspectorKey!) } } : {}),
+      dir: qdir, smtpHost: smtp.host, smtpPort: smtp.port, ...(user ? { user, passwordFile: passwordFile! } : {}),
+      ...(inspectorCert ? { inspector: { cert: read('quarantine.inspector_cert', inspectorCert), key: read('quarantine.inspector_key', inspectorKey!) } } : {}),
     };
   }
-  const servername = str('keyd', 'servername');
-  const directoryConfig = str('peers', 'directory');
+  const servername = r.opt('keyd.servername');
+  const directoryConfig = r.optPath('peers.directory');
   return {
-    file, domain: need('console', 'domain'), host: listen.host, port: listen.port,
-    sessionMinutes: int('console', 'session_minutes', CONSOLE_DEFAULTS.sessionMinutes, 1, 24 * 60),
-    tls: { cert: read('tls', 'cert', need('tls', 'cert')), key: read('tls', 'key', need('tls', 'key')), clientCas: list('tls', 'client_ca').map((p) => read('tls', 'client_ca', p)) },
-    pki: { roots: list('pki', 'roots').map((p) => read('pki', 'roots', p)), crlFiles: list('pki', 'crls').map(path), orgCa: read('pki', 'org_ca', need('pki', 'org_ca')) },
+    file, domain: r.get('console.domain'), host: listen.host, port: listen.port,
+    sessionMinutes: r.get('console.session_minutes'),
+    tls: { cert: file1('tls.cert'), key: file1('tls.key'), clientCas: files('tls.client_ca') },
+    pki: { roots: files('pki.roots'), crlFiles: r.paths('pki.crls'), orgCa: file1('pki.org_ca') },
     keyd: {
-      url: need('keyd', 'url'), ...(servername ? { servername } : {}), ca: list('keyd', 'ca').map((p) => read('keyd', 'ca', p)),
-      cert: read('keyd', 'cert', need('keyd', 'cert')), key: read('keyd', 'key', need('keyd', 'key')), timeoutMs: int('keyd', 'timeout_ms', CONSOLE_DEFAULTS.keydTimeoutMs, 100, 60000),
+      url: r.get('keyd.url'), ...(servername ? { servername } : {}), ca: files('keyd.ca'),
+      cert: file1('keyd.cert'), key: file1('keyd.key'), timeoutMs: r.get('keyd.timeout_ms'),
     },
-    ops, ...(quarantine ? { quarantine } : {}), ...(directoryConfig ? { directoryConfig: path(directoryConfig) } : {}),
+    ops, ...(quarantine ? { quarantine } : {}), ...(directoryConfig ? { directoryConfig } : {}),
   };
 }

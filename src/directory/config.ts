@@ -4,19 +4,14 @@
  * folder. Every value is checked at load, with an error naming the key.
  * `directoryOptions` reads the files it names and gives DirectoryOptions.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { parse } from 'ini';
+import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile } from '../config/ini';
 import { DIRECTORY_DEFAULTS, type DirectoryOptions } from './directory';
 import { urlProblem } from './discovery';
 
-export class DirectoryConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DirectoryConfigError';
-  }
-}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const DirectoryConfigError = ConfigError;
+export type DirectoryConfigError = ConfigError;
 
 export interface DirectoryConfig {
   readonly file: string;
@@ -39,11 +34,27 @@ export interface DirectoryConfig {
   readonly hosts: Readonly<Record<string, string>>;
 }
 
-type Section = Record<string, unknown>;
+const SECONDS = { type: 'num', min: 0, max: 86400 } as const;
+
+/** The settings of [directory] and [tls]; [peers] and [hosts] take any domain or host name. */
+export const DIRECTORY_SETTINGS = defineSettings({
+  'directory.roots': { type: 'list' },
+  'directory.crls': { type: 'list', default: [] },
+  'directory.cache_dir': { type: 'str' },
+  'directory.dns': { type: 'bool', default: true },
+  'directory.dns_servers': { type: 'list', default: [] },
+  'directory.fetch_timeout_ms': { type: 'num', min: 100, max: 600000, default: DIRECTORY_DEFAULTS.fetchTimeoutMs },
+  'directory.refresh_ahead': { type: 'num', min: 0, max: 1, default: DIRECTORY_DEFAULTS.refreshAhead },
+  'directory.refresh_jitter': { type: 'num', min: 0, max: 1, default: DIRECTORY_DEFAULTS.refreshJitter },
+  'directory.retry_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.retryMs / 1000 },
+  'directory.negative_ttl_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.negativeTtlMs / 1000 },
+  'directory.dns_recheck_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.dnsRecheckMs / 1000 },
+  'tls.ca': { type: 'list', default: [] },
+});
 
 /** The keys of each fixed section; [peers] and [hosts] take any name. Anything else is refused, never ignored. */
 const KNOWN_KEYS: Readonly<Record<string, readonly string[] | undefined>> = {
-  directory: ['roots', 'crls', 'cache_dir', 'dns', 'dns_servers', 'fetch_timeout_ms', 'refresh_ahead', 'refresh_jitter', 'retry_seconds', 'negative_ttl_seconds', 'dns_recheck_seconds'],
+  directory: Object.keys(DIRECTORY_SETTINGS).filter((k) => k.startsWith('directory.')).map((k) => k.slice('directory.'.length)),
   tls: ['ca'],
   peers: undefined,
   hosts: undefined,
@@ -63,86 +74,56 @@ function dnsServerProblem(s: string): string | undefined {
  * and any unknown key in [directory] or [tls], is an error naming it.
  */
 export function loadDirectoryConfig(file: string, opts: { otherSections?: readonly string[] } = {}): DirectoryConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new DirectoryConfigError(`Cannot read directory config "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const ini = parse(text) as Record<string, Section>;
-  const base = dirname(resolve(file));
-  const bad = (s: string, k: string, why: string) => new DirectoryConfigError(`Config "${file}": [${s}] ${k} ${why}`);
+  const ini = readIniFile(file, 'directory config');
+  const r = new IniReader(DIRECTORY_SETTINGS, ini, file);
   for (const [section, body] of Object.entries(ini)) {
-    if (typeof body !== 'object' || body === null) throw new DirectoryConfigError(`Config "${file}": "${section}" is outside any section`);
+    if (typeof body !== 'object' || body === null) throw new ConfigError(`${file}: "${section}" is outside any section`, { file, key: section });
     if (!(section in KNOWN_KEYS)) {
       if (opts.otherSections?.includes(section)) continue;
-      throw new DirectoryConfigError(`Config "${file}": unknown section [${section}] (known: ${Object.keys(KNOWN_KEYS).map((k) => `[${k}]`).join(', ')})`);
+      throw new ConfigError(`${file}: unknown section [${section}] (known: ${Object.keys(KNOWN_KEYS).map((k) => `[${k}]`).join(', ')})`, { file, section });
     }
     const keys = KNOWN_KEYS[section];
-    if (keys) for (const key of Object.keys(body)) if (!keys.includes(key)) throw bad(section, key, `is not a known setting (known: ${keys.join(', ')})`);
+    if (keys) for (const key of Object.keys(body)) if (!keys.includes(key)) throw r.fail(section, key, `is not a known setting (known: ${keys.join(', ')})`);
   }
-  const sec = (name: string): Section => (ini[name] ?? {}) as Section;
-  const opt = (s: string, k: string): string | undefined => {
-    const v = sec(s)[k];
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-  };
-  const paths = (s: string, k: string, required: boolean): string[] => {
-    const v = opt(s, k);
-    if (v === undefined && required) throw bad(s, k, 'is required');
-    return v ? v.split(',').map((x) => x.trim()).filter((x) => x !== '').map((x) => resolve(base, x)) : [];
-  };
-  const num = (k: string, dflt: number, min: number, max: number): number => {
-    const raw = opt('directory', k);
-    const v = raw === undefined ? dflt : Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw bad('directory', k, `must be a number from ${min} to ${max} (got "${raw}")`);
-    return v;
-  };
-  const dnsRaw = (opt('directory', 'dns') ?? 'on').toLowerCase();
-  if (!['on', 'off', 'true', 'false', 'yes', 'no'].includes(dnsRaw)) throw bad('directory', 'dns', `must be on or off (got "${dnsRaw}")`);
   const peers: Record<string, string> = {};
-  for (const [domain, url] of Object.entries(sec('peers'))) {
-    if (typeof url !== 'string') throw bad('peers', domain, 'must be a URL');
-    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(domain)) throw bad('peers', domain, `"${domain}" is not a domain name`);
-    const problem = urlProblem(url.trim());
-    if (problem) throw bad('peers', domain, problem);
-    peers[domain.toLowerCase()] = url.trim();
+  for (const [domain, url] of Object.entries(r.free('peers'))) {
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(domain)) throw r.fail('peers', domain, `"${domain}" is not a domain name`);
+    const problem = urlProblem(url);
+    if (problem) throw r.fail('peers', domain, problem);
+    peers[domain.toLowerCase()] = url;
   }
   const hosts: Record<string, string> = {};
-  for (const [host, address] of Object.entries(sec('hosts'))) {
-    if (typeof address !== 'string' || !/^[0-9a-f.:]+$/i.test(address.trim())) throw bad('hosts', host, `must be an IP address (got "${String(address)}")`);
-    hosts[host.toLowerCase()] = address.trim();
+  for (const [host, address] of Object.entries(r.free('hosts'))) {
+    if (!/^[0-9a-f.:]+$/i.test(address)) throw r.fail('hosts', host, `must be an IP address, got '${address}'`);
+    hosts[host.toLowerCase()] = address;
   }
-  const dnsServers = (opt('directory', 'dns_servers') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const dnsServers = r.get('directory.dns_servers');
   for (const s of dnsServers) {
     const problem = dnsServerProblem(s);
-    if (problem) throw bad('directory', 'dns_servers', problem);
+    if (problem) throw r.fail('directory', 'dns_servers', problem);
   }
-  const cacheDir = opt('directory', 'cache_dir');
-  const tlsCa = paths('tls', 'ca', false);
+  const cacheDir = r.optPath('directory.cache_dir');
+  const tlsCa = r.paths('tls.ca');
   return {
     file,
-    roots: paths('directory', 'roots', true),
-    crls: paths('directory', 'crls', false),
-    ...(cacheDir ? { cacheDir: resolve(base, cacheDir) } : {}),
-    dns: ['on', 'true', 'yes'].includes(dnsRaw),
+    roots: r.paths('directory.roots'),
+    crls: r.paths('directory.crls'),
+    ...(cacheDir ? { cacheDir } : {}),
+    dns: r.get('directory.dns'),
     dnsServers,
-    fetchTimeoutMs: num('fetch_timeout_ms', DIRECTORY_DEFAULTS.fetchTimeoutMs, 100, 600000),
-    refreshAhead: num('refresh_ahead', DIRECTORY_DEFAULTS.refreshAhead, 0, 1),
-    refreshJitter: num('refresh_jitter', DIRECTORY_DEFAULTS.refreshJitter, 0, 1),
-    retryMs: num('retry_seconds', DIRECTORY_DEFAULTS.retryMs / 1000, 0, 86400) * 1000,
-    negativeTtlMs: num('negative_ttl_seconds', DIRECTORY_DEFAULTS.negativeTtlMs / 1000, 0, 86400) * 1000,
-    dnsRecheckMs: num('dns_recheck_seconds', DIRECTORY_DEFAULTS.dnsRecheckMs / 1000, 0, 86400) * 1000,
+    fetchTimeoutMs: r.get('directory.fetch_timeout_ms'),
+    refreshAhead: r.get('directory.refresh_ahead'),
+    refreshJitter: r.get('directory.refresh_jitter'),
+    retryMs: r.get('directory.retry_seconds') * 1000,
+    negativeTtlMs: r.get('directory.negative_ttl_seconds') * 1000,
+    dnsRecheckMs: r.get('directory.dns_recheck_seconds') * 1000,
     ...(tlsCa.length > 0 ? { tlsCa } : {}),
     peers, hosts,
   };
 }
 
 function readPem(file: string, label: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new DirectoryConfigError(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  return readConfigText(file, label);
 }
 
 /** DirectoryOptions for this configuration (the PEM files read now). */

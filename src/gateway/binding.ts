@@ -25,8 +25,8 @@ import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
 import type { ChainVerification } from '../chain/verify-chain';
 import { DirectoryError } from '../directory/directory';
 import type { GatewayDeps } from './deps';
-import { domainOf } from './message-checks';
-import { GatewayError } from './replies';
+import { domainOf } from '../mail/message-checks';
+import { GatewayError } from '../mail/replies';
 import { listResealAccepted } from '../lists/chain';
 
 /** Whether the directory holds a bundle for `domain` (none: false; unreachable: 4xx). */

@@ -1,13 +1,14 @@
 /**
  * The gateway's configuration, from config/ssmax.ini of the Haraka folder
  * (the shipped config/ssmax.ini lists every key and default). Paths are
- * relative to that config folder. Checked once at register(); a bad value
- * stops Haraka with a message naming the key.
+ * relative to that config folder. Checked at register(); a bad value stops
+ * Haraka with a message naming the key. When Haraka reloads a changed file,
+ * `reloadGatewayConfig` takes the settings marked `reload` at once and
+ * reports the others as waiting for a restart.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
-import { BATCH_DEFAULTS, type BatchSettings } from './keyd-batch';
+import { ConfigError, IniReader, readConfigText, changedSettings, defineSettings } from '../config/ini';
+import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 
@@ -58,18 +59,73 @@ export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, t
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
 export const DELIVERED_RECORD_SECONDS = 7 * 86400;
 
-export class GatewayConfigError extends Error {}
+const MS = { type: 'num', min: 1, max: 3600000, whole: true } as const;
+const SECONDS = { type: 'num', min: 0.001, max: 30 * 86400 } as const;
 
-function policyOf(v: unknown, where: string): EncryptionPolicy {
-  if (v === 'require' || v === 'opportunistic' || v === 'none') return v;
-  throw new GatewayConfigError(`ssmax.ini: ${where} must be require, opportunistic or none (got "${String(v)}")`);
-}
+/**
+ * The settings of ssmax.ini. `reload: true`: read at each use, so a running
+ * gateway takes a new value when Haraka reloads the file (docs/configuration.md);
+ * any other change is logged as needing a restart. [policy] takes any domain
+ * as a key (reloaded too); [peers], [hosts] and [routes] any domain or host
+ * name (restart).
+ */
+export const GATEWAY_SETTINGS = defineSettings({
+  'main.domain': { type: 'str' },
+  'main.local_domains': { type: 'list', default: [], reload: true },
+  'main.hook_timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.hook_timeout_ms, reload: true },
+  'main.cpu_budget_ms': { ...MS, default: GATEWAY_DEFAULTS.cpu_budget_ms, reload: true },
+  'main.tcp_nodelay': { type: 'bool', default: GATEWAY_DEFAULTS.tcp_nodelay },
+  'main.trusted_relays': { type: 'list', default: [], reload: true },
+  'main.trusted_relay_logins': { type: 'list', default: [], reload: true },
+  'keyd.url': { type: 'str' },
+  'keyd.servername': { type: 'str' },
+  'keyd.ca': { type: 'list' },
+  'keyd.cert': { type: 'str' },
+  'keyd.key': { type: 'str' },
+  'keyd.inspector_cert': { type: 'str' },
+  'keyd.inspector_key': { type: 'str' },
+  'keyd.timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.keyd_timeout_ms },
+  'keyd.user_facts_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.user_facts_ttl_ms },
+  'keyd.batch_window_ms': { type: 'num', min: 0, max: 1000, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_window_ms },
+  'keyd.batch_max_ops': { type: 'num', min: 1, max: 1024, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_max_ops },
+  'seal.cert': { type: 'str' },
+  'seal.key': { type: 'str' },
+  'pki.roots': { type: 'list' },
+  'pki.crls': { type: 'list', default: [] },
+  'policy.default': { type: 'enum', values: ['require', 'opportunistic', 'none'], default: GATEWAY_DEFAULTS.policy, reload: true },
+  'directory.dns': { type: 'bool', default: true },
+  'directory.dns_servers': { type: 'list', default: [] },
+  'directory.fetch_timeout_ms': { ...MS, default: 5000 },
+  'directory.retry_ms': { ...MS, default: 2000 },
+  'key_exchange.advertise': { type: 'bool', default: GATEWAY_DEFAULTS.advertise },
+  'key_exchange.probe': { type: 'bool', default: GATEWAY_DEFAULTS.probe },
+  'key_exchange.probe_interval_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.probe_interval_seconds },
+  'key_exchange.probe_timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.probe_timeout_ms },
+  'key_exchange.refresh_min_interval_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.refresh_min_interval_seconds },
+  'chain.max_seal_age_seconds': { type: 'num', min: 1, max: DELIVERED_RECORD_SECONDS, default: GATEWAY_DEFAULTS.max_seal_age_seconds, reload: true, note: 'at most how long the record of delivered messages is kept' },
+  'chain.resealers': { type: 'list', default: [], reload: true },
+  'inspection.mode': { type: 'enum', values: ['inline', 'remote'], default: GATEWAY_DEFAULTS.inspection_mode },
+  'inspection.inspector_url': { type: 'str' },
+  'inspection.inspector_servername': { type: 'str' },
+  'inspection.inspector_ca': { type: 'list', default: [] },
+  'inspection.inspector_timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.inspector_timeout_ms },
+  'delivery.host': { type: 'str' },
+  'delivery.protocol': { type: 'enum', values: ['smtp', 'lmtp'], default: GATEWAY_DEFAULTS.delivery_protocol },
+  /** Default: true with protocol=lmtp, false with smtp. */
+  'delivery.delivery_id': { type: 'bool', default: false },
+  'delivery.timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.delivery_timeout_ms },
+  'delivery.delay_notice_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.delay_notice_seconds, reload: true },
+  /** Read by the operations listener (src/ops/gateway-ops.ts). */
+  'ops.listen': { type: 'str', default: '' },
+});
 
-function hostPort(v: unknown, where: string): { host: string; port: number } {
-  const m = /^(.+):(\d{1,5})$/.exec(String(v ?? ''));
-  if (!m) throw new GatewayConfigError(`ssmax.ini: ${where} must be host:port (got "${String(v)}")`);
-  return { host: m[1]!, port: Number(m[2]) };
-}
+/** Sections whose keys are domain or host names, not declared one by one. */
+export const GATEWAY_FREE_SECTIONS = ['policy', 'peers', 'hosts', 'routes'] as const;
+const RELOADED_FREE_SECTIONS = ['policy'];
+
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const GatewayConfigError = ConfigError;
+export type GatewayConfigError = ConfigError;
 
 /** An IPv4/IPv6 address, or one with a /prefix (CIDR block). */
 function isAddressOrBlock(v: string): boolean {
@@ -82,110 +138,109 @@ function isAddressOrBlock(v: string): boolean {
 }
 
 export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
-  const sec = (n: string) => (ini[n] ?? {}) as Record<string, unknown>;
-  const str = (s: string, k: string, required = true): string | undefined => {
-    const v = sec(s)[k];
-    if (typeof v === 'string' && v.trim() !== '') return v.trim();
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-    if (required) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} is required`);
-    return undefined;
-  };
-  const path = (p: string) => resolve(dir, p);
-  const list = (s: string, k: string, required = true) => (str(s, k, required) ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-  const num = (s: string, k: string, def: number, zeroAllowed = false) => {
-    const raw = str(s, k, false);
-    const n = raw === undefined ? def : Number(raw);
-    if (!Number.isFinite(n) || n < 0 || (n === 0 && !zeroAllowed)) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a ${zeroAllowed ? 'non-negative' : 'positive'} number (got "${raw}")`);
-    return n;
-  };
-  const whole = (s: string, k: string, def: number, min: number, max: number) => {
-    const raw = str(s, k, false);
-    const n = raw === undefined ? def : Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be a whole number from ${min} to ${max} (got "${raw}")`);
-    return n;
-  };
-  const bool = (s: string, k: string, def: boolean) => {
-    const v = sec(s)[k];
-    if (v === undefined || v === '') return def;
-    if (v === true || v === 'true' || v === '1' || v === 'yes') return true;
-    if (v === false || v === 'false' || v === '0' || v === 'no') return false;
-    throw new GatewayConfigError(`ssmax.ini: [${s}] ${k} must be true or false`);
-  };
-  const domain = str('main', 'domain')!.toLowerCase();
+  const r = new IniReader(GATEWAY_SETTINGS, ini, 'ssmax.ini', dir);
+  const policies = ['require', 'opportunistic', 'none'];
   const policyDomains: Record<string, EncryptionPolicy> = {};
-  for (const [k, v] of Object.entries(sec('policy'))) if (k !== 'default') policyDomains[k.toLowerCase()] = policyOf(v, `[policy] ${k}`);
-  const peers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(sec('peers'))) peers[k.toLowerCase()] = String(v);
+  for (const [k, v] of Object.entries(r.free('policy', ['default']))) {
+    if (!policies.includes(v.toLowerCase())) throw r.fail('policy', k, `must be require, opportunistic or none, got '${v}'`);
+    policyDomains[k.toLowerCase()] = v.toLowerCase() as EncryptionPolicy;
+  }
+  const lower = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
   const routes: Record<string, { host: string; port: number }> = {};
-  for (const [k, v] of Object.entries(sec('routes'))) routes[k.toLowerCase()] = hostPort(v, `[routes] ${k}`);
-  const inspectorCert = str('keyd', 'inspector_cert', false);
-  const inspectorKey = str('keyd', 'inspector_key', false);
-  const servername = str('keyd', 'servername', false);
-  const inspectionMode = str('inspection', 'mode', false) ?? GATEWAY_DEFAULTS.inspection_mode;
-  if (inspectionMode !== 'inline' && inspectionMode !== 'remote') throw new GatewayConfigError(`ssmax.ini: [inspection] mode must be inline or remote (got "${inspectionMode}")`);
+  for (const [k, v] of Object.entries(r.free('routes'))) {
+    const m = /^(.+):(\d{1,5})$/.exec(v);
+    if (!m) throw r.fail('routes', k, `must be host:port, got '${v}'`);
+    routes[k.toLowerCase()] = { host: m[1]!, port: Number(m[2]) };
+  }
+  const domain = r.get('main.domain').toLowerCase();
+  const inspectorCert = r.optPath('keyd.inspector_cert');
+  const inspectorKey = r.optPath('keyd.inspector_key');
+  const servername = r.opt('keyd.servername');
   let inspection: InspectionSettings = { mode: 'inline' };
-  if (inspectionMode === 'remote') {
-    const url = str('inspection', 'inspector_url', false);
-    if (!url || !/^https:\/\/[^/]+\/?$/.test(url)) throw new GatewayConfigError(`ssmax.ini: [inspection] inspector_url must be https://host:port when mode=remote (got "${url ?? ''}")`);
-    const ca = list('inspection', 'inspector_ca', false);
+  if (r.get('inspection.mode') === 'remote') {
+    const url = r.opt('inspection.inspector_url');
+    if (!url || !/^https:\/\/[^/]+\/?$/.test(url)) throw r.fail('inspection', 'inspector_url', `must be https://host:port when mode=remote, got '${url ?? ''}'`);
+    const ca = r.paths('inspection.inspector_ca');
     inspection = {
-      mode: 'remote', url, servername: str('inspection', 'inspector_servername', false) ?? `inspect.${domain}`,
-      ca: (ca.length > 0 ? ca : list('keyd', 'ca')).map(path), timeoutMs: num('inspection', 'inspector_timeout_ms', GATEWAY_DEFAULTS.inspector_timeout_ms),
+      mode: 'remote', url, servername: r.opt('inspection.inspector_servername') ?? `inspect.${domain}`,
+      ca: ca.length > 0 ? ca : r.paths('keyd.ca'), timeoutMs: r.get('inspection.inspector_timeout_ms'),
     };
   }
-  const deliveryProtocol = (str('delivery', 'protocol', false) ?? GATEWAY_DEFAULTS.delivery_protocol).toLowerCase();
-  if (deliveryProtocol !== 'smtp' && deliveryProtocol !== 'lmtp') throw new GatewayConfigError(`ssmax.ini: [delivery] protocol must be smtp or lmtp (got "${deliveryProtocol}")`);
-  const trustedRelays = list('main', 'trusted_relays', false);
-  for (const r of trustedRelays) if (!isAddressOrBlock(r)) throw new GatewayConfigError(`ssmax.ini: [main] trusted_relays must list IP addresses or CIDR blocks (got "${r}")`);
+  const deliveryProtocol = r.get('delivery.protocol');
+  const trustedRelays = r.get('main.trusted_relays');
+  for (const t of trustedRelays) if (!isAddressOrBlock(t)) throw r.fail('main', 'trusted_relays', `must list IP addresses or CIDR blocks, got '${t}'`);
   return {
     domain,
-    localDomains: list('main', 'local_domains', false).map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
-    hookTimeoutMs: num('main', 'hook_timeout_ms', GATEWAY_DEFAULTS.hook_timeout_ms),
-    cpuBudgetMs: num('main', 'cpu_budget_ms', GATEWAY_DEFAULTS.cpu_budget_ms),
-    tcpNoDelay: bool('main', 'tcp_nodelay', GATEWAY_DEFAULTS.tcp_nodelay),
+    localDomains: r.get('main.local_domains').map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
+    hookTimeoutMs: r.get('main.hook_timeout_ms'),
+    cpuBudgetMs: r.get('main.cpu_budget_ms'),
+    tcpNoDelay: r.get('main.tcp_nodelay'),
     keyd: {
-      url: str('keyd', 'url')!, ...(servername ? { servername } : {}),
-      ca: list('keyd', 'ca').map(path), cert: path(str('keyd', 'cert')!), key: path(str('keyd', 'key')!),
-      ...(inspectorCert ? { inspectorCert: path(inspectorCert) } : {}), ...(inspectorKey ? { inspectorKey: path(inspectorKey) } : {}),
-      timeoutMs: num('keyd', 'timeout_ms', GATEWAY_DEFAULTS.keyd_timeout_ms),
-      userFactsTtlMs: num('keyd', 'user_facts_ttl_ms', GATEWAY_DEFAULTS.user_facts_ttl_ms, true),
-      batch: { ...BATCH_DEFAULTS, windowMs: whole('keyd', 'batch_window_ms', GATEWAY_DEFAULTS.keyd_batch_window_ms, 0, 1000), maxOps: whole('keyd', 'batch_max_ops', GATEWAY_DEFAULTS.keyd_batch_max_ops, 1, 1024) },
+      url: r.get('keyd.url'), ...(servername ? { servername } : {}),
+      ca: r.paths('keyd.ca'), cert: r.path('keyd.cert'), key: r.path('keyd.key'),
+      ...(inspectorCert ? { inspectorCert } : {}), ...(inspectorKey ? { inspectorKey } : {}),
+      timeoutMs: r.get('keyd.timeout_ms'),
+      userFactsTtlMs: r.get('keyd.user_facts_ttl_ms'),
+      batch: { ...BATCH_DEFAULTS, windowMs: r.get('keyd.batch_window_ms'), maxOps: r.get('keyd.batch_max_ops') },
     },
-    seal: { cert: path(str('seal', 'cert')!), key: path(str('seal', 'key')!) },
-    pki: { roots: list('pki', 'roots').map(path), crls: list('pki', 'crls', false).map(path) },
-    policy: { default: policyOf(str('policy', 'default', false) ?? GATEWAY_DEFAULTS.policy, '[policy] default'), domains: policyDomains },
-    peers,
-    directory: { dns: bool('directory', 'dns', true), dnsServers: list('directory', 'dns_servers', false), fetchTimeoutMs: num('directory', 'fetch_timeout_ms', 5000), retryMs: num('directory', 'retry_ms', 2000), hosts: Object.fromEntries(Object.entries(sec('hosts')).map(([k, v]) => [k.toLowerCase(), String(v)])) },
+    seal: { cert: r.path('seal.cert'), key: r.path('seal.key') },
+    pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
+    policy: { default: r.get('policy.default'), domains: policyDomains },
+    peers: lower(r.free('peers')),
+    directory: { dns: r.get('directory.dns'), dnsServers: r.get('directory.dns_servers'), fetchTimeoutMs: r.get('directory.fetch_timeout_ms'), retryMs: r.get('directory.retry_ms'), hosts: lower(r.free('hosts')) },
     routes,
-    delivery: { ...hostPort(str('delivery', 'host') ?? '', '[delivery] host'), protocol: deliveryProtocol, timeoutMs: num('delivery', 'timeout_ms', GATEWAY_DEFAULTS.delivery_timeout_ms), delayNoticeMs: num('delivery', 'delay_notice_seconds', GATEWAY_DEFAULTS.delay_notice_seconds) * 1000, deliveryId: bool('delivery', 'delivery_id', deliveryProtocol === 'lmtp') },
+    delivery: {
+      ...r.hostPort('delivery.host'), protocol: deliveryProtocol, timeoutMs: r.get('delivery.timeout_ms'), delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,
+      deliveryId: r.has('delivery.delivery_id') ? r.get('delivery.delivery_id') : deliveryProtocol === 'lmtp',
+    },
     trustedRelays,
-    trustedRelayLogins: list('main', 'trusted_relay_logins', false),
+    trustedRelayLogins: r.get('main.trusted_relay_logins'),
     keyExchange: {
-      advertise: bool('key_exchange', 'advertise', GATEWAY_DEFAULTS.advertise),
-      probe: bool('key_exchange', 'probe', GATEWAY_DEFAULTS.probe),
-      probeIntervalMs: num('key_exchange', 'probe_interval_seconds', GATEWAY_DEFAULTS.probe_interval_seconds) * 1000,
-      probeTimeoutMs: num('key_exchange', 'probe_timeout_ms', GATEWAY_DEFAULTS.probe_timeout_ms),
-      refreshMinIntervalMs: num('key_exchange', 'refresh_min_interval_seconds', GATEWAY_DEFAULTS.refresh_min_interval_seconds) * 1000,
+      advertise: r.get('key_exchange.advertise'),
+      probe: r.get('key_exchange.probe'),
+      probeIntervalMs: r.get('key_exchange.probe_interval_seconds') * 1000,
+      probeTimeoutMs: r.get('key_exchange.probe_timeout_ms'),
+      refreshMinIntervalMs: r.get('key_exchange.refresh_min_interval_seconds') * 1000,
     },
     inspection,
     chain: {
-      maxSealAgeMs: sealAge(num('chain', 'max_seal_age_seconds', GATEWAY_DEFAULTS.max_seal_age_seconds)) * 1000,
-      resealers: list('chain', 'resealers', false).map((d) => d.toLowerCase()),
+      maxSealAgeMs: r.get('chain.max_seal_age_seconds') * 1000,
+      resealers: r.get('chain.resealers').map((d) => d.toLowerCase()),
     },
   };
 }
 
-function sealAge(seconds: number): number {
-  if (seconds > DELIVERED_RECORD_SECONDS) throw new GatewayConfigError(`ssmax.ini: [chain] max_seal_age_seconds must be at most ${DELIVERED_RECORD_SECONDS} (how long the record of delivered messages is kept; got ${seconds})`);
-  return seconds;
+/** What a reload of ssmax.ini did: the settings ("section.key") taken at once, and those that wait for a restart. */
+export interface Reload {
+  readonly applied: readonly string[];
+  readonly restart: readonly string[];
+}
+
+/**
+ * Takes a changed ssmax.ini into the running configuration `current` (the
+ * object the hooks and the gateway's steps read at each use): the settings
+ * marked `reload` take their new values; a change to any other is reported
+ * in `restart` and waits for a restart. A file that does not parse throws
+ * ConfigError and changes nothing.
+ */
+export function reloadGatewayConfig(current: GatewayConfig, before: Ini, after: Ini, dir: string): Reload {
+  const next = parseGatewayConfig(after, dir);
+  const changed = changedSettings(GATEWAY_SETTINGS, before, after, 'ssmax.ini', GATEWAY_FREE_SECTIONS);
+  const reloadable = (n: string) => (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[n]?.reload === true || RELOADED_FREE_SECTIONS.includes(n.slice(0, n.indexOf('.')));
+  const applied = changed.filter(reloadable);
+  if (applied.length > 0) {
+    Object.assign(current as { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] }, {
+      // the organisation's domain stays the one the gateway started with
+      localDomains: next.localDomains.filter((d) => d !== next.domain).concat([current.domain]).filter((d, i, a) => a.indexOf(d) === i),
+      hookTimeoutMs: next.hookTimeoutMs, cpuBudgetMs: next.cpuBudgetMs, trustedRelays: next.trustedRelays, trustedRelayLogins: next.trustedRelayLogins,
+      policy: next.policy, chain: next.chain, delivery: { ...current.delivery, delayNoticeMs: next.delivery.delayNoticeMs },
+    } satisfies Partial<GatewayConfig>);
+  }
+  return { applied, restart: changed.filter((n) => !reloadable(n)) };
 }
 
 export function readText(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new GatewayConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  return readConfigText(file, what);
 }
 
 export function policyFor(config: GatewayConfig, domain: string): EncryptionPolicy {

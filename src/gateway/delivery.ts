@@ -20,7 +20,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { sealIdentity } from './binding';
 import type { Copy } from './deps';
 import { DELIVERED_RECORD_SECONDS } from './config';
-import { GatewayError } from './replies';
+import { GatewayError } from '../mail/replies';
 import type { QueuedCopy } from './queue-reconcile';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;

@@ -1,16 +1,21 @@
 /**
- * What the gateway's protocol steps need, injected (STYLE.md: every outside
- * dependency injectable), so the steps run the same in Haraka and in tests.
+ * What the gateway's protocol steps need, injected (every outside dependency
+ * injectable), so the steps run the same in Haraka and in tests; and what the
+ * steps hand each other: a message's `Origin`, a message for local
+ * recipients (`ForLocal`), a post to a list (`ListPost`), the copies to send
+ * (`Copy`) and a step's result (`HopResult`).
  */
 import type { KeyObject } from 'node:crypto';
-import type { Group } from '../crypto';
+import type { Capsule, Group } from '../crypto';
+import type { Verdict } from '../chain/tags';
+import type { ChainVerification } from '../chain/verify-chain';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ValidationCache } from '../pki/validate';
 import type { GatewayConfig } from './config';
-import type { Inspector } from './inspection';
-import type { KeyWatch } from './key-exchange';
-import type { KeydOps } from './keyd-ops';
-import type { Lists } from '../lists/expand';
+import type { Inspector } from '../inspect/engine';
+import type { KeyWatch, RetiredUse } from './key-exchange';
+import type { KeydOps } from '../keyd/client-ops';
+import type { ListFacts } from '../keyd/client-ops';
 
 /** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */
 export interface PeerDirectory {
@@ -34,8 +39,8 @@ export interface GatewayDeps {
   readonly keyWatch?: KeyWatch;
   /** Inspection of this hop (DLP outbound, antivirus inbound; inline or remote: docs/inspection.md), when enabled. */
   readonly inspection?: Inspector;
-  /** Mailing lists of this organisation (src/lists/, docs/lists.md): expansion and the moderation store. */
-  readonly lists?: Lists;
+  /** Mailing lists of this organisation (src/lists/expand.ts, docs/lists.md): expansion and the moderation store. */
+  readonly lists?: ListStep;
 }
 
 /** One message to send: the same bytes for these recipients. */
@@ -44,4 +49,64 @@ export interface Copy {
   readonly message: Buffer;
   /** true: hand to the local mailbox store now; false: queue for the peer's gateway. */
   readonly local: boolean;
+}
+
+/**
+ * What a protocol step (submission.ts, reception.ts) decided for one
+ * message: the copies to hand over, or that inspection held it.
+ */
+export interface HopResult {
+  readonly copies: readonly Copy[];
+  /** Capsules accepted for a retired key version: the reply carries a refresh hint (key-exchange.ts). */
+  readonly notices: readonly RetiredUse[];
+  /** Set when the message was held (quarantine id): nothing is handed over. */
+  readonly quarantined?: string;
+}
+
+/**
+ * Where a message to seal comes from, which says what the seal is made over:
+ *  - `peer`: another organisation sealed it; `chain` is the verification of
+ *    its seals (chain-check.ts verifySeals, result pass). This seal is i>1.
+ *  - `own`: this organisation's own user (a submission) or mail system (a
+ *    report); it carries no seals yet (`chain`: checkUnsealed, result none).
+ *    This seal is i=1 and carries the tracking token.
+ */
+export type Origin =
+  | { readonly from: 'peer'; readonly chain: ChainVerification }
+  | { readonly from: 'own'; readonly chain: ChainVerification; readonly trackingToken: Uint8Array };
+
+/** A message for local recipients, encrypted to this organisation's key, its origin checked. */
+export interface ForLocal {
+  readonly message: Buffer;
+  readonly rcpts: readonly string[];
+  /**
+   * Where it came from: a peer, with the verification of its
+   * seals (it holds for every copy: a copy differs only in its capsules, which
+   * the earlier seals' signatures do not depend on); or this organisation's
+   * own user, with no seals yet and the tracking token of seal i=1.
+   */
+  readonly origin: Origin;
+  /** Verdicts of this hop's inspection, if any (docs/inspection.md). */
+  readonly verdicts: readonly Verdict[];
+  /** The verified sender (the From the chain or the user signature vouches for): what a list's posting policy checks (src/lists/). */
+  readonly sender?: string;
+  /** Copies made for this list's members (src/lists/): re-encrypted with keyd's `list` target, sealed with `ls=`; `listFields` head a plain member's copy. */
+  readonly list?: string;
+  readonly listFields?: string;
+  /** Capsules already re-encrypted for these recipients (a list's batch, src/lists/expand.ts): used instead of asking keyd again. */
+  readonly moved?: ReadonlyMap<string, Capsule>;
+}
+
+/** The list step (src/lists/expand.ts): a post to a list of this organisation, expanded per member, held for moderation, or dropped. */
+export interface ListStep {
+  post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[] }>;
+}
+
+export interface ListPost {
+  /** The verified post: its message (encrypted to this organisation's key), origin, verdicts and verified sender. */
+  readonly arrival: ForLocal;
+  readonly capsules: readonly Capsule[];
+  /** The list as keyd resolved it for this post. */
+  readonly list: ListFacts;
+  readonly notices?: RetiredUse[];
 }

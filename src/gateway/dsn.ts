@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rfc5322Date } from './completion';
-import { sanitize } from './replies';
+import { sanitize } from '../mail/replies';
 
 export interface DelayNotice {
   /** This gateway's host name (Reporting-MTA). */

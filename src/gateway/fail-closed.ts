@@ -17,7 +17,7 @@
  */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS module with `export =` types
 import DSN = require('haraka-dsn');
-import { GatewayError, type Reply, replyFor, REPLIES } from './replies';
+import { GatewayError, type Reply, replyFor, REPLIES } from '../mail/replies';
 
 /** Haraka's return codes (haraka-constants). */
 export const CODES = { CONT: 900, STOP: 901, DENY: 902, DENYSOFT: 903, DENYDISCONNECT: 904, DISCONNECT: 905, OK: 906 } as const;

@@ -1,149 +1,19 @@
 /**
- * The inspection step of a gateway hop (docs/inspection.md). One interface,
- * `Inspector`, two implementations:
- *  - `LocalInspector` (inline, [inspection] mode=inline): in the gateway
- *    process; also the engine of the separate inspector process;
- *  - `RemoteInspector` (src/inspector/client.ts, mode=remote): asks the
- *    inspector process over mutual TLS; the message travels as ciphertext.
- * The plaintext comes only from a blinded decryption with a verified proof
- * (inspector role at keyd) or from a plaintext submission, lives in memory
- * only, and is inspected by DLP (submission) or ClamAV (arrival). Reject ⇒
- * 5xx naming the rule; quarantine ⇒ held encrypted, nothing relayed; clamd or
- * the inspector unavailable ⇒ 4xx. A user flagged as an individual is
- * inspected only with consent. A message an operator released from
- * quarantine passes once.
+ * The inspection step of a gateway hop (docs/inspection.md): DLP on a
+ * submission, antivirus on every arrival, through the configured `Inspector`
+ * (src/inspect/engine.ts: inline in this process, or the remote inspector
+ * process). Reject ⇒ 5xx naming the rule; quarantine ⇒ held encrypted,
+ * nothing relayed; clamd or the inspector unavailable ⇒ 4xx. A release
+ * marker (`SSMAX-Quarantine-Release`) is stripped here and its id handed to
+ * the inspector, which lets a released message pass once.
  */
-import type { Capsule, Group } from '../crypto';
+import type { Capsule } from '../crypto';
 import type { Verdict } from '../chain/tags';
-import { systemRng } from '../crypto';
-import { collect, decryptMessage, encryptMessage } from '../envelope';
-import { capsulesOf, checkMessage } from './message-checks';
-import type { InspectionConfig } from '../inspect/config';
-import { type Decision, type Inspection, inspectInbound, inspectOutbound } from '../inspect/inspect';
-import { type QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
+import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engine';
+import { RELEASE_HEADER } from '../inspect/quarantine';
+import { capsulesOf, checkMessage } from '../mail/message-checks';
+import { GatewayError } from '../mail/replies';
 import type { GatewayDeps } from './deps';
-import type { KeydOps } from './keyd-ops';
-import { GatewayError, REPLIES, type Reply, type ReplyName, decided, messageFault } from './replies';
-
-export type Direction = 'outbound' | 'inbound';
-
-export interface InspectRequest {
-  /** outbound: DLP at submission; inbound: antivirus at arrival. */
-  readonly direction: Direction;
-  /** The message: encrypted to this organisation (with `capsule`), or a plaintext submission (no capsule). */
-  readonly message: Buffer;
-  readonly capsule?: Capsule;
-  /** The author (consent of outbound mail) and the envelope recipients (consent of inbound mail; quarantine entry). */
-  readonly from: string;
-  readonly rcpts: readonly string[];
-  /** The id of an `SSMAX-Quarantine-Release` marker the message carried (already stripped). */
-  readonly releaseId?: string;
-}
-
-export interface InspectAnswer {
-  /** This hop's verdict; absent when this direction is not inspected here. */
-  readonly verdict?: Verdict;
-  readonly decision: Decision;
-  /** The quarantine id, when the message was held (encrypted). */
-  readonly quarantined?: string;
-}
-
-/** The inspection step, inline or remote: the gateway calls only this. */
-export interface Inspector {
-  inspect(req: InspectRequest): Promise<InspectAnswer>;
-  close(): Promise<void>;
-}
-
-/** What the engine needs from keyd: the blinded decryption with proof, user facts, the org's public keys. */
-export type InspectionKeyd = Pick<KeydOps, 'messageKey' | 'user' | 'orgKeys' | 'certifiedKey'>;
-
-/** The key the proof is checked against: the one certified in the own bundle (KeydOps.certifiedKey). */
-function orgPublicKey(keyd: InspectionKeyd, keyId: string): Promise<Uint8Array> {
-  return keyd.certifiedKey(keyId);
-}
-
-/** The original message, decrypted in memory after a blinded decryption with a verified proof. */
-export async function plaintextOf(keyd: InspectionKeyd, group: Group, message: Buffer, capsule: Capsule): Promise<Buffer> {
-  const { messageKey } = await keyd.messageKey(capsule, await orgPublicKey(keyd, capsule.keyId));
-  try {
-    return await collect(decryptMessage(message, { messageKey }, { group }));
-  } catch (err) {
-    // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
-    throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
-  } finally {
-    messageKey.fill(0); // not kept in memory after use
-  }
-}
-
-/** A plaintext submission encrypted to this organisation's current key (to hold it, or to send it to a remote inspector). */
-export async function encryptToOrg(keyd: Pick<KeydOps, 'orgKeys'>, group: Group, message: Buffer): Promise<Buffer> {
-  const pub = await keyd.orgKeys();
-  const key = pub.keys.find((k) => k.keyId === pub.current);
-  if (!key) throw new GatewayError('keydUnavailable', 'no current org key to keep the message encrypted');
-  return collect(encryptMessage(message, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group, rng: systemRng }));
-}
-
-/**
- * The inspection engine: consent, blinded decryption with proof, DLP or
- * ClamAV, quarantine. Runs in the gateway (inline) and in the inspector
- * process (remote), the same code.
- */
-export class LocalInspector implements Inspector {
-  constructor(private readonly d: { readonly config: InspectionConfig; readonly quarantine: QuarantineStore; readonly keyd: InspectionKeyd; readonly group: Group }) {}
-
-  get config(): InspectionConfig {
-    return this.d.config;
-  }
-
-  private async consents(address: string): Promise<boolean> {
-    const user = await this.d.keyd.user(address);
-    return !(user?.kind === 'individual' && !user.inspectionConsent);
-  }
-
-  /**
-   * A parse failure or limit of the message met while inspecting it (mailparser
-   * reading the plaintext) is the message's own: a final GatewayError, decided by
-   * the one rule of replies.ts, also when this runs in the inspector process.
-   */
-  async inspect(req: InspectRequest): Promise<InspectAnswer> {
-    try {
-      return await this.inspectOnce(req);
-    } catch (err) {
-      throw decided(err);
-    }
-  }
-
-  private async inspectOnce(req: InspectRequest): Promise<InspectAnswer> {
-    const { dlp, av } = this.d.config;
-    const name = req.direction === 'outbound' ? 'dlp' : 'av';
-    if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };
-    if (req.releaseId && (await this.d.quarantine.consumeRelease(req.releaseId))) return { verdict: { name, result: 'none' }, decision: { action: 'pass' } };
-    let result: Inspection;
-    if (req.direction === 'outbound') {
-      const consent = await this.consents(req.from);
-      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
-      result = await inspectOutbound(plaintext, dlp!, consent);
-    } else {
-      // every arrival: encrypted to this organisation (decrypted in memory first), sealed but not encrypted, or plain Internet mail
-      const consent = (await Promise.all(req.rcpts.map((r) => this.consents(r)))).some(Boolean);
-      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
-      result = await inspectInbound(plaintext, av!, consent);
-    }
-    if (result.decision.action !== 'quarantine') return result;
-    const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
-    const quarantined = await this.d.quarantine.hold({ direction: req.direction, from: req.from, rcpts: [...req.rcpts], rule: result.decision.rule, message: held });
-    return { ...result, quarantined };
-  }
-
-  async close(): Promise<void> {
-    await this.d.quarantine.close();
-  }
-}
-
-/** The name of a gateway reply (for answers that cross the process boundary); undefined if it is not one of ours. */
-export function replyNameOf(reply: Reply): ReplyName | undefined {
-  return (Object.keys(REPLIES) as ReplyName[]).find((n) => REPLIES[n].status === reply.status && REPLIES[n].code === reply.code && (reply.text === REPLIES[n].text || reply.text.startsWith(`${REPLIES[n].text}: `)));
-}
 
 export interface Inspected {
   /** The message, less any release marker. */

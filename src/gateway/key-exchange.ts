@@ -17,6 +17,7 @@
 import { resolveMx } from 'node:dns/promises';
 import { connect } from 'node:net';
 import type { PeerEntry } from '../directory/peer-entry';
+import type { KeyNotice } from '../keyd/client-ops';
 
 export const KEYWORD = 'X-SSMAX';
 
@@ -50,7 +51,29 @@ export function parseAdvertisement(lines: readonly string[]): Advertised | undef
   return undefined;
 }
 
-/** The refresh hint of a 250 reply (reception.ts refreshHint): domain and the key ids named. */
+/**
+ * A capsule accepted for a retired version of this organisation's key:
+ * keyd did the work and named the current version; the reply tells the
+ * sender to refresh (`refreshHint`).
+ */
+export interface RetiredUse {
+  readonly keyId: string;
+  readonly current: string;
+}
+
+/** Notes keyd's "retired, refresh" notice for a capsule of `keyId` (once per key and current version). */
+export function noteRetired(notices: RetiredUse[] | undefined, keyId: string, n: KeyNotice): void {
+  if (!notices || n.notice !== 'retired' || !n.current) return;
+  if (!notices.some((x) => x.keyId === keyId && x.current === n.current)) notices.push({ keyId, current: n.current });
+}
+
+/** The refresh hint for an SMTP reply, e.g. ` (refresh: b.example current key b.example:v3)`; '' when none. */
+export function refreshHint(domain: string, notices: readonly RetiredUse[]): string {
+  const current = [...new Set(notices.map((n) => n.current))];
+  return current.length > 0 ? ` (refresh: ${domain} current key ${current.join(',')})` : '';
+}
+
+/** The refresh hint of a 250 reply (`refreshHint`): domain and the key ids named. */
 export function parseRefreshHint(reply: string): { domain: string; keys: string[] } | undefined {
   const m = /\(refresh: ([a-z0-9.-]+) current key ([a-z0-9.:,-]+)\)/i.exec(reply);
   if (!m) return undefined;
@@ -267,7 +290,7 @@ export class KeyWatch {
    * for a seal of this peer ran less than `refreshMinIntervalMs` ago (its own
    * timer: a refresh before sending does not use it up); 'failed': the fetch
    * failed or timed out. Only after 'refreshed' is an unknown certificate
-   * permanent (src/gateway/sealing.ts).
+   * permanent (src/gateway/chain-check.ts).
    */
   async refreshForSeal(domain: string): Promise<SealRefresh> {
     const d = domain.toLowerCase();

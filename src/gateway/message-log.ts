@@ -11,7 +11,7 @@
  *
  * Never in a record: message content (body, subject, headers other than the
  * facts above), key material, tokens, capsules. Addresses appear only as
- * domains and counts. The reply text is our own table's (replies.ts); its
+ * domains and counts. The reply text is our own table's (src/mail/replies.ts); its
  * detail part can name an address (a recipient a peer or keyd refused), so
  * every address in it is written as `<redacted>@domain` (redactAddresses),
  * and it is cut to REPLY_TEXT_MAX characters. The SMTP client still gets the
@@ -23,8 +23,8 @@ import type { ChainVerification } from '../chain/verify-chain';
 import type { Verdict } from '../chain/tags';
 import { CAPSULE_HEADER } from '../envelope/headers';
 import { CODES, type Next } from './fail-closed';
-import type { Inspector } from './inspection';
-import type { KeydOps } from './keyd-ops';
+import type { Inspector } from '../inspect/engine';
+import type { KeydOps } from '../keyd/client-ops';
 import type { LocalDelivery } from './delivery';
 
 export type HopDirection = 'outbound' | 'inbound';
@@ -86,7 +86,7 @@ export async function timed<T>(step: Step, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Notes the verification of the seals the message carried (sealing.ts). */
+/** Notes the verification of the seals the message carried (chain-check.ts). */
 export function noteChain(chain: ChainVerification): void {
   const h = hop();
   if (!h) return;

@@ -4,9 +4,12 @@
  *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it); a
  *    connection from a trusted relay ([main] trusted_relays) may relay;
  *  - rcpt: domain encryption policy (relaying) or local recipient check;
- *  - queue_outbound: submission (sending organisation) — copies for peers are
- *    queued for Haraka's outbound, local copies delivered to the mailbox store;
- *  - queue: arrival from another organisation, delivered to the mailbox store;
+ *  - queue_outbound: submission (sending organisation: submission.ts) — copies
+ *    for peers are queued for Haraka's outbound, local copies delivered to the
+ *    mailbox store;
+ *  - queue: reception of a message from another organisation (reception.ts),
+ *    delivered to the mailbox store;
+ *   both through one body (`queueHook`): the protocol step's result, then `send`;
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
@@ -20,12 +23,14 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Copy } from './deps';
+import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
+import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
 import { CODES, type Next, answer, failClosed } from './fail-closed';
-import { type RetiredUse, arrive, refreshHint } from './reception';
-import { GatewayError, REPLIES } from './replies';
-import { domainOf } from './message-checks';
+import { type RetiredUse, refreshHint } from './key-exchange';
+import { receive } from './reception';
+import { GatewayError, REPLIES } from '../mail/replies';
+import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
@@ -36,7 +41,7 @@ import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
 interface HarakaPlugin {
-  config: { get(name: string, opts?: unknown, cb?: () => void): unknown };
+  config: HarakaConfigLoader;
   /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
   haraka_require(name: string): unknown;
   loginfo(msg: string): void;
@@ -77,8 +82,10 @@ let state: State | undefined;
 
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
-  const ini = plugin.config.get('ssmax.ini', { booleans: ['+main.tcp_nodelay', '+directory.dns'] }) as Record<string, Record<string, unknown>>;
-  const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l));
+  // through Haraka's config loader, watched: settings that can change at run time are reloaded (ini-files.ts)
+  const files = new HarakaIniFiles(plugin.config, join(haraka, 'config'), (l) => plugin.loginfo(l), (l) => plugin.logerror(l));
+  const ini = files.read(GATEWAY_INI) as Record<string, Record<string, unknown>>;
+  const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l), undefined, { readIni: (name) => files.read(name) });
   const outbound = plugin.haraka_require('outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
@@ -86,7 +93,10 @@ function build(plugin: HarakaPlugin): State {
     plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
     return undefined;
   });
-  return { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  files.applyTo(gw.config);
+  files.onApplied = () => { s.trusted = new TrustedRelays(gw.config.trustedRelays); };
+  return s;
 }
 
 export function register(this: HarakaPlugin): void {
@@ -286,49 +296,75 @@ function hopOf(plugin: HarakaPlugin, s: State, connection: Connection, direction
   return startHop(txn?.uuid ?? '', direction, txn?.rcpt_to.map(addressOf) ?? [], s.config.localDomains, (l) => plugin.loginfo(l), next);
 }
 
-export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
+/** The message of a queue hook, as Haraka's transaction holds it. */
+interface Incoming {
+  readonly raw: Buffer;
+  readonly rcpts: readonly string[];
+  readonly from: string;
+}
+
+/** What a queue hook's protocol step gives the one body: its result, the reply's words for it, the log line for a capsule under a retired key. */
+interface Stepped {
+  readonly result: HopResult;
+  readonly done: string;
+  readonly retired?: (n: RetiredUse) => string;
+}
+
+function copiesText(result: HopResult): string {
+  return `${result.copies.length} cop${result.copies.length === 1 ? 'y' : 'ies'}`;
+}
+
+/**
+ * The one body of both queue hooks: read the message, run the direction's
+ * protocol step, hand the copies over (`send`), answer 250 with what was done
+ * (a refresh hint for a retired key, recipients the store refused for good).
+ */
+function queueHook(plugin: HarakaPlugin, next: Next, connection: Connection, direction: HopDirection, step: (s: State, m: Incoming, hop: HopLog) => Promise<Stepped>): void {
   const s = ready(next);
   if (!s) return;
-  const hop = hopOf(this, s, connection, 'outbound', next);
-  failClosed('queue_outbound', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
+  const hop = hopOf(plugin, s, connection, direction, next);
+  failClosed(direction === 'outbound' ? 'queue_outbound' : 'queue', s.config.hookTimeoutMs, plugin, (signal) => hop.run(async () => {
     const txn = connection.transaction!;
     const raw = await messageOf(connection);
-    const rcpts = txn.rcpt_to.map(addressOf);
-    const from = addressOf(txn.mail_from);
-    const notice = from === '' && trustedRelay(s, connection);
-    const submitter = submitterOf(s, connection, from);
-    hop.set({ mode: notice ? 'notice' : modeOf(raw), submitter: submitter?.via ?? 'none' });
-    if (notice) {
-      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
-      const peers = rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
-      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
-      const sent = await send(s, '', raw, [{ rcpts, message: raw, local: true }], signal);
-      return [CODES.OK, `Delivered (notice from a trusted relay, ${rcpts.length} recipient${rcpts.length === 1 ? '' : 's'})${failedNote(sent)}`];
-    }
-    const { copies, mode, notices, quarantined } = await submit(s.deps, raw, rcpts, submitter);
-    if (quarantined) return [CODES.OK, `Held for review (quarantine ${quarantined})`];
-    const sent = await send(s, from, raw, copies, signal);
-    for (const n of notices) this.loginfo(`ssmax: submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`);
-    return [CODES.OK, `Queued (SSMAX ${mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
+    const m: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+    const { result, done, retired } = await step(s, m, hop);
+    if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
+    const sent = await send(s, m.from, raw, result.copies, signal);
+    if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
+    return [CODES.OK, `${done}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
   }), hop.next);
 }
 
+export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
+  queueHook(this, next, connection, 'outbound', async (s, m, hop) => {
+    const notice = m.from === '' && trustedRelay(s, connection);
+    const submitter = submitterOf(s, connection, m.from);
+    hop.set({ mode: notice ? 'notice' : modeOf(m.raw), submitter: submitter?.via ?? 'none' });
+    if (notice) {
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
+      const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
+      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
+      return { result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] }, done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})` };
+    }
+    const result = await submit(s.deps, m.raw, m.rcpts, submitter);
+    return {
+      result,
+      done: `Queued (SSMAX ${result.mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copiesText(result)})`,
+      retired: (n) => `submission capsule for retired key ${n.keyId} accepted (within grace); client told to refresh to ${n.current}`,
+    };
+  });
+}
+
 export function hook_queue(this: HarakaPlugin, next: Next, connection: Connection): void {
-  const s = ready(next);
-  if (!s) return;
-  const hop = hopOf(this, s, connection, 'inbound', next);
-  failClosed('queue', s.config.hookTimeoutMs, this, (signal) => hop.run(async () => {
-    const txn = connection.transaction!;
-    const raw = await messageOf(connection);
-    hop.set({ mode: modeOf(raw) });
-    const notices: RetiredUse[] = [];
-    const held: { quarantined?: string } = {};
-    const copies = await arrive(s.deps, raw, txn.rcpt_to.map(addressOf), notices, held);
-    if (held.quarantined) return [CODES.OK, `Held for review (quarantine ${held.quarantined})`];
-    const sent = await send(s, addressOf(txn.mail_from), raw, copies, signal);
-    for (const n of notices) this.loginfo(`ssmax: accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`);
-    return [CODES.OK, `Delivered (SSMAX, ${copies.length} cop${copies.length === 1 ? 'y' : 'ies'})${refreshHint(s.config.domain, notices)}${failedNote(sent)}`];
-  }), hop.next);
+  queueHook(this, next, connection, 'inbound', async (s, m, hop) => {
+    hop.set({ mode: modeOf(m.raw) });
+    const result = await receive(s.deps, m.raw, m.rcpts);
+    return {
+      result,
+      done: `Delivered (SSMAX, ${copiesText(result)})`,
+      retired: (n) => `accepted a capsule for retired key ${n.keyId} (within grace); sender told to refresh to ${n.current}`,
+    };
+  });
 }
 
 export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Connection): void {

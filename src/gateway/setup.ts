@@ -19,11 +19,12 @@ import { type GatewayConfig, parseGatewayConfig, readText } from './config';
 import { LocalDelivery } from './delivery';
 import type { GatewayDeps } from './deps';
 import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
-import { parseInspectionConfig, readIni } from '../inspect/config';
+import { parseInspectionConfig } from '../inspect/config';
+import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
-import { KeydOps } from './keyd-ops';
-import { type Inspector, LocalInspector } from './inspection';
+import { KeydOps } from '../keyd/client-ops';
+import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
 import { SealSwitch } from './seal-switch';
@@ -41,6 +42,8 @@ export interface Gateway {
 export interface SetupOptions {
   /** The DNS TXT resolver for peer discovery when [directory] dns=true (default node:dns; tests inject a zone). */
   readonly resolver?: TxtResolver;
+  /** Reads one of the gateway's other ini files by name (ssmax-inspect.ini, ssmax-dlp.ini): the plugin passes Haraka's config loader; default: the file in <haraka>/config, empty when missing. */
+  readonly readIni?: (name: string) => Ini;
 }
 
 /** `ini` as Haraka's config loader (or the `ini` package) parses ssmax.ini; `haraka` is the Haraka folder. */
@@ -77,7 +80,8 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
       cert: readText(config.keyd.cert, 'gateway client certificate'), key: readText(config.keyd.key, 'gateway client key'), keyd, group,
     });
   } else {
-    const inspectConfig = parseInspectionConfig(readIni(join(haraka, 'config', 'ssmax-inspect.ini')), readIni(join(haraka, 'config', 'ssmax-dlp.ini')), join(haraka, 'config'), join(haraka, stateName));
+    const readIni = opts.readIni ?? ((name: string) => readIniFile(join(haraka, 'config', name), name, true));
+    const inspectConfig = parseInspectionConfig(readIni('ssmax-inspect.ini'), readIni('ssmax-dlp.ini'), join(haraka, 'config'), join(haraka, stateName));
     if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   }

@@ -5,14 +5,13 @@
  * shown outside); per recipient domain apply the encryption policy; per peer
  * domain make one copy, re-encrypted through keyd to that domain's org key
  * (SSMAX client) or encrypted by the gateway (transparent mode: a plaintext
- * submission); seal i=1 with the tracking token. Local recipients go through
- * reception.ts.
+ * submission); seal i=1 with the tracking token. Copies for local recipients
+ * are made as for an arrival (local-copies.ts), sealed as this organisation's own.
  */
 import { createPublicKey } from 'node:crypto';
 import { removeUserSignature } from '../chain/message-fields';
 import { USER_SIGNATURE_HEADER, type Verdict } from '../chain/tags';
 import { verifyUser } from '../chain/user-signature';
-import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import { systemRng } from '../crypto';
 import { DirectoryError } from '../directory/directory';
 import type { PeerEntry } from '../directory/peer-entry';
@@ -20,12 +19,14 @@ import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../env
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
-import type { Copy, GatewayDeps } from './deps';
-import { capsulesOf, checkMessage, domainOf } from './message-checks';
+import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
+import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
-import { type RetiredUse, receive, ownCapsule } from './reception';
 import { inspectSubmission, withInspectionResults } from './inspection';
-import { GatewayError, chainFormatFault } from './replies';
+import { GatewayError } from '../mail/replies';
+import { checkUnsealed } from './chain-check';
+import { type RetiredUse, noteRetired } from './key-exchange';
+import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
 
 export type Mode = 'ssmax' | 'transparent';
@@ -98,11 +99,13 @@ function withoutBcc(message: Buffer): Buffer {
 }
 
 /**
- * `notices`: the user's capsule was for a retired version of this
- * organisation's key (accepted within grace): the submission reply carries a
- * refresh hint for the user's client.
+ * Submits `raw`, from a user of this organisation, to `rcpts`: one sealed
+ * copy per peer domain, copies for local recipients (local-copies.ts), or
+ * that inspection held it. `notices`: the user's capsule was for a retired
+ * version of this organisation's key (accepted within grace): the submission
+ * reply carries a refresh hint for the user's client.
  */
-export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], submitter?: Submitter): Promise<{ copies: Copy[]; mode: Mode; notices: RetiredUse[]; quarantined?: string }> {
+export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], submitter?: Submitter): Promise<HopResult & { readonly mode: Mode }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
@@ -115,20 +118,15 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   if (completed !== message) head = checkMessage((message = completed));
   const capsules = capsulesOf(head.headers);
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
-  const capsule = mode === 'ssmax' ? ownCapsule(deps, capsules) : undefined;
+  const capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
   // the format limits first (the chain's reading of the message): a message over them is refused naming
   // the configured limit before inspection's own parser meets it
-  const none: ChainVerification = await verifyChain(message, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
-  if (none.result === 'fail') {
-    const fault = chainFormatFault(none.reason, none.detail);
-    if (fault) throw fault;
-  }
-  if (none.result !== 'none') throw new GatewayError('chainFailed', 'a submission must not carry seals');
+  const unsealed = await checkUnsealed(deps, message, 'a submission');
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
-  const token = await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter);
+  const origin: Origin = { from: 'own', chain: unsealed, trackingToken: await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter) };
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
@@ -136,14 +134,14 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
-        copies.push(...(await receive(deps, { message, rcpts: list, chain: none, verdicts: inspected.verdicts, trackingToken: token, sender: head.from }, capsules, notices)));
+        copies.push(...(await localCopies(deps, { message, rcpts: list, origin, verdicts: inspected.verdicts, sender: head.from }, capsules, notices)));
       } else {
         // a plaintext post to a list of this organisation is encrypted to the organisation's key first, then expanded like any post (src/lists/)
         const lists = await listRecipients(deps, list);
         if (lists.length > 0) {
           const own = await ownKey(deps);
           const encrypted = await collect(encryptMessage(message, [own], { group: deps.group, rng: systemRng }));
-          copies.push(...(await receive(deps, { message: encrypted, rcpts: lists, chain: none, verdicts: inspected.verdicts, trackingToken: token, sender: head.from }, listCapsulesIn(checkMessage(encrypted).headers), notices)));
+          copies.push(...(await localCopies(deps, { message: encrypted, rcpts: lists, origin, verdicts: inspected.verdicts, sender: head.from }, listCapsulesIn(checkMessage(encrypted).headers), notices)));
         }
         const users = list.filter((r) => !lists.includes(r));
         // a plaintext submission to local users stays on the internal hop, as submitted (with what DLP found, when it ran)
@@ -162,10 +160,10 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     if (mode === 'ssmax') {
       const target = peer.currentKey;
       const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
-      if (moved.notice === 'retired' && moved.current && !notices.some((x) => x.current === moved.current)) notices.push({ keyId: capsule!.keyId, current: moved.current });
-      sealed = await addSeal(deps, await collect(replaceCapsules(message, [moved.capsule])), none, [...inspected.verdicts, { name: 'e2e', result: 'pass' }], token, list);
+      noteRetired(notices, capsule!.keyId, moved);
+      sealed = await addSeal(deps, await collect(replaceCapsules(message, [moved.capsule])), origin, [...inspected.verdicts, { name: 'e2e', result: 'pass' }], list);
     } else {
-      sealed = await sealPlainForPeer(deps, message, peer, none, inspected.verdicts, token, list);
+      sealed = await sealPlainForPeer(deps, message, peer, origin, inspected.verdicts, list);
     }
     copies.push({ rcpts: list, message: sealed, local: false });
   }
@@ -178,10 +176,10 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
  * this domain, `rcpts` bound). Used for plain clients' submissions and for
  * this gateway's own failure reports to a sender at a peer (`reportToPeer`).
  */
-async function sealPlainForPeer(deps: GatewayDeps, message: Buffer, peer: PeerEntry, chain: ChainVerification, verdicts: readonly Verdict[], token: Uint8Array | undefined, rcpts: readonly string[]): Promise<Buffer> {
+async function sealPlainForPeer(deps: GatewayDeps, message: Buffer, peer: PeerEntry, origin: Origin, verdicts: readonly Verdict[], rcpts: readonly string[]): Promise<Buffer> {
   const target = peer.currentKey;
   const encrypted = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
-  return addSeal(deps, encrypted, chain, [...verdicts, { name: 'e2e', result: 'none' }], token, rcpts);
+  return addSeal(deps, encrypted, origin, [...verdicts, { name: 'e2e', result: 'none' }], rcpts);
 }
 
 /**
@@ -200,9 +198,8 @@ export async function reportToPeer(deps: GatewayDeps, report: Buffer, to: string
   const found = await peerFor(deps, domain);
   const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
   if (peer === 'plain') return report;
-  const none: ChainVerification = await verifyChain(report, { now: () => deps.clock().getTime(), lookup: () => undefined, cpuBudgetMs: deps.config.cpuBudgetMs });
-  if (none.result !== 'none') throw new GatewayError('chainFailed', 'a report must not carry seals');
+  const unsealed = await checkUnsealed(deps, report, 'a report');
   // seal i=1 carries a tracking token; a report's names this organisation's mail system (keyd), not a user
-  const token = await deps.keyd.mintMailSystemToken(checkMessage(report).messageId || '<none>');
-  return sealPlainForPeer(deps, report, peer, none, [], token, [to]);
+  const trackingToken = await deps.keyd.mintMailSystemToken(checkMessage(report).messageId || '<none>');
+  return sealPlainForPeer(deps, report, peer, { from: 'own', chain: unsealed, trackingToken }, [], [to]);
 }

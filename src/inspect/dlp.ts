@@ -10,6 +10,7 @@
  * and an `action`: reject (5xx naming the rule, never the content),
  * quarantine (kept encrypted), tag (recorded in the seal only).
  */
+import { ConfigError } from '../config/ini';
 import { RE2JS } from 're2js';
 import { countCardNumbers, countMyNumbers } from './detectors';
 import type { Extracted } from './extract';
@@ -28,7 +29,9 @@ export interface DlpFinding {
   readonly action: DlpAction;
 }
 
-export class DlpConfigError extends Error {}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const DlpConfigError = ConfigError;
+export type DlpConfigError = ConfigError;
 
 const list = (v: unknown) => String(v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 

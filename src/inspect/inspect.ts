@@ -1,7 +1,7 @@
 /**
  * The inspection step of a gateway hop (SSMAX §3.2, §3.3, §3.5), on the
  * plaintext the gateway obtained in memory (blinded decryption with a verified
- * proof — keyd-ops — or a plaintext submission): DLP rules outbound, ClamAV
+ * proof — src/keyd/client-ops.ts — or a plaintext submission): DLP rules outbound, ClamAV
  * inbound. It returns the verdict for this hop's seal and a decision; the
  * plaintext is never written anywhere. A user flagged as an individual
  * without consent is not inspected: verdict `no-consent`.

@@ -17,9 +17,9 @@ import { VERDICT_RESULTS, type Verdict } from '../chain/tags';
 import type { Group } from '../crypto';
 import type { Decision } from '../inspect/inspect';
 import { roleOf } from '../pki/certificate';
-import { type InspectAnswer, type InspectRequest, type Inspector, encryptToOrg } from '../gateway/inspection';
-import type { KeydOps } from '../gateway/keyd-ops';
-import { GatewayError, REPLIES, type ReplyName } from '../gateway/replies';
+import { type InspectAnswer, type InspectRequest, type Inspector, encryptToOrg } from '../inspect/engine';
+import type { KeydOps } from '../keyd/client-ops';
+import { GatewayError, REPLIES, type ReplyName } from '../mail/replies';
 
 export interface RemoteInspectorOptions {
   /** https://host:port of the inspector process. */

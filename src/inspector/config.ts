@@ -5,9 +5,7 @@
  * startup, with an error naming the key. The inspection rules themselves are
  * the gateway's files: ssmax-inspect.ini and ssmax-dlp.ini (docs/inspection.md).
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
+import { ConfigError, type Ini, IniReader, defineSettings, readIniFile } from '../config/ini';
 
 export interface InspectorConfig {
   readonly file: string;
@@ -40,7 +38,9 @@ export interface InspectorConfig {
   };
 }
 
-export class InspectorConfigError extends Error {}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const InspectorConfigError = ConfigError;
+export type InspectorConfigError = ConfigError;
 
 export const INSPECTOR_DEFAULTS = {
   listen: '127.0.0.1:7543',
@@ -56,64 +56,65 @@ export const INSPECTOR_DEFAULTS = {
   max_headers: 64,
 } as const;
 
-type Section = Record<string, unknown>;
+const MS = { type: 'num', min: 100, max: 600000 } as const;
+
+/** The settings of the inspector's config file (read at start; [ops]: ops/service-ops.ts). */
+export const INSPECTOR_SETTINGS = defineSettings({
+  'inspector.domain': { type: 'str' },
+  'inspector.listen': { type: 'str', default: INSPECTOR_DEFAULTS.listen },
+  'inspector.state_dir': { type: 'str', default: INSPECTOR_DEFAULTS.state_dir },
+  'tls.cert': { type: 'str' },
+  'tls.key': { type: 'str' },
+  'tls.client_ca': { type: 'list' },
+  'pki.roots': { type: 'list' },
+  'pki.crls': { type: 'list', default: [] },
+  'bundle.url': { type: 'str' },
+  'bundle.address': { type: 'str' },
+  'keyd.url': { type: 'str' },
+  'keyd.servername': { type: 'str' },
+  'keyd.ca': { type: 'list' },
+  'keyd.cert': { type: 'str' },
+  'keyd.key': { type: 'str' },
+  'keyd.timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.timeout_ms },
+  'inspection.inspect': { type: 'str', default: INSPECTOR_DEFAULTS.inspect },
+  'inspection.dlp_rules': { type: 'str', default: INSPECTOR_DEFAULTS.dlp_rules },
+  'limits.max_body_bytes': { type: 'num', min: 1024, max: 1 << 30, whole: true, default: INSPECTOR_DEFAULTS.max_body_bytes },
+  'limits.max_in_flight': { type: 'num', min: 1, max: 100000, whole: true, default: INSPECTOR_DEFAULTS.max_in_flight },
+  'limits.request_timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.request_timeout_ms },
+  'limits.headers_timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.headers_timeout_ms },
+  'limits.max_header_bytes': { type: 'num', min: 1024, max: 1 << 20, whole: true, default: INSPECTOR_DEFAULTS.max_header_bytes },
+  'limits.max_headers': { type: 'num', min: 8, max: 1000, whole: true, default: INSPECTOR_DEFAULTS.max_headers },
+  'ops.listen': { type: 'str', default: '' },
+});
 
 export function loadInspectorConfig(file: string): InspectorConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InspectorConfigError(`Cannot read inspector config "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return parseInspectorConfig(parse(text) as Record<string, Section>, file);
+  return parseInspectorConfig(readIniFile(file, 'inspector config'), file);
 }
 
-export function parseInspectorConfig(ini: Record<string, Section | undefined>, file: string): InspectorConfig {
-  const base = dirname(resolve(file));
-  const sec = (name: string): Section => (ini[name] ?? {}) as Section;
-  const opt = (s: string, k: string): string | undefined => {
-    const v = sec(s)[k];
-    if (typeof v === 'number') return String(v);
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-  };
-  const need = (s: string, k: string): string => {
-    const v = opt(s, k);
-    if (v === undefined) throw new InspectorConfigError(`Config "${file}": [${s}] ${k} is required`);
-    return v;
-  };
-  const path = (p: string) => resolve(base, p);
-  const paths = (s: string, k: string, required: boolean) => {
-    const v = required ? need(s, k) : opt(s, k);
-    return v ? v.split(',').map((x) => x.trim()).filter(Boolean).map(path) : [];
-  };
-  const num = (s: string, k: 'timeout_ms' | 'max_body_bytes' | 'max_in_flight' | 'request_timeout_ms' | 'headers_timeout_ms' | 'max_header_bytes' | 'max_headers', min: number, max: number): number => {
-    const raw = opt(s, k);
-    const v = raw === undefined ? INSPECTOR_DEFAULTS[k] : Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw new InspectorConfigError(`Config "${file}": [${s}] ${k} must be a number from ${min} to ${max} (got "${raw}")`);
-    return v;
-  };
-  const listen = opt('inspector', 'listen') ?? INSPECTOR_DEFAULTS.listen;
-  const m = /^(.+):(\d{1,5})$/.exec(listen);
-  if (!m) throw new InspectorConfigError(`Config "${file}": [inspector] listen must be host:port (got "${listen}")`);
-  const domain = need('inspector', 'domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw new InspectorConfigError(`Config "${file}": [inspector] domain "${domain}" is not a domain name`);
-  const keydUrl = need('keyd', 'url');
-  if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw new InspectorConfigError(`Config "${file}": [keyd] url must be https://host:port (got "${keydUrl}")`);
-  const servername = opt('keyd', 'servername');
+export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
+  const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
+  const listen = r.hostPort('inspector.listen');
+  const domain = r.get('inspector.domain').toLowerCase();
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('inspector', 'domain', `"${domain}" is not a domain name`);
+  const keydUrl = r.get('keyd.url');
+  if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw r.fail('keyd', 'url', `must be https://host:port, got '${keydUrl}'`);
+  const servername = r.opt('keyd.servername');
+  const url = r.opt('bundle.url');
+  const address = r.opt('bundle.address');
   return {
-    file, domain, host: m[1]!, port: Number(m[2]),
-    stateDir: path(opt('inspector', 'state_dir') ?? INSPECTOR_DEFAULTS.state_dir),
-    tls: { cert: path(need('tls', 'cert')), key: path(need('tls', 'key')), clientCas: paths('tls', 'client_ca', true) },
-    pki: { roots: paths('pki', 'roots', true), crls: paths('pki', 'crls', false) },
+    file, domain, host: listen.host, port: listen.port,
+    stateDir: r.path('inspector.state_dir'),
+    tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
+    pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
     keyd: {
-      url: keydUrl, ...(servername ? { servername } : {}), ca: paths('keyd', 'ca', true), cert: path(need('keyd', 'cert')), key: path(need('keyd', 'key')),
-      timeoutMs: num('keyd', 'timeout_ms', 100, 600000),
+      url: keydUrl, ...(servername ? { servername } : {}), ca: r.paths('keyd.ca'), cert: r.path('keyd.cert'), key: r.path('keyd.key'),
+      timeoutMs: r.get('keyd.timeout_ms'),
     },
-    bundle: { ...(opt('bundle', 'url') ? { url: opt('bundle', 'url') } : {}), ...(opt('bundle', 'address') ? { address: opt('bundle', 'address') } : {}) },
-    inspection: { inspect: path(opt('inspection', 'inspect') ?? INSPECTOR_DEFAULTS.inspect), dlpRules: path(opt('inspection', 'dlp_rules') ?? INSPECTOR_DEFAULTS.dlp_rules) },
+    bundle: { ...(url ? { url } : {}), ...(address ? { address } : {}) },
+    inspection: { inspect: r.path('inspection.inspect'), dlpRules: r.path('inspection.dlp_rules') },
     limits: {
-      maxBodyBytes: num('limits', 'max_body_bytes', 1024, 1 << 30), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000),
-      headersTimeoutMs: num('limits', 'headers_timeout_ms', 100, 600000), maxHeaderBytes: num('limits', 'max_header_bytes', 1024, 1 << 20), maxHeaders: num('limits', 'max_headers', 8, 1000),
+      maxBodyBytes: r.get('limits.max_body_bytes'), maxInFlight: r.get('limits.max_in_flight'), requestTimeoutMs: r.get('limits.request_timeout_ms'),
+      headersTimeoutMs: r.get('limits.headers_timeout_ms'), maxHeaderBytes: r.get('limits.max_header_bytes'), maxHeaders: r.get('limits.max_headers'),
     },
   };
 }

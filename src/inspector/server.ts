@@ -19,11 +19,9 @@ import { type Server, createServer } from 'node:https';
 import { answerClientError } from '../net/client-error';
 import type { TLSSocket } from 'node:tls';
 import type { Capsule } from '../crypto';
-import { CryptoError } from '../crypto/errors';
-import { listCapsulesIn } from '../envelope';
-import { type Direction, type LocalInspector, replyNameOf } from '../gateway/inspection';
-import { checkMessage } from '../gateway/message-checks';
-import { GatewayError } from '../gateway/replies';
+import type { Direction, LocalInspector } from '../inspect/engine';
+import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
+import { GatewayError, replyNameOf } from '../mail/replies';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import type { ValidationCache } from '../pki/validate';
 
@@ -149,16 +147,7 @@ export class InspectorServer {
 
   /** The capsule for this organisation's key: the message must be encrypted to it (exactly one). */
   private ownCapsule(message: Buffer): Capsule {
-    let capsules: Capsule[];
-    try {
-      capsules = listCapsulesIn(checkMessage(message).headers);
-    } catch (err) {
-      if (err instanceof CryptoError) throw new GatewayError('badCapsule', err.message);
-      throw err;
-    }
-    const mine = capsules.filter((c) => c.keyId.startsWith(`${this.opts.domain}:v`));
-    if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${this.opts.domain} key, found ${mine.length} (of ${capsules.length})`);
-    return mine[0]!;
+    return capsuleFor(this.opts.domain, capsulesOf(checkMessage(message).headers));
   }
 
   private async inspect(url: URL, req: IncomingMessage): Promise<unknown> {

@@ -26,15 +26,13 @@
  */
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as asn1js from 'asn1js';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
+import { IniReader, defineSettings, readIniFile } from '../config/ini';
 import * as pkijs from 'pkijs';
 import { bytesEqual, parseCertificate } from '../pki/certificate';
 import { pemTexts } from '../pki/pem';
 import { type SigningAuthority, randomSerial, signTbs, toCertTime } from '../pki/issue';
 import type { AuditLog } from './audit';
 import type { KeydConfig } from './config';
-import { KeydError } from './errors';
 
 const DAY = 86400000;
 /** notBefore of a renewed certificate is this far in the past (clocks of peers slightly behind). */
@@ -59,21 +57,21 @@ export interface CertState {
 }
 
 
+const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
+
+/** The [certificates] settings of keyd's config file. */
+export const CERT_SETTINGS = defineSettings({
+  'certificates.renew': { type: 'list', default: [] },
+  'certificates.renew_at_days_left': { ...RENEW_DAYS, default: CERT_RENEWAL_DEFAULTS.renew_at_days_left },
+  'certificates.lifetime_days': { ...RENEW_DAYS, default: CERT_RENEWAL_DEFAULTS.lifetime_days },
+  'certificates.warn_at_days_left': { ...RENEW_DAYS, default: CERT_RENEWAL_DEFAULTS.warn_at_days_left },
+});
+
 /** [certificates] of keyd's config file; relative file names against the file's folder (as keyd's other paths). */
 export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
-  const base = dirname(resolve(config.file));
-  const ini = parse(readFileSync(config.file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
-  const s = ini.certificates ?? {};
-  const num = (k: 'renew_at_days_left' | 'lifetime_days' | 'warn_at_days_left') => {
-    const raw = s[k];
-    const v = raw === undefined ? CERT_RENEWAL_DEFAULTS[k] : Number(raw);
-    if (!Number.isFinite(v) || v <= 0 || v > 3650) throw new KeydError('config', `Config "${config.file}": [certificates] ${k} must be a number of days from 0 to 3650 (got "${String(raw)}")`);
-    return v * DAY;
-  };
-  const raw = s.renew === undefined ? CERT_RENEWAL_DEFAULTS.renew : String(s.renew);
-  const files = raw.split(',').map((f) => f.trim()).filter((f) => f !== '').map((f) => resolve(base, f));
-  const policy = { files, renewBeforeMs: num('renew_at_days_left'), validityMs: num('lifetime_days'), warnBeforeMs: num('warn_at_days_left') };
-  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [certificates] renew_at_days_left must be less than lifetime_days`);
+  const r = new IniReader(CERT_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
+  const policy = { files: r.paths('certificates.renew'), renewBeforeMs: r.get('certificates.renew_at_days_left') * DAY, validityMs: r.get('certificates.lifetime_days') * DAY, warnBeforeMs: r.get('certificates.warn_at_days_left') * DAY };
+  if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('certificates', 'renew_at_days_left', 'must be less than lifetime_days');
   return policy;
 }
 

@@ -1,12 +1,10 @@
 /**
  * keyd's configuration: an ini file (config/ssmax-keyd.ini lists every key
- * with its default). Relative paths are resolved against the file's folder.
- * Every value is checked at startup, with an error naming the key.
+ * with its default), its settings declared in KEYD_SETTINGS. Relative paths
+ * are resolved against the file's folder. Every value is checked at startup,
+ * with an error naming the file, section and key (ConfigError).
  */
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
-import { KeydError } from './errors';
+import { IniReader, defineSettings, readIniFile } from '../config/ini';
 
 export interface KeydConfig {
   readonly file: string;
@@ -44,75 +42,76 @@ export const KEYD_DEFAULTS = {
   max_batch_ops: 64,
 } as const;
 
-type Section = Record<string, unknown>;
+const DAYS = { type: 'num', min: 0, max: 3650 } as const;
+const MS = { type: 'num', min: 100, max: 600000 } as const;
+
+/** The settings of keyd's config file ([crl] and [certificates]: renewal.ts, cert-renewal.ts; [ops]: ops/keyd-ops.ts). Read at start. */
+export const KEYD_SETTINGS = defineSettings({
+  'keyd.domain': { type: 'str' },
+  'keyd.listen': { type: 'str', default: KEYD_DEFAULTS.listen },
+  'keyd.data_dir': { type: 'str' },
+  'keyd.master_key': { type: 'str' },
+  'tls.cert': { type: 'str' },
+  'tls.key': { type: 'str' },
+  'tls.client_ca': { type: 'list' },
+  'pki.org_ca': { type: 'str' },
+  'pki.roots': { type: 'list' },
+  'pki.crls': { type: 'list', default: [] },
+  'pki.org_ca_cert': { type: 'str' },
+  'pki.org_ca_key': { type: 'str' },
+  'pki.org_ca_passphrase_file': { type: 'str' },
+  'keys.validity_days': { ...DAYS, min: 0.0001, default: KEYD_DEFAULTS.validity_days },
+  'keys.renew_before_days': { ...DAYS, default: KEYD_DEFAULTS.renew_before_days },
+  'keys.grace_days': { ...DAYS, default: KEYD_DEFAULTS.grace_days },
+  'keys.schedule_seconds': { type: 'num', min: 1, max: 86400, default: KEYD_DEFAULTS.schedule_seconds },
+  'tracking.retention_days': { ...DAYS, max: 36500, default: KEYD_DEFAULTS.retention_days },
+  'limits.max_body_bytes': { type: 'num', min: 1024, max: 16 << 20, whole: true, default: KEYD_DEFAULTS.max_body_bytes },
+  'limits.max_in_flight': { type: 'num', min: 1, max: 100000, whole: true, default: KEYD_DEFAULTS.max_in_flight },
+  'limits.request_timeout_ms': { ...MS, default: KEYD_DEFAULTS.request_timeout_ms },
+  'limits.headers_timeout_ms': { ...MS, default: KEYD_DEFAULTS.headers_timeout_ms },
+  'limits.max_header_bytes': { type: 'num', min: 1024, max: 1 << 20, whole: true, default: KEYD_DEFAULTS.max_header_bytes },
+  'limits.max_headers': { type: 'num', min: 8, max: 1000, whole: true, default: KEYD_DEFAULTS.max_headers },
+  /** "auto" or a whole number from 0 to 64. */
+  'limits.crypto_threads': { type: 'str', default: KEYD_DEFAULTS.crypto_threads },
+  'limits.max_batch_ops': { type: 'num', min: 1, max: 1024, whole: true, default: KEYD_DEFAULTS.max_batch_ops },
+  'ops.listen': { type: 'str', default: '' },
+});
 
 export function loadKeydConfig(file: string): KeydConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new KeydError('config', `Cannot read keyd config "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const ini = parse(text) as Record<string, Section>;
-  const base = dirname(resolve(file));
-  const sec = (name: string): Section => (ini[name] ?? {}) as Section;
-  const need = (s: string, k: string): string => {
-    const v = sec(s)[k];
-    if (typeof v !== 'string' || v.trim() === '') throw new KeydError('config', `Config "${file}": [${s}] ${k} is required`);
-    return v.trim();
-  };
-  const opt = (s: string, k: string): string | undefined => {
-    const v = sec(s)[k];
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-  };
-  const path = (p: string) => resolve(base, p);
-  const paths = (s: string, k: string, required: boolean) => {
-    const v = required ? need(s, k) : opt(s, k);
-    return v ? v.split(',').map((x) => path(x.trim())).filter((x) => x !== base) : [];
-  };
-  const num = (s: string, k: keyof typeof KEYD_DEFAULTS, min: number, max: number): number => {
-    const raw = opt(s, k);
-    const v = raw === undefined ? Number(KEYD_DEFAULTS[k]) : Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw new KeydError('config', `Config "${file}": [${s}] ${k} must be a number from ${min} to ${max} (got "${raw}")`);
-    return v;
-  };
+  const r = new IniReader(KEYD_SETTINGS, readIniFile(file, 'keyd config'), file);
   const threads = (): number | 'auto' => {
-    const raw = opt('limits', 'crypto_threads') ?? KEYD_DEFAULTS.crypto_threads;
-    const v = Number(raw);
+    const raw = r.get('limits.crypto_threads');
     if (raw === 'auto') return raw;
-    if (!/^[0-9]+$/.test(raw) || v > 64) throw new KeydError('config', `Config "${file}": [limits] crypto_threads must be "auto" or a whole number from 0 to 64 (got "${raw}")`);
-    return v;
+    if (!/^[0-9]+$/.test(raw) || Number(raw) > 64) throw r.fail('limits', 'crypto_threads', `must be "auto" or a whole number from 0 to 64, got '${raw}'`);
+    return Number(raw);
   };
-  const listen = opt('keyd', 'listen') ?? KEYD_DEFAULTS.listen;
-  const m = /^(.+):(\d{1,5})$/.exec(listen);
-  if (!m) throw new KeydError('config', `Config "${file}": [keyd] listen must be host:port (got "${listen}")`);
-  const domain = need('keyd', 'domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw new KeydError('config', `Config "${file}": [keyd] domain "${domain}" is not a domain name`);
+  const listen = r.hostPort('keyd.listen');
+  const domain = r.get('keyd.domain').toLowerCase();
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('keyd', 'domain', `"${domain}" is not a domain name`);
   const keys = {
-    validityMs: num('keys', 'validity_days', 0.0001, 3650) * DAY,
-    renewBeforeMs: num('keys', 'renew_before_days', 0, 3650) * DAY,
-    graceMs: num('keys', 'grace_days', 0, 3650) * DAY,
-    scheduleMs: num('keys', 'schedule_seconds', 1, 86400) * 1000,
+    validityMs: r.get('keys.validity_days') * DAY,
+    renewBeforeMs: r.get('keys.renew_before_days') * DAY,
+    graceMs: r.get('keys.grace_days') * DAY,
+    scheduleMs: r.get('keys.schedule_seconds') * 1000,
   };
-  if (keys.renewBeforeMs >= keys.validityMs) throw new KeydError('config', `Config "${file}": [keys] renew_before_days must be less than validity_days`);
-  const orgCaCert = opt('pki', 'org_ca_cert');
-  const orgCaKey = opt('pki', 'org_ca_key');
-  const orgCaPassphraseFile = opt('pki', 'org_ca_passphrase_file');
+  if (keys.renewBeforeMs >= keys.validityMs) throw r.fail('keys', 'renew_before_days', 'must be less than validity_days');
+  const orgCaCert = r.optPath('pki.org_ca_cert');
+  const orgCaKey = r.optPath('pki.org_ca_key');
+  const orgCaPassphraseFile = r.optPath('pki.org_ca_passphrase_file');
   return {
-    file, domain, host: m[1]!, port: Number(m[2]),
-    dataDir: path(need('keyd', 'data_dir')),
-    masterKeyFile: path(need('keyd', 'master_key')),
-    tls: { cert: path(need('tls', 'cert')), key: path(need('tls', 'key')), clientCas: paths('tls', 'client_ca', true) },
+    file, domain, host: listen.host, port: listen.port,
+    dataDir: r.path('keyd.data_dir'),
+    masterKeyFile: r.path('keyd.master_key'),
+    tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: {
-      roots: paths('pki', 'roots', true), crls: paths('pki', 'crls', false), orgCa: path(need('pki', 'org_ca')),
-      ...(orgCaCert ? { orgCaCert: path(orgCaCert) } : {}), ...(orgCaKey ? { orgCaKey: path(orgCaKey) } : {}),
-      ...(orgCaPassphraseFile ? { orgCaPassphraseFile: path(orgCaPassphraseFile) } : {}),
+      roots: r.paths('pki.roots'), crls: r.paths('pki.crls'), orgCa: r.path('pki.org_ca'),
+      ...(orgCaCert ? { orgCaCert } : {}), ...(orgCaKey ? { orgCaKey } : {}), ...(orgCaPassphraseFile ? { orgCaPassphraseFile } : {}),
     },
     keys,
-    trackingRetentionMs: num('tracking', 'retention_days', 0, 36500) * DAY,
-    limits: { maxBodyBytes: num('limits', 'max_body_bytes', 1024, 16 << 20), maxInFlight: num('limits', 'max_in_flight', 1, 100000), requestTimeoutMs: num('limits', 'request_timeout_ms', 100, 600000), cryptoThreads: threads(),
-      headersTimeoutMs: num('limits', 'headers_timeout_ms', 100, 600000), maxHeaderBytes: num('limits', 'max_header_bytes', 1024, 1 << 20), maxHeaders: num('limits', 'max_headers', 8, 1000),
-      maxBatchOps: num('limits', 'max_batch_ops', 1, 1024),
+    trackingRetentionMs: r.get('tracking.retention_days') * DAY,
+    limits: { maxBodyBytes: r.get('limits.max_body_bytes'), maxInFlight: r.get('limits.max_in_flight'), requestTimeoutMs: r.get('limits.request_timeout_ms'), cryptoThreads: threads(),
+      headersTimeoutMs: r.get('limits.headers_timeout_ms'), maxHeaderBytes: r.get('limits.max_header_bytes'), maxHeaders: r.get('limits.max_headers'),
+      maxBatchOps: r.get('limits.max_batch_ops'),
     },
   };
 }

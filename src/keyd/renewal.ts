@@ -19,14 +19,13 @@
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { parse } from 'ini';
+import { IniReader, defineSettings, readIniFile } from '../config/ini';
 import { parseCertificate } from '../pki/certificate';
 import { type ParsedCrl, type RevocationEntry, type RevocationReason, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
 import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
-import { KeydError } from './errors';
 
 const DAY = 86400000;
 
@@ -50,21 +49,21 @@ export interface CrlState {
   readonly error?: string;
 }
 
+const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
+
+/** The [crl] settings of keyd's config file. */
+export const CRL_SETTINGS = defineSettings({
+  'crl.renew': { type: 'bool', default: CRL_RENEWAL_DEFAULTS.renew },
+  'crl.renew_at_days_left': { ...RENEW_DAYS, default: CRL_RENEWAL_DEFAULTS.renew_at_days_left },
+  'crl.lifetime_days': { ...RENEW_DAYS, default: CRL_RENEWAL_DEFAULTS.lifetime_days },
+  'crl.warn_at_days_left': { ...RENEW_DAYS, default: CRL_RENEWAL_DEFAULTS.warn_at_days_left },
+});
+
 /** [crl] of keyd's config file. */
 export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
-  const ini = parse(readFileSync(config.file, 'utf8')) as Record<string, Record<string, unknown> | undefined>;
-  const s = ini.crl ?? {};
-  const num = (k: 'renew_at_days_left' | 'lifetime_days' | 'warn_at_days_left') => {
-    const raw = s[k];
-    const v = raw === undefined ? CRL_RENEWAL_DEFAULTS[k] : Number(raw);
-    if (!Number.isFinite(v) || v <= 0 || v > 3650) throw new KeydError('config', `Config "${config.file}": [crl] ${k} must be a number of days from 0 to 3650 (got "${String(raw)}")`);
-    return v * DAY;
-  };
-  const renewRaw = s.renew;
-  const renew = renewRaw === undefined ? CRL_RENEWAL_DEFAULTS.renew : renewRaw === true || renewRaw === 'true';
-  if (renewRaw !== undefined && renewRaw !== true && renewRaw !== false && renewRaw !== 'true' && renewRaw !== 'false') throw new KeydError('config', `Config "${config.file}": [crl] renew must be true or false`);
-  const policy = { renew, renewBeforeMs: num('renew_at_days_left'), validityMs: num('lifetime_days'), warnBeforeMs: num('warn_at_days_left') };
-  if (policy.renewBeforeMs >= policy.validityMs) throw new KeydError('config', `Config "${config.file}": [crl] renew_at_days_left must be less than lifetime_days`);
+  const r = new IniReader(CRL_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
+  const policy = { renew: r.get('crl.renew'), renewBeforeMs: r.get('crl.renew_at_days_left') * DAY, validityMs: r.get('crl.lifetime_days') * DAY, warnBeforeMs: r.get('crl.warn_at_days_left') * DAY };
+  if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('crl', 'renew_at_days_left', 'must be less than lifetime_days');
   return policy;
 }
 

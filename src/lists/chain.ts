@@ -14,7 +14,7 @@
  * Seal i=1 is never exempt: a list cannot make mail appear to come from
  * another organisation's user. Anything else still needs [chain] resealers.
  */
-import type { SealReport } from '../chain/verify-chain';
+import type { SealReport } from '../chain/seal-reading';
 
 /** The root header block's To and Cc values, unfolded and lowercased. */
 export function visibleRecipients(message: Buffer): string {

@@ -9,7 +9,7 @@
  * any arrival) — carrying only that member's capsule and a seal that binds
  * only that member and says, with `ls=`, that this organisation
  * re-distributed the post for the list. Plain-client members get the copy
- * the way local plain clients always do (reception.ts, transparent mode).
+ * the way local plain clients always do (local-copies.ts, transparent mode).
  * The content ciphertext is never touched: only capsules change.
  *
  * Before any copy: loops (a post that already went through this list, too
@@ -20,12 +20,13 @@
  */
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
-import type { Copy, GatewayDeps } from '../gateway/deps';
-import type { ListFacts, ReencryptTarget } from '../gateway/keyd-ops';
-import { type Arrival, type RetiredUse, noteRetired, receive } from '../gateway/reception';
-import { GatewayError } from '../gateway/replies';
+import type { Copy, ForLocal, GatewayDeps, ListPost, ListStep } from '../gateway/deps';
+import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
+import { noteRetired } from '../gateway/key-exchange';
+import { localCopies } from '../gateway/local-copies';
+import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
-import { domainOf } from '../gateway/message-checks';
+import { capsuleFor, domainOf } from '../mail/message-checks';
 import { peerFor } from '../gateway/submission';
 import type { QuarantineStore } from '../inspect/quarantine';
 
@@ -88,15 +89,6 @@ export function autoSubmitted(message: Buffer): boolean {
   return v !== undefined && v.split(/[ \t;(]/)[0]!.toLowerCase() !== 'no';
 }
 
-export interface ListPost {
-  /** The verified post: its message (encrypted to this organisation's key), chain, verdicts, token (local posts) and verified sender. */
-  readonly arrival: Arrival;
-  readonly capsules: readonly Capsule[];
-  /** The list as keyd resolved it for this post. */
-  readonly list: ListFacts;
-  readonly notices?: RetiredUse[];
-}
-
 export interface ListOutcome {
   readonly copies: Copy[];
   /** The moderation id, when the post was held. */
@@ -106,7 +98,7 @@ export interface ListOutcome {
 }
 
 /** The gateway's list step (one per gateway): the moderation store and a log line writer. */
-export class Lists {
+export class Lists implements ListStep {
   constructor(readonly moderation: QuarantineStore, private readonly log: (line: string) => void) {}
 
   async close(): Promise<void> {
@@ -118,9 +110,9 @@ export class Lists {
     const { arrival, list } = post;
     const address = list.address;
     if (visited.has(address)) throw new GatewayError('listLoop', `list ${address} contains itself through ${[...visited].join(' > ')}`);
-    const through = arrival.chain.instances.find((s) => s.listAddress === address);
+    const through = arrival.origin.chain.instances.find((s) => s.listAddress === address);
     if (through) throw new GatewayError('listLoop', `the post went through ${address} already (seal i=${through.instance} by ${through.domain})`);
-    if (arrival.chain.instances.length >= LIST_MAX_SEALS) throw new GatewayError('listLoop', `the post carries ${arrival.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`);
+    if (arrival.origin.chain.instances.length >= LIST_MAX_SEALS) throw new GatewayError('listLoop', `the post carries ${arrival.origin.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`);
     if (autoSubmitted(arrival.message)) {
       this.log(`ssmax lists: automatic message (Auto-Submitted) to ${address} dropped (RFC 3834)`);
       return { copies: [], dropped: 'auto-submitted' };
@@ -160,7 +152,7 @@ export class Lists {
       peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
     }
     // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) sent at once through keyd's batches
-    // (POST /v1/batch, in requests of up to 64 operations, src/gateway/keyd-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
+    // (POST /v1/batch, in requests of up to 64 operations, src/keyd/client-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
     const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
     for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
     for (const member of remote) {
@@ -175,7 +167,7 @@ export class Lists {
     }
     const moved = new Map<string, Capsule>();
     if (jobs.length > 0) {
-      const capsule = ownCapsuleOf(deps, post.capsules);
+      const capsule = capsuleFor(deps.config.domain, post.capsules);
       const answers = await deps.keyd.reencryptMany(capsule, jobs.map((j) => j.target), jobs.map((j) => j.keyId));
       answers.forEach((a, i) => {
         // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
@@ -187,7 +179,7 @@ export class Lists {
     }
     await pool(remote.filter((m) => moved.has(m)), LIST_CONCURRENCY, async (member) => {
       const forMember = await collect(replaceCapsules(message, [moved.get(member)!]));
-      const sealed = await addSeal(deps, forMember, arrival.chain, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], arrival.trackingToken, [member], address);
+      const sealed = await addSeal(deps, forMember, arrival.origin, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], [member], address);
       copies.push({ rcpts: [member], message: sealed, local: false });
     });
     // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices
@@ -196,7 +188,7 @@ export class Lists {
     const size = Math.max(1, Math.ceil(locals.length / LIST_CONCURRENCY));
     for (let i = 0; i < locals.length; i += size) slices.push(locals.slice(i, i + size));
     await pool(slices, LIST_CONCURRENCY, async (rcpts) => {
-      copies.push(...(await receive(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved }, post.capsules, post.notices)));
+      copies.push(...(await localCopies(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved }, post.capsules, post.notices)));
     });
     return { copies };
   }
@@ -213,17 +205,12 @@ export class Lists {
    * the list address); a local post is sealed first (seal i=1 binding the
    * list address), so that its release re-enters like an arrival.
    */
-  private async hold(deps: GatewayDeps, arrival: Arrival, address: string): Promise<string> {
+  private async hold(deps: GatewayDeps, arrival: ForLocal, address: string): Promise<string> {
     let message = arrival.message;
-    if (arrival.chain.result === 'none') message = await addSeal(deps, message, arrival.chain, arrival.verdicts, arrival.trackingToken, [address]);
+    if (arrival.origin.from === 'own') message = await addSeal(deps, message, arrival.origin, arrival.verdicts, [address]);
     const id = await this.moderation.hold({ direction: 'inbound', from: arrival.sender ?? '', rcpts: [address], rule: `list-moderation:${address}`, message });
     this.log(`ssmax lists: post to ${address} from ${arrival.sender ?? '?'} held for moderation as ${id}`);
     return id;
   }
 }
 
-function ownCapsuleOf(deps: GatewayDeps, capsules: readonly Capsule[]): Capsule {
-  const mine = capsules.filter((c) => c.keyId.startsWith(`${deps.config.domain}:v`));
-  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${deps.config.domain} key, found ${mine.length}`);
-  return mine[0]!;
-}

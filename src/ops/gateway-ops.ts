@@ -9,7 +9,7 @@ import cluster from 'node:cluster';
 import { AggregatorRegistry, Counter, Gauge, Histogram } from 'prom-client';
 import { Directory } from '../directory/directory';
 import { type Gateway } from '../gateway/setup';
-import { LocalInspector } from '../gateway/inspection';
+import { LocalInspector } from '../inspect/engine';
 import { type MessageRecord, STEPS, onRecord } from '../gateway/message-log';
 import { parseCrl } from '../pki/crl';
 import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';

@@ -5,8 +5,7 @@
  * their state and expiry. Counted as the audit log records each operation
  * (every operation, success or refusal, is audited before it answers).
  */
-import { readFileSync } from 'node:fs';
-import { parse } from 'ini';
+import { readIniFile } from '../config/ini';
 import { Counter, Gauge } from 'prom-client';
 import type { KeydConfig } from '../keyd/config';
 import type { KeydParts } from '../keyd/daemon';
@@ -19,9 +18,8 @@ export const KEYD_OPS_DEFAULTS = { listen: '' } as const;
 
 /** The [ops] section of an ini file (empty when absent). */
 export function opsSection(file: string): Record<string, unknown> {
-  const ini = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  const s = ini.ops;
-  return s && typeof s === 'object' ? (s as Record<string, unknown>) : {};
+  const s = readIniFile(file, 'config').ops;
+  return s && typeof s === 'object' ? s : {};
 }
 
 /**

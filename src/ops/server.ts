@@ -13,6 +13,7 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type Registry, collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { closeGracefully, listen } from '../net/https-json';
+import { ConfigError } from '../config/ini';
 
 export interface ReadyAnswer {
   readonly ready: boolean;
@@ -111,6 +112,6 @@ export function parseOpsListen(value: string | undefined, where: string): { host
   const v = (value ?? '').trim();
   if (v === '') return undefined;
   const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) > 65535) throw new Error(`${where}: [ops] listen must be host:port or empty (got "${v}")`);
+  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${where}: [ops] listen must be host:port or empty (got "${v}")`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }

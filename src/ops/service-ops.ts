@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Gauge } from 'prom-client';
-import type { LocalInspector } from '../gateway/inspection';
-import type { KeydOps } from '../gateway/keyd-ops';
+import type { LocalInspector } from '../inspect/engine';
+import type { KeydOps } from '../keyd/client-ops';
 import { parseCrl } from '../pki/crl';
 import type { Publisher } from '../publisher/publisher';
 import { opsSection } from './keyd-ops';

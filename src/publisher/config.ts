@@ -5,9 +5,7 @@
  * `openPublisher` turns it into a ready Publisher (files read, keyd client made).
  */
 import type { KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { parse } from 'ini';
+import { ConfigError, IniReader, readConfigText, defineSettings, settingError, readIniFile } from '../config/ini';
 import { KeydClient } from '../keyd/client';
 import type { InboundPolicy } from '../pki/bundle';
 import { privateKeyFromPem } from '../pki/keys';
@@ -17,12 +15,9 @@ import { Publisher } from './publisher';
 import { servedChain } from './tls-chain';
 import { FileWatch, RELOAD_CHECK_MS } from '../ops/reload';
 
-export class PublisherConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PublisherConfigError';
-  }
-}
+/** The one configuration error (src/config/ini.ts), under the name this module always exported. */
+export const PublisherConfigError = ConfigError;
+export type PublisherConfigError = ConfigError;
 
 export interface PublisherConfig {
   readonly file: string;
@@ -52,81 +47,72 @@ export const PUBLISHER_DEFAULTS = {
   timeout_ms: 5000,
 } as const;
 
-type Section = Record<string, unknown>;
+const MS = { type: 'num', min: 100, max: 600000 } as const;
+
+/** The settings of the publisher's config file (read at start; [ops]: ops/service-ops.ts). */
+export const PUBLISHER_SETTINGS = defineSettings({
+  'publisher.domain': { type: 'str' },
+  'publisher.listen': { type: 'str', default: PUBLISHER_DEFAULTS.listen },
+  'publisher.state_file': { type: 'str' },
+  'publisher.lifetime_seconds': { type: 'num', min: 60, max: 366 * 86400, default: PUBLISHER_DEFAULTS.lifetime_seconds },
+  'publisher.republish_after': { type: 'num', min: 0.01, max: 0.99, default: PUBLISHER_DEFAULTS.republish_after },
+  'publisher.poll_seconds': { type: 'num', min: 0.1, max: 86400, default: PUBLISHER_DEFAULTS.poll_seconds },
+  /** Default: mailto:abuse@<domain>. */
+  'publisher.abuse_contact': { type: 'str' },
+  'policy.encryption': { type: 'enum', values: ['required', 'opportunistic'], default: PUBLISHER_DEFAULTS.encryption },
+  'policy.seal': { type: 'enum', values: ['required', 'optional'], default: PUBLISHER_DEFAULTS.seal },
+  'policy.max_message_bytes': { type: 'num', min: 1, max: 2 ** 40, whole: true, default: PUBLISHER_DEFAULTS.max_message_bytes },
+  'tls.cert': { type: 'str' },
+  'tls.key': { type: 'str' },
+  'signer.cert': { type: 'str' },
+  'signer.key': { type: 'str' },
+  'signer.passphrase_file': { type: 'str' },
+  'keyd.url': { type: 'str' },
+  'keyd.servername': { type: 'str' },
+  'keyd.cert': { type: 'str' },
+  'keyd.key': { type: 'str' },
+  'keyd.ca': { type: 'list' },
+  'keyd.timeout_ms': { ...MS, default: PUBLISHER_DEFAULTS.timeout_ms },
+  'pki.roots': { type: 'list' },
+  'pki.org_ca_chain': { type: 'list' },
+  'pki.sealing_certificates': { type: 'list', default: [] },
+  'pki.crls': { type: 'list' },
+  'ops.listen': { type: 'str', default: '' },
+});
 
 export function loadPublisherConfig(file: string): PublisherConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new PublisherConfigError(`Cannot read publisher config "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const ini = parse(text) as Record<string, Section>;
-  const base = dirname(resolve(file));
-  const bad = (s: string, k: string, why: string) => new PublisherConfigError(`Config "${file}": [${s}] ${k} ${why}`);
-  const sec = (name: string): Section => (ini[name] ?? {}) as Section;
-  const opt = (s: string, k: string): string | undefined => {
-    const v = sec(s)[k];
-    return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-  };
-  const need = (s: string, k: string): string => {
-    const v = opt(s, k);
-    if (v === undefined) throw bad(s, k, 'is required');
-    return v;
-  };
-  const path = (p: string) => resolve(base, p);
-  const paths = (s: string, k: string, required: boolean): string[] => {
-    const v = required ? need(s, k) : opt(s, k);
-    return v ? v.split(',').map((x) => x.trim()).filter((x) => x !== '').map(path) : [];
-  };
-  const num = (s: string, k: 'lifetime_seconds' | 'republish_after' | 'poll_seconds' | 'max_message_bytes' | 'timeout_ms', min: number, max: number): number => {
-    const raw = opt(s, k);
-    const v = raw === undefined ? Number(PUBLISHER_DEFAULTS[k]) : Number(raw);
-    if (!Number.isFinite(v) || v < min || v > max) throw bad(s, k, `must be a number from ${min} to ${max} (got "${raw}")`);
-    return v;
-  };
-  const listen = opt('publisher', 'listen') ?? PUBLISHER_DEFAULTS.listen;
-  const m = /^(.+):(\d{1,5})$/.exec(listen);
-  if (!m) throw bad('publisher', 'listen', `must be host:port (got "${listen}")`);
-  const domain = need('publisher', 'domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw bad('publisher', 'domain', `"${domain}" is not a domain name`);
-  const abuseContact = opt('publisher', 'abuse_contact') ?? `mailto:abuse@${domain}`;
-  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact)) throw bad('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
-  const encryption = opt('policy', 'encryption') ?? PUBLISHER_DEFAULTS.encryption;
-  if (encryption !== 'required' && encryption !== 'opportunistic') throw bad('policy', 'encryption', `must be required or opportunistic (got "${encryption}")`);
-  const seal = opt('policy', 'seal') ?? PUBLISHER_DEFAULTS.seal;
-  if (seal !== 'required' && seal !== 'optional') throw bad('policy', 'seal', `must be required or optional (got "${seal}")`);
-  const republishAfter = num('publisher', 'republish_after', 0.01, 0.99);
-  const passphraseFile = opt('signer', 'passphrase_file');
-  const servername = opt('keyd', 'servername');
+  const r = new IniReader(PUBLISHER_SETTINGS, readIniFile(file, 'publisher config'), file);
+  const listen = r.hostPort('publisher.listen');
+  const domain = r.get('publisher.domain').toLowerCase();
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('publisher', 'domain', `"${domain}" is not a domain name`);
+  const abuseContact = r.opt('publisher.abuse_contact') ?? `mailto:abuse@${domain}`;
+  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact)) throw r.fail('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
+  const passphraseFile = r.optPath('signer.passphrase_file');
+  const servername = r.opt('keyd.servername');
   return {
-    file, domain, host: m[1] as string, port: Number(m[2]),
-    stateFile: path(need('publisher', 'state_file')),
-    lifetimeMs: num('publisher', 'lifetime_seconds', 60, 366 * 86400) * 1000,
-    republishAfter,
-    pollMs: num('publisher', 'poll_seconds', 0.1, 86400) * 1000,
+    file, domain, host: listen.host, port: listen.port,
+    stateFile: r.path('publisher.state_file'),
+    lifetimeMs: r.get('publisher.lifetime_seconds') * 1000,
+    republishAfter: r.get('publisher.republish_after'),
+    pollMs: r.get('publisher.poll_seconds') * 1000,
     abuseContact,
-    inboundPolicy: { encryption, seal, maxMessageBytes: Math.floor(num('policy', 'max_message_bytes', 1, 2 ** 40)) },
-    tls: { cert: path(need('tls', 'cert')), key: path(need('tls', 'key')) },
-    signer: { cert: path(need('signer', 'cert')), key: path(need('signer', 'key')), ...(passphraseFile ? { passphraseFile: path(passphraseFile) } : {}) },
+    inboundPolicy: { encryption: r.get('policy.encryption'), seal: r.get('policy.seal'), maxMessageBytes: r.get('policy.max_message_bytes') },
+    tls: { cert: r.path('tls.cert'), key: r.path('tls.key') },
+    signer: { cert: r.path('signer.cert'), key: r.path('signer.key'), ...(passphraseFile ? { passphraseFile } : {}) },
     keyd: {
-      url: need('keyd', 'url'), ...(servername ? { servername } : {}),
-      cert: path(need('keyd', 'cert')), key: path(need('keyd', 'key')), ca: paths('keyd', 'ca', true),
-      timeoutMs: num('keyd', 'timeout_ms', 100, 600000),
+      url: r.get('keyd.url'), ...(servername ? { servername } : {}),
+      cert: r.path('keyd.cert'), key: r.path('keyd.key'), ca: r.paths('keyd.ca'),
+      timeoutMs: r.get('keyd.timeout_ms'),
     },
     pki: {
-      roots: paths('pki', 'roots', true), orgCaChain: paths('pki', 'org_ca_chain', true),
-      sealingCertificates: paths('pki', 'sealing_certificates', false), crls: paths('pki', 'crls', true),
+      roots: r.paths('pki.roots'), orgCaChain: r.paths('pki.org_ca_chain'),
+      sealingCertificates: r.paths('pki.sealing_certificates'), crls: r.paths('pki.crls'),
     },
   };
 }
 
 function readText(file: string, label: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new PublisherConfigError(`Cannot read ${label} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
+  return readConfigText(file, label);
 }
 
 /** A Publisher for this configuration, with a keyd client (admin certificate) as its key source. Call `start()`. */
@@ -152,7 +138,7 @@ export function openPublisher(config: PublisherConfig, opts: { log?: (line: stri
     tlsCert = servedChain(readText(config.tls.cert, 'TLS certificate'), config.tls.cert, roots);
   } catch (err) {
     if (err instanceof PublisherConfigError) throw err;
-    throw new PublisherConfigError(`Config "${config.file}": [tls] cert: ${(err as Error).message}`);
+    throw settingError(config.file, 'tls', 'cert', (err as Error).message);
   }
   const publisher = new Publisher({
     domain: config.domain,

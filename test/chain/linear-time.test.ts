@@ -20,8 +20,8 @@ import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { htmlText } from '../../src/inspect/extract';
 import type { GatewayDeps } from '../../src/gateway/deps';
-import { GatewayError } from '../../src/gateway/replies';
-import { verifySeals } from '../../src/gateway/sealing';
+import { GatewayError } from '../../src/mail/replies';
+import { verifySeals } from '../../src/gateway/chain-check';
 import { now } from './fixtures';
 
 const MB = 1024 * 1024;

@@ -99,7 +99,7 @@ test('an invalid config file (a required key missing): 78 from every command, na
   runs.forEach((r, i) => {
     expect({ args: WITH_CONFIG[i], code: r.code }).toEqual({ args: WITH_CONFIG[i], code: EXIT.config });
     expect(r.stderr).toContain(INVALID);
-    expect(r.stderr).toMatch(/\[[a-z_]+\] [a-z_]+(, or [a-z_ ,]+)? is required|a \[directory\] section|unknown section \[nothing\]/);
+    expect(r.stderr).toMatch(/\[[a-z_]+\] [a-z_]+: is required|\[[a-z_]+\] [a-z_]+(, or [a-z_ ,]+)? is required|a \[directory\] section|unknown section \[nothing\]/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     noStackTrace(r);
   });

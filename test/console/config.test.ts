@@ -36,11 +36,11 @@ test('making every commented default of the shipped file active changes nothing 
 test('each mistake is named by its key', () => {
   const shipped = shippedIni('ssmax-console.ini');
   const wrong = (from: string, to: string) => () => load(shipped.replace(from, to));
-  expect(wrong(';session_minutes=30', 'session_minutes=0')).toThrow(/\[console\] session_minutes must be an integer from 1 to 1440 \(got "0"\)/);
-  expect(wrong('domain=a.example', 'domain=')).toThrow(/\[console\] domain is required/);
+  expect(wrong(';session_minutes=30', 'session_minutes=0')).toThrow(/console\.ini \[console\] session_minutes: must be a whole number from 1 to 1440, got '0'/);
+  expect(wrong('domain=a.example', 'domain=')).toThrow(/\[console\] domain: is required/);
   expect(wrong('cert=pki/console.pem', 'cert=pki/missing.pem')).toThrow(/\[tls\] cert: cannot read "pki\/missing.pem" \(ENOENT\)/);
-  expect(wrong(';dir=', 'dir=q')).toThrow(/\[quarantine\] smtp is required/);
-  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\nuser=relay\n')).toThrow(/\[quarantine\] user and password_file go together/);
-  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\ninspector_cert=pki/inspector.pem\n')).toThrow(/\[quarantine\] inspector_cert and inspector_key go together/);
-  expect(wrong(';gateway=127.0.0.1:9101', 'gateway=localhost')).toThrow(/\[ops\] gateway must be host:port \(got "localhost"\)/);
+  expect(wrong(';dir=', 'dir=q')).toThrow(/\[quarantine\] smtp: is required/);
+  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\nuser=relay\n')).toThrow(/\[quarantine\] user: must be given together with password_file/);
+  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\ninspector_cert=pki/inspector.pem\n')).toThrow(/\[quarantine\] inspector_cert: must be given together with inspector_key/);
+  expect(wrong(';gateway=127.0.0.1:9101', 'gateway=localhost')).toThrow(/\[ops\] gateway: must be host:port, got 'localhost'/);
 });

@@ -289,6 +289,6 @@ describe('ssmax console (the command)', () => {
     expect((await run(['console', 'run', '--config', join(dir, 'missing.ini')])).code).toBe(66);
     writeFileSync(join(dir, 'bad.ini'), '[console]\nlisten=nowhere\n');
     const bad = await run(['console', 'run', '--config', join(dir, 'bad.ini')]);
-    expect(bad).toEqual({ code: 78, text: expect.stringMatching(/^ssmax console: Config ".*bad\.ini": \[console\] listen must be host:port \(got "nowhere"\)$/) });
+    expect(bad).toEqual({ code: 78, text: expect.stringMatching(/^ssmax console: .*bad\.ini \[console\] listen: must be host:port, got 'nowhere'$/) });
   });
 });

@@ -98,9 +98,9 @@ test('config: defaults, relative paths, errors naming the key; the shipped file 
 
   const bad = join(dir, 'bad.ini');
   writeFileSync(bad, '[directory]\nroots=root.pem\nrefresh_ahead=2\n');
-  expect(() => loadDirectoryConfig(bad)).toThrow('[directory] refresh_ahead must be a number from 0 to 1 (got "2")');
+  expect(() => loadDirectoryConfig(bad)).toThrow("[directory] refresh_ahead: must be a number from 0 to 1, got '2'");
   writeFileSync(bad, '[directory]\nroots=root.pem\n[peers]\nb.example=http://ssmax.b.example/\n');
-  expect(() => loadDirectoryConfig(bad)).toThrow('[peers] b.example URL "http://ssmax.b.example/" is not https');
+  expect(() => loadDirectoryConfig(bad)).toThrow('[peers] b.example: URL "http://ssmax.b.example/" is not https');
   writeFileSync(bad, '[directory]\n');
-  expect(() => loadDirectoryConfig(bad)).toThrow('[directory] roots is required');
+  expect(() => loadDirectoryConfig(bad)).toThrow('[directory] roots: is required');
 });

@@ -85,18 +85,18 @@ test('ssmax-directory.ini: dns_servers reaches the directory (`ssmax directory l
   const bad = join(dir, 'bad.ini');
   writeFileSync(bad, ['[directory]', 'roots=root.pem', `dns_server=127.0.0.1:${dns.port}`, ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow(DirectoryConfigError);
-  expect(() => loadDirectoryConfig(bad)).toThrow(`Config "${bad}": [directory] dns_server is not a known setting (known: roots, crls, cache_dir, dns, dns_servers,`);
+  expect(() => loadDirectoryConfig(bad)).toThrow(`${bad} [directory] dns_server: is not a known setting (known: roots, crls, cache_dir, dns, dns_servers,`);
   const e = capture();
   expect(await main(['directory', 'status', '--config', bad], e.io)).toBe(78);
-  expect(e.err.join('\n')).toMatch(/\[directory\] dns_server is not a known setting/);
+  expect(e.err.join('\n')).toMatch(/\[directory\] dns_server: is not a known setting/);
 
   writeFileSync(bad, ['[directory]', 'roots=root.pem', '[tls]', 'cafile=x.pem', ''].join('\n'));
-  expect(() => loadDirectoryConfig(bad)).toThrow('[tls] cafile is not a known setting (known: ca)');
+  expect(() => loadDirectoryConfig(bad)).toThrow('[tls] cafile: is not a known setting (known: ca)');
   writeFileSync(bad, ['[directory]', 'roots=root.pem', '[directroy]', 'dns=off', ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow('unknown section [directroy] (known: [directory], [tls], [peers], [hosts])');
   expect(loadDirectoryConfig(bad.replace('bad', 'bad'), { otherSections: ['directroy'] }).roots).toHaveLength(1); // another reader's section
   writeFileSync(bad, ['[directory]', 'roots=root.pem', 'dns_servers=127.0.0.1:5353, not-an-ip', ''].join('\n'));
-  expect(() => loadDirectoryConfig(bad)).toThrow('[directory] dns_servers "not-an-ip" is not an IP address or IP:port');
+  expect(() => loadDirectoryConfig(bad)).toThrow('[directory] dns_servers: "not-an-ip" is not an IP address or IP:port');
   writeFileSync(bad, ['[directory]', 'roots=root.pem', 'dns_servers=[::1]:5353,192.0.2.1,2001:db8::1', ''].join('\n'));
   expect(loadDirectoryConfig(bad).dnsServers).toEqual(['[::1]:5353', '192.0.2.1', '2001:db8::1']);
 });

@@ -221,7 +221,7 @@ describe("keyd's organisation anchor", () => {
     const ini = readFileSync(Bn.fx.configFile, 'utf8');
     const file = join(Bn.fx.dir, 'no-anchor.ini');
     writeFileSync(file, ini.replace(/^org_ca=.*\n/m, '').replace(/listen=127\.0\.0\.1:\d+/, 'listen=127.0.0.1:0').replace('data_dir=data', 'data_dir=data-no-anchor'));
-    await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(/\[pki\] org_ca is required/);
+    await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(/\[pki\] org_ca: is required/);
   });
 });
 

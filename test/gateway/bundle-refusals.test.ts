@@ -10,7 +10,7 @@ import { Directory } from '../../src/directory/directory';
 import type { GatewayConfig } from '../../src/gateway/config';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { KeyWatch } from '../../src/gateway/key-exchange';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { peerFor } from '../../src/gateway/submission';
 import { BundleServer, HOUR, type Org, bundleOf, makeOrg, rogueSigner, wholeSecondNow } from '../directory/fixtures';
 

@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalDelivery, arrivalId, deliveryId, withDeliveryId } from '../../src/gateway/delivery';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { type DovecotLmtp, startDovecotLmtp, systemBinary } from '../support/dovecot';
 
 jest.setTimeout(60000);

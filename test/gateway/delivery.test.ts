@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
 import { LocalDelivery } from '../../src/gateway/delivery';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 
 interface Store {
   readonly mails: { to: string[]; raw: string }[];

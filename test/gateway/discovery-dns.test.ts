@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parse } from 'ini';
 import { startNetwork, type Network } from '../../src/demo/network';
 import type { TxtResolver } from '../../src/directory/directory';
-import { arrive } from '../../src/gateway/reception';
+import { receive } from '../../src/gateway/reception';
 import { setupGateway, type Gateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
 import { listCapsules } from '../../src/envelope';
@@ -73,7 +73,7 @@ test('only the SSMAX root configured on each side: A finds B by DNS TXT, B finds
   expect((await listCapsules(copies[0]!.message)).map((c) => c.keyId)).toEqual(['b.example:v1']);
   expect(copies[0]!.message.includes(Buffer.from(secret))).toBe(false);
 
-  const delivered = await arrive(gwB.deps, copies[0]!.message, ['bob@b.example', 'carol@b.example']);
+  const { copies: delivered } = await receive(gwB.deps, copies[0]!.message, ['bob@b.example', 'carol@b.example']);
   expect(queried).toContain('_ssmax.a.example'); // B verified A's seal with A's bundle, found by DNS
   const bobs = delivered.find((c) => c.rcpts[0] === 'bob@b.example')!;
   const bob = loadUserProfile(net.org('b.example').profiles['bob@b.example']!);

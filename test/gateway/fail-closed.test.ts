@@ -1,5 +1,5 @@
 import { CODES, failClosed } from '../../src/gateway/fail-closed';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 
 /** Runs a hook body through the wrapper and records every call of next. */
 function run(body: (signal: AbortSignal) => Promise<[number, unknown?]>, timeoutMs = 200): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {

@@ -177,7 +177,7 @@ describe('bad input: each refused with its own status and text', () => {
 
   test('a bare CR inside a header value sent over SMTP never becomes an injected header field in any copy', async () => {
     // Haraka rebuilds header lines from its parser before our hooks (so the
-    // check in message-checks.ts, unit-tested, sees normalised lines here);
+    // check in src/mail/message-checks.ts, unit-tested, sees normalised lines here);
     // what must hold end to end: no injected field reaches a recipient.
     const injected = Buffer.from(plain('carol@b.example', 'M-crlf').replace('Subject: fault', 'Subject: x\rBcc: mallory@evil.example\r\nX-Note: fault'));
     const reply = await rawSmtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], injected, dave);

@@ -22,9 +22,9 @@ import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
 import { addSeal } from '../../src/gateway/sealing';
-import { encryptToOrg } from '../../src/gateway/inspection';
+import { encryptToOrg } from '../../src/inspect/engine';
 import { setupGateway } from '../../src/gateway/setup';
-import { verifyChain } from '../../src/chain/verify-chain';
+import { verifyUnsealed } from '../../src/chain/verify-chain';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';
 import { openMessage } from '../../src/user/open';
 import { loadUserProfile } from '../../src/user/profile';
@@ -73,7 +73,7 @@ beforeAll(async () => {
   const gwB = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-17-encrypt');
   closeB = () => gwB.close();
   encryptToB = (message) => encryptToOrg(gwB.deps.keyd, gwB.deps.group, message);
-  sealOnly = async (message) => addSeal(gwA.deps, message, await verifyChain(message, { now: () => Date.now(), lookup: () => undefined }), [{ name: 'e2e', result: 'none' }], new Uint8Array(64).fill(7), ['carol@b.example']); // binds the one recipient the tests send to
+  sealOnly = async (message) => addSeal(gwA.deps, message, { from: 'own', chain: await verifyUnsealed(message, {}), trackingToken: new Uint8Array(64).fill(7) }, [{ name: 'e2e', result: 'none' }], ['carol@b.example']); // binds the one recipient the tests send to
 });
 afterAll(async () => {
   await fromA?.close();

@@ -5,8 +5,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import type { PeerEntry } from '../../src/directory/peer-entry';
-import { Advertiser, KeyWatch, type KeyWatchOptions, advertisement, ehloProbe, parseAdvertisement, parseRefreshHint, versionOf } from '../../src/gateway/key-exchange';
-import { refreshHint } from '../../src/gateway/reception';
+import { Advertiser, KeyWatch, type KeyWatchOptions, advertisement, ehloProbe, parseAdvertisement, parseRefreshHint, refreshHint, versionOf } from '../../src/gateway/key-exchange';
 
 const entry = (version: number, serial = version): PeerEntry => ({ serial, currentKey: { keyId: `b.example:v${version}`, version } } as unknown as PeerEntry);
 

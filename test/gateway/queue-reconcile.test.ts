@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { open } from 'lmdb';
 import { LocalDelivery } from '../../src/gateway/delivery';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { copyNotes, copyOf, queuedCopies } from '../../src/gateway/queue-reconcile';
 
 /** A queue file as Haraka's outbound writes it (outbound build_todo: 4-byte length, "\n" JSON "\n", then the message). */

@@ -1,6 +1,6 @@
 /**
  * The receiving side's rule for a seal by a certificate the cached bundle of
- * the sealer does not hold (src/gateway/sealing.ts verifySeals): one refresh
+ * the sealer does not hold (src/gateway/chain-check.ts verifySeals): one refresh
  * of that bundle (KeyWatch.refreshForSeal), a second verification, and a 5xx
  * only when the certificate is still unknown after a successful fresh fetch.
  * A refresh skipped by the rate limit or a failed one answers 4xx, so a
@@ -13,8 +13,8 @@ import { seal } from '../../src/chain/seal';
 import { verifyChain } from '../../src/chain/verify-chain';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import type { SealRefresh } from '../../src/gateway/key-exchange';
-import { GatewayError } from '../../src/gateway/replies';
-import { verifySeals } from '../../src/gateway/sealing';
+import { GatewayError } from '../../src/mail/replies';
+import { verifySeals } from '../../src/gateway/chain-check';
 import { TRACKING_TOKEN, makeOrg, now, sampleMessage } from '../chain/fixtures';
 
 const sealer = makeOrg('a.example');

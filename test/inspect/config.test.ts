@@ -34,9 +34,9 @@ test('every key of ssmax-inspect.ini, uncommented as shipped, gives the defaults
 });
 
 test('bad inspection settings are refused naming the key', () => {
-  expect(() => parseInspectionConfig({ dlp: { enabled: 'true', on_unreadable: 'ignore' } }, {}, '/c', '/s')).toThrow(/\[dlp\] on_unreadable must be reject, quarantine or tag/);
-  expect(() => parseInspectionConfig({ dlp: { enabled: 'true', max_document_bytes: '10k' } }, {}, '/c', '/s')).toThrow(/\[dlp\] max_document_bytes must be an integer/);
+  expect(() => parseInspectionConfig({ dlp: { enabled: 'true', on_unreadable: 'ignore' } }, {}, '/c', '/s')).toThrow(/\[dlp\] on_unreadable: must be reject, quarantine or tag/);
+  expect(() => parseInspectionConfig({ dlp: { enabled: 'true', max_document_bytes: '10k' } }, {}, '/c', '/s')).toThrow(/ssmax-inspect\.ini \[dlp\] max_document_bytes: must be a whole number from 1 to \d+, got '10k'/);
   expect(() => parseInspectionConfig({ av: { enabled: 'true', clamd: 'nowhere' } }, {}, '/c', '/s')).toThrow(InspectConfigError);
-  expect(() => parseInspectionConfig({ av: { enabled: 'true', clamd: '127.0.0.1:1', on_infected: 'ignore' } }, {}, '/c', '/s')).toThrow(/on_infected must be reject or quarantine/);
+  expect(() => parseInspectionConfig({ av: { enabled: 'true', clamd: '127.0.0.1:1', on_infected: 'ignore' } }, {}, '/c', '/s')).toThrow(/\[av\] on_infected: must be reject or quarantine/);
   expect(() => parseInspectionConfig({ dlp: { enabled: 'true' } }, { x: { type: 'nope' } }, '/c', '/s')).toThrow(/ssmax-dlp\.ini: DLP rule "x"/);
 });

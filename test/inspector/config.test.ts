@@ -30,11 +30,11 @@ test('config/ssmax-inspector.ini writes out every default with its built-in valu
 });
 
 test.each([
-  ['[inspector]\ndomain=a.example\n', /\[keyd\] url is required/],
-  ['[inspector]\ndomain=not a domain\n', /domain "not a domain" is not a domain name/],
-  ['[inspector]\ndomain=a.example\nlisten=nope\n', /\[inspector\] listen must be host:port/],
-  ['[inspector]\ndomain=a.example\n[keyd]\nurl=http://x:1\n', /\[keyd\] url must be https/],
-  ['[inspector]\ndomain=a.example\n[keyd]\nurl=https://x:1\nca=a\ncert=b\nkey=c\n[tls]\ncert=d\nkey=e\nclient_ca=f\n[pki]\nroots=g\n[limits]\nmax_body_bytes=10\n', /\[limits\] max_body_bytes must be a number from 1024/],
+  ['[inspector]\ndomain=a.example\n', /\[keyd\] url: is required/],
+  ['[inspector]\ndomain=not a domain\n', /domain: "not a domain" is not a domain name/],
+  ['[inspector]\ndomain=a.example\nlisten=nope\n', /\[inspector\] listen: must be host:port/],
+  ['[inspector]\ndomain=a.example\n[keyd]\nurl=http://x:1\n', /\[keyd\] url: must be https/],
+  ['[inspector]\ndomain=a.example\n[keyd]\nurl=https://x:1\nca=a\ncert=b\nkey=c\n[tls]\ncert=d\nkey=e\nclient_ca=f\n[pki]\nroots=g\n[limits]\nmax_body_bytes=10\n', /inspector\.ini \[limits\] max_body_bytes: must be a whole number from 1024 to 1073741824, got '10'/],
 ])('a bad inspector config is refused naming the key: %#', (text, message) => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-icfg-'));
   writeFileSync(join(dir, 'inspector.ini'), text);
@@ -56,9 +56,9 @@ test('ssmax.ini [inspection]: the shipped defaults are the built-in ones (inline
 });
 
 test.each([
-  ['[inspection]\nmode=sideways\n', /\[inspection\] mode must be inline or remote/],
-  ['[inspection]\nmode=remote\n', /\[inspection\] inspector_url must be https:\/\/host:port when mode=remote/],
-  ['[inspection]\nmode=remote\ninspector_url=https://i:1\ninspector_timeout_ms=-1\n', /\[inspection\] inspector_timeout_ms must be a positive number/],
+  ['[inspection]\nmode=sideways\n', /\[inspection\] mode: must be inline or remote/],
+  ['[inspection]\nmode=remote\n', /\[inspection\] inspector_url: must be https:\/\/host:port when mode=remote/],
+  ['[inspection]\nmode=remote\ninspector_url=https://i:1\ninspector_timeout_ms=-1\n', /ssmax\.ini \[inspection\] inspector_timeout_ms: must be a whole number from 1 to 3600000, got '-1'/],
 ])('a bad [inspection] is refused naming the key: %#', (extra, message) => {
   expect(() => parseGatewayConfig(gatewayIni(extra), '/c')).toThrow(GatewayConfigError);
   expect(() => parseGatewayConfig(gatewayIni(extra), '/c')).toThrow(message);

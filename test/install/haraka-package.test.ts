@@ -135,3 +135,12 @@ test('alice -> bob through the installed Haraka: the peer copy leaves by its out
   expect(A.haraka.logs()).not.toMatch(/Heron|installed-1/);
   expect(haraka!.logs()).toMatch(/delivered file=/);
 });
+
+test("a changed ssmax.ini is reloaded through the installed Haraka's own config loader (the package's config/ as defaults under the site's)", async () => {
+  const file = join(site, 'config', 'ssmax.ini');
+  const before = readFileSync(file, 'utf8');
+  writeFileSync(file, `${before}\n[chain]\nresealers=lists.c.example\n[keyd]\nbatch_max_ops=4\n`);
+  await waitFor(() => /ssmax: ssmax\.ini reloaded: chain\.resealers in effect now/.test(haraka!.logs()), 30000, () => haraka!.logs().slice(-3000));
+  expect(haraka!.logs()).toMatch(/ssmax: ssmax\.ini changed: keyd\.batch_max_ops takes effect after a restart of Haraka/);
+  expect(haraka!.proc.exitCode).toBeNull();
+});

@@ -18,7 +18,7 @@ import { systemRng } from '../../src/crypto';
 import { type ServiceProcess, startService } from '../../src/demo/network';
 import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { collect, decryptMessage, encryptMessage, listCapsules } from '../../src/envelope';
-import { KeydOps } from '../../src/gateway/keyd-ops';
+import { KeydOps } from '../../src/keyd/client-ops';
 import { KeydClient } from '../../src/keyd/client';
 import { createMasterKeyFile } from '../../src/keyd/master-key';
 import { KeydStore } from '../../src/keyd/store';

@@ -146,5 +146,5 @@ test('config/ssmax-keyd.ini writes out every [crl] default with its built-in val
   expect(commented).toEqual(Object.fromEntries(Object.entries(CRL_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
   const org = makeOrg('c.example');
   writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[crl]\nlifetime_days=2\nrenew_at_days_left=3\n`);
-  expect(() => crlPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[crl\] renew_at_days_left must be less than lifetime_days/);
+  expect(() => crlPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[crl\] renew_at_days_left: must be less than lifetime_days/);
 });

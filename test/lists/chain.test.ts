@@ -3,7 +3,7 @@
  * loop checks of the expansion step (src/lists/expand.ts), as units: the end
  * to end cases are in lists.test.ts.
  */
-import type { SealReport } from '../../src/chain/verify-chain';
+import type { SealReport } from '../../src/chain/seal-reading';
 import { listFieldsOf, listResealAccepted, namesAddress, visibleRecipients } from '../../src/lists/chain';
 import { LIST_MAX_SEALS, Lists, autoSubmitted, listId, withListFields } from '../../src/lists/expand';
 import type { GatewayDeps } from '../../src/gateway/deps';
@@ -72,7 +72,7 @@ describe('loop checks before any copy (5.4.6)', () => {
   const lists = new Lists({ consumeRelease: () => Promise.resolve(false) } as unknown as QuarantineStore, () => undefined);
   const deps = { config: { domain: 'a.example', localDomains: ['a.example'] } } as unknown as GatewayDeps;
   const list = { address: 'staff@a.example', members: ['alice@a.example'], policy: 'open' as const, moderators: [] };
-  const arrival = (instances: SealReport[]) => ({ message: msg('From: bob@b.example\r\nTo: staff@a.example'), rcpts: ['staff@a.example'], chain: { result: 'pass', summary: '', instances } as never, verdicts: [], sender: 'bob@b.example' });
+  const arrival = (instances: SealReport[]) => ({ message: msg('From: bob@b.example\r\nTo: staff@a.example'), rcpts: ['staff@a.example'], origin: { from: 'peer' as const, chain: { result: 'pass', summary: '', instances } as never }, verdicts: [], sender: 'bob@b.example' });
 
   test('a post that went through this list already', async () => {
     await expect(lists.post(deps, { arrival: arrival([seal(1, 'b.example'), seal(2, 'a.example', 'staff@a.example')]), capsules: [], list })).rejects.toThrow(/5\.4\.6|loop/i);

@@ -133,5 +133,5 @@ test('[certificates]: shipped defaults written out; a bad value is refused namin
   expect(commented).toEqual(Object.fromEntries(Object.entries(CERT_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
   const org = makeOrg('c.example');
   writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nlifetime_days=20\nrenew_at_days_left=30\n`);
-  expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[certificates\] renew_at_days_left must be less than lifetime_days/);
+  expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[certificates\] renew_at_days_left: must be less than lifetime_days/);
 });

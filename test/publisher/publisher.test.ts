@@ -196,7 +196,7 @@ describe('configuration', () => {
     expect(c.inboundPolicy).toEqual({ encryption: 'required', seal: 'required', maxMessageBytes: 26214400 });
     const bad = join(org.fx.dir, 'bad.ini');
     writeFileSync(bad, readFileSync(join(org.fx.dir, 'publisher.ini'), 'utf8').replace('encryption=required', 'encryption=sometimes'));
-    expect(() => loadPublisherConfig(bad)).toThrow('[policy] encryption must be required or opportunistic (got "sometimes")');
+    expect(() => loadPublisherConfig(bad)).toThrow("[policy] encryption: must be required or opportunistic, got 'sometimes'");
     expect(() => loadPublisherConfig(join(org.fx.dir, 'missing.ini'))).toThrow(/Cannot read publisher config ".*missing.ini": ENOENT/);
   });
 

@@ -6,7 +6,7 @@
 import { ChainFormatError } from '../../src/chain/result';
 import { CryptoError } from '../../src/crypto/errors';
 import { limitError } from '../../src/envelope/limits';
-import { GatewayError, REPLIES, chainFormatFault, decided, replyFor } from '../../src/gateway/replies';
+import { GatewayError, REPLIES, chainFormatFault, decided, replyFor } from '../../src/mail/replies';
 import { extractContent } from '../../src/inspect/extract';
 import { completeHeaders } from '../../src/gateway/completion';
 

@@ -1,5 +1,5 @@
 /**
- * The gateway's keyd client coalescing blinded operations (src/gateway/keyd-batch.ts):
+ * The gateway's keyd client coalescing blinded operations (src/keyd/client-batch.ts):
  * against a real keyd process over mutual TLS, N concurrent operations make
  * fewer requests and give the same results as one request each; a refused
  * operation fails only its own caller; a list's explicit fan-out
@@ -12,9 +12,9 @@
 import {
   type Capsule, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
 } from '../../src/crypto';
-import { BATCH_DEFAULTS, FANOUT_IN_FLIGHT, FANOUT_MAX_OPS, KeydBatcher } from '../../src/gateway/keyd-batch';
-import { KeydOps } from '../../src/gateway/keyd-ops';
-import { GatewayError } from '../../src/gateway/replies';
+import { BATCH_DEFAULTS, FANOUT_IN_FLIGHT, FANOUT_MAX_OPS, KeydBatcher } from '../../src/keyd/client-batch';
+import { KeydOps } from '../../src/keyd/client-ops';
+import { GatewayError } from '../../src/mail/replies';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
 import { type OrgFixture, makeOrgFixture } from '../support/org-fixture';
 import { type KeydProcess, clientFor, startKeydProcess } from '../support/keyd-process';

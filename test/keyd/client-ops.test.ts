@@ -1,12 +1,12 @@
 /**
- * The gateway's reuse of user facts (src/gateway/keyd-ops.ts), as a unit:
+ * The gateway's reuse of user facts (src/keyd/client-ops.ts), as a unit:
  * keyd is replaced by a counting stand-in here; the real keyd is exercised by
  * the end-to-end tests.
  */
 import { answerBlindedDecryption, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng } from '../../src/crypto';
-import { GatewayError } from '../../src/gateway/replies';
+import { GatewayError } from '../../src/mail/replies';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
-import { KeydOps, type UserFacts } from '../../src/gateway/keyd-ops';
+import { KeydOps, type UserFacts } from '../../src/keyd/client-ops';
 
 const active = (address: string): UserFacts => ({ address, status: 'active', kind: 'organisation', inspectionConsent: false, encryptionKeyId: 'k1', signingCertificate: null });
 

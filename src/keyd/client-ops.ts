@@ -1,16 +1,16 @@
 /**
- * The gateway's half of the key service operations: blind a capsule, have
- * keyd re-encrypt it to an authorised target, unblind; blinded decryption with
- * a verified proof (for transparent delivery); tracking tokens; user facts.
- * keyd's temporary failures become 4xx, its final refusals 5xx.
+ * The client half of the key service operations, for the gateway and the
+ * inspector process: blind a capsule, have keyd re-encrypt it to an authorised
+ * target, unblind; blinded decryption with a verified proof (transparent
+ * delivery, inspection); tracking tokens; user facts. keyd's temporary
+ * failures become 4xx, its final refusals 5xx (src/mail/replies.ts).
  */
 import type { PeerEntry } from '../directory/peer-entry';
 import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption, verifyReencryption } from '../crypto';
 import { encryptionPointOf } from '../pki/keys';
-import { type KeydClient, KeydClientError } from '../keyd/client';
-import { GATEWAY_DEFAULTS } from './config';
-import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './keyd-batch';
-import { GatewayError } from './replies';
+import { type KeydClient, KeydClientError } from './client';
+import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './client-batch';
+import { GatewayError } from '../mail/replies';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
@@ -72,8 +72,11 @@ export function fromKeyd(err: unknown): unknown {
   return new GatewayError('keydUnavailable', `${err.code}: ${err.message}`);
 }
 
-/** How long an active user's facts are reused without asking keyd again (see `user`). */
-export const USER_FACTS_TTL_MS: number = GATEWAY_DEFAULTS.user_facts_ttl_ms;
+/**
+ * How long an active user's facts are reused without asking keyd again (see `user`), for a caller
+ * without a setting of its own (the inspector process); the gateway passes its [keyd] user_facts_ttl_ms.
+ */
+export const USER_FACTS_TTL_MS = 5000;
 
 /** The public key (33 bytes) certified for `keyId` in the organisation's own verified bundle, or undefined if the bundle has none. */
 export type CertifiedKeys = (keyId: string) => Promise<Uint8Array | undefined>;
@@ -140,7 +143,7 @@ export class KeydOps {
 
   /**
    * The blinded operations go through these: issued close together (the recipients of one message,
-   * concurrent messages), they travel to keyd in one batch (keyd-batch.ts).
+   * concurrent messages), they travel to keyd in one batch (client-batch.ts).
    */
   readonly gatewayOps: KeydBatcher;
   readonly inspectorOps: KeydBatcher | undefined;

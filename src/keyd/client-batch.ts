@@ -19,7 +19,7 @@
  * keyd finds too large (413: fewer operations allowed there, or too many
  * bytes) is split in halves until it fits.
  */
-import { type KeydClient, KeydClientError } from '../keyd/client';
+import { type KeydClient, KeydClientError } from './client';
 
 export interface BatchSettings {
   /** How long the first operation waits for others (ms); 0: only those issued in the same turn of the event loop. */

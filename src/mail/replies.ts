@@ -141,3 +141,8 @@ export function chainFormatFault(reason: FailReason, detail: string): GatewayErr
   if (reason === 'body-unparseable') return new GatewayError('badFormat', detail);
   return undefined;
 }
+
+/** The name of a gateway reply (for answers that cross the process boundary); undefined if it is not one of ours. */
+export function replyNameOf(reply: Reply): ReplyName | undefined {
+  return (Object.keys(REPLIES) as ReplyName[]).find((n) => REPLIES[n].status === reply.status && REPLIES[n].code === reply.code && (reply.text === REPLIES[n].text || reply.text.startsWith(`${REPLIES[n].text}: `)));
+}

@@ -1,5 +1,6 @@
-import { checkMessage } from '../../src/gateway/message-checks';
-import { GatewayError } from '../../src/gateway/replies';
+import type { Capsule } from '../../src/crypto';
+import { capsuleFor, checkMessage } from '../../src/mail/message-checks';
+import { GatewayError } from '../../src/mail/replies';
 
 function refusal(raw: string): GatewayError {
   try {
@@ -30,5 +31,28 @@ describe('checks every message passes before the protocol steps', () => {
   test('replies never carry a line break or control characters', () => {
     const e = new GatewayError('badFormat', 'evil\r\n250 OK\x00');
     expect([...e.reply.text].some((ch) => ch.charCodeAt(0) < 0x20)).toBe(false);
+  });
+});
+
+describe('the capsule for this organisation (capsuleFor)', () => {
+  const capsule = (keyId: string) => ({ keyId }) as unknown as Capsule;
+
+  test('exactly one capsule for a key of the domain: that one, among foreign ones', () => {
+    const mine = capsule('a.example:v2');
+    expect(capsuleFor('a.example', [capsule('b.example:v1'), mine])).toBe(mine);
+  });
+
+  test('none, two, or a look-alike domain: 550 5.7.5 saying how many were found', () => {
+    for (const [capsules, found] of [[[], 0], [[capsule('b.example:v1')], 0], [[capsule('a.example:v1'), capsule('a.example:v2')], 2], [[capsule('xa.example:v1'), capsule('a.example.evil:v1')], 0]] as const) {
+      let err: unknown;
+      try {
+        capsuleFor('a.example', capsules);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.5' });
+      expect((err as GatewayError).reply.text).toContain(`found ${found} (of ${capsules.length})`);
+    }
   });
 });

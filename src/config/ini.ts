@@ -1,0 +1,256 @@
+/**
+ * The one way the project reads its ini files (docs/configuration.md).
+ * Each reader declares its settings once — "section.key", type (num, bool,
+ * str, list, enum), default, range, and whether a running gateway takes a
+ * new value without a restart — and reads them through `IniReader`, which
+ * checks every value and, for a bad one, throws `ConfigError` naming the
+ * file, the section and the key:
+ *
+ *   keyd.ini [limits] max_in_flight: must be a whole number from 1 to 100000, got 'x'
+ *
+ * The services parse their files with `parseIni`; the Haraka plugin gets the
+ * same shape from Haraka's own config loader (which also turns whole numbers
+ * into numbers: `IniReader` takes either).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'ini';
+
+export type IniSection = Record<string, unknown>;
+export type Ini = Record<string, IniSection | undefined>;
+
+/** A configuration that cannot be used: a bad or missing value, or a file that cannot be read. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    /** Where, when the error is about one setting. */
+    readonly where: { readonly file?: string; readonly section?: string; readonly key?: string } = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** The error for one setting: "<file> [<section>] <key>: <why>". */
+export function settingError(file: string, section: string, key: string, why: string): ConfigError {
+  return new ConfigError(`${file} [${section}] ${key}: ${why}`, { file, section, key });
+}
+
+/** An ini text as sections of key → value. */
+export function parseIni(text: string): Ini {
+  return parse(text) as Ini;
+}
+
+/** A file's text; `what` names it in the error ("Cannot read keyd config "/etc/…": ENOENT"). */
+export function readConfigText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+  }
+}
+
+/** An ini file, parsed; a missing file reads as empty when `missingIsEmpty`. */
+export function readIniFile(file: string, what: string, missingIsEmpty = false): Ini {
+  try {
+    return parseIni(readFileSync(file, 'utf8'));
+  } catch (err) {
+    if (missingIsEmpty && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new ConfigError(`Cannot read ${what} "${file}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file }, { cause: err });
+  }
+}
+
+interface Common {
+  /** A running gateway takes a new value without a restart (only the Haraka plugin reloads). */
+  readonly reload?: boolean;
+  /** Why the range is what it is: added to the error for a value outside it. */
+  readonly note?: string;
+}
+/** Absent `default`: the setting is required when read with `get` (optional with `opt`). */
+export type Setting = Common &
+  (
+    | { readonly type: 'num'; readonly default?: number; readonly min: number; readonly max: number; readonly whole?: boolean }
+    | { readonly type: 'bool'; readonly default?: boolean }
+    | { readonly type: 'str'; readonly default?: string }
+    | { readonly type: 'list'; readonly default?: readonly string[] }
+    | { readonly type: 'enum'; readonly values: readonly string[]; readonly default?: string }
+  );
+/** Settings by "section.key". */
+export type Schema = Readonly<Record<string, Setting>>;
+
+export type ValueOf<T extends Setting> = T extends { type: 'num' }
+  ? number
+  : T extends { type: 'bool' }
+    ? boolean
+    : T extends { type: 'list' }
+      ? string[]
+      : T extends { type: 'enum'; values: readonly (infer V)[] }
+        ? V
+        : string;
+
+/** Declares a reader's settings (keeps the literal types of enum values). */
+export function defineSettings<const S extends Schema>(settings: S): S {
+  return settings;
+}
+
+function split(name: string): [string, string] {
+  const dot = name.indexOf('.');
+  return [name.slice(0, dot), name.slice(dot + 1)];
+}
+
+/** A setting's default as the shipped files write it (commented out): "" when it has none. */
+export function defaultText(s: Setting): string {
+  if (s.default === undefined) return '';
+  return Array.isArray(s.default) ? s.default.join(',') : String(s.default);
+}
+
+/** A settings' default values by "section.key" (those that have one). */
+export function defaultsOf(schema: Schema): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(schema).filter(([, s]) => s.default !== undefined).map(([k, s]) => [k, s.default]));
+}
+
+const TRUE = /^(?:true|yes|on|1)$/i;
+const FALSE = /^(?:false|no|off|0)$/i;
+const NUMBER = /^-?\d+(?:\.\d+)?$/;
+
+/**
+ * Reads the settings of `schema` from a parsed file. `file` names the file in
+ * errors; relative paths are resolved against `base` (default: the file's folder).
+ */
+export class IniReader<S extends Schema> {
+  readonly base: string;
+
+  constructor(
+    readonly schema: S,
+    readonly ini: Ini,
+    readonly file: string,
+    base?: string,
+  ) {
+    this.base = base ?? dirname(resolve(file));
+  }
+
+  /** A section's keys and values ({} when absent). */
+  section(name: string): IniSection {
+    const s = this.ini[name];
+    if (s === undefined || s === null) return {};
+    if (typeof s !== 'object') throw new ConfigError(`${this.file}: "${name}" is outside any section`, { file: this.file, key: name });
+    return s;
+  }
+
+  /** A value's text, trimmed; undefined when absent or empty. */
+  text(section: string, key: string): string | undefined {
+    const v = this.section(section)[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'object') throw this.fail(section, key, 'must be given once, as one value');
+    const t = String(v as string | number | boolean).trim();
+    return t === '' ? undefined : t;
+  }
+
+  fail(section: string, key: string, why: string): ConfigError {
+    return settingError(this.file, section, key, why);
+  }
+
+  /** Whether the file gives the setting a (non-empty) value. */
+  has(name: keyof S & string): boolean {
+    return this.text(...split(name)) !== undefined;
+  }
+
+  /** The value, or the default; a setting without a default that is absent is an error ("is required"). */
+  get<K extends keyof S & string>(name: K): ValueOf<S[K]> {
+    const v = this.opt(name);
+    if (v === undefined) throw this.fail(...split(name), 'is required');
+    return v;
+  }
+
+  /** The value, or the default, or undefined. */
+  opt<K extends keyof S & string>(name: K): ValueOf<S[K]> | undefined {
+    const s = this.schema[name];
+    if (!s) throw new Error(`${this.file}: no setting ${name} is declared`);
+    const [section, key] = split(name);
+    const raw = this.text(section, key);
+    if (raw === undefined) return s.default as ValueOf<S[K]> | undefined;
+    const got = `got '${raw}'`;
+    switch (s.type) {
+      case 'num': {
+        const n = Number(raw);
+        if (!NUMBER.test(raw) || (s.whole && !Number.isInteger(n)) || n < s.min || n > s.max) throw this.fail(section, key, `must be a ${s.whole ? 'whole number' : 'number'} from ${s.min} to ${s.max}, ${got}${s.note ? ` (${s.note})` : ''}`);
+        return n as ValueOf<S[K]>;
+      }
+      case 'bool':
+        if (TRUE.test(raw)) return true as ValueOf<S[K]>;
+        if (FALSE.test(raw)) return false as ValueOf<S[K]>;
+        throw this.fail(section, key, `must be true or false, ${got}`);
+      case 'enum': {
+        const e = raw.toLowerCase();
+        if (!s.values.includes(e)) throw this.fail(section, key, `must be ${s.values.slice(0, -1).join(', ')} or ${s.values.at(-1)}, ${got}`);
+        return e as ValueOf<S[K]>;
+      }
+      case 'list':
+        return raw.split(',').map((x) => x.trim()).filter((x) => x !== '') as ValueOf<S[K]>;
+      case 'str':
+        return raw as ValueOf<S[K]>;
+    }
+  }
+
+  /** A path setting, resolved against the base folder. */
+  path(name: keyof S & string): string {
+    return resolve(this.base, this.get(name) as string);
+  }
+
+  /** An optional path setting, resolved, or undefined. */
+  optPath(name: keyof S & string): string | undefined {
+    const v = this.opt(name) as string | undefined;
+    return v === undefined ? undefined : resolve(this.base, v);
+  }
+
+  /** A list of paths, each resolved (required when the setting has no default). */
+  paths(name: keyof S & string): string[] {
+    return (this.get(name) as string[]).map((p) => resolve(this.base, p));
+  }
+
+  /** A host:port setting. */
+  hostPort(name: keyof S & string): { host: string; port: number } {
+    const v = this.get(name) as string;
+    const m = /^(.+):(\d{1,5})$/.exec(v);
+    if (!m || Number(m[2]) > 65535) throw this.fail(...split(name), `must be host:port, got '${v}'`);
+    return { host: m[1]!, port: Number(m[2]) };
+  }
+
+  /** Settings of a section the schema does not name one by one ([peers], [policy] per domain…): key → text. */
+  free(section: string, except: readonly string[] = []): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const key of Object.keys(this.section(section))) {
+      if (except.includes(key)) continue;
+      const t = this.text(section, key);
+      if (t !== undefined) out[key] = t;
+    }
+    return out;
+  }
+}
+
+/**
+ * The settings (by "section.key") whose values differ between two parsed
+ * versions of a file: the declared ones, and every key of the `free` sections.
+ */
+export function changedSettings(schema: Schema, before: Ini, after: Ini, file: string, free: readonly string[] = []): string[] {
+  const a = new IniReader(schema, before, file, '/');
+  const b = new IniReader(schema, after, file, '/');
+  const names = new Set(Object.keys(schema));
+  for (const s of free) for (const r of [a, b]) for (const k of Object.keys(r.section(s))) names.add(`${s}.${k}`);
+  return [...names].filter((n) => a.text(...split(n)) !== b.text(...split(n)));
+}
+
+/** The keys of a parsed file that `schema` does not declare, outside the `free` sections, as "section.key". */
+export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[] = []): string[] {
+  const out: string[] = [];
+  for (const [section, body] of Object.entries(ini)) {
+    if (body === null || typeof body !== 'object') {
+      out.push(section);
+      continue;
+    }
+    if (free.includes(section)) continue;
+    for (const key of Object.keys(body)) if (!(`${section}.${key}` in schema)) out.push(`${section}.${key}`);
+  }
+  return out;
+}

@@ -1,0 +1,103 @@
+/**
+ * The plugin's ini files (ssmax.ini; ssmax-inspect.ini and ssmax-dlp.ini for
+ * inline inspection) read through Haraka's config loader, the `this.config`
+ * Haraka gives the plugin: Haraka's config folder, for a plugin installed as a
+ * package its shipped files as defaults under the site's (key by key; the DLP
+ * rules file whole), and its watch, which calls back a few seconds after a
+ * file changes (docs/configuration.md, "Reload").
+ *
+ * On a change of ssmax.ini the settings that can change at run time are taken
+ * into the running configuration at once (`reloadGatewayConfig`); a change of
+ * any other setting, or of the inspection files, is logged as waiting for a
+ * restart. A changed file that is not valid changes nothing and is logged.
+ */
+import { ConfigError, type Ini, type Schema, parseIni, unknownSettings } from '../config/ini';
+import { INSPECT_SETTINGS } from '../inspect/config';
+import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS, type GatewayConfig, reloadGatewayConfig } from './config';
+
+/** Haraka's config loader as a plugin has it (haraka-config's get(name, [type], [callback], [options])). */
+export interface HarakaConfigLoader {
+  get(name: string, ...args: unknown[]): unknown;
+}
+
+export const GATEWAY_INI = 'ssmax.ini';
+/** The settings each file may hold (any other key is logged). */
+const KNOWN: Record<string, { schema: Schema; free?: readonly string[] }> = {
+  [GATEWAY_INI]: { schema: GATEWAY_SETTINGS, free: GATEWAY_FREE_SECTIONS },
+  'ssmax-inspect.ini': { schema: INSPECT_SETTINGS },
+};
+/** Files read whole (Haraka's "data" type), not merged key by key over the plugin package's copy. */
+const WHOLE_FILES = ['ssmax-dlp.ini'];
+
+export class HarakaIniFiles {
+  private readonly last = new Map<string, Ini>();
+  private running: GatewayConfig | undefined;
+  /** Called after reloaded settings were applied (the plugin rebuilds what it derives from them). */
+  onApplied: () => void = () => {};
+
+  constructor(
+    private readonly loader: HarakaConfigLoader,
+    /** The config folder (relative paths of ssmax.ini are resolved against it). */
+    private readonly dir: string,
+    private readonly log: (line: string) => void,
+    private readonly logerror: (line: string) => void,
+  ) {}
+
+  /** A file as Haraka's ini reader parses it, watched for changes; a missing file reads as empty. */
+  read(name: string): Ini {
+    const ini = this.get(name);
+    this.last.set(name, ini);
+    this.unknown(name, ini);
+    return ini;
+  }
+
+  /** A key the gateway does not read is logged (a misspelt name would otherwise go unnoticed); it is ignored. */
+  private unknown(name: string, ini: Ini): void {
+    const known = KNOWN[name];
+    if (!known) return;
+    for (const n of unknownSettings(known.schema, ini, known.free)) {
+      const dot = n.indexOf('.');
+      this.logerror(`ssmax: ${name} ${dot < 0 ? n : `[${n.slice(0, dot)}] ${n.slice(dot + 1)}`}: not a setting of the gateway, ignored (docs/configuration.md)`);
+    }
+  }
+
+  /** From now on, changes of ssmax.ini are applied to `config` (the object the running gateway reads). */
+  applyTo(config: GatewayConfig): void {
+    this.running = config;
+  }
+
+  private get(name: string): Ini {
+    const changed = (err?: unknown) => this.changed(name, err);
+    // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
+    // read with the project's parser, as the inspector process reads it
+    if (WHOLE_FILES.includes(name)) return parseIni((this.loader.get(name, 'data', changed) as string[] | null ?? []).join('\n'));
+    const ini = { ...(this.loader.get(name, 'ini', changed) as Ini) };
+    // Haraka puts keys outside any section into [main]: an empty one is no section of the file
+    if (ini.main && Object.keys(ini.main).length === 0) delete ini.main;
+    return ini;
+  }
+
+  private changed(name: string, err: unknown): void {
+    try {
+      if (err) throw err;
+      const before = this.last.get(name) ?? {};
+      const after = this.get(name);
+      if (name !== GATEWAY_INI || !this.running) {
+        if (JSON.stringify(before) !== JSON.stringify(after)) this.logerror(`ssmax: ${name} changed: the change takes effect after a restart of Haraka`);
+        this.last.set(name, after);
+        return;
+      }
+      const r = reloadGatewayConfig(this.running, before, after, this.dir);
+      this.last.set(name, after);
+      this.unknown(name, after);
+      if (r.applied.length > 0) {
+        this.onApplied();
+        this.log(`ssmax: ${name} reloaded: ${r.applied.join(', ')} in effect now`);
+      }
+      if (r.restart.length > 0) this.logerror(`ssmax: ${name} changed: ${r.restart.join(', ')} take${r.restart.length === 1 ? 's' : ''} effect after a restart of Haraka (the running gateway keeps the old value)`);
+    } catch (e) {
+      const why = e instanceof ConfigError || e instanceof Error ? e.message : String(e);
+      this.logerror(`ssmax: ${name} changed but cannot be used; the running configuration is kept: ${why}`);
+    }
+  }
+}

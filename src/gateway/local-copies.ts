@@ -1,0 +1,92 @@
+/**
+ * Copies for local recipients (docs/protocol.md, "Encryption chain",
+ * inbound at org B), whichever way the message came: from a peer (reception.ts)
+ * or from this organisation's own user (submission.ts). Per local recipient,
+ * one copy that carries only that recipient's capsule (Bcc stays private):
+ *  - an SSMAX user (has an encryption key): re-encrypted to the user's key by
+ *    keyd; sealed with verdict e2e=pass;
+ *  - a plain-client user (transparent mode, as the Crypt-Mail Secretary did):
+ *    the seal (verdict e2e=none) is made over the encrypted form, then the
+ *    message key is obtained by blinded decryption with a verified proof and
+ *    the original message is delivered on the internal hop, carrying the
+ *    seals and an Authentication-Results line;
+ *  - a list of this organisation: its members' copies (src/lists/expand.ts).
+ * Copies for local recipients go straight to the mailbox store (delivery.ts),
+ * never to this gateway's spool.
+ */
+import type { Capsule } from '../crypto';
+import { collect, decryptMessage, replaceCapsules } from '../envelope';
+import type { KeyNotice } from '../keyd/client-ops';
+import { listFieldsOf } from '../lists/chain';
+import { capsuleFor } from '../mail/message-checks';
+import { GatewayError, messageFault } from '../mail/replies';
+import type { Copy, ForLocal, GatewayDeps } from './deps';
+import { inspectedClauses } from './inspection';
+import { type RetiredUse, noteRetired } from './key-exchange';
+import { addSeal } from './sealing';
+
+function sealHeaders(message: Buffer): string {
+  const head = message.subarray(0, message.indexOf('\r\n\r\n') + 2).toString('latin1');
+  const fields = head.split(/\r\n(?![ \t])/).filter((f) => /^ssmax-(seal|recipients):/i.test(f));
+  return fields.map((f) => `${f}\r\n`).join('');
+}
+
+/**
+ * The copies of `input` for its local recipients (users and lists of this
+ * organisation; any other recipient refuses the whole). `capsules`: those the
+ * message carries; `notices` collects keyd's retired-key notices.
+ */
+export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: readonly Capsule[], notices?: RetiredUse[]): Promise<Copy[]> {
+  const capsule = capsuleFor(deps.config.domain, capsules);
+  const copies: Copy[] = [];
+  let orgPublicKey: Uint8Array | undefined;
+  const found = await Promise.all(input.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
+  // a list of this organisation among the recipients (src/lists/expand.ts); any other unknown recipient refuses the whole
+  const lists = await Promise.all(input.rcpts.map((rcpt, i) => (!found[i] && deps.lists ? deps.keyd.list(rcpt) : undefined)));
+  input.rcpts.forEach((rcpt, i) => {
+    const user = found[i];
+    if (!lists[i] && (!user || user.status !== 'active')) throw new GatewayError('noLocalRecipient', rcpt);
+  });
+  for (const [i, rcpt] of input.rcpts.entries()) {
+    const list = lists[i];
+    if (list && deps.lists) copies.push(...(await deps.lists.post(deps, { arrival: { ...input, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
+  }
+  const rcpts = input.rcpts.filter((_, i) => !lists[i]);
+  const users = found.filter((_, i) => !lists[i]);
+  // All recipients' re-encryptions issued together: they travel to keyd in one batch (src/keyd/client-batch.ts).
+  // A list's member copies: keyd's `list` target, or the capsule the list's own batch already made (src/lists/expand.ts).
+  const moves = await Promise.all(rcpts.map((rcpt, i) => {
+    const keyId = users[i]!.encryptionKeyId;
+    if (!keyId) return undefined;
+    const done = input.moved?.get(rcpt);
+    if (done) return { capsule: done } as { capsule: Capsule } & KeyNotice;
+    return deps.keyd.reencrypt(capsule, input.list ? { kind: 'list', list: input.list, member: rcpt } : { kind: 'user', address: rcpt }, keyId);
+  }));
+  for (const [i, rcpt] of rcpts.entries()) {
+    const moved = moves[i];
+    if (moved) {
+      noteRetired(notices, capsule.keyId, moved);
+      const forUser = await collect(replaceCapsules(input.message, [moved.capsule]));
+      const sealed = await addSeal(deps, forUser, input.origin, [...input.verdicts, { name: 'e2e', result: 'pass' }], [rcpt], input.list);
+      copies.push({ rcpts: [rcpt], message: sealed, local: true });
+      continue;
+    }
+    // Transparent delivery on the internal hop.
+    const sealed = await addSeal(deps, input.message, input.origin, [...input.verdicts, { name: 'e2e', result: 'none' }], [rcpt], input.list);
+    orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
+    const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
+    noteRetired(notices, capsule.keyId, notice);
+    let original: Buffer;
+    try {
+      original = await collect(decryptMessage(input.message, { messageKey }, { group: deps.group }));
+    } catch (err) {
+      // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
+      throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt: ${(err as Error).message}`);
+    } finally {
+      messageKey.fill(0); // the message key is not kept in memory after use
+    }
+    const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${input.origin.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(input.verdicts)}\r\n`;
+    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + (input.listFields ?? listFieldsOf(input.message)) + sealHeaders(sealed), 'latin1'), original]), local: true });
+  }
+  return copies;
+}
