@@ -26,6 +26,7 @@ import type { SigningAuthority } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
 import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
+import { KeydError } from './errors';
 
 const DAY = 86400000;
 
