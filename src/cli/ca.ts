@@ -317,9 +317,9 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
   },
 };
 
-/** The CRL number of `file` when it holds a CRL of `ca`; 0 when there is no such file. */
-function crlNumberIn(file: string, ca: SigningAuthority): bigint {
-  if (!existsSync(file)) return 0n;
+/** The CRL number and entries of `file` when it holds a CRL of `ca`; 0 and none when there is no such file. */
+function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: RevocationEntry[] } {
+  if (!existsSync(file)) return { number: 0n, entries: [] };
   let c;
   try {
     c = parseCrl(readFileSync(file, 'utf8'));
@@ -327,7 +327,7 @@ function crlNumberIn(file: string, ca: SigningAuthority): bigint {
     throw new CliError(`Cannot read the CRL "${file}" to continue its CRL number: ${(err as Error).message}`, EXIT.dataErr);
   }
   if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0) throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
-  return c.crlNumber ?? 0n;
+  return { number: c.crlNumber ?? 0n, entries: [...c.entries.values()] };
 }
 
 const crl: Sub = {
@@ -338,19 +338,25 @@ Options:
   --ca DIR                  The CA directory (root or organisation)
   --days N                  Days until nextUpdate (default 7)
   --out FILE                Output (default DIR/crl.pem, replaced)
-  --ca-passphrase-file F    Passphrase of the CA key`,
+  --ca-passphrase-file F    Passphrase of the CA key
+
+The CRL holds the revocations of ca.json and every revocation in the CRL it
+replaces (DIR/crl.pem and --out: keyd adds users it revokes to its file), which
+ca.json then records too; its number is above theirs.`,
   options: { ...common, ca: { type: 'string' }, days: { type: 'string' }, out: { type: 'string' }, 'ca-passphrase-file': { type: 'string' } },
   run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
     const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
-    const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
     const out = str(v.out) ?? join(dir, 'crl.pem');
     // one counter: the number in the CRL file (the one keyd renews), above every CRL of this CA written before
-    const number = [out, join(dir, 'crl.pem')].reduce((n, f) => {
-      const c = crlNumberIn(f, authority);
-      return c > n ? c : n;
-    }, BigInt(state.crlNumber ?? 0)) + 1n;
+    const current = [out, join(dir, 'crl.pem')].map((f) => crlIn(f, authority));
+    const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
+    // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
+    for (const e of current.flatMap((c) => c.entries)) {
+      if (!state.revoked.some((r) => r.serial === e.serial)) state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
+    }
+    const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
     const list = createCrl(authority, { entries, thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY), crlNumber: number });
     writeOut(out, list.pem, { force: str(v.out) === undefined || v.force === true });
     saveState(dir, state);

@@ -25,7 +25,8 @@ Subcommands:
   suspend ADDRESS    status suspended: keyd refuses the user as sender and recipient
   reinstate ADDRESS  status active again
   revoke ADDRESS [--reason REASON]
-                     suspend, and revoke the user's certificates in a new CRL of the org CA
+                     suspend, and revoke the user's certificates in a new CRL of the org CA:
+                     signed by keyd when it holds the CA, else with [registry]'s CA here
                      (the bundle publisher re-publishes when the CRL file changes)
 
 Run \`ssmax registry <subcommand> --help\` for details. Configuration: config/ssmax-abuse.ini
@@ -48,9 +49,15 @@ const SUB_HELP: Record<string, string> = {
   reinstate: 'Usage: ssmax registry reinstate --config FILE ADDRESS\n\nSets the status back to active at keyd (audited).',
   revoke: `Usage: ssmax registry revoke --config FILE [--reason REASON] ADDRESS
 
-Suspends the user at keyd and adds the serials of its certificates to the org CA's CRL:
-the CRL file ([registry] crl, default <ca_dir>/crl.pem) is replaced with the next CRL
-number, keeping its earlier entries; with ca_dir, ca.json records them as well.
+Suspends the user at keyd and adds the serials of its certificates to the org CA's CRL,
+with the next CRL number, keeping its earlier entries.
+
+When keyd holds the org CA ([pki] org_ca_cert, org_ca_key of ssmax-keyd.ini), keyd does it
+all in one audited call (POST /v1/registry/users/ADDRESS/revoke) and re-issues its own CRL
+file; [registry] needs no CA then. Otherwise the CRL is signed here with [registry] ca_dir
+(or ca_cert, ca_key) and written to [registry] crl (default <ca_dir>/crl.pem). Either way,
+with ca_dir, ca.json records the revocations as well. Revocation is final: the user cannot
+be reinstated.
 Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
 };
 
@@ -133,7 +140,6 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   if (sub === 'revoke') {
     reason = typeof values.reason === 'string' ? values.reason : 'unspecified';
     if (!isRevocationReason(reason)) throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
-    authority = loadAuthority(config);
   }
   if (sub === 'add') {
     requiredOption(values.code, 'code', usage);
@@ -183,9 +189,12 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       }
       case 'revoke': {
-        const a = authority as NonNullable<typeof authority>;
-        const r = await revokeUser({ keyd, address, reason: reason as 'unspecified', ca: a.ca, crlFile: a.crlFile, days: config.registry.crlDays, now, ...(a.caDir ? { caDir: a.caDir } : {}) });
-        io.out(`${r.user.address} is ${r.user.status}; ${r.revoked.length > 0 ? `revoked certificate serial(s) ${r.revoked.join(', ')}` : 'no certificate to revoke'}; CRL number ${r.crlNumber} written to ${a.crlFile}`);
+        const local = () => {
+          const a = loadAuthority(config); // only for a keyd that holds no CA
+          return { ca: a.ca, crlFile: a.crlFile, days: config.registry.crlDays, now, ...(a.caDir ? { caDir: a.caDir } : {}) };
+        };
+        const r = await revokeUser({ keyd, address, reason: reason as 'unspecified', local, now, ...(config.registry.caDir ? { caDir: config.registry.caDir } : {}) });
+        io.out(`${r.user.address} is ${r.user.status}; ${r.revoked.length > 0 ? `revoked certificate serial(s) ${r.revoked.join(', ')}` : 'no certificate to revoke'}; CRL number ${r.crlNumber} written to ${r.crlFile}${r.signer === 'keyd' ? ' by keyd' : ''}`);
         return EXIT.ok;
       }
       default:

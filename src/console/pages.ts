@@ -282,7 +282,23 @@ const quarantine: Page = {
 
 // ---------------------------------------------------------------- users and lists
 
-interface PublicUser { address: string; code?: string; status: string; kind?: string; inspectionConsent?: boolean; encryptionKeyId?: string }
+interface PublicUser { address: string; code?: string; status: string; revoked?: number; kind?: string; inspectionConsent?: boolean; encryptionKeyId?: string }
+
+/** The reasons an administrator may give for a revocation (RFC 5280's, as keyd takes them). */
+const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
+
+/** Suspend or reinstate, and revoke (with a reason and a confirmation); nothing for a revoked user. */
+function userActions(ctx: PageContext, u: PublicUser): Html {
+  if (u.revoked !== undefined) return html``;
+  const next = u.status === 'active' ? 'suspended' : 'active';
+  return html`<form method="post" action="/users/status">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}"><input type="hidden" name="status" value="${next}"><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}</button></form>
+<h3 id="revoke">${ctx.t('revokeTitle')}</h3>
+<form class="stack" method="post" action="/users/revoke" aria-labelledby="revoke">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}">
+<p>${ctx.t('revokeNote')}</p>
+<label for="v-reason">${ctx.t('revokeReason')}</label><select id="v-reason" name="reason">${REVOKE_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}</select>
+<label><input type="checkbox" name="confirm" value="1" required> ${ctx.t('revokeConfirm')}</label>
+<div><button type="submit" class="danger">${ctx.t('revoke')}</button></div></form>`;
+}
 
 const ADDRESS = /^[^\s@<>"]{1,64}@[a-z0-9.-]{1,253}$/i;
 
@@ -293,9 +309,9 @@ async function usersPage(ctx: PageContext, message?: Html, address?: string): Pr
   if (lookup !== '') {
     try {
       const u = await ctx.keyd.call<PublicUser>('GET', `/v1/registry/users/${encodeURIComponent(lookup)}`);
-      const next = u.status === 'active' ? 'suspended' : 'active';
-      user = html`<h2 id="user">${u.address}</h2><dl aria-labelledby="user"><dt>${ctx.t('status')}</dt><dd data-status="${u.status}">${u.status}</dd><dt>${ctx.t('code')}</dt><dd>${u.code ?? '—'}</dd><dt>${ctx.t('kind')}</dt><dd>${u.kind ?? '—'}</dd></dl>
-<form method="post" action="/users/status">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}"><input type="hidden" name="status" value="${next}"><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}</button></form>`;
+      const state = u.revoked !== undefined ? 'revoked' : u.status;
+      user = html`<h2 id="user">${u.address}</h2><dl aria-labelledby="user"><dt>${ctx.t('status')}</dt><dd data-status="${state}">${u.revoked !== undefined ? ctx.t('revokedState') : u.status}</dd>${u.revoked !== undefined ? html`<dt>${ctx.t('revokedAt')}</dt><dd>${iso(u.revoked)}</dd>` : ''}<dt>${ctx.t('code')}</dt><dd>${u.code ?? '—'}</dd><dt>${ctx.t('kind')}</dt><dd>${u.kind ?? '—'}</dd></dl>
+${userActions(ctx, u)}`;
     } catch (err) {
       user = failure(ctx, err);
     }
@@ -335,6 +351,13 @@ const users: Page = {
         const status = form.get('status') === 'active' ? 'active' : 'suspended';
         const u = await ctx.keyd.call<PublicUser>('POST', `/v1/registry/users/${encodeURIComponent(address)}/status`, { status });
         return await usersPage(ctx, notice('ok', `${u.address}: ${u.status}`), address);
+      }
+      if (action === 'revoke') {
+        // keyd checks the role and the reason, signs the CRL with the CA it holds, audits as the administrator via the console
+        if (form.get('confirm') !== '1') return await usersPage(ctx, notice('bad', ctx.t('revokeUnconfirmed')), address);
+        const reason = REVOKE_REASONS.find((r) => r === form.get('reason')) ?? 'unspecified';
+        const r = await ctx.keyd.call<{ user: PublicUser; serials: string[]; crlNumber: string }>('POST', `/v1/registry/users/${encodeURIComponent(address)}/revoke`, { reason });
+        return await usersPage(ctx, notice('ok', ctx.t('revokedDone', { address: r.user.address, number: r.crlNumber, serials: r.serials.join(', ') || '—' })), address);
       }
       if (action === 'register') {
         const ref = (form.get('identityRef') ?? '').trim();

@@ -130,6 +130,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")
   const orgCaAuthority = orgCaOf(config);
   const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
+  parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
   const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);

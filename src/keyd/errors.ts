@@ -14,6 +14,7 @@ export type KeydErrorCode =
   | 'headers-too-large' // 431: the request's header block is over max_header_bytes
   | 'too-many-headers' // 431: more header fields than max_headers
   | 'superseded' // 409: a concurrent change to the same state committed first; nothing was done
+  | 'not-configured' // 409: this keyd is not set up for the operation (the message names the setting); nothing was done
   | 'busy' // 503: concurrency bound reached, retry
   | 'audit-failed' // 503: the audit record could not be written, so nothing was done
   | 'config' // bad configuration (startup)
@@ -31,6 +32,7 @@ const STATUS: Record<KeydErrorCode, number> = {
   'headers-too-large': 431,
   'too-many-headers': 431,
   superseded: 409,
+  'not-configured': 409,
   busy: 503,
   'audit-failed': 503,
   config: 500,

@@ -9,6 +9,7 @@
 import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { keyIdOf } from '../crypto/keys';
+import { parseCertificate } from '../pki/certificate';
 import { KeydError } from './errors';
 import type { SecretWrapper } from './master-key';
 import type { KeydStore } from './store';
@@ -28,6 +29,8 @@ export interface UserRecord {
   readonly signingCertificate?: string;
   readonly certificateSerial?: string;
   readonly status: UserStatus;
+  /** When an administrator revoked the user (suspended, certificates in the org CA's CRL): final, no reinstatement. */
+  readonly revoked?: number;
   readonly kind: UserKind;
   readonly inspectionConsent: boolean;
   readonly created: number;
@@ -118,6 +121,14 @@ export class Registry {
   findByCode(code: string): UserRecord | undefined {
     for (const { value } of this.store.users.getRange({})) if (value.code === code) return value;
     return undefined;
+  }
+
+  /** The serials (hex) of the certificates held for a user: signing and encryption. */
+  static certificateSerials(u: UserRecord): string[] {
+    const serials = new Set<string>();
+    if (u.certificateSerial) serials.add(u.certificateSerial.toLowerCase());
+    for (const pem of [u.signingCertificate, u.encryptionCertificate]) if (pem) serials.add(parseCertificate(pem).serial);
+    return [...serials];
   }
 
   static public(u: UserRecord): PublicUser {

@@ -10,16 +10,23 @@
  * line on every schedule run once it is within its warning window, and the
  * metric `ssmax_keyd_renewal_warning` (src/ops/keyd-ops.ts).
  *
+ * Revocation (`revoke`, POST /v1/registry/users/{address}/revoke,
+ * docs/keyd-api.md) re-issues the org CA's CRL at once through the same
+ * code: the new entries added, the next CRL number, the same lifetime, staged,
+ * its audit record (`registry.revoke`, committed together with the user's
+ * status) before the rename. Renewals and revocations run one at a time.
+ *
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { IniReader, defineSettings, readIniFile } from '../config/ini';
 import { parseCertificate } from '../pki/certificate';
-import { createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
+import { type ParsedCrl, type RevocationEntry, type RevocationReason, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
-import type { AuditLog } from './audit';
+import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
+import { KeydError } from './errors';
 
 const DAY = 86400000;
 
@@ -74,8 +81,26 @@ export function stagedFile(file: string): string {
   return `${file}.renewed`;
 }
 
+/** The file, or its staged successor when one waits (same issuer either way). */
+function stagedOrFile(file: string): string {
+  return existsSync(file) ? file : stagedFile(file);
+}
+
+/** The record ops whose committed record makes a staged CRL the real one (reconcile). */
+const CRL_OPS = new Set(['crl.renew', 'registry.revoke']);
+
+/** What the org CA's CRL became after a revocation. */
+export interface CrlRevocation {
+  readonly file: string;
+  readonly crlNumber: bigint;
+  /** Serials newly in the CRL (the others were already). */
+  readonly added: readonly string[];
+}
+
 export class CrlRenewer {
   private states: CrlState[] = [];
+  /** Renewals and revocations, one at a time (each reads the file, signs the next number, replaces it). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly files: readonly string[],
@@ -90,8 +115,85 @@ export class CrlRenewer {
     return this.states;
   }
 
+  private serial<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
   /** One schedule run at `now`: renews what is due, warns about what cannot be renewed. Never throws. */
-  async run(now: Date): Promise<CrlState[]> {
+  run(now: Date): Promise<CrlState[]> {
+    return this.serial(() => this.runNow(now));
+  }
+
+  /**
+   * The CRL file a revocation goes into: the first of [pki] crls issued by the
+   * org CA keyd holds. Throws (409 not-configured, naming the setting) when
+   * keyd holds no CA or lists no CRL of it.
+   */
+  revocationFile(): string {
+    if (!this.ca) throw new KeydError('not-configured', 'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL: revoke with `ssmax registry revoke` where the CA key is');
+    for (const file of this.files) {
+      try {
+        if (crlIssuedBy(parseCrl(readFileSync(stagedOrFile(file), 'utf8')), this.ca.certificate.subjectDer)) return file;
+      } catch {
+        // unreadable: not this one (the schedule warns about it)
+      }
+    }
+    throw new KeydError('not-configured', `None of the CRLs in [pki] crls of ssmax-keyd.ini is issued by the org CA keyd holds ("${this.ca.certificate.subject}"): add its CRL file there`);
+  }
+
+  /**
+   * Adds `serials` to the org CA's CRL and re-issues it now (next number, a
+   * fresh validity of [crl] lifetime_days), staged; the audit record
+   * `record(summary)` commits with `change` (the user's status) in one
+   * transaction; then the file is replaced. A failed audit leaves the file
+   * as it was.
+   */
+  revoke(serials: readonly string[], reason: RevocationReason, now: Date, record: (summary: string) => AuditInput, change?: () => void): Promise<CrlRevocation> {
+    return this.serial(async () => {
+      const file = this.revocationFile();
+      this.reconcile(file);
+      const crl = parseCrl(readFileSync(file, 'utf8'));
+      const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
+      const entries = new Map<string, RevocationEntry>(crl.entries);
+      const added: string[] = [];
+      for (const s of serials) {
+        if (entries.has(s)) continue;
+        entries.set(s, { serial: s, revokedAt, reason });
+        added.push(s);
+      }
+      const { crlNumber } = await this.reissue(file, crl, [...entries.values()], now, (summary) => record(`${summary}; added ${added.join(',') || 'none'} (${reason})`), change);
+      return { file, crlNumber, added };
+    });
+  }
+
+  /**
+   * Signs the next CRL of `current` with `entries`, stages it beside `file`,
+   * commits its audit record (and `change`), renames it into place. No file
+   * I/O inside the audit transaction: a failed audit removes the staged file
+   * (nothing happened); a rename that fails, or a stop in between, leaves it
+   * staged, and the next run completes it, because its record is in the log
+   * (reconcile). The file and the audit log cannot disagree for longer than
+   * one run.
+   */
+  private async reissue(file: string, current: ParsedCrl, entries: RevocationEntry[], now: Date, record: (summary: string) => AuditInput, change?: () => void): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
+    const renewed = createCrl(this.ca!, { entries, thisUpdate: now, nextUpdate: new Date(now.getTime() + this.policy.validityMs), crlNumber: (current.crlNumber ?? 0n) + 1n });
+    const summary = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
+    const input = record(summary);
+    const staged = stagedFile(file);
+    writeFileSync(staged, renewed.pem, { mode: 0o644 });
+    try {
+      await this.audit.append({ ...input, reason: (input.reason ?? summary).slice(0, 300) }, now, change);
+    } catch (err) {
+      rmSync(staged, { force: true });
+      throw err;
+    }
+    renameSync(staged, file);
+    return { crlNumber: renewed.crlNumber!, nextUpdate: renewed.nextUpdate!, summary };
+  }
+
+  private async runNow(now: Date): Promise<CrlState[]> {
     const out: CrlState[] = [];
     for (const file of this.files) {
       let state: CrlState;
@@ -121,7 +223,7 @@ export class CrlRenewer {
     } catch {
       // unreadable: not a renewal anyone audited
     }
-    const audited = number !== undefined && this.audit.tail(1000).some((r) => r.op === 'crl.renew' && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
+    const audited = number !== undefined && this.audit.tail(1000).some((r) => CRL_OPS.has(r.op) && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
     if (audited) {
       renameSync(staged, file);
       this.log(`keyd: completed the audited renewal of CRL "${file}" (number ${String(number)}) left staged`);
@@ -138,26 +240,9 @@ export class CrlRenewer {
     const next = crl.nextUpdate;
     const left = next ? next.getTime() - now.getTime() : Infinity;
     if (renewable && left <= this.policy.renewBeforeMs) {
-      const renewed = createCrl(this.ca!, {
-        entries: [...crl.entries.values()], thisUpdate: now, nextUpdate: new Date(now.getTime() + this.policy.validityMs), crlNumber: (crl.crlNumber ?? 0n) + 1n,
-      });
-      const reason = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
-      // No file I/O inside the audit transaction: the renewed CRL is staged beside the file, the audit
-      // record commits, then the staged file is renamed into place. A failed audit removes the staged
-      // file (nothing happened); a rename that fails, or a stop in between, leaves it staged, and the
-      // next run completes it, because its record is in the log (reconcile). The file and the audit log
-      // cannot disagree for longer than one run.
-      const staged = stagedFile(file);
-      writeFileSync(staged, renewed.pem, { mode: 0o644 });
-      try {
-        await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: reason.slice(0, 300) }, now);
-      } catch (err) {
-        rmSync(staged, { force: true });
-        throw err;
-      }
-      renameSync(staged, file);
-      this.log(`keyd: renewed CRL ${reason}`);
-      return { file, issuer: crl.issuer, nextUpdate: renewed.nextUpdate!, renewable, warning: false };
+      const renewed = await this.reissue(file, crl, [...crl.entries.values()], now, (summary) => ({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: summary }));
+      this.log(`keyd: renewed CRL ${renewed.summary}`);
+      return { file, issuer: crl.issuer, nextUpdate: renewed.nextUpdate, renewable, warning: false };
     }
     const warning = !renewable && left <= this.policy.warnBeforeMs;
     if (warning) {

@@ -143,6 +143,7 @@ export class KeydServer {
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status) },
+      { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/revoke$/, handle: (a, b, p) => service.revokeUser(a, param(p[0]), b) },
       { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
       // mailing lists (src/keyd/lists.ts, docs/lists.md)
       { method: 'POST', pattern: /^\/v1\/lists$/, handle: (a, b) => service.lists.create(a, b) },

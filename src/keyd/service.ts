@@ -11,6 +11,7 @@
 import type { Group } from '../crypto';
 import type { Rng } from '../crypto/random';
 import { CryptoError } from '../crypto/errors';
+import { REVOCATION_REASONS, type RevocationReason, isRevocationReason } from '../pki/crl';
 import { compressedPointFromSpki } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { type ValidationCache, validateCertificate } from '../pki/validate';
@@ -22,6 +23,7 @@ import { type NewUser, type PublicUser, Registry, checkAddress } from './registr
 import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
 import { ListService } from './lists';
+import type { CrlRenewer } from './renewal';
 import { messageIdHash } from './tracking';
 
 export interface Actor {
@@ -123,6 +125,9 @@ export class KeyService {
 
   /** Mailing lists (src/keyd/lists.ts): membership, policy, audited changes. */
   readonly lists: ListService;
+
+  /** The org CA's CRL writer (renewal.ts), set by the daemon: revocation signs with it. */
+  crls?: CrlRenewer;
 
   constructor(private readonly d: ServiceDeps) {
     this.crypto = d.crypto ?? inlineCrypto(d.group, d.rng);
@@ -348,9 +353,50 @@ export class KeyService {
     return this.audited(actor, 'registry.status', { target: address.slice(0, 254) }, () => {
       this.require(actor, ['admin'], 'registry.status');
       if (status !== 'active' && status !== 'suspended') throw new KeydError('bad-request', 'Field "status" must be "active" or "suspended"');
-      const u = { ...this.d.registry.require(address), status, updated: this.d.clock().getTime() } as const;
+      const current = this.d.registry.require(address);
+      if (status === 'active' && current.revoked !== undefined) throw new KeydError('bad-request', `Cannot reinstate "${current.address}": it was revoked at ${new Date(current.revoked).toISOString()} (its certificates are in the CRL); revocation is final`);
+      const u = { ...current, status, updated: this.d.clock().getTime() } as const;
       return { result: Registry.public(u), audit: { reason: `status=${status}` }, change: () => this.d.store.users.put(u.address, u) };
     });
+  }
+
+  /**
+   * Revokes a registered user (admin role): status suspended and marked
+   * revoked, and the serials of its certificates added to the org CA's CRL,
+   * re-issued now with the CA keyd holds (renewal.ts). One audit record,
+   * `registry.revoke`, committed with the status before the CRL file is
+   * replaced. Without the CA: refused (not-configured), naming the setting.
+   */
+  async revokeUser(actor: Actor, address: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const now = this.d.clock();
+    const base = { actor: actor.name, role: actor.role, op: 'registry.revoke', target: address.slice(0, 254) };
+    let plan: { crls: CrlRenewer; user: ReturnType<Registry['require']>; serials: string[]; reason: RevocationReason };
+    try {
+      this.require(actor, ['admin'], 'registry.revoke');
+      const reason = body.reason === undefined ? 'unspecified' : body.reason;
+      if (typeof reason !== 'string' || !isRevocationReason(reason) || reason === 'removeFromCRL') throw new KeydError('bad-request', `Field "reason" must be one of ${Object.keys(REVOCATION_REASONS).filter((r) => r !== 'removeFromCRL').join(', ')}`);
+      if (!this.crls) throw new KeydError('not-configured', 'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL');
+      this.crls.revocationFile(); // refuses now, naming the setting, when keyd cannot sign
+      const user = this.d.registry.require(address);
+      if (user.revoked !== undefined) throw new KeydError('bad-request', `"${user.address}" was already revoked at ${new Date(user.revoked).toISOString()}`);
+      plan = { crls: this.crls, user, serials: Registry.certificateSerials(user), reason };
+    } catch (raw) {
+      const err = asKeydError(raw);
+      await this.d.audit.append({ ...base, result: err instanceof KeydError ? 'refused' : 'error', reason: (err instanceof KeydError ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300) }, now);
+      throw err;
+    }
+    const u = { ...plan.user, status: 'suspended', revoked: now.getTime(), updated: now.getTime() } as const;
+    let done;
+    try {
+      done = await plan.crls.revoke(plan.serials, plan.reason, now, (summary) => ({ ...base, result: 'ok', reason: summary }), () => this.d.store.users.put(u.address, u));
+    } catch (raw) {
+      // nothing was done (the CRL file unreadable, the audit not written); a record of the failure when the log still takes one
+      if (!(raw instanceof KeydError && raw.code === 'audit-failed')) {
+        await this.d.audit.append({ ...base, result: raw instanceof KeydError ? 'refused' : 'error', reason: (raw instanceof KeydError ? `${raw.code}: ${raw.message}` : `error: ${(raw as Error).message}`).slice(0, 300) }, now);
+      }
+      throw raw;
+    }
+    return { user: Registry.public(u), serials: plan.serials, added: done.added, crl: done.file, crlNumber: done.crlNumber.toString() };
   }
 
   async setList(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {

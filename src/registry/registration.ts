@@ -13,6 +13,12 @@
  * publisher re-publishes the bundle when the file changes, so peers learn of
  * the revocation with their next bundle fetch.
  *
+ * When keyd holds the org CA, revocation is one call to keyd (POST
+ * /v1/registry/users/{address}/revoke): keyd suspends the user, signs the
+ * next CRL and audits it in one record (the console does the same). Only a
+ * keyd without the CA (answer `not-configured`) leaves the signing to this
+ * host's CA, as before.
+ *
  * keyd is reached with an admin (operator) client certificate; keyd audits
  * every call.
  */
@@ -134,7 +140,6 @@ export interface CrlUpdate {
   readonly caDir?: string;
 }
 
-
 /** Adds revocations to the CA's CRL: reads the current file, signs the next CRL number, replaces the file. */
 export function revokeSerials(serials: readonly string[], reason: RevocationReason, u: CrlUpdate): { crlNumber: bigint; added: string[] } {
   const thisUpdate = new Date(Math.floor(u.now.getTime() / 1000) * 1000);
@@ -172,24 +177,60 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
   }
   const crl = createCrl(u.ca, { entries: [...entries.values()], thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000), crlNumber: number + 1n });
   writeFileAtomic(u.crlFile, crl.pem, 0o644);
-  if (u.caDir && caJson) {
-    for (const s of added) caJson.revoked.push({ serial: s, revokedAt: thisUpdate.toISOString(), reason });
-    writeCaState(u.caDir, caJson);
-  }
+  if (u.caDir && caJson) recordInCaDir(u.caDir, added, thisUpdate, reason);
   return { crlNumber: number + 1n, added };
 }
 
-export interface RevokeUserOptions extends CrlUpdate {
+/** Records revocations in an `ssmax ca` directory's ca.json (so a later `ssmax ca crl` keeps them); drops its legacy counter. */
+export function recordInCaDir(caDir: string, serials: readonly string[], revokedAt: Date, reason: RevocationReason): void {
+  let caJson: CaState;
+  try {
+    caJson = readCaState(caDir);
+  } catch (err) {
+    if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
+    throw err;
+  }
+  for (const s of serials) if (!caJson.revoked.some((r) => r.serial === s)) caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
+  writeCaState(caDir, caJson); // atomic; the legacy counter is dropped
+}
+
+export interface RevokeUserOptions {
   readonly keyd: KeydClient;
   readonly address: string;
   readonly reason?: RevocationReason;
+  /** This host's CA, for a keyd that holds none (loaded only then). */
+  readonly local: () => CrlUpdate;
+  /** An `ssmax ca` directory on this host: its ca.json records what keyd revoked too, so a later `ssmax ca crl` keeps it. */
+  readonly caDir?: string;
+  readonly now: Date;
 }
 
-/** Suspends the user at keyd and revokes its certificates in a new CRL. */
-export async function revokeUser(opts: RevokeUserOptions): Promise<{ user: RegisteredUser; revoked: string[]; crlNumber: bigint }> {
+export interface RevokedUser {
+  readonly user: RegisteredUser;
+  /** Serials newly in the CRL. */
+  readonly revoked: string[];
+  readonly crlNumber: bigint;
+  readonly crlFile: string;
+  /** Who signed the CRL: keyd with the CA it holds, or this host's CA. */
+  readonly signer: 'keyd' | 'local';
+}
+
+/** Revokes a user: through keyd when it holds the org CA, else suspended at keyd and the CRL signed here. */
+export async function revokeUser(opts: RevokeUserOptions): Promise<RevokedUser> {
+  const reason = opts.reason ?? 'unspecified';
+  try {
+    const r = await opts.keyd.call<{ user: RegisteredUser; added: string[]; crl: string; crlNumber: string }>('POST', `/v1/registry/users/${encodeURIComponent(opts.address)}/revoke`, { reason });
+    if (opts.caDir && r.added.length > 0) recordInCaDir(opts.caDir, r.added, new Date(Math.floor(opts.now.getTime() / 1000) * 1000), reason);
+    return { user: r.user, revoked: r.added, crlNumber: BigInt(r.crlNumber), crlFile: r.crl, signer: 'keyd' };
+  } catch (err) {
+    if (!(err instanceof KeydClientError)) throw err;
+    if (err.code !== 'not-configured') throw new RegistryError(err.transient ? 'unavailable' : 'refused', err.message);
+  }
+  const u = opts.local();
   const before = await getUser(opts.keyd, opts.address);
   const user = before.status === 'suspended' ? before : await setUserStatus(opts.keyd, opts.address, 'suspended');
   const serials = certificateSerials(before);
-  const { crlNumber, added } = revokeSerials(serials, opts.reason ?? 'unspecified', opts);
-  return { user, revoked: added, crlNumber };
+  const { crlNumber, added } = revokeSerials(serials, reason, u);
+  return { user, revoked: added, crlNumber, crlFile: u.crlFile, signer: 'local' };
 }
+

@@ -5,6 +5,8 @@
  * administrator logs in with their certificate, sees the overview, releases
  * a quarantined message (delivered at the peer), resolves the message's
  * tracking token, suspends a user (their next submission is refused),
+ * revokes an SSMAX client user (their certificate is in the org CA's new CRL,
+ * signed by keyd; their next submission is refused),
  * verifies the audit chain (the console's actions are in it as the
  * administrator, via the console); a certificate without the right role is
  * refused; the disclosure role sees the abuse page only, in Japanese.
@@ -12,6 +14,8 @@
  * test-output/console/ (git-ignored). Page load times are printed.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseCertificate } from '../../src/pki/certificate';
+import { parseCrl } from '../../src/pki/crl';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
@@ -42,7 +46,7 @@ const B = () => net.org('b.example');
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-console-'));
   net = await startNetwork(base, [
-    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }, { address: 'carol@a.example', client: 'ssmax', password: 'pw-carol' }] },
     { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
   ]);
   const a = A();
@@ -218,6 +222,35 @@ describe('the web console in headless Chromium', () => {
     expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], msg(3), dave)).toMatch(/^250 /);
   });
 
+  test('users: an administrator revokes an SSMAX client user; their certificate is in the new CRL and their next submission is refused', async () => {
+    const carol = loadUserProfile(A().profiles['carol@a.example']!);
+    const serial = parseCertificate(readFileSync(join(A().profiles['carol@a.example']!, 'signing.cert.pem'), 'utf8')).serial;
+    const crlFile = join(A().fx.dir, 'org-ca.crl.pem'); // the CRL keyd reads ([pki] crls) and the publisher publishes
+    const before = parseCrl(readFileSync(crlFile, 'utf8'));
+    expect(before.entries.has(serial)).toBe(false);
+    const send = async (n: number) => {
+      const raw = Buffer.from(`From: carol@a.example\r\nTo: bob@b.example\r\nSubject: r${n}\r\nMessage-ID: <console-carol-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n`);
+      return submitMessage(carol, await signAndEncrypt(carol, raw, { now: new Date() }), { to: ['bob@b.example'] }).then((r) => r.response, (err: Error) => err.message);
+    };
+    expect(await send(1)).toMatch(/^250 /);
+    expect(await open(admin, '/users?address=carol%40a.example', 'users (revoke)')).toBe(200);
+    const form = admin.getByRole('form', { name: 'Revoke this user' });
+    await form.getByLabel('Reason').selectOption('affiliationChanged');
+    // without the confirmation the browser does not send the form (required); the server refuses it as well
+    await form.getByRole('button', { name: 'Revoke' }).click();
+    await expect(admin.locator('[data-status]').textContent()).resolves.toBe('active');
+    await form.getByLabel('I understand that revoking cannot be undone').check();
+    await submitAndWait(admin, form.getByRole('button', { name: 'Revoke' }));
+    await expect(admin.getByRole('status').textContent()).resolves.toMatch(new RegExp(`^carol@a\\.example: revoked; CRL number ${(before.crlNumber ?? 0n) + 1n}, certificate serials: .*${serial}`));
+    await expect(admin.locator('[data-status]').textContent()).resolves.toBe('revoked');
+    await expect(admin.getByRole('button', { name: 'Reinstate' }).count()).resolves.toBe(0);
+    await admin.screenshot({ path: join(SHOTS, 'users-revoked.png'), fullPage: true });
+    const after = parseCrl(readFileSync(crlFile, 'utf8'));
+    expect(after.crlNumber).toBe((before.crlNumber ?? 0n) + 1n);
+    expect(after.entries.get(serial)?.reason).toBe('affiliationChanged');
+    expect(await send(2)).toMatch(/the server refused "(?:MAIL|RCPT|DATA)": 5\d\d 5\.7\.\d+ /); // a permanent refusal (the answer has no 250)
+  });
+
   test('users and lists: register a user with the form (keyboard only); a list\'s members are shown', async () => {
     expect(await open(admin, '/users', 'users (empty)')).toBe(200);
     await admin.getByLabel('Address', { exact: true }).nth(1).focus(); // the register form's field (the first is the look-up)
@@ -244,7 +277,7 @@ describe('the web console in headless Chromium', () => {
     await submitAndWait(admin, admin.getByRole('button', { name: 'Verify the chain' }));
     await expect(admin.getByRole('status').textContent()).resolves.toMatch(/^The audit chain verifies: \d+ records\.$/);
     const row = (op: string) => admin.locator('main table tr', { hasText: op }).first().textContent();
-    for (const op of ['registry.status', 'console.quarantine.show', 'console.quarantine.release', 'console.quarantine.delete', 'console.peers.refresh']) {
+    for (const op of ['registry.status', 'registry.revoke', 'console.quarantine.show', 'console.quarantine.release', 'console.quarantine.delete', 'console.peers.refresh']) {
       await expect(row(op)).resolves.toMatch(/admin-operator #[0-9a-f]+ via .*console\.a\.example #[0-9a-f]+admin/);
     }
     const statusRows = await admin.locator('main table tr', { hasText: 'registry.status' }).allTextContents();

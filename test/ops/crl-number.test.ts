@@ -64,10 +64,16 @@ test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in 
   await renewer.run(new Date(now + 15 * DAY));
   expect(number()).toBe(5n);
   expect(parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).entries.has(serial)).toBe(true);
+  // keyd revokes a user into the file (POST /v1/registry/users/{address}/revoke): a hand-signed CRL keeps that revocation, and ca.json records it
+  const revoked = await renewer.revoke(['0a1b2c'], 'affiliationChanged', new Date(now + 16 * DAY), (summary) => ({ actor: 'admin', role: 'admin', op: 'registry.revoke', result: 'ok', reason: summary }));
+  expect(revoked).toMatchObject({ crlNumber: 6n, added: ['0a1b2c'] });
+  expect((await run('ca', 'crl', '--ca', p('orga'))).out).toMatch(/Wrote CRL number 7 .* with 2 revocation/);
+  expect(parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).entries.get('0a1b2c')?.reason).toBe('affiliationChanged');
+  expect((JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as { revoked: { serial: string }[] }).revoked.map((r) => r.serial)).toContain('0a1b2c');
 
   // --out elsewhere: still above every CRL this CA wrote (the default file's number counts too)
   const other = await run('ca', 'crl', '--ca', p('orga'), '--out', p('copy.crl.pem'));
-  expect(other.out).toMatch(/Wrote CRL number 6 /);
+  expect(other.out).toMatch(/Wrote CRL number 8 /);
   // a CA made before the counter moved to the file: its ca.json number is a floor, then dropped
   const state = JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as Record<string, unknown>;
   writeFileSync(p('orga', 'ca.json'), JSON.stringify({ ...state, crlNumber: 40 }));

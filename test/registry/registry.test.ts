@@ -154,13 +154,24 @@ describe('ssmax registry', () => {
     const r = await run('revoke', '--config', config, '--reason', 'affiliationChanged', 'eve@a.example');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^eve@a\.example is suspended; revoked certificate serial\(s\) /);
+    expect(r.out).toMatch(/^eve@a\.example is suspended; revoked certificate serial\(s\) .*; CRL number \d+ written to .*org-ca\.crl\.pem by keyd$/); // keyd holds the org CA here: it signs
     const after = parseCrl(readFileSync(crlFile, 'utf8'));
     expect(after.crlNumber).toBe((before.crlNumber ?? 0n) + 1n);
     expect(after.entries.get(signingSerial)?.reason).toBe('affiliationChanged');
     expect(after.entries.has(encryptionSerial)).toBe(true);
     for (const s of before.entries.keys()) expect(after.entries.has(s)).toBe(true);
     expect((await run('show', '--config', config, 'eve@a.example')).out).toMatch(/status: suspended/);
+    // final: no reinstatement; keyd's one audit record of it
+    const reinstate = await run('reinstate', '--config', config, 'eve@a.example');
+    expect(reinstate.code).toBe(1);
+    expect(reinstate.err).toMatch(/Cannot reinstate "eve@a\.example": it was revoked at /);
+    const keyd = A.admin();
+    try {
+      const { records } = await keyd.call<{ records: { op: string; target?: string; result: string; reason?: string }[] }>('GET', '/v1/audit/records/0');
+      expect(records.filter((x) => x.op === 'registry.revoke')).toEqual([expect.objectContaining({ target: 'eve@a.example', result: 'ok', reason: expect.stringContaining(`: number ${after.crlNumber} `) })]);
+    } finally {
+      keyd.close();
+    }
 
     // The publisher polls the CRL file every second and re-publishes.
     const deadline = Date.now() + 20000;
