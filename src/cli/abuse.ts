@@ -13,7 +13,7 @@ import { describeResolution, resolveReport, resolveToken, type Resolution } from
 import { submitReport } from '../abuse/submit';
 import { Directory } from '../directory/directory';
 import { DirectoryConfigError, directoryOptions, loadDirectoryConfig } from '../directory/config';
-import { CliError, type CliIo, EXIT, parseOptions, readInput, requiredOption, subcommands } from './command';
+import { CliError, type CliIo, EXIT, parseOptions, readInput, requiredOption, serveUntilSignal, subcommands } from './command';
 
 const HELP = `Usage: ssmax abuse <subcommand> [options]
 
@@ -167,14 +167,10 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     host: config.server.host, port: config.server.port, maxBytes: config.server.maxBytes, log: (l) => io.err(l),
     ...(config.submit ? { submit: config.submit } : {}), ...(bearerToken ? { bearerToken } : {}),
   });
-  io.out(`abuse endpoint listening on ${config.server.host}:${server.port}`);
-  await new Promise<void>((res) => {
-    process.once('SIGINT', () => res());
-    process.once('SIGTERM', () => res());
+  return serveUntilSignal(io, `abuse endpoint listening on ${config.server.host}:${server.port}`, undefined, async () => {
+    await server.close();
+    await directory.close();
   });
-  await server.close();
-  await directory.close();
-  return EXIT.ok;
 }
 
 const EXIT_OF: Record<string, number> = { format: EXIT.dataErr, chain: EXIT.dataErr, foreign: EXIT.dataErr, refused: EXIT.failure, directory: EXIT.unavailable, unavailable: EXIT.unavailable };

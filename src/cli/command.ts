@@ -179,6 +179,27 @@ export function readPassphrase(path: string | undefined): string | undefined {
   return p;
 }
 
+/**
+ * A service in the foreground: prints its ready line (`… listening on
+ * HOST:PORT`, on stdout), waits for SIGINT or SIGTERM, says it is stopping
+ * (on stderr, when it has a name for that) and stops it gracefully.
+ */
+export async function serveUntilSignal(io: CliIo, ready: string, stopping: string | undefined, stop: () => Promise<void> | void): Promise<number> {
+  io.out(ready);
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  if (stopping) io.err(stopping);
+  await stop();
+  return EXIT.ok;
+}
+
 /** The bytes of an input file a command was given (66 when it cannot be read, naming `what` and the path). */
 export function readInput(path: string, what: string): Buffer {
   try {

@@ -2,10 +2,9 @@
  * `ssmax console run --config FILE`: the organisation's web console for
  * administrators (docs/console.md), a process of its own beside keyd.
  */
-import { parseArgs } from 'node:util';
 import { ConsoleConfigError, loadConsoleConfig } from '../console/config';
 import { ConsoleServer } from '../console/server';
-import { CliError, type CliIo, EXIT, subcommands } from './command';
+import { CliError, type CliIo, EXIT, parseOptions, requiredOption, serveUntilSignal, subcommands } from './command';
 
 const HELP = `Usage: ssmax console <subcommand> [options]
 
@@ -25,26 +24,12 @@ Runs the console in the foreground; SIGINT or SIGTERM stop it gracefully
 when ready, and one line per request (method, path, status, time; never a form's content).`;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values: { config?: string | undefined; help?: boolean | undefined };
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${RUN_HELP}`, EXIT.usage);
-  }
+  const { values } = parseOptions(args, { config: { type: 'string' } }, RUN_HELP, false);
   if (values.help) return (io.out(RUN_HELP), EXIT.ok);
-  if (!values.config) throw new CliError(`--config is required\n\n${RUN_HELP}`, EXIT.usage);
-  const config = loadConsoleConfig(values.config);
+  const config = loadConsoleConfig(requiredOption(values.config, 'config', RUN_HELP));
   const server = new ConsoleServer({ config, log: (l) => io.err(l) });
   const port = await server.listen();
-  io.out(`console listening on ${config.host}:${port} for ${config.domain}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  io.err('console: stopping');
-  await server.close();
-  return EXIT.ok;
+  return serveUntilSignal(io, `console listening on ${config.host}:${port} for ${config.domain}`, 'console: stopping', async () => { await server.close(); });
 }
 
 export const consoleCommand = subcommands(

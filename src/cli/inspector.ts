@@ -3,11 +3,10 @@
  * process with its own inspector certificate (docs/inspection.md), for
  * gateways with [inspection] mode=remote.
  */
-import { parseArgs } from 'node:util';
 import { InspectorConfigError, loadInspectorConfig } from '../inspector/config';
 import { startInspector } from '../inspector/daemon';
 import { InspectConfigError } from '../inspect/config';
-import { CliError, type CliIo, EXIT, subcommands } from './command';
+import { CliError, type CliIo, EXIT, parseOptions, requiredOption, serveUntilSignal, subcommands } from './command';
 
 const HELP = `Usage: ssmax inspector <subcommand> [options]
 
@@ -26,25 +25,11 @@ Runs the inspector in the foreground; SIGINT or SIGTERM stop it gracefully
 when ready. The rules are ssmax-inspect.ini and ssmax-dlp.ini ([inspection] in FILE).`;
 
 async function run(args: string[], io: CliIo): Promise<number> {
-  let values: { config?: string | undefined; help?: boolean | undefined };
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true }).values;
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${RUN_HELP}`, EXIT.usage);
-  }
+  const { values } = parseOptions(args, { config: { type: 'string' } }, RUN_HELP, false);
   if (values.help) return (io.out(RUN_HELP), EXIT.ok);
-  if (!values.config) throw new CliError(`--config is required\n\n${RUN_HELP}`, EXIT.usage);
-  const config = loadInspectorConfig(values.config);
+  const config = loadInspectorConfig(requiredOption(values.config, 'config', RUN_HELP));
   const inspector = await startInspector(config, { log: (l) => io.err(l) });
-  io.out(`inspector listening on ${config.host}:${inspector.port} for ${config.domain}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  io.err('inspector: stopping');
-  await inspector.stop();
-  return EXIT.ok;
+  return serveUntilSignal(io, `inspector listening on ${config.host}:${inspector.port} for ${config.domain}`, 'inspector: stopping', async () => { await inspector.stop(); });
 }
 
 export const inspectorCommand = subcommands(

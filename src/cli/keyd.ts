@@ -10,7 +10,7 @@ import { KeydError } from '../keyd/errors';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
-import { CliError, type CliIo, createOutputDir, EXIT, parseOptions, requiredOption, requireReadable, subcommands } from './command';
+import { CliError, type CliIo, createOutputDir, EXIT, parseOptions, requiredOption, requireReadable, serveUntilSignal, subcommands } from './command';
 
 const HELP = `Usage: ssmax keyd <subcommand> [options]
 
@@ -53,15 +53,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (values.help) return (io.out(usage), EXIT.ok);
       const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
       const keyd = await startKeyd(config, { log: (l) => io.err(l) });
-      io.out(`keyd listening on ${config.host}:${keyd.port} for ${config.domain}`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
-      io.err('keyd: stopping');
-      await keyd.stop();
-      return EXIT.ok;
+      return serveUntilSignal(io, `keyd listening on ${config.host}:${keyd.port} for ${config.domain}`, 'keyd: stopping', () => keyd.stop());
     }
     case 'init-master': {
       const { values } = parseOptions(args, { out: { type: 'string' } }, usage);

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { PublisherConfigError, loadPublisherConfig, openPublisher } from '../publisher/config';
 import { startPublisherOps } from '../ops/service-ops';
-import { type CliIo, type CommandGroup, CliError, EXIT, exitOf } from './command';
+import { CliError, type CliIo, type CommandGroup, EXIT, exitOf, serveUntilSignal } from './command';
 
 const HELP = `Usage: ssmax publish [run] --config FILE
 
@@ -61,17 +61,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
     close();
     throw new CliError(`Cannot start the publisher's ops listener: ${(err as Error).message}`, EXIT.failure);
   }
-  io.out(`publisher listening on ${config.host}:${publisher.port} for ${config.domain}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+  return serveUntilSignal(io, `publisher listening on ${config.host}:${publisher.port} for ${config.domain}`, 'publisher: stopping', async () => {
+    await ops?.close();
+    await publisher.stop();
+    close();
   });
-  io.err('publisher: stopping');
-  await ops?.close();
-  await publisher.stop();
-  close();
-  return EXIT.ok;
 }
 
 export const publishCommand: CommandGroup = {
