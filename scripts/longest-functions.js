@@ -9,8 +9,10 @@ const ts = require('typescript');
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
-  process.stdout.write('usage: node scripts/longest-functions.js [folder=src] [count=10]\n' +
-    'Prints the longest functions under the folder (lines, file:line, name).\n');
+  process.stdout.write(
+    'usage: node scripts/longest-functions.js [folder=src] [count=10]\n' +
+      'Prints the longest functions under the folder (lines, file:line, name).\n',
+  );
   process.exit(0);
 }
 const root = args[0] ?? 'src';
@@ -39,8 +41,14 @@ const found = [];
 for (const file of files(root)) {
   const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
   const visit = (node) => {
-    if (ts.isFunctionDeclaration(node) || ts.isMethodDeclaration(node) || ts.isArrowFunction(node) ||
-        ts.isFunctionExpression(node) || ts.isConstructorDeclaration(node) || ts.isGetAccessor(node)) {
+    if (
+      ts.isFunctionDeclaration(node) ||
+      ts.isMethodDeclaration(node) ||
+      ts.isArrowFunction(node) ||
+      ts.isFunctionExpression(node) ||
+      ts.isConstructorDeclaration(node) ||
+      ts.isGetAccessor(node)
+    ) {
       if (node.body) {
         const start = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
         const end = sf.getLineAndCharacterOfPosition(node.end).line + 1;

@@ -81,16 +81,20 @@ function pack(stage, dist, root, dependencies, harakaVersion, opts) {
   copyTree(path.join(PROJECT, 'docs'), path.join(stage, 'docs'));
   copyTree(path.join(PROJECT, 'bin'), path.join(stage, 'bin'));
   fs.copyFileSync(path.join(PROJECT, 'README.md'), path.join(stage, 'README.md'));
-  fs.writeFileSync(path.join(stage, 'index.js'), [
-    "'use strict';",
-    '// The ssmax Haraka plugin (config/plugins: ssmax). Haraka copies these exports onto the plugin object.',
-    "module.exports = require('./dist/gateway/plugin.js');",
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(stage, 'index.js'),
+    [
+      "'use strict';",
+      '// The ssmax Haraka plugin (config/plugins: ssmax). Haraka copies these exports onto the plugin object.',
+      "module.exports = require('./dist/gateway/plugin.js');",
+      '',
+    ].join('\n'),
+  );
   const pkg = {
     name: 'haraka-plugin-ssmax',
     version: root.version,
-    description: 'SSMAX for Haraka: encryption chain, authentication chain, inspection and sender tracking between organisations (the Haraka plugin "ssmax" and the ssmax command)',
+    description:
+      'SSMAX for Haraka: encryption chain, authentication chain, inspection and sender tracking between organisations (the Haraka plugin "ssmax" and the ssmax command)',
     license: root.license,
     private: true,
     type: 'commonjs',
@@ -110,7 +114,10 @@ function pack(stage, dist, root, dependencies, harakaVersion, opts) {
   fs.copyFileSync(path.join(PROJECT, 'package-lock.json'), path.join(stage, 'package-lock.json'));
   const npm = (args) => execFileSync('npm', args, { cwd: stage, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
   npm(['install', '--package-lock-only', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']);
-  checkPins(JSON.parse(fs.readFileSync(path.join(PROJECT, 'package-lock.json'), 'utf8')), JSON.parse(fs.readFileSync(path.join(stage, 'package-lock.json'), 'utf8')));
+  checkPins(
+    JSON.parse(fs.readFileSync(path.join(PROJECT, 'package-lock.json'), 'utf8')),
+    JSON.parse(fs.readFileSync(path.join(stage, 'package-lock.json'), 'utf8')),
+  );
   fs.renameSync(path.join(stage, 'package-lock.json'), path.join(stage, 'npm-shrinkwrap.json'));
 
   fs.mkdirSync(opts.out, { recursive: true });

@@ -96,17 +96,20 @@ export function loadAbuseConfig(file: string): AbuseConfig {
   const path = (name: keyof typeof ABUSE_SETTINGS) => r.optPath(name);
   const url = opt('keyd.url');
   if (url !== undefined && !/^https:\/\/[^/]+\/?$/.test(url)) throw r.fail('keyd', 'url', `"${url}" is not an https:// URL of a host`);
-  const keyd: KeydSettings | undefined = url === undefined ? undefined : {
-    url,
-    ...(opt('keyd.servername') ? { servername: opt('keyd.servername') as string } : {}),
-    ca: r.paths('keyd.ca'),
-    ...(path('keyd.cert') ? { cert: path('keyd.cert') as string } : {}),
-    ...(path('keyd.key') ? { key: path('keyd.key') as string } : {}),
-    ...(path('keyd.disclosure_cert') ? { disclosureCert: path('keyd.disclosure_cert') as string } : {}),
-    ...(path('keyd.disclosure_key') ? { disclosureKey: path('keyd.disclosure_key') as string } : {}),
-    timeoutMs: r.get('keyd.timeout_ms'),
-  };
-  if (keyd && keyd.ca.length === 0) throw r.fail('keyd', 'ca', 'is required (the CA certificates keyd\'s certificate chains to)');
+  const keyd: KeydSettings | undefined =
+    url === undefined
+      ? undefined
+      : {
+          url,
+          ...(opt('keyd.servername') ? { servername: opt('keyd.servername') as string } : {}),
+          ca: r.paths('keyd.ca'),
+          ...(path('keyd.cert') ? { cert: path('keyd.cert') as string } : {}),
+          ...(path('keyd.key') ? { key: path('keyd.key') as string } : {}),
+          ...(path('keyd.disclosure_cert') ? { disclosureCert: path('keyd.disclosure_cert') as string } : {}),
+          ...(path('keyd.disclosure_key') ? { disclosureKey: path('keyd.disclosure_key') as string } : {}),
+          timeoutMs: r.get('keyd.timeout_ms'),
+        };
+  if (keyd && keyd.ca.length === 0) throw r.fail('keyd', 'ca', "is required (the CA certificates keyd's certificate chains to)");
   let submit: SubmitSettings | undefined;
   const host = opt('submit.host');
   if (host !== undefined) {
@@ -121,7 +124,8 @@ export function loadAbuseConfig(file: string): AbuseConfig {
       }
     }
     submit = {
-      host, port: r.get('submit.port'),
+      host,
+      port: r.get('submit.port'),
       ...(opt('submit.user') ? { user: opt('submit.user') as string } : {}),
       ...(password !== undefined ? { password } : {}),
       ...(security ? { security } : {}),
@@ -136,10 +140,19 @@ export function loadAbuseConfig(file: string): AbuseConfig {
     file,
     ...(domain ? { domain } : {}),
     ...(opt('abuse.from') ? { from: opt('abuse.from') as string } : {}),
-    ...(opt('abuse.reporting_mta') ? { reportingMta: opt('abuse.reporting_mta') as string } : domain ? { reportingMta: `mx.${domain}` } : {}),
+    ...(opt('abuse.reporting_mta')
+      ? { reportingMta: opt('abuse.reporting_mta') as string }
+      : domain
+        ? { reportingMta: `mx.${domain}` }
+        : {}),
     ...(keyd ? { keyd } : {}),
     ...(submit ? { submit } : {}),
-    server: { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), ...(bearer ? { bearerTokenFile: bearer } : {}), maxBytes: r.get('server.max_bytes') },
+    server: {
+      host: m[1]!.replace(/^\[|\]$/g, ''),
+      port: Number(m[2]),
+      ...(bearer ? { bearerTokenFile: bearer } : {}),
+      maxBytes: r.get('server.max_bytes'),
+    },
     hasDirectory: ini.directory !== undefined,
     registry: {
       ...(path('registry.ca_dir') ? { caDir: path('registry.ca_dir') as string } : {}),
@@ -161,7 +174,11 @@ function readFile(file: string, what: string): string {
 }
 
 /** A keyd client with the operator (admin) certificate, or the disclosure one. */
-export function keydClientFor(config: AbuseConfig, role: 'operator' | 'disclosure', override?: { cert?: string; key?: string }): KeydClient {
+export function keydClientFor(
+  config: AbuseConfig,
+  role: 'operator' | 'disclosure',
+  override?: { cert?: string; key?: string },
+): KeydClient {
   const k = config.keyd;
   if (!k) throw settingError(config.file, 'keyd', 'url', 'is required');
   const cert = override?.cert ?? (role === 'disclosure' ? k.disclosureCert : k.cert);
@@ -170,7 +187,11 @@ export function keydClientFor(config: AbuseConfig, role: 'operator' | 'disclosur
   if (!cert) throw settingError(config.file, 'keyd', names[0]!, 'is required (or --cert)');
   if (!key) throw settingError(config.file, 'keyd', names[1]!, 'is required (or --key)');
   return new KeydClient({
-    url: k.url, cert: readFile(cert, 'client certificate'), key: readFile(key, 'client key'), ca: k.ca.map((f) => readFile(f, 'CA certificate')),
-    ...(k.servername ? { servername: k.servername } : {}), timeoutMs: k.timeoutMs,
+    url: k.url,
+    cert: readFile(cert, 'client certificate'),
+    key: readFile(key, 'client key'),
+    ca: k.ca.map((f) => readFile(f, 'CA certificate')),
+    ...(k.servername ? { servername: k.servername } : {}),
+    timeoutMs: k.timeoutMs,
   });
 }

@@ -18,7 +18,10 @@ export type AbuseErrorCode =
   | 'unavailable';
 
 export class AbuseError extends Error {
-  constructor(readonly code: AbuseErrorCode, message: string) {
+  constructor(
+    readonly code: AbuseErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'AbuseError';
   }

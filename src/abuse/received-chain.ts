@@ -19,7 +19,12 @@ import { parseHead, readHead } from '../envelope/source';
 
 export type ReceivedChain =
   | { readonly result: 'pass'; readonly summary: string; readonly chain: ChainVerification; readonly transparent: boolean }
-  | { readonly result: 'none' | 'fail' | 'temperror'; readonly summary: string; readonly detail: string; readonly chain: ChainVerification };
+  | {
+      readonly result: 'none' | 'fail' | 'temperror';
+      readonly summary: string;
+      readonly detail: string;
+      readonly chain: ChainVerification;
+    };
 
 const HASH_REASONS = new Set(['header-hash-mismatch', 'body-hash-mismatch']);
 
@@ -28,14 +33,23 @@ async function transparentLine(message: Uint8Array, ownDomain: string): Promise<
     const { head } = await readHead(message, DEFAULT_LIMITS);
     const first = parseHead(Buffer.from(head), DEFAULT_LIMITS).getList()[0];
     if (!first || first.key !== 'authentication-results') return false;
-    const value = first.line.slice(first.line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').trim().toLowerCase();
+    const value = first.line
+      .slice(first.line.indexOf(':') + 1)
+      .replace(/\r?\n[ \t]/g, ' ')
+      .trim()
+      .toLowerCase();
     return value.startsWith(`${ownDomain};`) && /\bssmax-chain=pass\b/.test(value) && /\bssmax-mode=transparent\b/.test(value);
   } catch {
     return false;
   }
 }
 
-export async function verifyReceivedChain(message: Uint8Array, lookup: (domain: string) => Promise<PeerEntry>, ownDomain?: string, now: () => number = Date.now): Promise<ReceivedChain> {
+export async function verifyReceivedChain(
+  message: Uint8Array,
+  lookup: (domain: string) => Promise<PeerEntry>,
+  ownDomain?: string,
+  now: () => number = Date.now,
+): Promise<ReceivedChain> {
   const chain = await verifyChain(message, {
     now,
     lookup: async (req) => {
@@ -49,10 +63,20 @@ export async function verifyReceivedChain(message: Uint8Array, lookup: (domain: 
   const newest = chain.instances[chain.instances.length - 1];
   const own = ownDomain?.toLowerCase();
   if (
-    own && newest && newest.domain === own && newest.outcome.result === 'fail' && HASH_REASONS.has(newest.outcome.reason)
-    && chain.instances.slice(0, -1).every((r) => r.outcome.result === 'pass') && await transparentLine(message, own)
+    own &&
+    newest &&
+    newest.domain === own &&
+    newest.outcome.result === 'fail' &&
+    HASH_REASONS.has(newest.outcome.reason) &&
+    chain.instances.slice(0, -1).every((r) => r.outcome.result === 'pass') &&
+    (await transparentLine(message, own))
   ) {
-    return { result: 'pass', summary: `ssmax-chain=pass header.d=${newest.domain} header.i=${newest.instance} (transparent copy: every seal verified, content decrypted by ${own})`, chain, transparent: true };
+    return {
+      result: 'pass',
+      summary: `ssmax-chain=pass header.d=${newest.domain} header.i=${newest.instance} (transparent copy: every seal verified, content decrypted by ${own})`,
+      chain,
+      transparent: true,
+    };
   }
   return { result: 'fail', summary: chain.summary, detail: `${chain.reason}: ${chain.detail}`, chain };
 }

@@ -77,9 +77,11 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
     if (opts.bearerToken !== undefined) {
       const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
       const want = Buffer.from(opts.bearerToken);
-      if (given.length !== want.length || !timingSafeEqual(given, want)) return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
+      if (given.length !== want.length || !timingSafeEqual(given, want))
+        return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
     }
-    if (url.pathname === '/v1/health') return req.method === 'GET' ? sendJson(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
+    if (url.pathname === '/v1/health')
+      return req.method === 'GET' ? sendJson(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
     if (url.pathname !== '/v1/abuse/report') return fail(res, 404, 'not-found', `No endpoint "${url.pathname}"`);
     if (req.method !== 'POST') return fail(res, 405, 'method', `Method "${req.method}" not allowed`);
     const body = await messageOf(req, res, max);
@@ -88,16 +90,32 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
     const send = url.searchParams.get('send') === '1';
     if (send && !opts.submit) return fail(res, 400, 'format', 'Cannot send: this endpoint has no gateway to submit through');
     try {
-      const reported = await identifyReportedMessage(body, { lookup: (d) => opts.directory.lookup(d), ...(opts.ownDomain ? { ownDomain: opts.ownDomain } : {}) });
+      const reported = await identifyReportedMessage(body, {
+        lookup: (d) => opts.directory.lookup(d),
+        ...(opts.ownDomain ? { ownDomain: opts.ownDomain } : {}),
+      });
       const rcpt = url.searchParams.get('rcpt') ?? undefined;
       const comment = url.searchParams.get('comment') ?? undefined;
-      const report = await buildAbuseReport({ reported, from: opts.from, reportingMta: opts.reportingMta, now: now(), ...(rcpt ? { originalRcptTo: rcpt } : {}), ...(comment ? { comment: comment.slice(0, 2000) } : {}) });
-      const sent = send && opts.submit ? await submitReport(report, { from: opts.from, to: reported.abuseContact }, opts.submit) : undefined;
+      const report = await buildAbuseReport({
+        reported,
+        from: opts.from,
+        reportingMta: opts.reportingMta,
+        now: now(),
+        ...(rcpt ? { originalRcptTo: rcpt } : {}),
+        ...(comment ? { comment: comment.slice(0, 2000) } : {}),
+      });
+      const sent =
+        send && opts.submit ? await submitReport(report, { from: opts.from, to: reported.abuseContact }, opts.submit) : undefined;
       log(`abuse report for ${reported.sealingDomain}${sent ? ` sent to ${reported.abuseContact}` : ''}`);
       sendJson(res, 200, {
-        sealingDomain: reported.sealingDomain, abuseContact: reported.abuseContact, trackingToken: reported.trackingToken,
-        ...(reported.messageId ? { messageId: reported.messageId } : {}), chain: reported.chainSummary,
-        report: report.toString('utf8'), sent: sent !== undefined, ...(sent ? { response: sent.response } : {}),
+        sealingDomain: reported.sealingDomain,
+        abuseContact: reported.abuseContact,
+        trackingToken: reported.trackingToken,
+        ...(reported.messageId ? { messageId: reported.messageId } : {}),
+        chain: reported.chainSummary,
+        report: report.toString('utf8'),
+        sent: sent !== undefined,
+        ...(sent ? { response: sent.response } : {}),
       });
     } catch (err) {
       if (err instanceof AbuseError) return fail(res, STATUS[err.code] ?? 422, err.code, err.message);
@@ -120,9 +138,10 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
   const port = typeof address === 'object' && address ? address.port : opts.port;
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -77,7 +77,11 @@ function errorText(err: unknown): string {
 function firstValue(headers: Headers, name: string): string | undefined {
   const line = headers.get(name)[0];
   if (line === undefined) return undefined;
-  return line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').replace(/\s+/g, ' ').trim();
+  return line
+    .slice(line.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 async function headerBlock(message: Uint8Array, what: string): Promise<Buffer> {
@@ -102,12 +106,19 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
     }
   };
   const received = await verifyReceivedChain(message, lookup, options.ownDomain, options.now ?? Date.now);
-  if (received.result === 'none') throw new AbuseError('chain', 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender');
-  if (received.result === 'temperror') throw new AbuseError('directory', `Cannot report the message: a sealing organisation's bundle is unavailable: ${lookupErrors[0] ?? received.detail}`);
-  if (received.result === 'fail') throw new AbuseError('chain', `Cannot report the message: its seal chain does not verify (${received.summary}): ${received.detail}`);
+  if (received.result === 'none')
+    throw new AbuseError('chain', 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender');
+  if (received.result === 'temperror')
+    throw new AbuseError(
+      'directory',
+      `Cannot report the message: a sealing organisation's bundle is unavailable: ${lookupErrors[0] ?? received.detail}`,
+    );
+  if (received.result === 'fail')
+    throw new AbuseError('chain', `Cannot report the message: its seal chain does not verify (${received.summary}): ${received.detail}`);
   const chain = { ...received.chain, summary: received.summary };
   const first = chain.instances[0];
-  if (!first || first.trackingToken === undefined) throw new AbuseError('chain', 'Cannot report the message: seal i=1 carries no tracking token');
+  if (!first || first.trackingToken === undefined)
+    throw new AbuseError('chain', 'Cannot report the message: seal i=1 carries no tracking token');
   let entry: PeerEntry;
   try {
     entry = await options.lookup(first.domain);
@@ -117,8 +128,13 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
   const headers = await headerBlock(message, 'the message');
   const messageId = firstValue(parseHead(headers, DEFAULT_LIMITS), 'message-id');
   return {
-    sealingDomain: first.domain, trackingToken: first.trackingToken, abuseContact: entry.abuseContact.replace(/^mailto:/i, ''),
-    chainSummary: chain.summary, headers, sealTime: first.time, arrivalTime: chain.instances[chain.instances.length - 1]?.time ?? first.time,
+    sealingDomain: first.domain,
+    trackingToken: first.trackingToken,
+    abuseContact: entry.abuseContact.replace(/^mailto:/i, ''),
+    chainSummary: chain.summary,
+    headers,
+    sealTime: first.time,
+    arrivalTime: chain.instances[chain.instances.length - 1]?.time ?? first.time,
     ...(messageId ? { messageId } : {}),
   };
 }
@@ -144,7 +160,8 @@ const FIELD_VALUE = /^[\x21-\x7e][\x20-\x7e]*$/;
 
 function fieldLine(name: string, value: string): string {
   const v = value.trim();
-  if (!FIELD_VALUE.test(v)) throw new AbuseError('format', `Cannot write feedback field ${name}: value "${v.slice(0, 80)}" is not printable ASCII`);
+  if (!FIELD_VALUE.test(v))
+    throw new AbuseError('format', `Cannot write feedback field ${name}: value "${v.slice(0, 80)}" is not printable ASCII`);
   return `${name}: ${v}\r\n`;
 }
 
@@ -178,10 +195,19 @@ export async function buildAbuseReport(opts: AbuseReportOptions): Promise<Buffer
     '',
   ].join('\r\n');
 
-  const root = new MimeNode('multipart/report; report-type=feedback-report', { newline: 'win', disableFileAccess: true, disableUrlAccess: true, hostname: opts.reportingMta });
+  const root = new MimeNode('multipart/report; report-type=feedback-report', {
+    newline: 'win',
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    hostname: opts.reportingMta,
+  });
   root.setHeader({
-    From: opts.from, To: to, Subject: `Abuse report: message from ${r.sealingDomain}${r.messageId ? ` ${r.messageId}` : ''}`,
-    Date: opts.now, 'MIME-Version': '1.0', 'Auto-Submitted': 'auto-generated',
+    From: opts.from,
+    To: to,
+    Subject: `Abuse report: message from ${r.sealingDomain}${r.messageId ? ` ${r.messageId}` : ''}`,
+    Date: opts.now,
+    'MIME-Version': '1.0',
+    'Auto-Submitted': 'auto-generated',
     ...(opts.reportMessageId ? { 'Message-ID': opts.reportMessageId } : {}),
   });
   root.createChild('text/plain; charset=utf-8').setContent(human);
@@ -207,15 +233,22 @@ export interface ParsedAbuseReport {
 /** Reads an ARF report (as written by `buildAbuseReport`, or any RFC 5965 report carrying the SSMAX fields). */
 export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseReport> {
   if (!(raw instanceof Uint8Array)) throw new TypeError('Cannot read the abuse report: it must be a Uint8Array');
-  if (raw.length > MAX_REPORT_BYTES) throw new AbuseError('format', `Cannot read the abuse report: ${raw.length} bytes, more than ${MAX_REPORT_BYTES}`);
+  if (raw.length > MAX_REPORT_BYTES)
+    throw new AbuseError('format', `Cannot read the abuse report: ${raw.length} bytes, more than ${MAX_REPORT_BYTES}`);
   let parsed: ParsedMail;
   try {
-    parsed = await simpleParser(Buffer.from(raw), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, skipImageLinks: true });
+    parsed = await simpleParser(Buffer.from(raw), {
+      skipHtmlToText: true,
+      skipTextToHtml: true,
+      skipTextLinks: true,
+      skipImageLinks: true,
+    });
   } catch (err) {
     throw new AbuseError('format', `Cannot read the abuse report: ${errorText(err)}`);
   }
   const type = parsed.headers.get('content-type') as { value?: string } | undefined;
-  if (type?.value?.toLowerCase() !== 'multipart/report') throw new AbuseError('format', `Cannot read the abuse report: content type "${type?.value ?? 'text/plain'}" is not multipart/report`);
+  if (type?.value?.toLowerCase() !== 'multipart/report')
+    throw new AbuseError('format', `Cannot read the abuse report: content type "${type?.value ?? 'text/plain'}" is not multipart/report`);
   const part = (t: string) => parsed.attachments.find((a) => a.contentType.toLowerCase() === t);
   const fb = part('message/feedback-report');
   if (!fb) throw new AbuseError('format', 'Cannot read the abuse report: it has no message/feedback-report part');
@@ -227,11 +260,14 @@ export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseRepo
   if (!trackingToken) throw new AbuseError('format', `Cannot read the abuse report: the feedback report has no ${ARF_FIELDS.token} field`);
   if (!sealingDomain) throw new AbuseError('format', `Cannot read the abuse report: the feedback report has no ${ARF_FIELDS.domain} field`);
   const originalHeaders = part('text/rfc822-headers')?.content;
-  const messageId = firstValue(fields, ARF_FIELDS.messageId) ?? (originalHeaders ? firstValue(new Headers(originalHeaders), 'message-id') : undefined);
+  const messageId =
+    firstValue(fields, ARF_FIELDS.messageId) ?? (originalHeaders ? firstValue(new Headers(originalHeaders), 'message-id') : undefined);
   const reportingMta = firstValue(fields, 'reporting-mta');
   const reporter = parsed.from?.text;
   return {
-    feedbackType, sealingDomain, trackingToken,
+    feedbackType,
+    sealingDomain,
+    trackingToken,
     ...(messageId ? { messageId } : {}),
     ...(reportingMta ? { reportingMta } : {}),
     ...(reporter ? { reporter } : {}),

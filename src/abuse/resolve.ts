@@ -96,20 +96,33 @@ export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () =
   try {
     first = seals.map((h) => parseSeal(h.line.slice(h.line.indexOf(':') + 1))).find((s) => s.instance === 1);
   } catch (err) {
-    if (err instanceof ChainFormatError) throw new AbuseError('chain', `Cannot resolve the report: a seal in its original headers is malformed: ${err.message}`);
+    if (err instanceof ChainFormatError)
+      throw new AbuseError('chain', `Cannot resolve the report: a seal in its original headers is malformed: ${err.message}`);
     throw err;
   }
   if (!first) throw new AbuseError('chain', 'Cannot resolve the report: its original headers carry no seal i=1');
-  if (first.domain !== report.sealingDomain) throw new AbuseError('chain', `Cannot resolve the report: seal i=1 is by "${first.domain}", but the report names "${report.sealingDomain}"`);
-  if (first.trackingToken !== report.trackingToken) throw new AbuseError('chain', 'Cannot resolve the report: its tracking token is not the one in seal i=1 of its original headers');
+  if (first.domain !== report.sealingDomain)
+    throw new AbuseError(
+      'chain',
+      `Cannot resolve the report: seal i=1 is by "${first.domain}", but the report names "${report.sealingDomain}"`,
+    );
+  if (first.trackingToken !== report.trackingToken)
+    throw new AbuseError('chain', 'Cannot resolve the report: its tracking token is not the one in seal i=1 of its original headers');
   let entry: PeerEntry;
   try {
     entry = await ownBundle();
   } catch (err) {
-    throw new AbuseError('directory', `Cannot resolve the report: no bundle of ${report.sealingDomain} to check its seal: ${errorText(err)}`);
+    throw new AbuseError(
+      'directory',
+      `Cannot resolve the report: no bundle of ${report.sealingDomain} to check its seal: ${errorText(err)}`,
+    );
   }
   const cert = entry.sealingCertificate(first.certRef, new Date(first.time * 1000));
-  if (!cert) throw new AbuseError('chain', `Cannot resolve the report: seal i=1 names certificate "${first.certRef}", not a valid sealing certificate of ${entry.domain}`);
+  if (!cert)
+    throw new AbuseError(
+      'chain',
+      `Cannot resolve the report: seal i=1 names certificate "${first.certRef}", not a valid sealing certificate of ${entry.domain}`,
+    );
   const ok = verifyP256(cert.publicKey, sealSigningInput([], first.tags), decodeBase64url(first.signature) ?? new Uint8Array());
   if (!ok) throw new AbuseError('chain', 'Cannot resolve the report: seal i=1 in its original headers does not verify (forged or altered)');
   const fields = list.map((h) => ({ name: h.key, raw: h.line }));
@@ -117,21 +130,40 @@ export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () =
 }
 
 /** The report's own seal chain, when it came by mail: refused when it fails; undefined when it carries no seal. */
-async function checkReportChain(raw: Uint8Array, lookup: (domain: string) => Promise<PeerEntry>, ownDomain: string): Promise<{ domain: string; summary: string } | undefined> {
+async function checkReportChain(
+  raw: Uint8Array,
+  lookup: (domain: string) => Promise<PeerEntry>,
+  ownDomain: string,
+): Promise<{ domain: string; summary: string } | undefined> {
   const chain = await verifyReceivedChain(raw, lookup, ownDomain);
   if (chain.result === 'none') return undefined;
-  if (chain.result === 'temperror') throw new AbuseError('directory', `Cannot resolve the report: its seal chain could not be checked: ${chain.detail}`);
-  if (chain.result === 'fail') throw new AbuseError('chain', `Cannot resolve the report: its own seal chain does not verify (${chain.summary}): ${chain.detail}`);
+  if (chain.result === 'temperror')
+    throw new AbuseError('directory', `Cannot resolve the report: its seal chain could not be checked: ${chain.detail}`);
+  if (chain.result === 'fail')
+    throw new AbuseError('chain', `Cannot resolve the report: its own seal chain does not verify (${chain.summary}): ${chain.detail}`);
   return { domain: chain.chain.instances[0]?.domain ?? '', summary: chain.summary };
 }
 
-async function askKeyd(keyd: KeydClient, disclose: boolean, token: string, messageId: string | undefined): Promise<Omit<Resolution, 'seal' | 'report'>> {
+async function askKeyd(
+  keyd: KeydClient,
+  disclose: boolean,
+  token: string,
+  messageId: string | undefined,
+): Promise<Omit<Resolution, 'seal' | 'report'>> {
   try {
-    return await keyd.call<Resolution>('POST', disclose ? '/v1/tracking/disclose' : '/v1/tracking/resolve', { token, ...(messageId ? { messageId } : {}) });
+    return await keyd.call<Resolution>('POST', disclose ? '/v1/tracking/disclose' : '/v1/tracking/resolve', {
+      token,
+      ...(messageId ? { messageId } : {}),
+    });
   } catch (err) {
     if (err instanceof KeydClientError) {
       if (err.transient) throw new AbuseError('unavailable', `Cannot resolve the token: ${err.message}`);
-      throw new AbuseError('refused', err.code === 'forbidden' ? `Cannot ${disclose ? 'disclose the identity' : 'resolve the token'}: keyd refused this certificate's role (${err.message}); the refusal is audited` : err.message);
+      throw new AbuseError(
+        'refused',
+        err.code === 'forbidden'
+          ? `Cannot ${disclose ? 'disclose the identity' : 'resolve the token'}: keyd refused this certificate's role (${err.message}); the refusal is audited`
+          : err.message,
+      );
     }
     throw err;
   }
@@ -168,7 +200,11 @@ export function describeResolution(r: Resolution): string[] {
     `certificate serial: ${u.certificateSerial ?? '(none)'}`,
     `minted: ${r.time} (tracking key v${r.keyVersion})`,
     ...(r.messageIdMatches === undefined ? [] : [`message-id matches: ${r.messageIdMatches ? 'yes' : 'NO'}`]),
-    ...(r.seal ? [`seal i=1: ${r.seal.result}${r.seal.headersMatch === undefined ? '' : r.seal.headersMatch ? ', original headers match' : ', original headers CHANGED'}`] : []),
+    ...(r.seal
+      ? [
+          `seal i=1: ${r.seal.result}${r.seal.headersMatch === undefined ? '' : r.seal.headersMatch ? ', original headers match' : ', original headers CHANGED'}`,
+        ]
+      : []),
     ...(r.report?.reportingMta ? [`reported by: ${r.report.reportingMta}${r.report.reporter ? ` (${r.report.reporter})` : ''}`] : []),
     ...(r.reportChain ? [`report sealed by: ${r.reportChain.domain} (${r.reportChain.summary})`] : []),
     ...(r.identityRef !== undefined ? [`identity reference: ${r.identityRef} (disclosed, audited)`] : []),

@@ -26,9 +26,14 @@ export interface SubmitResult {
 export async function submitReport(report: Buffer, envelope: { from: string; to: string }, s: SubmitSettings): Promise<SubmitResult> {
   const security = s.security ?? (s.port === 465 ? 'tls' : s.port === 587 ? 'starttls' : 'none');
   const t = createTransport({
-    host: s.host, port: s.port, secure: security === 'tls', ignoreTLS: security === 'none', requireTLS: security === 'starttls',
+    host: s.host,
+    port: s.port,
+    secure: security === 'tls',
+    ignoreTLS: security === 'none',
+    requireTLS: security === 'starttls',
     ...(s.user ? { auth: { user: s.user, pass: s.password ?? '' } } : {}),
-    connectionTimeout: s.timeoutMs ?? 15000, socketTimeout: s.timeoutMs ?? 30000,
+    connectionTimeout: s.timeoutMs ?? 15000,
+    socketTimeout: s.timeoutMs ?? 30000,
   });
   try {
     const r = await t.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw: report });

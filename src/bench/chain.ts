@@ -73,9 +73,24 @@ export async function run(): Promise<BenchRow[]> {
   ] as const) {
     const raw = message(size);
     const none = await verifyChain(raw, { lookup, now });
-    const sealOptions = { domain: orgA.domain, certRef: orgA.certRef, privateKey: orgA.keys.privateKey, now, verdicts: [{ name: 'dlp', result: 'pass' as const }], trackingToken: token, chain: none };
+    const sealOptions = {
+      domain: orgA.domain,
+      certRef: orgA.certRef,
+      privateKey: orgA.keys.privateKey,
+      now,
+      verdicts: [{ name: 'dlp', result: 'pass' as const }],
+      trackingToken: token,
+      chain: none,
+    };
     const first = await seal(raw, sealOptions);
-    const second = await seal(first.message, { domain: orgB.domain, certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [{ name: 'av', result: 'pass' }], chain: await verifyChain(first.message, { lookup, now }) });
+    const second = await seal(first.message, {
+      domain: orgB.domain,
+      certRef: orgB.certRef,
+      privateKey: orgB.keys.privateKey,
+      now,
+      verdicts: [{ name: 'av', result: 'pass' }],
+      chain: await verifyChain(first.message, { lookup, now }),
+    });
     const check = await verifyChain(second.message, { lookup, now });
     if (check.result !== 'pass') throw new Error(`Bench setup: chain does not verify: ${check.summary}`);
 
@@ -83,9 +98,27 @@ export async function run(): Promise<BenchRow[]> {
     const sealRate = await measure(() => seal(raw, sealOptions), options);
     const verifyChainRate = await measure(() => verifyChain(second.message, { lookup, now }), options);
     const mb = raw.length / 1e6;
-    rows.push({ suite: 'chain', name: `body hash, ${label} message`, rate: hashRate, unit: 'ops/s', note: `${(hashRate * mb).toFixed(1)} MB/s` });
-    rows.push({ suite: 'chain', name: `seal i=1, ${label} message`, rate: sealRate, unit: 'ops/s', note: `${(sealRate / signRate).toFixed(3)}× raw sign; body hash + headers + sign` });
-    rows.push({ suite: 'chain', name: `verifyChain (2 seals), ${label} message`, rate: verifyChainRate, unit: 'ops/s', note: `${(verifyChainRate / verifyRate).toFixed(3)}× raw verify; 2 ECDSA verifies + body hash` });
+    rows.push({
+      suite: 'chain',
+      name: `body hash, ${label} message`,
+      rate: hashRate,
+      unit: 'ops/s',
+      note: `${(hashRate * mb).toFixed(1)} MB/s`,
+    });
+    rows.push({
+      suite: 'chain',
+      name: `seal i=1, ${label} message`,
+      rate: sealRate,
+      unit: 'ops/s',
+      note: `${(sealRate / signRate).toFixed(3)}× raw sign; body hash + headers + sign`,
+    });
+    rows.push({
+      suite: 'chain',
+      name: `verifyChain (2 seals), ${label} message`,
+      rate: verifyChainRate,
+      unit: 'ops/s',
+      note: `${(verifyChainRate / verifyRate).toFixed(3)}× raw verify; 2 ECDSA verifies + body hash`,
+    });
   }
   return rows;
 }

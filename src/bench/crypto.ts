@@ -8,9 +8,26 @@ import { createCipheriv, randomBytes } from 'node:crypto';
 import * as ecc from 'tiny-secp256k1';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import {
-  type Group, answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate,
-  deriveContentKey, encapsulate, generateEncryptionKeyPair, generateP256KeyPair, defaultGroup, groups, keyIdOf, newMessageKey, StreamSealer,
-  signP256, systemRng, transformBlinded, unblindReencryption, verifyP256,
+  type Group,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  deriveContentKey,
+  encapsulate,
+  generateEncryptionKeyPair,
+  generateP256KeyPair,
+  defaultGroup,
+  groups,
+  keyIdOf,
+  newMessageKey,
+  StreamSealer,
+  signP256,
+  systemRng,
+  transformBlinded,
+  unblindReencryption,
+  verifyP256,
 } from '../crypto';
 import { type BenchRow, measure } from './harness';
 
@@ -42,20 +59,32 @@ async function groupRows(group: Group): Promise<BenchRow[]> {
     const b = blindForReencryption(group, capsule, rng);
     unblindReencryption(group, b.blinding, answer, { keyId: peerId });
   });
-  await add('re-encryption: key-service half', () => transformBlinded(group, org.privateKey, request, peerPub, rng), 'target >= 2,000 (Umbral reencrypt: 1,783)');
-  await add('re-encryption: both halves', () => {
-    const b = blindForReencryption(group, capsule, rng);
-    const a = transformBlinded(group, org.privateKey, b.request, peerPub, rng);
-    unblindReencryption(group, b.blinding, a, { keyId: peerId });
-  }, 'target >= 800');
+  await add(
+    're-encryption: key-service half',
+    () => transformBlinded(group, org.privateKey, request, peerPub, rng),
+    'target >= 2,000 (Umbral reencrypt: 1,783)',
+  );
+  await add(
+    're-encryption: both halves',
+    () => {
+      const b = blindForReencryption(group, capsule, rng);
+      const a = transformBlinded(group, org.privateKey, b.request, peerPub, rng);
+      unblindReencryption(group, b.blinding, a, { keyId: peerId });
+    },
+    'target >= 800',
+  );
   void blinding;
   await add('blinded decryption: key-service half', () => answerBlindedDecryption(group, org.privateKey, orgPub, dec.request, rng));
-  await add('blinded decryption + proof: both halves', () => {
-    const b = blindForDecryption(group, capsule, rng);
-    const a = answerBlindedDecryption(group, org.privateKey, orgPub, b.request, rng);
-    const r = completeBlindedDecryption(group, b.blinding, a, org.publicKey);
-    if (!r.ok) throw new Error(r.reason);
-  }, 'target >= 600');
+  await add(
+    'blinded decryption + proof: both halves',
+    () => {
+      const b = blindForDecryption(group, capsule, rng);
+      const a = answerBlindedDecryption(group, org.privateKey, orgPub, b.request, rng);
+      const r = completeBlindedDecryption(group, b.blinding, a, org.publicKey);
+      if (!r.ok) throw new Error(r.reason);
+    },
+    'target >= 600',
+  );
   void decAnswer;
   return rows;
 }
@@ -67,7 +96,12 @@ export async function run(): Promise<BenchRow[]> {
   const kBytes = Buffer.from(k.toString(16).padStart(64, '0'), 'hex');
   const pt65 = secp256k1.Point.BASE.multiply(k).toBytes(false);
   const noblePt = secp256k1.Point.BASE.multiply(k);
-  rows.push({ suite: 'floor', name: 'raw k·P (tiny-secp256k1)', rate: await measure(() => ecc.pointMultiply(pt65, kBytes, false)), unit: 'ops/s' });
+  rows.push({
+    suite: 'floor',
+    name: 'raw k·P (tiny-secp256k1)',
+    rate: await measure(() => ecc.pointMultiply(pt65, kBytes, false)),
+    unit: 'ops/s',
+  });
   rows.push({ suite: 'floor', name: 'raw k·P (noble)', rate: await measure(() => noblePt.multiply(k)), unit: 'ops/s' });
   if (groups.native) rows.push(...(await groupRows(groups.native)));
   rows.push(...(await groupRows(groups.libsecp256k1)));
@@ -83,28 +117,43 @@ export async function run(): Promise<BenchRow[]> {
   const plain = randomBytes(size);
   const aesKey = randomBytes(32);
   const iv = randomBytes(12);
-  const oneShot = await measure(() => {
-    const c = createCipheriv('aes-256-gcm', aesKey, iv);
-    c.update(plain);
-    c.final();
-    c.getAuthTag();
-  }, { unitsPerCall: size / 1e6, roundMs: 600 });
+  const oneShot = await measure(
+    () => {
+      const c = createCipheriv('aes-256-gcm', aesKey, iv);
+      c.update(plain);
+      c.final();
+      c.getAuthTag();
+    },
+    { unitsPerCall: size / 1e6, roundMs: 600 },
+  );
   rows.push({ suite: 'floor', name: 'raw AES-256-GCM (node), 10 MB in one update', rate: oneShot, unit: 'MB/s' });
-  const pieces = await measure(() => {
-    const c = createCipheriv('aes-256-gcm', aesKey, iv);
-    for (let off = 0; off < size; off += 65536) c.update(plain.subarray(off, off + 65536));
-    c.final();
-    c.getAuthTag();
-  }, { unitsPerCall: size / 1e6, roundMs: 600 });
+  const pieces = await measure(
+    () => {
+      const c = createCipheriv('aes-256-gcm', aesKey, iv);
+      for (let off = 0; off < size; off += 65536) c.update(plain.subarray(off, off + 65536));
+      c.final();
+      c.getAuthTag();
+    },
+    { unitsPerCall: size / 1e6, roundMs: 600 },
+  );
   rows.push({ suite: 'floor', name: 'raw AES-256-GCM (node), 10 MB in 64 KiB updates', rate: pieces, unit: 'MB/s' });
   const raw = Math.max(oneShot, pieces);
   const ck = deriveContentKey(newMessageKey(defaultGroup, rng), randomBytes(16), 65536);
   // As the streams use it: 64 KiB pieces in, sealed chunks out, no concatenation.
-  const streamed = await measure(() => {
-    const sealer = new StreamSealer(ck);
-    for (let off = 0; off < size; off += 65536) sealer.push(plain.subarray(off, off + 65536));
-    sealer.finish();
-  }, { unitsPerCall: size / 1e6, roundMs: 600 });
-  rows.push({ suite: 'crypto', name: 'content encryption (STREAM, 64 KiB chunks), 10 MB', rate: streamed, unit: 'MB/s', note: `${((streamed / raw) * 100).toFixed(0)}% of the faster raw AES-GCM floor (target >= 70%)` });
+  const streamed = await measure(
+    () => {
+      const sealer = new StreamSealer(ck);
+      for (let off = 0; off < size; off += 65536) sealer.push(plain.subarray(off, off + 65536));
+      sealer.finish();
+    },
+    { unitsPerCall: size / 1e6, roundMs: 600 },
+  );
+  rows.push({
+    suite: 'crypto',
+    name: 'content encryption (STREAM, 64 KiB chunks), 10 MB',
+    rate: streamed,
+    unit: 'MB/s',
+    note: `${((streamed / raw) * 100).toFixed(0)}% of the faster raw AES-GCM floor (target >= 70%)`,
+  });
   return rows;
 }

@@ -107,26 +107,30 @@ async function drive(port: number, from: string, to: string, next: () => Buffer 
   let failed = 0;
   const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, () => session(port)));
   const start = performance.now();
-  await Promise.all(sessions.map(async (c) => {
-    let alive = true;
-    c.on('error', () => { alive = false; });
-    try {
-      for (let msg = next(); msg !== undefined; msg = next()) {
-        const t0 = performance.now();
-        try {
-          if (!alive) throw new Error('session lost');
-          await sendOne(c, from, to, msg);
-          latencies.push(performance.now() - t0);
-        } catch {
-          failed++;
-          if (!alive) break;
-          await new Promise<void>((r) => c.reset(() => r()));
+  await Promise.all(
+    sessions.map(async (c) => {
+      let alive = true;
+      c.on('error', () => {
+        alive = false;
+      });
+      try {
+        for (let msg = next(); msg !== undefined; msg = next()) {
+          const t0 = performance.now();
+          try {
+            if (!alive) throw new Error('session lost');
+            await sendOne(c, from, to, msg);
+            latencies.push(performance.now() - t0);
+          } catch {
+            failed++;
+            if (!alive) break;
+            await new Promise<void>((r) => c.reset(() => r()));
+          }
         }
+      } finally {
+        c.quit();
       }
-    } finally {
-      c.quit();
-    }
-  }));
+    }),
+  );
   return summary(latencies, start, failed);
 }
 
@@ -141,25 +145,27 @@ async function drivePaced(port: number, from: string, to: string, messages: read
   let n = 0;
   const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, () => session(port)));
   const start = performance.now() + 50;
-  await Promise.all(sessions.map(async (c) => {
-    try {
-      while (n < messages.length) {
-        const i = n++;
-        const due = start + (i * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        try {
-          await sendOne(c, from, to, messages[i]!);
-          latencies.push(performance.now() - due);
-        } catch {
-          failed++;
-          await new Promise<void>((r) => c.reset(() => r()));
+  await Promise.all(
+    sessions.map(async (c) => {
+      try {
+        while (n < messages.length) {
+          const i = n++;
+          const due = start + (i * 1000) / rate;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          try {
+            await sendOne(c, from, to, messages[i]!);
+            latencies.push(performance.now() - due);
+          } catch {
+            failed++;
+            await new Promise<void>((r) => c.reset(() => r()));
+          }
         }
+      } finally {
+        c.quit();
       }
-    } finally {
-      c.quit();
-    }
-  }));
+    }),
+  );
   return summary(latencies, start, failed);
 }
 
@@ -169,7 +175,10 @@ type RelayKind = 'stock' | 'nodelay' | 'dkim';
 async function relay(base: string, sinkPort: number, kind: RelayKind, sink: MailboxStore): Promise<Run> {
   const port = await freePort();
   const dir = join(base, `relay-${kind}`);
-  const files: Record<string, string> = { host_list: 'b.example\n', 'smtp_forward.ini': `host=127.0.0.1\nport=${sinkPort}\nenable_tls=false\n` };
+  const files: Record<string, string> = {
+    host_list: 'b.example\n',
+    'smtp_forward.ini': `host=127.0.0.1\nport=${sinkPort}\nenable_tls=false\n`,
+  };
   let plugins = [...(kind === 'stock' ? [] : ['ssmax-nodelay']), 'rcpt_to.in_host_list', 'queue/smtp_forward'];
   if (kind === 'dkim') {
     // The way a Haraka administrator authenticates relayed mail today: the relay ACL marks the
@@ -178,8 +187,10 @@ async function relay(base: string, sinkPort: number, kind: RelayKind, sink: Mail
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
     plugins = ['ssmax-nodelay', 'relay', 'rcpt_to.in_host_list', 'dkim', 'queue/smtp_forward'];
     Object.assign(files, {
-      'relay.ini': '[relay]\nacl=true\n', relay_acl_allow: '127.0.0.1/32\n',
-      'dkim.ini': '[sign]\nenabled=true\nselector=bench\ndomain=a.example\n[verify]\nenabled=false\n', 'dkim.private.key': rsa,
+      'relay.ini': '[relay]\nacl=true\n',
+      relay_acl_allow: '127.0.0.1/32\n',
+      'dkim.ini': '[sign]\nenabled=true\nselector=bench\ndomain=a.example\n[verify]\nenabled=false\n',
+      'dkim.private.key': rsa,
       'smtp_forward.ini': `${files['smtp_forward.ini']}enable_outbound=true\n`,
     });
   }
@@ -188,12 +199,19 @@ async function relay(base: string, sinkPort: number, kind: RelayKind, sink: Mail
   try {
     let i = 0;
     progress(`plain relay, ${kind}: ${WARMUP} warm-up messages, then ${PLAIN_SECONDS} s measured`);
-    await drive(port, 'dave@a.example', 'bob@b.example', () => (i++ < WARMUP ? plainMessage('dave@a.example', 'bob@b.example', i) : undefined)); // warm-up
+    await drive(port, 'dave@a.example', 'bob@b.example', () =>
+      i++ < WARMUP ? plainMessage('dave@a.example', 'bob@b.example', i) : undefined,
+    ); // warm-up
     const end = performance.now() + PLAIN_SECONDS * 1000; // the measured window starts after the warm-up
-    const r = await watched([haraka.proc.pid, process.pid], () => drive(port, 'dave@a.example', 'bob@b.example', () => (performance.now() < end ? plainMessage('dave@a.example', 'bob@b.example', i++) : undefined)));
+    const r = await watched([haraka.proc.pid, process.pid], () =>
+      drive(port, 'dave@a.example', 'bob@b.example', () =>
+        performance.now() < end ? plainMessage('dave@a.example', 'bob@b.example', i++) : undefined,
+      ),
+    );
     if (kind === 'dkim') {
       const last = sink.for('bob@b.example').at(-1)?.raw.toString('latin1') ?? '';
-      if (!/^DKIM-Signature:[^]*?\bs=bench\b/m.test(last)) throw new Error(`the dkim relay did not sign (last message head: ${last.slice(0, 400)})\n${haraka.logs().slice(-2000)}`);
+      if (!/^DKIM-Signature:[^]*?\bs=bench\b/m.test(last))
+        throw new Error(`the dkim relay did not sign (last message head: ${last.slice(0, 400)})\n${haraka.logs().slice(-2000)}`);
     }
     return r;
   } finally {
@@ -204,7 +222,11 @@ async function relay(base: string, sinkPort: number, kind: RelayKind, sink: Mail
 /** The worker processes of a Haraka in cluster mode (children of its master), from /proc; empty elsewhere. */
 function childrenOf(pid: number | undefined): number[] {
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((x) => x !== '').map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x !== '')
+      .map(Number);
   } catch {
     return [];
   }
@@ -274,12 +296,17 @@ export async function measureGateway(full: boolean): Promise<{ rows: BenchRow[];
       await drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < stop ? sealed[k++] : undefined)); // warm-up: caches, JIT, keep-alive
       const end = k + SSMAX_MESSAGES;
       const harakaPids = nodes > 1 ? childrenOf(B.haraka.proc.pid) : [B.haraka.proc.pid];
-      const r = await watched([...harakaPids, B.keyd.proc.pid, process.pid], () => drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < end ? sealed[k++] : undefined)));
-      if (r.cpuUs && nodes > 1) r.cpuUs = [r.cpuUs.slice(0, harakaPids.length).reduce((a, b) => a + b, 0), ...r.cpuUs.slice(harakaPids.length)];
+      const r = await watched([...harakaPids, B.keyd.proc.pid, process.pid], () =>
+        drive(B.ports.smtp, 'dave@a.example', 'bob@b.example', () => (k < end ? sealed[k++] : undefined)),
+      );
+      if (r.cpuUs && nodes > 1)
+        r.cpuUs = [r.cpuUs.slice(0, harakaPids.length).reduce((a, b) => a + b, 0), ...r.cpuUs.slice(harakaPids.length)];
       return r;
     };
     const ssmax = await hop(1);
-    const paced = stock ? await drivePaced(B.ports.smtp, 'dave@a.example', 'bob@b.example', sealed.slice(k, k += pacedCount), stock.rate) : undefined;
+    const paced = stock
+      ? await drivePaced(B.ports.smtp, 'dave@a.example', 'bob@b.example', sealed.slice(k, (k += pacedCount)), stock.rate)
+      : undefined;
     // The same hop under Haraka's cluster mode: two worker processes on this 2-core machine.
     const smtpIni = join(B.harakaDir, 'config', 'smtp.ini');
     writeFileSync(smtpIni, readFileSync(smtpIni, 'utf8').replace(/^nodes=\d+$/m, 'nodes=2'));
@@ -289,23 +316,53 @@ export async function measureGateway(full: boolean): Promise<{ rows: BenchRow[];
     const failed = ssmax.failed + ssmax2.failed + (paced?.failed ?? 0);
     if (failed > 0) throw new Error(`${failed} SSMAX messages were refused during the benchmark:\n${B.haraka.logs().slice(-2000)}`);
 
-    const cpu = (r: Run, names: readonly string[]) => (r.cpuUs ? `; CPU/msg ${r.cpuUs.map((us, i) => `${names[i]} ${Math.round(us)} µs`).join(', ')}` : '');
+    const cpu = (r: Run, names: readonly string[]) =>
+      r.cpuUs ? `; CPU/msg ${r.cpuUs.map((us, i) => `${names[i]} ${Math.round(us)} µs`).join(', ')}` : '';
     const bench = 'load generator + mailbox store';
-    const line = (r: Run, names: readonly string[] = ['Haraka', 'keyd', bench]) => `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${cpu(r, names)}`;
-    if (stock) rows.push({ suite: 'gateway', name: 'plain relay, stock Haraka (no TCP_NODELAY), 5 KB, 16 conns', rate: stock.rate, unit: 'msg/s', note: line(stock, ['Haraka', bench]) });
-    rows.push({ suite: 'gateway', name: 'plain relay, Haraka with TCP_NODELAY, 5 KB, 16 conns', rate: nodelay.rate, unit: 'msg/s', note: line(nodelay, ['Haraka', bench]) });
-    rows.push({ suite: 'gateway/peer', name: 'relay signing with haraka-plugin-dkim (RSA-2048, relay ACL, TCP_NODELAY), 5 KB, 16 conns', rate: dkim.rate, unit: 'msg/s', note: line(dkim, ['Haraka', bench]) });
+    const line = (r: Run, names: readonly string[] = ['Haraka', 'keyd', bench]) =>
+      `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${cpu(r, names)}`;
+    if (stock)
+      rows.push({
+        suite: 'gateway',
+        name: 'plain relay, stock Haraka (no TCP_NODELAY), 5 KB, 16 conns',
+        rate: stock.rate,
+        unit: 'msg/s',
+        note: line(stock, ['Haraka', bench]),
+      });
     rows.push({
-      suite: 'gateway', name: 'SSMAX hop (chain verify, keyd re-encrypt, seal, deliver), nodes=1, 5 KB, 16 conns', rate: ssmax.rate, unit: 'msg/s',
+      suite: 'gateway',
+      name: 'plain relay, Haraka with TCP_NODELAY, 5 KB, 16 conns',
+      rate: nodelay.rate,
+      unit: 'msg/s',
+      note: line(nodelay, ['Haraka', bench]),
+    });
+    rows.push({
+      suite: 'gateway/peer',
+      name: 'relay signing with haraka-plugin-dkim (RSA-2048, relay ACL, TCP_NODELAY), 5 KB, 16 conns',
+      rate: dkim.rate,
+      unit: 'msg/s',
+      note: line(dkim, ['Haraka', bench]),
+    });
+    rows.push({
+      suite: 'gateway',
+      name: 'SSMAX hop (chain verify, keyd re-encrypt, seal, deliver), nodes=1, 5 KB, 16 conns',
+      rate: ssmax.rate,
+      unit: 'msg/s',
       note: `${line(ssmax)}; ${(ssmax.rate / nodelay.rate).toFixed(2)}x nodelay relay, ${(ssmax.rate / dkim.rate).toFixed(2)}x dkim relay`,
     });
     rows.push({
-      suite: 'gateway', name: 'SSMAX hop, Haraka cluster nodes=2, 5 KB, 16 conns', rate: ssmax2.rate, unit: 'msg/s',
+      suite: 'gateway',
+      name: 'SSMAX hop, Haraka cluster nodes=2, 5 KB, 16 conns',
+      rate: ssmax2.rate,
+      unit: 'msg/s',
       note: `${line(ssmax2, ['Haraka workers', 'keyd', bench])}; ${(ssmax2.rate / ssmax.rate).toFixed(2)}x nodes=1`,
     });
     if (stock && paced) {
       rows.push({
-        suite: 'gateway', name: `SSMAX hop, load offered at stock Haraka's rate (${Math.round(stock.rate)} msg/s), 16 conns`, rate: paced.rate, unit: 'msg/s',
+        suite: 'gateway',
+        name: `SSMAX hop, load offered at stock Haraka's rate (${Math.round(stock.rate)} msg/s), 16 conns`,
+        rate: paced.rate,
+        unit: 'msg/s',
         note: `${line(paced)} (from when each message was due)`,
       });
     }

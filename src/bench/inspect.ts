@@ -21,8 +21,17 @@ import { certificateRef } from '../chain/certificate-lookup';
 import { seal } from '../chain/seal';
 import { verifyChain } from '../chain/verify-chain';
 import {
-  answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, generateEncryptionKeyPair, generateP256KeyPair, defaultGroup,
-  keyIdOf, systemRng, transformBlinded, unblindReencryption,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  generateEncryptionKeyPair,
+  generateP256KeyPair,
+  defaultGroup,
+  keyIdOf,
+  systemRng,
+  transformBlinded,
+  unblindReencryption,
 } from '../crypto';
 import { freePort } from '../demo/haraka';
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
@@ -37,7 +46,9 @@ const g = defaultGroup;
 function message(bytes: number): Buffer {
   const text = 'Quarterly figures as agreed; the attachment has the details. Reply by Friday.\r\n'.repeat(30);
   const html = `<html><body>${'<p>Quarterly figures as <b>agreed</b>; the attachment has the <i>details</i>. Reply by Friday.</p>\r\n'.repeat(30)}</body></html>`;
-  const attachment = Buffer.alloc(Math.max(0, bytes - 9000), 7).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const attachment = Buffer.alloc(Math.max(0, bytes - 9000), 7)
+    .toString('base64')
+    .replace(/.{76}/g, '$&\r\n');
   return Buffer.from(
     'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: figures\r\nMessage-ID: <b@a.example>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="q"\r\n\r\n' +
       `--q\r\nContent-Type: multipart/alternative; boundary="alt"\r\n\r\n--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${text}\r\n--alt\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n--alt--\r\n` +
@@ -57,16 +68,38 @@ export async function run(): Promise<BenchRow[]> {
     const peerId = keyIdOf(g, peer.publicKey);
     const sealerA = { keys: generateP256KeyPair(), certRef: certificateRef(Buffer.from('bench a.example')) };
     const sealerB = { keys: generateP256KeyPair(), certRef: certificateRef(Buffer.from('bench b.example')) };
-    const lookup = (r: { certRef: string }) => (r.certRef === sealerA.certRef ? { publicKey: sealerA.keys.publicKey, domain: 'a.example' } : undefined);
+    const lookup = (r: { certRef: string }) =>
+      r.certRef === sealerA.certRef ? { publicKey: sealerA.keys.publicKey, domain: 'a.example' } : undefined;
     const now = () => Date.now();
-    const rules = parseDlpRules(parseIni(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>);
-    const av = { client: new ClamdClient({ host: '127.0.0.1', port, maxConnections: 4 }), onInfected: 'reject' as const, onUnavailable: 'tempfail' as const };
+    const rules = parseDlpRules(
+      parseIni(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>,
+    );
+    const av = {
+      client: new ClamdClient({ host: '127.0.0.1', port, maxConnections: 4 }),
+      onInfected: 'reject' as const,
+      onUnavailable: 'tempfail' as const,
+    };
 
-    for (const [label, size] of [['5 KB', 5 * 1024], ['5 MB', 5 * 1024 * 1024]] as const) {
+    for (const [label, size] of [
+      ['5 KB', 5 * 1024],
+      ['5 MB', 5 * 1024 * 1024],
+    ] as const) {
       const plain = message(size);
       // as it arrives: encrypted to b.example's org key and sealed by a.example (i=1, with a tracking token)
       const encrypted = await collect(encryptMessage(plain, [orgR], { group: g, rng: systemRng }));
-      const enc = Buffer.from((await seal(encrypted, { domain: 'a.example', certRef: sealerA.certRef, privateKey: sealerA.keys.privateKey, now, verdicts: [{ name: 'dlp', result: 'pass' }], trackingToken: systemRng(64), chain: await verifyChain(encrypted, { now, lookup }) })).message);
+      const enc = Buffer.from(
+        (
+          await seal(encrypted, {
+            domain: 'a.example',
+            certRef: sealerA.certRef,
+            privateKey: sealerA.keys.privateKey,
+            now,
+            verdicts: [{ name: 'dlp', result: 'pass' }],
+            trackingToken: systemRng(64),
+            chain: await verifyChain(encrypted, { now, lookup }),
+          })
+        ).message,
+      );
       const [capsule] = await listCapsules(enc);
       const opts = size > 100000 ? { roundMs: 1500, rounds: 3 } : {};
       const plaintextOf = async () => {
@@ -83,7 +116,14 @@ export async function run(): Promise<BenchRow[]> {
         const t = transformBlinded(g, org.privateKey, b.request, peer.publicKey, systemRng);
         const moved = await collect(replaceCapsules(enc, [unblindReencryption(g, b.blinding, t, { keyId: peerId })]));
         // a copy differs from the arrival only in its capsule, which the earlier seal does not cover (as local-copies.ts seals it)
-        await seal(moved, { domain: 'b.example', certRef: sealerB.certRef, privateKey: sealerB.keys.privateKey, now, verdicts: [{ name: 'e2e', result: 'pass' }], chain: arrived });
+        await seal(moved, {
+          domain: 'b.example',
+          certRef: sealerB.certRef,
+          privateKey: sealerB.keys.privateKey,
+          now,
+          verdicts: [{ name: 'e2e', result: 'pass' }],
+          chain: arrived,
+        });
       }, opts);
       const dlp = await measure(async () => {
         const r = await inspectOutbound(await plaintextOf(), { rules });
@@ -95,9 +135,27 @@ export async function run(): Promise<BenchRow[]> {
       }, opts);
       const ms = (rate: number) => (1000 / rate).toFixed(size > 100000 ? 0 : 2);
       const mb = (rate: number) => ((rate * plain.length) / 1e6).toFixed(1);
-      rows.push({ suite: 'inspect', name: `${label}: hop without inspection (verify the sealed chain, re-encrypt, seal)`, rate: hop, unit: 'msg/s', note: `${ms(hop)} ms/msg; baseline` });
-      rows.push({ suite: 'inspect', name: `${label}: DLP step (blinded decryption + proof, decrypt, rules)`, rate: dlp, unit: 'msg/s', note: `adds ${ms(dlp)} ms/msg (${(hop / dlp).toFixed(2)}x the hop); ${mb(dlp)} MB/s` });
-      rows.push({ suite: 'inspect', name: `${label}: AV step (blinded decryption + proof, decrypt, clamd)`, rate: avRate, unit: 'msg/s', note: `adds ${ms(avRate)} ms/msg (${(hop / avRate).toFixed(2)}x the hop); ${mb(avRate)} MB/s` });
+      rows.push({
+        suite: 'inspect',
+        name: `${label}: hop without inspection (verify the sealed chain, re-encrypt, seal)`,
+        rate: hop,
+        unit: 'msg/s',
+        note: `${ms(hop)} ms/msg; baseline`,
+      });
+      rows.push({
+        suite: 'inspect',
+        name: `${label}: DLP step (blinded decryption + proof, decrypt, rules)`,
+        rate: dlp,
+        unit: 'msg/s',
+        note: `adds ${ms(dlp)} ms/msg (${(hop / dlp).toFixed(2)}x the hop); ${mb(dlp)} MB/s`,
+      });
+      rows.push({
+        suite: 'inspect',
+        name: `${label}: AV step (blinded decryption + proof, decrypt, clamd)`,
+        rate: avRate,
+        unit: 'msg/s',
+        note: `adds ${ms(avRate)} ms/msg (${(hop / avRate).toFixed(2)}x the hop); ${mb(avRate)} MB/s`,
+      });
     }
   } finally {
     await clamd.stop();

@@ -10,7 +10,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  type Group, answerBlindedDecryption, blindForDecryption, blindForReencryption, encapsulate, defaultGroup, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
+  type Group,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  encapsulate,
+  defaultGroup,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
   transformBlinded,
 } from '../crypto';
 import { provisionOrg } from '../demo/provision';
@@ -29,7 +38,11 @@ function startKeyd(configFile: string, backend: string): Promise<{ proc: ChildPr
   return new Promise((resolve, reject) => {
     // SSMAX_BENCH_KEYD_NODE_ARGS: node flags for the keyd process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
     const nodeArgs = (process.env.SSMAX_BENCH_KEYD_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-    const proc = spawn(process.execPath, [...nodeArgs, join(__dirname, '..', '..', 'bin', 'ssmax'), 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SSMAX_CRYPTO_BACKEND: backend } });
+    const proc = spawn(
+      process.execPath,
+      [...nodeArgs, join(__dirname, '..', '..', 'bin', 'ssmax'), 'keyd', 'run', '--config', configFile],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SSMAX_CRYPTO_BACKEND: backend } },
+    );
     let out = '';
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
@@ -40,29 +53,44 @@ function startKeyd(configFile: string, backend: string): Promise<{ proc: ChildPr
   });
 }
 
-export interface LoadResult { rate: number; p50: number; p99: number; keydCpuUs?: number; keydBusy?: number }
+export interface LoadResult {
+  rate: number;
+  p50: number;
+  p99: number;
+  keydCpuUs?: number;
+  keydBusy?: number;
+}
 
 async function load(call: () => Promise<unknown>, concurrency: number, keydPid?: number): Promise<LoadResult> {
   // Warm-up at the measured concurrency (discarded): connections, JIT, the store's first growth
   // under this write rate — start-up transients, not keyd's steady state.
   const warm = performance.now() + WARMUP_SECONDS * 1000;
-  await Promise.all(Array.from({ length: concurrency }, async () => { while (performance.now() < warm) await call(); }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < warm) await call();
+    }),
+  );
   const latencies: number[] = [];
   const end = performance.now() + SECONDS * 1000;
   const start = performance.now();
   const cpu0 = cpuSeconds(keydPid);
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      const t = performance.now();
-      await call();
-      latencies.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        await call();
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
   const elapsed = (performance.now() - start) / 1000;
   const cpu1 = cpuSeconds(keydPid);
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
-  const cpu = cpu0 !== undefined && cpu1 !== undefined ? { keydCpuUs: ((cpu1 - cpu0) / latencies.length) * 1e6, keydBusy: (cpu1 - cpu0) / elapsed } : {};
+  const cpu =
+    cpu0 !== undefined && cpu1 !== undefined
+      ? { keydCpuUs: ((cpu1 - cpu0) / latencies.length) * 1e6, keydBusy: (cpu1 - cpu0) / elapsed }
+      : {};
   return { rate: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99), ...cpu };
 }
 
@@ -82,9 +110,17 @@ export async function run(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const g of backends) rows.push(...(await measureKeyd(g, true)).rows);
   const umbral = await umbralReencrypt();
-  rows.push('missing' in umbral
-    ? { suite: 'keyd/peer', name: 'Umbral reencrypt in process', rate: 0, unit: 'ops/s', note: `not measured: ${umbral.missing}` }
-    : { suite: 'keyd/peer', name: `Umbral reencrypt in process (@nucypher/umbral-pre ${umbral.version}, WebAssembly)`, rate: umbral.rate, unit: 'ops/s', note: `${(1e6 / umbral.rate).toFixed(0)} µs/op; the proxy re-encryption a user would pick instead` });
+  rows.push(
+    'missing' in umbral
+      ? { suite: 'keyd/peer', name: 'Umbral reencrypt in process', rate: 0, unit: 'ops/s', note: `not measured: ${umbral.missing}` }
+      : {
+          suite: 'keyd/peer',
+          name: `Umbral reencrypt in process (@nucypher/umbral-pre ${umbral.version}, WebAssembly)`,
+          rate: umbral.rate,
+          unit: 'ops/s',
+          note: `${(1e6 / umbral.rate).toFixed(0)} µs/op; the proxy re-encryption a user would pick instead`,
+        },
+  );
   return rows;
 }
 
@@ -105,10 +141,23 @@ export async function measureKeyd(g: Group, full: boolean): Promise<{ rows: Benc
   const { proc, port } = await startKeyd(fx.configFile, g.name);
   const rows: BenchRow[] = [];
   try {
-    const client = (creds: { cert: string; key: string }) => new KeydClient({ url: `https://127.0.0.1:${port}`, servername: `keyd.${fx.domain}`, cert: creds.cert, key: creds.key, ca: fx.caPem, maxSockets: 16 });
+    const client = (creds: { cert: string; key: string }) =>
+      new KeydClient({
+        url: `https://127.0.0.1:${port}`,
+        servername: `keyd.${fx.domain}`,
+        cert: creds.cert,
+        key: creds.key,
+        ca: fx.caPem,
+        maxSockets: 16,
+      });
     const admin = client(fx.clients.admin);
     const bob = generateEncryptionKeyPair(g, systemRng);
-    await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex') });
+    await admin.call('POST', '/v1/registry/users', {
+      address: 'bob@a.example',
+      code: 'U-1',
+      identityRef: 'EMP-1',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+    });
     const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
     admin.close();
     const orgPub = new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex'));
@@ -125,8 +174,21 @@ export async function measureKeyd(g: Group, full: boolean): Promise<{ rows: Benc
     const inReenc = await measure(() => transformBlinded(g, key.privateKey, re, bobPub, systemRng));
     const inDec = full ? await measure(() => answerBlindedDecryption(g, key.privateKey, key.publicKeyUncompressed, de, systemRng)) : 0;
     await parts.store.close();
-    rows.push({ suite, name: 're-encryption, key-service half in process', rate: inReenc, unit: 'ops/s', note: `baseline; ${(1e6 / inReenc).toFixed(0)} µs/op` });
-    if (full) rows.push({ suite, name: 'blinded decryption + proof, key-service half in process', rate: inDec, unit: 'ops/s', note: `baseline; ${(1e6 / inDec).toFixed(0)} µs/op` });
+    rows.push({
+      suite,
+      name: 're-encryption, key-service half in process',
+      rate: inReenc,
+      unit: 'ops/s',
+      note: `baseline; ${(1e6 / inReenc).toFixed(0)} µs/op`,
+    });
+    if (full)
+      rows.push({
+        suite,
+        name: 'blinded decryption + proof, key-service half in process',
+        rate: inDec,
+        unit: 'ops/s',
+        note: `baseline; ${(1e6 / inDec).toFixed(0)} µs/op`,
+      });
 
     const gw = client(fx.clients.gateway);
     const ins = client(fx.clients.inspector);
@@ -134,20 +196,44 @@ export async function measureKeyd(g: Group, full: boolean): Promise<{ rows: Benc
     for (const c of full ? [1, 16] : [16]) {
       const r = await load(() => gw.call('POST', '/v1/reencrypt', reBody), c, proc.pid);
       if (c === 16) single16 = r;
-      rows.push({ suite, name: `re-encryption over HTTPS mTLS, concurrency ${c}, one request each`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inReenc) * 100).toFixed(0)}% of in-process${cpuNote(r)}` });
+      rows.push({
+        suite,
+        name: `re-encryption over HTTPS mTLS, concurrency ${c}, one request each`,
+        rate: r.rate,
+        unit: 'ops/s',
+        note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inReenc) * 100).toFixed(0)}% of in-process${cpuNote(r)}`,
+      });
     }
     // The gateway's own client: operations in flight together travel in one batch.
     const batcher = new KeydBatcher(gw);
     const batched16 = await load(() => batcher.call('reencrypt', reBody), 16, proc.pid);
-    rows.push({ suite, name: 're-encryption over HTTPS mTLS, 16 in flight, gateway client (coalesced)', rate: batched16.rate, unit: 'ops/s', note: `p50 ${batched16.p50.toFixed(1)} ms, p99 ${batched16.p99.toFixed(1)} ms; ${((batched16.rate / inReenc) * 100).toFixed(0)}% of in-process${cpuNote(batched16)}` });
+    rows.push({
+      suite,
+      name: 're-encryption over HTTPS mTLS, 16 in flight, gateway client (coalesced)',
+      rate: batched16.rate,
+      unit: 'ops/s',
+      note: `p50 ${batched16.p50.toFixed(1)} ms, p99 ${batched16.p99.toFixed(1)} ms; ${((batched16.rate / inReenc) * 100).toFixed(0)}% of in-process${cpuNote(batched16)}`,
+    });
     if (full) {
       for (const c of [1, 16]) {
         const r = await load(() => ins.call('POST', '/v1/decrypt', deBody), c, proc.pid);
-        rows.push({ suite, name: `blinded decryption over HTTPS mTLS, concurrency ${c}, one request each`, rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${cpuNote(r)}` });
+        rows.push({
+          suite,
+          name: `blinded decryption over HTTPS mTLS, concurrency ${c}, one request each`,
+          rate: r.rate,
+          unit: 'ops/s',
+          note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${cpuNote(r)}`,
+        });
       }
       const insBatcher = new KeydBatcher(ins);
       const r = await load(() => insBatcher.call('decrypt', deBody), 16, proc.pid);
-      rows.push({ suite, name: 'blinded decryption over HTTPS mTLS, 16 in flight, gateway client (coalesced)', rate: r.rate, unit: 'ops/s', note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${cpuNote(r)}` });
+      rows.push({
+        suite,
+        name: 'blinded decryption over HTTPS mTLS, 16 in flight, gateway client (coalesced)',
+        rate: r.rate,
+        unit: 'ops/s',
+        note: `p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms; ${((r.rate / inDec) * 100).toFixed(0)}% of in-process${cpuNote(r)}`,
+      });
     }
     gw.close();
     ins.close();

@@ -45,7 +45,9 @@ function progress(line: string): void {
 
 function message(i: number, to: string): Buffer {
   const body = 'The quarterly figures are attached as agreed; please review them before Friday.\r\n'.repeat(60);
-  return Buffer.from(`From: alice@a.example\r\nTo: ${to}\r\nSubject: list bench ${i}\r\nMessage-ID: <list-bench-${i}-${Date.now()}@a.example>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body}`);
+  return Buffer.from(
+    `From: alice@a.example\r\nTo: ${to}\r\nSubject: list bench ${i}\r\nMessage-ID: <list-bench-${i}-${Date.now()}@a.example>\r\nDate: ${new Date().toUTCString()}\r\n\r\n${body}`,
+  );
 }
 
 /** Counts the keyd requests the gateway steps make (every HTTPS call of its keyd clients). */
@@ -56,9 +58,17 @@ function countKeyd(deps: GatewayDeps): { readonly count: () => number; readonly 
     const client = ops[name];
     if (!client) continue;
     const call = client.call.bind(client);
-    client.call = (...a: unknown[]) => { n++; return call(...a); };
+    client.call = (...a: unknown[]) => {
+      n++;
+      return call(...a);
+    };
   }
-  return { count: () => n, reset: () => { n = 0; } };
+  return {
+    count: () => n,
+    reset: () => {
+      n = 0;
+    },
+  };
 }
 
 /** Peer organisations as PKI only: bundle-shaped entries whose certificates validate to `root`. */
@@ -66,14 +76,37 @@ function peerEntries(root: Parameters<typeof createOrgCa>[0], rootCrl: string, d
   const now = Date.now();
   const out = new Map<string, PeerEntry>();
   for (const domain of domains) {
-    const ca = createOrgCa(root, { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY), domains: [domain], organisation: `Org ${domain}`, privateKey: generateP256KeyPair().privateKey });
+    const ca = createOrgCa(root, {
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 365 * DAY),
+      domains: [domain],
+      organisation: `Org ${domain}`,
+      privateKey: generateP256KeyPair().privateKey,
+    });
     const key = generateEncryptionKeyPair(defaultGroup, systemRng);
-    const cert = issueEncryptionKeyCertificate(ca, { domain, version: 1, publicKey: key.publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 90 * DAY) });
+    const cert = issueEncryptionKeyCertificate(ca, {
+      domain,
+      version: 1,
+      publicKey: key.publicKey,
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 90 * DAY),
+    });
     const crl = createCrl(ca, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * DAY), crlNumber: 1 });
     const currentKey = { keyId: `${domain}:v1`, version: 1, state: 'current', publicKey: key.publicKey, certificate: cert.pem };
     out.set(domain, {
-      domain, serial: 1, id: domain, expires: new Date(now + DAY), currentKey, keys: [currentKey], orgCaChain: [ca.certificate.pem], crls: [crl.pem, rootCrl],
-      sealingCertificate: () => undefined, abuseContact: `abuse@${domain}`, inboundPolicy: {} as PeerEntry['inboundPolicy'], issued: new Date(now), url: `https://ssmax.${domain}/`,
+      domain,
+      serial: 1,
+      id: domain,
+      expires: new Date(now + DAY),
+      currentKey,
+      keys: [currentKey],
+      orgCaChain: [ca.certificate.pem],
+      crls: [crl.pem, rootCrl],
+      sealingCertificate: () => undefined,
+      abuseContact: `abuse@${domain}`,
+      inboundPolicy: {} as PeerEntry['inboundPolicy'],
+      issued: new Date(now),
+      url: `https://ssmax.${domain}/`,
     });
   }
   return out;
@@ -81,7 +114,9 @@ function peerEntries(root: Parameters<typeof createOrgCa>[0], rootCrl: string, d
 
 export async function run(): Promise<BenchRow[]> {
   const base = mkdtempSync(join(tmpdir(), 'ssmax-bench-lists-'));
-  const net = await startNetwork(base, [{ domain: 'a.example', users: [{ address: 'alice@a.example', client: 'plain', password: 'pw-alice' }] }]);
+  const net = await startNetwork(base, [
+    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'plain', password: 'pw-alice' }] },
+  ]);
   const rows: BenchRow[] = [];
   try {
     const A = net.org('a.example');
@@ -94,7 +129,12 @@ export async function run(): Promise<BenchRow[]> {
       for (let i = 0; i < local; i++) {
         const address = `m${i}@a.example`;
         const key = generateEncryptionKeyPair(defaultGroup, systemRng);
-        await admin.call('POST', '/v1/registry/users', { address, code: `M-${i}`, identityRef: `EMP-M-${i}`, encryptionPublicKey: Buffer.from(key.publicKey).toString('hex') });
+        await admin.call('POST', '/v1/registry/users', {
+          address,
+          code: `M-${i}`,
+          identityRef: `EMP-M-${i}`,
+          encryptionPublicKey: Buffer.from(key.publicKey).toString('hex'),
+        });
         members.push(address);
       }
       for (let i = 0; i < MEMBERS - local; i++) members.push(`r${i}@${peerDomains[i % PEERS]}`);
@@ -113,7 +153,8 @@ export async function run(): Promise<BenchRow[]> {
       // SSMAX client mode: each message encrypted to a.example's key beforehand, as a client sends it
       const { current } = await deps.keyd.orgKeys();
       const orgKey = { keyId: current, publicKey: await deps.keyd.certifiedKey(current) };
-      const encrypted = (i: number, to: string) => collect(encryptMessage(message(i, to), [orgKey], { group: defaultGroup, rng: systemRng }));
+      const encrypted = (i: number, to: string) =>
+        collect(encryptMessage(message(i, to), [orgKey], { group: defaultGroup, rng: systemRng }));
       const keyd = countKeyd(deps);
       // warm-up: connections, caches, JIT
       await submit(deps, await encrypted(0, 'all@a.example'), ['all@a.example']);
@@ -135,7 +176,11 @@ export async function run(): Promise<BenchRow[]> {
         t0 = performance.now();
         // 16 at a time, as the list's copies are made (and as the gateway's hop runs over 16 connections)
         let next = 0;
-        await Promise.all(Array.from({ length: 16 }, async () => { while (next < ready.length) await submit(deps, ready[next++]!, [to]); }));
+        await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            while (next < ready.length) await submit(deps, ready[next++]!, [to]);
+          }),
+        );
         return { rate: SINGLES / ((performance.now() - t0) / 1000), ops: keyd.count() / SINGLES };
       };
       progress(`${SINGLES} single-recipient messages to a peer recipient, then to a local user`);
@@ -144,11 +189,26 @@ export async function run(): Promise<BenchRow[]> {
 
       const copyRate = copies / listSeconds;
       rows.push({
-        suite: 'lists', name: `list post, ${MEMBERS} members (${local} local SSMAX, ${MEMBERS - local} in ${PEERS} peer domains), 16 copies at a time, in process`, rate: copyRate, unit: 'copies/s',
+        suite: 'lists',
+        name: `list post, ${MEMBERS} members (${local} local SSMAX, ${MEMBERS - local} in ${PEERS} peer domains), 16 copies at a time, in process`,
+        rate: copyRate,
+        unit: 'copies/s',
         note: `${(listOps / copies).toFixed(2)} keyd requests per member copy (each copy one re-encryption at keyd, batched); ${(listSeconds / POSTS).toFixed(2)} s per post; a member copy costs ${(peerHop.rate / copyRate).toFixed(2)}x a single-recipient peer hop (target <= 0.5x)`,
       });
-      rows.push({ suite: 'lists', name: 'single-recipient hop: SSMAX client message to one peer recipient (keyd re-encrypt, seal), 16 at a time, in process', rate: peerHop.rate, unit: 'msg/s', note: `${peerHop.ops.toFixed(2)} keyd requests per message (token, re-encryption)` });
-      rows.push({ suite: 'lists', name: 'single-recipient hop: SSMAX client message to one local SSMAX user (keyd re-encrypt, seal), 16 at a time, in process', rate: localHop.rate, unit: 'msg/s', note: `${localHop.ops.toFixed(2)} keyd requests per message` });
+      rows.push({
+        suite: 'lists',
+        name: 'single-recipient hop: SSMAX client message to one peer recipient (keyd re-encrypt, seal), 16 at a time, in process',
+        rate: peerHop.rate,
+        unit: 'msg/s',
+        note: `${peerHop.ops.toFixed(2)} keyd requests per message (token, re-encryption)`,
+      });
+      rows.push({
+        suite: 'lists',
+        name: 'single-recipient hop: SSMAX client message to one local SSMAX user (keyd re-encrypt, seal), 16 at a time, in process',
+        rate: localHop.rate,
+        unit: 'msg/s',
+        note: `${localHop.ops.toFixed(2)} keyd requests per message`,
+      });
     } finally {
       await gw.close();
     }

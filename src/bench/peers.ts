@@ -15,7 +15,9 @@ export async function umbralReencrypt(): Promise<{ rate: number; version: string
   let version: string;
   try {
     umbral = await import('@nucypher/umbral-pre');
-    version = (JSON.parse(readFileSync(join(require.resolve('@nucypher/umbral-pre'), '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    version = (
+      JSON.parse(readFileSync(join(require.resolve('@nucypher/umbral-pre'), '..', '..', 'package.json'), 'utf8')) as { version: string }
+    ).version;
   } catch (err) {
     return { missing: `@nucypher/umbral-pre not loadable: ${(err as Error).message.split('\n')[0]}` };
   }

@@ -25,23 +25,67 @@ const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f1 = (n: number) => n.toFixed(1);
 
 const RATIOS: readonly Ratio[] = [
-  { name: 'keyd over mTLS, 16 in flight (gateway client, coalesced) ÷ in-process key-service half', target: '>= 0.8', of: (k) => ({ value: k.batched16.rate / k.inProcess, from: `${f0(k.batched16.rate)} vs ${f0(k.inProcess)}/s` }) },
-  { name: 'keyd over mTLS, 16 in flight, one request each ÷ in-process key-service half', target: 'for comparison', of: (k) => ({ value: k.single16.rate / k.inProcess, from: `${f0(k.single16.rate)} vs ${f0(k.inProcess)}/s` }) },
   {
-    name: 'keyd server CPU per operation (coalesced) ÷ crypto half per operation', target: '<= 1.4',
-    of: (k) => (k.batched16.keydCpuUs === undefined ? undefined : { value: k.batched16.keydCpuUs / (1e6 / k.inProcess), from: `${f0(k.batched16.keydCpuUs)} vs ${f0(1e6 / k.inProcess)} µs` }),
+    name: 'keyd over mTLS, 16 in flight (gateway client, coalesced) ÷ in-process key-service half',
+    target: '>= 0.8',
+    of: (k) => ({ value: k.batched16.rate / k.inProcess, from: `${f0(k.batched16.rate)} vs ${f0(k.inProcess)}/s` }),
   },
   {
-    name: 'keyd server CPU per operation, one request each ÷ crypto half per operation', target: 'for comparison',
-    of: (k) => (k.single16.keydCpuUs === undefined ? undefined : { value: k.single16.keydCpuUs / (1e6 / k.inProcess), from: `${f0(k.single16.keydCpuUs)} vs ${f0(1e6 / k.inProcess)} µs` }),
+    name: 'keyd over mTLS, 16 in flight, one request each ÷ in-process key-service half',
+    target: 'for comparison',
+    of: (k) => ({ value: k.single16.rate / k.inProcess, from: `${f0(k.single16.rate)} vs ${f0(k.inProcess)}/s` }),
   },
-  { name: 'keyd p99 ÷ p50 at 16 in flight (coalesced)', target: '<= 1.5', of: (k) => ({ value: k.batched16.p99 / k.batched16.p50, from: `${f1(k.batched16.p99)} vs ${f1(k.batched16.p50)} ms` }) },
-  { name: 'keyd p99 ÷ p50 at 16 in flight, one request each', target: 'for comparison', of: (k) => ({ value: k.single16.p99 / k.single16.p50, from: `${f1(k.single16.p99)} vs ${f1(k.single16.p50)} ms` }) },
-  { name: 'keyd over mTLS, 16 in flight (coalesced) ÷ Umbral reencrypt in process', target: '>= 4', of: (k, u) => (u === undefined ? undefined : { value: k.batched16.rate / u, from: `${f0(k.batched16.rate)} vs ${f0(u)}/s` }) },
-  { name: 'SSMAX hop ÷ Haraka relay with TCP_NODELAY', target: '>= 0.8', of: (_k, _u, g) => ({ value: g.ssmax.rate / g.nodelay.rate, from: `${f0(g.ssmax.rate)} vs ${f0(g.nodelay.rate)} msg/s` }) },
-  { name: 'SSMAX hop ÷ Haraka relay signing with haraka-plugin-dkim (TCP_NODELAY, relaying)', target: '>= 1.6', of: (_k, _u, g) => ({ value: g.ssmax.rate / g.dkim.rate, from: `${f0(g.ssmax.rate)} vs ${f0(g.dkim.rate)} msg/s` }) },
-  { name: 'SSMAX hop p99 ÷ TCP_NODELAY relay p99', target: '<= 1.2', of: (_k, _u, g) => ({ value: g.ssmax.p99 / g.nodelay.p99, from: `${f1(g.ssmax.p99)} vs ${f1(g.nodelay.p99)} ms` }) },
-  { name: 'SSMAX hop, nodes=2 ÷ nodes=1', target: 'report', of: (_k, _u, g) => ({ value: g.ssmax2.rate / g.ssmax.rate, from: `${f0(g.ssmax2.rate)} vs ${f0(g.ssmax.rate)} msg/s` }) },
+  {
+    name: 'keyd server CPU per operation (coalesced) ÷ crypto half per operation',
+    target: '<= 1.4',
+    of: (k) =>
+      k.batched16.keydCpuUs === undefined
+        ? undefined
+        : { value: k.batched16.keydCpuUs / (1e6 / k.inProcess), from: `${f0(k.batched16.keydCpuUs)} vs ${f0(1e6 / k.inProcess)} µs` },
+  },
+  {
+    name: 'keyd server CPU per operation, one request each ÷ crypto half per operation',
+    target: 'for comparison',
+    of: (k) =>
+      k.single16.keydCpuUs === undefined
+        ? undefined
+        : { value: k.single16.keydCpuUs / (1e6 / k.inProcess), from: `${f0(k.single16.keydCpuUs)} vs ${f0(1e6 / k.inProcess)} µs` },
+  },
+  {
+    name: 'keyd p99 ÷ p50 at 16 in flight (coalesced)',
+    target: '<= 1.5',
+    of: (k) => ({ value: k.batched16.p99 / k.batched16.p50, from: `${f1(k.batched16.p99)} vs ${f1(k.batched16.p50)} ms` }),
+  },
+  {
+    name: 'keyd p99 ÷ p50 at 16 in flight, one request each',
+    target: 'for comparison',
+    of: (k) => ({ value: k.single16.p99 / k.single16.p50, from: `${f1(k.single16.p99)} vs ${f1(k.single16.p50)} ms` }),
+  },
+  {
+    name: 'keyd over mTLS, 16 in flight (coalesced) ÷ Umbral reencrypt in process',
+    target: '>= 4',
+    of: (k, u) => (u === undefined ? undefined : { value: k.batched16.rate / u, from: `${f0(k.batched16.rate)} vs ${f0(u)}/s` }),
+  },
+  {
+    name: 'SSMAX hop ÷ Haraka relay with TCP_NODELAY',
+    target: '>= 0.8',
+    of: (_k, _u, g) => ({ value: g.ssmax.rate / g.nodelay.rate, from: `${f0(g.ssmax.rate)} vs ${f0(g.nodelay.rate)} msg/s` }),
+  },
+  {
+    name: 'SSMAX hop ÷ Haraka relay signing with haraka-plugin-dkim (TCP_NODELAY, relaying)',
+    target: '>= 1.6',
+    of: (_k, _u, g) => ({ value: g.ssmax.rate / g.dkim.rate, from: `${f0(g.ssmax.rate)} vs ${f0(g.dkim.rate)} msg/s` }),
+  },
+  {
+    name: 'SSMAX hop p99 ÷ TCP_NODELAY relay p99',
+    target: '<= 1.2',
+    of: (_k, _u, g) => ({ value: g.ssmax.p99 / g.nodelay.p99, from: `${f1(g.ssmax.p99)} vs ${f1(g.nodelay.p99)} ms` }),
+  },
+  {
+    name: 'SSMAX hop, nodes=2 ÷ nodes=1',
+    target: 'report',
+    of: (_k, _u, g) => ({ value: g.ssmax2.rate / g.ssmax.rate, from: `${f0(g.ssmax2.rate)} vs ${f0(g.ssmax.rate)} msg/s` }),
+  },
 ];
 
 /** Per-message and per-operation CPU costs behind the ratios (docs/scaling.md), median of the runs. */
@@ -83,14 +127,24 @@ export async function run(): Promise<BenchRow[]> {
   const costRows: BenchRow[] = COSTS.map((c, j) => {
     const vs = [...costs[j]!].sort((a, b) => a - b);
     if (vs.length === 0) return { suite: 'ratios/cost', name: c.name, rate: 0, unit: 'µs', note: 'not measured (no /proc here)' };
-    return { suite: 'ratios/cost', name: c.name, rate: vs[Math.floor((vs.length - 1) / 2)]!, unit: 'µs', note: `min ${f0(vs[0]!)} / max ${f0(vs.at(-1)!)} over ${vs.length} runs` };
+    return {
+      suite: 'ratios/cost',
+      name: c.name,
+      rate: vs[Math.floor((vs.length - 1) / 2)]!,
+      unit: 'µs',
+      note: `min ${f0(vs[0]!)} / max ${f0(vs.at(-1)!)} over ${vs.length} runs`,
+    };
   });
   const ratioRows = RATIOS.map((r, j): BenchRow => {
     const vs = [...values[j]!].sort((a, b) => a.value - b.value);
-    if (vs.length === 0) return { suite: 'ratios', name: r.name, rate: 0, unit: 'ratio', note: `not measured${notes.length ? `: ${notes.join('; ')}` : ''}` };
+    if (vs.length === 0)
+      return { suite: 'ratios', name: r.name, rate: 0, unit: 'ratio', note: `not measured${notes.length ? `: ${notes.join('; ')}` : ''}` };
     const median = vs[Math.floor((vs.length - 1) / 2)]!;
     return {
-      suite: 'ratios', name: r.name, rate: median.value, unit: 'ratio',
+      suite: 'ratios',
+      name: r.name,
+      rate: median.value,
+      unit: 'ratio',
       note: `min ${vs[0]!.value.toFixed(2)} / median ${median.value.toFixed(2)} / max ${vs.at(-1)!.value.toFixed(2)} over ${vs.length} runs (median run: ${median.from}); target ${r.target}`,
     };
   });

@@ -40,7 +40,9 @@ export async function runBench(names: string[]): Promise<string> {
 }
 
 if (require.main === module && process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
-  process.stdout.write(`usage: npm run bench [suite…]   (node dist/bench/run.js [suite…])\nRuns the named benchmark suites (all when none is named) and prints one Markdown table.\nSuites: ${Object.keys(suites).join(', ')}.\n"ratios" repeats keyd, its peers and the gateway hop SSMAX_BENCH_RUNS times (default 3) and prints min/median/max of each ratio.\nShorter runs: SSMAX_BENCH_SECONDS, SSMAX_BENCH_WARMUP_SECONDS, SSMAX_BENCH_GATEWAY_WARMUP, SSMAX_BENCH_GATEWAY_MESSAGES (docs/benchmarks.md).\n`);
+  process.stdout.write(
+    `usage: npm run bench [suite…]   (node dist/bench/run.js [suite…])\nRuns the named benchmark suites (all when none is named) and prints one Markdown table.\nSuites: ${Object.keys(suites).join(', ')}.\n"ratios" repeats keyd, its peers and the gateway hop SSMAX_BENCH_RUNS times (default 3) and prints min/median/max of each ratio.\nShorter runs: SSMAX_BENCH_SECONDS, SSMAX_BENCH_WARMUP_SECONDS, SSMAX_BENCH_GATEWAY_WARMUP, SSMAX_BENCH_GATEWAY_MESSAGES (docs/benchmarks.md).\n`,
+  );
 } else if (require.main === module) {
   runBench(process.argv.slice(2)).then(
     (table) => process.stdout.write(`${table}\n`),

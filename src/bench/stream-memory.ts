@@ -23,7 +23,10 @@ function* messagePieces(): Generator<Buffer> {
   const block = Buffer.alloc(57 * 1024);
   for (let i = 0; i < block.length; i++) block[i] = (i * 31 + 7) & 0xff;
   for (let sent = 0; sent < ATTACHMENT_BYTES; sent += block.length) {
-    const text = block.subarray(0, Math.min(block.length, ATTACHMENT_BYTES - sent)).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const text = block
+      .subarray(0, Math.min(block.length, ATTACHMENT_BYTES - sent))
+      .toString('base64')
+      .replace(/.{76}/g, '$&\r\n');
     yield Buffer.from(text.endsWith('\n') ? text : `${text}\r\n`);
   }
   yield Buffer.from('--big--\r\n');
@@ -35,17 +38,22 @@ async function measureOnce(): Promise<{ growthMb: number; seconds: number; mimeB
   const keyId = keyIdOf(group, org.publicKey);
 
   const inHash = createHash('sha256');
-  const source = Readable.from((function* () {
-    for (const p of messagePieces()) {
-      inHash.update(p);
-      yield p;
-    }
-  })(), { objectMode: false });
+  const source = Readable.from(
+    (function* () {
+      for (const p of messagePieces()) {
+        inHash.update(p);
+        yield p;
+      }
+    })(),
+    { objectMode: false },
+  );
 
   if (global.gc) global.gc();
   const base = process.memoryUsage().rss;
   let peak = base;
-  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
   const start = performance.now();
   const encrypted = encryptParts(source, [{ keyId, publicKey: org.publicKey }], { group, rng: systemRng });
   const outHash = createHash('sha256');
@@ -80,9 +88,27 @@ export async function run(): Promise<BenchRow[]> {
   const free = await measureInChild([]);
   const capped = await measureInChild(['--max-old-space-size=24', '--max-semi-space-size=2']);
   return [
-    { suite: 'stream', name: `${mb} MB attachment: encrypt + decrypt, peak RSS growth (default heap)`, rate: free.growthMb, unit: 'MB', note: `target < 64 MB; output identical (${(free.mimeBytes / 1e6).toFixed(0)} MB MIME)` },
-    { suite: 'stream', name: `${mb} MB attachment: same, V8 old space capped at 24 MB`, rate: capped.growthMb, unit: 'MB', note: 'completes: memory is bounded, not retained' },
-    { suite: 'stream', name: `${mb} MB attachment: encrypt + decrypt throughput`, rate: mb / free.seconds, unit: 'MB/s', note: `${free.seconds.toFixed(1)} s (MIME parsing bound)` },
+    {
+      suite: 'stream',
+      name: `${mb} MB attachment: encrypt + decrypt, peak RSS growth (default heap)`,
+      rate: free.growthMb,
+      unit: 'MB',
+      note: `target < 64 MB; output identical (${(free.mimeBytes / 1e6).toFixed(0)} MB MIME)`,
+    },
+    {
+      suite: 'stream',
+      name: `${mb} MB attachment: same, V8 old space capped at 24 MB`,
+      rate: capped.growthMb,
+      unit: 'MB',
+      note: 'completes: memory is bounded, not retained',
+    },
+    {
+      suite: 'stream',
+      name: `${mb} MB attachment: encrypt + decrypt throughput`,
+      rate: mb / free.seconds,
+      unit: 'MB/s',
+      note: `${free.seconds.toFixed(1)} s (MIME parsing bound)`,
+    },
   ];
 }
 

@@ -30,4 +30,3 @@ export async function aligned(fromDomain: string, sealer: string, ownBundle: (do
   for (let d = fromDomain; d !== sealer; d = d.slice(d.indexOf('.') + 1)) if (await ownBundle(d)) return false;
   return true;
 }
-

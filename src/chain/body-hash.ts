@@ -59,7 +59,11 @@ export type BodyNode =
   | (EntityDescription & { readonly kind: 'multipart'; readonly children: readonly BodyNode[] })
   | (EntityDescription & { readonly kind: 'text'; readonly flowed: boolean; readonly digest: string })
   | (EntityDescription & { readonly kind: 'binary'; readonly digest: string })
-  | (EntityDescription & { readonly kind: 'message'; readonly headers: readonly (readonly [string, string])[]; readonly message: BodyNode });
+  | (EntityDescription & {
+      readonly kind: 'message';
+      readonly headers: readonly (readonly [string, string])[];
+      readonly message: BodyNode;
+    });
 
 export interface ReadMessage {
   /** Root header fields in message order. */
@@ -173,7 +177,8 @@ function limitError(detail: string): ChainFormatError {
 function headerFieldsOf(node: MimeNode, where: string): HeaderField[] {
   if (!node.headers) return [];
   const list = node.headers.getList();
-  if (list.length > CHAIN_LIMITS.maxHeaderFields) throw limitError(`the header block of part ${where} has more than ${CHAIN_LIMITS.maxHeaderFields} fields`);
+  if (list.length > CHAIN_LIMITS.maxHeaderFields)
+    throw limitError(`the header block of part ${where} has more than ${CHAIN_LIMITS.maxHeaderFields} fields`);
   return list.map(({ key, line }) => {
     if (line.length > CHAIN_LIMITS.maxHeaderFieldLength) {
       throw limitError(`header "${key.slice(0, 40)}" of part ${where} is longer than ${CHAIN_LIMITS.maxHeaderFieldLength} bytes`);
@@ -207,7 +212,8 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
       if (chunk.type === 'node') {
         const parent = chunk.parentNode ? nodes.get(chunk.parentNode as MimeNode) : undefined;
         const depth = parent ? parent.depth + 1 : baseDepth;
-        if (++budget.parts > CHAIN_LIMITS.maxParts) return abort(limitError(`the message has more than ${CHAIN_LIMITS.maxParts} MIME parts`));
+        if (++budget.parts > CHAIN_LIMITS.maxParts)
+          return abort(limitError(`the message has more than ${CHAIN_LIMITS.maxParts} MIME parts`));
         if (depth > CHAIN_LIMITS.maxDepth) return abort(limitError(`MIME parts nest deeper than ${CHAIN_LIMITS.maxDepth} levels`));
         const entry: SplitNode = { node: chunk as MimeNode, depth, children: [], body: [] };
         nodes.set(chunk as MimeNode, entry);
@@ -222,7 +228,11 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
     });
     const stream = splitter as unknown as Transform;
     stream.on('error', (err: Error & { code?: string }) => {
-      abort(err.code === 'EMAXLEN' ? limitError(/child nodes/i.test(err.message) ? `the message has more than ${CHAIN_LIMITS.maxParts} MIME parts` : err.message) : new ChainFormatError('body-unparseable', `Cannot hash body: ${err.message}`));
+      abort(
+        err.code === 'EMAXLEN'
+          ? limitError(/child nodes/i.test(err.message) ? `the message has more than ${CHAIN_LIMITS.maxParts} MIME parts` : err.message)
+          : new ChainFormatError('body-unparseable', `Cannot hash body: ${err.message}`),
+      );
     });
     stream.on('end', () => {
       if (failed) return;
@@ -234,7 +244,9 @@ function split(raw: Buffer, baseDepth: number, budget: Budget): Promise<SplitNod
       // Each slice counts until the splitter has processed it (its write callback), so no
       // splitting happens while the event loop has its turn.
       for (let at = 0; at < raw.length && !failed; at += SPLIT_SLICE_BYTES) {
-        await new Promise<void>((resolve, reject) => splitter.write(raw.subarray(at, at + SPLIT_SLICE_BYTES), (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          splitter.write(raw.subarray(at, at + SPLIT_SLICE_BYTES), (err) => (err ? reject(err) : resolve())),
+        );
         await budget.work.checkpoint();
       }
       if (!failed) splitter.end();
@@ -362,7 +374,12 @@ function sha256Hex(data: Uint8Array | string): string {
 function leafContent(entry: SplitNode): readonly Buffer[] {
   const raw = Buffer.concat(entry.body);
   if (!entry.node.parentNode) {
-    const end = raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a ? 2 : raw.length >= 1 && raw[raw.length - 1] === 0x0a ? 1 : 0;
+    const end =
+      raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a
+        ? 2
+        : raw.length >= 1 && raw[raw.length - 1] === 0x0a
+          ? 1
+          : 0;
     return [raw.subarray(0, raw.length - end)];
   }
   const text = raw.length <= 2 ? raw.toString('latin1') : '';
@@ -376,7 +393,8 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
   if (node.multipart) {
     // RFC 2046 §5.1.1: a multipart has at least one body part. One without a boundary, or whose
     // boundary never occurs, would hide its whole content in the preamble, which is not covered.
-    if (entry.children.length === 0) throw new ChainFormatError('body-unparseable', `Cannot hash body: multipart part ${path} has no body parts`);
+    if (entry.children.length === 0)
+      throw new ChainFormatError('body-unparseable', `Cannot hash body: multipart part ${path} has no body parts`);
     const children: BodyNode[] = [];
     let index = 0;
     for (const child of entry.children) children.push(await describe(child, `${path}.${++index}`, budget));
@@ -389,7 +407,8 @@ async function describe(entry: SplitNode, path: string, budget: Budget): Promise
     const headers: [string, string][] = [];
     for (const name of EMBEDDED_DISPLAY_HEADERS) {
       const matching = fields.filter((f) => f.name === name);
-      if (matching.length > 1) throw new ChainFormatError('duplicate-header', `Cannot hash body: the message in part ${path} has more than one "${name}" field`);
+      if (matching.length > 1)
+        throw new ChainFormatError('duplicate-header', `Cannot hash body: the message in part ${path} has more than one "${name}" field`);
       for (const field of matching) {
         const value = Buffer.from(field.raw.slice(field.raw.indexOf(':') + 1), 'latin1').toString('utf-8');
         const decoded = libmime
@@ -488,7 +507,12 @@ export async function readMessage(message: Uint8Array, options: ReadOptions = {}
   });
   const bodyHash = hashStructure(structure);
   const end = headerBlockEnd(raw);
-  return { headers, bodyHash, structure, reading: { body: end < 0 ? raw : raw.subarray(end), mimeFields: end < 0 ? '\0' : mimeFieldsOf(headers), bodyHash, structure } };
+  return {
+    headers,
+    bodyHash,
+    structure,
+    reading: { body: end < 0 ? raw : raw.subarray(end), mimeFields: end < 0 ? '\0' : mimeFieldsOf(headers), bodyHash, structure },
+  };
 }
 
 /**
@@ -498,10 +522,15 @@ export async function readMessage(message: Uint8Array, options: ReadOptions = {}
  * are identical, the earlier hash is the hash, and only the header block is
  * parsed; otherwise the whole message is read again.
  */
-export async function readMessageAgain(message: Uint8Array, previous: BodyReading | undefined, options: ReadOptions = {}): Promise<ReadMessage> {
+export async function readMessageAgain(
+  message: Uint8Array,
+  previous: BodyReading | undefined,
+  options: ReadOptions = {},
+): Promise<ReadMessage> {
   const raw = asBuffer(message);
   const end = previous ? headerBlockEnd(raw) : -1;
-  if (!previous || end < 0 || previous.mimeFields === '\0' || !raw.subarray(end).equals(previous.body)) return readMessage(message, options);
+  if (!previous || end < 0 || previous.mimeFields === '\0' || !raw.subarray(end).equals(previous.body))
+    return readMessage(message, options);
   const work = new WorkBudget(options.cpuBudgetMs);
   const head = await work.run(() => split(raw.subarray(0, end), 0, { parts: 0, work }));
   const headers = headerFieldsOf(head.node, '1');

@@ -54,7 +54,22 @@ export const SINGLETON_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 /** MIME fields that may appear at most once in the header block of any MIME part. */
-export const PART_SINGLETON_HEADERS: readonly string[] = Object.freeze(['content-type', 'content-transfer-encoding', 'content-disposition', 'content-id', 'content-location']);
+export const PART_SINGLETON_HEADERS: readonly string[] = Object.freeze([
+  'content-type',
+  'content-transfer-encoding',
+  'content-disposition',
+  'content-id',
+  'content-location',
+]);
 
 /** Display headers of an embedded message (message/rfc822) that its body hash covers, decoded. */
-export const EMBEDDED_DISPLAY_HEADERS: readonly string[] = Object.freeze(['from', 'sender', 'reply-to', 'to', 'cc', 'subject', 'date', 'message-id']);
+export const EMBEDDED_DISPLAY_HEADERS: readonly string[] = Object.freeze([
+  'from',
+  'sender',
+  'reply-to',
+  'to',
+  'cc',
+  'subject',
+  'date',
+  'message-id',
+]);

@@ -91,20 +91,24 @@ export interface RecipientOpening {
 
 /** Parses the value of an SSMAX-Recipients field (after the colon). Throws RecipientsError. */
 export function parseRecipients(value: string): RecipientOpening {
-  if (value.length > 64 + MAX_RECIPIENTS * 46) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: longer than ${MAX_RECIPIENTS} recipients`);
+  if (value.length > 64 + MAX_RECIPIENTS * 46)
+    throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: longer than ${MAX_RECIPIENTS} recipients`);
   const unfolded = value.replace(/\r?\n(?=[ \t])/g, '').replace(/[ \t]+/g, '');
   const m = /^v=1;k=([A-Za-z0-9_-]{43});r=([A-Za-z0-9_,-]+)$/.exec(unfolded);
   if (!m) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: expected "v=1; k=<key>; r=<tag>,<tag>…"`);
   const key = decodeBase64url(m[1]!);
-  if (!key || key.length !== 32) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: tag "k" is not 32 bytes of canonical base64url`);
+  if (!key || key.length !== 32)
+    throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: tag "k" is not 32 bytes of canonical base64url`);
   const items = m[2]!.split(',');
   if (items.length > MAX_RECIPIENTS) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: more than ${MAX_RECIPIENTS} recipients`);
   const tags: Buffer[] = [];
   for (const item of items) {
     const t = decodeBase64url(item);
-    if (!t || t.length !== 32) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: a recipient tag is not 32 bytes of canonical base64url`);
+    if (!t || t.length !== 32)
+      throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: a recipient tag is not 32 bytes of canonical base64url`);
     const b = Buffer.from(t);
-    if (tags.length > 0 && Buffer.compare(tags[tags.length - 1]!, b) >= 0) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: the recipient tags are not sorted and distinct`);
+    if (tags.length > 0 && Buffer.compare(tags[tags.length - 1]!, b) >= 0)
+      throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: the recipient tags are not sorted and distinct`);
     tags.push(b);
   }
   return { key, tags };
@@ -115,8 +119,13 @@ export function parseRecipients(value: string): RecipientOpening {
  * `{ bound, unbound }`; throws RecipientsError when the opening does not hash
  * to `commitment` (the field was altered or belongs to another seal).
  */
-export function checkRecipients(opening: RecipientOpening, commitment: string, addresses: readonly string[]): { bound: string[]; unbound: string[] } {
-  if (recipientCommitment(opening.tags) !== commitment) throw new RecipientsError(`The ${RECIPIENTS_HEADER} field does not match the seal's rc= commitment`);
+export function checkRecipients(
+  opening: RecipientOpening,
+  commitment: string,
+  addresses: readonly string[],
+): { bound: string[]; unbound: string[] } {
+  if (recipientCommitment(opening.tags) !== commitment)
+    throw new RecipientsError(`The ${RECIPIENTS_HEADER} field does not match the seal's rc= commitment`);
   const set = new Set(opening.tags.map((t) => t.toString('hex')));
   const bound: string[] = [];
   const unbound: string[] = [];
@@ -127,7 +136,9 @@ export function checkRecipients(opening: RecipientOpening, commitment: string, a
 /** The raw values of the SSMAX-Recipients fields in a root header block (unfolded text after the colon). */
 export function recipientFieldsIn(message: Uint8Array): string[] {
   const raw = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-  return splitHeaderBlock(raw, { bareLf: true }).fields.filter((f) => isField(f, 'ssmax-recipients')).map((f) => f.slice(f.indexOf(':') + 1));
+  return splitHeaderBlock(raw, { bareLf: true })
+    .fields.filter((f) => isField(f, 'ssmax-recipients'))
+    .map((f) => f.slice(f.indexOf(':') + 1));
 }
 
 /** The message without any SSMAX-Recipients field in its root header block; every other byte kept. */

@@ -20,12 +20,17 @@ export function structuralProblem(seal: SealFields, nowSeconds: number): AuthOut
   if (seal.chainValidation === 'fail') return fail('sealed-over-failure', `Seal ${i} was added over a failed chain (cv=fail)`);
   const expected = i === 1 ? 'none' : 'pass';
   if (seal.chainValidation !== expected) return fail('cv-mismatch', `Seal ${i} has cv=${seal.chainValidation}, expected cv=${expected}`);
-  if (seal.time > nowSeconds + CHAIN_LIMITS.maxClockSkewSeconds) return fail('time-in-future', `Seal ${i} time ${seal.time} is after ${nowSeconds}`);
+  if (seal.time > nowSeconds + CHAIN_LIMITS.maxClockSkewSeconds)
+    return fail('time-in-future', `Seal ${i} time ${seal.time} is after ${nowSeconds}`);
   return undefined;
 }
 
 /** Looks up the certificate and checks the signature; undefined certificate → `unknown`. */
-export async function checkSignature(seal: SealFields, earlier: readonly SealFields[], lookup: CertificateLookup): Promise<AuthOutcome | 'unknown'> {
+export async function checkSignature(
+  seal: SealFields,
+  earlier: readonly SealFields[],
+  lookup: CertificateLookup,
+): Promise<AuthOutcome | 'unknown'> {
   const i = seal.instance;
   let certificate;
   try {
@@ -45,4 +50,3 @@ export async function checkSignature(seal: SealFields, earlier: readonly SealFie
   }
   return valid ? { result: 'pass' } : fail('signature-invalid', `Seal ${i} does not verify`);
 }
-

@@ -44,7 +44,10 @@ export interface CurrentMessage {
  * list), or the failure that stops verification before any signature is
  * checked. Never throws on malformed input.
  */
-export async function readSeals(message: Uint8Array, options: ReadOptions): Promise<{ readonly failure: AuthOutcome } | { readonly read: ReadMessage; readonly seals: readonly SealFields[] }> {
+export async function readSeals(
+  message: Uint8Array,
+  options: ReadOptions,
+): Promise<{ readonly failure: AuthOutcome } | { readonly read: ReadMessage; readonly seals: readonly SealFields[] }> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot verify: the message must be a Uint8Array');
   let read;
   try {
@@ -97,7 +100,8 @@ export function sealReport(seal: SealFields, current: CurrentMessage, outcome: A
 
 /** The newest seal's `hh=` and `bh=` against the message as it is now (a pass otherwise stays a pass). */
 export function newestMatches(seal: SealFields, current: CurrentMessage): AuthOutcome {
-  if (headerHash(current.headers, seal.signedHeaders) !== seal.headerHash) return fail('header-hash-mismatch', `The protected headers changed after seal ${seal.instance}`);
+  if (headerHash(current.headers, seal.signedHeaders) !== seal.headerHash)
+    return fail('header-hash-mismatch', `The protected headers changed after seal ${seal.instance}`);
   if (current.bodyHash !== seal.bodyHash) return fail('body-hash-mismatch', `The body changed after seal ${seal.instance}`);
   return { result: 'pass' };
 }
@@ -105,7 +109,9 @@ export function newestMatches(seal: SealFields, current: CurrentMessage): AuthOu
 /** A chain's outcome from its reports: the first failing instance, else the first temperror, else pass; with its one-line summary. */
 export function chainOutcome(reports: readonly SealReport[]): { readonly outcome: AuthOutcome; readonly summary: string } {
   const stop = reports.find((r) => r.outcome.result === 'fail') ?? reports.find((r) => r.outcome.result === 'temperror');
-  return stop ? { outcome: stop.outcome, summary: chainSummary(stop.outcome, reports, stop.instance) } : { outcome: { result: 'pass' }, summary: chainSummary({ result: 'pass' }, reports) };
+  return stop
+    ? { outcome: stop.outcome, summary: chainSummary(stop.outcome, reports, stop.instance) }
+    : { outcome: { result: 'pass' }, summary: chainSummary({ result: 'pass' }, reports) };
 }
 
 /** `ssmax-chain=pass header.d=b.example header.i=2` (the failing instance, if any, in the reason). */

@@ -61,13 +61,15 @@ export interface SealedMessage extends SignedMessage {
 /** Adds seal i = N + 1 on top of a message that carries seals 1…N whose chain verified. */
 export async function seal(message: Uint8Array, options: SealOptions): Promise<SealedMessage> {
   const { chain } = options;
-  if (!chain || typeof chain !== 'object' || !Array.isArray(chain.instances)) throw new TypeError('Cannot seal: options.chain must be the result of verifyChain');
+  if (!chain || typeof chain !== 'object' || !Array.isArray(chain.instances))
+    throw new TypeError('Cannot seal: options.chain must be the result of verifyChain');
   if (chain.result === 'fail') throw new SealRefusedError(`Cannot seal over a failed chain: ${chain.summary}`);
   if (chain.result === 'temperror') throw new SealRefusedError(`Cannot seal while the chain is unverified: ${chain.summary}`);
   // The body hash of the verification is reused when only the root header block changed since.
   const read = await readMessageAgain(message, chain.reading);
   const problem = messageProblem(read.headers);
-  if (problem) throw new ChainFormatError(problem.reason, `Cannot seal: ${problem.detail.charAt(0).toLowerCase()}${problem.detail.slice(1)}`);
+  if (problem)
+    throw new ChainFormatError(problem.reason, `Cannot seal: ${problem.detail.charAt(0).toLowerCase()}${problem.detail.slice(1)}`);
   if (read.headers.some((f) => f.name === USER_SIGNATURE_HEADER.toLowerCase())) {
     throw new SealRefusedError(`Cannot seal: the message still has an ${USER_SIGNATURE_HEADER} field (remove it first, SSMAX §2.2)`);
   }
@@ -76,13 +78,19 @@ export async function seal(message: Uint8Array, options: SealOptions): Promise<S
   // Bind the verification to this message: the same seals, by their signatures.
   const verified = chain.instances.map((r) => r.signature);
   if (earlier.length !== verified.length || earlier.some((s, index) => s.signature !== verified[index])) {
-    throw new SealRefusedError(`Cannot seal: the chain result given (${verified.length} seals) is not the verification of this message (${earlier.length} seals)`);
+    throw new SealRefusedError(
+      `Cannot seal: the chain result given (${verified.length} seals) is not the verification of this message (${earlier.length} seals)`,
+    );
   }
-  if (chain.result === 'none' && earlier.length > 0) throw new SealRefusedError('Cannot seal: the chain result is none but the message has seals');
+  if (chain.result === 'none' && earlier.length > 0)
+    throw new SealRefusedError('Cannot seal: the chain result is none but the message has seals');
   const instance = earlier.length + 1;
-  if (instance > CHAIN_LIMITS.maxSeals) throw new ChainFormatError('limit-exceeded', `Cannot seal: the message already has ${earlier.length} seals, the limit`);
-  if (instance === 1 && !(options.trackingToken instanceof Uint8Array)) throw new TypeError('Cannot seal instance 1: a tracking token is required');
-  if (instance > 1 && options.trackingToken !== undefined) throw new TypeError(`Cannot seal instance ${instance}: a tracking token is only carried at instance 1`);
+  if (instance > CHAIN_LIMITS.maxSeals)
+    throw new ChainFormatError('limit-exceeded', `Cannot seal: the message already has ${earlier.length} seals, the limit`);
+  if (instance === 1 && !(options.trackingToken instanceof Uint8Array))
+    throw new TypeError('Cannot seal instance 1: a tracking token is required');
+  if (instance > 1 && options.trackingToken !== undefined)
+    throw new TypeError(`Cannot seal instance ${instance}: a tracking token is only carried at instance 1`);
   const tags: [string, string][] = [
     ['v', '1'],
     ['i', String(instance)],

@@ -156,7 +156,10 @@ function parseFields(kind: FieldKind, value: string): { tags: Tag[]; get: (name:
   if (typeof value !== 'string') throw new ChainFormatError('malformed', `Cannot parse ${WHAT[kind]}: expected a string`);
   const headerName = kind === 'user' ? USER_SIGNATURE_HEADER : SEAL_HEADER;
   if (headerName.length + 1 + value.length > CHAIN_LIMITS.maxAuthHeaderLength) {
-    throw new ChainFormatError('limit-exceeded', `Cannot parse ${WHAT[kind]} "${excerpt(value.trim())}": the field is longer than ${CHAIN_LIMITS.maxAuthHeaderLength} characters`);
+    throw new ChainFormatError(
+      'limit-exceeded',
+      `Cannot parse ${WHAT[kind]} "${excerpt(value.trim())}": the field is longer than ${CHAIN_LIMITS.maxAuthHeaderLength} characters`,
+    );
   }
   const tags = splitTags(kind, value);
   const map = new Map(tags);
@@ -185,13 +188,15 @@ function commonFields(parsed: ReturnType<typeof parseFields>): Omit<CommonFields
   if (!/^(0|[1-9][0-9]{0,11})$/.test(t)) failTag('t', 'tag "t" is not a Unix time in seconds');
   const h = get('h');
   const names = h.split(':');
-  if (names.length > CHAIN_LIMITS.maxSignedHeaderNames) failTag('h', `tag "h" names more than ${CHAIN_LIMITS.maxSignedHeaderNames} headers`, 'limit-exceeded');
+  if (names.length > CHAIN_LIMITS.maxSignedHeaderNames)
+    failTag('h', `tag "h" names more than ${CHAIN_LIMITS.maxSignedHeaderNames} headers`, 'limit-exceeded');
   const seen = new Set<string>();
   for (const name of names) {
     if (!HEADER_NAME.test(name)) failTag('h', `tag "h" has a header name "${excerpt(name)}" that is not lowercase letters, digits and "-"`);
     if (seen.has(name)) failTag('h', `tag "h" names "${name}" twice`);
     // Chain fields are covered by the chain itself (seals sign earlier seals), never through h=.
-    if (name === USER_SIGNATURE_HEADER.toLowerCase() || name === SEAL_HEADER.toLowerCase()) failTag('h', `tag "h" names the chain field "${name}"`);
+    if (name === USER_SIGNATURE_HEADER.toLowerCase() || name === SEAL_HEADER.toLowerCase())
+      failTag('h', `tag "h" names the chain field "${name}"`);
     seen.add(name);
   }
   for (const name of PROTECTED_HEADERS) {
@@ -221,14 +226,17 @@ export function parseUserSignature(value: string): UserSignatureFields {
 function parseVerdicts(value: string, failTag: FailTag): Verdict[] {
   if (value === '') return [];
   const items = value.split(',');
-  if (items.length > CHAIN_LIMITS.maxVerdicts) failTag('vd', `tag "vd" has more than ${CHAIN_LIMITS.maxVerdicts} verdicts`, 'limit-exceeded');
+  if (items.length > CHAIN_LIMITS.maxVerdicts)
+    failTag('vd', `tag "vd" has more than ${CHAIN_LIMITS.maxVerdicts} verdicts`, 'limit-exceeded');
   const seen = new Set<string>();
   return items.map((item) => {
     const colon = item.indexOf(':');
     const name = colon < 0 ? item : item.slice(0, colon);
     const result = colon < 0 ? '' : item.slice(colon + 1);
-    if (!VERDICT_NAME.test(name)) failTag('vd', `tag "vd" has a verdict name "${excerpt(name)}" that is not 1-32 lowercase letters, digits and "-"`);
-    if (!(VERDICT_RESULTS as readonly string[]).includes(result)) failTag('vd', `tag "vd" has a result "${excerpt(result)}" for "${name}" that is not one of ${VERDICT_RESULTS.join(', ')}`);
+    if (!VERDICT_NAME.test(name))
+      failTag('vd', `tag "vd" has a verdict name "${excerpt(name)}" that is not 1-32 lowercase letters, digits and "-"`);
+    if (!(VERDICT_RESULTS as readonly string[]).includes(result))
+      failTag('vd', `tag "vd" has a result "${excerpt(result)}" for "${name}" that is not one of ${VERDICT_RESULTS.join(', ')}`);
     if (seen.has(name)) failTag('vd', `tag "vd" names "${name}" twice`);
     seen.add(name);
     return { name, result: result as VerdictResult };
@@ -242,7 +250,8 @@ export function parseSeal(value: string): SealFields {
   const i = get('i');
   if (!/^[1-9][0-9]*$/.test(i)) failTag('i', 'tag "i" is not a positive integer');
   const instance = Number(i);
-  if (i.length > 3 || instance > CHAIN_LIMITS.maxSeals) failTag('i', `tag "i" exceeds the limit of ${CHAIN_LIMITS.maxSeals} seals`, 'limit-exceeded');
+  if (i.length > 3 || instance > CHAIN_LIMITS.maxSeals)
+    failTag('i', `tag "i" exceeds the limit of ${CHAIN_LIMITS.maxSeals} seals`, 'limit-exceeded');
   const domain = get('d');
   if (!DOMAIN.test(domain)) failTag('d', 'tag "d" is not a lowercase domain name');
   const cv = get('cv');
@@ -253,7 +262,8 @@ export function parseSeal(value: string): SealFields {
   if (hasToken) {
     if (instance !== 1) failTag('tt', 'tag "tt" is only allowed at instance 1', 'tracking-token-position');
     trackingToken = get('tt');
-    if (trackingToken.length > CHAIN_LIMITS.maxTrackingTokenChars) failTag('tt', `tag "tt" is longer than ${CHAIN_LIMITS.maxTrackingTokenChars} characters`, 'limit-exceeded');
+    if (trackingToken.length > CHAIN_LIMITS.maxTrackingTokenChars)
+      failTag('tt', `tag "tt" is longer than ${CHAIN_LIMITS.maxTrackingTokenChars} characters`, 'limit-exceeded');
     if (!decodeBase64url(trackingToken)) failTag('tt', 'tag "tt" is not canonical base64url');
   } else if (instance === 1) {
     failTag('i', 'tag "tt" is required at instance 1', 'tracking-token-position');
@@ -263,7 +273,12 @@ export function parseSeal(value: string): SealFields {
   let listAddress: string | undefined;
   if (parsed.tags.some(([name]) => name === 'ls')) {
     listAddress = get('ls');
-    if (listAddress.length > 254 || !ADDRESS.test(listAddress) || listAddress !== listAddress.toLowerCase() || !DOMAIN.test(listAddress.slice(listAddress.lastIndexOf('@') + 1))) {
+    if (
+      listAddress.length > 254 ||
+      !ADDRESS.test(listAddress) ||
+      listAddress !== listAddress.toLowerCase() ||
+      !DOMAIN.test(listAddress.slice(listAddress.lastIndexOf('@') + 1))
+    ) {
       failTag('ls', 'tag "ls" is not a lowercase addr-spec');
     }
   }

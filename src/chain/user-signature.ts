@@ -80,7 +80,8 @@ export function messageProblem(headers: readonly HeaderField[]): { reason: FailR
 export async function signUser(message: Uint8Array, options: SignUserOptions): Promise<SignedMessage> {
   const read = await readMessage(message);
   const problem = messageProblem(read.headers);
-  if (problem) throw new ChainFormatError(problem.reason, `Cannot sign: ${problem.detail.charAt(0).toLowerCase()}${problem.detail.slice(1)}`);
+  if (problem)
+    throw new ChainFormatError(problem.reason, `Cannot sign: ${problem.detail.charAt(0).toLowerCase()}${problem.detail.slice(1)}`);
   if (read.headers.some((f) => f.name === USER_SIGNATURE_HEADER.toLowerCase())) {
     throw new ChainFormatError('duplicate-header', `Cannot sign: the message already has an ${USER_SIGNATURE_HEADER} field`);
   }
@@ -123,7 +124,8 @@ export async function verifyUser(message: Uint8Array, options: VerifyUserOptions
   }
   const fields = read.headers.filter((f) => f.name === USER_SIGNATURE_HEADER.toLowerCase());
   if (fields.length === 0) return userResult({ result: 'none' }, {});
-  if (fields.length > 1) return userResult(fail('duplicate-header', `The message has ${fields.length} ${USER_SIGNATURE_HEADER} fields`), {});
+  if (fields.length > 1)
+    return userResult(fail('duplicate-header', `The message has ${fields.length} ${USER_SIGNATURE_HEADER} fields`), {});
   let parsed;
   try {
     parsed = parseUserSignature(fieldValue(fields[0] as HeaderField));
@@ -142,14 +144,24 @@ export async function verifyUser(message: Uint8Array, options: VerifyUserOptions
   try {
     certificate = await options.lookup({ kind: 'user', certRef: parsed.certRef, time: parsed.time, address: parsed.signer });
   } catch (err) {
-    return userResult({ result: 'temperror', detail: `certificate lookup failed: ${err instanceof Error ? err.message : String(err)}` }, extra);
+    return userResult(
+      { result: 'temperror', detail: `certificate lookup failed: ${err instanceof Error ? err.message : String(err)}` },
+      extra,
+    );
   }
   if (!certificate) return userResult(fail('unknown-certificate', `No certificate for c=${parsed.certRef}`), extra);
   let valid: boolean;
   try {
-    valid = verifyP256(certificate.publicKey, Buffer.from(signedForm('user', parsed.tags as Tag[], true), 'latin1'), decodeBase64url(parsed.signature) ?? new Uint8Array());
+    valid = verifyP256(
+      certificate.publicKey,
+      Buffer.from(signedForm('user', parsed.tags as Tag[], true), 'latin1'),
+      decodeBase64url(parsed.signature) ?? new Uint8Array(),
+    );
   } catch (err) {
-    return userResult({ result: 'temperror', detail: `certificate key unusable: ${err instanceof Error ? err.message : String(err)}` }, extra);
+    return userResult(
+      { result: 'temperror', detail: `certificate key unusable: ${err instanceof Error ? err.message : String(err)}` },
+      extra,
+    );
   }
   if (!valid) return userResult(fail('signature-invalid', 'The user signature does not verify'), extra);
   if (headerHash(read.headers, parsed.signedHeaders) !== parsed.headerHash) {

@@ -34,11 +34,19 @@ export interface VerifyChainOptions extends ReadOptions {
   readonly now: Clock;
 }
 
-async function verifyOne(seal: SealFields, earlier: readonly SealFields[], isNewest: boolean, current: CurrentMessage, options: VerifyChainOptions, nowSeconds: number): Promise<SealReport> {
+async function verifyOne(
+  seal: SealFields,
+  earlier: readonly SealFields[],
+  isNewest: boolean,
+  current: CurrentMessage,
+  options: VerifyChainOptions,
+  nowSeconds: number,
+): Promise<SealReport> {
   const structural = structuralProblem(seal, nowSeconds);
   if (structural) return sealReport(seal, current, structural);
   const signature = await checkSignature(seal, earlier, options.lookup);
-  if (signature === 'unknown') return sealReport(seal, current, { result: 'fail', reason: 'unknown-certificate', detail: `No certificate for c=${seal.certRef}` });
+  if (signature === 'unknown')
+    return sealReport(seal, current, { result: 'fail', reason: 'unknown-certificate', detail: `No certificate for c=${seal.certRef}` });
   if (signature.result !== 'pass') return sealReport(seal, current, signature);
   return sealReport(seal, current, isNewest ? newestMatches(seal, current) : { result: 'pass' });
 }
@@ -72,6 +80,14 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
 export async function verifyUnsealed(message: Uint8Array, options: ReadOptions): Promise<ChainVerification> {
   const got = await readSeals(message, options);
   if ('failure' in got) return { ...got.failure, summary: chainSummary(got.failure, []), instances: [] };
-  const outcome: AuthOutcome = got.seals.length === 0 ? { result: 'none' } : { result: 'fail', reason: 'malformed', detail: `The message carries ${got.seals.length} seal(s) where none may be` };
-  return { ...outcome, summary: chainSummary(outcome, []), instances: [], ...(outcome.result === 'none' ? { reading: got.read.reading } : {}) };
+  const outcome: AuthOutcome =
+    got.seals.length === 0
+      ? { result: 'none' }
+      : { result: 'fail', reason: 'malformed', detail: `The message carries ${got.seals.length} seal(s) where none may be` };
+  return {
+    ...outcome,
+    summary: chainSummary(outcome, []),
+    instances: [],
+    ...(outcome.result === 'none' ? { reading: got.read.reading } : {}),
+  };
 }

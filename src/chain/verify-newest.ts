@@ -57,7 +57,6 @@ export interface VerifyNewestSealOptions {
   readonly now: Clock;
 }
 
-
 function report(seal: SealFields, current: CurrentMessage, outcome: AuthOutcome, checked: SealCheck): NewestSealReport {
   return { ...sealReport(seal, current, outcome), checked };
 }
@@ -82,17 +81,38 @@ export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewes
     const earlier = seals.slice(0, index);
     const structural = structuralProblem(seal, nowSeconds);
     if (index === newestIndex) {
-      if (structural) { reports.push(report(seal, read, structural, 'signature')); continue; }
+      if (structural) {
+        reports.push(report(seal, read, structural, 'signature'));
+        continue;
+      }
       const checked = await checkSignature(seal, earlier, options.lookup);
-      const outcome: AuthOutcome = checked === 'unknown' ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`) : checked;
+      const outcome: AuthOutcome =
+        checked === 'unknown'
+          ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`)
+          : checked;
       reports.push(report(seal, read, outcome.result === 'pass' ? newestMatches(seal, read) : outcome, 'signature'));
       continue;
     }
-    if (structural) { reports.push(report(seal, read, structural, 'newest-seal')); continue; }
+    if (structural) {
+      reports.push(report(seal, read, structural, 'newest-seal'));
+      continue;
+    }
     const own = options.earlier;
-    if (!own || !own.domains.map((d) => d.toLowerCase()).includes(seal.domain)) { reports.push(report(seal, read, { result: 'pass' }, 'newest-seal')); continue; }
+    if (!own || !own.domains.map((d) => d.toLowerCase()).includes(seal.domain)) {
+      reports.push(report(seal, read, { result: 'pass' }, 'newest-seal'));
+      continue;
+    }
     const checked = await checkSignature(seal, earlier, own.lookup);
-    reports.push(report(seal, read, checked === 'unknown' ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`) : checked, 'signature'));
+    reports.push(
+      report(
+        seal,
+        read,
+        checked === 'unknown'
+          ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`)
+          : checked,
+        'signature',
+      ),
+    );
   }
   const { outcome, summary } = chainOutcome(reports);
   return { ...outcome, summary, instances: reports };

@@ -70,23 +70,32 @@ Prints "abuse endpoint listening on HOST:PORT" when ready; SIGINT/SIGTERM stop i
 Set [server] bearer_token_file when the endpoint is reachable from untrusted hosts.`,
 };
 
-
-
-
-
 function need<T>(v: T | undefined, key: string, config: AbuseConfig): T {
   if (v === undefined) throw new CliError(`Config "${config.file}": ${key} is required`, EXIT.config);
   return v;
 }
 
 function openDirectory(config: AbuseConfig): Directory {
-  if (!config.hasDirectory) throw new CliError(`Config "${config.file}": a [directory] section (roots, peers) is required to verify bundles`, EXIT.config);
-  return new Directory(directoryOptions(loadDirectoryConfig(config.file, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] })));
+  if (!config.hasDirectory)
+    throw new CliError(`Config "${config.file}": a [directory] section (roots, peers) is required to verify bundles`, EXIT.config);
+  return new Directory(
+    directoryOptions(loadDirectoryConfig(config.file, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] })),
+  );
 }
 
 async function report(args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP.report as string;
-  const { values, positionals } = parseOptions(args, { config: { type: 'string' }, out: { type: 'string' }, send: { type: 'boolean' }, rcpt: { type: 'string' }, comment: { type: 'string' } }, usage);
+  const { values, positionals } = parseOptions(
+    args,
+    {
+      config: { type: 'string' },
+      out: { type: 'string' },
+      send: { type: 'boolean' },
+      rcpt: { type: 'string' },
+      comment: { type: 'string' },
+    },
+    usage,
+  );
   if (values.help) return (io.out(usage), EXIT.ok);
   const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   if (positionals.length !== 1) throw new CliError(`Give exactly one message file\n\n${usage}`, EXIT.usage);
@@ -95,10 +104,17 @@ async function report(args: string[], io: CliIo): Promise<number> {
   const submit = values.send ? need(config.submit, '[submit] host', config) : undefined;
   const directory = openDirectory(config);
   try {
-    const reported = await identifyReportedMessage(message, { lookup: (d) => directory.lookup(d), ...(config.domain ? { ownDomain: config.domain } : {}) });
+    const reported = await identifyReportedMessage(message, {
+      lookup: (d) => directory.lookup(d),
+      ...(config.domain ? { ownDomain: config.domain } : {}),
+    });
     const built = await buildAbuseReport({
-      reported, from, reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config), now: new Date(),
-      ...(typeof values.rcpt === 'string' ? { originalRcptTo: values.rcpt } : {}), ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
+      reported,
+      from,
+      reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
+      now: new Date(),
+      ...(typeof values.rcpt === 'string' ? { originalRcptTo: values.rcpt } : {}),
+      ...(typeof values.comment === 'string' ? { comment: values.comment } : {}),
     });
     io.err(`Message sealed by ${reported.sealingDomain} (${reported.chainSummary}); abuse contact ${reported.abuseContact}`);
     if (typeof values.out === 'string') {
@@ -121,26 +137,51 @@ async function report(args: string[], io: CliIo): Promise<number> {
 
 async function resolve(args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP.resolve as string;
-  const { values, positionals } = parseOptions(args, {
-    config: { type: 'string' }, disclose: { type: 'boolean' }, json: { type: 'boolean' }, token: { type: 'string' }, 'message-id': { type: 'string' },
-    cert: { type: 'string' }, key: { type: 'string' },
-  }, usage);
+  const { values, positionals } = parseOptions(
+    args,
+    {
+      config: { type: 'string' },
+      disclose: { type: 'boolean' },
+      json: { type: 'boolean' },
+      token: { type: 'string' },
+      'message-id': { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+    },
+    usage,
+  );
   if (values.help) return (io.out(usage), EXIT.ok);
   const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   const token = typeof values.token === 'string' ? values.token : undefined;
-  if ((token === undefined) === (positionals.length === 0) || positionals.length > 1) throw new CliError(`Give one report file or --token TOKEN\n\n${usage}`, EXIT.usage);
-  if ((values.cert === undefined) !== (values.key === undefined)) throw new CliError(`--cert and --key go together\n\n${usage}`, EXIT.usage);
+  if ((token === undefined) === (positionals.length === 0) || positionals.length > 1)
+    throw new CliError(`Give one report file or --token TOKEN\n\n${usage}`, EXIT.usage);
+  if ((values.cert === undefined) !== (values.key === undefined))
+    throw new CliError(`--cert and --key go together\n\n${usage}`, EXIT.usage);
   const domain = need(config.domain, '[abuse] domain', config);
   const disclose = values.disclose === true;
   const raw = token === undefined ? readInput(positionals[0] as string, 'report') : undefined;
-  const keyd = keydClientFor(config, disclose ? 'disclosure' : 'operator', typeof values.cert === 'string' ? { cert: values.cert, key: values.key as string } : undefined);
+  const keyd = keydClientFor(
+    config,
+    disclose ? 'disclosure' : 'operator',
+    typeof values.cert === 'string' ? { cert: values.cert, key: values.key as string } : undefined,
+  );
   const directory = raw && config.hasDirectory ? openDirectory(config) : undefined;
   try {
     let r: Resolution;
     if (raw) {
-      r = await resolveReport(raw, { keyd, domain, disclose, ...(directory ? { ownBundle: () => directory.lookup(domain), lookup: (d: string) => directory.lookup(d) } : {}) });
+      r = await resolveReport(raw, {
+        keyd,
+        domain,
+        disclose,
+        ...(directory ? { ownBundle: () => directory.lookup(domain), lookup: (d: string) => directory.lookup(d) } : {}),
+      });
     } else {
-      r = await resolveToken(token as string, { keyd, domain, disclose, ...(typeof values['message-id'] === 'string' ? { messageId: values['message-id'] } : {}) });
+      r = await resolveToken(token as string, {
+        keyd,
+        domain,
+        disclose,
+        ...(typeof values['message-id'] === 'string' ? { messageId: values['message-id'] } : {}),
+      });
     }
     if (values.json) {
       const { report: _report, ...rest } = r;
@@ -161,11 +202,20 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   if (values.help) return (io.out(usage), EXIT.ok);
   const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
   const directory = openDirectory(config);
-  const bearerToken = config.server.bearerTokenFile ? readInput(config.server.bearerTokenFile, 'bearer token file').toString('utf8').trim() : undefined;
+  const bearerToken = config.server.bearerTokenFile
+    ? readInput(config.server.bearerTokenFile, 'bearer token file').toString('utf8').trim()
+    : undefined;
   const server = await startReportServer({
-    directory, from: need(config.from, '[abuse] from', config), ...(config.domain ? { ownDomain: config.domain } : {}), reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
-    host: config.server.host, port: config.server.port, maxBytes: config.server.maxBytes, log: (l) => io.err(l),
-    ...(config.submit ? { submit: config.submit } : {}), ...(bearerToken ? { bearerToken } : {}),
+    directory,
+    from: need(config.from, '[abuse] from', config),
+    ...(config.domain ? { ownDomain: config.domain } : {}),
+    reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
+    host: config.server.host,
+    port: config.server.port,
+    maxBytes: config.server.maxBytes,
+    log: (l) => io.err(l),
+    ...(config.submit ? { submit: config.submit } : {}),
+    ...(bearerToken ? { bearerToken } : {}),
   });
   return serveUntilSignal(io, `abuse endpoint listening on ${config.server.host}:${server.port}`, undefined, async () => {
     await server.close();
@@ -173,17 +223,28 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   });
 }
 
-const EXIT_OF: Record<string, number> = { format: EXIT.dataErr, chain: EXIT.dataErr, foreign: EXIT.dataErr, refused: EXIT.failure, directory: EXIT.unavailable, unavailable: EXIT.unavailable };
+const EXIT_OF: Record<string, number> = {
+  format: EXIT.dataErr,
+  chain: EXIT.dataErr,
+  foreign: EXIT.dataErr,
+  refused: EXIT.failure,
+  directory: EXIT.unavailable,
+  unavailable: EXIT.unavailable,
+};
 
 export const abuseCommand = subcommands(
   'Sender tracking: ARF abuse reports (report, serve) and token resolution (resolve)',
   HELP,
   async (sub, rest, io) => {
     switch (sub) {
-      case 'report': return report(rest, io);
-      case 'resolve': return resolve(rest, io);
-      case 'serve': return serve(rest, io);
-      default: throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
+      case 'report':
+        return report(rest, io);
+      case 'resolve':
+        return resolve(rest, io);
+      case 'serve':
+        return serve(rest, io);
+      default:
+        throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
     }
   },
   (err) => {

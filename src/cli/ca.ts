@@ -15,11 +15,24 @@ import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
 import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry } from '../pki/crl';
 import {
-  type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate,
-  issueSealingCertificate, issueTlsCertificate, issueUserCertificate,
+  type SigningAuthority,
+  createOrgCa,
+  createRootCa,
+  issueBundleSignerCertificate,
+  issueEncryptionKeyCertificate,
+  issueSealingCertificate,
+  issueTlsCertificate,
+  issueUserCertificate,
 } from '../pki/issue';
 import { type PublicKeyInput } from '../pki/issue';
-import { compressedPointFromSpki, generateP256KeyPair, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem, spkiOf } from '../pki/keys';
+import {
+  compressedPointFromSpki,
+  generateP256KeyPair,
+  generateSecp256k1KeyPair,
+  privateKeyFromPem,
+  privateKeyToPem,
+  spkiOf,
+} from '../pki/keys';
 import { ROLES, type Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
 import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/validate';
@@ -34,7 +47,8 @@ const BACKDATE_MS = 3_600_000;
 // Small file helpers
 
 function writeOut(path: string, text: string, opts: { secret?: boolean; force?: boolean } = {}): void {
-  if (existsSync(path) && !opts.force) throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.cantCreate);
+  if (existsSync(path) && !opts.force)
+    throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.cantCreate);
   writeFileSync(path, text, { mode: opts.secret ? 0o600 : 0o644 });
   if (opts.secret) chmodSync(path, 0o600); // mode applies on creation only
 }
@@ -47,7 +61,8 @@ function loadState(dir: string): CaState {
   try {
     return readCaState(dir);
   } catch (err) {
-    if (err instanceof CaStateError) throw new CliError(err.message, err.reason === 'missing' || err.reason === 'unreadable' ? EXIT.noInput : EXIT.dataErr);
+    if (err instanceof CaStateError)
+      throw new CliError(err.message, err.reason === 'missing' || err.reason === 'unreadable' ? EXIT.noInput : EXIT.dataErr);
     throw err;
   }
 }
@@ -74,7 +89,8 @@ function certificatesInFile(path: string): string[] {
 
 function positiveInt(v: string | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
+    throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
   return Number(v);
 }
 
@@ -136,17 +152,31 @@ Options:
   --days N                Validity in days (default 3650)
   --passphrase-file F     Encrypt the private key (PKCS#8) with the passphrase in F
   --force                 Replace existing files`,
-  options: { ...common, dir: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, days: { type: 'string' }, 'passphrase-file': { type: 'string' } },
+  options: {
+    ...common,
+    dir: { type: 'string' },
+    name: { type: 'string' },
+    org: { type: 'string' },
+    days: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+  },
   run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
     mkdirSync(dir, { recursive: true });
     const passphrase = readPassphrase(str(v['passphrase-file']));
     const { privateKey } = generateP256KeyPair();
-    const root = createRootCa({ privateKey, ...validityUnder(undefined, now, positiveInt(str(v.days), 'days', 3650)), ...(str(v.name) ? { commonName: str(v.name) } : {}), ...(str(v.org) ? { organisation: str(v.org) } : {}) });
+    const root = createRootCa({
+      privateKey,
+      ...validityUnder(undefined, now, positiveInt(str(v.days), 'days', 3650)),
+      ...(str(v.name) ? { commonName: str(v.name) } : {}),
+      ...(str(v.org) ? { organisation: str(v.org) } : {}),
+    });
     writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
     writeOut(join(dir, 'ca.cert.pem'), root.certificate.pem, { force: v.force === true });
     saveState(dir, { kind: 'root', revoked: [], issued: [] });
-    io.out(`Created root CA "${root.certificate.subject}" in ${dir} (serial ${root.certificate.serial}, until ${root.certificate.notAfter.toISOString()})`);
+    io.out(
+      `Created root CA "${root.certificate.subject}" in ${dir} (serial ${root.certificate.serial}, until ${root.certificate.notAfter.toISOString()})`,
+    );
     return EXIT.ok;
   },
 };
@@ -167,7 +197,17 @@ Options:
                                unrevoked, organisation CA for one of these domains (refused otherwise: two
                                CAs for one domain can each speak for it)
   --force                      Replace existing files`,
-  options: { ...common, root: { type: 'string' }, dir: { type: 'string' }, domain: { type: 'string', multiple: true }, org: { type: 'string' }, days: { type: 'string' }, 'root-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' }, 'second-ca-for-domain': { type: 'boolean' } },
+  options: {
+    ...common,
+    root: { type: 'string' },
+    dir: { type: 'string' },
+    domain: { type: 'string', multiple: true },
+    org: { type: 'string' },
+    days: { type: 'string' },
+    'root-passphrase-file': { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    'second-ca-for-domain': { type: 'boolean' },
+  },
   run(v, _p, io, now) {
     const rootDir = need(v.root, 'root');
     const dir = need(v.dir, 'dir');
@@ -175,26 +215,50 @@ Options:
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const { authority: root, state: rootState } = loadCa(rootDir, str(v['root-passphrase-file']));
     const wanted = new Set(domains.map((d) => d.toLowerCase()));
-    const clash = rootState.issued.find((i) => i.domains?.some((d) => wanted.has(d)) && new Date(i.notAfter) > now && !rootState.revoked.some((r) => r.serial === i.serial));
+    const clash = rootState.issued.find(
+      (i) => i.domains?.some((d) => wanted.has(d)) && new Date(i.notAfter) > now && !rootState.revoked.some((r) => r.serial === i.serial),
+    );
     if (clash && v['second-ca-for-domain'] !== true) {
-      throw new CliError(`Cannot create the organisation CA: the root already certified "${clash.subject}" (serial ${clash.serial}) for ${clash.domains!.filter((d) => wanted.has(d)).join(', ')}, valid until ${clash.notAfter}; revoke it first, or pass --second-ca-for-domain to certify a second CA for the same domain`, EXIT.usage);
+      throw new CliError(
+        `Cannot create the organisation CA: the root already certified "${clash.subject}" (serial ${clash.serial}) for ${clash.domains!.filter((d) => wanted.has(d)).join(', ')}, valid until ${clash.notAfter}; revoke it first, or pass --second-ca-for-domain to certify a second CA for the same domain`,
+        EXIT.usage,
+      );
     }
     const passphrase = readPassphrase(str(v['passphrase-file']));
     const { privateKey } = generateP256KeyPair();
-    const org = createOrgCa(root, { domains, organisation: need(v.org, 'org'), privateKey, ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)) });
+    const org = createOrgCa(root, {
+      domains,
+      organisation: need(v.org, 'org'),
+      privateKey,
+      ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)),
+    });
     mkdirSync(dir, { recursive: true });
     writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
     writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
     writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
     saveState(dir, { kind: 'org', revoked: [], issued: [] });
     recordIssued(rootDir, rootState, org.certificate, [...wanted]);
-    if (clash) io.err(`warning: ${[...wanted].join(', ')} now has a second organisation CA (the root also certified "${clash.subject}", serial ${clash.serial})`);
+    if (clash)
+      io.err(
+        `warning: ${[...wanted].join(', ')} now has a second organisation CA (the root also certified "${clash.subject}", serial ${clash.serial})`,
+      );
     io.out(`Created organisation CA "${org.certificate.subject}" for ${domains.join(', ')} in ${dir} (serial ${org.certificate.serial})`);
     return EXIT.ok;
   },
 };
 
-const ISSUE_KINDS = ['user', 'gateway', 'keyd', 'inspector', 'console', 'admin', 'disclosure', 'seal', 'encryption', 'bundle-signer'] as const;
+const ISSUE_KINDS = [
+  'user',
+  'gateway',
+  'keyd',
+  'inspector',
+  'console',
+  'admin',
+  'disclosure',
+  'seal',
+  'encryption',
+  'bundle-signer',
+] as const;
 type IssueKind = (typeof ISSUE_KINDS)[number];
 
 function publicKeyOption(v: string | undefined): PublicKeyInput | undefined {
@@ -236,14 +300,26 @@ Options:
   --force                   Replace existing files`,
   positionals: true,
   options: {
-    ...common, ca: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' }, 'public-key': { type: 'string' },
-    'ca-passphrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' }, email: { type: 'string' }, pseudonym: { type: 'string' },
-    code: { type: 'string' }, purpose: { type: 'string' }, host: { type: 'string', multiple: true }, name: { type: 'string' },
-    domain: { type: 'string' }, version: { type: 'string' },
+    ...common,
+    ca: { type: 'string' },
+    out: { type: 'string' },
+    days: { type: 'string' },
+    'public-key': { type: 'string' },
+    'ca-passphrase-file': { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    email: { type: 'string' },
+    pseudonym: { type: 'string' },
+    code: { type: 'string' },
+    purpose: { type: 'string' },
+    host: { type: 'string', multiple: true },
+    name: { type: 'string' },
+    domain: { type: 'string' },
+    version: { type: 'string' },
   },
   run(v, positionals, io, now) {
     const kind = positionals[0] as IssueKind | undefined;
-    if (!kind || !ISSUE_KINDS.includes(kind)) throw new CliError(`Cannot issue "${kind ?? ''}": the kind must be one of ${ISSUE_KINDS.join(', ')}`, EXIT.usage);
+    if (!kind || !ISSUE_KINDS.includes(kind))
+      throw new CliError(`Cannot issue "${kind ?? ''}": the kind must be one of ${ISSUE_KINDS.join(', ')}`, EXIT.usage);
     if (positionals.length > 1) throw new CliError(`Unexpected argument "${positionals[1]}"`, EXIT.usage);
     const dir = need(v.ca, 'ca');
     const out = need(v.out, 'out');
@@ -257,33 +333,61 @@ Options:
     switch (kind) {
       case 'user': {
         const purpose = need(v.purpose, 'purpose');
-        if (purpose !== 'signing' && purpose !== 'encryption') throw new CliError(`Cannot use --purpose "${purpose}": signing or encryption`, EXIT.usage);
-        cert = issueUserCertificate(ca, { email: need(v.email, 'email'), pseudonym: need(v.pseudonym, 'pseudonym'), code: need(v.code, 'code'), purpose, publicKey, ...validity });
+        if (purpose !== 'signing' && purpose !== 'encryption')
+          throw new CliError(`Cannot use --purpose "${purpose}": signing or encryption`, EXIT.usage);
+        cert = issueUserCertificate(ca, {
+          email: need(v.email, 'email'),
+          pseudonym: need(v.pseudonym, 'pseudonym'),
+          code: need(v.code, 'code'),
+          purpose,
+          publicKey,
+          ...validity,
+        });
         break;
       }
-      case 'gateway': case 'keyd': case 'inspector': case 'console':
+      case 'gateway':
+      case 'keyd':
+      case 'inspector':
+      case 'console':
         cert = issueTlsCertificate(ca, { role: kind, hosts: list(v.host), publicKey, ...validity });
         break;
-      case 'admin': case 'disclosure':
+      case 'admin':
+      case 'disclosure':
         cert = issueTlsCertificate(ca, { role: kind, commonName: need(v.name, 'name'), publicKey, ...validity });
         break;
       case 'seal': {
         const hosts = list(v.host);
         if (hosts.length > 1) throw new CliError('Cannot issue seal: give at most one --host', EXIT.usage);
-        cert = issueSealingCertificate(ca, { domain: need(v.domain, 'domain'), ...(hosts[0] ? { host: hosts[0] } : {}), publicKey, ...validity });
+        cert = issueSealingCertificate(ca, {
+          domain: need(v.domain, 'domain'),
+          ...(hosts[0] ? { host: hosts[0] } : {}),
+          publicKey,
+          ...validity,
+        });
         break;
       }
       case 'encryption':
-        cert = issueEncryptionKeyCertificate(ca, { domain: need(v.domain, 'domain'), version: positiveInt(need(v.version, 'version'), 'version', 1), publicKey, ...validity });
+        cert = issueEncryptionKeyCertificate(ca, {
+          domain: need(v.domain, 'domain'),
+          version: positiveInt(need(v.version, 'version'), 'version', 1),
+          publicKey,
+          ...validity,
+        });
         break;
       case 'bundle-signer':
         cert = issueBundleSignerCertificate(ca, { domain: need(v.domain, 'domain'), publicKey, ...validity });
         break;
     }
-    if (generated) writeOut(`${out}.key.pem`, privateKeyToPem(generated.privateKey, readPassphrase(str(v['passphrase-file']))), { secret: true, force: v.force === true });
+    if (generated)
+      writeOut(`${out}.key.pem`, privateKeyToPem(generated.privateKey, readPassphrase(str(v['passphrase-file']))), {
+        secret: true,
+        force: v.force === true,
+      });
     writeOut(`${out}.cert.pem`, cert.pem, { force: v.force === true });
     recordIssued(dir, state, cert);
-    io.out(`Issued ${kind} certificate "${cert.subject}" serial ${cert.serial} until ${cert.notAfter.toISOString()}: ${out}.cert.pem${generated ? ` (key ${out}.key.pem)` : ''}`);
+    io.out(
+      `Issued ${kind} certificate "${cert.subject}" serial ${cert.serial} until ${cert.notAfter.toISOString()}: ${out}.cert.pem${generated ? ` (key ${out}.key.pem)` : ''}`,
+    );
     return EXIT.ok;
   },
 };
@@ -301,15 +405,18 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
     let serial: string;
     if (str(v.cert)) {
       const cert = parseCertificateFile(str(v.cert) as string, 'certificate');
-      if (Buffer.compare(Buffer.from(cert.issuerDer), Buffer.from(caCert.subjectDer)) !== 0) throw new CliError(`Cannot revoke "${cert.subject}": it was not issued by "${caCert.subject}"`, EXIT.dataErr);
+      if (Buffer.compare(Buffer.from(cert.issuerDer), Buffer.from(caCert.subjectDer)) !== 0)
+        throw new CliError(`Cannot revoke "${cert.subject}": it was not issued by "${caCert.subject}"`, EXIT.dataErr);
       serial = cert.serial;
     } else {
       serial = need(v.serial, 'serial or --cert').toLowerCase().replace(/:/g, '');
       if (!/^([0-9a-f]{2})+$/.test(serial)) throw new CliError(`Cannot revoke serial "${serial}": not hex bytes`, EXIT.usage);
     }
     const reason = str(v.reason) ?? 'unspecified';
-    if (!isRevocationReason(reason)) throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
-    if (state.revoked.some((r) => r.serial === serial)) throw new CliError(`Cannot revoke serial "${serial}": already revoked`, EXIT.dataErr);
+    if (!isRevocationReason(reason))
+      throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
+    if (state.revoked.some((r) => r.serial === serial))
+      throw new CliError(`Cannot revoke serial "${serial}": already revoked`, EXIT.dataErr);
     state.revoked.push({ serial, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(), reason });
     saveState(dir, state);
     io.out(`Revoked serial ${serial} (${reason}); run \`ssmax ca crl --ca ${dir}\` to publish`);
@@ -326,12 +433,13 @@ function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: R
   } catch (err) {
     throw new CliError(`Cannot read the CRL "${file}" to continue its CRL number: ${(err as Error).message}`, EXIT.dataErr);
   }
-  if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0) throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
+  if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0)
+    throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
   return { number: c.crlNumber ?? 0n, entries: [...c.entries.values()] };
 }
 
 const crl: Sub = {
-  summary: 'Write the CA\'s CRL (signed, with the next CRL number)',
+  summary: "Write the CA's CRL (signed, with the next CRL number)",
   usage: `Usage: ssmax ca crl --ca DIR [--days N] [--out FILE]
 
 Options:
@@ -343,7 +451,13 @@ Options:
 The CRL holds the revocations of ca.json and every revocation in the CRL it
 replaces (DIR/crl.pem and --out: keyd adds users it revokes to its file), which
 ca.json then records too; its number is above theirs.`,
-  options: { ...common, ca: { type: 'string' }, days: { type: 'string' }, out: { type: 'string' }, 'ca-passphrase-file': { type: 'string' } },
+  options: {
+    ...common,
+    ca: { type: 'string' },
+    days: { type: 'string' },
+    out: { type: 'string' },
+    'ca-passphrase-file': { type: 'string' },
+  },
   run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
     const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
@@ -354,10 +468,16 @@ ca.json then records too; its number is above theirs.`,
     const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
     // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
     for (const e of current.flatMap((c) => c.entries)) {
-      if (!state.revoked.some((r) => r.serial === e.serial)) state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
+      if (!state.revoked.some((r) => r.serial === e.serial))
+        state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
     }
     const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
-    const list = createCrl(authority, { entries, thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY), crlNumber: number });
+    const list = createCrl(authority, {
+      entries,
+      thisUpdate,
+      nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
+      crlNumber: number,
+    });
     writeOut(out, list.pem, { force: str(v.out) === undefined || v.force === true });
     saveState(dir, state);
     io.out(`Wrote CRL number ${number} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}`);
@@ -388,10 +508,22 @@ Options:
   --out FILE                    Output (default stdout)
   --signer-passphrase-file F    Passphrase of the signer key`,
   options: {
-    ...common, ca: { type: 'string' }, signer: { type: 'string' }, domain: { type: 'string' }, key: { type: 'string', multiple: true },
-    seal: { type: 'string', multiple: true }, crl: { type: 'string', multiple: true }, abuse: { type: 'string' }, serial: { type: 'string' },
-    days: { type: 'string' }, encryption: { type: 'string' }, 'seal-policy': { type: 'string' }, 'max-message-bytes': { type: 'string' },
-    out: { type: 'string' }, 'signer-passphrase-file': { type: 'string' }, root: { type: 'string', multiple: true },
+    ...common,
+    ca: { type: 'string' },
+    signer: { type: 'string' },
+    domain: { type: 'string' },
+    key: { type: 'string', multiple: true },
+    seal: { type: 'string', multiple: true },
+    crl: { type: 'string', multiple: true },
+    abuse: { type: 'string' },
+    serial: { type: 'string' },
+    days: { type: 'string' },
+    encryption: { type: 'string' },
+    'seal-policy': { type: 'string' },
+    'max-message-bytes': { type: 'string' },
+    out: { type: 'string' },
+    'signer-passphrase-file': { type: 'string' },
+    root: { type: 'string', multiple: true },
   },
   run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
@@ -400,7 +532,10 @@ Options:
     const signerCert = parseCertificateFile(`${signerPrefix}.cert.pem`, 'signer certificate');
     let signerKey;
     try {
-      signerKey = privateKeyFromPem(readInputText(`${signerPrefix}.key.pem`, 'signer key'), readPassphrase(str(v['signer-passphrase-file'])));
+      signerKey = privateKeyFromPem(
+        readInputText(`${signerPrefix}.key.pem`, 'signer key'),
+        readPassphrase(str(v['signer-passphrase-file'])),
+      );
     } catch (err) {
       if (err instanceof CliError) throw err;
       throw new CliError((err as Error).message, EXIT.dataErr);
@@ -415,26 +550,37 @@ Options:
     const crlFiles = list(v.crl).length > 0 ? list(v.crl) : [join(dir, 'crl.pem')];
     const encryption = str(v.encryption) ?? 'required';
     const sealPolicy = str(v['seal-policy']) ?? 'required';
-    if (encryption !== 'required' && encryption !== 'opportunistic') throw new CliError(`Cannot use --encryption "${encryption}": required or opportunistic`, EXIT.usage);
-    if (sealPolicy !== 'required' && sealPolicy !== 'optional') throw new CliError(`Cannot use --seal-policy "${sealPolicy}": required or optional`, EXIT.usage);
+    if (encryption !== 'required' && encryption !== 'opportunistic')
+      throw new CliError(`Cannot use --encryption "${encryption}": required or opportunistic`, EXIT.usage);
+    if (sealPolicy !== 'required' && sealPolicy !== 'optional')
+      throw new CliError(`Cannot use --seal-policy "${sealPolicy}": required or optional`, EXIT.usage);
     const issued = new Date(Math.floor(now.getTime() / 1000) * 1000);
-    const text = createBundle({
-      domain: need(v.domain, 'domain'),
-      serial: Number(serialText),
-      issued,
-      expires: new Date(issued.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
-      orgCaChain: [caCert],
-      encryptionKeys: keys,
-      sealingCertificates: list(v.seal).map((f) => parseCertificateFile(f, 'sealing certificate')),
-      crls: crlFiles.flatMap((f) => fromPemAll(readInputText(f, 'CRL'), 'X509 CRL')),
-      abuseContact: need(v.abuse, 'abuse'),
-      inboundPolicy: { encryption, seal: sealPolicy, maxMessageBytes: positiveInt(str(v['max-message-bytes']), 'max-message-bytes', 26_214_400) },
-    }, { certificate: signerCert, privateKey: signerKey });
+    const text = createBundle(
+      {
+        domain: need(v.domain, 'domain'),
+        serial: Number(serialText),
+        issued,
+        expires: new Date(issued.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
+        orgCaChain: [caCert],
+        encryptionKeys: keys,
+        sealingCertificates: list(v.seal).map((f) => parseCertificateFile(f, 'sealing certificate')),
+        crls: crlFiles.flatMap((f) => fromPemAll(readInputText(f, 'CRL'), 'X509 CRL')),
+        abuseContact: need(v.abuse, 'abuse'),
+        inboundPolicy: {
+          encryption,
+          seal: sealPolicy,
+          maxMessageBytes: positiveInt(str(v['max-message-bytes']), 'max-message-bytes', 26_214_400),
+        },
+      },
+      { certificate: signerCert, privateKey: signerKey },
+    );
     // Check it as `ca verify` and every peer will, so a bundle peers would reject is never written.
     const roots = bundleRoots(list(v.root), dir);
     const check = verifyBundle(text, { domain: need(v.domain, 'domain'), roots, time: issued });
     if (check.status !== 'valid') {
-      const hint = /revocation-unknown|CRL/i.test(check.message) ? ` (give --crl for every CA of the chain: the org CA's ${join(dir, 'crl.pem')} and the root's CRL)` : '';
+      const hint = /revocation-unknown|CRL/i.test(check.message)
+        ? ` (give --crl for every CA of the chain: the org CA's ${join(dir, 'crl.pem')} and the root's CRL)`
+        : '';
       throw new CliError(`Cannot write the bundle: it would not verify: ${check.status}: ${check.message}${hint}`, EXIT.dataErr);
     }
     const out = str(v.out);
@@ -452,10 +598,12 @@ Options:
 function bundleRoots(files: readonly string[], dir: string): string[] {
   if (files.length > 0) return files.flatMap(certificatesInFile);
   const chainFile = join(dir, 'chain.pem');
-  if (!existsSync(chainFile)) throw new CliError(`Missing --root: the SSMAX root is needed to check the bundle ("${chainFile}" does not exist)`, EXIT.usage);
+  if (!existsSync(chainFile))
+    throw new CliError(`Missing --root: the SSMAX root is needed to check the bundle ("${chainFile}" does not exist)`, EXIT.usage);
   const last = certificatesInFile(chainFile).at(-1);
   const cert = last === undefined ? undefined : parseCertificate(last);
-  if (!cert || Buffer.compare(Buffer.from(cert.subjectDer), Buffer.from(cert.issuerDer)) !== 0) throw new CliError(`Missing --root: "${chainFile}" does not end with a root certificate`, EXIT.usage);
+  if (!cert || Buffer.compare(Buffer.from(cert.subjectDer), Buffer.from(cert.issuerDer)) !== 0)
+    throw new CliError(`Missing --root: "${chainFile}" does not end with a root certificate`, EXIT.usage);
   return [last as string];
 }
 
@@ -481,8 +629,17 @@ Options:
   --min-serial N       Reject a bundle older than this serial
   --at TIME            Verify at this ISO 8601 time instead of now`,
   options: {
-    ...common, root: { type: 'string', multiple: true }, cert: { type: 'string' }, chain: { type: 'string', multiple: true }, crl: { type: 'string', multiple: true },
-    use: { type: 'string' }, role: { type: 'string', multiple: true }, bundle: { type: 'string' }, domain: { type: 'string' }, 'min-serial': { type: 'string' }, at: { type: 'string' },
+    ...common,
+    root: { type: 'string', multiple: true },
+    cert: { type: 'string' },
+    chain: { type: 'string', multiple: true },
+    crl: { type: 'string', multiple: true },
+    use: { type: 'string' },
+    role: { type: 'string', multiple: true },
+    bundle: { type: 'string' },
+    domain: { type: 'string' },
+    'min-serial': { type: 'string' },
+    at: { type: 'string' },
   },
   run(v, _p, io, now) {
     const roots = list(v.root).flatMap(certificatesInFile);
@@ -498,19 +655,31 @@ Options:
     });
     if (str(v.bundle)) {
       const minSerial = str(v['min-serial']);
-      if (minSerial !== undefined && !/^\d+$/.test(minSerial)) throw new CliError(`Cannot use --min-serial "${minSerial}": not a non-negative integer`, EXIT.usage);
-      const r = verifyBundle(readInputText(str(v.bundle) as string, 'bundle'), { domain: need(v.domain, 'domain'), roots, crls, time, ...(minSerial !== undefined ? { minSerial: Number(minSerial) } : {}) });
+      if (minSerial !== undefined && !/^\d+$/.test(minSerial))
+        throw new CliError(`Cannot use --min-serial "${minSerial}": not a non-negative integer`, EXIT.usage);
+      const r = verifyBundle(readInputText(str(v.bundle) as string, 'bundle'), {
+        domain: need(v.domain, 'domain'),
+        roots,
+        crls,
+        time,
+        ...(minSerial !== undefined ? { minSerial: Number(minSerial) } : {}),
+      });
       (r.status === 'valid' ? io.out : io.err)(`${r.status}: ${r.message}`);
       return r.status === 'valid' ? EXIT.ok : EXIT.failure;
     }
     const use = (str(v.use) ?? 'any') as IntendedUse;
     if (!INTENDED_USES.includes(use)) throw new CliError(`Cannot use --use "${use}": one of ${INTENDED_USES.join(', ')}`, EXIT.usage);
     const roles = list(v.role);
-    for (const r of roles) if (!ROLES.includes(r as Role)) throw new CliError(`Cannot use --role "${r}": one of ${ROLES.join(', ')}`, EXIT.usage);
+    for (const r of roles)
+      if (!ROLES.includes(r as Role)) throw new CliError(`Cannot use --role "${r}": one of ${ROLES.join(', ')}`, EXIT.usage);
     const r = validateCertificate({
       leaf: readInputText(need(v.cert, 'cert'), 'certificate'),
       intermediates: list(v.chain).flatMap(certificatesInFile),
-      roots, crls, use, time, ...(roles.length > 0 ? { roles: roles as Role[] } : {}),
+      roots,
+      crls,
+      use,
+      time,
+      ...(roles.length > 0 ? { roles: roles as Role[] } : {}),
     });
     (r.status === 'valid' ? io.out : io.err)(`${r.status}: ${r.message}`);
     return r.status === 'valid' ? EXIT.ok : EXIT.failure;
@@ -521,7 +690,14 @@ const SUBCOMMANDS: Record<string, Sub> = { 'init-root': initRoot, 'init-org': in
 
 function groupUsage(): string {
   const width = Math.max(...Object.keys(SUBCOMMANDS).map((n) => n.length));
-  return ['Usage: ssmax ca <subcommand> [options]', '', 'Subcommands:', ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(width)}  ${s.summary}`), '', 'Run `ssmax ca <subcommand> --help` for its options.'].join('\n');
+  return [
+    'Usage: ssmax ca <subcommand> [options]',
+    '',
+    'Subcommands:',
+    ...Object.entries(SUBCOMMANDS).map(([n, s]) => `  ${n.padEnd(width)}  ${s.summary}`),
+    '',
+    'Run `ssmax ca <subcommand> --help` for its options.',
+  ].join('\n');
 }
 
 /** Runs one subcommand; `now` is injectable for tests (the CLI passes the real time). */

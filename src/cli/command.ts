@@ -51,8 +51,12 @@ export interface CliIo {
 }
 
 export const processIo: CliIo = {
-  out: (text) => { process.stdout.write(text.endsWith('\n') ? text : `${text}\n`); },
-  err: (text) => { process.stderr.write(text.endsWith('\n') ? text : `${text}\n`); },
+  out: (text) => {
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  },
+  err: (text) => {
+    process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+  },
 };
 
 /**
@@ -90,20 +94,35 @@ export const EXIT = {
 
 /** An error whose message is meant for the user as is, with an exit code. */
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number = EXIT.failure) {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+  ) {
     super(message);
     this.name = 'CliError';
   }
 }
 
 const ERRNO_EXIT: Readonly<Record<string, number>> = {
-  ENOENT: EXIT.noInput, ENOTDIR: EXIT.noInput,
-  EACCES: EXIT.noPerm, EPERM: EXIT.noPerm,
-  EEXIST: EXIT.cantCreate, EISDIR: EXIT.cantCreate, EROFS: EXIT.cantCreate,
-  ENOSPC: EXIT.ioErr, EIO: EXIT.ioErr, EDQUOT: EXIT.ioErr,
-  ECONNREFUSED: EXIT.unavailable, EHOSTUNREACH: EXIT.unavailable, ENETUNREACH: EXIT.unavailable, ECONNRESET: EXIT.unavailable,
-  ENOTFOUND: EXIT.unavailable, ETIMEDOUT: EXIT.tempFail, EAI_AGAIN: EXIT.tempFail,
-  EADDRINUSE: EXIT.unavailable, EADDRNOTAVAIL: EXIT.unavailable,
+  ENOENT: EXIT.noInput,
+  ENOTDIR: EXIT.noInput,
+  EACCES: EXIT.noPerm,
+  EPERM: EXIT.noPerm,
+  EEXIST: EXIT.cantCreate,
+  EISDIR: EXIT.cantCreate,
+  EROFS: EXIT.cantCreate,
+  ENOSPC: EXIT.ioErr,
+  EIO: EXIT.ioErr,
+  EDQUOT: EXIT.ioErr,
+  ECONNREFUSED: EXIT.unavailable,
+  EHOSTUNREACH: EXIT.unavailable,
+  ENETUNREACH: EXIT.unavailable,
+  ECONNRESET: EXIT.unavailable,
+  ENOTFOUND: EXIT.unavailable,
+  ETIMEDOUT: EXIT.tempFail,
+  EAI_AGAIN: EXIT.tempFail,
+  EADDRINUSE: EXIT.unavailable,
+  EADDRNOTAVAIL: EXIT.unavailable,
 };
 
 /**
@@ -117,7 +136,8 @@ export function exitOf(err: unknown): { code: number; message: string } {
   if (err instanceof CliError) return { code: err.exitCode, message };
   if (err instanceof Error && /ConfigError$/.test(err.name)) return { code: EXIT.config, message };
   // OpenSSL refusing a certificate or key file a configuration named (not a key, key and certificate not a pair).
-  if (err instanceof Error && /^ERR_OSSL/.test(String(errnoCode(err)))) return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
+  if (err instanceof Error && /^ERR_OSSL/.test(String(errnoCode(err))))
+    return { code: EXIT.config, message: `a TLS certificate or key of the configuration cannot be used (OpenSSL: ${message})` };
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = (e as Error & { cause?: unknown }).cause, depth++) {
     const code = errnoCode(e);
     if (typeof code === 'string' && ERRNO_EXIT[code] !== undefined) return { code: ERRNO_EXIT[code], message };
@@ -156,9 +176,15 @@ export function parseOptions(
   allowPositionals = true,
 ): { values: OptionValues; positionals: string[] } {
   try {
-    const r = parseArgs({ args: Array.from(args), options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
+    const r = parseArgs({
+      args: Array.from(args),
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals,
+      strict: true,
+    });
     const values: OptionValues = {};
-    for (const [k, v] of Object.entries(r.values)) values[k] = Array.isArray(v) ? Array.from(v, String) : (v as string | boolean | undefined);
+    for (const [k, v] of Object.entries(r.values))
+      values[k] = Array.isArray(v) ? Array.from(v, String) : (v as string | boolean | undefined);
     return { values, positionals: Array.from(r.positionals) };
   } catch (err) {
     throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
@@ -184,7 +210,12 @@ export function readPassphrase(path: string | undefined): string | undefined {
  * HOST:PORT`, on stdout), waits for SIGINT or SIGTERM, says it is stopping
  * (on stderr, when it has a name for that) and stops it gracefully.
  */
-export async function serveUntilSignal(io: CliIo, ready: string, stopping: string | undefined, stop: () => Promise<void> | void): Promise<number> {
+export async function serveUntilSignal(
+  io: CliIo,
+  ready: string,
+  stopping: string | undefined,
+  stop: () => Promise<void> | void,
+): Promise<number> {
   io.out(ready);
   await new Promise<void>((resolve) => {
     const done = () => {

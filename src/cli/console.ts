@@ -29,7 +29,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const config = loadConsoleConfig(requiredOption(values.config, 'config', RUN_HELP));
   const server = new ConsoleServer({ config, log: (l) => io.err(l) });
   const port = await server.listen();
-  return serveUntilSignal(io, `console listening on ${config.host}:${port} for ${config.domain}`, 'console: stopping', async () => { await server.close(); });
+  return serveUntilSignal(io, `console listening on ${config.host}:${port} for ${config.domain}`, 'console: stopping', async () => {
+    await server.close();
+  });
 }
 
 export const consoleCommand = subcommands(

@@ -5,8 +5,16 @@
  */
 import { parseArgs } from 'node:util';
 import {
-  answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, generateEncryptionKeyPair, groupByName,
-  keyIdOf, systemRng, transformBlinded, unblindReencryption,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  generateEncryptionKeyPair,
+  groupByName,
+  keyIdOf,
+  systemRng,
+  transformBlinded,
+  unblindReencryption,
 } from '../crypto';
 import { collect, decryptMessage, encryptMessage, listCapsules, replaceCapsules } from '../envelope';
 import { CliError, type CliIo, EXIT, subcommands } from './command';
@@ -87,7 +95,8 @@ async function runCrypto(sub: string, rest: string[], io: CliIo): Promise<number
     return EXIT.ok;
   }
   const backend = values.backend ?? 'auto';
-  if (!BACKENDS.includes(backend)) throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
+  if (!BACKENDS.includes(backend))
+    throw new CliError(`Cannot use --backend "${backend}": one of ${BACKENDS.join(', ')}\n\n${HELP}`, EXIT.usage);
   try {
     return await runDemo(io, backend);
   } catch (err) {

@@ -52,7 +52,10 @@ export function prepareDemoDir(dir: string): void {
   if (entries.length > 0) {
     const foreign = entries.filter((e) => !DEMO_ENTRIES.has(e));
     if (!existsSync(join(dir, DEMO_MARKER)) || foreign.length > 0) {
-      throw new CliError(`Cannot use --dir "${dir}": it holds files that are not from an earlier \`ssmax demo\` run (${(foreign.length > 0 ? foreign : entries).slice(0, 3).join(', ')}); give an empty or new folder`, EXIT.cantCreate);
+      throw new CliError(
+        `Cannot use --dir "${dir}": it holds files that are not from an earlier \`ssmax demo\` run (${(foreign.length > 0 ? foreign : entries).slice(0, 3).join(', ')}); give an empty or new folder`,
+        EXIT.cantCreate,
+      );
     }
     for (const e of entries) rmSync(join(dir, e), { recursive: true, force: true });
   }
@@ -62,10 +65,14 @@ export function prepareDemoDir(dir: string): void {
 async function runDemo(io: CliIo, dir: string): Promise<number> {
   const started = Date.now();
   io.out(`SSMAX demo in ${dir}`);
-  const net = await startNetwork(dir, [
-    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'alice-demo-password' }] },
-    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'bob-demo-password' }] },
-  ], (line) => io.out(`  ${line}`));
+  const net = await startNetwork(
+    dir,
+    [
+      { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'alice-demo-password' }] },
+      { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'bob-demo-password' }] },
+    ],
+    (line) => io.out(`  ${line}`),
+  );
   try {
     const A = net.org('a.example');
     const B = net.org('b.example');
@@ -84,7 +91,8 @@ async function runDemo(io: CliIo, dir: string): Promise<number> {
     io.out(`  gateway: ${submitted.response}`);
     const deadline = Date.now() + 30000;
     while (B.mailbox.for('bob@b.example').length === 0) {
-      if (Date.now() > deadline) throw new CliError(`no delivery to bob@b.example within 30 s\n${B.haraka.logs().slice(-2000)}`, EXIT.software);
+      if (Date.now() > deadline)
+        throw new CliError(`no delivery to bob@b.example within 30 s\n${B.haraka.logs().slice(-2000)}`, EXIT.software);
       await new Promise((r) => setTimeout(r, 100));
     }
     const delivered = B.mailbox.for('bob@b.example')[0]!.raw;
@@ -111,7 +119,11 @@ export const demoCommand: CommandGroup = {
   async run(argv, io) {
     let values: { dir?: string; keep?: boolean; help?: boolean };
     try {
-      ({ values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+      ({ values } = parseArgs({
+        args: argv,
+        options: { dir: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+        strict: true,
+      }));
     } catch (err) {
       throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
     }

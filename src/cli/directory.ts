@@ -32,7 +32,12 @@ Exit codes: 0 found, 1 refused or unavailable, 2 no SSMAX bundle ("none").`,
 
 function parse(args: string[], usage: string): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   try {
-    const r = parseArgs({ args, options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args,
+      options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
     return { values: r.values, positionals: r.positionals };
   } catch (err) {
     throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
@@ -54,7 +59,12 @@ const iso = (d: Date | undefined) => (d ? `${d.toISOString().slice(0, 19)}Z` : '
 export function statusTable(rows: readonly PeerStatus[]): string {
   const head = ['DOMAIN', 'STATE', 'SERIAL', 'CURRENT KEY', 'EXPIRES', 'LAST FETCH', 'LAST ERROR'];
   const body = rows.map((r) => [
-    r.domain, r.state, r.serial === undefined ? '-' : String(r.serial), r.currentKeyId ?? '-', iso(r.expires), iso(r.lastFetch),
+    r.domain,
+    r.state,
+    r.serial === undefined ? '-' : String(r.serial),
+    r.currentKeyId ?? '-',
+    iso(r.expires),
+    iso(r.lastFetch),
     r.lastError ? `${iso(r.lastErrorAt)} ${r.lastError}` : '-',
   ]);
   const all = [head, ...body];
@@ -87,13 +97,28 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       try {
         const peer = await dir.lookup(domain);
         if (values.json) {
-          io.out(JSON.stringify({
-            domain: peer.domain, serial: peer.serial, id: peer.id, issued: peer.issued, expires: peer.expires, url: peer.url,
-            currentKey: peer.currentKey.keyId, keys: peer.keys.map((k) => ({ keyId: k.keyId, state: k.state })),
-            abuseContact: peer.abuseContact, inboundPolicy: peer.inboundPolicy,
-          }, null, 2));
+          io.out(
+            JSON.stringify(
+              {
+                domain: peer.domain,
+                serial: peer.serial,
+                id: peer.id,
+                issued: peer.issued,
+                expires: peer.expires,
+                url: peer.url,
+                currentKey: peer.currentKey.keyId,
+                keys: peer.keys.map((k) => ({ keyId: k.keyId, state: k.state })),
+                abuseContact: peer.abuseContact,
+                inboundPolicy: peer.inboundPolicy,
+              },
+              null,
+              2,
+            ),
+          );
         } else {
-          io.out(`${peer.domain}: bundle ${peer.id} serial ${peer.serial}, current key ${peer.currentKey.keyId}, expires ${iso(peer.expires)} (from ${peer.url})`);
+          io.out(
+            `${peer.domain}: bundle ${peer.id} serial ${peer.serial}, current key ${peer.currentKey.keyId}, expires ${iso(peer.expires)} (from ${peer.url})`,
+          );
         }
         return EXIT.ok;
       } catch (err) {

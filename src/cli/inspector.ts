@@ -29,7 +29,14 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (values.help) return (io.out(RUN_HELP), EXIT.ok);
   const config = loadInspectorConfig(requiredOption(values.config, 'config', RUN_HELP));
   const inspector = await startInspector(config, { log: (l) => io.err(l) });
-  return serveUntilSignal(io, `inspector listening on ${config.host}:${inspector.port} for ${config.domain}`, 'inspector: stopping', async () => { await inspector.stop(); });
+  return serveUntilSignal(
+    io,
+    `inspector listening on ${config.host}:${inspector.port} for ${config.domain}`,
+    'inspector: stopping',
+    async () => {
+      await inspector.stop();
+    },
+  );
 }
 
 export const inspectorCommand = subcommands(

@@ -10,7 +10,17 @@ import { KeydError } from '../keyd/errors';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
-import { CliError, type CliIo, createOutputDir, EXIT, parseOptions, requiredOption, requireReadable, serveUntilSignal, subcommands } from './command';
+import {
+  CliError,
+  type CliIo,
+  createOutputDir,
+  EXIT,
+  parseOptions,
+  requiredOption,
+  requireReadable,
+  serveUntilSignal,
+  subcommands,
+} from './command';
 
 const HELP = `Usage: ssmax keyd <subcommand> [options]
 
@@ -30,20 +40,24 @@ Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-
 const SUB_HELP: Record<string, string> = {
   run: 'Usage: ssmax keyd run --config FILE\n\nRuns keyd in the foreground; SIGINT or SIGTERM stop it gracefully.\nPrints "keyd listening on HOST:PORT" when ready.',
   'init-master': 'Usage: ssmax keyd init-master --out FILE\n\nWrites 32 random bytes (hex) to FILE with mode 0600. Refuses to overwrite.',
-  'backup-master': 'Usage: ssmax keyd backup-master --config FILE --shares N --threshold K [--out-dir DIR]\n\nSplits the master key by Shamir secret sharing. With --out-dir, writes share-1.txt … share-N.txt\n(mode 0600), one per administrator; otherwise prints one share per line. Fewer than K shares reveal nothing.',
-  'restore-master': 'Usage: ssmax keyd restore-master --out FILE SHARE-FILE...\n\nCombines at least K shares back into the master key and writes it to FILE (mode 0600).',
-  audit: 'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
-  backup: 'Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd\'s LMDB store (data_dir) into DIR (absent or empty) while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).',
-  restore: 'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
-  rotate: 'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
+  'backup-master':
+    'Usage: ssmax keyd backup-master --config FILE --shares N --threshold K [--out-dir DIR]\n\nSplits the master key by Shamir secret sharing. With --out-dir, writes share-1.txt … share-N.txt\n(mode 0600), one per administrator; otherwise prints one share per line. Fewer than K shares reveal nothing.',
+  'restore-master':
+    'Usage: ssmax keyd restore-master --out FILE SHARE-FILE...\n\nCombines at least K shares back into the master key and writes it to FILE (mode 0600).',
+  audit:
+    'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
+  backup:
+    "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty) while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
+  restore:
+    'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
+  rotate:
+    'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
 };
-
 
 /** A master key file is never overwritten: 73, as every output that exists. */
 function refuseExisting(path: string): void {
   if (existsSync(path)) throw new CliError(`Cannot write "${path}": the file exists (a master key is never overwritten)`, EXIT.cantCreate);
 }
-
 
 async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub] ?? HELP;
@@ -53,7 +67,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (values.help) return (io.out(usage), EXIT.ok);
       const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
       const keyd = await startKeyd(config, { log: (l) => io.err(l) });
-      return serveUntilSignal(io, `keyd listening on ${config.host}:${keyd.port} for ${config.domain}`, 'keyd: stopping', () => keyd.stop());
+      return serveUntilSignal(io, `keyd listening on ${config.host}:${keyd.port} for ${config.domain}`, 'keyd: stopping', () =>
+        keyd.stop(),
+      );
     }
     case 'init-master': {
       const { values } = parseOptions(args, { out: { type: 'string' } }, usage);
@@ -66,10 +82,18 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'backup-master': {
-      const { values } = parseOptions(args, { config: { type: 'string' }, shares: { type: 'string' }, threshold: { type: 'string' }, 'out-dir': { type: 'string' } }, usage);
+      const { values } = parseOptions(
+        args,
+        { config: { type: 'string' }, shares: { type: 'string' }, threshold: { type: 'string' }, 'out-dir': { type: 'string' } },
+        usage,
+      );
       if (values.help) return (io.out(usage), EXIT.ok);
       const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
-      const shares = await splitMasterKey(loadMasterKey(config.masterKeyFile), Number(requiredOption(values.shares, 'shares', usage)), Number(requiredOption(values.threshold, 'threshold', usage)));
+      const shares = await splitMasterKey(
+        loadMasterKey(config.masterKeyFile),
+        Number(requiredOption(values.shares, 'shares', usage)),
+        Number(requiredOption(values.threshold, 'threshold', usage)),
+      );
       if (values['out-dir']) {
         const outDir = values['out-dir'] as string;
         createOutputDir(outDir);
@@ -124,7 +148,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (values.help) return (io.out(usage), EXIT.ok);
       const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
       const m = await restoreKeyd(config, requiredOption(values.from, 'from', usage));
-      io.out(`keyd backup of ${m.domain} made ${m.created} restored into ${config.dataDir}: audit chain verified (${m.auditRecords} records at backup time)`);
+      io.out(
+        `keyd backup of ${m.domain} made ${m.created} restored into ${config.dataDir}: audit chain verified (${m.auditRecords} records at backup time)`,
+      );
       return EXIT.ok;
     }
     case 'rotate': {

@@ -32,25 +32,41 @@ Moderation queue (the gateway's <haraka>/ssmax-state/list-moderation folder):
 Run \`ssmax list <subcommand> --help\` for one subcommand.`;
 
 const SUB_HELP: Record<string, string> = {
-  create: 'Usage: ssmax list create --config FILE LIST [--policy members|moderated|open] [--moderator ADDR]...\n\nCreates the list LIST (an address of this organisation) at keyd. A moderated list needs a moderator.',
+  create:
+    'Usage: ssmax list create --config FILE LIST [--policy members|moderated|open] [--moderator ADDR]...\n\nCreates the list LIST (an address of this organisation) at keyd. A moderated list needs a moderator.',
   add: 'Usage: ssmax list add --config FILE LIST MEMBER...\n\nAdds members. A member added later cannot open posts accepted before (each copy is made per member when a post is accepted).',
-  remove: 'Usage: ssmax list remove --config FILE LIST MEMBER...\n\nRemoves members. Posts accepted from now on make no copy for them; copies already made (accepted before) may still be delivered.',
+  remove:
+    'Usage: ssmax list remove --config FILE LIST MEMBER...\n\nRemoves members. Posts accepted from now on make no copy for them; copies already made (accepted before) may still be delivered.',
   show: 'Usage: ssmax list show --config FILE LIST [--json]\n\nPrints the list: policy, moderators, members.',
-  policy: 'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
+  policy:
+    'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
   held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
-  release: 'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nMarks the held post ID released and re-injects it into the gateway at HOST:PORT, which expands it once to the members of that moment.',
+  release:
+    'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nMarks the held post ID released and re-injects it into the gateway at HOST:PORT, which expands it once to the members of that moment.',
 };
 
 function describe(l: ListEntry): string[] {
-  return [`list ${l.address}`, `policy ${l.policy}`, `moderators ${l.moderators.join(', ') || '-'}`, `members (${l.members.length})`, ...l.members.map((m) => `  ${m}`)];
+  return [
+    `list ${l.address}`,
+    `policy ${l.policy}`,
+    `moderators ${l.moderators.join(', ') || '-'}`,
+    `members (${l.members.length})`,
+    ...l.members.map((m) => `  ${m}`),
+  ];
 }
 
-async function keydCommand(sub: string, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo): Promise<number> {
+async function keydCommand(
+  sub: string,
+  values: Record<string, string | boolean | string[] | undefined>,
+  positionals: string[],
+  io: CliIo,
+): Promise<number> {
   const usage = SUB_HELP[sub]!;
   if (typeof values.config !== 'string') throw new CliError(`--config FILE is required\n\n${usage}`, EXIT.usage);
   const [address, ...members] = positionals;
   if (!address) throw new CliError(`LIST is required\n\n${usage}`, EXIT.usage);
-  if ((sub === 'add' || sub === 'remove') && members.length === 0) throw new CliError(`at least one MEMBER is required\n\n${usage}`, EXIT.usage);
+  if ((sub === 'add' || sub === 'remove') && members.length === 0)
+    throw new CliError(`at least one MEMBER is required\n\n${usage}`, EXIT.usage);
   if (sub === 'policy' && typeof values.policy !== 'string') throw new CliError(`--policy is required\n\n${usage}`, EXIT.usage);
   requireReadable(values.config);
   const keyd = keydClientFor(loadAbuseConfig(values.config), 'operator');
@@ -59,7 +75,11 @@ async function keydCommand(sub: string, values: Record<string, string | boolean 
     let l: ListEntry;
     switch (sub) {
       case 'create':
-        l = await keyd.call<ListEntry>('POST', '/v1/lists', { address, ...(values.policy ? { policy: values.policy } : {}), ...(moderators ? { moderators } : {}) });
+        l = await keyd.call<ListEntry>('POST', '/v1/lists', {
+          address,
+          ...(values.policy ? { policy: values.policy } : {}),
+          ...(moderators ? { moderators } : {}),
+        });
         io.out(`Created list ${l.address} (policy ${l.policy})`);
         return EXIT.ok;
       case 'add':
@@ -68,7 +88,11 @@ async function keydCommand(sub: string, values: Record<string, string | boolean 
         io.out(`${l.address}: ${sub === 'add' ? 'added' : 'removed'} ${members.join(', ')}; ${l.members.length} members`);
         return EXIT.ok;
       case 'policy':
-        l = await keyd.call<ListEntry>('POST', '/v1/lists/policy', { address, policy: values.policy, ...(moderators ? { moderators } : {}) });
+        l = await keyd.call<ListEntry>('POST', '/v1/lists/policy', {
+          address,
+          policy: values.policy,
+          ...(moderators ? { moderators } : {}),
+        });
         io.out(`${l.address}: policy ${l.policy}; moderators ${l.moderators.join(', ') || '-'}`);
         return EXIT.ok;
       default:
@@ -78,14 +102,23 @@ async function keydCommand(sub: string, values: Record<string, string | boolean 
         return EXIT.ok;
     }
   } catch (err) {
-    if (err instanceof KeydClientError) throw new CliError(`keyd refused: ${err.message}`, err.transient ? EXIT.unavailable : err.status === 404 ? EXIT.noInput : EXIT.failure);
+    if (err instanceof KeydClientError)
+      throw new CliError(
+        `keyd refused: ${err.message}`,
+        err.transient ? EXIT.unavailable : err.status === 404 ? EXIT.noInput : EXIT.failure,
+      );
     throw err;
   } finally {
     keyd.close();
   }
 }
 
-async function moderationCommand(sub: string, values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo): Promise<number> {
+async function moderationCommand(
+  sub: string,
+  values: Record<string, string | boolean | string[] | undefined>,
+  positionals: string[],
+  io: CliIo,
+): Promise<number> {
   const usage = SUB_HELP[sub]!;
   if (typeof values.state !== 'string') throw new CliError(`--state DIR is required\n\n${usage}`, EXIT.usage);
   requireFolder(values.state, 'moderation folder');
@@ -100,7 +133,12 @@ async function moderationCommand(sub: string, values: Record<string, string | bo
     if (!id || !smtp) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
     const e = await store.release(id);
     if (!e) throw new CliError(`no held post "${id}"`, EXIT.noInput);
-    return await reinject(e, LIST_RELEASE_HEADER, { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) }, io);
+    return await reinject(
+      e,
+      LIST_RELEASE_HEADER,
+      { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) },
+      io,
+    );
   } finally {
     await store.close();
   }
@@ -111,10 +149,19 @@ async function runList(sub: string, rest: string[], io: CliIo): Promise<number> 
   let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
   try {
     const r = parseArgs({
-      args: rest, allowPositionals: true, strict: true,
+      args: rest,
+      allowPositionals: true,
+      strict: true,
       options: {
-        config: { type: 'string' }, policy: { type: 'string' }, moderator: { type: 'string', multiple: true }, json: { type: 'boolean' },
-        state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' },
+        policy: { type: 'string' },
+        moderator: { type: 'string', multiple: true },
+        json: { type: 'boolean' },
+        state: { type: 'string' },
+        smtp: { type: 'string' },
+        user: { type: 'string' },
+        'password-file': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     });
     parsed = { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
@@ -131,4 +178,8 @@ async function runList(sub: string, rest: string[], io: CliIo): Promise<number> 
   }
 }
 
-export const listCommand = subcommands('Mailing lists (encrypted, expanded per member): create, add, remove, show, policy, held, release', HELP, runList);
+export const listCommand = subcommands(
+  'Mailing lists (encrypted, expanded per member): create, add, remove, show, policy, held, release',
+  HELP,
+  runList,
+);

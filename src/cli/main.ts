@@ -39,7 +39,14 @@ export const groups: Record<string, CommandGroup> = {
 export function usage(): string {
   const width = Math.max(...Object.keys(groups).map((n) => n.length));
   const lines = Object.entries(groups).map(([name, g]) => `  ${name.padEnd(width)}  ${g.summary}`);
-  return ['Usage: ssmax <command> [options]', '', 'Commands:', ...lines, '', 'Run `ssmax <command> --help` for the options of a command.'].join('\n');
+  return [
+    'Usage: ssmax <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `ssmax <command> --help` for the options of a command.',
+  ].join('\n');
 }
 
 export async function main(argv: string[], io: CliIo = processIo): Promise<number> {

@@ -28,7 +28,12 @@ ready; SIGINT or SIGTERM stop it gracefully.`;
 
 function parse(args: string[], usage: string): Record<string, string | boolean | undefined> {
   try {
-    return parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true }).values;
+    return parseArgs({
+      args,
+      options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+      strict: true,
+    }).values;
   } catch (err) {
     throw new CliError(`${(err as Error).message}\n\n${usage}`, EXIT.usage);
   }
@@ -61,11 +66,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
     close();
     throw new CliError(`Cannot start the publisher's ops listener: ${(err as Error).message}`, EXIT.failure);
   }
-  return serveUntilSignal(io, `publisher listening on ${config.host}:${publisher.port} for ${config.domain}`, 'publisher: stopping', async () => {
-    await ops?.close();
-    await publisher.stop();
-    close();
-  });
+  return serveUntilSignal(
+    io,
+    `publisher listening on ${config.host}:${publisher.port} for ${config.domain}`,
+    'publisher: stopping',
+    async () => {
+      await ops?.close();
+      await publisher.stop();
+      close();
+    },
+  );
 }
 
 export const publishCommand: CommandGroup = {

@@ -18,7 +18,18 @@ Subcommands:
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
-    const r = parseArgs({ args: rest, options: { state: { type: 'string' }, smtp: { type: 'string' }, user: { type: 'string' }, 'password-file': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args: rest,
+      options: {
+        state: { type: 'string' },
+        smtp: { type: 'string' },
+        user: { type: 'string' },
+        'password-file': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
     parsed = { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
   } catch (err) {
     throw new CliError(`${(err as Error).message}\n\n${HELP}`, EXIT.usage);
@@ -32,12 +43,28 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
     const id = positionals[0];
     switch (sub) {
       case 'list':
-        for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.direction, e.state, e.rule, e.from, e.rcpts.join(',')].join('  '));
+        for (const e of store.list())
+          io.out([e.id, new Date(e.time).toISOString(), e.direction, e.state, e.rule, e.from, e.rcpts.join(',')].join('  '));
         return EXIT.ok;
       case 'show': {
         const e = id ? store.get(id) : undefined;
         if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-        io.out(JSON.stringify({ id: e.id, time: new Date(e.time).toISOString(), direction: e.direction, state: e.state, rule: e.rule, from: e.from, rcpts: e.rcpts, encryptedBytes: e.message.length }, null, 2));
+        io.out(
+          JSON.stringify(
+            {
+              id: e.id,
+              time: new Date(e.time).toISOString(),
+              direction: e.direction,
+              state: e.state,
+              rule: e.rule,
+              from: e.from,
+              rcpts: e.rcpts,
+              encryptedBytes: e.message.length,
+            },
+            null,
+            2,
+          ),
+        );
         return EXIT.ok;
       }
       case 'release': {

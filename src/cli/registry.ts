@@ -11,7 +11,15 @@ import { DirectoryConfigError, loadDirectoryConfig } from '../directory/config';
 import { FetchError, fetchBundleText } from '../directory/fetch';
 import { REVOCATION_REASONS, isRevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
-import { type RegisteredUser, RegistryError, addUser, certificateSerials, getUser, revokeUser, setUserStatus } from '../registry/registration';
+import {
+  type RegisteredUser,
+  RegistryError,
+  addUser,
+  certificateSerials,
+  getUser,
+  revokeUser,
+  setUserStatus,
+} from '../registry/registration';
 import { CliError, type CliIo, EXIT, parseOptions, readInputText, requiredOption, subcommands } from './command';
 import { loadSigningAuthority } from './ca-files';
 
@@ -45,7 +53,8 @@ const SUB_HELP: Record<string, string> = {
   --plain                a plain mail client user (transparent mode): no certificates
   --pseudonym NAME       pseudonym in the certificates (default the code)`,
   show: 'Usage: ssmax registry show --config FILE [--json] ADDRESS\n\nPrints the registration (address, code, status, certificate serials); never the identity reference.',
-  suspend: 'Usage: ssmax registry suspend --config FILE ADDRESS\n\nSets the status to suspended at keyd (audited). Tokens of the user still resolve, showing the status.',
+  suspend:
+    'Usage: ssmax registry suspend --config FILE ADDRESS\n\nSets the status to suspended at keyd (audited). Tokens of the user still resolve, showing the status.',
   reinstate: 'Usage: ssmax registry reinstate --config FILE ADDRESS\n\nSets the status back to active at keyd (audited).',
   revoke: `Usage: ssmax registry revoke --config FILE [--reason REASON] ADDRESS
 
@@ -60,9 +69,6 @@ with ca_dir, ca.json records the revocations as well. Revocation is final: the u
 be reinstated.
 Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
 };
-
-
-
 
 /**
  * The organisation's own signed bundle for a new profile: the file [registry] bundle, or else fetched
@@ -85,23 +91,29 @@ async function ownBundleText(config: AbuseConfig): Promise<string> {
   if (!url) throw new CliError(missing, EXIT.config);
   const ca = (dc.tlsCa ?? dc.roots).map((f) => readInputText(f, 'TLS CA'));
   try {
-    return await fetchBundleText(url, { timeoutMs: dc.fetchTimeoutMs, ca, hosts: new Map(Object.entries(dc.hosts).map(([h, a]) => [h.toLowerCase(), a])) });
+    return await fetchBundleText(url, {
+      timeoutMs: dc.fetchTimeoutMs,
+      ca,
+      hosts: new Map(Object.entries(dc.hosts).map(([h, a]) => [h.toLowerCase(), a])),
+    });
   } catch (err) {
-    if (err instanceof FetchError) throw new CliError(`Cannot fetch the organisation's bundle from ${url}: ${err.message}`, EXIT.unavailable);
+    if (err instanceof FetchError)
+      throw new CliError(`Cannot fetch the organisation's bundle from ${url}: ${err.message}`, EXIT.unavailable);
     throw err;
   }
 }
-
 
 /** The org CA from [registry]: an `ssmax ca` directory, or certificate and key files. */
 function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: string; crlFile: string } {
   const r = config.registry;
   const certFile = r.caDir ? join(r.caDir, 'ca.cert.pem') : r.caCert;
   const keyFile = r.caDir ? join(r.caDir, 'ca.key.pem') : r.caKey;
-  if (!certFile || !keyFile) throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.config);
+  if (!certFile || !keyFile)
+    throw new CliError(`Config "${config.file}": [registry] ca_dir, or ca_cert and ca_key, is required`, EXIT.config);
   const ca = loadSigningAuthority(certFile, keyFile, r.caPassphraseFile);
   const crlFile = r.crl ?? (r.caDir ? join(r.caDir, 'crl.pem') : undefined);
-  if (!crlFile) throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.config);
+  if (!crlFile)
+    throw new CliError(`Config "${config.file}": [registry] crl is required (the CRL file the bundle publisher reads)`, EXIT.config);
   return { ca, crlFile, ...(r.caDir ? { caDir: r.caDir } : {}) };
 }
 
@@ -113,8 +125,12 @@ function describe(u: RegisteredUser): string[] {
     serials = u.certificateSerial ? [u.certificateSerial] : [];
   }
   return [
-    `address: ${u.address}`, `code: ${u.code}`, `status: ${u.status}`, ...(u.kind ? [`kind: ${u.kind}`] : []),
-    `certificate serial: ${u.certificateSerial ?? '(none)'}`, ...(serials.length > 1 ? [`certificates: ${serials.join(', ')}`] : []),
+    `address: ${u.address}`,
+    `code: ${u.code}`,
+    `status: ${u.status}`,
+    ...(u.kind ? [`kind: ${u.kind}`] : []),
+    `certificate serial: ${u.certificateSerial ?? '(none)'}`,
+    ...(serials.length > 1 ? [`certificates: ${serials.join(', ')}`] : []),
     ...(u.encryptionKeyId ? [`encryption key: ${u.encryptionKeyId}`] : []),
   ];
 }
@@ -127,9 +143,23 @@ function oneAddress(positionals: string[], usage: string): string {
 async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub];
   if (!usage) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-  const options: Record<string, { type: 'string' | 'boolean' }> = sub === 'add'
-    ? { code: { type: 'string' }, 'identity-ref': { type: 'string' }, 'identity-ref-file': { type: 'string' }, profile: { type: 'string' }, plain: { type: 'boolean' }, pseudonym: { type: 'string' }, kind: { type: 'string' }, 'inspection-consent': { type: 'boolean' } }
-    : sub === 'revoke' ? { reason: { type: 'string' } } : sub === 'show' ? { json: { type: 'boolean' } } : {};
+  const options: Record<string, { type: 'string' | 'boolean' }> =
+    sub === 'add'
+      ? {
+          code: { type: 'string' },
+          'identity-ref': { type: 'string' },
+          'identity-ref-file': { type: 'string' },
+          profile: { type: 'string' },
+          plain: { type: 'boolean' },
+          pseudonym: { type: 'string' },
+          kind: { type: 'string' },
+          'inspection-consent': { type: 'boolean' },
+        }
+      : sub === 'revoke'
+        ? { reason: { type: 'string' } }
+        : sub === 'show'
+          ? { json: { type: 'boolean' } }
+          : {};
   const { values, positionals } = parseOptions(args, { ...options, config: { type: 'string' } }, usage);
   if (values.help) return (io.out(usage), EXIT.ok);
   const config = loadAbuseConfig(requiredOption(values.config, 'config', usage));
@@ -139,18 +169,23 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   let reason: string | undefined;
   if (sub === 'revoke') {
     reason = typeof values.reason === 'string' ? values.reason : 'unspecified';
-    if (!isRevocationReason(reason)) throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
+    if (!isRevocationReason(reason))
+      throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
   }
   if (sub === 'add') {
     requiredOption(values.code, 'code', usage);
     if (typeof values['identity-ref-file'] === 'string') {
-      if (values['identity-ref'] !== undefined) throw new CliError(`Give --identity-ref or --identity-ref-file, not both\n\n${usage}`, EXIT.usage);
+      if (values['identity-ref'] !== undefined)
+        throw new CliError(`Give --identity-ref or --identity-ref-file, not both\n\n${usage}`, EXIT.usage);
       values['identity-ref'] = readInputText(values['identity-ref-file'], 'identity reference file').split(/\r?\n/)[0]?.trim() ?? '';
-      if (values['identity-ref'] === '') throw new CliError(`Cannot use identity reference file "${values['identity-ref-file']}": it is empty`, EXIT.dataErr);
+      if (values['identity-ref'] === '')
+        throw new CliError(`Cannot use identity reference file "${values['identity-ref-file']}": it is empty`, EXIT.dataErr);
     }
     requiredOption(values['identity-ref'], 'identity-ref', usage);
-    if ((values.plain === true) === (typeof values.profile === 'string')) throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
-    if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation') throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);
+    if ((values.plain === true) === (typeof values.profile === 'string'))
+      throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
+    if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation')
+      throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);
     if (values.profile) authority = loadAuthority(config);
   }
   const keyd = keydClientFor(config, 'operator');
@@ -163,13 +198,22 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           const r = config.registry;
           if (!r.root) throw new CliError(`Config "${config.file}": [registry] root is required for --profile`, EXIT.config);
           profile = {
-            dir: values.profile, orgCa: (authority as { ca: SigningAuthority }).ca, rootPem: readInputText(r.root, 'root certificate'), orgBundle: await ownBundleText(config),
-            validDays: r.certificateDays, ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
+            dir: values.profile,
+            orgCa: (authority as { ca: SigningAuthority }).ca,
+            rootPem: readInputText(r.root, 'root certificate'),
+            orgBundle: await ownBundleText(config),
+            validDays: r.certificateDays,
+            ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
           };
         }
         const u = await addUser({
-          keyd, address, code: values.code as string, identityRef: values['identity-ref'] as string, now,
-          ...(values.kind ? { kind: values.kind as 'individual' | 'organisation' } : {}), ...(values['inspection-consent'] ? { inspectionConsent: true } : {}),
+          keyd,
+          address,
+          code: values.code as string,
+          identityRef: values['identity-ref'] as string,
+          now,
+          ...(values.kind ? { kind: values.kind as 'individual' | 'organisation' } : {}),
+          ...(values['inspection-consent'] ? { inspectionConsent: true } : {}),
           ...(profile ? { profile } : {}),
         });
         io.out(`Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client)'}`);
@@ -193,8 +237,17 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           const a = loadAuthority(config); // only for a keyd that holds no CA
           return { ca: a.ca, crlFile: a.crlFile, days: config.registry.crlDays, now, ...(a.caDir ? { caDir: a.caDir } : {}) };
         };
-        const r = await revokeUser({ keyd, address, reason: reason as 'unspecified', local, now, ...(config.registry.caDir ? { caDir: config.registry.caDir } : {}) });
-        io.out(`${r.user.address} is ${r.user.status}; ${r.revoked.length > 0 ? `revoked certificate serial(s) ${r.revoked.join(', ')}` : 'no certificate to revoke'}; CRL number ${r.crlNumber} written to ${r.crlFile}${r.signer === 'keyd' ? ' by keyd' : ''}`);
+        const r = await revokeUser({
+          keyd,
+          address,
+          reason: reason as 'unspecified',
+          local,
+          now,
+          ...(config.registry.caDir ? { caDir: config.registry.caDir } : {}),
+        });
+        io.out(
+          `${r.user.address} is ${r.user.status}; ${r.revoked.length > 0 ? `revoked certificate serial(s) ${r.revoked.join(', ')}` : 'no certificate to revoke'}; CRL number ${r.crlNumber} written to ${r.crlFile}${r.signer === 'keyd' ? ' by keyd' : ''}`,
+        );
         return EXIT.ok;
       }
       default:
@@ -210,7 +263,11 @@ export const registryCommand = subcommands(
   HELP,
   runSub,
   (err) => {
-    if (err instanceof RegistryError) return new CliError(err.message, err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr);
+    if (err instanceof RegistryError)
+      return new CliError(
+        err.message,
+        err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr,
+      );
     if (err instanceof AbuseConfigError) return new CliError(err.message, EXIT.config);
     return undefined;
   },

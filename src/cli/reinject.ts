@@ -35,7 +35,13 @@ export function smtpAddress(value: unknown): { host: string; port: number } | un
 /** Submits `held` again with `releaseHeader: <id>` on top; prints the gateway's answer, or fails (70) with it. */
 export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, io: CliIo): Promise<number> {
   const pass = via.passwordFile !== undefined ? readInputText(via.passwordFile, 'password file').split('\n')[0]!.trim() : undefined;
-  const t = createTransport({ host: via.host, port: via.port, secure: false, ignoreTLS: true, ...(via.user && pass ? { auth: { user: via.user, pass } } : {}) });
+  const t = createTransport({
+    host: via.host,
+    port: via.port,
+    secure: false,
+    ignoreTLS: true,
+    ...(via.user && pass ? { auth: { user: via.user, pass } } : {}),
+  });
   try {
     const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${held.id}\r\n`), Buffer.from(held.message)]);
     const r = await t.sendMail({ envelope: { from: held.from, to: [...held.rcpts] }, raw });

@@ -54,7 +54,8 @@ Exit codes (docs/cli.md): 0 done, 64 usage, 65 refused input, 66 missing file or
 
 function opsPortOf(v: string): number {
   const n = Number(v);
-  if (!/^\d{1,5}$/.test(v) || n < 1 || n > 65532) throw new CliError(`Cannot use --ops-port "${v}": expected a port from 1 to 65532 (four ports from it are used)`, EXIT.usage);
+  if (!/^\d{1,5}$/.test(v) || n < 1 || n > 65532)
+    throw new CliError(`Cannot use --ops-port "${v}": expected a port from 1 to 65532 (four ports from it are used)`, EXIT.usage);
   return n;
 }
 
@@ -62,7 +63,11 @@ function pairs(values: string[] | undefined, what: string, re: RegExp): Record<s
   const out: Record<string, string> = {};
   for (const v of values ?? []) {
     const m = re.exec(v);
-    if (!m) throw new CliError(`Cannot use --${what} "${v}": expected ${what === 'peer' ? 'DOMAIN=https://…' : what === 'host' ? 'NAME=ADDRESS' : 'DOMAIN=HOST:PORT'}`, EXIT.usage);
+    if (!m)
+      throw new CliError(
+        `Cannot use --${what} "${v}": expected ${what === 'peer' ? 'DOMAIN=https://…' : what === 'host' ? 'NAME=ADDRESS' : 'DOMAIN=HOST:PORT'}`,
+        EXIT.usage,
+      );
     out[m[1]!.toLowerCase()] = m[2]!;
   }
   return out;
@@ -72,13 +77,30 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args: argv, allowPositionals: false, options: {
-        help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' },
-        domain: { type: 'string' }, 'org-ca': { type: 'string' }, 'root-crl': { type: 'string' }, dir: { type: 'string' },
-        'ops-port': { type: 'string' }, 'keyd-listen': { type: 'string' }, 'keyd-url': { type: 'string' }, 'publisher-listen': { type: 'string' }, 'smtp-listen': { type: 'string' },
-        inspection: { type: 'string' }, 'inspector-listen': { type: 'string' }, 'inspector-url': { type: 'string' }, delivery: { type: 'string' }, 'delivery-protocol': { type: 'string' },
-        peer: { type: 'string', multiple: true }, host: { type: 'string', multiple: true }, route: { type: 'string', multiple: true },
-        days: { type: 'string' }, 'org-ca-passphrase-file': { type: 'string' },
+      args: argv,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        force: { type: 'boolean' },
+        domain: { type: 'string' },
+        'org-ca': { type: 'string' },
+        'root-crl': { type: 'string' },
+        dir: { type: 'string' },
+        'ops-port': { type: 'string' },
+        'keyd-listen': { type: 'string' },
+        'keyd-url': { type: 'string' },
+        'publisher-listen': { type: 'string' },
+        'smtp-listen': { type: 'string' },
+        inspection: { type: 'string' },
+        'inspector-listen': { type: 'string' },
+        'inspector-url': { type: 'string' },
+        delivery: { type: 'string' },
+        'delivery-protocol': { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        host: { type: 'string', multiple: true },
+        route: { type: 'string', multiple: true },
+        days: { type: 'string' },
+        'org-ca-passphrase-file': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -88,17 +110,25 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     io.out(HELP);
     return EXIT.ok;
   }
-  for (const k of ['domain', 'org-ca', 'root-crl', 'dir'] as const) if (!values[k]) throw new CliError(`Missing --${k} (see --help)`, EXIT.usage);
+  for (const k of ['domain', 'org-ca', 'root-crl', 'dir'] as const)
+    if (!values[k]) throw new CliError(`Missing --${k} (see --help)`, EXIT.usage);
   const inspection = values.inspection ?? 'inline';
-  if (inspection !== 'inline' && inspection !== 'remote') throw new CliError(`Cannot use --inspection "${inspection}": inline or remote`, EXIT.usage);
+  if (inspection !== 'inline' && inspection !== 'remote')
+    throw new CliError(`Cannot use --inspection "${inspection}": inline or remote`, EXIT.usage);
   const protocol = values['delivery-protocol'];
-  if (protocol !== undefined && protocol !== 'smtp' && protocol !== 'lmtp') throw new CliError(`Cannot use --delivery-protocol "${protocol}": smtp or lmtp`, EXIT.usage);
+  if (protocol !== undefined && protocol !== 'smtp' && protocol !== 'lmtp')
+    throw new CliError(`Cannot use --delivery-protocol "${protocol}": smtp or lmtp`, EXIT.usage);
   const days = values.days === undefined ? undefined : Number(values.days);
-  if (days !== undefined && (!Number.isSafeInteger(days) || days < 1)) throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
+  if (days !== undefined && (!Number.isSafeInteger(days) || days < 1))
+    throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
   const passphrase = values['org-ca-passphrase-file'] ? readPassphrase(values['org-ca-passphrase-file']) : undefined;
   try {
     const r = setupOrganisation({
-      dir: values.dir!, domain: values.domain!, orgCaDir: values['org-ca']!, rootCrl: values['root-crl']!, inspection,
+      dir: values.dir!,
+      domain: values.domain!,
+      orgCaDir: values['org-ca']!,
+      rootCrl: values['root-crl']!,
+      inspection,
       ...(passphrase !== undefined ? { orgCaPassphrase: passphrase } : {}),
       ...(values['keyd-listen'] ? { keydListen: values['keyd-listen'] } : {}),
       ...(values['ops-port'] !== undefined ? { opsPort: opsPortOf(values['ops-port']) } : {}),
@@ -119,7 +149,8 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof SetupError) {
-      const code = err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.cantCreate : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
+      const code =
+        err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.cantCreate : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
       throw new CliError(err.message, code);
     }
     throw err;

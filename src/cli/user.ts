@@ -19,7 +19,19 @@ import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle 
 import { signAndEncrypt } from '../user/sign-encrypt';
 import { forwardMessage } from '../user/forward';
 import { submitMessage } from '../user/submit';
-import { CliError, type CliIo, EXIT, type OptionValues, parseOptions, processIo, readInput as readInputFile, readInputText, requiredOption, requireFolder, subcommands } from './command';
+import {
+  CliError,
+  type CliIo,
+  EXIT,
+  type OptionValues,
+  parseOptions,
+  processIo,
+  readInput as readInputFile,
+  readInputText,
+  requiredOption,
+  requireFolder,
+  subcommands,
+} from './command';
 import { loadSigningAuthority } from './ca-files';
 
 const HELP = `Usage: ssmax user <subcommand> [options]
@@ -141,13 +153,15 @@ function timeOption(values: Values): Date {
 
 function portOption(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) throw new CliError(`Cannot use --${name} "${v}": not a port number`, EXIT.usage);
+  if (!/^\d{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535)
+    throw new CliError(`Cannot use --${name} "${v}": not a port number`, EXIT.usage);
   return Number(v);
 }
 
 function securityOption(v: string | undefined, name: string): SmtpSettings['security'] | undefined {
   if (v === undefined) return undefined;
-  if (v !== 'starttls' && v !== 'tls' && v !== 'none') throw new CliError(`Cannot use --${name} "${v}": expected starttls, tls or none`, EXIT.usage);
+  if (v !== 'starttls' && v !== 'tls' && v !== 'none')
+    throw new CliError(`Cannot use --${name} "${v}": expected starttls, tls or none`, EXIT.usage);
   return v;
 }
 
@@ -161,7 +175,10 @@ const EXIT_FOR: Record<UserErrorCode, number> = {
 };
 
 /** The org CA of an `ssmax ca` directory (docs/pki.md "CLI"). */
-function loadOrgCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => void } {
+function loadOrgCa(
+  dir: string,
+  passphraseFile: string | undefined,
+): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => void } {
   const authority = loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile);
   let state: CaState | undefined;
   if (existsSync(caStatePath(dir))) {
@@ -188,12 +205,28 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub] ?? HELP;
   switch (sub) {
     case 'init': {
-      const v = parse(args, {
-        ca: { type: 'string' }, root: { type: 'string' }, bundle: { type: 'string' }, email: { type: 'string' }, pseudonym: { type: 'string' },
-        code: { type: 'string' }, out: { type: 'string' }, 'passphrase-file': { type: 'string' }, days: { type: 'string' }, at: { type: 'string' },
-        'smtp-host': { type: 'string' }, 'smtp-port': { type: 'string' }, 'smtp-user': { type: 'string' }, 'smtp-security': { type: 'string' },
-        'smtp-password-file': { type: 'string' }, 'smtp-password-env': { type: 'string' },
-      }, usage);
+      const v = parse(
+        args,
+        {
+          ca: { type: 'string' },
+          root: { type: 'string' },
+          bundle: { type: 'string' },
+          email: { type: 'string' },
+          pseudonym: { type: 'string' },
+          code: { type: 'string' },
+          out: { type: 'string' },
+          'passphrase-file': { type: 'string' },
+          days: { type: 'string' },
+          at: { type: 'string' },
+          'smtp-host': { type: 'string' },
+          'smtp-port': { type: 'string' },
+          'smtp-user': { type: 'string' },
+          'smtp-security': { type: 'string' },
+          'smtp-password-file': { type: 'string' },
+          'smtp-password-env': { type: 'string' },
+        },
+        usage,
+      );
       if (v.help) return (io.out(usage), EXIT.ok);
       const caDir = required(v, 'ca', usage);
       const rootPath = required(v, 'root', usage);
@@ -203,7 +236,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const code = required(v, 'code', usage);
       const out = required(v, 'out', usage);
       const days = str(v, 'days');
-      if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1)) throw new CliError(`Cannot use --days "${days}": not a positive integer`, EXIT.usage);
+      if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1))
+        throw new CliError(`Cannot use --days "${days}": not a positive integer`, EXIT.usage);
       let smtp: SmtpSettings | undefined;
       const host = str(v, 'smtp-host');
       if (host !== undefined) {
@@ -220,9 +254,15 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       }
       const ca = loadOrgCa(caDir, str(v, 'passphrase-file'));
       const registration = createUserProfile(out, {
-        address: email, pseudonym, code, orgCa: ca.authority,
-        rootPem: readInputText(rootPath, 'root certificate'), orgBundle: readInputText(bundlePath, 'organisation bundle'),
-        now: timeOption(v), ...(smtp ? { smtp } : {}), ...(days ? { validDays: Number(days) } : {}),
+        address: email,
+        pseudonym,
+        code,
+        orgCa: ca.authority,
+        rootPem: readInputText(rootPath, 'root certificate'),
+        orgBundle: readInputText(bundlePath, 'organisation bundle'),
+        now: timeOption(v),
+        ...(smtp ? { smtp } : {}),
+        ...(days ? { validDays: Number(days) } : {}),
       });
       const profile = loadUserProfile(out);
       ca.record([profile.signingCertificate, profile.encryptionCertificate]);
@@ -231,7 +271,17 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'sign-encrypt': {
-      const v = parse(args, { profile: { type: 'string' }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, 'attachments-only': { type: 'boolean' }, at: { type: 'string' } }, usage);
+      const v = parse(
+        args,
+        {
+          profile: { type: 'string' },
+          in: { type: 'string' },
+          out: { type: 'string', short: 'o' },
+          'attachments-only': { type: 'boolean' },
+          at: { type: 'string' },
+        },
+        usage,
+      );
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
       const now = timeOption(v);
@@ -241,17 +291,29 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'send': {
-      const v = parse(args, {
-        profile: { type: 'string' }, to: { type: 'string', multiple: true }, in: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' },
-        'smtp-user': { type: 'string' }, security: { type: 'string' }, 'password-file': { type: 'string' }, 'password-env': { type: 'string' },
-        'auth-method': { type: 'string' },
-      }, usage);
+      const v = parse(
+        args,
+        {
+          profile: { type: 'string' },
+          to: { type: 'string', multiple: true },
+          in: { type: 'string' },
+          host: { type: 'string' },
+          port: { type: 'string' },
+          'smtp-user': { type: 'string' },
+          security: { type: 'string' },
+          'password-file': { type: 'string' },
+          'password-env': { type: 'string' },
+          'auth-method': { type: 'string' },
+        },
+        usage,
+      );
       if (v.help) return (io.out(usage), EXIT.ok);
       const profileDir = profileFolder(v, usage);
       const to = list(v, 'to');
       if (to.length === 0) throw new CliError(`--to is required\n\n${usage}`, EXIT.usage);
       const authMethod = str(v, 'auth-method')?.toUpperCase();
-      if (authMethod !== undefined && authMethod !== 'PLAIN' && authMethod !== 'LOGIN') throw new CliError(`Cannot use --auth-method "${authMethod}": expected PLAIN or LOGIN`, EXIT.usage);
+      if (authMethod !== undefined && authMethod !== 'PLAIN' && authMethod !== 'LOGIN')
+        throw new CliError(`Cannot use --auth-method "${authMethod}": expected PLAIN or LOGIN`, EXIT.usage);
       const passwordFile = str(v, 'password-file');
       const passwordEnv = str(v, 'password-env');
       if (passwordFile && passwordEnv) throw new CliError('Cannot use both --password-file and --password-env', EXIT.usage);
@@ -260,7 +322,10 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const user = str(v, 'smtp-user');
       const security = securityOption(str(v, 'security'), 'security');
       const smtp: Partial<SmtpSettings> = {
-        ...(host ? { host } : {}), ...(port ? { port } : {}), ...(user ? { user } : {}), ...(security ? { security } : {}),
+        ...(host ? { host } : {}),
+        ...(port ? { port } : {}),
+        ...(user ? { user } : {}),
+        ...(security ? { security } : {}),
         // A password source given here replaces the profile's; a relative file is relative to the working directory.
         ...(passwordFile ? { passwordFile: resolve(passwordFile), passwordEnv: undefined } : {}),
         ...(passwordEnv ? { passwordEnv, passwordFile: undefined } : {}),
@@ -268,11 +333,23 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const profile = loadUserProfile(profileDir);
       const message = await readInput(str(v, 'in'));
       const result = await submitMessage(profile, message, { to, smtp, ...(authMethod ? { authMethod } : {}) });
-      io.out(`Submitted to ${result.accepted.join(', ')}${result.rejected.length ? `; rejected: ${result.rejected.join(', ')}` : ''}: ${result.response}`);
+      io.out(
+        `Submitted to ${result.accepted.join(', ')}${result.rejected.length ? `; rejected: ${result.rejected.join(', ')}` : ''}: ${result.response}`,
+      );
       return result.rejected.length ? EXIT.failure : EXIT.ok;
     }
     case 'forward': {
-      const v = parse(args, { profile: { type: 'string' }, to: { type: 'string', multiple: true }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, at: { type: 'string' } }, usage);
+      const v = parse(
+        args,
+        {
+          profile: { type: 'string' },
+          to: { type: 'string', multiple: true },
+          in: { type: 'string' },
+          out: { type: 'string', short: 'o' },
+          at: { type: 'string' },
+        },
+        usage,
+      );
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
       const to = list(v, 'to');
@@ -282,10 +359,19 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'open': {
-      const v = parse(args, {
-        profile: { type: 'string' }, in: { type: 'string' }, out: { type: 'string', short: 'o' }, 'peer-bundle': { type: 'string', multiple: true },
-        crl: { type: 'string', multiple: true }, 'keep-seals': { type: 'boolean' }, at: { type: 'string' },
-      }, usage);
+      const v = parse(
+        args,
+        {
+          profile: { type: 'string' },
+          in: { type: 'string' },
+          out: { type: 'string', short: 'o' },
+          'peer-bundle': { type: 'string', multiple: true },
+          crl: { type: 'string', multiple: true },
+          'keep-seals': { type: 'boolean' },
+          at: { type: 'string' },
+        },
+        usage,
+      );
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
       const now = timeOption(v);
@@ -317,7 +403,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfile(profileFolder(v, usage));
       const bundle = updateOrgBundle(profile, readInputText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
-      io.out(`Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`);
+      io.out(
+        `Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`,
+      );
       return EXIT.ok;
     }
     default:

@@ -108,7 +108,11 @@ export function defaultText(s: Setting): string {
 
 /** A settings' default values by "section.key" (those that have one). */
 export function defaultsOf(schema: Schema): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(schema).filter(([, s]) => s.default !== undefined).map(([k, s]) => [k, s.default]));
+  return Object.fromEntries(
+    Object.entries(schema)
+      .filter(([, s]) => s.default !== undefined)
+      .map(([k, s]) => [k, s.default]),
+  );
 }
 
 const TRUE = /^(?:true|yes|on|1)$/i;
@@ -175,7 +179,12 @@ export class IniReader<S extends Schema> {
     switch (s.type) {
       case 'num': {
         const n = Number(raw);
-        if (!NUMBER.test(raw) || (s.whole && !Number.isInteger(n)) || n < s.min || n > s.max) throw this.fail(section, key, `must be a ${s.whole ? 'whole number' : 'number'} from ${s.min} to ${s.max}, ${got}${s.note ? ` (${s.note})` : ''}`);
+        if (!NUMBER.test(raw) || (s.whole && !Number.isInteger(n)) || n < s.min || n > s.max)
+          throw this.fail(
+            section,
+            key,
+            `must be a ${s.whole ? 'whole number' : 'number'} from ${s.min} to ${s.max}, ${got}${s.note ? ` (${s.note})` : ''}`,
+          );
         return n as ValueOf<S[K]>;
       }
       case 'bool':
@@ -184,11 +193,15 @@ export class IniReader<S extends Schema> {
         throw this.fail(section, key, `must be true or false, ${got}`);
       case 'enum': {
         const e = raw.toLowerCase();
-        if (!s.values.includes(e)) throw this.fail(section, key, `must be ${s.values.slice(0, -1).join(', ')} or ${s.values.at(-1)}, ${got}`);
+        if (!s.values.includes(e))
+          throw this.fail(section, key, `must be ${s.values.slice(0, -1).join(', ')} or ${s.values.at(-1)}, ${got}`);
         return e as ValueOf<S[K]>;
       }
       case 'list':
-        return raw.split(',').map((x) => x.trim()).filter((x) => x !== '') as ValueOf<S[K]>;
+        return raw
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '') as ValueOf<S[K]>;
       case 'str':
         return raw as ValueOf<S[K]>;
     }

@@ -33,7 +33,14 @@ export class ConsoleKeyd {
 
   constructor(private readonly target: KeydTarget) {
     this.base = new URL(target.url);
-    this.agent = new Agent({ keepAlive: true, maxSockets: 8, cert: target.cert, key: target.key, ca: [...target.ca], ...(target.servername ? { servername: target.servername } : {}) });
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      cert: target.cert,
+      key: target.key,
+      ca: [...target.ca],
+      ...(target.servername ? { servername: target.servername } : {}),
+    });
   }
 
   /** A client with `call` (what src/abuse/resolve.ts needs) acting for the administrator. */
@@ -44,28 +51,44 @@ export class ConsoleKeyd {
   async call<T = Record<string, unknown>>(certificate: Buffer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const r = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-      const req = httpsRequest({
-        protocol: 'https:', host: this.base.hostname, port: this.base.port || 443, path, method, agent: this.agent,
-        ...(this.target.servername ? { servername: this.target.servername } : {}),
-        headers: { accept: 'application/json', [ON_BEHALF_HEADER]: certificate.toString('base64'), ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
-      }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('error', (err) => reject(new HttpsJsonError('response-failed', err.message)));
-        res.on('end', () => {
-          clearTimeout(timer);
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
-          } catch {
-            reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
-          }
-        });
-      });
+      const req = httpsRequest(
+        {
+          protocol: 'https:',
+          host: this.base.hostname,
+          port: this.base.port || 443,
+          path,
+          method,
+          agent: this.agent,
+          ...(this.target.servername ? { servername: this.target.servername } : {}),
+          headers: {
+            accept: 'application/json',
+            [ON_BEHALF_HEADER]: certificate.toString('base64'),
+            ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+          },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('error', (err) => reject(new HttpsJsonError('response-failed', err.message)));
+          res.on('end', () => {
+            clearTimeout(timer);
+            try {
+              resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
+            } catch {
+              reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
+            }
+          });
+        },
+      );
       const timer = setTimeout(() => req.destroy(new HttpsJsonError('timeout', String(this.target.timeoutMs))), this.target.timeoutMs);
-      req.on('error', (err) => { clearTimeout(timer); reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', errnoText(err))); });
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', errnoText(err)));
+      });
       req.end(data);
     }).catch((err: unknown) => {
-      if (err instanceof HttpsJsonError) throw new KeydClientError(err.failure === 'timeout' ? 'timeout' : 'unreachable', `keyd: ${err.failure} (${err.detail})`, 0);
+      if (err instanceof HttpsJsonError)
+        throw new KeydClientError(err.failure === 'timeout' ? 'timeout' : 'unreachable', `keyd: ${err.failure} (${err.detail})`, 0);
       throw err;
     });
     if (r.status === 200) return r.json as T;
@@ -118,7 +141,8 @@ export function parseMetrics(text: string, names: ReadonlySet<string>): Sample[]
     if (rest.startsWith('{')) {
       const end = rest.lastIndexOf('}');
       const body = rest.slice(1, end);
-      for (const m of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+      for (const m of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+        labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
       rest = rest.slice(end + 1);
     }
     const value = Number(rest.trim().split(' ')[0]);

@@ -20,12 +20,23 @@ export interface ConsoleConfig {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
   /** Validation of administrators' certificates: roots, CRL files (read on each new connection), the organisation's CA. */
   readonly pki: { readonly roots: readonly string[]; readonly crlFiles: readonly string[]; readonly orgCa: string };
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly timeoutMs: number };
+  readonly keyd: {
+    readonly url: string;
+    readonly servername?: string;
+    readonly ca: readonly string[];
+    readonly cert: string;
+    readonly key: string;
+    readonly timeoutMs: number;
+  };
   /** Operations listeners (http://host:port) of each service; absent: shown as not configured. */
   readonly ops: Readonly<Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>>>;
   /** The gateway's quarantine folder and where a release is re-injected; absent: the page says so. */
   readonly quarantine?: {
-    readonly dir: string; readonly smtpHost: string; readonly smtpPort: number; readonly user?: string; readonly passwordFile?: string;
+    readonly dir: string;
+    readonly smtpHost: string;
+    readonly smtpPort: number;
+    readonly user?: string;
+    readonly passwordFile?: string;
     /** An inspector-role certificate and key (PEM) for keyd's blinded decryption: only with it may an administrator see a held message's content. */
     readonly inspector?: { readonly cert: string; readonly key: string };
   };
@@ -101,26 +112,42 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     const smtp = hostPort('quarantine.smtp', r.get('quarantine.smtp'));
     const user = r.opt('quarantine.user');
     const passwordFile = r.optPath('quarantine.password_file');
-    if ((user === undefined) !== (passwordFile === undefined)) throw r.fail('quarantine', 'user', 'must be given together with password_file');
+    if ((user === undefined) !== (passwordFile === undefined))
+      throw r.fail('quarantine', 'user', 'must be given together with password_file');
     const inspectorCert = r.opt('quarantine.inspector_cert');
     const inspectorKey = r.opt('quarantine.inspector_key');
-    if ((inspectorCert === undefined) !== (inspectorKey === undefined)) throw r.fail('quarantine', 'inspector_cert', 'must be given together with inspector_key');
+    if ((inspectorCert === undefined) !== (inspectorKey === undefined))
+      throw r.fail('quarantine', 'inspector_cert', 'must be given together with inspector_key');
     quarantine = {
-      dir: qdir, smtpHost: smtp.host, smtpPort: smtp.port, ...(user ? { user, passwordFile: passwordFile! } : {}),
-      ...(inspectorCert ? { inspector: { cert: read('quarantine.inspector_cert', inspectorCert), key: read('quarantine.inspector_key', inspectorKey!) } } : {}),
+      dir: qdir,
+      smtpHost: smtp.host,
+      smtpPort: smtp.port,
+      ...(user ? { user, passwordFile: passwordFile! } : {}),
+      ...(inspectorCert
+        ? { inspector: { cert: read('quarantine.inspector_cert', inspectorCert), key: read('quarantine.inspector_key', inspectorKey!) } }
+        : {}),
     };
   }
   const servername = r.opt('keyd.servername');
   const directoryConfig = r.optPath('peers.directory');
   return {
-    file, domain: r.get('console.domain'), host: listen.host, port: listen.port,
+    file,
+    domain: r.get('console.domain'),
+    host: listen.host,
+    port: listen.port,
     sessionMinutes: r.get('console.session_minutes'),
     tls: { cert: file1('tls.cert'), key: file1('tls.key'), clientCas: files('tls.client_ca') },
     pki: { roots: files('pki.roots'), crlFiles: r.paths('pki.crls'), orgCa: file1('pki.org_ca') },
     keyd: {
-      url: r.get('keyd.url'), ...(servername ? { servername } : {}), ca: files('keyd.ca'),
-      cert: file1('keyd.cert'), key: file1('keyd.key'), timeoutMs: r.get('keyd.timeout_ms'),
+      url: r.get('keyd.url'),
+      ...(servername ? { servername } : {}),
+      ca: files('keyd.ca'),
+      cert: file1('keyd.cert'),
+      key: file1('keyd.key'),
+      timeoutMs: r.get('keyd.timeout_ms'),
     },
-    ops, ...(quarantine ? { quarantine } : {}), ...(directoryConfig ? { directoryConfig } : {}),
+    ops,
+    ...(quarantine ? { quarantine } : {}),
+    ...(directoryConfig ? { directoryConfig } : {}),
   };
 }

@@ -17,7 +17,12 @@ const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
 const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
 
 /** The plaintext of an encrypted message held for `domain`. `keyd`: the admin's view (public keys); `inspector`: the inspector-role client. */
-export async function quarantinedPlaintext(message: Uint8Array, domain: string, keyd: { call<T>(method: 'GET', path: string): Promise<T> }, inspector: Pick<KeydClient, 'call'>): Promise<Buffer> {
+export async function quarantinedPlaintext(
+  message: Uint8Array,
+  domain: string,
+  keyd: { call<T>(method: 'GET', path: string): Promise<T> },
+  inspector: Pick<KeydClient, 'call'>,
+): Promise<Buffer> {
   const raw = Buffer.from(message);
   const end = raw.indexOf('\r\n\r\n');
   if (end < 0) throw new Error('the held message has no header block');
@@ -29,7 +34,12 @@ export async function quarantinedPlaintext(message: Uint8Array, domain: string, 
   const group = defaultGroup;
   const { request, blinding } = blindForDecryption(group, capsule, systemRng);
   const r = await inspector.call<{ z: string; c: string; s: string }>('POST', '/v1/decrypt', { keyId: capsule.keyId, e: b64(request.e) });
-  const opened = completeBlindedDecryption(group, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, new Uint8Array(Buffer.from(orgKey.publicKey, 'hex')));
+  const opened = completeBlindedDecryption(
+    group,
+    blinding,
+    { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } },
+    new Uint8Array(Buffer.from(orgKey.publicKey, 'hex')),
+  );
   if (!opened.ok) throw new Error(`key service answer refused: ${opened.reason}`);
   try {
     return await collect(decryptMessage(raw, { messageKey: opened.messageKey }, { group }));

@@ -59,7 +59,8 @@ const EN = {
   deleted: 'Deleted',
   empty: 'Nothing held.',
   contentNote: 'Held messages stay encrypted; the console shows their envelope only.',
-  contentNoteInspector: 'Held messages stay encrypted; "Show content" decrypts one in memory through keyd with the inspector certificate (audited).',
+  contentNoteInspector:
+    'Held messages stay encrypted; "Show content" decrypts one in memory through keyd with the inspector certificate (audited).',
   showContent: 'Show content',
   content: 'Content',
   lookUp: 'Look up',
@@ -72,7 +73,8 @@ const EN = {
   reinstate: 'Reinstate',
   revoke: 'Revoke',
   revokeTitle: 'Revoke this user',
-  revokeNote: 'Revocation is final: the user is suspended, and their certificates go into a new CRL of the organisation CA, signed by keyd and re-published with the bundle. There is no reinstatement.',
+  revokeNote:
+    'Revocation is final: the user is suspended, and their certificates go into a new CRL of the organisation CA, signed by keyd and re-published with the bundle. There is no reinstatement.',
   revokeReason: 'Reason',
   revokeConfirm: 'I understand that revoking cannot be undone',
   revokeUnconfirmed: 'Tick the confirmation to revoke.',
@@ -164,7 +166,8 @@ const JA: Record<Key, string> = {
   deleted: '削除しました',
   empty: '隔離中のメッセージはありません。',
   contentNote: '隔離メッセージは暗号化されたままです。コンソールはエンベロープのみ表示します。',
-  contentNoteInspector: '隔離メッセージは暗号化されたままです。「内容を表示」は検査用証明書で keyd を通じてメモリ上でのみ復号します(監査されます)。',
+  contentNoteInspector:
+    '隔離メッセージは暗号化されたままです。「内容を表示」は検査用証明書で keyd を通じてメモリ上でのみ復号します(監査されます)。',
   showContent: '内容を表示',
   content: '内容',
   lookUp: '検索',
@@ -177,7 +180,8 @@ const JA: Record<Key, string> = {
   reinstate: '再開',
   revoke: '失効',
   revokeTitle: 'この利用者を失効させる',
-  revokeNote: '失効は取り消せません。利用者は停止され、その証明書は keyd が署名する組織 CA の新しい CRL に載り、バンドルとともに再公開されます。再開はできません。',
+  revokeNote:
+    '失効は取り消せません。利用者は停止され、その証明書は keyd が署名する組織 CA の新しい CRL に載り、バンドルとともに再公開されます。再開はできません。',
   revokeReason: '理由',
   revokeConfirm: '失効は取り消せないことを理解しました',
   revokeUnconfirmed: '失効させるには確認欄にチェックを入れてください。',

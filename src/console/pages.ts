@@ -46,15 +46,23 @@ export interface Page {
 
 const ADMIN: readonly Role[] = ['admin'];
 
-const iso = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) || ms <= 0 ? '—' : `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`);
-const duration = (seconds: number) => (seconds < 120 ? `${Math.round(seconds)} s` : seconds < 7200 ? `${Math.round(seconds / 60)} min` : seconds < 172800 ? `${Math.round(seconds / 3600)} h` : `${Math.round(seconds / 86400)} d`);
+const iso = (ms: number | undefined) =>
+  ms === undefined || !Number.isFinite(ms) || ms <= 0 ? '—' : `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+const duration = (seconds: number) =>
+  seconds < 120
+    ? `${Math.round(seconds)} s`
+    : seconds < 7200
+      ? `${Math.round(seconds / 60)} min`
+      : seconds < 172800
+        ? `${Math.round(seconds / 3600)} h`
+        : `${Math.round(seconds / 86400)} d`;
 
 function notice(kind: 'ok' | 'bad', message: string): Html {
   return kind === 'ok' ? html`<p class="notice ok" role="status">${message}</p>` : html`<p class="notice bad" role="alert">${message}</p>`;
 }
 
 function csrfField(ctx: PageContext): Html {
-  return html`<input type="hidden" name="csrf" value="${ctx.csrf}">`;
+  return html`<input type="hidden" name="csrf" value="${ctx.csrf}" />`;
 }
 
 /** What went wrong, for the page (keyd's and the directory's messages name no secret). */
@@ -79,7 +87,10 @@ async function metrics(base: string | undefined, names: readonly string[]): Prom
   }
 }
 
-interface PublicKeys { current: string | null; keys: { keyId: string; version: number; state: string; notAfter: string }[] }
+interface PublicKeys {
+  current: string | null;
+  keys: { keyId: string; version: number; state: string; notAfter: string }[];
+}
 
 const overview: Page = {
   roles: ADMIN,
@@ -93,25 +104,78 @@ const overview: Page = {
     ]);
     // clamd has no listener of its own: the inspector's (or the gateway's) readiness checks it
     const clamdCheck = services.map((s) => s.checks.clamd).find((c) => c !== undefined);
-    const rows: ServiceHealth[] = [...services, { service: 'clamd', state: clamdCheck === undefined ? 'not-configured' : clamdCheck === 'ok' ? 'ready' : 'not-ready', checks: clamdCheck === undefined ? {} : { clamd: clamdCheck } }];
-    const stateText = (s: ServiceHealth['state']) => ctx.t(s === 'ready' ? 'ready' : s === 'not-ready' ? 'notReady' : s === 'unreachable' ? 'unreachable' : 'notConfigured');
+    const rows: ServiceHealth[] = [
+      ...services,
+      {
+        service: 'clamd',
+        state: clamdCheck === undefined ? 'not-configured' : clamdCheck === 'ok' ? 'ready' : 'not-ready',
+        checks: clamdCheck === undefined ? {} : { clamd: clamdCheck },
+      },
+    ];
+    const stateText = (s: ServiceHealth['state']) =>
+      ctx.t(s === 'ready' ? 'ready' : s === 'not-ready' ? 'notReady' : s === 'unreachable' ? 'unreachable' : 'notConfigured');
     const serial = publisherMetrics.find((m) => m.name === 'ssmax_publisher_bundle_serial')?.value;
     const bundleExpiry = publisherMetrics.find((m) => m.name === 'ssmax_publisher_bundle_expiry_timestamp_seconds')?.value;
-    return html`
-<h2 id="services">${ctx.t('services')}</h2>
-<table aria-labelledby="services"><thead><tr><th scope="col">${ctx.t('service')}</th><th scope="col">${ctx.t('status')}</th><th scope="col">${ctx.t('checks')}</th></tr></thead><tbody>
-${rows.map((s) => html`<tr data-service="${s.service}"><th scope="row">${s.service}</th><td class="${s.state === 'ready' ? 'ok' : s.state === 'not-configured' ? '' : 'bad'}">${stateText(s.state)}</td><td>${Object.entries(s.checks).map(([k, v]) => `${k}: ${v}`).join(', ')}</td></tr>`)}
-</tbody></table>
-<h2 id="keys">${ctx.t('keyVersions')}</h2>
-${keys instanceof Error ? failure(ctx, keys) : html`<table aria-labelledby="keys"><thead><tr><th scope="col">${ctx.t('keyId')}</th><th scope="col">${ctx.t('state')}</th><th scope="col">${ctx.t('notAfter')}</th></tr></thead><tbody>
-${keys.keys.map((k) => html`<tr><td>${k.keyId}${k.keyId === keys.current ? html` <strong>(${ctx.t('current')})</strong>` : ''}</td><td>${k.state}</td><td>${iso(Date.parse(k.notAfter))}</td></tr>`)}
-</tbody></table>`}
-<h2 id="renewals">${ctx.t('renewals')}</h2>
-<dl aria-labelledby="renewals">
-${keydMetrics.map((m) => html`<dt>${ctx.t('crlNext')} (${basename(m.labels.crl ?? '')})</dt><dd>${iso(m.value * 1000)}</dd>`)}
-<dt>${ctx.t('bundleSerial')}</dt><dd>${serial === undefined ? '—' : String(serial)}</dd>
-<dt>${ctx.t('bundleNext')}</dt><dd>${iso(bundleExpiry === undefined ? undefined : bundleExpiry * 1000)}</dd>
-</dl>`;
+    return html` <h2 id="services">${ctx.t('services')}</h2>
+      <table aria-labelledby="services">
+        <thead>
+          <tr>
+            <th scope="col">${ctx.t('service')}</th>
+            <th scope="col">${ctx.t('status')}</th>
+            <th scope="col">${ctx.t('checks')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${rows.map(
+            (s) =>
+              html`<tr data-service="${s.service}">
+                <th scope="row">${s.service}</th>
+                <td class="${s.state === 'ready' ? 'ok' : s.state === 'not-configured' ? '' : 'bad'}">${stateText(s.state)}</td>
+                <td>
+                  ${Object.entries(s.checks)
+                    .map(([k, v]) => `${k}: ${v}`)
+                    .join(', ')}
+                </td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      <h2 id="keys">${ctx.t('keyVersions')}</h2>
+      ${
+        keys instanceof Error
+          ? failure(ctx, keys)
+          : html`<table aria-labelledby="keys">
+              <thead>
+                <tr>
+                  <th scope="col">${ctx.t('keyId')}</th>
+                  <th scope="col">${ctx.t('state')}</th>
+                  <th scope="col">${ctx.t('notAfter')}</th>
+                </tr>
+              </thead>
+              <tbody>
+                ${keys.keys.map(
+                  (k) =>
+                    html`<tr>
+                      <td>${k.keyId}${k.keyId === keys.current ? html` <strong>(${ctx.t('current')})</strong>` : ''}</td>
+                      <td>${k.state}</td>
+                      <td>${iso(Date.parse(k.notAfter))}</td>
+                    </tr>`,
+                )}
+              </tbody>
+            </table>`
+      }
+      <h2 id="renewals">${ctx.t('renewals')}</h2>
+      <dl aria-labelledby="renewals">
+        ${keydMetrics.map(
+          (m) =>
+            html`<dt>${ctx.t('crlNext')} (${basename(m.labels.crl ?? '')})</dt>
+              <dd>${iso(m.value * 1000)}</dd>`,
+        )}
+        <dt>${ctx.t('bundleSerial')}</dt>
+        <dd>${serial === undefined ? '—' : String(serial)}</dd>
+        <dt>${ctx.t('bundleNext')}</dt>
+        <dd>${iso(bundleExpiry === undefined ? undefined : bundleExpiry * 1000)}</dd>
+      </dl>`;
   },
 };
 
@@ -125,7 +189,12 @@ function openDirectory(ctx: PageContext): { dir: Directory; named: string[] } | 
 }
 
 async function peersPage(ctx: PageContext, message?: Html): Promise<Html> {
-  const gw = await metrics(ctx.config.ops.gateway, ['ssmax_gateway_peer_bundle_age_seconds', 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds', 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds', 'ssmax_gateway_peer_bundle_usable']);
+  const gw = await metrics(ctx.config.ops.gateway, [
+    'ssmax_gateway_peer_bundle_age_seconds',
+    'ssmax_gateway_peer_bundle_expiry_timestamp_seconds',
+    'ssmax_gateway_peer_bundle_last_error_timestamp_seconds',
+    'ssmax_gateway_peer_bundle_usable',
+  ]);
   let cached: PeerStatus[] = [];
   let named: string[] = [];
   let problem: Html | undefined;
@@ -142,23 +211,52 @@ async function peersPage(ctx: PageContext, message?: Html): Promise<Html> {
   } catch (err) {
     problem = failure(ctx, err);
   }
-  const domains = [...new Set([...named, ...cached.map((c) => c.domain), ...gw.map((m) => m.labels.peer ?? '')].filter((d) => d !== '' && d !== ctx.config.domain))].sort();
+  const domains = [
+    ...new Set(
+      [...named, ...cached.map((c) => c.domain), ...gw.map((m) => m.labels.peer ?? '')].filter((d) => d !== '' && d !== ctx.config.domain),
+    ),
+  ].sort();
   const now = ctx.clock().getTime();
-  const metric = (name: string, peer: string) => gw.find((m) => m.name === `ssmax_gateway_peer_bundle_${name}` && m.labels.peer === peer)?.value;
+  const metric = (name: string, peer: string) =>
+    gw.find((m) => m.name === `ssmax_gateway_peer_bundle_${name}` && m.labels.peer === peer)?.value;
   return html`${message}${problem}
-${domains.length === 0 ? html`<p>${ctx.t('noPeers')}</p>` : html`<table aria-label="${ctx.t('peers')}"><thead><tr><th scope="col">${ctx.t('peer')}</th><th scope="col">${ctx.t('bundleSerial')}</th><th scope="col">${ctx.t('age')}</th><th scope="col">${ctx.t('expiry')}</th><th scope="col">${ctx.t('usable')}</th><th scope="col">${ctx.t('lastError')}</th><th scope="col">${ctx.t('actions')}</th></tr></thead><tbody>
-${domains.map((d) => {
-    const c = cached.find((x) => x.domain === d);
-    const age = metric('age_seconds', d) ?? (c?.lastFetch ? (now - c.lastFetch.getTime()) / 1000 : undefined);
-    const expiry = metric('expiry_timestamp_seconds', d);
-    const usable = metric('usable', d);
-    const errAt = metric('last_error_timestamp_seconds', d);
-    return html`<tr data-peer="${d}"><th scope="row">${d}</th><td class="num">${c?.serial === undefined ? '—' : String(c.serial)}</td><td class="num">${age === undefined ? '—' : duration(age)}</td>
-<td>${iso(expiry !== undefined ? expiry * 1000 : c?.expires?.getTime())}</td><td>${usable === undefined ? (c ? c.state : '—') : ctx.t(usable === 1 ? 'yes' : 'no')}</td>
-<td>${c?.lastError ? `${iso(c.lastErrorAt?.getTime())} ${c.lastError}` : errAt ? iso(errAt * 1000) : ctx.t('never')}</td>
-<td>${ctx.config.directoryConfig ? html`<form class="inline" method="post" action="/peers/refresh">${csrfField(ctx)}<input type="hidden" name="domain" value="${d}"><button type="submit" class="secondary" aria-label="${ctx.t('refreshNow')}: ${d}">${ctx.t('refreshNow')}</button></form>` : '—'}</td></tr>`;
-  })}
-</tbody></table>`}`;
+  ${
+    domains.length === 0
+      ? html`<p>${ctx.t('noPeers')}</p>`
+      : html`<table aria-label="${ctx.t('peers')}">
+          <thead>
+            <tr>
+              <th scope="col">${ctx.t('peer')}</th>
+              <th scope="col">${ctx.t('bundleSerial')}</th>
+              <th scope="col">${ctx.t('age')}</th>
+              <th scope="col">${ctx.t('expiry')}</th>
+              <th scope="col">${ctx.t('usable')}</th>
+              <th scope="col">${ctx.t('lastError')}</th>
+              <th scope="col">${ctx.t('actions')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${domains.map((d) => {
+              const c = cached.find((x) => x.domain === d);
+              const age = metric('age_seconds', d) ?? (c?.lastFetch ? (now - c.lastFetch.getTime()) / 1000 : undefined);
+              const expiry = metric('expiry_timestamp_seconds', d);
+              const usable = metric('usable', d);
+              const errAt = metric('last_error_timestamp_seconds', d);
+              return html`<tr data-peer="${d}">
+                <th scope="row">${d}</th>
+                <td class="num">${c?.serial === undefined ? '—' : String(c.serial)}</td>
+                <td class="num">${age === undefined ? '—' : duration(age)}</td>
+                <td>${iso(expiry !== undefined ? expiry * 1000 : c?.expires?.getTime())}</td>
+                <td>${usable === undefined ? (c ? c.state : '—') : ctx.t(usable === 1 ? 'yes' : 'no')}</td>
+                <td>${c?.lastError ? `${iso(c.lastErrorAt?.getTime())} ${c.lastError}` : errAt ? iso(errAt * 1000) : ctx.t('never')}</td>
+                <td>
+                  ${ctx.config.directoryConfig ? html`<form class="inline" method="post" action="/peers/refresh">${csrfField(ctx)}<input type="hidden" name="domain" value="${d}" /><button type="submit" class="secondary" aria-label="${ctx.t('refreshNow')}: ${d}">${ctx.t('refreshNow')}</button></form>` : '—'}
+                </td>
+              </tr>`;
+            })}
+          </tbody>
+        </table>`
+  }`;
 }
 
 const peers: Page = {
@@ -204,20 +302,77 @@ const MAX_SHOWN_BYTES = 64 * 1024;
 
 async function quarantinePage(ctx: PageContext, message?: Html, content?: Html): Promise<Html> {
   const store = quarantineStore(ctx);
-  if (!store) return html`${message}<p>${ctx.t('notConfigured')}</p>`;
+  if (!store)
+    return html`${message}
+      <p>${ctx.t('notConfigured')}</p>`;
   const entries = store.list().sort((a, b) => b.time - a.time);
   const canShow = ctx.config.quarantine?.inspector !== undefined;
-  return html`${message}<p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
-${entries.length === 0 ? html`<p>${ctx.t('empty')}</p>` : html`<table aria-label="${ctx.t('quarantine')}"><thead><tr><th scope="col">${ctx.t('id')}</th><th scope="col">${ctx.t('time')}</th><th scope="col">${ctx.t('direction')}</th><th scope="col">${ctx.t('sender')}</th><th scope="col">${ctx.t('recipients')}</th><th scope="col">${ctx.t('rule')}</th><th scope="col">${ctx.t('state')}</th><th scope="col">${ctx.t('actions')}</th></tr></thead><tbody>
-${entries.map((e) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}</td>
-<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`)}
-</tbody></table>`}
-${content}`;
+  return html`${message}
+    <p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
+    ${
+      entries.length === 0
+        ? html`<p>${ctx.t('empty')}</p>`
+        : html`<table aria-label="${ctx.t('quarantine')}">
+            <thead>
+              <tr>
+                <th scope="col">${ctx.t('id')}</th>
+                <th scope="col">${ctx.t('time')}</th>
+                <th scope="col">${ctx.t('direction')}</th>
+                <th scope="col">${ctx.t('sender')}</th>
+                <th scope="col">${ctx.t('recipients')}</th>
+                <th scope="col">${ctx.t('rule')}</th>
+                <th scope="col">${ctx.t('state')}</th>
+                <th scope="col">${ctx.t('actions')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              ${entries.map(
+                (e) =>
+                  html`<tr data-id="${e.id}">
+                    <td><code>${e.id}</code></td>
+                    <td>${iso(e.time)}</td>
+                    <td>${e.direction}</td>
+                    <td>${e.from}</td>
+                    <td>${e.rcpts.join(', ')}</td>
+                    <td>${e.rule}</td>
+                    <td>${e.state}</td>
+                    <td>
+                      ${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}
+                      <form class="inline" method="post" action="/quarantine/delete">
+                        ${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button
+                          type="submit"
+                          class="danger"
+                          aria-label="${ctx.t('delete')}: ${e.id}"
+                        >
+                          ${ctx.t('delete')}
+                        </button>
+                      </form>
+                    </td>
+                  </tr>`,
+              )}
+            </tbody>
+          </table>`
+    }
+    ${content}`;
 }
 
-async function reinject(q: NonNullable<ConsoleConfig['quarantine']>, id: string, from: string, rcpts: readonly string[], message: Uint8Array): Promise<string> {
+async function reinject(
+  q: NonNullable<ConsoleConfig['quarantine']>,
+  id: string,
+  from: string,
+  rcpts: readonly string[],
+  message: Uint8Array,
+): Promise<string> {
   const pass = q.passwordFile ? readFileSync(q.passwordFile, 'utf8').split('\n')[0]!.trim() : undefined;
-  const transport = createTransport({ host: q.smtpHost, port: q.smtpPort, secure: false, ignoreTLS: true, connectionTimeout: 10000, socketTimeout: 60000, ...(q.user && pass ? { auth: { user: q.user, pass } } : {}) });
+  const transport = createTransport({
+    host: q.smtpHost,
+    port: q.smtpPort,
+    secure: false,
+    ignoreTLS: true,
+    connectionTimeout: 10000,
+    socketTimeout: 60000,
+    ...(q.user && pass ? { auth: { user: q.user, pass } } : {}),
+  });
   try {
     const raw = Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${id}\r\n`), Buffer.from(message)]);
     return (await transport.sendMail({ envelope: { from, to: [...rcpts] }, raw })).response;
@@ -242,9 +397,11 @@ const quarantine: Page = {
         await auditAction(ctx, 'console.quarantine.release', id);
         const released = await store.release(id);
         if (!released) throw new Error('gone meanwhile');
-        const reply = await reinject(q, id, released.from, released.rcpts, released.message).catch((err: { response?: string; message: string }) => {
-          throw new Error(`cannot re-inject: ${err.response ?? err.message}`);
-        });
+        const reply = await reinject(q, id, released.from, released.rcpts, released.message).catch(
+          (err: { response?: string; message: string }) => {
+            throw new Error(`cannot re-inject: ${err.response ?? err.message}`);
+          },
+        );
         return await quarantinePage(ctx, notice('ok', `${ctx.t('released')}: ${id} (${reply})`));
       }
       if (action === 'show') {
@@ -252,7 +409,15 @@ const quarantine: Page = {
         if (!creds) throw new Error('[quarantine] inspector_cert is not configured: the content stays encrypted');
         await auditAction(ctx, 'console.quarantine.show', id);
         const k = ctx.config.keyd;
-        const inspector = new KeydClient({ url: k.url, ...(k.servername ? { servername: k.servername } : {}), ca: k.ca, cert: creds.cert, key: creds.key, timeoutMs: k.timeoutMs, maxSockets: 1 });
+        const inspector = new KeydClient({
+          url: k.url,
+          ...(k.servername ? { servername: k.servername } : {}),
+          ca: k.ca,
+          cert: creds.cert,
+          key: creds.key,
+          timeoutMs: k.timeoutMs,
+          maxSockets: 1,
+        });
         let plaintext: Buffer;
         try {
           plaintext = await quarantinedPlaintext(entry.message, ctx.config.domain, ctx.keyd, inspector);
@@ -261,7 +426,12 @@ const quarantine: Page = {
         }
         const shown = plaintext.subarray(0, MAX_SHOWN_BYTES).toString('utf8');
         plaintext.fill(0);
-        return await quarantinePage(ctx, undefined, html`<h2 id="content">${ctx.t('content')}: ${id}</h2><pre aria-labelledby="content" data-content="${id}">${shown}</pre>`);
+        return await quarantinePage(
+          ctx,
+          undefined,
+          html`<h2 id="content">${ctx.t('content')}: ${id}</h2>
+            <pre aria-labelledby="content" data-content="${id}">${shown}</pre>`,
+        );
       }
       if (action === 'delete') {
         await auditAction(ctx, 'console.quarantine.delete', id);
@@ -282,22 +452,50 @@ const quarantine: Page = {
 
 // ---------------------------------------------------------------- users and lists
 
-interface PublicUser { address: string; code?: string; status: string; revoked?: number; kind?: string; inspectionConsent?: boolean; encryptionKeyId?: string }
+interface PublicUser {
+  address: string;
+  code?: string;
+  status: string;
+  revoked?: number;
+  kind?: string;
+  inspectionConsent?: boolean;
+  encryptionKeyId?: string;
+}
 
 /** The reasons an administrator may give for a revocation (RFC 5280's, as keyd takes them). */
-const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
+const REVOKE_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const;
 
 /** Suspend or reinstate, and revoke (with a reason and a confirmation); nothing for a revoked user. */
 function userActions(ctx: PageContext, u: PublicUser): Html {
   if (u.revoked !== undefined) return html``;
   const next = u.status === 'active' ? 'suspended' : 'active';
-  return html`<form method="post" action="/users/status">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}"><input type="hidden" name="status" value="${next}"><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}</button></form>
-<h3 id="revoke">${ctx.t('revokeTitle')}</h3>
-<form class="stack" method="post" action="/users/revoke" aria-labelledby="revoke">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}">
-<p>${ctx.t('revokeNote')}</p>
-<label for="v-reason">${ctx.t('revokeReason')}</label><select id="v-reason" name="reason">${REVOKE_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}</select>
-<label><input type="checkbox" name="confirm" value="1" required> ${ctx.t('revokeConfirm')}</label>
-<div><button type="submit" class="danger">${ctx.t('revoke')}</button></div></form>`;
+  return html`<form method="post" action="/users/status">
+      ${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}" /><input
+        type="hidden"
+        name="status"
+        value="${next}"
+      /><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">
+        ${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}
+      </button>
+    </form>
+    <h3 id="revoke">${ctx.t('revokeTitle')}</h3>
+    <form class="stack" method="post" action="/users/revoke" aria-labelledby="revoke">
+      ${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}" />
+      <p>${ctx.t('revokeNote')}</p>
+      <label for="v-reason">${ctx.t('revokeReason')}</label
+      ><select id="v-reason" name="reason">
+        ${REVOKE_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}
+      </select>
+      <label><input type="checkbox" name="confirm" value="1" required /> ${ctx.t('revokeConfirm')}</label>
+      <div><button type="submit" class="danger">${ctx.t('revoke')}</button></div>
+    </form>`;
 }
 
 const ADDRESS = /^[^\s@<>"]{1,64}@[a-z0-9.-]{1,253}$/i;
@@ -310,8 +508,22 @@ async function usersPage(ctx: PageContext, message?: Html, address?: string): Pr
     try {
       const u = await ctx.keyd.call<PublicUser>('GET', `/v1/registry/users/${encodeURIComponent(lookup)}`);
       const state = u.revoked !== undefined ? 'revoked' : u.status;
-      user = html`<h2 id="user">${u.address}</h2><dl aria-labelledby="user"><dt>${ctx.t('status')}</dt><dd data-status="${state}">${u.revoked !== undefined ? ctx.t('revokedState') : u.status}</dd>${u.revoked !== undefined ? html`<dt>${ctx.t('revokedAt')}</dt><dd>${iso(u.revoked)}</dd>` : ''}<dt>${ctx.t('code')}</dt><dd>${u.code ?? '—'}</dd><dt>${ctx.t('kind')}</dt><dd>${u.kind ?? '—'}</dd></dl>
-${userActions(ctx, u)}`;
+      user = html`<h2 id="user">${u.address}</h2>
+        <dl aria-labelledby="user">
+          <dt>${ctx.t('status')}</dt>
+          <dd data-status="${state}">${u.revoked !== undefined ? ctx.t('revokedState') : u.status}</dd>
+          ${
+            u.revoked !== undefined
+              ? html`<dt>${ctx.t('revokedAt')}</dt>
+                  <dd>${iso(u.revoked)}</dd>`
+              : ''
+          }
+          <dt>${ctx.t('code')}</dt>
+          <dd>${u.code ?? '—'}</dd>
+          <dt>${ctx.t('kind')}</dt>
+          <dd>${u.kind ?? '—'}</dd>
+        </dl>
+        ${userActions(ctx, u)}`;
     } catch (err) {
       user = failure(ctx, err);
     }
@@ -320,24 +532,38 @@ ${userActions(ctx, u)}`;
   if (list !== '') {
     try {
       const l = await ctx.keyd.call<{ members?: string[] }>('GET', `/v1/lists/${encodeURIComponent(list)}`);
-      members = html`<h2 id="members">${ctx.t('members')}: ${list}</h2><ul aria-labelledby="members">${(l.members ?? []).map((m) => html`<li>${m}</li>`)}</ul>`;
+      members = html`<h2 id="members">${ctx.t('members')}: ${list}</h2>
+        <ul aria-labelledby="members">
+          ${(l.members ?? []).map((m) => html`<li>${m}</li>`)}
+        </ul>`;
     } catch (err) {
       members = failure(ctx, err);
     }
   }
   return html`${message}
-<form class="stack" method="get" action="/users" role="search"><label for="address">${ctx.t('address')}</label><input type="text" id="address" name="address" value="${lookup}" autocomplete="off"><div><button type="submit">${ctx.t('lookUp')}</button></div></form>
-${user}
-<h2 id="register">${ctx.t('register')}</h2>
-<form class="stack" method="post" action="/users/register" aria-labelledby="register">${csrfField(ctx)}
-<label for="r-address">${ctx.t('address')}</label><input type="text" id="r-address" name="address" required autocomplete="off">
-<label for="r-code">${ctx.t('code')}</label><input type="text" id="r-code" name="code" required autocomplete="off">
-<label for="r-ref">${ctx.t('identityRef')}</label><input type="text" id="r-ref" name="identityRef" autocomplete="off">
-<label for="r-kind">${ctx.t('kind')}</label><select id="r-kind" name="kind"><option value="organisation">organisation</option><option value="individual">individual</option></select>
-<div><button type="submit">${ctx.t('register')}</button></div></form>
-<h2 id="lists">${ctx.t('members')}</h2>
-<form class="stack" method="get" action="/users" aria-labelledby="lists"><label for="list">${ctx.t('listAddress')}</label><input type="text" id="list" name="list" value="${list}" autocomplete="off"><div><button type="submit" class="secondary">${ctx.t('showMembers')}</button></div></form>
-${members}`;
+    <form class="stack" method="get" action="/users" role="search">
+      <label for="address">${ctx.t('address')}</label><input type="text" id="address" name="address" value="${lookup}" autocomplete="off" />
+      <div><button type="submit">${ctx.t('lookUp')}</button></div>
+    </form>
+    ${user}
+    <h2 id="register">${ctx.t('register')}</h2>
+    <form class="stack" method="post" action="/users/register" aria-labelledby="register">
+      ${csrfField(ctx)} <label for="r-address">${ctx.t('address')}</label
+      ><input type="text" id="r-address" name="address" required autocomplete="off" /> <label for="r-code">${ctx.t('code')}</label
+      ><input type="text" id="r-code" name="code" required autocomplete="off" /> <label for="r-ref">${ctx.t('identityRef')}</label
+      ><input type="text" id="r-ref" name="identityRef" autocomplete="off" /> <label for="r-kind">${ctx.t('kind')}</label
+      ><select id="r-kind" name="kind">
+        <option value="organisation">organisation</option>
+        <option value="individual">individual</option>
+      </select>
+      <div><button type="submit">${ctx.t('register')}</button></div>
+    </form>
+    <h2 id="lists">${ctx.t('members')}</h2>
+    <form class="stack" method="get" action="/users" aria-labelledby="lists">
+      <label for="list">${ctx.t('listAddress')}</label><input type="text" id="list" name="list" value="${list}" autocomplete="off" />
+      <div><button type="submit" class="secondary">${ctx.t('showMembers')}</button></div>
+    </form>
+    ${members}`;
 }
 
 const users: Page = {
@@ -356,13 +582,26 @@ const users: Page = {
         // keyd checks the role and the reason, signs the CRL with the CA it holds, audits as the administrator via the console
         if (form.get('confirm') !== '1') return await usersPage(ctx, notice('bad', ctx.t('revokeUnconfirmed')), address);
         const reason = REVOKE_REASONS.find((r) => r === form.get('reason')) ?? 'unspecified';
-        const r = await ctx.keyd.call<{ user: PublicUser; serials: string[]; crlNumber: string }>('POST', `/v1/registry/users/${encodeURIComponent(address)}/revoke`, { reason });
-        return await usersPage(ctx, notice('ok', ctx.t('revokedDone', { address: r.user.address, number: r.crlNumber, serials: r.serials.join(', ') || '—' })), address);
+        const r = await ctx.keyd.call<{ user: PublicUser; serials: string[]; crlNumber: string }>(
+          'POST',
+          `/v1/registry/users/${encodeURIComponent(address)}/revoke`,
+          { reason },
+        );
+        return await usersPage(
+          ctx,
+          notice('ok', ctx.t('revokedDone', { address: r.user.address, number: r.crlNumber, serials: r.serials.join(', ') || '—' })),
+          address,
+        );
       }
       if (action === 'register') {
         const ref = (form.get('identityRef') ?? '').trim();
         const kind = form.get('kind') === 'individual' ? 'individual' : 'organisation';
-        const u = await ctx.keyd.call<PublicUser>('POST', '/v1/registry/users', { address, code: (form.get('code') ?? '').trim(), kind, ...(ref ? { identityRef: ref } : {}) });
+        const u = await ctx.keyd.call<PublicUser>('POST', '/v1/registry/users', {
+          address,
+          code: (form.get('code') ?? '').trim(),
+          kind,
+          ...(ref ? { identityRef: ref } : {}),
+        });
         return await usersPage(ctx, notice('ok', `${ctx.t('registered')}: ${u.address}`), address);
       }
       throw new Error('unknown action');
@@ -392,22 +631,42 @@ export function tokenOfMessage(raw: string, domain: string): string | undefined 
 }
 
 function resolutionView(ctx: PageContext, r: Resolution): Html {
-  return html`<h2 id="resolved">${ctx.t('resolvedUser')}</h2><dl aria-labelledby="resolved" data-resolved="${r.user.address}">
-<dt>${ctx.t('address')}</dt><dd>${r.user.address}</dd><dt>${ctx.t('code')}</dt><dd>${r.user.code}</dd><dt>${ctx.t('status')}</dt><dd>${r.user.status}</dd>
-<dt>${ctx.t('minted')}</dt><dd>${r.time}</dd>
-${r.submitter ? html`<dt>${ctx.t('submitter')}</dt><dd>${r.submitter.id} (${r.submitter.via})</dd>` : ''}
-${r.identityRef !== undefined ? html`<dt>${ctx.t('identityRef')}</dt><dd data-identity-ref="1">${r.identityRef}</dd>` : ''}
-</dl><pre>${describeResolution(r).join('\n')}</pre>`;
+  return html`<h2 id="resolved">${ctx.t('resolvedUser')}</h2>
+    <dl aria-labelledby="resolved" data-resolved="${r.user.address}">
+      <dt>${ctx.t('address')}</dt>
+      <dd>${r.user.address}</dd>
+      <dt>${ctx.t('code')}</dt>
+      <dd>${r.user.code}</dd>
+      <dt>${ctx.t('status')}</dt>
+      <dd>${r.user.status}</dd>
+      <dt>${ctx.t('minted')}</dt>
+      <dd>${r.time}</dd>
+      ${
+        r.submitter
+          ? html`<dt>${ctx.t('submitter')}</dt>
+              <dd>${r.submitter.id} (${r.submitter.via})</dd>`
+          : ''
+      }
+      ${
+        r.identityRef !== undefined
+          ? html`<dt>${ctx.t('identityRef')}</dt>
+              <dd data-identity-ref="1">${r.identityRef}</dd>`
+          : ''
+      }
+    </dl>
+    <pre>${describeResolution(r).join('\n')}</pre>`;
 }
 
 function abusePage(ctx: PageContext, message?: Html, result?: Html, input = ''): Html {
   const discloser = ctx.identity.role === 'disclosure';
   return html`${message}
-<form class="stack" method="post" action="/abuse/resolve">${csrfField(ctx)}
-<label for="report">${ctx.t('tokenOrMessage')}</label><textarea id="report" name="report" required spellcheck="false">${input}</textarea>
-${discloser ? html`<label><input type="checkbox" name="disclose" value="1"> ${ctx.t('disclose')}</label>` : ''}
-<div><button type="submit">${ctx.t('resolve')}</button></div></form>
-${result}`;
+    <form class="stack" method="post" action="/abuse/resolve">
+      ${csrfField(ctx)} <label for="report">${ctx.t('tokenOrMessage')}</label
+      ><textarea id="report" name="report" required spellcheck="false">${input}</textarea>
+      ${discloser ? html`<label><input type="checkbox" name="disclose" value="1" /> ${ctx.t('disclose')}</label>` : ''}
+      <div><button type="submit">${ctx.t('resolve')}</button></div>
+    </form>
+    ${result}`;
 }
 
 const abuse: Page = {
@@ -422,7 +681,8 @@ const abuse: Page = {
       const trimmed = input.trim();
       let r: Resolution;
       if (/^[A-Za-z0-9_-]+$/.test(trimmed)) r = await resolveToken(trimmed, options);
-      else if (/content-type:\s*multipart\/report/i.test(input)) r = await resolveReport(Buffer.from(input.replace(/\r?\n/g, '\r\n'), 'utf8'), options);
+      else if (/content-type:\s*multipart\/report/i.test(input))
+        r = await resolveReport(Buffer.from(input.replace(/\r?\n/g, '\r\n'), 'utf8'), options);
       else {
         const token = tokenOfMessage(input, ctx.config.domain);
         if (!token) throw new Error(`no tracking token of ${ctx.config.domain} in the pasted text (seal i=1)`);
@@ -437,7 +697,17 @@ const abuse: Page = {
 
 // ---------------------------------------------------------------- audit
 
-interface AuditRecordView { seq: number; time: string; actor: string; role: string; op: string; target?: string; keyId?: string; result: string; reason?: string }
+interface AuditRecordView {
+  seq: number;
+  time: string;
+  actor: string;
+  role: string;
+  op: string;
+  target?: string;
+  keyId?: string;
+  result: string;
+  reason?: string;
+}
 
 async function auditPage(ctx: PageContext, message?: Html): Promise<Html> {
   const before = Number(ctx.url.searchParams.get('before') ?? '0');
@@ -447,16 +717,44 @@ async function auditPage(ctx: PageContext, message?: Html): Promise<Html> {
   try {
     const { records } = await ctx.keyd.call<{ records: AuditRecordView[] }>('GET', `/v1/audit/records/${last}`);
     oldest = records.at(-1)?.seq ?? 0;
-    table = html`<table aria-label="${ctx.t('audit')}"><thead><tr><th scope="col">${ctx.t('seq')}</th><th scope="col">${ctx.t('time')}</th><th scope="col">${ctx.t('actor')}</th><th scope="col">${ctx.t('role')}</th><th scope="col">${ctx.t('op')}</th><th scope="col">${ctx.t('target')}</th><th scope="col">${ctx.t('result')}</th></tr></thead><tbody>
-${records.map((r) => html`<tr><td class="num">${String(r.seq)}</td><td>${r.time}</td><td>${r.actor}</td><td>${r.role}</td><td>${r.op}</td><td>${r.target ?? r.keyId ?? ''}</td><td class="${r.result === 'ok' ? 'ok' : 'bad'}">${r.result}${r.reason ? ` — ${r.reason}` : ''}</td></tr>`)}
-</tbody></table>`;
+    table = html`<table aria-label="${ctx.t('audit')}">
+      <thead>
+        <tr>
+          <th scope="col">${ctx.t('seq')}</th>
+          <th scope="col">${ctx.t('time')}</th>
+          <th scope="col">${ctx.t('actor')}</th>
+          <th scope="col">${ctx.t('role')}</th>
+          <th scope="col">${ctx.t('op')}</th>
+          <th scope="col">${ctx.t('target')}</th>
+          <th scope="col">${ctx.t('result')}</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${records.map(
+          (r) =>
+            html`<tr>
+              <td class="num">${String(r.seq)}</td>
+              <td>${r.time}</td>
+              <td>${r.actor}</td>
+              <td>${r.role}</td>
+              <td>${r.op}</td>
+              <td>${r.target ?? r.keyId ?? ''}</td>
+              <td class="${r.result === 'ok' ? 'ok' : 'bad'}">${r.result}${r.reason ? ` — ${r.reason}` : ''}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`;
   } catch (err) {
     table = failure(ctx, err);
   }
   return html`${message}
-<form method="post" action="/audit/verify">${csrfField(ctx)}<button type="submit">${ctx.t('verifyChain')}</button></form>
-${table}
-<p>${oldest > 1 ? html`<a href="/audit?before=${String(oldest - 1)}">${ctx.t('older')}</a> · ` : ''}<a href="/audit">${ctx.t('newest')}</a></p>`;
+    <form method="post" action="/audit/verify">${csrfField(ctx)}<button type="submit">${ctx.t('verifyChain')}</button></form>
+    ${table}
+    <p>
+      ${oldest > 1 ? html`<a href="/audit?before=${String(oldest - 1)}">${ctx.t('older')}</a> · ` : ''}<a href="/audit"
+        >${ctx.t('newest')}</a
+      >
+    </p>`;
 }
 
 const audit: Page = {
@@ -466,7 +764,12 @@ const audit: Page = {
     if (action !== 'verify') throw new Error('unknown action');
     try {
       const v = await ctx.keyd.call<{ ok: boolean; count?: number; seq?: number; reason?: string }>('GET', '/v1/audit/verify');
-      return await auditPage(ctx, v.ok ? notice('ok', ctx.t('chainOk', { n: v.count ?? 0 })) : notice('bad', ctx.t('chainBad', { seq: v.seq ?? 0, reason: v.reason ?? '' })));
+      return await auditPage(
+        ctx,
+        v.ok
+          ? notice('ok', ctx.t('chainOk', { n: v.count ?? 0 }))
+          : notice('bad', ctx.t('chainBad', { seq: v.seq ?? 0, reason: v.reason ?? '' })),
+      );
     } catch (err) {
       return auditPage(ctx, failure(ctx, err));
     }
@@ -478,7 +781,15 @@ export const PAGES = { overview, peers, quarantine, users, abuse, audit } as con
 const ORDER: (keyof typeof PAGES)[] = ['overview', 'peers', 'quarantine', 'users', 'abuse', 'audit'];
 
 function head(lang: Lang, title: string): Html {
-  return html`<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title} — ${text(lang, 'title')}</title><link rel="stylesheet" href="/static/console.css"></head>`;
+  return html`<!doctype html>
+    <html lang="${lang}">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${title} — ${text(lang, 'title')}</title>
+        <link rel="stylesheet" href="/static/console.css" />
+      </head>
+    </html>`;
 }
 
 /** A whole page: header (who, language switch), the sections' navigation, the page's body. */
@@ -490,7 +801,7 @@ export function renderPage(ctx: PageContext, name: keyof typeof PAGES, body: Htm
 <header><strong>${ctx.t('title')} · ${ctx.config.domain}</strong><span class="who">${ctx.t('signedInAs')}: <span data-actor="1">${ctx.identity.name}</span> (${ctx.t('role')}: <span data-role="1">${ctx.identity.role}</span>)</span>
 <nav class="langs" aria-label="${ctx.t('language')}"><a href="/lang?to=en&amp;back=${back}" lang="en" hreflang="en"${ctx.lang === 'en' ? new Html(' aria-current="true"') : ''}>English</a><a href="/lang?to=ja&amp;back=${back}" lang="ja" hreflang="ja"${ctx.lang === 'ja' ? new Html(' aria-current="true"') : ''}>日本語</a></nav></header>
 <div class="layout"><nav class="sections" aria-label="${ctx.t('nav')}"><ul>
-${ORDER.filter((p) => PAGES[p].roles.includes(ctx.identity.role)).map((p) => html`<li><a href="${p === 'overview' ? '/' : `/${p}`}"${p === name ? new Html(' aria-current="page"') : ''}>${ctx.t(p)}</a></li>`)}
+${ORDER.filter((p) => PAGES[p].roles.includes(ctx.identity.role)).map((p) => html`<li><a href="${p === 'overview' ? '/' : `/${p}`}" ${p === name ? new Html(' aria-current="page"') : ''}>${ctx.t(p)}</a></li>`)}
 </ul></nav>
 <main id="main" tabindex="-1"><h1>${title}</h1>
 ${body}

@@ -12,7 +12,8 @@ export const SESSION_COOKIE = 'ssmax_console';
 export const LANG_COOKIE = 'ssmax_lang';
 
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
-  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the console's own forms
@@ -57,7 +58,11 @@ export class Sessions {
   private readonly sessions = new Map<string, Session>();
   private readonly key = randomBytes(32);
 
-  constructor(private readonly ttlMs: number, private readonly max = 1000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The session of `cookieValue` for this certificate, or a new one (`fresh`: set its cookie). */
   get(cookieValue: string | undefined, certificate: string): { session: Session; fresh: boolean } {
@@ -69,7 +74,12 @@ export class Sessions {
     }
     if (this.sessions.size >= this.max) this.sweep(now);
     const id = randomBytes(24).toString('base64url');
-    const session: Session = { id, certificate, csrf: createHmac('sha256', this.key).update(id).digest('base64url'), expires: now + this.ttlMs };
+    const session: Session = {
+      id,
+      certificate,
+      csrf: createHmac('sha256', this.key).update(id).digest('base64url'),
+      expires: now + this.ttlMs,
+    };
     this.sessions.set(id, session);
     return { session, fresh: true };
   }
@@ -85,7 +95,12 @@ export class Sessions {
 }
 
 /** Whether a POST may proceed: the form's token equals the session's, and the browser does not say it came from elsewhere. */
-export function csrfOk(session: Session, formToken: string | undefined, headers: { origin?: string | undefined; 'sec-fetch-site'?: string | undefined }, ownOrigin: string): boolean {
+export function csrfOk(
+  session: Session,
+  formToken: string | undefined,
+  headers: { origin?: string | undefined; 'sec-fetch-site'?: string | undefined },
+  ownOrigin: string,
+): boolean {
   const site = headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin') return false;
   if (headers.origin !== undefined && headers.origin !== ownOrigin) return false;

@@ -37,7 +37,10 @@ export interface ConsoleOptions {
 
 /** A refusal the console shows as a page (status and text), never a stack trace. */
 export class ConsoleRefusal extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'ConsoleRefusal';
   }
@@ -54,14 +57,32 @@ export class ConsoleServer {
     const c = opts.config;
     const clock = opts.clock ?? (() => new Date());
     this.auth = new ClientCertificateAuth({
-      roots: c.pki.roots, crls: () => c.pki.crlFiles.map((f) => readFileSync(f, 'utf8')), roles: CONSOLE_LOGIN_ROLES, clock, issuers: [c.pki.orgCa],
+      roots: c.pki.roots,
+      crls: () => c.pki.crlFiles.map((f) => readFileSync(f, 'utf8')),
+      roles: CONSOLE_LOGIN_ROLES,
+      clock,
+      issuers: [c.pki.orgCa],
     });
     this.sessions = new Sessions(c.sessionMinutes * 60000);
     this.keyd = new ConsoleKeyd(c.keyd);
-    this.server = createServer({
-      cert: c.tls.cert, key: c.tls.key, ca: [...c.tls.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      handshakeTimeout: 10000, requestTimeout: 30000, headersTimeout: 10000, keepAliveTimeout: 5000, maxHeaderSize: 16384,
-    }, (req, res) => { void this.handle(req, res); });
+    this.server = createServer(
+      {
+        cert: c.tls.cert,
+        key: c.tls.key,
+        ca: [...c.tls.clientCas],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: 10000,
+        requestTimeout: 30000,
+        headersTimeout: 10000,
+        keepAliveTimeout: 5000,
+        maxHeaderSize: 16384,
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
   }
 
   async listen(): Promise<number> {
@@ -74,7 +95,13 @@ export class ConsoleServer {
     await PAGES.quarantine.close?.();
   }
 
-  private send(res: ServerResponse, status: number, type: string, body: string | Html, extra: Record<string, string | string[]> = {}): void {
+  private send(
+    res: ServerResponse,
+    status: number,
+    type: string,
+    body: string | Html,
+    extra: Record<string, string | string[]> = {},
+  ): void {
     if (res.headersSent) return;
     const data = Buffer.from(String(body), 'utf8');
     res.writeHead(status, { ...SECURITY_HEADERS, 'content-type': type, 'content-length': data.length, ...extra });
@@ -83,7 +110,10 @@ export class ConsoleServer {
 
   /** A posted form, at most MAX_FORM_BYTES (the shared bounded read: src/net/https-server.ts). */
   private async readForm(req: IncomingMessage): Promise<Map<string, string>> {
-    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = String(req.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
     if (type !== 'application/x-www-form-urlencoded') {
       req.resume();
       throw new ConsoleRefusal(415, 'Forms only (application/x-www-form-urlencoded)');
@@ -92,7 +122,8 @@ export class ConsoleServer {
     try {
       body = await readBody(req, MAX_FORM_BYTES);
     } catch (err) {
-      if (err instanceof RequestRefused) throw new ConsoleRefusal(err.status, err.code === 'too-large' ? `Form over ${MAX_FORM_BYTES} bytes` : err.message);
+      if (err instanceof RequestRefused)
+        throw new ConsoleRefusal(err.status, err.code === 'too-large' ? `Form over ${MAX_FORM_BYTES} bytes` : err.message);
       throw err;
     }
     return parseForm(body.toString('utf8'));
@@ -129,7 +160,12 @@ export class ConsoleServer {
         if (!(err instanceof ClientCertificateError)) throw err;
         status = 403;
         req.resume();
-        this.send(res, 403, 'text/html; charset=utf-8', renderError(lang, 403, t(lang, 'forbiddenTitle'), t(lang, 'forbidden', { why: err.message })));
+        this.send(
+          res,
+          403,
+          'text/html; charset=utf-8',
+          renderError(lang, 403, t(lang, 'forbiddenTitle'), t(lang, 'forbidden', { why: err.message })),
+        );
         return;
       }
       const fingerprint = createHash('sha256').update(who.der).digest('hex');
@@ -141,7 +177,10 @@ export class ConsoleServer {
         // a path of this console only: never //host (another site) nor anything with a scheme
         const location = /^\/(?![/\\])[A-Za-z0-9/_-]*$/.test(back) ? back : '/';
         status = 303;
-        this.send(res, 303, 'text/plain; charset=utf-8', '', { location, 'set-cookie': [...setCookies, cookie(LANG_COOKIE, to, 365 * 86400)] });
+        this.send(res, 303, 'text/plain; charset=utf-8', '', {
+          location,
+          'set-cookie': [...setCookies, cookie(LANG_COOKIE, to, 365 * 86400)],
+        });
         return;
       }
       const name = url.pathname === '/' ? 'overview' : url.pathname.slice(1).split('/')[0]!;
@@ -149,15 +188,31 @@ export class ConsoleServer {
       if (!page || !/^\/[a-z]*(\/[a-z]+)?$/.test(url.pathname)) throw new ConsoleRefusal(404, t(lang, 'notFound'));
       if (!page.roles.includes(who.identity.role)) throw new ConsoleRefusal(403, t(lang, 'disclosureOnly'));
       const ctx: PageContext = {
-        lang, identity: who.identity, csrf: session.csrf, config: this.opts.config, url, path: url.pathname,
-        keyd: this.keyd.for(who.der), clock: this.opts.clock ?? (() => new Date()),
-        t: (key: Key, vars?: Record<string, string | number>) => t(lang, key, vars), log: this.opts.log ?? (() => undefined),
+        lang,
+        identity: who.identity,
+        csrf: session.csrf,
+        config: this.opts.config,
+        url,
+        path: url.pathname,
+        keyd: this.keyd.for(who.der),
+        clock: this.opts.clock ?? (() => new Date()),
+        t: (key: Key, vars?: Record<string, string | number>) => t(lang, key, vars),
+        log: this.opts.log ?? (() => undefined),
       };
       let body: Html;
       if (req.method === 'POST') {
         const form = await this.readForm(req);
-        if (!csrfOk(session, form.get('csrf'), { origin: req.headers.origin, 'sec-fetch-site': req.headers['sec-fetch-site'] as string | undefined }, `https://${String(req.headers.host ?? '')}`)) {
-          this.opts.log?.(`console: POST ${url.pathname} refused (CSRF): origin=${String(req.headers.origin ?? '-').slice(0, 100)} sec-fetch-site=${String(req.headers['sec-fetch-site'] ?? '-').slice(0, 20)} token=${form.has('csrf') ? 'wrong' : 'missing'} session=${fresh ? 'new' : 'known'}`);
+        if (
+          !csrfOk(
+            session,
+            form.get('csrf'),
+            { origin: req.headers.origin, 'sec-fetch-site': req.headers['sec-fetch-site'] as string | undefined },
+            `https://${String(req.headers.host ?? '')}`,
+          )
+        ) {
+          this.opts.log?.(
+            `console: POST ${url.pathname} refused (CSRF): origin=${String(req.headers.origin ?? '-').slice(0, 100)} sec-fetch-site=${String(req.headers['sec-fetch-site'] ?? '-').slice(0, 20)} token=${form.has('csrf') ? 'wrong' : 'missing'} session=${fresh ? 'new' : 'known'}`,
+          );
           throw new ConsoleRefusal(403, t(lang, 'badCsrf'));
         }
         const action = url.pathname.split('/')[2] ?? '';
@@ -171,12 +226,23 @@ export class ConsoleServer {
         req.resume();
         throw new ConsoleRefusal(405, 'GET or POST');
       }
-      this.send(res, 200, 'text/html; charset=utf-8', renderPage(ctx, name as keyof typeof PAGES, body), setCookies.length ? { 'set-cookie': setCookies } : {});
+      this.send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        renderPage(ctx, name as keyof typeof PAGES, body),
+        setCookies.length ? { 'set-cookie': setCookies } : {},
+      );
     } catch (err) {
       const refusal = err instanceof ConsoleRefusal ? err : undefined;
       status = refusal?.status ?? 500;
       if (!refusal) this.opts.log?.(`console: internal error: ${(err as Error).stack ?? String(err)}`);
-      this.send(res, status, 'text/html; charset=utf-8', renderError(lang, status, t(lang, 'error'), refusal?.message ?? t(lang, 'failed', { why: 'internal error (see the console log)' })));
+      this.send(
+        res,
+        status,
+        'text/html; charset=utf-8',
+        renderError(lang, status, t(lang, 'error'), refusal?.message ?? t(lang, 'failed', { why: 'internal error (see the console log)' })),
+      );
     } finally {
       this.inFlight--;
       this.opts.log?.(`${req.method} ${url.pathname} ${status} ${(performance.now() - started).toFixed(1)}ms`);

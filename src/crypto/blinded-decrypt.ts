@@ -33,11 +33,14 @@ export interface DecryptionBlinding {
 }
 
 export type BlindedDecryptionResult =
-  | { readonly ok: true; readonly messageKey: Uint8Array }
-  | { readonly ok: false; readonly reason: string };
+  { readonly ok: true; readonly messageKey: Uint8Array } | { readonly ok: false; readonly reason: string };
 
 /** Inspector half, step 1. */
-export function blindForDecryption(group: Group, capsule: Capsule, rng: Rng): { request: BlindedDecryptionRequest; blinding: DecryptionBlinding } {
+export function blindForDecryption(
+  group: Group,
+  capsule: Capsule,
+  rng: Rng,
+): { request: BlindedDecryptionRequest; blinding: DecryptionBlinding } {
   const { e, f } = decodeCapsule(group, capsule);
   const k = randomScalar(rng);
   const blindedE = group.mul(e, k);
@@ -48,8 +51,15 @@ export function blindForDecryption(group: Group, capsule: Capsule, rng: Rng): { 
  * Key-service half. `publicKey` is X = x·G, which the key service has on
  * record; passing it saves a multiplication.
  */
-export function answerBlindedDecryption(group: Group, privateKey: Uint8Array, publicKey: Uint8Array | undefined, request: BlindedDecryptionRequest, rng: Rng): BlindedDecryptionResponse {
-  if (request === null || typeof request !== 'object') throw new CryptoError('bad-capsule', 'Cannot parse blinded decryption request: expected an object');
+export function answerBlindedDecryption(
+  group: Group,
+  privateKey: Uint8Array,
+  publicKey: Uint8Array | undefined,
+  request: BlindedDecryptionRequest,
+  rng: Rng,
+): BlindedDecryptionResponse {
+  if (request === null || typeof request !== 'object')
+    throw new CryptoError('bad-capsule', 'Cannot parse blinded decryption request: expected an object');
   const x = decodeScalar(privateKey, 'private key');
   const B = group.decode(request.e, "blinded point E'");
   const X = publicKey === undefined ? group.mulBase(x) : group.decode(publicKey, 'public key');
@@ -62,7 +72,12 @@ export function answerBlindedDecryption(group: Group, privateKey: Uint8Array, pu
  * capsule was made for, then recovers P. A wrong key or a wrong answer is
  * reported, never used.
  */
-export function completeBlindedDecryption(group: Group, blinding: DecryptionBlinding, response: BlindedDecryptionResponse, orgPublicKey: Uint8Array): BlindedDecryptionResult {
+export function completeBlindedDecryption(
+  group: Group,
+  blinding: DecryptionBlinding,
+  response: BlindedDecryptionResponse,
+  orgPublicKey: Uint8Array,
+): BlindedDecryptionResult {
   if (response === null || typeof response !== 'object') return { ok: false, reason: 'Key service answer is not an object' };
   let X: GroupPoint;
   let Z: GroupPoint;

@@ -59,7 +59,8 @@ export function p256PublicKeyFrom(spki: Uint8Array | string): KeyObject {
 
 /** Imports a P-256 private key from PKCS#8 DER or PEM. */
 export function p256PrivateKeyFrom(pkcs8: Uint8Array | string): KeyObject {
-  const key = typeof pkcs8 === 'string' ? createPrivateKey(pkcs8) : createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+  const key =
+    typeof pkcs8 === 'string' ? createPrivateKey(pkcs8) : createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
   assertP256(key, 'private', 'private key');
   return key;
 }

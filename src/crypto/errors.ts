@@ -15,7 +15,10 @@ export type CryptoErrorCode =
   | 'no-key'; // no capsule for the key supplied
 
 export class CryptoError extends Error {
-  constructor(readonly code: CryptoErrorCode, message: string) {
+  constructor(
+    readonly code: CryptoErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'CryptoError';
   }
@@ -26,7 +29,8 @@ export function quote(value: unknown): string {
   let text: string;
   if (value instanceof Uint8Array) text = `${value.length} bytes`;
   else if (typeof value === 'string') text = value.length > 40 ? `${value.slice(0, 40)}…` : value;
-  else if (typeof value === 'bigint') text = value.toString(16).length > 40 ? `${value.toString(16).slice(0, 40)}…` : `0x${value.toString(16)}`;
+  else if (typeof value === 'bigint')
+    text = value.toString(16).length > 40 ? `${value.toString(16).slice(0, 40)}…` : `0x${value.toString(16)}`;
   else if (value === null) text = 'null';
   else if (Array.isArray(value)) text = `array(${value.length})`;
   else text = typeof value;

@@ -79,14 +79,18 @@ export function checkEncoding(bytes: Uint8Array, what: string): boolean {
   if (!(bytes instanceof Uint8Array)) throw new CryptoError('bad-input', `Cannot parse ${what} ${quote(bytes)}: expected a Uint8Array`);
   const prefix = (bytes[0] ?? 0).toString(16).padStart(2, '0');
   if (bytes.length === POINT_LENGTH) {
-    if (bytes[0] !== 0x02 && bytes[0] !== 0x03) throw new CryptoError('bad-point', `Cannot parse ${what}: compressed point prefix must be 02 or 03, got ${prefix}`);
+    if (bytes[0] !== 0x02 && bytes[0] !== 0x03)
+      throw new CryptoError('bad-point', `Cannot parse ${what}: compressed point prefix must be 02 or 03, got ${prefix}`);
     return true;
   }
   if (bytes.length === UNCOMPRESSED_POINT_LENGTH) {
     if (bytes[0] !== 0x04) throw new CryptoError('bad-point', `Cannot parse ${what}: uncompressed point prefix must be 04, got ${prefix}`);
     return false;
   }
-  throw new CryptoError('bad-point', `Cannot parse ${what}: expected a ${POINT_LENGTH}- or ${UNCOMPRESSED_POINT_LENGTH}-byte SEC1 point, got ${bytes.length} bytes`);
+  throw new CryptoError(
+    'bad-point',
+    `Cannot parse ${what}: expected a ${POINT_LENGTH}- or ${UNCOMPRESSED_POINT_LENGTH}-byte SEC1 point, got ${bytes.length} bytes`,
+  );
 }
 
 export function notOnCurve(what: string): CryptoError {

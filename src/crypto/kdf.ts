@@ -24,7 +24,10 @@ export const MAX_CHUNK_SIZE = 16 * 1024 * 1024;
 
 export function assertChunkSize(chunkSize: unknown): asserts chunkSize is number {
   if (typeof chunkSize !== 'number' || !Number.isInteger(chunkSize) || chunkSize < MIN_CHUNK_SIZE || chunkSize > MAX_CHUNK_SIZE) {
-    throw new CryptoError('bad-input', `Cannot use chunk size "${String(chunkSize)}": expected an integer from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`);
+    throw new CryptoError(
+      'bad-input',
+      `Cannot use chunk size "${String(chunkSize)}": expected an integer from ${MIN_CHUNK_SIZE} to ${MAX_CHUNK_SIZE}`,
+    );
   }
 }
 

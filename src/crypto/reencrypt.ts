@@ -17,7 +17,18 @@ import type { Group, GroupPoint } from './group';
 import { type Recipient, assertKeyId } from './keys';
 import { LABEL } from './labels';
 import type { Rng } from './random';
-import { SCALAR_LENGTH, addScalar, bytesToBigint, decodeScalar, encodeScalar, hashToScalar, invertScalar, isValidScalar, mulScalar, randomScalar } from './scalar';
+import {
+  SCALAR_LENGTH,
+  addScalar,
+  bytesToBigint,
+  decodeScalar,
+  encodeScalar,
+  hashToScalar,
+  invertScalar,
+  isValidScalar,
+  mulScalar,
+  randomScalar,
+} from './scalar';
 
 /** What the gateway sends to the key service: a blinded capsule (65-byte uncompressed points; see group.ts). */
 export interface BlindedCapsule {
@@ -37,7 +48,11 @@ export interface ReencryptionBlinding {
 }
 
 /** Gateway half, step 1: blind a capsule with a fresh k. */
-export function blindForReencryption(group: Group, capsule: Capsule, rng: Rng): { request: BlindedCapsule; blinding: ReencryptionBlinding } {
+export function blindForReencryption(
+  group: Group,
+  capsule: Capsule,
+  rng: Rng,
+): { request: BlindedCapsule; blinding: ReencryptionBlinding } {
   const { e, f } = decodeCapsule(group, capsule);
   const k = randomScalar(rng);
   return {
@@ -47,8 +62,15 @@ export function blindForReencryption(group: Group, capsule: Capsule, rng: Rng): 
 }
 
 /** Key-service half: re-encrypt the blinded capsule from x to the target public key. */
-export function transformBlinded(group: Group, privateKey: Uint8Array, request: BlindedCapsule, targetPublicKey: Uint8Array, rng: Rng): TransformedCapsule {
-  if (request === null || typeof request !== 'object') throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
+export function transformBlinded(
+  group: Group,
+  privateKey: Uint8Array,
+  request: BlindedCapsule,
+  targetPublicKey: Uint8Array,
+  rng: Rng,
+): TransformedCapsule {
+  if (request === null || typeof request !== 'object')
+    throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
   const x = decodeScalar(privateKey, 'private key');
   const e = group.decode(request.e, "blinded capsule point E'");
   const f = group.decode(request.f, "blinded capsule point F'");
@@ -59,9 +81,15 @@ export function transformBlinded(group: Group, privateKey: Uint8Array, request: 
 }
 
 /** Gateway half, step 2: unblind the key service's answer into a capsule for the target. */
-export function unblindReencryption(group: Group, blinding: ReencryptionBlinding, response: TransformedCapsule, target: Pick<Recipient, 'keyId'>): Capsule {
+export function unblindReencryption(
+  group: Group,
+  blinding: ReencryptionBlinding,
+  response: TransformedCapsule,
+  target: Pick<Recipient, 'keyId'>,
+): Capsule {
   assertKeyId(target.keyId, 'target key id');
-  if (response === null || typeof response !== 'object') throw new CryptoError('bad-capsule', 'Cannot parse key service answer: expected an object');
+  if (response === null || typeof response !== 'object')
+    throw new CryptoError('bad-capsule', 'Cannot parse key service answer: expected an object');
   const U = group.decode(response.u, 'key service answer point U');
   const V = group.decode(response.v, 'key service answer point V');
   return { keyId: target.keyId, e: group.encode(group.mul(U, blinding.kInverse)), f: group.encode(group.mul(V, blinding.kInverse)) };
@@ -95,8 +123,16 @@ function reencryptionChallenge(group: Group, points: readonly GroupPoint[]): big
 }
 
 /** Key-service half with a proof: as transformBlinded, and proves the answer was made with x. `publicKey` is X (saves a multiplication). */
-export function transformBlindedWithProof(group: Group, privateKey: Uint8Array, request: BlindedCapsule, targetPublicKey: Uint8Array, rng: Rng, publicKey?: Uint8Array): ProvedTransform {
-  if (request === null || typeof request !== 'object') throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
+export function transformBlindedWithProof(
+  group: Group,
+  privateKey: Uint8Array,
+  request: BlindedCapsule,
+  targetPublicKey: Uint8Array,
+  rng: Rng,
+  publicKey?: Uint8Array,
+): ProvedTransform {
+  if (request === null || typeof request !== 'object')
+    throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
   const x = decodeScalar(privateKey, 'private key');
   const e = group.decode(request.e, "blinded capsule point E'");
   const f = group.decode(request.f, "blinded capsule point F'");
@@ -115,13 +151,23 @@ export function transformBlindedWithProof(group: Group, privateKey: Uint8Array, 
     const s1 = addScalar(r1, mulScalar(c, x));
     const s2 = addScalar(r2, mulScalar(c, u));
     if (s1 !== 0n && s2 !== 0n) {
-      return { u: group.encodeUncompressed(U), v: group.encodeUncompressed(V), proof: { c: encodeScalar(c), s1: encodeScalar(s1), s2: encodeScalar(s2) } };
+      return {
+        u: group.encodeUncompressed(U),
+        v: group.encodeUncompressed(V),
+        proof: { c: encodeScalar(c), s1: encodeScalar(s1), s2: encodeScalar(s2) },
+      };
     }
   }
 }
 
 /** True iff the proof shows the answer (U, V) re-encrypts the blinded capsule under X to Y. Never throws on malformed input. */
-export function verifyReencryption(group: Group, orgPublicKey: Uint8Array, request: BlindedCapsule, targetPublicKey: Uint8Array, response: { u: Uint8Array; v: Uint8Array; proof?: Partial<ReencryptionProof> }): boolean {
+export function verifyReencryption(
+  group: Group,
+  orgPublicKey: Uint8Array,
+  request: BlindedCapsule,
+  targetPublicKey: Uint8Array,
+  response: { u: Uint8Array; v: Uint8Array; proof?: Partial<ReencryptionProof> },
+): boolean {
   const proof = response.proof;
   if (!proof || typeof proof !== 'object') return false;
   const { c: cBytes, s1: s1Bytes, s2: s2Bytes } = proof;

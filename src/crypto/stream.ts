@@ -143,12 +143,18 @@ export class StreamOpener {
     if (this.done) throw new CryptoError('bad-input', 'Cannot decrypt: the stream is already finished');
     this.done = true;
     if (this.queue.length < TAG_LENGTH) {
-      throw new CryptoError('auth-failed', `Cannot decrypt content: truncated (final chunk ${this.counter} has ${this.queue.length} bytes, less than a tag)`);
+      throw new CryptoError(
+        'auth-failed',
+        `Cannot decrypt content: truncated (final chunk ${this.counter} has ${this.queue.length} bytes, less than a tag)`,
+      );
     }
     // One encoding per plaintext (docs/format.md): a plaintext of k full chunks ends with a full
     // chunk marked last, never with an extra empty one; only the empty plaintext is one empty chunk.
     if (this.queue.length === TAG_LENGTH && this.counter > 0) {
-      throw new CryptoError('bad-format', `Cannot decrypt content: an empty final chunk after ${this.counter} full chunks (the plaintext is an exact multiple of the chunk size: its last full chunk must be the final one)`);
+      throw new CryptoError(
+        'bad-format',
+        `Cannot decrypt content: an empty final chunk after ${this.counter} full chunks (the plaintext is an exact multiple of the chunk size: its last full chunk must be the final one)`,
+      );
     }
     return [this.open(this.queue.take(this.queue.length), true)];
   }
@@ -161,7 +167,10 @@ export class StreamOpener {
     try {
       decipher.final();
     } catch {
-      throw new CryptoError('auth-failed', `Cannot decrypt content: chunk ${index} failed authentication (tampered, truncated, reordered or wrong key)`);
+      throw new CryptoError(
+        'auth-failed',
+        `Cannot decrypt content: chunk ${index} failed authentication (tampered, truncated, reordered or wrong key)`,
+      );
     }
     return body;
   }

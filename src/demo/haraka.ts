@@ -86,7 +86,10 @@ export async function freePort(): Promise<number> {
       s.once('error', () => res(false));
       s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
     });
-    if (ok) { handedOut.add(port); return port; }
+    if (ok) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error('No free port found below 32000');
 }
@@ -100,22 +103,35 @@ export interface HarakaProcess {
 }
 
 /** `bin`: Haraka's bin/haraka (default: this project's Haraka; a separately installed one in the install test). */
-export function startHaraka(dir: string, port: number, timeoutMs = 30000, bin = require.resolve('Haraka/bin/haraka')): Promise<HarakaProcess> {
+export function startHaraka(
+  dir: string,
+  port: number,
+  timeoutMs = 30000,
+  bin = require.resolve('Haraka/bin/haraka'),
+): Promise<HarakaProcess> {
   return new Promise((resolveStart, reject) => {
     // SSMAX_HARAKA_NODE_ARGS: node flags for Haraka (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" while benchmarking).
     const nodeArgs = (process.env.SSMAX_HARAKA_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-    const proc = spawn(process.execPath, [...nodeArgs, bin, '-c', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HARAKA: dir, NODE_ENV: 'production' } }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
+    const proc = spawn(process.execPath, [...nodeArgs, bin, '-c', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HARAKA: dir, NODE_ENV: 'production' },
+    }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
     let out = '';
     let up = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`Haraka did not start within ${timeoutMs} ms:\n${out.slice(-3000)}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`Haraka did not start within ${timeoutMs} ms:\n${out.slice(-3000)}`));
+    }, timeoutMs);
     const onData = (c: Buffer) => {
       out += c.toString();
       if (!up && /Listening on/.test(out)) {
         up = true;
         clearTimeout(timer);
         resolveStart({
-          proc, port, logs: () => out,
+          proc,
+          port,
+          logs: () => out,
           async stop() {
             if (proc.exitCode !== null) return;
             proc.kill('SIGTERM');
@@ -128,6 +144,11 @@ export function startHaraka(dir: string, port: number, timeoutMs = 30000, bin = 
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => { if (!up) { clearTimeout(timer); reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`)); } });
+    proc.once('exit', (code) => {
+      if (!up) {
+        clearTimeout(timer);
+        reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
+      }
+    });
   });
 }

@@ -24,14 +24,18 @@ interface PausedConnection {
  */
 function greetAtOnce(): void {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { SMTPConnection } = require('smtp-server/lib/smtp-connection') as { SMTPConnection: { prototype: PausedConnection & { init(): void; __greetsAtOnce?: boolean } } };
+  const { SMTPConnection } = require('smtp-server/lib/smtp-connection') as {
+    SMTPConnection: { prototype: PausedConnection & { init(): void; __greetsAtOnce?: boolean } };
+  };
   const proto = SMTPConnection.prototype;
   if (proto.__greetsAtOnce) return;
-  if (typeof proto._setListeners !== 'function' || typeof proto.connectionReady !== 'function') throw new Error('smtp-server changed: cannot remove its greeting pause');
+  if (typeof proto._setListeners !== 'function' || typeof proto.connectionReady !== 'function')
+    throw new Error('smtp-server changed: cannot remove its greeting pause');
   proto.init = function init(this: PausedConnection) {
     this._setListeners(() => {
       const max = this._server.options.maxClients;
-      if (max && this._server.connections.size > max) return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+      if (max && this._server.connections.size > max)
+        return this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
       this.connectionReady();
     });
   };
@@ -57,7 +61,10 @@ export class MailboxStore {
   constructor() {
     greetAtOnce();
     this.server = new SMTPServer({
-      authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false, size: 64 * 1024 * 1024,
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      size: 64 * 1024 * 1024,
       onData: (stream, session, cb) => {
         const parts: Buffer[] = [];
         stream.on('data', (c: Buffer) => parts.push(c));
@@ -67,7 +74,11 @@ export class MailboxStore {
             cb(err);
             return;
           }
-          this.mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts) });
+          this.mails.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(parts),
+          });
           cb();
         };
         stream.on('end', () => (this.delayMs > 0 ? void setTimeout(finish, this.delayMs) : finish()));

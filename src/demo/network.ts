@@ -13,7 +13,13 @@ import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { KeydClient } from '../keyd/client';
-import { type SigningAuthority, createRootCa, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
+import {
+  type SigningAuthority,
+  createRootCa,
+  issueBundleSignerCertificate,
+  issueSealingCertificate,
+  issueTlsCertificate,
+} from '../pki/issue';
 import { privateKeyToPem } from '../pki/keys';
 import { createUserProfile } from '../user/profile';
 import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from './haraka';
@@ -98,7 +104,14 @@ export interface OrgNode {
   /** Its folder (inspector.ini, ssmax-inspect.ini, ssmax-dlp.ini, state/ with the quarantine). */
   readonly inspectorDir: string;
   readonly mailbox: MailboxStore;
-  readonly ports: { readonly keyd: number; readonly publisher: number; readonly smtp: number; readonly mailbox: number; readonly inspector: number; readonly ops: OpsPorts };
+  readonly ports: {
+    readonly keyd: number;
+    readonly publisher: number;
+    readonly smtp: number;
+    readonly mailbox: number;
+    readonly inspector: number;
+    readonly ops: OpsPorts;
+  };
   readonly bundleUrl: string;
   /** SSMAX-client users: their profile folders. */
   readonly profiles: Record<string, string>;
@@ -135,7 +148,10 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     let out = '';
     let up = false;
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); rej(new Error(`"ssmax ${args[0]}" did not start: ${out.slice(-2000)}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      rej(new Error(`"ssmax ${args[0]}" did not start: ${out.slice(-2000)}`));
+    }, timeoutMs);
     const onData = (c: Buffer) => {
       out += c.toString();
       const m = ready.exec(out);
@@ -143,7 +159,9 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
         up = true;
         clearTimeout(timer);
         res({
-          proc, port: Number(m[1]), output: () => out,
+          proc,
+          port: Number(m[1]),
+          output: () => out,
           async stop(signal: NodeJS.Signals = 'SIGTERM') {
             if (proc.exitCode !== null || proc.signalCode !== null) return;
             proc.kill(signal);
@@ -154,7 +172,12 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => { if (!up) { clearTimeout(timer); rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`)); } });
+    proc.once('exit', (code) => {
+      if (!up) {
+        clearTimeout(timer);
+        rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`));
+      }
+    });
   });
 }
 
@@ -164,7 +187,9 @@ function fetchBundle(url: string, ca: string[]): Promise<string> {
     const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca, method: 'GET' }, (r) => {
       const parts: Buffer[] = [];
       r.on('data', (c: Buffer) => parts.push(c));
-      r.on('end', () => (r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`bundle fetch: HTTP ${r.statusCode}`))));
+      r.on('end', () =>
+        r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`bundle fetch: HTTP ${r.statusCode}`)),
+      );
     });
     req.on('error', rej);
     req.end();
@@ -177,14 +202,33 @@ interface Planned {
   ports: { keyd: number; publisher: number; smtp: number; mailbox: number; inspector: number; ops: OpsPorts };
 }
 
-export async function startNetwork(base: string, specs: readonly OrgSpec[], log: (line: string) => void = () => undefined): Promise<Network> {
+export async function startNetwork(
+  base: string,
+  specs: readonly OrgSpec[],
+  log: (line: string) => void = () => undefined,
+): Promise<Network> {
   const now = Math.floor(Date.now() / 1000) * 1000;
   const validity = { notBefore: new Date(now - 31 * DAY), notAfter: new Date(now + 3651 * DAY) };
   const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Demo Root' });
   const planned: Planned[] = [];
   for (const spec of specs) {
-    planned.push({ spec, dir: join(base, spec.domain), ports: { keyd: await freePort(), publisher: await freePort(), smtp: await freePort(), mailbox: await freePort(), inspector: spec.inspector ? await freePort() : 0,
-      ops: { gateway: await freePort(), keyd: await freePort(), publisher: await freePort(), inspector: spec.inspector ? await freePort() : 0 } } });
+    planned.push({
+      spec,
+      dir: join(base, spec.domain),
+      ports: {
+        keyd: await freePort(),
+        publisher: await freePort(),
+        smtp: await freePort(),
+        mailbox: await freePort(),
+        inspector: spec.inspector ? await freePort() : 0,
+        ops: {
+          gateway: await freePort(),
+          keyd: await freePort(),
+          publisher: await freePort(),
+          inspector: spec.inspector ? await freePort() : 0,
+        },
+      },
+    });
   }
   const orgs: OrgNode[] = [];
   const stopAll = async () => {
@@ -201,11 +245,29 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       const { domain } = p.spec;
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
       const certDays = p.spec.certDays ?? 365;
-      const fx = provisionOrg(join(p.dir, 'pki'), { domain, root, port: p.ports.keyd, certDays, ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}) });
+      const fx = provisionOrg(join(p.dir, 'pki'), {
+        domain,
+        root,
+        port: p.ports.keyd,
+        certDays,
+        ...(p.spec.keydKeys ? { keys: p.spec.keydKeys } : {}),
+      });
       const w = (name: string, text: string) => writeFileSync(join(fx.dir, name), text, { mode: 0o600 });
       // keyd renews the services' certificates before they lapse (docs/operations.md, "Renewals")
-      const renew = ['keyd.pem', 'gateway.pem', 'inspector.pem', 'admin.pem', 'seal.cert.pem', 'signer.cert.pem', 'publisher.pem', ...(p.spec.inspector ? ['inspector-server.pem'] : [])];
-      appendFileSync(fx.configFile, `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n[certificates]\nrenew=${renew.join(',')}\n${(p.spec.keydIni ?? []).join('\n')}\n`);
+      const renew = [
+        'keyd.pem',
+        'gateway.pem',
+        'inspector.pem',
+        'admin.pem',
+        'seal.cert.pem',
+        'signer.cert.pem',
+        'publisher.pem',
+        ...(p.spec.inspector ? ['inspector-server.pem'] : []),
+      ];
+      appendFileSync(
+        fx.configFile,
+        `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n[certificates]\nrenew=${renew.join(',')}\n${(p.spec.keydIni ?? []).join('\n')}\n`,
+      );
       const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + certDays * DAY) };
       const seal = generateP256KeyPair();
       w('seal.cert.pem', issueSealingCertificate(fx.orgCa, { ...v, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
@@ -214,7 +276,11 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       w('signer.cert.pem', issueBundleSignerCertificate(fx.orgCa, { ...v, domain, publicKey: signer.publicKey }).pem);
       w('signer.key.pem', privateKeyToPem(signer.privateKey));
       const tls = generateP256KeyPair();
-      w('publisher.pem', issueTlsCertificate(fx.orgCa, { ...v, role: 'keyd', hosts: [`ssmax.${domain}`], publicKey: tls.publicKey }).pem + fx.orgCa.certificate.pem);
+      w(
+        'publisher.pem',
+        issueTlsCertificate(fx.orgCa, { ...v, role: 'keyd', hosts: [`ssmax.${domain}`], publicKey: tls.publicKey }).pem +
+          fx.orgCa.certificate.pem,
+      );
       w('publisher.key', privateKeyToPem(tls.privateKey));
       for (const role of ['admin', 'gateway', 'inspector'] as const) {
         w(`${role}.pem`, fx.clients[role].cert);
@@ -223,46 +289,130 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       // the inspector process's server certificate is the inspector credential (inspect.<domain>, inspector role;
       // serverAuth and clientAuth), written before keyd starts: keyd renews it
       if (p.spec.inspector) w('inspector-server.pem', fx.clients.inspector.cert + fx.orgCa.certificate.pem);
-      w('publisher.ini', [
-        '[publisher]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.publisher}`, 'state_file=publisher-state.json', `lifetime_seconds=${p.spec.bundleLifetimeSeconds ?? 3600}`, 'poll_seconds=1',
-        '[policy]', 'encryption=required', 'seal=required',
-        '[tls]', 'cert=publisher.pem', 'key=publisher.key',
-        '[signer]', 'cert=signer.cert.pem', 'key=signer.key.pem',
-        '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, 'cert=admin.pem', 'key=admin.key', 'ca=org-ca.pem,root.pem',
-        '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.cert.pem', 'crls=org-ca.crl.pem,root.crl.pem',
-        '[ops]', `listen=127.0.0.1:${p.ports.ops.publisher}`, '',
-      ].join('\n'));
+      w(
+        'publisher.ini',
+        [
+          '[publisher]',
+          `domain=${domain}`,
+          `listen=127.0.0.1:${p.ports.publisher}`,
+          'state_file=publisher-state.json',
+          `lifetime_seconds=${p.spec.bundleLifetimeSeconds ?? 3600}`,
+          'poll_seconds=1',
+          '[policy]',
+          'encryption=required',
+          'seal=required',
+          '[tls]',
+          'cert=publisher.pem',
+          'key=publisher.key',
+          '[signer]',
+          'cert=signer.cert.pem',
+          'key=signer.key.pem',
+          '[keyd]',
+          `url=https://127.0.0.1:${p.ports.keyd}`,
+          `servername=keyd.${domain}`,
+          'cert=admin.pem',
+          'key=admin.key',
+          'ca=org-ca.pem,root.pem',
+          '[pki]',
+          'roots=root.pem',
+          'org_ca_chain=org-ca.pem',
+          'sealing_certificates=seal.cert.pem',
+          'crls=org-ca.crl.pem,root.crl.pem',
+          '[ops]',
+          `listen=127.0.0.1:${p.ports.ops.publisher}`,
+          '',
+        ].join('\n'),
+      );
 
       const mailbox = new MailboxStore();
       await mailbox.listen(p.ports.mailbox);
-      const node = { domain, dir: p.dir, fx, mailbox, ports: p.ports, profiles: {} as Record<string, string>, harakaDir: join(p.dir, 'haraka'), inspectorDir: join(p.dir, 'inspector'), bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle` } as unknown as OrgNode;
+      const node = {
+        domain,
+        dir: p.dir,
+        fx,
+        mailbox,
+        ports: p.ports,
+        profiles: {} as Record<string, string>,
+        harakaDir: join(p.dir, 'haraka'),
+        inspectorDir: join(p.dir, 'inspector'),
+        bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle`,
+      } as unknown as OrgNode;
       orgs.push(node);
       node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
       node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
-      node.admin = () => new KeydClient({ url: `https://127.0.0.1:${p.ports.keyd}`, servername: `keyd.${domain}`, cert: fx.clients.admin.cert, key: fx.clients.admin.key, ca: fx.caPem });
-      node.restartKeyd = async () => { await node.keyd.stop(); node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/); };
-      node.restartPublisher = async () => { await node.publisher.stop(); node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/); };
-      node.stopInspector = async () => { await node.inspector?.stop(); };
-      node.restartInspector = async () => { throw new Error(`${domain}: no inspector process in this network`); };
+      node.admin = () =>
+        new KeydClient({
+          url: `https://127.0.0.1:${p.ports.keyd}`,
+          servername: `keyd.${domain}`,
+          cert: fx.clients.admin.cert,
+          key: fx.clients.admin.key,
+          ca: fx.caPem,
+        });
+      node.restartKeyd = async () => {
+        await node.keyd.stop();
+        node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
+      };
+      node.restartPublisher = async () => {
+        await node.publisher.stop();
+        node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
+      };
+      node.stopInspector = async () => {
+        await node.inspector?.stop();
+      };
+      node.restartInspector = async () => {
+        throw new Error(`${domain}: no inspector process in this network`);
+      };
       if (p.spec.inspector) {
         const ins = p.spec.inspector;
         const idir = node.inspectorDir;
         mkdirSync(idir, { recursive: true, mode: 0o700 });
         const pki = (f: string) => join(fx.dir, f);
         writeFileSync(join(idir, 'ssmax-inspect.ini'), ins.inspectIni ?? '', { mode: 0o600 });
-        writeFileSync(join(idir, 'ssmax-dlp.ini'), ins.dlpIni ?? readFileSync(resolve(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'), { mode: 0o600 });
-        writeFileSync(join(idir, 'inspector.ini'), [
-          '[inspector]', `domain=${domain}`, `listen=127.0.0.1:${p.ports.inspector}`, 'state_dir=state',
-          '[tls]', `cert=${pki('inspector-server.pem')}`, `key=${pki('inspector.key')}`, `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
-          '[pki]', `roots=${pki('root.pem')}`, `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
-          '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${domain}`, `ca=${pki('org-ca.pem')},${pki('root.pem')}`, `cert=${pki('inspector.pem')}`, `key=${pki('inspector.key')}`,
-          '[bundle]', `url=${node.bundleUrl}`, 'address=127.0.0.1',
-          '[ops]', `listen=127.0.0.1:${p.ports.ops.inspector}`,
-          '[inspection]', 'inspect=ssmax-inspect.ini', 'dlp_rules=ssmax-dlp.ini', ...(ins.extraIni ?? []), '',
-        ].join('\n'), { mode: 0o600 });
-        const start = () => startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
+        writeFileSync(
+          join(idir, 'ssmax-dlp.ini'),
+          ins.dlpIni ?? readFileSync(resolve(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'),
+          { mode: 0o600 },
+        );
+        writeFileSync(
+          join(idir, 'inspector.ini'),
+          [
+            '[inspector]',
+            `domain=${domain}`,
+            `listen=127.0.0.1:${p.ports.inspector}`,
+            'state_dir=state',
+            '[tls]',
+            `cert=${pki('inspector-server.pem')}`,
+            `key=${pki('inspector.key')}`,
+            `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
+            '[pki]',
+            `roots=${pki('root.pem')}`,
+            `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
+            '[keyd]',
+            `url=https://127.0.0.1:${p.ports.keyd}`,
+            `servername=keyd.${domain}`,
+            `ca=${pki('org-ca.pem')},${pki('root.pem')}`,
+            `cert=${pki('inspector.pem')}`,
+            `key=${pki('inspector.key')}`,
+            '[bundle]',
+            `url=${node.bundleUrl}`,
+            'address=127.0.0.1',
+            '[ops]',
+            `listen=127.0.0.1:${p.ports.ops.inspector}`,
+            '[inspection]',
+            'inspect=ssmax-inspect.ini',
+            'dlp_rules=ssmax-dlp.ini',
+            ...(ins.extraIni ?? []),
+            '',
+          ].join('\n'),
+          { mode: 0o600 },
+        );
+        const start = () =>
+          startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
         node.inspector = await start();
-        node.restartInspector = async () => { await node.inspector?.stop(); node.inspector = await start(); };
+        node.restartInspector = async () => {
+          await node.inspector?.stop();
+          node.inspector = await start();
+        };
       }
 
       let bundle = '';
@@ -271,7 +421,10 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
           bundle = await fetchBundle(node.bundleUrl, fx.caPem);
           break;
         } catch (err) {
-          if (attempt >= 40) throw new Error(`${domain}: no bundle from the publisher: ${(err as Error).message}\n${node.publisher.output().slice(-2000)}`, { cause: err });
+          if (attempt >= 40)
+            throw new Error(`${domain}: no bundle from the publisher: ${(err as Error).message}\n${node.publisher.output().slice(-2000)}`, {
+              cause: err,
+            });
           await new Promise((r) => setTimeout(r, 250));
         }
       }
@@ -280,18 +433,32 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       for (const user of p.spec.users) {
         code++;
         // the registry fields of `ssmax registry add --kind … [--inspection-consent]` (src/registry/registration.ts)
-        const extra = { ...(user.kind ? { kind: user.kind } : {}), ...(user.consent !== undefined ? { inspectionConsent: user.consent } : {}) };
+        const extra = {
+          ...(user.kind ? { kind: user.kind } : {}),
+          ...(user.consent !== undefined ? { inspectionConsent: user.consent } : {}),
+        };
         if (user.client === 'ssmax') {
           const profileDir = join(p.dir, 'users', user.address);
           const reg = createUserProfile(profileDir, {
-            address: user.address, pseudonym: `user-${code}`, code: `U-${code}`, orgCa: fx.orgCa, rootPem: root.certificate.pem, orgBundle: bundle, now: new Date(),
+            address: user.address,
+            pseudonym: `user-${code}`,
+            code: `U-${code}`,
+            orgCa: fx.orgCa,
+            rootPem: root.certificate.pem,
+            orgBundle: bundle,
+            now: new Date(),
             smtp: { host: '127.0.0.1', port: p.ports.smtp, user: user.address, security: 'none', passwordFile: 'smtp-password' },
           });
           writeFileSync(join(profileDir, 'smtp-password'), `${user.password}\n`, { mode: 0o600 });
           node.profiles[user.address] = profileDir;
           await admin.call('POST', '/v1/registry/users', { ...reg, ...extra, identityRef: `EMP-${code}` });
         } else {
-          await admin.call('POST', '/v1/registry/users', { address: user.address, code: `U-${code}`, ...extra, identityRef: `EMP-${code}` });
+          await admin.call('POST', '/v1/registry/users', {
+            address: user.address,
+            code: `U-${code}`,
+            ...extra,
+            identityRef: `EMP-${code}`,
+          });
         }
       }
       admin.close();
@@ -300,40 +467,82 @@ export async function startNetwork(base: string, specs: readonly OrgSpec[], log:
       const node = orgs[i]!;
       const peers = planned.filter((q) => q !== p);
       const ini = [
-        '[main]', `domain=${p.spec.domain}`, 'hook_timeout_ms=20000',
-        '[keyd]', `url=https://127.0.0.1:${p.ports.keyd}`, `servername=keyd.${p.spec.domain}`, `ca=${join(node.fx.dir, 'org-ca.pem')},${join(node.fx.dir, 'root.pem')}`,
-        `cert=${join(node.fx.dir, 'gateway.pem')}`, `key=${join(node.fx.dir, 'gateway.key')}`,
+        '[main]',
+        `domain=${p.spec.domain}`,
+        'hook_timeout_ms=20000',
+        '[keyd]',
+        `url=https://127.0.0.1:${p.ports.keyd}`,
+        `servername=keyd.${p.spec.domain}`,
+        `ca=${join(node.fx.dir, 'org-ca.pem')},${join(node.fx.dir, 'root.pem')}`,
+        `cert=${join(node.fx.dir, 'gateway.pem')}`,
+        `key=${join(node.fx.dir, 'gateway.key')}`,
         // remote inspection: the gateway holds no inspector credentials at all
-        ...(p.spec.inspector ? [] : [`inspector_cert=${join(node.fx.dir, 'inspector.pem')}`, `inspector_key=${join(node.fx.dir, 'inspector.key')}`]), `timeout_ms=${p.spec.keydTimeoutMs ?? 3000}`,
-        '[seal]', `cert=${join(node.fx.dir, 'seal.cert.pem')}`, `key=${join(node.fx.dir, 'seal.key.pem')}`,
-        '[pki]', `roots=${join(node.fx.dir, 'root.pem')}`, `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
-        '[policy]', ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
+        ...(p.spec.inspector
+          ? []
+          : [`inspector_cert=${join(node.fx.dir, 'inspector.pem')}`, `inspector_key=${join(node.fx.dir, 'inspector.key')}`]),
+        `timeout_ms=${p.spec.keydTimeoutMs ?? 3000}`,
+        '[seal]',
+        `cert=${join(node.fx.dir, 'seal.cert.pem')}`,
+        `key=${join(node.fx.dir, 'seal.key.pem')}`,
+        '[pki]',
+        `roots=${join(node.fx.dir, 'root.pem')}`,
+        `crls=${join(node.fx.dir, 'org-ca.crl.pem')},${join(node.fx.dir, 'root.crl.pem')}`,
+        '[policy]',
+        ...Object.entries(p.spec.policy ?? { default: 'opportunistic' }).map(([k, val]) => `${k}=${val}`),
         // the own bundle too: proofs of the own key service are checked against the key it certifies
-        '[peers]', ...(p.spec.dnsServers ? [] : planned.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
+        '[peers]',
+        ...(p.spec.dnsServers
+          ? []
+          : planned.map((q) => `${q.spec.domain}=https://ssmax.${q.spec.domain}:${q.ports.publisher}/.well-known/ssmax/bundle`)),
         // with DNS servers, the publishers' host names are theirs to answer too (A records), nothing pinned
-        '[hosts]', ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
-        '[directory]', ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']), 'fetch_timeout_ms=2000', `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
-        '[routes]', ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
-        '[delivery]', `host=127.0.0.1:${p.ports.mailbox}`,
-        '[ops]', `listen=127.0.0.1:${p.ports.ops.gateway}`,
-        ...(p.spec.inspector ? ['[inspection]', 'mode=remote', `inspector_url=https://127.0.0.1:${p.ports.inspector}`, `inspector_servername=inspect.${p.spec.domain}`, 'inspector_timeout_ms=10000'] : []),
-        ...(p.spec.gatewayIni ?? []), '',
+        '[hosts]',
+        ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
+        '[directory]',
+        ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']),
+        'fetch_timeout_ms=2000',
+        `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
+        '[routes]',
+        ...peers.map((q) => `${q.spec.domain}=127.0.0.1:${q.ports.smtp}`),
+        '[delivery]',
+        `host=127.0.0.1:${p.ports.mailbox}`,
+        '[ops]',
+        `listen=127.0.0.1:${p.ports.ops.gateway}`,
+        ...(p.spec.inspector
+          ? [
+              '[inspection]',
+              'mode=remote',
+              `inspector_url=https://127.0.0.1:${p.ports.inspector}`,
+              `inspector_servername=inspect.${p.spec.domain}`,
+              'inspector_timeout_ms=10000',
+            ]
+          : []),
+        ...(p.spec.gatewayIni ?? []),
+        '',
       ].join('\n');
       const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
       layoutHaraka(node.harakaDir, {
-        port: p.ports.smtp, me: `mx.${p.spec.domain}`, plugins: ['auth/flat_file', 'ssmax'], retryIntervals: '5s*120',
+        port: p.ports.smtp,
+        me: `mx.${p.spec.domain}`,
+        plugins: ['auth/flat_file', 'ssmax'],
+        retryIntervals: '5s*120',
         files: { 'ssmax.ini': ini, 'auth_flat_file.ini': `[core]\nmethods=PLAIN,LOGIN\n\n[users]\n${users}\n` },
       });
       node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
-      node.restartHaraka = async () => { await node.haraka.stop(); node.haraka = await startHaraka(node.harakaDir, p.ports.smtp); };
-      log(`${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}${p.spec.inspector ? `, inspector :${p.ports.inspector}` : ''}`);
+      node.restartHaraka = async () => {
+        await node.haraka.stop();
+        node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
+      };
+      log(
+        `${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}${p.spec.inspector ? `, inspector :${p.ports.inspector}` : ''}`,
+      );
     }
   } catch (err) {
     await stopAll();
     throw err;
   }
   return {
-    root, orgs,
+    root,
+    orgs,
     org(domain: string) {
       const o = orgs.find((x) => x.domain === domain);
       if (!o) throw new Error(`No organisation "${domain}" in this network`);

@@ -33,23 +33,47 @@ export interface OrgFixture {
   readonly port: number;
 }
 
-function creds(ca: SigningAuthority, role: Role, now: number, hosts: string[] | undefined, validity = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) }): ClientCreds & { serial: string } {
+function creds(
+  ca: SigningAuthority,
+  role: Role,
+  now: number,
+  hosts: string[] | undefined,
+  validity = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) },
+): ClientCreds & { serial: string } {
   const kp = generateP256KeyPair();
-  const cert = issueTlsCertificate(ca, { role, publicKey: kp.publicKey, ...validity, ...(hosts ? { hosts } : { commonName: `${role}-operator` }) });
+  const cert = issueTlsCertificate(ca, {
+    role,
+    publicKey: kp.publicKey,
+    ...validity,
+    ...(hosts ? { hosts } : { commonName: `${role}-operator` }),
+  });
   return { cert: cert.pem, key: privateKeyToPem(kp.privateKey), serial: cert.serial };
 }
 
 /** `certDays`: validity of keyd's TLS certificate and the role client certificates (default 365). */
-export function provisionOrg(dir: string, opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority; certDays?: number } = {}): OrgFixture {
+export function provisionOrg(
+  dir: string,
+  opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority; certDays?: number } = {},
+): OrgFixture {
   const domain = opts.domain ?? 'a.example';
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const now = Math.floor(Date.now() / 1000) * 1000; // certificate times have whole seconds
   const validity = { notBefore: new Date(now - 30 * DAY), notAfter: new Date(now + 3650 * DAY) };
   const caValidity = { notBefore: new Date(now - 29 * DAY), notAfter: new Date(now + 3649 * DAY) };
   const root = opts.root ?? createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Test Root' });
-  const orgCa = createOrgCa(root, { ...caValidity, domains: [domain], organisation: `Org ${domain}`, privateKey: generateP256KeyPair().privateKey });
+  const orgCa = createOrgCa(root, {
+    ...caValidity,
+    domains: [domain],
+    organisation: `Org ${domain}`,
+    privateKey: generateP256KeyPair().privateKey,
+  });
   const foreignRoot = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'Foreign Root' });
-  const foreignCa = createOrgCa(foreignRoot, { ...caValidity, domains: [domain], organisation: 'Foreign', privateKey: generateP256KeyPair().privateKey });
+  const foreignCa = createOrgCa(foreignRoot, {
+    ...caValidity,
+    domains: [domain],
+    organisation: 'Foreign',
+    privateKey: generateP256KeyPair().privateKey,
+  });
 
   const days = { notBefore: new Date(now - DAY), notAfter: new Date(now + (opts.certDays ?? 365) * DAY) };
   const server = creds(orgCa, 'keyd', now, [`keyd.${domain}`], days);
@@ -65,7 +89,12 @@ export function provisionOrg(dir: string, opts: { domain?: string; port?: number
     expired: creds(orgCa, 'gateway', now, [`mx.${domain}`], { notBefore: new Date(now - 10 * DAY), notAfter: new Date(now - DAY) }),
     foreign: creds(foreignCa, 'gateway', now, [`mx.${domain}`]),
   };
-  const crl = createCrl(orgCa, { entries: [{ serial: revoked.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * DAY), crlNumber: 1 });
+  const crl = createCrl(orgCa, {
+    entries: [{ serial: revoked.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+    thisUpdate: new Date(now - 1000),
+    nextUpdate: new Date(now + 7 * DAY),
+    crlNumber: 1,
+  });
   const rootCrl = createCrl(root, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * DAY), crlNumber: 1 });
   const w = (name: string, text: string) => writeFileSync(join(dir, name), text, { mode: 0o600 });
   w('root.pem', root.certificate.pem);
@@ -78,12 +107,30 @@ export function provisionOrg(dir: string, opts: { domain?: string; port?: number
   createMasterKeyFile(join(dir, 'master.key'));
   const port = opts.port ?? 0;
   const configFile = join(dir, 'keyd.ini');
-  w('keyd.ini', [
-    '[keyd]', `domain=${domain}`, `listen=127.0.0.1:${port}`, 'data_dir=data', 'master_key=master.key',
-    '[tls]', 'cert=keyd.pem', 'key=keyd.key', 'client_ca=org-ca.pem,root.pem',
-    '[pki]', 'roots=root.pem', 'crls=org-ca.crl.pem,root.crl.pem', 'org_ca=org-ca.pem', 'org_ca_cert=org-ca.pem', 'org_ca_key=org-ca.key',
-    opts.keys ?? '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=30\nschedule_seconds=60',
-    '[limits]', 'max_in_flight=256', 'request_timeout_ms=5000', '',
-  ].join('\n'));
+  w(
+    'keyd.ini',
+    [
+      '[keyd]',
+      `domain=${domain}`,
+      `listen=127.0.0.1:${port}`,
+      'data_dir=data',
+      'master_key=master.key',
+      '[tls]',
+      'cert=keyd.pem',
+      'key=keyd.key',
+      'client_ca=org-ca.pem,root.pem',
+      '[pki]',
+      'roots=root.pem',
+      'crls=org-ca.crl.pem,root.crl.pem',
+      'org_ca=org-ca.pem',
+      'org_ca_cert=org-ca.pem',
+      'org_ca_key=org-ca.key',
+      opts.keys ?? '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=30\nschedule_seconds=60',
+      '[limits]',
+      'max_in_flight=256',
+      'request_timeout_ms=5000',
+      '',
+    ].join('\n'),
+  );
   return { dir, domain, root, orgCa, configFile, caPem: [orgCa.certificate.pem, root.certificate.pem], clients, port };
 }

@@ -52,7 +52,10 @@ export class MemoryPeerCache implements PeerCache {
 }
 
 export class LmdbPeerCache implements PeerCache {
-  private constructor(private readonly root: RootDatabase, private readonly peers: Database<CachedPeer, string>) {}
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly peers: Database<CachedPeer, string>,
+  ) {}
 
   static open(dir: string): LmdbPeerCache {
     mkdirSync(dir, { recursive: true, mode: 0o700 });

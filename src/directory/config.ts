@@ -54,7 +54,9 @@ export const DIRECTORY_SETTINGS = defineSettings({
 
 /** The keys of each fixed section; [peers] and [hosts] take any name. Anything else is refused, never ignored. */
 const KNOWN_KEYS: Readonly<Record<string, readonly string[] | undefined>> = {
-  directory: Object.keys(DIRECTORY_SETTINGS).filter((k) => k.startsWith('directory.')).map((k) => k.slice('directory.'.length)),
+  directory: Object.keys(DIRECTORY_SETTINGS)
+    .filter((k) => k.startsWith('directory.'))
+    .map((k) => k.slice('directory.'.length)),
   tls: ['ca'],
   peers: undefined,
   hosts: undefined,
@@ -77,13 +79,21 @@ export function loadDirectoryConfig(file: string, opts: { otherSections?: readon
   const ini = readIniFile(file, 'directory config');
   const r = new IniReader(DIRECTORY_SETTINGS, ini, file);
   for (const [section, body] of Object.entries(ini)) {
-    if (typeof body !== 'object' || body === null) throw new ConfigError(`${file}: "${section}" is outside any section`, { file, key: section });
+    if (typeof body !== 'object' || body === null)
+      throw new ConfigError(`${file}: "${section}" is outside any section`, { file, key: section });
     if (!(section in KNOWN_KEYS)) {
       if (opts.otherSections?.includes(section)) continue;
-      throw new ConfigError(`${file}: unknown section [${section}] (known: ${Object.keys(KNOWN_KEYS).map((k) => `[${k}]`).join(', ')})`, { file, section });
+      throw new ConfigError(
+        `${file}: unknown section [${section}] (known: ${Object.keys(KNOWN_KEYS)
+          .map((k) => `[${k}]`)
+          .join(', ')})`,
+        { file, section },
+      );
     }
     const keys = KNOWN_KEYS[section];
-    if (keys) for (const key of Object.keys(body)) if (!keys.includes(key)) throw r.fail(section, key, `is not a known setting (known: ${keys.join(', ')})`);
+    if (keys)
+      for (const key of Object.keys(body))
+        if (!keys.includes(key)) throw r.fail(section, key, `is not a known setting (known: ${keys.join(', ')})`);
   }
   const peers: Record<string, string> = {};
   for (const [domain, url] of Object.entries(r.free('peers'))) {
@@ -118,7 +128,8 @@ export function loadDirectoryConfig(file: string, opts: { otherSections?: readon
     negativeTtlMs: r.get('directory.negative_ttl_seconds') * 1000,
     dnsRecheckMs: r.get('directory.dns_recheck_seconds') * 1000,
     ...(tlsCa.length > 0 ? { tlsCa } : {}),
-    peers, hosts,
+    peers,
+    hosts,
   };
 }
 

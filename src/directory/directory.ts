@@ -41,7 +41,11 @@ export type { TxtResolver } from './discovery';
 export type DirectoryErrorCode = 'none' | 'unavailable' | 'invalid';
 
 export class DirectoryError extends Error {
-  constructor(readonly code: DirectoryErrorCode, readonly domain: string, message: string) {
+  constructor(
+    readonly code: DirectoryErrorCode,
+    readonly domain: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'DirectoryError';
   }
@@ -143,13 +147,15 @@ function hostResolverOf(dns: Resolver): HostResolver {
 }
 
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
-  const entries: [string, string][] = v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
+  const entries: [string, string][] =
+    v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
   return new Map(entries.map(([k, x]) => [k.toLowerCase().replace(/\.$/, ''), lowerValues ? x.toLowerCase() : x]));
 }
 
 function fraction(v: number | undefined, dflt: number, name: string): number {
   const x = v ?? dflt;
-  if (!Number.isFinite(x) || x < 0 || x > 1) throw new RangeError(`Cannot create directory: ${name} "${String(v)}" is not a fraction from 0 to 1`);
+  if (!Number.isFinite(x) || x < 0 || x > 1)
+    throw new RangeError(`Cannot create directory: ${name} "${String(v)}" is not a fraction from 0 to 1`);
   return x;
 }
 
@@ -175,12 +181,20 @@ export class Directory {
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
   private readonly resolveHost: HostResolver | undefined;
-  private readonly cfg: { fetchTimeoutMs: number; refreshAhead: number; refreshJitter: number; retryMs: number; negativeTtlMs: number; dnsRecheckMs: number };
+  private readonly cfg: {
+    fetchTimeoutMs: number;
+    refreshAhead: number;
+    refreshJitter: number;
+    retryMs: number;
+    negativeTtlMs: number;
+    dnsRecheckMs: number;
+  };
   private allLoaded = false;
   private closed = false;
 
   constructor(opts: DirectoryOptions) {
-    if (!opts || !Array.isArray(opts.roots) || opts.roots.length === 0) throw new TypeError('Cannot create directory: at least one SSMAX root is required');
+    if (!opts || !Array.isArray(opts.roots) || opts.roots.length === 0)
+      throw new TypeError('Cannot create directory: at least one SSMAX root is required');
     this.roots = [...opts.roots];
     this.crls = [...(opts.crls ?? [])];
     this.staticPeers = toMap(opts.staticPeers);
@@ -194,14 +208,21 @@ export class Directory {
       try {
         dns.setServers([...opts.dnsServers]);
       } catch (err) {
-        throw new TypeError(`Cannot create directory: dnsServers ${JSON.stringify(opts.dnsServers)}: ${(err as Error).message}`, { cause: err });
+        throw new TypeError(`Cannot create directory: dnsServers ${JSON.stringify(opts.dnsServers)}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
     }
     const txt: TxtResolver = dns ? (name) => (dns as Resolver).resolveTxt(name) : resolveTxt;
     this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? txt);
     this.resolveHost = dns ? hostResolverOf(dns) : undefined;
     const clock = opts.clock;
-    this.clock = clock ? () => { const t = clock(); return t instanceof Date ? t.getTime() : t; } : Date.now;
+    this.clock = clock
+      ? () => {
+          const t = clock();
+          return t instanceof Date ? t.getTime() : t;
+        }
+      : Date.now;
     this.random = opts.random ?? Math.random;
     this.log = opts.log ?? (() => undefined);
     this.tlsCa = opts.tlsCa ? [...opts.tlsCa] : [...rootCertificates, ...opts.roots];
@@ -269,10 +290,15 @@ export class Directory {
       const e = peer.entry;
       const state: PeerState = e && this.usable(e, now) ? (now >= peer.refreshAt ? 'refresh-due' : 'valid') : e ? 'expired' : 'none';
       return {
-        domain, state,
+        domain,
+        state,
         ...(r.source ? { source: r.source } : {}),
         ...(r.url ? { url: r.url } : {}),
-        ...(e ? { serial: e.serial, id: e.id, currentKeyId: e.currentKey.keyId, expires: e.expires } : r.highestSerial >= 0 ? { serial: r.highestSerial } : {}),
+        ...(e
+          ? { serial: e.serial, id: e.id, currentKeyId: e.currentKey.keyId, expires: e.expires }
+          : r.highestSerial >= 0
+            ? { serial: r.highestSerial }
+            : {}),
         ...(r.lastFetch !== undefined ? { lastFetch: new Date(r.lastFetch) } : {}),
         ...(r.lastError !== undefined ? { lastError: r.lastError } : {}),
         ...(r.lastErrorAt !== undefined ? { lastErrorAt: new Date(r.lastErrorAt) } : {}),
@@ -312,7 +338,13 @@ export class Directory {
     if (typeof record.txtId === 'string') peer.txtId = record.txtId;
     if (record.text !== undefined && record.url !== undefined) {
       // Verified again at load: a cached bundle is trusted no more than a fetched one.
-      const r = verifyBundle(record.text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation });
+      const r = verifyBundle(record.text, {
+        domain,
+        roots: this.roots,
+        crls: this.crls,
+        time: new Date(this.clock()),
+        cache: this.validation,
+      });
       if (r.status === 'valid') this.accept(peer, r.bundle, record.url, false);
     }
     this.peers.set(domain, peer);
@@ -346,7 +378,9 @@ export class Directory {
 
   private inBackground(domain: string, task: () => Promise<unknown>): void {
     if (this.inflight.has(domain) || this.closed) return;
-    const p = task().catch(() => undefined).finally(() => this.background.delete(p));
+    const p = task()
+      .catch(() => undefined)
+      .finally(() => this.background.delete(p));
     this.background.add(p);
   }
 
@@ -384,7 +418,12 @@ export class Directory {
       peer.failure = err;
       peer.retryAt = now + this.cfg.retryMs;
       if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
-      peer.record = { ...peer.record, ...(peer.location && peer.record.url === undefined ? { url: peer.location.url, source: peer.location.source } : {}), lastError: message, lastErrorAt: now };
+      peer.record = {
+        ...peer.record,
+        ...(peer.location && peer.record.url === undefined ? { url: peer.location.url, source: peer.location.source } : {}),
+        lastError: message,
+        lastErrorAt: now,
+      };
       this.log(`directory: ${message}`);
       // Only SSMAX peers (a bundle location is known) are written: a domain without one must not grow the cache.
       if (peer.location || peer.record.url !== undefined) await this.persist(peer);
@@ -399,12 +438,24 @@ export class Directory {
     peer.location = location;
     let text: string;
     try {
-      text = await fetchBundleText(location.url, { timeoutMs: this.cfg.fetchTimeoutMs, ca: this.tlsCa, hosts: this.hosts, ...(this.resolveHost ? { resolveHost: this.resolveHost } : {}) });
+      text = await fetchBundleText(location.url, {
+        timeoutMs: this.cfg.fetchTimeoutMs,
+        ca: this.tlsCa,
+        hosts: this.hosts,
+        ...(this.resolveHost ? { resolveHost: this.resolveHost } : {}),
+      });
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
     }
     const minSerial = peer.record.highestSerial >= 0 ? peer.record.highestSerial : undefined;
-    const r = verifyBundle(text, { domain, roots: this.roots, crls: this.crls, time: new Date(this.clock()), cache: this.validation, ...(minSerial !== undefined ? { minSerial } : {}) });
+    const r = verifyBundle(text, {
+      domain,
+      roots: this.roots,
+      crls: this.crls,
+      time: new Date(this.clock()),
+      cache: this.validation,
+      ...(minSerial !== undefined ? { minSerial } : {}),
+    });
     if (r.status !== 'valid') return fail('invalid', `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`);
     const entry = this.accept(peer, r.bundle, location.url, true);
     if (location.id !== undefined) peer.txtId = location.id;
@@ -413,8 +464,14 @@ export class Directory {
     const { txtId: _old, ...rest } = peer.record;
     void _old;
     peer.record = {
-      ...rest, domain, text, url: location.url, source: location.source, ...(location.id !== undefined ? { txtId: location.id } : {}),
-      highestSerial: Math.max(peer.record.highestSerial, r.bundle.serial), lastFetch: now,
+      ...rest,
+      domain,
+      text,
+      url: location.url,
+      source: location.source,
+      ...(location.id !== undefined ? { txtId: location.id } : {}),
+      highestSerial: Math.max(peer.record.highestSerial, r.bundle.serial),
+      lastFetch: now,
     };
     await this.persist(peer);
     return entry;

@@ -46,7 +46,10 @@ export function txtName(domain: string): string {
 
 /** Parses one `v=ssmax1; …` record; returns the location, or a problem string. Undefined when it is not an SSMAX record at all. */
 export function parseTxtRecord(text: string): BundleLocation | string | undefined {
-  const tags = text.split(';').map((t) => t.trim()).filter((t) => t !== '');
+  const tags = text
+    .split(';')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
   const first = tags[0];
   if (!first || !/^v\s*=\s*ssmax\d+$/i.test(first)) return undefined;
   const fields = new Map<string, string>();
@@ -81,7 +84,11 @@ export function urlProblem(url: string): string | undefined {
 }
 
 /** Finds where `domain` publishes its bundle: static map first, then DNS. Never throws. */
-export async function discover(domain: string, staticPeers: ReadonlyMap<string, string>, resolver: TxtResolver | undefined): Promise<DiscoveryResult> {
+export async function discover(
+  domain: string,
+  staticPeers: ReadonlyMap<string, string>,
+  resolver: TxtResolver | undefined,
+): Promise<DiscoveryResult> {
   const fixed = staticPeers.get(domain);
   if (fixed !== undefined) return { status: 'found', location: { url: fixed, source: 'static' } };
   if (!resolver) return { status: 'none', message: `No SSMAX bundle for "${domain}": not in the static peer map and DNS discovery is off` };
@@ -91,7 +98,8 @@ export async function discover(domain: string, staticPeers: ReadonlyMap<string, 
     records = await resolver(name);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException)?.code ?? '';
-    if (NO_RECORD_CODES.has(code)) return { status: 'none', message: `No SSMAX bundle for "${domain}": no TXT record at "${name}" (${code})` };
+    if (NO_RECORD_CODES.has(code))
+      return { status: 'none', message: `No SSMAX bundle for "${domain}": no TXT record at "${name}" (${code})` };
     return { status: 'unavailable', message: `Cannot resolve TXT "${name}": ${(err as Error)?.message ?? String(err)}` };
   }
   const found: BundleLocation[] = [];
@@ -103,6 +111,7 @@ export async function discover(domain: string, staticPeers: ReadonlyMap<string, 
   }
   const [location, ...more] = found;
   if (!location) return { status: 'none', message: `No SSMAX bundle for "${domain}": no ${TXT_VERSION} TXT record at "${name}"` };
-  if (more.length > 0) return { status: 'invalid', message: `TXT records at "${name}" are ambiguous: ${found.length} ${TXT_VERSION} records` };
+  if (more.length > 0)
+    return { status: 'invalid', message: `TXT records at "${name}" are ambiguous: ${found.length} ${TXT_VERSION} records` };
   return { status: 'found', location };
 }

@@ -40,12 +40,15 @@ function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolv
     const address = hosts.get(hostname.toLowerCase());
     if (address === undefined && resolveHost) {
       // Not pinned: the configured DNS servers.
-      resolveHost(hostname).then((all) => {
-        const first = all[0];
-        if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
-        else if (options.all) callback(null, all);
-        else callback(null, first.address, first.family);
-      }, (err: unknown) => callback(err));
+      resolveHost(hostname).then(
+        (all) => {
+          const first = all[0];
+          if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
+          else if (options.all) callback(null, all);
+          else callback(null, first.address, first.family);
+        },
+        (err: unknown) => callback(err),
+      );
       return;
     }
     if (address === undefined) {
@@ -80,32 +83,40 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
       reject(new FetchError(message));
     };
     const lookup = opts.hosts || opts.resolveHost ? fixedLookup(opts.hosts ?? new Map(), opts.resolveHost) : undefined;
-    const req = request({
-      protocol: 'https:', host: u.hostname, port: u.port || 443, path: `${u.pathname}${u.search}`, method: 'GET',
-      headers: { accept: 'application/json' }, agent: false,
-      ...(opts.ca ? { ca: [...opts.ca] } : {}),
-      ...(lookup ? { lookup } : {}),
-    }, (res) => {
-      if (res.statusCode !== 200) {
-        res.resume();
-        fail(`Cannot fetch "${url}": the server answered ${res.statusCode}`);
-        return;
-      }
-      const parts: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > maxBytes) fail(`Cannot fetch "${url}": the bundle is larger than ${maxBytes} bytes`);
-        else parts.push(c);
-      });
-      res.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));
-      res.on('end', () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(Buffer.concat(parts).toString('utf8'));
-      });
-    });
+    const req = request(
+      {
+        protocol: 'https:',
+        host: u.hostname,
+        port: u.port || 443,
+        path: `${u.pathname}${u.search}`,
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        agent: false,
+        ...(opts.ca ? { ca: [...opts.ca] } : {}),
+        ...(lookup ? { lookup } : {}),
+      },
+      (res) => {
+        if (res.statusCode !== 200) {
+          res.resume();
+          fail(`Cannot fetch "${url}": the server answered ${res.statusCode}`);
+          return;
+        }
+        const parts: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) fail(`Cannot fetch "${url}": the bundle is larger than ${maxBytes} bytes`);
+          else parts.push(c);
+        });
+        res.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(Buffer.concat(parts).toString('utf8'));
+        });
+      },
+    );
     const timer = setTimeout(() => fail(`Cannot fetch "${url}": no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
     req.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));
     req.end();

@@ -45,7 +45,10 @@ export class Base64LineDecoder {
   constructor(private readonly what: string) {}
 
   push(data: Uint8Array | string): Buffer {
-    const text = (typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1')).replace(/[\r\n\t ]/g, '');
+    const text = (typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1')).replace(
+      /[\r\n\t ]/g,
+      '',
+    );
     if (text.length === 0) return Buffer.alloc(0);
     if (this.ended) throw new CryptoError('bad-format', `Cannot decode ${this.what}: data after base64 padding`);
     const pad = text.indexOf('=');
@@ -59,7 +62,10 @@ export class Base64LineDecoder {
     }
     if (!ALPHABET.test(body)) {
       const bad = body.search(/[^A-Za-z0-9+/]/);
-      throw new CryptoError('bad-format', `Cannot decode ${this.what}: character "${body[bad] ?? '?'}" at ${this.position + bad} is not base64`);
+      throw new CryptoError(
+        'bad-format',
+        `Cannot decode ${this.what}: character "${body[bad] ?? '?'}" at ${this.position + bad} is not base64`,
+      );
     }
     this.position += text.length;
     const all = this.pending + body;

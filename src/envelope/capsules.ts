@@ -25,16 +25,21 @@ export async function listCapsules(source: MessageSource, limits: MimeLimits = D
 }
 
 async function* replaced(source: MessageSource, capsules: readonly Capsule[], limits: MimeLimits): AsyncGenerator<Buffer> {
-  if (!Array.isArray(capsules) || capsules.length === 0) throw new CryptoError('bad-input', 'Cannot replace capsules: at least one capsule is needed');
+  if (!Array.isArray(capsules) || capsules.length === 0)
+    throw new CryptoError('bad-input', 'Cannot replace capsules: at least one capsule is needed');
   if (capsules.length > limits.maxCapsules) throw limitError('the number of capsules', limits.maxCapsules, capsules.length);
   const lines = capsules.map((c) => `${CAPSULE_HEADER}: ${formatCapsule(c)}`);
   for (const line of lines) parseCapsule(line.slice(line.indexOf(':') + 1)); // refuse what we could not read back
   const { head, rest } = await readHead(source, limits);
   const headers = parseHead(head, limits);
-  if (!headers.hasHeader(VERSION_HEADER)) throw new CryptoError('bad-format', `Cannot replace capsules: the message has no ${VERSION_HEADER} header`);
+  if (!headers.hasHeader(VERSION_HEADER))
+    throw new CryptoError('bad-format', `Cannot replace capsules: the message has no ${VERSION_HEADER} header`);
   listCapsulesIn(headers, limits); // the old ones must at least parse
   const list = headers.getList();
-  const at = Math.max(0, list.findIndex((h) => h.key === CAPSULE_HEADER.toLowerCase()));
+  const at = Math.max(
+    0,
+    list.findIndex((h) => h.key === CAPSULE_HEADER.toLowerCase()),
+  );
   headers.remove(CAPSULE_HEADER);
   for (let i = lines.length - 1; i >= 0; i--) headers.addFormatted(CAPSULE_HEADER.toLowerCase(), lines[i], at);
   yield headers.build();

@@ -27,9 +27,7 @@ import { DEFAULT_LIMITS, type MimeLimits, limitError } from './limits';
 import { transformParts } from './encrypt';
 import { type MessageSource, parseHead, readHead } from './source';
 
-export type DecryptionKey =
-  | { readonly keyId: string; readonly privateKey: Uint8Array }
-  | { readonly messageKey: Uint8Array };
+export type DecryptionKey = { readonly keyId: string; readonly privateKey: Uint8Array } | { readonly messageKey: Uint8Array };
 
 export interface DecryptOptions {
   readonly group: Group;
@@ -45,7 +43,11 @@ export function messageKeyFor(headers: Headers, key: DecryptionKey, opts: Decryp
   const capsules = listCapsulesIn(headers, opts.limits ?? DEFAULT_LIMITS);
   if (capsules.length === 0) throw new CryptoError('bad-format', `Cannot decrypt: the message carries no ${CAPSULE_HEADER} header`);
   const mine = capsules.filter((c) => c.keyId === key.keyId);
-  if (mine.length === 0) throw new CryptoError('no-key', `Cannot decrypt: no capsule for key id ${quote(key.keyId)} (capsules for ${capsules.map((c) => quote(c.keyId)).join(', ')})`);
+  if (mine.length === 0)
+    throw new CryptoError(
+      'no-key',
+      `Cannot decrypt: no capsule for key id ${quote(key.keyId)} (capsules for ${capsules.map((c) => quote(c.keyId)).join(', ')})`,
+    );
   if (mine.length > 1) throw new CryptoError('bad-capsule', `Cannot decrypt: ${mine.length} capsules for key id ${quote(key.keyId)}`);
   return decapsulate(opts.group, mine[0]!, key.privateKey);
 }
@@ -121,7 +123,8 @@ export class QuotedPrintableLines {
 
 /** Refuses a quoted-printable line of more than MAX_QP_LINE octets (`octets` counts everything before the LF, so a CR too). */
 function checkLine(octets: number): void {
-  if (octets > MAX_QP_LINE + 1) throw limitError('a quoted-printable line of the encrypted entity', MAX_QP_LINE, `more than ${MAX_QP_LINE} octets`);
+  if (octets > MAX_QP_LINE + 1)
+    throw limitError('a quoted-printable line of the encrypted entity', MAX_QP_LINE, `more than ${MAX_QP_LINE} octets`);
 }
 
 /** The transfer encoding of an encrypted entity: base64 (as written) or quoted-printable (re-encoded in transit); others are refused. */
@@ -129,7 +132,10 @@ function transferDecoder(headers: Headers | undefined, what: string): Base64Line
   const cte = (headers?.getFirst('content-transfer-encoding') ?? '').trim().toLowerCase();
   if (cte === '' || cte === 'base64') return new Base64LineDecoder(what);
   if (cte === 'quoted-printable') return new QuotedPrintableLines();
-  throw new CryptoError('bad-format', `Cannot decrypt: ${what} has Content-Transfer-Encoding ${quote(cte.slice(0, 40))}, expected base64 or quoted-printable`);
+  throw new CryptoError(
+    'bad-format',
+    `Cannot decrypt: ${what} has Content-Transfer-Encoding ${quote(cte.slice(0, 40))}, expected base64 or quoted-printable`,
+  );
 }
 
 class EntityOpener {
@@ -163,7 +169,8 @@ async function* decryptWith(source: MessageSource, key: DecryptionKey, opts: Dec
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const { head, rest } = await readHead(source, limits);
   const headers = parseHead(head, limits);
-  if (!headers.hasHeader(VERSION_HEADER)) throw new CryptoError('bad-format', `Cannot decrypt: the message has no ${VERSION_HEADER} header`);
+  if (!headers.hasHeader(VERSION_HEADER))
+    throw new CryptoError('bad-format', `Cannot decrypt: the message has no ${VERSION_HEADER} header`);
   const P = 'messageKey' in key ? messageKeyFor(headers, key, opts) : secrets.hold(messageKeyFor(headers, key, opts)); // a message key the caller gave stays the caller's
   const top = contentParams(headers, 'the message');
   if (top?.profile === 'message') {
@@ -178,7 +185,13 @@ async function* decryptWith(source: MessageSource, key: DecryptionKey, opts: Dec
   yield* decryptParts(head, rest, P, limits, secrets);
 }
 
-async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8Array, limits: MimeLimits, secrets: SecretScope): AsyncGenerator<Buffer> {
+async function* decryptParts(
+  head: Buffer,
+  rest: AsyncIterable<Buffer>,
+  P: Uint8Array,
+  limits: MimeLimits,
+  secrets: SecretScope,
+): AsyncGenerator<Buffer> {
   async function* whole() {
     yield head;
     yield* rest;
@@ -193,10 +206,16 @@ async function* decryptParts(head: Buffer, rest: AsyncIterable<Buffer>, P: Uint8
     }
     const params = node.headers ? contentParams(node.headers, `part ${node.partNr ? node.partNr.join('.') : '?'}`) : null;
     if (!params) return { head: node.getHeaders() };
-    if (params.profile !== 'part') throw new CryptoError('bad-format', `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`);
+    if (params.profile !== 'part')
+      throw new CryptoError(
+        'bad-format',
+        `Cannot decrypt: an inner encrypted entity has profile ${quote(params.profile)}, expected "part"`,
+      );
     opened++;
     // the encrypted body holds the part's own header block first; its outer header is dropped
-    return { body: new EntityOpener(secrets.contentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined) };
+    return {
+      body: new EntityOpener(secrets.contentKey(P, params.contentId, params.chunkSize), 'an encrypted part', node.headers || undefined),
+    };
   });
   if (opened === 0) throw new CryptoError('bad-format', 'Cannot decrypt: the message has capsules but no encrypted content');
 }

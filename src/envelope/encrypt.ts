@@ -29,7 +29,18 @@ import { type MessageSource, checkHeaders, parseHead, readHead, toReadable } fro
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 
 /** Headers copied to the outer message in profile "message": what transport and readers need. */
-export const OUTER_HEADERS: readonly string[] = ['from', 'sender', 'reply-to', 'to', 'cc', 'date', 'message-id', 'subject', 'in-reply-to', 'references'];
+export const OUTER_HEADERS: readonly string[] = [
+  'from',
+  'sender',
+  'reply-to',
+  'to',
+  'cc',
+  'date',
+  'message-id',
+  'subject',
+  'in-reply-to',
+  'references',
+];
 
 export interface EncryptOptions {
   readonly group: Group;
@@ -53,7 +64,8 @@ export type PartSelector = (part: PartInfo) => boolean;
 export const selectAttachments: PartSelector = (p) => p.disposition === 'attachment';
 
 function checkRecipients(recipients: readonly Recipient[], limits: MimeLimits): void {
-  if (!Array.isArray(recipients) || recipients.length === 0) throw new CryptoError('bad-input', 'Cannot encrypt: at least one recipient is needed');
+  if (!Array.isArray(recipients) || recipients.length === 0)
+    throw new CryptoError('bad-input', 'Cannot encrypt: at least one recipient is needed');
   if (recipients.length > limits.maxCapsules) throw limitError('the number of recipients', limits.maxCapsules, recipients.length);
 }
 
@@ -78,7 +90,10 @@ async function* wholeMessage(source: MessageSource, recipients: readonly Recipie
     const contentId = opts.rng(CONTENT_ID_LENGTH);
     const sealer = new StreamSealer(secrets.contentKey(P, contentId, chunkSize));
     const outer = [
-      ...headers.getList().filter((h) => OUTER_HEADERS.includes(h.key)).map((h) => h.line),
+      ...headers
+        .getList()
+        .filter((h) => OUTER_HEADERS.includes(h.key))
+        .map((h) => h.line),
       'MIME-Version: 1.0',
       `${VERSION_HEADER}: ${FORMAT_VERSION}`,
       ...capsuleLines(P, recipients, opts),
@@ -156,7 +171,11 @@ export interface BodyTransform {
  * nothing when absent) and, for an entity whose body it transforms, the
  * transform (`body`); every other body and boundary passes through as it is.
  */
-export async function* transformParts(source: MessageSource, limits: MimeLimits, onNode: (node: MimeNode) => { head?: Buffer; body?: BodyTransform }): AsyncGenerator<Buffer> {
+export async function* transformParts(
+  source: MessageSource,
+  limits: MimeLimits,
+  onNode: (node: MimeNode) => { head?: Buffer; body?: BodyTransform },
+): AsyncGenerator<Buffer> {
   let current: { node: MimeNode; body: BodyTransform } | null = null;
   let nodes = 0;
   for await (const obj of splitterFor(source, limits)) {
@@ -182,7 +201,12 @@ export async function* transformParts(source: MessageSource, limits: MimeLimits,
   if (current) yield current.body.finish();
 }
 
-async function* chosenParts(source: MessageSource, recipients: readonly Recipient[], select: PartSelector, opts: EncryptOptions): AsyncGenerator<Buffer> {
+async function* chosenParts(
+  source: MessageSource,
+  recipients: readonly Recipient[],
+  select: PartSelector,
+  opts: EncryptOptions,
+): AsyncGenerator<Buffer> {
   const limits = opts.limits ?? DEFAULT_LIMITS;
   checkRecipients(recipients, limits);
   const chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -213,7 +237,10 @@ async function* chosenParts(source: MessageSource, recipients: readonly Recipien
       // the part's own header block is the first plaintext of its encrypted body
       return {
         head: Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), emit(sealer.push(node.getHeaders()))]),
-        body: { push: (chunk) => emit(sealer.push(chunk)), finish: () => Buffer.concat([emit(sealer.finish()), Buffer.from(b64.finish(false), 'latin1')]) },
+        body: {
+          push: (chunk) => emit(sealer.push(chunk)),
+          finish: () => Buffer.concat([emit(sealer.finish()), Buffer.from(b64.finish(false), 'latin1')]),
+        },
       };
     });
     if (encrypted === 0) throw new CryptoError('bad-input', 'Cannot encrypt parts: no part matched the selector');
@@ -228,6 +255,10 @@ export function encryptMessage(source: MessageSource, recipients: readonly Recip
 }
 
 /** Encrypts the chosen leaf parts (profile "part"; default: attachments); a stream of the result. */
-export function encryptParts(source: MessageSource, recipients: readonly Recipient[], opts: EncryptOptions & { select?: PartSelector }): Readable {
+export function encryptParts(
+  source: MessageSource,
+  recipients: readonly Recipient[],
+  opts: EncryptOptions & { select?: PartSelector },
+): Readable {
   return Readable.from(chosenParts(source, recipients, opts.select ?? selectAttachments, opts), { objectMode: false });
 }

@@ -57,12 +57,23 @@ export function formatCapsule(c: Capsule): string {
 export function parseCapsule(value: string): Capsule {
   const what = 'SSMAX-Capsule';
   const tags = tagList(value.replace(/\r?\n[ \t]/g, ' '), what);
-  for (const t of tags.keys()) if (!['v', 'kid', 'e', 'f'].includes(t)) throw new CryptoError('bad-capsule', `Cannot parse ${what}: unknown tag "${t}"`);
-  for (const t of ['v', 'kid', 'e', 'f']) if (!tags.has(t)) throw new CryptoError('bad-capsule', `Cannot parse ${what}: tag "${t}" missing`);
-  if (tags.get('v') !== FORMAT_VERSION) throw new CryptoError('bad-capsule', `Cannot parse ${what}: version ${quote(tags.get('v'))} is not supported (expected ${FORMAT_VERSION})`);
+  for (const t of tags.keys())
+    if (!['v', 'kid', 'e', 'f'].includes(t)) throw new CryptoError('bad-capsule', `Cannot parse ${what}: unknown tag "${t}"`);
+  for (const t of ['v', 'kid', 'e', 'f'])
+    if (!tags.has(t)) throw new CryptoError('bad-capsule', `Cannot parse ${what}: tag "${t}" missing`);
+  if (tags.get('v') !== FORMAT_VERSION)
+    throw new CryptoError(
+      'bad-capsule',
+      `Cannot parse ${what}: version ${quote(tags.get('v'))} is not supported (expected ${FORMAT_VERSION})`,
+    );
   const kid = tags.get('kid') ?? '';
-  if (!KEY_ID_PATTERN.test(kid)) throw new CryptoError('bad-capsule', `Cannot parse ${what}: key id ${quote(kid)} is not 1-64 characters of [A-Za-z0-9._:-]`);
-  return { keyId: kid, e: decodeB64url(tags.get('e') ?? '', POINT_LENGTH, `${what} tag "e"`), f: decodeB64url(tags.get('f') ?? '', POINT_LENGTH, `${what} tag "f"`) };
+  if (!KEY_ID_PATTERN.test(kid))
+    throw new CryptoError('bad-capsule', `Cannot parse ${what}: key id ${quote(kid)} is not 1-64 characters of [A-Za-z0-9._:-]`);
+  return {
+    keyId: kid,
+    e: decodeB64url(tags.get('e') ?? '', POINT_LENGTH, `${what} tag "e"`),
+    f: decodeB64url(tags.get('f') ?? '', POINT_LENGTH, `${what} tag "f"`),
+  };
 }
 
 export interface EncryptedPartParams {
@@ -81,9 +92,12 @@ export function parseContentType(value: string): EncryptedPartParams | null {
   if (parsed.value.trim().toLowerCase() !== MEDIA_TYPE) return null;
   const p = parsed.params;
   const what = `Content-Type ${MEDIA_TYPE}`;
-  if (p.v !== FORMAT_VERSION) throw new CryptoError('bad-format', `Cannot parse ${what}: version ${quote(p.v ?? '')} is not supported (expected ${FORMAT_VERSION})`);
-  if (p.profile !== 'message' && p.profile !== 'part') throw new CryptoError('bad-format', `Cannot parse ${what}: profile ${quote(p.profile ?? '')} is not "message" or "part"`);
-  if (!/^[0-9]{1,9}$/.test(p.chunk ?? '')) throw new CryptoError('bad-format', `Cannot parse ${what}: chunk ${quote(p.chunk ?? '')} is not a number`);
+  if (p.v !== FORMAT_VERSION)
+    throw new CryptoError('bad-format', `Cannot parse ${what}: version ${quote(p.v ?? '')} is not supported (expected ${FORMAT_VERSION})`);
+  if (p.profile !== 'message' && p.profile !== 'part')
+    throw new CryptoError('bad-format', `Cannot parse ${what}: profile ${quote(p.profile ?? '')} is not "message" or "part"`);
+  if (!/^[0-9]{1,9}$/.test(p.chunk ?? ''))
+    throw new CryptoError('bad-format', `Cannot parse ${what}: chunk ${quote(p.chunk ?? '')} is not a number`);
   const chunkSize = Number(p.chunk);
   try {
     assertChunkSize(chunkSize);

@@ -12,8 +12,10 @@ export type MessageSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
 export function toReadable(source: MessageSource): Readable {
   if (source instanceof Readable) return source;
-  if (source instanceof Uint8Array) return Readable.from([Buffer.from(source.buffer, source.byteOffset, source.length)], { objectMode: false });
-  if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') return Readable.from(source, { objectMode: false });
+  if (source instanceof Uint8Array)
+    return Readable.from([Buffer.from(source.buffer, source.byteOffset, source.length)], { objectMode: false });
+  if (source && typeof (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function')
+    return Readable.from(source, { objectMode: false });
   throw new CryptoError('bad-input', 'Cannot read message: expected a Uint8Array, a Readable or an async iterable of bytes');
 }
 
@@ -84,7 +86,8 @@ export function checkHeaders(headers: Headers, limits: MimeLimits, where: string
   const list = headers.getList();
   if (list.length > limits.maxHeaders) throw limitError(`the header count of ${where}`, limits.maxHeaders, list.length);
   for (const h of list) {
-    if (h.line.length > limits.maxHeaderLength) throw limitError(`header "${h.key}" of ${where}`, limits.maxHeaderLength, `${h.line.length} bytes`);
+    if (h.line.length > limits.maxHeaderLength)
+      throw limitError(`header "${h.key}" of ${where}`, limits.maxHeaderLength, `${h.line.length} bytes`);
   }
 }
 

@@ -22,7 +22,14 @@ every file there. Exit status 1 if any target crashed or hung.`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { seconds: { type: 'string' }, target: { type: 'string' }, 'hang-ms': { type: 'string' }, out: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      seconds: { type: 'string' },
+      target: { type: 'string' },
+      'hang-ms': { type: 'string' },
+      out: { type: 'string' },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     allowPositionals: false,
   });
   if (values.help) {
@@ -46,13 +53,16 @@ async function main(): Promise<number> {
     let inputs = 0;
     const hangs: { ms: number; input: Uint8Array }[] = [];
     const started = Date.now();
-    const result = await fc.check(fc.asyncProperty(target.input, async (input) => {
-      inputs++;
-      const t0 = performance.now();
-      await target.run(input);
-      const ms = performance.now() - t0;
-      if (ms > hangMs) hangs.push({ ms, input });
-    }), { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false });
+    const result = await fc.check(
+      fc.asyncProperty(target.input, async (input) => {
+        inputs++;
+        const t0 = performance.now();
+        await target.run(input);
+        const ms = performance.now() - t0;
+        if (ms > hangMs) hangs.push({ ms, input });
+      }),
+      { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false },
+    );
     const took = (Date.now() - started) / 1000;
     const crashed = result.failed && !result.interrupted ? 1 : 0;
     mkdirSync(out, { recursive: true });
@@ -61,14 +71,23 @@ async function main(): Promise<number> {
       writeFileSync(file, `${Buffer.from(result.counterexample[0] as Uint8Array).toString('base64')}\n`);
       process.stdout.write(`${target.name}: CRASH, input kept in ${file}\n${String(result.errorInstance ?? '')}\n`);
     }
-    for (const h of hangs) writeFileSync(join(out, `${target.name}-hang-${Math.round(h.ms)}ms-${Date.now()}.b64`), `${Buffer.from(h.input).toString('base64')}\n`);
-    process.stdout.write(`${target.name.padEnd(14)} inputs=${inputs} crashes=${crashed} hangs>${hangMs}ms=${hangs.length} ran=${took.toFixed(0)}s\n`);
+    for (const h of hangs)
+      writeFileSync(
+        join(out, `${target.name}-hang-${Math.round(h.ms)}ms-${Date.now()}.b64`),
+        `${Buffer.from(h.input).toString('base64')}\n`,
+      );
+    process.stdout.write(
+      `${target.name.padEnd(14)} inputs=${inputs} crashes=${crashed} hangs>${hangMs}ms=${hangs.length} ran=${took.toFixed(0)}s\n`,
+    );
     if (crashed || hangs.length > 0) bad++;
   }
   return bad > 0 ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err: Error) => {
-  process.stderr.write(`fuzz: ${err.message}\n`);
-  process.exit(64);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`fuzz: ${err.message}\n`);
+    process.exit(64);
+  },
+);

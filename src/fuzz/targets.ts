@@ -45,7 +45,10 @@ export interface FuzzTarget {
 
 /** A finding: code under test threw what it must not. */
 export class FuzzCrash extends Error {
-  constructor(readonly target: string, readonly finding: unknown) {
+  constructor(
+    readonly target: string,
+    readonly finding: unknown,
+  ) {
     super(`${target}: ${finding instanceof Error ? `${finding.name}: ${finding.message}\n${finding.stack ?? ''}` : String(finding)}`);
     this.name = 'FuzzCrash';
   }
@@ -53,7 +56,14 @@ export class FuzzCrash extends Error {
 
 /** The project's own refusals: precise errors on bad input. */
 export function isProjectRefusal(err: unknown): boolean {
-  if (err instanceof ChainFormatError || err instanceof CryptoError || err instanceof DerError || err instanceof MalformedCertificateError || err instanceof KeydError) return true;
+  if (
+    err instanceof ChainFormatError ||
+    err instanceof CryptoError ||
+    err instanceof DerError ||
+    err instanceof MalformedCertificateError ||
+    err instanceof KeydError
+  )
+    return true;
   return err instanceof Error && err.constructor === Error && /^Cannot /.test(err.message);
 }
 
@@ -99,7 +109,11 @@ export function mutate(seed: Uint8Array, mutations: readonly Mutation[]): Uint8A
         b = Buffer.concat([b.subarray(0, at + m.length), b.subarray(at, at + m.length), b.subarray(at + m.length)]);
         break;
       case 'run':
-        b = Buffer.concat([b.subarray(0, at), Buffer.alloc(m.length * 16, [0x0d, 0x0a, 0x20, 0x3d, 0x5c, 0x3b, 0x2d][m.byte % 7]!), b.subarray(at)]);
+        b = Buffer.concat([
+          b.subarray(0, at),
+          Buffer.alloc(m.length * 16, [0x0d, 0x0a, 0x20, 0x3d, 0x5c, 0x3b, 0x2d][m.byte % 7]!),
+          b.subarray(at),
+        ]);
         break;
     }
   }
@@ -115,7 +129,10 @@ const mutation: fc.Arbitrary<Mutation> = fc.record({
 
 function seeded(seeds: readonly Uint8Array[], maxArbitrary = 2000): fc.Arbitrary<Uint8Array> {
   return fc.oneof(
-    { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 8 })).map(([s, m]) => mutate(s, m)) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 8 })).map(([s, m]) => mutate(s, m)),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: maxArbitrary }) },
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: maxArbitrary }).map((s) => new Uint8Array(Buffer.from(s, 'utf8'))) },
   );
@@ -144,11 +161,20 @@ export async function makeSeeds(): Promise<Seeds> {
   const now = new Date(Math.floor(Date.now() / 1000) * 1000); // certificate times are whole seconds
   const day = 86400000;
   const validity = { notBefore: new Date(now.getTime() - day), notAfter: new Date(now.getTime() + 30 * day) };
-  const root = createRootCa({ notBefore: new Date(now.getTime() - 2 * day), notAfter: new Date(now.getTime() + 60 * day), privateKey: generateP256KeyPair().privateKey });
+  const root = createRootCa({
+    notBefore: new Date(now.getTime() - 2 * day),
+    notAfter: new Date(now.getTime() + 60 * day),
+    privateKey: generateP256KeyPair().privateKey,
+  });
   const orgCa = createOrgCa(root, { ...validity, domains: ['a.example'], organisation: 'A', privateKey: generateP256KeyPair().privateKey });
   const sealPair = generateP256KeyPair();
   const sealCert = issueSealingCertificate(orgCa, { ...validity, domain: 'a.example', publicKey: sealPair.publicKey });
-  const crl = createCrl(orgCa, { entries: [{ serial: sealCert.serial, revokedAt: now, reason: 'keyCompromise' }], thisUpdate: now, nextUpdate: new Date(now.getTime() + day), crlNumber: 1 });
+  const crl = createCrl(orgCa, {
+    entries: [{ serial: sealCert.serial, revokedAt: now, reason: 'keyCompromise' }],
+    thisUpdate: now,
+    nextUpdate: new Date(now.getTime() + day),
+    crlNumber: 1,
+  });
   const user = generateEncryptionKeyPair(g, systemRng);
   const userKey = { keyId: 'b.example:v1', privateKey: user.privateKey };
   const messages: Uint8Array[] = [];
@@ -157,13 +183,35 @@ export async function makeSeeds(): Promise<Seeds> {
   for (const plain of PLAIN) {
     const raw = Buffer.from(plain, 'latin1');
     messages.push(raw);
-    const encrypted = await collect(encryptMessage(raw, [{ keyId: userKey.keyId, publicKey: user.publicKey }], { group: g, rng: systemRng, chunkSize: 1024 }));
+    const encrypted = await collect(
+      encryptMessage(raw, [{ keyId: userKey.keyId, publicKey: user.publicKey }], { group: g, rng: systemRng, chunkSize: 1024 }),
+    );
     const chain = await verifyChain(encrypted, { lookup: () => undefined, now: () => Date.now() });
-    const sealed = await seal(encrypted, { domain: 'a.example', certRef, privateKey: sealPair.privateKey, now: () => Date.now(), verdicts: [{ name: 'dlp', result: 'pass' }], chain, trackingToken: new Uint8Array(64).fill(7) });
+    const sealed = await seal(encrypted, {
+      domain: 'a.example',
+      certRef,
+      privateKey: sealPair.privateKey,
+      now: () => Date.now(),
+      verdicts: [{ name: 'dlp', result: 'pass' }],
+      chain,
+      trackingToken: new Uint8Array(64).fill(7),
+    });
     messages.push(encrypted, sealed.message, requoted(encrypted));
     sealValues.push(Buffer.from(sealed.field.slice(sealed.field.indexOf(':') + 1), 'latin1'));
   }
-  const bundle = JSON.stringify({ payload: { v: 1, domain: 'a.example', id: 'bundle-0001', serial: 1, issued: now.toISOString(), sealingCertificates: [sealCert.pem], encryptionKeys: [], abuseContact: 'mailto:abuse@a.example' }, signature: { alg: 'ES256', value: 'AAAA' } });
+  const bundle = JSON.stringify({
+    payload: {
+      v: 1,
+      domain: 'a.example',
+      id: 'bundle-0001',
+      serial: 1,
+      issued: now.toISOString(),
+      sealingCertificates: [sealCert.pem],
+      encryptionKeys: [],
+      abuseContact: 'mailto:abuse@a.example',
+    },
+    signature: { alg: 'ES256', value: 'AAAA' },
+  });
   const http = [
     '{"keyId":"a.example:v1","e":"AmZ","f":"A3x","target":{"kind":"user","address":"bob@a.example"}}',
     '{"address":"bob@a.example","code":"U-1","identityRef":"EMP-1","encryptionKeyId":"bob-1"}',
@@ -171,8 +219,14 @@ export async function makeSeeds(): Promise<Seeds> {
     '/v1/registry/users/%E2%82%AC/status?x=1#f',
   ].map((s) => new Uint8Array(Buffer.from(s, 'utf8')));
   return {
-    messages, sealValues, certificates: [root.certificate.der, orgCa.certificate.der, sealCert.der], crls: [crl.der], bundles: [Buffer.from(bundle)], http,
-    sealKey: { publicKey: sealPair.publicKey, domain: 'a.example' }, userKey,
+    messages,
+    sealValues,
+    certificates: [root.certificate.der, orgCa.certificate.der, sealCert.der],
+    crls: [crl.der],
+    bundles: [Buffer.from(bundle)],
+    http,
+    sealKey: { publicKey: sealPair.publicKey, domain: 'a.example' },
+    userKey,
   };
 }
 
@@ -184,7 +238,12 @@ function requoted(encrypted: Uint8Array): Uint8Array {
   const at = t.indexOf('\r\n\r\n') + 4;
   if (at < 4 || !t.slice(0, at).includes('Content-Transfer-Encoding: base64')) return encrypted;
   const qp = libqp.wrap(libqp.encode(Buffer.from(t.slice(at).replace(/\r\n/g, ''), 'base64')), 76);
-  return new Uint8Array(Buffer.from(`${t.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`, 'latin1'));
+  return new Uint8Array(
+    Buffer.from(
+      `${t.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`,
+      'latin1',
+    ),
+  );
 }
 
 export function fuzzTargets(seeds: Seeds): FuzzTarget[] {
@@ -193,7 +252,8 @@ export function fuzzTargets(seeds: Seeds): FuzzTarget[] {
   const g = groups.libsecp256k1;
   return [
     {
-      name: 'seal-tags', what: 'SSMAX-Seal and SSMAX-User-Signature tag lists (parseSeal, parseUserSignature), relaxed header canonicalisation',
+      name: 'seal-tags',
+      what: 'SSMAX-Seal and SSMAX-User-Signature tag lists (parseSeal, parseUserSignature), relaxed header canonicalisation',
       input: seeded(seeds.sealValues, 600),
       run: async (b) => {
         await refusalsOnly('seal-tags', () => parseSeal(text(b)));
@@ -202,20 +262,24 @@ export function fuzzTargets(seeds: Seeds): FuzzTarget[] {
       },
     },
     {
-      name: 'chain', what: 'chain verification of a whole message (verifyChain: never throws, always a result)',
+      name: 'chain',
+      what: 'chain verification of a whole message (verifyChain: never throws, always a result)',
       input: seeded(seeds.messages),
-      run: (b) => neverThrows('chain', async () => {
-        const r = await verifyChain(b, { lookup, now });
-        if (!['pass', 'fail', 'temperror', 'none'].includes(r.result)) throw new Error(`result ${String(r.result)}`);
-      }),
+      run: (b) =>
+        neverThrows('chain', async () => {
+          const r = await verifyChain(b, { lookup, now });
+          if (!['pass', 'fail', 'temperror', 'none'].includes(r.result)) throw new Error(`result ${String(r.result)}`);
+        }),
     },
     {
-      name: 'body-hash', what: 'reading a message and its structural body hash (readMessage)',
+      name: 'body-hash',
+      what: 'reading a message and its structural body hash (readMessage)',
       input: seeded(seeds.messages),
       run: (b) => refusalsOnly('body-hash', () => readMessage(b)),
     },
     {
-      name: 'envelope', what: 'encrypted-message format: capsule parsing, decryption, capsule replacement',
+      name: 'envelope',
+      what: 'encrypted-message format: capsule parsing, decryption, capsule replacement',
       input: seeded(seeds.messages),
       run: async (b) => {
         await refusalsOnly('envelope', () => listCapsules(b));
@@ -225,29 +289,39 @@ export function fuzzTargets(seeds: Seeds): FuzzTarget[] {
       },
     },
     {
-      name: 'der', what: 'DER certificates and CRLs (parseCertificate, parseCrl), PEM armour',
+      name: 'der',
+      what: 'DER certificates and CRLs (parseCertificate, parseCrl), PEM armour',
       input: seeded([...seeds.certificates, ...seeds.crls]),
       run: async (b) => {
         await refusalsOnly('der', () => parseCertificate(b));
         await refusalsOnly('der', () => parseCrl(b));
-        await refusalsOnly('der', () => fromPemAll(`-----BEGIN CERTIFICATE-----\n${Buffer.from(b).toString('base64')}\n-----END CERTIFICATE-----\n${text(b)}`, 'CERTIFICATE'));
+        await refusalsOnly('der', () =>
+          fromPemAll(
+            `-----BEGIN CERTIFICATE-----\n${Buffer.from(b).toString('base64')}\n-----END CERTIFICATE-----\n${text(b)}`,
+            'CERTIFICATE',
+          ),
+        );
       },
     },
     {
-      name: 'bundle', what: 'organisation bundles (verifyBundle: never throws)',
+      name: 'bundle',
+      what: 'organisation bundles (verifyBundle: never throws)',
       input: seeded(seeds.bundles),
-      run: (b) => neverThrows('bundle', () => {
-        const r = verifyBundle(b, { domain: 'a.example', roots: [seeds.certificates[0]!], time: new Date() });
-        if (typeof r.status !== 'string') throw new Error('no status');
-      }),
+      run: (b) =>
+        neverThrows('bundle', () => {
+          const r = verifyBundle(b, { domain: 'a.example', roots: [seeds.certificates[0]!], time: new Date() });
+          if (typeof r.status !== 'string') throw new Error('no status');
+        }),
     },
     {
-      name: 'mime-extract', what: 'MIME text extraction for inspection (extractContent)',
+      name: 'mime-extract',
+      what: 'MIME text extraction for inspection (extractContent)',
       input: seeded(seeds.messages),
       run: (b) => refusalsOnly('mime-extract', () => extractContent(Buffer.from(b))),
     },
     {
-      name: 'keyd-request', what: "keyd's request edge: request targets, path parameters, JSON bodies (pathOf, param, parseRequestBody, checkWellFormed)",
+      name: 'keyd-request',
+      what: "keyd's request edge: request targets, path parameters, JSON bodies (pathOf, param, parseRequestBody, checkWellFormed)",
       input: seeded(seeds.http, 1000),
       run: async (b) => {
         const s = Buffer.from(b).toString('utf8');

@@ -43,7 +43,8 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
 
 /** The SSMAX-Seal fields of the root header block, parsed, in instance order. */
 function sealsOf(message: Buffer): ReturnType<typeof parseSeal>[] {
-  const seals = splitHeaderBlock(message).fields.filter((f) => isField(f, SEAL_HEADER))
+  const seals = splitHeaderBlock(message)
+    .fields.filter((f) => isField(f, SEAL_HEADER))
     .map((f) => parseSeal(fieldValue({ name: SEAL_HEADER.toLowerCase(), raw: f })));
   return seals.sort((a, b) => a.instance - b.instance);
 }
@@ -54,7 +55,10 @@ export function sealIdentity(message: Buffer): string {
   const newest = seals[seals.length - 1];
   if (!newest) throw new GatewayError('chainFailed', 'no seal');
   // hex only (it may end up in a Message-ID); domain-separated from the byte identity of unsealed arrivals
-  return createHash('sha256').update('SSMAX-seal-identity\0').update(sealSigningInput(seals.slice(0, -1), newest.tags)).digest('hex');
+  return createHash('sha256')
+    .update('SSMAX-seal-identity\0')
+    .update(sealSigningInput(seals.slice(0, -1), newest.tags))
+    .digest('hex');
 }
 
 /**
@@ -62,7 +66,13 @@ export function sealIdentity(message: Buffer): string {
  * recipient binding of `rcpts`; throws the 5xx reply (4xx while a bundle
  * cannot be fetched). Returns the replay identity.
  */
-export async function checkArrival(deps: GatewayDeps, message: Buffer, from: string, chain: ChainVerification, rcpts: readonly string[]): Promise<string> {
+export async function checkArrival(
+  deps: GatewayDeps,
+  message: Buffer,
+  from: string,
+  chain: ChainVerification,
+  rcpts: readonly string[],
+): Promise<string> {
   const first = chain.instances[0];
   const newest = chain.instances[chain.instances.length - 1];
   if (!first || !newest) throw new GatewayError('chainFailed', 'no seal');
@@ -72,15 +82,26 @@ export async function checkArrival(deps: GatewayDeps, message: Buffer, from: str
   }
   for (const r of chain.instances.slice(1)) {
     // a list's re-distribution seal (ls= of its own domain) is accepted explicitly: src/lists/chain.ts
-    if (r.domain !== first.domain && !deps.config.chain.resealers.includes(r.domain) && !listResealAccepted(r, chain.instances.slice(0, r.instance - 1), message)) {
-      throw new GatewayError('senderNotAligned', `seal i=${r.instance} by ${r.domain} re-seals mail of ${first.domain} (From domain ${fromDomain}) and ${r.domain} is not an allowed resealer`);
+    if (
+      r.domain !== first.domain &&
+      !deps.config.chain.resealers.includes(r.domain) &&
+      !listResealAccepted(r, chain.instances.slice(0, r.instance - 1), message)
+    ) {
+      throw new GatewayError(
+        'senderNotAligned',
+        `seal i=${r.instance} by ${r.domain} re-seals mail of ${first.domain} (From domain ${fromDomain}) and ${r.domain} is not an allowed resealer`,
+      );
     }
   }
   const ageMs = deps.clock().getTime() - newest.time * 1000;
   if (ageMs > deps.config.chain.maxSealAgeMs) {
-    throw new GatewayError('sealTooOld', `seal i=${newest.instance} by ${newest.domain} is ${Math.floor(ageMs / 1000)} s old, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`);
+    throw new GatewayError(
+      'sealTooOld',
+      `seal i=${newest.instance} by ${newest.domain} is ${Math.floor(ageMs / 1000)} s old, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
+    );
   }
-  if (!newest.recipientCommitment) throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);
+  if (!newest.recipientCommitment)
+    throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);
   const fields = recipientFieldsIn(message);
   if (fields.length !== 1) throw new GatewayError('recipientNotBound', `expected one SSMAX-Recipients field, found ${fields.length}`);
   let unbound: string[];
@@ -90,6 +111,7 @@ export async function checkArrival(deps: GatewayDeps, message: Buffer, from: str
     if (err instanceof RecipientsError) throw new GatewayError('recipientNotBound', err.message);
     throw err;
   }
-  if (unbound.length > 0) throw new GatewayError('recipientNotBound', `${unbound.join(', ')} not bound by seal i=${newest.instance} of ${newest.domain}`);
+  if (unbound.length > 0)
+    throw new GatewayError('recipientNotBound', `${unbound.join(', ')} not bound by seal i=${newest.instance} of ${newest.domain}`);
   return sealIdentity(message);
 }

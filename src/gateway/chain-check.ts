@@ -48,13 +48,15 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
     for (const domain of missing) outcomes.set(domain, await deps.keyWatch.refreshForSeal(domain));
     if ([...outcomes.values()].includes('refreshed')) chain = await timed('chain', verify);
     if (chain.result === 'fail' && chain.reason === 'unknown-certificate') {
-      for (const domain of missing) if (outcomes.get(domain) !== 'refreshed') unconfirmed.push(`${domain} ${outcomes.get(domain) ?? 'not refreshed'}`);
+      for (const domain of missing)
+        if (outcomes.get(domain) !== 'refreshed') unconfirmed.push(`${domain} ${outcomes.get(domain) ?? 'not refreshed'}`);
     }
   }
   noteChain(chain); // the per-message log line
   if (chain.result === 'temperror') throw new GatewayError('chainTemperror', chain.detail);
   if (chain.result === 'fail') {
-    if (unconfirmed.length > 0) throw new GatewayError('sealCertificateUnconfirmed', `${chain.reason}: ${chain.detail}; bundle refresh ${unconfirmed.join(', ')}`);
+    if (unconfirmed.length > 0)
+      throw new GatewayError('sealCertificateUnconfirmed', `${chain.reason}: ${chain.detail}; bundle refresh ${unconfirmed.join(', ')}`);
     const fault = chainFormatFault(chain.reason, chain.detail);
     if (fault) throw fault;
     const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : 'chainFailed';
@@ -72,6 +74,7 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
  */
 export async function checkUnsealed(deps: GatewayDeps, message: Buffer, what: string): Promise<ChainVerification> {
   const chain = await verifyUnsealed(message, { cpuBudgetMs: deps.config.cpuBudgetMs });
-  if (chain.result === 'fail') throw chainFormatFault(chain.reason, chain.detail) ?? new GatewayError('chainFailed', `${what} must not carry seals`);
+  if (chain.result === 'fail')
+    throw chainFormatFault(chain.reason, chain.detail) ?? new GatewayError('chainFailed', `${what} must not carry seals`);
   return chain;
 }

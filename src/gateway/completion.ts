@@ -31,7 +31,8 @@ function splitHead(message: Buffer): { fields: string[]; body: Buffer; separated
  */
 export function completeHeaders(message: Buffer, domain: string, now: Date): Buffer {
   const { fields, body, separated } = splitHead(message);
-  const valueOf = (name: string) => fields.filter((f) => f.toLowerCase().startsWith(`${name}:`)).map((f) => f.slice(name.length + 1).trim());
+  const valueOf = (name: string) =>
+    fields.filter((f) => f.toLowerCase().startsWith(`${name}:`)).map((f) => f.slice(name.length + 1).trim());
   const ids = valueOf('message-id');
   const add: string[] = [];
   let keep = fields;

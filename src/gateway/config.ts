@@ -19,21 +19,51 @@ export interface GatewayConfig {
   /** CPU budget of reading one message for verification (ms). */
   readonly cpuBudgetMs: number;
   readonly tcpNoDelay: boolean;
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly inspectorCert?: string; readonly inspectorKey?: string; readonly timeoutMs: number; readonly userFactsTtlMs: number; readonly batch: BatchSettings };
+  readonly keyd: {
+    readonly url: string;
+    readonly servername?: string;
+    readonly ca: readonly string[];
+    readonly cert: string;
+    readonly key: string;
+    readonly inspectorCert?: string;
+    readonly inspectorKey?: string;
+    readonly timeoutMs: number;
+    readonly userFactsTtlMs: number;
+    readonly batch: BatchSettings;
+  };
   readonly seal: { readonly cert: string; readonly key: string };
   readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[] };
   readonly policy: { readonly default: EncryptionPolicy; readonly domains: Readonly<Record<string, EncryptionPolicy>> };
   readonly peers: Readonly<Record<string, string>>;
-  readonly directory: { readonly dns: boolean; readonly dnsServers: readonly string[]; readonly fetchTimeoutMs: number; readonly retryMs: number; readonly hosts: Readonly<Record<string, string>> };
+  readonly directory: {
+    readonly dns: boolean;
+    readonly dnsServers: readonly string[];
+    readonly fetchTimeoutMs: number;
+    readonly retryMs: number;
+    readonly hosts: Readonly<Record<string, string>>;
+  };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
   /** `delayNoticeMs`: a peer copy still queued this long gets one delay notice to its local sender (dsn.ts). */
-  readonly delivery: { readonly host: string; readonly port: number; readonly protocol: 'smtp' | 'lmtp'; readonly timeoutMs: number; readonly delayNoticeMs: number; readonly deliveryId: boolean };
+  readonly delivery: {
+    readonly host: string;
+    readonly port: number;
+    readonly protocol: 'smtp' | 'lmtp';
+    readonly timeoutMs: number;
+    readonly delayNoticeMs: number;
+    readonly deliveryId: boolean;
+  };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
   /** SMTP AUTH logins of the organisation's own MTAs: a session authenticated with one is treated as from a trusted relay. */
   readonly trustedRelayLogins: readonly string[];
   /** Key versions on the wire (docs/key-exchange.md). */
-  readonly keyExchange: { readonly advertise: boolean; readonly probe: boolean; readonly probeIntervalMs: number; readonly probeTimeoutMs: number; readonly refreshMinIntervalMs: number };
+  readonly keyExchange: {
+    readonly advertise: boolean;
+    readonly probe: boolean;
+    readonly probeIntervalMs: number;
+    readonly probeTimeoutMs: number;
+    readonly refreshMinIntervalMs: number;
+  };
   /**
    * Where the inspection step runs (docs/inspection.md): `inline` in this process (ssmax-inspect.ini,
    * the inspector certificate of [keyd]), or `remote` in the inspector process, called over mutual
@@ -50,11 +80,37 @@ export interface GatewayConfig {
 
 export type InspectionSettings =
   | { readonly mode: 'inline' }
-  | { readonly mode: 'remote'; readonly url: string; readonly servername: string; readonly ca: readonly string[]; readonly timeoutMs: number };
+  | {
+      readonly mode: 'remote';
+      readonly url: string;
+      readonly servername: string;
+      readonly ca: readonly string[];
+      readonly timeoutMs: number;
+    };
 
 type Ini = Record<string, Record<string, unknown> | undefined>;
 
-export const GATEWAY_DEFAULTS = { hook_timeout_ms: 25000, cpu_budget_ms: 5000, tcp_nodelay: true, keyd_timeout_ms: 5000, user_facts_ttl_ms: 5000, keyd_batch_window_ms: 0, keyd_batch_max_ops: 8, policy: 'opportunistic', delivery_timeout_ms: 10000, delivery_protocol: 'smtp', delay_notice_seconds: 14400, advertise: true, probe: true, probe_interval_seconds: 30, probe_timeout_ms: 2000, refresh_min_interval_seconds: 5, inspection_mode: 'inline', inspector_timeout_ms: 15000, max_seal_age_seconds: 518400 } as const;
+export const GATEWAY_DEFAULTS = {
+  hook_timeout_ms: 25000,
+  cpu_budget_ms: 5000,
+  tcp_nodelay: true,
+  keyd_timeout_ms: 5000,
+  user_facts_ttl_ms: 5000,
+  keyd_batch_window_ms: 0,
+  keyd_batch_max_ops: 8,
+  policy: 'opportunistic',
+  delivery_timeout_ms: 10000,
+  delivery_protocol: 'smtp',
+  delay_notice_seconds: 14400,
+  advertise: true,
+  probe: true,
+  probe_interval_seconds: 30,
+  probe_timeout_ms: 2000,
+  refresh_min_interval_seconds: 5,
+  inspection_mode: 'inline',
+  inspector_timeout_ms: 15000,
+  max_seal_age_seconds: 518400,
+} as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
 export const DELIVERED_RECORD_SECONDS = 7 * 86400;
@@ -102,7 +158,14 @@ export const GATEWAY_SETTINGS = defineSettings({
   'key_exchange.probe_interval_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.probe_interval_seconds },
   'key_exchange.probe_timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.probe_timeout_ms },
   'key_exchange.refresh_min_interval_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.refresh_min_interval_seconds },
-  'chain.max_seal_age_seconds': { type: 'num', min: 1, max: DELIVERED_RECORD_SECONDS, default: GATEWAY_DEFAULTS.max_seal_age_seconds, reload: true, note: 'at most how long the record of delivered messages is kept' },
+  'chain.max_seal_age_seconds': {
+    type: 'num',
+    min: 1,
+    max: DELIVERED_RECORD_SECONDS,
+    default: GATEWAY_DEFAULTS.max_seal_age_seconds,
+    reload: true,
+    note: 'at most how long the record of delivered messages is kept',
+  },
   'chain.resealers': { type: 'list', default: [], reload: true },
   'inspection.mode': { type: 'enum', values: ['inline', 'remote'], default: GATEWAY_DEFAULTS.inspection_mode },
   'inspection.inspector_url': { type: 'str' },
@@ -159,26 +222,39 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   let inspection: InspectionSettings = { mode: 'inline' };
   if (r.get('inspection.mode') === 'remote') {
     const url = r.opt('inspection.inspector_url');
-    if (!url || !/^https:\/\/[^/]+\/?$/.test(url)) throw r.fail('inspection', 'inspector_url', `must be https://host:port when mode=remote, got '${url ?? ''}'`);
+    if (!url || !/^https:\/\/[^/]+\/?$/.test(url))
+      throw r.fail('inspection', 'inspector_url', `must be https://host:port when mode=remote, got '${url ?? ''}'`);
     const ca = r.paths('inspection.inspector_ca');
     inspection = {
-      mode: 'remote', url, servername: r.opt('inspection.inspector_servername') ?? `inspect.${domain}`,
-      ca: ca.length > 0 ? ca : r.paths('keyd.ca'), timeoutMs: r.get('inspection.inspector_timeout_ms'),
+      mode: 'remote',
+      url,
+      servername: r.opt('inspection.inspector_servername') ?? `inspect.${domain}`,
+      ca: ca.length > 0 ? ca : r.paths('keyd.ca'),
+      timeoutMs: r.get('inspection.inspector_timeout_ms'),
     };
   }
   const deliveryProtocol = r.get('delivery.protocol');
   const trustedRelays = r.get('main.trusted_relays');
-  for (const t of trustedRelays) if (!isAddressOrBlock(t)) throw r.fail('main', 'trusted_relays', `must list IP addresses or CIDR blocks, got '${t}'`);
+  for (const t of trustedRelays)
+    if (!isAddressOrBlock(t)) throw r.fail('main', 'trusted_relays', `must list IP addresses or CIDR blocks, got '${t}'`);
   return {
     domain,
-    localDomains: r.get('main.local_domains').map((d) => d.toLowerCase()).concat([domain]).filter((d, i, a) => a.indexOf(d) === i),
+    localDomains: r
+      .get('main.local_domains')
+      .map((d) => d.toLowerCase())
+      .concat([domain])
+      .filter((d, i, a) => a.indexOf(d) === i),
     hookTimeoutMs: r.get('main.hook_timeout_ms'),
     cpuBudgetMs: r.get('main.cpu_budget_ms'),
     tcpNoDelay: r.get('main.tcp_nodelay'),
     keyd: {
-      url: r.get('keyd.url'), ...(servername ? { servername } : {}),
-      ca: r.paths('keyd.ca'), cert: r.path('keyd.cert'), key: r.path('keyd.key'),
-      ...(inspectorCert ? { inspectorCert } : {}), ...(inspectorKey ? { inspectorKey } : {}),
+      url: r.get('keyd.url'),
+      ...(servername ? { servername } : {}),
+      ca: r.paths('keyd.ca'),
+      cert: r.path('keyd.cert'),
+      key: r.path('keyd.key'),
+      ...(inspectorCert ? { inspectorCert } : {}),
+      ...(inspectorKey ? { inspectorKey } : {}),
       timeoutMs: r.get('keyd.timeout_ms'),
       userFactsTtlMs: r.get('keyd.user_facts_ttl_ms'),
       batch: { ...BATCH_DEFAULTS, windowMs: r.get('keyd.batch_window_ms'), maxOps: r.get('keyd.batch_max_ops') },
@@ -187,10 +263,19 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
     policy: { default: r.get('policy.default'), domains: policyDomains },
     peers: lower(r.free('peers')),
-    directory: { dns: r.get('directory.dns'), dnsServers: r.get('directory.dns_servers'), fetchTimeoutMs: r.get('directory.fetch_timeout_ms'), retryMs: r.get('directory.retry_ms'), hosts: lower(r.free('hosts')) },
+    directory: {
+      dns: r.get('directory.dns'),
+      dnsServers: r.get('directory.dns_servers'),
+      fetchTimeoutMs: r.get('directory.fetch_timeout_ms'),
+      retryMs: r.get('directory.retry_ms'),
+      hosts: lower(r.free('hosts')),
+    },
     routes,
     delivery: {
-      ...r.hostPort('delivery.host'), protocol: deliveryProtocol, timeoutMs: r.get('delivery.timeout_ms'), delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,
+      ...r.hostPort('delivery.host'),
+      protocol: deliveryProtocol,
+      timeoutMs: r.get('delivery.timeout_ms'),
+      delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,
       deliveryId: r.has('delivery.delivery_id') ? r.get('delivery.delivery_id') : deliveryProtocol === 'lmtp',
     },
     trustedRelays,
@@ -226,14 +311,24 @@ export interface Reload {
 export function reloadGatewayConfig(current: GatewayConfig, before: Ini, after: Ini, dir: string): Reload {
   const next = parseGatewayConfig(after, dir);
   const changed = changedSettings(GATEWAY_SETTINGS, before, after, 'ssmax.ini', GATEWAY_FREE_SECTIONS);
-  const reloadable = (n: string) => (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[n]?.reload === true || RELOADED_FREE_SECTIONS.includes(n.slice(0, n.indexOf('.')));
+  const reloadable = (n: string) =>
+    (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[n]?.reload === true ||
+    RELOADED_FREE_SECTIONS.includes(n.slice(0, n.indexOf('.')));
   const applied = changed.filter(reloadable);
   if (applied.length > 0) {
     Object.assign(current as { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] }, {
       // the organisation's domain stays the one the gateway started with
-      localDomains: next.localDomains.filter((d) => d !== next.domain).concat([current.domain]).filter((d, i, a) => a.indexOf(d) === i),
-      hookTimeoutMs: next.hookTimeoutMs, cpuBudgetMs: next.cpuBudgetMs, trustedRelays: next.trustedRelays, trustedRelayLogins: next.trustedRelayLogins,
-      policy: next.policy, chain: next.chain, delivery: { ...current.delivery, delayNoticeMs: next.delivery.delayNoticeMs },
+      localDomains: next.localDomains
+        .filter((d) => d !== next.domain)
+        .concat([current.domain])
+        .filter((d, i, a) => a.indexOf(d) === i),
+      hookTimeoutMs: next.hookTimeoutMs,
+      cpuBudgetMs: next.cpuBudgetMs,
+      trustedRelays: next.trustedRelays,
+      trustedRelayLogins: next.trustedRelayLogins,
+      policy: next.policy,
+      chain: next.chain,
+      delivery: { ...current.delivery, delayNoticeMs: next.delivery.delayNoticeMs },
     } satisfies Partial<GatewayConfig>);
   }
   return { applied, restart: changed.filter((n) => !reloadable(n)) };

@@ -32,7 +32,10 @@ const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
  * begun, not completed) as `{at, pid}` — or, as older versions wrote it, < 0 at -value.
  */
 type Mark = number | Intent;
-interface Intent { readonly at: number; readonly pid: number }
+interface Intent {
+  readonly at: number;
+  readonly pid: number;
+}
 
 const handedOver = (m: Mark | undefined): boolean => typeof m === 'number' && m > 0;
 function intentOf(m: Mark | undefined): Intent | undefined {
@@ -73,7 +76,10 @@ export function arrivalId(arrival: Buffer): string {
   }
   const end = arrival.indexOf('\r\n\r\n');
   const head = end < 0 ? arrival : arrival.subarray(0, end + 2);
-  const fields = head.toString('latin1').split(/\r\n(?![ \t])/).filter((f) => !/^received:/i.test(f));
+  const fields = head
+    .toString('latin1')
+    .split(/\r\n(?![ \t])/)
+    .filter((f) => !/^received:/i.test(f));
   const h = createHash('sha256').update(fields.join('\r\n'), 'latin1');
   if (end >= 0) h.update(arrival.subarray(end + 2));
   return h.digest('hex');
@@ -118,7 +124,13 @@ class SmtpSessions {
   private readonly inUse: Limit;
   private closed = false;
 
-  constructor(private readonly host: string, private readonly port: number, max: number, private readonly timeoutMs: number, private readonly protocol: DeliveryProtocol) {
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    max: number,
+    private readonly timeoutMs: number,
+    private readonly protocol: DeliveryProtocol,
+  ) {
     this.inUse = new Limit(max);
   }
 
@@ -141,21 +153,31 @@ class SmtpSessions {
       const { session, reused } = await this.take();
       let info: { rejected: string[]; rejectedErrors?: (SendFailure & { recipient?: string })[] };
       try {
-        info = await new Promise((resolve, reject) => session.send({ from, to: [...to] }, message, (err, i) => (err || !i ? reject(err ?? new Error('no answer')) : resolve(i))));
+        info = await new Promise((resolve, reject) =>
+          session.send({ from, to: [...to] }, message, (err, i) => (err || !i ? reject(err ?? new Error('no answer')) : resolve(i))),
+        );
       } catch (err) {
         this.discard(session);
         const f = err as SendFailure & { rejected?: string[]; rejectedErrors?: (SendFailure & { recipient?: string })[] };
         if (reused && attempt === 0 && f.responseCode === undefined && (f.command === undefined || /^MAIL/i.test(f.command))) continue;
         // every recipient refused at RCPT: each with its own reply (permanent or temporary)
         if (f.rejectedErrors && f.rejectedErrors.length > 0 && f.rejectedErrors.length >= to.length) {
-          return { refused: f.rejectedErrors.map((e, i) => ({ rcpt: e.recipient ?? to[i]!, code: codeOf(e), reply: e.response ?? e.message })) };
+          return {
+            refused: f.rejectedErrors.map((e, i) => ({ rcpt: e.recipient ?? to[i]!, code: codeOf(e), reply: e.response ?? e.message })),
+          };
         }
         // a permanent refusal of the whole message (MAIL, or the data over SMTP): every recipient, with that reply
         if (codeOf(f) >= 500) return { refused: to.map((rcpt) => ({ rcpt, code: codeOf(f), reply: f.response ?? f.message })) };
         throw err;
       }
       this.putBack(session);
-      return { refused: (info.rejectedErrors ?? []).map((e, i) => ({ rcpt: e.recipient ?? info.rejected[i] ?? '', code: codeOf(e), reply: e.response ?? e.message })) };
+      return {
+        refused: (info.rejectedErrors ?? []).map((e, i) => ({
+          rcpt: e.recipient ?? info.rejected[i] ?? '',
+          code: codeOf(e),
+          reply: e.response ?? e.message,
+        })),
+      };
     }
   }
 
@@ -170,7 +192,16 @@ class SmtpSessions {
   }
 
   private open(): Promise<SMTPConnection> {
-    const session = new SMTPConnection({ host: this.host, port: this.port, lmtp: this.protocol === 'lmtp', secure: false, ignoreTLS: true, connectionTimeout: this.timeoutMs, greetingTimeout: this.timeoutMs, socketTimeout: this.timeoutMs });
+    const session = new SMTPConnection({
+      host: this.host,
+      port: this.port,
+      lmtp: this.protocol === 'lmtp',
+      secure: false,
+      ignoreTLS: true,
+      connectionTimeout: this.timeoutMs,
+      greetingTimeout: this.timeoutMs,
+      socketTimeout: this.timeoutMs,
+    });
     return new Promise((resolve, reject) => {
       let ready = false;
       const gone = (err?: Error) => {
@@ -259,7 +290,14 @@ export class LocalDelivery {
    * `deliveryId`: put `DELIVERY_ID_HEADER` on every copy (default: over LMTP, where the
    * store is Dovecot and its duplicate check can use it; `[delivery] delivery_id`).
    */
-  constructor(host: string, port: number, timeoutMs: number, stateDir: string, private readonly protocol: DeliveryProtocol = 'smtp', private readonly deliveryId: boolean = protocol === 'lmtp') {
+  constructor(
+    host: string,
+    port: number,
+    timeoutMs: number,
+    stateDir: string,
+    private readonly protocol: DeliveryProtocol = 'smtp',
+    private readonly deliveryId: boolean = protocol === 'lmtp',
+  ) {
     this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
@@ -279,7 +317,13 @@ export class LocalDelivery {
    * (a 5xx of the store): not recorded, the caller decides (a 5xx to the
    * sender, or a report) and then records them with `settle`.
    */
-  async once(id: string, rcpts: readonly string[], signal: AbortSignal | undefined, hand: HandOver, failure: (err: unknown) => GatewayError): Promise<Refusal[]> {
+  async once(
+    id: string,
+    rcpts: readonly string[],
+    signal: AbortSignal | undefined,
+    hand: HandOver,
+    failure: (err: unknown) => GatewayError,
+  ): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
     await this.reconciled;
     let todo: string[];
@@ -293,7 +337,9 @@ export class LocalDelivery {
       }
       signal?.throwIfAborted();
       // Held from here (synchronously after the check) so no other attempt in this process slips in while we claim.
-      const held = new Promise<void>((r) => { gate = r; });
+      const held = new Promise<void>((r) => {
+        gate = r;
+      });
       for (const r of rcpts) this.inflight.set(key(r), held);
       const release = () => {
         for (const r of rcpts) if (this.inflight.get(key(r)) === held) this.inflight.delete(key(r));
@@ -385,7 +431,10 @@ export class LocalDelivery {
       await Promise.allSettled(busy);
     }
     const running = work();
-    const done = running.then(() => undefined, () => undefined);
+    const done = running.then(
+      () => undefined,
+      () => undefined,
+    );
     for (const k of keys) this.mailboxes.set(k, done);
     try {
       return await running;
@@ -449,8 +498,17 @@ export class LocalDelivery {
     const refused: Refusal[] = [];
     for (const copy of copies) {
       // the turn is taken before the intent is recorded: an intent open after a crash is a copy really on its way
-      refused.push(...(await this.oneAtATime(copy.rcpts, () => this.once(id, copy.rcpts, signal, (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
-        (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message)))));
+      refused.push(
+        ...(await this.oneAtATime(copy.rcpts, () =>
+          this.once(
+            id,
+            copy.rcpts,
+            signal,
+            (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
+            (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message),
+          ),
+        )),
+      );
     }
     return refused;
   }

@@ -50,16 +50,30 @@ function statusOf(reason: string, fallback: string): string {
 export function delayNotice(n: DelayNotice): Buffer {
   const hours = Math.max(0, Math.round((n.now.getTime() - n.queuedAt.getTime()) / 360000) / 10);
   const subject = subjectOf(n.headers);
-  return report(n, 'Delayed Mail (still being retried)', [
-    `Your message${subject ? ` "${line(subject)}"` : ''} has not yet been delivered to:`,
-    ...n.rcpts.map((r) => `    ${line(r)}`),
-    '',
-    `It has been waiting for ${hours} hour(s). The last attempt failed with:`,
-    `    ${line(n.reason)}`,
-    '',
-    n.retryUntil ? `Delivery will be tried until ${rfc5322Date(n.retryUntil)}; you will be told if it fails.` : 'Delivery will be tried again; you will be told if it fails.',
-    'You do not need to send the message again.',
-  ], n.rcpts.flatMap((r) => ['', `Final-Recipient: rfc822;${line(r)}`, 'Action: delayed', `Status: ${statusOf(n.reason, '4.0.0')}`, `Diagnostic-Code: smtp;${line(n.reason)}`, ...(n.retryUntil ? [`Will-Retry-Until: ${rfc5322Date(n.retryUntil)}`] : [])]));
+  return report(
+    n,
+    'Delayed Mail (still being retried)',
+    [
+      `Your message${subject ? ` "${line(subject)}"` : ''} has not yet been delivered to:`,
+      ...n.rcpts.map((r) => `    ${line(r)}`),
+      '',
+      `It has been waiting for ${hours} hour(s). The last attempt failed with:`,
+      `    ${line(n.reason)}`,
+      '',
+      n.retryUntil
+        ? `Delivery will be tried until ${rfc5322Date(n.retryUntil)}; you will be told if it fails.`
+        : 'Delivery will be tried again; you will be told if it fails.',
+      'You do not need to send the message again.',
+    ],
+    n.rcpts.flatMap((r) => [
+      '',
+      `Final-Recipient: rfc822;${line(r)}`,
+      'Action: delayed',
+      `Status: ${statusOf(n.reason, '4.0.0')}`,
+      `Diagnostic-Code: smtp;${line(n.reason)}`,
+      ...(n.retryUntil ? [`Will-Retry-Until: ${rfc5322Date(n.retryUntil)}`] : []),
+    ]),
+  );
 }
 
 export interface FailureNotice {
@@ -79,52 +93,71 @@ export interface FailureNotice {
 /** "failed": recipients the mailbox store refused for good while it took the message for the others (the sender got 250). */
 export function failureNotice(n: FailureNotice): Buffer {
   const subject = subjectOf(n.headers);
-  return report(n, 'Undelivered Mail Returned to Sender', [
-    `Your message${subject ? ` "${line(subject)}"` : ''} could not be delivered to:`,
-    ...n.failed.map((f) => `    ${line(f.rcpt)}: ${line(f.reply)}`),
-    '',
-    'This is a permanent error; it will not be tried again. The other recipients received it.',
-  ], n.failed.flatMap((f) => ['', `Final-Recipient: rfc822;${line(f.rcpt)}`, 'Action: failed', `Status: ${statusOf(f.reply, '5.0.0')}`, `Diagnostic-Code: smtp;${line(f.reply)}`]));
+  return report(
+    n,
+    'Undelivered Mail Returned to Sender',
+    [
+      `Your message${subject ? ` "${line(subject)}"` : ''} could not be delivered to:`,
+      ...n.failed.map((f) => `    ${line(f.rcpt)}: ${line(f.reply)}`),
+      '',
+      'This is a permanent error; it will not be tried again. The other recipients received it.',
+    ],
+    n.failed.flatMap((f) => [
+      '',
+      `Final-Recipient: rfc822;${line(f.rcpt)}`,
+      'Action: failed',
+      `Status: ${statusOf(f.reply, '5.0.0')}`,
+      `Diagnostic-Code: smtp;${line(f.reply)}`,
+    ]),
+  );
 }
 
 function subjectOf(headers: string): string {
   return /^subject:(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
 }
 
-function report(n: { readonly me: string; readonly to: string; readonly queuedAt: Date; readonly headers: string; readonly now: Date }, title: string, text: string[], perRecipient: string[]): Buffer {
+function report(
+  n: { readonly me: string; readonly to: string; readonly queuedAt: Date; readonly headers: string; readonly now: Date },
+  title: string,
+  text: string[],
+  perRecipient: string[],
+): Buffer {
   const boundary = `ssmax-dsn-${randomUUID()}`;
   const subject = subjectOf(n.headers);
   const original = /^message-id:(.*)$/im.exec(n.headers)?.[1]?.trim();
   const status = [`Reporting-MTA: dns;${line(n.me)}`, `Arrival-Date: ${rfc5322Date(n.queuedAt)}`, ...perRecipient].join('\r\n');
   const headers = n.headers.endsWith('\r\n') ? n.headers : `${n.headers}\r\n`;
-  return Buffer.from([
-    `From: Mail Delivery System <MAILER-DAEMON@${line(n.me)}>`,
-    `To: ${line(n.to)}`,
-    `Subject: ${title}${subject ? `: ${line(subject)}` : ''}`,
-    `Date: ${rfc5322Date(n.now)}`,
-    `Message-ID: <${randomUUID()}@${line(n.me)}>`,
-    ...(original ? [`References: ${line(original)}`] : []),
-    'Auto-Submitted: auto-replied',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    'Content-Type: text/plain; charset=us-ascii',
-    '',
-    [`This is the mail system at ${line(n.me)}.`, '', ...text].join('\r\n'),
-    '',
-    `--${boundary}`,
-    'Content-Type: message/delivery-status',
-    '',
-    status,
-    '',
-    `--${boundary}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    headers,
-    `--${boundary}--`,
-    '',
-  ].join('\r\n'), 'latin1');
+  return Buffer.from(
+    [
+      `From: Mail Delivery System <MAILER-DAEMON@${line(n.me)}>`,
+      `To: ${line(n.to)}`,
+      `Subject: ${title}${subject ? `: ${line(subject)}` : ''}`,
+      `Date: ${rfc5322Date(n.now)}`,
+      `Message-ID: <${randomUUID()}@${line(n.me)}>`,
+      ...(original ? [`References: ${line(original)}`] : []),
+      'Auto-Submitted: auto-replied',
+      'MIME-Version: 1.0',
+      `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
+      '',
+      `--${boundary}`,
+      'Content-Type: text/plain; charset=us-ascii',
+      '',
+      [`This is the mail system at ${line(n.me)}.`, '', ...text].join('\r\n'),
+      '',
+      `--${boundary}`,
+      'Content-Type: message/delivery-status',
+      '',
+      status,
+      '',
+      `--${boundary}`,
+      'Content-Type: text/rfc822-headers',
+      '',
+      headers,
+      `--${boundary}--`,
+      '',
+    ].join('\r\n'),
+    'latin1',
+  );
 }
 
 /** The header block of a message (at most 256 KB). */
@@ -161,7 +194,12 @@ const sending = new Set<string>();
  * that could not be queued goes at the next deferral. Resolves with whether a
  * notice was sent now.
  */
-export async function notifyDelay(d: DelayNotices, copy: QueuedCopy, headers: () => Promise<string>, now: Date = new Date()): Promise<boolean> {
+export async function notifyDelay(
+  d: DelayNotices,
+  copy: QueuedCopy,
+  headers: () => Promise<string>,
+  now: Date = new Date(),
+): Promise<boolean> {
   const domain = copy.sender.slice(copy.sender.lastIndexOf('@') + 1).toLowerCase();
   if (!copy.sender.includes('@') || !d.localDomains.includes(domain)) return false; // a notice itself (null sender), or not from here
   if (now.getTime() - copy.queuedAt.getTime() < d.delayNoticeMs) return false;
@@ -169,7 +207,15 @@ export async function notifyDelay(d: DelayNotices, copy: QueuedCopy, headers: ()
   if (d.marks.noted(key) || sending.has(key)) return false;
   sending.add(key);
   try {
-    const notice = delayNotice({ me: d.me, to: copy.sender, rcpts: copy.rcpts, queuedAt: copy.queuedAt, now, reason: copy.reason, headers: await headers() });
+    const notice = delayNotice({
+      me: d.me,
+      to: copy.sender,
+      rcpts: copy.rcpts,
+      queuedAt: copy.queuedAt,
+      now,
+      reason: copy.reason,
+      headers: await headers(),
+    });
     await d.send(copy.sender, notice);
     await d.marks.note(key);
     return true;

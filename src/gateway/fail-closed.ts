@@ -42,7 +42,13 @@ export function answer(next: Next, reply: Reply): void {
  * Wraps an async hook body. The body resolves to a Haraka code (and message)
  * or throws; the wrapper guarantees one call of `next`, within `timeoutMs`.
  */
-export function failClosed(name: string, timeoutMs: number, log: HookLogger, body: (signal: AbortSignal) => Promise<[number, unknown?]>, next: Next): void {
+export function failClosed(
+  name: string,
+  timeoutMs: number,
+  log: HookLogger,
+  body: (signal: AbortSignal) => Promise<[number, unknown?]>,
+  next: Next,
+): void {
   let answered = false;
   const cancel = new AbortController();
   const once: Next = (code, msg) => {

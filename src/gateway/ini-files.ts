@@ -57,7 +57,9 @@ export class HarakaIniFiles {
     if (!known) return;
     for (const n of unknownSettings(known.schema, ini, known.free)) {
       const dot = n.indexOf('.');
-      this.logerror(`ssmax: ${name} ${dot < 0 ? n : `[${n.slice(0, dot)}] ${n.slice(dot + 1)}`}: not a setting of the gateway, ignored (docs/configuration.md)`);
+      this.logerror(
+        `ssmax: ${name} ${dot < 0 ? n : `[${n.slice(0, dot)}] ${n.slice(dot + 1)}`}: not a setting of the gateway, ignored (docs/configuration.md)`,
+      );
     }
   }
 
@@ -70,7 +72,7 @@ export class HarakaIniFiles {
     const changed = (err?: unknown) => this.changed(name, err);
     // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
     // read with the project's parser, as the inspector process reads it
-    if (WHOLE_FILES.includes(name)) return parseIni((this.loader.get(name, 'data', changed) as string[] | null ?? []).join('\n'));
+    if (WHOLE_FILES.includes(name)) return parseIni(((this.loader.get(name, 'data', changed) as string[] | null) ?? []).join('\n'));
     const ini = { ...(this.loader.get(name, 'ini', changed) as Ini) };
     // Haraka puts keys outside any section into [main]: an empty one is no section of the file
     if (ini.main && Object.keys(ini.main).length === 0) delete ini.main;
@@ -83,7 +85,8 @@ export class HarakaIniFiles {
       const before = this.last.get(name) ?? {};
       const after = this.get(name);
       if (name !== GATEWAY_INI || !this.running) {
-        if (JSON.stringify(before) !== JSON.stringify(after)) this.logerror(`ssmax: ${name} changed: the change takes effect after a restart of Haraka`);
+        if (JSON.stringify(before) !== JSON.stringify(after))
+          this.logerror(`ssmax: ${name} changed: the change takes effect after a restart of Haraka`);
         this.last.set(name, after);
         return;
       }
@@ -94,7 +97,10 @@ export class HarakaIniFiles {
         this.onApplied();
         this.log(`ssmax: ${name} reloaded: ${r.applied.join(', ')} in effect now`);
       }
-      if (r.restart.length > 0) this.logerror(`ssmax: ${name} changed: ${r.restart.join(', ')} take${r.restart.length === 1 ? 's' : ''} effect after a restart of Haraka (the running gateway keeps the old value)`);
+      if (r.restart.length > 0)
+        this.logerror(
+          `ssmax: ${name} changed: ${r.restart.join(', ')} take${r.restart.length === 1 ? 's' : ''} effect after a restart of Haraka (the running gateway keeps the old value)`,
+        );
     } catch (e) {
       const why = e instanceof ConfigError || e instanceof Error ? e.message : String(e);
       this.logerror(`ssmax: ${name} changed but cannot be used; the running configuration is kept: ${why}`);

@@ -31,7 +31,10 @@ function withoutRelease(message: Buffer): { message: Buffer; releaseId?: string 
   if (at < 0) return { message };
   const start = at === 0 ? 0 : at + 2;
   const end = message.indexOf('\r\n', start);
-  const releaseId = message.subarray(start + RELEASE_HEADER.length + 2, end).toString('latin1').trim();
+  const releaseId = message
+    .subarray(start + RELEASE_HEADER.length + 2, end)
+    .toString('latin1')
+    .trim();
   return { message: Buffer.concat([message.subarray(0, start), message.subarray(end + 2)]), releaseId };
 }
 
@@ -49,23 +52,54 @@ function decide(answer: InspectAnswer, direction: Direction): void {
   }
 }
 
-async function step(deps: GatewayDeps, direction: Direction, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
+async function step(
+  deps: GatewayDeps,
+  direction: Direction,
+  input: Buffer,
+  capsule: Capsule | undefined,
+  from: string,
+  rcpts: readonly string[],
+): Promise<Inspected> {
   const inspector = deps.inspection;
   if (!inspector) return { message: input, verdicts: [] };
   const { message, releaseId } = withoutRelease(input);
-  const answer = await inspector.inspect({ direction, message, from, rcpts, ...(capsule ? { capsule } : {}), ...(releaseId ? { releaseId } : {}) });
+  const answer = await inspector.inspect({
+    direction,
+    message,
+    from,
+    rcpts,
+    ...(capsule ? { capsule } : {}),
+    ...(releaseId ? { releaseId } : {}),
+  });
   decide(answer, direction);
-  if (answer.decision.action === 'quarantine' && !answer.quarantined) throw new GatewayError('inspectionUnavailable', 'quarantine decided but the message was not held');
-  return { message, verdicts: answer.verdict ? [answer.verdict] : [], ...(answer.decision.action === 'quarantine' ? { quarantined: answer.quarantined! } : {}) };
+  if (answer.decision.action === 'quarantine' && !answer.quarantined)
+    throw new GatewayError('inspectionUnavailable', 'quarantine decided but the message was not held');
+  return {
+    message,
+    verdicts: answer.verdict ? [answer.verdict] : [],
+    ...(answer.decision.action === 'quarantine' ? { quarantined: answer.quarantined! } : {}),
+  };
 }
 
 /** DLP on a submission. `capsule` is the own-org capsule (SSMAX client) or undefined (plaintext submission). */
-export function inspectSubmission(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
+export function inspectSubmission(
+  deps: GatewayDeps,
+  input: Buffer,
+  capsule: Capsule | undefined,
+  from: string,
+  rcpts: readonly string[],
+): Promise<Inspected> {
   return step(deps, 'outbound', input, capsule, from, rcpts);
 }
 
 /** Antivirus on every arrival: `capsule` when it is encrypted to this organisation, undefined for a plaintext one (sealed or not). */
-export function inspectArrival(deps: GatewayDeps, input: Buffer, capsule: Capsule | undefined, from: string, rcpts: readonly string[]): Promise<Inspected> {
+export function inspectArrival(
+  deps: GatewayDeps,
+  input: Buffer,
+  capsule: Capsule | undefined,
+  from: string,
+  rcpts: readonly string[],
+): Promise<Inspected> {
   return step(deps, 'inbound', input, capsule, from, rcpts);
 }
 
@@ -90,10 +124,15 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
 /** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */
 export function withInspectionResults(domain: string, message: Buffer, verdicts: readonly Verdict[]): Buffer {
   const clauses = inspectedClauses(verdicts);
-  return clauses ? Buffer.concat([Buffer.from(`Authentication-Results: ${domain}; ssmax-chain=none${clauses}\r\n`, 'latin1'), message]) : message;
+  return clauses
+    ? Buffer.concat([Buffer.from(`Authentication-Results: ${domain}; ssmax-chain=none${clauses}\r\n`, 'latin1'), message])
+    : message;
 }
 
 /** What this hop inspected, for an Authentication-Results line: `; ssmax-av=pass` etc. ('' when nothing was). */
 export function inspectedClauses(verdicts: readonly Verdict[]): string {
-  return verdicts.filter((v) => v.name === 'dlp' || v.name === 'av').map((v) => `; ssmax-${v.name}=${v.result}`).join('');
+  return verdicts
+    .filter((v) => v.name === 'dlp' || v.name === 'av')
+    .map((v) => `; ssmax-${v.name}=${v.result}`)
+    .join('');
 }

@@ -92,7 +92,12 @@ export class Advertiser {
   private at = -Infinity;
   private running?: Promise<string>;
 
-  constructor(private readonly fetchKeys: () => Promise<{ current: string | null }>, private sealSerial: string, private readonly ttlMs = 5000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly fetchKeys: () => Promise<{ current: string | null }>,
+    private sealSerial: string,
+    private readonly ttlMs = 5000,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** A renewed sealing certificate (docs/operations.md, "Renewals"): advertised from the next EHLO on. */
   setSealSerial(serial: string): void {
@@ -109,19 +114,23 @@ export class Advertiser {
   }
 
   private update(): Promise<string> {
-    this.running ??= this.fetchKeys().then(
-      (pub) => {
-        this.line = advertisement(pub.current ? [pub.current] : [], this.sealSerial);
-        this.at = this.now();
-        return this.line;
-      },
-      () => {
-        // keyd unreachable: keep the last line (or the seal serial alone) for ttlMs, so EHLOs do not wait on keyd each time
-        this.line ??= advertisement([], this.sealSerial);
-        this.at = this.now();
-        return this.line;
-      },
-    ).finally(() => { this.running = undefined; });
+    this.running ??= this.fetchKeys()
+      .then(
+        (pub) => {
+          this.line = advertisement(pub.current ? [pub.current] : [], this.sealSerial);
+          this.at = this.now();
+          return this.line;
+        },
+        () => {
+          // keyd unreachable: keep the last line (or the seal serial alone) for ttlMs, so EHLOs do not wait on keyd each time
+          this.line ??= advertisement([], this.sealSerial);
+          this.at = this.now();
+          return this.line;
+        },
+      )
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
   }
 }
@@ -138,7 +147,10 @@ export function ehloProbe(target: ProbeTarget, helo: string, timeoutMs: number):
     let buf = '';
     let stage: 'greeting' | 'ehlo' | 'done' = 'greeting';
     const lines: string[] = [];
-    const timer = setTimeout(() => finish(new Error(`EHLO probe of ${target.host}:${target.port} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => finish(new Error(`EHLO probe of ${target.host}:${target.port} timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const finish = (err?: Error) => {
       if (stage === 'done' && !err) return;
       clearTimeout(timer);
@@ -276,8 +288,13 @@ export class KeyWatch {
       }
     };
     w.probing = withTimeout(run(), this.opts.probeTimeoutMs + 500)
-      .catch((err: unknown) => { this.stats.probeFailures++; this.opts.log(`ssmax: EHLO probe of ${domain}: ${(err as Error).message}`); })
-      .finally(() => { w.probing = undefined; });
+      .catch((err: unknown) => {
+        this.stats.probeFailures++;
+        this.opts.log(`ssmax: EHLO probe of ${domain}: ${(err as Error).message}`);
+      })
+      .finally(() => {
+        w.probing = undefined;
+      });
     return w.probing;
   }
 
@@ -323,11 +340,15 @@ export class KeyWatch {
     this.stats.refreshes++;
     try {
       const got = await withTimeout(this.opts.refresh(d), this.opts.probeTimeoutMs + 3000);
-      this.opts.log(`ssmax: ${d} advertises ${d}:v${w.advertised} (${w.source ?? '?'}); bundle refreshed before sending: serial ${got.serial}, current key ${got.currentKey.keyId}`);
+      this.opts.log(
+        `ssmax: ${d} advertises ${d}:v${w.advertised} (${w.source ?? '?'}); bundle refreshed before sending: serial ${got.serial}, current key ${got.currentKey.keyId}`,
+      );
       return got.currentKey.version >= peer.currentKey.version ? got : peer;
     } catch (err) {
       this.stats.refreshFailures++;
-      this.opts.log(`ssmax: ${d} advertises ${d}:v${w.advertised}; bundle refresh failed (the cached bundle, current key ${peer.currentKey.keyId}, stays in use): ${(err as Error).message}`);
+      this.opts.log(
+        `ssmax: ${d} advertises ${d}:v${w.advertised}; bundle refresh failed (the cached bundle, current key ${peer.currentKey.keyId}, stays in use): ${(err as Error).message}`,
+      );
       return peer;
     }
   }
@@ -336,12 +357,24 @@ export class KeyWatch {
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
   });
 }
 
 /** Next hop from [routes], else the lowest-preference MX (port 25), else the domain itself. */
-export function nextHopResolver(routes: Readonly<Record<string, { host: string; port: number }>>, mx: typeof resolveMx = resolveMx): (domain: string) => Promise<ProbeTarget | undefined> {
+export function nextHopResolver(
+  routes: Readonly<Record<string, { host: string; port: number }>>,
+  mx: typeof resolveMx = resolveMx,
+): (domain: string) => Promise<ProbeTarget | undefined> {
   return async (domain) => {
     const route = routes[domain];
     if (route) return route;

@@ -36,7 +36,12 @@ function sealHeaders(message: Buffer): string {
  * organisation; any other recipient refuses the whole). `capsules`: those the
  * message carries; `notices` collects keyd's retired-key notices.
  */
-export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: readonly Capsule[], notices?: RetiredUse[]): Promise<Copy[]> {
+export async function localCopies(
+  deps: GatewayDeps,
+  input: ForLocal,
+  capsules: readonly Capsule[],
+  notices?: RetiredUse[],
+): Promise<Copy[]> {
   const capsule = capsuleFor(deps.config.domain, capsules);
   const copies: Copy[] = [];
   let orgPublicKey: Uint8Array | undefined;
@@ -49,19 +54,28 @@ export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: 
   });
   for (const [i, rcpt] of input.rcpts.entries()) {
     const list = lists[i];
-    if (list && deps.lists) copies.push(...(await deps.lists.post(deps, { arrival: { ...input, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies);
+    if (list && deps.lists)
+      copies.push(
+        ...(await deps.lists.post(deps, { arrival: { ...input, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies,
+      );
   }
   const rcpts = input.rcpts.filter((_, i) => !lists[i]);
   const users = found.filter((_, i) => !lists[i]);
   // All recipients' re-encryptions issued together: they travel to keyd in one batch (src/keyd/client-batch.ts).
   // A list's member copies: keyd's `list` target, or the capsule the list's own batch already made (src/lists/expand.ts).
-  const moves = await Promise.all(rcpts.map((rcpt, i) => {
-    const keyId = users[i]!.encryptionKeyId;
-    if (!keyId) return undefined;
-    const done = input.moved?.get(rcpt);
-    if (done) return { capsule: done } as { capsule: Capsule } & KeyNotice;
-    return deps.keyd.reencrypt(capsule, input.list ? { kind: 'list', list: input.list, member: rcpt } : { kind: 'user', address: rcpt }, keyId);
-  }));
+  const moves = await Promise.all(
+    rcpts.map((rcpt, i) => {
+      const keyId = users[i]!.encryptionKeyId;
+      if (!keyId) return undefined;
+      const done = input.moved?.get(rcpt);
+      if (done) return { capsule: done } as { capsule: Capsule } & KeyNotice;
+      return deps.keyd.reencrypt(
+        capsule,
+        input.list ? { kind: 'list', list: input.list, member: rcpt } : { kind: 'user', address: rcpt },
+        keyId,
+      );
+    }),
+  );
   for (const [i, rcpt] of rcpts.entries()) {
     const moved = moves[i];
     if (moved) {
@@ -72,7 +86,14 @@ export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: 
       continue;
     }
     // Transparent delivery on the internal hop.
-    const sealed = await addSeal(deps, input.message, input.origin, [...input.verdicts, { name: 'e2e', result: 'none' }], [rcpt], input.list);
+    const sealed = await addSeal(
+      deps,
+      input.message,
+      input.origin,
+      [...input.verdicts, { name: 'e2e', result: 'none' }],
+      [rcpt],
+      input.list,
+    );
     orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
     const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
     noteRetired(notices, capsule.keyId, notice);
@@ -86,7 +107,14 @@ export async function localCopies(deps: GatewayDeps, input: ForLocal, capsules: 
       messageKey.fill(0); // the message key is not kept in memory after use
     }
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${input.origin.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(input.verdicts)}\r\n`;
-    copies.push({ rcpts: [rcpt], message: Buffer.concat([Buffer.from(results + (input.listFields ?? listFieldsOf(input.message)) + sealHeaders(sealed), 'latin1'), original]), local: true });
+    copies.push({
+      rcpts: [rcpt],
+      message: Buffer.concat([
+        Buffer.from(results + (input.listFields ?? listFieldsOf(input.message)) + sealHeaders(sealed), 'latin1'),
+        original,
+      ]),
+      local: true,
+    });
   }
   return copies;
 }

@@ -64,7 +64,11 @@ class Hop {
   quarantine?: string;
   ms: Record<Step, number> = { keyd: 0, inspection: 0, delivery: 0, chain: 0 };
   done = false;
-  constructor(readonly queueId: string, readonly direction: HopDirection, readonly rcpts: number) {}
+  constructor(
+    readonly queueId: string,
+    readonly direction: HopDirection,
+    readonly rcpts: number,
+  ) {}
 }
 
 const current = new AsyncLocalStorage<Hop>();
@@ -114,7 +118,10 @@ function noteInspection(verdict: Verdict | undefined, action: string, quarantine
 /** The client mode as the message shows it: an SSMAX capsule field in the header, or none (a linear scan of the header). */
 export function modeOf(raw: Buffer): HopMode {
   const end = raw.indexOf('\r\n\r\n');
-  const head = raw.subarray(0, end < 0 ? raw.length : end).toString('latin1').toLowerCase();
+  const head = raw
+    .subarray(0, end < 0 ? raw.length : end)
+    .toString('latin1')
+    .toLowerCase();
   const name = `${CAPSULE_HEADER.toLowerCase()}:`;
   return head.startsWith(name) || head.includes(`\n${name}`) ? 'ssmax' : 'transparent';
 }
@@ -127,17 +134,19 @@ export function modeOf(raw: Buffer): HopMode {
 export function instrument(gw: { deps: { keyd: KeydOps; inspection?: Inspector }; delivery: LocalDelivery }): void {
   const k = gw.deps.keyd;
   const reencrypt = k.reencrypt.bind(k);
-  k.reencrypt = (capsule, target, ...rest) => timed('keyd', async () => {
-    noteKeyVersion(capsule.keyId);
-    const r = await reencrypt(capsule, target, ...rest);
-    if (target.kind === 'peer') noteKeyVersion(r.capsule.keyId);
-    return r;
-  });
+  k.reencrypt = (capsule, target, ...rest) =>
+    timed('keyd', async () => {
+      noteKeyVersion(capsule.keyId);
+      const r = await reencrypt(capsule, target, ...rest);
+      if (target.kind === 'peer') noteKeyVersion(r.capsule.keyId);
+      return r;
+    });
   const messageKey = k.messageKey.bind(k);
-  k.messageKey = (capsule, orgPublicKey) => timed('keyd', () => {
-    noteKeyVersion(capsule.keyId);
-    return messageKey(capsule, orgPublicKey);
-  });
+  k.messageKey = (capsule, orgPublicKey) =>
+    timed('keyd', () => {
+      noteKeyVersion(capsule.keyId);
+      return messageKey(capsule, orgPublicKey);
+    });
   for (const name of ['mintToken', 'user', 'orgKeys'] as const) {
     const f = (k[name] as (...a: unknown[]) => Promise<unknown>).bind(k);
     (k as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => timed('keyd', () => f(...a));
@@ -145,11 +154,12 @@ export function instrument(gw: { deps: { keyd: KeydOps; inspection?: Inspector }
   const ins = gw.deps.inspection;
   if (ins) {
     const inspect = ins.inspect.bind(ins);
-    ins.inspect = (req) => timed('inspection', async () => {
-      const answer = await inspect(req);
-      noteInspection(answer.verdict, answer.decision.action, answer.quarantined);
-      return answer;
-    });
+    ins.inspect = (req) =>
+      timed('inspection', async () => {
+        const answer = await inspect(req);
+        noteInspection(answer.verdict, answer.decision.action, answer.quarantined);
+        return answer;
+      });
   }
   const deliver = gw.delivery.deliver.bind(gw.delivery);
   gw.delivery.deliver = (...args: Parameters<typeof deliver>) => timed('delivery', () => deliver(...args));
@@ -189,12 +199,15 @@ const DELIMS = /([\s<>"'(),;[\]]+)/;
  */
 export function redactAddresses(text: string): string {
   const cut = text.length > REPLY_TEXT_MAX ? `${text.slice(0, REPLY_TEXT_MAX)}…` : text;
-  return cut.split(DELIMS).map((tok) => {
-    const at = tok.lastIndexOf('@');
-    if (at < 0) return tok;
-    const domain = tok.slice(at + 1).replace(/[.:]+$/, '');
-    return /^[A-Za-z0-9.-]*$/.test(domain) ? `<redacted>@${domain}${tok.slice(at + 1 + domain.length)}` : '<redacted>';
-  }).join('');
+  return cut
+    .split(DELIMS)
+    .map((tok) => {
+      const at = tok.lastIndexOf('@');
+      if (at < 0) return tok;
+      const domain = tok.slice(at + 1).replace(/[.:]+$/, '');
+      return /^[A-Za-z0-9.-]*$/.test(domain) ? `<redacted>@${domain}${tok.slice(at + 1 + domain.length)}` : '<redacted>';
+    })
+    .join('');
 }
 
 function outcomeOf(code: number | undefined, direction: HopDirection, text: string): HopOutcome {
@@ -219,7 +232,14 @@ export function onRecord(listener: (r: MessageRecord) => void): () => void {
  * Starts the record of one message at this hop. `write` gets the line
  * (Haraka's logger); a failure to log never changes the answer.
  */
-export function startHop(queueId: string, direction: HopDirection, rcpts: readonly string[], localDomains: readonly string[], write: (line: string) => void, next: Next): HopLog {
+export function startHop(
+  queueId: string,
+  direction: HopDirection,
+  rcpts: readonly string[],
+  localDomains: readonly string[],
+  write: (line: string) => void,
+  next: Next,
+): HopLog {
   const h = new Hop(queueId, direction, rcpts.length);
   if (direction === 'outbound') {
     for (const r of rcpts) {
@@ -240,10 +260,26 @@ export function startHop(queueId: string, direction: HopDirection, rcpts: readon
           const answer = replyOf(code, msg);
           const reply = { ...answer, text: redactAddresses(answer.text) };
           const record: MessageRecord = {
-            event: 'ssmax-message', queueId: h.queueId, direction: h.direction, mode: h.mode, ...(h.submitter ? { submitter: h.submitter } : {}),
-            peers: [...h.peers].sort(), rcpts: h.rcpts, chain: h.chain, keyVersions: [...h.keyVersions].sort(), inspection: h.inspection,
-            ...(h.quarantine ? { quarantine: h.quarantine } : {}), outcome: outcomeOf(code, h.direction, answer.text), reply,
-            ms: { keyd: round(h.ms.keyd), inspection: round(h.ms.inspection), delivery: round(h.ms.delivery), chain: round(h.ms.chain), total: round(performance.now() - h.started) },
+            event: 'ssmax-message',
+            queueId: h.queueId,
+            direction: h.direction,
+            mode: h.mode,
+            ...(h.submitter ? { submitter: h.submitter } : {}),
+            peers: [...h.peers].sort(),
+            rcpts: h.rcpts,
+            chain: h.chain,
+            keyVersions: [...h.keyVersions].sort(),
+            inspection: h.inspection,
+            ...(h.quarantine ? { quarantine: h.quarantine } : {}),
+            outcome: outcomeOf(code, h.direction, answer.text),
+            reply,
+            ms: {
+              keyd: round(h.ms.keyd),
+              inspection: round(h.ms.inspection),
+              delivery: round(h.ms.delivery),
+              chain: round(h.ms.chain),
+              total: round(performance.now() - h.started),
+            },
           };
           write(`ssmax-message ${JSON.stringify(record)}`);
           for (const l of listeners) l(record);

@@ -3,7 +3,10 @@
  * otherwise wait on the peer's delayed ACK. Used by the ssmax plugin, and on
  * its own as the `ssmax-nodelay` plugin (the benchmark's plain-relay baseline).
  */
-interface Sock { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } }
+interface Sock {
+  setNoDelay?: (v: boolean) => void;
+  targetsocket?: { setNoDelay?: (v: boolean) => void };
+}
 
 export function noDelay(socket: Sock | undefined): void {
   // Haraka wraps sockets in a pluggableStream whose own setNoDelay does nothing.

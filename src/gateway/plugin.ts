@@ -48,7 +48,10 @@ interface HarakaPlugin {
   logerror(msg: string): void;
 }
 /** Haraka's address objects: `address` is a method on some, a getter on others (@haraka/email-address). */
-interface Address { address: string | (() => string); host: string }
+interface Address {
+  address: string | (() => string);
+  host: string;
+}
 
 function addressOf(a: Address): string {
   return (typeof a.address === 'function' ? a.address() : a.address).toLowerCase();
@@ -65,7 +68,13 @@ interface Connection {
 
 /** What the plugin reads of Haraka's queued mail (HMailItem) in hook_deferred. */
 interface QueuedMail {
-  todo?: { uuid: string; queue_time: number; notes?: unknown; mail_from?: { user?: string | null; host?: string | null }; rcpt_to: { user: string; host: string; reason?: string }[] };
+  todo?: {
+    uuid: string;
+    queue_time: number;
+    notes?: unknown;
+    mail_from?: { user?: string | null; host?: string | null };
+    rcpt_to: { user: string; host: string; reason?: string }[];
+  };
   data_stream(): NodeJS.ReadableStream & { destroy?: () => void };
 }
 
@@ -83,7 +92,12 @@ let state: State | undefined;
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
   // through Haraka's config loader, watched: settings that can change at run time are reloaded (ini-files.ts)
-  const files = new HarakaIniFiles(plugin.config, join(haraka, 'config'), (l) => plugin.loginfo(l), (l) => plugin.logerror(l));
+  const files = new HarakaIniFiles(
+    plugin.config,
+    join(haraka, 'config'),
+    (l) => plugin.loginfo(l),
+    (l) => plugin.logerror(l),
+  );
   const ini = files.read(GATEWAY_INI) as Record<string, Record<string, unknown>>;
   const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l), undefined, { readIni: (name) => files.read(name) });
   const outbound = plugin.haraka_require('outbound') as State['outbound'];
@@ -95,7 +109,9 @@ function build(plugin: HarakaPlugin): State {
   });
   const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
   files.applyTo(gw.config);
-  files.onApplied = () => { s.trusted = new TrustedRelays(gw.config.trustedRelays); };
+  files.onApplied = () => {
+    s.trusted = new TrustedRelays(gw.config.trustedRelays);
+  };
   return s;
 }
 
@@ -109,17 +125,30 @@ export function register(this: HarakaPlugin): void {
     throw Object.assign(new Error(message), { stack: message });
   }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
-  state.delivery.onRedeliver = (what) => this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
+  state.delivery.onRedeliver = (what) =>
+    this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
   // reconciliation after a crash (queue-reconcile.ts): peer copies Haraka holds in its queue are recorded as handed over
   // before any claim; the intents still open are handed over again at the sender's retry, with the same delivery id
   const s = state;
   const queued = queuedCopies(queueDirOf(this), queueFileTestOf(this));
-  void s.delivery.reconcile(queued).then((settled) => {
-    if (settled > 0) this.loginfo(`ssmax: ${settled} cop${settled === 1 ? 'y' : 'ies'} found in Haraka's queue recorded as handed over (the gateway stopped before recording them)`);
-  }, (err: unknown) => this.logerror(`ssmax: cannot reconcile the delivery record with Haraka's queue: ${(err as Error).message}`)).then(() => {
-    const pending = s.delivery.stats.pendingAtStart;
-    if (pending > 0) this.logerror(`ssmax: ${pending} cop${pending === 1 ? 'y was' : 'ies were'} being handed over when the gateway stopped; the sender's retry hands them over again (SSMAX-Delivery-Id: a store with the duplicate check keeps one)`);
-  });
+  void s.delivery
+    .reconcile(queued)
+    .then(
+      (settled) => {
+        if (settled > 0)
+          this.loginfo(
+            `ssmax: ${settled} cop${settled === 1 ? 'y' : 'ies'} found in Haraka's queue recorded as handed over (the gateway stopped before recording them)`,
+          );
+      },
+      (err: unknown) => this.logerror(`ssmax: cannot reconcile the delivery record with Haraka's queue: ${(err as Error).message}`),
+    )
+    .then(() => {
+      const pending = s.delivery.stats.pendingAtStart;
+      if (pending > 0)
+        this.logerror(
+          `ssmax: ${pending} cop${pending === 1 ? 'y was' : 'ies were'} being handed over when the gateway stopped; the sender's retry hands them over again (SSMAX-Delivery-Id: a store with the duplicate check keeps one)`,
+        );
+    });
   this.loginfo(`ssmax: gateway for ${state.config.domain} (local: ${state.config.localDomains.join(', ')})`);
 }
 
@@ -167,20 +196,26 @@ export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Co
 export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('rcpt', s.config.hookTimeoutMs, this, async () => {
-    const rcpt = params[0]!;
-    const domain = rcpt.host.toLowerCase();
-    const local = s.config.localDomains.includes(domain);
-    if (local) {
-      const user = await s.deps.keyd.user(addressOf(rcpt));
-      if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
-      if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
+  failClosed(
+    'rcpt',
+    s.config.hookTimeoutMs,
+    this,
+    async () => {
+      const rcpt = params[0]!;
+      const domain = rcpt.host.toLowerCase();
+      const local = s.config.localDomains.includes(domain);
+      if (local) {
+        const user = await s.deps.keyd.user(addressOf(rcpt));
+        if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
+        if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
+        return [CODES.OK];
+      }
+      if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
+      await peerFor(s.deps, domain); // 5xx when the domain requires encryption and has no bundle; 4xx while unreachable
       return [CODES.OK];
-    }
-    if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
-    await peerFor(s.deps, domain); // 5xx when the domain requires encryption and has no bundle; 4xx while unreachable
-    return [CODES.OK];
-  }, next);
+    },
+    next,
+  );
 }
 
 function messageOf(connection: Connection): Promise<Buffer> {
@@ -201,28 +236,56 @@ interface Sent {
  * failure report naming them (dsn.ts), after which they are recorded as done.
  */
 async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
-  const failed = await s.delivery.deliver(arrival, from, copies.filter((c) => c.local), signal);
+  const failed = await s.delivery.deliver(
+    arrival,
+    from,
+    copies.filter((c) => c.local),
+    signal,
+  );
   const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
   const id = arrivalId(arrival);
   for (const copy of copies.filter((c) => !c.local)) {
-    await s.delivery.once(id, copy.rcpts, signal, (todo) => new Promise((resolve, reject) => {
-      // a stream, not a string: Haraka re-encodes string contents as UTF-8
-      s.outbound.send_email(from, [...todo], Readable.from([copy.message]), (code, msg) => {
-        if (code === CODES.OK) resolve({ refused: [] });
-        else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
-      }, { dot_stuffed: false, notes: copyNotes({ id, rcpts: todo }) }); // the queue file names its copy (queue-reconcile.ts)
-    }), (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))));
+    await s.delivery.once(
+      id,
+      copy.rcpts,
+      signal,
+      (todo) =>
+        new Promise((resolve, reject) => {
+          // a stream, not a string: Haraka re-encodes string contents as UTF-8
+          s.outbound.send_email(
+            from,
+            [...todo],
+            Readable.from([copy.message]),
+            (code, msg) => {
+              if (code === CODES.OK) resolve({ refused: [] });
+              else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
+            },
+            { dot_stuffed: false, notes: copyNotes({ id, rcpts: todo }) },
+          ); // the queue file names its copy (queue-reconcile.ts)
+        }),
+      (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
+    );
   }
   if (failed.length > 0) {
     signal.throwIfAborted();
     // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
     if (from !== '') {
-      const notice = failureNotice({ me: s.config.domain, to: from, failed: failed.map((f) => ({ rcpt: f.rcpt, reply: f.reply })), queuedAt: new Date(), headers: headerBlock(arrival), now: new Date() });
+      const notice = failureNotice({
+        me: s.config.domain,
+        to: from,
+        failed: failed.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
+        queuedAt: new Date(),
+        headers: headerBlock(arrival),
+        now: new Date(),
+      });
       const out = await outgoingReport(s, from, notice);
       if (out) await queue(s, from, out);
     }
-    await s.delivery.settle(id, failed.map((f) => f.rcpt));
+    await s.delivery.settle(
+      id,
+      failed.map((f) => f.rcpt),
+    );
   }
   return { failed };
 }
@@ -257,7 +320,13 @@ async function outgoingReport(s: State, to: string, notice: Buffer): Promise<Buf
 /** A report from the null sender into Haraka's queue (for a local sender: routed to the mailbox store by hook_get_mx). */
 function queue(s: State, to: string, notice: Buffer): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    s.outbound.send_email('<>', [to], Readable.from([notice]), (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))), { dot_stuffed: false });
+    s.outbound.send_email(
+      '<>',
+      [to],
+      Readable.from([notice]),
+      (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))),
+      { dot_stuffed: false },
+    );
   });
 }
 
@@ -319,20 +388,33 @@ function copiesText(result: HopResult): string {
  * protocol step, hand the copies over (`send`), answer 250 with what was done
  * (a refresh hint for a retired key, recipients the store refused for good).
  */
-function queueHook(plugin: HarakaPlugin, next: Next, connection: Connection, direction: HopDirection, step: (s: State, m: Incoming, hop: HopLog) => Promise<Stepped>): void {
+function queueHook(
+  plugin: HarakaPlugin,
+  next: Next,
+  connection: Connection,
+  direction: HopDirection,
+  step: (s: State, m: Incoming, hop: HopLog) => Promise<Stepped>,
+): void {
   const s = ready(next);
   if (!s) return;
   const hop = hopOf(plugin, s, connection, direction, next);
-  failClosed(direction === 'outbound' ? 'queue_outbound' : 'queue', s.config.hookTimeoutMs, plugin, (signal) => hop.run(async () => {
-    const txn = connection.transaction!;
-    const raw = await messageOf(connection);
-    const m: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
-    const { result, done, retired } = await step(s, m, hop);
-    if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-    const sent = await send(s, m.from, raw, result.copies, signal);
-    if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
-    return [CODES.OK, `${done}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
-  }), hop.next);
+  failClosed(
+    direction === 'outbound' ? 'queue_outbound' : 'queue',
+    s.config.hookTimeoutMs,
+    plugin,
+    (signal) =>
+      hop.run(async () => {
+        const txn = connection.transaction!;
+        const raw = await messageOf(connection);
+        const m: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+        const { result, done, retired } = await step(s, m, hop);
+        if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
+        const sent = await send(s, m.from, raw, result.copies, signal);
+        if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
+        return [CODES.OK, `${done}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
+      }),
+    hop.next,
+  );
 }
 
 export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: Connection): void {
@@ -344,7 +426,10 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
       // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
       const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
-      return { result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] }, done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})` };
+      return {
+        result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] },
+        done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})`,
+      };
     }
     const result = await submit(s.deps, m.raw, m.rcpts, submitter);
     return {
@@ -373,28 +458,41 @@ export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Co
   const advertiser = s.advertiser;
   if (!advertiser) return next();
   // Haraka answers the EHLO with its list whatever a capabilities hook returns; the body cannot fail (no keyd: the seal serial only).
-  failClosed('capabilities', s.config.hookTimeoutMs, this, async () => {
-    const line = await advertiser.current();
-    if (Array.isArray(connection.capabilities)) connection.capabilities.push(line);
-    return [CODES.CONT];
-  }, next);
+  failClosed(
+    'capabilities',
+    s.config.hookTimeoutMs,
+    this,
+    async () => {
+      const line = await advertiser.current();
+      if (Array.isArray(connection.capabilities)) connection.capabilities.push(line);
+      return [CODES.CONT];
+    },
+    next,
+  );
 }
 
 /** Haraka's outbound: [host, ip, response, delay, port, mode, ok_recips, secured, authenticated]. */
 export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail | undefined, params: unknown[]): void {
   const s = ready(next);
   if (!s) return;
-  failClosed('delivered', s.config.hookTimeoutMs, this, async () => {
-    // a queued peer copy delivered: recorded before Haraka removes its file (queue-reconcile.ts)
-    const copy = copyOf(hmail?.todo?.notes);
-    if (copy) await s.delivery.markQueued([copy]);
-    const response = params?.[2];
-    const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
-    const before = s.deps.keyWatch?.stats.hints ?? 0;
-    s.deps.keyWatch?.noteReply(text);
-    if ((s.deps.keyWatch?.stats.hints ?? 0) > before) this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
-    return [CODES.CONT];
-  }, next);
+  failClosed(
+    'delivered',
+    s.config.hookTimeoutMs,
+    this,
+    async () => {
+      // a queued peer copy delivered: recorded before Haraka removes its file (queue-reconcile.ts)
+      const copy = copyOf(hmail?.todo?.notes);
+      if (copy) await s.delivery.markQueued([copy]);
+      const response = params?.[2];
+      const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
+      const before = s.deps.keyWatch?.stats.hints ?? 0;
+      s.deps.keyWatch?.noteReply(text);
+      if ((s.deps.keyWatch?.stats.hints ?? 0) > before)
+        this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
+      return [CODES.CONT];
+    },
+    next,
+  );
 }
 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
@@ -418,24 +516,39 @@ export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail,
   if (!s) return next();
   // bounded like every other hook: a notice that hangs must not hold Haraka's queue runner
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${s.config.hookTimeoutMs} ms`)), s.config.hookTimeoutMs); });
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${s.config.hookTimeoutMs} ms`)), s.config.hookTimeoutMs);
+  });
   Promise.race([delayed(s, hmail, params?.err), timeout])
     .catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`))
-    .finally(() => { clearTimeout(timer); next(); });
+    .finally(() => {
+      clearTimeout(timer);
+      next();
+    });
 }
 
 async function delayed(s: State, hmail: QueuedMail, err: unknown): Promise<void> {
   const todo = hmail.todo;
   const sender = todo?.mail_from;
   if (!todo || !sender?.user) return; // a notice itself (null sender)
-  await notifyDelay({
-    me: s.config.domain, localDomains: s.config.localDomains, delayNoticeMs: s.config.delivery.delayNoticeMs, marks: s.delivery,
-    send: (to, notice) => queue(s, to, notice),
-  }, {
-    id: todo.uuid, queuedAt: new Date(todo.queue_time), sender: `${sender.user}@${String(sender.host)}`, rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`),
-    // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
-    reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')),
-  }, () => headerOf(hmail));
+  await notifyDelay(
+    {
+      me: s.config.domain,
+      localDomains: s.config.localDomains,
+      delayNoticeMs: s.config.delivery.delayNoticeMs,
+      marks: s.delivery,
+      send: (to, notice) => queue(s, to, notice),
+    },
+    {
+      id: todo.uuid,
+      queuedAt: new Date(todo.queue_time),
+      sender: `${sender.user}@${String(sender.host)}`,
+      rcpts: todo.rcpt_to.map((r) => `${r.user}@${r.host}`),
+      // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
+      reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')),
+    },
+    () => headerOf(hmail),
+  );
 }
 
 /** The queued copy's header block (at most 256 KB). */

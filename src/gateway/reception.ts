@@ -35,11 +35,15 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
     try {
       await deps.directory.lookup(sender);
     } catch (err) {
-      if (!(err instanceof DirectoryError && err.code === 'none')) throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
+      if (!(err instanceof DirectoryError && err.code === 'none'))
+        throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
       // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
       const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
       if (plain.quarantined) return { copies: [], notices: [], quarantined: plain.quarantined };
-      return { copies: [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }], notices: [] };
+      return {
+        copies: [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }],
+        notices: [],
+      };
     }
     throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
   }
@@ -49,12 +53,22 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (clear.quarantined) return { copies: [], notices: [], quarantined: clear.quarantined };
     const copies: Copy[] = [];
-    for (const rcpt of rcpts) copies.push({ rcpts: [rcpt], message: await addSeal(deps, clear.message, { from: 'peer', chain }, [...clear.verdicts, { name: 'e2e', result: 'none' }], [rcpt]), local: true });
+    for (const rcpt of rcpts)
+      copies.push({
+        rcpts: [rcpt],
+        message: await addSeal(deps, clear.message, { from: 'peer', chain }, [...clear.verdicts, { name: 'e2e', result: 'none' }], [rcpt]),
+        local: true,
+      });
     return { copies, notices: [] };
   }
   const inspected = await inspectArrival(deps, raw, capsuleFor(deps.config.domain, capsules), head.from, rcpts);
   if (inspected.quarantined) return { copies: [], notices: [], quarantined: inspected.quarantined };
   const notices: RetiredUse[] = [];
-  const copies = await localCopies(deps, { message: inspected.message, rcpts, origin: { from: 'peer', chain }, verdicts: inspected.verdicts, sender: head.from }, capsules, notices);
+  const copies = await localCopies(
+    deps,
+    { message: inspected.message, rcpts, origin: { from: 'peer', chain }, verdicts: inspected.verdicts, sender: head.from },
+    capsules,
+    notices,
+  );
   return { copies, notices };
 }

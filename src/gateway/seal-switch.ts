@@ -53,7 +53,14 @@ export class SealSwitch {
   constructor(private readonly opts: SealSwitchOptions) {
     this.now = opts.now ?? (() => performance.now());
     this.clock = opts.clock ?? (() => new Date());
-    this.o = { ...SEAL_SWITCH_DEFAULTS, ...Object.fromEntries(Object.entries({ fastMs: opts.fastMs, fastForMs: opts.fastForMs, slowMs: opts.slowMs, warnAfterMs: opts.warnAfterMs }).filter(([, v]) => v !== undefined)) };
+    this.o = {
+      ...SEAL_SWITCH_DEFAULTS,
+      ...Object.fromEntries(
+        Object.entries({ fastMs: opts.fastMs, fastForMs: opts.fastForMs, slowMs: opts.slowMs, warnAfterMs: opts.warnAfterMs }).filter(
+          ([, v]) => v !== undefined,
+        ),
+      ),
+    };
   }
 
   /**
@@ -63,7 +70,10 @@ export class SealSwitch {
    */
   decide(ref: string, serial: string, inUse: string): boolean {
     if (this.ready?.ref === ref) {
-      if (this.ready.why === 'previous-dropped') this.opts.log(`WARNING ${this.opts.domain}'s published bundle no longer carries the sealing certificate in use; switching to the renewed one (serial ${serial}) now, although the bundle does not carry it either (check the publisher's [pki] sealing_certificates)`);
+      if (this.ready.why === 'previous-dropped')
+        this.opts.log(
+          `WARNING ${this.opts.domain}'s published bundle no longer carries the sealing certificate in use; switching to the renewed one (serial ${serial}) now, although the bundle does not carry it either (check the publisher's [pki] sealing_certificates)`,
+        );
       this.ready = undefined;
       this.waiting = undefined;
       return true;
@@ -73,16 +83,26 @@ export class SealSwitch {
     const waited = t - this.waiting.since;
     if (!this.waiting.warned && waited > this.o.warnAfterMs) {
       this.waiting.warned = true;
-      this.opts.log(`WARNING the renewed sealing certificate (serial ${serial}) is not in ${this.opts.domain}'s published bundle after ${this.o.warnAfterMs / 60000} minutes; the previous one stays in use until it is (check the publisher's [pki] sealing_certificates and this gateway's [peers] ${this.opts.domain} entry)`);
+      this.opts.log(
+        `WARNING the renewed sealing certificate (serial ${serial}) is not in ${this.opts.domain}'s published bundle after ${this.o.warnAfterMs / 60000} minutes; the previous one stays in use until it is (check the publisher's [pki] sealing_certificates and this gateway's [peers] ${this.opts.domain} entry)`,
+      );
     }
     const interval = waited < this.o.fastForMs ? this.o.fastMs : this.o.slowMs;
     if (this.checking || t - this.checkedAt < interval) return false;
     this.checkedAt = t;
-    this.checking = this.opts.fetchOwn().then((own) => {
-      const now = this.clock();
-      if (own.sealingCertificate(ref, now)) this.ready = { ref, why: 'published' };
-      else if (!own.sealingCertificate(inUse, now)) this.ready = { ref, why: 'previous-dropped' };
-    }, () => undefined).finally(() => { this.checking = undefined; });
+    this.checking = this.opts
+      .fetchOwn()
+      .then(
+        (own) => {
+          const now = this.clock();
+          if (own.sealingCertificate(ref, now)) this.ready = { ref, why: 'published' };
+          else if (!own.sealingCertificate(inUse, now)) this.ready = { ref, why: 'previous-dropped' };
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.checking = undefined;
+      });
     return false;
   }
 

@@ -16,11 +16,24 @@ import type { GatewayDeps, Origin } from './deps';
  * SSMAX-Recipients field of the hop before is replaced by this copy's.
  * `listAddress`: a list's re-distribution (src/lists/, docs/lists.md).
  */
-export async function addSeal(deps: GatewayDeps, message: Buffer, origin: Origin, verdicts: readonly Verdict[], rcpts: readonly string[], listAddress?: string): Promise<Buffer> {
+export async function addSeal(
+  deps: GatewayDeps,
+  message: Buffer,
+  origin: Origin,
+  verdicts: readonly Verdict[],
+  rcpts: readonly string[],
+  listAddress?: string,
+): Promise<Buffer> {
   const binding = bindRecipients(rcpts);
   const sealed = await seal(prependField(removeRecipientFields(message), binding.field), {
-    domain: deps.config.domain, certRef: deps.seal.certRef, privateKey: deps.seal.privateKey, now: () => deps.clock().getTime(),
-    verdicts, chain: origin.chain, ...(origin.from === 'own' ? { trackingToken: origin.trackingToken } : {}), recipientCommitment: binding.commitment,
+    domain: deps.config.domain,
+    certRef: deps.seal.certRef,
+    privateKey: deps.seal.privateKey,
+    now: () => deps.clock().getTime(),
+    verdicts,
+    chain: origin.chain,
+    ...(origin.from === 'own' ? { trackingToken: origin.trackingToken } : {}),
+    recipientCommitment: binding.commitment,
     ...(listAddress ? { listAddress } : {}),
   });
   return Buffer.from(sealed.message);

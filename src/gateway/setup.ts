@@ -29,7 +29,6 @@ import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
 import { SealSwitch } from './seal-switch';
 
-
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly deps: GatewayDeps;
@@ -47,18 +46,41 @@ export interface SetupOptions {
 }
 
 /** `ini` as Haraka's config loader (or the `ini` package) parses ssmax.ini; `haraka` is the Haraka folder. */
-export function setupGateway(ini: Record<string, Record<string, unknown>>, haraka: string, log: (line: string) => void, stateName = 'ssmax-state', opts: SetupOptions = {}): Gateway {
+export function setupGateway(
+  ini: Record<string, Record<string, unknown>>,
+  haraka: string,
+  log: (line: string) => void,
+  stateName = 'ssmax-state',
+  opts: SetupOptions = {},
+): Gateway {
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
   const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
-  const client = (cert: string, key: string): KeydClient => new KeydClient({ url: config.keyd.url, cert: readText(cert, 'keyd client certificate'), key: readText(key, 'keyd client key'), ca, timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}) });
+  const client = (cert: string, key: string): KeydClient =>
+    new KeydClient({
+      url: config.keyd.url,
+      cert: readText(cert, 'keyd client certificate'),
+      key: readText(key, 'keyd client key'),
+      ca,
+      timeoutMs: config.keyd.timeoutMs,
+      ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
+    });
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
-  const inspectorClient = config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
+  const inspectorClient =
+    config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
   // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
-    roots, staticPeers: config.peers, resolver: config.directory.dns ? opts.resolver : null, dnsServers: config.directory.dnsServers, cacheDir: join(haraka, stateName, 'directory'),
-    fetchTimeoutMs: config.directory.fetchTimeoutMs, retryMs: config.directory.retryMs, tlsCa: roots, hosts: config.directory.hosts, log: (l) => log(`ssmax directory: ${l}`),
+    roots,
+    staticPeers: config.peers,
+    resolver: config.directory.dns ? opts.resolver : null,
+    dnsServers: config.directory.dnsServers,
+    cacheDir: join(haraka, stateName, 'directory'),
+    fetchTimeoutMs: config.directory.fetchTimeoutMs,
+    retryMs: config.directory.retryMs,
+    tlsCa: roots,
+    hosts: config.directory.hosts,
+    log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
   const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs, Date.now, config.keyd.batch);
@@ -66,8 +88,14 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   keyd.anchorInBundle(directory, config.domain);
   const kx = config.keyExchange;
   const keyWatch = new KeyWatch({
-    probe: kx.probe, probeIntervalMs: kx.probeIntervalMs, probeTimeoutMs: kx.probeTimeoutMs, refreshMinIntervalMs: kx.refreshMinIntervalMs,
-    helo: `mx.${config.domain}`, nextHop: nextHopResolver(config.routes), refresh: (d) => directory.refresh(d), log,
+    probe: kx.probe,
+    probeIntervalMs: kx.probeIntervalMs,
+    probeTimeoutMs: kx.probeTimeoutMs,
+    refreshMinIntervalMs: kx.refreshMinIntervalMs,
+    helo: `mx.${config.domain}`,
+    nextHop: nextHopResolver(config.routes),
+    refresh: (d) => directory.refresh(d),
+    log,
   });
   const advertiser = kx.advertise ? new Advertiser(() => keyd.orgKeys(), sealCert.serial) : undefined;
   // Inspection: inline (ssmax-inspect.ini here, the inspector certificate of [keyd]) or remote (the inspector
@@ -76,48 +104,96 @@ export function setupGateway(ini: Record<string, Record<string, unknown>>, harak
   const ins = config.inspection;
   if (ins.mode === 'remote') {
     inspection = new RemoteInspector({
-      url: ins.url, servername: ins.servername, ca: ins.ca.map((f) => readText(f, 'inspector CA')), timeoutMs: ins.timeoutMs,
-      cert: readText(config.keyd.cert, 'gateway client certificate'), key: readText(config.keyd.key, 'gateway client key'), keyd, group,
+      url: ins.url,
+      servername: ins.servername,
+      ca: ins.ca.map((f) => readText(f, 'inspector CA')),
+      timeoutMs: ins.timeoutMs,
+      cert: readText(config.keyd.cert, 'gateway client certificate'),
+      key: readText(config.keyd.key, 'gateway client key'),
+      keyd,
+      group,
     });
   } else {
     const readIni = opts.readIni ?? ((name: string) => readIniFile(join(haraka, 'config', name), name, true));
-    const inspectConfig = parseInspectionConfig(readIni('ssmax-inspect.ini'), readIni('ssmax-dlp.ini'), join(haraka, 'config'), join(haraka, stateName));
+    const inspectConfig = parseInspectionConfig(
+      readIni('ssmax-inspect.ini'),
+      readIni('ssmax-dlp.ini'),
+      join(haraka, 'config'),
+      join(haraka, stateName),
+    );
     if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
-    if (inspectConfig.dlp || inspectConfig.av) inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+    if (inspectConfig.dlp || inspectConfig.av)
+      inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
   const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
   const deps: GatewayDeps = {
-    config, group, keyd, directory, keyWatch, lists, ...(inspection ? { inspection } : {}),
+    config,
+    group,
+    keyd,
+    directory,
+    keyWatch,
+    lists,
+    ...(inspection ? { inspection } : {}),
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
-    roots, intermediates: ca, crls: () => config.pki.crls.map((f) => readText(f, 'CRL')), validationCache: new ValidationCache(), clock: () => new Date(),
+    roots,
+    intermediates: ca,
+    crls: () => config.pki.crls.map((f) => readText(f, 'CRL')),
+    validationCache: new ValidationCache(),
+    clock: () => new Date(),
   };
   // Renewed certificates (docs/operations.md, "Renewals"), picked up without a restart: the client
   // certificates at once; the sealing certificate once the organisation's own published bundle
   // carries it, so a peer that refreshes on the unknown certificate finds it.
   const note = (l: string) => log(`ssmax: ${l}`);
   const watches: FileWatch[] = [];
-  const keydCreds = (c: KeydClient, cert: string, key: string, what: string) => watches.push(new FileWatch([cert, key], ([certPem, keyPem]) => {
-    c.setCredentials(certPem!, keyPem!);
-    if (c === gatewayClient && inspection instanceof RemoteInspector) inspection.setCredentials(certPem!, keyPem!);
-  }, note, what).start());
+  const keydCreds = (c: KeydClient, cert: string, key: string, what: string) =>
+    watches.push(
+      new FileWatch(
+        [cert, key],
+        ([certPem, keyPem]) => {
+          c.setCredentials(certPem!, keyPem!);
+          if (c === gatewayClient && inspection instanceof RemoteInspector) inspection.setCredentials(certPem!, keyPem!);
+        },
+        note,
+        what,
+      ).start(),
+    );
   keydCreds(gatewayClient, config.keyd.cert, config.keyd.key, 'gateway client certificate');
-  if (inspectorClient && config.keyd.inspectorCert && config.keyd.inspectorKey) keydCreds(inspectorClient, config.keyd.inspectorCert, config.keyd.inspectorKey, 'inspector client certificate');
+  if (inspectorClient && config.keyd.inspectorCert && config.keyd.inspectorKey)
+    keydCreds(inspectorClient, config.keyd.inspectorCert, config.keyd.inspectorKey, 'inspector client certificate');
   const sealPublic = createPublicKey(deps.seal.privateKey).export({ type: 'spki', format: 'der' });
   // when to switch to a renewed sealing certificate: src/gateway/seal-switch.ts
   const sealSwitch = new SealSwitch({ fetchOwn: () => directory.refresh(config.domain), log: note, domain: config.domain });
-  watches.push(new FileWatch([config.seal.cert], ([pem]) => {
-    const cert = parseCertificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem!)?.[0] ?? '');
-    if (!Buffer.from(cert.spki).equals(sealPublic)) throw new Error('the new sealing certificate is not for the sealing key');
-    const ref = certificateRef(cert.der);
-    if (ref !== deps.seal.certRef && !sealSwitch.decide(ref, cert.serial, deps.seal.certRef)) return 'later';
-    deps.seal.certRef = ref;
-    advertiser?.setSealSerial(cert.serial);
-    return undefined;
-  }, note, 'sealing certificate').start());
-  const delivery = new LocalDelivery(config.delivery.host, config.delivery.port, config.delivery.timeoutMs, join(haraka, stateName, 'delivered'), config.delivery.protocol, config.delivery.deliveryId);
+  watches.push(
+    new FileWatch(
+      [config.seal.cert],
+      ([pem]) => {
+        const cert = parseCertificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem!)?.[0] ?? '');
+        if (!Buffer.from(cert.spki).equals(sealPublic)) throw new Error('the new sealing certificate is not for the sealing key');
+        const ref = certificateRef(cert.der);
+        if (ref !== deps.seal.certRef && !sealSwitch.decide(ref, cert.serial, deps.seal.certRef)) return 'later';
+        deps.seal.certRef = ref;
+        advertiser?.setSealSerial(cert.serial);
+        return undefined;
+      },
+      note,
+      'sealing certificate',
+    ).start(),
+  );
+  const delivery = new LocalDelivery(
+    config.delivery.host,
+    config.delivery.port,
+    config.delivery.timeoutMs,
+    join(haraka, stateName, 'delivered'),
+    config.delivery.protocol,
+    config.delivery.deliveryId,
+  );
   return {
-    config, deps, delivery, ...(advertiser ? { advertiser } : {}),
+    config,
+    deps,
+    delivery,
+    ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();
       gatewayClient.close();

@@ -65,14 +65,23 @@ async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buff
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
       if (!user?.signingCertificate || user.status !== 'active') return undefined;
-      const v = validateCertificate({ leaf: user.signingCertificate, intermediates: deps.intermediates, roots: deps.roots, crls: deps.crls(), use: 'user-signing', time: new Date(req.time * 1000), cache: deps.validationCache });
+      const v = validateCertificate({
+        leaf: user.signingCertificate,
+        intermediates: deps.intermediates,
+        roots: deps.roots,
+        crls: deps.crls(),
+        use: 'user-signing',
+        time: new Date(req.time * 1000),
+        cache: deps.validationCache,
+      });
       if (v.status !== 'valid') return undefined;
       const cert = parseCertificate(user.signingCertificate);
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
     },
   });
   if (result.result === 'temperror') throw new GatewayError('keydUnavailable', result.detail);
-  if (result.result !== 'pass') throw new GatewayError('signatureFailed', result.result === 'fail' ? `${result.reason}: ${result.detail}` : 'none');
+  if (result.result !== 'pass')
+    throw new GatewayError('signatureFailed', result.result === 'fail' ? `${result.reason}: ${result.detail}` : 'none');
   if (!result.signerMatchesFrom) throw new GatewayError('signerNotFrom');
   return removeUserSignature(message);
 }
@@ -103,7 +112,12 @@ function withoutBcc(message: Buffer): Buffer {
  * version of this organisation's key (accepted within grace): the submission
  * reply carries a refresh hint for the user's client.
  */
-export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[], submitter?: Submitter): Promise<HopResult & { readonly mode: Mode }> {
+export async function submit(
+  deps: GatewayDeps,
+  raw: Buffer,
+  rcpts: readonly string[],
+  submitter?: Submitter,
+): Promise<HopResult & { readonly mode: Mode }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
@@ -124,7 +138,11 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
-  const origin: Origin = { from: 'own', chain: unsealed, trackingToken: await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter) };
+  const origin: Origin = {
+    from: 'own',
+    chain: unsealed,
+    trackingToken: await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter),
+  };
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
@@ -132,18 +150,33 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
-        copies.push(...(await localCopies(deps, { message, rcpts: list, origin, verdicts: inspected.verdicts, sender: head.from }, capsules, notices)));
+        copies.push(
+          ...(await localCopies(
+            deps,
+            { message, rcpts: list, origin, verdicts: inspected.verdicts, sender: head.from },
+            capsules,
+            notices,
+          )),
+        );
       } else {
         // a plaintext post to a list of this organisation is encrypted to the organisation's key first, then expanded like any post (src/lists/)
         const lists = await listRecipients(deps, list);
         if (lists.length > 0) {
           const own = await ownKey(deps);
           const encrypted = await collect(encryptMessage(message, [own], { group: deps.group, rng: systemRng }));
-          copies.push(...(await localCopies(deps, { message: encrypted, rcpts: lists, origin, verdicts: inspected.verdicts, sender: head.from }, listCapsulesIn(checkMessage(encrypted).headers), notices)));
+          copies.push(
+            ...(await localCopies(
+              deps,
+              { message: encrypted, rcpts: lists, origin, verdicts: inspected.verdicts, sender: head.from },
+              listCapsulesIn(checkMessage(encrypted).headers),
+              notices,
+            )),
+          );
         }
         const users = list.filter((r) => !lists.includes(r));
         // a plaintext submission to local users stays on the internal hop, as submitted (with what DLP found, when it ran)
-        if (users.length > 0) copies.push({ rcpts: users, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
+        if (users.length > 0)
+          copies.push({ rcpts: users, message: withInspectionResults(deps.config.domain, message, inspected.verdicts), local: true });
       }
       continue;
     }
@@ -157,9 +190,19 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
     let sealed: Buffer;
     if (mode === 'ssmax') {
       const target = peer.currentKey;
-      const moved = await deps.keyd.reencrypt(capsule!, { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls }, target.keyId);
+      const moved = await deps.keyd.reencrypt(
+        capsule!,
+        { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls },
+        target.keyId,
+      );
       noteRetired(notices, capsule!.keyId, moved);
-      sealed = await addSeal(deps, await collect(replaceCapsules(message, [moved.capsule])), origin, [...inspected.verdicts, { name: 'e2e', result: 'pass' }], list);
+      sealed = await addSeal(
+        deps,
+        await collect(replaceCapsules(message, [moved.capsule])),
+        origin,
+        [...inspected.verdicts, { name: 'e2e', result: 'pass' }],
+        list,
+      );
     } else {
       sealed = await sealPlainForPeer(deps, message, peer, origin, inspected.verdicts, list);
     }
@@ -174,9 +217,18 @@ export async function submit(deps: GatewayDeps, raw: Buffer, rcpts: readonly str
  * this domain, `rcpts` bound). Used for plain clients' submissions and for
  * this gateway's own failure reports to a sender at a peer (`reportToPeer`).
  */
-async function sealPlainForPeer(deps: GatewayDeps, message: Buffer, peer: PeerEntry, origin: Origin, verdicts: readonly Verdict[], rcpts: readonly string[]): Promise<Buffer> {
+async function sealPlainForPeer(
+  deps: GatewayDeps,
+  message: Buffer,
+  peer: PeerEntry,
+  origin: Origin,
+  verdicts: readonly Verdict[],
+  rcpts: readonly string[],
+): Promise<Buffer> {
   const target = peer.currentKey;
-  const encrypted = await collect(encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }));
+  const encrypted = await collect(
+    encryptMessage(message, [{ keyId: target.keyId, publicKey: target.publicKey }], { group: deps.group, rng: systemRng }),
+  );
   return addSeal(deps, encrypted, origin, [...verdicts, { name: 'e2e', result: 'none' }], rcpts);
 }
 

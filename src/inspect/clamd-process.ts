@@ -40,7 +40,9 @@ export function writeTestDatabase(dir: string): void {
   mkdirSync(dir, { recursive: true });
   const eicarFile = join(dir, 'eicar.com');
   writeFileSync(eicarFile, EICAR);
-  const md5 = execFileSync(bin('sigtool'), ['--md5', eicarFile], { encoding: 'utf8' }).trim().replace(/:[^:]*$/, ':Eicar-Test-Signature');
+  const md5 = execFileSync(bin('sigtool'), ['--md5', eicarFile], { encoding: 'utf8' })
+    .trim()
+    .replace(/:[^:]*$/, ':Eicar-Test-Signature');
   writeFileSync(join(dir, 'ssmax-test.hdb'), `${md5}\n`);
   writeFileSync(join(dir, 'ssmax-test.ndb'), `Ssmax.Test.Marker:0:*:${Buffer.from(TEST_MARKER).toString('hex')}\n`);
   execFileSync('rm', ['-f', eicarFile]);
@@ -54,25 +56,50 @@ export const MEMORY_TEMP_ROOT = '/dev/shm';
  * file system unless `allowDiskTemp` (only for the test that shows what
  * happens on disk without it).
  */
-export async function startClamd(dir: string, port: number, opts: { readonly tempRoot?: string; readonly allowDiskTemp?: boolean } = {}): Promise<ClamdProcess> {
+export async function startClamd(
+  dir: string,
+  port: number,
+  opts: { readonly tempRoot?: string; readonly allowDiskTemp?: boolean } = {},
+): Promise<ClamdProcess> {
   const db = join(dir, 'db');
   writeTestDatabase(db);
   const tempRoot = opts.tempRoot ?? MEMORY_TEMP_ROOT;
-  if (!opts.allowDiskTemp && !memoryFileSystem(tempRoot)) throw new Error(`Cannot start clamd: ${tempRoot} is not a tmpfs, and clamd's temporary files (the mail it scans) must stay in memory`);
+  if (!opts.allowDiskTemp && !memoryFileSystem(tempRoot))
+    throw new Error(`Cannot start clamd: ${tempRoot} is not a tmpfs, and clamd's temporary files (the mail it scans) must stay in memory`);
   const tempDir = mkdtempSync(join(tempRoot, 'ssmax-clamd-'));
   const conf = join(dir, 'clamd.conf');
-  writeFileSync(conf, [
-    `DatabaseDirectory ${db}`, `TCPSocket ${port}`, 'TCPAddr 127.0.0.1', 'Foreground yes', `LogFile ${join(dir, 'clamd.log')}`, `PidFile ${join(dir, 'clamd.pid')}`,
-    // the scanned mail and what clamd unpacks from it stay in memory, and are removed after each scan
-    `TemporaryDirectory ${tempDir}`, 'LeaveTemporaryFiles no',
-    // archives and documents are opened; mail over a scan limit is reported (Heuristics.Limits.Exceeded), not passed as clean
-    'ScanArchive yes', 'ScanMail yes', 'ScanOLE2 yes', 'ScanPDF yes', 'AlertExceedsMax yes',
-    'StreamMaxLength 100M', 'MaxScanSize 400M', 'MaxFileSize 100M', '',
-  ].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `DatabaseDirectory ${db}`,
+      `TCPSocket ${port}`,
+      'TCPAddr 127.0.0.1',
+      'Foreground yes',
+      `LogFile ${join(dir, 'clamd.log')}`,
+      `PidFile ${join(dir, 'clamd.pid')}`,
+      // the scanned mail and what clamd unpacks from it stay in memory, and are removed after each scan
+      `TemporaryDirectory ${tempDir}`,
+      'LeaveTemporaryFiles no',
+      // archives and documents are opened; mail over a scan limit is reported (Heuristics.Limits.Exceeded), not passed as clean
+      'ScanArchive yes',
+      'ScanMail yes',
+      'ScanOLE2 yes',
+      'ScanPDF yes',
+      'AlertExceedsMax yes',
+      'StreamMaxLength 100M',
+      'MaxScanSize 400M',
+      'MaxFileSize 100M',
+      '',
+    ].join('\n'),
+  );
   const proc = spawn(bin('clamd'), ['--config-file', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const client = new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 1000 });
   const deadline = Date.now() + 60000;
@@ -84,7 +111,10 @@ export async function startClamd(dir: string, port: number, opts: { readonly tem
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    port, proc, conf, tempDir,
+    port,
+    proc,
+    conf,
+    tempDir,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill(signal);

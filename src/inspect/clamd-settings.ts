@@ -35,7 +35,10 @@ const yes = (v: string | undefined) => v !== undefined && /^(yes|true|1)$/i.test
 
 /** Warnings for the gateway's start log; empty when clamd keeps its temporary files in memory. */
 export function clamdSettingsWarnings(confPath: string | undefined): string[] {
-  if (!confPath) return ['clamd settings unknown: [av] clamd_config is not set in ssmax-inspect.ini, so the gateway cannot tell whether clamd keeps the decrypted mail it scans in memory; set TemporaryDirectory on a tmpfs in clamd.conf and point clamd_config at it (docs/inspection.md)'];
+  if (!confPath)
+    return [
+      'clamd settings unknown: [av] clamd_config is not set in ssmax-inspect.ini, so the gateway cannot tell whether clamd keeps the decrypted mail it scans in memory; set TemporaryDirectory on a tmpfs in clamd.conf and point clamd_config at it (docs/inspection.md)',
+    ];
   let conf: Map<string, string>;
   try {
     conf = parseClamdConf(readFileSync(confPath, 'utf8'));
@@ -44,9 +47,19 @@ export function clamdSettingsWarnings(confPath: string | undefined): string[] {
   }
   const warnings: string[] = [];
   const tmp = conf.get('temporarydirectory');
-  if (!tmp) warnings.push(`clamd (${confPath}) has no TemporaryDirectory: it writes scanned mail to its default temporary directory on disk; set TemporaryDirectory on a tmpfs (docs/inspection.md)`);
-  else if (!memoryFileSystem(tmp)) warnings.push(`clamd (${confPath}) TemporaryDirectory ${tmp} is not on a tmpfs (or does not exist here): scanned mail would touch a disk (docs/inspection.md)`);
-  if (yes(conf.get('leavetemporaryfiles'))) warnings.push(`clamd (${confPath}) has LeaveTemporaryFiles yes: scanned mail stays in its temporary directory`);
-  if (!yes(conf.get('alertexceedsmax'))) warnings.push(`clamd (${confPath}) has no AlertExceedsMax yes: a message or archive over clamd's scan limits is answered as clean without being scanned in full`);
+  if (!tmp)
+    warnings.push(
+      `clamd (${confPath}) has no TemporaryDirectory: it writes scanned mail to its default temporary directory on disk; set TemporaryDirectory on a tmpfs (docs/inspection.md)`,
+    );
+  else if (!memoryFileSystem(tmp))
+    warnings.push(
+      `clamd (${confPath}) TemporaryDirectory ${tmp} is not on a tmpfs (or does not exist here): scanned mail would touch a disk (docs/inspection.md)`,
+    );
+  if (yes(conf.get('leavetemporaryfiles')))
+    warnings.push(`clamd (${confPath}) has LeaveTemporaryFiles yes: scanned mail stays in its temporary directory`);
+  if (!yes(conf.get('alertexceedsmax')))
+    warnings.push(
+      `clamd (${confPath}) has no AlertExceedsMax yes: a message or archive over clamd's scan limits is answered as clean without being scanned in full`,
+    );
   return warnings;
 }

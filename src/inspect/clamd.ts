@@ -21,7 +21,10 @@ export interface ClamdOptions {
 export type ScanResult = { readonly infected: false } | { readonly infected: true; readonly signature: string };
 
 export class ClamdError extends Error {
-  constructor(readonly code: 'unavailable' | 'timeout' | 'protocol', message: string) {
+  constructor(
+    readonly code: 'unavailable' | 'timeout' | 'protocol',
+    message: string,
+  ) {
     super(message);
     this.name = 'ClamdError';
   }
@@ -33,7 +36,8 @@ export class ClamdClient {
   private readonly limit: Limit;
 
   constructor(private readonly opts: ClamdOptions) {
-    if (!opts.socketPath && !(opts.host && opts.port)) throw new ClamdError('protocol', 'Cannot use clamd: give a socket path or a host and port');
+    if (!opts.socketPath && !(opts.host && opts.port))
+      throw new ClamdError('protocol', 'Cannot use clamd: give a socket path or a host and port');
     this.limit = new Limit(opts.maxConnections ?? 4);
   }
 
@@ -42,11 +46,17 @@ export class ClamdClient {
     return new Promise((resolve, reject) => {
       const sock = this.opts.socketPath ? connect(this.opts.socketPath) : connect(this.opts.port!, this.opts.host!);
       const parts: Buffer[] = [];
-      const timer = setTimeout(() => { sock.destroy(); reject(new ClamdError('timeout', `clamd did not answer within ${timeoutMs} ms`)); }, timeoutMs);
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new ClamdError('timeout', `clamd did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
       sock.setNoDelay(true);
       sock.on('connect', () => send(sock));
       sock.on('data', (c: Buffer) => parts.push(c));
-      sock.on('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); reject(new ClamdError('unavailable', `clamd unreachable: ${err.code ?? err.message}`)); });
+      sock.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        reject(new ClamdError('unavailable', `clamd unreachable: ${err.code ?? err.message}`));
+      });
       sock.on('close', () => {
         clearTimeout(timer);
         resolve(withoutTrailingNuls(Buffer.concat(parts).toString('utf8')).trim());

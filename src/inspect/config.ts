@@ -21,9 +21,21 @@ export interface InspectionConfig {
 export const InspectConfigError = ConfigError;
 export type InspectConfigError = ConfigError;
 
-export const INSPECT_DEFAULTS = { dlp: false, av: false, clamd_timeout_ms: 10000, clamd_max_connections: 4, on_infected: 'reject', on_unavailable: 'tempfail',
-  dlp_max_depth: EXTRACT_DEFAULTS.maxDepth, dlp_max_document_bytes: EXTRACT_DEFAULTS.maxDocumentBytes, dlp_max_text_chars: EXTRACT_DEFAULTS.maxTextChars, dlp_timeout_ms: EXTRACT_DEFAULTS.timeoutMs, dlp_on_unreadable: 'quarantine',
-  clamd_config: '', clamd: '127.0.0.1:3310' } as const;
+export const INSPECT_DEFAULTS = {
+  dlp: false,
+  av: false,
+  clamd_timeout_ms: 10000,
+  clamd_max_connections: 4,
+  on_infected: 'reject',
+  on_unavailable: 'tempfail',
+  dlp_max_depth: EXTRACT_DEFAULTS.maxDepth,
+  dlp_max_document_bytes: EXTRACT_DEFAULTS.maxDocumentBytes,
+  dlp_max_text_chars: EXTRACT_DEFAULTS.maxTextChars,
+  dlp_timeout_ms: EXTRACT_DEFAULTS.timeoutMs,
+  dlp_on_unreadable: 'quarantine',
+  clamd_config: '',
+  clamd: '127.0.0.1:3310',
+} as const;
 
 const COUNT = { type: 'num', min: 1, max: 2 ** 40, whole: true } as const;
 
@@ -73,8 +85,13 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
     const clamdConfig = r.get('av.clamd_config');
     av = {
       ...(clamdConfig ? { clamdConfig: resolve(dir, clamdConfig) } : {}),
-      client: new ClamdClient({ ...(socketPath ? { socketPath } : { host: m![1]!, port: Number(m![2]) }), timeoutMs: r.get('av.timeout_ms'), maxConnections: r.get('av.max_connections') }),
-      onInfected: r.get('av.on_infected'), onUnavailable: r.get('av.on_unavailable'),
+      client: new ClamdClient({
+        ...(socketPath ? { socketPath } : { host: m![1]!, port: Number(m![2]) }),
+        timeoutMs: r.get('av.timeout_ms'),
+        maxConnections: r.get('av.max_connections'),
+      }),
+      onInfected: r.get('av.on_infected'),
+      onUnavailable: r.get('av.on_unavailable'),
     };
   }
   return { ...(dlp ? { dlp } : {}), ...(av ? { av } : {}), quarantineDir: r.optPath('quarantine.dir') ?? resolve(stateDir, 'quarantine') };

@@ -21,7 +21,13 @@ export type DlpRule =
   | { readonly name: string; readonly action: DlpAction; readonly type: 'keyword'; readonly words: readonly string[] }
   | { readonly name: string; readonly action: DlpAction; readonly type: 'regex'; readonly pattern: RE2JS }
   | { readonly name: string; readonly action: DlpAction; readonly type: 'card' | 'mynumber'; readonly min: number }
-  | { readonly name: string; readonly action: DlpAction; readonly type: 'attachment'; readonly contentTypes: readonly string[]; readonly extensions: readonly string[] }
+  | {
+      readonly name: string;
+      readonly action: DlpAction;
+      readonly type: 'attachment';
+      readonly contentTypes: readonly string[];
+      readonly extensions: readonly string[];
+    }
   | { readonly name: string; readonly action: DlpAction; readonly type: 'size'; readonly maxBytes: number };
 
 export interface DlpFinding {
@@ -33,15 +39,21 @@ export interface DlpFinding {
 export const DlpConfigError = ConfigError;
 export type DlpConfigError = ConfigError;
 
-const list = (v: unknown) => String(v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (v: unknown) =>
+  String(v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 export function parseDlpRules(ini: Record<string, Record<string, unknown> | undefined>): DlpRule[] {
   const rules: DlpRule[] = [];
   for (const [name, sec] of Object.entries(ini)) {
     if (!sec || typeof sec !== 'object') continue;
-    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name)) throw new DlpConfigError(`DLP rule "${name}": names are 1-32 lowercase letters, digits and "-"`);
+    if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(name))
+      throw new DlpConfigError(`DLP rule "${name}": names are 1-32 lowercase letters, digits and "-"`);
     const action = String(sec.action ?? 'reject');
-    if (action !== 'reject' && action !== 'quarantine' && action !== 'tag') throw new DlpConfigError(`DLP rule "${name}": action "${action}" is not reject, quarantine or tag`);
+    if (action !== 'reject' && action !== 'quarantine' && action !== 'tag')
+      throw new DlpConfigError(`DLP rule "${name}": action "${action}" is not reject, quarantine or tag`);
     const base = { name, action } as const;
     switch (sec.type) {
       case 'keyword': {
@@ -68,16 +80,24 @@ export function parseDlpRules(ini: Record<string, Record<string, unknown> | unde
         break;
       }
       case 'attachment':
-        rules.push({ ...base, type: 'attachment', contentTypes: list(sec.content_types).map((s) => s.toLowerCase()), extensions: list(sec.extensions).map((s) => s.toLowerCase()) });
+        rules.push({
+          ...base,
+          type: 'attachment',
+          contentTypes: list(sec.content_types).map((s) => s.toLowerCase()),
+          extensions: list(sec.extensions).map((s) => s.toLowerCase()),
+        });
         break;
       case 'size': {
         const maxBytes = Number(sec.max_bytes);
-        if (!Number.isFinite(maxBytes) || maxBytes <= 0) throw new DlpConfigError(`DLP rule "${name}": max_bytes must be a positive number`);
+        if (!Number.isFinite(maxBytes) || maxBytes <= 0)
+          throw new DlpConfigError(`DLP rule "${name}": max_bytes must be a positive number`);
         rules.push({ ...base, type: 'size', maxBytes });
         break;
       }
       default:
-        throw new DlpConfigError(`DLP rule "${name}": type "${String(sec.type)}" is not keyword, regex, card, mynumber, attachment or size`);
+        throw new DlpConfigError(
+          `DLP rule "${name}": type "${String(sec.type)}" is not keyword, regex, card, mynumber, attachment or size`,
+        );
     }
   }
   return rules;
@@ -94,7 +114,9 @@ function matches(rule: DlpRule, content: Extracted, texts: readonly string[]): b
     case 'mynumber':
       return content.texts.reduce((n, t) => n + countMyNumbers(t), 0) >= rule.min;
     case 'attachment':
-      return content.attachments.some((a) => rule.contentTypes.includes(a.contentType) || rule.extensions.some((e) => a.filename.toLowerCase().endsWith(e)));
+      return content.attachments.some(
+        (a) => rule.contentTypes.includes(a.contentType) || rule.extensions.some((e) => a.filename.toLowerCase().endsWith(e)),
+      );
     case 'size':
       return content.attachments.some((a) => a.size > rule.maxBytes);
   }

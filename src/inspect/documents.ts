@@ -43,7 +43,8 @@ export function documentKind(bytes: Buffer, filename: string, contentType: strin
 }
 
 /** XML parts that hold text a reader sees. */
-const TEXT_PART = /^(word\/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml|xl\/(sharedStrings|worksheets\/sheet\d+|comments\d*)\.xml|ppt\/(slides\/slide\d+|notesSlides\/notesSlide\d+|comments\/comment\d+)\.xml)$/;
+const TEXT_PART =
+  /^(word\/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml|xl\/(sharedStrings|worksheets\/sheet\d+|comments\d*)\.xml|ppt\/(slides\/slide\d+|notesSlides\/notesSlide\d+|comments\/comment\d+)\.xml)$/;
 const LINE_END = new Set(['p', 'si', 'row', 'br', 'cr', 'tr', 'txbody']);
 const CELL_END = new Set(['c', 'tab', 'tc']);
 
@@ -140,11 +141,14 @@ class PdfReader {
         if (this.worker === worker) this.worker = undefined;
         done({ text: '', unreadable: 'document' });
       };
-      const timer = setTimeout(() => {
-        if (this.worker === worker) this.worker = undefined;
-        void worker.terminate();
-        done({ text: '', unreadable: 'time' });
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          if (this.worker === worker) this.worker = undefined;
+          void worker.terminate();
+          done({ text: '', unreadable: 'time' });
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       worker.on('message', onMessage);
       worker.once('error', onError);
       worker.once('exit', onError);

@@ -79,7 +79,12 @@ export async function encryptToOrg(keyd: Pick<KeydOps, 'orgKeys'>, group: Group,
   const pub = await keyd.orgKeys();
   const key = pub.keys.find((k) => k.keyId === pub.current);
   if (!key) throw new GatewayError('keydUnavailable', 'no current org key to keep the message encrypted');
-  return collect(encryptMessage(message, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group, rng: systemRng }));
+  return collect(
+    encryptMessage(message, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], {
+      group,
+      rng: systemRng,
+    }),
+  );
 }
 
 /**
@@ -88,7 +93,14 @@ export async function encryptToOrg(keyd: Pick<KeydOps, 'orgKeys'>, group: Group,
  * process (remote), the same code.
  */
 export class LocalInspector implements Inspector {
-  constructor(private readonly d: { readonly config: InspectionConfig; readonly quarantine: QuarantineStore; readonly keyd: InspectionKeyd; readonly group: Group }) {}
+  constructor(
+    private readonly d: {
+      readonly config: InspectionConfig;
+      readonly quarantine: QuarantineStore;
+      readonly keyd: InspectionKeyd;
+      readonly group: Group;
+    },
+  ) {}
 
   get config(): InspectionConfig {
     return this.d.config;
@@ -116,21 +128,36 @@ export class LocalInspector implements Inspector {
     const { dlp, av } = this.d.config;
     const name = req.direction === 'outbound' ? 'dlp' : 'av';
     if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };
-    if (req.releaseId && (await this.d.quarantine.consumeRelease(req.releaseId))) return { verdict: { name, result: 'none' }, decision: { action: 'pass' } };
+    if (req.releaseId && (await this.d.quarantine.consumeRelease(req.releaseId)))
+      return { verdict: { name, result: 'none' }, decision: { action: 'pass' } };
     let result: Inspection;
     if (req.direction === 'outbound') {
       const consent = await this.consents(req.from);
-      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
+      const plaintext = !consent
+        ? Buffer.alloc(0)
+        : req.capsule
+          ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule)
+          : req.message;
       result = await inspectOutbound(plaintext, dlp!, consent);
     } else {
       // every arrival: encrypted to this organisation (decrypted in memory first), sealed but not encrypted, or plain Internet mail
       const consent = (await Promise.all(req.rcpts.map((r) => this.consents(r)))).some(Boolean);
-      const plaintext = !consent ? Buffer.alloc(0) : req.capsule ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule) : req.message;
+      const plaintext = !consent
+        ? Buffer.alloc(0)
+        : req.capsule
+          ? await plaintextOf(this.d.keyd, this.d.group, req.message, req.capsule)
+          : req.message;
       result = await inspectInbound(plaintext, av!, consent);
     }
     if (result.decision.action !== 'quarantine') return result;
     const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
-    const quarantined = await this.d.quarantine.hold({ direction: req.direction, from: req.from, rcpts: [...req.rcpts], rule: result.decision.rule, message: held });
+    const quarantined = await this.d.quarantine.hold({
+      direction: req.direction,
+      from: req.from,
+      rcpts: [...req.rcpts],
+      rule: result.decision.rule,
+      message: held,
+    });
     return { ...result, quarantined };
   }
 

@@ -53,7 +53,12 @@ export interface ExtractLimits {
 
 export const MAX_NESTED_MESSAGES = 3;
 
-export const EXTRACT_DEFAULTS: ExtractLimits = { maxDepth: MAX_NESTED_MESSAGES, maxDocumentBytes: 25 * 1024 * 1024, maxTextChars: 20 * 1024 * 1024, timeoutMs: 10000 };
+export const EXTRACT_DEFAULTS: ExtractLimits = {
+  maxDepth: MAX_NESTED_MESSAGES,
+  maxDocumentBytes: 25 * 1024 * 1024,
+  maxTextChars: 20 * 1024 * 1024,
+  timeoutMs: 10000,
+};
 
 function charsetOf(headers: Map<string, unknown> | undefined): string {
   const ct = headers?.get('content-type') as { params?: Record<string, string> } | undefined;
@@ -115,7 +120,11 @@ async function walk(message: Buffer, depth: number, c: Collector): Promise<void>
         c.unreadable.add('size');
         continue;
       }
-      const r = await documentText(kind, a.content, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline, maxDepth: c.limits.maxDepth });
+      const r = await documentText(kind, a.content, {
+        maxBytes: c.limits.maxDocumentBytes,
+        deadline: c.deadline,
+        maxDepth: c.limits.maxDepth,
+      });
       if (r.unreadable) c.unreadable.add(r.unreadable);
       c.text(r.text);
     }

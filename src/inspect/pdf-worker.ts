@@ -7,11 +7,22 @@
  */
 import { parentPort } from 'node:worker_threads';
 
-interface PdfTextItem { readonly str?: string; readonly hasEOL?: boolean }
+interface PdfTextItem {
+  readonly str?: string;
+  readonly hasEOL?: boolean;
+}
 
 async function read(data: Uint8Array): Promise<string> {
   const pdfjs = await import('pdfjs-dist/legacy/build/pdf.mjs');
-  const task = pdfjs.getDocument({ data, disableFontFace: true, useSystemFonts: false, isEvalSupported: false, enableXfa: false, stopAtErrors: false, verbosity: 0 });
+  const task = pdfjs.getDocument({
+    data,
+    disableFontFace: true,
+    useSystemFonts: false,
+    isEvalSupported: false,
+    enableXfa: false,
+    stopAtErrors: false,
+    verbosity: 0,
+  });
   try {
     const doc = await task.promise;
     const pages: string[] = [];

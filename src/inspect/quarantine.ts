@@ -64,7 +64,11 @@ export class QuarantineStore {
   async consumeRelease(id: string): Promise<boolean> {
     const e = this.db.get(id);
     if (!e || e.state !== 'released') return false;
-    return this.db.childTransaction(() => { this.db.remove(id); }).then(() => true);
+    return this.db
+      .childTransaction(() => {
+        this.db.remove(id);
+      })
+      .then(() => true);
   }
 
   async delete(id: string): Promise<boolean> {

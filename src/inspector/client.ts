@@ -64,13 +64,15 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
   let verdict: Verdict | undefined;
   if (a.verdict !== undefined) {
     const name = direction === 'outbound' ? 'dlp' : 'av';
-    if (a.verdict?.name !== name || !VERDICT_RESULTS.includes(a.verdict.result as never)) throw unavailable('answer with an invalid verdict');
+    if (a.verdict?.name !== name || !VERDICT_RESULTS.includes(a.verdict.result as never))
+      throw unavailable('answer with an invalid verdict');
     verdict = { name, result: a.verdict.result as Verdict['result'] };
   } else if (decision.action !== 'pass') {
     throw unavailable('a decision without a verdict');
   }
   const quarantined = decision.action === 'quarantine' ? text(a.quarantined, 'quarantine id') : undefined;
-  if (quarantined !== undefined && !/^q-[0-9a-z]+-[0-9a-f]{12}$/.test(quarantined)) throw unavailable('answer with an invalid quarantine id');
+  if (quarantined !== undefined && !/^q-[0-9a-z]+-[0-9a-f]{12}$/.test(quarantined))
+    throw unavailable('answer with an invalid quarantine id');
   return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}) };
 }
 
@@ -93,9 +95,18 @@ export class RemoteInspector implements Inspector {
   private agentFor(cert: string, key: string): Agent {
     const opts = this.opts;
     return new Agent({
-      keepAlive: true, maxSockets: 16, cert, key, ca: [...opts.ca], servername: opts.servername,
+      keepAlive: true,
+      maxSockets: 16,
+      cert,
+      key,
+      ca: [...opts.ca],
+      servername: opts.servername,
       // the name, and the inspector role: another service of the organisation cannot stand in for it
-      checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(opts.servername, peer) ?? (roleOf(new Uint8Array(peer.raw)) === 'inspector' ? undefined : new Error('the server certificate does not carry the inspector role')),
+      checkServerIdentity: (_host: string, peer: PeerCertificate) =>
+        checkServerIdentity(opts.servername, peer) ??
+        (roleOf(new Uint8Array(peer.raw)) === 'inspector'
+          ? undefined
+          : new Error('the server certificate does not carry the inspector role')),
     });
   }
 
@@ -108,7 +119,7 @@ export class RemoteInspector implements Inspector {
     if (status === 200) return parseAnswer(json, req.direction);
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: { reply?: unknown } } } | undefined)?.error;
     const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : `HTTP ${status}`;
-    if (status === 413) throw new GatewayError('tooLarge', 'over the inspector\'s limit');
+    if (status === 413) throw new GatewayError('tooLarge', "over the inspector's limit");
     const reply = e?.details?.reply;
     if (status === 422 && typeof reply === 'string' && PASSED_ON.includes(reply as ReplyName) && reply in REPLIES) {
       const base = REPLIES[reply as ReplyName].text;
@@ -120,18 +131,30 @@ export class RemoteInspector implements Inspector {
   private async post(path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
     const timeoutMs = this.opts.timeoutMs;
     try {
-      return await requestJson({ agent: this.agent, base: this.base, servername: this.opts.servername, method: 'POST', path, body, contentType: 'application/octet-stream', timeoutMs });
+      return await requestJson({
+        agent: this.agent,
+        base: this.base,
+        servername: this.opts.servername,
+        method: 'POST',
+        path,
+        body,
+        contentType: 'application/octet-stream',
+        timeoutMs,
+      });
     } catch (err) {
       if (!(err instanceof HttpsJsonError)) throw err;
       switch (err.failure) {
-        case 'timeout': throw unavailable(`no answer within ${timeoutMs} ms`);
-        case 'not-json': throw unavailable(`HTTP ${err.status} with a body that is not JSON`);
-        case 'response-failed': throw unavailable(`response failed: ${err.detail}`);
-        case 'unreachable': throw unavailable(`unreachable: ${err.detail}`);
+        case 'timeout':
+          throw unavailable(`no answer within ${timeoutMs} ms`);
+        case 'not-json':
+          throw unavailable(`HTTP ${err.status} with a body that is not JSON`);
+        case 'response-failed':
+          throw unavailable(`response failed: ${err.detail}`);
+        case 'unreachable':
+          throw unavailable(`unreachable: ${err.detail}`);
       }
     }
   }
-
 
   close(): Promise<void> {
     this.agent.destroy();

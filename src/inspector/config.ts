@@ -24,11 +24,20 @@ export interface InspectorConfig {
    */
   readonly bundle: { readonly url?: string; readonly address?: string };
   /** keyd, called with the inspector's own inspector-role certificate. */
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly ca: readonly string[]; readonly cert: string; readonly key: string; readonly timeoutMs: number };
+  readonly keyd: {
+    readonly url: string;
+    readonly servername?: string;
+    readonly ca: readonly string[];
+    readonly cert: string;
+    readonly key: string;
+    readonly timeoutMs: number;
+  };
   /** ssmax-inspect.ini and ssmax-dlp.ini. */
   readonly inspection: { readonly inspect: string; readonly dlpRules: string };
   readonly limits: {
-    readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number;
+    readonly maxBodyBytes: number;
+    readonly maxInFlight: number;
+    readonly requestTimeoutMs: number;
     /** Time to receive a request's header block (a slower client is answered 408 and dropped); at most requestTimeoutMs. */
     readonly headersTimeoutMs: number;
     /** Largest request header block in bytes (over it: 431). */
@@ -102,19 +111,30 @@ export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const url = r.opt('bundle.url');
   const address = r.opt('bundle.address');
   return {
-    file, domain, host: listen.host, port: listen.port,
+    file,
+    domain,
+    host: listen.host,
+    port: listen.port,
     stateDir: r.path('inspector.state_dir'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
     keyd: {
-      url: keydUrl, ...(servername ? { servername } : {}), ca: r.paths('keyd.ca'), cert: r.path('keyd.cert'), key: r.path('keyd.key'),
+      url: keydUrl,
+      ...(servername ? { servername } : {}),
+      ca: r.paths('keyd.ca'),
+      cert: r.path('keyd.cert'),
+      key: r.path('keyd.key'),
       timeoutMs: r.get('keyd.timeout_ms'),
     },
     bundle: { ...(url ? { url } : {}), ...(address ? { address } : {}) },
     inspection: { inspect: r.path('inspection.inspect'), dlpRules: r.path('inspection.dlp_rules') },
     limits: {
-      maxBodyBytes: r.get('limits.max_body_bytes'), maxInFlight: r.get('limits.max_in_flight'), requestTimeoutMs: r.get('limits.request_timeout_ms'),
-      headersTimeoutMs: r.get('limits.headers_timeout_ms'), maxHeaderBytes: r.get('limits.max_header_bytes'), maxHeaders: r.get('limits.max_headers'),
+      maxBodyBytes: r.get('limits.max_body_bytes'),
+      maxInFlight: r.get('limits.max_in_flight'),
+      requestTimeoutMs: r.get('limits.request_timeout_ms'),
+      headersTimeoutMs: r.get('limits.headers_timeout_ms'),
+      maxHeaderBytes: r.get('limits.max_header_bytes'),
+      maxHeaders: r.get('limits.max_headers'),
     },
   };
 }

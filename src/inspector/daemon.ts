@@ -38,13 +38,25 @@ export interface RunningInspector {
   stop(): Promise<void>;
 }
 
-export async function startInspector(config: InspectorConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningInspector> {
+export async function startInspector(
+  config: InspectorConfig,
+  opts: { clock?: () => Date; log?: (line: string) => void } = {},
+): Promise<RunningInspector> {
   const clock = opts.clock ?? (() => new Date());
-  const inspectConfig = parseInspectionConfig(readIni(config.inspection.inspect), readIni(config.inspection.dlpRules), dirname(config.inspection.inspect), config.stateDir);
+  const inspectConfig = parseInspectionConfig(
+    readIni(config.inspection.inspect),
+    readIni(config.inspection.dlpRules),
+    dirname(config.inspection.inspect),
+    config.stateDir,
+  );
   if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) opts.log?.(`WARNING: ${w}`);
   const keydClient = new KeydClient({
-    url: config.keyd.url, cert: readPem(config.keyd.cert, 'keyd client certificate'), key: readPem(config.keyd.key, 'keyd client key'),
-    ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
+    url: config.keyd.url,
+    cert: readPem(config.keyd.cert, 'keyd client certificate'),
+    key: readPem(config.keyd.key, 'keyd client key'),
+    ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')),
+    timeoutMs: config.keyd.timeoutMs,
+    ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
   });
   const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
@@ -53,7 +65,9 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   const roots = config.pki.roots.map((f) => readPem(f, 'SSMAX root'));
   const bundleUrl = config.bundle.url;
   const directory = new Directory({
-    roots, tlsCa: roots, cacheDir: join(config.stateDir, 'directory'),
+    roots,
+    tlsCa: roots,
+    cacheDir: join(config.stateDir, 'directory'),
     ...(bundleUrl ? { staticPeers: { [config.domain]: bundleUrl }, resolver: null } : {}),
     ...(bundleUrl && config.bundle.address ? { hosts: { [new URL(bundleUrl).hostname]: config.bundle.address } } : {}),
   });
@@ -61,14 +75,29 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   const crlFiles = config.pki.crls;
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
-  if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim()))) throw new InspectorConfigError(`Config "${config.file}": [tls] client_ca must name the org CA (clients' certificates must be issued by it)`);
+  if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim())))
+    throw new InspectorConfigError(
+      `Config "${config.file}": [tls] client_ca must name the org CA (clients' certificates must be issued by it)`,
+    );
   const server = new InspectorServer(engine, {
-    domain: config.domain, host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
-    clientCas, roots, orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
-    crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
-    maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
-    headersTimeoutMs: config.limits.headersTimeoutMs, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaders: config.limits.maxHeaders,
-    validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
+    domain: config.domain,
+    host: config.host,
+    port: config.port,
+    cert: readPem(config.tls.cert, 'TLS certificate'),
+    key: readPem(config.tls.key, 'TLS key'),
+    clientCas,
+    roots,
+    orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
+    crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
+    clock,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    maxInFlight: config.limits.maxInFlight,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    maxHeaders: config.limits.maxHeaders,
+    validationCache: new ValidationCache(),
+    ...(opts.log ? { log: opts.log } : {}),
   });
   let port: number;
   let ops: Awaited<ReturnType<typeof startInspectorOps>>;
@@ -85,11 +114,22 @@ export async function startInspector(config: InspectorConfig, opts: { clock?: ()
   // renewed certificates (docs/operations.md, "Renewals"), picked up without a restart
   const note = (l: string) => opts.log?.(`inspector: ${l}`);
   const watches = [
-    new FileWatch([config.tls.cert, config.tls.key], ([cert, key]) => server.server.setSecureContext({ cert: cert!, key: key!, ca: clientCas, minVersion: 'TLSv1.2' }), note, 'TLS certificate'),
-    new FileWatch([config.keyd.cert, config.keyd.key], ([cert, key]) => keydClient.setCredentials(cert!, key!), note, 'keyd client certificate'),
+    new FileWatch(
+      [config.tls.cert, config.tls.key],
+      ([cert, key]) => server.server.setSecureContext({ cert: cert!, key: key!, ca: clientCas, minVersion: 'TLSv1.2' }),
+      note,
+      'TLS certificate',
+    ),
+    new FileWatch(
+      [config.keyd.cert, config.keyd.key],
+      ([cert, key]) => keydClient.setCredentials(cert!, key!),
+      note,
+      'keyd client certificate',
+    ),
   ].map((w) => w.start());
   return {
-    port, engine,
+    port,
+    engine,
     async stop() {
       for (const w of watches) w.stop();
       await ops?.close();

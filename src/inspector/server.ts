@@ -52,11 +52,26 @@ export interface InspectorServerOptions {
   readonly log?: (line: string) => void;
 }
 
-type Code = 'bad-request' | 'unauthenticated' | 'not-found' | 'too-large' | 'too-many-headers' | 'refused' | 'unavailable' | 'busy' | 'internal';
-const STATUS: Record<Code, number> = { 'bad-request': 400, unauthenticated: 401, 'not-found': 404, 'too-large': 413, 'too-many-headers': 431, refused: 422, unavailable: 503, busy: 503, internal: 500 };
+type Code =
+  'bad-request' | 'unauthenticated' | 'not-found' | 'too-large' | 'too-many-headers' | 'refused' | 'unavailable' | 'busy' | 'internal';
+const STATUS: Record<Code, number> = {
+  'bad-request': 400,
+  unauthenticated: 401,
+  'not-found': 404,
+  'too-large': 413,
+  'too-many-headers': 431,
+  refused: 422,
+  unavailable: 503,
+  busy: 503,
+  internal: 500,
+};
 
 export class InspectorError extends Error {
-  constructor(readonly code: Code, message: string, readonly details?: Record<string, string>) {
+  constructor(
+    readonly code: Code,
+    message: string,
+    readonly details?: Record<string, string>,
+  ) {
     super(message);
     this.name = 'InspectorError';
   }
@@ -83,14 +98,30 @@ export class InspectorServer {
   private readonly http: JsonHttpsServer;
   private readonly auth: ClientCertificateAuth;
 
-  constructor(private readonly engine: LocalInspector, private readonly opts: InspectorServerOptions) {
-    this.auth = new ClientCertificateAuth({ roots: opts.roots, crls: opts.crls, roles: ['gateway'], issuers: opts.orgCas, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
-    this.http = new JsonHttpsServer({
-      ...opts, service: 'inspector',
-      headersTimeoutMs: opts.headersTimeoutMs ?? 5000, maxHeaderBytes: opts.maxHeaderBytes ?? 16384, maxHeaders: opts.maxHeaders ?? 64,
-      // the name and where, never the message (the default): a parser's message could quote the content
-      refusal: (err) => (err instanceof InspectorError ? err : undefined),
-    }, (req, ctx) => this.handle(req, ctx));
+  constructor(
+    private readonly engine: LocalInspector,
+    private readonly opts: InspectorServerOptions,
+  ) {
+    this.auth = new ClientCertificateAuth({
+      roots: opts.roots,
+      crls: opts.crls,
+      roles: ['gateway'],
+      issuers: opts.orgCas,
+      clock: opts.clock,
+      ...(opts.validationCache ? { cache: opts.validationCache } : {}),
+    });
+    this.http = new JsonHttpsServer(
+      {
+        ...opts,
+        service: 'inspector',
+        headersTimeoutMs: opts.headersTimeoutMs ?? 5000,
+        maxHeaderBytes: opts.maxHeaderBytes ?? 16384,
+        maxHeaders: opts.maxHeaders ?? 64,
+        // the name and where, never the message (the default): a parser's message could quote the content
+        refusal: (err) => (err instanceof InspectorError ? err : undefined),
+      },
+      (req, ctx) => this.handle(req, ctx),
+    );
   }
 
   private caller(socket: TLSSocket): ClientIdentity {
@@ -115,18 +146,27 @@ export class InspectorServer {
   private async inspect(url: URL, req: IncomingMessage): Promise<unknown> {
     const q = url.searchParams;
     const direction = q.get('direction');
-    if (direction !== 'outbound' && direction !== 'inbound') throw new InspectorError('bad-request', 'direction must be outbound or inbound');
+    if (direction !== 'outbound' && direction !== 'inbound')
+      throw new InspectorError('bad-request', 'direction must be outbound or inbound');
     const from = q.get('from') ?? '';
     if (!ADDRESS.test(from)) throw new InspectorError('bad-request', 'from must be an address');
     const rcpts = q.getAll('rcpt');
-    if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => ADDRESS.test(r))) throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
+    if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => ADDRESS.test(r)))
+      throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
     const release = q.get('release');
     if (release !== null && !RELEASE_ID.test(release)) throw new InspectorError('bad-request', 'release must be a quarantine id');
     const message = await readBody(req, this.opts.maxBodyBytes);
     if (message.length === 0) throw new InspectorError('bad-request', 'the message (request body) is empty');
     try {
       const capsule = this.ownCapsule(message);
-      return await this.engine.inspect({ direction: direction as Direction, message, capsule, from: from.toLowerCase(), rcpts: rcpts.map((r) => r.toLowerCase()), ...(release ? { releaseId: release } : {}) });
+      return await this.engine.inspect({
+        direction: direction as Direction,
+        message,
+        capsule,
+        from: from.toLowerCase(),
+        rcpts: rcpts.map((r) => r.toLowerCase()),
+        ...(release ? { releaseId: release } : {}),
+      });
     } catch (err) {
       throw fromEngine(err);
     }
@@ -142,7 +182,13 @@ export class InspectorServer {
     }
     if (url.pathname === '/v1/health') {
       if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');
-      return { ok: true, domain: this.opts.domain, role: ctx.role, dlp: Boolean(this.engine.config.dlp), av: Boolean(this.engine.config.av) };
+      return {
+        ok: true,
+        domain: this.opts.domain,
+        role: ctx.role,
+        dlp: Boolean(this.engine.config.dlp),
+        av: Boolean(this.engine.config.av),
+      };
     }
     throw new InspectorError('not-found', `No endpoint ${url.pathname}`);
   }

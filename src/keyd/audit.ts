@@ -52,7 +52,10 @@ function canonical(record: AuditRecord): string {
 export class AuditLog {
   private broken: string | null = null;
 
-  constructor(private readonly store: KeydStore, private readonly key: Buffer) {}
+  constructor(
+    private readonly store: KeydStore,
+    private readonly key: Buffer,
+  ) {}
 
   /** HMAC digest of content-derived values (e.g. blinded points). */
   digest(...values: (Uint8Array | string)[]): string {
@@ -62,7 +65,10 @@ export class AuditLog {
   }
 
   private macOf(prev: string, record: AuditRecord): string {
-    return createHmac('sha256', this.key).update(prev).update(Buffer.from(canonical(record), 'utf8')).digest('hex');
+    return createHmac('sha256', this.key)
+      .update(prev)
+      .update(Buffer.from(canonical(record), 'utf8'))
+      .digest('hex');
   }
 
   /**
@@ -87,7 +93,8 @@ export class AuditLog {
     // stored as U+FFFD and break the chain for good. Refused before anything is written (400).
     for (const input of inputs) {
       for (const value of Object.values(input)) {
-        if (typeof value === 'string' && LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Cannot audit a string that is not well-formed Unicode; nothing was done');
+        if (typeof value === 'string' && LONE_SURROGATE.test(value))
+          throw new KeydError('bad-request', 'Cannot audit a string that is not well-formed Unicode; nothing was done');
       }
     }
     let records: AuditRecord[] | undefined;
@@ -123,7 +130,8 @@ export class AuditLog {
       this.broken = (err as Error).message;
       throw new KeydError('audit-failed', `Cannot write the audit record: ${(err as Error).message}; refusing the operation`);
     }
-    if (!records || records.length !== inputs.length) throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
+    if (!records || records.length !== inputs.length)
+      throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
     return records;
   }
 
@@ -138,17 +146,24 @@ export class AuditLog {
       if (value.record.seq !== seq) return { ok: false, seq, reason: 'sequence number inside the record differs from its position' };
       if (value.prev !== prev) return { ok: false, seq, reason: 'link to the previous record broken' };
       const mac = this.macOf(prev, value.record);
-      if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex'))) return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
+      if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex')))
+        return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
       prev = value.mac;
     }
-    if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev) return { ok: false, seq: seq + 1, reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered` };
+    if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev)
+      return {
+        ok: false,
+        seq: seq + 1,
+        reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered`,
+      };
     return { ok: true, count: seq };
   }
 
   /** Up to `n` records ending with sequence number `last` (0: the newest), newest first (the console's audit page). */
   page(last: number, n: number): AuditRecord[] {
     const out: AuditRecord[] = [];
-    for (const { value } of this.store.audit.getRange({ reverse: true, limit: n, ...(last > 0 ? { start: last } : {}) })) out.push(value.record);
+    for (const { value } of this.store.audit.getRange({ reverse: true, limit: n, ...(last > 0 ? { start: last } : {}) }))
+      out.push(value.record);
     return out;
   }
 

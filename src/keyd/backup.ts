@@ -16,7 +16,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
@@ -81,7 +92,10 @@ async function checkIsolated(dir: string, masterKeyFile: string): Promise<number
   }
   if (typeof answer.count === 'number' && r.status === 0) return answer.count;
   if (answer.error) throw new KeydError(answer.code ?? 'config', answer.error);
-  throw new KeydError('config', `The backup's store cannot be opened: checking it ended with ${r.signal ?? `exit status ${String(r.status)}`}${r.error ? ` (${r.error.message})` : ''}`);
+  throw new KeydError(
+    'config',
+    `The backup's store cannot be opened: checking it ended with ${r.signal ?? `exit status ${String(r.status)}`}${r.error ? ` (${r.error.message})` : ''}`,
+  );
 }
 
 const CHECK_ARG = '--ssmax-check-store';
@@ -98,7 +112,8 @@ if (require.main === module && process.argv[2] === CHECK_ARG) {
 
 /** Online backup of keyd's data directory into `outDir` (absent or empty). */
 export async function backupKeyd(config: KeydConfig, outDir: string, clock: () => Date = () => new Date()): Promise<BackupManifest> {
-  if (!existsSync(join(config.dataDir, BACKUP_FILE))) throw new KeydError('config', `No keyd store in "${config.dataDir}" (data_dir of "${config.file}")`);
+  if (!existsSync(join(config.dataDir, BACKUP_FILE)))
+    throw new KeydError('config', `No keyd store in "${config.dataDir}" (data_dir of "${config.file}")`);
   if (!emptyOrAbsent(outDir)) throw new KeydError('config', `Backup folder "${outDir}" is not empty; give a new one`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
@@ -118,7 +133,14 @@ export async function backupKeyd(config: KeydConfig, outDir: string, clock: () =
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  const manifest: BackupManifest = { format: 'ssmax-keyd-backup/1', domain: config.domain, created: clock().toISOString(), auditRecords, masterCheck: wrapper.checkValue, sha256: sha256(join(outDir, BACKUP_FILE)) };
+  const manifest: BackupManifest = {
+    format: 'ssmax-keyd-backup/1',
+    domain: config.domain,
+    created: clock().toISOString(),
+    auditRecords,
+    masterCheck: wrapper.checkValue,
+    sha256: sha256(join(outDir, BACKUP_FILE)),
+  };
   writeFileSync(join(outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
   return manifest;
 }
@@ -137,7 +159,8 @@ function readManifest(fromDir: string): BackupManifest {
   if (m.format !== 'ssmax-keyd-backup/1') throw new KeydError('config', `Unknown backup format "${String(m.format)}"`);
   if (typeof m.domain !== 'string' || m.domain === '') throw bad('no domain');
   if (typeof m.created !== 'string' || Number.isNaN(Date.parse(m.created))) throw bad('"created" is not a time');
-  if (typeof m.auditRecords !== 'number' || !Number.isSafeInteger(m.auditRecords) || m.auditRecords < 0) throw bad('"auditRecords" is not a count');
+  if (typeof m.auditRecords !== 'number' || !Number.isSafeInteger(m.auditRecords) || m.auditRecords < 0)
+    throw bad('"auditRecords" is not a count');
   if (typeof m.masterCheck !== 'string' || m.masterCheck === '') throw bad('no "masterCheck"');
   if (typeof m.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(m.sha256)) throw bad('"sha256" is not a SHA-256 in hex');
   return m as BackupManifest;
@@ -155,13 +178,16 @@ function readManifest(fromDir: string): BackupManifest {
  */
 export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<BackupManifest> {
   const manifest = readManifest(fromDir);
-  if (manifest.domain !== config.domain) throw new KeydError('config', `The backup is of "${manifest.domain}", this keyd is for "${config.domain}"`);
+  if (manifest.domain !== config.domain)
+    throw new KeydError('config', `The backup is of "${manifest.domain}", this keyd is for "${config.domain}"`);
   const file = join(fromDir, BACKUP_FILE);
   if (!existsSync(file)) throw new KeydError('config', `"${fromDir}" is not a keyd backup (no ${BACKUP_FILE})`);
   if (sha256(file) !== manifest.sha256) throw new KeydError('config', `"${file}" does not match its manifest (damaged or altered)`);
-  if (!emptyOrAbsent(config.dataDir)) throw new KeydError('config', `data_dir "${config.dataDir}" is not empty: stop keyd and restore into an empty folder`);
+  if (!emptyOrAbsent(config.dataDir))
+    throw new KeydError('config', `data_dir "${config.dataDir}" is not empty: stop keyd and restore into an empty folder`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
-  if (manifest.masterCheck !== wrapper.checkValue) throw new KeydError('config', `The backup was made with another master key than "${config.masterKeyFile}"`);
+  if (manifest.masterCheck !== wrapper.checkValue)
+    throw new KeydError('config', `The backup was made with another master key than "${config.masterKeyFile}"`);
   const parent = dirname(resolve(config.dataDir));
   mkdirSync(parent, { recursive: true, mode: 0o700 });
   // beside data_dir, so the rename stays on one file system; no dot in the name (LMDB would take the folder for a file)
@@ -173,7 +199,8 @@ export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<
     // the bytes checked are the bytes restored (the backup folder could change meanwhile)
     if (sha256(staged) !== manifest.sha256) throw new KeydError('config', `"${file}" changed while it was restored`);
     const count = await checkIsolated(staging, config.masterKeyFile);
-    if (count < manifest.auditRecords) throw new KeydError('audit-failed', `The backup's audit chain has ${count} records, the manifest says ${manifest.auditRecords}`);
+    if (count < manifest.auditRecords)
+      throw new KeydError('audit-failed', `The backup's audit chain has ${count} records, the manifest says ${manifest.auditRecords}`);
     // rename(2) puts a folder in place of an absent or empty one in one step, and refuses a non-empty one
     // (keyd started meanwhile): nothing of the old data_dir is ever overwritten.
     try {

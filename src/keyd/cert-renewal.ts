@@ -56,7 +56,6 @@ export interface CertState {
   readonly error?: string;
 }
 
-
 const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
 
 /** The [certificates] settings of keyd's config file. */
@@ -70,7 +69,12 @@ export const CERT_SETTINGS = defineSettings({
 /** [certificates] of keyd's config file; relative file names against the file's folder (as keyd's other paths). */
 export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
   const r = new IniReader(CERT_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
-  const policy = { files: r.paths('certificates.renew'), renewBeforeMs: r.get('certificates.renew_at_days_left') * DAY, validityMs: r.get('certificates.lifetime_days') * DAY, warnBeforeMs: r.get('certificates.warn_at_days_left') * DAY };
+  const policy = {
+    files: r.paths('certificates.renew'),
+    renewBeforeMs: r.get('certificates.renew_at_days_left') * DAY,
+    validityMs: r.get('certificates.lifetime_days') * DAY,
+    warnBeforeMs: r.get('certificates.warn_at_days_left') * DAY,
+  };
   if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('certificates', 'renew_at_days_left', 'must be less than lifetime_days');
   return policy;
 }
@@ -79,10 +83,20 @@ export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
  * `old` certified again by `ca`: same subject, key and extensions; new serial
  * and validity. Throws when `ca` did not issue `old`.
  */
-export function recertify(ca: SigningAuthority, old: string | Uint8Array, notBefore: Date, notAfter: Date): ReturnType<typeof parseCertificate> {
+export function recertify(
+  ca: SigningAuthority,
+  old: string | Uint8Array,
+  notBefore: Date,
+  notAfter: Date,
+): ReturnType<typeof parseCertificate> {
   const parsed = parseCertificate(old);
-  if (!bytesEqual(parsed.issuerDer, ca.certificate.subjectDer)) throw new Error(`it is issued by "${parsed.issuer}", not by the org CA keyd holds`);
-  if (parsed.authorityKeyId !== undefined && ca.certificate.subjectKeyId !== undefined && parsed.authorityKeyId !== ca.certificate.subjectKeyId) {
+  if (!bytesEqual(parsed.issuerDer, ca.certificate.subjectDer))
+    throw new Error(`it is issued by "${parsed.issuer}", not by the org CA keyd holds`);
+  if (
+    parsed.authorityKeyId !== undefined &&
+    ca.certificate.subjectKeyId !== undefined &&
+    parsed.authorityKeyId !== ca.certificate.subjectKeyId
+  ) {
     throw new Error('it is issued by another key of the org CA');
   }
   if (parsed.isCA) throw new Error('it is a CA certificate');
@@ -128,17 +142,20 @@ export class CertRenewer {
   private async one(file: string, now: Date): Promise<{ state: CertState; changed: boolean }> {
     const text = readFileSync(file, 'utf8');
     const blocks = pemTexts(text); // linear; each block ends in a newline
-    if (blocks.length === 0 || !blocks[0]!.startsWith('-----BEGIN CERTIFICATE-----')) throw new Error('no certificate (the first PEM block must be one)');
+    if (blocks.length === 0 || !blocks[0]!.startsWith('-----BEGIN CERTIFICATE-----'))
+      throw new Error('no certificate (the first PEM block must be one)');
     const cert = parseCertificate(blocks[0]!);
     const left = cert.notAfter.getTime() - now.getTime();
     let why: string | undefined;
     if (!this.ca) why = 'keyd does not hold the org CA key ([pki] org_ca_cert, org_ca_key)';
     else if (cert.isCA) why = 'it is a CA certificate';
-    else if (!bytesEqual(cert.issuerDer, this.ca.certificate.subjectDer)) why = `it is issued by "${cert.issuer}", not by the org CA keyd holds`;
+    else if (!bytesEqual(cert.issuerDer, this.ca.certificate.subjectDer))
+      why = `it is issued by "${cert.issuer}", not by the org CA keyd holds`;
     if (this.ca && why === undefined && left <= this.policy.renewBeforeMs) {
       try {
         const fresh = recertify(this.ca, cert.der, new Date(now.getTime() - BACKDATE_MS), new Date(now.getTime() + this.policy.validityMs));
-        if (fresh.notAfter.getTime() <= cert.notAfter.getTime()) throw new Error(`the org CA itself expires at ${this.ca.certificate.notAfter.toISOString()}`);
+        if (fresh.notAfter.getTime() <= cert.notAfter.getTime())
+          throw new Error(`the org CA itself expires at ${this.ca.certificate.notAfter.toISOString()}`);
         const reason = `${file}: "${cert.subject}" serial ${fresh.serial} (was ${cert.serial}), notAfter ${fresh.notAfter.toISOString()}`;
         const mode = statSync(file).mode & 0o777;
         // No file I/O inside the audit transaction: the renewed file is staged,
@@ -149,7 +166,10 @@ export class CertRenewer {
         const staged = `${file}.renewed`;
         writeFileSync(staged, [fresh.pem.endsWith('\n') ? fresh.pem : `${fresh.pem}\n`, ...blocks.slice(1)].join(''), { mode });
         try {
-          await this.audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) }, now);
+          await this.audit.append(
+            { actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) },
+            now,
+          );
         } catch (err) {
           rmSync(staged, { force: true });
           throw err;
@@ -162,7 +182,10 @@ export class CertRenewer {
       }
     }
     const warning = why !== undefined && left <= this.policy.warnBeforeMs;
-    if (warning) this.log(`keyd: WARNING certificate "${file}" ("${cert.subject}") ${left <= 0 ? 'expired' : 'expires'} at ${cert.notAfter.toISOString()} and keyd cannot renew it (${why}); renew it (ssmax ca issue) and replace the file`);
+    if (warning)
+      this.log(
+        `keyd: WARNING certificate "${file}" ("${cert.subject}") ${left <= 0 ? 'expired' : 'expires'} at ${cert.notAfter.toISOString()} and keyd cannot renew it (${why}); renew it (ssmax ca issue) and replace the file`,
+      );
     return { state: { file, subject: cert.subject, notAfter: cert.notAfter, renewable: why === undefined, warning }, changed: false };
   }
 }

@@ -50,7 +50,9 @@ interface Queued {
   reject(err: unknown): void;
 }
 
-interface Slot { error?: { code?: unknown; message?: unknown; status?: unknown; details?: unknown } }
+interface Slot {
+  error?: { code?: unknown; message?: unknown; status?: unknown; details?: unknown };
+}
 
 export class KeydBatcher {
   private queue: Queued[] = [];
@@ -59,7 +61,10 @@ export class KeydBatcher {
   /** Requests sent, single or batch (for tests and the bench). */
   requests = 0;
 
-  constructor(private readonly client: KeydClient, private readonly settings: BatchSettings = BATCH_DEFAULTS) {}
+  constructor(
+    private readonly client: KeydClient,
+    private readonly settings: BatchSettings = BATCH_DEFAULTS,
+  ) {}
 
   /** One blinded operation: `body` is what the single endpoint takes; resolves with what it answers. */
   call<T = Record<string, unknown>>(op: BlindedOp, body: Record<string, unknown>): Promise<T> {
@@ -70,7 +75,8 @@ export class KeydBatcher {
       this.queue.push({ op, body, resolve: resolve as (v: Record<string, unknown>) => void, reject });
       this.bytes += size;
       if (this.queue.length >= this.settings.maxOps) this.flush();
-      else if (!this.timer) this.timer = this.settings.windowMs > 0 ? setTimeout(() => this.flush(), this.settings.windowMs) : setImmediate(() => this.flush());
+      else if (!this.timer)
+        this.timer = this.settings.windowMs > 0 ? setTimeout(() => this.flush(), this.settings.windowMs) : setImmediate(() => this.flush());
     });
   }
 
@@ -99,7 +105,9 @@ export class KeydBatcher {
         bytes = 0;
       }
       const into = batch;
-      settled.push(new Promise<T>((resolve, reject) => into.push({ op, body, resolve: resolve as (v: Record<string, unknown>) => void, reject })));
+      settled.push(
+        new Promise<T>((resolve, reject) => into.push({ op, body, resolve: resolve as (v: Record<string, unknown>) => void, reject })),
+      );
       bytes += size;
     }
     if (batch.length > 0) batches.push(batch);
@@ -153,13 +161,18 @@ export class KeydBatcher {
     }
     const results = r.results;
     if (!Array.isArray(results) || results.length !== batch.length) {
-      const err = new KeydClientError('bad-response', `keyd answered a batch of ${batch.length} with ${Array.isArray(results) ? results.length : 'no'} results`, 502);
+      const err = new KeydClientError(
+        'bad-response',
+        `keyd answered a batch of ${batch.length} with ${Array.isArray(results) ? results.length : 'no'} results`,
+        502,
+      );
       for (const q of batch) q.reject(err);
       return;
     }
     batch.forEach((q, i) => {
       const slot = results[i] as Slot | null;
-      if (!slot || typeof slot !== 'object') q.reject(new KeydClientError('bad-response', 'keyd answered a batch slot that is not an object', 502));
+      if (!slot || typeof slot !== 'object')
+        q.reject(new KeydClientError('bad-response', 'keyd answered a batch slot that is not an object', 502));
       else if (slot.error) q.reject(slotError(slot.error));
       else q.resolve(slot as Record<string, unknown>);
     });
@@ -169,5 +182,10 @@ export class KeydBatcher {
 function slotError(e: NonNullable<Slot['error']>): KeydClientError {
   const status = typeof e.status === 'number' && e.status >= 400 && e.status < 600 ? e.status : 502;
   const details = e.details && typeof e.details === 'object' ? (e.details as Record<string, string>) : undefined;
-  return new KeydClientError(typeof e.code === 'string' ? e.code : 'error', typeof e.message === 'string' ? e.message : `keyd refused the operation (${status})`, status, details);
+  return new KeydClientError(
+    typeof e.code === 'string' ? e.code : 'error',
+    typeof e.message === 'string' ? e.message : `keyd refused the operation (${status})`,
+    status,
+    details,
+  );
 }

@@ -6,7 +6,16 @@
  * failures become 4xx, its final refusals 5xx (src/mail/replies.ts).
  */
 import type { PeerEntry } from '../directory/peer-entry';
-import { type Capsule, type Group, blindForDecryption, blindForReencryption, completeBlindedDecryption, systemRng, unblindReencryption, verifyReencryption } from '../crypto';
+import {
+  type Capsule,
+  type Group,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  systemRng,
+  unblindReencryption,
+  verifyReencryption,
+} from '../crypto';
 import { encryptionPointOf } from '../pki/keys';
 import { type KeydClient, KeydClientError } from './client';
 import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './client-batch';
@@ -65,7 +74,8 @@ function targetKeyOf(target: ReencryptTarget, answered: unknown): Uint8Array {
 export function fromKeyd(err: unknown): unknown {
   if (!(err instanceof KeydClientError)) return err;
   if (err.transient) return new GatewayError('keydUnavailable', err.code);
-  if (err.code === 'key-destroyed') return new GatewayError('keyDestroyed', err.details?.current ? `fetch "${err.details.current}"` : undefined);
+  if (err.code === 'key-destroyed')
+    return new GatewayError('keyDestroyed', err.details?.current ? `fetch "${err.details.current}"` : undefined);
   if (err.code === 'unknown-key') return new GatewayError('badCapsule', 'unknown key id');
   // target refused, forbidden, bad request: a configuration or peer problem: temporary,
   // so that nothing is lost while an administrator looks (the message names it).
@@ -101,15 +111,17 @@ export class KeydOps {
    * temporary condition (4xx), one keyd does not know either is the capsule's fault (5xx).
    */
   anchorInBundle(directory: { lookup(d: string): Promise<PeerEntry>; refresh(d: string): Promise<PeerEntry> }, domain: string): void {
-    const bundle = (fetch: (d: string) => Promise<PeerEntry>) => fetch(domain).catch((err: unknown) => {
-      throw new GatewayError('bundleUnavailable', `own bundle of ${domain}: ${err instanceof Error ? err.message : String(err)}`);
-    });
+    const bundle = (fetch: (d: string) => Promise<PeerEntry>) =>
+      fetch(domain).catch((err: unknown) => {
+        throw new GatewayError('bundleUnavailable', `own bundle of ${domain}: ${err instanceof Error ? err.message : String(err)}`);
+      });
     this.anchorProofs(async (keyId) => {
       const cached = (await bundle((d) => directory.lookup(d))).keys.find((k) => k.keyId === keyId);
       if (cached) return cached.publicKey;
       const fresh = (await bundle((d) => directory.refresh(d))).keys.find((k) => k.keyId === keyId);
       if (fresh) return fresh.publicKey;
-      if ((await this.orgKeys()).keys.some((k) => k.keyId === keyId)) throw new GatewayError('bundleUnavailable', `own bundle of ${domain} does not certify key ${keyId} yet`);
+      if ((await this.orgKeys()).keys.some((k) => k.keyId === keyId))
+        throw new GatewayError('bundleUnavailable', `own bundle of ${domain} does not certify key ${keyId} yet`);
       return undefined;
     });
   }
@@ -136,7 +148,14 @@ export class KeydOps {
    * keyd every time). keyd stays the authority: it refuses re-encryption to,
    * and tokens for, a user suspended meanwhile, whatever the gateway cached.
    */
-  constructor(private readonly group: Group, private readonly gateway: KeydClient, private readonly inspector?: KeydClient, private readonly userFactsTtlMs = USER_FACTS_TTL_MS, private readonly now: () => number = Date.now, batching: BatchSettings = BATCH_DEFAULTS) {
+  constructor(
+    private readonly group: Group,
+    private readonly gateway: KeydClient,
+    private readonly inspector?: KeydClient,
+    private readonly userFactsTtlMs = USER_FACTS_TTL_MS,
+    private readonly now: () => number = Date.now,
+    batching: BatchSettings = BATCH_DEFAULTS,
+  ) {
     this.gatewayOps = new KeydBatcher(gateway, batching);
     this.inspectorOps = inspector ? new KeydBatcher(inspector, batching) : undefined;
   }
@@ -156,17 +175,32 @@ export class KeydOps {
   async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gatewayOps.call<{ u: string; v: string; c?: string; s1?: string; s2?: string; targetKeyId: string; targetPublicKey?: string; notice?: string; current?: string }>(
-        'reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target },
-      );
+      const r = await this.gatewayOps.call<{
+        u: string;
+        v: string;
+        c?: string;
+        s1?: string;
+        s2?: string;
+        targetKeyId: string;
+        targetPublicKey?: string;
+        notice?: string;
+        current?: string;
+      }>('reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
       // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
-      if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`);
+      if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId)
+        throw new GatewayError(
+          'keydUnavailable',
+          `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`,
+        );
       // and made with the organisation key the bundle certifies, to the target's key (docs/format.md, "The re-encryption proof"):
       // a peer's key from the certificate the gateway chose; a user's as keyd, the registry's authority, names it
       const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
       const targetKey = targetKeyOf(target, r.targetPublicKey);
       if (!verifyReencryption(this.group, await this.certifiedKey(capsule.keyId), request, targetKey, answer)) {
-        throw new GatewayError('keydUnavailable', 'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer');
+        throw new GatewayError(
+          'keydUnavailable',
+          'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',
+        );
       }
       const out = unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId });
       return { capsule: out, ...noticeOf(r) };
@@ -184,11 +218,26 @@ export class KeydOps {
    * or busy, the capsule's key unknown or destroyed, an answer for another key than
    * `expectKeyIds[i]` — fails the whole (as `reencrypt` would), so the post is answered as a whole.
    */
-  async reencryptMany(capsule: Capsule, targets: readonly ReencryptTarget[], expectKeyIds: readonly string[]): Promise<(({ capsule: Capsule } & KeyNotice) | { refused: string })[]> {
+  async reencryptMany(
+    capsule: Capsule,
+    targets: readonly ReencryptTarget[],
+    expectKeyIds: readonly string[],
+  ): Promise<(({ capsule: Capsule } & KeyNotice) | { refused: string })[]> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     const blinded = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
-    const settled = await this.gatewayOps.many<{ u: string; v: string; c?: string; s1?: string; s2?: string; targetKeyId: string; targetPublicKey?: string; notice?: string; current?: string }>(
-      'reencrypt', targets.map((target) => ({ ...blinded, target })),
+    const settled = await this.gatewayOps.many<{
+      u: string;
+      v: string;
+      c?: string;
+      s1?: string;
+      s2?: string;
+      targetKeyId: string;
+      targetPublicKey?: string;
+      notice?: string;
+      current?: string;
+    }>(
+      'reencrypt',
+      targets.map((target) => ({ ...blinded, target })),
     );
     try {
       let orgKey: Uint8Array | undefined;
@@ -203,12 +252,19 @@ export class KeydOps {
           throw err;
         }
         const r = s.value;
-        if (r.targetKeyId !== expectKeyIds[i]) throw new GatewayError('keydUnavailable', `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`);
+        if (r.targetKeyId !== expectKeyIds[i])
+          throw new GatewayError(
+            'keydUnavailable',
+            `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`,
+          );
         // each answer proved as in `reencrypt` (docs/format.md, "The re-encryption proof")
         const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
         orgKey ??= await this.certifiedKey(capsule.keyId);
         if (!verifyReencryption(this.group, orgKey, request, targetKeyOf(targets[i]!, r.targetPublicKey), answer)) {
-          throw new GatewayError('keydUnavailable', 'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer');
+          throw new GatewayError(
+            'keydUnavailable',
+            'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',
+          );
         }
         out.push({ capsule: unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId }), ...noticeOf(r) });
       }
@@ -228,7 +284,12 @@ export class KeydOps {
     } catch (err) {
       throw fromKeyd(err);
     }
-    const opened = completeBlindedDecryption(this.group, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, orgPublicKey);
+    const opened = completeBlindedDecryption(
+      this.group,
+      blinding,
+      { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } },
+      orgPublicKey,
+    );
     if (!opened.ok) throw new GatewayError('keydUnavailable', `key service answer refused: ${opened.reason}`);
     return { messageKey: opened.messageKey, ...noticeOf(r) };
   }
@@ -236,7 +297,11 @@ export class KeydOps {
   /** A tracking token for the message of `sender` (the From), recording who authenticated the submission when known. */
   async mintToken(sender: string, messageId: string, submitter?: { id: string; via: string }): Promise<Uint8Array> {
     try {
-      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { sender, messageId, ...(submitter ? { submitter: submitter.id, submittedVia: submitter.via } : {}) });
+      const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', {
+        sender,
+        messageId,
+        ...(submitter ? { submitter: submitter.id, submittedVia: submitter.via } : {}),
+      });
       return unb64(r.token);
     } catch (err) {
       if (err instanceof KeydClientError && err.code === 'target-refused') throw new GatewayError('senderNotRegistered', sender);
@@ -288,7 +353,10 @@ export class KeydOps {
   /** The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked when a post is accepted, never cached). */
   async list(address: string): Promise<ListFacts | undefined> {
     try {
-      const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>('GET', `/v1/lists/${encodeURIComponent(address)}/resolve`);
+      const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>(
+        'GET',
+        `/v1/lists/${encodeURIComponent(address)}/resolve`,
+      );
       // the local members' facts come with the list: kept like any user's facts (keyd re-checks at each re-encryption)
       if (this.userFactsTtlMs > 0) for (const facts of Object.values(list.users ?? {})) this.remember(facts);
       return list;

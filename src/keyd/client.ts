@@ -22,7 +22,12 @@ export interface KeydClientOptions {
 }
 
 export class KeydClientError extends Error {
-  constructor(readonly code: string, message: string, readonly status: number, readonly details?: Record<string, string>) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+    readonly details?: Record<string, string>,
+  ) {
     super(message);
     this.name = 'KeydClientError';
   }
@@ -44,7 +49,11 @@ export class KeydClient {
 
   private agentFor(cert: string, key: string): Agent {
     return new Agent({
-      keepAlive: true, maxSockets: this.opts.maxSockets ?? 16, cert, key, ca: [...this.opts.ca],
+      keepAlive: true,
+      maxSockets: this.opts.maxSockets ?? 16,
+      cert,
+      key,
+      ca: [...this.opts.ca],
       ...(this.opts.servername ? { servername: this.opts.servername } : {}),
     });
   }
@@ -65,16 +74,25 @@ export class KeydClient {
     let r: { status: number; json: unknown };
     try {
       r = await requestJson({
-        agent: this.agent, base: this.base, method, path, timeoutMs, ...(this.opts.servername ? { servername: this.opts.servername } : {}),
+        agent: this.agent,
+        base: this.base,
+        method,
+        path,
+        timeoutMs,
+        ...(this.opts.servername ? { servername: this.opts.servername } : {}),
         ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
       });
     } catch (err) {
       if (!(err instanceof HttpsJsonError)) throw err;
       switch (err.failure) {
-        case 'timeout': throw new KeydClientError('timeout', `keyd did not answer within ${timeoutMs} ms`, 0);
-        case 'not-json': throw new KeydClientError('bad-response', `keyd answered ${err.status} with a body that is not JSON`, err.status);
-        case 'response-failed': throw new KeydClientError('unreachable', `keyd response failed: ${err.detail}`, 0);
-        case 'unreachable': throw new KeydClientError('unreachable', `keyd unreachable: ${err.detail}`, 0);
+        case 'timeout':
+          throw new KeydClientError('timeout', `keyd did not answer within ${timeoutMs} ms`, 0);
+        case 'not-json':
+          throw new KeydClientError('bad-response', `keyd answered ${err.status} with a body that is not JSON`, err.status);
+        case 'response-failed':
+          throw new KeydClientError('unreachable', `keyd response failed: ${err.detail}`, 0);
+        case 'unreachable':
+          throw new KeydClientError('unreachable', `keyd unreachable: ${err.detail}`, 0);
       }
     }
     if (r.status === 200) return r.json as T;

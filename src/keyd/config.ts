@@ -14,12 +14,25 @@ export interface KeydConfig {
   readonly dataDir: string;
   readonly masterKeyFile: string;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
-  readonly pki: { readonly roots: readonly string[]; readonly crls: readonly string[]; readonly orgCa: string; readonly orgCaCert?: string; readonly orgCaKey?: string; readonly orgCaPassphraseFile?: string };
+  readonly pki: {
+    readonly roots: readonly string[];
+    readonly crls: readonly string[];
+    readonly orgCa: string;
+    readonly orgCaCert?: string;
+    readonly orgCaKey?: string;
+    readonly orgCaPassphraseFile?: string;
+  };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
   readonly limits: {
-    readonly maxBodyBytes: number; readonly maxInFlight: number; readonly requestTimeoutMs: number; readonly cryptoThreads: number | 'auto';
-    readonly headersTimeoutMs: number; readonly maxHeaderBytes: number; readonly maxHeaders: number; readonly maxBatchOps: number;
+    readonly maxBodyBytes: number;
+    readonly maxInFlight: number;
+    readonly requestTimeoutMs: number;
+    readonly cryptoThreads: number | 'auto';
+    readonly headersTimeoutMs: number;
+    readonly maxHeaderBytes: number;
+    readonly maxHeaders: number;
+    readonly maxBatchOps: number;
   };
 }
 
@@ -82,7 +95,8 @@ export function loadKeydConfig(file: string): KeydConfig {
   const threads = (): number | 'auto' => {
     const raw = r.get('limits.crypto_threads');
     if (raw === 'auto') return raw;
-    if (!/^[0-9]+$/.test(raw) || Number(raw) > 64) throw r.fail('limits', 'crypto_threads', `must be "auto" or a whole number from 0 to 64, got '${raw}'`);
+    if (!/^[0-9]+$/.test(raw) || Number(raw) > 64)
+      throw r.fail('limits', 'crypto_threads', `must be "auto" or a whole number from 0 to 64, got '${raw}'`);
     return Number(raw);
   };
   const listen = r.hostPort('keyd.listen');
@@ -99,18 +113,31 @@ export function loadKeydConfig(file: string): KeydConfig {
   const orgCaKey = r.optPath('pki.org_ca_key');
   const orgCaPassphraseFile = r.optPath('pki.org_ca_passphrase_file');
   return {
-    file, domain, host: listen.host, port: listen.port,
+    file,
+    domain,
+    host: listen.host,
+    port: listen.port,
     dataDir: r.path('keyd.data_dir'),
     masterKeyFile: r.path('keyd.master_key'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: {
-      roots: r.paths('pki.roots'), crls: r.paths('pki.crls'), orgCa: r.path('pki.org_ca'),
-      ...(orgCaCert ? { orgCaCert } : {}), ...(orgCaKey ? { orgCaKey } : {}), ...(orgCaPassphraseFile ? { orgCaPassphraseFile } : {}),
+      roots: r.paths('pki.roots'),
+      crls: r.paths('pki.crls'),
+      orgCa: r.path('pki.org_ca'),
+      ...(orgCaCert ? { orgCaCert } : {}),
+      ...(orgCaKey ? { orgCaKey } : {}),
+      ...(orgCaPassphraseFile ? { orgCaPassphraseFile } : {}),
     },
     keys,
     trackingRetentionMs: r.get('tracking.retention_days') * DAY,
-    limits: { maxBodyBytes: r.get('limits.max_body_bytes'), maxInFlight: r.get('limits.max_in_flight'), requestTimeoutMs: r.get('limits.request_timeout_ms'), cryptoThreads: threads(),
-      headersTimeoutMs: r.get('limits.headers_timeout_ms'), maxHeaderBytes: r.get('limits.max_header_bytes'), maxHeaders: r.get('limits.max_headers'),
+    limits: {
+      maxBodyBytes: r.get('limits.max_body_bytes'),
+      maxInFlight: r.get('limits.max_in_flight'),
+      requestTimeoutMs: r.get('limits.request_timeout_ms'),
+      cryptoThreads: threads(),
+      headersTimeoutMs: r.get('limits.headers_timeout_ms'),
+      maxHeaderBytes: r.get('limits.max_header_bytes'),
+      maxHeaders: r.get('limits.max_headers'),
       maxBatchOps: r.get('limits.max_batch_ops'),
     },
   };

@@ -17,7 +17,12 @@ import type { Rng } from '../crypto/random';
 
 export interface KeydCrypto {
   /** With the proof of docs/format.md ("The re-encryption proof"); `publicKeyUncompressed` is X = x·G. */
-  reencrypt(privateKey: Uint8Array, publicKeyUncompressed: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, targetPublicKey: Uint8Array): Promise<ProvedTransform>;
+  reencrypt(
+    privateKey: Uint8Array,
+    publicKeyUncompressed: Uint8Array,
+    request: { e: Uint8Array; f: Uint8Array },
+    targetPublicKey: Uint8Array,
+  ): Promise<ProvedTransform>;
   decrypt(privateKey: Uint8Array, publicKeyUncompressed: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse>;
   close(): Promise<void>;
 }
@@ -25,7 +30,8 @@ export interface KeydCrypto {
 /** On the calling thread. */
 export function inlineCrypto(group: Group, rng: Rng): KeydCrypto {
   return {
-    reencrypt: async (privateKey, publicKey, request, target) => transformBlindedWithProof(group, privateKey, request, target, rng, publicKey),
+    reencrypt: async (privateKey, publicKey, request, target) =>
+      transformBlindedWithProof(group, privateKey, request, target, rng, publicKey),
     decrypt: async (privateKey, publicKey, request) => answerBlindedDecryption(group, privateKey, publicKey, request, rng),
     close: async () => undefined,
   };
@@ -37,13 +43,28 @@ export type Job =
   | { op: 'decrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array };
 export type WorkerJob = Job & { id: number };
 export type WorkerAnswer =
-  | { id: number; ok: true; u?: Uint8Array; v?: Uint8Array; z?: Uint8Array; c?: Uint8Array; s?: Uint8Array; s1?: Uint8Array; s2?: Uint8Array }
+  | {
+      id: number;
+      ok: true;
+      u?: Uint8Array;
+      v?: Uint8Array;
+      z?: Uint8Array;
+      c?: Uint8Array;
+      s?: Uint8Array;
+      s1?: Uint8Array;
+      s2?: Uint8Array;
+    }
   | { id: number; ok: false; code?: CryptoErrorCode; message: string };
 
 /** The compiled worker; from the sources (tests under ts-jest), the build's copy. */
-const WORKER_SCRIPT = __filename.endsWith('.ts') ? join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-worker.js') : join(__dirname, 'crypto-worker.js');
+const WORKER_SCRIPT = __filename.endsWith('.ts')
+  ? join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-worker.js')
+  : join(__dirname, 'crypto-worker.js');
 
-interface Pending { resolve(a: WorkerAnswer): void; reject(e: Error): void }
+interface Pending {
+  resolve(a: WorkerAnswer): void;
+  reject(e: Error): void;
+}
 
 /**
  * `threads` workers (at least 1), each taking jobs in turn; the one with the
@@ -55,7 +76,10 @@ export class ThreadedCrypto implements KeydCrypto {
   private nextId = 1;
   private closed = false;
 
-  constructor(threads: number, private readonly script = WORKER_SCRIPT) {
+  constructor(
+    threads: number,
+    private readonly script = WORKER_SCRIPT,
+  ) {
     if (!existsSync(script)) throw new Error(`keyd crypto worker "${script}" is missing (run the build)`);
     for (let i = 0; i < Math.max(1, threads); i++) this.workers.push(this.spawn());
   }
@@ -77,7 +101,9 @@ export class ThreadedCrypto implements KeydCrypto {
       if (at >= 0 && !this.closed) this.workers[at] = this.spawn();
     };
     slot.worker.on('error', fail);
-    slot.worker.on('exit', (code) => { if (!this.closed) fail(new Error(`crypto worker exited with code ${code}`)); });
+    slot.worker.on('exit', (code) => {
+      if (!this.closed) fail(new Error(`crypto worker exited with code ${code}`));
+    });
     slot.worker.unref();
     return slot;
   }
@@ -93,15 +119,29 @@ export class ThreadedCrypto implements KeydCrypto {
       });
       // Fresh copies: a view into a larger buffer (Node's Buffer pool) would be cloned whole.
       const copy = (u: Uint8Array) => new Uint8Array(u);
-      const sent: WorkerJob = job.op === 'reencrypt'
-        ? { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e), f: copy(job.f), target: copy(job.target) }
-        : { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e) };
+      const sent: WorkerJob =
+        job.op === 'reencrypt'
+          ? {
+              id,
+              op: job.op,
+              privateKey: copy(job.privateKey),
+              publicKey: copy(job.publicKey),
+              e: copy(job.e),
+              f: copy(job.f),
+              target: copy(job.target),
+            }
+          : { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e) };
       slot.worker.postMessage(sent);
       sent.privateKey.fill(0); // cloned by postMessage; wipe this thread's copy
     });
   }
 
-  async reencrypt(privateKey: Uint8Array, publicKey: Uint8Array, request: { e: Uint8Array; f: Uint8Array }, target: Uint8Array): Promise<ProvedTransform> {
+  async reencrypt(
+    privateKey: Uint8Array,
+    publicKey: Uint8Array,
+    request: { e: Uint8Array; f: Uint8Array },
+    target: Uint8Array,
+  ): Promise<ProvedTransform> {
     const a = await this.run({ op: 'reencrypt', privateKey, publicKey, e: request.e, f: request.f, target });
     return { u: a.u!, v: a.v!, proof: { c: a.c!, s1: a.s1!, s2: a.s2! } };
   }

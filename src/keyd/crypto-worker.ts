@@ -22,7 +22,10 @@ parentPort?.on('message', (job: WorkerJob) => {
       answer = { id: job.id, ok: true, z: out.z, c: out.proof.c, s: out.proof.s };
     }
   } catch (err) {
-    answer = err instanceof CryptoError ? { id: job.id, ok: false, code: err.code, message: err.message } : { id: job.id, ok: false, message: 'crypto worker fault' };
+    answer =
+      err instanceof CryptoError
+        ? { id: job.id, ok: false, code: err.code, message: err.message }
+        : { id: job.id, ok: false, message: 'crypto worker fault' };
   }
   job.privateKey.fill(0); // this thread's copy
   parentPort!.postMessage(answer);

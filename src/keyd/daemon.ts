@@ -58,7 +58,10 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
   let certify: Certify | undefined;
   if (config.pki.orgCaCert && config.pki.orgCaKey) {
     const passphrase = config.pki.orgCaPassphraseFile ? readPem(config.pki.orgCaPassphraseFile, 'CA passphrase file').trim() : undefined;
-    const ca = { certificate: parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')), privateKey: privateKeyFromPem(readPem(config.pki.orgCaKey, 'org CA key'), passphrase) };
+    const ca = {
+      certificate: parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')),
+      privateKey: privateKeyFromPem(readPem(config.pki.orgCaKey, 'org CA key'), passphrase),
+    };
     certify = (publicKey, version, notBefore, notAfter) => {
       // never past the CA's own validity
       const until = notAfter > ca.certificate.notAfter ? ca.certificate.notAfter : notAfter;
@@ -66,12 +69,27 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
     };
   }
   const group = defaultGroup;
-  const keyring = new OrgKeyring(store, wrapper, group, config.domain, { validityMs: config.keys.validityMs, renewBeforeMs: config.keys.renewBeforeMs, graceMs: config.keys.graceMs }, certify);
+  const keyring = new OrgKeyring(
+    store,
+    wrapper,
+    group,
+    config.domain,
+    { validityMs: config.keys.validityMs, renewBeforeMs: config.keys.renewBeforeMs, graceMs: config.keys.graceMs },
+    certify,
+  );
   const audit = new AuditLog(store, wrapper.auditKey);
   const service = new KeyService({
-    store, group, rng: systemRng, clock, keyring, registry: new Registry(store, wrapper, config.domain),
-    tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs), audit,
-    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), validationCache: new ValidationCache(), ...(crypto ? { crypto } : {}),
+    store,
+    group,
+    rng: systemRng,
+    clock,
+    keyring,
+    registry: new Registry(store, wrapper, config.domain),
+    tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs),
+    audit,
+    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    validationCache: new ValidationCache(),
+    ...(crypto ? { crypto } : {}),
   });
   return { store, service, audit, keyring };
 }
@@ -110,9 +128,14 @@ export function orgAnchor(config: KeydConfig): string {
   } catch (err) {
     throw new KeydError('config', `${where} is not a certificate: ${(err as Error).message}`);
   }
-  if (!cert.isCA || cert.selfIssued) throw new KeydError('config', `${where} must be the organisation's CA, not a root or an end-entity certificate`);
+  if (!cert.isCA || cert.selfIssued)
+    throw new KeydError('config', `${where} must be the organisation's CA, not a root or an end-entity certificate`);
   const domains = constrainedDomains(cert);
-  if (!domains.some((d) => d.replace(/^\./, '') === config.domain)) throw new KeydError('config', `${where} is not constrained to the domain ${config.domain} (its names: ${domains.join(', ') || 'none'})`);
+  if (!domains.some((d) => d.replace(/^\./, '') === config.domain))
+    throw new KeydError(
+      'config',
+      `${where} is not constrained to the domain ${config.domain} (its names: ${domains.join(', ') || 'none'})`,
+    );
   if (config.pki.orgCaCert && parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')).fingerprint !== cert.fingerprint) {
     throw new KeydError('config', `${where} and [pki] org_ca_cert must be the same certificate`);
   }
@@ -136,12 +159,24 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
   await certRenewer.run(clock());
   const server = new KeydServer(parts.service, parts.audit, {
-    host: config.host, port: config.port, cert: readPem(config.tls.cert, 'TLS certificate'), key: readPem(config.tls.key, 'TLS key'),
-    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')), roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')), orgCa,
-    crls: () => crlFiles.map((f) => readPem(f, 'CRL')), clock,
-    maxBodyBytes: config.limits.maxBodyBytes, maxInFlight: config.limits.maxInFlight, requestTimeoutMs: config.limits.requestTimeoutMs,
-    headersTimeoutMs: config.limits.headersTimeoutMs, maxHeaderBytes: config.limits.maxHeaderBytes, maxHeaders: config.limits.maxHeaders, maxBatchOps: config.limits.maxBatchOps,
-    validationCache: new ValidationCache(), ...(opts.log ? { log: opts.log } : {}),
+    host: config.host,
+    port: config.port,
+    cert: readPem(config.tls.cert, 'TLS certificate'),
+    key: readPem(config.tls.key, 'TLS key'),
+    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
+    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    orgCa,
+    crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
+    clock,
+    maxBodyBytes: config.limits.maxBodyBytes,
+    maxInFlight: config.limits.maxInFlight,
+    requestTimeoutMs: config.limits.requestTimeoutMs,
+    headersTimeoutMs: config.limits.headersTimeoutMs,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    maxHeaders: config.limits.maxHeaders,
+    maxBatchOps: config.limits.maxBatchOps,
+    validationCache: new ValidationCache(),
+    ...(opts.log ? { log: opts.log } : {}),
   });
   const port = await server.listen();
   const tlsFiles = [config.tls.cert, config.tls.key];
@@ -163,20 +198,37 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   }); // [ops]: health and metrics (docs/operations.md)
   let scheduling: Promise<void> | undefined;
   const schedule = (): Promise<void> => {
-    scheduling ??= parts.service.maintain(KEYD_ACTOR).then(
-      (changes) => { if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`); },
-      (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
-    ).then(() => {
-      if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
-        opts.log?.(`keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`);
-      }
-    }).then(() => renewer.run(clock())).then(() => certRenewer.run(clock())).then(() => reloadTls()).finally(() => { scheduling = undefined; });
+    scheduling ??= parts.service
+      .maintain(KEYD_ACTOR)
+      .then(
+        (changes) => {
+          if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`);
+        },
+        (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
+      )
+      .then(() => {
+        if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
+          opts.log?.(
+            `keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`,
+          );
+        }
+      })
+      .then(() => renewer.run(clock()))
+      .then(() => certRenewer.run(clock()))
+      .then(() => reloadTls())
+      .finally(() => {
+        scheduling = undefined;
+      });
     return scheduling;
   };
   const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
   timer.unref();
   return {
-    ...parts, port, renewer, certRenewer, schedule,
+    ...parts,
+    port,
+    renewer,
+    certRenewer,
+    schedule,
     async stop() {
       clearInterval(timer);
       await ops?.close();

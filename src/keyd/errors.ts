@@ -40,7 +40,11 @@ const STATUS: Record<KeydErrorCode, number> = {
 };
 
 export class KeydError extends Error {
-  constructor(readonly code: KeydErrorCode, message: string, readonly details?: Record<string, string>) {
+  constructor(
+    readonly code: KeydErrorCode,
+    message: string,
+    readonly details?: Record<string, string>,
+  ) {
     super(message);
     this.name = 'KeydError';
   }

@@ -32,16 +32,25 @@ export interface ListEntry {
 }
 
 export function listEntry(r: ListRecord & Partial<Pick<ListEntry, 'policy' | 'moderators' | 'created'>>): ListEntry {
-  return { address: r.address, members: r.members, policy: r.policy ?? 'members', moderators: r.moderators ?? [], created: r.created ?? r.updated, updated: r.updated };
+  return {
+    address: r.address,
+    members: r.members,
+    policy: r.policy ?? 'members',
+    moderators: r.moderators ?? [],
+    created: r.created ?? r.updated,
+    updated: r.updated,
+  };
 }
 
 function addresses(value: unknown, field: string, max = MAX_LIST_MEMBERS): string[] {
-  if (!Array.isArray(value) || value.length > max) throw new KeydError('bad-request', `Field "${field}" must be an array of at most ${max} addresses`);
+  if (!Array.isArray(value) || value.length > max)
+    throw new KeydError('bad-request', `Field "${field}" must be an array of at most ${max} addresses`);
   return [...new Set(value.map((m) => checkAddress(m, field)))];
 }
 
 function policyOf(value: unknown): ListPolicy {
-  if (!LIST_POLICIES.includes(value as ListPolicy)) throw new KeydError('bad-request', `Field "policy" must be one of ${LIST_POLICIES.join(', ')}`);
+  if (!LIST_POLICIES.includes(value as ListPolicy))
+    throw new KeydError('bad-request', `Field "policy" must be one of ${LIST_POLICIES.join(', ')}`);
   return value as ListPolicy;
 }
 
@@ -63,7 +72,8 @@ export class ListService {
   /** A list address of this domain, checked. */
   private ownAddress(value: unknown): string {
     const address = checkAddress(value, 'address');
-    if (!address.endsWith(`@${this.d.domain()}`)) throw new KeydError('bad-request', `List "${address}" is not an address of ${this.d.domain()}`);
+    if (!address.endsWith(`@${this.d.domain()}`))
+      throw new KeydError('bad-request', `List "${address}" is not an address of ${this.d.domain()}`);
     return address;
   }
 
@@ -74,24 +84,48 @@ export class ListService {
   }
 
   /** Runs one list operation with its audit record (success or refusal), the change committed with the record. */
-  private async audited<T>(actor: Actor, op: string, target: unknown, roles: readonly Actor['role'][], body: () => { result: T; reason?: string; change?: () => void }): Promise<T> {
+  private async audited<T>(
+    actor: Actor,
+    op: string,
+    target: unknown,
+    roles: readonly Actor['role'][],
+    body: () => { result: T; reason?: string; change?: () => void },
+  ): Promise<T> {
     const now = this.d.clock();
-    const base: Partial<AuditInput> = { actor: actor.name, role: actor.role, op, ...(typeof target === 'string' ? { target: target.slice(0, 254) } : {}) };
+    const base: Partial<AuditInput> = {
+      actor: actor.name,
+      role: actor.role,
+      op,
+      ...(typeof target === 'string' ? { target: target.slice(0, 254) } : {}),
+    };
     let out: ReturnType<typeof body>;
     try {
       if (!roles.includes(actor.role)) throw new KeydError('forbidden', `Role "${actor.role}" may not call ${op}`);
       out = body();
     } catch (err) {
       const refused = err instanceof KeydError;
-      await this.d.audit.append({ ...base, result: refused ? 'refused' : 'error', reason: (refused ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300) } as AuditInput, now);
+      await this.d.audit.append(
+        {
+          ...base,
+          result: refused ? 'refused' : 'error',
+          reason: (refused ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300),
+        } as AuditInput,
+        now,
+      );
       throw err;
     }
-    await this.d.audit.append({ ...base, result: 'ok', ...(out.reason ? { reason: out.reason.slice(0, 300) } : {}) } as AuditInput, now, out.change);
+    await this.d.audit.append(
+      { ...base, result: 'ok', ...(out.reason ? { reason: out.reason.slice(0, 300) } : {}) } as AuditInput,
+      now,
+      out.change,
+    );
     return out.result;
   }
 
   private put(entry: ListEntry): () => void {
-    return () => { this.d.store.lists.put(entry.address, entry); };
+    return () => {
+      this.d.store.lists.put(entry.address, entry);
+    };
   }
 
   /** `ssmax list create`: a new list (no members yet unless given). */
@@ -99,11 +133,19 @@ export class ListService {
     return this.audited(actor, 'list.create', body.address, ['admin'], () => {
       const address = this.ownAddress(body.address);
       if (this.get(address)) throw new KeydError('bad-request', `List "${address}" exists already`);
-      if (this.d.store.users.get(address)) throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
+      if (this.d.store.users.get(address))
+        throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
       const members = body.members === undefined ? [] : addresses(body.members, 'members');
       if (members.includes(address)) throw new KeydError('bad-request', `List "${address}" cannot be a member of itself`);
       const t = this.d.clock().getTime();
-      const entry: ListEntry = { address, members, policy: body.policy === undefined ? 'members' : policyOf(body.policy), moderators: body.moderators === undefined ? [] : addresses(body.moderators, 'moderators', 100), created: t, updated: t };
+      const entry: ListEntry = {
+        address,
+        members,
+        policy: body.policy === undefined ? 'members' : policyOf(body.policy),
+        moderators: body.moderators === undefined ? [] : addresses(body.moderators, 'moderators', 100),
+        created: t,
+        updated: t,
+      };
       return { result: entry, reason: `policy ${entry.policy}, ${members.length} members`, change: this.put(entry) };
     });
   }
@@ -116,10 +158,15 @@ export class ListService {
       const remove = new Set(body.remove === undefined ? [] : addresses(body.remove, 'remove'));
       if (add.includes(l.address)) throw new KeydError('bad-request', `List "${l.address}" cannot be a member of itself`);
       const members = [...new Set([...l.members.filter((m) => !remove.has(m)), ...add])];
-      if (members.length > MAX_LIST_MEMBERS) throw new KeydError('bad-request', `List "${l.address}" would have more than ${MAX_LIST_MEMBERS} members`);
+      if (members.length > MAX_LIST_MEMBERS)
+        throw new KeydError('bad-request', `List "${l.address}" would have more than ${MAX_LIST_MEMBERS} members`);
       const entry: ListEntry = { ...l, members, updated: this.d.clock().getTime() };
       // the audit names who changed, not the list's whole membership
-      return { result: entry, reason: `added ${add.join(',').slice(0, 120) || 'none'}; removed ${[...remove].join(',').slice(0, 120) || 'none'}; ${members.length} members`, change: this.put(entry) };
+      return {
+        result: entry,
+        reason: `added ${add.join(',').slice(0, 120) || 'none'}; removed ${[...remove].join(',').slice(0, 120) || 'none'}; ${members.length} members`,
+        change: this.put(entry),
+      };
     });
   }
 
@@ -128,10 +175,13 @@ export class ListService {
     return this.audited(actor, 'list.policy', body.address, ['admin'], () => {
       const l = this.require(this.ownAddress(body.address));
       const entry: ListEntry = {
-        ...l, policy: body.policy === undefined ? l.policy : policyOf(body.policy),
-        moderators: body.moderators === undefined ? l.moderators : addresses(body.moderators, 'moderators', 100), updated: this.d.clock().getTime(),
+        ...l,
+        policy: body.policy === undefined ? l.policy : policyOf(body.policy),
+        moderators: body.moderators === undefined ? l.moderators : addresses(body.moderators, 'moderators', 100),
+        updated: this.d.clock().getTime(),
       };
-      if (entry.policy === 'moderated' && entry.moderators.length === 0) throw new KeydError('bad-request', `A moderated list needs at least one moderator (--moderator)`);
+      if (entry.policy === 'moderated' && entry.moderators.length === 0)
+        throw new KeydError('bad-request', `A moderated list needs at least one moderator (--moderator)`);
       return { result: entry, reason: `policy ${entry.policy}, ${entry.moderators.length} moderators`, change: this.put(entry) };
     });
   }
@@ -153,7 +203,15 @@ export class ListService {
       const users: Record<string, Record<string, unknown>> = {};
       for (const m of l.members) {
         const u = m.endsWith(`@${this.d.domain()}`) ? this.d.store.users.get(m) : undefined;
-        if (u) users[m] = { address: u.address, status: u.status, kind: u.kind, inspectionConsent: u.inspectionConsent, encryptionKeyId: u.encryptionKeyId ?? null, signingCertificate: u.signingCertificate ?? null };
+        if (u)
+          users[m] = {
+            address: u.address,
+            status: u.status,
+            kind: u.kind,
+            inspectionConsent: u.inspectionConsent,
+            encryptionKeyId: u.encryptionKeyId ?? null,
+            signingCertificate: u.signingCertificate ?? null,
+          };
       }
       return { result: { ...l, users }, reason: `${l.members.length} members` };
     });

@@ -33,7 +33,8 @@ function parseShare(line: string, n: number): ParsedShare {
   const m = /^ssmax-share-v1:(\d{1,3}):([0-9a-f]{16}):([0-9a-f]+)$/.exec(line.trim());
   if (!m) throw new KeydError('bad-request', `Cannot read share ${n}: not an ssmax-share-v1 line`);
   const bytes = Buffer.from(m[3]!, 'hex');
-  if (bytes.length !== MASTER_KEY_LENGTH + 1) throw new KeydError('bad-request', `Cannot read share ${n}: expected ${MASTER_KEY_LENGTH + 1} bytes`);
+  if (bytes.length !== MASTER_KEY_LENGTH + 1)
+    throw new KeydError('bad-request', `Cannot read share ${n}: expected ${MASTER_KEY_LENGTH + 1} bytes`);
   return { threshold: Number(m[1]), check: m[2]!, bytes: new Uint8Array(bytes) };
 }
 
@@ -43,7 +44,8 @@ export async function restoreMasterKey(lines: readonly string[]): Promise<Uint8A
   const first = shares[0];
   if (!first) throw new KeydError('bad-request', 'Cannot restore master key: no shares given');
   for (const s of shares) {
-    if (s.threshold !== first.threshold || s.check !== first.check) throw new KeydError('bad-request', 'Cannot restore master key: the shares come from different splits');
+    if (s.threshold !== first.threshold || s.check !== first.check)
+      throw new KeydError('bad-request', 'Cannot restore master key: the shares come from different splits');
   }
   const distinct = new Set(shares.map((s) => Buffer.from(s.bytes).toString('hex')));
   if (distinct.size < first.threshold) {
@@ -52,6 +54,7 @@ export async function restoreMasterKey(lines: readonly string[]): Promise<Uint8A
   // Array.from: a fresh array of this realm (the library checks `instanceof Array`;
   // arrays derived from node:util's parseArgs belong to Node's own realm under Jest).
   const master = await combine(Array.from(shares, (s) => s.bytes));
-  if (new SecretWrapper(master).checkValue !== first.check) throw new KeydError('bad-request', 'Cannot restore master key: the result does not match the key check value (a damaged share?)');
+  if (new SecretWrapper(master).checkValue !== first.check)
+    throw new KeydError('bad-request', 'Cannot restore master key: the result does not match the key check value (a damaged share?)');
   return master;
 }

@@ -15,7 +15,8 @@ const WRAP_VERSION = 1;
 
 /** Writes a fresh master key (hex) to `path`, mode 0600; refuses to overwrite. */
 export function createMasterKeyFile(path: string, key: Uint8Array = randomBytes(MASTER_KEY_LENGTH)): void {
-  if (key.length !== MASTER_KEY_LENGTH) throw new KeydError('config', `Cannot write master key: expected ${MASTER_KEY_LENGTH} bytes, got ${key.length}`);
+  if (key.length !== MASTER_KEY_LENGTH)
+    throw new KeydError('config', `Cannot write master key: expected ${MASTER_KEY_LENGTH} bytes, got ${key.length}`);
   let fd: number;
   try {
     fd = openSync(path, 'wx', 0o600);
@@ -40,7 +41,10 @@ export function loadMasterKey(path: string): Uint8Array {
   try {
     const mode = fstatSync(fd).mode & 0o777;
     if ((mode & 0o077) !== 0) {
-      throw new KeydError('config', `Cannot use master key file "${path}": mode ${mode.toString(8).padStart(4, '0')} lets others read it (chmod 600)`);
+      throw new KeydError(
+        'config',
+        `Cannot use master key file "${path}": mode ${mode.toString(8).padStart(4, '0')} lets others read it (chmod 600)`,
+      );
     }
     const text = readFileSync(fd, 'utf8').trim();
     if (!/^[0-9a-f]{64}$/.test(text)) throw new KeydError('config', `Cannot use master key file "${path}": expected 64 hex characters`);
@@ -63,7 +67,8 @@ export class SecretWrapper {
   readonly checkValue: string;
 
   constructor(master: Uint8Array) {
-    if (!(master instanceof Uint8Array) || master.length !== MASTER_KEY_LENGTH) throw new KeydError('config', 'Cannot use master key: expected 32 bytes');
+    if (!(master instanceof Uint8Array) || master.length !== MASTER_KEY_LENGTH)
+      throw new KeydError('config', 'Cannot use master key: expected 32 bytes');
     this.wrapKey = derive(master, 'wrap');
     this.auditKey = derive(master, 'audit');
     this.checkValue = derive(master, 'check').subarray(0, 8).toString('hex');

@@ -42,13 +42,22 @@ export class OnBehalf {
   actor(caller: Actor, header: string | string[] | undefined): Actor {
     if (header === undefined) return caller;
     if (caller.role !== 'console') throw new KeydError('forbidden', `Role "${caller.role}" may not act on behalf of another certificate`);
-    if (Array.isArray(header) || header.length > MAX_HEADER_CHARS || !/^[A-Za-z0-9+/]+={0,2}$/.test(header)) throw new KeydError('bad-request', `${ON_BEHALF_HEADER} must be one certificate, base64 DER`);
+    if (Array.isArray(header) || header.length > MAX_HEADER_CHARS || !/^[A-Za-z0-9+/]+={0,2}$/.test(header))
+      throw new KeydError('bad-request', `${ON_BEHALF_HEADER} must be one certificate, base64 DER`);
     const v = validateCertificate({
-      leaf: new Uint8Array(Buffer.from(header, 'base64')), intermediates: [this.opts.orgCa], roots: this.opts.roots, crls: this.opts.crls(),
-      use: 'tls-client', roles: CONSOLE_LOGIN_ROLES, time: this.opts.clock(), ...(this.opts.cache ? { cache: this.opts.cache } : {}),
+      leaf: new Uint8Array(Buffer.from(header, 'base64')),
+      intermediates: [this.opts.orgCa],
+      roots: this.opts.roots,
+      crls: this.opts.crls(),
+      use: 'tls-client',
+      roles: CONSOLE_LOGIN_ROLES,
+      time: this.opts.clock(),
+      ...(this.opts.cache ? { cache: this.opts.cache } : {}),
     });
-    if (v.status !== 'valid' || !v.role) throw new KeydError('unauthenticated', `The administrator's certificate is refused: ${v.status !== 'valid' ? v.message : 'no role'}`);
-    if (v.path[1]?.fingerprint !== this.orgCaFingerprint) throw new KeydError('unauthenticated', 'The administrator\'s certificate is not issued by this organisation\'s CA');
+    if (v.status !== 'valid' || !v.role)
+      throw new KeydError('unauthenticated', `The administrator's certificate is refused: ${v.status !== 'valid' ? v.message : 'no role'}`);
+    if (v.path[1]?.fingerprint !== this.orgCaFingerprint)
+      throw new KeydError('unauthenticated', "The administrator's certificate is not issued by this organisation's CA");
     return { role: v.role, name: `${v.leaf.subject} #${v.leaf.serial} via ${caller.name}`, via: caller.name };
   }
 }

@@ -58,7 +58,11 @@ export interface KeyPlan {
 }
 
 function superseded(current: OrgKeyRecord | undefined): KeydError {
-  return new KeydError('superseded', `Another change to the org keys was committed first${current ? ` (${current.keyId} is current)` : ''}; nothing was changed`, current ? { current: current.keyId } : {});
+  return new KeydError(
+    'superseded',
+    `Another change to the org keys was committed first${current ? ` (${current.keyId} is current)` : ''}; nothing was changed`,
+    current ? { current: current.keyId } : {},
+  );
 }
 
 export interface KeyChange {
@@ -141,7 +145,11 @@ export class OrgKeyring {
     const current = this.current(now);
     if (record.state === 'destroyed' || !record.wrapped) {
       this.forget(keyId); // destroyed by another process on this store: wipe what this one still holds
-      throw new KeydError('key-destroyed', `Key "${keyId}" was destroyed; fetch "${current?.keyId ?? 'the current bundle'}"`, current ? { current: current.keyId } : {});
+      throw new KeydError(
+        'key-destroyed',
+        `Key "${keyId}" was destroyed; fetch "${current?.keyId ?? 'the current bundle'}"`,
+        current ? { current: current.keyId } : {},
+      );
     }
     let key = this.cache.get(keyId);
     if (!key || key.record !== record) {
@@ -153,7 +161,11 @@ export class OrgKeyring {
       } finally {
         unwrapped.fill(0);
       }
-      key = { record, privateKey, publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')) };
+      key = {
+        record,
+        privateKey,
+        publicKeyUncompressed: this.group.encodeUncompressed(this.group.decode(Buffer.from(record.publicKey, 'hex'), 'org public key')),
+      };
       this.cache.set(keyId, key);
     }
     return { key, retired: record.state === 'retired' };
@@ -170,8 +182,14 @@ export class OrgKeyring {
       const notAfter = notBefore + this.policy.validityMs;
       const certificate = this.certify?.(kp.publicKey, version, new Date(notBefore), new Date(notAfter));
       return {
-        version, keyId, publicKey: Buffer.from(kp.publicKey).toString('hex'), wrapped: this.wrapper.wrap(`org-key:${keyId}`, kp.privateKey),
-        notBefore, notAfter, state: 'active', ...(certificate ? { certificate } : {}),
+        version,
+        keyId,
+        publicKey: Buffer.from(kp.publicKey).toString('hex'),
+        wrapped: this.wrapper.wrap(`org-key:${keyId}`, kp.privateKey),
+        notBefore,
+        notAfter,
+        state: 'active',
+        ...(certificate ? { certificate } : {}),
       };
     } finally {
       kp.privateKey.fill(0); // only the wrapped copy is kept
@@ -240,7 +258,8 @@ export class OrgKeyring {
     }
     for (const r of plan.puts) {
       const existing = this.store.orgKeys.get(r.version);
-      if (existing && (existing.publicKey !== r.publicKey || (existing.state === 'destroyed' && r.state !== 'destroyed'))) throw superseded(undefined);
+      if (existing && (existing.publicKey !== r.publicKey || (existing.state === 'destroyed' && r.state !== 'destroyed')))
+        throw superseded(undefined);
       if (!existing && r.state !== 'active') throw superseded(undefined);
     }
     for (const r of plan.puts) {

@@ -46,12 +46,18 @@ export interface ListRecord {
   readonly updated: number;
 }
 
-const ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const ADDRESS =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 const CODE = /^[A-Za-z0-9._-]{1,64}$/;
 
 export function checkAddress(address: unknown, what = 'address'): string {
   if (typeof address !== 'string' || address.length > 254 || !ADDRESS.test(address)) {
-    throw new KeydError('bad-request', `Cannot use ${what} "${String(address).slice(0, 80).replace(/[\r\n]/g, ' ')}": not a mail address`);
+    throw new KeydError(
+      'bad-request',
+      `Cannot use ${what} "${String(address)
+        .slice(0, 80)
+        .replace(/[\r\n]/g, ' ')}": not a mail address`,
+    );
   }
   return address.toLowerCase();
 }
@@ -70,19 +76,27 @@ export interface NewUser {
 }
 
 export class Registry {
-  constructor(private readonly store: KeydStore, private readonly wrapper: SecretWrapper, readonly domain: string) {}
+  constructor(
+    private readonly store: KeydStore,
+    private readonly wrapper: SecretWrapper,
+    readonly domain: string,
+  ) {}
 
   private checkLocal(address: string): void {
-    if (!address.endsWith(`@${this.domain}`)) throw new KeydError('bad-request', `Cannot register "${address}": not an address of ${this.domain}`);
+    if (!address.endsWith(`@${this.domain}`))
+      throw new KeydError('bad-request', `Cannot register "${address}": not an address of ${this.domain}`);
   }
 
   /** Validates a new user and builds its record (the caller stores it with the audit record). */
   build(input: NewUser, now: Date): UserRecord {
     const address = checkAddress(input.address);
     this.checkLocal(address);
-    if (typeof input.code !== 'string' || !CODE.test(input.code)) throw new KeydError('bad-request', `Cannot register "${address}": code must be 1-64 characters of [A-Za-z0-9._-]`);
-    if (typeof input.identityRef !== 'string' || input.identityRef.length === 0 || input.identityRef.length > 256) throw new KeydError('bad-request', `Cannot register "${address}": identity reference must be 1-256 characters`);
-    if (input.encryptionPublicKey !== undefined && !/^0[23][0-9a-f]{64}$/.test(input.encryptionPublicKey)) throw new KeydError('bad-request', `Cannot register "${address}": encryption public key must be a 33-byte compressed point in hex`);
+    if (typeof input.code !== 'string' || !CODE.test(input.code))
+      throw new KeydError('bad-request', `Cannot register "${address}": code must be 1-64 characters of [A-Za-z0-9._-]`);
+    if (typeof input.identityRef !== 'string' || input.identityRef.length === 0 || input.identityRef.length > 256)
+      throw new KeydError('bad-request', `Cannot register "${address}": identity reference must be 1-256 characters`);
+    if (input.encryptionPublicKey !== undefined && !/^0[23][0-9a-f]{64}$/.test(input.encryptionPublicKey))
+      throw new KeydError('bad-request', `Cannot register "${address}": encryption public key must be a 33-byte compressed point in hex`);
     let keyId: string | undefined;
     if (input.encryptionPublicKey !== undefined) {
       try {
@@ -91,7 +105,11 @@ export class Registry {
         if (err instanceof CryptoError) throw new KeydError('bad-request', `Cannot register "${address}": ${err.message}`);
         throw err;
       }
-      if (!/^[A-Za-z0-9._:-]{1,64}$/.test(keyId)) throw new KeydError('bad-request', `Cannot register "${address}": encryption key id "${keyId.slice(0, 70)}" is not 1-64 characters of [A-Za-z0-9._:-]`);
+      if (!/^[A-Za-z0-9._:-]{1,64}$/.test(keyId))
+        throw new KeydError(
+          'bad-request',
+          `Cannot register "${address}": encryption key id "${keyId.slice(0, 70)}" is not 1-64 characters of [A-Za-z0-9._:-]`,
+        );
     }
     if (this.store.users.get(address)) throw new KeydError('bad-request', `Cannot register "${address}": already registered`);
     for (const { value } of this.store.users.getRange({})) {
@@ -99,8 +117,14 @@ export class Registry {
     }
     const t = now.getTime();
     return {
-      address, code: input.code, identityRef: this.wrapper.wrap(`identity:${address}`, Buffer.from(input.identityRef, 'utf8')),
-      status: 'active', kind: input.kind ?? 'organisation', inspectionConsent: input.inspectionConsent ?? false, created: t, updated: t,
+      address,
+      code: input.code,
+      identityRef: this.wrapper.wrap(`identity:${address}`, Buffer.from(input.identityRef, 'utf8')),
+      status: 'active',
+      kind: input.kind ?? 'organisation',
+      inspectionConsent: input.inspectionConsent ?? false,
+      created: t,
+      updated: t,
       ...(input.encryptionPublicKey && keyId ? { encryptionPublicKey: input.encryptionPublicKey, encryptionKeyId: keyId } : {}),
       ...(input.encryptionCertificate ? { encryptionCertificate: input.encryptionCertificate } : {}),
       ...(input.signingCertificate ? { signingCertificate: input.signingCertificate } : {}),

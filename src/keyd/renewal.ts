@@ -63,7 +63,12 @@ export const CRL_SETTINGS = defineSettings({
 /** [crl] of keyd's config file. */
 export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
   const r = new IniReader(CRL_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
-  const policy = { renew: r.get('crl.renew'), renewBeforeMs: r.get('crl.renew_at_days_left') * DAY, validityMs: r.get('crl.lifetime_days') * DAY, warnBeforeMs: r.get('crl.warn_at_days_left') * DAY };
+  const policy = {
+    renew: r.get('crl.renew'),
+    renewBeforeMs: r.get('crl.renew_at_days_left') * DAY,
+    validityMs: r.get('crl.lifetime_days') * DAY,
+    warnBeforeMs: r.get('crl.warn_at_days_left') * DAY,
+  };
   if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('crl', 'renew_at_days_left', 'must be less than lifetime_days');
   return policy;
 }
@@ -73,7 +78,10 @@ export function orgCaOf(config: KeydConfig): SigningAuthority | undefined {
   const { orgCaCert, orgCaKey, orgCaPassphraseFile } = config.pki;
   if (!orgCaCert || !orgCaKey) return undefined;
   const passphrase = orgCaPassphraseFile ? readFileSync(orgCaPassphraseFile, 'utf8').trim() : undefined;
-  return { certificate: parseCertificate(readFileSync(orgCaCert, 'utf8')), privateKey: privateKeyFromPem(readFileSync(orgCaKey, 'utf8'), passphrase) };
+  return {
+    certificate: parseCertificate(readFileSync(orgCaCert, 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(orgCaKey, 'utf8'), passphrase),
+  };
 }
 
 /** Where a renewed CRL waits for its audit record before it replaces the file. */
@@ -132,7 +140,11 @@ export class CrlRenewer {
    * keyd holds no CA or lists no CRL of it.
    */
   revocationFile(): string {
-    if (!this.ca) throw new KeydError('not-configured', 'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL: revoke with `ssmax registry revoke` where the CA key is');
+    if (!this.ca)
+      throw new KeydError(
+        'not-configured',
+        'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL: revoke with `ssmax registry revoke` where the CA key is',
+      );
     for (const file of this.files) {
       try {
         if (crlIssuedBy(parseCrl(readFileSync(stagedOrFile(file), 'utf8')), this.ca.certificate.subjectDer)) return file;
@@ -140,7 +152,10 @@ export class CrlRenewer {
         // unreadable: not this one (the schedule warns about it)
       }
     }
-    throw new KeydError('not-configured', `None of the CRLs in [pki] crls of ssmax-keyd.ini is issued by the org CA keyd holds ("${this.ca.certificate.subject}"): add its CRL file there`);
+    throw new KeydError(
+      'not-configured',
+      `None of the CRLs in [pki] crls of ssmax-keyd.ini is issued by the org CA keyd holds ("${this.ca.certificate.subject}"): add its CRL file there`,
+    );
   }
 
   /**
@@ -150,7 +165,13 @@ export class CrlRenewer {
    * transaction; then the file is replaced. A failed audit leaves the file
    * as it was.
    */
-  revoke(serials: readonly string[], reason: RevocationReason, now: Date, record: (summary: string) => AuditInput, change?: () => void): Promise<CrlRevocation> {
+  revoke(
+    serials: readonly string[],
+    reason: RevocationReason,
+    now: Date,
+    record: (summary: string) => AuditInput,
+    change?: () => void,
+  ): Promise<CrlRevocation> {
     return this.serial(async () => {
       const file = this.revocationFile();
       this.reconcile(file);
@@ -163,7 +184,14 @@ export class CrlRenewer {
         entries.set(s, { serial: s, revokedAt, reason });
         added.push(s);
       }
-      const { crlNumber } = await this.reissue(file, crl, [...entries.values()], now, (summary) => record(`${summary}; added ${added.join(',') || 'none'} (${reason})`), change);
+      const { crlNumber } = await this.reissue(
+        file,
+        crl,
+        [...entries.values()],
+        now,
+        (summary) => record(`${summary}; added ${added.join(',') || 'none'} (${reason})`),
+        change,
+      );
       return { file, crlNumber, added };
     });
   }
@@ -177,8 +205,20 @@ export class CrlRenewer {
    * (reconcile). The file and the audit log cannot disagree for longer than
    * one run.
    */
-  private async reissue(file: string, current: ParsedCrl, entries: RevocationEntry[], now: Date, record: (summary: string) => AuditInput, change?: () => void): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
-    const renewed = createCrl(this.ca!, { entries, thisUpdate: now, nextUpdate: new Date(now.getTime() + this.policy.validityMs), crlNumber: (current.crlNumber ?? 0n) + 1n });
+  private async reissue(
+    file: string,
+    current: ParsedCrl,
+    entries: RevocationEntry[],
+    now: Date,
+    record: (summary: string) => AuditInput,
+    change?: () => void,
+  ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
+    const renewed = createCrl(this.ca!, {
+      entries,
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + this.policy.validityMs),
+      crlNumber: (current.crlNumber ?? 0n) + 1n,
+    });
     const summary = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
     const input = record(summary);
     const staged = stagedFile(file);
@@ -223,7 +263,11 @@ export class CrlRenewer {
     } catch {
       // unreadable: not a renewal anyone audited
     }
-    const audited = number !== undefined && this.audit.tail(1000).some((r) => CRL_OPS.has(r.op) && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
+    const audited =
+      number !== undefined &&
+      this.audit
+        .tail(1000)
+        .some((r) => CRL_OPS.has(r.op) && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
     if (audited) {
       renameSync(staged, file);
       this.log(`keyd: completed the audited renewal of CRL "${file}" (number ${String(number)}) left staged`);
@@ -240,14 +284,26 @@ export class CrlRenewer {
     const next = crl.nextUpdate;
     const left = next ? next.getTime() - now.getTime() : Infinity;
     if (renewable && left <= this.policy.renewBeforeMs) {
-      const renewed = await this.reissue(file, crl, [...crl.entries.values()], now, (summary) => ({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: summary }));
+      const renewed = await this.reissue(file, crl, [...crl.entries.values()], now, (summary) => ({
+        actor: 'keyd schedule',
+        role: 'keyd',
+        op: 'crl.renew',
+        result: 'ok',
+        reason: summary,
+      }));
       this.log(`keyd: renewed CRL ${renewed.summary}`);
       return { file, issuer: crl.issuer, nextUpdate: renewed.nextUpdate, renewable, warning: false };
     }
     const warning = !renewable && left <= this.policy.warnBeforeMs;
     if (warning) {
-      const why = !this.policy.renew ? '[crl] renew=false' : this.ca ? 'it is not issued by the org CA keyd holds' : 'keyd does not hold the org CA key';
-      this.log(`keyd: WARNING CRL "${file}" of "${crl.issuer}" ${left <= 0 ? 'expired' : 'expires'} at ${next!.toISOString()} and keyd cannot renew it (${why}); re-sign it (ssmax ca crl) and replace the file`);
+      const why = !this.policy.renew
+        ? '[crl] renew=false'
+        : this.ca
+          ? 'it is not issued by the org CA keyd holds'
+          : 'keyd does not hold the org CA key';
+      this.log(
+        `keyd: WARNING CRL "${file}" of "${crl.issuer}" ${left <= 0 ? 'expired' : 'expires'} at ${next!.toISOString()} and keyd cannot renew it (${why}); re-sign it (ssmax ca crl) and replace the file`,
+      );
     }
     return { file, issuer: crl.issuer, ...(next ? { nextUpdate: next } : {}), renewable, warning };
   }

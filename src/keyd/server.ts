@@ -83,7 +83,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /** Refuses (400) a JSON value holding a string that is not well-formed Unicode (a lone surrogate from a \\uD800 escape), before anything is done or written. */
 export function checkWellFormed(value: unknown, depth = 0): void {
   if (typeof value === 'string') {
-    if (LONE_SURROGATE.test(value)) throw new KeydError('bad-request', 'Request body holds a string that is not well-formed Unicode (a lone surrogate)');
+    if (LONE_SURROGATE.test(value))
+      throw new KeydError('bad-request', 'Request body holds a string that is not well-formed Unicode (a lone surrogate)');
   } else if (value && typeof value === 'object') {
     if (depth > 32) throw new KeydError('bad-request', 'Request body nests deeper than 32 levels');
     for (const [k, v] of Object.entries(value)) {
@@ -110,7 +111,8 @@ export function parseRequestBody(raw: Buffer): Record<string, unknown> {
   } catch {
     throw new KeydError('bad-request', 'Request body is not JSON');
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new KeydError('bad-request', 'Request body must be a JSON object');
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new KeydError('bad-request', 'Request body must be a JSON object');
   checkWellFormed(parsed);
   return parsed as Record<string, unknown>;
 }
@@ -123,15 +125,29 @@ export class KeydServer {
   private readonly auth: ClientCertificateAuth;
   private readonly onBehalf: OnBehalf;
 
-  constructor(private readonly service: KeyService, private readonly audit: AuditLog, private readonly opts: ServerOptions) {
+  constructor(
+    private readonly service: KeyService,
+    private readonly audit: AuditLog,
+    private readonly opts: ServerOptions,
+  ) {
     // Clients must hold a certificate from this organisation's CA, the explicit anchor ([pki] org_ca):
     // a gateway or inspector of another organisation under the same SSMAX root is not a caller here,
     // however client_ca is written.
     this.auth = new ClientCertificateAuth({
-      roots: opts.roots, crls: opts.crls, roles: ROLES, clock: opts.clock, issuers: [opts.orgCa],
+      roots: opts.roots,
+      crls: opts.crls,
+      roles: ROLES,
+      clock: opts.clock,
+      issuers: [opts.orgCa],
       ...(opts.validationCache ? { cache: opts.validationCache } : {}),
     });
-    this.onBehalf = new OnBehalf({ roots: opts.roots, crls: opts.crls, orgCa: opts.orgCa, clock: opts.clock, ...(opts.validationCache ? { cache: opts.validationCache } : {}) });
+    this.onBehalf = new OnBehalf({
+      roots: opts.roots,
+      crls: opts.crls,
+      orgCa: opts.orgCa,
+      clock: opts.clock,
+      ...(opts.validationCache ? { cache: opts.validationCache } : {}),
+    });
     const batch = new BatchHandler(service, audit, opts.clock, opts.maxBatchOps, opts.log);
     this.routes = [
       { method: 'POST', pattern: /^\/v1\/reencrypt$/, handle: (a, b) => service.reencrypt(a, b) },
@@ -142,7 +158,11 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
-      { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/, handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status) },
+      {
+        method: 'POST',
+        pattern: /^\/v1\/registry\/users\/([^/]+)\/status$/,
+        handle: (a, b, p) => service.setUserStatus(a, param(p[0]), b.status),
+      },
       { method: 'POST', pattern: /^\/v1\/registry\/users\/([^/]+)\/revoke$/, handle: (a, b, p) => service.revokeUser(a, param(p[0]), b) },
       { method: 'POST', pattern: /^\/v1\/registry\/lists$/, handle: (a, b) => service.setList(a, b) },
       // mailing lists (src/keyd/lists.ts, docs/lists.md)
@@ -156,23 +176,31 @@ export class KeydServer {
       { method: 'POST', pattern: /^\/v1\/tracking\/disclose$/, handle: (a, b) => service.disclose(a, b) },
       { method: 'POST', pattern: /^\/v1\/keys\/rotate$/, handle: async (a) => ({ changes: await service.maintain(a, true) }) },
       {
-        method: 'GET', pattern: /^\/v1\/audit\/verify$/, handle: (a) => {
+        method: 'GET',
+        pattern: /^\/v1\/audit\/verify$/,
+        handle: (a) => {
           if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.verify`);
           return this.audit.verify();
         },
       },
       // the web console (docs/console.md): browse the chain; record a console action (quarantine, peers) in it before doing it
       {
-        method: 'GET', pattern: /^\/v1\/audit\/records\/(\d{1,12})$/, handle: (a, _b, p) => {
+        method: 'GET',
+        pattern: /^\/v1\/audit\/records\/(\d{1,12})$/,
+        handle: (a, _b, p) => {
           if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.records`);
           return { records: this.audit.page(Number(p[0]), 50) };
         },
       },
       {
-        method: 'POST', pattern: /^\/v1\/audit\/console$/, handle: async (a, b) => {
-          if (a.role !== 'admin' || !a.via) throw new KeydError('forbidden', `Role "${a.role}" may not call audit.console (an administrator through the console only)`);
+        method: 'POST',
+        pattern: /^\/v1\/audit\/console$/,
+        handle: async (a, b) => {
+          if (a.role !== 'admin' || !a.via)
+            throw new KeydError('forbidden', `Role "${a.role}" may not call audit.console (an administrator through the console only)`);
           const op = typeof b.op === 'string' && /^console\.[a-z.-]{1,40}$/.test(b.op) ? b.op : undefined;
-          if (!op || typeof b.target !== 'string' || b.target.length > 254) throw new KeydError('bad-request', 'Fields "op" (console.*) and "target" (at most 254 characters) are required');
+          if (!op || typeof b.target !== 'string' || b.target.length > 254)
+            throw new KeydError('bad-request', 'Fields "op" (console.*) and "target" (at most 254 characters) are required');
           const r = await this.audit.append({ actor: a.name, role: a.role, op, target: b.target, result: 'ok' }, opts.clock());
           return { seq: r.seq };
         },
@@ -182,11 +210,15 @@ export class KeydServer {
       const src = r.pattern.source; // e.g. ^\/v1\/reencrypt$
       if (/^\^[\\/a-z0-9-]+\$$/.test(src)) this.exact.set(src.slice(1, -1).replace(/\\\//g, '/'), r);
     }
-    this.http = new JsonHttpsServer({
-      ...opts, service: 'keyd',
-      refusal: (err) => (err instanceof KeydError ? err : undefined),
-      describeFault: (err) => (err as Error).stack ?? String(err),
-    }, (req, ctx) => this.handle(req, ctx));
+    this.http = new JsonHttpsServer(
+      {
+        ...opts,
+        service: 'keyd',
+        refusal: (err) => (err instanceof KeydError ? err : undefined),
+        describeFault: (err) => (err as Error).stack ?? String(err),
+      },
+      (req, ctx) => this.handle(req, ctx),
+    );
   }
 
   /** The caller, from its client certificate (src/pki/client-auth.ts: chain, validity, CRL, usage, role, issued by this organisation's CA; cached per connection for 60 s). */

@@ -35,9 +35,22 @@ export interface Actor {
 }
 
 export type Target =
-  | { readonly kind: 'peer'; readonly domain: string; readonly certificate: string; readonly chain?: readonly string[]; readonly crls?: readonly string[] }
+  | {
+      readonly kind: 'peer';
+      readonly domain: string;
+      readonly certificate: string;
+      readonly chain?: readonly string[];
+      readonly crls?: readonly string[];
+    }
   | { readonly kind: 'user'; readonly address: string }
-  | { readonly kind: 'list'; readonly list: string; readonly member: string; readonly certificate?: string; readonly chain?: readonly string[]; readonly crls?: readonly string[] }
+  | {
+      readonly kind: 'list';
+      readonly list: string;
+      readonly member: string;
+      readonly certificate?: string;
+      readonly chain?: readonly string[];
+      readonly crls?: readonly string[];
+    }
   | { readonly kind: 'own-newer' };
 
 export interface ServiceDeps {
@@ -59,12 +72,14 @@ export interface ServiceDeps {
 const B64URL = /^[A-Za-z0-9_-]+$/;
 
 function point(value: unknown, field: string): Uint8Array {
-  if (typeof value !== 'string' || !B64URL.test(value) || value.length > 100) throw new KeydError('bad-request', `Field "${field}" must be a base64url point`);
+  if (typeof value !== 'string' || !B64URL.test(value) || value.length > 100)
+    throw new KeydError('bad-request', `Field "${field}" must be a base64url point`);
   return new Uint8Array(Buffer.from(value, 'base64url'));
 }
 
 function str(value: unknown, field: string, max = 256): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || /[\r\n\0]/.test(value)) throw new KeydError('bad-request', `Field "${field}" must be a string of 1-${max} characters without line breaks`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > max || /[\r\n\0]/.test(value))
+    throw new KeydError('bad-request', `Field "${field}" must be a string of 1-${max} characters without line breaks`);
   return value;
 }
 
@@ -76,14 +91,25 @@ function submitterOf(body: Record<string, unknown>): Submitter | undefined {
   if (body.submitter === undefined) return undefined;
   const id = str(body.submitter, 'submitter', SUBMITTER_MAX_BYTES);
   // bytes, not characters: the token must stay within the seal's tt= limit (512 characters) and resolve's (400)
-  if (Buffer.byteLength(id) > SUBMITTER_MAX_BYTES || [...id].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) throw new KeydError('bad-request', `Field "submitter" must be at most ${SUBMITTER_MAX_BYTES} bytes of UTF-8 without control characters`);
-  if (body.submittedVia !== 'smtp-auth' && body.submittedVia !== 'trusted-relay') throw new KeydError('bad-request', 'Field "submittedVia" must be "smtp-auth" or "trusted-relay"');
+  if (Buffer.byteLength(id) > SUBMITTER_MAX_BYTES || [...id].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f))
+    throw new KeydError(
+      'bad-request',
+      `Field "submitter" must be at most ${SUBMITTER_MAX_BYTES} bytes of UTF-8 without control characters`,
+    );
+  if (body.submittedVia !== 'smtp-auth' && body.submittedVia !== 'trusted-relay')
+    throw new KeydError('bad-request', 'Field "submittedVia" must be "smtp-auth" or "trusted-relay"');
   return { id, via: body.submittedVia };
 }
 
 /** PEM text: printable ASCII and line breaks, bounded. */
 function pem(value: unknown, field: string, max: number): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > max || !/^[\x20-\x7e\r\n]+$/.test(value) || !value.includes('-----BEGIN ')) {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > max ||
+    !/^[\x20-\x7e\r\n]+$/.test(value) ||
+    !value.includes('-----BEGIN ')
+  ) {
     throw new KeydError('bad-request', `Field "${field}" must be PEM text of at most ${max} characters`);
   }
   return value;
@@ -170,7 +196,12 @@ export class KeyService {
   }
 
   /** Runs an operation's body and builds its audit record (not yet written): the answer or the refusal, each with its record. */
-  private async evaluate<T>(actor: Actor, op: string, base: Partial<AuditInput>, body: () => Outcome<T> | Promise<Outcome<T>>): Promise<Evaluated<T>> {
+  private async evaluate<T>(
+    actor: Actor,
+    op: string,
+    base: Partial<AuditInput>,
+    body: () => Outcome<T> | Promise<Outcome<T>>,
+  ): Promise<Evaluated<T>> {
     let outcome: Outcome<T>;
     try {
       outcome = await body();
@@ -178,9 +209,25 @@ export class KeyService {
       const err = asKeydError(raw);
       const refused = err instanceof KeydError;
       const reason = refused ? `${err.code}: ${err.message}` : 'internal error';
-      return { ok: false, error: err, record: { actor: actor.name, role: actor.role, op, ...base, result: refused ? 'refused' : 'error', reason: reason.slice(0, 300) } as AuditInput };
+      return {
+        ok: false,
+        error: err,
+        record: {
+          actor: actor.name,
+          role: actor.role,
+          op,
+          ...base,
+          result: refused ? 'refused' : 'error',
+          reason: reason.slice(0, 300),
+        } as AuditInput,
+      };
     }
-    return { ok: true, result: outcome.result, record: { actor: actor.name, role: actor.role, op, ...base, ...outcome.audit, result: 'ok' } as AuditInput, ...(outcome.change ? { change: outcome.change } : {}) };
+    return {
+      ok: true,
+      result: outcome.result,
+      record: { actor: actor.name, role: actor.role, op, ...base, ...outcome.audit, result: 'ok' } as AuditInput,
+      ...(outcome.change ? { change: outcome.change } : {}),
+    };
   }
 
   /**
@@ -190,11 +237,20 @@ export class KeyService {
    */
   blindedOperation(actor: Actor, op: 'reencrypt' | 'decrypt', body: Record<string, unknown>): Promise<Evaluated<Record<string, unknown>>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
-    return this.evaluate(actor, op, keyId ? { keyId } : {}, op === 'reencrypt' ? () => this.reencryptBody(actor, body) : () => this.decryptBody(actor, body));
+    return this.evaluate(
+      actor,
+      op,
+      keyId ? { keyId } : {},
+      op === 'reencrypt' ? () => this.reencryptBody(actor, body) : () => this.decryptBody(actor, body),
+    );
   }
 
   /** A peer organisation's encryption key, from its certificate validated now for `domain` (docs/protocol.md "Target authorisation"). */
-  private peerTarget(domain: string, t: { readonly certificate?: unknown; readonly chain?: unknown; readonly crls?: unknown }, now: Date): { keyId: string; publicKey: Uint8Array; label: string } {
+  private peerTarget(
+    domain: string,
+    t: { readonly certificate?: unknown; readonly chain?: unknown; readonly crls?: unknown },
+    now: Date,
+  ): { keyId: string; publicKey: Uint8Array; label: string } {
     const v = validateCertificate({
       leaf: pem(t.certificate, 'target.certificate', 16384),
       intermediates: (Array.isArray(t.chain) ? t.chain : []).slice(0, 8).map((c, i) => pem(c, `target.chain[${i}]`, 16384)),
@@ -205,9 +261,14 @@ export class KeyService {
       ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
     });
     if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
-    if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain)) throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
+    if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain))
+      throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
     const version = v.leaf.keyVersion ?? 0;
-    return { keyId: `${domain}:v${version}`, publicKey: this.targetKey(Buffer.from(compressedPointFromSpki(v.leaf.spki)).toString('hex'), 'peer public key'), label: `peer:${domain}:v${version}` };
+    return {
+      keyId: `${domain}:v${version}`,
+      publicKey: this.targetKey(Buffer.from(compressedPointFromSpki(v.leaf.spki)).toString('hex'), 'peer public key'),
+      label: `peer:${domain}:v${version}`,
+    };
   }
 
   /** docs/protocol.md "Target authorisation": resolves a target to a public key, or refuses. */
@@ -217,7 +278,8 @@ export class KeyService {
     switch (t.kind) {
       case 'peer': {
         const domain = str(t.domain, 'target.domain', 253).toLowerCase();
-        if (domain === this.domain) throw new KeydError('target-refused', `Target "${domain}" is this organisation: use "own-newer" or a user target`);
+        if (domain === this.domain)
+          throw new KeydError('target-refused', `Target "${domain}" is this organisation: use "own-newer" or a user target`);
         return this.peerTarget(domain, t, now);
       }
       case 'user': {
@@ -225,7 +287,11 @@ export class KeyService {
         if (!u) throw new KeydError('target-refused', `Target "${t.address}" is not a registered user of ${this.domain}`);
         if (u.status !== 'active') throw new KeydError('target-refused', `Target "${u.address}" is ${u.status}`);
         if (!u.encryptionPublicKey) throw new KeydError('target-refused', `Target "${u.address}" has no encryption key`);
-        return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `user:${u.address}` };
+        return {
+          keyId: u.encryptionKeyId!,
+          publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'),
+          label: `user:${u.address}`,
+        };
       }
       case 'list': {
         const list = this.lists.get(checkAddress(t.list, 'target.list'));
@@ -239,12 +305,18 @@ export class KeyService {
           return { ...peer, label: `list:${list.address}:${member}:${peer.label}` };
         }
         const u = this.d.registry.get(member);
-        if (!u || u.status !== 'active' || !u.encryptionPublicKey) throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
-        return { keyId: u.encryptionKeyId!, publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'), label: `list:${list.address}:${member}` };
+        if (!u || u.status !== 'active' || !u.encryptionPublicKey)
+          throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
+        return {
+          keyId: u.encryptionKeyId!,
+          publicKey: this.targetKey(u.encryptionPublicKey, 'user public key'),
+          label: `list:${list.address}:${member}`,
+        };
       }
       case 'own-newer': {
         const cur = this.d.keyring.current(now);
-        if (!cur || cur.version <= sourceVersion.version) throw new KeydError('target-refused', `No version of ${this.domain} newer than v${sourceVersion.version}`);
+        if (!cur || cur.version <= sourceVersion.version)
+          throw new KeydError('target-refused', `No version of ${this.domain} newer than v${sourceVersion.version}`);
         return { keyId: cur.keyId, publicKey: this.targetKey(cur.publicKey, 'org public key'), label: `own:${cur.keyId}` };
       }
       default:
@@ -264,7 +336,12 @@ export class KeyService {
   }
 
   /** A key operation (reencrypt, decrypt), audited under the key id the request names (cut to 80 characters: the record names what was asked, even when it is refused). */
-  private auditedKeyOp(actor: Actor, op: 'reencrypt' | 'decrypt', body: Record<string, unknown>, run: () => Promise<Outcome<Record<string, unknown>>>): Promise<Record<string, unknown>> {
+  private auditedKeyOp(
+    actor: Actor,
+    op: 'reencrypt' | 'decrypt',
+    body: Record<string, unknown>,
+    run: () => Promise<Outcome<Record<string, unknown>>>,
+  ): Promise<Record<string, unknown>> {
     const keyId = typeof body.keyId === 'string' ? body.keyId.slice(0, 80) : undefined;
     return this.audited(actor, op, keyId ? { keyId } : {}, run);
   }
@@ -280,8 +357,14 @@ export class KeyService {
     return {
       // the proof (c, s1, s2) lets the gateway check the answer against the key its bundle certifies, for the target it asked
       result: {
-        u: b64(out.u), v: b64(out.v), c: b64(out.proof.c), s1: b64(out.proof.s1), s2: b64(out.proof.s2),
-        targetKeyId: target.keyId, targetPublicKey: Buffer.from(target.publicKey).toString('hex'), ...this.notice(retired, now),
+        u: b64(out.u),
+        v: b64(out.v),
+        c: b64(out.proof.c),
+        s1: b64(out.proof.s1),
+        s2: b64(out.proof.s2),
+        targetKeyId: target.keyId,
+        targetPublicKey: Buffer.from(target.publicKey).toString('hex'),
+        ...this.notice(retired, now),
       },
       audit: { target: target.label, digest: this.d.audit.digest(e, f) },
     };
@@ -298,7 +381,10 @@ export class KeyService {
     const e = point(body.e, 'e');
     const { key, retired } = this.d.keyring.usable(str(body.keyId, 'keyId', 80), now);
     const out = await this.crypto.decrypt(key.privateKey, key.publicKeyUncompressed, { e });
-    return { result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) }, audit: { digest: this.d.audit.digest(e) } };
+    return {
+      result: { z: b64(out.z), c: b64(out.proof.c), s: b64(out.proof.s), ...this.notice(retired, now) },
+      audit: { digest: this.d.audit.digest(e) },
+    };
   }
 
   /** Public material: key versions with their certificates (any authenticated role). */
@@ -308,8 +394,13 @@ export class KeyService {
       domain: this.domain,
       current: this.d.keyring.current(now)?.keyId ?? null,
       keys: this.d.keyring.all().map((r) => ({
-        keyId: r.keyId, version: r.version, state: r.state, notBefore: new Date(r.notBefore).toISOString(), notAfter: new Date(r.notAfter).toISOString(),
-        publicKey: r.publicKey, ...(r.certificate ? { certificate: r.certificate } : {}),
+        keyId: r.keyId,
+        version: r.version,
+        state: r.state,
+        notBefore: new Date(r.notBefore).toISOString(),
+        notAfter: new Date(r.notAfter).toISOString(),
+        publicKey: r.publicKey,
+        ...(r.certificate ? { certificate: r.certificate } : {}),
       })),
     };
   }
@@ -327,19 +418,28 @@ export class KeyService {
       if (!u) throw new KeydError('not-found', `No registered user "${address.slice(0, 254)}"`);
       return {
         result: {
-          address: u.address, status: u.status, kind: u.kind, inspectionConsent: u.inspectionConsent,
-          encryptionKeyId: u.encryptionKeyId ?? null, signingCertificate: u.signingCertificate ?? null,
+          address: u.address,
+          status: u.status,
+          kind: u.kind,
+          inspectionConsent: u.inspectionConsent,
+          encryptionKeyId: u.encryptionKeyId ?? null,
+          signingCertificate: u.signingCertificate ?? null,
         },
       };
     });
   }
 
   async addUser(actor: Actor, body: Record<string, unknown>): Promise<PublicUser> {
-    return this.audited(actor, 'registry.add', { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined }, () => {
-      this.require(actor, ['admin'], 'registry.add');
-      const record = this.d.registry.build(body as unknown as NewUser, this.d.clock());
-      return { result: Registry.public(record), change: () => this.d.store.users.put(record.address, record) };
-    });
+    return this.audited(
+      actor,
+      'registry.add',
+      { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined },
+      () => {
+        this.require(actor, ['admin'], 'registry.add');
+        const record = this.d.registry.build(body as unknown as NewUser, this.d.clock());
+        return { result: Registry.public(record), change: () => this.d.store.users.put(record.address, record) };
+      },
+    );
   }
 
   async getUser(actor: Actor, address: string): Promise<PublicUser> {
@@ -352,9 +452,14 @@ export class KeyService {
   async setUserStatus(actor: Actor, address: string, status: unknown): Promise<PublicUser> {
     return this.audited(actor, 'registry.status', { target: address.slice(0, 254) }, () => {
       this.require(actor, ['admin'], 'registry.status');
-      if (status !== 'active' && status !== 'suspended') throw new KeydError('bad-request', 'Field "status" must be "active" or "suspended"');
+      if (status !== 'active' && status !== 'suspended')
+        throw new KeydError('bad-request', 'Field "status" must be "active" or "suspended"');
       const current = this.d.registry.require(address);
-      if (status === 'active' && current.revoked !== undefined) throw new KeydError('bad-request', `Cannot reinstate "${current.address}": it was revoked at ${new Date(current.revoked).toISOString()} (its certificates are in the CRL); revocation is final`);
+      if (status === 'active' && current.revoked !== undefined)
+        throw new KeydError(
+          'bad-request',
+          `Cannot reinstate "${current.address}": it was revoked at ${new Date(current.revoked).toISOString()} (its certificates are in the CRL); revocation is final`,
+        );
       const u = { ...current, status, updated: this.d.clock().getTime() } as const;
       return { result: Registry.public(u), audit: { reason: `status=${status}` }, change: () => this.d.store.users.put(u.address, u) };
     });
@@ -374,25 +479,56 @@ export class KeyService {
     try {
       this.require(actor, ['admin'], 'registry.revoke');
       const reason = body.reason === undefined ? 'unspecified' : body.reason;
-      if (typeof reason !== 'string' || !isRevocationReason(reason) || reason === 'removeFromCRL') throw new KeydError('bad-request', `Field "reason" must be one of ${Object.keys(REVOCATION_REASONS).filter((r) => r !== 'removeFromCRL').join(', ')}`);
-      if (!this.crls) throw new KeydError('not-configured', 'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL');
+      if (typeof reason !== 'string' || !isRevocationReason(reason) || reason === 'removeFromCRL')
+        throw new KeydError(
+          'bad-request',
+          `Field "reason" must be one of ${Object.keys(REVOCATION_REASONS)
+            .filter((r) => r !== 'removeFromCRL')
+            .join(', ')}`,
+        );
+      if (!this.crls)
+        throw new KeydError(
+          'not-configured',
+          'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL',
+        );
       this.crls.revocationFile(); // refuses now, naming the setting, when keyd cannot sign
       const user = this.d.registry.require(address);
-      if (user.revoked !== undefined) throw new KeydError('bad-request', `"${user.address}" was already revoked at ${new Date(user.revoked).toISOString()}`);
+      if (user.revoked !== undefined)
+        throw new KeydError('bad-request', `"${user.address}" was already revoked at ${new Date(user.revoked).toISOString()}`);
       plan = { crls: this.crls, user, serials: Registry.certificateSerials(user), reason };
     } catch (raw) {
       const err = asKeydError(raw);
-      await this.d.audit.append({ ...base, result: err instanceof KeydError ? 'refused' : 'error', reason: (err instanceof KeydError ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300) }, now);
+      await this.d.audit.append(
+        {
+          ...base,
+          result: err instanceof KeydError ? 'refused' : 'error',
+          reason: (err instanceof KeydError ? `${err.code}: ${err.message}` : 'internal error').slice(0, 300),
+        },
+        now,
+      );
       throw err;
     }
     const u = { ...plan.user, status: 'suspended', revoked: now.getTime(), updated: now.getTime() } as const;
     let done;
     try {
-      done = await plan.crls.revoke(plan.serials, plan.reason, now, (summary) => ({ ...base, result: 'ok', reason: summary }), () => this.d.store.users.put(u.address, u));
+      done = await plan.crls.revoke(
+        plan.serials,
+        plan.reason,
+        now,
+        (summary) => ({ ...base, result: 'ok', reason: summary }),
+        () => this.d.store.users.put(u.address, u),
+      );
     } catch (raw) {
       // nothing was done (the CRL file unreadable, the audit not written); a record of the failure when the log still takes one
       if (!(raw instanceof KeydError && raw.code === 'audit-failed')) {
-        await this.d.audit.append({ ...base, result: raw instanceof KeydError ? 'refused' : 'error', reason: (raw instanceof KeydError ? `${raw.code}: ${raw.message}` : `error: ${(raw as Error).message}`).slice(0, 300) }, now);
+        await this.d.audit.append(
+          {
+            ...base,
+            result: raw instanceof KeydError ? 'refused' : 'error',
+            reason: (raw instanceof KeydError ? `${raw.code}: ${raw.message}` : `error: ${(raw as Error).message}`).slice(0, 300),
+          },
+          now,
+        );
       }
       throw raw;
     }
@@ -400,15 +536,22 @@ export class KeyService {
   }
 
   async setList(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.audited(actor, 'registry.list', { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined }, () => {
-      this.require(actor, ['admin'], 'registry.list');
-      const address = checkAddress(body.address, 'address');
-      if (!address.endsWith(`@${this.domain}`)) throw new KeydError('bad-request', `List "${address}" is not an address of ${this.domain}`);
-      if (!Array.isArray(body.members) || body.members.length > 10000) throw new KeydError('bad-request', 'Field "members" must be an array of at most 10000 addresses');
-      const members = [...new Set(body.members.map((m) => checkAddress(m, 'member')))];
-      const rec = { address, members, updated: this.d.clock().getTime() };
-      return { result: rec, audit: { reason: `${members.length} members` }, change: () => this.d.store.lists.put(address, rec) };
-    });
+    return this.audited(
+      actor,
+      'registry.list',
+      { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined },
+      () => {
+        this.require(actor, ['admin'], 'registry.list');
+        const address = checkAddress(body.address, 'address');
+        if (!address.endsWith(`@${this.domain}`))
+          throw new KeydError('bad-request', `List "${address}" is not an address of ${this.domain}`);
+        if (!Array.isArray(body.members) || body.members.length > 10000)
+          throw new KeydError('bad-request', 'Field "members" must be an array of at most 10000 addresses');
+        const members = [...new Set(body.members.map((m) => checkAddress(m, 'member')))];
+        const rec = { address, members, updated: this.d.clock().getTime() };
+        return { result: rec, audit: { reason: `${members.length} members` }, change: () => this.d.store.lists.put(address, rec) };
+      },
+    );
   }
 
   /** Mints a tracking token for a registered sender's message (gateway role). */
@@ -420,8 +563,12 @@ export class KeyService {
       // sent them. Asked for explicitly, never by naming an address: a user's submission From: MAILER-DAEMON@<domain>
       // stays an unregistered sender (refused below), so no user can send as the mail system.
       if (body.mailSystem === true) {
-        if (body.sender !== undefined || body.submitter !== undefined) throw new KeydError('bad-request', 'A mail-system token names no sender and no submitter');
-        return { result: { token: this.d.tracking.mint(MAIL_SYSTEM_CODE, messageId, this.d.clock()) }, audit: { digest: this.d.audit.digest(messageId), reason: 'mail system' } };
+        if (body.sender !== undefined || body.submitter !== undefined)
+          throw new KeydError('bad-request', 'A mail-system token names no sender and no submitter');
+        return {
+          result: { token: this.d.tracking.mint(MAIL_SYSTEM_CODE, messageId, this.d.clock()) },
+          audit: { digest: this.d.audit.digest(messageId), reason: 'mail system' },
+        };
       }
       if (body.mailSystem !== undefined) throw new KeydError('bad-request', 'Field "mailSystem" must be true when present');
       const sender = checkAddress(body.sender, 'sender');
@@ -429,7 +576,10 @@ export class KeyService {
       const u = this.d.registry.get(sender);
       if (!u) throw new KeydError('target-refused', `Sender "${sender}" is not a registered user of ${this.domain}`);
       if (u.status !== 'active') throw new KeydError('target-refused', `Sender "${sender}" is ${u.status}`);
-      return { result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock(), submitter) }, audit: { digest: this.d.audit.digest(messageId) } };
+      return {
+        result: { token: this.d.tracking.mint(u.code, messageId, this.d.clock(), submitter) },
+        audit: { digest: this.d.audit.digest(messageId) },
+      };
     });
   }
 
@@ -446,7 +596,11 @@ export class KeyService {
     return this.audited(actor, 'tracking.disclose', {}, () => {
       this.require(actor, ['disclosure'], 'tracking.disclose');
       const r = this.resolved(body);
-      if (r.mailSystem) throw new KeydError('not-found', 'The token names this organisation\'s mail system (a failure report), not a user: there is no identity to disclose');
+      if (r.mailSystem)
+        throw new KeydError(
+          'not-found',
+          "The token names this organisation's mail system (a failure report), not a user: there is no identity to disclose",
+        );
       const u = this.d.registry.findByCode((r.user as PublicUser).code)!;
       return { result: { ...r, identityRef: this.d.registry.identityOf(u) }, audit: { target: u.address, reason: 'identity disclosed' } };
     });
@@ -458,8 +612,10 @@ export class KeyService {
       // no user: the organisation's mail system sent it (a failure report)
       const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
       return {
-        user: { address: `mailer-daemon@${this.domain}`, code: MAIL_SYSTEM_CODE, status: 'mail-system', kind: 'mail-system' }, mailSystem: true,
-        time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+        user: { address: `mailer-daemon@${this.domain}`, code: MAIL_SYSTEM_CODE, status: 'mail-system', kind: 'mail-system' },
+        mailSystem: true,
+        time: new Date(contents.time).toISOString(),
+        keyVersion: contents.keyVersion,
         ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
       };
     }
@@ -467,7 +623,9 @@ export class KeyService {
     if (!u) throw new KeydError('not-found', 'The token names a user no longer in the registry');
     const messageId = body.messageId === undefined ? undefined : str(body.messageId, 'messageId', 998);
     return {
-      user: Registry.public(u), time: new Date(contents.time).toISOString(), keyVersion: contents.keyVersion,
+      user: Registry.public(u),
+      time: new Date(contents.time).toISOString(),
+      keyVersion: contents.keyVersion,
       ...(contents.submitter ? { submitter: contents.submitter } : {}),
       ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
     };
@@ -484,10 +642,15 @@ export class KeyService {
       const planned = changes.map((c) => `${c.keyId} ${c.change}`).join(', ');
       try {
         // The plan is checked against the stored records inside the write transaction (OrgKeyring.apply).
-        await this.d.audit.append({ actor: actor.name, role: actor.role, op, result: 'ok', reason: planned }, now, () => this.d.keyring.apply(plan));
+        await this.d.audit.append({ actor: actor.name, role: actor.role, op, result: 'ok', reason: planned }, now, () =>
+          this.d.keyring.apply(plan),
+        );
       } catch (err) {
         if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
-        await this.d.audit.append({ actor: actor.name, role: actor.role, op, result: 'refused', reason: `superseded, not written: ${planned}` }, now);
+        await this.d.audit.append(
+          { actor: actor.name, role: actor.role, op, result: 'refused', reason: `superseded, not written: ${planned}` },
+          now,
+        );
         if (force) throw err;
         changes = []; // the schedule: another writer made the change; the next run sees it
       }
@@ -499,18 +662,33 @@ export class KeyService {
     if (!tracking || now.getTime() - tracking.created >= this.d.keyring.policy.validityMs) {
       const { next, retired } = this.d.tracking.buildNext(now);
       try {
-        await this.d.audit.append({ actor: actor.name, role: actor.role, op: tracking ? 'tracking.rotate' : 'tracking.create', result: 'ok', keyId: `tracking:${next.version}` }, now, () => {
-          // Checked in the write transaction: a concurrent maintain (another process) made this version first.
-          if (this.d.store.trackingKeys.get(next.version) !== undefined) throw new KeydError('superseded', `Tracking key ${next.version} exists already`);
-          this.d.store.trackingKeys.put(next.version, next);
-          if (retired) this.d.store.trackingKeys.put(retired.version, retired);
-        });
+        await this.d.audit.append(
+          {
+            actor: actor.name,
+            role: actor.role,
+            op: tracking ? 'tracking.rotate' : 'tracking.create',
+            result: 'ok',
+            keyId: `tracking:${next.version}`,
+          },
+          now,
+          () => {
+            // Checked in the write transaction: a concurrent maintain (another process) made this version first.
+            if (this.d.store.trackingKeys.get(next.version) !== undefined)
+              throw new KeydError('superseded', `Tracking key ${next.version} exists already`);
+            this.d.store.trackingKeys.put(next.version, next);
+            if (retired) this.d.store.trackingKeys.put(retired.version, retired);
+          },
+        );
       } catch (err) {
         if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
       }
     }
     for (const expired of this.d.tracking.expired(now)) {
-      await this.d.audit.append({ actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` }, now, () => this.d.store.trackingKeys.remove(expired));
+      await this.d.audit.append(
+        { actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` },
+        now,
+        () => this.d.store.trackingKeys.remove(expired),
+      );
     }
     return [...changes];
   }

@@ -44,7 +44,12 @@ export function messageIdHash(messageId: string): string {
 }
 
 export class TrackingKeys {
-  constructor(private readonly store: KeydStore, private readonly wrapper: SecretWrapper, readonly domain: string, readonly retentionMs: number) {}
+  constructor(
+    private readonly store: KeydStore,
+    private readonly wrapper: SecretWrapper,
+    readonly domain: string,
+    readonly retentionMs: number,
+  ) {}
 
   private aad(): Buffer {
     return Buffer.from(`SSMAX-v1 tracking ${this.domain}`);
@@ -71,7 +76,9 @@ export class TrackingKeys {
 
   /** Versions of retired tracking keys past their retention, to erase. */
   expired(now: Date): number[] {
-    return [...this.store.trackingKeys.getRange({})].filter(({ value }) => value.retiredAt !== undefined && value.retiredAt + this.retentionMs <= now.getTime()).map(({ value }) => value.version);
+    return [...this.store.trackingKeys.getRange({})]
+      .filter(({ value }) => value.retiredAt !== undefined && value.retiredAt + this.retentionMs <= now.getTime())
+      .map(({ value }) => value.version);
   }
 
   mint(code: string, messageId: string, now: Date, submitter?: Submitter): string {
@@ -86,7 +93,17 @@ export class TrackingKeys {
       secret.fill(0); // the cipher holds its own copy
     }
     c.setAAD(this.aad());
-    const body = Buffer.concat([c.update(JSON.stringify({ c: code, m: messageIdHash(messageId), t: now.getTime(), ...(submitter ? { s: submitter.id, v: submitter.via } : {}) })), c.final()]);
+    const body = Buffer.concat([
+      c.update(
+        JSON.stringify({
+          c: code,
+          m: messageIdHash(messageId),
+          t: now.getTime(),
+          ...(submitter ? { s: submitter.id, v: submitter.via } : {}),
+        }),
+      ),
+      c.final(),
+    ]);
     const head = Buffer.alloc(3);
     head[0] = 1;
     head.writeUInt16BE(key.version, 1);
@@ -95,13 +112,17 @@ export class TrackingKeys {
 
   /** Opens a token; `bad-request` for anything forged, foreign, damaged or past retention. */
   resolve(token: string, now: Date): TokenContents {
-    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{40,400}$/.test(token)) throw new KeydError('bad-request', 'Cannot resolve tracking token: not a token of this format');
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{40,400}$/.test(token))
+      throw new KeydError('bad-request', 'Cannot resolve tracking token: not a token of this format');
     const b = Buffer.from(token, 'base64url');
-    if (b[0] !== 1 || b.length < 3 + 12 + 16 + 2) throw new KeydError('bad-request', 'Cannot resolve tracking token: unknown token version');
+    if (b[0] !== 1 || b.length < 3 + 12 + 16 + 2)
+      throw new KeydError('bad-request', 'Cannot resolve tracking token: unknown token version');
     const version = b.readUInt16BE(1);
     const key = this.store.trackingKeys.get(version);
-    if (!key) throw new KeydError('bad-request', `Cannot resolve tracking token: not minted by ${this.domain} (unknown key version ${version})`);
-    if (key.retiredAt !== undefined && key.retiredAt + this.retentionMs <= now.getTime()) throw new KeydError('bad-request', `Cannot resolve tracking token: key version ${version} is past its retention`);
+    if (!key)
+      throw new KeydError('bad-request', `Cannot resolve tracking token: not minted by ${this.domain} (unknown key version ${version})`);
+    if (key.retiredAt !== undefined && key.retiredAt + this.retentionMs <= now.getTime())
+      throw new KeydError('bad-request', `Cannot resolve tracking token: key version ${version} is past its retention`);
     const secret = this.wrapper.unwrap(`tracking-key:${version}`, key.wrapped);
     let d;
     try {
@@ -118,6 +139,12 @@ export class TrackingKeys {
       throw new KeydError('bad-request', `Cannot resolve tracking token: forged, damaged, or not minted by ${this.domain}`);
     }
     const v = JSON.parse(plain.toString('utf8')) as { c: string; m: string; t: number; s?: string; v?: Submitter['via'] };
-    return { code: v.c, messageIdHash: v.m, time: v.t, keyVersion: version, ...(v.s !== undefined && v.v ? { submitter: { id: v.s, via: v.v } } : {}) };
+    return {
+      code: v.c,
+      messageIdHash: v.m,
+      time: v.t,
+      keyVersion: version,
+      ...(v.s !== undefined && v.v ? { submitter: { id: v.s, via: v.v } } : {}),
+    };
   }
 }

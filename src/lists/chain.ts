@@ -19,7 +19,11 @@ import { isField, splitHeaderBlock, unfoldedValue } from '../mail/header-block';
 
 /** The root header block's To and Cc values, unfolded and lowercased. */
 export function visibleRecipients(message: Buffer): string {
-  return splitHeaderBlock(message).fields.filter((f) => isField(f, 'to') || isField(f, 'cc')).map(unfoldedValue).join(',').toLowerCase();
+  return splitHeaderBlock(message)
+    .fields.filter((f) => isField(f, 'to') || isField(f, 'cc'))
+    .map(unfoldedValue)
+    .join(',')
+    .toLowerCase();
 }
 
 /** Whether `address` occurs in `text` as a whole address (not inside a longer one). */
@@ -49,5 +53,8 @@ export function listResealAccepted(report: SealReport, earlier: readonly SealRep
  * encrypted copy that arrived.
  */
 export function listFieldsOf(message: Buffer): string {
-  return splitHeaderBlock(message).fields.filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f)).map((f) => `${f}\r\n`).join('');
+  return splitHeaderBlock(message)
+    .fields.filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f))
+    .map((f) => `${f}\r\n`)
+    .join('');
 }

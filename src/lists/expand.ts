@@ -98,20 +98,33 @@ export interface ListOutcome {
 
 /** The gateway's list step (one per gateway): the moderation store and a log line writer. */
 export class Lists implements ListStep {
-  constructor(readonly moderation: QuarantineStore, private readonly log: (line: string) => void) {}
+  constructor(
+    readonly moderation: QuarantineStore,
+    private readonly log: (line: string) => void,
+  ) {}
 
   async close(): Promise<void> {
     await this.moderation.close();
   }
 
   /** Expands a post to `post.list`: copies for every member, or held, or dropped; throws the 5xx for loops and refused senders. */
-  async post(deps: GatewayDeps, post: ListPost, visited: ReadonlySet<string> = new Set(), done: Set<string> = new Set()): Promise<ListOutcome> {
+  async post(
+    deps: GatewayDeps,
+    post: ListPost,
+    visited: ReadonlySet<string> = new Set(),
+    done: Set<string> = new Set(),
+  ): Promise<ListOutcome> {
     const { arrival, list } = post;
     const address = list.address;
     if (visited.has(address)) throw new GatewayError('listLoop', `list ${address} contains itself through ${[...visited].join(' > ')}`);
     const through = arrival.origin.chain.instances.find((s) => s.listAddress === address);
-    if (through) throw new GatewayError('listLoop', `the post went through ${address} already (seal i=${through.instance} by ${through.domain})`);
-    if (arrival.origin.chain.instances.length >= LIST_MAX_SEALS) throw new GatewayError('listLoop', `the post carries ${arrival.origin.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`);
+    if (through)
+      throw new GatewayError('listLoop', `the post went through ${address} already (seal i=${through.instance} by ${through.domain})`);
+    if (arrival.origin.chain.instances.length >= LIST_MAX_SEALS)
+      throw new GatewayError(
+        'listLoop',
+        `the post carries ${arrival.origin.chain.instances.length} seals; a list re-distributes posts with fewer than ${LIST_MAX_SEALS}`,
+      );
     if (autoSubmitted(arrival.message)) {
       this.log(`ssmax lists: automatic message (Auto-Submitted) to ${address} dropped (RFC 3834)`);
       return { copies: [], dropped: 'auto-submitted' };
@@ -123,7 +136,8 @@ export class Lists implements ListStep {
       if (list.policy === 'members' && !list.members.includes(sender) && !list.moderators.includes(sender)) {
         throw new GatewayError('listNotMember', `${sender || 'the sender'} is not a member of ${address}`);
       }
-      if (list.policy === 'moderated' && !list.moderators.includes(sender) && !released) return { copies: [], held: await this.hold(deps, arrival, address) };
+      if (list.policy === 'moderated' && !list.moderators.includes(sender) && !released)
+        return { copies: [], held: await this.hold(deps, arrival, address) };
     }
     message = withListFields(message, address);
     const copies: Copy[] = [];
@@ -162,12 +176,20 @@ export class Lists implements ListStep {
         continue;
       }
       const key = peer.currentKey;
-      jobs.push({ member, target: { kind: 'list', list: address, member, certificate: key.certificate, chain: peer.orgCaChain, crls: peer.crls }, keyId: key.keyId });
+      jobs.push({
+        member,
+        target: { kind: 'list', list: address, member, certificate: key.certificate, chain: peer.orgCaChain, crls: peer.crls },
+        keyId: key.keyId,
+      });
     }
     const moved = new Map<string, Capsule>();
     if (jobs.length > 0) {
       const capsule = capsuleFor(deps.config.domain, post.capsules);
-      const answers = await deps.keyd.reencryptMany(capsule, jobs.map((j) => j.target), jobs.map((j) => j.keyId));
+      const answers = await deps.keyd.reencryptMany(
+        capsule,
+        jobs.map((j) => j.target),
+        jobs.map((j) => j.keyId),
+      );
       answers.forEach((a, i) => {
         // keyd's final word on this member (removed a moment ago, suspended, its organisation's certificate refused): no copy for it, the others go on
         if ('refused' in a) return void this.log(`ssmax lists: ${address}: keyd refused member ${jobs[i]!.member}; no copy (${a.refused})`);
@@ -176,18 +198,36 @@ export class Lists implements ListStep {
         noteRetired(post.notices, capsule.keyId, a);
       });
     }
-    await pool(remote.filter((m) => moved.has(m)), LIST_CONCURRENCY, async (member) => {
-      const forMember = await collect(replaceCapsules(message, [moved.get(member)!]));
-      const sealed = await addSeal(deps, forMember, arrival.origin, [...arrival.verdicts, { name: 'e2e', result: 'pass' }], [member], address);
-      copies.push({ rcpts: [member], message: sealed, local: false });
-    });
+    await pool(
+      remote.filter((m) => moved.has(m)),
+      LIST_CONCURRENCY,
+      async (member) => {
+        const forMember = await collect(replaceCapsules(message, [moved.get(member)!]));
+        const sealed = await addSeal(
+          deps,
+          forMember,
+          arrival.origin,
+          [...arrival.verdicts, { name: 'e2e', result: 'pass' }],
+          [member],
+          address,
+        );
+        copies.push({ rcpts: [member], message: sealed, local: false });
+      },
+    );
     // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices
     const locals = local.filter((l) => !l.keyId || moved.has(l.member)).map((l) => l.member);
     const slices: string[][] = [];
     const size = Math.max(1, Math.ceil(locals.length / LIST_CONCURRENCY));
     for (let i = 0; i < locals.length; i += size) slices.push(locals.slice(i, i + size));
     await pool(slices, LIST_CONCURRENCY, async (rcpts) => {
-      copies.push(...(await localCopies(deps, { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved }, post.capsules, post.notices)));
+      copies.push(
+        ...(await localCopies(
+          deps,
+          { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved },
+          post.capsules,
+          post.notices,
+        )),
+      );
     });
     return { copies };
   }
@@ -207,9 +247,14 @@ export class Lists implements ListStep {
   private async hold(deps: GatewayDeps, arrival: ForLocal, address: string): Promise<string> {
     let message = arrival.message;
     if (arrival.origin.from === 'own') message = await addSeal(deps, message, arrival.origin, arrival.verdicts, [address]);
-    const id = await this.moderation.hold({ direction: 'inbound', from: arrival.sender ?? '', rcpts: [address], rule: `list-moderation:${address}`, message });
+    const id = await this.moderation.hold({
+      direction: 'inbound',
+      from: arrival.sender ?? '',
+      rcpts: [address],
+      rule: `list-moderation:${address}`,
+      message,
+    });
     this.log(`ssmax lists: post to ${address} from ${arrival.sender ?? '?'} held for moderation as ${id}`);
     return id;
   }
 }
-

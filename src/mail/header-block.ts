@@ -54,7 +54,10 @@ export function withoutField(message: Uint8Array, name: string): Buffer {
   const raw = asBuffer(message);
   const { headEnd } = findHeaderEnd(raw, { bareLf: true });
   // each field with its folds and its own line break, so that joining them gives the bytes back
-  const fields = raw.subarray(0, headEnd).toString('latin1').split(/(?<=\n)(?![ \t])/);
+  const fields = raw
+    .subarray(0, headEnd)
+    .toString('latin1')
+    .split(/(?<=\n)(?![ \t])/);
   if (!fields.some((f) => isField(f, name))) return raw;
   return Buffer.concat([Buffer.from(fields.filter((f) => !isField(f, name)).join(''), 'latin1'), raw.subarray(headEnd)]);
 }

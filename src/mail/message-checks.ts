@@ -65,7 +65,8 @@ export function capsulesOf(headers: Headers): Capsule[] {
 /** The one capsule made for a key of `domain` (`<domain>:v<N>`); none, more than one, or only foreign ones: final (`badCapsule`). */
 export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsule {
   const mine = capsules.filter((c) => c.keyId.startsWith(`${domain}:v`));
-  if (mine.length !== 1) throw new GatewayError('badCapsule', `expected one capsule for a ${domain} key, found ${mine.length} (of ${capsules.length})`);
+  if (mine.length !== 1)
+    throw new GatewayError('badCapsule', `expected one capsule for a ${domain} key, found ${mine.length} (of ${capsules.length})`);
   return mine[0]!;
 }
 

@@ -25,7 +25,11 @@ export const REPLIES = {
   keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable' },
   bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable' },
   chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
-  sealCertificateUnconfirmed: { code: 451, status: '4.7.5', text: 'SSMAX sealing certificate not in the sealer\'s bundle as cached here; bundle could not be fetched afresh, retry later' },
+  sealCertificateUnconfirmed: {
+    code: 451,
+    status: '4.7.5',
+    text: "SSMAX sealing certificate not in the sealer's bundle as cached here; bundle could not be fetched afresh, retry later",
+  },
   deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
   inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },
@@ -113,14 +117,15 @@ export function messageFault(err: unknown): { name: ReplyName; detail: string } 
   if (err instanceof ChainFormatError) return { name: err.reason === 'limit-exceeded' ? 'formatLimit' : 'badFormat', detail: err.message };
   // @zone-eu/mailsplit's own limits (EMAXLEN), met through mailparser when inspection reads the plaintext
   // (e.g. inside an encrypted message, which no other parser of the gateway opens)
-  if (err instanceof Error && (err as { code?: unknown }).code === 'EMAXLEN') return { name: 'formatLimit', detail: mailsplitLimit(err.message) };
+  if (err instanceof Error && (err as { code?: unknown }).code === 'EMAXLEN')
+    return { name: 'formatLimit', detail: mailsplitLimit(err.message) };
   return undefined;
 }
 
 /** mailsplit's limit messages, naming the limit and its value. */
 function mailsplitLimit(message: string): string {
-  if (/child nodes/i.test(message)) return 'the message has more than 1000 MIME parts (inspection parser\'s limit)';
-  if (/header size/i.test(message)) return 'a MIME part\'s header is larger than 1 MB (inspection parser\'s limit)';
+  if (/child nodes/i.test(message)) return "the message has more than 1000 MIME parts (inspection parser's limit)";
+  if (/header size/i.test(message)) return "a MIME part's header is larger than 1 MB (inspection parser's limit)";
   return `inspection parser: ${message.slice(0, 120)}`;
 }
 
@@ -144,5 +149,10 @@ export function chainFormatFault(reason: FailReason, detail: string): GatewayErr
 
 /** The name of a gateway reply (for answers that cross the process boundary); undefined if it is not one of ours. */
 export function replyNameOf(reply: Reply): ReplyName | undefined {
-  return (Object.keys(REPLIES) as ReplyName[]).find((n) => REPLIES[n].status === reply.status && REPLIES[n].code === reply.code && (reply.text === REPLIES[n].text || reply.text.startsWith(`${REPLIES[n].text}: `)));
+  return (Object.keys(REPLIES) as ReplyName[]).find(
+    (n) =>
+      REPLIES[n].status === reply.status &&
+      REPLIES[n].code === reply.code &&
+      (reply.text === REPLIES[n].text || reply.text.startsWith(`${REPLIES[n].text}: `)),
+  );
 }

@@ -23,12 +23,24 @@ const CLIENT_ERROR_LINGER_MS = 2000;
 const answered = new WeakSet<Duplex>();
 
 /** The JSON answer to an error of Node's HTTP parser (clientError): status, reason, code, message. */
-export function clientErrorAnswer(err: Error & { code?: string }, maxHeaderBytes: number): [number, string, 'bad-request' | 'headers-too-large' | 'timeout', string] {
+export function clientErrorAnswer(
+  err: Error & { code?: string },
+  maxHeaderBytes: number,
+): [number, string, 'bad-request' | 'headers-too-large' | 'timeout', string] {
   switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW': return [431, 'Request Header Fields Too Large', 'headers-too-large', `Request header block over ${maxHeaderBytes} bytes`];
-    case 'ERR_HTTP_REQUEST_TIMEOUT': return [408, 'Request Timeout', 'timeout', 'Request not received in time'];
-    case 'ERR_HTTP_HEADERS_TIMEOUT': return [408, 'Request Timeout', 'timeout', 'Request header block not received in time'];
-    default: return [400, 'Bad Request', 'bad-request', `Malformed HTTP request${err.code?.startsWith('HPE_') ? ` (${err.code.slice(4).toLowerCase().replace(/_/g, ' ')})` : ''}`];
+    case 'HPE_HEADER_OVERFLOW':
+      return [431, 'Request Header Fields Too Large', 'headers-too-large', `Request header block over ${maxHeaderBytes} bytes`];
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return [408, 'Request Timeout', 'timeout', 'Request not received in time'];
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      return [408, 'Request Timeout', 'timeout', 'Request header block not received in time'];
+    default:
+      return [
+        400,
+        'Bad Request',
+        'bad-request',
+        `Malformed HTTP request${err.code?.startsWith('HPE_') ? ` (${err.code.slice(4).toLowerCase().replace(/_/g, ' ')})` : ''}`,
+      ];
   }
 }
 
@@ -61,4 +73,3 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   socket.end(rawJsonError(status, reason, code, message));
   socket.resume();
 }
-

@@ -12,7 +12,11 @@ import { type Agent, request } from 'node:https';
 export type RequestFailure = 'unreachable' | 'timeout' | 'response-failed' | 'not-json';
 
 export class HttpsJsonError extends Error {
-  constructor(readonly failure: RequestFailure, readonly detail: string, readonly status = 0) {
+  constructor(
+    readonly failure: RequestFailure,
+    readonly detail: string,
+    readonly status = 0,
+  ) {
     super(detail);
     this.name = 'HttpsJsonError';
   }
@@ -37,26 +41,40 @@ export interface JsonRequest {
  */
 export function requestJson(r: JsonRequest): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      protocol: 'https:', host: r.base.hostname, port: r.base.port || 443, path: r.path, method: r.method, agent: r.agent,
-      headers: { accept: 'application/json', ...(r.body ? { 'content-type': r.contentType ?? 'application/json', 'content-length': r.body.length } : {}) },
-      ...(r.servername ? { servername: r.servername } : {}),
-    }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('error', (err) => { clearTimeout(timer); reject(new HttpsJsonError('response-failed', err.message)); });
-      res.on('end', () => {
-        clearTimeout(timer);
-        let json: unknown;
-        try {
-          json = JSON.parse(Buffer.concat(parts).toString('utf8'));
-        } catch {
-          reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
-          return;
-        }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
+    const req = request(
+      {
+        protocol: 'https:',
+        host: r.base.hostname,
+        port: r.base.port || 443,
+        path: r.path,
+        method: r.method,
+        agent: r.agent,
+        headers: {
+          accept: 'application/json',
+          ...(r.body ? { 'content-type': r.contentType ?? 'application/json', 'content-length': r.body.length } : {}),
+        },
+        ...(r.servername ? { servername: r.servername } : {}),
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(new HttpsJsonError('response-failed', err.message));
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          let json: unknown;
+          try {
+            json = JSON.parse(Buffer.concat(parts).toString('utf8'));
+          } catch {
+            reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+      },
+    );
     const timer = setTimeout(() => req.destroy(new HttpsJsonError('timeout', String(r.timeoutMs))), r.timeoutMs);
     req.on('socket', (s) => s.setNoDelay(true));
     req.on('error', (err) => {

@@ -28,7 +28,10 @@ const PLUMBING_STATUS: Record<PlumbingCode, number> = { 'bad-request': 400, 'too
 
 /** A request refused by the shared plumbing (body too large or not received whole, too many header fields). */
 export class RequestRefused extends Error implements Refusal {
-  constructor(readonly code: PlumbingCode, message: string) {
+  constructor(
+    readonly code: PlumbingCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'RequestRefused';
   }
@@ -71,7 +74,11 @@ export interface RequestContext {
 /** The name and the first frames of an error, never its message (a parser's message could quote content). */
 export function faultWhere(err: unknown): string {
   const e = err as Error;
-  return `${e?.name ?? 'error'} ${(e?.stack ?? '').split('\n').slice(1, 4).map((l) => l.trim()).join(' | ')}`;
+  return `${e?.name ?? 'error'} ${(e?.stack ?? '')
+    .split('\n')
+    .slice(1, 4)
+    .map((l) => l.trim())
+    .join(' | ')}`;
 }
 
 /** Writes a JSON answer unless one has begun already (a parser error mid-body is answered by clientError). */
@@ -90,7 +97,8 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, ext
  * one less allocation chain per request.
  */
 export function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  if (Number(req.headers['content-length'] ?? 0) > max) return Promise.reject(new RequestRefused('too-large', `Request body over ${max} bytes`));
+  if (Number(req.headers['content-length'] ?? 0) > max)
+    return Promise.reject(new RequestRefused('too-large', `Request body over ${max} bytes`));
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
@@ -134,17 +142,33 @@ export class JsonHttpsServer {
   readonly server: Server;
   readonly inFlight: Limit;
 
-  constructor(private readonly opts: JsonHttpsServerOptions, private readonly route: (req: IncomingMessage, ctx: RequestContext) => Promise<unknown>) {
+  constructor(
+    private readonly opts: JsonHttpsServerOptions,
+    private readonly route: (req: IncomingMessage, ctx: RequestContext) => Promise<unknown>,
+  ) {
     this.inFlight = new Limit(opts.maxInFlight);
-    this.server = createServer({
-      cert: opts.cert, key: opts.key, ca: [...opts.clientCas], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2',
-      // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
-      handshakeTimeout: opts.headersTimeoutMs,
-      requestTimeout: opts.requestTimeoutMs, headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs), keepAliveTimeout: 30000, noDelay: true,
-      maxHeaderSize: opts.maxHeaderBytes,
-      // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
-      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
-    }, (req, res) => { void this.handle(req, res); });
+    this.server = createServer(
+      {
+        cert: opts.cert,
+        key: opts.key,
+        ca: [...opts.clientCas],
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+        // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+        handshakeTimeout: opts.headersTimeoutMs,
+        requestTimeout: opts.requestTimeoutMs,
+        headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs),
+        keepAliveTimeout: 30000,
+        noDelay: true,
+        maxHeaderSize: opts.maxHeaderBytes,
+        // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
+      },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
     // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
     this.server.maxHeadersCount = opts.maxHeaders + 1;
     // Requests Node's parser refuses (malformed, headers too large or too slow, a malformed chunked body) get a JSON answer too.
@@ -154,7 +178,8 @@ export class JsonHttpsServer {
 
   /** Refuses (431) a request with more header fields than the limit; a route calls it once the caller is known (401 comes first). */
   checkHeaderCount(req: IncomingMessage): void {
-    if (req.rawHeaders.length / 2 > this.opts.maxHeaders) throw new RequestRefused('too-many-headers', `Request has more than ${this.opts.maxHeaders} header fields`);
+    if (req.rawHeaders.length / 2 > this.opts.maxHeaders)
+      throw new RequestRefused('too-many-headers', `Request has more than ${this.opts.maxHeaders} header fields`);
   }
 
   private refusalOf(err: unknown): Refusal | undefined {
@@ -187,7 +212,10 @@ export class JsonHttpsServer {
       release();
     }
     // Successes are for the service's own records; the process log gets refusals and faults only.
-    if (status !== 200) this.opts.log?.(`${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${ctx.role} ${(performance.now() - started).toFixed(1)}ms`);
+    if (status !== 200)
+      this.opts.log?.(
+        `${req.method} ${(req.url ?? '').split('?')[0]} ${status} role=${ctx.role} ${(performance.now() - started).toFixed(1)}ms`,
+      );
   }
 
   listen(): Promise<number> {

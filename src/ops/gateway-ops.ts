@@ -26,15 +26,37 @@ export interface GatewayOps {
 /** Registers the gateway's metrics; `unhook` stops feeding them. */
 export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRegistry>; unhook: () => void } {
   const registry = newRegistry('gateway');
-  const messages = new Counter({ name: 'ssmax_gateway_messages_total', help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, refused, deferred)', labelNames: ['direction', 'outcome'], registers: [registry] });
-  const replies = new Counter({ name: 'ssmax_gateway_replies_total', help: 'Replies after DATA, by direction, SMTP code and enhanced status code', labelNames: ['direction', 'code', 'status'], registers: [registry] });
-  const steps = new Histogram({ name: 'ssmax_gateway_step_seconds', help: 'Time spent per message in each step (keyd, inspection, delivery, chain) and in all (total)', labelNames: ['direction', 'step'], buckets: BUCKETS, registers: [registry] });
+  const messages = new Counter({
+    name: 'ssmax_gateway_messages_total',
+    help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, refused, deferred)',
+    labelNames: ['direction', 'outcome'],
+    registers: [registry],
+  });
+  const replies = new Counter({
+    name: 'ssmax_gateway_replies_total',
+    help: 'Replies after DATA, by direction, SMTP code and enhanced status code',
+    labelNames: ['direction', 'code', 'status'],
+    registers: [registry],
+  });
+  const steps = new Histogram({
+    name: 'ssmax_gateway_step_seconds',
+    help: 'Time spent per message in each step (keyd, inspection, delivery, chain) and in all (total)',
+    labelNames: ['direction', 'step'],
+    buckets: BUCKETS,
+    registers: [registry],
+  });
   // 1 per process: summed across Haraka's workers, the number of workers that answered the scrape
-  new Gauge({ name: 'ssmax_gateway_worker_processes', help: 'Gateway processes whose counts this answer holds (Haraka\'s workers under smtp.ini nodes=N; 1 otherwise)', registers: [registry], aggregator: 'sum' }).set(1);
+  new Gauge({
+    name: 'ssmax_gateway_worker_processes',
+    help: "Gateway processes whose counts this answer holds (Haraka's workers under smtp.ini nodes=N; 1 otherwise)",
+    registers: [registry],
+    aggregator: 'sum',
+  }).set(1);
   const unhook = onRecord((r: MessageRecord) => {
     messages.inc({ direction: r.direction, outcome: r.outcome });
     replies.inc({ direction: r.direction, code: String(r.reply.code), status: r.reply.status });
-    for (const s of [...STEPS, 'total' as const]) if (s === 'total' || r.ms[s] > 0) steps.observe({ direction: r.direction, step: s }, r.ms[s] / 1000);
+    for (const s of [...STEPS, 'total' as const])
+      if (s === 'total' || r.ms[s] > 0) steps.observe({ direction: r.direction, step: s }, r.ms[s] / 1000);
   });
   const dir = gw.deps.directory;
   if (dir instanceof Directory) {
@@ -50,13 +72,42 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
       }
     };
     // across Haraka's workers (each holds its own cache): the oldest, the earliest expiry, the latest error, usable only if usable in all
-    const age: Gauge = new Gauge({ name: 'ssmax_gateway_peer_bundle_age_seconds', help: 'Seconds since the peer\'s bundle was last fetched', labelNames: ['peer'], registers: [registry], collect: refresh, aggregator: 'max' });
-    const expiry = new Gauge({ name: 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds', help: 'When the cached bundle of the peer expires (Unix time)', labelNames: ['peer'], registers: [registry], aggregator: 'min' });
-    const lastError = new Gauge({ name: 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds', help: 'When fetching the peer\'s bundle last failed (Unix time; absent if never)', labelNames: ['peer'], registers: [registry], aggregator: 'max' });
-    const usable = new Gauge({ name: 'ssmax_gateway_peer_bundle_usable', help: '1 when a valid (or refresh-due) bundle of the peer is held, else 0', labelNames: ['peer'], registers: [registry], aggregator: 'min' });
+    const age: Gauge = new Gauge({
+      name: 'ssmax_gateway_peer_bundle_age_seconds',
+      help: "Seconds since the peer's bundle was last fetched",
+      labelNames: ['peer'],
+      registers: [registry],
+      collect: refresh,
+      aggregator: 'max',
+    });
+    const expiry = new Gauge({
+      name: 'ssmax_gateway_peer_bundle_expiry_timestamp_seconds',
+      help: 'When the cached bundle of the peer expires (Unix time)',
+      labelNames: ['peer'],
+      registers: [registry],
+      aggregator: 'min',
+    });
+    const lastError = new Gauge({
+      name: 'ssmax_gateway_peer_bundle_last_error_timestamp_seconds',
+      help: "When fetching the peer's bundle last failed (Unix time; absent if never)",
+      labelNames: ['peer'],
+      registers: [registry],
+      aggregator: 'max',
+    });
+    const usable = new Gauge({
+      name: 'ssmax_gateway_peer_bundle_usable',
+      help: '1 when a valid (or refresh-due) bundle of the peer is held, else 0',
+      labelNames: ['peer'],
+      registers: [registry],
+      aggregator: 'min',
+    });
   }
   const crlNext = new Gauge({
-    name: 'ssmax_gateway_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL the gateway validates local users with (Unix time), by file order', labelNames: ['crl'], registers: [registry], aggregator: 'min',
+    name: 'ssmax_gateway_crl_next_update_timestamp_seconds',
+    help: 'nextUpdate of each CRL the gateway validates local users with (Unix time), by file order',
+    labelNames: ['crl'],
+    registers: [registry],
+    aggregator: 'min',
     collect() {
       crlNext.reset();
       try {
@@ -73,7 +124,10 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
   const av = ins instanceof LocalInspector ? ins.config.av : undefined;
   if (av) {
     const up = new Gauge({
-      name: 'ssmax_gateway_clamd_up', help: '1 when clamd answers PING, else 0', registers: [registry], aggregator: 'min',
+      name: 'ssmax_gateway_clamd_up',
+      help: '1 when clamd answers PING, else 0',
+      registers: [registry],
+      aggregator: 'min',
       async collect() {
         up.set((await av.client.ping()) ? 1 : 0);
       },
@@ -89,7 +143,11 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
  * metrics aggregated (prom-client's AggregatorRegistry over the cluster IPC
  * channel); the workers only answer the master.
  */
-export async function startGatewayOps(gw: Gateway, section: Record<string, unknown> | undefined, log: (line: string) => void): Promise<GatewayOps | undefined> {
+export async function startGatewayOps(
+  gw: Gateway,
+  section: Record<string, unknown> | undefined,
+  log: (line: string) => void,
+): Promise<GatewayOps | undefined> {
   const addr = parseOpsListen(section?.listen === undefined ? GATEWAY_OPS_DEFAULTS.listen : String(section.listen), 'ssmax.ini');
   if (!addr) return undefined;
   const { registry, unhook } = gatewayMetrics(gw);
@@ -103,7 +161,9 @@ export async function startGatewayOps(gw: Gateway, section: Record<string, unkno
   const aggregator = new AggregatorRegistry();
   const workers = () => Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length;
   const listener = await startOps({
-    ...addr, service: 'gateway', registry,
+    ...addr,
+    service: 'gateway',
+    registry,
     // the cluster master handles no mail: its workers' counts are the gateway's
     metrics: () => (workers() > 0 ? aggregator.clusterMetrics() : registry.metrics()),
     async ready() {
@@ -116,7 +176,10 @@ export async function startGatewayOps(gw: Gateway, section: Record<string, unkno
       }
       try {
         const now = Date.now();
-        const stale = gw.deps.crls().map((pem) => parseCrl(pem).nextUpdate).filter((d) => d && d.getTime() < now).length;
+        const stale = gw.deps
+          .crls()
+          .map((pem) => parseCrl(pem).nextUpdate)
+          .filter((d) => d && d.getTime() < now).length;
         checks.crls = stale === 0 ? 'ok' : `${stale} past nextUpdate`;
       } catch (err) {
         checks.crls = `unreadable (${(err as Error).message.slice(0, 80)})`;

@@ -38,9 +38,17 @@ export interface KeydRenewers {
   readonly keyRenewBeforeMs?: number;
 }
 
-export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date(), renewers: CrlRenewer | KeydRenewers = {}): ReturnType<typeof newRegistry> {
+export function keydMetrics(
+  parts: KeydParts,
+  clock: () => Date = () => new Date(),
+  renewers: CrlRenewer | KeydRenewers = {},
+): ReturnType<typeof newRegistry> {
   const registry = newRegistry('keyd');
-  const { crl: renewer, certs, keyRenewBeforeMs } = 'status' in renewers ? { crl: renewers, certs: undefined, keyRenewBeforeMs: undefined } : renewers;
+  const {
+    crl: renewer,
+    certs,
+    keyRenewBeforeMs,
+  } = 'status' in renewers ? { crl: renewers, certs: undefined, keyRenewBeforeMs: undefined } : renewers;
   // one collect for the three (prom-client collects each metric just before writing it: the first one fills them all)
   const refreshRenewals = () => {
     crlNext.reset();
@@ -54,23 +62,56 @@ export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date
       if (c.notAfter) certExpiry.set({ file: c.file, renewable: String(c.renewable) }, c.notAfter.getTime() / 1000);
       warning.set({ item: `cert:${c.file}` }, c.warning ? 1 : 0);
     }
-    if (keyRenewBeforeMs !== undefined) warning.set({ item: 'key:current' }, keyRenewalLate(parts.keyring, clock(), keyRenewBeforeMs) ? 1 : 0);
+    if (keyRenewBeforeMs !== undefined)
+      warning.set({ item: 'key:current' }, keyRenewalLate(parts.keyring, clock(), keyRenewBeforeMs) ? 1 : 0);
   };
-  const warning: Gauge = new Gauge({ name: 'ssmax_keyd_renewal_warning', help: '1 when the item (crl:FILE, cert:FILE, key:current) is within its warning window and keyd could not renew it', labelNames: ['item'], registers: [registry], collect: refreshRenewals });
-  const crlNext = new Gauge({ name: 'ssmax_keyd_crl_next_update_timestamp_seconds', help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it', labelNames: ['crl', 'renewable'], registers: [registry] });
-  const certExpiry = new Gauge({ name: 'ssmax_keyd_certificate_expiry_timestamp_seconds', help: 'notAfter of each certificate file of [certificates] renew (Unix time); renewable="true" when keyd re-certifies it', labelNames: ['file', 'renewable'], registers: [registry] });
-  const ops = new Counter({ name: 'ssmax_keyd_operations_total', help: 'keyd operations by kind (the audit record\'s op) and result (ok, refused, error)', labelNames: ['op', 'result'], registers: [registry] });
-  const refusals = new Counter({ name: 'ssmax_keyd_refusals_total', help: 'Refused or failed keyd operations by kind and reason (keyd\'s error code)', labelNames: ['op', 'reason'], registers: [registry] });
+  const warning: Gauge = new Gauge({
+    name: 'ssmax_keyd_renewal_warning',
+    help: '1 when the item (crl:FILE, cert:FILE, key:current) is within its warning window and keyd could not renew it',
+    labelNames: ['item'],
+    registers: [registry],
+    collect: refreshRenewals,
+  });
+  const crlNext = new Gauge({
+    name: 'ssmax_keyd_crl_next_update_timestamp_seconds',
+    help: 'nextUpdate of each CRL keyd checks (Unix time); renewable="true" when keyd re-signs it',
+    labelNames: ['crl', 'renewable'],
+    registers: [registry],
+  });
+  const certExpiry = new Gauge({
+    name: 'ssmax_keyd_certificate_expiry_timestamp_seconds',
+    help: 'notAfter of each certificate file of [certificates] renew (Unix time); renewable="true" when keyd re-certifies it',
+    labelNames: ['file', 'renewable'],
+    registers: [registry],
+  });
+  const ops = new Counter({
+    name: 'ssmax_keyd_operations_total',
+    help: "keyd operations by kind (the audit record's op) and result (ok, refused, error)",
+    labelNames: ['op', 'result'],
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'ssmax_keyd_refusals_total',
+    help: "Refused or failed keyd operations by kind and reason (keyd's error code)",
+    labelNames: ['op', 'reason'],
+    registers: [registry],
+  });
   const audit = parts.audit;
   const append = audit.append.bind(audit);
   audit.append = async (input, now, change) => {
     const record = await append(input, now, change);
     ops.inc({ op: record.op, result: record.result });
-    if (record.result !== 'ok') refusals.inc({ op: record.op, reason: record.result === 'error' ? 'internal' : (record.reason ?? '').split(':')[0]!.slice(0, 40) || 'unknown' });
+    if (record.result !== 'ok')
+      refusals.inc({
+        op: record.op,
+        reason: record.result === 'error' ? 'internal' : (record.reason ?? '').split(':')[0]!.slice(0, 40) || 'unknown',
+      });
     return record;
   };
   const length = new Gauge({
-    name: 'ssmax_keyd_audit_records', help: 'Length of the audit chain (records since the store was made)', registers: [registry],
+    name: 'ssmax_keyd_audit_records',
+    help: 'Length of the audit chain (records since the store was made)',
+    registers: [registry],
     collect() {
       const head = parts.store.meta.get('audit-head') as { seq?: number } | undefined;
       length.set(head?.seq ?? 0);
@@ -86,10 +127,23 @@ export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date
       expiry.set({ key_id: k.keyId, state: k.state }, k.notAfter / 1000);
     }
   };
-  const expiry: Gauge = new Gauge({ name: 'ssmax_keyd_key_expiry_timestamp_seconds', help: 'notAfter of each org key version (Unix time), with its state', labelNames: ['key_id', 'state'], registers: [registry], collect: refresh });
-  const versions = new Gauge({ name: 'ssmax_keyd_key_versions', help: 'Org key versions by state (active, retired, destroyed)', labelNames: ['state'], registers: [registry] });
+  const expiry: Gauge = new Gauge({
+    name: 'ssmax_keyd_key_expiry_timestamp_seconds',
+    help: 'notAfter of each org key version (Unix time), with its state',
+    labelNames: ['key_id', 'state'],
+    registers: [registry],
+    collect: refresh,
+  });
+  const versions = new Gauge({
+    name: 'ssmax_keyd_key_versions',
+    help: 'Org key versions by state (active, retired, destroyed)',
+    labelNames: ['state'],
+    registers: [registry],
+  });
   const current = new Gauge({
-    name: 'ssmax_keyd_current_key_expiry_timestamp_seconds', help: 'notAfter of the current org key version (Unix time); 0 when there is none', registers: [registry],
+    name: 'ssmax_keyd_current_key_expiry_timestamp_seconds',
+    help: 'notAfter of the current org key version (Unix time); 0 when there is none',
+    registers: [registry],
     collect() {
       current.set((parts.keyring.current(clock())?.notAfter ?? 0) / 1000);
     },
@@ -98,12 +152,25 @@ export function keydMetrics(parts: KeydParts, clock: () => Date = () => new Date
 }
 
 /** Starts keyd's listener when [ops] listen is set in its config file; undefined otherwise. */
-export async function startKeydOps(config: KeydConfig, parts: KeydParts, clock: () => Date, log?: (line: string) => void, renewer?: CrlRenewer, certs?: CertRenewer): Promise<OpsListener | undefined> {
+export async function startKeydOps(
+  config: KeydConfig,
+  parts: KeydParts,
+  clock: () => Date,
+  log?: (line: string) => void,
+  renewer?: CrlRenewer,
+  certs?: CertRenewer,
+): Promise<OpsListener | undefined> {
   const section = opsSection(config.file);
   const addr = parseOpsListen(section.listen === undefined ? KEYD_OPS_DEFAULTS.listen : String(section.listen), `Config "${config.file}"`);
   if (!addr) return undefined;
   const listener = await startOps({
-    ...addr, service: 'keyd', registry: keydMetrics(parts, clock, { ...(renewer ? { crl: renewer } : {}), ...(certs ? { certs } : {}), keyRenewBeforeMs: config.keys.renewBeforeMs }),
+    ...addr,
+    service: 'keyd',
+    registry: keydMetrics(parts, clock, {
+      ...(renewer ? { crl: renewer } : {}),
+      ...(certs ? { certs } : {}),
+      keyRenewBeforeMs: config.keys.renewBeforeMs,
+    }),
     ready() {
       const checks: Record<string, string> = {};
       try {

@@ -60,7 +60,10 @@ async function readiness(opts: OpsOptions): Promise<ReadyAnswer> {
     timer = setTimeout(() => resolve({ ready: false, checks: { answer: `no answer within ${ms} ms` } }), ms);
   });
   try {
-    return await Promise.race([opts.ready().catch((err: unknown) => ({ ready: false, checks: { answer: `failed: ${(err as Error).message}`.slice(0, 200) } })), late]);
+    return await Promise.race([
+      opts.ready().catch((err: unknown) => ({ ready: false, checks: { answer: `failed: ${(err as Error).message}`.slice(0, 200) } })),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -96,10 +99,14 @@ export async function startOps(opts: OpsOptions): Promise<OpsListener> {
   const server: Server = createServer((req, res) => {
     inFlight++;
     req.resume(); // no body is read
-    handle(opts, req, res).catch((err: unknown) => {
-      if (!res.headersSent) json(res, 500, { error: (err as Error).message.slice(0, 200) });
-      else res.destroy();
-    }).finally(() => { inFlight--; });
+    handle(opts, req, res)
+      .catch((err: unknown) => {
+        if (!res.headersSent) json(res, 500, { error: (err as Error).message.slice(0, 200) });
+        else res.destroy();
+      })
+      .finally(() => {
+        inFlight--;
+      });
   });
   server.requestTimeout = 10000;
   server.headersTimeout = 5000;

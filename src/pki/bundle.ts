@@ -104,7 +104,9 @@ export function canonicalJson(value: unknown): string {
 
 /** The exact bytes the bundle signature covers. */
 export function bundleSigningBytes(payload: BundlePayload): Uint8Array {
-  return new Uint8Array(Buffer.concat([Buffer.from(BUNDLE_SIGNATURE_CONTEXT, 'utf8'), Buffer.from([0]), Buffer.from(canonicalJson(payload), 'utf8')]));
+  return new Uint8Array(
+    Buffer.concat([Buffer.from(BUNDLE_SIGNATURE_CONTEXT, 'utf8'), Buffer.from([0]), Buffer.from(canonicalJson(payload), 'utf8')]),
+  );
 }
 
 export function bundleTime(d: Date): string {
@@ -146,10 +148,12 @@ export interface BundleSigner {
 /** Builds and signs a bundle; returns its JSON text. Throws on inconsistent input (the issuer's mistake). */
 export function createBundle(input: BundleInput, signer: BundleSigner): string {
   const domain = checkDomain(input.domain);
-  if (!Number.isSafeInteger(input.serial) || input.serial < 0) throw new Error(`Cannot create bundle: serial "${input.serial}" is not a non-negative integer`);
+  if (!Number.isSafeInteger(input.serial) || input.serial < 0)
+    throw new Error(`Cannot create bundle: serial "${input.serial}" is not a non-negative integer`);
   if (input.expires.getTime() <= input.issued.getTime()) throw new Error('Cannot create bundle: expires is not after issued');
   if (input.orgCaChain.length === 0) throw new Error('Cannot create bundle: the organisation CA chain is empty');
-  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(input.abuseContact)) throw new Error(`Cannot create bundle: abuse contact "${input.abuseContact}" is not a mailto: address`);
+  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(input.abuseContact))
+    throw new Error(`Cannot create bundle: abuse contact "${input.abuseContact}" is not a mailto: address`);
   const problem = inboundPolicyProblem(input.inboundPolicy);
   if (problem) throw new Error(`Cannot create bundle: ${problem}`);
   const payload: BundlePayload = {
@@ -164,12 +168,22 @@ export function createBundle(input: BundleInput, signer: BundleSigner): string {
       const cert = parseCertificate(k.certificate);
       if (cert.keyVersion === undefined) throw new Error(`Cannot create bundle: certificate "${cert.subject}" carries no key version`);
       if (!KEY_STATES.includes(k.state)) throw new Error(`Cannot create bundle: unknown key state "${String(k.state)}"`);
-      return { version: cert.keyVersion, state: k.state, notBefore: bundleTime(cert.notBefore), notAfter: bundleTime(cert.notAfter), certificate: cert.pem };
+      return {
+        version: cert.keyVersion,
+        state: k.state,
+        notBefore: bundleTime(cert.notBefore),
+        notAfter: bundleTime(cert.notAfter),
+        certificate: cert.pem,
+      };
     }),
     sealingCertificates: input.sealingCertificates.map((c) => parseCertificate(c).pem),
     crls: input.crls.map((c) => parseCrl(c).pem),
     abuseContact: input.abuseContact,
-    inboundPolicy: { encryption: input.inboundPolicy.encryption, seal: input.inboundPolicy.seal, maxMessageBytes: input.inboundPolicy.maxMessageBytes },
+    inboundPolicy: {
+      encryption: input.inboundPolicy.encryption,
+      seal: input.inboundPolicy.seal,
+      maxMessageBytes: input.inboundPolicy.maxMessageBytes,
+    },
     signer: parseCertificate(signer.certificate).pem,
   };
   const signature = signP256(signer.privateKey, bundleSigningBytes(payload));
@@ -180,9 +194,11 @@ export function createBundle(input: BundleInput, signer: BundleSigner): string {
 function inboundPolicyProblem(p: unknown): string | undefined {
   if (!isObject(p)) return 'inbound policy is not an object';
   if (!exactKeys(p, ['encryption', 'seal', 'maxMessageBytes'])) return 'inbound policy must have exactly encryption, seal, maxMessageBytes';
-  if (p.encryption !== 'required' && p.encryption !== 'opportunistic') return `inbound policy encryption "${String(p.encryption)}" is not required or opportunistic`;
+  if (p.encryption !== 'required' && p.encryption !== 'opportunistic')
+    return `inbound policy encryption "${String(p.encryption)}" is not required or opportunistic`;
   if (p.seal !== 'required' && p.seal !== 'optional') return `inbound policy seal "${String(p.seal)}" is not required or optional`;
-  if (typeof p.maxMessageBytes !== 'number' || !Number.isSafeInteger(p.maxMessageBytes) || p.maxMessageBytes <= 0) return 'inbound policy maxMessageBytes is not a positive integer';
+  if (typeof p.maxMessageBytes !== 'number' || !Number.isSafeInteger(p.maxMessageBytes) || p.maxMessageBytes <= 0)
+    return 'inbound policy maxMessageBytes is not a positive integer';
   return undefined;
 }
 
@@ -260,14 +276,36 @@ function exactKeys(o: Record<string, unknown>, keys: readonly string[]): boolean
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 
-const PAYLOAD_KEYS = ['format', 'id', 'domain', 'serial', 'issued', 'expires', 'orgCaChain', 'encryptionKeys', 'sealingCertificates', 'crls', 'abuseContact', 'inboundPolicy', 'signer'];
+const PAYLOAD_KEYS = [
+  'format',
+  'id',
+  'domain',
+  'serial',
+  'issued',
+  'expires',
+  'orgCaChain',
+  'encryptionKeys',
+  'sealingCertificates',
+  'crls',
+  'abuseContact',
+  'inboundPolicy',
+  'signer',
+];
 const KEY_ENTRY_KEYS = ['version', 'state', 'notBefore', 'notAfter', 'certificate'];
 
 /** Structural check of the parsed JSON; returns the problem, or undefined. */
 function shapeProblem(doc: unknown): string | undefined {
-  if (!isObject(doc) || !exactKeys(doc, ['payload', 'signature'])) return 'the document must be an object with exactly "payload" and "signature"';
+  if (!isObject(doc) || !exactKeys(doc, ['payload', 'signature']))
+    return 'the document must be an object with exactly "payload" and "signature"';
   const sig = doc.signature;
-  if (!isObject(sig) || !exactKeys(sig, ['alg', 'value']) || sig.alg !== 'ES256' || !isString(sig.value) || !/^[A-Za-z0-9_-]+$/.test(sig.value)) return 'the signature must be {"alg":"ES256","value":<base64url>}';
+  if (
+    !isObject(sig) ||
+    !exactKeys(sig, ['alg', 'value']) ||
+    sig.alg !== 'ES256' ||
+    !isString(sig.value) ||
+    !/^[A-Za-z0-9_-]+$/.test(sig.value)
+  )
+    return 'the signature must be {"alg":"ES256","value":<base64url>}';
   const p = doc.payload;
   if (!isObject(p) || !exactKeys(p, PAYLOAD_KEYS)) return `the payload must have exactly the fields ${PAYLOAD_KEYS.join(', ')}`;
   if (p.format !== BUNDLE_FORMAT) return `unknown format "${String(p.format)}"`;
@@ -286,9 +324,11 @@ function shapeProblem(doc: unknown): string | undefined {
   if (!Array.isArray(p.encryptionKeys) || p.encryptionKeys.length === 0) return 'encryptionKeys must be a non-empty array';
   for (const k of p.encryptionKeys) {
     if (!isObject(k) || !exactKeys(k, KEY_ENTRY_KEYS)) return `each encryption key entry must have exactly ${KEY_ENTRY_KEYS.join(', ')}`;
-    if (typeof k.version !== 'number' || !Number.isSafeInteger(k.version) || k.version < 1) return 'an encryption key version is not a positive integer';
+    if (typeof k.version !== 'number' || !Number.isSafeInteger(k.version) || k.version < 1)
+      return 'an encryption key version is not a positive integer';
     if (!KEY_STATES.includes(k.state as KeyState)) return `unknown key state "${String(k.state)}"`;
-    if (!isString(k.notBefore) || !parseTime(k.notBefore) || !isString(k.notAfter) || !parseTime(k.notAfter) || !isString(k.certificate)) return 'an encryption key entry has a bad time or certificate';
+    if (!isString(k.notBefore) || !parseTime(k.notBefore) || !isString(k.notAfter) || !parseTime(k.notAfter) || !isString(k.certificate))
+      return 'an encryption key entry has a bad time or certificate';
   }
   return undefined;
 }
@@ -340,18 +380,28 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
 
   // 1. The organisation CA is certified by a trusted root.
   const caResult = validateCertificate({ ...common, leaf: orgCa, intermediates: chain.slice(1), use: 'any' });
-  if (caResult.status !== 'valid') return { status: 'untrusted', cause: caResult, message: `Bundle for "${payload.domain}" is untrusted: ${caResult.message}` };
+  if (caResult.status !== 'valid')
+    return { status: 'untrusted', cause: caResult, message: `Bundle for "${payload.domain}" is untrusted: ${caResult.message}` };
   if (!orgCa.isCA) return { status: 'untrusted', message: `Bundle for "${payload.domain}" is untrusted: "${orgCa.subject}" is not a CA` };
 
   // 2. The signer is certified by this org CA, for bundle signing, for this domain.
   const signerResult = validateCertificate({ ...common, leaf: signer, use: 'bundle-signing' });
-  if (signerResult.status !== 'valid') return { status: 'signer-not-certified', cause: signerResult, message: `Bundle signer is not certified: ${signerResult.message}` };
-  if (signerResult.path[1]?.fingerprint !== orgCa.fingerprint) return { status: 'signer-not-certified', message: `Bundle signer "${signer.subject}" is not certified by the bundle's organisation CA "${orgCa.subject}"` };
-  if (!signer.dnsNames.some((d) => d.toLowerCase() === payload.domain.toLowerCase())) return { status: 'signer-not-certified', message: `Bundle signer "${signer.subject}" is not certified for "${payload.domain}"` };
+  if (signerResult.status !== 'valid')
+    return { status: 'signer-not-certified', cause: signerResult, message: `Bundle signer is not certified: ${signerResult.message}` };
+  if (signerResult.path[1]?.fingerprint !== orgCa.fingerprint)
+    return {
+      status: 'signer-not-certified',
+      message: `Bundle signer "${signer.subject}" is not certified by the bundle's organisation CA "${orgCa.subject}"`,
+    };
+  if (!signer.dnsNames.some((d) => d.toLowerCase() === payload.domain.toLowerCase()))
+    return { status: 'signer-not-certified', message: `Bundle signer "${signer.subject}" is not certified for "${payload.domain}"` };
 
   // 3. The signature.
   const sig = Buffer.from(signature.value, 'base64url');
-  if (sig.length !== P256_SIGNATURE_LENGTH || !verifyP256(p256PublicKeyFrom(signer.spki), bundleSigningBytes(payload), new Uint8Array(sig))) {
+  if (
+    sig.length !== P256_SIGNATURE_LENGTH ||
+    !verifyP256(p256PublicKeyFrom(signer.spki), bundleSigningBytes(payload), new Uint8Array(sig))
+  ) {
     return { status: 'bad-signature', message: `Bundle for "${payload.domain}" has a signature that does not verify` };
   }
 
@@ -362,15 +412,28 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
   } catch {
     return malformed(`the domain asked for "${String(opts.domain)}" is not a domain name`);
   }
-  if (payload.domain !== wanted) return { status: 'wrong-domain', domain: payload.domain, message: `Bundle is for "${payload.domain}", not "${wanted}"` };
-  if (!constrainedDomains(orgCa).includes(wanted)) return { status: 'wrong-domain', domain: payload.domain, message: `Organisation CA "${orgCa.subject}" is not constrained to "${wanted}"` };
+  if (payload.domain !== wanted)
+    return { status: 'wrong-domain', domain: payload.domain, message: `Bundle is for "${payload.domain}", not "${wanted}"` };
+  if (!constrainedDomains(orgCa).includes(wanted))
+    return {
+      status: 'wrong-domain',
+      domain: payload.domain,
+      message: `Organisation CA "${orgCa.subject}" is not constrained to "${wanted}"`,
+    };
 
   // 5. Time and replay.
   const issued = parseTime(payload.issued) as Date;
   const expires = parseTime(payload.expires) as Date;
-  if (opts.time.getTime() < issued.getTime()) return { status: 'not-yet-valid', issued, message: `Bundle for "${wanted}" is not valid before ${payload.issued}` };
-  if (opts.time.getTime() > expires.getTime()) return { status: 'expired', expires, message: `Bundle for "${wanted}" expired at ${payload.expires}` };
-  if (opts.minSerial !== undefined && payload.serial < opts.minSerial) return { status: 'replayed', serial: payload.serial, message: `Bundle for "${wanted}" has serial ${payload.serial}, older than ${opts.minSerial} already seen` };
+  if (opts.time.getTime() < issued.getTime())
+    return { status: 'not-yet-valid', issued, message: `Bundle for "${wanted}" is not valid before ${payload.issued}` };
+  if (opts.time.getTime() > expires.getTime())
+    return { status: 'expired', expires, message: `Bundle for "${wanted}" expired at ${payload.expires}` };
+  if (opts.minSerial !== undefined && payload.serial < opts.minSerial)
+    return {
+      status: 'replayed',
+      serial: payload.serial,
+      message: `Bundle for "${wanted}" has serial ${payload.serial}, older than ${opts.minSerial} already seen`,
+    };
 
   // 6. Content.
   const invalid = (why: string): BundleResult => ({ status: 'invalid-content', message: `Bundle for "${wanted}" is inconsistent: ${why}` });
@@ -380,13 +443,16 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
     const cert = keyCerts[i] as ParsedCertificate;
     if (versions.has(entry.version)) return invalid(`key version ${entry.version} appears twice`);
     versions.add(entry.version);
-    if (cert.keyVersion !== entry.version) return invalid(`key entry version ${entry.version} holds a certificate of version ${String(cert.keyVersion)}`);
+    if (cert.keyVersion !== entry.version)
+      return invalid(`key entry version ${entry.version} holds a certificate of version ${String(cert.keyVersion)}`);
     if (!cert.dnsNames.includes(wanted)) return invalid(`key version ${entry.version} is not certified for "${wanted}"`);
-    if (bundleTime(cert.notBefore) !== entry.notBefore || bundleTime(cert.notAfter) !== entry.notAfter) return invalid(`key version ${entry.version} states a validity its certificate does not have`);
+    if (bundleTime(cert.notBefore) !== entry.notBefore || bundleTime(cert.notAfter) !== entry.notAfter)
+      return invalid(`key version ${entry.version} states a validity its certificate does not have`);
     const validation = validateCertificate({ ...common, leaf: cert, use: 'org-encryption' });
     const structural = ['malformed', 'untrusted', 'outside-name-constraints', 'wrong-usage', 'revocation-unknown'];
     if (structural.includes(validation.status)) return invalid(`key version ${entry.version}: ${validation.message}`);
-    if (validation.status === 'valid' && validation.path[1]?.fingerprint !== orgCa.fingerprint) return invalid(`key version ${entry.version} is not certified by the bundle's organisation CA`);
+    if (validation.status === 'valid' && validation.path[1]?.fingerprint !== orgCa.fingerprint)
+      return invalid(`key version ${entry.version} is not certified by the bundle's organisation CA`);
     keys.push({ version: entry.version, state: entry.state, certificate: cert, publicKey: compressedPointFromSpki(cert.spki), validation });
   }
   const usable = keys.filter((k) => k.state === 'current' && k.validation.status === 'valid').sort((a, b) => b.version - a.version);
@@ -395,12 +461,28 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
   for (const seal of seals) {
     const r = validateCertificate({ ...common, leaf: seal, use: 'seal' });
     if (r.status !== 'valid') return invalid(`sealing certificate: ${r.message}`);
-    if (r.path[1]?.fingerprint !== orgCa.fingerprint) return invalid(`sealing certificate "${seal.subject}" is not certified by the bundle's organisation CA`);
+    if (r.path[1]?.fingerprint !== orgCa.fingerprint)
+      return invalid(`sealing certificate "${seal.subject}" is not certified by the bundle's organisation CA`);
   }
   const bundle: VerifiedBundle = {
-    id: payload.id, domain: wanted, serial: payload.serial, issued, expires, orgCa, signer,
-    encryptionKeys: keys, currentKey, sealingCertificates: seals, crls,
-    abuseContact: payload.abuseContact, inboundPolicy: payload.inboundPolicy, payload,
+    id: payload.id,
+    domain: wanted,
+    serial: payload.serial,
+    issued,
+    expires,
+    orgCa,
+    signer,
+    encryptionKeys: keys,
+    currentKey,
+    sealingCertificates: seals,
+    crls,
+    abuseContact: payload.abuseContact,
+    inboundPolicy: payload.inboundPolicy,
+    payload,
   };
-  return { status: 'valid', bundle, message: `Bundle ${payload.id} (serial ${payload.serial}) for "${wanted}" is valid; current key version ${currentKey.version}` };
+  return {
+    status: 'valid',
+    bundle,
+    message: `Bundle ${payload.id} (serial ${payload.serial}) for "${wanted}" is valid; current key version ${currentKey.version}`,
+  };
 }

@@ -40,7 +40,11 @@ export interface CaState {
 
 /** Why a ca.json could not be used: missing, unreadable, not JSON, or not a CA record. */
 export class CaStateError extends Error {
-  constructor(readonly reason: 'missing' | 'unreadable' | 'not-json' | 'malformed', readonly path: string, message: string) {
+  constructor(
+    readonly reason: 'missing' | 'unreadable' | 'not-json' | 'malformed',
+    readonly path: string,
+    message: string,
+  ) {
     super(message);
     this.name = 'CaStateError';
   }
@@ -58,7 +62,11 @@ export function readCaState(dir: string): CaState {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const missing = errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR';
-    throw new CaStateError(missing ? 'missing' : 'unreadable', path, `Cannot read CA state "${path}": ${missing ? 'no such file' : errnoText(err)}`);
+    throw new CaStateError(
+      missing ? 'missing' : 'unreadable',
+      path,
+      `Cannot read CA state "${path}": ${missing ? 'no such file' : errnoText(err)}`,
+    );
   }
   let doc: unknown;
   try {
@@ -66,12 +74,15 @@ export function readCaState(dir: string): CaState {
   } catch {
     throw new CaStateError('not-json', path, `Cannot read CA state "${path}": not JSON`);
   }
-  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new CaStateError('malformed', path, `Cannot read CA state "${path}": not a JSON object`);
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+    throw new CaStateError('malformed', path, `Cannot read CA state "${path}": not a JSON object`);
   const state = doc as Partial<CaState> & Record<string, unknown>;
-  if (state.kind !== 'root' && state.kind !== 'org') throw new CaStateError('malformed', path, `Cannot read CA state "${path}": kind is "${String(state.kind)}", not root or org`);
+  if (state.kind !== 'root' && state.kind !== 'org')
+    throw new CaStateError('malformed', path, `Cannot read CA state "${path}": kind is "${String(state.kind)}", not root or org`);
   for (const list of ['revoked', 'issued'] as const) {
     if (state[list] === undefined) state[list] = [];
-    else if (!Array.isArray(state[list])) throw new CaStateError('malformed', path, `Cannot read CA state "${path}": ${list} is not a list`);
+    else if (!Array.isArray(state[list]))
+      throw new CaStateError('malformed', path, `Cannot read CA state "${path}": ${list} is not a list`);
   }
   return state as CaState;
 }

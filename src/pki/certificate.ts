@@ -4,7 +4,21 @@
  * that does not follow the structure we rely on throws `MalformedCertificateError`
  * (the validator turns it into the `malformed` result).
  */
-import { DerError, type Tlv, TAG, children, decodeBitString, decodeBoolean, decodeOid, decodeString, decodeTime, expectTag, integerHex, parseDer, smallInteger } from './der';
+import {
+  DerError,
+  type Tlv,
+  TAG,
+  children,
+  decodeBitString,
+  decodeBoolean,
+  decodeOid,
+  decodeString,
+  decodeTime,
+  expectTag,
+  integerHex,
+  parseDer,
+  smallInteger,
+} from './der';
 import type { KeyAlgorithm } from './keys';
 import { type NameAttribute, formatName, parseName } from './name';
 import { EXT_KEY_VERSION, OID, ROLE_OIDS, type Role } from './oids';
@@ -12,13 +26,27 @@ import { fromPem } from './pem';
 import { type SignedObject, signedObject } from './signed';
 
 export type KeyUsageBit =
-  | 'digitalSignature' | 'nonRepudiation' | 'keyEncipherment' | 'dataEncipherment'
-  | 'keyAgreement' | 'keyCertSign' | 'cRLSign' | 'encipherOnly' | 'decipherOnly';
+  | 'digitalSignature'
+  | 'nonRepudiation'
+  | 'keyEncipherment'
+  | 'dataEncipherment'
+  | 'keyAgreement'
+  | 'keyCertSign'
+  | 'cRLSign'
+  | 'encipherOnly'
+  | 'decipherOnly';
 
 /** RFC 5280 §4.2.1.3, bit order. */
 export const KEY_USAGE_BITS: readonly KeyUsageBit[] = [
-  'digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment',
-  'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly',
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+  'encipherOnly',
+  'decipherOnly',
 ];
 
 /** A name of a name constraint or a subject alternative name we understand. */
@@ -74,11 +102,9 @@ export class MalformedCertificateError extends Error {
 
 export type CertificateInput = Uint8Array | string | ParsedCertificate;
 
-
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
 }
-
 
 /** Decodes a KeyUsage BIT STRING into its named bits. */
 export function decodeKeyUsage(bytes: Uint8Array): Set<KeyUsageBit> {
@@ -149,7 +175,9 @@ function parseExtension(out: ExtensionsView, extnID: string, critical: boolean, 
       out.keyUsage = decodeKeyUsage(value);
       break;
     case OID.extKeyUsage:
-      out.extKeyUsage = children(parseDer(value, 'extended key usage', TAG.sequence), 'extended key usage').map((t) => decodeOid(t, 'key purpose'));
+      out.extKeyUsage = children(parseDer(value, 'extended key usage', TAG.sequence), 'extended key usage').map((t) =>
+        decodeOid(t, 'key purpose'),
+      );
       break;
     case OID.certificatePolicies:
       out.policies = children(parseDer(value, 'certificate policies', TAG.sequence), 'certificate policies').map((pi) => {
@@ -220,13 +248,15 @@ export function readExtensions(seq: Tlv, onExtension: (extnID: string, critical:
 
 function parseDerCertificate(der: Uint8Array): ParsedCertificate {
   const [tbs, sigAlg, sigValue, extra] = children(parseDer(der, 'certificate', TAG.sequence), 'certificate');
-  if (!tbs || !sigAlg || !sigValue || extra) throw new DerError('Cannot parse certificate: expected tbsCertificate, signatureAlgorithm, signatureValue');
+  if (!tbs || !sigAlg || !sigValue || extra)
+    throw new DerError('Cannot parse certificate: expected tbsCertificate, signatureAlgorithm, signatureValue');
   const f = children(expectTag(tbs, TAG.sequence, 'tbsCertificate'), 'tbsCertificate');
   let i = 0;
   const versionTlv = f[i]?.tag === 0xa0 ? children(f[i++] as Tlv, 'version')[0] : undefined;
   if (!versionTlv || smallInteger(versionTlv, 'version') !== 2) throw new DerError('Cannot parse certificate: not X.509 v3');
   const [serialTlv, innerAlg, issuerTlv, validityTlv, subjectTlv, spkiTlv] = [f[i++], f[i++], f[i++], f[i++], f[i++], f[i++]];
-  if (!serialTlv || !innerAlg || !issuerTlv || !validityTlv || !subjectTlv || !spkiTlv) throw new DerError('Cannot parse certificate: incomplete tbsCertificate');
+  if (!serialTlv || !innerAlg || !issuerTlv || !validityTlv || !subjectTlv || !spkiTlv)
+    throw new DerError('Cannot parse certificate: incomplete tbsCertificate');
   const serial = integerHex(serialTlv, 'serial number');
   const signatureAlgorithm = algorithmOid(sigAlg, SIGNATURE_ALG_WHAT);
   if (Buffer.compare(Buffer.from(innerAlg.bytes), Buffer.from(sigAlg.bytes)) !== 0) {
@@ -234,9 +264,23 @@ function parseDerCertificate(der: Uint8Array): ParsedCertificate {
   }
   const [nb, na, more] = children(expectTag(validityTlv, TAG.sequence, 'validity'), 'validity');
   if (!nb || !na || more) throw new DerError('Cannot parse certificate: bad validity');
-  const out: ExtensionsView = { isCA: false, pathLen: undefined, keyUsage: undefined, extKeyUsage: undefined, policies: [], dnsNames: [], emails: [], nameConstraints: undefined, subjectKeyId: undefined, authorityKeyId: undefined, keyVersion: undefined, unknownCritical: [] };
+  const out: ExtensionsView = {
+    isCA: false,
+    pathLen: undefined,
+    keyUsage: undefined,
+    extKeyUsage: undefined,
+    policies: [],
+    dnsNames: [],
+    emails: [],
+    nameConstraints: undefined,
+    subjectKeyId: undefined,
+    authorityKeyId: undefined,
+    keyVersion: undefined,
+    unknownCritical: [],
+  };
   while (f[i] && (f[i] as Tlv).tag !== 0xa3) {
-    if ((f[i] as Tlv).tag !== 0x81 && (f[i] as Tlv).tag !== 0x82) throw new DerError('Cannot parse certificate: unexpected field in tbsCertificate');
+    if ((f[i] as Tlv).tag !== 0x81 && (f[i] as Tlv).tag !== 0x82)
+      throw new DerError('Cannot parse certificate: unexpected field in tbsCertificate');
     i++; // issuerUniqueID / subjectUniqueID: ignored
   }
   if (f[i]) {
@@ -317,4 +361,3 @@ export function roleOf(input: CertificateInput): Role | undefined {
 export function constrainedDomains(cert: ParsedCertificate): string[] {
   return (cert.nameConstraints?.permitted ?? []).filter((n) => n.kind === 'dns').map((n) => n.value);
 }
-

@@ -64,15 +64,31 @@ export class ClientCertificateAuth {
     const peer = socket.getPeerCertificate(true);
     if (!peer || !peer.raw) throw new ClientCertificateError('No client certificate');
     const chain: Buffer[] = [];
-    for (let c = peer.issuerCertificate; c && c.raw && !chain.some((x) => x.equals(c!.raw)) && !c.raw.equals(peer.raw); c = c.issuerCertificate) chain.push(c.raw);
+    for (
+      let c = peer.issuerCertificate;
+      c && c.raw && !chain.some((x) => x.equals(c!.raw)) && !c.raw.equals(peer.raw);
+      c = c.issuerCertificate
+    )
+      chain.push(c.raw);
     const v = validateCertificate({
-      leaf: new Uint8Array(peer.raw), intermediates: chain.map((b) => new Uint8Array(b)), roots: this.opts.roots, crls: this.opts.crls(),
-      use: 'tls-client', roles: this.opts.roles, time: now, ...(this.opts.cache ? { cache: this.opts.cache } : {}),
+      leaf: new Uint8Array(peer.raw),
+      intermediates: chain.map((b) => new Uint8Array(b)),
+      roots: this.opts.roots,
+      crls: this.opts.crls(),
+      use: 'tls-client',
+      roles: this.opts.roles,
+      time: now,
+      ...(this.opts.cache ? { cache: this.opts.cache } : {}),
     });
     const until = now.getTime() + (this.opts.cacheMs ?? 60000);
-    const refused = v.status !== 'valid' ? v.message
-      : !v.role || !this.opts.roles.includes(v.role) ? 'no allowed role'
-      : this.issuers && !this.issuers.has(v.path[1]?.fingerprint ?? '') ? 'not issued by this organisation\'s CA' : undefined;
+    const refused =
+      v.status !== 'valid'
+        ? v.message
+        : !v.role || !this.opts.roles.includes(v.role)
+          ? 'no allowed role'
+          : this.issuers && !this.issuers.has(v.path[1]?.fingerprint ?? '')
+            ? "not issued by this organisation's CA"
+            : undefined;
     if (v.status !== 'valid' || !v.role || refused) {
       const error = new ClientCertificateError(`Client certificate refused: ${refused ?? 'no role'}`);
       this.verdicts.set(socket, { error, until });

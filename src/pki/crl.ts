@@ -6,7 +6,20 @@
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { MalformedCertificateError, bytesEqual, readExtensions } from './certificate';
-import { DerError, type Tlv, TAG, bigInteger, children, decodeBitString, decodeOid, decodeTime, expectTag, integerHex, parseDer, smallInteger } from './der';
+import {
+  DerError,
+  type Tlv,
+  TAG,
+  bigInteger,
+  children,
+  decodeBitString,
+  decodeOid,
+  decodeTime,
+  expectTag,
+  integerHex,
+  parseDer,
+  smallInteger,
+} from './der';
 import { type SigningAuthority, signTbs, toCertTime } from './issue';
 import { formatName, parseName } from './name';
 import { OID } from './oids';
@@ -95,14 +108,36 @@ export function createCrl(ca: SigningAuthority, opts: CrlOptions): ParsedCrl {
         userCertificate: integerFromHex(e.serial),
         revocationDate: toCertTime(e.revokedAt),
         // RFC 5280 §5.3.1: the reason code "unspecified" SHOULD be absent.
-        ...(code === 0 ? {} : { crlEntryExtensions: new pkijs.Extensions({ extensions: [new pkijs.Extension({ extnID: OID.crlReason, critical: false, extnValue: new asn1js.Enumerated({ value: code }).toBER() })] }) }),
+        ...(code === 0
+          ? {}
+          : {
+              crlEntryExtensions: new pkijs.Extensions({
+                extensions: [
+                  new pkijs.Extension({
+                    extnID: OID.crlReason,
+                    critical: false,
+                    extnValue: new asn1js.Enumerated({ value: code }).toBER(),
+                  }),
+                ],
+              }),
+            }),
       });
     });
   }
   const akiValue = ca.certificate.subjectKeyId;
   const exts = [new pkijs.Extension({ extnID: OID.crlNumber, critical: false, extnValue: integerFromBigint(crlNumber).toBER() })];
   if (akiValue) {
-    exts.push(new pkijs.Extension({ extnID: OID.authorityKeyIdentifier, critical: false, extnValue: new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: new Uint8Array(Buffer.from(akiValue, 'hex')).buffer }) }).toSchema().toBER() }));
+    exts.push(
+      new pkijs.Extension({
+        extnID: OID.authorityKeyIdentifier,
+        critical: false,
+        extnValue: new pkijs.AuthorityKeyIdentifier({
+          keyIdentifier: new asn1js.OctetString({ valueHex: new Uint8Array(Buffer.from(akiValue, 'hex')).buffer }),
+        })
+          .toSchema()
+          .toBER(),
+      }),
+    );
   }
   crl.crlExtensions = new pkijs.Extensions({ extensions: exts });
   return parseCrl(signTbs(crl, ca.privateKey));
@@ -110,7 +145,8 @@ export function createCrl(ca: SigningAuthority, opts: CrlOptions): ParsedCrl {
 
 function parseDerCrl(der: Uint8Array): ParsedCrl {
   const [tbs, sigAlg, sigValue, extra] = children(parseDer(der, 'CRL', TAG.sequence), 'CRL');
-  if (!tbs || !sigAlg || !sigValue || extra) throw new DerError('Cannot parse CRL: expected tbsCertList, signatureAlgorithm, signatureValue');
+  if (!tbs || !sigAlg || !sigValue || extra)
+    throw new DerError('Cannot parse CRL: expected tbsCertList, signatureAlgorithm, signatureValue');
   const f = children(expectTag(tbs, TAG.sequence, 'tbsCertList'), 'tbsCertList');
   let i = 0;
   if (f[i]?.tag !== TAG.integer || smallInteger(f[i++] as Tlv, 'CRL version') !== 1) throw new DerError('Cannot parse CRL: not a v2 CRL');
@@ -118,7 +154,8 @@ function parseDerCrl(der: Uint8Array): ParsedCrl {
   const issuerTlv = f[i++];
   const thisTlv = f[i++];
   if (!innerAlg || !issuerTlv || !thisTlv) throw new DerError('Cannot parse CRL: incomplete tbsCertList');
-  if (Buffer.compare(Buffer.from(innerAlg.bytes), Buffer.from(sigAlg.bytes)) !== 0) throw new DerError('Cannot parse CRL: the signature algorithm inside and outside the signed part differ');
+  if (Buffer.compare(Buffer.from(innerAlg.bytes), Buffer.from(sigAlg.bytes)) !== 0)
+    throw new DerError('Cannot parse CRL: the signature algorithm inside and outside the signed part differ');
   const algParts = children(expectTag(sigAlg, TAG.sequence, 'signature algorithm'), 'signature algorithm');
   const signatureAlgorithm = decodeOid(algParts[0] ?? sigAlg, 'signature algorithm');
   let nextUpdate: Date | undefined;

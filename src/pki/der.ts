@@ -152,7 +152,8 @@ export function decodeBoolean(tlv: Tlv, what: string): boolean {
 export function decodeBitString(tlv: Tlv, what: string): { bytes: Uint8Array; unusedBits: number } {
   expectTag(tlv, TAG.bitString, what);
   const unused = tlv.value[0];
-  if (unused === undefined || unused > 7 || (unused > 0 && tlv.value.length === 1)) throw new DerError(`Cannot parse ${what}: bad BIT STRING`);
+  if (unused === undefined || unused > 7 || (unused > 0 && tlv.value.length === 1))
+    throw new DerError(`Cannot parse ${what}: bad BIT STRING`);
   return { bytes: tlv.value.subarray(1), unusedBits: unused };
 }
 
@@ -171,7 +172,8 @@ export function decodeTime(tlv: Tlv, what: string): Date {
   }
   const [mo, d, h, mi, se] = [m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number];
   const date = new Date(Date.UTC(year, mo - 1, d, h, mi, se));
-  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) throw new DerError(`Cannot parse ${what}: bad time "${s}"`);
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || se > 59)
+    throw new DerError(`Cannot parse ${what}: bad time "${s}"`);
   return date;
 }
 

@@ -13,7 +13,14 @@
 import { type KeyObject, createHash, randomBytes, sign } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { type ConstraintName, type KeyUsageBit, KEY_USAGE_BITS, type ParsedCertificate, constrainedDomains, parseCertificate } from './certificate';
+import {
+  type ConstraintName,
+  type KeyUsageBit,
+  KEY_USAGE_BITS,
+  type ParsedCertificate,
+  constrainedDomains,
+  parseCertificate,
+} from './certificate';
 import { keyAlgorithmOfSpki, secp256k1SpkiFromPoint, spkiOf } from './keys';
 import { firstNameOutside } from './name-constraints';
 import { type NameAttribute, encodeName, pkijsName } from './name';
@@ -129,26 +136,62 @@ export function buildCertificate(spec: CertificateSpec, signer: Signer): ParsedC
   cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(new Uint8Array(spec.spki));
 
   const exts: pkijs.Extension[] = [];
-  exts.push(ext(OID.basicConstraints, true, new pkijs.BasicConstraints(spec.ca ? { cA: true, ...(spec.ca.pathLen !== undefined ? { pathLenConstraint: spec.ca.pathLen } : {}) } : {}).toSchema()));
+  exts.push(
+    ext(
+      OID.basicConstraints,
+      true,
+      new pkijs.BasicConstraints(
+        spec.ca ? { cA: true, ...(spec.ca.pathLen !== undefined ? { pathLenConstraint: spec.ca.pathLen } : {}) } : {},
+      ).toSchema(),
+    ),
+  );
   exts.push(ext(OID.keyUsage, true, encodeKeyUsage(spec.keyUsage)));
-  if (spec.extKeyUsage && spec.extKeyUsage.length > 0) exts.push(ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [...spec.extKeyUsage] }).toSchema()));
-  const altNames = [...(spec.dnsNames ?? []).map((value) => ({ kind: 'dns' as const, value })), ...(spec.emails ?? []).map((value) => ({ kind: 'email' as const, value }))];
+  if (spec.extKeyUsage && spec.extKeyUsage.length > 0)
+    exts.push(ext(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: [...spec.extKeyUsage] }).toSchema()));
+  const altNames = [
+    ...(spec.dnsNames ?? []).map((value) => ({ kind: 'dns' as const, value })),
+    ...(spec.emails ?? []).map((value) => ({ kind: 'email' as const, value })),
+  ];
   // RFC 5280 §4.2.1.6: critical when the subject name is empty; ours never is.
   if (altNames.length > 0) exts.push(ext(OID.subjectAltName, false, new pkijs.AltName({ altNames: altNames.map(generalName) }).toSchema()));
   if (spec.nameConstraints) {
-    const subtrees = (names: readonly ConstraintName[] | undefined) => (names && names.length > 0 ? names.map((n) => new pkijs.GeneralSubtree({ base: generalName(n) })) : undefined);
+    const subtrees = (names: readonly ConstraintName[] | undefined) =>
+      names && names.length > 0 ? names.map((n) => new pkijs.GeneralSubtree({ base: generalName(n) })) : undefined;
     const permittedSubtrees = subtrees(spec.nameConstraints.permitted);
     const excludedSubtrees = subtrees(spec.nameConstraints.excluded);
     // RFC 5280 §4.2.1.10: conforming CAs MUST mark this extension critical.
-    exts.push(ext(OID.nameConstraints, true, new pkijs.NameConstraints({ ...(permittedSubtrees ? { permittedSubtrees } : {}), ...(excludedSubtrees ? { excludedSubtrees } : {}) }).toSchema()));
+    exts.push(
+      ext(
+        OID.nameConstraints,
+        true,
+        new pkijs.NameConstraints({
+          ...(permittedSubtrees ? { permittedSubtrees } : {}),
+          ...(excludedSubtrees ? { excludedSubtrees } : {}),
+        }).toSchema(),
+      ),
+    );
   }
   if (spec.policies && spec.policies.length > 0) {
-    exts.push(ext(OID.certificatePolicies, false, new pkijs.CertificatePolicies({ certificatePolicies: spec.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })) }).toSchema()));
+    exts.push(
+      ext(
+        OID.certificatePolicies,
+        false,
+        new pkijs.CertificatePolicies({
+          certificatePolicies: spec.policies.map((policyIdentifier) => new pkijs.PolicyInformation({ policyIdentifier })),
+        }).toSchema(),
+      ),
+    );
   }
   if (spec.keyVersion !== undefined) exts.push(ext(EXT_KEY_VERSION, false, new asn1js.Integer({ value: spec.keyVersion })));
   exts.push(ext(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: keyIdOf(spec.spki).slice().buffer })));
   const issuerKeyId = selfSigned ? keyIdOf(spec.spki) : keyIdOf(signer.certificate.spki);
-  exts.push(ext(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: issuerKeyId.slice().buffer }) }).toSchema()));
+  exts.push(
+    ext(
+      OID.authorityKeyIdentifier,
+      false,
+      new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: issuerKeyId.slice().buffer }) }).toSchema(),
+    ),
+  );
   for (const e of spec.extraExtensions ?? []) exts.push(ext(e.oid, e.critical, e.value));
   cert.extensions = exts;
 
@@ -169,14 +212,21 @@ export function checkDomain(domain: string): string {
 }
 
 function checkValidity(issuer: SigningAuthority | undefined, what: string, notBefore: Date, notAfter: Date): void {
-  if (!(notBefore instanceof Date) || !(notAfter instanceof Date) || Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) {
+  if (
+    !(notBefore instanceof Date) ||
+    !(notAfter instanceof Date) ||
+    Number.isNaN(notBefore.getTime()) ||
+    Number.isNaN(notAfter.getTime())
+  ) {
     throw new TypeError(`Cannot issue certificate for "${what}": notBefore and notAfter must be valid Dates`);
   }
   if (notAfter.getTime() <= notBefore.getTime()) throw new Error(`Cannot issue certificate for "${what}": notAfter is not after notBefore`);
   if (!issuer) return;
   const c = issuer.certificate;
   if (notBefore.getTime() < c.notBefore.getTime() || notAfter.getTime() > c.notAfter.getTime()) {
-    throw new Error(`Cannot issue certificate for "${what}": validity ${notBefore.toISOString()}..${notAfter.toISOString()} is outside the issuer's ${c.notBefore.toISOString()}..${c.notAfter.toISOString()}`);
+    throw new Error(
+      `Cannot issue certificate for "${what}": validity ${notBefore.toISOString()}..${notAfter.toISOString()} is outside the issuer's ${c.notBefore.toISOString()}..${c.notAfter.toISOString()}`,
+    );
   }
 }
 
@@ -192,12 +242,18 @@ function checkNames(issuer: SigningAuthority, leaf: { dnsNames?: readonly string
   if (!nc) return;
   const probe = { dnsNames: leaf.dnsNames ?? [], emails: leaf.emails ?? [], subjectAttributes: [] } as unknown as ParsedCertificate;
   const bad = firstNameOutside(probe, nc);
-  if (bad) throw new Error(`Cannot issue certificate for "${bad.value}": outside the name constraints of ${constrainedDomains(issuer.certificate).join(', ')}`);
+  if (bad)
+    throw new Error(
+      `Cannot issue certificate for "${bad.value}": outside the name constraints of ${constrainedDomains(issuer.certificate).join(', ')}`,
+    );
 }
 
 function requireCurve(spki: Uint8Array, curve: 'p256' | 'secp256k1', what: string): void {
   const got = keyAlgorithmOfSpki(spki);
-  if (got !== curve) throw new Error(`Cannot issue certificate for "${what}": the key must be ${curve === 'p256' ? 'EC P-256' : 'EC secp256k1'}, got ${got}`);
+  if (got !== curve)
+    throw new Error(
+      `Cannot issue certificate for "${what}": the key must be ${curve === 'p256' ? 'EC P-256' : 'EC secp256k1'}, got ${got}`,
+    );
 }
 
 function organisationOf(ca: ParsedCertificate): NameAttribute[] {
@@ -222,11 +278,20 @@ export function createRootCa(opts: RootCaOptions): SigningAuthority {
   checkValidity(undefined, cn, opts.notBefore, opts.notAfter);
   const spki = spkiOf(opts.privateKey);
   requireCurve(spki, 'p256', cn);
-  const certificate = buildCertificate({
-    subject: [{ type: ATTR.organization, value: opts.organisation ?? 'SSMAX' }, { type: ATTR.commonName, value: cn }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    ca: { pathLen: 1 }, keyUsage: ['keyCertSign', 'cRLSign'],
-  }, { selfSigned: opts.privateKey });
+  const certificate = buildCertificate(
+    {
+      subject: [
+        { type: ATTR.organization, value: opts.organisation ?? 'SSMAX' },
+        { type: ATTR.commonName, value: cn },
+      ],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      ca: { pathLen: 1 },
+      keyUsage: ['keyCertSign', 'cRLSign'],
+    },
+    { selfSigned: opts.privateKey },
+  );
   return { certificate, privateKey: opts.privateKey };
 }
 
@@ -246,19 +311,28 @@ export function createOrgCa(root: SigningAuthority, opts: OrgCaOptions): Signing
   checkValidity(root, cn, opts.notBefore, opts.notAfter);
   const spki = spkiOf(opts.privateKey);
   requireCurve(spki, 'p256', cn);
-  const certificate = buildCertificate({
-    subject: [{ type: ATTR.organization, value: opts.organisation }, { type: ATTR.commonName, value: cn }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    ca: { pathLen: 0 }, keyUsage: ['keyCertSign', 'cRLSign'],
-    nameConstraints: {
-      permitted: domains.flatMap((d) => [
-        { kind: 'dns' as const, value: d },
-        { kind: 'email' as const, value: d },
-        { kind: 'email' as const, value: `.${d}` },
-      ]),
+  const certificate = buildCertificate(
+    {
+      subject: [
+        { type: ATTR.organization, value: opts.organisation },
+        { type: ATTR.commonName, value: cn },
+      ],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      ca: { pathLen: 0 },
+      keyUsage: ['keyCertSign', 'cRLSign'],
+      nameConstraints: {
+        permitted: domains.flatMap((d) => [
+          { kind: 'dns' as const, value: d },
+          { kind: 'email' as const, value: d },
+          { kind: 'email' as const, value: `.${d}` },
+        ]),
+      },
+      policies: [POLICY_SSMAX_V1],
     },
-    policies: [POLICY_SSMAX_V1],
-  }, root);
+    root,
+  );
   return { certificate, privateKey: opts.privateKey };
 }
 
@@ -272,18 +346,27 @@ export interface EncryptionKeyCertOptions extends Validity {
 /** An organisation encryption-key certificate: secp256k1, versioned, key agreement only. */
 export function issueEncryptionKeyCertificate(ca: SigningAuthority, opts: EncryptionKeyCertOptions): ParsedCertificate {
   const domain = checkDomain(opts.domain);
-  if (!Number.isSafeInteger(opts.version) || opts.version < 1) throw new Error(`Cannot issue encryption key certificate for "${domain}": version "${opts.version}" is not a positive integer`);
+  if (!Number.isSafeInteger(opts.version) || opts.version < 1)
+    throw new Error(`Cannot issue encryption key certificate for "${domain}": version "${opts.version}" is not a positive integer`);
   const spki = spkiFromInput(opts.publicKey);
   checkIssuer(ca, domain);
   requireCurve(spki, 'secp256k1', domain);
   checkValidity(ca, domain, opts.notBefore, opts.notAfter);
   checkNames(ca, { dnsNames: [domain] });
-  return buildCertificate({
-    subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} encryption key v${opts.version}` }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    keyUsage: ['keyAgreement'], extKeyUsage: [EKU.orgEncryption], dnsNames: [domain],
-    keyVersion: opts.version, policies: [POLICY_SSMAX_V1],
-  }, ca);
+  return buildCertificate(
+    {
+      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} encryption key v${opts.version}` }],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: ['keyAgreement'],
+      extKeyUsage: [EKU.orgEncryption],
+      dnsNames: [domain],
+      keyVersion: opts.version,
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
 }
 
 export interface SealingCertOptions extends Validity {
@@ -302,11 +385,19 @@ export function issueSealingCertificate(ca: SigningAuthority, opts: SealingCertO
   requireCurve(spki, 'p256', domain);
   checkValidity(ca, domain, opts.notBefore, opts.notAfter);
   checkNames(ca, { dnsNames });
-  return buildCertificate({
-    subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} gateway seal` }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    keyUsage: ['digitalSignature'], extKeyUsage: [EKU.seal], dnsNames, policies: [POLICY_SSMAX_V1],
-  }, ca);
+  return buildCertificate(
+    {
+      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} gateway seal` }],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: ['digitalSignature'],
+      extKeyUsage: [EKU.seal],
+      dnsNames,
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
 }
 
 export interface BundleSignerCertOptions extends Validity {
@@ -322,11 +413,19 @@ export function issueBundleSignerCertificate(ca: SigningAuthority, opts: BundleS
   requireCurve(spki, 'p256', domain);
   checkValidity(ca, domain, opts.notBefore, opts.notAfter);
   checkNames(ca, { dnsNames: [domain] });
-  return buildCertificate({
-    subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} bundle signer` }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    keyUsage: ['digitalSignature'], extKeyUsage: [EKU.bundleSigning], dnsNames: [domain], policies: [POLICY_SSMAX_V1],
-  }, ca);
+  return buildCertificate(
+    {
+      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} bundle signer` }],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: ['digitalSignature'],
+      extKeyUsage: [EKU.bundleSigning],
+      dnsNames: [domain],
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
 }
 
 export interface TlsCertOptions extends Validity {
@@ -358,13 +457,23 @@ export function issueTlsCertificate(ca: SigningAuthority, opts: TlsCertOptions):
   requireCurve(spki, 'p256', cn);
   checkValidity(ca, cn, opts.notBefore, opts.notAfter);
   checkNames(ca, { dnsNames: hosts });
-  return buildCertificate({
-    subject: [...organisationOf(ca.certificate), { type: ATTR.organizationalUnit, value: opts.role }, { type: ATTR.commonName, value: cn }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    keyUsage: ['digitalSignature'],
-    extKeyUsage: service ? [EKU.serverAuth, EKU.clientAuth, ROLE_OIDS[opts.role]] : [EKU.clientAuth, ROLE_OIDS[opts.role]],
-    dnsNames: hosts, policies: [POLICY_SSMAX_V1],
-  }, ca);
+  return buildCertificate(
+    {
+      subject: [
+        ...organisationOf(ca.certificate),
+        { type: ATTR.organizationalUnit, value: opts.role },
+        { type: ATTR.commonName, value: cn },
+      ],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: ['digitalSignature'],
+      extKeyUsage: service ? [EKU.serverAuth, EKU.clientAuth, ROLE_OIDS[opts.role]] : [EKU.clientAuth, ROLE_OIDS[opts.role]],
+      dnsNames: hosts,
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
 }
 
 const PSEUDONYM_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$/;
@@ -373,7 +482,8 @@ const CODE_RE = /^[A-Za-z0-9][A-Za-z0-9-]{2,31}$/;
 function checkPseudonym(name: string, allowHost: boolean): void {
   if (allowHost && DOMAIN_RE.test(name)) return;
   // No spaces: a "First Last" real name cannot slip in by mistake (SSMAX §2.2 pseudonymity).
-  if (!PSEUDONYM_RE.test(name)) throw new Error(`Cannot use owner name "${name}": a pseudonym is 3-64 letters, digits, ".", "_" or "-", without spaces`);
+  if (!PSEUDONYM_RE.test(name))
+    throw new Error(`Cannot use owner name "${name}": a pseudonym is 3-64 letters, digits, ".", "_" or "-", without spaces`);
 }
 
 export interface UserCertOptions extends Validity {
@@ -394,24 +504,36 @@ export interface UserCertOptions extends Validity {
  */
 export function issueUserCertificate(ca: SigningAuthority, opts: UserCertOptions): ParsedCertificate {
   const m = EMAIL_RE.exec(opts.email ?? '');
-  if (!m || !DOMAIN_RE.test((m[1] ?? '').toLowerCase())) throw new Error(`Cannot issue certificate for "${String(opts.email)}": not a mail address`);
+  if (!m || !DOMAIN_RE.test((m[1] ?? '').toLowerCase()))
+    throw new Error(`Cannot issue certificate for "${String(opts.email)}": not a mail address`);
   checkPseudonym(opts.pseudonym, false);
   // An org-assigned code contains a letter; a bare number could be an identity number.
   if (!CODE_RE.test(opts.code) || !/[A-Za-z]/.test(opts.code)) {
     throw new Error(`Cannot use user code "${opts.code}": an org-assigned code is 3-32 letters, digits or "-", with at least one letter`);
   }
-  if (opts.purpose !== 'signing' && opts.purpose !== 'encryption') throw new Error(`Cannot issue user certificate: unknown purpose "${String(opts.purpose)}"`);
+  if (opts.purpose !== 'signing' && opts.purpose !== 'encryption')
+    throw new Error(`Cannot issue user certificate: unknown purpose "${String(opts.purpose)}"`);
   const spki = spkiFromInput(opts.publicKey);
   checkIssuer(ca, opts.email);
   requireCurve(spki, opts.purpose === 'signing' ? 'p256' : 'secp256k1', opts.email);
   checkValidity(ca, opts.email, opts.notBefore, opts.notAfter);
   checkNames(ca, { emails: [opts.email] });
   const signing = opts.purpose === 'signing';
-  return buildCertificate({
-    subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: opts.pseudonym }, { type: ATTR.serialNumber, value: opts.code }],
-    spki, notBefore: opts.notBefore, notAfter: opts.notAfter,
-    keyUsage: signing ? ['digitalSignature', 'nonRepudiation'] : ['keyAgreement'],
-    extKeyUsage: signing ? [EKU.emailProtection, EKU.userSigning] : [EKU.emailProtection, EKU.userEncryption],
-    emails: [opts.email], policies: [POLICY_SSMAX_V1],
-  }, ca);
+  return buildCertificate(
+    {
+      subject: [
+        ...organisationOf(ca.certificate),
+        { type: ATTR.commonName, value: opts.pseudonym },
+        { type: ATTR.serialNumber, value: opts.code },
+      ],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: signing ? ['digitalSignature', 'nonRepudiation'] : ['keyAgreement'],
+      extKeyUsage: signing ? [EKU.emailProtection, EKU.userSigning] : [EKU.emailProtection, EKU.userEncryption],
+      emails: [opts.email],
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
 }

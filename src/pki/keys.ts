@@ -30,7 +30,9 @@ export function generateSecp256k1KeyPair(): { privateKey: KeyObject; publicKey: 
 /** Uncompressed 65-byte form of a compressed (33) or uncompressed (65) secp256k1 point; throws if not on the curve. */
 export function decompressSecp256k1(point: Uint8Array): Uint8Array {
   if (!(point instanceof Uint8Array) || (point.length !== 33 && point.length !== 65)) {
-    throw new TypeError(`Cannot read secp256k1 point: expected 33 or 65 bytes, got ${point instanceof Uint8Array ? point.length : typeof point}`);
+    throw new TypeError(
+      `Cannot read secp256k1 point: expected 33 or 65 bytes, got ${point instanceof Uint8Array ? point.length : typeof point}`,
+    );
   }
   try {
     return secp256k1.Point.fromBytes(point).toBytes(false);
@@ -101,7 +103,9 @@ export function privateKeyFromPem(pem: string, passphrase?: string): KeyObject {
   try {
     return createPrivateKey(encrypted ? { key: pem, format: 'pem', passphrase } : { key: pem, format: 'pem' });
   } catch {
-    throw new Error(encrypted ? 'Cannot read private key: wrong passphrase or damaged file' : 'Cannot read private key: not a PKCS#8 PEM key');
+    throw new Error(
+      encrypted ? 'Cannot read private key: wrong passphrase or damaged file' : 'Cannot read private key: not a PKCS#8 PEM key',
+    );
   }
 }
 

@@ -39,7 +39,9 @@ export function encodeName(attrs: readonly NameAttribute[]): Uint8Array {
   for (const a of attrs) {
     if (a.value.length === 0 || a.value.length > 128) throw new Error(`Cannot encode name attribute "${a.value}": length must be 1..128`);
   }
-  const rdns = attrs.map((a) => new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: a.type }), encodeValue(a)] })] }));
+  const rdns = attrs.map(
+    (a) => new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: a.type }), encodeValue(a)] })] }),
+  );
   return new Uint8Array(new asn1js.Sequence({ value: rdns }).toBER());
 }
 

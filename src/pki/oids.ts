@@ -68,4 +68,3 @@ export const ATTR = {
   pseudonym: '2.5.4.65',
   emailAddress: '1.2.840.113549.1.9.1',
 } as const;
-

@@ -15,7 +15,7 @@ export function fromPemAll(text: string, label: string): Uint8Array[] {
   const begin = `-----BEGIN ${label}-----`;
   const end = `-----END ${label}-----`;
   const out: Uint8Array[] = [];
-  for (let at = text.indexOf(begin); at >= 0; ) {
+  for (let at = text.indexOf(begin); at >= 0;) {
     const stop = text.indexOf(end, at + begin.length);
     if (stop < 0) break;
     const body = text.slice(at + begin.length, stop).replace(/\s+/g, '');
@@ -58,7 +58,7 @@ export function pemTexts(text: string, label?: string): string[] {
     ends.set(name, list);
   }
   const out: string[] = [];
-  for (let at = text.indexOf('-----BEGIN '); at >= 0; ) {
+  for (let at = text.indexOf('-----BEGIN '); at >= 0;) {
     const stop = labelEnd(text, at + 11);
     const name = stop < 0 ? '' : text.slice(at + 11, stop);
     const list = ends.get(name);

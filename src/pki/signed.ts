@@ -19,6 +19,19 @@ export interface SignedObject {
 }
 
 /** The shared face of a parsed signed object; `pemLabel` is its PEM type (CERTIFICATE, X509 CRL). */
-export function signedObject(der: Uint8Array, pemLabel: string, tbs: Uint8Array, signatureAlgorithm: string, signature: Uint8Array): SignedObject {
-  return { der, pem: toPem(pemLabel, der), fingerprint: createHash('sha256').update(der).digest('hex'), tbs, signatureAlgorithm, signature };
+export function signedObject(
+  der: Uint8Array,
+  pemLabel: string,
+  tbs: Uint8Array,
+  signatureAlgorithm: string,
+  signature: Uint8Array,
+): SignedObject {
+  return {
+    der,
+    pem: toPem(pemLabel, der),
+    fingerprint: createHash('sha256').update(der).digest('hex'),
+    tbs,
+    signatureAlgorithm,
+    signature,
+  };
 }

@@ -28,23 +28,33 @@
  * not-yet-valid), name constraints, revocation, and the intended use of the leaf.
  */
 import { type KeyObject, createPublicKey, verify } from 'node:crypto';
-import { type CertificateInput, type KeyUsageBit, MalformedCertificateError, type ParsedCertificate, bytesEqual, parseCertificate, roleOf } from './certificate';
+import {
+  type CertificateInput,
+  type KeyUsageBit,
+  MalformedCertificateError,
+  type ParsedCertificate,
+  bytesEqual,
+  parseCertificate,
+  roleOf,
+} from './certificate';
 import { type CrlInput, type ParsedCrl, type RevocationReason, crlIssuedBy, parseCrl } from './crl';
 import { isP256Spki, type KeyAlgorithm, publicKeyIsValid } from './keys';
 import { firstNameOutside } from './name-constraints';
 import { EKU, OID, type Role } from './oids';
 
 export type IntendedUse =
-  | 'any'
-  | 'org-encryption'
-  | 'user-encryption'
-  | 'user-signing'
-  | 'seal'
-  | 'bundle-signing'
-  | 'tls-server'
-  | 'tls-client';
+  'any' | 'org-encryption' | 'user-encryption' | 'user-signing' | 'seal' | 'bundle-signing' | 'tls-server' | 'tls-client';
 
-export const INTENDED_USES: readonly IntendedUse[] = ['any', 'org-encryption', 'user-encryption', 'user-signing', 'seal', 'bundle-signing', 'tls-server', 'tls-client'];
+export const INTENDED_USES: readonly IntendedUse[] = [
+  'any',
+  'org-encryption',
+  'user-encryption',
+  'user-signing',
+  'seal',
+  'bundle-signing',
+  'tls-server',
+  'tls-client',
+];
 
 export interface ValidationRequest {
   readonly leaf: CertificateInput;
@@ -70,13 +80,28 @@ interface Base {
 }
 
 export type ValidationResult =
-  | (Base & { readonly status: 'valid'; readonly path: readonly ParsedCertificate[]; readonly leaf: ParsedCertificate; readonly role: Role | undefined })
+  | (Base & {
+      readonly status: 'valid';
+      readonly path: readonly ParsedCertificate[];
+      readonly leaf: ParsedCertificate;
+      readonly role: Role | undefined;
+    })
   | (Base & { readonly status: 'expired'; readonly certificate: ParsedCertificate; readonly notAfter: Date })
   | (Base & { readonly status: 'not-yet-valid'; readonly certificate: ParsedCertificate; readonly notBefore: Date })
-  | (Base & { readonly status: 'revoked'; readonly certificate: ParsedCertificate; readonly reason: RevocationReason; readonly revokedAt: Date })
+  | (Base & {
+      readonly status: 'revoked';
+      readonly certificate: ParsedCertificate;
+      readonly reason: RevocationReason;
+      readonly revokedAt: Date;
+    })
   | (Base & { readonly status: 'revocation-unknown'; readonly certificate: ParsedCertificate })
   | (Base & { readonly status: 'wrong-usage'; readonly certificate: ParsedCertificate; readonly use: IntendedUse })
-  | (Base & { readonly status: 'outside-name-constraints'; readonly certificate: ParsedCertificate; readonly name: string; readonly constrainedBy: ParsedCertificate })
+  | (Base & {
+      readonly status: 'outside-name-constraints';
+      readonly certificate: ParsedCertificate;
+      readonly name: string;
+      readonly constrainedBy: ParsedCertificate;
+    })
   | (Base & { readonly status: 'untrusted' })
   | (Base & { readonly status: 'malformed' });
 
@@ -156,7 +181,13 @@ function publicKeyOf(cert: ParsedCertificate): KeyObject {
 }
 
 /** ECDSA P-256/SHA-256 over `tbs` by `issuer`'s key; false for anything else. */
-function signatureValid(tbs: Uint8Array, alg: string, sig: Uint8Array, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
+function signatureValid(
+  tbs: Uint8Array,
+  alg: string,
+  sig: Uint8Array,
+  issuer: ParsedCertificate,
+  cache: ValidationCache | undefined,
+): boolean {
   if (alg !== OID.ecdsaWithSha256 || !isP256Spki(issuer.spki)) return false;
   try {
     const key = cache ? cache.publicKey(issuer) : publicKeyOf(issuer);
@@ -188,7 +219,12 @@ interface PathSearch {
 }
 
 /** All paths leaf → … → trusted root (depth-first, intermediates used at most once per path). */
-function buildPaths(leaf: ParsedCertificate, pool: readonly ParsedCertificate[], roots: readonly ParsedCertificate[], cache: ValidationCache | undefined): PathSearch {
+function buildPaths(
+  leaf: ParsedCertificate,
+  pool: readonly ParsedCertificate[],
+  roots: readonly ParsedCertificate[],
+  cache: ValidationCache | undefined,
+): PathSearch {
   const search: PathSearch = { paths: [], badSignature: undefined };
   if (roots.some((r) => r.fingerprint === leaf.fingerprint)) {
     search.paths.push([leaf]);
@@ -258,12 +294,20 @@ export function usageProblem(leaf: ParsedCertificate, use: IntendedUse, roles?: 
   return undefined;
 }
 
-function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[], req: ValidationRequest, cache: ValidationCache | undefined): ValidationResult {
+function checkPath(
+  path: readonly ParsedCertificate[],
+  crls: readonly ParsedCrl[],
+  req: ValidationRequest,
+  cache: ValidationCache | undefined,
+): ValidationResult {
   const time = req.time.getTime();
   const leaf = path[0] as ParsedCertificate;
   for (const c of path) {
     if (c.unknownCriticalExtensions.length > 0) {
-      return { status: 'malformed', message: `Certificate ${quote(c)} has an unsupported critical extension ${c.unknownCriticalExtensions.join(', ')}` };
+      return {
+        status: 'malformed',
+        message: `Certificate ${quote(c)} has an unsupported critical extension ${c.unknownCriticalExtensions.join(', ')}`,
+      };
     }
   }
   for (let i = 1; i < path.length; i++) {
@@ -273,12 +317,27 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
     }
     const below = path.slice(1, i).filter((c) => !c.selfIssued).length;
     if (ca.pathLen !== undefined && below > ca.pathLen) {
-      return { status: 'untrusted', message: `Certificate ${quote(ca)} allows ${ca.pathLen} intermediate CA(s) below it, the path has ${below}` };
+      return {
+        status: 'untrusted',
+        message: `Certificate ${quote(ca)} allows ${ca.pathLen} intermediate CA(s) below it, the path has ${below}`,
+      };
     }
   }
   for (const c of path) {
-    if (time > c.notAfter.getTime()) return { status: 'expired', certificate: c, notAfter: c.notAfter, message: `Certificate ${quote(c)} expired at ${c.notAfter.toISOString()}` };
-    if (time < c.notBefore.getTime()) return { status: 'not-yet-valid', certificate: c, notBefore: c.notBefore, message: `Certificate ${quote(c)} is not valid before ${c.notBefore.toISOString()}` };
+    if (time > c.notAfter.getTime())
+      return {
+        status: 'expired',
+        certificate: c,
+        notAfter: c.notAfter,
+        message: `Certificate ${quote(c)} expired at ${c.notAfter.toISOString()}`,
+      };
+    if (time < c.notBefore.getTime())
+      return {
+        status: 'not-yet-valid',
+        certificate: c,
+        notBefore: c.notBefore,
+        message: `Certificate ${quote(c)} is not valid before ${c.notBefore.toISOString()}`,
+      };
   }
   for (let i = 1; i < path.length; i++) {
     const ca = path[i] as ParsedCertificate;
@@ -288,7 +347,13 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
       if (j > 0 && sub.selfIssued) continue; // RFC 5280 §6.1.3 (b): not for self-issued intermediates
       const bad = firstNameOutside(sub, ca.nameConstraints);
       if (bad) {
-        return { status: 'outside-name-constraints', certificate: sub, name: bad.value, constrainedBy: ca, message: `Certificate ${quote(sub)} names "${bad.value}": outside the name constraints of ${quote(ca)}` };
+        return {
+          status: 'outside-name-constraints',
+          certificate: sub,
+          name: bad.value,
+          constrainedBy: ca,
+          message: `Certificate ${quote(sub)} names "${bad.value}": outside the name constraints of ${quote(ca)}`,
+        };
       }
     }
   }
@@ -304,33 +369,64 @@ function checkPath(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[
     return { status: 'malformed', message: `Certificate ${quote(leaf)} has a public key that is not a valid ${leaf.keyAlgorithm} point` };
   }
   const usage = usageProblem(leaf, req.use, req.roles);
-  if (usage) return { status: 'wrong-usage', certificate: leaf, use: req.use, message: `Certificate ${quote(leaf)} cannot be used for ${req.use}: ${usage}` };
+  if (usage)
+    return {
+      status: 'wrong-usage',
+      certificate: leaf,
+      use: req.use,
+      message: `Certificate ${quote(leaf)} cannot be used for ${req.use}: ${usage}`,
+    };
   const role = roleOf(leaf);
   return { status: 'valid', path, leaf, role, message: `Certificate ${quote(leaf)} is valid for ${req.use} (path of ${path.length})` };
 }
 
 const COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'cACompromise']);
 
-function revocationOf(sub: ParsedCertificate, issuer: ParsedCertificate, crls: readonly ParsedCrl[], time: number, cache: ValidationCache | undefined): ValidationResult | undefined {
+function revocationOf(
+  sub: ParsedCertificate,
+  issuer: ParsedCertificate,
+  crls: readonly ParsedCrl[],
+  time: number,
+  cache: ValidationCache | undefined,
+): ValidationResult | undefined {
   let best: ParsedCrl | undefined;
   let why = `no CRL from ${quote(issuer)}`;
   if (issuer.keyUsage && !issuer.keyUsage.has('cRLSign')) {
-    return { status: 'revocation-unknown', certificate: sub, message: `Cannot check revocation of ${quote(sub)}: its issuer may not sign CRLs` };
+    return {
+      status: 'revocation-unknown',
+      certificate: sub,
+      message: `Cannot check revocation of ${quote(sub)}: its issuer may not sign CRLs`,
+    };
   }
   for (const crl of crls) {
     if (!crlIssuedBy(crl, issuer.subjectDer)) continue;
     if (crl.authorityKeyId && issuer.subjectKeyId && crl.authorityKeyId !== issuer.subjectKeyId) continue;
-    if (!crlSignedBy(crl, issuer, cache)) { why = `the CRL of ${quote(issuer)} has a bad signature`; continue; }
-    if (crl.unknownCriticalExtensions.length > 0) { why = `the CRL of ${quote(issuer)} has an unsupported critical extension`; continue; }
+    if (!crlSignedBy(crl, issuer, cache)) {
+      why = `the CRL of ${quote(issuer)} has a bad signature`;
+      continue;
+    }
+    if (crl.unknownCriticalExtensions.length > 0) {
+      why = `the CRL of ${quote(issuer)} has an unsupported critical extension`;
+      continue;
+    }
     // issued after the time: evidence for that time (RFC 5280 §5.3.2: entries carry their revocation dates); before it: must be current at it
     const later = crl.thisUpdate.getTime() > time;
-    if (!later && (!crl.nextUpdate || crl.nextUpdate.getTime() < time)) { why = `the CRL of ${quote(issuer)} expired at ${crl.nextUpdate?.toISOString() ?? '(no nextUpdate)'}`; continue; }
+    if (!later && (!crl.nextUpdate || crl.nextUpdate.getTime() < time)) {
+      why = `the CRL of ${quote(issuer)} expired at ${crl.nextUpdate?.toISOString() ?? '(no nextUpdate)'}`;
+      continue;
+    }
     if (!best || (crl.crlNumber ?? -1n) > (best.crlNumber ?? -1n)) best = crl;
   }
   if (!best) return { status: 'revocation-unknown', certificate: sub, message: `Cannot check revocation of ${quote(sub)}: ${why}` };
   const entry = best.entries.get(sub.serial);
   if (entry && (best.thisUpdate.getTime() <= time || entry.revokedAt.getTime() <= time || COMPROMISE.has(entry.reason))) {
-    return { status: 'revoked', certificate: sub, reason: entry.reason, revokedAt: entry.revokedAt, message: `Certificate ${quote(sub)} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason})` };
+    return {
+      status: 'revoked',
+      certificate: sub,
+      reason: entry.reason,
+      revokedAt: entry.revokedAt,
+      message: `Certificate ${quote(sub)} was revoked at ${entry.revokedAt.toISOString()} (${entry.reason})`,
+    };
   }
   return undefined;
 }
@@ -348,19 +444,22 @@ export function validateCertificate(req: ValidationRequest): ValidationResult {
   let crls: ParsedCrl[];
   try {
     if (!req || typeof req !== 'object') throw new MalformedCertificateError('Cannot validate: no request');
-    if (!(req.time instanceof Date) || Number.isNaN(req.time.getTime())) throw new MalformedCertificateError('Cannot validate: the time is not a valid Date');
+    if (!(req.time instanceof Date) || Number.isNaN(req.time.getTime()))
+      throw new MalformedCertificateError('Cannot validate: the time is not a valid Date');
     if (!INTENDED_USES.includes(req.use)) throw new MalformedCertificateError(`Cannot validate: unknown intended use "${String(req.use)}"`);
     const cert = (i: CertificateInput) => (cache ? cache.certificate(i) : parseCertificate(i));
     const crl = (i: CrlInput) => (cache ? cache.crl(i) : parseCrl(i));
     leaf = cert(req.leaf);
-    if ((req.intermediates ?? []).length > MAX_INTERMEDIATES) throw new MalformedCertificateError(`Cannot validate: more than ${MAX_INTERMEDIATES} intermediates`);
+    if ((req.intermediates ?? []).length > MAX_INTERMEDIATES)
+      throw new MalformedCertificateError(`Cannot validate: more than ${MAX_INTERMEDIATES} intermediates`);
     pool = parseAll(req.intermediates ?? [], cert);
     roots = parseAll(req.roots ?? [], cert);
     crls = parseAll(req.crls ?? [], crl);
   } catch (err) {
     return { status: 'malformed', message: err instanceof Error ? err.message : String(err) };
   }
-  if (roots.length === 0) return { status: 'untrusted', message: `Certificate ${quote(leaf)} cannot be trusted: no trusted root was given` };
+  if (roots.length === 0)
+    return { status: 'untrusted', message: `Certificate ${quote(leaf)} cannot be trusted: no trusted root was given` };
   // Without a caller's cache, a per-call one still avoids importing an issuer key twice.
   const memo = cache ?? new ValidationCache(64);
   const search = buildPaths(leaf, pool, roots, memo);

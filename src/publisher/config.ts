@@ -32,8 +32,20 @@ export interface PublisherConfig {
   readonly inboundPolicy: InboundPolicy;
   readonly tls: { readonly cert: string; readonly key: string };
   readonly signer: { readonly cert: string; readonly key: string; readonly passphraseFile?: string };
-  readonly keyd: { readonly url: string; readonly servername?: string; readonly cert: string; readonly key: string; readonly ca: readonly string[]; readonly timeoutMs: number };
-  readonly pki: { readonly roots: readonly string[]; readonly orgCaChain: readonly string[]; readonly sealingCertificates: readonly string[]; readonly crls: readonly string[] };
+  readonly keyd: {
+    readonly url: string;
+    readonly servername?: string;
+    readonly cert: string;
+    readonly key: string;
+    readonly ca: readonly string[];
+    readonly timeoutMs: number;
+  };
+  readonly pki: {
+    readonly roots: readonly string[];
+    readonly orgCaChain: readonly string[];
+    readonly sealingCertificates: readonly string[];
+    readonly crls: readonly string[];
+  };
 }
 
 export const PUBLISHER_DEFAULTS = {
@@ -86,27 +98,40 @@ export function loadPublisherConfig(file: string): PublisherConfig {
   const domain = r.get('publisher.domain').toLowerCase();
   if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('publisher', 'domain', `"${domain}" is not a domain name`);
   const abuseContact = r.opt('publisher.abuse_contact') ?? `mailto:abuse@${domain}`;
-  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact)) throw r.fail('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
+  if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact))
+    throw r.fail('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
   const passphraseFile = r.optPath('signer.passphrase_file');
   const servername = r.opt('keyd.servername');
   return {
-    file, domain, host: listen.host, port: listen.port,
+    file,
+    domain,
+    host: listen.host,
+    port: listen.port,
     stateFile: r.path('publisher.state_file'),
     lifetimeMs: r.get('publisher.lifetime_seconds') * 1000,
     republishAfter: r.get('publisher.republish_after'),
     pollMs: r.get('publisher.poll_seconds') * 1000,
     abuseContact,
-    inboundPolicy: { encryption: r.get('policy.encryption'), seal: r.get('policy.seal'), maxMessageBytes: r.get('policy.max_message_bytes') },
+    inboundPolicy: {
+      encryption: r.get('policy.encryption'),
+      seal: r.get('policy.seal'),
+      maxMessageBytes: r.get('policy.max_message_bytes'),
+    },
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key') },
     signer: { cert: r.path('signer.cert'), key: r.path('signer.key'), ...(passphraseFile ? { passphraseFile } : {}) },
     keyd: {
-      url: r.get('keyd.url'), ...(servername ? { servername } : {}),
-      cert: r.path('keyd.cert'), key: r.path('keyd.key'), ca: r.paths('keyd.ca'),
+      url: r.get('keyd.url'),
+      ...(servername ? { servername } : {}),
+      cert: r.path('keyd.cert'),
+      key: r.path('keyd.key'),
+      ca: r.paths('keyd.ca'),
       timeoutMs: r.get('keyd.timeout_ms'),
     },
     pki: {
-      roots: r.paths('pki.roots'), orgCaChain: r.paths('pki.org_ca_chain'),
-      sealingCertificates: r.paths('pki.sealing_certificates'), crls: r.paths('pki.crls'),
+      roots: r.paths('pki.roots'),
+      orgCaChain: r.paths('pki.org_ca_chain'),
+      sealingCertificates: r.paths('pki.sealing_certificates'),
+      crls: r.paths('pki.crls'),
     },
   };
 }
@@ -116,7 +141,10 @@ function readText(file: string, label: string): string {
 }
 
 /** A Publisher for this configuration, with a keyd client (admin certificate) as its key source. Call `start()`. */
-export function openPublisher(config: PublisherConfig, opts: { log?: (line: string) => void; clock?: () => number } = {}): { publisher: Publisher; close: () => void } {
+export function openPublisher(
+  config: PublisherConfig,
+  opts: { log?: (line: string) => void; clock?: () => number } = {},
+): { publisher: Publisher; close: () => void } {
   const passphrase = config.signer.passphraseFile ? readText(config.signer.passphraseFile, 'signer passphrase').trim() : undefined;
   let signerKey: KeyObject;
   try {
@@ -128,8 +156,12 @@ export function openPublisher(config: PublisherConfig, opts: { log?: (line: stri
   }
   const signerCert = pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] as string;
   const client = new KeydClient({
-    url: config.keyd.url, cert: readText(config.keyd.cert, 'keyd client certificate'), key: readText(config.keyd.key, 'keyd client key'),
-    ca: config.keyd.ca.map((f) => readText(f, 'keyd CA')), timeoutMs: config.keyd.timeoutMs, maxSockets: 2,
+    url: config.keyd.url,
+    cert: readText(config.keyd.cert, 'keyd client certificate'),
+    key: readText(config.keyd.key, 'keyd client key'),
+    ca: config.keyd.ca.map((f) => readText(f, 'keyd CA')),
+    timeoutMs: config.keyd.timeoutMs,
+    maxSockets: 2,
     ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
   });
   const roots = config.pki.roots.flatMap((f) => pemBlocks(f, 'root certificate'));
@@ -145,20 +177,40 @@ export function openPublisher(config: PublisherConfig, opts: { log?: (line: stri
     signer: { certificate: signerCert, privateKey: signerKey },
     files: { orgCaChain: config.pki.orgCaChain, sealingCertificates: config.pki.sealingCertificates, crls: config.pki.crls },
     roots,
-    abuseContact: config.abuseContact, inboundPolicy: config.inboundPolicy,
-    lifetimeMs: config.lifetimeMs, republishAfter: config.republishAfter, pollMs: config.pollMs,
+    abuseContact: config.abuseContact,
+    inboundPolicy: config.inboundPolicy,
+    lifetimeMs: config.lifetimeMs,
+    republishAfter: config.republishAfter,
+    pollMs: config.pollMs,
     stateFile: config.stateFile,
     keyd: () => client.call<KeydPublic>('GET', '/v1/public'),
     tls: { cert: tlsCert, key: readText(config.tls.key, 'TLS key') },
-    host: config.host, port: config.port,
-    ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.log ? { log: opts.log } : {}),
+    host: config.host,
+    port: config.port,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   });
   // renewed certificates (docs/operations.md, "Renewals"), picked up without a restart
   const note = (l: string) => opts.log?.(`publisher: ${l}`);
   const watches = [
-    new FileWatch([config.signer.cert], ([pem]) => publisher.setSignerCertificate(pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] ?? pem!), note, 'bundle-signer certificate'),
-    new FileWatch([config.tls.cert, config.tls.key], ([cert, key]) => publisher.setTls(servedChain(cert!, config.tls.cert, roots), key!), note, 'TLS certificate'),
-    new FileWatch([config.keyd.cert, config.keyd.key], ([cert, key]) => client.setCredentials(cert!, key!), note, 'keyd client certificate'),
+    new FileWatch(
+      [config.signer.cert],
+      ([pem]) => publisher.setSignerCertificate(pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] ?? pem!),
+      note,
+      'bundle-signer certificate',
+    ),
+    new FileWatch(
+      [config.tls.cert, config.tls.key],
+      ([cert, key]) => publisher.setTls(servedChain(cert!, config.tls.cert, roots), key!),
+      note,
+      'TLS certificate',
+    ),
+    new FileWatch(
+      [config.keyd.cert, config.keyd.key],
+      ([cert, key]) => client.setCredentials(cert!, key!),
+      note,
+      'keyd client certificate',
+    ),
   ].map((w) => w.start(Math.min(RELOAD_CHECK_MS, config.pollMs)));
   return {
     publisher,

@@ -83,8 +83,10 @@ export class Publisher {
   private readonly earlierSeals = new Map<string, number>();
 
   constructor(private readonly opts: PublisherOptions) {
-    if (!(opts.republishAfter > 0 && opts.republishAfter < 1)) throw new RangeError(`Cannot create publisher: republishAfter "${opts.republishAfter}" is not between 0 and 1`);
-    if (!(opts.lifetimeMs >= 60000)) throw new RangeError(`Cannot create publisher: lifetime "${opts.lifetimeMs}" ms is shorter than a minute`);
+    if (!(opts.republishAfter > 0 && opts.republishAfter < 1))
+      throw new RangeError(`Cannot create publisher: republishAfter "${opts.republishAfter}" is not between 0 and 1`);
+    if (!(opts.lifetimeMs >= 60000))
+      throw new RangeError(`Cannot create publisher: lifetime "${opts.lifetimeMs}" ms is shorter than a minute`);
     this.state = new SerialState(opts.stateFile);
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log ?? (() => undefined);
@@ -98,7 +100,8 @@ export class Publisher {
    */
   setSignerCertificate(pem: string): void {
     const spki = createPublicKey(pem).export({ type: 'spki', format: 'der' });
-    if (!spki.equals(createPublicKey(this.signer.privateKey).export({ type: 'spki', format: 'der' }))) throw new Error('the new bundle-signer certificate is not for the signer key');
+    if (!spki.equals(createPublicKey(this.signer.privateKey).export({ type: 'spki', format: 'der' })))
+      throw new Error('the new bundle-signer certificate is not for the signer key');
     this.signer = { ...this.signer, certificate: pem };
     this.signerChanged = true;
   }
@@ -142,7 +145,9 @@ export class Publisher {
   /** One poll: gather the material; publish when it changed or the schedule says so. Never throws. */
   tick(): Promise<void> {
     if (this.ticking) return this.ticking;
-    this.ticking = this.tickOnce().finally(() => { this.ticking = undefined; });
+    this.ticking = this.tickOnce().finally(() => {
+      this.ticking = undefined;
+    });
     return this.ticking;
   }
 
@@ -160,21 +165,32 @@ export class Publisher {
       const now = this.now();
       const material = gatherMaterial(keyd, this.opts.files, this.opts.domain, now);
       const cur = this.current;
-      const due = !cur || material.fingerprint !== cur.fingerprint || this.signerChanged
-        || now >= cur.issued.getTime() + this.opts.lifetimeMs * this.opts.republishAfter;
+      const due =
+        !cur ||
+        material.fingerprint !== cur.fingerprint ||
+        this.signerChanged ||
+        now >= cur.issued.getTime() + this.opts.lifetimeMs * this.opts.republishAfter;
       if (due) this.publish(material, now);
     } catch (err) {
       this.lastError = (err as Error).message;
       this.lastErrorAt = new Date(this.clock());
       this.log(`publisher: ${this.lastError}`);
-      if (this.current && this.renewalLate()) this.log(`publisher: WARNING the served bundle (serial ${this.current.serial}) expires at ${this.current.expires.toISOString()} and could not be renewed`);
+      if (this.current && this.renewalLate())
+        this.log(
+          `publisher: WARNING the served bundle (serial ${this.current.serial}) expires at ${this.current.expires.toISOString()} and could not be renewed`,
+        );
     }
   }
 
   /** What is served and the last failure, for the operations listener (src/ops/service-ops.ts). */
   status(): { serial?: number; issued?: Date; expires?: Date; lastError?: string; lastErrorAt?: Date; warning: boolean } {
     const c = this.current;
-    return { warning: this.renewalLate(), ...(c ? { serial: c.serial, issued: c.issued, expires: c.expires } : {}), ...(this.lastError ? { lastError: this.lastError } : {}), ...(this.lastErrorAt ? { lastErrorAt: this.lastErrorAt } : {}) };
+    return {
+      warning: this.renewalLate(),
+      ...(c ? { serial: c.serial, issued: c.issued, expires: c.expires } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.lastErrorAt ? { lastErrorAt: this.lastErrorAt } : {}),
+    };
   }
 
   /**
@@ -199,19 +215,33 @@ export class Publisher {
     const issued = new Date(now);
     const expires = new Date(now + this.opts.lifetimeMs);
     // mail sealed with the previous sealing certificate may still be queued: keep it while it is valid for the whole bundle lifetime
-    for (const pem of material.sealingCertificates) if (!this.earlierSeals.has(pem)) this.earlierSeals.set(pem, parseCertificate(pem).notAfter.getTime());
-    const earlier = [...this.earlierSeals].filter(([pem, notAfter]) => !material.sealingCertificates.includes(pem) && notAfter >= expires.getTime()).map(([pem]) => pem);
+    for (const pem of material.sealingCertificates)
+      if (!this.earlierSeals.has(pem)) this.earlierSeals.set(pem, parseCertificate(pem).notAfter.getTime());
+    const earlier = [...this.earlierSeals]
+      .filter(([pem, notAfter]) => !material.sealingCertificates.includes(pem) && notAfter >= expires.getTime())
+      .map(([pem]) => pem);
     for (const [pem, notAfter] of this.earlierSeals) if (notAfter < expires.getTime()) this.earlierSeals.delete(pem);
     const build = (seals: readonly string[]) => {
-      const text = createBundle({
-        domain: this.opts.domain, serial, issued, expires,
-        orgCaChain: material.orgCaChain,
-        encryptionKeys: material.keys.map((k) => ({ state: k.state, certificate: k.certificate })),
-        sealingCertificates: seals, crls: material.crls,
-        abuseContact: this.opts.abuseContact, inboundPolicy: this.opts.inboundPolicy,
-      }, this.signer);
+      const text = createBundle(
+        {
+          domain: this.opts.domain,
+          serial,
+          issued,
+          expires,
+          orgCaChain: material.orgCaChain,
+          encryptionKeys: material.keys.map((k) => ({ state: k.state, certificate: k.certificate })),
+          sealingCertificates: seals,
+          crls: material.crls,
+          abuseContact: this.opts.abuseContact,
+          inboundPolicy: this.opts.inboundPolicy,
+        },
+        this.signer,
+      );
       // Check it as a peer will, before anyone can fetch it.
-      return { text, check: verifyBundle(text, { domain: this.opts.domain, roots: this.opts.roots, time: issued, cache: this.validation }) };
+      return {
+        text,
+        check: verifyBundle(text, { domain: this.opts.domain, roots: this.opts.roots, time: issued, cache: this.validation }),
+      };
     };
     let { text, check } = build([...material.sealingCertificates, ...earlier]);
     if (check.status !== 'valid' && earlier.length > 0) {
@@ -219,12 +249,15 @@ export class Publisher {
       this.earlierSeals.clear();
       ({ text, check } = build(material.sealingCertificates));
     }
-    if (check.status !== 'valid') throw new Error(`Cannot publish serial ${serial}: the bundle does not verify (${check.status}): ${check.message}`);
+    if (check.status !== 'valid')
+      throw new Error(`Cannot publish serial ${serial}: the bundle does not verify (${check.status}): ${check.message}`);
     this.state.record({ serial, id: check.bundle.id, issued: check.bundle.payload.issued, expires: check.bundle.payload.expires });
     this.current = { text, serial, id: check.bundle.id, issued, expires, fingerprint: material.fingerprint };
     this.signerChanged = false;
     this.lastError = undefined;
-    this.log(`publisher: published serial ${serial} id ${check.bundle.id}, current key ${this.opts.domain}:v${check.bundle.currentKey.version}, expires ${check.bundle.payload.expires}`);
+    this.log(
+      `publisher: published serial ${serial} id ${check.bundle.id}, current key ${this.opts.domain}:v${check.bundle.currentKey.version}, expires ${check.bundle.payload.expires}`,
+    );
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -234,17 +267,32 @@ export class Publisher {
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(data.length), ...headers });
       res.end(req.method === 'HEAD' ? undefined : data);
     };
-    if (path !== BUNDLE_PATH && path !== HEALTH_PATH) return json(404, { error: { code: 'not-found', message: `No resource at "${path}"` } });
-    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: { code: 'method', message: `Method "${req.method}" is not allowed` } }, { allow: 'GET, HEAD' });
+    if (path !== BUNDLE_PATH && path !== HEALTH_PATH)
+      return json(404, { error: { code: 'not-found', message: `No resource at "${path}"` } });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(405, { error: { code: 'method', message: `Method "${req.method}" is not allowed` } }, { allow: 'GET, HEAD' });
     const now = this.clock();
     const cur = this.current && now <= this.current.expires.getTime() ? this.current : undefined;
     if (path === HEALTH_PATH) {
       const info = cur ? { serial: cur.serial, id: cur.id, issued: cur.issued.toISOString(), expires: cur.expires.toISOString() } : {};
-      return json(cur ? 200 : 503, { ok: cur !== undefined, domain: this.opts.domain, ...info, ...(this.lastError ? { lastError: this.lastError } : {}) }, { 'cache-control': 'no-store' });
+      return json(
+        cur ? 200 : 503,
+        { ok: cur !== undefined, domain: this.opts.domain, ...info, ...(this.lastError ? { lastError: this.lastError } : {}) },
+        { 'cache-control': 'no-store' },
+      );
     }
-    if (!cur) return json(503, { error: { code: 'unavailable', message: 'No bundle is published yet' } }, { 'retry-after': '60', 'cache-control': 'no-store' });
+    if (!cur)
+      return json(
+        503,
+        { error: { code: 'unavailable', message: 'No bundle is published yet' } },
+        { 'retry-after': '60', 'cache-control': 'no-store' },
+      );
     const etag = `"${cur.id}"`;
-    const headers = { etag, 'cache-control': `public, max-age=${Math.max(0, Math.floor((cur.expires.getTime() - now) / 1000))}`, 'last-modified': cur.issued.toUTCString() };
+    const headers = {
+      etag,
+      'cache-control': `public, max-age=${Math.max(0, Math.floor((cur.expires.getTime() - now) / 1000))}`,
+      'last-modified': cur.issued.toUTCString(),
+    };
     if (req.headers['if-none-match'] === etag) {
       res.writeHead(304, headers).end();
       return;

@@ -34,7 +34,8 @@ export class SerialState {
       throw new Error(`Cannot read publisher state "${file}": not JSON`);
     }
     const serial = (doc as { serial?: unknown })?.serial;
-    if (typeof serial !== 'number' || !Number.isSafeInteger(serial) || serial < 0) throw new Error(`Cannot read publisher state "${file}": serial "${String(serial)}" is not a non-negative integer`);
+    if (typeof serial !== 'number' || !Number.isSafeInteger(serial) || serial < 0)
+      throw new Error(`Cannot read publisher state "${file}": serial "${String(serial)}" is not a non-negative integer`);
     this.last = doc as PublicationRecord;
   }
 

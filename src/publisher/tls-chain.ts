@@ -50,24 +50,30 @@ export function servedChain(text: string, file: string, roots: readonly string[]
     const cert = certs[i] as X509Certificate;
     const next = certs[i + 1] as X509Certificate;
     if (!issues(next, cert)) {
-      throw new Error(`Cannot use TLS certificate "${file}": certificate ${i + 1} ("${cert.subject.replace(/\n/g, ', ')}") is not issued by certificate ${i + 2} ("${next.subject.replace(/\n/g, ', ')}"); `
-        + 'put the publisher\'s certificate first, then its issuer, then that one\'s issuer');
+      throw new Error(
+        `Cannot use TLS certificate "${file}": certificate ${i + 1} ("${cert.subject.replace(/\n/g, ', ')}") is not issued by certificate ${i + 2} ("${next.subject.replace(/\n/g, ', ')}"); ` +
+          "put the publisher's certificate first, then its issuer, then that one's issuer",
+      );
     }
   }
-  const anchors = [...roots.flatMap(certificatesOf), ...rootCertificates].map((r) => {
-    try {
-      return new X509Certificate(r);
-    } catch {
-      return undefined;
-    }
-  }).filter((x): x is X509Certificate => x !== undefined);
+  const anchors = [...roots.flatMap(certificatesOf), ...rootCertificates]
+    .map((r) => {
+      try {
+        return new X509Certificate(r);
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((x): x is X509Certificate => x !== undefined);
   const last = certs[certs.length - 1] as X509Certificate;
   const anchored = anchors.some((a) => a.fingerprint256 === last.fingerprint256 || issues(a, last));
   if (!anchored) {
     const issuer = last.issuer.replace(/\n/g, ', ');
-    throw new Error(`Cannot use TLS certificate "${file}": the chain is incomplete: the certificate of its issuer "${issuer}" is missing `
-      + `(it is neither in the file nor a trusted root); append it after "${last.subject.replace(/\n/g, ', ')}" `
-      + '(for a certificate of the org CA: the org CA certificate, [pki] org_ca_chain), or peers fail with "unable to verify the first certificate"');
+    throw new Error(
+      `Cannot use TLS certificate "${file}": the chain is incomplete: the certificate of its issuer "${issuer}" is missing ` +
+        `(it is neither in the file nor a trusted root); append it after "${last.subject.replace(/\n/g, ', ')}" ` +
+        '(for a certificate of the org CA: the org CA certificate, [pki] org_ca_chain), or peers fail with "unable to verify the first certificate"',
+    );
   }
   return blocks.join('');
 }

@@ -32,7 +32,10 @@ import { type KeydClient, KeydClientError } from '../keyd/client';
 import { type SmtpSettings, createUserProfile } from '../user/profile';
 
 export class RegistryError extends Error {
-  constructor(readonly code: 'refused' | 'unavailable' | 'input' | 'ca', message: string) {
+  constructor(
+    readonly code: 'refused' | 'unavailable' | 'input' | 'ca',
+    message: string,
+  ) {
     super(message);
     this.name = 'RegistryError';
   }
@@ -87,9 +90,17 @@ export interface AddUserOptions {
 
 /** Registers a user at keyd (after issuing its certificates, for an SSMAX client user). */
 export async function addUser(opts: AddUserOptions): Promise<RegisteredUser> {
-  const extra = { ...(opts.kind ? { kind: opts.kind } : {}), ...(opts.inspectionConsent !== undefined ? { inspectionConsent: opts.inspectionConsent } : {}) };
+  const extra = {
+    ...(opts.kind ? { kind: opts.kind } : {}),
+    ...(opts.inspectionConsent !== undefined ? { inspectionConsent: opts.inspectionConsent } : {}),
+  };
   if (!opts.profile) {
-    return keydCall<RegisteredUser>(opts.keyd, 'POST', '/v1/registry/users', { address: opts.address, code: opts.code, identityRef: opts.identityRef, ...extra });
+    return keydCall<RegisteredUser>(opts.keyd, 'POST', '/v1/registry/users', {
+      address: opts.address,
+      code: opts.code,
+      identityRef: opts.identityRef,
+      ...extra,
+    });
   }
   const p = opts.profile;
   // Ask keyd first whether the address is free, so no certificate is issued for a registration keyd would refuse.
@@ -101,8 +112,15 @@ export async function addUser(opts: AddUserOptions): Promise<RegisteredUser> {
   let reg;
   try {
     reg = createUserProfile(p.dir, {
-      address: opts.address, code: opts.code, pseudonym: p.pseudonym ?? opts.code, orgCa: p.orgCa, rootPem: p.rootPem, orgBundle: p.orgBundle, now: opts.now,
-      ...(p.smtp ? { smtp: p.smtp } : {}), ...(p.validDays ? { validDays: p.validDays } : {}),
+      address: opts.address,
+      code: opts.code,
+      pseudonym: p.pseudonym ?? opts.code,
+      orgCa: p.orgCa,
+      rootPem: p.rootPem,
+      orgBundle: p.orgBundle,
+      now: opts.now,
+      ...(p.smtp ? { smtp: p.smtp } : {}),
+      ...(p.validDays ? { validDays: p.validDays } : {}),
     });
   } catch (err) {
     throw new RegistryError('input', (err as Error).message);
@@ -153,7 +171,10 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
       throw new RegistryError('ca', `Cannot read CRL "${u.crlFile}": ${(err as Error).message}`);
     }
     if (Buffer.compare(Buffer.from(current.issuerDer), Buffer.from(u.ca.certificate.subjectDer)) !== 0) {
-      throw new RegistryError('ca', `Cannot update CRL "${u.crlFile}": it is issued by "${current.issuer}", not by "${u.ca.certificate.subject}"`);
+      throw new RegistryError(
+        'ca',
+        `Cannot update CRL "${u.crlFile}": it is issued by "${current.issuer}", not by "${u.ca.certificate.subject}"`,
+      );
     }
     for (const [s, e] of current.entries) entries.set(s, e);
     number = current.crlNumber ?? 0n;
@@ -166,7 +187,8 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
       if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
       throw err;
     }
-    for (const r of caJson.revoked) if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
+    for (const r of caJson.revoked)
+      if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
     if (BigInt(caJson.crlNumber ?? 0) > number) number = BigInt(caJson.crlNumber ?? 0);
   }
   const added: string[] = [];
@@ -175,7 +197,12 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
     entries.set(s, { serial: s, revokedAt: thisUpdate, reason });
     added.push(s);
   }
-  const crl = createCrl(u.ca, { entries: [...entries.values()], thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000), crlNumber: number + 1n });
+  const crl = createCrl(u.ca, {
+    entries: [...entries.values()],
+    thisUpdate,
+    nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000),
+    crlNumber: number + 1n,
+  });
   writeFileAtomic(u.crlFile, crl.pem, 0o644);
   if (u.caDir && caJson) recordInCaDir(u.caDir, added, thisUpdate, reason);
   return { crlNumber: number + 1n, added };
@@ -190,7 +217,8 @@ export function recordInCaDir(caDir: string, serials: readonly string[], revoked
     if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
     throw err;
   }
-  for (const s of serials) if (!caJson.revoked.some((r) => r.serial === s)) caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
+  for (const s of serials)
+    if (!caJson.revoked.some((r) => r.serial === s)) caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
   writeCaState(caDir, caJson); // atomic; the legacy counter is dropped
 }
 
@@ -219,8 +247,13 @@ export interface RevokedUser {
 export async function revokeUser(opts: RevokeUserOptions): Promise<RevokedUser> {
   const reason = opts.reason ?? 'unspecified';
   try {
-    const r = await opts.keyd.call<{ user: RegisteredUser; added: string[]; crl: string; crlNumber: string }>('POST', `/v1/registry/users/${encodeURIComponent(opts.address)}/revoke`, { reason });
-    if (opts.caDir && r.added.length > 0) recordInCaDir(opts.caDir, r.added, new Date(Math.floor(opts.now.getTime() / 1000) * 1000), reason);
+    const r = await opts.keyd.call<{ user: RegisteredUser; added: string[]; crl: string; crlNumber: string }>(
+      'POST',
+      `/v1/registry/users/${encodeURIComponent(opts.address)}/revoke`,
+      { reason },
+    );
+    if (opts.caDir && r.added.length > 0)
+      recordInCaDir(opts.caDir, r.added, new Date(Math.floor(opts.now.getTime() / 1000) * 1000), reason);
     return { user: r.user, revoked: r.added, crlNumber: BigInt(r.crlNumber), crlFile: r.crl, signer: 'keyd' };
   } catch (err) {
     if (!(err instanceof KeydClientError)) throw err;
@@ -233,4 +266,3 @@ export async function revokeUser(opts: RevokeUserOptions): Promise<RevokedUser> 
   const { crlNumber, added } = revokeSerials(serials, reason, u);
   return { user, revoked: added, crlNumber, crlFile: u.crlFile, signer: 'local' };
 }
-

@@ -39,7 +39,10 @@ const DAY = 86_400_000;
 export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
 
 export class SetupError extends Error {
-  constructor(message: string, readonly kind: 'usage' | 'input' | 'missing' | 'exists' = 'input') {
+  constructor(
+    message: string,
+    readonly kind: 'usage' | 'input' | 'missing' | 'exists' = 'input',
+  ) {
     super(message);
   }
 }
@@ -134,11 +137,19 @@ const CONFLICTING = ['mail_from.is_resolvable', 'rcpt_to.in_host_list', 'queue/s
 function harakaConfig(harakaDir: string, smtpListen: string, domain: string): void {
   const cfg = join(harakaDir, 'config');
   const pluginsFile = join(cfg, 'plugins');
-  const lines = (existsSync(pluginsFile) ? readFileSync(pluginsFile, 'utf8') : '').split('\n')
+  const lines = (existsSync(pluginsFile) ? readFileSync(pluginsFile, 'utf8') : '')
+    .split('\n')
     .map((l) => (CONFLICTING.includes(l.trim()) ? `# ${l.trim()}   (off: the ssmax plugin answers instead)` : l))
     .filter((l) => l.trim() !== 'auth/flat_file' && l.trim() !== 'ssmax');
   while (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
-  lines.push('', '# ssmax setup: relaying needs authentication (auth/flat_file, users in auth_flat_file.ini;', '# any Haraka auth plugin works), then the ssmax gateway', 'auth/flat_file', 'ssmax', '');
+  lines.push(
+    '',
+    '# ssmax setup: relaying needs authentication (auth/flat_file, users in auth_flat_file.ini;',
+    '# any Haraka auth plugin works), then the ssmax gateway',
+    'auth/flat_file',
+    'ssmax',
+    '',
+  );
   writeFileSync(pluginsFile, lines.join('\n'));
   const smtpFile = join(cfg, 'smtp.ini');
   const smtp = (existsSync(smtpFile) ? readFileSync(smtpFile, 'utf8') : '').split('\n').filter((l) => !/^\s*listen\s*=/.test(l));
@@ -192,7 +203,10 @@ function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; ro
   }
   const chain = fromPemAll(readFile(join(dir, 'chain.pem'), 'org CA chain'), 'CERTIFICATE').map((der) => parseCertificate(der));
   const root = chain[chain.length - 1];
-  if (chain.length < 2 || !root || root.subject === certificate.subject) throw new SetupError(`"${join(dir, 'chain.pem')}" does not end with the SSMAX root certificate (make the org CA with ssmax ca init-org)`);
+  if (chain.length < 2 || !root || root.subject === certificate.subject)
+    throw new SetupError(
+      `"${join(dir, 'chain.pem')}" does not end with the SSMAX root certificate (make the org CA with ssmax ca init-org)`,
+    );
   let state: CaState;
   try {
     state = readCaState(dir);
@@ -207,7 +221,8 @@ function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; ro
 export function setupOrganisation(opts: SetupOptions): SetupResult {
   const now = opts.now ?? new Date();
   const domain = opts.domain.toLowerCase();
-  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain)) throw new SetupError(`--domain "${opts.domain}" is not a domain name`, 'usage');
+  if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain))
+    throw new SetupError(`--domain "${opts.domain}" is not a domain name`, 'usage');
   const dir = resolve(opts.dir);
   const orgCaDir = resolve(opts.orgCaDir);
   const keydListen = opts.keydListen ?? '127.0.0.1:7443';
@@ -218,8 +233,19 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const inspectorListen = opts.inspectorListen ?? '127.0.0.1:7543';
   const inspectorUrl = opts.inspectorUrl ?? urlOf(inspectorListen);
   const delivery = opts.delivery ?? '127.0.0.1:2525';
-  for (const [v, what] of [[keydListen, '--keyd-listen'], [publisherListen, '--publisher-listen'], [smtpListen, '--smtp-listen'], [inspectorListen, '--inspector-listen'], [delivery, '--delivery']] as const) hostPort(v, what);
-  for (const [v, what] of [[keydUrl, '--keyd-url'], [inspectorUrl, '--inspector-url']] as const) if (!/^https:\/\/[^/]+\/?$/.test(v)) throw new SetupError(`${what} must be https://host:port (got "${v}")`, 'usage');
+  for (const [v, what] of [
+    [keydListen, '--keyd-listen'],
+    [publisherListen, '--publisher-listen'],
+    [smtpListen, '--smtp-listen'],
+    [inspectorListen, '--inspector-listen'],
+    [delivery, '--delivery'],
+  ] as const)
+    hostPort(v, what);
+  for (const [v, what] of [
+    [keydUrl, '--keyd-url'],
+    [inspectorUrl, '--inspector-url'],
+  ] as const)
+    if (!/^https:\/\/[^/]+\/?$/.test(v)) throw new SetupError(`${what} must be https://host:port (got "${v}")`, 'usage');
 
   const { ca, rootPem, state } = loadOrgCa(orgCaDir, opts.orgCaPassphrase);
   const rootCrlPem = readFile(resolve(opts.rootCrl), 'root CRL');
@@ -227,13 +253,17 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const caPem = ca.certificate.pem;
   const harakaDir = join(dir, 'gateway');
   if (!existsSync(join(harakaDir, 'config', 'connection.ini'))) {
-    throw new SetupError(`No Haraka folder at "${harakaDir}": make it first with "haraka -i ${harakaDir}" (ssmax setup adds to Haraka's own config files)`, 'missing');
+    throw new SetupError(
+      `No Haraka folder at "${harakaDir}": make it first with "haraka -i ${harakaDir}" (ssmax setup adds to Haraka's own config files)`,
+      'missing',
+    );
   }
 
   const files: string[] = [];
   const write = (rel: string, text: string, secret = false) => {
     const path = join(dir, rel);
-    if (existsSync(path) && !opts.force) throw new SetupError(`Cannot write "${path}": the file exists (use --force to replace it)`, 'exists');
+    if (existsSync(path) && !opts.force)
+      throw new SetupError(`Cannot write "${path}": the file exists (use --force to replace it)`, 'exists');
     mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
     writeFileSync(path, text, { mode: secret ? 0o600 : 0o644 });
     if (secret) chmodSync(path, 0o600);
@@ -241,10 +271,18 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   };
   const shipped = (name: string) => readFile(join(SHIPPED_CONFIG, name), 'shipped config file');
   const s = Math.floor(now.getTime() / 1000) * 1000;
-  const validity = { notBefore: new Date(Math.max(s - 3_600_000, ca.certificate.notBefore.getTime())), notAfter: new Date(Math.min(s + (opts.days ?? 365) * DAY, ca.certificate.notAfter.getTime())) };
+  const validity = {
+    notBefore: new Date(Math.max(s - 3_600_000, ca.certificate.notBefore.getTime())),
+    notAfter: new Date(Math.min(s + (opts.days ?? 365) * DAY, ca.certificate.notAfter.getTime())),
+  };
   const tls = (role: Role, hosts?: string[]) => {
     const kp = generateP256KeyPair();
-    const cert = issueTlsCertificate(ca, { role, publicKey: kp.publicKey, ...validity, ...(hosts ? { hosts } : { commonName: `${role}-operator` }) });
+    const cert = issueTlsCertificate(ca, {
+      role,
+      publicKey: kp.publicKey,
+      ...validity,
+      ...(hosts ? { hosts } : { commonName: `${role}-operator` }),
+    });
     return { cert: cert.pem, key: privateKeyToPem(kp.privateKey) };
   };
 
@@ -277,7 +315,13 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   let keydIni = shipped('ssmax-keyd.ini');
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
-  keydIni = setIniKeys(keydIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem', org_ca: '../pki/org-ca.pem', org_ca_cert: '../pki/org-ca.pem', org_ca_key: 'org-ca.key' });
+  keydIni = setIniKeys(keydIni, 'pki', {
+    roots: '../pki/root.pem',
+    crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem',
+    org_ca: '../pki/org-ca.pem',
+    org_ca_cert: '../pki/org-ca.pem',
+    org_ca_key: 'org-ca.key',
+  });
   // health and metrics on loopback (docs/operations.md); the compose healthchecks call /health/ready there
   if (opts.opsPort) keydIni = setIniKeys(keydIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 1}` });
   write('keyd/keyd.ini', keydIni);
@@ -298,7 +342,12 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   pubIni = setIniKeys(pubIni, 'tls', { cert: 'publisher.pem', key: 'publisher.key' });
   pubIni = setIniKeys(pubIni, 'signer', { cert: 'signer.cert.pem', key: 'signer.key.pem' });
   pubIni = setIniKeys(pubIni, 'keyd', { ...keydClient, cert: 'admin.pem', key: 'admin.key', ca: '../pki/org-ca.pem,../pki/root.pem' });
-  pubIni = setIniKeys(pubIni, 'pki', { roots: '../pki/root.pem', org_ca_chain: '../pki/org-ca.pem', sealing_certificates: '../pki/seal.cert.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
+  pubIni = setIniKeys(pubIni, 'pki', {
+    roots: '../pki/root.pem',
+    org_ca_chain: '../pki/org-ca.pem',
+    sealing_certificates: '../pki/seal.cert.pem',
+    crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem',
+  });
   if (opts.opsPort) pubIni = setIniKeys(pubIni, 'ops', { listen: `127.0.0.1:${opts.opsPort + 2}` });
   write('publisher/publisher.ini', pubIni);
 
@@ -313,7 +362,8 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   // this organisation's own bundle: resolve checks seal i=1 with it, and `registry add --profile` puts it in the profile
   const ownPub = ownBundle(domain, publisherListen);
   abuseIni = setIniKeys(abuseIni, 'peers', { [domain]: ownPub.url });
-  if (ownPub.address ?? opts.hosts?.[`ssmax.${domain}`]) abuseIni = setIniKeys(abuseIni, 'hosts', { [`ssmax.${domain}`]: (opts.hosts?.[`ssmax.${domain}`] ?? ownPub.address) as string });
+  if (ownPub.address ?? opts.hosts?.[`ssmax.${domain}`])
+    abuseIni = setIniKeys(abuseIni, 'hosts', { [`ssmax.${domain}`]: (opts.hosts?.[`ssmax.${domain}`] ?? ownPub.address) as string });
   write('admin/ssmax-abuse.ini', abuseIni);
 
   // gateway/: the Haraka folder
@@ -332,12 +382,21 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   let gwIni = shipped('ssmax.ini');
   gwIni = setIniKeys(gwIni, 'main', { domain });
   gwIni = setIniKeys(gwIni, 'keyd', {
-    ...keydClient, ca: `${shared('org-ca.pem')},${shared('root.pem')}`, cert: 'pki/gateway.pem', key: 'pki/gateway.key',
+    ...keydClient,
+    ca: `${shared('org-ca.pem')},${shared('root.pem')}`,
+    cert: 'pki/gateway.pem',
+    key: 'pki/gateway.key',
     ...(inspection === 'inline' ? { inspector_cert: 'pki/inspector.pem', inspector_key: 'pki/inspector.key' } : {}),
   });
   gwIni = setIniKeys(gwIni, 'seal', { cert: shared('seal.cert.pem'), key: 'pki/seal.key.pem' });
   gwIni = setIniKeys(gwIni, 'pki', { roots: shared('root.pem'), crls: `${shared('org-ca.crl.pem')},${shared('root.crl.pem')}` });
-  gwIni = setIniKeys(gwIni, 'inspection', inspection === 'remote' ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` } : { mode: 'inline' });
+  gwIni = setIniKeys(
+    gwIni,
+    'inspection',
+    inspection === 'remote'
+      ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` }
+      : { mode: 'inline' },
+  );
   gwIni = setIniKeys(gwIni, 'delivery', { host: delivery, ...(opts.deliveryProtocol ? { protocol: opts.deliveryProtocol } : {}) });
   // The gateway checks keyd's proofs against its own organisation's bundle (docs/security.md): it reaches its
   // own publisher directly, by name, and at the publisher's address when that is a fixed IP.
@@ -349,11 +408,21 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   if (opts.opsPort) gwIni = setIniKeys(gwIni, 'ops', { listen: `127.0.0.1:${opts.opsPort}` });
   write('gateway/config/ssmax.ini', gwIni);
   harakaConfig(harakaDir, smtpListen, domain);
-  write('gateway/config/auth_flat_file.ini', [
-    '; Users who may relay through the gateway (SMTP AUTH). Add one line per user:',
-    '; address=password (or use another Haraka auth plugin in config/plugins).',
-    '[core]', 'methods=PLAIN,LOGIN', '; a user may send only as themself', 'constrain_sender=true', '', '[users]', '',
-  ].join('\n'), true);
+  write(
+    'gateway/config/auth_flat_file.ini',
+    [
+      '; Users who may relay through the gateway (SMTP AUTH). Add one line per user:',
+      '; address=password (or use another Haraka auth plugin in config/plugins).',
+      '[core]',
+      'methods=PLAIN,LOGIN',
+      '; a user may send only as themself',
+      'constrain_sender=true',
+      '',
+      '[users]',
+      '',
+    ].join('\n'),
+    true,
+  );
   // Haraka's TLS files (its tls plugin, and its outbound as a client): the gateway certificate with its
   // chain. STARTTLS is offered once `tls` is added at the top of config/plugins; mail clients of other
   // networks need a certificate they trust (a public CA's) in these two files instead.
@@ -370,7 +439,12 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     insIni = setIniKeys(insIni, 'inspector', { domain, listen: inspectorListen, state_dir: 'state' });
     insIni = setIniKeys(insIni, 'tls', { cert: 'inspector.pem', key: 'inspector.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });
     insIni = setIniKeys(insIni, 'pki', { roots: '../pki/root.pem', crls: '../pki/org-ca.crl.pem,../pki/root.crl.pem' });
-    insIni = setIniKeys(insIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'inspector.pem', key: 'inspector.key' });
+    insIni = setIniKeys(insIni, 'keyd', {
+      ...keydClient,
+      ca: '../pki/org-ca.pem,../pki/root.pem',
+      cert: 'inspector.pem',
+      key: 'inspector.key',
+    });
     insIni = setIniKeys(insIni, 'inspection', { inspect: 'ssmax-inspect.ini', dlp_rules: 'ssmax-dlp.ini' });
     const own = ownBundle(domain, publisherListen);
     const address = opts.hosts?.[`ssmax.${domain}`] ?? own.address;
@@ -399,4 +473,3 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   ].join('\n');
   return { dir, files, next };
 }
-

@@ -52,9 +52,15 @@ export function bodyOf(message: Uint8Array): Buffer {
 export async function forwardMessage(profile: UserProfile, received: Uint8Array, options: ForwardOptions): Promise<Buffer> {
   if (options.to.length === 0) throw new UserError('message', 'Cannot forward: no recipient');
   const { fields, body } = split(Buffer.from(received));
-  const capsules = fields.filter((f) => new RegExp(`^${CAPSULE_HEADER}[ \\t]*:`, 'i').test(f)).map((f) => parseCapsule(f.slice(f.indexOf(':') + 1)));
+  const capsules = fields
+    .filter((f) => new RegExp(`^${CAPSULE_HEADER}[ \\t]*:`, 'i').test(f))
+    .map((f) => parseCapsule(f.slice(f.indexOf(':') + 1)));
   const mine = capsules.find((c) => c.keyId === profile.encryption.keyId);
-  if (!mine) throw new UserError('decrypt', `Cannot forward: the message has no capsule for your key ${profile.encryption.keyId} (it carries ${capsules.map((c) => c.keyId).join(', ') || 'none'})`);
+  if (!mine)
+    throw new UserError(
+      'decrypt',
+      `Cannot forward: the message has no capsule for your key ${profile.encryption.keyId} (it carries ${capsules.map((c) => c.keyId).join(', ') || 'none'})`,
+    );
   const org = ownOrgRecipient(profile, options.now);
   let capsule;
   let messageKey: Uint8Array | undefined;
@@ -70,9 +76,13 @@ export async function forwardMessage(profile: UserProfile, received: Uint8Array,
   const subject = firstValue(fields, 'subject') ?? '';
   const domain = profile.address.slice(profile.address.lastIndexOf('@') + 1);
   const head = [
-    `From: ${profile.address}`, `To: ${options.to.join(', ')}`, `Subject: ${/^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`}`,
-    `Date: ${options.now.toUTCString().replace('GMT', '+0000')}`, `Message-ID: <fwd-${randomBytes(12).toString('hex')}@${domain}>`,
-    ...fields.filter((f) => KEPT.test(f)), `${CAPSULE_HEADER}: ${formatCapsule(capsule)}`,
+    `From: ${profile.address}`,
+    `To: ${options.to.join(', ')}`,
+    `Subject: ${/^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`}`,
+    `Date: ${options.now.toUTCString().replace('GMT', '+0000')}`,
+    `Message-ID: <fwd-${randomBytes(12).toString('hex')}@${domain}>`,
+    ...fields.filter((f) => KEPT.test(f)),
+    `${CAPSULE_HEADER}: ${formatCapsule(capsule)}`,
   ];
   const unsigned = Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`, 'latin1'), body]);
   const now = () => options.now.getTime();
@@ -80,8 +90,12 @@ export async function forwardMessage(profile: UserProfile, received: Uint8Array,
   const { message } = await signUser(unsigned, { signer: profile.address, certRef, privateKey: profile.signingKey, now });
   const check = await verifyUser(message, {
     now,
-    lookup: (req) => (req.certRef === certRef ? { publicKey: p256PublicKeyFrom(profile.signingCertificate.spki), addresses: profile.signingCertificate.emails } : undefined),
+    lookup: (req) =>
+      req.certRef === certRef
+        ? { publicKey: p256PublicKeyFrom(profile.signingCertificate.spki), addresses: profile.signingCertificate.emails }
+        : undefined,
   });
-  if (check.result !== 'pass' || !check.signerMatchesFrom) throw new UserError('message', `Cannot sign the forwarded message: ${check.summary}`);
+  if (check.result !== 'pass' || !check.signerMatchesFrom)
+    throw new UserError('message', `Cannot sign the forwarded message: ${check.summary}`);
   return Buffer.from(message);
 }

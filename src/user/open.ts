@@ -98,7 +98,13 @@ export class OpenError extends UserError {
 }
 
 /** Sealing-certificate lookup over one verified bundle; records why a certificate was refused. */
-function bundleLookup(bundle: VerifiedBundle, rootPem: string, extraCrls: readonly CrlInput[], now: Date, refusals: Map<string, string>): CertificateLookup {
+function bundleLookup(
+  bundle: VerifiedBundle,
+  rootPem: string,
+  extraCrls: readonly CrlInput[],
+  now: Date,
+  refusals: Map<string, string>,
+): CertificateLookup {
   return (req) => {
     if (req.kind !== 'seal') return undefined;
     if ((req.domain ?? '').toLowerCase() !== bundle.domain) {
@@ -111,7 +117,14 @@ function bundleLookup(bundle: VerifiedBundle, rootPem: string, extraCrls: readon
       return undefined;
     }
     // The bundle validated its sealing certificates at publication; validate again now, with any newer CRL.
-    const v = validateCertificate({ leaf: cert, intermediates: [bundle.orgCa], roots: [rootPem], crls: [...bundle.crls, ...extraCrls], use: 'seal', time: now });
+    const v = validateCertificate({
+      leaf: cert,
+      intermediates: [bundle.orgCa],
+      roots: [rootPem],
+      crls: [...bundle.crls, ...extraCrls],
+      use: 'seal',
+      time: now,
+    });
     if (v.status !== 'valid') {
       refusals.set(req.certRef, `its sealing certificate is ${v.status}: ${v.message}`);
       return undefined;
@@ -129,7 +142,8 @@ function verifiedPeers(texts: readonly string[], profile: UserProfile, now: Date
     } catch {
       domain = undefined;
     }
-    if (typeof domain !== 'string') throw new UserError('bundle', `Cannot use peer bundle ${index + 1}: not a signed bundle (no payload domain)`);
+    if (typeof domain !== 'string')
+      throw new UserError('bundle', `Cannot use peer bundle ${index + 1}: not a signed bundle (no payload domain)`);
     const r = verifyBundle(text, { domain, roots: [profile.rootPem], time: now });
     if (r.status !== 'valid') throw new UserError('bundle', `Cannot use the peer bundle of "${domain}": ${r.status}: ${r.message}`);
     peers.set(r.bundle.domain, r.bundle);
@@ -140,7 +154,7 @@ function verifiedPeers(texts: readonly string[], profile: UserProfile, now: Date
 function hopLine(h: Omit<HopReport, 'line'>, newestDomain: string): string {
   const verdicts = h.verdicts === '' ? 'no verdicts' : h.verdicts;
   const how = h.checked === 'signature' ? 'signature verified here' : `vouched for by ${newestDomain} (cv=pass)`;
-  const mode = h.result === 'pass' ? how : h.result === 'unverified' ? 'not verified (the newest seal failed)' : h.detail ?? '';
+  const mode = h.result === 'pass' ? how : h.result === 'unverified' ? 'not verified (the newest seal failed)' : (h.detail ?? '');
   return `seal i=${h.instance}  ${h.domain}  ${h.result}  ${verdicts}  cv=${h.cv}  ${mode}`;
 }
 
@@ -152,7 +166,11 @@ function hopsOf(chain: NewestSealVerification, refusals: Map<string, string>): H
     let result: HopReport['result'] = r.outcome.result === 'none' ? 'pass' : r.outcome.result;
     if (!isNewest && newestFailed && r.checked === 'newest-seal') result = 'unverified';
     let detail: string | undefined;
-    if (r.outcome.result === 'fail') detail = r.outcome.reason === 'unknown-certificate' && refusals.has(r.certRef) ? `unknown-certificate: ${refusals.get(r.certRef)}` : `${r.outcome.reason}: ${r.outcome.detail}`;
+    if (r.outcome.result === 'fail')
+      detail =
+        r.outcome.reason === 'unknown-certificate' && refusals.has(r.certRef)
+          ? `unknown-certificate: ${refusals.get(r.certRef)}`
+          : `${r.outcome.reason}: ${r.outcome.detail}`;
     if (r.outcome.result === 'temperror') detail = r.outcome.detail;
     const base = {
       instance: r.instance,
@@ -169,7 +187,15 @@ function hopsOf(chain: NewestSealVerification, refusals: Map<string, string>): H
 
 /** The decoded value of each `name` field of a header block, unfolded and trimmed. */
 function headerValues(head: Buffer, name: string): string[] {
-  return parseHead(head, DEFAULT_LIMITS).get(name).map((line) => line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').replace(/\s+/g, ' ').trim());
+  return parseHead(head, DEFAULT_LIMITS)
+    .get(name)
+    .map((line) =>
+      line
+        .slice(line.indexOf(':') + 1)
+        .replace(/\r?\n[ \t]/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim(),
+    );
 }
 
 /**
@@ -178,7 +204,15 @@ function headerValues(head: Buffer, name: string): string[] {
  */
 export function stripLeadingSeals(message: Buffer): Buffer {
   let at = 0;
-  const chainField = () => message.subarray(at, at + 11).toString('latin1').toLowerCase() === 'ssmax-seal:' || message.subarray(at, at + 17).toString('latin1').toLowerCase() === 'ssmax-recipients:';
+  const chainField = () =>
+    message
+      .subarray(at, at + 11)
+      .toString('latin1')
+      .toLowerCase() === 'ssmax-seal:' ||
+    message
+      .subarray(at, at + 17)
+      .toString('latin1')
+      .toLowerCase() === 'ssmax-recipients:';
   while (chainField()) {
     let end = at;
     for (;;) {
@@ -199,10 +233,22 @@ export function stripLeadingSeals(message: Buffer): Buffer {
  * a subdomain with a peer bundle of its own, when given, is its own
  * organisation). Returns the trace line; throws OpenError otherwise.
  */
-async function bindingChecks(profile: UserProfile, message: Uint8Array, chain: NewestSealVerification, outerFrom: readonly string[], peers: ReadonlyMap<string, VerifiedBundle>, hops: readonly HopReport[]): Promise<string> {
+async function bindingChecks(
+  profile: UserProfile,
+  message: Uint8Array,
+  chain: NewestSealVerification,
+  outerFrom: readonly string[],
+  peers: ReadonlyMap<string, VerifiedBundle>,
+  hops: readonly HopReport[],
+): Promise<string> {
   const newest = chain.instances[chain.instances.length - 1]!;
   const first = chain.instances[0]!;
-  const notNamed = (why: string) => new OpenError('seal', `Cannot open the message: its newest seal (i=${newest.instance}, ${newest.domain}) does not name you (${profile.address}) as a recipient: ${why}`, hops);
+  const notNamed = (why: string) =>
+    new OpenError(
+      'seal',
+      `Cannot open the message: its newest seal (i=${newest.instance}, ${newest.domain}) does not name you (${profile.address}) as a recipient: ${why}`,
+      hops,
+    );
   if (!newest.recipientCommitment) throw notNamed('it binds no recipients');
   const fields = recipientFieldsIn(message);
   if (fields.length !== 1) throw notNamed(`expected one ${RECIPIENTS_HEADER} field, found ${fields.length}`);
@@ -215,10 +261,15 @@ async function bindingChecks(profile: UserProfile, message: Uint8Array, chain: N
   }
   const boxes = outerFrom.length === 1 ? addressparser(outerFrom[0]!, { flatten: true }) : [];
   const address = boxes.length === 1 ? boxes[0]!.address : undefined;
-  if (!address) throw new OpenError('seal', 'Cannot open the message: it must have exactly one From address (alignment cannot be checked)', hops);
+  if (!address)
+    throw new OpenError('seal', 'Cannot open the message: it must have exactly one From address (alignment cannot be checked)', hops);
   const fromDomain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
   if (!(await aligned(fromDomain, first.domain, (d) => Promise.resolve(peers.has(d))))) {
-    throw new OpenError('seal', `Cannot open the message: the From domain ${fromDomain} is not aligned with seal i=1 by ${first.domain} (another organisation sealed mail in its name)`, hops);
+    throw new OpenError(
+      'seal',
+      `Cannot open the message: the From domain ${fromDomain} is not aligned with seal i=1 by ${first.domain} (another organisation sealed mail in its name)`,
+      hops,
+    );
   }
   return `alignment: From domain ${fromDomain}, seal i=1 by ${first.domain}: aligned; recipient: you (${profile.address}) are named by seal i=${newest.instance}`;
 }
@@ -245,15 +296,27 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     ...(peers.size > 0 ? { earlier: { domains: [...peers.keys()], lookup: peerLookup } } : {}),
   });
   const hops = hopsOf(chain, refusals);
-  if (chain.result === 'none') throw new OpenError('seal', 'Cannot open the message: it carries no SSMAX-Seal (it did not come through an SSMAX gateway)', hops);
+  if (chain.result === 'none')
+    throw new OpenError('seal', 'Cannot open the message: it carries no SSMAX-Seal (it did not come through an SSMAX gateway)', hops);
   if (chain.result !== 'pass') {
     const failed = hops.find((h) => h.result === 'fail' || h.result === 'temperror');
     const reason = failed?.detail ?? (chain.result === 'fail' ? `${chain.reason}: ${chain.detail}` : chain.detail);
-    throw new OpenError('seal', `Cannot open the message: seal ${failed ? `i=${failed.instance} (${failed.domain})` : ''} ${chain.result === 'fail' ? 'failed' : 'could not be checked'}: ${reason}`.replace(/ {2,}/g, ' '), hops);
+    throw new OpenError(
+      'seal',
+      `Cannot open the message: seal ${failed ? `i=${failed.instance} (${failed.domain})` : ''} ${chain.result === 'fail' ? 'failed' : 'could not be checked'}: ${reason}`.replace(
+        / {2,}/g,
+        ' ',
+      ),
+      hops,
+    );
   }
   const newest = hops[hops.length - 1];
   if (newest && newest.domain !== own.domain) {
-    throw new OpenError('seal', `Cannot open the message: the newest seal is by "${newest.domain}", not by the organisation "${own.domain}"`, hops);
+    throw new OpenError(
+      'seal',
+      `Cannot open the message: the newest seal is by "${newest.domain}", not by the organisation "${own.domain}"`,
+      hops,
+    );
   }
 
   // Encrypted or transparent? Read the top-level header block only.
@@ -272,7 +335,8 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     capsuleCount = listCapsulesIn(headers).length;
     hasVersion = headers.hasHeader(VERSION_HEADER);
     const type = headers.get('content-type')[0];
-    profileName = type === undefined ? undefined : (parseContentType(type.slice(type.indexOf(':') + 1))?.profile ?? (hasVersion ? 'part' : undefined));
+    profileName =
+      type === undefined ? undefined : (parseContentType(type.slice(type.indexOf(':') + 1))?.profile ?? (hasVersion ? 'part' : undefined));
     outerFrom = headerValues(head, 'from');
   } catch (err) {
     throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${(err as Error).message}`, hops);
@@ -283,12 +347,21 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   if (capsuleCount === 0 && !hasVersion) {
     trace.push('message: not encrypted (delivered decrypted by the receiving gateway: transparent mode)');
     const delivered = Buffer.from(message);
-    return { hops, summary: chain.summary, encrypted: false, plaintext: options.keepSeals ? delivered : stripLeadingSeals(delivered), trace, warnings };
+    return {
+      hops,
+      summary: chain.summary,
+      encrypted: false,
+      plaintext: options.keepSeals ? delivered : stripLeadingSeals(delivered),
+      trace,
+      warnings,
+    };
   }
 
   let plaintext: Buffer;
   try {
-    plaintext = await collect(decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: defaultGroup }));
+    plaintext = await collect(
+      decryptMessage(message, { keyId: profile.encryption.keyId, privateKey: profile.encryption.privateKey }, { group: defaultGroup }),
+    );
   } catch (err) {
     // The inner message starts "Cannot decrypt…" too: keep only its reason.
     const inner = (err as Error).message.replace(/^Cannot decrypt( content)?: /, '');
@@ -301,11 +374,21 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     // The seals cover the outer From; a reader shows the inner one. Say so when they differ.
     try {
       const inner = headerValues((await readHead(plaintext, DEFAULT_LIMITS)).head, 'from');
-      if (inner.join('\n').toLowerCase() !== outerFrom.join('\n').toLowerCase()) warnings.push('warning: the From inside the encrypted message is not the sealed outer From');
+      if (inner.join('\n').toLowerCase() !== outerFrom.join('\n').toLowerCase())
+        warnings.push('warning: the From inside the encrypted message is not the sealed outer From');
     } catch {
       warnings.push('warning: the header of the decrypted message cannot be read');
     }
   }
   trace.push(...warnings);
-  return { hops, summary: chain.summary, encrypted: true, ...(profileName ? { profile: profileName } : {}), keyId: profile.encryption.keyId, plaintext, trace, warnings };
+  return {
+    hops,
+    summary: chain.summary,
+    encrypted: true,
+    ...(profileName ? { profile: profileName } : {}),
+    keyId: profile.encryption.keyId,
+    plaintext,
+    trace,
+    warnings,
+  };
 }

@@ -126,7 +126,8 @@ export interface CreateUserProfileOptions {
   readonly validDays?: number;
 }
 
-const ADDRESS_RE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/;
+const ADDRESS_RE =
+  /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+)$/;
 
 /** The domain of a dot-atom address, lowercased; throws a UserError otherwise. */
 export function domainOf(address: string): string {
@@ -179,16 +180,22 @@ export function createUserProfile(dir: string, optsIn: CreateUserProfileOptions)
   const domain = domainOf(optsIn.address);
   // The chain's u= wants a lowercase domain (docs/chain.md); the local part is kept as given.
   const opts = { ...optsIn, address: `${optsIn.address.slice(0, optsIn.address.lastIndexOf('@'))}@${domain}` };
-  if (!(opts.now instanceof Date) || Number.isNaN(opts.now.getTime())) throw new TypeError('Cannot create user profile: now must be a valid Date');
+  if (!(opts.now instanceof Date) || Number.isNaN(opts.now.getTime()))
+    throw new TypeError('Cannot create user profile: now must be a valid Date');
   const bundle = verifyOrgBundle(opts.orgBundle, domain, opts.rootPem, opts.now);
   if (bundle.orgCa.fingerprint !== opts.orgCa.certificate.fingerprint) {
-    throw new UserError('bundle', `Cannot create user profile for "${opts.address}": the organisation CA "${opts.orgCa.certificate.subject}" is not the one of the bundle of "${domain}"`);
+    throw new UserError(
+      'bundle',
+      `Cannot create user profile for "${opts.address}": the organisation CA "${opts.orgCa.certificate.subject}" is not the one of the bundle of "${domain}"`,
+    );
   }
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new UserError('profile', `Cannot create user profile in "${dir}": the folder is not empty`);
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new UserError('profile', `Cannot create user profile in "${dir}": the folder is not empty`);
   if (opts.smtp) checkSmtp(opts.smtp, dir);
 
   const days = opts.validDays ?? 365;
-  if (!Number.isSafeInteger(days) || days < 1) throw new TypeError(`Cannot create user profile: validDays "${days}" is not a positive integer`);
+  if (!Number.isSafeInteger(days) || days < 1)
+    throw new TypeError(`Cannot create user profile: validDays "${days}" is not a positive integer`);
   const start = Math.floor(opts.now.getTime() / 1000) * 1000;
   const ca = opts.orgCa.certificate;
   // Backdated an hour for clock skew, clamped to the CA's own validity (the PKI refuses anything outside it).
@@ -240,7 +247,9 @@ export function createUserProfile(dir: string, optsIn: CreateUserProfileOptions)
 }
 
 function checkSmtp(smtp: SmtpSettings, where: string): void {
-  const bad = (what: string): never => { throw new UserError('profile', `Cannot use the SMTP settings of "${where}": ${what}`); };
+  const bad = (what: string): never => {
+    throw new UserError('profile', `Cannot use the SMTP settings of "${where}": ${what}`);
+  };
   if (!smtp || typeof smtp !== 'object') bad('not an object');
   if (typeof smtp.host !== 'string' || smtp.host === '') bad('host is missing');
   if (!Number.isSafeInteger(smtp.port) || smtp.port < 1 || smtp.port > 65535) bad(`port "${String(smtp.port)}" is not a port number`);
@@ -292,14 +301,20 @@ export function loadUserProfile(dir: string): UserProfile {
     if (err instanceof UserError) throw err;
     throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": not JSON`);
   }
-  if (!doc || typeof doc !== 'object' || doc.format !== PROFILE_FORMAT) throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": format is not "${PROFILE_FORMAT}"`);
+  if (!doc || typeof doc !== 'object' || doc.format !== PROFILE_FORMAT)
+    throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": format is not "${PROFILE_FORMAT}"`);
   const domain = domainOf(doc.address);
-  if (doc.domain !== domain) throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": domain "${String(doc.domain)}" is not the address's`);
+  if (doc.domain !== domain)
+    throw new UserError(
+      'profile',
+      `Cannot read "${join(dir, PROFILE_FILES.profile)}": domain "${String(doc.domain)}" is not the address's`,
+    );
   if (doc.smtp !== undefined) checkSmtp(doc.smtp, dir);
 
   const signingKey = readPrivateKey(dir, PROFILE_FILES.signingKey);
   const signingCertificate = readCertificate(dir, PROFILE_FILES.signingCertificate);
-  if (!bytesEqual(spkiOf(signingKey), signingCertificate.spki)) throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.signingKey)}": it does not match the signing certificate`);
+  if (!bytesEqual(spkiOf(signingKey), signingCertificate.spki))
+    throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.signingKey)}": it does not match the signing certificate`);
   const encryptionKey = readPrivateKey(dir, PROFILE_FILES.encryptionKey);
   const encryptionCertificate = readCertificate(dir, PROFILE_FILES.encryptionCertificate);
   const privateKey = secp256k1Scalar(encryptionKey);
@@ -310,9 +325,14 @@ export function loadUserProfile(dir: string): UserProfile {
   } catch (err) {
     throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionCertificate)}": ${(err as Error).message}`);
   }
-  if (!bytesEqual(publicKey, certified)) throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionKey)}": it does not match the encryption certificate`);
+  if (!bytesEqual(publicKey, certified))
+    throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionKey)}": it does not match the encryption certificate`);
   const keyId = keyIdOf(defaultGroup, publicKey);
-  if (doc.encryptionKeyId !== keyId) throw new UserError('profile', `Cannot read "${join(dir, PROFILE_FILES.profile)}": encryptionKeyId "${String(doc.encryptionKeyId)}" is not the key's fingerprint "${keyId}"`);
+  if (doc.encryptionKeyId !== keyId)
+    throw new UserError(
+      'profile',
+      `Cannot read "${join(dir, PROFILE_FILES.profile)}": encryptionKeyId "${String(doc.encryptionKeyId)}" is not the key's fingerprint "${keyId}"`,
+    );
   for (const cert of [signingCertificate, encryptionCertificate]) {
     if (!cert.emails.some((e) => e.toLowerCase() === doc.address.toLowerCase())) {
       throw new UserError('profile', `Cannot use certificate "${cert.subject}": it does not name "${doc.address}"`);
@@ -337,8 +357,14 @@ export function loadUserProfile(dir: string): UserProfile {
 /** Replaces the profile's organisation bundle with a newer one, after verifying it (serial must not go back). */
 export function updateOrgBundle(profile: UserProfile, text: string, now: Date): VerifiedBundle {
   const old = verifyBundle(profile.orgBundle, { domain: profile.domain, roots: [profile.rootPem], time: now });
-  const r = verifyBundle(text, { domain: profile.domain, roots: [profile.rootPem], time: now, ...(old.status === 'valid' ? { minSerial: old.bundle.serial } : {}) });
-  if (r.status !== 'valid') throw new UserError('bundle', `Cannot use the new organisation bundle of "${profile.domain}": ${r.status}: ${r.message}`);
+  const r = verifyBundle(text, {
+    domain: profile.domain,
+    roots: [profile.rootPem],
+    time: now,
+    ...(old.status === 'valid' ? { minSerial: old.bundle.serial } : {}),
+  });
+  if (r.status !== 'valid')
+    throw new UserError('bundle', `Cannot use the new organisation bundle of "${profile.domain}": ${r.status}: ${r.message}`);
   writeFileSync(join(profile.dir, PROFILE_FILES.orgBundle), text, { mode: 0o644 });
   return r.bundle;
 }

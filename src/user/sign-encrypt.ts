@@ -58,12 +58,18 @@ export async function signAndEncrypt(profile: UserProfile, original: Uint8Array,
   if (!(original instanceof Uint8Array)) throw new TypeError('Cannot sign and encrypt: the message must be a Uint8Array');
   const message = withoutBcc(original);
   const recipient = ownOrgRecipient(profile, options.now);
-  const encryptOptions = { group: defaultGroup, rng: options.rng ?? systemRng, ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}) };
+  const encryptOptions = {
+    group: defaultGroup,
+    rng: options.rng ?? systemRng,
+    ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
+  };
   let encrypted: Buffer;
   try {
-    encrypted = await collect(options.attachmentsOnly
-      ? encryptParts(message, [recipient], { ...encryptOptions, select: selectAttachments })
-      : encryptMessage(message, [recipient], encryptOptions));
+    encrypted = await collect(
+      options.attachmentsOnly
+        ? encryptParts(message, [recipient], { ...encryptOptions, select: selectAttachments })
+        : encryptMessage(message, [recipient], encryptOptions),
+    );
   } catch (err) {
     if (options.attachmentsOnly && err instanceof Error && /no part matched/.test(err.message)) {
       throw new UserError('message', 'Cannot encrypt the attachments: the message has no attachment (encrypt the whole message instead)');
@@ -81,9 +87,13 @@ export async function signAndEncrypt(profile: UserProfile, original: Uint8Array,
   // What the sending gateway will check (docs/chain.md "Verifying"): fail here, with a clear message, rather than there.
   const check = await verifyUser(signed, {
     now,
-    lookup: (req) => (req.certRef === certRef ? { publicKey: p256PublicKeyFrom(profile.signingCertificate.spki), addresses: profile.signingCertificate.emails } : undefined),
+    lookup: (req) =>
+      req.certRef === certRef
+        ? { publicKey: p256PublicKeyFrom(profile.signingCertificate.spki), addresses: profile.signingCertificate.emails }
+        : undefined,
   });
   if (check.result !== 'pass') throw new UserError('message', `Cannot sign the message: the signature does not verify (${check.summary})`);
-  if (!check.signerMatchesFrom) throw new UserError('message', `Cannot sign the message: its From is not the single address "${profile.address}"`);
+  if (!check.signerMatchesFrom)
+    throw new UserError('message', `Cannot sign the message: its From is not the single address "${profile.address}"`);
   return signed;
 }

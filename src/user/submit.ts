@@ -73,7 +73,10 @@ interface SmtpFailure {
 
 // The server's reply, on one line, shortened: it may quote what we sent, never the password (AUTH data is base64 and not echoed).
 function replyText(text: string | undefined): string {
-  return (text ?? '').replace(/[\r\n]+/g, ' ').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return (text ?? '')
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 200);
 }
 
 /** Submits `message` as is, with an explicit envelope. Throws UserError('smtp') naming the reply code. */
@@ -90,7 +93,8 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
   }
   const base = profile.smtp;
   const merged = { ...(base ?? {}), ...(options.smtp ?? {}) } as Partial<SmtpSettings>;
-  if (!merged.host || !merged.port || !merged.user) throw new UserError('smtp', `Cannot submit: the profile "${profile.dir}" has no complete SMTP settings (host, port, user)`);
+  if (!merged.host || !merged.port || !merged.user)
+    throw new UserError('smtp', `Cannot submit: the profile "${profile.dir}" has no complete SMTP settings (host, port, user)`);
   const settings: SmtpSettings = { security: 'starttls', ...merged } as SmtpSettings;
   const password = options.password ?? smtpPassword(settings, profile.dir, options.env);
   const timeout = options.timeoutMs ?? 30_000;
@@ -123,12 +127,18 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
     const e = err as SmtpFailure;
     const where = `${settings.host}:${settings.port}`;
     if (e.responseCode) {
-      const command = e.command ? replyText(e.command).split(' ')[0] ?? '' : '';
-      const step = e.code === 'EAUTH' ? 'authentication was refused'
-        : command.toUpperCase() === 'STARTTLS' ? 'STARTTLS (required by the profile) was refused'
-          : `the server refused ${command ? `"${command}"` : 'the message'}`;
+      const command = e.command ? (replyText(e.command).split(' ')[0] ?? '') : '';
+      const step =
+        e.code === 'EAUTH'
+          ? 'authentication was refused'
+          : command.toUpperCase() === 'STARTTLS'
+            ? 'STARTTLS (required by the profile) was refused'
+            : `the server refused ${command ? `"${command}"` : 'the message'}`;
       const reply = replyText(e.response);
-      throw new UserError('smtp', `Cannot submit to ${where}: ${step}: ${reply.startsWith(String(e.responseCode)) ? reply : `${e.responseCode} ${reply}`}`.trim());
+      throw new UserError(
+        'smtp',
+        `Cannot submit to ${where}: ${step}: ${reply.startsWith(String(e.responseCode)) ? reply : `${e.responseCode} ${reply}`}`.trim(),
+      );
     }
     throw new UserError('smtp', `Cannot submit to ${where}: ${replyText(e.message ?? String(err))}${e.code ? ` (${e.code})` : ''}`);
   } finally {

@@ -41,7 +41,13 @@ function directoryFor(): Directory {
 
 function client(domain: string, role: 'admin' | 'disclosure' | 'gateway'): KeydClient {
   const o = net.org(domain);
-  return new KeydClient({ url: `https://127.0.0.1:${o.ports.keyd}`, servername: `keyd.${domain}`, cert: o.fx.clients[role].cert, key: o.fx.clients[role].key, ca: o.fx.caPem });
+  return new KeydClient({
+    url: `https://127.0.0.1:${o.ports.keyd}`,
+    servername: `keyd.${domain}`,
+    cert: o.fx.clients[role].cert,
+    key: o.fx.clients[role].key,
+    ca: o.fx.caPem,
+  });
 }
 
 function capture(): CliIo & { text: () => string; errors: () => string } {
@@ -50,10 +56,11 @@ function capture(): CliIo & { text: () => string; errors: () => string } {
   return { out: (t) => out.push(t), err: (t) => err.push(t), text: () => out.join('\n'), errors: () => err.join('\n') };
 }
 
-const abusive = (n: number) => Buffer.from(
-  `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: You have won ${n}\r\nDate: Wed, 25 Nov 2026 10:00:0${n} +0000\r\n` +
-  `Message-ID: <spam-${n}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSend your bank details now (${n})\r\n`,
-);
+const abusive = (n: number) =>
+  Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: You have won ${n}\r\nDate: Wed, 25 Nov 2026 10:00:0${n} +0000\r\n` +
+      `Message-ID: <spam-${n}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSend your bank details now (${n})\r\n`,
+  );
 
 let received: Buffer[] = [];
 let reported: ReportedMessage;
@@ -63,8 +70,20 @@ let B: ReturnType<Network['org']>;
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-abuse-'));
   net = await startNetwork(join(base, 'net'), [
-    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
-    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
+    {
+      domain: 'a.example',
+      users: [
+        { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
+        { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
+      ],
+    },
+    {
+      domain: 'b.example',
+      users: [
+        { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+        { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      ],
+    },
   ]);
   dirA = directoryFor();
   dirB = directoryFor();
@@ -78,7 +97,10 @@ beforeAll(async () => {
   }
   await waitFor(() => B.mailbox.for('bob@b.example').length >= 2 && B.mailbox.for('carol@b.example').length >= 1, 30000);
   // In the order alice sent them (spam-1, spam-2), whatever the order of delivery.
-  received = B.mailbox.for('bob@b.example').map((m) => m.raw).sort((x, y) => (x.includes('<spam-1@') ? -1 : 0) - (y.includes('<spam-1@') ? -1 : 0));
+  received = B.mailbox
+    .for('bob@b.example')
+    .map((m) => m.raw)
+    .sort((x, y) => (x.includes('<spam-1@') ? -1 : 0) - (y.includes('<spam-1@') ? -1 : 0));
   // The abuse contact of a.example's bundle is a mailbox of a.example: registered like any plain user.
   const admin = A.admin();
   await addUser({ keyd: admin, address: 'abuse@a.example', code: 'ABUSE-DESK', identityRef: 'abuse desk', now: new Date() });
@@ -94,7 +116,14 @@ afterAll(async () => {
 describe('b.example reports, a.example resolves', () => {
   beforeAll(async () => {
     reported = await identifyReportedMessage(received[0]!, { lookup: (d) => dirB.lookup(d) });
-    report = await buildAbuseReport({ reported, from: 'abuse@b.example', reportingMta: 'mx.b.example', originalRcptTo: 'bob@b.example', comment: 'Phishing', now: new Date() });
+    report = await buildAbuseReport({
+      reported,
+      from: 'abuse@b.example',
+      reportingMta: 'mx.b.example',
+      originalRcptTo: 'bob@b.example',
+      comment: 'Phishing',
+      now: new Date(),
+    });
   });
 
   test('the report names a.example, its abuse contact, and carries the token and the Message-ID', async () => {
@@ -113,7 +142,13 @@ describe('b.example reports, a.example resolves', () => {
     expect(text).toMatch(/^X-SSMAX-Message-ID: <spam-1@a\.example>$/m);
     expect(text).not.toContain('Send your bank details');
     const parsed = await parseAbuseReport(report);
-    expect(parsed).toMatchObject({ feedbackType: 'abuse', sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<spam-1@a.example>', reportingMta: 'dns; mx.b.example' });
+    expect(parsed).toMatchObject({
+      feedbackType: 'abuse',
+      sealingDomain: 'a.example',
+      trackingToken: reported.trackingToken,
+      messageId: '<spam-1@a.example>',
+      reportingMta: 'dns; mx.b.example',
+    });
     expect(parsed.originalHeaders!.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=1; d=a\.example/);
   });
 
@@ -125,7 +160,9 @@ describe('b.example reports, a.example resolves', () => {
     // Without knowing it is its own delivery, the tool insists on the newest seal matching.
     await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d) })).rejects.toThrow(/does not verify/);
     // Another organisation's transparent line is not ours to vouch for.
-    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(/does not verify/);
+    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(
+      /does not verify/,
+    );
   });
 
   test('a.example resolves the report to alice (operator role): no identity reference, message-id matches, seal verified', async () => {
@@ -193,7 +230,9 @@ describe('clear errors', () => {
       const t = reported.trackingToken;
       const i = 20;
       const forged = t.slice(0, i) + (t[i] === 'A' ? 'B' : 'A') + t.slice(i + 1);
-      await expect(resolveToken(forged, { keyd: admin, domain: 'a.example' })).rejects.toThrow(/Cannot resolve tracking token: forged, damaged, or not minted by a\.example/);
+      await expect(resolveToken(forged, { keyd: admin, domain: 'a.example' })).rejects.toThrow(
+        /Cannot resolve tracking token: forged, damaged, or not minted by a\.example/,
+      );
       await expect(resolveToken('not-a-token', { keyd: admin, domain: 'a.example' })).rejects.toThrow(/not a token of this format/);
     } finally {
       admin.close();
@@ -204,8 +243,12 @@ describe('clear errors', () => {
     // b.example's keyd cannot open a.example's token, and a report about a.example's message is not b.example's to resolve.
     const adminB = client('b.example', 'admin');
     try {
-      await expect(resolveToken(reported.trackingToken, { keyd: adminB, domain: 'b.example' })).rejects.toThrow(/Cannot resolve tracking token: (forged, damaged, or )?not minted by b\.example/);
-      await expect(resolveReport(report, { keyd: adminB, domain: 'b.example' })).rejects.toThrow('Cannot resolve the report: the message was sealed by "a.example", not by b.example');
+      await expect(resolveToken(reported.trackingToken, { keyd: adminB, domain: 'b.example' })).rejects.toThrow(
+        /Cannot resolve tracking token: (forged, damaged, or )?not minted by b\.example/,
+      );
+      await expect(resolveReport(report, { keyd: adminB, domain: 'b.example' })).rejects.toThrow(
+        'Cannot resolve the report: the message was sealed by "a.example", not by b.example',
+      );
     } finally {
       adminB.close();
     }
@@ -223,14 +266,28 @@ describe('clear errors', () => {
   test('a report whose seal does not verify (token pinned on another seal) is refused at a.example', async () => {
     const other = await identifyReportedMessage(received[1]!, { lookup: (d) => dirB.lookup(d) });
     // The token of message 2 with the headers of message 1: seal i=1 does not carry that token.
-    const mixed = await buildAbuseReport({ reported: { ...reported, trackingToken: other.trackingToken }, from: 'abuse@b.example', reportingMta: 'mx.b.example', now: new Date() });
+    const mixed = await buildAbuseReport({
+      reported: { ...reported, trackingToken: other.trackingToken },
+      from: 'abuse@b.example',
+      reportingMta: 'mx.b.example',
+      now: new Date(),
+    });
     const admin = client('a.example', 'admin');
     try {
-      await expect(resolveReport(mixed, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example') })).rejects.toThrow(/not the one in seal i=1/);
+      await expect(resolveReport(mixed, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example') })).rejects.toThrow(
+        /not the one in seal i=1/,
+      );
       // A seal whose tt= was replaced: the signature no longer verifies.
       const headers = reported.headers.toString('latin1').replace(reported.trackingToken, other.trackingToken);
-      const altered = await buildAbuseReport({ reported: { ...reported, trackingToken: other.trackingToken, headers: Buffer.from(headers, 'latin1') }, from: 'abuse@b.example', reportingMta: 'mx.b.example', now: new Date() });
-      await expect(resolveReport(altered, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example') })).rejects.toThrow(/seal i=1 in its original headers does not verify/);
+      const altered = await buildAbuseReport({
+        reported: { ...reported, trackingToken: other.trackingToken, headers: Buffer.from(headers, 'latin1') },
+        from: 'abuse@b.example',
+        reportingMta: 'mx.b.example',
+        now: new Date(),
+      });
+      await expect(resolveReport(altered, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example') })).rejects.toThrow(
+        /seal i=1 in its original headers does not verify/,
+      );
     } finally {
       admin.close();
     }
@@ -239,7 +296,9 @@ describe('clear errors', () => {
 
 describe('tokens are unlinkable', () => {
   test('two messages from alice carry tokens that differ and share no visible structure beyond the format header', async () => {
-    const [t1, t2] = await Promise.all(received.map(async (m) => (await identifyReportedMessage(m, { lookup: (d) => dirB.lookup(d) })).trackingToken));
+    const [t1, t2] = await Promise.all(
+      received.map(async (m) => (await identifyReportedMessage(m, { lookup: (d) => dirB.lookup(d) })).trackingToken),
+    );
     expect(t1).not.toBe(t2);
     const b1 = Buffer.from(t1!, 'base64url');
     const b2 = Buffer.from(t2!, 'base64url');
@@ -262,26 +321,66 @@ describe('CLI and HTTP endpoint', () => {
   beforeAll(() => {
     const A = net.org('a.example');
     const B = net.org('b.example');
-    const pem = (name: string, text: string) => { const p = join(base, name); writeFileSync(p, text); return p; };
+    const pem = (name: string, text: string) => {
+      const p = join(base, name);
+      writeFileSync(p, text);
+      return p;
+    };
     writeFileSync(join(base, 'root.pem'), net.root.certificate.pem);
     const peers = net.orgs.map((o) => `${o.domain}=${o.bundleUrl}`);
     const hosts = net.orgs.map((o) => `ssmax.${o.domain}=127.0.0.1`);
     config = join(base, 'a-abuse.ini');
-    writeFileSync(config, [
-      '[abuse]', 'domain=a.example', 'from=abuse@a.example', 'reporting_mta=mx.a.example',
-      '[keyd]', `url=https://127.0.0.1:${A.ports.keyd}`, 'servername=keyd.a.example', `ca=${join(A.fx.dir, 'org-ca.pem')},${join(A.fx.dir, 'root.pem')}`,
-      `cert=${pem('a-admin.pem', A.fx.clients.admin.cert)}`, `key=${pem('a-admin.key', A.fx.clients.admin.key)}`,
-      `disclosure_cert=${pem('a-disc.pem', A.fx.clients.disclosure.cert)}`, `disclosure_key=${pem('a-disc.key', A.fx.clients.disclosure.key)}`,
-      '[directory]', 'roots=root.pem', 'dns=off', 'fetch_timeout_ms=3000',
-      '[peers]', ...peers, '[hosts]', ...hosts, '',
-    ].join('\n'));
-    writeFileSync(join(base, 'b-abuse.ini'), [
-      '[abuse]', 'domain=b.example', 'from=carol@b.example', 'reporting_mta=mx.b.example',
-      '[submit]', `host=127.0.0.1`, `port=${B.ports.smtp}`, 'user=carol@b.example', `password_file=${pem('carol.pw', 'pw-carol\n')}`,
-      '[server]', 'listen=127.0.0.1:0',
-      '[directory]', 'roots=root.pem', 'dns=off', 'fetch_timeout_ms=3000',
-      '[peers]', ...peers, '[hosts]', ...hosts, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        '[abuse]',
+        'domain=a.example',
+        'from=abuse@a.example',
+        'reporting_mta=mx.a.example',
+        '[keyd]',
+        `url=https://127.0.0.1:${A.ports.keyd}`,
+        'servername=keyd.a.example',
+        `ca=${join(A.fx.dir, 'org-ca.pem')},${join(A.fx.dir, 'root.pem')}`,
+        `cert=${pem('a-admin.pem', A.fx.clients.admin.cert)}`,
+        `key=${pem('a-admin.key', A.fx.clients.admin.key)}`,
+        `disclosure_cert=${pem('a-disc.pem', A.fx.clients.disclosure.cert)}`,
+        `disclosure_key=${pem('a-disc.key', A.fx.clients.disclosure.key)}`,
+        '[directory]',
+        'roots=root.pem',
+        'dns=off',
+        'fetch_timeout_ms=3000',
+        '[peers]',
+        ...peers,
+        '[hosts]',
+        ...hosts,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(base, 'b-abuse.ini'),
+      [
+        '[abuse]',
+        'domain=b.example',
+        'from=carol@b.example',
+        'reporting_mta=mx.b.example',
+        '[submit]',
+        `host=127.0.0.1`,
+        `port=${B.ports.smtp}`,
+        'user=carol@b.example',
+        `password_file=${pem('carol.pw', 'pw-carol\n')}`,
+        '[server]',
+        'listen=127.0.0.1:0',
+        '[directory]',
+        'roots=root.pem',
+        'dns=off',
+        'fetch_timeout_ms=3000',
+        '[peers]',
+        ...peers,
+        '[hosts]',
+        ...hosts,
+        '',
+      ].join('\n'),
+    );
     writeFileSync(join(base, 'received-1.eml'), received[0]!);
   });
 
@@ -308,28 +407,45 @@ describe('CLI and HTTP endpoint', () => {
     expect(io5.text()).toMatch(/report/);
   });
 
-  test('--send submits the report through the gateway to a.example\'s abuse contact', async () => {
+  test("--send submits the report through the gateway to a.example's abuse contact", async () => {
     const A = net.org('a.example');
     const io = capture();
     const code = await main(['abuse', 'report', '--config', join(base, 'b-abuse.ini'), '--send', join(base, 'received-1.eml')], io);
     expect(io.errors()).toMatch(/Message sealed by a\.example/);
     expect(code).toBe(0);
     expect(io.text()).toMatch(/^Report for a\.example sent to abuse@a\.example: 250/);
-    await waitFor(() => A.mailbox.for('abuse@a.example').length >= 1, 30000, () => JSON.stringify(A.mailbox.mails.map((m) => m.to)));
+    await waitFor(
+      () => A.mailbox.for('abuse@a.example').length >= 1,
+      30000,
+      () => JSON.stringify(A.mailbox.mails.map((m) => m.to)),
+    );
     const delivered = A.mailbox.for('abuse@a.example')[0]!.raw;
     const admin = client('a.example', 'admin');
     try {
       // abuse@a.example is a plain mailbox: the report was delivered in transparent mode beneath a.example's seal.
-      const r = await resolveReport(delivered, { keyd: admin, domain: 'a.example', ownBundle: () => dirA.lookup('a.example'), lookup: (d) => dirA.lookup(d) });
+      const r = await resolveReport(delivered, {
+        keyd: admin,
+        domain: 'a.example',
+        ownBundle: () => dirA.lookup('a.example'),
+        lookup: (d) => dirA.lookup(d),
+      });
       expect(r.user.address).toBe('alice@a.example');
       expect(r.messageIdMatches).toBe(true);
-      expect(r.reportChain).toEqual({ domain: 'b.example', summary: expect.stringMatching(/^ssmax-chain=pass header\.d=a\.example header\.i=2 \(transparent copy/) as unknown as string });
+      expect(r.reportChain).toEqual({
+        domain: 'b.example',
+        summary: expect.stringMatching(/^ssmax-chain=pass header\.d=a\.example header\.i=2 \(transparent copy/) as unknown as string,
+      });
       // The same report with b.example's seal altered (its time): the report's own chain fails.
       const text = delivered.toString('latin1');
-      const altered = text.replace(/(SSMAX-Seal: v=1; i=1; d=b\.example;[\s\S]*?\bt=)(\d)/, (_m, a: string, d: string) => `${a}${d === '1' ? '2' : '1'}`);
+      const altered = text.replace(
+        /(SSMAX-Seal: v=1; i=1; d=b\.example;[\s\S]*?\bt=)(\d)/,
+        (_m, a: string, d: string) => `${a}${d === '1' ? '2' : '1'}`,
+      );
       expect(altered).not.toBe(text);
       const tampered = Buffer.from(altered, 'latin1');
-      await expect(resolveReport(tampered, { keyd: admin, domain: 'a.example', lookup: (d) => dirA.lookup(d) })).rejects.toThrow(/^Cannot resolve the report: its own seal chain does not verify \(ssmax-chain=fail/);
+      await expect(resolveReport(tampered, { keyd: admin, domain: 'a.example', lookup: (d) => dirA.lookup(d) })).rejects.toThrow(
+        /^Cannot resolve the report: its own seal chain does not verify \(ssmax-chain=fail/,
+      );
     } finally {
       admin.close();
     }
@@ -338,13 +454,33 @@ describe('CLI and HTTP endpoint', () => {
   test('the HTTP endpoint does the same for a web form or a mail-client button', async () => {
     let server: ReportServer | undefined;
     try {
-      server = await startReportServer({ directory: dirB, from: 'abuse@b.example', reportingMta: 'mx.b.example', host: '127.0.0.1', port: 0 });
-      const res = await fetch(`http://127.0.0.1:${server.port}/v1/abuse/report`, { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: new Uint8Array(received[1]!) });
+      server = await startReportServer({
+        directory: dirB,
+        from: 'abuse@b.example',
+        reportingMta: 'mx.b.example',
+        host: '127.0.0.1',
+        port: 0,
+      });
+      const res = await fetch(`http://127.0.0.1:${server.port}/v1/abuse/report`, {
+        method: 'POST',
+        headers: { 'content-type': 'message/rfc822' },
+        body: new Uint8Array(received[1]!),
+      });
       expect(res.status).toBe(200);
-      const body = (await res.json()) as { sealingDomain: string; abuseContact: string; trackingToken: string; report: string; sent: boolean };
+      const body = (await res.json()) as {
+        sealingDomain: string;
+        abuseContact: string;
+        trackingToken: string;
+        report: string;
+        sent: boolean;
+      };
       expect(body).toMatchObject({ sealingDomain: 'a.example', abuseContact: 'abuse@a.example', sent: false });
       expect(body.report).toContain(`X-SSMAX-Tracking-Token: ${body.trackingToken}`);
-      const bad = await fetch(`http://127.0.0.1:${server.port}/v1/abuse/report`, { method: 'POST', headers: { 'content-type': 'message/rfc822' }, body: new Uint8Array(abusive(4)) });
+      const bad = await fetch(`http://127.0.0.1:${server.port}/v1/abuse/report`, {
+        method: 'POST',
+        headers: { 'content-type': 'message/rfc822' },
+        body: new Uint8Array(abusive(4)),
+      });
       expect(bad.status).toBe(422);
       expect(((await bad.json()) as { error: { message: string } }).error.message).toMatch(/carries no SSMAX-Seal/);
     } finally {
@@ -355,7 +491,10 @@ describe('CLI and HTTP endpoint', () => {
   test('ssmax abuse serve runs the endpoint as a process; --help on every subcommand', async () => {
     const svc = await startService(['abuse', 'serve', '--config', join(base, 'b-abuse.ini')], /abuse endpoint listening on [^:]+:(\d+)/);
     try {
-      const res = await fetch(`http://127.0.0.1:${svc.port}/v1/abuse/report?rcpt=carol%40b.example`, { method: 'POST', body: new Uint8Array(B.mailbox.for('carol@b.example')[0]!.raw) });
+      const res = await fetch(`http://127.0.0.1:${svc.port}/v1/abuse/report?rcpt=carol%40b.example`, {
+        method: 'POST',
+        body: new Uint8Array(B.mailbox.for('carol@b.example')[0]!.raw),
+      });
       const body = (await res.json()) as { sealingDomain: string; chain: string; report: string };
       expect(res.status).toBe(200);
       expect(body.sealingDomain).toBe('a.example');

@@ -33,7 +33,14 @@ function directory(): Directory {
     peers[o.domain] = o.bundleUrl;
     hosts[`ssmax.${o.domain}`] = '127.0.0.1';
   }
-  const d = new Directory({ roots: [net.root.certificate.pem], staticPeers: peers, hosts, resolver: null, fetchTimeoutMs: 3000, retryMs: 0 });
+  const d = new Directory({
+    roots: [net.root.certificate.pem],
+    staticPeers: peers,
+    hosts,
+    resolver: null,
+    fetchTimeoutMs: 3000,
+    retryMs: 0,
+  });
   dirs.push(d);
   return d;
 }
@@ -53,7 +60,9 @@ test('a message sealed three CRLs ago is reported by b.example and resolved by a
   const A = net.org('a.example');
   const B = net.org('b.example');
   const alice = loadUserProfile(A.profiles['alice@a.example']!);
-  const original = Buffer.from('From: alice@a.example\r\nTo: bob@b.example\r\nSubject: Old offer\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <old-offer@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBuy now\r\n');
+  const original = Buffer.from(
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: Old offer\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <old-offer@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBuy now\r\n',
+  );
   const r = await submitMessage(alice, await signAndEncrypt(alice, original, { now: new Date() }), { to: ['bob@b.example'] });
   expect(r.response).toMatch(/^250 /);
   await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 30000);
@@ -63,7 +72,12 @@ test('a message sealed three CRLs ago is reported by b.example and resolved by a
   await new Promise((res) => setTimeout(res, 1100)); // the new CRLs are issued strictly after the seal's second
   for (const n of [2, 3, 4]) {
     const now = Date.now();
-    const crl = createCrl(A.fx.orgCa, { entries: [{ serial: parseCertificate(A.fx.clients.revoked.cert).serial, revokedAt: new Date(now - 60000), reason: 'keyCompromise' }], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * 86400000), crlNumber: n });
+    const crl = createCrl(A.fx.orgCa, {
+      entries: [{ serial: parseCertificate(A.fx.clients.revoked.cert).serial, revokedAt: new Date(now - 60000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + 7 * 86400000),
+      crlNumber: n,
+    });
     writeFileSync(join(A.fx.dir, 'org-ca.crl.pem'), crl.pem, { mode: 0o600 });
     const end = Date.now() + 20000;
     for (;;) {
@@ -76,9 +90,22 @@ test('a message sealed three CRLs ago is reported by b.example and resolved by a
   }
 
   const reported = await identifyReportedMessage(received, { lookup: (d) => directory().lookup(d) });
-  const report = await buildAbuseReport({ reported, from: 'abuse@b.example', reportingMta: 'mx.b.example', originalRcptTo: 'bob@b.example', comment: 'Spam', now: new Date() });
+  const report = await buildAbuseReport({
+    reported,
+    from: 'abuse@b.example',
+    reportingMta: 'mx.b.example',
+    originalRcptTo: 'bob@b.example',
+    comment: 'Spam',
+    now: new Date(),
+  });
   const fresh = directory();
-  const keyd = new KeydClient({ url: `https://127.0.0.1:${A.ports.keyd}`, servername: 'keyd.a.example', cert: A.fx.clients.admin.cert, key: A.fx.clients.admin.key, ca: A.fx.caPem });
+  const keyd = new KeydClient({
+    url: `https://127.0.0.1:${A.ports.keyd}`,
+    servername: 'keyd.a.example',
+    cert: A.fx.clients.admin.cert,
+    key: A.fx.clients.admin.key,
+    ca: A.fx.caPem,
+  });
   try {
     const resolved = await resolveReport(report, { keyd, domain: 'a.example', ownBundle: () => fresh.lookup('a.example') });
     expect(resolved.user.address).toBe('alice@a.example');

@@ -11,36 +11,66 @@ import { resolveToken } from '../../src/abuse/resolve';
 import type { KeydClient } from '../../src/keyd/client';
 
 const reported: ReportedMessage = {
-  sealingDomain: 'a.example', trackingToken: 'AQABxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', messageId: '<m-1@a.example>', abuseContact: 'abuse@a.example',
-  chainSummary: 'ssmax-chain=pass header.d=b.example header.i=2', sealTime: 1764072000,
-  headers: Buffer.from(`SSMAX-Seal: v=1; i=1; d=a.example; ${'x'.repeat(300)}\r\nFrom: alice@a.example\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <m-1@a.example>\r\n\r\n`),
+  sealingDomain: 'a.example',
+  trackingToken: 'AQABxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+  messageId: '<m-1@a.example>',
+  abuseContact: 'abuse@a.example',
+  chainSummary: 'ssmax-chain=pass header.d=b.example header.i=2',
+  sealTime: 1764072000,
+  headers: Buffer.from(
+    `SSMAX-Seal: v=1; i=1; d=a.example; ${'x'.repeat(300)}\r\nFrom: alice@a.example\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <m-1@a.example>\r\n\r\n`,
+  ),
 };
 
 test('a report round-trips: feedback fields and the original header block, byte for byte', async () => {
-  const raw = await buildAbuseReport({ reported, from: 'abuse@b.example', reportingMta: 'mx.b.example', originalRcptTo: 'bob@b.example', comment: 'Phishing — again', now: new Date('2026-11-25T12:00:00Z') });
+  const raw = await buildAbuseReport({
+    reported,
+    from: 'abuse@b.example',
+    reportingMta: 'mx.b.example',
+    originalRcptTo: 'bob@b.example',
+    comment: 'Phishing — again',
+    now: new Date('2026-11-25T12:00:00Z'),
+  });
   const p = await parseAbuseReport(raw);
-  expect(p).toMatchObject({ feedbackType: 'abuse', sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<m-1@a.example>', reportingMta: 'dns; mx.b.example', reporter: 'abuse@b.example' });
+  expect(p).toMatchObject({
+    feedbackType: 'abuse',
+    sealingDomain: 'a.example',
+    trackingToken: reported.trackingToken,
+    messageId: '<m-1@a.example>',
+    reportingMta: 'dns; mx.b.example',
+    reporter: 'abuse@b.example',
+  });
   expect(p.originalHeaders!.toString('latin1')).toBe(reported.headers.toString('latin1').replace(/\r\n\r\n$/, '\r\n'));
   expect(raw.toString('latin1')).toMatch(/^Original-Rcpt-To: bob@b\.example$/m);
 });
 
 test('feedback field values that could inject fields are refused', async () => {
   for (const messageId of ['<a@b>\r\nX-SSMAX-Tracking-Token: forged', '<ä@b>']) {
-    await expect(buildAbuseReport({ reported: { ...reported, messageId }, from: 'abuse@b.example', reportingMta: 'mx.b.example', now: new Date() })).rejects.toThrow(/not printable ASCII/);
+    await expect(
+      buildAbuseReport({ reported: { ...reported, messageId }, from: 'abuse@b.example', reportingMta: 'mx.b.example', now: new Date() }),
+    ).rejects.toThrow(/not printable ASCII/);
   }
 });
 
 test('unreadable reports get a clear error', async () => {
   const plain = Buffer.from('From: x@y.example\r\nSubject: hi\r\n\r\nbody\r\n');
   await expect(parseAbuseReport(plain)).rejects.toThrow('Cannot read the abuse report: content type "text/plain" is not multipart/report');
-  const noToken = Buffer.from('Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n--b--\r\n');
+  const noToken = Buffer.from(
+    'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n--b\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n--b--\r\n',
+  );
   await expect(parseAbuseReport(noToken)).rejects.toThrow(/has no X-SSMAX-Tracking-Token field/);
   await expect(parseAbuseReport('x' as unknown as Uint8Array)).rejects.toThrow(TypeError);
-  await expect(identifyReportedMessage(null as unknown as Uint8Array, { lookup: () => Promise.reject(new Error('no')) })).rejects.toThrow(TypeError);
+  await expect(identifyReportedMessage(null as unknown as Uint8Array, { lookup: () => Promise.reject(new Error('no')) })).rejects.toThrow(
+    TypeError,
+  );
 });
 
 test('a malformed bare token is refused before keyd is asked', async () => {
-  const keyd = { call: () => { throw new Error('keyd must not be called'); } } as unknown as KeydClient;
+  const keyd = {
+    call: () => {
+      throw new Error('keyd must not be called');
+    },
+  } as unknown as KeydClient;
   const err = await resolveToken('not a token!', { keyd, domain: 'a.example' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(AbuseError);
   expect((err as AbuseError).message).toBe('Cannot resolve token "not a token!": not base64url');
@@ -48,14 +78,27 @@ test('a malformed bare token is refused before keyd is asked', async () => {
 
 test('config/ssmax-abuse.ini loads with its defaults', () => {
   const c = loadAbuseConfig(join(__dirname, '..', '..', 'config', 'ssmax-abuse.ini'));
-  expect(c).toMatchObject({ domain: 'a.example', from: 'abuse@a.example', reportingMta: 'mx.a.example', hasDirectory: true, server: { host: '127.0.0.1', port: 8025 } });
+  expect(c).toMatchObject({
+    domain: 'a.example',
+    from: 'abuse@a.example',
+    reportingMta: 'mx.a.example',
+    hasDirectory: true,
+    server: { host: '127.0.0.1', port: 8025 },
+  });
   expect(c.keyd).toMatchObject({ url: 'https://keyd.a.example:7443', timeoutMs: 5000, cert: '/etc/ssmax/pki/admin.pem' });
   expect(c.submit).toBeUndefined();
   expect(c.registry).toMatchObject({ crlDays: 7, certificateDays: 365 });
 });
 
 test('the endpoint: bearer token, paths, methods, empty body, unsealed message', async () => {
-  const server = await startReportServer({ directory: { lookup: () => Promise.reject(new Error('none')) }, from: 'abuse@b.example', reportingMta: 'mx.b.example', host: '127.0.0.1', port: 0, bearerToken: 's3cret' });
+  const server = await startReportServer({
+    directory: { lookup: () => Promise.reject(new Error('none')) },
+    from: 'abuse@b.example',
+    reportingMta: 'mx.b.example',
+    host: '127.0.0.1',
+    port: 0,
+    bearerToken: 's3cret',
+  });
   const url = `http://127.0.0.1:${server.port}`;
   try {
     const auth = { authorization: 'Bearer s3cret' };
@@ -66,9 +109,15 @@ test('the endpoint: bearer token, paths, methods, empty body, unsealed message',
     expect((await fetch(`${url}/v1/abuse/report`, { method: 'POST', headers: auth, body: '' })).status).toBe(400);
     const sendOff = await fetch(`${url}/v1/abuse/report?send=1`, { method: 'POST', headers: auth, body: 'From: a@b.example\r\n\r\nx' });
     expect(sendOff.status).toBe(400);
-    const unsealed = await fetch(`${url}/v1/abuse/report`, { method: 'POST', headers: auth, body: 'From: a@b.example\r\nSubject: x\r\n\r\nx\r\n' });
+    const unsealed = await fetch(`${url}/v1/abuse/report`, {
+      method: 'POST',
+      headers: auth,
+      body: 'From: a@b.example\r\nSubject: x\r\n\r\nx\r\n',
+    });
     expect(unsealed.status).toBe(422);
-    expect(await unsealed.json()).toEqual({ error: { code: 'chain', message: 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender' } });
+    expect(await unsealed.json()).toEqual({
+      error: { code: 'chain', message: 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender' },
+    });
   } finally {
     await server.close();
   }

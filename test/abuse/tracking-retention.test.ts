@@ -18,7 +18,10 @@ function memoryStore(): KeydStore {
   return {
     trackingKeys: {
       get: (v: number) => m.get(v),
-      put: (v: number, r: TrackingKeyRecord) => { m.set(v, r); return Promise.resolve(true); },
+      put: (v: number, r: TrackingKeyRecord) => {
+        m.set(v, r);
+        return Promise.resolve(true);
+      },
       getRange: (o: { reverse?: boolean; limit?: number }) => {
         const keys = [...m.keys()].sort((a, b) => (o.reverse ? b - a : a - b)).slice(0, o.limit ?? Infinity);
         return keys.map((k) => ({ key: k, value: m.get(k)! }));

@@ -37,7 +37,9 @@ describe('structural body hash', () => {
 
   it('changes when one character of the Japanese text changes', async () => {
     const a = await bodyHash(single('text/plain; charset=ISO-2022-JP', '7bit', encodeCharset(JAPANESE, 'iso-2022-jp')));
-    const b = await bodyHash(single('text/plain; charset=ISO-2022-JP', '7bit', encodeCharset(JAPANESE.replace('漢字', '感じ'), 'iso-2022-jp')));
+    const b = await bodyHash(
+      single('text/plain; charset=ISO-2022-JP', '7bit', encodeCharset(JAPANESE.replace('漢字', '感じ'), 'iso-2022-jp')),
+    );
     expect(a).not.toBe(b);
   });
 
@@ -94,15 +96,31 @@ describe('structural body hash', () => {
   });
 
   it('covers the Content-Type name parameter (a client shows it or picks a handler by it), decoded', async () => {
-    const base = await bodyHash(single('application/pdf; name="report.pdf"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'));
-    expect(await bodyHash(single('application/pdf; name="report.exe"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).not.toBe(base);
-    expect(await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).not.toBe(base);
-    expect(await bodyHash(single("application/pdf; name*=utf-8''report.pdf", 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'))).toBe(base);
+    const base = await bodyHash(
+      single('application/pdf; name="report.pdf"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'),
+    );
+    expect(
+      await bodyHash(
+        single('application/pdf; name="report.exe"', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'),
+      ),
+    ).not.toBe(base);
+    expect(
+      await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n')),
+    ).not.toBe(base);
+    expect(
+      await bodyHash(
+        single("application/pdf; name*=utf-8''report.pdf", 'base64', 'AAAA', 'Content-Disposition: attachment; filename="report.pdf"\r\n'),
+      ),
+    ).toBe(base);
   });
 
   it('decodes RFC 2231 and encoded-word filenames to the same name', async () => {
-    const a = await bodyHash(single('application/pdf', 'base64', 'AAAA', "Content-Disposition: attachment; filename*=utf-8''%E5%A0%B1%E5%91%8A.pdf\r\n"));
-    const b = await bodyHash(single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="=?ISO-2022-JP?B?GyRCSnM5cBsoQg==?=.pdf"\r\n'));
+    const a = await bodyHash(
+      single('application/pdf', 'base64', 'AAAA', "Content-Disposition: attachment; filename*=utf-8''%E5%A0%B1%E5%91%8A.pdf\r\n"),
+    );
+    const b = await bodyHash(
+      single('application/pdf', 'base64', 'AAAA', 'Content-Disposition: attachment; filename="=?ISO-2022-JP?B?GyRCSnM5cBsoQg==?=.pdf"\r\n'),
+    );
     expect(a).toBe(b);
   });
 
@@ -113,9 +131,13 @@ describe('structural body hash', () => {
   });
 
   it('hashes an embedded message by structure: its inner parts may be re-encoded, its Subject may not change', async () => {
-    const inner = (cte: string, body: string, subject = 'Inner') => `From: c@c.example\r\nSubject: ${subject}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}`;
+    const inner = (cte: string, body: string, subject = 'Inner') =>
+      `From: c@c.example\r\nSubject: ${subject}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}`;
     const wrap = (message: string, disposition: string) =>
-      Buffer.from(`From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\nContent-Disposition: ${disposition}\r\n\r\n${message}\r\n--x--\r\n`, 'latin1');
+      Buffer.from(
+        `From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: message/rfc822\r\nContent-Disposition: ${disposition}\r\n\r\n${message}\r\n--x--\r\n`,
+        'latin1',
+      );
     const a = await bodyHash(wrap(inner('quoted-printable', 'Caf=C3=A9'), 'inline'));
     const b = await bodyHash(wrap(inner('base64', Buffer.from('Café').toString('base64')), 'inline'));
     const c = await bodyHash(wrap(inner('base64', Buffer.from('Café').toString('base64'), '=?utf-8?Q?Inner?='), 'inline'));
@@ -129,22 +151,38 @@ describe('structural body hash', () => {
 
   it('refuses a multipart without body parts (no boundary, or a boundary that never occurs): its content would be uncovered', async () => {
     const noBoundary = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed\r\n\r\nvisible text\r\n');
-    const wrongBoundary = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--y\r\nContent-Type: text/plain\r\n\r\nhidden\r\n--y--\r\n');
-    await expect(bodyHash(noBoundary)).rejects.toMatchObject({ reason: 'body-unparseable', message: 'Cannot hash body: multipart part 1 has no body parts' });
+    const wrongBoundary = Buffer.from(
+      'From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--y\r\nContent-Type: text/plain\r\n\r\nhidden\r\n--y--\r\n',
+    );
+    await expect(bodyHash(noBoundary)).rejects.toMatchObject({
+      reason: 'body-unparseable',
+      message: 'Cannot hash body: multipart part 1 has no body parts',
+    });
     await expect(bodyHash(wrongBoundary)).rejects.toMatchObject({ reason: 'body-unparseable' });
   });
 
   it('reports duplicate MIME headers in a part as duplicate-header', async () => {
-    const message = Buffer.from('From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nhi\r\n--x--\r\n');
-    await expect(bodyHash(message)).rejects.toMatchObject({ reason: 'duplicate-header', message: 'Cannot hash body: part 1.1 has more than one "content-type" field' });
+    const message = Buffer.from(
+      'From: a@a.example\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nhi\r\n--x--\r\n',
+    );
+    await expect(bodyHash(message)).rejects.toMatchObject({
+      reason: 'duplicate-header',
+      message: 'Cannot hash body: part 1.1 has more than one "content-type" field',
+    });
   });
 
   it(`refuses more than ${CHAIN_LIMITS.maxDepth} levels of nesting and more than ${CHAIN_LIMITS.maxParts} parts`, async () => {
     let deep = 'Content-Type: text/plain\r\n\r\nleaf\r\n';
-    for (let i = 0; i < CHAIN_LIMITS.maxDepth + 1; i++) deep = `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n${deep}\r\n--b${i}--\r\n`;
-    await expect(bodyHash(Buffer.from(`From: a@a.example\r\n${deep}`))).rejects.toMatchObject({ reason: 'limit-exceeded', message: `Cannot hash body: MIME parts nest deeper than ${CHAIN_LIMITS.maxDepth} levels` });
+    for (let i = 0; i < CHAIN_LIMITS.maxDepth + 1; i++)
+      deep = `Content-Type: multipart/mixed; boundary=b${i}\r\n\r\n--b${i}\r\n${deep}\r\n--b${i}--\r\n`;
+    await expect(bodyHash(Buffer.from(`From: a@a.example\r\n${deep}`))).rejects.toMatchObject({
+      reason: 'limit-exceeded',
+      message: `Cannot hash body: MIME parts nest deeper than ${CHAIN_LIMITS.maxDepth} levels`,
+    });
     const many = Array.from({ length: CHAIN_LIMITS.maxParts + 1 }, () => '--b\r\nContent-Type: text/plain\r\n\r\nx\r\n').join('');
-    await expect(bodyHash(Buffer.from(`From: a@a.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${many}--b--\r\n`))).rejects.toMatchObject({ reason: 'limit-exceeded' });
+    await expect(
+      bodyHash(Buffer.from(`From: a@a.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${many}--b--\r\n`)),
+    ).rejects.toMatchObject({ reason: 'limit-exceeded' });
   });
 
   it('refuses a header field longer than the limit', async () => {

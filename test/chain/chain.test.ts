@@ -12,7 +12,18 @@ const opts = { lookup: dir.lookup, now };
 
 async function sealOnce(message: Buffer, org = orgA, extra: { trackingToken?: Uint8Array } = { trackingToken: TRACKING_TOKEN }) {
   const chain = await verifyChain(message, opts);
-  return seal(message, { domain: org.certificate.domain ?? '', certRef: org.certRef, privateKey: org.keys.privateKey, now, verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], chain, ...extra });
+  return seal(message, {
+    domain: org.certificate.domain ?? '',
+    certRef: org.certRef,
+    privateKey: org.keys.privateKey,
+    now,
+    verdicts: [
+      { name: 'dlp', result: 'pass' },
+      { name: 'av', result: 'none' },
+    ],
+    chain,
+    ...extra,
+  });
 }
 
 describe('user signature (hop 0)', () => {
@@ -27,7 +38,12 @@ describe('user signature (hop 0)', () => {
 
   it('reports signerMatchesFrom=false when the certificate is for another address than From', async () => {
     const mallory = makeUser('mallory@a.example');
-    const signed = await signUser(sampleMessage(), { signer: 'mallory@a.example', certRef: mallory.certRef, privateKey: mallory.keys.privateKey, now });
+    const signed = await signUser(sampleMessage(), {
+      signer: 'mallory@a.example',
+      certRef: mallory.certRef,
+      privateKey: mallory.keys.privateKey,
+      now,
+    });
     const result = await verifyUser(signed.message, { lookup: directory(mallory).lookup, now });
     expect(result.result).toBe('pass');
     expect(result.signerMatchesFrom).toBe(false);
@@ -35,10 +51,16 @@ describe('user signature (hop 0)', () => {
 
   it('reports signerMatchesFrom=false when From names two mailboxes, true when only the case differs', async () => {
     const sign = (message: Buffer) => signUser(message, { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now });
-    const two = Buffer.from(sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, `From: Alice <${ALICE}>, Eve <eve@a.example>`), 'latin1');
+    const two = Buffer.from(
+      sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, `From: Alice <${ALICE}>, Eve <eve@a.example>`),
+      'latin1',
+    );
     const twoResult = await verifyUser((await sign(two)).message, opts);
     expect(twoResult).toMatchObject({ result: 'pass', signerMatchesFrom: false });
-    const upper = Buffer.from(sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, 'From: Alice <Alice@A.EXAMPLE>'), 'latin1');
+    const upper = Buffer.from(
+      sampleMessage().toString('latin1').replace(`From: Alice <${ALICE}>`, 'From: Alice <Alice@A.EXAMPLE>'),
+      'latin1',
+    );
     expect(await verifyUser((await sign(upper)).message, opts)).toMatchObject({ result: 'pass', signerMatchesFrom: true });
   });
 
@@ -49,7 +71,7 @@ describe('user signature (hop 0)', () => {
     expect((await verifyUser(stripped, opts)).result).toBe('none');
   });
 
-  it('fails with signature-invalid when signed by a key other than the certificate\'s', async () => {
+  it("fails with signature-invalid when signed by a key other than the certificate's", async () => {
     const other = makeUser(ALICE);
     const signed = await signUser(sampleMessage(), { signer: ALICE, certRef: alice.certRef, privateKey: other.keys.privateKey, now });
     const result = await verifyUser(signed.message, opts);
@@ -68,18 +90,30 @@ describe('user signature (hop 0)', () => {
     const temp = await verifyUser(signed.message, { lookup: () => Promise.reject(new Error('directory down')), now });
     expect(temp).toMatchObject({ result: 'temperror' });
     expect(temp.summary).toBe('ssmax-user=temperror reason="certificate lookup failed: directory down" header.u=alice@a.example');
-    expect(await verifyUser(signed.message, { lookup: () => undefined, now })).toMatchObject({ result: 'fail', reason: 'unknown-certificate' });
+    expect(await verifyUser(signed.message, { lookup: () => undefined, now })).toMatchObject({
+      result: 'fail',
+      reason: 'unknown-certificate',
+    });
   });
 
   it('fails with time-in-future when the signature time is beyond the clock skew', async () => {
-    const signed = await signUser(sampleMessage(), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now: () => now() + 3600_000 });
+    const signed = await signUser(sampleMessage(), {
+      signer: ALICE,
+      certRef: alice.certRef,
+      privateKey: alice.keys.privateKey,
+      now: () => now() + 3600_000,
+    });
     expect(await verifyUser(signed.message, opts)).toMatchObject({ result: 'fail', reason: 'time-in-future' });
   });
 
   it('refuses to sign a message without From, or with two', async () => {
     const noFrom = Buffer.from('To: b@b.example\r\nSubject: x\r\n\r\nhi\r\n');
-    await expect(signUser(noFrom, { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now })).rejects.toThrow('Cannot sign: the message has no From field');
-    await expect(signUser(sampleMessage('From: x@a.example'), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now })).rejects.toThrow('Cannot sign: the message has more than one "from" field');
+    await expect(signUser(noFrom, { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now })).rejects.toThrow(
+      'Cannot sign: the message has no From field',
+    );
+    await expect(
+      signUser(sampleMessage('From: x@a.example'), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now }),
+    ).rejects.toThrow('Cannot sign: the message has more than one "from" field');
   });
 });
 
@@ -92,7 +126,17 @@ describe('seals (hops 1…N)', () => {
     expect(chain.result).toBe('pass');
     expect(chain.summary).toBe('ssmax-chain=pass header.d=a.example header.i=1');
     expect(dir.calls.slice(calls)).toEqual([{ kind: 'seal', certRef: orgA.certRef, time: Math.floor(now() / 1000), domain: 'a.example' }]);
-    expect(chain.instances[0]).toMatchObject({ instance: 1, domain: 'a.example', chainValidation: 'none', trackingToken: Buffer.from(TRACKING_TOKEN).toString('base64url'), verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], matchesMessage: true });
+    expect(chain.instances[0]).toMatchObject({
+      instance: 1,
+      domain: 'a.example',
+      chainValidation: 'none',
+      trackingToken: Buffer.from(TRACKING_TOKEN).toString('base64url'),
+      verdicts: [
+        { name: 'dlp', result: 'pass' },
+        { name: 'av', result: 'none' },
+      ],
+      matchesMessage: true,
+    });
   });
 
   it('seals i=2 over i=1 and reports each instance', async () => {
@@ -111,9 +155,19 @@ describe('seals (hops 1…N)', () => {
     const withCapsule = sampleMessage('SSMAX-Capsule: k=orgB-v1; e=AAAA; f=BBBB');
     const first = await sealOnce(withCapsule);
     // Hop 2 verifies, then re-encrypts: the capsule is replaced before it seals.
-    const reencrypted = Buffer.from(first.message.toString('latin1').replace('k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD'), 'latin1');
+    const reencrypted = Buffer.from(
+      first.message.toString('latin1').replace('k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD'),
+      'latin1',
+    );
     const chainBefore = await verifyChain(first.message, opts);
-    const second = await seal(reencrypted, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [{ name: 'av', result: 'pass' }], chain: chainBefore });
+    const second = await seal(reencrypted, {
+      domain: 'b.example',
+      certRef: orgB.certRef,
+      privateKey: orgB.keys.privateKey,
+      now,
+      verdicts: [{ name: 'av', result: 'pass' }],
+      chain: chainBefore,
+    });
     const chain = await verifyChain(second.message, opts);
     expect(chain.result).toBe('pass');
     expect(chain.instances.map((r) => r.matchesMessage)).toEqual([false, true]);
@@ -126,7 +180,12 @@ describe('seals (hops 1…N)', () => {
     const crlf = Buffer.from(first.message.toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
     expect((await verifyChain(crlf, opts)).result).toBe('pass');
     // Subject moved above To: the order of different names is not covered (as in DKIM).
-    const reordered = Buffer.from(crlf.toString('latin1').replace('To: Bob <bob@b.example>\r\nSubject: Quarterly figures\r\n', 'Subject: Quarterly figures\r\nTo: Bob <bob@b.example>\r\n'), 'latin1');
+    const reordered = Buffer.from(
+      crlf
+        .toString('latin1')
+        .replace('To: Bob <bob@b.example>\r\nSubject: Quarterly figures\r\n', 'Subject: Quarterly figures\r\nTo: Bob <bob@b.example>\r\n'),
+      'latin1',
+    );
     expect(reordered.equals(crlf)).toBe(false);
     expect((await verifyChain(reordered, opts)).result).toBe('pass');
   });
@@ -143,26 +202,39 @@ describe('seals (hops 1…N)', () => {
     const tampered = Buffer.from(first.message.toString('latin1').replace('Quarterly figures', 'Quarterly figurez'), 'latin1');
     const failed = await verifyChain(tampered, opts);
     expect(failed).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
-    await expect(seal(tampered, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [], chain: failed })).rejects.toThrow(SealRefusedError);
+    await expect(
+      seal(tampered, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [], chain: failed }),
+    ).rejects.toThrow(SealRefusedError);
     const none = await verifyChain(sampleMessage(), opts);
-    await expect(seal(first.message, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [], chain: none })).rejects.toThrow('Cannot seal: the chain result given (0 seals) is not the verification of this message (1 seals)');
+    await expect(
+      seal(first.message, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [], chain: none }),
+    ).rejects.toThrow('Cannot seal: the chain result given (0 seals) is not the verification of this message (1 seals)');
   });
 
   it('refuses to seal while the user signature is still on the message', async () => {
     const signed = await signUser(sampleMessage(), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now });
-    await expect(sealOnce(signed.message)).rejects.toThrow('Cannot seal: the message still has an SSMAX-User-Signature field (remove it first, SSMAX §2.2)');
+    await expect(sealOnce(signed.message)).rejects.toThrow(
+      'Cannot seal: the message still has an SSMAX-User-Signature field (remove it first, SSMAX §2.2)',
+    );
   });
 
   it('requires a tracking token at i=1 and refuses one after', async () => {
     await expect(sealOnce(sampleMessage(), orgA, {})).rejects.toThrow('Cannot seal instance 1: a tracking token is required');
     const first = await sealOnce(sampleMessage());
-    await expect(sealOnce(first.message, orgB, { trackingToken: TRACKING_TOKEN })).rejects.toThrow('Cannot seal instance 2: a tracking token is only carried at instance 1');
+    await expect(sealOnce(first.message, orgB, { trackingToken: TRACKING_TOKEN })).rejects.toThrow(
+      'Cannot seal instance 2: a tracking token is only carried at instance 1',
+    );
   });
 
   it('is none without seals, and temperror when the directory is down', async () => {
     expect(await verifyChain(sampleMessage(), opts)).toMatchObject({ result: 'none', summary: 'ssmax-chain=none', instances: [] });
     const first = await sealOnce(sampleMessage());
-    const temp = await verifyChain(first.message, { lookup: () => { throw new Error('timeout'); }, now });
+    const temp = await verifyChain(first.message, {
+      lookup: () => {
+        throw new Error('timeout');
+      },
+      now,
+    });
     expect(temp).toMatchObject({ result: 'temperror' });
     expect(temp.summary).toBe('ssmax-chain=temperror reason="i=1 certificate lookup failed: timeout" header.d=a.example header.i=1');
   });
@@ -170,7 +242,10 @@ describe('seals (hops 1…N)', () => {
   it('fails with certificate-domain-mismatch when the certificate is for another domain than d=', async () => {
     const first = await sealOnce(sampleMessage());
     const lying = directory({ ...orgA, certificate: { ...orgA.certificate, domain: 'evil.example' } });
-    expect(await verifyChain(first.message, { lookup: lying.lookup, now })).toMatchObject({ result: 'fail', reason: 'certificate-domain-mismatch' });
+    expect(await verifyChain(first.message, { lookup: lying.lookup, now })).toMatchObject({
+      result: 'fail',
+      reason: 'certificate-domain-mismatch',
+    });
   });
 });
 
@@ -194,7 +269,10 @@ describe('attacks on the chain', () => {
 
   it('a seal copied from another message fails with header-hash-mismatch', async () => {
     const first = await sealOnce(sampleMessage());
-    const other = Buffer.from(sampleMessage().toString('latin1').replace('<m1@a.example>', '<m2@a.example>').replace('Quarterly figures', 'Invoice'), 'latin1');
+    const other = Buffer.from(
+      sampleMessage().toString('latin1').replace('<m1@a.example>', '<m2@a.example>').replace('Quarterly figures', 'Invoice'),
+      'latin1',
+    );
     const result = await verifyChain(prependField(other, first.field), opts);
     expect(result).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
   });
@@ -210,7 +288,11 @@ describe('attacks on the chain', () => {
     const second = await sealOnce(first.message, orgB, {});
     // Only seal 2 kept: instances are "2", a gap.
     const onlySecond = prependField(sampleMessage(), second.field);
-    expect(await verifyChain(onlySecond, opts)).toMatchObject({ result: 'fail', reason: 'instance-order', detail: 'Seal instances are 2, expected 1 to 1, each once' });
+    expect(await verifyChain(onlySecond, opts)).toMatchObject({
+      result: 'fail',
+      reason: 'instance-order',
+      detail: 'Seal instances are 2, expected 1 to 1, each once',
+    });
     // Seal 1 twice.
     expect(await verifyChain(prependField(first.message, first.field), opts)).toMatchObject({ result: 'fail', reason: 'instance-order' });
     // Seal 2 renumbered to 3 alongside seal 1: the gap is found before any signature.
@@ -221,7 +303,10 @@ describe('attacks on the chain', () => {
   it('swapping the instance numbers of two seals fails: i=1 then needs a tracking token', async () => {
     const first = await sealOnce(sampleMessage());
     const second = await sealOnce(first.message, orgB, {});
-    const swapped = Buffer.from(second.message.toString('latin1').replace('i=2;', 'i=X;').replace('i=1;', 'i=2;').replace('i=X;', 'i=1;'), 'latin1');
+    const swapped = Buffer.from(
+      second.message.toString('latin1').replace('i=2;', 'i=X;').replace('i=1;', 'i=2;').replace('i=X;', 'i=1;'),
+      'latin1',
+    );
     expect(await verifyChain(swapped, opts)).toMatchObject({ result: 'fail', reason: 'tracking-token-position' });
   });
 
@@ -230,14 +315,20 @@ describe('attacks on the chain', () => {
     const second = await sealOnce(first.message, orgB, {});
     const token = /tt=([A-Za-z0-9_-]+);/.exec(first.field)?.[1] ?? '';
     // The token moved from seal 1 to seal 2.
-    const moved = Buffer.from(second.message.toString('latin1').replace(`tt=${token}; `, '').replace('i=2;', `i=2; tt=${token};`), 'latin1');
+    const moved = Buffer.from(
+      second.message.toString('latin1').replace(`tt=${token}; `, '').replace('i=2;', `i=2; tt=${token};`),
+      'latin1',
+    );
     expect(await verifyChain(moved, opts)).toMatchObject({ result: 'fail', reason: 'tracking-token-position' });
   });
 
   it('a changed tracking token at i=1 fails with signature-invalid', async () => {
     const first = await sealOnce(sampleMessage());
     const token = /tt=([A-Za-z0-9_-]+);/.exec(first.field)?.[1] ?? '';
-    const changed = Buffer.from(first.message.toString('latin1').replace(`tt=${token}`, `tt=${Buffer.from('another-users-token').toString('base64url')}`), 'latin1');
+    const changed = Buffer.from(
+      first.message.toString('latin1').replace(`tt=${token}`, `tt=${Buffer.from('another-users-token').toString('base64url')}`),
+      'latin1',
+    );
     expect(await verifyChain(changed, opts)).toMatchObject({ result: 'fail', reason: 'signature-invalid' });
   });
 
@@ -270,7 +361,10 @@ describe('attacks on the chain', () => {
 
   it('a Cc added after sealing fails with header-hash-mismatch (absent headers are signed)', async () => {
     const first = await sealOnce(sampleMessage());
-    expect(await verifyChain(prependField(first.message, 'Cc: mallory@evil.example'), opts)).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
+    expect(await verifyChain(prependField(first.message, 'Cc: mallory@evil.example'), opts)).toMatchObject({
+      result: 'fail',
+      reason: 'header-hash-mismatch',
+    });
   });
 
   it('more than 16 seals is limit-exceeded, before any signature is checked', async () => {

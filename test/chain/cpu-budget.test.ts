@@ -18,14 +18,19 @@ jest.setTimeout(300_000);
 function message(parts: number, partBytes: number): Buffer {
   const line = 'Lorem ipsum dolor sit amet, =C3=A9 consectetur adipiscing elit, sed do=\r\n';
   const part = `--zz\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${line.repeat(Math.ceil(partBytes / line.length))}\r\n`;
-  return Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n${part.repeat(parts)}--zz--\r\n`, 'latin1');
+  return Buffer.from(
+    `From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n${part.repeat(parts)}--zz--\r\n`,
+    'latin1',
+  );
 }
 
 /** Keeps the event loop busy with other work: 8 ms of spinning in every timer turn. */
 function busyProcess(): () => void {
   const timer = setInterval(() => {
     const until = performance.now() + 8;
-    while (performance.now() < until) { /* other connections' work */ }
+    while (performance.now() < until) {
+      /* other connections' work */
+    }
   }, 1);
   return () => clearInterval(timer);
 }
@@ -49,7 +54,9 @@ async function computeAlone(raw: Buffer): Promise<number> {
 /** Spins until the process has used `ms` more CPU time (on a shared machine, wall time is not compute). */
 function compute(ms: number): void {
   const until = cpuMs() + ms;
-  while (cpuMs() < until) { /* compute */ }
+  while (cpuMs() < until) {
+    /* compute */
+  }
 }
 
 describe('per-message CPU budget under load', () => {
@@ -62,7 +69,9 @@ describe('per-message CPU budget under load', () => {
     const started = performance.now();
     let results;
     try {
-      results = await Promise.all(Array.from({ length: 24 }, () => verifyChain(ordinary, { lookup: () => undefined, now, cpuBudgetMs: budget })));
+      results = await Promise.all(
+        Array.from({ length: 24 }, () => verifyChain(ordinary, { lookup: () => undefined, now, cpuBudgetMs: budget })),
+      );
     } finally {
       stop();
     }
@@ -71,7 +80,9 @@ describe('per-message CPU budget under load', () => {
     expect(wall).toBeGreaterThan(4 * budget);
     const refused = results.filter((r) => r.result !== 'none');
     expect(refused).toEqual([]);
-    console.log(`CPU budget under load: the process used ${alone.toFixed(1)} ms of CPU reading one message alone; budget ${budget.toFixed(1)} ms; 24 concurrent on a busy loop took ${wall.toFixed(0)} ms of wall time; none refused`);
+    console.log(
+      `CPU budget under load: the process used ${alone.toFixed(1)} ms of CPU reading one message alone; budget ${budget.toFixed(1)} ms; 24 concurrent on a busy loop took ${wall.toFixed(0)} ms of wall time; none refused`,
+    );
   });
 
   it('a message needing more compute than its budget is still refused under the same load, naming the limit, and the loop keeps turning', async () => {

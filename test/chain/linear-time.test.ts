@@ -54,18 +54,26 @@ function message(headers: string, body: string): Buffer {
 /** Steps over a message body: chain verification reads and hashes it whatever it carries. */
 const BODY_STEPS: Record<string, (body: string) => unknown> = {
   'body hash, text/plain 8bit': (b) => readMessage(message('Content-Type: text/plain; charset=utf-8\r\n', b)),
-  'body hash, quoted-printable': (b) => readMessage(message('Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n', b)),
+  'body hash, quoted-printable': (b) =>
+    readMessage(message('Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n', b)),
   'body hash, base64': (b) => readMessage(message('Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n', b)),
   'body hash, format=flowed': (b) => readMessage(message('Content-Type: text/plain; format=flowed; delsp=yes\r\n', b)),
-  'body hash, multipart': (b) => readMessage(message('Content-Type: multipart/mixed; boundary=zz\r\n', `--zz\r\nContent-Type: text/html\r\n\r\n${b}\r\n--zz--\r\n`)),
-  'body hash, embedded message': (b) => readMessage(message('Content-Type: message/rfc822\r\n', `Subject: x\r\nContent-Type: text/plain\r\n\r\n${b}`)),
+  'body hash, multipart': (b) =>
+    readMessage(message('Content-Type: multipart/mixed; boundary=zz\r\n', `--zz\r\nContent-Type: text/html\r\n\r\n${b}\r\n--zz--\r\n`)),
+  'body hash, embedded message': (b) =>
+    readMessage(message('Content-Type: message/rfc822\r\n', `Subject: x\r\nContent-Type: text/plain\r\n\r\n${b}`)),
   'chain verification': (b) => verifyChain(message('Content-Type: text/plain\r\n', b), { lookup: () => undefined, now }),
 };
 
 /** Steps over header-like and armoured text (their own size limits are lifted so the run reaches them). */
 const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'relaxed header canonicalisation': (t) => canonicalizeRelaxed(`X-Test${t}:${t}`),
-  'envelope header block': (t) => listCapsules(Buffer.from(`Subject: ${t.replace(/\r\n|\r|\n/g, '\r\n ')}\r\n\r\nx`, 'latin1'), { ...DEFAULT_LIMITS, maxHeaderBlock: 64 * MB, maxHeaderLength: 64 * MB }),
+  'envelope header block': (t) =>
+    listCapsules(Buffer.from(`Subject: ${t.replace(/\r\n|\r|\n/g, '\r\n ')}\r\n\r\nx`, 'latin1'), {
+      ...DEFAULT_LIMITS,
+      maxHeaderBlock: 64 * MB,
+      maxHeaderLength: 64 * MB,
+    }),
   'PEM armour': (t) => fromPemAll(`-----BEGIN CERTIFICATE-----${t}`, 'CERTIFICATE'),
   'trailing line ends': (t) => withoutTrailingLineEnds(t),
   'HTML to text (inspection)': (t) => htmlText(`<p>${t}<`),
@@ -111,7 +119,10 @@ const REPS = FULL ? 3 : 2;
  * CPU time at 1 MB and 4 MB, the sizes interleaved REPS times and the
  * fastest of each kept; linear growth gives about 4, quadratic about 16.
  */
-async function growth(run: (input: string) => unknown, shape: (size: number) => string): Promise<{ small: number; large: number; ratio: number }> {
+async function growth(
+  run: (input: string) => unknown,
+  shape: (size: number) => string,
+): Promise<{ small: number; large: number; ratio: number }> {
   const smallInput = shape(MB);
   const largeInput = shape(4 * MB);
   await cpuTime(() => run(smallInput)); // warm-up: compile the code paths first
@@ -145,7 +156,8 @@ const STEP_SHAPES: Record<string, readonly string[]> = {
   'PEM armour': ['LF run', 'BEGIN lines without END'],
   'clamd answer, trailing NULs': ['NUL run'],
 };
-const shapesFor = (step: string) => Object.entries(SHAPES).filter(([name]) => FULL || DEFAULT_SHAPES.includes(name) || (STEP_SHAPES[step] ?? []).includes(name));
+const shapesFor = (step: string) =>
+  Object.entries(SHAPES).filter(([name]) => FULL || DEFAULT_SHAPES.includes(name) || (STEP_SHAPES[step] ?? []).includes(name));
 
 describe('time grows linearly with the size of hostile input (1 MB vs 4 MB)', () => {
   jest.setTimeout(900_000);
@@ -163,31 +175,66 @@ describe('time grows linearly with the size of hostile input (1 MB vs 4 MB)', ()
 describe('the loops replacing patterns answer as the patterns did (on short input, where the patterns are fast)', () => {
   const text = fc.array(fc.constantFrom('<', '>', 'a', ' ', '\r', '\n', '\t', '\r\n'), { maxLength: 40 }).map((a) => a.join(''));
   it('withoutTrailingLineEnds removes trailing CRLFs as /(?:CRLF)+$/ did', () => {
-    fc.assert(fc.property(text, (t) => expect(withoutTrailingLineEnds(t)).toBe(t.replace(/(?:\r\n)+$/, ''))), { numRuns: 500 });
+    fc.assert(
+      fc.property(text, (t) => expect(withoutTrailingLineEnds(t)).toBe(t.replace(/(?:\r\n)+$/, ''))),
+      { numRuns: 500 },
+    );
   });
   it('pemTexts finds the blocks /-----BEGIN ([A-Z0-9 ]+)-----[\\s\\S]+?-----END \\1-----\\n?/g found', () => {
-    const pemish = fc.array(fc.constantFrom('-----BEGIN A-----', '-----END A-----', '-----BEGIN B C-----', '-----END B C-----', '-----BEGIN -----', '-----END ', '-----', 'x', '\n', 'A', ' '), { maxLength: 24 }).map((a) => a.join(''));
-    const old = (t: string) => [...t.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
-    fc.assert(fc.property(pemish, (t) => {
-      expect(pemTexts(t)).toEqual(old(t));
-      expect(pemTexts(t, 'A')).toEqual([...t.matchAll(/-----BEGIN A-----[\s\S]+?-----END A-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`)));
-    }), { numRuns: 3000 });
+    const pemish = fc
+      .array(
+        fc.constantFrom(
+          '-----BEGIN A-----',
+          '-----END A-----',
+          '-----BEGIN B C-----',
+          '-----END B C-----',
+          '-----BEGIN -----',
+          '-----END ',
+          '-----',
+          'x',
+          '\n',
+          'A',
+          ' ',
+        ),
+        { maxLength: 24 },
+      )
+      .map((a) => a.join(''));
+    const old = (t: string) =>
+      [...t.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----[\s\S]+?-----END \1-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+    fc.assert(
+      fc.property(pemish, (t) => {
+        expect(pemTexts(t)).toEqual(old(t));
+        expect(pemTexts(t, 'A')).toEqual(
+          [...t.matchAll(/-----BEGIN A-----[\s\S]+?-----END A-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`)),
+        );
+      }),
+      { numRuns: 3000 },
+    );
   });
   it('withoutTrailingNuls removes what /\\0+$/ removed', () => {
     const nuls = fc.array(fc.constantFrom('\0', 'a', '\n'), { maxLength: 20 }).map((a) => a.join(''));
-    fc.assert(fc.property(nuls, (t) => expect(withoutTrailingNuls(t)).toBe(t.replace(/\0+$/, ''))), { numRuns: 500 });
+    fc.assert(
+      fc.property(nuls, (t) => expect(withoutTrailingNuls(t)).toBe(t.replace(/\0+$/, ''))),
+      { numRuns: 500 },
+    );
   });
   it('relaxed canonicalisation trims spaces and tabs off the name as before', () => {
-    fc.assert(fc.property(text, text, (name, value) => {
-      const n = name.replace(/:/g, '');
-      expect(canonicalizeRelaxed(`${n}:${value}`).split(':')[0]).toBe(n.replace(/[ \t]+$/, '').toLowerCase());
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(text, text, (name, value) => {
+        const n = name.replace(/:/g, '');
+        expect(canonicalizeRelaxed(`${n}:${value}`).split(':')[0]).toBe(n.replace(/[ \t]+$/, '').toLowerCase());
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
 describe('per-message CPU budget', () => {
   it('a message whose reading passes the budget is refused naming the limit, and the event loop keeps turning', async () => {
-    const big = message('Content-Type: multipart/mixed; boundary=zz\r\n', `${'--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'.concat(repeat('a= \r\n', 64 * 1024), '\r\n').repeat(40)}--zz--\r\n`);
+    const big = message(
+      'Content-Type: multipart/mixed; boundary=zz\r\n',
+      `${'--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'.concat(repeat('a= \r\n', 64 * 1024), '\r\n').repeat(40)}--zz--\r\n`,
+    );
     let ticks = 0;
     const timer = setInterval(() => ticks++, 5);
     const started = performance.now();
@@ -205,8 +252,15 @@ describe('per-message CPU budget', () => {
 
   it('the gateway answers such a message with a permanent 5xx naming the limit', async () => {
     const big = message('Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n', repeat('a= \r\n', 8 * MB));
-    const deps = { config: { cpuBudgetMs: 20 }, clock: () => new Date(), directory: { lookup: () => Promise.reject(new Error('not reached')) } } as unknown as GatewayDeps;
-    const refusal = await verifySeals(deps, big).then(() => undefined, (err: unknown) => err);
+    const deps = {
+      config: { cpuBudgetMs: 20 },
+      clock: () => new Date(),
+      directory: { lookup: () => Promise.reject(new Error('not reached')) },
+    } as unknown as GatewayDeps;
+    const refusal = await verifySeals(deps, big).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(refusal).toBeInstanceOf(GatewayError);
     // A message limit: a permanent refusal (552 5.3.4 in the gateway's table) whose text names the budget.
     expect((refusal as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });

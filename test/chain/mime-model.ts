@@ -131,12 +131,16 @@ function renderPart(part: Part, choices: EncodingChoices): string {
       const possible = charsetsFor(part.text);
       const charset = possible[choices.pick(possible.length)] ?? 'utf-8';
       const { cte, body } = transferEncode(encodeCharset(part.text, charset), true, choices);
-      const disposition = part.disposition ? `Content-Disposition: ${part.disposition}${part.filename ? filenameParams(part.filename, choices) : ''}\r\n` : '';
+      const disposition = part.disposition
+        ? `Content-Disposition: ${part.disposition}${part.filename ? filenameParams(part.filename, choices) : ''}\r\n`
+        : '';
       return `Content-Type: text/${part.subtype}; charset=${charset}\r\nContent-Transfer-Encoding: ${cte}\r\n${disposition}\r\n${body}`;
     }
     case 'binary': {
       const { cte, body } = transferEncode(Buffer.from(part.bytes), false, choices);
-      const disposition = part.disposition ? `Content-Disposition: ${part.disposition}${part.filename ? filenameParams(part.filename, choices) : ''}\r\n` : '';
+      const disposition = part.disposition
+        ? `Content-Disposition: ${part.disposition}${part.filename ? filenameParams(part.filename, choices) : ''}\r\n`
+        : '';
       return `Content-Type: ${part.contentType}\r\nContent-Transfer-Encoding: ${cte}\r\n${disposition}\r\n${body}`;
     }
   }

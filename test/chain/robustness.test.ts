@@ -16,12 +16,18 @@ const RESULTS = ['pass', 'fail', 'temperror', 'none'];
 
 describe('misuse throws a precise error', () => {
   it.each([undefined, null, 'From: a@b\r\n\r\nx', 42, {}, [1, 2]])('verifyChain and verifyUser reject %p as a message', async (input) => {
-    await expect(verifyChain(input as never, { lookup, now })).rejects.toThrow(new TypeError('Cannot verify: the message must be a Uint8Array'));
-    await expect(verifyUser(input as never, { lookup, now })).rejects.toThrow(new TypeError('Cannot verify: the message must be a Uint8Array'));
+    await expect(verifyChain(input as never, { lookup, now })).rejects.toThrow(
+      new TypeError('Cannot verify: the message must be a Uint8Array'),
+    );
+    await expect(verifyUser(input as never, { lookup, now })).rejects.toThrow(
+      new TypeError('Cannot verify: the message must be a Uint8Array'),
+    );
   });
 
   it('seal rejects a missing chain result', async () => {
-    await expect(seal(sampleMessage(), { chain: undefined } as never)).rejects.toThrow('Cannot seal: options.chain must be the result of verifyChain');
+    await expect(seal(sampleMessage(), { chain: undefined } as never)).rejects.toThrow(
+      'Cannot seal: options.chain must be the result of verifyChain',
+    );
   });
 
   it('parsers reject a non-string value with ChainFormatError', () => {
@@ -42,11 +48,21 @@ describe('malformed input gives a result, never an exception', () => {
   });
 
   it('arbitrary SSMAX-Seal and SSMAX-User-Signature values', async () => {
-    const value = fc.oneof(fc.string({ maxLength: 300 }), fc.array(fc.constantFrom('v=1', 'i=1', 'i=2', 'd=a.example', 'cv=none', 'vd=', 'tt=AA', 'h=from', 'b=', ';', ' ', '\r\n ', '='), { maxLength: 20 }).map((parts) => parts.join('; ')));
+    const value = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc
+        .array(fc.constantFrom('v=1', 'i=1', 'i=2', 'd=a.example', 'cv=none', 'vd=', 'tt=AA', 'h=from', 'b=', ';', ' ', '\r\n ', '='), {
+          maxLength: 20,
+        })
+        .map((parts) => parts.join('; ')),
+    );
     await fc.assert(
       fc.asyncProperty(value, value, async (sealValue, userValue) => {
         const clean = (v: string) => v.replace(/\r?\n(?![ \t])/g, ' ');
-        const message = prependField(prependField(sampleMessage(), `SSMAX-Seal:${clean(sealValue)}`), `SSMAX-User-Signature:${clean(userValue)}`);
+        const message = prependField(
+          prependField(sampleMessage(), `SSMAX-Seal:${clean(sealValue)}`),
+          `SSMAX-User-Signature:${clean(userValue)}`,
+        );
         const chain = await verifyChain(message, { lookup, now });
         const user = await verifyUser(message, { lookup, now });
         expect(chain.result).toBe('fail');

@@ -23,7 +23,25 @@ const orgB = makeOrg('b.example');
 const opts = { lookup: directory(alice, orgA, orgB).lookup, now };
 
 // No "-" (boundaries start with it), no lone CR/LF: line breaks are CRLF.
-const CHARS = [...'abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789.,:;!?()', 'é', 'ü', 'ß', '日', '本', '語', 'の', 'テ', 'キ', 'ス', 'ト', 'あ', 'い', '漢', '字', '\r\n'];
+const CHARS = [
+  ...'abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789.,:;!?()',
+  'é',
+  'ü',
+  'ß',
+  '日',
+  '本',
+  '語',
+  'の',
+  'テ',
+  'キ',
+  'ス',
+  'ト',
+  'あ',
+  'い',
+  '漢',
+  '字',
+  '\r\n',
+];
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 const textArb = fc.array(fc.constantFrom(...CHARS), { maxLength: 120 }).map((chars) => chars.join(''));
@@ -33,16 +51,37 @@ const dispositionArb = fc.option(fc.constantFrom('inline' as const, 'attachment'
 const partArb: fc.Arbitrary<Part> = fc.letrec<{ part: Part }>((tie) => ({
   part: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
-    fc.record({ kind: fc.constant('text' as const), subtype: fc.constantFrom('plain' as const, 'html' as const), text: textArb, filename: filenameArb, disposition: dispositionArb }).map((p) => (p.disposition ? p : { kind: p.kind, subtype: p.subtype, text: p.text })),
+    fc
+      .record({
+        kind: fc.constant('text' as const),
+        subtype: fc.constantFrom('plain' as const, 'html' as const),
+        text: textArb,
+        filename: filenameArb,
+        disposition: dispositionArb,
+      })
+      .map((p) => (p.disposition ? p : { kind: p.kind, subtype: p.subtype, text: p.text })),
+    fc
+      .record({
+        kind: fc.constant('binary' as const),
+        contentType: fc.constantFrom('application/octet-stream', 'image/png', 'application/pdf', 'application/ssmax-encrypted; v=1'),
+        bytes: fc.uint8Array({ maxLength: 200 }),
+        filename: filenameArb,
+        disposition: dispositionArb,
+      })
+      .map((p) => (p.disposition ? p : { kind: p.kind, contentType: p.contentType, bytes: p.bytes })),
     fc.record({
-      kind: fc.constant('binary' as const),
-      contentType: fc.constantFrom('application/octet-stream', 'image/png', 'application/pdf', 'application/ssmax-encrypted; v=1'),
-      bytes: fc.uint8Array({ maxLength: 200 }),
-      filename: filenameArb,
-      disposition: dispositionArb,
-    }).map((p) => (p.disposition ? p : { kind: p.kind, contentType: p.contentType, bytes: p.bytes })),
-    fc.record({ kind: fc.constant('multipart' as const), subtype: fc.constantFrom('mixed' as const, 'alternative' as const, 'related' as const), children: fc.array(tie('part'), { minLength: 1, maxLength: 3 }) }),
-    fc.record({ kind: fc.constant('message' as const), headers: fc.constant([['From', 'c@c.example'], ['Subject', 'Forwarded']] as const), body: tie('part') }),
+      kind: fc.constant('multipart' as const),
+      subtype: fc.constantFrom('mixed' as const, 'alternative' as const, 'related' as const),
+      children: fc.array(tie('part'), { minLength: 1, maxLength: 3 }),
+    }),
+    fc.record({
+      kind: fc.constant('message' as const),
+      headers: fc.constant([
+        ['From', 'c@c.example'],
+        ['Subject', 'Forwarded'],
+      ] as const),
+      body: tie('part'),
+    }),
   ),
 })).part;
 
@@ -68,7 +107,15 @@ const messageArb: fc.Arbitrary<Message> = fc
 
 async function sealFirst(raw: Buffer) {
   const chain = await verifyChain(raw, opts);
-  return seal(raw, { domain: 'a.example', certRef: orgA.certRef, privateKey: orgA.keys.privateKey, now, verdicts: [{ name: 'dlp', result: 'pass' }], trackingToken: TRACKING_TOKEN, chain });
+  return seal(raw, {
+    domain: 'a.example',
+    certRef: orgA.certRef,
+    privateKey: orgA.keys.privateKey,
+    now,
+    verdicts: [{ name: 'dlp', result: 'pass' }],
+    trackingToken: TRACKING_TOKEN,
+    chain,
+  });
 }
 
 // ---- mutations a reader would see -------------------------------------------------------
@@ -105,7 +152,15 @@ const mutations: Record<string, Mutation> = {
     return { ...m, headers: m.headers.map(([n, v], i) => [n, i === index ? `${v}x` : v] as const) };
   },
   'add a protected header': (m, pick) => {
-    const extra = choose([['Cc', 'mallory@evil.example'], ['To', 'mallory@evil.example'], ['SSMAX-Capsule', 'k=evil; e=AA; f=BB'], ['Reply-To', 'mallory@evil.example']] as const, pick);
+    const extra = choose(
+      [
+        ['Cc', 'mallory@evil.example'],
+        ['To', 'mallory@evil.example'],
+        ['SSMAX-Capsule', 'k=evil; e=AA; f=BB'],
+        ['Reply-To', 'mallory@evil.example'],
+      ] as const,
+      pick,
+    );
     return extra ? { ...m, headers: [...m.headers, extra] } : undefined;
   },
   'remove a protected header': (m, pick) => {
@@ -119,18 +174,26 @@ const mutations: Record<string, Mutation> = {
     return { ...m, headers: [...others, ...capsules.reverse()] };
   },
   'remove a MIME part': (m, pick) => {
-    const path = choose(multiparts(m.body).filter((p) => {
-      let node: Part | undefined = m.body;
-      for (const i of p) node = node?.kind === 'multipart' ? node.children[i] : node?.kind === 'message' ? node.body : undefined;
-      return node?.kind === 'multipart' && node.children.length >= 2;
-    }), pick);
+    const path = choose(
+      multiparts(m.body).filter((p) => {
+        let node: Part | undefined = m.body;
+        for (const i of p) node = node?.kind === 'multipart' ? node.children[i] : node?.kind === 'message' ? node.body : undefined;
+        return node?.kind === 'multipart' && node.children.length >= 2;
+      }),
+      pick,
+    );
     if (!path) return undefined;
     return { ...m, body: update(m.body, path, (p) => (p.kind === 'multipart' ? { ...p, children: p.children.slice(1) } : p)) };
   },
   'add a MIME part': (m, pick) => {
     const path = choose(multiparts(m.body), pick);
     if (!path) return undefined;
-    return { ...m, body: update(m.body, path, (p) => (p.kind === 'multipart' ? { ...p, children: [...p.children, { kind: 'text', subtype: 'plain', text: 'added' }] } : p)) };
+    return {
+      ...m,
+      body: update(m.body, path, (p) =>
+        p.kind === 'multipart' ? { ...p, children: [...p.children, { kind: 'text', subtype: 'plain', text: 'added' }] } : p,
+      ),
+    };
   },
   'reorder MIME parts': (m, pick) => {
     const path = choose(multiparts(m.body), pick);
@@ -152,8 +215,14 @@ const mutations: Record<string, Mutation> = {
     return {
       ...m,
       body: update(m.body, path, (p) => {
-        if (p.kind === 'text') return which === 0 ? { ...p, subtype: p.subtype === 'plain' ? 'html' : 'plain' } : { ...p, disposition: p.disposition === 'attachment' ? 'inline' : 'attachment', filename: `${p.filename ?? 'x'}.exe` };
-        if (p.kind === 'binary') return which === 0 ? { ...p, contentType: 'application/x-msdownload' } : { ...p, disposition: p.disposition === 'attachment' ? 'inline' : 'attachment', filename: `${p.filename ?? 'x'}.exe` };
+        if (p.kind === 'text')
+          return which === 0
+            ? { ...p, subtype: p.subtype === 'plain' ? 'html' : 'plain' }
+            : { ...p, disposition: p.disposition === 'attachment' ? 'inline' : 'attachment', filename: `${p.filename ?? 'x'}.exe` };
+        if (p.kind === 'binary')
+          return which === 0
+            ? { ...p, contentType: 'application/x-msdownload' }
+            : { ...p, disposition: p.disposition === 'attachment' ? 'inline' : 'attachment', filename: `${p.filename ?? 'x'}.exe` };
         return p;
       }),
     };
@@ -220,18 +289,32 @@ describe('round trip through re-encoding (property)', () => {
   });
 
   it('the relay is not a no-op on content: tampering after it still fails', async () => {
-    const model: Message = { headers: [['From', ALICE], ['To', 'bob@b.example']], body: { kind: 'text', subtype: 'plain', text: '日本語のテキスト' } };
+    const model: Message = {
+      headers: [
+        ['From', ALICE],
+        ['To', 'bob@b.example'],
+      ],
+      body: { kind: 'text', subtype: 'plain', text: '日本語のテキスト' },
+    };
     const sealed = await sealFirst(render(model, seededChoices(3)));
     const relayed = await relay(sealed.message, seededChoices(5));
     expect((await verifyChain(relayed, opts)).result).toBe('pass');
-    const tampered = await relay(Buffer.from(sealed.message.toString('latin1').replace('To: bob@b.example', 'To: eve@b.example'), 'latin1'), seededChoices(5));
+    const tampered = await relay(
+      Buffer.from(sealed.message.toString('latin1').replace('To: bob@b.example', 'To: eve@b.example'), 'latin1'),
+      seededChoices(5),
+    );
     expect(await verifyChain(tampered, opts)).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
   });
 
   it('a user-signed message re-encoded still verifies', async () => {
     await fc.assert(
       fc.asyncProperty(messageArb, fc.integer({ min: 1 }), fc.integer({ min: 1 }), async (model, seedA, seedB) => {
-        const signed = await signUser(render(model, seededChoices(seedA)), { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now });
+        const signed = await signUser(render(model, seededChoices(seedA)), {
+          signer: ALICE,
+          certRef: alice.certRef,
+          privateKey: alice.keys.privateKey,
+          now,
+        });
         const relayed = prependField(render(model, seededChoices(seedB)), signed.field);
         const result = await verifyUser(relayed, opts);
         expect(result.result).toBe('pass');
@@ -247,7 +330,14 @@ describe('round trip through re-encoding (property)', () => {
         const first = await sealFirst(render(model, seededChoices(s1)));
         const atB = prependField(render(model, seededChoices(s2)), first.field);
         const chain = await verifyChain(atB, opts);
-        const second = await seal(atB, { domain: 'b.example', certRef: orgB.certRef, privateKey: orgB.keys.privateKey, now, verdicts: [{ name: 'av', result: 'pass' }], chain });
+        const second = await seal(atB, {
+          domain: 'b.example',
+          certRef: orgB.certRef,
+          privateKey: orgB.keys.privateKey,
+          now,
+          verdicts: [{ name: 'av', result: 'pass' }],
+          chain,
+        });
         const delivered = prependField(prependField(render(model, seededChoices(s3)), first.field), second.field);
         expect((await verifyChain(delivered, opts)).summary).toBe('ssmax-chain=pass header.d=b.example header.i=2');
       }),
@@ -258,14 +348,20 @@ describe('round trip through re-encoding (property)', () => {
   it.each(Object.keys(mutations))('%s after sealing fails verification', async (name) => {
     const mutate = mutations[name] as Mutation;
     await fc.assert(
-      fc.asyncProperty(messageArb, fc.integer({ min: 1 }), fc.integer({ min: 1 }), fc.integer({ min: 1 }), async (model, seedA, seedB, seedM) => {
-        const mutated = mutate(model, seededChoices(seedM).pick);
-        fc.pre(mutated !== undefined);
-        const sealed = await sealFirst(render(model, seededChoices(seedA)));
-        const tampered = prependField(render(mutated as Message, seededChoices(seedB)), sealed.field);
-        const result = await verifyChain(tampered, opts);
-        expect(result.result).toBe('fail');
-      }),
+      fc.asyncProperty(
+        messageArb,
+        fc.integer({ min: 1 }),
+        fc.integer({ min: 1 }),
+        fc.integer({ min: 1 }),
+        async (model, seedA, seedB, seedM) => {
+          const mutated = mutate(model, seededChoices(seedM).pick);
+          fc.pre(mutated !== undefined);
+          const sealed = await sealFirst(render(model, seededChoices(seedA)));
+          const tampered = prependField(render(mutated as Message, seededChoices(seedB)), sealed.field);
+          const result = await verifyChain(tampered, opts);
+          expect(result.result).toBe('fail');
+        },
+      ),
       { numRuns: runs(25) },
     );
   });

@@ -15,7 +15,15 @@ const dir = directory(org);
 
 async function sealedBh(original: Buffer, changed: Buffer): Promise<string> {
   const chain = await verifyChain(original, { lookup: dir.lookup, now });
-  const out = await seal(changed, { domain: 'a.example', certRef: org.certRef, privateKey: org.keys.privateKey, now, verdicts: [], chain, trackingToken: new Uint8Array(8) });
+  const out = await seal(changed, {
+    domain: 'a.example',
+    certRef: org.certRef,
+    privateKey: org.keys.privateKey,
+    now,
+    verdicts: [],
+    chain,
+    trackingToken: new Uint8Array(8),
+  });
   const field = out.field;
   return parseSeal(field.slice(field.indexOf(':') + 1)).bodyHash;
 }
@@ -71,16 +79,25 @@ describe('the body hash of verification is reused by seal only when it is still 
         async (edit, n) => {
           let changed: string;
           switch (edit) {
-            case 'subject': changed = s.replace('Subject: Quarterly figures', `Subject: v${n}`); break;
-            case 'content-type-param': changed = s.replace(/^(Content-Type: multipart\/mixed;)/im, `$1 x-note="${n}";`); break;
-            case 'add-field': changed = `X-Hop: ${n}\r\n${s}`; break;
-            case 'mime-version': changed = s.replace(/^MIME-Version: 1\.0/im, 'MIME-Version: 1.0 (edited)'); break;
+            case 'subject':
+              changed = s.replace('Subject: Quarterly figures', `Subject: v${n}`);
+              break;
+            case 'content-type-param':
+              changed = s.replace(/^(Content-Type: multipart\/mixed;)/im, `$1 x-note="${n}";`);
+              break;
+            case 'add-field':
+              changed = `X-Hop: ${n}\r\n${s}`;
+              break;
+            case 'mime-version':
+              changed = s.replace(/^MIME-Version: 1\.0/im, 'MIME-Version: 1.0 (edited)');
+              break;
             case 'body-byte': {
               const at = headEnd + (n % (s.length - headEnd));
               changed = s.slice(0, at) + (s[at] === 'a' ? 'b' : 'a') + s.slice(at + 1);
               break;
             }
-            default: changed = s;
+            default:
+              changed = s;
           }
           const message = Buffer.from(changed, 'latin1');
           let fresh: string;

@@ -9,7 +9,21 @@ const H = PROTECTED_HEADERS.join(':');
 const TT = Buffer.from('token').toString('base64url');
 
 function sealValue(overrides: Record<string, string | undefined> = {}): string {
-  const tags: Record<string, string | undefined> = { v: '1', i: '1', d: 'a.example', c: H32, t: '1764072000', cv: 'none', vd: 'dlp:pass,av:none', tt: TT, h: H, hh: H32, bh: H32, b: B64, ...overrides };
+  const tags: Record<string, string | undefined> = {
+    v: '1',
+    i: '1',
+    d: 'a.example',
+    c: H32,
+    t: '1764072000',
+    cv: 'none',
+    vd: 'dlp:pass,av:none',
+    tt: TT,
+    h: H,
+    hh: H32,
+    bh: H32,
+    b: B64,
+    ...overrides,
+  };
   return ` ${Object.entries(tags)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${v}`)
@@ -17,7 +31,17 @@ function sealValue(overrides: Record<string, string | undefined> = {}): string {
 }
 
 function userValue(overrides: Record<string, string | undefined> = {}): string {
-  const tags: Record<string, string | undefined> = { v: '1', u: 'alice@a.example', c: H32, t: '1764072000', h: H, hh: H32, bh: H32, b: B64, ...overrides };
+  const tags: Record<string, string | undefined> = {
+    v: '1',
+    u: 'alice@a.example',
+    c: H32,
+    t: '1764072000',
+    h: H,
+    hh: H32,
+    bh: H32,
+    b: B64,
+    ...overrides,
+  };
   return ` ${Object.entries(tags)
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k}=${v}`)
@@ -28,7 +52,17 @@ describe('seal grammar', () => {
   it('parses a well-formed seal, folded anywhere between tags', () => {
     const folded = sealValue().replace(/; /g, ';\r\n\t ');
     const seal = parseSeal(folded);
-    expect(seal).toMatchObject({ instance: 1, domain: 'a.example', chainValidation: 'none', trackingToken: TT, verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], time: 1764072000 });
+    expect(seal).toMatchObject({
+      instance: 1,
+      domain: 'a.example',
+      chainValidation: 'none',
+      trackingToken: TT,
+      verdicts: [
+        { name: 'dlp', result: 'pass' },
+        { name: 'av', result: 'none' },
+      ],
+      time: 1764072000,
+    });
     expect(seal.signedHeaders).toEqual(PROTECTED_HEADERS);
   });
 
@@ -48,9 +82,15 @@ describe('seal grammar', () => {
     [{ c: `${H32.slice(0, -1)}+` }, `Cannot parse seal "c=${H32.slice(0, -1)}+": tag "c" is not canonical base64url`],
     [{ t: '-5' }, 'Cannot parse seal "t=-5": tag "t" is not a Unix time in seconds'],
     [{ cv: 'neutral' }, 'Cannot parse seal "cv=neutral": tag "cv" is not one of none, pass, fail'],
-    [{ vd: 'dlp:ok' }, 'Cannot parse seal "vd=dlp:ok": tag "vd" has a result "ok" for "dlp" that is not one of pass, fail, none, no-consent, temperror'],
+    [
+      { vd: 'dlp:ok' },
+      'Cannot parse seal "vd=dlp:ok": tag "vd" has a result "ok" for "dlp" that is not one of pass, fail, none, no-consent, temperror',
+    ],
     [{ vd: 'dlp:pass,dlp:fail' }, 'Cannot parse seal "vd=dlp:pass,dlp:fail": tag "vd" names "dlp" twice'],
-    [{ vd: 'DLP:pass' }, 'Cannot parse seal "vd=DLP:pass": tag "vd" has a verdict name "DLP" that is not 1-32 lowercase letters, digits and "-"'],
+    [
+      { vd: 'DLP:pass' },
+      'Cannot parse seal "vd=DLP:pass": tag "vd" has a verdict name "DLP" that is not 1-32 lowercase letters, digits and "-"',
+    ],
     [{ b: H32 }, `Cannot parse seal "b=${H32}": tag "b" is not 64 bytes`],
   ])('rejects %j with a precise error', (overrides, message) => {
     expect(() => parseSeal(sealValue(overrides))).toThrow(message);
@@ -58,27 +98,45 @@ describe('seal grammar', () => {
 
   it('quotes a long offending tag shortened to 80 characters', () => {
     const value = `h=${H}:from`;
-    expect(() => parseSeal(sealValue({ h: `${H}:from` }))).toThrow(`Cannot parse seal "${value.slice(0, 79)}…": tag "h" names "from" twice`);
+    expect(() => parseSeal(sealValue({ h: `${H}:from` }))).toThrow(
+      `Cannot parse seal "${value.slice(0, 79)}…": tag "h" names "from" twice`,
+    );
   });
 
   it('rejects structural malformations with a precise error', () => {
-    expect(() => parseSeal(sealValue({ bh: undefined }))).toThrow(`Cannot parse seal "${sealValue({ bh: undefined }).trim().slice(0, 79)}…": tag "bh" is missing`);
+    expect(() => parseSeal(sealValue({ bh: undefined }))).toThrow(
+      `Cannot parse seal "${sealValue({ bh: undefined }).trim().slice(0, 79)}…": tag "bh" is missing`,
+    );
     expect(() => parseSeal(`${sealValue()};`)).toThrow('it ends with ";"');
     expect(() => parseSeal(sealValue().replace('; d=', '; ; d='))).toThrow('tag 3 is empty');
     expect(() => parseSeal(sealValue().replace('d=a.example', 'd a.example'))).toThrow('Cannot parse seal "d a.example": tag 3 has no "="');
-    expect(() => parseSeal(sealValue().replace('d=a.example', 'd=a.example; d=b.example'))).toThrow('Cannot parse seal "d=b.example": tag "d" appears twice');
+    expect(() => parseSeal(sealValue().replace('d=a.example', 'd=a.example; d=b.example'))).toThrow(
+      'Cannot parse seal "d=b.example": tag "d" appears twice',
+    );
     expect(() => parseSeal(`${sealValue()}; l=100`)).toThrow('Cannot parse seal "l=100": tag "l" is unknown in version 1');
     expect(() => parseSeal(sealValue().replace(' v=1; i=1;', ' i=1; v=1;'))).toThrow('Cannot parse seal "i=1": the first tag is not "v"');
     expect(() => parseSeal(sealValue().replace('d=a.example', 'd=a. example'))).toThrow('tag "d" contains whitespace');
-    expect(() => parseSeal(sealValue().replace('d=a.example', 'd=a.ex\u00e4mple'))).toThrow('it contains a character outside printable ASCII');
+    expect(() => parseSeal(sealValue().replace('d=a.example', 'd=a.ex\u00e4mple'))).toThrow(
+      'it contains a character outside printable ASCII',
+    );
     expect(() => parseSeal(sealValue().replace('; d=', ';\r\nd='))).toThrow('a line break is not followed by whitespace');
     expect(() => parseSeal(sealValue().replace('D=', 'd='))).not.toThrow();
     expect(() => parseSeal(sealValue().replace('d=', 'D='))).toThrow('tag name "D" is not lowercase letters');
   });
 
   it('gives the reason tracking-token-position for a token outside instance 1, or none at 1', () => {
-    expect(() => parseSeal(sealValue({ i: '2', cv: 'pass' }))).toThrow(expect.objectContaining({ reason: 'tracking-token-position', message: `Cannot parse seal "tt=${TT}": tag "tt" is only allowed at instance 1` }));
-    expect(() => parseSeal(sealValue({ tt: undefined }))).toThrow(expect.objectContaining({ reason: 'tracking-token-position', message: 'Cannot parse seal "i=1": tag "tt" is required at instance 1' }));
+    expect(() => parseSeal(sealValue({ i: '2', cv: 'pass' }))).toThrow(
+      expect.objectContaining({
+        reason: 'tracking-token-position',
+        message: `Cannot parse seal "tt=${TT}": tag "tt" is only allowed at instance 1`,
+      }),
+    );
+    expect(() => parseSeal(sealValue({ tt: undefined }))).toThrow(
+      expect.objectContaining({
+        reason: 'tracking-token-position',
+        message: 'Cannot parse seal "i=1": tag "tt" is required at instance 1',
+      }),
+    );
   });
 
   it('gives the reason protected-header-uncovered when h= leaves out a protected header', () => {
@@ -88,10 +146,14 @@ describe('seal grammar', () => {
   });
 
   it('gives the reason limit-exceeded for an over-long field, too many verdicts or too long a token', () => {
-    expect(() => parseSeal(`${sealValue()}${' '.repeat(CHAIN_LIMITS.maxAuthHeaderLength)}`)).toThrow(expect.objectContaining({ reason: 'limit-exceeded' }));
+    expect(() => parseSeal(`${sealValue()}${' '.repeat(CHAIN_LIMITS.maxAuthHeaderLength)}`)).toThrow(
+      expect.objectContaining({ reason: 'limit-exceeded' }),
+    );
     const vd = Array.from({ length: CHAIN_LIMITS.maxVerdicts + 1 }, (_, i) => `x${i}:pass`).join(',');
     expect(() => parseSeal(sealValue({ vd }))).toThrow(expect.objectContaining({ reason: 'limit-exceeded' }));
-    expect(() => parseSeal(sealValue({ tt: 'A'.repeat(CHAIN_LIMITS.maxTrackingTokenChars + 4) }))).toThrow(expect.objectContaining({ reason: 'limit-exceeded' }));
+    expect(() => parseSeal(sealValue({ tt: 'A'.repeat(CHAIN_LIMITS.maxTrackingTokenChars + 4) }))).toThrow(
+      expect.objectContaining({ reason: 'limit-exceeded' }),
+    );
   });
 });
 

@@ -20,8 +20,28 @@ const load = <T>(name: string): T => JSON.parse(readFileSync(join(DIR, name), 'u
 const file = (name: string): Buffer => readFileSync(join(DIR, name));
 const value = (field: string): string => field.slice(field.indexOf(':') + 1);
 
-interface BodyVector { file: string; bodyHash: string; structure: unknown }
-interface SignatureVector { message: string; publicKey: string; certRef: string; nowMs: number; field: string; headerHash: string; bodyHash: string; protectedHeaderBlock?: string; signedForm?: string; signingInput?: string; domain?: string; certificateAddresses?: string[]; trackingToken?: string; summary?: string; recipients?: { addresses: string[]; key: string; field: string; commitment: string } }
+interface BodyVector {
+  file: string;
+  bodyHash: string;
+  structure: unknown;
+}
+interface SignatureVector {
+  message: string;
+  publicKey: string;
+  certRef: string;
+  nowMs: number;
+  field: string;
+  headerHash: string;
+  bodyHash: string;
+  protectedHeaderBlock?: string;
+  signedForm?: string;
+  signingInput?: string;
+  domain?: string;
+  certificateAddresses?: string[];
+  trackingToken?: string;
+  summary?: string;
+  recipients?: { addresses: string[]; key: string; field: string; commitment: string };
+}
 
 const bodyVectors = load<{ vectors: BodyVector[] }>('body-hash.json').vectors;
 const user = load<SignatureVector>('user-signature.json');
@@ -37,7 +57,16 @@ describe('body hash vectors', () => {
 
   it('covers the required samples, and the three Japanese charsets give one hash', () => {
     const names = bodyVectors.map((v) => v.file);
-    expect(names).toEqual(expect.arrayContaining(['mime/mixed-attachments.eml', 'mime/alternative.eml', 'mime/nested-rfc822.eml', 'mime/japanese-iso-2022-jp.eml', 'mime/japanese-shift_jis.eml', 'mime/japanese-euc-jp.eml']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'mime/mixed-attachments.eml',
+        'mime/alternative.eml',
+        'mime/nested-rfc822.eml',
+        'mime/japanese-iso-2022-jp.eml',
+        'mime/japanese-shift_jis.eml',
+        'mime/japanese-euc-jp.eml',
+      ]),
+    );
     const japanese = bodyVectors.filter((v) => v.file.includes('japanese')).map((v) => v.bodyHash);
     expect(japanese).toHaveLength(3);
     expect(new Set(japanese).size).toBe(1);
@@ -59,8 +88,13 @@ describe('user signature vector', () => {
   });
 
   it('verifies under the pinned key, directly and through verifyUser', async () => {
-    expect(verifyP256(publicKey, Buffer.from(user.signedForm ?? '', 'latin1'), decodeBase64url(fields.signature) ?? new Uint8Array())).toBe(true);
-    const result = await verifyUser(prependField(file(user.message), user.field), { lookup: (r) => (r.certRef === user.certRef ? { publicKey, addresses: user.certificateAddresses ?? [] } : undefined), now: () => user.nowMs });
+    expect(verifyP256(publicKey, Buffer.from(user.signedForm ?? '', 'latin1'), decodeBase64url(fields.signature) ?? new Uint8Array())).toBe(
+      true,
+    );
+    const result = await verifyUser(prependField(file(user.message), user.field), {
+      lookup: (r) => (r.certRef === user.certRef ? { publicKey, addresses: user.certificateAddresses ?? [] } : undefined),
+      now: () => user.nowMs,
+    });
     expect(result).toMatchObject({ result: 'pass', signerMatchesFrom: true });
   });
 });
@@ -68,7 +102,12 @@ describe('user signature vector', () => {
 describe('seal vectors', () => {
   const key1 = createPublicKey(seal1.publicKey);
   const key2 = createPublicKey(seal2.publicKey);
-  const lookup = (r: { certRef: string }) => (r.certRef === seal1.certRef ? { publicKey: key1, domain: seal1.domain } : r.certRef === seal2.certRef ? { publicKey: key2, domain: seal2.domain } : undefined);
+  const lookup = (r: { certRef: string }) =>
+    r.certRef === seal1.certRef
+      ? { publicKey: key1, domain: seal1.domain }
+      : r.certRef === seal2.certRef
+        ? { publicKey: key2, domain: seal2.domain }
+        : undefined;
   const first = parseSeal(value(seal1.field));
   const second = parseSeal(value(seal2.field));
 
@@ -80,7 +119,9 @@ describe('seal vectors', () => {
     expect(read.bodyHash).toBe(seal1.bodyHash);
     expect(first.trackingToken).toBe(seal1.trackingToken);
     expect(sealSigningInput([], first.tags).toString('latin1')).toBe(seal1.signingInput);
-    expect(verifyP256(key1, Buffer.from(seal1.signingInput ?? '', 'latin1'), decodeBase64url(first.signature) ?? new Uint8Array())).toBe(true);
+    expect(verifyP256(key1, Buffer.from(seal1.signingInput ?? '', 'latin1'), decodeBase64url(first.signature) ?? new Uint8Array())).toBe(
+      true,
+    );
     const chain = await verifyChain(prependField(file(seal1.message), seal1.field), { lookup, now: () => seal1.nowMs });
     expect(chain.summary).toBe(seal1.summary);
     expect(chain.result).toBe('pass');
@@ -93,13 +134,18 @@ describe('seal vectors', () => {
     expect(recipientCommitment(r.addresses.map((a) => recipientTag(key, a)))).toBe(r.commitment);
     expect(bindRecipients(r.addresses, key)).toEqual({ commitment: r.commitment, field: r.field });
     const opening = parseRecipients(r.field.slice(r.field.indexOf(':') + 1));
-    expect(checkRecipients(opening, r.commitment, ['bob@b.example', 'carol@b.example'])).toEqual({ bound: ['bob@b.example'], unbound: ['carol@b.example'] });
+    expect(checkRecipients(opening, r.commitment, ['bob@b.example', 'carol@b.example'])).toEqual({
+      bound: ['bob@b.example'],
+      unbound: ['carol@b.example'],
+    });
   });
 
   it('seal i=2 signs seal i=1 and verifies over it', async () => {
     expect(sealSigningInput([first], second.tags).toString('latin1')).toBe(seal2.signingInput);
     expect(seal2.signingInput?.startsWith(`${signedForm('seal', first.tags, false)}\r\n`)).toBe(true);
-    expect(verifyP256(key2, Buffer.from(seal2.signingInput ?? '', 'latin1'), decodeBase64url(second.signature) ?? new Uint8Array())).toBe(true);
+    expect(verifyP256(key2, Buffer.from(seal2.signingInput ?? '', 'latin1'), decodeBase64url(second.signature) ?? new Uint8Array())).toBe(
+      true,
+    );
     const message = prependField(prependField(file(seal2.message), seal1.field), seal2.field);
     const chain = await verifyChain(message, { lookup, now: () => seal2.nowMs });
     expect(chain.summary).toBe(seal2.summary);

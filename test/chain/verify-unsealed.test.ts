@@ -13,7 +13,15 @@ const dir = directory(org);
 
 async function sealedOnce(message: Buffer): Promise<{ message: Buffer; field: string }> {
   const chain = await verifyUnsealed(message, {});
-  const out = await seal(message, { domain: 'a.example', certRef: org.certRef, privateKey: org.keys.privateKey, now, verdicts: [], chain, trackingToken: TRACKING_TOKEN });
+  const out = await seal(message, {
+    domain: 'a.example',
+    certRef: org.certRef,
+    privateKey: org.keys.privateKey,
+    now,
+    verdicts: [],
+    chain,
+    trackingToken: TRACKING_TOKEN,
+  });
   return { message: Buffer.from(out.message), field: out.field };
 }
 
@@ -38,7 +46,11 @@ test('a message that carries a seal: fail (malformed) naming the seals, with not
 });
 
 test('a message over the limits of the chain (more MIME parts than allowed): the same failure verifyChain gives', async () => {
-  const many = Buffer.concat([Buffer.from('MIME-Version: 1.0\r\nFrom: alice@a.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n'), ...Array.from({ length: 1100 }, () => Buffer.from('--b\r\nContent-Type: text/plain\r\n\r\nx\r\n')), Buffer.from('--b--\r\n')]);
+  const many = Buffer.concat([
+    Buffer.from('MIME-Version: 1.0\r\nFrom: alice@a.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n'),
+    ...Array.from({ length: 1100 }, () => Buffer.from('--b\r\nContent-Type: text/plain\r\n\r\nx\r\n')),
+    Buffer.from('--b--\r\n'),
+  ]);
   const unsealed = await verifyUnsealed(many, {});
   const verified = await verifyChain(many, { lookup: dir.lookup, now });
   expect(unsealed).toMatchObject({ result: 'fail', reason: 'limit-exceeded' }); // more MIME parts than CHAIN_LIMITS.maxParts

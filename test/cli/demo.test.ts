@@ -24,7 +24,7 @@ test('ssmax demo --help and a bad option', async () => {
   expect(await main(['demo', '--nope'], io)).toBe(64);
 });
 
-test('ssmax demo --dir X --keep runs again in the same folder (the earlier run\'s files are replaced); a folder with other files is refused', async () => {
+test("ssmax demo --dir X --keep runs again in the same folder (the earlier run's files are replaced); a folder with other files is refused", async () => {
   const dir = join(mkdtempSync(join(tmpdir(), 'ssmax-demo-keep-')), 'demo');
   const run = async () => {
     const out: string[] = [];

@@ -44,10 +44,13 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
   const compose = parse(text, { merge: true }) as { name: string; services: Record<string, Service>; volumes: Record<string, unknown> };
   const s = compose.services;
   /** container path → source, for one service */
-  const mounts = (svc: Service) => new Map((svc.volumes ?? []).map((v) => {
-    const [source, target] = v.replace(/\$\{SSMAX_ORG:-[^}]*\}/, 'ORG').split(':') as [string, string]; // ${VAR:-default} holds a colon
-    return [target, source];
-  }));
+  const mounts = (svc: Service) =>
+    new Map(
+      (svc.volumes ?? []).map((v) => {
+        const [source, target] = v.replace(/\$\{SSMAX_ORG:-[^}]*\}/, 'ORG').split(':') as [string, string]; // ${VAR:-default} holds a colon
+        return [target, source];
+      }),
+    );
   const mountedUnder = (svc: Service, path: string) => [...mounts(svc).keys()].find((t) => path === t || path.startsWith(`${t}/`));
 
   test('states its format (Compose v2) and has gateway, keyd, publisher, inspector, clamd, built from this repository', () => {
@@ -68,7 +71,9 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
       const config = cmd[cmd.indexOf('--config') + 1] as string;
       const at = mountedUnder(s[name]!, posix.dirname(config));
       expect({ name, config, mounted: at !== undefined }).toEqual({ name, config, mounted: true });
-      const help = spawnSync(process.execPath, [join(root, 'bin', 'ssmax'), ...cmd.slice(2, cmd.indexOf('--config')), '--help'], { encoding: 'utf8' });
+      const help = spawnSync(process.execPath, [join(root, 'bin', 'ssmax'), ...cmd.slice(2, cmd.indexOf('--config')), '--help'], {
+        encoding: 'utf8',
+      });
       expect({ name, status: help.status }).toEqual({ name, status: 0 });
     }
     const gw = s.gateway!;
@@ -80,7 +85,7 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
     for (const svc of Object.values(s)) for (const v of svc.volumes ?? []) if (v.includes('${SSMAX_ORG')) expect(v).toMatch(/:ro$/); // the organisation's files: read-only
   });
 
-  test('every state folder is on a named volume declared at the top (the shipped configs\' defaults where they are absolute)', () => {
+  test("every state folder is on a named volume declared at the top (the shipped configs' defaults where they are absolute)", () => {
     const named = (svc: Service, path: string) => {
       const source = mounts(svc).get(path);
       return source !== undefined && Object.prototype.hasOwnProperty.call(compose.volumes, source) ? source : undefined;
@@ -93,7 +98,9 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
     expect(named(s.gateway!, '/var/lib/ssmax/haraka/ssmax-state')).toBe('gateway-state'); // setupGateway: <haraka>/ssmax-state
     expect(named(s.gateway!, '/var/lib/ssmax/haraka/queue')).toBe('gateway-queue'); // Haraka's default queue_dir: <haraka>/queue
     expect(named(s.clamd!, '/var/lib/clamav')).toBe('clamav-db');
-    const used = Object.values(s).flatMap((svc) => [...mounts(svc).values()]).filter((src) => !src.includes('/'));
+    const used = Object.values(s)
+      .flatMap((svc) => [...mounts(svc).values()])
+      .filter((src) => !src.includes('/'));
     expect(used.sort()).toEqual(Object.keys(compose.volumes).sort());
   });
 
@@ -111,9 +118,16 @@ describe('docker/org.compose.yaml: one deployable organisation', () => {
     expect(s.keyd!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9521\/health\/ready/);
     expect(s.publisher!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9522\/health\/ready/);
     expect(s.inspector!.healthcheck!.test.join(' ')).toMatch(/http:\/\/127\.0\.0\.1:9523\/health\/ready/);
-    for (const name of ['gateway', 'keyd', 'publisher', 'inspector']) expect(s[name]!.healthcheck!.test.join(' ')).not.toMatch(/connect\(|startsWith\('220'\)/);
+    for (const name of ['gateway', 'keyd', 'publisher', 'inspector'])
+      expect(s[name]!.healthcheck!.test.join(' ')).not.toMatch(/connect\(|startsWith\('220'\)/);
     expect(s.clamd!.healthcheck!.test.join(' ')).toMatch(/PING/);
-    const after = (svc: string) => Object.entries(s[svc]!.depends_on ?? {}).map(([dep, c]) => { expect(c.condition).toBe('service_healthy'); return dep; }).sort();
+    const after = (svc: string) =>
+      Object.entries(s[svc]!.depends_on ?? {})
+        .map(([dep, c]) => {
+          expect(c.condition).toBe('service_healthy');
+          return dep;
+        })
+        .sort();
     expect(after('publisher')).toEqual(['keyd']);
     expect(after('inspector')).toEqual(['clamd', 'keyd']);
     expect(after('gateway')).toEqual(['inspector', 'keyd']);

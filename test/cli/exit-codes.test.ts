@@ -24,7 +24,11 @@ const MESSAGE = join(dir, 'message.eml');
 writeFileSync(INVALID, '[nothing]\nx=1\n');
 writeFileSync(MESSAGE, 'From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\n\r\nhello\r\n');
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 function ssmax(args: readonly string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
@@ -32,10 +36,17 @@ function ssmax(args: readonly string[]): Promise<Run> {
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => proc.kill('SIGKILL'), 60000);
-    proc.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    proc.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    proc.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     proc.once('error', reject);
-    proc.once('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    proc.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -99,7 +110,9 @@ test('an invalid config file (a required key missing): 78 from every command, na
   runs.forEach((r, i) => {
     expect({ args: WITH_CONFIG[i], code: r.code }).toEqual({ args: WITH_CONFIG[i], code: EXIT.config });
     expect(r.stderr).toContain(INVALID);
-    expect(r.stderr).toMatch(/\[[a-z_]+\] [a-z_]+: is required|\[[a-z_]+\] [a-z_]+(, or [a-z_ ,]+)? is required|a \[directory\] section|unknown section \[nothing\]/);
+    expect(r.stderr).toMatch(
+      /\[[a-z_]+\] [a-z_]+: is required|\[[a-z_]+\] [a-z_]+(, or [a-z_ ,]+)? is required|a \[directory\] section|unknown section \[nothing\]/,
+    );
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     noStackTrace(r);
   });
@@ -107,15 +120,29 @@ test('an invalid config file (a required key missing): 78 from every command, na
 
 test('bad arguments: 64 from every command and subcommand (unknown option, unknown subcommand, nothing given)', async () => {
   const cases: string[][] = [
-    [], ['nope'],
-    ...['abuse', 'ca', 'console', 'directory', 'inspector', 'keyd', 'publish', 'quarantine', 'registry', 'user'].flatMap((g) => [[g], [g, 'no-such-subcommand']]),
-    ['abuse', 'report', '--bogus'], ['abuse', 'resolve', '--bogus'], ['abuse', 'serve', '--bogus'],
+    [],
+    ['nope'],
+    ...['abuse', 'ca', 'console', 'directory', 'inspector', 'keyd', 'publish', 'quarantine', 'registry', 'user'].flatMap((g) => [
+      [g],
+      [g, 'no-such-subcommand'],
+    ]),
+    ['abuse', 'report', '--bogus'],
+    ['abuse', 'resolve', '--bogus'],
+    ['abuse', 'serve', '--bogus'],
     ...['init-root', 'init-org', 'issue', 'revoke', 'crl', 'bundle', 'verify'].map((s) => ['ca', s, '--bogus']),
-    ['crypto', 'demo', '--bogus'], ['crypto', 'demo', '--backend', 'nope'], ['demo', '--bogus'],
-    ['directory', 'status', '--bogus'], ['directory', 'lookup', '--bogus'], ['inspector', 'run', '--bogus'], ['console', 'run', '--bogus'],
-    ...['run', 'init-master', 'backup-master', 'restore-master', 'rotate'].map((s) => ['keyd', s, '--bogus']), ['keyd', 'audit', 'verify', '--bogus'],
-    ['publish', 'run', '--bogus'], ['publish', 'run'],
-    ['quarantine', 'list', '--bogus'], ['quarantine', 'list'],
+    ['crypto', 'demo', '--bogus'],
+    ['crypto', 'demo', '--backend', 'nope'],
+    ['demo', '--bogus'],
+    ['directory', 'status', '--bogus'],
+    ['directory', 'lookup', '--bogus'],
+    ['inspector', 'run', '--bogus'],
+    ['console', 'run', '--bogus'],
+    ...['run', 'init-master', 'backup-master', 'restore-master', 'rotate'].map((s) => ['keyd', s, '--bogus']),
+    ['keyd', 'audit', 'verify', '--bogus'],
+    ['publish', 'run', '--bogus'],
+    ['publish', 'run'],
+    ['quarantine', 'list', '--bogus'],
+    ['quarantine', 'list'],
     ...['add', 'show', 'suspend', 'reinstate', 'revoke'].map((s) => ['registry', s, '--bogus']),
     ...['init', 'sign-encrypt', 'send', 'open', 'update-bundle'].map((s) => ['user', s, '--bogus']),
   ];
@@ -145,7 +172,11 @@ test('missing inputs are 66, outputs that exist 73; `quarantine list` of a missi
     [['user', 'sign-encrypt', '--profile', missingDir], EXIT.noInput, /no such folder/],
     [['ca', 'crl', '--ca', missingDir], EXIT.noInput, /Cannot read CA certificate/],
     [['ca', 'verify', '--root', join(missingDir, 'root.pem'), '--cert', MESSAGE], EXIT.noInput, /Cannot read certificate file/],
-    [['keyd', 'restore-master', '--out', join(dir, 'restored.key'), join(missingDir, 'share-1.txt')], EXIT.noInput, /Cannot read share file/],
+    [
+      ['keyd', 'restore-master', '--out', join(dir, 'restored.key'), join(missingDir, 'share-1.txt')],
+      EXIT.noInput,
+      /Cannot read share file/,
+    ],
     [['keyd', 'init-master', '--out', MESSAGE], EXIT.cantCreate, /the file exists/],
   ];
   const runs = await runAll(cases.map((c) => c[0]));
@@ -161,17 +192,42 @@ test('missing inputs are 66, outputs that exist 73; `quarantine list` of a missi
 test('output folders are created: backup-master --out-dir, init-master and restore-master --out in folders that do not exist yet', async () => {
   const fx = provisionOrg(join(dir, 'org'), { domain: 'a.example' });
   const sharesDir = join(dir, 'new', 'shares');
-  const backup = await ssmax(['keyd', 'backup-master', '--config', fx.configFile, '--shares', '3', '--threshold', '2', '--out-dir', sharesDir]);
+  const backup = await ssmax([
+    'keyd',
+    'backup-master',
+    '--config',
+    fx.configFile,
+    '--shares',
+    '3',
+    '--threshold',
+    '2',
+    '--out-dir',
+    sharesDir,
+  ]);
   expect(backup.stderr).toBe('');
   expect(backup.code).toBe(0);
   expect(statSync(sharesDir).mode & 0o777).toBe(0o700);
   for (const n of [1, 2, 3]) expect(statSync(join(sharesDir, `share-${n}.txt`)).mode & 0o777).toBe(0o600);
   const restoredFile = join(dir, 'elsewhere', 'deeper', 'master.key');
-  const restore = await ssmax(['keyd', 'restore-master', '--out', restoredFile, join(sharesDir, 'share-1.txt'), join(sharesDir, 'share-3.txt')]);
+  const restore = await ssmax([
+    'keyd',
+    'restore-master',
+    '--out',
+    restoredFile,
+    join(sharesDir, 'share-1.txt'),
+    join(sharesDir, 'share-3.txt'),
+  ]);
   expect(restore.code).toBe(0);
   expect(readFileSync(fx.configFile, 'utf8')).toMatch(/^master_key=master\.key$/m);
   expect(readFileSync(restoredFile, 'utf8')).toBe(readFileSync(join(fx.dir, 'master.key'), 'utf8'));
-  const again = await ssmax(['keyd', 'restore-master', '--out', restoredFile, join(sharesDir, 'share-1.txt'), join(sharesDir, 'share-2.txt')]);
+  const again = await ssmax([
+    'keyd',
+    'restore-master',
+    '--out',
+    restoredFile,
+    join(sharesDir, 'share-1.txt'),
+    join(sharesDir, 'share-2.txt'),
+  ]);
   expect(again.code).toBe(EXIT.cantCreate);
   const init = await ssmax(['keyd', 'init-master', '--out', join(dir, 'fresh', 'master.key')]);
   expect(init.code).toBe(0);
@@ -179,7 +235,18 @@ test('output folders are created: backup-master --out-dir, init-master and resto
   // an output folder that cannot be created: 73, one line
   mkdirSync(join(dir, 'blocked'));
   writeFileSync(join(dir, 'blocked', 'file'), 'x');
-  const blocked = await ssmax(['keyd', 'backup-master', '--config', fx.configFile, '--shares', '2', '--threshold', '2', '--out-dir', join(dir, 'blocked', 'file', 'sub')]);
+  const blocked = await ssmax([
+    'keyd',
+    'backup-master',
+    '--config',
+    fx.configFile,
+    '--shares',
+    '2',
+    '--threshold',
+    '2',
+    '--out-dir',
+    join(dir, 'blocked', 'file', 'sub'),
+  ]);
   expect(blocked.code).toBe(EXIT.cantCreate);
   expect(blocked.stderr).toMatch(/^ssmax keyd: Cannot create folder ".*sub": ENOTDIR\n$/);
 });
@@ -194,7 +261,10 @@ test('a service with a bad key file is 78, with its listen address taken 69; one
   const busy = join(fx.dir, 'busy.ini');
   writeFileSync(busy, ini.replace(/^listen=.*$/m, `listen=127.0.0.1:${(taken.address() as AddressInfo).port}`));
   try {
-    const [k, b] = await runAll([['keyd', 'run', '--config', badKey], ['keyd', 'run', '--config', busy]]);
+    const [k, b] = await runAll([
+      ['keyd', 'run', '--config', badKey],
+      ['keyd', 'run', '--config', busy],
+    ]);
     expect(k!.code).toBe(EXIT.config);
     expect(k!.stderr).toMatch(/^ssmax keyd: a TLS certificate or key of the configuration cannot be used \(OpenSSL: .*\)\n$/);
     expect(b!.code).toBe(EXIT.unavailable);
@@ -215,7 +285,10 @@ test('exitOf: the table for errors a command lets escape', () => {
   expect(exitOf(errno('ECONNREFUSED')).code).toBe(EXIT.unavailable);
   expect(exitOf(errno('ETIMEDOUT')).code).toBe(EXIT.tempFail);
   expect(exitOf(errno('EADDRINUSE')).code).toBe(EXIT.unavailable);
-  expect(exitOf(errno('ERR_OSSL_UNSUPPORTED'))).toEqual({ code: EXIT.config, message: 'a TLS certificate or key of the configuration cannot be used (OpenSSL: ERR_OSSL_UNSUPPORTED)' });
+  expect(exitOf(errno('ERR_OSSL_UNSUPPORTED'))).toEqual({
+    code: EXIT.config,
+    message: 'a TLS certificate or key of the configuration cannot be used (OpenSSL: ERR_OSSL_UNSUPPORTED)',
+  });
   expect(exitOf(new Error('wrapped', { cause: errno('ENOENT') })).code).toBe(EXIT.noInput);
   expect(exitOf(new TypeError('a bug')).code).toBe(EXIT.software);
   expect(exitOf('a string').message).toBe('a string');

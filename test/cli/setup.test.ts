@@ -26,8 +26,20 @@ const root = join(base, 'root');
 const orgCa = join(base, 'a-ca');
 const rootCrl = join(base, 'root.crl.pem');
 /** `haraka -i DIR/gateway` (the Haraka folder setup adds to), with this project's Haraka. */
-const harakaInit = (dir: string) => execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', join(dir, 'gateway')], { stdio: 'ignore' });
-const args = (dir: string, ...more: string[]) => ['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', rootCrl, '--dir', dir, ...more];
+const harakaInit = (dir: string) =>
+  execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', join(dir, 'gateway')], { stdio: 'ignore' });
+const args = (dir: string, ...more: string[]) => [
+  'setup',
+  '--domain',
+  'a.example',
+  '--org-ca',
+  orgCa,
+  '--root-crl',
+  rootCrl,
+  '--dir',
+  dir,
+  ...more,
+];
 
 beforeAll(async () => {
   expect((await cli(['ca', 'init-root', '--dir', root])).code).toBe(0);
@@ -47,11 +59,31 @@ test('--help, missing and bad options', async () => {
   expect((await cli(args(join(base, 'x'), '--smtp-listen', 'nowhere'))).code).toBe(64);
   expect((await cli(args(join(base, 'x'), '--delivery-protocol', 'uucp'))).code).toBe(64);
   expect((await cli(args(join(base, 'x'), '--peer', 'b.example=http://insecure'))).code).toBe(64);
-  const missing = await cli(['setup', '--domain', 'a.example', '--org-ca', join(base, 'nope'), '--root-crl', rootCrl, '--dir', join(base, 'y')]);
+  const missing = await cli([
+    'setup',
+    '--domain',
+    'a.example',
+    '--org-ca',
+    join(base, 'nope'),
+    '--root-crl',
+    rootCrl,
+    '--dir',
+    join(base, 'y'),
+  ]);
   expect(missing.code).toBe(66);
   expect(missing.out).toMatch(/Cannot read org CA certificate ".*nope\/ca\.cert\.pem"/);
   expect(missing.out).not.toMatch(/\n\s+at /); // no stack trace
-  const notCrl = await cli(['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', join(orgCa, 'ca.cert.pem'), '--dir', join(base, 'z')]);
+  const notCrl = await cli([
+    'setup',
+    '--domain',
+    'a.example',
+    '--org-ca',
+    orgCa,
+    '--root-crl',
+    join(orgCa, 'ca.cert.pem'),
+    '--dir',
+    join(base, 'z'),
+  ]);
   expect(notCrl.code).toBe(65);
 });
 
@@ -61,15 +93,42 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(none.code).toBe(66);
   expect(none.out).toMatch(/No Haraka folder at ".*org\/gateway": make it first with "haraka -i /);
   harakaInit(dir);
-  const r = await cli(args(dir, '--smtp-listen', '127.0.0.1:2525', '--delivery', '127.0.0.1:24', '--delivery-protocol', 'lmtp', '--peer', 'b.example=https://ssmax.b.example/.well-known/ssmax/bundle', '--route', 'b.example=127.0.0.1:2626'));
+  const r = await cli(
+    args(
+      dir,
+      '--smtp-listen',
+      '127.0.0.1:2525',
+      '--delivery',
+      '127.0.0.1:24',
+      '--delivery-protocol',
+      'lmtp',
+      '--peer',
+      'b.example=https://ssmax.b.example/.well-known/ssmax/bundle',
+      '--route',
+      'b.example=127.0.0.1:2626',
+    ),
+  );
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/Next:/);
   expect(r.out).toMatch(/_ssmax\.a\.example\. TXT "v=ssmax1; u=https:\/\/ssmax\.a\.example\/\.well-known\/ssmax\/bundle"/);
-  for (const key of ['keyd/keyd.key', 'keyd/master.key', 'keyd/org-ca.key', 'publisher/publisher.key', 'publisher/signer.key.pem', 'admin/admin.key', 'gateway/config/pki/gateway.key', 'gateway/config/pki/seal.key.pem', 'gateway/config/pki/inspector.key', 'gateway/config/auth_flat_file.ini', 'gateway/config/tls_key.pem']) {
+  for (const key of [
+    'keyd/keyd.key',
+    'keyd/master.key',
+    'keyd/org-ca.key',
+    'publisher/publisher.key',
+    'publisher/signer.key.pem',
+    'admin/admin.key',
+    'gateway/config/pki/gateway.key',
+    'gateway/config/pki/seal.key.pem',
+    'gateway/config/pki/inspector.key',
+    'gateway/config/auth_flat_file.ini',
+    'gateway/config/tls_key.pem',
+  ]) {
     expect([key, statSync(join(dir, key)).mode & 0o777]).toEqual([key, 0o600]);
   }
   const issuer = parseCertificate(readFileSync(join(orgCa, 'ca.cert.pem'), 'utf8')).subject;
-  for (const cert of ['keyd/keyd.pem', 'publisher/publisher.pem', 'gateway/config/pki/gateway.pem', 'pki/seal.cert.pem']) expect(parseCertificate(fromPemAll(readFileSync(join(dir, cert), 'utf8'), 'CERTIFICATE')[0]!).issuer).toBe(issuer);
+  for (const cert of ['keyd/keyd.pem', 'publisher/publisher.pem', 'gateway/config/pki/gateway.pem', 'pki/seal.cert.pem'])
+    expect(parseCertificate(fromPemAll(readFileSync(join(dir, cert), 'utf8'), 'CERTIFICATE')[0]!).issuer).toBe(issuer);
   // the publisher serves its whole chain: its certificate, the org CA, the root
   expect(readFileSync(join(dir, 'publisher/publisher.pem'), 'utf8').match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
   // the gateway's settings parse, with the paths resolved inside the folder
@@ -85,11 +144,18 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')).toContain(';hook_timeout_ms=25000');
   // haraka -i's plugin list, its conflicting defaults off; its own config files kept (a file written
   // there would replace Haraka's whole); listen set
-  expect(readFileSync(join(dir, 'gateway/config/plugins'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual(['auth/flat_file', 'ssmax']);
+  expect(
+    readFileSync(join(dir, 'gateway/config/plugins'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#')),
+  ).toEqual(['auth/flat_file', 'ssmax']);
   expect(readFileSync(join(dir, 'gateway/config/connection.ini'), 'utf8')).toMatch(/\[message\]/);
   expect(readFileSync(join(dir, 'gateway/config/smtp.ini'), 'utf8')).toMatch(/^listen=127\.0\.0\.1:2525\n/);
   expect(readFileSync(join(dir, 'gateway/config/me'), 'utf8')).toBe('mx.a.example\n');
-  expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({ org_ca_key: 'org-ca.key', org_ca_cert: '../pki/org-ca.pem' });
+  expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({
+    org_ca_key: 'org-ca.key',
+    org_ca_cert: '../pki/org-ca.pem',
+  });
   // a second run refuses to overwrite
   const again = await cli(args(dir));
   expect(again.code).toBe(73);
@@ -103,13 +169,32 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
 test('remote inspection: an inspector folder, and no inspector key in the gateway', async () => {
   const dir = join(base, 'split');
   harakaInit(dir);
-  expect((await cli(args(dir, '--inspection', 'remote', '--keyd-listen', '0.0.0.0:7443', '--keyd-url', 'https://keyd.a.example:7443', '--inspector-url', 'https://inspect.a.example:7543'))).code).toBe(0);
+  expect(
+    (
+      await cli(
+        args(
+          dir,
+          '--inspection',
+          'remote',
+          '--keyd-listen',
+          '0.0.0.0:7443',
+          '--keyd-url',
+          'https://keyd.a.example:7443',
+          '--inspector-url',
+          'https://inspect.a.example:7543',
+        ),
+      )
+    ).code,
+  ).toBe(0);
   const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
   expect(gw.inspection).toMatchObject({ mode: 'remote', url: 'https://inspect.a.example:7543', servername: 'inspect.a.example' });
   expect(gw.keyd.url).toBe('https://keyd.a.example:7443');
   expect(gw.keyd.inspectorCert).toBeUndefined();
   expect(() => statSync(join(dir, 'gateway/config/pki/inspector.key'))).toThrow();
-  expect(parse(readFileSync(join(dir, 'inspector/inspector.ini'), 'utf8')).keyd).toMatchObject({ url: 'https://keyd.a.example:7443', cert: 'inspector.pem' });
+  expect(parse(readFileSync(join(dir, 'inspector/inspector.ini'), 'utf8')).keyd).toMatchObject({
+    url: 'https://keyd.a.example:7443',
+    cert: 'inspector.pem',
+  });
 });
 
 test('setIniKeys: replaces a commented default in its section, adds missing keys and sections', () => {

@@ -82,7 +82,9 @@ function uncomment(text: string): { commented: Commented[]; active: string } {
 
 /** The file's text as Haraka's ini reader (haraka-config, as Haraka loads it) parses it. */
 function harakaParse(text: string): Ini {
-  const reader = createRequire(require.resolve('Haraka/package.json'))('haraka-config/lib/readers/ini') as { parseIni(name: string, opts: unknown, data: string): Ini };
+  const reader = createRequire(require.resolve('Haraka/package.json'))('haraka-config/lib/readers/ini') as {
+    parseIni(name: string, opts: unknown, data: string): Ini;
+  };
   const ini = reader.parseIni('test.ini', {}, text);
   if (ini.main && Object.keys(ini.main).length === 0) delete ini.main;
   return ini;
@@ -98,7 +100,8 @@ function problems(file: string, text: string, c: Case): string[] {
     const section = name.slice(0, name.indexOf('.'));
     const setting = c.schema[name];
     if (!setting) {
-      if (!c.free?.includes(section)) out.push(`${file}:${line}: ;${name.slice(section.length + 1)}=${value} names no setting the code knows in [${section}]`);
+      if (!c.free?.includes(section))
+        out.push(`${file}:${line}: ;${name.slice(section.length + 1)}=${value} names no setting the code knows in [${section}]`);
       continue;
     }
     for (const r of readers) {
@@ -109,20 +112,24 @@ function problems(file: string, text: string, c: Case): string[] {
         out.push(`${file}:${line}: ${(err as Error).message}`);
         continue;
       }
-      if (setting.default !== undefined && JSON.stringify(read) !== JSON.stringify(setting.default)) out.push(`${r.file}:${line}: ${name} is written as ${value}, the code's default is ${defaultText(setting)}`);
+      if (setting.default !== undefined && JSON.stringify(read) !== JSON.stringify(setting.default))
+        out.push(`${r.file}:${line}: ${name} is written as ${value}, the code's default is ${defaultText(setting)}`);
     }
   }
   const written = new Set(commented.map((x) => x.name));
   const file0 = parseIni(text);
   for (const [name, s] of Object.entries(c.schema)) {
     const [section, key] = [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)];
-    if (s.default !== undefined && !c.partial?.includes(section) && !written.has(name) && file0[section]?.[key] === undefined) out.push(`${file}: ${name} (default ${defaultText(s)}) is not written out`);
+    if (s.default !== undefined && !c.partial?.includes(section) && !written.has(name) && file0[section]?.[key] === undefined)
+      out.push(`${file}: ${name} (default ${defaultText(s)}) is not written out`);
   }
   return out;
 }
 
 test('every shipped config file is covered here', () => {
-  const shipped = readdirSync(CONFIG).filter((f) => f.endsWith('.ini')).sort();
+  const shipped = readdirSync(CONFIG)
+    .filter((f) => f.endsWith('.ini'))
+    .sort();
   expect(shipped).toEqual([...Object.keys(CASES), ...Object.keys(NOT_SETTINGS)].sort());
 });
 
@@ -152,7 +159,9 @@ test('the check fails on a commented default that is not the code default, a key
     expect.stringMatching(/names no setting the code knows in \[directory\]/),
     'ssmax.ini: directory.retry_ms (default 2000) is not written out',
   ]);
-  expect(problems('ssmax-keyd.ini', edit(keyd, ';grace_days=30', ';grace_days=abc'), k)).toEqual([expect.stringMatching(/\[keys\] grace_days: must be a number from 0 to 3650, got 'abc'/)]);
+  expect(problems('ssmax-keyd.ini', edit(keyd, ';grace_days=30', ';grace_days=abc'), k)).toEqual([
+    expect.stringMatching(/\[keys\] grace_days: must be a number from 0 to 3650, got 'abc'/),
+  ]);
 });
 
 test('ssmax.ini marks exactly the settings the plugin reloads with "(reload)" in the comment above them', () => {

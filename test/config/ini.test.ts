@@ -13,14 +13,38 @@ const S = defineSettings({
 
 const read = (text: string) => new IniReader(S, parseIni(text), 'config/x.ini', '/etc/x');
 
-test('values by type; absent values take the default; whole numbers from Haraka\'s reader (numbers) read the same', () => {
+test("values by type; absent values take the default; whole numbers from Haraka's reader (numbers) read the same", () => {
   const r = read('[server]\nport=25\nratio=0.5\ntls=off\nname= mx \npeers=a.example, ,b.example\nmode=REMOTE\ncert=pki/c.pem\n');
-  expect([r.get('server.port'), r.get('server.ratio'), r.get('server.tls'), r.get('server.name'), r.get('server.peers'), r.get('server.mode'), r.path('server.cert')]).toEqual([25, 0.5, false, 'mx', ['a.example', 'b.example'], 'remote', '/etc/x/pki/c.pem']);
+  expect([
+    r.get('server.port'),
+    r.get('server.ratio'),
+    r.get('server.tls'),
+    r.get('server.name'),
+    r.get('server.peers'),
+    r.get('server.mode'),
+    r.path('server.cert'),
+  ]).toEqual([25, 0.5, false, 'mx', ['a.example', 'b.example'], 'remote', '/etc/x/pki/c.pem']);
   const d = read('[server]\nname=mx\n');
-  expect([d.get('server.port'), d.get('server.ratio'), d.get('server.tls'), d.get('server.peers'), d.get('server.mode'), d.opt('server.cert')]).toEqual([8025, 0.25, true, [], 'inline', undefined]);
+  expect([
+    d.get('server.port'),
+    d.get('server.ratio'),
+    d.get('server.tls'),
+    d.get('server.peers'),
+    d.get('server.mode'),
+    d.opt('server.cert'),
+  ]).toEqual([8025, 0.25, true, [], 'inline', undefined]);
   expect(new IniReader(S, { server: { port: 25, tls: 1 } }, 'x', '/').get('server.port')).toBe(25);
   expect(new IniReader(S, { server: { port: 25, tls: 1 } }, 'x', '/').get('server.tls')).toBe(true);
-  for (const [word, v] of [['yes', true], ['on', true], ['1', true], ['TRUE', true], ['no', false], ['0', false], ['False', false]] as const) expect(read(`[server]\ntls=${word}\n`).get('server.tls')).toBe(v);
+  for (const [word, v] of [
+    ['yes', true],
+    ['on', true],
+    ['1', true],
+    ['TRUE', true],
+    ['no', false],
+    ['0', false],
+    ['False', false],
+  ] as const)
+    expect(read(`[server]\ntls=${word}\n`).get('server.tls')).toBe(v);
 });
 
 test.each([
@@ -42,7 +66,11 @@ test.each([
     err = e;
   }
   expect(err).toBeInstanceOf(ConfigError);
-  expect(err).toMatchObject({ name: 'ConfigError', message, where: { file: 'config/x.ini', section: 'server', key: name.slice('server.'.length) } });
+  expect(err).toMatchObject({
+    name: 'ConfigError',
+    message,
+    where: { file: 'config/x.ini', section: 'server', key: name.slice('server.'.length) },
+  });
 });
 
 test('changedSettings and unknownSettings: by "section.key", free sections key by key', () => {

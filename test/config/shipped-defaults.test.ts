@@ -78,7 +78,15 @@ const cases: Case[] = [
   {
     file: 'ssmax.ini',
     load: gateway(),
-    examples: ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername'],
+    examples: [
+      'keyd.servername',
+      'policy.b.example',
+      'peers.b.example',
+      'hosts.ssmax.b.example',
+      'routes.b.example',
+      'inspection.inspector_url',
+      'inspection.inspector_servername',
+    ],
   },
   {
     // the [inspection] settings that only remote mode reads
@@ -86,9 +94,26 @@ const cases: Case[] = [
     load: gateway((ini) => {
       ini.inspection = { ...ini.inspection, mode: 'remote', inspector_url: 'https://127.0.0.1:7543' };
     }),
-    examples: ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername'],
+    examples: [
+      'keyd.servername',
+      'policy.b.example',
+      'peers.b.example',
+      'hosts.ssmax.b.example',
+      'routes.b.example',
+      'inspection.inspector_url',
+      'inspection.inspector_servername',
+    ],
   },
-  { file: 'ssmax-keyd.ini', load: fromFile(withOps((f) => { const k = loadKeydConfig(f); return [k, crlPolicyOf(k), certPolicyOf(k)]; })), examples: [] },
+  {
+    file: 'ssmax-keyd.ini',
+    load: fromFile(
+      withOps((f) => {
+        const k = loadKeydConfig(f);
+        return [k, crlPolicyOf(k), certPolicyOf(k)];
+      }),
+    ),
+    examples: [],
+  },
   { file: 'ssmax-publisher.ini', load: fromFile(withOps(loadPublisherConfig)), examples: ['keyd.servername'] },
   { file: 'ssmax-directory.ini', load: fromFile((f) => loadDirectoryConfig(f)), examples: ['peers.b.example', 'hosts.ssmax.b.example'] },
   { file: 'ssmax-inspector.ini', load: fromFile(withOps(loadInspectorConfig)), examples: ['keyd.servername'] },
@@ -97,23 +122,40 @@ const cases: Case[] = [
   {
     file: 'ssmax-abuse.ini',
     // the [directory] and [peers] sections of this file are the directory's
-    load: fromFile((f) => [loadAbuseConfig(f), loadDirectoryConfig(f, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] })]),
-    examples: ['keyd.servername', 'submit.host', 'submit.port', 'submit.user', 'submit.password_file', 'submit.security', 'registry.ca_dir', 'registry.root', 'registry.bundle', 'peers.a.example'],
+    load: fromFile((f) => [
+      loadAbuseConfig(f),
+      loadDirectoryConfig(f, { otherSections: ['abuse', 'keyd', 'submit', 'server', 'registry'] }),
+    ]),
+    examples: [
+      'keyd.servername',
+      'submit.host',
+      'submit.port',
+      'submit.user',
+      'submit.password_file',
+      'submit.security',
+      'registry.ca_dir',
+      'registry.root',
+      'registry.bundle',
+      'peers.a.example',
+    ],
   },
 ];
 
-test.each(cases.map((c, i) => [c.file, i, c] as const))('%s (case %#): making every commented default active changes nothing the code reads', (_file, _i, c) => {
-  const shipped = shippedIni(c.file);
-  const commented = commentedSettings(shipped);
-  // the examples named here are in the file, so this list cannot rot unseen
-  for (const e of c.examples) expect({ example: e, inFile: commented.has(e) }).toEqual({ example: e, inFile: true });
-  const active = uncommentDefaults(shipped, c.examples);
-  const defaults = commented.size - c.examples.length;
-  // there is something to compare (keyd's file alone has more than ten defaults)
-  expect(defaults).toBeGreaterThan(c.file === 'ssmax-inspect.ini' ? 5 : 2);
-  expect(active.split('\n').filter((l, i) => l !== shipped.split('\n')[i])).toHaveLength(defaults);
-  expect(c.load(active)).toEqual(c.load(shipped));
-});
+test.each(cases.map((c, i) => [c.file, i, c] as const))(
+  '%s (case %#): making every commented default active changes nothing the code reads',
+  (_file, _i, c) => {
+    const shipped = shippedIni(c.file);
+    const commented = commentedSettings(shipped);
+    // the examples named here are in the file, so this list cannot rot unseen
+    for (const e of c.examples) expect({ example: e, inFile: commented.has(e) }).toEqual({ example: e, inFile: true });
+    const active = uncommentDefaults(shipped, c.examples);
+    const defaults = commented.size - c.examples.length;
+    // there is something to compare (keyd's file alone has more than ten defaults)
+    expect(defaults).toBeGreaterThan(c.file === 'ssmax-inspect.ini' ? 5 : 2);
+    expect(active.split('\n').filter((l, i) => l !== shipped.split('\n')[i])).toHaveLength(defaults);
+    expect(c.load(active)).toEqual(c.load(shipped));
+  },
+);
 
 test('the check fails when a commented default is not the code default', () => {
   const wrong = (file: string, from: RegExp, to: string, load: (text: string) => unknown) => {
@@ -122,7 +164,20 @@ test('the check fails when a commented default is not the code default', () => {
     expect(altered).not.toBe(shipped);
     let same: boolean;
     try {
-      same = JSON.stringify(load(uncommentDefaults(altered, ['keyd.servername', 'policy.b.example', 'peers.b.example', 'hosts.ssmax.b.example', 'routes.b.example', 'inspection.inspector_url', 'inspection.inspector_servername']))) === JSON.stringify(load(altered));
+      same =
+        JSON.stringify(
+          load(
+            uncommentDefaults(altered, [
+              'keyd.servername',
+              'policy.b.example',
+              'peers.b.example',
+              'hosts.ssmax.b.example',
+              'routes.b.example',
+              'inspection.inspector_url',
+              'inspection.inspector_servername',
+            ]),
+          ),
+        ) === JSON.stringify(load(altered));
     } catch {
       same = false; // refused: also a difference
     }
@@ -132,9 +187,15 @@ test('the check fails when a commented default is not the code default', () => {
   expect(wrong('ssmax-keyd.ini', /^;grace_days=30$/m, ';grace_days=31', fromFile(loadKeydConfig))).toBe(false);
   expect(wrong('ssmax-inspect.ini', /^;timeout_ms=10000$/m, ';timeout_ms=9999', inspection(true))).toBe(false);
   // a default written under a name the parser does not read: refused or different
-  expect(wrong('ssmax-directory.ini', /^;retry_seconds=60$/m, ';retry_secs=60', fromFile((f) => loadDirectoryConfig(f)))).toBe(false);
+  expect(
+    wrong(
+      'ssmax-directory.ini',
+      /^;retry_seconds=60$/m,
+      ';retry_secs=60',
+      fromFile((f) => loadDirectoryConfig(f)),
+    ),
+  ).toBe(false);
 });
-
 
 /** The file with one commented setting made active with another value. */
 function withChanged(text: string, key: string, value: string): string {
@@ -152,22 +213,25 @@ function withChanged(text: string, key: string, value: string): string {
     .join('\n');
 }
 
-test.each([...new Set(cases.map((c) => c.file))])('every commented default in %s is read: another value changes the configuration or is refused', (file) => {
-  const mine = cases.filter((c) => c.file === file);
-  const shipped = shippedIni(file);
-  const ignored: string[] = [];
-  for (const [key, value] of commentedSettings(shipped)) {
-    if (mine[0]!.examples.includes(key)) continue;
-    const changed = withChanged(shipped, key, value);
-    expect(changed).not.toBe(shipped);
-    const read = mine.some((c) => {
-      try {
-        return JSON.stringify(c.load(changed)) !== JSON.stringify(c.load(shipped));
-      } catch {
-        return true;
-      }
-    });
-    if (!read) ignored.push(`${key}=${value}`);
-  }
-  expect(ignored).toEqual([]);
-});
+test.each([...new Set(cases.map((c) => c.file))])(
+  'every commented default in %s is read: another value changes the configuration or is refused',
+  (file) => {
+    const mine = cases.filter((c) => c.file === file);
+    const shipped = shippedIni(file);
+    const ignored: string[] = [];
+    for (const [key, value] of commentedSettings(shipped)) {
+      if (mine[0]!.examples.includes(key)) continue;
+      const changed = withChanged(shipped, key, value);
+      expect(changed).not.toBe(shipped);
+      const read = mine.some((c) => {
+        try {
+          return JSON.stringify(c.load(changed)) !== JSON.stringify(c.load(shipped));
+        } catch {
+          return true;
+        }
+      });
+      if (!read) ignored.push(`${key}=${value}`);
+    }
+    expect(ignored).toEqual([]);
+  },
+);

@@ -11,7 +11,17 @@ import { commentedSettings, shippedIni, uncommentDefaults } from '../support/shi
 
 const dir = mkdtempSync(join(tmpdir(), 'ssmax-console-config-'));
 mkdirSync(join(dir, 'pki'));
-for (const f of ['console.pem', 'console.key', 'org-ca.pem', 'root.pem', 'org-ca.crl.pem', 'root.crl.pem', 'inspector.pem', 'inspector.key']) writeFileSync(join(dir, 'pki', f), `${f}\n`);
+for (const f of [
+  'console.pem',
+  'console.key',
+  'org-ca.pem',
+  'root.pem',
+  'org-ca.crl.pem',
+  'root.crl.pem',
+  'inspector.pem',
+  'inspector.key',
+])
+  writeFileSync(join(dir, 'pki', f), `${f}\n`);
 const load = (text: string) => {
   const file = join(dir, 'console.ini');
   writeFileSync(file, text);
@@ -28,7 +38,12 @@ test('making every commented default of the shipped file active changes nothing 
   expect(commented.size - EXAMPLES.length).toBeGreaterThan(5);
   expect(load(active)).toEqual(load(shipped));
   const c = load(shipped);
-  expect({ host: c.host, port: c.port, sessionMinutes: c.sessionMinutes, timeoutMs: c.keyd.timeoutMs }).toEqual({ host: '127.0.0.1', port: 8443, sessionMinutes: CONSOLE_DEFAULTS.sessionMinutes, timeoutMs: CONSOLE_DEFAULTS.keydTimeoutMs });
+  expect({ host: c.host, port: c.port, sessionMinutes: c.sessionMinutes, timeoutMs: c.keyd.timeoutMs }).toEqual({
+    host: '127.0.0.1',
+    port: 8443,
+    sessionMinutes: CONSOLE_DEFAULTS.sessionMinutes,
+    timeoutMs: CONSOLE_DEFAULTS.keydTimeoutMs,
+  });
   expect(c.quarantine).toBeUndefined(); // no quarantine actions, no content, unless configured
   expect(c.ops).toEqual({});
 });
@@ -36,11 +51,17 @@ test('making every commented default of the shipped file active changes nothing 
 test('each mistake is named by its key', () => {
   const shipped = shippedIni('ssmax-console.ini');
   const wrong = (from: string, to: string) => () => load(shipped.replace(from, to));
-  expect(wrong(';session_minutes=30', 'session_minutes=0')).toThrow(/console\.ini \[console\] session_minutes: must be a whole number from 1 to 1440, got '0'/);
+  expect(wrong(';session_minutes=30', 'session_minutes=0')).toThrow(
+    /console\.ini \[console\] session_minutes: must be a whole number from 1 to 1440, got '0'/,
+  );
   expect(wrong('domain=a.example', 'domain=')).toThrow(/\[console\] domain: is required/);
   expect(wrong('cert=pki/console.pem', 'cert=pki/missing.pem')).toThrow(/\[tls\] cert: cannot read "pki\/missing.pem" \(ENOENT\)/);
   expect(wrong(';dir=', 'dir=q')).toThrow(/\[quarantine\] smtp: is required/);
-  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\nuser=relay\n')).toThrow(/\[quarantine\] user: must be given together with password_file/);
-  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\ninspector_cert=pki/inspector.pem\n')).toThrow(/\[quarantine\] inspector_cert: must be given together with inspector_key/);
+  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\nuser=relay\n')).toThrow(
+    /\[quarantine\] user: must be given together with password_file/,
+  );
+  expect(wrong(';dir=\n', 'dir=q\nsmtp=127.0.0.1:25\ninspector_cert=pki/inspector.pem\n')).toThrow(
+    /\[quarantine\] inspector_cert: must be given together with inspector_key/,
+  );
   expect(wrong(';gateway=127.0.0.1:9101', 'gateway=localhost')).toThrow(/\[ops\] gateway: must be host:port, got 'localhost'/);
 });

@@ -25,13 +25,20 @@ describe('templating', () => {
   test('every interpolated value is escaped for text and quoted attributes', () => {
     const evil = '<script>alert("x")</script> & \'q\' `b`';
     const out = html`<p title="${evil}">${evil}</p>`.text;
-    expect(out).toBe('<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;</p>');
+    expect(out).toBe(
+      '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;</p>',
+    );
     expect(out).not.toMatch(/<script>/);
   });
 
   test('markup made by html is kept; arrays are joined; null, undefined and false print nothing', () => {
     const items = ['a<b', 'c'];
-    expect(html`<ul>${items.map((i) => html`<li>${i}</li>`)}</ul>${null}${undefined}${false}${0}`.text).toBe('<ul><li>a&lt;b</li><li>c</li></ul>0');
+    expect(
+      html`<ul>
+          ${items.map((i) => html`<li>${i}</li>`)}
+        </ul>
+        ${null}${undefined}${false}${0}`.text,
+    ).toBe('<ul><li>a&lt;b</li><li>c</li></ul>0');
     expect(html`${new Html('<b>ok</b>')}`.text).toBe('<b>ok</b>');
   });
 
@@ -96,7 +103,7 @@ describe('sessions and CSRF', () => {
     expect(s.get(a.session.id, 'c').fresh).toBe(true);
   });
 
-  test('a POST passes only with the session\'s token, from this origin', () => {
+  test("a POST passes only with the session's token, from this origin", () => {
     const { session } = new Sessions(60000).get(undefined, 'c');
     expect(csrfOk(session, session.csrf, { origin, 'sec-fetch-site': 'same-origin' }, origin)).toBe(true);
     expect(csrfOk(session, session.csrf, {}, origin)).toBe(true); // a client that sends neither header still needs the token
@@ -109,8 +116,19 @@ describe('sessions and CSRF', () => {
 
   test('cookies are Secure, HttpOnly, SameSite=Strict; cookie and form parsing take the first value', () => {
     expect(cookie('x', 'v')).toBe('x=v; Path=/; Secure; HttpOnly; SameSite=Strict');
-    expect(parseCookies('a=1; b=2; a=3')).toEqual(new Map([['a', '1'], ['b', '2']]));
-    expect(parseForm('csrf=a%2Bb&x=1+2&x=9&bad=%E0%A4%A')).toEqual(new Map([['csrf', 'a+b'], ['x', '1 2'], ['bad', '']]));
+    expect(parseCookies('a=1; b=2; a=3')).toEqual(
+      new Map([
+        ['a', '1'],
+        ['b', '2'],
+      ]),
+    );
+    expect(parseForm('csrf=a%2Bb&x=1+2&x=9&bad=%E0%A4%A')).toEqual(
+      new Map([
+        ['csrf', 'a+b'],
+        ['x', '1 2'],
+        ['bad', ''],
+      ]),
+    );
   });
 });
 
@@ -122,7 +140,7 @@ test('metrics: samples of the names asked for, with their labels', () => {
   ]);
 });
 
-test('the token of a pasted message: never from the body, never another organisation\'s seal (a real seal i=1 is resolved in console-browser.test.ts)', () => {
+test("the token of a pasted message: never from the body, never another organisation's seal (a real seal i=1 is resolved in console-browser.test.ts)", () => {
   const bodySeal = 'SSMAX-Seal: v=1; i=1; d=a.example; tt=BODY\r\n';
   expect(tokenOfMessage(`Subject: x\r\n\r\n${bodySeal}`, 'a.example')).toBeUndefined();
   expect(tokenOfMessage(`Subject: x\nFrom: y\n\n${bodySeal}`, 'a.example')).toBeUndefined();
@@ -140,7 +158,12 @@ describe('keyd: acting on behalf of an administrator', () => {
     fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-onbehalf-')), { domain: 'a.example' });
     other = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-onbehalf-b-')), { domain: 'b.example', root: fx.root });
     const crls = ['org-ca.crl.pem', 'root.crl.pem'].map((f) => readFileSync(join(fx.dir, f), 'utf8'));
-    onBehalf = new OnBehalf({ roots: [fx.root.certificate.pem], crls: () => crls, orgCa: fx.orgCa.certificate.pem, clock: () => new Date() });
+    onBehalf = new OnBehalf({
+      roots: [fx.root.certificate.pem],
+      crls: () => crls,
+      orgCa: fx.orgCa.certificate.pem,
+      clock: () => new Date(),
+    });
   });
 
   test('without the header the caller is itself', () => {
@@ -149,13 +172,19 @@ describe('keyd: acting on behalf of an administrator', () => {
 
   test('from the console role, an admin or disclosure certificate of this organisation: the operation runs as that administrator, via the console', () => {
     const a = onBehalf.actor(consoleActor, der(fx.clients.admin.cert));
-    expect(a).toEqual({ role: 'admin', name: expect.stringMatching(/CN=admin-operator #[0-9a-f]+ via CN=console\.a\.example #1$/), via: consoleActor.name });
+    expect(a).toEqual({
+      role: 'admin',
+      name: expect.stringMatching(/CN=admin-operator #[0-9a-f]+ via CN=console\.a\.example #1$/),
+      via: consoleActor.name,
+    });
     expect(onBehalf.actor(consoleActor, der(fx.clients.disclosure.cert)).role).toBe('disclosure');
   });
 
   test('any other role may not name another certificate (an admin cannot borrow, a gateway cannot either)', () => {
     for (const role of ['gateway', 'admin', 'inspector'] as const) {
-      expect(() => onBehalf.actor({ role, name: 'x' }, der(fx.clients.admin.cert))).toThrow(expect.objectContaining({ code: 'forbidden' }) as KeydError);
+      expect(() => onBehalf.actor({ role, name: 'x' }, der(fx.clients.admin.cert))).toThrow(
+        expect.objectContaining({ code: 'forbidden' }) as KeydError,
+      );
     }
   });
 
@@ -190,39 +219,79 @@ describe('the console server: who may log in', () => {
     writeFileSync(join(dir, 'pki', 'console.pem'), fx.clients.console.cert + fx.orgCa.certificate.pem);
     writeFileSync(join(dir, 'pki', 'console.key'), fx.clients.console.key);
     const file = join(dir, 'console.ini');
-    writeFileSync(file, [
-      '[console]', 'domain=a.example', 'listen=127.0.0.1:0',
-      '[tls]', 'cert=pki/console.pem', 'key=pki/console.key', 'client_ca=pki/org-ca.pem,pki/root.pem',
-      '[pki]', 'roots=pki/root.pem', 'crls=pki/org-ca.crl.pem,pki/root.crl.pem', 'org_ca=pki/org-ca.pem',
-      // no keyd here: pages that need it show the failure; the role checks come first
-      '[keyd]', 'url=https://127.0.0.1:9', 'ca=pki/org-ca.pem,pki/root.pem', 'cert=pki/console.pem', 'key=pki/console.key', 'timeout_ms=500', '',
-    ].join('\n'));
+    writeFileSync(
+      file,
+      [
+        '[console]',
+        'domain=a.example',
+        'listen=127.0.0.1:0',
+        '[tls]',
+        'cert=pki/console.pem',
+        'key=pki/console.key',
+        'client_ca=pki/org-ca.pem,pki/root.pem',
+        '[pki]',
+        'roots=pki/root.pem',
+        'crls=pki/org-ca.crl.pem,pki/root.crl.pem',
+        'org_ca=pki/org-ca.pem',
+        // no keyd here: pages that need it show the failure; the role checks come first
+        '[keyd]',
+        'url=https://127.0.0.1:9',
+        'ca=pki/org-ca.pem,pki/root.pem',
+        'cert=pki/console.pem',
+        'key=pki/console.key',
+        'timeout_ms=500',
+        '',
+      ].join('\n'),
+    );
     server = new ConsoleServer({ config: loadConsoleConfig(file) });
     port = await server.listen();
   });
   afterAll(() => server.close());
 
-  function get(creds: { cert: string; key: string }, path: string, method = 'GET', body?: string, extra: Record<string, string> = {}): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  function get(
+    creds: { cert: string; key: string },
+    path: string,
+    method = 'GET',
+    body?: string,
+    extra: Record<string, string> = {},
+  ): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
-      const req = request({
-        host: '127.0.0.1', port, path, method, cert: creds.cert, key: creds.key, ca: fx.caPem, servername: 'console.a.example',
-        headers: { ...extra, ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }) },
-      }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString(), headers: res.headers }));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method,
+          cert: creds.cert,
+          key: creds.key,
+          ca: fx.caPem,
+          servername: 'console.a.example',
+          headers: {
+            ...extra,
+            ...(body === undefined
+              ? {}
+              : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }),
+          },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString(), headers: res.headers }));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
   }
 
-  test('the admin role is let in (a page that needs keyd shows keyd\'s absence, not a stack trace)', async () => {
+  test("the admin role is let in (a page that needs keyd shows keyd's absence, not a stack trace)", async () => {
     const r = await get(fx.clients.admin, '/audit');
     expect(r.status).toBe(200);
     expect(r.text).toMatch(/data-role="1">admin</);
     expect(r.text).toMatch(/Could not complete: keyd: unreachable/);
-    expect(r.headers['content-security-policy']).toBe("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+    expect(r.headers['content-security-policy']).toBe(
+      "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
     expect(String(r.headers['set-cookie'])).toMatch(/^ssmax_console=[A-Za-z0-9_-]+; Path=\/; Secure; HttpOnly; SameSite=Strict$/);
     expect(r.text).not.toMatch(/<script|\sstyle=|\son[a-z]+=/i); // nothing the CSP would have to allow
   });
@@ -239,10 +308,11 @@ describe('the console server: who may log in', () => {
 
   test('the disclosure role reaches the abuse page only', async () => {
     expect((await get(fx.clients.disclosure, '/abuse')).status).toBe(200);
-    for (const path of ['/', '/peers', '/quarantine', '/users', '/audit']) expect((await get(fx.clients.disclosure, path)).status).toBe(403);
+    for (const path of ['/', '/peers', '/quarantine', '/users', '/audit'])
+      expect((await get(fx.clients.disclosure, path)).status).toBe(403);
   });
 
-  test('a POST without the session\'s CSRF token is refused before anything is done; unknown pages are 404', async () => {
+  test("a POST without the session's CSRF token is refused before anything is done; unknown pages are 404", async () => {
     const r = await get(fx.clients.admin, '/users/status', 'POST', 'address=dave%40a.example&status=suspended');
     expect(r.status).toBe(403);
     expect(r.text).toMatch(/did not come from this console/);
@@ -256,11 +326,15 @@ describe('the console server: who may log in', () => {
     expect(r.text).toContain(`Form over ${MAX_FORM_BYTES} bytes`);
   });
 
-  test('with the session\'s token, a POST from this console passes; from another origin it is refused', async () => {
+  test("with the session's token, a POST from this console passes; from another origin it is refused", async () => {
     const page = await get(fx.clients.admin, '/abuse');
     const session = /^ssmax_console=([^;]+)/.exec(String(page.headers['set-cookie']))![1]!;
     const token = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!;
-    const post = (origin: string) => get(fx.clients.admin, '/abuse/resolve', 'POST', `csrf=${encodeURIComponent(token)}&report=AAAA`, { cookie: `ssmax_console=${session}`, origin });
+    const post = (origin: string) =>
+      get(fx.clients.admin, '/abuse/resolve', 'POST', `csrf=${encodeURIComponent(token)}&report=AAAA`, {
+        cookie: `ssmax_console=${session}`,
+        origin,
+      });
     const ok = await post(`https://127.0.0.1:${port}`);
     expect(ok.status).toBe(200);
     expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd: unreachable/); // it got as far as asking keyd
@@ -286,15 +360,24 @@ describe('ssmax console (the command)', () => {
     const code = await main(args, { out: (l: string) => out.push(l), err: (l: string) => out.push(l) });
     return { code, text: out.join('\n') };
   };
-  test('--help, usage errors, a missing and an invalid config file answer with the table\'s exit codes', async () => {
+  test("--help, usage errors, a missing and an invalid config file answer with the table's exit codes", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-console-cli-'));
-    expect(await run(['console', '--help'])).toEqual({ code: 0, text: expect.stringMatching(/^Usage: ssmax console <subcommand>[\s\S]*run --config FILE/) });
-    expect(await run(['console', 'run', '--help'])).toEqual({ code: 0, text: expect.stringMatching(/^Usage: ssmax console run --config FILE/) });
+    expect(await run(['console', '--help'])).toEqual({
+      code: 0,
+      text: expect.stringMatching(/^Usage: ssmax console <subcommand>[\s\S]*run --config FILE/),
+    });
+    expect(await run(['console', 'run', '--help'])).toEqual({
+      code: 0,
+      text: expect.stringMatching(/^Usage: ssmax console run --config FILE/),
+    });
     expect((await run(['console', 'run'])).code).toBe(64);
     expect((await run(['console', 'serve'])).code).toBe(64);
     expect((await run(['console', 'run', '--config', join(dir, 'missing.ini')])).code).toBe(66);
     writeFileSync(join(dir, 'bad.ini'), '[console]\nlisten=nowhere\n');
     const bad = await run(['console', 'run', '--config', join(dir, 'bad.ini')]);
-    expect(bad).toEqual({ code: 78, text: expect.stringMatching(/^ssmax console: .*bad\.ini \[console\] listen: must be host:port, got 'nowhere'$/) });
+    expect(bad).toEqual({
+      code: 78,
+      text: expect.stringMatching(/^ssmax console: .*bad\.ini \[console\] listen: must be host:port, got 'nowhere'$/),
+    });
   });
 });

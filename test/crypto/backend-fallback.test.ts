@@ -13,8 +13,11 @@ import { nativeAddonBinary, platformName } from '../support/native-addon';
 const dist = join(__dirname, '..', '..', 'dist', 'crypto', 'backend.js');
 const dir = mkdtempSync(join(tmpdir(), 'ssmax-backend-'));
 const preload = join(dir, 'no-addon.js');
-writeFileSync(preload, `const Module = require('module'); const load = Module._load;
-Module._load = function (request, ...rest) { if (request === 'secp256k1/bindings') throw new Error('no prebuilt binary (simulated)'); return load.call(this, request, ...rest); };\n`);
+writeFileSync(
+  preload,
+  `const Module = require('module'); const load = Module._load;
+Module._load = function (request, ...rest) { if (request === 'secp256k1/bindings') throw new Error('no prebuilt binary (simulated)'); return load.call(this, request, ...rest); };\n`,
+);
 
 function run(code: string, env: Record<string, string> = {}): { status: number | null; out: string; err: string } {
   const { SSMAX_CRYPTO_BACKEND: _ignored, ...base } = process.env;
@@ -40,7 +43,10 @@ test('without the addon, SSMAX_CRYPTO_BACKEND=native is refused saying the addon
 const binary = nativeAddonBinary();
 test(`without the simulated failure, on ${platformName} the same child process picks ${binary ? 'native (a binary exists here)' : 'libsecp256k1 (no native binary here)'}`, () => {
   const { SSMAX_CRYPTO_BACKEND: _ignored, ...base } = process.env;
-  const r = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(dist)}).defaultGroup.name)`], { encoding: 'utf8', env: base });
+  const r = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(dist)}).defaultGroup.name)`], {
+    encoding: 'utf8',
+    env: base,
+  });
   expect(r.status).toBe(0);
   expect(r.stdout.trim()).toBe(binary ? 'native' : 'libsecp256k1');
 });

@@ -15,7 +15,25 @@ const recipient = { keyId: 'k1', publicKey: kp.publicKey };
 const P = C.newMessageKey(g, rng);
 const capsule = C.encapsulate(g, P, recipient, rng);
 
-const wrong: unknown[] = [undefined, null, 0, 1.5, -1, 'string', true, {}, [], new Uint8Array(0), new Uint8Array(31), new Uint8Array(34), new Uint8Array(33), new Uint8Array(65), Symbol('s'), () => 1, 10n];
+const wrong: unknown[] = [
+  undefined,
+  null,
+  0,
+  1.5,
+  -1,
+  'string',
+  true,
+  {},
+  [],
+  new Uint8Array(0),
+  new Uint8Array(31),
+  new Uint8Array(34),
+  new Uint8Array(33),
+  new Uint8Array(65),
+  Symbol('s'),
+  () => 1,
+  10n,
+];
 
 const calls: Record<string, (v: unknown) => unknown> = {
   'decodeScalar(v)': (v) => C.decodeScalar(v as Uint8Array, 'x'),
@@ -44,7 +62,10 @@ const calls: Record<string, (v: unknown) => unknown> = {
   'unblindReencryption(keyId=v)': (v) => C.unblindReencryption(g, { kInverse: 3n }, { u: capsule.e, v: capsule.f }, { keyId: v as string }),
   'blindForDecryption(v)': (v) => C.blindForDecryption(g, v as C.Capsule, rng),
   'answerBlindedDecryption(request=v)': (v) => C.answerBlindedDecryption(g, kp.privateKey, undefined, v as C.BlindedDecryptionRequest, rng),
-  'answerBlindedDecryption(publicKey=v)': (v) => (v === undefined ? C.answerBlindedDecryption(g, kp.privateKey, null as never, { e: capsule.e }, rng) : C.answerBlindedDecryption(g, kp.privateKey, v as Uint8Array, { e: capsule.e }, rng)),
+  'answerBlindedDecryption(publicKey=v)': (v) =>
+    v === undefined
+      ? C.answerBlindedDecryption(g, kp.privateKey, null as never, { e: capsule.e }, rng)
+      : C.answerBlindedDecryption(g, kp.privateKey, v as Uint8Array, { e: capsule.e }, rng),
   'new StreamSealer(v)': (v) => new C.StreamSealer(v as C.ContentKey),
   'StreamSealer.push(v)': (v) => new C.StreamSealer(C.deriveContentKey(P, new Uint8Array(16), 1024)).push(v as Uint8Array),
   'StreamOpener.push(v)': (v) => new C.StreamOpener(C.deriveContentKey(P, new Uint8Array(16), 1024)).push(v as Uint8Array),
@@ -77,9 +98,14 @@ describe('every exported function refuses wrong types and boundary values with a
         call(v);
         accepted = true;
       } catch (e) {
-        if (!(e instanceof C.CryptoError)) throw new Error(`${name} with ${String(typeof v === 'symbol' ? 'symbol' : v)}: ${String(e)}`, { cause: e });
+        if (!(e instanceof C.CryptoError))
+          throw new Error(`${name} with ${String(typeof v === 'symbol' ? 'symbol' : v)}: ${String(e)}`, { cause: e });
       }
-      expect({ name, value: typeof v === 'symbol' ? 'symbol' : String(v), accepted }).toEqual({ name, value: typeof v === 'symbol' ? 'symbol' : String(v), accepted: false });
+      expect({ name, value: typeof v === 'symbol' ? 'symbol' : String(v), accepted }).toEqual({
+        name,
+        value: typeof v === 'symbol' ? 'symbol' : String(v),
+        accepted: false,
+      });
     }
   });
 
@@ -90,7 +116,14 @@ describe('every exported function refuses wrong types and boundary values with a
       expect(C.verifyDleq(g, X, X, X, { c: v as Uint8Array, s: v as Uint8Array })).toBe(false);
       const { blinding } = C.blindForDecryption(g, capsule, rng);
       expect(C.completeBlindedDecryption(g, blinding, v as C.BlindedDecryptionResponse, kp.publicKey).ok).toBe(false);
-      expect(C.completeBlindedDecryption(g, blinding, { z: v as Uint8Array, proof: { c: new Uint8Array(32), s: new Uint8Array(32) } }, kp.publicKey).ok).toBe(false);
+      expect(
+        C.completeBlindedDecryption(
+          g,
+          blinding,
+          { z: v as Uint8Array, proof: { c: new Uint8Array(32), s: new Uint8Array(32) } },
+          kp.publicKey,
+        ).ok,
+      ).toBe(false);
     }
   });
 
@@ -100,10 +133,14 @@ describe('every exported function refuses wrong types and boundary values with a
       await expect(F.collect(F.decryptMessage(v as never, { messageKey: P }, { group: g }))).rejects.toBeInstanceOf(C.CryptoError);
     }
     for (const r of [[], null, [{ keyId: 'a b', publicKey: kp.publicKey }], [{ keyId: 'k', publicKey: new Uint8Array(33) }]]) {
-      await expect(F.collect(F.encryptMessage(Buffer.from('From: a\r\n\r\nx'), r as never, { group: g, rng }))).rejects.toBeInstanceOf(C.CryptoError);
+      await expect(F.collect(F.encryptMessage(Buffer.from('From: a\r\n\r\nx'), r as never, { group: g, rng }))).rejects.toBeInstanceOf(
+        C.CryptoError,
+      );
     }
     await expect(F.collect(F.replaceCapsules(Buffer.from('From: a\r\n\r\nx'), []))).rejects.toThrow(/at least one capsule/);
     await expect(F.collect(F.replaceCapsules(Buffer.from('From: a\r\n\r\nx'), [capsule]))).rejects.toThrow(/no SSMAX-Version header/);
-    await expect(F.collect(F.decryptMessage(Buffer.from('From: a\r\n\r\nx'), { keyId: 'k1', privateKey: kp.privateKey }, { group: g }))).rejects.toThrow(/no SSMAX-Version header/);
+    await expect(
+      F.collect(F.decryptMessage(Buffer.from('From: a\r\n\r\nx'), { keyId: 'k1', privateKey: kp.privateKey }, { group: g })),
+    ).rejects.toThrow(/no SSMAX-Version header/);
   });
 });

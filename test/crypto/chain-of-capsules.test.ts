@@ -1,8 +1,22 @@
 import fc from 'fast-check';
 import {
-  type Capsule, CryptoError, answerBlindedDecryption, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate,
-  deriveContentKey, encapsulate, generateEncryptionKeyPair, groups, keyIdOf, newMessageKey, openContent, sealContent,
-  transformBlinded, unblindReencryption,
+  type Capsule,
+  CryptoError,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  deriveContentKey,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  keyIdOf,
+  newMessageKey,
+  openContent,
+  sealContent,
+  transformBlinded,
+  unblindReencryption,
 } from '../../src/crypto';
 import { flipBit, seededRng } from '../support/seeded-rng';
 
@@ -21,22 +35,27 @@ describe.each(Object.values(groups))('encryption chain on $name', (g) => {
 
   test('property: a chain of 1-5 blinded re-encryptions across random keys delivers the message key and the content', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 2, maxLength: 6 }), fc.uint8Array({ maxLength: 3000 }), fc.integer(), (path, content, seed) => {
-        const r = seededRng(`p${seed}`);
-        const P = newMessageKey(g, r);
-        const cid = r(16);
-        const ct = sealContent(deriveContentKey(P, cid, 1024), content);
-        let capsule: Capsule = encapsulate(g, P, recipient(path[0]!), r);
-        for (let hop = 1; hop < path.length; hop++) {
-          const { request, blinding } = blindForReencryption(g, capsule, r);
-          const answer = transformBlinded(g, keys[path[hop - 1]!]!.privateKey, request, keys[path[hop]!]!.publicKey, r);
-          capsule = unblindReencryption(g, blinding, answer, recipient(path[hop]!));
-        }
-        const last = path[path.length - 1]!;
-        const recovered = decapsulate(g, capsule, keys[last]!.privateKey);
-        expect(recovered).toEqual(P);
-        expect(openContent(deriveContentKey(recovered, cid, 1024), ct)).toEqual(Buffer.from(content));
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 2, maxLength: 6 }),
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.integer(),
+        (path, content, seed) => {
+          const r = seededRng(`p${seed}`);
+          const P = newMessageKey(g, r);
+          const cid = r(16);
+          const ct = sealContent(deriveContentKey(P, cid, 1024), content);
+          let capsule: Capsule = encapsulate(g, P, recipient(path[0]!), r);
+          for (let hop = 1; hop < path.length; hop++) {
+            const { request, blinding } = blindForReencryption(g, capsule, r);
+            const answer = transformBlinded(g, keys[path[hop - 1]!]!.privateKey, request, keys[path[hop]!]!.publicKey, r);
+            capsule = unblindReencryption(g, blinding, answer, recipient(path[hop]!));
+          }
+          const last = path[path.length - 1]!;
+          const recovered = decapsulate(g, capsule, keys[last]!.privateKey);
+          expect(recovered).toEqual(P);
+          expect(openContent(deriveContentKey(recovered, cid, 1024), ct)).toEqual(Buffer.from(content));
+        },
+      ),
       { numRuns: g.name === 'noble' ? 8 : 40 },
     );
   });
@@ -84,11 +103,28 @@ describe.each(Object.values(groups))('encryption chain on $name', (g) => {
       const other = answerBlindedDecryption(g, keys[0]!.privateKey, keys[0]!.publicKey, blindForDecryption(g, c, rng).request, rng);
       expect(completeBlindedDecryption(g, blinding, { ...answer, z: other.z }, keys[0]!.publicKey).ok).toBe(false);
       for (const bit of [0, 7, 100, 255]) {
-        expect(completeBlindedDecryption(g, blinding, { ...answer, proof: { ...answer.proof, c: flipBit(answer.proof.c, bit) } }, keys[0]!.publicKey).ok).toBe(false);
-        expect(completeBlindedDecryption(g, blinding, { ...answer, proof: { ...answer.proof, s: flipBit(answer.proof.s, bit) } }, keys[0]!.publicKey).ok).toBe(false);
+        expect(
+          completeBlindedDecryption(
+            g,
+            blinding,
+            { ...answer, proof: { ...answer.proof, c: flipBit(answer.proof.c, bit) } },
+            keys[0]!.publicKey,
+          ).ok,
+        ).toBe(false);
+        expect(
+          completeBlindedDecryption(
+            g,
+            blinding,
+            { ...answer, proof: { ...answer.proof, s: flipBit(answer.proof.s, bit) } },
+            keys[0]!.publicKey,
+          ).ok,
+        ).toBe(false);
       }
       const z = flipBit(answer.z, 300);
-      expect(completeBlindedDecryption(g, blinding, { ...answer, z }, keys[0]!.publicKey)).toEqual({ ok: false, reason: expect.stringMatching(/not a point|proof does not verify/) });
+      expect(completeBlindedDecryption(g, blinding, { ...answer, z }, keys[0]!.publicKey)).toEqual({
+        ok: false,
+        reason: expect.stringMatching(/not a point|proof does not verify/),
+      });
     });
 
     test('malformed answers give a result, not an exception', () => {

@@ -29,11 +29,13 @@ const isZero = (u: Uint8Array) => u.length > 0 && u.every((b) => b === 0);
 const org = generateEncryptionKeyPair(g, systemRng);
 const recipient = { keyId: keyIdOf(g, org.publicKey), publicKey: org.publicKey };
 const SECRET = 'wipe-secret-9931';
-const plain = (body = `${SECRET}\r\n`) => Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: w\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${body}`);
-const withAttachment = () => Buffer.from(
-  'From: a@a.example\r\nTo: b@b.example\r\nSubject: w\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n' +
-    `--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="x.bin"\r\n\r\n${SECRET}\r\n--b1--\r\n`,
-);
+const plain = (body = `${SECRET}\r\n`) =>
+  Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: w\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${body}`);
+const withAttachment = () =>
+  Buffer.from(
+    'From: a@a.example\r\nTo: b@b.example\r\nSubject: w\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n' +
+      `--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="x.bin"\r\n\r\n${SECRET}\r\n--b1--\r\n`,
+  );
 
 /** Every buffer a SecretScope holds during `run`, and whether each was zero when `run` ended. */
 async function caught(run: () => Promise<unknown>): Promise<{ held: Uint8Array[]; outcome: unknown }> {
@@ -48,7 +50,10 @@ async function caught(run: () => Promise<unknown>): Promise<{ held: Uint8Array[]
     return k;
   });
   try {
-    const outcome = await run().then((v) => v, (e: unknown) => e);
+    const outcome = await run().then(
+      (v) => v,
+      (e: unknown) => e,
+    );
     return { held, outcome };
   } finally {
     hold.mockRestore();
@@ -99,10 +104,12 @@ describe('encryption', () => {
 });
 
 describe('decryption', () => {
-  test('a message key recovered with the private key, and the content key, are zero at the end; the private key itself stays the caller\'s', async () => {
+  test("a message key recovered with the private key, and the content key, are zero at the end; the private key itself stays the caller's", async () => {
     const encrypted = await collect(encryptMessage(plain(), [recipient], { group: g, rng: systemRng }));
     const before = Buffer.from(org.privateKey);
-    const { held, outcome } = await caught(() => collect(decryptMessage(encrypted, { keyId: recipient.keyId, privateKey: org.privateKey }, { group: g })));
+    const { held, outcome } = await caught(() =>
+      collect(decryptMessage(encrypted, { keyId: recipient.keyId, privateKey: org.privateKey }, { group: g })),
+    );
     expect((outcome as Buffer).toString()).toContain(SECRET);
     expect(held).toHaveLength(3);
     expect(held.every(isZero)).toBe(true);
@@ -125,7 +132,9 @@ describe('decryption', () => {
     const text = encrypted.toString('latin1');
     const at = text.indexOf('\r\n\r\n') + 10;
     const tampered = Buffer.from(text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1), 'latin1');
-    const { held, outcome } = await caught(() => collect(decryptMessage(tampered, { keyId: recipient.keyId, privateKey: org.privateKey }, { group: g })));
+    const { held, outcome } = await caught(() =>
+      collect(decryptMessage(tampered, { keyId: recipient.keyId, privateKey: org.privateKey }, { group: g })),
+    );
     expect(outcome).toBeInstanceOf(Error);
     expect(held).toHaveLength(3);
     expect(held.every(isZero)).toBe(true);
@@ -133,19 +142,27 @@ describe('decryption', () => {
 });
 
 describe('ssmax user open', () => {
-  test('the user\'s private scalar is overwritten once the message is open (and after a refusal)', async () => {
+  test("the user's private scalar is overwritten once the message is open (and after a refusal)", async () => {
     const world = makeWorld();
     try {
       const alice = makePerson(world, world.a, 'alice');
       const bob = makePerson(world, world.b, 'bob');
-      const message = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: s\r\nMessage-ID: <w1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+      const message = Buffer.from(
+        `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: s\r\nMessage-ID: <w1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+      );
       const hop1 = await sendingHop(await signAndEncrypt(alice.profile, message, { now: NOW }), world.a, alice, world.b);
-      const delivered = await receivingHop(hop1, world.b, world.a, { to: { keyId: bob.registration.encryptionKeyId, publicKey: Buffer.from(bob.registration.encryptionPublicKey, 'hex') } });
+      const delivered = await receivingHop(hop1, world.b, world.a, {
+        to: { keyId: bob.registration.encryptionKeyId, publicKey: Buffer.from(bob.registration.encryptionPublicKey, 'hex') },
+      });
       const path = join(world.dir, 'delivered.eml');
       writeFileSync(path, delivered);
       const loaded: profiles.UserProfile[] = [];
       const real = profiles.loadUserProfile;
-      const spy = jest.spyOn(profiles, 'loadUserProfile').mockImplementation((dir) => { const p = real(dir); loaded.push(p); return p; });
+      const spy = jest.spyOn(profiles, 'loadUserProfile').mockImplementation((dir) => {
+        const p = real(dir);
+        loaded.push(p);
+        return p;
+      });
       try {
         const out: string[] = [];
         const io = { out: (t: string) => out.push(t), err: () => undefined };
@@ -153,7 +170,9 @@ describe('ssmax user open', () => {
         expect(out.join('\n')).toContain(SECRET); // the key worked before it was wiped
         const tampered = join(world.dir, 'tampered.eml');
         writeFileSync(tampered, Buffer.from(delivered.toString('latin1').replace('Subject: s', 'Subject: t'), 'latin1'));
-        await expect(userCommand.run(['open', '--profile', bob.profile.dir, '--in', tampered, '--at', NOW.toISOString()], io)).rejects.toThrow();
+        await expect(
+          userCommand.run(['open', '--profile', bob.profile.dir, '--in', tampered, '--at', NOW.toISOString()], io),
+        ).rejects.toThrow();
       } finally {
         spy.mockRestore();
       }

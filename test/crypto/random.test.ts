@@ -26,7 +26,7 @@ describe('systemRng', () => {
     for (let i = 0; i < 32768; i++) for (const v of systemRng(32)) counts[v]!++;
     const expected = (32768 * 32) / 256;
     // chi-square with 255 degrees of freedom: 99.9999% of uniform samples stay below ~400
-    const chi = counts.reduce((s, c) => s + ((c - expected) ** 2) / expected, 0);
+    const chi = counts.reduce((s, c) => s + (c - expected) ** 2 / expected, 0);
     expect(chi).toBeLessThan(400);
   });
 

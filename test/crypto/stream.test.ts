@@ -3,7 +3,16 @@ import { createCipheriv } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
-  CryptoError, TAG_LENGTH, createOpenStream, createSealStream, deriveContentKey, groups, newMessageKey, openContent, sealContent, sealedLength,
+  CryptoError,
+  TAG_LENGTH,
+  createOpenStream,
+  createSealStream,
+  deriveContentKey,
+  groups,
+  newMessageKey,
+  openContent,
+  sealContent,
+  sealedLength,
 } from '../../src/crypto';
 import { flipBit, seededRng } from '../support/seeded-rng';
 
@@ -47,14 +56,21 @@ describe('STREAM chunked AES-256-GCM', () => {
     // the canonical form, built by hand, is what sealContent makes: the counter starts at 0
     const canonical = Buffer.concat([gcm(plain.subarray(0, 1024), 0, false), gcm(plain.subarray(1024), 1, true)]);
     expect(sealContent(key, plain)).toEqual(canonical);
-    const other = Buffer.concat([gcm(plain.subarray(0, 1024), 0, false), gcm(plain.subarray(1024), 1, false), gcm(new Uint8Array(0), 2, true)]);
+    const other = Buffer.concat([
+      gcm(plain.subarray(0, 1024), 0, false),
+      gcm(plain.subarray(1024), 1, false),
+      gcm(new Uint8Array(0), 2, true),
+    ]);
     expect(() => openContent(key, other)).toThrow(/empty final chunk after 2 full chunks/);
     expect(openContent(key, sealContent(key, new Uint8Array(0)))).toHaveLength(0); // the empty plaintext: one empty chunk
   });
 
   test('property: any single-bit change in a chunk or a tag fails authentication', () => {
     const ct = sealContent(key, new Uint8Array(3000).fill(1));
-    fc.assert(fc.property(fc.integer({ min: 0, max: ct.length * 8 - 1 }), (bit) => expectAuthFailure(() => openContent(key, flipBit(ct, bit)))), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: ct.length * 8 - 1 }), (bit) => expectAuthFailure(() => openContent(key, flipBit(ct, bit)))),
+      { numRuns: 200 },
+    );
   });
 
   test('truncation at a chunk boundary, mid-chunk, and to nothing fails', () => {
@@ -64,7 +80,10 @@ describe('STREAM chunked AES-256-GCM', () => {
   });
 
   test('reordered chunks fail', () => {
-    const ct = sealContent(key, new Uint8Array(3000).map((_, i) => i));
+    const ct = sealContent(
+      key,
+      new Uint8Array(3000).map((_, i) => i),
+    );
     const unit = 1024 + TAG_LENGTH;
     const swapped = Buffer.concat([ct.subarray(unit, 2 * unit), ct.subarray(0, unit), ct.subarray(2 * unit)]);
     expectAuthFailure(() => openContent(key, swapped));
@@ -94,7 +113,9 @@ describe('STREAM chunked AES-256-GCM', () => {
     const plain = Buffer.from(rng(10000));
     const pieces: Buffer[] = [];
     for (let off = 0; off < plain.length; off += 333) pieces.push(plain.subarray(off, off + 333));
-    const collect = (into: Buffer[]) => async (src: AsyncIterable<Buffer>) => { for await (const c of src) into.push(c); };
+    const collect = (into: Buffer[]) => async (src: AsyncIterable<Buffer>) => {
+      for await (const c of src) into.push(c);
+    };
     const ct: Buffer[] = [];
     await pipeline(Readable.from(pieces), createSealStream(key), collect(ct));
     const out: Buffer[] = [];

@@ -30,10 +30,14 @@ describe.each(Object.values(groups))('pinned vectors on $name', (g) => {
     const c = { keyId: pinned.capsule.keyId, e: unhex(pinned.capsule.e), f: unhex(pinned.capsule.f) };
     expect(decapsulate(g, c, unhex(org.privateKey))).toEqual(unhex(pinned.capsule.messageKey));
     const n = pinned.reencryption.newCapsule;
-    expect(decapsulate(g, { keyId: n.keyId, e: unhex(n.e), f: unhex(n.f) }, unhex(peer.privateKey))).toEqual(unhex(pinned.capsule.messageKey));
+    expect(decapsulate(g, { keyId: n.keyId, e: unhex(n.e), f: unhex(n.f) }, unhex(peer.privateKey))).toEqual(
+      unhex(pinned.capsule.messageKey),
+    );
     const d = pinned.blindedDecryption;
     const X = g.decode(unhex(org.publicKey), 'X');
-    expect(verifyDleq(g, X, g.decode(unhex(d.request.e), 'B'), g.decode(unhex(d.answer.z), 'Z'), { c: unhex(d.answer.c), s: unhex(d.answer.s) })).toBe(true);
+    expect(
+      verifyDleq(g, X, g.decode(unhex(d.request.e), 'B'), g.decode(unhex(d.answer.z), 'Z'), { c: unhex(d.answer.c), s: unhex(d.answer.s) }),
+    ).toBe(true);
     // the pinned random scalars reproduce the values an independent implementation must compute
     const draw = (step: string) => BigInt(`0x${pinned.randomness[step][0]}`);
     const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -42,9 +46,17 @@ describe.each(Object.values(groups))('pinned vectors on $name', (g) => {
     const s = (draw('blinded decryption DLEQ nonce r') + BigInt(`0x${d.answer.c}`) * BigInt(`0x${org.privateKey}`)) % N;
     expect(s.toString(16).padStart(64, '0')).toBe(d.answer.s);
     for (const v of pinned.content) {
-      expect(openContent(deriveContentKey(unhex(pinned.capsule.messageKey), unhex(v.contentId), v.chunkSize), unhex(v.ciphertext))).toEqual(Buffer.from(v.plaintext, 'hex'));
+      expect(openContent(deriveContentKey(unhex(pinned.capsule.messageKey), unhex(v.contentId), v.chunkSize), unhex(v.ciphertext))).toEqual(
+        Buffer.from(v.plaintext, 'hex'),
+      );
     }
-    const opened = await collect(decryptMessage(Buffer.from(pinned.message.encrypted, 'latin1'), { keyId: org.keyId, privateKey: unhex(org.privateKey) }, { group: g }));
+    const opened = await collect(
+      decryptMessage(
+        Buffer.from(pinned.message.encrypted, 'latin1'),
+        { keyId: org.keyId, privateKey: unhex(org.privateKey) },
+        { group: g },
+      ),
+    );
     expect(opened.toString('latin1')).toBe(pinned.message.plaintext);
   });
 });

@@ -11,12 +11,15 @@ import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..', '..');
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 /** Deep imports into packages without an exports map, each with its reason. */
 const DEEP_IMPORTS: Record<string, string> = {
-  'secp256k1/bindings': 'the native addon alone, never the package\'s pure-JavaScript fallback (src/crypto/group-native.ts)',
-  'pdfjs-dist/legacy/build/pdf.mjs': 'pdf.js\'s build for Node, as pdf.js documents it (src/inspect/pdf-worker.ts)',
+  'secp256k1/bindings': "the native addon alone, never the package's pure-JavaScript fallback (src/crypto/group-native.ts)",
+  'pdfjs-dist/legacy/build/pdf.mjs': "pdf.js's build for Node, as pdf.js documents it (src/inspect/pdf-worker.ts)",
 };
 
 /** Dev tools kept in src/ and run only from npm scripts of a checkout (bench, fuzz): they may use devDependencies. */
@@ -29,10 +32,12 @@ const NOT_IMPORTED: Record<string, string> = {
 };
 
 function sourceFiles(dir: string, skip: readonly string[] = []): string[] {
-  return readdirSync(dir).filter((name) => !skip.includes(name)).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? sourceFiles(p) : p.endsWith('.ts') ? [p] : [];
-  });
+  return readdirSync(dir)
+    .filter((name) => !skip.includes(name))
+    .flatMap((name) => {
+      const p = join(dir, name);
+      return statSync(p).isDirectory() ? sourceFiles(p) : p.endsWith('.ts') ? [p] : [];
+    });
 }
 
 /** Module specifiers of import/require/import() in a source file (comments left out). */
@@ -79,7 +84,8 @@ test('deep imports use subpaths the package declares in its exports map (no path
     const exp = (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { exports?: unknown }).exports;
     for (const sub of subs) {
       if (sub === '' || `${name}${sub}` in DEEP_IMPORTS) continue;
-      const declared = typeof exp === 'object' && exp !== null && !Array.isArray(exp) && declares(exp as Record<string, unknown>, `.${sub}`);
+      const declared =
+        typeof exp === 'object' && exp !== null && !Array.isArray(exp) && declares(exp as Record<string, unknown>, `.${sub}`);
       if (!declared) undeclared.push(`${name}${sub}`);
     }
   }

@@ -29,11 +29,22 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ssmax-dircli-'));
   writeFileSync(join(dir, 'root.pem'), b.fx.root.certificate.pem);
   ini = join(dir, 'directory.ini');
-  writeFileSync(ini, [
-    '[directory]', 'roots=root.pem', 'cache_dir=cache', 'dns=off', 'retry_seconds=0',
-    '[peers]', `b.example=${server.url('b.example')}`, 'c.example=https://127.0.0.1:1/.well-known/ssmax/bundle',
-    '[hosts]', 'ssmax.b.example=127.0.0.1', '',
-  ].join('\n'));
+  writeFileSync(
+    ini,
+    [
+      '[directory]',
+      'roots=root.pem',
+      'cache_dir=cache',
+      'dns=off',
+      'retry_seconds=0',
+      '[peers]',
+      `b.example=${server.url('b.example')}`,
+      'c.example=https://127.0.0.1:1/.well-known/ssmax/bundle',
+      '[hosts]',
+      'ssmax.b.example=127.0.0.1',
+      '',
+    ].join('\n'),
+  );
 });
 
 afterAll(() => server.stop());
@@ -41,7 +52,9 @@ afterAll(() => server.stop());
 test('lookup fetches into the shared cache; status lists each peer with serial, key, expiry and last error', async () => {
   let c = capture();
   expect(await main(['directory', 'lookup', 'b.example', '--config', ini], c.io)).toBe(0);
-  expect(c.out.join('\n')).toMatch(/^b\.example: bundle \S+ serial 3, current key b\.example:v1, expires \d{4}-.*Z \(from https:\/\/ssmax\.b\.example:\d+\/\.well-known\/ssmax\/bundle\)$/);
+  expect(c.out.join('\n')).toMatch(
+    /^b\.example: bundle \S+ serial 3, current key b\.example:v1, expires \d{4}-.*Z \(from https:\/\/ssmax\.b\.example:\d+\/\.well-known\/ssmax\/bundle\)$/,
+  );
 
   c = capture();
   expect(await main(['directory', 'lookup', 'c.example', '--config', ini], c.io)).toBe(1);
@@ -61,11 +74,21 @@ test('lookup fetches into the shared cache; status lists each peer with serial, 
   c = capture();
   expect(await main(['directory', 'status', '--config', ini, '--json'], c.io)).toBe(0);
   const rows = JSON.parse(c.out.join('\n')) as { domain: string; serial?: number }[];
-  expect(rows.map((r) => [r.domain, r.serial])).toEqual([['b.example', 3], ['c.example', undefined]]);
+  expect(rows.map((r) => [r.domain, r.serial])).toEqual([
+    ['b.example', 3],
+    ['c.example', undefined],
+  ]);
 });
 
 test('--help on every subcommand; usage errors', async () => {
-  for (const args of [['directory', '--help'], ['directory', 'status', '--help'], ['directory', 'lookup', '--help'], ['publish', '--help'], ['publish', 'run', '--help'], ['publish', '--config', 'x', '--help']]) {
+  for (const args of [
+    ['directory', '--help'],
+    ['directory', 'status', '--help'],
+    ['directory', 'lookup', '--help'],
+    ['publish', '--help'],
+    ['publish', 'run', '--help'],
+    ['publish', '--config', 'x', '--help'],
+  ]) {
     const c = capture();
     expect(await main(args, c.io)).toBe(0);
     expect(c.out.join('\n')).toMatch(/^Usage: ssmax /);
@@ -93,7 +116,17 @@ test('config: defaults, relative paths, errors naming the key; the shipped file 
   expect(directoryOptions(c).resolver).toBeNull();
 
   const shipped = loadDirectoryConfig(join(__dirname, '..', '..', 'config', 'ssmax-directory.ini'));
-  expect(shipped).toMatchObject({ dns: true, fetchTimeoutMs: 10000, refreshAhead: 0.25, refreshJitter: 0.1, retryMs: 60000, negativeTtlMs: 300000, dnsRecheckMs: 300000, peers: {}, hosts: {} });
+  expect(shipped).toMatchObject({
+    dns: true,
+    fetchTimeoutMs: 10000,
+    refreshAhead: 0.25,
+    refreshJitter: 0.1,
+    retryMs: 60000,
+    negativeTtlMs: 300000,
+    dnsRecheckMs: 300000,
+    peers: {},
+    hosts: {},
+  });
   expect(shipped.cacheDir).toBeUndefined();
 
   const bad = join(dir, 'bad.ini');

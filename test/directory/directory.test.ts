@@ -36,7 +36,11 @@ function directory(over: Partial<DirectoryOptions> = {}): Directory {
     roots: [a.fx.root.certificate.pem],
     staticPeers: { 'a.example': serverA.url('a.example'), 'b.example': serverB.url('b.example') },
     hosts: { 'ssmax.a.example': '127.0.0.1', 'ssmax.b.example': '127.0.0.1' },
-    resolver: null, clock, random: () => 0.5, fetchTimeoutMs: 3000, retryMs: 60000,
+    resolver: null,
+    clock,
+    random: () => 0.5,
+    fetchTimeoutMs: 3000,
+    retryMs: 60000,
     ...over,
   });
   open.push(d);
@@ -66,7 +70,7 @@ afterAll(async () => {
 });
 
 describe('two organisations sharing only the SSMAX root', () => {
-  test('each fetches and verifies the other\'s bundle', async () => {
+  test("each fetches and verifies the other's bundle", async () => {
     const dirA = directory();
     const peer = await dirA.lookup('B.Example.');
     expect(peer.domain).toBe('b.example');
@@ -107,7 +111,9 @@ describe('two organisations sharing only the SSMAX root', () => {
     const dir = directory();
     expect((await dir.lookup('a.example')).serial).toBe(1);
     let release!: () => void;
-    serverA.hold = new Promise<void>((r) => { release = r; });
+    serverA.hold = new Promise<void>((r) => {
+      release = r;
+    });
     try {
       const before = serverA.requests;
       // a fetch under way (a background refresh, another message's refresh) got the bundle as it was
@@ -128,7 +134,7 @@ describe('two organisations sharing only the SSMAX root', () => {
     }
   });
 
-  test('the clock may also give a Date (as keyd\'s does)', async () => {
+  test("the clock may also give a Date (as keyd's does)", async () => {
     const dir = directory({ clock: () => new Date(now) });
     expect((await dir.lookup('b.example')).serial).toBe(1);
     now += 2 * HOUR;
@@ -155,7 +161,7 @@ describe('refusals, each with its reason', () => {
     expect(e.message).toMatch(/signer-not-certified/);
   });
 
-  test('a bundle signed by another organisation\'s signer', async () => {
+  test("a bundle signed by another organisation's signer", async () => {
     serverB.body = bundleOf(b, 1, now, HOUR, { signer: a.signer });
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
@@ -268,7 +274,7 @@ describe('DNS discovery through an injected resolver', () => {
   const resolver = async (name: string): Promise<string[][]> => {
     queries.push(name);
     const r = zone.get(name);
-    if (r === 'servfail' as unknown) throw Object.assign(new Error('queryTxt ESERVFAIL'), { code: 'ESERVFAIL' });
+    if (r === ('servfail' as unknown)) throw Object.assign(new Error('queryTxt ESERVFAIL'), { code: 'ESERVFAIL' });
     if (!r) throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
     return r;
   };
@@ -332,7 +338,11 @@ describe('DNS discovery through an injected resolver', () => {
   });
 
   test('TXT record parsing', () => {
-    expect(parseTxtRecord('v=ssmax1; u=https://x.example/b; id=abcdefgh')).toEqual({ url: 'https://x.example/b', id: 'abcdefgh', source: 'dns' });
+    expect(parseTxtRecord('v=ssmax1; u=https://x.example/b; id=abcdefgh')).toEqual({
+      url: 'https://x.example/b',
+      id: 'abcdefgh',
+      source: 'dns',
+    });
     expect(parseTxtRecord('V=SSMAX1;U=https://x.example/b;future=1')).toEqual({ url: 'https://x.example/b', source: 'dns' });
     expect(parseTxtRecord('v=spf1 -all')).toBeUndefined();
     expect(parseTxtRecord('v=ssmax2; u=https://x.example/b')).toMatch(/version/);

@@ -45,11 +45,15 @@ afterAll(async () => {
 });
 
 test('the bundle host name is resolved through dns_servers: without its A record there the fetch fails (the server was asked), with it the lookup succeeds', async () => {
-  const directory = () => new Directory({ roots: [b.fx.root.certificate.pem], dnsServers: [`127.0.0.1:${dns.port}`], retryMs: 0, negativeTtlMs: 0 });
+  const directory = () =>
+    new Directory({ roots: [b.fx.root.certificate.pem], dnsServers: [`127.0.0.1:${dns.port}`], retryMs: 0, negativeTtlMs: 0 });
   addresses.delete('ssmax.b.example');
   const without = directory();
   try {
-    const err = await without.lookup('b.example').then(() => undefined, (e: unknown) => e);
+    const err = await without.lookup('b.example').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(DirectoryError);
     expect((err as DirectoryError).code).toBe('unavailable');
     expect((err as Error).message).toMatch(/ENOTFOUND ssmax\.b\.example/);
@@ -85,7 +89,9 @@ test('ssmax-directory.ini: dns_servers reaches the directory (`ssmax directory l
   const bad = join(dir, 'bad.ini');
   writeFileSync(bad, ['[directory]', 'roots=root.pem', `dns_server=127.0.0.1:${dns.port}`, ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow(DirectoryConfigError);
-  expect(() => loadDirectoryConfig(bad)).toThrow(`${bad} [directory] dns_server: is not a known setting (known: roots, crls, cache_dir, dns, dns_servers,`);
+  expect(() => loadDirectoryConfig(bad)).toThrow(
+    `${bad} [directory] dns_server: is not a known setting (known: roots, crls, cache_dir, dns, dns_servers,`,
+  );
   const e = capture();
   expect(await main(['directory', 'status', '--config', bad], e.io)).toBe(78);
   expect(e.err.join('\n')).toMatch(/\[directory\] dns_server: is not a known setting/);

@@ -11,8 +11,23 @@ const root = resolve(__dirname, '..', '..');
 
 // Spelled in pieces so that this file does not name them itself. Case matters:
 // docs/protocol.md is this project's own protocol document.
-const NAMES = { protocol: 'PROTO' + 'COL', architecture: 'ARCHI' + 'TECTURE', stackNotes: 'STACK' + '-NOTES', developers: 'DEVEL' + 'OPERS', shared: 'shared' + '/' };
-const OUTSIDE = new RegExp([`${NAMES.protocol}\\.md`, `${NAMES.architecture}\\.md`, NAMES.stackNotes, NAMES.developers, NAMES.shared, "[Dd]evelopers' " + '[Gg]uide'].join('|'));
+const NAMES = {
+  protocol: 'PROTO' + 'COL',
+  architecture: 'ARCHI' + 'TECTURE',
+  stackNotes: 'STACK' + '-NOTES',
+  developers: 'DEVEL' + 'OPERS',
+  shared: 'shared' + '/',
+};
+const OUTSIDE = new RegExp(
+  [
+    `${NAMES.protocol}\\.md`,
+    `${NAMES.architecture}\\.md`,
+    NAMES.stackNotes,
+    NAMES.developers,
+    NAMES.shared,
+    "[Dd]evelopers' " + '[Gg]uide',
+  ].join('|'),
+);
 
 /** The lines of `text` that name a file outside the repository, as "line: text". */
 function outsideReferences(text: string): string[] {
@@ -83,20 +98,37 @@ function brokenLinks(file: string, base = root): string[] {
     const dest = path === '' ? file : resolve(dirname(file), decodeURIComponent(path));
     if (relative(base, dest).startsWith('..')) broken.push(`${target}: leads outside the repository`);
     else if (!existsSync(dest)) broken.push(`${target}: no such file`);
-    else if (fragment !== undefined && dest.endsWith('.md') && !anchors(readFileSync(dest, 'utf8')).has(fragment)) broken.push(`${target}: no heading "#${fragment}" in ${relative(base, dest)}`);
+    else if (fragment !== undefined && dest.endsWith('.md') && !anchors(readFileSync(dest, 'utf8')).has(fragment))
+      broken.push(`${target}: no heading "#${fragment}" in ${relative(base, dest)}`);
   }
   return broken;
 }
 
-const markdownFiles = [join(root, 'README.md'), ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(root, 'docs', f))];
+const markdownFiles = [
+  join(root, 'README.md'),
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join(root, 'docs', f)),
+];
 
 test('the detectors find what they look for (so the checks below can fail)', () => {
-  const sample = ['ok line', `see ${NAMES.protocol}.md, "Roles"`, `Design: \`../${NAMES.shared}design/\``, `the ${NAMES.stackNotes} anchor`, `the ${NAMES.developers}.md rule`, 'docs/protocol.md is ours'];
+  const sample = [
+    'ok line',
+    `see ${NAMES.protocol}.md, "Roles"`,
+    `Design: \`../${NAMES.shared}design/\``,
+    `the ${NAMES.stackNotes} anchor`,
+    `the ${NAMES.developers}.md rule`,
+    'docs/protocol.md is ours',
+  ];
   expect(outsideReferences(sample.join('\n'))).toEqual([2, 3, 4, 5].map((line) => `${line}: ${sample[line - 1]!}`));
-  expect(relativeLinks('[a](protocol.md) [b](https://x.example/) `[c](in-code.md)` [d](#roles)\n[e]: ../x.md\n')).toEqual(['protocol.md', '#roles', '../x.md']);
-  expect(anchors('# The SSMAX protocol, version 1\n## Groups and primitives\n```\n# not a heading\n```\n## Groups and primitives\n')).toEqual(
-    new Set(['the-ssmax-protocol-version-1', 'groups-and-primitives', 'groups-and-primitives-1']),
-  );
+  expect(relativeLinks('[a](protocol.md) [b](https://x.example/) `[c](in-code.md)` [d](#roles)\n[e]: ../x.md\n')).toEqual([
+    'protocol.md',
+    '#roles',
+    '../x.md',
+  ]);
+  expect(
+    anchors('# The SSMAX protocol, version 1\n## Groups and primitives\n```\n# not a heading\n```\n## Groups and primitives\n'),
+  ).toEqual(new Set(['the-ssmax-protocol-version-1', 'groups-and-primitives', 'groups-and-primitives-1']));
 });
 
 test('no tracked file refers to design notes outside the repository', () => {
@@ -118,7 +150,10 @@ test('a broken link, a missing heading and a link out of the repository are repo
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-links-'));
   mkdirSync(join(dir, 'docs'));
   writeFileSync(join(dir, 'docs', 'b.md'), '# B\n## Real section\n');
-  writeFileSync(join(dir, 'docs', 'a.md'), '[ok](b.md#real-section) [gone](c.md) [anchor](b.md#no-such-section) [out](../../x.md) [self](#a)\n# A\n');
+  writeFileSync(
+    join(dir, 'docs', 'a.md'),
+    '[ok](b.md#real-section) [gone](c.md) [anchor](b.md#no-such-section) [out](../../x.md) [self](#a)\n# A\n',
+  );
   expect(brokenLinks(join(dir, 'docs', 'a.md'), dir)).toEqual([
     'c.md: no such file',
     'b.md#no-such-section: no heading "#no-such-section" in docs/b.md',

@@ -2,17 +2,38 @@ import fc from 'fast-check';
 import libqp from 'libqp';
 import { readMessage } from '../../src/chain/body-hash';
 import {
-  CryptoError, blindForReencryption, decapsulate, deriveContentKey, groups, openContent, transformBlinded, unblindReencryption,
+  CryptoError,
+  blindForReencryption,
+  decapsulate,
+  deriveContentKey,
+  groups,
+  openContent,
+  transformBlinded,
+  unblindReencryption,
 } from '../../src/crypto';
 import {
-  DEFAULT_LIMITS, type DecryptionKey, collect, decryptMessage, encryptMessage, encryptParts, listCapsules, parseCapsule, parseContentType, replaceCapsules,
+  DEFAULT_LIMITS,
+  type DecryptionKey,
+  collect,
+  decryptMessage,
+  encryptMessage,
+  encryptParts,
+  listCapsules,
+  parseCapsule,
+  parseContentType,
+  replaceCapsules,
 } from '../../src/envelope';
 import { keyring, multipartMessage, plainMessage } from '../support/messages';
 import { seededRng } from '../support/seeded-rng';
 
 const group = groups.libsecp256k1;
 const rng = seededRng('format');
-const [alice, bob, org, peer] = keyring(group, rng, 4) as [ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number], ReturnType<typeof keyring>[number]];
+const [alice, bob, org, peer] = keyring(group, rng, 4) as [
+  ReturnType<typeof keyring>[number],
+  ReturnType<typeof keyring>[number],
+  ReturnType<typeof keyring>[number],
+  ReturnType<typeof keyring>[number],
+];
 const opts = { group, rng, chunkSize: 1024 };
 const enc = (m: Buffer, r = [org.recipient]) => collect(encryptMessage(m, r, opts));
 const dec = (m: Buffer, key: DecryptionKey = org.key) => collect(decryptMessage(m, key, { group }));
@@ -75,7 +96,10 @@ describe('transfer encodings of the ciphertext', () => {
     const text = c.toString('latin1');
     const at = text.indexOf('\r\n\r\n') + 4;
     const qp = libqp.wrap(libqp.encode(Buffer.from(text.slice(at).replace(/\r\n/g, ''), 'base64')), 76);
-    return Buffer.from(`${text.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`, 'latin1');
+    return Buffer.from(
+      `${text.slice(0, at).replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: quoted-printable')}${qp}\r\n`,
+      'latin1',
+    );
   };
 
   test('re-encoded from base64 to quoted-printable in transit, the body hash holds and the message still decrypts', async () => {
@@ -88,8 +112,12 @@ describe('transfer encodings of the ciphertext', () => {
   });
 
   test('a transfer encoding other than base64 or quoted-printable is refused', async () => {
-    const c = (await enc(plainMessage('x\r\n'))).toString('latin1').replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: 8bit');
-    expect((await failure(dec(Buffer.from(c, 'latin1')))).message).toMatch(/Content-Transfer-Encoding "8bit", expected base64 or quoted-printable/);
+    const c = (await enc(plainMessage('x\r\n')))
+      .toString('latin1')
+      .replace('Content-Transfer-Encoding: base64', 'Content-Transfer-Encoding: 8bit');
+    expect((await failure(dec(Buffer.from(c, 'latin1')))).message).toMatch(
+      /Content-Transfer-Encoding "8bit", expected base64 or quoted-printable/,
+    );
   });
 });
 
@@ -111,14 +139,21 @@ describe('re-encryption replaces capsules and never touches content', () => {
 
 describe('profile "part": chosen attachments encrypted inside a plain message', () => {
   test('the byte extent of an encrypted part (docs/format.md): its header block through its content, without the CRLF before the next delimiter', async () => {
-    const m = Buffer.from('From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n' +
-      '--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n\r\n--b--\r\nepi\r\n');
+    const m = Buffer.from(
+      'From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\npre\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n' +
+        '--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n\r\n--b--\r\nepi\r\n',
+    );
     const c = (await collect(encryptParts(m, [org.recipient], opts))).toString('latin1');
     const part = /cid=([A-Za-z0-9_-]+); chunk=(\d+)\r\n[\s\S]*?\r\n\r\n([A-Za-z0-9+/=\r\n]+?)\r\n--b--\r\nepi\r\n$/.exec(c)!;
     const [capsule] = await listCapsules(Buffer.from(c, 'latin1'));
     const P = decapsulate(group, capsule!, (org.key as { privateKey: Uint8Array }).privateKey);
-    const plain = openContent(deriveContentKey(P, Buffer.from(part[1]!, 'base64url'), Number(part[2])), Buffer.from(part[3]!.replace(/\r\n/g, ''), 'base64'));
-    expect(plain.toString('latin1')).toBe('Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n');
+    const plain = openContent(
+      deriveContentKey(P, Buffer.from(part[1]!, 'base64url'), Number(part[2])),
+      Buffer.from(part[3]!.replace(/\r\n/g, ''), 'base64'),
+    );
+    expect(plain.toString('latin1')).toBe(
+      'Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="x.pdf"\r\n\r\nPDFDATA\r\n',
+    );
   });
 
   test('decryption gives back the original message byte for byte', async () => {
@@ -233,7 +268,9 @@ describe('hard limits, each with a clear error', () => {
       open += `Content-Type: multipart/mixed; boundary="d${i}"\r\n\r\n--d${i}\r\n`;
       close = `\r\n--d${i}--\r\n${close}`;
     }
-    return Buffer.from(`From: a@a.example\r\nMIME-Version: 1.0\r\n${open}Content-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nx${close}`);
+    return Buffer.from(
+      `From: a@a.example\r\nMIME-Version: 1.0\r\n${open}Content-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nx${close}`,
+    );
   };
   test('nesting deeper than the limit', async () => {
     const err = await failure(collect(encryptParts(nested(DEFAULT_LIMITS.maxDepth + 2), [org.recipient], opts)));

@@ -52,13 +52,20 @@ function chunked(bytes: Buffer, cuts: number[]): Buffer[] {
 }
 
 describe('quoted-printable lines of an encrypted entity', () => {
-  const qpText = fc.array(fc.constantFrom('a', 'Z', '=', '=3D', '=0A', ' ', '\t', '\r', '\n', '\r\n', '=\r\n', ' \r\n', '==', 'x='), { maxLength: 60 }).map((a) => Buffer.from(a.join(''), 'latin1'));
+  const qpText = fc
+    .array(fc.constantFrom('a', 'Z', '=', '=3D', '=0A', ' ', '\t', '\r', '\n', '\r\n', '=\r\n', ' \r\n', '==', 'x='), { maxLength: 60 })
+    .map((a) => Buffer.from(a.join(''), 'latin1'));
 
   it('decodes exactly as the pattern-based decoder did, however the input is chunked', () => {
-    fc.assert(fc.property(qpText, fc.array(fc.nat(), { maxLength: 8 }), (bytes, cuts) => {
-      const chunks = chunked(bytes, cuts);
-      expect(run(new QuotedPrintableLines(), chunks).toString('latin1')).toBe(run(new PatternQuotedPrintableLines(), chunks).toString('latin1'));
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(qpText, fc.array(fc.nat(), { maxLength: 8 }), (bytes, cuts) => {
+        const chunks = chunked(bytes, cuts);
+        expect(run(new QuotedPrintableLines(), chunks).toString('latin1')).toBe(
+          run(new PatternQuotedPrintableLines(), chunks).toString('latin1'),
+        );
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('accepts a line of 998 octets and refuses one of 999 with a limit error, chunked or not', () => {

@@ -18,7 +18,10 @@ describe('fuzz targets (short run)', () => {
 
   it('every target runs a bounded number of seeded and arbitrary inputs without a crash', async () => {
     for (const target of targets) {
-      await fc.assert(fc.asyncProperty(target.input, (input) => target.run(input)), { numRuns: 40, interruptAfterTimeLimit: 1500 });
+      await fc.assert(
+        fc.asyncProperty(target.input, (input) => target.run(input)),
+        { numRuns: 40, interruptAfterTimeLimit: 1500 },
+      );
     }
   }, 120_000);
 

@@ -64,14 +64,23 @@ class LyingKeyd {
 
   constructor(private readonly node: OrgNode) {
     const pki = (f: string) => readFileSync(join(node.fx.dir, f), 'utf8');
-    this.roles = ['gateway', 'inspector'].map((r) => ({ fingerprint: new X509Certificate(pki(`${r}.pem`)).fingerprint256, cert: pki(`${r}.pem`), key: pki(`${r}.key`) }));
+    this.roles = ['gateway', 'inspector'].map((r) => ({
+      fingerprint: new X509Certificate(pki(`${r}.pem`)).fingerprint256,
+      cert: pki(`${r}.pem`),
+      key: pki(`${r}.key`),
+    }));
   }
 
   async listen(): Promise<number> {
     const pki = (f: string) => readFileSync(join(this.node.fx.dir, f), 'utf8');
-    this.server = createServer({ cert: pki('keyd.pem'), key: pki('keyd.key'), ca: this.node.fx.caPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      this.handle(req, res).catch(() => { res.writeHead(502).end(); });
-    });
+    this.server = createServer(
+      { cert: pki('keyd.pem'), key: pki('keyd.key'), ca: this.node.fx.caPem, requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        this.handle(req, res).catch(() => {
+          res.writeHead(502).end();
+        });
+      },
+    );
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
     return (this.server.address() as { port: number }).port;
   }
@@ -98,15 +107,32 @@ class LyingKeyd {
       return;
     }
     const upstream = await new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-      const up = request({
-        host: '127.0.0.1', port: this.node.ports.keyd, servername: `keyd.${this.node.domain}`, ca: this.node.fx.caPem, cert: role.cert, key: role.key,
-        method: req.method, path: req.url, headers: { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length }, agent: false,
-      }, (r) => {
-        const out: Buffer[] = [];
-        r.on('data', (c: Buffer) => out.push(c));
-        r.on('end', () => resolve({ status: r.statusCode ?? 502, type: String(r.headers['content-type'] ?? 'application/json'), body: Buffer.concat(out) }));
-        r.on('error', reject);
-      });
+      const up = request(
+        {
+          host: '127.0.0.1',
+          port: this.node.ports.keyd,
+          servername: `keyd.${this.node.domain}`,
+          ca: this.node.fx.caPem,
+          cert: role.cert,
+          key: role.key,
+          method: req.method,
+          path: req.url,
+          headers: { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length },
+          agent: false,
+        },
+        (r) => {
+          const out: Buffer[] = [];
+          r.on('data', (c: Buffer) => out.push(c));
+          r.on('end', () =>
+            resolve({
+              status: r.statusCode ?? 502,
+              type: String(r.headers['content-type'] ?? 'application/json'),
+              body: Buffer.concat(out),
+            }),
+          );
+          r.on('error', reject);
+        },
+      );
       up.on('error', reject);
       up.end(body);
     });
@@ -114,7 +140,7 @@ class LyingKeyd {
     const path = (req.url ?? '').split('?')[0]!;
     if (upstream.status === 200 && this.mode !== 'honest') {
       const json = JSON.parse(upstream.body.toString('utf8')) as Record<string, unknown>;
-      const lied = this.lie(path, json, body.length > 0 ? JSON.parse(body.toString('utf8')) as Record<string, unknown> : {});
+      const lied = this.lie(path, json, body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {});
       if (lied) {
         this.count(path);
         answer = Buffer.from(JSON.stringify(json));
@@ -145,7 +171,13 @@ class LyingKeyd {
     }
     if (this.mode === 'wrong-reencryption' && path === '/v1/reencrypt') {
       // re-encrypted to the right target, under the right key id, but made with the liar's key — and a proof consistent for that key
-      const out = transformBlindedWithProof(defaultGroup, this.liar.privateKey, { e: unb64(asked.e), f: unb64(asked.f) }, new Uint8Array(Buffer.from(String(json.targetPublicKey), 'hex')), systemRng);
+      const out = transformBlindedWithProof(
+        defaultGroup,
+        this.liar.privateKey,
+        { e: unb64(asked.e), f: unb64(asked.f) },
+        new Uint8Array(Buffer.from(String(json.targetPublicKey), 'hex')),
+        systemRng,
+      );
       Object.assign(json, { u: b64(out.u), v: b64(out.v), c: b64(out.proof.c), s1: b64(out.proof.s1), s2: b64(out.proof.s2) });
       return true;
     }
@@ -164,15 +196,25 @@ let liarA: LyingKeyd;
 const SECRET = 'Lying-keyd secret: Osprey-2207';
 const B = () => net.org('b.example');
 const toB = (rcpts: string[], raw: Buffer) => smtp(B().ports.smtp, 'peer@x.example', rcpts, raw);
-const copies = (rcpt: string, tag: string) => B().mailbox.for(rcpt).filter((m) => m.raw.toString('latin1').includes(`Subject: ${tag}`));
+const copies = (rcpt: string, tag: string) =>
+  B()
+    .mailbox.for(rcpt)
+    .filter((m) => m.raw.toString('latin1').includes(`Subject: ${tag}`));
 
 beforeAll(async () => {
   // a.example inspects its outbound mail (DLP) in a separate inspector process, which asks keyd for blinded decryptions itself
-  net = await network(ORGS.filter((o) => o.domain !== 'c.example').map((o) => (o.domain === 'a.example' ? { ...o, inspector: { inspectIni: '[dlp]\nenabled=true\n' } } : o)));
+  net = await network(
+    ORGS.filter((o) => o.domain !== 'c.example').map((o) =>
+      o.domain === 'a.example' ? { ...o, inspector: { inspectIni: '[dlp]\nenabled=true\n' } } : o,
+    ),
+  );
   liarA = new LyingKeyd(net.org('a.example'));
   const inspectorIni = join(net.org('a.example').inspectorDir, 'inspector.ini');
   const insText = readFileSync(inspectorIni, 'utf8');
-  const insRewritten = insText.replace(`url=https://127.0.0.1:${net.org('a.example').ports.keyd}`, `url=https://127.0.0.1:${await liarA.listen()}`);
+  const insRewritten = insText.replace(
+    `url=https://127.0.0.1:${net.org('a.example').ports.keyd}`,
+    `url=https://127.0.0.1:${await liarA.listen()}`,
+  );
   expect(insRewritten).not.toBe(insText);
   writeFileSync(inspectorIni, insRewritten, { mode: 0o600 });
   await net.org('a.example').restartInspector();
@@ -199,16 +241,28 @@ async function fromA(tag: string, rcpts: string[]): Promise<Buffer> {
   const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
   admin.close();
   const key = pub.keys.find((k) => k.keyId === pub.current)!;
-  const plain = Buffer.from(`From: alice@a.example\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${tag}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`);
-  const encrypted = await collect(encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group: groups.libsecp256k1, rng: systemRng }));
+  const plain = Buffer.from(
+    `From: alice@a.example\r\nTo: ${rcpts.join(', ')}\r\nSubject: ${tag}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`,
+  );
+  const encrypted = await collect(
+    encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], {
+      group: groups.libsecp256k1,
+      rng: systemRng,
+    }),
+  );
   const binding = bindRecipients(rcpts);
   const withField = prependField(encrypted, binding.field);
   const chain = await verifyChain(withField, { lookup: () => undefined, now: Date.now });
   const pki = (f: string) => join(A.fx.dir, f);
   const sealed = await seal(withField, {
-    domain: 'a.example', certRef: certificateRef(parseCertificate(readFileSync(pki('seal.cert.pem'), 'utf8')).der),
-    privateKey: privateKeyFromPem(readFileSync(pki('seal.key.pem'), 'utf8')), now: Date.now,
-    verdicts: [{ name: 'e2e', result: 'pass' }], trackingToken: randomBytes(32), chain, recipientCommitment: binding.commitment,
+    domain: 'a.example',
+    certRef: certificateRef(parseCertificate(readFileSync(pki('seal.cert.pem'), 'utf8')).der),
+    privateKey: privateKeyFromPem(readFileSync(pki('seal.key.pem'), 'utf8')),
+    now: Date.now,
+    verdicts: [{ name: 'e2e', result: 'pass' }],
+    trackingToken: randomBytes(32),
+    chain,
+    recipientCommitment: binding.commitment,
   });
   return Buffer.from(sealed.message);
 }
@@ -247,7 +301,7 @@ describe.each([
   });
 });
 
-test('wrong-target: a re-encryption answer for another key id than the target asked is refused 451 4.7.5; the real sender\'s queue delivers it exactly once when keyd is honest again', async () => {
+test("wrong-target: a re-encryption answer for another key id than the target asked is refused 451 4.7.5; the real sender's queue delivers it exactly once when keyd is honest again", async () => {
   const A = net.org('a.example');
   const alice = loadUserProfile(A.profiles['alice@a.example']!);
   const tag = 'ly-target';
@@ -260,13 +314,19 @@ test('wrong-target: a re-encryption answer for another key id than the target as
   liar.mode = 'wrong-target';
   try {
     const direct = await fromA('ly-target-direct', ['bob@b.example']);
-    expect(await toB(['bob@b.example'], direct)).toMatch(/^45\d 4\.7\.5 .*key service answer refused: re-encrypted to "b\.example:v1", asked for "[^"]+"/);
+    expect(await toB(['bob@b.example'], direct)).toMatch(
+      /^45\d 4\.7\.5 .*key service answer refused: re-encrypted to "b\.example:v1", asked for "[^"]+"/,
+    );
     expect(copies('bob@b.example', 'ly-target-direct')).toHaveLength(0);
     // then the real path: Alice submits at a.example; its gateway relays to b.example, gets 451 and keeps it queued
     const r = await submitMessage(alice, await signAndEncrypt(alice, original, { now: new Date() }), { to: ['bob@b.example'] });
     expect(r.response).toMatch(/^250 /);
     const first = lies();
-    await waitFor(() => lies() >= first + 2, 60000, () => `re-encryption lies: ${lies()}`); // refused at least twice: the first try and a retry
+    await waitFor(
+      () => lies() >= first + 2,
+      60000,
+      () => `re-encryption lies: ${lies()}`,
+    ); // refused at least twice: the first try and a retry
     expect(copies('bob@b.example', tag)).toHaveLength(0);
   } finally {
     liar.mode = 'honest';
@@ -317,7 +377,9 @@ test('wrong-reencryption: re-encrypted for the right target and key id but under
   const before = lies();
   liar.mode = 'wrong-reencryption';
   try {
-    expect(await toB(['bob@b.example'], raw)).toMatch(/^45\d 4\.7\.5 .*key service answer refused: re-encryption proof does not verify: wrong key or wrong answer/);
+    expect(await toB(['bob@b.example'], raw)).toMatch(
+      /^45\d 4\.7\.5 .*key service answer refused: re-encryption proof does not verify: wrong key or wrong answer/,
+    );
     expect(lies()).toBeGreaterThan(before);
     expect(copies('bob@b.example', tag)).toHaveLength(0);
   } finally {
@@ -327,5 +389,7 @@ test('wrong-reencryption: re-encrypted for the right target and key id but under
   expect(await toB(['bob@b.example'], raw)).toMatch(/^250 /);
   expect(copies('bob@b.example', tag)).toHaveLength(1);
   const bob = loadUserProfile(B().profiles['bob@b.example']!);
-  expect((await openMessage(bob, copies('bob@b.example', tag)[0]!.raw, { now: new Date() })).plaintext.toString()).toContain(`${SECRET} ${tag}`);
+  expect((await openMessage(bob, copies('bob@b.example', tag)[0]!.raw, { now: new Date() })).plaintext.toString()).toContain(
+    `${SECRET} ${tag}`,
+  );
 });

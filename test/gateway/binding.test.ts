@@ -47,8 +47,15 @@ beforeAll(async () => {
   await capture.listen(port);
   // b.example accepts seals up to 60 s old: the network's CRLs are issued at its start, so a seal's
   // certificate can be validated only at times after that (an older seal fails as unknown-certificate first)
-  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[routes]', `b.example=127.0.0.1:${port}`] }
-    : o.domain === 'b.example' ? { ...o, gatewayIni: ['[chain]', `max_seal_age_seconds=${WINDOW_S}`] } : o)));
+  net = await network(
+    ORGS.map((o) =>
+      o.domain === 'a.example'
+        ? { ...o, gatewayIni: ['[routes]', `b.example=127.0.0.1:${port}`] }
+        : o.domain === 'b.example'
+          ? { ...o, gatewayIni: ['[chain]', `max_seal_age_seconds=${WINDOW_S}`] }
+          : o,
+    ),
+  );
 });
 afterAll(async () => {
   await net?.stop();
@@ -80,8 +87,15 @@ async function craft(sealer: OrgNode, from: string, bound: string[], opts: { tim
   const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
   admin.close();
   const key = pub.keys.find((k) => k.keyId === pub.current)!;
-  const plain = Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
-  const encrypted = await collect(encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], { group: groups.libsecp256k1, rng: systemRng }));
+  const plain = Buffer.from(
+    `From: ${from}\r\nTo: bob@b.example\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+  );
+  const encrypted = await collect(
+    encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], {
+      group: groups.libsecp256k1,
+      rng: systemRng,
+    }),
+  );
   const binding = bindRecipients(bound);
   const withField = prependField(encrypted, binding.field);
   const now = () => opts.time ?? Date.now();
@@ -89,8 +103,14 @@ async function craft(sealer: OrgNode, from: string, bound: string[], opts: { tim
   const pki = (f: string) => join(sealer.fx.dir, f);
   const cert = parseCertificate(readFileSync(pki('seal.cert.pem'), 'utf8'));
   const sealed = await seal(withField, {
-    domain: sealer.domain, certRef: certificateRef(cert.der), privateKey: privateKeyFromPem(readFileSync(pki('seal.key.pem'), 'utf8')), now,
-    verdicts: [{ name: 'e2e', result: 'pass' }], trackingToken: randomBytes(32), chain, recipientCommitment: binding.commitment,
+    domain: sealer.domain,
+    certRef: certificateRef(cert.der),
+    privateKey: privateKeyFromPem(readFileSync(pki('seal.key.pem'), 'utf8')),
+    now,
+    verdicts: [{ name: 'e2e', result: 'pass' }],
+    trackingToken: randomBytes(32),
+    chain,
+    recipientCommitment: binding.commitment,
   });
   return Buffer.from(sealed.message);
 }
@@ -113,7 +133,9 @@ describe('sender-domain alignment', () => {
   });
 
   test('c.example sealing a subdomain of a.example is refused too; its own domain passes', async () => {
-    expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'ceo@mail.a.example', ['bob@b.example']))).toMatch(/^550 5\.7\.21 /);
+    expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'ceo@mail.a.example', ['bob@b.example']))).toMatch(
+      /^550 5\.7\.21 /,
+    );
     expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example']))).toMatch(/^250 /);
   });
 });
@@ -146,7 +168,9 @@ describe('recipient binding', () => {
 
   test('the bound recipients get it, each copy sealed for that recipient alone; Bcc stays hidden; replays are delivered at most once', async () => {
     expect(await toB(['bob@b.example', 'erin@b.example'], captured)).toMatch(/^250 /);
-    const bob = B().mailbox.for('bob@b.example').filter((m) => m.raw.includes(`${SECRET} rb1`) || m.raw.toString('latin1').includes('Subject: rb1'));
+    const bob = B()
+      .mailbox.for('bob@b.example')
+      .filter((m) => m.raw.includes(`${SECRET} rb1`) || m.raw.toString('latin1').includes('Subject: rb1'));
     expect(bob).toHaveLength(1);
     expect(bob[0]!.raw.toString('latin1')).not.toMatch(/erin/i);
     // the incoming SSMAX-Recipients field (two tags) was removed; bob's copy carries one, for bob alone
@@ -157,9 +181,13 @@ describe('recipient binding', () => {
     const profile = loadUserProfile(B().profiles['bob@b.example']!);
     const opened = await openMessage(profile, bob[0]!.raw, { now: new Date() });
     expect(opened.plaintext.toString()).toContain(`${SECRET} rb1`);
-    expect(opened.trace).toContain('alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    expect(opened.trace).toContain(
+      'alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2',
+    );
     // erin's copy does not open as bob's: its newest seal names erin
-    const erin = B().mailbox.for('erin@b.example').filter((m) => m.raw.toString('latin1').includes('Subject: rb1'));
+    const erin = B()
+      .mailbox.for('erin@b.example')
+      .filter((m) => m.raw.toString('latin1').includes('Subject: rb1'));
     expect(erin).toHaveLength(1);
     await expect(openMessage(profile, erin[0]!.raw, { now: new Date() })).rejects.toThrow(OpenError);
 
@@ -177,13 +205,19 @@ describe('freshness', () => {
   test(`a seal older than the window ([chain] max_seal_age_seconds, ${WINDOW_S} s at b.example here) is refused with 5.4.7; a younger one passes`, async () => {
     const A = net.org('a.example');
     // the oldest time a.example's sealing certificate validates at: after both CRLs were issued
-    const issued = Math.max(...['org-ca.crl.pem', 'root.crl.pem'].map((f) => parseCrl(readFileSync(join(A.fx.dir, f), 'utf8')).thisUpdate.getTime()));
+    const issued = Math.max(
+      ...['org-ca.crl.pem', 'root.crl.pem'].map((f) => parseCrl(readFileSync(join(A.fx.dir, f), 'utf8')).thisUpdate.getTime()),
+    );
     const oldTime = Math.ceil(issued / 1000) * 1000 + 1000;
     const wait = oldTime + (WINDOW_S + 5) * 1000 - Date.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const old = await craft(A, 'alice@a.example', ['bob@b.example'], { time: oldTime });
     const before = B().mailbox.mails.length;
-    expect(await toB(['bob@b.example'], old)).toMatch(new RegExp(`^550 5\\.4\\.7 SSMAX seal older than this gateway accepts: seal i=1 by a\\.example is \\d+ s old, the limit is ${WINDOW_S} s`));
+    expect(await toB(['bob@b.example'], old)).toMatch(
+      new RegExp(
+        `^550 5\\.4\\.7 SSMAX seal older than this gateway accepts: seal i=1 by a\\.example is \\d+ s old, the limit is ${WINDOW_S} s`,
+      ),
+    );
     expect(B().mailbox.mails.length).toBe(before);
     const recent = await craft(A, 'alice@a.example', ['bob@b.example']);
     expect(await toB(['bob@b.example'], recent)).toMatch(/^250 /);
@@ -191,19 +225,26 @@ describe('freshness', () => {
 });
 
 describe("keyd's organisation anchor", () => {
-  test('with only the root in client_ca, c.example\'s inspector is 401 at b.example\'s keyd; b.example\'s own inspector is served', async () => {
+  test("with only the root in client_ca, c.example's inspector is 401 at b.example's keyd; b.example's own inspector is served", async () => {
     const Bn = B();
     const ini = readFileSync(Bn.fx.configFile, 'utf8');
     writeFileSync(Bn.fx.configFile, ini.replace('client_ca=org-ca.pem,root.pem', 'client_ca=root.pem'));
     try {
       await Bn.restartKeyd();
       const C = net.org('c.example');
-      const client = (fx: typeof C.fx) => new KeydClient({
-        url: `https://127.0.0.1:${Bn.ports.keyd}`, servername: 'keyd.b.example', ca: Bn.fx.caPem,
-        cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
-      });
+      const client = (fx: typeof C.fx) =>
+        new KeydClient({
+          url: `https://127.0.0.1:${Bn.ports.keyd}`,
+          servername: 'keyd.b.example',
+          ca: Bn.fx.caPem,
+          cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem,
+          key: fx.clients.inspector.key,
+        });
       const foreign = client(C.fx);
-      const err = await foreign.call('GET', '/v1/health').then(() => undefined, (e: unknown) => e);
+      const err = await foreign.call('GET', '/v1/health').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       foreign.close();
       expect(err).toBeInstanceOf(KeydClientError);
       expect((err as KeydClientError).status).toBe(401);
@@ -220,8 +261,16 @@ describe("keyd's organisation anchor", () => {
     const Bn = B();
     const ini = readFileSync(Bn.fx.configFile, 'utf8');
     const file = join(Bn.fx.dir, 'no-anchor.ini');
-    writeFileSync(file, ini.replace(/^org_ca=.*\n/m, '').replace(/listen=127\.0\.0\.1:\d+/, 'listen=127.0.0.1:0').replace('data_dir=data', 'data_dir=data-no-anchor'));
-    await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(/\[pki\] org_ca: is required/);
+    writeFileSync(
+      file,
+      ini
+        .replace(/^org_ca=.*\n/m, '')
+        .replace(/listen=127\.0\.0\.1:\d+/, 'listen=127.0.0.1:0')
+        .replace('data_dir=data', 'data_dir=data-no-anchor'),
+    );
+    await expect(startService(['keyd', 'run', '--config', file], /keyd listening on [^:]+:(\d+)/)).rejects.toThrow(
+      /\[pki\] org_ca: is required/,
+    );
   });
 });
 
@@ -231,23 +280,29 @@ describe('`ssmax user open` (the CLI, as a process) checks alignment itself', ()
     cert: parseCertificate(readFileSync(join(o.fx.dir, 'seal.cert.pem'), 'utf8')),
     key: privateKeyFromPem(readFileSync(join(o.fx.dir, 'seal.key.pem'), 'utf8')),
   });
-  const lookup = (...orgs: OrgNode[]): CertificateLookup => (req) => {
-    for (const o of orgs) {
-      const { cert } = sealKeyOf(o);
-      if (req.kind === 'seal' && req.certRef === certificateRef(cert.der)) return { publicKey: p256PublicKeyFrom(cert.spki), domain: o.domain };
-    }
-    return undefined;
-  };
-  const bundleOf = (o: OrgNode) => new Promise<string>((resolve, reject) => {
-    const u = new URL(o.bundleUrl);
-    const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: o.fx.caPem }, (r) => {
-      const parts: Buffer[] = [];
-      r.on('data', (c: Buffer) => parts.push(c));
-      r.on('end', () => (r.statusCode === 200 ? resolve(Buffer.concat(parts).toString('utf8')) : reject(new Error(`bundle: HTTP ${r.statusCode}`))));
+  const lookup =
+    (...orgs: OrgNode[]): CertificateLookup =>
+    (req) => {
+      for (const o of orgs) {
+        const { cert } = sealKeyOf(o);
+        if (req.kind === 'seal' && req.certRef === certificateRef(cert.der))
+          return { publicKey: p256PublicKeyFrom(cert.spki), domain: o.domain };
+      }
+      return undefined;
+    };
+  const bundleOf = (o: OrgNode) =>
+    new Promise<string>((resolve, reject) => {
+      const u = new URL(o.bundleUrl);
+      const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: o.fx.caPem }, (r) => {
+        const parts: Buffer[] = [];
+        r.on('data', (c: Buffer) => parts.push(c));
+        r.on('end', () =>
+          r.statusCode === 200 ? resolve(Buffer.concat(parts).toString('utf8')) : reject(new Error(`bundle: HTTP ${r.statusCode}`)),
+        );
+      });
+      req.on('error', reject);
+      req.end();
     });
-    req.on('error', reject);
-    req.end();
-  });
 
   /**
    * What bob's mailbox would hold had b.example's gateway not checked alignment: seal i=1 by `sealer` for
@@ -255,31 +310,56 @@ describe('`ssmax user open` (the CLI, as a process) checks alignment itself', ()
    */
   async function deliveredToBob(sealer: OrgNode, from: string, tag: string): Promise<Buffer> {
     const bob = loadUserProfile(B().profiles['bob@b.example']!);
-    const plain = Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: ${tag}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`);
-    const encrypted = await collect(encryptMessage(plain, [{ keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey }], { group: groups.libsecp256k1, rng: systemRng }));
+    const plain = Buffer.from(
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: ${tag}\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`,
+    );
+    const encrypted = await collect(
+      encryptMessage(plain, [{ keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey }], {
+        group: groups.libsecp256k1,
+        rng: systemRng,
+      }),
+    );
     const first = bindRecipients(['bob@b.example']);
     const s1 = sealKeyOf(sealer);
     const hop1 = await seal(prependField(encrypted, first.field), {
-      domain: sealer.domain, certRef: certificateRef(s1.cert.der), privateKey: s1.key, now: Date.now, verdicts: [{ name: 'e2e', result: 'pass' }],
-      trackingToken: randomBytes(32), chain: await verifyChain(prependField(encrypted, first.field), { lookup: () => undefined, now: Date.now }), recipientCommitment: first.commitment,
+      domain: sealer.domain,
+      certRef: certificateRef(s1.cert.der),
+      privateKey: s1.key,
+      now: Date.now,
+      verdicts: [{ name: 'e2e', result: 'pass' }],
+      trackingToken: randomBytes(32),
+      chain: await verifyChain(prependField(encrypted, first.field), { lookup: () => undefined, now: Date.now }),
+      recipientCommitment: first.commitment,
     });
     const chain = await verifyChain(hop1.message, { lookup: lookup(sealer), now: Date.now });
     expect(chain.result).toBe('pass');
     const second = bindRecipients(['bob@b.example']);
     const s2 = sealKeyOf(B());
     const hop2 = await seal(prependField(removeRecipientFields(hop1.message), second.field), {
-      domain: 'b.example', certRef: certificateRef(s2.cert.der), privateKey: s2.key, now: Date.now, verdicts: [{ name: 'av', result: 'pass' }], chain, recipientCommitment: second.commitment,
+      domain: 'b.example',
+      certRef: certificateRef(s2.cert.der),
+      privateKey: s2.key,
+      now: Date.now,
+      verdicts: [{ name: 'av', result: 'pass' }],
+      chain,
+      recipientCommitment: second.commitment,
     });
     return Buffer.from(hop2.message);
   }
 
-  const open = (file: string, peerBundle: string) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
-    execFile(process.execPath, [BIN, 'user', 'open', '--profile', B().profiles['bob@b.example']!, '--in', file, '--peer-bundle', peerBundle], { encoding: 'utf8' }, (err, out, errText) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out, err: errText });
+  const open = (file: string, peerBundle: string) =>
+    new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [BIN, 'user', 'open', '--profile', B().profiles['bob@b.example']!, '--in', file, '--peer-bundle', peerBundle],
+        { encoding: 'utf8' },
+        (err, out, errText) => {
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out, err: errText });
+        },
+      );
     });
-  });
 
-  test('c.example\'s seal i=1 on From: ceo@a.example is refused naming both domains, though every seal verifies; c.example\'s own mail opens', async () => {
+  test("c.example's seal i=1 on From: ceo@a.example is refused naming both domains, though every seal verifies; c.example's own mail opens", async () => {
     const C = net.org('c.example');
     const cBundle = join(B().dir, 'c-bundle.json');
     writeFileSync(cBundle, await bundleOf(C));
@@ -295,7 +375,9 @@ describe('`ssmax user open` (the CLI, as a process) checks alignment itself', ()
     const opened = await open(own, cBundle);
     expect(opened.err).toBe('');
     expect(opened.code).toBe(0);
-    expect(opened.out).toContain('alignment: From domain c.example, seal i=1 by c.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    expect(opened.out).toContain(
+      'alignment: From domain c.example, seal i=1 by c.example: aligned; recipient: you (bob@b.example) are named by seal i=2',
+    );
     expect(opened.out).toContain(`${SECRET} imp2`);
   });
 });

@@ -34,11 +34,19 @@ afterAll(async () => {
 
 function deps(log: string[] = []): GatewayDeps {
   const directory = new Directory({
-    roots: [a.fx.root.certificate.pem], staticPeers: { 'b.example': server.url('b.example') }, resolver: null,
-    hosts: { 'ssmax.b.example': '127.0.0.1' }, retryMs: 0, log: (l) => log.push(l),
+    roots: [a.fx.root.certificate.pem],
+    staticPeers: { 'b.example': server.url('b.example') },
+    resolver: null,
+    hosts: { 'ssmax.b.example': '127.0.0.1' },
+    retryMs: 0,
+    log: (l) => log.push(l),
   });
   dirs.push(directory);
-  const config = { domain: 'a.example', localDomains: ['a.example'], policy: { default: 'opportunistic', domains: {} } } as unknown as GatewayConfig;
+  const config = {
+    domain: 'a.example',
+    localDomains: ['a.example'],
+    policy: { default: 'opportunistic', domains: {} },
+  } as unknown as GatewayConfig;
   return { config, directory } as unknown as GatewayDeps;
 }
 
@@ -75,13 +83,21 @@ test('an older bundle replayed at a refresh-before-send: refused (replayed), the
   expect(cached.serial).toBe(5);
   server.body = bundleOf(b, 4, now);
   const kw = new KeyWatch({
-    probe: false, probeIntervalMs: 30000, probeTimeoutMs: 1000, refreshMinIntervalMs: 5000, helo: 'mx.a.example',
-    nextHop: async () => undefined, refresh: (x) => (d.directory as Directory).refresh(x), log: (l) => log.push(l),
+    probe: false,
+    probeIntervalMs: 30000,
+    probeTimeoutMs: 1000,
+    refreshMinIntervalMs: 5000,
+    helo: 'mx.a.example',
+    nextHop: async () => undefined,
+    refresh: (x) => (d.directory as Directory).refresh(x),
+    log: (l) => log.push(l),
   });
   kw.note('b.example', ['b.example:v2'], 'test');
   const used = await kw.fresh('b.example', cached);
   expect(used.serial).toBe(5);
-  expect(log.join('\n')).toMatch(/bundle refresh failed \(the cached bundle, current key b\.example:v1, stays in use\): .*replayed.*serial 4, older than 5/);
+  expect(log.join('\n')).toMatch(
+    /bundle refresh failed \(the cached bundle, current key b\.example:v1, stays in use\): .*replayed.*serial 4, older than 5/,
+  );
   const again = await peerFor(d, 'b.example');
   expect(again !== 'plain' && again.serial).toBe(5);
 });

@@ -26,12 +26,23 @@ afterAll(async () => {
 });
 
 const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
-const message = (marker: string, to: string) => Buffer.from(`From: dave@a.example\r\nTo: ${to}\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`);
-const copiesOf = (marker: string, who: string) => net.org('a.example').mailbox.for(who).filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
+const message = (marker: string, to: string) =>
+  Buffer.from(
+    `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`,
+  );
+const copiesOf = (marker: string, who: string) =>
+  net
+    .org('a.example')
+    .mailbox.for(who)
+    .filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
 
 test('Haraka runs two worker processes, each with the plugin loaded', async () => {
   const A = net.org('a.example');
-  await waitFor(() => (A.haraka.logs().match(/ssmax: gateway for a\.example/g) ?? []).length >= 3, 30000, () => A.haraka.logs().slice(-3000)); // master and two workers
+  await waitFor(
+    () => (A.haraka.logs().match(/ssmax: gateway for a\.example/g) ?? []).length >= 3,
+    30000,
+    () => A.haraka.logs().slice(-3000),
+  ); // master and two workers
 });
 
 test('a retry that reaches the other worker while the first still hands the copy over: one copy', async () => {
@@ -51,7 +62,8 @@ test('a retry that reaches the other worker while the first still hands the copy
   expect(answers.at(-1)).toMatch(/^250 /);
   await waitFor(() => copiesOf(marker, 'dave@a.example') >= 1, 30000);
   // two more retries, on whichever workers: nothing new goes out
-  for (let i = 0; i < 2; i++) expect(await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], message(marker, 'dave@a.example'), DAVE)).toMatch(/^250 /);
+  for (let i = 0; i < 2; i++)
+    expect(await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], message(marker, 'dave@a.example'), DAVE)).toMatch(/^250 /);
   await new Promise((r) => setTimeout(r, 3000)); // room for a second copy to show up
   expect(copiesOf(marker, 'dave@a.example')).toBe(1);
 });
@@ -60,7 +72,9 @@ test('the same message on two connections at once (one per worker): one copy', a
   const A = net.org('a.example');
   const marker = 'cluster-concurrent';
   A.mailbox.delayMs = 500; // both hand-overs would overlap
-  const answers = await Promise.all([0, 1].map(() => rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], message(marker, 'dave@a.example'), DAVE)));
+  const answers = await Promise.all(
+    [0, 1].map(() => rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], message(marker, 'dave@a.example'), DAVE)),
+  );
   A.mailbox.delayMs = 0;
   expect(answers.map((a) => a.slice(0, 3))).toEqual(['250', '250']);
   await waitFor(() => copiesOf(marker, 'dave@a.example') >= 1, 30000);
@@ -72,9 +86,15 @@ test('key exchange under nodes=2: mail to a peer goes out from either worker (th
   const markers = ['cluster-peer-1', 'cluster-peer-2', 'cluster-peer-3'];
   for (const marker of markers) {
     // consecutive connections: alternate workers
-    expect(await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['carol@b.example'], message(marker, 'carol@b.example'), DAVE)).toMatch(/^250 /);
+    expect(
+      await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['carol@b.example'], message(marker, 'carol@b.example'), DAVE),
+    ).toMatch(/^250 /);
   }
-  const peerCopies = (marker: string) => net.org('b.example').mailbox.for('carol@b.example').filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
+  const peerCopies = (marker: string) =>
+    net
+      .org('b.example')
+      .mailbox.for('carol@b.example')
+      .filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
   await waitFor(() => markers.every((m) => peerCopies(m) >= 1), 60000);
   await new Promise((r) => setTimeout(r, 2000));
   expect(markers.map(peerCopies)).toEqual([1, 1, 1]);

@@ -23,10 +23,18 @@ afterAll(async () => {
   await net?.stop();
 });
 
-const message = (marker: string) => Buffer.from(`From: dave@a.example\r\nTo: carol@b.example\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`);
+const message = (marker: string) =>
+  Buffer.from(
+    `From: dave@a.example\r\nTo: carol@b.example\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`,
+  );
 /** Mail from the organisation's MTA at 127.0.0.2, without SMTP AUTH. */
-const fromRelay = (marker: string) => rawSmtp(net.org('a.example').haraka.port, 'dave@a.example', ['carol@b.example'], message(marker), undefined, '127.0.0.2');
-const delivered = (marker: string) => net.org('b.example').mailbox.for('carol@b.example').some((m) => m.raw.toString('utf8').includes(`Body ${marker}`));
+const fromRelay = (marker: string) =>
+  rawSmtp(net.org('a.example').haraka.port, 'dave@a.example', ['carol@b.example'], message(marker), undefined, '127.0.0.2');
+const delivered = (marker: string) =>
+  net
+    .org('b.example')
+    .mailbox.for('carol@b.example')
+    .some((m) => m.raw.toString('utf8').includes(`Body ${marker}`));
 
 test('a reloadable setting takes effect without a restart; a restart-only one is logged as such; an invalid file changes nothing', async () => {
   const A = net.org('a.example');
@@ -38,11 +46,17 @@ test('a reloadable setting takes effect without a restart; a restart-only one is
   expect(await fromRelay('before')).toMatch(/Relaying denied/);
 
   // and a misspelt key: logged, ignored
-  const withRelay = original.replace('hook_timeout_ms=20000\n', 'hook_timeout_ms=20000\ntrusted_relays=127.0.0.2\ntrusted_relay_login=x\n').replace(/\ntimeout_ms=3000\n/, '\ntimeout_ms=4000\n');
+  const withRelay = original
+    .replace('hook_timeout_ms=20000\n', 'hook_timeout_ms=20000\ntrusted_relays=127.0.0.2\ntrusted_relay_login=x\n')
+    .replace(/\ntimeout_ms=3000\n/, '\ntimeout_ms=4000\n');
   expect(withRelay).toContain('trusted_relays=127.0.0.2');
   expect(withRelay).toContain('\ntimeout_ms=4000\n');
   writeFileSync(file, withRelay);
-  await waitFor(() => /ssmax: ssmax\.ini reloaded: main\.trusted_relays in effect now/.test(logs()), 30000, () => logs().slice(-3000));
+  await waitFor(
+    () => /ssmax: ssmax\.ini reloaded: main\.trusted_relays in effect now/.test(logs()),
+    30000,
+    () => logs().slice(-3000),
+  );
   expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini changed: keyd\.timeout_ms takes effect after a restart of Haraka/);
   expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini \[main\] trusted_relay_login: not a setting of the gateway, ignored/);
   expect(await fromRelay('after')).toMatch(/250 .*Queued/);
@@ -50,14 +64,25 @@ test('a reloadable setting takes effect without a restart; a restart-only one is
 
   // not valid: logged with the file, section and key; the relay stays trusted
   writeFileSync(file, withRelay.replace('hook_timeout_ms=20000\n', 'hook_timeout_ms=soon\n'));
-  await waitFor(() => /ssmax: ssmax\.ini changed but cannot be used; the running configuration is kept: ssmax\.ini \[main\] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'/.test(logs()), 30000, () => logs().slice(-3000));
+  await waitFor(
+    () =>
+      /ssmax: ssmax\.ini changed but cannot be used; the running configuration is kept: ssmax\.ini \[main\] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'/.test(
+        logs(),
+      ),
+    30000,
+    () => logs().slice(-3000),
+  );
   expect(await fromRelay('kept')).toMatch(/250 .*Queued/);
   await waitFor(() => delivered('kept'), 30000);
 
   // back as it was: the relay is refused again
   const reloads = (logs().match(/ssmax\.ini reloaded: main\.trusted_relays/g) ?? []).length;
   writeFileSync(file, original);
-  await waitFor(() => (logs().match(/ssmax\.ini reloaded: main\.trusted_relays/g) ?? []).length > reloads, 30000, () => logs().slice(-3000));
+  await waitFor(
+    () => (logs().match(/ssmax\.ini reloaded: main\.trusted_relays/g) ?? []).length > reloads,
+    30000,
+    () => logs().slice(-3000),
+  );
   expect(await fromRelay('removed')).toMatch(/Relaying denied/);
   expect(delivered('before')).toBe(false);
   expect(delivered('removed')).toBe(false);

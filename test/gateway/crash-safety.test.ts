@@ -24,7 +24,11 @@ let net: Network;
 let dovecot: DovecotLmtp;
 beforeAll(async () => {
   dovecot = await startDovecotLmtp(['bob@b.example', 'carol@b.example', 'erin@b.example']);
-  net = await network(ORGS.map((o) => (o.domain === 'b.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${dovecot.port}`, 'protocol=lmtp'] } : o)));
+  net = await network(
+    ORGS.map((o) =>
+      o.domain === 'b.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${dovecot.port}`, 'protocol=lmtp'] } : o,
+    ),
+  );
 });
 afterAll(async () => {
   await net?.stop();
@@ -38,7 +42,10 @@ const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
 const TOTAL = 160;
 const WORKERS = 4;
 const SECRET = 'Crash-secret-Heron-7719';
-const message = (i: number) => Buffer.from(`From: dave@a.example\r\nTo: carol@b.example\r\nSubject: crash-${i}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <crash-${i}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} crash-${i}.\r\n`);
+const message = (i: number) =>
+  Buffer.from(
+    `From: dave@a.example\r\nTo: carol@b.example\r\nSubject: crash-${i}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <crash-${i}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} crash-${i}.\r\n`,
+  );
 
 // A kill between Haraka writing a peer copy to its queue and the LMDB record of it leaves the copy on
 // disk and the intent open: the restarted gateway reconciles the record with its queue before it takes
@@ -66,8 +73,14 @@ test('kill -9 of the gateway under load, twice: every message that got 250 is de
       } catch (err) {
         reply = `421 ${(err as Error).message}`;
       }
-      if (reply.startsWith('250')) { accepted.add(i); return; }
-      if (reply.startsWith('5')) { refused.push(`${i}: ${reply}`); return; }
+      if (reply.startsWith('250')) {
+        accepted.add(i);
+        return;
+      }
+      if (reply.startsWith('5')) {
+        refused.push(`${i}: ${reply}`);
+        return;
+      }
       await new Promise((r) => setTimeout(r, down ? 300 : 100));
     }
     throw new Error(`message ${i} was never accepted`);
@@ -103,7 +116,11 @@ test('kill -9 of the gateway under load, twice: every message that got 250 is de
   expect(refused).toEqual([]);
   expect(accepted.size).toBe(TOTAL);
 
-  await waitFor(() => [...accepted].every((i) => copiesOf(i) >= 1), 120000, () => `missing: ${[...accepted].filter((i) => copiesOf(i) === 0).join(', ')}`);
+  await waitFor(
+    () => [...accepted].every((i) => copiesOf(i) >= 1),
+    120000,
+    () => `missing: ${[...accepted].filter((i) => copiesOf(i) === 0).join(', ')}`,
+  );
   await new Promise((r) => setTimeout(r, 5000)); // room for late duplicates
   const counts = [...accepted].map(copiesOf);
   const once = counts.filter((c) => c === 1).length;
@@ -112,9 +129,14 @@ test('kill -9 of the gateway under load, twice: every message that got 250 is de
   seen.push(A.haraka.logs());
   const all = seen.join('\n');
   const rehanded = (all.match(/handed over again \(possible duplicate\)/g) ?? []).length;
-  const reconciled = [...all.matchAll(/ssmax: (\d+) cop(?:y|ies) found in Haraka's queue recorded as handed over/g)].reduce((n, m) => n + Number(m[1]), 0);
-  console.log(`kill -9 under load: ${TOTAL} messages, ${attempts} attempts (${retries} retries), kills after ${kills.join(' and ')} accepted; ` +
-    `${queueFiles.length} queue file(s) left by the killed gateways; got 250: ${accepted.size}; delivered exactly once: ${once}; lost: ${lost}; duplicated: ${twice}; intents re-handed (possible duplicates logged, all runs): ${rehanded}; copies found in the queue at restart and recorded: ${reconciled}`);
+  const reconciled = [...all.matchAll(/ssmax: (\d+) cop(?:y|ies) found in Haraka's queue recorded as handed over/g)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+  console.log(
+    `kill -9 under load: ${TOTAL} messages, ${attempts} attempts (${retries} retries), kills after ${kills.join(' and ')} accepted; ` +
+      `${queueFiles.length} queue file(s) left by the killed gateways; got 250: ${accepted.size}; delivered exactly once: ${once}; lost: ${lost}; duplicated: ${twice}; intents re-handed (possible duplicates logged, all runs): ${rehanded}; copies found in the queue at restart and recorded: ${reconciled}`,
+  );
   expect(queueFiles.filter((f) => f.bytes.includes(SECRET))).toEqual([]);
   expect(lost).toBe(0);
   expect(twice).toBe(0);
@@ -138,7 +160,10 @@ test('kill -9 of the receiving gateway under load, twice: none lost, no extra co
       } catch (err) {
         reply = `421 ${(err as Error).message}`;
       }
-      if (reply.startsWith('250')) { accepted.add(i); return; }
+      if (reply.startsWith('250')) {
+        accepted.add(i);
+        return;
+      }
       if (reply.startsWith('5')) throw new Error(`message ${i} refused: ${reply}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -160,18 +185,34 @@ test('kill -9 of the receiving gateway under load, twice: none lost, no extra co
     await B.restartHaraka();
   }
   await Promise.all(workers);
-  await waitFor(() => [...accepted].every((i) => copiesOf(i) >= 1), 180000, () => `missing: ${[...accepted].filter((i) => copiesOf(i) === 0).join(', ')}`);
+  await waitFor(
+    () => [...accepted].every((i) => copiesOf(i) >= 1),
+    180000,
+    () => `missing: ${[...accepted].filter((i) => copiesOf(i) === 0).join(', ')}`,
+  );
   await new Promise((r) => setTimeout(r, 5000));
   logs.push(B.haraka.logs());
   const counts = [...accepted].map(copiesOf);
   const lost = counts.filter((c) => c === 0).length;
   const extra = counts.reduce((n, c) => n + Math.max(0, c - 1), 0);
   const logged = logs.join('\n').match(/handed over again \(possible duplicate\)/g)?.length ?? 0;
-  const pending = [...logs.join('\n').matchAll(/ssmax: (\d+) cop(?:y was|ies were) being handed over when the gateway stopped/g)].reduce((n, m) => n + Number(m[1]), 0);
-  console.log(`kill -9 of the receiving gateway: ${accepted.size} messages got 250 at a.example; delivered at b.example (Dovecot) exactly once: ${counts.filter((c) => c === 1).length}; lost: ${lost}; extra copies: ${extra}; ` +
-    `intents found open at restart: ${pending}; re-hand-overs logged by b.example: ${logged} (a copy Dovecot already held is dropped by its duplicate check)`);
+  const pending = [...logs.join('\n').matchAll(/ssmax: (\d+) cop(?:y was|ies were) being handed over when the gateway stopped/g)].reduce(
+    (n, m) => n + Number(m[1]),
+    0,
+  );
+  console.log(
+    `kill -9 of the receiving gateway: ${accepted.size} messages got 250 at a.example; delivered at b.example (Dovecot) exactly once: ${counts.filter((c) => c === 1).length}; lost: ${lost}; extra copies: ${extra}; ` +
+      `intents found open at restart: ${pending}; re-hand-overs logged by b.example: ${logged} (a copy Dovecot already held is dropped by its duplicate check)`,
+  );
   const storeLog = dovecot.log().split('\n');
-  console.log(`Dovecot: ${storeLog.filter((l) => /discard/i.test(l)).length} log lines on discarded duplicates; errors: ${storeLog.filter((l) => /error|warning/i.test(l)).slice(0, 10).join(' | ') || 'none'}`);
+  console.log(
+    `Dovecot: ${storeLog.filter((l) => /discard/i.test(l)).length} log lines on discarded duplicates; errors: ${
+      storeLog
+        .filter((l) => /error|warning/i.test(l))
+        .slice(0, 10)
+        .join(' | ') || 'none'
+    }`,
+  );
   expect(accepted.size).toBe(END - FIRST);
   expect(lost).toBe(0);
   expect(extra).toBe(0);

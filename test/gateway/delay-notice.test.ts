@@ -23,7 +23,13 @@ afterAll(async () => {
 const HOUR = 3600 * 1000;
 let n = 0;
 function copy(queuedAgoMs: number): QueuedCopy {
-  return { id: `q-${++n}`, queuedAt: new Date(Date.now() - queuedAgoMs), sender: 'dave@a.example', rcpts: ['slow@x.test'], reason: '451 4.4.2 Try again later' };
+  return {
+    id: `q-${++n}`,
+    queuedAt: new Date(Date.now() - queuedAgoMs),
+    sender: 'dave@a.example',
+    rcpts: ['slow@x.test'],
+    reason: '451 4.4.2 Try again later',
+  };
 }
 
 function notices(send: DelayNotices['send']): DelayNotices {
@@ -50,9 +56,14 @@ test('a notice that could not be queued is not marked: the next deferral sends i
 
 test('overlapping deferrals of one copy send one notice', async () => {
   let release: () => void = () => undefined;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   let calls = 0;
-  const d = notices(async () => { calls++; await gate; });
+  const d = notices(async () => {
+    calls++;
+    await gate;
+  });
   const c = copy(5 * HOUR);
   const first = notifyDelay(d, c, headers);
   const second = notifyDelay(d, c, headers);
@@ -63,7 +74,10 @@ test('overlapping deferrals of one copy send one notice', async () => {
 
 test('no notice before the delay, none for a null or foreign sender', async () => {
   let calls = 0;
-  const d = notices(() => { calls++; return Promise.resolve(); });
+  const d = notices(() => {
+    calls++;
+    return Promise.resolve();
+  });
   expect(await notifyDelay(d, copy(HOUR), headers)).toBe(false);
   expect(await notifyDelay(d, { ...copy(5 * HOUR), sender: '' }, headers)).toBe(false);
   expect(await notifyDelay(d, { ...copy(5 * HOUR), sender: 'mallory@elsewhere.test' }, headers)).toBe(false);

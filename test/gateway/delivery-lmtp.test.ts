@@ -15,7 +15,10 @@ import { type DovecotLmtp, startDovecotLmtp, systemBinary } from '../support/dov
 
 jest.setTimeout(60000);
 
-const message = (n: number) => Buffer.from(`From: a@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: m${n}\r\nMessage-ID: <m${n}@a.example>\r\n\r\nbody ${n}\r\n`);
+const message = (n: number) =>
+  Buffer.from(
+    `From: a@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: m${n}\r\nMessage-ID: <m${n}@a.example>\r\n\r\nbody ${n}\r\n`,
+  );
 
 async function refusal(p: Promise<unknown>): Promise<GatewayError> {
   try {
@@ -77,7 +80,7 @@ test('a mailbox Dovecot cannot write (refused after the data): 4xx naming it, th
   expect(dovecot.mails('carol@b.example')).toHaveLength(before.carol + 1);
 });
 
-test('a user Dovecot does not know (refused at RCPT, 550 5.1.1): refused for good, named with the store\'s reply; the other taken once; never retried', async () => {
+test("a user Dovecot does not know (refused at RCPT, 550 5.1.1): refused for good, named with the store's reply; the other taken once; never retried", async () => {
   const m = message(3);
   const copy = { rcpts: ['bob@b.example', 'erin@b.example'], message: m, local: true };
   const bob = dovecot.mails('bob@b.example').length;
@@ -97,10 +100,13 @@ test('a user Dovecot does not know (refused at RCPT, 550 5.1.1): refused for goo
 test('every recipient refused for good: each named with its 5xx, nothing recorded', async () => {
   const m = message(4);
   const failed = await delivery.deliver(m, 'a@a.example', [{ rcpts: ['nobody1@b.example', 'nobody2@b.example'], message: m, local: true }]);
-  expect(failed.map((f) => [f.rcpt, f.code])).toEqual([['nobody1@b.example', 550], ['nobody2@b.example', 550]]);
+  expect(failed.map((f) => [f.rcpt, f.code])).toEqual([
+    ['nobody1@b.example', 550],
+    ['nobody2@b.example', 550],
+  ]);
 });
 
-test('the store is idempotent for a copy handed over again after the record was lost (kill -9 between the store\'s 250 and the record): one copy', async () => {
+test("the store is idempotent for a copy handed over again after the record was lost (kill -9 between the store's 250 and the record): one copy", async () => {
   const m = message(5);
   const copy = { rcpts: ['bob@b.example', 'carol@b.example'], message: m, local: true };
   const before = { bob: dovecot.mails('bob@b.example').length, carol: dovecot.mails('carol@b.example').length };
@@ -130,9 +136,13 @@ test('a sender cannot choose the delivery id: its own SSMAX-Delivery-Id fields a
   const m = Buffer.from('SSMAX-Delivery-Id: forged\r\nFrom: a@a.example\r\nSSMAX-Delivery-Id: forged2\r\n\r\nbody\r\n');
   expect(withDeliveryId(m, 'abc').toString('latin1')).toBe('SSMAX-Delivery-Id: abc\r\nFrom: a@a.example\r\n\r\nbody\r\n');
   const plain = Buffer.from('Received: x\r\nFrom: a@a.example\r\n\r\nbody\r\n');
-  expect(withDeliveryId(plain, 'abc').toString('latin1')).toBe('SSMAX-Delivery-Id: abc\r\nReceived: x\r\nFrom: a@a.example\r\n\r\nbody\r\n');
+  expect(withDeliveryId(plain, 'abc').toString('latin1')).toBe(
+    'SSMAX-Delivery-Id: abc\r\nReceived: x\r\nFrom: a@a.example\r\n\r\nbody\r\n',
+  );
 });
 
 test('a missing system binary fails the test with the script to run, never skips it', () => {
-  expect(() => systemBinary('ssmax-no-such-binary', 'scripts/ensure-dovecot.sh')).toThrow('ssmax-no-such-binary is not installed: run "bash scripts/ensure-dovecot.sh" (npm test runs it first)');
+  expect(() => systemBinary('ssmax-no-such-binary', 'scripts/ensure-dovecot.sh')).toThrow(
+    'ssmax-no-such-binary is not installed: run "bash scripts/ensure-dovecot.sh" (npm test runs it first)',
+  );
 });

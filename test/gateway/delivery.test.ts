@@ -27,10 +27,19 @@ interface Store {
 async function store(port: number): Promise<Store> {
   const s: Store = { mails: [], connections: 0, refuse: new Set(), unknown: new Set(), close: async () => undefined };
   const server = new SMTPServer({
-    authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false,
-    onConnect: (_session, cb) => { s.connections++; cb(); },
-    onRcptTo: (addr, _session, cb) => (s.unknown.has(addr.address) ? cb(Object.assign(new Error('5.1.1 no such mailbox'), { responseCode: 550 }))
-      : s.refuse.has(addr.address) ? cb(Object.assign(new Error('mailbox busy'), { responseCode: 452 })) : cb()),
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onConnect: (_session, cb) => {
+      s.connections++;
+      cb();
+    },
+    onRcptTo: (addr, _session, cb) =>
+      s.unknown.has(addr.address)
+        ? cb(Object.assign(new Error('5.1.1 no such mailbox'), { responseCode: 550 }))
+        : s.refuse.has(addr.address)
+          ? cb(Object.assign(new Error('mailbox busy'), { responseCode: 452 }))
+          : cb(),
     onData: (stream, session, cb) => {
       const parts: Buffer[] = [];
       stream.on('data', (c: Buffer) => parts.push(c));
@@ -42,10 +51,11 @@ async function store(port: number): Promise<Store> {
     },
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  s.close = () => new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    for (const c of (server as unknown as { connections: Set<{ close(): void }> }).connections) c.close(); // end kept sessions now
-  });
+  s.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const c of (server as unknown as { connections: Set<{ close(): void }> }).connections) c.close(); // end kept sessions now
+    });
   return s;
 }
 
@@ -75,7 +85,8 @@ describe('local delivery to the mailbox store', () => {
   test('messages one after another go over one kept session', async () => {
     const s = await store(port);
     try {
-      for (let n = 1; n <= 5; n++) await delivery.deliver(message(n), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(n), local: true }]);
+      for (let n = 1; n <= 5; n++)
+        await delivery.deliver(message(n), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(n), local: true }]);
       expect(s.mails.map((m) => m.raw.match(/Subject: (m\d)/)?.[1])).toEqual(['m1', 'm2', 'm3', 'm4', 'm5']);
       expect(s.connections).toBe(1);
     } finally {
@@ -115,7 +126,7 @@ describe('local delivery to the mailbox store', () => {
     }
   });
 
-  test('a recipient the store refuses for good (550 5.1.1 at RCPT): not a 4xx; named with the store\'s reply, the other taken once', async () => {
+  test("a recipient the store refuses for good (550 5.1.1 at RCPT): not a 4xx; named with the store's reply, the other taken once", async () => {
     const s = await store(port);
     try {
       s.unknown.add('carol@b.example');
@@ -134,10 +145,19 @@ describe('local delivery to the mailbox store', () => {
     const s = await store(port);
     try {
       s.refuseData = '5.6.0 message refused';
-      const failed = await delivery.deliver(message(8), 'a@a.example', [{ rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true }]);
-      expect(failed.map((f) => [f.rcpt, f.code])).toEqual([['bob@b.example', 554], ['carol@b.example', 554]]);
+      const failed = await delivery.deliver(message(8), 'a@a.example', [
+        { rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true },
+      ]);
+      expect(failed.map((f) => [f.rcpt, f.code])).toEqual([
+        ['bob@b.example', 554],
+        ['carol@b.example', 554],
+      ]);
       s.refuseData = undefined;
-      expect(await delivery.deliver(message(8), 'a@a.example', [{ rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true }])).toEqual([]);
+      expect(
+        await delivery.deliver(message(8), 'a@a.example', [
+          { rcpts: ['bob@b.example', 'carol@b.example'], message: message(8), local: true },
+        ]),
+      ).toEqual([]);
       expect(s.mails).toHaveLength(1);
     } finally {
       await s.close();
@@ -149,7 +169,8 @@ describe('local delivery to the mailbox store', () => {
     const withId = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
     const other = new LocalDelivery('127.0.0.1', port, 3000, mkdtempSync(join(tmpdir(), 'ssmax-delivery-')), 'smtp', true);
     try {
-      for (const d of [withId, other]) await d.deliver(message(9), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(9), local: true }]);
+      for (const d of [withId, other])
+        await d.deliver(message(9), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(9), local: true }]);
       const ids = s.mails.map((m) => /^SSMAX-Delivery-Id: ([0-9a-f]{40})\r\nFrom: a@a\.example\r\n/.exec(m.raw)?.[1]);
       expect(ids).toHaveLength(2);
       expect(ids[0]).toBeDefined();

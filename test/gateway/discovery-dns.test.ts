@@ -52,7 +52,13 @@ function gatewayOf(domain: string): Gateway {
 beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns-')), [
     { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
-    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
+    {
+      domain: 'b.example',
+      users: [
+        { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+        { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      ],
+    },
   ]);
   zone = Object.fromEntries(net.orgs.map((o) => [`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; `, 'id=first-publication']]]));
 });
@@ -66,7 +72,9 @@ test('only the SSMAX root configured on each side: A finds B by DNS TXT, B finds
   const gwB = gatewayOf('b.example');
   expect(gwA.config.peers).toEqual({});
   const secret = 'DNS-discovered secret 4471';
-  const raw = Buffer.from(`From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: by dns\r\nMessage-ID: <dns-1@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`);
+  const raw = Buffer.from(
+    `From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: by dns\r\nMessage-ID: <dns-1@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`,
+  );
   const { copies } = await submit(gwA.deps, raw, ['bob@b.example', 'carol@b.example']);
   expect(copies).toHaveLength(1);
   expect(queried).toContain('_ssmax.b.example');
@@ -87,7 +95,13 @@ test('only the SSMAX root configured on each side: A finds B by DNS TXT, B finds
 
 test('a domain without a TXT record has no SSMAX bundle: policy decides (opportunistic: plain for a plaintext submission)', async () => {
   const gwA = gateways[0]!;
-  const { copies } = await submit(gwA.deps, Buffer.from('From: dave@a.example\r\nTo: x@nossmax.example\r\nSubject: plain\r\nMessage-ID: <dns-2@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\nhello\r\n'), ['x@nossmax.example']);
+  const { copies } = await submit(
+    gwA.deps,
+    Buffer.from(
+      'From: dave@a.example\r\nTo: x@nossmax.example\r\nSubject: plain\r\nMessage-ID: <dns-2@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\nhello\r\n',
+    ),
+    ['x@nossmax.example'],
+  );
   expect(copies[0]!.message.toString('utf8')).toContain('hello');
   expect(queried).toContain('_ssmax.nossmax.example');
 });
@@ -96,7 +110,10 @@ describe('through real Haraka gateways and a DNS server on loopback', () => {
   let dnsNet: Network;
   let dns: Awaited<ReturnType<typeof startTxtServer>>;
   const zoneMap = new Map<string, string[][]>();
-  const addresses = new Map<string, string>([['ssmax.a.example', '127.0.0.1'], ['ssmax.b.example', '127.0.0.1']]);
+  const addresses = new Map<string, string>([
+    ['ssmax.a.example', '127.0.0.1'],
+    ['ssmax.b.example', '127.0.0.1'],
+  ]);
   beforeAll(async () => {
     dns = await startTxtServer(zoneMap, addresses);
     const servers = `127.0.0.1:${dns.port}`;
@@ -119,8 +136,14 @@ describe('through real Haraka gateways and a DNS server on loopback', () => {
     expect(ini.hosts ?? {}).toEqual({}); // the publishers' addresses come from the DNS server too
     const secret = 'Found by DNS through Haraka 9021';
     const raw = `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: dns haraka\r\nMessage-ID: <dns-3@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${secret}\r\n`;
-    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(/^250 .*SSMAX transparent mode/);
-    await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 30000, () => `${A.haraka.logs().slice(-2000)}\n---\n${B.haraka.logs().slice(-2000)}`);
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(
+      /^250 .*SSMAX transparent mode/,
+    );
+    await waitFor(
+      () => B.mailbox.for('bob@b.example').length >= 1,
+      30000,
+      () => `${A.haraka.logs().slice(-2000)}\n---\n${B.haraka.logs().slice(-2000)}`,
+    );
     expect(dns.queries).toEqual(expect.arrayContaining(['_ssmax.b.example', '_ssmax.a.example', 'ssmax.b.example', 'ssmax.a.example']));
     const copy = B.mailbox.for('bob@b.example')[0]!.raw;
     expect(copy.includes(Buffer.from(secret))).toBe(false);

@@ -55,14 +55,19 @@ describe('SSMAX client mode: alice signs and encrypts to a.example; recipients i
       expect(opened.encrypted).toBe(true);
       expect(opened.plaintext).toEqual(original);
       expect(opened.summary).toMatch(/^ssmax-chain=pass header\.d=b\.example header\.i=2/);
-      expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+      expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
+        [1, 'a.example'],
+        [2, 'b.example'],
+      ]);
     }
   });
 
   test('a copy decrypts only for its recipient', async () => {
     const B = net.org('b.example');
     const bob = loadUserProfile(B.profiles['bob@b.example']!);
-    await expect(openMessage(bob, B.mailbox.for('erin@b.example')[0]!.raw, { now: new Date() })).rejects.toThrow(/no capsule for key id|not for|does not name you \(bob@b\.example\)/i);
+    await expect(openMessage(bob, B.mailbox.for('erin@b.example')[0]!.raw, { now: new Date() })).rejects.toThrow(
+      /no capsule for key id|not for|does not name you \(bob@b\.example\)/i,
+    );
   });
 
   test('the Bcc recipient is invisible in every other copy', () => {
@@ -90,9 +95,16 @@ describe('transparent mode: a plain client submits plaintext', () => {
     const B = net.org('b.example');
     const before = B.mailbox.mails.length;
     const raw = `From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nBcc: erin@b.example\r\nSubject: hi\r\nMessage-ID: <t-1@a.example>\r\nDate: Wed, 25 Nov 2026 11:00:00 +0000\r\n\r\n${SECRET_2}\r\n`;
-    const reply = await smtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' });
+    const reply = await smtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], raw, {
+      user: 'dave@a.example',
+      pass: 'pw-dave',
+    });
     expect(reply).toMatch(/^250 .*SSMAX transparent mode/);
-    await waitFor(() => B.mailbox.mails.length >= before + 2, 20000, () => `${net.org('a.example').haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`);
+    await waitFor(
+      () => B.mailbox.mails.length >= before + 2,
+      20000,
+      () => `${net.org('a.example').haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`,
+    );
     const bob = loadUserProfile(B.profiles['bob@b.example']!);
     const opened = await openMessage(bob, B.mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
     expect(opened.plaintext.toString('utf8')).toContain(SECRET_2);
@@ -106,7 +118,8 @@ describe('no plaintext at rest or in logs', () => {
   test("neither gateway's spool, state nor log holds the plaintext of an encrypted message", () => {
     for (const o of [net.org('a.example'), net.org('b.example')]) {
       for (const f of filesUnder(o.harakaDir)) {
-        for (const secret of [SECRET_1, SECRET_2]) expect({ file: f.path, found: f.bytes.includes(secret) }).toEqual({ file: f.path, found: false });
+        for (const secret of [SECRET_1, SECRET_2])
+          expect({ file: f.path, found: f.bytes.includes(secret) }).toEqual({ file: f.path, found: false });
       }
       expect(o.haraka.logs()).not.toContain(SECRET_1);
       expect(o.haraka.logs()).not.toContain(SECRET_2);

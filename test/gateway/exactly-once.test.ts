@@ -26,8 +26,15 @@ afterAll(async () => {
 });
 
 const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
-const message = (marker: string, to: string) => Buffer.from(`From: dave@a.example\r\nTo: ${to}\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`);
-const copiesOf = (marker: string, org: string, who: string) => net.org(org).mailbox.for(who).filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
+const message = (marker: string, to: string) =>
+  Buffer.from(
+    `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${marker}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${marker}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBody ${marker}\r\n`,
+  );
+const copiesOf = (marker: string, org: string, who: string) =>
+  net
+    .org(org)
+    .mailbox.for(who)
+    .filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`)).length;
 
 /** Sends until the gateway answers 250 (as a sending MTA retries a 4xx), returning every answer. */
 async function untilAccepted(to: string[], data: Buffer, pauseMs = 200): Promise<string[]> {
@@ -45,7 +52,13 @@ test('a hook that hits its timeout while delivering: 451, and after the retry ex
   const A = net.org('a.example');
   const marker = 'timeout-mid-delivery';
   A.mailbox.delayMs = TIMEOUT_MS + 1500; // the local copy is still being handed over when the hook answers
-  const first = await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example', 'carol@b.example'], message(marker, 'dave@a.example, carol@b.example'), DAVE);
+  const first = await rawSmtp(
+    A.ports.smtp,
+    'dave@a.example',
+    ['dave@a.example', 'carol@b.example'],
+    message(marker, 'dave@a.example, carol@b.example'),
+    DAVE,
+  );
   expect(first).toMatch(/^45\d 4\.4\.7 /);
   A.mailbox.delayMs = 0;
   // the sender retries at once, while the timed-out attempt's copy is still on its way
@@ -54,7 +67,9 @@ test('a hook that hits its timeout while delivering: 451, and after the retry ex
   await waitFor(() => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'a.example', 'dave@a.example') >= 1, 30000);
   await new Promise((r) => setTimeout(r, 4000)); // room for a second copy to show up
   const counts = { dave: copiesOf(marker, 'a.example', 'dave@a.example'), carol: copiesOf(marker, 'b.example', 'carol@b.example') };
-  console.log(`timeout mid-delivery: answers ${JSON.stringify([first, ...answers].map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);
+  console.log(
+    `timeout mid-delivery: answers ${JSON.stringify([first, ...answers].map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`,
+  );
   expect(counts).toEqual({ dave: 1, carol: 1 });
 });
 
@@ -67,7 +82,10 @@ test('queueing fails for the second peer after the first was queued: 4xx, and af
   expect(answers[0]).toMatch(/^45\d 4\.3\.0 .*cannot queue the copy for frank@c\.example/);
   expect(answers.at(-1)).toMatch(/^250 /);
   expect(A.haraka.logs()).toMatch(/haraka-faults: injected queue failure for frank@c\.example/);
-  await waitFor(() => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'c.example', 'frank@c.example') >= 1, 30000);
+  await waitFor(
+    () => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'c.example', 'frank@c.example') >= 1,
+    30000,
+  );
   await new Promise((r) => setTimeout(r, 4000));
   const counts = { carol: copiesOf(marker, 'b.example', 'carol@b.example'), frank: copiesOf(marker, 'c.example', 'frank@c.example') };
   console.log(`queue failure half way: answers ${JSON.stringify(answers.map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);

@@ -2,7 +2,10 @@ import { CODES, failClosed } from '../../src/gateway/fail-closed';
 import { GatewayError } from '../../src/mail/replies';
 
 /** Runs a hook body through the wrapper and records every call of next. */
-function run(body: (signal: AbortSignal) => Promise<[number, unknown?]>, timeoutMs = 200): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {
+function run(
+  body: (signal: AbortSignal) => Promise<[number, unknown?]>,
+  timeoutMs = 200,
+): Promise<{ calls: [number | undefined, unknown][]; errors: string[] }> {
   const calls: [number | undefined, unknown][] = [];
   const errors: string[] = [];
   return new Promise((resolve) => {
@@ -10,11 +13,13 @@ function run(body: (signal: AbortSignal) => Promise<[number, unknown?]>, timeout
     setTimeout(() => resolve({ calls, errors }), timeoutMs + 150);
   });
 }
-const reply = (m: unknown) => (m as { reply: string; code: number });
+const reply = (m: unknown) => m as { reply: string; code: number };
 
 describe('every hook fails closed and answers exactly once', () => {
   test('a synchronous throw becomes DENYSOFT 451 4.3.0', async () => {
-    const r = await run(() => { throw new Error('boom'); });
+    const r = await run(() => {
+      throw new Error('boom');
+    });
     expect(r.calls).toHaveLength(1);
     expect(r.calls[0]![0]).toBe(CODES.DENYSOFT);
     expect(reply(r.calls[0]![1])).toMatchObject({ code: 451, reply: expect.stringMatching(/^4\.3\.0 /) });
@@ -55,7 +60,10 @@ describe('every hook fails closed and answers exactly once', () => {
   });
   test('a body that answers in time keeps its signal unaborted', async () => {
     let seen: AbortSignal | undefined;
-    await run(async (signal) => { seen = signal; return [CODES.OK]; });
+    await run(async (signal) => {
+      seen = signal;
+      return [CODES.OK];
+    });
     expect(seen?.aborted).toBe(false);
   });
   test('success answers once with the code of the body', async () => {

@@ -36,7 +36,8 @@ const dave = { user: 'dave@a.example', pass: 'pw-dave' };
 let n = 0;
 const plain = (to: string, marker: string, extra = '') =>
   `From: dave@a.example\r\nTo: ${to}\r\nSubject: fault ${marker}\r\nMessage-ID: <f-${++n}@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n${extra}\r\n${marker}\r\n`;
-const count = (org: ReturnType<typeof A>, who: string, marker: string) => org.mailbox.for(who).filter((m) => m.raw.toString('latin1').includes(marker) || m.raw.includes(Buffer.from(marker))).length;
+const count = (org: ReturnType<typeof A>, who: string, marker: string) =>
+  org.mailbox.for(who).filter((m) => m.raw.toString('latin1').includes(marker) || m.raw.includes(Buffer.from(marker))).length;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('faults give 4xx and lose nothing', () => {
@@ -53,7 +54,9 @@ describe('faults give 4xx and lose nothing', () => {
 
   test('keyd of the receiving org stopped: the sending gateway keeps the message queued and delivers it once keyd is back', async () => {
     await B().keyd.stop();
-    expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-peer-keyd'), dave)).toMatch(/^250 /);
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-peer-keyd'), dave)).toMatch(
+      /^250 /,
+    );
     await sleep(6000); // at least one delivery attempt refused with 4xx by B
     expect(count(B(), 'carol@b.example', 'M-peer-keyd')).toBe(0);
     await B().restartKeyd();
@@ -79,7 +82,9 @@ describe('faults give 4xx and lose nothing', () => {
   test("the peer's bundle unreachable: 451 at RCPT; once the publisher is back the message goes through once", async () => {
     await C().publisher.stop();
     const raw = plain('frank@c.example', 'M-bundle');
-    expect(await smtp(A().ports.smtp, 'dave@a.example', ['frank@c.example'], raw, dave)).toMatch(/^4\d\d 4\.7\.5 SSMAX bundle of the peer domain unavailable: c\.example: .*ECONNREFUSED/);
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['frank@c.example'], raw, dave)).toMatch(
+      /^4\d\d 4\.7\.5 SSMAX bundle of the peer domain unavailable: c\.example: .*ECONNREFUSED/,
+    );
     await C().restartPublisher();
     await sleep(700); // the directory's retry pause
     expect(await smtp(A().ports.smtp, 'dave@a.example', ['frank@c.example'], raw, dave)).toMatch(/^250 /);
@@ -91,7 +96,15 @@ describe('faults give 4xx and lose nothing', () => {
     B().mailbox.refuse = '451 4.3.0 mailbox store busy';
     B().mailbox.refuseFor = 'carol@b.example';
     try {
-      expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], plain('bob@b.example, carol@b.example', 'M-partial'), dave)).toMatch(/^250 /);
+      expect(
+        await smtp(
+          A().ports.smtp,
+          'dave@a.example',
+          ['bob@b.example', 'carol@b.example'],
+          plain('bob@b.example, carol@b.example', 'M-partial'),
+          dave,
+        ),
+      ).toMatch(/^250 /);
       await waitFor(() => count(B(), 'bob@b.example', 'M-partial') > 0 && B().haraka.logs().includes('Mailbox store unavailable'), 20000);
     } finally {
       B().mailbox.refuse = undefined;
@@ -127,11 +140,15 @@ describe('bad input: each refused with its own status and text', () => {
   });
 
   test('a forged seal (signature changed): 550 5.7.7', async () => {
-    expect(await toB(edit(/ b=([A-Za-z0-9_-]+)/, (m) => ` b=${flip(m.slice(3))}`))).toMatch(/^550 5\.7\.7 SSMAX chain fails: signature-invalid/);
+    expect(await toB(edit(/ b=([A-Za-z0-9_-]+)/, (m) => ` b=${flip(m.slice(3))}`))).toMatch(
+      /^550 5\.7\.7 SSMAX chain fails: signature-invalid/,
+    );
   });
 
   test('a tampered capsule: 550 5.7.7 (header hash)', async () => {
-    expect(await toB(edit(/ e=([A-Za-z0-9_-]{44})/, (m) => ` e=${flip(m.slice(3))}`))).toMatch(/^550 5\.7\.7 SSMAX chain fails: header-hash-mismatch/);
+    expect(await toB(edit(/ e=([A-Za-z0-9_-]{44})/, (m) => ` e=${flip(m.slice(3))}`))).toMatch(
+      /^550 5\.7\.7 SSMAX chain fails: header-hash-mismatch/,
+    );
   });
 
   test('a tampered body: 550 5.7.7 (body hash)', async () => {
@@ -144,7 +161,12 @@ describe('bad input: each refused with its own status and text', () => {
   test('a seal by a certificate outside the organisation (not in its bundle, e.g. outside its name constraints): 550 5.7.5', async () => {
     const rogue = generateP256KeyPair();
     const now = Date.now();
-    const cert = issueSealingCertificate(A().fx.orgCa, { domain: 'a.example', publicKey: rogue.publicKey, notBefore: new Date(now - 60000), notAfter: new Date(now + 86400000) });
+    const cert = issueSealingCertificate(A().fx.orgCa, {
+      domain: 'a.example',
+      publicKey: rogue.publicKey,
+      notBefore: new Date(now - 60000),
+      notAfter: new Date(now + 86400000),
+    });
     const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
     const rogueGw = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-rogue');
     try {
@@ -157,33 +179,53 @@ describe('bad input: each refused with its own status and text', () => {
   });
 
   test('a duplicate From at submission: 550 5.6.7', async () => {
-    expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-dup', 'From: eve@a.example\r\n'), dave)).toMatch(/^550 5\.6\.7 Duplicate singleton header field: 2 "from" fields/);
+    expect(
+      await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-dup', 'From: eve@a.example\r\n'), dave),
+    ).toMatch(/^550 5\.6\.7 Duplicate singleton header field: 2 "from" fields/);
   });
 
   test('a user signature whose signer is not the single From: 550 5.7.22', async () => {
     const alice = loadUserProfile(A().profiles['alice@a.example']!);
     const msg = Buffer.from(plain('carol@b.example', 'M-signer'));
-    const signed = await signUser(msg, { signer: 'alice@a.example', certRef: certificateRef(alice.signingCertificate.der), privateKey: alice.signingKey, now: () => Date.now() });
-    expect(await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' })).toMatch(/^550 5\.7\.22 User signature is not by the author/);
+    const signed = await signUser(msg, {
+      signer: 'alice@a.example',
+      certRef: certificateRef(alice.signingCertificate.der),
+      privateKey: alice.signingKey,
+      now: () => Date.now(),
+    });
+    expect(
+      await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' }),
+    ).toMatch(/^550 5\.7\.22 User signature is not by the author/);
   });
 
   test('a forged user signature: 550 5.7.20', async () => {
     const alice = loadUserProfile(A().profiles['alice@a.example']!);
     const msg = Buffer.from(plain('carol@b.example', 'M-forged').replace('From: dave@a.example', 'From: alice@a.example'));
     const other = generateP256KeyPair();
-    const signed = await signUser(msg, { signer: 'alice@a.example', certRef: certificateRef(alice.signingCertificate.der), privateKey: other.privateKey, now: () => Date.now() });
-    expect(await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' })).toMatch(/^550 5\.7\.20 User signature does not verify: signature-invalid/);
+    const signed = await signUser(msg, {
+      signer: 'alice@a.example',
+      certRef: certificateRef(alice.signingCertificate.der),
+      privateKey: other.privateKey,
+      now: () => Date.now(),
+    });
+    expect(
+      await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' }),
+    ).toMatch(/^550 5\.7\.20 User signature does not verify: signature-invalid/);
   });
 
   test('a bare CR inside a header value sent over SMTP never becomes an injected header field in any copy', async () => {
     // Haraka rebuilds header lines from its parser before our hooks (so the
     // check in src/mail/message-checks.ts, unit-tested, sees normalised lines here);
     // what must hold end to end: no injected field reaches a recipient.
-    const injected = Buffer.from(plain('carol@b.example', 'M-crlf').replace('Subject: fault', 'Subject: x\rBcc: mallory@evil.example\r\nX-Note: fault'));
+    const injected = Buffer.from(
+      plain('carol@b.example', 'M-crlf').replace('Subject: fault', 'Subject: x\rBcc: mallory@evil.example\r\nX-Note: fault'),
+    );
     const reply = await rawSmtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], injected, dave);
     if (reply.startsWith('250')) {
       await waitFor(() => count(B(), 'carol@b.example', 'M-crlf') >= 1);
-      for (const m of B().mailbox.for('carol@b.example').filter((x) => x.raw.includes(Buffer.from('M-crlf')))) {
+      for (const m of B()
+        .mailbox.for('carol@b.example')
+        .filter((x) => x.raw.includes(Buffer.from('M-crlf')))) {
         const head = m.raw.subarray(0, m.raw.indexOf('\r\n\r\n')).toString('latin1');
         expect(head).not.toMatch(/(^|\r\n)Bcc:/i);
       }
@@ -193,7 +235,9 @@ describe('bad input: each refused with its own status and text', () => {
   });
 
   test('an unknown local recipient: 550 5.1.1 at RCPT', async () => {
-    expect(await smtp(B().ports.smtp, 'dave@a.example', ['nobody@b.example'], sealedForB)).toMatch(/^550 5\.1\.1 No such local recipient: nobody@b\.example/);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['nobody@b.example'], sealedForB)).toMatch(
+      /^550 5\.1\.1 No such local recipient: nobody@b\.example/,
+    );
   });
 
   test('a seal by a revoked sealing certificate (revoked and replaced at a.example, bundle re-published): 550 5.7.5', async () => {
@@ -204,9 +248,26 @@ describe('bad input: each refused with its own status and text', () => {
     const old = parseCertificate(readFileSync(join(pki, 'seal.cert.pem'), 'utf8'));
     const now = Math.floor(Date.now() / 1000) * 1000;
     const fresh = generateP256KeyPair();
-    writeFileSync(join(pki, 'seal.cert.pem'), issueSealingCertificate(A().fx.orgCa, { domain: 'a.example', host: 'mx.a.example', publicKey: fresh.publicKey, notBefore: new Date(now - 1000), notAfter: new Date(now + 86400000) }).pem);
+    writeFileSync(
+      join(pki, 'seal.cert.pem'),
+      issueSealingCertificate(A().fx.orgCa, {
+        domain: 'a.example',
+        host: 'mx.a.example',
+        publicKey: fresh.publicKey,
+        notBefore: new Date(now - 1000),
+        notAfter: new Date(now + 86400000),
+      }).pem,
+    );
     writeFileSync(join(pki, 'seal.key.pem'), privateKeyToPem(fresh.privateKey), { mode: 0o600 });
-    writeFileSync(join(pki, 'org-ca.crl.pem'), createCrl(A().fx.orgCa, { entries: [{ serial: old.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 7 * 86400000), crlNumber: 2 }).pem);
+    writeFileSync(
+      join(pki, 'org-ca.crl.pem'),
+      createCrl(A().fx.orgCa, {
+        entries: [{ serial: old.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+        thisUpdate: new Date(now - 1000),
+        nextUpdate: new Date(now + 7 * 86400000),
+        crlNumber: 2,
+      }).pem,
+    );
     await sleep(3000); // the publisher polls its files every second and re-publishes
     // b.example forgets its cached copy of a.example's bundle (a restart with an empty cache)
     await B().haraka.stop();

@@ -73,7 +73,14 @@ beforeAll(async () => {
   const gwB = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-17-encrypt');
   closeB = () => gwB.close();
   encryptToB = (message) => encryptToOrg(gwB.deps.keyd, gwB.deps.group, message);
-  sealOnly = async (message) => addSeal(gwA.deps, message, { from: 'own', chain: await verifyUnsealed(message, {}), trackingToken: new Uint8Array(64).fill(7) }, [{ name: 'e2e', result: 'none' }], ['carol@b.example']); // binds the one recipient the tests send to
+  sealOnly = async (message) =>
+    addSeal(
+      gwA.deps,
+      message,
+      { from: 'own', chain: await verifyUnsealed(message, {}), trackingToken: new Uint8Array(64).fill(7) },
+      [{ name: 'e2e', result: 'none' }],
+      ['carol@b.example'],
+    ); // binds the one recipient the tests send to
 });
 afterAll(async () => {
   await fromA?.close();
@@ -86,16 +93,35 @@ afterAll(async () => {
 let n = 0;
 function mail(from: string, to: string, body: string, headers = 'Content-Type: text/plain; charset=utf-8'): Buffer {
   n++;
-  return Buffer.from(`From: ${from}\r\nTo: ${to}\r\nSubject: every part ${n}\r\nMessage-ID: <e-${n}-${Date.now()}@x.example>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n${body}`);
+  return Buffer.from(
+    `From: ${from}\r\nTo: ${to}\r\nSubject: every part ${n}\r\nMessage-ID: <e-${n}-${Date.now()}@x.example>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n${body}`,
+  );
 }
-function attached(from: string, to: string, filename: string, contentType: string, content: Buffer | string, text = 'see attached'): Buffer {
+function attached(
+  from: string,
+  to: string,
+  filename: string,
+  contentType: string,
+  content: Buffer | string,
+  text = 'see attached',
+): Buffer {
   const b64 = Buffer.from(content).toString('base64').replace(/.{76}/g, '$&\r\n');
-  return mail(from, to, `--b\r\nContent-Type: text/plain\r\n\r\n${text}\r\n--b\r\nContent-Type: ${contentType}; name="${filename}"\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"');
+  return mail(
+    from,
+    to,
+    `--b\r\nContent-Type: text/plain\r\n\r\n${text}\r\n--b\r\nContent-Type: ${contentType}; name="${filename}"\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`,
+    'Content-Type: multipart/mixed; boundary="b"',
+  );
 }
 /** EICAR as quoted-printable text: some characters =XX-encoded, a soft line break inside, none after. */
 const EICAR_QP = `${EICAR.slice(0, 30).replace(/\$/g, '=24').replace(/\[/g, '=5B')}=\r\n${EICAR.slice(30).replace(/\$/g, '=24').replace(/\+/g, '=2B')}=\r\n`;
 function nested(from: string, to: string, inner: Buffer): Buffer {
-  return mail(from, to, `--n\r\nContent-Type: text/plain\r\n\r\nforwarded below\r\n--n\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"\r\n\r\n${inner.toString('latin1')}\r\n--n--\r\n`, 'Content-Type: multipart/mixed; boundary="n"');
+  return mail(
+    from,
+    to,
+    `--n\r\nContent-Type: text/plain\r\n\r\nforwarded below\r\n--n\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"\r\n\r\n${inner.toString('latin1')}\r\n--n--\r\n`,
+    'Content-Type: multipart/mixed; boundary="n"',
+  );
 }
 
 const MALWARE = /^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/;
@@ -105,7 +131,12 @@ const count = () => B.mailbox.mails.length;
 describe('ClamAV on every arrival at b.example', () => {
   test('plain Internet mail (a domain without SSMAX): EICAR refused; clean mail delivered as it is, the Authentication-Results line saying av=pass', async () => {
     const before = count();
-    expect(await toB('mallory@outside.example', attached('mallory@outside.example', 'carol@b.example', 'invoice.com', 'application/octet-stream', EICAR))).toMatch(MALWARE);
+    expect(
+      await toB(
+        'mallory@outside.example',
+        attached('mallory@outside.example', 'carol@b.example', 'invoice.com', 'application/octet-stream', EICAR),
+      ),
+    ).toMatch(MALWARE);
     expect(count()).toBe(before);
     const clean = attached('olivia@outside.example', 'carol@b.example', 'notes.txt', 'text/plain', 'harmless notes');
     expect(await toB('olivia@outside.example', clean)).toMatch(/^250 /);
@@ -115,27 +146,74 @@ describe('ClamAV on every arrival at b.example', () => {
     expect(got.endsWith(clean.toString('latin1'))).toBe(true);
   });
 
-  test('sealed but not encrypted: EICAR refused; clean mail delivered with av=pass in b.example\'s seal', async () => {
+  test("sealed but not encrypted: EICAR refused; clean mail delivered with av=pass in b.example's seal", async () => {
     const before = count();
-    expect(await toB('dave@a.example', await sealOnly(attached('dave@a.example', 'carol@b.example', 'x.com', 'application/octet-stream', EICAR)))).toMatch(MALWARE);
+    expect(
+      await toB(
+        'dave@a.example',
+        await sealOnly(attached('dave@a.example', 'carol@b.example', 'x.com', 'application/octet-stream', EICAR)),
+      ),
+    ).toMatch(MALWARE);
     expect(count()).toBe(before);
     expect(await toB('dave@a.example', await sealOnly(mail('dave@a.example', 'carol@b.example', 'clean and sealed\r\n')))).toMatch(/^250 /);
     await waitFor(() => count() > before);
-    expect(B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=2; d=b\.example;[\s\S]*vd=av:pass,e2e:none/);
+    expect(B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1')).toMatch(
+      /SSMAX-Seal: v=1; i=2; d=b\.example;[\s\S]*vd=av:pass,e2e:none/,
+    );
   });
 
   test('encrypted (after blinded decryption): EICAR in quoted-printable text, in an attached message, inside a zip archive (and a zip in a zip) — each refused', async () => {
     const before = count();
-    const qp = mail('dave@a.example', 'bob@b.example', EICAR_QP, 'Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable');
+    const qp = mail(
+      'dave@a.example',
+      'bob@b.example',
+      EICAR_QP,
+      'Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable',
+    );
     expect(qp.includes(Buffer.from(EICAR))).toBe(false); // not in the clear in the raw message
     expect(await toB('dave@a.example', await fromA.sealed(qp, ['bob@b.example']), 'bob@b.example')).toMatch(MALWARE);
     const inner = attached('x@outside.example', 'dave@a.example', 'e.com', 'application/octet-stream', EICAR);
-    expect(await toB('dave@a.example', await fromA.sealed(nested('dave@a.example', 'bob@b.example', inner), ['bob@b.example']), 'bob@b.example')).toMatch(MALWARE);
-    expect(await toB('dave@a.example', await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'readme.txt': 'hi', 'tool.com': EICAR })), ['bob@b.example']), 'bob@b.example')).toMatch(MALWARE);
-    expect(await toB('dave@a.example', await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'inner.zip': zip({ 'tool.com': EICAR }) })), ['bob@b.example']), 'bob@b.example')).toMatch(MALWARE);
+    expect(
+      await toB('dave@a.example', await fromA.sealed(nested('dave@a.example', 'bob@b.example', inner), ['bob@b.example']), 'bob@b.example'),
+    ).toMatch(MALWARE);
+    expect(
+      await toB(
+        'dave@a.example',
+        await fromA.sealed(
+          attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'readme.txt': 'hi', 'tool.com': EICAR })),
+          ['bob@b.example'],
+        ),
+        'bob@b.example',
+      ),
+    ).toMatch(MALWARE);
+    expect(
+      await toB(
+        'dave@a.example',
+        await fromA.sealed(
+          attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'inner.zip': zip({ 'tool.com': EICAR }) })),
+          ['bob@b.example'],
+        ),
+        'bob@b.example',
+      ),
+    ).toMatch(MALWARE);
     // the same plain Internet forms: QP and zip
-    expect(await toB('mallory@outside.example', mail('mallory@outside.example', 'carol@b.example', EICAR_QP, 'Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable'))).toMatch(MALWARE);
-    expect(await toB('mallory@outside.example', attached('mallory@outside.example', 'carol@b.example', 'a.zip', 'application/zip', zip({ 'b.com': EICAR })))).toMatch(MALWARE);
+    expect(
+      await toB(
+        'mallory@outside.example',
+        mail(
+          'mallory@outside.example',
+          'carol@b.example',
+          EICAR_QP,
+          'Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: quoted-printable',
+        ),
+      ),
+    ).toMatch(MALWARE);
+    expect(
+      await toB(
+        'mallory@outside.example',
+        attached('mallory@outside.example', 'carol@b.example', 'a.zip', 'application/zip', zip({ 'b.com': EICAR })),
+      ),
+    ).toMatch(MALWARE);
     expect(count()).toBe(before);
   });
 
@@ -144,24 +222,41 @@ describe('ClamAV on every arrival at b.example', () => {
     const almost = EICAR.replace('EICAR', 'EICAS');
     const sent = [
       await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'x.com', 'application/octet-stream', almost), ['bob@b.example']),
-      await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'readme.txt': 'hi' })), ['bob@b.example']),
-      await fromA.sealed(nested('dave@a.example', 'bob@b.example', mail('x@outside.example', 'dave@a.example', 'just text\r\n')), ['bob@b.example']),
+      await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'files.zip', 'application/zip', zip({ 'readme.txt': 'hi' })), [
+        'bob@b.example',
+      ]),
+      await fromA.sealed(nested('dave@a.example', 'bob@b.example', mail('x@outside.example', 'dave@a.example', 'just text\r\n')), [
+        'bob@b.example',
+      ]),
     ];
     for (const m of sent) expect(await toB('dave@a.example', m, 'bob@b.example')).toMatch(/^250 /);
     await waitFor(() => count() >= before + 3);
-    const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), B.mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
+    const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), B.mailbox.for('bob@b.example').at(-1)!.raw, {
+      now: new Date(),
+    });
     expect(opened.hops.map((h) => h.verdicts)).toEqual(['dlp:pass,e2e:none', 'av:pass,e2e:pass']);
     // a plain-client recipient of an encrypted arrival reads it in the Authentication-Results line
-    const forCarol = await fromA.sealed(attached('dave@a.example', 'carol@b.example', 'notes.txt', 'text/plain', 'fine'), ['carol@b.example']);
+    const forCarol = await fromA.sealed(attached('dave@a.example', 'carol@b.example', 'notes.txt', 'text/plain', 'fine'), [
+      'carol@b.example',
+    ]);
     expect(await toB('dave@a.example', forCarol)).toMatch(/^250 /);
     await waitFor(() => count() >= before + 4);
-    expect(B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass \(1 seal\(s\) verified\); ssmax-mode=transparent; ssmax-av=pass\r\n/);
+    expect(B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1')).toMatch(
+      /^Authentication-Results: b\.example; ssmax-chain=pass \(1 seal\(s\) verified\); ssmax-mode=transparent; ssmax-av=pass\r\n/,
+    );
   });
 
-  test('no plaintext on disk: while b.example decrypts and scans a marked message, nothing appears in /tmp, the gateway\'s folder or clamd\'s', async () => {
-    const marked = await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'm.txt', 'text/plain', `before ${TEST_MARKER} after`), ['bob@b.example']);
+  test("no plaintext on disk: while b.example decrypts and scans a marked message, nothing appears in /tmp, the gateway's folder or clamd's", async () => {
+    const marked = await fromA.sealed(attached('dave@a.example', 'bob@b.example', 'm.txt', 'text/plain', `before ${TEST_MARKER} after`), [
+      'bob@b.example',
+    ]);
     expect(marked.includes(Buffer.from(TEST_MARKER))).toBe(false); // encrypted on the wire
-    const watched = [{ dir: tmpdir(), recursive: false }, { dir: B.harakaDir, recursive: true }, { dir: clamdDir, recursive: true }, { dir: clamd.tempDir, recursive: true }];
+    const watched = [
+      { dir: tmpdir(), recursive: false },
+      { dir: B.harakaDir, recursive: true },
+      { dir: clamdDir, recursive: true },
+      { dir: clamd.tempDir, recursive: true },
+    ];
     const { result, seen } = await watchDuring(watched, Buffer.from(TEST_MARKER), () => toB('dave@a.example', marked, 'bob@b.example'));
     expect(result).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Ssmax\.Test\.Marker\.UNOFFICIAL"/);
     expect(seen.withMarker.filter((p) => !p.startsWith(clamd.tempDir))).toEqual([]);
@@ -171,7 +266,7 @@ describe('ClamAV on every arrival at b.example', () => {
     expect(B.haraka.logs()).not.toContain(TEST_MARKER);
   });
 
-  test('the start check: without clamd_config the gateway warns that clamd\'s settings are unknown; with it, no warning', () => {
+  test("the start check: without clamd_config the gateway warns that clamd's settings are unknown; with it, no warning", () => {
     expect(startWarnings.join('\n')).toMatch(/WARNING: clamd settings unknown/);
     expect(B.haraka.logs()).not.toMatch(/WARNING: clamd/);
   });
@@ -189,7 +284,13 @@ describe('DLP on every submission at a.example, both client modes', () => {
       return (err as Error).message;
     }
   }
-  const alternative = (from: string, html: string) => mail(from, 'bob@b.example', `--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease see the formatted version.\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n--a--\r\n`, 'Content-Type: multipart/alternative; boundary="a"');
+  const alternative = (from: string, html: string) =>
+    mail(
+      from,
+      'bob@b.example',
+      `--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease see the formatted version.\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${html}\r\n--a--\r\n`,
+      'Content-Type: multipart/alternative; boundary="a"',
+    );
   const WORD = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
   const EXCEL = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 
@@ -206,23 +307,81 @@ describe('DLP on every submission at a.example, both client modes', () => {
   test('a card number split by HTML tags, beside a harmless text part: refused (plain client and SSMAX client)', async () => {
     const html = '<p>Card: <span>41111111</span><span>11111111</span></p>';
     expect(await fromDave(alternative('dave@a.example', html))).toMatch(CAUGHT);
-    expect(await fromAlice(alternative('alice@a.example', html))).toMatch(/550 5\.7\.1 Message refused by a data-loss prevention rule: rule "payment-cards"/);
+    expect(await fromAlice(alternative('alice@a.example', html))).toMatch(
+      /550 5\.7\.1 Message refused by a data-loss prevention rule: rule "payment-cards"/,
+    );
   });
 
   test('in an xlsx cell, in a docx paragraph, in a PDF: refused', async () => {
-    expect(await fromDave(attached('dave@a.example', 'bob@b.example', 'cards.xlsx', EXCEL, xlsx([['name', 'card'], ['Alice', '4111 1111 1111 1111']])))).toMatch(CAUGHT);
-    expect(await fromDave(attached('dave@a.example', 'bob@b.example', 'order.docx', WORD, docx([['Dear team,'], ['please charge ', '4111 1111', ' 1111 1111', ' today']])))).toMatch(CAUGHT);
-    expect(await fromDave(attached('dave@a.example', 'bob@b.example', 'order.pdf', 'application/pdf', pdf(['Order 1207', 'Card 4111 1111 1111 1111', 'Thank you'])))).toMatch(CAUGHT);
-    expect(await fromAlice(attached('alice@a.example', 'bob@b.example', 'order.pdf', 'application/pdf', pdf(['Card 5500 0000 0000 0004'])))).toMatch(/rule "payment-cards"/);
+    expect(
+      await fromDave(
+        attached(
+          'dave@a.example',
+          'bob@b.example',
+          'cards.xlsx',
+          EXCEL,
+          xlsx([
+            ['name', 'card'],
+            ['Alice', '4111 1111 1111 1111'],
+          ]),
+        ),
+      ),
+    ).toMatch(CAUGHT);
+    expect(
+      await fromDave(
+        attached(
+          'dave@a.example',
+          'bob@b.example',
+          'order.docx',
+          WORD,
+          docx([['Dear team,'], ['please charge ', '4111 1111', ' 1111 1111', ' today']]),
+        ),
+      ),
+    ).toMatch(CAUGHT);
+    expect(
+      await fromDave(
+        attached(
+          'dave@a.example',
+          'bob@b.example',
+          'order.pdf',
+          'application/pdf',
+          pdf(['Order 1207', 'Card 4111 1111 1111 1111', 'Thank you']),
+        ),
+      ),
+    ).toMatch(CAUGHT);
+    expect(
+      await fromAlice(attached('alice@a.example', 'bob@b.example', 'order.pdf', 'application/pdf', pdf(['Card 5500 0000 0000 0004']))),
+    ).toMatch(/rule "payment-cards"/);
   });
 
   test('near misses delivered: a check digit wrong in HTML, cells that only side by side look like a number, an invoice number in a docx, a PDF with a phone number', async () => {
     const before = B.mailbox.for('bob@b.example').length;
     const replies = [
       await fromDave(alternative('dave@a.example', '<p>Card: <span>41111111</span><span>11111112</span></p>')),
-      await fromDave(attached('dave@a.example', 'bob@b.example', 'parts.xlsx', EXCEL, xlsx([['4111 1111', '1111 1111'], ['total', 12.5]]))),
-      await fromDave(attached('dave@a.example', 'bob@b.example', 'invoice.docx', WORD, docx([['Invoice INV-2026-000123'], ['Call 090-1234-5678']]))),
-      await fromAlice(attached('alice@a.example', 'bob@b.example', 'contact.pdf', 'application/pdf', pdf(['Call +81 3 1234 5678', 'Ref 4111 1111 1111 1112']))),
+      await fromDave(
+        attached(
+          'dave@a.example',
+          'bob@b.example',
+          'parts.xlsx',
+          EXCEL,
+          xlsx([
+            ['4111 1111', '1111 1111'],
+            ['total', 12.5],
+          ]),
+        ),
+      ),
+      await fromDave(
+        attached('dave@a.example', 'bob@b.example', 'invoice.docx', WORD, docx([['Invoice INV-2026-000123'], ['Call 090-1234-5678']])),
+      ),
+      await fromAlice(
+        attached(
+          'alice@a.example',
+          'bob@b.example',
+          'contact.pdf',
+          'application/pdf',
+          pdf(['Call +81 3 1234 5678', 'Ref 4111 1111 1111 1112']),
+        ),
+      ),
     ];
     for (const r of replies) expect(r).toMatch(/^250 (?!Held)/); // delivered, not held as unreadable
     await waitFor(() => B.mailbox.for('bob@b.example').length >= before + 4);
@@ -232,7 +391,10 @@ describe('DLP on every submission at a.example, both client modes', () => {
 describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is kept encrypted and can be released', () => {
   const qdir = () => join(B.harakaDir, 'ssmax-state', 'quarantine');
   beforeAll(async () => {
-    writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\non_infected=quarantine\nclamd_config=${clamd.conf}\n`);
+    writeFileSync(
+      join(B.harakaDir, 'config', 'ssmax-inspect.ini'),
+      `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\non_infected=quarantine\nclamd_config=${clamd.conf}\n`,
+    );
     await B.restartHaraka();
   });
 
@@ -250,7 +412,10 @@ describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is ke
     await new Promise((r) => setTimeout(r, 500));
     expect(count()).toBe(before);
     // a forged marker on a message encrypted to b.example (anyone can make one): opened, then inspected like any arrival
-    const forged = Buffer.concat([Buffer.from(`SSMAX-Quarantine-Release: q-forged-000000000000\r\n`), await encryptToB(attached('mallory@outside.example', 'carol@b.example', 'x.com', 'application/octet-stream', EICAR))]);
+    const forged = Buffer.concat([
+      Buffer.from(`SSMAX-Quarantine-Release: q-forged-000000000000\r\n`),
+      await encryptToB(attached('mallory@outside.example', 'carol@b.example', 'x.com', 'application/octet-stream', EICAR)),
+    ]);
     expect(await toB('mallory@outside.example', forged)).toMatch(/^250 Held for review/);
     expect(count()).toBe(before);
     expect(await main(['quarantine', 'release', id!, '--state', qdir(), '--smtp', `127.0.0.1:${B.ports.smtp}`], io)).toBe(0);

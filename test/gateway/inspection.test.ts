@@ -37,7 +37,10 @@ beforeAll(async () => {
   const A = net.org('a.example');
   const B = net.org('b.example');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
-  writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`);
+  writeFileSync(
+    join(A.harakaDir, 'config', 'ssmax-dlp.ini'),
+    `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`,
+  );
   writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\n`);
   await A.restartHaraka();
   await B.restartHaraka();
@@ -50,10 +53,13 @@ afterAll(async () => {
 const A = () => net.org('a.example');
 const B = () => net.org('b.example');
 let n = 0;
-const msg = (from: string, body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8') => Buffer.concat([
-  Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: inspect ${++n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`),
-  Buffer.isBuffer(body) ? body : Buffer.from(body),
-]);
+const msg = (from: string, body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8') =>
+  Buffer.concat([
+    Buffer.from(
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: inspect ${++n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
+    ),
+    Buffer.isBuffer(body) ? body : Buffer.from(body),
+  ]);
 const dave = { user: 'dave@a.example', pass: 'pw-dave' };
 
 async function aliceSends(body: string): Promise<string> {
@@ -74,15 +80,27 @@ describe('DLP at the sending organisation, on encrypted mail', () => {
   });
 
   test('a My Number inside ISO-2022-JP text (plain client) is rejected', async () => {
-    const jis = Buffer.from(Encoding.convert(Encoding.stringToCode('個人番号は１２３４５６７８９０１８です。\r\n'), { to: 'JIS', from: 'UNICODE' }));
-    expect(await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], msg('dave@a.example', jis, 'Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit'), dave)).toMatch(/^550 5\.7\.1 .*rule "my-number"/);
+    const jis = Buffer.from(
+      Encoding.convert(Encoding.stringToCode('個人番号は１２３４５６７８９０１８です。\r\n'), { to: 'JIS', from: 'UNICODE' }),
+    );
+    expect(
+      await smtp(
+        A().ports.smtp,
+        'dave@a.example',
+        ['bob@b.example'],
+        msg('dave@a.example', jis, 'Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit'),
+        dave,
+      ),
+    ).toMatch(/^550 5\.7\.1 .*rule "my-number"/);
   });
 
   test('a clean encrypted message passes: the seals say dlp=pass at a.example and av=pass at b.example', async () => {
     const before = B().mailbox.for('bob@b.example').length;
     expect(await aliceSends('Lunch on Friday?\r\n')).toMatch(/^250 /);
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
-    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
+    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, {
+      now: new Date(),
+    });
     expect(opened.plaintext.toString()).toContain('Lunch on Friday?');
     expect(opened.hops.map((h) => h.verdicts)).toEqual(['dlp:pass,e2e:pass', 'av:pass,e2e:pass']);
   });
@@ -100,11 +118,30 @@ describe('DLP at the sending organisation, on encrypted mail', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(B().mailbox.for('bob@b.example').length).toBe(before); // nothing relayed while held
     writeFileSync(join(qdir, '..', 'pw-alice'), 'pw-alice\n');
-    expect(await main(['quarantine', 'release', id!, '--state', qdir, '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'alice@a.example', '--password-file', join(qdir, '..', 'pw-alice')], io)).toBe(0);
+    expect(
+      await main(
+        [
+          'quarantine',
+          'release',
+          id!,
+          '--state',
+          qdir,
+          '--smtp',
+          `127.0.0.1:${A().ports.smtp}`,
+          '--user',
+          'alice@a.example',
+          '--password-file',
+          join(qdir, '..', 'pw-alice'),
+        ],
+        io,
+      ),
+    ).toBe(0);
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
     await new Promise((r) => setTimeout(r, 1000));
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
-    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, { now: new Date() });
+    const opened = await openMessage(loadUserProfile(B().profiles['bob@b.example']!), B().mailbox.for('bob@b.example').at(-1)!.raw, {
+      now: new Date(),
+    });
     expect(opened.plaintext.toString()).toContain('top secret');
     expect(opened.hops[0]!.verdicts).toBe('dlp:none,e2e:pass'); // released: not inspected again
   });
@@ -119,7 +156,11 @@ describe('ClamAV at the receiving organisation, on encrypted mail', () => {
     close = () => gwA.close();
     sealedFor = async (body, filename) => {
       const content = filename
-        ? msg('dave@a.example', `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(body).toString('base64')}\r\n--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"')
+        ? msg(
+            'dave@a.example',
+            `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(body).toString('base64')}\r\n--b--\r\n`,
+            'Content-Type: multipart/mixed; boundary="b"',
+          )
         : msg('dave@a.example', body);
       return (await submit(gwA.deps, content, ['bob@b.example'])).copies[0]!.message;
     };
@@ -131,7 +172,9 @@ describe('ClamAV at the receiving organisation, on encrypted mail', () => {
 
   test('EICAR in a base64 attachment of an encrypted message is caught by the real clamd: 550, nothing delivered', async () => {
     const before = B().mailbox.mails.length;
-    expect(await toB(await sealedFor(EICAR, 'eicar.txt'))).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(await toB(await sealedFor(EICAR, 'eicar.txt'))).toMatch(
+      /^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/,
+    );
     expect(B().mailbox.mails.length).toBe(before);
   });
 
@@ -160,5 +203,8 @@ describe('individuals and consent, with inline inspection', () => {
   afterAll(async () => {
     await close?.();
   });
-  consentCases(() => net, () => sealed);
+  consentCases(
+    () => net,
+    () => sealed,
+  );
 });

@@ -5,14 +5,28 @@
  */
 import { createServer, type Server } from 'node:net';
 import type { PeerEntry } from '../../src/directory/peer-entry';
-import { Advertiser, KeyWatch, type KeyWatchOptions, advertisement, ehloProbe, parseAdvertisement, parseRefreshHint, refreshHint, versionOf } from '../../src/gateway/key-exchange';
+import {
+  Advertiser,
+  KeyWatch,
+  type KeyWatchOptions,
+  advertisement,
+  ehloProbe,
+  parseAdvertisement,
+  parseRefreshHint,
+  refreshHint,
+  versionOf,
+} from '../../src/gateway/key-exchange';
 
-const entry = (version: number, serial = version): PeerEntry => ({ serial, currentKey: { keyId: `b.example:v${version}`, version } } as unknown as PeerEntry);
+const entry = (version: number, serial = version): PeerEntry =>
+  ({ serial, currentKey: { keyId: `b.example:v${version}`, version } }) as unknown as PeerEntry;
 
 test('the keyword: written and read back; foreign or malformed lines ignored', () => {
   const line = advertisement(['b.example:v3'], '0a1b');
   expect(line).toBe('X-SSMAX v=1 keys=b.example:v3 seal=0a1b');
-  expect(parseAdvertisement(['250-mx.b.example Hello', '250-PIPELINING', `250-${line}`, '250 SIZE 0'])).toEqual({ keys: ['b.example:v3'], seal: '0a1b' });
+  expect(parseAdvertisement(['250-mx.b.example Hello', '250-PIPELINING', `250-${line}`, '250 SIZE 0'])).toEqual({
+    keys: ['b.example:v3'],
+    seal: '0a1b',
+  });
   expect(parseAdvertisement(['250-PIPELINING', '250 SIZE 0'])).toBeUndefined();
   expect(parseAdvertisement(['250 X-SSMAX v=2 keys=b.example:v9'])).toBeUndefined();
   expect(parseAdvertisement(['250 X-SSMAX v=1 keys=b.example:v3,junk seal=zz'])).toEqual({ keys: ['b.example:v3'] });
@@ -33,7 +47,16 @@ test('the advertiser caches keyd’s answer; without keyd it still answers (seal
   let t = 0;
   let calls = 0;
   let fail = false;
-  const adv = new Advertiser(async () => { calls++; if (fail) throw new Error('down'); return { current: `a.example:v${calls}` }; }, '0c', 5000, () => t);
+  const adv = new Advertiser(
+    async () => {
+      calls++;
+      if (fail) throw new Error('down');
+      return { current: `a.example:v${calls}` };
+    },
+    '0c',
+    5000,
+    () => t,
+  );
   expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v1 seal=0c');
   t = 1000;
   expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v1 seal=0c');
@@ -44,22 +67,46 @@ test('the advertiser caches keyd’s answer; without keyd it still answers (seal
   expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v2 seal=0c');
   fail = true;
   let coldCalls = 0;
-  const cold = new Advertiser(async () => { coldCalls++; throw new Error('down'); }, '0c', 5000, () => t);
+  const cold = new Advertiser(
+    async () => {
+      coldCalls++;
+      throw new Error('down');
+    },
+    '0c',
+    5000,
+    () => t,
+  );
   expect(await cold.current()).toBe('X-SSMAX v=1 seal=0c');
   expect(await cold.current()).toBe('X-SSMAX v=1 seal=0c');
   expect(coldCalls).toBe(1); // the failure is remembered for the TTL too
 });
 
-function watch(over: Partial<KeyWatchOptions> & { t: { now: number } }): { kw: KeyWatch; refreshes: string[]; probes: number[]; logs: string[] } {
+function watch(over: Partial<KeyWatchOptions> & { t: { now: number } }): {
+  kw: KeyWatch;
+  refreshes: string[];
+  probes: number[];
+  logs: string[];
+} {
   const refreshes: string[] = [];
   const probes: number[] = [];
   const logs: string[] = [];
   const kw = new KeyWatch({
-    probe: true, probeIntervalMs: 30000, probeTimeoutMs: 200, refreshMinIntervalMs: 5000, helo: 'mx.a.example',
+    probe: true,
+    probeIntervalMs: 30000,
+    probeTimeoutMs: 200,
+    refreshMinIntervalMs: 5000,
+    helo: 'mx.a.example',
     nextHop: async () => ({ host: '127.0.0.1', port: 1 }),
-    refresh: async (d) => { refreshes.push(d); return entry(3); },
-    log: (l) => logs.push(l), now: () => over.t.now,
-    prober: async () => { probes.push(over.t.now); return ['250-mx.b.example', '250 X-SSMAX v=1 keys=b.example:v3 seal=01']; },
+    refresh: async (d) => {
+      refreshes.push(d);
+      return entry(3);
+    },
+    log: (l) => logs.push(l),
+    now: () => over.t.now,
+    prober: async () => {
+      probes.push(over.t.now);
+      return ['250-mx.b.example', '250 X-SSMAX v=1 keys=b.example:v3 seal=01'];
+    },
     ...over,
   });
   return { kw, refreshes, probes, logs };
@@ -81,7 +128,14 @@ test('a newer advertised version: one refresh before sending, then the refreshed
 
 test('refreshes are bounded per peer, and a failing refresh or probe leaves the cached bundle in use', async () => {
   const t = { now: 0 };
-  const { kw, refreshes, logs } = watch({ t, probe: false, refresh: async (d) => { refreshes.push(d); throw new Error('publisher down'); } });
+  const { kw, refreshes, logs } = watch({
+    t,
+    probe: false,
+    refresh: async (d) => {
+      refreshes.push(d);
+      throw new Error('publisher down');
+    },
+  });
   kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v2)');
   expect(kw.advertised('b.example')).toBe(2);
   expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
@@ -93,7 +147,12 @@ test('refreshes are bounded per peer, and a failing refresh or probe leaves the 
   expect(refreshes).toHaveLength(2);
   expect(logs.join('\n')).toMatch(/refresh failed \(the cached bundle, current key b\.example:v1, stays in use\): publisher down/);
 
-  const failing = watch({ t, prober: async () => { throw new Error('ECONNREFUSED'); } });
+  const failing = watch({
+    t,
+    prober: async () => {
+      throw new Error('ECONNREFUSED');
+    },
+  });
   expect((await failing.kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
   expect(failing.kw.stats.probeFailures).toBe(1);
   const hanging = watch({ t, prober: () => new Promise(() => undefined) });
@@ -127,7 +186,8 @@ describe('the TCP EHLO probe', () => {
     server = createServer((s) => {
       s.write('220 mx.b.example ESMTP\r\n');
       s.on('data', (c: Buffer) => {
-        if (c.toString().startsWith('EHLO')) s.write('250-mx.b.example Hello\r\n250-PIPELINING\r\n250 X-SSMAX v=1 keys=b.example:v7 seal=abcd\r\n');
+        if (c.toString().startsWith('EHLO'))
+          s.write('250-mx.b.example Hello\r\n250-PIPELINING\r\n250 X-SSMAX v=1 keys=b.example:v7 seal=abcd\r\n');
         if (c.toString().startsWith('QUIT')) s.end('221 bye\r\n');
       });
     });
@@ -137,7 +197,10 @@ describe('the TCP EHLO probe', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   test('reads the EHLO answer', async () => {
-    expect(parseAdvertisement(await ehloProbe({ host: '127.0.0.1', port }, 'mx.a.example', 2000))).toEqual({ keys: ['b.example:v7'], seal: 'abcd' });
+    expect(parseAdvertisement(await ehloProbe({ host: '127.0.0.1', port }, 'mx.a.example', 2000))).toEqual({
+      keys: ['b.example:v7'],
+      seal: 'abcd',
+    });
   });
 
   test('a refused connection rejects quickly', async () => {

@@ -6,10 +6,21 @@ import { createTransport } from 'nodemailer';
 import { type Network, type OrgSpec, type UserSpec, startNetwork } from '../../src/demo/network';
 
 export const ORGS: OrgSpec[] = [
-  { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
   {
-    domain: 'b.example', policy: { default: 'opportunistic' },
-    users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }, { address: 'erin@b.example', client: 'ssmax', password: 'pw-erin' }],
+    domain: 'a.example',
+    users: [
+      { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
+      { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
+    ],
+  },
+  {
+    domain: 'b.example',
+    policy: { default: 'opportunistic' },
+    users: [
+      { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+      { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      { address: 'erin@b.example', client: 'ssmax', password: 'pw-erin' },
+    ],
   },
   { domain: 'c.example', users: [{ address: 'frank@c.example', client: 'plain', password: 'pw-frank' }] },
 ];
@@ -24,8 +35,22 @@ export function withUsers(specs: readonly OrgSpec[], extra: Readonly<Record<stri
 }
 
 /** Plain SMTP (submission with AUTH when `auth` is given, else as a peer MTA). */
-export async function smtp(port: number, from: string, to: string[], raw: Buffer | string, auth?: { user: string; pass: string }): Promise<string> {
-  const t = createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, ...(auth ? { auth } : {}), connectionTimeout: 10000, socketTimeout: 30000 });
+export async function smtp(
+  port: number,
+  from: string,
+  to: string[],
+  raw: Buffer | string,
+  auth?: { user: string; pass: string },
+): Promise<string> {
+  const t = createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    ...(auth ? { auth } : {}),
+    connectionTimeout: 10000,
+    socketTimeout: 30000,
+  });
   try {
     const r = await t.sendMail({ envelope: { from, to }, raw });
     return r.response;
@@ -67,7 +92,14 @@ export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
 }
 
 /** A raw SMTP dialogue over a plain socket (no client-side normalisation of line breaks); resolves to the reply to the final dot. */
-export function rawSmtp(port: number, from: string, to: string[], data: Buffer, auth?: { user: string; pass: string }, localAddress?: string): Promise<string> {
+export function rawSmtp(
+  port: number,
+  from: string,
+  to: string[],
+  data: Buffer,
+  auth?: { user: string; pass: string },
+  localAddress?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     const cmds: Buffer[] = [Buffer.from('EHLO test.example\r\n')];
@@ -85,9 +117,17 @@ export function rawSmtp(port: number, from: string, to: string[], data: Buffer, 
         buf = buf.slice(m[0].length);
         if (m[2] === '-') continue;
         replies.push(`${m[1]} ${m[3]}`);
-        if (/^[45]/.test(m[1]!) && step >= 0 && step < cmds.length - 2) { sock.end(); resolve(`${m[1]} ${m[3]}`); return; }
+        if (/^[45]/.test(m[1]!) && step >= 0 && step < cmds.length - 2) {
+          sock.end();
+          resolve(`${m[1]} ${m[3]}`);
+          return;
+        }
         step++;
-        if (step === cmds.length - 1) { sock.end(); resolve(replies[replies.length - 1]!); return; }
+        if (step === cmds.length - 1) {
+          sock.end();
+          resolve(replies[replies.length - 1]!);
+          return;
+        }
         sock.write(cmds[step]!);
       }
     });
@@ -188,7 +228,10 @@ export class SmtpSession {
  * `addresses` (name → IPv4 address); NXDOMAIN for a name in neither.
  * For tests of DNS discovery through real processes.
  */
-export async function startTxtServer(zone: Map<string, string[][]>, addresses: Map<string, string> = new Map()): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
+export async function startTxtServer(
+  zone: Map<string, string[][]>,
+  addresses: Map<string, string> = new Map(),
+): Promise<{ port: number; queries: string[]; close(): Promise<void> }> {
   const { createSocket } = await import('node:dgram');
   const sock = createSocket('udp4');
   const queries: string[] = [];
@@ -214,10 +257,15 @@ export async function startTxtServer(zone: Map<string, string[][]>, addresses: M
     q.copy(header, 0, 0, 2); // id
     header.writeUInt16BE(0x8400 | (q.readUInt16BE(2) & 0x0100) | (known ? 0 : 3), 2); // QR, AA, RD copied, NXDOMAIN when unknown
     header.writeUInt16BE(1, 4);
-    const a = qtype === 1 && address !== undefined ? [Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(address.split('.').map(Number))])] : [];
+    const a =
+      qtype === 1 && address !== undefined
+        ? [Buffer.concat([Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]), Buffer.from(address.split('.').map(Number))])]
+        : [];
     header.writeUInt16BE(answers.length + a.length, 6);
     const rrs = answers.map((strings) => {
-      const rdata = Buffer.concat(strings.map((s) => Buffer.concat([Buffer.from([Buffer.byteLength(s, 'latin1')]), Buffer.from(s, 'latin1')])));
+      const rdata = Buffer.concat(
+        strings.map((s) => Buffer.concat([Buffer.from([Buffer.byteLength(s, 'latin1')]), Buffer.from(s, 'latin1')])),
+      );
       const rr = Buffer.alloc(12);
       rr.writeUInt16BE(0xc00c, 0);
       rr.writeUInt16BE(16, 2);

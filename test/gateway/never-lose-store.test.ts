@@ -28,10 +28,20 @@ let store: DovecotLmtp;
 beforeAll(async () => {
   // alice is a user at keyd, but the mailbox store does not know her (a mailbox removed, a mistyped migration)
   store = await startDovecotLmtp(['dave@a.example']);
-  net = await network(ORGS.map((o) => (o.domain === 'a.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] }
-    // c.example inspects in a separate inspector process (DLP there), with an SSMAX-client user
-    : o.domain === 'c.example' ? { ...o, users: [...o.users, { address: 'gina@c.example', client: 'ssmax', password: 'pw-gina' }], inspector: { inspectIni: '[dlp]\nenabled=true\n' } }
-      : o)));
+  net = await network(
+    ORGS.map((o) =>
+      o.domain === 'a.example'
+        ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] }
+        : // c.example inspects in a separate inspector process (DLP there), with an SSMAX-client user
+          o.domain === 'c.example'
+          ? {
+              ...o,
+              users: [...o.users, { address: 'gina@c.example', client: 'ssmax', password: 'pw-gina' }],
+              inspector: { inspectIni: '[dlp]\nenabled=true\n' },
+            }
+          : o,
+    ),
+  );
   const A = net.org('a.example');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'));
@@ -47,10 +57,12 @@ const SECRET = 'Store-secret-Lynx-2207';
 
 function partBomb(from: string, n: number): Buffer {
   const parts = Array.from({ length: n }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\nx${i}\r\n`).join('');
-  return Buffer.from(`From: ${from}\r\nTo: bob@b.example\r\nSubject: parts\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <parts-${n}-${Date.now()}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`);
+  return Buffer.from(
+    `From: ${from}\r\nTo: bob@b.example\r\nSubject: parts\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <parts-${n}-${Date.now()}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`,
+  );
 }
 
-describe('a limit met by inspection\'s parser is the message\'s own: 5xx naming it', () => {
+describe("a limit met by inspection's parser is the message's own: 5xx naming it", () => {
   test('an encrypted submission whose plaintext has 1,200 MIME parts (read only by DLP): 552 5.3.4', async () => {
     const alice = loadUserProfile(net.org('a.example').profiles['alice@a.example']!);
     const encrypted = await signAndEncrypt(alice, partBomb('alice@a.example', 1200), { now: new Date() });
@@ -75,39 +87,76 @@ describe('a limit met by inspection\'s parser is the message\'s own: 5xx naming 
     expect(reply).toMatch(/55\d 5\.3\.4 Message exceeds a format limit: the message has more than 1000 MIME parts/);
   });
 
-  test('a plaintext submission with 1,200 parts: refused naming the format\'s own limit (the chain\'s 512), before DLP\'s parser meets its 1000', async () => {
+  test("a plaintext submission with 1,200 parts: refused naming the format's own limit (the chain's 512), before DLP's parser meets its 1000", async () => {
     const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], partBomb('dave@a.example', 1200), DAVE);
     expect(r).toMatch(/^55\d 5\.3\.4 Message exceeds a format limit: Cannot hash body: the message has more than 512 MIME parts/);
   });
 });
 
-describe('a capsule field that does not parse (the envelope\'s parser) is the message\'s own: 5xx, not 4xx', () => {
-  const garbage = (from: string, to: string) => Buffer.from(`From: ${from}\r\nTo: ${to}\r\nSubject: capsule\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <capsule-${Date.now()}@x>\r\nSSMAX-Capsule: garbage!!\r\n\r\nbody\r\n`);
+describe("a capsule field that does not parse (the envelope's parser) is the message's own: 5xx, not 4xx", () => {
+  const garbage = (from: string, to: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: ${to}\r\nSubject: capsule\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <capsule-${Date.now()}@x>\r\nSSMAX-Capsule: garbage!!\r\n\r\nbody\r\n`,
+    );
   test('at submission', async () => {
-    const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], garbage('dave@a.example', 'bob@b.example'), DAVE);
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['bob@b.example'],
+      garbage('dave@a.example', 'bob@b.example'),
+      DAVE,
+    );
     expect(r).toMatch(/^55\d 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse SSMAX-Capsule/);
   });
   test('at arrival from another MTA', async () => {
-    const r = await rawSmtp(net.org('b.example').ports.smtp, 'mallory@elsewhere.test', ['carol@b.example'], garbage('mallory@elsewhere.test', 'carol@b.example'));
+    const r = await rawSmtp(
+      net.org('b.example').ports.smtp,
+      'mallory@elsewhere.test',
+      ['carol@b.example'],
+      garbage('mallory@elsewhere.test', 'carol@b.example'),
+    );
     expect(r).toMatch(/^55\d 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse SSMAX-Capsule/);
   });
 });
 
 describe('the mailbox store refuses a recipient for good', () => {
-  const message = (to: string, subject: string) => Buffer.from(`From: dave@a.example\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${subject}\r\n`);
-  const reportsFor = (subject: string) => store.mails('dave@a.example').map((m) => m.toString('latin1')).filter((t) => t.includes(`Subject: ${subject}`) && /multipart\/report/i.test(t));
+  const message = (to: string, subject: string) =>
+    Buffer.from(
+      `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${subject}\r\n`,
+    );
+  const reportsFor = (subject: string) =>
+    store
+      .mails('dave@a.example')
+      .map((m) => m.toString('latin1'))
+      .filter((t) => t.includes(`Subject: ${subject}`) && /multipart\/report/i.test(t));
 
-  test('the only recipient: the sender gets the store\'s 5xx (5.1.1) naming her, not a 4xx', async () => {
-    const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['alice@a.example'], message('alice@a.example', 'store-only'), DAVE);
+  test("the only recipient: the sender gets the store's 5xx (5.1.1) naming her, not a 4xx", async () => {
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['alice@a.example'],
+      message('alice@a.example', 'store-only'),
+      DAVE,
+    );
     expect(r).toMatch(/^55\d 5\.1\.1 Mailbox store refused the message: 550 5\.1\.1 .*\(alice@a\.example\)/);
   });
 
-  test('beside a recipient that takes it: 250, and one failure report in the sender\'s mailbox naming her and the store\'s reply, without the body', async () => {
+  test("beside a recipient that takes it: 250, and one failure report in the sender's mailbox naming her and the store's reply, without the body", async () => {
     const B = net.org('b.example');
     const before = B.mailbox.for('bob@b.example').length;
-    const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['alice@a.example', 'bob@b.example'], message('alice@a.example, bob@b.example', 'store-mixed'), DAVE);
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['alice@a.example', 'bob@b.example'],
+      message('alice@a.example, bob@b.example', 'store-mixed'),
+      DAVE,
+    );
     expect(r).toMatch(/^250 .*refused by the mailbox store for alice@a\.example \(report sent\)/);
-    await waitFor(() => reportsFor('store-mixed').length >= 1 && B.mailbox.for('bob@b.example').length > before, 30000, () => net.org('a.example').haraka.logs().slice(-3000));
+    await waitFor(
+      () => reportsFor('store-mixed').length >= 1 && B.mailbox.for('bob@b.example').length > before,
+      30000,
+      () => net.org('a.example').haraka.logs().slice(-3000),
+    );
     await new Promise((res) => setTimeout(res, 2000)); // room for a second report
     const reports = reportsFor('store-mixed');
     expect(reports).toHaveLength(1);
@@ -120,7 +169,13 @@ describe('the mailbox store refuses a recipient for good', () => {
     expect(t).not.toContain(SECRET);
     expect(B.mailbox.for('bob@b.example')).toHaveLength(before + 1);
     // the sender's retry (its 250 lost, say) neither re-tries her nor reports again
-    const again = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['alice@a.example', 'bob@b.example'], message('alice@a.example, bob@b.example', 'store-mixed'), DAVE);
+    const again = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['alice@a.example', 'bob@b.example'],
+      message('alice@a.example, bob@b.example', 'store-mixed'),
+      DAVE,
+    );
     expect(again).toMatch(/^250 /);
     await new Promise((res) => setTimeout(res, 3000));
     expect(reportsFor('store-mixed')).toHaveLength(1);

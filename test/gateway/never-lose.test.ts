@@ -43,8 +43,11 @@ describe('sealing is the last change: mail lacking a header Haraka would add arr
     const before = { carol: B.mailbox.for('carol@b.example').length, bob: B.mailbox.for('bob@b.example').length };
     const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['carol@b.example', 'bob@b.example'], msg, DAVE);
     expect(r).toMatch(/^250 /);
-    await waitFor(() => B.mailbox.for('carol@b.example').length > before.carol && B.mailbox.for('bob@b.example').length > before.bob, 30000,
-      () => net.org('a.example').haraka.logs().slice(-3000) + B.haraka.logs().slice(-3000));
+    await waitFor(
+      () => B.mailbox.for('carol@b.example').length > before.carol && B.mailbox.for('bob@b.example').length > before.bob,
+      30000,
+      () => net.org('a.example').haraka.logs().slice(-3000) + B.haraka.logs().slice(-3000),
+    );
     const carol = B.mailbox.for('carol@b.example').at(-1)!.raw.toString('utf8');
     expect(carol).toContain(`Body ${marker}`);
     expect(carol).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass /);
@@ -60,7 +63,9 @@ describe('sealing is the last change: mail lacking a header Haraka would add arr
 function partBomb(n: number): Buffer {
   const parts: string[] = [];
   for (let i = 0; i < n; i++) parts.push(`--b\r\nContent-Type: text/plain\r\n\r\nx${i}\r\n`);
-  return Buffer.from(`From: dave@a.example\r\nTo: bob@b.example\r\nSubject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts.join('')}--b--\r\n`);
+  return Buffer.from(
+    `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts.join('')}--b--\r\n`,
+  );
 }
 
 function depthBomb(n: number): Buffer {
@@ -70,7 +75,9 @@ function depthBomb(n: number): Buffer {
     open += `--d${i}\r\nContent-Type: multipart/mixed; boundary=d${i + 1}\r\n\r\n`;
     close = `\r\n--d${i + 1}--\r\n${close}`;
   }
-  return Buffer.from(`From: dave@a.example\r\nTo: bob@b.example\r\nSubject: depth\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=d0\r\n\r\n${open}--d${n}\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--d${n}--${close}\r\n--d0--\r\n`);
+  return Buffer.from(
+    `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: depth\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=d0\r\n\r\n${open}--d${n}\r\nContent-Type: text/plain\r\n\r\ndeep\r\n--d${n}--${close}\r\n--d0--\r\n`,
+  );
 }
 
 function longHeader(bytes: number): Buffer {
@@ -95,8 +102,15 @@ describe('permanent conditions of the message are 5xx naming the limit', () => {
     const r = await rawSmtp(net.org('a.example').ports.smtp, 'dave@a.example', ['bob@b.example'], make(), DAVE);
     expect(r).toMatch(/^55\d 5\.(3\.4|6\.0) /);
     expect(r).toMatch(limit);
-  });  test.each(bombs)('%s: arrival at b.example from another MTA', async (_name, make, limit) => {
-    const raw = Buffer.from(make().toString('latin1').replace('From: dave@a.example', 'From: mallory@elsewhere.test').replace('To: bob@b.example', 'To: carol@b.example'), 'latin1');
+  });
+  test.each(bombs)('%s: arrival at b.example from another MTA', async (_name, make, limit) => {
+    const raw = Buffer.from(
+      make()
+        .toString('latin1')
+        .replace('From: dave@a.example', 'From: mallory@elsewhere.test')
+        .replace('To: bob@b.example', 'To: carol@b.example'),
+      'latin1',
+    );
     const r = await rawSmtp(net.org('b.example').ports.smtp, 'mallory@elsewhere.test', ['carol@b.example'], raw);
     expect(r).toMatch(/^55\d 5\.(3\.4|6\.0) /);
     expect(r).toMatch(limit);

@@ -15,14 +15,36 @@ test('a missing file named in ssmax.ini: one CRIT line "ssmax: cannot start: …
   const port = await freePort();
   const missing = join(dir, 'no-such', 'org-ca.pem');
   layoutHaraka(dir, {
-    port, me: 'mx.a.example', plugins: ['ssmax'],
+    port,
+    me: 'mx.a.example',
+    plugins: ['ssmax'],
     files: {
-      'ssmax.ini': ['[main]', 'domain=a.example', '[keyd]', 'url=https://127.0.0.1:9', `ca=${missing}`, 'cert=gateway.pem', 'key=gateway.key',
-        '[seal]', 'cert=seal.pem', 'key=seal.key', '[pki]', 'roots=root.pem', '[delivery]', 'host=127.0.0.1:9', ''].join('\n'),
+      'ssmax.ini': [
+        '[main]',
+        'domain=a.example',
+        '[keyd]',
+        'url=https://127.0.0.1:9',
+        `ca=${missing}`,
+        'cert=gateway.pem',
+        'key=gateway.key',
+        '[seal]',
+        'cert=seal.pem',
+        'key=seal.key',
+        '[pki]',
+        'roots=root.pem',
+        '[delivery]',
+        'host=127.0.0.1:9',
+        '',
+      ].join('\n'),
     },
   });
   let log = '';
-  await expect(startHaraka(dir, port, 30000).catch((err: Error) => { log = err.message; throw err; })).rejects.toThrow(/Haraka exited 1/);
+  await expect(
+    startHaraka(dir, port, 30000).catch((err: Error) => {
+      log = err.message;
+      throw err;
+    }),
+  ).rejects.toThrow(/Haraka exited 1/);
   const crit = log.split('\n').filter((l) => l.includes('[CRIT]'));
   expect(crit).toHaveLength(1);
   expect(crit[0]).toContain(`ssmax: cannot start: Cannot read keyd CA "${missing}": ENOENT`);

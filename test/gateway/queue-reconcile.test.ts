@@ -34,11 +34,26 @@ const ID_B = 'b'.repeat(64);
 
 test('queuedCopies reads the copy each queue file names, and skips temporary, set-aside, foreign and malformed files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-queue-'));
-  writeFileSync(join(dir, '1733450000000_1733450000000_0_123_abc_1_host'), haraka({ queue_time: 1, domain: 'b.example', rcpt_to: [], notes: copyNotes({ id: ID_A, rcpts: ['carol@b.example'] }) }, 'ssmax-seal: x\r\n\r\nciphertext\r\n'));
+  writeFileSync(
+    join(dir, '1733450000000_1733450000000_0_123_abc_1_host'),
+    haraka(
+      { queue_time: 1, domain: 'b.example', rcpt_to: [], notes: copyNotes({ id: ID_A, rcpts: ['carol@b.example'] }) },
+      'ssmax-seal: x\r\n\r\nciphertext\r\n',
+    ),
+  );
   // being written (or left by a kill): Haraka deletes these at start, so they are no copy
-  writeFileSync(join(dir, '__tmp__.1733450000001_1733450000001_0_123_def_2_host'), haraka({ notes: copyNotes({ id: ID_B, rcpts: ['x@b.example'] }) }, ''));
-  writeFileSync(join(dir, '.1733450000001_1733450000001_0_123_ghi_3_host'), haraka({ notes: copyNotes({ id: ID_B, rcpts: ['y@b.example'] }) }, ''));
-  writeFileSync(join(dir, 'error.1733450000001_1733450000001_0_123_jkl_4_host'), haraka({ notes: copyNotes({ id: ID_B, rcpts: ['z@b.example'] }) }, ''));
+  writeFileSync(
+    join(dir, '__tmp__.1733450000001_1733450000001_0_123_def_2_host'),
+    haraka({ notes: copyNotes({ id: ID_B, rcpts: ['x@b.example'] }) }, ''),
+  );
+  writeFileSync(
+    join(dir, '.1733450000001_1733450000001_0_123_ghi_3_host'),
+    haraka({ notes: copyNotes({ id: ID_B, rcpts: ['y@b.example'] }) }, ''),
+  );
+  writeFileSync(
+    join(dir, 'error.1733450000001_1733450000001_0_123_jkl_4_host'),
+    haraka({ notes: copyNotes({ id: ID_B, rcpts: ['z@b.example'] }) }, ''),
+  );
   writeFileSync(join(dir, '1_1_0_1_a_1_dsn'), haraka({ notes: {} }, 'a notice')); // no copy named
   writeFileSync(join(dir, '1_1_0_1_b_1_broken'), Buffer.from([0, 0, 0, 50, 0x7b])); // truncated header
   writeFileSync(join(dir, '1_1_0_1_c_1_huge'), Buffer.from([0xff, 0xff, 0xff, 0xff]));
@@ -67,7 +82,10 @@ test('an open intent of a dead process is settled when its copy is in the queue;
   expect(delivery.stats.pendingAtStart).toBe(1);
 
   const handed: string[][] = [];
-  const hand = (todo: readonly string[]) => { handed.push([...todo]); return Promise.resolve({ refused: [] }); };
+  const hand = (todo: readonly string[]) => {
+    handed.push([...todo]);
+    return Promise.resolve({ refused: [] });
+  };
   const failure = (err: unknown) => new GatewayError('internal', String(err));
   await delivery.once(ID_A, ['carol@b.example'], undefined, hand, failure); // the retry of A: already queued
   expect(handed).toEqual([]);

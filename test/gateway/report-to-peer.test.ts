@@ -19,7 +19,9 @@ let store: DovecotLmtp;
 beforeAll(async () => {
   // carol is a user at b.example's keyd, but its mailbox store does not know her
   store = await startDovecotLmtp(['bob@b.example']);
-  net = await network(ORGS.map((o) => (o.domain === 'b.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] } : o)));
+  net = await network(
+    ORGS.map((o) => (o.domain === 'b.example' ? { ...o, gatewayIni: ['[delivery]', `host=127.0.0.1:${store.port}`, 'protocol=lmtp'] } : o)),
+  );
 });
 afterAll(async () => {
   await net?.stop();
@@ -29,22 +31,30 @@ afterAll(async () => {
 const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
 const SECRET = 'Peer-report-secret-Otter-5813';
 
-test('a recipient refused by the peer\'s store after another took the mail: one sealed failure report in the sender\'s mailbox at a.example', async () => {
+test("a recipient refused by the peer's store after another took the mail: one sealed failure report in the sender's mailbox at a.example", async () => {
   const A = net.org('a.example');
   const B = net.org('b.example');
   const subject = `peer-mixed-${Date.now()}`;
-  const msg = Buffer.from(`From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+  const msg = Buffer.from(
+    `From: dave@a.example\r\nTo: bob@b.example, carol@b.example\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+  );
   const t0 = Date.now();
   const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['bob@b.example', 'carol@b.example'], msg, DAVE);
   expect(r).toMatch(/^250 /);
-  const reports = () => A.mailbox.for('dave@a.example').map((m) => m.raw.toString('latin1')).filter((t) => t.includes(subject) && /multipart\/report/i.test(t));
+  const reports = () =>
+    A.mailbox
+      .for('dave@a.example')
+      .map((m) => m.raw.toString('latin1'))
+      .filter((t) => t.includes(subject) && /multipart\/report/i.test(t));
   const explain = () => `a.example:\n${A.haraka.logs().slice(-4000)}\nb.example:\n${B.haraka.logs().slice(-4000)}`;
   await waitFor(() => reports().length >= 1 && store.mails('bob@b.example').length >= 1, 60000, explain);
   console.log(`report in the sender's mailbox at a.example ${Date.now() - t0} ms after the submission`);
   await new Promise((res) => setTimeout(res, 3000)); // room for a second report or copy
   const got = reports();
   expect(got).toHaveLength(1);
-  const stored = A.mailbox.for('dave@a.example').find((m) => m.raw.toString('latin1').includes(subject) && /multipart\/report/i.test(m.raw.toString('latin1')))!;
+  const stored = A.mailbox
+    .for('dave@a.example')
+    .find((m) => m.raw.toString('latin1').includes(subject) && /multipart\/report/i.test(m.raw.toString('latin1')))!;
   expect(stored.from).toBe(''); // the null reverse-path, accepted at arrival from the peer
   const t = got[0]!;
   expect(t).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@b\.example>/m);
@@ -65,7 +75,9 @@ test('a recipient refused by the peer\'s store after another took the mail: one 
 test('an unsealed null-sender "report" claiming to come from b.example is refused at a.example', async () => {
   const A = net.org('a.example');
   const before = A.mailbox.for('dave@a.example').length;
-  const forged = Buffer.from('From: Mail Delivery System <MAILER-DAEMON@b.example>\r\nTo: dave@a.example\r\nSubject: Undelivered Mail Returned to Sender\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <forged-report@b.example>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nYour mail could not be delivered; log in at http://phish.test to see why.\r\n');
+  const forged = Buffer.from(
+    'From: Mail Delivery System <MAILER-DAEMON@b.example>\r\nTo: dave@a.example\r\nSubject: Undelivered Mail Returned to Sender\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <forged-report@b.example>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nYour mail could not be delivered; log in at http://phish.test to see why.\r\n',
+  );
   const r = await rawSmtp(A.ports.smtp, '', ['dave@a.example'], forged);
   expect(r).toMatch(/^5\d\d 5\.7\.\d+ .*unsealed message from SSMAX domain b\.example/);
   await new Promise((res) => setTimeout(res, 1000));

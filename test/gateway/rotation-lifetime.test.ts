@@ -20,7 +20,11 @@ jest.setTimeout(240000);
 let net: Network;
 beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-life-')), [
-    { domain: 'a.example', policy: { default: 'opportunistic', 'b.example': 'require' }, users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    {
+      domain: 'a.example',
+      policy: { default: 'opportunistic', 'b.example': 'require' },
+      users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }],
+    },
     { domain: 'b.example', bundleLifetimeSeconds: LIFETIME_S, users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
   ]);
 });
@@ -30,8 +34,13 @@ afterAll(async () => {
 
 const dave = { user: 'dave@a.example', pass: 'pw-dave' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mail = (marker: string) => `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: ${marker}\r\nMessage-ID: <${marker}@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker} body\r\n`;
-const copies = (marker: string) => net.org('b.example').mailbox.for('bob@b.example').filter((m) => m.raw.toString('latin1').includes(`Subject: ${marker}`));
+const mail = (marker: string) =>
+  `From: dave@a.example\r\nTo: bob@b.example\r\nSubject: ${marker}\r\nMessage-ID: <${marker}@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker} body\r\n`;
+const copies = (marker: string) =>
+  net
+    .org('b.example')
+    .mailbox.for('bob@b.example')
+    .filter((m) => m.raw.toString('latin1').includes(`Subject: ${marker}`));
 
 test('publisher down longer than the bundle lifetime: cached bundle served until it expires, then 4xx (require); flows again when it returns, nothing lost', async () => {
   const A = net.org('a.example');
@@ -57,7 +66,8 @@ test('publisher down longer than the bundle lifetime: cached bundle served until
 
   await B.restartPublisher();
   let reply = '';
-  for (let i = 0; i < 20; i++) { // the client's retries; the directory waits retry_ms between fetches
+  for (let i = 0; i < 20; i++) {
+    // the client's retries; the directory waits retry_ms between fetches
     reply = await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], during, dave);
     if (reply.startsWith('250')) break;
     expect(reply).toMatch(/^4\d\d /);

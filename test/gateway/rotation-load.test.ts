@@ -33,7 +33,13 @@ beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-load-'));
   net = await startNetwork(base, [
     { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
-    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
+    {
+      domain: 'b.example',
+      users: [
+        { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+        { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      ],
+    },
   ]);
 });
 afterAll(async () => {
@@ -43,9 +49,10 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const marker = (i: number) => `LOAD-${String(i).padStart(5, '0')}-`;
 const rcptOf = (i: number) => (i % 4 === 0 ? 'carol@b.example' : 'bob@b.example');
-const message = (i: number) => Buffer.from(
-  `From: dave@a.example\r\nTo: ${rcptOf(i)}\r\nSubject: load ${i}\r\nMessage-ID: <load-${i}@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker(i)} secret body of message ${i}\r\n`,
-);
+const message = (i: number) =>
+  Buffer.from(
+    `From: dave@a.example\r\nTo: ${rcptOf(i)}\r\nSubject: load ${i}\r\nMessage-ID: <load-${i}@a.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker(i)} secret body of message ${i}\r\n`,
+  );
 const count = (text: string, re: RegExp) => (text.match(re) ?? []).length;
 
 test(`${TOTAL} messages A→B while B rotates twice and A's cache is stale: none lost, none refused, all decrypt`, async () => {
@@ -80,8 +87,15 @@ test(`${TOTAL} messages A→B while B rotates twice and A's cache is stale: none
       for (;;) {
         if (!session.open) session = await SmtpSession.open(A.ports.smtp, { user: 'dave@a.example', pass: 'pw-dave' });
         const reply = await session.send('dave@a.example', [rcptOf(i)], message(i));
-        if (reply.startsWith('250')) { submitReplies.ok++; break; }
-        if (reply.startsWith('4')) { submitReplies.temp++; await sleep(500); continue; }
+        if (reply.startsWith('250')) {
+          submitReplies.ok++;
+          break;
+        }
+        if (reply.startsWith('4')) {
+          submitReplies.temp++;
+          await sleep(500);
+          continue;
+        }
         submitReplies.perm++;
         permanent.push(`${i}: ${reply}`);
         break;
@@ -96,7 +110,11 @@ test(`${TOTAL} messages A→B while B rotates twice and A's cache is stale: none
   await rotating;
 
   const delivered = () => B.mailbox.mails.filter((m) => /Subject: load \d+/.test(m.raw.toString('latin1'))).length;
-  await waitFor(() => delivered() >= TOTAL - submitReplies.perm, 240000, () => `${delivered()} of ${TOTAL} delivered\n${A.haraka.logs().slice(-3000)}`);
+  await waitFor(
+    () => delivered() >= TOTAL - submitReplies.perm,
+    240000,
+    () => `${delivered()} of ${TOTAL} delivered\n${A.haraka.logs().slice(-3000)}`,
+  );
   await sleep(2000); // anything duplicated would show up now
   const wall = Date.now() - started;
 
@@ -139,7 +157,9 @@ test(`${TOTAL} messages A→B while B rotates twice and A's cache is stale: none
   const bLogs = B.haraka.logs();
   for (const k of bLogs.matchAll(/accepted a capsule for retired key (\S+)/g)) keyVersions.set(k[1]!, (keyVersions.get(k[1]!) ?? 0) + 1);
   const figures = {
-    messages: TOTAL, rate: RATE, concurrency: CONCURRENCY,
+    messages: TOTAL,
+    rate: RATE,
+    concurrency: CONCURRENCY,
     submissionReplies: submitReplies,
     permanentFailures: submitReplies.perm + count(aLogs, /bouncing mail/g),
     temporaryFailures: {
@@ -150,11 +170,15 @@ test(`${TOTAL} messages A→B while B rotates twice and A's cache is stale: none
     rotations,
     retiredCapsulesAccepted: Object.fromEntries(keyVersions),
     refreshHintsSeenByA: count(aLogs, /refresh hint from a peer/g),
-    refreshesBeforeSend: (aLogs.match(/advertises \S+ \([^)]*\); bundle refreshed before sending[^\n]*/g) ?? []),
+    refreshesBeforeSend: aLogs.match(/advertises \S+ \([^)]*\); bundle refreshed before sending[^\n]*/g) ?? [],
     refreshFailures: count(aLogs, /bundle refresh failed/g),
     probeFailures: count(aLogs, /EHLO probe of/g),
-    lost: lost.length, duplicated: duplicated.length, decrypted, undecryptable: undecryptable.length,
-    submittedInMs: submittedIn, wallMs: wall,
+    lost: lost.length,
+    duplicated: duplicated.length,
+    decrypted,
+    undecryptable: undecryptable.length,
+    submittedInMs: submittedIn,
+    wallMs: wall,
   };
   writeFileSync(join(base, 'rotation-load.json'), `${JSON.stringify(figures, null, 2)}\n`);
   console.log(`rotation under load (${join(base, 'rotation-load.json')}):\n${JSON.stringify(figures, null, 2)}`);

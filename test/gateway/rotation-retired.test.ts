@@ -38,8 +38,12 @@ beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-rot-')), [
     { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
     {
-      domain: 'b.example', keydKeys: `[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=${GRACE_DAYS}\nschedule_seconds=1`,
-      users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }],
+      domain: 'b.example',
+      keydKeys: `[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=${GRACE_DAYS}\nschedule_seconds=1`,
+      users: [
+        { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+        { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      ],
     },
   ]);
   const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
@@ -64,12 +68,19 @@ test('retired within grace: 250 with a refresh hint naming the current version, 
   const admin = B().admin();
   const rotated = await admin.call<{ changes: { keyId: string; change: string }[] }>('POST', '/v1/keys/rotate');
   admin.close();
-  expect(rotated.changes).toEqual(expect.arrayContaining([{ keyId: 'b.example:v2', change: 'created' }, { keyId: 'b.example:v1', change: 'retired' }]));
+  expect(rotated.changes).toEqual(
+    expect.arrayContaining([
+      { keyId: 'b.example:v2', change: 'created' },
+      { keyId: 'b.example:v1', change: 'retired' },
+    ]),
+  );
 
   // within grace: accepted, with the hint
   const reply = await smtp(B().ports.smtp, 'dave@a.example', rcpts, early);
   expect(reply).toMatch(/^250 .*Delivered \(SSMAX, 2 copies\) \(refresh: b\.example current key b\.example:v2\)/);
-  expect(B().haraka.logs()).toMatch(/accepted a capsule for retired key b\.example:v1 \(within grace\); sender told to refresh to b\.example:v2/);
+  expect(B().haraka.logs()).toMatch(
+    /accepted a capsule for retired key b\.example:v1 \(within grace\); sender told to refresh to b\.example:v2/,
+  );
   await waitFor(() => B().mailbox.for('bob@b.example').length >= 1 && B().mailbox.for('carol@b.example').length >= 1);
   const bob = loadUserProfile(B().profiles['bob@b.example']!);
   const opened = await openMessage(bob, B().mailbox.for('bob@b.example')[0]!.raw, { now: new Date() });
@@ -86,7 +97,11 @@ test('retired within grace: 250 with a refresh hint naming the current version, 
   expect(ad).toEqual({ keys: ['b.example:v2'], seal: serial });
 
   // after grace, the schedule destroys v1: the copy is refused, naming the version to fetch
-  await waitFor(() => /b\.example:v1 destroyed/.test(B().keyd.output()), 30000, () => B().keyd.output().slice(-2000));
+  await waitFor(
+    () => /b\.example:v1 destroyed/.test(B().keyd.output()),
+    30000,
+    () => B().keyd.output().slice(-2000),
+  );
   const refused = await smtp(B().ports.smtp, 'dave@a.example', rcpts, late);
   expect(refused).toMatch(/^550 5\.7\.5 Key version destroyed here; fetch the current one: fetch "b\.example:v2"/);
   expect(B().mailbox.mails.filter((m) => m.raw.includes(Buffer.from('M-destroyed')))).toHaveLength(0);
@@ -103,6 +118,8 @@ test("the sender learns the new version from B's EHLO alone (no mail to B since)
     if (keyIds[0] === 'b.example:v2') break;
   }
   expect(keyIds).toEqual(['b.example:v2']);
-  expect(gwLog.join('\n')).toMatch(/b\.example advertises b\.example:v2 \(EHLO of 127\.0\.0\.1:\d+\); bundle refreshed before sending: serial \d+, current key b\.example:v2/);
+  expect(gwLog.join('\n')).toMatch(
+    /b\.example advertises b\.example:v2 \(EHLO of 127\.0\.0\.1:\d+\); bundle refreshed before sending: serial \d+, current key b\.example:v2/,
+  );
   expect(gwA.deps.keyWatch!.stats.hints).toBe(0);
 });

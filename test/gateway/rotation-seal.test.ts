@@ -28,21 +28,39 @@ afterAll(async () => {
 });
 
 const carol = { user: 'carol@b.example', pass: 'pw-carol' };
-const mail = (marker: string) => `From: carol@b.example\r\nTo: dave@a.example\r\nSubject: ${marker}\r\nMessage-ID: <${marker}@b.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker} body\r\n`;
-const got = (marker: string) => net.org('a.example').mailbox.for('dave@a.example').filter((m) => m.raw.toString('latin1').includes(`Subject: ${marker}`)).length;
+const mail = (marker: string) =>
+  `From: carol@b.example\r\nTo: dave@a.example\r\nSubject: ${marker}\r\nMessage-ID: <${marker}@b.example>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\n${marker} body\r\n`;
+const got = (marker: string) =>
+  net
+    .org('a.example')
+    .mailbox.for('dave@a.example')
+    .filter((m) => m.raw.toString('latin1').includes(`Subject: ${marker}`)).length;
 
 test("B's new sealing certificate: A refreshes B's bundle once and accepts the mail", async () => {
   const A = net.org('a.example');
   const B = net.org('b.example');
   expect(await smtp(B.ports.smtp, 'carol@b.example', ['dave@a.example'], mail('S-old'), carol)).toMatch(/^250 /);
-  await waitFor(() => got('S-old') === 1, 20000, () => A.haraka.logs().slice(-2000));
+  await waitFor(
+    () => got('S-old') === 1,
+    20000,
+    () => A.haraka.logs().slice(-2000),
+  );
 
   // B renews its sealing certificate; the publisher re-publishes on the file change; B's gateway restarts with the new key
   const hosts = new Map([['ssmax.b.example', '127.0.0.1']]);
   const before = await fetchBundleText(B.bundleUrl, { timeoutMs: 5000, ca: B.fx.caPem, hosts });
   const pair = generateP256KeyPair();
   const now = Date.now();
-  writeFileSync(join(B.fx.dir, 'seal.cert.pem'), issueSealingCertificate(B.fx.orgCa, { domain: 'b.example', host: 'mx.b.example', publicKey: pair.publicKey, notBefore: new Date(now - 60000), notAfter: new Date(now + 86400000) }).pem);
+  writeFileSync(
+    join(B.fx.dir, 'seal.cert.pem'),
+    issueSealingCertificate(B.fx.orgCa, {
+      domain: 'b.example',
+      host: 'mx.b.example',
+      publicKey: pair.publicKey,
+      notBefore: new Date(now - 60000),
+      notAfter: new Date(now + 86400000),
+    }).pem,
+  );
   writeFileSync(join(B.fx.dir, 'seal.key.pem'), privateKeyToPem(pair.privateKey));
   let after = before;
   for (let i = 0; i < 50 && after === before; i++) {
@@ -54,7 +72,11 @@ test("B's new sealing certificate: A refreshes B's bundle once and accepts the m
   expect(readFileSync(join(B.fx.dir, 'seal.key.pem'), 'utf8')).toContain('PRIVATE KEY');
 
   expect(await smtp(B.ports.smtp, 'carol@b.example', ['dave@a.example'], mail('S-new'), carol)).toMatch(/^250 /);
-  await waitFor(() => got('S-new') === 1, 30000, () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-2000)}`);
+  await waitFor(
+    () => got('S-new') === 1,
+    30000,
+    () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-2000)}`,
+  );
   expect(A.haraka.logs()).toMatch(/seal by a certificate not in the cached bundle of b\.example: bundle refreshed/);
   expect(B.haraka.logs()).not.toMatch(/bouncing mail/);
 });
@@ -67,13 +89,30 @@ test("B's new sealing certificate while B's publisher is unreachable: A cannot f
   try {
     const pair = generateP256KeyPair();
     const now = Date.now();
-    writeFileSync(join(B.fx.dir, 'seal.cert.pem'), issueSealingCertificate(B.fx.orgCa, { domain: 'b.example', host: 'mx.b.example', publicKey: pair.publicKey, notBefore: new Date(now - 60000), notAfter: new Date(now + 86400000) }).pem);
+    writeFileSync(
+      join(B.fx.dir, 'seal.cert.pem'),
+      issueSealingCertificate(B.fx.orgCa, {
+        domain: 'b.example',
+        host: 'mx.b.example',
+        publicKey: pair.publicKey,
+        notBefore: new Date(now - 60000),
+        notAfter: new Date(now + 86400000),
+      }).pem,
+    );
     writeFileSync(join(B.fx.dir, 'seal.key.pem'), privateKeyToPem(pair.privateKey));
     await B.restartHaraka(); // seals with the new certificate from the start
     await new Promise((r) => setTimeout(r, 5500)); // past A's refresh_min_interval for B's seals (the first test's refresh)
     expect(await smtp(B.ports.smtp, 'carol@b.example', ['dave@a.example'], mail('S-down'), carol)).toMatch(/^250 /);
-    await waitFor(() => /seal by a certificate not in the cached bundle of b\.example: refresh failed/.test(A.haraka.logs()), 30000, () => A.haraka.logs().slice(-3000));
-    await waitFor(() => /45\d 4\.7\.5 SSMAX sealing certificate not in the sealer's bundle/.test(B.haraka.logs()), 30000, () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`);
+    await waitFor(
+      () => /seal by a certificate not in the cached bundle of b\.example: refresh failed/.test(A.haraka.logs()),
+      30000,
+      () => A.haraka.logs().slice(-3000),
+    );
+    await waitFor(
+      () => /45\d 4\.7\.5 SSMAX sealing certificate not in the sealer's bundle/.test(B.haraka.logs()),
+      30000,
+      () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`,
+    );
     expect(A.haraka.logs()).not.toMatch(/550 5\.7\.5 SSMAX sealing certificate refused/);
     expect(B.haraka.logs()).not.toMatch(/bouncing mail/);
     expect(got('S-down')).toBe(0);

@@ -22,7 +22,15 @@ const sealer = makeOrg('a.example');
 async function sealed(): Promise<Buffer> {
   const message = sampleMessage();
   const chain = await verifyChain(message, { lookup: () => undefined, now });
-  const out = await seal(message, { domain: 'a.example', certRef: sealer.certRef, privateKey: sealer.keys.privateKey, now, verdicts: [], chain, trackingToken: TRACKING_TOKEN });
+  const out = await seal(message, {
+    domain: 'a.example',
+    certRef: sealer.certRef,
+    privateKey: sealer.keys.privateKey,
+    now,
+    verdicts: [],
+    chain,
+    trackingToken: TRACKING_TOKEN,
+  });
   return Buffer.from(out.message);
 }
 
@@ -35,15 +43,19 @@ function deps(refresh: SealRefresh | undefined, afterRefresh: boolean): { deps: 
   const refreshes: string[] = [];
   const entry = {
     domain: 'a.example',
-    sealingCertificate: (certRef: string) => (known && certRef === sealer.certRef ? { publicKey: sealer.keys.publicKey, domain: 'a.example' } : undefined),
+    sealingCertificate: (certRef: string) =>
+      known && certRef === sealer.certRef ? { publicKey: sealer.keys.publicKey, domain: 'a.example' } : undefined,
   };
-  const keyWatch = refresh === undefined ? undefined : {
-    refreshForSeal: (domain: string): Promise<SealRefresh> => {
-      refreshes.push(domain);
-      if (refresh === 'refreshed' && afterRefresh) known = true;
-      return Promise.resolve(refresh);
-    },
-  };
+  const keyWatch =
+    refresh === undefined
+      ? undefined
+      : {
+          refreshForSeal: (domain: string): Promise<SealRefresh> => {
+            refreshes.push(domain);
+            if (refresh === 'refreshed' && afterRefresh) known = true;
+            return Promise.resolve(refresh);
+          },
+        };
   const d = {
     config: { domain: 'b.example', cpuBudgetMs: 1000 },
     directory: { lookup: () => Promise.resolve(entry) },

@@ -17,7 +17,9 @@ function world(initial: string[]) {
   const state = { published: new Set(initial), fetches: 0, fail: false };
   const logs: string[] = [];
   const sw = new SealSwitch({
-    domain: 'a.example', log: (l) => logs.push(l), now: () => t.now,
+    domain: 'a.example',
+    log: (l) => logs.push(l),
+    now: () => t.now,
     fetchOwn: (): Promise<OwnBundle> => {
       state.fetches++;
       if (state.fail) return Promise.reject(new Error('publisher unreachable'));
@@ -56,14 +58,20 @@ test('while the own bundle keeps the certificate in use and lacks the renewed on
   expect(w.state.fetches).toBe(120 + 96);
   expect(w.logs).toEqual([]);
   await w.tick(601000);
-  expect(w.logs).toEqual([expect.stringMatching(/^WARNING the renewed sealing certificate \(serial 0b\) is not in a\.example's published bundle after 10 minutes/) as string]);
+  expect(w.logs).toEqual([
+    expect.stringMatching(
+      /^WARNING the renewed sealing certificate \(serial 0b\) is not in a\.example's published bundle after 10 minutes/,
+    ) as string,
+  ]);
 });
 
 test('the own bundle no longer carries the certificate in use (dropped or revoked): switch at once, with a WARNING', async () => {
   const w = world([]);
   expect(await w.tick(0)).toBe(false);
   expect(await w.tick(1000)).toBe(true);
-  expect(w.logs.join('\n')).toMatch(/WARNING a\.example's published bundle no longer carries the sealing certificate in use; switching to the renewed one/);
+  expect(w.logs.join('\n')).toMatch(
+    /WARNING a\.example's published bundle no longer carries the sealing certificate in use; switching to the renewed one/,
+  );
 });
 
 test('the own bundle cannot be fetched: the certificate in use stays, checks go on', async () => {

@@ -18,7 +18,9 @@ import { watchDuring } from '../support/watch-dirs';
 
 jest.setTimeout(120000);
 
-const marked = Buffer.from(`From: x@outside.example\r\nTo: bob@b.example\r\nSubject: marked\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="m.txt"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(`some text ${TEST_MARKER} more text`).toString('base64')}\r\n--b--\r\n`);
+const marked = Buffer.from(
+  `From: x@outside.example\r\nTo: bob@b.example\r\nSubject: marked\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="m.txt"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(`some text ${TEST_MARKER} more text`).toString('base64')}\r\n--b--\r\n`,
+);
 
 const stopping: ClamdProcess[] = [];
 afterAll(async () => {
@@ -43,11 +45,15 @@ test('control: with its temporary folder on a disk, clamd writes the scanned mai
   expect(seen.entries.some((p) => /clamav-/.test(p))).toBe(true); // clamd's temporary names
 });
 
-test('the project\'s clamd: temporary files on a tmpfs, removed; nothing in the disk folders during the scan of a marked message', async () => {
+test("the project's clamd: temporary files on a tmpfs, removed; nothing in the disk folders during the scan of a marked message", async () => {
   const { client, clamd, dir } = await clamdWith({});
   expect(memoryFileSystem(clamd.tempDir)).toBe('tmpfs');
   expect(clamdSettingsWarnings(clamd.conf)).toEqual([]);
-  const watched = [{ dir: tmpdir(), recursive: false }, { dir, recursive: true }, { dir: clamd.tempDir, recursive: true }];
+  const watched = [
+    { dir: tmpdir(), recursive: false },
+    { dir, recursive: true },
+    { dir: clamd.tempDir, recursive: true },
+  ];
   const { result, seen } = await watchDuring(watched, Buffer.from(TEST_MARKER), () => client.scan(marked));
   expect(result).toEqual({ infected: true, signature: 'Ssmax.Test.Marker.UNOFFICIAL' });
   // /tmp is shared with other programs: there, clamd's temporary names (clamav-*) count; beside clamd, everything but its log
@@ -60,8 +66,14 @@ test('the project\'s clamd: temporary files on a tmpfs, removed; nothing in the 
 
 test('clamd scans inside archives here: EICAR in a zip, and in a zip inside a zip', async () => {
   const { client } = await clamdWith({});
-  expect(await client.scan(zip({ 'readme.txt': 'hello', 'eicar.com': EICAR }))).toEqual({ infected: true, signature: 'Eicar-Test-Signature.UNOFFICIAL' });
-  expect(await client.scan(zip({ 'inner.zip': zip({ 'eicar.com': EICAR }) }))).toEqual({ infected: true, signature: 'Eicar-Test-Signature.UNOFFICIAL' });
+  expect(await client.scan(zip({ 'readme.txt': 'hello', 'eicar.com': EICAR }))).toEqual({
+    infected: true,
+    signature: 'Eicar-Test-Signature.UNOFFICIAL',
+  });
+  expect(await client.scan(zip({ 'inner.zip': zip({ 'eicar.com': EICAR }) }))).toEqual({
+    infected: true,
+    signature: 'Eicar-Test-Signature.UNOFFICIAL',
+  });
   expect(await client.scan(zip({ 'readme.txt': 'hello' }))).toEqual({ infected: false });
 });
 
@@ -71,7 +83,11 @@ test('the start check: settings unknown, unreadable, or without TemporaryDirecto
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-clamd-conf-'));
   writeFileSync(join(dir, 'clamd.conf'), '# Debian default\nLocalSocket /run/clamav/clamd.ctl\nLeaveTemporaryFiles yes\n');
   const w = clamdSettingsWarnings(join(dir, 'clamd.conf'));
-  expect(w).toEqual([expect.stringMatching(/has no TemporaryDirectory/), expect.stringMatching(/LeaveTemporaryFiles yes/), expect.stringMatching(/no AlertExceedsMax yes/)]);
+  expect(w).toEqual([
+    expect.stringMatching(/has no TemporaryDirectory/),
+    expect.stringMatching(/LeaveTemporaryFiles yes/),
+    expect.stringMatching(/no AlertExceedsMax yes/),
+  ]);
   writeFileSync(join(dir, 'clamd.conf'), 'TemporaryDirectory /dev/shm\nAlertExceedsMax yes\n#TemporaryDirectory /tmp\n');
   expect(clamdSettingsWarnings(join(dir, 'clamd.conf'))).toEqual([]);
 });

@@ -17,11 +17,13 @@ test('My Number: known valid numbers, and every other check digit refused', () =
 });
 
 test('property: changing any single digit of a valid card number breaks Luhn', () => {
-  fc.assert(fc.property(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 9 }), (i, delta) => {
-    const n = '4111111111111111';
-    const changed = n.slice(0, i) + String((Number(n[i]) + delta) % 10) + n.slice(i + 1);
-    expect(luhnValid(changed)).toBe(false);
-  }));
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 9 }), (i, delta) => {
+      const n = '4111111111111111';
+      const changed = n.slice(0, i) + String((Number(n[i]) + delta) % 10) + n.slice(i + 1);
+      expect(luhnValid(changed)).toBe(false);
+    }),
+  );
 });
 
 test('finds numbers in text with separators and full-width digits, not inside longer digit runs', () => {

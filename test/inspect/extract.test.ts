@@ -14,8 +14,11 @@ import { EXTRACT_DEFAULTS, extractContent, htmlText } from '../../src/inspect/ex
 import { inspectOutbound } from '../../src/inspect/inspect';
 import { docx, pptx, xlsx, zip } from '../support/documents';
 
-const shipped = parseDlpRules(parse(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>);
-const extra = parseDlpRules(parse(`
+const shipped = parseDlpRules(
+  parse(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')) as Record<string, Record<string, unknown>>,
+);
+const extra = parseDlpRules(
+  parse(`
 [secret]
 type=keyword
 words=極秘,top secret
@@ -32,21 +35,31 @@ action=quarantine
 type=size
 max_bytes=100000
 action=reject
-`) as Record<string, Record<string, unknown>>);
+`) as Record<string, Record<string, unknown>>,
+);
 const rules = [...shipped, ...extra];
 
 let n = 0;
 function mail(body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8', subject = `note ${++n}`): Buffer {
-  return Buffer.concat([Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`), Buffer.isBuffer(body) ? body : Buffer.from(body)]);
+  return Buffer.concat([
+    Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`),
+    Buffer.isBuffer(body) ? body : Buffer.from(body),
+  ]);
 }
 /** A text part and one attachment (base64). */
 function withAttachment(filename: string, contentType: string, content: Buffer | string, text = 'see attached'): Buffer {
   const b64 = Buffer.from(content).toString('base64').replace(/.{76}/g, '$&\r\n');
-  return mail(`--b\r\nContent-Type: text/plain\r\n\r\n${text}\r\n--b\r\nContent-Type: ${contentType}; name="${filename}"\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"');
+  return mail(
+    `--b\r\nContent-Type: text/plain\r\n\r\n${text}\r\n--b\r\nContent-Type: ${contentType}; name="${filename}"\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n--b--\r\n`,
+    'Content-Type: multipart/mixed; boundary="b"',
+  );
 }
 /** multipart/alternative: a harmless text part and an HTML part. */
 function alternative(html: string, text = 'Please see the HTML version.', cte = '7bit'): Buffer {
-  return mail(`--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${text}\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${html}\r\n--a--\r\n`, 'Content-Type: multipart/alternative; boundary="a"');
+  return mail(
+    `--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${text}\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${html}\r\n--a--\r\n`,
+    'Content-Type: multipart/alternative; boundary="a"',
+  );
 }
 const decision = async (m: Buffer, r = rules) => (await inspectOutbound(m, { rules: r })).decision;
 const PASS = { action: 'pass' };
@@ -57,9 +70,19 @@ describe('every rule: an example it must catch, a near miss it must not', () => 
     expect(await decision(mail('Charge 5500-0000-0000-0004 please.\r\n'))).toEqual({ action: 'reject', rule: 'payment-cards' });
     expect(await decision(mail('Charge 4111 1111 1111 1112 please.\r\n'))).toEqual(PASS); // Luhn wrong by one digit
     expect(await decision(mail('Parcel 1Z 9999 9999 9999 9990 is on its way.\r\n'))).toEqual(PASS); // a tracking number (Luhn wrong)
-    expect(await decision(mail('Call +81 3 1234 5678 or 090-1234-5678, meet 2026-12-06 10:30, invoice INV-2026-000123.\r\n'))).toEqual(PASS);
+    expect(await decision(mail('Call +81 3 1234 5678 or 090-1234-5678, meet 2026-12-06 10:30, invoice INV-2026-000123.\r\n'))).toEqual(
+      PASS,
+    );
     // two cells side by side are not one number
-    expect(await decision(withAttachment('parts.xlsx', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', xlsx([['4111 1111', '1111 1111']])))).toEqual(PASS);
+    expect(
+      await decision(
+        withAttachment(
+          'parts.xlsx',
+          'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+          xlsx([['4111 1111', '1111 1111']]),
+        ),
+      ),
+    ).toEqual(PASS);
   });
 
   test('my-number (check digit): caught; a check digit wrong and a 12-digit order number pass', async () => {
@@ -69,9 +92,14 @@ describe('every rule: an example it must catch, a near miss it must not', () => 
   });
 
   test('executables (attachment by extension): caught; a name that only contains .exe passes', async () => {
-    expect(await decision(withAttachment('setup.exe', 'application/octet-stream', 'MZ...'))).toEqual({ action: 'reject', rule: 'executables' });
+    expect(await decision(withAttachment('setup.exe', 'application/octet-stream', 'MZ...'))).toEqual({
+      action: 'reject',
+      rule: 'executables',
+    });
     expect(await decision(withAttachment('setup.exe.txt', 'text/plain', 'how to run setup'))).toEqual(PASS);
-    expect(await decision(withAttachment('executive-summary.pdf.zip', 'application/zip', zip({ 'summary.txt': 'all well' })))).toEqual(PASS);
+    expect(await decision(withAttachment('executive-summary.pdf.zip', 'application/zip', zip({ 'summary.txt': 'all well' })))).toEqual(
+      PASS,
+    );
   });
 
   test('secret (keyword): caught in any case and width; the words apart pass', async () => {
@@ -88,7 +116,10 @@ describe('every rule: an example it must catch, a near miss it must not', () => 
   test('spreadsheets (attachment by type) and huge (size): caught; other types and smaller sizes pass', async () => {
     expect(await decision(withAttachment('q3.csv', 'text/csv', 'a,b\r\n1,2\r\n'))).toEqual({ action: 'quarantine', rule: 'spreadsheets' });
     expect(await decision(withAttachment('q3.txt', 'text/plain', 'a,b\r\n1,2\r\n'))).toEqual(PASS);
-    expect(await decision(withAttachment('big.bin', 'application/octet-stream', Buffer.alloc(100001, 1)))).toEqual({ action: 'reject', rule: 'huge' });
+    expect(await decision(withAttachment('big.bin', 'application/octet-stream', Buffer.alloc(100001, 1)))).toEqual({
+      action: 'reject',
+      rule: 'huge',
+    });
     expect(await decision(withAttachment('big.bin', 'application/octet-stream', Buffer.alloc(99999, 1)))).toEqual(PASS);
   });
 });
@@ -104,32 +135,79 @@ describe('text is taken from every part a reader could see', () => {
     // block elements are lines: two halves in two paragraphs are not one number
     expect(await decision(alternative('<p>41111111</p><p>11111111</p>'))).toEqual(PASS);
     // what a reader never sees does not count as text, and is not joined with what they see
-    expect((await extractContent(alternative('<a href="https://x.example/4111111111111111">link</a><img src="4111111111111111.png">'))).texts.join(' ')).not.toMatch(/4111/);
+    expect(
+      (
+        await extractContent(alternative('<a href="https://x.example/4111111111111111">link</a><img src="4111111111111111.png">'))
+      ).texts.join(' '),
+    ).not.toMatch(/4111/);
   });
 
   test('Subject, attachment file names, text attachments in their own charset', async () => {
     expect(await decision(mail('hello\r\n', 'Content-Type: text/plain', 'Card 4111 1111 1111 1111'))).toEqual(caught);
     expect(await decision(withAttachment('card 4111 1111 1111 1111.txt', 'application/octet-stream', 'x'))).toEqual(caught);
     const sjis = Buffer.from(Encoding.convert(Encoding.stringToCode('極秘の資料'), { to: 'SJIS', from: 'UNICODE' }));
-    expect(await decision(withAttachment('memo.txt', 'text/plain; charset=Shift_JIS', sjis))).toEqual({ action: 'quarantine', rule: 'secret' });
+    expect(await decision(withAttachment('memo.txt', 'text/plain; charset=Shift_JIS', sjis))).toEqual({
+      action: 'quarantine',
+      rule: 'secret',
+    });
     expect(await decision(withAttachment('page.html', 'text/html', '<b>4111</b><i>1111 1111 1111</i>'))).toEqual(caught);
   });
 
   test('an attached message, and one attached inside it', async () => {
     const inner = mail('Card 4111 1111 1111 1111\r\n');
-    const once = mail(`--m\r\nContent-Type: text/plain\r\n\r\nforwarding\r\n--m\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"\r\n\r\n${inner.toString()}\r\n--m--\r\n`, 'Content-Type: multipart/mixed; boundary="m"');
+    const once = mail(
+      `--m\r\nContent-Type: text/plain\r\n\r\nforwarding\r\n--m\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename="fwd.eml"\r\n\r\n${inner.toString()}\r\n--m--\r\n`,
+      'Content-Type: multipart/mixed; boundary="m"',
+    );
     expect(await decision(once)).toEqual(caught);
-    const twice = mail(`--n\r\nContent-Type: text/plain\r\n\r\nagain\r\n--n\r\nContent-Type: message/rfc822\r\n\r\n${once.toString()}\r\n--n--\r\n`, 'Content-Type: multipart/mixed; boundary="n"');
+    const twice = mail(
+      `--n\r\nContent-Type: text/plain\r\n\r\nagain\r\n--n\r\nContent-Type: message/rfc822\r\n\r\n${once.toString()}\r\n--n--\r\n`,
+      'Content-Type: multipart/mixed; boundary="n"',
+    );
     expect(await decision(twice)).toEqual(caught);
   });
 
   test('office documents: a docx paragraph (the number split over runs), an xlsx cell, a pptx slide; clean ones pass', async () => {
     const wordType = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
-    expect(await decision(withAttachment('order.docx', wordType, docx([['Dear team,'], ['Card ', '4111 11', '11 1111 1111', ' exp 12/29']])))).toEqual(caught);
-    expect(await decision(withAttachment('order.docx', wordType, docx([['Dear team,'], ['Card ', '4111 11', '11 1111 1112']])))).toEqual(PASS);
-    expect(await decision(withAttachment('cards.xlsx', 'application/octet-stream', xlsx([['name', 'card'], ['Alice', '4111111111111111']])))).toEqual(caught);
-    expect(await decision(withAttachment('cards.xlsx', 'application/octet-stream', xlsx([['name', 'amount'], ['Alice', 1234.5]])))).toEqual(PASS);
-    expect(await decision(withAttachment('deck.pptx', 'application/vnd.openxmlformats-officedocument.presentationml.presentation', pptx([['My Number ', '1234 5678 9018']])))).toEqual({ action: 'reject', rule: 'my-number' });
+    expect(
+      await decision(withAttachment('order.docx', wordType, docx([['Dear team,'], ['Card ', '4111 11', '11 1111 1111', ' exp 12/29']]))),
+    ).toEqual(caught);
+    expect(await decision(withAttachment('order.docx', wordType, docx([['Dear team,'], ['Card ', '4111 11', '11 1111 1112']])))).toEqual(
+      PASS,
+    );
+    expect(
+      await decision(
+        withAttachment(
+          'cards.xlsx',
+          'application/octet-stream',
+          xlsx([
+            ['name', 'card'],
+            ['Alice', '4111111111111111'],
+          ]),
+        ),
+      ),
+    ).toEqual(caught);
+    expect(
+      await decision(
+        withAttachment(
+          'cards.xlsx',
+          'application/octet-stream',
+          xlsx([
+            ['name', 'amount'],
+            ['Alice', 1234.5],
+          ]),
+        ),
+      ),
+    ).toEqual(PASS);
+    expect(
+      await decision(
+        withAttachment(
+          'deck.pptx',
+          'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+          pptx([['My Number ', '1234 5678 9018']]),
+        ),
+      ),
+    ).toEqual({ action: 'reject', rule: 'my-number' });
     // a renamed document is still read (by its bytes)
     expect(await decision(withAttachment('notes.bin', 'application/octet-stream', docx([['4111 1111 1111 1111']])))).toEqual(caught);
   });
@@ -138,20 +216,35 @@ describe('text is taken from every part a reader could see', () => {
 describe('hostile markup costs its length', () => {
   test('HTML nested 200,000 deep, left open, or a table of 100,000 rows: read in linear time, the number inside still found', async () => {
     const n = 200000;
-    const cases = ['<div>'.repeat(n) + 'card 4111 1111 1111 1111' + '</div>'.repeat(n), '<span>'.repeat(n) + 'card 4111 1111 1111 1111', `<table>${'<tr><td>1</td><td>x</td></tr>'.repeat(n / 2)}</table>`];
+    const cases = [
+      '<div>'.repeat(n) + 'card 4111 1111 1111 1111' + '</div>'.repeat(n),
+      '<span>'.repeat(n) + 'card 4111 1111 1111 1111',
+      `<table>${'<tr><td>1</td><td>x</td></tr>'.repeat(n / 2)}</table>`,
+    ];
     for (const html of cases) {
       const t0 = performance.now();
       const text = htmlText(html);
       expect(performance.now() - t0).toBeLessThan(5000); // htmlparser2's tree builder took 35 s for 100,000 nested (then overflowed the stack)
       expect(text.length).toBeGreaterThan(0);
     }
-    expect(await decision(alternative('<div>'.repeat(n) + 'card 4111 1111 1111 1111' + '</div>'.repeat(n)))).toEqual({ action: 'reject', rule: 'payment-cards' });
+    expect(await decision(alternative('<div>'.repeat(n) + 'card 4111 1111 1111 1111' + '</div>'.repeat(n)))).toEqual({
+      action: 'reject',
+      rule: 'payment-cards',
+    });
   });
 
   test('a docx whose XML is nested 200,000 deep is read in linear time', async () => {
     const t0 = performance.now();
-    const doc = Buffer.from(zip({ '[Content_Types].xml': '<Types/>', 'word/document.xml': `<w:document>${'<w:sdt>'.repeat(200000)}<w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p>${'</w:sdt>'.repeat(200000)}</w:document>` }));
-    expect(await decision(withAttachment('deep.docx', 'application/octet-stream', doc))).toEqual({ action: 'reject', rule: 'payment-cards' });
+    const doc = Buffer.from(
+      zip({
+        '[Content_Types].xml': '<Types/>',
+        'word/document.xml': `<w:document>${'<w:sdt>'.repeat(200000)}<w:p><w:r><w:t>4111 1111 1111 1111</w:t></w:r></w:p>${'</w:sdt>'.repeat(200000)}</w:document>`,
+      }),
+    );
+    expect(await decision(withAttachment('deep.docx', 'application/octet-stream', doc))).toEqual({
+      action: 'reject',
+      rule: 'payment-cards',
+    });
     expect(performance.now() - t0).toBeLessThan(5000);
   });
 });
@@ -159,16 +252,38 @@ describe('hostile markup costs its length', () => {
 describe('what zip archives hold', () => {
   test('a text file, an HTML file, a docx inside a zip, a zip inside a zip: read; file names inside count; clean archives pass', async () => {
     const caught = { action: 'reject', rule: 'payment-cards' };
-    expect(await decision(withAttachment('export.zip', 'application/zip', zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1111\r\n' })))).toEqual(caught);
-    expect(await decision(withAttachment('site.zip', 'application/zip', zip({ 'index.html': '<p><span>4111111111</span><span>111111</span></p>' })))).toEqual(caught);
-    expect(await decision(withAttachment('docs.zip', 'application/octet-stream', zip({ 'order.docx': docx([['card ', '4111 1111 1111 1111']]) })))).toEqual(caught);
-    expect(await decision(withAttachment('outer.zip', 'application/zip', zip({ 'inner.zip': zip({ 'memo.txt': 'TOP SECRET plans' }) })))).toEqual({ action: 'quarantine', rule: 'secret' });
+    expect(
+      await decision(withAttachment('export.zip', 'application/zip', zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1111\r\n' }))),
+    ).toEqual(caught);
+    expect(
+      await decision(
+        withAttachment('site.zip', 'application/zip', zip({ 'index.html': '<p><span>4111111111</span><span>111111</span></p>' })),
+      ),
+    ).toEqual(caught);
+    expect(
+      await decision(
+        withAttachment('docs.zip', 'application/octet-stream', zip({ 'order.docx': docx([['card ', '4111 1111 1111 1111']]) })),
+      ),
+    ).toEqual(caught);
+    expect(
+      await decision(withAttachment('outer.zip', 'application/zip', zip({ 'inner.zip': zip({ 'memo.txt': 'TOP SECRET plans' }) }))),
+    ).toEqual({ action: 'quarantine', rule: 'secret' });
     expect(await decision(withAttachment('pack.zip', 'application/zip', zip({ 'setup.exe': 'MZ' })))).toEqual(PASS); // the executables rule is about attachments, not archive members
-    expect(await decision(withAttachment('export.zip', 'application/zip', zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1112\r\n', 'photo.jpg': Buffer.alloc(1000, 9) })))).toEqual(PASS);
+    expect(
+      await decision(
+        withAttachment(
+          'export.zip',
+          'application/zip',
+          zip({ 'cards.csv': 'name,card\r\nAlice,4111 1111 1111 1112\r\n', 'photo.jpg': Buffer.alloc(1000, 9) }),
+        ),
+      ),
+    ).toEqual(PASS);
   });
 
   test('a damaged zip, archives nested deeper than max_depth: unreadable', async () => {
-    expect((await extractContent(withAttachment('a.zip', 'application/zip', zip({ 'a.txt': 'hello' }).subarray(0, 30)))).unreadable).toEqual(['document']);
+    expect(
+      (await extractContent(withAttachment('a.zip', 'application/zip', zip({ 'a.txt': 'hello' }).subarray(0, 30)))).unreadable,
+    ).toEqual(['document']);
     let deep = zip({ 'memo.txt': 'hello' });
     for (let i = 0; i < 5; i++) deep = zip({ [`level${i}.zip`]: deep });
     expect((await extractContent(withAttachment('deep.zip', 'application/zip', deep))).unreadable).toEqual(['document']);
@@ -178,15 +293,28 @@ describe('what zip archives hold', () => {
 describe('limits: a part that cannot be read in full is a verdict the policy decides, never a crash', () => {
   const nested = (depth: number): Buffer => {
     let m = mail('Card 4111 1111 1111 1111\r\n');
-    for (let i = 0; i < depth; i++) m = mail(`--z${i}\r\nContent-Type: text/plain\r\n\r\nfwd\r\n--z${i}\r\nContent-Type: message/rfc822\r\n\r\n${m.toString()}\r\n--z${i}--\r\n`, `Content-Type: multipart/mixed; boundary="z${i}"`);
+    for (let i = 0; i < depth; i++)
+      m = mail(
+        `--z${i}\r\nContent-Type: text/plain\r\n\r\nfwd\r\n--z${i}\r\nContent-Type: message/rfc822\r\n\r\n${m.toString()}\r\n--z${i}--\r\n`,
+        `Content-Type: multipart/mixed; boundary="z${i}"`,
+      );
     return m;
   };
 
   test('attached messages deeper than max_depth: unreadable; quarantine by default, or the configured action', async () => {
     expect((await extractContent(nested(5))).unreadable).toEqual(['depth']);
-    expect(await inspectOutbound(nested(5), { rules: shipped })).toEqual({ verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'quarantine', rule: 'unreadable' } });
-    expect((await inspectOutbound(nested(5), { rules: shipped, onUnreadable: 'tag' })).decision).toEqual({ action: 'tag', rule: 'unreadable' });
-    expect((await inspectOutbound(nested(5), { rules: shipped, onUnreadable: 'reject' })).decision).toEqual({ action: 'reject', rule: 'unreadable' });
+    expect(await inspectOutbound(nested(5), { rules: shipped })).toEqual({
+      verdict: { name: 'dlp', result: 'fail' },
+      decision: { action: 'quarantine', rule: 'unreadable' },
+    });
+    expect((await inspectOutbound(nested(5), { rules: shipped, onUnreadable: 'tag' })).decision).toEqual({
+      action: 'tag',
+      rule: 'unreadable',
+    });
+    expect((await inspectOutbound(nested(5), { rules: shipped, onUnreadable: 'reject' })).decision).toEqual({
+      action: 'reject',
+      rule: 'unreadable',
+    });
     // within the depth the number itself decides; a rule's reject is stricter than the unreadable quarantine
     expect((await inspectOutbound(nested(3), { rules: shipped })).decision).toEqual({ action: 'reject', rule: 'payment-cards' });
   });
@@ -195,15 +323,36 @@ describe('limits: a part that cannot be read in full is a verdict the policy dec
     const broken = docx([['hello']]).subarray(0, 200);
     expect((await extractContent(withAttachment('broken.docx', 'application/octet-stream', broken))).unreadable).toEqual(['document']);
     const doc = docx([['hello world '.repeat(1000)]]);
-    expect((await extractContent(withAttachment('a.docx', 'application/octet-stream', doc), { ...EXTRACT_DEFAULTS, maxDocumentBytes: doc.length - 1 })).unreadable).toEqual(['size']);
+    expect(
+      (
+        await extractContent(withAttachment('a.docx', 'application/octet-stream', doc), {
+          ...EXTRACT_DEFAULTS,
+          maxDocumentBytes: doc.length - 1,
+        })
+      ).unreadable,
+    ).toEqual(['size']);
     const small = docx([['hello world '.repeat(1000)]]);
     // the unpacked XML is bounded too (a small zip of a large text)
-    expect((await extractContent(withAttachment('a.docx', 'application/octet-stream', small), { ...EXTRACT_DEFAULTS, maxDocumentBytes: small.length + 100 })).unreadable).toEqual(['size']);
+    expect(
+      (
+        await extractContent(withAttachment('a.docx', 'application/octet-stream', small), {
+          ...EXTRACT_DEFAULTS,
+          maxDocumentBytes: small.length + 100,
+        })
+      ).unreadable,
+    ).toEqual(['size']);
     expect((await extractContent(mail('x'.repeat(5000)), { ...EXTRACT_DEFAULTS, maxTextChars: 1000 })).unreadable).toEqual(['text']);
   });
 
   test('time: extraction stops at its deadline', async () => {
-    const many = mail(Array.from({ length: 200 }, (_, i) => `--y\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="${i}.txt"\r\n\r\n${'words '.repeat(2000)}\r\n`).join('') + '--y--\r\n', 'Content-Type: multipart/mixed; boundary="y"');
+    const many = mail(
+      Array.from(
+        { length: 200 },
+        (_, i) =>
+          `--y\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename="${i}.txt"\r\n\r\n${'words '.repeat(2000)}\r\n`,
+      ).join('') + '--y--\r\n',
+      'Content-Type: multipart/mixed; boundary="y"',
+    );
     const r = await extractContent(many, { ...EXTRACT_DEFAULTS, timeoutMs: 1 });
     await new Promise((res) => setTimeout(res, 5));
     const late = await extractContent(many, { ...EXTRACT_DEFAULTS, timeoutMs: 1 });

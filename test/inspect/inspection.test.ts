@@ -16,7 +16,8 @@ import { inspectInbound, inspectOutbound } from '../../src/inspect/inspect';
 
 jest.setTimeout(60000);
 
-const rules = parseDlpRules(parse(`
+const rules = parseDlpRules(
+  parse(`
 [cards]
 type=card
 action=reject
@@ -39,10 +40,18 @@ action=reject
 type=size
 max_bytes=100000
 action=reject
-`) as Record<string, Record<string, unknown>>);
+`) as Record<string, Record<string, unknown>>,
+);
 
-function mail(body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit', extra = ''): Buffer {
-  return Buffer.concat([Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: test\r\nMIME-Version: 1.0\r\n${headers}\r\n${extra}\r\n`), Buffer.isBuffer(body) ? body : Buffer.from(body)]);
+function mail(
+  body: Buffer | string,
+  headers = 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit',
+  extra = '',
+): Buffer {
+  return Buffer.concat([
+    Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: test\r\nMIME-Version: 1.0\r\n${headers}\r\n${extra}\r\n`),
+    Buffer.isBuffer(body) ? body : Buffer.from(body),
+  ]);
 }
 
 function japanese(text: string, charset: 'JIS' | 'SJIS'): Buffer {
@@ -59,28 +68,40 @@ describe('DLP outbound', () => {
   test('a My Number inside ISO-2022-JP text is rejected', async () => {
     const body = japanese('申請書の個人番号は１２３４５６７８９０１８です。\r\n', 'JIS');
     expect(body.includes(Buffer.from('1234'))).toBe(false); // not visible as ASCII digits in the raw bytes
-    const r = await inspectOutbound(mail(body, 'Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit'), { rules });
+    const r = await inspectOutbound(mail(body, 'Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit'), {
+      rules,
+    });
     expect(r.decision).toEqual({ action: 'reject', rule: 'mynumber' });
   });
 
   test('a keyword in Shift_JIS inside base64 is found (quarantine)', async () => {
     const body = japanese('この資料は極秘です。\r\n', 'SJIS').toString('base64');
-    const r = await inspectOutbound(mail(body, 'Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: base64'), { rules });
+    const r = await inspectOutbound(mail(body, 'Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: base64'), {
+      rules,
+    });
     expect(r.decision).toEqual({ action: 'quarantine', rule: 'secret' });
   });
 
   test('a regex rule tags; an executable attachment and an oversized one are rejected', async () => {
     expect((await inspectOutbound(mail('see PRJ-1234\r\n'), { rules })).decision).toEqual({ action: 'tag', rule: 'project' });
-    const att = (name: string, size: number) => mail(
-      `--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.alloc(size, 1).toString('base64')}\r\n--b--\r\n`,
-      'Content-Type: multipart/mixed; boundary="b"');
+    const att = (name: string, size: number) =>
+      mail(
+        `--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.alloc(size, 1).toString('base64')}\r\n--b--\r\n`,
+        'Content-Type: multipart/mixed; boundary="b"',
+      );
     expect((await inspectOutbound(att('setup.exe', 10), { rules })).decision).toEqual({ action: 'reject', rule: 'executables' });
     expect((await inspectOutbound(att('data.bin', 200000), { rules })).decision).toEqual({ action: 'reject', rule: 'huge' });
   });
 
   test('a clean message passes with dlp=pass; an individual without consent is not inspected', async () => {
-    expect(await inspectOutbound(mail('Lunch at noon?\r\n'), { rules })).toEqual({ verdict: { name: 'dlp', result: 'pass' }, decision: { action: 'pass' } });
-    expect((await inspectOutbound(mail('4111 1111 1111 1111\r\n'), { rules }, false)).verdict).toEqual({ name: 'dlp', result: 'no-consent' });
+    expect(await inspectOutbound(mail('Lunch at noon?\r\n'), { rules })).toEqual({
+      verdict: { name: 'dlp', result: 'pass' },
+      decision: { action: 'pass' },
+    });
+    expect((await inspectOutbound(mail('4111 1111 1111 1111\r\n'), { rules }, false)).verdict).toEqual({
+      name: 'dlp',
+      result: 'no-consent',
+    });
   });
 
   test('a regular expression and input built to backtrack catastrophically do not stall', async () => {
@@ -110,20 +131,38 @@ describe('ClamAV inbound, with a real clamd', () => {
   afterAll(async () => {
     await clamd?.stop();
   });
-  const av = () => ({ client: new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 5000 }), onInfected: 'reject' as const, onUnavailable: 'tempfail' as const });
-  const withAttachment = (content: string) => mail(
-    `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="x.com"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(content).toString('base64')}\r\n--b--\r\n`,
-    'Content-Type: multipart/mixed; boundary="b"');
+  const av = () => ({
+    client: new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 5000 }),
+    onInfected: 'reject' as const,
+    onUnavailable: 'tempfail' as const,
+  });
+  const withAttachment = (content: string) =>
+    mail(
+      `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="x.com"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(content).toString('base64')}\r\n--b--\r\n`,
+      'Content-Type: multipart/mixed; boundary="b"',
+    );
 
   test('EICAR in a base64 attachment is caught; a clean message passes with av=pass', async () => {
-    expect(await inspectInbound(withAttachment(EICAR), av())).toEqual({ verdict: { name: 'av', result: 'fail' }, decision: { action: 'reject', rule: 'av:Eicar-Test-Signature.UNOFFICIAL' } });
-    expect(await inspectInbound(withAttachment('harmless text'), av())).toEqual({ verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } });
+    expect(await inspectInbound(withAttachment(EICAR), av())).toEqual({
+      verdict: { name: 'av', result: 'fail' },
+      decision: { action: 'reject', rule: 'av:Eicar-Test-Signature.UNOFFICIAL' },
+    });
+    expect(await inspectInbound(withAttachment('harmless text'), av())).toEqual({
+      verdict: { name: 'av', result: 'pass' },
+      decision: { action: 'pass' },
+    });
   });
 
   test('clamd killed: tempfail (or tag only when opted in); after restart scanning works again', async () => {
     await clamd.stop('SIGKILL');
-    expect((await inspectInbound(withAttachment('x'), av())).decision).toEqual({ action: 'tempfail', reason: expect.stringMatching(/clamd unreachable/) });
-    expect(await inspectInbound(withAttachment('x'), { ...av(), onUnavailable: 'tag' })).toEqual({ verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } });
+    expect((await inspectInbound(withAttachment('x'), av())).decision).toEqual({
+      action: 'tempfail',
+      reason: expect.stringMatching(/clamd unreachable/),
+    });
+    expect(await inspectInbound(withAttachment('x'), { ...av(), onUnavailable: 'tag' })).toEqual({
+      verdict: { name: 'av', result: 'temperror' },
+      decision: { action: 'pass' },
+    });
     clamd = await startClamd(dir, port);
     expect((await inspectInbound(withAttachment(EICAR), av())).verdict.result).toBe('fail');
   });

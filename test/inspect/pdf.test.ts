@@ -15,7 +15,10 @@ jest.setTimeout(120000);
 
 const dist = join(__dirname, '..', '..', 'dist', 'inspect', 'extract.js');
 
-interface Out { readonly results: { texts: string[]; unreadable: string[]; ms: number }[]; readonly maxGapMs: number }
+interface Out {
+  readonly results: { texts: string[]; unreadable: string[]; ms: number }[];
+  readonly maxGapMs: number;
+}
 
 /** Extracts each message in a fresh node process running the build; `timeoutMs[i]` for message i (default 10 s). */
 function extractInBuild(messages: readonly Buffer[], timeoutMs: readonly number[] = []): Out {
@@ -35,17 +38,29 @@ function extractInBuild(messages: readonly Buffer[], timeoutMs: readonly number[
       clearInterval(tick);
       process.stdout.write(JSON.stringify({ results, maxGapMs }));
     })();`;
-  return JSON.parse(execFileSync(process.execPath, ['-e', script], { input: JSON.stringify(messages.map((m) => m.toString('base64'))), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })) as Out;
+  return JSON.parse(
+    execFileSync(process.execPath, ['-e', script], {
+      input: JSON.stringify(messages.map((m) => m.toString('base64'))),
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    }),
+  ) as Out;
 }
 
-const withPdf = (bytes: Buffer) => Buffer.from(`From: a@a.example\r\nTo: b@b.example\r\nSubject: doc\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name="scan.bin"\r\nContent-Disposition: attachment; filename="scan.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${bytes.toString('base64')}\r\n--b--\r\n`);
+const withPdf = (bytes: Buffer) =>
+  Buffer.from(
+    `From: a@a.example\r\nTo: b@b.example\r\nSubject: doc\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream; name="scan.bin"\r\nContent-Disposition: attachment; filename="scan.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n${bytes.toString('base64')}\r\n--b--\r\n`,
+  );
 
 beforeAll(() => {
-  if (!existsSync(dist)) throw new Error('run `npm run build` first: this test reads PDFs with the gateway\'s build');
+  if (!existsSync(dist)) throw new Error("run `npm run build` first: this test reads PDFs with the gateway's build");
 });
 
 test('the text layer of a PDF (found by its bytes, whatever its name) is read; a damaged PDF is unreadable', () => {
-  const { results } = extractInBuild([withPdf(pdf(['Order 1207', 'Card 4111 1111 1111 1111'])), withPdf(Buffer.from('%PDF-1.4\n1 0 obj garbage'))]);
+  const { results } = extractInBuild([
+    withPdf(pdf(['Order 1207', 'Card 4111 1111 1111 1111'])),
+    withPdf(Buffer.from('%PDF-1.4\n1 0 obj garbage')),
+  ]);
   expect(results[0]!.texts.at(-1)).toBe('Order 1207\nCard 4111 1111 1111 1111');
   expect(results[0]!.unreadable).toEqual([]);
   expect(results[1]!.unreadable).toEqual(['document']);
@@ -53,7 +68,10 @@ test('the text layer of a PDF (found by its bytes, whatever its name) is read; a
 
 test('a PDF that takes longer than the time allowed is cut off without stalling the event loop; the next PDF is read', () => {
   const slow = pdf(Array.from({ length: 200000 }, (_, i) => `line ${i} of a long report`));
-  const { results, maxGapMs } = extractInBuild([withPdf(pdf(['warm up'])), withPdf(slow), withPdf(pdf(['after it 4111']))], [10000, 400, 10000]);
+  const { results, maxGapMs } = extractInBuild(
+    [withPdf(pdf(['warm up'])), withPdf(slow), withPdf(pdf(['after it 4111']))],
+    [10000, 400, 10000],
+  );
   expect(results[1]!.unreadable).toEqual(['time']);
   expect(results[1]!.ms).toBeLessThan(3000);
   expect(results[2]!.texts.at(-1)).toBe('after it 4111');

@@ -9,7 +9,13 @@ import { QuarantineStore } from '../../src/inspect/quarantine';
 test('quarantine: hold, list, show, release once into the gateway, delete', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-q-'));
   const store = new QuarantineStore(dir);
-  const id = await store.hold({ direction: 'outbound', from: 'a@a.example', rcpts: ['b@b.example'], rule: 'cards', message: Buffer.from('From: a@a.example\r\nSSMAX-Version: 1\r\n\r\nCIPHERTEXT\r\n') });
+  const id = await store.hold({
+    direction: 'outbound',
+    from: 'a@a.example',
+    rcpts: ['b@b.example'],
+    rule: 'cards',
+    message: Buffer.from('From: a@a.example\r\nSSMAX-Version: 1\r\n\r\nCIPHERTEXT\r\n'),
+  });
   await store.close();
 
   const out: string[] = [];
@@ -33,7 +39,13 @@ test('quarantine: hold, list, show, release once into the gateway, delete', asyn
   expect(await again.consumeRelease(id)).toBe(true);
   expect(await again.consumeRelease(id)).toBe(false); // once
   expect(await again.consumeRelease('q-forged')).toBe(false);
-  const id2 = await again.hold({ direction: 'inbound', from: 'x@c.example', rcpts: ['b@b.example'], rule: 'av:Eicar', message: Buffer.from('x') });
+  const id2 = await again.hold({
+    direction: 'inbound',
+    from: 'x@c.example',
+    rcpts: ['b@b.example'],
+    rule: 'av:Eicar',
+    message: Buffer.from('x'),
+  });
   await again.close();
   expect(await main(['quarantine', 'delete', id2, '--state', dir], io)).toBe(0);
   expect(await main(['quarantine', 'delete', id2, '--state', dir], io)).toBe(66);

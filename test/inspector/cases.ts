@@ -31,13 +31,20 @@ let n = 0;
 export function mail(from: string, to: string, body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8'): Buffer {
   n++;
   return Buffer.concat([
-    Buffer.from(`From: ${from}\r\nTo: ${to}\r\nSubject: inspect ${n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`),
+    Buffer.from(
+      `From: ${from}\r\nTo: ${to}\r\nSubject: inspect ${n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
+    ),
     Buffer.isBuffer(body) ? body : Buffer.from(body),
   ]);
 }
 
 export function withAttachment(from: string, to: string, content: string, filename: string): Buffer {
-  return mail(from, to, `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(content).toString('base64')}\r\n--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"');
+  return mail(
+    from,
+    to,
+    `--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="${filename}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(content).toString('base64')}\r\n--b--\r\n`,
+    'Content-Type: multipart/mixed; boundary="b"',
+  );
 }
 
 /**
@@ -45,7 +52,10 @@ export function withAttachment(from: string, to: string, content: string, filena
  * gateway from a.example's own ssmax.ini, so whatever inspection a.example runs, it runs here too),
  * to hand to b.example's gateway as a peer MTA would.
  */
-export function arrivals(net: Network, stateName: string): { sealed(message: Buffer, rcpts: string[]): Promise<Buffer>; close(): Promise<void> } {
+export function arrivals(
+  net: Network,
+  stateName: string,
+): { sealed(message: Buffer, rcpts: string[]): Promise<Buffer>; close(): Promise<void> } {
   const A = net.org('a.example');
   const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   const gw = setupGateway(ini, A.harakaDir, () => undefined, stateName);
@@ -74,7 +84,12 @@ export function consentCases(net: () => Network, arrival: () => (message: Buffer
 
   test('an individual without consent sends a card number: delivered, not inspected, the seal says dlp=no-consent', async () => {
     const before = B().mailbox.for('bob@b.example').length;
-    expect(await smtp(A().ports.smtp, 'ivan@a.example', ['bob@b.example'], mail('ivan@a.example', 'bob@b.example', card), { user: 'ivan@a.example', pass: 'pw-ivan' })).toMatch(/^250 /);
+    expect(
+      await smtp(A().ports.smtp, 'ivan@a.example', ['bob@b.example'], mail('ivan@a.example', 'bob@b.example', card), {
+        user: 'ivan@a.example',
+        pass: 'pw-ivan',
+      }),
+    ).toMatch(/^250 /);
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
     const got = await lastVerdicts(net(), 'bob@b.example');
     expect(got.plaintext).toContain('4111 1111 1111 1111');
@@ -83,7 +98,10 @@ export function consentCases(net: () => Network, arrival: () => (message: Buffer
 
   test('an individual with consent sends a card number: rejected naming the rule', async () => {
     const before = B().mailbox.mails.length;
-    const r = await smtp(A().ports.smtp, 'judy@a.example', ['bob@b.example'], mail('judy@a.example', 'bob@b.example', card), { user: 'judy@a.example', pass: 'pw-judy' });
+    const r = await smtp(A().ports.smtp, 'judy@a.example', ['bob@b.example'], mail('judy@a.example', 'bob@b.example', card), {
+      user: 'judy@a.example',
+      pass: 'pw-judy',
+    });
     expect(r).toMatch(/^550 5\.7\.1 Message refused by a data-loss prevention rule: rule "payment-cards"/);
     expect(r).not.toMatch(/4111/);
     await new Promise((res) => setTimeout(res, 500));
@@ -103,7 +121,9 @@ export function consentCases(net: () => Network, arrival: () => (message: Buffer
   test('EICAR to an individual recipient with consent: caught by the real clamd, 550, nothing delivered', async () => {
     const before = B().mailbox.mails.length;
     const copy = await arrival()(withAttachment('dave@a.example', 'lee@b.example', EICAR, 'eicar.txt'), ['lee@b.example']);
-    expect(await smtp(B().ports.smtp, 'dave@a.example', ['lee@b.example'], copy)).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['lee@b.example'], copy)).toMatch(
+      /^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/,
+    );
     expect(B().mailbox.mails.length).toBe(before);
   });
 }

@@ -31,7 +31,10 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-iedge-'));
   fx = provisionOrg(join(dir, 'pki'), { domain: 'a.example' });
   // The shipped config with [limits] headers_timeout_ms lowered, read as the inspector daemon reads it.
-  const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-inspector.ini'), 'utf8').replace(';headers_timeout_ms=5000', 'headers_timeout_ms=2000');
+  const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-inspector.ini'), 'utf8').replace(
+    ';headers_timeout_ms=5000',
+    'headers_timeout_ms=2000',
+  );
   writeFileSync(join(dir, 'inspector.ini'), shipped);
   const { limits } = loadInspectorConfig(join(dir, 'inspector.ini'));
   headersTimeoutMs = limits.headersTimeoutMs;
@@ -43,10 +46,23 @@ beforeAll(async () => {
     orgKeys: () => Promise.resolve({ current: 'a.example:v1', keys: [] }),
     certifiedKey: () => Promise.reject(new GatewayError('badCapsule', 'stub')),
   };
-  const engine = new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: join(dir, 'q') }, quarantine: new QuarantineStore(join(dir, 'q')), keyd: stub, group: groups.libsecp256k1 });
+  const engine = new LocalInspector({
+    config: { dlp: { rules: [] }, quarantineDir: join(dir, 'q') },
+    quarantine: new QuarantineStore(join(dir, 'q')),
+    keyd: stub,
+    group: groups.libsecp256k1,
+  });
   server = new InspectorServer(engine, {
-    domain: 'a.example', host: '127.0.0.1', port: 0, cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
-    clientCas: fx.caPem, roots: [fx.root.certificate.pem], orgCas: [fx.orgCa.certificate.pem], crls: () => crls, clock: () => new Date(),
+    domain: 'a.example',
+    host: '127.0.0.1',
+    port: 0,
+    cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem,
+    key: fx.clients.inspector.key,
+    clientCas: fx.caPem,
+    roots: [fx.root.certificate.pem],
+    orgCas: [fx.orgCa.certificate.pem],
+    crls: () => crls,
+    clock: () => new Date(),
     ...limits,
   });
   port = await server.listen();
@@ -55,13 +71,25 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface RawAnswer { readonly status: number; readonly headers: string; readonly body: string; readonly took: number }
+interface RawAnswer {
+  readonly status: number;
+  readonly headers: string;
+  readonly body: string;
+  readonly took: number;
+}
 
 /** Raw bytes over mutual TLS as the gateway; the first answer, once complete or once the server closes. */
 function raw(send: (write: (data: string) => void, stopped: () => boolean) => void | Promise<void>): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const socket = connect({ host: '127.0.0.1', port, servername: 'inspect.a.example', cert: fx.clients.gateway.cert, key: fx.clients.gateway.key, ca: fx.caPem });
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'inspect.a.example',
+      cert: fx.clients.gateway.cert,
+      key: fx.clients.gateway.key,
+      ca: fx.caPem,
+    });
     let data = '';
     let done = false;
     const finish = () => {
@@ -80,7 +108,14 @@ function raw(send: (write: (data: string) => void, stopped: () => boolean) => vo
     socket.on('close', finish);
     socket.on('error', (err) => (data === '' && !done ? reject(err) : finish()));
     socket.once('secureConnect', () => {
-      Promise.resolve(send((d) => { if (!socket.destroyed) socket.write(d); }, () => done)).catch(reject);
+      Promise.resolve(
+        send(
+          (d) => {
+            if (!socket.destroyed) socket.write(d);
+          },
+          () => done,
+        ),
+      ).catch(reject);
     });
   });
 }
@@ -110,7 +145,10 @@ test('a client that connects and never finishes the TLS handshake is dropped wit
     const socket = tcpConnect({ host: '127.0.0.1', port }, () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then silence
     socket.on('close', () => resolve(performance.now() - started));
     socket.on('error', () => undefined);
-    setTimeout(() => { socket.destroy(); reject(new Error('still connected after 20 s')); }, 20_000).unref();
+    setTimeout(() => {
+      socket.destroy();
+      reject(new Error('still connected after 20 s'));
+    }, 20_000).unref();
   });
   console.log(`an unfinished TLS handshake was dropped after ${took.toFixed(0)} ms (headers_timeout_ms ${headersTimeoutMs})`);
   expect(took).toBeLessThan(headersTimeoutMs * 2 + 1000); // Node's default would have kept it 120 s
@@ -119,10 +157,30 @@ test('a client that connects and never finishes the TLS handshake is dropped wit
 test.each([
   ['a request line Node cannot parse', 'GARBAGE\r\n\r\n', 400, 'bad-request'],
   ['a header line without a colon', 'GET /v1/health HTTP/1.1\r\nHost i\r\n\r\n', 400, 'bad-request'],
-  ['a malformed chunked body', 'POST /v1/inspect?direction=inbound&from=a@b.example&rcpt=c@a.example HTTP/1.1\r\nHost: i\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n', 400, 'bad-request'],
-  ['a header block over max_header_bytes', `GET /v1/health HTTP/1.1\r\nHost: i\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers-too-large'],
-  ['more header fields than max_headers', `GET /v1/health HTTP/1.1\r\nHost: i\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`, 431, 'too-many-headers'],
-  ['4 MB of header block in one go (the answer must not be cut by a reset)', `GET /v1/health HTTP/1.1\r\nHost: i\r\nX-Big: ${'a'.repeat(4 << 20)}\r\n\r\n`, 431, 'headers-too-large'],
+  [
+    'a malformed chunked body',
+    'POST /v1/inspect?direction=inbound&from=a@b.example&rcpt=c@a.example HTTP/1.1\r\nHost: i\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
+    400,
+    'bad-request',
+  ],
+  [
+    'a header block over max_header_bytes',
+    `GET /v1/health HTTP/1.1\r\nHost: i\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`,
+    431,
+    'headers-too-large',
+  ],
+  [
+    'more header fields than max_headers',
+    `GET /v1/health HTTP/1.1\r\nHost: i\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`,
+    431,
+    'too-many-headers',
+  ],
+  [
+    '4 MB of header block in one go (the answer must not be cut by a reset)',
+    `GET /v1/health HTTP/1.1\r\nHost: i\r\nX-Big: ${'a'.repeat(4 << 20)}\r\n\r\n`,
+    431,
+    'headers-too-large',
+  ],
 ])('%s is answered with a JSON error', async (_what, request, status, code) => {
   const answer = await raw((write) => write(request));
   expect(answer.status).toBe(status);

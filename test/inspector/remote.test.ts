@@ -37,15 +37,23 @@ beforeAll(async () => {
   const crl = (domain: string, name: string) => join(base, domain, 'pki', name);
   const specs: OrgSpec[] = [
     {
-      domain: 'a.example', inspector: { inspectIni: '[dlp]\nenabled=true\n', dlpIni },
-      users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' }, ...INDIVIDUALS['a.example']!],
+      domain: 'a.example',
+      inspector: { inspectIni: '[dlp]\nenabled=true\n', dlpIni },
+      users: [
+        { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
+        { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
+        ...INDIVIDUALS['a.example']!,
+      ],
     },
     {
       domain: 'b.example',
       inspector: {
         inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\n`,
         // a.example's CRL too, so that a.example's (unrevoked) gateway certificate gets past revocation to the issuer check
-        extraIni: ['[pki]', `crls=${crl('b.example', 'org-ca.crl.pem')},${crl('b.example', 'root.crl.pem')},${crl('a.example', 'org-ca.crl.pem')}`],
+        extraIni: [
+          '[pki]',
+          `crls=${crl('b.example', 'org-ca.crl.pem')},${crl('b.example', 'root.crl.pem')},${crl('a.example', 'org-ca.crl.pem')}`,
+        ],
       },
       users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, ...INDIVIDUALS['b.example']!],
     },
@@ -76,14 +84,24 @@ async function aliceSends(body: string): Promise<string> {
 function health(cert: { cert: string; key: string } | undefined): Promise<{ status: number; body: string } | { error: string }> {
   const fx = B().fx;
   return new Promise((resolve) => {
-    const req = request({
-      host: '127.0.0.1', port: B().ports.inspector, path: '/v1/health', method: 'GET', servername: 'inspect.b.example', ca: fx.caPem, ...(cert ? { cert: cert.cert, key: cert.key } : {}), agent: false,
-    }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
-      res.on('error', (err) => resolve({ error: err.message }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: B().ports.inspector,
+        path: '/v1/health',
+        method: 'GET',
+        servername: 'inspect.b.example',
+        ca: fx.caPem,
+        ...(cert ? { cert: cert.cert, key: cert.key } : {}),
+        agent: false,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
+        res.on('error', (err) => resolve({ error: err.message }));
+      },
+    );
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end();
   });
@@ -110,7 +128,13 @@ describe('DLP at a.example by its inspector process', () => {
   });
 
   test('a plaintext submission (plain client) travels to the inspector encrypted and is rejected the same', async () => {
-    const r = await smtp(A().ports.smtp, 'dave@a.example', ['bob@b.example'], mail('dave@a.example', 'bob@b.example', 'Card 4111-1111-1111-1111\r\n'), { user: 'dave@a.example', pass: 'pw-dave' });
+    const r = await smtp(
+      A().ports.smtp,
+      'dave@a.example',
+      ['bob@b.example'],
+      mail('dave@a.example', 'bob@b.example', 'Card 4111-1111-1111-1111\r\n'),
+      { user: 'dave@a.example', pass: 'pw-dave' },
+    );
     expect(r).toMatch(/^550 5\.7\.1 .*rule "payment-cards"/);
   });
 
@@ -123,7 +147,7 @@ describe('DLP at a.example by its inspector process', () => {
     expect(got.verdicts).toEqual(['dlp:pass,e2e:pass', 'av:pass,e2e:pass']);
   });
 
-  test('a quarantine rule: held encrypted in the inspector\'s store; released, delivered once and not inspected again', async () => {
+  test("a quarantine rule: held encrypted in the inspector's store; released, delivered once and not inspected again", async () => {
     const before = B().mailbox.for('bob@b.example').length;
     const reply = await aliceSends('This is top secret.\r\n');
     const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
@@ -137,7 +161,24 @@ describe('DLP at a.example by its inspector process', () => {
     expect(B().mailbox.for('bob@b.example').length).toBe(before);
     const pw = join(A().inspectorDir, 'pw-alice');
     writeFileSync(pw, 'pw-alice\n');
-    expect(await main(['quarantine', 'release', id!, '--state', qdir, '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'alice@a.example', '--password-file', pw], io)).toBe(0);
+    expect(
+      await main(
+        [
+          'quarantine',
+          'release',
+          id!,
+          '--state',
+          qdir,
+          '--smtp',
+          `127.0.0.1:${A().ports.smtp}`,
+          '--user',
+          'alice@a.example',
+          '--password-file',
+          pw,
+        ],
+        io,
+      ),
+    ).toBe(0);
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
     await new Promise((r) => setTimeout(r, 1000));
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
@@ -166,24 +207,46 @@ describe('ClamAV at b.example by its inspector process', () => {
   test('EICAR in a base64 attachment of an encrypted message is caught: 550 naming the signature, nothing delivered', async () => {
     const before = B().mailbox.mails.length;
     const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', EICAR, 'eicar.txt'), ['bob@b.example']);
-    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(
+      /^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/,
+    );
     expect(B().mailbox.mails.length).toBe(before);
   });
 
   test('plain Internet mail (a domain without SSMAX) is scanned too: sent to the inspector encrypted to the org; EICAR refused, clean delivered with ssmax-av=pass', async () => {
     const before = B().mailbox.mails.length;
-    expect(await smtp(B().ports.smtp, 'mallory@outside.example', ['bob@b.example'], withAttachment('mallory@outside.example', 'bob@b.example', EICAR, 'x.com'))).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
+    expect(
+      await smtp(
+        B().ports.smtp,
+        'mallory@outside.example',
+        ['bob@b.example'],
+        withAttachment('mallory@outside.example', 'bob@b.example', EICAR, 'x.com'),
+      ),
+    ).toMatch(/^550 5\.7\.1 Message refused: malware found: rule "av:Eicar-Test-Signature\.UNOFFICIAL"/);
     expect(B().mailbox.mails.length).toBe(before);
-    expect(await smtp(B().ports.smtp, 'olivia@outside.example', ['bob@b.example'], withAttachment('olivia@outside.example', 'bob@b.example', 'harmless', 'notes.txt'))).toMatch(/^250 /);
+    expect(
+      await smtp(
+        B().ports.smtp,
+        'olivia@outside.example',
+        ['bob@b.example'],
+        withAttachment('olivia@outside.example', 'bob@b.example', 'harmless', 'notes.txt'),
+      ),
+    ).toMatch(/^250 /);
     await waitFor(() => B().mailbox.mails.length > before);
-    expect(B().mailbox.mails.at(-1)!.raw.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=pass\r\n/);
+    expect(B().mailbox.mails.at(-1)!.raw.toString('latin1')).toMatch(
+      /^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=pass\r\n/,
+    );
   });
 
   test('the inspector process stopped: 4xx, nothing delivered; after its restart the retried message is delivered exactly once', async () => {
-    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'a harmless attachment', 'notes.txt'), ['bob@b.example']);
+    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'a harmless attachment', 'notes.txt'), [
+      'bob@b.example',
+    ]);
     await B().stopInspector();
     const before = B().mailbox.for('bob@b.example').length;
-    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^45\d 4\.7\.5 Inspection unavailable: inspector: unreachable/);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(
+      /^45\d 4\.7\.5 Inspection unavailable: inspector: unreachable/,
+    );
     expect(B().mailbox.for('bob@b.example').length).toBe(before);
     await B().restartInspector();
     expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^250 /);
@@ -192,17 +255,21 @@ describe('ClamAV at b.example by its inspector process', () => {
     expect((await lastVerdicts(net, 'bob@b.example')).verdicts).toEqual(['dlp:pass,e2e:none', 'av:pass,e2e:pass']);
   });
 
-  test('clamd killed behind the inspector: 4xx through the gateway; scanning again after clamd\'s restart', async () => {
-    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'another harmless one', 'notes.txt'), ['bob@b.example']);
+  test("clamd killed behind the inspector: 4xx through the gateway; scanning again after clamd's restart", async () => {
+    const copy = await seal.sealed(withAttachment('dave@a.example', 'bob@b.example', 'another harmless one', 'notes.txt'), [
+      'bob@b.example',
+    ]);
     const port = clamd.port;
     await clamd.stop('SIGKILL');
-    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^45\d 4\.7\.5 Inspection unavailable: clamd unreachable/);
+    expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(
+      /^45\d 4\.7\.5 Inspection unavailable: clamd unreachable/,
+    );
     clamd = await startClamd(mkdtempSync(join(tmpdir(), 'ssmax-ins-clamd-')), port);
     expect(await smtp(B().ports.smtp, 'dave@a.example', ['bob@b.example'], copy)).toMatch(/^250 /);
   });
 });
 
-describe('the inspector\'s mutual TLS', () => {
+describe("the inspector's mutual TLS", () => {
   test('a gateway certificate of this organisation is accepted', async () => {
     const r = await health(B().fx.clients.gateway);
     expect(r).toMatchObject({ status: 200 });
@@ -215,7 +282,7 @@ describe('the inspector\'s mutual TLS', () => {
     expect(await health(undefined)).toHaveProperty('error');
   });
 
-  test('another organisation\'s gateway certificate under the same root, sent with its chain, is refused: 401', async () => {
+  test("another organisation's gateway certificate under the same root, sent with its chain, is refused: 401", async () => {
     const a = net.org('a.example').fx;
     const r = await health({ cert: a.clients.gateway.cert + a.orgCa.certificate.pem, key: a.clients.gateway.key });
     expect(r).toMatchObject({ status: 401, body: expect.stringMatching(/not issued by this organisation's CA/) });
@@ -224,7 +291,10 @@ describe('the inspector\'s mutual TLS', () => {
   test.each(['admin', 'inspector', 'disclosure'] as const)('the wrong role (%s) is refused: 401 unauthenticated', async (role) => {
     const r = await health(B().fx.clients[role]);
     expect(r).toMatchObject({ status: 401 });
-    expect(JSON.parse((r as { body: string }).body).error).toMatchObject({ code: 'unauthenticated', message: expect.stringMatching(/Client certificate refused/) });
+    expect(JSON.parse((r as { body: string }).body).error).toMatchObject({
+      code: 'unauthenticated',
+      message: expect.stringMatching(/Client certificate refused/),
+    });
   });
 
   test('a revoked gateway certificate (CRL) and an expired one are refused: 401', async () => {
@@ -239,17 +309,25 @@ describe('the inspector\'s mutual TLS', () => {
 });
 
 describe('individuals and consent, with remote inspection', () => {
-  consentCases(() => net, () => (m, r) => seal.sealed(m, r));
+  consentCases(
+    () => net,
+    () => (m, r) => seal.sealed(m, r),
+  );
 });
 
 describe('no plaintext at rest or in logs', () => {
-  test('the inspectors\' folders and output, and the gateways\' logs, never hold the message text', () => {
+  test("the inspectors' folders and output, and the gateways' logs, never hold the message text", () => {
     for (const org of [A(), B()]) {
       expect(org.inspector!.output()).not.toContain(MARKER);
       expect(org.inspector!.output()).not.toContain('4111');
       expect(org.haraka.logs()).not.toContain(MARKER);
       for (const f of filesUnder(org.inspectorDir)) {
-        expect({ path: f.path, marker: f.bytes.includes(MARKER), card: f.bytes.includes('4111 1111 1111 1111'), secret: f.path.endsWith('.ini') ? false : f.bytes.includes('top secret') }).toEqual({ path: f.path, marker: false, card: false, secret: false });
+        expect({
+          path: f.path,
+          marker: f.bytes.includes(MARKER),
+          card: f.bytes.includes('4111 1111 1111 1111'),
+          secret: f.path.endsWith('.ini') ? false : f.bytes.includes('top secret'),
+        }).toEqual({ path: f.path, marker: false, card: false, secret: false });
       }
     }
   });

@@ -26,20 +26,47 @@ let server: InspectorServer;
 let port: number;
 const keydCalls: string[] = [];
 const stub = {
-  messageKey: () => { keydCalls.push('decrypt'); return Promise.reject(new GatewayError('keydUnavailable', 'stub')); },
-  user: () => { keydCalls.push('user'); return Promise.resolve(undefined); },
-  orgKeys: () => { keydCalls.push('public'); return Promise.resolve({ current: 'a.example:v1', keys: [] }); },
-  certifiedKey: () => { keydCalls.push('public'); return Promise.reject(new GatewayError('badCapsule', 'stub')); },
+  messageKey: () => {
+    keydCalls.push('decrypt');
+    return Promise.reject(new GatewayError('keydUnavailable', 'stub'));
+  },
+  user: () => {
+    keydCalls.push('user');
+    return Promise.resolve(undefined);
+  },
+  orgKeys: () => {
+    keydCalls.push('public');
+    return Promise.resolve({ current: 'a.example:v1', keys: [] });
+  },
+  certifiedKey: () => {
+    keydCalls.push('public');
+    return Promise.reject(new GatewayError('badCapsule', 'stub'));
+  },
 };
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-wire-'));
   fx = provisionOrg(join(dir, 'pki'), { domain: 'a.example' });
-  const engine = new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: join(dir, 'q') }, quarantine: new QuarantineStore(join(dir, 'q')), keyd: stub, group: groups.libsecp256k1 });
+  const engine = new LocalInspector({
+    config: { dlp: { rules: [] }, quarantineDir: join(dir, 'q') },
+    quarantine: new QuarantineStore(join(dir, 'q')),
+    keyd: stub,
+    group: groups.libsecp256k1,
+  });
   server = new InspectorServer(engine, {
-    domain: 'a.example', host: '127.0.0.1', port: 0, cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
-    clientCas: fx.caPem, roots: [fx.root.certificate.pem], orgCas: [fx.orgCa.certificate.pem], crls: () => [], clock: () => new Date(),
-    maxBodyBytes: 4096, maxInFlight: 8, requestTimeoutMs: 5000,
+    domain: 'a.example',
+    host: '127.0.0.1',
+    port: 0,
+    cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem,
+    key: fx.clients.inspector.key,
+    clientCas: fx.caPem,
+    roots: [fx.root.certificate.pem],
+    orgCas: [fx.orgCa.certificate.pem],
+    crls: () => [],
+    clock: () => new Date(),
+    maxBodyBytes: 4096,
+    maxInFlight: 8,
+    requestTimeoutMs: 5000,
   });
   port = await server.listen();
 });
@@ -47,16 +74,31 @@ afterAll(async () => {
   await server?.close();
 });
 
-function call(path: string, body: Buffer | undefined, method = 'POST'): Promise<{ status: number; json: { error?: { code: string; message: string; details?: Record<string, string> } } }> {
+function call(
+  path: string,
+  body: Buffer | undefined,
+  method = 'POST',
+): Promise<{ status: number; json: { error?: { code: string; message: string; details?: Record<string, string> } } }> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path, method, servername: 'inspect.a.example', ca: fx.caPem, cert: fx.clients.gateway.cert, key: fx.clients.gateway.key, agent: false,
-      headers: body ? { 'content-length': body.length } : {},
-    }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString()) }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        servername: 'inspect.a.example',
+        ca: fx.caPem,
+        cert: fx.clients.gateway.cert,
+        key: fx.clients.gateway.key,
+        agent: false,
+        headers: body ? { 'content-length': body.length } : {},
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString()) }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -78,11 +120,29 @@ describe('the inspector server (CRLs given)', () => {
   beforeAll(async () => {
     const crls = [readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8'), readFileSync(join(fx.dir, 'root.crl.pem'), 'utf8')];
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-wire2-'));
-    good = new InspectorServer(new LocalInspector({ config: { dlp: { rules: [] }, quarantineDir: dir }, quarantine: new QuarantineStore(dir), keyd: stub, group: groups.libsecp256k1 }), {
-      domain: 'a.example', host: '127.0.0.1', port: 0, cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key,
-      clientCas: fx.caPem, roots: [fx.root.certificate.pem], orgCas: [fx.orgCa.certificate.pem], crls: () => crls, clock: () => new Date(),
-      maxBodyBytes: 4096, maxInFlight: 8, requestTimeoutMs: 5000,
-    });
+    good = new InspectorServer(
+      new LocalInspector({
+        config: { dlp: { rules: [] }, quarantineDir: dir },
+        quarantine: new QuarantineStore(dir),
+        keyd: stub,
+        group: groups.libsecp256k1,
+      }),
+      {
+        domain: 'a.example',
+        host: '127.0.0.1',
+        port: 0,
+        cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem,
+        key: fx.clients.inspector.key,
+        clientCas: fx.caPem,
+        roots: [fx.root.certificate.pem],
+        orgCas: [fx.orgCa.certificate.pem],
+        crls: () => crls,
+        clock: () => new Date(),
+        maxBodyBytes: 4096,
+        maxInFlight: 8,
+        requestTimeoutMs: 5000,
+      },
+    );
     goodPort = await good.listen();
   });
   afterAll(async () => {
@@ -96,8 +156,11 @@ describe('the inspector server (CRLs given)', () => {
     return p;
   };
 
-  test('health answers the caller\'s role and what is enabled', async () => {
-    expect(await at('/v1/health', undefined, 'GET')).toEqual({ status: 200, json: { ok: true, domain: 'a.example', role: 'gateway', dlp: true, av: false } });
+  test("health answers the caller's role and what is enabled", async () => {
+    expect(await at('/v1/health', undefined, 'GET')).toEqual({
+      status: 200,
+      json: { ok: true, domain: 'a.example', role: 'gateway', dlp: true, av: false },
+    });
   });
 
   test('a body over max_body_bytes is 413 too-large', async () => {
@@ -129,15 +192,28 @@ describe('the inspector server (CRLs given)', () => {
   });
 });
 
-describe('the gateway\'s remote inspector fails closed', () => {
+describe("the gateway's remote inspector fails closed", () => {
   let fake: Server;
   let fakePort: number;
   let answer: (res: import('node:http').ServerResponse) => void = () => undefined;
-  const remote = (servername = 'inspect.a.example', timeoutMs = 2000) => new RemoteInspector({
-    url: `https://127.0.0.1:${fakePort}`, servername, ca: fx.caPem, cert: fx.clients.gateway.cert, key: fx.clients.gateway.key, timeoutMs,
-    keyd: { orgKeys: () => Promise.reject(new Error('not used')) }, group: groups.libsecp256k1,
-  });
-  const req: InspectRequest = { direction: 'outbound', message, capsule: { keyId: 'a.example:v1' } as never, from: 'a@a.example', rcpts: ['b@b.example'] };
+  const remote = (servername = 'inspect.a.example', timeoutMs = 2000) =>
+    new RemoteInspector({
+      url: `https://127.0.0.1:${fakePort}`,
+      servername,
+      ca: fx.caPem,
+      cert: fx.clients.gateway.cert,
+      key: fx.clients.gateway.key,
+      timeoutMs,
+      keyd: { orgKeys: () => Promise.reject(new Error('not used')) },
+      group: groups.libsecp256k1,
+    });
+  const req: InspectRequest = {
+    direction: 'outbound',
+    message,
+    capsule: { keyId: 'a.example:v1' } as never,
+    from: 'a@a.example',
+    rcpts: ['b@b.example'],
+  };
   const failure = async (r: RemoteInspector): Promise<GatewayError> => {
     try {
       await r.inspect(req);
@@ -161,12 +237,18 @@ describe('the gateway\'s remote inspector fails closed', () => {
     fake.closeAllConnections();
     await new Promise((r) => fake.close(r));
   });
-  const json = (status: number, body: unknown) => (res: import('node:http').ServerResponse) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(body)); };
+  const json = (status: number, body: unknown) => (res: import('node:http').ServerResponse) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
 
   test('a valid answer is taken as it is', async () => {
     answer = json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject', rule: 'payment-cards' } });
     const r = remote();
-    expect(await r.inspect(req)).toEqual({ verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject', rule: 'payment-cards' } });
+    expect(await r.inspect(req)).toEqual({
+      verdict: { name: 'dlp', result: 'fail' },
+      decision: { action: 'reject', rule: 'payment-cards' },
+    });
     await r.close();
   });
 
@@ -180,15 +262,34 @@ describe('the gateway\'s remote inspector fails closed', () => {
   });
 
   test.each([
-    ['not JSON', (res: import('node:http').ServerResponse) => { res.writeHead(200); res.end('ok'); }, /not JSON/],
+    [
+      'not JSON',
+      (res: import('node:http').ServerResponse) => {
+        res.writeHead(200);
+        res.end('ok');
+      },
+      /not JSON/,
+    ],
     ['an unknown action', json(200, { decision: { action: 'maybe' } }), /valid decision/],
-    ['the other direction\'s verdict', json(200, { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } }), /invalid verdict/],
+    [
+      "the other direction's verdict",
+      json(200, { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } }),
+      /invalid verdict/,
+    ],
     ['a reject without a rule', json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'reject' } }), /valid rule/],
-    ['a quarantine without an id', json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'quarantine', rule: 'x' } }), /quarantine id/],
+    [
+      'a quarantine without an id',
+      json(200, { verdict: { name: 'dlp', result: 'fail' }, decision: { action: 'quarantine', rule: 'x' } }),
+      /quarantine id/,
+    ],
     ['503 busy', json(503, { error: { code: 'busy', message: 'Too many requests' } }), /busy/],
     ['500', json(500, { error: { code: 'internal', message: 'Internal error' } }), /internal/],
     ['401 (our certificate refused)', json(401, { error: { code: 'unauthenticated', message: 'refused' } }), /unauthenticated/],
-    ['422 naming a reply it may not give', json(422, { error: { code: 'refused', message: 'x', details: { reply: 'dlpRejected' } } }), /refused/],
+    [
+      '422 naming a reply it may not give',
+      json(422, { error: { code: 'refused', message: 'x', details: { reply: 'dlpRejected' } } }),
+      /refused/,
+    ],
   ])('%s: 4xx, never a pass', async (_name, handler, text) => {
     answer = handler;
     const e = await failure(remote());
@@ -202,8 +303,10 @@ describe('the gateway\'s remote inspector fails closed', () => {
     expect((await failure(remote())).reply).toMatchObject({ code: 552, status: '5.3.4' });
   });
 
-  test('422 badCapsule is the inline step\'s 550 5.7.5', async () => {
-    answer = json(422, { error: { code: 'refused', message: 'Malformed or foreign SSMAX capsule: expected one capsule', details: { reply: 'badCapsule' } } });
+  test("422 badCapsule is the inline step's 550 5.7.5", async () => {
+    answer = json(422, {
+      error: { code: 'refused', message: 'Malformed or foreign SSMAX capsule: expected one capsule', details: { reply: 'badCapsule' } },
+    });
     const e = await failure(remote());
     expect(e.reply).toMatchObject({ code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule: expected one capsule' });
   });
@@ -211,7 +314,13 @@ describe('the gateway\'s remote inspector fails closed', () => {
   test('a server whose certificate has the right name but not the inspector role is refused: 4xx', async () => {
     const kp = generateP256KeyPair();
     const now = Date.now();
-    const impostor = issueTlsCertificate(fx.orgCa, { role: 'gateway', hosts: ['inspect.a.example'], publicKey: kp.publicKey, notBefore: new Date(now - 86400000), notAfter: new Date(now + 86400000) });
+    const impostor = issueTlsCertificate(fx.orgCa, {
+      role: 'gateway',
+      hosts: ['inspect.a.example'],
+      publicKey: kp.publicKey,
+      notBefore: new Date(now - 86400000),
+      notAfter: new Date(now + 86400000),
+    });
     fake.setSecureContext({ cert: impostor.pem + fx.orgCa.certificate.pem, key: privateKeyToPem(kp.privateKey) });
     answer = json(200, { decision: { action: 'pass' } });
     try {
@@ -223,7 +332,7 @@ describe('the gateway\'s remote inspector fails closed', () => {
     }
   });
 
-  test('a server with another name (keyd\'s certificate) is refused: 4xx', async () => {
+  test("a server with another name (keyd's certificate) is refused: 4xx", async () => {
     answer = json(200, { decision: { action: 'pass' } });
     const e = await failure(remote('keyd.a.example'));
     expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });

@@ -57,11 +57,39 @@ test('gateway, keyd, publisher and inspector each from their own folder: alice -
   const insPort = await freePort();
   const provisioned = join(work, 'provisioned');
   execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', join(provisioned, 'gateway')], { stdio: 'ignore' });
-  ssmax('setup', '--domain', 'a.example', '--org-ca', 'a.example-ca', '--root-crl', 'root.crl.pem', '--dir', provisioned,
-    '--keyd-listen', `127.0.0.1:${A.ports.keyd}`, '--keyd-url', `https://127.0.0.1:${A.ports.keyd}`,
-    '--inspection', 'remote', '--inspector-listen', `127.0.0.1:${insPort}`, '--inspector-url', `https://127.0.0.1:${insPort}`,
-    '--smtp-listen', `127.0.0.1:${A.ports.smtp}`, '--publisher-listen', `127.0.0.1:${A.ports.publisher}`, '--delivery', `127.0.0.1:${A.ports.mailbox}`,
-    '--peer', `b.example=https://ssmax.b.example:${B.ports.publisher}/.well-known/ssmax/bundle`, '--host', 'ssmax.b.example=127.0.0.1', '--route', `b.example=127.0.0.1:${B.ports.smtp}`);
+  ssmax(
+    'setup',
+    '--domain',
+    'a.example',
+    '--org-ca',
+    'a.example-ca',
+    '--root-crl',
+    'root.crl.pem',
+    '--dir',
+    provisioned,
+    '--keyd-listen',
+    `127.0.0.1:${A.ports.keyd}`,
+    '--keyd-url',
+    `https://127.0.0.1:${A.ports.keyd}`,
+    '--inspection',
+    'remote',
+    '--inspector-listen',
+    `127.0.0.1:${insPort}`,
+    '--inspector-url',
+    `https://127.0.0.1:${insPort}`,
+    '--smtp-listen',
+    `127.0.0.1:${A.ports.smtp}`,
+    '--publisher-listen',
+    `127.0.0.1:${A.ports.publisher}`,
+    '--delivery',
+    `127.0.0.1:${A.ports.mailbox}`,
+    '--peer',
+    `b.example=https://ssmax.b.example:${B.ports.publisher}/.well-known/ssmax/bundle`,
+    '--host',
+    'ssmax.b.example=127.0.0.1',
+    '--route',
+    `b.example=127.0.0.1:${B.ports.smtp}`,
+  );
 
   // each host: pki/ and its own folder, nothing else
   const host = (name: string, folder: string) => {
@@ -77,29 +105,62 @@ test('gateway, keyd, publisher and inspector each from their own folder: alice -
   const opsHost = host('operator', 'admin');
 
   running.push(await startService(['keyd', 'run', '--config', join(keydHost, 'keyd', 'keyd.ini')], /keyd listening on [^:]+:(\d+)/));
-  running.push(await startService(['publish', '--config', join(pubHost, 'publisher', 'publisher.ini')], /publisher listening on [^:]+:(\d+)/));
-  running.push(await startService(['inspector', 'run', '--config', join(insHost, 'inspector', 'inspector.ini')], /inspector listening on [^:]+:(\d+)/));
+  running.push(
+    await startService(['publish', '--config', join(pubHost, 'publisher', 'publisher.ini')], /publisher listening on [^:]+:(\d+)/),
+  );
+  running.push(
+    await startService(['inspector', 'run', '--config', join(insHost, 'inspector', 'inspector.ini')], /inspector listening on [^:]+:(\d+)/),
+  );
   // the gateway host: Haraka with the plugin (this checkout's plugin folder)
   const harakaDir = join(gwHost, 'gateway');
   mkdirSync(join(harakaDir, 'plugins'), { recursive: true });
   symlinkSync(join(PROJECT, 'plugins', 'ssmax'), join(harakaDir, 'plugins', 'ssmax'), 'dir');
-  writeFileSync(join(harakaDir, 'config', 'auth_flat_file.ini'), `${readFileSync(join(harakaDir, 'config', 'auth_flat_file.ini'), 'utf8')}alice@a.example=pw-alice\n`);
+  writeFileSync(
+    join(harakaDir, 'config', 'auth_flat_file.ini'),
+    `${readFileSync(join(harakaDir, 'config', 'auth_flat_file.ini'), 'utf8')}alice@a.example=pw-alice\n`,
+  );
   gateway = await startHaraka(harakaDir, A.ports.smtp, 60000);
   // the operator registers alice (the admin folder's ini points at the org CA folder by its absolute path)
-  expect(ssmax('registry', 'add', '--config', join(opsHost, 'admin', 'ssmax-abuse.ini'), 'alice@a.example', '--code', 'A-0001', '--identity-ref', 'EMP-0001', '--plain')).toMatch(/Registered alice@a\.example/);
+  expect(
+    ssmax(
+      'registry',
+      'add',
+      '--config',
+      join(opsHost, 'admin', 'ssmax-abuse.ini'),
+      'alice@a.example',
+      '--code',
+      'A-0001',
+      '--identity-ref',
+      'EMP-0001',
+      '--plain',
+    ),
+  ).toMatch(/Registered alice@a\.example/);
 
-  const msg = 'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: Split\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\nMessage-ID: <split-1@a.example>\r\n\r\nFrom a split deployment: Osprey-4410\r\n';
+  const msg =
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: Split\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\nMessage-ID: <split-1@a.example>\r\n\r\nFrom a split deployment: Osprey-4410\r\n';
   const reply = await smtp(A.ports.smtp, 'alice@a.example', ['bob@b.example'], msg, { user: 'alice@a.example', pass: 'pw-alice' });
   expect(reply).toMatch(/^250 .*SSMAX transparent mode, 1 copy/);
-  await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 60000, () => gateway!.logs().slice(-4000));
-  const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), B.mailbox.for('bob@b.example')[0]!.raw, { now: new Date() });
+  await waitFor(
+    () => B.mailbox.for('bob@b.example').length >= 1,
+    60000,
+    () => gateway!.logs().slice(-4000),
+  );
+  const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), B.mailbox.for('bob@b.example')[0]!.raw, {
+    now: new Date(),
+  });
   expect(opened.plaintext.toString('utf8')).toContain('Osprey-4410');
-  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
+    [1, 'a.example'],
+    [2, 'b.example'],
+  ]);
   // the inspection is the inspector host's (remote mode): the gateway holds no inspector key, and
   // without the inspector a submission tempfails
   expect(readFileSync(join(harakaDir, 'config', 'ssmax.ini'), 'utf8')).toMatch(/^mode=remote$/m);
   expect(() => readFileSync(join(harakaDir, 'config', 'pki', 'inspector.key'))).toThrow();
   await running[2]!.stop();
-  const without = await smtp(A.ports.smtp, 'alice@a.example', ['bob@b.example'], msg.replace('split-1@', 'split-2@'), { user: 'alice@a.example', pass: 'pw-alice' });
+  const without = await smtp(A.ports.smtp, 'alice@a.example', ['bob@b.example'], msg.replace('split-1@', 'split-2@'), {
+    user: 'alice@a.example',
+    pass: 'pw-alice',
+  });
   expect(without).toMatch(/^4\d\d /);
 });

@@ -51,7 +51,11 @@ function logOf(name: string): string {
 }
 
 async function ready(name: string, re: RegExp): Promise<void> {
-  await waitFor(() => re.test(logOf(name)), 90000, () => `${name} did not start:\n${logOf(name).slice(-3000)}`);
+  await waitFor(
+    () => re.test(logOf(name)),
+    90000,
+    () => `${name} did not start:\n${logOf(name).slice(-3000)}`,
+  );
 }
 
 afterAll(async () => {
@@ -59,7 +63,9 @@ afterAll(async () => {
   if (services?.pid) {
     try {
       process.kill(-services.pid, 'SIGTERM');
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
   await net?.stop();
   await new Promise((r) => setTimeout(r, 500));
@@ -99,8 +105,12 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   writeFileSync(join(root, 'ca.json'), JSON.stringify({ kind: 'root', crlNumber: 1, revoked: [], issued: [] }));
 
   settings = [
-    'DOMAIN=a.example', 'ORG="A Corp"', 'SSMAX="$PWD/ssmax"',
-    `SMTP_LISTEN=127.0.0.1:${A.ports.smtp}`, `KEYD_LISTEN=127.0.0.1:${A.ports.keyd}`, `PUBLISHER_LISTEN=127.0.0.1:${A.ports.publisher}`,
+    'DOMAIN=a.example',
+    'ORG="A Corp"',
+    'SSMAX="$PWD/ssmax"',
+    `SMTP_LISTEN=127.0.0.1:${A.ports.smtp}`,
+    `KEYD_LISTEN=127.0.0.1:${A.ports.keyd}`,
+    `PUBLISHER_LISTEN=127.0.0.1:${A.ports.publisher}`,
     `MAILBOX=127.0.0.1:${A.ports.mailbox}`,
     `PEER_OPTIONS="--peer b.example=https://ssmax.b.example:${B.ports.publisher}/.well-known/ssmax/bundle --host ssmax.b.example=127.0.0.1 --route b.example=127.0.0.1:${B.ports.smtp}"`,
   ].join('\n');
@@ -111,11 +121,20 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   await step('deploy-root');
   const setupOut = await step('deploy-setup');
   expect(setupOut).toMatch(/Organisation a\.example provisioned in/);
-  expect(readFileSync(join(work, 'ssmax', 'gateway', 'config', 'plugins'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'))).toEqual(['auth/flat_file', 'ssmax']);
+  expect(
+    readFileSync(join(work, 'ssmax', 'gateway', 'config', 'plugins'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#')),
+  ).toEqual(['auth/flat_file', 'ssmax']);
 
   // the start block backgrounds the services: bash in a process group of its own, stopped in afterAll
   const t1 = Date.now();
-  services = spawn('bash', ['-euo', 'pipefail', '-c', `${settings}\n${block('deploy-start')}`], { cwd: work, env: { ...process.env, ...env }, detached: true, stdio: 'ignore' });
+  services = spawn('bash', ['-euo', 'pipefail', '-c', `${settings}\n${block('deploy-start')}`], {
+    cwd: work,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: 'ignore',
+  });
   await ready('keyd', /keyd listening on/);
   await ready('publisher', /publisher listening on/);
   await ready('gateway', /Listening on/);
@@ -127,16 +146,27 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   expect(await step('deploy-user-profile')).toMatch(/Registered carol@a\.example as A-0002 with certificates/);
   expect(loadUserProfile(join(work, 'carol-profile')).address).toBe('carol@a.example');
   // Haraka re-reads the file in its master and in its worker (smtp.ini nodes unset: one worker); the worker answers
-  await waitFor(() => (logOf('gateway').match(/Reloaded file: .*auth_flat_file\.ini/g) ?? []).length >= 2, 60000, () => `the gateway did not re-read auth_flat_file.ini:\n${logOf('gateway').slice(-3000)}`);
+  await waitFor(
+    () => (logOf('gateway').match(/Reloaded file: .*auth_flat_file\.ini/g) ?? []).length >= 2,
+    60000,
+    () => `the gateway did not re-read auth_flat_file.ini:\n${logOf('gateway').slice(-3000)}`,
+  );
   await step('deploy-send');
-  await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 60000, () => `nothing reached bob@b.example; the gateway logged:\n${logOf('gateway').slice(-4000)}`);
+  await waitFor(
+    () => B.mailbox.for('bob@b.example').length >= 1,
+    60000,
+    () => `nothing reached bob@b.example; the gateway logged:\n${logOf('gateway').slice(-4000)}`,
+  );
   expect(logOf('gateway')).toMatch(/Queued \(SSMAX transparent mode, 1 copy\)/);
   const copy = B.mailbox.for('bob@b.example')[0]!;
   const bob = loadUserProfile(B.profiles['bob@b.example']!);
   const opened = await openMessage(bob, copy.raw, { now: new Date() });
   expect(opened.encrypted).toBe(true);
   expect(opened.plaintext.toString('utf8')).toContain('Hello from the new gateway.');
-  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
+    [1, 'a.example'],
+    [2, 'b.example'],
+  ]);
   expect(opened.hops.find((h) => h.instance === 1)?.verdicts).toBe('e2e:none');
   timings.push(['total', Date.now() - t0]);
 });

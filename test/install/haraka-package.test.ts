@@ -87,7 +87,8 @@ test('the tarball is a package of its own: built code, its dependencies, Haraka 
   const root = JSON.parse(readFileSync(join(PROJECT, 'package.json'), 'utf8')) as Record<string, Record<string, string>>;
   expect(pkg.peerDependencies).toEqual({ Haraka: `>=${lockedHarakaVersion()} <4` });
   expect(pkg.dependencies!.Haraka).toBeUndefined();
-  for (const [name, version] of Object.entries(root.dependencies!)) if (name !== 'Haraka') expect([name, pkg.dependencies![name]]).toEqual([name, version]);
+  for (const [name, version] of Object.entries(root.dependencies!))
+    if (name !== 'Haraka') expect([name, pkg.dependencies![name]]).toEqual([name, version]);
   // installed next to it: its dependencies, not a second Haraka
   expect(existsSync(join(site, 'node_modules', 'lmdb', 'package.json'))).toBe(true);
   expect(secondHarakaFromPackage).toBe(false);
@@ -96,11 +97,15 @@ test('the tarball is a package of its own: built code, its dependencies, Haraka 
   expect(statSync(join(pkgDir, 'index.js')).isFile()).toBe(true);
   // no module of the gateway reaches Haraka by require('Haraka/…')
   const gateway = join(pkgDir, 'dist', 'gateway');
-  for (const f of readdirSync(gateway).filter((n) => n.endsWith('.js'))) expect([f, readFileSync(join(gateway, f), 'utf8')]).not.toEqual([f, expect.stringMatching(/require\(["']Haraka\//)]);
+  for (const f of readdirSync(gateway).filter((n) => n.endsWith('.js')))
+    expect([f, readFileSync(join(gateway, f), 'utf8')]).not.toEqual([f, expect.stringMatching(/require\(["']Haraka\//)]);
 });
 
 test("README's block configured what it says: plugins, authentication, no conflicting defaults", () => {
-  const plugins = readFileSync(join(site, 'config', 'plugins'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const plugins = readFileSync(join(site, 'config', 'plugins'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   expect(plugins).toEqual(['auth/flat_file', 'ssmax']);
   expect(readFileSync(join(site, 'config', 'connection.ini'), 'utf8')).toMatch(/^spool_after=-1$/m);
   expect(readFileSync(join(site, 'config', 'me'), 'utf8').trim()).toBe('mx.a.example');
@@ -123,14 +128,21 @@ test('alice -> bob through the installed Haraka: the peer copy leaves by its out
   const reply = await smtp(haraka!.port, 'alice@a.example', ['bob@b.example'], sealed, { user: 'alice@a.example', pass: pass! });
   expect(reply).toMatch(/^250 .*SSMAX client mode, 1 copy/);
 
-  await waitFor(() => B.mailbox.for('bob@b.example').length >= 1, 60000, () => `no copy reached b.example; the installed Haraka logged:\n${haraka!.logs().slice(-4000)}`);
+  await waitFor(
+    () => B.mailbox.for('bob@b.example').length >= 1,
+    60000,
+    () => `no copy reached b.example; the installed Haraka logged:\n${haraka!.logs().slice(-4000)}`,
+  );
   const copies = B.mailbox.for('bob@b.example');
   expect(copies).toHaveLength(1);
   const bob = loadUserProfile(B.profiles['bob@b.example']!);
   const opened = await openMessage(bob, copies[0]!.raw, { now: new Date() });
   expect(opened.encrypted).toBe(true);
   expect(opened.plaintext).toEqual(original);
-  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+  expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
+    [1, 'a.example'],
+    [2, 'b.example'],
+  ]);
   // it went through the installed Haraka, not a.example's own gateway of the network
   expect(A.haraka.logs()).not.toMatch(/Heron|installed-1/);
   expect(haraka!.logs()).toMatch(/delivered file=/);
@@ -140,7 +152,11 @@ test("a changed ssmax.ini is reloaded through the installed Haraka's own config 
   const file = join(site, 'config', 'ssmax.ini');
   const before = readFileSync(file, 'utf8');
   writeFileSync(file, `${before}\n[chain]\nresealers=lists.c.example\n[keyd]\nbatch_max_ops=4\n`);
-  await waitFor(() => /ssmax: ssmax\.ini reloaded: chain\.resealers in effect now/.test(haraka!.logs()), 30000, () => haraka!.logs().slice(-3000));
+  await waitFor(
+    () => /ssmax: ssmax\.ini reloaded: chain\.resealers in effect now/.test(haraka!.logs()),
+    30000,
+    () => haraka!.logs().slice(-3000),
+  );
   expect(haraka!.logs()).toMatch(/ssmax: ssmax\.ini changed: keyd\.batch_max_ops takes effect after a restart of Haraka/);
   expect(haraka!.proc.exitCode).toBeNull();
 });

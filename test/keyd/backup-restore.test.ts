@@ -33,17 +33,34 @@ function ssmaxAsync(...args: string[]): Promise<{ status: number | null; stdout:
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
-    p.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+    p.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    p.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
     p.on('close', (status) => done({ status, stdout, stderr }));
   });
 }
 
 function opsFor(fx: OrgFixture, port: number): { ops: KeydOps; close(): void } {
-  const client = (role: 'gateway' | 'inspector') => new KeydClient({ url: `https://127.0.0.1:${port}`, servername: `keyd.${fx.domain}`, cert: fx.clients[role].cert, key: fx.clients[role].key, ca: fx.caPem });
+  const client = (role: 'gateway' | 'inspector') =>
+    new KeydClient({
+      url: `https://127.0.0.1:${port}`,
+      servername: `keyd.${fx.domain}`,
+      cert: fx.clients[role].cert,
+      key: fx.clients[role].key,
+      ca: fx.caPem,
+    });
   const g = client('gateway');
   const i = client('inspector');
-  return { ops: new KeydOps(defaultGroup, g, i), close: () => { g.close(); i.close(); } };
+  return {
+    ops: new KeydOps(defaultGroup, g, i),
+    close: () => {
+      g.close();
+      i.close();
+    },
+  };
 }
 
 async function open(ops: KeydOps, message: Buffer): Promise<Buffer> {
@@ -59,7 +76,9 @@ describe('restore drill', () => {
   let fx: OrgFixture;
   let keyd: ServiceProcess | undefined;
   let restored: ServiceProcess | undefined;
-  const original = Buffer.from('From: alice@a.example\r\nTo: bob@a.example\r\nSubject: before the backup\r\n\r\nDrill marker Kestrel-4410\r\n');
+  const original = Buffer.from(
+    'From: alice@a.example\r\nTo: bob@a.example\r\nSubject: before the backup\r\n\r\nDrill marker Kestrel-4410\r\n',
+  );
   let encrypted: Buffer;
   const backupDir = join(base, 'backup');
 
@@ -75,7 +94,12 @@ describe('restore drill', () => {
     try {
       const pub = await ops.orgKeys();
       const current = pub.keys.find((k) => k.keyId === pub.current)!;
-      encrypted = await collect(encryptMessage(original, [{ keyId: current.keyId, publicKey: new Uint8Array(Buffer.from(current.publicKey, 'hex')) }], { group: defaultGroup, rng: systemRng }));
+      encrypted = await collect(
+        encryptMessage(original, [{ keyId: current.keyId, publicKey: new Uint8Array(Buffer.from(current.publicKey, 'hex')) }], {
+          group: defaultGroup,
+          rng: systemRng,
+        }),
+      );
       expect(await open(ops, encrypted)).toEqual(original);
       // decryptions go on while the backup runs
       const busy = Promise.all(Array.from({ length: 20 }, () => open(ops, encrypted)));
@@ -87,11 +111,25 @@ describe('restore drill', () => {
       close();
     }
     expect(readdirSync(backupDir).sort()).toEqual(['data.mdb', 'ssmax-keyd-backup.json']);
-    const manifest = JSON.parse(readFileSync(join(backupDir, 'ssmax-keyd-backup.json'), 'utf8')) as { auditRecords: number; domain: string };
+    const manifest = JSON.parse(readFileSync(join(backupDir, 'ssmax-keyd-backup.json'), 'utf8')) as {
+      auditRecords: number;
+      domain: string;
+    };
     expect(manifest.domain).toBe('a.example');
     expect(manifest.auditRecords).toBeGreaterThanOrEqual(2);
     mkdirSync(join(base, 'shares'), { mode: 0o700 });
-    const shares = ssmax('keyd', 'backup-master', '--config', fx.configFile, '--shares', '3', '--threshold', '2', '--out-dir', join(base, 'shares'));
+    const shares = ssmax(
+      'keyd',
+      'backup-master',
+      '--config',
+      fx.configFile,
+      '--shares',
+      '3',
+      '--threshold',
+      '2',
+      '--out-dir',
+      join(base, 'shares'),
+    );
     expect({ status: shares.status, err: shares.stderr }).toEqual({ status: 0, err: '' });
     await keyd.stop(); // the host is lost
   });
@@ -100,9 +138,17 @@ describe('restore drill', () => {
     const host2 = join(base, 'host2');
     mkdirSync(host2);
     // the configuration and certificates come from configuration management; no data, no master key
-    for (const f of readdirSync(fx.dir)) if (/\.(pem|key|ini)$/.test(f) && f !== 'master.key') copyFileSync(join(fx.dir, f), join(host2, f));
+    for (const f of readdirSync(fx.dir))
+      if (/\.(pem|key|ini)$/.test(f) && f !== 'master.key') copyFileSync(join(fx.dir, f), join(host2, f));
     const config = join(host2, 'keyd.ini');
-    const master = ssmax('keyd', 'restore-master', '--out', join(host2, 'master.key'), join(base, 'shares', 'share-1.txt'), join(base, 'shares', 'share-3.txt'));
+    const master = ssmax(
+      'keyd',
+      'restore-master',
+      '--out',
+      join(host2, 'master.key'),
+      join(base, 'shares', 'share-1.txt'),
+      join(base, 'shares', 'share-3.txt'),
+    );
     expect({ status: master.status, err: master.stderr }).toMatchObject({ status: 0 });
     const r = ssmax('keyd', 'restore', '--config', config, '--from', backupDir);
     expect({ status: r.status, err: r.stderr }).toEqual({ status: 0, err: '' });
@@ -139,7 +185,10 @@ describe('restore drill', () => {
     expect(bad.stderr).toMatch(/does not match its manifest/);
 
     createMasterKeyFile(join(host3, 'other.key'));
-    writeFileSync(join(host3, 'keyd.ini'), readFileSync(join(host3, 'keyd.ini'), 'utf8').replace('master_key=master.key', 'master_key=other.key'));
+    writeFileSync(
+      join(host3, 'keyd.ini'),
+      readFileSync(join(host3, 'keyd.ini'), 'utf8').replace('master_key=master.key', 'master_key=other.key'),
+    );
     const other = ssmax('keyd', 'restore', '--config', join(host3, 'keyd.ini'), '--from', backupDir);
     expect(other.status).not.toBe(0);
     expect(other.stderr).toMatch(/made with another master key/);
@@ -157,7 +206,10 @@ describe('restore drill', () => {
       const dir = join(base, name);
       mkdirSync(dir);
       writeFileSync(join(dir, 'data.mdb'), bytes);
-      writeFileSync(join(dir, 'ssmax-keyd-backup.json'), JSON.stringify({ ...manifest, sha256: createHash('sha256').update(bytes).digest('hex'), ...changes }));
+      writeFileSync(
+        join(dir, 'ssmax-keyd-backup.json'),
+        JSON.stringify({ ...manifest, sha256: createHash('sha256').update(bytes).digest('hex'), ...changes }),
+      );
       return dir;
     };
     // One audit record altered in a copy of the store.
@@ -171,8 +223,16 @@ describe('restore drill', () => {
     const cases: [string, string, RegExp][] = [
       ['an altered audit record', backupOf('altered', readFileSync(join(scratch, 'data.mdb'))), /audit chain does not verify/],
       ['bytes that are no store', backupOf('garbage', Buffer.alloc(64 * 1024, 0x41)), /cannot be opened|not a|invalid/i],
-      ['a longer chain promised than the copy holds', backupOf('short', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 10_000 }), /10000/],
-      ['a manifest of the wrong form', backupOf('form', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 'many' }), /not a valid backup manifest/],
+      [
+        'a longer chain promised than the copy holds',
+        backupOf('short', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 10_000 }),
+        /10000/,
+      ],
+      [
+        'a manifest of the wrong form',
+        backupOf('form', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 'many' }),
+        /not a valid backup manifest/,
+      ],
     ];
     const dataDir = join(host4, 'data');
     for (const [what, dir, message] of cases) {
@@ -182,7 +242,10 @@ describe('restore drill', () => {
         const r = ssmax('keyd', 'restore', '--config', config, '--from', dir);
         expect({ what, status: r.status === 0 ? 0 : 'refused' }).toEqual({ what, status: 'refused' });
         expect(r.stderr).toMatch(message);
-        expect({ what, dataDir: existsSync(dataDir) ? readdirSync(dataDir) : 'absent' }).toEqual({ what, dataDir: emptyDataDir ? [] : 'absent' });
+        expect({ what, dataDir: existsSync(dataDir) ? readdirSync(dataDir) : 'absent' }).toEqual({
+          what,
+          dataDir: emptyDataDir ? [] : 'absent',
+        });
         expect(readdirSync(host4).filter((f) => f.includes('restore'))).toEqual([]);
       }
     }

@@ -7,8 +7,17 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
-  type Capsule, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups,
-  newMessageKey, systemRng, unblindReencryption,
+  type Capsule,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
+  unblindReencryption,
 } from '../../src/crypto';
 import { BatchHandler } from '../../src/keyd/batch';
 import { KeydClientError } from '../../src/keyd/client';
@@ -26,14 +35,26 @@ const bob = generateEncryptionKeyPair(g, systemRng);
 const GATEWAY: Actor = { role: 'gateway', name: 'CN=gw test' };
 const ADMIN: Actor = { role: 'admin', name: 'CN=admin test' };
 
-interface Slot { u?: string; v?: string; targetKeyId?: string; z?: string; c?: string; s?: string; error?: { code: string; status: number; message: string } }
+interface Slot {
+  u?: string;
+  v?: string;
+  targetKeyId?: string;
+  z?: string;
+  c?: string;
+  s?: string;
+  error?: { code: string; status: number; message: string };
+}
 
 /** A capsule to the org key and the re-encryption op for `address`, with what it takes to check the answer. */
 function reencryptOp(orgKey: { keyId: string; publicKey: Uint8Array }, address: string) {
   const P = newMessageKey(g, systemRng);
   const capsule: Capsule = encapsulate(g, P, orgKey, systemRng);
   const { request, blinding } = blindForReencryption(g, capsule, systemRng);
-  return { P, blinding, op: { op: 'reencrypt', keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'user', address } } };
+  return {
+    P,
+    blinding,
+    op: { op: 'reencrypt', keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'user', address } },
+  };
 }
 
 function decryptOp(orgKey: { keyId: string; publicKey: Uint8Array }) {
@@ -57,9 +78,18 @@ describe('batch handler over a real store', () => {
     fx = makeOrgFixture();
     parts = openKeyd(loadKeydConfig(fx.configFile));
     await parts.service.maintain({ role: 'keyd', name: 'keyd schedule' });
-    await parts.service.addUser(ADMIN, { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'), encryptionKeyId: 'bob-1' });
+    await parts.service.addUser(ADMIN, {
+      address: 'bob@a.example',
+      code: 'U-1',
+      identityRef: 'EMP-1',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+      encryptionKeyId: 'bob-1',
+    });
     const pub = parts.service.publicMaterial() as { current: string; keys: { keyId: string; publicKey: string }[] };
-    orgKey = { keyId: pub.current, publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')) };
+    orgKey = {
+      keyId: pub.current,
+      publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')),
+    };
   });
   afterAll(async () => {
     await parts?.store.close();
@@ -84,7 +114,13 @@ describe('batch handler over a real store', () => {
     const after = parts.audit.verify();
     expect(after).toEqual({ ok: true, count: (before as { count: number }).count + 5 });
     const tail = parts.audit.tail(5);
-    expect(tail.map((t) => [t.op, t.result])).toEqual([['reencrypt', 'ok'], ['reencrypt', 'refused'], ['decrypt', 'refused'], ['batch', 'refused'], ['reencrypt', 'ok']]);
+    expect(tail.map((t) => [t.op, t.result])).toEqual([
+      ['reencrypt', 'ok'],
+      ['reencrypt', 'refused'],
+      ['decrypt', 'refused'],
+      ['batch', 'refused'],
+      ['reencrypt', 'ok'],
+    ]);
     expect(tail[1]!.reason).toMatch(/target-refused/);
     expect(tail[0]!.target).toBe('user:bob@a.example');
   });
@@ -106,9 +142,14 @@ describe('batch handler over a real store', () => {
     const audit = parts.audit as unknown as { appendMany: (...a: unknown[]) => Promise<unknown> };
     const real = audit.appendMany;
     let calls = 0;
-    audit.appendMany = () => { calls++; return Promise.reject(new KeydError('audit-failed', 'disk full (test)')); };
+    audit.appendMany = () => {
+      calls++;
+      return Promise.reject(new KeydError('audit-failed', 'disk full (test)'));
+    };
     try {
-      await expect(handler.run(GATEWAY, { ops: [reencryptOp(orgKey, 'bob@a.example').op, reencryptOp(orgKey, 'bob@a.example').op] })).rejects.toMatchObject({ code: 'audit-failed', status: 503 });
+      await expect(
+        handler.run(GATEWAY, { ops: [reencryptOp(orgKey, 'bob@a.example').op, reencryptOp(orgKey, 'bob@a.example').op] }),
+      ).rejects.toMatchObject({ code: 'audit-failed', status: 503 });
       expect(calls).toBe(1);
     } finally {
       audit.appendMany = real;
@@ -127,9 +168,18 @@ describe('POST /v1/batch on a real keyd over mutual TLS', () => {
     writeFileSync(fx.configFile, readFileSync(fx.configFile, 'utf8').replace('[limits]\n', '[limits]\nmax_batch_ops=4\n'));
     keyd = await startKeydProcess(fx.configFile);
     const admin = clientFor(fx, keyd.port, fx.clients.admin);
-    await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'), encryptionKeyId: 'bob-1' });
+    await admin.call('POST', '/v1/registry/users', {
+      address: 'bob@a.example',
+      code: 'U-1',
+      identityRef: 'EMP-1',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+      encryptionKeyId: 'bob-1',
+    });
     const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
-    orgKey = { keyId: pub.current, publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')) };
+    orgKey = {
+      keyId: pub.current,
+      publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')),
+    };
     admin.close();
   });
   afterAll(async () => {
@@ -153,8 +203,18 @@ describe('POST /v1/batch on a real keyd over mutual TLS', () => {
       const d1 = decryptOp(orgKey);
       const d2 = decryptOp(orgKey);
       const rd = await ins.call<{ results: Slot[] }>('POST', '/v1/batch', { ops: [d1.op, a.op, d2.op] });
-      for (const [slot, made] of [[rd.results[0]!, d1], [rd.results[2]!, d2]] as const) {
-        expect(completeBlindedDecryption(g, made.blinding, { z: unb64(slot.z), proof: { c: unb64(slot.c), s: unb64(slot.s) } }, orgKey.publicKey)).toEqual({ ok: true, messageKey: made.P });
+      for (const [slot, made] of [
+        [rd.results[0]!, d1],
+        [rd.results[2]!, d2],
+      ] as const) {
+        expect(
+          completeBlindedDecryption(
+            g,
+            made.blinding,
+            { z: unb64(slot.z), proof: { c: unb64(slot.c), s: unb64(slot.s) } },
+            orgKey.publicKey,
+          ),
+        ).toEqual({ ok: true, messageKey: made.P });
       }
       expect(rd.results[1]!.error).toMatchObject({ code: 'forbidden' }); // an inspector may not re-encrypt
 
@@ -175,7 +235,10 @@ describe('POST /v1/batch on a real keyd over mutual TLS', () => {
     try {
       const before = await admin.call<{ count: number }>('GET', '/v1/audit/verify');
       const ops = Array.from({ length: 5 }, () => reencryptOp(orgKey, 'bob@a.example').op);
-      const err = await gw.call('POST', '/v1/batch', { ops }).then(() => undefined, (e: unknown) => e);
+      const err = await gw.call('POST', '/v1/batch', { ops }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(KeydClientError);
       expect((err as KeydClientError).status).toBe(413);
       expect((err as KeydClientError).code).toBe('too-large');

@@ -9,9 +9,7 @@
  * batch keyd finds too large and the fan-out's request sizes as a unit, with a
  * stand-in client.
  */
-import {
-  type Capsule, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng,
-} from '../../src/crypto';
+import { type Capsule, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng } from '../../src/crypto';
 import { BATCH_DEFAULTS, FANOUT_IN_FLIGHT, FANOUT_MAX_OPS, KeydBatcher } from '../../src/keyd/client-batch';
 import { KeydOps } from '../../src/keyd/client-ops';
 import { GatewayError } from '../../src/mail/replies';
@@ -39,10 +37,19 @@ describe('coalescing against a real keyd', () => {
     keyd = await startKeydProcess(fx.configFile);
     const admin = clientFor(fx, keyd.port, fx.clients.admin);
     for (const [i, u] of users.entries()) {
-      await admin.call('POST', '/v1/registry/users', { address: u.address, code: `U-${i}`, identityRef: `EMP-${i}`, encryptionPublicKey: Buffer.from(u.pair.publicKey).toString('hex'), encryptionKeyId: `k-${i}` });
+      await admin.call('POST', '/v1/registry/users', {
+        address: u.address,
+        code: `U-${i}`,
+        identityRef: `EMP-${i}`,
+        encryptionPublicKey: Buffer.from(u.pair.publicKey).toString('hex'),
+        encryptionKeyId: `k-${i}`,
+      });
     }
     const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
-    orgKey = { keyId: pub.current, publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')) };
+    orgKey = {
+      keyId: pub.current,
+      publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')),
+    };
     admin.close();
   });
   afterAll(async () => {
@@ -64,7 +71,10 @@ describe('coalescing against a real keyd', () => {
     const P = newMessageKey(g, systemRng);
     const capsule = encapsulate(g, P, orgKey, systemRng);
     const batched = await fanOut(new KeydOps(g, client('gateway'), undefined, 5000, Date.now), capsule);
-    const single = await fanOut(new KeydOps(g, client('gateway'), undefined, 5000, Date.now, { windowMs: 0, maxOps: 1, maxBytes: 60000 }), capsule);
+    const single = await fanOut(
+      new KeydOps(g, client('gateway'), undefined, 5000, Date.now, { windowMs: 0, maxOps: 1, maxBytes: 60000 }),
+      capsule,
+    );
     expect(single.requests).toBe(N);
     expect(batched.requests).toBeLessThan(N);
     expect(batched.requests).toBe(Math.ceil(N / BATCH_DEFAULTS.maxOps)); // all issued in one turn of the event loop: full batches
@@ -121,30 +131,42 @@ describe('coalescing against a real keyd', () => {
     expect(ops.gatewayOps.requests).toBe(1);
     expect(answers).toHaveLength(N + 1);
     expect(answers[5]).toEqual({ refused: expect.stringMatching(/nobody@a\.example.*not a registered user/) });
-    const opened = answers.filter((_, i) => i !== 5).map((a, i) => {
-      if (!('capsule' in a)) throw new Error(`member ${i} refused: ${a.refused}`);
-      expect(a.capsule.keyId).toBe(`k-${i}`);
-      expect(a).not.toHaveProperty('notice');
-      return Buffer.from(decapsulate(g, a.capsule, users[i]!.pair.privateKey)).toString('hex');
-    });
+    const opened = answers
+      .filter((_, i) => i !== 5)
+      .map((a, i) => {
+        if (!('capsule' in a)) throw new Error(`member ${i} refused: ${a.refused}`);
+        expect(a.capsule.keyId).toBe(`k-${i}`);
+        expect(a).not.toHaveProperty('notice');
+        return Buffer.from(decapsulate(g, a.capsule, users[i]!.pair.privateKey)).toString('hex');
+      });
     expect(opened).toEqual(users.map(() => Buffer.from(P).toString('hex')));
   });
 
   test('a fan-out fails as a whole for a fault of the capsule (unknown key), as a single re-encryption would', async () => {
     const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
     const capsule = { ...encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng), keyId: 'a.example:v99' };
-    await expect(ops.reencryptMany(capsule, users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })), ['k-0', 'k-1', 'k-2'])).rejects.toThrow(/unknown key id/);
+    await expect(
+      ops.reencryptMany(
+        capsule,
+        users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })),
+        ['k-0', 'k-1', 'k-2'],
+      ),
+    ).rejects.toThrow(/unknown key id/);
   });
 
   // last: it rotates the organisation key of this keyd
-  test('a fan-out of a capsule for a retired key version passes on keyd\'s notice in every answer, as reencrypt does', async () => {
+  test("a fan-out of a capsule for a retired key version passes on keyd's notice in every answer, as reencrypt does", async () => {
     const admin = client('admin');
     await admin.call('POST', '/v1/keys/rotate', {});
     const { current } = await admin.call<{ current: string }>('GET', '/v1/public');
     expect(current).not.toBe(orgKey.keyId);
     const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
     const capsule = encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng);
-    const answers = await ops.reencryptMany(capsule, users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })), ['k-0', 'k-1', 'k-2']);
+    const answers = await ops.reencryptMany(
+      capsule,
+      users.slice(0, 3).map((u) => ({ kind: 'user' as const, address: u.address })),
+      ['k-0', 'k-1', 'k-2'],
+    );
     expect(answers).toEqual(users.slice(0, 3).map(() => expect.objectContaining({ notice: 'retired', current })));
     const single = await ops.reencrypt(capsule, { kind: 'user', address: users[0]!.address }, 'k-0');
     expect(single).toMatchObject({ notice: 'retired', current });
@@ -164,7 +186,11 @@ describe('fallback', () => {
     const b = new KeydBatcher(stub);
     const settled = await Promise.allSettled([1, 2, 3].map((n) => b.call('reencrypt', { n })));
     expect(paths).toEqual(['/v1/batch', '/v1/reencrypt', '/v1/reencrypt', '/v1/reencrypt']);
-    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as KeydClientError).code))).toEqual([{ n: 1 }, 'target-refused', { n: 3 }]);
+    expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : (s.reason as KeydClientError).code))).toEqual([
+      { n: 1 },
+      'target-refused',
+      { n: 3 },
+    ]);
   });
 
   test('a fan-out goes in batches of at most FANOUT_MAX_OPS, a few in flight, each operation answered in order', async () => {
@@ -179,18 +205,28 @@ describe('fallback', () => {
       inFlight--;
       if (path !== '/v1/batch') return { n: body?.n };
       sizes.push(body!.ops!.length);
-      return { results: body!.ops!.map((o) => (o.n === 7 ? { error: { code: 'target-refused', message: 'no', status: 403 } } : { n: o.n })) };
+      return {
+        results: body!.ops!.map((o) => (o.n === 7 ? { error: { code: 'target-refused', message: 'no', status: 403 } } : { n: o.n })),
+      };
     }) as KeydClient['call'];
     const b = new KeydBatcher(stub);
     const count = 5 * FANOUT_MAX_OPS + 3;
-    const settled = await b.many('reencrypt', Array.from({ length: count }, (_, n) => ({ n })));
+    const settled = await b.many(
+      'reencrypt',
+      Array.from({ length: count }, (_, n) => ({ n })),
+    );
     expect(sizes).toEqual([...Array.from({ length: 5 }, () => FANOUT_MAX_OPS), 3]);
     expect(most).toBe(FANOUT_IN_FLIGHT);
-    expect(settled.map((s) => (s.status === 'fulfilled' ? (s.value as { n: number }).n : (s.reason as KeydClientError).code))).toEqual(Array.from({ length: count }, (_, n) => (n === 7 ? 'target-refused' : n)));
+    expect(settled.map((s) => (s.status === 'fulfilled' ? (s.value as { n: number }).n : (s.reason as KeydClientError).code))).toEqual(
+      Array.from({ length: count }, (_, n) => (n === 7 ? 'target-refused' : n)),
+    );
     // with batching off (batch_max_ops=1): one single request per operation
     const paths: string[] = [];
     const off = Object.create(KeydClient.prototype) as KeydClient;
-    off.call = (async (_m: string, path: string, body?: { n?: number }) => { paths.push(path); return { n: body?.n }; }) as KeydClient['call'];
+    off.call = (async (_m: string, path: string, body?: { n?: number }) => {
+      paths.push(path);
+      return { n: body?.n };
+    }) as KeydClient['call'];
     await new KeydBatcher(off, { ...BATCH_DEFAULTS, maxOps: 1 }).many('reencrypt', [{ n: 1 }, { n: 2 }]);
     expect(paths).toEqual(['/v1/reencrypt', '/v1/reencrypt']);
   });
@@ -204,14 +240,19 @@ describe('fallback', () => {
       if (body!.ops!.length > 3) throw new KeydClientError('too-large', 'A batch holds at most 3 operations', 413);
       return { results: body!.ops!.map((o) => ({ n: o.n })) };
     }) as KeydClient['call'];
-    const settled = await new KeydBatcher(stub).many('reencrypt', Array.from({ length: 10 }, (_, n) => ({ n })));
+    const settled = await new KeydBatcher(stub).many(
+      'reencrypt',
+      Array.from({ length: 10 }, (_, n) => ({ n })),
+    );
     expect([...sizes].sort((a, b) => b - a)).toEqual([10, 5, 5, 3, 3, 2, 2]);
     expect(settled.map((s) => s.status === 'fulfilled' && (s.value as { n: number }).n)).toEqual(Array.from({ length: 10 }, (_, n) => n));
   });
 
   test('a whole-request failure fails every operation in the batch with that error', async () => {
     const stub = Object.create(KeydClient.prototype) as KeydClient;
-    stub.call = (async () => { throw new KeydClientError('busy', 'Too many requests', 503); }) as KeydClient['call'];
+    stub.call = (async () => {
+      throw new KeydClientError('busy', 'Too many requests', 503);
+    }) as KeydClient['call'];
     const b = new KeydBatcher(stub);
     const settled = await Promise.allSettled([1, 2].map((n) => b.call('decrypt', { n })));
     expect(settled.map((s) => s.status === 'rejected' && (s.reason as KeydClientError).transient)).toEqual([true, true]);

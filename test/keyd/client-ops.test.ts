@@ -8,7 +8,14 @@ import { GatewayError } from '../../src/mail/replies';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
 import { KeydOps, type UserFacts } from '../../src/keyd/client-ops';
 
-const active = (address: string): UserFacts => ({ address, status: 'active', kind: 'organisation', inspectionConsent: false, encryptionKeyId: 'k1', signingCertificate: null });
+const active = (address: string): UserFacts => ({
+  address,
+  status: 'active',
+  kind: 'organisation',
+  inspectionConsent: false,
+  encryptionKeyId: 'k1',
+  signingCertificate: null,
+});
 
 function keyd(answer: (address: string) => UserFacts | undefined): { client: KeydClient; calls: string[] } {
   const calls: string[] = [];
@@ -85,18 +92,26 @@ describe('proofs checked against the certified key', () => {
   function lyingKeyd(): KeydClient {
     const client = Object.create(KeydClient.prototype) as KeydClient;
     client.call = (async (_method: string, path: string, body?: { e: string; target?: unknown }) => {
-      if (path === '/v1/public') return { current: keyId, keys: [{ keyId, publicKey: Buffer.from(liar.publicKey).toString('hex'), state: 'current' }] };
+      if (path === '/v1/public')
+        return { current: keyId, keys: [{ keyId, publicKey: Buffer.from(liar.publicKey).toString('hex'), state: 'current' }] };
       if (path === '/v1/decrypt') {
-        const r = answerBlindedDecryption(group, liar.privateKey, liar.publicKey, { e: new Uint8Array(Buffer.from(body!.e, 'base64url')) }, systemRng);
+        const r = answerBlindedDecryption(
+          group,
+          liar.privateKey,
+          liar.publicKey,
+          { e: new Uint8Array(Buffer.from(body!.e, 'base64url')) },
+          systemRng,
+        );
         return { z: b64(r.z), c: b64(r.proof.c), s: b64(r.proof.s) };
       }
-      if (path === '/v1/reencrypt') return { u: b64(new Uint8Array(33).fill(2)), v: b64(new Uint8Array(33).fill(2)), targetKeyId: 'b.example:v9' };
+      if (path === '/v1/reencrypt')
+        return { u: b64(new Uint8Array(33).fill(2)), v: b64(new Uint8Array(33).fill(2)), targetKeyId: 'b.example:v9' };
       throw new Error(`unexpected ${path}`);
     }) as KeydClient['call'];
     return client;
   }
 
-  test('unanchored (keyd\'s own report), the lie goes through: a wrong message key', async () => {
+  test("unanchored (keyd's own report), the lie goes through: a wrong message key", async () => {
     const ops = new KeydOps(group, lyingKeyd(), lyingKeyd());
     const got = await ops.messageKey(capsule, await ops.certifiedKey(keyId));
     expect(Buffer.from(got.messageKey).equals(Buffer.from(messageKey))).toBe(false);
@@ -105,7 +120,10 @@ describe('proofs checked against the certified key', () => {
   test('anchored in the bundle, the proof fails and the answer is refused (4xx: the message stays with the sender)', async () => {
     const ops = new KeydOps(group, lyingKeyd(), lyingKeyd());
     ops.anchorProofs((id) => Promise.resolve(id === keyId ? real.publicKey : undefined));
-    const err = await ops.messageKey(capsule, await ops.certifiedKey(keyId)).then(() => undefined, (e: unknown) => e);
+    const err = await ops.messageKey(capsule, await ops.certifiedKey(keyId)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.7.5' });
     expect((err as GatewayError).message).toMatch(/key service answer refused/);
@@ -114,7 +132,10 @@ describe('proofs checked against the certified key', () => {
 
   test('a re-encryption answer for another key than the target asked is refused', async () => {
     const ops = new KeydOps(group, lyingKeyd());
-    const err = await ops.reencrypt(capsule, { kind: 'user', address: 'bob@b.example' }, 'bob-key-1').then(() => undefined, (e: unknown) => e);
+    const err = await ops.reencrypt(capsule, { kind: 'user', address: 'bob@b.example' }, 'bob-key-1').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).message).toMatch(/re-encrypted to "b\.example:v9", asked for "bob-key-1"/);
   });

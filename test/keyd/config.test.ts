@@ -20,10 +20,22 @@ test('config/ssmax-keyd.ini writes out every default with its built-in value, an
 test.each([
   ['[keyd]\ndomain=a.example\n', /\[keyd\] data_dir: is required/],
   ['[keyd]\ndomain=not a domain\ndata_dir=d\nmaster_key=m\n', /domain: "not a domain" is not a domain name/],
-  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n', /\[pki\] org_ca: is required/],
-  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[keys]\nvalidity_days=10\nrenew_before_days=20\n', /\[keys\] renew_before_days: must be less than validity_days/],
-  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[limits]\ncrypto_threads=two\n', /\[limits\] crypto_threads: must be "auto" or a whole number from 0 to 64, got 'two'/],
-  ['[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[limits]\ncrypto_threads=1.5\n', /crypto_threads: must be "auto" or a whole number/],
+  [
+    '[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\nroots=r\n',
+    /\[pki\] org_ca: is required/,
+  ],
+  [
+    '[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[keys]\nvalidity_days=10\nrenew_before_days=20\n',
+    /\[keys\] renew_before_days: must be less than validity_days/,
+  ],
+  [
+    '[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[limits]\ncrypto_threads=two\n',
+    /\[limits\] crypto_threads: must be "auto" or a whole number from 0 to 64, got 'two'/,
+  ],
+  [
+    '[keyd]\ndomain=a.example\ndata_dir=d\nmaster_key=m\n[tls]\ncert=c\nkey=k\nclient_ca=ca\n[pki]\norg_ca=o\nroots=r\n[limits]\ncrypto_threads=1.5\n',
+    /crypto_threads: must be "auto" or a whole number/,
+  ],
 ])('a bad keyd config is refused naming the key: %#', (text, message) => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-kcfg-'));
   writeFileSync(join(dir, 'keyd.ini'), text);

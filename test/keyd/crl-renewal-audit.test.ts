@@ -29,7 +29,10 @@ beforeAll(() => {
 /** A CRL of the org CA with number `n`, due for renewal at `now`. */
 function dueCrl(name: string, n: number, now: number): string {
   const file = join(dir, name);
-  writeFileSync(file, createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now - DAY), nextUpdate: new Date(now + DAY), crlNumber: n }).pem);
+  writeFileSync(
+    file,
+    createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now - DAY), nextUpdate: new Date(now + DAY), crlNumber: n }).pem,
+  );
   return file;
 }
 
@@ -48,7 +51,9 @@ test('a renewal: the file holds the number its audit record names, nothing stage
     const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit).run(new Date(now));
     expect(state!.error).toBeUndefined();
     expect(parseCrl(readFileSync(file, 'utf8')).crlNumber).toBe(5n);
-    expect(renewals(audit).map((r) => r.reason)).toEqual([expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: number 5 `))]);
+    expect(renewals(audit).map((r) => r.reason)).toEqual([
+      expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: number 5 `)),
+    ]);
     expect(existsSync(stagedFile(file))).toBe(false);
     expect(audit.verify()).toMatchObject({ ok: true });
   } finally {
@@ -78,7 +83,16 @@ test('stopped between the audit record and the rename: the next run puts the aud
     // What a stop right after the commit leaves: CRL 21 staged, its record in the log, the file still at 20.
     const renewed = createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY), crlNumber: 21 });
     writeFileSync(stagedFile(file), renewed.pem);
-    await audit.append({ actor: 'keyd schedule', role: 'keyd', op: 'crl.renew', result: 'ok', reason: `${file}: number 21 with 0 revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}` }, new Date(now));
+    await audit.append(
+      {
+        actor: 'keyd schedule',
+        role: 'keyd',
+        op: 'crl.renew',
+        result: 'ok',
+        reason: `${file}: number 21 with 0 revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`,
+      },
+      new Date(now),
+    );
     const log: string[] = [];
     const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
     expect(state!.error).toBeUndefined();
@@ -96,7 +110,10 @@ test('a staged CRL without its audit record (stopped before the commit) is remov
   const file = dueCrl('orphan.crl.pem', 30, now);
   const { store, audit } = await openAudit('orphan-store');
   try {
-    writeFileSync(stagedFile(file), createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY), crlNumber: 31 }).pem);
+    writeFileSync(
+      stagedFile(file),
+      createCrl(fx.orgCa, { entries: [], thisUpdate: new Date(now), nextUpdate: new Date(now + 7 * DAY), crlNumber: 31 }).pem,
+    );
     const log: string[] = [];
     const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
     expect(state!.error).toBeUndefined();

@@ -8,8 +8,18 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CryptoError, blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups,
-  newMessageKey, systemRng, unblindReencryption, verifyReencryption,
+  CryptoError,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
+  unblindReencryption,
+  verifyReencryption,
 } from '../../src/crypto';
 import { ThreadedCrypto, inlineCrypto } from '../../src/keyd/crypto-threads';
 
@@ -21,27 +31,33 @@ describe('keyd crypto threads', () => {
   const bob = generateEncryptionKeyPair(g, systemRng);
   const bobPub = g.encodeUncompressed(g.decode(bob.publicKey, 'bob'));
   let threads: ThreadedCrypto;
-  beforeAll(() => { threads = new ThreadedCrypto(2); });
-  afterAll(async () => { await threads.close(); });
+  beforeAll(() => {
+    threads = new ThreadedCrypto(2);
+  });
+  afterAll(async () => {
+    await threads.close();
+  });
 
   test('re-encryption and blinded decryption on threads complete like inline ones, for many jobs at once', async () => {
     const inline = inlineCrypto(g, systemRng);
-    await Promise.all(Array.from({ length: 40 }, async (_, i) => {
-      const P = newMessageKey(g, systemRng);
-      const capsule = encapsulate(g, P, { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
-      const runner = i % 4 === 0 ? inline : threads;
-      const re = blindForReencryption(g, capsule, systemRng);
-      const answer = await runner.reencrypt(org.privateKey, orgPub, re.request, bobPub);
-      expect(verifyReencryption(g, org.publicKey, re.request, bob.publicKey, answer)).toBe(true); // the proof crosses the thread boundary intact
-      const moved = unblindReencryption(g, re.blinding, answer, { keyId: 'bob-1' });
-      expect(Buffer.from(decapsulate(g, moved, bob.privateKey))).toEqual(Buffer.from(P));
-      const de = blindForDecryption(g, capsule, systemRng);
-      const opened = completeBlindedDecryption(g, de.blinding, await runner.decrypt(org.privateKey, orgPub, de.request), org.publicKey);
-      expect(opened.ok && Buffer.from(opened.messageKey)).toEqual(Buffer.from(P));
-    }));
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const P = newMessageKey(g, systemRng);
+        const capsule = encapsulate(g, P, { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
+        const runner = i % 4 === 0 ? inline : threads;
+        const re = blindForReencryption(g, capsule, systemRng);
+        const answer = await runner.reencrypt(org.privateKey, orgPub, re.request, bobPub);
+        expect(verifyReencryption(g, org.publicKey, re.request, bob.publicKey, answer)).toBe(true); // the proof crosses the thread boundary intact
+        const moved = unblindReencryption(g, re.blinding, answer, { keyId: 'bob-1' });
+        expect(Buffer.from(decapsulate(g, moved, bob.privateKey))).toEqual(Buffer.from(P));
+        const de = blindForDecryption(g, capsule, systemRng);
+        const opened = completeBlindedDecryption(g, de.blinding, await runner.decrypt(org.privateKey, orgPub, de.request), org.publicKey);
+        expect(opened.ok && Buffer.from(opened.messageKey)).toEqual(Buffer.from(P));
+      }),
+    );
   });
 
-  test('a point off the curve is refused with the crypto core\'s code, as inline', async () => {
+  test("a point off the curve is refused with the crypto core's code, as inline", async () => {
     const bad = new Uint8Array(65).fill(7);
     bad[0] = 4;
     for (const runner of [threads, inlineCrypto(g, systemRng)]) {
@@ -57,13 +73,16 @@ describe('keyd crypto threads', () => {
     writeFileSync(script, "require('node:worker_threads').parentPort.on('message', () => process.exit(3));\n");
     const dying = new ThreadedCrypto(1, script);
     try {
-      for (let i = 0; i < 3; i++) await expect(dying.reencrypt(org.privateKey, orgPub, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
+      for (let i = 0; i < 3; i++)
+        await expect(dying.reencrypt(org.privateKey, orgPub, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
     } finally {
       await dying.close();
     }
   });
 
   test('a missing worker script is refused at start, naming it', () => {
-    expect(() => new ThreadedCrypto(1, '/nonexistent/crypto-worker.js')).toThrow(/crypto worker "\/nonexistent\/crypto-worker.js" is missing/);
+    expect(() => new ThreadedCrypto(1, '/nonexistent/crypto-worker.js')).toThrow(
+      /crypto worker "\/nonexistent\/crypto-worker.js" is missing/,
+    );
   });
 });

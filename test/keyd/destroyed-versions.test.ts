@@ -34,13 +34,15 @@ function destroyedError(fn: () => unknown): KeydError {
   throw new Error('expected key-destroyed');
 }
 
-describe('the keyring cache (real LMDB, a clock under the test\'s control)', () => {
+describe("the keyring cache (real LMDB, a clock under the test's control)", () => {
   const fx = makeOrgFixture({ keys: NO_GRACE });
   const config = loadKeydConfig(fx.configFile);
   let now = new Date();
   const parts = openKeyd(config, () => now);
   afterAll(() => parts.store.close());
-  const tick = () => { now = new Date(now.getTime() + 1000); };
+  const tick = () => {
+    now = new Date(now.getTime() + 1000);
+  };
 
   test('destroyed by this keyd: the cached private key is overwritten and the version refused', async () => {
     await parts.service.maintain(KEYD_ACTOR);
@@ -74,14 +76,23 @@ describe('the keyring cache (real LMDB, a clock under the test\'s control)', () 
     expect(isZero(held)).toBe(true);
   });
 
-  test('a new version\'s private key is wiped once wrapped; an unwrapped one once the cache holds its copy', () => {
+  test("a new version's private key is wiped once wrapped; an unwrapped one once the cache holds its copy", () => {
     const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
     const secrets: Uint8Array[] = [];
     const unwrapped: Uint8Array[] = [];
     const wrap = wrapper.wrap.bind(wrapper);
     const unwrap = wrapper.unwrap.bind(wrapper);
-    wrapper.wrap = (label, secret) => { secrets.push(secret); const out = wrap(label, secret); expect(isZero(secret)).toBe(false); return out; };
-    wrapper.unwrap = (label, blob) => { const out = unwrap(label, blob); unwrapped.push(out); return out; };
+    wrapper.wrap = (label, secret) => {
+      secrets.push(secret);
+      const out = wrap(label, secret);
+      expect(isZero(secret)).toBe(false);
+      return out;
+    };
+    wrapper.unwrap = (label, blob) => {
+      const out = unwrap(label, blob);
+      unwrapped.push(out);
+      return out;
+    };
     const ring = new OrgKeyring(parts.store, wrapper, g, 'a.example', parts.keyring.policy);
     tick();
     const plan = ring.plan(now, systemRng, true);
@@ -105,8 +116,15 @@ test('tracking keys: a new one is wiped once wrapped; an unwrapped one once the 
     const seen: Uint8Array[] = [];
     const wrap = wrapper.wrap.bind(wrapper);
     const unwrap = wrapper.unwrap.bind(wrapper);
-    wrapper.wrap = (label, secret) => { seen.push(secret); return wrap(label, secret); };
-    wrapper.unwrap = (label, blob) => { const out = unwrap(label, blob); seen.push(out); return out; };
+    wrapper.wrap = (label, secret) => {
+      seen.push(secret);
+      return wrap(label, secret);
+    };
+    wrapper.unwrap = (label, blob) => {
+      const out = unwrap(label, blob);
+      seen.push(out);
+      return out;
+    };
     const tracking = new TrackingKeys(parts.store, wrapper, 'a.example', 86400000);
     const { next } = tracking.buildNext(new Date());
     parts.store.root.transactionSync(() => parts.store.trackingKeys.put(next.version, next));
@@ -130,7 +148,12 @@ describe('a running keyd process', () => {
       const decrypt = async (keyId: string) => {
         const pub = await admin.call<Public>('GET', '/v1/public');
         const k = pub.keys.find((x) => x.keyId === keyId) ?? pub.keys.find((x) => x.keyId === pub.current)!;
-        const capsule = encapsulate(g, newMessageKey(g, systemRng), { keyId, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'hex')) }, systemRng);
+        const capsule = encapsulate(
+          g,
+          newMessageKey(g, systemRng),
+          { keyId, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'hex')) },
+          systemRng,
+        );
         const { request } = blindForDecryption(g, capsule, systemRng);
         return inspector.call<{ z: string }>('POST', '/v1/decrypt', { keyId, e: b64(request.e) });
       };
@@ -139,7 +162,10 @@ describe('a running keyd process', () => {
       const rotate = () => execFileSync(process.execPath, [BIN, 'keyd', 'rotate', '--config', fx.configFile], { encoding: 'utf8' });
       expect(rotate()).toMatch(new RegExp(`${v1} retired`));
       expect(rotate()).toMatch(new RegExp(`${v1} destroyed`));
-      const err = await decrypt(v1).then(() => undefined, (e: unknown) => e);
+      const err = await decrypt(v1).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(KeydClientError);
       expect([(err as KeydClientError).status, (err as KeydClientError).code]).toEqual([410, 'key-destroyed']);
       const current = (await admin.call<Public>('GET', '/v1/public')).current;

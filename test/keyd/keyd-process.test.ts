@@ -6,8 +6,16 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups,
-  newMessageKey, systemRng, unblindReencryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
+  unblindReencryption,
 } from '../../src/crypto';
 import { KeydClientError } from '../../src/keyd/client';
 import { issueEncryptionKeyCertificate } from '../../src/pki/issue';
@@ -41,8 +49,17 @@ describe('keyd over mutual TLS', () => {
     fx = makeOrgFixture();
     keyd = await startKeydProcess(fx.configFile);
     const admin = clientFor(fx, keyd.port, fx.clients.admin);
-    await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1001', identityRef: 'EMP-4711', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'), encryptionKeyId: 'bob-1' });
-    const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string; certificate?: string }[] }>('GET', '/v1/public');
+    await admin.call('POST', '/v1/registry/users', {
+      address: 'bob@a.example',
+      code: 'U-1001',
+      identityRef: 'EMP-4711',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+      encryptionKeyId: 'bob-1',
+    });
+    const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string; certificate?: string }[] }>(
+      'GET',
+      '/v1/public',
+    );
     const cur = pub.keys.find((k) => k.keyId === pub.current)!;
     expect(cur.certificate).toMatch(/BEGIN CERTIFICATE/); // keyd certified its own version with the org CA
     orgKey = { keyId: cur.keyId, publicKey: new Uint8Array(Buffer.from(cur.publicKey, 'hex')) };
@@ -57,7 +74,12 @@ describe('keyd over mutual TLS', () => {
     const P = newMessageKey(g, systemRng);
     const capsule = encapsulate(g, P, orgKey, systemRng);
     const { request, blinding } = blindForReencryption(g, capsule, systemRng);
-    const r = await gw.call<{ u: string; v: string; targetKeyId: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'user', address: 'bob@a.example' } });
+    const r = await gw.call<{ u: string; v: string; targetKeyId: string }>('POST', '/v1/reencrypt', {
+      keyId: capsule.keyId,
+      e: b64(request.e),
+      f: b64(request.f),
+      target: { kind: 'user', address: 'bob@a.example' },
+    });
     expect(r.targetKeyId).toBe('bob-1');
     const forBob = unblindReencryption(g, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
     expect(decapsulate(g, forBob, bob.privateKey)).toEqual(P);
@@ -70,7 +92,10 @@ describe('keyd over mutual TLS', () => {
     const capsule = encapsulate(g, P, orgKey, systemRng);
     const { request, blinding } = blindForDecryption(g, capsule, systemRng);
     const r = await ins.call<{ z: string; c: string; s: string }>('POST', '/v1/decrypt', { keyId: capsule.keyId, e: b64(request.e) });
-    expect(completeBlindedDecryption(g, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, orgKey.publicKey)).toEqual({ ok: true, messageKey: P });
+    expect(completeBlindedDecryption(g, blinding, { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } }, orgKey.publicKey)).toEqual({
+      ok: true,
+      messageKey: P,
+    });
     ins.close();
   });
 
@@ -84,7 +109,10 @@ describe('keyd over mutual TLS', () => {
   test('a gateway certificate of another organisation under the same SSMAX root is refused with 401', async () => {
     const peer = makeOrgFixture({ domain: 'b.example', root: fx.root });
     // With its org CA in the chain it presents, TLS accepts it (same root); keyd must not.
-    const c = clientFor(fx, keyd.port, { cert: `${peer.clients.gateway.cert.trim()}\n${peer.orgCa.certificate.pem.trim()}\n`, key: peer.clients.gateway.key });
+    const c = clientFor(fx, keyd.port, {
+      cert: `${peer.clients.gateway.cert.trim()}\n${peer.orgCa.certificate.pem.trim()}\n`,
+      key: peer.clients.gateway.key,
+    });
     const err = await refusal(c.call('GET', '/v1/health'));
     expect([err.status, err.code]).toEqual([401, 'unauthenticated']);
     expect(err.message).toMatch(/^Client certificate refused: /);
@@ -122,10 +150,20 @@ describe('keyd over mutual TLS', () => {
     const base = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
     const stranger = makeOrgFixture({ domain: 'evil.example' }); // another root: not trusted here
     const evilKey = generateEncryptionKeyPair(g, systemRng);
-    const evilCert = issueEncryptionKeyCertificate(stranger.orgCa, { domain: 'evil.example', version: 1, publicKey: evilKey.publicKey, notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 86400000) });
+    const evilCert = issueEncryptionKeyCertificate(stranger.orgCa, {
+      domain: 'evil.example',
+      version: 1,
+      publicKey: evilKey.publicKey,
+      notBefore: new Date(Date.now() - 1000),
+      notAfter: new Date(Date.now() + 86400000),
+    });
     const cases: [string, unknown, RegExp][] = [
       ['an unregistered user', { kind: 'user', address: 'mallory@a.example' }, /not a registered user/],
-      ['a peer certificate from an untrusted root', { kind: 'peer', domain: 'evil.example', certificate: evilCert.pem, chain: [stranger.orgCa.certificate.pem] }, /Peer certificate for "evil.example" refused/],
+      [
+        'a peer certificate from an untrusted root',
+        { kind: 'peer', domain: 'evil.example', certificate: evilCert.pem, chain: [stranger.orgCa.certificate.pem] },
+        /Peer certificate for "evil.example" refused/,
+      ],
       ['own domain as a peer', { kind: 'peer', domain: 'a.example', certificate: evilCert.pem }, /is this organisation/],
       ['a list that does not exist', { kind: 'list', list: 'all@a.example', member: 'bob@a.example' }, /No mailing list/],
       ['no newer own version', { kind: 'own-newer' }, /No version of a.example newer/],
@@ -144,10 +182,12 @@ describe('keyd over mutual TLS', () => {
     try {
       const tail = parts.audit.tail(200);
       const refused = tail.filter((r) => r.result === 'refused' && r.op === 'reencrypt');
-      expect(refused.map((r) => r.reason)).toEqual(expect.arrayContaining([
-        expect.stringMatching(/target-refused: Target "mallory@a.example" is not a registered user/),
-        expect.stringMatching(/target-refused: Peer certificate for "evil.example" refused/),
-      ]));
+      expect(refused.map((r) => r.reason)).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(/target-refused: Target "mallory@a.example" is not a registered user/),
+          expect.stringMatching(/target-refused: Peer certificate for "evil.example" refused/),
+        ]),
+      );
       expect(tail.some((r) => r.op === 'decrypt' && r.result === 'refused' && /forbidden/.test(r.reason ?? ''))).toBe(true);
       expect(tail.some((r) => r.op === 'reencrypt' && r.result === 'ok' && r.target === 'user:bob@a.example')).toBe(true);
       expect(JSON.stringify(tail)).not.toMatch(/EMP-4711/); // the identity reference never reaches the log
@@ -168,10 +208,14 @@ describe('keyd survives kill -9 during a load of writes', () => {
     const admin = clientFor(fx, keyd.port, fx.clients.admin, 3000);
     const before = await admin.call<{ keys: unknown[] }>('GET', '/v1/public');
     const acknowledged: string[] = [];
-    const load = Array.from({ length: 400 }, (_, i) => admin.call('POST', '/v1/registry/users', { address: `u${i}@a.example`, code: `C${i}`, identityRef: `ID${i}` }).then(
-      () => { acknowledged.push(`u${i}@a.example`); },
-      () => undefined,
-    ));
+    const load = Array.from({ length: 400 }, (_, i) =>
+      admin.call('POST', '/v1/registry/users', { address: `u${i}@a.example`, code: `C${i}`, identityRef: `ID${i}` }).then(
+        () => {
+          acknowledged.push(`u${i}@a.example`);
+        },
+        () => undefined,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 150));
     await keyd.stop('SIGKILL');
     await Promise.all(load);
@@ -183,7 +227,8 @@ describe('keyd survives kill -9 during a load of writes', () => {
     keyd = await startKeydProcess(fx.configFile);
     const again = clientFor(fx, keyd.port, fx.clients.admin);
     expect(await again.call('GET', '/v1/public')).toEqual(before);
-    for (const address of acknowledged) expect((await again.call<{ address: string }>('GET', `/v1/registry/users/${address}`)).address).toBe(address);
+    for (const address of acknowledged)
+      expect((await again.call<{ address: string }>('GET', `/v1/registry/users/${address}`)).address).toBe(address);
     again.close();
     await keyd.stop();
   });

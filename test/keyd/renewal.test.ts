@@ -29,11 +29,21 @@ const HOUR = 3600000;
 
 function fetchBundle(org: Org, port: number): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/.well-known/ssmax/bundle', servername: `ssmax.${org.domain}`, ca: [org.fx.root.certificate.pem], agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/.well-known/ssmax/bundle',
+        servername: `ssmax.${org.domain}`,
+        ca: [org.fx.root.certificate.pem],
+        agent: false,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -54,7 +64,10 @@ describe('60 days on a simulated clock', () => {
     const dir = org.fx.dir;
     sim = wholeSecondNow();
     // the root's CRL is the SSMAX root operator's to publish (long-lived here); the org CA's is keyd's to renew
-    writeFileSync(join(dir, 'root-long.crl.pem'), createCrl(org.fx.root, { entries: [], thisUpdate: new Date(sim - 1000), nextUpdate: new Date(sim + 400 * DAY), crlNumber: 5 }).pem);
+    writeFileSync(
+      join(dir, 'root-long.crl.pem'),
+      createCrl(org.fx.root, { entries: [], thisUpdate: new Date(sim - 1000), nextUpdate: new Date(sim + 400 * DAY), crlNumber: 5 }).pem,
+    );
     const keydIni = readFileSync(org.fx.configFile, 'utf8')
       .replace('crls=org-ca.crl.pem,root.crl.pem', 'crls=org-ca.crl.pem,root-long.crl.pem')
       .replace(/\[keys\][^[]*/, '[keys]\nvalidity_days=20\nrenew_before_days=5\ngrace_days=5\nschedule_seconds=3600\n');
@@ -65,7 +78,10 @@ describe('60 days on a simulated clock', () => {
     keyd = await startKeyd(loadKeydConfig(org.fx.configFile), { clock: () => new Date(sim), log: (l) => lines.push(l) });
     writePublisherFiles(org);
     const pubIni = writePublisherIni(org, { keydPort: keyd.port, lifetime: 86400, poll: '3600' });
-    writeFileSync(pubIni, readFileSync(pubIni, 'utf8').replace('crls=pub-org-ca.crl.pem,pub-root.crl.pem', 'crls=org-ca.crl.pem,root-long.crl.pem'));
+    writeFileSync(
+      pubIni,
+      readFileSync(pubIni, 'utf8').replace('crls=pub-org-ca.crl.pem,pub-root.crl.pem', 'crls=org-ca.crl.pem,root-long.crl.pem'),
+    );
     const { publisher, close } = openPublisher(loadPublisherConfig(pubIni), { clock: () => sim, log: (l) => lines.push(l) });
     await publisher.start();
     const roots = [org.fx.root.certificate.pem];
@@ -81,7 +97,10 @@ describe('60 days on a simulated clock', () => {
         // before anything runs at the new time: what peers hold is still good
         if (held) {
           const still = verifyBundle(held, { domain: org.domain, roots, time: new Date(sim) });
-          expect({ day: (steps * 6) / 24, status: still.status, why: still.message }).toMatchObject({ day: (steps * 6) / 24, status: 'valid' });
+          expect({ day: (steps * 6) / 24, status: still.status, why: still.message }).toMatchObject({
+            day: (steps * 6) / 24,
+            status: 'valid',
+          });
         }
         for (const f of ['org-ca.crl.pem', 'root-long.crl.pem']) {
           const crl = parseCrl(readFileSync(join(dir, f), 'utf8'));
@@ -108,7 +127,11 @@ describe('60 days on a simulated clock', () => {
     const renewals = keyd.audit.tail(100000).filter((r) => r.op === 'crl.renew');
     expect(renewals.length).toBeGreaterThanOrEqual(14);
     expect(crlNumbers.size).toBe(renewals.length + (crlNumbers.has(firstCrl.crlNumber!) ? 1 : 0));
-    expect(renewals.every((r) => r.result === 'ok' && r.actor === 'keyd schedule' && /org-ca\.crl\.pem: number \d+ with 1 revocation/.test(r.reason ?? ''))).toBe(true);
+    expect(
+      renewals.every(
+        (r) => r.result === 'ok' && r.actor === 'keyd schedule' && /org-ca\.crl\.pem: number \d+ with 1 revocation/.test(r.reason ?? ''),
+      ),
+    ).toBe(true);
     // 20-day keys renewed 5 days before expiry: at least three versions were current
     expect(currentKeys.size).toBeGreaterThanOrEqual(3);
     expect(keyd.audit.verify()).toMatchObject({ ok: true });
@@ -118,19 +141,32 @@ describe('60 days on a simulated clock', () => {
     expect(metrics).toMatch(/ssmax_keyd_crl_next_update_timestamp_seconds\{crl="[^"]*org-ca\.crl\.pem",renewable="true"\} \d+/);
   });
 
-  test('a CRL keyd cannot sign (the root\'s) is left alone, with a warning line and the warning metric inside its window', async () => {
+  test("a CRL keyd cannot sign (the root's) is left alone, with a warning line and the warning metric inside its window", async () => {
     const dir = org.fx.dir;
     const file = join(dir, 'root-short.crl.pem');
     const now = wholeSecondNow();
-    const pem = createCrl(org.fx.root, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 5 * DAY), crlNumber: 7 }).pem;
+    const pem = createCrl(org.fx.root, {
+      entries: [],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 5 * DAY),
+      crlNumber: 7,
+    }).pem;
     writeFileSync(file, pem);
     const log: string[] = [];
-    const renewer = new CrlRenewer([file], org.fx.orgCa, { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY }, keyd!.audit, (l) => log.push(l));
+    const renewer = new CrlRenewer(
+      [file],
+      org.fx.orgCa,
+      { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY },
+      keyd!.audit,
+      (l) => log.push(l),
+    );
     expect((await renewer.run(new Date(now + DAY)))[0]).toMatchObject({ renewable: false, warning: false });
     expect(log).toEqual([]);
     const [late] = await renewer.run(new Date(now + 3 * DAY));
     expect(late).toMatchObject({ renewable: false, warning: true });
-    expect(log.join('\n')).toMatch(/WARNING CRL ".*root-short\.crl\.pem" .* expires at .* keyd cannot renew it \(it is not issued by the org CA keyd holds\)/);
+    expect(log.join('\n')).toMatch(
+      /WARNING CRL ".*root-short\.crl\.pem" .* expires at .* keyd cannot renew it \(it is not issued by the org CA keyd holds\)/,
+    );
     expect(readFileSync(file, 'utf8')).toBe(pem); // untouched
     const metrics = await keydMetrics(keyd!, () => new Date(now), renewer).metrics();
     expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="crl:[^"]*root-short\.crl\.pem"\} 1/);

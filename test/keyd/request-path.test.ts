@@ -8,7 +8,14 @@
  */
 import { request } from 'node:https';
 import {
-  blindForReencryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng, unblindReencryption,
+  blindForReencryption,
+  decapsulate,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
+  unblindReencryption,
 } from '../../src/crypto';
 import { KeydClientError } from '../../src/keyd/client';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -24,14 +31,24 @@ const unb64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
 /** A raw HTTPS request with the admin's certificate: status and body text. */
 function raw(fx: OrgFixture, port: number, method: string, path: string, body?: Buffer): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port, path, method, servername: `keyd.${fx.domain}`, cert: fx.clients.admin.cert, key: fx.clients.admin.key, ca: fx.caPem,
-      headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {},
-    }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        servername: `keyd.${fx.domain}`,
+        cert: fx.clients.admin.cert,
+        key: fx.clients.admin.key,
+        ca: fx.caPem,
+        headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {},
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -47,7 +64,12 @@ describe('keyd request path', () => {
     fx = makeOrgFixture();
     keyd = await startKeyd(loadKeydConfig(fx.configFile));
     admin = clientFor(fx, keyd.port, fx.clients.admin);
-    await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex') });
+    await admin.call('POST', '/v1/registry/users', {
+      address: 'bob@a.example',
+      code: 'U-1',
+      identityRef: 'EMP-1',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+    });
   });
   afterAll(async () => {
     admin?.close();
@@ -75,18 +97,28 @@ describe('keyd request path', () => {
 
   test('64 concurrent re-encryptions: each correct, each audited once, the chain verifies', async () => {
     const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
-    const orgKey = { keyId: pub.current, publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')) };
+    const orgKey = {
+      keyId: pub.current,
+      publicKey: new Uint8Array(Buffer.from(pub.keys.find((k) => k.keyId === pub.current)!.publicKey, 'hex')),
+    };
     const gw = clientFor(fx, keyd.port, fx.clients.gateway);
     const before = keyd.audit.tail(1)[0]!.seq;
     try {
-      await Promise.all(Array.from({ length: 64 }, async () => {
-        const P = newMessageKey(g, systemRng);
-        const capsule = encapsulate(g, P, orgKey, systemRng);
-        const { request: blinded, blinding } = blindForReencryption(g, capsule, systemRng);
-        const r = await gw.call<{ u: string; v: string; targetKeyId: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(blinded.e), f: b64(blinded.f), target: { kind: 'user', address: 'bob@a.example' } });
-        const forBob = unblindReencryption(g, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
-        expect(Buffer.from(decapsulate(g, forBob, bob.privateKey))).toEqual(Buffer.from(P));
-      }));
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          const P = newMessageKey(g, systemRng);
+          const capsule = encapsulate(g, P, orgKey, systemRng);
+          const { request: blinded, blinding } = blindForReencryption(g, capsule, systemRng);
+          const r = await gw.call<{ u: string; v: string; targetKeyId: string }>('POST', '/v1/reencrypt', {
+            keyId: capsule.keyId,
+            e: b64(blinded.e),
+            f: b64(blinded.f),
+            target: { kind: 'user', address: 'bob@a.example' },
+          });
+          const forBob = unblindReencryption(g, blinding, { u: unb64(r.u), v: unb64(r.v) }, { keyId: r.targetKeyId });
+          expect(Buffer.from(decapsulate(g, forBob, bob.privateKey))).toEqual(Buffer.from(P));
+        }),
+      );
     } finally {
       gw.close();
     }
@@ -111,13 +143,25 @@ describe('keyd request path', () => {
     expect(after.keys.find((k) => k.keyId === before.current)?.state).toBe('retired');
     // the running keyd answers under the retired version with the notice naming the new one
     const pubKey = keyd.keyring.byKeyId(before.current)!;
-    const capsule = encapsulate(g, newMessageKey(g, systemRng), { keyId: pubKey.keyId, publicKey: new Uint8Array(Buffer.from(pubKey.publicKey, 'hex')) }, systemRng);
+    const capsule = encapsulate(
+      g,
+      newMessageKey(g, systemRng),
+      { keyId: pubKey.keyId, publicKey: new Uint8Array(Buffer.from(pubKey.publicKey, 'hex')) },
+      systemRng,
+    );
     const { request: blinded } = blindForReencryption(g, capsule, systemRng);
     const gw = clientFor(fx, keyd.port, fx.clients.gateway);
     try {
-      const r = await gw.call<{ notice?: string; current?: string; targetKeyId: string }>('POST', '/v1/reencrypt', { keyId: capsule.keyId, e: b64(blinded.e), f: b64(blinded.f), target: { kind: 'own-newer' } });
+      const r = await gw.call<{ notice?: string; current?: string; targetKeyId: string }>('POST', '/v1/reencrypt', {
+        keyId: capsule.keyId,
+        e: b64(blinded.e),
+        f: b64(blinded.f),
+        target: { kind: 'own-newer' },
+      });
       expect(r).toMatchObject({ notice: 'retired', current: after.current, targetKeyId: after.current });
-      await expect(gw.call('POST', '/v1/reencrypt', { keyId: 'a.example:v99', e: b64(blinded.e), f: b64(blinded.f), target: { kind: 'own-newer' } })).rejects.toBeInstanceOf(KeydClientError);
+      await expect(
+        gw.call('POST', '/v1/reencrypt', { keyId: 'a.example:v99', e: b64(blinded.e), f: b64(blinded.f), target: { kind: 'own-newer' } }),
+      ).rejects.toBeInstanceOf(KeydClientError);
     } finally {
       gw.close();
     }

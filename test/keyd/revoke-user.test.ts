@@ -42,10 +42,24 @@ async function refusal(p: Promise<unknown>): Promise<KeydClientError> {
 
 function userCert(fx: OrgFixture, email: string, code: string): string {
   const now = Date.now();
-  return issueUserCertificate(fx.orgCa, { email, pseudonym: code, code, purpose: 'signing', publicKey: generateP256KeyPair().publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 30 * DAY) }).pem;
+  return issueUserCertificate(fx.orgCa, {
+    email,
+    pseudonym: code,
+    code,
+    purpose: 'signing',
+    publicKey: generateP256KeyPair().publicKey,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 30 * DAY),
+  }).pem;
 }
 
-interface AuditRow { op: string; target?: string; result: string; actor: string; reason?: string }
+interface AuditRow {
+  op: string;
+  target?: string;
+  result: string;
+  actor: string;
+  reason?: string;
+}
 
 async function auditOf(admin: KeydClient, op: string): Promise<AuditRow[]> {
   const { records } = await admin.call<{ records: AuditRow[] }>('GET', '/v1/audit/records/0');
@@ -62,9 +76,18 @@ describe('keyd holding the org CA', () => {
     fx = makeOrgFixture();
     keyd = await startKeydProcess(fx.configFile);
     admin = clientFor(fx, keyd.port, fx.clients.admin);
-    for (const [who, code] of [['eve', 'U-3001'], ['fay', 'U-3002']] as const) {
+    for (const [who, code] of [
+      ['eve', 'U-3001'],
+      ['fay', 'U-3002'],
+    ] as const) {
       certs[who] = userCert(fx, `${who}@a.example`, code);
-      await admin.call('POST', '/v1/registry/users', { address: `${who}@a.example`, code, identityRef: `EMP-${code}`, signingCertificate: certs[who], certificateSerial: parseCertificate(certs[who]).serial });
+      await admin.call('POST', '/v1/registry/users', {
+        address: `${who}@a.example`,
+        code,
+        identityRef: `EMP-${code}`,
+        signingCertificate: certs[who],
+        certificateSerial: parseCertificate(certs[who]).serial,
+      });
     }
   });
   afterAll(async () => {
@@ -95,10 +118,22 @@ describe('keyd holding the org CA', () => {
     const serial = parseCertificate(certs.eve!).serial;
     expect(before.entries.has(serial)).toBe(false);
     // the console's certificate, naming the administrator's (src/keyd/on-behalf.ts)
-    const viaConsole = new ConsoleKeyd({ url: `https://127.0.0.1:${keyd.port}`, servername: 'keyd.a.example', cert: fx.clients.console.cert, key: fx.clients.console.key, ca: fx.caPem, timeoutMs: 5000 });
+    const viaConsole = new ConsoleKeyd({
+      url: `https://127.0.0.1:${keyd.port}`,
+      servername: 'keyd.a.example',
+      cert: fx.clients.console.cert,
+      key: fx.clients.console.key,
+      ca: fx.caPem,
+      timeoutMs: 5000,
+    });
     let r: { user: { status: string; revoked?: number }; serials: string[]; added: string[]; crl: string; crlNumber: string };
     try {
-      r = await viaConsole.call(Buffer.from(parseCertificate(fx.clients.admin.cert).der), 'POST', '/v1/registry/users/eve%40a.example/revoke', { reason: 'affiliationChanged' });
+      r = await viaConsole.call(
+        Buffer.from(parseCertificate(fx.clients.admin.cert).der),
+        'POST',
+        '/v1/registry/users/eve%40a.example/revoke',
+        { reason: 'affiliationChanged' },
+      );
     } finally {
       viaConsole.close();
     }
@@ -113,13 +148,25 @@ describe('keyd holding the org CA', () => {
     // signed by the org CA: openssl checks the signature, and our validation now calls the certificate revoked
     const openssl = spawnSync('openssl', ['crl', '-in', file, '-CAfile', join(fx.dir, 'org-ca.pem'), '-noout'], { encoding: 'utf8' });
     expect([openssl.status, `${openssl.stdout}${openssl.stderr}`.trim()]).toEqual([0, 'verify OK']);
-    const v = validateCertificate({ leaf: certs.eve!, intermediates: [fx.orgCa.certificate.pem], roots: [fx.root.certificate.pem], crls: [readFileSync(file, 'utf8'), readFileSync(join(fx.dir, 'root.crl.pem'), 'utf8')], use: 'user-signing', time: new Date() });
+    const v = validateCertificate({
+      leaf: certs.eve!,
+      intermediates: [fx.orgCa.certificate.pem],
+      roots: [fx.root.certificate.pem],
+      crls: [readFileSync(file, 'utf8'), readFileSync(join(fx.dir, 'root.crl.pem'), 'utf8')],
+      use: 'user-signing',
+      time: new Date(),
+    });
     expect(v.status).toBe('revoked');
     // one record, as the administrator via the console, naming the CRL number
     const ok = (await auditOf(admin, 'registry.revoke')).filter((x) => x.result === 'ok');
     expect(ok).toHaveLength(1);
-    expect(ok[0]).toMatchObject({ target: 'eve@a.example', actor: expect.stringMatching(/admin-operator #[0-9a-f]+ via .*console\.a\.example/) });
-    expect(ok[0]!.reason).toMatch(new RegExp(`: number ${after.crlNumber} with ${after.entries.size} revocation\\(s\\).*added ${serial} \\(affiliationChanged\\)`));
+    expect(ok[0]).toMatchObject({
+      target: 'eve@a.example',
+      actor: expect.stringMatching(/admin-operator #[0-9a-f]+ via .*console\.a\.example/),
+    });
+    expect(ok[0]!.reason).toMatch(
+      new RegExp(`: number ${after.crlNumber} with ${after.entries.size} revocation\\(s\\).*added ${serial} \\(affiliationChanged\\)`),
+    );
     expect((await admin.call<{ ok: boolean }>('GET', '/v1/audit/verify')).ok).toBe(true);
     // final: no reinstatement, no second revocation
     const again = await refusal(admin.call('POST', '/v1/registry/users/eve%40a.example/status', { status: 'active' }));
@@ -137,7 +184,9 @@ describe('keyd holding the org CA', () => {
   test('a bad reason or an unknown user is refused before anything is signed', async () => {
     const file = join(fx.dir, 'org-ca.crl.pem');
     const before = readFileSync(file, 'utf8');
-    expect((await refusal(admin.call('POST', '/v1/registry/users/fay%40a.example/revoke', { reason: 'removeFromCRL' }))).code).toBe('bad-request');
+    expect((await refusal(admin.call('POST', '/v1/registry/users/fay%40a.example/revoke', { reason: 'removeFromCRL' }))).code).toBe(
+      'bad-request',
+    );
     expect((await refusal(admin.call('POST', '/v1/registry/users/nobody%40a.example/revoke', {}))).code).toBe('not-found');
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
@@ -145,14 +194,21 @@ describe('keyd holding the org CA', () => {
 
 test('a keyd without the org CA refuses, naming the setting', async () => {
   const fx = makeOrgFixture();
-  const ini = readFileSync(fx.configFile, 'utf8').replace(/^org_ca_cert=.*$/m, '').replace(/^org_ca_key=.*$/m, '');
+  const ini = readFileSync(fx.configFile, 'utf8')
+    .replace(/^org_ca_cert=.*$/m, '')
+    .replace(/^org_ca_key=.*$/m, '');
   expect(ini).not.toMatch(/org_ca_key/);
   writeFileSync(fx.configFile, ini);
   const keyd = await startKeydProcess(fx.configFile);
   const admin = clientFor(fx, keyd.port, fx.clients.admin);
   try {
     const cert = userCert(fx, 'gil@a.example', 'U-3003');
-    await admin.call('POST', '/v1/registry/users', { address: 'gil@a.example', code: 'U-3003', identityRef: 'EMP-3003', signingCertificate: cert });
+    await admin.call('POST', '/v1/registry/users', {
+      address: 'gil@a.example',
+      code: 'U-3003',
+      identityRef: 'EMP-3003',
+      signingCertificate: cert,
+    });
     const before = readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8');
     const err = await refusal(admin.call('POST', '/v1/registry/users/gil%40a.example/revoke', {}));
     expect([err.status, err.code]).toEqual([409, 'not-configured']);
@@ -161,23 +217,49 @@ test('a keyd without the org CA refuses, naming the setting', async () => {
     expect(await admin.call('GET', '/v1/registry/users/gil%40a.example')).toMatchObject({ status: 'active' });
     expect((await auditOf(admin, 'registry.revoke')).map((r) => r.result)).toEqual(['refused']);
     // the console's users page shows keyd's message (src/console/pages.ts, as the administrator via the console)
-    const viaConsole = new ConsoleKeyd({ url: `https://127.0.0.1:${keyd.port}`, servername: 'keyd.a.example', cert: fx.clients.console.cert, key: fx.clients.console.key, ca: fx.caPem, timeoutMs: 5000 });
+    const viaConsole = new ConsoleKeyd({
+      url: `https://127.0.0.1:${keyd.port}`,
+      servername: 'keyd.a.example',
+      cert: fx.clients.console.cert,
+      key: fx.clients.console.key,
+      ca: fx.caPem,
+      timeoutMs: 5000,
+    });
     try {
       const ctx = {
-        lang: 'en', identity: { role: 'admin', name: 'admin' }, csrf: 'token', config: { domain: 'a.example' }, url: new URL('https://console.a.example/users/revoke'), path: '/users/revoke',
-        keyd: viaConsole.for(Buffer.from(parseCertificate(fx.clients.admin.cert).der)), clock: () => new Date(), t: (k: Key, v?: Record<string, string | number>) => t('en', k, v), log: () => undefined,
+        lang: 'en',
+        identity: { role: 'admin', name: 'admin' },
+        csrf: 'token',
+        config: { domain: 'a.example' },
+        url: new URL('https://console.a.example/users/revoke'),
+        path: '/users/revoke',
+        keyd: viaConsole.for(Buffer.from(parseCertificate(fx.clients.admin.cert).der)),
+        clock: () => new Date(),
+        t: (k: Key, v?: Record<string, string | number>) => t('en', k, v),
+        log: () => undefined,
       } as unknown as PageContext;
-      const form = (confirm: boolean) => new Map([['address', 'gil@a.example'], ['reason', 'keyCompromise'], ...(confirm ? [['confirm', '1'] as [string, string]] : [])]);
-      expect(String(await PAGES.users.post!(ctx, 'revoke', form(false)))).toContain('<p class="notice bad" role="alert">Tick the confirmation to revoke.</p>');
-      expect((await auditOf(admin, 'registry.revoke'))).toHaveLength(1); // unconfirmed: keyd was not asked
-      expect(String(await PAGES.users.post!(ctx, 'revoke', form(true)))).toMatch(/<p class="notice bad" role="alert">Could not complete: keyd does not hold the org CA \(\[pki\] org_ca_cert and org_ca_key in ssmax-keyd\.ini\)/);
+      const form = (confirm: boolean) =>
+        new Map([['address', 'gil@a.example'], ['reason', 'keyCompromise'], ...(confirm ? [['confirm', '1'] as [string, string]] : [])]);
+      expect(String(await PAGES.users.post!(ctx, 'revoke', form(false)))).toContain(
+        '<p class="notice bad" role="alert">Tick the confirmation to revoke.</p>',
+      );
+      expect(await auditOf(admin, 'registry.revoke')).toHaveLength(1); // unconfirmed: keyd was not asked
+      expect(String(await PAGES.users.post!(ctx, 'revoke', form(true)))).toMatch(
+        /<p class="notice bad" role="alert">Could not complete: keyd does not hold the org CA \(\[pki\] org_ca_cert and org_ca_key in ssmax-keyd\.ini\)/,
+      );
       expect((await auditOf(admin, 'registry.revoke'))[0]).toMatchObject({ result: 'refused', actor: expect.stringMatching(/ via /) });
     } finally {
       viaConsole.close();
     }
     // `ssmax registry revoke` (src/registry/registration.ts) then signs with the CA of its own host, as before
     const crlFile = join(fx.dir, 'org-ca.crl.pem');
-    const r = await revokeUser({ keyd: admin, address: 'gil@a.example', reason: 'keyCompromise', now: new Date(), local: () => ({ ca: fx.orgCa, crlFile, days: 7, now: new Date() }) });
+    const r = await revokeUser({
+      keyd: admin,
+      address: 'gil@a.example',
+      reason: 'keyCompromise',
+      now: new Date(),
+      local: () => ({ ca: fx.orgCa, crlFile, days: 7, now: new Date() }),
+    });
     expect(r).toMatchObject({ signer: 'local', crlFile, revoked: [parseCertificate(cert).serial], user: { status: 'suspended' } });
     expect(parseCrl(readFileSync(crlFile, 'utf8')).entries.get(parseCertificate(cert).serial)?.reason).toBe('keyCompromise');
   } finally {

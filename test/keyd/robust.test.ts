@@ -38,11 +38,21 @@ describe('keyd under hostile input', () => {
   });
 
   /** Sends raw bytes over mutual TLS as the given client; resolves with the first answer once the server closes or answers in full. */
-  function raw(send: (write: (data: string | Buffer) => void) => void | Promise<void>, who: 'admin' | 'gateway' = 'admin'): Promise<RawAnswer> {
+  function raw(
+    send: (write: (data: string | Buffer) => void) => void | Promise<void>,
+    who: 'admin' | 'gateway' = 'admin',
+  ): Promise<RawAnswer> {
     const creds = fx.clients[who];
     return new Promise((resolve, reject) => {
       const started = performance.now();
-      const socket = connect({ host: '127.0.0.1', port: keyd.port, servername: `keyd.${fx.domain}`, cert: creds.cert, key: creds.key, ca: fx.caPem });
+      const socket = connect({
+        host: '127.0.0.1',
+        port: keyd.port,
+        servername: `keyd.${fx.domain}`,
+        cert: creds.cert,
+        key: creds.key,
+        ca: fx.caPem,
+      });
       let data = '';
       let done = false;
       const finish = () => {
@@ -73,17 +83,42 @@ describe('keyd under hostile input', () => {
 
   it.each([
     ['a malformed %-escape in a path parameter', 'GET /v1/directory/users/% HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
-    ['a %-escape of ill-formed UTF-8 (a lone surrogate)', 'GET /v1/registry/users/%ED%A0%80 HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
+    [
+      'a %-escape of ill-formed UTF-8 (a lone surrogate)',
+      'GET /v1/registry/users/%ED%A0%80 HTTP/1.1\r\nHost: k\r\n\r\n',
+      400,
+      'bad-request',
+    ],
     ['the path //', 'GET // HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
     ['an empty path segment', 'GET /v1//health HTTP/1.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
     ['a request line Node cannot parse', 'GARBAGE\r\n\r\n', 400, 'bad-request'],
     ['an unknown HTTP version', 'GET /v1/health HTTP/7.1\r\nHost: k\r\n\r\n', 400, 'bad-request'],
     ['a header line without a colon', 'GET /v1/health HTTP/1.1\r\nHost k\r\n\r\n', 400, 'bad-request'],
     ['a control character in a header value', 'GET /v1/health HTTP/1.1\r\nHost: k\r\nX-A: a\x01b\r\n\r\n', 400, 'bad-request'],
-    ['both Content-Length and Transfer-Encoding', 'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n', 400, 'bad-request'],
-    ['a chunked body with a malformed chunk size (the request already handed to keyd)', 'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', 400, 'bad-request'],
-    ['a header block over max_header_bytes', `GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`, 431, 'headers-too-large'],
-    ['more header fields than max_headers', `GET /v1/health HTTP/1.1\r\nHost: k\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`, 431, 'too-many-headers'],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n',
+      400,
+      'bad-request',
+    ],
+    [
+      'a chunked body with a malformed chunk size (the request already handed to keyd)',
+      'POST /v1/tracking/resolve HTTP/1.1\r\nHost: k\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+      400,
+      'bad-request',
+    ],
+    [
+      'a header block over max_header_bytes',
+      `GET /v1/health HTTP/1.1\r\nHost: k\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`,
+      431,
+      'headers-too-large',
+    ],
+    [
+      'more header fields than max_headers',
+      `GET /v1/health HTTP/1.1\r\nHost: k\r\n${Array.from({ length: 70 }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`,
+      431,
+      'too-many-headers',
+    ],
   ])('%s is answered with a JSON error', async (_what, request, status, code) => {
     const answer = await raw((write) => write(request));
     expect(answer.status).toBe(status);
@@ -125,7 +160,10 @@ describe('keyd under hostile input', () => {
       const socket = tcpConnect({ host: '127.0.0.1', port: keyd.port }, () => socket.write(Buffer.from([0x16, 0x03, 0x01]))); // the first bytes of a ClientHello, then silence
       socket.on('close', () => resolve(performance.now() - started));
       socket.on('error', () => undefined);
-      setTimeout(() => { socket.destroy(); reject(new Error('still connected after 30 s')); }, 30_000).unref();
+      setTimeout(() => {
+        socket.destroy();
+        reject(new Error('still connected after 30 s'));
+      }, 30_000).unref();
     });
     expect(took).toBeLessThan(headersTimeoutMs * 2 + 1500);
   }, 40_000);
@@ -133,10 +171,19 @@ describe('keyd under hostile input', () => {
   it('ill-formed Unicode in a JSON body or invalid UTF-8 is refused with 400 before anything is written; odd but well-formed strings are answered; the audit chain verifies after', async () => {
     const before = execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' });
     const count = (text: string) => Number(/(\d+) record/.exec(text)?.[1] ?? NaN);
-    const post = (path: string, body: string | Buffer, who: 'admin' | 'gateway') => raw((write) => write(Buffer.concat([
-      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`),
-      Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'),
-    ])), who);
+    const post = (path: string, body: string | Buffer, who: 'admin' | 'gateway') =>
+      raw(
+        (write) =>
+          write(
+            Buffer.concat([
+              Buffer.from(
+                `POST ${path} HTTP/1.1\r\nHost: k\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+              ),
+              Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'),
+            ]),
+          ),
+        who,
+      );
     // Ill-formed: lone surrogates as JSON escapes (high, low, reversed pair), in values and in keys; bytes that are not UTF-8.
     const illFormed: [string, string | Buffer][] = [
       ['/v1/reencrypt', '{"keyId":"\\ud800","e":"AA","f":"AA","target":{"kind":"user","address":"a@a.example"}}'],
@@ -155,12 +202,34 @@ describe('keyd under hostile input', () => {
     const afterRefusals = execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' });
     expect(count(afterRefusals)).toBe(count(before)); // nothing written for them
     // Odd but well-formed strings reach the service, get their answer, and are audited.
-    const odd = ['\u0000', '\ufffe', '\uffff', '\ufeffx', '\u202eevil', '😀', 'e\u0301', '\u00e9', '\r\n', '\\', '"', '\u2028', 'x'.repeat(200), '\udbff\udfff'];
+    const odd = [
+      '\u0000',
+      '\ufffe',
+      '\uffff',
+      '\ufeffx',
+      '\u202eevil',
+      '😀',
+      'e\u0301',
+      '\u00e9',
+      '\r\n',
+      '\\',
+      '"',
+      '\u2028',
+      'x'.repeat(200),
+      '\udbff\udfff',
+    ];
     for (const s of odd) {
-      const answer = await post('/v1/reencrypt', JSON.stringify({ keyId: s, e: 'AA', f: 'AA', target: { kind: 'user', address: `${s}@a.example` } }), 'gateway');
+      const answer = await post(
+        '/v1/reencrypt',
+        JSON.stringify({ keyId: s, e: 'AA', f: 'AA', target: { kind: 'user', address: `${s}@a.example` } }),
+        'gateway',
+      );
       expect(answer.status).toBeGreaterThanOrEqual(400);
       expect(answer.status).toBeLessThan(500);
-      const answer2 = await raw((write) => write(`GET /v1/directory/users/${encodeURIComponent(s)} HTTP/1.1\r\nHost: k\r\n\r\n`), 'gateway');
+      const answer2 = await raw(
+        (write) => write(`GET /v1/directory/users/${encodeURIComponent(s)} HTTP/1.1\r\nHost: k\r\n\r\n`),
+        'gateway',
+      );
       expect(answer2.status).toBeLessThan(500);
     }
     const verify = execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' });
@@ -174,7 +243,8 @@ describe('keyd under hostile input', () => {
     const published = new Map<string, string>();
     const record = (pub: Public) => {
       for (const k of pub.keys) {
-        if (published.has(k.keyId)) expect({ keyId: k.keyId, publicKey: k.publicKey }).toEqual({ keyId: k.keyId, publicKey: published.get(k.keyId) });
+        if (published.has(k.keyId))
+          expect({ keyId: k.keyId, publicKey: k.publicKey }).toEqual({ keyId: k.keyId, publicKey: published.get(k.keyId) });
         published.set(k.keyId, k.publicKey);
       }
     };
@@ -192,17 +262,23 @@ describe('keyd under hostile input', () => {
         superseded++;
       }
     };
-    const viaCli = () => new Promise<void>((resolve) => {
-      execFile(process.execPath, [BIN, 'keyd', 'rotate', '--config', fx.configFile], { encoding: 'utf8' }, (err, stdout, stderr) => {
-        if (err) {
-          expect(stderr).toMatch(/^superseded: /);
-          superseded++;
-        } else {
-          created.push(...stdout.split('\n').filter((l) => l.endsWith(' created')).map((l) => l.split(' ')[0]!));
-        }
-        resolve();
+    const viaCli = () =>
+      new Promise<void>((resolve) => {
+        execFile(process.execPath, [BIN, 'keyd', 'rotate', '--config', fx.configFile], { encoding: 'utf8' }, (err, stdout, stderr) => {
+          if (err) {
+            expect(stderr).toMatch(/^superseded: /);
+            superseded++;
+          } else {
+            created.push(
+              ...stdout
+                .split('\n')
+                .filter((l) => l.endsWith(' created'))
+                .map((l) => l.split(' ')[0]!),
+            );
+          }
+          resolve();
+        });
       });
-    });
     for (let round = 0; round < 6; round++) {
       const cli = viaCli();
       await Promise.all([viaApi(), viaApi(), viaApi()]);
@@ -215,6 +291,8 @@ describe('keyd under hostile input', () => {
     expect(superseded).toBeGreaterThan(0); // the API pairs did race
     expect(created.length + superseded).toBe(6 * 6);
     expect(published.size).toBe(startVersions + created.length); // every reported version exists, no other
-    expect(execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' })).toMatch(/audit log intact/);
+    expect(execFileSync(process.execPath, [BIN, 'keyd', 'audit', 'verify', '--config', fx.configFile], { encoding: 'utf8' })).toMatch(
+      /audit log intact/,
+    );
   }, 180_000);
 });

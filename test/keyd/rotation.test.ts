@@ -4,8 +4,16 @@
  * is active, then is refused as destroyed, naming the version to fetch.
  */
 import {
-  blindForDecryption, blindForReencryption, completeBlindedDecryption, decapsulate, encapsulate, generateEncryptionKeyPair, groups, newMessageKey,
-  systemRng, unblindReencryption,
+  blindForDecryption,
+  blindForReencryption,
+  completeBlindedDecryption,
+  decapsulate,
+  encapsulate,
+  generateEncryptionKeyPair,
+  groups,
+  newMessageKey,
+  systemRng,
+  unblindReencryption,
 } from '../../src/crypto';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { KEYD_ACTOR, openKeyd } from '../../src/keyd/daemon';
@@ -45,18 +53,39 @@ describe('key rotation with a simulated clock', () => {
   };
   const reencryptToBob = async (capsule: ReturnType<typeof encapsulate>) => {
     const { request, blinding } = blindForReencryption(g, capsule, systemRng);
-    const r = await service.reencrypt(gateway, { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'user', address: 'bob@a.example' } });
-    return { r, capsule: unblindReencryption(g, blinding, { u: unb64(r.u as string), v: unb64(r.v as string) }, { keyId: r.targetKeyId as string }) };
+    const r = await service.reencrypt(gateway, {
+      keyId: capsule.keyId,
+      e: b64(request.e),
+      f: b64(request.f),
+      target: { kind: 'user', address: 'bob@a.example' },
+    });
+    return {
+      r,
+      capsule: unblindReencryption(g, blinding, { u: unb64(r.u as string), v: unb64(r.v as string) }, { keyId: r.targetKeyId as string }),
+    };
   };
   const inspect = async (capsule: ReturnType<typeof encapsulate>, publicKey: Uint8Array) => {
     const { request, blinding } = blindForDecryption(g, capsule, systemRng);
     const r = await service.decrypt(inspector, { keyId: capsule.keyId, e: b64(request.e) });
-    return { r, opened: completeBlindedDecryption(g, blinding, { z: unb64(r.z as string), proof: { c: unb64(r.c as string), s: unb64(r.s as string) } }, publicKey) };
+    return {
+      r,
+      opened: completeBlindedDecryption(
+        g,
+        blinding,
+        { z: unb64(r.z as string), proof: { c: unb64(r.c as string), s: unb64(r.s as string) } },
+        publicKey,
+      ),
+    };
   };
 
   test('the first start creates version 1, certified, and a tracking key', async () => {
     await service.maintain(KEYD_ACTOR);
-    await service.addUser(admin, { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1', encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex') });
+    await service.addUser(admin, {
+      address: 'bob@a.example',
+      code: 'U-1',
+      identityRef: 'EMP-1',
+      encryptionPublicKey: Buffer.from(bob.publicKey).toString('hex'),
+    });
     expect(keyring.current(now)?.keyId).toBe('a.example:v1');
     expect(keyring.current(now)?.certificate).toMatch(/BEGIN CERTIFICATE/);
   });
@@ -68,7 +97,10 @@ describe('key rotation with a simulated clock', () => {
 
     now = new Date(now.getTime() + 26 * DAY); // inside renew_before: the schedule makes v2
     const changes = await service.maintain(KEYD_ACTOR);
-    expect(changes).toEqual([{ keyId: 'a.example:v2', change: 'created' }, { keyId: 'a.example:v1', change: 'retired' }]);
+    expect(changes).toEqual([
+      { keyId: 'a.example:v2', change: 'created' },
+      { keyId: 'a.example:v1', change: 'retired' },
+    ]);
     expect(keyring.current(now)?.keyId).toBe('a.example:v2');
 
     now = new Date(now.getTime() + 9 * DAY); // still inside the 10-day grace
@@ -99,7 +131,10 @@ describe('key rotation with a simulated clock', () => {
 
   test('a forced rotation activates a new version at once and retires the previous one', async () => {
     const changes = await service.maintain({ ...KEYD_ACTOR, name: 'rotate' }, true);
-    expect(changes).toEqual([{ keyId: 'a.example:v3', change: 'created' }, { keyId: 'a.example:v2', change: 'retired' }]);
+    expect(changes).toEqual([
+      { keyId: 'a.example:v3', change: 'created' },
+      { keyId: 'a.example:v2', change: 'retired' },
+    ]);
     const P = newMessageKey(g, systemRng);
     const moved = await reencryptToBob(encapsulate(g, P, orgKey('a.example:v2'), systemRng));
     expect(moved.r.notice).toBe('retired');
@@ -108,13 +143,23 @@ describe('key rotation with a simulated clock', () => {
 
   test('a mailing list resolved by keyd: a member gets a capsule, a non-member or a removed member does not', async () => {
     const carol = generateEncryptionKeyPair(g, systemRng);
-    await service.addUser(admin, { address: 'carol@a.example', code: 'U-2', identityRef: 'EMP-2', encryptionPublicKey: Buffer.from(carol.publicKey).toString('hex') });
+    await service.addUser(admin, {
+      address: 'carol@a.example',
+      code: 'U-2',
+      identityRef: 'EMP-2',
+      encryptionPublicKey: Buffer.from(carol.publicKey).toString('hex'),
+    });
     await service.setList(admin, { address: 'team@a.example', members: ['bob@a.example', 'carol@a.example'] });
     const P = newMessageKey(g, systemRng);
     const post = encapsulate(g, P, orgKey(keyring.current(now)!.keyId), systemRng);
     const toMember = async (member: string) => {
       const { request, blinding } = blindForReencryption(g, post, systemRng);
-      const r = await service.reencrypt(gateway, { keyId: post.keyId, e: b64(request.e), f: b64(request.f), target: { kind: 'list', list: 'team@a.example', member } });
+      const r = await service.reencrypt(gateway, {
+        keyId: post.keyId,
+        e: b64(request.e),
+        f: b64(request.f),
+        target: { kind: 'list', list: 'team@a.example', member },
+      });
       return unblindReencryption(g, blinding, { u: unb64(r.u as string), v: unb64(r.v as string) }, { keyId: r.targetKeyId as string });
     };
     expect(decapsulate(g, await toMember('carol@a.example'), carol.privateKey)).toEqual(P);
@@ -136,15 +181,21 @@ describe('key rotation with a simulated clock', () => {
     expect((await service.resolveToken(admin, { token })).keyVersion).toBe(version); // retired, within retention
     now = new Date(now.getTime() + 400 * DAY); // past the retention (365 days)
     await service.maintain(KEYD_ACTOR);
-    expect((await refusal(service.resolveToken(admin, { token }))).message).toMatch(new RegExp(`not minted by a\\.example \\(unknown key version ${version}\\)`));
+    expect((await refusal(service.resolveToken(admin, { token }))).message).toMatch(
+      new RegExp(`not minted by a\\.example \\(unknown key version ${version}\\)`),
+    );
     expect((await refusal(service.disclose(disclosure, { token }))).code).toBe('bad-request');
     expect(parts.audit.tail(50).some((r) => r.op === 'tracking.destroy' && r.keyId === `tracking:${version}`)).toBe(true);
   });
 
   test('an unknown key id and a malformed request are refused precisely, and audited', async () => {
-    expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v99', e: b64(g.encodeUncompressed(g.mulBase(3n))) }))).code).toBe('unknown-key');
+    expect((await refusal(service.decrypt(inspector, { keyId: 'a.example:v99', e: b64(g.encodeUncompressed(g.mulBase(3n))) }))).code).toBe(
+      'unknown-key',
+    );
     expect((await refusal(service.decrypt(inspector, { keyId: keyring.current(now)!.keyId, e: 'AAAA' }))).message).toMatch(/blinded point/);
-    expect((await refusal(service.reencrypt(gateway, { keyId: keyring.current(now)!.keyId, e: 1, f: 2, target: {} }))).message).toMatch(/Field "e" must be a base64url point/);
+    expect((await refusal(service.reencrypt(gateway, { keyId: keyring.current(now)!.keyId, e: 1, f: 2, target: {} }))).message).toMatch(
+      /Field "e" must be a base64url point/,
+    );
     expect(parts.audit.tail(3).every((r) => r.result === 'refused')).toBe(true);
     expect(parts.audit.verify().ok).toBe(true);
   });

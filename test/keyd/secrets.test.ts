@@ -36,7 +36,12 @@ describe('master key backup, 3 of 5', () => {
   test('any 3 shares restore the key', async () => {
     const shares = await splitMasterKey(master, 5, 3);
     expect(shares).toHaveLength(5);
-    for (const pick of [[0, 1, 2], [0, 2, 4], [4, 3, 1]]) expect(await restoreMasterKey(pick.map((i) => shares[i]!))).toEqual(master);
+    for (const pick of [
+      [0, 1, 2],
+      [0, 2, 4],
+      [4, 3, 1],
+    ])
+      expect(await restoreMasterKey(pick.map((i) => shares[i]!))).toEqual(master);
   });
 
   test('2 shares are refused, and combining them anyway gives nothing usable', async () => {
@@ -47,7 +52,12 @@ describe('master key backup, 3 of 5', () => {
     // library checks \`instanceof Array\`, which Jest's module realm defeats).
     const script = `const { combine } = require('shamir-secret-sharing');
       combine(process.argv.slice(1).map((s) => new Uint8Array(Buffer.from(s.split(':')[3], 'hex')))).then((k) => process.stdout.write(Buffer.from(k).toString('hex')));`;
-    const guess = new Uint8Array(Buffer.from(execFileSync(process.execPath, ['-e', script, shares[0]!, shares[1]!], { encoding: 'utf8', cwd: join(__dirname, '..', '..') }), 'hex'));
+    const guess = new Uint8Array(
+      Buffer.from(
+        execFileSync(process.execPath, ['-e', script, shares[0]!, shares[1]!], { encoding: 'utf8', cwd: join(__dirname, '..', '..') }),
+        'hex',
+      ),
+    );
     expect(guess).toHaveLength(32);
     expect(Buffer.from(guess).equals(Buffer.from(master))).toBe(false);
     const wrapped = new SecretWrapper(master).wrap('x', Buffer.from('payload'));
@@ -66,7 +76,9 @@ describe('master key backup, 3 of 5', () => {
     shares.forEach((s, i) => writeFileSync(join(dir, `s${i}`), s));
     const out: string[] = [];
     const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
-    expect(await main(['keyd', 'restore-master', '--out', join(dir, 'restored.key'), join(dir, 's1'), join(dir, 's3'), join(dir, 's4')], io)).toBe(0);
+    expect(
+      await main(['keyd', 'restore-master', '--out', join(dir, 'restored.key'), join(dir, 's1'), join(dir, 's3'), join(dir, 's4')], io),
+    ).toBe(0);
     expect(readFileSync(join(dir, 'restored.key'), 'utf8').trim()).toBe(Buffer.from(master).toString('hex'));
   });
 });
@@ -101,7 +113,11 @@ describe('audit log', () => {
     const store = KeydStore.open(join(tmp(), 'db'));
     const log = new AuditLog(store, Buffer.alloc(32, 9));
     await log.append({ actor: 'a', role: 'admin', op: 'ok', result: 'ok' }, new Date());
-    await expect(log.append({ actor: 'a', role: 'admin', op: 'x', result: 'ok' }, new Date(), () => { throw new Error('disk full'); })).rejects.toThrow(/Cannot write the audit record: disk full; refusing the operation/);
+    await expect(
+      log.append({ actor: 'a', role: 'admin', op: 'x', result: 'ok' }, new Date(), () => {
+        throw new Error('disk full');
+      }),
+    ).rejects.toThrow(/Cannot write the audit record: disk full; refusing the operation/);
     await expect(log.append({ actor: 'a', role: 'admin', op: 'y', result: 'ok' }, new Date())).rejects.toThrow(/Audit log unavailable/);
     expect(log.verify()).toEqual({ ok: true, count: 1 }); // the failed operation left nothing behind
     await store.close();

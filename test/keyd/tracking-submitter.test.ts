@@ -25,41 +25,68 @@ describe('tracking tokens with the submitter', () => {
   });
 
   test('From and submitter both come back; the submitter is not readable in the token', async () => {
-    const { token } = await service.mintToken(gateway, { sender: 'alice@a.example', messageId: '<m1@a.example>', submitter: 'dave@a.example', submittedVia: 'trusted-relay' }) as { token: string };
+    const { token } = (await service.mintToken(gateway, {
+      sender: 'alice@a.example',
+      messageId: '<m1@a.example>',
+      submitter: 'dave@a.example',
+      submittedVia: 'trusted-relay',
+    })) as { token: string };
     expect(Buffer.from(token, 'base64url').toString('latin1')).not.toMatch(/dave|trusted/);
     const r = await service.resolveToken(admin, { token });
     expect(r.user).toMatchObject({ address: 'alice@a.example', code: 'U-1' });
     expect(r.submitter).toEqual({ id: 'dave@a.example', via: 'trusted-relay' });
-    const auth = await service.mintToken(gateway, { sender: 'alice@a.example', messageId: '<m2@a.example>', submitter: 'alice', submittedVia: 'smtp-auth' }) as { token: string };
+    const auth = (await service.mintToken(gateway, {
+      sender: 'alice@a.example',
+      messageId: '<m2@a.example>',
+      submitter: 'alice',
+      submittedVia: 'smtp-auth',
+    })) as { token: string };
     expect((await service.resolveToken(admin, { token: auth.token })).submitter).toEqual({ id: 'alice', via: 'smtp-auth' });
   });
 
-  test('the longest submitter still gives a token within the seal\'s tt= limit and resolve\'s', async () => {
+  test("the longest submitter still gives a token within the seal's tt= limit and resolve's", async () => {
     const id = `${'é'.repeat(60)}12345678`; // 128 bytes
-    const { token } = await service.mintToken(gateway, { sender: 'alice@a.example', messageId: `<${'m'.repeat(900)}@a.example>`, submitter: id, submittedVia: 'trusted-relay' }) as { token: string };
+    const { token } = (await service.mintToken(gateway, {
+      sender: 'alice@a.example',
+      messageId: `<${'m'.repeat(900)}@a.example>`,
+      submitter: id,
+      submittedVia: 'trusted-relay',
+    })) as { token: string };
     expect(token.length).toBeLessThanOrEqual(400);
     expect((await service.resolveToken(admin, { token })).submitter).toEqual({ id, via: 'trusted-relay' });
   });
 
   test('without a submitter (as tokens minted before): resolution has none', async () => {
-    const { token } = await service.mintToken(gateway, { sender: 'alice@a.example', messageId: '<m3@a.example>' }) as { token: string };
+    const { token } = (await service.mintToken(gateway, { sender: 'alice@a.example', messageId: '<m3@a.example>' })) as { token: string };
     const r = await service.resolveToken(admin, { token });
     expect(r.user).toMatchObject({ address: 'alice@a.example' });
     expect(r).not.toHaveProperty('submitter');
   });
 
-  test('the mail system\'s token (failure reports to peers): resolves to mailer-daemon, not a user; nothing to disclose; other unregistered senders still refused', async () => {
-    const { token } = await service.mintToken(gateway, { mailSystem: true, messageId: '<r1@a.example>' }) as { token: string };
+  test("the mail system's token (failure reports to peers): resolves to mailer-daemon, not a user; nothing to disclose; other unregistered senders still refused", async () => {
+    const { token } = (await service.mintToken(gateway, { mailSystem: true, messageId: '<r1@a.example>' })) as { token: string };
     const r = await service.resolveToken(admin, { token, messageId: '<r1@a.example>' });
     expect(r.user).toEqual({ address: 'mailer-daemon@a.example', code: '#mail-system', status: 'mail-system', kind: 'mail-system' });
     expect(r.messageIdMatches).toBe(true);
-    await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token })).rejects.toThrow(/mail system .*no identity to disclose/);
-    await expect(service.mintToken(gateway, { sender: 'mailer-daemon@elsewhere.example', messageId: '<r2@a.example>' })).rejects.toThrow(/not a registered user/);
+    await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token })).rejects.toThrow(
+      /mail system .*no identity to disclose/,
+    );
+    await expect(service.mintToken(gateway, { sender: 'mailer-daemon@elsewhere.example', messageId: '<r2@a.example>' })).rejects.toThrow(
+      /not a registered user/,
+    );
     // naming the mail system's address is not asking for its token: a user's From: MAILER-DAEMON@<own domain> stays unregistered
-    await expect(service.mintToken(gateway, { sender: 'MAILER-DAEMON@a.example', messageId: '<r4@a.example>' })).rejects.toThrow(/not a registered user/);
-    await expect(service.mintToken(gateway, { mailSystem: true, sender: 'dave@a.example', messageId: '<r5@a.example>' })).rejects.toThrow(/names no sender/);
-    await expect(service.mintToken(gateway, { mailSystem: 'yes', sender: 'dave@a.example', messageId: '<r6@a.example>' })).rejects.toThrow(/must be true/);
-    await expect(service.mintToken(gateway, { sender: 'postmaster@a.example', messageId: '<r3@a.example>' })).rejects.toThrow(/not a registered user/);
+    await expect(service.mintToken(gateway, { sender: 'MAILER-DAEMON@a.example', messageId: '<r4@a.example>' })).rejects.toThrow(
+      /not a registered user/,
+    );
+    await expect(service.mintToken(gateway, { mailSystem: true, sender: 'dave@a.example', messageId: '<r5@a.example>' })).rejects.toThrow(
+      /names no sender/,
+    );
+    await expect(service.mintToken(gateway, { mailSystem: 'yes', sender: 'dave@a.example', messageId: '<r6@a.example>' })).rejects.toThrow(
+      /must be true/,
+    );
+    await expect(service.mintToken(gateway, { sender: 'postmaster@a.example', messageId: '<r3@a.example>' })).rejects.toThrow(
+      /not a registered user/,
+    );
   });
 
   test.each([
@@ -84,7 +111,18 @@ describe('tracking tokens with the submitter', () => {
 });
 
 test('ssmax abuse resolve prints the From and the submitter', () => {
-  const lines = describeResolution({ user: { address: 'alice@a.example', code: 'U-1', status: 'active' }, time: '2026-12-06T03:00:00.000Z', keyVersion: 1, submitter: { id: 'dave@a.example', via: 'trusted-relay' } });
+  const lines = describeResolution({
+    user: { address: 'alice@a.example', code: 'U-1', status: 'active' },
+    time: '2026-12-06T03:00:00.000Z',
+    keyVersion: 1,
+    submitter: { id: 'dave@a.example', via: 'trusted-relay' },
+  });
   expect(lines.slice(0, 2)).toEqual(['address: alice@a.example (From)', 'submitted by: dave@a.example (trusted-relay)']);
-  expect(describeResolution({ user: { address: 'alice@a.example', code: 'U-1', status: 'active' }, time: '2026-12-06T03:00:00.000Z', keyVersion: 1 }).join('\n')).not.toMatch(/submitted by/);
+  expect(
+    describeResolution({
+      user: { address: 'alice@a.example', code: 'U-1', status: 'active' },
+      time: '2026-12-06T03:00:00.000Z',
+      keyVersion: 1,
+    }).join('\n'),
+  ).not.toMatch(/submitted by/);
 });

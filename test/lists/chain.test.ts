@@ -9,17 +9,26 @@ import { LIST_MAX_SEALS, Lists, autoSubmitted, listId, withListFields } from '..
 import type { GatewayDeps } from '../../src/gateway/deps';
 import type { QuarantineStore } from '../../src/inspect/quarantine';
 
-const seal = (instance: number, domain: string, listAddress?: string): SealReport => ({
-  instance, domain, certRef: 'x', time: 0, chainValidation: instance === 1 ? 'none' : 'pass', verdicts: [], signature: `s${instance}`, matchesMessage: true,
-  outcome: { result: 'pass' }, ...(listAddress ? { listAddress } : {}),
-} as SealReport);
+const seal = (instance: number, domain: string, listAddress?: string): SealReport =>
+  ({
+    instance,
+    domain,
+    certRef: 'x',
+    time: 0,
+    chainValidation: instance === 1 ? 'none' : 'pass',
+    verdicts: [],
+    signature: `s${instance}`,
+    matchesMessage: true,
+    outcome: { result: 'pass' },
+    ...(listAddress ? { listAddress } : {}),
+  }) as SealReport;
 
 const msg = (head: string) => Buffer.from(`${head}\r\n\r\nbody\r\n`);
 
 describe('list seal acceptance (docs/security.md, "Impersonation")', () => {
   const post = msg('From: alice@a.example\r\nTo: Staff <staff@c.example>, bob@b.example\r\nSubject: x');
 
-  test('a seal i>1 by the list\'s own organisation, for a list the post is addressed to, is accepted', () => {
+  test("a seal i>1 by the list's own organisation, for a list the post is addressed to, is accepted", () => {
     expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), [seal(1, 'a.example')], post)).toBe(true);
   });
 
@@ -31,12 +40,14 @@ describe('list seal acceptance (docs/security.md, "Impersonation")', () => {
     expect(listResealAccepted(seal(2, 'c.example', 'taff@c.example'), [seal(1, 'a.example')], post)).toBe(false);
   });
 
-  test('seal i=1 is never exempt: a list seal cannot stand in for the sender\'s organisation', () => {
+  test("seal i=1 is never exempt: a list seal cannot stand in for the sender's organisation", () => {
     expect(listResealAccepted(seal(1, 'c.example', 'staff@c.example'), [], post)).toBe(false);
   });
 
   test('a list inside another list: accepted after an earlier list seal', () => {
-    expect(listResealAccepted(seal(3, 'd.example', 'inner@d.example'), [seal(1, 'a.example'), seal(2, 'c.example', 'staff@c.example')], post)).toBe(true);
+    expect(
+      listResealAccepted(seal(3, 'd.example', 'inner@d.example'), [seal(1, 'a.example'), seal(2, 'c.example', 'staff@c.example')], post),
+    ).toBe(true);
   });
 
   test('To and Cc are read unfolded and whole addresses only', () => {
@@ -49,10 +60,13 @@ describe('list seal acceptance (docs/security.md, "Impersonation")', () => {
 });
 
 describe('list fields and RFC 3834', () => {
-  test('List-Id per RFC 2919; an earlier list\'s fields are replaced, not repeated; a plain copy keeps them', () => {
+  test("List-Id per RFC 2919; an earlier list's fields are replaced, not repeated; a plain copy keeps them", () => {
     expect(listId('staff@a.example')).toBe('<staff.a.example>');
     expect(listId('a_b+c@a.example')).toBe('<a-b-c.a.example>');
-    const once = withListFields(msg('List-Id: <old.x.example>\r\nList-Post: <mailto:old@x.example>\r\nFrom: a@a.example'), 'staff@a.example');
+    const once = withListFields(
+      msg('List-Id: <old.x.example>\r\nList-Post: <mailto:old@x.example>\r\nFrom: a@a.example'),
+      'staff@a.example',
+    );
     const text = once.toString();
     expect(text.match(/^List-Id:/gm)).toHaveLength(1);
     expect(text).toContain('List-Id: <staff.a.example>');
@@ -72,14 +86,24 @@ describe('loop checks before any copy (5.4.6)', () => {
   const lists = new Lists({ consumeRelease: () => Promise.resolve(false) } as unknown as QuarantineStore, () => undefined);
   const deps = { config: { domain: 'a.example', localDomains: ['a.example'] } } as unknown as GatewayDeps;
   const list = { address: 'staff@a.example', members: ['alice@a.example'], policy: 'open' as const, moderators: [] };
-  const arrival = (instances: SealReport[]) => ({ message: msg('From: bob@b.example\r\nTo: staff@a.example'), rcpts: ['staff@a.example'], origin: { from: 'peer' as const, chain: { result: 'pass', summary: '', instances } as never }, verdicts: [], sender: 'bob@b.example' });
+  const arrival = (instances: SealReport[]) => ({
+    message: msg('From: bob@b.example\r\nTo: staff@a.example'),
+    rcpts: ['staff@a.example'],
+    origin: { from: 'peer' as const, chain: { result: 'pass', summary: '', instances } as never },
+    verdicts: [],
+    sender: 'bob@b.example',
+  });
 
   test('a post that went through this list already', async () => {
-    await expect(lists.post(deps, { arrival: arrival([seal(1, 'b.example'), seal(2, 'a.example', 'staff@a.example')]), capsules: [], list })).rejects.toThrow(/5\.4\.6|loop/i);
+    await expect(
+      lists.post(deps, { arrival: arrival([seal(1, 'b.example'), seal(2, 'a.example', 'staff@a.example')]), capsules: [], list }),
+    ).rejects.toThrow(/5\.4\.6|loop/i);
   });
 
   test(`a post with ${LIST_MAX_SEALS} seals or more`, async () => {
     const many = Array.from({ length: LIST_MAX_SEALS }, (_, i) => seal(i + 1, 'b.example'));
-    await expect(lists.post(deps, { arrival: arrival(many), capsules: [], list })).rejects.toMatchObject({ reply: { code: 550, status: '5.4.6' } });
+    await expect(lists.post(deps, { arrival: arrival(many), capsules: [], list })).rejects.toMatchObject({
+      reply: { code: 550, status: '5.4.6' },
+    });
   });
 });

@@ -30,7 +30,18 @@ let B: OrgNode;
 
 const adminIni = (o: OrgNode): string => {
   const file = join(o.fx.dir, 'list-admin.ini');
-  writeFileSync(file, ['[keyd]', `url=https://127.0.0.1:${o.ports.keyd}`, `servername=keyd.${o.domain}`, 'cert=admin.pem', 'key=admin.key', 'ca=org-ca.pem,root.pem', ''].join('\n'));
+  writeFileSync(
+    file,
+    [
+      '[keyd]',
+      `url=https://127.0.0.1:${o.ports.keyd}`,
+      `servername=keyd.${o.domain}`,
+      'cert=admin.pem',
+      'key=admin.key',
+      'ca=org-ca.pem,root.pem',
+      '',
+    ].join('\n'),
+  );
   return file;
 };
 
@@ -46,11 +57,19 @@ beforeAll(async () => {
     {
       domain: 'a.example',
       users: [
-        { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }, { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
-        { address: 'greg@a.example', client: 'ssmax', password: 'pw-greg' }, { address: 'hana@a.example', client: 'ssmax', password: 'pw-hana' },
+        { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
+        { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
+        { address: 'greg@a.example', client: 'ssmax', password: 'pw-greg' },
+        { address: 'hana@a.example', client: 'ssmax', password: 'pw-hana' },
       ],
     },
-    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }, { address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
+    {
+      domain: 'b.example',
+      users: [
+        { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
+        { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
+      ],
+    },
   ]);
   A = net.org('a.example');
   B = net.org('b.example');
@@ -68,7 +87,13 @@ function post(from: string, subject: string, secret: string, to = 'staff@a.examp
   );
 }
 
-async function send(o: OrgNode, who: string, subject: string, secret: string, to = 'staff@a.example'): Promise<{ original: Buffer; response: string }> {
+async function send(
+  o: OrgNode,
+  who: string,
+  subject: string,
+  secret: string,
+  to = 'staff@a.example',
+): Promise<{ original: Buffer; response: string }> {
   const p = profile(o, who);
   const original = post(who, subject, secret, to);
   const sealed = await signAndEncrypt(p, original, { now: new Date() });
@@ -79,18 +104,36 @@ async function send(o: OrgNode, who: string, subject: string, secret: string, to
   }
 }
 
-const copiesOf = (o: OrgNode, who: string, subject: string) => o.mailbox.for(who).filter((m) => m.raw.toString('latin1').includes(`Subject: ${subject}`));
+const copiesOf = (o: OrgNode, who: string, subject: string) =>
+  o.mailbox.for(who).filter((m) => m.raw.toString('latin1').includes(`Subject: ${subject}`));
 
 describe('ssmax list: create, add, show, policy at keyd (admin role, audited)', () => {
   test('create and add members of every kind; show lists them; --help on each subcommand', async () => {
     const ini = adminIni(A);
-    expect((await cli('list', 'create', '--config', ini, 'staff@a.example')).out).toMatch(/Created list staff@a\.example \(policy members\)/);
-    const add = await cli('list', 'add', '--config', ini, 'staff@a.example', 'alice@a.example', 'dave@a.example', 'bob@b.example', 'carol@b.example');
+    expect((await cli('list', 'create', '--config', ini, 'staff@a.example')).out).toMatch(
+      /Created list staff@a\.example \(policy members\)/,
+    );
+    const add = await cli(
+      'list',
+      'add',
+      '--config',
+      ini,
+      'staff@a.example',
+      'alice@a.example',
+      'dave@a.example',
+      'bob@b.example',
+      'carol@b.example',
+    );
     expect(add.code).toBe(0);
     expect(add.out).toMatch(/4 members/);
     const show = await cli('list', 'show', '--config', ini, 'staff@a.example', '--json');
-    expect(JSON.parse(show.out)).toMatchObject({ address: 'staff@a.example', policy: 'members', members: ['alice@a.example', 'dave@a.example', 'bob@b.example', 'carol@b.example'] });
-    for (const sub of ['create', 'add', 'remove', 'show', 'policy', 'held', 'release']) expect((await cli('list', sub, '--help')).out).toMatch(new RegExp(`^Usage: ssmax list ${sub}`));
+    expect(JSON.parse(show.out)).toMatchObject({
+      address: 'staff@a.example',
+      policy: 'members',
+      members: ['alice@a.example', 'dave@a.example', 'bob@b.example', 'carol@b.example'],
+    });
+    for (const sub of ['create', 'add', 'remove', 'show', 'policy', 'held', 'release'])
+      expect((await cli('list', sub, '--help')).out).toMatch(new RegExp(`^Usage: ssmax list ${sub}`));
     // a list cannot contain itself; a list address of another organisation is refused
     expect((await cli('list', 'add', '--config', ini, 'staff@a.example', 'staff@a.example')).err).toMatch(/cannot be a member of itself/);
     expect((await cli('list', 'create', '--config', ini, 'x@b.example')).err).toMatch(/not an address of a\.example/);
@@ -104,11 +147,22 @@ describe('a post from a local member reaches every member, each copy for that me
     const r = await send(A, 'alice@a.example', 'Post one', SECRET);
     original = r.original;
     expect(r.response).toMatch(/^250 /);
-    await waitFor(() => copiesOf(A, 'alice@a.example', 'Post one').length + copiesOf(A, 'dave@a.example', 'Post one').length + copiesOf(B, 'bob@b.example', 'Post one').length + copiesOf(B, 'carol@b.example', 'Post one').length >= 4, 60000);
+    await waitFor(
+      () =>
+        copiesOf(A, 'alice@a.example', 'Post one').length +
+          copiesOf(A, 'dave@a.example', 'Post one').length +
+          copiesOf(B, 'bob@b.example', 'Post one').length +
+          copiesOf(B, 'carol@b.example', 'Post one').length >=
+        4,
+      60000,
+    );
   });
 
   test('SSMAX members (local alice, remote bob) open their own copy: one capsule, theirs; List-Id; seal i=1 with ls=', async () => {
-    for (const [o, who] of [[A, 'alice@a.example'], [B, 'bob@b.example']] as const) {
+    for (const [o, who] of [
+      [A, 'alice@a.example'],
+      [B, 'bob@b.example'],
+    ] as const) {
       const copies = copiesOf(o, who, 'Post one');
       expect(copies).toHaveLength(1);
       const raw = copies[0]!.raw;
@@ -124,21 +178,32 @@ describe('a post from a local member reaches every member, each copy for that me
     }
     // the remote copy carries a.example's list seal and b.example's own
     const bobRaw = copiesOf(B, 'bob@b.example', 'Post one')[0]!.raw;
-    expect((await openMessage(profile(B, 'bob@b.example'), bobRaw, { now: new Date() })).hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+    expect((await openMessage(profile(B, 'bob@b.example'), bobRaw, { now: new Date() })).hops.map((h) => [h.instance, h.domain])).toEqual([
+      [1, 'a.example'],
+      [2, 'b.example'],
+    ]);
   });
 
-  test('no member can open another member\'s copy, and no copy names the other members', async () => {
+  test("no member can open another member's copy, and no copy names the other members", async () => {
     const aliceCopy = copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw;
     await expect(openMessage(profile(B, 'bob@b.example'), aliceCopy, { now: new Date() })).rejects.toThrow();
-    await expect(openMessage(profile(A, 'alice@a.example'), copiesOf(B, 'bob@b.example', 'Post one')[0]!.raw, { now: new Date() })).rejects.toThrow();
-    for (const [o, who, others] of [[A, 'alice@a.example', ['bob@', 'carol@', 'dave@']], [B, 'bob@b.example', ['carol@', 'dave@']]] as const) {
+    await expect(
+      openMessage(profile(A, 'alice@a.example'), copiesOf(B, 'bob@b.example', 'Post one')[0]!.raw, { now: new Date() }),
+    ).rejects.toThrow();
+    for (const [o, who, others] of [
+      [A, 'alice@a.example', ['bob@', 'carol@', 'dave@']],
+      [B, 'bob@b.example', ['carol@', 'dave@']],
+    ] as const) {
       const text = copiesOf(o, who, 'Post one')[0]!.raw.toString('latin1').split('\r\n\r\n')[0]!;
       for (const x of others) expect(text).not.toContain(x);
     }
   });
 
   test('plain-client members (local dave, remote carol) get the original on the internal hop, with the list fields', () => {
-    for (const [o, who] of [[A, 'dave@a.example'], [B, 'carol@b.example']] as const) {
+    for (const [o, who] of [
+      [A, 'dave@a.example'],
+      [B, 'carol@b.example'],
+    ] as const) {
       const copies = copiesOf(o, who, 'Post one');
       expect(copies).toHaveLength(1);
       const text = copies[0]!.raw.toString('utf8');
@@ -154,17 +219,32 @@ describe('a post from a member in another organisation', () => {
   beforeAll(async () => {
     const r = await send(B, 'bob@b.example', 'Post two', SECRET);
     expect(r.response).toMatch(/^250 /);
-    await waitFor(() => copiesOf(A, 'alice@a.example', 'Post two').length + copiesOf(A, 'dave@a.example', 'Post two').length + copiesOf(B, 'bob@b.example', 'Post two').length + copiesOf(B, 'carol@b.example', 'Post two').length >= 4, 60000);
+    await waitFor(
+      () =>
+        copiesOf(A, 'alice@a.example', 'Post two').length +
+          copiesOf(A, 'dave@a.example', 'Post two').length +
+          copiesOf(B, 'bob@b.example', 'Post two').length +
+          copiesOf(B, 'carol@b.example', 'Post two').length >=
+        4,
+      60000,
+    );
   });
 
-  test('reaches every member; seal i=1 stays b.example\'s, a.example adds its list seal, b.example accepts it for its own users', async () => {
+  test("reaches every member; seal i=1 stays b.example's, a.example adds its list seal, b.example accepts it for its own users", async () => {
     const alice = copiesOf(A, 'alice@a.example', 'Post two')[0]!.raw;
     const opened = await openMessage(profile(A, 'alice@a.example'), alice, { now: new Date() });
     expect(opened.plaintext.toString()).toContain(SECRET);
-    expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'b.example'], [2, 'a.example']]);
+    expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
+      [1, 'b.example'],
+      [2, 'a.example'],
+    ]);
     expect(alice.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=2; d=a\.example;[^]*?ls=staff@a\.example/);
     const bob = copiesOf(B, 'bob@b.example', 'Post two')[0]!.raw;
-    expect((await openMessage(profile(B, 'bob@b.example'), bob, { now: new Date() })).hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'b.example'], [2, 'a.example'], [3, 'b.example']]);
+    expect((await openMessage(profile(B, 'bob@b.example'), bob, { now: new Date() })).hops.map((h) => [h.instance, h.domain])).toEqual([
+      [1, 'b.example'],
+      [2, 'a.example'],
+      [3, 'b.example'],
+    ]);
     expect(copiesOf(A, 'dave@a.example', 'Post two')[0]!.raw.toString()).toContain(SECRET);
     expect(copiesOf(B, 'carol@b.example', 'Post two')[0]!.raw.toString()).toContain(SECRET);
   });
@@ -173,10 +253,24 @@ describe('a post from a member in another organisation', () => {
 describe('a post from a local plain-client member (transparent mode)', () => {
   test('is encrypted to the organisation key by the gateway, then expanded: SSMAX members open it, plain members read it', async () => {
     const SECRET = 'Plain poster secret: Wren-5150';
-    const r = await smtp(A.ports.smtp, 'dave@a.example', ['staff@a.example'], post('dave@a.example', 'Post plain', SECRET), { user: 'dave@a.example', pass: 'pw-dave' });
+    const r = await smtp(A.ports.smtp, 'dave@a.example', ['staff@a.example'], post('dave@a.example', 'Post plain', SECRET), {
+      user: 'dave@a.example',
+      pass: 'pw-dave',
+    });
     expect(r).toMatch(/^250 /);
-    await waitFor(() => copiesOf(A, 'alice@a.example', 'Post plain').length + copiesOf(B, 'bob@b.example', 'Post plain').length + copiesOf(B, 'carol@b.example', 'Post plain').length + copiesOf(A, 'dave@a.example', 'Post plain').length >= 4, 60000);
-    for (const [o, who] of [[A, 'alice@a.example'], [B, 'bob@b.example']] as const) {
+    await waitFor(
+      () =>
+        copiesOf(A, 'alice@a.example', 'Post plain').length +
+          copiesOf(B, 'bob@b.example', 'Post plain').length +
+          copiesOf(B, 'carol@b.example', 'Post plain').length +
+          copiesOf(A, 'dave@a.example', 'Post plain').length >=
+        4,
+      60000,
+    );
+    for (const [o, who] of [
+      [A, 'alice@a.example'],
+      [B, 'bob@b.example'],
+    ] as const) {
       const raw = copiesOf(o, who, 'Post plain')[0]!.raw;
       expect(raw.toString('latin1')).not.toContain(SECRET);
       expect((await openMessage(profile(o, who), raw, { now: new Date() })).plaintext.toString()).toContain(SECRET);
@@ -187,31 +281,70 @@ describe('a post from a local plain-client member (transparent mode)', () => {
 
 describe('posting policy', () => {
   test('list operations need the admin role; the gateway role may only resolve', async () => {
-    const gatewayClient = new KeydClient({ url: `https://127.0.0.1:${A.ports.keyd}`, servername: 'keyd.a.example', cert: A.fx.clients.gateway.cert, key: A.fx.clients.gateway.key, ca: A.fx.caPem });
+    const gatewayClient = new KeydClient({
+      url: `https://127.0.0.1:${A.ports.keyd}`,
+      servername: 'keyd.a.example',
+      cert: A.fx.clients.gateway.cert,
+      key: A.fx.clients.gateway.key,
+      ca: A.fx.caPem,
+    });
     try {
-      await expect(gatewayClient.call('POST', '/v1/lists/members', { address: 'staff@a.example', add: ['evil@c.example'] })).rejects.toMatchObject({ code: 'forbidden', status: 403 });
+      await expect(
+        gatewayClient.call('POST', '/v1/lists/members', { address: 'staff@a.example', add: ['evil@c.example'] }),
+      ).rejects.toMatchObject({ code: 'forbidden', status: 403 });
       await expect(gatewayClient.call('GET', '/v1/lists/nolist%40a.example/resolve')).rejects.toMatchObject({ status: 404 });
       // list targets in a batch (POST /v1/batch, as the gateway's fan-out sends them): each authorised on its own; an outsider and a local
       // user who is no member are refused in their slots, the members are served (a remote member: to its organisation's certificate)
       const { current } = await gatewayClient.call<{ current: string }>('GET', '/v1/public');
       const c = (await listCapsules(copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw))[0]!;
-      const blinded = { op: 'reencrypt', keyId: current, e: Buffer.from(c.e).toString('base64url'), f: Buffer.from(c.f).toString('base64url') };
-      const directory = new Directory({ roots: [net.root.certificate.pem], staticPeers: { 'b.example': B.bundleUrl }, hosts: { 'ssmax.b.example': '127.0.0.1' }, resolver: null, fetchTimeoutMs: 3000, retryMs: 0 });
-      const bundleB = await directory.lookup('b.example').finally(() => directory.close());
-      const batch = await gatewayClient.call<{ results: { targetKeyId?: string; error?: { code: string; status: number } }[] }>('POST', '/v1/batch', {
-        ops: [
-          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } },
-          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'mallory@c.example' } },
-          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'bob@b.example', certificate: bundleB.currentKey.certificate, chain: bundleB.orgCaChain, crls: bundleB.crls } },
-          { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'greg@a.example' } },
-        ],
+      const blinded = {
+        op: 'reencrypt',
+        keyId: current,
+        e: Buffer.from(c.e).toString('base64url'),
+        f: Buffer.from(c.f).toString('base64url'),
+      };
+      const directory = new Directory({
+        roots: [net.root.certificate.pem],
+        staticPeers: { 'b.example': B.bundleUrl },
+        hosts: { 'ssmax.b.example': '127.0.0.1' },
+        resolver: null,
+        fetchTimeoutMs: 3000,
+        retryMs: 0,
       });
+      const bundleB = await directory.lookup('b.example').finally(() => directory.close());
+      const batch = await gatewayClient.call<{ results: { targetKeyId?: string; error?: { code: string; status: number } }[] }>(
+        'POST',
+        '/v1/batch',
+        {
+          ops: [
+            { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } },
+            { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'mallory@c.example' } },
+            {
+              ...blinded,
+              target: {
+                kind: 'list',
+                list: 'staff@a.example',
+                member: 'bob@b.example',
+                certificate: bundleB.currentKey.certificate,
+                chain: bundleB.orgCaChain,
+                crls: bundleB.crls,
+              },
+            },
+            { ...blinded, target: { kind: 'list', list: 'staff@a.example', member: 'greg@a.example' } },
+          ],
+        },
+      );
       expect(batch.results[0]).toMatchObject({ targetKeyId: profile(A, 'alice@a.example').encryption.keyId });
       expect(batch.results[1]).toMatchObject({ error: { code: 'target-refused', status: 403 } });
       expect(batch.results[2]).toMatchObject({ targetKeyId: bundleB.currentKey.keyId });
       expect(batch.results[3]).toMatchObject({ error: { code: 'target-refused' } });
       // the endpoint of one capsule to many targets is gone: /v1/batch is the only batch
-      await expect(gatewayClient.call('POST', '/v1/reencrypt/batch', { ...blinded, targets: [{ kind: 'list', list: 'staff@a.example', member: 'alice@a.example' }] })).rejects.toMatchObject({ status: 404 });
+      await expect(
+        gatewayClient.call('POST', '/v1/reencrypt/batch', {
+          ...blinded,
+          targets: [{ kind: 'list', list: 'staff@a.example', member: 'alice@a.example' }],
+        }),
+      ).rejects.toMatchObject({ status: 404 });
     } finally {
       gatewayClient.close();
     }
@@ -219,7 +352,11 @@ describe('posting policy', () => {
     try {
       await expect(admin.call('GET', '/v1/lists/staff%40a.example/resolve')).rejects.toMatchObject({ code: 'forbidden' });
       // an administrator may not re-encrypt, in a batch either: refused in its slot
-      const refused = await admin.call<{ results: { error?: { code: string } }[] }>('POST', '/v1/batch', { ops: [{ op: 'reencrypt', keyId: 'x', e: 'x', f: 'x', target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } }] });
+      const refused = await admin.call<{ results: { error?: { code: string } }[] }>('POST', '/v1/batch', {
+        ops: [
+          { op: 'reencrypt', keyId: 'x', e: 'x', f: 'x', target: { kind: 'list', list: 'staff@a.example', member: 'alice@a.example' } },
+        ],
+      });
       expect(refused.results[0]).toMatchObject({ error: { code: 'forbidden' } });
       // every list operation, refusals included, is in keyd's audit chain, which still verifies
       expect(await admin.call('GET', '/v1/audit/verify')).toMatchObject({ ok: true });
@@ -228,17 +365,21 @@ describe('posting policy', () => {
     }
   });
 
-  test('a non-member\'s post to a members-only list is refused with 5.7.2, nothing delivered', async () => {
+  test("a non-member's post to a members-only list is refused with 5.7.2, nothing delivered", async () => {
     const before = A.mailbox.mails.length;
     const r = await send(A, 'greg@a.example', 'Not a member', 'nope');
-    expect(r.response).toMatch(/550 5\.7\.2 Posting to this list is restricted to its members: greg@a\.example is not a member of staff@a\.example/);
+    expect(r.response).toMatch(
+      /550 5\.7\.2 Posting to this list is restricted to its members: greg@a\.example is not a member of staff@a\.example/,
+    );
     await new Promise((res) => setTimeout(res, 1000));
     expect(A.mailbox.mails.length).toBe(before);
   });
 
-  test('moderated: a post is held encrypted, then a moderator\'s release reaches the members once', async () => {
+  test("moderated: a post is held encrypted, then a moderator's release reaches the members once", async () => {
     const ini = adminIni(A);
-    expect((await cli('list', 'create', '--config', ini, 'board@a.example', '--policy', 'moderated', '--moderator', 'alice@a.example')).code).toBe(0);
+    expect(
+      (await cli('list', 'create', '--config', ini, 'board@a.example', '--policy', 'moderated', '--moderator', 'alice@a.example')).code,
+    ).toBe(0);
     expect((await cli('list', 'add', '--config', ini, 'board@a.example', 'alice@a.example', 'bob@b.example')).code).toBe(0);
     const SECRET = 'Held secret: Lark-1234';
     const r = await send(A, 'greg@a.example', 'Held post', SECRET, 'board@a.example');
@@ -270,19 +411,35 @@ describe('membership in time', () => {
     expect((await cli('list', 'add', '--config', ini, 'staff@a.example', 'hana@a.example')).code).toBe(0);
     const r = await send(A, 'alice@a.example', 'Post three', 'After the change');
     expect(r.response).toMatch(/^250 /);
-    await waitFor(() => copiesOf(B, 'carol@b.example', 'Post three').length >= 1 && copiesOf(A, 'hana@a.example', 'Post three').length >= 1, 60000);
+    await waitFor(
+      () => copiesOf(B, 'carol@b.example', 'Post three').length >= 1 && copiesOf(A, 'hana@a.example', 'Post three').length >= 1,
+      60000,
+    );
     await new Promise((res) => setTimeout(res, 2000));
     expect(copiesOf(B, 'bob@b.example', 'Post three')).toHaveLength(0);
     // hana got the new post, none of the earlier ones, and cannot open an earlier copy
     expect(copiesOf(A, 'hana@a.example', 'Post one')).toHaveLength(0);
-    await expect(openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw, { now: new Date() })).rejects.toThrow();
-    expect((await openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'hana@a.example', 'Post three')[0]!.raw, { now: new Date() })).plaintext.toString()).toContain('After the change');
+    await expect(
+      openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'alice@a.example', 'Post one')[0]!.raw, { now: new Date() }),
+    ).rejects.toThrow();
+    expect(
+      (
+        await openMessage(profile(A, 'hana@a.example'), copiesOf(A, 'hana@a.example', 'Post three')[0]!.raw, { now: new Date() })
+      ).plaintext.toString(),
+    ).toContain('After the change');
   });
 
-  test('a post from a non-member in another organisation (bob, removed) is refused by the list\'s gateway with 5.7.2 (checked on the verified sender)', async () => {
+  test("a post from a non-member in another organisation (bob, removed) is refused by the list's gateway with 5.7.2 (checked on the verified sender)", async () => {
     const r = await send(B, 'bob@b.example', 'Removed posts', 'should not pass');
     expect(r.response).toMatch(/^250 /); // b.example accepts its user's mail; a.example refuses the copy
-    await waitFor(() => /5\.7\.2 Posting to this list is restricted to its members: bob@b\.example is not a member of staff@a\.example/.test(A.haraka.logs() + B.haraka.logs()), 60000, () => 'no 5.7.2 in the logs');
+    await waitFor(
+      () =>
+        /5\.7\.2 Posting to this list is restricted to its members: bob@b\.example is not a member of staff@a\.example/.test(
+          A.haraka.logs() + B.haraka.logs(),
+        ),
+      60000,
+      () => 'no 5.7.2 in the logs',
+    );
     expect(copiesOf(A, 'alice@a.example', 'Removed posts')).toHaveLength(0);
   });
 });
@@ -309,7 +466,7 @@ describe('loops', () => {
     expect(copiesOf(B, 'carol@b.example', 'Auto reply')).toHaveLength(0);
   });
 
-  test('two organisations\' lists that contain each other: the post comes back to the first list and is refused 5.4.6; each member got one copy', async () => {
+  test("two organisations' lists that contain each other: the post comes back to the first list and is refused 5.4.6; each member got one copy", async () => {
     const iniA = adminIni(A);
     const iniB = adminIni(B);
     expect((await cli('list', 'create', '--config', iniA, 'ring@a.example', '--policy', 'open')).code).toBe(0);
@@ -318,8 +475,14 @@ describe('loops', () => {
     expect((await cli('list', 'add', '--config', iniB, 'ring@b.example', 'bob@b.example', 'ring@a.example')).code).toBe(0);
     const r = await send(A, 'alice@a.example', 'Ring', 'once only', 'ring@a.example');
     expect(r.response).toMatch(/^250 /);
-    await waitFor(() => /5\.4\.6 Mailing list loop detected: the post went through ring@a\.example already \(seal i=1 by a\.example\)/.test(A.haraka.logs() + B.haraka.logs()), 60000,
-      () => 'no 5.4.6 in the logs');
+    await waitFor(
+      () =>
+        /5\.4\.6 Mailing list loop detected: the post went through ring@a\.example already \(seal i=1 by a\.example\)/.test(
+          A.haraka.logs() + B.haraka.logs(),
+        ),
+      60000,
+      () => 'no 5.4.6 in the logs',
+    );
     await waitFor(() => copiesOf(B, 'bob@b.example', 'Ring').length >= 1 && copiesOf(A, 'alice@a.example', 'Ring').length >= 1, 30000);
     await new Promise((res) => setTimeout(res, 3000));
     expect(copiesOf(A, 'alice@a.example', 'Ring')).toHaveLength(1);
@@ -328,7 +491,10 @@ describe('loops', () => {
     const raw = copiesOf(B, 'bob@b.example', 'Ring')[0]!.raw;
     expect(raw.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=2; d=b\.example;[^]*?ls=ring@b\.example/);
     const hops = (await openMessage(profile(B, 'bob@b.example'), raw, { now: new Date() })).hops;
-    expect(hops.map((h) => [h.instance, h.domain])).toEqual([[1, 'a.example'], [2, 'b.example']]);
+    expect(hops.map((h) => [h.instance, h.domain])).toEqual([
+      [1, 'a.example'],
+      [2, 'b.example'],
+    ]);
   });
 });
 
@@ -340,7 +506,18 @@ describe('in-organisation forwarding (ssmax user forward, SSMAX §3.4)', () => {
     // through the CLI: the received copy in, the message to submit out
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-fwd-'));
     writeFileSync(join(dir, 'in.eml'), received);
-    const r = await cli('user', 'forward', '--profile', A.profiles['alice@a.example']!, '--to', 'hana@a.example', '--in', join(dir, 'in.eml'), '-o', join(dir, 'out.eml'));
+    const r = await cli(
+      'user',
+      'forward',
+      '--profile',
+      A.profiles['alice@a.example']!,
+      '--to',
+      'hana@a.example',
+      '--in',
+      join(dir, 'in.eml'),
+      '-o',
+      join(dir, 'out.eml'),
+    );
     expect(r.code).toBe(0);
     const forward = readFileSync(join(dir, 'out.eml'));
     expect(bodyOf(forward).equals(bodyOf(received))).toBe(true);
@@ -348,8 +525,14 @@ describe('in-organisation forwarding (ssmax user forward, SSMAX §3.4)', () => {
     expect((await submitMessage(alice, forward, { to: ['hana@a.example'] })).response).toMatch(/^250 .*SSMAX client mode/);
     const toBob = await forwardMessage(alice, received, { to: ['bob@b.example'], now: new Date() });
     expect((await submitMessage(alice, toBob, { to: ['bob@b.example'] })).response).toMatch(/^250 /);
-    await waitFor(() => copiesOf(A, 'hana@a.example', 'Fwd: Post one').length >= 1 && copiesOf(B, 'bob@b.example', 'Fwd: Post one').length >= 1, 60000);
-    for (const [o, who] of [[A, 'hana@a.example'], [B, 'bob@b.example']] as const) {
+    await waitFor(
+      () => copiesOf(A, 'hana@a.example', 'Fwd: Post one').length >= 1 && copiesOf(B, 'bob@b.example', 'Fwd: Post one').length >= 1,
+      60000,
+    );
+    for (const [o, who] of [
+      [A, 'hana@a.example'],
+      [B, 'bob@b.example'],
+    ] as const) {
       const copy = copiesOf(o, who, 'Fwd: Post one')[0]!.raw;
       expect(bodyOf(copy).equals(bodyOf(received))).toBe(true); // the same ciphertext, byte for byte
       const p = profile(o, who);
@@ -360,9 +543,11 @@ describe('in-organisation forwarding (ssmax user forward, SSMAX §3.4)', () => {
     }
   });
 
-  test('forwarding needs a capsule for the forwarder\'s own key', async () => {
+  test("forwarding needs a capsule for the forwarder's own key", async () => {
     const bobCopy = copiesOf(B, 'bob@b.example', 'Post two')[0]!.raw;
-    await expect(forwardMessage(profile(A, 'alice@a.example'), bobCopy, { to: ['hana@a.example'], now: new Date() })).rejects.toThrow(/no capsule for your key/);
+    await expect(forwardMessage(profile(A, 'alice@a.example'), bobCopy, { to: ['hana@a.example'], now: new Date() })).rejects.toThrow(
+      /no capsule for your key/,
+    );
     expect((await cli('user', 'forward', '--help')).out).toMatch(/^Usage: ssmax user forward/);
   });
 });

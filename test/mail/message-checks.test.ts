@@ -14,7 +14,10 @@ function refusal(raw: string): GatewayError {
 
 describe('checks every message passes before the protocol steps', () => {
   test('a bare CR or a bare LF inside a header field: 550 5.6.0 naming the field', () => {
-    for (const raw of ['From: a@a.example\r\nSubject: x\rBcc: m@evil.example\r\n\r\nbody', 'From: a@a.example\r\nSubject: x\nBcc: m@evil.example\r\n\r\nbody']) {
+    for (const raw of [
+      'From: a@a.example\r\nSubject: x\rBcc: m@evil.example\r\n\r\nbody',
+      'From: a@a.example\r\nSubject: x\nBcc: m@evil.example\r\n\r\nbody',
+    ]) {
       const e = refusal(raw);
       expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
       expect(e.reply.text).toMatch(/Bare CR or LF inside a header field: in "Subject"/);
@@ -43,7 +46,12 @@ describe('the capsule for this organisation (capsuleFor)', () => {
   });
 
   test('none, two, or a look-alike domain: 550 5.7.5 saying how many were found', () => {
-    for (const [capsules, found] of [[[], 0], [[capsule('b.example:v1')], 0], [[capsule('a.example:v1'), capsule('a.example:v2')], 2], [[capsule('xa.example:v1'), capsule('a.example.evil:v1')], 0]] as const) {
+    for (const [capsules, found] of [
+      [[], 0],
+      [[capsule('b.example:v1')], 0],
+      [[capsule('a.example:v1'), capsule('a.example:v2')], 2],
+      [[capsule('xa.example:v1'), capsule('a.example.evil:v1')], 0],
+    ] as const) {
       let err: unknown;
       try {
         capsuleFor('a.example', capsules);

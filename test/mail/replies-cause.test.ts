@@ -17,28 +17,43 @@ describe('replyFor', () => {
     expect(r.text).toMatch(/number of MIME parts exceeds the limit of 500 \(got 20000\)/);
   });
   test('a malformed encrypted message is 550 5.6.0', () => {
-    expect(replyFor(new CryptoError('bad-format', 'Cannot read the encrypted body: no boundary'))).toMatchObject({ code: 550, status: '5.6.0' });
+    expect(replyFor(new CryptoError('bad-format', 'Cannot read the encrypted body: no boundary'))).toMatchObject({
+      code: 550,
+      status: '5.6.0',
+    });
   });
-  test('the chain\'s body-hash limits and parse failures are final too', () => {
-    expect(replyFor(new ChainFormatError('limit-exceeded', 'Cannot hash body: MIME parts nest deeper than 16 levels'))).toMatchObject({ code: 552, status: '5.3.4', text: expect.stringMatching(/deeper than 16/) });
+  test("the chain's body-hash limits and parse failures are final too", () => {
+    expect(replyFor(new ChainFormatError('limit-exceeded', 'Cannot hash body: MIME parts nest deeper than 16 levels'))).toMatchObject({
+      code: 552,
+      status: '5.3.4',
+      text: expect.stringMatching(/deeper than 16/),
+    });
     expect(replyFor(new ChainFormatError('body-unparseable', 'Cannot hash body: bad'))).toMatchObject({ code: 550, status: '5.6.0' });
     expect(chainFormatFault('limit-exceeded', 'x')?.reply.status).toBe('5.3.4');
     expect(chainFormatFault('signature-invalid', 'x')).toBeUndefined();
   });
-  test('mailparser\'s own limits (inspection reading the plaintext) are final too, naming the limit', async () => {
+  test("mailparser's own limits (inspection reading the plaintext) are final too, naming the limit", async () => {
     const parts = Array.from({ length: 1200 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\nx${i}\r\n`).join('');
-    const bomb = Buffer.from(`From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`);
-    const err = await extractContent(bomb).then(() => undefined, (e: unknown) => e);
+    const bomb = Buffer.from(
+      `From: a@a.example\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`,
+    );
+    const err = await extractContent(bomb).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(replyFor(err)).toMatchObject({ code: 552, status: '5.3.4', text: expect.stringMatching(/more than 1000 MIME parts/) });
     const head = Buffer.from(`From: a@a.example\r\nX-Big: ${'y'.repeat(1100 * 1024)}\r\n\r\nbody\r\n`);
-    const err2 = await extractContent(head).then(() => undefined, (e: unknown) => e);
+    const err2 = await extractContent(head).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(replyFor(err2)).toMatchObject({ code: 552, status: '5.3.4', text: expect.stringMatching(/header is larger than 1 MB/) });
     // decided(): the same decision as a GatewayError (it crosses the inspector process boundary as such)
     expect(decided(err)).toBeInstanceOf(GatewayError);
     const other = new Error('socket hang up');
     expect(decided(other)).toBe(other);
   });
-  test('a mailbox store\'s permanent refusal keeps the store\'s status code', () => {
+  test("a mailbox store's permanent refusal keeps the store's status code", () => {
     const e = GatewayError.withStatus('mailboxRefused', '5.2.2', '552 5.2.2 Mailbox full (bob@b.example)');
     expect(e.reply).toMatchObject({ code: 550, status: '5.2.2' });
     expect(e.reply.text).toMatch(/^Mailbox store refused the message: 552 5\.2\.2 Mailbox full/);
@@ -46,7 +61,7 @@ describe('replyFor', () => {
   });
   test('our own faults and those of services we depend on stay temporary', () => {
     expect(replyFor(new TypeError('undefined is not a function'))).toBe(REPLIES.internal);
-    expect(replyFor(new CryptoError('bad-proof', 'the key service\'s proof does not verify'))).toBe(REPLIES.internal);
+    expect(replyFor(new CryptoError('bad-proof', "the key service's proof does not verify"))).toBe(REPLIES.internal);
     expect(replyFor(new GatewayError('keydUnavailable')).code).toBe(451);
   });
 });

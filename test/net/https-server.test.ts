@@ -15,12 +15,19 @@ async function echo(max: number): Promise<Server> {
   return server;
 }
 
-function post(port: number, body: Buffer, headers: Record<string, string | number> = {}, path = '/'): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
+function post(
+  port: number,
+  body: Buffer,
+  headers: Record<string, string | number> = {},
+  path = '/',
+): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, method: 'POST', path, headers }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')), headers: res.headers }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')), headers: res.headers }),
+      );
     });
     req.on('error', reject);
     req.end(body);
@@ -34,7 +41,13 @@ describe('the shared HTTPS server plumbing (src/net/https-server.ts)', () => {
     server = await echo(1000);
     port = (server.address() as AddressInfo).port;
   });
-  afterAll(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  afterAll(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
 
   test('a body up to the limit is read whole; sendJson answers JSON that is not cached', async () => {
     const r = await post(port, Buffer.alloc(1000, 0x61));
@@ -53,7 +66,14 @@ describe('the shared HTTPS server plumbing (src/net/https-server.ts)', () => {
   });
 
   test('the abuse endpoint uses the same bounded read: a message over max_bytes is 413 and the connection closed', async () => {
-    const abuse = await startReportServer({ directory: { lookup: () => Promise.reject(new Error('not reached')) }, from: 'abuse@a.example', reportingMta: 'mx.a.example', host: '127.0.0.1', port: 0, maxBytes: 100 });
+    const abuse = await startReportServer({
+      directory: { lookup: () => Promise.reject(new Error('not reached')) },
+      from: 'abuse@a.example',
+      reportingMta: 'mx.a.example',
+      host: '127.0.0.1',
+      port: 0,
+      maxBytes: 100,
+    });
     try {
       const r = await post(abuse.port, Buffer.alloc(101, 0x61), {}, '/v1/abuse/report');
       expect(r.status).toBe(413);

@@ -21,8 +21,14 @@ describe('Limit (src/net/limit.ts): the one concurrency limit', () => {
     const limit = new Limit(1);
     const first = await limit.acquire();
     const order: string[] = [];
-    const second = limit.acquire().then((r) => { order.push('second'); return r; });
-    const third = limit.acquire().then((r) => { order.push('third'); return r; });
+    const second = limit.acquire().then((r) => {
+      order.push('second');
+      return r;
+    });
+    const third = limit.acquire().then((r) => {
+      order.push('third');
+      return r;
+    });
     await tick();
     expect(order).toEqual([]);
     expect(limit.queued).toBe(2);

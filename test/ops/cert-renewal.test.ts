@@ -32,16 +32,42 @@ test('a renewed certificate: same subject, key and extensions; new serial and va
   const fresh = recertify(org.fx.orgCa, old.der, new Date(now - 3600000), new Date(now + 90 * DAY));
   expect(fresh.subject).toBe(old.subject);
   expect(Buffer.from(fresh.spki).equals(Buffer.from(old.spki))).toBe(true);
-  expect([fresh.dnsNames, fresh.extKeyUsage, [...(fresh.keyUsage ?? [])], fresh.policies, fresh.subjectKeyId, fresh.authorityKeyId, roleOf(fresh.der)])
-    .toEqual([old.dnsNames, old.extKeyUsage, [...(old.keyUsage ?? [])], old.policies, old.subjectKeyId, old.authorityKeyId, roleOf(old.der)]);
+  expect([
+    fresh.dnsNames,
+    fresh.extKeyUsage,
+    [...(fresh.keyUsage ?? [])],
+    fresh.policies,
+    fresh.subjectKeyId,
+    fresh.authorityKeyId,
+    roleOf(fresh.der),
+  ]).toEqual([
+    old.dnsNames,
+    old.extKeyUsage,
+    [...(old.keyUsage ?? [])],
+    old.policies,
+    old.subjectKeyId,
+    old.authorityKeyId,
+    roleOf(old.der),
+  ]);
   expect(fresh.serial).not.toBe(old.serial);
   expect(fresh.notAfter.getTime()).toBe(now + 90 * DAY);
-  const check = validateCertificate({ leaf: fresh, roots: [org.fx.root.certificate.pem], intermediates: [org.fx.orgCa.certificate.pem], crls: org.crls, use: 'seal', time: new Date(now + 20 * DAY) });
+  const check = validateCertificate({
+    leaf: fresh,
+    roots: [org.fx.root.certificate.pem],
+    intermediates: [org.fx.orgCa.certificate.pem],
+    crls: org.crls,
+    use: 'seal',
+    time: new Date(now + 20 * DAY),
+  });
   expect(check.status).toBe('valid');
   // never past the CA's own validity
-  expect(recertify(org.fx.orgCa, old.der, new Date(now), new Date(now + 99999 * DAY)).notAfter.getTime()).toBe(org.fx.orgCa.certificate.notAfter.getTime());
+  expect(recertify(org.fx.orgCa, old.der, new Date(now), new Date(now + 99999 * DAY)).notAfter.getTime()).toBe(
+    org.fx.orgCa.certificate.notAfter.getTime(),
+  );
   // not another CA's
-  expect(() => recertify(org.fx.orgCa, parseCertificate(org.fx.clients.foreign.cert).der, new Date(now), new Date(now + DAY))).toThrow(/not by the org CA keyd holds/);
+  expect(() => recertify(org.fx.orgCa, parseCertificate(org.fx.clients.foreign.cert).der, new Date(now), new Date(now + DAY))).toThrow(
+    /not by the org CA keyd holds/,
+  );
 });
 
 test('the schedule renews what is due in place (chain kept, mode kept, audited) and warns about what it cannot renew', async () => {
@@ -50,10 +76,18 @@ test('the schedule renews what is due in place (chain kept, mode kept, audited) 
   const now = wholeSecondNow();
   // a sealing certificate 30 days long, and keyd's TLS file (certificate + org CA chain)
   const kp = generateP256KeyPair();
-  const seal = issueSealingCertificate(org.fx.orgCa, { domain: 'b.example', publicKey: kp.publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 30 * DAY) });
+  const seal = issueSealingCertificate(org.fx.orgCa, {
+    domain: 'b.example',
+    publicKey: kp.publicKey,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 30 * DAY),
+  });
   writeFileSync(join(dir, 'seal.cert.pem'), seal.pem, { mode: 0o640 });
   writeFileSync(join(dir, 'foreign.pem'), org.fx.clients.foreign.cert);
-  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nrenew=seal.cert.pem,keyd.pem,foreign.pem\nrenew_at_days_left=10\nlifetime_days=30\nwarn_at_days_left=5\n`);
+  writeFileSync(
+    org.fx.configFile,
+    `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nrenew=seal.cert.pem,keyd.pem,foreign.pem\nrenew_at_days_left=10\nlifetime_days=30\nwarn_at_days_left=5\n`,
+  );
   const config = loadKeydConfig(org.fx.configFile);
   const policy = certPolicyOf(config);
   expect(policy.files).toEqual([join(dir, 'seal.cert.pem'), join(dir, 'keyd.pem'), join(dir, 'foreign.pem')]);
@@ -93,7 +127,9 @@ test('the schedule renews what is due in place (chain kept, mode kept, audited) 
   const foreignEnd = parseCertificate(org.fx.clients.foreign.cert).notAfter.getTime();
   lines.length = 0;
   await renewer.run(new Date(foreignEnd - 4 * DAY));
-  expect(lines.join('\n')).toMatch(/WARNING certificate ".*foreign\.pem" .* expires at .* keyd cannot renew it \(it is issued by ".*", not by the org CA keyd holds\)/);
+  expect(lines.join('\n')).toMatch(
+    /WARNING certificate ".*foreign\.pem" .* expires at .* keyd cannot renew it \(it is issued by ".*", not by the org CA keyd holds\)/,
+  );
   expect(readFileSync(join(dir, 'foreign.pem'), 'utf8')).toBe(org.fx.clients.foreign.cert);
   const metrics = await keydMetrics(parts, () => new Date(foreignEnd - 4 * DAY), { certs: renewer }).metrics();
   expect(metrics).toMatch(/ssmax_keyd_renewal_warning\{item="cert:[^"]*foreign\.pem"\} 1/);
@@ -106,19 +142,33 @@ test('a renewal whose audit record cannot be written changes no file and leaves 
   const dir = org.fx.dir;
   const now = wholeSecondNow();
   const kp = generateP256KeyPair();
-  const seal = issueSealingCertificate(org.fx.orgCa, { domain: 'd.example', publicKey: kp.publicKey, notBefore: new Date(now - DAY), notAfter: new Date(now + 5 * DAY) });
+  const seal = issueSealingCertificate(org.fx.orgCa, {
+    domain: 'd.example',
+    publicKey: kp.publicKey,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 5 * DAY),
+  });
   const file = join(dir, 'seal.cert.pem');
   writeFileSync(file, seal.pem);
   const policy = { ...certPolicyOf(loadKeydConfig(org.fx.configFile)), files: [file] };
   const lines: string[] = [];
-  const failing = { append: async () => { throw new Error('audit store closed'); } } as unknown as AuditLog;
+  const failing = {
+    append: async () => {
+      throw new Error('audit store closed');
+    },
+  } as unknown as AuditLog;
   expect(await new CertRenewer(policy, org.fx.orgCa, failing, (l) => lines.push(l)).run(new Date(now))).toEqual([]);
   expect(readFileSync(file, 'utf8')).toBe(seal.pem);
   expect(existsSync(`${file}.renewed`)).toBe(false);
   expect(lines.join('\n')).toMatch(/WARNING certificate ".*seal\.cert\.pem" .* keyd cannot renew it \(audit store closed\)/);
   // an audit log that looks at the file when its record is written: still the old certificate then
   const seen: string[] = [];
-  const watching = { append: async () => { seen.push(readFileSync(file, 'utf8')); return {}; } } as unknown as AuditLog;
+  const watching = {
+    append: async () => {
+      seen.push(readFileSync(file, 'utf8'));
+      return {};
+    },
+  } as unknown as AuditLog;
   expect(await new CertRenewer(policy, org.fx.orgCa, watching).run(new Date(now))).toEqual([file]);
   expect(seen).toEqual([seal.pem]);
   expect(readFileSync(file, 'utf8')).not.toBe(seal.pem);
@@ -133,5 +183,7 @@ test('[certificates]: shipped defaults written out; a bad value is refused namin
   expect(commented).toEqual(Object.fromEntries(Object.entries(CERT_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
   const org = makeOrg('c.example');
   writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nlifetime_days=20\nrenew_at_days_left=30\n`);
-  expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[certificates\] renew_at_days_left: must be less than lifetime_days/);
+  expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(
+    /\[certificates\] renew_at_days_left: must be less than lifetime_days/,
+  );
 });

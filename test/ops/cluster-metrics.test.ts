@@ -46,7 +46,11 @@ test('nodes=2: one /metrics of the master counts the messages of both workers', 
   writeFileSync(smtpIni, readFileSync(smtpIni, 'utf8').replace(/^nodes=0$/m, 'nodes=2'));
   await A.restartHaraka();
   // both workers up (each logs its gateway line), then the master's listener
-  await waitFor(() => (A.haraka.logs().match(/ssmax: gateway for a\.example/g) ?? []).length >= 3, 30000, () => A.haraka.logs().slice(-3000));
+  await waitFor(
+    () => (A.haraka.logs().match(/ssmax: gateway for a\.example/g) ?? []).length >= 3,
+    30000,
+    () => A.haraka.logs().slice(-3000),
+  );
   let m = { status: 0, text: '' };
   for (let i = 0; i < 80 && !(m.status === 200 && value(m.text, 'ssmax_gateway_worker_processes') === 2); i++) {
     m = await get(A.ports.ops.gateway, '/metrics').catch(() => ({ status: 0, text: '' }));
@@ -57,7 +61,9 @@ test('nodes=2: one /metrics of the master counts the messages of both workers', 
   const N = 8;
   for (let i = 0; i < N; i++) {
     const raw = `From: dave@a.example\r\nTo: carol@b.example\r\nSubject: C${i}\r\nMessage-ID: <c${i}@a.example>\r\n\r\nbody ${i}\r\n`;
-    expect(await smtp(A.ports.smtp, 'dave@a.example', ['carol@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(/^250 /);
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['carol@b.example'], raw, { user: 'dave@a.example', pass: 'pw-dave' })).toMatch(
+      /^250 /,
+    );
   }
   await waitFor(() => B.mailbox.for('carol@b.example').length === N, 30000);
   // one scrape, every message: the workers share the SMTP socket (connections go round-robin), so one worker alone has fewer
@@ -68,5 +74,10 @@ test('nodes=2: one /metrics of the master counts the messages of both workers', 
   expect(value(m.text, 'ssmax_gateway_step_seconds_count{direction="outbound",step="total"}')).toBe(N);
   const ready = await get(A.ports.ops.gateway, '/health/ready');
   expect(ready.status).toBe(200);
-  console.log(m.text.split('\n').filter((l) => /^ssmax_gateway_(messages_total|worker_processes|replies_total)/.test(l)).join('\n'));
+  console.log(
+    m.text
+      .split('\n')
+      .filter((l) => /^ssmax_gateway_(messages_total|worker_processes|replies_total)/.test(l))
+      .join('\n'),
+  );
 });

@@ -29,7 +29,7 @@ const run = async (...argv: string[]) => {
   return { code, out: out.join('\n'), err: err.join('\n') };
 };
 
-test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in the CRL file', async () => {
+test("ssmax ca crl and keyd's renewals share one monotonic CRL number, kept in the CRL file", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlno-'));
   const p = (...x: string[]) => join(dir, ...x);
   expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
@@ -43,10 +43,18 @@ test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in 
   expect(stateHasCounter()).toBe(false);
 
   // keyd holds this org CA and renews the same file, twice
-  const ca = { certificate: parseCertificate(readFileSync(p('orga', 'ca.cert.pem'), 'utf8')), privateKey: privateKeyFromPem(readFileSync(p('orga', 'ca.key.pem'), 'utf8')) };
+  const ca = {
+    certificate: parseCertificate(readFileSync(p('orga', 'ca.cert.pem'), 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(p('orga', 'ca.key.pem'), 'utf8')),
+  };
   const org = makeOrg('a.example');
   parts = openKeyd(loadKeydConfig(org.fx.configFile));
-  const renewer = new CrlRenewer([p('orga', 'crl.pem')], ca, { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY }, parts.audit);
+  const renewer = new CrlRenewer(
+    [p('orga', 'crl.pem')],
+    ca,
+    { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY },
+    parts.audit,
+  );
   const now = Date.now();
   await renewer.run(new Date(now + 5 * DAY));
   expect(number()).toBe(2n);
@@ -65,11 +73,19 @@ test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in 
   expect(number()).toBe(5n);
   expect(parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).entries.has(serial)).toBe(true);
   // keyd revokes a user into the file (POST /v1/registry/users/{address}/revoke): a hand-signed CRL keeps that revocation, and ca.json records it
-  const revoked = await renewer.revoke(['0a1b2c'], 'affiliationChanged', new Date(now + 16 * DAY), (summary) => ({ actor: 'admin', role: 'admin', op: 'registry.revoke', result: 'ok', reason: summary }));
+  const revoked = await renewer.revoke(['0a1b2c'], 'affiliationChanged', new Date(now + 16 * DAY), (summary) => ({
+    actor: 'admin',
+    role: 'admin',
+    op: 'registry.revoke',
+    result: 'ok',
+    reason: summary,
+  }));
   expect(revoked).toMatchObject({ crlNumber: 6n, added: ['0a1b2c'] });
   expect((await run('ca', 'crl', '--ca', p('orga'))).out).toMatch(/Wrote CRL number 7 .* with 2 revocation/);
   expect(parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).entries.get('0a1b2c')?.reason).toBe('affiliationChanged');
-  expect((JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as { revoked: { serial: string }[] }).revoked.map((r) => r.serial)).toContain('0a1b2c');
+  expect(
+    (JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as { revoked: { serial: string }[] }).revoked.map((r) => r.serial),
+  ).toContain('0a1b2c');
 
   // --out elsewhere: still above every CRL this CA wrote (the default file's number counts too)
   const other = await run('ca', 'crl', '--ca', p('orga'), '--out', p('copy.crl.pem'));
@@ -85,5 +101,7 @@ test('ssmax ca crl and keyd\'s renewals share one monotonic CRL number, kept in 
   const refused = await run('ca', 'crl', '--ca', p('orga'), '--out', p('root', 'crl.pem'), '--force');
   expect(refused.code).not.toBe(0);
   expect(refused.err).toMatch(/holds a CRL of .*, not of this CA/);
-  expect(parseCrl(readFileSync(p('root', 'crl.pem'), 'utf8')).issuer).toBe(parseCertificate(readFileSync(p('root', 'ca.cert.pem'), 'utf8')).subject);
+  expect(parseCrl(readFileSync(p('root', 'crl.pem'), 'utf8')).issuer).toBe(
+    parseCertificate(readFileSync(p('root', 'ca.cert.pem'), 'utf8')).subject,
+  );
 });

@@ -24,12 +24,29 @@ test('redactAddresses: every address keeps its domain only; bounded; linear on h
 test('a reply naming recipients: the client gets it whole, the log line has <redacted>@domain and no address', () => {
   const lines: string[] = [];
   const answered: unknown[][] = [];
-  const hop = startHop('Q1.1', 'inbound', ['carol@b.example', 'dave@b.example'], ['b.example'], (l) => lines.push(l), (...a: unknown[]) => { answered.push(a); });
+  const hop = startHop(
+    'Q1.1',
+    'inbound',
+    ['carol@b.example', 'dave@b.example'],
+    ['b.example'],
+    (l) => lines.push(l),
+    (...a: unknown[]) => {
+      answered.push(a);
+    },
+  );
   const dsn = { code: 550, sub: 1, det: 1, msg: 'No such local recipient: carol@b.example (and <dave@b.example>)' };
   hop.next(CODES.DENY, dsn);
   expect(answered).toEqual([[CODES.DENY, dsn]]); // the SMTP answer is untouched
   expect(lines).toHaveLength(1);
-  const record = JSON.parse(lines[0]!.slice(lines[0]!.indexOf('{'))) as { outcome: string; rcpts: number; reply: { code: number; status: string; text: string } };
-  expect(record).toMatchObject({ outcome: 'refused', rcpts: 2, reply: { code: 550, status: '5.1.1', text: 'No such local recipient: <redacted>@b.example (and <<redacted>@b.example>)' } });
+  const record = JSON.parse(lines[0]!.slice(lines[0]!.indexOf('{'))) as {
+    outcome: string;
+    rcpts: number;
+    reply: { code: number; status: string; text: string };
+  };
+  expect(record).toMatchObject({
+    outcome: 'refused',
+    rcpts: 2,
+    reply: { code: 550, status: '5.1.1', text: 'No such local recipient: <redacted>@b.example (and <<redacted>@b.example>)' },
+  });
   expect(lines[0]).not.toMatch(/carol|dave/);
 });

@@ -33,13 +33,30 @@ test('--ops-port writes [ops] listen for each service; absent, none; a bad one i
   for (let i = 0; i < 3; i++) expect((await cli(['ca', 'crl', '--ca', orgCa])).code).toBe(0); // crl.pem at number 3
   const setup = async (dir: string, ...more: string[]) => {
     execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', join(dir, 'gateway')], { stdio: 'ignore' });
-    return cli(['setup', '--domain', 'a.example', '--org-ca', orgCa, '--root-crl', rootCrl, '--dir', dir, '--inspection', 'remote', ...more]);
+    return cli([
+      'setup',
+      '--domain',
+      'a.example',
+      '--org-ca',
+      orgCa,
+      '--root-crl',
+      rootCrl,
+      '--dir',
+      dir,
+      '--inspection',
+      'remote',
+      ...more,
+    ]);
   };
   const listen = (file: string) => (parse(readFileSync(file, 'utf8')) as { ops?: { listen?: string } }).ops?.listen;
   const on = join(base, 'on');
   expect((await setup(on, '--ops-port', '9620')).code).toBe(0);
-  expect([listen(join(on, 'gateway', 'config', 'ssmax.ini')), listen(join(on, 'keyd', 'keyd.ini')), listen(join(on, 'publisher', 'publisher.ini')), listen(join(on, 'inspector', 'inspector.ini'))])
-    .toEqual(['127.0.0.1:9620', '127.0.0.1:9621', '127.0.0.1:9622', '127.0.0.1:9623']);
+  expect([
+    listen(join(on, 'gateway', 'config', 'ssmax.ini')),
+    listen(join(on, 'keyd', 'keyd.ini')),
+    listen(join(on, 'publisher', 'publisher.ini')),
+    listen(join(on, 'inspector', 'inspector.ini')),
+  ]).toEqual(['127.0.0.1:9620', '127.0.0.1:9621', '127.0.0.1:9622', '127.0.0.1:9623']);
   expect(parseCrl(readFileSync(join(on, 'pki', 'org-ca.crl.pem'), 'utf8')).crlNumber).toBe(4n);
   expect('crlNumber' in (JSON.parse(readFileSync(join(orgCa, 'ca.json'), 'utf8')) as object)).toBe(false);
   const off = join(base, 'off');

@@ -1,6 +1,12 @@
 import { createPrivateKey } from 'node:crypto';
 import { type BundleInput, type BundleResult, bundleSigningBytes, canonicalJson, createBundle, verifyBundle } from '../../src/pki/bundle';
-import { buildCertificate, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate, issueSealingCertificate } from '../../src/pki/issue';
+import {
+  buildCertificate,
+  createRootCa,
+  issueBundleSignerCertificate,
+  issueEncryptionKeyCertificate,
+  issueSealingCertificate,
+} from '../../src/pki/issue';
 import { compressedPointFromSpki, generateP256KeyPair, generateSecp256k1KeyPair, spkiOf } from '../../src/pki/keys';
 import { ATTR, EKU } from '../../src/pki/oids';
 import { ValidationCache } from '../../src/pki/validate';
@@ -17,14 +23,23 @@ const policy = { encryption: 'required', seal: 'required', maxMessageBytes: 25_0
 
 function inputA(over: Partial<BundleInput> = {}): BundleInput {
   return {
-    domain: 'a.example', serial: 7, id: 'b-2026-05-01-0001', issued: ISSUED, expires: EXPIRES,
-    orgCaChain: [w.orgA.certificate], encryptionKeys: [{ state: 'current', certificate: w.encA }],
-    sealingCertificates: [w.sealA], crls: [w.crlA, w.rootCrl],
-    abuseContact: 'mailto:abuse@a.example', inboundPolicy: policy, ...over,
+    domain: 'a.example',
+    serial: 7,
+    id: 'b-2026-05-01-0001',
+    issued: ISSUED,
+    expires: EXPIRES,
+    orgCaChain: [w.orgA.certificate],
+    encryptionKeys: [{ state: 'current', certificate: w.encA }],
+    sealingCertificates: [w.sealA],
+    crls: [w.crlA, w.rootCrl],
+    abuseContact: 'mailto:abuse@a.example',
+    inboundPolicy: policy,
+    ...over,
   };
 }
 
-const verifyA = (text: string, over: Partial<Parameters<typeof verifyBundle>[1]> = {}) => verifyBundle(text, { domain: 'a.example', roots: [w.root.certificate], time: NOW, ...over });
+const verifyA = (text: string, over: Partial<Parameters<typeof verifyBundle>[1]> = {}) =>
+  verifyBundle(text, { domain: 'a.example', roots: [w.root.certificate], time: NOW, ...over });
 
 function expectStatus(r: BundleResult, status: BundleResult['status']): void {
   if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.message}`);
@@ -47,12 +62,33 @@ describe('a valid bundle', () => {
   test('with several versions: the highest valid current key is chosen; retired and next keys are listed', () => {
     const k = () => compressedPointFromSpki(spkiOf(generateSecp256k1KeyPair().publicKey));
     const v2 = issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 2, publicKey: k(), ...validity });
-    const v3 = issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 3, publicKey: k(), notBefore: new Date('2026-09-01'), notAfter: T_LEAF_END });
-    const r = verifyA(createBundle(inputA({ encryptionKeys: [{ state: 'retired', certificate: w.encA }, { state: 'current', certificate: v2 }, { state: 'next', certificate: v3 }] }), w.signerA));
+    const v3 = issueEncryptionKeyCertificate(w.orgA, {
+      domain: 'a.example',
+      version: 3,
+      publicKey: k(),
+      notBefore: new Date('2026-09-01'),
+      notAfter: T_LEAF_END,
+    });
+    const r = verifyA(
+      createBundle(
+        inputA({
+          encryptionKeys: [
+            { state: 'retired', certificate: w.encA },
+            { state: 'current', certificate: v2 },
+            { state: 'next', certificate: v3 },
+          ],
+        }),
+        w.signerA,
+      ),
+    );
     expectStatus(r, 'valid');
     if (r.status !== 'valid') return;
     expect(r.bundle.currentKey.version).toBe(2);
-    expect(r.bundle.encryptionKeys.map((x) => [x.version, x.state, x.validation.status])).toEqual([[1, 'retired', 'valid'], [2, 'current', 'valid'], [3, 'next', 'not-yet-valid']]);
+    expect(r.bundle.encryptionKeys.map((x) => [x.version, x.state, x.validation.status])).toEqual([
+      [1, 'retired', 'valid'],
+      [2, 'current', 'valid'],
+      [3, 'next', 'not-yet-valid'],
+    ]);
   });
 
   test('the root CRL may come from the caller instead of the bundle', () => {
@@ -93,7 +129,12 @@ describe('rejections, each with its reason', () => {
   });
 
   test('a key swapped for another certified key of the same org: bad-signature', () => {
-    const other = issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 1, publicKey: compressedPointFromSpki(spkiOf(generateSecp256k1KeyPair().publicKey)), ...validity });
+    const other = issueEncryptionKeyCertificate(w.orgA, {
+      domain: 'a.example',
+      version: 1,
+      publicKey: compressedPointFromSpki(spkiOf(generateSecp256k1KeyPair().publicKey)),
+      ...validity,
+    });
     const text = createBundle(inputA(), w.signerA);
     const swapped = text.replace(JSON.stringify(w.encA.pem).slice(1, -1), JSON.stringify(other.pem).slice(1, -1));
     expect(swapped).not.toBe(text);
@@ -102,7 +143,17 @@ describe('rejections, each with its reason', () => {
 
   test('signed by an uncertified key (self-signed signer certificate): signer-not-certified', () => {
     const key = generateP256KeyPair();
-    const selfSigned = buildCertificate({ subject: [{ type: ATTR.commonName, value: 'a.example bundle signer' }], spki: spkiOf(key.publicKey), ...validity, keyUsage: ['digitalSignature'], extKeyUsage: [EKU.bundleSigning], dnsNames: ['a.example'] }, { selfSigned: key.privateKey });
+    const selfSigned = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'a.example bundle signer' }],
+        spki: spkiOf(key.publicKey),
+        ...validity,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: [EKU.bundleSigning],
+        dnsNames: ['a.example'],
+      },
+      { selfSigned: key.privateKey },
+    );
     const r = verifyA(createBundle(inputA(), { certificate: selfSigned, privateKey: key.privateKey }));
     expectStatus(r, 'signer-not-certified');
   });
@@ -115,7 +166,7 @@ describe('rejections, each with its reason', () => {
     if (r.status === 'signer-not-certified') expect(r.cause?.status).toBe('wrong-usage');
   });
 
-  test('signed by another organisation\'s bundle signer: signer-not-certified', () => {
+  test("signed by another organisation's bundle signer: signer-not-certified", () => {
     expectStatus(verifyA(createBundle(inputA(), w.signerB)), 'signer-not-certified');
   });
 
@@ -125,10 +176,18 @@ describe('rejections, each with its reason', () => {
   });
 
   test('a valid bundle for another domain: wrong-domain', () => {
-    const textB = createBundle({
-      ...inputA(), domain: 'b.example', orgCaChain: [w.orgB.certificate], encryptionKeys: [{ state: 'current', certificate: w.encB }],
-      sealingCertificates: [w.sealB], crls: [w.crlB, w.rootCrl], abuseContact: 'mailto:abuse@b.example',
-    }, w.signerB);
+    const textB = createBundle(
+      {
+        ...inputA(),
+        domain: 'b.example',
+        orgCaChain: [w.orgB.certificate],
+        encryptionKeys: [{ state: 'current', certificate: w.encB }],
+        sealingCertificates: [w.sealB],
+        crls: [w.crlB, w.rootCrl],
+        abuseContact: 'mailto:abuse@b.example',
+      },
+      w.signerB,
+    );
     expectStatus(verifyBundle(textB, { domain: 'b.example', roots: [w.root.certificate], time: NOW }), 'valid');
     const r = verifyA(textB);
     expectStatus(r, 'wrong-domain');
@@ -148,7 +207,10 @@ describe('rejections, each with its reason', () => {
   });
 
   test('expired, not yet valid, replayed', () => {
-    const longCrls = [crlFor(w.orgA, [], 3, new Date('2026-04-01'), new Date('2026-12-01')), crlFor(w.root, [], 3, new Date('2026-04-01'), new Date('2026-12-01'))];
+    const longCrls = [
+      crlFor(w.orgA, [], 3, new Date('2026-04-01'), new Date('2026-12-01')),
+      crlFor(w.root, [], 3, new Date('2026-04-01'), new Date('2026-12-01')),
+    ];
     const text = createBundle(inputA({ crls: longCrls }), w.signerA);
     expectStatus(verifyA(text, { time: new Date(EXPIRES.getTime() + 1000) }), 'expired');
     expectStatus(verifyA(text, { time: new Date(ISSUED.getTime() - 1000) }), 'not-yet-valid');
@@ -159,13 +221,35 @@ describe('rejections, each with its reason', () => {
   test('inconsistent content: invalid-content', () => {
     const sealB = issueSealingCertificate(w.orgB, { domain: 'b.example', publicKey: generateP256KeyPair().publicKey, ...validity });
     expectStatus(verifyA(createBundle(inputA({ sealingCertificates: [sealB] }), w.signerA)), 'invalid-content');
-    expectStatus(verifyA(createBundle(inputA({ encryptionKeys: [{ state: 'retired', certificate: w.encA }] }), w.signerA)), 'invalid-content');
-    expectStatus(verifyA(createBundle(inputA({ encryptionKeys: [{ state: 'current', certificate: w.encA }, { state: 'retired', certificate: w.encA }] }), w.signerA)), 'invalid-content');
+    expectStatus(
+      verifyA(createBundle(inputA({ encryptionKeys: [{ state: 'retired', certificate: w.encA }] }), w.signerA)),
+      'invalid-content',
+    );
+    expectStatus(
+      verifyA(
+        createBundle(
+          inputA({
+            encryptionKeys: [
+              { state: 'current', certificate: w.encA },
+              { state: 'retired', certificate: w.encA },
+            ],
+          }),
+          w.signerA,
+        ),
+      ),
+      'invalid-content',
+    );
     // A key entry whose stated version differs from its certificate: re-sign a hand-edited payload.
     const doc = JSON.parse(createBundle(inputA(), w.signerA)) as { payload: { encryptionKeys: { version: number }[] } };
     (doc.payload.encryptionKeys[0] as { version: number }).version = 5;
     const { signP256 } = jest.requireActual<typeof import('../../src/crypto/ecdsa')>('../../src/crypto/ecdsa');
-    const resigned = { payload: doc.payload, signature: { alg: 'ES256', value: Buffer.from(signP256(w.signerA.privateKey, bundleSigningBytes(doc.payload as never))).toString('base64url') } };
+    const resigned = {
+      payload: doc.payload,
+      signature: {
+        alg: 'ES256',
+        value: Buffer.from(signP256(w.signerA.privateKey, bundleSigningBytes(doc.payload as never))).toString('base64url'),
+      },
+    };
     const r = verifyA(JSON.stringify(resigned));
     expectStatus(r, 'invalid-content');
     expect(r.message).toMatch(/version 5/);
@@ -188,10 +272,38 @@ describe('rejections, each with its reason', () => {
       f(d.payload);
       return JSON.stringify(d);
     };
-    expectStatus(verifyA(mutate((p) => { p.extra = 1; })), 'malformed');
-    expectStatus(verifyA(mutate((p) => { p.serial = 7.5; })), 'malformed');
-    expectStatus(verifyA(mutate((p) => { p.issued = '2026-05-01 00:00:00'; })), 'malformed');
-    expectStatus(verifyA(mutate((p) => { p.signer = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'; })), 'malformed');
+    expectStatus(
+      verifyA(
+        mutate((p) => {
+          p.extra = 1;
+        }),
+      ),
+      'malformed',
+    );
+    expectStatus(
+      verifyA(
+        mutate((p) => {
+          p.serial = 7.5;
+        }),
+      ),
+      'malformed',
+    );
+    expectStatus(
+      verifyA(
+        mutate((p) => {
+          p.issued = '2026-05-01 00:00:00';
+        }),
+      ),
+      'malformed',
+    );
+    expectStatus(
+      verifyA(
+        mutate((p) => {
+          p.signer = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+        }),
+      ),
+      'malformed',
+    );
   });
 
   test('never throws on junk', () => {
@@ -204,10 +316,14 @@ describe('rejections, each with its reason', () => {
 
 describe('createBundle refuses mistakes', () => {
   test('bad abuse contact, bad policy, expiry before issue', () => {
-    expect(() => createBundle(inputA({ abuseContact: 'abuse@a.example' }), w.signerA)).toThrow(/Cannot create bundle: abuse contact "abuse@a.example" is not a mailto: address/);
+    expect(() => createBundle(inputA({ abuseContact: 'abuse@a.example' }), w.signerA)).toThrow(
+      /Cannot create bundle: abuse contact "abuse@a.example" is not a mailto: address/,
+    );
     expect(() => createBundle(inputA({ inboundPolicy: { ...policy, maxMessageBytes: 0 } }), w.signerA)).toThrow(/maxMessageBytes/);
     expect(() => createBundle(inputA({ expires: ISSUED }), w.signerA)).toThrow(/expires is not after issued/);
-    expect(() => createBundle(inputA({ encryptionKeys: [{ state: 'current', certificate: w.sealA }] }), w.signerA)).toThrow(/no key version/);
+    expect(() => createBundle(inputA({ encryptionKeys: [{ state: 'current', certificate: w.sealA }] }), w.signerA)).toThrow(
+      /no key version/,
+    );
   });
 });
 
@@ -228,6 +344,7 @@ describe('canonicalJson', () => {
 });
 
 test('issueBundleSignerCertificate refuses another domain', () => {
-  expect(() => issueBundleSignerCertificate(w.orgA, { domain: 'b.example', publicKey: generateP256KeyPair().publicKey, ...validity }))
-    .toThrow('Cannot issue certificate for "b.example": outside the name constraints of a.example');
+  expect(() =>
+    issueBundleSignerCertificate(w.orgA, { domain: 'b.example', publicKey: generateP256KeyPair().publicKey, ...validity }),
+  ).toThrow('Cannot issue certificate for "b.example": outside the name constraints of a.example');
 });

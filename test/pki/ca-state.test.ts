@@ -5,7 +5,9 @@ import { writeFileAtomic } from '../../src/fs/atomic';
 import { CaStateError, readCaState, writeCaState } from '../../src/pki/ca-state';
 
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'ssmax-ca-state-')); });
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ssmax-ca-state-'));
+});
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function reasonOf(f: () => unknown): string {
@@ -20,7 +22,16 @@ function reasonOf(f: () => unknown): string {
 
 describe('ca.json (src/pki/ca-state.ts): one type, one reader, one atomic writer', () => {
   test('written and read back; a legacy crlNumber is read as a floor and never written; other fields are kept', () => {
-    writeFileSync(join(dir, 'ca.json'), JSON.stringify({ kind: 'org', crlNumber: 40, revoked: [], issued: [{ serial: '01', subject: 'CN=x', notAfter: '2027-01-01T00:00:00.000Z' }], note: 'kept' }));
+    writeFileSync(
+      join(dir, 'ca.json'),
+      JSON.stringify({
+        kind: 'org',
+        crlNumber: 40,
+        revoked: [],
+        issued: [{ serial: '01', subject: 'CN=x', notAfter: '2027-01-01T00:00:00.000Z' }],
+        note: 'kept',
+      }),
+    );
     const state = readCaState(dir);
     expect(state.crlNumber).toBe(40);
     state.revoked.push({ serial: '01', revokedAt: '2026-12-06T00:00:00.000Z', reason: 'keyCompromise' });

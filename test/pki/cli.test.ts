@@ -12,7 +12,13 @@ import { opensslText, requireOpenssl } from './fixtures';
 function capture() {
   const out: string[] = [];
   const err: string[] = [];
-  return { io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err, text: () => out.join('\n'), errText: () => err.join('\n') };
+  return {
+    io: { out: (t: string) => out.push(t), err: (t: string) => err.push(t) },
+    out,
+    err,
+    text: () => out.join('\n'),
+    errText: () => err.join('\n'),
+  };
 }
 
 let dir: string;
@@ -28,21 +34,75 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ssmax-ca-cli-'));
   writeFileSync(p('pp'), 'org secret\n');
   expect((await ca('init-root', '--dir', p('root'))).code).toBe(0);
-  expect((await ca('init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp', '--passphrase-file', p('pp'))).code).toBe(0);
+  expect(
+    (
+      await ca(
+        'init-org',
+        '--root',
+        p('root'),
+        '--dir',
+        p('orga'),
+        '--domain',
+        'a.example',
+        '--org',
+        'A Corp',
+        '--passphrase-file',
+        p('pp'),
+      )
+    ).code,
+  ).toBe(0);
   expect((await ca('crl', '--ca', p('root'))).code).toBe(0);
   expect((await ca('crl', '--ca', p('orga'), '--ca-passphrase-file', p('pp'))).code).toBe(0);
 });
 
 const orgArgs = () => ['--ca', p('orga'), '--ca-passphrase-file', p('pp')];
-const verifyArgs = (cert: string, ...more: string[]) => ['verify', '--root', p('root', 'ca.cert.pem'), '--chain', p('orga', 'ca.cert.pem'), '--crl', p('root', 'crl.pem'), '--crl', p('orga', 'crl.pem'), '--cert', cert, ...more];
+const verifyArgs = (cert: string, ...more: string[]) => [
+  'verify',
+  '--root',
+  p('root', 'ca.cert.pem'),
+  '--chain',
+  p('orga', 'ca.cert.pem'),
+  '--crl',
+  p('root', 'crl.pem'),
+  '--crl',
+  p('orga', 'crl.pem'),
+  '--cert',
+  cert,
+  ...more,
+];
 
 describe('ssmax ca', () => {
   test('init-org refuses a second CA for a domain the root already certified, unless asked explicitly; after revocation it is allowed', async () => {
-    const again = await ca('init-org', '--root', p('root'), '--dir', p('orga2'), '--domain', 'b.example', '--domain', 'A.example', '--org', 'Rogue');
+    const again = await ca(
+      'init-org',
+      '--root',
+      p('root'),
+      '--dir',
+      p('orga2'),
+      '--domain',
+      'b.example',
+      '--domain',
+      'A.example',
+      '--org',
+      'Rogue',
+    );
     expect(again.code).toBe(64);
-    expect(again.err).toMatch(/the root already certified ".*A Corp.*" \(serial [0-9a-f]+\) for a\.example, valid until .*--second-ca-for-domain/);
+    expect(again.err).toMatch(
+      /the root already certified ".*A Corp.*" \(serial [0-9a-f]+\) for a\.example, valid until .*--second-ca-for-domain/,
+    );
     expect(existsSync(p('orga2', 'ca.cert.pem'))).toBe(false);
-    const explicit = await ca('init-org', '--root', p('root'), '--dir', p('orga3'), '--domain', 'a.example', '--org', 'A Corp 2', '--second-ca-for-domain');
+    const explicit = await ca(
+      'init-org',
+      '--root',
+      p('root'),
+      '--dir',
+      p('orga3'),
+      '--domain',
+      'a.example',
+      '--org',
+      'A Corp 2',
+      '--second-ca-for-domain',
+    );
     expect(explicit.code).toBe(0);
     expect(explicit.err).toMatch(/warning: a\.example now has a second organisation CA/);
     expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc'), '--domain', 'c.example', '--org', 'C')).code).toBe(0); // another domain: fine
@@ -102,7 +162,23 @@ describe('ssmax ca', () => {
       expect(statSync(`${out}.key.pem`).mode & 0o777).toBe(0o600);
       const v = await ca(...verifyArgs(`${out}.cert.pem`, '--use', use));
       expect(v.out).toMatch(/^valid: /);
-      const o = spawnSync('openssl', ['verify', '-crl_check_all', '-CAfile', p('root', 'ca.cert.pem'), '-untrusted', p('orga', 'ca.cert.pem'), '-CRLfile', p('root', 'crl.pem'), '-CRLfile', p('orga', 'crl.pem'), `${out}.cert.pem`], { encoding: 'utf8' });
+      const o = spawnSync(
+        'openssl',
+        [
+          'verify',
+          '-crl_check_all',
+          '-CAfile',
+          p('root', 'ca.cert.pem'),
+          '-untrusted',
+          p('orga', 'ca.cert.pem'),
+          '-CRLfile',
+          p('root', 'crl.pem'),
+          '-CRLfile',
+          p('orga', 'crl.pem'),
+          `${out}.cert.pem`,
+        ],
+        { encoding: 'utf8' },
+      );
       expect(o.stdout).toMatch(/: OK/);
       expect(opensslText(readFileSync(`${out}.cert.pem`, 'utf8'))).toMatch(/ecdsa-with-SHA256/);
     }
@@ -115,16 +191,42 @@ describe('ssmax ca', () => {
     expect(wrong.err).toMatch(/^wrong-usage: /);
   });
 
-  test('refuses a mail address outside the name constraints, with the library\'s message, and writes nothing', async () => {
-    const r = await ca('issue', 'user', ...orgArgs(), '--out', p('evil'), '--email', 'x@evil.example', '--pseudonym', 'u-x', '--code', 'E-1', '--purpose', 'signing');
+  test("refuses a mail address outside the name constraints, with the library's message, and writes nothing", async () => {
+    const r = await ca(
+      'issue',
+      'user',
+      ...orgArgs(),
+      '--out',
+      p('evil'),
+      '--email',
+      'x@evil.example',
+      '--pseudonym',
+      'u-x',
+      '--code',
+      'E-1',
+      '--purpose',
+      'signing',
+    );
     expect(r.code).toBe(65);
     expect(r.err).toBe('ssmax ca: Cannot issue certificate for "x@evil.example": outside the name constraints of a.example');
     expect(existsSync(p('evil.key.pem'))).toBe(false);
   });
 
-  test('certifies a given raw compressed secp256k1 point (the crypto core\'s form)', async () => {
+  test("certifies a given raw compressed secp256k1 point (the crypto core's form)", async () => {
     const point = '0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798'; // G
-    const r = await ca('issue', 'encryption', ...orgArgs(), '--out', p('encG'), '--domain', 'a.example', '--version', '2', '--public-key', point);
+    const r = await ca(
+      'issue',
+      'encryption',
+      ...orgArgs(),
+      '--out',
+      p('encG'),
+      '--domain',
+      'a.example',
+      '--version',
+      '2',
+      '--public-key',
+      point,
+    );
     expect(r.code).toBe(0);
     expect(existsSync(p('encG.key.pem'))).toBe(false);
     const text = opensslText(readFileSync(p('encG.cert.pem'), 'utf8'));
@@ -149,35 +251,116 @@ describe('ssmax ca', () => {
     const v = await ca(...verifyArgs(cert, '--use', 'seal'));
     expect(v.code).toBe(1);
     expect(v.err).toMatch(/^revoked: .*keyCompromise/);
-    const o = spawnSync('openssl', ['verify', '-crl_check_all', '-CAfile', p('root', 'ca.cert.pem'), '-untrusted', p('orga', 'ca.cert.pem'), '-CRLfile', p('root', 'crl.pem'), '-CRLfile', p('orga', 'crl.pem'), cert], { encoding: 'utf8' });
+    const o = spawnSync(
+      'openssl',
+      [
+        'verify',
+        '-crl_check_all',
+        '-CAfile',
+        p('root', 'ca.cert.pem'),
+        '-untrusted',
+        p('orga', 'ca.cert.pem'),
+        '-CRLfile',
+        p('root', 'crl.pem'),
+        '-CRLfile',
+        p('orga', 'crl.pem'),
+        cert,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(`${o.stdout}${o.stderr}`).toMatch(/certificate revoked/);
   });
 
   test('bundle + verify --bundle; another domain is rejected', async () => {
     const out = p('bundle.json');
-    const r = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', `${p('encryption-8.cert.pem')}:current`,
-      '--seal', p('seal-7.cert.pem'), '--crl', p('orga', 'crl.pem'), '--crl', p('root', 'crl.pem'), '--abuse', 'mailto:abuse@a.example', '--serial', '3', '--out', out);
+    const r = await ca(
+      'bundle',
+      '--ca',
+      p('orga'),
+      '--signer',
+      p('bundle-signer-9'),
+      '--domain',
+      'a.example',
+      '--key',
+      `${p('encryption-8.cert.pem')}:current`,
+      '--seal',
+      p('seal-7.cert.pem'),
+      '--crl',
+      p('orga', 'crl.pem'),
+      '--crl',
+      p('root', 'crl.pem'),
+      '--abuse',
+      'mailto:abuse@a.example',
+      '--serial',
+      '3',
+      '--out',
+      out,
+    );
     // seal-7 was revoked above: the builder checks the bundle as `ca verify` would and writes nothing.
     expect(r.code).toBe(65);
     expect(r.err).toMatch(/Cannot write the bundle: it would not verify: invalid-content: .*revoked/);
     expect(existsSync(out)).toBe(false);
     // Without the root's CRL, peers cannot check the org CA: refused too, naming what is missing.
-    const noCrl = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', p('encryption-8.cert.pem'),
-      '--abuse', 'mailto:abuse@a.example', '--serial', '4', '--out', out);
+    const noCrl = await ca(
+      'bundle',
+      '--ca',
+      p('orga'),
+      '--signer',
+      p('bundle-signer-9'),
+      '--domain',
+      'a.example',
+      '--key',
+      p('encryption-8.cert.pem'),
+      '--abuse',
+      'mailto:abuse@a.example',
+      '--serial',
+      '4',
+      '--out',
+      out,
+    );
     expect(noCrl.code).toBe(65);
     expect(noCrl.err).toMatch(/would not verify: .*give --crl for every CA of the chain/);
     expect(noCrl.err).not.toMatch(/\n\s+at /);
     expect(existsSync(out)).toBe(false);
     // Without the revoked sealing certificate, and the key state defaulting to current.
-    const r3 = await ca('bundle', '--ca', p('orga'), '--signer', p('bundle-signer-9'), '--domain', 'a.example', '--key', p('encryption-8.cert.pem'),
-      '--abuse', 'mailto:abuse@a.example', '--serial', '5', '--out', p('bundle3.json'), '--crl', p('orga', 'crl.pem'), '--crl', p('root', 'crl.pem'));
+    const r3 = await ca(
+      'bundle',
+      '--ca',
+      p('orga'),
+      '--signer',
+      p('bundle-signer-9'),
+      '--domain',
+      'a.example',
+      '--key',
+      p('encryption-8.cert.pem'),
+      '--abuse',
+      'mailto:abuse@a.example',
+      '--serial',
+      '5',
+      '--out',
+      p('bundle3.json'),
+      '--crl',
+      p('orga', 'crl.pem'),
+      '--crl',
+      p('root', 'crl.pem'),
+    );
     expect(r3.code).toBe(0);
     const ok = await ca('verify', '--root', p('root', 'ca.cert.pem'), '--bundle', p('bundle3.json'), '--domain', 'a.example');
     expect(ok.out).toMatch(/^valid: Bundle .* \(serial 5\) for "a.example" is valid; current key version 1/);
     const other = await ca('verify', '--root', p('root', 'ca.cert.pem'), '--bundle', p('bundle3.json'), '--domain', 'b.example');
     expect(other.code).toBe(1);
     expect(other.err).toMatch(/^wrong-domain: /);
-    const replay = await ca('verify', '--root', p('root', 'ca.cert.pem'), '--bundle', p('bundle3.json'), '--domain', 'a.example', '--min-serial', '6');
+    const replay = await ca(
+      'verify',
+      '--root',
+      p('root', 'ca.cert.pem'),
+      '--bundle',
+      p('bundle3.json'),
+      '--domain',
+      'a.example',
+      '--min-serial',
+      '6',
+    );
     expect(replay.err).toMatch(/^replayed: /);
   });
 
@@ -207,10 +390,33 @@ describe('the built binary', () => {
     expect(run('init-org', '--root', join(d, 'root'), '--dir', join(d, 'org'), '--domain', 'a.example', '--org', 'A').status).toBe(0);
     expect(run('crl', '--ca', join(d, 'root')).status).toBe(0);
     expect(run('crl', '--ca', join(d, 'org')).status).toBe(0);
-    const v = run('verify', '--root', join(d, 'root', 'ca.cert.pem'), '--cert', join(d, 'org', 'ca.cert.pem'), '--crl', join(d, 'root', 'crl.pem'));
+    const v = run(
+      'verify',
+      '--root',
+      join(d, 'root', 'ca.cert.pem'),
+      '--cert',
+      join(d, 'org', 'ca.cert.pem'),
+      '--crl',
+      join(d, 'root', 'crl.pem'),
+    );
     expect(v.stdout).toMatch(/^valid: /);
     expect(v.status).toBe(0);
-    const bad = run('issue', 'user', '--ca', join(d, 'org'), '--out', join(d, 'x'), '--email', 'x@evil.example', '--pseudonym', 'u-x', '--code', 'E-1', '--purpose', 'signing');
+    const bad = run(
+      'issue',
+      'user',
+      '--ca',
+      join(d, 'org'),
+      '--out',
+      join(d, 'x'),
+      '--email',
+      'x@evil.example',
+      '--pseudonym',
+      'u-x',
+      '--code',
+      'E-1',
+      '--purpose',
+      'signing',
+    );
     expect(bad.status).toBe(65);
     expect(bad.stderr.trim()).toBe('ssmax ca: Cannot issue certificate for "x@evil.example": outside the name constraints of a.example');
   });

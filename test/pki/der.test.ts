@@ -31,7 +31,8 @@ describe('strict DER', () => {
     expect(() => oid('06028180')).toThrow(/bad OBJECT IDENTIFIER/);
   });
   test('times: UTCTime pivots at 50, GeneralizedTime, and impossible dates are refused', () => {
-    const t = (tag: number, s: string) => decodeTime({ tag, bytes: new Uint8Array(0), value: new Uint8Array(Buffer.from(s, 'latin1')) }, 't');
+    const t = (tag: number, s: string) =>
+      decodeTime({ tag, bytes: new Uint8Array(0), value: new Uint8Array(Buffer.from(s, 'latin1')) }, 't');
     expect(t(TAG.utcTime, '491231235959Z').toISOString()).toBe('2049-12-31T23:59:59.000Z');
     expect(t(TAG.utcTime, '500101000000Z').toISOString()).toBe('1950-01-01T00:00:00.000Z');
     expect(t(TAG.generalizedTime, '20610304050607Z').toISOString()).toBe('2061-03-04T05:06:07.000Z');
@@ -54,7 +55,14 @@ describe('mutation', () => {
       fc.property(fc.nat(base.length - 1), fc.integer({ min: 1, max: 255 }), (pos, xor) => {
         const der = new Uint8Array(base);
         der[pos] = (der[pos] as number) ^ xor;
-        const r = validateCertificate({ leaf: der, intermediates: [w.orgA.certificate], roots: [w.root.certificate], crls: [w.rootCrl, w.crlA], use: 'seal', time: NOW });
+        const r = validateCertificate({
+          leaf: der,
+          intermediates: [w.orgA.certificate],
+          roots: [w.root.certificate],
+          crls: [w.rootCrl, w.crlA],
+          use: 'seal',
+          time: NOW,
+        });
         return r.status !== 'valid';
       }),
       { numRuns: 300 },
@@ -66,7 +74,14 @@ describe('mutation', () => {
       fc.property(fc.nat(base.length - 1), fc.integer({ min: 1, max: 255 }), (pos, xor) => {
         const der = new Uint8Array(base);
         der[pos] = (der[pos] as number) ^ xor;
-        const r = validateCertificate({ leaf: w.sealA, intermediates: [w.orgA.certificate], roots: [w.root.certificate], crls: [w.rootCrl, der], use: 'seal', time: NOW });
+        const r = validateCertificate({
+          leaf: w.sealA,
+          intermediates: [w.orgA.certificate],
+          roots: [w.root.certificate],
+          crls: [w.rootCrl, der],
+          use: 'seal',
+          time: NOW,
+        });
         return r.status === 'malformed' || r.status === 'revocation-unknown';
       }),
       { numRuns: 300 },

@@ -9,8 +9,14 @@ import { join } from 'node:path';
 import type { ParsedCertificate } from '../../src/pki/certificate';
 import { type ParsedCrl, type RevocationEntry, createCrl } from '../../src/pki/crl';
 import {
-  type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate,
-  issueSealingCertificate, issueTlsCertificate, issueUserCertificate,
+  type SigningAuthority,
+  createOrgCa,
+  createRootCa,
+  issueBundleSignerCertificate,
+  issueEncryptionKeyCertificate,
+  issueSealingCertificate,
+  issueTlsCertificate,
+  issueUserCertificate,
 } from '../../src/pki/issue';
 import { compressedPointFromSpki, generateP256KeyPair, generateSecp256k1KeyPair, spkiOf } from '../../src/pki/keys';
 
@@ -47,29 +53,70 @@ export interface World {
   crlB: ParsedCrl;
 }
 
-export function crlFor(ca: SigningAuthority, entries: RevocationEntry[] = [], crlNumber = 1, thisUpdate = T0, nextUpdate = CRL_NEXT): ParsedCrl {
+export function crlFor(
+  ca: SigningAuthority,
+  entries: RevocationEntry[] = [],
+  crlNumber = 1,
+  thisUpdate = T0,
+  nextUpdate = CRL_NEXT,
+): ParsedCrl {
   return createCrl(ca, { entries, thisUpdate, nextUpdate, crlNumber });
 }
 
 export function makeWorld(): World {
   const root = createRootCa({ privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_ROOT_END });
-  const orgA = createOrgCa(root, { domains: ['a.example'], organisation: 'A Corp', privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_ORG_END });
-  const orgB = createOrgCa(root, { domains: ['b.example'], organisation: 'B Ltd', privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_ORG_END });
+  const orgA = createOrgCa(root, {
+    domains: ['a.example'],
+    organisation: 'A Corp',
+    privateKey: generateP256KeyPair().privateKey,
+    notBefore: T0,
+    notAfter: T_ORG_END,
+  });
+  const orgB = createOrgCa(root, {
+    domains: ['b.example'],
+    organisation: 'B Ltd',
+    privateKey: generateP256KeyPair().privateKey,
+    notBefore: T0,
+    notAfter: T_ORG_END,
+  });
   const encPoint = compressedPointFromSpki(spkiOf(generateSecp256k1KeyPair().publicKey));
   const p256 = () => generateP256KeyPair().publicKey;
   const k1 = () => compressedPointFromSpki(spkiOf(generateSecp256k1KeyPair().publicKey));
   const signerKeyA = generateP256KeyPair();
   const signerKeyB = generateP256KeyPair();
   return {
-    root, orgA, orgB, encPoint,
+    root,
+    orgA,
+    orgB,
+    encPoint,
     encA: issueEncryptionKeyCertificate(orgA, { domain: 'a.example', version: 1, publicKey: encPoint, ...validity }),
     sealA: issueSealingCertificate(orgA, { domain: 'a.example', host: 'mx.a.example', publicKey: p256(), ...validity }),
-    signerA: { certificate: issueBundleSignerCertificate(orgA, { domain: 'a.example', publicKey: signerKeyA.publicKey, ...validity }), privateKey: signerKeyA.privateKey },
-    signerB: { certificate: issueBundleSignerCertificate(orgB, { domain: 'b.example', publicKey: signerKeyB.publicKey, ...validity }), privateKey: signerKeyB.privateKey },
+    signerA: {
+      certificate: issueBundleSignerCertificate(orgA, { domain: 'a.example', publicKey: signerKeyA.publicKey, ...validity }),
+      privateKey: signerKeyA.privateKey,
+    },
+    signerB: {
+      certificate: issueBundleSignerCertificate(orgB, { domain: 'b.example', publicKey: signerKeyB.publicKey, ...validity }),
+      privateKey: signerKeyB.privateKey,
+    },
     encB: issueEncryptionKeyCertificate(orgB, { domain: 'b.example', version: 4, publicKey: k1(), ...validity }),
     sealB: issueSealingCertificate(orgB, { domain: 'b.example', publicKey: p256(), ...validity }),
-    userSignA: issueUserCertificate(orgA, { email: 'alice@a.example', pseudonym: 'u-7f3a', code: 'E-10442', purpose: 'signing', publicKey: p256(), ...validity }),
-    userEncA: issueUserCertificate(orgA, { email: 'alice@a.example', pseudonym: 'u-7f3a', code: 'E-10442', purpose: 'encryption', publicKey: k1(), ...validity }),
+    userSignA: issueUserCertificate(orgA, {
+      email: 'alice@a.example',
+      pseudonym: 'u-7f3a',
+      code: 'E-10442',
+      purpose: 'signing',
+      publicKey: p256(),
+      ...validity,
+    }),
+    userEncA: issueUserCertificate(orgA, {
+      email: 'alice@a.example',
+      pseudonym: 'u-7f3a',
+      code: 'E-10442',
+      purpose: 'encryption',
+      publicKey: k1(),
+      ...validity,
+    }),
     gatewayA: issueTlsCertificate(orgA, { role: 'gateway', hosts: ['mx.a.example'], publicKey: p256(), ...validity }),
     keydA: issueTlsCertificate(orgA, { role: 'keyd', hosts: ['keyd.a.example'], publicKey: p256(), ...validity }),
     inspectorA: issueTlsCertificate(orgA, { role: 'inspector', hosts: ['dlp.a.example'], publicKey: p256(), ...validity }),
@@ -115,9 +162,24 @@ export interface OpensslVerify {
  * leaf, as our validator does; `crlCheck: 'leaf'` for plain `-crl_check`) at
  * `time`, optionally with a purpose.
  */
-export function opensslVerify(opts: { leaf: ParsedCertificate; intermediates: readonly ParsedCertificate[]; roots: readonly ParsedCertificate[]; crls: readonly ParsedCrl[]; time: Date; purpose?: string; crlCheck?: 'all' | 'leaf' }): OpensslVerify {
+export function opensslVerify(opts: {
+  leaf: ParsedCertificate;
+  intermediates: readonly ParsedCertificate[];
+  roots: readonly ParsedCertificate[];
+  crls: readonly ParsedCrl[];
+  time: Date;
+  purpose?: string;
+  crlCheck?: 'all' | 'leaf';
+}): OpensslVerify {
   requireOpenssl();
-  const args = ['verify', '-x509_strict', '-attime', String(Math.floor(opts.time.getTime() / 1000)), '-CAfile', tmpFile(opts.roots.map((r) => r.pem).join(''))];
+  const args = [
+    'verify',
+    '-x509_strict',
+    '-attime',
+    String(Math.floor(opts.time.getTime() / 1000)),
+    '-CAfile',
+    tmpFile(opts.roots.map((r) => r.pem).join('')),
+  ];
   if (opts.intermediates.length > 0) args.push('-untrusted', tmpFile(opts.intermediates.map((c) => c.pem).join('')));
   {
     args.push(opts.crlCheck === 'leaf' ? '-crl_check' : '-crl_check_all');

@@ -1,9 +1,23 @@
 import * as asn1js from 'asn1js';
 import { parseCertificate } from '../../src/pki/certificate';
-import { createOrgCa, createRootCa, issueEncryptionKeyCertificate, issueSealingCertificate, issueTlsCertificate, issueUserCertificate } from '../../src/pki/issue';
 import {
-  compressedPointFromSpki, decompressSecp256k1, encryptionPointOf, generateP256KeyPair, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem,
-  secp256k1SpkiFromPoint, spkiOf,
+  createOrgCa,
+  createRootCa,
+  issueEncryptionKeyCertificate,
+  issueSealingCertificate,
+  issueTlsCertificate,
+  issueUserCertificate,
+} from '../../src/pki/issue';
+import {
+  compressedPointFromSpki,
+  decompressSecp256k1,
+  encryptionPointOf,
+  generateP256KeyPair,
+  generateSecp256k1KeyPair,
+  privateKeyFromPem,
+  privateKeyToPem,
+  secp256k1SpkiFromPoint,
+  spkiOf,
 } from '../../src/pki/keys';
 import { EKU, POLICY_SSMAX_V1 } from '../../src/pki/oids';
 import { fromPem, fromPemAll, toPem } from '../../src/pki/pem';
@@ -21,36 +35,65 @@ const user = { email: 'bob@a.example', pseudonym: 'u-b0b', code: 'E-2001', purpo
 
 describe('profile refusals', () => {
   test('a mail address outside the name constraints, with the exact message', () => {
-    expect(() => issueUserCertificate(w.orgA, { ...user, email: 'x@evil.example', publicKey: p256() }))
-      .toThrow(new Error('Cannot issue certificate for "x@evil.example": outside the name constraints of a.example'));
+    expect(() => issueUserCertificate(w.orgA, { ...user, email: 'x@evil.example', publicKey: p256() })).toThrow(
+      new Error('Cannot issue certificate for "x@evil.example": outside the name constraints of a.example'),
+    );
   });
   test('a host outside the name constraints', () => {
-    expect(() => issueTlsCertificate(w.orgA, { role: 'gateway', hosts: ['mx.b.example'], publicKey: p256(), ...validity })).toThrow('Cannot issue certificate for "mx.b.example": outside the name constraints of a.example');
-    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'b.example', version: 1, publicKey: k1(), ...validity })).toThrow(/outside the name constraints/);
-    expect(() => issueSealingCertificate(w.orgA, { domain: 'a.example', host: 'mx.evil.example', publicKey: p256(), ...validity })).toThrow(/"mx.evil.example": outside/);
+    expect(() => issueTlsCertificate(w.orgA, { role: 'gateway', hosts: ['mx.b.example'], publicKey: p256(), ...validity })).toThrow(
+      'Cannot issue certificate for "mx.b.example": outside the name constraints of a.example',
+    );
+    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'b.example', version: 1, publicKey: k1(), ...validity })).toThrow(
+      /outside the name constraints/,
+    );
+    expect(() => issueSealingCertificate(w.orgA, { domain: 'a.example', host: 'mx.evil.example', publicKey: p256(), ...validity })).toThrow(
+      /"mx.evil.example": outside/,
+    );
   });
-  test('validity outside the issuer\'s', () => {
-    expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: p256(), notAfter: new Date(T_ORG_END.getTime() + 1000) })).toThrow(/outside the issuer's/);
-    expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: p256(), notBefore: new Date(T0.getTime() - 1000) })).toThrow(/outside the issuer's/);
+  test("validity outside the issuer's", () => {
+    expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: p256(), notAfter: new Date(T_ORG_END.getTime() + 1000) })).toThrow(
+      /outside the issuer's/,
+    );
+    expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: p256(), notBefore: new Date(T0.getTime() - 1000) })).toThrow(
+      /outside the issuer's/,
+    );
     expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: p256(), notAfter: T0 })).toThrow(/notAfter is not after notBefore/);
   });
   test('a real-looking name or an identity number is refused', () => {
-    expect(() => issueUserCertificate(w.orgA, { ...user, pseudonym: 'Alice Smith', publicKey: p256() })).toThrow('Cannot use owner name "Alice Smith": a pseudonym is 3-64 letters, digits, ".", "_" or "-", without spaces');
-    expect(() => issueUserCertificate(w.orgA, { ...user, code: '850101123456', publicKey: p256() })).toThrow(/Cannot use user code "850101123456"/);
+    expect(() => issueUserCertificate(w.orgA, { ...user, pseudonym: 'Alice Smith', publicKey: p256() })).toThrow(
+      'Cannot use owner name "Alice Smith": a pseudonym is 3-64 letters, digits, ".", "_" or "-", without spaces',
+    );
+    expect(() => issueUserCertificate(w.orgA, { ...user, code: '850101123456', publicKey: p256() })).toThrow(
+      /Cannot use user code "850101123456"/,
+    );
   });
   test('keys of the wrong curve', () => {
     expect(() => issueUserCertificate(w.orgA, { ...user, publicKey: k1() })).toThrow(/the key must be EC P-256, got secp256k1/);
-    expect(() => issueUserCertificate(w.orgA, { ...user, purpose: 'encryption', publicKey: p256() })).toThrow(/the key must be EC secp256k1, got p256/);
-    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 1, publicKey: p256(), ...validity })).toThrow(/secp256k1/);
+    expect(() => issueUserCertificate(w.orgA, { ...user, purpose: 'encryption', publicKey: p256() })).toThrow(
+      /the key must be EC secp256k1, got p256/,
+    );
+    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 1, publicKey: p256(), ...validity })).toThrow(
+      /secp256k1/,
+    );
   });
   test('an end entity cannot issue', () => {
-    expect(() => issueUserCertificate({ certificate: w.sealA, privateKey: generateP256KeyPair().privateKey }, { ...user, publicKey: p256() })).toThrow(/is not a CA/);
+    expect(() =>
+      issueUserCertificate({ certificate: w.sealA, privateKey: generateP256KeyPair().privateKey }, { ...user, publicKey: p256() }),
+    ).toThrow(/is not a CA/);
   });
   test('bad domains, versions and roles', () => {
-    expect(() => createOrgCa(w.root, { domains: ['not a domain'], organisation: 'X', privateKey: generateP256KeyPair().privateKey, ...validity })).toThrow('Cannot use domain "not a domain": not a valid domain name');
-    expect(() => createOrgCa(w.root, { domains: [], organisation: 'X', privateKey: generateP256KeyPair().privateKey, ...validity })).toThrow(/at least one domain/);
-    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 0, publicKey: k1(), ...validity })).toThrow(/version "0"/);
-    expect(() => issueTlsCertificate(w.orgA, { role: 'root' as never, hosts: ['x.a.example'], publicKey: p256(), ...validity })).toThrow(/unknown role "root"/);
+    expect(() =>
+      createOrgCa(w.root, { domains: ['not a domain'], organisation: 'X', privateKey: generateP256KeyPair().privateKey, ...validity }),
+    ).toThrow('Cannot use domain "not a domain": not a valid domain name');
+    expect(() =>
+      createOrgCa(w.root, { domains: [], organisation: 'X', privateKey: generateP256KeyPair().privateKey, ...validity }),
+    ).toThrow(/at least one domain/);
+    expect(() => issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 0, publicKey: k1(), ...validity })).toThrow(
+      /version "0"/,
+    );
+    expect(() => issueTlsCertificate(w.orgA, { role: 'root' as never, hosts: ['x.a.example'], publicKey: p256(), ...validity })).toThrow(
+      /unknown role "root"/,
+    );
     expect(() => issueTlsCertificate(w.orgA, { role: 'keyd', publicKey: p256(), ...validity })).toThrow(/host name is required/);
   });
 });
@@ -61,11 +104,20 @@ describe('profiles', () => {
     expect([c.isCA, c.pathLen, c.selfIssued, [...(c.keyUsage ?? [])].sort()]).toEqual([true, 1, true, ['cRLSign', 'keyCertSign']]);
   });
   test('an org CA: path length 0, name constraints per domain (dNSName, rfc822Name host and subdomains)', () => {
-    const org = createOrgCa(w.root, { domains: ['c.example', 'C-Mail.example'], organisation: 'C', privateKey: generateP256KeyPair().privateKey, ...validity });
+    const org = createOrgCa(w.root, {
+      domains: ['c.example', 'C-Mail.example'],
+      organisation: 'C',
+      privateKey: generateP256KeyPair().privateKey,
+      ...validity,
+    });
     expect(org.certificate.pathLen).toBe(0);
     expect(org.certificate.nameConstraints?.permitted).toEqual([
-      { kind: 'dns', value: 'c.example' }, { kind: 'email', value: 'c.example' }, { kind: 'email', value: '.c.example' },
-      { kind: 'dns', value: 'c-mail.example' }, { kind: 'email', value: 'c-mail.example' }, { kind: 'email', value: '.c-mail.example' },
+      { kind: 'dns', value: 'c.example' },
+      { kind: 'email', value: 'c.example' },
+      { kind: 'email', value: '.c.example' },
+      { kind: 'dns', value: 'c-mail.example' },
+      { kind: 'email', value: 'c-mail.example' },
+      { kind: 'email', value: '.c-mail.example' },
     ]);
     expect(org.certificate.policies).toEqual([POLICY_SSMAX_V1]);
   });
@@ -88,7 +140,12 @@ describe('profiles', () => {
     expect(encryptionPointOf(c.pem)).toEqual(point);
     expect(() => encryptionPointOf(w.sealA)).toThrow(/not on secp256k1/);
     // The same from the 65-byte form and from the SPKI.
-    const c65 = issueEncryptionKeyCertificate(w.orgA, { domain: 'a.example', version: 9, publicKey: decompressSecp256k1(point), ...validity });
+    const c65 = issueEncryptionKeyCertificate(w.orgA, {
+      domain: 'a.example',
+      version: 9,
+      publicKey: decompressSecp256k1(point),
+      ...validity,
+    });
     expect(c65.spki).toEqual(c.spki);
     expect(secp256k1SpkiFromPoint(point)).toEqual(c.spki);
   });
@@ -115,7 +172,14 @@ describe('profiles', () => {
     expect(Buffer.from(root.certificate.der).includes(Buffer.from('20610304050607Z'))).toBe(true);
   });
   test('every profile validates for its own use straight after issuance', () => {
-    const r = validateCertificate({ leaf: w.encA, intermediates: [w.orgA.certificate], roots: [w.root.certificate], crls: [w.rootCrl, w.crlA], use: 'org-encryption', time: NOW });
+    const r = validateCertificate({
+      leaf: w.encA,
+      intermediates: [w.orgA.certificate],
+      roots: [w.root.certificate],
+      crls: [w.rootCrl, w.crlA],
+      use: 'org-encryption',
+      time: NOW,
+    });
     expect(r.status).toBe('valid');
     expect(T_LEAF_END.getTime()).toBe(w.encA.notAfter.getTime());
   });

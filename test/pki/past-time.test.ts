@@ -15,10 +15,20 @@ beforeAll(() => {
 const day = (n: number) => new Date(T0.getTime() + n * 86400000);
 const SEALED_AT = day(10);
 /** Three CRL re-issues after the seal (days 20, 50, 80), each valid 30 days; only the newest is at hand. */
-const later = (entries: Parameters<typeof crlFor>[1] = []) => [crlFor(w.root, [], 2, day(80), day(110)), crlFor(w.orgA, entries, 4, day(80), day(110))];
+const later = (entries: Parameters<typeof crlFor>[1] = []) => [
+  crlFor(w.root, [], 2, day(80), day(110)),
+  crlFor(w.orgA, entries, 4, day(80), day(110)),
+];
 
 function at(time: Date, crls: ReturnType<typeof later>) {
-  return validateCertificate({ leaf: w.sealA.der, intermediates: [w.orgA.certificate.pem], roots: [w.root.certificate.der], crls: crls.map((c) => c.der), use: 'seal', time });
+  return validateCertificate({
+    leaf: w.sealA.der,
+    intermediates: [w.orgA.certificate.pem],
+    roots: [w.root.certificate.der],
+    crls: crls.map((c) => c.der),
+    use: 'seal',
+    time,
+  });
 }
 
 test('a seal made three CRLs ago validates at its time with the newest CRL', () => {

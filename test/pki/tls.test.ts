@@ -20,7 +20,14 @@ beforeAll(() => {
 function tlsIdentity(role: 'keyd' | 'gateway' | 'admin', hosts: string[], commonName?: string) {
   const key = generateP256KeyPair();
   const now = new Date();
-  const cert = issueTlsCertificate(w.orgA, { role, hosts, ...(commonName ? { commonName } : {}), publicKey: key.publicKey, notBefore: new Date(now.getTime() - 3_600_000), notAfter: new Date(now.getTime() + 86_400_000) });
+  const cert = issueTlsCertificate(w.orgA, {
+    role,
+    hosts,
+    ...(commonName ? { commonName } : {}),
+    publicKey: key.publicKey,
+    notBefore: new Date(now.getTime() - 3_600_000),
+    notAfter: new Date(now.getTime() + 86_400_000),
+  });
   return { cert, key: privateKeyToPem(key.privateKey), chain: cert.pem + w.orgA.certificate.pem };
 }
 
@@ -40,19 +47,41 @@ test('a gateway client and the keyd server authenticate each other; the server r
   const cache = new ValidationCache();
   // TLS needs the real clock; CRLs current now.
   const now = new Date();
-  const crls = [crlFor(w.root, [], 5, new Date(now.getTime() - 3_600_000), new Date(now.getTime() + 86_400_000)), crlFor(w.orgA, [], 5, new Date(now.getTime() - 3_600_000), new Date(now.getTime() + 86_400_000))];
+  const crls = [
+    crlFor(w.root, [], 5, new Date(now.getTime() - 3_600_000), new Date(now.getTime() + 86_400_000)),
+    crlFor(w.orgA, [], 5, new Date(now.getTime() - 3_600_000), new Date(now.getTime() + 86_400_000)),
+  ];
   const seen: { role: string | undefined; status: string }[] = [];
-  const srv = createServer({ key: server.key, cert: server.chain, ca: w.root.certificate.pem, requestCert: true, rejectUnauthorized: true }, (sock: TLSSocket) => {
-    const [leaf, ...rest] = chainOf(sock.getPeerCertificate(true));
-    const r = validateCertificate({ leaf: leaf as Buffer, intermediates: rest, roots: [w.root.certificate], crls, use: 'tls-client', roles: ['gateway', 'inspector'], time: new Date(), cache });
-    seen.push({ role: roleOf(leaf as Buffer), status: r.status });
-    sock.end('ok');
-  });
+  const srv = createServer(
+    { key: server.key, cert: server.chain, ca: w.root.certificate.pem, requestCert: true, rejectUnauthorized: true },
+    (sock: TLSSocket) => {
+      const [leaf, ...rest] = chainOf(sock.getPeerCertificate(true));
+      const r = validateCertificate({
+        leaf: leaf as Buffer,
+        intermediates: rest,
+        roots: [w.root.certificate],
+        crls,
+        use: 'tls-client',
+        roles: ['gateway', 'inspector'],
+        time: new Date(),
+        cache,
+      });
+      seen.push({ role: roleOf(leaf as Buffer), status: r.status });
+      sock.end('ok');
+    },
+  );
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   const port = (srv.address() as AddressInfo).port;
   try {
-    const sock = connect({ host: '127.0.0.1', port, servername: 'keyd.a.example', key: client.key, cert: client.chain, ca: w.root.certificate.pem });
+    const sock = connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'keyd.a.example',
+      key: client.key,
+      cert: client.chain,
+      ca: w.root.certificate.pem,
+    });
     await once(sock, 'secureConnect');
     expect(sock.authorized).toBe(true);
     expect(roleOf(sock.getPeerCertificate().raw)).toBe('keyd');
@@ -78,7 +107,16 @@ test('an admin client certificate is refused as a TLS server by OpenSSL (no serv
     const sock = connect({ host: '127.0.0.1', port, ca: w.root.certificate.pem, checkServerIdentity: () => undefined });
     const [err] = (await once(sock, 'error')) as [Error & { code?: string }];
     expect(err.code).toBe('INVALID_PURPOSE');
-    expect(validateCertificate({ leaf: bad.cert, intermediates: [w.orgA.certificate], roots: [w.root.certificate], use: 'tls-server', time: new Date(), revocation: 'skip' }).status).toBe('wrong-usage');
+    expect(
+      validateCertificate({
+        leaf: bad.cert,
+        intermediates: [w.orgA.certificate],
+        roots: [w.root.certificate],
+        use: 'tls-server',
+        time: new Date(),
+        revocation: 'skip',
+      }).status,
+    ).toBe('wrong-usage');
   } finally {
     srv.close();
   }

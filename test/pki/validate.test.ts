@@ -32,13 +32,24 @@ describe('valid', () => {
     const r = validateCertificate(req(w.userSignA, { use: 'user-signing' }));
     expectStatus(r, 'valid');
     if (r.status !== 'valid') return;
-    expect(r.path.map((c) => c.fingerprint)).toEqual([w.userSignA.fingerprint, w.orgA.certificate.fingerprint, w.root.certificate.fingerprint]);
+    expect(r.path.map((c) => c.fingerprint)).toEqual([
+      w.userSignA.fingerprint,
+      w.orgA.certificate.fingerprint,
+      w.root.certificate.fingerprint,
+    ]);
   });
 
   test.each([
-    ['encA', 'org-encryption'], ['userEncA', 'user-encryption'], ['sealA', 'seal'], ['signerA', 'bundle-signing'],
-    ['gatewayA', 'tls-server'], ['gatewayA', 'tls-client'], ['keydA', 'tls-server'], ['inspectorA', 'tls-client'],
-    ['adminA', 'tls-client'], ['disclosureA', 'tls-client'],
+    ['encA', 'org-encryption'],
+    ['userEncA', 'user-encryption'],
+    ['sealA', 'seal'],
+    ['signerA', 'bundle-signing'],
+    ['gatewayA', 'tls-server'],
+    ['gatewayA', 'tls-client'],
+    ['keydA', 'tls-server'],
+    ['inspectorA', 'tls-client'],
+    ['adminA', 'tls-client'],
+    ['disclosureA', 'tls-client'],
   ] as const)('%s is valid for %s', (name, use) => {
     const leaf = name === 'signerA' ? w.signerA.certificate : w[name];
     expectStatus(validateCertificate(req(leaf, { use })), 'valid');
@@ -51,7 +62,14 @@ describe('valid', () => {
   });
 
   test('inputs may be DER or PEM', () => {
-    const r = validateCertificate({ leaf: w.sealA.der, intermediates: [w.orgA.certificate.pem], roots: [w.root.certificate.der], crls: [w.rootCrl.pem, w.crlA.der], use: 'seal', time: NOW });
+    const r = validateCertificate({
+      leaf: w.sealA.der,
+      intermediates: [w.orgA.certificate.pem],
+      roots: [w.root.certificate.der],
+      crls: [w.rootCrl.pem, w.crlA.der],
+      use: 'seal',
+      time: NOW,
+    });
     expectStatus(r, 'valid');
   });
 
@@ -104,19 +122,38 @@ describe('revoked', () => {
 
 describe('expired and not yet valid', () => {
   test('an expired leaf', () => {
-    const r = validateCertificate(req(w.sealA, { time: new Date(T_LEAF_END.getTime() + 1000), crls: [crlFor(w.root, [], 3, T0, new Date('2030-01-01')), crlFor(w.orgA, [], 3, T0, new Date('2030-01-01'))] }));
+    const r = validateCertificate(
+      req(w.sealA, {
+        time: new Date(T_LEAF_END.getTime() + 1000),
+        crls: [crlFor(w.root, [], 3, T0, new Date('2030-01-01')), crlFor(w.orgA, [], 3, T0, new Date('2030-01-01'))],
+      }),
+    );
     expectStatus(r, 'expired');
     if (r.status === 'expired') expect(r.certificate.fingerprint).toBe(w.sealA.fingerprint);
   });
 
   test('an expired intermediate: the leaf is inside its own validity, the org CA is not', () => {
     const orgKey = generateP256KeyPair().privateKey;
-    const shortOrg = createOrgCa(w.root, { domains: ['a.example'], organisation: 'A Corp', privateKey: orgKey, notBefore: T0, notAfter: new Date('2026-03-01T00:00:00Z') });
+    const shortOrg = createOrgCa(w.root, {
+      domains: ['a.example'],
+      organisation: 'A Corp',
+      privateKey: orgKey,
+      notBefore: T0,
+      notAfter: new Date('2026-03-01T00:00:00Z'),
+    });
     // The profile functions refuse a leaf outliving its issuer; forge one with the primitive.
-    const leaf = buildCertificate({
-      subject: [{ type: ATTR.commonName, value: 'a.example gateway seal' }], spki: spkiOf(generateP256KeyPair().publicKey),
-      notBefore: T0, notAfter: T_LEAF_END, keyUsage: ['digitalSignature'], extKeyUsage: [EKU.seal], dnsNames: ['a.example'],
-    }, shortOrg);
+    const leaf = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'a.example gateway seal' }],
+        spki: spkiOf(generateP256KeyPair().publicKey),
+        notBefore: T0,
+        notAfter: T_LEAF_END,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: [EKU.seal],
+        dnsNames: ['a.example'],
+      },
+      shortOrg,
+    );
     const r = validateCertificate(req(leaf, { use: 'seal', intermediates: [shortOrg.certificate], crls: [w.rootCrl, crlFor(shortOrg)] }));
     expectStatus(r, 'expired');
     if (r.status === 'expired') expect(r.certificate.fingerprint).toBe(shortOrg.certificate.fingerprint);
@@ -135,8 +172,14 @@ describe('wrong usage', () => {
     expect(r.message).toMatch(/cannot be used for seal/);
   });
   test.each([
-    ['sealA', 'user-signing'], ['userSignA', 'tls-server'], ['userEncA', 'org-encryption'], ['encA', 'user-encryption'],
-    ['encA', 'seal'], ['adminA', 'tls-server'], ['gatewayA', 'bundle-signing'], ['sealA', 'tls-client'],
+    ['sealA', 'user-signing'],
+    ['userSignA', 'tls-server'],
+    ['userEncA', 'org-encryption'],
+    ['encA', 'user-encryption'],
+    ['encA', 'seal'],
+    ['adminA', 'tls-server'],
+    ['gatewayA', 'bundle-signing'],
+    ['sealA', 'tls-client'],
   ] as const)('%s is wrong for %s', (name, use) => {
     expectStatus(validateCertificate(req(w[name], { use })), 'wrong-usage');
   });
@@ -151,10 +194,18 @@ describe('wrong usage', () => {
 
 describe('outside name constraints', () => {
   function forged(names: { dnsNames?: string[]; emails?: string[]; cn?: string }) {
-    return buildCertificate({
-      subject: [{ type: ATTR.commonName, value: names.cn ?? 'u-evil' }], spki: spkiOf(generateP256KeyPair().publicKey), ...validity,
-      keyUsage: ['digitalSignature'], extKeyUsage: [EKU.emailProtection, EKU.userSigning], dnsNames: names.dnsNames ?? [], emails: names.emails ?? [],
-    }, w.orgA);
+    return buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: names.cn ?? 'u-evil' }],
+        spki: spkiOf(generateP256KeyPair().publicKey),
+        ...validity,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: [EKU.emailProtection, EKU.userSigning],
+        dnsNames: names.dnsNames ?? [],
+        emails: names.emails ?? [],
+      },
+      w.orgA,
+    );
   }
   test('an org CA that issues for a mail address of another domain fails', () => {
     const r = validateCertificate(req(forged({ emails: ['x@evil.example'] }), { use: 'user-signing' }));
@@ -176,13 +227,21 @@ describe('outside name constraints', () => {
     if (r.status === 'outside-name-constraints') expect(r.name).toBe(bad);
   });
   test('subdomains and sub-domain mailboxes are inside', () => {
-    expectStatus(validateCertificate(req(forged({ dnsNames: ['mx.eu.a.example'], emails: ['bob@a.example', 'c@lists.a.example'] }))), 'valid');
+    expectStatus(
+      validateCertificate(req(forged({ dnsNames: ['mx.eu.a.example'], emails: ['bob@a.example', 'c@lists.a.example'] }))),
+      'valid',
+    );
   });
 });
 
 describe('untrusted', () => {
   test('a chain to a root that is not trusted', () => {
-    const other = createRootCa({ privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_LEAF_END, commonName: 'SSMAX Root CA' });
+    const other = createRootCa({
+      privateKey: generateP256KeyPair().privateKey,
+      notBefore: T0,
+      notAfter: T_LEAF_END,
+      commonName: 'SSMAX Root CA',
+    });
     expectStatus(validateCertificate(req(w.sealA, { roots: [other.certificate] })), 'untrusted');
   });
   test('a missing intermediate', () => {
@@ -193,9 +252,20 @@ describe('untrusted', () => {
   });
   test('a leaf of an impostor CA that has the same name as the org CA', () => {
     const impostor = createOrgCa(createRootCa({ privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_LEAF_END }), {
-      domains: ['a.example'], organisation: 'A Corp', privateKey: generateP256KeyPair().privateKey, notBefore: T0, notAfter: T_LEAF_END,
+      domains: ['a.example'],
+      organisation: 'A Corp',
+      privateKey: generateP256KeyPair().privateKey,
+      notBefore: T0,
+      notAfter: T_LEAF_END,
     });
-    const leaf = issueUserCertificate(impostor, { email: 'eve@a.example', pseudonym: 'u-eve', code: 'E-1', purpose: 'signing', publicKey: generateP256KeyPair().publicKey, ...validity });
+    const leaf = issueUserCertificate(impostor, {
+      email: 'eve@a.example',
+      pseudonym: 'u-eve',
+      code: 'E-1',
+      purpose: 'signing',
+      publicKey: generateP256KeyPair().publicKey,
+      ...validity,
+    });
     const r = validateCertificate(req(leaf, { use: 'user-signing' }));
     expectStatus(r, 'untrusted');
   });
@@ -209,14 +279,45 @@ describe('untrusted', () => {
   });
   test('an end-entity certificate used as an issuer', () => {
     const fake = { certificate: w.sealA, privateKey: generateP256KeyPair().privateKey };
-    const leaf = buildCertificate({ subject: [{ type: ATTR.commonName, value: 'u-x' }], spki: spkiOf(generateP256KeyPair().publicKey), ...validity, keyUsage: ['digitalSignature'] }, fake);
+    const leaf = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'u-x' }],
+        spki: spkiOf(generateP256KeyPair().publicKey),
+        ...validity,
+        keyUsage: ['digitalSignature'],
+      },
+      fake,
+    );
     expectStatus(validateCertificate(req(leaf, { intermediates: [w.sealA, w.orgA.certificate] })), 'untrusted');
   });
   test('an org CA (path length 0) issuing a sub-CA: the sub-CA cannot issue', () => {
     const subKey = generateP256KeyPair().privateKey;
-    const sub = { certificate: buildCertificate({ subject: [{ type: ATTR.commonName, value: 'sub CA' }], spki: spkiOf(subKey), ...validity, ca: {}, keyUsage: ['keyCertSign', 'cRLSign'], dnsNames: [] }, w.orgA), privateKey: subKey };
-    const leaf = buildCertificate({ subject: [{ type: ATTR.commonName, value: 'u-y' }], spki: spkiOf(generateP256KeyPair().publicKey), ...validity, keyUsage: ['digitalSignature'] }, sub);
-    const r = validateCertificate(req(leaf, { intermediates: [sub.certificate, w.orgA.certificate], crls: [w.rootCrl, w.crlA, crlFor(sub)] }));
+    const sub = {
+      certificate: buildCertificate(
+        {
+          subject: [{ type: ATTR.commonName, value: 'sub CA' }],
+          spki: spkiOf(subKey),
+          ...validity,
+          ca: {},
+          keyUsage: ['keyCertSign', 'cRLSign'],
+          dnsNames: [],
+        },
+        w.orgA,
+      ),
+      privateKey: subKey,
+    };
+    const leaf = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'u-y' }],
+        spki: spkiOf(generateP256KeyPair().publicKey),
+        ...validity,
+        keyUsage: ['digitalSignature'],
+      },
+      sub,
+    );
+    const r = validateCertificate(
+      req(leaf, { intermediates: [sub.certificate, w.orgA.certificate], crls: [w.rootCrl, w.crlA, crlFor(sub)] }),
+    );
     expectStatus(r, 'untrusted');
     expect(r.message).toMatch(/intermediate/);
   });
@@ -255,17 +356,35 @@ describe('malformed', () => {
     expectStatus(r, 'malformed');
   });
   test('a certificate with an unknown critical extension', () => {
-    const leaf = buildCertificate({
-      subject: [{ type: ATTR.commonName, value: 'u-z' }], spki: spkiOf(generateP256KeyPair().publicKey), ...validity, keyUsage: ['digitalSignature'],
-      extraExtensions: [{ oid: '1.2.3.4.5', critical: true, value: new Uint8Array([0x05, 0x00]) }],
-    }, w.orgA);
+    const leaf = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'u-z' }],
+        spki: spkiOf(generateP256KeyPair().publicKey),
+        ...validity,
+        keyUsage: ['digitalSignature'],
+        extraExtensions: [{ oid: '1.2.3.4.5', critical: true, value: new Uint8Array([0x05, 0x00]) }],
+      },
+      w.orgA,
+    );
     const r = validateCertificate(req(leaf));
     expectStatus(r, 'malformed');
     expect(r.message).toMatch(/critical extension 1\.2\.3\.4\.5/);
   });
   test('a leaf whose P-256 point is not on the curve', () => {
-    const spki = new Uint8Array(Buffer.concat([Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'), Buffer.from([4]), Buffer.alloc(64, 1)]));
-    const leaf = buildCertificate({ subject: [{ type: ATTR.commonName, value: 'a.example gateway seal' }], spki, ...validity, keyUsage: ['digitalSignature'], extKeyUsage: [EKU.seal], dnsNames: ['a.example'] }, w.orgA);
+    const spki = new Uint8Array(
+      Buffer.concat([Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'), Buffer.from([4]), Buffer.alloc(64, 1)]),
+    );
+    const leaf = buildCertificate(
+      {
+        subject: [{ type: ATTR.commonName, value: 'a.example gateway seal' }],
+        spki,
+        ...validity,
+        keyUsage: ['digitalSignature'],
+        extKeyUsage: [EKU.seal],
+        dnsNames: ['a.example'],
+      },
+      w.orgA,
+    );
     const r = validateCertificate(req(leaf, { use: 'seal' }));
     expectStatus(r, 'malformed');
     expect(r.message).toMatch(/not a valid p256 point/);
@@ -288,7 +407,15 @@ describe('cache', () => {
     const cache = new ValidationCache();
     const crl = crlFor(w.orgA, [{ serial: w.userSignA.serial, revokedAt: T0, reason: 'keyCompromise' }], 2);
     const ask = (leaf: ParsedCertificate, use: ValidationRequest['use']) =>
-      validateCertificate({ leaf: leaf.der, intermediates: [w.orgA.certificate.der], roots: [w.root.certificate.der], crls: [w.rootCrl.der, crl.der], use, time: NOW, cache }).status;
+      validateCertificate({
+        leaf: leaf.der,
+        intermediates: [w.orgA.certificate.der],
+        roots: [w.root.certificate.der],
+        crls: [w.rootCrl.der, crl.der],
+        use,
+        time: NOW,
+        cache,
+      }).status;
     expect(ask(w.sealA, 'seal')).toBe('valid');
     expect(ask(w.userSignA, 'user-signing')).toBe('revoked');
     const hitsBefore = cache.hits;
@@ -313,7 +440,13 @@ describe('cache', () => {
 });
 
 describe('roleOf', () => {
-  test.each([['gatewayA', 'gateway'], ['keydA', 'keyd'], ['inspectorA', 'inspector'], ['adminA', 'admin'], ['disclosureA', 'disclosure']] as const)('%s → %s', (name, role) => {
+  test.each([
+    ['gatewayA', 'gateway'],
+    ['keydA', 'keyd'],
+    ['inspectorA', 'inspector'],
+    ['adminA', 'admin'],
+    ['disclosureA', 'disclosure'],
+  ] as const)('%s → %s', (name, role) => {
     expect(roleOf(w[name])).toBe(role);
     expect(roleOf(w[name].pem)).toBe(role);
   });

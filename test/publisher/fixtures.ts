@@ -25,17 +25,47 @@ export function writePublisherFiles(org: Org): void {
   w('pub-root.crl.pem', org.crls[1] as string);
 }
 
-export function writePublisherIni(org: Org, opts: { keydPort: number; poll?: string; lifetime?: number; name?: string; port?: number }): string {
+export function writePublisherIni(
+  org: Org,
+  opts: { keydPort: number; poll?: string; lifetime?: number; name?: string; port?: number },
+): string {
   const file = join(org.fx.dir, opts.name ?? 'publisher.ini');
-  writeFileSync(file, [
-    '[publisher]', `domain=${org.domain}`, `listen=127.0.0.1:${opts.port ?? 0}`, 'state_file=publisher-state.json',
-    `lifetime_seconds=${opts.lifetime ?? 3600}`, 'republish_after=0.5', `poll_seconds=${opts.poll ?? '0.2'}`, `abuse_contact=mailto:abuse@${org.domain}`,
-    '[policy]', 'encryption=required', 'seal=required', 'max_message_bytes=26214400',
-    '[tls]', 'cert=publisher.pem', 'key=publisher.key',
-    '[signer]', 'cert=signer.pem', 'key=signer.key',
-    '[keyd]', `url=https://127.0.0.1:${opts.keydPort}`, `servername=keyd.${org.domain}`, 'cert=admin.pem', 'key=admin.key', 'ca=org-ca.pem,root.pem', 'timeout_ms=3000',
-    '[pki]', 'roots=root.pem', 'org_ca_chain=org-ca.pem', 'sealing_certificates=seal.pem', 'crls=pub-org-ca.crl.pem,pub-root.crl.pem', '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      '[publisher]',
+      `domain=${org.domain}`,
+      `listen=127.0.0.1:${opts.port ?? 0}`,
+      'state_file=publisher-state.json',
+      `lifetime_seconds=${opts.lifetime ?? 3600}`,
+      'republish_after=0.5',
+      `poll_seconds=${opts.poll ?? '0.2'}`,
+      `abuse_contact=mailto:abuse@${org.domain}`,
+      '[policy]',
+      'encryption=required',
+      'seal=required',
+      'max_message_bytes=26214400',
+      '[tls]',
+      'cert=publisher.pem',
+      'key=publisher.key',
+      '[signer]',
+      'cert=signer.pem',
+      'key=signer.key',
+      '[keyd]',
+      `url=https://127.0.0.1:${opts.keydPort}`,
+      `servername=keyd.${org.domain}`,
+      'cert=admin.pem',
+      'key=admin.key',
+      'ca=org-ca.pem,root.pem',
+      'timeout_ms=3000',
+      '[pki]',
+      'roots=root.pem',
+      'org_ca_chain=org-ca.pem',
+      'sealing_certificates=seal.pem',
+      'crls=pub-org-ca.crl.pem,pub-root.crl.pem',
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -62,17 +92,33 @@ export function startPublisherProcess(configFile: string): Promise<PublisherProc
     const proc = spawn(process.execPath, [BIN, 'publish', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`publisher did not start: ${err}`)); }, 20000);
-    proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`publisher did not start: ${err}`));
+    }, 20000);
+    proc.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /publisher listening on [^:]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-        resolve({ proc, port: Number(m[1]), stderr: () => err, stop: async (signal = 'SIGTERM') => { proc.kill(signal); return exited; } });
+        resolve({
+          proc,
+          port: Number(m[1]),
+          stderr: () => err,
+          stop: async (signal = 'SIGTERM') => {
+            proc.kill(signal);
+            return exited;
+          },
+        });
       }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`publisher exited ${code}: ${err}`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`publisher exited ${code}: ${err}`));
+    });
   });
 }

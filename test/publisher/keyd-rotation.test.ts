@@ -16,11 +16,21 @@ import { type PublisherProcess, freePort, startPublisherProcess, writePublisherF
 
 function health(org: Org, port: number): Promise<{ serial?: number; ok: boolean }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/.well-known/ssmax/health', servername: `ssmax.${org.domain}`, ca: [org.fx.root.certificate.pem], agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve(JSON.parse(Buffer.concat(parts).toString('utf8')) as { serial?: number; ok: boolean }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/.well-known/ssmax/health',
+        servername: `ssmax.${org.domain}`,
+        ca: [org.fx.root.certificate.pem],
+        agent: false,
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve(JSON.parse(Buffer.concat(parts).toString('utf8')) as { serial?: number; ok: boolean }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -58,10 +68,16 @@ describe('keyd rotation reaches a peer through the publisher', () => {
     pub = await startPublisherProcess(iniFile);
     let now = wholeSecondNow() + 1000;
     const url = () => `https://ssmax.a.example:${pub!.port}/.well-known/ssmax/bundle`;
-    const peer = () => new Directory({
-      roots: [a.fx.root.certificate.pem], staticPeers: { 'a.example': url() }, hosts: { 'ssmax.a.example': '127.0.0.1' },
-      resolver: null, clock: () => now, random: () => 0, retryMs: 500,
-    });
+    const peer = () =>
+      new Directory({
+        roots: [a.fx.root.certificate.pem],
+        staticPeers: { 'a.example': url() },
+        hosts: { 'ssmax.a.example': '127.0.0.1' },
+        resolver: null,
+        clock: () => now,
+        random: () => 0,
+        retryMs: 500,
+      });
     let dir = peer();
     try {
       const admin = clientFor(a.fx, keyd.port, a.fx.clients.admin);
@@ -89,7 +105,10 @@ describe('keyd rotation reaches a peer through the publisher', () => {
       const fresh = await dir.lookup('a.example');
       expect(fresh.serial).toBe(h.serial);
       expect(fresh.currentKey.keyId).toBe('a.example:v2');
-      expect(fresh.keys.map((k) => [k.keyId, k.state])).toEqual([['a.example:v1', 'retired'], ['a.example:v2', 'current']]);
+      expect(fresh.keys.map((k) => [k.keyId, k.state])).toEqual([
+        ['a.example:v1', 'retired'],
+        ['a.example:v2', 'current'],
+      ]);
 
       // A restarted publisher continues the serial.
       expect(await pub.stop()).toBe(0);
@@ -106,7 +125,10 @@ describe('keyd rotation reaches a peer through the publisher', () => {
       expect(await pub.stop()).toBe(0);
       pub = undefined;
       now = cached.expires.getTime() + 1000;
-      const e = await dir.lookup('a.example').then(() => undefined, (err: unknown) => err);
+      const e = await dir.lookup('a.example').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(DirectoryError);
       expect((e as DirectoryError).code).toBe('unavailable');
       expect(dir.status()[0]).toMatchObject({ domain: 'a.example', state: 'expired' });

@@ -26,11 +26,23 @@ interface Answer {
 
 function get(org: Org, port: number, path: string, opts: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', servername: `ssmax.${org.domain}`, ca: [org.fx.root.certificate.pem], agent: false, headers: opts.headers ?? {} }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: opts.method ?? 'GET',
+        servername: `ssmax.${org.domain}`,
+        ca: [org.fx.root.certificate.pem],
+        agent: false,
+        headers: opts.headers ?? {},
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -43,21 +55,38 @@ let keydAnswer: KeydPublic;
 const started: Publisher[] = [];
 
 function keyEntry(cert: { pem: string; notBefore: Date; notAfter: Date }, version: number, state: string) {
-  return { keyId: `${org.domain}:v${version}`, version, state, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), certificate: cert.pem };
+  return {
+    keyId: `${org.domain}:v${version}`,
+    version,
+    state,
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    certificate: cert.pem,
+  };
 }
 
 function publisher(log: string[] = []): Publisher {
   const config = loadPublisherConfig(join(org.fx.dir, 'publisher.ini'));
   const p = new Publisher({
-    domain: config.domain, signer: org.signer,
+    domain: config.domain,
+    signer: org.signer,
     files: { orgCaChain: config.pki.orgCaChain, sealingCertificates: config.pki.sealingCertificates, crls: config.pki.crls },
-    roots: [org.fx.root.certificate.pem], abuseContact: config.abuseContact, inboundPolicy: config.inboundPolicy,
-    lifetimeMs: HOUR, republishAfter: 0.5, pollMs: 3600000, stateFile: config.stateFile,
+    roots: [org.fx.root.certificate.pem],
+    abuseContact: config.abuseContact,
+    inboundPolicy: config.inboundPolicy,
+    lifetimeMs: HOUR,
+    republishAfter: 0.5,
+    pollMs: 3600000,
+    stateFile: config.stateFile,
     keyd: async () => {
       if (keydDown) throw new Error('keyd unreachable: connect ECONNREFUSED');
       return keydAnswer;
     },
-    tls: { cert: org.tls.cert, key: org.tls.key }, host: '127.0.0.1', port: 0, clock: () => now, log: (l) => log.push(l),
+    tls: { cert: org.tls.cert, key: org.tls.key },
+    host: '127.0.0.1',
+    port: 0,
+    clock: () => now,
+    log: (l) => log.push(l),
   });
   started.push(p);
   return p;
@@ -125,7 +154,10 @@ describe('publication', () => {
     // A new CRL file.
     const crlFile = join(org.fx.dir, 'pub-org-ca.crl.pem');
     const oldCrl = readFileSync(crlFile, 'utf8');
-    writeFileSync(crlFile, createCrl(org.fx.orgCa, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 30 * DAY), crlNumber: 3 }).pem);
+    writeFileSync(
+      crlFile,
+      createCrl(org.fx.orgCa, { entries: [], thisUpdate: new Date(now - 1000), nextUpdate: new Date(now + 30 * DAY), crlNumber: 3 }).pem,
+    );
     try {
       await p.tick();
       expect(p.publication!.serial).toBe(s0 + 1);
@@ -136,15 +168,34 @@ describe('publication', () => {
     expect(p.publication!.serial).toBe(s0 + 2);
 
     // Rotation: v2 active, v1 retired.
-    const v2 = issueEncryptionKeyCertificate(org.fx.orgCa, { domain: 'a.example', version: 2, publicKey: generateSecp256k1KeyPair().publicKey, notBefore: new Date(now - 1000), notAfter: new Date(now + 90 * DAY) });
-    keydAnswer = { domain: 'a.example', current: 'a.example:v2', keys: [keyEntry(org.encV1, 1, 'retired'), keyEntry(v2, 2, 'active'), { ...keyEntry(v2, 3, 'destroyed') }] };
+    const v2 = issueEncryptionKeyCertificate(org.fx.orgCa, {
+      domain: 'a.example',
+      version: 2,
+      publicKey: generateSecp256k1KeyPair().publicKey,
+      notBefore: new Date(now - 1000),
+      notAfter: new Date(now + 90 * DAY),
+    });
+    keydAnswer = {
+      domain: 'a.example',
+      current: 'a.example:v2',
+      keys: [keyEntry(org.encV1, 1, 'retired'), keyEntry(v2, 2, 'active'), { ...keyEntry(v2, 3, 'destroyed') }],
+    };
     await p.tick();
     expect(p.publication!.serial).toBe(s0 + 3);
     const doc = JSON.parse(p.publication!.text) as { payload: { encryptionKeys: { version: number; state: string }[] } };
-    expect(doc.payload.encryptionKeys.map((k) => [k.version, k.state])).toEqual([[1, 'retired'], [2, 'current']]);
+    expect(doc.payload.encryptionKeys.map((k) => [k.version, k.state])).toEqual([
+      [1, 'retired'],
+      [2, 'current'],
+    ]);
 
     // The directory of a peer sees v2.
-    const dir = new Directory({ roots: [org.fx.root.certificate.pem], staticPeers: { 'a.example': `https://ssmax.a.example:${p.port}/.well-known/ssmax/bundle` }, hosts: { 'ssmax.a.example': '127.0.0.1' }, resolver: null, clock: () => now });
+    const dir = new Directory({
+      roots: [org.fx.root.certificate.pem],
+      staticPeers: { 'a.example': `https://ssmax.a.example:${p.port}/.well-known/ssmax/bundle` },
+      hosts: { 'ssmax.a.example': '127.0.0.1' },
+      resolver: null,
+      clock: () => now,
+    });
     try {
       expect((await dir.lookup('a.example')).currentKey.keyId).toBe('a.example:v2');
     } finally {
@@ -165,7 +216,13 @@ describe('publication', () => {
     await p.start();
     const good = p.publication!;
     // keyd's only key is not yet valid: no current key.
-    const future = issueEncryptionKeyCertificate(org.fx.orgCa, { domain: 'a.example', version: 5, publicKey: generateSecp256k1KeyPair().publicKey, notBefore: new Date(now + DAY), notAfter: new Date(now + 90 * DAY) });
+    const future = issueEncryptionKeyCertificate(org.fx.orgCa, {
+      domain: 'a.example',
+      version: 5,
+      publicKey: generateSecp256k1KeyPair().publicKey,
+      notBefore: new Date(now + DAY),
+      notAfter: new Date(now + 90 * DAY),
+    });
     keydAnswer = { domain: 'a.example', current: null, keys: [keyEntry(future, 5, 'retired')] };
     await p.tick();
     expect(p.publication!.id).toBe(good.id);
@@ -189,7 +246,7 @@ describe('publication', () => {
 });
 
 describe('configuration', () => {
-  test('relative paths against the file\'s folder; defaults; errors name the key', () => {
+  test("relative paths against the file's folder; defaults; errors name the key", () => {
     const c = loadPublisherConfig(join(org.fx.dir, 'publisher.ini'));
     expect(c.stateFile).toBe(join(org.fx.dir, 'publisher-state.json'));
     expect(c.keyd.ca).toEqual([join(org.fx.dir, 'org-ca.pem'), join(org.fx.dir, 'root.pem')]);

@@ -37,7 +37,11 @@ function handshake(port: number, servername: string, ca: string): Promise<{ auth
         chain.push(cert.subject.CN as string);
         cert = cert.issuerCertificate;
       }
-      const result = { authorized: socket.authorized, ...(socket.authorizationError ? { error: String(socket.authorizationError) } : {}), chain };
+      const result = {
+        authorized: socket.authorized,
+        ...(socket.authorizationError ? { error: String(socket.authorizationError) } : {}),
+        chain,
+      };
       socket.end();
       resolve(result);
     });
@@ -45,7 +49,7 @@ function handshake(port: number, servername: string, ca: string): Promise<{ auth
   });
 }
 
-describe('the publisher\'s TLS certificate chain', () => {
+describe("the publisher's TLS certificate chain", () => {
   let a: Org;
   let keyd: KeydProcess;
   let pub: PublisherProcess | undefined;
@@ -93,7 +97,9 @@ describe('the publisher\'s TLS certificate chain', () => {
     const r = spawnSync(process.execPath, [BIN, 'publish', '--config', leafIni], { encoding: 'utf8', timeout: 30000 });
     expect(r.status).toBe(78);
     const orgCaCn = cnOf(a.fx.orgCa.certificate.pem);
-    expect(r.stderr).toMatch(/\[tls\] cert: Cannot use TLS certificate ".*publisher-leaf\.pem": the chain is incomplete: the certificate of its issuer ".*/);
+    expect(r.stderr).toMatch(
+      /\[tls\] cert: Cannot use TLS certificate ".*publisher-leaf\.pem": the chain is incomplete: the certificate of its issuer ".*/,
+    );
     expect(r.stderr).toContain(orgCaCn);
     expect(r.stderr).toMatch(/org_ca_chain/);
     expect(r.stderr).not.toMatch(/\n\s+at /);

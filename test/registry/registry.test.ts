@@ -31,11 +31,14 @@ function capture(): CliIo & { text: () => string; errors: () => string } {
 function fetchBundle(): Promise<string> {
   const u = new URL(A.bundleUrl);
   return new Promise((res, rej) => {
-    const req = request({ host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: A.fx.caPem, method: 'GET' }, (r) => {
-      const parts: Buffer[] = [];
-      r.on('data', (c: Buffer) => parts.push(c));
-      r.on('end', () => (r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`HTTP ${r.statusCode}`))));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: u.port, path: u.pathname, servername: u.hostname, ca: A.fx.caPem, method: 'GET' },
+      (r) => {
+        const parts: Buffer[] = [];
+        r.on('data', (c: Buffer) => parts.push(c));
+        r.on('end', () => (r.statusCode === 200 ? res(Buffer.concat(parts).toString('utf8')) : rej(new Error(`HTTP ${r.statusCode}`))));
+      },
+    );
     req.on('error', rej);
     req.end();
   });
@@ -54,18 +57,34 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-registry-'));
-  net = await startNetwork(join(base, 'net'), [{ domain: 'a.example', users: [{ address: 'alice@a.example', client: 'plain', password: 'pw' }] }]);
+  net = await startNetwork(join(base, 'net'), [
+    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'plain', password: 'pw' }] },
+  ]);
   A = net.org('a.example');
   writeFileSync(join(base, 'bundle.json'), await fetchBundle());
   const d = A.fx.dir;
   config = join(base, 'ssmax-abuse.ini');
-  writeFileSync(config, [
-    '[abuse]', 'domain=a.example',
-    '[keyd]', `url=https://127.0.0.1:${A.ports.keyd}`, 'servername=keyd.a.example', `ca=${join(d, 'org-ca.pem')},${join(d, 'root.pem')}`,
-    `cert=${join(d, 'admin.pem')}`, `key=${join(d, 'admin.key')}`,
-    '[registry]', `ca_cert=${join(d, 'org-ca.pem')}`, `ca_key=${join(d, 'org-ca.key')}`, `crl=${join(d, 'org-ca.crl.pem')}`, 'crl_days=7',
-    `root=${join(d, 'root.pem')}`, 'bundle=bundle.json', '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      '[abuse]',
+      'domain=a.example',
+      '[keyd]',
+      `url=https://127.0.0.1:${A.ports.keyd}`,
+      'servername=keyd.a.example',
+      `ca=${join(d, 'org-ca.pem')},${join(d, 'root.pem')}`,
+      `cert=${join(d, 'admin.pem')}`,
+      `key=${join(d, 'admin.key')}`,
+      '[registry]',
+      `ca_cert=${join(d, 'org-ca.pem')}`,
+      `ca_key=${join(d, 'org-ca.key')}`,
+      `crl=${join(d, 'org-ca.crl.pem')}`,
+      'crl_days=7',
+      `root=${join(d, 'root.pem')}`,
+      'bundle=bundle.json',
+      '',
+    ].join('\n'),
+  );
 });
 
 afterAll(async () => {
@@ -90,10 +109,17 @@ describe('ssmax registry', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Registered eve@a\.example as U-2001 with certificates/);
     expect(r.out).not.toContain('EMP-2001');
-    for (const f of ['profile.json', 'signing.cert.pem', 'signing.key.pem', 'encryption.cert.pem', 'encryption.key.pem']) expect(existsSync(join(profile, f))).toBe(true);
+    for (const f of ['profile.json', 'signing.cert.pem', 'signing.key.pem', 'encryption.cert.pem', 'encryption.key.pem'])
+      expect(existsSync(join(profile, f))).toBe(true);
     const admin = A.admin();
     try {
-      const u = await admin.call<{ status: string; code: string; certificateSerial: string; signingCertificate: string; encryptionCertificate: string }>('GET', '/v1/registry/users/eve%40a.example');
+      const u = await admin.call<{
+        status: string;
+        code: string;
+        certificateSerial: string;
+        signingCertificate: string;
+        encryptionCertificate: string;
+      }>('GET', '/v1/registry/users/eve%40a.example');
       expect(u).toMatchObject({ status: 'active', code: 'U-2001' });
       const signing = parseCertificate(u.signingCertificate);
       expect(signing.serial).toBe(u.certificateSerial);
@@ -105,9 +131,19 @@ describe('ssmax registry', () => {
     }
   });
 
-  test('add a plain user; a second registration of an address or a code is refused with keyd\'s reason', async () => {
+  test("add a plain user; a second registration of an address or a code is refused with keyd's reason", async () => {
     writeFileSync(join(base, 'zed-identity'), 'EMP-2002\n', { mode: 0o600 });
-    const r = await run('add', '--config', config, '--plain', '--code', 'U-2002', '--identity-ref-file', join(base, 'zed-identity'), 'zed@a.example');
+    const r = await run(
+      'add',
+      '--config',
+      config,
+      '--plain',
+      '--code',
+      'U-2002',
+      '--identity-ref-file',
+      join(base, 'zed-identity'),
+      'zed@a.example',
+    );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Registered zed@a\.example as U-2002 \(plain client\)/);
     const again = await run('add', '--config', config, '--plain', '--code', 'U-2003', '--identity-ref', 'EMP-2003', 'zed@a.example');
@@ -133,12 +169,15 @@ describe('ssmax registry', () => {
   });
 
   test('a suspended sender gets no tracking token, so the gateway does not send for it; reinstated, it does', async () => {
-    const mail = (n: number) => `From: alice@a.example\r\nTo: alice@a.example\r\nSubject: s${n}\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <s${n}@a.example>\r\n\r\nhello\r\n`;
+    const mail = (n: number) =>
+      `From: alice@a.example\r\nTo: alice@a.example\r\nSubject: s${n}\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <s${n}@a.example>\r\n\r\nhello\r\n`;
     expect((await run('suspend', '--config', config, 'alice@a.example')).code).toBe(0);
     const refused = await smtp(A.ports.smtp, 'alice@a.example', ['alice@a.example'], mail(1), { user: 'alice@a.example', pass: 'pw' });
     expect(refused).toMatch(/^[45]\d\d /);
     expect((await run('reinstate', '--config', config, 'alice@a.example')).code).toBe(0);
-    expect(await smtp(A.ports.smtp, 'alice@a.example', ['alice@a.example'], mail(2), { user: 'alice@a.example', pass: 'pw' })).toMatch(/^250 /);
+    expect(await smtp(A.ports.smtp, 'alice@a.example', ['alice@a.example'], mail(2), { user: 'alice@a.example', pass: 'pw' })).toMatch(
+      /^250 /,
+    );
   });
 
   test('revoke: suspended at keyd, both certificates in a new CRL (earlier entries kept), re-published in the bundle', async () => {
@@ -154,7 +193,9 @@ describe('ssmax registry', () => {
     const r = await run('revoke', '--config', config, '--reason', 'affiliationChanged', 'eve@a.example');
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^eve@a\.example is suspended; revoked certificate serial\(s\) .*; CRL number \d+ written to .*org-ca\.crl\.pem by keyd$/); // keyd holds the org CA here: it signs
+    expect(r.out).toMatch(
+      /^eve@a\.example is suspended; revoked certificate serial\(s\) .*; CRL number \d+ written to .*org-ca\.crl\.pem by keyd$/,
+    ); // keyd holds the org CA here: it signs
     const after = parseCrl(readFileSync(crlFile, 'utf8'));
     expect(after.crlNumber).toBe((before.crlNumber ?? 0n) + 1n);
     expect(after.entries.get(signingSerial)?.reason).toBe('affiliationChanged');
@@ -167,8 +208,13 @@ describe('ssmax registry', () => {
     expect(reinstate.err).toMatch(/Cannot reinstate "eve@a\.example": it was revoked at /);
     const keyd = A.admin();
     try {
-      const { records } = await keyd.call<{ records: { op: string; target?: string; result: string; reason?: string }[] }>('GET', '/v1/audit/records/0');
-      expect(records.filter((x) => x.op === 'registry.revoke')).toEqual([expect.objectContaining({ target: 'eve@a.example', result: 'ok', reason: expect.stringContaining(`: number ${after.crlNumber} `) })]);
+      const { records } = await keyd.call<{ records: { op: string; target?: string; result: string; reason?: string }[] }>(
+        'GET',
+        '/v1/audit/records/0',
+      );
+      expect(records.filter((x) => x.op === 'registry.revoke')).toEqual([
+        expect.objectContaining({ target: 'eve@a.example', result: 'ok', reason: expect.stringContaining(`: number ${after.crlNumber} `) }),
+      ]);
     } finally {
       keyd.close();
     }

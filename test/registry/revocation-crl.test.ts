@@ -22,7 +22,10 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
   expect(await runCa(['init-root', '--dir', root, '--name', 'Test Root'], io)).toBe(0);
   expect(await runCa(['init-org', '--root', root, '--dir', org, '--domain', 'a.example', '--org', 'Org A'], io)).toBe(0);
   expect(await runCa(['crl', '--ca', org], io)).toBe(0);
-  const ca = { certificate: parseCertificate(readFileSync(join(org, 'ca.cert.pem'), 'utf8')), privateKey: privateKeyFromPem(readFileSync(join(org, 'ca.key.pem'), 'utf8')) };
+  const ca = {
+    certificate: parseCertificate(readFileSync(join(org, 'ca.cert.pem'), 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(join(org, 'ca.key.pem'), 'utf8')),
+  };
   const crlFile = join(org, 'crl.pem');
   const first = parseCrl(readFileSync(crlFile, 'utf8'));
 
@@ -48,9 +51,22 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
   // A CRL file of another CA is not overwritten.
   const other = join(base, 'other');
   expect(await runCa(['init-org', '--root', root, '--dir', other, '--domain', 'b.example', '--org', 'Org B'], io)).toBe(0);
-  const otherCa = { certificate: parseCertificate(readFileSync(join(other, 'ca.cert.pem'), 'utf8')), privateKey: privateKeyFromPem(readFileSync(join(other, 'ca.key.pem'), 'utf8')) };
+  const otherCa = {
+    certificate: parseCertificate(readFileSync(join(other, 'ca.cert.pem'), 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(join(other, 'ca.key.pem'), 'utf8')),
+  };
   const foreign = join(base, 'foreign.crl.pem');
-  writeFileSync(foreign, createCrl(otherCa, { entries: [], thisUpdate: new Date(Math.floor(Date.now() / 1000) * 1000), nextUpdate: new Date(Date.now() + 86400000), crlNumber: 1 }).pem);
+  writeFileSync(
+    foreign,
+    createCrl(otherCa, {
+      entries: [],
+      thisUpdate: new Date(Math.floor(Date.now() / 1000) * 1000),
+      nextUpdate: new Date(Date.now() + 86400000),
+      crlNumber: 1,
+    }).pem,
+  );
   expect(() => revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).toThrow(RegistryError);
-  expect(() => revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).toThrow(/is issued by ".*Org B.*", not by ".*Org A.*"/);
+  expect(() => revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).toThrow(
+    /is issued by ".*Org B.*", not by ".*Org A.*"/,
+  );
 });

@@ -5,8 +5,18 @@
  * and are pinned: the test checks both backends reproduce them byte for byte.
  */
 import {
-  type Group, answerBlindedDecryption, blindForDecryption, blindForReencryption, deriveContentKey, encapsulate, generateEncryptionKeyPair,
-  keyIdOf, newMessageKey, sealContent, transformBlinded, unblindReencryption,
+  type Group,
+  answerBlindedDecryption,
+  blindForDecryption,
+  blindForReencryption,
+  deriveContentKey,
+  encapsulate,
+  generateEncryptionKeyPair,
+  keyIdOf,
+  newMessageKey,
+  sealContent,
+  transformBlinded,
+  unblindReencryption,
 } from '../../src/crypto';
 import { collect, encryptMessage } from '../../src/envelope';
 import { hex, seededRng } from './seeded-rng';
@@ -47,7 +57,12 @@ export async function buildVectors(group: Group): Promise<Record<string, unknown
   const content = [0, 100, 2048, 2500].map((len) => {
     const cid = rng(16);
     const plaintext = rng(len);
-    return { contentId: hex(cid), chunkSize: 1024, plaintext: hex(plaintext), ciphertext: hex(sealContent(deriveContentKey(P, cid, 1024), plaintext)) };
+    return {
+      contentId: hex(cid),
+      chunkSize: 1024,
+      plaintext: hex(plaintext),
+      ciphertext: hex(sealContent(deriveContentKey(P, cid, 1024), plaintext)),
+    };
   });
 
   const msg = plainMessage('Vector body.\r\n');
@@ -55,14 +70,20 @@ export async function buildVectors(group: Group): Promise<Record<string, unknown
   const encrypted = await collect(encryptMessage(msg, [{ keyId: orgId, publicKey: org.publicKey }], { group, rng, chunkSize: 1024 }));
 
   return {
-    keys: { org: { privateKey: hex(org.privateKey), publicKey: hex(org.publicKey), keyId: orgId }, peer: { privateKey: hex(peer.privateKey), publicKey: hex(peer.publicKey), keyId: peerId } },
+    keys: {
+      org: { privateKey: hex(org.privateKey), publicKey: hex(org.publicKey), keyId: orgId },
+      peer: { privateKey: hex(peer.privateKey), publicKey: hex(peer.publicKey), keyId: peerId },
+    },
     capsule: { messageKey: hex(P), keyId: capsule.keyId, e: hex(capsule.e), f: hex(capsule.f) },
     reencryption: {
       gatewayRequest: { e: hex(blind.request.e), f: hex(blind.request.f) },
       keyServiceAnswer: { u: hex(transformed.u), v: hex(transformed.v) },
       newCapsule: { keyId: moved.keyId, e: hex(moved.e), f: hex(moved.f) },
     },
-    blindedDecryption: { request: { e: hex(dblind.request.e) }, answer: { z: hex(answer.z), c: hex(answer.proof.c), s: hex(answer.proof.s) } },
+    blindedDecryption: {
+      request: { e: hex(dblind.request.e) },
+      answer: { z: hex(answer.z), c: hex(answer.proof.c), s: hex(answer.proof.s) },
+    },
     content,
     message: { plaintext: msg.toString('latin1'), encrypted: encrypted.toString('latin1') },
     randomness: draws,

@@ -52,7 +52,10 @@ function waitForPort(port: number, ms: number, proc: ChildProcess, out: () => st
     const attempt = () => {
       if (proc.exitCode !== null) return reject(new Error(`dovecot exited ${proc.exitCode}:\n${out()}`));
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
       s.once('error', () => {
         s.destroy();
         if (Date.now() > end) reject(new Error(`dovecot did not listen on 127.0.0.1:${port}:\n${out()}`));
@@ -86,7 +89,10 @@ export const DEDUPE_SIEVE = [
 export async function startDovecotLmtp(users: readonly string[], options: DovecotOptions = {}): Promise<DovecotLmtp> {
   const bin = systemBinary('dovecot', 'scripts/ensure-dovecot.sh');
   const lmtpBin = execFileSync(bin, ['-c', '/dev/null', 'config', '-h', 'libexec_dir'], { encoding: 'utf8' }).trim() || '/usr/lib/dovecot';
-  if (!existsSync(join(lmtpBin, 'lmtp'))) throw new Error(`Dovecot's LMTP server (${join(lmtpBin, 'lmtp')}) is not installed: run "bash scripts/ensure-dovecot.sh" (Debian package dovecot-lmtpd)`);
+  if (!existsSync(join(lmtpBin, 'lmtp')))
+    throw new Error(
+      `Dovecot's LMTP server (${join(lmtpBin, 'lmtp')}) is not installed: run "bash scripts/ensure-dovecot.sh" (Debian package dovecot-lmtpd)`,
+    );
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-dovecot-'));
   const root = process.getuid?.() === 0;
   const me = userInfo();
@@ -122,40 +128,76 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
     // compiled now, as the operator would (sievec): the mail user need not write next to it
     execFileSync(systemBinary('sievec', 'scripts/ensure-dovecot.sh'), [sieveFile], { stdio: 'pipe' });
   }
-  writeFileSync(join(dir, 'dovecot.conf'), [
-    `base_dir = ${join(dir, 'run')}`,
-    `state_dir = ${join(dir, 'state')}`,
-    'log_path = /dev/stderr',
-    'protocols = lmtp',
-    'listen = 127.0.0.1',
-    'ssl = no',
-    `default_internal_user = ${root ? 'dovecot' : me.username}`,
-    `default_login_user = ${root ? 'dovenull' : me.username}`,
-    ...(root ? [] : [`default_internal_group = ${execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim()}`]),
-    `mail_location = maildir:${mail}/%Lu/Maildir`,
-    // the home holds Sieve's duplicate record (.dovecot.lda-dupes)
-    `mail_home = ${mail}/%Lu`,
-    `mail_uid = ${mailUid}`,
-    `mail_gid = ${mailGid}`,
-    'first_valid_uid = 1',
-    'userdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
-    'passdb {', '  driver = passwd-file', `  args = username_format=%Lu ${usersFile}`, '}',
-    ...(dedupe ? [
-      'protocol lmtp {', '  mail_plugins = $mail_plugins sieve', '}',
-      'plugin {', `  sieve_before = ${sieveFile}`, '  sieve_extensions = +duplicate', '}',
-    ] : []),
-    'service lmtp {', '  inet_listener lmtp {', '    address = 127.0.0.1', `    port = ${port}`, '  }', '  unix_listener lmtp {', '    mode = 0600', '  }', '}',
-    ...(options.authService ? [
-      // tests only: plaintext passwords over loopback (docs/postfix.md: TLS between hosts)
-      'disable_plaintext_auth = no', 'auth_mechanisms = plain login',
-      'service auth {', '  inet_listener auth-postfix {', '    address = 127.0.0.1', `    port = ${authPort}`, '  }', '}',
-    ] : []),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'dovecot.conf'),
+    [
+      `base_dir = ${join(dir, 'run')}`,
+      `state_dir = ${join(dir, 'state')}`,
+      'log_path = /dev/stderr',
+      'protocols = lmtp',
+      'listen = 127.0.0.1',
+      'ssl = no',
+      `default_internal_user = ${root ? 'dovecot' : me.username}`,
+      `default_login_user = ${root ? 'dovenull' : me.username}`,
+      ...(root ? [] : [`default_internal_group = ${execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim()}`]),
+      `mail_location = maildir:${mail}/%Lu/Maildir`,
+      // the home holds Sieve's duplicate record (.dovecot.lda-dupes)
+      `mail_home = ${mail}/%Lu`,
+      `mail_uid = ${mailUid}`,
+      `mail_gid = ${mailGid}`,
+      'first_valid_uid = 1',
+      'userdb {',
+      '  driver = passwd-file',
+      `  args = username_format=%Lu ${usersFile}`,
+      '}',
+      'passdb {',
+      '  driver = passwd-file',
+      `  args = username_format=%Lu ${usersFile}`,
+      '}',
+      ...(dedupe
+        ? [
+            'protocol lmtp {',
+            '  mail_plugins = $mail_plugins sieve',
+            '}',
+            'plugin {',
+            `  sieve_before = ${sieveFile}`,
+            '  sieve_extensions = +duplicate',
+            '}',
+          ]
+        : []),
+      'service lmtp {',
+      '  inet_listener lmtp {',
+      '    address = 127.0.0.1',
+      `    port = ${port}`,
+      '  }',
+      '  unix_listener lmtp {',
+      '    mode = 0600',
+      '  }',
+      '}',
+      ...(options.authService
+        ? [
+            // tests only: plaintext passwords over loopback (docs/postfix.md: TLS between hosts)
+            'disable_plaintext_auth = no',
+            'auth_mechanisms = plain login',
+            'service auth {',
+            '  inet_listener auth-postfix {',
+            '    address = 127.0.0.1',
+            `    port = ${authPort}`,
+            '  }',
+            '}',
+          ]
+        : []),
+      '',
+    ].join('\n'),
+  );
   const proc = spawn(bin, ['-F', '-c', join(dir, 'dovecot.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  proc.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const atExit = () => proc.kill('SIGKILL'); // the test process ends without afterAll: no Dovecot left behind
   process.once('exit', atExit);
@@ -169,7 +211,10 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
   }
   const mailDir = (address: string) => join(mail, address.toLowerCase());
   return {
-    port, authPort, dir, mailDir,
+    port,
+    authPort,
+    dir,
+    mailDir,
     async addUser(address: string) {
       known.add(address.toLowerCase());
       makeHome(address);

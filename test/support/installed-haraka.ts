@@ -29,10 +29,15 @@ export function lockedHarakaVersion(): string {
 
 function run(cmd: string, args: string[], cwd: string): Promise<string> {
   return new Promise((res, rej) => {
-    execFile(cmd, args, { cwd, env: { ...process.env, ...NPM_ENV }, encoding: 'utf8', timeout: 300000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) rej(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}${stderr}`, { cause: err }));
-      else res(stdout);
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd, env: { ...process.env, ...NPM_ENV }, encoding: 'utf8', timeout: 300000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        if (err) rej(new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: ${err.message}\n${stdout}${stderr}`, { cause: err }));
+        else res(stdout);
+      },
+    );
   });
 }
 

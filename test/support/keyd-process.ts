@@ -19,21 +19,44 @@ export function startKeydProcess(configFile: string): Promise<KeydProcess> {
     const proc = spawn(process.execPath, [BIN, 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`keyd did not start: ${err}`)); }, 20000);
-    proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`keyd did not start: ${err}`));
+    }, 20000);
+    proc.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /keyd listening on [^:]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-        resolve({ proc, port: Number(m[1]), stderr: () => err, stop: async (signal = 'SIGTERM') => { proc.kill(signal); return exited; } });
+        resolve({
+          proc,
+          port: Number(m[1]),
+          stderr: () => err,
+          stop: async (signal = 'SIGTERM') => {
+            proc.kill(signal);
+            return exited;
+          },
+        });
       }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`keyd exited ${code}: ${err}`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`keyd exited ${code}: ${err}`));
+    });
   });
 }
 
 export function clientFor(fx: OrgFixture, port: number, creds: ClientCreds, timeoutMs = 5000): KeydClient {
-  return new KeydClient({ url: `https://127.0.0.1:${port}`, servername: `keyd.${fx.domain}`, cert: creds.cert, key: creds.key, ca: fx.caPem, timeoutMs });
+  return new KeydClient({
+    url: `https://127.0.0.1:${port}`,
+    servername: `keyd.${fx.domain}`,
+    cert: creds.cert,
+    key: creds.key,
+    ca: fx.caPem,
+    timeoutMs,
+  });
 }

@@ -12,7 +12,8 @@ export function keyring(group: Group, rng: Rng, n: number) {
 export function plainMessage(body = 'Hello Bob,\r\nthe figures are attached.\r\n'): Buffer {
   return Buffer.from(
     'From: Alice <alice@a.example>\r\nTo: bob@b.example\r\nBcc: carol@c.example\r\nSubject: Q3 figures\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n' +
-      'Message-ID: <m1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' + body,
+      'Message-ID: <m1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' +
+      body,
   );
 }
 

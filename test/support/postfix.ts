@@ -59,7 +59,9 @@ export interface PostfixInstance {
 
 function run(bin: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(bin, args, { timeout: 60000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }));
+    execFile(bin, args, { timeout: 60000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: `${stdout}${stderr}` }),
+    );
   });
 }
 
@@ -68,7 +70,10 @@ function listening(port: number, ms: number): Promise<boolean> {
   return new Promise((resolve) => {
     const attempt = () => {
       const s = connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => {
         s.destroy();
         if (Date.now() > end) resolve(false);
@@ -81,7 +86,10 @@ function listening(port: number, ms: number): Promise<boolean> {
 
 export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> {
   const postfix = systemBinary('postfix', 'scripts/ensure-postfix.sh');
-  if (process.getuid?.() !== 0) throw new Error('Postfix\'s master must be started as root (it runs its daemons as the postfix user): run these tests as root, as CI does');
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      "Postfix's master must be started as root (it runs its daemons as the postfix user): run these tests as root, as CI does",
+    );
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-postfix-'));
   chmodSync(dir, 0o711); // Postfix's daemons (user postfix) reach their queue and data folders inside
   const conf = join(dir, 'conf');
@@ -89,82 +97,105 @@ export async function startPostfix(o: PostfixOptions): Promise<PostfixInstance> 
   const data = join(dir, 'data');
   for (const d of [conf, queue, data]) mkdirSync(d);
   chownSync(data, Number(await run('/usr/bin/id', ['-u', 'postfix']).then((r) => r.out.trim())), 0);
-  const submissionPort = o.ports?.submission ?? await freePort();
-  const inboundPort = o.ports?.inbound ?? await freePort();
+  const submissionPort = o.ports?.submission ?? (await freePort());
+  const inboundPort = o.ports?.inbound ?? (await freePort());
   const authSubmissionPort = o.userAuth ? await freePort() : 0;
   const maillog = join(dir, 'maillog');
-  writeFileSync(join(conf, 'main.cf'), [
-    'compatibility_level = 3.6',
-    `queue_directory = ${queue}`,
-    `data_directory = ${data}`,
-    'mail_owner = postfix',
-    'setgid_group = postdrop',
-    `maillog_file = ${maillog}`,
-    `maillog_file_prefixes = ${dir}`,
-    'inet_interfaces = loopback-only',
-    'inet_protocols = ipv4',
-    `myhostname = ${o.myhostname}`,
-    // nothing is delivered by this Postfix itself: every message goes to the gateway (relayhost)
-    'mydestination =',
-    'local_recipient_maps =',
-    'relay_domains =',
-    'alias_maps =',
-    'alias_database =',
-    'mynetworks = 127.0.0.0/8',
-    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
-    `relayhost = [${o.relayhost.replace(/:(\d+)$/, ']:$1')}`,
-    `smtp_bind_address = ${o.bindAddress}`,
-    'smtp_dns_support_level = disabled',
-    'smtp_tls_security_level = none',
-    // the message as the user wrote it: no header rewriting (it would break a user signature)
-    'local_header_rewrite_clients =',
-    // tests: retry a deferred message within seconds, not minutes
-    'queue_run_delay = 1s', 'minimal_backoff_time = 1s', 'maximal_backoff_time = 2s',
-    ...(o.sasl ? [
-      'smtp_sasl_auth_enable = yes', `smtp_sasl_password_maps = texthash:${join(conf, 'sasl_passwd')}`,
-      // tests only: plaintext AUTH over loopback without TLS (docs/postfix.md: use TLS between hosts)
-      'smtp_sasl_security_options = noanonymous', 'smtp_sasl_mechanism_filter = plain',
-    ] : []),
-    ...(o.userAuth ? [
-      'smtpd_sasl_type = dovecot', `smtpd_sasl_path = ${o.userAuth.dovecot}`,
-      `smtpd_sender_login_maps = inline:{ ${Object.entries(o.userAuth.senderLogins).map(([a, l]) => `${a}=${l}`).join(', ')} }`,
-    ] : []),
-    ...(o.mainCf ?? []),
-    '',
-  ].join('\n'));
-  if (o.sasl) writeFileSync(join(conf, 'sasl_passwd'), `[${o.relayhost.replace(/:(\d+)$/, ']:$1')} ${o.sasl.user}:${o.sasl.pass}\n`, { mode: 0o600 });
-  writeFileSync(join(conf, 'master.cf'), [
-    `127.0.0.1:${submissionPort} inet n - n - - smtpd`,
-    `127.0.0.1:${inboundPort} inet n - n - - smtpd -o content_filter=${o.deliverTo} -o smtpd_relay_restrictions=permit_mynetworks,reject`,
-    ...(o.userAuth ? [
-      `127.0.0.1:${authSubmissionPort} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_relay_restrictions=permit_sasl_authenticated,reject` +
-        ' -o smtpd_sender_restrictions=reject_sender_login_mismatch',
-    ] : []),
-    'postlog unix-dgram n - n - 1 postlogd',
-    'pickup unix n - n 60 1 pickup',
-    'cleanup unix n - n - 0 cleanup',
-    'qmgr unix n - n 300 1 qmgr',
-    'rewrite unix - - n - - trivial-rewrite',
-    'bounce unix - - n - 0 bounce',
-    'defer unix - - n - 0 bounce',
-    'trace unix - - n - 0 bounce',
-    'verify unix - - n - 1 verify',
-    'flush unix n - n 1000? 0 flush',
-    'proxymap unix - - n - - proxymap',
-    'smtp unix - - n - - smtp',
-    'relay unix - - n - - smtp',
-    'showq unix n - n - - showq',
-    'error unix - - n - - error',
-    'retry unix - - n - - error',
-    'discard unix - - n - - discard',
-    'lmtp unix - - n - - lmtp',
-    'anvil unix - - n - 1 anvil',
-    'scache unix - - n - 1 scache',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(conf, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      `queue_directory = ${queue}`,
+      `data_directory = ${data}`,
+      'mail_owner = postfix',
+      'setgid_group = postdrop',
+      `maillog_file = ${maillog}`,
+      `maillog_file_prefixes = ${dir}`,
+      'inet_interfaces = loopback-only',
+      'inet_protocols = ipv4',
+      `myhostname = ${o.myhostname}`,
+      // nothing is delivered by this Postfix itself: every message goes to the gateway (relayhost)
+      'mydestination =',
+      'local_recipient_maps =',
+      'relay_domains =',
+      'alias_maps =',
+      'alias_database =',
+      'mynetworks = 127.0.0.0/8',
+      'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
+      `relayhost = [${o.relayhost.replace(/:(\d+)$/, ']:$1')}`,
+      `smtp_bind_address = ${o.bindAddress}`,
+      'smtp_dns_support_level = disabled',
+      'smtp_tls_security_level = none',
+      // the message as the user wrote it: no header rewriting (it would break a user signature)
+      'local_header_rewrite_clients =',
+      // tests: retry a deferred message within seconds, not minutes
+      'queue_run_delay = 1s',
+      'minimal_backoff_time = 1s',
+      'maximal_backoff_time = 2s',
+      ...(o.sasl
+        ? [
+            'smtp_sasl_auth_enable = yes',
+            `smtp_sasl_password_maps = texthash:${join(conf, 'sasl_passwd')}`,
+            // tests only: plaintext AUTH over loopback without TLS (docs/postfix.md: use TLS between hosts)
+            'smtp_sasl_security_options = noanonymous',
+            'smtp_sasl_mechanism_filter = plain',
+          ]
+        : []),
+      ...(o.userAuth
+        ? [
+            'smtpd_sasl_type = dovecot',
+            `smtpd_sasl_path = ${o.userAuth.dovecot}`,
+            `smtpd_sender_login_maps = inline:{ ${Object.entries(o.userAuth.senderLogins)
+              .map(([a, l]) => `${a}=${l}`)
+              .join(', ')} }`,
+          ]
+        : []),
+      ...(o.mainCf ?? []),
+      '',
+    ].join('\n'),
+  );
+  if (o.sasl)
+    writeFileSync(join(conf, 'sasl_passwd'), `[${o.relayhost.replace(/:(\d+)$/, ']:$1')} ${o.sasl.user}:${o.sasl.pass}\n`, { mode: 0o600 });
+  writeFileSync(
+    join(conf, 'master.cf'),
+    [
+      `127.0.0.1:${submissionPort} inet n - n - - smtpd`,
+      `127.0.0.1:${inboundPort} inet n - n - - smtpd -o content_filter=${o.deliverTo} -o smtpd_relay_restrictions=permit_mynetworks,reject`,
+      ...(o.userAuth
+        ? [
+            `127.0.0.1:${authSubmissionPort} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_relay_restrictions=permit_sasl_authenticated,reject` +
+              ' -o smtpd_sender_restrictions=reject_sender_login_mismatch',
+          ]
+        : []),
+      'postlog unix-dgram n - n - 1 postlogd',
+      'pickup unix n - n 60 1 pickup',
+      'cleanup unix n - n - 0 cleanup',
+      'qmgr unix n - n 300 1 qmgr',
+      'rewrite unix - - n - - trivial-rewrite',
+      'bounce unix - - n - 0 bounce',
+      'defer unix - - n - 0 bounce',
+      'trace unix - - n - 0 bounce',
+      'verify unix - - n - 1 verify',
+      'flush unix n - n 1000? 0 flush',
+      'proxymap unix - - n - - proxymap',
+      'smtp unix - - n - - smtp',
+      'relay unix - - n - - smtp',
+      'showq unix n - n - - showq',
+      'error unix - - n - - error',
+      'retry unix - - n - - error',
+      'discard unix - - n - - discard',
+      'lmtp unix - - n - - lmtp',
+      'anvil unix - - n - 1 anvil',
+      'scache unix - - n - 1 scache',
+      '',
+    ].join('\n'),
+  );
   const log = () => (existsSync(maillog) ? readFileSync(maillog, 'utf8') : '');
   const check = await run(postfix, ['-c', conf, 'check']);
-  if (check.code !== 0) throw new Error(`postfix -c ${conf} check failed (${check.code}): ${check.out}${log()}\n(Postfix prints its reasons only to a terminal or syslog: run the command by hand)`);
+  if (check.code !== 0)
+    throw new Error(
+      `postfix -c ${conf} check failed (${check.code}): ${check.out}${log()}\n(Postfix prints its reasons only to a terminal or syslog: run the command by hand)`,
+    );
   const start = await run(postfix, ['-c', conf, 'start']);
   // Postfix's master runs detached: stop it even when the test process ends without afterAll
   const atExit = () => {

@@ -20,25 +20,32 @@ export interface Seen {
   readonly withMarker: string[];
 }
 
-export async function watchDuring<T>(dirs: readonly { readonly dir: string; readonly recursive: boolean }[], marker: Buffer, run: () => Promise<T>): Promise<{ result: T; seen: Seen }> {
+export async function watchDuring<T>(
+  dirs: readonly { readonly dir: string; readonly recursive: boolean }[],
+  marker: Buffer,
+  run: () => Promise<T>,
+): Promise<{ result: T; seen: Seen }> {
   const entries: string[] = [];
   const withMarker: string[] = [];
   const watchers = new Map<string, FSWatcher>();
   const add = (dir: string, recursive: boolean) => {
     if (watchers.has(dir)) return;
     try {
-      watchers.set(dir, watch(dir, (_event, name) => {
-        if (!name) return;
-        const path = join(dir, name.toString());
-        entries.push(path);
-        try {
-          const st = statSync(path);
-          if (st.isDirectory() && recursive) add(path, true);
-          else if (st.isFile() && readFileSync(path).includes(marker)) withMarker.push(path);
-        } catch {
-          /* already gone */
-        }
-      }));
+      watchers.set(
+        dir,
+        watch(dir, (_event, name) => {
+          if (!name) return;
+          const path = join(dir, name.toString());
+          entries.push(path);
+          try {
+            const st = statSync(path);
+            if (st.isDirectory() && recursive) add(path, true);
+            else if (st.isFile() && readFileSync(path).includes(marker)) withMarker.push(path);
+          } catch {
+            /* already gone */
+          }
+        }),
+      );
     } catch {
       return; // gone before it could be watched
     }

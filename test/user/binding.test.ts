@@ -22,10 +22,16 @@ beforeAll(() => {
 afterAll(() => world.cleanup());
 
 const bobKey = () => ({ keyId: bob.registration.encryptionKeyId, publicKey: Buffer.from(bob.registration.encryptionPublicKey, 'hex') });
-const message = () => Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: s\r\nMessage-ID: <b1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`);
+const message = () =>
+  Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: s\r\nMessage-ID: <b1@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+  );
 
 async function openFails(delivered: Buffer, pattern: RegExp): Promise<void> {
-  const err = await openMessage(bob.profile, delivered, { now: NOW }).then(() => undefined, (e: unknown) => e);
+  const err = await openMessage(bob.profile, delivered, { now: NOW }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(OpenError);
   expect((err as OpenError).message).toMatch(pattern);
   expect((err as OpenError).message).not.toContain(SECRET);
@@ -35,7 +41,9 @@ test('the opener named by the newest seal opens it; the trace says so', async ()
   const hop1 = await sendingHop(await signAndEncrypt(alice.profile, message(), { now: NOW }), world.a, alice, world.b);
   const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
   expect(opened.plaintext.toString()).toContain(SECRET);
-  expect(opened.trace).toContain('alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+  expect(opened.trace).toContain(
+    'alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2',
+  );
 });
 
 test('a copy whose newest seal binds another recipient is refused, though it is encrypted to the opener', async () => {
@@ -53,7 +61,7 @@ test('an SSMAX-Recipients field swapped for one naming the opener does not match
   await openFails(swapped, /does not match the seal's rc= commitment/);
 });
 
-test('seal i=1 by another organisation than the From domain\'s is refused, naming both domains', async () => {
+test("seal i=1 by another organisation than the From domain's is refused, naming both domains", async () => {
   // b.example (genuine certificates under the same root) seals alice@a.example's message as its own
   const hop1 = await sendingHop(await signAndEncrypt(alice.profile, message(), { now: NOW }), world.a, alice, world.b, { sealAs: world.b });
   const delivered = await receivingHop(hop1, world.b, world.b, { to: bobKey() }, sealLookup(world.b));
@@ -61,7 +69,9 @@ test('seal i=1 by another organisation than the From domain\'s is refused, namin
 });
 
 test('sign-encrypt removes an inner Bcc: no recipient finds the Bcc list inside the ciphertext', async () => {
-  const withBcc = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nBcc: secret-bcc@c.example,\r\n hidden@b.example\r\nSubject: s\r\nMessage-ID: <b2@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBcc: in the body stays\r\n`);
+  const withBcc = Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nBcc: secret-bcc@c.example,\r\n hidden@b.example\r\nSubject: s\r\nMessage-ID: <b2@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBcc: in the body stays\r\n`,
+  );
   const hop1 = await sendingHop(await signAndEncrypt(alice.profile, withBcc, { now: NOW }), world.a, alice, world.b);
   const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
   const text = opened.plaintext.toString('latin1');

@@ -61,7 +61,12 @@ test('--help on the group and on every subcommand exits 0', async () => {
 });
 
 test('usage errors: unknown subcommand, unknown option, missing option (64)', async () => {
-  for (const argv of [['user', 'nope'], ['user', 'open', '--nope'], ['user', 'open'], ['user', 'send', '--profile', world.dir]]) {
+  for (const argv of [
+    ['user', 'nope'],
+    ['user', 'open', '--nope'],
+    ['user', 'open'],
+    ['user', 'send', '--profile', world.dir],
+  ]) {
     const c = capture();
     expect(await main(argv, c.io)).toBe(64);
     expect(c.err.join('\n')).toMatch(/unknown subcommand "nope"|Unknown option '--nope'|--profile is required|--to is required/);
@@ -71,15 +76,53 @@ test('usage errors: unknown subcommand, unknown option, missing option (64)', as
 test('init → sign-encrypt → hops → open, round trip', async () => {
   const root = file('root.pem', world.root.certificate.pem);
   const profiles: Record<string, string> = {};
-  for (const [name, org] of [['alice', world.a], ['bob', world.b]] as const) {
+  for (const [name, org] of [
+    ['alice', world.a],
+    ['bob', world.b],
+  ] as const) {
     const ca = caDir(org.ca, `ca-${org.domain}`);
     const bundle = file(`bundle-${org.domain}.json`, org.bundle);
     const out = join(world.dir, `profile-${name}`);
     const c = capture();
-    expect(await userCommand.run(['init', '--ca', ca, '--root', root, '--bundle', bundle, '--email', `${name}@${org.domain}`, '--pseudonym', `u-${name}`, '--code', `E-${name}9`, '--out', out, ...AT,
-      '--smtp-host', 'mx.example', '--smtp-user', name, '--smtp-password-env', 'SSMAX_PW'], c.io)).toBe(0);
+    expect(
+      await userCommand.run(
+        [
+          'init',
+          '--ca',
+          ca,
+          '--root',
+          root,
+          '--bundle',
+          bundle,
+          '--email',
+          `${name}@${org.domain}`,
+          '--pseudonym',
+          `u-${name}`,
+          '--code',
+          `E-${name}9`,
+          '--out',
+          out,
+          ...AT,
+          '--smtp-host',
+          'mx.example',
+          '--smtp-user',
+          name,
+          '--smtp-password-env',
+          'SSMAX_PW',
+        ],
+        c.io,
+      ),
+    ).toBe(0);
     const registration = JSON.parse(c.out.join('\n')) as Record<string, string>;
-    expect(Object.keys(registration).sort()).toEqual(['address', 'certificateSerial', 'code', 'encryptionCertificate', 'encryptionKeyId', 'encryptionPublicKey', 'signingCertificate']);
+    expect(Object.keys(registration).sort()).toEqual([
+      'address',
+      'certificateSerial',
+      'code',
+      'encryptionCertificate',
+      'encryptionKeyId',
+      'encryptionPublicKey',
+      'signingCertificate',
+    ]);
     expect(registration.address).toBe(`${name}@${org.domain}`);
     const state = JSON.parse(readFileSync(join(ca, 'ca.json'), 'utf8')) as { issued: { serial: string }[] };
     expect(state.issued.map((i) => i.serial)).toContain(registration.certificateSerial);
@@ -87,10 +130,14 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
     profiles[name] = out;
   }
 
-  const original = Buffer.from(`From: alice@a.example\r\nTo: bob@b.example\r\nSubject: plan\r\nMessage-ID: <c1@a.example>\r\n\r\n${SECRET}\r\n`);
+  const original = Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: plan\r\nMessage-ID: <c1@a.example>\r\n\r\n${SECRET}\r\n`,
+  );
   const input = file('original.eml', original);
   const signedPath = join(world.dir, 'signed.eml');
-  expect(await userCommand.run(['sign-encrypt', '--profile', profiles.alice!, '--in', input, '-o', signedPath, ...AT], capture().io)).toBe(0);
+  expect(await userCommand.run(['sign-encrypt', '--profile', profiles.alice!, '--in', input, '-o', signedPath, ...AT], capture().io)).toBe(
+    0,
+  );
   const signed = readFileSync(signedPath);
   expect(signed.toString('latin1')).toMatch(/^SSMAX-User-Signature: /);
   expect(signed.toString('latin1')).not.toContain(SECRET);
@@ -98,7 +145,9 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   const alice = { profile: loadUserProfile(profiles.alice!), registration: undefined as never };
   const bob = loadUserProfile(profiles.bob!);
   const hop1 = await sendingHop(signed, world.a, alice, world.b);
-  const delivered = await receivingHop(hop1, world.b, world.a, { to: { keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey } });
+  const delivered = await receivingHop(hop1, world.b, world.a, {
+    to: { keyId: bob.encryption.keyId, publicKey: bob.encryption.publicKey },
+  });
   const deliveredPath = file('delivered.eml', delivered);
 
   const c = capture();
@@ -106,13 +155,31 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   const lines = c.out.join('\n').split('\n');
   expect(lines[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example/);
   expect(lines[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
-  expect(lines[2]).toMatch(/^alignment: From domain a\.example, seal i=1 by a\.example: aligned; recipient: you \(bob@b\.example\) are named/);
+  expect(lines[2]).toMatch(
+    /^alignment: From domain a\.example, seal i=1 by a\.example: aligned; recipient: you \(bob@b\.example\) are named/,
+  );
   expect(lines[3]).toMatch(/^message: encrypted \(profile message\), decrypted with your key /);
   expect(c.out[c.out.length - 1]).toBe(original.toString('utf8'));
 
   const outPath = join(world.dir, 'opened.eml');
   const d = capture();
-  expect(await userCommand.run(['open', '--profile', profiles.bob!, '--in', deliveredPath, '-o', outPath, '--peer-bundle', file('peer-a.json', world.a.bundle), ...AT], d.io)).toBe(0);
+  expect(
+    await userCommand.run(
+      [
+        'open',
+        '--profile',
+        profiles.bob!,
+        '--in',
+        deliveredPath,
+        '-o',
+        outPath,
+        '--peer-bundle',
+        file('peer-a.json', world.a.bundle),
+        ...AT,
+      ],
+      d.io,
+    ),
+  ).toBe(0);
   expect(readFileSync(outPath).equals(original)).toBe(true);
   expect(d.out.join('\n')).not.toContain(SECRET);
   expect(d.out[0]).toContain('signature verified here');
@@ -133,14 +200,23 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
 
   // update-bundle refuses another org's bundle.
   const u = capture();
-  expect(await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('other.json', world.a.bundle), ...AT], u.io)).toBe(65);
+  expect(
+    await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('other.json', world.a.bundle), ...AT], u.io),
+  ).toBe(65);
   expect(u.err.join('\n')).toMatch(/wrong-domain/);
   const newer = capture();
-  expect(await userCommand.run(['update-bundle', '--profile', profiles.bob!, '--bundle', file('b-2.json', world.b.republish(2)), ...AT], newer.io)).toBe(0);
+  expect(
+    await userCommand.run(
+      ['update-bundle', '--profile', profiles.bob!, '--bundle', file('b-2.json', world.b.republish(2)), ...AT],
+      newer.io,
+    ),
+  ).toBe(0);
   expect(newer.out.join('\n')).toMatch(/^Organisation bundle of b\.example updated to serial 2 \(current key v1, expires /);
   expect(readFileSync(join(profiles.bob!, 'org-bundle.json'), 'utf8')).toBe(readFileSync(join(world.dir, 'b-2.json'), 'utf8'));
   const older = capture();
-  expect(await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('b-1.json', world.b.bundle), ...AT], older.io)).toBe(65);
+  expect(
+    await main(['user', 'update-bundle', '--profile', profiles.bob!, '--bundle', file('b-1.json', world.b.bundle), ...AT], older.io),
+  ).toBe(65);
   expect(older.err.join('\n')).toMatch(/replayed/);
 });
 
@@ -158,22 +234,101 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
   await run(['init-root', '--dir', rootDir]);
   await run(['init-org', '--root', rootDir, '--dir', orgDir, '--domain', 'c.example', '--org', 'C Corp']);
   const kp = generateEncryptionKeyPair(groups.libsecp256k1, systemRng);
-  await run(['issue', 'encryption', '--ca', orgDir, '--out', join(base, 'enc-v1'), '--domain', 'c.example', '--version', '1', '--public-key', Buffer.from(kp.publicKey).toString('hex')]);
+  await run([
+    'issue',
+    'encryption',
+    '--ca',
+    orgDir,
+    '--out',
+    join(base, 'enc-v1'),
+    '--domain',
+    'c.example',
+    '--version',
+    '1',
+    '--public-key',
+    Buffer.from(kp.publicKey).toString('hex'),
+  ]);
   await run(['issue', 'seal', '--ca', orgDir, '--out', join(base, 'seal'), '--domain', 'c.example']);
   await run(['issue', 'bundle-signer', '--ca', orgDir, '--out', join(base, 'signer'), '--domain', 'c.example']);
   await run(['crl', '--ca', orgDir]);
   await run(['crl', '--ca', rootDir]);
-  await run(['bundle', '--ca', orgDir, '--signer', join(base, 'signer'), '--domain', 'c.example', '--key', `${join(base, 'enc-v1')}.cert.pem:current`,
-    '--seal', `${join(base, 'seal')}.cert.pem`, '--crl', join(orgDir, 'crl.pem'), '--crl', join(rootDir, 'crl.pem'), '--abuse', 'mailto:abuse@c.example', '--serial', '1', '--out', join(base, 'bundle.json')]);
+  await run([
+    'bundle',
+    '--ca',
+    orgDir,
+    '--signer',
+    join(base, 'signer'),
+    '--domain',
+    'c.example',
+    '--key',
+    `${join(base, 'enc-v1')}.cert.pem:current`,
+    '--seal',
+    `${join(base, 'seal')}.cert.pem`,
+    '--crl',
+    join(orgDir, 'crl.pem'),
+    '--crl',
+    join(rootDir, 'crl.pem'),
+    '--abuse',
+    'mailto:abuse@c.example',
+    '--serial',
+    '1',
+    '--out',
+    join(base, 'bundle.json'),
+  ]);
   const c = capture();
   const out = join(base, 'erin');
-  expect(await userCommand.run(['init', '--ca', orgDir, '--root', join(rootDir, 'ca.cert.pem'), '--bundle', join(base, 'bundle.json'), '--email', 'erin@c.example', '--pseudonym', 'u-erin', '--code', 'E-77x', '--out', out], c.io)).toBe(0);
+  expect(
+    await userCommand.run(
+      [
+        'init',
+        '--ca',
+        orgDir,
+        '--root',
+        join(rootDir, 'ca.cert.pem'),
+        '--bundle',
+        join(base, 'bundle.json'),
+        '--email',
+        'erin@c.example',
+        '--pseudonym',
+        'u-erin',
+        '--code',
+        'E-77x',
+        '--out',
+        out,
+      ],
+      c.io,
+    ),
+  ).toBe(0);
   const profile = loadUserProfile(out);
   expect(profile.address).toBe('erin@c.example');
   const state = JSON.parse(readFileSync(join(orgDir, 'ca.json'), 'utf8')) as { issued: { serial: string }[] };
-  expect(state.issued.map((i) => i.serial)).toEqual(expect.arrayContaining([profile.signingCertificate.serial, profile.encryptionCertificate.serial]));
+  expect(state.issued.map((i) => i.serial)).toEqual(
+    expect.arrayContaining([profile.signingCertificate.serial, profile.encryptionCertificate.serial]),
+  );
   // A second init into the same folder is refused (65).
   const again = capture();
-  expect(await main(['user', 'init', '--ca', orgDir, '--root', join(rootDir, 'ca.cert.pem'), '--bundle', join(base, 'bundle.json'), '--email', 'erin@c.example', '--pseudonym', 'u-erin', '--code', 'E-77x', '--out', out], again.io)).toBe(65);
+  expect(
+    await main(
+      [
+        'user',
+        'init',
+        '--ca',
+        orgDir,
+        '--root',
+        join(rootDir, 'ca.cert.pem'),
+        '--bundle',
+        join(base, 'bundle.json'),
+        '--email',
+        'erin@c.example',
+        '--pseudonym',
+        'u-erin',
+        '--code',
+        'E-77x',
+        '--out',
+        out,
+      ],
+      again.io,
+    ),
+  ).toBe(65);
   expect(again.err.join('\n')).toMatch(/the folder is not empty/);
 });

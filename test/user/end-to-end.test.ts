@@ -48,15 +48,27 @@ afterAll(() => world.cleanup());
 
 const bobKey = () => ({ keyId: bob.registration.encryptionKeyId, publicKey: Buffer.from(bob.registration.encryptionPublicKey, 'hex') });
 
-async function deliver(original: Buffer, opts: Parameters<typeof receivingHop>[3] = { to: bobKey() }, signOpts: { attachmentsOnly?: boolean; chunkSize?: number } = {}): Promise<Buffer> {
+async function deliver(
+  original: Buffer,
+  opts: Parameters<typeof receivingHop>[3] = { to: bobKey() },
+  signOpts: { attachmentsOnly?: boolean; chunkSize?: number } = {},
+): Promise<Buffer> {
   const submitted = await signAndEncrypt(alice.profile, original, { now: NOW, ...signOpts });
   const hop1 = await sendingHop(submitted, world.a, alice, world.b);
   return receivingHop(hop1, world.b, world.a, opts);
 }
 
 /** Expects openMessage to fail with `code` and a message matching `pattern`, and no secret anywhere. */
-async function expectOpenFailure(message: Buffer, code: string, pattern: RegExp, options: Partial<Parameters<typeof openMessage>[2]> = {}): Promise<OpenError> {
-  const err = await openMessage(bob.profile, message, { now: NOW, ...options }).then(() => undefined, (e: unknown) => e);
+async function expectOpenFailure(
+  message: Buffer,
+  code: string,
+  pattern: RegExp,
+  options: Partial<Parameters<typeof openMessage>[2]> = {},
+): Promise<OpenError> {
+  const err = await openMessage(bob.profile, message, { now: NOW, ...options }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(OpenError);
   const e = err as OpenError;
   expect(e.code).toBe(code);
@@ -85,10 +97,24 @@ describe('user profile', () => {
 
   test('refuses a non-empty folder, a wrong CA, an address outside the bundle domain', () => {
     const base = { pseudonym: 'u-x1', code: 'E-X1', rootPem: world.root.certificate.pem, now: NOW };
-    expect(() => createUserProfile(alice.profile.dir, { ...base, address: 'alice@a.example', orgCa: world.a.ca, orgBundle: world.a.bundle })).toThrow(/not empty/);
-    expect(() => createUserProfile(join(world.dir, 'x1'), { ...base, address: 'x@a.example', orgCa: world.b.ca, orgBundle: world.a.bundle })).toThrow(/is not the one of the bundle of "a.example"/);
-    expect(() => createUserProfile(join(world.dir, 'x2'), { ...base, address: 'x@b.example', orgCa: world.a.ca, orgBundle: world.a.bundle })).toThrow(/bundle of "b.example": wrong-domain/);
-    expect(() => createUserProfile(join(world.dir, 'x3'), { ...base, address: 'x@a.example', orgCa: world.a.ca, orgBundle: world.a.bundle, now: new Date(NOW.getTime() + 30 * DAY) })).toThrow(/expired/);
+    expect(() =>
+      createUserProfile(alice.profile.dir, { ...base, address: 'alice@a.example', orgCa: world.a.ca, orgBundle: world.a.bundle }),
+    ).toThrow(/not empty/);
+    expect(() =>
+      createUserProfile(join(world.dir, 'x1'), { ...base, address: 'x@a.example', orgCa: world.b.ca, orgBundle: world.a.bundle }),
+    ).toThrow(/is not the one of the bundle of "a.example"/);
+    expect(() =>
+      createUserProfile(join(world.dir, 'x2'), { ...base, address: 'x@b.example', orgCa: world.a.ca, orgBundle: world.a.bundle }),
+    ).toThrow(/bundle of "b.example": wrong-domain/);
+    expect(() =>
+      createUserProfile(join(world.dir, 'x3'), {
+        ...base,
+        address: 'x@a.example',
+        orgCa: world.a.ca,
+        orgBundle: world.a.bundle,
+        now: new Date(NOW.getTime() + 30 * DAY),
+      }),
+    ).toThrow(/expired/);
   });
 
   test('the domain of the address is stored lowercase (u= grammar), and such a user can sign', async () => {
@@ -96,7 +122,9 @@ describe('user profile', () => {
     expect(p.profile.address).toBe('Erin@a.example');
     expect(p.registration.address).toBe('Erin@a.example');
     const msg = Buffer.from(aliceMessage().toString('latin1').replace('Alice <alice@a.example>', 'Erin <erin@A.EXAMPLE>'), 'latin1');
-    expect((await signAndEncrypt(p.profile, msg, { now: NOW })).toString('latin1')).toMatch(/^SSMAX-User-Signature: v=1; u=Erin@a\.example;/);
+    expect((await signAndEncrypt(p.profile, msg, { now: NOW })).toString('latin1')).toMatch(
+      /^SSMAX-User-Signature: v=1; u=Erin@a\.example;/,
+    );
   });
 
   test('a private key readable by others is refused', () => {
@@ -119,11 +147,15 @@ describe('sign-encrypt', () => {
 
   test('refuses a message whose From is not the profile address', async () => {
     const forged = Buffer.from(aliceMessage().toString('latin1').replace('alice@a.example', 'ceo@a.example'), 'latin1');
-    await expect(signAndEncrypt(alice.profile, forged, { now: NOW })).rejects.toThrow(/its From is not the single address "alice@a.example"/);
+    await expect(signAndEncrypt(alice.profile, forged, { now: NOW })).rejects.toThrow(
+      /its From is not the single address "alice@a.example"/,
+    );
   });
 
   test('--attachments-only without attachments, an already encrypted message: refused clearly', async () => {
-    await expect(signAndEncrypt(alice.profile, aliceMessage(), { now: NOW, attachmentsOnly: true })).rejects.toThrow(/^Cannot encrypt the attachments: the message has no attachment/);
+    await expect(signAndEncrypt(alice.profile, aliceMessage(), { now: NOW, attachmentsOnly: true })).rejects.toThrow(
+      /^Cannot encrypt the attachments: the message has no attachment/,
+    );
     const once = await signAndEncrypt(alice.profile, aliceMessage(), { now: NOW });
     const unsigned = Buffer.from(once.toString('latin1').replace(/^SSMAX-User-Signature:[^]*?\r\n(?=[^ \t])/, ''), 'latin1');
     await expect(signAndEncrypt(alice.profile, unsigned, { now: NOW })).rejects.toThrow(/already carries SSMAX-Capsule/);
@@ -137,7 +169,7 @@ describe('sign-encrypt', () => {
 });
 
 describe('open: the whole way', () => {
-  test('Bob gets Alice\'s original bytes; the trace names both hops', async () => {
+  test("Bob gets Alice's original bytes; the trace names both hops", async () => {
     const original = aliceMessage();
     const delivered = await deliver(original);
     expect(delivered.toString('latin1')).not.toContain('SSMAX-User-Signature');
@@ -151,9 +183,13 @@ describe('open: the whole way', () => {
       [1, 'a.example', 'pass', 'dlp:pass,av:none', 'newest-seal'],
       [2, 'b.example', 'pass', 'av:pass', 'signature'],
     ]);
-    expect(opened.trace[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example \(cv=pass\)$/);
+    expect(opened.trace[0]).toMatch(
+      /^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example \(cv=pass\)$/,
+    );
     expect(opened.trace[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
-    expect(opened.trace[2]).toBe('alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2');
+    expect(opened.trace[2]).toBe(
+      'alignment: From domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2',
+    );
     expect(opened.trace[3]).toContain(`decrypted with your key ${bob.registration.encryptionKeyId}`);
     expect(opened.warnings).toEqual([]);
   });
@@ -189,7 +225,11 @@ describe('open: the whole way', () => {
 describe('open: failures are clear and print no plaintext', () => {
   test('a tampered seal', async () => {
     const delivered = (await deliver(aliceMessage())).toString('latin1').replace('vd=av:pass', 'vd=av:none');
-    const e = await expectOpenFailure(Buffer.from(delivered, 'latin1'), 'seal', /^Cannot open the message: seal i=2 \(b\.example\) failed: signature-invalid: Seal 2 does not verify$/);
+    const e = await expectOpenFailure(
+      Buffer.from(delivered, 'latin1'),
+      'seal',
+      /^Cannot open the message: seal i=2 \(b\.example\) failed: signature-invalid: Seal 2 does not verify$/,
+    );
     expect(e.hops.map((h) => h.result)).toEqual(['unverified', 'fail']);
   });
 
@@ -200,19 +240,37 @@ describe('open: failures are clear and print no plaintext', () => {
 
   test('a seal by a certificate not in the org bundle', async () => {
     const delivered = await deliver(aliceMessage(), { to: bobKey(), rogue: true });
-    await expectOpenFailure(delivered, 'seal', /seal i=2 \(b\.example\) failed: unknown-certificate: its certificate c=[\w-]+ is not a sealing certificate of the bundle of "b\.example"$/);
+    await expectOpenFailure(
+      delivered,
+      'seal',
+      /seal i=2 \(b\.example\) failed: unknown-certificate: its certificate c=[\w-]+ is not a sealing certificate of the bundle of "b\.example"$/,
+    );
   });
 
   test('a revoked sealing certificate (newer CRL given)', async () => {
     const delivered = await deliver(aliceMessage());
-    const newer = createCrl(world.b.ca, { entries: [{ serial: world.b.sealCert.serial, revokedAt: new Date(NOW.getTime() - 1000), reason: 'keyCompromise' }], thisUpdate: new Date(NOW.getTime() - 1000), nextUpdate: new Date(NOW.getTime() + 7 * DAY), crlNumber: 2 });
-    await expectOpenFailure(delivered, 'seal', /seal i=2 \(b\.example\) failed: unknown-certificate: its sealing certificate is revoked: .*keyCompromise/, { crls: [newer.pem] });
+    const newer = createCrl(world.b.ca, {
+      entries: [{ serial: world.b.sealCert.serial, revokedAt: new Date(NOW.getTime() - 1000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(NOW.getTime() - 1000),
+      nextUpdate: new Date(NOW.getTime() + 7 * DAY),
+      crlNumber: 2,
+    });
+    await expectOpenFailure(
+      delivered,
+      'seal',
+      /seal i=2 \(b\.example\) failed: unknown-certificate: its sealing certificate is revoked: .*keyCompromise/,
+      { crls: [newer.pem] },
+    );
   });
 
   test('the newest seal by another organisation', async () => {
     const submitted = await signAndEncrypt(alice.profile, aliceMessage(), { now: NOW });
     const hop1 = await sendingHop(submitted, world.a, alice, world.b);
-    await expectOpenFailure(hop1.message, 'seal', /seal i=1 \(a\.example\) failed: unknown-certificate: the seal is by "a\.example", not by the organisation "b\.example"$/);
+    await expectOpenFailure(
+      hop1.message,
+      'seal',
+      /seal i=1 \(a\.example\) failed: unknown-certificate: the seal is by "a\.example", not by the organisation "b\.example"$/,
+    );
   });
 
   test('no seal at all', async () => {
@@ -220,9 +278,17 @@ describe('open: failures are clear and print no plaintext', () => {
     await expectOpenFailure(submitted, 'seal', /carries no SSMAX-Seal/);
   });
 
-  test('a message for another user\'s key', async () => {
-    const delivered = await deliver(aliceMessage(), { to: { keyId: carol.registration.encryptionKeyId, publicKey: Buffer.from(carol.registration.encryptionPublicKey, 'hex') } });
-    await expectOpenFailure(delivered, 'decrypt', new RegExp(`^Cannot decrypt the message for "bob@b\\.example": no capsule for key id "${bob.registration.encryptionKeyId}" \\(capsules for "[\\w-]+"\\)$`));
+  test("a message for another user's key", async () => {
+    const delivered = await deliver(aliceMessage(), {
+      to: { keyId: carol.registration.encryptionKeyId, publicKey: Buffer.from(carol.registration.encryptionPublicKey, 'hex') },
+    });
+    await expectOpenFailure(
+      delivered,
+      'decrypt',
+      new RegExp(
+        `^Cannot decrypt the message for "bob@b\\.example": no capsule for key id "${bob.registration.encryptionKeyId}" \\(capsules for "[\\w-]+"\\)$`,
+      ),
+    );
   });
 
   test('a truncated body in transit: the seal catches it', async () => {
@@ -238,10 +304,17 @@ describe('open: failures are clear and print no plaintext', () => {
       const text = message.toString('latin1');
       const split = text.indexOf('\r\n\r\n') + 4;
       const body = Buffer.from(text.slice(split).replace(/\r\n/g, ''), 'base64');
-      const kept = body.subarray(0, 2 * (1024 + 16)).toString('base64').replace(/.{76}/g, '$&\r\n');
+      const kept = body
+        .subarray(0, 2 * (1024 + 16))
+        .toString('base64')
+        .replace(/.{76}/g, '$&\r\n');
       return Buffer.from(`${text.slice(0, split)}${kept}\r\n`, 'latin1');
     };
     const delivered = await deliver(aliceMessage(`${SECRET}\r\n`.repeat(200)), { to: bobKey(), substitute: truncate }, { chunkSize: 1024 });
-    await expectOpenFailure(delivered, 'decrypt', /^Cannot decrypt the message for "bob@b\.example": the content does not authenticate: (truncated|chunk \d+ failed authentication)/);
+    await expectOpenFailure(
+      delivered,
+      'decrypt',
+      /^Cannot decrypt the message for "bob@b\.example": the content does not authenticate: (truncated|chunk \d+ failed authentication)/,
+    );
   });
 });

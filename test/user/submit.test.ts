@@ -64,7 +64,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.server.address() as AddressInfo).port;
-  alice = makePerson(world, world.a, 'alice', { smtp: { host: '127.0.0.1', port, user: 'alice', security: 'none', passwordFile: 'smtp-password' } });
+  alice = makePerson(world, world.a, 'alice', {
+    smtp: { host: '127.0.0.1', port, user: 'alice', security: 'none', passwordFile: 'smtp-password' },
+  });
   writeFileSync(join(alice.profile.dir, 'smtp-password'), `${PASSWORD}\n`, { mode: 0o600 });
 });
 
@@ -74,7 +76,9 @@ afterAll(async () => {
 });
 
 function message(): Buffer {
-  return Buffer.from('From: alice@a.example\r\nTo: bob@b.example\r\nSubject: hi\r\nMessage-ID: <s1@a.example>\r\n\r\nHello\r\n.leading dot\r\n..two dots\r\n');
+  return Buffer.from(
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: hi\r\nMessage-ID: <s1@a.example>\r\n\r\nHello\r\n.leading dot\r\n..two dots\r\n',
+  );
 }
 
 test('the server receives exactly the bytes, with the explicit envelope, after AUTH', async () => {
@@ -109,33 +113,54 @@ test('a wrong password: the error names the 535 reply, not the password', async 
   const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: 'wrong-secret' }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(UserError);
   expect((err as UserError).code).toBe('smtp');
-  expect((err as Error).message).toMatch(new RegExp(`^Cannot submit to 127\\.0\\.0\\.1:${port}: authentication was refused: 535 Invalid username or password$`));
+  expect((err as Error).message).toMatch(
+    new RegExp(`^Cannot submit to 127\\.0\\.0\\.1:${port}: authentication was refused: 535 Invalid username or password$`),
+  );
   expect((err as Error).message).not.toContain('wrong-secret');
 });
 
 test('STARTTLS required but not offered: refused before AUTH', async () => {
-  const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp: { security: 'starttls' } }).catch((e: unknown) => e);
+  const err = await submitMessage(alice.profile, message(), {
+    to: ['bob@b.example'],
+    password: PASSWORD,
+    smtp: { security: 'starttls' },
+  }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(UserError);
   expect((err as Error).message).toMatch(/^Cannot submit to 127\.0\.0\.1:\d+: STARTTLS \(required by the profile\) was refused: 500 /);
 });
 
 test('no recipients, a bad recipient, no password source', async () => {
   await expect(submitMessage(alice.profile, message(), { to: [] })).rejects.toThrow(/at least one recipient/);
-  await expect(submitMessage(alice.profile, message(), { to: ['not an address'] })).rejects.toThrow(/Cannot submit to "not an address": not a mail address/);
+  await expect(submitMessage(alice.profile, message(), { to: ['not an address'] })).rejects.toThrow(
+    /Cannot submit to "not an address": not a mail address/,
+  );
   const bare = loadUserProfile(alice.profile.dir);
   expect(() => smtpPassword({ ...bare.smtp!, passwordFile: undefined }, bare.dir)).toThrow(/no SMTP password/);
-  expect(() => smtpPassword({ ...bare.smtp!, passwordFile: undefined, passwordEnv: 'SSMAX_TEST_UNSET_PW' }, bare.dir, {})).toThrow(/"SSMAX_TEST_UNSET_PW" is not set/);
+  expect(() => smtpPassword({ ...bare.smtp!, passwordFile: undefined, passwordEnv: 'SSMAX_TEST_UNSET_PW' }, bare.dir, {})).toThrow(
+    /"SSMAX_TEST_UNSET_PW" is not set/,
+  );
   expect(smtpPassword({ ...bare.smtp!, passwordFile: undefined, passwordEnv: 'PW' }, bare.dir, { PW: 'x' })).toBe('x');
 });
 
 test('a closed port: a clear connection error', async () => {
-  const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp: { port: 1 }, timeoutMs: 2000 }).catch((e: unknown) => e);
+  const err = await submitMessage(alice.profile, message(), {
+    to: ['bob@b.example'],
+    password: PASSWORD,
+    smtp: { port: 1 },
+    timeoutMs: 2000,
+  }).catch((e: unknown) => e);
   expect((err as Error).message).toMatch(/^Cannot submit to 127\.0\.0\.1:1: .*\((ECONNECTION|ESOCKET|ECONNREFUSED)\)$/);
 });
 
 test('STARTTLS: upgraded, certificate checked against the CA given, then AUTH', async () => {
   const kp = generateP256KeyPair();
-  const cert = issueTlsCertificate(world.a.ca, { role: 'gateway', hosts: ['mx.a.example'], publicKey: kp.publicKey, notBefore: new Date(Date.now() - 3600_000), notAfter: new Date(Date.now() + 86400_000) });
+  const cert = issueTlsCertificate(world.a.ca, {
+    role: 'gateway',
+    hosts: ['mx.a.example'],
+    publicKey: kp.publicKey,
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86400_000),
+  });
   let secure = false;
   const tlsServer = new SMTPServer({
     key: privateKeyToPem(kp.privateKey),
@@ -161,7 +186,12 @@ test('STARTTLS: upgraded, certificate checked against the CA given, then AUTH', 
     expect(secure).toBe(true);
     // Without the CA, the self-made chain is not trusted: refused before AUTH.
     secure = false;
-    const err = await submitMessage(alice.profile, message(), { to: ['bob@b.example'], password: PASSWORD, smtp, tls: { servername: 'mx.a.example' } }).catch((e: unknown) => e);
+    const err = await submitMessage(alice.profile, message(), {
+      to: ['bob@b.example'],
+      password: PASSWORD,
+      smtp,
+      tls: { servername: 'mx.a.example' },
+    }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/^Cannot submit to 127\.0\.0\.1:\d+: unable to get local issuer certificate/);
     expect(secure).toBe(false);
   } finally {
@@ -181,13 +211,36 @@ test('ssmax user send: password from the environment, bytes as they are; a wrong
   process.env.SSMAX_USER_TEST_PW = PASSWORD;
   try {
     const ok = capture();
-    expect(await main(['user', 'send', '--profile', alice.profile.dir, '--to', 'bob@b.example', '--to', 'dan@b.example', '--in', path, '--password-env', 'SSMAX_USER_TEST_PW'], ok.io)).toBe(0);
+    expect(
+      await main(
+        [
+          'user',
+          'send',
+          '--profile',
+          alice.profile.dir,
+          '--to',
+          'bob@b.example',
+          '--to',
+          'dan@b.example',
+          '--in',
+          path,
+          '--password-env',
+          'SSMAX_USER_TEST_PW',
+        ],
+        ok.io,
+      ),
+    ).toBe(0);
     expect(ok.out.join('\n')).toMatch(/^Submitted to bob@b\.example, dan@b\.example: 250 /);
     expect(received[0]!.data.equals(message())).toBe(true);
     expect(received[0]!.to).toEqual(['bob@b.example', 'dan@b.example']);
     process.env.SSMAX_USER_TEST_PW = 'nope-nope';
     const bad = capture();
-    expect(await main(['user', 'send', '--profile', alice.profile.dir, '--to', 'bob@b.example', '--in', path, '--password-env', 'SSMAX_USER_TEST_PW'], bad.io)).toBe(1);
+    expect(
+      await main(
+        ['user', 'send', '--profile', alice.profile.dir, '--to', 'bob@b.example', '--in', path, '--password-env', 'SSMAX_USER_TEST_PW'],
+        bad.io,
+      ),
+    ).toBe(1);
     expect(bad.err.join('\n')).toMatch(/authentication was refused: 535 /);
     expect(bad.err.join('\n')).not.toContain('nope-nope');
   } finally {

@@ -38,7 +38,10 @@ test('none without seals; pass with the own lookup only; the earlier seal vouche
   expect((await verifyNewestSeal(message, { lookup: sealLookup(world.b), now: clock })).result).toBe('none');
   const r = await verifyNewestSeal(await delivered(), { lookup: sealLookup(world.b), now: clock });
   expect(r.result).toBe('pass');
-  expect(r.instances.map((i) => [i.instance, i.checked, i.outcome.result, i.matchesMessage])).toEqual([[1, 'newest-seal', 'pass', false], [2, 'signature', 'pass', true]]);
+  expect(r.instances.map((i) => [i.instance, i.checked, i.outcome.result, i.matchesMessage])).toEqual([
+    [1, 'newest-seal', 'pass', false],
+    [2, 'signature', 'pass', true],
+  ]);
   expect(r.summary).toBe('ssmax-chain=pass header.d=b.example header.i=2');
 });
 
@@ -46,7 +49,12 @@ test('an unknown newest certificate fails; a throwing lookup is a temperror', as
   const msg = await delivered();
   const unknown = await verifyNewestSeal(msg, { lookup: sealLookup(world.a), now: clock });
   expect(unknown.result === 'fail' && unknown.reason).toBe('unknown-certificate');
-  const temp = await verifyNewestSeal(msg, { lookup: () => { throw new Error('directory down'); }, now: clock });
+  const temp = await verifyNewestSeal(msg, {
+    lookup: () => {
+      throw new Error('directory down');
+    },
+    now: clock,
+  });
   expect(temp.result).toBe('temperror');
   expect(temp.summary).toBe('ssmax-chain=temperror reason="i=2 certificate lookup failed: directory down" header.d=b.example header.i=2');
 });
@@ -69,21 +77,32 @@ test('an earlier seal by an unpublished certificate: vouched for without the pee
   expect(trusting.hops[0]!.checked).toBe('newest-seal');
   const err = await openMessage(bob.profile, msg, { now: NOW, peerBundles: [world.a.bundle] }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(OpenError);
-  expect((err as OpenError).message).toMatch(/^Cannot open the message: seal i=1 \(a\.example\) failed: unknown-certificate: its certificate c=[\w-]+ is not a sealing certificate of the bundle of "a\.example"$/);
+  expect((err as OpenError).message).toMatch(
+    /^Cannot open the message: seal i=1 \(a\.example\) failed: unknown-certificate: its certificate c=[\w-]+ is not a sealing certificate of the bundle of "a\.example"$/,
+  );
   expect((err as OpenError).trace[1]).toMatch(/^seal i=2 {2}b\.example {2}pass/);
 });
 
 test('a bad peer bundle is refused by name', async () => {
-  const err = await openMessage(bob.profile, await delivered(), { now: NOW, peerBundles: ['{"payload":{"domain":"a.example"}}'] }).catch((e: unknown) => e);
+  const err = await openMessage(bob.profile, await delivered(), { now: NOW, peerBundles: ['{"payload":{"domain":"a.example"}}'] }).catch(
+    (e: unknown) => e,
+  );
   expect((err as Error).message).toMatch(/^Cannot use the peer bundle of "a\.example": malformed/);
 });
 
 test('an inner From unlike the sealed outer From is flagged', async () => {
   // A sender who builds the encrypted message by hand: outer From alice, inner From someone else.
   const inner = Buffer.from(message.toString('latin1').replace('From: alice@a.example', 'From: ceo@a.example'), 'latin1');
-  const encrypted = (await collect(encryptMessage(inner, [ownOrgRecipient(alice.profile, NOW)], { group: groups.libsecp256k1, rng: systemRng }))).toString('latin1');
+  const encrypted = (
+    await collect(encryptMessage(inner, [ownOrgRecipient(alice.profile, NOW)], { group: groups.libsecp256k1, rng: systemRng }))
+  ).toString('latin1');
   const outer = Buffer.from(encrypted.replace('From: ceo@a.example', 'From: alice@a.example'), 'latin1');
-  const { message: signed } = await signUser(outer, { signer: 'alice@a.example', certRef: certificateRef(alice.profile.signingCertificate.der), privateKey: alice.profile.signingKey, now: clock });
+  const { message: signed } = await signUser(outer, {
+    signer: 'alice@a.example',
+    certRef: certificateRef(alice.profile.signingCertificate.der),
+    privateKey: alice.profile.signingKey,
+    now: clock,
+  });
   const hop1 = await sendingHop(signed, world.a, alice, world.b);
   const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
   expect(opened.plaintext.equals(inner)).toBe(true);

@@ -28,7 +28,14 @@ import { collect } from '../../src/envelope/source';
 import { createBundle } from '../../src/pki/bundle';
 import type { ParsedCertificate } from '../../src/pki/certificate';
 import { type ParsedCrl, createCrl } from '../../src/pki/crl';
-import { type SigningAuthority, createOrgCa, createRootCa, issueBundleSignerCertificate, issueEncryptionKeyCertificate, issueSealingCertificate } from '../../src/pki/issue';
+import {
+  type SigningAuthority,
+  createOrgCa,
+  createRootCa,
+  issueBundleSignerCertificate,
+  issueEncryptionKeyCertificate,
+  issueSealingCertificate,
+} from '../../src/pki/issue';
 import { createUserProfile, loadUserProfile, type UserProfile, type UserRegistration } from '../../src/user/profile';
 
 export const DAY = 86400_000;
@@ -39,7 +46,12 @@ export const clock = () => NOW.getTime();
 export interface Org {
   readonly domain: string;
   readonly ca: SigningAuthority;
-  readonly encryption: { readonly keyId: string; readonly privateKey: Uint8Array; readonly publicKey: Uint8Array; readonly certificate: ParsedCertificate };
+  readonly encryption: {
+    readonly keyId: string;
+    readonly privateKey: Uint8Array;
+    readonly publicKey: Uint8Array;
+    readonly certificate: ParsedCertificate;
+  };
   readonly sealKey: KeyObject;
   readonly sealCert: ParsedCertificate;
   /** A sealing certificate the org CA issued but never published in the bundle. */
@@ -64,7 +76,13 @@ const validity = { notBefore: new Date(NOW.getTime() - 30 * DAY), notAfter: new 
 const leafValidity = { notBefore: new Date(NOW.getTime() - 10 * DAY), notAfter: new Date(NOW.getTime() + 365 * DAY) };
 
 function makeOrg(root: SigningAuthority, rootCrl: ParsedCrl, domain: string): Org {
-  const ca = createOrgCa(root, { ...validity, notBefore: new Date(validity.notBefore.getTime() + 1000), domains: [domain], organisation: `Org ${domain}`, privateKey: generateP256KeyPair().privateKey });
+  const ca = createOrgCa(root, {
+    ...validity,
+    notBefore: new Date(validity.notBefore.getTime() + 1000),
+    domains: [domain],
+    organisation: `Org ${domain}`,
+    privateKey: generateP256KeyPair().privateKey,
+  });
   const kp = generateEncryptionKeyPair(groups.libsecp256k1, systemRng);
   const encCert = issueEncryptionKeyCertificate(ca, { ...leafValidity, domain, version: 1, publicKey: kp.publicKey });
   const sealKp = generateP256KeyPair();
@@ -73,25 +91,59 @@ function makeOrg(root: SigningAuthority, rootCrl: ParsedCrl, domain: string): Or
   const rogueSealCert = issueSealingCertificate(ca, { ...leafValidity, domain, publicKey: rogueKp.publicKey });
   const signerKp = generateP256KeyPair();
   const signerCert = issueBundleSignerCertificate(ca, { ...leafValidity, domain, publicKey: signerKp.publicKey });
-  const crl = createCrl(ca, { entries: [], thisUpdate: new Date(NOW.getTime() - DAY), nextUpdate: new Date(NOW.getTime() + 7 * DAY), crlNumber: 1 });
-  const publish = (serial: number) => createBundle({
-    domain, serial, issued: new Date(NOW.getTime() - DAY), expires: new Date(NOW.getTime() + 7 * DAY),
-    orgCaChain: [ca.certificate], encryptionKeys: [{ state: 'current', certificate: encCert }],
-    sealingCertificates: [sealCert], crls: [crl, rootCrl], abuseContact: `mailto:abuse@${domain}`,
-    inboundPolicy: { encryption: 'required', seal: 'required', maxMessageBytes: 25 * 1024 * 1024 },
-  }, { certificate: signerCert, privateKey: signerKp.privateKey });
+  const crl = createCrl(ca, {
+    entries: [],
+    thisUpdate: new Date(NOW.getTime() - DAY),
+    nextUpdate: new Date(NOW.getTime() + 7 * DAY),
+    crlNumber: 1,
+  });
+  const publish = (serial: number) =>
+    createBundle(
+      {
+        domain,
+        serial,
+        issued: new Date(NOW.getTime() - DAY),
+        expires: new Date(NOW.getTime() + 7 * DAY),
+        orgCaChain: [ca.certificate],
+        encryptionKeys: [{ state: 'current', certificate: encCert }],
+        sealingCertificates: [sealCert],
+        crls: [crl, rootCrl],
+        abuseContact: `mailto:abuse@${domain}`,
+        inboundPolicy: { encryption: 'required', seal: 'required', maxMessageBytes: 25 * 1024 * 1024 },
+      },
+      { certificate: signerCert, privateKey: signerKp.privateKey },
+    );
   return {
-    domain, ca, crl, bundle: publish(1), republish: publish,
+    domain,
+    ca,
+    crl,
+    bundle: publish(1),
+    republish: publish,
     encryption: { keyId: `${domain}:v1`, privateKey: kp.privateKey, publicKey: kp.publicKey, certificate: encCert },
-    sealKey: sealKp.privateKey, sealCert, rogueSealKey: rogueKp.privateKey, rogueSealCert,
+    sealKey: sealKp.privateKey,
+    sealCert,
+    rogueSealKey: rogueKp.privateKey,
+    rogueSealCert,
   };
 }
 
 export function makeWorld(): World {
   const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey, commonName: 'SSMAX Test Root' });
-  const rootCrl = createCrl(root, { entries: [], thisUpdate: new Date(NOW.getTime() - DAY), nextUpdate: new Date(NOW.getTime() + 7 * DAY), crlNumber: 1 });
+  const rootCrl = createCrl(root, {
+    entries: [],
+    thisUpdate: new Date(NOW.getTime() - DAY),
+    nextUpdate: new Date(NOW.getTime() + 7 * DAY),
+    crlNumber: 1,
+  });
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-user-test-'));
-  return { root, rootCrl, a: makeOrg(root, rootCrl, 'a.example'), b: makeOrg(root, rootCrl, 'b.example'), dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    root,
+    rootCrl,
+    a: makeOrg(root, rootCrl, 'a.example'),
+    b: makeOrg(root, rootCrl, 'b.example'),
+    dir,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 export interface Person {
@@ -102,8 +154,14 @@ export interface Person {
 export function makePerson(world: World, org: Org, local: string, extra: Partial<Parameters<typeof createUserProfile>[1]> = {}): Person {
   const dir = join(world.dir, `${local}-${org.domain}`);
   const registration = createUserProfile(dir, {
-    address: `${local}@${org.domain}`, pseudonym: `u-${local}`, code: `E-${local.toUpperCase()}1`,
-    orgCa: org.ca, rootPem: world.root.certificate.pem, orgBundle: org.bundle, now: NOW, ...extra,
+    address: `${local}@${org.domain}`,
+    pseudonym: `u-${local}`,
+    code: `E-${local.toUpperCase()}1`,
+    orgCa: org.ca,
+    rootPem: world.root.certificate.pem,
+    orgBundle: org.bundle,
+    now: NOW,
+    ...extra,
   });
   return { profile: loadUserProfile(dir), registration };
 }
@@ -117,7 +175,8 @@ export function lookupOver(orgs: readonly Org[], withRogue: boolean): Certificat
   return (req) => {
     for (const org of orgs) {
       for (const cert of withRogue ? [org.sealCert, org.rogueSealCert] : [org.sealCert]) {
-        if (req.kind === 'seal' && certificateRef(cert.der) === req.certRef) return { publicKey: p256PublicKeyFrom(cert.spki), domain: org.domain };
+        if (req.kind === 'seal' && certificateRef(cert.der) === req.certRef)
+          return { publicKey: p256PublicKeyFrom(cert.spki), domain: org.domain };
       }
     }
     return undefined;
@@ -136,11 +195,20 @@ export async function reencrypt(message: Buffer, from: Org, target: { keyId: str
 }
 
 /** Hop 1, the sending gateway: verify and remove the user signature, re-encrypt to the peer org, seal i=1. */
-export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person, 'profile'>, peer: Org, opts: { rogue?: boolean; sealAs?: Org } = {}): Promise<SealedMessage> {
+export async function sendingHop(
+  message: Buffer,
+  org: Org,
+  sender: Pick<Person, 'profile'>,
+  peer: Org,
+  opts: { rogue?: boolean; sealAs?: Org } = {},
+): Promise<SealedMessage> {
   const signingCert = sender.profile.signingCertificate;
   const user = await verifyUser(message, {
     now: clock,
-    lookup: (req) => (req.kind === 'user' && req.certRef === certificateRef(signingCert.der) ? { publicKey: p256PublicKeyFrom(signingCert.spki), addresses: signingCert.emails } : undefined),
+    lookup: (req) =>
+      req.kind === 'user' && req.certRef === certificateRef(signingCert.der)
+        ? { publicKey: p256PublicKeyFrom(signingCert.spki), addresses: signingCert.emails }
+        : undefined,
   });
   if (user.result !== 'pass' || !user.signerMatchesFrom) throw new Error(`hop 1: user signature ${user.summary}`);
   const unsigned = await removeUserSignature(message);
@@ -150,8 +218,17 @@ export async function sendingHop(message: Buffer, org: Org, sender: Pick<Person,
   const cert = opts.rogue ? sealer.rogueSealCert : sealer.sealCert;
   const binding = bindRecipients([`bob@${peer.domain}`]);
   return seal(prependField(reencrypted, binding.field), {
-    domain: sealer.domain, certRef: certificateRef(cert.der), privateKey: opts.rogue ? sealer.rogueSealKey : sealer.sealKey, now: clock,
-    verdicts: [{ name: 'dlp', result: 'pass' }, { name: 'av', result: 'none' }], trackingToken: randomBytes(32), chain, recipientCommitment: binding.commitment,
+    domain: sealer.domain,
+    certRef: certificateRef(cert.der),
+    privateKey: opts.rogue ? sealer.rogueSealKey : sealer.sealKey,
+    now: clock,
+    verdicts: [
+      { name: 'dlp', result: 'pass' },
+      { name: 'av', result: 'none' },
+    ],
+    trackingToken: randomBytes(32),
+    chain,
+    recipientCommitment: binding.commitment,
   });
 }
 
@@ -167,12 +244,20 @@ export interface ReceivingOptions {
 }
 
 /** Hop 2, the receiving gateway: verify the chain, re-encrypt to the recipient (or decrypt), seal i=2. */
-export async function receivingHop(hop1: SealedMessage, org: Org, sender: Org, opts: ReceivingOptions, lookup: CertificateLookup = sealLookup(sender, org)): Promise<Buffer> {
+export async function receivingHop(
+  hop1: SealedMessage,
+  org: Org,
+  sender: Org,
+  opts: ReceivingOptions,
+  lookup: CertificateLookup = sealLookup(sender, org),
+): Promise<Buffer> {
   const chain: ChainVerification = await verifyChain(hop1.message, { lookup, now: clock });
   if (chain.result !== 'pass') throw new Error(`hop 2: ${chain.summary}`);
   let next: Buffer;
   if (opts.to === 'transparent') {
-    const plain = await collect(decryptMessage(hop1.message, { keyId: org.encryption.keyId, privateKey: org.encryption.privateKey }, { group: groups.libsecp256k1 }));
+    const plain = await collect(
+      decryptMessage(hop1.message, { keyId: org.encryption.keyId, privateKey: org.encryption.privateKey }, { group: groups.libsecp256k1 }),
+    );
     next = prependField(plain, hop1.field); // the seals stay on top, for audit
   } else {
     next = await reencrypt(hop1.message, org, opts.to);
@@ -182,6 +267,14 @@ export async function receivingHop(hop1: SealedMessage, org: Org, sender: Org, o
   const cert = opts.rogue ? org.rogueSealCert : org.sealCert;
   const binding = bindRecipients([opts.recipient ?? `bob@${org.domain}`]);
   next = prependField(removeRecipientFields(next), binding.field);
-  const sealed = await seal(next, { domain: org.domain, certRef: certificateRef(cert.der), privateKey: key, now: clock, verdicts: [{ name: 'av', result: 'pass' }], chain, recipientCommitment: binding.commitment });
+  const sealed = await seal(next, {
+    domain: org.domain,
+    certRef: certificateRef(cert.der),
+    privateKey: key,
+    now: clock,
+    verdicts: [{ name: 'av', result: 'pass' }],
+    chain,
+    recipientCommitment: binding.commitment,
+  });
   return sealed.message;
 }
