@@ -231,6 +231,13 @@ export class IniReader<S extends Schema> {
     return { host: m[1]!, port: Number(m[2]) };
   }
 
+  /** A domain-name setting, lower-cased (labels of letters, digits and hyphens, at least two). */
+  domain(name: keyof S & string): string {
+    const domain = (this.get(name) as string).toLowerCase();
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw this.fail(...split(name), `"${domain}" is not a domain name`);
+    return domain;
+  }
+
   /** Settings of a section the schema does not name one by one ([peers], [policy] per domain…): key → text. */
   free(section: string, except: readonly string[] = []): Record<string, string> {
     const out: Record<string, string> = {};

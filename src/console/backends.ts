@@ -15,23 +15,15 @@ import { ON_BEHALF_HEADER } from '../keyd/on-behalf';
 import { HttpsJsonError } from '../net/https-json';
 import { request as httpsRequest } from 'node:https';
 import { errnoText } from '../errors/errno';
-
-export interface KeydTarget {
-  readonly url: string;
-  readonly servername?: string;
-  readonly ca: readonly string[];
-  /** The console's own client certificate (role console) and key. */
-  readonly cert: string;
-  readonly key: string;
-  readonly timeoutMs: number;
-}
+import type { KeydConnection } from '../keyd/client-settings';
 
 /** keyd, called by the console for one administrator (`certificate`: the DER of the certificate they logged in with). */
 export class ConsoleKeyd {
   private readonly agent: Agent;
   private readonly base: URL;
 
-  constructor(private readonly target: KeydTarget) {
+  /** `target`: keyd as the console's config gives it (`ca`, `cert`, `key`: PEM text of the console's own role-console certificate). */
+  constructor(private readonly target: KeydConnection) {
     this.base = new URL(target.url);
     this.agent = new Agent({
       keepAlive: true,

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
 import { errnoText } from '../errors/errno';
+import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
 export interface ConsoleConfig {
   readonly file: string;
@@ -20,14 +21,8 @@ export interface ConsoleConfig {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
   /** Validation of administrators' certificates: roots, CRL files (read on each new connection), the organisation's CA. */
   readonly pki: { readonly roots: readonly string[]; readonly crlFiles: readonly string[]; readonly orgCa: string };
-  readonly keyd: {
-    readonly url: string;
-    readonly servername?: string;
-    readonly ca: readonly string[];
-    readonly cert: string;
-    readonly key: string;
-    readonly timeoutMs: number;
-  };
+  /** keyd, called with the console's own console-role certificate: `ca`, `cert` and `key` are the files' PEM text. */
+  readonly keyd: KeydConnection;
   /** Operations listeners (http://host:port) of each service; absent: shown as not configured. */
   readonly ops: Readonly<Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>>>;
   /** The gateway's quarantine folder and where a release is re-injected; absent: the page says so. */
@@ -61,12 +56,7 @@ export const CONSOLE_SETTINGS = defineSettings({
   'pki.roots': { type: 'list' },
   'pki.crls': { type: 'list' },
   'pki.org_ca': { type: 'str' },
-  'keyd.url': { type: 'str' },
-  'keyd.servername': { type: 'str' },
-  'keyd.ca': { type: 'list' },
-  'keyd.cert': { type: 'str' },
-  'keyd.key': { type: 'str' },
-  'keyd.timeout_ms': { type: 'num', min: 100, max: 60000, whole: true, default: CONSOLE_DEFAULTS.keydTimeoutMs },
+  ...keydConnectionSettings({ type: 'num', min: 100, max: 60000, whole: true, default: CONSOLE_DEFAULTS.keydTimeoutMs }),
   'ops.gateway': { type: 'str' },
   'ops.keyd': { type: 'str' },
   'ops.publisher': { type: 'str' },
@@ -128,7 +118,7 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
         : {}),
     };
   }
-  const servername = r.opt('keyd.servername');
+  const keyd = readKeydConnection(r);
   const directoryConfig = r.optPath('peers.directory');
   return {
     file,
@@ -139,12 +129,10 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     tls: { cert: file1('tls.cert'), key: file1('tls.key'), clientCas: files('tls.client_ca') },
     pki: { roots: files('pki.roots'), crlFiles: r.paths('pki.crls'), orgCa: file1('pki.org_ca') },
     keyd: {
-      url: r.get('keyd.url'),
-      ...(servername ? { servername } : {}),
-      ca: files('keyd.ca'),
-      cert: file1('keyd.cert'),
-      key: file1('keyd.key'),
-      timeoutMs: r.get('keyd.timeout_ms'),
+      ...keyd,
+      ca: keyd.ca.map((p) => read('keyd.ca', p)),
+      cert: read('keyd.cert', keyd.cert),
+      key: read('keyd.key', keyd.key),
     },
     ops,
     ...(quarantine ? { quarantine } : {}),

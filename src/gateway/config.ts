@@ -9,6 +9,7 @@
 import { isIP } from 'node:net';
 import { ConfigError, IniReader, readConfigText, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
+import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 
@@ -19,15 +20,10 @@ export interface GatewayConfig {
   /** CPU budget of reading one message for verification (ms). */
   readonly cpuBudgetMs: number;
   readonly tcpNoDelay: boolean;
-  readonly keyd: {
-    readonly url: string;
-    readonly servername?: string;
-    readonly ca: readonly string[];
-    readonly cert: string;
-    readonly key: string;
+  /** keyd, called with the gateway-role certificate (paths); `inspectorCert`/`inspectorKey`: an inspector-role one for inline inspection. */
+  readonly keyd: KeydConnection & {
     readonly inspectorCert?: string;
     readonly inspectorKey?: string;
-    readonly timeoutMs: number;
     readonly userFactsTtlMs: number;
     readonly batch: BatchSettings;
   };
@@ -133,14 +129,9 @@ export const GATEWAY_SETTINGS = defineSettings({
   'main.tcp_nodelay': { type: 'bool', default: GATEWAY_DEFAULTS.tcp_nodelay },
   'main.trusted_relays': { type: 'list', default: [], reload: true },
   'main.trusted_relay_logins': { type: 'list', default: [], reload: true },
-  'keyd.url': { type: 'str' },
-  'keyd.servername': { type: 'str' },
-  'keyd.ca': { type: 'list' },
-  'keyd.cert': { type: 'str' },
-  'keyd.key': { type: 'str' },
+  ...keydConnectionSettings({ ...MS, default: GATEWAY_DEFAULTS.keyd_timeout_ms }),
   'keyd.inspector_cert': { type: 'str' },
   'keyd.inspector_key': { type: 'str' },
-  'keyd.timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.keyd_timeout_ms },
   'keyd.user_facts_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.user_facts_ttl_ms },
   'keyd.batch_window_ms': { type: 'num', min: 0, max: 1000, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_window_ms },
   'keyd.batch_max_ops': { type: 'num', min: 1, max: 1024, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_max_ops },
@@ -218,7 +209,6 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   const domain = r.get('main.domain').toLowerCase();
   const inspectorCert = r.optPath('keyd.inspector_cert');
   const inspectorKey = r.optPath('keyd.inspector_key');
-  const servername = r.opt('keyd.servername');
   let inspection: InspectionSettings = { mode: 'inline' };
   if (r.get('inspection.mode') === 'remote') {
     const url = r.opt('inspection.inspector_url');
@@ -248,14 +238,9 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     cpuBudgetMs: r.get('main.cpu_budget_ms'),
     tcpNoDelay: r.get('main.tcp_nodelay'),
     keyd: {
-      url: r.get('keyd.url'),
-      ...(servername ? { servername } : {}),
-      ca: r.paths('keyd.ca'),
-      cert: r.path('keyd.cert'),
-      key: r.path('keyd.key'),
+      ...readKeydConnection(r),
       ...(inspectorCert ? { inspectorCert } : {}),
       ...(inspectorKey ? { inspectorKey } : {}),
-      timeoutMs: r.get('keyd.timeout_ms'),
       userFactsTtlMs: r.get('keyd.user_facts_ttl_ms'),
       batch: { ...BATCH_DEFAULTS, windowMs: r.get('keyd.batch_window_ms'), maxOps: r.get('keyd.batch_max_ops') },
     },

@@ -6,6 +6,8 @@
  * the gateway's files: ssmax-inspect.ini and ssmax-dlp.ini (docs/inspection.md).
  */
 import { ConfigError, type Ini, IniReader, defineSettings, readIniFile } from '../config/ini';
+import type { RequestLimits } from '../net/https-server';
+import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
 export interface InspectorConfig {
   readonly file: string;
@@ -23,28 +25,11 @@ export interface InspectorConfig {
    * `address`: a fixed address for the URL's host name.
    */
   readonly bundle: { readonly url?: string; readonly address?: string };
-  /** keyd, called with the inspector's own inspector-role certificate. */
-  readonly keyd: {
-    readonly url: string;
-    readonly servername?: string;
-    readonly ca: readonly string[];
-    readonly cert: string;
-    readonly key: string;
-    readonly timeoutMs: number;
-  };
+  /** keyd, called with the inspector's own inspector-role certificate (paths). */
+  readonly keyd: KeydConnection;
   /** ssmax-inspect.ini and ssmax-dlp.ini. */
   readonly inspection: { readonly inspect: string; readonly dlpRules: string };
-  readonly limits: {
-    readonly maxBodyBytes: number;
-    readonly maxInFlight: number;
-    readonly requestTimeoutMs: number;
-    /** Time to receive a request's header block (a slower client is answered 408 and dropped); at most requestTimeoutMs. */
-    readonly headersTimeoutMs: number;
-    /** Largest request header block in bytes (over it: 431). */
-    readonly maxHeaderBytes: number;
-    /** Most header fields in one request (over it: 431). */
-    readonly maxHeaders: number;
-  };
+  readonly limits: RequestLimits;
 }
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
@@ -79,12 +64,7 @@ export const INSPECTOR_SETTINGS = defineSettings({
   'pki.crls': { type: 'list', default: [] },
   'bundle.url': { type: 'str' },
   'bundle.address': { type: 'str' },
-  'keyd.url': { type: 'str' },
-  'keyd.servername': { type: 'str' },
-  'keyd.ca': { type: 'list' },
-  'keyd.cert': { type: 'str' },
-  'keyd.key': { type: 'str' },
-  'keyd.timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.timeout_ms },
+  ...keydConnectionSettings({ ...MS, default: INSPECTOR_DEFAULTS.timeout_ms }),
   'inspection.inspect': { type: 'str', default: INSPECTOR_DEFAULTS.inspect },
   'inspection.dlp_rules': { type: 'str', default: INSPECTOR_DEFAULTS.dlp_rules },
   'limits.max_body_bytes': { type: 'num', min: 1024, max: 1 << 30, whole: true, default: INSPECTOR_DEFAULTS.max_body_bytes },
@@ -103,11 +83,9 @@ export function loadInspectorConfig(file: string): InspectorConfig {
 export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
   const listen = r.hostPort('inspector.listen');
-  const domain = r.get('inspector.domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('inspector', 'domain', `"${domain}" is not a domain name`);
+  const domain = r.domain('inspector.domain');
   const keydUrl = r.get('keyd.url');
   if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw r.fail('keyd', 'url', `must be https://host:port, got '${keydUrl}'`);
-  const servername = r.opt('keyd.servername');
   const url = r.opt('bundle.url');
   const address = r.opt('bundle.address');
   return {
@@ -118,14 +96,7 @@ export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
     stateDir: r.path('inspector.state_dir'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
-    keyd: {
-      url: keydUrl,
-      ...(servername ? { servername } : {}),
-      ca: r.paths('keyd.ca'),
-      cert: r.path('keyd.cert'),
-      key: r.path('keyd.key'),
-      timeoutMs: r.get('keyd.timeout_ms'),
-    },
+    keyd: readKeydConnection(r),
     bundle: { ...(url ? { url } : {}), ...(address ? { address } : {}) },
     inspection: { inspect: r.path('inspection.inspect'), dlpRules: r.path('inspection.dlp_rules') },
     limits: {

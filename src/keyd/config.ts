@@ -5,6 +5,7 @@
  * with an error naming the file, section and key (ConfigError).
  */
 import { IniReader, defineSettings, readIniFile } from '../config/ini';
+import type { RequestLimits } from '../net/https-server';
 
 export interface KeydConfig {
   readonly file: string;
@@ -24,16 +25,7 @@ export interface KeydConfig {
   };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
-  readonly limits: {
-    readonly maxBodyBytes: number;
-    readonly maxInFlight: number;
-    readonly requestTimeoutMs: number;
-    readonly cryptoThreads: number | 'auto';
-    readonly headersTimeoutMs: number;
-    readonly maxHeaderBytes: number;
-    readonly maxHeaders: number;
-    readonly maxBatchOps: number;
-  };
+  readonly limits: RequestLimits & { readonly cryptoThreads: number | 'auto'; readonly maxBatchOps: number };
 }
 
 const DAY = 86400000;
@@ -100,8 +92,7 @@ export function loadKeydConfig(file: string): KeydConfig {
     return Number(raw);
   };
   const listen = r.hostPort('keyd.listen');
-  const domain = r.get('keyd.domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('keyd', 'domain', `"${domain}" is not a domain name`);
+  const domain = r.domain('keyd.domain');
   const keys = {
     validityMs: r.get('keys.validity_days') * DAY,
     renewBeforeMs: r.get('keys.renew_before_days') * DAY,

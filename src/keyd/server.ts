@@ -8,7 +8,7 @@
 import type { Server } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { JsonHttpsServer, readBody, type RequestContext } from '../net/https-server';
+import { JsonHttpsServer, readBody, type RequestContext, type RequestLimits } from '../net/https-server';
 import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import { ROLES } from '../pki/oids';
 import type { ValidationCache } from '../pki/validate';
@@ -18,7 +18,7 @@ import type { AuditLog } from './audit';
 import { BatchHandler } from './batch';
 import { ON_BEHALF_HEADER, OnBehalf } from './on-behalf';
 
-export interface ServerOptions {
+export interface ServerOptions extends RequestLimits {
   readonly host: string;
   readonly port: number;
   /** keyd's own TLS server certificate and key (PEM). */
@@ -33,15 +33,6 @@ export interface ServerOptions {
   /** Current CRLs (PEM) for client certificates; read on each new connection. */
   readonly crls: () => readonly string[];
   readonly clock: () => Date;
-  readonly maxBodyBytes: number;
-  readonly maxInFlight: number;
-  readonly requestTimeoutMs: number;
-  /** Time to receive a request's header block; a slower client is dropped (408). */
-  readonly headersTimeoutMs: number;
-  /** Largest request header block (bytes; over it: 431). */
-  readonly maxHeaderBytes: number;
-  /** Most header fields in one request (over it: 431). */
-  readonly maxHeaders: number;
   readonly validationCache?: ValidationCache;
   /** Most operations in one POST /v1/batch (batch.ts; default 64). */
   readonly maxBatchOps?: number;

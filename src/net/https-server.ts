@@ -41,6 +41,21 @@ export class RequestRefused extends Error implements Refusal {
   }
 }
 
+/** What a service built on this plumbing bounds for each request (its config's [limits] section). */
+export interface RequestLimits {
+  /** Largest request body (bytes; over it: 413). */
+  readonly maxBodyBytes: number;
+  /** Requests handled at once (over it: 503 busy). */
+  readonly maxInFlight: number;
+  readonly requestTimeoutMs: number;
+  /** Time to receive a request's header block; a slower client is answered 408 and dropped (at most requestTimeoutMs). */
+  readonly headersTimeoutMs: number;
+  /** Largest request header block (bytes; over it: 431). */
+  readonly maxHeaderBytes: number;
+  /** Most header fields in one request (over it: 431). */
+  readonly maxHeaders: number;
+}
+
 export interface JsonHttpsServerOptions {
   readonly host: string;
   readonly port: number;

@@ -7,6 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ConfigError, IniReader, readConfigText, defineSettings, settingError, readIniFile } from '../config/ini';
 import { KeydClient } from '../keyd/client';
+import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 import type { InboundPolicy } from '../pki/bundle';
 import { privateKeyFromPem } from '../pki/keys';
 import type { KeydPublic } from './material';
@@ -32,14 +33,8 @@ export interface PublisherConfig {
   readonly inboundPolicy: InboundPolicy;
   readonly tls: { readonly cert: string; readonly key: string };
   readonly signer: { readonly cert: string; readonly key: string; readonly passphraseFile?: string };
-  readonly keyd: {
-    readonly url: string;
-    readonly servername?: string;
-    readonly cert: string;
-    readonly key: string;
-    readonly ca: readonly string[];
-    readonly timeoutMs: number;
-  };
+  /** keyd, called with the publisher's admin-role certificate (paths). */
+  readonly keyd: KeydConnection;
   readonly pki: {
     readonly roots: readonly string[];
     readonly orgCaChain: readonly string[];
@@ -79,12 +74,7 @@ export const PUBLISHER_SETTINGS = defineSettings({
   'signer.cert': { type: 'str' },
   'signer.key': { type: 'str' },
   'signer.passphrase_file': { type: 'str' },
-  'keyd.url': { type: 'str' },
-  'keyd.servername': { type: 'str' },
-  'keyd.cert': { type: 'str' },
-  'keyd.key': { type: 'str' },
-  'keyd.ca': { type: 'list' },
-  'keyd.timeout_ms': { ...MS, default: PUBLISHER_DEFAULTS.timeout_ms },
+  ...keydConnectionSettings({ ...MS, default: PUBLISHER_DEFAULTS.timeout_ms }),
   'pki.roots': { type: 'list' },
   'pki.org_ca_chain': { type: 'list' },
   'pki.sealing_certificates': { type: 'list', default: [] },
@@ -95,13 +85,11 @@ export const PUBLISHER_SETTINGS = defineSettings({
 export function loadPublisherConfig(file: string): PublisherConfig {
   const r = new IniReader(PUBLISHER_SETTINGS, readIniFile(file, 'publisher config'), file);
   const listen = r.hostPort('publisher.listen');
-  const domain = r.get('publisher.domain').toLowerCase();
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) throw r.fail('publisher', 'domain', `"${domain}" is not a domain name`);
+  const domain = r.domain('publisher.domain');
   const abuseContact = r.opt('publisher.abuse_contact') ?? `mailto:abuse@${domain}`;
   if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact))
     throw r.fail('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
   const passphraseFile = r.optPath('signer.passphrase_file');
-  const servername = r.opt('keyd.servername');
   return {
     file,
     domain,
@@ -119,14 +107,7 @@ export function loadPublisherConfig(file: string): PublisherConfig {
     },
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key') },
     signer: { cert: r.path('signer.cert'), key: r.path('signer.key'), ...(passphraseFile ? { passphraseFile } : {}) },
-    keyd: {
-      url: r.get('keyd.url'),
-      ...(servername ? { servername } : {}),
-      cert: r.path('keyd.cert'),
-      key: r.path('keyd.key'),
-      ca: r.paths('keyd.ca'),
-      timeoutMs: r.get('keyd.timeout_ms'),
-    },
+    keyd: readKeydConnection(r),
     pki: {
       roots: r.paths('pki.roots'),
       orgCaChain: r.paths('pki.org_ca_chain'),

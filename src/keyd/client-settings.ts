@@ -1,0 +1,48 @@
+/**
+ * The [keyd] section of a keyd client's config file (gateway, inspector,
+ * publisher, console): where keyd is and how the client proves itself to it.
+ * Declared once here; each file names its own default and range for the
+ * timeout, and adds its own keys beside these.
+ */
+import { IniReader, defineSettings, type Setting } from '../config/ini';
+
+/** keyd's address and the client's TLS material, as a config file gives them. */
+export interface KeydConnection {
+  /** https://host:port of keyd's API. */
+  readonly url: string;
+  /** Host name in keyd's certificate, when `url` uses an IP address. */
+  readonly servername?: string;
+  /** CA certificates keyd's certificate chains to. */
+  readonly ca: readonly string[];
+  /** The client certificate (issued by the org CA with the caller's role) and its key. */
+  readonly cert: string;
+  readonly key: string;
+  readonly timeoutMs: number;
+}
+
+/** The declared settings of the [keyd] section; `timeout` is keyd.timeout_ms (the file's own range and default). */
+export function keydConnectionSettings<const T extends Setting & { readonly type: 'num' }>(timeout: T) {
+  return defineSettings({
+    'keyd.url': { type: 'str' },
+    'keyd.servername': { type: 'str' },
+    'keyd.ca': { type: 'list' },
+    'keyd.cert': { type: 'str' },
+    'keyd.key': { type: 'str' },
+    'keyd.timeout_ms': timeout,
+  });
+}
+
+type KeydConnectionSchema = ReturnType<typeof keydConnectionSettings<Setting & { readonly type: 'num' }>>;
+
+/** The [keyd] section, read: the url, ca, cert and key required; paths resolved against the file's folder. */
+export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConnection {
+  const servername = r.opt('keyd.servername');
+  return {
+    url: r.get('keyd.url'),
+    ...(servername ? { servername } : {}),
+    ca: r.paths('keyd.ca'),
+    cert: r.path('keyd.cert'),
+    key: r.path('keyd.key'),
+    timeoutMs: r.get('keyd.timeout_ms'),
+  };
+}
