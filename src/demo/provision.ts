@@ -10,9 +10,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createCrl } from '../pki/crl';
-import { type SigningAuthority, createOrgCa, createRootCa, issueTlsCertificate } from '../pki/issue';
+import { type SigningAuthority, createOrgCa, createRootCa } from '../pki/issue';
 import { privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
+import { issueTlsCredentials } from '../pki/tls-credentials';
 import { createMasterKeyFile } from '../keyd/master-key';
 
 const DAY = 86400000;
@@ -40,14 +41,7 @@ function creds(
   hosts: string[] | undefined,
   validity = { notBefore: new Date(now - DAY), notAfter: new Date(now + 365 * DAY) },
 ): ClientCreds & { serial: string } {
-  const kp = generateP256KeyPair();
-  const cert = issueTlsCertificate(ca, {
-    role,
-    publicKey: kp.publicKey,
-    ...validity,
-    ...(hosts ? { hosts } : { commonName: `${role}-operator` }),
-  });
-  return { cert: cert.pem, key: privateKeyToPem(kp.privateKey), serial: cert.serial };
+  return issueTlsCredentials(ca, role, validity, hosts);
 }
 
 /** `certDays`: validity of keyd's TLS certificate and the role client certificates (default 365). */

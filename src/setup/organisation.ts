@@ -28,10 +28,11 @@ import { parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
 import { createCrl, parseCrl } from '../pki/crl';
-import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate, issueTlsCertificate } from '../pki/issue';
+import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
+import { issueTlsCredentials } from '../pki/tls-credentials';
 import { cannotRead } from '../errors/errno';
 
 const DAY = 86_400_000;
@@ -275,16 +276,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     notBefore: new Date(Math.max(s - 3_600_000, ca.certificate.notBefore.getTime())),
     notAfter: new Date(Math.min(s + (opts.days ?? 365) * DAY, ca.certificate.notAfter.getTime())),
   };
-  const tls = (role: Role, hosts?: string[]) => {
-    const kp = generateP256KeyPair();
-    const cert = issueTlsCertificate(ca, {
-      role,
-      publicKey: kp.publicKey,
-      ...validity,
-      ...(hosts ? { hosts } : { commonName: `${role}-operator` }),
-    });
-    return { cert: cert.pem, key: privateKeyToPem(kp.privateKey) };
-  };
+  const tls = (role: Role, hosts?: string[]) => issueTlsCredentials(ca, role, validity, hosts);
 
   // pki/: public material; the org CA's first CRL (the CA's state records its number)
   // one CRL counter: the number in the CA's crl.pem (keyd's renewals and ssmax ca crl continue it); ca.json's is a legacy floor
