@@ -81,27 +81,25 @@ async function step(
   };
 }
 
-/** DLP on a submission. `capsule` is the own-org capsule (SSMAX client) or undefined (plaintext submission). */
-export function inspectSubmission(
+/** The inspection step of one direction, as the gateway's paths call it. */
+type InspectionStep = (
   deps: GatewayDeps,
   input: Buffer,
   capsule: Capsule | undefined,
   from: string,
   rcpts: readonly string[],
-): Promise<Inspected> {
-  return step(deps, 'outbound', input, capsule, from, rcpts);
-}
+) => Promise<Inspected>;
+
+const stepFor =
+  (direction: Direction): InspectionStep =>
+  (deps, input, capsule, from, rcpts) =>
+    step(deps, direction, input, capsule, from, rcpts);
+
+/** DLP on a submission. `capsule` is the own-org capsule (SSMAX client) or undefined (plaintext submission). */
+export const inspectSubmission = stepFor('outbound');
 
 /** Antivirus on every arrival: `capsule` when it is encrypted to this organisation, undefined for a plaintext one (sealed or not). */
-export function inspectArrival(
-  deps: GatewayDeps,
-  input: Buffer,
-  capsule: Capsule | undefined,
-  from: string,
-  rcpts: readonly string[],
-): Promise<Inspected> {
-  return step(deps, 'inbound', input, capsule, from, rcpts);
-}
+export const inspectArrival = stepFor('inbound');
 
 /**
  * A plaintext arrival (plain Internet mail, or sealed but not encrypted) that
