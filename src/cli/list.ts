@@ -3,13 +3,22 @@
  * create, add, remove, show, policy at keyd (admin role, audited), and the
  * moderation queue of the gateway (held, release: posts kept encrypted).
  */
-import { parseArgs } from 'node:util';
 import { AbuseConfigError, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { KeydClientError } from '../keyd/client';
 import type { ListEntry } from '../keyd/lists';
 import { QuarantineStore } from '../inspect/quarantine';
 import { LIST_RELEASE_HEADER } from '../lists/expand';
-import { CliError, type CliIo, EXIT, requireFolder, requireReadable, subcommands } from './command';
+import {
+  CliError,
+  type CliIo,
+  EXIT,
+  type OptionValues,
+  parseOptions,
+  requireFolder,
+  requireReadable,
+  requiredOption,
+  subcommands,
+} from './command';
 import { reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax list <subcommand> [options]
@@ -55,21 +64,16 @@ function describe(l: ListEntry): string[] {
   ];
 }
 
-async function keydCommand(
-  sub: string,
-  values: Record<string, string | boolean | string[] | undefined>,
-  positionals: string[],
-  io: CliIo,
-): Promise<number> {
+async function keydCommand(sub: string, values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub]!;
-  if (typeof values.config !== 'string') throw new CliError(`--config FILE is required\n\n${usage}`, EXIT.usage);
+  const config = requiredOption(values.config, 'config FILE', usage);
   const [address, ...members] = positionals;
   if (!address) throw new CliError(`LIST is required\n\n${usage}`, EXIT.usage);
   if ((sub === 'add' || sub === 'remove') && members.length === 0)
     throw new CliError(`at least one MEMBER is required\n\n${usage}`, EXIT.usage);
   if (sub === 'policy' && typeof values.policy !== 'string') throw new CliError(`--policy is required\n\n${usage}`, EXIT.usage);
-  requireReadable(values.config);
-  const keyd = keydClientFor(loadAbuseConfig(values.config), 'operator');
+  requireReadable(config);
+  const keyd = keydClientFor(loadAbuseConfig(config), 'operator');
   const moderators = Array.isArray(values.moderator) ? values.moderator : undefined;
   try {
     let l: ListEntry;
@@ -113,16 +117,11 @@ async function keydCommand(
   }
 }
 
-async function moderationCommand(
-  sub: string,
-  values: Record<string, string | boolean | string[] | undefined>,
-  positionals: string[],
-  io: CliIo,
-): Promise<number> {
+async function moderationCommand(sub: string, values: OptionValues, positionals: string[], io: CliIo): Promise<number> {
   const usage = SUB_HELP[sub]!;
-  if (typeof values.state !== 'string') throw new CliError(`--state DIR is required\n\n${usage}`, EXIT.usage);
-  requireFolder(values.state, 'moderation folder');
-  const store = new QuarantineStore(values.state);
+  const state = requiredOption(values.state, 'state DIR', usage);
+  requireFolder(state, 'moderation folder');
+  const store = new QuarantineStore(state);
   try {
     if (sub === 'held') {
       for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.state, e.rcpts.join(','), e.from].join('  '));
@@ -146,28 +145,20 @@ async function moderationCommand(
 
 async function runList(sub: string, rest: string[], io: CliIo): Promise<number> {
   if (!SUB_HELP[sub]) throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
-  let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] };
-  try {
-    const r = parseArgs({
-      args: rest,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string' },
-        policy: { type: 'string' },
-        moderator: { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-        state: { type: 'string' },
-        smtp: { type: 'string' },
-        user: { type: 'string' },
-        'password-file': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    parsed = { values: r.values as Record<string, string | boolean | string[] | undefined>, positionals: r.positionals };
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${SUB_HELP[sub]}`, EXIT.usage);
-  }
+  const parsed = parseOptions(
+    rest,
+    {
+      config: { type: 'string' },
+      policy: { type: 'string' },
+      moderator: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      state: { type: 'string' },
+      smtp: { type: 'string' },
+      user: { type: 'string' },
+      'password-file': { type: 'string' },
+    },
+    SUB_HELP[sub],
+  );
   if (parsed.values.help) return (io.out(SUB_HELP[sub]), EXIT.ok);
   try {
     if (sub === 'held' || sub === 'release') return await moderationCommand(sub, parsed.values, parsed.positionals, io);
