@@ -250,6 +250,20 @@ export class IniReader<S extends Schema> {
   }
 }
 
+/** What every service's file starts with: its own path, the organisation's domain and the address it listens on. */
+export interface ServiceHead {
+  readonly file: string;
+  readonly domain: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A service's head from its `[<section>]` keys `listen` (host:port) and `domain`. */
+export function readServiceHead(r: IniReader<Schema>, section: string): ServiceHead {
+  const listen = r.hostPort(`${section}.listen`);
+  return { file: r.file, domain: r.domain(`${section}.domain`), host: listen.host, port: listen.port };
+}
+
 /**
  * The settings (by "section.key") whose values differ between two parsed
  * versions of a file: the declared ones, and every key of the `free` sections.

@@ -5,15 +5,11 @@
  * startup, with an error naming the key. The inspection rules themselves are
  * the gateway's files: ssmax-inspect.ini and ssmax-dlp.ini (docs/inspection.md).
  */
-import { ConfigError, type Ini, IniReader, defineSettings, readIniFile } from '../config/ini';
+import { ConfigError, type Ini, IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
 import type { RequestLimits } from '../net/https-server';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
-export interface InspectorConfig {
-  readonly file: string;
-  readonly domain: string;
-  readonly host: string;
-  readonly port: number;
+export interface InspectorConfig extends ServiceHead {
   /** State folder: the quarantine lives under it (unless ssmax-inspect.ini [quarantine] dir says otherwise). */
   readonly stateDir: string;
   /** The server certificate (inspect.<domain>, inspector role, from the org CA) and the CAs of gateway clients. */
@@ -82,17 +78,13 @@ export function loadInspectorConfig(file: string): InspectorConfig {
 
 export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
-  const listen = r.hostPort('inspector.listen');
-  const domain = r.domain('inspector.domain');
+  const head = readServiceHead(r, 'inspector');
   const keydUrl = r.get('keyd.url');
   if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw r.fail('keyd', 'url', `must be https://host:port, got '${keydUrl}'`);
   const url = r.opt('bundle.url');
   const address = r.opt('bundle.address');
   return {
-    file,
-    domain,
-    host: listen.host,
-    port: listen.port,
+    ...head,
     stateDir: r.path('inspector.state_dir'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },

@@ -4,14 +4,10 @@
  * are resolved against the file's folder. Every value is checked at startup,
  * with an error naming the file, section and key (ConfigError).
  */
-import { IniReader, defineSettings, readIniFile } from '../config/ini';
+import { IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
 import type { RequestLimits } from '../net/https-server';
 
-export interface KeydConfig {
-  readonly file: string;
-  readonly domain: string;
-  readonly host: string;
-  readonly port: number;
+export interface KeydConfig extends ServiceHead {
   readonly dataDir: string;
   readonly masterKeyFile: string;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
@@ -91,8 +87,7 @@ export function loadKeydConfig(file: string): KeydConfig {
       throw r.fail('limits', 'crypto_threads', `must be "auto" or a whole number from 0 to 64, got '${raw}'`);
     return Number(raw);
   };
-  const listen = r.hostPort('keyd.listen');
-  const domain = r.domain('keyd.domain');
+  const head = readServiceHead(r, 'keyd');
   const keys = {
     validityMs: r.get('keys.validity_days') * DAY,
     renewBeforeMs: r.get('keys.renew_before_days') * DAY,
@@ -104,10 +99,7 @@ export function loadKeydConfig(file: string): KeydConfig {
   const orgCaKey = r.optPath('pki.org_ca_key');
   const orgCaPassphraseFile = r.optPath('pki.org_ca_passphrase_file');
   return {
-    file,
-    domain,
-    host: listen.host,
-    port: listen.port,
+    ...head,
     dataDir: r.path('keyd.data_dir'),
     masterKeyFile: r.path('keyd.master_key'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },

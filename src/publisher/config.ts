@@ -5,7 +5,16 @@
  * `openPublisher` turns it into a ready Publisher (files read, keyd client made).
  */
 import type { KeyObject } from 'node:crypto';
-import { ConfigError, IniReader, readConfigText, defineSettings, settingError, readIniFile } from '../config/ini';
+import {
+  ConfigError,
+  IniReader,
+  readConfigText,
+  defineSettings,
+  settingError,
+  readIniFile,
+  type ServiceHead,
+  readServiceHead,
+} from '../config/ini';
 import { KeydClient } from '../keyd/client';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 import type { InboundPolicy } from '../pki/bundle';
@@ -20,11 +29,7 @@ import { FileWatch, RELOAD_CHECK_MS } from '../ops/reload';
 export const PublisherConfigError = ConfigError;
 export type PublisherConfigError = ConfigError;
 
-export interface PublisherConfig {
-  readonly file: string;
-  readonly domain: string;
-  readonly host: string;
-  readonly port: number;
+export interface PublisherConfig extends ServiceHead {
   readonly stateFile: string;
   readonly lifetimeMs: number;
   readonly republishAfter: number;
@@ -84,17 +89,14 @@ export const PUBLISHER_SETTINGS = defineSettings({
 
 export function loadPublisherConfig(file: string): PublisherConfig {
   const r = new IniReader(PUBLISHER_SETTINGS, readIniFile(file, 'publisher config'), file);
-  const listen = r.hostPort('publisher.listen');
-  const domain = r.domain('publisher.domain');
+  const head = readServiceHead(r, 'publisher');
+  const { domain } = head;
   const abuseContact = r.opt('publisher.abuse_contact') ?? `mailto:abuse@${domain}`;
   if (!/^mailto:[^@\s]+@[^@\s]+$/.test(abuseContact))
     throw r.fail('publisher', 'abuse_contact', `"${abuseContact}" is not a mailto: address`);
   const passphraseFile = r.optPath('signer.passphrase_file');
   return {
-    file,
-    domain,
-    host: listen.host,
-    port: listen.port,
+    ...head,
     stateFile: r.path('publisher.state_file'),
     lifetimeMs: r.get('publisher.lifetime_seconds') * 1000,
     republishAfter: r.get('publisher.republish_after'),
