@@ -41,6 +41,28 @@ export class RequestRefused extends Error implements Refusal {
   }
 }
 
+/** The request limits a JSON HTTPS server takes (keyd's and the inspector's [limits]). */
+export interface RequestLimits {
+  readonly maxBodyBytes: number;
+  readonly maxInFlight: number;
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly maxHeaders: number;
+}
+
+/** Just the request limits out of a config's [limits] (which may hold other settings), for a server's options. */
+export function requestLimitsOf(limits: RequestLimits): RequestLimits {
+  return {
+    maxBodyBytes: limits.maxBodyBytes,
+    maxInFlight: limits.maxInFlight,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    headersTimeoutMs: limits.headersTimeoutMs,
+    maxHeaderBytes: limits.maxHeaderBytes,
+    maxHeaders: limits.maxHeaders,
+  };
+}
+
 export interface JsonHttpsServerOptions {
   readonly host: string;
   readonly port: number;
