@@ -143,20 +143,18 @@ export async function run(): Promise<BenchRow[]> {
         unit: 'msg/s',
         note: `${ms(hop)} ms/msg; baseline`,
       });
-      rows.push({
-        suite: 'inspect',
-        name: `${label}: DLP step (blinded decryption + proof, decrypt, rules)`,
-        rate: dlp,
-        unit: 'msg/s',
-        note: `adds ${ms(dlp)} ms/msg (${(hop / dlp).toFixed(2)}x the hop); ${mb(dlp)} MB/s`,
-      });
-      rows.push({
-        suite: 'inspect',
-        name: `${label}: AV step (blinded decryption + proof, decrypt, clamd)`,
-        rate: avRate,
-        unit: 'msg/s',
-        note: `adds ${ms(avRate)} ms/msg (${(hop / avRate).toFixed(2)}x the hop); ${mb(avRate)} MB/s`,
-      });
+      for (const [what, rate] of [
+        ['DLP step (blinded decryption + proof, decrypt, rules)', dlp],
+        ['AV step (blinded decryption + proof, decrypt, clamd)', avRate],
+      ] as const) {
+        rows.push({
+          suite: 'inspect',
+          name: `${label}: ${what}`,
+          rate,
+          unit: 'msg/s',
+          note: `adds ${ms(rate)} ms/msg (${(hop / rate).toFixed(2)}x the hop); ${mb(rate)} MB/s`,
+        });
+      }
     }
   } finally {
     await clamd.stop();

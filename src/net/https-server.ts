@@ -41,15 +41,11 @@ export class RequestRefused extends Error implements Refusal {
   }
 }
 
-/** The request limits a JSON HTTPS server takes (keyd's and the inspector's [limits]). */
-export interface RequestLimits {
-  readonly maxBodyBytes: number;
-  readonly maxInFlight: number;
-  readonly requestTimeoutMs: number;
-  readonly headersTimeoutMs: number;
-  readonly maxHeaderBytes: number;
-  readonly maxHeaders: number;
-}
+/** The request limits a JSON HTTPS server takes (keyd's and the inspector's [limits]): its options' limits and the body limit its routes apply. */
+export type RequestLimits = Pick<
+  JsonHttpsServerOptions,
+  'maxInFlight' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxHeaderBytes' | 'maxHeaders'
+> & { readonly maxBodyBytes: number };
 
 /** Just the request limits out of a config's [limits] (which may hold other settings), for a server's options. */
 export function requestLimitsOf(limits: RequestLimits): RequestLimits {
