@@ -62,7 +62,7 @@ function notice(kind: 'ok' | 'bad', message: string): Html {
 }
 
 function csrfField(ctx: PageContext): Html {
-  return html`<input type="hidden" name="csrf" value="${ctx.csrf}" />`;
+  return html`<input type="hidden" name="csrf" value="${ctx.csrf}">`;
 }
 
 /** What went wrong, for the page (keyd's and the directory's messages name no secret). */
@@ -116,66 +116,32 @@ const overview: Page = {
       ctx.t(s === 'ready' ? 'ready' : s === 'not-ready' ? 'notReady' : s === 'unreachable' ? 'unreachable' : 'notConfigured');
     const serial = publisherMetrics.find((m) => m.name === 'ssmax_publisher_bundle_serial')?.value;
     const bundleExpiry = publisherMetrics.find((m) => m.name === 'ssmax_publisher_bundle_expiry_timestamp_seconds')?.value;
-    return html` <h2 id="services">${ctx.t('services')}</h2>
-      <table aria-labelledby="services">
-        <thead>
-          <tr>
-            <th scope="col">${ctx.t('service')}</th>
-            <th scope="col">${ctx.t('status')}</th>
-            <th scope="col">${ctx.t('checks')}</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${rows.map(
-            (s) =>
-              html`<tr data-service="${s.service}">
-                <th scope="row">${s.service}</th>
-                <td class="${s.state === 'ready' ? 'ok' : s.state === 'not-configured' ? '' : 'bad'}">${stateText(s.state)}</td>
-                <td>
-                  ${Object.entries(s.checks)
-                    .map(([k, v]) => `${k}: ${v}`)
-                    .join(', ')}
-                </td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
-      <h2 id="keys">${ctx.t('keyVersions')}</h2>
-      ${
-        keys instanceof Error
-          ? failure(ctx, keys)
-          : html`<table aria-labelledby="keys">
-              <thead>
-                <tr>
-                  <th scope="col">${ctx.t('keyId')}</th>
-                  <th scope="col">${ctx.t('state')}</th>
-                  <th scope="col">${ctx.t('notAfter')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${keys.keys.map(
-                  (k) =>
-                    html`<tr>
-                      <td>${k.keyId}${k.keyId === keys.current ? html` <strong>(${ctx.t('current')})</strong>` : ''}</td>
-                      <td>${k.state}</td>
-                      <td>${iso(Date.parse(k.notAfter))}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-      }
-      <h2 id="renewals">${ctx.t('renewals')}</h2>
-      <dl aria-labelledby="renewals">
-        ${keydMetrics.map(
-          (m) =>
-            html`<dt>${ctx.t('crlNext')} (${basename(m.labels.crl ?? '')})</dt>
-              <dd>${iso(m.value * 1000)}</dd>`,
-        )}
-        <dt>${ctx.t('bundleSerial')}</dt>
-        <dd>${serial === undefined ? '—' : String(serial)}</dd>
-        <dt>${ctx.t('bundleNext')}</dt>
-        <dd>${iso(bundleExpiry === undefined ? undefined : bundleExpiry * 1000)}</dd>
-      </dl>`;
+    return html`
+<h2 id="services">${ctx.t('services')}</h2>
+<table aria-labelledby="services"><thead><tr><th scope="col">${ctx.t('service')}</th><th scope="col">${ctx.t('status')}</th><th scope="col">${ctx.t('checks')}</th></tr></thead><tbody>
+${rows.map(
+  (s) =>
+    html`<tr data-service="${s.service}"><th scope="row">${s.service}</th><td class="${s.state === 'ready' ? 'ok' : s.state === 'not-configured' ? '' : 'bad'}">${stateText(s.state)}</td><td>${Object.entries(
+      s.checks,
+    )
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')}</td></tr>`,
+)}
+</tbody></table>
+<h2 id="keys">${ctx.t('keyVersions')}</h2>
+${
+  keys instanceof Error
+    ? failure(ctx, keys)
+    : html`<table aria-labelledby="keys"><thead><tr><th scope="col">${ctx.t('keyId')}</th><th scope="col">${ctx.t('state')}</th><th scope="col">${ctx.t('notAfter')}</th></tr></thead><tbody>
+${keys.keys.map((k) => html`<tr><td>${k.keyId}${k.keyId === keys.current ? html` <strong>(${ctx.t('current')})</strong>` : ''}</td><td>${k.state}</td><td>${iso(Date.parse(k.notAfter))}</td></tr>`)}
+</tbody></table>`
+}
+<h2 id="renewals">${ctx.t('renewals')}</h2>
+<dl aria-labelledby="renewals">
+${keydMetrics.map((m) => html`<dt>${ctx.t('crlNext')} (${basename(m.labels.crl ?? '')})</dt><dd>${iso(m.value * 1000)}</dd>`)}
+<dt>${ctx.t('bundleSerial')}</dt><dd>${serial === undefined ? '—' : String(serial)}</dd>
+<dt>${ctx.t('bundleNext')}</dt><dd>${iso(bundleExpiry === undefined ? undefined : bundleExpiry * 1000)}</dd>
+</dl>`;
   },
 };
 
@@ -220,43 +186,23 @@ async function peersPage(ctx: PageContext, message?: Html): Promise<Html> {
   const metric = (name: string, peer: string) =>
     gw.find((m) => m.name === `ssmax_gateway_peer_bundle_${name}` && m.labels.peer === peer)?.value;
   return html`${message}${problem}
-  ${
-    domains.length === 0
-      ? html`<p>${ctx.t('noPeers')}</p>`
-      : html`<table aria-label="${ctx.t('peers')}">
-          <thead>
-            <tr>
-              <th scope="col">${ctx.t('peer')}</th>
-              <th scope="col">${ctx.t('bundleSerial')}</th>
-              <th scope="col">${ctx.t('age')}</th>
-              <th scope="col">${ctx.t('expiry')}</th>
-              <th scope="col">${ctx.t('usable')}</th>
-              <th scope="col">${ctx.t('lastError')}</th>
-              <th scope="col">${ctx.t('actions')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            ${domains.map((d) => {
-              const c = cached.find((x) => x.domain === d);
-              const age = metric('age_seconds', d) ?? (c?.lastFetch ? (now - c.lastFetch.getTime()) / 1000 : undefined);
-              const expiry = metric('expiry_timestamp_seconds', d);
-              const usable = metric('usable', d);
-              const errAt = metric('last_error_timestamp_seconds', d);
-              return html`<tr data-peer="${d}">
-                <th scope="row">${d}</th>
-                <td class="num">${c?.serial === undefined ? '—' : String(c.serial)}</td>
-                <td class="num">${age === undefined ? '—' : duration(age)}</td>
-                <td>${iso(expiry !== undefined ? expiry * 1000 : c?.expires?.getTime())}</td>
-                <td>${usable === undefined ? (c ? c.state : '—') : ctx.t(usable === 1 ? 'yes' : 'no')}</td>
-                <td>${c?.lastError ? `${iso(c.lastErrorAt?.getTime())} ${c.lastError}` : errAt ? iso(errAt * 1000) : ctx.t('never')}</td>
-                <td>
-                  ${ctx.config.directoryConfig ? html`<form class="inline" method="post" action="/peers/refresh">${csrfField(ctx)}<input type="hidden" name="domain" value="${d}" /><button type="submit" class="secondary" aria-label="${ctx.t('refreshNow')}: ${d}">${ctx.t('refreshNow')}</button></form>` : '—'}
-                </td>
-              </tr>`;
-            })}
-          </tbody>
-        </table>`
-  }`;
+${
+  domains.length === 0
+    ? html`<p>${ctx.t('noPeers')}</p>`
+    : html`<table aria-label="${ctx.t('peers')}"><thead><tr><th scope="col">${ctx.t('peer')}</th><th scope="col">${ctx.t('bundleSerial')}</th><th scope="col">${ctx.t('age')}</th><th scope="col">${ctx.t('expiry')}</th><th scope="col">${ctx.t('usable')}</th><th scope="col">${ctx.t('lastError')}</th><th scope="col">${ctx.t('actions')}</th></tr></thead><tbody>
+${domains.map((d) => {
+  const c = cached.find((x) => x.domain === d);
+  const age = metric('age_seconds', d) ?? (c?.lastFetch ? (now - c.lastFetch.getTime()) / 1000 : undefined);
+  const expiry = metric('expiry_timestamp_seconds', d);
+  const usable = metric('usable', d);
+  const errAt = metric('last_error_timestamp_seconds', d);
+  return html`<tr data-peer="${d}"><th scope="row">${d}</th><td class="num">${c?.serial === undefined ? '—' : String(c.serial)}</td><td class="num">${age === undefined ? '—' : duration(age)}</td>
+<td>${iso(expiry !== undefined ? expiry * 1000 : c?.expires?.getTime())}</td><td>${usable === undefined ? (c ? c.state : '—') : ctx.t(usable === 1 ? 'yes' : 'no')}</td>
+<td>${c?.lastError ? `${iso(c.lastErrorAt?.getTime())} ${c.lastError}` : errAt ? iso(errAt * 1000) : ctx.t('never')}</td>
+<td>${ctx.config.directoryConfig ? html`<form class="inline" method="post" action="/peers/refresh">${csrfField(ctx)}<input type="hidden" name="domain" value="${d}"><button type="submit" class="secondary" aria-label="${ctx.t('refreshNow')}: ${d}">${ctx.t('refreshNow')}</button></form>` : '—'}</td></tr>`;
+})}
+</tbody></table>`
+}`;
 }
 
 const peers: Page = {
@@ -302,58 +248,23 @@ const MAX_SHOWN_BYTES = 64 * 1024;
 
 async function quarantinePage(ctx: PageContext, message?: Html, content?: Html): Promise<Html> {
   const store = quarantineStore(ctx);
-  if (!store)
-    return html`${message}
-      <p>${ctx.t('notConfigured')}</p>`;
+  if (!store) return html`${message}<p>${ctx.t('notConfigured')}</p>`;
   const entries = store.list().sort((a, b) => b.time - a.time);
   const canShow = ctx.config.quarantine?.inspector !== undefined;
-  return html`${message}
-    <p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
-    ${
-      entries.length === 0
-        ? html`<p>${ctx.t('empty')}</p>`
-        : html`<table aria-label="${ctx.t('quarantine')}">
-            <thead>
-              <tr>
-                <th scope="col">${ctx.t('id')}</th>
-                <th scope="col">${ctx.t('time')}</th>
-                <th scope="col">${ctx.t('direction')}</th>
-                <th scope="col">${ctx.t('sender')}</th>
-                <th scope="col">${ctx.t('recipients')}</th>
-                <th scope="col">${ctx.t('rule')}</th>
-                <th scope="col">${ctx.t('state')}</th>
-                <th scope="col">${ctx.t('actions')}</th>
-              </tr>
-            </thead>
-            <tbody>
-              ${entries.map(
-                (e) =>
-                  html`<tr data-id="${e.id}">
-                    <td><code>${e.id}</code></td>
-                    <td>${iso(e.time)}</td>
-                    <td>${e.direction}</td>
-                    <td>${e.from}</td>
-                    <td>${e.rcpts.join(', ')}</td>
-                    <td>${e.rule}</td>
-                    <td>${e.state}</td>
-                    <td>
-                      ${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}
-                      <form class="inline" method="post" action="/quarantine/delete">
-                        ${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}" /><button
-                          type="submit"
-                          class="danger"
-                          aria-label="${ctx.t('delete')}: ${e.id}"
-                        >
-                          ${ctx.t('delete')}
-                        </button>
-                      </form>
-                    </td>
-                  </tr>`,
-              )}
-            </tbody>
-          </table>`
-    }
-    ${content}`;
+  return html`${message}<p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
+${
+  entries.length === 0
+    ? html`<p>${ctx.t('empty')}</p>`
+    : html`<table aria-label="${ctx.t('quarantine')}"><thead><tr><th scope="col">${ctx.t('id')}</th><th scope="col">${ctx.t('time')}</th><th scope="col">${ctx.t('direction')}</th><th scope="col">${ctx.t('sender')}</th><th scope="col">${ctx.t('recipients')}</th><th scope="col">${ctx.t('rule')}</th><th scope="col">${ctx.t('state')}</th><th scope="col">${ctx.t('actions')}</th></tr></thead><tbody>
+${entries.map(
+  (
+    e,
+  ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}</td>
+<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
+)}
+</tbody></table>`
+}
+${content}`;
 }
 
 async function reinject(
@@ -429,8 +340,7 @@ const quarantine: Page = {
         return await quarantinePage(
           ctx,
           undefined,
-          html`<h2 id="content">${ctx.t('content')}: ${id}</h2>
-            <pre aria-labelledby="content" data-content="${id}">${shown}</pre>`,
+          html`<h2 id="content">${ctx.t('content')}: ${id}</h2><pre aria-labelledby="content" data-content="${id}">${shown}</pre>`,
         );
       }
       if (action === 'delete') {
@@ -476,26 +386,13 @@ const REVOKE_REASONS = [
 function userActions(ctx: PageContext, u: PublicUser): Html {
   if (u.revoked !== undefined) return html``;
   const next = u.status === 'active' ? 'suspended' : 'active';
-  return html`<form method="post" action="/users/status">
-      ${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}" /><input
-        type="hidden"
-        name="status"
-        value="${next}"
-      /><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">
-        ${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}
-      </button>
-    </form>
-    <h3 id="revoke">${ctx.t('revokeTitle')}</h3>
-    <form class="stack" method="post" action="/users/revoke" aria-labelledby="revoke">
-      ${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}" />
-      <p>${ctx.t('revokeNote')}</p>
-      <label for="v-reason">${ctx.t('revokeReason')}</label
-      ><select id="v-reason" name="reason">
-        ${REVOKE_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}
-      </select>
-      <label><input type="checkbox" name="confirm" value="1" required /> ${ctx.t('revokeConfirm')}</label>
-      <div><button type="submit" class="danger">${ctx.t('revoke')}</button></div>
-    </form>`;
+  return html`<form method="post" action="/users/status">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}"><input type="hidden" name="status" value="${next}"><button type="submit" class="${next === 'suspended' ? 'danger' : ''}">${ctx.t(next === 'suspended' ? 'suspend' : 'reinstate')}</button></form>
+<h3 id="revoke">${ctx.t('revokeTitle')}</h3>
+<form class="stack" method="post" action="/users/revoke" aria-labelledby="revoke">${csrfField(ctx)}<input type="hidden" name="address" value="${u.address}">
+<p>${ctx.t('revokeNote')}</p>
+<label for="v-reason">${ctx.t('revokeReason')}</label><select id="v-reason" name="reason">${REVOKE_REASONS.map((r) => html`<option value="${r}">${r}</option>`)}</select>
+<label><input type="checkbox" name="confirm" value="1" required> ${ctx.t('revokeConfirm')}</label>
+<div><button type="submit" class="danger">${ctx.t('revoke')}</button></div></form>`;
 }
 
 const ADDRESS = /^[^\s@<>"]{1,64}@[a-z0-9.-]{1,253}$/i;
@@ -508,22 +405,8 @@ async function usersPage(ctx: PageContext, message?: Html, address?: string): Pr
     try {
       const u = await ctx.keyd.call<PublicUser>('GET', `/v1/registry/users/${encodeURIComponent(lookup)}`);
       const state = u.revoked !== undefined ? 'revoked' : u.status;
-      user = html`<h2 id="user">${u.address}</h2>
-        <dl aria-labelledby="user">
-          <dt>${ctx.t('status')}</dt>
-          <dd data-status="${state}">${u.revoked !== undefined ? ctx.t('revokedState') : u.status}</dd>
-          ${
-            u.revoked !== undefined
-              ? html`<dt>${ctx.t('revokedAt')}</dt>
-                  <dd>${iso(u.revoked)}</dd>`
-              : ''
-          }
-          <dt>${ctx.t('code')}</dt>
-          <dd>${u.code ?? '—'}</dd>
-          <dt>${ctx.t('kind')}</dt>
-          <dd>${u.kind ?? '—'}</dd>
-        </dl>
-        ${userActions(ctx, u)}`;
+      user = html`<h2 id="user">${u.address}</h2><dl aria-labelledby="user"><dt>${ctx.t('status')}</dt><dd data-status="${state}">${u.revoked !== undefined ? ctx.t('revokedState') : u.status}</dd>${u.revoked !== undefined ? html`<dt>${ctx.t('revokedAt')}</dt><dd>${iso(u.revoked)}</dd>` : ''}<dt>${ctx.t('code')}</dt><dd>${u.code ?? '—'}</dd><dt>${ctx.t('kind')}</dt><dd>${u.kind ?? '—'}</dd></dl>
+${userActions(ctx, u)}`;
     } catch (err) {
       user = failure(ctx, err);
     }
@@ -532,38 +415,24 @@ async function usersPage(ctx: PageContext, message?: Html, address?: string): Pr
   if (list !== '') {
     try {
       const l = await ctx.keyd.call<{ members?: string[] }>('GET', `/v1/lists/${encodeURIComponent(list)}`);
-      members = html`<h2 id="members">${ctx.t('members')}: ${list}</h2>
-        <ul aria-labelledby="members">
-          ${(l.members ?? []).map((m) => html`<li>${m}</li>`)}
-        </ul>`;
+      members = html`<h2 id="members">${ctx.t('members')}: ${list}</h2><ul aria-labelledby="members">${(l.members ?? []).map((m) => html`<li>${m}</li>`)}</ul>`;
     } catch (err) {
       members = failure(ctx, err);
     }
   }
   return html`${message}
-    <form class="stack" method="get" action="/users" role="search">
-      <label for="address">${ctx.t('address')}</label><input type="text" id="address" name="address" value="${lookup}" autocomplete="off" />
-      <div><button type="submit">${ctx.t('lookUp')}</button></div>
-    </form>
-    ${user}
-    <h2 id="register">${ctx.t('register')}</h2>
-    <form class="stack" method="post" action="/users/register" aria-labelledby="register">
-      ${csrfField(ctx)} <label for="r-address">${ctx.t('address')}</label
-      ><input type="text" id="r-address" name="address" required autocomplete="off" /> <label for="r-code">${ctx.t('code')}</label
-      ><input type="text" id="r-code" name="code" required autocomplete="off" /> <label for="r-ref">${ctx.t('identityRef')}</label
-      ><input type="text" id="r-ref" name="identityRef" autocomplete="off" /> <label for="r-kind">${ctx.t('kind')}</label
-      ><select id="r-kind" name="kind">
-        <option value="organisation">organisation</option>
-        <option value="individual">individual</option>
-      </select>
-      <div><button type="submit">${ctx.t('register')}</button></div>
-    </form>
-    <h2 id="lists">${ctx.t('members')}</h2>
-    <form class="stack" method="get" action="/users" aria-labelledby="lists">
-      <label for="list">${ctx.t('listAddress')}</label><input type="text" id="list" name="list" value="${list}" autocomplete="off" />
-      <div><button type="submit" class="secondary">${ctx.t('showMembers')}</button></div>
-    </form>
-    ${members}`;
+<form class="stack" method="get" action="/users" role="search"><label for="address">${ctx.t('address')}</label><input type="text" id="address" name="address" value="${lookup}" autocomplete="off"><div><button type="submit">${ctx.t('lookUp')}</button></div></form>
+${user}
+<h2 id="register">${ctx.t('register')}</h2>
+<form class="stack" method="post" action="/users/register" aria-labelledby="register">${csrfField(ctx)}
+<label for="r-address">${ctx.t('address')}</label><input type="text" id="r-address" name="address" required autocomplete="off">
+<label for="r-code">${ctx.t('code')}</label><input type="text" id="r-code" name="code" required autocomplete="off">
+<label for="r-ref">${ctx.t('identityRef')}</label><input type="text" id="r-ref" name="identityRef" autocomplete="off">
+<label for="r-kind">${ctx.t('kind')}</label><select id="r-kind" name="kind"><option value="organisation">organisation</option><option value="individual">individual</option></select>
+<div><button type="submit">${ctx.t('register')}</button></div></form>
+<h2 id="lists">${ctx.t('members')}</h2>
+<form class="stack" method="get" action="/users" aria-labelledby="lists"><label for="list">${ctx.t('listAddress')}</label><input type="text" id="list" name="list" value="${list}" autocomplete="off"><div><button type="submit" class="secondary">${ctx.t('showMembers')}</button></div></form>
+${members}`;
 }
 
 const users: Page = {
@@ -631,42 +500,22 @@ export function tokenOfMessage(raw: string, domain: string): string | undefined 
 }
 
 function resolutionView(ctx: PageContext, r: Resolution): Html {
-  return html`<h2 id="resolved">${ctx.t('resolvedUser')}</h2>
-    <dl aria-labelledby="resolved" data-resolved="${r.user.address}">
-      <dt>${ctx.t('address')}</dt>
-      <dd>${r.user.address}</dd>
-      <dt>${ctx.t('code')}</dt>
-      <dd>${r.user.code}</dd>
-      <dt>${ctx.t('status')}</dt>
-      <dd>${r.user.status}</dd>
-      <dt>${ctx.t('minted')}</dt>
-      <dd>${r.time}</dd>
-      ${
-        r.submitter
-          ? html`<dt>${ctx.t('submitter')}</dt>
-              <dd>${r.submitter.id} (${r.submitter.via})</dd>`
-          : ''
-      }
-      ${
-        r.identityRef !== undefined
-          ? html`<dt>${ctx.t('identityRef')}</dt>
-              <dd data-identity-ref="1">${r.identityRef}</dd>`
-          : ''
-      }
-    </dl>
-    <pre>${describeResolution(r).join('\n')}</pre>`;
+  return html`<h2 id="resolved">${ctx.t('resolvedUser')}</h2><dl aria-labelledby="resolved" data-resolved="${r.user.address}">
+<dt>${ctx.t('address')}</dt><dd>${r.user.address}</dd><dt>${ctx.t('code')}</dt><dd>${r.user.code}</dd><dt>${ctx.t('status')}</dt><dd>${r.user.status}</dd>
+<dt>${ctx.t('minted')}</dt><dd>${r.time}</dd>
+${r.submitter ? html`<dt>${ctx.t('submitter')}</dt><dd>${r.submitter.id} (${r.submitter.via})</dd>` : ''}
+${r.identityRef !== undefined ? html`<dt>${ctx.t('identityRef')}</dt><dd data-identity-ref="1">${r.identityRef}</dd>` : ''}
+</dl><pre>${describeResolution(r).join('\n')}</pre>`;
 }
 
 function abusePage(ctx: PageContext, message?: Html, result?: Html, input = ''): Html {
   const discloser = ctx.identity.role === 'disclosure';
   return html`${message}
-    <form class="stack" method="post" action="/abuse/resolve">
-      ${csrfField(ctx)} <label for="report">${ctx.t('tokenOrMessage')}</label
-      ><textarea id="report" name="report" required spellcheck="false">${input}</textarea>
-      ${discloser ? html`<label><input type="checkbox" name="disclose" value="1" /> ${ctx.t('disclose')}</label>` : ''}
-      <div><button type="submit">${ctx.t('resolve')}</button></div>
-    </form>
-    ${result}`;
+<form class="stack" method="post" action="/abuse/resolve">${csrfField(ctx)}
+<label for="report">${ctx.t('tokenOrMessage')}</label><textarea id="report" name="report" required spellcheck="false">${input}</textarea>
+${discloser ? html`<label><input type="checkbox" name="disclose" value="1"> ${ctx.t('disclose')}</label>` : ''}
+<div><button type="submit">${ctx.t('resolve')}</button></div></form>
+${result}`;
 }
 
 const abuse: Page = {
@@ -717,44 +566,16 @@ async function auditPage(ctx: PageContext, message?: Html): Promise<Html> {
   try {
     const { records } = await ctx.keyd.call<{ records: AuditRecordView[] }>('GET', `/v1/audit/records/${last}`);
     oldest = records.at(-1)?.seq ?? 0;
-    table = html`<table aria-label="${ctx.t('audit')}">
-      <thead>
-        <tr>
-          <th scope="col">${ctx.t('seq')}</th>
-          <th scope="col">${ctx.t('time')}</th>
-          <th scope="col">${ctx.t('actor')}</th>
-          <th scope="col">${ctx.t('role')}</th>
-          <th scope="col">${ctx.t('op')}</th>
-          <th scope="col">${ctx.t('target')}</th>
-          <th scope="col">${ctx.t('result')}</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${records.map(
-          (r) =>
-            html`<tr>
-              <td class="num">${String(r.seq)}</td>
-              <td>${r.time}</td>
-              <td>${r.actor}</td>
-              <td>${r.role}</td>
-              <td>${r.op}</td>
-              <td>${r.target ?? r.keyId ?? ''}</td>
-              <td class="${r.result === 'ok' ? 'ok' : 'bad'}">${r.result}${r.reason ? ` — ${r.reason}` : ''}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`;
+    table = html`<table aria-label="${ctx.t('audit')}"><thead><tr><th scope="col">${ctx.t('seq')}</th><th scope="col">${ctx.t('time')}</th><th scope="col">${ctx.t('actor')}</th><th scope="col">${ctx.t('role')}</th><th scope="col">${ctx.t('op')}</th><th scope="col">${ctx.t('target')}</th><th scope="col">${ctx.t('result')}</th></tr></thead><tbody>
+${records.map((r) => html`<tr><td class="num">${String(r.seq)}</td><td>${r.time}</td><td>${r.actor}</td><td>${r.role}</td><td>${r.op}</td><td>${r.target ?? r.keyId ?? ''}</td><td class="${r.result === 'ok' ? 'ok' : 'bad'}">${r.result}${r.reason ? ` — ${r.reason}` : ''}</td></tr>`)}
+</tbody></table>`;
   } catch (err) {
     table = failure(ctx, err);
   }
   return html`${message}
-    <form method="post" action="/audit/verify">${csrfField(ctx)}<button type="submit">${ctx.t('verifyChain')}</button></form>
-    ${table}
-    <p>
-      ${oldest > 1 ? html`<a href="/audit?before=${String(oldest - 1)}">${ctx.t('older')}</a> · ` : ''}<a href="/audit"
-        >${ctx.t('newest')}</a
-      >
-    </p>`;
+<form method="post" action="/audit/verify">${csrfField(ctx)}<button type="submit">${ctx.t('verifyChain')}</button></form>
+${table}
+<p>${oldest > 1 ? html`<a href="/audit?before=${String(oldest - 1)}">${ctx.t('older')}</a> · ` : ''}<a href="/audit">${ctx.t('newest')}</a></p>`;
 }
 
 const audit: Page = {
@@ -781,15 +602,7 @@ export const PAGES = { overview, peers, quarantine, users, abuse, audit } as con
 const ORDER: (keyof typeof PAGES)[] = ['overview', 'peers', 'quarantine', 'users', 'abuse', 'audit'];
 
 function head(lang: Lang, title: string): Html {
-  return html`<!doctype html>
-    <html lang="${lang}">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title} — ${text(lang, 'title')}</title>
-        <link rel="stylesheet" href="/static/console.css" />
-      </head>
-    </html>`;
+  return html`<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title} — ${text(lang, 'title')}</title><link rel="stylesheet" href="/static/console.css"></head>`;
 }
 
 /** A whole page: header (who, language switch), the sections' navigation, the page's body. */
@@ -801,7 +614,7 @@ export function renderPage(ctx: PageContext, name: keyof typeof PAGES, body: Htm
 <header><strong>${ctx.t('title')} · ${ctx.config.domain}</strong><span class="who">${ctx.t('signedInAs')}: <span data-actor="1">${ctx.identity.name}</span> (${ctx.t('role')}: <span data-role="1">${ctx.identity.role}</span>)</span>
 <nav class="langs" aria-label="${ctx.t('language')}"><a href="/lang?to=en&amp;back=${back}" lang="en" hreflang="en"${ctx.lang === 'en' ? new Html(' aria-current="true"') : ''}>English</a><a href="/lang?to=ja&amp;back=${back}" lang="ja" hreflang="ja"${ctx.lang === 'ja' ? new Html(' aria-current="true"') : ''}>日本語</a></nav></header>
 <div class="layout"><nav class="sections" aria-label="${ctx.t('nav')}"><ul>
-${ORDER.filter((p) => PAGES[p].roles.includes(ctx.identity.role)).map((p) => html`<li><a href="${p === 'overview' ? '/' : `/${p}`}" ${p === name ? new Html(' aria-current="page"') : ''}>${ctx.t(p)}</a></li>`)}
+${ORDER.filter((p) => PAGES[p].roles.includes(ctx.identity.role)).map((p) => html`<li><a href="${p === 'overview' ? '/' : `/${p}`}"${p === name ? new Html(' aria-current="page"') : ''}>${ctx.t(p)}</a></li>`)}
 </ul></nav>
 <main id="main" tabindex="-1"><h1>${title}</h1>
 ${body}

@@ -61,6 +61,23 @@ export function blindForReencryption(
   };
 }
 
+/** The key-service half's inputs, decoded and checked: x, the blinded capsule's E' and F', the target's Y. */
+function transformInput(
+  group: Group,
+  privateKey: Uint8Array,
+  request: BlindedCapsule,
+  targetPublicKey: Uint8Array,
+): { x: bigint; e: GroupPoint; f: GroupPoint; Y: GroupPoint } {
+  if (request === null || typeof request !== 'object')
+    throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
+  return {
+    x: decodeScalar(privateKey, 'private key'),
+    e: group.decode(request.e, "blinded capsule point E'"),
+    f: group.decode(request.f, "blinded capsule point F'"),
+    Y: group.decode(targetPublicKey, 'target public key'),
+  };
+}
+
 /** Key-service half: re-encrypt the blinded capsule from x to the target public key. */
 export function transformBlinded(
   group: Group,
@@ -69,12 +86,7 @@ export function transformBlinded(
   targetPublicKey: Uint8Array,
   rng: Rng,
 ): TransformedCapsule {
-  if (request === null || typeof request !== 'object')
-    throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
-  const x = decodeScalar(privateKey, 'private key');
-  const e = group.decode(request.e, "blinded capsule point E'");
-  const f = group.decode(request.f, "blinded capsule point F'");
-  const Y = group.decode(targetPublicKey, 'target public key');
+  const { x, e, f, Y } = transformInput(group, privateKey, request, targetPublicKey);
   const Q = group.sub(f, group.mul(e, x));
   const u = randomScalar(rng);
   return { u: group.encodeUncompressed(group.mulBase(u)), v: group.encodeUncompressed(group.add(Q, group.mul(Y, u))) };
@@ -131,12 +143,7 @@ export function transformBlindedWithProof(
   rng: Rng,
   publicKey?: Uint8Array,
 ): ProvedTransform {
-  if (request === null || typeof request !== 'object')
-    throw new CryptoError('bad-capsule', 'Cannot parse blinded capsule: expected an object');
-  const x = decodeScalar(privateKey, 'private key');
-  const e = group.decode(request.e, "blinded capsule point E'");
-  const f = group.decode(request.f, "blinded capsule point F'");
-  const Y = group.decode(targetPublicKey, 'target public key');
+  const { x, e, f, Y } = transformInput(group, privateKey, request, targetPublicKey);
   const X = publicKey === undefined ? group.mulBase(x) : group.decode(publicKey, 'public key');
   const u = randomScalar(rng);
   const U = group.mulBase(u);

@@ -20,6 +20,7 @@ import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
 import { ValidationCache } from '../pki/validate';
+import { requestLimitsOf } from '../net/https-server';
 import { type InspectorConfig, InspectorConfigError } from './config';
 import { InspectorServer } from './server';
 import { cannotRead } from '../errors/errno';
@@ -90,12 +91,7 @@ export async function startInspector(
     orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
     crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
     clock,
-    maxBodyBytes: config.limits.maxBodyBytes,
-    maxInFlight: config.limits.maxInFlight,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-    headersTimeoutMs: config.limits.headersTimeoutMs,
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    maxHeaders: config.limits.maxHeaders,
+    ...requestLimitsOf(config.limits),
     validationCache: new ValidationCache(),
     ...(opts.log ? { log: opts.log } : {}),
   });

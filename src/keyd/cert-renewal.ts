@@ -33,8 +33,8 @@ import { pemTexts } from '../pki/pem';
 import { type SigningAuthority, randomSerial, signTbs, toCertTime } from '../pki/issue';
 import type { AuditLog } from './audit';
 import type { KeydConfig } from './config';
+import { RENEW_DAYS, renewalWindowOf } from './renewal';
 
-const DAY = 86400000;
 /** notBefore of a renewed certificate is this far in the past (clocks of peers slightly behind). */
 const BACKDATE_MS = 3600000;
 
@@ -56,8 +56,6 @@ export interface CertState {
   readonly error?: string;
 }
 
-const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
-
 /** The [certificates] settings of keyd's config file. */
 export const CERT_SETTINGS = defineSettings({
   'certificates.renew': { type: 'list', default: [] },
@@ -69,14 +67,14 @@ export const CERT_SETTINGS = defineSettings({
 /** [certificates] of keyd's config file; relative file names against the file's folder (as keyd's other paths). */
 export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
   const r = new IniReader(CERT_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
-  const policy = {
+  return {
     files: r.paths('certificates.renew'),
-    renewBeforeMs: r.get('certificates.renew_at_days_left') * DAY,
-    validityMs: r.get('certificates.lifetime_days') * DAY,
-    warnBeforeMs: r.get('certificates.warn_at_days_left') * DAY,
+    ...renewalWindowOf(r, 'certificates', {
+      renewAtDaysLeft: r.get('certificates.renew_at_days_left'),
+      lifetimeDays: r.get('certificates.lifetime_days'),
+      warnAtDaysLeft: r.get('certificates.warn_at_days_left'),
+    }),
   };
-  if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('certificates', 'renew_at_days_left', 'must be less than lifetime_days');
-  return policy;
 }
 
 /**

@@ -51,6 +51,19 @@ function noticeOf(r: { notice?: unknown; current?: unknown }): KeyNotice {
   };
 }
 
+/** keyd's answer to one reencrypt operation (alone, or one of a batch): the blinded result, its proof, whom it is for. */
+interface ReencryptAnswer {
+  u: string;
+  v: string;
+  c?: string;
+  s1?: string;
+  s2?: string;
+  targetKeyId: string;
+  targetPublicKey?: string;
+  notice?: string;
+  current?: string;
+}
+
 export interface UserFacts {
   readonly address: string;
   readonly status: 'active' | 'suspended';
@@ -175,35 +188,13 @@ export class KeydOps {
   async reencrypt(capsule: Capsule, target: ReencryptTarget, expectKeyId?: string): Promise<{ capsule: Capsule } & KeyNotice> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     try {
-      const r = await this.gatewayOps.call<{
-        u: string;
-        v: string;
-        c?: string;
-        s1?: string;
-        s2?: string;
-        targetKeyId: string;
-        targetPublicKey?: string;
-        notice?: string;
-        current?: string;
-      }>('reencrypt', { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f), target });
-      // the answer must be for the target asked: a capsule named for another key would be undecryptable, or worse
-      if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId)
-        throw new GatewayError(
-          'keydUnavailable',
-          `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`,
-        );
-      // and made with the organisation key the bundle certifies, to the target's key (docs/format.md, "The re-encryption proof"):
-      // a peer's key from the certificate the gateway chose; a user's as keyd, the registry's authority, names it
-      const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
-      const targetKey = targetKeyOf(target, r.targetPublicKey);
-      if (!verifyReencryption(this.group, await this.certifiedKey(capsule.keyId), request, targetKey, answer)) {
-        throw new GatewayError(
-          'keydUnavailable',
-          'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',
-        );
-      }
-      const out = unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId });
-      return { capsule: out, ...noticeOf(r) };
+      const r = await this.gatewayOps.call<ReencryptAnswer>('reencrypt', {
+        keyId: capsule.keyId,
+        e: b64(request.e),
+        f: b64(request.f),
+        target,
+      });
+      return await this.openReencryption(r, target, expectKeyId, request, blinding, () => this.certifiedKey(capsule.keyId));
     } catch (err) {
       throw fromKeyd(err);
     }
@@ -225,17 +216,7 @@ export class KeydOps {
   ): Promise<(({ capsule: Capsule } & KeyNotice) | { refused: string })[]> {
     const { request, blinding } = blindForReencryption(this.group, capsule, systemRng);
     const blinded = { keyId: capsule.keyId, e: b64(request.e), f: b64(request.f) };
-    const settled = await this.gatewayOps.many<{
-      u: string;
-      v: string;
-      c?: string;
-      s1?: string;
-      s2?: string;
-      targetKeyId: string;
-      targetPublicKey?: string;
-      notice?: string;
-      current?: string;
-    }>(
+    const settled = await this.gatewayOps.many<ReencryptAnswer>(
       'reencrypt',
       targets.map((target) => ({ ...blinded, target })),
     );
@@ -251,27 +232,51 @@ export class KeydOps {
           }
           throw err;
         }
-        const r = s.value;
-        if (r.targetKeyId !== expectKeyIds[i])
-          throw new GatewayError(
-            'keydUnavailable',
-            `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyIds[i]}"`,
-          );
-        // each answer proved as in `reencrypt` (docs/format.md, "The re-encryption proof")
-        const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
-        orgKey ??= await this.certifiedKey(capsule.keyId);
-        if (!verifyReencryption(this.group, orgKey, request, targetKeyOf(targets[i]!, r.targetPublicKey), answer)) {
-          throw new GatewayError(
-            'keydUnavailable',
-            'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',
-          );
-        }
-        out.push({ capsule: unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId }), ...noticeOf(r) });
+        // each answer checked as in `reencrypt` (an answer for another key than expectKeyIds[i] fails the whole), against the organisation key fetched once
+        out.push(
+          await this.openReencryption(
+            s.value,
+            targets[i]!,
+            expectKeyIds[i] ?? '',
+            request,
+            blinding,
+            async () => (orgKey ??= await this.certifiedKey(capsule.keyId)),
+          ),
+        );
       }
       return out;
     } catch (err) {
       throw fromKeyd(err);
     }
+  }
+
+  /**
+   * keyd's answer `r` for `target`, checked and unblinded: it must be for the key asked (`expectKeyId`, when given: a capsule
+   * named for another key would be undecryptable, or worse) and made with the organisation key the bundle certifies
+   * (`orgKey`), to the target's key (docs/format.md, "The re-encryption proof"): a peer's key from the certificate the
+   * gateway chose; a user's as keyd, the registry's authority, names it.
+   */
+  private async openReencryption(
+    r: ReencryptAnswer,
+    target: ReencryptTarget,
+    expectKeyId: string | undefined,
+    request: ReturnType<typeof blindForReencryption>['request'],
+    blinding: ReturnType<typeof blindForReencryption>['blinding'],
+    orgKey: () => Promise<Uint8Array>,
+  ): Promise<{ capsule: Capsule } & KeyNotice> {
+    if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId)
+      throw new GatewayError(
+        'keydUnavailable',
+        `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`,
+      );
+    const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
+    if (!verifyReencryption(this.group, await orgKey(), request, targetKeyOf(target, r.targetPublicKey), answer)) {
+      throw new GatewayError(
+        'keydUnavailable',
+        'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',
+      );
+    }
+    return { capsule: unblindReencryption(this.group, blinding, answer, { keyId: r.targetKeyId }), ...noticeOf(r) };
   }
 
   /** The message key, by blinded decryption with a proof checked against `orgPublicKey` (with keyd's notice, as for reencrypt). */

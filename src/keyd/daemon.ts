@@ -12,6 +12,7 @@ import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
 import { ValidationCache } from '../pki/validate';
+import { requestLimitsOf } from '../net/https-server';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
 import { type KeydCrypto, ThreadedCrypto } from './crypto-threads';
@@ -168,12 +169,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     orgCa,
     crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
     clock,
-    maxBodyBytes: config.limits.maxBodyBytes,
-    maxInFlight: config.limits.maxInFlight,
-    requestTimeoutMs: config.limits.requestTimeoutMs,
-    headersTimeoutMs: config.limits.headersTimeoutMs,
-    maxHeaderBytes: config.limits.maxHeaderBytes,
-    maxHeaders: config.limits.maxHeaders,
+    ...requestLimitsOf(config.limits),
     maxBatchOps: config.limits.maxBatchOps,
     validationCache: new ValidationCache(),
     ...(opts.log ? { log: opts.log } : {}),

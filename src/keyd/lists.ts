@@ -12,7 +12,7 @@
 import type { AuditInput, AuditLog } from './audit';
 import type { Actor } from './service';
 import { KeydError } from './errors';
-import { type ListRecord, checkAddress } from './registry';
+import { type ListRecord, checkAddress, directoryFactsOf } from './registry';
 import type { KeydStore } from './store';
 
 export type ListPolicy = 'members' | 'moderated' | 'open';
@@ -203,15 +203,7 @@ export class ListService {
       const users: Record<string, Record<string, unknown>> = {};
       for (const m of l.members) {
         const u = m.endsWith(`@${this.d.domain()}`) ? this.d.store.users.get(m) : undefined;
-        if (u)
-          users[m] = {
-            address: u.address,
-            status: u.status,
-            kind: u.kind,
-            inspectionConsent: u.inspectionConsent,
-            encryptionKeyId: u.encryptionKeyId ?? null,
-            signingCertificate: u.signingCertificate ?? null,
-          };
+        if (u) users[m] = directoryFactsOf(u);
       }
       return { result: { ...l, users }, reason: `${l.members.length} members` };
     });

@@ -40,6 +40,21 @@ export interface UserRecord {
 /** What the registry shows without disclosure: never the identity reference. */
 export type PublicUser = Omit<UserRecord, 'identityRef'>;
 
+/**
+ * What a gateway or inspector learns of a registered user (GET /v1/directory/users, and the users of a list as
+ * POST list.resolve answers them): status, kind, consent, key and certificate; nothing of the identity.
+ */
+export function directoryFactsOf(u: UserRecord): Record<string, unknown> {
+  return {
+    address: u.address,
+    status: u.status,
+    kind: u.kind,
+    inspectionConsent: u.inspectionConsent,
+    encryptionKeyId: u.encryptionKeyId ?? null,
+    signingCertificate: u.signingCertificate ?? null,
+  };
+}
+
 export interface ListRecord {
   readonly address: string;
   readonly members: readonly string[];

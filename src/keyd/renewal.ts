@@ -19,7 +19,7 @@
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { IniReader, defineSettings, readIniFile } from '../config/ini';
+import { IniReader, type Schema, defineSettings, readIniFile } from '../config/ini';
 import { parseCertificate } from '../pki/certificate';
 import { type ParsedCrl, type RevocationEntry, type RevocationReason, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -50,7 +50,26 @@ export interface CrlState {
   readonly error?: string;
 }
 
-const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
+/** The range of a renewal window setting in days ([crl] and [certificates] of keyd's config file). */
+export const RENEW_DAYS = { type: 'num', min: 0.0001, max: 3650 } as const;
+
+/**
+ * A renewal window from its three settings in days, as [crl] and [certificates] both give them:
+ * renew_at_days_left must be less than lifetime_days (else every run would renew again).
+ */
+export function renewalWindowOf(
+  r: Pick<IniReader<Schema>, 'fail'>,
+  section: string,
+  days: { renewAtDaysLeft: number; lifetimeDays: number; warnAtDaysLeft: number },
+): { renewBeforeMs: number; validityMs: number; warnBeforeMs: number } {
+  const window = {
+    renewBeforeMs: days.renewAtDaysLeft * DAY,
+    validityMs: days.lifetimeDays * DAY,
+    warnBeforeMs: days.warnAtDaysLeft * DAY,
+  };
+  if (window.renewBeforeMs >= window.validityMs) throw r.fail(section, 'renew_at_days_left', 'must be less than lifetime_days');
+  return window;
+}
 
 /** The [crl] settings of keyd's config file. */
 export const CRL_SETTINGS = defineSettings({
@@ -63,14 +82,14 @@ export const CRL_SETTINGS = defineSettings({
 /** [crl] of keyd's config file. */
 export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
   const r = new IniReader(CRL_SETTINGS, readIniFile(config.file, 'keyd config'), config.file);
-  const policy = {
+  return {
     renew: r.get('crl.renew'),
-    renewBeforeMs: r.get('crl.renew_at_days_left') * DAY,
-    validityMs: r.get('crl.lifetime_days') * DAY,
-    warnBeforeMs: r.get('crl.warn_at_days_left') * DAY,
+    ...renewalWindowOf(r, 'crl', {
+      renewAtDaysLeft: r.get('crl.renew_at_days_left'),
+      lifetimeDays: r.get('crl.lifetime_days'),
+      warnAtDaysLeft: r.get('crl.warn_at_days_left'),
+    }),
   };
-  if (policy.renewBeforeMs >= policy.validityMs) throw r.fail('crl', 'renew_at_days_left', 'must be less than lifetime_days');
-  return policy;
 }
 
 /** The org CA keyd holds, or undefined. */

@@ -19,7 +19,7 @@ import type { AuditInput, AuditLog } from './audit';
 import { type KeydCrypto, inlineCrypto } from './crypto-threads';
 import { KeydError } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
-import { type NewUser, type PublicUser, Registry, checkAddress } from './registry';
+import { type NewUser, type PublicUser, Registry, checkAddress, directoryFactsOf } from './registry';
 import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
 import { ListService } from './lists';
@@ -416,16 +416,7 @@ export class KeyService {
       this.require(actor, ['gateway', 'inspector'], 'directory.user');
       const u = this.d.registry.get(checkAddress(address));
       if (!u) throw new KeydError('not-found', `No registered user "${address.slice(0, 254)}"`);
-      return {
-        result: {
-          address: u.address,
-          status: u.status,
-          kind: u.kind,
-          inspectionConsent: u.inspectionConsent,
-          encryptionKeyId: u.encryptionKeyId ?? null,
-          signingCertificate: u.signingCertificate ?? null,
-        },
-      };
+      return { result: directoryFactsOf(u) };
     });
   }
 

@@ -41,19 +41,22 @@ export class RequestRefused extends Error implements Refusal {
   }
 }
 
-/** What a service built on this plumbing bounds for each request (its config's [limits] section). */
-export interface RequestLimits {
-  /** Largest request body (bytes; over it: 413). */
-  readonly maxBodyBytes: number;
-  /** Requests handled at once (over it: 503 busy). */
-  readonly maxInFlight: number;
-  readonly requestTimeoutMs: number;
-  /** Time to receive a request's header block; a slower client is answered 408 and dropped (at most requestTimeoutMs). */
-  readonly headersTimeoutMs: number;
-  /** Largest request header block (bytes; over it: 431). */
-  readonly maxHeaderBytes: number;
-  /** Most header fields in one request (over it: 431). */
-  readonly maxHeaders: number;
+/** The request limits a JSON HTTPS server takes (keyd's and the inspector's [limits]): its options' limits and the body limit its routes apply. */
+export type RequestLimits = Pick<
+  JsonHttpsServerOptions,
+  'maxInFlight' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxHeaderBytes' | 'maxHeaders'
+> & { readonly maxBodyBytes: number };
+
+/** Just the request limits out of a config's [limits] (which may hold other settings), for a server's options. */
+export function requestLimitsOf(limits: RequestLimits): RequestLimits {
+  return {
+    maxBodyBytes: limits.maxBodyBytes,
+    maxInFlight: limits.maxInFlight,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    headersTimeoutMs: limits.headersTimeoutMs,
+    maxHeaderBytes: limits.maxHeaderBytes,
+    maxHeaders: limits.maxHeaders,
+  };
 }
 
 export interface JsonHttpsServerOptions {

@@ -18,6 +18,12 @@ import { type OpsListener, newRegistry, parseOpsListen, startOps } from './serve
 
 export const SERVICE_OPS_DEFAULTS = { listen: '' } as const;
 
+/** [ops] listen of a service's config file (publisher, inspector): where its ops listener listens, or undefined for none. */
+function opsListenOf(configFile: string): { host: string; port: number } | undefined {
+  const section = opsSection(configFile);
+  return parseOpsListen(section.listen === undefined ? SERVICE_OPS_DEFAULTS.listen : String(section.listen), `Config "${configFile}"`);
+}
+
 function crlGauge(name: string, files: readonly string[], registry: ReturnType<typeof newRegistry>): void {
   const g = new Gauge({
     name,
@@ -44,11 +50,7 @@ export async function startPublisherOps(
   crls: readonly string[],
   log: (line: string) => void,
 ): Promise<OpsListener | undefined> {
-  const section = opsSection(configFile);
-  const addr = parseOpsListen(
-    section.listen === undefined ? SERVICE_OPS_DEFAULTS.listen : String(section.listen),
-    `Config "${configFile}"`,
-  );
+  const addr = opsListenOf(configFile);
   if (!addr) return undefined;
   const registry = newRegistry('publisher');
   // one collect for the four (prom-client collects each metric just before writing it: the first one fills them all)
@@ -110,11 +112,7 @@ export async function startInspectorOps(
   keyd: Pick<KeydOps, 'orgKeys'>,
   log?: (line: string) => void,
 ): Promise<OpsListener | undefined> {
-  const section = opsSection(configFile);
-  const addr = parseOpsListen(
-    section.listen === undefined ? SERVICE_OPS_DEFAULTS.listen : String(section.listen),
-    `Config "${configFile}"`,
-  );
+  const addr = opsListenOf(configFile);
   if (!addr) return undefined;
   const registry = newRegistry('inspector');
   const av = engine.config.av;

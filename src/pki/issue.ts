@@ -336,6 +336,45 @@ export function createOrgCa(root: SigningAuthority, opts: OrgCaOptions): Signing
   return { certificate, privateKey: opts.privateKey };
 }
 
+/**
+ * A certificate for one of the organisation's own keys (encryption key, gateway seal, bundle signer) under `domain`
+ * (already checked): the key on its curve, issuer, validity and names checked against the org CA, then signed by it,
+ * subject the organisation with `commonName`, SSMAX policy.
+ */
+function issueOrgKeyCertificate(
+  ca: SigningAuthority,
+  opts: Validity & { readonly publicKey: PublicKeyInput },
+  domain: string,
+  key: {
+    readonly curve: 'p256' | 'secp256k1';
+    readonly commonName: string;
+    readonly keyUsage: readonly KeyUsageBit[];
+    readonly extKeyUsage: readonly string[];
+    readonly dnsNames: readonly string[];
+    readonly keyVersion?: number;
+  },
+): ParsedCertificate {
+  const spki = spkiFromInput(opts.publicKey);
+  checkIssuer(ca, domain);
+  requireCurve(spki, key.curve, domain);
+  checkValidity(ca, domain, opts.notBefore, opts.notAfter);
+  checkNames(ca, { dnsNames: key.dnsNames });
+  return buildCertificate(
+    {
+      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: key.commonName }],
+      spki,
+      notBefore: opts.notBefore,
+      notAfter: opts.notAfter,
+      keyUsage: key.keyUsage,
+      extKeyUsage: key.extKeyUsage,
+      dnsNames: key.dnsNames,
+      ...(key.keyVersion === undefined ? {} : { keyVersion: key.keyVersion }),
+      policies: [POLICY_SSMAX_V1],
+    },
+    ca,
+  );
+}
+
 export interface EncryptionKeyCertOptions extends Validity {
   readonly domain: string;
   readonly version: number;
@@ -348,25 +387,14 @@ export function issueEncryptionKeyCertificate(ca: SigningAuthority, opts: Encryp
   const domain = checkDomain(opts.domain);
   if (!Number.isSafeInteger(opts.version) || opts.version < 1)
     throw new Error(`Cannot issue encryption key certificate for "${domain}": version "${opts.version}" is not a positive integer`);
-  const spki = spkiFromInput(opts.publicKey);
-  checkIssuer(ca, domain);
-  requireCurve(spki, 'secp256k1', domain);
-  checkValidity(ca, domain, opts.notBefore, opts.notAfter);
-  checkNames(ca, { dnsNames: [domain] });
-  return buildCertificate(
-    {
-      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} encryption key v${opts.version}` }],
-      spki,
-      notBefore: opts.notBefore,
-      notAfter: opts.notAfter,
-      keyUsage: ['keyAgreement'],
-      extKeyUsage: [EKU.orgEncryption],
-      dnsNames: [domain],
-      keyVersion: opts.version,
-      policies: [POLICY_SSMAX_V1],
-    },
-    ca,
-  );
+  return issueOrgKeyCertificate(ca, opts, domain, {
+    curve: 'secp256k1',
+    commonName: `${domain} encryption key v${opts.version}`,
+    keyUsage: ['keyAgreement'],
+    extKeyUsage: [EKU.orgEncryption],
+    dnsNames: [domain],
+    keyVersion: opts.version,
+  });
 }
 
 export interface SealingCertOptions extends Validity {
@@ -380,24 +408,13 @@ export interface SealingCertOptions extends Validity {
 export function issueSealingCertificate(ca: SigningAuthority, opts: SealingCertOptions): ParsedCertificate {
   const domain = checkDomain(opts.domain);
   const dnsNames = opts.host ? [domain, checkDomain(opts.host)] : [domain];
-  const spki = spkiFromInput(opts.publicKey);
-  checkIssuer(ca, domain);
-  requireCurve(spki, 'p256', domain);
-  checkValidity(ca, domain, opts.notBefore, opts.notAfter);
-  checkNames(ca, { dnsNames });
-  return buildCertificate(
-    {
-      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} gateway seal` }],
-      spki,
-      notBefore: opts.notBefore,
-      notAfter: opts.notAfter,
-      keyUsage: ['digitalSignature'],
-      extKeyUsage: [EKU.seal],
-      dnsNames,
-      policies: [POLICY_SSMAX_V1],
-    },
-    ca,
-  );
+  return issueOrgKeyCertificate(ca, opts, domain, {
+    curve: 'p256',
+    commonName: `${domain} gateway seal`,
+    keyUsage: ['digitalSignature'],
+    extKeyUsage: [EKU.seal],
+    dnsNames,
+  });
 }
 
 export interface BundleSignerCertOptions extends Validity {
@@ -408,24 +425,13 @@ export interface BundleSignerCertOptions extends Validity {
 /** The certificate of the key that signs the organisation bundle. */
 export function issueBundleSignerCertificate(ca: SigningAuthority, opts: BundleSignerCertOptions): ParsedCertificate {
   const domain = checkDomain(opts.domain);
-  const spki = spkiFromInput(opts.publicKey);
-  checkIssuer(ca, domain);
-  requireCurve(spki, 'p256', domain);
-  checkValidity(ca, domain, opts.notBefore, opts.notAfter);
-  checkNames(ca, { dnsNames: [domain] });
-  return buildCertificate(
-    {
-      subject: [...organisationOf(ca.certificate), { type: ATTR.commonName, value: `${domain} bundle signer` }],
-      spki,
-      notBefore: opts.notBefore,
-      notAfter: opts.notAfter,
-      keyUsage: ['digitalSignature'],
-      extKeyUsage: [EKU.bundleSigning],
-      dnsNames: [domain],
-      policies: [POLICY_SSMAX_V1],
-    },
-    ca,
-  );
+  return issueOrgKeyCertificate(ca, opts, domain, {
+    curve: 'p256',
+    commonName: `${domain} bundle signer`,
+    keyUsage: ['digitalSignature'],
+    extKeyUsage: [EKU.bundleSigning],
+    dnsNames: [domain],
+  });
 }
 
 export interface TlsCertOptions extends Validity {

@@ -33,12 +33,9 @@ describe('templating', () => {
 
   test('markup made by html is kept; arrays are joined; null, undefined and false print nothing', () => {
     const items = ['a<b', 'c'];
-    expect(
-      html`<ul>
-          ${items.map((i) => html`<li>${i}</li>`)}
-        </ul>
-        ${null}${undefined}${false}${0}`.text,
-    ).toBe('<ul><li>a&lt;b</li><li>c</li></ul>0');
+    expect(html`<ul>${items.map((i) => html`<li>${i}</li>`)}</ul>${null}${undefined}${false}${0}`.text).toBe(
+      '<ul><li>a&lt;b</li><li>c</li></ul>0',
+    );
     expect(html`${new Html('<b>ok</b>')}`.text).toBe('<b>ok</b>');
   });
 
