@@ -11,7 +11,7 @@
  * $TMP/ssmax-load-*\/rotation-load.json.
  *
  * SSMAX_LOAD_MESSAGES (default 2000), SSMAX_LOAD_RATE (messages per second,
- * default 30), SSMAX_LOAD_CONCURRENCY (default 16) tune the run.
+ * default 50), SSMAX_LOAD_CONCURRENCY (default 16) tune the run.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,7 @@ import { openMessage } from '../../src/user/open';
 import { SmtpSession, waitFor } from './network-fixture';
 
 const TOTAL = Number(process.env.SSMAX_LOAD_MESSAGES ?? 2000);
-const RATE = Number(process.env.SSMAX_LOAD_RATE ?? 30);
+const RATE = Number(process.env.SSMAX_LOAD_RATE ?? 50);
 const CONCURRENCY = Number(process.env.SSMAX_LOAD_CONCURRENCY ?? 16);
 
 jest.setTimeout(Math.max(300000, (TOTAL / RATE) * 1000 * 2 + 120000));
