@@ -24,7 +24,7 @@ import { type Key, type Lang, pickLang, t } from './i18n';
 import { type PageContext, type Page, PAGES, renderError, renderPage } from './pages';
 import { LANG_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, Sessions, cookie, csrfOk, parseCookies, parseForm } from './security';
 import { STYLESHEET } from './style';
-import { readBody, RequestRefused } from '../net/https-server';
+import { faultWhere, readBody, RequestRefused } from '../net/https-server';
 
 /** The largest POST body (a pasted report); more is refused with 413. */
 export const MAX_FORM_BYTES = 1 << 20;
@@ -236,7 +236,7 @@ export class ConsoleServer {
     } catch (err) {
       const refusal = err instanceof ConsoleRefusal ? err : undefined;
       status = refusal?.status ?? 500;
-      if (!refusal) this.opts.log?.(`console: internal error: ${(err as Error).stack ?? String(err)}`);
+      if (!refusal) this.opts.log?.(`console: internal error: ${faultWhere(err)}`);
       this.send(
         res,
         status,

@@ -492,8 +492,13 @@ export class LocalDelivery {
    * fails for now (it took the copy for the others: the retry reaches only the
    * refused). Resolves with the recipients the store refused for good.
    */
-  async deliver(arrival: Buffer, from: string, copies: readonly Copy[], signal?: AbortSignal): Promise<Refusal[]> {
-    const id = arrivalId(arrival);
+  async deliver(
+    arrival: Buffer,
+    from: string,
+    copies: readonly Copy[],
+    signal?: AbortSignal,
+    id: string = arrivalId(arrival),
+  ): Promise<Refusal[]> {
     const dId = this.deliveryId ? deliveryId(id) : undefined;
     const refused: Refusal[] = [];
     for (const copy of copies) {

@@ -236,15 +236,16 @@ interface Sent {
  * failure report naming them (dsn.ts), after which they are recorded as done.
  */
 async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
+  const id = arrivalId(arrival); // once per message: a hash of all its bytes (or a reading of its seals)
   const failed = await s.delivery.deliver(
     arrival,
     from,
     copies.filter((c) => c.local),
     signal,
+    id,
   );
   const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
-  const id = arrivalId(arrival);
   for (const copy of copies.filter((c) => !c.local)) {
     await s.delivery.once(
       id,

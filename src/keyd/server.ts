@@ -206,7 +206,6 @@ export class KeydServer {
         ...opts,
         service: 'keyd',
         refusal: (err) => (err instanceof KeydError ? err : undefined),
-        describeFault: (err) => (err as Error).stack ?? String(err),
       },
       (req, ctx) => this.handle(req, ctx),
     );

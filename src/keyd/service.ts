@@ -482,7 +482,6 @@ export class KeyService {
           'not-configured',
           'keyd does not hold the org CA ([pki] org_ca_cert and org_ca_key in ssmax-keyd.ini), so it cannot sign a CRL',
         );
-      this.crls.revocationFile(); // refuses now, naming the setting, when keyd cannot sign
       const user = this.d.registry.require(address);
       if (user.revoked !== undefined)
         throw new KeydError('bad-request', `"${user.address}" was already revoked at ${new Date(user.revoked).toISOString()}`);
@@ -499,7 +498,9 @@ export class KeyService {
       );
       throw err;
     }
-    const u = { ...plan.user, status: 'suspended', revoked: now.getTime(), updated: now.getTime() } as const;
+    const revokedFrom = (user: ReturnType<Registry['require']>) =>
+      ({ ...user, status: 'suspended', revoked: now.getTime(), updated: now.getTime() }) as const;
+    let u = revokedFrom(plan.user);
     let done;
     try {
       done = await plan.crls.revoke(
@@ -507,7 +508,14 @@ export class KeyService {
         plan.reason,
         now,
         (summary) => ({ ...base, result: 'ok', reason: summary }),
-        () => this.d.store.users.put(u.address, u),
+        () => {
+          // read again inside the transaction: revocations wait their turn, and the user may have changed (or been revoked) meanwhile
+          const current = this.d.registry.require(address);
+          if (current.revoked !== undefined)
+            throw new KeydError('bad-request', `"${current.address}" was already revoked at ${new Date(current.revoked).toISOString()}`);
+          u = revokedFrom(current);
+          return this.d.store.users.put(u.address, u);
+        },
       );
     } catch (raw) {
       // nothing was done (the CRL file unreadable, the audit not written); a record of the failure when the log still takes one

@@ -39,7 +39,7 @@ export function splitHeaderBlock(message: Uint8Array, opts: { bareLf?: boolean }
 export function findHeaderEnd(message: Uint8Array, opts: { bareLf?: boolean } = {}): Omit<HeaderBlock, 'fields'> {
   const raw = asBuffer(message);
   const crlf = raw.indexOf('\r\n\r\n');
-  const lf = opts.bareLf ? raw.indexOf('\n\n') : -1;
+  const lf = opts.bareLf ? raw.subarray(0, crlf < 0 ? raw.length : crlf + 2).indexOf('\n\n') : -1;
   if (lf >= 0 && (crlf < 0 || lf < crlf)) return { headEnd: lf + 1, bodyStart: lf + 2, separated: true };
   if (crlf >= 0) return { headEnd: crlf + 2, bodyStart: crlf + 4, separated: true };
   return { headEnd: raw.length, bodyStart: raw.length, separated: false };

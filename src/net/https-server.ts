@@ -79,8 +79,6 @@ export interface JsonHttpsServerOptions {
   readonly service: string;
   /** The service's own error class: its instances are answered as they say; anything else not a RequestRefused is a 500 internal. */
   readonly refusal: (err: unknown) => Refusal | undefined;
-  /** How an internal fault is logged (default: the error's name and where it was thrown, never its message). */
-  readonly describeFault?: (err: unknown) => string;
   readonly log?: (line: string) => void;
 }
 
@@ -184,7 +182,7 @@ export class JsonHttpsServer {
         connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
       },
       (req, res) => {
-        void this.handle(req, res);
+        this.handle(req, res).catch(() => res.destroy());
       },
     );
     // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
@@ -201,7 +199,12 @@ export class JsonHttpsServer {
   }
 
   private refusalOf(err: unknown): Refusal | undefined {
-    return err instanceof RequestRefused ? err : this.opts.refusal(err);
+    if (err instanceof RequestRefused) return err;
+    try {
+      return this.opts.refusal(err);
+    } catch {
+      return undefined; // answered as an internal fault
+    }
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -222,7 +225,7 @@ export class JsonHttpsServer {
       const refusal = this.refusalOf(err);
       const e: Refusal = refusal ?? { status: 500, code: 'internal', message: 'Internal error' };
       status = e.status;
-      if (!refusal) this.opts.log?.(`${this.opts.service}: internal error: ${(this.opts.describeFault ?? faultWhere)(err)}`);
+      if (!refusal) this.opts.log?.(`${this.opts.service}: internal error: ${faultWhere(err)}`);
       if (e.code === 'too-large') res.setHeader('connection', 'close');
       sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
       req.resume();

@@ -26,7 +26,7 @@ import { CAPSULE_HEADER, formatCapsule, parseCapsule } from '../envelope/headers
 import { UserError } from './errors';
 import type { UserProfile } from './profile';
 import { ownOrgRecipient } from './sign-encrypt';
-import { firstValue, splitHeaderBlock } from '../mail/header-block';
+import { firstValue, isField, splitHeaderBlock } from '../mail/header-block';
 
 export interface ForwardOptions {
   readonly to: readonly string[];
@@ -52,9 +52,7 @@ export function bodyOf(message: Uint8Array): Buffer {
 export async function forwardMessage(profile: UserProfile, received: Uint8Array, options: ForwardOptions): Promise<Buffer> {
   if (options.to.length === 0) throw new UserError('message', 'Cannot forward: no recipient');
   const { fields, body } = split(Buffer.from(received));
-  const capsules = fields
-    .filter((f) => new RegExp(`^${CAPSULE_HEADER}[ \\t]*:`, 'i').test(f))
-    .map((f) => parseCapsule(f.slice(f.indexOf(':') + 1)));
+  const capsules = fields.filter((f) => isField(f, CAPSULE_HEADER)).map((f) => parseCapsule(f.slice(f.indexOf(':') + 1)));
   const mine = capsules.find((c) => c.keyId === profile.encryption.keyId);
   if (!mine)
     throw new UserError(
