@@ -99,11 +99,43 @@ export interface Refusal {
   readonly rcpt: string;
   readonly code: number;
   readonly reply: string;
+  /** The list the refused copy was expanded from (`Copy.list`): the address the sender knows. */
+  readonly list?: string;
 }
 
 /** What the store refused of one message: each refused recipient with the store's reply to it. */
 export interface Refused {
   readonly refused: Refusal[];
+}
+
+/**
+ * The recipients a store refused while it took the message for others, each
+ * with its reply. A refusal that names no recipient (nodemailer gives the
+ * address with each, but it is not promised) cannot be matched: every
+ * recipient the store did not list as accepted is then refused for now
+ * (4.0.0) and retried, never recorded as delivered by mistake.
+ */
+export function refusalsOf(
+  to: readonly string[],
+  info: { accepted?: readonly string[]; rejected: readonly string[]; rejectedErrors?: readonly (SendFailure & { recipient?: string })[] },
+): Refusal[] {
+  const ours = new Map(to.map((t) => [t.toLowerCase(), t]));
+  const named = (info.rejectedErrors ?? []).map((e, i) => ({
+    rcpt: ours.get((e.recipient ?? info.rejected[i] ?? '').toLowerCase()),
+    code: codeOf(e),
+    reply: e.response ?? e.message,
+  }));
+  const unnamed = named.find((r) => r.rcpt === undefined);
+  if (!unnamed) return named.map((r) => ({ rcpt: r.rcpt!, code: r.code, reply: r.reply }));
+  const accepted = new Set((info.accepted ?? []).map((a) => a.toLowerCase()));
+  return to
+    .filter((t) => !accepted.has(t.toLowerCase()))
+    .map((rcpt) => {
+      const own = named.find((r) => r.rcpt === rcpt);
+      return own
+        ? { rcpt, code: own.code, reply: own.reply }
+        : { rcpt, code: 450, reply: `4.0.0 ${unnamed.reply} (a refusal naming no recipient of this copy)` };
+    });
 }
 
 /** A reply code the store gave, or 0 when it gave none. */
@@ -171,13 +203,7 @@ class SmtpSessions {
         throw err;
       }
       this.putBack(session);
-      return {
-        refused: (info.rejectedErrors ?? []).map((e, i) => ({
-          rcpt: e.recipient ?? info.rejected[i] ?? '',
-          code: codeOf(e),
-          reply: e.response ?? e.message,
-        })),
-      };
+      return { refused: refusalsOf(to, info) };
     }
   }
 
@@ -503,17 +529,16 @@ export class LocalDelivery {
     const refused: Refusal[] = [];
     for (const copy of copies) {
       // the turn is taken before the intent is recorded: an intent open after a crash is a copy really on its way
-      refused.push(
-        ...(await this.oneAtATime(copy.rcpts, () =>
-          this.once(
-            id,
-            copy.rcpts,
-            signal,
-            (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
-            (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message),
-          ),
-        )),
+      const answer = await this.oneAtATime(copy.rcpts, () =>
+        this.once(
+          id,
+          copy.rcpts,
+          signal,
+          (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
+          (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message),
+        ),
       );
+      refused.push(...(copy.list ? answer.map((r) => ({ ...r, list: copy.list })) : answer));
     }
     return refused;
   }

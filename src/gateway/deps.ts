@@ -49,6 +49,12 @@ export interface Copy {
   readonly message: Buffer;
   /** true: hand to the local mailbox store now; false: queue for the peer's gateway. */
   readonly local: boolean;
+  /**
+   * The list this copy was expanded from (src/lists/expand.ts): what the sender addressed. A member the
+   * store refuses is logged and settled, never named to the sender (who would learn the list's members);
+   * a message refused for every recipient names the list.
+   */
+  readonly list?: string;
 }
 
 /**

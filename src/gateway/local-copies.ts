@@ -82,7 +82,7 @@ export async function localCopies(
       noteRetired(notices, capsule.keyId, moved);
       const forUser = await collect(replaceCapsules(input.message, [moved.capsule]));
       const sealed = await addSeal(deps, forUser, input.origin, [...input.verdicts, { name: 'e2e', result: 'pass' }], [rcpt], input.list);
-      copies.push({ rcpts: [rcpt], message: sealed, local: true });
+      copies.push({ rcpts: [rcpt], message: sealed, local: true, ...listOf(input) });
       continue;
     }
     // Transparent delivery on the internal hop.
@@ -114,7 +114,12 @@ export async function localCopies(
         original,
       ]),
       local: true,
+      ...listOf(input),
     });
   }
   return copies;
+}
+
+function listOf(input: ForLocal): { list?: string } {
+  return input.list ? { list: input.list } : {};
 }

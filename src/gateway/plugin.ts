@@ -246,6 +246,9 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
   );
   const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
+  // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
+  for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
+  const toReport = failed.filter((f) => !f.list);
   for (const copy of copies.filter((c) => !c.local)) {
     await s.delivery.once(
       id,
@@ -271,11 +274,11 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
   if (failed.length > 0) {
     signal.throwIfAborted();
     // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
-    if (from !== '') {
+    if (from !== '' && toReport.length > 0) {
       const notice = failureNotice({
         me: s.config.domain,
         to: from,
-        failed: failed.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
+        failed: toReport.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
         queuedAt: new Date(),
         headers: headerBlock(arrival),
         now: new Date(),
@@ -288,13 +291,18 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       failed.map((f) => f.rcpt),
     );
   }
-  return { failed };
+  return { failed: toReport };
 }
 
-/** The 5xx for a message the mailbox store refused for every recipient: the store's own status code, naming each. */
+/**
+ * The 5xx for a message the mailbox store refused for every recipient: the store's own status code, naming each
+ * recipient the sender addressed (a list, not its members).
+ */
 function storeRefusal(failed: readonly Refusal[]): GatewayError {
   const status = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(failed[0]!.reply)?.[1] ?? '5.0.0';
-  return GatewayError.withStatus('mailboxRefused', status, `${failed[0]!.reply} (${failed.map((f) => f.rcpt).join(', ')})`);
+  const named = [...new Set(failed.map((f) => f.list ?? f.rcpt))];
+  const reply = failed.find((f) => !f.list)?.reply ?? `${status} the mailbox store refused the copies for the list's members`;
+  return GatewayError.withStatus('mailboxRefused', status, `${reply} (${named.join(', ')})`);
 }
 
 /**

@@ -211,7 +211,7 @@ export class Lists implements ListStep {
           [member],
           address,
         );
-        copies.push({ rcpts: [member], message: sealed, local: false });
+        copies.push({ rcpts: [member], message: sealed, local: false, list: address });
       },
     );
     // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices

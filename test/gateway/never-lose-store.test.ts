@@ -19,6 +19,7 @@ import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { type DovecotLmtp, startDovecotLmtp } from '../support/dovecot';
+import { main } from '../../src/cli/main';
 import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
@@ -180,5 +181,67 @@ describe('the mailbox store refuses a recipient for good', () => {
     await new Promise((res) => setTimeout(res, 3000));
     expect(reportsFor('store-mixed')).toHaveLength(1);
     expect(B.mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+});
+
+describe('the mailbox store refuses a list member for good: the sender, who addressed the list, never learns its members', () => {
+  const listCli = async (...args: string[]): Promise<number> => {
+    const A = net.org('a.example');
+    const ini = join(A.fx.dir, 'list-admin.ini');
+    writeFileSync(
+      ini,
+      [
+        '[keyd]',
+        `url=https://127.0.0.1:${A.ports.keyd}`,
+        'servername=keyd.a.example',
+        'cert=admin.pem',
+        'key=admin.key',
+        'ca=org-ca.pem,root.pem',
+        '',
+      ].join('\n'),
+    );
+    return main([args[0]!, args[1]!, '--config', ini, ...args.slice(2)], { out: () => undefined, err: () => undefined });
+  };
+  const mailsWith = (subject: string) =>
+    store
+      .mails('dave@a.example')
+      .map((m) => m.toString('latin1'))
+      .filter((t) => t.includes(subject));
+  const post = (to: string, subject: string) =>
+    Buffer.from(
+      `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${subject}\r\n`,
+    );
+
+  test('beside a member the store takes: 250 naming no member, no failure report; the refusal is in the gateway log', async () => {
+    expect(await listCli('list', 'create', 'team@a.example')).toBe(0);
+    expect(await listCli('list', 'add', 'team@a.example', 'alice@a.example', 'dave@a.example')).toBe(0);
+    const A = net.org('a.example');
+    const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['team@a.example'], post('team@a.example', 'list-mixed'), DAVE);
+    expect(r).toMatch(/^250 /);
+    expect(r).not.toContain('alice');
+    await waitFor(
+      () => mailsWith('list-mixed').length >= 1 && A.haraka.logs().includes('refused member alice@a.example'),
+      30000,
+      () => A.haraka.logs().slice(-3000),
+    );
+    await new Promise((res) => setTimeout(res, 2000)); // room for a report, were one sent
+    const got = mailsWith('list-mixed');
+    expect(got).toHaveLength(1); // dave's own copy of the post, and no report
+    expect(got[0]).not.toMatch(/multipart\/report/i);
+    expect(got[0]).not.toContain('alice@a.example');
+  });
+
+  test("every member refused: the store's 5xx names the list, not the member", async () => {
+    expect(await listCli('list', 'create', 'solo@a.example', '--policy', 'open')).toBe(0);
+    expect(await listCli('list', 'add', 'solo@a.example', 'alice@a.example')).toBe(0);
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['solo@a.example'],
+      post('solo@a.example', 'list-all'),
+      DAVE,
+    );
+    expect(r).toMatch(/^55\d 5\.1\.1 .*\(solo@a\.example\)/);
+    expect(r).not.toContain('alice');
   });
 });
