@@ -37,22 +37,22 @@ const tailOf = (run: KeydRun) => ({ value: run.p99 / run.p50, from: `${f1(run.p9
 
 const RATIOS: readonly Ratio[] = [
   {
-    name: 'keyd over mTLS, 16 in flight (gateway client, coalesced) ÷ in-process key-service half',
+    name: 'keyd over mTLS, 16 in flight (gateway client, coalesced) ÷ in-process key-service half (with its proof)',
     target: '>= 0.8',
     of: (k) => ({ value: k.batched16.rate / k.inProcess, from: `${f0(k.batched16.rate)} vs ${f0(k.inProcess)}/s` }),
   },
   {
-    name: 'keyd over mTLS, 16 in flight, one request each ÷ in-process key-service half',
+    name: 'keyd over mTLS, 16 in flight, one request each ÷ in-process key-service half (with its proof)',
     target: 'for comparison',
     of: (k) => ({ value: k.single16.rate / k.inProcess, from: `${f0(k.single16.rate)} vs ${f0(k.inProcess)}/s` }),
   },
   {
-    name: 'keyd server CPU per operation (coalesced) ÷ crypto half per operation',
+    name: 'keyd server CPU per operation (coalesced) ÷ crypto half (with its proof) per operation',
     target: '<= 1.4',
     of: (k) => cpuPerOperation(k.batched16, k.inProcess),
   },
   {
-    name: 'keyd server CPU per operation, one request each ÷ crypto half per operation',
+    name: 'keyd server CPU per operation, one request each ÷ crypto half (with its proof) per operation',
     target: 'for comparison',
     of: (k) => cpuPerOperation(k.single16, k.inProcess),
   },
@@ -102,7 +102,7 @@ interface Cost {
 const COSTS: readonly Cost[] = [
   { name: 'keyd CPU per re-encryption, 16 in flight, coalesced', of: (k) => k.batched16.keydCpuUs },
   { name: 'keyd CPU per re-encryption, 16 in flight, one request each', of: (k) => k.single16.keydCpuUs },
-  { name: 'key-service half of a re-encryption in process (crypto only)', of: (k) => 1e6 / k.inProcess },
+  { name: 'key-service half of a re-encryption with its proof, in process (crypto only)', of: (k) => 1e6 / k.inProcess },
   { name: 'Haraka CPU per message, SSMAX hop, nodes=1', of: (_k, g) => g.ssmax.cpuUs?.[0] },
   { name: 'keyd CPU per message, SSMAX hop, nodes=1', of: (_k, g) => g.ssmax.cpuUs?.[1] },
   { name: 'Haraka CPU per message (both workers), SSMAX hop, nodes=2', of: (_k, g) => g.ssmax2.cpuUs?.[0] },

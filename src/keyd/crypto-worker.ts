@@ -11,22 +11,25 @@ import type { WorkerAnswer, WorkerJob } from './crypto-threads';
 
 const group = defaultGroup;
 
-parentPort?.on('message', (job: WorkerJob) => {
-  let answer: WorkerAnswer;
+/** One job's answer; a failure other than the crypto core's own is answered without its text. */
+function answer(job: WorkerJob): WorkerAnswer {
   try {
     if (job.op === 'reencrypt') {
       const out = transformBlindedWithProof(group, job.privateKey, { e: job.e, f: job.f }, job.target, systemRng, job.publicKey);
-      answer = { id: job.id, ok: true, u: out.u, v: out.v, c: out.proof.c, s1: out.proof.s1, s2: out.proof.s2 };
-    } else {
-      const out = answerBlindedDecryption(group, job.privateKey, job.publicKey, { e: job.e }, systemRng);
-      answer = { id: job.id, ok: true, z: out.z, c: out.proof.c, s: out.proof.s };
+      return { id: job.id, ok: true, u: out.u, v: out.v, c: out.proof.c, s1: out.proof.s1, s2: out.proof.s2 };
     }
+    const out = answerBlindedDecryption(group, job.privateKey, job.publicKey, { e: job.e }, systemRng);
+    return { id: job.id, ok: true, z: out.z, c: out.proof.c, s: out.proof.s };
   } catch (err) {
-    answer =
-      err instanceof CryptoError
-        ? { id: job.id, ok: false, code: err.code, message: err.message }
-        : { id: job.id, ok: false, message: 'crypto worker fault' };
+    return err instanceof CryptoError
+      ? { id: job.id, ok: false, code: err.code, message: err.message }
+      : { id: job.id, ok: false, message: 'crypto worker fault' };
+  } finally {
+    job.privateKey.fill(0); // this thread's copy
   }
-  job.privateKey.fill(0); // this thread's copy
-  parentPort!.postMessage(answer);
+}
+
+// The jobs of one turn of keyd's event loop arrive together and are answered together.
+parentPort?.on('message', (jobs: WorkerJob[]) => {
+  parentPort!.postMessage(jobs.map(answer));
 });

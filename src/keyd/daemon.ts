@@ -4,6 +4,7 @@
  * holds it), registry, tracking keys, audit log, service, HTTPS server, and
  * the key schedule timer. `stop()` shuts down gracefully.
  */
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { defaultGroup } from '../crypto/backend';
 import type { Group } from '../crypto/group';
@@ -105,13 +106,14 @@ export interface RunningKeyd extends KeydParts {
 }
 
 /**
- * Worker threads for the blinded operations. `auto`: none with the native
- * backend (its multiplications, ~0.13 ms per operation here, cost less than
- * handing the job to a thread and back), one with the WebAssembly build
- * (~0.6 ms, which the thread takes off the HTTPS front). docs/keyd-api.md.
+ * Worker threads for the blinded operations. `auto`: one, except with the
+ * native backend on a single core (there its ~0.55 ms per operation is
+ * cheaper to compute on the main thread than to hand over and wait for);
+ * with a second core, the thread computes one batch while the main thread
+ * takes the next in (docs/keyd-api.md, "Crypto threads").
  */
-export function cryptoThreadsFor(setting: number | 'auto', group: Group = defaultGroup): number {
-  if (setting === 'auto') return group.name === 'native' ? 0 : 1;
+export function cryptoThreadsFor(setting: number | 'auto', group: Group = defaultGroup, cores: number = availableParallelism()): number {
+  if (setting === 'auto') return group.name === 'native' && cores < 2 ? 0 : 1;
   return Math.floor(setting);
 }
 

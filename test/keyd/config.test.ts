@@ -42,9 +42,13 @@ test.each([
   expect(() => loadKeydConfig(join(dir, 'keyd.ini'))).toThrow(message);
 });
 
-test('crypto_threads=auto: no thread with the native backend, one with WebAssembly; a number is taken as given', () => {
-  if (groups.native) expect(cryptoThreadsFor('auto', groups.native)).toBe(0);
-  expect(cryptoThreadsFor('auto', groups.libsecp256k1)).toBe(1);
+test('crypto_threads=auto: one thread, except with the native backend on one core; a number is taken as given', () => {
+  if (groups.native) {
+    expect(cryptoThreadsFor('auto', groups.native, 2)).toBe(1);
+    expect(cryptoThreadsFor('auto', groups.native, 1)).toBe(0);
+  }
+  expect(cryptoThreadsFor('auto', groups.libsecp256k1, 1)).toBe(1);
+  expect(cryptoThreadsFor('auto', groups.libsecp256k1, 8)).toBe(1);
   expect(cryptoThreadsFor(2, groups.libsecp256k1)).toBe(2);
   expect(cryptoThreadsFor(0, groups.libsecp256k1)).toBe(0);
 });

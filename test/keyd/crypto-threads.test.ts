@@ -80,6 +80,46 @@ describe('keyd crypto threads', () => {
     }
   });
 
+  test('the jobs issued in one turn (a batch) travel to the worker in one message; the next turn is another message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
+    const script = join(dir, 'counts.js');
+    // answers each job with the size of the message it came in
+    writeFileSync(
+      script,
+      "const { parentPort } = require('node:worker_threads');\n" +
+        "parentPort.on('message', (jobs) => parentPort.postMessage(jobs.map((j) => ({ id: j.id, ok: false, message: 'in a message of ' + jobs.length }))));\n",
+    );
+    const counting = new ThreadedCrypto(1, script);
+    try {
+      const sizes = async (n: number) =>
+        Promise.all(
+          Array.from({ length: n }, () =>
+            counting.reencrypt(org.privateKey, orgPub, { e: orgPub, f: orgPub }, bobPub).then(
+              () => 'answered',
+              (e: Error) => e.message,
+            ),
+          ),
+        );
+      expect(await sizes(8)).toEqual(Array(8).fill('in a message of 8'));
+      expect(await sizes(1)).toEqual(['in a message of 1']);
+    } finally {
+      await counting.close();
+    }
+  });
+
+  test('a batch spread over two threads gives the same answers as inline, each to its own job', async () => {
+    const jobs = Array.from(
+      { length: 6 },
+      () =>
+        blindForDecryption(g, encapsulate(g, newMessageKey(g, systemRng), { keyId: 'k', publicKey: org.publicKey }, systemRng), systemRng)
+          .request,
+    );
+    const answers = await Promise.all(jobs.map((r) => threads.decrypt(org.privateKey, orgPub, r)));
+    const inline = inlineCrypto(g, systemRng);
+    for (const [i, a] of answers.entries())
+      expect(Buffer.from(a.z)).toEqual(Buffer.from((await inline.decrypt(org.privateKey, orgPub, jobs[i]!)).z));
+  });
+
   test('a missing worker script is refused at start, naming it', () => {
     expect(() => new ThreadedCrypto(1, '/nonexistent/crypto-worker.js')).toThrow(
       /crypto worker "\/nonexistent\/crypto-worker.js" is missing/,
