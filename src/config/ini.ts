@@ -106,15 +106,6 @@ export function defaultText(s: Setting): string {
   return Array.isArray(s.default) ? s.default.join(',') : String(s.default);
 }
 
-/** A settings' default values by "section.key" (those that have one). */
-export function defaultsOf(schema: Schema): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(schema)
-      .filter(([, s]) => s.default !== undefined)
-      .map(([k, s]) => [k, s.default]),
-  );
-}
-
 const TRUE = /^(?:true|yes|on|1)$/i;
 const FALSE = /^(?:false|no|off|0)$/i;
 const NUMBER = /^-?\d+(?:\.\d+)?$/;

@@ -18,11 +18,6 @@ export class Limit {
     return this.held;
   }
 
-  /** Holders waiting for a place. */
-  get queued(): number {
-    return this.waiting.length;
-  }
-
   /** A place if one is free now (its release function), else undefined. */
   tryAcquire(): (() => void) | undefined {
     if (this.held >= this.max) return undefined;
@@ -39,16 +34,6 @@ export class Limit {
     // The place is handed over by its releaser (held stays the same), so no one can take it in between.
     await new Promise<void>((resolve) => this.waiting.push(resolve));
     return this.releaser();
-  }
-
-  /** Runs `work` holding a place (acquire), and gives the place back however it ends. */
-  async run<T>(work: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
-    try {
-      return await work();
-    } finally {
-      release();
-    }
   }
 
   /** The release function of a place held: hands it to the first in line, else frees it. */
