@@ -160,13 +160,79 @@ function report(
   );
 }
 
+/** At most this much of a message's header block goes into a notice. */
+export const MAX_NOTICE_HEADER = 262144;
+
 /** The header block of a message (at most 256 KB). */
 export function headerBlock(message: Buffer): string {
-  return message.subarray(0, Math.min(findHeaderEnd(message).headEnd, 262144)).toString('latin1');
+  return message.subarray(0, Math.min(findHeaderEnd(message).headEnd, MAX_NOTICE_HEADER)).toString('latin1');
+}
+
+/**
+ * The header block of a message read in chunks (a queued copy's data stream):
+ * each chunk is searched for the blank line once, with the three bytes before
+ * it (where a CRLF CRLF split across chunks starts), so the work is linear in
+ * what was read, whatever the chunk sizes; reading stops at 256 KB.
+ */
+export class HeaderCollector {
+  /** The chunks as read (joined once, at the end: appending to one string and searching it would copy it whole at each chunk). */
+  private readonly parts: string[] = [];
+  private length = 0;
+  /** The last three characters read. */
+  private tail = '';
+  private end = -1;
+
+  /** Adds a chunk; true once the header block is complete or the bound is reached (read no further). */
+  push(chunk: Buffer | string): boolean {
+    if (this.done) return true;
+    const text = typeof chunk === 'string' ? chunk : chunk.toString('latin1');
+    const window = this.tail + text;
+    const at = window.indexOf('\r\n\r\n');
+    if (at >= 0) this.end = this.length - this.tail.length + at;
+    this.parts.push(text);
+    this.length += text.length;
+    this.tail = window.slice(-3);
+    return this.done;
+  }
+
+  get done(): boolean {
+    return this.end >= 0 || this.length > MAX_NOTICE_HEADER;
+  }
+
+  /** The header block with its last CRLF (all that was read, up to 256 KB, when no blank line was met). */
+  result(): string {
+    const text = this.parts.join('');
+    return this.end >= 0 && this.end < MAX_NOTICE_HEADER ? text.slice(0, this.end + 2) : text.slice(0, MAX_NOTICE_HEADER);
+  }
+}
+
+/** The header block of a queued copy (at most 256 KB) from its data stream; what was read so far when the stream fails. Never rejects. */
+export function streamedHeader(open: () => NodeJS.ReadableStream & { destroy?: () => void }): Promise<string> {
+  return new Promise((resolve) => {
+    const collector = new HeaderCollector();
+    let settled = false;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      resolve(collector.result());
+    };
+    try {
+      const stream = open();
+      stream.on('data', (c: Buffer | string) => {
+        if (!collector.push(c)) return;
+        finish();
+        stream.destroy?.();
+      });
+      stream.on('end', finish);
+      stream.on('error', finish);
+    } catch {
+      finish();
+    }
+  });
 }
 
 /** What a queued copy is, for its delay notice (from Haraka's queue entry). */
-export interface QueuedCopy {
+export interface DelayedCopy {
   /** The queue's id of the copy: one notice per id. */
   readonly id: string;
   readonly queuedAt: Date;
@@ -196,7 +262,7 @@ const sending = new Set<string>();
  */
 export async function notifyDelay(
   d: DelayNotices,
-  copy: QueuedCopy,
+  copy: DelayedCopy,
   headers: () => Promise<string>,
   now: Date = new Date(),
 ): Promise<boolean> {

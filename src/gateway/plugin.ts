@@ -36,7 +36,7 @@ import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { type Refusal, arrivalId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
-import { failureNotice, headerBlock, notifyDelay } from './dsn';
+import { failureNotice, headerBlock, notifyDelay, streamedHeader } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
@@ -556,36 +556,8 @@ async function delayed(s: State, hmail: QueuedMail, err: unknown): Promise<void>
       // the peer's own reply for a recipient when Haraka kept it, else the queue's summary
       reason: todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure')),
     },
-    () => headerOf(hmail),
+    () => streamedHeader(() => hmail.data_stream()),
   );
-}
-
-/** The queued copy's header block (at most 256 KB). */
-function headerOf(hmail: QueuedMail): Promise<string> {
-  return new Promise((resolve) => {
-    let text = '';
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      const end = text.indexOf('\r\n\r\n');
-      resolve(end >= 0 ? text.slice(0, end + 2) : text.slice(0, 262144));
-    };
-    try {
-      const stream = hmail.data_stream();
-      stream.on('data', (c: Buffer | string) => {
-        text += typeof c === 'string' ? c : c.toString('latin1');
-        if (text.includes('\r\n\r\n') || text.length > 262144) {
-          finish();
-          stream.destroy?.();
-        }
-      });
-      stream.on('end', finish);
-      stream.on('error', finish);
-    } catch {
-      finish();
-    }
-  });
 }
 
 export function shutdown(this: HarakaPlugin): void {

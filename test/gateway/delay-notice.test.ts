@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalDelivery } from '../../src/gateway/delivery';
-import { type DelayNotices, type QueuedCopy, notifyDelay } from '../../src/gateway/dsn';
+import { type DelayNotices, type DelayedCopy, notifyDelay } from '../../src/gateway/dsn';
 
 let record: LocalDelivery;
 beforeAll(() => {
@@ -22,7 +22,7 @@ afterAll(async () => {
 
 const HOUR = 3600 * 1000;
 let n = 0;
-function copy(queuedAgoMs: number): QueuedCopy {
+function copy(queuedAgoMs: number): DelayedCopy {
   return {
     id: `q-${++n}`,
     queuedAt: new Date(Date.now() - queuedAgoMs),
