@@ -286,37 +286,64 @@ export interface Reload {
   readonly restart: readonly string[];
 }
 
+type Settings = typeof GATEWAY_SETTINGS;
+/** The names of the settings marked `reload`. */
+export type ReloadedSetting = { [K in keyof Settings]: Settings[K] extends { readonly reload: true } ? K : never }[keyof Settings];
+type Running = { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] };
+
+/**
+ * What a reload does for each setting marked `reload` (and for a domain's
+ * [policy]): takes its new value from `next` into the running configuration.
+ * The type asks for one entry per setting marked `reload` and allows no other,
+ * so what the log line names as "in effect now" (the marks) and what is
+ * applied (this table) cannot differ.
+ */
+const APPLY: { readonly [K in ReloadedSetting]: (running: Running, next: GatewayConfig) => void } = {
+  // the organisation's domain stays the one the gateway started with
+  'main.local_domains': (running, next) => {
+    running.localDomains = next.localDomains
+      .filter((d) => d !== next.domain)
+      .concat([running.domain])
+      .filter((d, i, a) => a.indexOf(d) === i);
+  },
+  'main.hook_timeout_ms': (running, next) => (running.hookTimeoutMs = next.hookTimeoutMs),
+  'main.cpu_budget_ms': (running, next) => (running.cpuBudgetMs = next.cpuBudgetMs),
+  'main.trusted_relays': (running, next) => (running.trustedRelays = next.trustedRelays),
+  'main.trusted_relay_logins': (running, next) => (running.trustedRelayLogins = next.trustedRelayLogins),
+  'policy.default': (running, next) => (running.policy = { ...running.policy, default: next.policy.default }),
+  'chain.max_seal_age_seconds': (running, next) => (running.chain = { ...running.chain, maxSealAgeMs: next.chain.maxSealAgeMs }),
+  'chain.resealers': (running, next) => (running.chain = { ...running.chain, resealers: next.chain.resealers }),
+  'delivery.delay_notice_seconds': (running, next) =>
+    (running.delivery = { ...running.delivery, delayNoticeMs: next.delivery.delayNoticeMs }),
+};
+/** A domain's [policy]: the free keys of a section in RELOADED_FREE_SECTIONS. */
+const applyPolicyDomains = (running: Running, next: GatewayConfig) =>
+  (running.policy = { ...running.policy, domains: next.policy.domains });
+
+/** Whether a changed setting ("section.key") is taken at once: marked `reload`, or a key of a reloaded free section. */
+export function isReloaded(name: string): boolean {
+  return (
+    (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[name]?.reload === true ||
+    RELOADED_FREE_SECTIONS.includes(name.slice(0, name.indexOf('.')))
+  );
+}
+
 /**
  * Takes a changed ssmax.ini into the running configuration `current` (the
  * object the hooks and the gateway's steps read at each use): the settings
- * marked `reload` take their new values; a change to any other is reported
- * in `restart` and waits for a restart. A file that does not parse throws
- * ConfigError and changes nothing.
+ * marked `reload` that changed take their new values (APPLY); a change to any
+ * other is reported in `restart` and waits for a restart. A file that does not
+ * parse throws ConfigError and changes nothing.
  */
 export function reloadGatewayConfig(current: GatewayConfig, before: Ini, after: Ini, dir: string): Reload {
   const next = parseGatewayConfig(after, dir);
   const changed = changedSettings(GATEWAY_SETTINGS, before, after, 'ssmax.ini', GATEWAY_FREE_SECTIONS);
-  const reloadable = (n: string) =>
-    (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[n]?.reload === true ||
-    RELOADED_FREE_SECTIONS.includes(n.slice(0, n.indexOf('.')));
-  const applied = changed.filter(reloadable);
-  if (applied.length > 0) {
-    Object.assign(current as { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] }, {
-      // the organisation's domain stays the one the gateway started with
-      localDomains: next.localDomains
-        .filter((d) => d !== next.domain)
-        .concat([current.domain])
-        .filter((d, i, a) => a.indexOf(d) === i),
-      hookTimeoutMs: next.hookTimeoutMs,
-      cpuBudgetMs: next.cpuBudgetMs,
-      trustedRelays: next.trustedRelays,
-      trustedRelayLogins: next.trustedRelayLogins,
-      policy: next.policy,
-      chain: next.chain,
-      delivery: { ...current.delivery, delayNoticeMs: next.delivery.delayNoticeMs },
-    } satisfies Partial<GatewayConfig>);
+  const applied = changed.filter(isReloaded);
+  for (const n of applied) {
+    const apply = Object.hasOwn(APPLY, n) ? APPLY[n as ReloadedSetting] : applyPolicyDomains;
+    apply(current as Running, next);
   }
-  return { applied, restart: changed.filter((n) => !reloadable(n)) };
+  return { applied, restart: changed.filter((n) => !isReloaded(n)) };
 }
 
 export function readText(file: string, what: string): string {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
-import { GatewayConfigError, parseGatewayConfig, reloadGatewayConfig } from '../../src/gateway/config';
+import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadGatewayConfig } from '../../src/gateway/config';
+import type { Setting } from '../../src/config/ini';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
 
 const shipped = readFileSync(join(__dirname, '..', '..', 'config', 'ssmax.ini'), 'utf8');
@@ -130,4 +131,88 @@ test('reloadGatewayConfig: reloadable settings take their new values in the runn
     "ssmax.ini [main] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'",
   );
   expect(seen.hookTimeoutMs).toBe(999);
+});
+
+/** The paths ("a.b") at which two configurations differ (arrays compared whole). */
+function differences(a: unknown, b: unknown, at = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(a) || !isObject(b)) return JSON.stringify(a) === JSON.stringify(b) ? [] : [at];
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  return keys.flatMap((k) => differences(a[k], b[k], at ? `${at}.${k}` : k));
+}
+
+function valueAt(o: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], o);
+}
+
+test('reloadGatewayConfig: every setting marked reload is applied, and nothing else (each setting changed alone, then all at once)', () => {
+  const base =
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n[policy]\nb.example=require\n';
+  const before = parse(base) as Record<string, Record<string, unknown>>;
+  // a valid value other than the one in effect, for every setting
+  const special: Record<string, string> = {
+    'main.domain': 'z.example',
+    'main.local_domains': 'x.example',
+    'main.trusted_relays': '127.0.0.9',
+    'main.trusted_relay_logins': 'mta',
+    'keyd.url': 'https://127.0.0.1:9443',
+    'keyd.servername': 'keyd.z.example',
+    'directory.dns_servers': '127.0.0.53',
+    'chain.resealers': 'lists.c.example',
+    'delivery.host': 'h:2',
+    'inspection.mode': 'inline', // remote needs a URL (below, with it)
+    'inspection.inspector_url': 'https://inspect.a.example:8443',
+    'ops.listen': '127.0.0.1:9999',
+  };
+  const changedValue = (name: string): string => {
+    if (special[name] !== undefined) return special[name];
+    const s = (GATEWAY_SETTINGS as Record<string, Setting>)[name]!;
+    if (s.type === 'num') return String(s.default === s.max ? s.min : s.max);
+    if (s.type === 'bool') return String(!s.default);
+    if (s.type === 'enum') return s.values.find((v) => v !== s.default)!;
+    return s.type === 'list' ? 'other-1.pem,other-2.pem' : 'other.pem';
+  };
+  const withChanges = (names: readonly string[]) => {
+    const after = structuredClone(before);
+    for (const n of names) {
+      const [section, key] = [n.slice(0, n.indexOf('.')), n.slice(n.indexOf('.') + 1)];
+      after[section] = { ...after[section], [key]: changedValue(n) };
+    }
+    return after;
+  };
+  const names = Object.keys(GATEWAY_SETTINGS).filter((n) => n !== 'inspection.mode');
+  const marked = names.filter((n) => (GATEWAY_SETTINGS as Record<string, Setting>)[n]!.reload === true);
+  expect(marked.length).toBeGreaterThan(5);
+  const snapshot = parseGatewayConfig(before, '/x');
+  // where in the configuration each setting shows (some are read elsewhere, e.g. [ops] listen, or only in another mode)
+  const pathsOf = new Map(names.map((n) => [n, differences(snapshot, parseGatewayConfig(withChanges([n]), '/x'))]));
+  for (const n of marked) expect([n, pathsOf.get(n)!.length > 0]).toEqual([n, true]);
+
+  for (const n of names) {
+    const running = parseGatewayConfig(before, '/x');
+    const after = withChanges([n]);
+    const r = reloadGatewayConfig(running, before, after, '/x');
+    if (marked.includes(n)) {
+      expect([n, r]).toEqual([n, { applied: [n], restart: [] }]);
+      expect([n, running]).toEqual([n, parseGatewayConfig(after, '/x')]); // the new value in effect, nothing else changed
+    } else {
+      expect([n, r]).toEqual([n, { applied: [], restart: [n] }]);
+      expect([n, running]).toEqual([n, snapshot]);
+    }
+  }
+
+  // all at once: the marked ones in effect, every other one as it was
+  const all = withChanges(names);
+  const running = parseGatewayConfig(before, '/x');
+  const r = reloadGatewayConfig(running, before, all, '/x');
+  expect(new Set(r.applied)).toEqual(new Set(marked));
+  expect(new Set(r.restart)).toEqual(new Set(names.filter((n) => !marked.includes(n))));
+  const next = parseGatewayConfig(all, '/x');
+  for (const n of names)
+    for (const p of pathsOf.get(n)!)
+      expect([n, p, valueAt(running, p)]).toEqual([
+        n,
+        p,
+        p === 'localDomains' ? ['x.example', 'a.example'] : valueAt(marked.includes(n) ? next : snapshot, p),
+      ]);
 });
