@@ -7,7 +7,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
-import { FileWatch } from '../ops/reload';
+import { FileWatch, WatchedFiles } from '../ops/reload';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
@@ -127,6 +127,9 @@ export function setupGateway(
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
   const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
+  const note = (l: string) => log(`ssmax: ${l}`);
+  // the CRLs of [pki] crls: read at the first user-signature check, then again only when they change on disk
+  const crls = new WatchedFiles(config.pki.crls, (f) => readText(f, 'CRL'), note, 'CRL');
   const deps: GatewayDeps = {
     config,
     group,
@@ -138,14 +141,13 @@ export function setupGateway(
     seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
     roots,
     intermediates: ca,
-    crls: () => config.pki.crls.map((f) => readText(f, 'CRL')),
+    crls: () => crls.current(),
     validationCache: new ValidationCache(),
     clock: () => new Date(),
   };
   // Renewed certificates (docs/operations.md, "Renewals"), picked up without a restart: the client
   // certificates at once; the sealing certificate once the organisation's own published bundle
   // carries it, so a peer that refreshes on the unknown certificate finds it.
-  const note = (l: string) => log(`ssmax: ${l}`);
   const watches: FileWatch[] = [];
   const keydCreds = (c: KeydClient, cert: string, key: string, what: string) =>
     watches.push(
@@ -196,6 +198,7 @@ export function setupGateway(
     ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();
+      crls.stop();
       gatewayClient.close();
       inspectorClient?.close();
       await directory.close();

@@ -8,7 +8,7 @@
  * gracefully.
  */
 import { readFileSync } from 'node:fs';
-import { FileWatch } from '../ops/reload';
+import { FileWatch, WatchedFiles } from '../ops/reload';
 import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../inspect/engine';
@@ -74,7 +74,13 @@ export async function startInspector(
   });
   keyd.anchorInBundle(directory, config.domain);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
-  const crlFiles = config.pki.crls;
+  // the CRLs of [pki] crls: read at the first client-certificate check, then again only when they change on disk
+  const crls = new WatchedFiles(
+    config.pki.crls,
+    (f) => readPem(f, 'CRL'),
+    (l) => opts.log?.(`inspector: ${l}`),
+    'CRL',
+  );
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
   if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim())))
     throw new InspectorConfigError(
@@ -89,7 +95,7 @@ export async function startInspector(
     clientCas,
     roots,
     orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),
-    crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
+    crls: () => crls.current(),
     clock,
     ...requestLimitsOf(config.limits),
     validationCache: new ValidationCache(),
@@ -101,6 +107,7 @@ export async function startInspector(
     port = await server.listen();
     ops = await startInspectorOps(config.file, engine, keyd, opts.log); // [ops]: health and metrics (docs/operations.md)
   } catch (err) {
+    crls.stop();
     await server.close();
     keydClient.close();
     await engine.close();
@@ -128,6 +135,7 @@ export async function startInspector(
     engine,
     async stop() {
       for (const w of watches) w.stop();
+      crls.stop();
       await ops?.close();
       await server.close();
       keydClient.close();

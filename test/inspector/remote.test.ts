@@ -6,7 +6,7 @@
  * Real Haraka, real keyd over mTLS, a real clamd with a generated signature
  * database.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,8 @@ import { freePort } from '../../src/demo/haraka';
 import { type Network, type OrgSpec, startNetwork } from '../../src/demo/network';
 import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
 import { roleOf } from '../../src/pki/certificate';
+import { createCrl, parseCrl } from '../../src/pki/crl';
+import { issueTlsCredentials } from '../../src/pki/tls-credentials';
 import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
@@ -305,6 +307,38 @@ describe("the inspector's mutual TLS", () => {
     }
     const revoked = await health(B().fx.clients.revoked);
     expect(revoked).toMatchObject({ status: 401, body: expect.stringMatching(/revoked/) });
+  });
+});
+
+describe('a CRL file replaced under the running inspector', () => {
+  test('a gateway certificate revoked in the new file is refused at the next connection once the inspector saw the change (read once, then on change)', async () => {
+    const fx = B().fx;
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const fresh = issueTlsCredentials(fx.orgCa, 'gateway', { notBefore: new Date(now - 86400000), notAfter: new Date(now + 86400000) }, [
+      'mx.b.example',
+    ]);
+    expect(await health(fresh)).toMatchObject({ status: 200 });
+    // the org CA's CRL, as keyd re-issues it when a certificate is revoked: every earlier entry, the next number
+    const file = join(fx.dir, 'org-ca.crl.pem');
+    const current = parseCrl(readFileSync(file, 'utf8'));
+    const crl = createCrl(fx.orgCa, {
+      entries: [...current.entries.values(), { serial: fresh.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 7 * 86400000),
+      crlNumber: (current.crlNumber ?? 1n) + 1n,
+    });
+    writeFileSync(`${file}.new`, crl.pem, { mode: 0o600 });
+    renameSync(`${file}.new`, file);
+    let last: Awaited<ReturnType<typeof health>> | undefined;
+    const end = Date.now() + 10000;
+    while (Date.now() < end && !(last && 'status' in last && last.status === 401)) {
+      last = await health(fresh);
+      if ('status' in last && last.status === 401) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(last).toMatchObject({ status: 401, body: expect.stringMatching(/revoked/) });
+    expect(B().inspector!.output()).toContain(`CRL reloaded (${file})`);
+    expect(await health(B().fx.clients.gateway)).toMatchObject({ status: 200 }); // the gateway's own certificate is untouched
   });
 });
 
