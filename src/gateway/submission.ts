@@ -58,13 +58,20 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
   }
 }
 
-async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buffer> {
+/**
+ * Checks the user signature of a submission against the sender's current certificate and
+ * removes it; refuses a signature that does not verify, naming a revoked certificate as such.
+ */
+export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buffer> {
+  // why the lookup found no certificate, when it is the certificate's revocation (the lookup answers only
+  // "none" to verifyUser, and a throwing lookup would be a temporary failure)
+  let revoked: { revokedAt: Date; reason: string } | undefined;
   const result = await verifyUser(message, {
     now: () => deps.clock().getTime(),
     cpuBudgetMs: deps.config.cpuBudgetMs,
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
-      if (!user?.signingCertificate || user.status !== 'active') return undefined;
+      if (!user?.signingCertificate) return undefined;
       const v = validateCertificate({
         leaf: user.signingCertificate,
         intermediates: deps.intermediates,
@@ -74,12 +81,16 @@ async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buff
         time: new Date(req.time * 1000),
         cache: deps.validationCache,
       });
-      if (v.status !== 'valid') return undefined;
+      // a user revoked through keyd is also suspended there: the revocation is the reason to give
+      if (v.status === 'revoked') revoked = { revokedAt: v.revokedAt, reason: v.reason };
+      if (v.status !== 'valid' || user.status !== 'active') return undefined;
       const cert = parseCertificate(user.signingCertificate);
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
     },
   });
   if (result.result === 'temperror') throw new GatewayError('keydUnavailable', result.detail);
+  if (result.result === 'fail' && result.reason === 'unknown-certificate' && revoked)
+    throw new GatewayError('userCertificateRevoked', `revoked at ${revoked.revokedAt.toISOString()} (${revoked.reason})`);
   if (result.result !== 'pass')
     throw new GatewayError('signatureFailed', result.result === 'fail' ? `${result.reason}: ${result.detail}` : 'none');
   if (!result.signerMatchesFrom) throw new GatewayError('signerNotFrom');

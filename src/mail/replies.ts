@@ -44,6 +44,8 @@ export const REPLIES = {
   sealTooOld: { code: 550, status: '5.4.7', text: 'SSMAX seal older than this gateway accepts' },
   sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
+  /** RFC 3463 X.7.5: the key information needed to validate the message is not valid (as for a revoked sealing certificate). */
+  userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },

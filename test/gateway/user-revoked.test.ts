@@ -1,0 +1,144 @@
+/**
+ * A submission signed by a user of this organisation (verifySubmitter,
+ * src/gateway/submission.ts), checked against the user's certificate with
+ * the CRL files as the gateway keeps them (WatchedFiles: read once, again
+ * when they change): once the org CA's CRL file is replaced by one that
+ * revokes the user's certificate, the next check after the watch saw it
+ * refuses the submission with its own reply, 550 5.7.5 naming the
+ * revocation, not as an unknown certificate. keyd's facts are a stub here
+ * (this is the gateway module's decision; keyd's revocation itself:
+ * keyd/revoke-user.test.ts).
+ */
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { certificateRef } from '../../src/chain/certificate-lookup';
+import { signUser } from '../../src/chain/user-signature';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import type { GatewayDeps } from '../../src/gateway/deps';
+import { verifySubmitter } from '../../src/gateway/submission';
+import type { UserFacts } from '../../src/keyd/client-ops';
+import { GatewayError } from '../../src/mail/replies';
+import { WatchedFiles } from '../../src/ops/reload';
+import { issueUserCertificate } from '../../src/pki/issue';
+import { ValidationCache } from '../../src/pki/validate';
+import { NOW, crlFor, makeWorld, validity } from '../pki/fixtures';
+
+const world = makeWorld();
+const key = generateP256KeyPair();
+const cert = issueUserCertificate(world.orgA, {
+  email: 'alice@a.example',
+  pseudonym: 'u-41ce',
+  code: 'E-20001',
+  purpose: 'signing',
+  publicKey: key.publicKey,
+  ...validity,
+});
+
+let dir: string;
+let crls: WatchedFiles;
+let facts: UserFacts;
+let deps: GatewayDeps;
+let orgCrl: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ssmax-user-revoked-'));
+  orgCrl = join(dir, 'org-ca.crl.pem');
+  const rootCrl = join(dir, 'root.crl.pem');
+  writeFileSync(orgCrl, crlFor(world.orgA).pem);
+  writeFileSync(rootCrl, crlFor(world.root).pem);
+  crls = new WatchedFiles(
+    [orgCrl, rootCrl],
+    (f) => readFileSync(f, 'utf8'),
+    () => undefined,
+    'CRL',
+    50,
+  );
+  facts = {
+    address: 'alice@a.example',
+    status: 'active',
+    kind: 'individual',
+    inspectionConsent: false,
+    encryptionKeyId: null,
+    signingCertificate: cert.pem,
+  };
+  deps = {
+    config: { cpuBudgetMs: 5000 },
+    keyd: { user: () => Promise.resolve(facts) },
+    roots: [world.root.certificate.pem],
+    intermediates: [world.orgA.certificate.pem],
+    crls: () => crls.current(),
+    validationCache: new ValidationCache(),
+    clock: () => NOW,
+  } as unknown as GatewayDeps;
+});
+afterEach(() => {
+  crls.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function signed(privateKey = key.privateKey): Promise<Buffer> {
+  const message = Buffer.from(
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: hello\r\nDate: Mon, 01 Jun 2026 12:00:00 +0000\r\nMessage-ID: <r-1@a.example>\r\n\r\nHello\r\n',
+  );
+  return (await signUser(message, { signer: 'alice@a.example', certRef: certificateRef(cert.der), privateKey, now: () => NOW.getTime() }))
+    .message;
+}
+
+/** The reply a submission gets, or 'accepted'. */
+async function reply(message: Buffer): Promise<string> {
+  try {
+    await verifySubmitter(deps, message);
+    return 'accepted';
+  } catch (err) {
+    if (!(err instanceof GatewayError)) throw err;
+    return `${err.reply.code} ${err.reply.status} ${err.reply.text}`;
+  }
+}
+
+function revoke(): void {
+  const crl = crlFor(world.orgA, [{ serial: cert.serial, revokedAt: new Date(NOW.getTime() - 3600_000), reason: 'keyCompromise' }], 2);
+  writeFileSync(`${orgCrl}.new`, crl.pem);
+  renameSync(`${orgCrl}.new`, orgCrl); // as keyd puts a new CRL in place
+}
+
+async function replyOnceChanged(message: Buffer, from: string): Promise<string> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    const r = await reply(message);
+    if (r !== from || Date.now() > end) return r;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+test('the certificate revoked in a replaced CRL file: the next check refuses, 550 5.7.5 naming the revocation', async () => {
+  const message = await signed();
+  expect(await reply(message)).toBe('accepted');
+  revoke();
+  expect(await replyOnceChanged(message, 'accepted')).toBe(
+    "550 5.7.5 User signature refused: the sender's signing certificate is revoked: revoked at 2026-06-01T11:00:00.000Z (keyCompromise)",
+  );
+});
+
+test('revoked through keyd (the user suspended there too): the same reply, the revocation named, not the suspension', async () => {
+  const message = await signed();
+  revoke();
+  facts = { ...facts, status: 'suspended' };
+  expect(
+    await replyOnceChanged(
+      message,
+      '550 5.7.20 User signature does not verify: unknown-certificate: No certificate for c=' + certificateRef(cert.der),
+    ),
+  ).toMatch(/^550 5\.7\.5 User signature refused: the sender's signing certificate is revoked: revoked at .* \(keyCompromise\)$/);
+});
+
+test('not revoked: a suspended user, a user without a certificate and a forged signature keep their replies', async () => {
+  facts = { ...facts, status: 'suspended' };
+  expect(await reply(await signed())).toMatch(/^550 5\.7\.20 User signature does not verify: unknown-certificate: No certificate for c=/);
+  facts = { ...facts, status: 'active', signingCertificate: null };
+  expect(await reply(await signed())).toMatch(/^550 5\.7\.20 User signature does not verify: unknown-certificate/);
+  facts = { ...facts, signingCertificate: cert.pem };
+  expect(await reply(await signed(generateP256KeyPair().privateKey))).toMatch(
+    /^550 5\.7\.20 User signature does not verify: signature-invalid/,
+  );
+});
