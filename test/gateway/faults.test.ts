@@ -3,7 +3,7 @@
  * and once the fault clears the retried message is delivered exactly once.
  * Bad input gets its own 5xx. Real processes on loopback.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { certificateRef } from '../../src/chain/certificate-lookup';
@@ -13,7 +13,7 @@ import type { Network } from '../../src/demo/network';
 import { setupGateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
 import { parseCertificate } from '../../src/pki/certificate';
-import { createCrl } from '../../src/pki/crl';
+import { createCrl, parseCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
 import { privateKeyToPem } from '../../src/pki/keys';
 import { loadUserProfile } from '../../src/user/profile';
@@ -278,5 +278,48 @@ describe('bad input: each refused with its own status and text', () => {
 
   test('relaying through the receiving gateway without authentication is denied', async () => {
     expect(await smtp(B().ports.smtp, 'dave@a.example', ['frank@c.example'], sealedForB)).toMatch(/^5\d\d .*Relaying denied/);
+  });
+});
+
+describe('a user revoked in a replaced CRL file (last: alice stays revoked)', () => {
+  test("the running gateway takes the new CRL file and refuses the user's next signed submission: 550 5.7.5 naming the revocation", async () => {
+    const alice = loadUserProfile(A().profiles['alice@a.example']!);
+    const send = async (marker: string) => {
+      const msg = Buffer.from(plain('carol@b.example', marker).replace('From: dave@a.example', 'From: alice@a.example'));
+      const signed = await signUser(msg, {
+        signer: 'alice@a.example',
+        certRef: certificateRef(alice.signingCertificate.der),
+        privateKey: alice.signingKey,
+        now: () => Date.now(),
+      });
+      return smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' });
+    };
+    expect(await send('M-before-revocation')).toMatch(/^250 /);
+    // the org CA's CRL as keyd re-issues it for a revocation: every earlier entry, the next number, renamed into place
+    const file = join(A().fx.dir, 'org-ca.crl.pem');
+    const current = parseCrl(readFileSync(file, 'utf8'));
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    const crl = createCrl(A().fx.orgCa, {
+      entries: [
+        ...current.entries.values(),
+        { serial: alice.signingCertificate.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' },
+      ],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 7 * 86400000),
+      crlNumber: (current.crlNumber ?? 1n) + 1n,
+    });
+    const reloads = () => A().haraka.logs().split(`ssmax: CRL reloaded (${file})`).length - 1;
+    const before = reloads(); // an earlier test replaced the file too
+    writeFileSync(`${file}.new`, crl.pem, { mode: 0o600 });
+    renameSync(`${file}.new`, file);
+    // read once at the first check, then compared once a second: the change is logged when taken
+    await waitFor(
+      () => reloads() > before,
+      10000,
+      () => A().haraka.logs().slice(-2000),
+    );
+    expect(await send('M-after-revocation')).toMatch(
+      /^550 5\.7\.5 User signature refused: the sender's signing certificate is revoked: revoked at \S+ \(keyCompromise\)/,
+    );
   });
 });
