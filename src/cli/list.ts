@@ -130,14 +130,8 @@ async function moderationCommand(sub: string, values: OptionValues, positionals:
     const id = positionals[0];
     const smtp = smtpAddress(values.smtp);
     if (!id || !smtp) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
-    const e = await store.release(id);
-    if (!e) throw new CliError(`no held post "${id}"`, EXIT.noInput);
-    return await reinject(
-      e,
-      LIST_RELEASE_HEADER,
-      { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) },
-      io,
-    );
+    const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+    return await reinject(store, id, LIST_RELEASE_HEADER, via, io, `no held post "${id}"`);
   } finally {
     await store.close();
   }

@@ -70,9 +70,10 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
       case 'release': {
         const smtp = smtpAddress(values.smtp);
         if (!smtp) throw new CliError(`--smtp HOST:PORT is required\n\n${HELP}`, EXIT.usage);
-        const e = id ? await store.release(id) : undefined;
-        if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-        return await reinject(e, RELEASE_HEADER, { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) }, io);
+        const unknown = `no quarantined message "${id ?? ''}"`;
+        if (!id) throw new CliError(unknown, EXIT.noInput);
+        const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+        return await reinject(store, id, RELEASE_HEADER, via, io, unknown);
       }
       case 'delete':
         if (!id || !(await store.delete(id))) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
