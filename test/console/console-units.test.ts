@@ -4,7 +4,7 @@
  * parser, the token of a pasted message, keyd's on-behalf check, and the
  * console server's role checks over real TLS with certificates from an org CA.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { KeydError } from '../../src/keyd/errors';
 import { OnBehalf } from '../../src/keyd/on-behalf';
 import { parseCertificate } from '../../src/pki/certificate';
+import { CrlFiles } from '../../src/pki/crl-files';
+import { createCrl } from '../../src/pki/crl';
 
 describe('templating', () => {
   test('every interpolated value is escaped for text and quoted attributes', () => {
@@ -206,6 +208,60 @@ describe('keyd: acting on behalf of an administrator', () => {
   });
 });
 
+describe("keyd's CRLs for the on-behalf check: read when they change", () => {
+  test('an unchanged CRL is not read again per request; a replaced one (write and rename) or one rewritten in place is used at once; a missing one refuses', () => {
+    const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-onbehalf-crl-')), { domain: 'a.example' });
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-crls-'));
+    const orgCrl = join(dir, 'org-ca.crl.pem');
+    const first = readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8');
+    writeFileSync(orgCrl, first);
+    writeFileSync(join(dir, 'root.crl.pem'), readFileSync(join(fx.dir, 'root.crl.pem')));
+    const crls = new CrlFiles([orgCrl, join(dir, 'root.crl.pem')], (f) => readFileSync(f, 'utf8'));
+    const onBehalf = new OnBehalf({
+      roots: [fx.root.certificate.pem],
+      crls: () => crls.current(),
+      orgCa: fx.orgCa.certificate.pem,
+      clock: () => new Date(),
+    });
+    const consoleActor = { role: 'console' as const, name: 'CN=console.a.example #1' };
+    const header = Buffer.from(parseCertificate(fx.clients.disclosure.cert).der).toString('base64');
+    const verdict = () => {
+      try {
+        return onBehalf.actor(consoleActor, header).role;
+      } catch (err) {
+        return `${(err as KeydError).code}: ${(err as Error).message}`;
+      }
+    };
+    for (let i = 0; i < 100; i++) expect(verdict()).toBe('disclosure');
+    expect(crls.reads).toBe(2); // once per file for 100 requests
+
+    // the org CA's CRL replaced as keyd's renewal does it (a new file renamed over the old) revoking this certificate
+    const now = Date.now();
+    const revoking = createCrl(fx.orgCa, {
+      entries: [{ serial: parseCertificate(fx.clients.disclosure.cert).serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 86400000),
+      crlNumber: 2,
+    });
+    writeFileSync(`${orgCrl}.new`, revoking.pem);
+    renameSync(`${orgCrl}.new`, orgCrl);
+    expect(verdict()).toMatch(/^unauthenticated: .*revoked/);
+    expect(crls.reads).toBe(3);
+    expect(verdict()).toMatch(/^unauthenticated: .*revoked/);
+    expect(crls.reads).toBe(3);
+
+    // rewritten in place (the same file): used at once
+    writeFileSync(orgCrl, first);
+    expect(verdict()).toBe('disclosure');
+    expect(crls.reads).toBe(4);
+
+    // gone: nothing is accepted (fail closed), on every request
+    rmSync(orgCrl);
+    expect(verdict()).toMatch(/ENOENT|no such file/);
+    expect(verdict()).toMatch(/ENOENT|no such file/);
+  });
+});
+
 describe('the console server: who may log in', () => {
   let fx: OrgFixture;
   let server: ConsoleServer;
@@ -285,7 +341,7 @@ describe('the console server: who may log in', () => {
     const r = await get(fx.clients.admin, '/audit');
     expect(r.status).toBe(200);
     expect(r.text).toMatch(/data-role="1">admin</);
-    expect(r.text).toMatch(/Could not complete: keyd: unreachable/);
+    expect(r.text).toMatch(/Could not complete: keyd unreachable: ECONNREFUSED/);
     expect(r.headers['content-security-policy']).toBe(
       "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
@@ -334,7 +390,7 @@ describe('the console server: who may log in', () => {
       });
     const ok = await post(`https://127.0.0.1:${port}`);
     expect(ok.status).toBe(200);
-    expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd: unreachable/); // it got as far as asking keyd
+    expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd unreachable: ECONNREFUSED/); // it got as far as asking keyd
     expect((await post('https://evil.example')).status).toBe(403);
     expect((await post('null')).status).toBe(403);
   });
