@@ -12,7 +12,9 @@ Subcommands:
   list                         one line per held message: id, time, direction, rule, from, recipients
   show ID                      the entry's details (never the message content: it stays encrypted)
   release ID --smtp HOST:PORT [--user U --password-file F]
-                               re-inject the message into the gateway, which lets it pass once
+                               re-inject the message into the gateway, which lets it pass once;
+                               if the gateway does not take it (exit 1, its answer printed),
+                               the message stays held and can be released again
   delete ID                    remove it for good`;
 
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
