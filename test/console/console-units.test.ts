@@ -5,11 +5,12 @@
  * console server's role checks over real TLS with certificates from an org CA.
  */
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { createServer as createHttpsServer, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main';
-import { parseMetrics } from '../../src/console/backends';
+import { ConsoleKeyd, parseMetrics } from '../../src/console/backends';
+import { KeydClient } from '../../src/keyd/client';
 import { loadConsoleConfig } from '../../src/console/config';
 import { Html, escapeHtml, html } from '../../src/console/html';
 import { pickLang, t, TEXTS } from '../../src/console/i18n';
@@ -206,6 +207,77 @@ describe('keyd: acting on behalf of an administrator', () => {
     expect(refused([der(fx.clients.admin.cert), der(fx.clients.admin.cert)])).toBe('bad-request');
     expect(refused('A'.repeat(9000))).toBe('bad-request');
   });
+});
+
+test("the console's keyd calls go through KeydClient with the administrator's certificate in SSMAX-On-Behalf-Of (extra headers never replace the request's own)", async () => {
+  const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-console-keyd-')), { domain: 'a.example' });
+  const seen: { headers: Record<string, unknown>; body: string; peer: string }[] = [];
+  // a stand-in for keyd (this module's unit test): records what arrives, answers JSON
+  const server = createHttpsServer(
+    {
+      cert: fx.clients.keyd.cert + fx.orgCa.certificate.pem,
+      key: fx.clients.keyd.key,
+      ca: fx.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '';
+        seen.push({ headers: req.headers, body: Buffer.concat(parts).toString('utf8'), peer: String(peer) });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      });
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const keyd = new ConsoleKeyd({
+    url,
+    servername: 'keyd.a.example',
+    ca: fx.caPem,
+    cert: fx.clients.console.cert,
+    key: fx.clients.console.key,
+    timeoutMs: 2000,
+  });
+  try {
+    const admin = Buffer.from(parseCertificate(fx.clients.admin.cert).der);
+    await expect(keyd.for(admin).call('POST', '/v1/audit/console', { op: 'console.x', target: 't' })).resolves.toEqual({ ok: true });
+    expect(seen[0]!.peer).toBe('console.a.example'); // the console's own certificate
+    expect(seen[0]!.headers['ssmax-on-behalf-of']).toBe(admin.toString('base64'));
+    expect(seen[0]!.headers['content-type']).toBe('application/json');
+    expect(seen[0]!.headers['content-length']).toBe(String(Buffer.byteLength(seen[0]!.body)));
+    expect(JSON.parse(seen[0]!.body)).toEqual({ op: 'console.x', target: 't' });
+    // KeydClient's own extra headers cannot replace accept or the body's length and type
+    const client = new KeydClient({
+      url,
+      servername: 'keyd.a.example',
+      ca: fx.caPem,
+      cert: fx.clients.console.cert,
+      key: fx.clients.console.key,
+    });
+    try {
+      await client.call(
+        'POST',
+        '/x',
+        { a: 1 },
+        { accept: 'text/html', 'content-length': '1', 'content-type': 'text/plain', 'x-extra': 'y' },
+      );
+    } finally {
+      client.close();
+    }
+    expect(seen[1]!.headers).toMatchObject({
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'content-length': '7',
+      'x-extra': 'y',
+    });
+    expect(seen[1]!.body).toBe('{"a":1}');
+  } finally {
+    keyd.close();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 describe("keyd's CRLs for the on-behalf check: read when they change", () => {
