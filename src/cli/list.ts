@@ -51,7 +51,7 @@ const SUB_HELP: Record<string, string> = {
     'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
   held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
   release:
-    'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nMarks the held post ID released and re-injects it into the gateway at HOST:PORT, which expands it once to the members of that moment.',
+    'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nMarks the held post ID released and re-injects it into the gateway at HOST:PORT, which expands it once to the members of that moment. If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again.',
 };
 
 function describe(l: ListEntry): string[] {
@@ -130,14 +130,8 @@ async function moderationCommand(sub: string, values: OptionValues, positionals:
     const id = positionals[0];
     const smtp = smtpAddress(values.smtp);
     if (!id || !smtp) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
-    const e = await store.release(id);
-    if (!e) throw new CliError(`no held post "${id}"`, EXIT.noInput);
-    return await reinject(
-      e,
-      LIST_RELEASE_HEADER,
-      { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) },
-      io,
-    );
+    const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+    return await reinject(store, id, LIST_RELEASE_HEADER, via, io, `no held post "${id}"`);
   } finally {
     await store.close();
   }

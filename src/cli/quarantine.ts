@@ -12,7 +12,9 @@ Subcommands:
   list                         one line per held message: id, time, direction, rule, from, recipients
   show ID                      the entry's details (never the message content: it stays encrypted)
   release ID --smtp HOST:PORT [--user U --password-file F]
-                               re-inject the message into the gateway, which lets it pass once
+                               re-inject the message into the gateway, which lets it pass once;
+                               if the gateway does not take it (exit 1, its answer printed),
+                               the message stays held and can be released again
   delete ID                    remove it for good`;
 
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
@@ -70,9 +72,10 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
       case 'release': {
         const smtp = smtpAddress(values.smtp);
         if (!smtp) throw new CliError(`--smtp HOST:PORT is required\n\n${HELP}`, EXIT.usage);
-        const e = id ? await store.release(id) : undefined;
-        if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
-        return await reinject(e, RELEASE_HEADER, { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) }, io);
+        const unknown = `no quarantined message "${id ?? ''}"`;
+        if (!id) throw new CliError(unknown, EXIT.noInput);
+        const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+        return await reinject(store, id, RELEASE_HEADER, via, io, unknown);
       }
       case 'delete':
         if (!id || !(await store.delete(id))) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);

@@ -1,18 +1,12 @@
 /**
- * Handing a held message back to the gateway (`ssmax quarantine release`,
- * `ssmax list release`): the message, with a release field on top naming its
- * id, submitted again through the gateway's SMTP listener (optionally with
- * SMTP AUTH, the password read from a file: its first line).
+ * Handing a held message back to the gateway from the command line (`ssmax
+ * quarantine release`, `ssmax list release`) through the one release of
+ * src/mail/release.ts (as the web console): the entry is marked released
+ * only while the gateway takes it, and stays held when it does not.
  */
-import { createTransport } from 'nodemailer';
+import type { QuarantineStore } from '../inspect/quarantine';
+import { ReinjectError, passwordOf, releaseHeld } from '../mail/release';
 import { CliError, type CliIo, EXIT, readInputText } from './command';
-
-export interface HeldMessage {
-  readonly id: string;
-  readonly from: string;
-  readonly rcpts: readonly string[];
-  readonly message: Uint8Array;
-}
 
 export interface ReinjectVia {
   readonly host: string;
@@ -32,24 +26,28 @@ export function smtpAddress(value: unknown): { host: string; port: number } | un
   return m ? { host: m[1]!, port: Number(m[2]) } : undefined;
 }
 
-/** Submits `held` again with `releaseHeader: <id>` on top; prints the gateway's answer, or fails (70) with it. */
-export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, io: CliIo): Promise<number> {
-  const pass = via.passwordFile !== undefined ? readInputText(via.passwordFile, 'password file').split('\n')[0]!.trim() : undefined;
-  const t = createTransport({
-    host: via.host,
-    port: via.port,
-    secure: false,
-    ignoreTLS: true,
-    ...(via.user && pass ? { auth: { user: via.user, pass } } : {}),
-  });
+/**
+ * Releases `id` of `store` with `releaseHeader: <id>` on top; prints the
+ * gateway's answer, or fails: 66 for an unknown id (`unknown` names it), 1
+ * with the gateway's answer (the entry stays held, to be released again).
+ */
+export async function reinject(
+  store: QuarantineStore,
+  id: string,
+  releaseHeader: string,
+  via: ReinjectVia,
+  io: CliIo,
+  unknown: string,
+): Promise<number> {
+  const password = via.passwordFile !== undefined ? passwordOf(readInputText(via.passwordFile, 'password file')) : undefined;
+  let done: Awaited<ReturnType<typeof releaseHeld>>;
   try {
-    const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${held.id}\r\n`), Buffer.from(held.message)]);
-    const r = await t.sendMail({ envelope: { from: held.from, to: [...held.rcpts] }, raw });
-    io.out(`released ${held.id}: ${r.response}`);
+    done = await releaseHeld(store, id, releaseHeader, { host: via.host, port: via.port, user: via.user, password });
   } catch (err) {
-    throw new CliError(`cannot re-inject ${held.id}: ${(err as { response?: string }).response ?? (err as Error).message}`, EXIT.failure);
-  } finally {
-    t.close();
+    if (err instanceof ReinjectError) throw new CliError(err.message, EXIT.failure);
+    throw err;
   }
+  if (!done) throw new CliError(unknown, EXIT.noInput);
+  io.out(`released ${id}: ${done.reply}`);
   return EXIT.ok;
 }

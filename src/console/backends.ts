@@ -9,29 +9,24 @@
  * inspector certificate's for content.ts).
  */
 import { request as httpRequest } from 'node:http';
-import { Agent } from 'node:https';
-import { KeydClientError } from '../keyd/client';
+import { KeydClient } from '../keyd/client';
 import { ON_BEHALF_HEADER } from '../keyd/on-behalf';
-import { HttpsJsonError } from '../net/https-json';
-import { request as httpsRequest } from 'node:https';
-import { errnoText } from '../errors/errno';
 import type { KeydConnection } from '../keyd/client-settings';
 
 /** keyd, called by the console for one administrator (`certificate`: the DER of the certificate they logged in with). */
 export class ConsoleKeyd {
-  private readonly agent: Agent;
-  private readonly base: URL;
+  private readonly client: KeydClient;
 
   /** `target`: keyd as the console's config gives it (`ca`, `cert`, `key`: PEM text of the console's own role-console certificate). */
-  constructor(private readonly target: KeydConnection) {
-    this.base = new URL(target.url);
-    this.agent = new Agent({
-      keepAlive: true,
-      maxSockets: 8,
+  constructor(target: KeydConnection) {
+    this.client = new KeydClient({
+      url: target.url,
       cert: target.cert,
       key: target.key,
-      ca: [...target.ca],
+      ca: target.ca,
       ...(target.servername ? { servername: target.servername } : {}),
+      timeoutMs: target.timeoutMs,
+      maxSockets: 8,
     });
   }
 
@@ -40,56 +35,13 @@ export class ConsoleKeyd {
     return { call: (method, path, body) => this.call(certificate, method, path, body) };
   }
 
-  async call<T = Record<string, unknown>>(certificate: Buffer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const r = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
-      const req = httpsRequest(
-        {
-          protocol: 'https:',
-          host: this.base.hostname,
-          port: this.base.port || 443,
-          path,
-          method,
-          agent: this.agent,
-          ...(this.target.servername ? { servername: this.target.servername } : {}),
-          headers: {
-            accept: 'application/json',
-            [ON_BEHALF_HEADER]: certificate.toString('base64'),
-            ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
-          },
-        },
-        (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('error', (err) => reject(new HttpsJsonError('response-failed', err.message)));
-          res.on('end', () => {
-            clearTimeout(timer);
-            try {
-              resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(parts).toString('utf8')) });
-            } catch {
-              reject(new HttpsJsonError('not-json', String(res.statusCode), res.statusCode ?? 0));
-            }
-          });
-        },
-      );
-      const timer = setTimeout(() => req.destroy(new HttpsJsonError('timeout', String(this.target.timeoutMs))), this.target.timeoutMs);
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err instanceof HttpsJsonError ? err : new HttpsJsonError('unreachable', errnoText(err)));
-      });
-      req.end(data);
-    }).catch((err: unknown) => {
-      if (err instanceof HttpsJsonError)
-        throw new KeydClientError(err.failure === 'timeout' ? 'timeout' : 'unreachable', `keyd: ${err.failure} (${err.detail})`, 0);
-      throw err;
-    });
-    if (r.status === 200) return r.json as T;
-    const e = (r.json as { error?: { code?: string; message?: string } } | null)?.error ?? {};
-    throw new KeydClientError(e.code ?? 'error', e.message ?? `keyd answered ${r.status}`, r.status);
+  /** One request to keyd as the console, on behalf of the administrator whose certificate this is (header SSMAX-On-Behalf-Of). */
+  call<T = Record<string, unknown>>(certificate: Buffer, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return this.client.call<T>(method, path, body, { [ON_BEHALF_HEADER]: certificate.toString('base64') });
   }
 
   close(): void {
-    this.agent.destroy();
+    this.client.close();
   }
 }
 

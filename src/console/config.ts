@@ -19,7 +19,7 @@ export interface ConsoleConfig {
   readonly sessionMinutes: number;
   /** The console's server certificate chain and key (PEM text), and the CAs whose client certificates TLS accepts. */
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
-  /** Validation of administrators' certificates: roots, CRL files (read on each new connection), the organisation's CA. */
+  /** Validation of administrators' certificates: roots, CRL files (checked on each new connection, read when changed: src/pki/crl-files.ts), the organisation's CA. */
   readonly pki: { readonly roots: readonly string[]; readonly crlFiles: readonly string[]; readonly orgCa: string };
   /** keyd, called with the console's own console-role certificate: `ca`, `cert` and `key` are the files' PEM text. */
   readonly keyd: KeydConnection;

@@ -56,6 +56,7 @@ const EN = {
   release: 'Release once',
   delete: 'Delete',
   released: 'Released',
+  releaseFailed: 'Not released: the gateway did not take the message ({why}). It stays held; release it again when the gateway is back.',
   deleted: 'Deleted',
   empty: 'Nothing held.',
   contentNote: 'Held messages stay encrypted; the console shows their envelope only.',
@@ -163,6 +164,8 @@ const JA: Record<Key, string> = {
   release: '一度だけ配送',
   delete: '削除',
   released: '配送しました',
+  releaseFailed:
+    '配送できませんでした。ゲートウェイがメッセージを受け付けませんでした ({why})。メッセージは隔離されたままです。ゲートウェイの復旧後にもう一度配送してください。',
   deleted: '削除しました',
   empty: '隔離中のメッセージはありません。',
   contentNote: '隔離メッセージは暗号化されたままです。コンソールはエンベロープのみ表示します。',

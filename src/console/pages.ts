@@ -9,13 +9,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { createTransport } from 'nodemailer';
 import { describeResolution, resolveReport, resolveToken, type Resolution } from '../abuse/resolve';
 import { SEAL_HEADER, parseSeal } from '../chain/tags';
 import { directoryOptions, loadDirectoryConfig } from '../directory/config';
 import { Directory, type PeerStatus } from '../directory/directory';
 import { QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
+import { ReinjectError, passwordOf, releaseHeld } from '../mail/release';
 import type { ClientIdentity } from '../pki/client-auth';
 import type { Role } from '../pki/oids';
 import { type Sample, type ServiceHealth, getText, health, parseMetrics } from './backends';
@@ -260,36 +260,11 @@ ${entries.map(
   (
     e,
   ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}</td>
-<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
+<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> <form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
 )}
 </tbody></table>`
 }
 ${content}`;
-}
-
-async function reinject(
-  q: NonNullable<ConsoleConfig['quarantine']>,
-  id: string,
-  from: string,
-  rcpts: readonly string[],
-  message: Uint8Array,
-): Promise<string> {
-  const pass = q.passwordFile ? readFileSync(q.passwordFile, 'utf8').split('\n')[0]!.trim() : undefined;
-  const transport = createTransport({
-    host: q.smtpHost,
-    port: q.smtpPort,
-    secure: false,
-    ignoreTLS: true,
-    connectionTimeout: 10000,
-    socketTimeout: 60000,
-    ...(q.user && pass ? { auth: { user: q.user, pass } } : {}),
-  });
-  try {
-    const raw = Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${id}\r\n`), Buffer.from(message)]);
-    return (await transport.sendMail({ envelope: { from, to: [...rcpts] }, raw })).response;
-  } finally {
-    transport.close();
-  }
 }
 
 const quarantine: Page = {
@@ -304,16 +279,18 @@ const quarantine: Page = {
     if (!entry) return quarantinePage(ctx, notice('bad', ctx.t('failed', { why: `no quarantined message "${id.slice(0, 80)}"` })));
     try {
       if (action === 'release') {
-        if (entry.state !== 'held') throw new Error('already released');
         await auditAction(ctx, 'console.quarantine.release', id);
-        const released = await store.release(id);
-        if (!released) throw new Error('gone meanwhile');
-        const reply = await reinject(q, id, released.from, released.rcpts, released.message).catch(
-          (err: { response?: string; message: string }) => {
-            throw new Error(`cannot re-inject: ${err.response ?? err.message}`);
-          },
-        );
-        return await quarantinePage(ctx, notice('ok', `${ctx.t('released')}: ${id} (${reply})`));
+        const password = q.passwordFile ? passwordOf(readFileSync(q.passwordFile, 'utf8')) : undefined;
+        // marked released only while the gateway takes it; held again when it does not (src/mail/release.ts)
+        let done: Awaited<ReturnType<typeof releaseHeld>>;
+        try {
+          done = await releaseHeld(store, id, RELEASE_HEADER, { host: q.smtpHost, port: q.smtpPort, user: q.user, password });
+        } catch (err) {
+          if (!(err instanceof ReinjectError)) throw err;
+          return await quarantinePage(ctx, notice('bad', ctx.t('releaseFailed', { why: err.message.slice(0, 500) })));
+        }
+        if (!done) throw new Error('gone meanwhile');
+        return await quarantinePage(ctx, notice('ok', `${ctx.t('released')}: ${id} (${done.reply})`));
       }
       if (action === 'show') {
         const creds = q.inspector;

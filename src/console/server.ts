@@ -16,6 +16,7 @@ import { type Server, createServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import { CONSOLE_LOGIN_ROLES } from '../keyd/on-behalf';
+import { CrlFiles } from '../pki/crl-files';
 import { closeGracefully, listen } from '../net/https-json';
 import { ConsoleKeyd } from './backends';
 import type { ConsoleConfig } from './config';
@@ -56,9 +57,10 @@ export class ConsoleServer {
   constructor(private readonly opts: ConsoleOptions) {
     const c = opts.config;
     const clock = opts.clock ?? (() => new Date());
+    const crls = new CrlFiles(c.pki.crlFiles, (f) => readFileSync(f, 'utf8')); // read when they change
     this.auth = new ClientCertificateAuth({
       roots: c.pki.roots,
-      crls: () => c.pki.crlFiles.map((f) => readFileSync(f, 'utf8')),
+      crls: () => crls.current(),
       roles: CONSOLE_LOGIN_ROLES,
       clock,
       issuers: [c.pki.orgCa],

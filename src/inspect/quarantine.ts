@@ -60,6 +60,18 @@ export class QuarantineStore {
     return released;
   }
 
+  /**
+   * Puts `entry` back as held: its re-injection failed, the gateway did not
+   * take it (src/mail/release.ts). In one write transaction, so a release the
+   * gateway consumed meanwhile is not lost: the message is held again.
+   */
+  async holdAgain(entry: QuarantineEntry): Promise<void> {
+    await this.db.transaction(() => {
+      const e = this.db.get(entry.id);
+      if (!e || e.state === 'released') this.db.put(entry.id, { ...(e ?? entry), state: 'held' });
+    });
+  }
+
   /** True once for a released entry: the gateway lets it pass its inspection decision, then forgets it. */
   async consumeRelease(id: string): Promise<boolean> {
     const e = this.db.get(id);

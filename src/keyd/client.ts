@@ -69,7 +69,17 @@ export class KeydClient {
     setTimeout(() => old.destroy(), 30000).unref();
   }
 
-  async call<T = Record<string, unknown>>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /**
+   * One request. `headers`: more request headers, e.g. the console's
+   * SSMAX-On-Behalf-Of (src/keyd/on-behalf.ts) naming the administrator it
+   * acts for.
+   */
+  async call<T = Record<string, unknown>>(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<T> {
     const timeoutMs = this.opts.timeoutMs ?? 5000;
     let r: { status: number; json: unknown };
     try {
@@ -79,6 +89,7 @@ export class KeydClient {
         method,
         path,
         timeoutMs,
+        ...(headers ? { headers } : {}),
         ...(this.opts.servername ? { servername: this.opts.servername } : {}),
         ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
       });

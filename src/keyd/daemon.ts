@@ -12,6 +12,7 @@ import { systemRng } from '../crypto/random';
 import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
 import { privateKeyFromPem } from '../pki/keys';
+import { CrlFiles } from '../pki/crl-files';
 import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
 import { AuditLog } from './audit';
@@ -161,6 +162,8 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
   const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
   await certRenewer.run(clock());
+  // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
+  const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host,
     port: config.port,
@@ -169,7 +172,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
     roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
     orgCa,
-    crls: () => crlFiles.map((f) => readPem(f, 'CRL')),
+    crls: () => crls.current(),
     clock,
     ...requestLimitsOf(config.limits),
     maxBatchOps: config.limits.maxBatchOps,

@@ -5,13 +5,14 @@
  * `SSMAX-On-Behalf-Of` the certificate (base64 DER) an administrator logged
  * in with over mutual TLS. keyd validates that certificate itself — chain to
  * the roots, validity, CRLs, TLS-client usage, role admin or disclosure,
- * issued by this organisation's CA — and the operation then runs, and is
+ * issued by this organisation's CA: the one check of src/pki/client-auth.ts,
+ * with the CRLs keyd reads for its callers — and the operation then runs, and is
  * audited, as that administrator, "via" the console. The header from any
  * other role is refused: a gateway cannot borrow an administrator.
  */
-import { parseCertificate } from '../pki/certificate';
+import { ClientCertificateAuth, ClientCertificateError } from '../pki/client-auth';
 import type { Role } from '../pki/oids';
-import { type ValidationCache, validateCertificate } from '../pki/validate';
+import type { ValidationCache } from '../pki/validate';
 import { KeydError } from './errors';
 import type { Actor } from './service';
 
@@ -32,10 +33,18 @@ export interface OnBehalfOptions {
 }
 
 export class OnBehalf {
-  private readonly orgCaFingerprint: string;
+  /** The one client-certificate check (src/pki/client-auth.ts), for the certificate named in the header. */
+  private readonly auth: ClientCertificateAuth;
 
   constructor(private readonly opts: OnBehalfOptions) {
-    this.orgCaFingerprint = parseCertificate(opts.orgCa).fingerprint;
+    this.auth = new ClientCertificateAuth({
+      roots: opts.roots,
+      crls: opts.crls,
+      roles: CONSOLE_LOGIN_ROLES,
+      issuers: [opts.orgCa],
+      clock: opts.clock,
+      ...(opts.cache ? { cache: opts.cache } : {}),
+    });
   }
 
   /** The actor a request runs as: `caller` itself without the header; the named administrator (via the console) with it. */
@@ -44,20 +53,17 @@ export class OnBehalf {
     if (caller.role !== 'console') throw new KeydError('forbidden', `Role "${caller.role}" may not act on behalf of another certificate`);
     if (Array.isArray(header) || header.length > MAX_HEADER_CHARS || !/^[A-Za-z0-9+/]+={0,2}$/.test(header))
       throw new KeydError('bad-request', `${ON_BEHALF_HEADER} must be one certificate, base64 DER`);
-    const v = validateCertificate({
-      leaf: new Uint8Array(Buffer.from(header, 'base64')),
-      intermediates: [this.opts.orgCa],
-      roots: this.opts.roots,
-      crls: this.opts.crls(),
-      use: 'tls-client',
-      roles: CONSOLE_LOGIN_ROLES,
-      time: this.opts.clock(),
-      ...(this.opts.cache ? { cache: this.opts.cache } : {}),
-    });
-    if (v.status !== 'valid' || !v.role)
-      throw new KeydError('unauthenticated', `The administrator's certificate is refused: ${v.status !== 'valid' ? v.message : 'no role'}`);
-    if (v.path[1]?.fingerprint !== this.orgCaFingerprint)
-      throw new KeydError('unauthenticated', "The administrator's certificate is not issued by this organisation's CA");
-    return { role: v.role, name: `${v.leaf.subject} #${v.leaf.serial} via ${caller.name}`, via: caller.name };
+    let who: { role: Role; name: string };
+    try {
+      who = this.auth.identifyCertificate(Buffer.from(header, 'base64'), [this.opts.orgCa]);
+    } catch (err) {
+      if (err instanceof ClientCertificateError)
+        throw new KeydError(
+          'unauthenticated',
+          `The administrator's certificate is refused: ${err.message.replace(/^Client certificate refused: /, '')}`,
+        );
+      throw err;
+    }
+    return { role: who.role, name: `${who.name} via ${caller.name}`, via: caller.name };
   }
 }

@@ -30,7 +30,7 @@ export interface ServerOptions extends RequestLimits {
   readonly orgCa: string;
   /** Trust anchors for our own validation of client certificates. */
   readonly roots: readonly string[];
-  /** Current CRLs (PEM) for client certificates; read on each new connection. */
+  /** Current CRLs (PEM) for client certificates, asked on each new connection and each on-behalf request (the daemon's CrlFiles: read when changed). */
   readonly crls: () => readonly string[];
   readonly clock: () => Date;
   readonly validationCache?: ValidationCache;

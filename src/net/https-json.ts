@@ -30,6 +30,8 @@ export interface JsonRequest {
   readonly path: string;
   readonly body?: Buffer;
   readonly contentType?: string;
+  /** More request headers (e.g. SSMAX-On-Behalf-Of); they cannot replace accept, content-type or content-length. */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
 }
 
@@ -50,6 +52,7 @@ export function requestJson(r: JsonRequest): Promise<{ status: number; json: unk
         method: r.method,
         agent: r.agent,
         headers: {
+          ...r.headers,
           accept: 'application/json',
           ...(r.body ? { 'content-type': r.contentType ?? 'application/json', 'content-length': r.body.length } : {}),
         },

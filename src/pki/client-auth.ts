@@ -1,8 +1,9 @@
 /**
  * Mutual-TLS client authentication for SSMAX services (keyd, the inspector):
  * the client certificate TLS accepted is validated again with the one PKI
- * validation function — chain to a trusted SSMAX root, validity, CRLs (read
- * on each new connection), TLS-client usage, one of the allowed roles,
+ * validation function — chain to a trusted SSMAX root, validity, CRLs (asked
+ * for on each new connection; keyd and the console give a CrlFiles, src/pki/crl-files.ts,
+ * which reads a file again only when it changed), TLS-client usage, one of the allowed roles,
  * optionally a given issuing CA — and the verdict (either way) is cached on the connection for `cacheMs`.
  */
 import type { TLSSocket } from 'node:tls';
@@ -70,9 +71,29 @@ export class ClientCertificateAuth {
       c = c.issuerCertificate
     )
       chain.push(c.raw);
+    const until = now.getTime() + (this.opts.cacheMs ?? 60000);
+    try {
+      const identity = this.identifyCertificate(peer.raw, chain, now);
+      this.verdicts.set(socket, { identity, until });
+      return identity;
+    } catch (err) {
+      if (err instanceof ClientCertificateError) this.verdicts.set(socket, { error: err, until });
+      throw err;
+    }
+  }
+
+  /**
+   * The holder of the certificate `leaf` (DER; `intermediates`: DER or PEM
+   * of the CAs it may chain through), validated as a TLS client of one of
+   * the allowed roles, issued by one of `issuers` when given; or a
+   * ClientCertificateError. No cache of the verdict: `identify` keeps one per
+   * connection; keyd's on-behalf check (src/keyd/on-behalf.ts) calls this for
+   * a certificate named in a header.
+   */
+  identifyCertificate(leaf: Uint8Array, intermediates: readonly (Uint8Array | string)[], now = this.opts.clock()): ClientIdentity {
     const v = validateCertificate({
-      leaf: new Uint8Array(peer.raw),
-      intermediates: chain.map((b) => new Uint8Array(b)),
+      leaf: new Uint8Array(leaf),
+      intermediates: intermediates.map((c) => (typeof c === 'string' ? c : new Uint8Array(c))),
       roots: this.opts.roots,
       crls: this.opts.crls(),
       use: 'tls-client',
@@ -80,7 +101,6 @@ export class ClientCertificateAuth {
       time: now,
       ...(this.opts.cache ? { cache: this.opts.cache } : {}),
     });
-    const until = now.getTime() + (this.opts.cacheMs ?? 60000);
     const refused =
       v.status !== 'valid'
         ? v.message
@@ -89,13 +109,7 @@ export class ClientCertificateAuth {
           : this.issuers && !this.issuers.has(v.path[1]?.fingerprint ?? '')
             ? "not issued by this organisation's CA"
             : undefined;
-    if (v.status !== 'valid' || !v.role || refused) {
-      const error = new ClientCertificateError(`Client certificate refused: ${refused ?? 'no role'}`);
-      this.verdicts.set(socket, { error, until });
-      throw error;
-    }
-    const identity: ClientIdentity = { role: v.role, name: `${v.leaf.subject} #${v.leaf.serial}` };
-    this.verdicts.set(socket, { identity, until });
-    return identity;
+    if (v.status !== 'valid' || !v.role || refused) throw new ClientCertificateError(`Client certificate refused: ${refused ?? 'no role'}`);
+    return { role: v.role, name: `${v.leaf.subject} #${v.leaf.serial}` };
   }
 }

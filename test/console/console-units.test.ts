@@ -4,12 +4,13 @@
  * parser, the token of a pasted message, keyd's on-behalf check, and the
  * console server's role checks over real TLS with certificates from an org CA.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main';
-import { parseMetrics } from '../../src/console/backends';
+import { ConsoleKeyd, parseMetrics } from '../../src/console/backends';
+import { KeydClient } from '../../src/keyd/client';
 import { loadConsoleConfig } from '../../src/console/config';
 import { Html, escapeHtml, html } from '../../src/console/html';
 import { pickLang, t, TEXTS } from '../../src/console/i18n';
@@ -20,6 +21,8 @@ import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { KeydError } from '../../src/keyd/errors';
 import { OnBehalf } from '../../src/keyd/on-behalf';
 import { parseCertificate } from '../../src/pki/certificate';
+import { CrlFiles } from '../../src/pki/crl-files';
+import { createCrl } from '../../src/pki/crl';
 
 describe('templating', () => {
   test('every interpolated value is escaped for text and quoted attributes', () => {
@@ -206,6 +209,131 @@ describe('keyd: acting on behalf of an administrator', () => {
   });
 });
 
+test("the console's keyd calls go through KeydClient with the administrator's certificate in SSMAX-On-Behalf-Of (extra headers never replace the request's own)", async () => {
+  const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-console-keyd-')), { domain: 'a.example' });
+  const seen: { headers: Record<string, unknown>; body: string; peer: string }[] = [];
+  // a stand-in for keyd (this module's unit test): records what arrives, answers JSON
+  const server = createHttpsServer(
+    {
+      cert: fx.clients.keyd.cert + fx.orgCa.certificate.pem,
+      key: fx.clients.keyd.key,
+      ca: fx.caPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate().subject?.CN ?? '';
+        seen.push({ headers: req.headers, body: Buffer.concat(parts).toString('utf8'), peer: String(peer) });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      });
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const keyd = new ConsoleKeyd({
+    url,
+    servername: 'keyd.a.example',
+    ca: fx.caPem,
+    cert: fx.clients.console.cert,
+    key: fx.clients.console.key,
+    timeoutMs: 2000,
+  });
+  try {
+    const admin = Buffer.from(parseCertificate(fx.clients.admin.cert).der);
+    await expect(keyd.for(admin).call('POST', '/v1/audit/console', { op: 'console.x', target: 't' })).resolves.toEqual({ ok: true });
+    expect(seen[0]!.peer).toBe('console.a.example'); // the console's own certificate
+    expect(seen[0]!.headers['ssmax-on-behalf-of']).toBe(admin.toString('base64'));
+    expect(seen[0]!.headers['content-type']).toBe('application/json');
+    expect(seen[0]!.headers['content-length']).toBe(String(Buffer.byteLength(seen[0]!.body)));
+    expect(JSON.parse(seen[0]!.body)).toEqual({ op: 'console.x', target: 't' });
+    // KeydClient's own extra headers cannot replace accept or the body's length and type
+    const client = new KeydClient({
+      url,
+      servername: 'keyd.a.example',
+      ca: fx.caPem,
+      cert: fx.clients.console.cert,
+      key: fx.clients.console.key,
+    });
+    try {
+      await client.call(
+        'POST',
+        '/x',
+        { a: 1 },
+        { accept: 'text/html', 'content-length': '1', 'content-type': 'text/plain', 'x-extra': 'y' },
+      );
+    } finally {
+      client.close();
+    }
+    expect(seen[1]!.headers).toMatchObject({
+      accept: 'application/json',
+      'content-type': 'application/json',
+      'content-length': '7',
+      'x-extra': 'y',
+    });
+    expect(seen[1]!.body).toBe('{"a":1}');
+  } finally {
+    keyd.close();
+    await new Promise((r) => server.close(r));
+  }
+});
+
+describe("keyd's CRLs for the on-behalf check: read when they change", () => {
+  test('an unchanged CRL is not read again per request; a replaced one (write and rename) or one rewritten in place is used at once; a missing one refuses', () => {
+    const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-onbehalf-crl-')), { domain: 'a.example' });
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-crls-'));
+    const orgCrl = join(dir, 'org-ca.crl.pem');
+    const first = readFileSync(join(fx.dir, 'org-ca.crl.pem'), 'utf8');
+    writeFileSync(orgCrl, first);
+    writeFileSync(join(dir, 'root.crl.pem'), readFileSync(join(fx.dir, 'root.crl.pem')));
+    const crls = new CrlFiles([orgCrl, join(dir, 'root.crl.pem')], (f) => readFileSync(f, 'utf8'));
+    const onBehalf = new OnBehalf({
+      roots: [fx.root.certificate.pem],
+      crls: () => crls.current(),
+      orgCa: fx.orgCa.certificate.pem,
+      clock: () => new Date(),
+    });
+    const consoleActor = { role: 'console' as const, name: 'CN=console.a.example #1' };
+    const header = Buffer.from(parseCertificate(fx.clients.disclosure.cert).der).toString('base64');
+    const verdict = () => {
+      try {
+        return onBehalf.actor(consoleActor, header).role;
+      } catch (err) {
+        return `${(err as KeydError).code}: ${(err as Error).message}`;
+      }
+    };
+    for (let i = 0; i < 100; i++) expect(verdict()).toBe('disclosure');
+    expect(crls.reads).toBe(2); // once per file for 100 requests
+
+    // the org CA's CRL replaced as keyd's renewal does it (a new file renamed over the old) revoking this certificate
+    const now = Date.now();
+    const revoking = createCrl(fx.orgCa, {
+      entries: [{ serial: parseCertificate(fx.clients.disclosure.cert).serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 86400000),
+      crlNumber: 2,
+    });
+    writeFileSync(`${orgCrl}.new`, revoking.pem);
+    renameSync(`${orgCrl}.new`, orgCrl);
+    expect(verdict()).toMatch(/^unauthenticated: .*revoked/);
+    expect(crls.reads).toBe(3);
+    expect(verdict()).toMatch(/^unauthenticated: .*revoked/);
+    expect(crls.reads).toBe(3);
+
+    // rewritten in place (the same file): used at once
+    writeFileSync(orgCrl, first);
+    expect(verdict()).toBe('disclosure');
+    expect(crls.reads).toBe(4);
+
+    // gone: nothing is accepted (fail closed), on every request
+    rmSync(orgCrl);
+    expect(verdict()).toMatch(/ENOENT|no such file/);
+    expect(verdict()).toMatch(/ENOENT|no such file/);
+  });
+});
+
 describe('the console server: who may log in', () => {
   let fx: OrgFixture;
   let server: ConsoleServer;
@@ -285,7 +413,7 @@ describe('the console server: who may log in', () => {
     const r = await get(fx.clients.admin, '/audit');
     expect(r.status).toBe(200);
     expect(r.text).toMatch(/data-role="1">admin</);
-    expect(r.text).toMatch(/Could not complete: keyd: unreachable/);
+    expect(r.text).toMatch(/Could not complete: keyd unreachable: ECONNREFUSED/);
     expect(r.headers['content-security-policy']).toBe(
       "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
@@ -334,7 +462,7 @@ describe('the console server: who may log in', () => {
       });
     const ok = await post(`https://127.0.0.1:${port}`);
     expect(ok.status).toBe(200);
-    expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd: unreachable/); // it got as far as asking keyd
+    expect(ok.text).toMatch(/Could not complete: Cannot resolve the token: keyd unreachable: ECONNREFUSED/); // it got as far as asking keyd
     expect((await post('https://evil.example')).status).toBe(403);
     expect((await post('null')).status).toBe(403);
   });

@@ -1,0 +1,262 @@
+/**
+ * The console's quarantine release against real processes (a two-organisation
+ * network, the console as `ssmax console run`): a release the gateway does
+ * not take (down, or refusing the relay login) leaves the message held and
+ * says so; once the gateway takes it, the release works once and the
+ * message is delivered once. The command line (`ssmax quarantine release`)
+ * goes through the same release. And keyd's on-behalf check uses a replaced
+ * CRL of the organisation at once, without a restart.
+ */
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main';
+import { freePort } from '../../src/demo/haraka';
+import { type Network, type ServiceProcess, startNetwork, startService } from '../../src/demo/network';
+import { QuarantineStore } from '../../src/inspect/quarantine';
+import { parseCertificate } from '../../src/pki/certificate';
+import { createCrl } from '../../src/pki/crl';
+import { loadUserProfile } from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { submitMessage } from '../../src/user/submit';
+import { waitFor } from '../gateway/network-fixture';
+
+jest.setTimeout(120000);
+
+let net: Network;
+let consoleProc: ServiceProcess;
+let pki: string;
+let quarantineDir: string;
+let session = '';
+let csrf = '';
+
+const A = () => net.org('a.example');
+const B = () => net.org('b.example');
+
+beforeAll(async () => {
+  const base = mkdtempSync(join(tmpdir(), 'ssmax-console-release-'));
+  net = await startNetwork(base, [
+    { domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }] },
+    { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
+  ]);
+  const a = A();
+  writeFileSync(join(a.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
+  writeFileSync(
+    join(a.harakaDir, 'config', 'ssmax-dlp.ini'),
+    `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`,
+  );
+  await a.restartHaraka();
+  pki = a.fx.dir;
+  const w = (name: string, text: string) => writeFileSync(join(pki, name), text, { mode: 0o600 });
+  w('console.pem', a.fx.clients.console.cert + a.fx.orgCa.certificate.pem);
+  w('console.key', a.fx.clients.console.key);
+  w('relay-password', 'pw-alice\n');
+  // the console's own copies of the CRLs: only keyd sees the CRL the last test replaces
+  copyFileSync(join(pki, 'org-ca.crl.pem'), join(pki, 'console-org-ca.crl.pem'));
+  quarantineDir = join(a.harakaDir, 'ssmax-state', 'quarantine');
+  const port = await freePort();
+  w(
+    'console.ini',
+    [
+      '[console]',
+      'domain=a.example',
+      `listen=127.0.0.1:${port}`,
+      '[tls]',
+      'cert=console.pem',
+      'key=console.key',
+      'client_ca=org-ca.pem,root.pem',
+      '[pki]',
+      'roots=root.pem',
+      'crls=console-org-ca.crl.pem,root.crl.pem',
+      'org_ca=org-ca.pem',
+      '[keyd]',
+      `url=https://127.0.0.1:${a.ports.keyd}`,
+      'servername=keyd.a.example',
+      'ca=org-ca.pem,root.pem',
+      'cert=console.pem',
+      'key=console.key',
+      '[quarantine]',
+      `dir=${quarantineDir}`,
+      `smtp=127.0.0.1:${a.ports.smtp}`,
+      'user=alice@a.example',
+      'password_file=relay-password',
+      '',
+    ].join('\n'),
+  );
+  consoleProc = await startService(['console', 'run', '--config', join(pki, 'console.ini')], /console listening on [^:]+:(\d+)/);
+}, 120000);
+
+afterAll(async () => {
+  await consoleProc?.stop();
+  await net?.stop();
+});
+
+/** One request to the console as the administrator (their certificate), with the session cookie once there is one. */
+function call(path: string, form?: Record<string, string>): Promise<{ status: number; text: string }> {
+  const a = A();
+  const body = form ? new URLSearchParams(form).toString() : undefined;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: consoleProc.port,
+        path,
+        method: body === undefined ? 'GET' : 'POST',
+        cert: a.fx.clients.admin.cert,
+        key: a.fx.clients.admin.key,
+        ca: a.fx.caPem,
+        servername: 'console.a.example',
+        headers: {
+          ...(session ? { cookie: `ssmax_console=${session}` } : {}),
+          ...(body === undefined
+            ? {}
+            : {
+                origin: `https://127.0.0.1:${consoleProc.port}`,
+                'content-type': 'application/x-www-form-urlencoded',
+                'content-length': Buffer.byteLength(body),
+              }),
+        },
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          const set = /ssmax_console=([^;]+)/.exec(String(res.headers['set-cookie'] ?? ''));
+          if (set) session = set[1]!;
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Presses "Release once" for `id` on the quarantine page; the page shown after. */
+async function release(id: string): Promise<string> {
+  const page = await call('/quarantine');
+  expect(page.status).toBe(200);
+  csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? csrf; // the session's token (an empty page has no form)
+  const r = await call('/quarantine/release', { csrf, id });
+  expect(r.status).toBe(200);
+  return r.text.replace(/&#39;/g, "'").replace(/&quot;/g, '"');
+}
+
+/** The entry's state as the store has it (the store is shared with the gateway and the console: LMDB, several processes). */
+function stateOf(id: string): string | undefined {
+  const store = new QuarantineStore(quarantineDir);
+  try {
+    return store.get(id)?.state;
+  } finally {
+    void store.close();
+  }
+}
+
+async function quarantined(subject: string): Promise<string> {
+  const alice = loadUserProfile(A().profiles['alice@a.example']!);
+  const raw = Buffer.from(
+    `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: ${subject}\r\nMessage-ID: <release-${subject}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret.\r\n`,
+  );
+  const reply = await submitMessage(alice, await signAndEncrypt(alice, raw, { now: new Date() }), { to: ['bob@b.example'] }).then(
+    (r) => r.response,
+    (err: Error) => err.message,
+  );
+  const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+  expect(id).toBeDefined();
+  return id!;
+}
+
+const delivered = (subject: string) =>
+  B()
+    .mailbox.for('bob@b.example')
+    .filter((m) => m.raw.toString('latin1').includes(`Subject: ${subject}`)).length;
+
+test('console: a release the gateway does not take (down, then refusing the login) leaves the message held; once it takes it, the release works once', async () => {
+  const id = await quarantined('console-retry');
+  expect(stateOf(id)).toBe('held');
+
+  // the gateway is down: an error that says so; the message stays held, with its release button
+  await A().haraka.stop();
+  const down = await release(id);
+  expect(down).toMatch(
+    new RegExp(`Not released: the gateway did not take the message \\(cannot re-inject ${id}: .*ECONNREFUSED.*\\)\\. It stays held`),
+  );
+  expect(stateOf(id)).toBe('held');
+  expect(down).toMatch(new RegExp(`<tr data-id="${id}">[\\s\\S]*?<td>held</td>[\\s\\S]*?Release once: ${id}`));
+
+  // up, but refusing the relay login (a wrong password): the gateway's 5xx is shown; still held
+  await A().restartHaraka();
+  writeFileSync(join(pki, 'relay-password'), 'not-the-password\n');
+  const refused = await release(id);
+  expect(refused).toMatch(new RegExp(`Not released: the gateway did not take the message \\(cannot re-inject ${id}: 535`));
+  expect(stateOf(id)).toBe('held');
+  expect(delivered('console-retry')).toBe(0);
+
+  // the gateway takes it: released, delivered once, gone from the store (the gateway consumed the release)
+  writeFileSync(join(pki, 'relay-password'), 'pw-alice\n');
+  const ok = await release(id);
+  expect(ok).toMatch(new RegExp(`Released: ${id} \\(250 `));
+  expect(stateOf(id)).toBeUndefined();
+  await waitFor(() => delivered('console-retry') === 1);
+  const again = await release(id);
+  expect(again).toMatch(new RegExp(`no quarantined message "${id}"`));
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(delivered('console-retry')).toBe(1);
+});
+
+test('command line: the same release; the gateway down exits 1 (refused) and the message stays held, to be released again', async () => {
+  const id = await quarantined('cli-retry');
+  const out: string[] = [];
+  const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+  const args = [
+    'quarantine',
+    'release',
+    id,
+    '--state',
+    quarantineDir,
+    '--smtp',
+    `127.0.0.1:${A().ports.smtp}`,
+    '--user',
+    'alice@a.example',
+    '--password-file',
+    join(pki, 'relay-password'),
+  ];
+  await A().haraka.stop();
+  expect(await main(args, io)).toBe(1);
+  expect(out.join('\n')).toMatch(new RegExp(`cannot re-inject ${id}: .*ECONNREFUSED`));
+  expect(stateOf(id)).toBe('held');
+  await A().restartHaraka();
+  expect(await main(args, io)).toBe(0);
+  expect(out.at(-1)).toMatch(new RegExp(`^released ${id}: 250 `));
+  await waitFor(() => delivered('cli-retry') === 1);
+  expect(stateOf(id)).toBeUndefined();
+});
+
+test("keyd's on-behalf check uses a replaced CRL at once: the administrator's certificate revoked, their next console request is refused by keyd", async () => {
+  const a = A();
+  expect((await call('/audit')).text).toMatch(/console\.quarantine\.release/); // keyd answers for the administrator
+  const file = join(pki, 'org-ca.crl.pem');
+  const previous = readFileSync(file, 'utf8');
+  const now = Date.now();
+  const revoking = createCrl(a.fx.orgCa, {
+    entries: [
+      { serial: parseCertificate(a.fx.clients.revoked.cert).serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' },
+      { serial: parseCertificate(a.fx.clients.admin.cert).serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' },
+    ],
+    thisUpdate: new Date(now - 1000),
+    nextUpdate: new Date(now + 86400000),
+    crlNumber: 50,
+  });
+  writeFileSync(`${file}.new`, revoking.pem);
+  renameSync(`${file}.new`, file);
+  try {
+    const r = await call('/audit');
+    expect(r.status).toBe(200); // the console itself (its own copy of the CRL) still lets the administrator in
+    expect(r.text).toMatch(/The administrator(&#39;|')s certificate is refused: .*revoked/);
+  } finally {
+    writeFileSync(`${file}.new`, previous);
+    renameSync(`${file}.new`, file);
+  }
+  expect((await call('/audit')).text).toMatch(/console\.quarantine\.release/);
+});
