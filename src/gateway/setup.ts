@@ -7,7 +7,8 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
-import { FileWatch, WatchedFiles } from '../ops/reload';
+import { FileWatch } from '../ops/reload';
+import { CrlFiles } from '../pki/crl-files';
 import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
@@ -127,9 +128,8 @@ export function setupGateway(
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
   const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
-  const note = (l: string) => log(`ssmax: ${l}`);
-  // the CRLs of [pki] crls: read at the first user-signature check, then again only when they change on disk
-  const crls = new WatchedFiles(config.pki.crls, (f) => readText(f, 'CRL'), note, 'CRL');
+  // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
+  const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'CRL'));
   const deps: GatewayDeps = {
     config,
     group,
@@ -148,6 +148,7 @@ export function setupGateway(
   // Renewed certificates (docs/operations.md, "Renewals"), picked up without a restart: the client
   // certificates at once; the sealing certificate once the organisation's own published bundle
   // carries it, so a peer that refreshes on the unknown certificate finds it.
+  const note = (l: string) => log(`ssmax: ${l}`);
   const watches: FileWatch[] = [];
   const keydCreds = (c: KeydClient, cert: string, key: string, what: string) =>
     watches.push(
@@ -198,7 +199,6 @@ export function setupGateway(
     ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();
-      crls.stop();
       gatewayClient.close();
       inspectorClient?.close();
       await directory.close();

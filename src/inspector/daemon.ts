@@ -8,7 +8,8 @@
  * gracefully.
  */
 import { readFileSync } from 'node:fs';
-import { FileWatch, WatchedFiles } from '../ops/reload';
+import { FileWatch } from '../ops/reload';
+import { CrlFiles } from '../pki/crl-files';
 import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../inspect/engine';
@@ -74,13 +75,8 @@ export async function startInspector(
   });
   keyd.anchorInBundle(directory, config.domain);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
-  // the CRLs of [pki] crls: read at the first client-certificate check, then again only when they change on disk
-  const crls = new WatchedFiles(
-    config.pki.crls,
-    (f) => readPem(f, 'CRL'),
-    (l) => opts.log?.(`inspector: ${l}`),
-    'CRL',
-  );
+  // the CRLs of [pki] crls, for each new client connection: a file is read again only when it changed (src/pki/crl-files.ts)
+  const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'CRL'));
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
   if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim())))
     throw new InspectorConfigError(
@@ -107,7 +103,6 @@ export async function startInspector(
     port = await server.listen();
     ops = await startInspectorOps(config.file, engine, keyd, opts.log); // [ops]: health and metrics (docs/operations.md)
   } catch (err) {
-    crls.stop();
     await server.close();
     keydClient.close();
     await engine.close();
@@ -135,7 +130,6 @@ export async function startInspector(
     engine,
     async stop() {
       for (const w of watches) w.stop();
-      crls.stop();
       await ops?.close();
       await server.close();
       keydClient.close();

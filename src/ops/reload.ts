@@ -24,10 +24,8 @@ export class FileWatch {
     private readonly apply: (texts: string[]) => void | 'later',
     private readonly log: (line: string) => void,
     private readonly what: string,
-    /** The texts as the caller has just read them (default: read now). */
-    initial?: readonly string[],
   ) {
-    this.last = (initial ?? this.read()).join('\0');
+    this.last = this.read().join('\0');
   }
 
   private read(): string[] {
@@ -65,44 +63,5 @@ export class FileWatch {
 
   stop(): void {
     clearInterval(this.timer);
-  }
-}
-
-/**
- * Files the process reads at every use of them (the CRLs, at each certificate
- * check) kept in memory: read at the first use, then re-read only by a
- * FileWatch, which swaps in a changed file at its next check (once a second).
- * A file that cannot be read at the first use throws, as reading it there
- * would (the check fails, temporarily), and is tried again at the next use; a
- * file that cannot be re-read later leaves the previous text in use, with a
- * WARNING line (a CRL kept so still expires at its own next update).
- */
-export class WatchedFiles {
-  private texts: readonly string[] | undefined;
-  private watch: FileWatch | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly files: readonly string[],
-    /** Reads one file at the first use (throws a configuration error naming it). */
-    private readonly read: (file: string) => string,
-    private readonly log: (line: string) => void,
-    private readonly what: string,
-    private readonly intervalMs = RELOAD_CHECK_MS,
-  ) {}
-
-  /** The files' texts now. */
-  current(): readonly string[] {
-    if (this.texts) return this.texts;
-    const texts = this.files.map((f) => this.read(f));
-    this.texts = texts;
-    if (this.files.length > 0 && !this.stopped)
-      this.watch = new FileWatch(this.files, (t) => void (this.texts = t), this.log, this.what, texts).start(this.intervalMs);
-    return texts;
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.watch?.stop();
   }
 }

@@ -2,7 +2,7 @@
  * Mutual-TLS client authentication for SSMAX services (keyd, the inspector):
  * the client certificate TLS accepted is validated again with the one PKI
  * validation function — chain to a trusted SSMAX root, validity, CRLs (asked
- * for on each new connection; keyd and the console give a CrlFiles, src/pki/crl-files.ts,
+ * for on each new connection; keyd, the console and the inspector give a CrlFiles, src/pki/crl-files.ts,
  * which reads a file again only when it changed), TLS-client usage, one of the allowed roles,
  * optionally a given issuing CA — and the verdict (either way) is cached on the connection for `cacheMs`.
  */

@@ -282,7 +282,7 @@ describe('bad input: each refused with its own status and text', () => {
 });
 
 describe('a user revoked in a replaced CRL file (last: alice stays revoked)', () => {
-  test("the running gateway takes the new CRL file and refuses the user's next signed submission: 550 5.7.5 naming the revocation", async () => {
+  test("the running gateway takes the new CRL file at the next check and refuses the user's signed submission: 550 5.7.5 naming the revocation", async () => {
     const alice = loadUserProfile(A().profiles['alice@a.example']!);
     const send = async (marker: string) => {
       const msg = Buffer.from(plain('carol@b.example', marker).replace('From: dave@a.example', 'From: alice@a.example'));
@@ -308,16 +308,9 @@ describe('a user revoked in a replaced CRL file (last: alice stays revoked)', ()
       nextUpdate: new Date(now + 7 * 86400000),
       crlNumber: (current.crlNumber ?? 1n) + 1n,
     });
-    const reloads = () => A().haraka.logs().split(`ssmax: CRL reloaded (${file})`).length - 1;
-    const before = reloads(); // an earlier test replaced the file too
     writeFileSync(`${file}.new`, crl.pem, { mode: 0o600 });
     renameSync(`${file}.new`, file);
-    // read once at the first check, then compared once a second: the change is logged when taken
-    await waitFor(
-      () => reloads() > before,
-      10000,
-      () => A().haraka.logs().slice(-2000),
-    );
+    // the gateway reads a CRL file again when it changed: the very next check uses the new one
     expect(await send('M-after-revocation')).toMatch(
       /^550 5\.7\.5 User signature refused: the sender's signing certificate is revoked: revoked at \S+ \(keyCompromise\)/,
     );

@@ -311,7 +311,7 @@ describe("the inspector's mutual TLS", () => {
 });
 
 describe('a CRL file replaced under the running inspector', () => {
-  test('a gateway certificate revoked in the new file is refused at the next connection once the inspector saw the change (read once, then on change)', async () => {
+  test('a gateway certificate revoked in the new file is refused at the next connection (a CRL file is read again when it changed)', async () => {
     const fx = B().fx;
     const now = Math.floor(Date.now() / 1000) * 1000;
     const fresh = issueTlsCredentials(fx.orgCa, 'gateway', { notBefore: new Date(now - 86400000), notAfter: new Date(now + 86400000) }, [
@@ -329,15 +329,8 @@ describe('a CRL file replaced under the running inspector', () => {
     });
     writeFileSync(`${file}.new`, crl.pem, { mode: 0o600 });
     renameSync(`${file}.new`, file);
-    let last: Awaited<ReturnType<typeof health>> | undefined;
-    const end = Date.now() + 10000;
-    while (Date.now() < end && !(last && 'status' in last && last.status === 401)) {
-      last = await health(fresh);
-      if ('status' in last && last.status === 401) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(last).toMatchObject({ status: 401, body: expect.stringMatching(/revoked/) });
-    expect(B().inspector!.output()).toContain(`CRL reloaded (${file})`);
+    // the inspector reads a CRL file again when it changed: the very next connection is checked against the new one
+    expect(await health(fresh)).toMatchObject({ status: 401, body: expect.stringMatching(/revoked/) });
     expect(await health(B().fx.clients.gateway)).toMatchObject({ status: 200 }); // the gateway's own certificate is untouched
   });
 });
