@@ -15,6 +15,10 @@
  * the smaller of its wall time and the process's CPU time over it, so time
  * the operating system gave to other processes (a loaded machine) does not
  * count either, unless other threads of this process were busy meanwhile.
+ * Asking for the CPU time is a system call, and a message is read in
+ * hundreds of short callbacks: a callback shorter than SHORT_MS counts its
+ * wall time, and a reading of the CPU time serves as the start of callbacks
+ * that follow within FRESH_MS (both can only count more, never less).
  *
  * The hook is enabled only while some tracked work is running.
  */
@@ -45,26 +49,57 @@ function cpuMicros(): number {
   return u.user + u.system;
 }
 
-/** Milliseconds a frame has run since it (re)started: wall time, but no more than the process's CPU time. */
-function elapsed(frame: Frame): number {
-  return Math.max(0, Math.min(performance.now() - frame.wall, (cpuMicros() - frame.cpu) / 1000));
+/**
+ * A callback whose wall time is below this is counted by its wall time alone,
+ * without asking for the process's CPU time (a system call): being shorter,
+ * it cannot have been inflated by more than this by the operating system
+ * running other processes, and most callbacks of a message are this short.
+ */
+const SHORT_MS = 0.05;
+/**
+ * A reading of the process's CPU time no older than this serves as the start
+ * of the next callback. An older start only adds CPU time from before the
+ * callback (at most this much wall time of it), and the result is never more
+ * than the callback's wall time: the count can err only upwards.
+ */
+const FRESH_MS = 5;
+let lastCpu = 0;
+let lastCpuAt = -Infinity;
+
+function readCpu(now: number): number {
+  lastCpu = cpuMicros();
+  lastCpuAt = now;
+  return lastCpu;
+}
+
+function startCpu(now: number): number {
+  return now - lastCpuAt <= FRESH_MS ? lastCpu : readCpu(now);
+}
+
+/** Milliseconds a frame has run since it (re)started: wall time, but no more than the process's CPU time over it. */
+function elapsed(frame: Frame, now: number): number {
+  const wall = now - frame.wall;
+  if (wall < SHORT_MS) return Math.max(0, wall);
+  return Math.max(0, Math.min(wall, (readCpu(now) - frame.cpu) / 1000));
 }
 
 function enter(id: number, tally: ComputeTally | undefined): void {
+  const now = performance.now();
   const outer = stack[stack.length - 1];
-  if (outer?.tally) outer.tally.closedMs += elapsed(outer); // the outer callback is paused while the inner one runs
-  stack.push({ id, tally, wall: tally ? performance.now() : 0, cpu: tally ? cpuMicros() : 0 });
+  if (outer?.tally) outer.tally.closedMs += elapsed(outer, now); // the outer callback is paused while the inner one runs
+  stack.push({ id, tally, wall: tally ? now : 0, cpu: tally ? startCpu(now) : 0 });
 }
 
 function leave(id: number): void {
   let at = stack.length - 1;
   while (at >= 0 && stack[at]!.id !== id) at--;
   if (at < 0) return; // entered before the hook was enabled
-  for (const frame of stack.splice(at)) if (frame.tally) frame.tally.closedMs += elapsed(frame);
+  const now = performance.now();
+  for (const frame of stack.splice(at)) if (frame.tally) frame.tally.closedMs += elapsed(frame, now);
   const outer = stack[stack.length - 1];
   if (outer?.tally) {
-    outer.wall = performance.now();
-    outer.cpu = cpuMicros();
+    outer.wall = now;
+    outer.cpu = startCpu(now);
   }
 }
 
@@ -77,7 +112,7 @@ const hook = createHook({
 export function computeMs(tally: ComputeTally): number {
   let ms = tally.closedMs;
   const top = stack[stack.length - 1];
-  if (top?.tally === tally) ms += elapsed(top);
+  if (top?.tally === tally) ms += elapsed(top, performance.now());
   return ms;
 }
 

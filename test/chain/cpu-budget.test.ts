@@ -120,6 +120,20 @@ describe('per-message CPU budget under load', () => {
     expect(computeMs(tally)).toBeLessThan(100);
   });
 
+  it('work cut into thousands of callbacks shorter than the system-call threshold is counted in full, not as nothing', async () => {
+    const tally = new ComputeTally();
+    const started = performance.now();
+    await trackCompute(tally, async () => {
+      for (let i = 0; i < 4000; i++) {
+        compute(0.02); // 20 µs of CPU per callback
+        await new Promise<void>((resolve) => setImmediate(resolve)); // the next slice in a later callback
+      }
+    });
+    const wall = performance.now() - started;
+    expect(computeMs(tally)).toBeGreaterThan(0.8 * 4000 * 0.02); // at least (most of) the 80 ms of CPU
+    expect(computeMs(tally)).toBeLessThanOrEqual(wall); // and never more than the time the work took
+  });
+
   it('refuses a checkpoint outside the work it counts (the compute would go uncounted)', async () => {
     await expect(new WorkBudget(10).checkpoint()).rejects.toThrow(/outside WorkBudget.run/);
   });

@@ -18,10 +18,8 @@
  * service answers honestly again the same message — retried by the sender —
  * is delivered exactly once.
  */
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Server, createServer, request } from 'node:https';
 import { join } from 'node:path';
 import { certificateRef } from '../../src/chain/certificate-lookup';
 import { prependField } from '../../src/chain/message-fields';
@@ -31,7 +29,7 @@ import { verifyChain } from '../../src/chain/verify-chain';
 import { answerBlindedDecryption, generateEncryptionKeyPair, transformBlindedWithProof } from '../../src/crypto';
 import { defaultGroup, groups } from '../../src/crypto/backend';
 import { systemRng } from '../../src/crypto/random';
-import type { Network, OrgNode } from '../../src/demo/network';
+import type { Network } from '../../src/demo/network';
 import { collect, encryptMessage } from '../../src/envelope';
 import { parseCertificate } from '../../src/pki/certificate';
 import { privateKeyFromPem } from '../../src/pki/keys';
@@ -39,118 +37,20 @@ import { loadUserProfile } from '../../src/user/profile';
 import { openMessage } from '../../src/user/open';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
+import { KeydProxy, b64, unb64 } from '../support/keyd-proxy';
 import { ORGS, network, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(240000);
 
 type Mode = 'honest' | 'wrong-key' | 'forged-proof' | 'wrong-target' | 'wrong-reencryption';
 
-const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
-const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
-
-/**
- * A TLS endpoint in keyd's place: keyd's server certificate, mutual TLS with
- * keyd's client CAs, every request forwarded to the real keyd with the
- * credentials of the caller's role, answers rewritten per `mode`.
- */
-class LyingKeyd {
+/** keyd's answers rewritten per `mode` (the proxy: test/support/keyd-proxy.ts). */
+class LyingKeyd extends KeydProxy {
   mode: Mode = 'honest';
-  /** Answers rewritten, per path. */
-  readonly lies = new Map<string, number>();
-  private server?: Server;
   /** The liar's own key pair: a genuine key, just not the one the bundle certifies. */
   private readonly liar = generateEncryptionKeyPair(defaultGroup, systemRng);
-  private readonly roles: { fingerprint: string; cert: string; key: string }[];
 
-  constructor(private readonly node: OrgNode) {
-    const pki = (f: string) => readFileSync(join(node.fx.dir, f), 'utf8');
-    this.roles = ['gateway', 'inspector'].map((r) => ({
-      fingerprint: new X509Certificate(pki(`${r}.pem`)).fingerprint256,
-      cert: pki(`${r}.pem`),
-      key: pki(`${r}.key`),
-    }));
-  }
-
-  async listen(): Promise<number> {
-    const pki = (f: string) => readFileSync(join(this.node.fx.dir, f), 'utf8');
-    this.server = createServer(
-      { cert: pki('keyd.pem'), key: pki('keyd.key'), ca: this.node.fx.caPem, requestCert: true, rejectUnauthorized: true },
-      (req, res) => {
-        this.handle(req, res).catch(() => {
-          res.writeHead(502).end();
-        });
-      },
-    );
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  close(): Promise<void> {
-    const server = this.server;
-    if (!server) return Promise.resolve();
-    server.closeAllConnections();
-    return new Promise((r) => server.close(() => r()));
-  }
-
-  private count(path: string): void {
-    this.lies.set(path, (this.lies.get(path) ?? 0) + 1);
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const fingerprint = (req.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
-    const role = this.roles.find((r) => r.fingerprint === fingerprint);
-    if (!role) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":{"code":"unauthorized","message":"unknown client"}}');
-      return;
-    }
-    const upstream = await new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-      const up = request(
-        {
-          host: '127.0.0.1',
-          port: this.node.ports.keyd,
-          servername: `keyd.${this.node.domain}`,
-          ca: this.node.fx.caPem,
-          cert: role.cert,
-          key: role.key,
-          method: req.method,
-          path: req.url,
-          headers: { 'content-type': req.headers['content-type'] ?? 'application/json', 'content-length': body.length },
-          agent: false,
-        },
-        (r) => {
-          const out: Buffer[] = [];
-          r.on('data', (c: Buffer) => out.push(c));
-          r.on('end', () =>
-            resolve({
-              status: r.statusCode ?? 502,
-              type: String(r.headers['content-type'] ?? 'application/json'),
-              body: Buffer.concat(out),
-            }),
-          );
-          r.on('error', reject);
-        },
-      );
-      up.on('error', reject);
-      up.end(body);
-    });
-    let answer = upstream.body;
-    const path = (req.url ?? '').split('?')[0]!;
-    if (upstream.status === 200 && this.mode !== 'honest') {
-      const json = JSON.parse(upstream.body.toString('utf8')) as Record<string, unknown>;
-      const lied = this.lie(path, json, body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {});
-      if (lied) {
-        this.count(path);
-        answer = Buffer.from(JSON.stringify(json));
-      }
-    }
-    res.writeHead(upstream.status, { 'content-type': upstream.type, 'content-length': answer.length }).end(answer);
-  }
-
-  /** Rewrites `json` in place; true when it lied. */
-  private lie(path: string, json: Record<string, unknown>, asked: Record<string, unknown>): boolean {
+  protected lie(path: string, json: Record<string, unknown>, asked: Record<string, unknown>): boolean {
     if (this.mode === 'wrong-key' && path === '/v1/decrypt') {
       // a blinded decryption under the liar's key, with a proof that is consistent — for the liar's key
       const out = answerBlindedDecryption(defaultGroup, this.liar.privateKey, undefined, { e: unb64(asked.e) }, systemRng);
