@@ -10,6 +10,8 @@ import { KeydError } from '../keyd/errors';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
+import { readOrgCaKey, wrapOrgCaKey } from '../keyd/org-ca-key';
+import { writeFileAtomic } from '../fs/atomic';
 import {
   CliError,
   type CliIo,
@@ -34,6 +36,7 @@ Subcommands:
   rotate --config FILE                  create and activate a new org key version now (old one retired)
   backup --config FILE --out DIR        copy the data directory while keyd runs (LMDB copy, checked)
   restore --config FILE --from DIR      restore a backup into an empty data_dir (keyd stopped)
+  wrap-org-ca-key --config FILE         encrypt an unencrypted [pki] org_ca_key under the master key
 
 Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-keyd.ini.`;
 
@@ -50,6 +53,8 @@ const SUB_HELP: Record<string, string> = {
     "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty) while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
   restore:
     'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
+  'wrap-org-ca-key':
+    'Usage: ssmax keyd wrap-org-ca-key --config FILE\n\nReplaces an unencrypted org CA key ([pki] org_ca_key, as earlier versions of `ssmax setup` wrote it) with\nthe same key encrypted (PKCS#8) under a passphrase derived from the master key ([keyd] master_key), mode\n0600. A key already encrypted is left as it is; with [pki] org_ca_passphrase_file set, nothing is done.',
   rotate:
     'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
 };
@@ -172,13 +177,33 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         await parts.store.close();
       }
     }
+    case 'wrap-org-ca-key': {
+      const { values } = parseOptions(args, { config: { type: 'string' } }, usage);
+      if (values.help) return (io.out(usage), EXIT.ok);
+      const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
+      const file = config.pki.orgCaKey;
+      if (!file) throw new CliError(`${config.file}: [pki] org_ca_key is not set: keyd holds no org CA key`, EXIT.config);
+      if (config.pki.orgCaPassphraseFile) {
+        io.out(`${file}: encrypted under [pki] org_ca_passphrase_file; left as it is`);
+        return EXIT.ok;
+      }
+      let unencrypted = false;
+      const key = readOrgCaKey(config, () => (unencrypted = true)); // checks it reads, with the master key when encrypted
+      if (!unencrypted) {
+        io.out(`${file}: already encrypted under the master key; left as it is`);
+        return EXIT.ok;
+      }
+      writeFileAtomic(file, wrapOrgCaKey(key, loadMasterKey(config.masterKeyFile)), 0o600);
+      io.out(`${file}: encrypted under the master key "${config.masterKeyFile}"`);
+      return EXIT.ok;
+    }
     default:
       throw new CliError(`unknown subcommand "${sub}"\n\n${HELP}`, EXIT.usage);
   }
 }
 
 export const keydCommand = subcommands(
-  'Key service: run it; data and master key backup/restore; audit verification; rotation',
+  'Key service: run it; data and master key backup/restore; audit verification; rotation; org CA key wrapping',
   HELP,
   // `ssmax keyd --config FILE` runs the service, as the issue names it.
   (sub, rest, io) => (sub === '--config' || sub.startsWith('--config=') ? runSub('run', [sub, ...rest], io) : runSub(sub, rest, io)),

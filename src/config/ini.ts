@@ -267,6 +267,19 @@ export function changedSettings(schema: Schema, before: Ini, after: Ini, file: s
   return [...names].filter((n) => a.text(...split(n)) !== b.text(...split(n)));
 }
 
+/** The sections `schema` declares settings in, in the order of its first setting of each. */
+export function sectionsOf(schema: Schema): string[] {
+  return [...new Set(Object.keys(schema).map((name) => split(name)[0]))];
+}
+
+/** The sections of a parsed file (empty ones too) that neither `schema` nor `free` names. */
+export function unknownSections(schema: Schema, ini: Ini, free: readonly string[] = []): string[] {
+  const known = new Set([...sectionsOf(schema), ...free]);
+  return Object.entries(ini)
+    .filter(([section, body]) => body !== null && typeof body === 'object' && !known.has(section))
+    .map(([section]) => section);
+}
+
 /** The keys of a parsed file that `schema` does not declare, outside the `free` sections, as "section.key". */
 export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[] = []): string[] {
   const out: string[] = [];

@@ -13,13 +13,8 @@ import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { KeydClient } from '../keyd/client';
-import {
-  type SigningAuthority,
-  createRootCa,
-  issueBundleSignerCertificate,
-  issueSealingCertificate,
-  issueTlsCertificate,
-} from '../pki/issue';
+import { type SigningAuthority, createRootCa, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
+import { issueTlsCredentials } from '../pki/tls-credentials';
 import { privateKeyToPem } from '../pki/keys';
 import { createUserProfile } from '../user/profile';
 import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from './haraka';
@@ -275,13 +270,10 @@ export async function startNetwork(
       const signer = generateP256KeyPair();
       w('signer.cert.pem', issueBundleSignerCertificate(fx.orgCa, { ...v, domain, publicKey: signer.publicKey }).pem);
       w('signer.key.pem', privateKeyToPem(signer.privateKey));
-      const tls = generateP256KeyPair();
-      w(
-        'publisher.pem',
-        issueTlsCertificate(fx.orgCa, { ...v, role: 'keyd', hosts: [`ssmax.${domain}`], publicKey: tls.publicKey }).pem +
-          fx.orgCa.certificate.pem,
-      );
-      w('publisher.key', privateKeyToPem(tls.privateKey));
+      // the publisher's TLS server credential, as `ssmax setup` makes it (a keyd-role certificate for ssmax.<domain>)
+      const tls = issueTlsCredentials(fx.orgCa, 'keyd', v, [`ssmax.${domain}`]);
+      w('publisher.pem', tls.cert + fx.orgCa.certificate.pem);
+      w('publisher.key', tls.key);
       for (const role of ['admin', 'gateway', 'inspector'] as const) {
         w(`${role}.pem`, fx.clients[role].cert);
         w(`${role}.key`, fx.clients[role].key);

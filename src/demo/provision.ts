@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createCrl } from '../pki/crl';
 import { type SigningAuthority, createOrgCa, createRootCa } from '../pki/issue';
-import { privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { issueTlsCredentials } from '../pki/tls-credentials';
-import { createMasterKeyFile } from '../keyd/master-key';
+import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
+import { wrapOrgCaKey } from '../keyd/org-ca-key';
 
 const DAY = 86400000;
 
@@ -93,12 +93,13 @@ export function provisionOrg(
   const w = (name: string, text: string) => writeFileSync(join(dir, name), text, { mode: 0o600 });
   w('root.pem', root.certificate.pem);
   w('org-ca.pem', orgCa.certificate.pem);
-  w('org-ca.key', privateKeyToPem(orgCa.privateKey));
+  createMasterKeyFile(join(dir, 'master.key'));
+  // keyd's copy of the org CA key, encrypted under the master key as `ssmax setup` writes it (src/keyd/org-ca-key.ts)
+  w('org-ca.key', wrapOrgCaKey(orgCa.privateKey, loadMasterKey(join(dir, 'master.key'))));
   w('org-ca.crl.pem', crl.pem);
   w('root.crl.pem', rootCrl.pem);
   w('keyd.pem', `${server.cert}${orgCa.certificate.pem}`);
   w('keyd.key', server.key);
-  createMasterKeyFile(join(dir, 'master.key'));
   const port = opts.port ?? 0;
   const configFile = join(dir, 'keyd.ini');
   w(

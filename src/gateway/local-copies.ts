@@ -15,11 +15,12 @@
  * never to this gateway's spool.
  */
 import type { Capsule } from '../crypto';
-import { collect, decryptMessage, replaceCapsules } from '../envelope';
+import { collect, replaceCapsules } from '../envelope';
+import { plaintextOf } from '../inspect/engine';
 import type { KeyNotice } from '../keyd/client-ops';
 import { listFieldsOf } from '../lists/chain';
 import { capsuleFor } from '../mail/message-checks';
-import { GatewayError, messageFault } from '../mail/replies';
+import { GatewayError } from '../mail/replies';
 import type { Copy, ForLocal, GatewayDeps } from './deps';
 import { inspectedClauses } from './inspection';
 import { type RetiredUse, noteRetired } from './key-exchange';
@@ -44,7 +45,6 @@ export async function localCopies(
 ): Promise<Copy[]> {
   const capsule = capsuleFor(deps.config.domain, capsules);
   const copies: Copy[] = [];
-  let orgPublicKey: Uint8Array | undefined;
   const found = await Promise.all(input.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
   // a list of this organisation among the recipients (src/lists/expand.ts); any other unknown recipient refuses the whole
   const lists = await Promise.all(input.rcpts.map((rcpt, i) => (!found[i] && deps.lists ? deps.keyd.list(rcpt) : undefined)));
@@ -94,18 +94,11 @@ export async function localCopies(
       [rcpt],
       input.list,
     );
-    orgPublicKey ??= await deps.keyd.certifiedKey(capsule.keyId);
-    const { messageKey, ...notice } = await deps.keyd.messageKey(capsule, orgPublicKey);
-    noteRetired(notices, capsule.keyId, notice);
-    let original: Buffer;
-    try {
-      original = await collect(decryptMessage(input.message, { messageKey }, { group: deps.group }));
-    } catch (err) {
-      // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
-      throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt: ${(err as Error).message}`);
-    } finally {
-      messageKey.fill(0); // the message key is not kept in memory after use
-    }
+    // the message key by blinded decryption with a verified proof, wiped after use (src/inspect/engine.ts)
+    const original = await plaintextOf(deps.keyd, deps.group, input.message, capsule, {
+      purpose: 'for transparent delivery',
+      notice: (n) => noteRetired(notices, capsule.keyId, n),
+    });
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${input.origin.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(input.verdicts)}\r\n`;
     copies.push({
       rcpts: [rcpt],

@@ -18,7 +18,7 @@ import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
 import { collect, decryptMessage, encryptMessage } from '../envelope';
-import type { KeydOps } from '../keyd/client-ops';
+import type { KeyNotice, KeydOps } from '../keyd/client-ops';
 import { GatewayError, decided, messageFault } from '../mail/replies';
 import type { InspectionConfig } from './config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from './inspect';
@@ -61,14 +61,29 @@ function orgPublicKey(keyd: InspectionKeyd, keyId: string): Promise<Uint8Array> 
   return keyd.certifiedKey(keyId);
 }
 
-/** The original message, decrypted in memory after a blinded decryption with a verified proof. */
-export async function plaintextOf(keyd: InspectionKeyd, group: Group, message: Buffer, capsule: Capsule): Promise<Buffer> {
-  const { messageKey } = await keyd.messageKey(capsule, await orgPublicKey(keyd, capsule.keyId));
+/**
+ * The original message, decrypted in memory after a blinded decryption with a
+ * verified proof; the message key is wiped after use. `opts.purpose` names the
+ * use in the 5xx of a message that does not decrypt ("for inspection" by
+ * default); `opts.notice` receives keyd's notice on the capsule's key (retired).
+ */
+export async function plaintextOf(
+  keyd: InspectionKeyd,
+  group: Group,
+  message: Buffer,
+  capsule: Capsule,
+  opts: { readonly purpose?: string; readonly notice?: (n: KeyNotice) => void } = {},
+): Promise<Buffer> {
+  const { messageKey, ...notice } = await keyd.messageKey(capsule, await orgPublicKey(keyd, capsule.keyId));
   try {
+    opts.notice?.(notice);
     return await collect(decryptMessage(message, { messageKey }, { group }));
   } catch (err) {
     // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
-    throw new GatewayError(messageFault(err)?.name ?? 'badFormat', `cannot decrypt for inspection: ${(err as Error).message}`);
+    throw new GatewayError(
+      messageFault(err)?.name ?? 'badFormat',
+      `cannot decrypt ${opts.purpose ?? 'for inspection'}: ${(err as Error).message}`,
+    );
   } finally {
     messageKey.fill(0); // not kept in memory after use
   }

@@ -11,7 +11,6 @@ import type { Group } from '../crypto/group';
 import { systemRng } from '../crypto/random';
 import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
-import { privateKeyFromPem } from '../pki/keys';
 import { CrlFiles } from '../pki/crl-files';
 import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
@@ -59,12 +58,8 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
   }
   if (!check) void store.meta.put('master-check', wrapper.checkValue);
   let certify: Certify | undefined;
-  if (config.pki.orgCaCert && config.pki.orgCaKey) {
-    const passphrase = config.pki.orgCaPassphraseFile ? readPem(config.pki.orgCaPassphraseFile, 'CA passphrase file').trim() : undefined;
-    const ca = {
-      certificate: parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')),
-      privateKey: privateKeyFromPem(readPem(config.pki.orgCaKey, 'org CA key'), passphrase),
-    };
+  const ca = orgCaOf(config);
+  if (ca) {
     certify = (publicKey, version, notBefore, notAfter) => {
       // never past the CA's own validity
       const until = notAfter > ca.certificate.notAfter ? ca.certificate.notAfter : notAfter;
@@ -155,7 +150,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-  const orgCaAuthority = orgCaOf(config);
+  const orgCaAuthority = orgCaOf(config, opts.log); // warns once, at start, of an unencrypted key
   const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
   parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());

@@ -58,6 +58,17 @@ function derive(master: Uint8Array, label: string): Buffer {
   return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), Buffer.from(`SSMAX-v1 keyd ${label}`), 32));
 }
 
+/**
+ * The passphrase of keyd's copy of the org CA key ([pki] org_ca_key) when no
+ * org_ca_passphrase_file is set: derived from the master key (its own label),
+ * so the file on disk is an encrypted PKCS#8 key, useless without the master key.
+ */
+export function orgCaKeyPassphrase(master: Uint8Array): string {
+  if (!(master instanceof Uint8Array) || master.length !== MASTER_KEY_LENGTH)
+    throw new KeydError('config', 'Cannot use master key: expected 32 bytes');
+  return derive(master, 'org-ca-key').toString('base64url');
+}
+
 /** Wraps and unwraps secrets at rest under the master key. */
 export class SecretWrapper {
   private readonly wrapKey: Buffer;

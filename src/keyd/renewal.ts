@@ -23,10 +23,11 @@ import { IniReader, type Schema, defineSettings, readIniFile } from '../config/i
 import { parseCertificate } from '../pki/certificate';
 import { type ParsedCrl, type RevocationEntry, type RevocationReason, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
-import { privateKeyFromPem } from '../pki/keys';
 import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
 import { KeydError } from './errors';
+import { readOrgCaKey } from './org-ca-key';
+import { cannotRead } from '../errors/errno';
 
 const DAY = 86400000;
 
@@ -92,15 +93,17 @@ export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
   };
 }
 
-/** The org CA keyd holds, or undefined. */
-export function orgCaOf(config: KeydConfig): SigningAuthority | undefined {
-  const { orgCaCert, orgCaKey, orgCaPassphraseFile } = config.pki;
+/** The org CA keyd holds, or undefined; `warn` is told when its key is stored unencrypted (src/keyd/org-ca-key.ts). */
+export function orgCaOf(config: KeydConfig, warn?: (line: string) => void): SigningAuthority | undefined {
+  const { orgCaCert, orgCaKey } = config.pki;
   if (!orgCaCert || !orgCaKey) return undefined;
-  const passphrase = orgCaPassphraseFile ? readFileSync(orgCaPassphraseFile, 'utf8').trim() : undefined;
-  return {
-    certificate: parseCertificate(readFileSync(orgCaCert, 'utf8')),
-    privateKey: privateKeyFromPem(readFileSync(orgCaKey, 'utf8'), passphrase),
-  };
+  let pem: string;
+  try {
+    pem = readFileSync(orgCaCert, 'utf8');
+  } catch (err) {
+    throw new KeydError('config', cannotRead('org CA certificate', orgCaCert, err));
+  }
+  return { certificate: parseCertificate(pem), privateKey: readOrgCaKey(config, warn) };
 }
 
 /** Where a renewed CRL waits for its audit record before it replaces the file. */

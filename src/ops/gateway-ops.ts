@@ -12,9 +12,7 @@ import { type Gateway } from '../gateway/setup';
 import { LocalInspector } from '../inspect/engine';
 import { type MessageRecord, STEPS, onRecord } from '../gateway/message-log';
 import { parseCrl } from '../pki/crl';
-import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
-
-export const GATEWAY_OPS_DEFAULTS = { listen: '' } as const;
+import { type OpsListener, newRegistry, opsListenOf, startOps } from './server';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -148,7 +146,7 @@ export async function startGatewayOps(
   section: Record<string, unknown> | undefined,
   log: (line: string) => void,
 ): Promise<GatewayOps | undefined> {
-  const addr = parseOpsListen(section?.listen === undefined ? GATEWAY_OPS_DEFAULTS.listen : String(section.listen), 'ssmax.ini');
+  const addr = opsListenOf(section, 'ssmax.ini');
   if (!addr) return undefined;
   const { registry, unhook } = gatewayMetrics(gw);
   if (cluster.isWorker) {

@@ -5,22 +5,13 @@
  * their state and expiry. Counted as the audit log records each operation
  * (every operation, success or refusal, is audited before it answers).
  */
-import { readIniFile } from '../config/ini';
 import { Counter, Gauge } from 'prom-client';
 import type { KeydConfig } from '../keyd/config';
 import type { KeydParts } from '../keyd/daemon';
 import type { CertRenewer } from '../keyd/cert-renewal';
 import type { OrgKeyring } from '../keyd/org-keys';
 import type { CrlRenewer } from '../keyd/renewal';
-import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
-
-export const KEYD_OPS_DEFAULTS = { listen: '' } as const;
-
-/** The [ops] section of an ini file (empty when absent). */
-export function opsSection(file: string): Record<string, unknown> {
-  const s = readIniFile(file, 'config').ops;
-  return s && typeof s === 'object' ? s : {};
-}
+import { type OpsListener, newRegistry, opsListenOf, opsSection, startOps } from './server';
 
 /**
  * The current key version is within half of `renewBeforeMs` of its end and no
@@ -160,8 +151,7 @@ export async function startKeydOps(
   renewer?: CrlRenewer,
   certs?: CertRenewer,
 ): Promise<OpsListener | undefined> {
-  const section = opsSection(config.file);
-  const addr = parseOpsListen(section.listen === undefined ? KEYD_OPS_DEFAULTS.listen : String(section.listen), `Config "${config.file}"`);
+  const addr = opsListenOf(opsSection(config.file), `Config "${config.file}"`);
   if (!addr) return undefined;
   const listener = await startOps({
     ...addr,

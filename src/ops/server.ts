@@ -11,9 +11,10 @@
  * answer is built from the process's own state.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { isIP } from 'node:net';
 import { type Registry, collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { closeGracefully, listen } from '../net/https-json';
-import { ConfigError } from '../config/ini';
+import { ConfigError, readIniFile } from '../config/ini';
 
 export interface ReadyAnswer {
   readonly ready: boolean;
@@ -114,11 +115,30 @@ export async function startOps(opts: OpsOptions): Promise<OpsListener> {
   return { port, close: () => closeGracefully(server as unknown as Parameters<typeof closeGracefully>[0], () => inFlight, 2000) };
 }
 
-/** `[ops] listen` (host:port; empty: no listener): the parsed address, or an error message. */
+/** The default of `[ops] listen` for every service: empty, no listener. */
+export const OPS_DEFAULTS = { listen: '' } as const;
+
+/**
+ * `[ops] listen` (host:port, an IPv6 address in brackets; empty: no listener):
+ * the parsed address, undefined for none; a ConfigError naming `where` otherwise.
+ */
 export function parseOpsListen(value: string | undefined, where: string): { host: string; port: number } | undefined {
   const v = (value ?? '').trim();
   if (v === '') return undefined;
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${where}: [ops] listen must be host:port or empty (got "${v}")`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(v);
+  if (!m || (m[1] !== undefined && isIP(m[1]) !== 6) || Number(m[3]) > 65535)
+    throw new ConfigError(`${where}: [ops] listen must be host:port or empty (got "${v}")`);
+  return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
+}
+
+/** The [ops] section of a service's ini file (empty when absent). */
+export function opsSection(file: string): Record<string, unknown> {
+  const s = readIniFile(file, 'config').ops;
+  return s && typeof s === 'object' ? s : {};
+}
+
+/** The ops listener's address from a config file's [ops] section (absent: the default, no listener); the one reader of every service. */
+export function opsListenOf(section: Record<string, unknown> | undefined, where: string): { host: string; port: number } | undefined {
+  const listen = section?.listen;
+  return parseOpsListen(listen === undefined ? OPS_DEFAULTS.listen : String(listen), where);
 }

@@ -13,15 +13,11 @@ import type { LocalInspector } from '../inspect/engine';
 import type { KeydOps } from '../keyd/client-ops';
 import { parseCrl } from '../pki/crl';
 import type { Publisher } from '../publisher/publisher';
-import { opsSection } from './keyd-ops';
-import { type OpsListener, newRegistry, parseOpsListen, startOps } from './server';
-
-export const SERVICE_OPS_DEFAULTS = { listen: '' } as const;
+import { type OpsListener, newRegistry, opsListenOf, opsSection, startOps } from './server';
 
 /** [ops] listen of a service's config file (publisher, inspector): where its ops listener listens, or undefined for none. */
-function opsListenOf(configFile: string): { host: string; port: number } | undefined {
-  const section = opsSection(configFile);
-  return parseOpsListen(section.listen === undefined ? SERVICE_OPS_DEFAULTS.listen : String(section.listen), `Config "${configFile}"`);
+function listenOf(configFile: string): { host: string; port: number } | undefined {
+  return opsListenOf(opsSection(configFile), `Config "${configFile}"`);
 }
 
 function crlGauge(name: string, files: readonly string[], registry: ReturnType<typeof newRegistry>): void {
@@ -50,7 +46,7 @@ export async function startPublisherOps(
   crls: readonly string[],
   log: (line: string) => void,
 ): Promise<OpsListener | undefined> {
-  const addr = opsListenOf(configFile);
+  const addr = listenOf(configFile);
   if (!addr) return undefined;
   const registry = newRegistry('publisher');
   // one collect for the four (prom-client collects each metric just before writing it: the first one fills them all)
@@ -112,7 +108,7 @@ export async function startInspectorOps(
   keyd: Pick<KeydOps, 'orgKeys'>,
   log?: (line: string) => void,
 ): Promise<OpsListener | undefined> {
-  const addr = opsListenOf(configFile);
+  const addr = listenOf(configFile);
   if (!addr) return undefined;
   const registry = newRegistry('inspector');
   const av = engine.config.av;

@@ -119,7 +119,9 @@ export function signTbs(obj: pkijs.Certificate | pkijs.CertificateRevocationList
   const tbs = new Uint8Array((obj as unknown as { encodeTBS(): asn1js.Sequence }).encodeTBS().toBER());
   obj.tbsView = tbs;
   obj.signatureValue = new asn1js.BitString({ valueHex: signDer(privateKey, tbs) });
-  return new Uint8Array(obj.toSchema().toBER());
+  // encoded again from the fields (the same bytes as `tbs`), not parsed back from `tbs`: asn1js cannot
+  // parse back a TBS above 64 KB (a CRL of about 1,300 entries), and signing such a CRL failed
+  return new Uint8Array(obj.toSchema(true).toBER());
 }
 
 /** The unchecked primitive: builds and signs a certificate exactly as specified. */

@@ -23,7 +23,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { isIP } from 'node:net';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
-import { createMasterKeyFile } from '../keyd/master-key';
+import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
+import { wrapOrgCaKey } from '../keyd/org-ca-key';
 import { parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
@@ -297,13 +298,15 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const keydTls = tls('keyd', [`keyd.${domain}`]);
   write('keyd/keyd.pem', keydTls.cert + caPem);
   write('keyd/keyd.key', keydTls.key, true);
-  write('keyd/org-ca.key', privateKeyToPem(ca.privateKey), true);
   // an existing master key is never replaced, not even with force: keyd's stored keys are sealed with it
-  if (!existsSync(join(dir, 'keyd', 'master.key'))) {
+  const masterKey = join(dir, 'keyd', 'master.key');
+  if (!existsSync(masterKey)) {
     mkdirSync(join(dir, 'keyd'), { recursive: true, mode: 0o700 });
-    createMasterKeyFile(join(dir, 'keyd', 'master.key'));
+    createMasterKeyFile(masterKey);
     files.push('keyd/master.key');
   }
+  // keyd's copy of the org CA key is a private key at rest: encrypted under the master key (src/keyd/org-ca-key.ts)
+  write('keyd/org-ca.key', wrapOrgCaKey(ca.privateKey, loadMasterKey(masterKey)), true);
   let keydIni = shipped('ssmax-keyd.ini');
   keydIni = setIniKeys(keydIni, 'keyd', { domain, listen: keydListen, data_dir: 'data', master_key: 'master.key' });
   keydIni = setIniKeys(keydIni, 'tls', { cert: 'keyd.pem', key: 'keyd.key', client_ca: '../pki/org-ca.pem,../pki/root.pem' });

@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { parse } from 'ini';
 import { main } from '../../src/cli/main';
 import { parseGatewayConfig } from '../../src/gateway/config';
+import { loadKeydConfig } from '../../src/keyd/config';
+import { orgCaOf } from '../../src/keyd/renewal';
 import { parseCertificate } from '../../src/pki/certificate';
+import { privateKeyFromPem } from '../../src/pki/keys';
 import { fromPemAll } from '../../src/pki/pem';
 import { setIniKeys } from '../../src/setup/organisation';
 
@@ -156,6 +159,15 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
     org_ca_key: 'org-ca.key',
     org_ca_cert: '../pki/org-ca.pem',
   });
+  // keyd's copy of the org CA key is encrypted under keyd's master key (src/keyd/org-ca-key.ts), and keyd reads it without a warning
+  expect(readFileSync(join(dir, 'keyd/org-ca.key'), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  const warnings: string[] = [];
+  const held = orgCaOf(loadKeydConfig(join(dir, 'keyd/keyd.ini')), (l) => warnings.push(l));
+  expect(held!.certificate.fingerprint).toBe(parseCertificate(readFileSync(join(orgCa, 'ca.cert.pem'), 'utf8')).fingerprint);
+  expect(held!.privateKey.export({ type: 'pkcs8', format: 'der' })).toEqual(
+    privateKeyFromPem(readFileSync(join(orgCa, 'ca.key.pem'), 'utf8')).export({ type: 'pkcs8', format: 'der' }),
+  );
+  expect(warnings).toEqual([]);
   // a second run refuses to overwrite
   const again = await cli(args(dir));
   expect(again.code).toBe(73);

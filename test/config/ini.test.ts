@@ -1,5 +1,14 @@
 /** The one config reader (src/config/ini.ts): types, defaults, ranges, the error naming file, section and key. */
-import { ConfigError, IniReader, changedSettings, defineSettings, parseIni, unknownSettings } from '../../src/config/ini';
+import {
+  ConfigError,
+  IniReader,
+  changedSettings,
+  defineSettings,
+  parseIni,
+  sectionsOf,
+  unknownSections,
+  unknownSettings,
+} from '../../src/config/ini';
 
 const S = defineSettings({
   'server.port': { type: 'num', min: 1, max: 65535, whole: true, default: 8025 },
@@ -79,4 +88,14 @@ test('changedSettings and unknownSettings: by "section.key", free sections key b
   expect(changedSettings(S, before, after, 'x.ini', ['peers'])).toEqual(['server.port', 'peers.b.example', 'peers.c.example']);
   expect(unknownSettings(S, after, ['peers'])).toEqual(['server.prot', 'other.x']);
   expect(unknownSettings(S, parseIni('stray=1\n[server]\nport=1\n'))).toEqual(['stray']);
+});
+
+test("sectionsOf and unknownSections: the schema's sections in order; unknown ones, empty ones too, except free ones", () => {
+  expect(sectionsOf(S)).toEqual(['server']);
+  const two = defineSettings({ 'b.x': { type: 'str' }, 'a.y': { type: 'str' }, 'b.z': { type: 'str' } });
+  expect(sectionsOf(two)).toEqual(['b', 'a']);
+  const ini = parseIni('stray=1\n[server]\nport=1\n[peers]\nb.example=https://b\n[empty]\n[other]\nx=1\n');
+  expect(unknownSections(S, ini, ['peers'])).toEqual(['empty', 'other']);
+  expect(unknownSections(S, ini)).toEqual(['peers', 'empty', 'other']);
+  expect(unknownSections(S, parseIni('[server]\nport=1\n'))).toEqual([]);
 });

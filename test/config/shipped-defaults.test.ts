@@ -23,8 +23,7 @@ import { loadKeydConfig } from '../../src/keyd/config';
 import { loadPublisherConfig } from '../../src/publisher/config';
 import { certPolicyOf } from '../../src/keyd/cert-renewal';
 import { crlPolicyOf } from '../../src/keyd/renewal';
-import { opsSection } from '../../src/ops/keyd-ops';
-import { parseOpsListen } from '../../src/ops/server';
+import { opsListenOf, opsSection } from '../../src/ops/server';
 import { commentedSettings, shippedIni, uncommentDefaults } from '../support/shipped-ini';
 
 type Ini = Record<string, Record<string, unknown>>;
@@ -45,13 +44,13 @@ const gateway =
   (text: string) => {
     const ini = parse(text) as Ini;
     set(ini);
-    return [parseGatewayConfig(ini, '/h/config'), parseOpsListen(ini.ops?.listen as string | undefined, 'ssmax.ini')];
+    return [parseGatewayConfig(ini, '/h/config'), opsListenOf(ini.ops, 'ssmax.ini')];
   };
 
 /** A service's own config and its [ops] section (read by the operations listener, docs/operations.md). */
 const withOps =
   <T>(load: (file: string) => T) =>
-  (file: string): [T, unknown] => [load(file), parseOpsListen(opsSection(file).listen as string | undefined, file)];
+  (file: string): [T, unknown] => [load(file), opsListenOf(opsSection(file), file)];
 
 /** The inspection settings; `on` turns DLP and antivirus on so that their settings are read. */
 const inspection = (on: boolean) => (text: string) => {

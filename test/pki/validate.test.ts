@@ -95,6 +95,25 @@ describe('revoked', () => {
     }
   });
 
+  test('an organisation with 3,000 revocations (a CRL over 64 KB) still signs its CRL, and it revokes and clears as a small one', () => {
+    // signing a TBS above 64 KB failed once (asn1js could not parse it back): about 1,300 entries
+    const many = Array.from({ length: 3000 }, (_, i) => ({
+      serial: (0x70000000 + i).toString(16),
+      revokedAt: new Date('2026-03-01T00:00:00Z'),
+      reason: 'superseded' as const,
+    }));
+    const crl = crlFor(
+      w.orgA,
+      [...many, { serial: w.userSignA.serial, revokedAt: new Date('2026-03-01T00:00:00Z'), reason: 'keyCompromise' }],
+      7,
+    );
+    expect(crl.der.length).toBeGreaterThan(65536);
+    expect(crl.entries.size).toBe(3001);
+    const revoked = validateCertificate(req(w.userSignA, { use: 'user-signing', crls: [w.rootCrl, crl] }));
+    expectStatus(revoked, 'revoked');
+    expectStatus(validateCertificate(req(w.sealA, { crls: [w.rootCrl, crl] })), 'valid');
+  });
+
   test('the leaf itself repeated among the intermediates does not hide its revocation', () => {
     const crl = crlFor(w.orgA, [{ serial: w.sealA.serial, revokedAt: T0, reason: 'superseded' }], 2);
     const r = validateCertificate(req(w.sealA, { intermediates: [w.sealA, w.orgA.certificate], crls: [w.rootCrl, crl] }));

@@ -13,6 +13,7 @@ import type { CliIo } from '../../src/cli/command';
 import { type Network, type OrgNode, startNetwork } from '../../src/demo/network';
 import { parseCertificate } from '../../src/pki/certificate';
 import { parseCrl } from '../../src/pki/crl';
+import { privateKeyToPem } from '../../src/pki/keys';
 import { smtp } from '../gateway/network-fixture';
 
 jest.setTimeout(120000);
@@ -63,6 +64,9 @@ beforeAll(async () => {
   A = net.org('a.example');
   writeFileSync(join(base, 'bundle.json'), await fetchBundle());
   const d = A.fx.dir;
+  // the operator's own copy of the org CA key (the CA folder's, in the clear here); keyd's copy is encrypted under its master key
+  const caKey = join(base, 'org-ca.key');
+  writeFileSync(caKey, privateKeyToPem(A.fx.orgCa.privateKey), { mode: 0o600 });
   config = join(base, 'ssmax-abuse.ini');
   writeFileSync(
     config,
@@ -77,7 +81,7 @@ beforeAll(async () => {
       `key=${join(d, 'admin.key')}`,
       '[registry]',
       `ca_cert=${join(d, 'org-ca.pem')}`,
-      `ca_key=${join(d, 'org-ca.key')}`,
+      `ca_key=${caKey}`,
       `crl=${join(d, 'org-ca.crl.pem')}`,
       'crl_days=7',
       `root=${join(d, 'root.pem')}`,

@@ -1,0 +1,98 @@
+/**
+ * localCopies (src/gateway/local-copies.ts), transparent delivery to a
+ * plain-client user: the message key comes from keyd's blinded decryption
+ * (here keyd is a stand-in answering with the real message key, so this is a
+ * unit test of the module), the copy carries the original message, keyd's
+ * "retired" notice is kept for the refresh hint, and the message key is
+ * overwritten after use — after a success and after a message that does not
+ * decrypt, which is refused with a 5xx naming the fault.
+ */
+import { randomBytes } from 'node:crypto';
+import { defaultGroup as g } from '../../src/crypto/backend';
+import { decapsulate } from '../../src/crypto/capsule';
+import { generateEncryptionKeyPair } from '../../src/crypto/keys';
+import { systemRng } from '../../src/crypto/random';
+import type { Capsule } from '../../src/crypto';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { collect, encryptMessage } from '../../src/envelope';
+import type { GatewayDeps } from '../../src/gateway/deps';
+import type { RetiredUse } from '../../src/gateway/key-exchange';
+import { localCopies } from '../../src/gateway/local-copies';
+import { capsulesOf, checkMessage } from '../../src/mail/message-checks';
+import { GatewayError } from '../../src/mail/replies';
+
+const DOMAIN = 'a.example';
+const KEY_ID = `${DOMAIN}:v1`;
+const org = generateEncryptionKeyPair(g, systemRng);
+const SECRET = 'local-copy-secret-4471';
+const plain = Buffer.from(
+  `From: x@b.example\r\nTo: u@a.example\r\nSubject: t\r\nMessage-ID: <t@b.example>\r\nDate: Sun, 6 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+);
+
+async function encrypted(): Promise<{ message: Buffer; capsules: Capsule[] }> {
+  const message = await collect(encryptMessage(plain, [{ keyId: KEY_ID, publicKey: org.publicKey }], { group: g, rng: systemRng }));
+  return { message, capsules: capsulesOf(checkMessage(message).headers) };
+}
+
+/** Deps with a keyd stand-in; `given` collects each message key handed out. */
+function depsWith(given: Uint8Array[]): GatewayDeps {
+  const keyd = {
+    user: (address: string) => Promise.resolve({ address, status: 'active' }), // no encryption key: a plain-client user
+    list: () => Promise.resolve(undefined),
+    certifiedKey: () => Promise.resolve(org.publicKey),
+    messageKey: (capsule: Capsule) => {
+      const messageKey = decapsulate(g, capsule, org.privateKey);
+      given.push(messageKey);
+      return Promise.resolve({ messageKey, notice: 'retired', current: `${DOMAIN}:v2` });
+    },
+  };
+  return {
+    config: { domain: DOMAIN },
+    keyd,
+    group: g,
+    seal: { privateKey: generateP256KeyPair().privateKey, certRef: randomBytes(32).toString('base64url') },
+    clock: () => new Date(),
+  } as unknown as GatewayDeps;
+}
+
+const origin = {
+  from: 'own' as const,
+  chain: { result: 'none' as const, summary: 'ssmax-chain=none', instances: [] },
+  trackingToken: randomBytes(32),
+};
+const isZero = (u: Uint8Array) => u.length > 0 && u.every((b) => b === 0);
+
+test('a plain-client user gets the original message; the retired notice is kept; the message key is zero afterwards', async () => {
+  const { message, capsules } = await encrypted();
+  const given: Uint8Array[] = [];
+  const notices: RetiredUse[] = [];
+  const copies = await localCopies(depsWith(given), { message, rcpts: ['u@a.example'], origin, verdicts: [] }, capsules, notices);
+  expect(copies).toHaveLength(1);
+  expect(copies[0]!.rcpts).toEqual(['u@a.example']);
+  const text = copies[0]!.message.toString('latin1');
+  expect(text).toContain(SECRET);
+  expect(text).toMatch(/^Authentication-Results: a\.example; .*ssmax-mode=transparent/);
+  expect(notices).toEqual([{ keyId: KEY_ID, current: `${DOMAIN}:v2` }]);
+  expect(given).toHaveLength(1);
+  expect(isZero(given[0]!)).toBe(true);
+});
+
+test('a message that does not decrypt is refused with a 5xx naming the fault, and the message key is zero afterwards', async () => {
+  const { message, capsules } = await encrypted();
+  const tampered = Buffer.from(message);
+  // flip a byte of the ciphertext near the end (the body, not the header block)
+  tampered[tampered.length - 40] = tampered[tampered.length - 40]! ^ 0x55;
+  const given: Uint8Array[] = [];
+  let err: unknown;
+  try {
+    await localCopies(depsWith(given), { message: tampered, rcpts: ['u@a.example'], origin, verdicts: [] }, capsules, []);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(GatewayError);
+  const reply = (err as GatewayError).reply;
+  expect(reply.code).toBeGreaterThanOrEqual(500);
+  expect((err as Error).message).toMatch(/cannot decrypt for transparent delivery: /);
+  expect(given).toHaveLength(1);
+  expect(isZero(given[0]!)).toBe(true);
+});
