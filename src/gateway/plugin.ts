@@ -36,7 +36,7 @@ import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { type Refusal, arrivalId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
-import { failureNotice, headerBlock, notifyDelay, streamedHeader } from './dsn';
+import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
@@ -299,7 +299,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
  * recipient the sender addressed (a list, not its members).
  */
 function storeRefusal(failed: readonly Refusal[]): GatewayError {
-  const status = /\b(5\.\d{1,3}\.\d{1,3})\b/.exec(failed[0]!.reply)?.[1] ?? '5.0.0';
+  const status = statusOf(failed[0]!.reply, '5.0.0');
   const named = [...new Set(failed.map((f) => f.list ?? f.rcpt))];
   const reply = failed.find((f) => !f.list)?.reply ?? `${status} the mailbox store refused the copies for the list's members`;
   return GatewayError.withStatus('mailboxRefused', status, `${reply} (${named.join(', ')})`);
