@@ -5,14 +5,33 @@
 const esmOnly = ['@noble', 'pkijs', 'asn1js', 'bytestreamjs', '@peculiar', 'pvtsutils', 'pvutils'];
 
 /**
- * Two projects. "unit": suites that start no long-lived servers (the crypto
- * core, the chain and envelope formats, PKI, config parsing, docs): `npm test`
- * runs them on two workers. "integration": suites that start real Haraka,
- * keyd, clamd, Postfix or Dovecot processes, some of which measure load or
- * kill processes on purpose: `npm test` runs them one at a time, since on a
- * two-core machine two such suites at once would measure each other.
+ * Two projects. "parallel": the suites that start no long-lived servers (the
+ * crypto core, the chain and envelope formats, PKI, config parsing, docs),
+ * and two that start servers but spend most of their time waiting (for a
+ * bundle to expire, for Haraka's retry timers); `npm test` runs them on three
+ * workers. "serial": the other suites with real Haraka, keyd, clamd, Postfix
+ * or Dovecot processes, some of which load them, measure them or kill them
+ * on purpose; `npm test` runs them one at a time, since on a two-core machine
+ * two such suites at once would measure each other.
  */
-const UNIT = ['chain', 'config', 'crypto', 'deps', 'directory', 'docs', 'envelope', 'errors', 'fs', 'fuzz', 'mail', 'net', 'pki', 'user'];
+const PARALLEL_DIRS = [
+  'chain',
+  'config',
+  'crypto',
+  'deps',
+  'directory',
+  'docs',
+  'envelope',
+  'errors',
+  'fs',
+  'fuzz',
+  'mail',
+  'net',
+  'pki',
+  'user',
+];
+/** Integration suites that mostly wait (their processes use a quarter of the suite's wall time or less). */
+const WAITING = ['gateway/rotation-lifetime.test.ts', 'gateway/dsn.test.ts'];
 
 const common = {
   testEnvironment: 'node',
@@ -39,12 +58,20 @@ const common = {
 module.exports = {
   testTimeout: 60000,
   projects: [
-    { ...common, displayName: 'unit', testMatch: [`<rootDir>/test/{${UNIT.join(',')}}/**/*.test.ts`] },
     {
       ...common,
-      displayName: 'integration',
+      displayName: 'parallel',
+      testMatch: [`<rootDir>/test/{${PARALLEL_DIRS.join(',')}}/**/*.test.ts`, ...WAITING.map((f) => `<rootDir>/test/${f}`)],
+    },
+    {
+      ...common,
+      displayName: 'serial',
       testMatch: ['<rootDir>/test/**/*.test.ts'],
-      testPathIgnorePatterns: ['/node_modules/', `<rootDir>/test/(${UNIT.join('|')})/`],
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        `<rootDir>/test/(${PARALLEL_DIRS.join('|')})/`,
+        ...WAITING.map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`),
+      ],
     },
   ],
 };
