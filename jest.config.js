@@ -9,7 +9,8 @@ const esmOnly = ['@noble', 'pkijs', 'asn1js', 'bytestreamjs', '@peculiar', 'pvts
  * crypto core, the chain and envelope formats, PKI, config parsing, docs),
  * and two that start servers but spend most of their time waiting (for a
  * bundle to expire, for Haraka's retry timers); `npm test` runs them on three
- * workers. "serial": the other suites with real Haraka, keyd, clamd, Postfix
+ * workers. A suite of those folders that measures compute under a load it
+ * makes itself (MEASURING) runs serially. "serial": the other suites with real Haraka, keyd, clamd, Postfix
  * or Dovecot processes, some of which load them, measure them or kill them
  * on purpose; `npm test` runs them one at a time, since on a two-core machine
  * two such suites at once would measure each other.
@@ -32,6 +33,8 @@ const PARALLEL_DIRS = [
 ];
 /** Integration suites that mostly wait (their processes use a quarter of the suite's wall time or less). */
 const WAITING = ['gateway/rotation-lifetime.test.ts', 'gateway/dsn.test.ts'];
+/** Suites of those folders that measure the compute of work under a load they make themselves: serial. */
+const MEASURING = ['chain/cpu-budget.test.ts'];
 
 const common = {
   testEnvironment: 'node',
@@ -62,6 +65,7 @@ module.exports = {
       ...common,
       displayName: 'parallel',
       testMatch: [`<rootDir>/test/{${PARALLEL_DIRS.join(',')}}/**/*.test.ts`, ...WAITING.map((f) => `<rootDir>/test/${f}`)],
+      testPathIgnorePatterns: ['/node_modules/', ...MEASURING.map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`)],
     },
     {
       ...common,
@@ -69,7 +73,7 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       testPathIgnorePatterns: [
         '/node_modules/',
-        `<rootDir>/test/(${PARALLEL_DIRS.join('|')})/`,
+        `<rootDir>/test/(?!(${MEASURING.map((f) => f.replace(/\./g, '\\.')).join('|')})$)(${PARALLEL_DIRS.join('|')})/`,
         ...WAITING.map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`),
       ],
     },

@@ -62,7 +62,7 @@ const SHORT_MS = 0.05;
  * callback (at most this much wall time of it), and the result is never more
  * than the callback's wall time: the count can err only upwards.
  */
-const FRESH_MS = 5;
+const FRESH_MS = 1;
 let lastCpu = 0;
 let lastCpuAt = -Infinity;
 
