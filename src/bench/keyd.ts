@@ -6,7 +6,7 @@
  * core); this process is the load generator (the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -23,7 +23,6 @@ import {
   transformBlinded,
   transformBlindedWithProof,
 } from '../crypto';
-import { appendFileSync } from 'node:fs';
 import { provisionOrg } from '../demo/provision';
 import { KeydBatcher } from '../keyd/client-batch';
 import { KeydClient } from '../keyd/client';

@@ -128,10 +128,11 @@ export function refusalsOf(
   const unnamed = named.find((r) => r.rcpt === undefined);
   if (!unnamed) return named.map((r) => ({ rcpt: r.rcpt!, code: r.code, reply: r.reply }));
   const accepted = new Set((info.accepted ?? []).map((a) => a.toLowerCase()));
+  const byRcpt = new Map(named.filter((r) => r.rcpt !== undefined).map((r) => [r.rcpt, r]));
   return to
     .filter((t) => !accepted.has(t.toLowerCase()))
     .map((rcpt) => {
-      const own = named.find((r) => r.rcpt === rcpt);
+      const own = byRcpt.get(rcpt);
       return own
         ? { rcpt, code: own.code, reply: own.reply }
         : { rcpt, code: 450, reply: `4.0.0 ${unnamed.reply} (a refusal naming no recipient of this copy)` };
