@@ -288,7 +288,7 @@ export interface Reload {
 
 type Settings = typeof GATEWAY_SETTINGS;
 /** The names of the settings marked `reload`. */
-export type ReloadedSetting = { [K in keyof Settings]: Settings[K] extends { readonly reload: true } ? K : never }[keyof Settings];
+type ReloadedSetting = { [K in keyof Settings]: Settings[K] extends { readonly reload: true } ? K : never }[keyof Settings];
 type Running = { -readonly [K in keyof GatewayConfig]: GatewayConfig[K] };
 
 /**
@@ -321,7 +321,7 @@ const applyPolicyDomains = (running: Running, next: GatewayConfig) =>
   (running.policy = { ...running.policy, domains: next.policy.domains });
 
 /** Whether a changed setting ("section.key") is taken at once: marked `reload`, or a key of a reloaded free section. */
-export function isReloaded(name: string): boolean {
+function isReloaded(name: string): boolean {
   return (
     (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[name]?.reload === true ||
     RELOADED_FREE_SECTIONS.includes(name.slice(0, name.indexOf('.')))

@@ -195,9 +195,7 @@ class SmtpSessions {
         if (reused && attempt === 0 && f.responseCode === undefined && (f.command === undefined || /^MAIL/i.test(f.command))) continue;
         // every recipient refused at RCPT: each with its own reply (permanent or temporary)
         if (f.rejectedErrors && f.rejectedErrors.length > 0 && f.rejectedErrors.length >= to.length) {
-          return {
-            refused: f.rejectedErrors.map((e, i) => ({ rcpt: e.recipient ?? to[i]!, code: codeOf(e), reply: e.response ?? e.message })),
-          };
+          return { refused: refusalsOf(to, { accepted: [], rejected: f.rejected ?? to, rejectedErrors: f.rejectedErrors }) };
         }
         // a permanent refusal of the whole message (MAIL, or the data over SMTP): every recipient, with that reply
         if (codeOf(f) >= 500) return { refused: to.map((rcpt) => ({ rcpt, code: codeOf(f), reply: f.response ?? f.message })) };

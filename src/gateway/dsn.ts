@@ -41,7 +41,6 @@ function line(text: string): string {
   return sanitize(text).trim();
 }
 
-/** The enhanced status code of the reply's class in a reply, or `fallback` (4.0.0, 5.0.0). */
 /** The enhanced status code (RFC 3463) in a reply, of the class of `fallback`, else `fallback`. */
 export function statusOf(reason: string, fallback: string): string {
   const pattern = fallback.startsWith('5') ? /\b(5\.\d{1,3}\.\d{1,3})\b/ : /\b(4\.\d{1,3}\.\d{1,3})\b/;

@@ -299,9 +299,10 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
  * recipient the sender addressed (a list, not its members).
  */
 function storeRefusal(failed: readonly Refusal[]): GatewayError {
-  const status = statusOf(failed[0]!.reply, '5.0.0');
+  const own = failed.find((f) => !f.list); // a reply naming a list member is never quoted
+  const status = statusOf((own ?? failed[0]!).reply, '5.0.0');
   const named = [...new Set(failed.map((f) => f.list ?? f.rcpt))];
-  const reply = failed.find((f) => !f.list)?.reply ?? `${status} the mailbox store refused the copies for the list's members`;
+  const reply = own?.reply ?? `${status} the mailbox store refused the copies for the list's members`;
   return GatewayError.withStatus('mailboxRefused', status, `${reply} (${named.join(', ')})`);
 }
 
