@@ -7,13 +7,14 @@
  * are written 0600.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createCrl } from '../pki/crl';
 import { type SigningAuthority, createOrgCa, createRootCa } from '../pki/issue';
 import type { Role } from '../pki/oids';
 import { issueTlsCredentials } from '../pki/tls-credentials';
-import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
+import { MASTER_KEY_LENGTH, createMasterKeyFile } from '../keyd/master-key';
 import { wrapOrgCaKey } from '../keyd/org-ca-key';
 
 const DAY = 86400000;
@@ -93,9 +94,10 @@ export function provisionOrg(
   const w = (name: string, text: string) => writeFileSync(join(dir, name), text, { mode: 0o600 });
   w('root.pem', root.certificate.pem);
   w('org-ca.pem', orgCa.certificate.pem);
-  createMasterKeyFile(join(dir, 'master.key'));
+  const master = new Uint8Array(randomBytes(MASTER_KEY_LENGTH));
+  createMasterKeyFile(join(dir, 'master.key'), master);
   // keyd's copy of the org CA key, encrypted under the master key as `ssmax setup` writes it (src/keyd/org-ca-key.ts)
-  w('org-ca.key', wrapOrgCaKey(orgCa.privateKey, loadMasterKey(join(dir, 'master.key'))));
+  w('org-ca.key', wrapOrgCaKey(orgCa.privateKey, master));
   w('org-ca.crl.pem', crl.pem);
   w('root.crl.pem', rootCrl.pem);
   w('keyd.pem', `${server.cert}${orgCa.certificate.pem}`);

@@ -80,14 +80,13 @@ function dnsServerProblem(s: string): string | undefined {
  */
 function refuseUnknown(ini: Ini, file: string, r: IniReader<typeof DIRECTORY_SETTINGS>, otherSections: readonly string[]): void {
   const free = [...FREE_SECTIONS, ...otherSections];
-  const keys = unknownSettings(DIRECTORY_SETTINGS, ini, free);
-  const outside = keys.find((n) => !n.includes('.'));
+  const outside = Object.entries(ini).find(([, v]) => v === null || typeof v !== 'object')?.[0];
   if (outside !== undefined) throw new ConfigError(`${file}: "${outside}" is outside any section`, { file, key: outside });
   const known = [...sectionsOf(DIRECTORY_SETTINGS), ...FREE_SECTIONS];
   const section = unknownSections(DIRECTORY_SETTINGS, ini, free)[0];
   if (section !== undefined)
     throw new ConfigError(`${file}: unknown section [${section}] (known: ${known.map((k) => `[${k}]`).join(', ')})`, { file, section });
-  const first = keys[0];
+  const first = unknownSettings(DIRECTORY_SETTINGS, ini, free)[0];
   if (first === undefined) return;
   const dot = first.indexOf('.');
   const [where, key] = [first.slice(0, dot), first.slice(dot + 1)];

@@ -6,6 +6,7 @@
  * the gateway's files: ssmax-inspect.ini and ssmax-dlp.ini (docs/inspection.md).
  */
 import { ConfigError, type Ini, IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
+import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
@@ -69,7 +70,7 @@ export const INSPECTOR_SETTINGS = defineSettings({
   'limits.headers_timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.headers_timeout_ms },
   'limits.max_header_bytes': { type: 'num', min: 1024, max: 1 << 20, whole: true, default: INSPECTOR_DEFAULTS.max_header_bytes },
   'limits.max_headers': { type: 'num', min: 8, max: 1000, whole: true, default: INSPECTOR_DEFAULTS.max_headers },
-  'ops.listen': { type: 'str', default: '' },
+  'ops.listen': { type: 'str', default: OPS_DEFAULTS.listen },
 });
 
 export function loadInspectorConfig(file: string): InspectorConfig {

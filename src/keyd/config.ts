@@ -5,6 +5,7 @@
  * with an error naming the file, section and key (ConfigError).
  */
 import { IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
+import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 
 export interface KeydConfig extends ServiceHead {
@@ -75,7 +76,7 @@ export const KEYD_SETTINGS = defineSettings({
   /** "auto" or a whole number from 0 to 64. */
   'limits.crypto_threads': { type: 'str', default: KEYD_DEFAULTS.crypto_threads },
   'limits.max_batch_ops': { type: 'num', min: 1, max: 1024, whole: true, default: KEYD_DEFAULTS.max_batch_ops },
-  'ops.listen': { type: 'str', default: '' },
+  'ops.listen': { type: 'str', default: OPS_DEFAULTS.listen },
 });
 
 export function loadKeydConfig(file: string): KeydConfig {

@@ -5,6 +5,7 @@
  * `openPublisher` turns it into a ready Publisher (files read, keyd client made).
  */
 import type { KeyObject } from 'node:crypto';
+import { OPS_DEFAULTS } from '../ops/server';
 import {
   ConfigError,
   IniReader,
@@ -84,7 +85,7 @@ export const PUBLISHER_SETTINGS = defineSettings({
   'pki.org_ca_chain': { type: 'list' },
   'pki.sealing_certificates': { type: 'list', default: [] },
   'pki.crls': { type: 'list' },
-  'ops.listen': { type: 'str', default: '' },
+  'ops.listen': { type: 'str', default: OPS_DEFAULTS.listen },
 });
 
 export function loadPublisherConfig(file: string): PublisherConfig {
