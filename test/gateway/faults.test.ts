@@ -54,10 +54,22 @@ describe('faults give 4xx and lose nothing', () => {
 
   test('keyd of the receiving org stopped: the sending gateway keeps the message queued and delivers it once keyd is back', async () => {
     await B().keyd.stop();
+    const refusals = () =>
+      (
+        A()
+          .haraka.logs()
+          .match(/Temp failing \S+ for \d+ seconds: .*4\.7\.5 Key service unavailable/g) ?? []
+      ).length;
+    const before = refusals();
     expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-peer-keyd'), dave)).toMatch(
       /^250 /,
     );
-    await sleep(6000); // at least one delivery attempt refused with 4xx by B
+    // at least one delivery attempt refused with 4xx by B (a.example's queue logs it and keeps the message)
+    await waitFor(
+      () => refusals() > before,
+      30000,
+      () => A().haraka.logs().slice(-3000),
+    );
     expect(count(B(), 'carol@b.example', 'M-peer-keyd')).toBe(0);
     await B().restartKeyd();
     await waitFor(() => count(B(), 'carol@b.example', 'M-peer-keyd') >= 1, 30000);
