@@ -68,7 +68,7 @@ const SECRET = 'Binding secret: Heron-5150';
  * towards its wait) waits until a seal made just after the network's CRLs is older than this; every other
  * seal of the suite is delivered within a few seconds of being made.
  */
-const WINDOW_S = 20;
+const WINDOW_S = 15;
 
 /** Alice submits through a.example's real gateway; resolves to the copy it sent towards b.example. */
 async function capturedFromAlice(tag: string, to: string[], bcc: string[] = []): Promise<Buffer> {
