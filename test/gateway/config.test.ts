@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
-import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadGatewayConfig } from '../../src/gateway/config';
+import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadApplier, reloadGatewayConfig } from '../../src/gateway/config';
 import type { Setting } from '../../src/config/ini';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
 
@@ -131,6 +131,37 @@ test('reloadGatewayConfig: reloadable settings take their new values in the runn
     "ssmax.ini [main] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'",
   );
   expect(seen.hookTimeoutMs).toBe(999);
+});
+
+test('reloadApplier: a setting marked reload and a domain of [policy] have their own; any other name has none (waits for a restart), never the policy one', () => {
+  const base =
+    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const before = parse(`${base}[policy]\nb.example=require\n`) as Record<string, Record<string, unknown>>;
+  const after = parse(`${base}[policy]\nb.example=none\n`) as Record<string, Record<string, unknown>>;
+  const next = parseGatewayConfig(after, '/x');
+  const policyOf = (name: string) => {
+    const running = parseGatewayConfig(before, '/x');
+    reloadApplier(name)?.(running as never, next);
+    return running.policy.domains;
+  };
+  expect(policyOf('policy.b.example')).toEqual({ 'b.example': 'none' });
+  expect(reloadApplier('main.hook_timeout_ms')).toBeDefined();
+  expect(reloadApplier('policy.default')).not.toBe(reloadApplier('policy.b.example'));
+  // unknown names, names of sections read only at start, and malformed names: no applier, the policy untouched
+  for (const name of [
+    'main.no_such_setting',
+    'nosuch.key',
+    'peers.b.example',
+    'routes.b.example',
+    'keyd.timeout_ms',
+    'policy',
+    'policy.',
+    '.b.example',
+    '',
+  ]) {
+    expect(reloadApplier(name)).toBeUndefined();
+    expect(policyOf(name)).toEqual({ 'b.example': 'require' });
+  }
 });
 
 /** The paths ("a.b") at which two configurations differ (arrays compared whole). */
