@@ -131,9 +131,7 @@ export function loadAbuseConfig(file: string): AbuseConfig {
       ...(security ? { security } : {}),
     };
   }
-  const listen = r.get('server.listen');
-  const m = /^(.+):(\d+)$/.exec(listen);
-  if (!m) throw r.fail('server', 'listen', `must be HOST:PORT, got '${listen}'`);
+  const listen = r.hostPort('server.listen');
   const bearer = path('server.bearer_token_file');
   const domain = opt('abuse.domain')?.toLowerCase();
   return {
@@ -148,8 +146,8 @@ export function loadAbuseConfig(file: string): AbuseConfig {
     ...(keyd ? { keyd } : {}),
     ...(submit ? { submit } : {}),
     server: {
-      host: m[1]!.replace(/^\[|\]$/g, ''),
-      port: Number(m[2]),
+      host: listen.host,
+      port: listen.port,
       ...(bearer ? { bearerTokenFile: bearer } : {}),
       maxBytes: r.get('server.max_bytes'),
     },

@@ -4,6 +4,7 @@
  * src/mail/release.ts (as the web console): the entry is in a release only
  * while the gateway takes it, and stays held when it does not.
  */
+import { HostPortError, parseHostPort } from '../config/host-port';
 import type { QuarantineStore } from '../inspect/quarantine';
 import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
 import { CliError, type CliIo, EXIT, readInputText } from './command';
@@ -20,10 +21,15 @@ export function textOf(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** `--smtp HOST:PORT`, or undefined when missing or malformed. */
+/** `--smtp HOST:PORT` (src/config/host-port.ts: an IPv6 address in brackets), undefined when missing; a usage error saying why when malformed. */
 export function smtpAddress(value: unknown): { host: string; port: number } | undefined {
-  const m = /^(.+):(\d{1,5})$/.exec(String(value ?? ''));
-  return m ? { host: m[1]!, port: Number(m[2]) } : undefined;
+  if (typeof value !== 'string') return undefined;
+  try {
+    return parseHostPort(value, 1);
+  } catch (err) {
+    if (err instanceof HostPortError) throw new CliError(`--smtp ${err.message}`, EXIT.usage);
+    throw err;
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
 import { cannotRead } from '../errors/errno';
+import { HostPortError, parseHostPort } from './host-port';
 
 export type IniSection = Record<string, unknown>;
 export type Ini = Record<string, IniSection | undefined>;
@@ -214,12 +215,19 @@ export class IniReader<S extends Schema> {
     return (this.get(name) as string[]).map((p) => resolve(this.base, p));
   }
 
-  /** A host:port setting. */
-  hostPort(name: keyof S & string): { host: string; port: number } {
-    const v = this.get(name) as string;
-    const m = /^(.+):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[2]) > 65535) throw this.fail(...split(name), `must be host:port, got '${v}'`);
-    return { host: m[1]!, port: Number(m[2]) };
+  /** A host:port setting (src/config/host-port.ts: an IPv6 address in brackets, given back without them). */
+  hostPort(name: keyof S & string, minPort = 0): { host: string; port: number } {
+    return this.hostPortOf(name, this.get(name) as string, minPort);
+  }
+
+  /** `value` of the setting `name` (or of a free section's key, "section.key") as host:port; an error naming the setting otherwise. */
+  hostPortOf(name: string, value: string, minPort = 0): { host: string; port: number } {
+    try {
+      return parseHostPort(value, minPort);
+    } catch (err) {
+      if (err instanceof HostPortError) throw this.fail(...split(name), err.message);
+      throw err;
+    }
   }
 
   /** A domain-name setting, lower-cased (labels of letters, digits and hyphens, at least two). */

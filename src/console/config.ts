@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { formatHostPort } from '../config/host-port';
 import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
 import { errnoText } from '../errors/errno';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
@@ -83,23 +84,17 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
   };
   const file1 = (name: Name) => read(name, r.get(name) as string);
   const files = (name: Name) => (r.get(name) as string[]).map((p) => read(name, p));
-  const hostPort = (name: Name, v: string) => {
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[2]) > 65535) throw r.fail(...split(name), `must be host:port, got '${v}'`);
-    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-  };
-  const listen = hostPort('console.listen', r.get('console.listen'));
+  const listen = r.hostPort('console.listen');
   const ops: Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>> = {};
   for (const svc of ['gateway', 'keyd', 'publisher', 'inspector'] as const) {
     const v = r.opt(`ops.${svc}`);
     if (v === undefined) continue;
-    const hp = hostPort(`ops.${svc}`, v);
-    ops[svc] = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+    ops[svc] = `http://${formatHostPort(r.hostPortOf(`ops.${svc}`, v, 1))}`;
   }
   let quarantine: ConsoleConfig['quarantine'];
   const qdir = r.optPath('quarantine.dir');
   if (qdir !== undefined) {
-    const smtp = hostPort('quarantine.smtp', r.get('quarantine.smtp'));
+    const smtp = r.hostPort('quarantine.smtp', 1);
     const user = r.opt('quarantine.user');
     const passwordFile = r.optPath('quarantine.password_file');
     if ((user === undefined) !== (passwordFile === undefined))
