@@ -301,3 +301,35 @@ export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[
   }
   return out;
 }
+
+/**
+ * Refuses, naming it, the first value outside any section, section that
+ * neither the reader's schema, nor `free` (sections of any key: domain or
+ * host names), nor `otherSections` (another reader's, in the same file)
+ * names, and key of the schema's sections that is not one of its settings:
+ * a misspelt key stops the program instead of being quietly left at its
+ * default. (The gateway logs such keys instead: a running gateway is not
+ * stopped by a reload.)
+ */
+export function refuseUnknown(
+  r: IniReader<Schema>,
+  opts: { readonly free?: readonly string[]; readonly otherSections?: readonly string[] } = {},
+): void {
+  const { schema, ini, file } = r;
+  const free = opts.free ?? [];
+  const skipped = [...free, ...(opts.otherSections ?? [])];
+  const outside = Object.entries(ini).find(([, v]) => v === null || typeof v !== 'object')?.[0];
+  if (outside !== undefined) throw new ConfigError(`${file}: "${outside}" is outside any section`, { file, key: outside });
+  const section = unknownSections(schema, ini, skipped)[0];
+  if (section !== undefined) {
+    const known = [...sectionsOf(schema), ...free];
+    throw new ConfigError(`${file}: unknown section [${section}] (known: ${known.map((k) => `[${k}]`).join(', ')})`, { file, section });
+  }
+  const first = unknownSettings(schema, ini, skipped)[0];
+  if (first === undefined) return;
+  const [where, key] = split(first);
+  const settings = Object.keys(schema)
+    .filter((n) => n.startsWith(`${where}.`))
+    .map((n) => n.slice(where.length + 1));
+  throw r.fail(where, key, `is not a known setting (known: ${settings.join(', ')})`);
+}

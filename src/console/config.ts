@@ -2,12 +2,13 @@
  * `ssmax console`'s configuration: an ini file (config/ssmax-console.ini lists
  * every key with its default; docs/console.md). Relative paths are resolved
  * against the file's folder; every value is checked at startup, with an error
- * naming the key.
+ * naming the key, and so is every key and section (one the console does not
+ * read is refused, named: src/config/ini.ts refuseUnknown).
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatHostPort } from '../config/host-port';
-import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
+import { ConfigError, IniReader, defineSettings, readIniFile, refuseUnknown } from '../config/ini';
 import { errnoText } from '../errors/errno';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
@@ -74,6 +75,7 @@ type Name = keyof typeof CONSOLE_SETTINGS;
 
 export function loadConsoleConfig(file: string): ConsoleConfig {
   const r = new IniReader(CONSOLE_SETTINGS, readIniFile(file, 'console config'), file);
+  refuseUnknown(r); // a misspelt key or section stops the console, named
   const split = (name: Name) => [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)] as const;
   const read = (name: Name, p: string) => {
     try {
