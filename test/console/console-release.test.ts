@@ -263,6 +263,26 @@ test('the console and the command line release the same message at once: the sto
   expect(delivered('both-at-once')).toBe(1);
 });
 
+test('a release under way in another process: the console shows the entry releasing without its button, refuses a release of it and sends nothing', async () => {
+  const id = await quarantined('under-way-elsewhere');
+  const other = new QuarantineStore(quarantineDir); // as `ssmax quarantine release` in another process, between its two steps
+  try {
+    const started = (await other.release(id))!;
+    const page = (await call('/quarantine')).text;
+    expect(page).toMatch(new RegExp(`<tr data-id="${id}">[\\s\\S]*?<td>releasing</td>`));
+    expect(page).not.toContain(`Release once: ${id}`);
+    const refused = await release(id);
+    expect(refused).toMatch(new RegExp(`Could not complete: a release of ${id} is under way \\(since `));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(delivered('under-way-elsewhere')).toBe(0);
+    expect(await other.holdAgain(started)).toBe('held'); // that release gave up
+  } finally {
+    await other.close();
+  }
+  expect(await release(id)).toMatch(new RegExp(`Released: ${id} \\(250 `));
+  await waitFor(() => delivered('under-way-elsewhere') === 1);
+});
+
 test("keyd's on-behalf check uses a replaced CRL at once: the administrator's certificate revoked, their next console request is refused by keyd", async () => {
   const a = A();
   expect((await call('/audit')).text).toMatch(/console\.quarantine\.release/); // keyd answers for the administrator
