@@ -80,8 +80,6 @@ export function loadInspectorConfig(file: string): InspectorConfig {
 export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
   const head = readServiceHead(r, 'inspector');
-  const keydUrl = r.get('keyd.url');
-  if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw r.fail('keyd', 'url', `must be https://host:port, got '${keydUrl}'`);
   const url = r.opt('bundle.url');
   const address = r.opt('bundle.address');
   return {
