@@ -135,7 +135,7 @@ test('reloadGatewayConfig: reloadable settings take their new values in the runn
 
 test('reloadApplier: a setting marked reload and a domain of [policy] have their own; any other name has none (waits for a restart), never the policy one', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
   const before = parse(`${base}[policy]\nb.example=require\n`) as Record<string, Record<string, unknown>>;
   const after = parse(`${base}[policy]\nb.example=none\n`) as Record<string, Record<string, unknown>>;
   const next = parseGatewayConfig(after, '/x');
