@@ -2,13 +2,17 @@
  * Configuration of the sender-tracking tools (`ssmax abuse`, `ssmax
  * registry`): one ini file, config/ssmax-abuse.ini, which lists every key
  * with its default. Relative paths are resolved against the file's folder;
- * every value is checked at load, with an error naming the key. The
+ * every value is checked at load, with an error naming the key, and so is
+ * every key and section (the directory's too): one that no reader takes is
+ * refused, named (src/config/ini.ts refuseUnknown). The
  * `[directory]`, `[peers]`, `[hosts]` and `[tls]` sections are those of the
  * directory config (docs/directory.md) and are read by `loadDirectoryConfig`.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, settingError } from '../config/ini';
+import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, refuseUnknown, settingError } from '../config/ini';
+import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '../directory/config';
 import { KeydClient } from '../keyd/client';
+import { KEYD_URL } from '../keyd/client-settings';
 import type { SubmitSettings } from './submit';
 import { errnoText } from '../errors/errno';
 
@@ -92,10 +96,12 @@ export const ABUSE_SETTINGS = defineSettings({
 export function loadAbuseConfig(file: string): AbuseConfig {
   const ini = readIniFile(file, 'config');
   const r = new IniReader(ABUSE_SETTINGS, ini, file);
+  // every key and section of the file, the directory's included, is one a reader takes; else refused, named
+  refuseUnknown(new IniReader({ ...ABUSE_SETTINGS, ...DIRECTORY_SETTINGS }, ini, file), { free: DIRECTORY_FREE_SECTIONS });
   const opt = (name: keyof typeof ABUSE_SETTINGS) => r.opt(name) as string | undefined;
   const path = (name: keyof typeof ABUSE_SETTINGS) => r.optPath(name);
   const url = opt('keyd.url');
-  if (url !== undefined && !/^https:\/\/[^/]+\/?$/.test(url)) throw r.fail('keyd', 'url', `"${url}" is not an https:// URL of a host`);
+  if (url !== undefined && !KEYD_URL.test(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
   const keyd: KeydSettings | undefined =
     url === undefined
       ? undefined
@@ -131,9 +137,7 @@ export function loadAbuseConfig(file: string): AbuseConfig {
       ...(security ? { security } : {}),
     };
   }
-  const listen = r.get('server.listen');
-  const m = /^(.+):(\d+)$/.exec(listen);
-  if (!m) throw r.fail('server', 'listen', `must be HOST:PORT, got '${listen}'`);
+  const listen = r.hostPort('server.listen');
   const bearer = path('server.bearer_token_file');
   const domain = opt('abuse.domain')?.toLowerCase();
   return {
@@ -148,8 +152,8 @@ export function loadAbuseConfig(file: string): AbuseConfig {
     ...(keyd ? { keyd } : {}),
     ...(submit ? { submit } : {}),
     server: {
-      host: m[1]!.replace(/^\[|\]$/g, ''),
-      port: Number(m[2]),
+      host: listen.host,
+      port: listen.port,
       ...(bearer ? { bearerTokenFile: bearer } : {}),
       maxBytes: r.get('server.max_bytes'),
     },

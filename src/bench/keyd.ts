@@ -6,7 +6,7 @@
  * core); this process is the load generator (the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -138,10 +138,11 @@ export interface KeydFigures {
 /** One keyd process on backend `g`: the in-process halves and the loads; `full` adds concurrency 1 and the decryptions. */
 export async function measureKeyd(g: Group, full: boolean): Promise<{ rows: BenchRow[]; figures: KeydFigures }> {
   const suite = `keyd/${g.name}`;
-  const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-bench-keyd-')));
   // SSMAX_BENCH_KEYD_CRYPTO_THREADS: keyd's [limits] crypto_threads for this run (default: the shipped default, "auto")
   const threads = process.env.SSMAX_BENCH_KEYD_CRYPTO_THREADS;
-  if (threads !== undefined && threads !== '') appendFileSync(fx.configFile, `crypto_threads=${threads}\n`);
+  const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-bench-keyd-')), {
+    ...(threads !== undefined && threads !== '' ? { limits: { crypto_threads: threads } } : {}),
+  });
   const { proc, port } = await startKeyd(fx.configFile, g.name);
   const rows: BenchRow[] = [];
   try {

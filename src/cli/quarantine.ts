@@ -13,8 +13,10 @@ Subcommands:
   show ID                      the entry's details (never the message content: it stays encrypted)
   release ID --smtp HOST:PORT [--user U --password-file F]
                                re-inject the message into the gateway, which lets it pass once;
-                               if the gateway does not take it (exit 1, its answer printed),
-                               the message stays held and can be released again
+                               only a held message (exit 1, nothing sent, when a release of it
+                               is under way or done); if the gateway does not take it (exit 1,
+                               its answer printed), the message stays held and can be released
+                               again; recipients the gateway refused (exit 1, printed) stay held
   delete ID                    remove it for good`;
 
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
@@ -61,6 +63,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
               rule: e.rule,
               from: e.from,
               rcpts: e.rcpts,
+              ...(e.release ? { releaseStarted: new Date(e.release.since).toISOString() } : {}),
+              ...(e.note ? { note: e.note } : {}),
               encryptedBytes: e.message.length,
             },
             null,

@@ -1,11 +1,12 @@
 /**
  * Handing a held message back to the gateway from the command line (`ssmax
  * quarantine release`, `ssmax list release`) through the one release of
- * src/mail/release.ts (as the web console): the entry is marked released
- * only while the gateway takes it, and stays held when it does not.
+ * src/mail/release.ts (as the web console): the entry is in a release only
+ * while the gateway takes it, and stays held when it does not.
  */
+import { HostPortError, parseHostPort } from '../config/host-port';
 import type { QuarantineStore } from '../inspect/quarantine';
-import { ReinjectError, passwordOf, releaseHeld } from '../mail/release';
+import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
 import { CliError, type CliIo, EXIT, readInputText } from './command';
 
 export interface ReinjectVia {
@@ -20,16 +21,24 @@ export function textOf(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** `--smtp HOST:PORT`, or undefined when missing or malformed. */
+/** `--smtp HOST:PORT` (src/config/host-port.ts: an IPv6 address in brackets), undefined when missing; a usage error saying why when malformed. */
 export function smtpAddress(value: unknown): { host: string; port: number } | undefined {
-  const m = /^(.+):(\d{1,5})$/.exec(String(value ?? ''));
-  return m ? { host: m[1]!, port: Number(m[2]) } : undefined;
+  if (typeof value !== 'string') return undefined;
+  try {
+    return parseHostPort(value, 1);
+  } catch (err) {
+    if (err instanceof HostPortError) throw new CliError(`--smtp ${err.message}`, EXIT.usage);
+    throw err;
+  }
 }
 
 /**
  * Releases `id` of `store` with `releaseHeader: <id>` on top; prints the
  * gateway's answer, or fails: 66 for an unknown id (`unknown` names it), 1
- * with the gateway's answer (the entry stays held, to be released again).
+ * when the entry is not held (a release under way or done: nothing sent),
+ * when the gateway did not take the message (its answer printed; the entry
+ * stays held, to be released again), or when it refused some recipients
+ * (printed; held again for those).
  */
 export async function reinject(
   store: QuarantineStore,
@@ -44,10 +53,10 @@ export async function reinject(
   try {
     done = await releaseHeld(store, id, releaseHeader, { host: via.host, port: via.port, user: via.user, password });
   } catch (err) {
-    if (err instanceof ReinjectError) throw new CliError(err.message, EXIT.failure);
+    if (err instanceof ReinjectError || err instanceof ReleaseStateError) throw new CliError(err.message, EXIT.failure);
     throw err;
   }
   if (!done) throw new CliError(unknown, EXIT.noInput);
-  io.out(`released ${id}: ${done.reply}`);
-  return EXIT.ok;
+  io.out(`released ${id}: ${describeRelease(done)}`);
+  return done.refused.length > 0 || done.warning ? EXIT.failure : EXIT.ok;
 }

@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
 import { cannotRead } from '../errors/errno';
+import { HostPortError, parseHostPort } from './host-port';
 
 export type IniSection = Record<string, unknown>;
 export type Ini = Record<string, IniSection | undefined>;
@@ -214,12 +215,19 @@ export class IniReader<S extends Schema> {
     return (this.get(name) as string[]).map((p) => resolve(this.base, p));
   }
 
-  /** A host:port setting. */
-  hostPort(name: keyof S & string): { host: string; port: number } {
-    const v = this.get(name) as string;
-    const m = /^(.+):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[2]) > 65535) throw this.fail(...split(name), `must be host:port, got '${v}'`);
-    return { host: m[1]!, port: Number(m[2]) };
+  /** A host:port setting (src/config/host-port.ts: an IPv6 address in brackets, given back without them). */
+  hostPort(name: keyof S & string, minPort = 0): { host: string; port: number } {
+    return this.hostPortOf(name, this.get(name) as string, minPort);
+  }
+
+  /** `value` of the setting `name` (or of a free section's key, "section.key") as host:port; an error naming the setting otherwise. */
+  hostPortOf(name: string, value: string, minPort = 0): { host: string; port: number } {
+    try {
+      return parseHostPort(value, minPort);
+    } catch (err) {
+      if (err instanceof HostPortError) throw this.fail(...split(name), err.message);
+      throw err;
+    }
   }
 
   /** A domain-name setting, lower-cased (labels of letters, digits and hyphens, at least two). */
@@ -292,4 +300,36 @@ export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[
     for (const key of Object.keys(body)) if (!(`${section}.${key}` in schema)) out.push(`${section}.${key}`);
   }
   return out;
+}
+
+/**
+ * Refuses, naming it, the first value outside any section, section that
+ * neither the reader's schema, nor `free` (sections of any key: domain or
+ * host names), nor `otherSections` (another reader's, in the same file)
+ * names, and key of the schema's sections that is not one of its settings:
+ * a misspelt key stops the program instead of being quietly left at its
+ * default. (The gateway logs such keys instead: a running gateway is not
+ * stopped by a reload.)
+ */
+export function refuseUnknown(
+  r: IniReader<Schema>,
+  opts: { readonly free?: readonly string[]; readonly otherSections?: readonly string[] } = {},
+): void {
+  const { schema, ini, file } = r;
+  const free = opts.free ?? [];
+  const skipped = [...free, ...(opts.otherSections ?? [])];
+  const outside = Object.entries(ini).find(([, v]) => v === null || typeof v !== 'object')?.[0];
+  if (outside !== undefined) throw new ConfigError(`${file}: "${outside}" is outside any section`, { file, key: outside });
+  const section = unknownSections(schema, ini, skipped)[0];
+  if (section !== undefined) {
+    const known = [...sectionsOf(schema), ...free];
+    throw new ConfigError(`${file}: unknown section [${section}] (known: ${known.map((k) => `[${k}]`).join(', ')})`, { file, section });
+  }
+  const first = unknownSettings(schema, ini, skipped)[0];
+  if (first === undefined) return;
+  const [where, key] = split(first);
+  const settings = Object.keys(schema)
+    .filter((n) => n.startsWith(`${where}.`))
+    .map((n) => n.slice(where.length + 1));
+  throw r.fail(where, key, `is not a known setting (known: ${settings.join(', ')})`);
 }

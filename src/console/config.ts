@@ -2,11 +2,13 @@
  * `ssmax console`'s configuration: an ini file (config/ssmax-console.ini lists
  * every key with its default; docs/console.md). Relative paths are resolved
  * against the file's folder; every value is checked at startup, with an error
- * naming the key.
+ * naming the key, and so is every key and section (one the console does not
+ * read is refused, named: src/config/ini.ts refuseUnknown).
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError, IniReader, defineSettings, readIniFile } from '../config/ini';
+import { formatHostPort } from '../config/host-port';
+import { ConfigError, IniReader, defineSettings, readIniFile, refuseUnknown } from '../config/ini';
 import { errnoText } from '../errors/errno';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
@@ -73,6 +75,7 @@ type Name = keyof typeof CONSOLE_SETTINGS;
 
 export function loadConsoleConfig(file: string): ConsoleConfig {
   const r = new IniReader(CONSOLE_SETTINGS, readIniFile(file, 'console config'), file);
+  refuseUnknown(r); // a misspelt key or section stops the console, named
   const split = (name: Name) => [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)] as const;
   const read = (name: Name, p: string) => {
     try {
@@ -83,23 +86,17 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
   };
   const file1 = (name: Name) => read(name, r.get(name) as string);
   const files = (name: Name) => (r.get(name) as string[]).map((p) => read(name, p));
-  const hostPort = (name: Name, v: string) => {
-    const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(v);
-    if (!m || Number(m[2]) > 65535) throw r.fail(...split(name), `must be host:port, got '${v}'`);
-    return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-  };
-  const listen = hostPort('console.listen', r.get('console.listen'));
+  const listen = r.hostPort('console.listen');
   const ops: Partial<Record<'gateway' | 'keyd' | 'publisher' | 'inspector', string>> = {};
   for (const svc of ['gateway', 'keyd', 'publisher', 'inspector'] as const) {
     const v = r.opt(`ops.${svc}`);
     if (v === undefined) continue;
-    const hp = hostPort(`ops.${svc}`, v);
-    ops[svc] = `http://${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+    ops[svc] = `http://${formatHostPort(r.hostPortOf(`ops.${svc}`, v, 1))}`;
   }
   let quarantine: ConsoleConfig['quarantine'];
   const qdir = r.optPath('quarantine.dir');
   if (qdir !== undefined) {
-    const smtp = hostPort('quarantine.smtp', r.get('quarantine.smtp'));
+    const smtp = r.hostPort('quarantine.smtp', 1);
     const user = r.opt('quarantine.user');
     const passwordFile = r.optPath('quarantine.password_file');
     if ((user === undefined) !== (passwordFile === undefined))

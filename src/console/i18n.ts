@@ -57,6 +57,8 @@ const EN = {
   delete: 'Delete',
   released: 'Released',
   releaseFailed: 'Not released: the gateway did not take the message ({why}). It stays held; release it again when the gateway is back.',
+  releaseFailedNotHeld: 'Not released: the gateway did not take the message, and it is not held again ({why}).',
+  releasedPartly: 'Released only in part: {id} ({what}).',
   deleted: 'Deleted',
   empty: 'Nothing held.',
   contentNote: 'Held messages stay encrypted; the console shows their envelope only.',
@@ -166,6 +168,8 @@ const JA: Record<Key, string> = {
   released: '配送しました',
   releaseFailed:
     '配送できませんでした。ゲートウェイがメッセージを受け付けませんでした ({why})。メッセージは隔離されたままです。ゲートウェイの復旧後にもう一度配送してください。',
+  releaseFailedNotHeld: '配送できませんでした。ゲートウェイがメッセージを受け付けず、メッセージは隔離に戻されていません ({why})。',
+  releasedPartly: '一部の受信者にのみ配送しました: {id} ({what})。',
   deleted: '削除しました',
   empty: '隔離中のメッセージはありません。',
   contentNote: '隔離メッセージは暗号化されたままです。コンソールはエンベロープのみ表示します。',

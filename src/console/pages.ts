@@ -15,7 +15,7 @@ import { directoryOptions, loadDirectoryConfig } from '../directory/config';
 import { Directory, type PeerStatus } from '../directory/directory';
 import { QuarantineStore, RELEASE_HEADER } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
-import { ReinjectError, passwordOf, releaseHeld } from '../mail/release';
+import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
 import type { ClientIdentity } from '../pki/client-auth';
 import type { Role } from '../pki/oids';
 import { type Sample, type ServiceHealth, getText, health, parseMetrics } from './backends';
@@ -259,8 +259,8 @@ ${
 ${entries.map(
   (
     e,
-  ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}</td>
-<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> <form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
+  ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${e.state}${e.note ? html`<br><small>${e.note}</small>` : ''}</td>
+<td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${e.state === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
 )}
 </tbody></table>`
 }
@@ -281,15 +281,19 @@ const quarantine: Page = {
       if (action === 'release') {
         await auditAction(ctx, 'console.quarantine.release', id);
         const password = q.passwordFile ? passwordOf(readFileSync(q.passwordFile, 'utf8')) : undefined;
-        // marked released only while the gateway takes it; held again when it does not (src/mail/release.ts)
+        // in a release only while the gateway takes it; held again when it does not (src/mail/release.ts)
         let done: Awaited<ReturnType<typeof releaseHeld>>;
         try {
           done = await releaseHeld(store, id, RELEASE_HEADER, { host: q.smtpHost, port: q.smtpPort, user: q.user, password });
         } catch (err) {
+          if (err instanceof ReleaseStateError) return await quarantinePage(ctx, notice('bad', ctx.t('failed', { why: err.message })));
           if (!(err instanceof ReinjectError)) throw err;
-          return await quarantinePage(ctx, notice('bad', ctx.t('releaseFailed', { why: err.message.slice(0, 500) })));
+          const text = err.held ? 'releaseFailed' : 'releaseFailedNotHeld';
+          return await quarantinePage(ctx, notice('bad', ctx.t(text, { why: err.message.slice(0, 1000) })));
         }
-        if (!done) throw new Error('gone meanwhile');
+        if (!done) throw new Error(`no quarantined message "${id}" (deleted meanwhile)`);
+        if (done.refused.length > 0 || done.warning)
+          return await quarantinePage(ctx, notice('bad', ctx.t('releasedPartly', { id, what: describeRelease(done).slice(0, 1000) })));
         return await quarantinePage(ctx, notice('ok', `${ctx.t('released')}: ${id} (${done.reply})`));
       }
       if (action === 'show') {

@@ -48,7 +48,15 @@ function creds(
 /** `certDays`: validity of keyd's TLS certificate and the role client certificates (default 365). */
 export function provisionOrg(
   dir: string,
-  opts: { domain?: string; port?: number; keys?: string; root?: SigningAuthority; certDays?: number } = {},
+  opts: {
+    domain?: string;
+    port?: number;
+    keys?: string;
+    root?: SigningAuthority;
+    certDays?: number;
+    /** More `[limits]` settings, e.g. `{ crypto_threads: '0' }` (keyd.ini). */
+    limits?: Readonly<Record<string, string>>;
+  } = {},
 ): OrgFixture {
   const domain = opts.domain ?? 'a.example';
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -126,6 +134,7 @@ export function provisionOrg(
       '[limits]',
       'max_in_flight=256',
       'request_timeout_ms=5000',
+      ...Object.entries(opts.limits ?? {}).map(([k, v]) => `${k}=${v}`),
       '',
     ].join('\n'),
   );

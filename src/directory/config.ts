@@ -5,17 +5,7 @@
  * `directoryOptions` reads the files it names and gives DirectoryOptions.
  */
 import { isIP } from 'node:net';
-import {
-  ConfigError,
-  type Ini,
-  IniReader,
-  defineSettings,
-  readConfigText,
-  readIniFile,
-  sectionsOf,
-  unknownSections,
-  unknownSettings,
-} from '../config/ini';
+import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, refuseUnknown } from '../config/ini';
 import { DIRECTORY_DEFAULTS, type DirectoryOptions } from './directory';
 import { urlProblem } from './discovery';
 
@@ -63,7 +53,7 @@ export const DIRECTORY_SETTINGS = defineSettings({
 });
 
 /** The sections whose keys are any name (a domain, a host name); every other key must be a setting of DIRECTORY_SETTINGS. */
-const FREE_SECTIONS = ['peers', 'hosts'] as const;
+export const FREE_SECTIONS = ['peers', 'hosts'] as const;
 
 /** `IP` or `IP:port` (`[IPv6]:port`), as node:dns setServers takes them. */
 function dnsServerProblem(s: string): string | undefined {
@@ -74,29 +64,6 @@ function dnsServerProblem(s: string): string | undefined {
 }
 
 /**
- * Refuses, naming it, the first value outside any section, section the
- * directory does not know (unless `otherSections`: another reader's) and key
- * that is not a setting (src/config/ini.ts: unknownSections, unknownSettings).
- */
-function refuseUnknown(ini: Ini, file: string, r: IniReader<typeof DIRECTORY_SETTINGS>, otherSections: readonly string[]): void {
-  const free = [...FREE_SECTIONS, ...otherSections];
-  const outside = Object.entries(ini).find(([, v]) => v === null || typeof v !== 'object')?.[0];
-  if (outside !== undefined) throw new ConfigError(`${file}: "${outside}" is outside any section`, { file, key: outside });
-  const known = [...sectionsOf(DIRECTORY_SETTINGS), ...FREE_SECTIONS];
-  const section = unknownSections(DIRECTORY_SETTINGS, ini, free)[0];
-  if (section !== undefined)
-    throw new ConfigError(`${file}: unknown section [${section}] (known: ${known.map((k) => `[${k}]`).join(', ')})`, { file, section });
-  const first = unknownSettings(DIRECTORY_SETTINGS, ini, free)[0];
-  if (first === undefined) return;
-  const dot = first.indexOf('.');
-  const [where, key] = [first.slice(0, dot), first.slice(dot + 1)];
-  const settings = Object.keys(DIRECTORY_SETTINGS)
-    .filter((n) => n.startsWith(`${where}.`))
-    .map((n) => n.slice(where.length + 1));
-  throw r.fail(where, key, `is not a known setting (known: ${settings.join(', ')})`);
-}
-
-/**
  * `otherSections`: sections the file may hold for another reader (the abuse
  * tools' file shares these sections with theirs); any other unknown section,
  * and any unknown key in [directory] or [tls], is an error naming it.
@@ -104,7 +71,8 @@ function refuseUnknown(ini: Ini, file: string, r: IniReader<typeof DIRECTORY_SET
 export function loadDirectoryConfig(file: string, opts: { otherSections?: readonly string[] } = {}): DirectoryConfig {
   const ini = readIniFile(file, 'directory config');
   const r = new IniReader(DIRECTORY_SETTINGS, ini, file);
-  refuseUnknown(ini, file, r, opts.otherSections ?? []);
+  // the first value outside any section, unknown section or key, named (src/config/ini.ts)
+  refuseUnknown(r, { free: FREE_SECTIONS, otherSections: opts.otherSections ?? [] });
   const peers: Record<string, string> = {};
   for (const [domain, url] of Object.entries(r.free('peers'))) {
     if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(domain)) throw r.fail('peers', domain, `"${domain}" is not a domain name`);

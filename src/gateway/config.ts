@@ -175,7 +175,6 @@ export const GATEWAY_SETTINGS = defineSettings({
 
 /** Sections whose keys are domain or host names, not declared one by one. */
 export const GATEWAY_FREE_SECTIONS = ['policy', 'peers', 'hosts', 'routes'] as const;
-const RELOADED_FREE_SECTIONS = ['policy'];
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const GatewayConfigError = ConfigError;
@@ -316,16 +315,25 @@ const APPLY: { readonly [K in ReloadedSetting]: (running: Running, next: Gateway
   'delivery.delay_notice_seconds': (running, next) =>
     (running.delivery = { ...running.delivery, delayNoticeMs: next.delivery.delayNoticeMs }),
 };
-/** A domain's [policy]: the free keys of a section in RELOADED_FREE_SECTIONS. */
-const applyPolicyDomains = (running: Running, next: GatewayConfig) =>
-  (running.policy = { ...running.policy, domains: next.policy.domains });
+/** The free sections taken at once, each with what a reload does for any of its keys: a domain's [policy]. */
+const APPLY_FREE: Readonly<Record<string, (running: Running, next: GatewayConfig) => void>> = {
+  policy: (running, next) => (running.policy = { ...running.policy, domains: next.policy.domains }),
+};
 
-/** Whether a changed setting ("section.key") is taken at once: marked `reload`, or a key of a reloaded free section. */
-function isReloaded(name: string): boolean {
-  return (
-    (GATEWAY_SETTINGS as Record<string, { reload?: boolean } | undefined>)[name]?.reload === true ||
-    RELOADED_FREE_SECTIONS.includes(name.slice(0, name.indexOf('.')))
-  );
+/**
+ * What a reload does for a changed setting ("section.key"): its entry in
+ * APPLY (a setting marked `reload`), or its free section's in APPLY_FREE;
+ * undefined for any other name, which waits for a restart — a name is never
+ * applied by another setting's entry. One table decides both what is applied
+ * and what the log line names as in effect now.
+ */
+export function reloadApplier(name: string): ((running: Running, next: GatewayConfig) => void) | undefined {
+  if (Object.hasOwn(APPLY, name)) return APPLY[name as ReloadedSetting];
+  const dot = name.indexOf('.');
+  const section = dot > 0 ? name.slice(0, dot) : '';
+  if (dot > 0 && dot < name.length - 1 && !Object.hasOwn(GATEWAY_SETTINGS, name) && Object.hasOwn(APPLY_FREE, section))
+    return APPLY_FREE[section];
+  return undefined;
 }
 
 /**
@@ -338,12 +346,18 @@ function isReloaded(name: string): boolean {
 export function reloadGatewayConfig(current: GatewayConfig, before: Ini, after: Ini, dir: string): Reload {
   const next = parseGatewayConfig(after, dir);
   const changed = changedSettings(GATEWAY_SETTINGS, before, after, 'ssmax.ini', GATEWAY_FREE_SECTIONS);
-  const applied = changed.filter(isReloaded);
-  for (const n of applied) {
-    const apply = Object.hasOwn(APPLY, n) ? APPLY[n as ReloadedSetting] : applyPolicyDomains;
+  const applied: string[] = [];
+  const restart: string[] = [];
+  for (const n of changed) {
+    const apply = reloadApplier(n);
+    if (!apply) {
+      restart.push(n);
+      continue;
+    }
     apply(current as Running, next);
+    applied.push(n);
   }
-  return { applied, restart: changed.filter((n) => !isReloaded(n)) };
+  return { applied, restart };
 }
 
 export function readText(file: string, what: string): string {

@@ -24,6 +24,7 @@ import { GatewayError } from '../mail/replies';
 import type { QueuedCopy } from './queue-reconcile';
 import { Limit } from '../net/limit';
 import { isField, splitHeaderBlock } from '../mail/header-block';
+import { envelopeSenderOf } from '../lists/bounces';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
@@ -533,7 +534,8 @@ export class LocalDelivery {
           id,
           copy.rcpts,
           signal,
-          (todo) => this.sessions.send(from, todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
+          // a list's copy with the list's bounce address (src/lists/bounces.ts): a store that reports later reports to the list, not the poster
+          (todo) => this.sessions.send(envelopeSenderOf(copy, from), todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
           (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message),
         ),
       );

@@ -101,6 +101,8 @@ export interface ForLocal {
   readonly listFields?: string;
   /** Capsules already re-encrypted for these recipients (a list's batch, src/lists/expand.ts): used instead of asking keyd again. */
   readonly moved?: ReadonlyMap<string, Capsule>;
+  /** The original of `message` for transparent copies, decrypted once and shared by every slice of a list's post (local-copies.ts plaintextOnce). */
+  readonly plaintext?: () => Promise<Buffer>;
 }
 
 /** The list step (src/lists/expand.ts): a post to a list of this organisation, expanded per member, held for moderation, or dropped. */

@@ -17,7 +17,6 @@
 import { randomUUID } from 'node:crypto';
 import { rfc5322Date } from './completion';
 import { sanitize } from '../mail/replies';
-import { findHeaderEnd } from '../mail/header-block';
 
 export interface DelayNotice {
   /** This gateway's host name (Reporting-MTA). */
@@ -163,9 +162,16 @@ function report(
 /** At most this much of a message's header block goes into a notice. */
 export const MAX_NOTICE_HEADER = 262144;
 
-/** The header block of a message (at most 256 KB). */
+/**
+ * The header block of a message (at most 256 KB): the same reader as a queued
+ * copy's (HeaderCollector), given the message's first 256 KB and the three
+ * bytes a blank line at the bound may need — never more, however long the
+ * message.
+ */
 export function headerBlock(message: Buffer): string {
-  return message.subarray(0, Math.min(findHeaderEnd(message).headEnd, MAX_NOTICE_HEADER)).toString('latin1');
+  const collector = new HeaderCollector();
+  collector.push(message.subarray(0, MAX_NOTICE_HEADER + 4));
+  return collector.result();
 }
 
 /**
@@ -202,7 +208,7 @@ export class HeaderCollector {
   /** The header block with its last CRLF (all that was read, up to 256 KB, when no blank line was met). */
   result(): string {
     const text = this.parts.join('');
-    return this.end >= 0 && this.end < MAX_NOTICE_HEADER ? text.slice(0, this.end + 2) : text.slice(0, MAX_NOTICE_HEADER);
+    return text.slice(0, this.end >= 0 && this.end < MAX_NOTICE_HEADER ? Math.min(this.end + 2, MAX_NOTICE_HEADER) : MAX_NOTICE_HEADER);
   }
 }
 

@@ -33,6 +33,26 @@ function sealHeaders(message: Buffer): string {
 }
 
 /**
+ * The original message of `message`, decrypted at most once however many
+ * plain-client recipients need it (the message key by blinded decryption with
+ * a verified proof, wiped after use: src/inspect/engine.ts). A failure is
+ * every caller's.
+ */
+export function plaintextOnce(
+  deps: GatewayDeps,
+  message: Buffer,
+  capsule: Capsule,
+  notices: RetiredUse[] | undefined,
+): () => Promise<Buffer> {
+  let original: Promise<Buffer> | undefined;
+  return () =>
+    (original ??= plaintextOf(deps.keyd, deps.group, message, capsule, {
+      purpose: 'for transparent delivery',
+      notice: (n) => noteRetired(notices, capsule.keyId, n),
+    }));
+}
+
+/**
  * The copies of `input` for its local recipients (users and lists of this
  * organisation; any other recipient refuses the whole). `capsules`: those the
  * message carries; `notices` collects keyd's retired-key notices.
@@ -44,6 +64,7 @@ export async function localCopies(
   notices?: RetiredUse[],
 ): Promise<Copy[]> {
   const capsule = capsuleFor(deps.config.domain, capsules);
+  const plaintext = input.plaintext ?? plaintextOnce(deps, input.message, capsule, notices);
   const copies: Copy[] = [];
   const found = await Promise.all(input.rcpts.map((rcpt) => deps.keyd.user(rcpt)));
   // a list of this organisation among the recipients (src/lists/expand.ts); any other unknown recipient refuses the whole
@@ -94,11 +115,8 @@ export async function localCopies(
       [rcpt],
       input.list,
     );
-    // the message key by blinded decryption with a verified proof, wiped after use (src/inspect/engine.ts)
-    const original = await plaintextOf(deps.keyd, deps.group, input.message, capsule, {
-      purpose: 'for transparent delivery',
-      notice: (n) => noteRetired(notices, capsule.keyId, n),
-    });
+    // decrypted once for the message, not once per recipient (a list's slices share it too: input.plaintext)
+    const original = await plaintext();
     const results = `Authentication-Results: ${deps.config.domain}; ssmax-chain=pass (${input.origin.chain.instances.length} seal(s) verified); ssmax-mode=transparent${inspectedClauses(input.verdicts)}\r\n`;
     copies.push({
       rcpts: [rcpt],

@@ -13,7 +13,10 @@
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
- *    queued after [delivery] delay_notice_seconds (docs/delivery.md);
+ *    queued after [delivery] delay_notice_seconds (docs/delivery.md); for a
+ *    list's copy a log line instead (docs/lists.md, "Notices about members");
+ *  - bounce: a list's copy is never bounced (the member and the reply are
+ *    logged); any other copy is Haraka's to report;
  *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
  *    certificate serial: docs/key-exchange.md);
  *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
@@ -29,7 +32,8 @@ import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-file
 import { CODES, type Next, answer, failClosed } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
-import { GatewayError, REPLIES } from '../mail/replies';
+import { GatewayError, REPLIES, sanitize } from '../mail/replies';
+import { fieldOf } from '../lists/expand';
 import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
@@ -38,6 +42,7 @@ import { type Refusal, arrivalId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
+import { LIST_NOTE, bounceCandidate, envelopeSenderOf, listOf } from '../lists/bounces';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
 interface HarakaPlugin {
@@ -205,6 +210,8 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
       const domain = rcpt.host.toLowerCase();
       const local = s.config.localDomains.includes(domain);
       if (local) {
+        // a notice (null sender) to a list's bounce address: taken, then logged and settled by the queue hook (bounceNotices)
+        if (nullSender(connection) && (await bounceList(s, addressOf(rcpt)))) return [CODES.OK];
         const user = await s.deps.keyd.user(addressOf(rcpt));
         if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
         if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
@@ -216,6 +223,41 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
     },
     next,
   );
+}
+
+/** Whether the transaction's envelope sender is the null sender `<>` (a notice). */
+function nullSender(connection: Connection): boolean {
+  const from = connection.transaction?.mail_from;
+  return from !== undefined && addressOf(from) === '';
+}
+
+/** The list of this organisation whose bounce address `rcpt` is (src/lists/bounces.ts), or undefined. */
+async function bounceList(s: State, rcpt: string): Promise<string | undefined> {
+  const list = bounceCandidate(rcpt);
+  if (!list || !s.config.localDomains.includes(domainOf(list))) return undefined;
+  return (await s.deps.keyd.list(list)) ? list : undefined;
+}
+
+/**
+ * The recipients of a notice (null sender) that are lists' bounce addresses:
+ * each is written to the log (the list, the notice's From as it came,
+ * unverified) and settled — never delivered, so no notice about a member
+ * reaches anyone but the log (docs/lists.md, "Notices about members").
+ * Returns the other recipients.
+ */
+async function bounceNotices(s: State, m: Incoming): Promise<string[]> {
+  if (m.from !== '') return [...m.rcpts];
+  const rest: string[] = [];
+  for (const r of m.rcpts) {
+    const list = await bounceList(s, r);
+    if (!list) {
+      rest.push(r);
+      continue;
+    }
+    const from = sanitize(fieldOf(m.raw, 'from') ?? '?').slice(0, 200);
+    s.logerror(`ssmax lists: ${list}: a notice to ${r} (From: ${from}) logged and settled, not delivered`);
+  }
+  return rest;
 }
 
 function messageOf(connection: Connection): Promise<Buffer> {
@@ -257,16 +299,17 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       (todo) =>
         new Promise((resolve, reject) => {
           // a stream, not a string: Haraka re-encodes string contents as UTF-8
+          // a list's copy leaves with the list's bounce address (src/lists/bounces.ts): a notice about the member never reaches the poster
           s.outbound.send_email(
-            from,
+            envelopeSenderOf(copy, from),
             [...todo],
             Readable.from([copy.message]),
             (code, msg) => {
               if (code === CODES.OK) resolve({ refused: [] });
               else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
             },
-            { dot_stuffed: false, notes: copyNotes({ id, rcpts: todo }) },
-          ); // the queue file names its copy (queue-reconcile.ts)
+            { dot_stuffed: false, notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) } },
+          ); // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
         }),
       (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
     );
@@ -416,7 +459,10 @@ function queueHook(
       hop.run(async () => {
         const txn = connection.transaction!;
         const raw = await messageOf(connection);
-        const m: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+        const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+        const rcpts = await bounceNotices(s, all);
+        if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
+        const m: Incoming = { ...all, rcpts };
         const { result, done, retired } = await step(s, m, hop);
         if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
         const sent = await send(s, m.from, raw, result.copies, signal);
@@ -505,6 +551,32 @@ export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail
   );
 }
 
+/**
+ * Haraka is about to bounce a queued copy (a peer refused a recipient for
+ * good, the copy expired). A list's copy (its queue notes name the list):
+ * the bounce would name the member, so it is never sent — each recipient is
+ * written to the log with the reason, and the copy is discarded (Haraka sends
+ * no bounce for an answer other than CONT). Any other copy: CONT, Haraka's
+ * bounce to its sender as ever. Answered here, never through the fail-closed
+ * wrapper: its 4xx would drop the bounce of an ordinary copy.
+ */
+export function hook_bounce(this: HarakaPlugin, next: Next, hmail: QueuedMail | undefined, err: unknown): void {
+  let list: string | undefined;
+  try {
+    list = listOf(hmail?.todo?.notes);
+    if (!list) return next();
+    const reason = err instanceof Error ? err.message : String(err);
+    for (const r of hmail?.todo?.rcpt_to ?? [])
+      this.logerror(`ssmax lists: ${list}: the copy for member ${r.user}@${r.host} failed for good: ${sanitize(r.reason ?? reason)}`);
+    this.logerror(`ssmax lists: ${list}: no bounce sent for its copy (${sanitize(reason)})`);
+    next(CODES.OK);
+  } catch (e) {
+    // a list's copy is never bounced to the poster, even when logging fails
+    this.logerror(`ssmax: bounce hook failed: ${e instanceof Error ? e.message : String(e)}`);
+    next(list ? CODES.OK : undefined);
+  }
+}
+
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
   // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
@@ -541,6 +613,14 @@ async function delayed(s: State, hmail: QueuedMail, err: unknown): Promise<void>
   const todo = hmail.todo;
   const sender = todo?.mail_from;
   if (!todo || !sender?.user) return; // a notice itself (null sender)
+  const list = listOf(todo.notes);
+  if (list) {
+    // a list's copy: no delay notice (it would name the member; its sender is the list's bounce address), a log line instead
+    const members = todo.rcpt_to.map((r) => `${r.user}@${r.host}`).join(', ');
+    const reason = todo.rcpt_to.find((r) => r.reason)?.reason ?? (err instanceof Error ? err.message : String(err ?? 'temporary failure'));
+    s.logerror(`ssmax lists: ${list}: the copy for member ${members} is delayed: ${sanitize(reason)}`);
+    return;
+  }
   await notifyDelay(
     {
       me: s.config.domain,

@@ -23,7 +23,7 @@ import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
 import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
-import { GatewayError } from '../mail/replies';
+import { GatewayError, type Reply, sanitize } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
@@ -59,6 +59,19 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
 }
 
 /**
+ * 451 4.7.0: a CRL file the gateway checks user certificates against cannot
+ * be read (gone, unreadable: src/pki/crl-files.ts). Temporary, and never an
+ * acceptance: the certificate is not checked against a CRL that is not there.
+ */
+export function crlUnreadable(detail: string): GatewayError {
+  const e = new GatewayError('keydUnavailable', detail);
+  const text = sanitize(`Revocation list unreadable: ${detail}`);
+  (e as { message: string }).message = text;
+  (e as { reply: Reply }).reply = { code: 451, status: '4.7.0', text };
+  return e;
+}
+
+/**
  * Checks the user signature of a submission against the sender's current certificate and
  * removes it; refuses a signature that does not verify, naming a revoked certificate as such.
  */
@@ -66,17 +79,26 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
   // why the lookup found no certificate, when it is the certificate's revocation (the lookup answers only
   // "none" to verifyUser, and a throwing lookup would be a temporary failure)
   let revoked: { revokedAt: Date; reason: string } | undefined;
+  // a CRL file of [pki] crls that cannot be read: the check fails for now with its own reply, not as keyd's
+  let crlFault: string | undefined;
   const result = await verifyUser(message, {
     now: () => deps.clock().getTime(),
     cpuBudgetMs: deps.config.cpuBudgetMs,
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
       if (!user?.signingCertificate) return undefined;
+      let crls: readonly string[];
+      try {
+        crls = deps.crls();
+      } catch (err) {
+        crlFault = err instanceof Error ? err.message : String(err);
+        throw err;
+      }
       const v = validateCertificate({
         leaf: user.signingCertificate,
         intermediates: deps.intermediates,
         roots: deps.roots,
-        crls: deps.crls(),
+        crls,
         use: 'user-signing',
         time: new Date(req.time * 1000),
         cache: deps.validationCache,
@@ -88,7 +110,8 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
     },
   });
-  if (result.result === 'temperror') throw new GatewayError('keydUnavailable', result.detail);
+  if (result.result === 'temperror')
+    throw crlFault !== undefined ? crlUnreadable(crlFault) : new GatewayError('keydUnavailable', result.detail);
   if (result.result === 'fail' && result.reason === 'unknown-certificate' && revoked)
     throw new GatewayError('userCertificateRevoked', `revoked at ${revoked.revokedAt.toISOString()} (${revoked.reason})`);
   if (result.result !== 'pass')

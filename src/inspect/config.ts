@@ -79,14 +79,14 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
   let av: AvSettings | undefined;
   if (r.get('av.enabled')) {
     const clamd = r.get('av.clamd');
-    const m = /^(.+):(\d{1,5})$/.exec(clamd);
     const socketPath = clamd.startsWith('/') ? clamd : undefined;
-    if (!m && !socketPath) throw r.fail('av', 'clamd', `must be host:port or a socket path, got '${clamd}'`);
+    // host:port (an IPv6 address in brackets: src/config/host-port.ts), or a socket path
+    const hp = socketPath ? undefined : r.hostPortOf('av.clamd', clamd, 1);
     const clamdConfig = r.get('av.clamd_config');
     av = {
       ...(clamdConfig ? { clamdConfig: resolve(dir, clamdConfig) } : {}),
       client: new ClamdClient({
-        ...(socketPath ? { socketPath } : { host: m![1]!, port: Number(m![2]) }),
+        ...(hp ? { host: hp.host, port: hp.port } : { socketPath: socketPath! }),
         timeoutMs: r.get('av.timeout_ms'),
         maxConnections: r.get('av.max_connections'),
       }),

@@ -5,14 +5,26 @@
  * operator lists, releases or deletes them (`ssmax quarantine`). A release
  * re-injects the message into the gateway carrying
  *   SSMAX-Quarantine-Release: <id>
- * which the gateway honours once, and only for an entry this store marked
- * released (the store is local: the header alone proves nothing).
+ * which the gateway honours once, and only for an entry this store has in
+ * a release under way (the store is local: the header alone proves nothing).
+ * Each state change is one LMDB write transaction that checks the state it
+ * starts from: the store, shared by the gateway, the command line and the
+ * console, decides, not a flag in one process.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { type RootDatabase, open } from 'lmdb';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
+
+/**
+ * An entry's state. `held`: waiting for an operator. `releasing`: a release
+ * (src/mail/release.ts) is submitting it to the gateway, which may let it
+ * pass once. `released`: the gateway did let it pass during that release
+ * (it consumed the mark); the releaser removes the entry once the gateway
+ * answered 250, or puts it back as held when the gateway did not take it.
+ */
+export type QuarantineState = 'held' | 'releasing' | 'released';
 
 export interface QuarantineEntry {
   readonly id: string;
@@ -21,10 +33,28 @@ export interface QuarantineEntry {
   readonly from: string;
   readonly rcpts: readonly string[];
   readonly rule: string;
-  readonly state: 'held' | 'released';
+  readonly state: QuarantineState;
+  /** While releasing or released: which release (a random token) and since when. */
+  readonly release?: { readonly token: string; readonly since: number };
+  /** What an earlier release left (the recipients the gateway refused, and its answer). */
+  readonly note?: string;
   /** The message, encrypted to the organisation's key. */
   readonly message: Uint8Array;
 }
+
+/** A release refused by the entry's state (a release under way, or done): nothing is sent. */
+export class ReleaseStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReleaseStateError';
+  }
+}
+
+/** What putting an entry back as held found: `held` (done), `gone` (deleted meanwhile: not recreated), `other` (no longer this release's). */
+export type HoldAgainResult = 'held' | 'gone' | 'other';
+
+/** What ending a release found: `done` (removed, or held again for the refused recipients), `gone` (deleted meanwhile), `other`. */
+export type FinishResult = 'done' | 'gone' | 'other';
 
 export class QuarantineStore {
   private readonly db: RootDatabase<QuarantineEntry, string>;
@@ -34,7 +64,7 @@ export class QuarantineStore {
     this.db = open<QuarantineEntry, string>({ path: dir, compression: false });
   }
 
-  async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time'>, now = Date.now()): Promise<string> {
+  async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>, now = Date.now()): Promise<string> {
     const id = `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
     await this.db.put(id, { ...entry, id, time: now, state: 'held' });
     return id;
@@ -51,42 +81,91 @@ export class QuarantineStore {
     return this.db.get(id);
   }
 
-  /** Marks an entry released and returns it for re-injection; undefined if unknown. */
-  async release(id: string): Promise<QuarantineEntry | undefined> {
-    const e = this.db.get(id);
+  /**
+   * Starts a release: held → releasing, checked and written in one LMDB write
+   * transaction (LMDB serialises those across processes, so of a CLI and the
+   * console releasing at once exactly one wins). Resolves with the entry
+   * (carrying its release token) for re-injection; undefined when there is no
+   * such entry; rejects with a ReleaseStateError when it is not held.
+   */
+  async release(id: string, now = Date.now()): Promise<QuarantineEntry | undefined> {
+    const token = randomBytes(12).toString('hex');
+    // nothing is thrown inside the transaction (lmdb-js commits what a throwing callback wrote): the refusal is returned, then thrown
+    const r = await this.db.transaction((): QuarantineEntry | { refused: string } | undefined => {
+      const e = this.db.get(id);
+      if (!e) return undefined;
+      const since = new Date(e.release?.since ?? e.time).toISOString();
+      if (e.state === 'releasing') return { refused: `a release of ${id} is under way (since ${since})` };
+      if (e.state !== 'held') return { refused: `${id} was already released (the gateway let it pass at a release started ${since})` };
+      const releasing: QuarantineEntry = { ...e, state: 'releasing', release: { token, since: now } };
+      this.db.put(id, releasing);
+      return releasing;
+    });
+    if (r && 'refused' in r) throw new ReleaseStateError(r.refused);
+    return r;
+  }
+
+  /** The entry of `released`'s release as the store has it now: undefined when deleted, 'other' when no longer that release's. */
+  private ofRelease(released: QuarantineEntry): QuarantineEntry | 'other' | undefined {
+    const e = this.db.get(released.id);
     if (!e) return undefined;
-    const released = { ...e, state: 'released' as const };
-    await this.db.put(id, released);
-    return released;
+    const mine = e.state !== 'held' && e.release !== undefined && e.release.token === released.release?.token;
+    return mine ? e : 'other';
   }
 
   /**
-   * Puts `entry` back as held: its re-injection failed, the gateway did not
-   * take it (src/mail/release.ts). In one write transaction, so a release the
-   * gateway consumed meanwhile is not lost: the message is held again.
+   * Puts an entry back as held: its re-injection failed, the gateway did not
+   * take it (src/mail/release.ts). Only an entry that still exists and is
+   * still in this release (releasing, or released when the gateway consumed
+   * the mark and then did not take the message): one deleted meanwhile is
+   * not recreated. In one write transaction.
    */
-  async holdAgain(entry: QuarantineEntry): Promise<void> {
-    await this.db.transaction(() => {
-      const e = this.db.get(entry.id);
-      if (!e || e.state === 'released') this.db.put(entry.id, { ...(e ?? entry), state: 'held' });
+  async holdAgain(released: QuarantineEntry): Promise<HoldAgainResult> {
+    return this.db.transaction(() => {
+      const e = this.ofRelease(released);
+      if (e === undefined) return 'gone';
+      if (e === 'other') return 'other';
+      const { release: _r, ...rest } = e;
+      this.db.put(e.id, { ...rest, state: 'held' });
+      return 'held';
     });
   }
 
-  /** True once for a released entry: the gateway lets it pass its inspection decision, then forgets it. */
+  /**
+   * Ends a release the gateway answered 250: the entry is removed, or, when
+   * the gateway refused some recipients, held again for those only, with
+   * `note` saying what happened. In one write transaction.
+   */
+  async finishRelease(released: QuarantineEntry, refused: readonly string[], note: string): Promise<FinishResult> {
+    return this.db.transaction(() => {
+      const e = this.ofRelease(released);
+      if (e === undefined) return 'gone';
+      if (e === 'other') return 'other';
+      if (refused.length === 0) this.db.remove(e.id);
+      else {
+        const { release: _r, ...rest } = e;
+        this.db.put(e.id, { ...rest, state: 'held', rcpts: [...refused], note });
+      }
+      return 'done';
+    });
+  }
+
+  /** True once for an entry being released (releasing → released): the gateway lets it pass its inspection decision. */
   async consumeRelease(id: string): Promise<boolean> {
-    const e = this.db.get(id);
-    if (!e || e.state !== 'released') return false;
-    return this.db
-      .childTransaction(() => {
-        this.db.remove(id);
-      })
-      .then(() => true);
+    return this.db.transaction(() => {
+      const e = this.db.get(id);
+      if (!e || e.state !== 'releasing') return false;
+      this.db.put(id, { ...e, state: 'released' });
+      return true;
+    });
   }
 
   async delete(id: string): Promise<boolean> {
-    if (!this.db.get(id)) return false;
-    await this.db.remove(id);
-    return true;
+    return this.db.transaction(() => {
+      if (this.db.get(id) === undefined) return false;
+      this.db.remove(id);
+      return true;
+    });
   }
 
   async close(): Promise<void> {

@@ -80,8 +80,7 @@ export function loadInspectorConfig(file: string): InspectorConfig {
 export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
   const head = readServiceHead(r, 'inspector');
-  const keydUrl = r.get('keyd.url');
-  if (!/^https:\/\/[^/]+\/?$/.test(keydUrl)) throw r.fail('keyd', 'url', `must be https://host:port, got '${keydUrl}'`);
+  const keyd = readKeydConnection(r); // first: where keyd is decides what the rest is for
   const url = r.opt('bundle.url');
   const address = r.opt('bundle.address');
   return {
@@ -89,7 +88,7 @@ export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
     stateDir: r.path('inspector.state_dir'),
     tls: { cert: r.path('tls.cert'), key: r.path('tls.key'), clientCas: r.paths('tls.client_ca') },
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
-    keyd: readKeydConnection(r),
+    keyd,
     bundle: { ...(url ? { url } : {}), ...(address ? { address } : {}) },
     inspection: { inspect: r.path('inspection.inspect'), dlpRules: r.path('inspection.dlp_rules') },
     limits: {

@@ -34,11 +34,16 @@ export function keydConnectionSettings<const T extends Setting & { readonly type
 
 type KeydConnectionSchema = ReturnType<typeof keydConnectionSettings<Setting & { readonly type: 'num' }>>;
 
-/** The [keyd] section, read: the url, ca, cert and key required; paths resolved against the file's folder. */
+/** keyd's API is HTTPS at a host and port, nothing more: a path, a query or plain http is a mistake in the file. */
+export const KEYD_URL = /^https:\/\/[^/?#\s]+\/?$/;
+
+/** The [keyd] section, read: the url (https://host:port), ca, cert and key required; paths resolved against the file's folder. */
 export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConnection {
   const servername = r.opt('keyd.servername');
+  const url = r.get('keyd.url');
+  if (!KEYD_URL.test(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
   return {
-    url: r.get('keyd.url'),
+    url,
     ...(servername ? { servername } : {}),
     ca: r.paths('keyd.ca'),
     cert: r.path('keyd.cert'),

@@ -11,9 +11,19 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type BlindedDecryptionResponse, type ProvedTransform, answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
-import { CryptoError, type CryptoErrorCode } from '../crypto/errors';
+import { CryptoError } from '../crypto/errors';
 import type { Group } from '../crypto/group';
 import type { Rng } from '../crypto/random';
+import {
+  type AnswerMessage,
+  type Job,
+  type JobAnswer,
+  type JobMessage,
+  MAX_FIELD_BYTES,
+  fits,
+  packJobs,
+  unpackAnswers,
+} from './crypto-wire';
 
 export interface KeydCrypto {
   /** With the proof of docs/format.md ("The re-encryption proof"); `publicKeyUncompressed` is X = x·G. */
@@ -37,50 +47,32 @@ export function inlineCrypto(group: Group, rng: Rng): KeydCrypto {
   };
 }
 
-/** A job for a worker (crypto-worker.ts) and its answer. */
-export type Job =
-  | { op: 'reencrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array; f: Uint8Array; target: Uint8Array }
-  | { op: 'decrypt'; privateKey: Uint8Array; publicKey: Uint8Array; e: Uint8Array };
-export type WorkerJob = Job & { id: number };
-export type WorkerAnswer =
-  | {
-      id: number;
-      ok: true;
-      u?: Uint8Array;
-      v?: Uint8Array;
-      z?: Uint8Array;
-      c?: Uint8Array;
-      s?: Uint8Array;
-      s1?: Uint8Array;
-      s2?: Uint8Array;
-    }
-  | { id: number; ok: false; code?: CryptoErrorCode; message: string };
-
 /** The compiled worker; from the sources (tests under ts-jest), the build's copy. */
 const WORKER_SCRIPT = __filename.endsWith('.ts')
   ? join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-worker.js')
   : join(__dirname, 'crypto-worker.js');
 
 interface Pending {
-  resolve(a: WorkerAnswer): void;
+  resolve(a: JobAnswer & { ok: true }): void;
   reject(e: Error): void;
 }
 
 interface Slot {
   worker: Worker;
-  pending: Map<number, Pending>;
+  /** Jobs posted and not yet answered, by message id, in job order. */
+  inFlight: Map<number, Pending[]>;
   /** Jobs not yet posted: every job issued in one turn of the event loop (a batch's operations) goes in one message. */
-  outbox: WorkerJob[];
+  outbox: { job: Job; pending: Pending }[];
 }
 
 /**
  * `threads` workers (at least 1), each taking jobs in turn; the one with the
  * fewest jobs in flight gets the next. The jobs given to a worker in one turn
  * of the event loop (the operations of one batch, docs/keyd-api.md
- * "Batches") travel to it in one message and come back in one, so the
- * hand-off costs once per batch, not once per operation. A worker that dies
- * fails its jobs (the requests answer 500 and are audited as errors) and is
- * replaced.
+ * "Batches") travel to it packed in one transferred buffer and come back in
+ * one (crypto-wire.ts), so the hand-off costs once per batch, not once per
+ * operation. A worker that dies fails its jobs (the requests answer 500 and
+ * are audited as errors) and is replaced.
  */
 export class ThreadedCrypto implements KeydCrypto {
   private readonly workers: Slot[] = [];
@@ -96,19 +88,30 @@ export class ThreadedCrypto implements KeydCrypto {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(this.script), pending: new Map<number, Pending>(), outbox: [] };
-    slot.worker.on('message', (answers: WorkerAnswer[]) => {
-      for (const a of answers) {
-        const p = slot.pending.get(a.id);
-        slot.pending.delete(a.id);
-        p?.resolve(a);
+    const slot: Slot = { worker: new Worker(this.script), inFlight: new Map(), outbox: [] };
+    slot.worker.on('message', (m: AnswerMessage) => {
+      const pending = slot.inFlight.get(m.id) ?? [];
+      slot.inFlight.delete(m.id);
+      let answers: JobAnswer[] = [];
+      try {
+        answers = unpackAnswers(m);
+      } catch {
+        // a malformed answer: each of its jobs fails below
+      }
+      for (const [i, p] of pending.entries()) {
+        const a = answers[i] ?? { ok: false, message: 'crypto worker fault' };
+        if (a.ok) p.resolve(a);
+        else p.reject(a.code ? new CryptoError(a.code, a.message) : new Error(a.message));
       }
     });
     let failed = false;
     const fail = (err: Error) => {
-      for (const p of slot.pending.values()) p.reject(err);
-      slot.pending.clear();
-      for (const j of slot.outbox) j.privateKey.fill(0);
+      for (const ps of slot.inFlight.values()) for (const p of ps) p.reject(err);
+      slot.inFlight.clear();
+      for (const { job, pending } of slot.outbox) {
+        job.privateKey.fill(0);
+        pending.reject(err);
+      }
       slot.outbox = [];
       if (failed) return; // 'error' is followed by 'exit': replace once
       failed = true;
@@ -123,48 +126,34 @@ export class ThreadedCrypto implements KeydCrypto {
     return slot;
   }
 
-  /** Posts a worker's outbox as one message; this thread's copies of the private key are wiped once cloned. */
+  /** Posts a worker's outbox as one message; this thread's copies of the private key are wiped (the packed buffer is transferred, so none stays). */
   private flush(slot: Slot): void {
-    const jobs = slot.outbox;
+    const queued = slot.outbox;
     slot.outbox = [];
-    if (jobs.length === 0) return;
+    if (queued.length === 0) return;
+    const id = this.nextId++;
+    const pending = queued.map((q) => q.pending);
     try {
-      slot.worker.postMessage(jobs);
+      const buffer = packJobs(queued.map((q) => q.job));
+      slot.inFlight.set(id, pending);
+      slot.worker.postMessage({ id, buffer } satisfies JobMessage, [buffer]);
     } catch (err) {
-      for (const j of jobs) {
-        const p = slot.pending.get(j.id);
-        slot.pending.delete(j.id);
-        p?.reject(err as Error);
-      }
+      slot.inFlight.delete(id);
+      for (const p of pending) p.reject(err as Error);
     } finally {
-      for (const j of jobs) j.privateKey.fill(0);
+      for (const q of queued) q.job.privateKey.fill(0);
     }
   }
 
-  private run(job: Job): Promise<WorkerAnswer & { ok: true }> {
+  private run(job: Job): Promise<JobAnswer & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('keyd crypto threads are closed'));
-    const slot = this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    const id = this.nextId++;
+    // every field has a length byte: a longer one (no valid point or key is) is refused here, as the crypto core would
+    if (!fits(job)) return Promise.reject(new CryptoError('bad-point', `Cannot parse a point or key longer than ${MAX_FIELD_BYTES} bytes`));
+    const slot = this.workers.reduce((a, b) => (pendingOf(b) < pendingOf(a) ? b : a));
     return new Promise((resolve, reject) => {
-      slot.pending.set(id, {
-        resolve: (a) => (a.ok ? resolve(a) : reject(a.code ? new CryptoError(a.code, a.message) : new Error(a.message))),
-        reject,
-      });
-      // Fresh copies: a view into a larger buffer (Node's Buffer pool) would be cloned whole.
-      const copy = (u: Uint8Array) => new Uint8Array(u);
-      const sent: WorkerJob =
-        job.op === 'reencrypt'
-          ? {
-              id,
-              op: job.op,
-              privateKey: copy(job.privateKey),
-              publicKey: copy(job.publicKey),
-              e: copy(job.e),
-              f: copy(job.f),
-              target: copy(job.target),
-            }
-          : { id, op: job.op, privateKey: copy(job.privateKey), publicKey: copy(job.publicKey), e: copy(job.e) };
-      if (slot.outbox.push(sent) === 1) setImmediate(() => this.flush(slot));
+      // A copy of the key, wiped once packed: the caller's stays the caller's.
+      const sent: Job = { ...job, privateKey: new Uint8Array(job.privateKey) };
+      if (slot.outbox.push({ job: sent, pending: { resolve, reject } }) === 1) setImmediate(() => this.flush(slot));
     });
   }
 
@@ -175,16 +164,25 @@ export class ThreadedCrypto implements KeydCrypto {
     target: Uint8Array,
   ): Promise<ProvedTransform> {
     const a = await this.run({ op: 'reencrypt', privateKey, publicKey, e: request.e, f: request.f, target });
-    return { u: a.u!, v: a.v!, proof: { c: a.c!, s1: a.s1!, s2: a.s2! } };
+    if (a.op !== 'reencrypt') throw new Error('crypto worker fault');
+    return { u: a.u, v: a.v, proof: { c: a.c, s1: a.s1, s2: a.s2 } };
   }
 
   async decrypt(privateKey: Uint8Array, publicKey: Uint8Array, request: { e: Uint8Array }): Promise<BlindedDecryptionResponse> {
     const a = await this.run({ op: 'decrypt', privateKey, publicKey, e: request.e });
-    return { z: a.z!, proof: { c: a.c!, s: a.s! } };
+    if (a.op !== 'decrypt') throw new Error('crypto worker fault');
+    return { z: a.z, proof: { c: a.c, s: a.s } };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
+}
+
+/** Jobs a worker has not answered yet (posted or waiting to be). */
+function pendingOf(slot: Slot): number {
+  let n = slot.outbox.length;
+  for (const ps of slot.inFlight.values()) n += ps.length;
+  return n;
 }

@@ -27,6 +27,7 @@ import { KeydStore } from './store';
 import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
+import type { SigningAuthority } from '../pki/issue';
 import { CertRenewer, certPolicyOf } from './cert-renewal';
 import { cannotRead } from '../errors/errno';
 
@@ -47,8 +48,17 @@ function readPem(file: string, what: string): string {
   }
 }
 
-/** Opens the store and builds the service (no network): used by the daemon and by the CLI. `crypto`: where blinded operations run (inline when absent). */
-export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(), crypto?: KeydCrypto): KeydParts {
+/**
+ * Opens the store and builds the service (no network): used by the daemon and by the CLI. `crypto`: where blinded
+ * operations run (inline when absent). `ca`: the org CA as the caller already read it (the daemon: once, at start),
+ * else read here.
+ */
+export function openKeyd(
+  config: KeydConfig,
+  clock: () => Date = () => new Date(),
+  crypto?: KeydCrypto,
+  ca: SigningAuthority | undefined = orgCaOf(config),
+): KeydParts {
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   const store = KeydStore.open(config.dataDir);
   const check = store.meta.get('master-check') as string | undefined;
@@ -58,7 +68,6 @@ export function openKeyd(config: KeydConfig, clock: () => Date = () => new Date(
   }
   if (!check) void store.meta.put('master-check', wrapper.checkValue);
   let certify: Certify | undefined;
-  const ca = orgCaOf(config);
   if (ca) {
     certify = (publicKey, version, notBefore, notAfter) => {
       // never past the CA's own validity
@@ -144,13 +153,13 @@ export function orgAnchor(config: KeydConfig): string {
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
   const orgCa = orgAnchor(config); // before anything is opened: keyd refuses to start without its anchor
+  const orgCaAuthority = orgCaOf(config, opts.log); // read once; warns once, at start, of an unencrypted key
   const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
-  const parts = openKeyd(config, clock, crypto);
+  const parts = openKeyd(config, clock, crypto, orgCaAuthority);
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-  const orgCaAuthority = orgCaOf(config, opts.log); // warns once, at start, of an unencrypted key
   const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
   parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());

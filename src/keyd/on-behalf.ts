@@ -58,10 +58,7 @@ export class OnBehalf {
       who = this.auth.identifyCertificate(Buffer.from(header, 'base64'), [this.opts.orgCa]);
     } catch (err) {
       if (err instanceof ClientCertificateError)
-        throw new KeydError(
-          'unauthenticated',
-          `The administrator's certificate is refused: ${err.message.replace(/^Client certificate refused: /, '')}`,
-        );
+        throw new KeydError('unauthenticated', `The administrator's certificate is refused: ${err.reason}`);
       throw err;
     }
     return { role: who.role, name: `${who.name} via ${caller.name}`, via: caller.name };

@@ -23,7 +23,7 @@ import { collect, replaceCapsules } from '../envelope';
 import type { Copy, ForLocal, GatewayDeps, ListPost, ListStep } from '../gateway/deps';
 import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
 import { noteRetired } from '../gateway/key-exchange';
-import { localCopies } from '../gateway/local-copies';
+import { localCopies, plaintextOnce } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
@@ -216,6 +216,8 @@ export class Lists implements ListStep {
     );
     // local members through the ordinary reception step (the capsule made above, or transparent delivery for plain clients), in parallel slices
     const locals = local.filter((l) => !l.keyId || moved.has(l.member)).map((l) => l.member);
+    // plain-client members' copies: the post decrypted once, shared by the slices
+    const plaintext = plaintextOnce(deps, message, capsuleFor(deps.config.domain, post.capsules), post.notices);
     const slices: string[][] = [];
     const size = Math.max(1, Math.ceil(locals.length / LIST_CONCURRENCY));
     for (let i = 0; i < locals.length; i += size) slices.push(locals.slice(i, i + size));
@@ -223,7 +225,7 @@ export class Lists implements ListStep {
       copies.push(
         ...(await localCopies(
           deps,
-          { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved },
+          { ...arrival, message, rcpts, list: address, listFields: listFields(address), moved, plaintext },
           post.capsules,
           post.notices,
         )),

@@ -5,15 +5,21 @@
  * (SSMAX-Quarantine-Release or SSMAX-List-Release), is submitted again
  * through the gateway's SMTP listener (optionally with SMTP AUTH).
  *
- * The gateway honours the field only for an entry its store marks released,
- * and checks that while it takes the message: so the entry is marked
- * released just before the submission, and put back as held when the
- * gateway did not take the message (down, refused, timed out). A release
- * that failed leaves the message held, to be released again; only a 250
- * from the gateway ends it.
+ * A release is a change of the entry's state in the store, each step one
+ * LMDB write transaction that checks where it starts from
+ * (src/inspect/quarantine.ts): held → releasing (refused, sending nothing,
+ * when the entry is not held: a second release, from this process or
+ * another); the gateway, while it takes the message, honours the field only
+ * for an entry in a release (releasing → released). After the gateway's 250
+ * the entry is removed, or held again for the recipients the gateway refused;
+ * when the gateway did not take the message (down, refused, timed out) it is
+ * put back as held, unless it was deleted meanwhile. A release that failed
+ * leaves the message held, to be released again.
  */
 import { createTransport } from 'nodemailer';
 import type { QuarantineEntry, QuarantineStore } from '../inspect/quarantine';
+
+export { ReleaseStateError } from '../inspect/quarantine';
 
 export interface HeldMessage {
   readonly id: string;
@@ -33,9 +39,16 @@ export interface ReinjectVia {
   readonly socketTimeoutMs?: number;
 }
 
-/** The gateway did not take the message: `message` says why (its SMTP reply when it gave one, never the message's content). */
+/**
+ * The gateway did not take the message: `message` says why (its SMTP reply
+ * when it gave one, never the message's content), and what became of the
+ * entry. `held` is true when the entry is held again, to be released again.
+ */
 export class ReinjectError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly held = true,
+  ) {
     super(message);
     this.name = 'ReinjectError';
   }
@@ -46,8 +59,14 @@ export function passwordOf(fileText: string): string {
   return fileText.split('\n')[0]!.trim();
 }
 
-/** Submits `held` again with `releaseHeader: <id>` on top; resolves with the gateway's 250 reply, or rejects with a ReinjectError. */
-export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia): Promise<string> {
+/** The gateway's answer to a submission it took: its 250, and the recipients it refused with its reply to each. */
+export interface Taken {
+  readonly reply: string;
+  readonly refused: readonly { readonly rcpt: string; readonly reply: string }[];
+}
+
+/** Submits `held` again with `releaseHeader: <id>` on top; resolves with the gateway's answer when it took the message (for one recipient at least), or rejects with a ReinjectError. */
+export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia): Promise<Taken> {
   const t = createTransport({
     host: via.host,
     port: via.port,
@@ -60,8 +79,13 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
   try {
     const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${held.id}\r\n`), Buffer.from(held.message)]);
     const r = await t.sendMail({ envelope: { from: held.from, to: [...held.rcpts] }, raw });
-    const rejected = (r.rejected ?? []).map(String);
-    return rejected.length > 0 ? `${r.response} (refused for ${rejected.join(', ')})` : r.response;
+    const errors = (r as { rejectedErrors?: { recipient?: string; response?: string; message?: string }[] }).rejectedErrors ?? [];
+    const refused = (r.rejected ?? []).map((a) => {
+      const rcpt = String(a);
+      const e = errors.find((x) => x.recipient === rcpt);
+      return { rcpt, reply: (e?.response ?? e?.message ?? 'refused').slice(0, 300) };
+    });
+    return { reply: r.response, refused };
   } catch (err) {
     throw new ReinjectError(`cannot re-inject ${held.id}: ${(err as { response?: string }).response ?? (err as Error).message}`);
   } finally {
@@ -69,33 +93,70 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
   }
 }
 
-/** The ids of releases under way in this process (ids are random: one store's do not meet another's); a second click while the first is being sent is refused. */
-const underWay = new Set<string>();
+/** A release the gateway took: for every recipient (`refused` empty, the entry removed), or for some (the refused ones held again). */
+export interface Released {
+  readonly entry: QuarantineEntry;
+  readonly reply: string;
+  readonly refused: readonly { readonly rcpt: string; readonly reply: string }[];
+  /** Set when the store could not be brought up to date after the gateway took the message (the entry is then left in its release: not sent again). */
+  readonly warning?: string;
+}
+
+/** One line for a release's outcome: the gateway's reply, and the recipients it refused (held again) when any. */
+export function describeRelease(done: Released): string {
+  const refused = done.refused.map((r) => `${r.rcpt} (${r.reply})`).join(', ');
+  return [
+    done.reply,
+    ...(done.refused.length > 0 ? [`refused for ${refused}: held again for those recipients`] : []),
+    ...(done.warning ? [done.warning] : []),
+  ].join('; ');
+}
 
 /**
- * Releases the entry `id` of `store`: marks it released, re-injects it, and
+ * Releases the entry `id` of `store`: marks it as being released (a
+ * ReleaseStateError, nothing sent, when it is not held), re-injects it, then
+ * removes it (or holds it again for the recipients the gateway refused), or
  * puts it back as held when the gateway did not take it. Resolves with the
- * entry and the gateway's reply; undefined when there is no such entry;
- * rejects with a ReinjectError (the entry held again) otherwise.
+ * outcome; undefined when there is no such entry; rejects with a
+ * ReinjectError saying why the gateway did not take it and whether the entry
+ * is held again (not when it was deleted meanwhile, or when putting it back
+ * failed: both errors are in the text).
  */
 export async function releaseHeld(
   store: QuarantineStore,
   id: string,
   releaseHeader: string,
   via: ReinjectVia,
-): Promise<{ entry: QuarantineEntry; reply: string } | undefined> {
-  if (underWay.has(id)) throw new ReinjectError(`a release of ${id} is under way`);
-  underWay.add(id);
+): Promise<Released | undefined> {
+  const entry = await store.release(id);
+  if (!entry) return undefined;
+  let taken: Taken;
   try {
-    const entry = await store.release(id);
-    if (!entry) return undefined;
+    taken = await reinject(entry, releaseHeader, via);
+  } catch (err) {
+    const why = err instanceof ReinjectError ? err.message : `cannot re-inject ${id}: ${(err as Error).message}`;
+    let after: Awaited<ReturnType<QuarantineStore['holdAgain']>>;
     try {
-      return { entry, reply: await reinject(entry, releaseHeader, via) };
-    } catch (err) {
-      await store.holdAgain(entry);
-      throw err instanceof ReinjectError ? err : new ReinjectError(`cannot re-inject ${id}: ${(err as Error).message}`);
+      after = await store.holdAgain(entry);
+    } catch (err2) {
+      throw new ReinjectError(`${why}; and it could not be put back as held: ${(err2 as Error).message}`, false);
     }
-  } finally {
-    underWay.delete(id);
+    if (after === 'gone') throw new ReinjectError(`${why}; the entry was deleted meanwhile, so it is not held again`, false);
+    if (after === 'other') throw new ReinjectError(`${why}; the entry changed meanwhile (another release), so it was left as it is`, false);
+    throw new ReinjectError(why);
   }
+  const note = taken.refused.length > 0 ? `released ${new Date().toISOString()}: ${describeRelease({ entry, ...taken })}` : '';
+  let warning: string | undefined;
+  try {
+    const r = await store.finishRelease(
+      entry,
+      taken.refused.map((x) => x.rcpt),
+      note,
+    );
+    if (r !== 'done' && taken.refused.length > 0)
+      warning = `the entry ${r === 'gone' ? 'was deleted' : 'changed'} meanwhile, so the refused recipients are not held again`;
+  } catch (err) {
+    warning = `the gateway took it, but the store could not be updated (the entry stays in its release, not to be sent again): ${(err as Error).message}`;
+  }
+  return { entry, reply: taken.reply, refused: taken.refused, ...(warning ? { warning } : {}) };
 }

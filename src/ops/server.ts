@@ -11,9 +11,9 @@
  * answer is built from the process's own state.
  */
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { isIP } from 'node:net';
 import { type Registry, collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { closeGracefully, listen } from '../net/https-json';
+import { HostPortError, parseHostPort } from '../config/host-port';
 import { ConfigError, readIniFile } from '../config/ini';
 
 export interface ReadyAnswer {
@@ -125,10 +125,12 @@ export const OPS_DEFAULTS = { listen: '' } as const;
 export function parseOpsListen(value: string | undefined, where: string): { host: string; port: number } | undefined {
   const v = (value ?? '').trim();
   if (v === '') return undefined;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(v);
-  if (!m || (m[1] !== undefined && isIP(m[1]) !== 6) || Number(m[3]) > 65535)
-    throw new ConfigError(`${where}: [ops] listen must be host:port or empty (got "${v}")`);
-  return { host: (m[1] ?? m[2])!, port: Number(m[3]) };
+  try {
+    return parseHostPort(v);
+  } catch (err) {
+    if (err instanceof HostPortError) throw new ConfigError(`${where}: [ops] listen ${err.message} (or empty: no listener)`);
+    throw err;
+  }
 }
 
 /** The [ops] section of a service's ini file (empty when absent). */

@@ -36,9 +36,12 @@ export interface ClientIdentity {
   readonly name: string;
 }
 
-/** The client certificate was refused; `message` says why (never secret). */
+/** The client certificate was refused; `message` says why (never secret), `reason` the same without the lead-in. */
 export class ClientCertificateError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly reason: string = message,
+  ) {
     super(message);
     this.name = 'ClientCertificateError';
   }
@@ -109,7 +112,10 @@ export class ClientCertificateAuth {
           : this.issuers && !this.issuers.has(v.path[1]?.fingerprint ?? '')
             ? "not issued by this organisation's CA"
             : undefined;
-    if (v.status !== 'valid' || !v.role || refused) throw new ClientCertificateError(`Client certificate refused: ${refused ?? 'no role'}`);
+    if (v.status !== 'valid' || !v.role || refused) {
+      const reason = refused ?? 'no role';
+      throw new ClientCertificateError(`Client certificate refused: ${reason}`, reason);
+    }
     return { role: v.role, name: `${v.leaf.subject} #${v.leaf.serial}` };
   }
 }

@@ -35,6 +35,7 @@ import type { Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
 import { issueTlsCredentials } from '../pki/tls-credentials';
 import { cannotRead } from '../errors/errno';
+import { HostPortError, parseHostPort } from '../config/host-port';
 
 const DAY = 86_400_000;
 /** The shipped config files (config/ of the checkout or of the installed package). */
@@ -159,10 +160,14 @@ function harakaConfig(harakaDir: string, smtpListen: string, domain: string): vo
   writeFileSync(join(cfg, 'me'), `mx.${domain}\n`);
 }
 
+/** A host:port option (src/config/host-port.ts), the port from 1; a usage error naming the option otherwise. */
 function hostPort(v: string, what: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new SetupError(`${what} must be host:port (got "${v}")`, 'usage');
-  return { host: m[1]!, port: Number(m[2]) };
+  try {
+    return parseHostPort(v, 1);
+  } catch (err) {
+    if (err instanceof HostPortError) throw new SetupError(`${what} ${err.message}`, 'usage');
+    throw err;
+  }
 }
 
 /** The organisation's own bundle URL (by name), and the publisher's address when it listens on a fixed IP. */
@@ -173,8 +178,8 @@ function ownBundle(domain: string, publisherListen: string): { url: string; addr
   return isIP(host) && !wildcard ? { url, address: host } : { url };
 }
 
-function urlOf(listen: string): string {
-  const { host, port } = hostPort(listen, 'a listen address');
+function urlOf(listen: string, what: string): string {
+  const { host, port } = hostPort(listen, what);
   const h = host === '0.0.0.0' || host === '::0' || host === '::' ? '127.0.0.1' : host;
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
@@ -228,12 +233,12 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   const dir = resolve(opts.dir);
   const orgCaDir = resolve(opts.orgCaDir);
   const keydListen = opts.keydListen ?? '127.0.0.1:7443';
-  const keydUrl = opts.keydUrl ?? urlOf(keydListen);
+  const keydUrl = opts.keydUrl ?? urlOf(keydListen, '--keyd-listen');
   const publisherListen = opts.publisherListen ?? '0.0.0.0:443';
   const smtpListen = opts.smtpListen ?? '[::0]:25';
   const inspection = opts.inspection ?? 'inline';
   const inspectorListen = opts.inspectorListen ?? '127.0.0.1:7543';
-  const inspectorUrl = opts.inspectorUrl ?? urlOf(inspectorListen);
+  const inspectorUrl = opts.inspectorUrl ?? urlOf(inspectorListen, '--inspector-listen');
   const delivery = opts.delivery ?? '127.0.0.1:2525';
   for (const [v, what] of [
     [keydListen, '--keyd-listen'],

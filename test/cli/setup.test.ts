@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
+import { loadAbuseConfig } from '../../src/abuse/config';
 import { main } from '../../src/cli/main';
 import { parseGatewayConfig } from '../../src/gateway/config';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -168,6 +169,8 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
     privateKeyFromPem(readFileSync(join(orgCa, 'ca.key.pem'), 'utf8')).export({ type: 'pkcs8', format: 'der' }),
   );
   expect(warnings).toEqual([]);
+  // the operator's tools' file: every key one they read (an unknown one would be refused)
+  expect(loadAbuseConfig(join(dir, 'admin/ssmax-abuse.ini'))).toMatchObject({ domain: 'a.example', hasDirectory: true });
   // a second run refuses to overwrite
   const again = await cli(args(dir));
   expect(again.code).toBe(73);

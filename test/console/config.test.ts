@@ -65,3 +65,17 @@ test('each mistake is named by its key', () => {
   );
   expect(wrong(';gateway=127.0.0.1:9101', 'gateway=localhost')).toThrow(/\[ops\] gateway: must be host:port, got 'localhost'/);
 });
+
+test('a key or section the console does not read is refused, named (a misspelt key is not left at its default)', () => {
+  const shipped = shippedIni('ssmax-console.ini');
+  const wrong = (from: string, to: string) => () => load(shipped.replace(from, to));
+  expect(wrong(';session_minutes=30', 'session_minuts=5')).toThrow(
+    /console\.ini \[console\] session_minuts: is not a known setting \(known: domain, listen, session_minutes\)/,
+  );
+  expect(wrong(';dir=', 'directory=q\n;dir=')).toThrow(/\[quarantine\] directory: is not a known setting \(known: dir, smtp, user, /);
+  expect(() => load(`${shipped}\n[quarantaine]\ndir=q\n`)).toThrow(
+    /console\.ini: unknown section \[quarantaine\] \(known: \[console\], \[tls\], /,
+  );
+  expect(() => load(`listen=127.0.0.1:1\n${shipped}`)).toThrow(/console\.ini: "listen" is outside any section/);
+  expect(() => load(shipped)).not.toThrow();
+});

@@ -4,7 +4,8 @@
  * not take (down, or refusing the relay login) leaves the message held and
  * says so; once the gateway takes it, the release works once and the
  * message is delivered once. The command line (`ssmax quarantine release`)
- * goes through the same release. And keyd's on-behalf check uses a replaced
+ * goes through the same release; the console and the command line releasing
+ * the same message at once send it once (the state in LMDB decides). And keyd's on-behalf check uses a replaced
  * CRL of the organisation at once, without a restart.
  */
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -231,6 +232,55 @@ test('command line: the same release; the gateway down exits 1 (refused) and the
   expect(out.at(-1)).toMatch(new RegExp(`^released ${id}: 250 `));
   await waitFor(() => delivered('cli-retry') === 1);
   expect(stateOf(id)).toBeUndefined();
+});
+
+test('the console and the command line release the same message at once: the store decides, one release goes through, the message is delivered once', async () => {
+  const id = await quarantined('both-at-once');
+  const out: string[] = [];
+  const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+  const args = [
+    'quarantine',
+    'release',
+    id,
+    '--state',
+    quarantineDir,
+    '--smtp',
+    `127.0.0.1:${A().ports.smtp}`,
+    '--user',
+    'alice@a.example',
+    '--password-file',
+    join(pki, 'relay-password'),
+  ];
+  await call('/quarantine'); // the session and its token first, so that both start together
+  const [cliCode, page] = await Promise.all([main(args, io), release(id)]);
+  const consoleDone = new RegExp(`Released: ${id} \\(250 `).test(page);
+  expect([cliCode === 0, consoleDone].filter(Boolean)).toHaveLength(1);
+  if (consoleDone) expect(out.join('\n')).toMatch(new RegExp(`a release of ${id} is under way|no quarantined message "${id}"`));
+  else expect(page).toMatch(new RegExp(`a release of ${id} is under way|no quarantined message "${id}"`));
+  await waitFor(() => delivered('both-at-once') === 1);
+  expect(stateOf(id)).toBeUndefined();
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(delivered('both-at-once')).toBe(1);
+});
+
+test('a release under way in another process: the console shows the entry releasing without its button, refuses a release of it and sends nothing', async () => {
+  const id = await quarantined('under-way-elsewhere');
+  const other = new QuarantineStore(quarantineDir); // as `ssmax quarantine release` in another process, between its two steps
+  try {
+    const started = (await other.release(id))!;
+    const page = (await call('/quarantine')).text;
+    expect(page).toMatch(new RegExp(`<tr data-id="${id}">[\\s\\S]*?<td>releasing</td>`));
+    expect(page).not.toContain(`Release once: ${id}`);
+    const refused = await release(id);
+    expect(refused).toMatch(new RegExp(`Could not complete: a release of ${id} is under way \\(since `));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(delivered('under-way-elsewhere')).toBe(0);
+    expect(await other.holdAgain(started)).toBe('held'); // that release gave up
+  } finally {
+    await other.close();
+  }
+  expect(await release(id)).toMatch(new RegExp(`Released: ${id} \\(250 `));
+  await waitFor(() => delivered('under-way-elsewhere') === 1);
 });
 
 test("keyd's on-behalf check uses a replaced CRL at once: the administrator's certificate revoked, their next console request is refused by keyd", async () => {

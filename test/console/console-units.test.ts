@@ -207,6 +207,15 @@ describe('keyd: acting on behalf of an administrator', () => {
     expect(refused([der(fx.clients.admin.cert), der(fx.clients.admin.cert)])).toBe('bad-request');
     expect(refused('A'.repeat(9000))).toBe('bad-request');
   });
+
+  test("a refusal says why in keyd's own words, once (no lead-in of the certificate check)", () => {
+    expect(() => onBehalf.actor(consoleActor, der(fx.clients.gateway.cert))).toThrow(
+      /^The administrator's certificate is refused: Certificate "[^"]*CN=mx\.a\.example" cannot be used for tls-client: its role "gateway" is not one of admin, disclosure$/,
+    );
+    expect(() => onBehalf.actor(consoleActor, der(fx.clients.revoked.cert))).toThrow(
+      /^The administrator's certificate is refused: [^:]*revoked/,
+    );
+  });
 });
 
 test("the console's keyd calls go through KeydClient with the administrator's certificate in SSMAX-On-Behalf-Of (extra headers never replace the request's own)", async () => {

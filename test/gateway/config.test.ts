@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
-import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadGatewayConfig } from '../../src/gateway/config';
+import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadApplier, reloadGatewayConfig } from '../../src/gateway/config';
 import type { Setting } from '../../src/config/ini';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
 
@@ -31,7 +31,7 @@ test('the shipped config/ssmax.ini parses as written (its required settings, eve
 
 test('[chain] max_seal_age_seconds may not outlast the record of delivered messages (7 days)', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
   expect(
     parseGatewayConfig(
       parse(`${base}[chain]\nmax_seal_age_seconds=604800\nresealers=Lists.C.example\n`) as Record<string, Record<string, unknown>>,
@@ -48,23 +48,23 @@ test('[chain] max_seal_age_seconds may not outlast the record of delivered messa
 test.each([
   ['[main]\n', /\[main\] domain: is required/],
   [
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=nohost\n',
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=nohost\n',
     /\[delivery\] host: must be host:port/,
   ],
   [
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[policy]\nb.example=maybe\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[policy]\nb.example=maybe\n[delivery]\nhost=h:1\n',
     /\[policy\] b\.example: must be require, opportunistic or none/,
   ],
   [
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\nprotocol=imap\n',
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\nprotocol=imap\n',
     /\[delivery\] protocol: must be smtp or lmtp/,
   ],
   [
-    '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.0.0.0/33\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.0.0.0/33\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
     /ssmax\.ini \[main\] trusted_relays: must list IP addresses or CIDR blocks, got '10\.0\.0\.0\/33'/,
   ],
   [
-    '[main]\ndomain=a.example\ntrusted_relays=mx.a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\ntrusted_relays=mx.a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
     /trusted_relays: must list IP addresses/,
   ],
 ])('a bad config is refused naming the key: %#', (text, message) => {
@@ -75,7 +75,7 @@ test.each([
 test('trusted relays: addresses and CIDR blocks, IPv4 and IPv6; lmtp delivery', () => {
   const c = parseGatewayConfig(
     parse(
-      '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.1.0.0/16, ::1, fd00::/8\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:24\nprotocol=LMTP\n',
+      '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.1.0.0/16, ::1, fd00::/8\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:24\nprotocol=LMTP\n',
     ) as Record<string, Record<string, unknown>>,
     '/x',
   );
@@ -95,7 +95,7 @@ test('trusted relays: addresses and CIDR blocks, IPv4 and IPv6; lmtp delivery', 
 
 test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment says) is accepted; a negative one is refused', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
   expect(
     parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=0\n')) as Record<string, Record<string, unknown>>, '/x').keyd
       .userFactsTtlMs,
@@ -110,7 +110,7 @@ test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment sa
 
 test('reloadGatewayConfig: reloadable settings take their new values in the running object; others are reported for a restart; an invalid file changes nothing', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=x\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
   const ini = (extra: string) => parse(base + extra) as Record<string, Record<string, unknown>>;
   const before = ini('[policy]\nb.example=require\n');
   const running = parseGatewayConfig(before, '/x');
@@ -131,6 +131,37 @@ test('reloadGatewayConfig: reloadable settings take their new values in the runn
     "ssmax.ini [main] hook_timeout_ms: must be a whole number from 1 to 3600000, got 'soon'",
   );
   expect(seen.hookTimeoutMs).toBe(999);
+});
+
+test('reloadApplier: a setting marked reload and a domain of [policy] have their own; any other name has none (waits for a restart), never the policy one', () => {
+  const base =
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const before = parse(`${base}[policy]\nb.example=require\n`) as Record<string, Record<string, unknown>>;
+  const after = parse(`${base}[policy]\nb.example=none\n`) as Record<string, Record<string, unknown>>;
+  const next = parseGatewayConfig(after, '/x');
+  const policyOf = (name: string) => {
+    const running = parseGatewayConfig(before, '/x');
+    reloadApplier(name)?.(running as never, next);
+    return running.policy.domains;
+  };
+  expect(policyOf('policy.b.example')).toEqual({ 'b.example': 'none' });
+  expect(reloadApplier('main.hook_timeout_ms')).toBeDefined();
+  expect(reloadApplier('policy.default')).not.toBe(reloadApplier('policy.b.example'));
+  // unknown names, names of sections read only at start, and malformed names: no applier, the policy untouched
+  for (const name of [
+    'main.no_such_setting',
+    'nosuch.key',
+    'peers.b.example',
+    'routes.b.example',
+    'keyd.timeout_ms',
+    'policy',
+    'policy.',
+    '.b.example',
+    '',
+  ]) {
+    expect(reloadApplier(name)).toBeUndefined();
+    expect(policyOf(name)).toEqual({ 'b.example': 'require' });
+  }
 });
 
 /** The paths ("a.b") at which two configurations differ (arrays compared whole). */

@@ -96,3 +96,16 @@ test('a message that does not decrypt is refused with a 5xx naming the fault, an
   expect(given).toHaveLength(1);
   expect(isZero(given[0]!)).toBe(true);
 });
+
+test('three plain-client recipients of one message: one decryption (one message key from keyd), each gets the original', async () => {
+  const { message, capsules } = await encrypted();
+  const given: Uint8Array[] = [];
+  const notices: RetiredUse[] = [];
+  const rcpts = ['u@a.example', 'v@a.example', 'w@a.example'];
+  const copies = await localCopies(depsWith(given), { message, rcpts, origin, verdicts: [] }, capsules, notices);
+  expect(copies.map((c) => c.rcpts)).toEqual(rcpts.map((r) => [r]));
+  for (const c of copies) expect(c.message.toString('latin1')).toContain(SECRET);
+  expect(given).toHaveLength(1);
+  expect(isZero(given[0]!)).toBe(true);
+  expect(notices).toEqual([{ keyId: KEY_ID, current: `${DOMAIN}:v2` }]);
+});

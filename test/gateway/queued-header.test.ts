@@ -5,10 +5,12 @@
  * included; at most 256 KB; and in time linear in what was read — each chunk
  * is searched once, with the three characters before it, not the whole text
  * read so far at every chunk (which was quadratic up to the 256 KB bound).
+ * headerBlock (a message in memory, for a failure report) is the same reader
+ * over the message's first 256 KB.
  */
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
-import { HeaderCollector, MAX_NOTICE_HEADER, streamedHeader } from '../../src/gateway/dsn';
+import { HeaderCollector, MAX_NOTICE_HEADER, headerBlock, streamedHeader } from '../../src/gateway/dsn';
 
 function chunked(text: string, size: number): string[] {
   const out: string[] = [];
@@ -112,4 +114,33 @@ test('time linear in the bytes read: 4 x the bytes in 4-byte chunks takes about 
   // below 10 ms timer and collector noise dominate; the quadratic search took seconds at 256 KB
   const ratio = large / Math.max(small, 10);
   if (ratio >= 10) throw new Error(`super-linear: ${small.toFixed(1)} ms -> ${large.toFixed(1)} ms (x${ratio.toFixed(1)})`);
+});
+
+test('headerBlock (a message in memory) is the same reader: it answers as the chunked reading, and reads at most 256 KB of a long message', () => {
+  const text = fc.array(fc.constantFrom('\r', '\n', 'a', '\r\n', ':'), { maxLength: 60 }).map((a) => a.join(''));
+  fc.assert(
+    fc.property(text, fc.integer({ min: 1, max: 8 }), (t, size) => {
+      expect(headerBlock(Buffer.from(t, 'latin1'))).toBe(collect(chunked(t, size)).header);
+    }),
+    { numRuns: 1000 },
+  );
+  expect(headerBlock(Buffer.from(message, 'latin1'))).toBe(head);
+  // a blank line just before, across and after the 256 KB bound: the block as the chunked reading has it, never past the bound
+  for (const at of [MAX_NOTICE_HEADER - 5, MAX_NOTICE_HEADER - 3, MAX_NOTICE_HEADER - 2, MAX_NOTICE_HEADER, MAX_NOTICE_HEADER + 10]) {
+    const t = `${'a'.repeat(at)}\r\n\r\nbody`;
+    const got = headerBlock(Buffer.from(t, 'latin1'));
+    expect(got).toBe(collect(chunked(t, 4096)).header);
+    expect(got).toBe(t.slice(0, Math.min(at + 2, MAX_NOTICE_HEADER)));
+  }
+  // messages of 1 MB and 64 MB without a blank line: the first 256 KB of each, in about the same time (the rest is never read)
+  const [small, large] = [1, 64].map((mb) => Buffer.alloc(mb * 1024 * 1024, 'a'));
+  const time = (m: Buffer) => {
+    const t0 = cpuMs();
+    for (let i = 0; i < 100; i++) expect(headerBlock(m)).toHaveLength(MAX_NOTICE_HEADER);
+    return cpuMs() - t0;
+  };
+  time(small!); // warm-up
+  const [a, b] = [Math.min(time(small!), time(small!)), Math.min(time(large!), time(large!))];
+  // below 20 ms, timer and collector noise dominate; searching the whole message (before) took 24 x as long for 64 MB as for 1 MB
+  if (b / Math.max(a, 20) >= 4) throw new Error(`headerBlock reads the whole message: 1 MB ${a.toFixed(1)} ms, 64 MB ${b.toFixed(1)} ms`);
 });

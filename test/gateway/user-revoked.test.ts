@@ -5,7 +5,9 @@
  * when it changed): an unchanged CRL file is not read again for each
  * message; once the org CA's CRL file is replaced by one that revokes the
  * user's certificate, the next check refuses the submission with its own
- * reply, 550 5.7.5 naming the revocation, not as an unknown certificate. keyd's facts are a stub here
+ * reply, 550 5.7.5 naming the revocation, not as an unknown certificate; a CRL
+ * file that cannot be read is 451 4.7.0 "Revocation list unreadable", not
+ * keyd's "Key service unavailable". keyd's facts are a stub here
  * (this is the gateway module's decision; keyd's revocation itself:
  * keyd/revoke-user.test.ts).
  */
@@ -115,11 +117,21 @@ test('revoked through keyd (the user suspended there too): the same reply, the r
   );
 });
 
-test('a CRL file that cannot be read fails the check for now (451), never accepts', async () => {
+test('a CRL file that cannot be read fails the check for now with its own reply (451 4.7.0), never accepts', async () => {
   const message = await signed();
   expect(await reply(message)).toBe('accepted');
   rmSync(orgCrl);
-  expect(await reply(message)).toMatch(/^451 4\.7\.5 .*org-ca\.crl\.pem/);
+  const r = await reply(message);
+  expect(r).toMatch(/^451 4\.7\.0 Revocation list unreadable: .*org-ca\.crl\.pem/);
+  expect(r).not.toMatch(/Key service|certificate lookup/);
+  // back in place: accepted again
+  writeFileSync(orgCrl, crlFor(world.orgA).pem);
+  expect(await reply(message)).toBe('accepted');
+});
+
+test("keyd failing during the certificate lookup keeps keyd's reply (451 4.7.5 Key service unavailable), not the CRL's", async () => {
+  deps = { ...deps, keyd: { user: () => Promise.reject(new Error('keyd down')) } } as unknown as GatewayDeps;
+  expect(await reply(await signed())).toMatch(/^451 4\.7\.5 Key service unavailable: certificate lookup failed: keyd down/);
 });
 
 test('not revoked: a suspended user, a user without a certificate and a forged signature keep their replies', async () => {

@@ -67,6 +67,23 @@ describe('keyd crypto threads', () => {
     }
   });
 
+  test('a point longer than any valid one is refused before it reaches a thread, as the crypto core would refuse it', async () => {
+    const err = await threads.decrypt(org.privateKey, orgPub, { e: new Uint8Array(300) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CryptoError);
+    expect((err as CryptoError).code).toBe('bad-point');
+  });
+
+  test("the caller's private key is left as it was (the threads wipe their own copies)", async () => {
+    const key = Uint8Array.from(org.privateKey);
+    const de = blindForDecryption(
+      g,
+      encapsulate(g, newMessageKey(g, systemRng), { keyId: 'k', publicKey: org.publicKey }, systemRng),
+      systemRng,
+    );
+    await threads.decrypt(key, orgPub, de.request);
+    expect(Buffer.from(key)).toEqual(Buffer.from(org.privateKey));
+  });
+
   test('a worker that dies fails its job with an error and is replaced', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
     const script = join(dir, 'dies.js');
@@ -83,11 +100,15 @@ describe('keyd crypto threads', () => {
   test('the jobs issued in one turn (a batch) travel to the worker in one message; the next turn is another message', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
     const script = join(dir, 'counts.js');
-    // answers each job with the size of the message it came in
+    // answers each job with the size of the message it came in (the build's wire format: crypto-wire.ts)
+    const wire = JSON.stringify(join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-wire.js'));
     writeFileSync(
       script,
       "const { parentPort } = require('node:worker_threads');\n" +
-        "parentPort.on('message', (jobs) => parentPort.postMessage(jobs.map((j) => ({ id: j.id, ok: false, message: 'in a message of ' + jobs.length }))));\n",
+        `const { packAnswers, unpackJobs } = require(${wire});\n` +
+        "parentPort.on('message', (m) => { const jobs = unpackJobs(m.buffer); " +
+        "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
+        'parentPort.postMessage(out, [out.buffer]); });\n',
     );
     const counting = new ThreadedCrypto(1, script);
     try {

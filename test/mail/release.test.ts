@@ -1,24 +1,31 @@
 /**
  * The one release (src/mail/release.ts) against an SMTP sink on loopback
  * standing in for the gateway (src/demo/mailbox.ts): what the store holds
- * after each way the gateway may not take the message. The release through
- * the real gateway and console is in test/console/console-release.test.ts.
+ * after each way the gateway may not take the message, a second release
+ * (in this process and from `ssmax quarantine release` processes: the state
+ * in LMDB decides), an entry deleted meanwhile, a gateway refusing some
+ * recipients. The release through the real gateway and console is in
+ * test/console/console-release.test.ts.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
-import { QuarantineStore, RELEASE_HEADER } from '../../src/inspect/quarantine';
-import { ReinjectError, releaseHeld } from '../../src/mail/release';
+import { type QuarantineEntry, QuarantineStore, RELEASE_HEADER, ReleaseStateError } from '../../src/inspect/quarantine';
+import { ReinjectError, describeRelease, releaseHeld } from '../../src/mail/release';
 import { waitFor } from '../gateway/network-fixture';
 
+let dir: string;
 let store: QuarantineStore;
 let sink: MailboxStore;
 let port: number;
 
 beforeEach(async () => {
-  store = new QuarantineStore(mkdtempSync(join(tmpdir(), 'ssmax-release-')));
+  dir = mkdtempSync(join(tmpdir(), 'ssmax-release-'));
+  store = new QuarantineStore(dir);
   sink = new MailboxStore();
   port = await freePort();
   await sink.listen(port);
@@ -38,14 +45,17 @@ const hold = () =>
     message: Buffer.from('Subject: x\r\n\r\nCIPHERTEXT\r\n'),
   });
 
-test('taken (250): the reply is returned, the release field is on top, the entry is marked released for the gateway to consume', async () => {
+test('taken (250): the reply is returned, the release field is on top, the entry is removed; a second release finds nothing and sends nothing', async () => {
   const id = await hold();
   const done = await releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
   expect(done?.reply).toMatch(/^250 /);
+  expect(done?.refused).toEqual([]);
   expect(sink.mails).toHaveLength(1);
   expect(sink.mails[0]!.raw.toString()).toMatch(new RegExp(`^${RELEASE_HEADER}: ${id}\\r\\n`));
-  expect(store.get(id)?.state).toBe('released');
+  expect(store.get(id)).toBeUndefined();
+  expect(await releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port })).toBeUndefined();
   expect(await releaseHeld(store, 'q-none-000000000000', RELEASE_HEADER, { host: '127.0.0.1', port })).toBeUndefined();
+  expect(sink.mails).toHaveLength(1);
 });
 
 test('refused (451 at the end of DATA): a ReinjectError with the reply; the entry is held again', async () => {
@@ -70,19 +80,155 @@ test('the gateway consumed the release, then did not take the message: the entry
   sink.delayMs = 1500;
   sink.refuse = '4.3.0 fault after the inspection';
   const release = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
-  await waitFor(() => store.get(id)?.state === 'released');
+  await waitFor(() => store.get(id)?.state === 'releasing');
   expect(await store.consumeRelease(id)).toBe(true); // as the gateway's inspection step does
-  expect(store.get(id)).toBeUndefined();
+  expect(store.get(id)?.state).toBe('released');
   await expect(release).rejects.toThrow(/451 4\.3\.0 fault after the inspection/);
   expect(store.get(id)).toMatchObject({ id, state: 'held', rcpts: ['b@b.example'] });
+  expect(store.get(id)?.release).toBeUndefined();
   expect(Buffer.from(store.get(id)!.message).toString()).toMatch(/CIPHERTEXT/);
 });
 
-test('a second release of the same entry while the first is under way is refused; one message is sent', async () => {
+test('a second release of the same entry while the first is under way is refused by the store; one message is sent', async () => {
   const id = await hold();
   sink.delayMs = 300;
   const first = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
-  await expect(releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port })).rejects.toThrow(`a release of ${id} is under way`);
+  await waitFor(() => store.get(id)?.state === 'releasing');
+  const second = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
+  await expect(second).rejects.toThrow(ReleaseStateError);
+  await expect(second).rejects.toThrow(new RegExp(`^a release of ${id} is under way \\(since `));
   expect((await first)?.reply).toMatch(/^250 /);
   expect(sink.mails).toHaveLength(1);
+});
+
+test('an entry the gateway let pass (released) is not released again: a clear error, nothing sent', async () => {
+  const id = await hold();
+  sink.delayMs = 1500;
+  const first = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
+  await waitFor(() => store.get(id)?.state === 'releasing');
+  expect(await store.consumeRelease(id)).toBe(true);
+  await expect(releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port })).rejects.toThrow(
+    new RegExp(`^${id} was already released`),
+  );
+  await first;
+  expect(sink.mails).toHaveLength(1);
+  expect(store.get(id)).toBeUndefined();
+});
+
+/** `ssmax quarantine release` as its own process (the compiled CLI: npm run build). */
+function cli(id: string): Promise<{ code: number | null; text: string }> {
+  const bin = join(__dirname, '..', '..', 'bin', 'ssmax');
+  const proc = spawn(process.execPath, [bin, 'quarantine', 'release', id, '--state', dir, '--smtp', `127.0.0.1:${port}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const parts: Buffer[] = [];
+  proc.stdout.on('data', (c: Buffer) => parts.push(c));
+  proc.stderr.on('data', (c: Buffer) => parts.push(c));
+  return new Promise((resolve) => proc.on('close', (code) => resolve({ code, text: Buffer.concat(parts).toString() })));
+}
+
+test('across processes: a CLI release while this process releases is refused; two CLI releases at once send one message', async () => {
+  const id = await hold();
+  sink.delayMs = 1500;
+  const here = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
+  await waitFor(() => store.get(id)?.state === 'releasing');
+  const other = await cli(id);
+  expect(other.code).toBe(1);
+  expect(other.text).toMatch(new RegExp(`a release of ${id} is under way`));
+  expect((await here)?.reply).toMatch(/^250 /);
+  expect(sink.mails).toHaveLength(1);
+
+  const id2 = await hold();
+  sink.delayMs = 500;
+  const both = await Promise.all([cli(id2), cli(id2), cli(id2)]);
+  expect(both.map((r) => r.code).sort()).toEqual([0, 1, 1].sort());
+  for (const r of both.filter((x) => x.code === 1)) expect(r.text).toMatch(/is under way|no quarantined message/);
+  expect(sink.mails.filter((m) => m.raw.toString().startsWith(`${RELEASE_HEADER}: ${id2}\r\n`))).toHaveLength(1);
+  expect(store.get(id2)).toBeUndefined();
+}, 30000);
+
+test('an entry deleted while its release was under way is not recreated when the gateway does not take it; the error says so', async () => {
+  const id = await hold();
+  sink.delayMs = 1000;
+  sink.refuse = '4.3.0 try again later';
+  const release = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
+  await waitFor(() => store.get(id)?.state === 'releasing');
+  expect(await store.delete(id)).toBe(true);
+  const err = (await release.catch((e: unknown) => e)) as ReinjectError;
+  expect(err).toBeInstanceOf(ReinjectError);
+  expect(err.message).toBe(`cannot re-inject ${id}: 451 4.3.0 try again later; the entry was deleted meanwhile, so it is not held again`);
+  expect(err.held).toBe(false);
+  expect(store.get(id)).toBeUndefined();
+});
+
+test('putting the entry back fails: both errors are reported', async () => {
+  class FailingStore extends QuarantineStore {
+    override holdAgain(_e: QuarantineEntry): Promise<'held'> {
+      return Promise.reject(new Error('MDB_MAP_FULL: Environment mapsize limit reached'));
+    }
+  }
+  const failing = new FailingStore(mkdtempSync(join(tmpdir(), 'ssmax-release-')));
+  try {
+    const id = await failing.hold({
+      direction: 'outbound',
+      from: 'a@a.example',
+      rcpts: ['b@b.example'],
+      rule: 'r',
+      message: Buffer.from('x'),
+    });
+    sink.refuse = '4.3.0 try again later';
+    const err = (await releaseHeld(failing, id, RELEASE_HEADER, { host: '127.0.0.1', port }).catch((e: unknown) => e)) as ReinjectError;
+    expect(err.message).toBe(
+      `cannot re-inject ${id}: 451 4.3.0 try again later; and it could not be put back as held: MDB_MAP_FULL: Environment mapsize limit reached`,
+    );
+    expect(err.held).toBe(false);
+  } finally {
+    await failing.close();
+  }
+});
+
+test('the gateway refuses some recipients: the others get the message, the refused stay held (and the outcome says so)', async () => {
+  const partial = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onRcptTo: (addr, _s, cb) =>
+      addr.address === 'c@c.example' ? cb(Object.assign(new Error('5.1.1 no such user'), { responseCode: 550 })) : cb(),
+    onData: (stream, session, cb) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('end', () => {
+        got.push({ to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(parts) });
+        cb();
+      });
+    },
+  });
+  const got: { to: string[]; raw: Buffer }[] = [];
+  const p2 = await freePort();
+  await new Promise<void>((r) => partial.listen(p2, '127.0.0.1', r));
+  try {
+    const id = await store.hold({
+      direction: 'outbound',
+      from: 'a@a.example',
+      rcpts: ['b@b.example', 'c@c.example', 'd@d.example'],
+      rule: 'r',
+      message: Buffer.from('Subject: x\r\n\r\nCIPHERTEXT\r\n'),
+    });
+    const done = (await releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port: p2 }))!;
+    expect(done.reply).toMatch(/^250 /);
+    expect(done.refused).toEqual([{ rcpt: 'c@c.example', reply: expect.stringMatching(/^550 5\.1\.1 no such user/) as string }]);
+    expect(describeRelease(done)).toMatch(/; refused for c@c\.example \(550 5\.1\.1 no such user\): held again for those recipients$/);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.to).toEqual(['b@b.example', 'd@d.example']);
+    const e = store.get(id)!;
+    expect(e).toMatchObject({ state: 'held', rcpts: ['c@c.example'] });
+    expect(e.note).toMatch(/refused for c@c\.example \(550 5\.1\.1 no such user\)/);
+    // released again, it goes to the refused recipient only
+    const again = (await releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port }))!;
+    expect(again.refused).toEqual([]);
+    expect(sink.mails.map((m) => m.to)).toEqual([['c@c.example']]);
+    expect(store.get(id)).toBeUndefined();
+  } finally {
+    await new Promise<void>((r) => partial.close(() => r()));
+  }
 });
