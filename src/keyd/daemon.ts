@@ -156,90 +156,106 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   const orgCaAuthority = orgCaOf(config, opts.log); // read once; warns once, at start, of an unencrypted key
   const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
-  const parts = openKeyd(config, clock, crypto, orgCaAuthority);
-  await parts.service.maintain(KEYD_ACTOR);
-  const crlFiles = config.pki.crls;
-  // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-  const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
-  parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
-  await renewer.run(clock());
-  // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
-  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
-  await certRenewer.run(clock());
-  // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
-  const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
-  const server = new KeydServer(parts.service, parts.audit, {
-    host: config.host,
-    port: config.port,
-    cert: readPem(config.tls.cert, 'TLS certificate'),
-    key: readPem(config.tls.key, 'TLS key'),
-    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
-    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
-    orgCa,
-    crls: () => crls.current(),
-    clock,
-    ...requestLimitsOf(config.limits),
-    maxBatchOps: config.limits.maxBatchOps,
-    validationCache: new ValidationCache(),
-    ...(opts.log ? { log: opts.log } : {}),
-  });
-  const port = await server.listen();
-  const tlsFiles = [config.tls.cert, config.tls.key];
-  let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
-  const reloadTls = () => {
-    try {
-      const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
-      if (`${cert}${key}` === tlsText) return;
-      server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
-      tlsText = `${cert}${key}`;
-      opts.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
-    } catch (err) {
-      opts.log?.(`keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`);
-    }
-  };
-  const ops = await startKeydOps(config, parts, clock, opts.log, renewer, certRenewer).catch(async (err: unknown) => {
-    await server.close();
+  let opened: KeydParts | undefined;
+  try {
+    return await run((p) => (opened = p));
+  } catch (err) {
+    // a start that fails (a bad TLS key, the port taken…) stops its crypto threads and closes the store before the
+    // error reaches the command: a process exiting while a worker thread still starts up can abort instead of exiting
+    await crypto?.close().catch(() => undefined);
+    await opened?.store.close().catch(() => undefined);
     throw err;
-  }); // [ops]: health and metrics (docs/operations.md)
-  let scheduling: Promise<void> | undefined;
-  const schedule = (): Promise<void> => {
-    scheduling ??= parts.service
-      .maintain(KEYD_ACTOR)
-      .then(
-        (changes) => {
-          if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`);
-        },
-        (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
-      )
-      .then(() => {
-        if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
-          opts.log?.(
-            `keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`,
-          );
-        }
-      })
-      .then(() => renewer.run(clock()))
-      .then(() => certRenewer.run(clock()))
-      .then(() => reloadTls())
-      .finally(() => {
-        scheduling = undefined;
-      });
-    return scheduling;
-  };
-  const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
-  timer.unref();
-  return {
-    ...parts,
-    port,
-    renewer,
-    certRenewer,
-    schedule,
-    async stop() {
-      clearInterval(timer);
-      await ops?.close();
+  }
+
+  async function run(onOpen: (p: KeydParts) => void): Promise<RunningKeyd> {
+    const parts = openKeyd(config, clock, crypto, orgCaAuthority);
+    onOpen(parts);
+    await parts.service.maintain(KEYD_ACTOR);
+    const crlFiles = config.pki.crls;
+    // CRLs renewed before they lapse (docs/operations.md, "Renewals")
+    const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
+    parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
+    await renewer.run(clock());
+    // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
+    const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
+    await certRenewer.run(clock());
+    // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
+    const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
+    const server = new KeydServer(parts.service, parts.audit, {
+      host: config.host,
+      port: config.port,
+      cert: readPem(config.tls.cert, 'TLS certificate'),
+      key: readPem(config.tls.key, 'TLS key'),
+      clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
+      roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+      orgCa,
+      crls: () => crls.current(),
+      clock,
+      ...requestLimitsOf(config.limits),
+      maxBatchOps: config.limits.maxBatchOps,
+      validationCache: new ValidationCache(),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    const port = await server.listen();
+    const tlsFiles = [config.tls.cert, config.tls.key];
+    let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
+    const reloadTls = () => {
+      try {
+        const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
+        if (`${cert}${key}` === tlsText) return;
+        server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
+        tlsText = `${cert}${key}`;
+        opts.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
+      } catch (err) {
+        opts.log?.(
+          `keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`,
+        );
+      }
+    };
+    const ops = await startKeydOps(config, parts, clock, opts.log, renewer, certRenewer).catch(async (err: unknown) => {
       await server.close();
-      await crypto?.close();
-      await parts.store.close();
-    },
-  };
+      throw err;
+    }); // [ops]: health and metrics (docs/operations.md)
+    let scheduling: Promise<void> | undefined;
+    const schedule = (): Promise<void> => {
+      scheduling ??= parts.service
+        .maintain(KEYD_ACTOR)
+        .then(
+          (changes) => {
+            if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`);
+          },
+          (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
+        )
+        .then(() => {
+          if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
+            opts.log?.(
+              `keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`,
+            );
+          }
+        })
+        .then(() => renewer.run(clock()))
+        .then(() => certRenewer.run(clock()))
+        .then(() => reloadTls())
+        .finally(() => {
+          scheduling = undefined;
+        });
+      return scheduling;
+    };
+    const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
+    timer.unref();
+    return {
+      ...parts,
+      port,
+      renewer,
+      certRenewer,
+      schedule,
+      async stop() {
+        clearInterval(timer);
+        await ops?.close();
+        await server.close();
+        await crypto?.close();
+        await parts.store.close();
+      },
+    };
+  }
 }
