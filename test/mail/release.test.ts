@@ -8,7 +8,7 @@
  * test/console/console-release.test.ts.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { type Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,14 @@ import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
 import { type QuarantineEntry, QuarantineStore, RELEASE_HEADER, ReleaseStateError, releaseInterrupted } from '../../src/inspect/quarantine';
-import { ReinjectError, describeRelease, releaseHeld } from '../../src/mail/release';
+import {
+  RELEASE_CONNECT_TIMEOUT_MS,
+  RELEASE_LEASE_MS,
+  RELEASE_SOCKET_TIMEOUT_MS,
+  ReinjectError,
+  describeRelease,
+  releaseHeld,
+} from '../../src/mail/release';
 import { waitFor } from '../gateway/network-fixture';
 
 let dir: string;
@@ -316,4 +323,12 @@ test('a live release is cut at half its lease, before anyone may take the entry 
     for (const s of held) s.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
   }
+});
+
+test('the default lease is ten times the longest SMTP timeout of a release, as config/ssmax-console.ini says', () => {
+  expect(Math.max(RELEASE_CONNECT_TIMEOUT_MS, RELEASE_SOCKET_TIMEOUT_MS)).toBe(60_000);
+  expect(RELEASE_LEASE_MS).toBe(10 * RELEASE_SOCKET_TIMEOUT_MS);
+  expect(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-console.ini'), 'utf8')).toContain(
+    `;release_lease_seconds=${RELEASE_LEASE_MS / 1000}\n`,
+  );
 });
