@@ -8,7 +8,9 @@
  * publishers' host names to 127.0.0.1, as /etc/hosts would.
  * The last test does the same through real Haraka gateways and a DNS server
  * on loopback ([directory] dns_servers), which also answers the publishers'
- * host names (A records; no [hosts] pin).
+ * host names (A records; no [hosts] pin). One network serves both: its
+ * gateways are configured for the DNS server; the in-process gateways take
+ * their configuration with the injected resolver and the [hosts] pin instead.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,18 +44,30 @@ function gatewayOf(domain: string): Gateway {
   const org = net.org(domain);
   const ini = parse(readFileSync(join(org.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   ini.peers = {}; // nothing exchanged by hand
-  ini.directory = { ...ini.directory, dns: true };
+  const { dns_servers: _servers, ...directory } = ini.directory ?? {}; // TXT from the injected resolver, not the DNS server
+  ini.directory = { ...directory, dns: true };
+  ini.hosts = Object.fromEntries(net.orgs.map((o) => [`ssmax.${o.domain}`, '127.0.0.1'])); // as /etc/hosts would
   ini.key_exchange = { probe: 'false' };
   const gw = setupGateway(ini, org.harakaDir, () => undefined, 'ssmax-state-dns', { resolver });
   gateways.push(gw);
   return gw;
 }
 
+let dns: Awaited<ReturnType<typeof startTxtServer>>;
+const zoneMap = new Map<string, string[][]>();
+const addresses = new Map<string, string>([
+  ['ssmax.a.example', '127.0.0.1'],
+  ['ssmax.b.example', '127.0.0.1'],
+]);
+
 beforeAll(async () => {
+  dns = await startTxtServer(zoneMap, addresses);
+  const servers = `127.0.0.1:${dns.port}`;
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns-')), [
-    { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    { domain: 'a.example', dnsServers: servers, users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
     {
       domain: 'b.example',
+      dnsServers: servers,
       users: [
         { address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' },
         { address: 'carol@b.example', client: 'plain', password: 'pw-carol' },
@@ -61,10 +75,12 @@ beforeAll(async () => {
     },
   ]);
   zone = Object.fromEntries(net.orgs.map((o) => [`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; `, 'id=first-publication']]]));
+  for (const o of net.orgs) zoneMap.set(`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; id=first-publication`]]);
 });
 afterAll(async () => {
   for (const g of gateways) await g.close();
   await net?.stop();
+  await dns?.close();
 });
 
 test('only the SSMAX root configured on each side: A finds B by DNS TXT, B finds A by DNS TXT, encrypted mail flows and decrypts', async () => {
@@ -107,30 +123,9 @@ test('a domain without a TXT record has no SSMAX bundle: policy decides (opportu
 });
 
 describe('through real Haraka gateways and a DNS server on loopback', () => {
-  let dnsNet: Network;
-  let dns: Awaited<ReturnType<typeof startTxtServer>>;
-  const zoneMap = new Map<string, string[][]>();
-  const addresses = new Map<string, string>([
-    ['ssmax.a.example', '127.0.0.1'],
-    ['ssmax.b.example', '127.0.0.1'],
-  ]);
-  beforeAll(async () => {
-    dns = await startTxtServer(zoneMap, addresses);
-    const servers = `127.0.0.1:${dns.port}`;
-    dnsNet = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-dns2-')), [
-      { domain: 'a.example', dnsServers: servers, users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
-      { domain: 'b.example', dnsServers: servers, users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
-    ]);
-    for (const o of dnsNet.orgs) zoneMap.set(`_ssmax.${o.domain}`, [[`v=ssmax1; u=${o.bundleUrl}; id=first-publication`]]);
-  });
-  afterAll(async () => {
-    await dnsNet?.stop();
-    await dns?.close();
-  });
-
   test('no [peers] entry on either side: A finds B, B finds A by DNS TXT; bob reads the mail', async () => {
-    const A = dnsNet.org('a.example');
-    const B = dnsNet.org('b.example');
+    const A = net.org('a.example');
+    const B = net.org('b.example');
     const ini = parse(readFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
     expect(ini.peers ?? {}).toEqual({});
     expect(ini.hosts ?? {}).toEqual({}); // the publishers' addresses come from the DNS server too

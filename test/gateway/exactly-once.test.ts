@@ -7,6 +7,7 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Network } from '../../src/demo/network';
+import { queuedCopies } from '../../src/gateway/queue-reconcile';
 import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
@@ -86,7 +87,13 @@ test('queueing fails for the second peer after the first was queued: 4xx, and af
     () => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'c.example', 'frank@c.example') >= 1,
     30000,
   );
-  await new Promise((r) => setTimeout(r, 4000));
+  // a second copy could only come from a copy still in a.example's queue: once it holds none, 1 s more
+  await waitFor(
+    () => queuedCopies(join(A.harakaDir, 'queue')).length === 0,
+    60000,
+    () => `still queued at a.example: ${JSON.stringify(queuedCopies(join(A.harakaDir, 'queue')))}`,
+  );
+  await new Promise((r) => setTimeout(r, 1000));
   const counts = { carol: copiesOf(marker, 'b.example', 'carol@b.example'), frank: copiesOf(marker, 'c.example', 'frank@c.example') };
   console.log(`queue failure half way: answers ${JSON.stringify(answers.map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);
   expect(counts).toEqual({ carol: 1, frank: 1 });

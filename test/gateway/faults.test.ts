@@ -10,6 +10,7 @@ import { certificateRef } from '../../src/chain/certificate-lookup';
 import { signUser } from '../../src/chain/user-signature';
 import { generateP256KeyPair } from '../../src/crypto/ecdsa';
 import type { Network } from '../../src/demo/network';
+import { fetchBundleText } from '../../src/directory/fetch';
 import { setupGateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
 import { parseCertificate } from '../../src/pki/certificate';
@@ -54,10 +55,22 @@ describe('faults give 4xx and lose nothing', () => {
 
   test('keyd of the receiving org stopped: the sending gateway keeps the message queued and delivers it once keyd is back', async () => {
     await B().keyd.stop();
+    const refusals = () =>
+      (
+        A()
+          .haraka.logs()
+          .match(/Temp failing \S+ for \d+ seconds: .*4\.7\.5 Key service unavailable/g) ?? []
+      ).length;
+    const before = refusals();
     expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], plain('carol@b.example', 'M-peer-keyd'), dave)).toMatch(
       /^250 /,
     );
-    await sleep(6000); // at least one delivery attempt refused with 4xx by B
+    // at least one delivery attempt refused with 4xx by B (a.example's queue logs it and keeps the message)
+    await waitFor(
+      () => refusals() > before,
+      30000,
+      () => A().haraka.logs().slice(-3000),
+    );
     expect(count(B(), 'carol@b.example', 'M-peer-keyd')).toBe(0);
     await B().restartKeyd();
     await waitFor(() => count(B(), 'carol@b.example', 'M-peer-keyd') >= 1, 30000);
@@ -248,27 +261,38 @@ describe('bad input: each refused with its own status and text', () => {
     const old = parseCertificate(readFileSync(join(pki, 'seal.cert.pem'), 'utf8'));
     const now = Math.floor(Date.now() / 1000) * 1000;
     const fresh = generateP256KeyPair();
-    writeFileSync(
-      join(pki, 'seal.cert.pem'),
-      issueSealingCertificate(A().fx.orgCa, {
-        domain: 'a.example',
-        host: 'mx.a.example',
-        publicKey: fresh.publicKey,
-        notBefore: new Date(now - 1000),
-        notAfter: new Date(now + 86400000),
-      }).pem,
-    );
+    const certPem = issueSealingCertificate(A().fx.orgCa, {
+      domain: 'a.example',
+      host: 'mx.a.example',
+      publicKey: fresh.publicKey,
+      notBefore: new Date(now - 1000),
+      notAfter: new Date(now + 86400000),
+    }).pem;
+    writeFileSync(join(pki, 'seal.cert.pem'), certPem);
     writeFileSync(join(pki, 'seal.key.pem'), privateKeyToPem(fresh.privateKey), { mode: 0o600 });
-    writeFileSync(
-      join(pki, 'org-ca.crl.pem'),
-      createCrl(A().fx.orgCa, {
-        entries: [{ serial: old.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
-        thisUpdate: new Date(now - 1000),
-        nextUpdate: new Date(now + 7 * 86400000),
-        crlNumber: 2,
-      }).pem,
-    );
-    await sleep(3000); // the publisher polls its files every second and re-publishes
+    const crlPem = createCrl(A().fx.orgCa, {
+      entries: [{ serial: old.serial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' }],
+      thisUpdate: new Date(now - 1000),
+      nextUpdate: new Date(now + 7 * 86400000),
+      crlNumber: 2,
+    }).pem;
+    writeFileSync(join(pki, 'org-ca.crl.pem'), crlPem);
+    // the publisher polls its files every second and re-publishes: wait until its bundle carries both new files
+    // (each known by its last full line of base64, which lies in its signature)
+    const signatureLine = (pem: string) =>
+      pem
+        .split(/\r?\n/)
+        .filter((l) => l.length === 64)
+        .at(-1)!;
+    const hosts = new Map([['ssmax.a.example', '127.0.0.1']]);
+    const republished = async () => {
+      const text = await fetchBundleText(A().bundleUrl, { timeoutMs: 5000, ca: A().fx.caPem, hosts });
+      return text.includes(signatureLine(certPem)) && text.includes(signatureLine(crlPem));
+    };
+    for (let i = 0; !(await republished()); i++) {
+      if (i >= 100) throw new Error("a.example's publisher did not re-publish the new sealing certificate and CRL within 20 s");
+      await sleep(200);
+    }
     // b.example forgets its cached copy of a.example's bundle (a restart with an empty cache)
     await B().haraka.stop();
     rmSync(join(B().harakaDir, 'ssmax-state', 'directory'), { recursive: true, force: true });

@@ -8,7 +8,10 @@
  * bound to dave), which a.example accepts and delivers like any sealed mail.
  * An unsealed null-sender "report" claiming b.example is still refused.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Network } from '../../src/demo/network';
+import { harakaQueueFile } from '../../src/gateway/queue-reconcile';
 import { type DovecotLmtp, startDovecotLmtp } from '../support/dovecot';
 import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
 
@@ -49,7 +52,15 @@ test("a recipient refused by the peer's store after another took the mail: one s
   const explain = () => `a.example:\n${A.haraka.logs().slice(-4000)}\nb.example:\n${B.haraka.logs().slice(-4000)}`;
   await waitFor(() => reports().length >= 1 && store.mails('bob@b.example').length >= 1, 60000, explain);
   console.log(`report in the sender's mailbox at a.example ${Date.now() - t0} ms after the submission`);
-  await new Promise((res) => setTimeout(res, 3000)); // room for a second report or copy
+  // room for a second report or copy: either could only come from a file still in a.example's or b.example's queue
+  const queued = () =>
+    [A, B].flatMap((o) => (existsSync(join(o.harakaDir, 'queue')) ? readdirSync(join(o.harakaDir, 'queue')) : []).filter(harakaQueueFile));
+  await waitFor(
+    () => queued().length === 0,
+    60000,
+    () => `still queued: ${queued().join(', ')}\n${explain()}`,
+  );
+  await new Promise((res) => setTimeout(res, 1000));
   const got = reports();
   expect(got).toHaveLength(1);
   const stored = A.mailbox

@@ -17,9 +17,16 @@ import { smtp, waitFor } from './network-fixture';
 jest.setTimeout(120000);
 
 let net: Network;
+const REFRESH_MIN_S = 1;
+
 beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-seal-')), [
-    { domain: 'a.example', users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }] },
+    // A refreshes a peer's bundle at most once a second here (5 s by default): the second test waits that out
+    {
+      domain: 'a.example',
+      users: [{ address: 'dave@a.example', client: 'plain', password: 'pw-dave' }],
+      gatewayIni: ['[key_exchange]', `refresh_min_interval_seconds=${REFRESH_MIN_S}`],
+    },
     { domain: 'b.example', users: [{ address: 'carol@b.example', client: 'plain', password: 'pw-carol' }] },
   ]);
 });
@@ -101,7 +108,7 @@ test("B's new sealing certificate while B's publisher is unreachable: A cannot f
     );
     writeFileSync(join(B.fx.dir, 'seal.key.pem'), privateKeyToPem(pair.privateKey));
     await B.restartHaraka(); // seals with the new certificate from the start
-    await new Promise((r) => setTimeout(r, 5500)); // past A's refresh_min_interval for B's seals (the first test's refresh)
+    await new Promise((r) => setTimeout(r, REFRESH_MIN_S * 1000 + 500)); // past A's refresh_min_interval for B's seals (the first test's refresh)
     expect(await smtp(B.ports.smtp, 'carol@b.example', ['dave@a.example'], mail('S-down'), carol)).toMatch(/^250 /);
     await waitFor(
       () => /seal by a certificate not in the cached bundle of b\.example: refresh failed/.test(A.haraka.logs()),

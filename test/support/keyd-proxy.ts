@@ -1,6 +1,6 @@
 /**
  * A TLS endpoint in keyd's place, for the lying-key-service tests
- * (test/gateway/binding-lying-keyd.test.ts, test/gateway/batch-lying-keyd.test.ts):
+ * (test/gateway/lying-keyd.test.ts):
  * it holds keyd's own server certificate and key (as an attacker who took
  * keyd's key, or keyd itself when compromised, would), authenticates the
  * caller's client certificate with keyd's client CAs like keyd does, forwards
