@@ -6,7 +6,7 @@
 import { AbuseConfigError, keydClientFor, loadAbuseConfig } from '../abuse/config';
 import { KeydClientError } from '../keyd/client';
 import type { ListEntry } from '../keyd/lists';
-import { QuarantineStore } from '../inspect/quarantine';
+import { QuarantineStore, shownState } from '../inspect/quarantine';
 import { LIST_RELEASE_HEADER } from '../lists/expand';
 import {
   CliError,
@@ -19,7 +19,7 @@ import {
   requiredOption,
   subcommands,
 } from './command';
-import { reinject, smtpAddress, textOf } from './reinject';
+import { leaseOption, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax list <subcommand> [options]
 
@@ -35,7 +35,7 @@ whose [keyd] section names keyd and the admin client certificate):
                                  moderated (held, encrypted, until a moderator releases), open
 Moderation queue (the gateway's <haraka>/ssmax-state/list-moderation folder):
   held --state DIR               one line per held post: id, time, list, sender
-  release ID --state DIR --smtp HOST:PORT
+  release ID --state DIR --smtp HOST:PORT [--lease SECONDS]
                                  re-inject the held post into the gateway, which expands it once
 
 Run \`ssmax list <subcommand> --help\` for one subcommand.`;
@@ -51,7 +51,7 @@ const SUB_HELP: Record<string, string> = {
     'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
   held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
   release:
-    'Usage: ssmax list release --state DIR --smtp HOST:PORT ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again.',
+    'Usage: ssmax list release --state DIR --smtp HOST:PORT [--lease SECONDS] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600; its SMTP conversation is cut at half of it): one that died midway can be released again after that, and the gateway lets through only the latest release.',
 };
 
 function describe(l: ListEntry): string[] {
@@ -124,13 +124,18 @@ async function moderationCommand(sub: string, values: OptionValues, positionals:
   const store = new QuarantineStore(state);
   try {
     if (sub === 'held') {
-      for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), e.state, e.rcpts.join(','), e.from].join('  '));
+      for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), shownState(e), e.rcpts.join(','), e.from].join('  '));
       return EXIT.ok;
     }
     const id = positionals[0];
     const smtp = smtpAddress(values.smtp);
     if (!id || !smtp) throw new CliError(`ID and --smtp HOST:PORT are required\n\n${usage}`, EXIT.usage);
-    const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+    const via = {
+      ...smtp,
+      user: textOf(values.user),
+      passwordFile: textOf(values['password-file']),
+      leaseSeconds: leaseOption(values.lease),
+    };
     return await reinject(store, id, LIST_RELEASE_HEADER, via, io, `no held post "${id}"`);
   } finally {
     await store.close();
@@ -150,6 +155,7 @@ async function runList(sub: string, rest: string[], io: CliIo): Promise<number> 
       smtp: { type: 'string' },
       user: { type: 'string' },
       'password-file': { type: 'string' },
+      lease: { type: 'string' },
     },
     SUB_HELP[sub],
   );

@@ -1,8 +1,8 @@
 /** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
 import { parseArgs } from 'node:util';
-import { RELEASE_HEADER, QuarantineStore } from '../inspect/quarantine';
+import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, shownState } from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
-import { reinject, smtpAddress, textOf } from './reinject';
+import { leaseOption, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
@@ -11,13 +11,19 @@ DIR is the gateway's quarantine folder (<haraka>/ssmax-state/quarantine).
 Subcommands:
   list                         one line per held message: id, time, direction, rule, from, recipients
   show ID                      the entry's details (never the message content: it stays encrypted)
-  release ID --smtp HOST:PORT [--user U --password-file F]
+  release ID --smtp HOST:PORT [--user U --password-file F] [--lease SECONDS]
                                re-inject the message into the gateway, which lets it pass once;
                                only a held message (exit 1, nothing sent, when a release of it
                                is under way or done); if the gateway does not take it (exit 1,
                                its answer printed), the message stays held and can be released
-                               again; recipients the gateway refused (exit 1, printed) stay held
-  delete ID                    remove it for good`;
+                               again; recipients the gateway refused (exit 1, printed) stay held.
+                               The release holds the message for SECONDS (default 600, ten times
+                               its longest SMTP timeout; its SMTP conversation is cut at half of
+                               it): one that died midway (killed) shows as "releasing" until
+                               then, and as held ("release interrupted") after, to be released
+                               again; the gateway lets through only the latest release
+  delete ID                    remove it for good (also an entry the gateway took, "released",
+                               left behind by a release that died after the gateway's answer)`;
 
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
@@ -29,6 +35,7 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         smtp: { type: 'string' },
         user: { type: 'string' },
         'password-file': { type: 'string' },
+        lease: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -48,7 +55,7 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
     switch (sub) {
       case 'list':
         for (const e of store.list())
-          io.out([e.id, new Date(e.time).toISOString(), e.direction, e.state, e.rule, e.from, e.rcpts.join(',')].join('  '));
+          io.out([e.id, new Date(e.time).toISOString(), e.direction, shownState(e), e.rule, e.from, e.rcpts.join(',')].join('  '));
         return EXIT.ok;
       case 'show': {
         const e = id ? store.get(id) : undefined;
@@ -59,11 +66,19 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
               id: e.id,
               time: new Date(e.time).toISOString(),
               direction: e.direction,
-              state: e.state,
+              state: shownState(e),
               rule: e.rule,
               from: e.from,
               rcpts: e.rcpts,
-              ...(e.release ? { releaseStarted: new Date(e.release.since).toISOString() } : {}),
+              ...(e.release
+                ? { releaseStarted: new Date(e.release.since).toISOString(), releaseLeaseEnds: new Date(leaseEnd(e)!).toISOString() }
+                : {}),
+              ...(releaseInterrupted(e)
+                ? { releaseInterrupted: 'the release did not finish within its lease: it can be released again' }
+                : {}),
+              ...(e.state === 'released'
+                ? { released: 'the gateway took it at that release: it is not sent again; delete the entry (ssmax quarantine delete)' }
+                : {}),
               ...(e.note ? { note: e.note } : {}),
               encryptedBytes: e.message.length,
             },
@@ -78,7 +93,12 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         if (!smtp) throw new CliError(`--smtp HOST:PORT is required\n\n${HELP}`, EXIT.usage);
         const unknown = `no quarantined message "${id ?? ''}"`;
         if (!id) throw new CliError(unknown, EXIT.noInput);
-        const via = { ...smtp, user: textOf(values.user), passwordFile: textOf(values['password-file']) };
+        const via = {
+          ...smtp,
+          user: textOf(values.user),
+          passwordFile: textOf(values['password-file']),
+          leaseSeconds: leaseOption(values.lease),
+        };
         return await reinject(store, id, RELEASE_HEADER, via, io, unknown);
       }
       case 'delete':

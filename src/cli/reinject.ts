@@ -14,6 +14,16 @@ export interface ReinjectVia {
   readonly port: number;
   readonly user?: string | undefined;
   readonly passwordFile?: string | undefined;
+  /** --lease SECONDS: how long the release holds the entry (default: src/mail/release.ts). */
+  readonly leaseSeconds?: number | undefined;
+}
+
+/** `--lease SECONDS` (a whole number from 1 to 86400), undefined when not given; a usage error otherwise. */
+export function leaseOption(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const n = /^\d{1,5}$/.test(value.trim()) ? Number(value.trim()) : NaN;
+  if (!(n >= 1 && n <= 86400)) throw new CliError(`--lease must be a whole number of seconds from 1 to 86400, got '${value}'`, EXIT.usage);
+  return n;
 }
 
 /** An option's value when it was given as text, else undefined. */
@@ -51,7 +61,13 @@ export async function reinject(
   const password = via.passwordFile !== undefined ? passwordOf(readInputText(via.passwordFile, 'password file')) : undefined;
   let done: Awaited<ReturnType<typeof releaseHeld>>;
   try {
-    done = await releaseHeld(store, id, releaseHeader, { host: via.host, port: via.port, user: via.user, password });
+    done = await releaseHeld(store, id, releaseHeader, {
+      host: via.host,
+      port: via.port,
+      user: via.user,
+      password,
+      ...(via.leaseSeconds !== undefined ? { leaseMs: via.leaseSeconds * 1000 } : {}),
+    });
   } catch (err) {
     if (err instanceof ReinjectError || err instanceof ReleaseStateError) throw new CliError(err.message, EXIT.failure);
     throw err;

@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { formatHostPort } from '../config/host-port';
 import { ConfigError, IniReader, defineSettings, readIniFile, refuseUnknown } from '../config/ini';
 import { errnoText } from '../errors/errno';
+import { DEFAULT_RELEASE_LEASE_MS } from '../inspect/quarantine';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
 export interface ConsoleConfig {
@@ -34,6 +35,8 @@ export interface ConsoleConfig {
     readonly smtpPort: number;
     readonly user?: string;
     readonly passwordFile?: string;
+    /** How long a release holds its entry before another may take it over (src/mail/release.ts). */
+    readonly releaseLeaseMs: number;
     /** An inspector-role certificate and key (PEM) for keyd's blinded decryption: only with it may an administrator see a held message's content. */
     readonly inspector?: { readonly cert: string; readonly key: string };
   };
@@ -41,7 +44,12 @@ export interface ConsoleConfig {
   readonly directoryConfig?: string;
 }
 
-export const CONSOLE_DEFAULTS = { listen: '127.0.0.1:8443', sessionMinutes: 30, keydTimeoutMs: 5000 } as const;
+export const CONSOLE_DEFAULTS = {
+  listen: '127.0.0.1:8443',
+  sessionMinutes: 30,
+  keydTimeoutMs: 5000,
+  releaseLeaseSeconds: DEFAULT_RELEASE_LEASE_MS / 1000,
+} as const;
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const ConsoleConfigError = ConfigError;
@@ -67,6 +75,7 @@ export const CONSOLE_SETTINGS = defineSettings({
   'quarantine.smtp': { type: 'str' },
   'quarantine.user': { type: 'str' },
   'quarantine.password_file': { type: 'str' },
+  'quarantine.release_lease_seconds': { type: 'num', min: 1, max: 86400, whole: true, default: CONSOLE_DEFAULTS.releaseLeaseSeconds },
   'quarantine.inspector_cert': { type: 'str' },
   'quarantine.inspector_key': { type: 'str' },
   'peers.directory': { type: 'str' },
@@ -109,6 +118,7 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
       dir: qdir,
       smtpHost: smtp.host,
       smtpPort: smtp.port,
+      releaseLeaseMs: r.get('quarantine.release_lease_seconds') * 1000,
       ...(user ? { user, passwordFile: passwordFile! } : {}),
       ...(inspectorCert
         ? { inspector: { cert: read('quarantine.inspector_cert', inspectorCert), key: read('quarantine.inspector_key', inspectorKey!) } }

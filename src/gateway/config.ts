@@ -201,9 +201,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   const lower = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
   const routes: Record<string, { host: string; port: number }> = {};
   for (const [k, v] of Object.entries(r.free('routes'))) {
-    const m = /^(.+):(\d{1,5})$/.exec(v);
-    if (!m) throw r.fail('routes', k, `must be host:port, got '${v}'`);
-    routes[k.toLowerCase()] = { host: m[1]!, port: Number(m[2]) };
+    routes[k.toLowerCase()] = r.hostPortOf(`routes.${k}`, v, 1);
   }
   const domain = r.get('main.domain').toLowerCase();
   const inspectorCert = r.optPath('keyd.inspector_cert');

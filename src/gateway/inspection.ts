@@ -10,7 +10,7 @@
 import type { Capsule } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engine';
-import { RELEASE_HEADER } from '../inspect/quarantine';
+import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 import { capsulesOf, checkMessage } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import type { GatewayDeps } from './deps';
@@ -63,13 +63,15 @@ async function step(
   const inspector = deps.inspection;
   if (!inspector) return { message: input, verdicts: [] };
   const { message, releaseId } = withoutRelease(input);
+  // a field that is no release marker at all is refused here (the remote inspector would take it for a bad request: 4xx for ever)
+  if (releaseId !== undefined && !parseReleaseMarker(releaseId)) throw new GatewayError('releaseNotHonoured');
   const answer = await inspector.inspect({
     direction,
     message,
     from,
     rcpts,
     ...(capsule ? { capsule } : {}),
-    ...(releaseId ? { releaseId } : {}),
+    ...(releaseId !== undefined ? { releaseId } : {}),
   });
   decide(answer, direction);
   if (answer.decision.action === 'quarantine' && !answer.quarantined)

@@ -22,7 +22,7 @@ import type { KeyNotice, KeydOps } from '../keyd/client-ops';
 import { GatewayError, decided, messageFault } from '../mail/replies';
 import type { InspectionConfig } from './config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from './inspect';
-import type { QuarantineStore } from './quarantine';
+import { type QuarantineStore, parseReleaseMarker } from './quarantine';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -142,9 +142,16 @@ export class LocalInspector implements Inspector {
   private async inspectOnce(req: InspectRequest): Promise<InspectAnswer> {
     const { dlp, av } = this.d.config;
     const name = req.direction === 'outbound' ? 'dlp' : 'av';
-    if (req.direction === 'outbound' ? !dlp : !av) return { decision: { action: 'pass' } };
-    if (req.releaseId && (await this.d.quarantine.consumeRelease(req.releaseId)))
-      return { verdict: { name, result: 'none' }, decision: { action: 'pass' } };
+    const enabled = req.direction === 'outbound' ? dlp : av;
+    if (req.releaseId !== undefined) {
+      // a release field counts only for the entry's current release (its token), once; any other is refused, never inspected
+      // as a fresh message: a late copy of a release taken over after its lease must not be delivered as well
+      const marker = parseReleaseMarker(req.releaseId);
+      if (!marker || !(await this.d.quarantine.consumeRelease(marker.id, marker.token)))
+        throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);
+      return enabled ? { verdict: { name, result: 'none' }, decision: { action: 'pass' } } : { decision: { action: 'pass' } };
+    }
+    if (!enabled) return { decision: { action: 'pass' } };
     let result: Inspection;
     if (req.direction === 'outbound') {
       const consent = await this.consents(req.from);

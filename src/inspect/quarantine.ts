@@ -10,12 +10,58 @@
  * Each state change is one LMDB write transaction that checks the state it
  * starts from: the store, shared by the gateway, the command line and the
  * console, decides, not a flag in one process.
+ *
+ * The marker names the release too (`<id> <token>`): the gateway lets the
+ * message pass only while the entry is `releasing` with that token. A
+ * release is a lease: one whose process died before the gateway took the
+ * message (its `until` passed, the entry still `releasing`) may be taken
+ * over by a new release, which replaces the token; the late one's message,
+ * should it still arrive, then names a token the store no longer has and is
+ * refused.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { type RootDatabase, open } from 'lmdb';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
+
+/**
+ * How long a release may keep its entry `releasing` before another release
+ * may take it over, when the releaser does not say (src/mail/release.ts
+ * derives its default, ten minutes, from its SMTP timeouts), and for an
+ * entry written before releases carried their own end.
+ */
+export const DEFAULT_RELEASE_LEASE_MS = 600_000;
+
+/** A release marker's value: the entry's id and the release's token. */
+const MARKER = /^(q-[0-9a-z]+-[0-9a-f]{12}) ([0-9a-f]{24})$/;
+
+/** The value of the release field for `entry`'s release (`<id> <token>`). */
+export function releaseMarker(entry: QuarantineEntry): string {
+  return `${entry.id} ${entry.release?.token ?? ''}`;
+}
+
+/** A release field's value as id and token; undefined when it is not one. */
+export function parseReleaseMarker(value: string): { id: string; token: string } | undefined {
+  const m = MARKER.exec(value.trim());
+  return m ? { id: m[1]!, token: m[2]! } : undefined;
+}
+
+/** When `entry`'s release stops holding it (ms since the epoch); undefined when it is not in a release. */
+export function leaseEnd(entry: Pick<QuarantineEntry, 'release'>): number | undefined {
+  const r = entry.release;
+  return r ? (r.until ?? r.since + DEFAULT_RELEASE_LEASE_MS) : undefined;
+}
+
+/** True for an entry left `releasing` by a release whose lease ended (its process died, or never came back): it may be released again. */
+export function releaseInterrupted(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
+  return entry.state === 'releasing' && (leaseEnd(entry) ?? 0) <= now;
+}
+
+/** The state to show: `held` for an interrupted release (it may be released again), else the stored one. */
+export function shownState(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): QuarantineState {
+  return releaseInterrupted(entry, now) ? 'held' : entry.state;
+}
 
 /**
  * An entry's state. `held`: waiting for an operator. `releasing`: a release
@@ -34,8 +80,8 @@ export interface QuarantineEntry {
   readonly rcpts: readonly string[];
   readonly rule: string;
   readonly state: QuarantineState;
-  /** While releasing or released: which release (a random token) and since when. */
-  readonly release?: { readonly token: string; readonly since: number };
+  /** While releasing or released: which release (a random token), since when, and until when it holds the entry (its lease). */
+  readonly release?: { readonly token: string; readonly since: number; readonly until?: number };
   /** What an earlier release left (the recipients the gateway refused, and its answer). */
   readonly note?: string;
   /** The message, encrypted to the organisation's key. */
@@ -84,20 +130,30 @@ export class QuarantineStore {
   /**
    * Starts a release: held → releasing, checked and written in one LMDB write
    * transaction (LMDB serialises those across processes, so of a CLI and the
-   * console releasing at once exactly one wins). Resolves with the entry
-   * (carrying its release token) for re-injection; undefined when there is no
-   * such entry; rejects with a ReleaseStateError when it is not held.
+   * console releasing at once exactly one wins). An entry still `releasing`
+   * after its release's lease ended (that release died before the gateway
+   * took the message) is taken as held: its token is replaced, so the dead
+   * release's message, should it still arrive, is refused by the gateway.
+   * The new release holds the entry until `now + leaseMs`. Resolves with the
+   * entry (carrying its release token) for re-injection; undefined when there
+   * is no such entry; rejects with a ReleaseStateError when it is not held:
+   * a release under way, or `released` (the gateway took it: never sent
+   * again).
    */
-  async release(id: string, now = Date.now()): Promise<QuarantineEntry | undefined> {
+  async release(id: string, now = Date.now(), leaseMs = DEFAULT_RELEASE_LEASE_MS): Promise<QuarantineEntry | undefined> {
     const token = randomBytes(12).toString('hex');
     // nothing is thrown inside the transaction (lmdb-js commits what a throwing callback wrote): the refusal is returned, then thrown
     const r = await this.db.transaction((): QuarantineEntry | { refused: string } | undefined => {
       const e = this.db.get(id);
       if (!e) return undefined;
       const since = new Date(e.release?.since ?? e.time).toISOString();
-      if (e.state === 'releasing') return { refused: `a release of ${id} is under way (since ${since})` };
-      if (e.state !== 'held') return { refused: `${id} was already released (the gateway let it pass at a release started ${since})` };
-      const releasing: QuarantineEntry = { ...e, state: 'releasing', release: { token, since: now } };
+      if (e.state === 'releasing' && !releaseInterrupted(e, now))
+        return { refused: `a release of ${id} is under way (since ${since}, holding it until ${new Date(leaseEnd(e)!).toISOString()})` };
+      if (e.state === 'released')
+        return {
+          refused: `${id} was already released: the gateway took it at a release started ${since}, so it is not sent again; the message went on, delete the entry`,
+        };
+      const releasing: QuarantineEntry = { ...e, state: 'releasing', release: { token, since: now, until: now + leaseMs } };
       this.db.put(id, releasing);
       return releasing;
     });
@@ -150,11 +206,17 @@ export class QuarantineStore {
     });
   }
 
-  /** True once for an entry being released (releasing → released): the gateway lets it pass its inspection decision. */
-  async consumeRelease(id: string): Promise<boolean> {
+  /**
+   * True once for an entry being released by the release `token` names
+   * (releasing with that token → released): the gateway lets the message
+   * pass its inspection decision. False for anything else: no such entry, not
+   * releasing, or another release's token (a release taken over after its
+   * lease ended: its late message must not pass as well).
+   */
+  async consumeRelease(id: string, token: string): Promise<boolean> {
     return this.db.transaction(() => {
       const e = this.db.get(id);
-      if (!e || e.state !== 'releasing') return false;
+      if (!e || e.state !== 'releasing' || e.release?.token !== token) return false;
       this.db.put(id, { ...e, state: 'released' });
       return true;
     });

@@ -84,7 +84,7 @@ export class InspectorError extends Error {
 const MAX_RCPTS = 1000;
 /** An envelope address: 1-254 printable characters, no spaces or angle brackets. */
 const ADDRESS = /^[!-;=?-~\u0080-\uffff]{1,254}$/;
-const RELEASE_ID = /^q-[0-9a-z]+-[0-9a-f]{12}$/;
+const RELEASE_ID = /^q-[0-9a-z]+-[0-9a-f]{12} [0-9a-f]{24}$/;
 
 /** A GatewayError of the engine, as this API's error: temporary ⇒ 503 unavailable, final ⇒ 422 refused naming the reply. */
 function fromEngine(err: unknown): unknown {
@@ -154,7 +154,8 @@ export class InspectorServer {
     if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => ADDRESS.test(r)))
       throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
     const release = q.get('release');
-    if (release !== null && !RELEASE_ID.test(release)) throw new InspectorError('bad-request', 'release must be a quarantine id');
+    if (release !== null && !RELEASE_ID.test(release))
+      throw new InspectorError('bad-request', 'release must be a release field: a quarantine id and a token');
     const message = await readBody(req, this.opts.maxBodyBytes);
     if (message.length === 0) throw new InspectorError('bad-request', 'the message (request body) is empty');
     try {

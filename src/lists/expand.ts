@@ -28,7 +28,7 @@ import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
 import { peerFor } from '../gateway/submission';
-import type { QuarantineStore } from '../inspect/quarantine';
+import { type QuarantineStore, parseReleaseMarker } from '../inspect/quarantine';
 import { firstValue, splitHeaderBlock } from '../mail/header-block';
 
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
@@ -234,10 +234,18 @@ export class Lists implements ListStep {
     return { copies };
   }
 
-  /** Whether the post carries a release marker this store honours (once). */
+  /**
+   * Whether the post carries a release field: false without one; true when
+   * this store honours it (the entry's current release, once); refused
+   * otherwise (forged, or a release taken over after its lease: its late
+   * copy must not be expanded as well).
+   */
   private async released(message: Buffer): Promise<boolean> {
-    const id = fieldOf(message, LIST_RELEASE_HEADER);
-    return id !== undefined && /^q-[a-z0-9]+-[0-9a-f]{12}$/.test(id) && (await this.moderation.consumeRelease(id));
+    const value = fieldOf(message, LIST_RELEASE_HEADER);
+    if (value === undefined) return false;
+    const marker = parseReleaseMarker(value);
+    if (marker && (await this.moderation.consumeRelease(marker.id, marker.token))) return true;
+    throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);
   }
 
   /**

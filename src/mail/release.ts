@@ -15,9 +15,24 @@
  * when the gateway did not take the message (down, refused, timed out) it is
  * put back as held, unless it was deleted meanwhile. A release that failed
  * leaves the message held, to be released again.
+ *
+ * A release holds its entry for a lease (`leaseMs`, by default ten times the
+ * longest SMTP timeout it uses), and its SMTP conversation is cut at half
+ * the lease, so a live release is over before anyone may take the entry
+ * over. A release whose process died midway leaves the entry `releasing`
+ * until the lease ends; then the entry may be released again, with a new
+ * token in the field (`<id> <token>`): the gateway lets a message pass only
+ * for the entry's current release, so it is delivered once.
  */
+import { connect } from 'node:net';
 import { createTransport } from 'nodemailer';
-import type { QuarantineEntry, QuarantineStore } from '../inspect/quarantine';
+import { DEFAULT_RELEASE_LEASE_MS, type QuarantineEntry, type QuarantineStore, releaseMarker } from '../inspect/quarantine';
+
+/** The release's SMTP timeouts: to connect, and of silence on the connection (the longest it uses). */
+export const RELEASE_CONNECT_TIMEOUT_MS = 10_000;
+export const RELEASE_SOCKET_TIMEOUT_MS = 60_000;
+/** The default lease of a release: ten times its longest timeout ([quarantine] release_lease_seconds, --lease). */
+export const RELEASE_LEASE_MS = DEFAULT_RELEASE_LEASE_MS;
 
 export { ReleaseStateError } from '../inspect/quarantine';
 
@@ -37,6 +52,10 @@ export interface ReinjectVia {
   /** Defaults: 10 s to connect, 60 s of silence on the connection. */
   readonly connectionTimeoutMs?: number;
   readonly socketTimeoutMs?: number;
+  /** The whole conversation is cut after this long (releaseHeld: half the lease); none when absent. */
+  readonly deadlineMs?: number;
+  /** How long the release holds its entry (releaseHeld; default RELEASE_LEASE_MS). */
+  readonly leaseMs?: number;
 }
 
 /**
@@ -65,19 +84,49 @@ export interface Taken {
   readonly refused: readonly { readonly rcpt: string; readonly reply: string }[];
 }
 
-/** Submits `held` again with `releaseHeader: <id>` on top; resolves with the gateway's answer when it took the message (for one recipient at least), or rejects with a ReinjectError. */
-export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia): Promise<Taken> {
+/**
+ * Submits `held` again with `releaseHeader: <marker>` on top (`marker`: the
+ * id unless given); resolves with the gateway's answer when it took the
+ * message (for one recipient at least), or rejects with a ReinjectError.
+ */
+export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, marker = held.id): Promise<Taken> {
+  const connectionTimeout = via.connectionTimeoutMs ?? RELEASE_CONNECT_TIMEOUT_MS;
+  let socket: ReturnType<typeof connect> | undefined;
+  let cut = false;
+  const deadline =
+    via.deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          cut = true;
+          socket?.destroy(new Error(`no answer within the release's ${Math.round(via.deadlineMs! / 1000)} s`));
+        }, via.deadlineMs);
   const t = createTransport({
     host: via.host,
     port: via.port,
     secure: false,
     ignoreTLS: true,
-    connectionTimeout: via.connectionTimeoutMs ?? 10000,
-    socketTimeout: via.socketTimeoutMs ?? 60000,
+    connectionTimeout,
+    greetingTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
+    socketTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
     ...(via.user && via.password ? { auth: { user: via.user, pass: via.password } } : {}),
+    // the socket is opened here, so that the deadline can cut the whole conversation
+    getSocket: (_o, done) => {
+      if (cut) return done(new Error('the release ran out of time before connecting'));
+      const s = connect({ host: via.host, port: via.port, timeout: connectionTimeout });
+      socket = s;
+      const fail = (err: Error) => (s.destroy(), done(err));
+      s.once('timeout', () => fail(new Error(`connection timeout (${connectionTimeout} ms)`)));
+      s.once('error', fail);
+      s.once('connect', () => {
+        s.setTimeout(0);
+        s.removeAllListeners('timeout');
+        s.removeListener('error', fail);
+        done(null, { connection: s });
+      });
+    },
   });
   try {
-    const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${held.id}\r\n`), Buffer.from(held.message)]);
+    const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${marker}\r\n`), Buffer.from(held.message)]);
     const r = await t.sendMail({ envelope: { from: held.from, to: [...held.rcpts] }, raw });
     const errors = (r as { rejectedErrors?: { recipient?: string; response?: string; message?: string }[] }).rejectedErrors ?? [];
     const refused = (r.rejected ?? []).map((a) => {
@@ -89,6 +138,7 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
   } catch (err) {
     throw new ReinjectError(`cannot re-inject ${held.id}: ${(err as { response?: string }).response ?? (err as Error).message}`);
   } finally {
+    if (deadline) clearTimeout(deadline);
     t.close();
   }
 }
@@ -128,11 +178,12 @@ export async function releaseHeld(
   releaseHeader: string,
   via: ReinjectVia,
 ): Promise<Released | undefined> {
-  const entry = await store.release(id);
+  const leaseMs = via.leaseMs ?? RELEASE_LEASE_MS;
+  const entry = await store.release(id, Date.now(), leaseMs);
   if (!entry) return undefined;
   let taken: Taken;
   try {
-    taken = await reinject(entry, releaseHeader, via);
+    taken = await reinject(entry, releaseHeader, { ...via, deadlineMs: Math.floor(leaseMs / 2) }, releaseMarker(entry));
   } catch (err) {
     const why = err instanceof ReinjectError ? err.message : `cannot re-inject ${id}: ${(err as Error).message}`;
     let after: Awaited<ReturnType<QuarantineStore['holdAgain']>>;

@@ -57,6 +57,8 @@ export const REPLIES = {
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
   /** The mailbox store refused the message for every recipient for good; the status is the store's own (GatewayError.withStatus). */
   mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
+  /** A release field (SSMAX-Quarantine-Release, SSMAX-List-Release) naming no release under way here: forged, or a release taken over after its lease (docs/inspection.md). */
+  releaseNotHonoured: { code: 550, status: '5.7.1', text: 'Release field not honoured: no such release under way here' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
   // mailing lists (src/lists/, docs/lists.md)

@@ -79,3 +79,14 @@ test('a key or section the console does not read is refused, named (a misspelt k
   expect(() => load(`listen=127.0.0.1:1\n${shipped}`)).toThrow(/console\.ini: "listen" is outside any section/);
   expect(() => load(shipped)).not.toThrow();
 });
+
+test('[quarantine] release_lease_seconds: 600 s unless set (1 to 86400), in the release settings the console uses', () => {
+  const shipped = shippedIni('ssmax-console.ini');
+  const withQ = (extra: string) => load(shipped.replace(';dir=\n', `dir=q\nsmtp=127.0.0.1:25\n${extra}`));
+  expect(withQ('').quarantine?.releaseLeaseMs).toBe(600_000);
+  expect(withQ('').quarantine?.releaseLeaseMs).toBe(CONSOLE_DEFAULTS.releaseLeaseSeconds * 1000);
+  expect(withQ('release_lease_seconds=90\n').quarantine?.releaseLeaseMs).toBe(90_000);
+  expect(() => withQ('release_lease_seconds=0\n')).toThrow(
+    /\[quarantine\] release_lease_seconds: must be a whole number from 1 to 86400, got '0'/,
+  );
+});

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import { type Network, type ServiceProcess, startNetwork, startService } from '../../src/demo/network';
-import { QuarantineStore } from '../../src/inspect/quarantine';
+import { type QuarantineEntry, QuarantineStore, RELEASE_HEADER, releaseMarker } from '../../src/inspect/quarantine';
+import { ReinjectError, reinject } from '../../src/mail/release';
 import { parseCertificate } from '../../src/pki/certificate';
 import { createCrl } from '../../src/pki/crl';
 import { loadUserProfile } from '../../src/user/profile';
@@ -281,6 +282,35 @@ test('a release under way in another process: the console shows the entry releas
   }
   expect(await release(id)).toMatch(new RegExp(`Released: ${id} \\(250 `));
   await waitFor(() => delivered('under-way-elsewhere') === 1);
+});
+
+test('a release that died in another process: after its lease the console shows the entry held ("release interrupted") with its button, releases it once, and the dead release\'s late copy is refused by the gateway', async () => {
+  const id = await quarantined('interrupted-elsewhere');
+  const other = new QuarantineStore(quarantineDir); // as `ssmax quarantine release --lease 1` killed between its two steps, 5 s ago
+  let dead: QuarantineEntry;
+  try {
+    dead = (await other.release(id, Date.now() - 5000, 1000))!;
+  } finally {
+    await other.close();
+  }
+  const page = (await call('/quarantine')).text;
+  expect(page).toMatch(
+    new RegExp(`<tr data-id="${id}">[\\s\\S]*?<td>held<br><small>release interrupted[^<]*can be released again</small>`),
+  );
+  expect(page).toContain(`Release once: ${id}`);
+  expect(await release(id)).toMatch(new RegExp(`Released: ${id} \\(250 `));
+  await waitFor(() => delivered('interrupted-elsewhere') === 1);
+  // the dead release's message reaching the gateway late (its marker names the old token): refused, not delivered again
+  const late = await reinject(
+    dead,
+    RELEASE_HEADER,
+    { host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' },
+    releaseMarker(dead),
+  ).catch((e: unknown) => e as Error);
+  expect(late).toBeInstanceOf(ReinjectError);
+  expect((late as Error).message).toMatch(/550 5\.7\.1 Release field not honoured/);
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(delivered('interrupted-elsewhere')).toBe(1);
 });
 
 test("keyd's on-behalf check uses a replaced CRL at once: the administrator's certificate revoked, their next console request is refused by keyd", async () => {

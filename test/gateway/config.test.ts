@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { GATEWAY_SETTINGS, GatewayConfigError, parseGatewayConfig, reloadApplier, reloadGatewayConfig } from '../../src/gateway/config';
+import { parseHostPort } from '../../src/config/host-port';
 import type { Setting } from '../../src/config/ini';
 import { TrustedRelays } from '../../src/gateway/trusted-relays';
 
@@ -246,4 +247,35 @@ test('reloadGatewayConfig: every setting marked reload is applied, and nothing e
         p,
         p === 'localDomains' ? ['x.example', 'a.example'] : valueAt(marked.includes(n) ? next : snapshot, p),
       ]);
+});
+
+test('[routes]: read by the shared host:port reader ([::1]:25 is host ::1; ::1:25 is refused with its text, naming the domain)', () => {
+  const base =
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const routes = (text: string) =>
+    parseGatewayConfig(parse(`${base}[routes]\n${text}`) as Record<string, Record<string, unknown>>, '/x').routes;
+  expect(routes('B.example=[::1]:25\nc.example=mx.c.example:2525\nd.example=192.0.2.1:25\n')).toEqual({
+    'b.example': { host: '::1', port: 25 },
+    'c.example': { host: 'mx.c.example', port: 2525 },
+    'd.example': { host: '192.0.2.1', port: 25 },
+  });
+  let err: unknown;
+  try {
+    routes('b.example=::1:25\n');
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(GatewayConfigError);
+  const shared = (() => {
+    try {
+      parseHostPort('::1:25', 1);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  })();
+  expect(shared).toMatch(/IPv6 address goes in brackets/);
+  expect((err as Error).message).toContain(`[routes] b.example: ${shared}`);
+  expect(() => routes('b.example=mx.b.example:0\n')).toThrow(/\[routes\] b\.example: must be host:port with a port from 1 to 65535/);
+  expect(() => routes('b.example=mx.b.example\n')).toThrow(/\[routes\] b\.example: must be host:port, got 'mx\.b\.example'/);
 });

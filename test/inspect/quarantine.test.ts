@@ -4,7 +4,16 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
-import { QuarantineStore, ReleaseStateError } from '../../src/inspect/quarantine';
+import {
+  DEFAULT_RELEASE_LEASE_MS,
+  QuarantineStore,
+  ReleaseStateError,
+  leaseEnd,
+  parseReleaseMarker,
+  releaseInterrupted,
+  releaseMarker,
+  shownState,
+} from '../../src/inspect/quarantine';
 
 test('quarantine: hold, list, show, release once into the gateway, delete', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-q-'));
@@ -31,7 +40,7 @@ test('quarantine: hold, list, show, release once into the gateway, delete', asyn
   try {
     expect(await main(['quarantine', 'release', id, '--state', dir, '--smtp', `127.0.0.1:${port}`], io)).toBe(0);
     expect(sink.mails).toHaveLength(1);
-    expect(sink.mails[0]!.raw.toString()).toMatch(new RegExp(`^SSMAX-Quarantine-Release: ${id}\\r\\n`));
+    expect(sink.mails[0]!.raw.toString()).toMatch(new RegExp(`^SSMAX-Quarantine-Release: ${id} [0-9a-f]{24}\\r\\n`));
   } finally {
     await sink.close();
   }
@@ -62,15 +71,17 @@ describe('the store: a release is a change of state, checked in one LMDB transac
 
   test('held → releasing → released (the gateway consumes the mark once) → removed after the 250', async () => {
     const id = await hold();
-    expect(await store.consumeRelease(id)).toBe(false); // a held entry: the field alone proves nothing
+    expect(await store.consumeRelease(id, '0'.repeat(24))).toBe(false); // a held entry: the field alone proves nothing
     const r = (await store.release(id, 1000))!;
-    expect(r).toMatchObject({ id, state: 'releasing', release: { since: 1000 } });
+    expect(r).toMatchObject({ id, state: 'releasing', release: { since: 1000, until: 1000 + DEFAULT_RELEASE_LEASE_MS } });
     expect(r.release!.token).toMatch(/^[0-9a-f]{24}$/);
     expect(store.get(id)).toMatchObject({ state: 'releasing', release: r.release });
-    expect(await store.consumeRelease(id)).toBe(true);
+    expect(await store.consumeRelease(id, '0'.repeat(24))).toBe(false); // another token: not this release
+    expect(store.get(id)?.state).toBe('releasing');
+    expect(await store.consumeRelease(id, r.release!.token)).toBe(true);
     expect(store.get(id)?.state).toBe('released');
-    expect(await store.consumeRelease(id)).toBe(false); // once
-    expect(await store.consumeRelease('q-forged')).toBe(false);
+    expect(await store.consumeRelease(id, r.release!.token)).toBe(false); // once
+    expect(await store.consumeRelease('q-forged', r.release!.token)).toBe(false);
     expect(await store.finishRelease(r, [], '')).toBe('done');
     expect(store.get(id)).toBeUndefined();
     expect(await store.release(id)).toBeUndefined();
@@ -79,13 +90,15 @@ describe('the store: a release is a change of state, checked in one LMDB transac
   test('a second release of an entry in a release, or released, is refused with a clear error and changes nothing', async () => {
     const id = await hold();
     const r = (await store.release(id, Date.UTC(2026, 0, 2)))!;
-    await expect(store.release(id)).rejects.toThrow(
-      new ReleaseStateError(`a release of ${id} is under way (since 2026-01-02T00:00:00.000Z)`),
+    await expect(store.release(id, Date.UTC(2026, 0, 2, 0, 9, 59))).rejects.toThrow(
+      new ReleaseStateError(`a release of ${id} is under way (since 2026-01-02T00:00:00.000Z, holding it until 2026-01-02T00:10:00.000Z)`),
     );
     expect(store.get(id)?.release).toEqual(r.release);
-    await store.consumeRelease(id);
+    await store.consumeRelease(id, r.release!.token);
     await expect(store.release(id)).rejects.toThrow(
-      new RegExp(`^${id} was already released \\(the gateway let it pass at a release started 2026-01-02T00:00:00\\.000Z\\)$`),
+      new ReleaseStateError(
+        `${id} was already released: the gateway took it at a release started 2026-01-02T00:00:00.000Z, so it is not sent again; the message went on, delete the entry`,
+      ),
     );
     expect(store.get(id)).toMatchObject({ state: 'released', release: r.release });
   });
@@ -99,7 +112,7 @@ describe('the store: a release is a change of state, checked in one LMDB transac
     expect(await store.holdAgain(r)).toBe('other'); // held already: not this release's any more
 
     const r2 = (await store.release(id))!;
-    await store.consumeRelease(id); // the gateway let it pass, then did not take it: held again
+    await store.consumeRelease(id, r2.release!.token); // the gateway let it pass, then did not take it: held again
     expect(await store.holdAgain(r2)).toBe('held');
 
     const r3 = (await store.release(id))!;
@@ -128,5 +141,135 @@ describe('the store: a release is a change of state, checked in one LMDB transac
     expect(store.get(id)).toMatchObject({ state: 'held', rcpts: ['c@c.example'], note: 'released …: refused for c@c.example (550 no)' });
     expect(store.get(id)?.release).toBeUndefined();
     expect(store.list()[0]).toMatchObject({ id, state: 'held', rcpts: ['c@c.example'] });
+  });
+});
+
+describe('a release is a lease: one that died midway can be released again, never twice', () => {
+  let dir: string;
+  let store: QuarantineStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ssmax-q-'));
+    store = new QuarantineStore(dir);
+  });
+  afterEach(() => store.close());
+  const hold = () =>
+    store.hold({ direction: 'outbound', from: 'a@a.example', rcpts: ['b@b.example'], rule: 'r', message: Buffer.from('x') });
+  const T = Date.UTC(2026, 0, 2);
+
+  test('the marker names the release: id and token, and nothing else parses', async () => {
+    const id = await hold();
+    const r = (await store.release(id))!;
+    expect(releaseMarker(r)).toBe(`${id} ${r.release!.token}`);
+    expect(parseReleaseMarker(` ${releaseMarker(r)} `)).toEqual({ id, token: r.release!.token });
+    for (const bad of [id, `${id} ${'0'.repeat(23)}`, `${id} ${'0'.repeat(24)} x`, `${id}  ${'0'.repeat(24)}`, 'q-forged-000000000000', ''])
+      expect(parseReleaseMarker(bad)).toBeUndefined();
+  });
+
+  test('within its lease a release holds the entry; once the lease ended the entry shows held and a new release takes it, with a new token', async () => {
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    expect(a.release).toEqual({ token: a.release!.token, since: T, until: T + 1000 });
+    expect(leaseEnd(store.get(id)!)).toBe(T + 1000);
+    // one millisecond before the end: still under way
+    expect(releaseInterrupted(store.get(id)!, T + 999)).toBe(false);
+    expect(shownState(store.get(id)!, T + 999)).toBe('releasing');
+    await expect(store.release(id, T + 999, 1000)).rejects.toThrow(ReleaseStateError);
+    expect(store.get(id)?.release).toEqual(a.release);
+    // at the end: interrupted, shown held, and taken over
+    expect(releaseInterrupted(store.get(id)!, T + 1000)).toBe(true);
+    expect(shownState(store.get(id)!, T + 1000)).toBe('held');
+    const b = (await store.release(id, T + 1000, 5000))!;
+    expect(b).toMatchObject({ id, state: 'releasing', release: { since: T + 1000, until: T + 6000 } });
+    expect(b.release!.token).not.toBe(a.release!.token);
+    expect(store.get(id)?.release).toEqual(b.release);
+    // the dead release's token no longer counts anywhere: not at the gateway, not to hold again, not to finish
+    expect(await store.consumeRelease(id, a.release!.token)).toBe(false);
+    expect(await store.holdAgain(a)).toBe('other');
+    expect(await store.finishRelease(a, [], '')).toBe('other');
+    expect(store.get(id)).toMatchObject({ state: 'releasing', release: b.release });
+    expect(await store.consumeRelease(id, b.release!.token)).toBe(true);
+    expect(await store.finishRelease(b, [], '')).toBe('done');
+    expect(store.get(id)).toBeUndefined();
+  });
+
+  test('an entry the gateway took (released) is never released again, however old, and can be deleted', async () => {
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    expect(await store.consumeRelease(id, a.release!.token)).toBe(true);
+    expect(releaseInterrupted(store.get(id)!, T + 10 * DEFAULT_RELEASE_LEASE_MS)).toBe(false);
+    expect(shownState(store.get(id)!, T + 10 * DEFAULT_RELEASE_LEASE_MS)).toBe('released');
+    await expect(store.release(id, T + 10 * DEFAULT_RELEASE_LEASE_MS)).rejects.toThrow(/was already released: .*delete the entry/);
+    expect(store.get(id)).toMatchObject({ state: 'released', release: a.release });
+    expect(await store.delete(id)).toBe(true);
+  });
+
+  test('an entry written before releases carried their end keeps the default lease', async () => {
+    const id = await hold();
+    const e = store.get(id)!;
+    const old = { token: 'a'.repeat(24), since: T };
+    expect(leaseEnd({ release: old })).toBe(T + DEFAULT_RELEASE_LEASE_MS);
+    expect(releaseInterrupted({ state: 'releasing', release: old }, T + DEFAULT_RELEASE_LEASE_MS - 1)).toBe(false);
+    expect(releaseInterrupted({ state: 'releasing', release: old }, T + DEFAULT_RELEASE_LEASE_MS)).toBe(true);
+    expect(e.state).toBe('held');
+  });
+
+  test('the gateway takes the late message exactly as the lease ends, before the new release: the new release is refused', async () => {
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    expect(await store.consumeRelease(id, a.release!.token)).toBe(true); // the gateway took the first release's message
+    await expect(store.release(id, T + 1000, 1000)).rejects.toThrow(/was already released/); // not sent again
+    expect(store.get(id)).toMatchObject({ state: 'released', release: a.release });
+  });
+
+  test('the new release starts exactly as the lease ends, before the late message reaches the gateway: the late one is refused', async () => {
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    const b = (await store.release(id, T + 1000, 1000))!;
+    expect(await store.consumeRelease(id, a.release!.token)).toBe(false); // the late message names a token the store no longer has
+    expect(store.get(id)).toMatchObject({ state: 'releasing', release: b.release });
+    expect(await store.consumeRelease(id, b.release!.token)).toBe(true); // the new release's message passes, once
+    expect(await store.consumeRelease(id, b.release!.token)).toBe(false);
+  });
+
+  test('racing: the late message and a new release at the end of the lease, at once, 40 times: one passes each time', async () => {
+    for (let i = 0; i < 40; i++) {
+      const id = await hold();
+      const a = (await store.release(id, T, 1000))!;
+      const [late, b] = await Promise.all([
+        store.consumeRelease(id, a.release!.token),
+        store.release(id, T + 1000, 1000).catch(() => undefined),
+      ]);
+      const fresh = b ? await store.consumeRelease(id, b.release!.token) : false;
+      expect([late, fresh].filter(Boolean)).toHaveLength(1);
+      expect(await store.consumeRelease(id, a.release!.token)).toBe(false);
+    }
+  });
+
+  test('ssmax quarantine list and show: an interrupted release shows held, with the note; a taken one says to delete it', async () => {
+    const id = await hold();
+    const id2 = await hold();
+    const now = Date.now();
+    await store.release(id, now - 5000, 1000); // its lease ended 4 s ago
+    const r2 = (await store.release(id2, now - 5000, 1000))!;
+    await store.consumeRelease(id2, r2.release!.token);
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    expect(await main(['quarantine', 'list', '--state', dir], io)).toBe(0);
+    expect(out.join('\n')).toMatch(new RegExp(`${id}  .*  outbound  held  r  `));
+    expect(out.join('\n')).toMatch(new RegExp(`${id2}  .*  outbound  released  r  `));
+    out.length = 0;
+    expect(await main(['quarantine', 'show', id, '--state', dir], io)).toBe(0);
+    const shown = JSON.parse(out.join('\n')) as Record<string, string>;
+    expect(shown.state).toBe('held');
+    expect(shown.releaseInterrupted).toMatch(/can be released again/);
+    expect(shown.releaseLeaseEnds).toBe(new Date(now - 4000).toISOString());
+    out.length = 0;
+    expect(await main(['quarantine', 'show', id2, '--state', dir], io)).toBe(0);
+    const taken = JSON.parse(out.join('\n')) as Record<string, string>;
+    expect(taken.state).toBe('released');
+    expect(taken.released).toMatch(/not sent again; delete the entry/);
+    expect(taken.releaseInterrupted).toBeUndefined();
+    expect(await main(['quarantine', 'release', id, '--state', dir, '--smtp', '127.0.0.1:25', '--lease', '0'], io)).toBe(64);
+    expect(out.join('\n')).toMatch(/--lease must be a whole number of seconds from 1 to 86400, got '0'/);
   });
 });

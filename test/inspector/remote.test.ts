@@ -16,6 +16,8 @@ import { freePort } from '../../src/demo/haraka';
 import { type Network, type OrgSpec, startNetwork } from '../../src/demo/network';
 import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
 import { queuedCopies } from '../../src/gateway/queue-reconcile';
+import { QuarantineStore, RELEASE_HEADER } from '../../src/inspect/quarantine';
+import { ReinjectError, reinject } from '../../src/mail/release';
 import { roleOf } from '../../src/pki/certificate';
 import { createCrl, parseCrl } from '../../src/pki/crl';
 import { issueTlsCredentials } from '../../src/pki/tls-credentials';
@@ -166,6 +168,9 @@ describe('DLP at a.example by its inspector process', () => {
     expect(B().mailbox.for('bob@b.example').length).toBe(before);
     const pw = join(A().inspectorDir, 'pw-alice');
     writeFileSync(pw, 'pw-alice\n');
+    const store = new QuarantineStore(qdir);
+    const kept = store.get(id!)!;
+    await store.close();
     expect(
       await main(
         [
@@ -190,10 +195,22 @@ describe('DLP at a.example by its inspector process', () => {
     const got = await lastVerdicts(net, 'bob@b.example');
     expect(got.plaintext).toContain('top secret');
     expect(got.verdicts[0]).toBe('dlp:none,e2e:pass');
-    // the release was honoured once: the same marker again is inspected (and held) again
+    // the release was honoured once and ended: the entry is gone
     out.length = 0;
     expect(await main(['quarantine', 'list', '--state', qdir], io)).toBe(0);
     expect(out.join('\n')).not.toContain(id!);
+    // a late copy of a release that is no longer current (its token is not the store's): the inspector refuses it, and the
+    // gateway passes its final answer on (550 5.7.1), not 4xx for ever
+    const late = await reinject(
+      kept,
+      RELEASE_HEADER,
+      { host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' },
+      `${id!} ${'0'.repeat(24)}`,
+    ).catch((e: unknown) => e as Error);
+    expect(late).toBeInstanceOf(ReinjectError);
+    expect((late as Error).message).toMatch(/550 5\.7\.1 Release field not honoured/);
+    expect(queuedForBob()).toBe(false); // refused: not queued, so nothing more can be relayed
+    expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
   });
 
   test('the inspector process stopped: submission 4xx, nothing relayed; after its restart the message goes through', async () => {

@@ -7,15 +7,23 @@
  * recipients. The release through the real gateway and console is in
  * test/console/console-release.test.ts.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { type Socket, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
-import { type QuarantineEntry, QuarantineStore, RELEASE_HEADER, ReleaseStateError } from '../../src/inspect/quarantine';
-import { ReinjectError, describeRelease, releaseHeld } from '../../src/mail/release';
+import { type QuarantineEntry, QuarantineStore, RELEASE_HEADER, ReleaseStateError, releaseInterrupted } from '../../src/inspect/quarantine';
+import {
+  RELEASE_CONNECT_TIMEOUT_MS,
+  RELEASE_LEASE_MS,
+  RELEASE_SOCKET_TIMEOUT_MS,
+  ReinjectError,
+  describeRelease,
+  releaseHeld,
+} from '../../src/mail/release';
 import { waitFor } from '../gateway/network-fixture';
 
 let dir: string;
@@ -51,7 +59,7 @@ test('taken (250): the reply is returned, the release field is on top, the entry
   expect(done?.reply).toMatch(/^250 /);
   expect(done?.refused).toEqual([]);
   expect(sink.mails).toHaveLength(1);
-  expect(sink.mails[0]!.raw.toString()).toMatch(new RegExp(`^${RELEASE_HEADER}: ${id}\\r\\n`));
+  expect(sink.mails[0]!.raw.toString()).toMatch(new RegExp(`^${RELEASE_HEADER}: ${id} [0-9a-f]{24}\\r\\n`));
   expect(store.get(id)).toBeUndefined();
   expect(await releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port })).toBeUndefined();
   expect(await releaseHeld(store, 'q-none-000000000000', RELEASE_HEADER, { host: '127.0.0.1', port })).toBeUndefined();
@@ -81,7 +89,7 @@ test('the gateway consumed the release, then did not take the message: the entry
   sink.refuse = '4.3.0 fault after the inspection';
   const release = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
   await waitFor(() => store.get(id)?.state === 'releasing');
-  expect(await store.consumeRelease(id)).toBe(true); // as the gateway's inspection step does
+  expect(await store.consumeRelease(id, store.get(id)!.release!.token)).toBe(true); // as the gateway's inspection step does
   expect(store.get(id)?.state).toBe('released');
   await expect(release).rejects.toThrow(/451 4\.3\.0 fault after the inspection/);
   expect(store.get(id)).toMatchObject({ id, state: 'held', rcpts: ['b@b.example'] });
@@ -106,7 +114,7 @@ test('an entry the gateway let pass (released) is not released again: a clear er
   sink.delayMs = 1500;
   const first = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
   await waitFor(() => store.get(id)?.state === 'releasing');
-  expect(await store.consumeRelease(id)).toBe(true);
+  expect(await store.consumeRelease(id, store.get(id)!.release!.token)).toBe(true);
   await expect(releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port })).rejects.toThrow(
     new RegExp(`^${id} was already released`),
   );
@@ -115,10 +123,11 @@ test('an entry the gateway let pass (released) is not released again: a clear er
   expect(store.get(id)).toBeUndefined();
 });
 
+const bin = join(__dirname, '..', '..', 'bin', 'ssmax');
+
 /** `ssmax quarantine release` as its own process (the compiled CLI: npm run build). */
-function cli(id: string): Promise<{ code: number | null; text: string }> {
-  const bin = join(__dirname, '..', '..', 'bin', 'ssmax');
-  const proc = spawn(process.execPath, [bin, 'quarantine', 'release', id, '--state', dir, '--smtp', `127.0.0.1:${port}`], {
+function cli(id: string, ...more: string[]): Promise<{ code: number | null; text: string }> {
+  const proc = spawn(process.execPath, [bin, 'quarantine', 'release', id, '--state', dir, '--smtp', `127.0.0.1:${port}`, ...more], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const parts: Buffer[] = [];
@@ -143,7 +152,7 @@ test('across processes: a CLI release while this process releases is refused; tw
   const both = await Promise.all([cli(id2), cli(id2), cli(id2)]);
   expect(both.map((r) => r.code).sort()).toEqual([0, 1, 1].sort());
   for (const r of both.filter((x) => x.code === 1)) expect(r.text).toMatch(/is under way|no quarantined message/);
-  expect(sink.mails.filter((m) => m.raw.toString().startsWith(`${RELEASE_HEADER}: ${id2}\r\n`))).toHaveLength(1);
+  expect(sink.mails.filter((m) => m.raw.toString().startsWith(`${RELEASE_HEADER}: ${id2} `))).toHaveLength(1);
   expect(store.get(id2)).toBeUndefined();
 }, 30000);
 
@@ -231,4 +240,95 @@ test('the gateway refuses some recipients: the others get the message, the refus
   } finally {
     await new Promise<void>((r) => partial.close(() => r()));
   }
+});
+
+test('a release process killed midway (SIGKILL while its SMTP peer is silent) holds the entry for its lease only; then the entry shows held and a second release delivers exactly once', async () => {
+  const id = await hold();
+  // a stand-in for a gateway that accepts the connection and never answers: the release waits there, after marking the entry
+  const held: Socket[] = [];
+  const silent = createServer((s) => void held.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const silentPort = (silent.address() as { port: number }).port;
+  try {
+    const started = Date.now();
+    const dead = spawn(
+      process.execPath,
+      [bin, 'quarantine', 'release', id, '--state', dir, '--smtp', `127.0.0.1:${silentPort}`, '--lease', '12'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise<NodeJS.Signals | null>((r) => dead.on('exit', (_c, sig) => r(sig)));
+    await waitFor(() => held.length > 0 && store.get(id)?.state === 'releasing', 10000);
+    dead.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const stuck = store.get(id)!;
+    expect(stuck).toMatchObject({ state: 'releasing' });
+    expect(stuck.release!.until! - stuck.release!.since).toBe(12000);
+    expect(stuck.release!.since).toBeGreaterThanOrEqual(started);
+    // within the lease the dead release still holds it: a second release is refused, nothing sent
+    const early = await cli(id);
+    expect(early.code).toBe(1);
+    expect(early.text).toMatch(new RegExp(`a release of ${id} is under way`));
+    expect(Date.now()).toBeLessThan(stuck.release!.until!); // (the refusal above came within the lease)
+    expect(sink.mails).toHaveLength(0);
+    // after the lease: shown as held, interrupted
+    await waitFor(() => Date.now() >= stuck.release!.until!, 15000);
+    expect(releaseInterrupted(store.get(id)!)).toBe(true);
+    const show = spawnSync(process.execPath, [bin, 'quarantine', 'show', id, '--state', dir], { encoding: 'utf8' });
+    expect(show.status).toBe(0);
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      id,
+      state: 'held',
+      releaseInterrupted: expect.stringMatching(/can be released again/) as string,
+    });
+    // a second release (its own process) takes it over with a new token and delivers it, once
+    const again = await cli(id);
+    expect(again.code).toBe(0);
+    expect(again.text).toMatch(new RegExp(`released ${id}: 250 `));
+    expect(sink.mails).toHaveLength(1);
+    const marker = new RegExp(`^${RELEASE_HEADER}: ${id} ([0-9a-f]{24})\\r\\n`).exec(sink.mails[0]!.raw.toString());
+    expect(marker?.[1]).toBeDefined();
+    expect(marker![1]).not.toBe(stuck.release!.token);
+    expect(store.get(id)).toBeUndefined();
+    // the dead release's token would get nothing at the gateway now, and a third release finds nothing to send
+    expect(await store.consumeRelease(id, stuck.release!.token)).toBe(false);
+    expect((await cli(id)).code).toBe(66);
+    expect(sink.mails).toHaveLength(1);
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+}, 60000);
+
+test('a live release is cut at half its lease, before anyone may take the entry over: the entry is held again, not left releasing', async () => {
+  const id = await hold();
+  const held: Socket[] = [];
+  const silent = createServer((s) => void held.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const t0 = Date.now();
+    const err = (await releaseHeld(store, id, RELEASE_HEADER, {
+      host: '127.0.0.1',
+      port: (silent.address() as { port: number }).port,
+      leaseMs: 4000,
+    }).catch((e: unknown) => e)) as ReinjectError;
+    const took = Date.now() - t0;
+    expect(err).toBeInstanceOf(ReinjectError);
+    expect(err.message).toMatch(/no answer within the release's 2 s/);
+    expect(took).toBeGreaterThanOrEqual(1950);
+    expect(took).toBeLessThan(4000); // over before the lease ends
+    expect(store.get(id)).toMatchObject({ state: 'held' });
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
+
+test('the default lease is ten times the longest SMTP timeout of a release, as config/ssmax-console.ini says', () => {
+  expect(Math.max(RELEASE_CONNECT_TIMEOUT_MS, RELEASE_SOCKET_TIMEOUT_MS)).toBe(60_000);
+  expect(RELEASE_LEASE_MS).toBe(10 * RELEASE_SOCKET_TIMEOUT_MS);
+  expect(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-console.ini'), 'utf8')).toContain(
+    `;release_lease_seconds=${RELEASE_LEASE_MS / 1000}\n`,
+  );
 });
