@@ -51,7 +51,7 @@ const SUB_HELP: Record<string, string> = {
     'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
   held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
   release:
-    'Usage: ssmax list release --state DIR --smtp HOST:PORT [--lease SECONDS] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600; its SMTP conversation is cut at half of it): one that died midway can be released again after that, and the gateway lets through only the latest release.',
+    'Usage: ssmax list release --state DIR --smtp HOST:PORT [--lease SECONDS] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600): one that died midway can be released again after that, and the gateway lets through only the latest release.',
 };
 
 function describe(l: ListEntry): string[] {

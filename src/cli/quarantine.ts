@@ -18,8 +18,8 @@ Subcommands:
                                its answer printed), the message stays held and can be released
                                again; recipients the gateway refused (exit 1, printed) stay held.
                                The release holds the message for SECONDS (default 600, ten times
-                               its longest SMTP timeout; its SMTP conversation is cut at half of
-                               it): one that died midway (killed) shows as "releasing" until
+                               its longest SMTP timeout): one that died midway (killed) shows
+                               as "releasing" until
                                then, and as held ("release interrupted") after, to be released
                                again; the gateway lets through only the latest release
   delete ID                    remove it for good (also an entry the gateway took, "released",

@@ -17,14 +17,18 @@
  * leaves the message held, to be released again.
  *
  * A release holds its entry for a lease (`leaseMs`, by default ten times the
- * longest SMTP timeout it uses), and its SMTP conversation is cut at half
- * the lease, so a live release is over before anyone may take the entry
- * over. A release whose process died midway leaves the entry `releasing`
- * until the lease ends; then the entry may be released again, with a new
- * token in the field (`<id> <token>`): the gateway lets a message pass only
- * for the entry's current release, so it is delivered once.
+ * longest SMTP timeout it uses). A release whose process died midway leaves
+ * the entry `releasing` until the lease ends; then the entry may be released
+ * again, with a new token in the field (`<id> <token>`). The gateway lets a
+ * message pass only for the entry's current release, so a release that
+ * outlived its lease and was taken over is refused there (550), never
+ * delivered a second time. A live release is never cut short on purpose:
+ * cutting it after the gateway took the release mark would put a message
+ * the gateway may have queued back as held (a duplicate on the next
+ * release); it ends on the gateway's answer or its own SMTP timeouts, whose
+ * silence bound (60 s) is longer than the gateway's hook timeout (25 s by
+ * default), so a live gateway always answers first.
  */
-import { connect } from 'node:net';
 import { createTransport } from 'nodemailer';
 import { DEFAULT_RELEASE_LEASE_MS, type QuarantineEntry, type QuarantineStore, releaseMarker } from '../inspect/quarantine';
 
@@ -52,8 +56,6 @@ export interface ReinjectVia {
   /** Defaults: 10 s to connect, 60 s of silence on the connection. */
   readonly connectionTimeoutMs?: number;
   readonly socketTimeoutMs?: number;
-  /** The whole conversation is cut after this long (releaseHeld: half the lease); none when absent. */
-  readonly deadlineMs?: number;
   /** How long the release holds its entry (releaseHeld; default RELEASE_LEASE_MS). */
   readonly leaseMs?: number;
 }
@@ -90,40 +92,15 @@ export interface Taken {
  * message (for one recipient at least), or rejects with a ReinjectError.
  */
 export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, marker = held.id): Promise<Taken> {
-  const connectionTimeout = via.connectionTimeoutMs ?? RELEASE_CONNECT_TIMEOUT_MS;
-  let socket: ReturnType<typeof connect> | undefined;
-  let cut = false;
-  const deadline =
-    via.deadlineMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          cut = true;
-          socket?.destroy(new Error(`no answer within the release's ${Math.round(via.deadlineMs! / 1000)} s`));
-        }, via.deadlineMs);
   const t = createTransport({
     host: via.host,
     port: via.port,
     secure: false,
     ignoreTLS: true,
-    connectionTimeout,
+    connectionTimeout: via.connectionTimeoutMs ?? RELEASE_CONNECT_TIMEOUT_MS,
     greetingTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
     socketTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
     ...(via.user && via.password ? { auth: { user: via.user, pass: via.password } } : {}),
-    // the socket is opened here, so that the deadline can cut the whole conversation
-    getSocket: (_o, done) => {
-      if (cut) return done(new Error('the release ran out of time before connecting'));
-      const s = connect({ host: via.host, port: via.port, timeout: connectionTimeout });
-      socket = s;
-      const fail = (err: Error) => (s.destroy(), done(err));
-      s.once('timeout', () => fail(new Error(`connection timeout (${connectionTimeout} ms)`)));
-      s.once('error', fail);
-      s.once('connect', () => {
-        s.setTimeout(0);
-        s.removeAllListeners('timeout');
-        s.removeListener('error', fail);
-        done(null, { connection: s });
-      });
-    },
   });
   try {
     const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${marker}\r\n`), Buffer.from(held.message)]);
@@ -138,7 +115,6 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
   } catch (err) {
     throw new ReinjectError(`cannot re-inject ${held.id}: ${(err as { response?: string }).response ?? (err as Error).message}`);
   } finally {
-    if (deadline) clearTimeout(deadline);
     t.close();
   }
 }
@@ -183,7 +159,7 @@ export async function releaseHeld(
   if (!entry) return undefined;
   let taken: Taken;
   try {
-    taken = await reinject(entry, releaseHeader, { ...via, deadlineMs: Math.floor(leaseMs / 2) }, releaseMarker(entry));
+    taken = await reinject(entry, releaseHeader, via, releaseMarker(entry));
   } catch (err) {
     const why = err instanceof ReinjectError ? err.message : `cannot re-inject ${id}: ${(err as Error).message}`;
     let after: Awaited<ReturnType<QuarantineStore['holdAgain']>>;
