@@ -1,6 +1,6 @@
 /** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
 import { parseArgs } from 'node:util';
-import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, shownState } from '../inspect/quarantine';
+import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releasedForGood, shownState } from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
 import { leaseOption, reinject, smtpAddress, textOf } from './reinject';
 
@@ -74,9 +74,12 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
                 ? { releaseStarted: new Date(e.release.since).toISOString(), releaseLeaseEnds: new Date(leaseEnd(e)!).toISOString() }
                 : {}),
               ...(releaseInterrupted(e)
-                ? { releaseInterrupted: 'the release did not finish within its lease: it can be released again' }
+                ? {
+                    releaseInterrupted:
+                      'the release did not finish (its lease ended, or an earlier version left it marked): it can be released again',
+                  }
                 : {}),
-              ...(e.state === 'released'
+              ...(releasedForGood(e)
                 ? { released: 'the gateway took it at that release: it is not sent again; delete the entry (ssmax quarantine delete)' }
                 : {}),
               ...(e.note ? { note: e.note } : {}),

@@ -19,7 +19,7 @@
  * should it still arrive, then names a token the store no longer has and is
  * refused.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { type RootDatabase, open } from 'lmdb';
 
@@ -53,9 +53,26 @@ export function leaseEnd(entry: Pick<QuarantineEntry, 'release'>): number | unde
   return r ? (r.until ?? r.since + DEFAULT_RELEASE_LEASE_MS) : undefined;
 }
 
-/** True for an entry left `releasing` by a release whose lease ended (its process died, or never came back): it may be released again. */
+/**
+ * True for an entry whose release did not finish and may be released again: left `releasing` by a release whose
+ * lease ended (its process died, or never came back), or left `released` by a release of an earlier version, which
+ * marked an entry so before sending it (that version's gateway removed the entries it let pass: one still there was
+ * never sent; it has no `release` of its own, which every release since records).
+ */
 export function releaseInterrupted(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
+  if (entry.state === 'released') return entry.release === undefined;
   return entry.state === 'releasing' && (leaseEnd(entry) ?? 0) <= now;
+}
+
+/** True for an entry the gateway let pass at its release (`released` by this version): never sent again. */
+export function releasedForGood(entry: Pick<QuarantineEntry, 'state' | 'release'>): boolean {
+  return entry.state === 'released' && entry.release !== undefined;
+}
+
+/** Constant-time equality of two release tokens (24 hex digits each; anything else is unequal). */
+function sameToken(a: string | undefined, b: string): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
 }
 
 /** The state to show: `held` for an interrupted release (it may be released again), else the stored one. */
@@ -149,7 +166,7 @@ export class QuarantineStore {
       const since = new Date(e.release?.since ?? e.time).toISOString();
       if (e.state === 'releasing' && !releaseInterrupted(e, now))
         return { refused: `a release of ${id} is under way (since ${since}, holding it until ${new Date(leaseEnd(e)!).toISOString()})` };
-      if (e.state === 'released')
+      if (releasedForGood(e))
         return {
           refused: `${id} was already released: the gateway took it at a release started ${since}, so it is not sent again; the message went on, delete the entry`,
         };
@@ -165,7 +182,7 @@ export class QuarantineStore {
   private ofRelease(released: QuarantineEntry): QuarantineEntry | 'other' | undefined {
     const e = this.db.get(released.id);
     if (!e) return undefined;
-    const mine = e.state !== 'held' && e.release !== undefined && e.release.token === released.release?.token;
+    const mine = e.state !== 'held' && released.release !== undefined && sameToken(e.release?.token, released.release.token);
     return mine ? e : 'other';
   }
 
@@ -216,7 +233,7 @@ export class QuarantineStore {
   async consumeRelease(id: string, token: string): Promise<boolean> {
     return this.db.transaction(() => {
       const e = this.db.get(id);
-      if (!e || e.state !== 'releasing' || e.release?.token !== token) return false;
+      if (!e || e.state !== 'releasing' || !sameToken(e.release?.token, token)) return false;
       this.db.put(id, { ...e, state: 'released' });
       return true;
     });

@@ -1,11 +1,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
 import {
   DEFAULT_RELEASE_LEASE_MS,
+  type QuarantineEntry,
   QuarantineStore,
   ReleaseStateError,
   leaseEnd,
@@ -201,6 +203,39 @@ describe('a release is a lease: one that died midway can be released again, neve
     await expect(store.release(id, T + 10 * DEFAULT_RELEASE_LEASE_MS)).rejects.toThrow(/was already released: .*delete the entry/);
     expect(store.get(id)).toMatchObject({ state: 'released', release: a.release });
     expect(await store.delete(id)).toBe(true);
+  });
+
+  test('an entry an earlier version left released (marked before sending, never let through: that gateway removed those) shows held and is released once; a token compared with another of any length never matches', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-q-legacy-'));
+    const legacy = new QuarantineStore(dir);
+    const id = await legacy.hold({
+      direction: 'inbound',
+      from: 'a@a.example',
+      rcpts: ['b@b.example'],
+      rule: 'r',
+      message: Buffer.from('x'),
+    });
+    await legacy.close();
+    // as the earlier version wrote it: state released, no release of its own
+    const raw = open<QuarantineEntry, string>({ path: dir, compression: false });
+    const { release: _none, ...e } = raw.get(id)!;
+    await raw.put(id, { ...e, state: 'released' });
+    await raw.close();
+    const again = new QuarantineStore(dir);
+    try {
+      const old = again.get(id)!;
+      expect(old.state).toBe('released');
+      expect(releaseInterrupted(old)).toBe(true);
+      expect(shownState(old)).toBe('held');
+      const r = (await again.release(id, T, 1000))!;
+      expect(r.state).toBe('releasing');
+      expect(await again.consumeRelease(id, r.release!.token.slice(0, 23))).toBe(false);
+      expect(await again.consumeRelease(id, `${r.release!.token}0`)).toBe(false);
+      expect(await again.consumeRelease(id, r.release!.token)).toBe(true);
+      await expect(again.release(id, T + 10 * DEFAULT_RELEASE_LEASE_MS)).rejects.toThrow(/was already released/);
+    } finally {
+      await again.close();
+    }
   });
 
   test('an entry written before releases carried their end keeps the default lease', async () => {
