@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, refuseUnknown, settingError } from '../config/ini';
 import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '../directory/config';
 import { KeydClient } from '../keyd/client';
-import { KEYD_URL } from '../keyd/client-settings';
+import { isKeydUrl } from '../keyd/client-settings';
 import type { SubmitSettings } from './submit';
 import { errnoText } from '../errors/errno';
 
@@ -101,7 +101,7 @@ export function loadAbuseConfig(file: string): AbuseConfig {
   const opt = (name: keyof typeof ABUSE_SETTINGS) => r.opt(name) as string | undefined;
   const path = (name: keyof typeof ABUSE_SETTINGS) => r.optPath(name);
   const url = opt('keyd.url');
-  if (url !== undefined && !KEYD_URL.test(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
+  if (url !== undefined && !isKeydUrl(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
   const keyd: KeydSettings | undefined =
     url === undefined
       ? undefined

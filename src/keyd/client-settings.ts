@@ -4,6 +4,7 @@
  * Declared once here; each file names its own default and range for the
  * timeout, and adds its own keys beside these.
  */
+import { HostPortError, parseHostPort } from '../config/host-port';
 import { IniReader, defineSettings, type Setting } from '../config/ini';
 
 /** keyd's address and the client's TLS material, as a config file gives them. */
@@ -34,14 +35,28 @@ export function keydConnectionSettings<const T extends Setting & { readonly type
 
 type KeydConnectionSchema = ReturnType<typeof keydConnectionSettings<Setting & { readonly type: 'num' }>>;
 
-/** keyd's API is HTTPS at a host and port, nothing more: a path, a query or plain http is a mistake in the file. */
-export const KEYD_URL = /^https:\/\/[^/?#\s]+\/?$/;
+/**
+ * True iff `url` is keyd's API as a config file must name it: `https://host:port`, an optional trailing slash, and
+ * nothing more (the host and port as every address of the project: src/config/host-port.ts). A path, a query, a
+ * login, a missing port or plain http is a mistake in the file.
+ */
+export function isKeydUrl(url: string): boolean {
+  if (!url.startsWith('https://')) return false;
+  const rest = url.slice('https://'.length);
+  try {
+    parseHostPort(rest.endsWith('/') ? rest.slice(0, -1) : rest, 1);
+    return rest.trim() === rest;
+  } catch (err) {
+    if (err instanceof HostPortError) return false;
+    throw err;
+  }
+}
 
 /** The [keyd] section, read: the url (https://host:port), ca, cert and key required; paths resolved against the file's folder. */
 export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConnection {
   const servername = r.opt('keyd.servername');
   const url = r.get('keyd.url');
-  if (!KEYD_URL.test(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
+  if (!isKeydUrl(url)) throw r.fail('keyd', 'url', `must be https://host:port, got '${url}'`);
   return {
     url,
     ...(servername ? { servername } : {}),

@@ -133,13 +133,15 @@ export class ThreadedCrypto implements KeydCrypto {
     if (queued.length === 0) return;
     const id = this.nextId++;
     const pending = queued.map((q) => q.pending);
+    let buffer: ArrayBuffer | undefined;
     try {
-      const buffer = packJobs(queued.map((q) => q.job));
+      buffer = packJobs(queued.map((q) => q.job));
       slot.inFlight.set(id, pending);
       slot.worker.postMessage({ id, buffer } satisfies JobMessage, [buffer]);
     } catch (err) {
       slot.inFlight.delete(id);
       for (const p of pending) p.reject(err as Error);
+      if (buffer && buffer.byteLength > 0) new Uint8Array(buffer).fill(0); // not transferred: its keys stay here, wiped
     } finally {
       for (const q of queued) q.job.privateKey.fill(0);
     }

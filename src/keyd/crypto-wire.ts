@@ -2,10 +2,9 @@
  * The messages between keyd's main thread and its crypto threads
  * (crypto-threads.ts, crypto-worker.ts). The jobs of one batch travel packed
  * in one ArrayBuffer that is transferred, not cloned, and come back the same
- * way: a structured clone of one object with five byte arrays per job cost
- * about four times the hand-over itself. Transferring also means the main
- * thread keeps no copy of the private key once a batch has left: the buffer
- * is detached there, and the worker wipes it after computing.
+ * way: no structured clone of five byte arrays per job. Transferring also
+ * means the main thread keeps no copy of the private key once a batch has
+ * left: the buffer is detached there, and the worker wipes it after computing.
  *
  * A job: its kind (1 re-encryption, 2 decryption), then its fields, each one
  * length byte and its bytes — re-encryption: private key, public key, E′, F′,

@@ -12,7 +12,7 @@ import { loadAbuseConfig } from '../../src/abuse/config';
 import { loadConsoleConfig } from '../../src/console/config';
 import { parseGatewayConfig } from '../../src/gateway/config';
 import { loadInspectorConfig } from '../../src/inspector/config';
-import { KEYD_URL } from '../../src/keyd/client-settings';
+import { isKeydUrl } from '../../src/keyd/client-settings';
 import { loadPublisherConfig } from '../../src/publisher/config';
 import { shippedIni } from '../support/shipped-ini';
 
@@ -55,7 +55,19 @@ describe.each(readers)('%s: [keyd] url', (name, read) => {
   );
 });
 
-test('the pattern: a host and port, an optional trailing slash, nothing else', () => {
-  expect(['https://a:1', 'https://a:1/', 'https://[::1]:7443'].every((u) => KEYD_URL.test(u))).toBe(true);
-  expect(['https://a:1//', 'https://a b:1', 'https://a:1#f'].some((u) => KEYD_URL.test(u))).toBe(false);
+test('the form: a host and port, as every address of the project, an optional trailing slash, nothing else', () => {
+  for (const u of ['https://a:1', 'https://a:1/', 'https://[::1]:7443', 'https://keyd.a.example:7443'])
+    expect([u, isKeydUrl(u)]).toEqual([u, true]);
+  for (const u of [
+    'https://a:1//',
+    'https://a b:1',
+    'https://a:1#f',
+    'https://u:p@a:7443',
+    'https://a',
+    'https://a:0',
+    'https://::1:7443',
+    'https://a:1 ',
+    'http://a:1',
+  ])
+    expect([u, isKeydUrl(u)]).toEqual([u, false]);
 });
