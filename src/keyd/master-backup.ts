@@ -51,9 +51,21 @@ export async function restoreMasterKey(lines: readonly string[]): Promise<Uint8A
   if (distinct.size < first.threshold) {
     throw new KeydError('bad-request', `Cannot restore master key: ${distinct.size} distinct share(s) given, ${first.threshold} needed`);
   }
-  // Array.from: a fresh array of this realm (the library checks `instanceof Array`;
-  // arrays derived from node:util's parseArgs belong to Node's own realm under Jest).
-  const master = await combine(Array.from(shares, (s) => s.bytes));
+  // each share's last byte is its number (its x-coordinate): two alike are a repeated or damaged share
+  const numbers = new Set(shares.map((s) => s.bytes[s.bytes.length - 1]));
+  if (numbers.size < shares.length)
+    throw new KeydError('bad-request', 'Cannot restore master key: two different shares carry the same share number (a damaged share?)');
+  let master: Uint8Array;
+  try {
+    // Array.from: a fresh array of this realm (the library checks `instanceof Array`;
+    // arrays derived from node:util's parseArgs belong to Node's own realm under Jest).
+    master = await combine(Array.from(shares, (s) => s.bytes));
+  } catch (err) {
+    throw new KeydError(
+      'bad-request',
+      `Cannot restore master key: the shares do not combine (a damaged share?): ${(err as Error).message}`,
+    );
+  }
   if (new SecretWrapper(master).checkValue !== first.check)
     throw new KeydError('bad-request', 'Cannot restore master key: the result does not match the key check value (a damaged share?)');
   return master;

@@ -298,15 +298,24 @@ test('a release that died in another process: after its lease the console shows 
     new RegExp(`<tr data-id="${id}">[\\s\\S]*?<td>held<br><small>release interrupted[^<]*can be released again</small>`),
   );
   expect(page).toContain(`Release once: ${id}`);
+  const via = { host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' };
+  // the dead release's message reaching the gateway while a newer release holds the entry: refused by its old token,
+  // the newer release's entry left as it is (then put back, for the console's release below)
+  const newer = new QuarantineStore(quarantineDir);
+  try {
+    const taken = (await newer.release(id))!;
+    const early = await reinject(dead, RELEASE_HEADER, via, releaseMarker(dead)).catch((e: unknown) => e as Error);
+    expect(early).toBeInstanceOf(ReinjectError);
+    expect((early as Error).message).toMatch(/550 5\.7\.1 Release field not honoured/);
+    expect(newer.get(id)).toMatchObject({ state: 'releasing', release: taken.release });
+    expect(await newer.holdAgain(taken)).toBe('held');
+  } finally {
+    await newer.close();
+  }
   expect(await release(id)).toMatch(new RegExp(`Released: ${id} \\(250 `));
   await waitFor(() => delivered('interrupted-elsewhere') === 1);
   // the dead release's message reaching the gateway late (its marker names the old token): refused, not delivered again
-  const late = await reinject(
-    dead,
-    RELEASE_HEADER,
-    { host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' },
-    releaseMarker(dead),
-  ).catch((e: unknown) => e as Error);
+  const late = await reinject(dead, RELEASE_HEADER, via, releaseMarker(dead)).catch((e: unknown) => e as Error);
   expect(late).toBeInstanceOf(ReinjectError);
   expect((late as Error).message).toMatch(/550 5\.7\.1 Release field not honoured/);
   await new Promise((r) => setTimeout(r, 1500));

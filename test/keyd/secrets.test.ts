@@ -64,10 +64,27 @@ describe('master key backup, 3 of 5', () => {
     expect(() => new SecretWrapper(guess).unwrap('x', wrapped)).toThrow();
   });
 
-  test('a damaged share is detected by the key check value', async () => {
+  test('a share damaged in its value is detected by the key check value, in any byte', async () => {
     const shares = await splitMasterKey(master, 5, 3);
-    const bad = shares[2]!.replace(/[0-9a-f]$/, (c) => (c === '0' ? '1' : '0'));
-    await expect(restoreMasterKey([shares[0]!, shares[1]!, bad])).rejects.toThrow(/does not match the key check value/);
+    const hex = shares[2]!.slice(shares[2]!.lastIndexOf(':') + 1);
+    const head = shares[2]!.slice(0, shares[2]!.length - hex.length);
+    for (let i = 0; i < hex.length - 2; i += 2) {
+      // flip one byte of the value (the last byte is the share number, below)
+      const flipped = (parseInt(hex.slice(i, i + 2), 16) ^ 0x5a).toString(16).padStart(2, '0');
+      const bad = head + hex.slice(0, i) + flipped + hex.slice(i + 2);
+      await expect(restoreMasterKey([shares[0]!, shares[1]!, bad])).rejects.toThrow(/does not match the key check value/);
+    }
+  });
+
+  test("a share whose number is damaged into another share's is refused with a clear error, whatever the number", async () => {
+    const shares = await splitMasterKey(master, 5, 3);
+    const numberOf = (s: string) => s.slice(-2);
+    for (const other of [shares[0]!, shares[1]!]) {
+      const bad = shares[2]!.slice(0, -2) + numberOf(other);
+      await expect(restoreMasterKey([shares[0]!, shares[1]!, bad])).rejects.toThrow(
+        /^Cannot restore master key: two different shares carry the same share number \(a damaged share\?\)$/,
+      );
+    }
   });
 
   test('the CLI writes shares and restores from files', async () => {
