@@ -11,8 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, refuseUnknown, settingError } from '../config/ini';
 import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '../directory/config';
-import { KeydClient } from '../keyd/client';
-import { isKeydUrl } from '../keyd/client-settings';
+import type { KeydClient } from '../keyd/client';
+import { isKeydUrl, keydClientOf } from '../keyd/client-settings';
 import type { SubmitSettings } from './submit';
 import { errnoText } from '../errors/errno';
 
@@ -173,10 +173,6 @@ export function loadAbuseConfig(file: string): AbuseConfig {
   };
 }
 
-function readFile(file: string, what: string): string {
-  return readConfigText(file, what);
-}
-
 /** A keyd client with the operator (admin) certificate, or the disclosure one. */
 export function keydClientFor(
   config: AbuseConfig,
@@ -190,12 +186,5 @@ export function keydClientFor(
   const names = role === 'disclosure' ? ['disclosure_cert', 'disclosure_key'] : ['cert', 'key'];
   if (!cert) throw settingError(config.file, 'keyd', names[0]!, 'is required (or --cert)');
   if (!key) throw settingError(config.file, 'keyd', names[1]!, 'is required (or --key)');
-  return new KeydClient({
-    url: k.url,
-    cert: readFile(cert, 'client certificate'),
-    key: readFile(key, 'client key'),
-    ca: k.ca.map((f) => readFile(f, 'CA certificate')),
-    ...(k.servername ? { servername: k.servername } : {}),
-    timeoutMs: k.timeoutMs,
-  });
+  return keydClientOf({ ...k, cert, key }, readConfigText);
 }

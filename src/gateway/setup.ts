@@ -13,7 +13,8 @@ import { certificateRef } from '../chain/certificate-lookup';
 import { defaultGroup } from '../crypto/backend';
 import { p256PrivateKeyFrom } from '../crypto/ecdsa';
 import { Directory, type TxtResolver } from '../directory/directory';
-import { KeydClient } from '../keyd/client';
+import type { KeydClient } from '../keyd/client';
+import { keydClientOf } from '../keyd/client-settings';
 import { parseCertificate } from '../pki/certificate';
 import { ValidationCache } from '../pki/validate';
 import { type GatewayConfig, parseGatewayConfig, readText } from './config';
@@ -55,16 +56,8 @@ export function setupGateway(
   opts: SetupOptions = {},
 ): Gateway {
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
-  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA'));
-  const client = (cert: string, key: string): KeydClient =>
-    new KeydClient({
-      url: config.keyd.url,
-      cert: readText(cert, 'keyd client certificate'),
-      key: readText(key, 'keyd client key'),
-      ca,
-      timeoutMs: config.keyd.timeoutMs,
-      ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
-    });
+  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA')); // also the chain of this organisation's certificates
+  const client = (cert: string, key: string): KeydClient => keydClientOf({ ...config.keyd, cert, key }, readText);
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
   const inspectorClient =
     config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;

@@ -19,7 +19,7 @@ import { Directory } from '../directory/directory';
 import { parseInspectionConfig, readIni } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
-import { KeydClient } from '../keyd/client';
+import { keydClientOf } from '../keyd/client-settings';
 import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
 import { type InspectorConfig, InspectorConfigError } from './config';
@@ -52,14 +52,7 @@ export async function startInspector(
     config.stateDir,
   );
   if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) opts.log?.(`WARNING: ${w}`);
-  const keydClient = new KeydClient({
-    url: config.keyd.url,
-    cert: readPem(config.keyd.cert, 'keyd client certificate'),
-    key: readPem(config.keyd.key, 'keyd client key'),
-    ca: config.keyd.ca.map((f) => readPem(f, 'keyd CA')),
-    timeoutMs: config.keyd.timeoutMs,
-    ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
-  });
+  const keydClient = keydClientOf(config.keyd, readPem);
   const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
   const keyd = new KeydOps(group, keydClient, keydClient);

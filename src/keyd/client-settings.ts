@@ -6,6 +6,7 @@
  */
 import { HostPortError, parseHostPort } from '../config/host-port';
 import { IniReader, defineSettings, type Setting } from '../config/ini';
+import { KeydClient } from './client';
 
 /** keyd's address and the client's TLS material, as a config file gives them. */
 export interface KeydConnection {
@@ -65,4 +66,25 @@ export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConn
     key: r.path('keyd.key'),
     timeoutMs: r.get('keyd.timeout_ms'),
   };
+}
+
+/**
+ * A client for keyd as a [keyd] section names it: the CA, certificate and key files read through `read` (each
+ * caller's own reader, so that an unreadable file is that command's error, naming what it is), `cert` and `key`
+ * replacing the section's own (the gateway's inspector role, the abuse tool's disclosure role).
+ */
+export function keydClientOf(
+  conn: Pick<KeydConnection, 'url' | 'servername' | 'ca' | 'timeoutMs'> & { readonly cert: string; readonly key: string },
+  read: (file: string, what: string) => string,
+  opts: { readonly maxSockets?: number } = {},
+): KeydClient {
+  return new KeydClient({
+    url: conn.url,
+    cert: read(conn.cert, 'keyd client certificate'),
+    key: read(conn.key, 'keyd client key'),
+    ca: conn.ca.map((f) => read(f, 'keyd CA')),
+    timeoutMs: conn.timeoutMs,
+    ...(conn.servername ? { servername: conn.servername } : {}),
+    ...(opts.maxSockets !== undefined ? { maxSockets: opts.maxSockets } : {}),
+  });
 }

@@ -16,8 +16,7 @@ import {
   type ServiceHead,
   readServiceHead,
 } from '../config/ini';
-import { KeydClient } from '../keyd/client';
-import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
+import { type KeydConnection, keydClientOf, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 import type { InboundPolicy } from '../pki/bundle';
 import { privateKeyFromPem } from '../pki/keys';
 import type { KeydPublic } from './material';
@@ -139,15 +138,7 @@ export function openPublisher(
     throw new PublisherConfigError(`Cannot read bundle-signer key "${config.signer.key}": ${(err as Error).message}`);
   }
   const signerCert = pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] as string;
-  const client = new KeydClient({
-    url: config.keyd.url,
-    cert: readText(config.keyd.cert, 'keyd client certificate'),
-    key: readText(config.keyd.key, 'keyd client key'),
-    ca: config.keyd.ca.map((f) => readText(f, 'keyd CA')),
-    timeoutMs: config.keyd.timeoutMs,
-    maxSockets: 2,
-    ...(config.keyd.servername ? { servername: config.keyd.servername } : {}),
-  });
+  const client = keydClientOf(config.keyd, readText, { maxSockets: 2 });
   const roots = config.pki.roots.flatMap((f) => pemBlocks(f, 'root certificate'));
   let tlsCert: string;
   try {
