@@ -564,17 +564,17 @@ export function hook_bounce(this: HarakaPlugin, next: Next, hmail: QueuedMail | 
   let list: string | undefined;
   try {
     list = listOf(hmail?.todo?.notes);
-    if (!list) return next();
-    const reason = err instanceof Error ? err.message : String(err);
-    for (const r of hmail?.todo?.rcpt_to ?? [])
-      this.logerror(`ssmax lists: ${list}: the copy for member ${r.user}@${r.host} failed for good: ${sanitize(r.reason ?? reason)}`);
-    this.logerror(`ssmax lists: ${list}: no bounce sent for its copy (${sanitize(reason)})`);
-    next(CODES.OK);
+    if (list) {
+      const reason = err instanceof Error ? err.message : String(err);
+      for (const r of hmail?.todo?.rcpt_to ?? [])
+        this.logerror(`ssmax lists: ${list}: the copy for member ${r.user}@${r.host} failed for good: ${sanitize(r.reason ?? reason)}`);
+      this.logerror(`ssmax lists: ${list}: no bounce sent for its copy (${sanitize(reason)})`);
+    }
   } catch (e) {
     // a list's copy is never bounced to the poster, even when logging fails
     this.logerror(`ssmax: bounce hook failed: ${e instanceof Error ? e.message : String(e)}`);
-    next(list ? CODES.OK : undefined);
   }
+  next(list ? CODES.OK : undefined); // once, outside the try: a throwing next is not called again
 }
 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {

@@ -108,10 +108,7 @@ export class ThreadedCrypto implements KeydCrypto {
     const fail = (err: Error) => {
       for (const ps of slot.inFlight.values()) for (const p of ps) p.reject(err);
       slot.inFlight.clear();
-      for (const { job, pending } of slot.outbox) {
-        job.privateKey.fill(0);
-        pending.reject(err);
-      }
+      for (const { pending } of slot.outbox) pending.reject(err);
       slot.outbox = [];
       if (failed) return; // 'error' is followed by 'exit': replace once
       failed = true;
@@ -126,7 +123,7 @@ export class ThreadedCrypto implements KeydCrypto {
     return slot;
   }
 
-  /** Posts a worker's outbox as one message; this thread's copies of the private key are wiped (the packed buffer is transferred, so none stays). */
+  /** Posts a worker's outbox as one message. The key is copied only into the packed buffer, which is transferred (none stays here) or wiped. */
   private flush(slot: Slot): void {
     const queued = slot.outbox;
     slot.outbox = [];
@@ -142,8 +139,6 @@ export class ThreadedCrypto implements KeydCrypto {
       slot.inFlight.delete(id);
       for (const p of pending) p.reject(err as Error);
       if (buffer && buffer.byteLength > 0) new Uint8Array(buffer).fill(0); // not transferred: its keys stay here, wiped
-    } finally {
-      for (const q of queued) q.job.privateKey.fill(0);
     }
   }
 
@@ -153,9 +148,8 @@ export class ThreadedCrypto implements KeydCrypto {
     if (!fits(job)) return Promise.reject(new CryptoError('bad-point', `Cannot parse a point or key longer than ${MAX_FIELD_BYTES} bytes`));
     const slot = this.workers.reduce((a, b) => (pendingOf(b) < pendingOf(a) ? b : a));
     return new Promise((resolve, reject) => {
-      // A copy of the key, wiped once packed: the caller's stays the caller's.
-      const sent: Job = { ...job, privateKey: new Uint8Array(job.privateKey) };
-      if (slot.outbox.push({ job: sent, pending: { resolve, reject } }) === 1) setImmediate(() => this.flush(slot));
+      // the caller's arrays, read (copied into the packed buffer) when the outbox is flushed, never changed
+      if (slot.outbox.push({ job, pending: { resolve, reject } }) === 1) setImmediate(() => this.flush(slot));
     });
   }
 

@@ -158,7 +158,7 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
   let opened: KeydParts | undefined;
   try {
-    return await run((p) => (opened = p));
+    return await startService(config, { ...opts, clock, orgCa, orgCaAuthority, crypto }, (p) => (opened = p));
   } catch (err) {
     // a start that fails (a bad TLS key, the port taken…) stops its crypto threads and closes the store before the
     // error reaches the command: a process exiting while a worker thread still starts up can abort instead of exiting
@@ -166,96 +166,105 @@ export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; 
     await opened?.store.close().catch(() => undefined);
     throw err;
   }
+}
 
-  async function run(onOpen: (p: KeydParts) => void): Promise<RunningKeyd> {
-    const parts = openKeyd(config, clock, crypto, orgCaAuthority);
-    onOpen(parts);
-    await parts.service.maintain(KEYD_ACTOR);
-    const crlFiles = config.pki.crls;
-    // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-    const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, opts.log);
-    parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
-    await renewer.run(clock());
-    // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
-    const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, opts.log);
-    await certRenewer.run(clock());
-    // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
-    const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
-    const server = new KeydServer(parts.service, parts.audit, {
-      host: config.host,
-      port: config.port,
-      cert: readPem(config.tls.cert, 'TLS certificate'),
-      key: readPem(config.tls.key, 'TLS key'),
-      clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
-      roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
-      orgCa,
-      crls: () => crls.current(),
-      clock,
-      ...requestLimitsOf(config.limits),
-      maxBatchOps: config.limits.maxBatchOps,
-      validationCache: new ValidationCache(),
-      ...(opts.log ? { log: opts.log } : {}),
-    });
-    const port = await server.listen();
-    const tlsFiles = [config.tls.cert, config.tls.key];
-    let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
-    const reloadTls = () => {
-      try {
-        const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
-        if (`${cert}${key}` === tlsText) return;
-        server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
-        tlsText = `${cert}${key}`;
-        opts.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
-      } catch (err) {
-        opts.log?.(
-          `keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`,
-        );
-      }
-    };
-    const ops = await startKeydOps(config, parts, clock, opts.log, renewer, certRenewer).catch(async (err: unknown) => {
+/** What startKeyd opened before the rest of the start, which `startService` does (closing them is startKeyd's on failure). */
+interface StartState {
+  readonly clock: () => Date;
+  readonly log?: (line: string) => void;
+  readonly orgCa: string;
+  readonly orgCaAuthority: SigningAuthority | undefined;
+  readonly crypto: ThreadedCrypto | undefined;
+}
+
+/** The rest of keyd's start: the store and service, renewals, the HTTPS server, the schedule. `onOpen` is told of the store once open. */
+async function startService(config: KeydConfig, st: StartState, onOpen: (p: KeydParts) => void): Promise<RunningKeyd> {
+  const { clock, orgCa, orgCaAuthority, crypto } = st;
+  const parts = openKeyd(config, clock, crypto, orgCaAuthority);
+  onOpen(parts);
+  await parts.service.maintain(KEYD_ACTOR);
+  const crlFiles = config.pki.crls;
+  // CRLs renewed before they lapse (docs/operations.md, "Renewals")
+  const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, st.log);
+  parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
+  await renewer.run(clock());
+  // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
+  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log);
+  await certRenewer.run(clock());
+  // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
+  const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
+  const server = new KeydServer(parts.service, parts.audit, {
+    host: config.host,
+    port: config.port,
+    cert: readPem(config.tls.cert, 'TLS certificate'),
+    key: readPem(config.tls.key, 'TLS key'),
+    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
+    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    orgCa,
+    crls: () => crls.current(),
+    clock,
+    ...requestLimitsOf(config.limits),
+    maxBatchOps: config.limits.maxBatchOps,
+    validationCache: new ValidationCache(),
+    ...(st.log ? { log: st.log } : {}),
+  });
+  const port = await server.listen();
+  const tlsFiles = [config.tls.cert, config.tls.key];
+  let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
+  const reloadTls = () => {
+    try {
+      const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
+      if (`${cert}${key}` === tlsText) return;
+      server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
+      tlsText = `${cert}${key}`;
+      st.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
+    } catch (err) {
+      st.log?.(`keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`);
+    }
+  };
+  const ops = await startKeydOps(config, parts, clock, st.log, renewer, certRenewer).catch(async (err: unknown) => {
+    await server.close();
+    throw err;
+  }); // [ops]: health and metrics (docs/operations.md)
+  let scheduling: Promise<void> | undefined;
+  const schedule = (): Promise<void> => {
+    scheduling ??= parts.service
+      .maintain(KEYD_ACTOR)
+      .then(
+        (changes) => {
+          if (changes.length > 0) st.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`);
+        },
+        (err: unknown) => st.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
+      )
+      .then(() => {
+        if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
+          st.log?.(
+            `keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`,
+          );
+        }
+      })
+      .then(() => renewer.run(clock()))
+      .then(() => certRenewer.run(clock()))
+      .then(() => reloadTls())
+      .finally(() => {
+        scheduling = undefined;
+      });
+    return scheduling;
+  };
+  const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
+  timer.unref();
+  return {
+    ...parts,
+    port,
+    renewer,
+    certRenewer,
+    schedule,
+    async stop() {
+      clearInterval(timer);
+      await ops?.close();
       await server.close();
-      throw err;
-    }); // [ops]: health and metrics (docs/operations.md)
-    let scheduling: Promise<void> | undefined;
-    const schedule = (): Promise<void> => {
-      scheduling ??= parts.service
-        .maintain(KEYD_ACTOR)
-        .then(
-          (changes) => {
-            if (changes.length > 0) opts.log?.(`keyd: key schedule: ${changes.map((c) => `${c.keyId} ${c.change}`).join(', ')}`);
-          },
-          (err: unknown) => opts.log?.(`keyd: key schedule failed: ${(err as Error).message}`),
-        )
-        .then(() => {
-          if (keyRenewalLate(parts.keyring, clock(), config.keys.renewBeforeMs)) {
-            opts.log?.(
-              `keyd: WARNING no org key version is valid beyond half of renew_before_days from now (${clock().toISOString()}); the key schedule could not renew it (see the lines above)`,
-            );
-          }
-        })
-        .then(() => renewer.run(clock()))
-        .then(() => certRenewer.run(clock()))
-        .then(() => reloadTls())
-        .finally(() => {
-          scheduling = undefined;
-        });
-      return scheduling;
-    };
-    const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
-    timer.unref();
-    return {
-      ...parts,
-      port,
-      renewer,
-      certRenewer,
-      schedule,
-      async stop() {
-        clearInterval(timer);
-        await ops?.close();
-        await server.close();
-        await crypto?.close();
-        await parts.store.close();
-      },
-    };
-  }
+      await crypto?.close();
+      await parts.store.close();
+    },
+  };
 }
