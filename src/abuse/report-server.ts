@@ -15,7 +15,7 @@
  * It is meant for the organisation's own users: bind it to an internal
  * address, and set `bearerToken` when the network is not trusted.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { secretsEqual } from '../crypto/compare';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
 import { readBody, RequestRefused, sendJson } from '../net/https-server';
@@ -75,10 +75,8 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (opts.bearerToken !== undefined) {
-      const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
-      const want = Buffer.from(opts.bearerToken);
-      if (given.length !== want.length || !timingSafeEqual(given, want))
-        return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
+      const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      if (!secretsEqual(given, opts.bearerToken)) return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');
     }
     if (url.pathname === '/v1/health')
       return req.method === 'GET' ? sendJson(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);

@@ -6,7 +6,8 @@
  * carries (a Content-Security-Policy allowing nothing but this origin's
  * stylesheet: no script at all, no frames, forms to this origin only).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { secretsEqual } from '../crypto/compare';
 
 export const SESSION_COOKIE = 'ssmax_console';
 export const LANG_COOKIE = 'ssmax_lang';
@@ -105,9 +106,7 @@ export function csrfOk(
   if (site !== undefined && site !== 'same-origin') return false;
   if (headers.origin !== undefined && headers.origin !== ownOrigin) return false;
   if (typeof formToken !== 'string') return false;
-  const a = Buffer.from(formToken);
-  const b = Buffer.from(session.csrf);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return secretsEqual(formToken, session.csrf);
 }
 
 /** An application/x-www-form-urlencoded body: the first value of each field (at most 64 fields). */

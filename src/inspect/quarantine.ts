@@ -19,8 +19,9 @@
  * should it still arrive, then names a token the store no longer has and is
  * refused.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { secretsEqual } from '../crypto/compare';
 import { type RootDatabase, open } from 'lmdb';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
@@ -69,10 +70,9 @@ export function releasedForGood(entry: Pick<QuarantineEntry, 'state' | 'release'
   return entry.state === 'released' && entry.release !== undefined;
 }
 
-/** Constant-time equality of two release tokens (24 hex digits each; anything else is unequal). */
+/** Equality of two release tokens, in constant time. */
 function sameToken(a: string | undefined, b: string): boolean {
-  if (a === undefined || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'));
+  return a !== undefined && secretsEqual(a, b);
 }
 
 /** The state to show: `held` for an interrupted release (it may be released again), else the stored one. */
