@@ -23,7 +23,7 @@ import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
 import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
-import { GatewayError, type Reply, sanitize } from '../mail/replies';
+import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
@@ -56,19 +56,6 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
     if (policy === 'none') return 'plain';
     throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
   }
-}
-
-/**
- * 451 4.7.0: a CRL file the gateway checks user certificates against cannot
- * be read (gone, unreadable: src/pki/crl-files.ts). Temporary, and never an
- * acceptance: the certificate is not checked against a CRL that is not there.
- */
-export function crlUnreadable(detail: string): GatewayError {
-  const e = new GatewayError('keydUnavailable', detail);
-  const text = sanitize(`Revocation list unreadable: ${detail}`);
-  (e as { message: string }).message = text;
-  (e as { reply: Reply }).reply = { code: 451, status: '4.7.0', text };
-  return e;
 }
 
 /**
@@ -111,7 +98,7 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
     },
   });
   if (result.result === 'temperror')
-    throw crlFault !== undefined ? crlUnreadable(crlFault) : new GatewayError('keydUnavailable', result.detail);
+    throw crlFault !== undefined ? new GatewayError('crlUnreadable', crlFault) : new GatewayError('keydUnavailable', result.detail);
   if (result.result === 'fail' && result.reason === 'unknown-certificate' && revoked)
     throw new GatewayError('userCertificateRevoked', `revoked at ${revoked.revokedAt.toISOString()} (${revoked.reason})`);
   if (result.result !== 'pass')

@@ -23,6 +23,8 @@ export const REPLIES = {
   internal: { code: 451, status: '4.3.0', text: 'SSMAX gateway fault' },
   timeout: { code: 451, status: '4.4.7', text: 'SSMAX processing timed out' },
   keydUnavailable: { code: 451, status: '4.7.5', text: 'Key service unavailable' },
+  // a CRL file of [pki] crls the gateway cannot read (src/pki/crl-files.ts): never an acceptance without it
+  crlUnreadable: { code: 451, status: '4.7.0', text: 'Revocation list unreadable' },
   bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable' },
   chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
   sealCertificateUnconfirmed: {
