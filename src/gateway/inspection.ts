@@ -109,12 +109,23 @@ export const inspectArrival = stepFor('inbound');
  * releases it, it comes back as that ciphertext with the release marker and
  * without seals. This returns the arrival as it first came, with the marker,
  * to go through the arrival steps again (where the marker counts only for an
- * entry the store released); undefined when `raw` is not such a message.
- * Inline inspection only: it takes the inspector role at keyd.
+ * entry the store released, once); undefined when `raw` is not such a message.
+ * Anyone can encrypt to the published key and add a marker: before any key
+ * operation or decryption, the marker must name a release under way in this
+ * gateway's own quarantine (read only, the token compared in constant time),
+ * else 550 5.7.1. Inline inspection only (it takes the inspector role at keyd
+ * and reads the quarantine here); with a remote inspector, whose quarantine
+ * this gateway cannot read, such a release is refused the same way, final,
+ * never a 4xx the sender would retry for days.
  */
 export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: Capsule): Promise<Buffer | undefined> {
   const { message, releaseId } = withoutRelease(raw);
   if (!releaseId || !deps.inspection) return undefined;
+  const check = deps.inspection.releaseUnderWay?.bind(deps.inspection);
+  if (!check) throw new GatewayError('releaseNotHonoured', 'a held plaintext arrival is released through a gateway with inline inspection');
+  const marker = parseReleaseMarker(releaseId);
+  if (!marker || !check(releaseId))
+    throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);
   const original = await plaintextOf(deps.keyd, deps.group, message, capsule);
   // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
   if (capsulesOf(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');

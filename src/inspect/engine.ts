@@ -50,6 +50,11 @@ export interface InspectAnswer {
 /** The inspection step, inline or remote: the gateway calls only this. */
 export interface Inspector {
   inspect(req: InspectRequest): Promise<InspectAnswer>;
+  /**
+   * Whether the release marker `value` names a release under way in this inspector's quarantine (read only,
+   * the token compared in constant time); absent when the quarantine is not in this process (remote inspection).
+   */
+  releaseUnderWay?(value: string): boolean;
   close(): Promise<void>;
 }
 
@@ -119,6 +124,11 @@ export class LocalInspector implements Inspector {
 
   get config(): InspectionConfig {
     return this.d.config;
+  }
+
+  releaseUnderWay(value: string): boolean {
+    const marker = parseReleaseMarker(value);
+    return marker !== undefined && this.d.quarantine.releaseUnderWay(marker.id, marker.token);
   }
 
   private async consents(address: string): Promise<boolean> {

@@ -239,6 +239,16 @@ export class QuarantineStore {
     });
   }
 
+  /**
+   * Whether `id` is in the release `token` names (releasing, with that token), read only: the gateway's check
+   * before it spends a key operation and a decryption on a released message (src/gateway/inspection.ts);
+   * `consumeRelease` still decides, once.
+   */
+  releaseUnderWay(id: string, token: string): boolean {
+    const e = this.db.get(id);
+    return e !== undefined && e.state === 'releasing' && sameToken(e.release?.token, token);
+  }
+
   async delete(id: string): Promise<boolean> {
     return this.db.transaction(() => {
       if (this.db.get(id) === undefined) return false;
