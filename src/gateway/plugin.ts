@@ -23,7 +23,6 @@
  *    copy for that peer refreshes the bundle first (observation only).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
@@ -394,15 +393,10 @@ function failedNote(sent: Sent): string {
  * logins: docs/postfix.md); otherwise the SMTP AUTH user at this gateway.
  */
 function submitterOf(s: State, connection: Connection, from: string): Submitter | undefined {
-  if (trustedRelay(s, connection)) return from !== '' ? { id: fitted(from), via: 'trusted-relay' } : undefined;
+  if (trustedRelay(s, connection)) return from !== '' ? { id: from, via: 'trusted-relay' } : undefined;
   const user = connection.notes?.auth_user;
-  if (typeof user === 'string' && user !== '') return { id: fitted(user), via: 'smtp-auth' };
+  if (typeof user === 'string' && user !== '') return { id: user, via: 'smtp-auth' };
   return undefined;
-}
-
-/** A submitter as a token carries it: itself up to 128 bytes, else `sha256:` and its digest (still matches a candidate). */
-function fitted(id: string): string {
-  return Buffer.byteLength(id) <= 128 ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`;
 }
 
 /** A connection from one of the organisation's own MTAs: by address ([main] trusted_relays) or by its SMTP AUTH login ([main] trusted_relay_logins). */
@@ -487,7 +481,7 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
         done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})`,
       };
     }
-    const result = await submit(s.deps, m.raw, m.rcpts, submitter);
+    const result = await submit(s.deps, m.raw, m.rcpts, submitter, m.from);
     return {
       result,
       done: `Queued (SSMAX ${result.mode === 'ssmax' ? 'client' : 'transparent'} mode, ${copiesText(result)})`,

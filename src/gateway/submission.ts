@@ -43,6 +43,25 @@ export interface Submitter {
   readonly via: 'smtp-auth' | 'trusted-relay';
 }
 
+/**
+ * The sender binding of a submission authenticated at this gateway (SMTP
+ * AUTH, plain and SSMAX clients alike): the login is the user's address, and
+ * the From the seal covers — and the envelope sender, unless it is the null
+ * sender — must be that address (compared without regard to case), else
+ * 550 5.7.1. keyd knows no aliases: a user sends as the one address
+ * registered. A trusted relay (the organisation's own MTA) authenticated the
+ * user itself and binds senders to its logins there (docs/postfix.md); its
+ * submissions cannot be checked here. Without a submitter (no
+ * authentication) nothing is relayed at all (the RCPT hook).
+ */
+export function checkSenderBinding(submitter: Submitter | undefined, from: string, envelopeFrom: string | undefined): void {
+  if (submitter?.via !== 'smtp-auth') return;
+  const login = submitter.id.toLowerCase();
+  if (from.toLowerCase() !== login) throw new GatewayError('senderNotLogin', `From ${from}, logged in as ${submitter.id}`);
+  if (envelopeFrom !== undefined && envelopeFrom !== '' && envelopeFrom.toLowerCase() !== login)
+    throw new GatewayError('senderNotLogin', `envelope sender ${envelopeFrom}, logged in as ${submitter.id}`);
+}
+
 /** The peer's bundle, or the policy decision when there is none. */
 export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEntry | 'plain'> {
   try {
@@ -131,17 +150,21 @@ function withoutBcc(message: Buffer): Buffer {
  * copy per peer domain, copies for local recipients (local-copies.ts), or
  * that inspection held it. `notices`: the user's capsule was for a retired
  * version of this organisation's key (accepted within grace): the submission
- * reply carries a refresh hint for the user's client.
+ * reply carries a refresh hint for the user's client. `envelopeFrom`: the
+ * envelope sender ('' for the null sender), checked with the From against an
+ * SMTP AUTH login (`checkSenderBinding`) before anything else is asked.
  */
 export async function submit(
   deps: GatewayDeps,
   raw: Buffer,
   rcpts: readonly string[],
   submitter?: Submitter,
+  envelopeFrom?: string,
 ): Promise<HopResult & { readonly mode: Mode }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
+  checkSenderBinding(submitter, head.from, envelopeFrom);
   if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
     message = await verifySubmitter(deps, message);
     head = checkMessage(message);

@@ -5,6 +5,7 @@
  * delivery, inspection); tracking tokens; user facts. keyd's temporary
  * failures become 4xx, its final refusals 5xx (src/mail/replies.ts).
  */
+import { createHash } from 'node:crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import {
   type Capsule,
@@ -103,6 +104,11 @@ export const USER_FACTS_TTL_MS = 5000;
 
 /** The public key (33 bytes) certified for `keyId` in the organisation's own verified bundle, or undefined if the bundle has none. */
 export type CertifiedKeys = (keyId: string) => Promise<Uint8Array | undefined>;
+
+/** A submitter as a token carries it: itself up to 128 bytes, else `sha256:` and its digest (still matches a candidate). */
+export function fittedSubmitter(id: string): string {
+  return Buffer.byteLength(id) <= 128 ? id : `sha256:${createHash('sha256').update(id).digest('hex')}`;
+}
 
 export class KeydOps {
   private readonly users = new Map<string, { facts: UserFacts; until: number }>();
@@ -305,7 +311,7 @@ export class KeydOps {
       const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', {
         sender,
         messageId,
-        ...(submitter ? { submitter: submitter.id, submittedVia: submitter.via } : {}),
+        ...(submitter ? { submitter: fittedSubmitter(submitter.id), submittedVia: submitter.via } : {}),
       });
       return unb64(r.token);
     } catch (err) {

@@ -51,6 +51,8 @@ export const REPLIES = {
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
+  /** A submission authenticated here (SMTP AUTH) whose From, or non-null envelope sender, is not the login's address (docs/security.md). */
+  senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },

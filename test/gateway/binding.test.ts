@@ -70,6 +70,50 @@ const SECRET = 'Binding secret: Heron-5150';
  */
 const WINDOW_S = 15;
 
+describe('sender binding at submission: a user logged in at the gateway (SMTP AUTH) sends only as that address', () => {
+  const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
+  const plain = (from: string, tag: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: dave@a.example\r\nSubject: ${tag}\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${tag}@a.example>\r\n\r\n${SECRET} ${tag}\r\n`,
+    );
+  const delivered = (tag: string) =>
+    net
+      .org('a.example')
+      .mailbox.for('dave@a.example')
+      .filter((m) => m.raw.toString('latin1').includes(`${SECRET} ${tag}`)).length;
+
+  test("dave (plain client) writes From: alice, or gives alice's envelope sender, or sends from the null sender as alice: 550 5.7.1, nothing delivered", async () => {
+    const A = net.org('a.example');
+    const refused =
+      /^550 5\.7\.1 Sender address not owned by the authenticated user: (From|envelope sender) alice@a\.example, logged in as dave@a\.example/;
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], plain('alice@a.example', 'bind-from'), DAVE)).toMatch(refused);
+    expect(await smtp(A.ports.smtp, 'alice@a.example', ['dave@a.example'], plain('dave@a.example', 'bind-env'), DAVE)).toMatch(refused);
+    expect(await smtp(A.ports.smtp, '', ['dave@a.example'], plain('Alice <alice@a.example>', 'bind-null'), DAVE)).toMatch(refused);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(delivered('bind-from') + delivered('bind-env') + delivered('bind-null')).toBe(0);
+  });
+
+  test("dave submits alice's own signed and encrypted message (a copy he obtained): 550 5.7.1, not sealed as alice's", async () => {
+    const A = net.org('a.example');
+    const alice = loadUserProfile(A.profiles['alice@a.example']!);
+    const signed = await signAndEncrypt(alice, plain('alice@a.example', 'bind-signed'), { now: new Date() });
+    const before = capture.mails.length;
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], signed, DAVE)).toMatch(
+      /^550 5\.7\.1 Sender address not owned by the authenticated user: From alice@a\.example, logged in as dave@a\.example/,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(capture.mails.length).toBe(before);
+  });
+
+  test('his own address, in any case, in From and envelope: delivered (250)', async () => {
+    const A = net.org('a.example');
+    expect(await smtp(A.ports.smtp, 'Dave@A.example', ['dave@a.example'], plain('Dave <DAVE@a.example>', 'bind-own'), DAVE)).toMatch(
+      /^250 /,
+    );
+    await waitFor(() => delivered('bind-own') === 1);
+  });
+});
+
 /** Alice submits through a.example's real gateway; resolves to the copy it sent towards b.example. */
 async function capturedFromAlice(tag: string, to: string[], bcc: string[] = []): Promise<Buffer> {
   const A = net.org('a.example');

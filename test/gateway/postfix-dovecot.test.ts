@@ -212,7 +212,7 @@ describe('Postfix in front, Dovecot behind', () => {
     expect(dovB.mails('bob@b.example')).toHaveLength(bobs);
   });
 
-  test('null-sender mail relayed by anyone else (an authenticated user) still needs a registered From: 550 5.7.1', async () => {
+  test('null-sender mail relayed by anyone else (an authenticated user) is no notice: its From must be that login, 550 5.7.1', async () => {
     const notice = Buffer.from(
       'From: MAILER-DAEMON@a.example\r\nTo: alice@a.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <pf-4@a.example>\r\n\r\nfake\r\n',
     );
@@ -220,7 +220,9 @@ describe('Postfix in front, Dovecot behind', () => {
       user: 'dave@a.example',
       pass: 'pw-dave',
     });
-    expect(reply).toMatch(/^550 5\.7\.1 Sender is not a registered user/);
+    expect(reply).toMatch(
+      /^550 5\.7\.1 Sender address not owned by the authenticated user: From mailer-daemon@a\.example, logged in as dave@a\.example/,
+    );
   });
 
   test("bob answers; gateway A hands the copy back to Postfix, which delivers it to alice's Maildir; alice opens it", async () => {

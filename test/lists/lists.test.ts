@@ -375,6 +375,17 @@ describe('posting policy', () => {
     expect(A.mailbox.mails.length).toBe(before);
   });
 
+  test('a non-member logged in with his own password cannot post as a member (From and envelope dave): 550 5.7.1, nothing delivered', async () => {
+    const before = A.mailbox.mails.length + B.mailbox.mails.length;
+    const greg = { user: 'greg@a.example', pass: 'pw-greg' };
+    for (const envelope of ['greg@a.example', 'dave@a.example'])
+      expect(await smtp(A.ports.smtp, envelope, ['staff@a.example'], post('dave@a.example', 'As a member', 'nope'), greg)).toMatch(
+        /^550 5\.7\.1 Sender address not owned by the authenticated user: (From|envelope sender) dave@a\.example, logged in as greg@a\.example/,
+      );
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(A.mailbox.mails.length + B.mailbox.mails.length).toBe(before);
+  });
+
   test("moderated: a post is held encrypted, then a moderator's release reaches the members once", async () => {
     const ini = adminIni(A);
     expect(
