@@ -8,7 +8,7 @@
  * src/chain/protected-headers.ts). The Received field Haraka's outbound puts
  * on top is a trace field the seals do not cover.
  */
-import { arrivalId } from './delivery';
+import { randomBytes } from 'node:crypto';
 import { splitHeaderBlock } from '../mail/header-block';
 
 /** RFC 5322 date-time in UTC, e.g. "Sun, 06 Dec 2026 03:20:00 +0000". */
@@ -23,11 +23,14 @@ function splitHead(message: Buffer): { fields: string[]; body: Buffer; separated
 }
 
 /**
- * Adds a Date (the `now` given) and a Message-ID (`<hash@domain>`, the same for
- * every attempt of one submission) when
- * they are missing (the id hashes the submission without its Received
- * fields, as the exactly-once record does); replaces an empty Message-ID ("<>") the way Haraka's
- * outbound would. Returns the message itself when nothing is missing.
+ * Adds a Date (the `now` given) and a Message-ID (`<random@domain>`) when they
+ * are missing; replaces an empty Message-ID ("<>") the way Haraka's outbound
+ * would. The id is random, not derived from the content: two submissions with
+ * the same bytes and no Message-ID may be two messages, and a recipient's store
+ * that drops a second message with a Message-ID it has seen would lose the
+ * second (a retry of such a submission is delivered again with another id: a
+ * duplicate, never a loss; docs/delivery.md). Returns the message itself when
+ * nothing is missing.
  */
 export function completeHeaders(message: Buffer, domain: string, now: Date): Buffer {
   const { fields, body, separated } = splitHead(message);
@@ -38,7 +41,7 @@ export function completeHeaders(message: Buffer, domain: string, now: Date): Buf
   let keep = fields;
   if (ids.length === 0 || (ids.length === 1 && ids[0] === '<>')) {
     keep = fields.filter((f) => !f.toLowerCase().startsWith('message-id:'));
-    const id = arrivalId(message).slice(0, 32);
+    const id = randomBytes(16).toString('hex');
     add.push(`Message-ID: <${id}.ssmax@${domain}>`);
   }
   if (valueOf('date').length === 0) add.push(`Date: ${rfc5322Date(now)}`);

@@ -14,7 +14,7 @@
  * the copy is handed over again (never lose mail) and the possible duplicate
  * is logged (docs/delivery.md, "What remains").
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type Database, open } from 'lmdb';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { sealIdentity } from './binding';
@@ -61,6 +61,56 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The header fields of `arrival`, each unfolded boundary kept (split at CRLF not followed by a space or tab). */
+function headFields(arrival: Buffer): { fields: string[]; end: number } {
+  const end = arrival.indexOf('\r\n\r\n');
+  const head = end < 0 ? arrival : arrival.subarray(0, end + 2);
+  return { fields: head.toString('latin1').split(/\r\n(?![ \t])/), end };
+}
+
+/** True when the header block holds a seal field (any spelling of the name, as arrivalId reads it). */
+function hasSeal(arrival: Buffer): boolean {
+  return /^ssmax-seal[ \t]*:/im.test(arrival.subarray(0, Math.max(0, arrival.indexOf('\r\n\r\n'))).toString('latin1'));
+}
+
+/**
+ * Whether a retry of `arrival` can be told from another message with the same
+ * bytes: a sealed arrival (its newest seal carries its own time and tracking
+ * token), or a message that names itself (a Message-ID field other than empty
+ * or "<>"; RFC 5322 §3.6.4: two messages with one Message-ID are one message).
+ * Anything else — an alert a script sends twice without Message-ID, Date or a
+ * signature — may be a second message as well as a retry.
+ */
+export function identifiable(arrival: Buffer): boolean {
+  if (hasSeal(arrival)) {
+    try {
+      sealIdentity(arrival);
+      return true;
+    } catch {
+      // unreadable seals: the bytes decide, as in arrivalId
+    }
+  }
+  return headFields(arrival).fields.some((f) => {
+    const m = /^message-id[ \t]*:([^]*)$/i.exec(f);
+    if (!m) return false;
+    const value = m[1]!.replace(/\s+/g, '');
+    return value !== '' && value !== '<>';
+  });
+}
+
+/**
+ * The key of one attempt's delivery record (and of its delivery id): the
+ * arrival's identity when a retry can be told from another message
+ * (`identifiable`), so the sender's retry finds what an earlier attempt handed
+ * over; otherwise a fresh random one, so a second message with the same bytes
+ * is delivered rather than skipped as already delivered after its 250. A
+ * retry of such a message may then hand a copy over twice: a duplicate, never
+ * a loss (docs/delivery.md).
+ */
+export function attemptId(arrival: Buffer): string {
+  return identifiable(arrival) ? arrivalId(arrival) : `attempt-${randomBytes(16).toString('hex')}`;
+}
+
 /**
  * The identity of an arrival across retries: its bytes without the Received
  * fields, which each receiving attempt adds afresh (time, session id).
@@ -68,19 +118,15 @@ function alive(pid: number): boolean {
 export function arrivalId(arrival: Buffer): string {
   // A sealed arrival is identified by what its newest seal signs (binding.ts): a replay with
   // changed unprotected headers is the same arrival, and is not delivered twice.
-  if (/^ssmax-seal[ \t]*:/im.test(arrival.subarray(0, Math.max(0, arrival.indexOf('\r\n\r\n'))).toString('latin1'))) {
+  if (hasSeal(arrival)) {
     try {
       return sealIdentity(arrival);
     } catch {
       // unreadable seals never reach delivery (the chain check refused them); fall back to the bytes
     }
   }
-  const end = arrival.indexOf('\r\n\r\n');
-  const head = end < 0 ? arrival : arrival.subarray(0, end + 2);
-  const fields = head
-    .toString('latin1')
-    .split(/\r\n(?![ \t])/)
-    .filter((f) => !/^received:/i.test(f));
+  const { fields: all, end } = headFields(arrival);
+  const fields = all.filter((f) => !/^received:/i.test(f));
   const h = createHash('sha256').update(fields.join('\r\n'), 'latin1');
   if (end >= 0) h.update(arrival.subarray(end + 2));
   return h.digest('hex');
@@ -514,7 +560,9 @@ export class LocalDelivery {
 
   /**
    * Delivers every local copy of one arrival, each carrying the arrival's
-   * delivery id on top (`DELIVERY_ID_HEADER`, when enabled); throws a 4xx GatewayError if the store
+   * delivery id on top (`DELIVERY_ID_HEADER`, when enabled), recorded under `id`
+   * (`attemptId` by default: a message a retry cannot be told from is recorded per
+   * attempt); throws a 4xx GatewayError if the store
    * fails for now (it took the copy for the others: the retry reaches only the
    * refused). Resolves with the recipients the store refused for good.
    */
@@ -523,7 +571,7 @@ export class LocalDelivery {
     from: string,
     copies: readonly Copy[],
     signal?: AbortSignal,
-    id: string = arrivalId(arrival),
+    id: string = attemptId(arrival),
   ): Promise<Refusal[]> {
     const dId = this.deliveryId ? deliveryId(id) : undefined;
     const refused: Refusal[] = [];

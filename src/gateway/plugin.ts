@@ -37,7 +37,7 @@ import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
-import { type Refusal, arrivalId } from './delivery';
+import { type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
 import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
@@ -277,7 +277,8 @@ interface Sent {
  * failure report naming them (dsn.ts), after which they are recorded as done.
  */
 async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
-  const id = arrivalId(arrival); // once per message: a hash of all its bytes (or a reading of its seals)
+  // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
+  const id = attemptId(arrival);
   const failed = await s.delivery.deliver(
     arrival,
     from,

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
-import { LocalDelivery } from '../../src/gateway/delivery';
+import { LocalDelivery, identifiable } from '../../src/gateway/delivery';
 import { GatewayError } from '../../src/mail/replies';
 
 interface Store {
@@ -111,6 +111,35 @@ describe('local delivery to the mailbox store', () => {
     } finally {
       await s.close();
     }
+  });
+
+  test('the same bytes twice without a Message-ID (an alert sent twice): both delivered, never skipped as already delivered', async () => {
+    const s = await store(port);
+    try {
+      const alert = Buffer.from('From: monitor@a.example\r\nTo: bob@b.example\r\nSubject: disk full\r\n\r\n/var is full\r\n');
+      const copy = { rcpts: ['bob@b.example'], message: alert, local: true };
+      await delivery.deliver(alert, 'monitor@a.example', [copy]);
+      await delivery.deliver(alert, 'monitor@a.example', [copy]);
+      expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example'], ['bob@b.example']]);
+      // with a Message-ID it names itself: the second is the same message (a retry), taken once
+      await delivery.deliver(message(3), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(3), local: true }]);
+      await delivery.deliver(message(3), 'a@a.example', [{ rcpts: ['bob@b.example'], message: message(3), local: true }]);
+      expect(s.mails).toHaveLength(3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('what tells a retry from another message: a Message-ID (not empty, not "<>", in any spelling of the name) or a seal', () => {
+    const m = (head: string) => Buffer.from(`From: a@a.example\r\n${head}Subject: s\r\n\r\nbody\r\n`);
+    expect(identifiable(m('Message-ID: <x@a.example>\r\n'))).toBe(true);
+    expect(identifiable(m('message-id :\r\n <x@a.example>\r\n'))).toBe(true);
+    expect(identifiable(m(''))).toBe(false);
+    expect(identifiable(m('Date: Sun, 06 Dec 2026 03:00:00 +0000\r\n'))).toBe(false);
+    expect(identifiable(m('Message-ID: <>\r\n'))).toBe(false);
+    expect(identifiable(m('Message-ID:  \r\n'))).toBe(false);
+    expect(identifiable(m('X-Message-ID: <x@a.example>\r\n'))).toBe(false);
+    expect(identifiable(Buffer.from('Subject: s\r\n\r\nMessage-ID: <in-the-body@a.example>\r\n'))).toBe(false);
   });
 
   test('the store restarts between two messages: the kept session is replaced and the message delivered', async () => {

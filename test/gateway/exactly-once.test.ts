@@ -98,3 +98,21 @@ test('queueing fails for the second peer after the first was queued: 4xx, and af
   console.log(`queue failure half way: answers ${JSON.stringify(answers.map((a) => a.slice(0, 9)))}; copies ${JSON.stringify(counts)}`);
   expect(counts).toEqual({ carol: 1, frank: 1 });
 });
+
+test('the same alert twice (no Message-ID, no Date, no signature: nothing tells it from a retry): both 250, both delivered, local and peer', async () => {
+  const A = net.org('a.example');
+  const marker = 'alert-sent-twice';
+  const alert = Buffer.from(`From: dave@a.example\r\nTo: dave@a.example, carol@b.example\r\nSubject: ${marker}\r\n\r\nBody ${marker}\r\n`);
+  const to = ['dave@a.example', 'carol@b.example'];
+  const first = await rawSmtp(A.ports.smtp, 'dave@a.example', to, alert, DAVE);
+  const second = await rawSmtp(A.ports.smtp, 'dave@a.example', to, alert, DAVE);
+  expect([first, second]).toEqual([expect.stringMatching(/^250 /), expect.stringMatching(/^250 /)]);
+  await waitFor(() => copiesOf(marker, 'a.example', 'dave@a.example') >= 2 && copiesOf(marker, 'b.example', 'carol@b.example') >= 2, 30000);
+  // each copy got its own Message-ID (completion.ts): a store that drops a Message-ID it has seen keeps both
+  const ids = net
+    .org('b.example')
+    .mailbox.for('carol@b.example')
+    .filter((m) => m.raw.toString('utf8').includes(`Body ${marker}`))
+    .map((m) => /\r\nMessage-ID: (<[^>]+>)/i.exec(m.raw.toString('latin1'))?.[1]);
+  expect(new Set(ids).size).toBe(2);
+});

@@ -68,7 +68,7 @@ describe('replyFor', () => {
 
 describe('completeHeaders', () => {
   const now = new Date('2026-12-06T03:20:00Z');
-  test('adds Date and Message-ID when missing, the same Message-ID for every attempt of one submission', () => {
+  test('adds Date and Message-ID when missing; the same bytes twice get two Message-IDs (two messages are not taken for one)', () => {
     const one = Buffer.from('Received: from a by b; Sun, 06 Dec 2026 03:19:00 +0000\r\nFrom: d@a.example\r\nSubject: s\r\n\r\nbody\r\n');
     const two = Buffer.from('Received: from a by b; Sun, 06 Dec 2026 03:25:00 +0000\r\nFrom: d@a.example\r\nSubject: s\r\n\r\nbody\r\n');
     const a = completeHeaders(one, 'a.example', now).toString();
@@ -76,7 +76,9 @@ describe('completeHeaders', () => {
     expect(a).toMatch(/\r\nDate: Sun, 06 Dec 2026 03:20:00 \+0000\r\n/);
     const id = /\r\nMessage-ID: (<[0-9a-f]{32}\.ssmax@a\.example>)\r\n/.exec(a)?.[1];
     expect(id).toBeDefined();
-    expect(b).toContain(`Message-ID: ${id}`);
+    expect(b).toMatch(/\r\nMessage-ID: <[0-9a-f]{32}\.ssmax@a\.example>\r\n/);
+    expect(b).not.toContain(`Message-ID: ${id}`);
+    expect(completeHeaders(one, 'a.example', now).toString()).not.toContain(`Message-ID: ${id}`);
     expect(a.endsWith('\r\n\r\nbody\r\n')).toBe(true);
   });
   test('replaces an empty Message-ID; leaves a complete message as it is (same buffer)', () => {
