@@ -390,6 +390,12 @@ describe('DLP on every submission at a.example, both client modes', () => {
 
 describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is kept encrypted and can be released', () => {
   const qdir = () => join(B.harakaDir, 'ssmax-state', 'quarantine');
+  /** b.example's keyd decryptions so far, whatever their result (its /metrics, ssmax_keyd_operations_total). */
+  const decryptions = async (): Promise<number> => {
+    const r = await fetch(`http://127.0.0.1:${B.ports.ops.keyd}/metrics`);
+    const text = await r.text();
+    return [...text.matchAll(/^ssmax_keyd_operations_total\{[^}]*op="decrypt"[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  };
   beforeAll(async () => {
     writeFileSync(
       join(B.harakaDir, 'config', 'ssmax-inspect.ini'),
@@ -413,6 +419,7 @@ describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is ke
     expect(count()).toBe(before);
     // a forged marker on a message encrypted to b.example (anyone can make one), with the real id and a made-up token or none:
     // refused, never let through nor held again (a late copy of a release taken over after its lease looks the same)
+    const decryptedBefore = await decryptions();
     for (const value of [`${id!} ${'0'.repeat(24)}`, id!, 'q-forged-000000000000']) {
       const forged = Buffer.concat([
         Buffer.from(`SSMAX-Quarantine-Release: ${value}\r\n`),
@@ -421,6 +428,7 @@ describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is ke
       expect(await toB('mallory@outside.example', forged)).toMatch(/^550 5\.7\.1 Release field not honoured/);
     }
     expect(count()).toBe(before);
+    expect(await decryptions()).toBe(decryptedBefore); // refused before any key operation: keyd was not asked to decrypt
     expect(await main(['quarantine', 'release', id!, '--state', qdir(), '--smtp', `127.0.0.1:${B.ports.smtp}`], io)).toBe(0);
     await waitFor(() => count() > before);
     await new Promise((r) => setTimeout(r, 500));
@@ -428,5 +436,6 @@ describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is ke
     const got = B.mailbox.for('carol@b.example').at(-1)!.raw.toString('latin1');
     expect(got).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=none\r\n/);
     expect(got.endsWith(m.toString('latin1'))).toBe(true);
+    expect(await decryptions()).toBeGreaterThan(decryptedBefore); // the real release is opened through keyd
   });
 });
