@@ -102,13 +102,14 @@ export function identifiable(arrival: Buffer): boolean {
  * The key of one attempt's delivery record (and of its delivery id): the
  * arrival's identity when a retry can be told from another message
  * (`identifiable`), so the sender's retry finds what an earlier attempt handed
- * over; otherwise a fresh random one, so a second message with the same bytes
+ * over; otherwise a fresh random one (64 hex digits, like an identity: queue
+ * notes carry it, queue-reconcile.ts), so a second message with the same bytes
  * is delivered rather than skipped as already delivered after its 250. A
  * retry of such a message may then hand a copy over twice: a duplicate, never
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
-  return identifiable(arrival) ? arrivalId(arrival) : `attempt-${randomBytes(16).toString('hex')}`;
+  return identifiable(arrival) ? arrivalId(arrival) : randomBytes(32).toString('hex');
 }
 
 /**

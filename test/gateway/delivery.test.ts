@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
-import { LocalDelivery, identifiable } from '../../src/gateway/delivery';
+import { LocalDelivery, attemptId, identifiable } from '../../src/gateway/delivery';
+import { copyNotes, copyOf } from '../../src/gateway/queue-reconcile';
 import { GatewayError } from '../../src/mail/replies';
 
 interface Store {
@@ -140,6 +141,11 @@ describe('local delivery to the mailbox store', () => {
     expect(identifiable(m('Message-ID:  \r\n'))).toBe(false);
     expect(identifiable(m('X-Message-ID: <x@a.example>\r\n'))).toBe(false);
     expect(identifiable(Buffer.from('Subject: s\r\n\r\nMessage-ID: <in-the-body@a.example>\r\n'))).toBe(false);
+    // the key of each attempt: the identity when it names itself, else a new one each time, which a queue file's notes can carry
+    expect(attemptId(m('Message-ID: <x@a.example>\r\n'))).toBe(attemptId(m('Message-ID: <x@a.example>\r\n')));
+    const [one, two] = [attemptId(m('')), attemptId(m(''))];
+    expect(one).not.toBe(two);
+    expect(copyOf(copyNotes({ id: one, rcpts: ['bob@b.example'] }))).toEqual({ id: one, rcpts: ['bob@b.example'] });
   });
 
   test('the store restarts between two messages: the kept session is replaced and the message delivered', async () => {
