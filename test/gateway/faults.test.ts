@@ -206,9 +206,10 @@ describe('bad input: each refused with its own status and text', () => {
       privateKey: alice.signingKey,
       now: () => Date.now(),
     });
-    expect(
-      await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' }),
-    ).toMatch(/^550 5\.7\.22 User signature is not by the author/);
+    // dave submits his own message (From dave, his login) that carries alice's signature: the signer is not the author
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], signed.message, dave)).toMatch(
+      /^550 5\.7\.22 User signature is not by the author/,
+    );
   });
 
   test('a forged user signature: 550 5.7.20', async () => {
