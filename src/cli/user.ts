@@ -56,7 +56,8 @@ Generates the user's signing key (P-256) and encryption key (secp256k1), has the
 in DIR (\`ssmax ca init-org\`) certify both, and writes the profile folder --out (mode 0700, keys 0600)
 with the organisation bundle and the SSMAX root. The bundle must verify up to the root and name the CA.
 Prints, as JSON, what the administrator registers at keyd (POST /v1/registry/users).
---pseudonym is never a real name; --code is an org-assigned code with a letter (docs/pki.md).`,
+--pseudonym is never a real name; --code is an org-assigned code with a letter (docs/pki.md).
+--smtp-user is the user's address: the gateway lets a login send only as that address.`,
   'sign-encrypt': `Usage: ssmax user sign-encrypt --profile DIR [--in FILE] [-o FILE] [--attachments-only] [--at TIME]
 
 Encrypts the message (FILE, or stdin) to the own organisation's current key <domain>:v<N> from the
@@ -68,7 +69,8 @@ Writes the result to -o FILE or stdout.`,
          [--password-file FILE | --password-env VAR] [--auth-method PLAIN|LOGIN]
 
 Submits the message (FILE, or stdin) as it is, with MAIL FROM = the profile's address and RCPT TO =
-each --to, after AUTH. The SMTP settings come from the profile; the options override them. The
+each --to, after AUTH (the login is the profile's address: the gateway lets a login send only as
+that address). The SMTP settings come from the profile; the options override them. The
 password comes from a file or an environment variable, never from the command line.
 --security none (no TLS) is for loopback tests only.`,
   open: `Usage: ssmax user open --profile DIR [--in FILE] [-o FILE] [--peer-bundle FILE ...] [--crl FILE ...]
