@@ -1,5 +1,7 @@
 import { verifyChain } from '../../src/chain/verify-chain';
 import { verifyNewestSeal } from '../../src/chain/verify-newest';
+import { readMessage } from '../../src/chain/body-hash';
+import { carriesCiphertext } from '../../src/chain/seal-reading';
 import { seal, SealRefusedError } from '../../src/chain/seal';
 import { signUser, verifyUser } from '../../src/chain/user-signature';
 import { removeUserSignature, prependField } from '../../src/chain/message-fields';
@@ -478,6 +480,19 @@ describe('a later hop changed what an earlier seal signed (docs/security.md, "Ta
       result: 'fail',
       reason: 'earlier-header-hash-mismatch',
     });
+  });
+
+  it('content ciphertext counts at the root or among the parts, not inside an attached message', async () => {
+    const structure = async (m: Buffer) => (await readMessage(m)).structure;
+    expect(carriesCiphertext(await structure(encryptedSample()))).toBe(true);
+    expect(carriesCiphertext(await structure(sampleMessage()))).toBe(false);
+    const root = Buffer.from('From: a@a.example\r\nContent-Type: application/ssmax-encrypted; profile=message; v=1\r\n\r\nAAAA\r\n');
+    expect(carriesCiphertext(await structure(root))).toBe(true);
+    const attached = Buffer.from(
+      'From: a@a.example\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee the attached message\r\n' +
+        `--x\r\nContent-Type: message/rfc822\r\n\r\n${root.toString('latin1')}--x--\r\n`,
+    );
+    expect(carriesCiphertext(await structure(attached))).toBe(false);
   });
 
   it('unencrypted, unchanged protected headers: a list seal over added list fields passes', async () => {
