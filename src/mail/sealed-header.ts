@@ -55,6 +55,8 @@ export interface HeaderComparison {
   readonly differing: readonly string[];
   /** Whether From or Sender is among them: the inner message is another author's. */
   readonly otherAuthor: boolean;
+  /** Those of `differing` the inner header does not have at all (e.g. a Date the sending gateway added before sealing). */
+  readonly missingInside: readonly string[];
 }
 
 /** Compares the display fields of `inner` (the decrypted message) with those of `outer` (the sealed encrypted message). */
@@ -62,7 +64,11 @@ export function compareHeaders(outer: Uint8Array, inner: Uint8Array): HeaderComp
   const out = splitHeaderBlock(outer).fields;
   const inn = splitHeaderBlock(inner, { bareLf: true }).fields;
   const differing = OUTER_HEADERS.filter((name) => !sameValues(valuesOf(out, name), valuesOf(inn, name)));
-  return { differing, otherAuthor: differing.some((n) => AUTHOR_FIELDS.includes(n)) };
+  return {
+    differing,
+    otherAuthor: differing.some((n) => AUTHOR_FIELDS.includes(n)),
+    missingInside: differing.filter((n) => valuesOf(inn, n).length === 0),
+  };
 }
 
 /**
