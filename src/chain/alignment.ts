@@ -16,7 +16,8 @@
  * "b.co.uk"). So a domain of many labels (hostile input: up to 127) costs at
  * most this many lookups, and labels added below an organisation's domain do
  * not take it out of reach; only an organisation whose own domain has more
- * than this many labels is not found above its subdomains.
+ * labels than this plus one (the parents asked about have 2 to 9 labels) is
+ * not found above its subdomains.
  */
 export const MAX_PARENT_LOOKUPS = 8;
 
