@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadKeydConfig } from '../keyd/config';
 import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
 import { KeydError } from '../keyd/errors';
+import { StoreInUseError } from '../keyd/store-lock';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
@@ -207,5 +208,8 @@ export const keydCommand = subcommands(
   HELP,
   // `ssmax keyd --config FILE` runs the service, as the issue names it.
   (sub, rest, io) => (sub === '--config' || sub.startsWith('--config=') ? runSub('run', [sub, ...rest], io) : runSub(sub, rest, io)),
-  (err) => (err instanceof KeydError ? new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure) : undefined),
+  (err) => {
+    if (err instanceof StoreInUseError) return new CliError(err.message, EXIT.unavailable); // one keyd per store
+    return err instanceof KeydError ? new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure) : undefined;
+  },
 );
