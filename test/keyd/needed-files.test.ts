@@ -128,13 +128,14 @@ describe('a running keyd and its files, its store, its backups', () => {
     admin.close();
   });
 
-  test('a second keyd on the same store exits 69 naming the store and the first one; backup and audit verify work beside it; restore is refused', async () => {
+  test('a second keyd on the same store exits 69 naming the store and the first one; backup, audit verify and rotate work beside it; restore is refused', async () => {
     const second = ssmax('keyd', 'run', '--config', variant(config, 'second.ini', `listen=127.0.0.1:${opsPort}`, 'listen='));
     expect(second.code).toBe(69);
     expect(second.err).toMatch(new RegExp(`keyd store "[^"]*/data" is in use by another keyd \\(pid ${keyd.proc.pid}\\)`));
     expect(second.out).not.toMatch(/listening/);
 
     expect(ssmax('keyd', 'audit', 'verify', '--config', config)).toMatchObject({ code: 0, out: expect.stringMatching(/audit log intact/) });
+    expect(ssmax('keyd', 'rotate', '--config', config)).toMatchObject({ code: 0, out: expect.stringMatching(/:v2 created/) });
 
     const out = join(mkdtempSync(join(tmpdir(), 'ssmax-bk-')), 'backup');
     const b = ssmax('keyd', 'backup', '--config', config, '--out', out);
