@@ -332,3 +332,39 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
   ).toBe(65);
   expect(again.err.join('\n')).toMatch(/the folder is not empty/);
 });
+
+test('send with a profile that has no SMTP settings (as ssmax registry add writes it) names the options that are missing', async () => {
+  const out = join(world.dir, 'no-smtp-profile');
+  expect(
+    await userCommand.run(
+      [
+        'init',
+        '--ca',
+        caDir(world.a.ca, 'ca-no-smtp'),
+        '--root',
+        file('root-no-smtp.pem', world.root.certificate.pem),
+        '--bundle',
+        file('bundle-no-smtp.json', world.a.bundle),
+        '--email',
+        `gil@${world.a.domain}`,
+        '--pseudonym',
+        'u-gil',
+        '--code',
+        'E-gil9',
+        '--out',
+        out,
+        ...AT,
+      ],
+      capture().io,
+    ),
+  ).toBe(0);
+  expect(loadUserProfile(out).smtp).toBeUndefined();
+  const message = file('no-smtp.eml', `From: gil@${world.a.domain}\r\nTo: x@${world.a.domain}\r\nSubject: s\r\n\r\nhi\r\n`);
+  const none = capture();
+  expect(await main(['user', 'send', '--profile', out, '--to', `x@${world.a.domain}`, '--in', message], none.io)).toBe(1);
+  expect(none.err.join('\n')).toMatch(/no SMTP host, port, user: give --host, --port, --smtp-user \(or set "smtp" in .*profile\.json\)/);
+  const some = capture();
+  const argv = ['user', 'send', '--profile', out, '--to', `x@${world.a.domain}`, '--in', message, '--host', '127.0.0.1', '--port', '25'];
+  expect(await main(argv, some.io)).toBe(1);
+  expect(some.err.join('\n')).toMatch(/no SMTP user: give --smtp-user/);
+});
