@@ -228,7 +228,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           ...(profile ? { profile } : {}),
         });
         io.out(
-          `Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client: no certificates, the gateway encrypts for it)'}`,
+          `Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client: no certificates, the gateway encrypts and decrypts for it)'}`,
         );
         for (const l of describe(u)) io.out(`  ${l}`);
         return EXIT.ok;

@@ -151,7 +151,9 @@ describe('ssmax registry', () => {
       'zed@a.example',
     );
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^Registered zed@a\.example as U-2002 \(plain client: no certificates, the gateway encrypts for it\)/);
+    expect(r.out).toMatch(
+      /^Registered zed@a\.example as U-2002 \(plain client: no certificates, the gateway encrypts and decrypts for it\)/,
+    );
     // a plain client user is a member of the organisation unless --kind says otherwise, and the output says what the kind means
     expect(r.out).toContain('kind: organisation (a member of the organisation: inspected)');
     const person = await run(
