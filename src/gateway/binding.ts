@@ -11,7 +11,10 @@
  *    accepted only from a domain named in [chain] resealers — never implied.
  *  - Recipient binding: the newest seal's `rc=` and the SSMAX-Recipients
  *    field must bind every envelope recipient (src/chain/recipients.ts).
- *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old.
+ *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old,
+ *    and every seal was made at most that long after the seal before it (a
+ *    hop holds mail no longer than a queue lifetime, moderation included), so
+ *    that a later hop cannot re-seal an earlier seal it kept however long.
  *  - Replay identity: SHA-256 of the newest seal's signing input (every
  *    earlier seal and its own tags with hh= and bh=), so that any change of
  *    unprotected headers or of the envelope keeps it, and a different
@@ -99,6 +102,17 @@ export async function checkArrival(
       'sealTooOld',
       `seal i=${newest.instance} by ${newest.domain} is ${Math.floor(ageMs / 1000)} s old, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
     );
+  }
+  for (const [index, r] of chain.instances.entries()) {
+    const before = chain.instances[index - 1];
+    if (!before) continue;
+    const gapMs = (r.time - before.time) * 1000;
+    if (gapMs > deps.config.chain.maxSealAgeMs) {
+      throw new GatewayError(
+        'sealHopTooLong',
+        `seal i=${r.instance} by ${r.domain} was made ${Math.floor(gapMs / 1000)} s after seal i=${before.instance} by ${before.domain}, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
+      );
+    }
   }
   if (!newest.recipientCommitment)
     throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);
