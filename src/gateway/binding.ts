@@ -21,7 +21,7 @@
  *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
  */
 import { createHash } from 'node:crypto';
-import { aligned } from '../chain/alignment';
+import { aligned, organisationOf, withinDomain } from '../chain/alignment';
 import { fieldValue } from '../chain/canonicalize';
 import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
@@ -42,6 +42,19 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
     if (err instanceof DirectoryError && err.code === 'none') return false;
     throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/**
+ * The SSMAX organisation whose mail an unsealed message claims to be, by its
+ * From domain (the rule of sender-domain alignment, src/chain/alignment.ts):
+ * one of this organisation's own domains or a subdomain of one (no lookup,
+ * at any depth), else the From domain itself or its nearest parent that
+ * publishes a bundle (organisationOf, a bounded number of lookups); undefined
+ * for ordinary Internet mail. 4xx while a bundle cannot be looked up.
+ */
+export async function claimedOrganisation(deps: GatewayDeps, fromDomain: string): Promise<string | undefined> {
+  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => withinDomain(fromDomain, d));
+  return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
 }
 
 /** The SSMAX-Seal fields of the root header block, parsed, in instance order. */

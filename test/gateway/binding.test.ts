@@ -104,19 +104,23 @@ async function encryptedToB(plain: Buffer): Promise<Buffer> {
 /**
  * A message sealed i=1 by `sealer` with its genuine sealing key, encrypted to b.example's current key (or, with
  * `plain`, sealed unencrypted), binding `bound`; `to` is its To field (default bob@b.example).
+ * `innerFrom`: the From inside the ciphertext, when it is to differ from the sealed outer `from`.
  */
 async function craft(
   sealer: OrgNode,
   from: string,
   bound: string[],
-  opts: { time?: number; to?: string; plain?: boolean } = {},
+  opts: { time?: number; to?: string; plain?: boolean; innerFrom?: string } = {},
 ): Promise<Buffer> {
   const plain = Buffer.from(
-    `From: ${from}\r\nTo: ${opts.to ?? 'bob@b.example'}\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+    `From: ${opts.innerFrom ?? from}\r\nTo: ${opts.to ?? 'bob@b.example'}\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
   );
   const encrypted = opts.plain ? plain : await encryptedToB(plain);
+  const outer = opts.innerFrom
+    ? Buffer.from(encrypted.toString('latin1').replace(`From: ${opts.innerFrom}\r\n`, `From: ${from}\r\n`), 'latin1')
+    : encrypted;
   const binding = bindRecipients(bound);
-  const withField = prependField(encrypted, binding.field);
+  const withField = prependField(outer, binding.field);
   const now = () => opts.time ?? Date.now();
   const chain = await verifyChain(withField, { lookup: () => undefined, now });
   const pki = (f: string) => join(sealer.fx.dir, f);
@@ -201,6 +205,64 @@ describe('sender-domain alignment', () => {
       /^550 5\.7\.21 /,
     );
     expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example']))).toMatch(/^250 /);
+  });
+});
+
+describe('what a plain-client recipient reads is what the seals covered', () => {
+  /** The header block of a delivered copy without the gateway's own fields: what carol's mail client shows. */
+  const shown = (copy: Buffer) =>
+    copy
+      .toString('latin1')
+      .slice(0, copy.indexOf('\r\n\r\n'))
+      .split(/\r\n(?![ \t])/)
+      .filter((f) => !/^(authentication-results|ssmax-seal|ssmax-recipients|received|return-path|delivered-to):/i.test(f));
+
+  test('c.example seals From: frank@c.example over an inner From: ceo@b.example: carol sees From frank@c.example, the inner message only as an attachment', async () => {
+    const before = B().mailbox.for('carol@b.example').length;
+    const raw = await craft(net.org('c.example'), 'frank@c.example', ['carol@b.example'], { innerFrom: 'ceo@b.example' });
+    expect(await toB(['carol@b.example'], raw)).toMatch(/^250 /);
+    const copies = B().mailbox.for('carol@b.example');
+    expect(copies).toHaveLength(before + 1);
+    const copy = copies[copies.length - 1]!.raw;
+    const fields = shown(copy);
+    expect(fields.filter((f) => /^from:/i.test(f))).toEqual(['From: frank@c.example']);
+    expect(fields.join('\n')).not.toContain('ceo@b.example');
+    expect(copy.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass/m);
+    expect(copy.toString('latin1')).toMatch(/Content-Type: message\/rfc822\r\n(?:.*\r\n)*?\r\nFrom: ceo@b\.example\r\n/);
+  });
+
+  test("control: a.example's own mail to carol keeps its inner message byte for byte", async () => {
+    const before = B().mailbox.for('carol@b.example').length;
+    expect(await toB(['carol@b.example'], await craft(net.org('a.example'), 'alice@a.example', ['carol@b.example']))).toMatch(/^250 /);
+    const copy = B().mailbox.for('carol@b.example')[before]!.raw.toString('latin1');
+    expect(copy).not.toContain('message/rfc822');
+    expect(copy).toMatch(/\r\nFrom: alice@a\.example\r\nTo: bob@b\.example\r\nSubject: crafted\r\n/);
+  });
+});
+
+describe('unsealed mail claiming an SSMAX organisation through a subdomain', () => {
+  const unsealed = (from: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: payroll\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\n` +
+        `Date: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nplease update your bank details\r\n`,
+    );
+
+  test.each([
+    ['payroll@hr.b.example', 'b\\.example'],
+    ['it@x.y.hr.b.example', 'b\\.example'],
+    ['ceo@mail.a.example', 'a\\.example'],
+  ])('From: %s (no bundle of its own) is refused with 5.7.7 naming the organisation; nothing delivered', async (from, org) => {
+    const before = B().mailbox.mails.length;
+    expect(await toB(['bob@b.example'], unsealed(from))).toMatch(
+      new RegExp(`^550 5\\.7\\.7 .*unsealed message from SSMAX domain .*\\(the organisation ${org}\\)`),
+    );
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('control: ordinary Internet mail (a domain with no SSMAX above it) is delivered', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await toB(['bob@b.example'], unsealed('news@mail.plain.example'))).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
   });
 });
 
