@@ -9,7 +9,7 @@
  * directory config (docs/directory.md) and are read by `loadDirectoryConfig`.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, IniReader, defineSettings, readConfigText, readIniFile, refuseUnknown, settingError } from '../config/ini';
+import { ConfigError, IniReader, defineSettings, readIniFile, readSettingFile, refuseUnknown, settingError } from '../config/ini';
 import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '../directory/config';
 import type { KeydClient } from '../keyd/client';
 import { isKeydUrl, keydClientOf } from '../keyd/client-settings';
@@ -186,5 +186,7 @@ export function keydClientFor(
   const names = role === 'disclosure' ? ['disclosure_cert', 'disclosure_key'] : ['cert', 'key'];
   if (!cert) throw settingError(config.file, 'keyd', names[0]!, 'is required (or --cert)');
   if (!key) throw settingError(config.file, 'keyd', names[1]!, 'is required (or --key)');
-  return keydClientOf({ ...k, cert, key }, readConfigText);
+  return keydClientOf({ ...k, cert, key }, (file, setting) => readSettingFile(config.file, setting, file), {
+    settings: { cert: `keyd.${names[0]!}`, key: `keyd.${names[1]!}` },
+  });
 }

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { loadKeydConfig } from '../keyd/config';
 import { KEYD_ACTOR, openKeyd, startKeyd } from '../keyd/daemon';
 import { KeydError } from '../keyd/errors';
+import { StoreInUseError } from '../keyd/store-lock';
 import { backupKeyd, restoreKeyd } from '../keyd/backup';
 import { restoreMasterKey, splitMasterKey } from '../keyd/master-backup';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
@@ -41,7 +42,7 @@ Subcommands:
 Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-keyd.ini.`;
 
 const SUB_HELP: Record<string, string> = {
-  run: 'Usage: ssmax keyd run --config FILE\n\nRuns keyd in the foreground; SIGINT or SIGTERM stop it gracefully.\nPrints "keyd listening on HOST:PORT" when ready.',
+  run: 'Usage: ssmax keyd run --config FILE\n\nRuns keyd in the foreground; SIGINT or SIGTERM stop it gracefully.\nPrints "keyd listening on HOST:PORT" when ready. Holds its data_dir while it runs: a second keyd on the\nsame store exits 69. A file it needs that cannot be used (CRL, TLS certificate or key, org CA) exits 78.',
   'init-master': 'Usage: ssmax keyd init-master --out FILE\n\nWrites 32 random bytes (hex) to FILE with mode 0600. Refuses to overwrite.',
   'backup-master':
     'Usage: ssmax keyd backup-master --config FILE --shares N --threshold K [--out-dir DIR]\n\nSplits the master key by Shamir secret sharing. With --out-dir, writes share-1.txt … share-N.txt\n(mode 0600), one per administrator; otherwise prints one share per line. Fewer than K shares reveal nothing.',
@@ -50,7 +51,7 @@ const SUB_HELP: Record<string, string> = {
   audit:
     'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
   backup:
-    "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty) while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
+    "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty; else exit 73), every file mode 0600, while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
   restore:
     'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
   'wrap-org-ca-key':
@@ -207,5 +208,8 @@ export const keydCommand = subcommands(
   HELP,
   // `ssmax keyd --config FILE` runs the service, as the issue names it.
   (sub, rest, io) => (sub === '--config' || sub.startsWith('--config=') ? runSub('run', [sub, ...rest], io) : runSub(sub, rest, io)),
-  (err) => (err instanceof KeydError ? new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure) : undefined),
+  (err) => {
+    if (err instanceof StoreInUseError) return new CliError(err.message, EXIT.unavailable); // one keyd per store
+    return err instanceof KeydError ? new CliError(err.message, err.code === 'config' ? EXIT.config : EXIT.failure) : undefined;
+  },
 );

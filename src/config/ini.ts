@@ -302,34 +302,201 @@ export function unknownSettings(schema: Schema, ini: Ini, free: readonly string[
   return out;
 }
 
+/** Longest name a suggestion is looked for (a longer one is no typo of a setting; the distance costs its length squared). */
+const SUGGEST_MAX = 64;
+
+/** Edit distance with transpositions ("tsl" is one step from "tls"), stopping once every cell of a row exceeds `limit`. */
+function distance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+      best = Math.min(best, d);
+    }
+    if (best > limit) return limit + 1;
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 /**
- * Refuses, naming it, the first value outside any section, section that
- * neither the reader's schema, nor `free` (sections of any key: domain or
- * host names), nor `otherSections` (another reader's, in the same file)
- * names, and key of the schema's sections that is not one of its settings:
- * a misspelt key stops the program instead of being quietly left at its
- * default. (The gateway logs such keys instead: a running gateway is not
- * stopped by a reload.)
+ * The known name `name` is most likely a misspelling of: the nearest within
+ * one edit per three letters (at most two: "grace_day" → "grace_days", "tsl" →
+ * "tls", "master_kye" → "master_key"), compared without case; undefined when
+ * none is that close.
+ */
+export function nearestName(name: string, known: readonly string[]): string | undefined {
+  if (name.length > SUGGEST_MAX) return undefined;
+  const limit = Math.max(1, Math.min(2, Math.floor(name.length / 3)));
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestD = limit + 1;
+  for (const k of known) {
+    const d = distance(lower, k.toLowerCase(), limit);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best;
+}
+
+/** What a file's sections may hold: the keys of each known section, or 'any'; `other` decides for a section it does not list. */
+export interface KnownNames {
+  readonly sections: ReadonlyMap<string, readonly string[] | 'any'>;
+  /** A section not in `sections` (a DLP rule, a domain's [policy]…): its keys, 'any', or undefined when it is unknown. */
+  readonly other?: (section: string, body: IniSection) => readonly string[] | 'any' | undefined;
+}
+
+/** One name of a file that is not known: a value outside any section, an unknown section, or an unknown key of a section. */
+export interface UnknownName {
+  readonly kind: 'outside' | 'section' | 'key';
+  readonly section?: string;
+  readonly key?: string;
+  /** The known name it is most likely a misspelling of. */
+  readonly suggestion?: string;
+  /** The names that would have been known there. */
+  readonly known: readonly string[];
+}
+
+/** The known names of a schema's file: its sections with their keys, `free` sections with any key, `otherSections` (another reader's) skipped. */
+export function knownNamesOf(
+  schema: Schema,
+  opts: { readonly free?: readonly string[]; readonly otherSections?: readonly string[] } = {},
+): KnownNames {
+  const sections = new Map<string, string[] | 'any'>();
+  for (const name of Object.keys(schema)) {
+    const [section, key] = split(name);
+    const keys = sections.get(section);
+    if (Array.isArray(keys)) keys.push(key);
+    else sections.set(section, [key]);
+  }
+  for (const s of [...(opts.free ?? []), ...(opts.otherSections ?? [])]) sections.set(s, 'any');
+  return { sections };
+}
+
+/**
+ * Every name of a parsed file that `known` does not know, each with the
+ * nearest known name when one is close: the one check of unknown settings for
+ * every config file of the project (a refusal in the programs that start from
+ * their file, a logged warning in the gateway: docs/configuration.md).
+ */
+export function findUnknown(ini: Ini, known: KnownNames): UnknownName[] {
+  const out: UnknownName[] = [];
+  const sectionNames = [...known.sections.keys()];
+  for (const [section, body] of Object.entries(ini)) {
+    if (body === null || typeof body !== 'object') {
+      out.push({ kind: 'outside', key: section, known: sectionNames });
+      continue;
+    }
+    const keys = known.sections.get(section) ?? known.other?.(section, body);
+    if (keys === undefined) {
+      const suggestion = nearestName(section, sectionNames);
+      out.push({ kind: 'section', section, known: sectionNames, ...(suggestion ? { suggestion } : {}) });
+      continue;
+    }
+    if (keys === 'any') continue;
+    for (const key of Object.keys(body)) {
+      if (keys.includes(key)) continue;
+      const suggestion = nearestName(key, keys);
+      out.push({ kind: 'key', section, key, known: keys, ...(suggestion ? { suggestion } : {}) });
+    }
+  }
+  return out;
+}
+
+/** An unknown name as one line: `<file> [tls] cafile: is not a known setting, did you mean ca? (known: ca)`. */
+export function unknownText(file: string, u: UnknownName, list = true): string {
+  const mean =
+    u.suggestion === undefined ? '' : u.kind === 'section' ? `, did you mean [${u.suggestion}]?` : `, did you mean ${u.suggestion}?`;
+  switch (u.kind) {
+    case 'outside':
+      return `${file}: "${u.key}" is outside any section`;
+    case 'section':
+      return `${file}: unknown section [${u.section}]${mean}${list ? ` (known: ${u.known.map((k) => `[${k}]`).join(', ')})` : ''}`;
+    case 'key':
+      return `${file} [${u.section}] ${u.key}: is not a known setting${mean}${list ? ` (known: ${u.known.join(', ')})` : ''}`;
+  }
+}
+
+/** The first unknown name as a ConfigError (undefined when there is none). */
+export function unknownError(file: string, ini: Ini, known: KnownNames): ConfigError | undefined {
+  const u = findUnknown(ini, known)[0];
+  if (u === undefined) return undefined;
+  return new ConfigError(unknownText(file, u), {
+    file,
+    ...(u.section !== undefined ? { section: u.section } : {}),
+    ...(u.key !== undefined ? { key: u.key } : {}),
+  });
+}
+
+/**
+ * Refuses, naming it (and the nearest known name when one is close), the
+ * first value outside any section, section that neither the reader's schema,
+ * nor `free` (sections of any key: domain or host names), nor
+ * `otherSections` (another reader's, in the same file) names, and key of the
+ * schema's sections that is not one of its settings: a misspelt key stops the
+ * program instead of being quietly left at its default. (The gateway logs
+ * such keys instead: a running gateway is not stopped by a reload.)
  */
 export function refuseUnknown(
   r: IniReader<Schema>,
   opts: { readonly free?: readonly string[]; readonly otherSections?: readonly string[] } = {},
 ): void {
-  const { schema, ini, file } = r;
-  const free = opts.free ?? [];
-  const skipped = [...free, ...(opts.otherSections ?? [])];
-  const outside = Object.entries(ini).find(([, v]) => v === null || typeof v !== 'object')?.[0];
-  if (outside !== undefined) throw new ConfigError(`${file}: "${outside}" is outside any section`, { file, key: outside });
-  const section = unknownSections(schema, ini, skipped)[0];
-  if (section !== undefined) {
-    const known = [...sectionsOf(schema), ...free];
-    throw new ConfigError(`${file}: unknown section [${section}] (known: ${known.map((k) => `[${k}]`).join(', ')})`, { file, section });
+  const err = unknownError(r.file, r.ini, knownNamesOf(r.schema, opts));
+  if (err) throw err;
+}
+
+/** An errno code in words, for the messages naming a file a setting names. */
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  ENOTDIR: 'a folder on its path is a file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a folder',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files',
+  EIO: 'I/O error',
+};
+
+/**
+ * The error for a file a setting names that cannot be read or used:
+ * `<config> [keyd] cert: cannot read "/etc/ssmax/pki/gatway.pem": no such file (ENOENT)`.
+ * `setting` is "section.key"; `why` the reason, or the failed read's error.
+ */
+export function settingFileError(configFile: string, setting: string, path: string, why: unknown): ConfigError {
+  const [section, key] = split(setting);
+  let reason: string;
+  if (typeof why === 'string') reason = why;
+  else {
+    const code = (why as NodeJS.ErrnoException | undefined)?.code;
+    reason =
+      typeof code === 'string' && code !== ''
+        ? `cannot read "${path}": ${ERRNO_WORDS[code] ? `${ERRNO_WORDS[code]} (${code})` : code}`
+        : `cannot read "${path}": ${why instanceof Error ? why.message : String(why)}`;
   }
-  const first = unknownSettings(schema, ini, skipped)[0];
-  if (first === undefined) return;
-  const [where, key] = split(first);
-  const settings = Object.keys(schema)
-    .filter((n) => n.startsWith(`${where}.`))
-    .map((n) => n.slice(where.length + 1));
-  throw r.fail(where, key, `is not a known setting (known: ${settings.join(', ')})`);
+  return new ConfigError(
+    `${configFile} [${section}] ${key}: ${reason}`,
+    { file: configFile, section, key },
+    why instanceof Error ? { cause: why } : undefined,
+  );
+}
+
+/**
+ * The text of a file a setting names ("section.key" of `configFile`): the one
+ * reader of configured files (certificates, keys, CRLs, password files) for
+ * the gateway, keyd, the publisher, the inspector and the console, so that a
+ * file that cannot be read is named with the setting that names it.
+ */
+export function readSettingFile(configFile: string, setting: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw settingFileError(configFile, setting, path, err);
+  }
 }

@@ -5,11 +5,9 @@
  * naming the key, and so is every key and section (one the console does not
  * read is refused, named: src/config/ini.ts refuseUnknown).
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatHostPort } from '../config/host-port';
-import { ConfigError, IniReader, defineSettings, readIniFile, refuseUnknown } from '../config/ini';
-import { errnoText } from '../errors/errno';
+import { ConfigError, IniReader, defineSettings, readIniFile, readSettingFile, refuseUnknown } from '../config/ini';
 import { DEFAULT_RELEASE_LEASE_MS } from '../inspect/quarantine';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
@@ -85,14 +83,7 @@ type Name = keyof typeof CONSOLE_SETTINGS;
 export function loadConsoleConfig(file: string): ConsoleConfig {
   const r = new IniReader(CONSOLE_SETTINGS, readIniFile(file, 'console config'), file);
   refuseUnknown(r); // a misspelt key or section stops the console, named
-  const split = (name: Name) => [name.slice(0, name.indexOf('.')), name.slice(name.indexOf('.') + 1)] as const;
-  const read = (name: Name, p: string) => {
-    try {
-      return readFileSync(resolve(r.base, p), 'utf8');
-    } catch (err) {
-      throw r.fail(...split(name), `cannot read "${p}" (${errnoText(err)})`);
-    }
-  };
+  const read = (name: Name, p: string) => readSettingFile(file, name, resolve(r.base, p));
   const file1 = (name: Name) => read(name, r.get(name) as string);
   const files = (name: Name) => (r.get(name) as string[]).map((p) => read(name, p));
   const listen = r.hostPort('console.listen');

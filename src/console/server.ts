@@ -10,13 +10,13 @@
  * metrics, and works on the gateway's quarantine store as `ssmax quarantine`.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import { CONSOLE_LOGIN_ROLES } from '../keyd/on-behalf';
 import { CrlFiles } from '../pki/crl-files';
+import { readSettingFile } from '../config/ini';
 import { closeGracefully, listen } from '../net/https-json';
 import { ConsoleKeyd } from './backends';
 import type { ConsoleConfig } from './config';
@@ -57,7 +57,7 @@ export class ConsoleServer {
   constructor(private readonly opts: ConsoleOptions) {
     const c = opts.config;
     const clock = opts.clock ?? (() => new Date());
-    const crls = new CrlFiles(c.pki.crlFiles, (f) => readFileSync(f, 'utf8')); // read when they change
+    const crls = new CrlFiles(c.pki.crlFiles, (f) => readSettingFile(c.file, 'pki.crls', f)); // read when they change
     this.auth = new ClientCertificateAuth({
       roots: c.pki.roots,
       crls: () => crls.current(),

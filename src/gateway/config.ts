@@ -7,7 +7,7 @@
  * reports the others as waiting for a restart.
  */
 import { isIP } from 'node:net';
-import { ConfigError, IniReader, readConfigText, changedSettings, defineSettings } from '../config/ini';
+import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 
@@ -358,8 +358,12 @@ export function reloadGatewayConfig(current: GatewayConfig, before: Ini, after: 
   return { applied, restart };
 }
 
-export function readText(file: string, what: string): string {
-  return readConfigText(file, what);
+/** The gateway's file, as its errors name it. */
+const GATEWAY_INI_NAME = 'ssmax.ini';
+
+/** A file a setting of ssmax.ini names ("section.key"): its text; an error naming the setting and the file otherwise. */
+export function readText(file: string, setting: string): string {
+  return readSettingFile(GATEWAY_INI_NAME, setting, file);
 }
 
 export function policyFor(config: GatewayConfig, domain: string): EncryptionPolicy {

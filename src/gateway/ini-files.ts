@@ -11,7 +11,8 @@
  * any other setting, or of the inspection files, is logged as waiting for a
  * restart. A changed file that is not valid changes nothing and is logged.
  */
-import { ConfigError, type Ini, type Schema, parseIni, unknownSettings } from '../config/ini';
+import { ConfigError, type Ini, type KnownNames, findUnknown, knownNamesOf, parseIni } from '../config/ini';
+import { DLP_KNOWN } from '../inspect/dlp';
 import { INSPECT_SETTINGS } from '../inspect/config';
 import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS, type GatewayConfig, reloadGatewayConfig } from './config';
 
@@ -21,10 +22,11 @@ export interface HarakaConfigLoader {
 }
 
 export const GATEWAY_INI = 'ssmax.ini';
-/** The settings each file may hold (any other key is logged). */
-const KNOWN: Record<string, { schema: Schema; free?: readonly string[] }> = {
-  [GATEWAY_INI]: { schema: GATEWAY_SETTINGS, free: GATEWAY_FREE_SECTIONS },
-  'ssmax-inspect.ini': { schema: INSPECT_SETTINGS },
+/** The names each file may hold (any other is logged, with the nearest known name: src/config/ini.ts findUnknown). */
+const KNOWN: Record<string, KnownNames> = {
+  [GATEWAY_INI]: knownNamesOf(GATEWAY_SETTINGS, { free: GATEWAY_FREE_SECTIONS }),
+  'ssmax-inspect.ini': knownNamesOf(INSPECT_SETTINGS),
+  'ssmax-dlp.ini': DLP_KNOWN,
 };
 /** Files read whole (Haraka's "data" type), not merged key by key over the plugin package's copy. */
 const WHOLE_FILES = ['ssmax-dlp.ini'];
@@ -51,15 +53,18 @@ export class HarakaIniFiles {
     return ini;
   }
 
-  /** A key the gateway does not read is logged (a misspelt name would otherwise go unnoticed); it is ignored. */
+  /**
+   * A key or section the gateway does not read is logged, with the nearest known name when one is close (a misspelt
+   * name would otherwise go unnoticed); it is ignored: refusing to start, or a reload, would stop mail.
+   */
   private unknown(name: string, ini: Ini): void {
     const known = KNOWN[name];
     if (!known) return;
-    for (const n of unknownSettings(known.schema, ini, known.free)) {
-      const dot = n.indexOf('.');
-      this.logerror(
-        `ssmax: ${name} ${dot < 0 ? n : `[${n.slice(0, dot)}] ${n.slice(dot + 1)}`}: not a setting of the gateway, ignored (docs/configuration.md)`,
-      );
+    for (const u of findUnknown(ini, known)) {
+      const where = u.kind === 'section' ? `[${u.section}]` : u.kind === 'outside' ? u.key : `[${u.section}] ${u.key}`;
+      const what = u.kind === 'section' ? 'not a section of the gateway' : 'not a setting of the gateway';
+      const mean = u.suggestion === undefined ? '' : `, did you mean ${u.kind === 'section' ? `[${u.suggestion}]` : u.suggestion}?`;
+      this.logerror(`ssmax: ${name} ${where}: ${what}, ignored${mean} (docs/configuration.md)`);
     }
   }
 

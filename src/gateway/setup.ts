@@ -56,13 +56,16 @@ export function setupGateway(
   opts: SetupOptions = {},
 ): Gateway {
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
-  const ca = config.keyd.ca.map((f) => readText(f, 'keyd CA')); // also the chain of this organisation's certificates
-  const client = (cert: string, key: string): KeydClient => keydClientOf({ ...config.keyd, cert, key }, readText);
+  const ca = config.keyd.ca.map((f) => readText(f, 'keyd.ca')); // also the chain of this organisation's certificates
+  const client = (cert: string, key: string, settings = { cert: 'keyd.cert', key: 'keyd.key' }): KeydClient =>
+    keydClientOf({ ...config.keyd, cert, key }, readText, { settings });
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
   const inspectorClient =
-    config.keyd.inspectorCert && config.keyd.inspectorKey ? client(config.keyd.inspectorCert, config.keyd.inspectorKey) : undefined;
-  const roots = config.pki.roots.map((f) => readText(f, 'SSMAX root'));
-  const sealCert = parseCertificate(readText(config.seal.cert, 'sealing certificate'));
+    config.keyd.inspectorCert && config.keyd.inspectorKey
+      ? client(config.keyd.inspectorCert, config.keyd.inspectorKey, { cert: 'keyd.inspector_cert', key: 'keyd.inspector_key' })
+      : undefined;
+  const roots = config.pki.roots.map((f) => readText(f, 'pki.roots'));
+  const sealCert = parseCertificate(readText(config.seal.cert, 'seal.cert'));
   // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
     roots,
@@ -100,10 +103,10 @@ export function setupGateway(
     inspection = new RemoteInspector({
       url: ins.url,
       servername: ins.servername,
-      ca: ins.ca.map((f) => readText(f, 'inspector CA')),
+      ca: ins.ca.map((f) => readText(f, ins.ca.join() === config.keyd.ca.join() ? 'keyd.ca' : 'inspection.inspector_ca')),
       timeoutMs: ins.timeoutMs,
-      cert: readText(config.keyd.cert, 'gateway client certificate'),
-      key: readText(config.keyd.key, 'gateway client key'),
+      cert: readText(config.keyd.cert, 'keyd.cert'),
+      key: readText(config.keyd.key, 'keyd.key'),
       keyd,
       group,
     });
@@ -122,7 +125,7 @@ export function setupGateway(
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
   const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
   // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
-  const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'CRL'));
+  const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {
     config,
     group,
@@ -131,7 +134,7 @@ export function setupGateway(
     keyWatch,
     lists,
     ...(inspection ? { inspection } : {}),
-    seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'sealing key')), certRef: certificateRef(sealCert.der) },
+    seal: { privateKey: p256PrivateKeyFrom(readText(config.seal.key, 'seal.key')), certRef: certificateRef(sealCert.der) },
     roots,
     intermediates: ca,
     crls: () => crls.current(),

@@ -4,9 +4,9 @@
  * each). Both ship with every key and default written out.
  */
 import { resolve } from 'node:path';
-import { ConfigError, type Ini, IniReader, defineSettings, readIniFile } from '../config/ini';
+import { ConfigError, type Ini, IniReader, defineSettings, knownNamesOf, readIniFile, unknownError } from '../config/ini';
 import { ClamdClient } from './clamd';
-import { type DlpAction, type DlpRule, parseDlpRules } from './dlp';
+import { DLP_KNOWN, type DlpAction, type DlpRule, parseDlpRules } from './dlp';
 import { EXTRACT_DEFAULTS, type ExtractLimits } from './extract';
 import type { AvSettings, DlpSettings } from './inspect';
 
@@ -100,4 +100,14 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
 /** An ini file, parsed ({} when it does not exist). */
 export function readIni(file: string): Ini {
   return readIniFile(file, 'inspection config', true);
+}
+
+/**
+ * The inspector process refuses a key or section of ssmax-inspect.ini or a DLP rule's key of ssmax-dlp.ini that it
+ * does not read, named with the nearest known name (src/config/ini.ts findUnknown); the gateway logs them instead
+ * (src/gateway/ini-files.ts), as refusing would stop mail.
+ */
+export function refuseUnknownInspection(inspectFile: string, inspect: Ini, dlpFile: string, dlp: Ini): void {
+  const err = unknownError(inspectFile, inspect, knownNamesOf(INSPECT_SETTINGS)) ?? unknownError(dlpFile, dlp, DLP_KNOWN);
+  if (err) throw err;
 }

@@ -10,7 +10,7 @@
  * and an `action`: reject (5xx naming the rule, never the content),
  * quarantine (kept encrypted), tag (recorded in the seal only).
  */
-import { ConfigError } from '../config/ini';
+import { ConfigError, type KnownNames } from '../config/ini';
 import { RE2JS } from 're2js';
 import { countCardNumbers, countMyNumbers } from './detectors';
 import type { Extracted } from './extract';
@@ -38,6 +38,29 @@ export interface DlpFinding {
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const DlpConfigError = ConfigError;
 export type DlpConfigError = ConfigError;
+
+/** The keys of a rule of each type (besides type and action). */
+const RULE_KEYS: Readonly<Record<string, readonly string[]>> = {
+  keyword: ['words'],
+  regex: ['pattern'],
+  card: ['min'],
+  mynumber: ['min'],
+  attachment: ['content_types', 'extensions'],
+  size: ['max_bytes'],
+};
+
+/**
+ * What ssmax-dlp.ini may hold (src/config/ini.ts findUnknown): any rule name as
+ * a section, with `type`, `action` and its type's keys (a rule of an unknown
+ * type is refused by parseDlpRules, naming the type).
+ */
+export const DLP_KNOWN: KnownNames = {
+  sections: new Map(),
+  other: (_section, body) => {
+    const keys = RULE_KEYS[String(body.type)];
+    return keys ? ['type', 'action', ...keys] : 'any';
+  },
+};
 
 const list = (v: unknown) =>
   String(v ?? '')

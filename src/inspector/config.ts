@@ -5,7 +5,16 @@
  * startup, with an error naming the key. The inspection rules themselves are
  * the gateway's files: ssmax-inspect.ini and ssmax-dlp.ini (docs/inspection.md).
  */
-import { ConfigError, type Ini, IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
+import {
+  ConfigError,
+  type Ini,
+  IniReader,
+  defineSettings,
+  readIniFile,
+  type ServiceHead,
+  readServiceHead,
+  refuseUnknown,
+} from '../config/ini';
 import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
@@ -79,6 +88,7 @@ export function loadInspectorConfig(file: string): InspectorConfig {
 
 export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
   const r = new IniReader(INSPECTOR_SETTINGS, ini, file);
+  refuseUnknown(r); // first: a misspelt key or section stops the inspector, named
   const head = readServiceHead(r, 'inspector');
   const keyd = readKeydConnection(r); // first: where keyd is decides what the rest is for
   const url = r.opt('bundle.url');

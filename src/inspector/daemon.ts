@@ -7,7 +7,6 @@
  * inline (LocalInspector), and the HTTPS server. `stop()` shuts down
  * gracefully.
  */
-import { readFileSync } from 'node:fs';
 import { FileWatch } from '../ops/reload';
 import { CrlFiles } from '../pki/crl-files';
 import { dirname, join } from 'node:path';
@@ -16,7 +15,7 @@ import { LocalInspector } from '../inspect/engine';
 import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../keyd/client-ops';
 import { Directory } from '../directory/directory';
-import { parseInspectionConfig, readIni } from '../inspect/config';
+import { parseInspectionConfig, readIni, refuseUnknownInspection } from '../inspect/config';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { keydClientOf } from '../keyd/client-settings';
@@ -24,14 +23,12 @@ import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
 import { type InspectorConfig, InspectorConfigError } from './config';
 import { InspectorServer } from './server';
-import { cannotRead } from '../errors/errno';
+import { readSettingFile } from '../config/ini';
+import { readCrlFile, readTlsPair } from '../config/setting-files';
 
-function readPem(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new InspectorConfigError(cannotRead(what, file, err));
-  }
+/** A file a setting of the inspector's config names (src/config/ini.ts readSettingFile: the setting and the file named). */
+function settingFile(config: InspectorConfig): (file: string, setting: string) => string {
+  return (file, setting) => readSettingFile(config.file, setting, file);
 }
 
 export interface RunningInspector {
@@ -45,19 +42,19 @@ export async function startInspector(
   opts: { clock?: () => Date; log?: (line: string) => void } = {},
 ): Promise<RunningInspector> {
   const clock = opts.clock ?? (() => new Date());
-  const inspectConfig = parseInspectionConfig(
-    readIni(config.inspection.inspect),
-    readIni(config.inspection.dlpRules),
-    dirname(config.inspection.inspect),
-    config.stateDir,
-  );
+  const readPem = settingFile(config);
+  const inspectIni = readIni(config.inspection.inspect);
+  const dlpIni = readIni(config.inspection.dlpRules);
+  // a misspelt key or section of either file stops the inspector, named (the gateway logs one instead)
+  refuseUnknownInspection(config.inspection.inspect, inspectIni, config.inspection.dlpRules, dlpIni);
+  const inspectConfig = parseInspectionConfig(inspectIni, dlpIni, dirname(config.inspection.inspect), config.stateDir);
   if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) opts.log?.(`WARNING: ${w}`);
   const keydClient = keydClientOf(config.keyd, readPem);
   const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
   const keyd = new KeydOps(group, keydClient, keydClient);
   // DLEQ proofs are checked against the org key certified in the organisation's own verified bundle
-  const roots = config.pki.roots.map((f) => readPem(f, 'SSMAX root'));
+  const roots = config.pki.roots.map((f) => readPem(f, 'pki.roots'));
   const bundleUrl = config.bundle.url;
   const directory = new Directory({
     roots,
@@ -69,8 +66,10 @@ export async function startInspector(
   keyd.anchorInBundle(directory, config.domain);
   const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
   // the CRLs of [pki] crls, for each new client connection: a file is read again only when it changed (src/pki/crl-files.ts)
-  const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'CRL'));
-  const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
+  const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
+  for (const f of config.pki.crls) readCrlFile(config.file, 'pki.crls', f); // each a CRL, before the start
+  const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'pki.crls'));
+  const clientCas = config.tls.clientCas.map((f) => readPem(f, 'tls.client_ca'));
   if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim())))
     throw new InspectorConfigError(
       `Config "${config.file}": [tls] client_ca must name the org CA (clients' certificates must be issued by it)`,
@@ -79,8 +78,8 @@ export async function startInspector(
     domain: config.domain,
     host: config.host,
     port: config.port,
-    cert: readPem(config.tls.cert, 'TLS certificate'),
-    key: readPem(config.tls.key, 'TLS key'),
+    cert: tls.cert,
+    key: tls.key,
     clientCas,
     roots,
     orgCas: clientCas.filter((pem) => !roots.some((r) => r.trim() === pem.trim())),

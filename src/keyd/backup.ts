@@ -34,6 +34,7 @@ import type { KeydConfig } from './config';
 import { KeydError, type KeydErrorCode } from './errors';
 import { SecretWrapper, loadMasterKey } from './master-key';
 import { KeydStore } from './store';
+import { StoreInUseError, storeHolder } from './store-lock';
 import { errnoText } from '../errors/errno';
 
 export const BACKUP_FILE = 'data.mdb';
@@ -110,18 +111,36 @@ if (require.main === module && process.argv[2] === CHECK_ARG) {
   );
 }
 
-/** Online backup of keyd's data directory into `outDir` (absent or empty). */
+/** An output that exists: 73 from every command (src/cli/command.ts exitOf maps EEXIST). */
+function outputExists(message: string): Error {
+  return Object.assign(new Error(message), { code: 'EEXIST' });
+}
+
+/**
+ * Online backup of keyd's data directory into `outDir` (absent or empty).
+ * Every file it writes is mode 0600, in a folder of mode 0700: LMDB writes
+ * its copy (0644) into a private folder inside `outDir`, where it is made
+ * 0600 before it is moved into place.
+ */
 export async function backupKeyd(config: KeydConfig, outDir: string, clock: () => Date = () => new Date()): Promise<BackupManifest> {
   if (!existsSync(join(config.dataDir, BACKUP_FILE)))
     throw new KeydError('config', `No keyd store in "${config.dataDir}" (data_dir of "${config.file}")`);
-  if (!emptyOrAbsent(outDir)) throw new KeydError('config', `Backup folder "${outDir}" is not empty; give a new one`);
+  if (!emptyOrAbsent(outDir)) throw outputExists(`Backup folder "${outDir}" is not empty; give a new one`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  const store = KeydStore.open(config.dataDir);
+  const copying = mkdtempSync(join(outDir, 'copy-'));
   try {
-    await store.root.backup(outDir, false); // LMDB's copy: writes DIR/data.mdb
+    chmodSync(copying, 0o700);
+    const store = KeydStore.open(config.dataDir);
+    try {
+      await store.root.backup(copying, false); // LMDB's copy: writes COPYING/data.mdb
+    } finally {
+      await store.close();
+    }
+    chmodSync(join(copying, BACKUP_FILE), 0o600);
+    renameSync(join(copying, BACKUP_FILE), join(outDir, BACKUP_FILE));
   } finally {
-    await store.close();
+    rmSync(copying, { recursive: true, force: true });
   }
   // the copy, opened on its own, must be whole: master key and audit chain
   const scratch = join(outDir, '.check');
@@ -177,6 +196,8 @@ function readManifest(fromDir: string): BackupManifest {
  * the staging folder is removed and data_dir is as it was.
  */
 export async function restoreKeyd(config: KeydConfig, fromDir: string): Promise<BackupManifest> {
+  const holder = await storeHolder(config.dataDir);
+  if (holder !== undefined) throw new StoreInUseError(config.dataDir, holder > 0 ? holder : undefined);
   const manifest = readManifest(fromDir);
   if (manifest.domain !== config.domain)
     throw new KeydError('config', `The backup is of "${manifest.domain}", this keyd is for "${config.domain}"`);

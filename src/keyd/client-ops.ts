@@ -86,7 +86,14 @@ function targetKeyOf(target: ReencryptTarget, answered: unknown): Uint8Array {
 /** Maps keyd's answers to gateway decisions. */
 export function fromKeyd(err: unknown): unknown {
   if (!(err instanceof KeydClientError)) return err;
-  if (err.transient) return new GatewayError('keydUnavailable', err.code);
+  // keyd's own file problem: the setting in words (its log and /health/ready name the file; a reply does not)
+  if (err.code === 'file-unavailable')
+    return Object.assign(
+      new GatewayError('keydUnavailable', `keyd cannot use the file of its ${err.details?.setting ?? 'configuration'} (see its log)`),
+      { cause: err },
+    );
+  // the reply names the code; the cause keeps keyd's own words for the readiness check (src/ops/server.ts unavailableText)
+  if (err.transient) return Object.assign(new GatewayError('keydUnavailable', err.code), { cause: err });
   if (err.code === 'key-destroyed')
     return new GatewayError('keyDestroyed', err.details?.current ? `fetch "${err.details.current}"` : undefined);
   if (err.code === 'unknown-key') return new GatewayError('badCapsule', 'unknown key id');

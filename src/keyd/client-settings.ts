@@ -70,19 +70,21 @@ export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConn
 
 /**
  * A client for keyd as a [keyd] section names it: the CA, certificate and key files read through `read` (each
- * caller's own reader, so that an unreadable file is that command's error, naming what it is), `cert` and `key`
- * replacing the section's own (the gateway's inspector role, the abuse tool's disclosure role).
+ * caller's own reader, given the setting that names the file — "keyd.cert" — so that an unreadable file is named
+ * with its setting: src/config/ini.ts readSettingFile), `cert` and `key` replacing the section's own (the gateway's
+ * inspector role, the abuse tool's disclosure role; `settings` then names theirs).
  */
 export function keydClientOf(
   conn: Pick<KeydConnection, 'url' | 'servername' | 'ca' | 'timeoutMs'> & { readonly cert: string; readonly key: string },
-  read: (file: string, what: string) => string,
-  opts: { readonly maxSockets?: number } = {},
+  read: (file: string, setting: string) => string,
+  opts: { readonly maxSockets?: number; readonly settings?: { readonly cert: string; readonly key: string } } = {},
 ): KeydClient {
+  const settings = opts.settings ?? { cert: 'keyd.cert', key: 'keyd.key' };
   return new KeydClient({
     url: conn.url,
-    cert: read(conn.cert, 'keyd client certificate'),
-    key: read(conn.key, 'keyd client key'),
-    ca: conn.ca.map((f) => read(f, 'keyd CA')),
+    cert: read(conn.cert, settings.cert),
+    key: read(conn.key, settings.key),
+    ca: conn.ca.map((f) => read(f, 'keyd.ca')),
     timeoutMs: conn.timeoutMs,
     ...(conn.servername ? { servername: conn.servername } : {}),
     ...(opts.maxSockets !== undefined ? { maxSockets: opts.maxSockets } : {}),

@@ -4,7 +4,9 @@
  * are resolved against the file's folder. Every value is checked at startup,
  * with an error naming the file, section and key (ConfigError).
  */
-import { IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead } from '../config/ini';
+import { IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead, refuseUnknown } from '../config/ini';
+import { CERT_SETTINGS } from './cert-renewal';
+import { CRL_SETTINGS } from './renewal';
 import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 
@@ -80,7 +82,10 @@ export const KEYD_SETTINGS = defineSettings({
 });
 
 export function loadKeydConfig(file: string): KeydConfig {
-  const r = new IniReader(KEYD_SETTINGS, readIniFile(file, 'keyd config'), file);
+  const ini = readIniFile(file, 'keyd config');
+  // first: a misspelt key or section stops keyd, named, instead of leaving a default in force ([crl] and [certificates] too)
+  refuseUnknown(new IniReader({ ...KEYD_SETTINGS, ...CRL_SETTINGS, ...CERT_SETTINGS }, ini, file));
+  const r = new IniReader(KEYD_SETTINGS, ini, file);
   const threads = (): number | 'auto' => {
     const raw = r.get('limits.crypto_threads');
     if (raw === 'auto') return raw;

@@ -24,12 +24,14 @@ import { Registry } from './registry';
 import { KeydServer } from './server';
 import { type Actor, KeyService } from './service';
 import { KeydStore } from './store';
+import { lockStore } from './store-lock';
 import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import type { SigningAuthority } from '../pki/issue';
 import { CertRenewer, certPolicyOf } from './cert-renewal';
-import { cannotRead } from '../errors/errno';
+import { ConfigError, readSettingFile } from '../config/ini';
+import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
 
 export interface KeydParts {
   readonly store: KeydStore;
@@ -40,11 +42,42 @@ export interface KeydParts {
 
 export const KEYD_ACTOR: Actor = { role: 'keyd', name: 'keyd schedule' };
 
-function readPem(file: string, what: string): string {
+/**
+ * The files keyd needs, read and checked before anything is opened (docs/configuration.md, "Files a setting
+ * names"): the CRLs of [pki] crls, the TLS certificate and key (a pair), the client CAs and the roots. keyd does
+ * not start without them (exit 78, the setting and the file named); the org CA is checked by `orgAnchor`.
+ */
+export function checkKeydFiles(config: KeydConfig): { cert: string; key: string } {
+  for (const f of config.pki.crls) readCrlFile(config.file, 'pki.crls', f);
+  for (const f of config.tls.clientCas) readCertificateFile(config.file, 'tls.client_ca', f);
+  for (const f of config.pki.roots) readCertificateFile(config.file, 'pki.roots', f);
+  return readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
+}
+
+/**
+ * A file keyd needs that became unusable while it runs: the request is answered 503 `file-unavailable`, naming the
+ * setting and the file (the gateway's 451 names the setting), instead of a 500 "internal".
+ */
+export function fileUnavailable(err: unknown): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  const { section, key } = err.where;
+  return new KeydError('file-unavailable', `keyd cannot use a file it needs: ${err.message}`, {
+    ...(section && key ? { setting: `[${section}] ${key}` } : {}),
+  });
+}
+
+/** What is wrong with the files keyd reads while it runs ([pki] crls, [tls] cert and key), for /health/ready; undefined when nothing. */
+export function keydFileProblem(config: KeydConfig, crls: CrlFiles): string | undefined {
   try {
-    return readFileSync(file, 'utf8');
+    crls.current();
+    for (const [setting, path] of [
+      ['tls.cert', config.tls.cert],
+      ['tls.key', config.tls.key],
+    ] as const)
+      readSettingFile(config.file, setting, path);
+    return undefined;
   } catch (err) {
-    throw new KeydError('config', cannotRead(what, file, err));
+    return (err as Error).message;
   }
 }
 
@@ -100,7 +133,7 @@ export function openKeyd(
     registry: new Registry(store, wrapper, config.domain),
     tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs),
     audit,
-    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    roots: config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f)),
     validationCache: new ValidationCache(),
     ...(crypto ? { crypto } : {}),
   });
@@ -134,7 +167,7 @@ export function cryptoThreadsFor(setting: number | 'auto', group: Group = defaul
  * as `org_ca_cert` when both are given. keyd does not start otherwise.
  */
 export function orgAnchor(config: KeydConfig): string {
-  const pem = readPem(config.pki.orgCa, 'org CA ([pki] org_ca)');
+  const pem = readCertificateFile(config.file, 'pki.org_ca', config.pki.orgCa);
   const where = `Config "${config.file}": [pki] org_ca`;
   let cert;
   try {
@@ -150,7 +183,10 @@ export function orgAnchor(config: KeydConfig): string {
       'config',
       `${where} is not constrained to the domain ${config.domain} (its names: ${domains.join(', ') || 'none'})`,
     );
-  if (config.pki.orgCaCert && parseCertificate(readPem(config.pki.orgCaCert, 'org CA certificate')).fingerprint !== cert.fingerprint) {
+  if (
+    config.pki.orgCaCert &&
+    parseCertificate(readCertificateFile(config.file, 'pki.org_ca_cert', config.pki.orgCaCert)).fingerprint !== cert.fingerprint
+  ) {
     throw new KeydError('config', `${where} and [pki] org_ca_cert must be the same certificate`);
   }
   return pem;
@@ -159,17 +195,27 @@ export function orgAnchor(config: KeydConfig): string {
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
   const orgCa = orgAnchor(config); // before anything is opened: keyd refuses to start without its anchor
+  const tls = checkKeydFiles(config); // and without the files it needs
   const orgCaAuthority = orgCaOf(config, opts.log); // read once; warns once, at start, of an unencrypted key
+  const lock = await lockStore(config.dataDir, opts.log); // one keyd per store (src/keyd/store-lock.ts)
   const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
   let opened: KeydParts | undefined;
   try {
-    return await startService(config, { ...opts, clock, orgCa, orgCaAuthority, crypto }, (p) => (opened = p));
+    const running = await startService(config, { ...opts, clock, orgCa, orgCaAuthority, crypto, tls }, (p) => (opened = p));
+    return {
+      ...running,
+      async stop() {
+        await running.stop();
+        await lock.release();
+      },
+    };
   } catch (err) {
     // a start that fails (a bad TLS key, the port taken…) stops its crypto threads and closes the store before the
     // error reaches the command: a process exiting while a worker thread still starts up can abort instead of exiting
     await crypto?.close().catch(() => undefined);
     await opened?.store.close().catch(() => undefined);
+    await lock.release();
     throw err;
   }
 }
@@ -181,6 +227,8 @@ interface StartState {
   readonly orgCa: string;
   readonly orgCaAuthority: SigningAuthority | undefined;
   readonly crypto: ThreadedCrypto | undefined;
+  /** [tls] cert and key, checked (checkKeydFiles). */
+  readonly tls: { readonly cert: string; readonly key: string };
 }
 
 /** The rest of keyd's start: the store and service, renewals, the HTTPS server, the schedule. `onOpen` is told of the store once open. */
@@ -198,14 +246,21 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log);
   await certRenewer.run(clock());
   // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
-  const crls = new CrlFiles(crlFiles, (f) => readPem(f, 'CRL'));
+  // one that becomes unusable is a 503 naming it (fileUnavailable), and keyd is not ready (keydFileProblem)
+  const crls = new CrlFiles(crlFiles, (f) => {
+    try {
+      return readCrlFile(config.file, 'pki.crls', f);
+    } catch (err) {
+      throw fileUnavailable(err);
+    }
+  });
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host,
     port: config.port,
-    cert: readPem(config.tls.cert, 'TLS certificate'),
-    key: readPem(config.tls.key, 'TLS key'),
-    clientCas: config.tls.clientCas.map((f) => readPem(f, 'client CA')),
-    roots: config.pki.roots.map((f) => readPem(f, 'SSMAX root')),
+    cert: st.tls.cert,
+    key: st.tls.key,
+    clientCas: config.tls.clientCas.map((f) => readCertificateFile(config.file, 'tls.client_ca', f)),
+    roots: config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f)),
     orgCa,
     crls: () => crls.current(),
     clock,
@@ -216,22 +271,29 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   });
   const port = await server.listen();
   const tlsFiles = [config.tls.cert, config.tls.key];
-  let tlsText = tlsFiles.map((f) => readPem(f, 'TLS certificate or key')).join('');
+  let tlsText = `${st.tls.cert}${st.tls.key}`;
   const reloadTls = () => {
     try {
       const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
       if (`${cert}${key}` === tlsText) return;
-      server.server.setSecureContext({ cert, key, ca: config.tls.clientCas.map((f) => readPem(f, 'client CA')), minVersion: 'TLSv1.2' });
+      server.server.setSecureContext({
+        cert,
+        key,
+        ca: config.tls.clientCas.map((f) => readSettingFile(config.file, 'tls.client_ca', f)),
+        minVersion: 'TLSv1.2',
+      });
       tlsText = `${cert}${key}`;
       st.log?.(`keyd: TLS certificate "${config.tls.cert}" reloaded`);
     } catch (err) {
       st.log?.(`keyd: WARNING cannot reload the TLS certificate "${config.tls.cert}", the previous one stays: ${(err as Error).message}`);
     }
   };
-  const ops = await startKeydOps(config, parts, clock, st.log, renewer, certRenewer).catch(async (err: unknown) => {
-    await server.close();
-    throw err;
-  }); // [ops]: health and metrics (docs/operations.md)
+  const ops = await startKeydOps(config, parts, clock, st.log, renewer, certRenewer, () => keydFileProblem(config, crls)).catch(
+    async (err: unknown) => {
+      await server.close();
+      throw err;
+    },
+  ); // [ops]: health and metrics (docs/operations.md)
   let scheduling: Promise<void> | undefined;
   const schedule = (): Promise<void> => {
     scheduling ??= parts.service

@@ -17,6 +17,7 @@ export type KeydErrorCode =
   | 'not-configured' // 409: this keyd is not set up for the operation (the message names the setting); nothing was done
   | 'busy' // 503: concurrency bound reached, retry
   | 'audit-failed' // 503: the audit record could not be written, so nothing was done
+  | 'file-unavailable' // 503: a file keyd needs (a CRL of [pki] crls…) cannot be read or used; details.setting names its setting
   | 'config' // bad configuration (startup)
   | 'internal'; // 500
 
@@ -35,6 +36,7 @@ const STATUS: Record<KeydErrorCode, number> = {
   'not-configured': 409,
   busy: 503,
   'audit-failed': 503,
+  'file-unavailable': 503,
   config: 500,
   internal: 500,
 };

@@ -8,9 +8,8 @@
  * An unencrypted file (written by earlier versions of `ssmax setup`) is still
  * read, with a warning saying how to wrap it (docs/deploy.md).
  */
-import { readFileSync } from 'node:fs';
 import type { KeyObject } from 'node:crypto';
-import { cannotRead } from '../errors/errno';
+import { readSettingFile } from '../config/ini';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { KeydConfig } from './config';
 import { KeydError } from './errors';
@@ -21,14 +20,6 @@ export function wrapOrgCaKey(key: KeyObject, master: Uint8Array): string {
   return privateKeyToPem(key, orgCaKeyPassphrase(master));
 }
 
-function readText(file: string, what: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new KeydError('config', cannotRead(what, file, err));
-  }
-}
-
 /**
  * Reads [pki] org_ca_key of `config` (which must be set). `warn` is told when
  * the file is not encrypted.
@@ -36,12 +27,12 @@ function readText(file: string, what: string): string {
 export function readOrgCaKey(config: KeydConfig, warn?: (line: string) => void): KeyObject {
   const file = config.pki.orgCaKey;
   if (!file) throw new KeydError('config', '[pki] org_ca_key is not set');
-  const pem = readText(file, 'org CA key');
+  const pem = readSettingFile(config.file, 'pki.org_ca_key', file);
   const encrypted = pem.includes('ENCRYPTED PRIVATE KEY');
   let passphrase: string | undefined;
   let under: string;
   if (config.pki.orgCaPassphraseFile) {
-    passphrase = readText(config.pki.orgCaPassphraseFile, 'CA passphrase file').trim();
+    passphrase = readSettingFile(config.file, 'pki.org_ca_passphrase_file', config.pki.orgCaPassphraseFile).trim();
     under = `the passphrase in "${config.pki.orgCaPassphraseFile}"`;
   } else if (encrypted) {
     passphrase = orgCaKeyPassphrase(loadMasterKey(config.masterKeyFile));

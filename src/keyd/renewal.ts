@@ -20,6 +20,7 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { IniReader, type Schema, defineSettings, readIniFile } from '../config/ini';
+import { readCertificateFile } from '../config/setting-files';
 import { parseCertificate } from '../pki/certificate';
 import { type ParsedCrl, type RevocationEntry, type RevocationReason, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -27,7 +28,6 @@ import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
 import { KeydError } from './errors';
 import { readOrgCaKey } from './org-ca-key';
-import { cannotRead } from '../errors/errno';
 
 const DAY = 86400000;
 
@@ -97,12 +97,7 @@ export function crlPolicyOf(config: KeydConfig): CrlRenewalPolicy {
 export function orgCaOf(config: KeydConfig, warn?: (line: string) => void): SigningAuthority | undefined {
   const { orgCaCert, orgCaKey } = config.pki;
   if (!orgCaCert || !orgCaKey) return undefined;
-  let pem: string;
-  try {
-    pem = readFileSync(orgCaCert, 'utf8');
-  } catch (err) {
-    throw new KeydError('config', cannotRead('org CA certificate', orgCaCert, err));
-  }
+  const pem = readCertificateFile(config.file, 'pki.org_ca_cert', orgCaCert);
   return { certificate: parseCertificate(pem), privateKey: readOrgCaKey(config, warn) };
 }
 

@@ -12,7 +12,7 @@ import { type Gateway } from '../gateway/setup';
 import { LocalInspector } from '../inspect/engine';
 import { type MessageRecord, STEPS, onRecord } from '../gateway/message-log';
 import { parseCrl } from '../pki/crl';
-import { type OpsListener, newRegistry, opsListenOf, startOps } from './server';
+import { type OpsListener, newRegistry, opsListenOf, startOps, unavailableText } from './server';
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -170,7 +170,7 @@ export async function startGatewayOps(
         const keys = await gw.deps.keyd.orgKeys();
         checks.keyd = keys.current ? 'ok' : 'no current key';
       } catch (err) {
-        checks.keyd = `unavailable (${(err as Error).name})`;
+        checks.keyd = unavailableText(err);
       }
       try {
         const now = Date.now();

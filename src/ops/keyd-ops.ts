@@ -150,6 +150,8 @@ export async function startKeydOps(
   log?: (line: string) => void,
   renewer?: CrlRenewer,
   certs?: CertRenewer,
+  /** What is wrong with a file keyd needs while it runs (src/keyd/daemon.ts keydFileProblem); undefined when nothing. */
+  fileProblem?: () => string | undefined,
 ): Promise<OpsListener | undefined> {
   const addr = opsListenOf(opsSection(config.file), `Config "${config.file}"`);
   if (!addr) return undefined;
@@ -167,8 +169,9 @@ export async function startKeydOps(
         checks.store = parts.store.meta.get('master-check') !== undefined ? 'ok' : 'not initialised';
         checks.current_key = parts.keyring.current(clock()) ? 'ok' : 'none';
       } catch (err) {
-        checks.store = `unreadable (${(err as Error).name})`;
+        checks.store = `unreadable: ${(err as Error).message}`;
       }
+      if (fileProblem) checks.files = fileProblem() ?? 'ok';
       return Promise.resolve({ ready: Object.values(checks).every((c) => c === 'ok'), checks });
     },
   });

@@ -144,3 +144,12 @@ export function opsListenOf(section: Record<string, unknown> | undefined, where:
   const listen = section?.listen;
   return parseOpsListen(listen === undefined ? OPS_DEFAULTS.listen : String(listen), where);
 }
+
+/** A dependency's failure in words for /health/ready ("unavailable: keyd unreachable: ECONNREFUSED"), never an error class's name. */
+export function unavailableText(err: unknown): string {
+  // the innermost cause says it best (a reply's "Key service unavailable: unreachable" wraps "keyd unreachable: connect ECONNREFUSED …")
+  let e = err;
+  for (let depth = 0; depth < 5 && e instanceof Error && e.cause instanceof Error; depth++) e = e.cause;
+  const text = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').trim();
+  return `unavailable: ${text.length > 200 ? `${text.slice(0, 197)}...` : text || 'no reason given'}`;
+}

@@ -13,7 +13,7 @@ import type { LocalInspector } from '../inspect/engine';
 import type { KeydOps } from '../keyd/client-ops';
 import { parseCrl } from '../pki/crl';
 import type { Publisher } from '../publisher/publisher';
-import { type OpsListener, newRegistry, opsListenOf, opsSection, startOps } from './server';
+import { type OpsListener, newRegistry, opsListenOf, opsSection, startOps, unavailableText } from './server';
 
 /** [ops] listen of a service's config file (publisher, inspector): where its ops listener listens, or undefined for none. */
 function listenOf(configFile: string): { host: string; port: number } | undefined {
@@ -131,7 +131,7 @@ export async function startInspectorOps(
       try {
         checks.keyd = (await keyd.orgKeys()).current ? 'ok' : 'no current key';
       } catch (err) {
-        checks.keyd = `unavailable (${(err as Error).name})`;
+        checks.keyd = unavailableText(err);
       }
       if (av) checks.clamd = (await av.client.ping()) ? 'ok' : 'unavailable';
       return { ready: Object.values(checks).every((c) => c === 'ok'), checks };

@@ -9,12 +9,14 @@ import { OPS_DEFAULTS } from '../ops/server';
 import {
   ConfigError,
   IniReader,
-  readConfigText,
+  readSettingFile,
+  settingFileError,
   defineSettings,
   settingError,
   readIniFile,
   type ServiceHead,
   readServiceHead,
+  refuseUnknown,
 } from '../config/ini';
 import { type KeydConnection, keydClientOf, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
 import type { InboundPolicy } from '../pki/bundle';
@@ -24,6 +26,8 @@ import { pemBlocks } from './material';
 import { Publisher } from './publisher';
 import { servedChain } from './tls-chain';
 import { FileWatch, RELOAD_CHECK_MS } from '../ops/reload';
+import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
+import { pemTexts } from '../pki/pem';
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const PublisherConfigError = ConfigError;
@@ -89,6 +93,7 @@ export const PUBLISHER_SETTINGS = defineSettings({
 
 export function loadPublisherConfig(file: string): PublisherConfig {
   const r = new IniReader(PUBLISHER_SETTINGS, readIniFile(file, 'publisher config'), file);
+  refuseUnknown(r); // first: a misspelt key or section stops the publisher, named
   const head = readServiceHead(r, 'publisher');
   const { domain } = head;
   const abuseContact = r.opt('publisher.abuse_contact') ?? `mailto:abuse@${domain}`;
@@ -119,8 +124,47 @@ export function loadPublisherConfig(file: string): PublisherConfig {
   };
 }
 
-function readText(file: string, label: string): string {
-  return readConfigText(file, label);
+/**
+ * Every file the publisher needs, read and checked before anything is published or listened on (docs/configuration.md,
+ * "Files a setting names"): a missing or unusable one is an error naming its setting and the file (exit 78, as keyd).
+ */
+function checkPublisherFiles(config: PublisherConfig): {
+  tlsCert: string;
+  tlsKey: string;
+  signerCert: string;
+  signerKey: KeyObject;
+  roots: string[];
+} {
+  const file = config.file;
+  const roots = config.pki.roots.flatMap((f) => pemTexts(readCertificateFile(file, 'pki.roots', f), 'CERTIFICATE'));
+  for (const f of config.pki.orgCaChain) readCertificateFile(file, 'pki.org_ca_chain', f);
+  for (const f of config.pki.sealingCertificates) readCertificateFile(file, 'pki.sealing_certificates', f);
+  for (const f of config.pki.crls) readCrlFile(file, 'pki.crls', f);
+  const passphrase = config.signer.passphraseFile
+    ? readSettingFile(file, 'signer.passphrase_file', config.signer.passphraseFile).trim()
+    : undefined;
+  const signerCert = pemTexts(readCertificateFile(file, 'signer.cert', config.signer.cert), 'CERTIFICATE')[0] as string;
+  const keyPem = readSettingFile(file, 'signer.key', config.signer.key);
+  let signerKey: KeyObject;
+  try {
+    signerKey = privateKeyFromPem(keyPem, passphrase);
+  } catch (err) {
+    throw settingFileError(
+      file,
+      'signer.key',
+      config.signer.key,
+      `"${config.signer.key}" cannot be read as a private key: ${(err as Error).message}`,
+    );
+  }
+  const tls = readTlsPair(file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
+  let tlsCert: string;
+  try {
+    tlsCert = servedChain(tls.cert, config.tls.cert, roots);
+  } catch (err) {
+    if (err instanceof PublisherConfigError) throw err;
+    throw settingError(config.file, 'tls', 'cert', (err as Error).message);
+  }
+  return { tlsCert, tlsKey: tls.key, signerCert, signerKey, roots };
 }
 
 /** A Publisher for this configuration, with a keyd client (admin certificate) as its key source. Call `start()`. */
@@ -128,25 +172,8 @@ export function openPublisher(
   config: PublisherConfig,
   opts: { log?: (line: string) => void; clock?: () => number } = {},
 ): { publisher: Publisher; close: () => void } {
-  const passphrase = config.signer.passphraseFile ? readText(config.signer.passphraseFile, 'signer passphrase').trim() : undefined;
-  let signerKey: KeyObject;
-  try {
-    const pem = readText(config.signer.key, 'bundle-signer key');
-    signerKey = privateKeyFromPem(pem, passphrase);
-  } catch (err) {
-    if (err instanceof PublisherConfigError) throw err;
-    throw new PublisherConfigError(`Cannot read bundle-signer key "${config.signer.key}": ${(err as Error).message}`);
-  }
-  const signerCert = pemBlocks(config.signer.cert, 'bundle-signer certificate')[0] as string;
-  const client = keydClientOf(config.keyd, readText, { maxSockets: 2 });
-  const roots = config.pki.roots.flatMap((f) => pemBlocks(f, 'root certificate'));
-  let tlsCert: string;
-  try {
-    tlsCert = servedChain(readText(config.tls.cert, 'TLS certificate'), config.tls.cert, roots);
-  } catch (err) {
-    if (err instanceof PublisherConfigError) throw err;
-    throw settingError(config.file, 'tls', 'cert', (err as Error).message);
-  }
+  const { tlsCert, tlsKey, signerCert, signerKey, roots } = checkPublisherFiles(config);
+  const client = keydClientOf(config.keyd, (f, setting) => readSettingFile(config.file, setting, f), { maxSockets: 2 });
   const publisher = new Publisher({
     domain: config.domain,
     signer: { certificate: signerCert, privateKey: signerKey },
@@ -159,7 +186,7 @@ export function openPublisher(
     pollMs: config.pollMs,
     stateFile: config.stateFile,
     keyd: () => client.call<KeydPublic>('GET', '/v1/public'),
-    tls: { cert: tlsCert, key: readText(config.tls.key, 'TLS key') },
+    tls: { cert: tlsCert, key: tlsKey },
     host: config.host,
     port: config.port,
     ...(opts.clock ? { clock: opts.clock } : {}),

@@ -30,14 +30,14 @@ test.each([
   [
     ';max_bytes=26214400',
     'max_byte=1000',
-    /ssmax-abuse\.ini \[server\] max_byte: is not a known setting \(known: listen, bearer_token_file, max_bytes\)/,
+    /ssmax-abuse\.ini \[server\] max_byte: is not a known setting, did you mean max_bytes\? \(known: listen, bearer_token_file, max_bytes\)/,
   ],
   [';timeout_ms=5000', 'timeout=5000', /\[keyd\] timeout: is not a known setting \(known: url, servername, ca, cert, key, /],
   [';dns=on', 'dns_on=on', /\[directory\] dns_on: is not a known setting \(known: roots, /],
   [
     '[registry]',
     '[registri]',
-    /ssmax-abuse\.ini: unknown section \[registri\] \(known: \[abuse\], \[keyd\], \[submit\], \[server\], \[registry\], \[directory\], /,
+    /ssmax-abuse\.ini: unknown section \[registri\], did you mean \[registry\]\? \(known: \[abuse\], \[keyd\], \[submit\], \[server\], \[registry\], \[directory\], /,
   ],
 ])('%j → %j is refused, named', (from, to, why) => {
   const shipped = shippedIni('ssmax-abuse.ini');

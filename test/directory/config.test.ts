@@ -58,7 +58,7 @@ test('a file of known names loads; [peers] and [hosts] take any name', () => {
 test('an unknown key of [directory] or [tls] is refused, naming section, key and the known ones', () => {
   const f = file('[directory]', 'roots=root.pem', 'dns_server=127.0.0.1');
   const e = refusal(f);
-  expect(e.message).toBe(`${f} [directory] dns_server: is not a known setting (known: ${KNOWN_DIRECTORY})`);
+  expect(e.message).toBe(`${f} [directory] dns_server: is not a known setting, did you mean dns_servers? (known: ${KNOWN_DIRECTORY})`);
   expect(e.where).toMatchObject({ file: f, section: 'directory', key: 'dns_server' });
   expect(refusal(file('[directory]', 'roots=root.pem', '[tls]', 'cafile=x.pem')).message).toMatch(
     /\[tls\] cafile: is not a known setting \(known: ca\)$/,
@@ -68,7 +68,7 @@ test('an unknown key of [directory] or [tls] is refused, naming section, key and
 test("an unknown section is refused, an empty one too, unless it is another reader's", () => {
   const known = '(known: [directory], [tls], [peers], [hosts])';
   const f = file('[directory]', 'roots=root.pem', '[directroy]', 'dns=off');
-  expect(refusal(f).message).toBe(`${f}: unknown section [directroy] ${known}`);
+  expect(refusal(f).message).toBe(`${f}: unknown section [directroy], did you mean [directory]? ${known}`);
   expect(refusal(f).where).toMatchObject({ file: f, section: 'directroy' });
   expect(refusal(file('[directory]', 'roots=root.pem', '[empty]')).message).toBe(`${f}: unknown section [empty] ${known}`);
   expect(

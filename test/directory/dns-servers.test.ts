@@ -90,7 +90,7 @@ test('ssmax-directory.ini: dns_servers reaches the directory (`ssmax directory l
   writeFileSync(bad, ['[directory]', 'roots=root.pem', `dns_server=127.0.0.1:${dns.port}`, ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow(DirectoryConfigError);
   expect(() => loadDirectoryConfig(bad)).toThrow(
-    `${bad} [directory] dns_server: is not a known setting (known: roots, crls, cache_dir, dns, dns_servers,`,
+    `${bad} [directory] dns_server: is not a known setting, did you mean dns_servers? (known: roots, crls, cache_dir, dns, dns_servers,`,
   );
   const e = capture();
   expect(await main(['directory', 'status', '--config', bad], e.io)).toBe(78);
@@ -99,7 +99,9 @@ test('ssmax-directory.ini: dns_servers reaches the directory (`ssmax directory l
   writeFileSync(bad, ['[directory]', 'roots=root.pem', '[tls]', 'cafile=x.pem', ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow('[tls] cafile: is not a known setting (known: ca)');
   writeFileSync(bad, ['[directory]', 'roots=root.pem', '[directroy]', 'dns=off', ''].join('\n'));
-  expect(() => loadDirectoryConfig(bad)).toThrow('unknown section [directroy] (known: [directory], [tls], [peers], [hosts])');
+  expect(() => loadDirectoryConfig(bad)).toThrow(
+    'unknown section [directroy], did you mean [directory]? (known: [directory], [tls], [peers], [hosts])',
+  );
   expect(loadDirectoryConfig(bad.replace('bad', 'bad'), { otherSections: ['directroy'] }).roots).toHaveLength(1); // another reader's section
   writeFileSync(bad, ['[directory]', 'roots=root.pem', 'dns_servers=127.0.0.1:5353, not-an-ip', ''].join('\n'));
   expect(() => loadDirectoryConfig(bad)).toThrow('[directory] dns_servers: "not-an-ip" is not an IP address or IP:port');

@@ -47,6 +47,6 @@ test('a missing file named in ssmax.ini: one CRIT line "ssmax: cannot start: …
   ).rejects.toThrow(/Haraka exited 1/);
   const crit = log.split('\n').filter((l) => l.includes('[CRIT]'));
   expect(crit).toHaveLength(1);
-  expect(crit[0]).toContain(`ssmax: cannot start: Cannot read keyd CA "${missing}": ENOENT`);
+  expect(crit[0]).toContain(`ssmax: cannot start: ssmax.ini [keyd] ca: cannot read "${missing}": no such file (ENOENT)`);
   expect(log).not.toMatch(/^\s*(\[CRIT\] \[-\] \[core\])?\s+at /m);
 });

@@ -1,0 +1,114 @@
+/**
+ * One keyd per store (docs/scaling.md): `ssmax keyd run` holds its data_dir
+ * exclusively while it runs. The lock is a listening Unix socket in Linux's
+ * abstract namespace, named after the store's real path: binding it is
+ * atomic, and the kernel releases it when the process ends however it ends
+ * (kill -9 included), so there is never a stale lock to clear. The holder
+ * answers a connection with its pid, so the second keyd can name it.
+ *
+ * The tools that open the store beside a running keyd (`keyd backup`,
+ * `keyd audit verify`, `keyd rotate`: LMDB lets several processes share an
+ * environment) take no lock; `keyd restore`, which replaces the store,
+ * refuses while it is held.
+ *
+ * The abstract namespace belongs to a network namespace: two keyds in
+ * containers with separate network namespaces sharing one volume do not see
+ * each other's lock (docs/scaling.md).
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { type Server, createConnection, createServer } from 'node:net';
+
+/** Another keyd holds the store. */
+export class StoreInUseError extends Error {
+  override readonly name = 'StoreInUseError';
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number | undefined,
+  ) {
+    super(
+      `keyd store "${dataDir}" is in use by another keyd (${pid === undefined ? 'its pid unknown' : `pid ${pid}`}): one keyd per store; stop it first (docs/scaling.md)`,
+    );
+  }
+}
+
+export interface StoreLock {
+  release(): Promise<void>;
+}
+
+/** Whether the store lock is supported here (Linux: the abstract socket namespace). */
+export const STORE_LOCK_SUPPORTED = process.platform === 'linux';
+
+function lockName(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const real = realpathSync(dataDir);
+  return `\0ssmax-keyd-store-${createHash('sha256').update(real).digest('hex').slice(0, 40)}`;
+}
+
+/** The pid of the keyd holding `dataDir`, or undefined when none does (or the platform has no lock). */
+export async function storeHolder(dataDir: string, timeoutMs = 2000): Promise<number | undefined> {
+  if (!STORE_LOCK_SUPPORTED || !existsSync(dataDir)) return undefined;
+  return holderOf(lockName(dataDir), timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
+}
+
+function holderOf(name: string, timeoutMs: number): Promise<{ held: boolean; pid?: number }> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ path: name });
+    let text = '';
+    let connected = false;
+    const done = (r: { held: boolean; pid?: number }) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => done({ held: connected }), timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => (connected = true));
+    socket.on('data', (d: string) => {
+      text += d;
+      if (text.length > 64) done({ held: true });
+    });
+    socket.on('end', () => {
+      const pid = Number(/^pid (\d{1,10})\n/.exec(text)?.[1]);
+      done(Number.isSafeInteger(pid) && pid > 0 ? { held: true, pid } : { held: true });
+    });
+    socket.on('error', () => done({ held: connected }));
+  });
+}
+
+/**
+ * Takes the store's lock, or throws StoreInUseError naming the keyd that
+ * holds it. Where there is no lock (not Linux), `warn` is told and nothing
+ * is held.
+ */
+export async function lockStore(dataDir: string, warn?: (line: string) => void): Promise<StoreLock> {
+  if (!STORE_LOCK_SUPPORTED) {
+    warn?.(`keyd: WARNING no store lock on ${process.platform}: make sure no other keyd runs on "${dataDir}"`);
+    return { release: () => Promise.resolve() };
+  }
+  const name = lockName(dataDir);
+  const server: Server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(`pid ${process.pid}\n`);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: name, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    const h = await holderOf(name, 2000);
+    throw new StoreInUseError(dataDir, h.pid);
+  }
+  server.unref(); // the lock never keeps the process alive by itself
+  return {
+    release: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}
