@@ -98,7 +98,10 @@ async function runDemo(io: CliIo, dir: string): Promise<number> {
     const delivered = B.mailbox.for('bob@b.example')[0]!.raw;
     io.out(`b.example's mailbox store received ${delivered.length} bytes for bob@b.example (encrypted to Bob's key only)`);
     io.out('');
-    io.out('bob@b.example opens it:');
+    io.out('bob@b.example opens it (ssmax user open):');
+    io.out('  one line per seal, oldest first: instance, the organisation that sealed, the result, the verdicts of that hop');
+    io.out('  (dlp, av: inspection; e2e: encrypted end to end), cv= what that hop found of the seals before it (none: there');
+    io.out('  were none), and how this seal was checked (docs/user.md, "open"); the last line sums the chain up');
     const opened = await openMessage(bob, delivered, { now: new Date() });
     for (const line of opened.trace) io.out(`  ${line}`);
     io.out(`  ${opened.summary}`);

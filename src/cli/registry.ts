@@ -51,7 +51,12 @@ const SUB_HELP: Record<string, string> = {
   --profile DIR          SSMAX client user: issue the certificates with [registry] ca_dir (or ca_cert,
                          ca_key) and write the profile folder DIR (needs [registry] root and bundle)
   --plain                a plain mail client user (transparent mode): no certificates
-  --pseudonym NAME       pseudonym in the certificates (default the code)`,
+  --pseudonym NAME       pseudonym in the certificates (default the code)
+  --kind KIND            who the user is for inspection, whatever the client (--profile or --plain):
+                         organisation (default): a member of the organisation (staff), always inspected;
+                         individual: a private person served by the organisation (ISP mode), inspected
+                         only with --inspection-consent (docs/inspection.md, "Individuals")
+  --inspection-consent   an individual's consent to inspection (default: none)`,
   show: 'Usage: ssmax registry show --config FILE [--json] ADDRESS\n\nPrints the registration (address, code, status, certificate serials); never the identity reference.',
   suspend:
     'Usage: ssmax registry suspend --config FILE ADDRESS\n\nSets the status to suspended at keyd (audited). Tokens of the user still resolve, showing the status.',
@@ -117,6 +122,12 @@ function loadAuthority(config: AbuseConfig): { ca: SigningAuthority; caDir?: str
   return { ca, crlFile, ...(r.caDir ? { caDir: r.caDir } : {}) };
 }
 
+/** What a registration's kind means (it says who the user is, not which mail client: --plain and --profile are both either). */
+const KIND_MEANS: Record<string, string> = {
+  organisation: 'a member of the organisation: inspected',
+  individual: 'a private person, ISP mode: inspected only with consent',
+};
+
 function describe(u: RegisteredUser): string[] {
   let serials: string[];
   try {
@@ -128,7 +139,7 @@ function describe(u: RegisteredUser): string[] {
     `address: ${u.address}`,
     `code: ${u.code}`,
     `status: ${u.status}`,
-    ...(u.kind ? [`kind: ${u.kind}`] : []),
+    ...(u.kind ? [`kind: ${u.kind} (${KIND_MEANS[u.kind] ?? 'unknown kind'})`] : []),
     `certificate serial: ${u.certificateSerial ?? '(none)'}`,
     ...(serials.length > 1 ? [`certificates: ${serials.join(', ')}`] : []),
     ...(u.encryptionKeyId ? [`encryption key: ${u.encryptionKeyId}`] : []),
@@ -216,7 +227,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           ...(values['inspection-consent'] ? { inspectionConsent: true } : {}),
           ...(profile ? { profile } : {}),
         });
-        io.out(`Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client)'}`);
+        io.out(
+          `Registered ${u.address} as ${u.code}${profile ? ` with certificates (profile ${profile.dir})` : ' (plain client: no certificates, the gateway encrypts and decrypts for it)'}`,
+        );
         for (const l of describe(u)) io.out(`  ${l}`);
         return EXIT.ok;
       }

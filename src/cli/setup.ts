@@ -14,7 +14,8 @@ file (the shipped ones, with every setting and its default, set for this
 organisation), and the gateway's Haraka folder DIR/gateway, made first with
 "haraka -i DIR/gateway" (config/plugins: auth/flat_file, ssmax, and haraka -i's
 conflicting defaults off; listen; me; ssmax.ini). Then prints what to do next
-(docs/deploy.md).
+(docs/deploy.md), its paths as --dir was given: absolute, or relative to the
+folder setup ran in.
 
   DIR/pki/        root, org CA, CRLs, sealing certificate (every host needs it)
   DIR/keyd/       keyd.ini (+ master key and the org CA key: the keyd host only)

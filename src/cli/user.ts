@@ -70,7 +70,8 @@ Writes the result to -o FILE or stdout.`,
 
 Submits the message (FILE, or stdin) as it is, with MAIL FROM = the profile's address and RCPT TO =
 each --to, after AUTH (the login is the profile's address: the gateway lets a login send only as
-that address). The SMTP settings come from the profile; the options override them. The
+that address). The SMTP settings come from the profile ("smtp" in profile.json; a profile made by
+ssmax registry add has none); the options give or override them. The
 password comes from a file or an environment variable, never from the command line.
 --security none (no TLS) is for loopback tests only.`,
   open: `Usage: ssmax user open --profile DIR [--in FILE] [-o FILE] [--peer-bundle FILE ...] [--crl FILE ...]
@@ -91,7 +92,10 @@ with \`ssmax user send --to ADDR\`: your gateway re-encrypts it for the new reci
 organisation or in another one. Writes the message to -o FILE or stdout.`,
   'update-bundle': `Usage: ssmax user update-bundle --profile DIR --bundle FILE [--at TIME]
 
-Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.`,
+Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.
+The publisher's bundles expire (one day by default), so fetch a fresh one regularly, e.g.
+  curl --fail --cacert DIR/root.cert.pem https://ssmax.DOMAIN/.well-known/ssmax/bundle -o FILE
+(the URL of the domain's _ssmax TXT record; docs/deploy.md, "Users").`,
 };
 
 type Values = OptionValues;

@@ -454,19 +454,23 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
     write('inspector/inspector.ini', insIni);
   }
 
-  const at = (p: string) => (isAbsolute(p) ? relative(process.cwd(), p) || '.' : p);
-  const d = at(dir);
+  // the paths below as --dir was given: absolute stays absolute; relative ones are relative to this folder
+  const d = isAbsolute(opts.dir) ? dir : relative(process.cwd(), dir) || '.';
   const { port: pubPort } = hostPort(publisherListen, '--publisher-listen');
   const next = [
     `Organisation ${domain} provisioned in ${d}.`,
     '',
-    'Next:',
+    isAbsolute(opts.dir)
+      ? 'Next (absolute paths, as --dir was given):'
+      : `Next (paths relative to ${process.cwd()}, where ssmax setup ran, as --dir was given):`,
     `  1. start keyd:         ssmax keyd run --config ${d}/keyd/keyd.ini`,
     `  2. start the publisher: ssmax publish --config ${d}/publisher/publisher.ini`,
     ...(inspection === 'remote' ? [`     start the inspector: ssmax inspector run --config ${d}/inspector/inspector.ini`] : []),
     `  3. users who may relay: add address=password lines to ${d}/gateway/config/auth_flat_file.ini, and register each at keyd:`,
     `       ssmax registry add --config ${d}/admin/ssmax-abuse.ini ADDRESS --code CODE --identity-ref REF --plain`,
+    `     (an SSMAX client user: --profile DIR instead of --plain; docs/deploy.md, "Users")`,
     `  4. start the gateway (haraka-plugin-ssmax installed beside Haraka): haraka -c ${d}/gateway`,
+    `     local mail goes to the mailbox store at ${delivery} (${opts.deliveryProtocol ?? 'smtp'}), which must be running: docs/deploy.md`,
     `  5. DNS: MX ${domain} -> mx.${domain}; A/AAAA for mx.${domain} and ssmax.${domain}; and`,
     `       _ssmax.${domain}. TXT "v=ssmax1; u=https://ssmax.${domain}${pubPort === 443 ? '' : `:${pubPort}`}/.well-known/ssmax/bundle"`,
     `  Split across hosts: copy ${d}/pki with each of keyd/, publisher/, gateway/${inspection === 'remote' ? ', inspector/' : ''} to its host (same layout);`,

@@ -152,9 +152,13 @@ function verifiedPeers(texts: readonly string[], profile: UserProfile, now: Date
   return peers;
 }
 
-function hopLine(h: Omit<HopReport, 'line'>, newestDomain: string): string {
+function hopLine(h: Omit<HopReport, 'line'>, newest: { domain: string; instance: number }): string {
   const verdicts = h.verdicts === '' ? 'no verdicts' : h.verdicts;
-  const how = h.checked === 'signature' ? 'signature verified here' : `vouched for by ${newestDomain} (cv=pass)`;
+  // an earlier seal is not checked here: the newest sealer checked it, and its seal (which this open verified) says so with cv=pass
+  const how =
+    h.checked === 'signature'
+      ? 'signature verified here'
+      : `checked by ${newest.domain}, not here: its seal i=${newest.instance} says cv=pass (--peer-bundle verifies it here)`;
   const mode = h.result === 'pass' ? how : h.result === 'unverified' ? 'not verified (the newest seal failed)' : (h.detail ?? '');
   return `seal i=${h.instance}  ${h.domain}  ${h.result}  ${verdicts}  cv=${h.cv}  ${mode}`;
 }
@@ -182,7 +186,7 @@ function hopsOf(chain: NewestSealVerification, refusals: Map<string, string>): H
       checked: r.checked,
       ...(detail === undefined ? {} : { detail }),
     };
-    return { ...base, line: hopLine(base, newest?.domain ?? '') };
+    return { ...base, line: hopLine(base, { domain: newest?.domain ?? '', instance: newest?.instance ?? 0 }) };
   });
 }
 

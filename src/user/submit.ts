@@ -93,8 +93,13 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
   }
   const base = profile.smtp;
   const merged = { ...(base ?? {}), ...(options.smtp ?? {}) } as Partial<SmtpSettings>;
-  if (!merged.host || !merged.port || !merged.user)
-    throw new UserError('smtp', `Cannot submit: the profile "${profile.dir}" has no complete SMTP settings (host, port, user)`);
+  const missing = (['host', 'port', 'user'] as const).filter((k) => !merged[k]);
+  if (missing.length > 0)
+    // a profile made by `ssmax registry add` has none: the user gives them with the options of `ssmax user send`
+    throw new UserError(
+      'smtp',
+      `Cannot submit: no SMTP ${missing.join(', ')}: give ${missing.map((k) => (k === 'user' ? '--smtp-user' : `--${k}`)).join(', ')} (or set "smtp" in ${join(profile.dir, 'profile.json')})`,
+    );
   const settings: SmtpSettings = { security: 'starttls', ...merged } as SmtpSettings;
   const password = options.password ?? smtpPassword(settings, profile.dir, options.env);
   const timeout = options.timeoutMs ?? 30_000;

@@ -11,8 +11,10 @@ test('ssmax demo: two organisations, alice -> bob, the trace of both hops, and B
   expect(await main(['demo'], io)).toBe(0);
   const text = out.join('\n');
   expect(text).toMatch(/gateway: 250 Queued \(SSMAX client mode, 1 copy\)/);
-  expect(text).toMatch(/seal i=1 +a\.example +pass/);
-  expect(text).toMatch(/seal i=2 +b\.example +pass/);
+  // the trace says what its columns are, and who checked the older seal
+  expect(text).toMatch(/one line per seal, oldest first: instance, the organisation that sealed, the result/);
+  expect(text).toMatch(/seal i=1 +a\.example +pass +\S+ +cv=none +checked by b\.example, not here: its seal i=2 says cv=pass/);
+  expect(text).toMatch(/seal i=2 +b\.example +pass +\S+ +cv=pass +signature verified here/);
   expect(text).toMatch(/ssmax-chain=pass header\.d=b\.example header\.i=2/);
   expect(text).toMatch(/Bob read exactly what Alice wrote\./);
 });

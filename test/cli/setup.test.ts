@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { parse } from 'ini';
 import { loadAbuseConfig } from '../../src/abuse/config';
 import { main } from '../../src/cli/main';
@@ -113,7 +113,12 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
     ),
   );
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(/Next:/);
+  // --dir was absolute: so is every path of the next steps, and the output says so
+  expect(r.out).toContain(`Organisation a.example provisioned in ${dir}.`);
+  expect(r.out).toContain('Next (absolute paths, as --dir was given):');
+  expect(r.out).toContain(`ssmax keyd run --config ${dir}/keyd/keyd.ini`);
+  expect(r.out).toContain(`haraka -c ${dir}/gateway`);
+  expect(r.out).toContain('the mailbox store at 127.0.0.1:24 (lmtp)');
   expect(r.out).toMatch(/_ssmax\.a\.example\. TXT "v=ssmax1; u=https:\/\/ssmax\.a\.example\/\.well-known\/ssmax\/bundle"/);
   for (const key of [
     'keyd/keyd.key',
@@ -182,25 +187,26 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
 });
 
 test('remote inspection: an inspector folder, and no inspector key in the gateway', async () => {
-  const dir = join(base, 'split');
+  // --dir given relative: the next steps' paths are relative to where setup ran, and the output names that folder
+  const dir = relative(process.cwd(), join(base, 'split'));
+  expect(isAbsolute(dir)).toBe(false);
   harakaInit(dir);
-  expect(
-    (
-      await cli(
-        args(
-          dir,
-          '--inspection',
-          'remote',
-          '--keyd-listen',
-          '0.0.0.0:7443',
-          '--keyd-url',
-          'https://keyd.a.example:7443',
-          '--inspector-url',
-          'https://inspect.a.example:7543',
-        ),
-      )
-    ).code,
-  ).toBe(0);
+  const { code, out } = await cli(
+    args(
+      dir,
+      '--inspection',
+      'remote',
+      '--keyd-listen',
+      '0.0.0.0:7443',
+      '--keyd-url',
+      'https://keyd.a.example:7443',
+      '--inspector-url',
+      'https://inspect.a.example:7543',
+    ),
+  );
+  expect(code).toBe(0);
+  expect(out).toContain(`Next (paths relative to ${process.cwd()}, where ssmax setup ran, as --dir was given):`);
+  expect(out).toContain(`ssmax inspector run --config ${dir}/inspector/inspector.ini`);
   const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
   expect(gw.inspection).toMatchObject({ mode: 'remote', url: 'https://inspect.a.example:7543', servername: 'inspect.a.example' });
   expect(gw.keyd.url).toBe('https://keyd.a.example:7443');

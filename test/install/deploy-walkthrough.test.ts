@@ -168,5 +168,17 @@ test('from an empty folder to a running a.example joined to the root: alice rela
     [2, 'b.example'],
   ]);
   expect(opened.hops.find((h) => h.instance === 1)?.verdicts).toBe('e2e:none');
+
+  // carol, the SSMAX client user: signs and encrypts on her machine, submits with the options her profile lacks
+  expect(await step('deploy-user-client')).toMatch(/250 Queued \(SSMAX client mode, 1 copy\)/);
+  await waitFor(
+    () => A.mailbox.for('alice@a.example').length >= 1,
+    60000,
+    () => `nothing reached alice@a.example; the gateway logged:\n${logOf('gateway').slice(-4000)}`,
+  );
+  const local = A.mailbox.for('alice@a.example')[0]!.raw.toString('utf8');
+  // alice has a plain client: her copy was decrypted on the internal hop, and sealed by her own gateway
+  expect(local).toContain('Encrypted on my machine.');
+  expect(local).toMatch(/^SSMAX-Seal: v=1; i=1; d=a\.example;/m);
   timings.push(['total', Date.now() - t0]);
 });

@@ -103,6 +103,8 @@ describe('ssmax registry', () => {
       expect(r.out).toMatch(new RegExp(`^Usage: ssmax registry ${sub}`));
     }
     expect((await run('--help')).out).toMatch(/revoke ADDRESS/);
+    // --kind's default and what it means, beside --plain and --profile (which say which client, not who)
+    expect((await run('add', '--help')).out).toMatch(/--kind KIND .*\n\s+organisation \(default\): a member of the organisation/);
     expect((await run('nonsense')).code).toBe(64);
   });
 
@@ -149,7 +151,27 @@ describe('ssmax registry', () => {
       'zed@a.example',
     );
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^Registered zed@a\.example as U-2002 \(plain client\)/);
+    expect(r.out).toMatch(
+      /^Registered zed@a\.example as U-2002 \(plain client: no certificates, the gateway encrypts and decrypts for it\)/,
+    );
+    // a plain client user is a member of the organisation unless --kind says otherwise, and the output says what the kind means
+    expect(r.out).toContain('kind: organisation (a member of the organisation: inspected)');
+    const person = await run(
+      'add',
+      '--config',
+      config,
+      '--plain',
+      '--kind',
+      'individual',
+      '--code',
+      'U-2005',
+      '--identity-ref',
+      'C-5',
+      'pat@a.example',
+    );
+    expect(person.code).toBe(0);
+    expect(person.out).toContain('kind: individual (a private person, ISP mode: inspected only with consent)');
+    expect((await run('show', '--config', config, 'pat@a.example')).out).toContain('kind: individual (');
     const again = await run('add', '--config', config, '--plain', '--code', 'U-2003', '--identity-ref', 'EMP-2003', 'zed@a.example');
     expect(again.code).toBe(1);
     expect(again.err).toMatch(/Cannot register "zed@a\.example": already registered/);

@@ -153,7 +153,9 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   const c = capture();
   expect(await userCommand.run(['open', '--profile', profiles.bob!, '--in', deliveredPath, ...AT], c.io)).toBe(0);
   const lines = c.out.join('\n').split('\n');
-  expect(lines[0]).toMatch(/^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example/);
+  expect(lines[0]).toMatch(
+    /^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}checked by b\.example, not here: its seal i=2 says cv=pass/,
+  );
   expect(lines[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
   expect(lines[2]).toMatch(
     /^alignment: From domain a\.example, seal i=1 by a\.example: aligned; recipient: you \(bob@b\.example\) are named/,
@@ -331,4 +333,40 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
     ),
   ).toBe(65);
   expect(again.err.join('\n')).toMatch(/the folder is not empty/);
+});
+
+test('send with a profile that has no SMTP settings (as ssmax registry add writes it) names the options that are missing', async () => {
+  const out = join(world.dir, 'no-smtp-profile');
+  expect(
+    await userCommand.run(
+      [
+        'init',
+        '--ca',
+        caDir(world.a.ca, 'ca-no-smtp'),
+        '--root',
+        file('root-no-smtp.pem', world.root.certificate.pem),
+        '--bundle',
+        file('bundle-no-smtp.json', world.a.bundle),
+        '--email',
+        `gil@${world.a.domain}`,
+        '--pseudonym',
+        'u-gil',
+        '--code',
+        'E-gil9',
+        '--out',
+        out,
+        ...AT,
+      ],
+      capture().io,
+    ),
+  ).toBe(0);
+  expect(loadUserProfile(out).smtp).toBeUndefined();
+  const message = file('no-smtp.eml', `From: gil@${world.a.domain}\r\nTo: x@${world.a.domain}\r\nSubject: s\r\n\r\nhi\r\n`);
+  const none = capture();
+  expect(await main(['user', 'send', '--profile', out, '--to', `x@${world.a.domain}`, '--in', message], none.io)).toBe(1);
+  expect(none.err.join('\n')).toMatch(/no SMTP host, port, user: give --host, --port, --smtp-user \(or set "smtp" in .*profile\.json\)/);
+  const some = capture();
+  const argv = ['user', 'send', '--profile', out, '--to', `x@${world.a.domain}`, '--in', message, '--host', '127.0.0.1', '--port', '25'];
+  expect(await main(argv, some.io)).toBe(1);
+  expect(some.err.join('\n')).toMatch(/no SMTP user: give --smtp-user/);
 });

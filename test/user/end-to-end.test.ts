@@ -198,7 +198,7 @@ describe('open: the whole way', () => {
       [2, 'b.example', 'pass', 'av:pass', 'signature'],
     ]);
     expect(opened.trace[0]).toMatch(
-      /^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}vouched for by b\.example \(cv=pass\)$/,
+      /^seal i=1 {2}a\.example {2}pass {2}dlp:pass,av:none {2}cv=none {2}checked by b\.example, not here: its seal i=2 says cv=pass \(--peer-bundle verifies it here\)$/,
     );
     expect(opened.trace[1]).toMatch(/^seal i=2 {2}b\.example {2}pass {2}av:pass {2}cv=pass {2}signature verified here$/);
     expect(opened.trace[2]).toBe(
