@@ -67,7 +67,12 @@ export async function startInspector(
     ...(bundleUrl && config.bundle.address ? { hosts: { [new URL(bundleUrl).hostname]: config.bundle.address } } : {}),
   });
   keyd.anchorInBundle(directory, config.domain);
-  const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+  const engine = new LocalInspector({
+    config: inspectConfig,
+    quarantine: new QuarantineStore(inspectConfig.quarantineDir, inspectConfig.quarantineCaps),
+    keyd,
+    group,
+  });
   // the CRLs of [pki] crls, for each new client connection: a file is read again only when it changed (src/pki/crl-files.ts)
   const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'CRL'));
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'client CA'));
