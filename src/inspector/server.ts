@@ -48,6 +48,8 @@ export interface InspectorServerOptions {
   readonly maxHeaderBytes?: number;
   /** Most header fields in one request (over it: 431; default 64). */
   readonly maxHeaders?: number;
+  /** Open connections at most (a new one over it is closed at once; default 1000). */
+  readonly maxConnections?: number;
   readonly validationCache?: ValidationCache;
   readonly log?: (line: string) => void;
 }
