@@ -83,6 +83,22 @@ export class AuditLog {
   }
 
   /**
+   * Commits an operation: its record with `change`, as `append`. When the
+   * change itself refuses (a KeydError such as `superseded`, as-read.ts:
+   * nothing was written), the operation's record is written again as that
+   * refusal, and the refusal thrown: every answer has its record.
+   */
+  async commit(input: AuditInput, now: Date, change: () => void): Promise<AuditRecord> {
+    try {
+      return await this.append(input, now, change);
+    } catch (err) {
+      if (!(err instanceof KeydError) || err.code === 'audit-failed') throw err;
+      await this.append({ ...input, result: 'refused', reason: `${err.code}: ${err.message}`.slice(0, 300) }, now);
+      throw err;
+    }
+  }
+
+  /**
    * Appends several records, in order, and runs `change` in one LMDB
    * transaction (one durable commit): a batch of operations (batch.ts) is
    * audited together, all records or none. Same guarantees as `append`.

@@ -61,12 +61,18 @@ export function openKeyd(
 ): KeydParts {
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   const store = KeydStore.open(config.dataDir);
-  const check = store.meta.get('master-check') as string | undefined;
-  if (check && check !== wrapper.checkValue) {
+  // read and, on a new store, written in one write transaction: of two processes opening a new store at once with
+  // different master keys, the second finds the first one's check value and is refused
+  const check = store.root.transactionSync(() => {
+    const stored = store.meta.get('master-check') as string | undefined;
+    if (stored === undefined) store.meta.put('master-check', wrapper.checkValue);
+    return stored ?? wrapper.checkValue;
+  });
+  if (check !== wrapper.checkValue) {
     void store.close();
     throw new KeydError('config', `Master key "${config.masterKeyFile}" is not the one this store was made with`);
   }
-  if (!check) void store.meta.put('master-check', wrapper.checkValue);
+  store.root.transactionSync(() => store.indexUserCodes());
   let certify: Certify | undefined;
   if (ca) {
     certify = (publicKey, version, notBefore, notAfter) => {

@@ -7,8 +7,11 @@
  * re-checks every member at each re-encryption (target `list`, alone or in a
  * batch), so a
  * gateway can never add a reader. Every change is an audited operation
- * (admin role), written in the same LMDB transaction as its audit record.
+ * (admin role), written in the same LMDB transaction as its audit record,
+ * and only if the list is still as the change read it (as-read.ts; else 409
+ * superseded).
  */
+import { type Read, ifUnchanged, read } from './as-read';
 import type { AuditInput, AuditLog } from './audit';
 import type { Actor } from './service';
 import { KeydError } from './errors';
@@ -78,9 +81,15 @@ export class ListService {
   }
 
   private require(address: string): ListEntry {
-    const l = this.get(address);
-    if (!l) throw new KeydError('not-found', `No mailing list "${address}" at ${this.d.domain()}`);
-    return l;
+    return this.readList(address).entry;
+  }
+
+  /** A list as the read a change decides on (as-read.ts): written only if it is still so in the write transaction. */
+  private readList(address: string): { entry: ListEntry; seen: Read<unknown> } {
+    const key = address.toLowerCase();
+    const seen = read(`list "${key}"`, () => this.d.store.lists.get(key));
+    if (!seen.value) throw new KeydError('not-found', `No mailing list "${address}" at ${this.d.domain()}`);
+    return { entry: listEntry(seen.value), seen };
   }
 
   /** Runs one list operation with its audit record (success or refusal), the change committed with the record. */
@@ -114,27 +123,29 @@ export class ListService {
       );
       throw err;
     }
-    await this.d.audit.append(
-      { ...base, result: 'ok', ...(out.reason ? { reason: out.reason.slice(0, 300) } : {}) } as AuditInput,
-      now,
-      out.change,
-    );
+    const record = { ...base, result: 'ok', ...(out.reason ? { reason: out.reason.slice(0, 300) } : {}) } as AuditInput;
+    if (out.change) await this.d.audit.commit(record, now, out.change);
+    else await this.d.audit.append(record, now);
     return out.result;
   }
 
-  private put(entry: ListEntry): () => void {
-    return () => {
+  /** The change writing `entry`, if each of `reads` is still as the decision saw it (else 409 superseded). */
+  private put(entry: ListEntry, reads: readonly Read<unknown>[]): () => void {
+    return ifUnchanged(reads, () => {
       this.d.store.lists.put(entry.address, entry);
-    };
+    });
   }
 
   /** `ssmax list create`: a new list (no members yet unless given). */
   create(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
     return this.audited(actor, 'list.create', body.address, ['admin'], () => {
       const address = this.ownAddress(body.address);
-      if (this.get(address)) throw new KeydError('bad-request', `List "${address}" exists already`);
-      if (this.d.store.users.get(address))
-        throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
+      // one namespace for lists and users, checked again in the transaction that inserts
+      const taken = read(`address "${address}"`, () =>
+        this.d.store.lists.get(address) ? 'list' : this.d.store.users.get(address) ? 'user' : undefined,
+      );
+      if (taken.value === 'list') throw new KeydError('bad-request', `List "${address}" exists already`);
+      if (taken.value === 'user') throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
       const members = body.members === undefined ? [] : addresses(body.members, 'members');
       if (members.includes(address)) throw new KeydError('bad-request', `List "${address}" cannot be a member of itself`);
       const t = this.d.clock().getTime();
@@ -146,14 +157,14 @@ export class ListService {
         created: t,
         updated: t,
       };
-      return { result: entry, reason: `policy ${entry.policy}, ${members.length} members`, change: this.put(entry) };
+      return { result: entry, reason: `policy ${entry.policy}, ${members.length} members`, change: this.put(entry, [taken]) };
     });
   }
 
   /** `ssmax list add|remove`: membership changes take effect for every post accepted afterwards. */
   members(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
     return this.audited(actor, 'list.members', body.address, ['admin'], () => {
-      const l = this.require(this.ownAddress(body.address));
+      const { entry: l, seen } = this.readList(this.ownAddress(body.address));
       const add = body.add === undefined ? [] : addresses(body.add, 'add');
       const remove = new Set(body.remove === undefined ? [] : addresses(body.remove, 'remove'));
       if (add.includes(l.address)) throw new KeydError('bad-request', `List "${l.address}" cannot be a member of itself`);
@@ -165,7 +176,7 @@ export class ListService {
       return {
         result: entry,
         reason: `added ${add.join(',').slice(0, 120) || 'none'}; removed ${[...remove].join(',').slice(0, 120) || 'none'}; ${members.length} members`,
-        change: this.put(entry),
+        change: this.put(entry, [seen]),
       };
     });
   }
@@ -173,7 +184,7 @@ export class ListService {
   /** `ssmax list policy`: posting policy and moderators. */
   policy(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
     return this.audited(actor, 'list.policy', body.address, ['admin'], () => {
-      const l = this.require(this.ownAddress(body.address));
+      const { entry: l, seen } = this.readList(this.ownAddress(body.address));
       const entry: ListEntry = {
         ...l,
         policy: body.policy === undefined ? l.policy : policyOf(body.policy),
@@ -182,7 +193,7 @@ export class ListService {
       };
       if (entry.policy === 'moderated' && entry.moderators.length === 0)
         throw new KeydError('bad-request', `A moderated list needs at least one moderator (--moderator)`);
-      return { result: entry, reason: `policy ${entry.policy}, ${entry.moderators.length} moderators`, change: this.put(entry) };
+      return { result: entry, reason: `policy ${entry.policy}, ${entry.moderators.length} moderators`, change: this.put(entry, [seen]) };
     });
   }
 

@@ -10,6 +10,7 @@ import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import { keyIdOf } from '../crypto/keys';
 import { parseCertificate } from '../pki/certificate';
+import { type Read, read } from './as-read';
 import { KeydError } from './errors';
 import type { SecretWrapper } from './master-key';
 import type { KeydStore } from './store';
@@ -102,8 +103,12 @@ export class Registry {
       throw new KeydError('bad-request', `Cannot register "${address}": not an address of ${this.domain}`);
   }
 
-  /** Validates a new user and builds its record (the caller stores it with the audit record). */
-  build(input: NewUser, now: Date): UserRecord {
+  /**
+   * Validates a new user and builds its record; the caller stores it with the
+   * audit record through `ifUnchanged(reads, …)` (as-read.ts), so that the
+   * address and the code are still free in the transaction that inserts.
+   */
+  build(input: NewUser, now: Date): { record: UserRecord; reads: Read<unknown>[] } {
     const address = checkAddress(input.address);
     this.checkLocal(address);
     if (typeof input.code !== 'string' || !CODE.test(input.code))
@@ -126,12 +131,17 @@ export class Registry {
           `Cannot register "${address}": encryption key id "${keyId.slice(0, 70)}" is not 1-64 characters of [A-Za-z0-9._:-]`,
         );
     }
-    if (this.store.users.get(address)) throw new KeydError('bad-request', `Cannot register "${address}": already registered`);
-    for (const { value } of this.store.users.getRange({})) {
-      if (value.code === input.code) throw new KeydError('bad-request', `Cannot register "${address}": code "${input.code}" is taken`);
-    }
+    const code = input.code;
+    // one namespace for users and lists; codes unique (a tracking token names the code alone)
+    const taken = read(`address "${address}"`, () =>
+      this.store.users.get(address) ? 'user' : this.store.lists.get(address) ? 'list' : undefined,
+    );
+    if (taken.value === 'user') throw new KeydError('bad-request', `Cannot register "${address}": already registered`);
+    if (taken.value === 'list') throw new KeydError('bad-request', `Cannot register "${address}": it is a mailing list's address`);
+    const holder = read(`code "${code}"`, () => this.store.codes.get(code));
+    if (holder.value !== undefined) throw new KeydError('bad-request', `Cannot register "${address}": code "${code}" is taken`);
     const t = now.getTime();
-    return {
+    const record: UserRecord = {
       address,
       code: input.code,
       identityRef: this.wrapper.wrap(`identity:${address}`, Buffer.from(input.identityRef, 'utf8')),
@@ -145,6 +155,7 @@ export class Registry {
       ...(input.signingCertificate ? { signingCertificate: input.signingCertificate } : {}),
       ...(input.certificateSerial ? { certificateSerial: input.certificateSerial } : {}),
     };
+    return { record, reads: [taken, holder] };
   }
 
   get(address: string): UserRecord | undefined {
@@ -157,9 +168,24 @@ export class Registry {
     return u;
   }
 
+  /** A registered user's record as a read a decision rests on (as-read.ts); not-found when there is none. */
+  readUser(address: string): Read<UserRecord> {
+    const key = checkAddress(address);
+    const r = read(`user "${key}"`, () => this.store.users.get(key));
+    if (!r.value) throw new KeydError('not-found', `No registered user "${address}"`);
+    return r as Read<UserRecord>;
+  }
+
+  /** The user a code names (the code index: one read, not a scan of the registry). */
   findByCode(code: string): UserRecord | undefined {
-    for (const { value } of this.store.users.getRange({})) if (value.code === code) return value;
-    return undefined;
+    const address = this.store.codes.get(code);
+    return address === undefined ? undefined : this.store.users.get(address);
+  }
+
+  /** The write of a new user's record and its code (inside the write transaction, through `ifUnchanged` with `build`'s reads). */
+  insert(record: UserRecord): void {
+    this.store.users.put(record.address, record);
+    this.store.codes.put(record.code, record.address);
   }
 
   /** The serials (hex) of the certificates held for a user: signing and encryption. */

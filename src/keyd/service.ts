@@ -16,6 +16,7 @@ import { compressedPointFromSpki } from '../pki/keys';
 import type { Role } from '../pki/oids';
 import { type ValidationCache, validateCertificate } from '../pki/validate';
 import type { AuditInput, AuditLog } from './audit';
+import { ifUnchanged, read } from './as-read';
 import { type KeydCrypto, inlineCrypto } from './crypto-threads';
 import { KeydError } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
@@ -191,7 +192,8 @@ export class KeyService {
       await this.d.audit.append(done.record, now);
       throw done.error;
     }
-    await this.d.audit.append(done.record, now, done.change);
+    if (done.change) await this.d.audit.commit(done.record, now, done.change);
+    else await this.d.audit.append(done.record, now);
     return done.result;
   }
 
@@ -427,8 +429,8 @@ export class KeyService {
       { target: typeof body.address === 'string' ? body.address.slice(0, 254) : undefined },
       () => {
         this.require(actor, ['admin'], 'registry.add');
-        const record = this.d.registry.build(body as unknown as NewUser, this.d.clock());
-        return { result: Registry.public(record), change: () => this.d.store.users.put(record.address, record) };
+        const { record, reads } = this.d.registry.build(body as unknown as NewUser, this.d.clock());
+        return { result: Registry.public(record), change: ifUnchanged(reads, () => this.d.registry.insert(record)) };
       },
     );
   }
@@ -445,14 +447,20 @@ export class KeyService {
       this.require(actor, ['admin'], 'registry.status');
       if (status !== 'active' && status !== 'suspended')
         throw new KeydError('bad-request', 'Field "status" must be "active" or "suspended"');
-      const current = this.d.registry.require(address);
+      const seen = this.d.registry.readUser(address);
+      const current = seen.value;
       if (status === 'active' && current.revoked !== undefined)
         throw new KeydError(
           'bad-request',
           `Cannot reinstate "${current.address}": it was revoked at ${new Date(current.revoked).toISOString()} (its certificates are in the CRL); revocation is final`,
         );
       const u = { ...current, status, updated: this.d.clock().getTime() } as const;
-      return { result: Registry.public(u), audit: { reason: `status=${status}` }, change: () => this.d.store.users.put(u.address, u) };
+      // written only if the record is still the one decided on: a revocation committed meanwhile is never undone
+      return {
+        result: Registry.public(u),
+        audit: { reason: `status=${status}` },
+        change: ifUnchanged([seen], () => this.d.store.users.put(u.address, u)),
+      };
     });
   }
 
@@ -547,8 +555,15 @@ export class KeyService {
         if (!Array.isArray(body.members) || body.members.length > 10000)
           throw new KeydError('bad-request', 'Field "members" must be an array of at most 10000 addresses');
         const members = [...new Set(body.members.map((m) => checkAddress(m, 'member')))];
+        // a list address is never a user's (checked again in the write transaction)
+        const user = read(`address "${address}"`, () => this.d.store.users.get(address) !== undefined);
+        if (user.value) throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
         const rec = { address, members, updated: this.d.clock().getTime() };
-        return { result: rec, audit: { reason: `${members.length} members` }, change: () => this.d.store.lists.put(address, rec) };
+        return {
+          result: rec,
+          audit: { reason: `${members.length} members` },
+          change: ifUnchanged([user], () => this.d.store.lists.put(address, rec)),
+        };
       },
     );
   }
@@ -657,37 +672,40 @@ export class KeyService {
     // Tracking keys follow the org keys' validity: a new one each period; a
     // retired one keeps resolving for the retention period, then is erased
     // (tokens under it no longer resolve: SSMAX §2.2, tokens expire per policy).
-    const tracking = this.d.tracking.current();
-    if (!tracking || now.getTime() - tracking.created >= this.d.keyring.policy.validityMs) {
-      const { next, retired } = this.d.tracking.buildNext(now);
+    const tracking = read('tracking key', () => this.d.tracking.current());
+    if (!tracking.value || now.getTime() - tracking.value.created >= this.d.keyring.policy.validityMs) {
+      const { next, retired } = this.d.tracking.buildNext(now, tracking.value);
       try {
-        await this.d.audit.append(
+        await this.d.audit.commit(
           {
             actor: actor.name,
             role: actor.role,
-            op: tracking ? 'tracking.rotate' : 'tracking.create',
+            op: tracking.value ? 'tracking.rotate' : 'tracking.create',
             result: 'ok',
             keyId: `tracking:${next.version}`,
           },
           now,
-          () => {
-            // Checked in the write transaction: a concurrent maintain (another process) made this version first.
-            if (this.d.store.trackingKeys.get(next.version) !== undefined)
-              throw new KeydError('superseded', `Tracking key ${next.version} exists already`);
+          // a concurrent maintain (another request, another process) made the next version first: superseded
+          ifUnchanged([tracking], () => {
             this.d.store.trackingKeys.put(next.version, next);
             if (retired) this.d.store.trackingKeys.put(retired.version, retired);
-          },
+          }),
         );
       } catch (err) {
         if (!(err instanceof KeydError && err.code === 'superseded')) throw err;
       }
     }
     for (const expired of this.d.tracking.expired(now)) {
-      await this.d.audit.append(
-        { actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` },
-        now,
-        () => this.d.store.trackingKeys.remove(expired),
-      );
+      const key = read(`tracking key ${expired}`, () => this.d.store.trackingKeys.get(expired));
+      try {
+        await this.d.audit.commit(
+          { actor: actor.name, role: actor.role, op: 'tracking.destroy', result: 'ok', keyId: `tracking:${expired}` },
+          now,
+          ifUnchanged([key], () => this.d.store.trackingKeys.remove(expired)),
+        );
+      } catch (err) {
+        if (!(err instanceof KeydError && err.code === 'superseded')) throw err; // destroyed by a concurrent run
+      }
     }
     return [...changes];
   }

@@ -1,6 +1,7 @@
 /**
  * keyd's state in LMDB on disk: org key versions (private keys wrapped),
- * tracking keys (wrapped), the user registry (identity references wrapped),
+ * tracking keys (wrapped), the user registry (identity references wrapped)
+ * with its index by code,
  * mailing lists, the audit log, and metadata. LMDB commits are atomic and
  * survive a killed process; every operation writes its audit record in the
  * same transaction as its state change.
@@ -12,6 +13,9 @@ import type { OrgKeyRecord } from './org-keys';
 import type { ListRecord, UserRecord } from './registry';
 import type { TrackingKeyRecord } from './tracking';
 
+/** Meta key set once the code index (user-codes) holds every user. */
+const CODE_INDEX_KEY = 'user-codes-indexed';
+
 export class KeydStore {
   private constructor(
     readonly root: RootDatabase,
@@ -19,6 +23,8 @@ export class KeydStore {
     readonly trackingKeys: Database<TrackingKeyRecord, number>,
     readonly users: Database<UserRecord, string>,
     readonly lists: Database<ListRecord, string>,
+    /** Registered users by code (code → address): codes are unique, and a tracking token names the code alone. */
+    readonly codes: Database<string, string>,
     readonly audit: Database<AuditEntry, number>,
     readonly meta: Database<unknown, string>,
   ) {}
@@ -32,9 +38,22 @@ export class KeydStore {
       root.openDB<TrackingKeyRecord, number>({ name: 'tracking-keys', keyEncoding: 'uint32' }),
       root.openDB<UserRecord, string>({ name: 'users' }),
       root.openDB<ListRecord, string>({ name: 'lists' }),
+      root.openDB<string, string>({ name: 'user-codes' }),
       root.openDB<AuditEntry, number>({ name: 'audit', keyEncoding: 'uint32' }),
       root.openDB<unknown, string>({ name: 'meta' }),
     );
+  }
+
+  /**
+   * Builds the code index from the users once, for a store written before it
+   * existed (call inside a write transaction). Of users sharing a code, which
+   * only a store of that time can hold, the first by address keeps it.
+   */
+  indexUserCodes(): void {
+    if (this.meta.get(CODE_INDEX_KEY) !== undefined) return;
+    for (const { value } of this.users.getRange({}))
+      if (this.codes.get(value.code) === undefined) this.codes.put(value.code, value.address);
+    this.meta.put(CODE_INDEX_KEY, 1);
   }
 
   async close(): Promise<void> {

@@ -59,9 +59,8 @@ export class TrackingKeys {
     return [...this.store.trackingKeys.getRange({ reverse: true, limit: 1 })][0]?.value;
   }
 
-  /** A new tracking key version (the caller stores it with the audit record). */
-  buildNext(now: Date): { next: TrackingKeyRecord; retired?: TrackingKeyRecord } {
-    const cur = this.current();
+  /** A new tracking key version after `cur` (the caller stores it with the audit record, if `cur` is still the current one). */
+  buildNext(now: Date, cur: TrackingKeyRecord | undefined = this.current()): { next: TrackingKeyRecord; retired?: TrackingKeyRecord } {
     const version = (cur?.version ?? 0) + 1;
     const fresh = randomBytes(32);
     let wrapped: Buffer;
