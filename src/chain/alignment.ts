@@ -10,6 +10,27 @@
  * its own organisation, and only it speaks for it).
  */
 
+/**
+ * The most parent domains `organisationOf` asks about for one domain: those
+ * nearest the root, where an organisation's own domain is ("b.example",
+ * "b.co.uk"). So a domain of many labels (hostile input: up to 127) costs at
+ * most this many lookups, and labels added below an organisation's domain do
+ * not take it out of reach; only an organisation whose own domain has more
+ * labels than this plus one (the parents asked about have 2 to 9 labels) is
+ * not found above its subdomains.
+ */
+export const MAX_PARENT_LOOKUPS = 8;
+
+/** The parent domains of `domain` of at least two labels, nearest first ("a.b.example": "b.example"). */
+export function parentsOf(domain: string): string[] {
+  const out: string[] = [];
+  for (let at = domain.indexOf('.'); at >= 0; at = domain.indexOf('.', at + 1)) {
+    const parent = domain.slice(at + 1);
+    if (parent.includes('.')) out.push(parent);
+  }
+  return out;
+}
+
 /** True when `from` is `sealer` or one of its subdomains (the DNS and X.509 name-constraint sense). */
 export function withinDomain(from: string, sealer: string): boolean {
   return from === sealer || from.endsWith(`.${sealer}`);
@@ -27,6 +48,25 @@ export async function aligned(fromDomain: string, sealer: string, ownBundle: (do
   if (fromDomain === sealer) return true;
   if (!withinDomain(fromDomain, sealer)) return false;
   // walk from the From domain up to (not including) the sealer: any own bundle on the way wins
-  for (let d = fromDomain; d !== sealer; d = d.slice(d.indexOf('.') + 1)) if (await ownBundle(d)) return false;
+  for (const d of [fromDomain, ...parentsOf(fromDomain)]) {
+    if (d === sealer) break;
+    if (await ownBundle(d)) return false;
+  }
   return true;
+}
+
+/**
+ * The SSMAX organisation that speaks for mail from `domain` by the same rule
+ * as `aligned`: `domain` itself when `isOrganisation` says so (it publishes a
+ * bundle, or it is one of this organisation's own domains), else the nearest
+ * parent that is one (a subdomain without a bundle of its own belongs to its
+ * parent's organisation); undefined when none is (ordinary Internet mail).
+ * Parents are asked about nearest first, only the MAX_PARENT_LOOKUPS nearest
+ * the root. `isOrganisation` throws while that cannot be known.
+ */
+export async function organisationOf(domain: string, isOrganisation: (domain: string) => Promise<boolean>): Promise<string | undefined> {
+  if (await isOrganisation(domain)) return domain;
+  const parents = parentsOf(domain);
+  for (const d of parents.slice(Math.max(0, parents.length - MAX_PARENT_LOOKUPS))) if (await isOrganisation(d)) return d;
+  return undefined;
 }

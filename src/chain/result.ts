@@ -32,6 +32,18 @@ export type FailReason =
   | 'header-hash-mismatch'
   /** The structural body hash is not the signer's (`bh=`). */
   | 'body-hash-mismatch'
+  /**
+   * An earlier seal's `bh=` is not the newest seal's: a later hop changed the
+   * body, which no hop does (re-encryption, list copies and forwarding replace
+   * capsules in the header only).
+   */
+  | 'earlier-body-hash-mismatch'
+  /**
+   * An earlier seal's `hh=` does not match the protected headers of a message
+   * whose body carries no encrypted content: no capsule was ever replaced, so
+   * a later hop changed From, To, Cc, Subject or another protected field.
+   */
+  | 'earlier-header-hash-mismatch'
   /** Seal instances are not exactly 1…N, each once. */
   | 'instance-order'
   /** A tracking token outside instance 1, or none at instance 1. */

@@ -3,10 +3,10 @@
  * share, so that the two never diverge: reading the message and its seals
  * with the structural rules of docs/chain.md "Verifying" (the seals parse,
  * at most CHAIN_LIMITS.maxSeals, instances exactly 1…N, no duplicate
- * singleton, a From), the report of one seal, and the outcome of a chain
- * from its reports.
+ * singleton, a From), the report of one seal, what the newest and the earlier
+ * seals' `hh=`/`bh=` must match, and the outcome of a chain from its reports.
  */
-import { type ReadMessage, type ReadOptions, readMessage } from './body-hash';
+import { type BodyNode, type ReadMessage, type ReadOptions, readMessage } from './body-hash';
 import { type HeaderField, fieldValue, headerHash } from './canonicalize';
 import { CHAIN_LIMITS } from './limits';
 import { type AuthOutcome, ChainFormatError, fail, formatSummary } from './result';
@@ -37,6 +37,8 @@ export interface SealReport {
 export interface CurrentMessage {
   readonly headers: readonly HeaderField[];
   readonly bodyHash: string;
+  /** The tree `bodyHash` describes: whether the body carries encrypted content. */
+  readonly structure: BodyNode;
 }
 
 /**
@@ -103,6 +105,55 @@ export function newestMatches(seal: SealFields, current: CurrentMessage): AuthOu
   if (headerHash(current.headers, seal.signedHeaders) !== seal.headerHash)
     return fail('header-hash-mismatch', `The protected headers changed after seal ${seal.instance}`);
   if (current.bodyHash !== seal.bodyHash) return fail('body-hash-mismatch', `The body changed after seal ${seal.instance}`);
+  return { result: 'pass' };
+}
+
+/** The media type of SSMAX content ciphertext (docs/format.md), as the body hash records it. */
+const ENCRYPTED_TYPE = 'application/ssmax-encrypted';
+
+/**
+ * Whether the body carries SSMAX content ciphertext: an encrypted entity at the
+ * root (profile "message") or among the parts (profile "part"), not inside an
+ * embedded message (an attached message is someone else's). Every message
+ * with a capsule has one (encryption refuses to choose no part), so a body
+ * without one was never encrypted: no hop replaced a capsule of it.
+ */
+export function carriesCiphertext(node: BodyNode): boolean {
+  if (node.kind === 'message') return false;
+  if (node.contentType === ENCRYPTED_TYPE) return true;
+  return node.kind === 'multipart' && node.children.some(carriesCiphertext);
+}
+
+/**
+ * An earlier seal's `bh=` and `hh=` (docs/chain.md "Verifying"). No hop
+ * changes the body after seal i=1 — re-encryption, a list's copies and
+ * forwarding replace capsules in the header only — so every earlier seal's
+ * `bh=` must be the newest seal's (which the newest must match with the
+ * message; comparing with the newest rather than the message keeps a
+ * transparent copy's earlier seals passing, docs/abuse.md). A later hop
+ * legitimately replaces capsules, which `hh=` covers, so an earlier `hh=`
+ * binds only a message that never carried content ciphertext: then no capsule
+ * was ever replaced, and every earlier `hh=` must match the message as the
+ * newest seal does. Checked only while the newest seal's `bh=` is the
+ * message's (otherwise the newest seal fails, and the structure read is not
+ * the one the seals signed).
+ */
+export function earlierMatches(seal: SealFields, newest: SealFields, current: CurrentMessage): AuthOutcome {
+  const who = `seal ${seal.instance} (${seal.domain})`;
+  if (seal.bodyHash !== newest.bodyHash)
+    return fail(
+      'earlier-body-hash-mismatch',
+      `The body is not the one ${who} signed: seal ${newest.instance} (${newest.domain}) signed another, and no hop may change the body`,
+    );
+  if (
+    current.bodyHash === newest.bodyHash &&
+    !carriesCiphertext(current.structure) &&
+    headerHash(current.headers, seal.signedHeaders) !== seal.headerHash
+  )
+    return fail(
+      'earlier-header-hash-mismatch',
+      `The protected headers are not those ${who} signed, and the message is not encrypted (no capsule was replaced): a later hop changed them`,
+    );
   return { result: 'pass' };
 }
 

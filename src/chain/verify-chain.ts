@@ -7,8 +7,11 @@
  * `fail`), time not in the future, the certificate from the injected lookup
  * and its domain, and the ECDSA signature over the earlier seals and the
  * seal's own tags. The newest seal's `hh=` and `bh=` must match the message as
- * it is now; an earlier seal's may not (a later hop legitimately replaced the
- * capsules it protected) and the report says whether they still do.
+ * it is now. An earlier seal's `bh=` must be the newest seal's (no hop changes
+ * the body); its `hh=` must match only when the body carries no encrypted
+ * content (otherwise a later hop legitimately replaced the capsules it
+ * protected): `earlierMatches`. The report says whether each seal's hashes
+ * still match the message.
  *
  * Guarantees: never throws on malformed input; the outcome is a closed union,
  * with a report per instance and a one-line summary.
@@ -18,7 +21,16 @@ import { type CertificateLookup, type Clock, unixSeconds } from './certificate-l
 import type { AuthOutcome } from './result';
 import type { SealFields } from './tags';
 import { checkSignature, structuralProblem } from './seal-checks';
-import { type CurrentMessage, type SealReport, chainOutcome, chainSummary, newestMatches, readSeals, sealReport } from './seal-reading';
+import {
+  type CurrentMessage,
+  type SealReport,
+  chainOutcome,
+  chainSummary,
+  earlierMatches,
+  newestMatches,
+  readSeals,
+  sealReport,
+} from './seal-reading';
 
 export type ChainVerification = AuthOutcome & {
   /** `ssmax-chain=pass header.d=b.example header.i=2` */
@@ -37,7 +49,7 @@ export interface VerifyChainOptions extends ReadOptions {
 async function verifyOne(
   seal: SealFields,
   earlier: readonly SealFields[],
-  isNewest: boolean,
+  newest: SealFields,
   current: CurrentMessage,
   options: VerifyChainOptions,
   nowSeconds: number,
@@ -48,7 +60,7 @@ async function verifyOne(
   if (signature === 'unknown')
     return sealReport(seal, current, { result: 'fail', reason: 'unknown-certificate', detail: `No certificate for c=${seal.certRef}` });
   if (signature.result !== 'pass') return sealReport(seal, current, signature);
-  return sealReport(seal, current, isNewest ? newestMatches(seal, current) : { result: 'pass' });
+  return sealReport(seal, current, seal === newest ? newestMatches(seal, current) : earlierMatches(seal, newest, current));
 }
 
 /**
@@ -64,7 +76,7 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
   const nowSeconds = unixSeconds(options.now);
   const reports: SealReport[] = [];
   for (const [index, seal] of seals.entries()) {
-    reports.push(await verifyOne(seal, seals.slice(0, index), index === seals.length - 1, read, options, nowSeconds));
+    reports.push(await verifyOne(seal, seals.slice(0, index), seals[seals.length - 1]!, read, options, nowSeconds));
   }
   const { outcome, summary } = chainOutcome(reports);
   return { ...outcome, summary, instances: reports, ...(outcome.result === 'pass' ? { reading: read.reading } : {}) };

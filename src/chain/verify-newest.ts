@@ -8,7 +8,9 @@
  * certificate (through the injected `lookup`, which knows only its own
  * organisation's sealing certificates), its signature — which covers every
  * earlier seal as it stands, signatures included — and its `hh=`/`bh=`
- * against the message as it is now. An earlier seal is then vouched for by
+ * against the message as it is now; every earlier seal's `bh=` (and `hh=`,
+ * for a message that was never encrypted) as verifyChain checks them
+ * (`earlierMatches`). An earlier seal is then vouched for by
  * the newest sealer (its `cv=pass` says it verified the chain before it);
  * when the caller also has a lookup for the earlier sealers (peer bundles),
  * their signatures are checked too.
@@ -24,7 +26,16 @@ import { unixSeconds, type CertificateLookup, type Clock } from './certificate-l
 import { type AuthOutcome, fail } from './result';
 import type { SealFields } from './tags';
 import { checkSignature, structuralProblem } from './seal-checks';
-import { type CurrentMessage, type SealReport, chainOutcome, chainSummary, newestMatches, readSeals, sealReport } from './seal-reading';
+import {
+  type CurrentMessage,
+  type SealReport,
+  chainOutcome,
+  chainSummary,
+  earlierMatches,
+  newestMatches,
+  readSeals,
+  sealReport,
+} from './seal-reading';
 
 /**
  * How a seal was checked: `signature` — its certificate was looked up and its
@@ -97,9 +108,11 @@ export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewes
       reports.push(report(seal, read, structural, 'newest-seal'));
       continue;
     }
+    // the newest seal signs this seal's bh= and hh= as they stand: they are checked whether or not its certificate is known here
+    const matches = earlierMatches(seal, seals[newestIndex]!, read);
     const own = options.earlier;
     if (!own || !own.domains.map((d) => d.toLowerCase()).includes(seal.domain)) {
-      reports.push(report(seal, read, { result: 'pass' }, 'newest-seal'));
+      reports.push(report(seal, read, matches, 'newest-seal'));
       continue;
     }
     const checked = await checkSignature(seal, earlier, own.lookup);
@@ -109,7 +122,9 @@ export async function verifyNewestSeal(message: Uint8Array, options: VerifyNewes
         read,
         checked === 'unknown'
           ? fail('unknown-certificate', `No certificate for c=${seal.certRef} of seal ${seal.instance} (${seal.domain})`)
-          : checked,
+          : checked.result === 'pass'
+            ? matches
+            : checked,
         'signature',
       ),
     );

@@ -11,14 +11,17 @@
  *    accepted only from a domain named in [chain] resealers — never implied.
  *  - Recipient binding: the newest seal's `rc=` and the SSMAX-Recipients
  *    field must bind every envelope recipient (src/chain/recipients.ts).
- *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old.
+ *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old,
+ *    and every seal was made at most that long after the seal before it (a
+ *    hop holds mail no longer than a queue lifetime, moderation included), so
+ *    that a later hop cannot re-seal an earlier seal it kept however long.
  *  - Replay identity: SHA-256 of the newest seal's signing input (every
  *    earlier seal and its own tags with hh= and bh=), so that any change of
  *    unprotected headers or of the envelope keeps it, and a different
  *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
  */
 import { createHash } from 'node:crypto';
-import { aligned } from '../chain/alignment';
+import { aligned, organisationOf, withinDomain } from '../chain/alignment';
 import { fieldValue } from '../chain/canonicalize';
 import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
@@ -39,6 +42,19 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
     if (err instanceof DirectoryError && err.code === 'none') return false;
     throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
   }
+}
+
+/**
+ * The SSMAX organisation whose mail an unsealed message claims to be, by its
+ * From domain (the rule of sender-domain alignment, src/chain/alignment.ts):
+ * one of this organisation's own domains or a subdomain of one (no lookup,
+ * at any depth), else the From domain itself or its nearest parent that
+ * publishes a bundle (organisationOf, a bounded number of lookups); undefined
+ * for ordinary Internet mail. 4xx while a bundle cannot be looked up.
+ */
+export async function claimedOrganisation(deps: GatewayDeps, fromDomain: string): Promise<string | undefined> {
+  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => withinDomain(fromDomain, d));
+  return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
 }
 
 /** The SSMAX-Seal fields of the root header block, parsed, in instance order. */
@@ -99,6 +115,17 @@ export async function checkArrival(
       'sealTooOld',
       `seal i=${newest.instance} by ${newest.domain} is ${Math.floor(ageMs / 1000)} s old, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
     );
+  }
+  for (const [index, r] of chain.instances.entries()) {
+    const before = chain.instances[index - 1];
+    if (!before) continue;
+    const gapMs = (r.time - before.time) * 1000;
+    if (gapMs > deps.config.chain.maxSealAgeMs) {
+      throw new GatewayError(
+        'sealHopTooLong',
+        `seal i=${r.instance} by ${r.domain} was made ${Math.floor(gapMs / 1000)} s after seal i=${before.instance} by ${before.domain}, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
+      );
+    }
   }
   if (!newest.recipientCommitment)
     throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);

@@ -7,12 +7,17 @@
  * (`checkUnsealed`). A gateway never seals over a failed chain: it rejects.
  */
 import { type ChainVerification, verifyChain, verifyUnsealed } from '../chain/verify-chain';
-import { GatewayError, chainFormatFault } from '../mail/replies';
+import { GatewayError, type ReplyName, chainFormatFault } from '../mail/replies';
 import type { GatewayDeps } from './deps';
 import type { SealRefresh } from './key-exchange';
 import { noteChain, timed } from './message-log';
 
 const CERTIFICATE_REASONS = new Set(['unknown-certificate', 'certificate-domain-mismatch']);
+/** A later hop changed what an earlier seal signed (src/chain/seal-reading.ts earlierMatches). */
+const LATER_HOP_REASONS = new Map<string, ReplyName>([
+  ['earlier-body-hash-mismatch', 'earlierSealBodyChanged'],
+  ['earlier-header-hash-mismatch', 'earlierSealHeadersChanged'],
+]);
 
 /**
  * Verifies the seals a message carries; throws the reply for anything but
@@ -59,7 +64,7 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<C
       throw new GatewayError('sealCertificateUnconfirmed', `${chain.reason}: ${chain.detail}; bundle refresh ${unconfirmed.join(', ')}`);
     const fault = chainFormatFault(chain.reason, chain.detail);
     if (fault) throw fault;
-    const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : 'chainFailed';
+    const name = CERTIFICATE_REASONS.has(chain.reason) ? 'sealCertificateRefused' : (LATER_HOP_REASONS.get(chain.reason) ?? 'chainFailed');
     throw new GatewayError(name, `${chain.reason}: ${chain.detail}`);
   }
   return chain;

@@ -9,7 +9,9 @@
  *    the seal (verdict e2e=none) is made over the encrypted form, then the
  *    message key is obtained by blinded decryption with a verified proof and
  *    the original message is delivered on the internal hop, carrying the
- *    seals and an Authentication-Results line;
+ *    seals and an Authentication-Results line, its display fields (From,
+ *    To, Subject, ...) the sealed outer ones (src/mail/sealed-header.ts: the
+ *    inner header is covered by no seal);
  *  - a list of this organisation: its members' copies (src/lists/expand.ts).
  * Copies for local recipients go straight to the mailbox store (delivery.ts),
  * never to this gateway's spool.
@@ -26,6 +28,7 @@ import { inspectedClauses } from './inspection';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { addSeal } from './sealing';
 import { isField, splitHeaderBlock } from '../mail/header-block';
+import { underSealedHeader } from '../mail/sealed-header';
 
 function sealHeaders(message: Buffer): string {
   const fields = splitHeaderBlock(message).fields.filter((f) => isField(f, 'ssmax-seal') || isField(f, 'ssmax-recipients'));
@@ -35,8 +38,10 @@ function sealHeaders(message: Buffer): string {
 /**
  * The original message of `message`, decrypted at most once however many
  * plain-client recipients need it (the message key by blinded decryption with
- * a verified proof, wiped after use: src/inspect/engine.ts). A failure is
- * every caller's.
+ * a verified proof, wiped after use: src/inspect/engine.ts), under the sealed
+ * display fields of `message`: what a plain client shows as From, To,
+ * Subject, ... is what the seals covered, never the inner header no seal
+ * covers (src/mail/sealed-header.ts). A failure is every caller's.
  */
 export function plaintextOnce(
   deps: GatewayDeps,
@@ -49,7 +54,7 @@ export function plaintextOnce(
     (original ??= plaintextOf(deps.keyd, deps.group, message, capsule, {
       purpose: 'for transparent delivery',
       notice: (n) => noteRetired(notices, capsule.keyId, n),
-    }));
+    }).then((inner) => underSealedHeader(message, inner)));
 }
 
 /**

@@ -4,12 +4,13 @@
  * must verify against the sealers' bundles (chain-check.ts) and prove who
  * sent it, to whom and when (binding.ts); it is inspected (inspection.ts),
  * then copied for each local recipient (local-copies.ts). Unsealed mail is
- * accepted only from domains without SSMAX (ordinary Internet mail), as it is.
+ * accepted only from domains without SSMAX (ordinary Internet mail), as it is:
+ * never claiming this organisation's own domains, a domain that publishes a
+ * bundle, or a subdomain of either (binding.ts claimedOrganisation).
  */
-import { DirectoryError } from '../directory/directory';
 import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
-import { checkArrival } from './binding';
+import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
 import type { Copy, GatewayDeps, HopResult } from './deps';
 import { inspectArrival, releasedArrival, withInspectionResults } from './inspection';
@@ -32,20 +33,20 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
       return receive(deps, released, rcpts);
     }
     const sender = domainOf(head.from);
-    try {
-      await deps.directory.lookup(sender);
-    } catch (err) {
-      if (!(err instanceof DirectoryError && err.code === 'none'))
-        throw new GatewayError('bundleUnavailable', `${sender}: ${err instanceof Error ? err.message : String(err)}`);
-      // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
-      const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
-      if (plain.quarantined) return { copies: [], notices: [], quarantined: plain.quarantined };
-      return {
-        copies: [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }],
-        notices: [],
-      };
-    }
-    throw new GatewayError('chainFailed', `unsealed message from SSMAX domain ${sender}`);
+    // a subdomain without a bundle of its own is its parent organisation's (as for alignment), and this organisation's own domains are never ordinary mail
+    const claimed = await claimedOrganisation(deps, sender);
+    if (claimed !== undefined)
+      throw new GatewayError(
+        'chainFailed',
+        `unsealed message from SSMAX domain ${sender}${claimed === sender ? '' : ` (the organisation ${claimed})`}`,
+      );
+    // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
+    const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
+    if (plain.quarantined) return { copies: [], notices: [], quarantined: plain.quarantined };
+    return {
+      copies: [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }],
+      notices: [],
+    };
   }
   await checkArrival(deps, raw, head.from, chain, rcpts);
   if (capsules.length === 0) {

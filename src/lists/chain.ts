@@ -8,9 +8,12 @@
  *  - `ls=` names an address of the sealer's own domain (`d=`, which is its
  *    sealing certificate's domain): an organisation speaks only for its own
  *    lists;
- *  - the list address is a visible recipient of the post (To or Cc, which the
- *    list does not change: they are protected by every seal), or an earlier
- *    seal is already a list seal (a list that is a member of another list).
+ *  - the list address is a visible recipient of the message as it arrives
+ *    (To or Cc), or an earlier seal is already a list seal (a list that is a
+ *    member of another list). To and Cc are bound to seal i=1 only for a
+ *    message without content ciphertext (src/chain/seal-reading.ts
+ *    earlierMatches); for encrypted mail the list could have changed them
+ *    (docs/security.md, "Tampering by a later hop").
  * Seal i=1 is never exempt: a list cannot make mail appear to come from
  * another organisation's user. Anything else still needs [chain] resealers.
  */

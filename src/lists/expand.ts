@@ -129,6 +129,7 @@ export class Lists implements ListStep {
       this.log(`ssmax lists: automatic message (Auto-Submitted) to ${address} dropped (RFC 3834)`);
       return { copies: [], dropped: 'auto-submitted' };
     }
+    // the outer From: aligned with seal i=1; bound to it across an earlier list's hop only for unencrypted mail (docs/security.md, "Tampering by a later hop")
     const sender = (arrival.sender ?? '').toLowerCase();
     let message = arrival.message;
     if (visited.size === 0) {

@@ -43,9 +43,18 @@ export const REPLIES = {
   encryptionRequired: { code: 550, status: '5.7.4', text: 'Domain requires SSMAX encryption and publishes no SSMAX bundle' },
   encryptedNoPeer: { code: 550, status: '5.7.4', text: 'Encrypted message cannot be delivered to a domain without SSMAX' },
   chainFailed: { code: 550, status: '5.7.7', text: 'SSMAX chain fails' },
+  /** A later hop changed what an earlier seal signed (src/chain/seal-reading.ts earlierMatches; docs/security.md "Tampering by a later hop"). */
+  earlierSealBodyChanged: { code: 550, status: '5.7.7', text: 'SSMAX chain fails: the body is not the one an earlier seal signed' },
+  earlierSealHeadersChanged: {
+    code: 550,
+    status: '5.7.7',
+    text: 'SSMAX chain fails: protected header fields of an unencrypted message changed after an earlier seal',
+  },
   senderNotAligned: { code: 550, status: '5.7.21', text: 'SSMAX seal i=1 is not by the organisation of the From domain' },
   recipientNotBound: { code: 550, status: '5.7.1', text: 'Recipient not bound by the SSMAX seal' },
   sealTooOld: { code: 550, status: '5.4.7', text: 'SSMAX seal older than this gateway accepts' },
+  /** A seal made longer after the seal before it than [chain] max_seal_age_seconds (src/gateway/binding.ts). */
+  sealHopTooLong: { code: 550, status: '5.4.7', text: 'SSMAX seal made longer after the seal before it than this gateway accepts' },
   sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
   /** RFC 3463 X.7.5: the key information needed to validate the message is not valid (as for a revoked sealing certificate). */

@@ -33,6 +33,7 @@ import { decryptMessage } from '../envelope/decrypt';
 import { parseContentType, VERSION_HEADER } from '../envelope/headers';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { collect, parseHead, readHead } from '../envelope/source';
+import { compareHeaders } from '../mail/sealed-header';
 import { UserError } from './errors';
 import { type UserProfile, verifyOrgBundle } from './profile';
 
@@ -183,6 +184,11 @@ function hopsOf(chain: NewestSealVerification, refusals: Map<string, string>): H
     };
     return { ...base, line: hopLine(base, newest?.domain ?? '') };
   });
+}
+
+/** A lowercase field name as mail shows it ("reply-to": "Reply-To", "message-id": "Message-ID"). */
+function displayName(name: string): string {
+  return name === 'message-id' ? 'Message-ID' : name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 /** The decoded value of each `name` field of a header block, unfolded and trimmed. */
@@ -371,11 +377,20 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   if (!options.keepSeals) plaintext = stripLeadingSeals(plaintext);
   trace.push(`message: encrypted (profile ${profileName ?? 'unknown'}), decrypted with your key ${profile.encryption.keyId}`);
   if (profileName === 'message') {
-    // The seals cover the outer From; a reader shows the inner one. Say so when they differ.
+    // The seals cover the outer display fields; a reader shows the inner ones. Say so when they differ (src/mail/sealed-header.ts).
     try {
-      const inner = headerValues((await readHead(plaintext, DEFAULT_LIMITS)).head, 'from');
-      if (inner.join('\n').toLowerCase() !== outerFrom.join('\n').toLowerCase())
-        warnings.push('warning: the From inside the encrypted message is not the sealed outer From');
+      const { differing, missingInside } = compareHeaders(message, plaintext);
+      for (const [name, shown] of [
+        ['from', 'From'],
+        ['sender', 'Sender'],
+      ] as const)
+        if (differing.includes(name)) warnings.push(`warning: the ${shown} inside the encrypted message is not the sealed outer ${shown}`);
+      // a field missing inside (a Date the sending gateway added) is no claim of the inner header
+      const other = differing.filter((n) => n !== 'from' && n !== 'sender' && !missingInside.includes(n));
+      if (other.length > 0)
+        warnings.push(
+          `warning: the ${other.map(displayName).join(', ')} inside the encrypted message ${other.length === 1 ? 'is not the sealed outer one' : 'are not the sealed outer ones'}`,
+        );
     } catch {
       warnings.push('warning: the header of the decrypted message cannot be read');
     }

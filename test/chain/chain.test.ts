@@ -1,4 +1,7 @@
 import { verifyChain } from '../../src/chain/verify-chain';
+import { verifyNewestSeal } from '../../src/chain/verify-newest';
+import { readMessage } from '../../src/chain/body-hash';
+import { carriesCiphertext } from '../../src/chain/seal-reading';
 import { seal, SealRefusedError } from '../../src/chain/seal';
 import { signUser, verifyUser } from '../../src/chain/user-signature';
 import { removeUserSignature, prependField } from '../../src/chain/message-fields';
@@ -24,6 +27,22 @@ async function sealOnce(message: Buffer, org = orgA, extra: { trackingToken?: Ui
     chain,
     ...extra,
   });
+}
+
+/**
+ * sampleMessage with a capsule and its attachment as SSMAX content ciphertext
+ * (profile "part"): what a hop that replaces capsules carries. Only the
+ * structure matters to the chain (the ciphertext is a binary leaf).
+ */
+function encryptedSample(): Buffer {
+  const text = sampleMessage('SSMAX-Version: 1\r\nSSMAX-Capsule: k=orgB-v1; e=AAAA; f=BBBB').toString('latin1');
+  return Buffer.from(
+    text.replace(
+      'Content-Type: application/pdf; name="figures.pdf"\r\nContent-Disposition: attachment; filename="figures.pdf"',
+      'Content-Type: application/ssmax-encrypted; profile=part; v=1\r\nContent-Disposition: attachment; filename="encrypted-part-1.ssmax"',
+    ),
+    'latin1',
+  );
 }
 
 describe('user signature (hop 0)', () => {
@@ -152,7 +171,7 @@ describe('seals (hops 1…N)', () => {
   });
 
   it('keeps earlier seals verifiable after a later hop replaced a capsule, and reports that seal 1 no longer matches', async () => {
-    const withCapsule = sampleMessage('SSMAX-Capsule: k=orgB-v1; e=AAAA; f=BBBB');
+    const withCapsule = encryptedSample();
     const first = await sealOnce(withCapsule);
     // Hop 2 verifies, then re-encrypts: the capsule is replaced before it seals.
     const reencrypted = Buffer.from(
@@ -381,5 +400,118 @@ describe('attacks on the chain', () => {
     const first = await sealOnce(sampleMessage());
     expect(first.message.subarray(first.message.length - sampleMessage().length).equals(sampleMessage())).toBe(true);
     expect(first.message.toString('latin1')).toContain(BOB);
+  });
+});
+
+describe('a later hop changed what an earlier seal signed (docs/security.md, "Tampering by a later hop")', () => {
+  /** Hop 2 by `org` (a list's organisation, `ls=`): verifies the chain as it arrived, then seals `changed` (what it made of it). */
+  async function reseal(arrived: Buffer, changed: Buffer, org = orgB) {
+    const chain = await verifyChain(arrived, opts);
+    expect(chain.result).toBe('pass');
+    return seal(changed, {
+      domain: org.certificate.domain ?? '',
+      certRef: org.certRef,
+      privateKey: org.keys.privateKey,
+      now,
+      verdicts: [],
+      chain,
+      listAddress: `list@${org.certificate.domain ?? ''}`,
+    });
+  }
+  const edit = (message: Uint8Array, ...pairs: [string, string][]) =>
+    Buffer.from(
+      pairs.reduce((text, [from, to]) => {
+        expect(text).toContain(from);
+        return text.replace(from, to);
+      }, Buffer.from(message).toString('latin1')),
+      'latin1',
+    );
+  const rewriteHeaders: [string, string][] = [
+    [`From: Alice <${ALICE}>`, 'From: CEO <ceo@a.example>'],
+    [`To: Bob <${BOB}>`, 'To: list@b.example\r\nCc: bob@b.example'],
+    ['Subject: Quarterly figures', 'Subject: Urgent: pay the invoice'],
+  ];
+
+  it('encrypted: a new body under the old seal i=1 (capsule replaced too) fails at i=1 with earlier-body-hash-mismatch, in verifyChain and verifyNewestSeal', async () => {
+    const first = await sealOnce(encryptedSample());
+    const forged = edit(
+      first.message,
+      ['k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD'],
+      ['JVBERi0xLjQK', 'V2lyZSBtb25l'],
+      ...rewriteHeaders,
+    );
+    const second = await reseal(first.message, forged);
+    const result = await verifyChain(second.message, opts);
+    expect(result).toMatchObject({ result: 'fail', reason: 'earlier-body-hash-mismatch' });
+    expect(result.summary).toBe('ssmax-chain=fail reason="i=1 earlier-body-hash-mismatch" header.d=b.example header.i=2');
+    expect(result.instances.map((r) => r.outcome.result)).toEqual(['fail', 'pass']);
+    // the recipient's check (ssmax user open) knows only its own organisation's certificate: seal i=1's bh= is signed by seal i=2
+    const newest = await verifyNewestSeal(second.message, { lookup: directory(orgB).lookup, now });
+    expect(newest).toMatchObject({ result: 'fail', reason: 'earlier-body-hash-mismatch' });
+    expect(newest.instances.map((r) => [r.checked, r.outcome.result])).toEqual([
+      ['newest-seal', 'fail'],
+      ['signature', 'pass'],
+    ]);
+    // control: the same hop replacing only the capsule and rewriting headers is not detectable without a format change
+    const headersOnly = await reseal(first.message, edit(first.message, ['k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD']));
+    expect((await verifyChain(headersOnly.message, opts)).result).toBe('pass');
+  });
+
+  it('unencrypted: From, To/Cc or Subject rewritten under the old seal i=1 fails at i=1 with earlier-header-hash-mismatch, also with a capsule added', async () => {
+    const first = await sealOnce(sampleMessage());
+    const rewritten = await reseal(first.message, edit(first.message, ...rewriteHeaders));
+    const result = await verifyChain(rewritten.message, opts);
+    expect(result).toMatchObject({ result: 'fail', reason: 'earlier-header-hash-mismatch' });
+    expect(result.summary).toBe('ssmax-chain=fail reason="i=1 earlier-header-hash-mismatch" header.d=b.example header.i=2');
+    for (const pair of rewriteHeaders) {
+      const one = await reseal(first.message, edit(first.message, pair));
+      expect(await verifyChain(one.message, opts)).toMatchObject({ result: 'fail', reason: 'earlier-header-hash-mismatch' });
+      expect(await verifyNewestSeal(one.message, { lookup: directory(orgB).lookup, now })).toMatchObject({
+        result: 'fail',
+        reason: 'earlier-header-hash-mismatch',
+      });
+    }
+    // a capsule and SSMAX-Version added to pass the message off as encrypted: its body (seal i=1's bh=) still carries no ciphertext
+    const dressed = prependField(
+      prependField(edit(first.message, rewriteHeaders[0]!), 'SSMAX-Capsule: k=b-v1; e=AAAA; f=BBBB'),
+      'SSMAX-Version: 1',
+    );
+    expect(await verifyChain((await reseal(first.message, dressed)).message, opts)).toMatchObject({
+      result: 'fail',
+      reason: 'earlier-header-hash-mismatch',
+    });
+  });
+
+  it('content ciphertext counts at the root or among the parts, not inside an attached message', async () => {
+    const structure = async (m: Buffer) => (await readMessage(m)).structure;
+    expect(carriesCiphertext(await structure(encryptedSample()))).toBe(true);
+    expect(carriesCiphertext(await structure(sampleMessage()))).toBe(false);
+    const root = Buffer.from('From: a@a.example\r\nContent-Type: application/ssmax-encrypted; profile=message; v=1\r\n\r\nAAAA\r\n');
+    expect(carriesCiphertext(await structure(root))).toBe(true);
+    const attached = Buffer.from(
+      'From: a@a.example\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee the attached message\r\n' +
+        `--x\r\nContent-Type: message/rfc822\r\n\r\n${root.toString('latin1')}--x--\r\n`,
+    );
+    expect(carriesCiphertext(await structure(attached))).toBe(false);
+  });
+
+  it('unencrypted, unchanged protected headers: a list seal over added list fields passes', async () => {
+    const first = await sealOnce(sampleMessage());
+    const listed = prependField(first.message, 'List-Id: <list.b.example>');
+    const second = await reseal(first.message, listed);
+    const result = await verifyChain(second.message, opts);
+    expect(result.result).toBe('pass');
+    expect(result.instances.map((r) => r.matchesMessage)).toEqual([true, true]);
+  });
+
+  it('a transparent copy (seals over the encrypted form, the original beneath them) fails only at the newest seal', async () => {
+    const first = await sealOnce(encryptedSample());
+    const second = await reseal(first.message, first.message);
+    const text = second.message.toString('latin1');
+    const seals = text.slice(0, text.indexOf('From: '));
+    const copy = Buffer.concat([Buffer.from(seals, 'latin1'), sampleMessage()]);
+    const result = await verifyChain(copy, opts);
+    expect(result).toMatchObject({ result: 'fail', reason: 'header-hash-mismatch' });
+    expect(result.instances.map((r) => r.outcome.result)).toEqual(['pass', 'fail']);
   });
 });

@@ -20,6 +20,7 @@ import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
 import { htmlText } from '../../src/inspect/extract';
+import { underSealedHeader } from '../../src/mail/sealed-header';
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/mail/replies';
 import { verifySeals } from '../../src/gateway/chain-check';
@@ -86,6 +87,11 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
       fields.some((f) => isField(f, 'to') || isField(f, `to${t.slice(0, 8)}`));
     }
     withoutField(Buffer.from(`Bcc: ${t}\r\nTo${t}: x\r\n\r\n`, 'latin1'), 'bcc');
+  },
+  'sealed display fields over a decrypted copy (src/mail/sealed-header.ts)': (t) => {
+    const outer = Buffer.from(`From: a@a.example\r\nSubject: ${t}\r\n\r\nx`, 'latin1');
+    for (const from of ['a@a.example', 'ceo@b.example'])
+      underSealedHeader(outer, Buffer.from(`From: ${from}\r\nSubject: ${t}y\r\nTo${t}: x\r\n\r\n${t}`, 'latin1'));
   },
   'decrypt, quoted-printable ciphertext (64 KB chunks)': (t) => {
     const qp = new QuotedPrintableLines();

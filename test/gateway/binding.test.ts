@@ -34,6 +34,7 @@ import { loadUserProfile } from '../../src/user/profile';
 import { OpenError, openMessage } from '../../src/user/open';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
+import { isField, splitHeaderBlock } from '../../src/mail/header-block';
 import { ORGS, network, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
@@ -85,24 +86,41 @@ async function capturedFromAlice(tag: string, to: string[], bcc: string[] = []):
   return capture.mails[capture.mails.length - 1]!.raw;
 }
 
-/** A message sealed i=1 by `sealer` with its genuine sealing key, encrypted to b.example's current key, binding `bound`. */
-async function craft(sealer: OrgNode, from: string, bound: string[], opts: { time?: number } = {}): Promise<Buffer> {
+/** `plain` encrypted to b.example's current key (profile "message"). */
+async function encryptedToB(plain: Buffer): Promise<Buffer> {
   const B = net.org('b.example');
   const admin = B.admin();
   const pub = await admin.call<{ current: string; keys: { keyId: string; publicKey: string }[] }>('GET', '/v1/public');
   admin.close();
   const key = pub.keys.find((k) => k.keyId === pub.current)!;
-  const plain = Buffer.from(
-    `From: ${from}\r\nTo: bob@b.example\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
-  );
-  const encrypted = await collect(
+  return collect(
     encryptMessage(plain, [{ keyId: key.keyId, publicKey: new Uint8Array(Buffer.from(key.publicKey, 'hex')) }], {
       group: groups.libsecp256k1,
       rng: systemRng,
     }),
   );
+}
+
+/**
+ * A message sealed i=1 by `sealer` with its genuine sealing key, encrypted to b.example's current key (or, with
+ * `plain`, sealed unencrypted), binding `bound`; `to` is its To field (default bob@b.example).
+ * `innerFrom`: the From inside the ciphertext, when it is to differ from the sealed outer `from`.
+ */
+async function craft(
+  sealer: OrgNode,
+  from: string,
+  bound: string[],
+  opts: { time?: number; to?: string; plain?: boolean; innerFrom?: string } = {},
+): Promise<Buffer> {
+  const plain = Buffer.from(
+    `From: ${opts.innerFrom ?? from}\r\nTo: ${opts.to ?? 'bob@b.example'}\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+  );
+  const encrypted = opts.plain ? plain : await encryptedToB(plain);
+  const outer = opts.innerFrom
+    ? Buffer.from(encrypted.toString('latin1').replace(`From: ${opts.innerFrom}\r\n`, `From: ${from}\r\n`), 'latin1')
+    : encrypted;
   const binding = bindRecipients(bound);
-  const withField = prependField(encrypted, binding.field);
+  const withField = prependField(outer, binding.field);
   const now = () => opts.time ?? Date.now();
   const chain = await verifyChain(withField, { lookup: () => undefined, now });
   const pki = (f: string) => join(sealer.fx.dir, f);
@@ -116,6 +134,51 @@ async function craft(sealer: OrgNode, from: string, bound: string[], opts: { tim
     trackingToken: randomBytes(32),
     chain,
     recipientCommitment: binding.commitment,
+  });
+  return Buffer.from(sealed.message);
+}
+
+const sealKeyOf = (o: OrgNode) => ({
+  cert: parseCertificate(readFileSync(join(o.fx.dir, 'seal.cert.pem'), 'utf8')),
+  key: privateKeyFromPem(readFileSync(join(o.fx.dir, 'seal.key.pem'), 'utf8')),
+});
+/** A certificate lookup over the genuine sealing certificates of `orgs`. */
+const lookup =
+  (...orgs: OrgNode[]): CertificateLookup =>
+  (req) => {
+    for (const o of orgs) {
+      const { cert } = sealKeyOf(o);
+      if (req.kind === 'seal' && req.certRef === certificateRef(cert.der))
+        return { publicKey: p256PublicKeyFrom(cert.spki), domain: o.domain };
+    }
+    return undefined;
+  };
+
+/** The SSMAX-Seal fields of a message's header block, as they stand (folded), each with its CRLF. */
+const sealFieldsOf = (message: Buffer): string =>
+  splitHeaderBlock(message)
+    .fields.filter((f) => isField(f, 'ssmax-seal'))
+    .map((f) => `${f}\r\n`)
+    .join('');
+
+/**
+ * What a list's organisation (c.example, genuine sealing key) sends on to bob@b.example: it verified `arrived`
+ * (seal i=1 by a.example), made `changed` of it, and seals that as i=2 with `ls=list@c.example`, binding bob.
+ */
+async function listSeal(arrived: Buffer, changed: Buffer, opts: { time?: number } = {}): Promise<Buffer> {
+  const chain = await verifyChain(arrived, { lookup: lookup(net.org('a.example')), now: Date.now });
+  expect(chain.result).toBe('pass');
+  const binding = bindRecipients(['bob@b.example']);
+  const s = sealKeyOf(net.org('c.example'));
+  const sealed = await seal(prependField(removeRecipientFields(changed), binding.field), {
+    domain: 'c.example',
+    certRef: certificateRef(s.cert.der),
+    privateKey: s.key,
+    now: () => opts.time ?? Date.now(),
+    verdicts: [{ name: 'e2e', result: 'pass' }],
+    chain,
+    recipientCommitment: binding.commitment,
+    listAddress: 'list@c.example',
   });
   return Buffer.from(sealed.message);
 }
@@ -142,6 +205,64 @@ describe('sender-domain alignment', () => {
       /^550 5\.7\.21 /,
     );
     expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example']))).toMatch(/^250 /);
+  });
+});
+
+describe('what a plain-client recipient reads is what the seals covered', () => {
+  /** The header block of a delivered copy without the gateway's own fields: what carol's mail client shows. */
+  const shown = (copy: Buffer) =>
+    copy
+      .toString('latin1')
+      .slice(0, copy.indexOf('\r\n\r\n'))
+      .split(/\r\n(?![ \t])/)
+      .filter((f) => !/^(authentication-results|ssmax-seal|ssmax-recipients|received|return-path|delivered-to):/i.test(f));
+
+  test('c.example seals From: frank@c.example over an inner From: ceo@b.example: carol sees From frank@c.example, the inner message only as an attachment', async () => {
+    const before = B().mailbox.for('carol@b.example').length;
+    const raw = await craft(net.org('c.example'), 'frank@c.example', ['carol@b.example'], { innerFrom: 'ceo@b.example' });
+    expect(await toB(['carol@b.example'], raw)).toMatch(/^250 /);
+    const copies = B().mailbox.for('carol@b.example');
+    expect(copies).toHaveLength(before + 1);
+    const copy = copies[copies.length - 1]!.raw;
+    const fields = shown(copy);
+    expect(fields.filter((f) => /^from:/i.test(f))).toEqual(['From: frank@c.example']);
+    expect(fields.join('\n')).not.toContain('ceo@b.example');
+    expect(copy.toString('latin1')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass/m);
+    expect(copy.toString('latin1')).toMatch(/Content-Type: message\/rfc822\r\n(?:.*\r\n)*?\r\nFrom: ceo@b\.example\r\n/);
+  });
+
+  test("control: a.example's own mail to carol keeps its inner message byte for byte", async () => {
+    const before = B().mailbox.for('carol@b.example').length;
+    expect(await toB(['carol@b.example'], await craft(net.org('a.example'), 'alice@a.example', ['carol@b.example']))).toMatch(/^250 /);
+    const copy = B().mailbox.for('carol@b.example')[before]!.raw.toString('latin1');
+    expect(copy).not.toContain('message/rfc822');
+    expect(copy).toMatch(/\r\nFrom: alice@a\.example\r\nTo: bob@b\.example\r\nSubject: crafted\r\n/);
+  });
+});
+
+describe('unsealed mail claiming an SSMAX organisation through a subdomain', () => {
+  const unsealed = (from: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: payroll\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\n` +
+        `Date: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nplease update your bank details\r\n`,
+    );
+
+  test.each([
+    ['payroll@hr.b.example', 'b\\.example'],
+    ['it@x.y.hr.b.example', 'b\\.example'],
+    ['ceo@mail.a.example', 'a\\.example'],
+  ])('From: %s (no bundle of its own) is refused with 5.7.7 naming the organisation; nothing delivered', async (from, org) => {
+    const before = B().mailbox.mails.length;
+    expect(await toB(['bob@b.example'], unsealed(from))).toMatch(
+      new RegExp(`^550 5\\.7\\.7 .*unsealed message from SSMAX domain .*\\(the organisation ${org}\\)`),
+    );
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('control: ordinary Internet mail (a domain with no SSMAX above it) is delivered', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await toB(['bob@b.example'], unsealed('news@mail.plain.example'))).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
   });
 });
 
@@ -258,20 +379,6 @@ describe("keyd's organisation anchor", () => {
 
 describe('`ssmax user open` (the CLI, as a process) checks alignment itself', () => {
   const BIN = join(__dirname, '..', '..', 'bin', 'ssmax');
-  const sealKeyOf = (o: OrgNode) => ({
-    cert: parseCertificate(readFileSync(join(o.fx.dir, 'seal.cert.pem'), 'utf8')),
-    key: privateKeyFromPem(readFileSync(join(o.fx.dir, 'seal.key.pem'), 'utf8')),
-  });
-  const lookup =
-    (...orgs: OrgNode[]): CertificateLookup =>
-    (req) => {
-      for (const o of orgs) {
-        const { cert } = sealKeyOf(o);
-        if (req.kind === 'seal' && req.certRef === certificateRef(cert.der))
-          return { publicKey: p256PublicKeyFrom(cert.spki), domain: o.domain };
-      }
-      return undefined;
-    };
   const bundleOf = (o: OrgNode) =>
     new Promise<string>((resolve, reject) => {
       const u = new URL(o.bundleUrl);
@@ -364,6 +471,57 @@ describe('`ssmax user open` (the CLI, as a process) checks alignment itself', ()
   });
 });
 
+describe('a list\'s seal over another organisation\'s mail (docs/security.md, "Tampering by a later hop")', () => {
+  const delivered = (tag: string) => B().mailbox.mails.filter((m) => m.raw.toString('latin1').includes(tag)).length;
+
+  test("control: a.example's post to list@c.example, re-sealed unchanged by c.example for bob, is accepted (encrypted and not)", async () => {
+    const A = net.org('a.example');
+    for (const plain of [false, true]) {
+      const post = await craft(A, 'alice@a.example', ['list@c.example'], { to: 'list@c.example', plain });
+      const before = B().mailbox.for('bob@b.example').length;
+      expect(await toB(['bob@b.example'], await listSeal(post, post))).toMatch(/^250 /);
+      expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+    }
+  });
+
+  test('a new body, re-encrypted to b.example under a kept seal i=1 of a.example, with From, To/Cc and Subject rewritten, is refused with 5.7.7; nothing delivered', async () => {
+    const post = await craft(net.org('a.example'), 'alice@a.example', ['someone@c.example'], { to: 'someone@c.example' });
+    const forgedPlain = Buffer.from(
+      'From: ceo@a.example\r\nTo: list@c.example\r\nCc: bob@b.example\r\nSubject: Urgent: wire the money today\r\n' +
+        'Message-ID: <forged-body@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nforged-body: pay IBAN XX00 today\r\n',
+    );
+    const forged = Buffer.concat([Buffer.from(sealFieldsOf(post), 'latin1'), await encryptedToB(forgedPlain)]);
+    const before = delivered('forged-body');
+    expect(await toB(['bob@b.example'], await listSeal(post, forged))).toMatch(
+      /^550 5\.7\.7 SSMAX chain fails: the body is not the one an earlier seal signed: .*seal 1 \(a\.example\)/,
+    );
+    expect(delivered('forged-body')).toBe(before);
+  });
+
+  test('a sealed-unencrypted message of a.example with From, To/Cc and Subject rewritten under its seal i=1 is refused with 5.7.7, also dressed up with a capsule', async () => {
+    const post = await craft(net.org('a.example'), 'alice@a.example', ['someone@c.example'], { to: 'someone@c.example', plain: true });
+    const rewritten = Buffer.from(
+      post
+        .toString('latin1')
+        .replace('From: alice@a.example', 'From: ceo@a.example')
+        .replace('To: someone@c.example', 'To: list@c.example\r\nCc: bob@b.example')
+        .replace('Subject: crafted', 'Subject: Urgent: wire the money today'),
+      'latin1',
+    );
+    const refusal =
+      /^550 5\.7\.7 SSMAX chain fails: protected header fields of an unencrypted message changed after an earlier seal: .*seal 1 \(a\.example\)/;
+    const before = B().mailbox.mails.length;
+    expect(await toB(['bob@b.example'], await listSeal(post, rewritten))).toMatch(refusal);
+    // a capsule for b.example and SSMAX-Version added, so that the message looks encrypted: its body (seal i=1's bh=) is not
+    const capsule = (await encryptedToB(Buffer.from('From: x@a.example\r\n\r\nx\r\n')))
+      .toString('latin1')
+      .match(/^SSMAX-Capsule:[^\r]*(\r\n[ \t][^\r]*)*\r\n/m)![0];
+    const dressed = Buffer.concat([Buffer.from(`SSMAX-Version: 1\r\n${capsule}`, 'latin1'), rewritten]);
+    expect(await toB(['bob@b.example'], await listSeal(post, dressed))).toMatch(refusal);
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+});
+
 describe('freshness', () => {
   test(`a seal older than the window ([chain] max_seal_age_seconds, ${WINDOW_S} s at b.example here) is refused with 5.4.7; a younger one passes`, async () => {
     const A = net.org('a.example');
@@ -384,5 +542,14 @@ describe('freshness', () => {
     expect(B().mailbox.mails.length).toBe(before);
     const recent = await craft(A, 'alice@a.example', ['bob@b.example']);
     expect(await toB(['bob@b.example'], recent)).toMatch(/^250 /);
+
+    // a list's organisation that kept a.example's seal i=1 longer than the window and re-seals it now: refused, though its own seal is fresh
+    const kept = await craft(A, 'alice@a.example', ['list@c.example'], { to: 'list@c.example', time: oldTime });
+    expect(await toB(['bob@b.example'], await listSeal(kept, kept))).toMatch(
+      new RegExp(
+        `^550 5\\.4\\.7 SSMAX seal made longer after the seal before it than this gateway accepts: seal i=2 by c\\.example was made \\d+ s after seal i=1 by a\\.example, the limit is ${WINDOW_S} s`,
+      ),
+    );
+    expect(B().mailbox.mails.length).toBe(before + 1);
   });
 });

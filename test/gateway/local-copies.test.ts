@@ -109,3 +109,49 @@ test('three plain-client recipients of one message: one decryption (one message 
   expect(isZero(given[0]!)).toBe(true);
   expect(notices).toEqual([{ keyId: KEY_ID, current: `${DOMAIN}:v2` }]);
 });
+
+describe('the copy shows the sealed display fields, never the inner header no seal covers (docs/security.md)', () => {
+  /** `plain` encrypted, then its outer (sealed) From and Subject set to other values: what a hostile sender can make. */
+  async function forged(innerFrom: string): Promise<{ message: Buffer; capsules: Capsule[] }> {
+    const inner = Buffer.from(plain.toString('latin1').replace('From: x@b.example', `From: ${innerFrom}`), 'latin1');
+    const enc = await collect(encryptMessage(inner, [{ keyId: KEY_ID, publicKey: org.publicKey }], { group: g, rng: systemRng }));
+    const message = Buffer.from(
+      enc.toString('latin1').replace(`From: ${innerFrom}\r\n`, 'From: x@b.example\r\n').replace('Subject: t\r\n', 'Subject: sealed\r\n'),
+      'latin1',
+    );
+    return { message, capsules: capsulesOf(checkMessage(message).headers) };
+  }
+
+  /** The copy's header block after the gateway's own fields (Authentication-Results, seals): what the recipient's client shows. */
+  const shown = (copy: Buffer) => {
+    const head = copy.toString('latin1').slice(0, copy.indexOf('\r\n\r\n'));
+    return head.split(/\r\n(?![ \t])/).filter((f) => !/^(authentication-results|ssmax-seal|ssmax-recipients):/i.test(f));
+  };
+
+  test('inner From ceo@a.example under a sealed From x@b.example: the copy is From x@b.example, the inner message only attached', async () => {
+    const { message, capsules } = await forged('ceo@a.example');
+    const [copy] = await localCopies(depsWith([]), { message, rcpts: ['u@a.example'], origin, verdicts: [] }, capsules, []);
+    const fields = shown(copy!.message);
+    expect(fields.filter((f) => /^from:/i.test(f))).toEqual(['From: x@b.example']);
+    expect(fields.filter((f) => /^subject:/i.test(f))).toEqual(['Subject: sealed']);
+    expect(fields.join('\n')).not.toContain('ceo@a.example');
+    const text = copy!.message.toString('latin1');
+    expect(text).toMatch(/Content-Type: message\/rfc822\r\n(?:.*\r\n)*?\r\nFrom: ceo@a\.example\r\n/);
+    expect(text).toContain(SECRET);
+  });
+
+  test('same From inside and out, another Subject inside: the sealed Subject replaces it', async () => {
+    const { message, capsules } = await forged('x@b.example');
+    const [copy] = await localCopies(depsWith([]), { message, rcpts: ['u@a.example'], origin, verdicts: [] }, capsules, []);
+    const fields = shown(copy!.message);
+    expect(fields.filter((f) => /^subject:/i.test(f))).toEqual(['Subject: sealed']);
+    expect(copy!.message.toString('latin1')).not.toContain('message/rfc822');
+    expect(copy!.message.toString('latin1')).toContain(SECRET);
+  });
+
+  test("the sender side's own message (outer copied from inner): the original, byte for byte, after the gateway's fields", async () => {
+    const { message, capsules } = await encrypted();
+    const [copy] = await localCopies(depsWith([]), { message, rcpts: ['u@a.example'], origin, verdicts: [] }, capsules, []);
+    expect(copy!.message.subarray(copy!.message.length - plain.length).equals(plain)).toBe(true);
+  });
+});

@@ -16,6 +16,7 @@ import { openMessage } from '../../src/user/open';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { bodyOf, forwardMessage } from '../../src/user/forward';
+import { simpleParser } from 'mailparser';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { filesUnder, network, smtp, waitFor } from '../gateway/network-fixture';
@@ -565,6 +566,21 @@ describe('in-organisation forwarding (ssmax user forward, SSMAX §3.4)', () => {
       expect(opened.plaintext).toEqual(original);
       expect(copy.toString('latin1')).toMatch(/^From: alice@a\.example\r$/m);
     }
+  });
+
+  test("a forward of bob's post to a plain-client user (dave): alice's sealed header on top, bob's message attached whole", async () => {
+    const alice = profile(A, 'alice@a.example');
+    const received = copiesOf(A, 'alice@a.example', 'Post two')[0]!.raw;
+    const original = (await openMessage(alice, received, { now: new Date() })).plaintext;
+    const before = copiesOf(A, 'dave@a.example', 'Fwd: Post two').length;
+    const toDave = await forwardMessage(alice, received, { to: ['dave@a.example'], now: new Date() });
+    expect((await submitMessage(alice, toDave, { to: ['dave@a.example'] })).response).toMatch(/^250 /);
+    await waitFor(() => copiesOf(A, 'dave@a.example', 'Fwd: Post two').length > before, 60000);
+    const copy = copiesOf(A, 'dave@a.example', 'Fwd: Post two')[before]!.raw;
+    const parsed = await simpleParser(copy);
+    expect(parsed.from?.value.map((v) => v.address)).toEqual(['alice@a.example']); // who the seals vouch for, not the post's author (bob)
+    const attached = parsed.attachments.find((a) => a.contentType === 'message/rfc822');
+    expect(attached?.content.equals(original)).toBe(true);
   });
 
   test("forwarding needs a capsule for the forwarder's own key", async () => {

@@ -8,6 +8,8 @@ import { groups } from '../../src/crypto/backend';
 import { keyIdOf } from '../../src/crypto/keys';
 import { createCrl } from '../../src/pki/crl';
 import { listCapsules } from '../../src/envelope/capsules';
+import { certificateRef } from '../../src/chain/certificate-lookup';
+import { signUser } from '../../src/chain/user-signature';
 import { UserError } from '../../src/user/errors';
 import { OpenError, openMessage } from '../../src/user/open';
 import { PROFILE_FILES, createUserProfile, loadUserProfile } from '../../src/user/profile';
@@ -56,6 +58,18 @@ async function deliver(
   const submitted = await signAndEncrypt(alice.profile, original, { now: NOW, ...signOpts });
   const hop1 = await sendingHop(submitted, world.a, alice, world.b);
   return receivingHop(hop1, world.b, world.a, opts);
+}
+
+/** The message with its content ciphertext cut after two 1 KiB chunks (a chunk boundary). */
+function truncateCiphertext(message: Buffer): Buffer {
+  const text = message.toString('latin1');
+  const split = text.indexOf('\r\n\r\n') + 4;
+  const body = Buffer.from(text.slice(split).replace(/\r\n/g, ''), 'base64');
+  const kept = body
+    .subarray(0, 2 * (1024 + 16))
+    .toString('base64')
+    .replace(/.{76}/g, '$&\r\n');
+  return Buffer.from(`${text.slice(0, split)}${kept}\r\n`, 'latin1');
 }
 
 /** Expects openMessage to fail with `code` and a message matching `pattern`, and no secret anywhere. */
@@ -210,9 +224,18 @@ describe('open: the whole way', () => {
     expect(opened.plaintext.equals(original)).toBe(true);
   });
 
-  test('transparent mode: delivered decrypted, and said so', async () => {
+  test('a copy without capsules (sealed-unencrypted mail, sealed as it is by both hops): not encrypted, and said so', async () => {
     const original = aliceMessage();
-    const delivered = await deliver(original, { to: 'transparent' });
+    const signed = (
+      await signUser(original, {
+        signer: alice.profile.address,
+        certRef: certificateRef(alice.profile.signingCertificate.der),
+        privateKey: alice.profile.signingKey,
+        now: () => NOW.getTime(),
+      })
+    ).message;
+    const hop1 = await sendingHop(Buffer.from(signed), world.a, alice, world.b, { plain: true });
+    const delivered = await receivingHop(hop1, world.b, world.a, { to: 'as-is' });
     const opened = await openMessage(bob.profile, delivered, { now: NOW });
     expect(opened.encrypted).toBe(false);
     expect(opened.trace[opened.trace.length - 1]).toMatch(/not encrypted .*transparent mode/);
@@ -298,19 +321,34 @@ describe('open: failures are clear and print no plaintext', () => {
     await expectOpenFailure(cut, 'seal', /seal i=2 \(b\.example\) failed: body-hash-mismatch/);
   });
 
-  test('a body truncated at a chunk boundary under a valid seal: decryption refuses it', async () => {
-    // A receiving gateway that sealed over damaged bytes: the seal passes, the STREAM does not.
-    const truncate = (message: Buffer): Buffer => {
-      const text = message.toString('latin1');
-      const split = text.indexOf('\r\n\r\n') + 4;
-      const body = Buffer.from(text.slice(split).replace(/\r\n/g, ''), 'base64');
-      const kept = body
-        .subarray(0, 2 * (1024 + 16))
-        .toString('base64')
-        .replace(/.{76}/g, '$&\r\n');
-      return Buffer.from(`${text.slice(0, split)}${kept}\r\n`, 'latin1');
-    };
-    const delivered = await deliver(aliceMessage(`${SECRET}\r\n`.repeat(200)), { to: bobKey(), substitute: truncate }, { chunkSize: 1024 });
+  test('a receiving hop that sealed over a body it changed (here: decrypted) is refused: the body is not the one seal i=1 signed', async () => {
+    const delivered = await deliver(aliceMessage(), { to: 'decrypt-and-seal' });
+    const e = await expectOpenFailure(
+      delivered,
+      'seal',
+      /^Cannot open the message: seal i=1 \(a\.example\) failed: earlier-body-hash-mismatch: The body is not the one seal 1 \(a\.example\) signed: seal 2 \(b\.example\) signed another, and no hop may change the body$/,
+    );
+    expect(e.hops.map((h) => h.result)).toEqual(['fail', 'pass']);
+  });
+
+  test('a body truncated at a chunk boundary by a receiving hop that sealed over it: the chain refuses it, nothing decrypted', async () => {
+    const delivered = await deliver(
+      aliceMessage(`${SECRET}\r\n`.repeat(200)),
+      { to: bobKey(), substitute: truncateCiphertext },
+      { chunkSize: 1024 },
+    );
+    await expectOpenFailure(
+      delivered,
+      'seal',
+      /seal i=1 \(a\.example\) failed: earlier-body-hash-mismatch: The body is not the one seal 1 \(a\.example\) signed/,
+    );
+  });
+
+  test('a body truncated at a chunk boundary under valid seals: decryption refuses it', async () => {
+    // A sending gateway that sealed over damaged bytes: every seal passes, the STREAM does not.
+    const submitted = await signAndEncrypt(alice.profile, aliceMessage(`${SECRET}\r\n`.repeat(200)), { now: NOW, chunkSize: 1024 });
+    const hop1 = await sendingHop(submitted, world.a, alice, world.b, { substitute: truncateCiphertext });
+    const delivered = await receivingHop(hop1, world.b, world.a, { to: bobKey() });
     await expectOpenFailure(
       delivered,
       'decrypt',

@@ -110,6 +110,40 @@ test('an inner From unlike the sealed outer From is flagged', async () => {
   expect(opened.trace[opened.trace.length - 1]).toBe(opened.warnings[0]);
 });
 
+test('an inner Sender, Subject or To unlike the sealed outer ones is flagged too; the opened message is the inner one as written', async () => {
+  const inner = Buffer.from(
+    message
+      .toString('latin1')
+      .replace('From: alice@a.example\r\n', 'From: alice@a.example\r\nSender: ceo@a.example\r\n')
+      .replace(/Subject: [^\r]*/, 'Subject: urgent wire')
+      .replace(/To: [^\r]*/, 'To: all@b.example'),
+    'latin1',
+  );
+  const encrypted = (
+    await collect(encryptMessage(inner, [ownOrgRecipient(alice.profile, NOW)], { group: groups.libsecp256k1, rng: systemRng }))
+  ).toString('latin1');
+  const outer = Buffer.from(
+    encrypted
+      .replace('Sender: ceo@a.example\r\n', '')
+      .replace('Subject: urgent wire', (/Subject: [^\r]*/.exec(message.toString('latin1')) ?? [''])[0])
+      .replace('To: all@b.example', (/To: [^\r]*/.exec(message.toString('latin1')) ?? [''])[0]),
+    'latin1',
+  );
+  const { message: signed } = await signUser(outer, {
+    signer: 'alice@a.example',
+    certRef: certificateRef(alice.profile.signingCertificate.der),
+    privateKey: alice.profile.signingKey,
+    now: clock,
+  });
+  const hop1 = await sendingHop(signed, world.a, alice, world.b);
+  const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
+  expect(opened.plaintext.equals(inner)).toBe(true);
+  expect(opened.warnings).toEqual([
+    'warning: the Sender inside the encrypted message is not the sealed outer Sender',
+    'warning: the To, Subject inside the encrypted message are not the sealed outer ones',
+  ]);
+});
+
 test('stripLeadingSeals removes only the seal fields on top, folded lines included', () => {
   const body = Buffer.from('From: a@a.example\r\nSSMAX-Seal: v=1; i=9\r\n\r\nx\r\n');
   const sealed = Buffer.concat([Buffer.from('SSMAX-Seal: v=1; i=2;\r\n d=b.example\r\nssmax-seal: v=1;\r\n\ti=1\r\n'), body]);

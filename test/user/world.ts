@@ -200,7 +200,14 @@ export async function sendingHop(
   org: Org,
   sender: Pick<Person, 'profile'>,
   peer: Org,
-  opts: { rogue?: boolean; sealAs?: Org } = {},
+  opts: {
+    rogue?: boolean;
+    sealAs?: Org;
+    /** Seal over this message instead (a sending gateway that sealed over damaged bytes). */
+    substitute?: (message: Buffer) => Buffer;
+    /** The message is not encrypted (sealed-unencrypted mail): no capsule to re-encrypt. */
+    plain?: boolean;
+  } = {},
 ): Promise<SealedMessage> {
   const signingCert = sender.profile.signingCertificate;
   const user = await verifyUser(message, {
@@ -212,7 +219,10 @@ export async function sendingHop(
   });
   if (user.result !== 'pass' || !user.signerMatchesFrom) throw new Error(`hop 1: user signature ${user.summary}`);
   const unsigned = await removeUserSignature(message);
-  const reencrypted = await reencrypt(unsigned, org, { keyId: peer.encryption.keyId, publicKey: peer.encryption.publicKey });
+  let reencrypted = opts.plain
+    ? unsigned
+    : await reencrypt(unsigned, org, { keyId: peer.encryption.keyId, publicKey: peer.encryption.publicKey });
+  if (opts.substitute) reencrypted = opts.substitute(reencrypted);
   const chain = await verifyChain(reencrypted, { lookup: sealLookup(), now: clock });
   const sealer = opts.sealAs ?? org; // sealAs: another organisation seals (impersonation tests)
   const cert = opts.rogue ? sealer.rogueSealCert : sealer.sealCert;
@@ -233,8 +243,13 @@ export async function sendingHop(
 }
 
 export interface ReceivingOptions {
-  /** Re-encrypt to this key; `transparent` delivers decrypted. */
-  readonly to: { keyId: string; publicKey: Uint8Array } | 'transparent';
+  /**
+   * Re-encrypt to this key; `as-is`: seal the message as it came (sealed-unencrypted mail);
+   * `decrypt-and-seal`: decrypt, then seal over the plaintext — a hop that changed the body under seal i=1,
+   * which verification refuses (a real gateway's transparent copy is sealed over the encrypted form:
+   * src/gateway/local-copies.ts).
+   */
+  readonly to: { keyId: string; publicKey: Uint8Array } | 'as-is' | 'decrypt-and-seal';
   /** Seal with the rogue (unpublished) certificate. */
   readonly rogue?: boolean;
   /** Seal over this message instead (tests: a hop that sealed over damaged bytes), with the chain of the real one. */
@@ -254,7 +269,9 @@ export async function receivingHop(
   const chain: ChainVerification = await verifyChain(hop1.message, { lookup, now: clock });
   if (chain.result !== 'pass') throw new Error(`hop 2: ${chain.summary}`);
   let next: Buffer;
-  if (opts.to === 'transparent') {
+  if (opts.to === 'as-is') {
+    next = hop1.message;
+  } else if (opts.to === 'decrypt-and-seal') {
     const plain = await collect(
       decryptMessage(hop1.message, { keyId: org.encryption.keyId, privateKey: org.encryption.privateKey }, { group: groups.libsecp256k1 }),
     );

@@ -1,0 +1,69 @@
+/**
+ * The parent-domain rule of sender-domain alignment (src/chain/alignment.ts),
+ * as a unit: `aligned` for sealed mail, `organisationOf` for the domain an
+ * unsealed message claims (a subdomain without a bundle of its own belongs to
+ * its parent's organisation), each lookup counted, so the bound on a From
+ * domain of many labels is asserted.
+ */
+import { MAX_PARENT_LOOKUPS, aligned, organisationOf, parentsOf } from '../../src/chain/alignment';
+
+/** A bundle answer over `bundles`, recording every domain asked about. */
+function directory(bundles: readonly string[]): { asked: string[]; has: (d: string) => Promise<boolean> } {
+  const asked: string[] = [];
+  return { asked, has: (d) => (asked.push(d), Promise.resolve(bundles.includes(d))) };
+}
+
+test('parentsOf: the parents of at least two labels, nearest first', () => {
+  expect(parentsOf('a.hr.b.example')).toEqual(['hr.b.example', 'b.example']);
+  expect(parentsOf('b.example')).toEqual([]);
+  expect(parentsOf('example')).toEqual([]);
+});
+
+describe('organisationOf (an unsealed message claiming a domain)', () => {
+  test('a subdomain without a bundle of its own is its parent organisation: hr.b.example and a.b.c.hr.b.example are b.example', async () => {
+    const dir = directory(['b.example']);
+    expect(await organisationOf('hr.b.example', dir.has)).toBe('b.example');
+    expect(await organisationOf('a.b.c.hr.b.example', dir.has)).toBe('b.example');
+    expect(await organisationOf('b.example', dir.has)).toBe('b.example');
+  });
+
+  test('a subdomain with a bundle of its own is its own organisation; a domain with no SSMAX above it is none', async () => {
+    const dir = directory(['b.example', 'hr.b.example']);
+    expect(await organisationOf('x.hr.b.example', dir.has)).toBe('hr.b.example');
+    expect(await organisationOf('mail.plain.example', dir.has)).toBeUndefined();
+    expect(dir.asked.slice(-2)).toEqual(['mail.plain.example', 'plain.example']);
+  });
+
+  test(`a From domain of 120 labels costs at most ${MAX_PARENT_LOOKUPS + 1} lookups, and labels added below b.example do not hide it`, async () => {
+    const deep = `${Array.from({ length: 118 }, () => 'a').join('.')}.b.example`;
+    const none = directory([]);
+    expect(await organisationOf(deep, none.has)).toBeUndefined();
+    expect(none.asked.length).toBe(MAX_PARENT_LOOKUPS + 1);
+    expect(none.asked).toContain('b.example');
+    const dir = directory(['b.example']);
+    expect(await organisationOf(deep, dir.has)).toBe('b.example');
+    expect(dir.asked.length).toBeLessThanOrEqual(MAX_PARENT_LOOKUPS + 1);
+  });
+
+  test('a lookup that cannot be answered fails the whole (the caller answers 4xx)', async () => {
+    await expect(
+      organisationOf('hr.b.example', (d) => (d === 'b.example' ? Promise.reject(new Error('down')) : Promise.resolve(false))),
+    ).rejects.toThrow('down');
+  });
+});
+
+describe('aligned (sealed mail), the same parent rule', () => {
+  test('the sealer itself and its subdomains without a bundle; not a subdomain with its own, not another domain', async () => {
+    expect(await aligned('b.example', 'b.example', directory([]).has)).toBe(true);
+    expect(await aligned('x.hr.b.example', 'b.example', directory(['b.example']).has)).toBe(true);
+    expect(await aligned('x.hr.b.example', 'b.example', directory(['b.example', 'hr.b.example']).has)).toBe(false);
+    expect(await aligned('b.example', 'c.example', directory([]).has)).toBe(false);
+    expect(await aligned('xb.example', 'b.example', directory([]).has)).toBe(false);
+  });
+
+  test('only the domains between the From domain and the sealer are asked about', async () => {
+    const dir = directory([]);
+    await aligned('x.hr.b.example', 'b.example', dir.has);
+    expect(dir.asked).toEqual(['x.hr.b.example', 'hr.b.example']);
+  });
+});
