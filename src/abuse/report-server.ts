@@ -19,6 +19,7 @@ import { secretsEqual } from '../crypto/compare';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
 import { readBody, RequestRefused, sendJson } from '../net/https-server';
+import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
 import { AbuseError } from './errors';
 import { buildAbuseReport, identifyReportedMessage } from './report';
 import { type SubmitSettings, submitReport } from './submit';
@@ -39,12 +40,22 @@ export interface ReportServerOptions {
   readonly maxBytes?: number;
   readonly now?: () => Date;
   readonly log?: (line: string) => void;
+  /** The listener's limits; each one not given: REPORT_SERVER_LISTENER. */
+  readonly listener?: Partial<ListenerLimits>;
 }
 
 export interface ReportServer {
   readonly port: number;
   close(): Promise<void>;
 }
+
+/** The abuse endpoint's listener: a message within a minute, 100 connections (an internal service for a few people). */
+export const REPORT_SERVER_LISTENER: ListenerLimits = {
+  ...LISTENER_DEFAULTS,
+  requestTimeoutMs: 60000,
+  idleTimeoutMs: 120000,
+  maxConnections: 100,
+};
 
 const STATUS: Record<string, number> = { format: 400, chain: 422, foreign: 422, refused: 422, directory: 503, unavailable: 503 };
 
@@ -120,14 +131,16 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
       throw err;
     }
   };
-  const server: Server = createServer((req, res) => {
+  // the shared listener limits (src/net/listener-limits.ts): a message of up to maxBytes within a minute
+  const limits: ListenerLimits = { ...REPORT_SERVER_LISTENER, ...opts.listener };
+  const server: Server = createServer(listenerOptions(limits), (req, res) => {
     handle(req, res).catch((err: unknown) => {
       log(`abuse endpoint fault: ${err instanceof Error ? err.message : String(err)}`);
       if (!res.headersSent) fail(res, 500, 'internal', 'Internal error');
       else res.destroy();
     });
   });
-  server.requestTimeout = 60000;
+  capConnections(server, limits, droppedConnectionsLog('abuse endpoint', limits.maxConnections, log));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => resolve());

@@ -19,7 +19,7 @@ import {
   requiredOption,
   subcommands,
 } from './command';
-import { leaseOption, reinject, smtpAddress, textOf } from './reinject';
+import { leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax list <subcommand> [options]
 
@@ -34,7 +34,9 @@ whose [keyd] section names keyd and the admin client certificate):
                                  posting policy: members (only members and moderators may post),
                                  moderated (held, encrypted, until a moderator releases), open
 Moderation queue (the gateway's <haraka>/ssmax-state/list-moderation folder):
-  held --state DIR               one line per held post: id, time, list, sender
+  held --state DIR [--limit N] [--before ID]
+                                 one line per held post, newest first: id, time, state, list, sender
+                                 (N of them, default 100; stderr names the --before ID of the next page)
   release ID --state DIR --smtp HOST:PORT [--lease SECONDS]
                                  re-inject the held post into the gateway, which expands it once
 
@@ -49,7 +51,7 @@ const SUB_HELP: Record<string, string> = {
   show: 'Usage: ssmax list show --config FILE LIST [--json]\n\nPrints the list: policy, moderators, members.',
   policy:
     'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
-  held: 'Usage: ssmax list held --state DIR\n\nLists the posts held for moderation (never their content: they stay encrypted).',
+  held: 'Usage: ssmax list held --state DIR [--limit N] [--before ID]\n\nLists the posts held for moderation, newest first (never their content: they stay encrypted): N of them (default 100, at most 1000). When older ones remain, stderr says so and names the --before ID that lists the next N.',
   release:
     'Usage: ssmax list release --state DIR --smtp HOST:PORT [--lease SECONDS] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600): one that died midway can be released again after that, and the gateway lets through only the latest release.',
 };
@@ -124,7 +126,7 @@ async function moderationCommand(sub: string, values: OptionValues, positionals:
   const store = new QuarantineStore(state);
   try {
     if (sub === 'held') {
-      for (const e of store.list()) io.out([e.id, new Date(e.time).toISOString(), shownState(e), e.rcpts.join(','), e.from].join('  '));
+      printPage(store, values, io, (e) => [e.id, new Date(e.time).toISOString(), shownState(e), e.rcpts.join(','), e.from].join('  '));
       return EXIT.ok;
     }
     const id = positionals[0];
@@ -156,6 +158,8 @@ async function runList(sub: string, rest: string[], io: CliIo): Promise<number> 
       user: { type: 'string' },
       'password-file': { type: 'string' },
       lease: { type: 'string' },
+      limit: { type: 'string' },
+      before: { type: 'string' },
     },
     SUB_HELP[sub],
   );

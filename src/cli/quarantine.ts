@@ -2,14 +2,18 @@
 import { parseArgs } from 'node:util';
 import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releasedForGood, shownState } from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
-import { leaseOption, reinject, smtpAddress, textOf } from './reinject';
+import { leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
 DIR is the gateway's quarantine folder (<haraka>/ssmax-state/quarantine).
 
 Subcommands:
-  list                         one line per held message: id, time, direction, rule, from, recipients
+  list [--limit N] [--before ID]
+                               one line per held message, newest first: id, time, direction,
+                               state, rule, from, recipients; N of them (default 100, at most
+                               1000); when older ones remain, stderr says so and names the
+                               --before ID that lists the next N
   show ID                      the entry's details (never the message content: it stays encrypted)
   release ID --smtp HOST:PORT [--user U --password-file F] [--lease SECONDS]
                                re-inject the message into the gateway, which lets it pass once;
@@ -36,6 +40,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         user: { type: 'string' },
         'password-file': { type: 'string' },
         lease: { type: 'string' },
+        limit: { type: 'string' },
+        before: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -54,11 +60,12 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
     const id = positionals[0];
     switch (sub) {
       case 'list':
-        for (const e of store.list())
-          io.out([e.id, new Date(e.time).toISOString(), e.direction, shownState(e), e.rule, e.from, e.rcpts.join(',')].join('  '));
+        printPage(store, values, io, (e) =>
+          [e.id, new Date(e.time).toISOString(), e.direction, shownState(e), e.rule, e.from, e.rcpts.join(',')].join('  '),
+        );
         return EXIT.ok;
       case 'show': {
-        const e = id ? store.get(id) : undefined;
+        const e = id ? store.summary(id) : undefined; // the metadata only: the message is not read
         if (!e) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
         io.out(
           JSON.stringify(
@@ -83,7 +90,7 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
                 ? { released: 'the gateway took it at that release: it is not sent again; delete the entry (ssmax quarantine delete)' }
                 : {}),
               ...(e.note ? { note: e.note } : {}),
-              encryptedBytes: e.message.length,
+              heldBytes: e.bytes,
             },
             null,
             2,

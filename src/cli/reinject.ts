@@ -5,7 +5,7 @@
  * while the gateway takes it, and stays held when it does not.
  */
 import { HostPortError, parseHostPort } from '../config/host-port';
-import type { QuarantineStore } from '../inspect/quarantine';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type QuarantineSummary, type QuarantineStore } from '../inspect/quarantine';
 import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
 import { CliError, type CliIo, EXIT, readInputText } from './command';
 
@@ -24,6 +24,31 @@ export function leaseOption(value: unknown): number | undefined {
   const n = /^\d{1,5}$/.test(value.trim()) ? Number(value.trim()) : NaN;
   if (!(n >= 1 && n <= 86400)) throw new CliError(`--lease must be a whole number of seconds from 1 to 86400, got '${value}'`, EXIT.usage);
   return n;
+}
+
+/**
+ * One page of a held-message store for a list command (`--limit N`, `--before ID`): each entry as `line` makes it
+ * on stdout, newest first, read without the messages; when older entries remain, how to ask for them on stderr.
+ */
+export function printPage(
+  store: QuarantineStore,
+  values: Readonly<Record<string, unknown>>,
+  io: CliIo,
+  line: (e: QuarantineSummary) => string,
+): void {
+  const raw = values.limit;
+  let limit = DEFAULT_PAGE_SIZE;
+  if (raw !== undefined) {
+    limit = typeof raw === 'string' && /^\d{1,4}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    if (!(limit >= 1 && limit <= MAX_PAGE_SIZE))
+      throw new CliError(`--limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, got '${String(raw)}'`, EXIT.usage);
+  }
+  const before = textOf(values.before);
+  if (before !== undefined && !/^q-[0-9a-z]+-[0-9a-f]{12}$/.test(before))
+    throw new CliError(`--before must be an id of this store (q-…), got '${before.slice(0, 80)}'`, EXIT.usage);
+  const page = store.page({ limit, ...(before ? { before } : {}) });
+  for (const e of page.entries) io.out(line(e));
+  if (page.next) io.err(`more held: add --before ${page.next} for the next ${limit}`);
 }
 
 /** An option's value when it was given as text, else undefined. */

@@ -5,6 +5,7 @@
  * naming the key, and so is every key and section (one the console does not
  * read is refused, named: src/config/ini.ts refuseUnknown).
  */
+import { listenerSettings } from '../net/listener-limits';
 import { resolve } from 'node:path';
 import { formatHostPort } from '../config/host-port';
 import { ConfigError, IniReader, defineSettings, readIniFile, readSettingFile, refuseUnknown } from '../config/ini';
@@ -18,6 +19,8 @@ export interface ConsoleConfig {
   readonly port: number;
   /** Minutes a session lives after its last request. */
   readonly sessionMinutes: number;
+  /** The TLS handshake time and the cap on open connections (src/net/listener-limits.ts); absent: the defaults. */
+  readonly listener?: { readonly handshakeTimeoutMs: number; readonly maxConnections: number };
   /** The console's server certificate chain and key (PEM text), and the CAs whose client certificates TLS accepts. */
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCas: readonly string[] };
   /** Validation of administrators' certificates: roots, CRL files (checked on each new connection, read when changed: src/pki/crl-files.ts), the organisation's CA. */
@@ -58,6 +61,7 @@ export const CONSOLE_SETTINGS = defineSettings({
   'console.domain': { type: 'str' },
   'console.listen': { type: 'str', default: CONSOLE_DEFAULTS.listen },
   'console.session_minutes': { type: 'num', min: 1, max: 24 * 60, whole: true, default: CONSOLE_DEFAULTS.sessionMinutes },
+  ...listenerSettings('console'),
   'tls.cert': { type: 'str' },
   'tls.key': { type: 'str' },
   'tls.client_ca': { type: 'list' },
@@ -124,6 +128,7 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     host: listen.host,
     port: listen.port,
     sessionMinutes: r.get('console.session_minutes'),
+    listener: { handshakeTimeoutMs: r.get('console.handshake_timeout_ms'), maxConnections: r.get('console.max_connections') },
     tls: { cert: file1('tls.cert'), key: file1('tls.key'), clientCas: files('tls.client_ca') },
     pki: { roots: files('pki.roots'), crlFiles: r.paths('pki.crls'), orgCa: file1('pki.org_ca') },
     keyd: {

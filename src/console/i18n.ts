@@ -63,6 +63,9 @@ const EN = {
   releasedStays: 'the gateway took it: it is not sent again; delete the entry',
   deleted: 'Deleted',
   empty: 'Nothing held.',
+  olderPage: 'Older entries',
+  newestPage: 'Newest entries',
+  heldSummary: '{count} held, {bytes} bytes in all; {shown} shown, newest first',
   contentNote: 'Held messages stay encrypted; the console shows their envelope only.',
   contentNoteInspector:
     'Held messages stay encrypted; "Show content" decrypts one in memory through keyd with the inspector certificate (audited).',
@@ -176,6 +179,9 @@ const JA: Record<Key, string> = {
   releasedStays: 'ゲートウェイが受け付けました。再送されません。この項目を削除してください',
   deleted: '削除しました',
   empty: '隔離中のメッセージはありません。',
+  olderPage: 'より古い項目',
+  newestPage: '最新の項目',
+  heldSummary: '隔離中 {count} 件、合計 {bytes} バイト。新しい順に {shown} 件を表示',
   contentNote: '隔離メッセージは暗号化されたままです。コンソールはエンベロープのみ表示します。',
   contentNoteInspector:
     '隔離メッセージは暗号化されたままです。「内容を表示」は検査用証明書で keyd を通じてメモリ上でのみ復号します(監査されます)。',

@@ -243,15 +243,21 @@ function quarantineStore(ctx: PageContext): QuarantineStore | undefined {
   return s;
 }
 
+/** A quarantine id as the store makes them. */
+const QUARANTINE_ID = /^q-[0-9a-z]+-[0-9a-f]{12}$/;
+
 /** The most of a held message's plaintext a page shows. */
 const MAX_SHOWN_BYTES = 64 * 1024;
 
 async function quarantinePage(ctx: PageContext, message?: Html, content?: Html): Promise<Html> {
   const store = quarantineStore(ctx);
   if (!store) return html`${message}<p>${ctx.t('notConfigured')}</p>`;
-  const entries = store.list().sort((a, b) => b.time - a.time);
+  // one page, newest first, read from the entries' metadata (never their messages): ?before=ID for older ones
+  const before = ctx.url.searchParams.get('before') ?? '';
+  const { entries, next } = store.page(QUARANTINE_ID.test(before) ? { before } : {});
   const canShow = ctx.config.quarantine?.inspector !== undefined;
   return html`${message}<p>${ctx.t(canShow ? 'contentNoteInspector' : 'contentNote')}</p>
+<p>${ctx.t('heldSummary', { count: store.heldCount(), bytes: store.heldBytes(), shown: entries.length })}</p>
 ${
   entries.length === 0
     ? html`<p>${ctx.t('empty')}</p>`
@@ -264,6 +270,11 @@ ${entries.map(
 )}
 </tbody></table>`
 }
+${
+  next || before
+    ? html`<nav aria-label="${ctx.t('quarantine')}">${before ? html`<a href="/quarantine">${ctx.t('newestPage')}</a> ` : ''}${next ? html`<a href="/quarantine?before=${next}" rel="next">${ctx.t('olderPage')}</a>` : ''}</nav>`
+    : ''
+}
 ${content}`;
 }
 
@@ -275,7 +286,7 @@ const quarantine: Page = {
     const q = ctx.config.quarantine;
     const id = form.get('id') ?? '';
     if (!store || !q) return quarantinePage(ctx, notice('bad', ctx.t('notConfigured')));
-    const entry = /^q-[0-9a-z]+-[0-9a-f]+$/.test(id) ? store.get(id) : undefined;
+    const entry = QUARANTINE_ID.test(id) ? store.summary(id) : undefined; // the message is read only to show it
     if (!entry) return quarantinePage(ctx, notice('bad', ctx.t('failed', { why: `no quarantined message "${id.slice(0, 80)}"` })));
     try {
       if (action === 'release') {
@@ -318,7 +329,9 @@ const quarantine: Page = {
         });
         let plaintext: Buffer;
         try {
-          plaintext = await quarantinedPlaintext(entry.message, ctx.config.domain, ctx.keyd, inspector);
+          const held = store.get(id);
+          if (!held) throw new Error(`no quarantined message "${id}" (deleted meanwhile)`);
+          plaintext = await quarantinedPlaintext(held.message, ctx.config.domain, ctx.keyd, inspector);
         } finally {
           inspector.close();
         }

@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
 import { type Server, createServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
@@ -67,6 +68,8 @@ export class ConsoleServer {
     });
     this.sessions = new Sessions(c.sessionMinutes * 60000);
     this.keyd = new ConsoleKeyd(c.keyd);
+    // a release waits for the gateway's answer (its SMTP timeouts: up to 60 s of silence a step): ten minutes without traffic
+    const limits: ListenerLimits = { ...LISTENER_DEFAULTS, idleTimeoutMs: 600000, ...c.listener };
     this.server = createServer(
       {
         cert: c.tls.cert,
@@ -75,15 +78,17 @@ export class ConsoleServer {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-        handshakeTimeout: 10000,
-        requestTimeout: 30000,
-        headersTimeout: 10000,
-        keepAliveTimeout: 5000,
+        ...listenerOptions(limits),
         maxHeaderSize: 16384,
       },
       (req, res) => {
         void this.handle(req, res);
       },
+    );
+    capConnections(
+      this.server,
+      limits,
+      droppedConnectionsLog('console', limits.maxConnections, (l) => opts.log?.(l)),
     );
   }
 

@@ -425,8 +425,10 @@ export class Directory {
         lastErrorAt: now,
       };
       this.log(`directory: ${message}`);
-      // Only SSMAX peers (a bundle location is known) are written: a domain without one must not grow the cache.
-      if (peer.location || peer.record.url !== undefined) await this.persist(peer);
+      // Only peers whose bundle was accepted once, or that the operator named ([peers]), are written: any Internet sender
+      // can publish a TXT record for a domain of its own (as many as it likes) whose bundle fails, and that must not grow
+      // the cache every process loads and the console lists whole (the failure stays known in this process's memory).
+      if (peer.record.highestSerial >= 0 || peer.location?.source === 'static') await this.persist(peer);
       throw err;
     };
     let location = known;

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
+import { QUARANTINE_CAPS } from '../inspect/quarantine';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 
@@ -72,6 +73,8 @@ export interface GatewayConfig {
    * accepted only from the `resealers` named (none by default: lists and forwarders, later).
    */
   readonly chain: { readonly maxSealAgeMs: number; readonly resealers: readonly string[] };
+  /** The caps of the moderation queue of mailing lists (bytes held in all, and by one sender; docs/lists.md); absent: the store's defaults. */
+  readonly moderation?: { readonly maxBytes: number; readonly maxBytesPerSender: number };
 }
 
 export type InspectionSettings =
@@ -106,6 +109,8 @@ export const GATEWAY_DEFAULTS = {
   inspection_mode: 'inline',
   inspector_timeout_ms: 15000,
   max_seal_age_seconds: 518400,
+  moderation_max_bytes: QUARANTINE_CAPS.maxBytes,
+  moderation_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
@@ -113,6 +118,7 @@ export const DELIVERED_RECORD_SECONDS = 7 * 86400;
 
 const MS = { type: 'num', min: 1, max: 3600000, whole: true } as const;
 const SECONDS = { type: 'num', min: 0.001, max: 30 * 86400 } as const;
+const BYTES = { type: 'num', min: 1, max: 2 ** 50, whole: true } as const;
 
 /**
  * The settings of ssmax.ini. `reload: true`: read at each use, so a running
@@ -158,6 +164,8 @@ export const GATEWAY_SETTINGS = defineSettings({
     note: 'at most how long the record of delivered messages is kept',
   },
   'chain.resealers': { type: 'list', default: [], reload: true },
+  'lists.moderation_max_bytes': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes },
+  'lists.moderation_max_bytes_per_sender': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes_per_sender },
   'inspection.mode': { type: 'enum', values: ['inline', 'remote'], default: GATEWAY_DEFAULTS.inspection_mode },
   'inspection.inspector_url': { type: 'str' },
   'inspection.inspector_servername': { type: 'str' },
@@ -273,6 +281,10 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     chain: {
       maxSealAgeMs: r.get('chain.max_seal_age_seconds') * 1000,
       resealers: r.get('chain.resealers').map((d) => d.toLowerCase()),
+    },
+    moderation: {
+      maxBytes: r.get('lists.moderation_max_bytes'),
+      maxBytesPerSender: r.get('lists.moderation_max_bytes_per_sender'),
     },
   };
 }

@@ -120,10 +120,15 @@ export function setupGateway(
     );
     if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av)
-      inspection = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+      inspection = new LocalInspector({
+        config: inspectConfig,
+        quarantine: new QuarantineStore(inspectConfig.quarantineDir, inspectConfig.quarantineCaps),
+        keyd,
+        group,
+      });
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
-  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation')), (l) => log(l));
+  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation), (l) => log(l));
   // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
   const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {

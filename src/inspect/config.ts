@@ -9,12 +9,15 @@ import { ClamdClient } from './clamd';
 import { DLP_KNOWN, type DlpAction, type DlpRule, parseDlpRules } from './dlp';
 import { EXTRACT_DEFAULTS, type ExtractLimits } from './extract';
 import type { AvSettings, DlpSettings } from './inspect';
+import { QUARANTINE_CAPS, type QuarantineCaps } from './quarantine';
 
 export interface InspectionConfig {
   readonly dlp?: DlpSettings;
   readonly av?: AvSettings;
   /** Where quarantined messages are kept (encrypted). */
   readonly quarantineDir: string;
+  /** The quarantine's caps: bytes held in all, and by one envelope sender (over either: 4xx, 4.3.1, retry later). */
+  readonly quarantineCaps?: QuarantineCaps;
 }
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
@@ -35,6 +38,8 @@ export const INSPECT_DEFAULTS = {
   dlp_on_unreadable: 'quarantine',
   clamd_config: '',
   clamd: '127.0.0.1:3310',
+  quarantine_max_bytes: QUARANTINE_CAPS.maxBytes,
+  quarantine_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
 } as const;
 
 const COUNT = { type: 'num', min: 1, max: 2 ** 40, whole: true } as const;
@@ -55,6 +60,8 @@ export const INSPECT_SETTINGS = defineSettings({
   'av.on_unavailable': { type: 'enum', values: ['tempfail', 'tag'], default: INSPECT_DEFAULTS.on_unavailable },
   'av.clamd_config': { type: 'str', default: INSPECT_DEFAULTS.clamd_config },
   'quarantine.dir': { type: 'str' },
+  'quarantine.max_bytes': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes },
+  'quarantine.max_bytes_per_sender': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes_per_sender },
 });
 
 /** `inspect` as parsed from ssmax-inspect.ini, `dlpRules` from ssmax-dlp.ini; `dir` the config folder, `stateDir` the gateway's state folder. */
@@ -94,7 +101,12 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
       onUnavailable: r.get('av.on_unavailable'),
     };
   }
-  return { ...(dlp ? { dlp } : {}), ...(av ? { av } : {}), quarantineDir: r.optPath('quarantine.dir') ?? resolve(stateDir, 'quarantine') };
+  return {
+    ...(dlp ? { dlp } : {}),
+    ...(av ? { av } : {}),
+    quarantineDir: r.optPath('quarantine.dir') ?? resolve(stateDir, 'quarantine'),
+    quarantineCaps: { maxBytes: r.get('quarantine.max_bytes'), maxBytesPerSender: r.get('quarantine.max_bytes_per_sender') },
+  };
 }
 
 /** An ini file, parsed ({} when it does not exist). */

@@ -22,7 +22,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { secretsEqual } from '../crypto/compare';
-import { type RootDatabase, open } from 'lmdb';
+import { type Database, type RootDatabase, open } from 'lmdb';
+import { GatewayError } from '../mail/replies';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
 
@@ -119,29 +120,166 @@ export type HoldAgainResult = 'held' | 'gone' | 'other';
 /** What ending a release found: `done` (removed, or held again for the refused recipients), `gone` (deleted meanwhile), `other`. */
 export type FinishResult = 'done' | 'gone' | 'other';
 
-export class QuarantineStore {
-  private readonly db: RootDatabase<QuarantineEntry, string>;
+/** What a list of held messages shows of each: everything but the message, and the bytes it takes (`bytes`). */
+export type QuarantineSummary = Omit<QuarantineEntry, 'message'> & { readonly bytes: number };
 
-  constructor(dir: string) {
+/** One page of held messages, newest first; `next`: the `before` of the next page (absent on the last). */
+export interface QuarantinePage {
+  readonly entries: readonly QuarantineSummary[];
+  readonly next?: string;
+}
+
+/** The caps of a store (docs/inspection.md, "Quarantine"): bytes held in all, and by one envelope sender. */
+export interface QuarantineCaps {
+  readonly maxBytes: number;
+  readonly maxBytesPerSender: number;
+}
+
+/** 1 GiB in all, 128 MiB per sender: a flood of held mail from one sender (or many) fills neither the disk nor the page. */
+export const QUARANTINE_CAPS: QuarantineCaps = { maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2 };
+
+/** How many entries a list shows when it is not told (the console's page, `ssmax quarantine list`, `ssmax list held`). */
+export const DEFAULT_PAGE_SIZE = 100;
+/** The most entries one page may show. */
+export const MAX_PAGE_SIZE = 1000;
+
+/** A store key: an id as `hold` makes them (their time part sorts them: 8 base-36 digits until 2059). */
+const ID = /^q-[0-9a-z]+-[0-9a-f]{12}$/;
+
+type Meta = Omit<QuarantineEntry, 'message'> & { bytes: number };
+
+const TOTAL = 'total';
+const senderKey = (from: string) => `from:${from.toLowerCase()}`;
+
+/**
+ * The store. One LMDB environment with three databases: `meta` (id → the
+ * entry without its message, and its size), `body` (id → the encrypted
+ * message, read only by `get`), `usage` (bytes held in all and per sender,
+ * changed in the same transaction as the entries). A list reads `meta`
+ * only, a page at a time. An entry the previous version wrote (the whole
+ * entry, message included, under its id in the main database) is moved
+ * into this layout when the store opens.
+ */
+export class QuarantineStore {
+  private readonly root: RootDatabase<QuarantineEntry, string>;
+  private readonly meta: Database<Meta, string>;
+  private readonly body: Database<Uint8Array, string>;
+  private readonly usage: Database<number, string>;
+  private readonly caps: QuarantineCaps;
+
+  constructor(dir: string, caps: Partial<QuarantineCaps> = {}) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.db = open<QuarantineEntry, string>({ path: dir, compression: false });
+    this.caps = { ...QUARANTINE_CAPS, ...caps };
+    this.root = open<QuarantineEntry, string>({ path: dir, compression: false });
+    this.meta = this.root.openDB<Meta, string>({ name: 'meta', compression: false });
+    this.body = this.root.openDB<Uint8Array, string>({ name: 'body', encoding: 'binary', compression: false });
+    this.usage = this.root.openDB<number, string>({ name: 'usage', compression: false });
+    this.migrate();
   }
 
+  /** Moves the entries of the previous layout (whole entries in the main database), one at a time, each in its own transaction. */
+  private migrate(): void {
+    const legacy = [...this.root.getKeys({ start: 'q-', end: 'q.' })].filter((k) => typeof k === 'string' && ID.test(k));
+    for (const id of legacy)
+      this.root.transactionSync(() => {
+        const e = this.root.get(id);
+        if (!e) return;
+        const { message, ...rest } = e;
+        this.root.remove(id);
+        if (this.meta.get(id)) return;
+        this.add({ ...rest, bytes: sizeOf(rest, message) }, message);
+      });
+  }
+
+  /** Writes an entry and counts its bytes (inside a write transaction). */
+  private add(meta: Meta, message: Uint8Array): void {
+    this.meta.put(meta.id, meta);
+    this.body.put(meta.id, message);
+    this.count(meta, meta.bytes);
+  }
+
+  /** Removes an entry and its bytes (inside a write transaction). */
+  private drop(meta: Meta): void {
+    this.meta.remove(meta.id);
+    this.body.remove(meta.id);
+    this.count(meta, -meta.bytes);
+  }
+
+  private count(meta: Pick<Meta, 'from'>, delta: number): void {
+    for (const key of [TOTAL, senderKey(meta.from)]) {
+      const n = Math.max(0, (this.usage.get(key) ?? 0) + delta);
+      if (n === 0) this.usage.remove(key);
+      else this.usage.put(key, n);
+    }
+  }
+
+  /** Bytes held: in all, and by one envelope sender. */
+  heldBytes(from?: string): number {
+    return this.usage.get(from === undefined ? TOTAL : senderKey(from)) ?? 0;
+  }
+
+  /**
+   * Holds a message. Over a cap (bytes in all, or by this envelope sender)
+   * nothing is written and a temporary GatewayError (quarantineFull, 4xx)
+   * is thrown: the sending server keeps the message and retries; it is
+   * neither lost nor delivered.
+   */
   async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>, now = Date.now()): Promise<string> {
     const id = `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
-    await this.db.put(id, { ...entry, id, time: now, state: 'held' });
+    const { message, ...rest } = entry;
+    const meta: Meta = { ...rest, id, time: now, state: 'held', bytes: 0 };
+    meta.bytes = sizeOf(meta, message);
+    const full = await this.root.transaction((): string | undefined => {
+      const total = this.heldBytes() + meta.bytes;
+      if (total > this.caps.maxBytes) return `the store would hold ${total} bytes, over its cap of ${this.caps.maxBytes}`;
+      const mine = this.heldBytes(meta.from) + meta.bytes;
+      if (mine > this.caps.maxBytesPerSender)
+        return `the sender's held messages would take ${mine} bytes, over the cap of ${this.caps.maxBytesPerSender} per sender`;
+      this.add(meta, message);
+      return undefined;
+    });
+    if (full !== undefined) throw new GatewayError('quarantineFull', full);
     return id;
   }
 
-  list(): Omit<QuarantineEntry, 'message'>[] {
-    return [...this.db.getRange({})].map(({ value }) => {
-      const { message: _m, ...rest } = value;
-      return rest;
-    });
+  /**
+   * One page of held messages, newest first, read from the metadata alone
+   * (never a message): at most `limit` (default DEFAULT_PAGE_SIZE, at most
+   * MAX_PAGE_SIZE) older than the entry `before` (the newest when absent).
+   */
+  page(opts: { readonly before?: string; readonly limit?: number } = {}): QuarantinePage {
+    const limit = Math.max(1, Math.min(MAX_PAGE_SIZE, Math.floor(opts.limit ?? DEFAULT_PAGE_SIZE)));
+    const entries: QuarantineSummary[] = [];
+    let more = false;
+    for (const { key, value } of this.meta.getRange({ reverse: true, ...(opts.before ? { start: opts.before } : {}) })) {
+      if (key === opts.before) continue;
+      if (entries.length === limit) {
+        more = true;
+        break;
+      }
+      entries.push(value);
+    }
+    return more ? { entries, next: entries[entries.length - 1]!.id } : { entries };
   }
 
+  /** How many messages are held. */
+  heldCount(): number {
+    return this.meta.getCount();
+  }
+
+  /** The entry with its message (one body read). */
   get(id: string): QuarantineEntry | undefined {
-    return this.db.get(id);
+    const m = this.meta.get(id);
+    if (!m) return undefined;
+    const message = this.body.get(id);
+    if (!message) return undefined;
+    const { bytes: _b, ...rest } = m;
+    return { ...rest, message };
+  }
+
+  /** The entry without its message (no body read). */
+  summary(id: string): QuarantineSummary | undefined {
+    return this.meta.get(id);
   }
 
   /**
@@ -160,8 +298,8 @@ export class QuarantineStore {
   async release(id: string, now = Date.now(), leaseMs = DEFAULT_RELEASE_LEASE_MS): Promise<QuarantineEntry | undefined> {
     const token = randomBytes(12).toString('hex');
     // nothing is thrown inside the transaction (lmdb-js commits what a throwing callback wrote): the refusal is returned, then thrown
-    const r = await this.db.transaction((): QuarantineEntry | { refused: string } | undefined => {
-      const e = this.db.get(id);
+    const r = await this.root.transaction((): Meta | { refused: string } | undefined => {
+      const e = this.meta.get(id);
       if (!e) return undefined;
       const since = new Date(e.release?.since ?? e.time).toISOString();
       if (e.state === 'releasing' && !releaseInterrupted(e, now))
@@ -170,17 +308,21 @@ export class QuarantineStore {
         return {
           refused: `${id} was already released: the gateway took it at a release started ${since}, so it is not sent again; the message went on, delete the entry`,
         };
-      const releasing: QuarantineEntry = { ...e, state: 'releasing', release: { token, since: now, until: now + leaseMs } };
-      this.db.put(id, releasing);
+      const releasing: Meta = { ...e, state: 'releasing', release: { token, since: now, until: now + leaseMs } };
+      this.meta.put(id, releasing);
       return releasing;
     });
     if (r && 'refused' in r) throw new ReleaseStateError(r.refused);
-    return r;
+    if (!r) return undefined;
+    const message = this.body.get(id);
+    if (!message) return undefined; // deleted meanwhile
+    const { bytes: _b, ...rest } = r;
+    return { ...rest, message };
   }
 
   /** The entry of `released`'s release as the store has it now: undefined when deleted, 'other' when no longer that release's. */
-  private ofRelease(released: QuarantineEntry): QuarantineEntry | 'other' | undefined {
-    const e = this.db.get(released.id);
+  private ofRelease(released: QuarantineEntry): Meta | 'other' | undefined {
+    const e = this.meta.get(released.id);
     if (!e) return undefined;
     const mine = e.state !== 'held' && released.release !== undefined && sameToken(e.release?.token, released.release.token);
     return mine ? e : 'other';
@@ -194,12 +336,12 @@ export class QuarantineStore {
    * not recreated. In one write transaction.
    */
   async holdAgain(released: QuarantineEntry): Promise<HoldAgainResult> {
-    return this.db.transaction(() => {
+    return this.root.transaction(() => {
       const e = this.ofRelease(released);
       if (e === undefined) return 'gone';
       if (e === 'other') return 'other';
       const { release: _r, ...rest } = e;
-      this.db.put(e.id, { ...rest, state: 'held' });
+      this.meta.put(e.id, { ...rest, state: 'held' });
       return 'held';
     });
   }
@@ -210,14 +352,14 @@ export class QuarantineStore {
    * `note` saying what happened. In one write transaction.
    */
   async finishRelease(released: QuarantineEntry, refused: readonly string[], note: string): Promise<FinishResult> {
-    return this.db.transaction(() => {
+    return this.root.transaction(() => {
       const e = this.ofRelease(released);
       if (e === undefined) return 'gone';
       if (e === 'other') return 'other';
-      if (refused.length === 0) this.db.remove(e.id);
+      if (refused.length === 0) this.drop(e);
       else {
         const { release: _r, ...rest } = e;
-        this.db.put(e.id, { ...rest, state: 'held', rcpts: [...refused], note });
+        this.meta.put(e.id, { ...rest, state: 'held', rcpts: [...refused], note });
       }
       return 'done';
     });
@@ -231,10 +373,10 @@ export class QuarantineStore {
    * lease ended: its late message must not pass as well).
    */
   async consumeRelease(id: string, token: string): Promise<boolean> {
-    return this.db.transaction(() => {
-      const e = this.db.get(id);
+    return this.root.transaction(() => {
+      const e = this.meta.get(id);
       if (!e || e.state !== 'releasing' || !sameToken(e.release?.token, token)) return false;
-      this.db.put(id, { ...e, state: 'released' });
+      this.meta.put(id, { ...e, state: 'released' });
       return true;
     });
   }
@@ -245,19 +387,25 @@ export class QuarantineStore {
    * `consumeRelease` still decides, once.
    */
   releaseUnderWay(id: string, token: string): boolean {
-    const e = this.db.get(id);
+    const e = this.meta.get(id);
     return e !== undefined && e.state === 'releasing' && sameToken(e.release?.token, token);
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.db.transaction(() => {
-      if (this.db.get(id) === undefined) return false;
-      this.db.remove(id);
+    return this.root.transaction(() => {
+      const e = this.meta.get(id);
+      if (e === undefined) return false;
+      this.drop(e);
       return true;
     });
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await this.root.close();
   }
+}
+
+/** The bytes an entry takes: its message and its record. */
+function sizeOf(meta: Omit<Meta, 'bytes'> | Meta, message: Uint8Array): number {
+  return message.length + Buffer.byteLength(JSON.stringify({ ...meta, bytes: 0 }));
 }

@@ -125,6 +125,11 @@ export class RemoteInspector implements Inspector {
       const base = REPLIES[reply as ReplyName].text;
       throw new GatewayError(reply as ReplyName, message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
     }
+    if (status === 503 && reply === 'quarantineFull') {
+      // the inspector's quarantine at its cap: the same temporary reply as inline (4.3.1), its text kept
+      const base = REPLIES.quarantineFull.text;
+      throw new GatewayError('quarantineFull', message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
+    }
     throw unavailable(`${typeof e?.code === 'string' ? e.code : 'error'}: ${message}`);
   }
 

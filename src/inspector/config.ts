@@ -15,6 +15,7 @@ import {
   readServiceHead,
   refuseUnknown,
 } from '../config/ini';
+import { LISTENER_DEFAULTS } from '../net/listener-limits';
 import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
@@ -54,6 +55,7 @@ export const INSPECTOR_DEFAULTS = {
   headers_timeout_ms: 5000,
   max_header_bytes: 16384,
   max_headers: 64,
+  max_connections: LISTENER_DEFAULTS.maxConnections,
 } as const;
 
 const MS = { type: 'num', min: 100, max: 600000 } as const;
@@ -79,6 +81,7 @@ export const INSPECTOR_SETTINGS = defineSettings({
   'limits.headers_timeout_ms': { ...MS, default: INSPECTOR_DEFAULTS.headers_timeout_ms },
   'limits.max_header_bytes': { type: 'num', min: 1024, max: 1 << 20, whole: true, default: INSPECTOR_DEFAULTS.max_header_bytes },
   'limits.max_headers': { type: 'num', min: 8, max: 1000, whole: true, default: INSPECTOR_DEFAULTS.max_headers },
+  'limits.max_connections': { type: 'num', min: 1, max: 1000000, whole: true, default: INSPECTOR_DEFAULTS.max_connections },
   'ops.listen': { type: 'str', default: OPS_DEFAULTS.listen },
 });
 
@@ -108,6 +111,7 @@ export function parseInspectorConfig(ini: Ini, file: string): InspectorConfig {
       headersTimeoutMs: r.get('limits.headers_timeout_ms'),
       maxHeaderBytes: r.get('limits.max_header_bytes'),
       maxHeaders: r.get('limits.max_headers'),
+      maxConnections: r.get('limits.max_connections'),
     },
   };
 }

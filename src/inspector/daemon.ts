@@ -64,7 +64,12 @@ export async function startInspector(
     ...(bundleUrl && config.bundle.address ? { hosts: { [new URL(bundleUrl).hostname]: config.bundle.address } } : {}),
   });
   keyd.anchorInBundle(directory, config.domain);
-  const engine = new LocalInspector({ config: inspectConfig, quarantine: new QuarantineStore(inspectConfig.quarantineDir), keyd, group });
+  const engine = new LocalInspector({
+    config: inspectConfig,
+    quarantine: new QuarantineStore(inspectConfig.quarantineDir, inspectConfig.quarantineCaps),
+    keyd,
+    group,
+  });
   // the CRLs of [pki] crls, for each new client connection: a file is read again only when it changed (src/pki/crl-files.ts)
   const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
   for (const f of config.pki.crls) readCrlFile(config.file, 'pki.crls', f); // each a CRL, before the start

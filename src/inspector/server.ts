@@ -48,6 +48,8 @@ export interface InspectorServerOptions {
   readonly maxHeaderBytes?: number;
   /** Most header fields in one request (over it: 431; default 64). */
   readonly maxHeaders?: number;
+  /** Open connections at most (a new one over it is closed at once; default 1000). */
+  readonly maxConnections?: number;
   readonly validationCache?: ValidationCache;
   readonly log?: (line: string) => void;
 }
@@ -86,11 +88,13 @@ const MAX_RCPTS = 1000;
 const ADDRESS = /^[!-;=?-~\u0080-\uffff]{1,254}$/;
 const RELEASE_ID = /^q-[0-9a-z]+-[0-9a-f]{12} [0-9a-f]{24}$/;
 
-/** A GatewayError of the engine, as this API's error: temporary ⇒ 503 unavailable, final ⇒ 422 refused naming the reply. */
+/** A GatewayError of the engine, as this API's error: temporary ⇒ 503 unavailable (naming quarantineFull), final ⇒ 422 refused naming the reply. */
 function fromEngine(err: unknown): unknown {
   if (!(err instanceof GatewayError)) return err;
   const reply = replyNameOf(err.reply);
-  if (err.temporary || !reply) return new InspectorError('unavailable', err.message);
+  // a temporary decision of the inspector's own (its quarantine full) names its reply, for the gateway to give it as it is
+  if (err.temporary) return new InspectorError('unavailable', err.message, reply === 'quarantineFull' ? { reply } : undefined);
+  if (!reply) return new InspectorError('unavailable', err.message);
   return new InspectorError('refused', err.message, { reply });
 }
 

@@ -7,6 +7,7 @@
 import { IniReader, defineSettings, readIniFile, type ServiceHead, readServiceHead, refuseUnknown } from '../config/ini';
 import { CERT_SETTINGS } from './cert-renewal';
 import { CRL_SETTINGS } from './renewal';
+import { LISTENER_DEFAULTS } from '../net/listener-limits';
 import { OPS_DEFAULTS } from '../ops/server';
 import type { RequestLimits } from '../net/https-server';
 
@@ -42,6 +43,7 @@ export const KEYD_DEFAULTS = {
   headers_timeout_ms: 5000,
   max_header_bytes: 16384,
   max_headers: 64,
+  max_connections: LISTENER_DEFAULTS.maxConnections,
   crypto_threads: 'auto',
   max_batch_ops: 64,
 } as const;
@@ -75,6 +77,7 @@ export const KEYD_SETTINGS = defineSettings({
   'limits.headers_timeout_ms': { ...MS, default: KEYD_DEFAULTS.headers_timeout_ms },
   'limits.max_header_bytes': { type: 'num', min: 1024, max: 1 << 20, whole: true, default: KEYD_DEFAULTS.max_header_bytes },
   'limits.max_headers': { type: 'num', min: 8, max: 1000, whole: true, default: KEYD_DEFAULTS.max_headers },
+  'limits.max_connections': { type: 'num', min: 1, max: 1000000, whole: true, default: KEYD_DEFAULTS.max_connections },
   /** "auto" or a whole number from 0 to 64. */
   'limits.crypto_threads': { type: 'str', default: KEYD_DEFAULTS.crypto_threads },
   'limits.max_batch_ops': { type: 'num', min: 1, max: 1024, whole: true, default: KEYD_DEFAULTS.max_batch_ops },
@@ -127,6 +130,7 @@ export function loadKeydConfig(file: string): KeydConfig {
       headersTimeoutMs: r.get('limits.headers_timeout_ms'),
       maxHeaderBytes: r.get('limits.max_header_bytes'),
       maxHeaders: r.get('limits.max_headers'),
+      maxConnections: r.get('limits.max_connections'),
       maxBatchOps: r.get('limits.max_batch_ops'),
     },
   };

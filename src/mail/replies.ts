@@ -35,6 +35,8 @@ export const REPLIES = {
   deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
   inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },
+  // the quarantine or the moderation queue is at its cap of bytes (in all, or of this sender): held later, never lost nor delivered
+  quarantineFull: { code: 451, status: '4.3.1', text: 'Storage for held messages is full, retry later' },
   // Final (5xx)
   dlpRejected: { code: 550, status: '5.7.1', text: 'Message refused by a data-loss prevention rule' },
   virusFound: { code: 550, status: '5.7.1', text: 'Message refused: malware found' },

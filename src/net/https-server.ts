@@ -14,6 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { answerClientError } from './client-error';
 import { closeGracefully, listen } from './https-json';
 import { Limit } from './limit';
+import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from './listener-limits';
 
 /** What a service answers for an error: HTTP status, a stable code, a message (no secrets), optional details. */
 export interface Refusal {
@@ -44,7 +45,7 @@ export class RequestRefused extends Error implements Refusal {
 /** The request limits a JSON HTTPS server takes (keyd's and the inspector's [limits]): its options' limits and the body limit its routes apply. */
 export type RequestLimits = Pick<
   JsonHttpsServerOptions,
-  'maxInFlight' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxHeaderBytes' | 'maxHeaders'
+  'maxInFlight' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'maxHeaderBytes' | 'maxHeaders' | 'maxConnections'
 > & { readonly maxBodyBytes: number };
 
 /** Just the request limits out of a config's [limits] (which may hold other settings), for a server's options. */
@@ -56,6 +57,7 @@ export function requestLimitsOf(limits: RequestLimits): RequestLimits {
     headersTimeoutMs: limits.headersTimeoutMs,
     maxHeaderBytes: limits.maxHeaderBytes,
     maxHeaders: limits.maxHeaders,
+    ...(limits.maxConnections !== undefined ? { maxConnections: limits.maxConnections } : {}),
   };
 }
 
@@ -75,6 +77,8 @@ export interface JsonHttpsServerOptions {
   readonly maxHeaderBytes: number;
   /** Most header fields in one request (over it: 431). */
   readonly maxHeaders: number;
+  /** Open connections at most (a new one over it is closed at once); default LISTENER_DEFAULTS.maxConnections. */
+  readonly maxConnections?: number;
   /** The service's name in the log line of an internal fault. */
   readonly service: string;
   /** The service's own error class: its instances are answered as they say; anything else not a RequestRefused is a 500 internal. */
@@ -163,6 +167,16 @@ export class JsonHttpsServer {
     private readonly route: (req: IncomingMessage, ctx: RequestContext) => Promise<unknown>,
   ) {
     this.inFlight = new Limit(opts.maxInFlight);
+    // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
+    const limits: ListenerLimits = {
+      handshakeTimeoutMs: opts.headersTimeoutMs,
+      headersTimeoutMs: opts.headersTimeoutMs,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      keepAliveTimeoutMs: 30000,
+      // a request is answered within its own time and the route's (the inspector's scans: their own timeouts)
+      idleTimeoutMs: opts.requestTimeoutMs + LISTENER_DEFAULTS.idleTimeoutMs,
+      maxConnections: opts.maxConnections ?? LISTENER_DEFAULTS.maxConnections,
+    };
     this.server = createServer(
       {
         cert: opts.cert,
@@ -171,19 +185,18 @@ export class JsonHttpsServer {
         requestCert: true,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
-        // The TLS handshake within the same time as the header block (Node's default: 120 s for a client that never finishes it).
-        handshakeTimeout: opts.headersTimeoutMs,
-        requestTimeout: opts.requestTimeoutMs,
-        headersTimeout: Math.min(opts.headersTimeoutMs, opts.requestTimeoutMs),
-        keepAliveTimeout: 30000,
+        ...listenerOptions(limits),
         noDelay: true,
         maxHeaderSize: opts.maxHeaderBytes,
-        // How often Node checks the two timeouts (default 30 s: a slow client would keep its socket that long).
-        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
       },
       (req, res) => {
         this.handle(req, res).catch(() => res.destroy());
       },
+    );
+    capConnections(
+      this.server,
+      limits,
+      droppedConnectionsLog(opts.service, limits.maxConnections, (l) => opts.log?.(l)),
     );
     // One more than the limit, so that a request with too many fields is seen and refused rather than silently cut.
     this.server.maxHeadersCount = opts.maxHeaders + 1;

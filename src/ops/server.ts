@@ -10,6 +10,7 @@
  * Anything else: 404 (405 for other methods). Requests carry no body; the
  * answer is built from the process's own state.
  */
+import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, listenerOptions } from '../net/listener-limits';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type Registry, collectDefaultMetrics, Registry as PromRegistry } from 'prom-client';
 import { closeGracefully, listen } from '../net/https-json';
@@ -33,6 +34,8 @@ export interface OpsOptions {
   /** Readiness; bounded by `readyTimeoutMs` (a check that does not answer in time counts as not ready). */
   readonly ready: () => Promise<ReadyAnswer>;
   readonly readyTimeoutMs?: number;
+  /** The listener's limits; each one not given: OPS_LISTENER. */
+  readonly listener?: Partial<ListenerLimits>;
 }
 
 export interface OpsListener {
@@ -94,10 +97,20 @@ async function handle(opts: OpsOptions, req: IncomingMessage, res: ServerRespons
   }
 }
 
+/** The operations listener's limits (src/net/listener-limits.ts): headers within 5 s, a request within 10 s, 20 s without traffic, 100 connections (a few scrapers and probes). */
+export const OPS_LISTENER: ListenerLimits = {
+  ...LISTENER_DEFAULTS,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10000,
+  idleTimeoutMs: 20000,
+  maxConnections: 100,
+};
+
 /** Starts the operations listener; resolves with its port (0 in the settings: any free port). */
 export async function startOps(opts: OpsOptions): Promise<OpsListener> {
   let inFlight = 0;
-  const server: Server = createServer((req, res) => {
+  const limits: ListenerLimits = { ...OPS_LISTENER, ...opts.listener };
+  const server: Server = createServer(listenerOptions(limits), (req, res) => {
     inFlight++;
     req.resume(); // no body is read
     handle(opts, req, res)
@@ -109,8 +122,7 @@ export async function startOps(opts: OpsOptions): Promise<OpsListener> {
         inFlight--;
       });
   });
-  server.requestTimeout = 10000;
-  server.headersTimeout = 5000;
+  capConnections(server, limits);
   const port = await listen(server as unknown as Parameters<typeof listen>[0], opts.host, opts.port);
   return { port, close: () => closeGracefully(server as unknown as Parameters<typeof closeGracefully>[0], () => inFlight, 2000) };
 }

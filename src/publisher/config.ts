@@ -28,6 +28,7 @@ import { servedChain } from './tls-chain';
 import { FileWatch, RELOAD_CHECK_MS } from '../ops/reload';
 import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
 import { pemTexts } from '../pki/pem';
+import { listenerSettings } from '../net/listener-limits';
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
 export const PublisherConfigError = ConfigError;
@@ -35,6 +36,8 @@ export type PublisherConfigError = ConfigError;
 
 export interface PublisherConfig extends ServiceHead {
   readonly stateFile: string;
+  /** The TLS handshake time and the cap on open connections of the HTTPS listener (src/net/listener-limits.ts). */
+  readonly listener: { readonly handshakeTimeoutMs: number; readonly maxConnections: number };
   readonly lifetimeMs: number;
   readonly republishAfter: number;
   readonly pollMs: number;
@@ -75,6 +78,7 @@ export const PUBLISHER_SETTINGS = defineSettings({
   'publisher.poll_seconds': { type: 'num', min: 0.1, max: 86400, default: PUBLISHER_DEFAULTS.poll_seconds },
   /** Default: mailto:abuse@<domain>. */
   'publisher.abuse_contact': { type: 'str' },
+  ...listenerSettings('publisher'),
   'policy.encryption': { type: 'enum', values: ['required', 'opportunistic'], default: PUBLISHER_DEFAULTS.encryption },
   'policy.seal': { type: 'enum', values: ['required', 'optional'], default: PUBLISHER_DEFAULTS.seal },
   'policy.max_message_bytes': { type: 'num', min: 1, max: 2 ** 40, whole: true, default: PUBLISHER_DEFAULTS.max_message_bytes },
@@ -103,6 +107,7 @@ export function loadPublisherConfig(file: string): PublisherConfig {
   return {
     ...head,
     stateFile: r.path('publisher.state_file'),
+    listener: { handshakeTimeoutMs: r.get('publisher.handshake_timeout_ms'), maxConnections: r.get('publisher.max_connections') },
     lifetimeMs: r.get('publisher.lifetime_seconds') * 1000,
     republishAfter: r.get('publisher.republish_after'),
     pollMs: r.get('publisher.poll_seconds') * 1000,
@@ -189,6 +194,7 @@ export function openPublisher(
     tls: { cert: tlsCert, key: tlsKey },
     host: config.host,
     port: config.port,
+    listener: config.listener,
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.log ? { log: opts.log } : {}),
   });

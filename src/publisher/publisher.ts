@@ -29,8 +29,11 @@ import { parseCertificate } from '../pki/certificate';
 import { ValidationCache } from '../pki/validate';
 import { type KeydPublic, type KeydPublicSource, type Material, type MaterialFiles, gatherMaterial } from './material';
 import { SerialState } from './serial-state';
+import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
 
 export const BUNDLE_PATH = '/.well-known/ssmax/bundle';
+/** The publisher's listener: the shared defaults, a request within 10 s and 20 s without traffic (a GET of a small document). */
+export const PUBLISHER_LISTENER: ListenerLimits = { ...LISTENER_DEFAULTS, requestTimeoutMs: 10000, idleTimeoutMs: 20000 };
 const FIRST_PUBLICATION_ATTEMPTS = 40;
 const FIRST_PUBLICATION_RETRY_MS = 250;
 export const HEALTH_PATH = '/.well-known/ssmax/health';
@@ -52,6 +55,8 @@ export interface PublisherOptions {
   readonly tls: { readonly cert: string; readonly key: string };
   readonly host: string;
   readonly port: number;
+  /** The listener's limits (src/net/listener-limits.ts); each one not given: PUBLISHER_LISTENER. */
+  readonly listener?: Partial<ListenerLimits>;
   readonly clock?: () => number;
   readonly log?: (line: string) => void;
 }
@@ -132,10 +137,17 @@ export class Publisher {
       await new Promise((r) => setTimeout(r, FIRST_PUBLICATION_RETRY_MS));
       await this.tick();
     }
-    const server = createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }, (req, res) => this.handle(req, res));
-    server.keepAliveTimeout = 5000;
-    server.headersTimeout = 10000;
-    server.requestTimeout = 10000;
+    // Internet-facing: the handshake, the request and the open connections bounded (a client that never finishes its
+    // handshake is closed after handshakeTimeoutMs; one over the cap at once)
+    const limits: ListenerLimits = { ...PUBLISHER_LISTENER, ...this.opts.listener };
+    const server = createServer({ cert: this.opts.tls.cert, key: this.opts.tls.key, ...listenerOptions(limits) }, (req, res) =>
+      this.handle(req, res),
+    );
+    capConnections(
+      server,
+      limits,
+      droppedConnectionsLog('publisher', limits.maxConnections, (l) => this.log(l)),
+    );
     server.listen(this.opts.port, this.opts.host);
     await once(server, 'listening');
     this.server = server;

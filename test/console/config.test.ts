@@ -72,7 +72,7 @@ test('a key or section the console does not read is refused, named (a misspelt k
   const shipped = shippedIni('ssmax-console.ini');
   const wrong = (from: string, to: string) => () => load(shipped.replace(from, to));
   expect(wrong(';session_minutes=30', 'session_minuts=5')).toThrow(
-    /console\.ini \[console\] session_minuts: is not a known setting, did you mean session_minutes\? \(known: domain, listen, session_minutes\)/,
+    /console\.ini \[console\] session_minuts: is not a known setting, did you mean session_minutes\? \(known: domain, listen, session_minutes, handshake_timeout_ms, max_connections\)/,
   );
   expect(wrong(';dir=', 'directory=q\n;dir=')).toThrow(/\[quarantine\] directory: is not a known setting \(known: dir, smtp, user, /);
   expect(() => load(`${shipped}\n[quarantaine]\ndir=q\n`)).toThrow(

@@ -322,6 +322,70 @@ test('a release that died in another process: after its lease the console shows 
   expect(delivered('interrupted-elsewhere')).toBe(1);
 });
 
+test('the quarantine page shows one page of entries, newest first, read without their messages, with a link to the older ones', async () => {
+  const store = new QuarantineStore(quarantineDir);
+  const added: string[] = [];
+  try {
+    const before = store.heldCount();
+    // older than everything else held, so they fill the last pages
+    for (let i = 0; i < 130; i++)
+      added.push(
+        await store.hold(
+          { direction: 'inbound', from: 'x@c.example', rcpts: ['alice@a.example'], rule: 'av:Eicar', message: Buffer.alloc(2000) },
+          Date.UTC(2026, 0, 1) + i * 1000,
+        ),
+      );
+    const rows = (text: string) => [...text.matchAll(/<tr data-id="(q-[^"]+)">/g)].map((m) => m[1]!);
+    const first = await call('/quarantine');
+    expect(first.status).toBe(200);
+    expect(rows(first.text)).toHaveLength(100);
+    expect(first.text).toMatch(new RegExp(`${before + 130} held, \\d+ bytes in all; 100 shown, newest first`));
+    const next = /<a href="\/quarantine\?before=(q-[0-9a-z]+-[0-9a-f]{12})" rel="next">Older entries<\/a>/.exec(first.text)?.[1];
+    expect(next).toBe(rows(first.text)[99]);
+    const second = await call(`/quarantine?before=${next!}`);
+    expect(second.status).toBe(200);
+    expect(rows(second.text)).toEqual([...added].reverse().slice(100 - before, 100 - before + (before + 130 - 100)));
+    expect(second.text).toMatch(/<a href="\/quarantine">Newest entries<\/a>/);
+    expect(second.text).not.toMatch(/rel="next"/);
+  } finally {
+    for (const id of added) await store.delete(id);
+    await store.close();
+  }
+});
+
+test('the quarantine at its cap: a message to be held is refused for now (4xx, 4.3.1), neither held nor delivered; under the cap it is held again', async () => {
+  const a = A();
+  const ini = join(a.harakaDir, 'config', 'ssmax-inspect.ini');
+  const store = new QuarantineStore(quarantineDir);
+  const held = store.heldCount();
+  const bytes = store.heldBytes();
+  await store.close();
+  writeFileSync(ini, `[dlp]\nenabled=true\n[quarantine]\nmax_bytes=${bytes + 100}\n`);
+  await a.restartHaraka();
+  try {
+    const alice = loadUserProfile(a.profiles['alice@a.example']!);
+    const raw = Buffer.from(
+      `From: alice@a.example\r\nTo: bob@b.example\r\nSubject: over-the-cap\r\nMessage-ID: <cap-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret.\r\n`,
+    );
+    const reply = await submitMessage(alice, await signAndEncrypt(alice, raw, { now: new Date() }), { to: ['bob@b.example'] }).then(
+      (r) => r.response,
+      (err: Error) => err.message,
+    );
+    expect(reply).toMatch(
+      /45\d 4\.3\.1 Storage for held messages is full, retry later: the store would hold \d+ bytes, over its cap of \d+/,
+    );
+    const after = new QuarantineStore(quarantineDir);
+    expect(after.heldCount()).toBe(held);
+    await after.close();
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(delivered('over-the-cap')).toBe(0);
+  } finally {
+    writeFileSync(ini, '[dlp]\nenabled=true\n');
+    await a.restartHaraka();
+  }
+  expect(await quarantined('under-the-cap')).toMatch(/^q-/);
+});
+
 test("keyd's on-behalf check uses a replaced CRL at once: the administrator's certificate revoked, their next console request is refused by keyd", async () => {
   const a = A();
   expect((await call('/audit')).text).toMatch(/console\.quarantine\.release/); // keyd answers for the administrator

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { certificateRef } from '../../src/chain/certificate-lookup';
 import { Directory, DirectoryError, type DirectoryOptions } from '../../src/directory/directory';
-import { parseTxtRecord } from '../../src/directory/discovery';
+import { LmdbPeerCache } from '../../src/directory/cache';
+import { type TxtResolver, parseTxtRecord } from '../../src/directory/discovery';
 import { BundleServer, HOUR, type Org, bundleOf, makeOrg, rogueSigner, wholeSecondNow } from './fixtures';
 
 async function refusal(p: Promise<unknown>): Promise<DirectoryError> {
@@ -353,6 +354,26 @@ describe('DNS discovery through an injected resolver', () => {
 });
 
 describe('the LMDB cache', () => {
+  test('a domain whose TXT record points at a bundle that fails is not written (any sender could grow the cache with its own domains); an accepted peer is', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
+    const zone: TxtResolver = (name) => {
+      const m = /^_ssmax\.(evil-\d+)\.example$/.exec(name);
+      return m
+        ? Promise.resolve([[`v=ssmax1; u=https://127.0.0.1:1/${m[1]}`]])
+        : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }));
+    };
+    const d = directory({ cacheDir, resolver: zone, fetchTimeoutMs: 500 });
+    for (let i = 0; i < 20; i++) expect((await refusal(d.lookup(`evil-${i}.example`))).code).toBe('unavailable');
+    expect((await d.lookup('b.example')).serial).toBe(1);
+    await d.close();
+    const cache = LmdbPeerCache.open(cacheDir);
+    try {
+      expect(cache.all().map((p) => p.domain)).toEqual(['b.example']);
+    } finally {
+      await cache.close();
+    }
+  });
+
   test('a restart serves the cached bundle without fetching, and keeps the highest serial against replays', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
     serverB.body = bundleOf(b, 7, now);

@@ -28,6 +28,18 @@ test('the shipped config/ssmax.ini parses as written (its required settings, eve
     c.trustedRelayLogins,
   ]).toEqual([25000, true, 'opportunistic', 'smtp', false, [], []]);
   expect(c.chain).toEqual({ maxSealAgeMs: 518400000, resealers: [] });
+  expect(c.moderation).toEqual({ maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2 });
+});
+
+test('[lists] caps the moderation queue: bytes in all and per sender, whole numbers', () => {
+  const base =
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const of = (text: string) => parseGatewayConfig(parse(`${base}${text}`) as Record<string, Record<string, unknown>>, '/x');
+  expect(of('[lists]\nmoderation_max_bytes=5000\nmoderation_max_bytes_per_sender=700\n').moderation).toEqual({
+    maxBytes: 5000,
+    maxBytesPerSender: 700,
+  });
+  expect(() => of('[lists]\nmoderation_max_bytes=0\n')).toThrow(/\[lists\] moderation_max_bytes: must be a whole number from 1 to/);
 });
 
 test('[chain] max_seal_age_seconds may not outlast the record of delivered messages (7 days)', () => {

@@ -16,7 +16,14 @@ test('the shipped inspection config: off by default, every default written out; 
     on_unavailable: INSPECT_DEFAULTS.on_unavailable,
   });
   const off = parseInspectionConfig(cfg('ssmax-inspect.ini'), cfg('ssmax-dlp.ini'), '/h/config', '/h/state');
-  expect(off).toEqual({ quarantineDir: '/h/state/quarantine' });
+  expect(off).toEqual({
+    quarantineDir: '/h/state/quarantine',
+    quarantineCaps: {
+      maxBytes: INSPECT_DEFAULTS.quarantine_max_bytes,
+      maxBytesPerSender: INSPECT_DEFAULTS.quarantine_max_bytes_per_sender,
+    },
+  });
+  expect(INSPECT_DEFAULTS).toMatchObject({ quarantine_max_bytes: 1024 ** 3, quarantine_max_bytes_per_sender: 128 * 1024 ** 2 });
   const on = parseInspectionConfig(
     { dlp: { enabled: 'true' }, av: { enabled: 'true', clamd: '127.0.0.1:3310' } },
     cfg('ssmax-dlp.ini'),
@@ -37,6 +44,15 @@ test('every key of ssmax-inspect.ini, uncommented as shipped, gives the defaults
     max_text_chars: String(INSPECT_DEFAULTS.dlp_max_text_chars),
     timeout_ms: String(INSPECT_DEFAULTS.dlp_timeout_ms),
     on_unreadable: INSPECT_DEFAULTS.dlp_on_unreadable,
+  });
+  expect(written.quarantine).toEqual({
+    dir: '',
+    max_bytes: String(INSPECT_DEFAULTS.quarantine_max_bytes),
+    max_bytes_per_sender: String(INSPECT_DEFAULTS.quarantine_max_bytes_per_sender),
+  });
+  expect(parseInspectionConfig({ quarantine: { max_bytes: '5000', max_bytes_per_sender: '100' } }, {}, '/c', '/s').quarantineCaps).toEqual({
+    maxBytes: 5000,
+    maxBytesPerSender: 100,
   });
   expect(written.av).toMatchObject({ clamd_config: INSPECT_DEFAULTS.clamd_config, timeout_ms: String(INSPECT_DEFAULTS.clamd_timeout_ms) });
   const on = (dlp: Record<string, unknown>) =>

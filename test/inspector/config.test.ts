@@ -37,7 +37,9 @@ test('config/ssmax-inspector.ini writes out every default with its built-in valu
     headersTimeoutMs: INSPECTOR_DEFAULTS.headers_timeout_ms,
     maxHeaderBytes: INSPECTOR_DEFAULTS.max_header_bytes,
     maxHeaders: INSPECTOR_DEFAULTS.max_headers,
+    maxConnections: INSPECTOR_DEFAULTS.max_connections,
   });
+  expect(INSPECTOR_DEFAULTS.max_connections).toBe(1000);
 });
 
 test.each([

@@ -213,6 +213,34 @@ describe('DLP at a.example by its inspector process', () => {
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
   });
 
+  test("the inspector's quarantine at its cap ([quarantine] max_bytes): the gateway answers the same 4xx 4.3.1 as inline; nothing held, nothing relayed", async () => {
+    const ini = join(A().inspectorDir, 'ssmax-inspect.ini');
+    const shipped = readFileSync(ini, 'utf8');
+    const qdir = join(A().inspectorDir, 'state', 'quarantine');
+    const held = () => {
+      const store = new QuarantineStore(qdir);
+      try {
+        return store.heldCount();
+      } finally {
+        void store.close();
+      }
+    };
+    const before = held();
+    writeFileSync(ini, `${shipped}\n[quarantine]\nmax_bytes=100\n`);
+    await A().restartInspector();
+    try {
+      const reply = await aliceSends('This is top secret.\r\n');
+      expect(reply).toMatch(
+        /45\d 4\.3\.1 Storage for held messages is full, retry later: the store would hold \d+ bytes, over its cap of 100/,
+      );
+      expect(held()).toBe(before);
+      expect(queuedForBob()).toBe(false);
+    } finally {
+      writeFileSync(ini, shipped);
+      await A().restartInspector();
+    }
+  });
+
   test('the inspector process stopped: submission 4xx, nothing relayed; after its restart the message goes through', async () => {
     await A().stopInspector();
     const before = B().mailbox.for('bob@b.example').length;

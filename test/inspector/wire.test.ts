@@ -298,6 +298,23 @@ describe("the gateway's remote inspector fails closed", () => {
     expect(e.reply.text).toMatch(text);
   });
 
+  test("503 naming quarantineFull (the inspector's quarantine at its cap) is the inline step's temporary 4.3.1, its text kept", async () => {
+    answer = json(503, {
+      error: {
+        code: 'unavailable',
+        message: 'Storage for held messages is full, retry later: the store would hold 2000 bytes, over its cap of 100',
+        details: { reply: 'quarantineFull' },
+      },
+    });
+    const e = await failure(remote());
+    expect(e.temporary).toBe(true);
+    expect(e.reply).toEqual({
+      code: 451,
+      status: '4.3.1',
+      text: 'Storage for held messages is full, retry later: the store would hold 2000 bytes, over its cap of 100',
+    });
+  });
+
   test('413 from the inspector is final: 552 5.3.4', async () => {
     answer = json(413, { error: { code: 'too-large', message: 'Request body over 4096 bytes' } });
     expect((await failure(remote())).reply).toMatchObject({ code: 552, status: '5.3.4' });

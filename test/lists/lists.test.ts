@@ -414,6 +414,30 @@ describe('posting policy', () => {
     // a second release of the same entry is not honoured
     expect((await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id)).code).not.toBe(0);
   });
+
+  test('moderated, the queue at its cap ([lists] moderation_max_bytes): a post to be held is refused for now (4xx, 4.3.1), neither held nor sent', async () => {
+    const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
+    const heldLines = async () => (await cli('list', 'held', '--state', state)).out.split('\n').filter(Boolean).length;
+    const before = await heldLines();
+    const iniFile = join(A.harakaDir, 'config', 'ssmax.ini');
+    const shipped = readFileSync(iniFile, 'utf8');
+    writeFileSync(iniFile, `${shipped}\n[lists]\nmoderation_max_bytes=100\n`);
+    await A.restartHaraka();
+    try {
+      const r = await send(A, 'greg@a.example', 'Over the cap', 'Capped secret', 'board@a.example');
+      expect(r.response).toMatch(
+        /45\d 4\.3\.1 Storage for held messages is full, retry later: the store would hold \d+ bytes, over its cap of 100/,
+      );
+      expect(await heldLines()).toBe(before);
+      await new Promise((res) => setTimeout(res, 1000));
+      expect(copiesOf(A, 'alice@a.example', 'Over the cap')).toHaveLength(0);
+    } finally {
+      writeFileSync(iniFile, shipped);
+      await A.restartHaraka();
+    }
+    expect((await send(A, 'greg@a.example', 'Under the cap', 'held again', 'board@a.example')).response).toMatch(/^250 /);
+    expect(await heldLines()).toBe(before + 1);
+  });
 });
 
 describe('membership in time', () => {

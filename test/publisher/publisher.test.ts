@@ -14,7 +14,9 @@ import { issueEncryptionKeyCertificate } from '../../src/pki/issue';
 import { generateSecp256k1KeyPair } from '../../src/pki/keys';
 import { loadPublisherConfig, openPublisher } from '../../src/publisher/config';
 import type { KeydPublic } from '../../src/publisher/material';
-import { Publisher } from '../../src/publisher/publisher';
+import { PUBLISHER_LISTENER, Publisher } from '../../src/publisher/publisher';
+import { type Socket, connect as connectTcp } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { DAY, HOUR, type Org, makeOrg, wholeSecondNow } from '../directory/fixtures';
 import { writePublisherFiles, writePublisherIni } from './fixtures';
 
@@ -65,7 +67,7 @@ function keyEntry(cert: { pem: string; notBefore: Date; notAfter: Date }, versio
   };
 }
 
-function publisher(log: string[] = []): Publisher {
+function publisher(log: string[] = [], listener?: ConstructorParameters<typeof Publisher>[0]['listener']): Publisher {
   const config = loadPublisherConfig(join(org.fx.dir, 'publisher.ini'));
   const p = new Publisher({
     domain: config.domain,
@@ -87,6 +89,7 @@ function publisher(log: string[] = []): Publisher {
     port: 0,
     clock: () => now,
     log: (l) => log.push(l),
+    ...(listener ? { listener } : {}),
   });
   started.push(p);
   return p;
@@ -242,6 +245,70 @@ describe('publication', () => {
     await p.start();
     expect(p.publication).toBeUndefined();
     expect(log.join('\n')).toContain('keyd serves "b.example", not "a.example"');
+  });
+});
+
+/** A TCP connection that sends nothing: the ms until the server closed it (Infinity: still open after `giveUpMs`). */
+function silent(port: number, giveUpMs: number): Promise<{ ms: number; socket: Socket }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket = connectTcp(port, '127.0.0.1');
+    const timer = setTimeout(() => resolve({ ms: Infinity, socket }), giveUpMs);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ ms: Date.now() - started, socket });
+    });
+  });
+}
+
+describe('the listener: Internet-facing, bounded', () => {
+  test('a client that never finishes its TLS handshake is closed within handshake_timeout_ms; over max_connections a connection is closed at once', async () => {
+    const log: string[] = [];
+    const p = publisher(log, { handshakeTimeoutMs: 1000, maxConnections: 3 });
+    await p.start();
+    const held = await Promise.all([1, 2, 3].map(() => silent(p.port, 400)));
+    expect(held.map((h) => h.ms)).toEqual([Infinity, Infinity, Infinity]); // open, within the handshake time
+    const over = await silent(p.port, 800);
+    expect(over.ms).toBeLessThan(500); // the fourth: closed at once
+    expect(log.join('\n')).toMatch(/publisher: 1 connection\(s\) closed at once: 3 open already \(max_connections\)/);
+    for (const h of held) h.socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    const t = await silent(p.port, 4000);
+    expect(t.ms).toBeGreaterThanOrEqual(800);
+    expect(t.ms).toBeLessThan(2000); // Node's default would be 120 s
+    // and a real client is still served
+    expect((await get(org, p.port, '/.well-known/ssmax/bundle')).status).toBe(200);
+  });
+
+  test('a client that finished its handshake and then sends nothing is closed after the idle time', async () => {
+    const p = publisher([], { idleTimeoutMs: 1000 });
+    await p.start();
+    const started = Date.now();
+    const closed = await new Promise<number>((resolve, reject) => {
+      const s = connectTls({ host: '127.0.0.1', port: p.port, servername: 'ssmax.a.example', rejectUnauthorized: false }, () => undefined);
+      s.on('error', reject);
+      s.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => resolve(Infinity), 5000);
+    });
+    expect(closed).toBeGreaterThanOrEqual(900);
+    expect(closed).toBeLessThan(2500);
+  });
+
+  test('the defaults: a 10 s handshake, 1000 connections; [publisher] handshake_timeout_ms and max_connections', () => {
+    expect(PUBLISHER_LISTENER).toMatchObject({
+      handshakeTimeoutMs: 10000,
+      requestTimeoutMs: 10000,
+      idleTimeoutMs: 20000,
+      maxConnections: 1000,
+    });
+    const file = join(org.fx.dir, 'listener.ini');
+    writeFileSync(
+      file,
+      `${readFileSync(join(org.fx.dir, 'publisher.ini'), 'utf8').replace('[publisher]', '[publisher]\nhandshake_timeout_ms=3000\nmax_connections=50')}`,
+    );
+    expect(loadPublisherConfig(file).listener).toEqual({ handshakeTimeoutMs: 3000, maxConnections: 50 });
+    expect(loadPublisherConfig(join(org.fx.dir, 'publisher.ini')).listener).toEqual({ handshakeTimeoutMs: 10000, maxConnections: 1000 });
   });
 });
 

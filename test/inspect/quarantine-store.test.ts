@@ -1,0 +1,208 @@
+/**
+ * The quarantine store's layout and caps (docs/inspection.md, "Quarantine"):
+ * a list reads the entries' metadata only, a page at a time, never a
+ * message; a store the previous version wrote (whole entries in the main
+ * database) is moved into this layout when it opens; the bytes held are
+ * capped in all and per envelope sender, a hold over a cap being a
+ * temporary failure (451 4.3.1) that writes nothing.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { open } from 'lmdb';
+import { main } from '../../src/cli/main';
+import { DEFAULT_PAGE_SIZE, type QuarantineEntry, QuarantineStore } from '../../src/inspect/quarantine';
+import { GatewayError } from '../../src/mail/replies';
+
+const dirOf = () => mkdtempSync(join(tmpdir(), 'ssmax-qs-'));
+const T = Date.UTC(2026, 0, 2);
+
+function entry(from: string, bytes: number) {
+  return { direction: 'inbound' as const, from, rcpts: ['b@b.example'], rule: 'av:Eicar', message: Buffer.alloc(bytes, 0x41) };
+}
+
+describe('a list reads metadata only, a page at a time', () => {
+  test('the messages are kept apart from the metadata: with every message gone from its database, the list is whole', async () => {
+    const dir = dirOf();
+    const store = new QuarantineStore(dir);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.hold(entry('x@c.example', 1000 + i), T + i));
+    await store.close();
+    // remove every message behind the store's back: a list that read them would find none
+    const raw = open({ path: dir, compression: false });
+    const bodies = raw.openDB<Buffer, string>({ name: 'body', encoding: 'binary', compression: false });
+    expect([...bodies.getKeys()].sort()).toEqual([...ids].sort());
+    for (const id of ids) await bodies.remove(id);
+    await raw.close();
+    const again = new QuarantineStore(dir);
+    try {
+      const page = again.page();
+      expect(page.entries.map((e) => e.id)).toEqual([...ids].reverse()); // newest first
+      expect(page.entries.every((e) => !('message' in e))).toBe(true);
+      expect(page.entries[0]!.bytes).toBeGreaterThan(1004);
+      expect(again.summary(ids[0]!)).toMatchObject({ id: ids[0], rule: 'av:Eicar' });
+      expect(again.get(ids[0]!)).toBeUndefined(); // get is what reads a message
+    } finally {
+      await again.close();
+    }
+  });
+
+  test('pages: newest first, DEFAULT_PAGE_SIZE unless told, each page after `before`, every entry once', async () => {
+    const store = new QuarantineStore(dirOf());
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 250; i++) ids.push(await store.hold(entry(`s${i % 7}@c.example`, 10), T + i * 1000));
+      const newestFirst = [...ids].reverse();
+      const first = store.page();
+      expect(first.entries).toHaveLength(DEFAULT_PAGE_SIZE);
+      expect(first.entries.map((e) => e.id)).toEqual(newestFirst.slice(0, DEFAULT_PAGE_SIZE));
+      expect(first.next).toBe(newestFirst[DEFAULT_PAGE_SIZE - 1]);
+      const seen: string[] = [];
+      let before: string | undefined;
+      for (;;) {
+        const p = store.page({ limit: 60, ...(before ? { before } : {}) });
+        seen.push(...p.entries.map((e) => e.id));
+        if (!p.next) break;
+        before = p.next;
+      }
+      expect(seen).toEqual(newestFirst);
+      expect(store.page({ limit: 50, before: newestFirst[199]! })).toEqual({ entries: expect.any(Array) });
+      expect(store.page({ limit: 50, before: newestFirst[199]! }).entries.map((e) => e.id)).toEqual(newestFirst.slice(200));
+      expect(store.heldCount()).toBe(250);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('ssmax quarantine list and ssmax list held: --limit N lines, newest first; stderr names the --before of the next page', async () => {
+    const dir = dirOf();
+    const store = new QuarantineStore(dir);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await store.hold(entry('x@c.example', 10), T + i * 1000));
+    await store.close();
+    for (const cmd of [
+      ['quarantine', 'list'],
+      ['list', 'held'],
+    ]) {
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = { out: (t: string) => out.push(t), err: (t: string) => err.push(t) };
+      expect(await main([...cmd, '--state', dir, '--limit', '2'], io)).toBe(0);
+      expect(out.map((l) => l.split('  ')[0])).toEqual([ids[4], ids[3]]);
+      expect(err.join('\n')).toMatch(new RegExp(`add --before ${ids[3]} for the next 2`));
+      out.length = 0;
+      err.length = 0;
+      expect(await main([...cmd, '--state', dir, '--limit', '2', '--before', ids[1]!], io)).toBe(0);
+      expect(out.map((l) => l.split('  ')[0])).toEqual([ids[0]]);
+      expect(err).toEqual([]); // the last page
+      expect(await main([...cmd, '--state', dir], io)).toBe(0);
+      expect(out).toHaveLength(1 + 5);
+      expect(await main([...cmd, '--state', dir, '--limit', '0'], io)).toBe(64);
+      expect(err.join('\n')).toMatch(/--limit must be a whole number from 1 to 1000, got '0'/);
+      expect(await main([...cmd, '--state', dir, '--before', 'nonsense'], io)).toBe(64);
+    }
+  });
+});
+
+describe('a store of the previous version', () => {
+  test('is moved into the new layout when it opens: listed, counted, released, and its entries gone from the main database', async () => {
+    const dir = dirOf();
+    const raw = open<QuarantineEntry, string>({ path: dir, compression: false });
+    const old = (n: number): QuarantineEntry => ({
+      id: `q-mjwz7v4${n}-0123456789a${n}`,
+      time: T + n,
+      direction: 'outbound',
+      from: 'a@a.example',
+      rcpts: ['b@b.example'],
+      rule: 'cards',
+      state: 'held',
+      message: Buffer.from(`CIPHERTEXT ${n}`),
+    });
+    for (const n of [1, 2, 3]) await raw.put(old(n).id, old(n));
+    await raw.close();
+
+    const store = new QuarantineStore(dir);
+    try {
+      expect(store.page().entries.map((e) => e.id)).toEqual([old(3).id, old(2).id, old(1).id]);
+      expect(Buffer.from(store.get(old(2).id)!.message).toString()).toBe('CIPHERTEXT 2');
+      expect(store.heldCount()).toBe(3);
+      expect(store.heldBytes()).toBe(store.page().entries.reduce((n, e) => n + e.bytes, 0));
+      expect(store.heldBytes('A@a.example')).toBe(store.heldBytes());
+      const r = (await store.release(old(1).id))!;
+      expect(Buffer.from(r.message).toString()).toBe('CIPHERTEXT 1');
+      expect(await store.consumeRelease(r.id, r.release!.token)).toBe(true);
+      expect(await store.finishRelease(r, [], '')).toBe('done');
+      expect(store.heldCount()).toBe(2);
+    } finally {
+      await store.close();
+    }
+    const check = open<QuarantineEntry, string>({ path: dir, compression: false });
+    try {
+      expect(check.get(old(2).id)).toBeUndefined(); // moved, not copied
+    } finally {
+      await check.close();
+    }
+    // opened again: nothing moved twice, nothing counted twice
+    const again = new QuarantineStore(dir);
+    try {
+      expect(again.heldCount()).toBe(2);
+      expect(again.heldBytes()).toBe(again.page().entries.reduce((n, e) => n + e.bytes, 0));
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+describe('the bytes held are capped, in all and per sender', () => {
+  test('over the total cap a hold is a temporary failure (451 4.3.1) that writes nothing; a delete makes room again', async () => {
+    const store = new QuarantineStore(dirOf(), { maxBytes: 10_000, maxBytesPerSender: 10_000 });
+    try {
+      const a = await store.hold(entry('a@c.example', 4000));
+      await store.hold(entry('b@c.example', 4000));
+      const held = store.heldBytes();
+      const err = await store.hold(entry('c@c.example', 4000)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.3.1' });
+      expect((err as GatewayError).temporary).toBe(true);
+      expect((err as GatewayError).reply.text).toMatch(/^Storage for held messages is full, retry later: .*over its cap of 10000/);
+      expect(store.heldCount()).toBe(2);
+      expect(store.heldBytes()).toBe(held);
+      expect(store.heldBytes('c@c.example')).toBe(0);
+      expect(await store.delete(a)).toBe(true);
+      await store.hold(entry('c@c.example', 4000));
+      expect(store.heldCount()).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('over one sender’s cap that sender is refused (whatever the case of its address) while another is held', async () => {
+    const store = new QuarantineStore(dirOf(), { maxBytes: 1_000_000, maxBytesPerSender: 10_000 });
+    try {
+      await store.hold(entry('flood@c.example', 6000));
+      await expect(store.hold(entry('FLOOD@c.example', 6000))).rejects.toThrow(/over the cap of 10000 per sender/);
+      await store.hold(entry('other@c.example', 6000));
+      expect(store.heldBytes('flood@c.example')).toBeGreaterThan(6000);
+      expect(store.heldCount()).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a release that ends removes the entry’s bytes; one held again for some recipients keeps them', async () => {
+    const store = new QuarantineStore(dirOf());
+    try {
+      const id = await store.hold(entry('a@c.example', 500));
+      const bytes = store.heldBytes();
+      const r = (await store.release(id))!;
+      expect(await store.finishRelease(r, ['b@b.example'], 'refused')).toBe('done');
+      expect(store.heldBytes()).toBe(bytes);
+      const r2 = (await store.release(id))!;
+      expect(await store.finishRelease(r2, [], '')).toBe('done');
+      expect(store.heldBytes()).toBe(0);
+      expect(store.heldBytes('a@c.example')).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+});
