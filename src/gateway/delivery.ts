@@ -388,7 +388,9 @@ export class LocalDelivery {
    * when the hand-over fails, a 4xx naming the refused recipients when some
    * were refused for now. Resolves with the recipients refused for good
    * (a 5xx of the store): not recorded, the caller decides (a 5xx to the
-   * sender, or a report) and then records them with `settle`.
+   * sender, or a report) and then records them with `settle`. Recipients
+   * skipped because an earlier attempt handed their copy over are added to
+   * `already` (the caller says so in its reply: nothing was sent again).
    */
   async once(
     id: string,
@@ -396,6 +398,7 @@ export class LocalDelivery {
     signal: AbortSignal | undefined,
     hand: HandOver,
     failure: (err: unknown) => GatewayError,
+    already?: string[],
   ): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
     await this.reconciled;
@@ -418,15 +421,18 @@ export class LocalDelivery {
         for (const r of rcpts) if (this.inflight.get(key(r)) === held) this.inflight.delete(key(r));
         gate();
       };
-      let claim: { todo: string[]; again: string[]; elsewhere: number };
+      let claim: { todo: string[]; again: string[]; done: string[]; elsewhere: number };
       try {
         // The claim is one LMDB write transaction: exclusive across processes, so two Haraka workers
         // (cluster mode) sharing this store never both hand the same recipient's copy over.
         claim = await this.delivered.transaction(() => {
-          const c = { todo: [] as string[], again: [] as string[], elsewhere: 0 };
+          const c = { todo: [] as string[], again: [] as string[], done: [] as string[], elsewhere: 0 };
           for (const r of rcpts) {
             const m = this.delivered.get(key(r));
-            if (handedOver(m)) continue;
+            if (handedOver(m)) {
+              c.done.push(r);
+              continue;
+            }
             const intent = intentOf(m);
             if (intent && intent.pid !== process.pid && alive(intent.pid) && Date.now() - intent.at < FOREIGN_INTENT_MS) c.elsewhere++;
             if (intent) c.again.push(r);
@@ -446,6 +452,7 @@ export class LocalDelivery {
         continue;
       }
       ({ todo, again } = claim);
+      already?.push(...claim.done);
       if (todo.length === 0) {
         release();
         return [];
@@ -565,7 +572,8 @@ export class LocalDelivery {
    * (`attemptId` by default: a message a retry cannot be told from is recorded per
    * attempt); throws a 4xx GatewayError if the store
    * fails for now (it took the copy for the others: the retry reaches only the
-   * refused). Resolves with the recipients the store refused for good.
+   * refused). Resolves with the recipients the store refused for good;
+   * `already` collects those an earlier attempt delivered (as `once`).
    */
   async deliver(
     arrival: Buffer,
@@ -573,6 +581,7 @@ export class LocalDelivery {
     copies: readonly Copy[],
     signal?: AbortSignal,
     id: string = attemptId(arrival),
+    already?: string[],
   ): Promise<Refusal[]> {
     const dId = this.deliveryId ? deliveryId(id) : undefined;
     const refused: Refusal[] = [];
@@ -586,6 +595,7 @@ export class LocalDelivery {
           // a list's copy with the list's bounce address (src/lists/bounces.ts): a store that reports later reports to the list, not the poster
           (todo) => this.sessions.send(envelopeSenderOf(copy, from), todo, dId ? withDeliveryId(copy.message, dId) : copy.message),
           (err) => new GatewayError('deliveryUnavailable', (err as SendFailure).response ?? (err as Error).message),
+          already,
         ),
       );
       refused.push(...(copy.list ? answer.map((r) => ({ ...r, list: copy.list })) : answer));

@@ -30,7 +30,10 @@ import type { LocalDelivery } from './delivery';
 export type HopDirection = 'outbound' | 'inbound';
 /** ssmax: the message carried an SSMAX capsule (SSMAX client, or sealed mail from a peer); transparent: plaintext from an ordinary client; notice: null-sender notice from a trusted relay. */
 export type HopMode = 'ssmax' | 'transparent' | 'notice';
-export type HopOutcome = 'delivered' | 'queued' | 'held' | 'refused' | 'deferred';
+/** duplicate: every copy had been handed over by an earlier attempt of the message (a retry after a lost 250): nothing sent again. */
+export type HopOutcome = 'delivered' | 'queued' | 'held' | 'duplicate' | 'refused' | 'deferred';
+/** How the 250 of a duplicate starts (plugin.ts), which makes its outcome "duplicate". */
+export const ALREADY_DELIVERED = 'Already delivered';
 export type Step = 'keyd' | 'inspection' | 'delivery' | 'chain';
 export const STEPS: readonly Step[] = ['keyd', 'inspection', 'delivery', 'chain'];
 
@@ -211,7 +214,11 @@ export function redactAddresses(text: string): string {
 }
 
 function outcomeOf(code: number | undefined, direction: HopDirection, text: string): HopOutcome {
-  if (code === CODES.OK) return text.startsWith('Held') ? 'held' : direction === 'inbound' ? 'delivered' : 'queued';
+  if (code === CODES.OK) {
+    if (text.startsWith('Held')) return 'held';
+    if (text.startsWith(ALREADY_DELIVERED)) return 'duplicate';
+    return direction === 'inbound' ? 'delivered' : 'queued';
+  }
   if (code === CODES.DENY || code === CODES.DENYDISCONNECT) return 'refused';
   return 'deferred';
 }

@@ -40,7 +40,7 @@ import { TrustedRelays } from './trusted-relays';
 import { type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
-import { type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
+import { ALREADY_DELIVERED, type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { LIST_NOTE, bounceCandidate, envelopeSenderOf, listOf } from '../lists/bounces';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 
@@ -266,6 +266,10 @@ function messageOf(connection: Connection): Promise<Buffer> {
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
 interface Sent {
   readonly failed: readonly Refusal[];
+  /** Recipients whose copy an earlier attempt of this message handed over: not sent again. */
+  readonly already: readonly string[];
+  /** Recipients of all copies. */
+  readonly all: number;
 }
 
 /**
@@ -279,14 +283,16 @@ interface Sent {
 async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
+  const already: string[] = [];
   const failed = await s.delivery.deliver(
     arrival,
     from,
     copies.filter((c) => c.local),
     signal,
     id,
+    already,
   );
-  const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
+  const all = copies.reduce((n, c) => n + c.rcpts.length, 0); // recipients of all copies
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
   // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
   for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
@@ -312,6 +318,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
           ); // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
         }),
       (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
+      already,
     );
   }
   if (failed.length > 0) {
@@ -334,7 +341,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       failed.map((f) => f.rcpt),
     );
   }
-  return { failed: toReport };
+  return { failed: toReport, already, all };
 }
 
 /**
@@ -384,6 +391,17 @@ function queue(s: State, to: string, notice: Buffer): Promise<void> {
 }
 
 /** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
+/**
+ * The 250's text: what was done, or — when every copy had been handed over by an earlier attempt
+ * (a retry after a lost 250, or the same message sent again) — that nothing was sent again.
+ */
+function doneText(done: string, sent: Sent): string {
+  if (sent.all > 0 && sent.already.length >= sent.all)
+    return `${ALREADY_DELIVERED} (every copy was handed over by an earlier attempt of this message; nothing sent again)`;
+  const n = sent.already.length;
+  return n > 0 ? `${done}; already delivered before for ${n} recipient${n === 1 ? '' : 's'}, not sent again` : done;
+}
+
 function failedNote(sent: Sent): string {
   return sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (report sent)` : '';
 }
@@ -462,7 +480,7 @@ function queueHook(
         if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
         const sent = await send(s, m.from, raw, result.copies, signal);
         if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
-        return [CODES.OK, `${done}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
+        return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
       }),
     hop.next,
   );

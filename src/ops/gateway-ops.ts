@@ -26,7 +26,7 @@ export function gatewayMetrics(gw: Gateway): { registry: ReturnType<typeof newRe
   const registry = newRegistry('gateway');
   const messages = new Counter({
     name: 'ssmax_gateway_messages_total',
-    help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, refused, deferred)',
+    help: 'Messages answered at the queue hooks, by direction and outcome (queued, delivered, held, duplicate, refused, deferred)',
     labelNames: ['direction', 'outcome'],
     registers: [registry],
   });
