@@ -195,14 +195,14 @@ export function orgAnchor(config: KeydConfig): string {
 export async function startKeyd(config: KeydConfig, opts: { clock?: () => Date; log?: (line: string) => void } = {}): Promise<RunningKeyd> {
   const clock = opts.clock ?? (() => new Date());
   const orgCa = orgAnchor(config); // before anything is opened: keyd refuses to start without its anchor
-  const tls = checkKeydFiles(config); // and without the files it needs
+  checkKeydFiles(config); // and without the files it needs (the TLS pair is read again after the renewals)
   const orgCaAuthority = orgCaOf(config, opts.log); // read once; warns once, at start, of an unencrypted key
   const lock = await lockStore(config.dataDir, opts.log); // one keyd per store (src/keyd/store-lock.ts)
   const threads = cryptoThreadsFor(config.limits.cryptoThreads);
   const crypto = threads > 0 ? new ThreadedCrypto(threads) : undefined;
   let opened: KeydParts | undefined;
   try {
-    const running = await startService(config, { ...opts, clock, orgCa, orgCaAuthority, crypto, tls }, (p) => (opened = p));
+    const running = await startService(config, { ...opts, clock, orgCa, orgCaAuthority, crypto }, (p) => (opened = p));
     return {
       ...running,
       async stop() {
@@ -227,8 +227,6 @@ interface StartState {
   readonly orgCa: string;
   readonly orgCaAuthority: SigningAuthority | undefined;
   readonly crypto: ThreadedCrypto | undefined;
-  /** [tls] cert and key, checked (checkKeydFiles). */
-  readonly tls: { readonly cert: string; readonly key: string };
 }
 
 /** The rest of keyd's start: the store and service, renewals, the HTTPS server, the schedule. `onOpen` is told of the store once open. */
@@ -245,6 +243,8 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
   const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log);
   await certRenewer.run(clock());
+  // read again after the renewals: a certificate renewed just now (keyd was down past its renewal) is the one served
+  const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
   // read when they change, for callers and for the administrator a console request names alike (src/pki/crl-files.ts)
   // one that becomes unusable is a 503 naming it (fileUnavailable), and keyd is not ready (keydFileProblem)
   const crls = new CrlFiles(crlFiles, (f) => {
@@ -257,8 +257,8 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   const server = new KeydServer(parts.service, parts.audit, {
     host: config.host,
     port: config.port,
-    cert: st.tls.cert,
-    key: st.tls.key,
+    cert: tls.cert,
+    key: tls.key,
     clientCas: config.tls.clientCas.map((f) => readCertificateFile(config.file, 'tls.client_ca', f)),
     roots: config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f)),
     orgCa,
@@ -271,7 +271,7 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   });
   const port = await server.listen();
   const tlsFiles = [config.tls.cert, config.tls.key];
-  let tlsText = `${st.tls.cert}${st.tls.key}`;
+  let tlsText = `${tls.cert}${tls.key}`;
   const reloadTls = () => {
     try {
       const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));

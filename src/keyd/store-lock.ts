@@ -1,10 +1,15 @@
 /**
  * One keyd per store (docs/scaling.md): `ssmax keyd run` holds its data_dir
  * exclusively while it runs. The lock is a listening Unix socket in Linux's
- * abstract namespace, named after the store's real path: binding it is
- * atomic, and the kernel releases it when the process ends however it ends
- * (kill -9 included), so there is never a stale lock to clear. The holder
- * answers a connection with its pid, so the second keyd can name it.
+ * abstract namespace: binding it is atomic, and the kernel releases it when
+ * the process ends however it ends (kill -9 included), so there is never a
+ * stale lock to clear. The holder answers a connection with its pid, so the
+ * second keyd can name it. The abstract namespace has no permissions, so the
+ * name is not guessable: it is a hash of the store folder's device and inode
+ * (the same store through two paths or bind mounts gives one name) and of a
+ * random secret kept in the store folder (`keyd-lock.secret`, mode 0600),
+ * which only keyd's own user can read — another local user cannot take the
+ * name first and keep keyd from starting.
  *
  * The tools that open the store beside a running keyd (`keyd backup`,
  * `keyd audit verify`, `keyd rotate`: LMDB lets several processes share an
@@ -15,8 +20,9 @@
  * containers with separate network namespaces sharing one volume do not see
  * each other's lock (docs/scaling.md).
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Server, createConnection, createServer } from 'node:net';
 
 /** Another keyd holds the store. */
@@ -39,16 +45,41 @@ export interface StoreLock {
 /** Whether the store lock is supported here (Linux: the abstract socket namespace). */
 export const STORE_LOCK_SUPPORTED = process.platform === 'linux';
 
+/** The store's lock secret: made once, atomically (written aside, then linked into place; the first link wins). */
+function lockSecret(dataDir: string): string {
+  const file = join(dataDir, 'keyd-lock.secret');
+  if (!existsSync(file)) {
+    const aside = join(dataDir, `keyd-lock.secret.${process.pid}.${randomBytes(6).toString('hex')}`);
+    writeFileSync(aside, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(aside, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another keyd made it first: theirs counts
+    } finally {
+      unlinkSync(aside);
+    }
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
+function nameOf(dataDir: string, secret: string): string {
+  const { dev, ino } = statSync(dataDir);
+  return `\0ssmax-keyd-store-${createHash('sha256').update(`${dev}:${ino}:${secret}`).digest('hex').slice(0, 40)}`;
+}
+
+/** The lock's name for the keyd about to run on `dataDir` (the folder and its secret made if missing). */
 function lockName(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const real = realpathSync(dataDir);
-  return `\0ssmax-keyd-store-${createHash('sha256').update(real).digest('hex').slice(0, 40)}`;
+  return nameOf(dataDir, lockSecret(dataDir));
 }
 
 /** The pid of the keyd holding `dataDir`, or undefined when none does (or the platform has no lock). */
 export async function storeHolder(dataDir: string, timeoutMs = 2000): Promise<number | undefined> {
-  if (!STORE_LOCK_SUPPORTED || !existsSync(dataDir)) return undefined;
-  return holderOf(lockName(dataDir), timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
+  // nothing is made here: without the secret no keyd ever ran on this folder (the one that runs made it first)
+  const secretFile = join(dataDir, 'keyd-lock.secret');
+  if (!STORE_LOCK_SUPPORTED || !existsSync(secretFile)) return undefined;
+  const secret = readFileSync(secretFile, 'utf8').trim();
+  return holderOf(nameOf(dataDir, secret), timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
 }
 
 function holderOf(name: string, timeoutMs: number): Promise<{ held: boolean; pid?: number }> {
