@@ -33,6 +33,8 @@ export function parentsOf(domain: string): string[] {
 
 /** True when `from` is `sealer` or one of its subdomains (the DNS and X.509 name-constraint sense). */
 export function withinDomain(from: string, sealer: string): boolean {
+  // a trailing dot or an empty label is another spelling of a name: never within anything (fail closed; the gateway refuses such a From)
+  if (!from || from.endsWith('.') || from.startsWith('.') || from.includes('..')) return false;
   return from === sealer || from.endsWith(`.${sealer}`);
 }
 
@@ -45,11 +47,14 @@ export function withinDomain(from: string, sealer: string): boolean {
  * (it throws while that cannot be known).
  */
 export async function aligned(fromDomain: string, sealer: string, ownBundle: (domain: string) => Promise<boolean>): Promise<boolean> {
-  if (fromDomain === sealer) return true;
   if (!withinDomain(fromDomain, sealer)) return false;
-  // walk from the From domain up to (not including) the sealer: any own bundle on the way wins
-  for (const d of [fromDomain, ...parentsOf(fromDomain)]) {
-    if (d === sealer) break;
+  if (fromDomain === sealer) return true;
+  // walk from the From domain up to (not including) the sealer: any own bundle on the way wins. As in
+  // organisationOf, only the MAX_PARENT_LOOKUPS nearest the root are asked about (and the From domain itself):
+  // a domain of many labels under the sealer costs a bounded number of lookups
+  const parents = parentsOf(fromDomain);
+  const between = parents.slice(0, parents.indexOf(sealer));
+  for (const d of [fromDomain, ...between.slice(Math.max(0, between.length - MAX_PARENT_LOOKUPS))]) {
     if (await ownBundle(d)) return false;
   }
   return true;

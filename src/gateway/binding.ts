@@ -12,9 +12,11 @@
  *  - Recipient binding: the newest seal's `rc=` and the SSMAX-Recipients
  *    field must bind every envelope recipient (src/chain/recipients.ts).
  *  - Freshness: the newest seal is at most [chain] max_seal_age_seconds old,
- *    and every seal was made at most that long after the seal before it (a
- *    hop holds mail no longer than a queue lifetime, moderation included), so
- *    that a later hop cannot re-seal an earlier seal it kept however long.
+ *    seal times never decrease along the chain, and the newest seal was made
+ *    at most that long after seal i=1 (every hop together holds mail no longer
+ *    than a queue lifetime, moderation included), so that a later hop cannot
+ *    re-seal an earlier seal it kept however long, nor backdate its seals to
+ *    add hop after hop.
  *  - Replay identity: SHA-256 of the newest seal's signing input (every
  *    earlier seal and its own tags with hh= and bh=), so that any change of
  *    unprotected headers or of the envelope keeps it, and a different
@@ -119,13 +121,20 @@ export async function checkArrival(
   for (const [index, r] of chain.instances.entries()) {
     const before = chain.instances[index - 1];
     if (!before) continue;
-    const gapMs = (r.time - before.time) * 1000;
-    if (gapMs > deps.config.chain.maxSealAgeMs) {
+    // a seal is never older than the one it re-seals: a backdated seal would let hops add up beyond the limit
+    if (r.time < before.time)
       throw new GatewayError(
         'sealHopTooLong',
-        `seal i=${r.instance} by ${r.domain} was made ${Math.floor(gapMs / 1000)} s after seal i=${before.instance} by ${before.domain}, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
+        `seal i=${r.instance} by ${r.domain} is dated ${before.time - r.time} s before seal i=${before.instance} by ${before.domain}`,
       );
-    }
+  }
+  // the whole chain, seal i=1 to the newest, within the limit: a list cannot re-seal an old seal hop by hop
+  const spanMs = (newest.time - first.time) * 1000;
+  if (spanMs > deps.config.chain.maxSealAgeMs) {
+    throw new GatewayError(
+      'sealHopTooLong',
+      `seal i=${newest.instance} by ${newest.domain} was made ${Math.floor(spanMs / 1000)} s after seal i=${first.instance} by ${first.domain}, the limit is ${deps.config.chain.maxSealAgeMs / 1000} s`,
+    );
   }
   if (!newest.recipientCommitment)
     throw new GatewayError('recipientNotBound', `seal i=${newest.instance} by ${newest.domain} binds no recipients`);

@@ -44,6 +44,13 @@ export function checkMessage(message: Buffer): CheckedHead {
   if (!fromLine) throw new GatewayError('badFormat', 'no From field');
   const boxes = addressparser(fromLine.slice(fromLine.indexOf(':') + 1), { flatten: true });
   if (boxes.length !== 1 || !boxes[0]?.address) throw new GatewayError('badFormat', 'From must hold exactly one address');
+  // one spelling of a domain for every comparison (alignment, own domains, bundles): a fully qualified
+  // "b.example." or an empty label would be another name to every check, so it is malformed here
+  if (!wellFormedDomain(domainOf(boxes[0].address)))
+    throw new GatewayError(
+      'badFormat',
+      `From domain "${domainOf(boxes[0].address).slice(0, 80)}" is not a domain name (no trailing dot, no empty label)`,
+    );
   const mid = headers.get('message-id')[0];
   return { headers, from: boxes[0].address.toLowerCase(), messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
 }
@@ -70,6 +77,17 @@ export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsul
   return mine[0]!;
 }
 
+/**
+ * Whether `domain` is spelt the one way every comparison of the gateway and the
+ * chain expects: labels separated by single dots, none empty, no trailing dot
+ * (a fully qualified "b.example." names b.example, but would be another string
+ * to every check). Case is folded by domainOf.
+ */
+export function wellFormedDomain(domain: string): boolean {
+  return domain.length > 0 && domain.split('.').every((label) => label.length > 0);
+}
+
+/** The domain of `address`, lowercased. */
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }

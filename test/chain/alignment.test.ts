@@ -66,4 +66,20 @@ describe('aligned (sealed mail), the same parent rule', () => {
     await aligned('x.hr.b.example', 'b.example', dir.has);
     expect(dir.asked).toEqual(['x.hr.b.example', 'hr.b.example']);
   });
+
+  test(`a From domain of 120 labels under the sealer costs at most ${MAX_PARENT_LOOKUPS + 1} lookups`, async () => {
+    const labels = Array.from({ length: 118 }, (_, i) => `l${i}`).join('.');
+    const dir = directory(['b.example']);
+    expect(await aligned(`${labels}.b.example`, 'b.example', dir.has)).toBe(true);
+    expect(dir.asked.length).toBeLessThanOrEqual(MAX_PARENT_LOOKUPS + 1);
+    expect(dir.asked).not.toContain('b.example');
+    // the parents nearest the sealer are the ones asked about: an organisation just below it still counts
+    const sub = directory(['b.example', 'hr.b.example']);
+    expect(await aligned(`${labels}.hr.b.example`, 'b.example', sub.has)).toBe(false);
+  });
+
+  test('a From domain spelt with a trailing dot or an empty label is aligned with nothing (one spelling of a name)', async () => {
+    for (const from of ['b.example.', 'x.b.example.', 'x..b.example', '.b.example'])
+      expect(await aligned(from, 'b.example', directory([]).has)).toBe(false);
+  });
 });

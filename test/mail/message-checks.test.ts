@@ -63,4 +63,10 @@ describe('the capsule for this organisation (capsuleFor)', () => {
       expect((err as GatewayError).reply.text).toContain(`found ${found} (of ${capsules.length})`);
     }
   });
+
+  test('a From domain with a trailing dot or an empty label: 550 5.6.0 (every check compares one spelling of a domain)', () => {
+    for (const from of ['x@b.example.', 'x@B.EXAMPLE.', 'x@b..example', 'x@.b.example', 'x@'])
+      expect([refusal(`From: ${from}\r\nSubject: s\r\n\r\nx`).reply.status, from]).toEqual(['5.6.0', from]);
+    expect(checkMessage(Buffer.from('From: X@B.Example\r\n\r\nx')).from).toBe('x@b.example');
+  });
 });
