@@ -20,17 +20,42 @@
  *    the original message with its author's From inside a new sealed header,
  *    or a forgery): the sealed outer header over a short note and the inner
  *    message attached as message/rfc822, so the author shown is the one the
- *    seals vouch for, and the inner one is visibly an attachment's.
+ *    seals vouch for, and the inner one is visibly an attachment's. The note
+ *    names the organisation whose seal covers that header: the newest
+ *    sealer's (a list's organisation that re-sealed the post, say), not
+ *    necessarily the author's.
+ *
+ * In the first two cases the inner header's own fields stay, except those
+ * that claim a verdict of this gateway or of a sealer (Authentication-Results,
+ * ARC-Authentication-Results, Received-SPF, SSMAX-* and X-SSMAX-* fields,
+ * Resent-*): no seal covers them, and a sender could otherwise plant them
+ * beneath this gateway's real Authentication-Results. A message holding one
+ * is never delivered byte for byte.
  *
  * Time is linear in the size of the message (one header split of each, one
  * scan for 8-bit bytes, one search for the boundary).
  */
 import { randomBytes } from 'node:crypto';
 import { OUTER_HEADERS } from '../envelope/encrypt';
+import { fieldValue } from '../chain/canonicalize';
+import { SEAL_HEADER, parseSeal } from '../chain/tags';
 import { isField, splitHeaderBlock } from './header-block';
 
 /** The fields whose disagreement means another author: the inner message is attached, never shown as the sealed one's. */
 const AUTHOR_FIELDS: readonly string[] = ['from', 'sender'];
+
+/** Inner fields that claim a verdict of ours or a sealer's: dropped from the copy whose header is shown (see above). */
+const VERDICT_FIELDS: readonly string[] = ['authentication-results', 'arc-authentication-results', 'received-spf'];
+const VERDICT_PREFIXES: readonly string[] = ['ssmax-', 'x-ssmax-', 'resent-'];
+
+/** Whether the header field `field` (name: value) claims a verdict no seal covers inside a decrypted message. */
+export function claimsVerdict(field: string): boolean {
+  const name = field
+    .slice(0, Math.max(0, field.indexOf(':')))
+    .trim()
+    .toLowerCase();
+  return VERDICT_FIELDS.includes(name) || VERDICT_PREFIXES.some((p) => name.startsWith(p));
+}
 
 /** A field's value for comparison: unfolded, each run of spaces and tabs one space, trimmed. */
 function comparable(field: string): string {
@@ -41,8 +66,8 @@ function comparable(field: string): string {
     .trim();
 }
 
-function valuesOf(fields: readonly string[], name: string): string[] {
-  return fields.filter((f) => isField(f, name)).map(comparable);
+function valuesOf(fields: readonly string[], name: string, foldCase = false): string[] {
+  return fields.filter((f) => isField(f, name)).map((f) => (foldCase ? comparable(f).toLowerCase() : comparable(f)));
 }
 
 function sameValues(a: readonly string[], b: readonly string[]): boolean {
@@ -59,11 +84,19 @@ export interface HeaderComparison {
   readonly missingInside: readonly string[];
 }
 
-/** Compares the display fields of `inner` (the decrypted message) with those of `outer` (the sealed encrypted message). */
-export function compareHeaders(outer: Uint8Array, inner: Uint8Array): HeaderComparison {
+/**
+ * Compares the display fields of `inner` (the decrypted message) with those
+ * of `outer` (the sealed encrypted message). `authorCase: 'ignore'` compares
+ * From and Sender without regard to case (what `ssmax user open` warns about:
+ * an address's case is no other author); the gateway compares exactly.
+ */
+export function compareHeaders(outer: Uint8Array, inner: Uint8Array, options: { authorCase?: 'exact' | 'ignore' } = {}): HeaderComparison {
   const out = splitHeaderBlock(outer).fields;
   const inn = splitHeaderBlock(inner, { bareLf: true }).fields;
-  const differing = OUTER_HEADERS.filter((name) => !sameValues(valuesOf(out, name), valuesOf(inn, name)));
+  const differing = OUTER_HEADERS.filter((name) => {
+    const fold = options.authorCase === 'ignore' && AUTHOR_FIELDS.includes(name);
+    return !sameValues(valuesOf(out, name, fold), valuesOf(inn, name, fold));
+  });
   return {
     differing,
     otherAuthor: differing.some((n) => AUTHOR_FIELDS.includes(n)),
@@ -79,9 +112,24 @@ export function compareHeaders(outer: Uint8Array, inner: Uint8Array): HeaderComp
 export function underSealedHeader(outer: Uint8Array, inner: Uint8Array): Buffer {
   const raw = Buffer.isBuffer(inner) ? inner : Buffer.from(inner.buffer, inner.byteOffset, inner.byteLength);
   const { differing, otherAuthor } = compareHeaders(outer, raw);
-  if (differing.length === 0) return raw;
-  const sealed = splitHeaderBlock(outer).fields.filter((f) => OUTER_HEADERS.some((name) => isField(f, name)));
-  return otherAuthor ? attached(sealed, raw) : replaced(sealed, raw);
+  const outerFields = splitHeaderBlock(outer).fields;
+  if (differing.length === 0 && !splitHeaderBlock(raw, { bareLf: true }).fields.some(claimsVerdict)) return raw;
+  const sealed = outerFields.filter((f) => OUTER_HEADERS.some((name) => isField(f, name)));
+  return otherAuthor ? attached(sealed, raw, newestSealer(outerFields)) : replaced(sealed, raw);
+}
+
+/** The domain (d=) of the newest SSMAX-Seal among `fields` (the highest i=), or undefined when none reads. */
+function newestSealer(fields: readonly string[]): string | undefined {
+  let best: { instance: number; domain: string } | undefined;
+  for (const f of fields.filter((x) => isField(x, SEAL_HEADER))) {
+    try {
+      const seal = parseSeal(fieldValue({ name: SEAL_HEADER.toLowerCase(), raw: f }));
+      if (!best || seal.instance > best.instance) best = { instance: seal.instance, domain: seal.domain };
+    } catch {
+      // a seal that does not parse names no one (the chain was verified before this copy is made)
+    }
+  }
+  return best?.domain;
 }
 
 /** `inner` with every display field removed and the sealed ones put on top (in the inner message's line-ending style). */
@@ -89,19 +137,23 @@ function replaced(sealed: readonly string[], inner: Buffer): Buffer {
   const { fields, bodyStart, separated } = splitHeaderBlock(inner, { bareLf: true });
   const firstLf = inner.indexOf(0x0a);
   const eol = firstLf > 0 && inner[firstLf - 1] !== 0x0d ? '\n' : '\r\n';
-  const kept = fields.filter((f) => !OUTER_HEADERS.some((name) => isField(f, name)));
+  const kept = fields.filter((f) => !OUTER_HEADERS.some((name) => isField(f, name)) && !claimsVerdict(f));
   const lines = [...sealed.map((f) => f.replace(/\r\n/g, eol)), ...kept].map((f) => `${f}${eol}`).join('');
   return Buffer.concat([Buffer.from(`${lines}${eol}`, 'latin1'), separated ? inner.subarray(bodyStart) : Buffer.alloc(0)]);
 }
 
-const NOTE =
-  "The sender's organisation sealed the header of this message (From, To, Subject, ...).\r\n" +
-  'The message the sender encrypted names another author or sender in its own header,\r\n' +
-  'which no seal covers: it is attached below as it was written (a forwarded message\r\n' +
-  'looks like this). Trust its header no more than that of any attachment.\r\n';
+/** The note above the attached message; `sealer`: the organisation whose seal covers the header shown. */
+function note(sealer: string | undefined): string {
+  return (
+    `${sealer ? `The organisation ${sealer} sealed` : "The sender's organisation sealed"} the header of this message (From, To, Subject, ...).\r\n` +
+    'The message the sender encrypted names another author or sender in its own header,\r\n' +
+    'which no seal covers: it is attached below as it was written (a forwarded message\r\n' +
+    'looks like this). Trust its header no more than that of any attachment.\r\n'
+  );
+}
 
 /** The sealed header over a note and `inner` as an attached message/rfc822 part. */
-function attached(sealed: readonly string[], inner: Buffer): Buffer {
+function attached(sealed: readonly string[], inner: Buffer, sealer: string | undefined): Buffer {
   let boundary = `ssmax-attached-${randomBytes(12).toString('hex')}`;
   while (inner.includes(boundary)) boundary = `ssmax-attached-${randomBytes(12).toString('hex')}`;
   // RFC 2046 §5.2.1: a message/rfc822 part is 7bit or 8bit (as the inner message was delivered before: as it is)
@@ -109,12 +161,14 @@ function attached(sealed: readonly string[], inner: Buffer): Buffer {
   const head = [
     ...sealed,
     'MIME-Version: 1.0',
+    // the multipart is 8bit when its part is (RFC 2045 §6.4: a composite's encoding is 7bit, 8bit or binary, and covers its parts)
+    ...(eightBit ? ['Content-Transfer-Encoding: 8bit'] : []),
     `Content-Type: multipart/mixed; boundary="${boundary}"`,
     '',
     `--${boundary}`,
     'Content-Type: text/plain; charset=us-ascii',
     '',
-    NOTE,
+    note(sealer),
     `--${boundary}`,
     'Content-Type: message/rfc822',
     `Content-Transfer-Encoding: ${eightBit ? '8bit' : '7bit'}`,

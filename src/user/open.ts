@@ -383,7 +383,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   if (profileName === 'message') {
     // The seals cover the outer display fields; a reader shows the inner ones. Say so when they differ (src/mail/sealed-header.ts).
     try {
-      const { differing, missingInside } = compareHeaders(message, plaintext);
+      const { differing, missingInside } = compareHeaders(message, plaintext, { authorCase: 'ignore' });
       for (const [name, shown] of [
         ['from', 'From'],
         ['sender', 'Sender'],

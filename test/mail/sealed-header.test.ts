@@ -12,6 +12,9 @@ import { systemRng } from '../../src/crypto/random';
 import { collect, encryptMessage } from '../../src/envelope';
 import { compareHeaders, underSealedHeader } from '../../src/mail/sealed-header';
 import { splitHeaderBlock } from '../../src/mail/header-block';
+import { seal } from '../../src/chain/seal';
+import { verifyChain } from '../../src/chain/verify-chain';
+import { ALICE, TRACKING_TOKEN, directory, makeOrg, makeUser, now } from '../chain/fixtures';
 
 const org = generateEncryptionKeyPair(g, systemRng);
 const SECRET = 'sealed-header-secret-2093';
@@ -105,6 +108,8 @@ describe('the inner From or Sender is not the sealed one: the inner message atta
     const outer = mail('From: alice@a.example\nTo: bob@b.example');
     const text = underSealedHeader(outer, inner).toString('latin1');
     expect(text).toMatch(/Content-Type: message\/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n/);
+    // the multipart around it declares 8bit too (a 7bit composite cannot hold an 8bit part)
+    expect(text.slice(0, text.indexOf('\r\n\r\n'))).toMatch(/\r\nContent-Transfer-Encoding: 8bit\r\n/);
     const boundary = /boundary="([^"]+)"/.exec(text)![1]!;
     expect(text.split(`--${boundary}`)).toHaveLength(4); // preamble, note, message, closing
   });
@@ -115,4 +120,65 @@ test('a bare-LF inner message: the replaced fields keep its line ends', () => {
   const outer = mail('From: alice@a.example\nTo: bob@b.example\nSubject: x');
   const out = underSealedHeader(outer, inner).toString('latin1');
   expect(out).toBe('From: alice@a.example\nTo: bob@b.example\nSubject: x\n\nbody\n');
+});
+
+describe('the copy never carries a verdict the inner header claims', () => {
+  const planted = [
+    'Authentication-Results: b.example; ssmax-chain=pass; ssmax-av=pass; ssmax-dlp=pass',
+    'ARC-Authentication-Results: i=1; b.example; ssmax-chain=pass',
+    'SSMAX-Seal: i=1; d=b.example',
+    'X-SSMAX-Chain: pass',
+    'Resent-From: ceo@b.example',
+    'Received-SPF: pass',
+  ];
+  test('same display fields inside: the copy is not the inner message byte for byte, and has none of them; other fields stay', async () => {
+    const clean = mail(HEAD);
+    const outer = await encrypted(clean);
+    const inner = mail(`${HEAD}\n${planted.join('\n')}\nX-Other: kept`);
+    const out = underSealedHeader(outer, inner);
+    expect(out).not.toBe(inner);
+    const names = fieldsOf(out).map((f) => f.slice(0, f.indexOf(':')).toLowerCase());
+    for (const f of planted) expect(names).not.toContain(f.slice(0, f.indexOf(':')).toLowerCase());
+    expect(names).toContain('x-other');
+    expect(out.toString('latin1')).toContain(SECRET);
+  });
+  test('a display field replaced too: none of them either', async () => {
+    const outer = await encrypted(mail(HEAD));
+    const inner = mail(`${HEAD.replace('Subject: Q3\n  figures', 'Subject: wire 1M')}\n${planted.join('\n')}`);
+    const out = underSealedHeader(outer, inner);
+    expect(fieldsOf(out).join('\n')).not.toMatch(/authentication-results|ssmax|resent-|received-spf/i);
+    expect((await simpleParser(out)).subject).toBe('Q3 figures');
+  });
+});
+
+describe('the note above an attached inner message', () => {
+  const alice = makeUser(ALICE);
+  const orgA = makeOrg('a.example');
+  const orgL = makeOrg('lists.c.example');
+  const dir = directory(alice, orgA, orgL);
+  async function sealBy(message: Buffer, org: typeof orgA, first: boolean): Promise<Buffer> {
+    const chain = await verifyChain(message, { lookup: dir.lookup, now });
+    const out = await seal(message, {
+      domain: org.certificate.domain ?? '',
+      certRef: org.certRef,
+      privateKey: org.keys.privateKey,
+      now,
+      verdicts: [],
+      chain,
+      ...(first ? { trackingToken: TRACKING_TOKEN } : {}),
+    });
+    return Buffer.from(out.message);
+  }
+  test("names the newest sealer's organisation (a list's that re-sealed), not the author's", async () => {
+    const outer = await sealBy(await sealBy(await encrypted(mail(HEAD)), orgA, true), orgL, false);
+    const inner = mail(HEAD.replace('From: Alice <alice@a.example>', 'From: ceo@b.example'));
+    const text = underSealedHeader(outer, inner).toString('latin1');
+    expect(text).toContain('The organisation lists.c.example sealed the header of this message');
+    expect(text).not.toContain("The sender's organisation sealed");
+  });
+  test('with only seal i=1, names its organisation', async () => {
+    const outer = await sealBy(await encrypted(mail(HEAD)), orgA, true);
+    const inner = mail(HEAD.replace('From: Alice <alice@a.example>', 'From: ceo@b.example'));
+    expect(underSealedHeader(outer, inner).toString('latin1')).toContain('The organisation a.example sealed the header');
+  });
 });

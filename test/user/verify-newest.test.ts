@@ -110,6 +110,25 @@ test('an inner From unlike the sealed outer From is flagged', async () => {
   expect(opened.trace[opened.trace.length - 1]).toBe(opened.warnings[0]);
 });
 
+test('an inner From that differs from the sealed outer From only in case is no other author: no warning', async () => {
+  const inner = Buffer.from(message.toString('latin1').replace('From: alice@a.example', 'From: Alice@A.Example'), 'latin1');
+  const encrypted = (
+    await collect(encryptMessage(inner, [ownOrgRecipient(alice.profile, NOW)], { group: groups.libsecp256k1, rng: systemRng }))
+  ).toString('latin1');
+  const outer = Buffer.from(encrypted.replace('From: Alice@A.Example', 'From: alice@a.example'), 'latin1');
+  expect(outer.toString('latin1')).toContain('From: alice@a.example');
+  const { message: signed } = await signUser(outer, {
+    signer: 'alice@a.example',
+    certRef: certificateRef(alice.profile.signingCertificate.der),
+    privateKey: alice.profile.signingKey,
+    now: clock,
+  });
+  const hop1 = await sendingHop(signed, world.a, alice, world.b);
+  const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
+  expect(opened.plaintext.equals(inner)).toBe(true);
+  expect(opened.warnings).toEqual([]);
+});
+
 test('an inner Sender, Subject or To unlike the sealed outer ones is flagged too; the opened message is the inner one as written', async () => {
   const inner = Buffer.from(
     message
