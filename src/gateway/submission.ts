@@ -20,7 +20,7 @@ import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
-import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
+import { capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
 import { GatewayError } from '../mail/replies';
@@ -46,18 +46,26 @@ export interface Submitter {
 /**
  * The sender binding of a submission authenticated at this gateway (SMTP
  * AUTH, plain and SSMAX clients alike): the login is the user's address, and
- * the From the seal covers — and the envelope sender, unless it is the null
- * sender — must be that address (compared without regard to case), else
- * 550 5.7.1. keyd knows no aliases: a user sends as the one address
+ * the From the seal covers — and the Sender field when there is one, and the
+ * envelope sender unless it is the null sender — must be that address
+ * (compared without regard to case), else 550 5.7.1. keyd knows no aliases: a user sends as the one address
  * registered. A trusted relay (the organisation's own MTA) authenticated the
  * user itself and binds senders to its logins there (docs/postfix.md); its
  * submissions cannot be checked here. Without a submitter (no
  * authentication) nothing is relayed at all (the RCPT hook).
  */
-export function checkSenderBinding(submitter: Submitter | undefined, from: string, envelopeFrom: string | undefined): void {
+export function checkSenderBinding(
+  submitter: Submitter | undefined,
+  from: string,
+  envelopeFrom: string | undefined,
+  sender?: string,
+): void {
   if (submitter?.via !== 'smtp-auth') return;
   const login = submitter.id.toLowerCase();
   if (from.toLowerCase() !== login) throw new GatewayError('senderNotLogin', `From ${from}, logged in as ${submitter.id}`);
+  // the Sender field names who sent the message on the author's behalf: sealed too, so it is the login's as well
+  if (sender !== undefined && sender.toLowerCase() !== login)
+    throw new GatewayError('senderNotLogin', `Sender ${sender || '(not one address)'}, logged in as ${submitter.id}`);
   if (envelopeFrom !== undefined && envelopeFrom !== '' && envelopeFrom.toLowerCase() !== login)
     throw new GatewayError('senderNotLogin', `envelope sender ${envelopeFrom}, logged in as ${submitter.id}`);
 }
@@ -164,7 +172,7 @@ export async function submit(
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
-  checkSenderBinding(submitter, head.from, envelopeFrom);
+  checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers));
   if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
     message = await verifySubmitter(deps, message);
     head = checkMessage(message);

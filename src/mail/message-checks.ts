@@ -56,6 +56,17 @@ export function checkMessage(message: Buffer): CheckedHead {
 }
 
 /**
+ * The Sender field's address, lowercased: undefined without a Sender field,
+ * '' when it does not hold exactly one address (which matches no login).
+ */
+export function senderOf(headers: Headers): string | undefined {
+  const line = headers.get('sender')[0];
+  if (line === undefined) return undefined;
+  const boxes = addressparser(line.slice(line.indexOf(':') + 1), { flatten: true });
+  return boxes.length === 1 && boxes[0]?.address ? boxes[0].address.toLowerCase() : '';
+}
+
+/**
  * The capsules the message's header carries. A capsule field that does not
  * parse is the message's own fault: final (`badCapsule`, 5.7.5), never the
  * 4xx an unclassified error would be.

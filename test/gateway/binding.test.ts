@@ -90,8 +90,18 @@ describe('sender binding at submission: a user logged in at the gateway (SMTP AU
     expect(await smtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], plain('alice@a.example', 'bind-from'), DAVE)).toMatch(refused);
     expect(await smtp(A.ports.smtp, 'alice@a.example', ['dave@a.example'], plain('dave@a.example', 'bind-env'), DAVE)).toMatch(refused);
     expect(await smtp(A.ports.smtp, '', ['dave@a.example'], plain('Alice <alice@a.example>', 'bind-null'), DAVE)).toMatch(refused);
+    // his own From with alice in the Sender field: the seal would vouch that alice sent it
+    expect(
+      await smtp(
+        A.ports.smtp,
+        'dave@a.example',
+        ['dave@a.example'],
+        plain('dave@a.example\r\nSender: alice@a.example', 'bind-sender'),
+        DAVE,
+      ),
+    ).toMatch(/^550 5\.7\.1 Sender address not owned by the authenticated user: Sender alice@a\.example, logged in as dave@a\.example/);
     await new Promise((r) => setTimeout(r, 1000));
-    expect(delivered('bind-from') + delivered('bind-env') + delivered('bind-null')).toBe(0);
+    expect(delivered('bind-from') + delivered('bind-env') + delivered('bind-null') + delivered('bind-sender')).toBe(0);
   });
 
   test("dave submits alice's own signed and encrypted message (a copy he obtained): 550 5.7.1, not sealed as alice's", async () => {
@@ -302,6 +312,15 @@ describe('unsealed mail claiming an SSMAX organisation through a subdomain', () 
     );
     expect(B().mailbox.mails.length).toBe(before);
   });
+
+  test.each(['payroll@b.example.', 'ceo@A.Example.', 'it@hr.b.example.'])(
+    'From: %s (an SSMAX domain spelt with a trailing dot) is refused with 5.6.0; nothing delivered',
+    async (from) => {
+      const before = B().mailbox.mails.length;
+      expect(await toB(['bob@b.example'], unsealed(from))).toMatch(/^550 5\.6\.0 Malformed message: From domain .* is not a domain name/);
+      expect(B().mailbox.mails.length).toBe(before);
+    },
+  );
 
   test('control: ordinary Internet mail (a domain with no SSMAX above it) is delivered', async () => {
     const before = B().mailbox.for('bob@b.example').length;
