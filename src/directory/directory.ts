@@ -58,6 +58,7 @@ export const DIRECTORY_DEFAULTS = {
   retryMs: 60000,
   negativeTtlMs: 300000,
   dnsRecheckMs: 300000,
+  maxPeersInMemory: 10000,
 } as const;
 
 export interface DirectoryOptions {
@@ -89,6 +90,12 @@ export interface DirectoryOptions {
   readonly negativeTtlMs?: number;
   /** How often the TXT record of a DNS-discovered peer is re-read to notice a new bundle id. */
   readonly dnsRecheckMs?: number;
+  /**
+   * The most domains whose state is kept in memory (every domain looked up adds one, and any sender chooses
+   * the domains a message makes the gateway ask about); beyond it the least recently used is dropped (its
+   * bundle stays in the persistent cache and is read again when next asked for).
+   */
+  readonly maxPeersInMemory?: number;
   /** CAs (PEM) for the publishers' TLS certificates; default Node's root store plus `roots`. */
   readonly tlsCa?: readonly string[];
   /** Fixed addresses for publisher host names (like curl --resolve). */
@@ -188,6 +195,7 @@ export class Directory {
     retryMs: number;
     negativeTtlMs: number;
     dnsRecheckMs: number;
+    maxPeersInMemory: number;
   };
   private allLoaded = false;
   private closed = false;
@@ -234,6 +242,7 @@ export class Directory {
       retryMs: positive(opts.retryMs, DIRECTORY_DEFAULTS.retryMs, 'retryMs'),
       negativeTtlMs: positive(opts.negativeTtlMs, DIRECTORY_DEFAULTS.negativeTtlMs, 'negativeTtlMs'),
       dnsRecheckMs: positive(opts.dnsRecheckMs, DIRECTORY_DEFAULTS.dnsRecheckMs, 'dnsRecheckMs'),
+      maxPeersInMemory: Math.max(1, Math.floor(positive(opts.maxPeersInMemory, DIRECTORY_DEFAULTS.maxPeersInMemory, 'maxPeersInMemory'))),
     };
     this.store = opts.cacheDir ? LmdbPeerCache.open(opts.cacheDir) : new MemoryPeerCache();
   }
@@ -331,7 +340,12 @@ export class Directory {
   /** The in-memory state of a domain, loaded from the persistent cache the first time (the cached bundle is verified again). */
   private peer(domain: string): Peer {
     let peer = this.peers.get(domain);
-    if (peer) return peer;
+    if (peer) {
+      // most recently used last: the map's order is the eviction order
+      this.peers.delete(domain);
+      this.peers.set(domain, peer);
+      return peer;
+    }
     const record = this.store.get(domain) ?? { domain, highestSerial: -1 };
     peer = { record, refreshAt: 0, retryAt: 0, noneUntil: 0, dnsCheckAt: 0 };
     if (record.url && record.source) peer.location = { url: record.url, source: record.source };
@@ -348,7 +362,19 @@ export class Directory {
       if (r.status === 'valid') this.accept(peer, r.bundle, record.url, false);
     }
     this.peers.set(domain, peer);
+    this.evict();
     return peer;
+  }
+
+  /** Drops the least recently used domains beyond maxPeersInMemory (not one being fetched now). */
+  private evict(): void {
+    if (this.peers.size <= this.cfg.maxPeersInMemory) return;
+    for (const d of this.peers.keys()) {
+      if (this.peers.size <= this.cfg.maxPeersInMemory) break;
+      if (!this.inflight.has(d)) this.peers.delete(d);
+    }
+    // status() lists the persistent cache again when next asked (what was dropped is still there)
+    this.allLoaded = false;
   }
 
   private loadAll(): void {

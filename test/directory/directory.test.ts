@@ -147,6 +147,28 @@ describe('two organisations sharing only the SSMAX root', () => {
     }
   });
 
+  test('the domains kept in memory are capped (least recently used dropped); a dropped peer is read again from the cache, not fetched', async () => {
+    const dir = directory({ maxPeersInMemory: 3 });
+    const inMemory = () => (dir as unknown as { peers: Map<string, unknown> }).peers;
+    const before = serverB.requests;
+    await dir.lookup('b.example');
+    for (let i = 0; i < 200; i++) expect((await refusal(dir.lookup(`x${i}.example`))).code).toBe('none');
+    expect(inMemory().size).toBe(3);
+    expect(inMemory().has('b.example')).toBe(false);
+    // dropped: asked for again, its bundle is read (and verified) again from the peer cache, no fetch
+    expect((await dir.lookup('b.example')).domain).toBe('b.example');
+    expect(inMemory().has('b.example')).toBe(true);
+    expect(serverB.requests - before).toBe(1);
+    // used recently, it stays while other domains come and go
+    for (let i = 0; i < 5; i++) {
+      await refusal(dir.lookup(`y${i}.example`));
+      await dir.lookup('b.example');
+    }
+    expect(inMemory().size).toBe(3);
+    expect(inMemory().has('b.example')).toBe(true);
+    expect(serverB.requests - before).toBe(1);
+  });
+
   test('a domain outside the static map, with DNS off, is "none"', async () => {
     const e = await refusal(directory().lookup('c.example'));
     expect(e.code).toBe('none');
