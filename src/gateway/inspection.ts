@@ -122,7 +122,11 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
   const { message, releaseId } = withoutRelease(raw);
   if (!releaseId || !deps.inspection) return undefined;
   const check = deps.inspection.releaseUnderWay?.bind(deps.inspection);
-  if (!check) throw new GatewayError('releaseNotHonoured', 'a held plaintext arrival is released through a gateway with inline inspection');
+  if (!check)
+    throw new GatewayError(
+      'releaseNotHonoured',
+      'a held plaintext arrival (unsealed or sealed but not encrypted) cannot be released through a remote inspector (only with inline inspection); delete it and ask the sender to send it again',
+    );
   const marker = parseReleaseMarker(releaseId);
   if (!marker || !check(releaseId))
     throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);

@@ -113,7 +113,9 @@ test('with a remote inspector (no quarantine in the gateway): 550 5.7.1 for any 
   const remote: Inspector = { inspect: () => Promise.reject(new Error('not asked')), close: () => Promise.resolve() };
   const e = await refusal(releasedArrival(deps(remote), marked(releaseMarker(entry)), capsule));
   expect(e.reply).toMatchObject({ code: 550, status: '5.7.1' });
-  expect(e.reply.text).toMatch(/inline inspection/);
+  expect(e.reply.text).toMatch(
+    /cannot be released through a remote inspector \(only with inline inspection\); delete it and ask the sender/,
+  );
   expect(asked).toEqual([]);
 });
 
