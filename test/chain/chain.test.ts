@@ -452,8 +452,13 @@ describe('a later hop changed what an earlier seal signed (docs/security.md, "Ta
       ['newest-seal', 'fail'],
       ['signature', 'pass'],
     ]);
-    // control: the same hop replacing only the capsule and rewriting headers is not detectable without a format change
-    const headersOnly = await reseal(first.message, edit(first.message, ['k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD']));
+    // control: the same hop replacing only the capsule and rewriting From, To/Cc and Subject (the body kept) is not
+    // detectable without a format change (docs/security.md, "What remains"); the alignment of the From is the receiver's check
+    const headersOnly = await reseal(
+      first.message,
+      edit(first.message, ['k=orgB-v1; e=AAAA; f=BBBB', 'k=bob-v3; e=CCCC; f=DDDD'], ...rewriteHeaders),
+    );
+    expect(headersOnly.message.toString('latin1')).toContain('Subject: Urgent: pay the invoice');
     expect((await verifyChain(headersOnly.message, opts)).result).toBe('pass');
   });
 
