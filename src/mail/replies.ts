@@ -53,8 +53,8 @@ export const REPLIES = {
   senderNotAligned: { code: 550, status: '5.7.21', text: 'SSMAX seal i=1 is not by the organisation of the From domain' },
   recipientNotBound: { code: 550, status: '5.7.1', text: 'Recipient not bound by the SSMAX seal' },
   sealTooOld: { code: 550, status: '5.4.7', text: 'SSMAX seal older than this gateway accepts' },
-  /** A seal made longer after the seal before it than [chain] max_seal_age_seconds (src/gateway/binding.ts). */
-  sealHopTooLong: { code: 550, status: '5.4.7', text: 'SSMAX seal made longer after the seal before it than this gateway accepts' },
+  /** A seal dated before the seal before it, or the newest made longer after seal i=1 than [chain] max_seal_age_seconds (src/gateway/binding.ts). */
+  sealHopTooLong: { code: 550, status: '5.4.7', text: 'SSMAX seals out of order or made further apart than this gateway accepts' },
   sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
   /** RFC 3463 X.7.5: the key information needed to validate the message is not valid (as for a revoked sealing certificate). */
