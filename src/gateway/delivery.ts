@@ -45,6 +45,12 @@ function intentOf(m: Mark | undefined): Intent | undefined {
 }
 const markTime = (m: Mark): number => (typeof m === 'number' ? Math.abs(m) : m.at);
 
+/** Recipients an earlier attempt of the message settled (recorded before `since`, this attempt's start): collected by `once`. */
+export interface EarlierAttempts {
+  readonly since: number;
+  readonly rcpts: string[];
+}
+
 /**
  * How long an intent of another live process (a Haraka cluster worker, `nodes=N`, sharing this
  * store) is taken for a hand-over in progress there, to be waited for; older, it was abandoned.
@@ -389,8 +395,10 @@ export class LocalDelivery {
    * were refused for now. Resolves with the recipients refused for good
    * (a 5xx of the store): not recorded, the caller decides (a 5xx to the
    * sender, or a report) and then records them with `settle`. Recipients
-   * skipped because an earlier attempt handed their copy over are added to
-   * `already` (the caller says so in its reply: nothing was sent again).
+   * skipped because an earlier attempt (one recorded before `already.since`)
+   * settled them — handed their copy over, or had it refused for good and
+   * reported — are added to `already.rcpts` (the caller says so in its reply:
+   * nothing was sent again).
    */
   async once(
     id: string,
@@ -398,7 +406,7 @@ export class LocalDelivery {
     signal: AbortSignal | undefined,
     hand: HandOver,
     failure: (err: unknown) => GatewayError,
-    already?: string[],
+    already?: EarlierAttempts,
   ): Promise<Refusal[]> {
     const key = (r: string) => `${id}:${r.toLowerCase()}`;
     await this.reconciled;
@@ -430,7 +438,7 @@ export class LocalDelivery {
           for (const r of rcpts) {
             const m = this.delivered.get(key(r));
             if (handedOver(m)) {
-              c.done.push(r);
+              if (already && markTime(m!) < already.since) c.done.push(r); // an earlier attempt's, not this one's (a member also addressed directly)
               continue;
             }
             const intent = intentOf(m);
@@ -452,7 +460,7 @@ export class LocalDelivery {
         continue;
       }
       ({ todo, again } = claim);
-      already?.push(...claim.done);
+      already?.rcpts.push(...claim.done);
       if (todo.length === 0) {
         release();
         return [];
@@ -573,7 +581,7 @@ export class LocalDelivery {
    * attempt); throws a 4xx GatewayError if the store
    * fails for now (it took the copy for the others: the retry reaches only the
    * refused). Resolves with the recipients the store refused for good;
-   * `already` collects those an earlier attempt delivered (as `once`).
+   * `already` collects those an earlier attempt settled (as `once`).
    */
   async deliver(
     arrival: Buffer,
@@ -581,7 +589,7 @@ export class LocalDelivery {
     copies: readonly Copy[],
     signal?: AbortSignal,
     id: string = attemptId(arrival),
-    already?: string[],
+    already?: EarlierAttempts,
   ): Promise<Refusal[]> {
     const dId = this.deliveryId ? deliveryId(id) : undefined;
     const refused: Refusal[] = [];

@@ -37,7 +37,7 @@ import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
-import { type Refusal, attemptId } from './delivery';
+import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
 import { ALREADY_DELIVERED, type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
@@ -266,9 +266,9 @@ function messageOf(connection: Connection): Promise<Buffer> {
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
 interface Sent {
   readonly failed: readonly Refusal[];
-  /** Recipients whose copy an earlier attempt of this message handed over: not sent again. */
+  /** Recipients an earlier attempt of this message settled (handed their copy over, or had it refused for good): not sent again. */
   readonly already: readonly string[];
-  /** Recipients of all copies. */
+  /** Recipients of all copies (each once). */
   readonly all: number;
 }
 
@@ -283,7 +283,7 @@ interface Sent {
 async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
-  const already: string[] = [];
+  const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
   const failed = await s.delivery.deliver(
     arrival,
     from,
@@ -292,7 +292,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
     id,
     already,
   );
-  const all = copies.reduce((n, c) => n + c.rcpts.length, 0); // recipients of all copies
+  const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
   // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
   for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
@@ -341,7 +341,8 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       failed.map((f) => f.rcpt),
     );
   }
-  return { failed: toReport, already, all };
+  const lower = (rs: readonly string[]) => new Set(rs.map((r) => r.toLowerCase()));
+  return { failed: toReport, already: [...lower(already.rcpts)], all: lower(copies.flatMap((c) => c.rcpts)).size };
 }
 
 /**
@@ -392,14 +393,14 @@ function queue(s: State, to: string, notice: Buffer): Promise<void> {
 
 /** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
 /**
- * The 250's text: what was done, or — when every copy had been handed over by an earlier attempt
- * (a retry after a lost 250, or the same message sent again) — that nothing was sent again.
+ * The 250's text: what was done, or — when an earlier attempt (a retry after a lost 250, or the same
+ * message sent again) had settled every recipient — that nothing was sent again.
  */
 function doneText(done: string, sent: Sent): string {
   if (sent.all > 0 && sent.already.length >= sent.all)
-    return `${ALREADY_DELIVERED} (every copy was handed over by an earlier attempt of this message; nothing sent again)`;
+    return `${ALREADY_DELIVERED} (an earlier attempt of this message handed every copy over; nothing sent again)`;
   const n = sent.already.length;
-  return n > 0 ? `${done}; already delivered before for ${n} recipient${n === 1 ? '' : 's'}, not sent again` : done;
+  return n > 0 ? `${done}; settled by an earlier attempt for ${n} recipient${n === 1 ? '' : 's'}, not sent again` : done;
 }
 
 function failedNote(sent: Sent): string {

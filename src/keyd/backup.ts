@@ -128,6 +128,7 @@ export async function backupKeyd(config: KeydConfig, outDir: string, clock: () =
   if (!emptyOrAbsent(outDir)) throw outputExists(`Backup folder "${outDir}" is not empty; give a new one`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  chmodSync(outDir, 0o700); // an existing empty folder keeps its own mode otherwise (and mkdir's is masked by the umask)
   const copying = mkdtempSync(join(outDir, 'copy-'));
   try {
     chmodSync(copying, 0o700);

@@ -84,18 +84,32 @@ export function capConnections<S extends NetServer & { setTimeout(ms: number): u
 
 /**
  * A log line, at most one a minute, for connections closed over the cap:
- * `log` gets how many were dropped since the last line.
+ * `log` gets how many were dropped since the last line. Drops within the
+ * minute after a line are written by a one-off timer at its end (unref'd:
+ * it never keeps the process alive), so the last count is not lost when no
+ * further drop comes.
  */
 export function droppedConnectionsLog(service: string, max: number, log: (line: string) => void, everyMs = 60000): () => void {
   let dropped = 0;
-  let last = 0;
-  return () => {
-    dropped++;
-    const now = Date.now();
-    if (now - last < everyMs) return;
-    last = now;
+  let last = -Infinity;
+  let pending: NodeJS.Timeout | undefined;
+  const write = () => {
+    pending = undefined;
+    if (dropped === 0) return;
+    last = Date.now();
     log(`${service}: ${dropped} connection(s) closed at once: ${max} open already (max_connections)`);
     dropped = 0;
+  };
+  return () => {
+    dropped++;
+    const wait = last + everyMs - Date.now();
+    if (wait <= 0) {
+      if (pending) clearTimeout(pending);
+      write();
+    } else if (!pending) {
+      pending = setTimeout(write, wait);
+      pending.unref();
+    }
   };
 }
 

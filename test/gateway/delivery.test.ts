@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
-import { LocalDelivery, attemptId, identifiable } from '../../src/gateway/delivery';
+import { type EarlierAttempts, LocalDelivery, attemptId, identifiable } from '../../src/gateway/delivery';
 import { copyNotes, copyOf } from '../../src/gateway/queue-reconcile';
 import { GatewayError } from '../../src/mail/replies';
 
@@ -108,6 +108,40 @@ describe('local delivery to the mailbox store', () => {
       await delivery.deliver(message(1), 'a@a.example', [copy]);
       expect(s.mails.map((m) => m.to)).toEqual([['bob@b.example'], ['carol@b.example']]);
       await delivery.deliver(message(1), 'a@a.example', [copy]); // a third attempt delivers nothing more
+      expect(s.mails).toHaveLength(2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('recipients settled by an earlier attempt are told apart from one served twice in the same attempt (a member also addressed directly)', async () => {
+    const s = await store(port);
+    try {
+      const m = message(7);
+      // one attempt: bob's copy, then a list's copy that also reaches bob (same record key): skipped, but not "earlier"
+      const first: EarlierAttempts = { since: Date.now(), rcpts: [] };
+      await delivery.deliver(m, 'a@a.example', [{ rcpts: ['bob@b.example'], message: m, local: true }], undefined, attemptId(m), first);
+      await delivery.deliver(
+        m,
+        'a@a.example',
+        [{ rcpts: ['bob@b.example', 'carol@b.example'], message: m, local: true }],
+        undefined,
+        attemptId(m),
+        first,
+      );
+      expect(first.rcpts).toEqual([]);
+      expect(s.mails.map((x) => x.to)).toEqual([['bob@b.example'], ['carol@b.example']]);
+      await new Promise((r) => setTimeout(r, 5)); // the retry starts after the records were written
+      const retry: EarlierAttempts = { since: Date.now(), rcpts: [] };
+      await delivery.deliver(
+        m,
+        'a@a.example',
+        [{ rcpts: ['bob@b.example', 'carol@b.example'], message: m, local: true }],
+        undefined,
+        attemptId(m),
+        retry,
+      );
+      expect(retry.rcpts).toEqual(['bob@b.example', 'carol@b.example']);
       expect(s.mails).toHaveLength(2);
     } finally {
       await s.close();

@@ -125,12 +125,12 @@ test('the same message sent again (it names itself: a retry after a lost 250 loo
   expect(first).toMatch(/^250 Queued /);
   await waitFor(() => copiesOf(marker, 'a.example', 'dave@a.example') >= 1 && copiesOf(marker, 'b.example', 'carol@b.example') >= 1, 30000);
   const second = await rawSmtp(A.ports.smtp, 'dave@a.example', to, message(marker, to.join(', ')), DAVE);
-  expect(second).toMatch(/^250 Already delivered \(every copy was handed over by an earlier attempt of this message; nothing sent again\)/);
+  expect(second).toMatch(/^250 Already delivered \(an earlier attempt of this message handed every copy over; nothing sent again\)/);
   await waitFor(() => /"outcome":"duplicate"/.test(A.haraka.logs()), 10000);
   // one more recipient beside the two already served: only the new one gets a copy, and the 250 says so
   const more = [...to, 'frank@c.example'];
   const third = await rawSmtp(A.ports.smtp, 'dave@a.example', more, message(marker, to.join(', ')), DAVE);
-  expect(third).toMatch(/^250 Queued .*; already delivered before for 2 recipients, not sent again/);
+  expect(third).toMatch(/^250 Queued .*; settled by an earlier attempt for 2 recipients, not sent again/);
   await waitFor(() => copiesOf(marker, 'c.example', 'frank@c.example') >= 1, 30000);
   await new Promise((r) => setTimeout(r, 1000));
   expect({ dave: copiesOf(marker, 'a.example', 'dave@a.example'), carol: copiesOf(marker, 'b.example', 'carol@b.example') }).toEqual({

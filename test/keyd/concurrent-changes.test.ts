@@ -9,8 +9,11 @@
  *
  * Two calls are started together (Promise.all) on the service over a real
  * LMDB store (openKeyd): both read before either commits, so each test meets
- * the race every time. The last test races real HTTPS requests over mutual
- * TLS against a real keyd process.
+ * the race every time (and the tests check it was met: an answer decided
+ * after the other change committed would be a plain refusal, not 409). The
+ * last tests race real HTTPS requests over mutual TLS against a real keyd
+ * process: there the order is the network's, so they assert what holds in
+ * every order, not that the requests met.
  */
 import { join } from 'node:path';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -64,6 +67,7 @@ describe('concurrent changes on one keyd store', () => {
   });
 
   test('"activate" racing "revoke": the revoked mark survives; the activation is superseded or came first', async () => {
+    let answeredSuperseded = 0;
     for (let round = 0; round < 8; round++) {
       const name = `alice${round}`;
       await service.addUser(admin, user(name, `A-${round}`));
@@ -73,12 +77,17 @@ describe('concurrent changes on one keyd store', () => {
       const activate = () => service.setUserStatus(other, `${name}@a.example`, 'active');
       const [r, a] = round % 2 === 0 ? await outcomes([revoke(), activate()]) : (await outcomes([activate(), revoke()])).reverse();
       expect(r).toBe('ok');
-      expect(['ok', 'superseded', 'bad-request']).toContain(a);
+      // both decided before either committed (bad-request "Cannot reinstate" would mean the activation read the revocation)
+      expect(['ok', 'superseded']).toContain(a);
+      if (a === 'superseded') answeredSuperseded++;
       const after = parts.store.users.get(`${name}@a.example`)!;
       expect(after.revoked).toEqual(expect.any(Number));
       expect(after.status).toBe('suspended');
     }
-    expect(records('registry.status')).toContain('refused'); // the race was met at least once
+    // the race was met: activations refused as superseded, each with its audit record (not "bad-request: Cannot reinstate")
+    const superseded = audit.tail(1000).filter((r) => r.op === 'registry.status' && r.reason?.startsWith('superseded:'));
+    expect(superseded.length).toBeGreaterThan(0);
+    expect(superseded).toHaveLength(answeredSuperseded);
     expect(audit.verify().ok).toBe(true);
   });
 
@@ -195,12 +204,23 @@ describe('over mutual TLS against a real keyd', () => {
     await keyd?.stop();
   });
 
+  /**
+   * Over the network the two requests of a pair may reach keyd one after the other (a loaded machine): then the
+   * second is a plain 400 "taken" or applies after the first, which is correct too. So what is asserted is what must
+   * hold in every order — one success per pair, no change lost or merged in silently; pairs are sent until one met
+   * the race (409 superseded) or MAX_PAIRS were sent, and the count is printed. That the race is decided right is
+   * shown deterministically by the tests above, on one store in one process.
+   */
+  const MIN_PAIRS = 10;
+  const MAX_PAIRS = 60;
+
   test('pairs of registry adds with one code, sent at once: one user per code; the other 409 superseded (or 400 taken when it came second)', async () => {
     const a = clientFor(fx, keyd.port, fx.clients.admin);
     const b = clientFor(fx, keyd.port, fx.clients.admin);
     try {
       const seen: string[] = [];
-      for (let i = 0; i < 20; i++) {
+      let i = 0;
+      for (; i < MAX_PAIRS && (i < MIN_PAIRS || !seen.includes('superseded')); i++) {
         const pair = await outcomes([
           a.call('POST', '/v1/registry/users', { address: `p${i}@a.example`, code: `C-${i}`, identityRef: `E-${i}` }),
           b.call('POST', '/v1/registry/users', { address: `q${i}@a.example`, code: `C-${i}`, identityRef: `F-${i}` }),
@@ -211,13 +231,12 @@ describe('over mutual TLS against a real keyd', () => {
           a.call('GET', `/v1/registry/users/p${i}%40a.example`),
           a.call('GET', `/v1/registry/users/q${i}%40a.example`),
         ]);
-        expect(holders.sort()).toEqual(['not-found', 'ok']);
+        // the holder is the one answered ok
+        expect(holders).toEqual(pair.map((o) => (o === 'ok' ? 'ok' : 'not-found')));
       }
       expect(seen.every((o) => o === 'superseded' || o === 'bad-request')).toBe(true);
-      expect(seen).toContain('superseded'); // the two requests did meet
-      console.log(
-        `registry adds, 20 pairs: ${seen.filter((o) => o === 'superseded').length} superseded, ${seen.filter((o) => o === 'bad-request').length} taken`,
-      );
+      const met = seen.filter((o) => o === 'superseded').length;
+      console.log(`registry adds, ${i} pairs: ${met} superseded, ${seen.length - met} taken${met ? '' : ' (the requests never met)'}`);
     } finally {
       a.close();
       b.close();
@@ -228,24 +247,26 @@ describe('over mutual TLS against a real keyd', () => {
     const a = clientFor(fx, keyd.port, fx.clients.admin);
     const b = clientFor(fx, keyd.port, fx.clients.admin);
     try {
-      const initial = Array.from({ length: 20 }, (_, i) => `m${i}@b.example`);
+      const initial = Array.from({ length: MAX_PAIRS }, (_, i) => `m${i}@b.example`);
       await a.call('POST', '/v1/lists', { address: 'race@a.example', members: initial });
       const expected = new Set(initial);
       let superseded = 0;
-      for (let i = 0; i < 20; i++) {
+      let i = 0;
+      for (; i < MAX_PAIRS && (i < MIN_PAIRS || superseded === 0); i++) {
         const [removed, added] = await outcomes([
           a.call('POST', '/v1/lists/members', { address: 'race@a.example', remove: [`m${i}@b.example`] }),
           b.call('POST', '/v1/lists/members', { address: 'race@a.example', add: [`n${i}@b.example`] }),
         ]);
         for (const o of [removed, added]) expect(['ok', 'superseded']).toContain(o);
+        // at least one of a pair is applied: a change is superseded only by one that committed
+        expect([removed, added]).toContain('ok');
         if (removed === 'ok') expect(expected.delete(`m${i}@b.example`)).toBe(true);
         if (added === 'ok') expected.add(`n${i}@b.example`);
         superseded += [removed, added].filter((o) => o === 'superseded').length;
+        const l = await a.call<{ members: string[] }>('GET', '/v1/lists/race%40a.example');
+        expect([...l.members].sort()).toEqual([...expected].sort());
       }
-      const l = await a.call<{ members: string[] }>('GET', '/v1/lists/race%40a.example');
-      expect([...l.members].sort()).toEqual([...expected].sort());
-      expect(superseded).toBeGreaterThan(0); // the requests did meet
-      console.log(`list member changes, 20 pairs: ${superseded} superseded`);
+      console.log(`list member changes, ${i} pairs: ${superseded} superseded${superseded ? '' : ' (the requests never met)'}`);
     } finally {
       a.close();
       b.close();

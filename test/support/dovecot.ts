@@ -13,7 +13,7 @@
  * discarded (Sieve "duplicate", RFC 7352), so the gateway's retry of a copy
  * it handed over just before it was killed is idempotent here.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -79,7 +79,7 @@ export interface DovecotOptions {
 export const DEDUPE_SIEVE = [
   'require ["duplicate"];',
   '# a copy of a delivery this mailbox already received (the gateway handed it over again after a crash)',
-  'if duplicate :header "SSMAX-Delivery-Id" :seconds 604800 {',
+  'if duplicate :header "SSMAX-Delivery-Id" :seconds 172800 {',
   '  discard;',
   '  stop;',
   '}',
@@ -126,7 +126,10 @@ export async function startDovecotLmtp(users: readonly string[], options: Doveco
   if (dedupe) {
     writeFileSync(sieveFile, DEDUPE_SIEVE, { mode: 0o644 });
     // compiled now, as the operator would (sievec): the mail user need not write next to it
-    execFileSync(systemBinary('sievec', 'scripts/ensure-dovecot.sh'), [sieveFile], { stdio: 'pipe' });
+    const compiled = spawnSync(systemBinary('sievec', 'scripts/ensure-dovecot.sh'), [sieveFile], { encoding: 'utf8' });
+    // a warning too: the script of docs/delivery.md must compile as written (e.g. :seconds within Pigeonhole's cap)
+    if (compiled.status !== 0 || /warning|error/i.test(compiled.stderr + compiled.stdout))
+      throw new Error(`sievec ${sieveFile}: ${compiled.stderr || compiled.stdout || `exit ${compiled.status}`}`);
   }
   writeFileSync(
     join(dir, 'dovecot.conf'),
