@@ -7,6 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { type Database, type RootDatabase, open } from 'lmdb';
+import { closeLmdb } from '../fs/lmdb-close';
 
 export interface CachedPeer {
   readonly domain: string;
@@ -82,6 +83,6 @@ export class LmdbPeerCache implements PeerCache {
   }
 
   async close(): Promise<void> {
-    await this.root.close();
+    await closeLmdb(this.root);
   }
 }

@@ -16,6 +16,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { type Database, open } from 'lmdb';
+import { closeLmdb } from '../fs/lmdb-close';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { sealIdentity } from './binding';
 import type { Copy } from './deps';
@@ -623,6 +624,6 @@ export class LocalDelivery {
 
   async close(): Promise<void> {
     this.sessions.close();
-    await this.delivered.close();
+    await closeLmdb(this.delivered);
   }
 }

@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { secretsEqual } from '../crypto/compare';
 import { type Database, type RootDatabase, open } from 'lmdb';
+import { closeLmdb } from '../fs/lmdb-close';
 import { GatewayError } from '../mail/replies';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
@@ -401,7 +402,7 @@ export class QuarantineStore {
   }
 
   async close(): Promise<void> {
-    await this.root.close();
+    await closeLmdb(this.root);
   }
 }
 

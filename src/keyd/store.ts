@@ -8,6 +8,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { type Database, type RootDatabase, open } from 'lmdb';
+import { closeLmdb } from '../fs/lmdb-close';
 import type { AuditEntry } from './audit';
 import type { OrgKeyRecord } from './org-keys';
 import type { ListRecord, UserRecord } from './registry';
@@ -57,6 +58,6 @@ export class KeydStore {
   }
 
   async close(): Promise<void> {
-    await this.root.close();
+    await closeLmdb(this.root);
   }
 }
