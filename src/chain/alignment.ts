@@ -31,10 +31,20 @@ export function parentsOf(domain: string): string[] {
   return out;
 }
 
+/**
+ * Whether `domain` is spelt the one way every comparison of the gateway and the
+ * chain expects: labels separated by single dots, none empty, no trailing dot
+ * (a fully qualified "b.example." names b.example, but would be another string
+ * to every check). Case is folded by domainOf.
+ */
+export function wellFormedDomain(domain: string): boolean {
+  return domain.length > 0 && domain.split('.').every((label) => label.length > 0);
+}
+
 /** True when `from` is `sealer` or one of its subdomains (the DNS and X.509 name-constraint sense). */
 export function withinDomain(from: string, sealer: string): boolean {
   // a trailing dot or an empty label is another spelling of a name: never within anything (fail closed; the gateway refuses such a From)
-  if (!from || from.endsWith('.') || from.startsWith('.') || from.includes('..')) return false;
+  if (!wellFormedDomain(from)) return false;
   return from === sealer || from.endsWith(`.${sealer}`);
 }
 

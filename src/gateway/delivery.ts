@@ -89,14 +89,21 @@ function hasSeal(arrival: Buffer): boolean {
  * signature — may be a second message as well as a retry.
  */
 export function identifiable(arrival: Buffer): boolean {
-  if (hasSeal(arrival)) {
-    try {
-      sealIdentity(arrival);
-      return true;
-    } catch {
-      // unreadable seals: the bytes decide, as in arrivalId
-    }
+  return sealedIdentity(arrival) !== undefined || namesItself(arrival);
+}
+
+/** What the newest seal signs (binding.ts), or undefined for an unsealed arrival or unreadable seals (the bytes decide then). */
+function sealedIdentity(arrival: Buffer): string | undefined {
+  if (!hasSeal(arrival)) return undefined;
+  try {
+    return sealIdentity(arrival);
+  } catch {
+    return undefined; // unreadable seals never reach delivery (the chain check refused them)
   }
+}
+
+/** Whether the message has a Message-ID other than empty or "<>". */
+function namesItself(arrival: Buffer): boolean {
   return headFields(arrival).fields.some((f) => {
     const m = /^message-id[ \t]*:([^]*)$/i.exec(f);
     if (!m) return false;
@@ -116,7 +123,7 @@ export function identifiable(arrival: Buffer): boolean {
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
-  return identifiable(arrival) ? arrivalId(arrival) : randomBytes(32).toString('hex');
+  return sealedIdentity(arrival) ?? (namesItself(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
 }
 
 /**
@@ -126,13 +133,11 @@ export function attemptId(arrival: Buffer): string {
 export function arrivalId(arrival: Buffer): string {
   // A sealed arrival is identified by what its newest seal signs (binding.ts): a replay with
   // changed unprotected headers is the same arrival, and is not delivered twice.
-  if (hasSeal(arrival)) {
-    try {
-      return sealIdentity(arrival);
-    } catch {
-      // unreadable seals never reach delivery (the chain check refused them); fall back to the bytes
-    }
-  }
+  return sealedIdentity(arrival) ?? bytesId(arrival);
+}
+
+/** A hash of the arrival's bytes without its Received fields. */
+function bytesId(arrival: Buffer): string {
   const { fields: all, end } = headFields(arrival);
   const fields = all.filter((f) => !/^received:/i.test(f));
   const h = createHash('sha256').update(fields.join('\r\n'), 'latin1');

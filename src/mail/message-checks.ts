@@ -5,6 +5,7 @@
  */
 import type { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
+import { wellFormedDomain } from '../chain/alignment';
 import { SINGLETON_HEADERS } from '../chain/protected-headers';
 import { DEFAULT_LIMITS, listCapsulesIn, parseHead } from '../envelope';
 import { CryptoError } from '../crypto/errors';
@@ -86,16 +87,6 @@ export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsul
   if (mine.length !== 1)
     throw new GatewayError('badCapsule', `expected one capsule for a ${domain} key, found ${mine.length} (of ${capsules.length})`);
   return mine[0]!;
-}
-
-/**
- * Whether `domain` is spelt the one way every comparison of the gateway and the
- * chain expects: labels separated by single dots, none empty, no trailing dot
- * (a fully qualified "b.example." names b.example, but would be another string
- * to every check). Case is folded by domainOf.
- */
-export function wellFormedDomain(domain: string): boolean {
-  return domain.length > 0 && domain.split('.').every((label) => label.length > 0);
 }
 
 /** The domain of `address`, lowercased. */
