@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'ini';
-import { cannotRead } from '../errors/errno';
+import { cannotRead, errnoCode, errnoText } from '../errors/errno';
 import { HostPortError, parseHostPort } from './host-port';
 
 export type IniSection = Record<string, unknown>;
@@ -474,11 +474,8 @@ export function settingFileError(configFile: string, setting: string, path: stri
   let reason: string;
   if (typeof why === 'string') reason = why;
   else {
-    const code = (why as NodeJS.ErrnoException | undefined)?.code;
-    reason =
-      typeof code === 'string' && code !== ''
-        ? `cannot read "${path}": ${ERRNO_WORDS[code] ? `${ERRNO_WORDS[code]} (${code})` : code}`
-        : `cannot read "${path}": ${why instanceof Error ? why.message : String(why)}`;
+    const code = errnoCode(why);
+    reason = `cannot read "${path}": ${code && ERRNO_WORDS[code] ? `${ERRNO_WORDS[code]} (${code})` : errnoText(why)}`;
   }
   return new ConfigError(
     `${configFile} [${section}] ${key}: ${reason}`,

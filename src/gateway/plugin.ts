@@ -391,7 +391,6 @@ function queue(s: State, to: string, notice: Buffer): Promise<void> {
   });
 }
 
-/** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
 /**
  * The 250's text: what was done, or — when an earlier attempt (a retry after a lost 250, or the same
  * message sent again) had settled every recipient — that nothing was sent again.
@@ -403,6 +402,7 @@ function doneText(done: string, sent: Sent): string {
   return n > 0 ? `${done}; settled by an earlier attempt for ${n} recipient${n === 1 ? '' : 's'}, not sent again` : done;
 }
 
+/** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
 function failedNote(sent: Sent): string {
   return sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (report sent)` : '';
 }

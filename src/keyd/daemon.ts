@@ -5,7 +5,7 @@
  * the key schedule timer. `stop()` shuts down gracefully.
  */
 import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
+
 import { defaultGroup } from '../crypto/backend';
 import type { Group } from '../crypto/group';
 import { systemRng } from '../crypto/random';
@@ -270,11 +270,11 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
     ...(st.log ? { log: st.log } : {}),
   });
   const port = await server.listen();
-  const tlsFiles = [config.tls.cert, config.tls.key];
   let tlsText = `${tls.cert}${tls.key}`;
   const reloadTls = () => {
     try {
-      const [cert, key] = tlsFiles.map((f) => readFileSync(f, 'utf8'));
+      // checked as at start (a certificate, a key, a pair), so a bad file is named by its setting
+      const { cert, key } = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
       if (`${cert}${key}` === tlsText) return;
       server.server.setSecureContext({
         cert,

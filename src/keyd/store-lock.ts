@@ -45,11 +45,14 @@ export interface StoreLock {
 /** Whether the store lock is supported here (Linux: the abstract socket namespace). */
 export const STORE_LOCK_SUPPORTED = process.platform === 'linux';
 
+/** Where the store's lock secret is kept. */
+const secretFile = (dataDir: string): string => join(dataDir, 'keyd-lock.secret');
+
 /** The store's lock secret: made once, atomically (written aside, then linked into place; the first link wins). */
 function lockSecret(dataDir: string): string {
-  const file = join(dataDir, 'keyd-lock.secret');
+  const file = secretFile(dataDir);
   if (!existsSync(file)) {
-    const aside = join(dataDir, `keyd-lock.secret.${process.pid}.${randomBytes(6).toString('hex')}`);
+    const aside = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
     writeFileSync(aside, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
     try {
       linkSync(aside, file);
@@ -76,9 +79,9 @@ function lockName(dataDir: string): string {
 /** The pid of the keyd holding `dataDir`, or undefined when none does (or the platform has no lock). */
 export async function storeHolder(dataDir: string, timeoutMs = 2000): Promise<number | undefined> {
   // nothing is made here: without the secret no keyd ever ran on this folder (the one that runs made it first)
-  const secretFile = join(dataDir, 'keyd-lock.secret');
-  if (!STORE_LOCK_SUPPORTED || !existsSync(secretFile)) return undefined;
-  const secret = readFileSync(secretFile, 'utf8').trim();
+  const file = secretFile(dataDir);
+  if (!STORE_LOCK_SUPPORTED || !existsSync(file)) return undefined;
+  const secret = readFileSync(file, 'utf8').trim();
   return holderOf(nameOf(dataDir, secret), timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
 }
 
