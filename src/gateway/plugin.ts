@@ -24,7 +24,6 @@
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
@@ -37,6 +36,7 @@ import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { type HarakaQueue, harakaQueue, queueMessage } from './outbound-queue';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
@@ -84,7 +84,8 @@ interface QueuedMail {
 
 interface State extends Gateway {
   trusted: TrustedRelays;
-  outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
+  /** Haraka's outbound queue, which peer copies and reports are handed to byte for byte (outbound-queue.ts). */
+  queue: HarakaQueue;
   /** The [ops] listener (health, metrics: src/ops/gateway-ops.ts), when configured. */
   ops: Promise<GatewayOps | undefined>;
   /** Haraka's error log. */
@@ -104,14 +105,14 @@ function build(plugin: HarakaPlugin): State {
   );
   const ini = files.read(GATEWAY_INI) as Record<string, Record<string, unknown>>;
   const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l), undefined, { readIni: (name) => files.read(name) });
-  const outbound = plugin.haraka_require('outbound') as State['outbound'];
+  const queue = harakaQueue((name) => plugin.haraka_require(name), plugin.config.get('smtp.ini', { booleans: ['+headers.add_received'] }));
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
   const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l)).catch((err: unknown) => {
     plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
     return undefined;
   });
-  const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  const s: State = { ...gw, queue, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
   files.applyTo(gw.config);
   files.onApplied = () => {
     s.trusted = new TrustedRelays(gw.config.trustedRelays);
@@ -302,21 +303,21 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       id,
       copy.rcpts,
       signal,
-      (todo) =>
-        new Promise((resolve, reject) => {
-          // a stream, not a string: Haraka re-encodes string contents as UTF-8
-          // a list's copy leaves with the list's bounce address (src/lists/bounces.ts): a notice about the member never reaches the poster
-          s.outbound.send_email(
-            envelopeSenderOf(copy, from),
-            [...todo],
-            Readable.from([copy.message]),
-            (code, msg) => {
-              if (code === CODES.OK) resolve({ refused: [] });
-              else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
-            },
-            { dot_stuffed: false, notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) } },
-          ); // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
-        }),
+      async (todo) => {
+        // a list's copy leaves with the list's bounce address (src/lists/bounces.ts): a notice about the member never reaches the poster;
+        // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
+        try {
+          await queueMessage(s.queue, {
+            from: envelopeSenderOf(copy, from),
+            to: todo,
+            message: copy.message,
+            notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) },
+          });
+        } catch (err) {
+          throw new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        return { refused: [] };
+      },
       (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
       already,
     );
@@ -380,15 +381,7 @@ async function outgoingReport(s: State, to: string, notice: Buffer): Promise<Buf
 
 /** A report from the null sender into Haraka's queue (for a local sender: routed to the mailbox store by hook_get_mx). */
 function queue(s: State, to: string, notice: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    s.outbound.send_email(
-      '<>',
-      [to],
-      Readable.from([notice]),
-      (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))),
-      { dot_stuffed: false },
-    );
-  });
+  return queueMessage(s.queue, { from: '', to: [to], message: notice });
 }
 
 /**

@@ -1,0 +1,168 @@
+/**
+ * What the gateway queues leaves byte for byte (docs/delivery.md, "Byte for
+ * byte"), through real processes: a.example's Haraka gateway relays to a
+ * plain host without SSMAX (x.test: a raw SMTP sink on loopback that records
+ * every command and the DATA as it came on the wire) and to b.example (SSMAX).
+ *
+ *  - lines that begin with "." (a lone ".", "..x", ".x", at the start and the
+ *    end of the body) arrive unchanged in one message; the lines after a lone
+ *    "." are never read by the next hop as SMTP commands (no second message
+ *    with a forged From from the gateway's address);
+ *  - 8-bit ISO-8859-1 bodies arrive unchanged, never re-encoded as UTF-8;
+ *  - a sealed copy holding such lines (a plaintext part of profile "part")
+ *    verifies at b.example and opens to the original.
+ */
+import { type Server, type Socket, createServer } from 'node:net';
+import { loadUserProfile } from '../../src/user/profile';
+import { signAndEncrypt } from '../../src/user/sign-encrypt';
+import { submitMessage } from '../../src/user/submit';
+import { openMessage } from '../../src/user/open';
+import type { Network } from '../../src/demo/network';
+import { ORGS, network, smtp, waitFor } from './network-fixture';
+
+jest.setTimeout(180000);
+
+/** One SMTP connection to the sink: its commands in order, and each DATA as it came on the wire (dot-stuffed, without the final dot). */
+interface SinkSession {
+  readonly commands: string[];
+  readonly data: Buffer[];
+}
+
+/** A plain SMTP host on loopback that takes everything and records the dialogue as it came. */
+async function startSink(): Promise<{ port: number; sessions: SinkSession[]; close(): Promise<void> }> {
+  const sessions: SinkSession[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => undefined);
+    const session: SinkSession = { commands: [], data: [] };
+    sessions.push(session);
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    sock.write('220 sink.x.test ESMTP\r\n');
+    sock.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      for (;;) {
+        if (inData) {
+          // the end of DATA: a line holding only "." (at the start, or after CRLF)
+          const at = buf.subarray(0, 3).equals(Buffer.from('.\r\n')) ? 0 : buf.indexOf('\r\n.\r\n');
+          if (at < 0) return;
+          const end = at === 0 ? 0 : at + 2;
+          session.data.push(Buffer.from(buf.subarray(0, end)));
+          buf = buf.subarray(end + 3);
+          inData = false;
+          sock.write('250 2.0.0 taken\r\n');
+          continue;
+        }
+        const lf = buf.indexOf('\r\n');
+        if (lf < 0) return;
+        const line = buf.subarray(0, lf).toString('latin1');
+        buf = buf.subarray(lf + 2);
+        session.commands.push(line);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') sock.write('250-sink.x.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n');
+        else if (verb === 'DATA') {
+          inData = true;
+          sock.write('354 go on\r\n');
+        } else if (verb === 'QUIT') {
+          sock.end('221 bye\r\n');
+          return;
+        } else sock.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    sessions,
+    close: () =>
+      new Promise<void>((res) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => res());
+      }),
+  };
+}
+
+/** SMTP dot-stuffing undone: what the sender meant (RFC 5321 §4.5.2). */
+function unstuff(wire: Buffer): Buffer {
+  return Buffer.from(wire.toString('latin1').replace(/(^|\n)\./g, '$1'), 'latin1');
+}
+
+let net: Network;
+let sink: Awaited<ReturnType<typeof startSink>>;
+beforeAll(async () => {
+  sink = await startSink();
+  net = await network(
+    ORGS.filter((o) => o.domain !== 'c.example').map((o) =>
+      o.domain === 'a.example' ? { ...o, gatewayIni: ['[routes]', `x.test=127.0.0.1:${sink.port}`] } : o,
+    ),
+  );
+});
+afterAll(async () => {
+  await net?.stop();
+  await sink?.close();
+});
+
+const DAVE = { user: 'dave@a.example', pass: 'pw-dave' };
+
+/** A body whose lines begin with "." where SMTP cares: the first, a lone ".", then commands a peer must never run, the last. */
+const DOTTED =
+  '.first line begins with a dot\r\nplain\r\n.\r\nMAIL FROM:<ceo@a.example>\r\nRCPT TO:<victim@x.test>\r\nDATA\r\n' +
+  'From: ceo@a.example\r\nSubject: forged\r\n\r\nforged body\r\n.\r\n..x\r\n.x\r\n..\r\n.last line begins with a dot\r\n';
+
+function sinkMessages(marker: string): { session: SinkSession; data: Buffer }[] {
+  return sink.sessions.flatMap((session) =>
+    session.data.filter((d) => d.includes(marker)).map((data) => ({ session, data })),
+  );
+}
+
+test('plain peer: lines beginning with "." arrive unchanged in one message, nothing after a lone "." is run as a command', async () => {
+  const A = net.org('a.example');
+  const head = `From: dave@a.example\r\nTo: eve@x.test\r\nSubject: dots-plain\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <dots-plain@a.example>\r\n\r\n`;
+  const r = await smtp(A.ports.smtp, 'dave@a.example', ['eve@x.test'], Buffer.from(head + DOTTED), DAVE);
+  expect(r).toMatch(/^250 .*SSMAX transparent mode/);
+  await waitFor(
+    () => sinkMessages('dots-plain').length >= 1,
+    30000,
+    () => A.haraka.logs().slice(-3000),
+  );
+  await new Promise((res) => setTimeout(res, 500)); // room for anything more on the connection
+  const got = sinkMessages('dots-plain');
+  expect(got).toHaveLength(1);
+  const { session, data } = got[0]!;
+  // one transaction on that connection: the forged MAIL/RCPT/DATA were message lines, never commands
+  expect(session.commands.filter((c) => /^MAIL /i.test(c))).toEqual(['MAIL FROM:<dave@a.example>']);
+  expect(session.commands.filter((c) => /^DATA$/i.test(c))).toHaveLength(1);
+  expect(sink.sessions.flatMap((s) => s.commands).some((c) => /ceo@a\.example|victim@/i.test(c))).toBe(false);
+  const text = unstuff(data).toString('latin1');
+  expect(text.endsWith(`\r\n\r\n${DOTTED}`)).toBe(true);
+  expect(text).toContain('Subject: dots-plain\r\n');
+});
+
+test('SSMAX peer: a sealed copy whose plaintext part holds such lines verifies at b.example and opens to the original', async () => {
+  const A = net.org('a.example');
+  const B = net.org('b.example');
+  const alice = loadUserProfile(A.profiles['alice@a.example']!);
+  const original = Buffer.from(
+    'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: dots-ssmax\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <dots-ssmax@a.example>\r\n' +
+      'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n' +
+      `${DOTTED}--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="a.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
+      `${Buffer.from('attachment bytes').toString('base64')}\r\n--b1--\r\n`,
+  );
+  const sealed = await signAndEncrypt(alice, original, { now: new Date(), attachmentsOnly: true });
+  expect(sealed.toString('latin1')).toContain('\r\n.\r\nMAIL FROM:<ceo@a.example>'); // the dotted part travels in plaintext
+  const r = await submitMessage(alice, sealed, { to: ['bob@b.example'] });
+  expect(r.response).toMatch(/^250 .*SSMAX client mode/);
+  await waitFor(
+    () => B.mailbox.mails.some((m) => m.raw.includes('dots-ssmax')),
+    30000,
+    () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`,
+  );
+  const copies = B.mailbox.mails.filter((m) => m.raw.includes('dots-ssmax'));
+  expect(copies).toHaveLength(1);
+  const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copies[0]!.raw, { now: new Date() });
+  expect(opened.summary).toMatch(/^ssmax-chain=pass /);
+  expect(opened.plaintext).toEqual(original);
+});
