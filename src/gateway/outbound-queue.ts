@@ -15,6 +15,8 @@
  */
 import { createRequire } from 'node:module';
 import { CODES } from './fail-closed';
+import { checkUtf8Fields } from '../mail/message-checks';
+import { findHeaderEnd } from '../mail/header-block';
 
 /** A message line, as Haraka's transaction takes it (its line ending included). */
 type Line = Buffer;
@@ -51,7 +53,7 @@ export function harakaQueue(harakaRequire: (name: string) => unknown, smtpIni: u
   const trans = harakaRequire('transaction') as { createTransaction?: unknown };
   const outbound = harakaRequire('outbound') as { send_trans_email?: unknown };
   if (typeof trans.createTransaction !== 'function' || typeof outbound.send_trans_email !== 'function')
-    throw new Error("this Haraka has no transaction.createTransaction or outbound.send_trans_email (Haraka 3 is needed)");
+    throw new Error('this Haraka has no transaction.createTransaction or outbound.send_trans_email (Haraka 3 is needed)');
   const file = Object.values(loadedModules()).find((m) => m?.exports === trans)?.filename;
   if (!file) throw new Error("cannot find where Haraka's transaction module was loaded from");
   const email = createRequire(file)('@haraka/email-address') as { Address?: unknown };
@@ -97,10 +99,13 @@ export interface Queued {
 /**
  * Queues `q` at Haraka's outbound, the message byte for byte (dot-stuffed here; Haraka's queue
  * runner sends it on as it is). Resolves when Haraka has written the queue file; rejects with
- * Haraka's reason otherwise (a 4xx of the gateway: the sender retries).
+ * Haraka's reason otherwise (a 4xx of the gateway: the sender retries). Haraka writes header
+ * fields out as UTF-8: a header block that is not UTF-8 could not leave unchanged, and is refused
+ * (GatewayError headerNotUtf8, 550 5.6.0; every message is checked so on arrival already).
  */
 export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    checkUtf8Fields(q.message.subarray(0, findHeaderEnd(q.message, { bareLf: true }).bodyStart));
     const txn = h.createTransaction(null, h.smtpIni);
     if (q.notes) txn.notes = q.notes;
     txn.mail_from = new h.Address(q.from === '' || q.from === '<>' ? '<>' : `<${q.from}>`);

@@ -66,7 +66,15 @@ interface Connection {
   notes?: { auth_user?: unknown; ssmax_trusted_relay?: boolean };
   capabilities?: string[] | null;
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
-  transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
+  transaction?: {
+    mail_from: Address;
+    rcpt_to: Address[];
+    message_stream: { get_data(options: { skip_headers?: boolean }, cb: (buf: Buffer) => void): void };
+    uuid: string;
+    /** How Haraka decodes header lines into `header.header_list` ('binary': one character per byte; set by hook_mail). */
+    encoding?: string;
+    header?: { header_list?: unknown };
+  };
   logerror(msg: string): void;
 }
 
@@ -260,8 +268,40 @@ async function bounceNotices(s: State, m: Incoming): Promise<string[]> {
   return rest;
 }
 
+/**
+ * The message as it came, byte for byte. Haraka keeps the header fields as strings (its parsed list,
+ * with the fields it added itself) and writes them out as UTF-8: read in 'binary' (hook_mail), each
+ * field that came from the wire is turned back into its own bytes here, so a byte that is not
+ * UTF-8 is seen (and refused: message-checks.ts) instead of becoming U+FFFD. A field holding a
+ * character above U+00FF was added as text by Haraka (its Received field): written as UTF-8.
+ */
 function messageOf(connection: Connection): Promise<Buffer> {
-  return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
+  const txn = connection.transaction!;
+  const fields = txn.header?.header_list;
+  if (txn.encoding !== 'binary' || !Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string'))
+    return new Promise((resolve) => txn.message_stream.get_data({}, resolve));
+  const head = (fields as string[]).map((f) => {
+    const line = f.replace(/\r?\n/g, '\r\n');
+    return Buffer.from(line, /[^\x00-\xff]/.test(line) ? 'utf8' : 'latin1');
+  });
+  return new Promise((resolve) =>
+    txn.message_stream.get_data({ skip_headers: true }, (body) => resolve(Buffer.concat([...head, CRLF, body]))),
+  );
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * A new transaction: Haraka is told to read its header lines one character per byte ('binary',
+ * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came.
+ */
+export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection): void {
+  try {
+    if (connection.transaction) connection.transaction.encoding = 'binary';
+  } catch (err) {
+    this.logerror(`ssmax: mail hook: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  next();
 }
 
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
@@ -314,7 +354,11 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
             notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) },
           });
         } catch (err) {
-          throw new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${err instanceof Error ? err.message : String(err)}`);
+          if (err instanceof GatewayError) throw err;
+          throw new GatewayError(
+            'internal',
+            `cannot queue the copy for ${todo.join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
+          );
         }
         return { refused: [] };
       },

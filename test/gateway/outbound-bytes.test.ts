@@ -10,7 +10,10 @@
  *    with a forged From from the gateway's address);
  *  - 8-bit ISO-8859-1 bodies arrive unchanged, never re-encoded as UTF-8;
  *  - a sealed copy holding such lines (a plaintext part of profile "part")
- *    verifies at b.example and opens to the original.
+ *    verifies at b.example and opens to the original;
+ *  - a header field with raw bytes that are not UTF-8 (a Latin-1 Subject) is
+ *    refused before anything is sealed or sent (550 5.6.0 naming the field);
+ *    a raw UTF-8 Subject (RFC 6532) leaves unchanged, under a seal that verifies.
  */
 import { type Server, type Socket, createServer } from 'node:net';
 import { loadUserProfile } from '../../src/user/profile';
@@ -18,7 +21,7 @@ import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { openMessage } from '../../src/user/open';
 import type { Network } from '../../src/demo/network';
-import { ORGS, network, smtp, waitFor } from './network-fixture';
+import { ORGS, network, rawSmtp, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -113,9 +116,7 @@ const DOTTED =
   'From: ceo@a.example\r\nSubject: forged\r\n\r\nforged body\r\n.\r\n..x\r\n.x\r\n..\r\n.last line begins with a dot\r\n';
 
 function sinkMessages(marker: string): { session: SinkSession; data: Buffer }[] {
-  return sink.sessions.flatMap((session) =>
-    session.data.filter((d) => d.includes(marker)).map((data) => ({ session, data })),
-  );
+  return sink.sessions.flatMap((session) => session.data.filter((d) => d.includes(marker)).map((data) => ({ session, data })));
 }
 
 test('plain peer: lines beginning with "." arrive unchanged in one message, nothing after a lone "." is run as a command', async () => {
@@ -164,5 +165,106 @@ test('SSMAX peer: a sealed copy whose plaintext part holds such lines verifies a
   expect(copies).toHaveLength(1);
   const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copies[0]!.raw, { now: new Date() });
   expect(opened.summary).toMatch(/^ssmax-chain=pass /);
-  expect(opened.plaintext).toEqual(original);
+  const bodyOf = (m: Buffer) => m.subarray(m.indexOf('\r\n\r\n') + 4);
+  expect(bodyOf(opened.plaintext)).toEqual(bodyOf(original)); // the fields before it: the hops' own added in front
+});
+
+/** Latin-1 text, 8-bit: bytes that are not UTF-8 (é ü, a no-break space, ÿ), also at the start of a line. */
+const LATIN1 = Buffer.from('Caf\xe9 cr\xe8me br\xfbl\xe9e\r\n\xe9t\xe9 \xa0\xff\r\n.\xe9\r\n', 'latin1');
+
+test('plain peer: an 8-bit ISO-8859-1 body arrives byte for byte', async () => {
+  const A = net.org('a.example');
+  const head = Buffer.from(
+    'From: dave@a.example\r\nTo: eve@x.test\r\nSubject: latin1-plain\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <latin1-plain@a.example>\r\n' +
+      'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n',
+  );
+  const r = await smtp(A.ports.smtp, 'dave@a.example', ['eve@x.test'], Buffer.concat([head, LATIN1]), DAVE);
+  expect(r).toMatch(/^250 /);
+  await waitFor(
+    () => sinkMessages('latin1-plain').length >= 1,
+    30000,
+    () => A.haraka.logs().slice(-3000),
+  );
+  const got = sinkMessages('latin1-plain');
+  expect(got).toHaveLength(1);
+  const data = unstuff(got[0]!.data);
+  expect(data.subarray(data.length - LATIN1.length)).toEqual(LATIN1);
+  expect(data.includes(Buffer.from([0xef, 0xbf, 0xbd]))).toBe(false); // no U+FFFD anywhere
+});
+
+test('SSMAX peer: a sealed copy with an 8-bit ISO-8859-1 plaintext part verifies at b.example and opens byte for byte', async () => {
+  const A = net.org('a.example');
+  const B = net.org('b.example');
+  const alice = loadUserProfile(A.profiles['alice@a.example']!);
+  const original = Buffer.concat([
+    Buffer.from(
+      'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: latin1-ssmax\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <latin1-ssmax@a.example>\r\n' +
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b2"\r\n\r\n--b2\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n',
+    ),
+    LATIN1,
+    Buffer.from(
+      `--b2\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="b.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
+        `${Buffer.from('more attachment bytes').toString('base64')}\r\n--b2--\r\n`,
+    ),
+  ]);
+  const sealed = await signAndEncrypt(alice, original, { now: new Date(), attachmentsOnly: true });
+  expect(sealed.includes(LATIN1)).toBe(true); // the Latin-1 part travels in plaintext
+  const r = await submitMessage(alice, sealed, { to: ['bob@b.example'] });
+  expect(r.response).toMatch(/^250 /);
+  await waitFor(
+    () => B.mailbox.mails.some((m) => m.raw.includes('latin1-ssmax')),
+    30000,
+    () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`,
+  );
+  const copies = B.mailbox.mails.filter((m) => m.raw.includes('latin1-ssmax'));
+  expect(copies).toHaveLength(1);
+  const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copies[0]!.raw, { now: new Date() });
+  expect(opened.summary).toMatch(/^ssmax-chain=pass /);
+  const bodyOf = (m: Buffer) => m.subarray(m.indexOf('\r\n\r\n') + 4);
+  expect(bodyOf(opened.plaintext)).toEqual(bodyOf(original));
+});
+
+describe('raw 8-bit header fields', () => {
+  const withSubject = (subject: Buffer, to: string, id: string) =>
+    Buffer.concat([
+      Buffer.from(`From: dave@a.example\r\nTo: ${to}\r\nSubject: `),
+      subject,
+      Buffer.from(`\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${id}@a.example>\r\n\r\nbody of ${id}\r\n`),
+    ]);
+
+  test.each([
+    ['a plain peer', 'eve@x.test'],
+    ['an SSMAX peer', 'carol@b.example'],
+  ])('a Latin-1 Subject to %s is refused before sealing: 550 5.6.0 naming the field', async (_who, to) => {
+    const A = net.org('a.example');
+    const id = `latin1-subject-${to.split('@')[1]}`;
+    const r = await rawSmtp(A.ports.smtp, 'dave@a.example', [to], withSubject(Buffer.from('caf\xe9', 'latin1'), to, id), DAVE);
+    expect(r).toMatch(/^550 5\.6\.0 Header field holds bytes that are not UTF-8 .*in "Subject"/);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(sinkMessages(id)).toHaveLength(0);
+    expect(net.org('b.example').mailbox.mails.some((m) => m.raw.includes(id))).toBe(false);
+  });
+
+  test('a raw UTF-8 Subject (RFC 6532) reaches a plain peer and an SSMAX peer unchanged, the seal verifying there', async () => {
+    const A = net.org('a.example');
+    const B = net.org('b.example');
+    const subject = Buffer.from('caf\u00e9 \u2014 \u65e5\u672c', 'utf8');
+    for (const to of ['eve@x.test', 'carol@b.example']) {
+      const id = `utf8-subject-${to.split('@')[1]}`;
+      const r = await rawSmtp(A.ports.smtp, 'dave@a.example', [to], withSubject(subject, to, id), DAVE);
+      expect(r).toMatch(/^250 /);
+    }
+    const line = Buffer.concat([Buffer.from('\r\nSubject: '), subject, Buffer.from('\r\n')]);
+    await waitFor(
+      () =>
+        sinkMessages('utf8-subject-x.test').length >= 1 &&
+        B.mailbox.for('carol@b.example').some((m) => m.raw.includes('utf8-subject-b.example')),
+      30000,
+      () => `${A.haraka.logs().slice(-3000)}\n---\n${B.haraka.logs().slice(-3000)}`,
+    );
+    expect(unstuff(sinkMessages('utf8-subject-x.test')[0]!.data).includes(line)).toBe(true);
+    const carol = B.mailbox.for('carol@b.example').find((m) => m.raw.includes('utf8-subject-b.example'))!;
+    expect(carol.raw.includes(line)).toBe(true);
+    expect(carol.raw.toString('utf8')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass /);
+  });
 });
