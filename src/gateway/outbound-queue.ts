@@ -69,7 +69,6 @@ export function harakaQueue(harakaRequire: (name: string) => unknown, smtpIni: u
 }
 
 function loadedModules(): NodeJS.Dict<NodeModule> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return require.cache;
 }
 

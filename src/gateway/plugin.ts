@@ -19,8 +19,9 @@
  *    logged); any other copy is Haraka's to report;
  *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
  *    certificate serial: docs/key-exchange.md);
- *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
- *    copy for that peer refreshes the bundle first (observation only).
+ *  - delivered: a peer's 250 reply with a refresh hint for the domain the copy
+ *    went to is noted, so the next copy for that peer refreshes the bundle
+ *    first (observation only; a hint naming another domain is ignored).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
 import { join } from 'node:path';
@@ -82,6 +83,8 @@ interface Connection {
 interface QueuedMail {
   todo?: {
     uuid: string;
+    /** The domain the copy is for (Haraka queues one file per domain). */
+    domain?: string;
     queue_time: number;
     notes?: unknown;
     mail_from?: { user?: string | null; host?: string | null };
@@ -282,7 +285,7 @@ function messageOf(connection: Connection): Promise<Buffer> {
     return new Promise((resolve) => txn.message_stream.get_data({}, resolve));
   const head = (fields as string[]).map((f) => {
     const line = f.replace(/\r?\n/g, '\r\n');
-    return Buffer.from(line, /[^\x00-\xff]/.test(line) ? 'utf8' : 'latin1');
+    return Buffer.from(line, /[\u0100-\u{10ffff}]/u.test(line) ? 'utf8' : 'latin1');
   });
   return new Promise((resolve) =>
     txn.message_stream.get_data({ skip_headers: true }, (body) => resolve(Buffer.concat([...head, CRLF, body]))),
@@ -592,10 +595,9 @@ export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail
       if (copy) await s.delivery.markQueued([copy]);
       const response = params?.[2];
       const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
-      const before = s.deps.keyWatch?.stats.hints ?? 0;
-      s.deps.keyWatch?.noteReply(text);
-      if ((s.deps.keyWatch?.stats.hints ?? 0) > before)
-        this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
+      // a hint counts only for the domain this copy went to: a peer cannot name another domain's keys
+      if (s.deps.keyWatch?.noteReply(text, hmail?.todo?.domain))
+        this.loginfo(`ssmax: refresh hint from a peer (${hmail?.todo?.domain}): ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
       return [CODES.CONT];
     },
     next,

@@ -13,7 +13,9 @@
  *    verifies at b.example and opens to the original;
  *  - a header field with raw bytes that are not UTF-8 (a Latin-1 Subject) is
  *    refused before anything is sealed or sent (550 5.6.0 naming the field);
- *    a raw UTF-8 Subject (RFC 6532) leaves unchanged, under a seal that verifies.
+ *    a raw UTF-8 Subject (RFC 6532) leaves unchanged, under a seal that verifies;
+ *  - a refresh hint in the 250 of the host a copy went to counts only for that
+ *    host's domain (docs/key-exchange.md).
  */
 import { type Server, type Socket, createServer } from 'node:net';
 import { loadUserProfile } from '../../src/user/profile';
@@ -55,7 +57,7 @@ async function startSink(): Promise<{ port: number; sessions: SinkSession[]; clo
           session.data.push(Buffer.from(buf.subarray(0, end)));
           buf = buf.subarray(end + 3);
           inData = false;
-          sock.write('250 2.0.0 taken\r\n');
+          sock.write(`250 2.0.0 taken${hintFor(session.data.at(-1)!)}\r\n`);
           continue;
         }
         const lf = buf.indexOf('\r\n');
@@ -86,6 +88,13 @@ async function startSink(): Promise<{ port: number; sessions: SinkSession[]; clo
         server.close(() => res());
       }),
   };
+}
+
+/** The sink's 250 after DATA may carry a refresh hint (docs/key-exchange.md): one naming another domain for a message marked "foreign-hint", its own for "own-hint". */
+function hintFor(data: Buffer): string {
+  if (data.includes('foreign-hint')) return ' (refresh: b.example current key b.example:v9)';
+  if (data.includes('own-hint')) return ' (refresh: x.test current key x.test:v2)';
+  return '';
 }
 
 /** SMTP dot-stuffing undone: what the sender meant (RFC 5321 §4.5.2). */
@@ -267,4 +276,26 @@ describe('raw 8-bit header fields', () => {
     expect(carol.raw.includes(line)).toBe(true);
     expect(carol.raw.toString('utf8')).toMatch(/^Authentication-Results: b\.example; ssmax-chain=pass /);
   });
+});
+
+test("a peer's 250 naming another domain's key is ignored; one naming its own is noted", async () => {
+  const A = net.org('a.example');
+  const send = async (id: string) => {
+    const raw = `From: dave@a.example\r\nTo: eve@x.test\r\nSubject: ${id}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${id}@a.example>\r\n\r\n${id}\r\n`;
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['eve@x.test'], raw, DAVE)).toMatch(/^250 /);
+    await waitFor(
+      () => sinkMessages(id).length >= 1,
+      30000,
+      () => A.haraka.logs().slice(-3000),
+    );
+  };
+  await send('foreign-hint');
+  await send('own-hint');
+  await waitFor(
+    () => /refresh hint from a peer \(x\.test\)/.test(A.haraka.logs()),
+    10000,
+    () => A.haraka.logs().slice(-3000),
+  );
+  expect(A.haraka.logs()).not.toMatch(/refresh hint[^\n]*b\.example:v9/); // the hint about b.example, taken, would be logged so
+  expect(A.haraka.logs()).not.toMatch(/b\.example advertises b\.example:v9/);
 });
