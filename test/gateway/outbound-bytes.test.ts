@@ -254,6 +254,24 @@ describe('raw 8-bit header fields', () => {
     expect(net.org('b.example').mailbox.mails.some((m) => m.raw.includes(id))).toBe(false);
   });
 
+  test('arrivals too: from a host without SSMAX, a Latin-1 Subject is refused (550 5.6.0), a raw UTF-8 one reaches the mailbox byte for byte', async () => {
+    const B = net.org('b.example');
+    const from = (subject: Buffer, id: string) =>
+      Buffer.concat([
+        Buffer.from('From: zoe@x.test\r\nTo: carol@b.example\r\nSubject: '),
+        subject,
+        Buffer.from(`\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${id}@x.test>\r\n\r\nbody of ${id}\r\n`),
+      ]);
+    const latin1 = await rawSmtp(B.ports.smtp, 'zoe@x.test', ['carol@b.example'], from(Buffer.from('caf\xe9', 'latin1'), 'in-latin1'));
+    expect(latin1).toMatch(/^550 5\.6\.0 Header field holds bytes that are not UTF-8 .*in "Subject"/);
+    const subject = Buffer.from('caf\u00e9 \u65e5\u672c', 'utf8');
+    const utf8 = await rawSmtp(B.ports.smtp, 'zoe@x.test', ['carol@b.example'], from(subject, 'in-utf8'));
+    expect(utf8).toMatch(/^250 /);
+    const got = B.mailbox.for('carol@b.example').find((m) => m.raw.includes('in-utf8@x.test'));
+    expect(got?.raw.includes(Buffer.concat([Buffer.from('\r\nSubject: '), subject, Buffer.from('\r\n')]))).toBe(true);
+    expect(B.mailbox.mails.some((m) => m.raw.includes('in-latin1@x.test'))).toBe(false);
+  });
+
   test('a raw UTF-8 Subject (RFC 6532) reaches a plain peer and an SSMAX peer unchanged, the seal verifying there', async () => {
     const A = net.org('a.example');
     const B = net.org('b.example');
