@@ -41,7 +41,7 @@ describe('checks every message passes before the protocol steps', () => {
     );
     expect(checkMessage(Buffer.concat([utf8, Buffer.from([0xe9, 0xff])])).from).toBe('a@a.example');
   });
-  test('the UTF-8 check is linear: a 1 MB header block of Latin-1 fields is refused in well under a second', () => {
+  test('the UTF-8 check is linear: a 600 kB header block of Latin-1 fields (20 000 fields) is refused in well under a second', () => {
     const fields = Array.from({ length: 20000 }, (_, i) => `X-F${i}: caf\xe9 caf\xe9 caf\xe9 caf\xe9\r\n`).join('');
     const t0 = process.hrtime.bigint();
     const e = refusal(`From: a@a.example\r\n${fields}\r\nbody`);
