@@ -24,7 +24,7 @@ import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig } from '../inspect/config';
 import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
-import { QuarantineStore } from '../inspect/quarantine';
+import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
 import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
@@ -128,7 +128,10 @@ export function setupGateway(
       });
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
-  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation), (l) => log(l));
+  const lists = new Lists(
+    new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation, MODERATION_CAP_SETTINGS),
+    (l) => log(l),
+  );
   // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
   const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {
