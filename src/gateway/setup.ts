@@ -30,11 +30,14 @@ import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
 import { SealSwitch } from './seal-switch';
+import type { KeydHealth } from './keyd-probe';
 
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly deps: GatewayDeps;
   readonly delivery: LocalDelivery;
+  /** keyd's GET /v1/health with this gateway's client certificate (the start-up probe: keyd-probe.ts). */
+  keydHealth(): Promise<KeydHealth>;
   /** The EHLO advertisement of this gateway's key version and sealing certificate (undefined when [key_exchange] advertise=false). */
   readonly advertiser?: Advertiser;
   close(): Promise<void>;
@@ -200,6 +203,7 @@ export function setupGateway(
     config,
     deps,
     delivery,
+    keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();
