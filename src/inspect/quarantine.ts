@@ -208,9 +208,10 @@ export class QuarantineStore {
     this.body = this.root.openDB<Uint8Array, string>({ name: 'body', encoding: 'binary', compression: false });
     this.usage = this.root.openDB<number, string>({ name: 'usage', compression: false });
     // a store written before its entries were counted: counted once, before the move of an older layout counts its own
-    this.root.transactionSync(() => {
-      if (this.usage.get(ENTRIES) === undefined) this.usage.put(ENTRIES, this.meta.getCount());
-    });
+    if (this.usage.get(ENTRIES) === undefined)
+      this.root.transactionSync(() => {
+        if (this.usage.get(ENTRIES) === undefined) this.usage.put(ENTRIES, this.meta.getCount());
+      });
     this.migrate();
   }
 

@@ -144,11 +144,13 @@ describe('a store of the previous version', () => {
     } finally {
       await check.close();
     }
-    // opened again: nothing moved twice, nothing counted twice
-    const again = new QuarantineStore(dir);
+    // opened again: nothing moved twice, nothing counted twice (bytes, nor entries against max_entries)
+    const again = new QuarantineStore(dir, { maxEntries: 3 });
     try {
       expect(again.heldCount()).toBe(2);
       expect(again.heldBytes()).toBe(again.page().entries.reduce((n, e) => n + e.bytes, 0));
+      await again.hold(entry('c@c.example', 10));
+      await expect(again.hold(entry('d@c.example', 10))).rejects.toThrow(/holds 3 messages/);
     } finally {
       await again.close();
     }
