@@ -26,7 +26,7 @@ export interface KeydClientOptions {
 /**
  * The default most bytes of one keyd answer a client reads (the gateway's `[keyd] max_answer_bytes`). The largest
  * answer keyd gives in normal use is a list's resolve: 10,000 members (the most a list has) with the facts and
- * signing certificates of its local members, about 13 MB; this leaves room for more.
+ * signing certificates of its local members, about 11 MB with P-256 certificates (~1.1 KB a member); this leaves room for longer certificates.
  */
 export const KEYD_ANSWER_MAX_BYTES = 32 * 1024 * 1024;
 

@@ -3,7 +3,9 @@
  * (server.ts) authenticates the caller and hands over an `Actor`; everything
  * else — role checks, target authorisation, the crypto, state changes and
  * audit — happens here. Each operation writes its audit record, success or
- * refusal, before it answers; no answer leaves without its record.
+ * refusal, before it answers; no answer leaves without its record. The
+ * read-only lookups of gateways and inspectors are the exception: counted,
+ * not audited one by one (lookups.ts), their refusals by role audited.
  *
  * keyd never sees message bodies (only blinded points) and never returns
  * private key material.
