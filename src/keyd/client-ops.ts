@@ -123,6 +123,9 @@ export const NOT_FOUND_TTL_MS = 5000;
 /** The most addresses whose "not found" is kept at once (a burst of distinct unknown recipients empties the map, never grows it). */
 const NOT_FOUND_MAX = 10000;
 
+/** Addresses per POST /v1/directory/users (keyd takes up to 1,000; 500 keep the body near 15 kB). */
+const PRIME_BATCH = 500;
+
 /** What an address of this organisation is, as keyd answers the recipient check (GET /v1/directory/addresses). */
 export type AddressKind =
   { readonly kind: 'user'; readonly status: UserFacts['status'] } | { readonly kind: 'list' } | { readonly kind: 'none' };
@@ -438,7 +441,8 @@ export class KeydOps {
 
   /**
    * The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked once per post,
-   * after DATA, never cached; the recipient check at RCPT asks `kind` instead).
+   * after DATA, never cached; the recipient check at RCPT asks `kind` instead). The members' facts are asked
+   * apart (`primeUsers`), once the posting policy admitted the post.
    */
   async list(address: string): Promise<ListFacts | undefined> {
     try {
@@ -446,12 +450,35 @@ export class KeydOps {
         'GET',
         `/v1/lists/${encodeURIComponent(address)}/resolve`,
       );
-      // the local members' facts come with the list: kept like any user's facts (keyd re-checks at each re-encryption)
+      // an older keyd sends the local members' facts with the list: kept like any user's facts (keyd re-checks at each re-encryption)
       if (this.userFactsTtlMs > 0) for (const facts of Object.values(list.users ?? {})) this.remember(facts);
       return list;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw fromKeyd(err);
+    }
+  }
+
+  /**
+   * Asks keyd for the facts of `addresses` (a list post's local members) in requests of PRIME_BATCH
+   * (POST /v1/directory/users) and keeps those of active users for `userFactsTtlMs`, so that the post's
+   * `user` calls are answered without one request per member. Only a saving: an address it leaves out is
+   * asked by `user` as always, and a keyd without the endpoint (older) is simply not asked again here.
+   */
+  async primeUsers(addresses: readonly string[]): Promise<void> {
+    if (this.userFactsTtlMs <= 0) return;
+    const todo = [...new Set(addresses.map((a) => a.toLowerCase()))].filter((a) => (this.users.get(a)?.until ?? 0) <= this.now());
+    for (let i = 0; i < todo.length; i += PRIME_BATCH) {
+      let r: { users?: Record<string, UserFacts> };
+      try {
+        r = await this.gateway.call<{ users?: Record<string, UserFacts> }>('POST', '/v1/directory/users', {
+          addresses: todo.slice(i, i + PRIME_BATCH),
+        });
+      } catch (err) {
+        if (err instanceof KeydClientError && err.status === 404) return; // an older keyd: each member is asked by `user`
+        throw fromKeyd(err);
+      }
+      for (const facts of Object.values(r.users ?? {})) this.remember(facts);
     }
   }
 

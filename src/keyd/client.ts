@@ -25,8 +25,10 @@ export interface KeydClientOptions {
 
 /**
  * The default most bytes of one keyd answer a client reads (the gateway's `[keyd] max_answer_bytes`). The largest
- * answer keyd gives in normal use is a list's resolve: 10,000 members (the most a list has) with the facts and
- * signing certificates of its local members, about 11 MB with P-256 certificates (~1.1 KB a member); this leaves room for longer certificates.
+ * answer a keyd gives in normal use is a list's resolve by a keyd of an earlier version: 10,000 members (the most a
+ * list has) with the facts and signing certificates of its local members, about 11 MB with P-256 certificates
+ * (~1.1 KB a member); this leaves room for longer certificates. This version's resolve is the addresses alone
+ * (about 0.3 MB), the facts asked 500 at a time (about 0.6 MB).
  */
 export const KEYD_ANSWER_MAX_BYTES = 32 * 1024 * 1024;
 

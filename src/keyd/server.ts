@@ -147,6 +147,7 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
       { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, param(p[0])) },
+      { method: 'POST', pattern: /^\/v1\/directory\/users$/, handle: (a, b) => service.lookupUsers(a, b) },
       { method: 'GET', pattern: /^\/v1\/directory\/addresses\/([^/]+)$/, handle: (a, _b, p) => service.lookupAddress(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },

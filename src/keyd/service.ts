@@ -141,6 +141,9 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
+/** The most addresses one POST /v1/directory/users asks for (a body well within max_body_bytes). */
+export const DIRECTORY_BATCH = 1000;
+
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;
 
@@ -439,6 +442,26 @@ export class KeyService {
       const u = this.d.registry.get(checkAddress(address));
       if (!u) throw new KeydError('not-found', `No registered user "${address.slice(0, 254)}"`);
       return directoryFactsOf(u);
+    });
+  }
+
+  /**
+   * The directory facts (as `lookupUser`) of those of `body.addresses` (at most DIRECTORY_BATCH) that are
+   * registered users, by address; the others are left out. The gateway asks it for a list post's local members
+   * once the posting policy admitted the post (src/lists/expand.ts). Counted, not audited.
+   */
+  async lookupUsers(actor: Actor, body: Record<string, unknown>): Promise<{ users: Record<string, Record<string, unknown>> }> {
+    const count = Array.isArray(body.addresses) ? body.addresses.length : 0;
+    return this.lookup(actor, 'directory.users', `${count} addresses`, ['gateway', 'inspector'], () => {
+      const list = body.addresses;
+      if (!Array.isArray(list) || list.length > DIRECTORY_BATCH)
+        throw new KeydError('bad-request', `Field "addresses" must be an array of at most ${DIRECTORY_BATCH} addresses`);
+      const users: Record<string, Record<string, unknown>> = {};
+      for (const a of list) {
+        const u = this.d.registry.get(checkAddress(a));
+        if (u) users[u.address] = directoryFactsOf(u);
+      }
+      return { users };
     });
   }
 

@@ -5,12 +5,13 @@
  * keyd's audit log and, repeated, reach keyd at most once per address within
  * [keyd] not_found_ttl_ms; RCPTs to a large list ask keyd only what the
  * address is, never for the list's members (those are asked once per post,
- * after DATA).
+ * after DATA), and the members' facts are asked only once the posting policy
+ * admitted the post.
  */
 import { type Socket, connect } from 'node:net';
 import type { Network, OrgNode } from '../../src/demo/network';
 import type { KeydClient } from '../../src/keyd/client';
-import { network } from './network-fixture';
+import { network, smtp } from './network-fixture';
 
 jest.setTimeout(240000);
 
@@ -107,7 +108,16 @@ async function rcptsTo(rcpts: readonly string[]): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  net = await network([{ domain: 'a.example', users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }] }]);
+  net = await network([
+    {
+      domain: 'a.example',
+      users: [
+        { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
+        { address: 'carol@a.example', client: 'plain', password: 'pw-carol' },
+        { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
+      ],
+    },
+  ]);
   A = net.org('a.example');
   admin = A.admin();
   const members = Array.from({ length: 2000 }, (_, i) => `member${String(i).padStart(4, '0')}@a.example`);
@@ -144,4 +154,28 @@ test('RCPTs to a list of 2,000 members are accepted without asking keyd for its 
   expect(await rcptsTo(['alice@a.example'])).toEqual([expect.stringMatching(/^250 /)]);
   await admin.call('POST', '/v1/registry/users/alice%40a.example/status', { status: 'suspended' });
   expect(await rcptsTo(['alice@a.example'])).toEqual([expect.stringMatching(/^550 5\.1\.1 /)]);
+});
+
+test("after DATA: the list's members once per post, their facts only once the posting policy admitted it", async () => {
+  await admin.call('POST', '/v1/lists', { address: 'club@a.example', policy: 'members', members: ['alice@a.example', 'carol@a.example'] });
+  const post = (from: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: club@a.example\r\nSubject: hello\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <${Date.now()}.${from}>\r\n` +
+        'MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhello\r\n',
+    );
+  const [resolved, facts] = [await lookups('list.resolve'), await lookups('directory.users')];
+  // dave is no member: refused on the list as keyd resolved it, and no member's facts were asked for
+  expect(
+    await smtp(A.ports.smtp, 'dave@a.example', ['club@a.example'], post('dave@a.example'), { user: 'dave@a.example', pass: 'pw-dave' }),
+  ).toMatch(/^550 5\.7\.2 /);
+  expect(await lookups('list.resolve')).toBe(resolved + 1);
+  expect(await lookups('directory.users')).toBe(facts);
+  // carol is one: the post goes out, the members' facts asked in one request
+  const before = A.mailbox.mails.length;
+  expect(
+    await smtp(A.ports.smtp, 'carol@a.example', ['club@a.example'], post('carol@a.example'), { user: 'carol@a.example', pass: 'pw-carol' }),
+  ).toMatch(/^250 /);
+  expect(await lookups('list.resolve')).toBe(resolved + 2);
+  expect(await lookups('directory.users')).toBe(facts + 1);
+  expect(A.mailbox.mails.length).toBeGreaterThan(before);
 });

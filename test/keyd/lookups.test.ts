@@ -78,13 +78,40 @@ describe('read-only lookups at keyd', () => {
     }
     expect(await ops.kind('bob@a.example')).toEqual({ kind: 'user', status: 'active' });
     expect(await ops.kind('STAFF@a.example')).toEqual({ kind: 'list' });
-    expect((await ops.list('staff@a.example'))?.members).toHaveLength(members.length);
+    const staff = await ops.list('staff@a.example');
+    expect(staff?.members).toHaveLength(members.length);
+    expect(staff).not.toHaveProperty('users'); // the members' facts are asked apart, once the posting policy admitted a post
+    await ops.primeUsers(['bob@a.example', ...members]); // 301 addresses: one request
+    expect(await lookups(registry, 'directory.users')).toBe(0); // a reuse period of 0: nothing to keep, nothing asked
     expect(await ops.list('nobody@a.example')).toBeUndefined();
     expect(await auditCount(admin)).toBe(before);
     expect(await lookups(registry, 'directory.address')).toBe(52);
     expect(await lookups(registry, 'directory.user', 'not-found')).toBe(50);
     expect(await lookups(registry, 'list.resolve')).toBe(1);
     expect(await lookups(registry, 'list.resolve', 'not-found')).toBe(1);
+  });
+
+  test('the facts of many addresses in one request: registered users only, at most 1,000, counted and not audited', async () => {
+    const before = await auditCount(admin);
+    const r = await gateway.call<{ users: Record<string, { status: string }> }>('POST', '/v1/directory/users', {
+      addresses: ['BOB@a.example', 'nobody@a.example', ...members.slice(0, 10)],
+    });
+    expect(Object.keys(r.users)).toEqual(['bob@a.example']);
+    expect(r.users['bob@a.example']).toMatchObject({ status: 'active' });
+    await expect(
+      gateway.call('POST', '/v1/directory/users', { addresses: Array.from({ length: 1001 }, (_, i) => `u${i}@a.example`) }),
+    ).rejects.toMatchObject({ code: 'bad-request' });
+    let now = 0;
+    const ops = new KeydOps(g, gateway, undefined, 5000, () => now, undefined, 0);
+    const asked = await lookups(registry, 'directory.users');
+    await ops.primeUsers([...members, 'bob@a.example']); // 301: one request of 500
+    expect(await lookups(registry, 'directory.users')).toBe(asked + 1);
+    expect(await ops.user('bob@a.example')).toMatchObject({ status: 'active' }); // kept: not asked again
+    expect(await lookups(registry, 'directory.user')).toBe(0); // answered from what primeUsers kept
+    now = 5000;
+    await ops.user('bob@a.example');
+    expect(await lookups(registry, 'directory.user')).toBe(1);
+    expect(await auditCount(admin)).toBe(before);
   });
 
   test('a role that may not look up is refused, and that refusal is audited', async () => {
