@@ -231,9 +231,10 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
       if (local) {
         // a notice (null sender) to a list's bounce address: taken, then logged and settled by the queue hook (bounceNotices)
         if (nullSender(connection) && (await bounceList(s, addressOf(rcpt)))) return [CODES.OK];
-        const user = await s.deps.keyd.user(addressOf(rcpt));
-        if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
-        if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
+        // one small question to keyd: a user, a list, or neither — never a list's members (asked once per post, after DATA)
+        const found = await s.deps.keyd.kind(addressOf(rcpt));
+        if (found.kind === 'list') return [CODES.OK]; // a list of this organisation (src/lists/)
+        if (found.kind !== 'user' || found.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
         return [CODES.OK];
       }
       if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
@@ -254,7 +255,7 @@ function nullSender(connection: Connection): boolean {
 async function bounceList(s: State, rcpt: string): Promise<string | undefined> {
   const list = bounceCandidate(rcpt);
   if (!list || !s.config.localDomains.includes(domainOf(list))) return undefined;
-  return (await s.deps.keyd.list(list)) ? list : undefined;
+  return (await s.deps.keyd.kind(list)).kind === 'list' ? list : undefined;
 }
 
 /**
