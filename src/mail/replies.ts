@@ -37,6 +37,8 @@ export const REPLIES = {
   inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },
   // the quarantine or the moderation queue is at its cap of bytes (in all, or of this sender): held later, never lost nor delivered
   quarantineFull: { code: 451, status: '4.3.1', text: 'Storage for held messages is full, retry later' },
+  // RFC 5321 4.5.3.1.10: a RCPT beyond the recipients one message may have here (MAX_RECIPIENTS); the sender sends the rest in another transaction
+  tooManyRecipients: { code: 452, status: '4.5.3', text: 'Too many recipients' },
   // Final (5xx)
   dlpRejected: { code: 550, status: '5.7.1', text: 'Message refused by a data-loss prevention rule' },
   virusFound: { code: 550, status: '5.7.1', text: 'Message refused: malware found' },
