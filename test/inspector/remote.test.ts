@@ -315,7 +315,11 @@ describe('envelopes the inspector takes as the gateway took them (the envelope t
       { user: 'dave@a.example', pass: 'pw-dave' },
     );
     expect(r).toMatch(/^250 /); // inspected by a.example's inspector with all 600 recipients
-    await waitFor(() => B().mailbox.for('bob@b.example').length > before, 60000);
+    await waitFor(
+      () => B().mailbox.for('bob@b.example').length > before,
+      60000,
+      () => [A().haraka.logs().slice(-6000), B().haraka.logs().slice(-6000)].join('\n=====\n'),
+    );
     const got = await lastVerdicts(net, 'bob@b.example');
     expect(got.plaintext).toContain('To six hundred.');
     expect(got.verdicts[0]).toBe('dlp:pass,e2e:none');
