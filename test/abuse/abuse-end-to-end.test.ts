@@ -544,9 +544,11 @@ describe('copies as a real Dovecot stores them (LMTP, the documented deployment)
   }
 
   test("a plain-client user's transparent copy is reported", async () => {
-    const carolCopy = await stored(B.mailbox.for('carol@b.example')[0]!.raw, 'carol@b.example');
+    const original = B.mailbox.for('carol@b.example')[0]!.raw;
+    const carolCopy = await stored(original, 'carol@b.example');
     const r = await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
-    expect(r).toMatchObject({ sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<spam-1@a.example>' });
+    const direct = await identifyReportedMessage(original, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
+    expect(r).toMatchObject({ sealingDomain: 'a.example', trackingToken: direct.trackingToken, messageId: '<spam-1@a.example>' });
     expect(r.chainSummary).toMatch(/transparent copy: every seal verified, content decrypted by b\.example/);
     // another organisation's transparent line is still not ours to vouch for, trace fields or not
     await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(
@@ -560,7 +562,7 @@ describe('copies as a real Dovecot stores them (LMTP, the documented deployment)
       const carolCopy = B.mailbox.for('carol@b.example')[0]!.raw;
       const mine = await buildAbuseReport({
         reported: await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' }),
-        from: 'abuse@b.example',
+        from: 'carol@b.example',
         reportingMta: 'mx.b.example',
         originalRcptTo: 'carol@b.example',
         comment: 'Phishing',
