@@ -82,7 +82,9 @@ export function sealIdentity(message: Buffer): string {
 /**
  * Checks an arriving chain (result pass) for alignment, freshness and
  * recipient binding of `rcpts`; throws the 5xx reply (4xx while a bundle
- * cannot be fetched). Returns the replay identity.
+ * cannot be fetched). Returns the replay identity. `at`: the time freshness is
+ * judged at instead of now (a released arrival: when it was held; inspection.ts
+ * releaseTime).
  */
 export async function checkArrival(
   deps: GatewayDeps,
@@ -90,6 +92,7 @@ export async function checkArrival(
   from: string,
   chain: ChainVerification,
   rcpts: readonly string[],
+  at?: Date,
 ): Promise<string> {
   const first = chain.instances[0];
   const newest = chain.instances[chain.instances.length - 1];
@@ -111,7 +114,7 @@ export async function checkArrival(
       );
     }
   }
-  const ageMs = deps.clock().getTime() - newest.time * 1000;
+  const ageMs = (at ?? deps.clock()).getTime() - newest.time * 1000;
   if (ageMs > deps.config.chain.maxSealAgeMs) {
     throw new GatewayError(
       'sealTooOld',

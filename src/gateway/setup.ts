@@ -120,6 +120,7 @@ export function setupGateway(
       key: readText(config.keyd.key, 'keyd.key'),
       keyd,
       group,
+      log,
     });
   } else {
     const readIni = opts.readIni ?? ((name: string) => readIniFile(join(haraka, 'config', name), name, true));
