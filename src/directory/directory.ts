@@ -184,6 +184,11 @@ export class Directory {
   private readonly validation = new ValidationCache();
   private readonly peers = new Map<string, Peer>();
   private readonly inflight = new Map<string, Promise<PeerEntry>>();
+  /**
+   * Bundle URLs named by DNS for a domain never accepted here whose bundle did not parse or did not chain to a root:
+   * not fetched again, for any such domain, until `until` (at most maxPeersInMemory of them, the oldest dropped).
+   */
+  private readonly refusedUrls = new Map<string, { until: number; message: string }>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
@@ -444,6 +449,9 @@ export class Directory {
       peer.failure = err;
       peer.retryAt = now + this.cfg.retryMs;
       if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
+      // A refused bundle of a domain never accepted here is remembered as long as "no bundle": any sender can name such
+      // domains, as many as it likes, and each must not cost a fetch and a verification per message.
+      if (code === 'invalid' && peer.record.highestSerial < 0) peer.retryAt = now + Math.max(this.cfg.retryMs, this.cfg.negativeTtlMs);
       peer.record = {
         ...peer.record,
         ...(peer.location && peer.record.url === undefined ? { url: peer.location.url, source: peer.location.source } : {}),
@@ -464,6 +472,9 @@ export class Directory {
       location = found.location;
     }
     peer.location = location;
+    const stranger = location.source === 'dns' && peer.record.highestSerial < 0;
+    const refused = stranger ? this.refusedUrls.get(location.url) : undefined;
+    if (refused && this.clock() < refused.until) return fail('invalid', `${refused.message} (remembered; not fetched again yet)`);
     let text: string;
     try {
       text = await fetchBundleText(location.url, {
@@ -484,7 +495,12 @@ export class Directory {
       cache: this.validation,
       ...(minSerial !== undefined ? { minSerial } : {}),
     });
-    if (r.status !== 'valid') return fail('invalid', `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`);
+    if (r.status !== 'valid') {
+      const message = `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`;
+      // whatever domain names it, a bundle that does not parse or does not chain to a root is refused again
+      if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message);
+      return fail('invalid', message);
+    }
     const entry = this.accept(peer, r.bundle, location.url, true);
     if (location.id !== undefined) peer.txtId = location.id;
     else delete peer.txtId;
@@ -503,6 +519,16 @@ export class Directory {
     };
     await this.persist(peer);
     return entry;
+  }
+
+  private rememberRefusedUrl(url: string, message: string): void {
+    if (this.cfg.negativeTtlMs <= 0) return;
+    this.refusedUrls.delete(url);
+    this.refusedUrls.set(url, { until: this.clock() + this.cfg.negativeTtlMs, message });
+    for (const u of this.refusedUrls.keys()) {
+      if (this.refusedUrls.size <= this.cfg.maxPeersInMemory) break;
+      this.refusedUrls.delete(u);
+    }
   }
 
   private async persist(peer: Peer): Promise<void> {
