@@ -23,15 +23,14 @@
  *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
  */
-import { Resolver, resolveTxt } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { Resolver } from 'node:dns/promises';
 import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { checkDomain } from '../pki/issue';
 import { ValidationCache } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
-import { type BundleLocation, type TxtResolver, discover, urlProblem } from './discovery';
-import { FetchError, type HostResolver, fetchBundleText } from './fetch';
+import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
+import { FetchError, type HostResolver, fetchBundleText, hostResolverOf } from './fetch';
 import { type PeerEntry, peerEntryOf } from './peer-entry';
 
 export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
@@ -138,21 +137,6 @@ interface Peer {
   txtId?: string;
 }
 
-/** A and AAAA records of a host name through `dns` (IPv4 first); NXDOMAIN for both is ENOTFOUND. */
-function hostResolverOf(dns: Resolver): HostResolver {
-  return async (hostname) => {
-    if (isIP(hostname)) return [{ address: hostname, family: isIP(hostname) as 4 | 6 }];
-    const [v4, v6] = await Promise.allSettled([dns.resolve4(hostname), dns.resolve6(hostname)]);
-    const out = [
-      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 as const })) : []),
-      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 as const })) : []),
-    ];
-    if (out.length > 0) return out;
-    // Neither: the IPv4 answer's error says why (ENOTFOUND, ENODATA, a time-out).
-    throw v4.status === 'rejected' ? v4.reason : new Error(`No address for "${hostname}"`);
-  };
-}
-
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
   const entries: [string, string][] =
     v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
@@ -192,7 +176,8 @@ export class Directory {
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
-  private readonly resolveHost: HostResolver | undefined;
+  private readonly resolveHost: HostResolver;
+  private readonly dns: Resolver;
   private readonly cfg: {
     fetchTimeoutMs: number;
     refreshAhead: number;
@@ -215,9 +200,10 @@ export class Directory {
       const problem = urlProblem(url);
       if (problem) throw new TypeError(`Cannot create directory: static peer "${domain}": ${problem}`);
     }
-    let dns: Resolver | undefined;
+    // One resolver for everything the directory resolves (the configured servers, else the system's): c-ares,
+    // bounded in time, never getaddrinfo on libuv's shared threads (src/directory/fetch.ts).
+    const dns = new Resolver({ timeout: Math.max(1, Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000)), tries: 2 });
     if (opts.dnsServers && opts.dnsServers.length > 0) {
-      dns = new Resolver({ timeout: Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000), tries: 2 });
       try {
         dns.setServers([...opts.dnsServers]);
       } catch (err) {
@@ -226,9 +212,9 @@ export class Directory {
         });
       }
     }
-    const txt: TxtResolver = dns ? (name) => (dns as Resolver).resolveTxt(name) : resolveTxt;
-    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? txt);
-    this.resolveHost = dns ? hostResolverOf(dns) : undefined;
+    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? ((name) => dns.resolveTxt(name)));
+    this.resolveHost = hostResolverOf(dns);
+    this.dns = dns;
     const clock = opts.clock;
     this.clock = clock
       ? () => {
@@ -325,6 +311,7 @@ export class Directory {
     this.closed = true;
     await this.settled();
     await Promise.allSettled([...this.inflight.values()]);
+    this.dns.cancel(); // queries a deadline gave up on
     await this.store.close();
   }
 
@@ -432,13 +419,29 @@ export class Directory {
   private async recheckDns(domain: string): Promise<void> {
     const peer = this.peer(domain);
     peer.dnsCheckAt = this.clock() + this.cfg.dnsRecheckMs;
-    const found = await discover(domain, this.staticPeers, this.resolver);
+    const found = await this.discoverWithin(domain, this.cfg.fetchTimeoutMs);
     if (found.status !== 'found') return; // keep serving the verified bundle; the next refresh reports the problem
     const { location } = found;
     if (location.id !== peer.txtId || location.url !== peer.entry?.url) {
       this.log(`directory: "${domain}" announces bundle ${location.id ?? '(no id)'} at ${location.url}; refreshing`);
       await this.fetchShared(domain, location);
     }
+  }
+
+  /** `discover`, answered `unavailable` when the resolver has not answered within `ms`. */
+  private discoverWithin(domain: string, ms: number): Promise<DiscoveryResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<DiscoveryResult>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            status: 'unavailable',
+            message: `Cannot resolve TXT "${txtName(domain)}": no answer within ${this.cfg.fetchTimeoutMs} ms`,
+          }),
+        Math.max(0, ms),
+      );
+    });
+    return Promise.race([discover(domain, this.staticPeers, this.resolver), late]).finally(() => clearTimeout(timer));
   }
 
   private async fetchNow(domain: string, known?: BundleLocation): Promise<PeerEntry> {
@@ -465,9 +468,12 @@ export class Directory {
       if (peer.record.highestSerial >= 0 || peer.location?.source === 'static') await this.persist(peer);
       throw err;
     };
+    // One deadline for the TXT lookup, the host name's resolution and the fetch together.
+    const started = Date.now();
+    const left = () => this.cfg.fetchTimeoutMs - (Date.now() - started);
     let location = known;
     if (!location) {
-      const found = await discover(domain, this.staticPeers, this.resolver);
+      const found = await this.discoverWithin(domain, left());
       if (found.status !== 'found') return fail(found.status, found.message);
       location = found.location;
     }
@@ -476,12 +482,13 @@ export class Directory {
     const refused = stranger ? this.refusedUrls.get(location.url) : undefined;
     if (refused && this.clock() < refused.until) return fail('invalid', `${refused.message} (remembered; not fetched again yet)`);
     let text: string;
+    if (left() <= 0) return fail('unavailable', `Cannot fetch "${location.url}": no answer within ${this.cfg.fetchTimeoutMs} ms`);
     try {
       text = await fetchBundleText(location.url, {
-        timeoutMs: this.cfg.fetchTimeoutMs,
+        timeoutMs: left(),
         ca: this.tlsCa,
         hosts: this.hosts,
-        ...(this.resolveHost ? { resolveHost: this.resolveHost } : {}),
+        resolveHost: this.resolveHost,
       });
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);

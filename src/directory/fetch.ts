@@ -8,8 +8,8 @@
  * Errors are `FetchError` with a one-line message; every one is temporary
  * from the caller's point of view (SMTP 4xx).
  */
-import { lookup as systemLookup } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import { Resolver } from 'node:dns/promises';
+import { type LookupFunction, isIP } from 'node:net';
 import { request } from 'node:https';
 import { MAX_BUNDLE_BYTES } from '../pki/bundle';
 
@@ -26,7 +26,12 @@ export interface FetchOptions {
   readonly ca?: readonly string[];
   /** Fixed addresses for host names (like curl --resolve): closed networks and tests. */
   readonly hosts?: ReadonlyMap<string, string>;
-  /** Addresses of a host name not in `hosts` (the configured DNS servers); default the system resolver. */
+  /**
+   * Addresses of a host name not in `hosts` (the directory's resolver: the configured DNS servers, else the
+   * system's); default a resolver of the system's servers. Never the operating system's getaddrinfo, which
+   * runs on libuv's few shared threads and cannot be abandoned: a publisher's name servers that never answer
+   * would hold them, and every file operation of the process would wait behind them.
+   */
   readonly resolveHost?: HostResolver;
   readonly maxBytes?: number;
 }
@@ -34,12 +39,31 @@ export interface FetchOptions {
 /** The addresses of a host name, as `dns.lookup` with `all: true` gives them. */
 export type HostResolver = (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
 
-function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver | undefined): LookupFunction | undefined {
-  if (hosts.size === 0 && !resolveHost) return undefined;
+/** A and AAAA records of a host name through `dns` (IPv4 first); NXDOMAIN for both is ENOTFOUND. */
+export function hostResolverOf(dns: Resolver): HostResolver {
+  return async (hostname) => {
+    if (isIP(hostname)) return [{ address: hostname, family: isIP(hostname) as 4 | 6 }];
+    const [v4, v6] = await Promise.allSettled([dns.resolve4(hostname), dns.resolve6(hostname)]);
+    const out = [
+      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 as const })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 as const })) : []),
+    ];
+    if (out.length > 0) return out;
+    // Neither: the IPv4 answer's error says why (ENOTFOUND, ENODATA, a time-out).
+    throw v4.status === 'rejected' ? v4.reason : new Error(`No address for "${hostname}"`);
+  };
+}
+
+/** A resolver of the system's DNS servers (c-ares, no thread of the pool), each query bounded by `timeoutMs`. */
+export function systemHostResolver(timeoutMs: number): HostResolver {
+  return hostResolverOf(new Resolver({ timeout: Math.max(1, Math.min(timeoutMs, 5000)), tries: 2 }));
+}
+
+function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver): LookupFunction {
   const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
     const address = hosts.get(hostname.toLowerCase());
-    if (address === undefined && resolveHost) {
-      // Not pinned: the configured DNS servers.
+    if (address === undefined) {
+      // Not pinned: the directory's resolver.
       resolveHost(hostname).then(
         (all) => {
           const first = all[0];
@@ -49,11 +73,6 @@ function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolv
         },
         (err: unknown) => callback(err),
       );
-      return;
-    }
-    if (address === undefined) {
-      // Not pinned: fall back to the system resolver.
-      systemLookup(hostname, { all: options.all === true }, callback as never);
       return;
     }
     const family = address.includes(':') ? 6 : 4;
@@ -82,7 +101,7 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
       req.destroy();
       reject(new FetchError(message));
     };
-    const lookup = opts.hosts || opts.resolveHost ? fixedLookup(opts.hosts ?? new Map(), opts.resolveHost) : undefined;
+    const lookup = fixedLookup(opts.hosts ?? new Map(), opts.resolveHost ?? systemHostResolver(opts.timeoutMs));
     const req = request(
       {
         protocol: 'https:',
@@ -93,7 +112,7 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
         headers: { accept: 'application/json' },
         agent: false,
         ...(opts.ca ? { ca: [...opts.ca] } : {}),
-        ...(lookup ? { lookup } : {}),
+        lookup,
       },
       (res) => {
         if (res.statusCode !== 200) {
