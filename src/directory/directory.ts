@@ -39,14 +39,23 @@ export type { TxtResolver } from './discovery';
 
 export type DirectoryErrorCode = 'none' | 'unavailable' | 'invalid';
 
+/**
+ * `message` says only which domain's bundle is missing or unavailable: it may reach an SMTP reply, a header or
+ * anyone who asks. `detail` is the whole reason (the URL, the address, the TLS or HTTP error, the refusal):
+ * for the directory's log, `status` and the operator's tools, never for a sender — a bundle URL is chosen
+ * by whoever publishes the TXT record, and the reason would tell them what answered inside our network.
+ */
 export class DirectoryError extends Error {
+  readonly detail: string;
+
   constructor(
     readonly code: DirectoryErrorCode,
     readonly domain: string,
-    message: string,
+    detail: string,
   ) {
-    super(message);
+    super(code === 'none' ? `No SSMAX bundle for "${domain}"` : `SSMAX bundle of "${domain}" unavailable`);
     this.name = 'DirectoryError';
+    this.detail = detail;
   }
 }
 
@@ -97,8 +106,14 @@ export interface DirectoryOptions {
   readonly maxPeersInMemory?: number;
   /** CAs (PEM) for the publishers' TLS certificates; default Node's root store plus `roots`. */
   readonly tlsCa?: readonly string[];
-  /** Fixed addresses for publisher host names (like curl --resolve). */
+  /** Fixed addresses for publisher host names (like curl --resolve); always allowed, whatever the address. */
   readonly hosts?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
+  /**
+   * Fetch bundles from internal addresses (loopback, private, link-local, CGNAT, ULA, multicast, unspecified)
+   * whatever named them; default false: only the URLs of `staticPeers` and the addresses pinned in `hosts` may be
+   * internal, a URL found by DNS is fetched from public addresses only (labs on one machine set this).
+   */
+  readonly allowPrivateAddresses?: boolean;
   /** Uniform in [0, 1); default Math.random. */
   readonly random?: () => number;
   /** Refusals and failures, one line each. */
@@ -176,6 +191,7 @@ export class Directory {
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
+  private readonly allowPrivate: boolean;
   private readonly resolveHost: HostResolver;
   private readonly dns: Resolver;
   private readonly cfg: {
@@ -226,6 +242,7 @@ export class Directory {
     this.log = opts.log ?? (() => undefined);
     this.tlsCa = opts.tlsCa ? [...opts.tlsCa] : [...rootCertificates, ...opts.roots];
     this.hosts = toMap(opts.hosts, true);
+    this.allowPrivate = opts.allowPrivateAddresses === true;
     this.cfg = {
       fetchTimeoutMs: positive(opts.fetchTimeoutMs, DIRECTORY_DEFAULTS.fetchTimeoutMs, 'fetchTimeoutMs'),
       refreshAhead: fraction(opts.refreshAhead, DIRECTORY_DEFAULTS.refreshAhead, 'refreshAhead'),
@@ -489,6 +506,8 @@ export class Directory {
         ca: this.tlsCa,
         hosts: this.hosts,
         resolveHost: this.resolveHost,
+        // the operator named a static peer's URL; one found by DNS was named by whoever publishes the record
+        allowPrivate: this.allowPrivate || location.source === 'static',
       });
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);

@@ -9,7 +9,7 @@
  * from the caller's point of view (SMTP 4xx).
  */
 import { Resolver } from 'node:dns/promises';
-import { type LookupFunction, isIP } from 'node:net';
+import { BlockList, type LookupFunction, type Socket, isIP } from 'node:net';
 import { request } from 'node:https';
 import { MAX_BUNDLE_BYTES } from '../pki/bundle';
 
@@ -34,6 +34,69 @@ export interface FetchOptions {
    */
   readonly resolveHost?: HostResolver;
   readonly maxBytes?: number;
+  /**
+   * Connect to internal addresses (loopback, private, link-local, CGNAT, ULA, multicast, unspecified: `internalRange`)
+   * as well. Default false: the URL comes from a DNS record anyone can publish for a domain of their own, and must
+   * not make the gateway connect into its own network. Addresses pinned in `hosts` are always allowed.
+   */
+  readonly allowPrivate?: boolean;
+}
+
+/** Address ranges a bundle URL named by someone else must not reach. */
+const INTERNAL_RANGES: readonly [string, number, 'ipv4' | 'ipv6', string][] = [
+  ['0.0.0.0', 8, 'ipv4', 'unspecified'],
+  ['10.0.0.0', 8, 'ipv4', 'private'],
+  ['100.64.0.0', 10, 'ipv4', 'shared (CGNAT)'],
+  ['127.0.0.0', 8, 'ipv4', 'loopback'],
+  ['169.254.0.0', 16, 'ipv4', 'link-local'],
+  ['172.16.0.0', 12, 'ipv4', 'private'],
+  ['192.0.0.0', 24, 'ipv4', 'IETF protocol assignments'],
+  ['192.168.0.0', 16, 'ipv4', 'private'],
+  ['198.18.0.0', 15, 'ipv4', 'benchmarking'],
+  ['224.0.0.0', 4, 'ipv4', 'multicast'],
+  ['240.0.0.0', 4, 'ipv4', 'reserved'],
+  ['::', 128, 'ipv6', 'unspecified'],
+  ['::1', 128, 'ipv6', 'loopback'],
+  ['fc00::', 7, 'ipv6', 'unique local'],
+  ['fe80::', 10, 'ipv6', 'link-local'],
+  ['fec0::', 10, 'ipv6', 'site-local'],
+  ['ff00::', 8, 'ipv6', 'multicast'],
+];
+const INTERNAL = INTERNAL_RANGES.map(([net, prefix, type, name]) => {
+  const list = new BlockList();
+  list.addSubnet(net, prefix, type);
+  return { list, type, name };
+});
+
+/** The kind of internal range `address` lies in ("loopback", "private", …), or undefined for a public address. */
+export function internalRange(address: string): string | undefined {
+  let a = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  let family = isIP(a);
+  if (family === 0) return 'not an IP address';
+  if (family === 6) {
+    // IPv4-mapped and NAT64 (64:ff9b::/96) addresses reach the IPv4 address they carry
+    const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(a);
+    if (m) {
+      a =
+        m[1] ??
+        [
+          parseInt(m[2] as string, 16) >> 8,
+          parseInt(m[2] as string, 16) & 255,
+          parseInt(m[3] as string, 16) >> 8,
+          parseInt(m[3] as string, 16) & 255,
+        ].join('.');
+      family = 4;
+    }
+  }
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return INTERNAL.find((r) => r.type === type && r.list.check(a, type))?.name;
+}
+
+function refusedAddress(hostname: string, address: string, range: string): Error {
+  return Object.assign(new Error(`"${hostname}" resolves to ${address}, a ${range} address (not allowed for a bundle URL)`), {
+    code: 'EADDRNOTALLOWED',
+    hostname,
+  });
 }
 
 /** The addresses of a host name, as `dns.lookup` with `all: true` gives them. */
@@ -59,15 +122,18 @@ export function systemHostResolver(timeoutMs: number): HostResolver {
   return hostResolverOf(new Resolver({ timeout: Math.max(1, Math.min(timeoutMs, 5000)), tries: 2 }));
 }
 
-function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver): LookupFunction {
+function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver, allowPrivate: boolean): LookupFunction {
   const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
     const address = hosts.get(hostname.toLowerCase());
     if (address === undefined) {
-      // Not pinned: the directory's resolver.
+      // Not pinned: the directory's resolver; only public addresses unless allowed (the socket connects to what this returns)
       resolveHost(hostname).then(
-        (all) => {
+        (found) => {
+          const all = allowPrivate ? found : found.filter((a) => internalRange(a.address) === undefined);
           const first = all[0];
-          if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
+          const refused = found[0];
+          if (!first && refused) callback(refusedAddress(hostname, refused.address, internalRange(refused.address) as string));
+          else if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
           else if (options.all) callback(null, all);
           else callback(null, first.address, first.family);
         },
@@ -101,7 +167,16 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
       req.destroy();
       reject(new FetchError(message));
     };
-    const lookup = fixedLookup(opts.hosts ?? new Map(), opts.resolveHost ?? systemHostResolver(opts.timeoutMs));
+    const hosts = opts.hosts ?? new Map<string, string>();
+    const allowPrivate = opts.allowPrivate === true;
+    const lookup = fixedLookup(hosts, opts.resolveHost ?? systemHostResolver(opts.timeoutMs), allowPrivate);
+    // an address in the URL itself is not looked up: checked here, before any connection
+    const literal = u.hostname.replace(/^\[|\]$/g, '');
+    const literalRange = !allowPrivate && isIP(literal) ? internalRange(literal) : undefined;
+    if (literalRange) {
+      reject(new FetchError(`Cannot fetch "${url}": ${literal} is a ${literalRange} address (not allowed for a bundle URL)`));
+      return;
+    }
     const req = request(
       {
         protocol: 'https:',
@@ -135,6 +210,15 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
           resolve(Buffer.concat(parts).toString('utf8'));
         });
       },
+    );
+    // and what the socket did connect to, in case anything reached it but the lookup above
+    const pinned = new Set(hosts.values());
+    req.on('socket', (socket: Socket) =>
+      socket.once('connect', () => {
+        const range =
+          allowPrivate || !socket.remoteAddress || pinned.has(socket.remoteAddress) ? undefined : internalRange(socket.remoteAddress);
+        if (range) fail(`Cannot fetch "${url}": connected to ${socket.remoteAddress}, a ${range} address (not allowed for a bundle URL)`);
+      }),
     );
     const timer = setTimeout(() => fail(`Cannot fetch "${url}": no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
     req.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));

@@ -167,7 +167,7 @@ test('300 different untrusted bundles of about 1 MB each, each for a new domain 
   const ask = async (i: number) => {
     const e = await refusal(dir.lookup(`m${i}.evil.example`));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/refused \(untrusted\)/);
+    expect(e.detail).toMatch(/refused \(untrusted\)/);
   };
   try {
     for (let i = 0; i < 10; i++) await ask(i); // warm up: TLS, code paths
@@ -191,10 +191,10 @@ test('a refused stranger is remembered: its domain is not fetched again within t
     expect((await refusal(dir.lookup('one.evil.example'))).code).toBe('invalid');
     expect(requests).toBe(before + 1);
     expect((await refusal(dir.lookup('one.evil.example'))).code).toBe('invalid'); // the domain, remembered
-    for (let i = 0; i < 20; i++) expect((await refusal(dir.lookup(`w${i}.evil.example`))).message).toMatch(/remembered/); // the URL
+    for (let i = 0; i < 20; i++) expect((await refusal(dir.lookup(`w${i}.evil.example`))).detail).toMatch(/remembered/); // the URL
     expect(requests).toBe(before + 1);
     now += 300001;
-    expect((await refusal(dir.lookup('one.evil.example'))).message).toMatch(/refused \(untrusted\)/);
+    expect((await refusal(dir.lookup('one.evil.example'))).detail).toMatch(/refused \(untrusted\)/);
     expect(requests).toBe(before + 2);
   } finally {
     await dir.close();
