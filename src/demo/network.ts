@@ -490,7 +490,8 @@ export async function startNetwork(
         '[hosts]',
         ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
         '[directory]',
-        ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']),
+        // a lab on one machine: the publishers' names resolve to 127.0.0.1, which DNS-named URLs may not reach by default
+        ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`, 'allow_private_addresses=true'] : ['dns=false']),
         'fetch_timeout_ms=2000',
         `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]',

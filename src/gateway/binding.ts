@@ -42,7 +42,8 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
     return entry.domain === domain;
   } catch (err) {
     if (err instanceof DirectoryError && err.code === 'none') return false;
-    throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
+    // the domain only: the reason (a URL, an address, what answered there) is the directory's log's, not the sender's
+    throw new GatewayError('bundleUnavailable', domain);
   }
 }
 

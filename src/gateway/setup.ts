@@ -80,6 +80,7 @@ export function setupGateway(
     retryMs: config.directory.retryMs,
     tlsCa: roots,
     hosts: config.directory.hosts,
+    allowPrivateAddresses: config.directory.allowPrivateAddresses,
     log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
