@@ -176,6 +176,12 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
   });
 }
 
+/** Waits for every start; when one failed, throws its error once the others have settled (so that stopping finds all they started). */
+async function allSettledOrThrow(starts: readonly Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(starts)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 function fetchBundle(url: string, ca: string[]): Promise<string> {
   const u = new URL(url);
   return new Promise((res, rej) => {
@@ -225,9 +231,11 @@ export async function startNetwork(
       },
     });
   }
-  const orgs: OrgNode[] = [];
+  /** The organisations' processes, in the order of `specs` (empty where an organisation got no further than its plan). */
+  const started: (OrgNode | undefined)[] = planned.map(() => undefined);
   const stopAll = async () => {
-    for (const o of orgs) {
+    for (const o of started) {
+      if (!o) continue;
       await o.haraka?.stop().catch(() => undefined);
       await o.inspector?.stop().catch(() => undefined);
       await o.publisher?.stop().catch(() => undefined);
@@ -236,7 +244,9 @@ export async function startNetwork(
     }
   };
   try {
-    for (const p of planned) {
+    // The organisations start at once (each its keyd, then its publisher, then its users), then their gateways at once:
+    // most of a start is node loading its modules, and one organisation's processes need nothing of another's.
+    const startOrg = async (p: Planned, i: number): Promise<void> => {
       const { domain } = p.spec;
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
       const certDays = p.spec.certDays ?? 365;
@@ -329,7 +339,7 @@ export async function startNetwork(
         inspectorDir: join(p.dir, 'inspector'),
         bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle`,
       } as unknown as OrgNode;
-      orgs.push(node);
+      started[i] = node;
       node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
       node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
       node.admin = () =>
@@ -407,7 +417,7 @@ export async function startNetwork(
         };
       }
 
-      let bundle = '';
+      let bundle: string;
       for (let attempt = 0; ; attempt++) {
         try {
           bundle = await fetchBundle(node.bundleUrl, fx.caPem);
@@ -454,9 +464,10 @@ export async function startNetwork(
         }
       }
       admin.close();
-    }
-    for (const [i, p] of planned.entries()) {
-      const node = orgs[i]!;
+    };
+    await allSettledOrThrow(planned.map(startOrg));
+    const startGateway = async (p: Planned, i: number): Promise<void> => {
+      const node = started[i]!;
       const peers = planned.filter((q) => q !== p);
       const ini = [
         '[main]',
@@ -527,11 +538,13 @@ export async function startNetwork(
       log(
         `${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}${p.spec.inspector ? `, inspector :${p.ports.inspector}` : ''}`,
       );
-    }
+    };
+    await allSettledOrThrow(planned.map(startGateway));
   } catch (err) {
     await stopAll();
     throw err;
   }
+  const orgs = started.map((o) => o!);
   return {
     root,
     orgs,
