@@ -233,15 +233,18 @@ export async function startNetwork(
   }
   /** The organisations' processes, in the order of `specs` (empty where an organisation got no further than its plan). */
   const started: (OrgNode | undefined)[] = planned.map(() => undefined);
+  // the organisations stop at once, each its gateway first and its keyd last
   const stopAll = async () => {
-    for (const o of started) {
-      if (!o) continue;
-      await o.haraka?.stop().catch(() => undefined);
-      await o.inspector?.stop().catch(() => undefined);
-      await o.publisher?.stop().catch(() => undefined);
-      await o.keyd?.stop().catch(() => undefined);
-      await o.mailbox.close().catch(() => undefined);
-    }
+    await Promise.all(
+      started.map(async (o) => {
+        if (!o) return;
+        await o.haraka?.stop().catch(() => undefined);
+        await o.inspector?.stop().catch(() => undefined);
+        await o.publisher?.stop().catch(() => undefined);
+        await o.keyd?.stop().catch(() => undefined);
+        await o.mailbox.close().catch(() => undefined);
+      }),
+    );
   };
   try {
     // The organisations start at once (each its keyd, then its publisher, then its users), then their gateways at once:
