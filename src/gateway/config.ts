@@ -73,8 +73,8 @@ export interface GatewayConfig {
    * accepted only from the `resealers` named (none by default: lists and forwarders, later).
    */
   readonly chain: { readonly maxSealAgeMs: number; readonly resealers: readonly string[] };
-  /** The caps of the moderation queue of mailing lists (bytes held in all, and by one sender; docs/lists.md); absent: the store's defaults. */
-  readonly moderation?: { readonly maxBytes: number; readonly maxBytesPerSender: number };
+  /** The caps of the moderation queue of mailing lists (bytes held in all, by one sender, posts held; docs/lists.md); absent: the store's defaults. */
+  readonly moderation?: { readonly maxBytes: number; readonly maxBytesPerSender: number; readonly maxEntries: number };
 }
 
 export type InspectionSettings =
@@ -111,6 +111,7 @@ export const GATEWAY_DEFAULTS = {
   max_seal_age_seconds: 518400,
   moderation_max_bytes: QUARANTINE_CAPS.maxBytes,
   moderation_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
+  moderation_max_entries: QUARANTINE_CAPS.maxEntries,
 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
@@ -166,6 +167,7 @@ export const GATEWAY_SETTINGS = defineSettings({
   'chain.resealers': { type: 'list', default: [], reload: true },
   'lists.moderation_max_bytes': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes },
   'lists.moderation_max_bytes_per_sender': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes_per_sender },
+  'lists.moderation_max_entries': { ...BYTES, max: 2 ** 32, default: GATEWAY_DEFAULTS.moderation_max_entries },
   'inspection.mode': { type: 'enum', values: ['inline', 'remote'], default: GATEWAY_DEFAULTS.inspection_mode },
   'inspection.inspector_url': { type: 'str' },
   'inspection.inspector_servername': { type: 'str' },
@@ -285,6 +287,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     moderation: {
       maxBytes: r.get('lists.moderation_max_bytes'),
       maxBytesPerSender: r.get('lists.moderation_max_bytes_per_sender'),
+      maxEntries: r.get('lists.moderation_max_entries'),
     },
   };
 }

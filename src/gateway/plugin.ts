@@ -23,6 +23,7 @@
  *    copy for that peer refreshes the bundle first (observation only).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
+import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
@@ -43,12 +44,14 @@ import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } fro
 import { ALREADY_DELIVERED, type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { LIST_NOTE, bounceCandidate, envelopeSenderOf, listOf } from '../lists/bounces';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
+import { probeKeyd } from './keyd-probe';
 
 interface HarakaPlugin {
   config: HarakaConfigLoader;
   /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
   haraka_require(name: string): unknown;
   loginfo(msg: string): void;
+  logwarn(msg: string): void;
   logerror(msg: string): void;
 }
 /** Haraka's address objects: `address` is a method on some, a getter on others (@haraka/email-address). */
@@ -107,10 +110,12 @@ function build(plugin: HarakaPlugin): State {
   const outbound = plugin.haraka_require('outbound') as State['outbound'];
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
-  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l)).catch((err: unknown) => {
-    plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
-    return undefined;
-  });
+  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l), { unknownNames: () => files.unknownNames(GATEWAY_INI) }).catch(
+    (err: unknown) => {
+      plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
+      return undefined;
+    },
+  );
   const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
   files.applyTo(gw.config);
   files.onApplied = () => {
@@ -129,6 +134,9 @@ export function register(this: HarakaPlugin): void {
     throw Object.assign(new Error(message), { stack: message });
   }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
+  // one word about keyd at start, in the background (keyd-probe.ts): by the master (or the single process), not each worker
+  if (!cluster.isWorker)
+    void probeKeyd(state.keydHealth, state.config.keyd.url, { info: (l) => this.loginfo(l), warn: (l) => this.logwarn(l) });
   state.delivery.onRedeliver = (what) =>
     this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
   // reconciliation after a crash (queue-reconcile.ts): peer copies Haraka holds in its queue are recorded as handed over

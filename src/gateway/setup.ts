@@ -24,17 +24,20 @@ import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig } from '../inspect/config';
 import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
-import { QuarantineStore } from '../inspect/quarantine';
+import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
 import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
 import { SealSwitch } from './seal-switch';
+import type { KeydHealth } from './keyd-probe';
 
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly deps: GatewayDeps;
   readonly delivery: LocalDelivery;
+  /** keyd's GET /v1/health with this gateway's client certificate (the start-up probe: keyd-probe.ts). */
+  keydHealth(): Promise<KeydHealth>;
   /** The EHLO advertisement of this gateway's key version and sealing certificate (undefined when [key_exchange] advertise=false). */
   readonly advertiser?: Advertiser;
   close(): Promise<void>;
@@ -128,7 +131,10 @@ export function setupGateway(
       });
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
-  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation), (l) => log(l));
+  const lists = new Lists(
+    new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation, MODERATION_CAP_SETTINGS),
+    (l) => log(l),
+  );
   // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
   const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {
@@ -197,6 +203,7 @@ export function setupGateway(
     config,
     deps,
     delivery,
+    keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();
