@@ -23,6 +23,8 @@ import { type OrgFixture, provisionOrg } from './provision';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ssmax');
 const DAY = 86400000;
+/** How long a process of the first start may take to listen: the organisations start at once, so on a busy machine each takes longer than alone. */
+const AT_ONCE_MS = 60000;
 
 export interface UserSpec {
   readonly address: string;
@@ -343,8 +345,12 @@ export async function startNetwork(
         bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle`,
       } as unknown as OrgNode;
       started[i] = node;
-      node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
-      node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
+      node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/, AT_ONCE_MS);
+      node.publisher = await startService(
+        ['publish', '--config', join(fx.dir, 'publisher.ini')],
+        /publisher listening on [^:]+:(\d+)/,
+        AT_ONCE_MS,
+      );
       node.admin = () =>
         new KeydClient({
           url: `https://127.0.0.1:${p.ports.keyd}`,
@@ -411,9 +417,9 @@ export async function startNetwork(
           ].join('\n'),
           { mode: 0o600 },
         );
-        const start = () =>
-          startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
-        node.inspector = await start();
+        const start = (timeoutMs?: number) =>
+          startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/, timeoutMs);
+        node.inspector = await start(AT_ONCE_MS);
         node.restartInspector = async () => {
           await node.inspector?.stop();
           node.inspector = await start();
@@ -533,7 +539,7 @@ export async function startNetwork(
         retryIntervals: '5s*120',
         files: { 'ssmax.ini': ini, 'auth_flat_file.ini': `[core]\nmethods=PLAIN,LOGIN\n\n[users]\n${users}\n` },
       });
-      node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
+      node.haraka = await startHaraka(node.harakaDir, p.ports.smtp, AT_ONCE_MS);
       node.restartHaraka = async () => {
         await node.haraka.stop();
         node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
