@@ -10,6 +10,8 @@ import { isIP } from 'node:net';
 import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
+import { KEYD_ANSWER_MAX_BYTES } from '../keyd/client';
+import { NOT_FOUND_TTL_MS } from '../keyd/client-ops';
 import { QUARANTINE_CAPS } from '../inspect/quarantine';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
@@ -26,6 +28,10 @@ export interface GatewayConfig {
     readonly inspectorCert?: string;
     readonly inspectorKey?: string;
     readonly userFactsTtlMs: number;
+    /** How long keyd's "neither a user nor a list" for an address is reused (0: ask every time). */
+    readonly notFoundTtlMs: number;
+    /** The most bytes of one keyd answer read; a longer one is a temporary fault (4xx). */
+    readonly maxAnswerBytes: number;
     readonly batch: BatchSettings;
   };
   readonly seal: { readonly cert: string; readonly key: string };
@@ -95,6 +101,8 @@ export const GATEWAY_DEFAULTS = {
   tcp_nodelay: true,
   keyd_timeout_ms: 5000,
   user_facts_ttl_ms: 5000,
+  not_found_ttl_ms: NOT_FOUND_TTL_MS,
+  keyd_max_answer_bytes: KEYD_ANSWER_MAX_BYTES,
   keyd_batch_window_ms: 0,
   keyd_batch_max_ops: 8,
   policy: 'opportunistic',
@@ -140,6 +148,8 @@ export const GATEWAY_SETTINGS = defineSettings({
   'keyd.inspector_cert': { type: 'str' },
   'keyd.inspector_key': { type: 'str' },
   'keyd.user_facts_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.user_facts_ttl_ms },
+  'keyd.not_found_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.not_found_ttl_ms },
+  'keyd.max_answer_bytes': { ...BYTES, min: 65536, max: 2 ** 30, default: GATEWAY_DEFAULTS.keyd_max_answer_bytes },
   'keyd.batch_window_ms': { type: 'num', min: 0, max: 1000, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_window_ms },
   'keyd.batch_max_ops': { type: 'num', min: 1, max: 1024, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_max_ops },
   'seal.cert': { type: 'str' },
@@ -249,6 +259,8 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ...(inspectorCert ? { inspectorCert } : {}),
       ...(inspectorKey ? { inspectorKey } : {}),
       userFactsTtlMs: r.get('keyd.user_facts_ttl_ms'),
+      notFoundTtlMs: r.get('keyd.not_found_ttl_ms'),
+      maxAnswerBytes: r.get('keyd.max_answer_bytes'),
       batch: { ...BATCH_DEFAULTS, windowMs: r.get('keyd.batch_window_ms'), maxOps: r.get('keyd.batch_max_ops') },
     },
     seal: { cert: r.path('seal.cert'), key: r.path('seal.key') },

@@ -61,7 +61,7 @@ export function setupGateway(
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
   const ca = config.keyd.ca.map((f) => readText(f, 'keyd.ca')); // also the chain of this organisation's certificates
   const client = (cert: string, key: string, settings = { cert: 'keyd.cert', key: 'keyd.key' }): KeydClient =>
-    keydClientOf({ ...config.keyd, cert, key }, readText, { settings });
+    keydClientOf({ ...config.keyd, cert, key }, readText, { settings, maxAnswerBytes: config.keyd.maxAnswerBytes });
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
   const inspectorClient =
     config.keyd.inspectorCert && config.keyd.inspectorKey
@@ -83,7 +83,15 @@ export function setupGateway(
     log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
-  const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs, Date.now, config.keyd.batch);
+  const keyd = new KeydOps(
+    group,
+    gatewayClient,
+    inspectorClient,
+    config.keyd.userFactsTtlMs,
+    Date.now,
+    config.keyd.batch,
+    config.keyd.notFoundTtlMs,
+  );
   // proofs are checked against the org key certified in this organisation's own verified bundle
   keyd.anchorInBundle(directory, config.domain);
   const kx = config.keyExchange;

@@ -76,6 +76,9 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
   return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}) };
 }
 
+/** The most bytes of an inspector's answer read: a decision, a verdict and a quarantine id are a few hundred. */
+const INSPECTOR_ANSWER_MAX_BYTES = 64 * 1024;
+
 export class RemoteInspector implements Inspector {
   private agent: Agent;
   private readonly base: URL;
@@ -145,6 +148,7 @@ export class RemoteInspector implements Inspector {
         body,
         contentType: 'application/octet-stream',
         timeoutMs,
+        maxBytes: INSPECTOR_ANSWER_MAX_BYTES,
       });
     } catch (err) {
       if (!(err instanceof HttpsJsonError)) throw err;
@@ -157,6 +161,8 @@ export class RemoteInspector implements Inspector {
           throw unavailable(`response failed: ${err.detail}`);
         case 'unreachable':
           throw unavailable(`unreachable: ${err.detail}`);
+        case 'too-large':
+          throw unavailable(`an answer of more than ${err.detail} bytes`);
       }
     }
   }
