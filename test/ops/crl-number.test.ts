@@ -182,3 +182,22 @@ test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as t
     await keydParts.store.close();
   }
 });
+
+test("ssmax ca crl warns when a merged copy is older than another CRL of the CA it read (a stale copy of keyd's file)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlstale-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  // a copy taken now, as the operators' machine keeps after setup in the split layout
+  expect((await run('ca', 'crl', '--ca', p('orga'), '--out', p('stale.crl.pem'))).code).toBe(0);
+  await new Promise((r) => setTimeout(r, 1100)); // thisUpdate has whole seconds
+  expect((await run('ca', 'crl', '--ca', p('orga'), '--force')).code).toBe(0);
+  copyFileSync(p('orga', 'crl.pem'), p('fresh.crl.pem'));
+  const fresh = await run('ca', 'crl', '--ca', p('orga'), '--force', '--merge', p('fresh.crl.pem'));
+  expect(fresh.code).toBe(0);
+  expect(fresh.err).not.toMatch(/Warning/);
+  const stale = await run('ca', 'crl', '--ca', p('orga'), '--force', '--merge', p('stale.crl.pem'));
+  expect(stale.code).toBe(0);
+  expect(stale.err).toContain(`Warning: the CRL copy "${p('stale.crl.pem')}"`);
+  expect(stale.err).toMatch(/is older than another CRL of this CA read here .*merge a fresh copy of keyd's file/);
+});
