@@ -201,3 +201,36 @@ test("ssmax ca crl warns when a merged copy is older than another CRL of the CA 
   expect(stale.err).toContain(`Warning: the CRL copy "${p('stale.crl.pem')}"`);
   expect(stale.err).toMatch(/is older than another CRL of this CA read here .*merge a fresh copy of keyd's file/);
 });
+
+test('a replaced CRL keyd cannot sign: an ERROR line on every schedule run, the file left alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlnosign-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+  copyFileSync(p('orga', 'crl.pem'), p('old.crl.pem'));
+  expect((await run('ca', 'revoke', '--ca', p('orga'), '--serial', '0e0e0e', '--reason', 'keyCompromise')).code).toBe(0);
+  expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+  const org = makeOrg('a.example');
+  const keydParts = openKeyd(loadKeydConfig(org.fx.configFile));
+  const logged: string[] = [];
+  const policy = { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY };
+  // keyd without the org CA key: it reads the file but cannot sign it
+  const renewer = new CrlRenewer([p('orga', 'crl.pem')], undefined, policy, keydParts.audit, (l) => logged.push(l));
+  try {
+    await renewer.run(new Date());
+    expect(logged.filter((l) => /ERROR/.test(l))).toEqual([]);
+    copyFileSync(p('old.crl.pem'), p('orga', 'crl.pem'));
+    const replaced = readFileSync(p('orga', 'crl.pem'));
+    await renewer.run(new Date());
+    await renewer.run(new Date());
+    const errors = logged.filter((l) => /ERROR/.test(l));
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(
+      /keyd: ERROR CRL ".*crl\.pem" was replaced by number 1 without 1 revocation\(s\) keyd had, where keyd last had number 2, and keyd cannot re-sign it/,
+    );
+    expect(readFileSync(p('orga', 'crl.pem'))).toEqual(replaced);
+  } finally {
+    await keydParts.store.close();
+  }
+});
