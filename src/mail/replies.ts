@@ -83,6 +83,8 @@ export const REPLIES = {
   /** A message that alone is over a cap of the quarantine or the moderation queue (src/inspect/quarantine.ts): it can never be held. */
   heldTooLarge: { code: 552, status: '5.3.4', text: 'Message too large to be held' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
+  /** Haraka keeps only headers.max_lines lines of a header and silently drops every later field: such a message is refused, never relayed cut. */
+  headerTooManyLines: { code: 552, status: '5.3.4', text: 'Message header has more lines than the gateway can relay' },
   // mailing lists (src/lists/, docs/lists.md)
   listLoop: { code: 550, status: '5.4.6', text: 'Mailing list loop detected' },
   listNotMember: { code: 550, status: '5.7.2', text: 'Posting to this list is restricted to its members' },
