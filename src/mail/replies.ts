@@ -69,6 +69,8 @@ export const REPLIES = {
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  /** A CR not followed by LF in the body: a next hop taking <CR>.<CR> as the end of DATA would run what follows as commands (SMTP smuggling). */
+  bareCr: { code: 550, status: '5.6.0', text: 'Bare CR in the message (a CR not followed by LF); end every line with CRLF' },
   /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */
   headerNotUtf8: { code: 550, status: '5.6.0', text: 'Header field holds bytes that are not UTF-8 (use RFC 2047 encoded words)' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },

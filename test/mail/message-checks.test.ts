@@ -51,6 +51,22 @@ describe('checks every message passes before the protocol steps', () => {
     expect(e.reply.text).toContain('in "X-Last"');
     expect(ms).toBeLessThan(1000);
   });
+  test('a bare CR anywhere in the body (a CR not followed by LF) is refused 550 5.6.0 naming the line: "<CR>.<CR>" could end the DATA at a next hop (SMTP smuggling)', () => {
+    const smuggle = 'From: a@a.example\r\nSubject: x\r\n\r\nx\r.\rMAIL FROM:<ceo@a.example>\r\nRCPT TO:<v@b.example>\r\n';
+    const e = refusal(smuggle);
+    expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
+    expect(e.reply.text).toContain('Bare CR in the message (a CR not followed by LF); end every line with CRLF: at line 4');
+    expect(refusal('From: a@a.example\r\n\r\nok\r\nlast line ends in CR\r').reply.text).toContain('at line 4');
+    expect(checkMessage(Buffer.from('From: a@a.example\r\n\r\nx\r\n.\r\n..\r\n', 'latin1')).from).toBe('a@a.example');
+  });
+  test('the bare CR check is linear: 4 MB of CRLF lines with one bare CR at the end is refused in well under a second', () => {
+    const body = 'line of text\r\n'.repeat(300000);
+    const t0 = process.hrtime.bigint();
+    const e = refusal(`From: a@a.example\r\n\r\n${body}x\ry\r\n`);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(e.reply.text).toContain('at line 300003');
+    expect(ms).toBeLessThan(1000);
+  });
   test('duplicate singleton fields: 550 5.6.7; several Received fields are fine', () => {
     expect(refusal('From: a@a.example\r\nSubject: 1\r\nSubject: 2\r\n\r\nx').reply.status).toBe('5.6.7');
     expect(checkMessage(Buffer.from('Received: a\r\nReceived: b\r\nFrom: a@a.example\r\n\r\nx')).from).toBe('a@a.example');
