@@ -33,7 +33,8 @@ import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
 import { GatewayError, REPLIES, sanitize } from '../mail/replies';
 import { fieldOf } from '../lists/expand';
-import { domainOf } from '../mail/message-checks';
+import { canonicalAddress, domainOf } from '../mail/message-checks';
+import { canonicalDomain } from '../chain/alignment';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
@@ -57,8 +58,14 @@ interface Address {
   host: string;
 }
 
+/**
+ * An envelope address in the one spelling every comparison uses (canonicalAddress: its domain in its ASCII form);
+ * '' for the null sender. An address whose domain is no domain name is refused at MAIL or RCPT (hook_mail, hook_rcpt)
+ * before anything reads it here; lowercased as it is otherwise.
+ */
 function addressOf(a: Address): string {
-  return (typeof a.address === 'function' ? a.address() : a.address).toLowerCase();
+  const spelt = typeof a.address === 'function' ? a.address() : a.address;
+  return canonicalAddress(spelt) ?? spelt.toLowerCase();
 }
 interface Connection {
   relaying: boolean;
@@ -206,7 +213,9 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
     this,
     async () => {
       const rcpt = params[0]!;
-      const domain = rcpt.host.toLowerCase();
+      // one spelling for every comparison and lookup: an internationalised domain in its ASCII form (canonicalDomain)
+      const domain = canonicalDomain(rcpt.host ?? '');
+      if (!domain) throw new GatewayError('recipientDomainInvalid', `"${String(rcpt.host).slice(0, 80)}"`);
       const local = s.config.localDomains.includes(domain);
       if (local) {
         // a notice (null sender) to a list's bounce address: taken, then logged and settled by the queue hook (bounceNotices)
@@ -219,6 +228,27 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
       if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
       await peerFor(s.deps, domain); // 5xx when the domain requires encryption and has no bundle; 4xx while unreachable
       return [CODES.OK];
+    },
+    next,
+  );
+}
+
+/**
+ * MAIL FROM: an envelope sender whose domain is no domain name (canonicalDomain: an internationalised name
+ * that maps to none, an empty label, a trailing dot) is refused, 550 5.1.7; the null sender passes.
+ */
+export function hook_mail(this: HarakaPlugin, next: Next, _connection: Connection, params: Address[]): void {
+  const s = ready(next);
+  if (!s) return;
+  failClosed(
+    'mail',
+    s.config.hookTimeoutMs,
+    this,
+    () => {
+      const from = params[0];
+      const spelt = from ? (typeof from.address === 'function' ? from.address() : from.address) : '';
+      if (spelt && !canonicalAddress(spelt)) throw new GatewayError('senderDomainInvalid', `"${String(from?.host).slice(0, 80)}"`);
+      return Promise.resolve([CODES.CONT]);
     },
     next,
   );
@@ -594,8 +624,9 @@ export function hook_bounce(this: HarakaPlugin, next: Next, hmail: QueuedMail | 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
   // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
-  const local = s?.config.localDomains.includes(domain.toLowerCase()) ? s.config.delivery : undefined;
-  const route = local ?? s?.config.routes[domain.toLowerCase()];
+  const spelt = canonicalDomain(domain) || domain.toLowerCase();
+  const local = s?.config.localDomains.includes(spelt) ? s.config.delivery : undefined;
+  const route = local ?? s?.config.routes[spelt];
   if (!route) return next();
   next(CODES.OK, { exchange: route.host, port: route.port, priority: 0, ...(local?.protocol === 'lmtp' ? { using_lmtp: true } : {}) });
 }

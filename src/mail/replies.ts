@@ -70,6 +70,10 @@ export const REPLIES = {
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
+  /** RCPT TO whose domain is no domain name, an internationalised one that maps to none included (src/chain/alignment.ts canonicalDomain). */
+  recipientDomainInvalid: { code: 550, status: '5.1.2', text: 'Recipient domain is not a domain name' },
+  /** MAIL FROM whose domain is no domain name (as recipientDomainInvalid). */
+  senderDomainInvalid: { code: 550, status: '5.1.7', text: 'Sender address domain is not a domain name' },
   /** The mailbox store refused the message for every recipient for good; the status is the store's own (GatewayError.withStatus). */
   mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
   /** A release field (SSMAX-Quarantine-Release, SSMAX-List-Release) naming no release under way here: forged, or a release taken over after its lease (docs/inspection.md). */
