@@ -3,10 +3,13 @@
  * realm). Hooks, each through the fail-closed wrapper:
  *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it); a
  *    connection from a trusted relay ([main] trusted_relays) may relay;
+ *  - mail: an envelope sender whose domain is no domain name is refused (every
+ *    domain is compared in one spelling: src/chain/alignment.ts canonicalDomain);
  *  - rcpt: domain encryption policy (relaying) or local recipient check;
  *  - queue_outbound: submission (sending organisation: submission.ts) — copies
  *    for peers are queued for Haraka's outbound, local copies delivered to the
- *    mailbox store;
+ *    mailbox store; a trusted relay's null-sender delivery status report to
+ *    local users delivered as it is (relay-notice.ts);
  *  - queue: reception of a message from another organisation (reception.ts),
  *    delivered to the mailbox store;
  *   both through one body (`queueHook`): the protocol step's result, then `send`;
@@ -38,6 +41,7 @@ import { canonicalDomain } from '../chain/alignment';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { checkRelayNotice } from './relay-notice';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
@@ -523,9 +527,11 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     const submitter = submitterOf(s, connection, m.from);
     hop.set({ mode: notice ? 'notice' : modeOf(m.raw), submitter: submitter?.via ?? 'none' });
     if (notice) {
-      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop;
+      // only a delivery status report whose From is no user or list of this organisation (relay-notice.ts)
       const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
+      await checkRelayNotice(s.deps, m.raw);
       return {
         result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] },
         done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})`,

@@ -61,6 +61,12 @@ export const REPLIES = {
   userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
+  /** Null-sender mail from a trusted relay that is no delivery status report of a mail system (src/gateway/relay-notice.ts). */
+  nullSenderNotReport: {
+    code: 550,
+    status: '5.7.1',
+    text: 'Null-sender mail from a trusted relay must be a delivery status report of a mail system',
+  },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
   /** A submission authenticated here (SMTP AUTH) whose From, or non-null envelope sender, is not the login's address (docs/security.md). */
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
