@@ -12,7 +12,8 @@
  *    local users delivered as it is (relay-notice.ts);
  *  - queue: reception of a message from another organisation (reception.ts),
  *    delivered to the mailbox store;
- *   both through one body (`queueHook`): the protocol step's result, then `send`;
+ *   both through one body (`queueHook`): Authentication-Results in our name
+ *   dropped (src/mail/auth-results.ts), the protocol step's result, then `send`;
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
@@ -26,6 +27,7 @@
  *    copy for that peer refreshes the bundle first (observation only).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
@@ -41,6 +43,7 @@ import { canonicalDomain } from '../chain/alignment';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { withoutOwnResults } from '../mail/auth-results';
 import { checkRelayNotice } from './relay-notice';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
@@ -100,6 +103,8 @@ interface State extends Gateway {
   ops: Promise<GatewayOps | undefined>;
   /** Haraka's error log. */
   logerror(line: string): void;
+  /** This server's name (Haraka's `me`): an authserv-id of ours besides the local domains (src/mail/auth-results.ts). */
+  serverName: string;
 }
 
 let state: State | undefined;
@@ -122,12 +127,25 @@ function build(plugin: HarakaPlugin): State {
     plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
     return undefined;
   });
-  const s: State = { ...gw, outbound, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  const s: State = {
+    ...gw,
+    outbound,
+    trusted: new TrustedRelays(gw.config.trustedRelays),
+    ops,
+    logerror: (l) => plugin.logerror(l),
+    serverName: serverNameOf(plugin),
+  };
   files.applyTo(gw.config);
   files.onApplied = () => {
     s.trusted = new TrustedRelays(gw.config.trustedRelays);
   };
   return s;
+}
+
+/** Haraka's `me` (its server name, in its greeting and Received fields), else the host name as Haraka takes it then. */
+function serverNameOf(plugin: HarakaPlugin): string {
+  const me = plugin.config.get('me');
+  return (typeof me === 'string' && me.trim() !== '' ? me : hostname()).trim().toLowerCase();
 }
 
 export function register(this: HarakaPlugin): void {
@@ -506,7 +524,8 @@ function queueHook(
     (signal) =>
       hop.run(async () => {
         const txn = connection.transaction!;
-        const raw = await messageOf(connection);
+        // Authentication-Results in our name that we did not write go before anything reads the message (RFC 8601 §5)
+        const raw = withoutOwnResults(await messageOf(connection), [...s.config.localDomains, s.serverName]);
         const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
