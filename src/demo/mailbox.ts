@@ -57,6 +57,8 @@ export class MailboxStore {
   refuseFor: string | undefined;
   /** When set, each message is answered only after this many ms (slow-store tests). */
   delayMs = 0;
+  /** When set, each message is answered only once this settles (after `delayMs`): a test keeps a delivery in flight for as long as it needs. */
+  gate: Promise<unknown> | undefined;
 
   constructor() {
     greetAtOnce();
@@ -81,7 +83,12 @@ export class MailboxStore {
           });
           cb();
         };
-        stream.on('end', () => (this.delayMs > 0 ? void setTimeout(finish, this.delayMs) : finish()));
+        const gated = () => {
+          const gate = this.gate;
+          if (gate) void gate.then(finish, finish);
+          else finish();
+        };
+        stream.on('end', () => (this.delayMs > 0 ? void setTimeout(gated, this.delayMs) : gated()));
       },
     });
   }

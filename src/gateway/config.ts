@@ -11,6 +11,8 @@ import { canonicalDomain } from '../chain/alignment';
 import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
+import { KEYD_ANSWER_MAX_BYTES } from '../keyd/client';
+import { NOT_FOUND_TTL_MS } from '../keyd/client-ops';
 import { QUARANTINE_CAPS } from '../inspect/quarantine';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
@@ -27,6 +29,10 @@ export interface GatewayConfig {
     readonly inspectorCert?: string;
     readonly inspectorKey?: string;
     readonly userFactsTtlMs: number;
+    /** How long keyd's "neither a user nor a list" for an address is reused (0: ask every time). */
+    readonly notFoundTtlMs: number;
+    /** The most bytes of one keyd answer read; a longer one is a temporary fault (4xx). */
+    readonly maxAnswerBytes: number;
     readonly batch: BatchSettings;
   };
   readonly seal: { readonly cert: string; readonly key: string };
@@ -74,8 +80,8 @@ export interface GatewayConfig {
    * accepted only from the `resealers` named (none by default: lists and forwarders, later).
    */
   readonly chain: { readonly maxSealAgeMs: number; readonly resealers: readonly string[] };
-  /** The caps of the moderation queue of mailing lists (bytes held in all, and by one sender; docs/lists.md); absent: the store's defaults. */
-  readonly moderation?: { readonly maxBytes: number; readonly maxBytesPerSender: number };
+  /** The caps of the moderation queue of mailing lists (bytes held in all, by one sender, posts held; docs/lists.md); absent: the store's defaults. */
+  readonly moderation?: { readonly maxBytes: number; readonly maxBytesPerSender: number; readonly maxEntries: number };
 }
 
 export type InspectionSettings =
@@ -96,6 +102,8 @@ export const GATEWAY_DEFAULTS = {
   tcp_nodelay: true,
   keyd_timeout_ms: 5000,
   user_facts_ttl_ms: 5000,
+  not_found_ttl_ms: NOT_FOUND_TTL_MS,
+  keyd_max_answer_bytes: KEYD_ANSWER_MAX_BYTES,
   keyd_batch_window_ms: 0,
   keyd_batch_max_ops: 8,
   policy: 'opportunistic',
@@ -112,6 +120,7 @@ export const GATEWAY_DEFAULTS = {
   max_seal_age_seconds: 518400,
   moderation_max_bytes: QUARANTINE_CAPS.maxBytes,
   moderation_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
+  moderation_max_entries: QUARANTINE_CAPS.maxEntries,
 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
@@ -140,6 +149,8 @@ export const GATEWAY_SETTINGS = defineSettings({
   'keyd.inspector_cert': { type: 'str' },
   'keyd.inspector_key': { type: 'str' },
   'keyd.user_facts_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.user_facts_ttl_ms },
+  'keyd.not_found_ttl_ms': { ...MS, min: 0, default: GATEWAY_DEFAULTS.not_found_ttl_ms },
+  'keyd.max_answer_bytes': { ...BYTES, min: 65536, max: 2 ** 30, default: GATEWAY_DEFAULTS.keyd_max_answer_bytes },
   'keyd.batch_window_ms': { type: 'num', min: 0, max: 1000, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_window_ms },
   'keyd.batch_max_ops': { type: 'num', min: 1, max: 1024, whole: true, default: GATEWAY_DEFAULTS.keyd_batch_max_ops },
   'seal.cert': { type: 'str' },
@@ -167,6 +178,7 @@ export const GATEWAY_SETTINGS = defineSettings({
   'chain.resealers': { type: 'list', default: [], reload: true },
   'lists.moderation_max_bytes': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes },
   'lists.moderation_max_bytes_per_sender': { ...BYTES, default: GATEWAY_DEFAULTS.moderation_max_bytes_per_sender },
+  'lists.moderation_max_entries': { ...BYTES, max: 2 ** 32, default: GATEWAY_DEFAULTS.moderation_max_entries },
   'inspection.mode': { type: 'enum', values: ['inline', 'remote'], default: GATEWAY_DEFAULTS.inspection_mode },
   'inspection.inspector_url': { type: 'str' },
   'inspection.inspector_servername': { type: 'str' },
@@ -255,6 +267,8 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       ...(inspectorCert ? { inspectorCert } : {}),
       ...(inspectorKey ? { inspectorKey } : {}),
       userFactsTtlMs: r.get('keyd.user_facts_ttl_ms'),
+      notFoundTtlMs: r.get('keyd.not_found_ttl_ms'),
+      maxAnswerBytes: r.get('keyd.max_answer_bytes'),
       batch: { ...BATCH_DEFAULTS, windowMs: r.get('keyd.batch_window_ms'), maxOps: r.get('keyd.batch_max_ops') },
     },
     seal: { cert: r.path('seal.cert'), key: r.path('seal.key') },
@@ -293,6 +307,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     moderation: {
       maxBytes: r.get('lists.moderation_max_bytes'),
       maxBytesPerSender: r.get('lists.moderation_max_bytes_per_sender'),
+      maxEntries: r.get('lists.moderation_max_entries'),
     },
   };
 }

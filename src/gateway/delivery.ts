@@ -324,6 +324,55 @@ class SmtpSessions {
   }
 }
 
+/**
+ * Whether the mailbox store at host:port answers now: a new session (TCP, its greeting, EHLO or LHLO), then QUIT;
+ * nothing is sent. Resolves when it does; rejects with the reason in words otherwise (readiness: src/ops/gateway-ops.ts).
+ */
+export function probeMailboxStore(host: string, port: number, protocol: DeliveryProtocol, timeoutMs: number): Promise<void> {
+  const session = new SMTPConnection({
+    host,
+    port,
+    lmtp: protocol === 'lmtp',
+    secure: false,
+    ignoreTLS: true,
+    connectionTimeout: timeoutMs,
+    greetingTimeout: timeoutMs,
+    socketTimeout: timeoutMs,
+  });
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      session.close();
+      reject(new Error(storeFailureText(err)));
+    };
+    session.on('error', fail);
+    session.on('end', () => fail());
+    session.connect(() => {
+      if (settled) return;
+      settled = true;
+      session.quit();
+      resolve();
+    });
+  });
+}
+
+/** Why a session to the mailbox store failed, in words: the system's reason first (connection refused…), then its own text. */
+function storeFailureText(err: Error | undefined): string {
+  if (!err) return 'the store closed the connection before its greeting';
+  const text = err.message.replace(/\s+/g, ' ').trim().slice(0, 160);
+  const words: [RegExp, string][] = [
+    [/ECONNREFUSED/, 'connection refused'],
+    [/ENOTFOUND|EAI_AGAIN/, 'host name not found'],
+    [/EHOSTUNREACH|ENETUNREACH/, 'host unreachable'],
+    [/ECONNRESET/, 'connection reset'],
+    [/timeout|ETIMEDOUT|never received/i, 'no answer in time'],
+  ];
+  const said = words.find(([re]) => re.test(text) || re.test(String((err as { code?: unknown }).code ?? '')));
+  return said ? `${said[1]} (${text})` : text;
+}
+
 /** Sessions kept to the mailbox store: as many as the SMTP sessions a gateway commonly serves at once. */
 const SESSIONS = 16;
 
@@ -376,8 +425,8 @@ export class LocalDelivery {
    * store is Dovecot and its duplicate check can use it; `[delivery] delivery_id`).
    */
   constructor(
-    host: string,
-    port: number,
+    private readonly host: string,
+    private readonly port: number,
     timeoutMs: number,
     stateDir: string,
     private readonly protocol: DeliveryProtocol = 'smtp',
@@ -615,6 +664,16 @@ export class LocalDelivery {
       refused.push(...(copy.list ? answer.map((r) => ({ ...r, list: copy.list })) : answer));
     }
     return refused;
+  }
+
+  /** Whether the mailbox store answers now (a new session, nothing sent: `probeMailboxStore`); rejects with the reason. */
+  probe(timeoutMs: number): Promise<void> {
+    return probeMailboxStore(this.host, this.port, this.protocol, timeoutMs);
+  }
+
+  /** Where the store is, as [delivery] names it: host:port (an IPv6 address in brackets) and the protocol. */
+  get where(): { readonly address: string; readonly protocol: DeliveryProtocol } {
+    return { address: this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`, protocol: this.protocol };
   }
 
   /** Whether `key` was noted (kept like the delivery records): for notices sent once. */

@@ -33,6 +33,8 @@ const WHOLE_FILES = ['ssmax-dlp.ini'];
 
 export class HarakaIniFiles {
   private readonly last = new Map<string, Ini>();
+  /** Per file, the lines logged for its unknown names at its last reading (readiness repeats those about [delivery]). */
+  private readonly unknownLines = new Map<string, readonly string[]>();
   private running: GatewayConfig | undefined;
   /** Called after reloaded settings were applied (the plugin rebuilds what it derives from them). */
   onApplied: () => void = () => {};
@@ -60,12 +62,20 @@ export class HarakaIniFiles {
   private unknown(name: string, ini: Ini): void {
     const known = KNOWN[name];
     if (!known) return;
+    const lines: string[] = [];
     for (const u of findUnknown(ini, known)) {
       const where = u.kind === 'section' ? `[${u.section}]` : u.kind === 'outside' ? u.key : `[${u.section}] ${u.key}`;
       const what = u.kind === 'section' ? 'not a section of the gateway' : 'not a setting of the gateway';
       const mean = u.suggestion === undefined ? '' : `, did you mean ${u.kind === 'section' ? `[${u.suggestion}]` : u.suggestion}?`;
+      lines.push(`${name} ${where}: ${what}, ignored${mean}`);
       this.logerror(`ssmax: ${name} ${where}: ${what}, ignored${mean} (docs/configuration.md)`);
     }
+    this.unknownLines.set(name, lines);
+  }
+
+  /** The unknown names of `name` found at its last reading, one line each (as logged, without the prefix). */
+  unknownNames(name: string): readonly string[] {
+    return this.unknownLines.get(name) ?? [];
   }
 
   /** From now on, changes of ssmax.ini are applied to `config` (the object the running gateway reads). */

@@ -204,6 +204,8 @@ export interface KeyWatchOptions {
   readonly refresh: (domain: string) => Promise<PeerEntry>;
   readonly log: (line: string) => void;
   readonly now?: () => number;
+  /** Peers watched at most (default MAX_WATCHED_PEERS; tests set fewer). */
+  readonly maxPeers?: number;
   /** Replaces the TCP probe (tests). */
   readonly prober?: (target: ProbeTarget, helo: string, timeoutMs: number) => Promise<string[]>;
 }
@@ -219,6 +221,13 @@ interface PeerWatch {
   sealRefreshedAt: number;
 }
 
+/**
+ * Peers watched at most (least recently used dropped first): the map is keyed by domains that
+ * mail goes to or comes from, so it is bounded whatever arrives. A peer dropped is watched
+ * afresh (a probe, its rate limits from zero) when mail goes there again.
+ */
+export const MAX_WATCHED_PEERS = 10_000;
+
 /** What refreshForSeal did. */
 export type SealRefresh = 'refreshed' | 'skipped' | 'failed';
 
@@ -227,19 +236,29 @@ export class KeyWatch {
   private readonly peers = new Map<string, PeerWatch>();
   private readonly now: () => number;
   /** Counters for tests and the logs. */
-  readonly stats = { probes: 0, probeFailures: 0, refreshes: 0, refreshFailures: 0, hints: 0 };
+  readonly stats = { probes: 0, probeFailures: 0, refreshes: 0, refreshFailures: 0, hints: 0, foreignHints: 0 };
 
   constructor(private readonly opts: KeyWatchOptions) {
     this.now = opts.now ?? Date.now;
   }
 
+  /** The watch of `domain`, made the most recently used (a Map keeps insertion order); the least recently used dropped over the cap. */
   private watch(domain: string): PeerWatch {
     let w = this.peers.get(domain);
-    if (!w) {
-      w = { advertised: 0, probedAt: -Infinity, refreshedAt: -Infinity, sealRefreshedAt: -Infinity };
-      this.peers.set(domain, w);
+    if (w) this.peers.delete(domain);
+    else w = { advertised: 0, probedAt: -Infinity, refreshedAt: -Infinity, sealRefreshedAt: -Infinity };
+    this.peers.set(domain, w);
+    const max = this.opts.maxPeers ?? MAX_WATCHED_PEERS;
+    for (const oldest of this.peers.keys()) {
+      if (this.peers.size <= max) break;
+      this.peers.delete(oldest);
     }
     return w;
+  }
+
+  /** How many peers are watched (tests). */
+  get watched(): number {
+    return this.peers.size;
   }
 
   /** Records advertised key ids of `domain` (from an EHLO or a refresh hint). */
@@ -260,12 +279,22 @@ export class KeyWatch {
     return this.peers.get(domain.toLowerCase())?.advertised ?? 0;
   }
 
-  /** A 250 reply from a peer gateway: picks up its refresh hint. */
-  noteReply(reply: string): void {
+  /**
+   * A 250 reply of the next hop for `deliveredTo` (the domain the copy went to): picks up its
+   * refresh hint when the hint names that domain. A hint naming any other domain is ignored (a
+   * peer speaks for its own keys only; counted in `stats.foreignHints`). Returns whether a hint
+   * was taken.
+   */
+  noteReply(reply: string, deliveredTo: string | undefined): boolean {
     const hint = parseRefreshHint(reply);
-    if (!hint) return;
+    if (!hint) return false;
+    if (!deliveredTo || hint.domain !== deliveredTo.toLowerCase()) {
+      this.stats.foreignHints++;
+      return false;
+    }
     this.stats.hints++;
     this.note(hint.domain, hint.keys, 'refresh hint');
+    return true;
   }
 
   private probe(domain: string): Promise<void> {

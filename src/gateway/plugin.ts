@@ -23,13 +23,14 @@
  *    logged); any other copy is Haraka's to report;
  *  - capabilities: the X-SSMAX EHLO keyword (current key version, sealing
  *    certificate serial: docs/key-exchange.md);
- *  - delivered: a peer's 250 reply with a refresh hint is noted, so the next
- *    copy for that peer refreshes the bundle first (observation only).
+ *  - delivered: a peer's 250 reply with a refresh hint for the domain the copy
+ *    went to is noted, so the next copy for that peer refreshes the bundle
+ *    first (observation only; a hint naming another domain is ignored).
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
+import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
@@ -45,18 +46,21 @@ import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { withoutOwnResults } from '../mail/auth-results';
 import { checkRelayNotice } from './relay-notice';
+import { type HarakaQueue, harakaQueue, queueMessage } from './outbound-queue';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
 import { ALREADY_DELIVERED, type HopDirection, type HopLog, instrument, modeOf, startHop } from './message-log';
 import { LIST_NOTE, bounceCandidate, envelopeSenderOf, listOf } from '../lists/bounces';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
+import { probeKeyd } from './keyd-probe';
 
 interface HarakaPlugin {
   config: HarakaConfigLoader;
   /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
   haraka_require(name: string): unknown;
   loginfo(msg: string): void;
+  logwarn(msg: string): void;
   logerror(msg: string): void;
 }
 /** Haraka's address objects: `address` is a method on some, a getter on others (@haraka/email-address). */
@@ -80,7 +84,15 @@ interface Connection {
   notes?: { auth_user?: unknown; ssmax_trusted_relay?: boolean };
   capabilities?: string[] | null;
   client: { setNoDelay?: (v: boolean) => void; targetsocket?: { setNoDelay?: (v: boolean) => void } };
-  transaction?: { mail_from: Address; rcpt_to: Address[]; message_stream: { get_data(cb: (buf: Buffer) => void): void }; uuid: string };
+  transaction?: {
+    mail_from: Address;
+    rcpt_to: Address[];
+    message_stream: { get_data(options: { skip_headers?: boolean }, cb: (buf: Buffer) => void): void };
+    uuid: string;
+    /** How Haraka decodes header lines into `header.header_list` ('binary': one character per byte; set by hook_mail). */
+    encoding?: string;
+    header?: { header_list?: unknown };
+  };
   logerror(msg: string): void;
 }
 
@@ -88,6 +100,8 @@ interface Connection {
 interface QueuedMail {
   todo?: {
     uuid: string;
+    /** The domain the copy is for (Haraka queues one file per domain). */
+    domain?: string;
     queue_time: number;
     notes?: unknown;
     mail_from?: { user?: string | null; host?: string | null };
@@ -98,7 +112,8 @@ interface QueuedMail {
 
 interface State extends Gateway {
   trusted: TrustedRelays;
-  outbound: { send_email(from: string, to: string[], contents: Readable, next: (code: number, msg: string) => void, opts?: unknown): void };
+  /** Haraka's outbound queue, which peer copies and reports are handed to byte for byte (outbound-queue.ts). */
+  queue: HarakaQueue;
   /** The [ops] listener (health, metrics: src/ops/gateway-ops.ts), when configured. */
   ops: Promise<GatewayOps | undefined>;
   /** Haraka's error log. */
@@ -120,16 +135,18 @@ function build(plugin: HarakaPlugin): State {
   );
   const ini = files.read(GATEWAY_INI) as Record<string, Record<string, unknown>>;
   const gw = setupGateway(ini, haraka, (l) => plugin.loginfo(l), undefined, { readIni: (name) => files.read(name) });
-  const outbound = plugin.haraka_require('outbound') as State['outbound'];
+  const queue = harakaQueue((name) => plugin.haraka_require(name), plugin.config.get('smtp.ini', { booleans: ['+headers.add_received'] }));
   if (gw.config.tcpNoDelay) patchOutboundNoDelay((name) => plugin.haraka_require(name));
   instrument(gw); // the facts and step times of the per-message log line (message-log.ts)
-  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l)).catch((err: unknown) => {
-    plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
-    return undefined;
-  });
+  const ops = startGatewayOps(gw, ini.ops, (l) => plugin.loginfo(l), { unknownNames: () => files.unknownNames(GATEWAY_INI) }).catch(
+    (err: unknown) => {
+      plugin.logerror(`ssmax: ops listener not started: ${(err as Error).message}`);
+      return undefined;
+    },
+  );
   const s: State = {
     ...gw,
-    outbound,
+    queue,
     trusted: new TrustedRelays(gw.config.trustedRelays),
     ops,
     logerror: (l) => plugin.logerror(l),
@@ -158,6 +175,9 @@ export function register(this: HarakaPlugin): void {
     throw Object.assign(new Error(message), { stack: message });
   }
   void state.advertiser?.current(); // primes the EHLO line (never rejects)
+  // one word about keyd at start, in the background (keyd-probe.ts): by the master (or the single process), not each worker
+  if (!cluster.isWorker)
+    void probeKeyd(state.keydHealth, state.config.keyd.url, { info: (l) => this.loginfo(l), warn: (l) => this.logwarn(l) });
   state.delivery.onRedeliver = (what) =>
     this.logerror(`ssmax: an earlier attempt stopped while handing a copy over; handed over again (possible duplicate): ${what}`);
   // reconciliation after a crash (queue-reconcile.ts): peer copies Haraka holds in its queue are recorded as handed over
@@ -242,35 +262,15 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
       if (local) {
         // a notice (null sender) to a list's bounce address: taken, then logged and settled by the queue hook (bounceNotices)
         if (nullSender(connection) && (await bounceList(s, addressOf(rcpt)))) return [CODES.OK];
-        const user = await s.deps.keyd.user(addressOf(rcpt));
-        if (!user && (await s.deps.keyd.list(addressOf(rcpt)))) return [CODES.OK]; // a list of this organisation (src/lists/)
-        if (!user || user.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
+        // one small question to keyd: a user, a list, or neither — never a list's members (asked once per post, after DATA)
+        const found = await s.deps.keyd.kind(addressOf(rcpt));
+        if (found.kind === 'list') return [CODES.OK]; // a list of this organisation (src/lists/)
+        if (found.kind !== 'user' || found.status !== 'active') throw new GatewayError('noLocalRecipient', addressOf(rcpt));
         return [CODES.OK];
       }
       if (!connection.relaying) return [CODES.DENY, 'Relaying denied'];
       await peerFor(s.deps, domain); // 5xx when the domain requires encryption and has no bundle; 4xx while unreachable
       return [CODES.OK];
-    },
-    next,
-  );
-}
-
-/**
- * MAIL FROM: an envelope sender whose domain is no domain name (canonicalDomain: an internationalised name
- * that maps to none, an empty label, a trailing dot) is refused, 550 5.1.7; the null sender passes.
- */
-export function hook_mail(this: HarakaPlugin, next: Next, _connection: Connection, params: Address[]): void {
-  const s = ready(next);
-  if (!s) return;
-  failClosed(
-    'mail',
-    s.config.hookTimeoutMs,
-    this,
-    () => {
-      const from = params[0];
-      const spelt = from ? (typeof from.address === 'function' ? from.address() : from.address) : '';
-      if (spelt && !canonicalAddress(spelt)) throw new GatewayError('senderDomainInvalid', `"${String(from?.host).slice(0, 80)}"`);
-      return Promise.resolve([CODES.CONT]);
     },
     next,
   );
@@ -286,7 +286,7 @@ function nullSender(connection: Connection): boolean {
 async function bounceList(s: State, rcpt: string): Promise<string | undefined> {
   const list = bounceCandidate(rcpt);
   if (!list || !s.config.localDomains.includes(domainOf(list))) return undefined;
-  return (await s.deps.keyd.list(list)) ? list : undefined;
+  return (await s.deps.keyd.kind(list)).kind === 'list' ? list : undefined;
 }
 
 /**
@@ -311,8 +311,55 @@ async function bounceNotices(s: State, m: Incoming): Promise<string[]> {
   return rest;
 }
 
+/**
+ * The message as it came, byte for byte. Haraka keeps the header fields as strings (its parsed list,
+ * with the fields it added itself) and writes them out as UTF-8: read in 'binary' (hook_mail), each
+ * field that came from the wire is turned back into its own bytes here, so a byte that is not
+ * UTF-8 is seen (and refused: message-checks.ts) instead of becoming U+FFFD. A field holding a
+ * character above U+00FF was added as text by Haraka (its Received field): written as UTF-8.
+ */
 function messageOf(connection: Connection): Promise<Buffer> {
-  return new Promise((resolve) => connection.transaction!.message_stream.get_data(resolve));
+  const txn = connection.transaction!;
+  const fields = txn.header?.header_list;
+  if (txn.encoding !== 'binary' || !Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string'))
+    return new Promise((resolve) => txn.message_stream.get_data({}, resolve));
+  const head = (fields as string[]).map((f) => {
+    const line = f.replace(/\r?\n/g, '\r\n');
+    return Buffer.from(line, /[\u0100-\u{10ffff}]/u.test(line) ? 'utf8' : 'latin1');
+  });
+  return new Promise((resolve) =>
+    txn.message_stream.get_data({ skip_headers: true }, (body) => resolve(Buffer.concat([...head, CRLF, body]))),
+  );
+}
+
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * A new transaction: Haraka is told to read its header lines one character per byte ('binary',
+ * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came. An
+ * envelope sender whose domain is no domain name (canonicalDomain: an internationalised name that
+ * maps to none, an empty label, a trailing dot) is refused, 550 5.1.7; the null sender passes.
+ */
+export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
+  try {
+    if (connection.transaction) connection.transaction.encoding = 'binary';
+  } catch (err) {
+    this.logerror(`ssmax: mail hook: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const s = ready(next);
+  if (!s) return;
+  failClosed(
+    'mail',
+    s.config.hookTimeoutMs,
+    this,
+    () => {
+      const from = params?.[0];
+      const spelt = from ? (typeof from.address === 'function' ? from.address() : from.address) : '';
+      if (spelt && !canonicalAddress(spelt)) throw new GatewayError('senderDomainInvalid', `"${String(from?.host).slice(0, 80)}"`);
+      return Promise.resolve([CODES.CONT]);
+    },
+    next,
+  );
 }
 
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
@@ -354,21 +401,25 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
       id,
       copy.rcpts,
       signal,
-      (todo) =>
-        new Promise((resolve, reject) => {
-          // a stream, not a string: Haraka re-encodes string contents as UTF-8
-          // a list's copy leaves with the list's bounce address (src/lists/bounces.ts): a notice about the member never reaches the poster
-          s.outbound.send_email(
-            envelopeSenderOf(copy, from),
-            [...todo],
-            Readable.from([copy.message]),
-            (code, msg) => {
-              if (code === CODES.OK) resolve({ refused: [] });
-              else reject(new GatewayError('internal', `cannot queue the copy for ${todo.join(', ')}: ${String(msg)}`));
-            },
-            { dot_stuffed: false, notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) } },
-          ); // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
-        }),
+      async (todo) => {
+        // a list's copy leaves with the list's bounce address (src/lists/bounces.ts): a notice about the member never reaches the poster;
+        // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
+        try {
+          await queueMessage(s.queue, {
+            from: envelopeSenderOf(copy, from),
+            to: todo,
+            message: copy.message,
+            notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) },
+          });
+        } catch (err) {
+          if (err instanceof GatewayError) throw err;
+          throw new GatewayError(
+            'internal',
+            `cannot queue the copy for ${todo.join(', ')}: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
+        return { refused: [] };
+      },
       (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
       already,
     );
@@ -432,15 +483,7 @@ async function outgoingReport(s: State, to: string, notice: Buffer): Promise<Buf
 
 /** A report from the null sender into Haraka's queue (for a local sender: routed to the mailbox store by hook_get_mx). */
 function queue(s: State, to: string, notice: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    s.outbound.send_email(
-      '<>',
-      [to],
-      Readable.from([notice]),
-      (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(String(msg)))),
-      { dot_stuffed: false },
-    );
-  });
+  return queueMessage(s.queue, { from: '', to: [to], message: notice });
 }
 
 /**
@@ -610,10 +653,9 @@ export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail
       if (copy) await s.delivery.markQueued([copy]);
       const response = params?.[2];
       const text = Array.isArray(response) ? response.join(' ') : String(response ?? '');
-      const before = s.deps.keyWatch?.stats.hints ?? 0;
-      s.deps.keyWatch?.noteReply(text);
-      if ((s.deps.keyWatch?.stats.hints ?? 0) > before)
-        this.loginfo(`ssmax: refresh hint from a peer: ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
+      // a hint counts only for the domain this copy went to: a peer cannot name another domain's keys
+      if (s.deps.keyWatch?.noteReply(text, hmail?.todo?.domain))
+        this.loginfo(`ssmax: refresh hint from a peer (${hmail?.todo?.domain}): ${text.replace(/[\r\n]/g, ' ').slice(0, 200)}`);
       return [CODES.CONT];
     },
     next,

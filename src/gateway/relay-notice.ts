@@ -37,6 +37,7 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
     throw new GatewayError('nullSenderNotReport', 'its Content-Type is not multipart/report; report-type=delivery-status');
   // users and lists are registered at the local domains only: no keyd question for any other From
   if (!deps.config.localDomains.includes(domainOf(head.from))) return;
-  if ((await deps.keyd.user(head.from)) || (await deps.keyd.list(head.from)))
+  // one small question to keyd: a user (of any status), a list, or neither
+  if ((await deps.keyd.kind(head.from)).kind !== 'none')
     throw new GatewayError('nullSenderNotReport', `its From ${head.from} is a user or list of this organisation`);
 }

@@ -24,17 +24,20 @@ import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig } from '../inspect/config';
 import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
-import { QuarantineStore } from '../inspect/quarantine';
+import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
 import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
 import { SealSwitch } from './seal-switch';
+import type { KeydHealth } from './keyd-probe';
 
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly deps: GatewayDeps;
   readonly delivery: LocalDelivery;
+  /** keyd's GET /v1/health with this gateway's client certificate (the start-up probe: keyd-probe.ts). */
+  keydHealth(): Promise<KeydHealth>;
   /** The EHLO advertisement of this gateway's key version and sealing certificate (undefined when [key_exchange] advertise=false). */
   readonly advertiser?: Advertiser;
   close(): Promise<void>;
@@ -58,7 +61,7 @@ export function setupGateway(
   const config = parseGatewayConfig(ini, join(haraka, 'config'));
   const ca = config.keyd.ca.map((f) => readText(f, 'keyd.ca')); // also the chain of this organisation's certificates
   const client = (cert: string, key: string, settings = { cert: 'keyd.cert', key: 'keyd.key' }): KeydClient =>
-    keydClientOf({ ...config.keyd, cert, key }, readText, { settings });
+    keydClientOf({ ...config.keyd, cert, key }, readText, { settings, maxAnswerBytes: config.keyd.maxAnswerBytes });
   const gatewayClient = client(config.keyd.cert, config.keyd.key);
   const inspectorClient =
     config.keyd.inspectorCert && config.keyd.inspectorKey
@@ -80,7 +83,15 @@ export function setupGateway(
     log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
-  const keyd = new KeydOps(group, gatewayClient, inspectorClient, config.keyd.userFactsTtlMs, Date.now, config.keyd.batch);
+  const keyd = new KeydOps(
+    group,
+    gatewayClient,
+    inspectorClient,
+    config.keyd.userFactsTtlMs,
+    Date.now,
+    config.keyd.batch,
+    config.keyd.notFoundTtlMs,
+  );
   // proofs are checked against the org key certified in this organisation's own verified bundle
   keyd.anchorInBundle(directory, config.domain);
   const kx = config.keyExchange;
@@ -128,7 +139,10 @@ export function setupGateway(
       });
   }
   // mailing lists: posts held for moderation stay encrypted in <state>/list-moderation (docs/lists.md)
-  const lists = new Lists(new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation), (l) => log(l));
+  const lists = new Lists(
+    new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation, MODERATION_CAP_SETTINGS),
+    (l) => log(l),
+  );
   // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
   const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {
@@ -197,6 +211,7 @@ export function setupGateway(
     config,
     deps,
     delivery,
+    keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
       for (const w of watches) w.stop();

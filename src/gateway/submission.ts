@@ -139,7 +139,8 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
 async function listRecipients(deps: GatewayDeps, rcpts: readonly string[]): Promise<string[]> {
   if (!deps.lists) return [];
   const out: string[] = [];
-  for (const r of rcpts) if (!(await deps.keyd.user(r)) && (await deps.keyd.list(r))) out.push(r);
+  // what each is, not the list's members: localCopies asks for those once, for the post
+  for (const r of rcpts) if ((await deps.keyd.kind(r)).kind === 'list') out.push(r);
   return out;
 }
 

@@ -16,7 +16,10 @@ export interface InspectionConfig {
   readonly av?: AvSettings;
   /** Where quarantined messages are kept (encrypted). */
   readonly quarantineDir: string;
-  /** The quarantine's caps: bytes held in all, and by one envelope sender (over either: 4xx, 4.3.1, retry later). */
+  /**
+   * The quarantine's caps: bytes held in all, by one envelope sender, and messages held (over one: 4xx, 4.3.1, retry
+   * later; a message that alone is over a byte cap: 552 5.3.4).
+   */
   readonly quarantineCaps?: QuarantineCaps;
 }
 
@@ -40,6 +43,7 @@ export const INSPECT_DEFAULTS = {
   clamd: '127.0.0.1:3310',
   quarantine_max_bytes: QUARANTINE_CAPS.maxBytes,
   quarantine_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
+  quarantine_max_entries: QUARANTINE_CAPS.maxEntries,
 } as const;
 
 const COUNT = { type: 'num', min: 1, max: 2 ** 40, whole: true } as const;
@@ -62,6 +66,7 @@ export const INSPECT_SETTINGS = defineSettings({
   'quarantine.dir': { type: 'str' },
   'quarantine.max_bytes': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes },
   'quarantine.max_bytes_per_sender': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes_per_sender },
+  'quarantine.max_entries': { ...COUNT, max: 2 ** 32, default: INSPECT_DEFAULTS.quarantine_max_entries },
 });
 
 /** `inspect` as parsed from ssmax-inspect.ini, `dlpRules` from ssmax-dlp.ini; `dir` the config folder, `stateDir` the gateway's state folder. */
@@ -105,7 +110,11 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
     ...(dlp ? { dlp } : {}),
     ...(av ? { av } : {}),
     quarantineDir: r.optPath('quarantine.dir') ?? resolve(stateDir, 'quarantine'),
-    quarantineCaps: { maxBytes: r.get('quarantine.max_bytes'), maxBytesPerSender: r.get('quarantine.max_bytes_per_sender') },
+    quarantineCaps: {
+      maxBytes: r.get('quarantine.max_bytes'),
+      maxBytesPerSender: r.get('quarantine.max_bytes_per_sender'),
+      maxEntries: r.get('quarantine.max_entries'),
+    },
   };
 }
 

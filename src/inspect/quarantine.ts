@@ -130,14 +130,39 @@ export interface QuarantinePage {
   readonly next?: string;
 }
 
-/** The caps of a store (docs/inspection.md, "Quarantine"): bytes held in all, and by one envelope sender. */
+/** The caps of a store (docs/inspection.md, "Quarantine"): bytes held in all, bytes held for one envelope sender, messages held. */
 export interface QuarantineCaps {
   readonly maxBytes: number;
   readonly maxBytesPerSender: number;
+  readonly maxEntries: number;
 }
 
-/** 1 GiB in all, 128 MiB per sender: a flood of held mail from one sender (or many) fills neither the disk nor the page. */
-export const QUARANTINE_CAPS: QuarantineCaps = { maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2 };
+/**
+ * 1 GiB in all, 128 MiB per sender, 100,000 messages: a flood of held mail from one sender (or many) fills neither the
+ * disk nor the page; the count bounds a flood of tiny messages too, whose LMDB pages and keys no byte count sees.
+ */
+export const QUARANTINE_CAPS: QuarantineCaps = { maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2, maxEntries: 100_000 };
+
+/** How a store's answers name its caps: the settings that give them (the quarantine's, or the moderation queue's). */
+export interface CapSettings {
+  readonly maxBytes: string;
+  readonly maxBytesPerSender: string;
+  readonly maxEntries: string;
+}
+
+/** The quarantine's caps, as ssmax-inspect.ini names them. */
+export const QUARANTINE_CAP_SETTINGS: CapSettings = {
+  maxBytes: '[quarantine] max_bytes',
+  maxBytesPerSender: '[quarantine] max_bytes_per_sender',
+  maxEntries: '[quarantine] max_entries',
+};
+
+/** The moderation queue's caps, as ssmax.ini names them (docs/lists.md). */
+export const MODERATION_CAP_SETTINGS: CapSettings = {
+  maxBytes: '[lists] moderation_max_bytes',
+  maxBytesPerSender: '[lists] moderation_max_bytes_per_sender',
+  maxEntries: '[lists] moderation_max_entries',
+};
 
 /** How many entries a list shows when it is not told (the console's page, `ssmax quarantine list`, `ssmax list held`). */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -150,6 +175,8 @@ const ID = /^q-[0-9a-z]+-[0-9a-f]{12}$/;
 type Meta = Omit<QuarantineEntry, 'message'> & { bytes: number };
 
 const TOTAL = 'total';
+/** The usage key of the number of entries (absent in a store written before it was counted: counted once at open). */
+const ENTRIES = 'entries';
 const senderKey = (from: string) => `from:${from.toLowerCase()}`;
 
 /**
@@ -168,13 +195,23 @@ export class QuarantineStore {
   private readonly usage: Database<number, string>;
   private readonly caps: QuarantineCaps;
 
-  constructor(dir: string, caps: Partial<QuarantineCaps> = {}) {
+  /** `settings`: how the answers at a cap name it (the quarantine's settings by default; the moderation queue passes its own). */
+  constructor(
+    dir: string,
+    caps: Partial<QuarantineCaps> = {},
+    private readonly settings: CapSettings = QUARANTINE_CAP_SETTINGS,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.caps = { ...QUARANTINE_CAPS, ...caps };
     this.root = open<QuarantineEntry, string>({ path: dir, compression: false });
     this.meta = this.root.openDB<Meta, string>({ name: 'meta', compression: false });
     this.body = this.root.openDB<Uint8Array, string>({ name: 'body', encoding: 'binary', compression: false });
     this.usage = this.root.openDB<number, string>({ name: 'usage', compression: false });
+    // a store written before its entries were counted: counted once, before the move of an older layout counts its own
+    if (this.usage.get(ENTRIES) === undefined)
+      this.root.transactionSync(() => {
+        if (this.usage.get(ENTRIES) === undefined) this.usage.put(ENTRIES, this.meta.getCount());
+      });
     this.migrate();
   }
 
@@ -197,6 +234,7 @@ export class QuarantineStore {
     this.meta.put(meta.id, meta);
     this.body.put(meta.id, message);
     this.count(meta, meta.bytes);
+    this.usage.put(ENTRIES, this.entries() + 1);
   }
 
   /** Removes an entry and its bytes (inside a write transaction). */
@@ -204,6 +242,12 @@ export class QuarantineStore {
     this.meta.remove(meta.id);
     this.body.remove(meta.id);
     this.count(meta, -meta.bytes);
+    this.usage.put(ENTRIES, Math.max(0, this.entries() - 1));
+  }
+
+  /** The entries counted (inside a transaction, or a read). */
+  private entries(): number {
+    return this.usage.get(ENTRIES) ?? 0;
   }
 
   private count(meta: Pick<Meta, 'from'>, delta: number): void {
@@ -220,22 +264,37 @@ export class QuarantineStore {
   }
 
   /**
-   * Holds a message. Over a cap (bytes in all, or by this envelope sender)
-   * nothing is written and a temporary GatewayError (quarantineFull, 4xx)
-   * is thrown: the sending server keeps the message and retries; it is
-   * neither lost nor delivered.
+   * Holds a message. A message that alone takes more than the store may hold
+   * in all, or for one sender, can never be held: a final GatewayError
+   * (heldTooLarge, 552 5.3.4) naming the cap, so the sending server returns
+   * it to its sender instead of retrying for ever. Over a cap that releases
+   * and deletions free again (bytes in all, or by this envelope sender; the
+   * number of messages) nothing is written and a temporary GatewayError
+   * (quarantineFull, 451 4.3.1) naming the cap is thrown: the sending server
+   * keeps the message and retries; it is neither lost nor delivered.
    */
   async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>, now = Date.now()): Promise<string> {
     const id = `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
     const { message, ...rest } = entry;
     const meta: Meta = { ...rest, id, time: now, state: 'held', bytes: 0 };
     meta.bytes = sizeOf(meta, message);
+    const { caps, settings } = this;
+    const alone = `the message takes ${meta.bytes} bytes held (message and record)`;
+    if (meta.bytes > caps.maxBytes)
+      throw new GatewayError('heldTooLarge', `${alone}, over ${settings.maxBytes}=${caps.maxBytes}, the most held in all`);
+    if (meta.bytes > caps.maxBytesPerSender)
+      throw new GatewayError(
+        'heldTooLarge',
+        `${alone}, over ${settings.maxBytesPerSender}=${caps.maxBytesPerSender}, the most held for one sender`,
+      );
     const full = await this.root.transaction((): string | undefined => {
+      const count = this.entries();
+      if (count >= caps.maxEntries) return `the store holds ${count} messages, its cap (${settings.maxEntries}=${caps.maxEntries})`;
       const total = this.heldBytes() + meta.bytes;
-      if (total > this.caps.maxBytes) return `the store would hold ${total} bytes, over its cap of ${this.caps.maxBytes}`;
+      if (total > caps.maxBytes) return `the store would hold ${total} bytes, over its cap of ${caps.maxBytes} (${settings.maxBytes})`;
       const mine = this.heldBytes(meta.from) + meta.bytes;
-      if (mine > this.caps.maxBytesPerSender)
-        return `the sender's held messages would take ${mine} bytes, over the cap of ${this.caps.maxBytesPerSender} per sender`;
+      if (mine > caps.maxBytesPerSender)
+        return `the sender's held messages would take ${mine} bytes, over the cap of ${caps.maxBytesPerSender} per sender (${settings.maxBytesPerSender})`;
       this.add(meta, message);
       return undefined;
     });

@@ -42,7 +42,7 @@ export const INSPECT_PATH = '/v1/inspect';
 
 const ACTIONS = ['pass', 'tag', 'reject', 'quarantine', 'tempfail'] as const;
 /** Final refusals of the message that the inspector may hand back as they are (a limit or parse failure of the message is its own: docs/delivery.md). */
-const PASSED_ON: readonly ReplyName[] = ['badFormat', 'formatLimit', 'badCapsule', 'keyDestroyed', 'releaseNotHonoured'];
+const PASSED_ON: readonly ReplyName[] = ['badFormat', 'formatLimit', 'badCapsule', 'keyDestroyed', 'releaseNotHonoured', 'heldTooLarge'];
 
 function unavailable(detail: string): GatewayError {
   return new GatewayError('inspectionUnavailable', `inspector: ${detail}`);
@@ -75,6 +75,9 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
     throw unavailable('answer with an invalid quarantine id');
   return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}) };
 }
+
+/** The most bytes of an inspector's answer read: a decision, a verdict and a quarantine id are a few hundred. */
+const INSPECTOR_ANSWER_MAX_BYTES = 64 * 1024;
 
 export class RemoteInspector implements Inspector {
   private agent: Agent;
@@ -145,6 +148,7 @@ export class RemoteInspector implements Inspector {
         body,
         contentType: 'application/octet-stream',
         timeoutMs,
+        maxBytes: INSPECTOR_ANSWER_MAX_BYTES,
       });
     } catch (err) {
       if (!(err instanceof HttpsJsonError)) throw err;
@@ -157,6 +161,8 @@ export class RemoteInspector implements Inspector {
           throw unavailable(`response failed: ${err.detail}`);
         case 'unreachable':
           throw unavailable(`unreachable: ${err.detail}`);
+        case 'too-large':
+          throw unavailable(`an answer of more than ${err.detail} bytes`);
       }
     }
   }

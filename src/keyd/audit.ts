@@ -7,9 +7,12 @@
  * only as a keyed MAC digest, never in clear.
  *
  * Each append links to the head read inside its own LMDB write transaction,
- * together with the operation's state change; if a write ever fails the log
- * refuses all further appends until keyd restarts, so no operation proceeds
- * without its record (fail closed).
+ * together with the operation's state change, and an operation answers only
+ * once that transaction committed: if a write fails (a full disk), the
+ * operation is refused and nothing of it is kept, so no operation proceeds
+ * without its record (fail closed). Each later operation tries its own write
+ * again; the first that commits ends the failure (`failing`), so keyd serves
+ * again as soon as the disk has room, without a restart.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { KeydError } from './errors';
@@ -49,8 +52,21 @@ function canonical(record: AuditRecord): string {
   return JSON.stringify(keys.filter((k) => record[k] !== undefined).map((k) => [k, record[k]]));
 }
 
+export type AuditVerdict = { ok: true; count: number } | { ok: false; seq: number; reason: string };
+
+/** Records checked per turn of the event loop by `verifyInTurns`: a few ms of work (50,000 records took 1-1.5 s on the test machine, the longest pause between turns ~30 ms). */
+const VERIFY_CHUNK = 250;
+
 export class AuditLog {
+  /** Why the last write failed, until a later one commits (keyd's /health/ready names it). */
   private broken: string | null = null;
+  /** The chain check under way for keyd's API: concurrent requests share it. */
+  private verifying: Promise<AuditVerdict> | undefined;
+
+  /** Why the last audit write failed, while no later one has committed; undefined when writes succeed. */
+  get failing(): string | undefined {
+    return this.broken ?? undefined;
+  }
 
   constructor(
     private readonly store: KeydStore,
@@ -104,7 +120,6 @@ export class AuditLog {
    * audited together, all records or none. Same guarantees as `append`.
    */
   async appendMany(inputs: readonly AuditInput[], now: Date, change?: () => void): Promise<AuditRecord[]> {
-    if (this.broken) throw new KeydError('audit-failed', `Audit log unavailable (${this.broken}); refusing the operation`);
     // The MAC is over the UTF-8 of the record, which is what LMDB stores; a lone surrogate would be
     // stored as U+FFFD and break the chain for good. Refused before anything is written (400).
     for (const input of inputs) {
@@ -148,31 +163,74 @@ export class AuditLog {
     }
     if (!records || records.length !== inputs.length)
       throw new KeydError('audit-failed', 'Cannot write the audit record: transaction not committed; refusing the operation');
+    this.broken = null;
     return records;
   }
 
-  /** Checks the whole chain; `ok` with the count, or the first bad sequence number and why. */
-  verify(): { ok: true; count: number } | { ok: false; seq: number; reason: string } {
-    const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+  /** Checks the whole chain at once (the CLI, a backup: a process of their own); `ok` with the count, or the first bad sequence number and why. */
+  verify(): AuditVerdict {
+    const walk = this.walk();
+    for (let step = walk.next(); ; step = walk.next()) if (step.done) return step.value;
+  }
+
+  /**
+   * The same check for keyd's API (the console's "Verify the chain"): VERIFY_CHUNK records per turn of the
+   * event loop, so a long log never stops keyd from answering meanwhile; records appended during the check are
+   * checked too. Concurrent calls share one check.
+   */
+  verifyInTurns(): Promise<AuditVerdict> {
+    if (!this.verifying) {
+      const checking = this.walkInTurns();
+      this.verifying = checking;
+      const done = (): void => {
+        if (this.verifying === checking) this.verifying = undefined;
+      };
+      checking.then(done, done);
+    }
+    return this.verifying;
+  }
+
+  private async walkInTurns(): Promise<AuditVerdict> {
+    const walk = this.walk();
+    for (;;) {
+      const step = walk.next();
+      if (step.done) return step.value;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** The chain check, yielding after every VERIFY_CHUNK records; each chunk is its own read, the head read when no record follows. */
+  private *walk(): Generator<void, AuditVerdict> {
     let prev = GENESIS;
     let seq = 0;
-    for (const { key, value } of this.store.audit.getRange({})) {
-      seq++;
-      if (key !== seq) return { ok: false, seq, reason: `record ${seq} is missing (found ${key} next)` };
-      if (value.record.seq !== seq) return { ok: false, seq, reason: 'sequence number inside the record differs from its position' };
-      if (value.prev !== prev) return { ok: false, seq, reason: 'link to the previous record broken' };
-      const mac = this.macOf(prev, value.record);
-      if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex')))
-        return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
-      prev = value.mac;
+    for (;;) {
+      let n = 0;
+      for (const { key, value } of this.store.audit.getRange({ start: seq + 1, limit: VERIFY_CHUNK })) {
+        n++;
+        seq++;
+        if (key !== seq) return { ok: false, seq, reason: `record ${seq} is missing (found ${key} next)` };
+        if (value.record.seq !== seq) return { ok: false, seq, reason: 'sequence number inside the record differs from its position' };
+        if (value.prev !== prev) return { ok: false, seq, reason: 'link to the previous record broken' };
+        const mac = this.macOf(prev, value.record);
+        if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex')))
+          return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
+        prev = value.mac;
+      }
+      if (n === VERIFY_CHUNK) {
+        yield;
+        continue;
+      }
+      // no record after `seq` in this read: the head must end the chain here (a later one means records were appended meanwhile)
+      const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+      if ((head?.seq ?? 0) > seq && this.store.audit.get(seq + 1) !== undefined) continue;
+      if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev)
+        return {
+          ok: false,
+          seq: seq + 1,
+          reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered`,
+        };
+      return { ok: true, count: seq };
     }
-    if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev)
-      return {
-        ok: false,
-        seq: seq + 1,
-        reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered`,
-      };
-    return { ok: true, count: seq };
   }
 
   /** Up to `n` records ending with sequence number `last` (0: the newest), newest first (the console's audit page). */

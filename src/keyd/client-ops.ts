@@ -84,6 +84,11 @@ function targetKeyOf(target: ReencryptTarget, answered: unknown): Uint8Array {
   return new Uint8Array(Buffer.from(String(answered), 'hex'));
 }
 
+/** keyd's "no such user or list" (404 `not-found`); a missing endpoint (`no-such-endpoint`) is not one: a fault of ours. */
+function isNotFound(err: unknown): boolean {
+  return err instanceof KeydClientError && err.code === 'not-found';
+}
+
 /** Maps keyd's answers to gateway decisions. */
 export function fromKeyd(err: unknown): unknown {
   if (!(err instanceof KeydClientError)) return err;
@@ -109,6 +114,22 @@ export function fromKeyd(err: unknown): unknown {
  */
 export const USER_FACTS_TTL_MS = 5000;
 
+/**
+ * How long "no such user or list" is reused without asking keyd again (see `kind`), for a caller without a
+ * setting of its own; the gateway passes its [keyd] not_found_ttl_ms.
+ */
+export const NOT_FOUND_TTL_MS = 5000;
+
+/** The most addresses whose "not found" is kept at once (a burst of distinct unknown recipients empties the map, never grows it). */
+const NOT_FOUND_MAX = 10000;
+
+/** Addresses per POST /v1/directory/users (keyd takes up to 1,000; 500 keep the body near 15 kB). */
+const PRIME_BATCH = 500;
+
+/** What an address of this organisation is, as keyd answers the recipient check (GET /v1/directory/addresses). */
+export type AddressKind =
+  { readonly kind: 'user'; readonly status: UserFacts['status'] } | { readonly kind: 'list' } | { readonly kind: 'none' };
+
 /** The public key (33 bytes) certified for `keyId` in the organisation's own verified bundle, or undefined if the bundle has none. */
 export type CertifiedKeys = (keyId: string) => Promise<Uint8Array | undefined>;
 
@@ -119,6 +140,8 @@ export function fittedSubmitter(id: string): string {
 
 export class KeydOps {
   private readonly users = new Map<string, { facts: UserFacts; until: number }>();
+  /** Addresses keyd said are neither a user nor a list, until when that answer is reused. */
+  private readonly unknown = new Map<string, number>();
   private certified?: CertifiedKeys;
 
   /**
@@ -181,6 +204,8 @@ export class KeydOps {
     private readonly userFactsTtlMs = USER_FACTS_TTL_MS,
     private readonly now: () => number = Date.now,
     batching: BatchSettings = BATCH_DEFAULTS,
+    /** How long "no such user or list" is reused (0: ask keyd every time). */
+    private readonly notFoundTtlMs = NOT_FOUND_TTL_MS,
   ) {
     this.gatewayOps = new KeydBatcher(gateway, batching);
     this.inspectorOps = inspector ? new KeydBatcher(inspector, batching) : undefined;
@@ -339,26 +364,72 @@ export class KeydOps {
 
   /**
    * A local user's facts, or undefined if not registered. An active user's
-   * facts are reused for a few seconds (the recipient check at RCPT and the
-   * delivery after DATA, and the next messages, ask once); `fresh` asks keyd
-   * now — for decisions a stale answer would make final, such as checking a
-   * signature against the user's current certificate. Unregistered and
-   * suspended answers are never reused.
+   * facts are reused for a few seconds (the delivery after DATA, and the next
+   * messages, ask once); `fresh` asks keyd now — for decisions a stale answer
+   * would make final, such as checking a signature against the user's current
+   * certificate. Suspended answers are never reused; "not registered" is
+   * reused as `kind` reuses it, unless `fresh`.
    */
   async user(address: string, fresh = false): Promise<UserFacts | undefined> {
     const key = address.toLowerCase();
     const hit = this.users.get(key);
     if (!fresh && hit && hit.until > this.now()) return hit.facts;
+    if (!fresh && this.knownUnknown(key)) return undefined;
     let facts: UserFacts | undefined;
     try {
       facts = await this.gateway.call<UserFacts>('GET', `/v1/directory/users/${encodeURIComponent(address)}`);
     } catch (err) {
-      if (err instanceof KeydClientError && err.status === 404) facts = undefined;
-      else throw fromKeyd(err);
+      if (!isNotFound(err)) throw fromKeyd(err);
+      facts = undefined;
     }
     if (facts?.status === 'active' && this.userFactsTtlMs > 0) this.remember(facts);
     else this.users.delete(key);
     return facts;
+  }
+
+  /**
+   * What `address` is at this organisation — a user (and its status), a list, or neither — for the recipient
+   * check at RCPT: one small question to keyd (GET /v1/directory/addresses), never a list's members. An active
+   * user whose facts are kept answers without keyd; "neither" is reused for `notFoundTtlMs` (a bounded map), so
+   * a sender repeating unknown recipients does not repeat the question. A keyd without the endpoint (older than
+   * this gateway) is a temporary fault: keyd is upgraded before its gateways (docs/operations.md).
+   */
+  async kind(address: string): Promise<AddressKind> {
+    const key = address.toLowerCase();
+    const hit = this.users.get(key);
+    if (hit && hit.until > this.now()) return { kind: 'user', status: hit.facts.status };
+    if (this.knownUnknown(key)) return { kind: 'none' };
+    let r: { kind?: unknown; status?: unknown };
+    try {
+      r = await this.gateway.call<{ kind?: unknown; status?: unknown }>('GET', `/v1/directory/addresses/${encodeURIComponent(address)}`);
+    } catch (err) {
+      if (err instanceof KeydClientError && err.status === 404)
+        // this endpoint answers 200 for every address: a 404 is a keyd without it (an older one answers `not-found`)
+        throw Object.assign(new GatewayError('keydUnavailable', `no-such-endpoint: ${err.message} (upgrade keyd first)`), { cause: err });
+      throw fromKeyd(err);
+    }
+    if (r.kind === 'user' && (r.status === 'active' || r.status === 'suspended')) return { kind: 'user', status: r.status };
+    if (r.kind === 'list') return { kind: 'list' };
+    if (r.kind === 'none') {
+      this.rememberUnknown(key);
+      return { kind: 'none' };
+    }
+    throw new GatewayError('keydUnavailable', 'key service answer refused: an address of no known kind');
+  }
+
+  /** Whether keyd said, within `notFoundTtlMs`, that `key` is neither a user nor a list. */
+  private knownUnknown(key: string): boolean {
+    const until = this.unknown.get(key);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.unknown.delete(key);
+    return false;
+  }
+
+  private rememberUnknown(key: string): void {
+    if (this.notFoundTtlMs <= 0) return;
+    if (this.unknown.size >= NOT_FOUND_MAX) this.unknown.clear();
+    this.unknown.set(key, this.now() + this.notFoundTtlMs);
   }
 
   /** Keeps an active user's facts for the TTL (bounded: a burst of distinct recipients cannot grow the map without limit). */
@@ -368,19 +439,46 @@ export class KeydOps {
     this.users.set(facts.address.toLowerCase(), { facts, until: this.now() + this.userFactsTtlMs });
   }
 
-  /** The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked when a post is accepted, never cached). */
+  /**
+   * The list `address` with its members now, or undefined when it is no list (docs/lists.md: asked once per post,
+   * after DATA, never cached; the recipient check at RCPT asks `kind` instead). The members' facts are asked
+   * apart (`primeUsers`), once the posting policy admitted the post.
+   */
   async list(address: string): Promise<ListFacts | undefined> {
     try {
       const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>(
         'GET',
         `/v1/lists/${encodeURIComponent(address)}/resolve`,
       );
-      // the local members' facts come with the list: kept like any user's facts (keyd re-checks at each re-encryption)
+      // an older keyd sends the local members' facts with the list: kept like any user's facts (keyd re-checks at each re-encryption)
       if (this.userFactsTtlMs > 0) for (const facts of Object.values(list.users ?? {})) this.remember(facts);
       return list;
     } catch (err) {
-      if (err instanceof KeydClientError && err.status === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw fromKeyd(err);
+    }
+  }
+
+  /**
+   * Asks keyd for the facts of `addresses` (a list post's local members) in requests of PRIME_BATCH
+   * (POST /v1/directory/users) and keeps those of active users for `userFactsTtlMs`, so that the post's
+   * `user` calls are answered without one request per member. Only a saving: an address it leaves out is
+   * asked by `user` as always, and a keyd without the endpoint (older) is simply not asked again here.
+   */
+  async primeUsers(addresses: readonly string[]): Promise<void> {
+    if (this.userFactsTtlMs <= 0) return;
+    const todo = [...new Set(addresses.map((a) => a.toLowerCase()))].filter((a) => (this.users.get(a)?.until ?? 0) <= this.now());
+    for (let i = 0; i < todo.length; i += PRIME_BATCH) {
+      let r: { users?: Record<string, UserFacts> };
+      try {
+        r = await this.gateway.call<{ users?: Record<string, UserFacts> }>('POST', '/v1/directory/users', {
+          addresses: todo.slice(i, i + PRIME_BATCH),
+        });
+      } catch (err) {
+        if (err instanceof KeydClientError && err.status === 404) return; // an older keyd: each member is asked by `user`
+        throw fromKeyd(err);
+      }
+      for (const facts of Object.values(r.users ?? {})) this.remember(facts);
     }
   }
 

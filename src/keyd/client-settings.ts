@@ -77,7 +77,11 @@ export function readKeydConnection(r: IniReader<KeydConnectionSchema>): KeydConn
 export function keydClientOf(
   conn: Pick<KeydConnection, 'url' | 'servername' | 'ca' | 'timeoutMs'> & { readonly cert: string; readonly key: string },
   read: (file: string, setting: string) => string,
-  opts: { readonly maxSockets?: number; readonly settings?: { readonly cert: string; readonly key: string } } = {},
+  opts: {
+    readonly maxSockets?: number;
+    readonly maxAnswerBytes?: number;
+    readonly settings?: { readonly cert: string; readonly key: string };
+  } = {},
 ): KeydClient {
   const settings = opts.settings ?? { cert: 'keyd.cert', key: 'keyd.key' };
   return new KeydClient({
@@ -88,5 +92,6 @@ export function keydClientOf(
     timeoutMs: conn.timeoutMs,
     ...(conn.servername ? { servername: conn.servername } : {}),
     ...(opts.maxSockets !== undefined ? { maxSockets: opts.maxSockets } : {}),
+    ...(opts.maxAnswerBytes !== undefined ? { maxAnswerBytes: opts.maxAnswerBytes } : {}),
   });
 }

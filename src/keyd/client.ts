@@ -19,7 +19,18 @@ export interface KeydClientOptions {
   readonly servername?: string;
   readonly timeoutMs?: number;
   readonly maxSockets?: number;
+  /** The most bytes of one answer read (KEYD_ANSWER_MAX_BYTES when absent): a longer answer is refused as a temporary fault. */
+  readonly maxAnswerBytes?: number;
 }
+
+/**
+ * The default most bytes of one keyd answer a client reads (the gateway's `[keyd] max_answer_bytes`). The largest
+ * answer a keyd gives in normal use is a list's resolve by a keyd of an earlier version: 10,000 members (the most a
+ * list has) with the facts and signing certificates of its local members, about 11 MB with P-256 certificates
+ * (~1.1 KB a member); this leaves room for longer certificates. This version's resolve is the addresses alone
+ * (about 0.3 MB), the facts asked 500 at a time (about 0.6 MB).
+ */
+export const KEYD_ANSWER_MAX_BYTES = 32 * 1024 * 1024;
 
 export class KeydClientError extends Error {
   constructor(
@@ -32,9 +43,9 @@ export class KeydClientError extends Error {
     this.name = 'KeydClientError';
   }
 
-  /** Transient: worth a retry later (SMTP 4xx). */
+  /** Transient: worth a retry later (SMTP 4xx); a keyd without the endpoint asked (an older one: `no-such-endpoint`) is one too. */
   get transient(): boolean {
-    return this.status === 0 || this.status >= 500;
+    return this.status === 0 || this.status >= 500 || this.code === 'no-such-endpoint';
   }
 }
 
@@ -89,6 +100,7 @@ export class KeydClient {
         method,
         path,
         timeoutMs,
+        maxBytes: this.opts.maxAnswerBytes ?? KEYD_ANSWER_MAX_BYTES,
         ...(headers ? { headers } : {}),
         ...(this.opts.servername ? { servername: this.opts.servername } : {}),
         ...(body === undefined ? {} : { body: Buffer.from(JSON.stringify(body)) }),
@@ -104,6 +116,12 @@ export class KeydClient {
           throw new KeydClientError('unreachable', `keyd response failed: ${err.detail}`, 0);
         case 'unreachable':
           throw new KeydClientError('unreachable', `keyd unreachable: ${err.detail}`, 0);
+        case 'too-large':
+          throw new KeydClientError(
+            'answer-too-large',
+            `keyd answered ${method} ${path.slice(0, 200)} with more than ${err.detail} bytes (the client's limit; gateway: [keyd] max_answer_bytes)`,
+            0,
+          );
       }
     }
     if (r.status === 200) return r.json as T;

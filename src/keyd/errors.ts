@@ -6,7 +6,8 @@ export type KeydErrorCode =
   | 'bad-request' // 400: malformed JSON, missing or malformed fields
   | 'unauthenticated' // 401: no valid client certificate
   | 'forbidden' // 403: the role may not call this endpoint
-  | 'not-found' // 404
+  | 'not-found' // 404: no such user, list or record (never a missing endpoint)
+  | 'no-such-endpoint' // 404: keyd has no endpoint at this path (an older keyd than the caller: a fault of ours, temporary)
   | 'target-refused' // 403: re-encryption target not authorised (docs/protocol.md)
   | 'unknown-key' // 404: no key with this key id
   | 'key-destroyed' // 410: the key version was destroyed; fetch the named one
@@ -26,6 +27,7 @@ const STATUS: Record<KeydErrorCode, number> = {
   unauthenticated: 401,
   forbidden: 403,
   'not-found': 404,
+  'no-such-endpoint': 404,
   'target-refused': 403,
   'unknown-key': 404,
   'key-destroyed': 410,

@@ -15,7 +15,8 @@ import { type Read, ifUnchanged, read } from './as-read';
 import type { AuditInput, AuditLog } from './audit';
 import type { Actor } from './service';
 import { KeydError } from './errors';
-import { type ListRecord, checkAddress, directoryFactsOf } from './registry';
+import { type LookupCounter, lookup } from './lookups';
+import { type ListRecord, checkAddress } from './registry';
 import type { KeydStore } from './store';
 
 export type ListPolicy = 'members' | 'moderated' | 'open';
@@ -62,6 +63,8 @@ export interface ListServiceDeps {
   readonly audit: AuditLog;
   readonly clock: () => Date;
   readonly domain: () => string;
+  /** Counts the read-only lookups (resolve), which are not audited one by one (lookups.ts). */
+  readonly countLookup?: LookupCounter;
 }
 
 export class ListService {
@@ -205,18 +208,18 @@ export class ListService {
   /**
    * The gateway's question for a post (gateway role): the members of the
    * list now, its policy and moderators; `not-found` when the address is no
-   * list. Audited: the record says when each post's membership was taken.
+   * list. A read-only lookup, asked once per post after DATA: counted, not
+   * audited (lookups.ts); each member's re-encryption is audited on its own.
+   * The members' facts are not in it: the gateway asks for them (POST
+   * /v1/directory/users) only once the posting policy admitted the post.
    */
-  resolve(actor: Actor, address: string): Promise<ListEntry & { users: Record<string, Record<string, unknown>> }> {
-    return this.audited(actor, 'list.resolve', address, ['gateway'], () => {
-      const l = this.require(checkAddress(address, 'address'));
-      // the facts of the local members that are users (what GET /v1/directory/users answers), so the gateway asks once per post, not once per member
-      const users: Record<string, Record<string, unknown>> = {};
-      for (const m of l.members) {
-        const u = m.endsWith(`@${this.d.domain()}`) ? this.d.store.users.get(m) : undefined;
-        if (u) users[m] = directoryFactsOf(u);
-      }
-      return { result: { ...l, users }, reason: `${l.members.length} members` };
-    });
+  resolve(actor: Actor, address: string): Promise<ListEntry> {
+    const refuse = (err: KeydError): Promise<never> =>
+      this.audited(actor, 'list.resolve', address, ['gateway'], () => {
+        throw err;
+      });
+    return lookup(actor, 'list.resolve', ['gateway'], this.d.countLookup ?? (() => undefined), refuse, () =>
+      this.require(checkAddress(address, 'address')),
+    );
   }
 }

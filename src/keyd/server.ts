@@ -147,6 +147,8 @@ export class KeydServer {
       { method: 'GET', pattern: /^\/v1\/public$/, handle: () => service.publicMaterial() },
       { method: 'GET', pattern: /^\/v1\/health$/, handle: (a) => ({ ok: true, domain: service.domain, role: a.role }) },
       { method: 'GET', pattern: /^\/v1\/directory\/users\/([^/]+)$/, handle: (a, _b, p) => service.lookupUser(a, param(p[0])) },
+      { method: 'POST', pattern: /^\/v1\/directory\/users$/, handle: (a, b) => service.lookupUsers(a, b) },
+      { method: 'GET', pattern: /^\/v1\/directory\/addresses\/([^/]+)$/, handle: (a, _b, p) => service.lookupAddress(a, param(p[0])) },
       { method: 'POST', pattern: /^\/v1\/registry\/users$/, handle: (a, b) => service.addUser(a, b) },
       { method: 'GET', pattern: /^\/v1\/registry\/users\/([^/]+)$/, handle: (a, _b, p) => service.getUser(a, param(p[0])) },
       {
@@ -171,7 +173,7 @@ export class KeydServer {
         pattern: /^\/v1\/audit\/verify$/,
         handle: (a) => {
           if (a.role !== 'admin') throw new KeydError('forbidden', `Role "${a.role}" may not call audit.verify`);
-          return this.audit.verify();
+          return this.audit.verifyInTurns();
         },
       },
       // the web console (docs/console.md): browse the chain; record a console action (quarantine, peers) in it before doing it
@@ -232,7 +234,7 @@ export class KeydServer {
     this.http.checkHeaderCount(req);
     const pathname = pathOf(req.url);
     const route = this.exact.get(pathname) ?? this.routes.find((r) => r.pattern.test(pathname));
-    if (!route) throw new KeydError('not-found', `No endpoint ${pathname}`);
+    if (!route) throw new KeydError('no-such-endpoint', `No endpoint ${pathname}`);
     if (route.method !== req.method) throw new KeydError('bad-request', `${pathname} takes ${route.method}`);
     const body = req.method === 'POST' ? parseRequestBody(await readBody(req, this.opts.maxBodyBytes)) : {};
     return route.handle(actor, body, route.pattern.exec(pathname)!.slice(1));

@@ -3,7 +3,9 @@
  * (server.ts) authenticates the caller and hands over an `Actor`; everything
  * else — role checks, target authorisation, the crypto, state changes and
  * audit — happens here. Each operation writes its audit record, success or
- * refusal, before it answers; no answer leaves without its record.
+ * refusal, before it answers; no answer leaves without its record. The
+ * read-only lookups of gateways and inspectors are the exception: counted,
+ * not audited one by one (lookups.ts), their refusals by role audited.
  *
  * keyd never sees message bodies (only blinded points) and never returns
  * private key material.
@@ -24,6 +26,7 @@ import { type NewUser, type PublicUser, Registry, checkAddress, directoryFactsOf
 import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
 import { ListService } from './lists';
+import { type LookupCounter, lookup } from './lookups';
 import type { CrlRenewer } from './renewal';
 import { messageIdHash } from './tracking';
 
@@ -138,6 +141,9 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
+/** The most addresses one POST /v1/directory/users asks for (a body well within max_body_bytes). */
+export const DIRECTORY_BATCH = 1000;
+
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;
 
@@ -156,9 +162,27 @@ export class KeyService {
   /** The org CA's CRL writer (renewal.ts), set by the daemon: revocation signs with it. */
   crls?: CrlRenewer;
 
+  /** Counts the read-only lookups, which are not audited one by one (lookups.ts); set by keyd's metrics (src/ops/keyd-ops.ts). */
+  countLookup: LookupCounter = () => undefined;
+
   constructor(private readonly d: ServiceDeps) {
     this.crypto = d.crypto ?? inlineCrypto(d.group, d.rng);
-    this.lists = new ListService({ store: d.store, audit: d.audit, clock: d.clock, domain: () => this.domain });
+    this.lists = new ListService({
+      store: d.store,
+      audit: d.audit,
+      clock: d.clock,
+      domain: () => this.domain,
+      countLookup: (op, result) => this.countLookup(op, result),
+    });
+  }
+
+  /** A read-only lookup (lookups.ts): counted, not audited; a role that may not ask is refused and audited. */
+  private lookup<T>(actor: Actor, op: string, target: string, roles: readonly Actor['role'][], body: () => T): Promise<T> {
+    const refuse = (err: KeydError): Promise<never> =>
+      this.audited(actor, op, { target: target.slice(0, 254) }, () => {
+        throw err;
+      });
+    return lookup(actor, op, roles, this.countLookup, refuse, body);
   }
 
   /** A target's public key, decoded and checked (on the curve, not the identity) once, then kept. */
@@ -409,16 +433,49 @@ export class KeyService {
 
   /**
    * What a gateway or inspector may know of a local user (no identity
-   * reference, no audit of content): status, kind, consent, whether it has an
-   * encryption key (SSMAX client) and its signing certificate, to verify user
-   * signatures at submission.
+   * reference): status, kind, consent, whether it has an encryption key
+   * (SSMAX client) and its signing certificate, to verify user signatures at
+   * submission. A read-only lookup: counted, not audited (lookups.ts).
    */
   async lookupUser(actor: Actor, address: string): Promise<Record<string, unknown>> {
-    return this.audited(actor, 'directory.user', { target: address.slice(0, 254) }, () => {
-      this.require(actor, ['gateway', 'inspector'], 'directory.user');
+    return this.lookup(actor, 'directory.user', address, ['gateway', 'inspector'], () => {
       const u = this.d.registry.get(checkAddress(address));
       if (!u) throw new KeydError('not-found', `No registered user "${address.slice(0, 254)}"`);
-      return { result: directoryFactsOf(u) };
+      return directoryFactsOf(u);
+    });
+  }
+
+  /**
+   * The directory facts (as `lookupUser`) of those of `body.addresses` (at most DIRECTORY_BATCH) that are
+   * registered users, by address; the others are left out. The gateway asks it for a list post's local members
+   * once the posting policy admitted the post (src/lists/expand.ts). Counted, not audited.
+   */
+  async lookupUsers(actor: Actor, body: Record<string, unknown>): Promise<{ users: Record<string, Record<string, unknown>> }> {
+    const count = Array.isArray(body.addresses) ? body.addresses.length : 0;
+    return this.lookup(actor, 'directory.users', `${count} addresses`, ['gateway', 'inspector'], () => {
+      const list = body.addresses;
+      if (!Array.isArray(list) || list.length > DIRECTORY_BATCH)
+        throw new KeydError('bad-request', `Field "addresses" must be an array of at most ${DIRECTORY_BATCH} addresses`);
+      const users: Record<string, Record<string, unknown>> = {};
+      for (const a of list) {
+        const u = this.d.registry.get(checkAddress(a));
+        if (u) users[u.address] = directoryFactsOf(u);
+      }
+      return { users };
+    });
+  }
+
+  /**
+   * What kind of address of this organisation `address` is — a registered user (with its status), a list, or
+   * neither (`none`, still 200: a 404 from this endpoint means only that keyd lacks it) — for the gateway's
+   * recipient check at RCPT, which must cost keyd little whoever sends (docs/keyd-api.md). Counted, not audited.
+   */
+  async lookupAddress(actor: Actor, address: string): Promise<Record<string, unknown>> {
+    return this.lookup(actor, 'directory.address', address, ['gateway', 'inspector'], () => {
+      const a = checkAddress(address);
+      const u = this.d.registry.get(a);
+      if (u) return { address: a, kind: 'user', status: u.status };
+      return { address: a, kind: this.lists.get(a) ? 'list' : 'none' };
     });
   }
 

@@ -148,6 +148,8 @@ export class Lists implements ListStep {
     const nested: ListFacts[] = [];
     const todo = list.members.filter((m) => !done.has(m)); // one copy per person, however many nested lists name them
     for (const m of todo) done.add(m);
+    // the local members' facts, asked now that the posting policy admitted the post (never for a refused or held one)
+    await deps.keyd.primeUsers(todo.filter((m) => deps.config.localDomains.includes(domainOf(m))));
     await pool(todo, LIST_CONCURRENCY, async (member) => {
       if (!deps.config.localDomains.includes(domainOf(member))) return void remote.push(member);
       const user = await deps.keyd.user(member);

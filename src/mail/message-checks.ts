@@ -1,8 +1,11 @@
 /**
  * Checks every message passes before any protocol step: header fields with a
- * bare CR or LF (header injection), duplicate singleton fields, and the
- * format's hard limits. Each failure is a final 5xx with its own reply.
+ * bare CR or LF (header injection), raw 8-bit bytes in a header field that
+ * are not UTF-8 (RFC 6532: no mail system on the way can keep them byte for
+ * byte), duplicate singleton fields, and the format's hard limits. Each
+ * failure is a final 5xx with its own reply.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
 import { canonicalDomain } from '../chain/alignment';
@@ -32,6 +35,7 @@ export function checkMessage(message: Buffer): CheckedHead {
     const field = text.slice(0, bare.index).split('\r\n').pop()?.split(':')[0] ?? '?';
     throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
   }
+  checkUtf8Fields(head);
   let headers: Headers;
   try {
     headers = parseHead(head, DEFAULT_LIMITS);
@@ -71,6 +75,31 @@ export function canonicalAddress(address: string): string | undefined {
   if (at <= 0) return undefined;
   const domain = canonicalDomain(address.slice(at + 1));
   return domain ? `${address.slice(0, at).toLowerCase()}@${domain}` : undefined;
+}
+
+/**
+ * Refuses a header block holding bytes that are not UTF-8, naming the first such field (its name
+ * as ASCII, never its value). One pass over the block; the fields are looked at only when it fails.
+ */
+export function checkUtf8Fields(head: Buffer): void {
+  if (isUtf8(head)) return;
+  let start = 0;
+  let name = '?';
+  while (start < head.length) {
+    const lf = head.indexOf(0x0a, start);
+    const end = lf < 0 ? head.length : lf + 1;
+    const line = head.subarray(start, end);
+    if (line[0] !== 0x20 && line[0] !== 0x09) {
+      const colon = line.indexOf(0x3a);
+      name = line
+        .subarray(0, colon < 0 ? Math.min(line.length, 40) : Math.min(colon, 40))
+        .toString('latin1')
+        .replace(/[^\x21-\x7e]/g, '?');
+    }
+    if (!isUtf8(line)) throw new GatewayError('headerNotUtf8', `in "${name}"`);
+    start = end;
+  }
+  throw new GatewayError('headerNotUtf8', 'in the header block');
 }
 
 /**

@@ -35,7 +35,8 @@ export const REPLIES = {
   deliveryUnavailable: { code: 451, status: '4.4.1', text: 'Mailbox store unavailable' },
   keyRetiredRefresh: { code: 451, status: '4.7.5', text: 'Key version retired here; refresh the bundle and retry' },
   inspectionUnavailable: { code: 451, status: '4.7.5', text: 'Inspection unavailable' },
-  // the quarantine or the moderation queue is at its cap of bytes (in all, or of this sender): held later, never lost nor delivered
+  // the quarantine or the moderation queue is at a cap that releases free again (bytes in all or of this sender, messages):
+  // held later, never lost nor delivered (one that alone is over a byte cap: heldTooLarge, final)
   quarantineFull: { code: 451, status: '4.3.1', text: 'Storage for held messages is full, retry later' },
   // Final (5xx)
   dlpRejected: { code: 550, status: '5.7.1', text: 'Message refused by a data-loss prevention rule' },
@@ -72,6 +73,8 @@ export const REPLIES = {
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */
+  headerNotUtf8: { code: 550, status: '5.6.0', text: 'Header field holds bytes that are not UTF-8 (use RFC 2047 encoded words)' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
@@ -85,6 +88,8 @@ export const REPLIES = {
   /** A release field (SSMAX-Quarantine-Release, SSMAX-List-Release) naming no release under way here: forged, or a release taken over after its lease (docs/inspection.md). */
   releaseNotHonoured: { code: 550, status: '5.7.1', text: 'Release field not honoured: no such release under way here' },
   tooLarge: { code: 552, status: '5.3.4', text: 'Message too large' },
+  /** A message that alone is over a cap of the quarantine or the moderation queue (src/inspect/quarantine.ts): it can never be held. */
+  heldTooLarge: { code: 552, status: '5.3.4', text: 'Message too large to be held' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
   // mailing lists (src/lists/, docs/lists.md)
   listLoop: { code: 550, status: '5.4.6', text: 'Mailing list loop detected' },

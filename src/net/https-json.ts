@@ -8,8 +8,11 @@ import type { Server } from 'node:https';
 import { errnoText } from '../errors/errno';
 import { type Agent, request } from 'node:https';
 
-/** Why a request got no JSON answer: the peer could not be reached, did not answer in time, cut the response, or answered with something that is not JSON. */
-export type RequestFailure = 'unreachable' | 'timeout' | 'response-failed' | 'not-json';
+/**
+ * Why a request got no JSON answer: the peer could not be reached, did not answer in time, cut the response,
+ * answered with something that is not JSON, or with more bytes than the caller reads (`maxBytes`).
+ */
+export type RequestFailure = 'unreachable' | 'timeout' | 'response-failed' | 'not-json' | 'too-large';
 
 export class HttpsJsonError extends Error {
   constructor(
@@ -33,13 +36,16 @@ export interface JsonRequest {
   /** More request headers (e.g. SSMAX-On-Behalf-Of); they cannot replace accept, content-type or content-length. */
   readonly headers?: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** The most bytes of answer body read: a longer answer is cut off and refused ('too-large'), never parsed. */
+  readonly maxBytes: number;
 }
 
 /**
  * Sends one request and resolves with the status and the parsed JSON body
  * (whatever the status); rejects with HttpsJsonError — `detail` is the
- * error code of the socket (ECONNREFUSED…), the timeout in ms, or the HTTP
- * status of a body that is not JSON.
+ * error code of the socket (ECONNREFUSED…), the timeout in ms, the HTTP
+ * status of a body that is not JSON, or the byte limit an answer exceeds
+ * (its content-length, or as its bytes arrive: the connection is then closed).
  */
 export function requestJson(r: JsonRequest): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
@@ -60,13 +66,25 @@ export function requestJson(r: JsonRequest): Promise<{ status: number; json: unk
       },
       (res) => {
         const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
+        let size = 0;
+        const tooLarge = (): void => {
+          clearTimeout(timer);
+          reject(new HttpsJsonError('too-large', String(r.maxBytes), res.statusCode ?? 0));
+          req.destroy();
+        };
+        if (Number(res.headers['content-length'] ?? 0) > r.maxBytes) return tooLarge();
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > r.maxBytes) return tooLarge();
+          parts.push(c);
+        });
         res.on('error', (err) => {
           clearTimeout(timer);
           reject(new HttpsJsonError('response-failed', err.message));
         });
         res.on('end', () => {
           clearTimeout(timer);
+          if (size > r.maxBytes) return;
           let json: unknown;
           try {
             json = JSON.parse(Buffer.concat(parts).toString('utf8'));

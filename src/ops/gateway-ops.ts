@@ -16,6 +16,31 @@ import { type OpsListener, newRegistry, opsListenOf, startOps, unavailableText }
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+export interface GatewayOpsOptions {
+  /** The lines logged at start for names of ssmax.ini the gateway does not know (src/gateway/ini-files.ts): readiness repeats those about [delivery]. */
+  readonly unknownNames?: () => readonly string[];
+}
+
+/** How long readiness waits for the mailbox store's greeting (within the 3 s of a readiness answer: src/ops/server.ts). */
+export const DELIVERY_PROBE_MS = 2000;
+
+/**
+ * The mailbox store's readiness check: `ok` when a session to it opens (greeting, EHLO or LHLO), else the reason
+ * naming the setting and its file, and any name of ssmax.ini about [delivery] the gateway did not know (a misspelt
+ * section leaves the setting at its default: the reason then says which name was ignored).
+ */
+export async function deliveryCheck(gw: Pick<Gateway, 'delivery'>, unknownNames: () => readonly string[] = () => []): Promise<string> {
+  try {
+    await gw.delivery.probe(DELIVERY_PROBE_MS);
+    return 'ok';
+  } catch (err) {
+    const { address, protocol } = gw.delivery.where;
+    const ignored = unknownNames().filter((l) => /deliver/i.test(l));
+    const why = `unavailable: the mailbox store at ${address} ([delivery] host of ssmax.ini, ${protocol}) does not answer: ${(err as Error).message}`;
+    return ignored.length > 0 ? `${why}; ${ignored.join('; ')}` : why;
+  }
+}
+
 export interface GatewayOps {
   readonly listener: OpsListener;
   close(): Promise<void>;
@@ -145,6 +170,7 @@ export async function startGatewayOps(
   gw: Gateway,
   section: Record<string, unknown> | undefined,
   log: (line: string) => void,
+  opts: GatewayOpsOptions = {},
 ): Promise<GatewayOps | undefined> {
   const addr = opsListenOf(section, 'ssmax.ini');
   if (!addr) return undefined;
@@ -166,12 +192,15 @@ export async function startGatewayOps(
     metrics: () => (workers() > 0 ? aggregator.clusterMetrics() : registry.metrics()),
     async ready() {
       const checks: Record<string, string> = {};
+      // the mailbox store at once, beside keyd: both within the answer's 3 s
+      const delivery = deliveryCheck(gw, opts.unknownNames);
       try {
         const keys = await gw.deps.keyd.orgKeys();
         checks.keyd = keys.current ? 'ok' : 'no current key';
       } catch (err) {
         checks.keyd = unavailableText(err);
       }
+      checks.delivery = await delivery;
       try {
         const now = Date.now();
         const stale = gw.deps

@@ -3,7 +3,9 @@
  * docs/operations.md): operations by kind and result, refusals by reason
  * (keyd's error code), the audit chain's length, the org key versions with
  * their state and expiry. Counted as the audit log records each operation
- * (every operation, success or refusal, is audited before it answers).
+ * (every operation, success or refusal, is audited before it answers); the
+ * read-only lookups, which are not audited one by one (src/keyd/lookups.ts),
+ * are counted as they answer.
  */
 import { Counter, Gauge } from 'prom-client';
 import type { KeydConfig } from '../keyd/config';
@@ -87,6 +89,13 @@ export function keydMetrics(
     labelNames: ['op', 'reason'],
     registers: [registry],
   });
+  const lookups = new Counter({
+    name: 'ssmax_keyd_lookups_total',
+    help: "Read-only lookups of gateways and inspectors (not audited one by one) by kind and result (ok, or keyd's error code)",
+    labelNames: ['op', 'result'],
+    registers: [registry],
+  });
+  parts.service.countLookup = (op, result) => lookups.inc({ op, result });
   const audit = parts.audit;
   const append = audit.append.bind(audit);
   audit.append = async (input, now, change) => {
@@ -172,6 +181,9 @@ export async function startKeydOps(
         checks.store = `unreadable: ${(err as Error).message}`;
       }
       if (fileProblem) checks.files = fileProblem() ?? 'ok';
+      // the last audit write failed (a full disk) and none has committed since: operations are refused meanwhile
+      const audit = parts.audit.failing;
+      checks.audit = audit === undefined ? 'ok' : `last write failed: ${audit}`;
       return Promise.resolve({ ready: Object.values(checks).every((c) => c === 'ok'), checks });
     },
   });

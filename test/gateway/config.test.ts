@@ -28,17 +28,19 @@ test('the shipped config/ssmax.ini parses as written (its required settings, eve
     c.trustedRelayLogins,
   ]).toEqual([25000, true, 'opportunistic', 'smtp', false, [], []]);
   expect(c.chain).toEqual({ maxSealAgeMs: 518400000, resealers: [] });
-  expect(c.moderation).toEqual({ maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2 });
+  expect(c.moderation).toEqual({ maxBytes: 1024 ** 3, maxBytesPerSender: 128 * 1024 ** 2, maxEntries: 100_000 });
 });
 
-test('[lists] caps the moderation queue: bytes in all and per sender, whole numbers', () => {
+test('[lists] caps the moderation queue: bytes in all and per sender, posts held, whole numbers', () => {
   const base =
     '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
   const of = (text: string) => parseGatewayConfig(parse(`${base}${text}`) as Record<string, Record<string, unknown>>, '/x');
-  expect(of('[lists]\nmoderation_max_bytes=5000\nmoderation_max_bytes_per_sender=700\n').moderation).toEqual({
+  expect(of('[lists]\nmoderation_max_bytes=5000\nmoderation_max_bytes_per_sender=700\nmoderation_max_entries=40\n').moderation).toEqual({
     maxBytes: 5000,
     maxBytesPerSender: 700,
+    maxEntries: 40,
   });
+  expect(() => of('[lists]\nmoderation_max_entries=0\n')).toThrow(/\[lists\] moderation_max_entries: must be a whole number from 1 to/);
   expect(() => of('[lists]\nmoderation_max_bytes=0\n')).toThrow(/\[lists\] moderation_max_bytes: must be a whole number from 1 to/);
 });
 

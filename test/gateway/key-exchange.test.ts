@@ -8,6 +8,7 @@ import type { PeerEntry } from '../../src/directory/peer-entry';
 import {
   Advertiser,
   KeyWatch,
+  MAX_WATCHED_PEERS,
   type KeyWatchOptions,
   advertisement,
   ehloProbe,
@@ -136,7 +137,7 @@ test('refreshes are bounded per peer, and a failing refresh or probe leaves the 
       throw new Error('publisher down');
     },
   });
-  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v2)');
+  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v2)', 'b.example');
   expect(kw.advertised('b.example')).toBe(2);
   expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
   t.now = 1000;
@@ -161,10 +162,42 @@ test('refreshes are bounded per peer, and a failing refresh or probe leaves the 
   expect(Date.now() - t0).toBeLessThan(2000);
 });
 
+test("a refresh hint counts only for the domain the copy went to: a peer naming another domain's keys changes nothing", async () => {
+  const t = { now: 0 };
+  const { kw, refreshes } = watch({ t, probe: false });
+  // c.example's gateway answers a copy for c.example with a hint about b.example (and one about itself in another spelling)
+  expect(kw.noteReply('250 Delivered (refresh: b.example current key b.example:v9)', 'c.example')).toBe(false);
+  expect(kw.noteReply('250 Delivered (refresh: b.example current key b.example:v9)', undefined)).toBe(false);
+  expect(kw.advertised('b.example')).toBe(0);
+  expect(kw.stats).toMatchObject({ hints: 0, foreignHints: 2 });
+  expect((await kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1'); // no refresh forced on b.example
+  expect(refreshes).toEqual([]);
+  expect(kw.noteReply('250 Delivered (refresh: C.Example current key c.example:v4)', 'c.example')).toBe(true);
+  expect(kw.advertised('c.example')).toBe(4);
+  expect(kw.watched).toBe(2); // b.example (the send above) and c.example: nothing for the foreign hints
+});
+
+test('the peers watched are bounded (least recently used dropped first), whatever names the replies and the mail carry', async () => {
+  const t = { now: 0 };
+  const small = watch({ t, probe: false, maxPeers: 3 });
+  for (const d of ['p1.example', 'p2.example', 'p3.example']) small.kw.noteReply(`250 ok (refresh: ${d} current key ${d}:v2)`, d);
+  await small.kw.fresh('p1.example', entry(2)); // p1 used again: p2 is now the least recently used
+  small.kw.noteReply('250 ok (refresh: p4.example current key p4.example:v2)', 'p4.example');
+  expect(small.kw.watched).toBe(3);
+  expect(['p1.example', 'p2.example', 'p3.example', 'p4.example'].map((d) => small.kw.advertised(d))).toEqual([2, 0, 2, 2]);
+  // the shipped cap: one entry per delivered domain, never more than MAX_WATCHED_PEERS
+  const big = watch({ t, probe: false });
+  for (let i = 0; i < MAX_WATCHED_PEERS + 500; i++)
+    big.kw.noteReply(`250 ok (refresh: d${i}.example current key d${i}.example:v2)`, `d${i}.example`);
+  expect(big.kw.watched).toBe(MAX_WATCHED_PEERS);
+  expect(big.kw.advertised(`d${MAX_WATCHED_PEERS + 499}.example`)).toBe(2);
+  expect(big.kw.advertised('d0.example')).toBe(0);
+});
+
 test('a refresh for a seal by an unknown certificate: its outcome, its own rate limit (a refresh before sending does not use it up)', async () => {
   const t = { now: 0 };
   const { kw, refreshes } = watch({ t, probe: false });
-  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v3)');
+  kw.noteReply('Delivered (SSMAX, 1 copy) (refresh: b.example current key b.example:v3)', 'B.example');
   await kw.fresh('b.example', entry(1)); // refresh before sending at t=0
   expect(refreshes).toHaveLength(1);
   expect(await kw.refreshForSeal('B.example')).toBe('refreshed'); // not suppressed by the one before sending

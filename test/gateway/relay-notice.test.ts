@@ -32,8 +32,10 @@ describe('checkRelayNotice', () => {
   const deps = {
     config: { domain: 'a.example', localDomains: ['a.example'] },
     keyd: {
-      user: (a: string) => (asked.push(a), Promise.resolve(users.has(a) ? { address: a, status: 'active' } : undefined)),
-      list: (a: string) => Promise.resolve(lists.has(a) ? { address: a } : undefined),
+      kind: (a: string) => (
+        asked.push(a),
+        Promise.resolve(users.has(a) ? { kind: 'user', status: 'active' } : lists.has(a) ? { kind: 'list' } : { kind: 'none' })
+      ),
     },
   } as unknown as GatewayDeps;
   const report = (from: string, type = 'multipart/report; report-type=delivery-status; boundary="b"') =>

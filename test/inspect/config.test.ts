@@ -21,9 +21,14 @@ test('the shipped inspection config: off by default, every default written out; 
     quarantineCaps: {
       maxBytes: INSPECT_DEFAULTS.quarantine_max_bytes,
       maxBytesPerSender: INSPECT_DEFAULTS.quarantine_max_bytes_per_sender,
+      maxEntries: INSPECT_DEFAULTS.quarantine_max_entries,
     },
   });
-  expect(INSPECT_DEFAULTS).toMatchObject({ quarantine_max_bytes: 1024 ** 3, quarantine_max_bytes_per_sender: 128 * 1024 ** 2 });
+  expect(INSPECT_DEFAULTS).toMatchObject({
+    quarantine_max_bytes: 1024 ** 3,
+    quarantine_max_bytes_per_sender: 128 * 1024 ** 2,
+    quarantine_max_entries: 100_000,
+  });
   const on = parseInspectionConfig(
     { dlp: { enabled: 'true' }, av: { enabled: 'true', clamd: '127.0.0.1:3310' } },
     cfg('ssmax-dlp.ini'),
@@ -49,10 +54,15 @@ test('every key of ssmax-inspect.ini, uncommented as shipped, gives the defaults
     dir: '',
     max_bytes: String(INSPECT_DEFAULTS.quarantine_max_bytes),
     max_bytes_per_sender: String(INSPECT_DEFAULTS.quarantine_max_bytes_per_sender),
+    max_entries: String(INSPECT_DEFAULTS.quarantine_max_entries),
   });
-  expect(parseInspectionConfig({ quarantine: { max_bytes: '5000', max_bytes_per_sender: '100' } }, {}, '/c', '/s').quarantineCaps).toEqual({
+  expect(
+    parseInspectionConfig({ quarantine: { max_bytes: '5000', max_bytes_per_sender: '100', max_entries: '7' } }, {}, '/c', '/s')
+      .quarantineCaps,
+  ).toEqual({
     maxBytes: 5000,
     maxBytesPerSender: 100,
+    maxEntries: 7,
   });
   expect(written.av).toMatchObject({ clamd_config: INSPECT_DEFAULTS.clamd_config, timeout_ms: String(INSPECT_DEFAULTS.clamd_timeout_ms) });
   const on = (dlp: Record<string, unknown>) =>

@@ -3,15 +3,17 @@
  * a list reads the entries' metadata only, a page at a time, never a
  * message; a store the previous version wrote (whole entries in the main
  * database) is moved into this layout when it opens; the bytes held are
- * capped in all and per envelope sender, a hold over a cap being a
- * temporary failure (451 4.3.1) that writes nothing.
+ * capped in all and per envelope sender, and the messages held in number,
+ * a hold over a cap being a temporary failure (451 4.3.1) that writes
+ * nothing, and a message that alone is over a byte cap a final one
+ * (552 5.3.4) that writes nothing either.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { main } from '../../src/cli/main';
-import { DEFAULT_PAGE_SIZE, type QuarantineEntry, QuarantineStore } from '../../src/inspect/quarantine';
+import { DEFAULT_PAGE_SIZE, MODERATION_CAP_SETTINGS, type QuarantineEntry, QuarantineStore } from '../../src/inspect/quarantine';
 import { GatewayError } from '../../src/mail/replies';
 
 const dirOf = () => mkdtempSync(join(tmpdir(), 'ssmax-qs-'));
@@ -142,11 +144,13 @@ describe('a store of the previous version', () => {
     } finally {
       await check.close();
     }
-    // opened again: nothing moved twice, nothing counted twice
-    const again = new QuarantineStore(dir);
+    // opened again: nothing moved twice, nothing counted twice (bytes, nor entries against max_entries)
+    const again = new QuarantineStore(dir, { maxEntries: 3 });
     try {
       expect(again.heldCount()).toBe(2);
       expect(again.heldBytes()).toBe(again.page().entries.reduce((n, e) => n + e.bytes, 0));
+      await again.hold(entry('c@c.example', 10));
+      await expect(again.hold(entry('d@c.example', 10))).rejects.toThrow(/holds 3 messages/);
     } finally {
       await again.close();
     }
@@ -186,6 +190,99 @@ describe('the bytes held are capped, in all and per sender', () => {
       expect(store.heldCount()).toBe(2);
     } finally {
       await store.close();
+    }
+  });
+
+  test('a message that alone is over the total cap is refused for good (552 5.3.4, naming the setting), even by an empty store', async () => {
+    const store = new QuarantineStore(dirOf(), { maxBytes: 10_000, maxBytesPerSender: 10_000 });
+    try {
+      const err = await store.hold(entry('a@c.example', 12_000)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).temporary).toBe(false);
+      expect((err as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+      expect((err as GatewayError).reply.text).toMatch(
+        /^Message too large to be held: the message takes \d+ bytes held \(message and record\), over \[quarantine\] max_bytes=10000, the most held in all$/,
+      );
+      expect(store.heldCount()).toBe(0);
+      expect(store.heldBytes()).toBe(0);
+      // one that fits once others are gone stays temporary: the store is not full of it alone
+      await store.hold(entry('a@c.example', 6000));
+      const soft = await store.hold(entry('b@c.example', 6000)).catch((e: unknown) => e);
+      expect((soft as GatewayError).reply).toMatchObject({ code: 451, status: '4.3.1' });
+      expect((soft as GatewayError).reply.text).toMatch(/over its cap of 10000 \(\[quarantine\] max_bytes\)$/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a message that alone is over one sender's cap is refused for good, naming the moderation queue's setting when it is that store", async () => {
+    const store = new QuarantineStore(dirOf(), { maxBytes: 1_000_000, maxBytesPerSender: 10_000 }, MODERATION_CAP_SETTINGS);
+    try {
+      const err = (await store.hold(entry('flood@c.example', 10_000)).catch((e: unknown) => e)) as GatewayError;
+      expect(err.reply).toMatchObject({ code: 552, status: '5.3.4' });
+      expect(err.reply.text).toMatch(/over \[lists\] moderation_max_bytes_per_sender=10000, the most held for one sender$/);
+      expect(store.heldCount()).toBe(0);
+      // under the cap alone, over it with what the sender has held: for now only
+      await store.hold(entry('flood@c.example', 6000));
+      const soft = (await store.hold(entry('flood@c.example', 6000)).catch((e: unknown) => e)) as GatewayError;
+      expect(soft.reply).toMatchObject({ code: 451, status: '4.3.1' });
+      expect(soft.reply.text).toMatch(/per sender \(\[lists\] moderation_max_bytes_per_sender\)$/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('each entry counts its record too: held messages with empty bodies still take bytes', async () => {
+    const store = new QuarantineStore(dirOf());
+    try {
+      const rcpts = Array.from({ length: 50 }, (_, i) => `recipient-${i}@b.example`);
+      await store.hold({ ...entry('tiny@c.example', 0), rcpts });
+      expect(store.heldBytes()).toBeGreaterThan(rcpts.join('').length);
+      expect(store.heldBytes('tiny@c.example')).toBe(store.heldBytes());
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the messages held are capped in number (max_entries): the next one is 451 4.3.1 naming it, a delete makes room; the count survives a reopen', async () => {
+    const dir = dirOf();
+    const caps = { maxEntries: 3 };
+    let store = new QuarantineStore(dir, caps);
+    try {
+      const ids = [];
+      for (let i = 0; i < 3; i++) ids.push(await store.hold(entry(`s${i}@c.example`, 10)));
+      const err = (await store.hold(entry('s9@c.example', 10)).catch((e: unknown) => e)) as GatewayError;
+      expect(err.reply).toMatchObject({ code: 451, status: '4.3.1' });
+      expect(err.reply.text).toMatch(
+        /^Storage for held messages is full, retry later: the store holds 3 messages, its cap \(\[quarantine\] max_entries=3\)$/,
+      );
+      expect(store.heldCount()).toBe(3);
+      expect(await store.delete(ids[0]!)).toBe(true);
+      await store.hold(entry('s9@c.example', 10));
+      await store.close();
+      store = new QuarantineStore(dir, caps);
+      await expect(store.hold(entry('s10@c.example', 10))).rejects.toThrow(/holds 3 messages/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a store written before entries were counted is counted when it opens', async () => {
+    const dir = dirOf();
+    const first = new QuarantineStore(dir);
+    for (let i = 0; i < 2; i++) await first.hold(entry(`s${i}@c.example`, 10));
+    await first.close();
+    // remove the count behind the store's back, as a store of the earlier version has none
+    const raw = open({ path: dir, compression: false });
+    const usage = raw.openDB<number, string>({ name: 'usage', compression: false });
+    expect(usage.get('entries')).toBe(2);
+    await usage.remove('entries');
+    await raw.close();
+    const again = new QuarantineStore(dir, { maxEntries: 2 });
+    try {
+      await expect(again.hold(entry('s2@c.example', 10))).rejects.toThrow(/holds 2 messages/);
+    } finally {
+      await again.close();
     }
   });
 

@@ -87,6 +87,16 @@ async function aliceSends(body: string): Promise<string> {
   }
 }
 
+/** How many messages a.example's inspector holds in its quarantine (read beside the running inspector, as the console does). */
+function heldInInspector(): number {
+  const store = new QuarantineStore(join(A().inspectorDir, 'state', 'quarantine'));
+  try {
+    return store.heldCount();
+  } finally {
+    void store.close();
+  }
+}
+
 /** GET /v1/health at b.example's inspector with a client certificate; the status, or the TLS failure. */
 function health(cert: { cert: string; key: string } | undefined): Promise<{ status: number; body: string } | { error: string }> {
   const fx = B().fx;
@@ -213,27 +223,43 @@ describe('DLP at a.example by its inspector process', () => {
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
   });
 
-  test("the inspector's quarantine at its cap ([quarantine] max_bytes): the gateway answers the same 4xx 4.3.1 as inline; nothing held, nothing relayed", async () => {
+  // A message that ALONE is over a byte cap can never be held: this test asserted 4xx 4.3.1 before the permanent and the
+  // temporary case were told apart; it is refused for good now, as inline.
+  test("a message alone over the inspector's quarantine cap ([quarantine] max_bytes): the gateway answers the same 5xx 5.3.4 as inline; nothing held, nothing relayed", async () => {
     const ini = join(A().inspectorDir, 'ssmax-inspect.ini');
     const shipped = readFileSync(ini, 'utf8');
-    const qdir = join(A().inspectorDir, 'state', 'quarantine');
-    const held = () => {
-      const store = new QuarantineStore(qdir);
-      try {
-        return store.heldCount();
-      } finally {
-        void store.close();
-      }
-    };
-    const before = held();
+    const before = heldInInspector();
     writeFileSync(ini, `${shipped}\n[quarantine]\nmax_bytes=100\n`);
     await A().restartInspector();
     try {
       const reply = await aliceSends('This is top secret.\r\n');
       expect(reply).toMatch(
-        /45\d 4\.3\.1 Storage for held messages is full, retry later: the store would hold \d+ bytes, over its cap of 100/,
+        /55\d 5\.3\.4 Message too large to be held: the message takes \d+ bytes held \(message and record\), over \[quarantine\] max_bytes=100, the most held in all/,
       );
-      expect(held()).toBe(before);
+      expect(heldInInspector()).toBe(before);
+      expect(queuedForBob()).toBe(false);
+    } finally {
+      writeFileSync(ini, shipped);
+      await A().restartInspector();
+    }
+  });
+
+  test("the inspector's quarantine at its cap of messages ([quarantine] max_entries): the gateway answers the same 4xx 4.3.1 as inline; nothing held, nothing relayed", async () => {
+    const ini = join(A().inspectorDir, 'ssmax-inspect.ini');
+    const shipped = readFileSync(ini, 'utf8');
+    const before = heldInInspector();
+    writeFileSync(ini, `${shipped}\n[quarantine]\nmax_entries=${before + 1}\n`);
+    await A().restartInspector();
+    try {
+      expect(await aliceSends('This is top secret, once.\r\n')).toMatch(/^250 /);
+      expect(heldInInspector()).toBe(before + 1);
+      const reply = await aliceSends('This is top secret, twice.\r\n');
+      expect(reply).toMatch(
+        new RegExp(
+          `45\\d 4\\.3\\.1 Storage for held messages is full, retry later: the store holds ${before + 1} messages, its cap \\(\\[quarantine\\] max_entries=${before + 1}\\)`,
+        ),
+      );
+      expect(heldInInspector()).toBe(before + 1);
       expect(queuedForBob()).toBe(false);
     } finally {
       writeFileSync(ini, shipped);

@@ -315,6 +315,15 @@ describe("the gateway's remote inspector fails closed", () => {
     });
   });
 
+  test("422 naming heldTooLarge (a message alone over a cap of the inspector's quarantine) is the inline step's final 552 5.3.4, its text kept", async () => {
+    const text =
+      'Message too large to be held: the message takes 2000 bytes held (message and record), over [quarantine] max_bytes=100, the most held in all';
+    answer = json(422, { error: { code: 'refused', message: text, details: { reply: 'heldTooLarge' } } });
+    const e = await failure(remote());
+    expect(e.temporary).toBe(false);
+    expect(e.reply).toEqual({ code: 552, status: '5.3.4', text });
+  });
+
   test('413 from the inspector is final: 552 5.3.4', async () => {
     answer = json(413, { error: { code: 'too-large', message: 'Request body over 4096 bytes' } });
     expect((await failure(remote())).reply).toMatchObject({ code: 552, status: '5.3.4' });

@@ -36,6 +36,7 @@ test(`a post to ${LIST_CONCURRENCY * 2 + 1} plain-client members: one decryption
     keyd: {
       user: (address: string) => Promise.resolve({ address, status: 'active', encryptionKeyId: null }), // plain clients
       list: () => Promise.resolve(undefined),
+      primeUsers: () => Promise.resolve(),
       certifiedKey: () => Promise.resolve(org.publicKey),
       messageKey: (capsule: Capsule) => {
         decryptions++;

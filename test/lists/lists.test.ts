@@ -415,7 +415,9 @@ describe('posting policy', () => {
     expect((await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id)).code).not.toBe(0);
   });
 
-  test('moderated, the queue at its cap ([lists] moderation_max_bytes): a post to be held is refused for now (4xx, 4.3.1), neither held nor sent', async () => {
+  // A post that ALONE is over a byte cap can never be held: a 4xx would have the sender's server retry it for ever (this
+  // test asserted 4xx before the permanent and the temporary case were told apart); it is refused for good.
+  test("moderated, a post that alone is over the queue's byte cap ([lists] moderation_max_bytes): refused for good (5xx 5.3.4 naming the setting), neither held nor sent", async () => {
     const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
     const heldLines = async () => (await cli('list', 'held', '--state', state)).out.split('\n').filter(Boolean).length;
     const before = await heldLines();
@@ -426,7 +428,7 @@ describe('posting policy', () => {
     try {
       const r = await send(A, 'greg@a.example', 'Over the cap', 'Capped secret', 'board@a.example');
       expect(r.response).toMatch(
-        /45\d 4\.3\.1 Storage for held messages is full, retry later: the store would hold \d+ bytes, over its cap of 100/,
+        /55\d 5\.3\.4 Message too large to be held: the message takes \d+ bytes held \(message and record\), over \[lists\] moderation_max_bytes=100, the most held in all/,
       );
       expect(await heldLines()).toBe(before);
       await new Promise((res) => setTimeout(res, 1000));
@@ -437,6 +439,38 @@ describe('posting policy', () => {
     }
     expect((await send(A, 'greg@a.example', 'Under the cap', 'held again', 'board@a.example')).response).toMatch(/^250 /);
     expect(await heldLines()).toBe(before + 1);
+  });
+
+  test('moderated, the queue at its cap of posts ([lists] moderation_max_entries): a post that would fit once others are released is refused for now (4xx 4.3.1), held after a release', async () => {
+    const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
+    const held = async () => (await cli('list', 'held', '--state', state)).out.split('\n').filter(Boolean);
+    const before = (await held()).length;
+    const iniFile = join(A.harakaDir, 'config', 'ssmax.ini');
+    const shipped = readFileSync(iniFile, 'utf8');
+    writeFileSync(iniFile, `${shipped}\n[lists]\nmoderation_max_entries=${before + 1}\n`);
+    await A.restartHaraka();
+    try {
+      expect((await send(A, 'greg@a.example', 'Count one', 'first of two', 'board@a.example')).response).toMatch(/^250 /);
+      const lines = await held();
+      expect(lines).toHaveLength(before + 1);
+      const r = await send(A, 'greg@a.example', 'Count two', 'second of two', 'board@a.example');
+      expect(r.response).toMatch(
+        new RegExp(
+          `45\\d 4\\.3\\.1 Storage for held messages is full, retry later: the store holds ${before + 1} messages, its cap \\(\\[lists\\] moderation_max_entries=${before + 1}\\)`,
+        ),
+      );
+      expect(await held()).toHaveLength(before + 1);
+      // a release frees its place: the sender's retry is held
+      const id = lines[0]!.split(/\s+/)[0]!; // newest first: "Count one"
+      expect((await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id)).out).toMatch(/released .*250 /);
+      await waitFor(() => copiesOf(A, 'alice@a.example', 'Count one').length >= 1, 60000);
+      expect((await send(A, 'greg@a.example', 'Count two', 'second of two', 'board@a.example')).response).toMatch(/^250 /);
+      expect(await held()).toHaveLength(before + 1);
+      expect(copiesOf(A, 'alice@a.example', 'Count two')).toHaveLength(0);
+    } finally {
+      writeFileSync(iniFile, shipped);
+      await A.restartHaraka();
+    }
   });
 });
 

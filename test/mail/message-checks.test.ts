@@ -23,6 +23,33 @@ describe('checks every message passes before the protocol steps', () => {
       expect(e.reply.text).toMatch(/Bare CR or LF inside a header field: in "Subject"/);
     }
   });
+  test('raw header bytes that are not UTF-8: 550 5.6.0 naming the field (never its value); raw UTF-8 is fine (RFC 6532)', () => {
+    for (const [raw, field] of [
+      ['From: a@a.example\r\nSubject: caf\xe9\r\n\r\nbody', 'Subject'],
+      ['From: "Ren\xe9" <a@a.example>\r\nSubject: x\r\n\r\nbody', 'From'],
+      ['From: a@a.example\r\nSubject: x\r\n \xff continued\r\n\r\nbody', 'Subject'], // in a continuation line: its field
+      ['From: a@a.example\r\nX-Half: \xc3\r\n\r\nbody', 'X-Half'], // a UTF-8 sequence cut short
+    ]) {
+      const e = refusal(raw!);
+      expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
+      expect(e.reply.text).toContain(`not UTF-8 (use RFC 2047 encoded words): in "${field}"`);
+      expect(e.reply.text).not.toMatch(/caf|Ren|continued/);
+    }
+    const utf8 = Buffer.from(
+      'From: "Ren\u00e9" <a@a.example>\r\nSubject: caf\u00e9 \u65e5\u672c\r\n\r\n\xe9 body bytes are not header bytes',
+      'utf8',
+    );
+    expect(checkMessage(Buffer.concat([utf8, Buffer.from([0xe9, 0xff])])).from).toBe('a@a.example');
+  });
+  test('the UTF-8 check is linear: a 600 kB header block of Latin-1 fields (20 000 fields) is refused in well under a second', () => {
+    const fields = Array.from({ length: 20000 }, (_, i) => `X-F${i}: caf\xe9 caf\xe9 caf\xe9 caf\xe9\r\n`).join('');
+    const t0 = process.hrtime.bigint();
+    const e = refusal(`From: a@a.example\r\n${fields}\r\nbody`);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(e.reply.status).toBe('5.6.0');
+    expect(e.reply.text).toContain('in "X-F0"');
+    expect(ms).toBeLessThan(1000);
+  });
   test('duplicate singleton fields: 550 5.6.7; several Received fields are fine', () => {
     expect(refusal('From: a@a.example\r\nSubject: 1\r\nSubject: 2\r\n\r\nx').reply.status).toBe('5.6.7');
     expect(checkMessage(Buffer.from('Received: a\r\nReceived: b\r\nFrom: a@a.example\r\n\r\nx')).from).toBe('a@a.example');

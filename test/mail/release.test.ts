@@ -139,10 +139,15 @@ function cli(id: string, ...more: string[]): Promise<{ code: number | null; text
 
 test('across processes: a CLI release while this process releases is refused; two CLI releases at once send one message', async () => {
   const id = await hold();
-  sink.delayMs = 1500;
+  // the first release stays in flight until the CLI has answered, however long a loaded machine takes to start it
+  let open!: () => void;
+  sink.gate = new Promise<void>((resolve) => (open = resolve));
   const here = releaseHeld(store, id, RELEASE_HEADER, { host: '127.0.0.1', port });
   await waitFor(() => store.get(id)?.state === 'releasing');
-  const other = await cli(id);
+  const other = await cli(id).finally(() => {
+    open();
+    sink.gate = undefined;
+  });
   expect(other.code).toBe(1);
   expect(other.text).toMatch(new RegExp(`a release of ${id} is under way`));
   expect((await here)?.reply).toMatch(/^250 /);

@@ -9,21 +9,22 @@ const path = require('node:path');
 exports.register = function () {
   const outbound = this.haraka_require('outbound');
   const flag = path.join(process.env.HARAKA || process.cwd(), 'fail-queue-once');
-  const original = outbound.send_email;
+  const original = outbound.send_trans_email;
   const logerror = (msg) => this.logerror(msg);
-  outbound.send_email = function (from, to, contents, next, options) {
+  // the gateway queues its copies through send_trans_email (src/gateway/outbound-queue.ts)
+  outbound.send_trans_email = function (transaction, next) {
     let domain = '';
     try {
       domain = fs.readFileSync(flag, 'utf8').trim();
     } catch {
       domain = '';
     }
-    const list = Array.isArray(to) ? to : [to];
-    if (domain && list.some((r) => String(r).toLowerCase().endsWith(`@${domain}`))) {
+    const list = (transaction.rcpt_to || []).map((r) => `${r.user}@${r.host}`);
+    if (domain && list.some((r) => r.toLowerCase().endsWith(`@${domain}`))) {
       fs.rmSync(flag, { force: true });
       logerror(`haraka-faults: injected queue failure for ${list.join(', ')}`);
       return next(903, 'injected queue failure');
     }
-    return original.call(this, from, to, contents, next, options);
+    return original.call(this, transaction, next);
   };
 };

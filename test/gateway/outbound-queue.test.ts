@@ -1,0 +1,76 @@
+/**
+ * Unit tests of the hand-over to Haraka's queue (src/gateway/outbound-queue.ts) with a stand-in
+ * for Haraka's transaction that records what it is given; the real Haraka path is
+ * test/gateway/outbound-bytes.test.ts.
+ */
+import { type HarakaQueue, type HarakaTransaction, queueMessage, wireLines } from '../../src/gateway/outbound-queue';
+import { GatewayError } from '../../src/mail/replies';
+
+test('wireLines: split after each LF, a leading "." doubled, no byte decoded; the concatenation un-stuffed is the message', () => {
+  const msg = Buffer.from('.a\r\n.\r\n..\r\nx.y\r\n\xe9\xff\r\n.\xe9\r\nno newline at the end', 'latin1');
+  const lines = [...wireLines(msg)].map((l) => l.toString('latin1'));
+  expect(lines).toEqual(['..a\r\n', '..\r\n', '...\r\n', 'x.y\r\n', '\xe9\xff\r\n', '..\xe9\r\n', 'no newline at the end']);
+  const wire = Buffer.concat([...wireLines(msg)]);
+  expect(Buffer.from(wire.toString('latin1').replace(/(^|\n)\./g, '$1'), 'latin1')).toEqual(msg);
+  expect([...wireLines(Buffer.alloc(0))]).toEqual([]);
+});
+
+function standIn(code = 906): { q: HarakaQueue; txns: (HarakaTransaction & { lines: Buffer[]; ended: boolean })[] } {
+  const txns: (HarakaTransaction & { lines: Buffer[]; ended: boolean })[] = [];
+  class Address {
+    constructor(readonly text: string) {}
+  }
+  const q: HarakaQueue = {
+    createTransaction: () => {
+      const t = {
+        mail_from: undefined as unknown,
+        rcpt_to: [] as unknown[],
+        notes: {},
+        lines: [] as Buffer[],
+        ended: false,
+        header: { header_list: ['.dotted: 1\n', 'Subject: x\n'] },
+        add_data(line: Buffer) {
+          t.lines.push(line);
+        },
+        message_stream: {
+          add_line_end() {
+            t.ended = true;
+          },
+        },
+      };
+      txns.push(t);
+      return t;
+    },
+    send_trans_email: (_t, next) => next(code, code === 906 ? 'Message Queued' : 'disk full'),
+    Address,
+    smtpIni: {},
+  };
+  return { q, txns };
+}
+
+test('queueMessage: the envelope as Haraka addresses, each line stuffed, the end marked, the notes kept; a header field line beginning with "." stuffed too', async () => {
+  const { q, txns } = standIn();
+  await queueMessage(q, { from: '', to: ['b@b.example'], message: Buffer.from('Subject: x\r\n\r\n.\r\n'), notes: { k: 1 } });
+  const t = txns[0]!;
+  expect(t.mail_from).toEqual({ text: '<>' });
+  expect(t.rcpt_to).toEqual([{ text: '<b@b.example>' }]);
+  expect(t.lines.map((l) => l.toString())).toEqual(['Subject: x\r\n', '\r\n', '..\r\n']);
+  expect(t.ended).toBe(true);
+  expect(t.notes).toEqual({ k: 1 });
+  expect(t.header.header_list).toEqual(['..dotted: 1\n', 'Subject: x\n']);
+});
+
+test("queueMessage: Haraka's refusal rejects (a 4xx of the gateway); a header block that is not UTF-8 is refused before Haraka sees it", async () => {
+  await expect(
+    queueMessage(standIn(903).q, { from: 'a@a.example', to: ['b@b.example'], message: Buffer.from('S: x\r\n\r\n') }),
+  ).rejects.toThrow(/Haraka's queue: disk full/);
+  const { q, txns } = standIn();
+  const err = await queueMessage(q, {
+    from: 'a@a.example',
+    to: ['b@b.example'],
+    message: Buffer.from('Subject: caf\xe9\r\n\r\nx', 'latin1'),
+  }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(GatewayError);
+  expect((err as GatewayError).reply.status).toBe('5.6.0');
+  expect(txns).toHaveLength(0);
+});
