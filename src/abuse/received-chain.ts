@@ -9,8 +9,11 @@
  * original beneath it, with an `Authentication-Results: <own domain>; …
  * ssmax-mode=transparent` line. Such a copy is accepted when the newest seal
  * is by `ownDomain`, it fails only on those hashes, every earlier seal passes,
- * and the transparent-mode line of `ownDomain` is at the top. The summary
- * says so.
+ * and the transparent-mode line of `ownDomain` is at the top — beneath the
+ * trace fields the gateway and the mailbox store add on delivery (TRACE_FIELDS:
+ * the gateway's SSMAX-Delivery-Id, Dovecot LMTP's and Postfix's Return-Path,
+ * Delivered-To, X-Original-To, Received), which are skipped; the first other
+ * field must be that line. The summary says so.
  */
 import { type ChainVerification, verifyChain } from '../chain/verify-chain';
 import type { PeerEntry } from '../directory/directory';
@@ -28,10 +31,23 @@ export type ReceivedChain =
 
 const HASH_REASONS = new Set(['header-hash-mismatch', 'body-hash-mismatch']);
 
+/**
+ * Fields a delivery adds above the gateway's Authentication-Results line: the
+ * gateway's own delivery id (src/gateway/delivery.ts), and what mailbox stores
+ * write on top as they store a message — Dovecot LMTP (Return-Path,
+ * Delivered-To, Received), Postfix local/virtual delivery (Return-Path,
+ * X-Original-To, Delivered-To), Exim (Envelope-To), and a Received of any
+ * MTA on the way. None of them can stand between the gateway's line and the
+ * message beneath it: the gateway writes its line on top of what it delivers.
+ */
+const TRACE_FIELDS = new Set(['ssmax-delivery-id', 'return-path', 'delivered-to', 'x-original-to', 'envelope-to', 'received']);
+
 async function transparentLine(message: Uint8Array, ownDomain: string): Promise<boolean> {
   try {
     const { head } = await readHead(message, DEFAULT_LIMITS);
-    const first = parseHead(Buffer.from(head), DEFAULT_LIMITS).getList()[0];
+    const first = parseHead(Buffer.from(head), DEFAULT_LIMITS)
+      .getList()
+      .find((f) => !TRACE_FIELDS.has(f.key));
     if (!first || first.key !== 'authentication-results') return false;
     const value = first.line
       .slice(first.line.indexOf(':') + 1)

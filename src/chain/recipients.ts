@@ -23,6 +23,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { decodeBase64url, encodeBase64url } from './tags';
 import { isField, splitHeaderBlock, withoutField } from '../mail/header-block';
+import { MAX_RECIPIENTS_FIELD_BYTES } from '../envelope/limits';
 
 export const RECIPIENTS_HEADER = 'SSMAX-Recipients';
 /** The most envelope recipients one sealed copy may bind (SMTP servers commonly allow 100 to 1000 per transaction). */
@@ -91,9 +92,12 @@ export interface RecipientOpening {
 
 /** Parses the value of an SSMAX-Recipients field (after the colon). Throws RecipientsError. */
 export function parseRecipients(value: string): RecipientOpening {
-  if (value.length > 64 + MAX_RECIPIENTS * 46)
-    throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: longer than ${MAX_RECIPIENTS} recipients`);
+  // the folded value may be longer than the tags it holds (a CRLF and a space every line); both are bounded, the folded one first
+  if (value.length > MAX_RECIPIENTS_FIELD_BYTES)
+    throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: longer than ${MAX_RECIPIENTS_FIELD_BYTES} bytes`);
   const unfolded = value.replace(/\r?\n(?=[ \t])/g, '').replace(/[ \t]+/g, '');
+  if (unfolded.length > 64 + MAX_RECIPIENTS * 46)
+    throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: longer than ${MAX_RECIPIENTS} recipients`);
   const m = /^v=1;k=([A-Za-z0-9_-]{43});r=([A-Za-z0-9_,-]+)$/.exec(unfolded);
   if (!m) throw new RecipientsError(`Cannot parse ${RECIPIENTS_HEADER}: expected "v=1; k=<key>; r=<tag>,<tag>…"`);
   const key = decodeBase64url(m[1]!);

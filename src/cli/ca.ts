@@ -38,6 +38,7 @@ import { fromPemAll } from '../pki/pem';
 import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/validate';
 import { CliError, type CliIo, type CommandGroup, EXIT, readInputText, readPassphrase } from './command';
 import { loadSigningAuthority } from './ca-files';
+import { writeFileAtomic } from '../fs/atomic';
 
 const DAY = 86_400_000;
 /** Allowance for clocks slightly behind ours (RFC 5280 gives no rule; one hour is common practice). */
@@ -440,22 +441,27 @@ function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: R
 
 const crl: Sub = {
   summary: "Write the CA's CRL (signed, with the next CRL number)",
-  usage: `Usage: ssmax ca crl --ca DIR [--days N] [--out FILE]
+  usage: `Usage: ssmax ca crl --ca DIR [--days N] [--out FILE] [--merge FILE]…
 
 Options:
   --ca DIR                  The CA directory (root or organisation)
   --days N                  Days until nextUpdate (default 7)
-  --out FILE                Output (default DIR/crl.pem, replaced)
+  --out FILE                Output (default DIR/crl.pem, replaced atomically)
+  --merge FILE              Another CRL file of this CA whose revocations and number
+                            count too (repeatable), e.g. the one keyd renews
   --ca-passphrase-file F    Passphrase of the CA key
 
-The CRL holds the revocations of ca.json and every revocation in the CRL it
-replaces (DIR/crl.pem and --out: keyd adds users it revokes to its file), which
-ca.json then records too; its number is above theirs.`,
+The CRL holds the revocations of ca.json and every revocation in every CRL
+file of this CA it knows: DIR/crl.pem, --out, each --merge, and the copies
+ca.json names (ssmax setup records there the pki/org-ca.crl.pem that keyd
+renews and revokes users into). ca.json then records them too; the number is
+above all of theirs, so the new CRL can replace any of those files.`,
   options: {
     ...common,
     ca: { type: 'string' },
     days: { type: 'string' },
     out: { type: 'string' },
+    merge: { type: 'string', multiple: true },
     'ca-passphrase-file': { type: 'string' },
   },
   run(v, _p, io, now) {
@@ -463,8 +469,17 @@ ca.json then records too; its number is above theirs.`,
     const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const out = str(v.out) ?? join(dir, 'crl.pem');
-    // one counter: the number in the CRL file (the one keyd renews), above every CRL of this CA written before
-    const current = [out, join(dir, 'crl.pem')].map((f) => crlIn(f, authority));
+    const merged = list(v.merge);
+    for (const f of merged) if (!existsSync(f)) throw new CliError(`Cannot merge "${f}": no such file`, EXIT.noInput);
+    // a copy ca.json names that is gone (its setup folder moved) is said, not a failure: the others still count
+    const copies = (state.crlCopies ?? []).filter((f) => {
+      if (existsSync(f)) return true;
+      io.err(`Note: the CRL copy "${f}" named in ca.json is not there; not merged`);
+      return false;
+    });
+    // one counter above every CRL of this CA written before, in any of its files (keyd renews its own: docs/operations.md)
+    const files = [...new Set([out, join(dir, 'crl.pem'), ...copies, ...merged])];
+    const current = files.map((f) => crlIn(f, authority));
     const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
     // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
     for (const e of current.flatMap((c) => c.entries)) {
@@ -472,15 +487,21 @@ ca.json then records too; its number is above theirs.`,
         state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
     }
     const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
-    const list = createCrl(authority, {
+    const signed = createCrl(authority, {
       entries,
       thisUpdate,
       nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
       crlNumber: number,
     });
-    writeOut(out, list.pem, { force: str(v.out) === undefined || v.force === true });
+    if (existsSync(out) && !(str(v.out) === undefined || v.force === true))
+      throw new CliError(`Cannot write "${out}": the file exists (use --force to replace it)`, EXIT.cantCreate);
+    // atomically: the publisher, keyd and the gateways read this file while it is replaced
+    writeFileAtomic(out, signed.pem, 0o644);
     saveState(dir, state);
-    io.out(`Wrote CRL number ${number} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}`);
+    const others = files.filter((f) => f !== out && existsSync(f));
+    io.out(
+      `Wrote CRL number ${number} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}${others.length > 0 ? ` (merged ${others.join(', ')})` : ''}`,
+    );
     return EXIT.ok;
   },
 };

@@ -123,7 +123,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         return EXIT.ok;
       } catch (err) {
         if (!(err instanceof DirectoryError)) throw err;
-        io.err(`${err.code}: ${err.message}`);
+        io.err(`${err.code}: ${err.detail}`);
         return err.code === 'none' ? 2 : EXIT.failure;
       } finally {
         await dir.close();

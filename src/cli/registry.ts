@@ -100,6 +100,7 @@ async function ownBundleText(config: AbuseConfig): Promise<string> {
       timeoutMs: dc.fetchTimeoutMs,
       ca,
       hosts: new Map(Object.entries(dc.hosts).map(([h, a]) => [h.toLowerCase(), a])),
+      allowPrivate: true, // the operator's own [peers] URL, not one a DNS record named
     });
   } catch (err) {
     if (err instanceof FetchError)

@@ -12,7 +12,7 @@ import { basename } from 'node:path';
 import { describeResolution, resolveReport, resolveToken, type Resolution } from '../abuse/resolve';
 import { SEAL_HEADER, parseSeal } from '../chain/tags';
 import { directoryOptions, loadDirectoryConfig } from '../directory/config';
-import { Directory, type PeerStatus } from '../directory/directory';
+import { Directory, DirectoryError, type PeerStatus } from '../directory/directory';
 import { QuarantineStore, RELEASE_HEADER, releaseInterrupted, releasedForGood, shownState } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
 import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
@@ -67,7 +67,9 @@ function csrfField(ctx: PageContext): Html {
 
 /** What went wrong, for the page (keyd's and the directory's messages name no secret). */
 function failure(ctx: PageContext, err: unknown): Html {
-  return notice('bad', ctx.t('failed', { why: (err as Error).message.slice(0, 500) }));
+  // the directory's whole reason for the operator (its message alone names only the domain)
+  const why = err instanceof DirectoryError ? err.detail : (err as Error).message;
+  return notice('bad', ctx.t('failed', { why: why.slice(0, 500) }));
 }
 
 /** Records a console action in keyd's audit chain as the administrator; throws (and the action is not done) if keyd cannot. */

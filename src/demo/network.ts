@@ -23,6 +23,8 @@ import { type OrgFixture, provisionOrg } from './provision';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ssmax');
 const DAY = 86400000;
+/** How long a process of the first start may take to listen: the organisations start at once, so on a busy machine each takes longer than alone. */
+const AT_ONCE_MS = 60000;
 
 export interface UserSpec {
   readonly address: string;
@@ -176,6 +178,12 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
   });
 }
 
+/** Waits for every start; when one failed, throws its error once the others have settled (so that stopping finds all they started). */
+async function allSettledOrThrow(starts: readonly Promise<void>[]): Promise<void> {
+  const failed = (await Promise.allSettled(starts)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
 function fetchBundle(url: string, ca: string[]): Promise<string> {
   const u = new URL(url);
   return new Promise((res, rej) => {
@@ -225,18 +233,25 @@ export async function startNetwork(
       },
     });
   }
-  const orgs: OrgNode[] = [];
+  /** The organisations' processes, in the order of `specs` (empty where an organisation got no further than its plan). */
+  const started: (OrgNode | undefined)[] = planned.map(() => undefined);
+  // the organisations stop at once, each its gateway first and its keyd last
   const stopAll = async () => {
-    for (const o of orgs) {
-      await o.haraka?.stop().catch(() => undefined);
-      await o.inspector?.stop().catch(() => undefined);
-      await o.publisher?.stop().catch(() => undefined);
-      await o.keyd?.stop().catch(() => undefined);
-      await o.mailbox.close().catch(() => undefined);
-    }
+    await Promise.all(
+      started.map(async (o) => {
+        if (!o) return;
+        await o.haraka?.stop().catch(() => undefined);
+        await o.inspector?.stop().catch(() => undefined);
+        await o.publisher?.stop().catch(() => undefined);
+        await o.keyd?.stop().catch(() => undefined);
+        await o.mailbox.close().catch(() => undefined);
+      }),
+    );
   };
   try {
-    for (const p of planned) {
+    // The organisations start at once (each its keyd, then its publisher, then its users), then their gateways at once:
+    // most of a start is node loading its modules, and one organisation's processes need nothing of another's.
+    const startOrg = async (p: Planned, i: number): Promise<void> => {
       const { domain } = p.spec;
       log(`${domain}: provisioning org CA, keyd, publisher, gateway`);
       const certDays = p.spec.certDays ?? 365;
@@ -329,9 +344,13 @@ export async function startNetwork(
         inspectorDir: join(p.dir, 'inspector'),
         bundleUrl: `https://ssmax.${domain}:${p.ports.publisher}/.well-known/ssmax/bundle`,
       } as unknown as OrgNode;
-      orgs.push(node);
-      node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/);
-      node.publisher = await startService(['publish', '--config', join(fx.dir, 'publisher.ini')], /publisher listening on [^:]+:(\d+)/);
+      started[i] = node;
+      node.keyd = await startService(['keyd', 'run', '--config', fx.configFile], /keyd listening on [^:]+:(\d+)/, AT_ONCE_MS);
+      node.publisher = await startService(
+        ['publish', '--config', join(fx.dir, 'publisher.ini')],
+        /publisher listening on [^:]+:(\d+)/,
+        AT_ONCE_MS,
+      );
       node.admin = () =>
         new KeydClient({
           url: `https://127.0.0.1:${p.ports.keyd}`,
@@ -398,16 +417,16 @@ export async function startNetwork(
           ].join('\n'),
           { mode: 0o600 },
         );
-        const start = () =>
-          startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/);
-        node.inspector = await start();
+        const start = (timeoutMs?: number) =>
+          startService(['inspector', 'run', '--config', join(idir, 'inspector.ini')], /inspector listening on [^:]+:(\d+)/, timeoutMs);
+        node.inspector = await start(AT_ONCE_MS);
         node.restartInspector = async () => {
           await node.inspector?.stop();
           node.inspector = await start();
         };
       }
 
-      let bundle = '';
+      let bundle: string;
       for (let attempt = 0; ; attempt++) {
         try {
           bundle = await fetchBundle(node.bundleUrl, fx.caPem);
@@ -454,9 +473,10 @@ export async function startNetwork(
         }
       }
       admin.close();
-    }
-    for (const [i, p] of planned.entries()) {
-      const node = orgs[i]!;
+    };
+    await allSettledOrThrow(planned.map(startOrg));
+    const startGateway = async (p: Planned, i: number): Promise<void> => {
+      const node = started[i]!;
       const peers = planned.filter((q) => q !== p);
       const ini = [
         '[main]',
@@ -490,7 +510,8 @@ export async function startNetwork(
         '[hosts]',
         ...(p.spec.dnsServers ? [] : planned.map((q) => `ssmax.${q.spec.domain}=127.0.0.1`)),
         '[directory]',
-        ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`] : ['dns=false']),
+        // a lab on one machine: the publishers' names resolve to 127.0.0.1, which DNS-named URLs may not reach by default
+        ...(p.spec.dnsServers ? ['dns=true', `dns_servers=${p.spec.dnsServers}`, 'allow_private_addresses=true'] : ['dns=false']),
         'fetch_timeout_ms=2000',
         `retry_ms=${p.spec.directoryRetryMs ?? 500}`,
         '[routes]',
@@ -519,7 +540,7 @@ export async function startNetwork(
         retryIntervals: '5s*120',
         files: { 'ssmax.ini': ini, 'auth_flat_file.ini': `[core]\nmethods=PLAIN,LOGIN\n\n[users]\n${users}\n` },
       });
-      node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
+      node.haraka = await startHaraka(node.harakaDir, p.ports.smtp, AT_ONCE_MS);
       node.restartHaraka = async () => {
         await node.haraka.stop();
         node.haraka = await startHaraka(node.harakaDir, p.ports.smtp);
@@ -527,11 +548,13 @@ export async function startNetwork(
       log(
         `${p.spec.domain}: gateway on 127.0.0.1:${p.ports.smtp}, keyd :${p.ports.keyd}, publisher :${p.ports.publisher}, mailbox :${p.ports.mailbox}${p.spec.inspector ? `, inspector :${p.ports.inspector}` : ''}`,
       );
-    }
+    };
+    await allSettledOrThrow(planned.map(startGateway));
   } catch (err) {
     await stopAll();
     throw err;
   }
+  const orgs = started.map((o) => o!);
   return {
     root,
     orgs,

@@ -28,6 +28,8 @@ export interface DirectoryConfig {
   readonly retryMs: number;
   readonly negativeTtlMs: number;
   readonly dnsRecheckMs: number;
+  /** Fetch DNS-named bundle URLs from internal addresses too (labs); [peers] and [hosts] are always allowed. */
+  readonly allowPrivateAddresses: boolean;
   /** Absent: Node's root store plus the SSMAX roots. */
   readonly tlsCa?: readonly string[];
   readonly peers: Readonly<Record<string, string>>;
@@ -49,6 +51,7 @@ export const DIRECTORY_SETTINGS = defineSettings({
   'directory.retry_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.retryMs / 1000 },
   'directory.negative_ttl_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.negativeTtlMs / 1000 },
   'directory.dns_recheck_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.dnsRecheckMs / 1000 },
+  'directory.allow_private_addresses': { type: 'bool', default: false },
   'tls.ca': { type: 'list', default: [] },
 });
 
@@ -105,6 +108,7 @@ export function loadDirectoryConfig(file: string, opts: { otherSections?: readon
     retryMs: r.get('directory.retry_seconds') * 1000,
     negativeTtlMs: r.get('directory.negative_ttl_seconds') * 1000,
     dnsRecheckMs: r.get('directory.dns_recheck_seconds') * 1000,
+    allowPrivateAddresses: r.get('directory.allow_private_addresses'),
     ...(tlsCa.length > 0 ? { tlsCa } : {}),
     peers,
     hosts,
@@ -131,6 +135,7 @@ export function directoryOptions(config: DirectoryConfig, extra: Partial<Directo
     retryMs: config.retryMs,
     negativeTtlMs: config.negativeTtlMs,
     dnsRecheckMs: config.dnsRecheckMs,
+    allowPrivateAddresses: config.allowPrivateAddresses,
     ...(config.tlsCa ? { tlsCa: config.tlsCa.map((f) => readPem(f, 'TLS CA')) } : {}),
     ...extra,
   };

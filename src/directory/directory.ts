@@ -23,16 +23,15 @@
  *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
  */
-import { Resolver, resolveTxt } from 'node:dns/promises';
-import { isIP } from 'node:net';
+import { Resolver } from 'node:dns/promises';
 import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { canonicalDomain } from '../chain/alignment';
 import { checkDomain } from '../pki/issue';
 import { ValidationCache } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
-import { type BundleLocation, type TxtResolver, discover, urlProblem } from './discovery';
-import { FetchError, type HostResolver, fetchBundleText } from './fetch';
+import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
+import { FetchError, type HostResolver, fetchBundleText, hostResolverOf } from './fetch';
 import { type PeerEntry, peerEntryOf } from './peer-entry';
 
 export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
@@ -41,14 +40,23 @@ export type { TxtResolver } from './discovery';
 
 export type DirectoryErrorCode = 'none' | 'unavailable' | 'invalid';
 
+/**
+ * `message` says only which domain's bundle is missing or unavailable: it may reach an SMTP reply, a header or
+ * anyone who asks. `detail` is the whole reason (the URL, the address, the TLS or HTTP error, the refusal):
+ * for the directory's log, `status` and the operator's tools, never for a sender — a bundle URL is chosen
+ * by whoever publishes the TXT record, and the reason would tell them what answered inside our network.
+ */
 export class DirectoryError extends Error {
+  readonly detail: string;
+
   constructor(
     readonly code: DirectoryErrorCode,
     readonly domain: string,
-    message: string,
+    detail: string,
   ) {
-    super(message);
+    super(code === 'none' ? `No SSMAX bundle for "${domain}"` : `SSMAX bundle of "${domain}" unavailable`);
     this.name = 'DirectoryError';
+    this.detail = detail;
   }
 }
 
@@ -99,8 +107,14 @@ export interface DirectoryOptions {
   readonly maxPeersInMemory?: number;
   /** CAs (PEM) for the publishers' TLS certificates; default Node's root store plus `roots`. */
   readonly tlsCa?: readonly string[];
-  /** Fixed addresses for publisher host names (like curl --resolve). */
+  /** Fixed addresses for publisher host names (like curl --resolve); always allowed, whatever the address. */
   readonly hosts?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
+  /**
+   * Fetch bundles from internal addresses (loopback, private, link-local, CGNAT, ULA, multicast, unspecified)
+   * whatever named them; default false: only the URLs of `staticPeers` and the addresses pinned in `hosts` may be
+   * internal, a URL found by DNS is fetched from public addresses only (labs on one machine set this).
+   */
+  readonly allowPrivateAddresses?: boolean;
   /** Uniform in [0, 1); default Math.random. */
   readonly random?: () => number;
   /** Refusals and failures, one line each. */
@@ -139,21 +153,6 @@ interface Peer {
   txtId?: string;
 }
 
-/** A and AAAA records of a host name through `dns` (IPv4 first); NXDOMAIN for both is ENOTFOUND. */
-function hostResolverOf(dns: Resolver): HostResolver {
-  return async (hostname) => {
-    if (isIP(hostname)) return [{ address: hostname, family: isIP(hostname) as 4 | 6 }];
-    const [v4, v6] = await Promise.allSettled([dns.resolve4(hostname), dns.resolve6(hostname)]);
-    const out = [
-      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 as const })) : []),
-      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 as const })) : []),
-    ];
-    if (out.length > 0) return out;
-    // Neither: the IPv4 answer's error says why (ENOTFOUND, ENODATA, a time-out).
-    throw v4.status === 'rejected' ? v4.reason : new Error(`No address for "${hostname}"`);
-  };
-}
-
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
   const entries: [string, string][] =
     v === undefined ? [] : v instanceof Map ? [...(v as ReadonlyMap<string, string>).entries()] : Object.entries(v);
@@ -185,10 +184,17 @@ export class Directory {
   private readonly validation = new ValidationCache();
   private readonly peers = new Map<string, Peer>();
   private readonly inflight = new Map<string, Promise<PeerEntry>>();
+  /**
+   * Bundle URLs named by DNS for a domain never accepted here whose bundle did not parse or did not chain to a root:
+   * not fetched again, for any such domain, until `until` (at most maxPeersInMemory of them, the oldest dropped).
+   */
+  private readonly refusedUrls = new Map<string, { until: number; message: string }>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
-  private readonly resolveHost: HostResolver | undefined;
+  private readonly allowPrivate: boolean;
+  private readonly resolveHost: HostResolver;
+  private readonly dns: Resolver;
   private readonly cfg: {
     fetchTimeoutMs: number;
     refreshAhead: number;
@@ -211,9 +217,10 @@ export class Directory {
       const problem = urlProblem(url);
       if (problem) throw new TypeError(`Cannot create directory: static peer "${domain}": ${problem}`);
     }
-    let dns: Resolver | undefined;
+    // One resolver for everything the directory resolves (the configured servers, else the system's): c-ares,
+    // bounded in time, never getaddrinfo on libuv's shared threads (src/directory/fetch.ts).
+    const dns = new Resolver({ timeout: Math.max(1, Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000)), tries: 2 });
     if (opts.dnsServers && opts.dnsServers.length > 0) {
-      dns = new Resolver({ timeout: Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000), tries: 2 });
       try {
         dns.setServers([...opts.dnsServers]);
       } catch (err) {
@@ -222,9 +229,9 @@ export class Directory {
         });
       }
     }
-    const txt: TxtResolver = dns ? (name) => (dns as Resolver).resolveTxt(name) : resolveTxt;
-    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? txt);
-    this.resolveHost = dns ? hostResolverOf(dns) : undefined;
+    this.resolver = opts.resolver === null ? undefined : (opts.resolver ?? ((name) => dns.resolveTxt(name)));
+    this.resolveHost = hostResolverOf(dns);
+    this.dns = dns;
     const clock = opts.clock;
     this.clock = clock
       ? () => {
@@ -236,6 +243,7 @@ export class Directory {
     this.log = opts.log ?? (() => undefined);
     this.tlsCa = opts.tlsCa ? [...opts.tlsCa] : [...rootCertificates, ...opts.roots];
     this.hosts = toMap(opts.hosts, true);
+    this.allowPrivate = opts.allowPrivateAddresses === true;
     this.cfg = {
       fetchTimeoutMs: positive(opts.fetchTimeoutMs, DIRECTORY_DEFAULTS.fetchTimeoutMs, 'fetchTimeoutMs'),
       refreshAhead: fraction(opts.refreshAhead, DIRECTORY_DEFAULTS.refreshAhead, 'refreshAhead'),
@@ -321,6 +329,7 @@ export class Directory {
     this.closed = true;
     await this.settled();
     await Promise.allSettled([...this.inflight.values()]);
+    this.dns.cancel(); // queries a deadline gave up on
     await this.store.close();
   }
 
@@ -429,13 +438,29 @@ export class Directory {
   private async recheckDns(domain: string): Promise<void> {
     const peer = this.peer(domain);
     peer.dnsCheckAt = this.clock() + this.cfg.dnsRecheckMs;
-    const found = await discover(domain, this.staticPeers, this.resolver);
+    const found = await this.discoverWithin(domain, this.cfg.fetchTimeoutMs);
     if (found.status !== 'found') return; // keep serving the verified bundle; the next refresh reports the problem
     const { location } = found;
     if (location.id !== peer.txtId || location.url !== peer.entry?.url) {
       this.log(`directory: "${domain}" announces bundle ${location.id ?? '(no id)'} at ${location.url}; refreshing`);
       await this.fetchShared(domain, location);
     }
+  }
+
+  /** `discover`, answered `unavailable` when the resolver has not answered within `ms`. */
+  private discoverWithin(domain: string, ms: number): Promise<DiscoveryResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<DiscoveryResult>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve({
+            status: 'unavailable',
+            message: `Cannot resolve TXT "${txtName(domain)}": no answer within ${this.cfg.fetchTimeoutMs} ms`,
+          }),
+        Math.max(0, ms),
+      );
+    });
+    return Promise.race([discover(domain, this.staticPeers, this.resolver), late]).finally(() => clearTimeout(timer));
   }
 
   private async fetchNow(domain: string, known?: BundleLocation): Promise<PeerEntry> {
@@ -446,6 +471,9 @@ export class Directory {
       peer.failure = err;
       peer.retryAt = now + this.cfg.retryMs;
       if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
+      // A refused bundle of a domain never accepted here is remembered as long as "no bundle": any sender can name such
+      // domains, as many as it likes, and each must not cost a fetch and a verification per message.
+      if (code === 'invalid' && peer.record.highestSerial < 0) peer.retryAt = now + Math.max(this.cfg.retryMs, this.cfg.negativeTtlMs);
       peer.record = {
         ...peer.record,
         ...(peer.location && peer.record.url === undefined ? { url: peer.location.url, source: peer.location.source } : {}),
@@ -459,20 +487,29 @@ export class Directory {
       if (peer.record.highestSerial >= 0 || peer.location?.source === 'static') await this.persist(peer);
       throw err;
     };
+    // One deadline for the TXT lookup, the host name's resolution and the fetch together.
+    const started = Date.now();
+    const left = () => this.cfg.fetchTimeoutMs - (Date.now() - started);
     let location = known;
     if (!location) {
-      const found = await discover(domain, this.staticPeers, this.resolver);
+      const found = await this.discoverWithin(domain, left());
       if (found.status !== 'found') return fail(found.status, found.message);
       location = found.location;
     }
     peer.location = location;
+    const stranger = location.source === 'dns' && peer.record.highestSerial < 0;
+    const refused = stranger ? this.refusedUrls.get(location.url) : undefined;
+    if (refused && this.clock() < refused.until) return fail('invalid', `${refused.message} (remembered; not fetched again yet)`);
     let text: string;
+    if (left() <= 0) return fail('unavailable', `Cannot fetch "${location.url}": no answer within ${this.cfg.fetchTimeoutMs} ms`);
     try {
       text = await fetchBundleText(location.url, {
-        timeoutMs: this.cfg.fetchTimeoutMs,
+        timeoutMs: left(),
         ca: this.tlsCa,
         hosts: this.hosts,
-        ...(this.resolveHost ? { resolveHost: this.resolveHost } : {}),
+        resolveHost: this.resolveHost,
+        // the operator named a static peer's URL; one found by DNS was named by whoever publishes the record
+        allowPrivate: this.allowPrivate || location.source === 'static',
       });
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
@@ -486,7 +523,12 @@ export class Directory {
       cache: this.validation,
       ...(minSerial !== undefined ? { minSerial } : {}),
     });
-    if (r.status !== 'valid') return fail('invalid', `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`);
+    if (r.status !== 'valid') {
+      const message = `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`;
+      // whatever domain names it, a bundle that does not parse or does not chain to a root is refused again
+      if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message);
+      return fail('invalid', message);
+    }
     const entry = this.accept(peer, r.bundle, location.url, true);
     if (location.id !== undefined) peer.txtId = location.id;
     else delete peer.txtId;
@@ -505,6 +547,16 @@ export class Directory {
     };
     await this.persist(peer);
     return entry;
+  }
+
+  private rememberRefusedUrl(url: string, message: string): void {
+    if (this.cfg.negativeTtlMs <= 0) return;
+    this.refusedUrls.delete(url);
+    this.refusedUrls.set(url, { until: this.clock() + this.cfg.negativeTtlMs, message });
+    for (const u of this.refusedUrls.keys()) {
+      if (this.refusedUrls.size <= this.cfg.maxPeersInMemory) break;
+      this.refusedUrls.delete(u);
+    }
   }
 
   private async persist(peer: Peer): Promise<void> {

@@ -8,8 +8,8 @@
  * Errors are `FetchError` with a one-line message; every one is temporary
  * from the caller's point of view (SMTP 4xx).
  */
-import { lookup as systemLookup } from 'node:dns';
-import type { LookupFunction } from 'node:net';
+import { Resolver } from 'node:dns/promises';
+import { BlockList, type LookupFunction, type Socket, isIP } from 'node:net';
 import { request } from 'node:https';
 import { MAX_BUNDLE_BYTES } from '../pki/bundle';
 
@@ -26,34 +26,119 @@ export interface FetchOptions {
   readonly ca?: readonly string[];
   /** Fixed addresses for host names (like curl --resolve): closed networks and tests. */
   readonly hosts?: ReadonlyMap<string, string>;
-  /** Addresses of a host name not in `hosts` (the configured DNS servers); default the system resolver. */
+  /**
+   * Addresses of a host name not in `hosts` (the directory's resolver: the configured DNS servers, else the
+   * system's); default a resolver of the system's servers. Never the operating system's getaddrinfo, which
+   * runs on libuv's few shared threads and cannot be abandoned: a publisher's name servers that never answer
+   * would hold them, and every file operation of the process would wait behind them.
+   */
   readonly resolveHost?: HostResolver;
   readonly maxBytes?: number;
+  /**
+   * Connect to internal addresses (loopback, private, link-local, CGNAT, ULA, multicast, unspecified: `internalRange`)
+   * as well. Default false: the URL comes from a DNS record anyone can publish for a domain of their own, and must
+   * not make the gateway connect into its own network. Addresses pinned in `hosts` are always allowed.
+   */
+  readonly allowPrivate?: boolean;
+}
+
+/** Address ranges a bundle URL named by someone else must not reach. */
+const INTERNAL_RANGES: readonly [string, number, 'ipv4' | 'ipv6', string][] = [
+  ['0.0.0.0', 8, 'ipv4', 'unspecified'],
+  ['10.0.0.0', 8, 'ipv4', 'private'],
+  ['100.64.0.0', 10, 'ipv4', 'shared (CGNAT)'],
+  ['127.0.0.0', 8, 'ipv4', 'loopback'],
+  ['169.254.0.0', 16, 'ipv4', 'link-local'],
+  ['172.16.0.0', 12, 'ipv4', 'private'],
+  ['192.0.0.0', 24, 'ipv4', 'IETF protocol assignments'],
+  ['192.168.0.0', 16, 'ipv4', 'private'],
+  ['198.18.0.0', 15, 'ipv4', 'benchmarking'],
+  ['224.0.0.0', 4, 'ipv4', 'multicast'],
+  ['240.0.0.0', 4, 'ipv4', 'reserved'],
+  ['::', 128, 'ipv6', 'unspecified'],
+  ['::1', 128, 'ipv6', 'loopback'],
+  ['fc00::', 7, 'ipv6', 'unique local'],
+  ['fe80::', 10, 'ipv6', 'link-local'],
+  ['fec0::', 10, 'ipv6', 'site-local'],
+  ['ff00::', 8, 'ipv6', 'multicast'],
+];
+const INTERNAL = INTERNAL_RANGES.map(([net, prefix, type, name]) => {
+  const list = new BlockList();
+  list.addSubnet(net, prefix, type);
+  return { list, type, name };
+});
+
+/** The kind of internal range `address` lies in ("loopback", "private", …), or undefined for a public address. */
+export function internalRange(address: string): string | undefined {
+  let a = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  let family = isIP(a);
+  if (family === 0) return 'not an IP address';
+  if (family === 6) {
+    // IPv4-mapped and NAT64 (64:ff9b::/96) addresses reach the IPv4 address they carry
+    const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(a);
+    if (m) {
+      a =
+        m[1] ??
+        [
+          parseInt(m[2] as string, 16) >> 8,
+          parseInt(m[2] as string, 16) & 255,
+          parseInt(m[3] as string, 16) >> 8,
+          parseInt(m[3] as string, 16) & 255,
+        ].join('.');
+      family = 4;
+    }
+  }
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return INTERNAL.find((r) => r.type === type && r.list.check(a, type))?.name;
+}
+
+function refusedAddress(hostname: string, address: string, range: string): Error {
+  return Object.assign(new Error(`"${hostname}" resolves to ${address}, a ${range} address (not allowed for a bundle URL)`), {
+    code: 'EADDRNOTALLOWED',
+    hostname,
+  });
 }
 
 /** The addresses of a host name, as `dns.lookup` with `all: true` gives them. */
 export type HostResolver = (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
 
-function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver | undefined): LookupFunction | undefined {
-  if (hosts.size === 0 && !resolveHost) return undefined;
+/** A and AAAA records of a host name through `dns` (IPv4 first); NXDOMAIN for both is ENOTFOUND. */
+export function hostResolverOf(dns: Resolver): HostResolver {
+  return async (hostname) => {
+    if (isIP(hostname)) return [{ address: hostname, family: isIP(hostname) as 4 | 6 }];
+    const [v4, v6] = await Promise.allSettled([dns.resolve4(hostname), dns.resolve6(hostname)]);
+    const out = [
+      ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 as const })) : []),
+      ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 as const })) : []),
+    ];
+    if (out.length > 0) return out;
+    // Neither: the IPv4 answer's error says why (ENOTFOUND, ENODATA, a time-out).
+    throw v4.status === 'rejected' ? v4.reason : new Error(`No address for "${hostname}"`);
+  };
+}
+
+/** A resolver of the system's DNS servers (c-ares, no thread of the pool), each query bounded by `timeoutMs`. */
+export function systemHostResolver(timeoutMs: number): HostResolver {
+  return hostResolverOf(new Resolver({ timeout: Math.max(1, Math.min(timeoutMs, 5000)), tries: 2 }));
+}
+
+function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver, allowPrivate: boolean): LookupFunction {
   const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
     const address = hosts.get(hostname.toLowerCase());
-    if (address === undefined && resolveHost) {
-      // Not pinned: the configured DNS servers.
+    if (address === undefined) {
+      // Not pinned: the directory's resolver; only public addresses unless allowed (the socket connects to what this returns)
       resolveHost(hostname).then(
-        (all) => {
+        (found) => {
+          const all = allowPrivate ? found : found.filter((a) => internalRange(a.address) === undefined);
           const first = all[0];
-          if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
+          const refused = found[0];
+          if (!first && refused) callback(refusedAddress(hostname, refused.address, internalRange(refused.address) as string));
+          else if (!first) callback(Object.assign(new Error(`No address for "${hostname}"`), { code: 'ENOTFOUND', hostname }));
           else if (options.all) callback(null, all);
           else callback(null, first.address, first.family);
         },
         (err: unknown) => callback(err),
       );
-      return;
-    }
-    if (address === undefined) {
-      // Not pinned: fall back to the system resolver.
-      systemLookup(hostname, { all: options.all === true }, callback as never);
       return;
     }
     const family = address.includes(':') ? 6 : 4;
@@ -82,7 +167,16 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
       req.destroy();
       reject(new FetchError(message));
     };
-    const lookup = opts.hosts || opts.resolveHost ? fixedLookup(opts.hosts ?? new Map(), opts.resolveHost) : undefined;
+    const hosts = opts.hosts ?? new Map<string, string>();
+    const allowPrivate = opts.allowPrivate === true;
+    const lookup = fixedLookup(hosts, opts.resolveHost ?? systemHostResolver(opts.timeoutMs), allowPrivate);
+    // an address in the URL itself is not looked up: checked here, before any connection
+    const literal = u.hostname.replace(/^\[|\]$/g, '');
+    const literalRange = !allowPrivate && isIP(literal) ? internalRange(literal) : undefined;
+    if (literalRange) {
+      reject(new FetchError(`Cannot fetch "${url}": ${literal} is a ${literalRange} address (not allowed for a bundle URL)`));
+      return;
+    }
     const req = request(
       {
         protocol: 'https:',
@@ -93,7 +187,7 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
         headers: { accept: 'application/json' },
         agent: false,
         ...(opts.ca ? { ca: [...opts.ca] } : {}),
-        ...(lookup ? { lookup } : {}),
+        lookup,
       },
       (res) => {
         if (res.statusCode !== 200) {
@@ -116,6 +210,15 @@ export function fetchBundleText(url: string, opts: FetchOptions): Promise<string
           resolve(Buffer.concat(parts).toString('utf8'));
         });
       },
+    );
+    // and what the socket did connect to, in case anything reached it but the lookup above
+    const pinned = new Set(hosts.values());
+    req.on('socket', (socket: Socket) =>
+      socket.once('connect', () => {
+        const range =
+          allowPrivate || !socket.remoteAddress || pinned.has(socket.remoteAddress) ? undefined : internalRange(socket.remoteAddress);
+        if (range) fail(`Cannot fetch "${url}": connected to ${socket.remoteAddress}, a ${range} address (not allowed for a bundle URL)`);
+      }),
     );
     const timer = setTimeout(() => fail(`Cannot fetch "${url}": no answer within ${opts.timeoutMs} ms`), opts.timeoutMs);
     req.on('error', (err) => fail(`Cannot fetch "${url}": ${err.message}`));

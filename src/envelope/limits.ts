@@ -29,6 +29,16 @@ export const DEFAULT_LIMITS: MimeLimits = {
   maxCapsules: 256,
 };
 
+/**
+ * The one header field that max_header_length does not bound: SSMAX-Recipients
+ * carries one tag per envelope recipient of the copy, up to 1,000 (about 47 KB
+ * folded: docs/chain.md), and is bounded by this instead, whatever the
+ * configured field limit. Its parser (src/chain/recipients.ts) holds it to
+ * the same bound.
+ */
+export const RECIPIENTS_FIELD_KEY = 'ssmax-recipients';
+export const MAX_RECIPIENTS_FIELD_BYTES = 64 * 1024;
+
 export function limitError(what: string, limit: number, met: number | string): CryptoError {
   return new CryptoError('limit', `Cannot process message: ${what} exceeds the limit of ${limit} (got ${met})`);
 }

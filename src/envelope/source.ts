@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { Headers } from '@zone-eu/mailsplit';
 import { CryptoError } from '../crypto/errors';
-import { type MimeLimits, limitError } from './limits';
+import { MAX_RECIPIENTS_FIELD_BYTES, type MimeLimits, RECIPIENTS_FIELD_KEY, limitError } from './limits';
 
 export type MessageSource = Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
@@ -86,8 +86,9 @@ export function checkHeaders(headers: Headers, limits: MimeLimits, where: string
   const list = headers.getList();
   if (list.length > limits.maxHeaders) throw limitError(`the header count of ${where}`, limits.maxHeaders, list.length);
   for (const h of list) {
-    if (h.line.length > limits.maxHeaderLength)
-      throw limitError(`header "${h.key}" of ${where}`, limits.maxHeaderLength, `${h.line.length} bytes`);
+    // SSMAX-Recipients has its own bound (a copy to 1,000 recipients needs about 47 KB), every other field the configured one
+    const max = h.key === RECIPIENTS_FIELD_KEY ? Math.max(limits.maxHeaderLength, MAX_RECIPIENTS_FIELD_BYTES) : limits.maxHeaderLength;
+    if (h.line.length > max) throw limitError(`header "${h.key}" of ${where}`, max, `${h.line.length} bytes`);
   }
 }
 

@@ -42,7 +42,8 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
     return entry.domain === domain;
   } catch (err) {
     if (err instanceof DirectoryError && err.code === 'none') return false;
-    throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
+    // the domain only: the reason (a URL, an address, what answered there) is the directory's log's, not the sender's
+    throw new GatewayError('bundleUnavailable', domain);
   }
 }
 
@@ -87,7 +88,9 @@ export function sealIdentity(message: Buffer): string {
 /**
  * Checks an arriving chain (result pass) for alignment, freshness and
  * recipient binding of `rcpts`; throws the 5xx reply (4xx while a bundle
- * cannot be fetched). Returns the replay identity.
+ * cannot be fetched). Returns the replay identity. `at`: the time freshness is
+ * judged at instead of now (a released arrival: when it was held; inspection.ts
+ * releaseTime).
  */
 export async function checkArrival(
   deps: GatewayDeps,
@@ -95,6 +98,7 @@ export async function checkArrival(
   from: string,
   chain: ChainVerification,
   rcpts: readonly string[],
+  at?: Date,
 ): Promise<string> {
   const first = chain.instances[0];
   const newest = chain.instances[chain.instances.length - 1];
@@ -116,7 +120,7 @@ export async function checkArrival(
       );
     }
   }
-  const ageMs = deps.clock().getTime() - newest.time * 1000;
+  const ageMs = (at ?? deps.clock()).getTime() - newest.time * 1000;
   if (ageMs > deps.config.chain.maxSealAgeMs) {
     throw new GatewayError(
       'sealTooOld',

@@ -29,14 +29,15 @@ const LATER_HOP_REASONS = new Map<string, ReplyName>([
  * 'refreshed'); when a refresh was skipped (rate limit) or failed, the answer
  * is temporary (4xx): the sending gateway retries, and a renewal race (the
  * sealer switched to a certificate our copy of its bundle does not show yet)
- * never bounces mail.
+ * never bounces mail. `at`: the time to judge at instead of now (a released
+ * arrival: when it was held; inspection.ts releaseTime).
  */
-export async function verifySeals(deps: GatewayDeps, message: Buffer): Promise<ChainVerification> {
+export async function verifySeals(deps: GatewayDeps, message: Buffer, at?: Date): Promise<ChainVerification> {
   const missing = new Set<string>();
   const verify = () => {
     missing.clear();
     return verifyChain(message, {
-      now: () => deps.clock().getTime(),
+      now: () => (at ?? deps.clock()).getTime(),
       cpuBudgetMs: deps.config.cpuBudgetMs,
       lookup: async (req) => {
         const entry = await deps.directory.lookup(req.domain ?? '');

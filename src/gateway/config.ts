@@ -45,6 +45,8 @@ export interface GatewayConfig {
     readonly fetchTimeoutMs: number;
     readonly retryMs: number;
     readonly hosts: Readonly<Record<string, string>>;
+    /** Fetch DNS-named bundle URLs from internal addresses too (labs); [peers] and [hosts] are always allowed. */
+    readonly allowPrivateAddresses: boolean;
   };
   readonly routes: Readonly<Record<string, { host: string; port: number }>>;
   /** `delayNoticeMs`: a peer copy still queued this long gets one delay notice to its local sender (dsn.ts). */
@@ -162,6 +164,7 @@ export const GATEWAY_SETTINGS = defineSettings({
   'directory.dns_servers': { type: 'list', default: [] },
   'directory.fetch_timeout_ms': { ...MS, default: 5000 },
   'directory.retry_ms': { ...MS, default: 2000 },
+  'directory.allow_private_addresses': { type: 'bool', default: false },
   'key_exchange.advertise': { type: 'bool', default: GATEWAY_DEFAULTS.advertise },
   'key_exchange.probe': { type: 'bool', default: GATEWAY_DEFAULTS.probe },
   'key_exchange.probe_interval_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.probe_interval_seconds },
@@ -281,6 +284,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       fetchTimeoutMs: r.get('directory.fetch_timeout_ms'),
       retryMs: r.get('directory.retry_ms'),
       hosts: lower(r.free('hosts')),
+      allowPrivateAddresses: r.get('directory.allow_private_addresses'),
     },
     routes,
     delivery: {

@@ -136,6 +136,33 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
   return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
 }
 
+/**
+ * The time at which a released arrival's seals are judged (freshness, and the
+ * verification's "now"): when its quarantine entry was held — when it arrived
+ * and was first judged — not now; undefined (judge now) for a message that is
+ * no release. An operator may take longer than [chain] max_seal_age_seconds to
+ * release, and the sender was told "250 Held for review": judged now, the
+ * release would be 550 sealTooOld and the entry held again, for ever.
+ * Inline inspection reads the entry (a marker naming no release under way
+ * gives undefined: judged now, and refused by the inspection step). A remote
+ * inspector's quarantine is not readable here: the time the entry's id was
+ * made at (`q-<ms base36>-…`, never after now) stands for it; the inspector
+ * step that follows honours the marker only for a release under way, once,
+ * before anything is delivered, and refuses any other 550.
+ */
+export function releaseTime(deps: GatewayDeps, raw: Buffer): Date | undefined {
+  const { releaseId } = withoutRelease(raw);
+  const marker = releaseId === undefined ? undefined : parseReleaseMarker(releaseId);
+  if (!marker || !deps.inspection) return undefined;
+  const now = deps.clock().getTime();
+  if (deps.inspection.releaseHeldAt) {
+    const heldAt = deps.inspection.releaseHeldAt(releaseId!);
+    return heldAt === undefined ? undefined : new Date(Math.min(heldAt, now));
+  }
+  const made = parseInt(marker.id.split('-')[1]!, 36);
+  return Number.isSafeInteger(made) ? new Date(Math.min(made, now)) : undefined;
+}
+
 /** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */
 export function withInspectionResults(domain: string, message: Buffer, verdicts: readonly Verdict[]): Buffer {
   const clauses = inspectedClauses(verdicts);

@@ -16,6 +16,7 @@
  */
 import { resolveMx } from 'node:dns/promises';
 import { connect } from 'node:net';
+import { DirectoryError } from '../directory/directory';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { KeyNotice } from '../keyd/client-ops';
 
@@ -350,7 +351,7 @@ export class KeyWatch {
       return 'refreshed';
     } catch (err) {
       this.stats.refreshFailures++;
-      this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: refresh failed: ${(err as Error).message}`);
+      this.opts.log(`ssmax: seal by a certificate not in the cached bundle of ${d}: refresh failed: ${reasonOf(err)}`);
       return 'failed';
     }
   }
@@ -376,7 +377,7 @@ export class KeyWatch {
     } catch (err) {
       this.stats.refreshFailures++;
       this.opts.log(
-        `ssmax: ${d} advertises ${d}:v${w.advertised}; bundle refresh failed (the cached bundle, current key ${peer.currentKey.keyId}, stays in use): ${(err as Error).message}`,
+        `ssmax: ${d} advertises ${d}:v${w.advertised}; bundle refresh failed (the cached bundle, current key ${peer.currentKey.keyId}, stays in use): ${reasonOf(err)}`,
       );
       return peer;
     }
@@ -415,4 +416,9 @@ export function nextHopResolver(
       return { host: domain, port: 25 };
     }
   };
+}
+
+/** For the log: the directory's whole reason (its message names the domain only), else the error's message. */
+function reasonOf(err: unknown): string {
+  return err instanceof DirectoryError ? err.detail : err instanceof Error ? err.message : String(err);
 }

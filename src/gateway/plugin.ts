@@ -41,6 +41,7 @@ import { GatewayError, REPLIES, sanitize } from '../mail/replies';
 import { fieldOf } from '../lists/expand';
 import { canonicalAddress, domainOf } from '../mail/message-checks';
 import { canonicalDomain } from '../chain/alignment';
+import { MAX_RECIPIENTS } from '../chain/recipients';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
@@ -254,6 +255,11 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
     s.config.hookTimeoutMs,
     this,
     async () => {
+      // the recipients one message may have (one copy binds at most that many; the inspector takes at most that many):
+      // beyond them, 452 4.5.3, and the sender sends the rest in another transaction (RFC 5321 4.5.3.1.10).
+      // Haraka has put this recipient on rcpt_to before the hook (and takes it off on a refusal).
+      if ((connection.transaction?.rcpt_to.length ?? 0) > MAX_RECIPIENTS)
+        throw new GatewayError('tooManyRecipients', `at most ${MAX_RECIPIENTS} in one message; send the rest in another`);
       const rcpt = params[0]!;
       // one spelling for every comparison and lookup: an internationalised domain in its ASCII form (canonicalDomain)
       const domain = canonicalDomain(rcpt.host ?? '');

@@ -13,7 +13,7 @@ import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
 import type { Copy, GatewayDeps, HopResult } from './deps';
-import { inspectArrival, releasedArrival, withInspectionResults } from './inspection';
+import { inspectArrival, releaseTime, releasedArrival, withInspectionResults } from './inspection';
 import type { RetiredUse } from './key-exchange';
 import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
@@ -24,7 +24,9 @@ import { addSeal } from './sealing';
  */
 export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<HopResult> {
   const head = checkMessage(raw);
-  const chain = await verifySeals(deps, raw);
+  // a released arrival is judged as when it was held, not now (an operator may release it after max_seal_age_seconds)
+  const at = releaseTime(deps, raw);
+  const chain = await verifySeals(deps, raw, at);
   const capsules = capsulesOf(head.headers);
   if (chain.result === 'none') {
     if (capsules.length > 0) {
@@ -48,7 +50,7 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
       notices: [],
     };
   }
-  await checkArrival(deps, raw, head.from, chain, rcpts);
+  await checkArrival(deps, raw, head.from, chain, rcpts, at);
   if (capsules.length === 0) {
     // sealed but not encrypted (the sender's policy allowed plaintext): scanned, each recipient's copy sealed with the verdict, delivered
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);

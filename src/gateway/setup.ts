@@ -80,6 +80,7 @@ export function setupGateway(
     retryMs: config.directory.retryMs,
     tlsCa: roots,
     hosts: config.directory.hosts,
+    allowPrivateAddresses: config.directory.allowPrivateAddresses,
     log: (l) => log(`ssmax directory: ${l}`),
   });
   const group = defaultGroup;
@@ -120,6 +121,7 @@ export function setupGateway(
       key: readText(config.keyd.key, 'keyd.key'),
       keyd,
       group,
+      log,
     });
   } else {
     const readIni = opts.readIni ?? ((name: string) => readIniFile(join(haraka, 'config', name), name, true));

@@ -82,7 +82,8 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
       return 'plain';
     }
     if (policy === 'none') return 'plain';
-    throw new GatewayError('bundleUnavailable', `${domain}: ${err instanceof Error ? err.message : String(err)}`);
+    // the domain only: the reason is in the directory's log (src/directory/directory.ts, DirectoryError)
+    throw new GatewayError('bundleUnavailable', domain);
   }
 }
 

@@ -55,6 +55,8 @@ export interface Inspector {
    * the token compared in constant time); absent when the quarantine is not in this process (remote inspection).
    */
   releaseUnderWay?(value: string): boolean;
+  /** When the entry of the release `value` names was held (ms since the epoch); undefined when it is not under way. Absent as releaseUnderWay. */
+  releaseHeldAt?(value: string): number | undefined;
   close(): Promise<void>;
 }
 
@@ -129,6 +131,11 @@ export class LocalInspector implements Inspector {
   releaseUnderWay(value: string): boolean {
     const marker = parseReleaseMarker(value);
     return marker !== undefined && this.d.quarantine.releaseUnderWay(marker.id, marker.token);
+  }
+
+  releaseHeldAt(value: string): number | undefined {
+    const marker = parseReleaseMarker(value);
+    return marker === undefined ? undefined : this.d.quarantine.releaseHeldAt(marker.id, marker.token);
   }
 
   private async consents(address: string): Promise<boolean> {

@@ -451,6 +451,15 @@ export class QuarantineStore {
     return e !== undefined && e.state === 'releasing' && sameToken(e.release?.token, token);
   }
 
+  /**
+   * When the entry of the release `token` names was held (ms since the epoch; its arrival), read only; undefined
+   * when `id` is not in that release. The gateway judges a released arrival's seals at this time, not now
+   * (src/gateway/inspection.ts releaseTime).
+   */
+  releaseHeldAt(id: string, token: string): number | undefined {
+    return this.releaseUnderWay(id, token) ? this.meta.get(id)!.time : undefined;
+  }
+
   async delete(id: string): Promise<boolean> {
     return this.root.transaction(() => {
       const e = this.meta.get(id);

@@ -35,6 +35,8 @@ export interface RemoteInspectorOptions {
   /** For plaintext submissions: the org's current public key (keyd, gateway role). */
   readonly keyd: Pick<KeydOps, 'orgKeys'>;
   readonly group: Group;
+  /** The gateway's log: a request the inspector refuses as malformed (400, 431) is a fault of ours, logged here. */
+  readonly log?: (line: string) => void;
 }
 
 /** The inspector's wire path. */
@@ -79,6 +81,25 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
 /** The most bytes of an inspector's answer read: a decision, a verdict and a quarantine id are a few hundred. */
 const INSPECTOR_ANSWER_MAX_BYTES = 64 * 1024;
 
+/** The request's envelope: what POST /v1/inspect is asked about (src/inspector/server.ts readEnvelope). */
+export interface InspectEnvelope {
+  readonly direction: 'outbound' | 'inbound';
+  readonly from: string;
+  readonly rcpts: readonly string[];
+  readonly release?: string;
+}
+
+/** The body of POST /v1/inspect: the envelope as one line of JSON, a line feed, the message (docs/inspection.md). */
+export function envelopeBody(envelope: InspectEnvelope, message: Buffer): Buffer {
+  const line = JSON.stringify({
+    direction: envelope.direction,
+    from: envelope.from,
+    rcpts: envelope.rcpts,
+    ...(envelope.release !== undefined ? { release: envelope.release } : {}),
+  });
+  return Buffer.concat([Buffer.from(`${line}\n`, 'utf8'), message]);
+}
+
 export class RemoteInspector implements Inspector {
   private agent: Agent;
   private readonly base: URL;
@@ -115,13 +136,17 @@ export class RemoteInspector implements Inspector {
 
   async inspect(req: InspectRequest): Promise<InspectAnswer> {
     const body = req.capsule ? req.message : await encryptToOrg(this.opts.keyd, this.opts.group, req.message);
-    const q = new URLSearchParams({ direction: req.direction, from: req.from });
-    for (const r of req.rcpts) q.append('rcpt', r);
-    if (req.releaseId) q.set('release', req.releaseId);
-    const { status, json } = await this.post(`${INSPECT_PATH}?${q.toString()}`, body);
+    const envelope = { direction: req.direction, from: req.from, rcpts: req.rcpts, ...(req.releaseId ? { release: req.releaseId } : {}) };
+    const { status, json } = await this.post(INSPECT_PATH, envelopeBody(envelope, body));
     if (status === 200) return parseAnswer(json, req.direction);
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: { reply?: unknown } } } | undefined)?.error;
     const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : `HTTP ${status}`;
+    if (status === 400 || status === 431) {
+      // the request itself refused: never the message's fault, and no retry will mend it by itself; logged for the operator, 4xx kept
+      const detail = `the inspector refused this gateway's request (HTTP ${status} ${typeof e?.code === 'string' ? e.code : 'error'}: ${message}): a fault of the gateway or the inspector, not of the message`;
+      this.opts.log?.(`ssmax inspection: ERROR: ${detail}; the sender was answered 4xx and will retry`);
+      throw unavailable(detail);
+    }
     if (status === 413) throw new GatewayError('tooLarge', "over the inspector's limit");
     const reply = e?.details?.reply;
     if (status === 422 && typeof reply === 'string' && PASSED_ON.includes(reply as ReplyName) && reply in REPLIES) {

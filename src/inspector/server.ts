@@ -9,8 +9,14 @@
  * graceful shutdown. The process log gets refusals and faults only (method,
  * path, status, time) — never a body, an address or a rule match.
  *
- *   POST /v1/inspect?direction=outbound|inbound&from=A&rcpt=R…[&release=ID]
- *        body: the message → {verdict?, decision, quarantined?}
+ *   POST /v1/inspect
+ *        body: the envelope as one line of JSON, {direction, from, rcpts, release?},
+ *        a line feed, then the message → {verdict?, decision, quarantined?}
+ *
+ * The envelope travels in the body, not the URL: an address the gateway took
+ * (a quoted local part with a space, a long one) and a thousand recipients
+ * fit there, where a query string would meet the header block limit (431) or
+ * an address pattern (400) — a 4xx the sender would retry for days.
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
 import type { IncomingMessage } from 'node:http';
@@ -21,6 +27,7 @@ import type { Capsule } from '../crypto';
 import type { Direction, LocalInspector } from '../inspect/engine';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
 import { GatewayError, replyNameOf } from '../mail/replies';
+import { MAX_RECIPIENTS } from '../chain/recipients';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import type { ValidationCache } from '../pki/validate';
 
@@ -83,9 +90,14 @@ export class InspectorError extends Error {
   }
 }
 
-const MAX_RCPTS = 1000;
-/** An envelope address: 1-254 printable characters, no spaces or angle brackets. */
-const ADDRESS = /^[!-;=?-~\u0080-\uffff]{1,254}$/;
+/** Recipients of one request at most: the gateway's own limit per transaction (452 4.5.3 beyond it). */
+const MAX_RCPTS = MAX_RECIPIENTS;
+/**
+ * The envelope line at most (bytes): a thousand recipients of an SMTP command line
+ * each (Haraka's line_length) and a From of a header field's length, JSON-escaped,
+ * fit with room. It comes on top of max_body_bytes, which bounds the message.
+ */
+export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024;
 const RELEASE_ID = /^q-[0-9a-z]+-[0-9a-f]{12} [0-9a-f]{24}$/;
 
 /** A GatewayError of the engine, as this API's error: temporary ⇒ 503 unavailable (naming quarantineFull), final ⇒ 422 refused naming the reply. */
@@ -96,6 +108,62 @@ function fromEngine(err: unknown): unknown {
   if (err.temporary) return new InspectorError('unavailable', err.message, reply === 'quarantineFull' ? { reply } : undefined);
   if (!reply) return new InspectorError('unavailable', err.message);
   return new InspectorError('refused', err.message, { reply });
+}
+
+/** A request's envelope and message, as the gateway sent them (src/inspector/client.ts envelopeBody). */
+export interface InspectEnvelope {
+  readonly direction: Direction;
+  readonly from: string;
+  readonly rcpts: readonly string[];
+  readonly release?: string;
+  readonly message: Buffer;
+}
+
+/**
+ * The body of POST /v1/inspect: one line of JSON (the envelope), a line feed,
+ * the message. The addresses are taken as the gateway took them (any string
+ * it accepted: a quoted local part with spaces too); only their number and
+ * the envelope's size are bounded. A malformed envelope is 400 bad-request
+ * naming the field: a fault of the gateway, never of the message.
+ */
+export function readEnvelope(body: Buffer): InspectEnvelope {
+  const end = body.subarray(0, MAX_ENVELOPE_BYTES + 1).indexOf(0x0a);
+  if (end < 0)
+    throw new InspectorError(
+      'bad-request',
+      `the body must begin with the envelope (one line of JSON, at most ${MAX_ENVELOPE_BYTES} bytes)`,
+    );
+  let env: unknown;
+  try {
+    env = JSON.parse(body.subarray(0, end).toString('utf8'));
+  } catch {
+    throw new InspectorError('bad-request', 'the envelope line is not JSON');
+  }
+  if (!env || typeof env !== 'object' || Array.isArray(env)) throw new InspectorError('bad-request', 'the envelope must be a JSON object');
+  const e = env as Record<string, unknown>;
+  const known = new Set(['direction', 'from', 'rcpts', 'release']);
+  const unknown = Object.keys(e).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new InspectorError('bad-request', `unknown envelope field ${JSON.stringify(unknown[0]!.slice(0, 40))}`);
+  if (e.direction !== 'outbound' && e.direction !== 'inbound')
+    throw new InspectorError('bad-request', 'direction must be outbound or inbound');
+  if (typeof e.from !== 'string' || e.from === '') throw new InspectorError('bad-request', 'from must be an address (a non-empty string)');
+  const rcpts = e.rcpts;
+  if (
+    !Array.isArray(rcpts) ||
+    rcpts.length === 0 ||
+    rcpts.length > MAX_RCPTS ||
+    !rcpts.every((r): r is string => typeof r === 'string' && r !== '')
+  )
+    throw new InspectorError('bad-request', `rcpts must be 1 to ${MAX_RCPTS} addresses (non-empty strings)`);
+  if (e.release !== undefined && (typeof e.release !== 'string' || !RELEASE_ID.test(e.release)))
+    throw new InspectorError('bad-request', 'release must be a release field: a quarantine id and a token');
+  return {
+    direction: e.direction,
+    from: e.from,
+    rcpts,
+    ...(e.release !== undefined ? { release: e.release } : {}),
+    message: body.subarray(end + 1),
+  };
 }
 
 export class InspectorServer {
@@ -147,25 +215,14 @@ export class InspectorServer {
     return capsuleFor(this.opts.domain, capsulesOf(checkMessage(message).headers));
   }
 
-  private async inspect(url: URL, req: IncomingMessage): Promise<unknown> {
-    const q = url.searchParams;
-    const direction = q.get('direction');
-    if (direction !== 'outbound' && direction !== 'inbound')
-      throw new InspectorError('bad-request', 'direction must be outbound or inbound');
-    const from = q.get('from') ?? '';
-    if (!ADDRESS.test(from)) throw new InspectorError('bad-request', 'from must be an address');
-    const rcpts = q.getAll('rcpt');
-    if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => ADDRESS.test(r)))
-      throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
-    const release = q.get('release');
-    if (release !== null && !RELEASE_ID.test(release))
-      throw new InspectorError('bad-request', 'release must be a release field: a quarantine id and a token');
-    const message = await readBody(req, this.opts.maxBodyBytes);
-    if (message.length === 0) throw new InspectorError('bad-request', 'the message (request body) is empty');
+  private async inspect(req: IncomingMessage): Promise<unknown> {
+    const body = await readBody(req, this.opts.maxBodyBytes + MAX_ENVELOPE_BYTES);
+    const { direction, from, rcpts, release, message } = readEnvelope(body);
+    if (message.length > this.opts.maxBodyBytes) throw new InspectorError('too-large', `Message over ${this.opts.maxBodyBytes} bytes`);
     try {
       const capsule = this.ownCapsule(message);
       return await this.engine.inspect({
-        direction: direction as Direction,
+        direction,
         message,
         capsule,
         from: from.toLowerCase(),
@@ -183,7 +240,7 @@ export class InspectorServer {
     const url = new URL(req.url ?? '/', 'https://inspector');
     if (url.pathname === '/v1/inspect') {
       if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
-      return this.inspect(url, req);
+      return this.inspect(req);
     }
     if (url.pathname === '/v1/health') {
       if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');

@@ -161,8 +161,9 @@ export class KeydOps {
    */
   anchorInBundle(directory: { lookup(d: string): Promise<PeerEntry>; refresh(d: string): Promise<PeerEntry> }, domain: string): void {
     const bundle = (fetch: (d: string) => Promise<PeerEntry>) =>
-      fetch(domain).catch((err: unknown) => {
-        throw new GatewayError('bundleUnavailable', `own bundle of ${domain}: ${err instanceof Error ? err.message : String(err)}`);
+      fetch(domain).catch(() => {
+        // the domain only: the reason is in the directory's log, and this reply goes to whoever sent the message
+        throw new GatewayError('bundleUnavailable', `own bundle of ${domain}`);
       });
     this.anchorProofs(async (keyId) => {
       const cached = (await bundle((d) => directory.lookup(d))).keys.find((k) => k.keyId === keyId);

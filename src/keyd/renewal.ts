@@ -124,6 +124,13 @@ export interface CrlRevocation {
 
 export class CrlRenewer {
   private states: CrlState[] = [];
+  /**
+   * Per file, the CRL this process last saw there or wrote (its number and entries). A file
+   * replaced behind keyd by a CRL with a lower number, or without revocations keyd had (a
+   * hand-signed CRL copied over it, signed before keyd's last revocation), is mended at keyd's
+   * next write: those revocations kept, the number above both; and it is logged.
+   */
+  private readonly known = new Map<string, { readonly number: bigint; readonly entries: ReadonlyMap<string, RevocationEntry> }>();
   /** Renewals and revocations, one at a time (each reads the file, signs the next number, replaces it). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -144,6 +151,12 @@ export class CrlRenewer {
     const next = this.queue.then(job, job);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /** `crl`, read from `file`: the first one this process reads there is what it knows of the file until it writes one. */
+  private seen(file: string, crl: ParsedCrl): ParsedCrl {
+    if (!this.known.has(file)) this.known.set(file, { number: crl.crlNumber ?? 0n, entries: crl.entries });
+    return crl;
   }
 
   /** One schedule run at `now`: renews what is due, warns about what cannot be renewed. Never throws. */
@@ -192,7 +205,7 @@ export class CrlRenewer {
     return this.serial(async () => {
       const file = this.revocationFile();
       this.reconcile(file);
-      const crl = parseCrl(readFileSync(file, 'utf8'));
+      const crl = this.seen(file, parseCrl(readFileSync(file, 'utf8')));
       const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
       const entries = new Map<string, RevocationEntry>(crl.entries);
       const added: string[] = [];
@@ -230,11 +243,25 @@ export class CrlRenewer {
     record: (summary: string) => AuditInput,
     change?: () => void,
   ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
+    const before = this.known.get(file);
+    const onDisk = current.crlNumber ?? 0n;
+    let number = onDisk;
+    if (before) {
+      const have = new Set(entries.map((e) => e.serial));
+      const lost = [...before.entries.values()].filter((e) => !have.has(e.serial));
+      if (lost.length > 0 || onDisk < before.number) {
+        this.log(
+          `keyd: ERROR CRL "${file}" was replaced by number ${onDisk}${lost.length > 0 ? ` without ${lost.length} revocation(s) keyd had (${lost.map((e) => e.serial).join(',')})` : ''}, where keyd last had number ${before.number}: keeping every revocation, numbering above both (sign by hand with ssmax ca crl, which merges this file)`,
+        );
+        entries = [...entries, ...lost];
+      }
+      if (before.number > number) number = before.number;
+    }
     const renewed = createCrl(this.ca!, {
       entries,
       thisUpdate: now,
       nextUpdate: new Date(now.getTime() + this.policy.validityMs),
-      crlNumber: (current.crlNumber ?? 0n) + 1n,
+      crlNumber: number + 1n,
     });
     const summary = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
     const input = record(summary);
@@ -247,6 +274,7 @@ export class CrlRenewer {
       throw err;
     }
     renameSync(staged, file);
+    this.known.set(file, { number: renewed.crlNumber!, entries: renewed.entries });
     return { crlNumber: renewed.crlNumber!, nextUpdate: renewed.nextUpdate!, summary };
   }
 
@@ -296,7 +324,7 @@ export class CrlRenewer {
 
   private async one(file: string, now: Date): Promise<CrlState> {
     this.reconcile(file);
-    const crl = parseCrl(readFileSync(file, 'utf8'));
+    const crl = this.seen(file, parseCrl(readFileSync(file, 'utf8')));
     const renewable = this.policy.renew && this.ca !== undefined && crlIssuedBy(crl, this.ca.certificate.subjectDer);
     const next = crl.nextUpdate;
     const left = next ? next.getTime() - now.getTime() : Infinity;

@@ -38,6 +38,8 @@ export const REPLIES = {
   // the quarantine or the moderation queue is at a cap that releases free again (bytes in all or of this sender, messages):
   // held later, never lost nor delivered (one that alone is over a byte cap: heldTooLarge, final)
   quarantineFull: { code: 451, status: '4.3.1', text: 'Storage for held messages is full, retry later' },
+  // RFC 5321 4.5.3.1.10: a RCPT beyond the recipients one message may have here (MAX_RECIPIENTS); the sender sends the rest in another transaction
+  tooManyRecipients: { code: 452, status: '4.5.3', text: 'Too many recipients' },
   // Final (5xx)
   dlpRejected: { code: 550, status: '5.7.1', text: 'Message refused by a data-loss prevention rule' },
   virusFound: { code: 550, status: '5.7.1', text: 'Message refused: malware found' },

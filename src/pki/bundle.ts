@@ -31,6 +31,11 @@ export const BUNDLE_FORMAT = 'ssmax-bundle/1';
 export const BUNDLE_SIGNATURE_CONTEXT = 'ssmax-bundle-v1';
 /** Bundles larger than this are refused unread. */
 export const MAX_BUNDLE_BYTES = 1024 * 1024;
+/**
+ * The most entries of each list a bundle may carry (more is `malformed`, refused before any of them is parsed):
+ * every one is parsed, and a bundle comes from whoever a DNS record names.
+ */
+export const BUNDLE_LIMITS = { orgCaChain: 8, encryptionKeys: 64, sealingCertificates: 32, crls: 16 } as const;
 
 export type KeyState = 'current' | 'next' | 'retired';
 const KEY_STATES: readonly KeyState[] = ['current', 'next', 'retired'];
@@ -152,6 +157,9 @@ export function createBundle(input: BundleInput, signer: BundleSigner): string {
     throw new Error(`Cannot create bundle: serial "${input.serial}" is not a non-negative integer`);
   if (input.expires.getTime() <= input.issued.getTime()) throw new Error('Cannot create bundle: expires is not after issued');
   if (input.orgCaChain.length === 0) throw new Error('Cannot create bundle: the organisation CA chain is empty');
+  for (const [list, max] of Object.entries(BUNDLE_LIMITS))
+    if (input[list as keyof typeof BUNDLE_LIMITS].length > max)
+      throw new Error(`Cannot create bundle: ${input[list as keyof typeof BUNDLE_LIMITS].length} ${list} is more than ${max}`);
   if (!/^mailto:[^@\s]+@[^@\s]+$/.test(input.abuseContact))
     throw new Error(`Cannot create bundle: abuse contact "${input.abuseContact}" is not a mailto: address`);
   const problem = inboundPolicyProblem(input.inboundPolicy);
@@ -322,6 +330,10 @@ function shapeProblem(doc: unknown): string | undefined {
   const policy = inboundPolicyProblem(p.inboundPolicy);
   if (policy) return policy;
   if (!Array.isArray(p.encryptionKeys) || p.encryptionKeys.length === 0) return 'encryptionKeys must be a non-empty array';
+  for (const [list, max] of Object.entries(BUNDLE_LIMITS)) {
+    const n = (p[list] as unknown[]).length;
+    if (n > max) return `${list} holds ${n} entries, more than ${max}`;
+  }
   for (const k of p.encryptionKeys) {
     if (!isObject(k) || !exactKeys(k, KEY_ENTRY_KEYS)) return `each encryption key entry must have exactly ${KEY_ENTRY_KEYS.join(', ')}`;
     if (typeof k.version !== 'number' || !Number.isSafeInteger(k.version) || k.version < 1)
@@ -358,6 +370,26 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
   const shape = shapeProblem(doc);
   if (shape) return malformed(shape);
   const { payload, signature } = doc as SignedBundle;
+
+  // 0. The organisation CA chains to a trusted root (signatures, validity, name constraints; revocation
+  // comes at step 1, with the CRLs). Nothing else of the bundle is parsed before, and nothing of this is
+  // cached: a bundle anyone can publish costs a few certificates' parsing until it proves itself.
+  let unverifiedChain: ParsedCertificate[];
+  try {
+    unverifiedChain = payload.orgCaChain.map((c) => parseCertificate(c));
+  } catch (err) {
+    return malformed(err instanceof Error ? err.message : String(err));
+  }
+  const anchor = validateCertificate({
+    leaf: unverifiedChain[0] as ParsedCertificate,
+    intermediates: unverifiedChain.slice(1),
+    roots: opts.roots,
+    time: opts.time,
+    use: 'any',
+    revocation: 'skip',
+  });
+  if (anchor.status !== 'valid')
+    return { status: 'untrusted', cause: anchor, message: `Bundle for "${payload.domain}" is untrusted: ${anchor.message}` };
 
   let chain: ParsedCertificate[];
   let signer: ParsedCertificate;

@@ -36,6 +36,13 @@ export interface CaState {
   crlNumber?: number;
   revoked: CaRevocation[];
   issued: CaIssued[];
+  /**
+   * Other files holding this CA's CRL (absolute paths): `ssmax setup` records
+   * the pki/org-ca.crl.pem it writes, which keyd renews and revokes users into.
+   * `ssmax ca crl` merges their revocations and numbers, so a hand-signed CRL
+   * copied over one of them drops nothing and never goes down.
+   */
+  crlCopies?: string[];
 }
 
 /** Why a ca.json could not be used: missing, unreadable, not JSON, or not a CA record. */
@@ -79,6 +86,8 @@ export function readCaState(dir: string): CaState {
   const state = doc as Partial<CaState> & Record<string, unknown>;
   if (state.kind !== 'root' && state.kind !== 'org')
     throw new CaStateError('malformed', path, `Cannot read CA state "${path}": kind is "${String(state.kind)}", not root or org`);
+  if (state.crlCopies !== undefined && !(Array.isArray(state.crlCopies) && state.crlCopies.every((f) => typeof f === 'string')))
+    throw new CaStateError('malformed', path, `Cannot read CA state "${path}": crlCopies is not a list of file names`);
   for (const list of ['revoked', 'issued'] as const) {
     if (state[list] === undefined) state[list] = [];
     else if (!Array.isArray(state[list]))

@@ -27,7 +27,7 @@
  * signatures and CA flags (untrusted), validity periods (expired /
  * not-yet-valid), name constraints, revocation, and the intended use of the leaf.
  */
-import { type KeyObject, createPublicKey, verify } from 'node:crypto';
+import { type KeyObject, createHash, createPublicKey, verify } from 'node:crypto';
 import {
   type CertificateInput,
   type KeyUsageBit,
@@ -114,54 +114,99 @@ const MAX_SIGNATURE_CHECKS = 64;
 
 /**
  * Memo of the time-independent work: parsing, public keys and signature checks,
- * keyed by the exact bytes. Bounded (oldest entries evicted first). Time,
- * revocation and usage are always evaluated afresh, so a cached answer is never stale.
+ * keyed by SHA-256 of the exact bytes (never by the text itself: a CRL or
+ * certificate may be up to a megabyte, chosen by whoever publishes it).
+ * Bounded twice, least recently used dropped first: at most `maxEntries` per
+ * kind, and at most `maxBytes` in all, each parsed certificate or CRL counted
+ * at an estimate of the memory it holds (its encoding three times over, plus
+ * its revocation entries); one larger than a quarter of `maxBytes` is parsed
+ * but not kept. Time, revocation and usage are always evaluated afresh, so a
+ * cached answer is never stale.
  */
 export class ValidationCache {
-  private readonly certs = new Map<string, ParsedCertificate>();
-  private readonly crls = new Map<string, ParsedCrl>();
-  private readonly keys = new Map<string, KeyObject>();
-  private readonly sigs = new Map<string, boolean>();
+  private readonly certs = new Map<string, Sized<ParsedCertificate>>();
+  private readonly crls = new Map<string, Sized<ParsedCrl>>();
+  private readonly keys = new Map<string, Sized<KeyObject>>();
+  private readonly sigs = new Map<string, Sized<boolean>>();
+  private total = 0;
   hits = 0;
   misses = 0;
 
-  constructor(readonly maxEntries = 10_000) {}
+  constructor(
+    readonly maxEntries = 10_000,
+    readonly maxBytes = VALIDATION_CACHE_BYTES,
+  ) {}
 
-  private remember<V>(map: Map<string, V>, key: string, value: V): V {
-    map.set(key, value);
-    if (map.size > this.maxEntries) {
-      const oldest = map.keys().next();
-      if (!oldest.done) map.delete(oldest.value);
-    }
-    return value;
+  /** The estimated bytes held now (at most maxBytes). */
+  get bytes(): number {
+    return this.total;
   }
 
-  private lookup<V>(map: Map<string, V>, key: string, make: () => V): V {
+  /** The entries held now, of all kinds. */
+  get size(): number {
+    return this.certs.size + this.crls.size + this.keys.size + this.sigs.size;
+  }
+
+  private lookup<V>(map: Map<string, Sized<V>>, key: string, make: () => V, weigh: (v: V) => number): V {
     const hit = map.get(key);
     if (hit !== undefined) {
       this.hits++;
-      return hit;
+      // most recently used last: the map's order is the eviction order
+      map.delete(key);
+      map.set(key, hit);
+      return hit.value;
     }
     this.misses++;
-    return this.remember(map, key, make());
+    const value = make();
+    const bytes = weigh(value);
+    if (bytes > this.maxBytes / 4) return value;
+    map.set(key, { value, bytes });
+    this.total += bytes;
+    this.evict(map);
+    return value;
+  }
+
+  private evict<V>(map: Map<string, Sized<V>>): void {
+    const drop = <W>(m: Map<string, Sized<W>>, k: string) => {
+      this.total -= (m.get(k) as Sized<W>).bytes;
+      m.delete(k);
+    };
+    while (map.size > this.maxEntries) drop(map, map.keys().next().value as string);
+    for (const m of [map, this.crls, this.certs, this.keys, this.sigs] as Map<string, Sized<unknown>>[])
+      while (this.total > this.maxBytes && m.size > 0) drop(m, m.keys().next().value as string);
   }
 
   certificate(input: CertificateInput): ParsedCertificate {
     if (typeof input !== 'string' && !(input instanceof Uint8Array)) return parseCertificate(input);
-    return this.lookup(this.certs, inputKey(input), () => parseCertificate(input));
+    return this.lookup(
+      this.certs,
+      inputKey(input),
+      () => parseCertificate(input),
+      (c) => ENTRY_BYTES + 3 * c.der.length,
+    );
   }
 
   crl(input: CrlInput): ParsedCrl {
     if (typeof input !== 'string' && !(input instanceof Uint8Array)) return parseCrl(input);
-    return this.lookup(this.crls, inputKey(input), () => parseCrl(input));
+    return this.lookup(
+      this.crls,
+      inputKey(input),
+      () => parseCrl(input),
+      (c) => ENTRY_BYTES + 3 * c.der.length + CRL_ENTRY_BYTES * c.entries.size,
+    );
   }
 
   publicKey(cert: ParsedCertificate): KeyObject {
-    return this.lookup(this.keys, cert.fingerprint, () => publicKeyOf(cert));
+    return this.lookup(
+      this.keys,
+      cert.fingerprint,
+      () => publicKeyOf(cert),
+      () => ENTRY_BYTES,
+    );
   }
 
   signature(key: string, check: () => boolean): boolean {
-    return this.lookup(this.sigs, key, check);
+    return this.lookup(this.sigs, key, check, () => ENTRY_BYTES);
   }
 
   clear(): void {
@@ -169,11 +214,27 @@ export class ValidationCache {
     this.crls.clear();
     this.keys.clear();
     this.sigs.clear();
+    this.total = 0;
   }
 }
 
+/** The default byte bound of a ValidationCache (estimated memory of what it keeps). */
+export const VALIDATION_CACHE_BYTES = 32 * 1024 * 1024;
+/** Estimates: the bookkeeping of one cached entry, and the memory of one parsed revocation entry. */
+const ENTRY_BYTES = 512;
+const CRL_ENTRY_BYTES = 250;
+
+interface Sized<V> {
+  readonly value: V;
+  readonly bytes: number;
+}
+
+/** SHA-256 of the exact input, its kind (PEM text or DER bytes) first. */
 function inputKey(input: string | Uint8Array): string {
-  return typeof input === 'string' ? `p${input}` : `d${Buffer.from(input.buffer, input.byteOffset, input.length).toString('base64')}`;
+  const h = createHash('sha256');
+  if (typeof input === 'string') h.update('p').update(input, 'utf8');
+  else h.update('d').update(input);
+  return h.digest('base64');
 }
 
 function publicKeyOf(cert: ParsedCertificate): KeyObject {

@@ -294,6 +294,9 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   write('pki/org-ca.pem', caPem);
   write('pki/org-ca.crl.pem', orgCrl.pem);
   write('pki/root.crl.pem', rootCrlPem);
+  // the CA folder learns where keyd's copy of its CRL is: ssmax ca crl merges it (revocations keyd made, its number)
+  const keydCrl = join(dir, 'pki', 'org-ca.crl.pem');
+  state.crlCopies = [...new Set([...(state.crlCopies ?? []), keydCrl])];
   writeCaState(orgCaDir, state);
   writeFileAtomic(join(orgCaDir, 'crl.pem'), orgCrl.pem);
   const seal = generateP256KeyPair();

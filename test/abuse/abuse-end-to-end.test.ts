@@ -21,6 +21,9 @@ import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { waitFor } from '../gateway/network-fixture';
+import { LocalDelivery } from '../../src/gateway/delivery';
+import { submitReport } from '../../src/abuse/submit';
+import { type DovecotLmtp, startDovecotLmtp } from '../support/dovecot';
 
 jest.setTimeout(120000);
 
@@ -511,5 +514,83 @@ describe('CLI and HTTP endpoint', () => {
     const io = capture();
     expect(await main(['abuse', 'resolve', '--config', config], io)).toBe(64);
     expect(io.errors()).toMatch(/Give one report file or --token TOKEN/);
+  });
+});
+
+describe('copies as a real Dovecot stores them (LMTP, the documented deployment): trace fields above the gateway line', () => {
+  let dovecot: DovecotLmtp;
+  let delivery: LocalDelivery;
+  beforeAll(async () => {
+    dovecot = await startDovecotLmtp(['carol@b.example', 'abuse@a.example']);
+    // the gateway's own delivery code, over LMTP: it adds SSMAX-Delivery-Id on top, Dovecot its Return-Path, Delivered-To, Received
+    delivery = new LocalDelivery('127.0.0.1', dovecot.port, 5000, mkdtempSync(join(tmpdir(), 'ssmax-abuse-lmtp-')), 'lmtp');
+  });
+  afterAll(async () => {
+    await delivery?.close();
+    await dovecot?.stop();
+  });
+  /** `raw` handed to Dovecot as the gateway hands a copy over, and read back from the user's Maildir. */
+  async function stored(raw: Buffer, rcpt: string): Promise<Buffer> {
+    const before = dovecot.mails(rcpt).length;
+    await delivery.deliver(raw, 'sender@a.example', [{ rcpts: [rcpt], message: raw, local: true }]);
+    const mails = dovecot.mails(rcpt);
+    expect(mails).toHaveLength(before + 1);
+    const got = mails.at(-1)!;
+    // what the finding is about: fields above the gateway's Authentication-Results line
+    expect(got.toString('latin1')).toMatch(
+      /^Return-Path: [^\n]*\r?\nDelivered-To: [^\n]*\r?\nReceived: [\s\S]*?\r?\nSSMAX-Delivery-Id: [0-9a-f]+\r?\nAuthentication-Results: /,
+    );
+    return got;
+  }
+
+  test("a plain-client user's transparent copy is reported", async () => {
+    const original = B.mailbox.for('carol@b.example')[0]!.raw;
+    const carolCopy = await stored(original, 'carol@b.example');
+    const r = await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
+    const direct = await identifyReportedMessage(original, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
+    expect(r).toMatchObject({ sealingDomain: 'a.example', trackingToken: direct.trackingToken, messageId: '<spam-1@a.example>' });
+    expect(r.chainSummary).toMatch(/transparent copy: every seal verified, content decrypted by b\.example/);
+    // another organisation's transparent line is still not ours to vouch for, trace fields or not
+    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(
+      /does not verify/,
+    );
+  });
+
+  test('a report delivered to a plain abuse mailbox resolves', async () => {
+    const admin = client('a.example', 'admin');
+    try {
+      const carolCopy = B.mailbox.for('carol@b.example')[0]!.raw;
+      const mine = await buildAbuseReport({
+        reported: await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' }),
+        from: 'carol@b.example',
+        reportingMta: 'mx.b.example',
+        originalRcptTo: 'carol@b.example',
+        comment: 'Phishing',
+        now: new Date(),
+      });
+      // the report, sent through b.example's gateway, as a.example's gateway delivered it to its plain abuse mailbox
+      const before = net.org('a.example').mailbox.for('abuse@a.example').length;
+      const sent = await submitReport(
+        mine,
+        { from: 'carol@b.example', to: 'abuse@a.example' },
+        { host: '127.0.0.1', port: B.ports.smtp, user: 'carol@b.example', password: 'pw-carol', security: 'none' },
+      );
+      expect(sent.response).toMatch(/^250 /);
+      await waitFor(() => net.org('a.example').mailbox.for('abuse@a.example').length > before, 30000);
+      const delivered = await stored(net.org('a.example').mailbox.for('abuse@a.example').at(-1)!.raw, 'abuse@a.example');
+      const r = await resolveReport(delivered, {
+        keyd: admin,
+        domain: 'a.example',
+        ownBundle: () => dirA.lookup('a.example'),
+        lookup: (d) => dirA.lookup(d),
+      });
+      expect(r.user.address).toBe('alice@a.example');
+      expect(r.reportChain).toEqual({
+        domain: 'b.example',
+        summary: expect.stringMatching(/^ssmax-chain=pass header\.d=a\.example header\.i=2 \(transparent copy/) as unknown as string,
+      });
+    } finally {
+      admin.close();
+    }
   });
 });

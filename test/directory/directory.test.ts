@@ -192,14 +192,14 @@ describe('refusals, each with its reason', () => {
     serverB.body = bundleOf(b, 1, now, HOUR, { signer: rogueSigner('b.example') });
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/signer-not-certified/);
+    expect(e.detail).toMatch(/signer-not-certified/);
   });
 
   test("a bundle signed by another organisation's signer", async () => {
     serverB.body = bundleOf(b, 1, now, HOUR, { signer: a.signer });
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/signer-not-certified/);
+    expect(e.detail).toMatch(/signer-not-certified/);
   });
 
   test('an older bundle replayed after a newer one was accepted', async () => {
@@ -210,8 +210,8 @@ describe('refusals, each with its reason', () => {
     serverB.body = old;
     const e = await refusal(dir.refresh('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/replayed/);
-    expect(e.message).toMatch(/serial 4, older than 5/);
+    expect(e.detail).toMatch(/replayed/);
+    expect(e.detail).toMatch(/serial 4, older than 5/);
     // The newer bundle stays in service.
     expect((await dir.lookup('b.example')).serial).toBe(5);
     expect(dir.status().find((s) => s.domain === 'b.example')?.lastError).toMatch(/replayed/);
@@ -221,8 +221,8 @@ describe('refusals, each with its reason', () => {
     serverB.body = bundleOf(a, 1, now);
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/wrong-domain/);
-    expect(e.message).toContain('Bundle is for "a.example", not "b.example"');
+    expect(e.detail).toMatch(/wrong-domain/);
+    expect(e.detail).toContain('Bundle is for "a.example", not "b.example"');
   });
 
   test('a tampered bundle', async () => {
@@ -231,7 +231,7 @@ describe('refusals, each with its reason', () => {
     serverB.body = JSON.stringify(doc);
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/bad-signature/);
+    expect(e.detail).toMatch(/bad-signature/);
   });
 
   test('a bundle under an untrusted root', async () => {
@@ -239,20 +239,20 @@ describe('refusals, each with its reason', () => {
     const dir = directory({ roots: [makeOrg('b.example').fx.root.certificate.pem], tlsCa: [a.fx.root.certificate.pem] });
     const e = await refusal(dir.lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/untrusted/);
+    expect(e.detail).toMatch(/untrusted/);
   });
 
   test('a publisher whose TLS certificate does not chain to the TLS CAs is "unavailable"', async () => {
     const e = await refusal(directory({ tlsCa: [makeOrg('x.example').fx.root.certificate.pem] }).lookup('b.example'));
     expect(e.code).toBe('unavailable');
-    expect(e.message).toMatch(/Cannot fetch/);
+    expect(e.detail).toMatch(/Cannot fetch/);
   });
 
   test('not JSON', async () => {
     serverB.body = '<html>hello</html>';
     const e = await refusal(directory().lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/malformed/);
+    expect(e.detail).toMatch(/malformed/);
   });
 });
 
@@ -330,7 +330,7 @@ describe('DNS discovery through an injected resolver', () => {
     expect(peer.url).toBe(serverB.url('b.example'));
     const none = await refusal(dir.lookup('c.example'));
     expect(none.code).toBe('none');
-    expect(none.message).toContain('_ssmax.c.example');
+    expect(none.detail).toContain('_ssmax.c.example');
     // The negative answer is remembered.
     await refusal(dir.lookup('c.example'));
     expect(queries.filter((q) => q === '_ssmax.c.example')).toHaveLength(1);
@@ -368,7 +368,7 @@ describe('DNS discovery through an injected resolver', () => {
     zone.set('_ssmax.b.example', [['v=ssmax1; u=http://ssmax.b.example/x']]);
     const e = await refusal(directory({ staticPeers: {}, resolver }).lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toContain('is not https');
+    expect(e.detail).toContain('is not https');
   });
 
   test('TXT record parsing', () => {
@@ -428,7 +428,7 @@ describe('the LMDB cache', () => {
     const third = directory({ cacheDir });
     const e = await refusal(third.lookup('b.example'));
     expect(e.code).toBe('invalid');
-    expect(e.message).toMatch(/replayed/);
+    expect(e.detail).toMatch(/replayed/);
     expect(third.status()[0]?.state).toBe('none');
   });
 });

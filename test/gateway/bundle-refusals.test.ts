@@ -1,8 +1,9 @@
 /**
  * Refused bundles at the gateway (the directory's refusals are tested in
  * test/directory): a bundle signed by a key the org CA did not certify, a
- * bundle for another domain — each a 451 4.7.5 naming the reason, never a
- * fall-back to plaintext (even under `opportunistic`); an older bundle
+ * bundle for another domain — each a 451 4.7.5 naming the domain (the reason
+ * goes to the directory's log, never into a reply), never a fall-back to
+ * plaintext (even under `opportunistic`); an older bundle
  * replayed when the gateway refreshes before sending (a newer version was
  * advertised) — refused with its reason, the newer cached bundle stays in use.
  */
@@ -60,18 +61,20 @@ async function refusal(p: Promise<unknown>): Promise<GatewayError> {
   throw new Error('not refused');
 }
 
-test('a bundle signed by a key the org CA did not certify: 451 4.7.5 with the reason, no plaintext fall-back', async () => {
+test('a bundle signed by a key the org CA did not certify: 451 4.7.5 naming the domain, the reason logged, no plaintext fall-back', async () => {
   server.body = bundleOf(b, 1, now, HOUR, { signer: rogueSigner('b.example') });
-  const e = await refusal(peerFor(deps(), 'b.example'));
-  expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
-  expect(e.reply.text).toMatch(/^SSMAX bundle of the peer domain unavailable: b\.example: .*refused \(signer-not-certified\)/);
+  const log: string[] = [];
+  const e = await refusal(peerFor(deps(log), 'b.example'));
+  expect(e.reply).toEqual({ code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable: b.example' });
+  expect(log.join('\n')).toMatch(/refused \(signer-not-certified\)/);
 });
 
-test('a bundle for another domain: 451 4.7.5 with the reason', async () => {
+test('a bundle for another domain: 451 4.7.5 naming the domain, the reason logged', async () => {
   server.body = bundleOf(a, 1, now);
-  const e = await refusal(peerFor(deps(), 'b.example'));
-  expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
-  expect(e.reply.text).toMatch(/refused \(wrong-domain\)/);
+  const log: string[] = [];
+  const e = await refusal(peerFor(deps(log), 'b.example'));
+  expect(e.reply).toEqual({ code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable: b.example' });
+  expect(log.join('\n')).toMatch(/refused \(wrong-domain\)/);
 });
 
 test('an older bundle replayed at a refresh-before-send: refused (replayed), the newer cached bundle stays in use', async () => {

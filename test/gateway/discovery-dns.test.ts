@@ -13,12 +13,14 @@
  * their configuration with the injected resolver and the [hosts] pin instead.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { startNetwork, type Network } from '../../src/demo/network';
 import type { TxtResolver } from '../../src/directory/directory';
 import { receive } from '../../src/gateway/reception';
+import { GatewayError } from '../../src/mail/replies';
 import { setupGateway, type Gateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
 import { listCapsules } from '../../src/envelope';
@@ -40,15 +42,16 @@ const resolver: TxtResolver = async (name) => {
   return records;
 };
 
-function gatewayOf(domain: string): Gateway {
+function gatewayOf(domain: string, log: (line: string) => void = () => undefined, state = 'ssmax-state-dns'): Gateway {
   const org = net.org(domain);
   const ini = parse(readFileSync(join(org.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   ini.peers = {}; // nothing exchanged by hand
-  const { dns_servers: _servers, ...directory } = ini.directory ?? {}; // TXT from the injected resolver, not the DNS server
+  // TXT from the injected resolver, not the DNS server; internal addresses only as pinned in [hosts] (the default)
+  const { dns_servers: _servers, allow_private_addresses: _lab, ...directory } = ini.directory ?? {};
   ini.directory = { ...directory, dns: true };
   ini.hosts = Object.fromEntries(net.orgs.map((o) => [`ssmax.${o.domain}`, '127.0.0.1'])); // as /etc/hosts would
   ini.key_exchange = { probe: 'false' };
-  const gw = setupGateway(ini, org.harakaDir, () => undefined, 'ssmax-state-dns', { resolver });
+  const gw = setupGateway(ini, org.harakaDir, log, state, { resolver });
   gateways.push(gw);
   return gw;
 }
@@ -144,5 +147,72 @@ describe('through real Haraka gateways and a DNS server on loopback', () => {
     expect(copy.includes(Buffer.from(secret))).toBe(false);
     const opened = await openMessage(loadUserProfile(B.profiles['bob@b.example']!), copy, { now: new Date() });
     expect(opened.plaintext.toString('utf8')).toContain(secret);
+  });
+});
+
+describe('a bundle URL into our own network (SSRF, port scan)', () => {
+  /** A TCP port that counts the connections it gets. */
+  async function listening(): Promise<{ port: number; connections: () => number; close(): Promise<void> }> {
+    let n = 0;
+    const server = createTcpServer((s) => {
+      n++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return {
+      port: (server.address() as AddressInfo).port,
+      connections: () => n,
+      close: () => new Promise<void>((r) => server.close(() => r())),
+    };
+  }
+  const unsealed = (from: string, id: string) =>
+    Buffer.from(
+      `From: x@${from}\r\nTo: carol@b.example\r\nSubject: probe\r\nMessage-ID: <${id}@${from}>\r\nDate: Wed, 25 Nov 2026 12:00:00 +0000\r\n\r\nhello\r\n`,
+    );
+
+  test('a TXT record naming https://127.0.0.1:<open port>/ (not configured): 451 naming only the domain, the reason in the log, no connection to that port', async () => {
+    const port = await listening();
+    const logged: string[] = [];
+    const gwB = gatewayOf('b.example', (l) => logged.push(l), 'ssmax-state-ssrf');
+    try {
+      zone['_ssmax.probe.example'] = [[`v=ssmax1; u=https://127.0.0.1:${port.port}/internal`]];
+      // the From domain and its parent: both looked up, neither connects
+      for (const [domain, id] of [
+        ['probe.example', 'ssrf-1'],
+        ['probe.example', 'ssrf-2'],
+      ] as const) {
+        const err = await receive(gwB.deps, unsealed(domain, id), ['carol@b.example']).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(GatewayError);
+        const reply = (err as GatewayError).reply;
+        expect(reply).toEqual({ code: 451, status: '4.7.5', text: `SSMAX bundle of the peer domain unavailable: ${domain}` });
+      }
+      expect(port.connections()).toBe(0);
+      expect(logged.join('\n')).toMatch(/127\.0\.0\.1 is a loopback address \(not allowed for a bundle URL\)/);
+    } finally {
+      delete zone['_ssmax.probe.example'];
+      await port.close();
+    }
+  });
+
+  test('through real Haraka: the 451 for an unreachable bundle names the domain only, never what answered (or did not) at the URL', async () => {
+    const B = net.org('b.example');
+    const port = await listening();
+    await port.close(); // a closed port now: connect ECONNREFUSED (this lab gateway may reach 127.0.0.1)
+    zoneMap.set('_ssmax.closed.example', [[`v=ssmax1; u=https://127.0.0.1:${port.port}/bundle`]]);
+    try {
+      const reply = await smtp(B.ports.smtp, 'x@closed.example', ['carol@b.example'], unsealed('closed.example', 'ssrf-3'));
+      // (after DATA Haraka answers 450 and adds the transaction id)
+      expect(reply).toMatch(/^45\d 4\.7\.5 SSMAX bundle of the peer domain unavailable: closed\.example( \([0-9A-F.-]+\))?$/);
+      await waitFor(
+        () => /ECONNREFUSED/.test(B.haraka.logs()),
+        10000,
+        () => B.haraka.logs().slice(-2000),
+      ); // the reason is logged
+    } finally {
+      zoneMap.delete('_ssmax.closed.example');
+    }
   });
 });

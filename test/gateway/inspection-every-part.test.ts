@@ -22,8 +22,11 @@ import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
 import { addSeal } from '../../src/gateway/sealing';
-import { encryptToOrg } from '../../src/inspect/engine';
-import { setupGateway } from '../../src/gateway/setup';
+import { type LocalInspector, encryptToOrg } from '../../src/inspect/engine';
+import { type Gateway, setupGateway } from '../../src/gateway/setup';
+import { receive } from '../../src/gateway/reception';
+import type { GatewayDeps } from '../../src/gateway/deps';
+import { QuarantineStore, RELEASE_HEADER, releaseMarker } from '../../src/inspect/quarantine';
 import { verifyUnsealed } from '../../src/chain/verify-chain';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';
 import { openMessage } from '../../src/user/open';
@@ -502,5 +505,58 @@ describe('Authentication-Results in our name that we did not write are dropped o
       'Authentication-Results: a.example; ssmax-chain=none; ssmax-dlp=pass',
       'Authentication-Results: other.example; spf=pass',
     ]);
+  });
+});
+
+describe('a held sealed arrival released after [chain] max_seal_age_seconds is judged as when it was held', () => {
+  // b.example's gateway in this process (its own ssmax.ini, keyd, clamd, quarantine), its clock moved past max_seal_age_seconds
+  let gw: Gateway;
+  let store: QuarantineStore;
+  beforeAll(() => {
+    writeFileSync(
+      join(B.harakaDir, 'config', 'ssmax-inspect.ini'),
+      `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\non_infected=quarantine\nclamd_config=${clamd.conf}\n`,
+    );
+    const iniB = parse(readFileSync(join(B.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    gw = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-17-late');
+    store = new QuarantineStore((gw.deps.inspection as LocalInspector).config.quarantineDir);
+  });
+  afterAll(async () => {
+    await store?.close();
+    await gw?.close();
+  });
+  /** The gateway, an hour past max_seal_age_seconds from now. */
+  const later = (deps: GatewayDeps): GatewayDeps => ({
+    ...deps,
+    clock: () => new Date(Date.now() + deps.config.chain.maxSealAgeMs + 3_600_000),
+  });
+
+  test.each([
+    ['an encrypted arrival, held as it came', 'bob@b.example', (m: Buffer) => fromA.sealed(m, ['bob@b.example'])],
+    ['a sealed but unencrypted arrival, held encrypted to the organisation', 'carol@b.example', (m: Buffer) => sealOnly(m)],
+  ])('%s: released a week later, it passes the seal checks and is delivered once', async (_what, rcpt, make) => {
+    const m = () => attached('dave@a.example', rcpt, 'tool.com', 'application/octet-stream', EICAR);
+    const held = await receive(gw.deps, await make(m()), [rcpt]);
+    expect(held.quarantined).toMatch(/^q-/);
+    const late = later(gw.deps);
+    // the clock is moved: an arrival sealed now is too old for it
+    await expect(receive(late, await make(m()), [rcpt])).rejects.toMatchObject({ reply: { code: 550, status: '5.4.7' } });
+    const entry = (await store.release(held.quarantined!))!;
+    const released = Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseMarker(entry)}\r\n`), Buffer.from(entry.message)]);
+    const r = await receive(late, released, entry.rcpts);
+    expect(r.quarantined).toBeUndefined();
+    expect(r.copies.map((c) => c.rcpts)).toEqual([[rcpt]]);
+    expect(store.get(held.quarantined!)!.state).toBe('released'); // honoured, once
+    // the same release again: refused, final (never delivered twice)
+    await expect(receive(late, released, entry.rcpts)).rejects.toMatchObject({ reply: { code: 550 } });
+  });
+
+  test('a forged marker (an old made-up id, no release under way) does not move the time: too old, 550', async () => {
+    const m = attached('dave@a.example', 'bob@b.example', 'notes.txt', 'text/plain', 'fine');
+    const forged = Buffer.concat([
+      Buffer.from(`${RELEASE_HEADER}: q-${(Date.now() - 1000).toString(36)}-000000000000 ${'0'.repeat(24)}\r\n`),
+      await fromA.sealed(m, ['bob@b.example']),
+    ]);
+    await expect(receive(later(gw.deps), forged, ['bob@b.example'])).rejects.toMatchObject({ reply: { code: 550, status: '5.4.7' } });
   });
 });

@@ -8,6 +8,7 @@
  */
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
@@ -276,6 +277,86 @@ describe('DLP at a.example by its inspector process', () => {
     await A().restartInspector();
     expect(await aliceSends('Stopped inspector, try 2\r\n')).toMatch(/^250 /);
     await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+  });
+});
+
+/** One SMTP session, command by command: each command's reply (its last line). */
+async function session(port: number, commands: string[]): Promise<string[]> {
+  const socket = connect(port, '127.0.0.1');
+  let buffered = '';
+  const waiting: ((line: string) => void)[] = [];
+  const lines: string[] = [];
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    let at: number;
+    while ((at = buffered.indexOf('\r\n')) >= 0) {
+      const line = buffered.slice(0, at);
+      buffered = buffered.slice(at + 2);
+      if (line[3] === '-') continue; // a continuation line
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  const reply = () => new Promise<string>((resolve) => (lines.length > 0 ? resolve(lines.shift()!) : waiting.push(resolve)));
+  try {
+    await reply(); // the greeting
+    const out: string[] = [];
+    for (const c of commands) {
+      socket.write(`${c}\r\n`);
+      out.push(await reply());
+    }
+    return out;
+  } finally {
+    socket.destroy();
+  }
+}
+
+describe('envelopes the inspector takes as the gateway took them (the envelope travels in the request body)', () => {
+  test('a From with a quoted local part holding a space ("john doe"@…) is inspected and delivered', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(
+      await smtp(
+        B().ports.smtp,
+        'john@outside.example',
+        ['bob@b.example'],
+        mail('"john doe"@outside.example', 'bob@b.example', 'From a quoted local part.\r\n'),
+      ),
+    ).toMatch(/^250 /);
+    await waitFor(() => B().mailbox.for('bob@b.example').length > before);
+    const got = B().mailbox.for('bob@b.example').at(-1)!.raw.toString('latin1');
+    expect(got).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=pass\r\n/);
+    expect(got).toContain('From: "john doe"@outside.example');
+  });
+
+  test('a submission to 600 recipients (over what a query string could carry) is inspected and delivered', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const others = Array.from({ length: 599 }, (_, i) => `nobody-${i}@b.example`);
+    const r = await smtp(
+      A().ports.smtp,
+      'dave@a.example',
+      ['bob@b.example', ...others],
+      mail('dave@a.example', 'bob@b.example', 'To six hundred.\r\n'),
+      { user: 'dave@a.example', pass: 'pw-dave' },
+    );
+    expect(r).toMatch(/^250 /); // inspected by a.example's inspector with all 600 recipients
+    await waitFor(
+      () => B().mailbox.for('bob@b.example').length > before,
+      60000,
+      () => [A().haraka.logs().slice(-6000), B().haraka.logs().slice(-6000)].join('\n=====\n'),
+    );
+    const got = await lastVerdicts(net, 'bob@b.example');
+    expect(got.plaintext).toContain('To six hundred.');
+    expect(got.verdicts[0]).toBe('dlp:pass,e2e:none');
+  });
+
+  test('a RCPT beyond the 1000 recipients one message may have is answered 452 4.5.3 (the sender sends the rest in another transaction)', async () => {
+    const rcpts = Array.from({ length: 1001 }, () => 'RCPT TO:<bob@b.example>');
+    const replies = await session(B().ports.smtp, ['EHLO test.example', 'MAIL FROM:<x@outside.example>', ...rcpts, 'RSET', 'QUIT']);
+    expect(replies.slice(2, 1002).every((l) => l.startsWith('250 '))).toBe(true);
+    expect(replies[1002]).toMatch(/^452 4\.5\.3 Too many recipients: at most 1000 in one message/);
+    expect(replies[1003]).toMatch(/^250 /); // the session goes on
   });
 });
 

@@ -16,8 +16,8 @@ import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { type InspectRequest, LocalInspector } from '../../src/inspect/engine';
 import { GatewayError } from '../../src/mail/replies';
 import { QuarantineStore } from '../../src/inspect/quarantine';
-import { RemoteInspector } from '../../src/inspector/client';
-import { InspectorServer } from '../../src/inspector/server';
+import { RemoteInspector, envelopeBody } from '../../src/inspector/client';
+import { InspectorServer, MAX_ENVELOPE_BYTES, readEnvelope } from '../../src/inspector/server';
 import { issueTlsCertificate } from '../../src/pki/issue';
 import { privateKeyToPem } from '../../src/pki/keys';
 
@@ -105,7 +105,9 @@ function call(
 }
 
 const message = Buffer.from('From: a@a.example\r\nTo: b@b.example\r\nSubject: x\r\n\r\nhello\r\n');
-const q = 'direction=outbound&from=a%40a.example&rcpt=b%40b.example';
+const envelope = { direction: 'outbound', from: 'a@a.example', rcpts: ['b@b.example'] } as const;
+/** A request body: the envelope as one line of JSON (any object, to build malformed ones), then the message. */
+const body = (env: unknown, m: Buffer = message) => Buffer.concat([Buffer.from(`${JSON.stringify(env)}\n`), m]);
 
 describe('the inspector server', () => {
   test('CRLs are required: without them every client certificate is refused (401), even a good one', async () => {
@@ -163,20 +165,53 @@ describe('the inspector server (CRLs given)', () => {
     });
   });
 
-  test('a body over max_body_bytes is 413 too-large', async () => {
-    expect(await at(`/v1/inspect?${q}`, Buffer.alloc(5000, 0x61))).toMatchObject({ status: 413, json: { error: { code: 'too-large' } } });
+  test('a message over max_body_bytes is 413 too-large (the envelope line is not counted against it)', async () => {
+    expect(await at('/v1/inspect', body(envelope, Buffer.alloc(5000, 0x61)))).toMatchObject({
+      status: 413,
+      json: { error: { code: 'too-large' } },
+    });
+    // a message of exactly max_body_bytes, after an envelope of 1000 recipients, is read and inspected (here: 422, not encrypted)
+    const many = { ...envelope, rcpts: Array.from({ length: 1000 }, (_, i) => `"rcpt number ${i}"@b.example`) };
+    const exact = Buffer.concat([message, Buffer.alloc(4096 - message.length, 0x61)]);
+    expect(await at('/v1/inspect', body(many, exact))).toMatchObject({
+      status: 422,
+      json: { error: { details: { reply: 'badCapsule' } } },
+    });
   });
 
   test.each([
-    ['direction=sideways&from=a%40a.example&rcpt=b%40b.example', /direction/],
-    ['direction=outbound&rcpt=b%40b.example', /from/],
-    ['direction=outbound&from=a%40a.example', /rcpt/],
-    ['direction=outbound&from=a%40a.example&rcpt=b%3Cx%3E', /rcpt/],
-    [`${q}&release=not-an-id`, /release/],
-  ])('a malformed request is 400 bad-request naming the field: %s', async (query, field) => {
-    const r = await at(`/v1/inspect?${query}`, message);
+    ['no envelope line', message, /envelope/],
+    ['an envelope that is not JSON', Buffer.concat([Buffer.from('direction=outbound\n'), message]), /not JSON/],
+    ['an envelope that is a list', body([envelope]), /object/],
+    ['an unknown field', body({ ...envelope, rcpt: 'x@b.example' }), /unknown envelope field "rcpt"/],
+    ['no direction', body({ ...envelope, direction: 'sideways' }), /direction/],
+    ['no from', body({ ...envelope, from: undefined }), /from/],
+    ['an empty from', body({ ...envelope, from: '' }), /from/],
+    ['no recipient', body({ ...envelope, rcpts: [] }), /rcpts/],
+    ['a recipient that is not a string', body({ ...envelope, rcpts: [7] }), /rcpts/],
+    ['1001 recipients', body({ ...envelope, rcpts: Array.from({ length: 1001 }, (_, i) => `r${i}@b.example`) }), /rcpts must be 1 to 1000/],
+    ['a malformed release', body({ ...envelope, release: 'not-an-id' }), /release/],
+  ])('a malformed request is 400 bad-request naming what: %s', async (_what, b, field) => {
+    const r = await at('/v1/inspect', b);
     expect(r).toMatchObject({ status: 400, json: { error: { code: 'bad-request' } } });
     expect(r.json.error!.message).toMatch(field);
+  });
+
+  test('any address the gateway took is taken: spaces and angle brackets in a quoted local part, one over 254 characters, 1000 recipients', () => {
+    const from = '"john doe <x>"@example.com';
+    const long = `${'l'.repeat(300)}@b.example`;
+    const rcpts = [long, ...Array.from({ length: 999 }, (_, i) => `"r ${i}"@b.example`)];
+    const got = readEnvelope(envelopeBody({ direction: 'inbound', from, rcpts }, message));
+    expect(got).toEqual({ direction: 'inbound', from, rcpts, message });
+    expect(readEnvelope(envelopeBody({ ...envelope, release: `q-abc-${'0'.repeat(12)} ${'1'.repeat(24)}` }, message)).release).toBe(
+      `q-abc-${'0'.repeat(12)} ${'1'.repeat(24)}`,
+    );
+  });
+
+  test('an envelope line is looked for in its bound only (no line feed in the first MAX_ENVELOPE_BYTES + 1 bytes: 400)', () => {
+    const t0 = process.hrtime.bigint();
+    expect(() => readEnvelope(Buffer.concat([Buffer.alloc(MAX_ENVELOPE_BYTES + 1, 0x61), Buffer.from('\n{}')]))).toThrow(/envelope/);
+    expect(Number(process.hrtime.bigint() - t0) / 1e6).toBeLessThan(1000);
   });
 
   test('an unknown path is 404; a wrong method 400', async () => {
@@ -186,7 +221,7 @@ describe('the inspector server (CRLs given)', () => {
 
   test('a message not encrypted to the organisation is refused 422 with the reply the inline step gives (badCapsule), before any keyd call', async () => {
     const before = keydCalls.length;
-    const r = await at(`/v1/inspect?${q}`, message);
+    const r = await at('/v1/inspect', body(envelope));
     expect(r).toMatchObject({ status: 422, json: { error: { code: 'refused', details: { reply: 'badCapsule' } } } });
     expect(keydCalls.length).toBe(before);
   });
@@ -196,8 +231,11 @@ describe("the gateway's remote inspector fails closed", () => {
   let fake: Server;
   let fakePort: number;
   let answer: (res: import('node:http').ServerResponse) => void = () => undefined;
+  let last: { url: string; body: Buffer } | undefined;
+  const logged: string[] = [];
   const remote = (servername = 'inspect.a.example', timeoutMs = 2000) =>
     new RemoteInspector({
+      log: (l) => logged.push(l),
       url: `https://127.0.0.1:${fakePort}`,
       servername,
       ca: fx.caPem,
@@ -227,8 +265,12 @@ describe("the gateway's remote inspector fails closed", () => {
 
   beforeAll(async () => {
     fake = createServer({ cert: fx.clients.inspector.cert + fx.orgCa.certificate.pem, key: fx.clients.inspector.key }, (rq, res) => {
-      rq.resume();
-      rq.on('end', () => answer(res));
+      const parts: Buffer[] = [];
+      rq.on('data', (c: Buffer) => parts.push(c));
+      rq.on('end', () => {
+        last = { url: rq.url ?? '', body: Buffer.concat(parts) };
+        answer(res);
+      });
     });
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
     fakePort = (fake.address() as { port: number }).port;
@@ -250,6 +292,40 @@ describe("the gateway's remote inspector fails closed", () => {
       decision: { action: 'reject', rule: 'payment-cards' },
     });
     await r.close();
+  });
+
+  test('the request: POST /v1/inspect with no query; the envelope (one line of JSON) then the message, as the server reads it', async () => {
+    answer = json(200, { decision: { action: 'pass' } });
+    const r = remote();
+    const rcpts = Array.from({ length: 600 }, (_, i) => `"rcpt ${i}"@b.example`);
+    await r.inspect({ ...req, from: '"john doe"@a.example', rcpts, releaseId: `q-abc-${'0'.repeat(12)} ${'1'.repeat(24)}` });
+    await r.close();
+    expect(last!.url).toBe('/v1/inspect');
+    expect(readEnvelope(last!.body)).toEqual({
+      direction: 'outbound',
+      from: '"john doe"@a.example',
+      rcpts,
+      release: `q-abc-${'0'.repeat(12)} ${'1'.repeat(24)}`,
+      message,
+    });
+  });
+
+  test.each([
+    [400, 'bad-request', 'rcpts must be 1 to 1000 addresses'],
+    [431, 'headers-too-large', 'Request header block over 16384 bytes'],
+  ])('%d from the inspector (a request of ours it refuses) is 4xx, logged as our own fault', async (status, code, text) => {
+    answer = json(status, { error: { code, message: text } });
+    logged.length = 0;
+    const e = await failure(remote());
+    expect(e.reply).toMatchObject({ code: 451, status: '4.7.5' });
+    expect(e.reply.text).toMatch(
+      new RegExp(
+        `refused this gateway's request \\(HTTP ${status} ${code}: ${text}\\): a fault of the gateway or the inspector, not of the message`,
+      ),
+    );
+    expect(logged).toEqual([
+      expect.stringMatching(new RegExp(`^ssmax inspection: ERROR: .*HTTP ${status} ${code}.*the sender was answered 4xx`)),
+    ]);
   });
 
   test('an inspector that never answers: 4xx after the timeout', async () => {

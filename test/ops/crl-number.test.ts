@@ -5,7 +5,8 @@
  * renewals still carries a higher number (peers keep the highest one they
  * saw, and would otherwise keep keyd's older list).
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main';
@@ -104,4 +105,80 @@ test("ssmax ca crl and keyd's renewals share one monotonic CRL number, kept in t
   expect(parseCrl(readFileSync(p('root', 'crl.pem'), 'utf8')).issuer).toBe(
     parseCertificate(readFileSync(p('root', 'ca.cert.pem'), 'utf8')).subject,
   );
+});
+
+test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as the docs say, keeps keyd's revocations and numbers above them; keyd mends a copy that raced a revocation", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlcopy-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'crl', '--ca', p('root'), '--out', p('root.crl.pem'))).code).toBe(0);
+  execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', p('org', 'gateway')], { stdio: 'ignore' });
+  const setup = await run('setup', '--domain', 'a.example', '--org-ca', p('orga'), '--root-crl', p('root.crl.pem'), '--dir', p('org'));
+  expect(setup.code).toBe(0);
+  const keydFile = p('org', 'pki', 'org-ca.crl.pem'); // the file keyd renews and revokes into ([pki] crls of keyd.ini)
+  const caFile = p('orga', 'crl.pem');
+  const crlOf = (f: string) => parseCrl(readFileSync(f, 'utf8'));
+  // setup tells the CA folder where keyd's copy is
+  expect((JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as { crlCopies?: string[] }).crlCopies).toEqual([keydFile]);
+
+  const ca = {
+    certificate: parseCertificate(readFileSync(p('orga', 'ca.cert.pem'), 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(p('orga', 'ca.key.pem'), 'utf8')),
+  };
+  const org = makeOrg('a.example');
+  const keydParts = openKeyd(loadKeydConfig(org.fx.configFile));
+  const logged: string[] = [];
+  const policy = { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY };
+  const renewer = new CrlRenewer([keydFile], ca, policy, keydParts.audit, (l) => logged.push(l));
+  const record = (summary: string) => ({ actor: 'admin', role: 'admin', op: 'registry.revoke', result: 'ok' as const, reason: summary });
+  try {
+    const now = Date.now();
+    // 1. an administrator revokes a user in the console: keyd writes the next number into its file
+    const user = await renewer.revoke(['0a1b2c'], 'affiliationChanged', new Date(now + DAY), record);
+    const numbers = [crlOf(keydFile).crlNumber!];
+    expect(user.crlNumber).toBe(numbers[0]);
+    // 2. later a gateway certificate is revoked by hand, and the CRL signed with ssmax ca crl (the CA folder's file)
+    const gateway = parseCertificate(org.fx.clients.gateway.cert).serial;
+    expect((await run('ca', 'revoke', '--ca', p('orga'), '--serial', gateway, '--reason', 'keyCompromise')).code).toBe(0);
+    const byHand = await run('ca', 'crl', '--ca', p('orga'));
+    expect(byHand.code).toBe(0);
+    expect(byHand.out).toContain(`(merged ${keydFile})`);
+    expect(crlOf(caFile).crlNumber).toBeGreaterThan(numbers[0]!);
+    expect([...crlOf(caFile).entries.keys()].sort()).toEqual(['0a1b2c', gateway].sort());
+    // 3. copied over keyd's file, as docs/operations.md says: nothing lost, the number up
+    copyFileSync(caFile, keydFile);
+    numbers.push(crlOf(keydFile).crlNumber!);
+    // 4. keyd's renewal continues from it, keeping both
+    await renewer.run(new Date(now + 6 * DAY));
+    numbers.push(crlOf(keydFile).crlNumber!);
+    expect([...crlOf(keydFile).entries.keys()].sort()).toEqual(['0a1b2c', gateway].sort());
+    // 5. the race: keyd revokes another user after the hand-signing but before the copy; the copy drops it (and its number is no higher)
+    expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+    const stale = readFileSync(caFile);
+    await renewer.revoke(['0d0d0d'], 'affiliationChanged', new Date(now + 7 * DAY), record);
+    const keydNumber = crlOf(keydFile).crlNumber!;
+    writeFileSync(keydFile, stale);
+    expect(crlOf(keydFile).entries.has('0d0d0d')).toBe(false);
+    expect(crlOf(keydFile).crlNumber).toBeLessThanOrEqual(keydNumber);
+    // keyd's next write keeps the revocation it made and numbers above both, and says so
+    await renewer.run(new Date(now + 12 * DAY));
+    expect(crlOf(keydFile).crlNumber).toBeGreaterThan(keydNumber);
+    numbers.push(crlOf(keydFile).crlNumber!);
+    expect([...crlOf(keydFile).entries.keys()].sort()).toEqual(['0a1b2c', '0d0d0d', gateway].sort());
+    expect(logged.join('\n')).toMatch(
+      /keyd: ERROR CRL ".*org-ca\.crl\.pem" was replaced by number \d+ without 1 revocation\(s\) keyd had \(0d0d0d\)/,
+    );
+    for (let i = 1; i < numbers.length; i++) expect(numbers[i]!).toBeGreaterThan(numbers[i - 1]!);
+    // --merge: any other file of this CA counts too; another CA's CRL is refused
+    copyFileSync(keydFile, p('elsewhere.crl.pem'));
+    const merged = await run('ca', 'crl', '--ca', p('orga'), '--merge', p('elsewhere.crl.pem'));
+    expect(merged.out).toContain(p('elsewhere.crl.pem'));
+    expect(crlOf(caFile).crlNumber).toBeGreaterThan(numbers.at(-1)!);
+    const foreign = await run('ca', 'crl', '--ca', p('orga'), '--merge', p('root.crl.pem'));
+    expect(foreign.code).not.toBe(0);
+    expect(foreign.err).toMatch(/holds a CRL of .*, not of this CA/);
+  } finally {
+    await keydParts.store.close();
+  }
 });

@@ -1,5 +1,13 @@
 import { createPrivateKey } from 'node:crypto';
-import { type BundleInput, type BundleResult, bundleSigningBytes, canonicalJson, createBundle, verifyBundle } from '../../src/pki/bundle';
+import {
+  BUNDLE_LIMITS,
+  type BundleInput,
+  type BundleResult,
+  bundleSigningBytes,
+  canonicalJson,
+  createBundle,
+  verifyBundle,
+} from '../../src/pki/bundle';
 import {
   buildCertificate,
   createRootCa,
@@ -304,6 +312,37 @@ describe('rejections, each with its reason', () => {
       ),
       'malformed',
     );
+  });
+
+  test('malformed: more certificates or CRLs than BUNDLE_LIMITS allows, refused before any is parsed', () => {
+    const doc = JSON.parse(createBundle(inputA(), w.signerA)) as { payload: Record<string, unknown[]> };
+    for (const [list, max] of Object.entries(BUNDLE_LIMITS)) {
+      const d = structuredClone(doc);
+      // entries that would not even parse: the count is refused first, whatever they hold
+      d.payload[list] = [...(d.payload[list] as unknown[]), ...Array.from({ length: max }, () => d.payload[list]?.[0])];
+      const r = verifyA(JSON.stringify(d));
+      expectStatus(r, 'malformed');
+      expect(r.message).toContain(`${list} holds ${max + (doc.payload[list] as unknown[]).length} entries, more than ${max}`);
+    }
+    const many = Array.from({ length: BUNDLE_LIMITS.crls + 1 }, () => w.crlA);
+    expect(() => createBundle(inputA({ crls: many }), w.signerA)).toThrow(`Cannot create bundle: 17 crls is more than 16`);
+  });
+
+  test('an untrusted org CA is refused before the rest is parsed: damaged CRLs beside it do not change the answer', () => {
+    const rogueRoot = createRootCa({
+      privateKey: generateP256KeyPair().privateKey,
+      notBefore: T0,
+      notAfter: T_LEAF_END,
+      commonName: 'Rogue',
+    });
+    const doc = JSON.parse(createBundle(inputA({ orgCaChain: [rogueRoot.certificate] }), w.signerA)) as {
+      payload: Record<string, unknown>;
+    };
+    doc.payload.crls = ['-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n'];
+    const cache = new ValidationCache();
+    const r = verifyA(JSON.stringify(doc), { cache });
+    expectStatus(r, 'untrusted');
+    expect(cache.size).toBe(0); // nothing of a bundle that does not chain to a root is kept
   });
 
   test('never throws on junk', () => {
