@@ -64,6 +64,12 @@ export const REPLIES = {
   userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
+  /** Null-sender mail from a trusted relay that is no delivery status report of a mail system (src/gateway/relay-notice.ts). */
+  nullSenderNotReport: {
+    code: 550,
+    status: '5.7.1',
+    text: 'Null-sender mail from a trusted relay must be a delivery status report of a mail system',
+  },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
   /** A submission authenticated here (SMTP AUTH) whose From, or non-null envelope sender, is not the login's address (docs/security.md). */
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
@@ -77,6 +83,10 @@ export const REPLIES = {
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
+  /** RCPT TO whose domain is no domain name, an internationalised one that maps to none included (src/chain/alignment.ts canonicalDomain). */
+  recipientDomainInvalid: { code: 550, status: '5.1.2', text: 'Recipient domain is not a domain name' },
+  /** MAIL FROM whose domain is no domain name (as recipientDomainInvalid). */
+  senderDomainInvalid: { code: 550, status: '5.1.7', text: 'Sender address domain is not a domain name' },
   /** The mailbox store refused the message for every recipient for good; the status is the store's own (GatewayError.withStatus). */
   mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
   /** A release field (SSMAX-Quarantine-Release, SSMAX-List-Release) naming no release under way here: forged, or a release taken over after its lease (docs/inspection.md). */

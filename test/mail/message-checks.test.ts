@@ -1,5 +1,5 @@
 import type { Capsule } from '../../src/crypto';
-import { capsuleFor, checkMessage } from '../../src/mail/message-checks';
+import { canonicalAddress, capsuleFor, checkMessage, domainOf, senderOf } from '../../src/mail/message-checks';
 import { GatewayError } from '../../src/mail/replies';
 
 function refusal(raw: string): GatewayError {
@@ -112,5 +112,21 @@ describe('the capsule for this organisation (capsuleFor)', () => {
     for (const from of ['x@b.example.', 'x@B.EXAMPLE.', 'x@b..example', 'x@.b.example', 'x@'])
       expect([refusal(`From: ${from}\r\nSubject: s\r\n\r\nx`).reply.status, from]).toEqual(['5.6.0', from]);
     expect(checkMessage(Buffer.from('From: X@B.Example\r\n\r\nx')).from).toBe('x@b.example');
+  });
+
+  test('an internationalised From domain, written unencoded in UTF-8, is read in its ASCII form; one that maps to none: 550 5.6.0', () => {
+    const utf8 = (from: string) => checkMessage(Buffer.from(`From: ${from}\r\nSender: Boss <Boss@BÜCHER.example>\r\n\r\nx`, 'utf8'));
+    expect(utf8('Ceo <CEO@bücher.example>').from).toBe('ceo@xn--bcher-kva.example');
+    expect(utf8('ceo@\uff42.example').from).toBe('ceo@b.example');
+    expect(senderOf(utf8('ceo@b.example').headers)).toBe('boss@xn--bcher-kva.example');
+    for (const from of ['x@xn--zz.example', 'x@b\u200d.example', 'x@bücher%2eexample'])
+      expect([refusal(Buffer.from(`From: ${from}\r\n\r\nx`, 'utf8').toString('latin1')).reply.text, from]).toEqual([
+        expect.stringMatching(/^Malformed message: From domain .* is not a domain name/),
+        from,
+      ]);
+    expect(domainOf('x@BÜCHER.example')).toBe('xn--bcher-kva.example');
+    expect(domainOf('x@xn--zz.example')).toBe('');
+    expect(canonicalAddress('Ceo@\uff42.Example')).toBe('ceo@b.example');
+    expect(canonicalAddress('no-domain')).toBeUndefined();
   });
 });
