@@ -36,6 +36,7 @@ export function checkMessage(message: Buffer): CheckedHead {
     throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
   }
   checkUtf8Fields(head);
+  checkNoBareCr(message);
   let headers: Headers;
   try {
     headers = parseHead(head, DEFAULT_LIMITS);
@@ -75,6 +76,21 @@ export function canonicalAddress(address: string): string | undefined {
   if (at <= 0) return undefined;
   const domain = canonicalDomain(address.slice(at + 1));
   return domain ? `${address.slice(0, at).toLowerCase()}@${domain}` : undefined;
+}
+
+/**
+ * Refuses a message holding a bare CR (one not followed by LF) anywhere, body included: Haraka
+ * takes it in, and a next hop that reads <CR>.<CR> as the end of DATA would run the lines after
+ * it as commands of this gateway (SMTP smuggling). One pass; names the line, never its bytes.
+ */
+export function checkNoBareCr(message: Buffer): void {
+  for (let i = message.indexOf(0x0d); i >= 0; i = message.indexOf(0x0d, i + 1)) {
+    if (message[i + 1] !== 0x0a) {
+      let line = 1;
+      for (let j = message.indexOf(0x0a); j >= 0 && j < i; j = message.indexOf(0x0a, j + 1)) line++;
+      throw new GatewayError('bareCr', `at line ${line}`);
+    }
+  }
 }
 
 /**

@@ -75,6 +75,8 @@ export const REPLIES = {
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  /** A CR not followed by LF in the body: a next hop taking <CR>.<CR> as the end of DATA would run what follows as commands (SMTP smuggling). */
+  bareCr: { code: 550, status: '5.6.0', text: 'Bare CR in the message (a CR not followed by LF); end every line with CRLF' },
   /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */
   headerNotUtf8: { code: 550, status: '5.6.0', text: 'Header field holds bytes that are not UTF-8 (use RFC 2047 encoded words)' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },
@@ -93,6 +95,8 @@ export const REPLIES = {
   /** A message that alone is over a cap of the quarantine or the moderation queue (src/inspect/quarantine.ts): it can never be held. */
   heldTooLarge: { code: 552, status: '5.3.4', text: 'Message too large to be held' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
+  /** Haraka keeps only headers.max_lines lines of a header and silently drops every later field: such a message is refused, never relayed cut. */
+  headerTooManyLines: { code: 552, status: '5.3.4', text: 'Message header has more lines than the gateway can relay' },
   // mailing lists (src/lists/, docs/lists.md)
   listLoop: { code: 550, status: '5.4.6', text: 'Mailing list loop detected' },
   listNotMember: { code: 550, status: '5.7.2', text: 'Posting to this list is restricted to its members' },

@@ -41,13 +41,30 @@ describe('checks every message passes before the protocol steps', () => {
     );
     expect(checkMessage(Buffer.concat([utf8, Buffer.from([0xe9, 0xff])])).from).toBe('a@a.example');
   });
-  test('the UTF-8 check is linear: a 600 kB header block of Latin-1 fields (20 000 fields) is refused in well under a second', () => {
-    const fields = Array.from({ length: 20000 }, (_, i) => `X-F${i}: caf\xe9 caf\xe9 caf\xe9 caf\xe9\r\n`).join('');
+  test('the UTF-8 check is linear: a 600 kB header block of 20 000 UTF-8 fields, only the last one Latin-1, is refused naming the last in well under a second', () => {
+    // every field but the last is valid UTF-8 ("café" as its two-byte form), so the per-line scan runs over all of them
+    const fields = Array.from({ length: 19999 }, (_, i) => `X-F${i}: caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9\r\n`).join('');
     const t0 = process.hrtime.bigint();
-    const e = refusal(`From: a@a.example\r\n${fields}\r\nbody`);
+    const e = refusal(`From: a@a.example\r\n${fields}X-Last: caf\xe9\r\n\r\nbody`);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     expect(e.reply.status).toBe('5.6.0');
-    expect(e.reply.text).toContain('in "X-F0"');
+    expect(e.reply.text).toContain('in "X-Last"');
+    expect(ms).toBeLessThan(1000);
+  });
+  test('a bare CR anywhere in the body (a CR not followed by LF) is refused 550 5.6.0 naming the line: "<CR>.<CR>" could end the DATA at a next hop (SMTP smuggling)', () => {
+    const smuggle = 'From: a@a.example\r\nSubject: x\r\n\r\nx\r.\rMAIL FROM:<ceo@a.example>\r\nRCPT TO:<v@b.example>\r\n';
+    const e = refusal(smuggle);
+    expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
+    expect(e.reply.text).toContain('Bare CR in the message (a CR not followed by LF); end every line with CRLF: at line 4');
+    expect(refusal('From: a@a.example\r\n\r\nok\r\nlast line ends in CR\r').reply.text).toContain('at line 4');
+    expect(checkMessage(Buffer.from('From: a@a.example\r\n\r\nx\r\n.\r\n..\r\n', 'latin1')).from).toBe('a@a.example');
+  });
+  test('the bare CR check is linear: 4 MB of CRLF lines with one bare CR at the end is refused in well under a second', () => {
+    const body = 'line of text\r\n'.repeat(300000);
+    const t0 = process.hrtime.bigint();
+    const e = refusal(`From: a@a.example\r\n\r\n${body}x\ry\r\n`);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(e.reply.text).toContain('at line 300003');
     expect(ms).toBeLessThan(1000);
   });
   test('duplicate singleton fields: 550 5.6.7; several Received fields are fine', () => {
