@@ -9,6 +9,7 @@
  * not publish an SSMAX bundle of its own (a subdomain with its own bundle is
  * its own organisation, and only it speaks for it).
  */
+import { domainToASCII } from 'node:url';
 
 /**
  * The most parent domains `organisationOf` asks about for one domain: those
@@ -35,17 +36,53 @@ export function parentsOf(domain: string): string[] {
  * Whether `domain` is spelt the one way every comparison of the gateway and the
  * chain expects: labels separated by single dots, none empty, no trailing dot
  * (a fully qualified "b.example." names b.example, but would be another string
- * to every check). Case is folded by domainOf.
+ * to every check). Case and internationalised spellings are settled by
+ * canonicalDomain.
  */
 export function wellFormedDomain(domain: string): boolean {
   return domain.length > 0 && domain.split('.').every((label) => label.length > 0);
 }
 
-/** True when `from` is `sealer` or one of its subdomains (the DNS and X.509 name-constraint sense). */
+/** The longest domain name (RFC 1035: 253 characters in its ASCII form); a longer Unicode spelling is refused before it is mapped. */
+const MAX_DOMAIN_CHARS = 253;
+
+/**
+ * The one spelling of a domain that every comparison and directory lookup
+ * uses: lowercase ASCII, an internationalised name (IDN) in its ASCII form
+ * (A-labels, "xn--..."), mapped as URLs map host names (UTS #46, Node's
+ * `url.domainToASCII`). So "bücher.example", "BÜCHER.example" and
+ * "xn--bcher-kva.example" are one name, and so are "b.example" and spellings
+ * a mail client shows the same way: full-width letters ("ｂ.example"), an
+ * ideographic full stop, a soft hyphen inside a label. A message's header is
+ * read as UTF-8 (mailsplit), so an unencoded "bücher.example" in a From field
+ * arrives as Unicode and must meet the directory and this organisation's own
+ * domains in the form they are registered in.
+ *
+ * '' when `domain` is no domain name: empty, a Unicode spelling longer than
+ * 253 characters (not mapped at all), a name the mapping refuses (a forbidden character, a zero-width joiner in the
+ * wrong place, an A-label that does not decode), a Unicode spelling with a
+ * percent sign (the mapping would decode "%2e" into a dot), or, after mapping,
+ * an empty label or a trailing dot (wellFormedDomain). Every caller refuses ''
+ * or lets it match nothing. An ASCII spelling is only lowercased (the mapping
+ * is for names that are not ASCII yet), and its A-labels must decode. Time is linear in the length of
+ * `domain` (bounded above).
+ */
+export function canonicalDomain(domain: string): string {
+  let ascii = domain.toLowerCase();
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x00-\x7f]/.test(domain)) ascii = domain.includes('%') || domain.length > MAX_DOMAIN_CHARS ? '' : domainToASCII(domain);
+  // an A-label a mail client would decode must decode: "xn--zz" is no label
+  else if (/(^|\.)xn--/.test(ascii) && domainToASCII(ascii) !== ascii) ascii = '';
+  return wellFormedDomain(ascii) ? ascii : '';
+}
+
+/** True when `from` is `sealer` or one of its subdomains (the DNS and X.509 name-constraint sense), each in its one spelling (canonicalDomain). */
 export function withinDomain(from: string, sealer: string): boolean {
-  // a trailing dot or an empty label is another spelling of a name: never within anything (fail closed; the gateway refuses such a From)
-  if (!wellFormedDomain(from)) return false;
-  return from === sealer || from.endsWith(`.${sealer}`);
+  // a trailing dot, an empty label or a name that maps to none is never within anything (fail closed; the gateway refuses such a From)
+  const f = canonicalDomain(from);
+  const s = canonicalDomain(sealer);
+  if (!f || !s) return false;
+  return f === s || f.endsWith(`.${s}`);
 }
 
 /**
@@ -56,8 +93,10 @@ export function withinDomain(from: string, sealer: string): boolean {
  * authority. `ownBundle(domain)` says whether `domain` has its own bundle
  * (it throws while that cannot be known).
  */
-export async function aligned(fromDomain: string, sealer: string, ownBundle: (domain: string) => Promise<boolean>): Promise<boolean> {
-  if (!withinDomain(fromDomain, sealer)) return false;
+export async function aligned(fromSpelt: string, sealerSpelt: string, ownBundle: (domain: string) => Promise<boolean>): Promise<boolean> {
+  if (!withinDomain(fromSpelt, sealerSpelt)) return false;
+  const fromDomain = canonicalDomain(fromSpelt);
+  const sealer = canonicalDomain(sealerSpelt);
   if (fromDomain === sealer) return true;
   // walk from the From domain up to (not including) the sealer: any own bundle on the way wins. As in
   // organisationOf, only the MAX_PARENT_LOOKUPS nearest the root are asked about (and the From domain itself):
@@ -79,7 +118,10 @@ export async function aligned(fromDomain: string, sealer: string, ownBundle: (do
  * Parents are asked about nearest first, only the MAX_PARENT_LOOKUPS nearest
  * the root. `isOrganisation` throws while that cannot be known.
  */
-export async function organisationOf(domain: string, isOrganisation: (domain: string) => Promise<boolean>): Promise<string | undefined> {
+export async function organisationOf(spelt: string, isOrganisation: (domain: string) => Promise<boolean>): Promise<string | undefined> {
+  const domain = canonicalDomain(spelt);
+  // no domain name is no ordinary Internet mail either: the caller refuses it before asking (fail closed)
+  if (!domain) throw new RangeError(`organisationOf: "${spelt.slice(0, 80)}" is not a domain name`);
   if (await isOrganisation(domain)) return domain;
   const parents = parentsOf(domain);
   for (const d of parents.slice(Math.max(0, parents.length - MAX_PARENT_LOOKUPS))) if (await isOrganisation(d)) return d;

@@ -26,6 +26,7 @@
 import { Resolver } from 'node:dns/promises';
 import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
+import { canonicalDomain } from '../chain/alignment';
 import { checkDomain } from '../pki/issue';
 import { ValidationCache } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
@@ -336,7 +337,8 @@ export class Directory {
 
   private normalise(domain: string): string {
     try {
-      return checkDomain(String(domain).trim().toLowerCase().replace(/\.$/, ''));
+      // the one spelling of every comparison: an internationalised name in its ASCII form (canonicalDomain)
+      return checkDomain(canonicalDomain(String(domain).trim().replace(/\.$/, '')));
     } catch {
       throw new DirectoryError('none', String(domain), `Cannot look up "${String(domain)}": not a domain name`);
     }

@@ -31,7 +31,7 @@ export const DEFAULT_LIMITS: MimeLimits = {
 
 /**
  * The one header field that max_header_length does not bound: SSMAX-Recipients
- * carries one tag per envelope recipient of the copy, up to 1,000 (about 47 KB
+ * carries one tag per envelope recipient of the copy, up to 1,000 (about 44 KB
  * folded: docs/chain.md), and is bounded by this instead, whatever the
  * configured field limit. Its parser (src/chain/recipients.ts) holds it to
  * the same bound.

@@ -86,7 +86,7 @@ export function checkHeaders(headers: Headers, limits: MimeLimits, where: string
   const list = headers.getList();
   if (list.length > limits.maxHeaders) throw limitError(`the header count of ${where}`, limits.maxHeaders, list.length);
   for (const h of list) {
-    // SSMAX-Recipients has its own bound (a copy to 1,000 recipients needs about 47 KB), every other field the configured one
+    // SSMAX-Recipients has its own bound (a copy to 1,000 recipients needs about 44 KB), every other field the configured one
     const max = h.key === RECIPIENTS_FIELD_KEY ? Math.max(limits.maxHeaderLength, MAX_RECIPIENTS_FIELD_BYTES) : limits.maxHeaderLength;
     if (h.line.length > max) throw limitError(`header "${h.key}" of ${where}`, max, `${h.line.length} bytes`);
   }

@@ -23,7 +23,7 @@
  *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
  */
 import { createHash } from 'node:crypto';
-import { aligned, organisationOf, withinDomain } from '../chain/alignment';
+import { aligned, canonicalDomain, organisationOf, withinDomain } from '../chain/alignment';
 import { fieldValue } from '../chain/canonicalize';
 import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
@@ -53,9 +53,14 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
  * one of this organisation's own domains or a subdomain of one (no lookup,
  * at any depth), else the From domain itself or its nearest parent that
  * publishes a bundle (organisationOf, a bounded number of lookups); undefined
- * for ordinary Internet mail. 4xx while a bundle cannot be looked up.
+ * for ordinary Internet mail. 4xx while a bundle cannot be looked up. Every
+ * domain is compared and looked up in its one spelling (canonicalDomain: an
+ * internationalised From domain in its ASCII form).
  */
-export async function claimedOrganisation(deps: GatewayDeps, fromDomain: string): Promise<string | undefined> {
+export async function claimedOrganisation(deps: GatewayDeps, spelt: string): Promise<string | undefined> {
+  // one spelling for every comparison and lookup (an internationalised name in its ASCII form): canonicalDomain
+  const fromDomain = canonicalDomain(spelt);
+  if (!fromDomain) throw new GatewayError('badFormat', `From domain "${spelt.slice(0, 80)}" is not a domain name`);
   const own = [deps.config.domain, ...deps.config.localDomains].find((d) => withinDomain(fromDomain, d));
   return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
 }

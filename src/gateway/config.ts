@@ -7,6 +7,7 @@
  * reports the others as waiting for a restart.
  */
 import { isIP } from 'node:net';
+import { canonicalDomain } from '../chain/alignment';
 import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
@@ -215,18 +216,25 @@ function isAddressOrBlock(v: string): boolean {
 
 export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   const r = new IniReader(GATEWAY_SETTINGS, ini, 'ssmax.ini', dir);
+  // every domain of the settings in the one spelling a message's domains are compared in (an internationalised
+  // name in its ASCII form: src/chain/alignment.ts canonicalDomain); one that is no domain name is refused
+  const domainOf = (section: string, key: string, spelt: string): string => {
+    const d = canonicalDomain(spelt.trim());
+    if (!d) throw r.fail(section, key, `'${spelt}' is not a domain name`);
+    return d;
+  };
   const policies = ['require', 'opportunistic', 'none'];
   const policyDomains: Record<string, EncryptionPolicy> = {};
   for (const [k, v] of Object.entries(r.free('policy', ['default']))) {
     if (!policies.includes(v.toLowerCase())) throw r.fail('policy', k, `must be require, opportunistic or none, got '${v}'`);
-    policyDomains[k.toLowerCase()] = v.toLowerCase() as EncryptionPolicy;
+    policyDomains[domainOf('policy', k, k)] = v.toLowerCase() as EncryptionPolicy;
   }
   const lower = (o: Record<string, string>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k.toLowerCase(), v]));
   const routes: Record<string, { host: string; port: number }> = {};
   for (const [k, v] of Object.entries(r.free('routes'))) {
-    routes[k.toLowerCase()] = r.hostPortOf(`routes.${k}`, v, 1);
+    routes[domainOf('routes', k, k)] = r.hostPortOf(`routes.${k}`, v, 1);
   }
-  const domain = r.get('main.domain').toLowerCase();
+  const domain = domainOf('main', 'domain', r.get('main.domain'));
   const inspectorCert = r.optPath('keyd.inspector_cert');
   const inspectorKey = r.optPath('keyd.inspector_key');
   let inspection: InspectionSettings = { mode: 'inline' };
@@ -251,7 +259,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     domain,
     localDomains: r
       .get('main.local_domains')
-      .map((d) => d.toLowerCase())
+      .map((d) => domainOf('main', 'local_domains', d))
       .concat([domain])
       .filter((d, i, a) => a.indexOf(d) === i),
     hookTimeoutMs: r.get('main.hook_timeout_ms'),
@@ -269,7 +277,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     seal: { cert: r.path('seal.cert'), key: r.path('seal.key') },
     pki: { roots: r.paths('pki.roots'), crls: r.paths('pki.crls') },
     policy: { default: r.get('policy.default'), domains: policyDomains },
-    peers: lower(r.free('peers')),
+    peers: Object.fromEntries(Object.entries(r.free('peers')).map(([k, v]) => [domainOf('peers', k, k), v])),
     directory: {
       dns: r.get('directory.dns'),
       dnsServers: r.get('directory.dns_servers'),
@@ -298,7 +306,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     inspection,
     chain: {
       maxSealAgeMs: r.get('chain.max_seal_age_seconds') * 1000,
-      resealers: r.get('chain.resealers').map((d) => d.toLowerCase()),
+      resealers: r.get('chain.resealers').map((d) => domainOf('chain', 'resealers', d)),
     },
     moderation: {
       maxBytes: r.get('lists.moderation_max_bytes'),
@@ -398,5 +406,5 @@ export function readText(file: string, setting: string): string {
 }
 
 export function policyFor(config: GatewayConfig, domain: string): EncryptionPolicy {
-  return config.policy.domains[domain.toLowerCase()] ?? config.policy.default;
+  return config.policy.domains[canonicalDomain(domain) || domain.toLowerCase()] ?? config.policy.default;
 }

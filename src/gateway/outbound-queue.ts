@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { CODES } from './fail-closed';
 import { checkUtf8Fields } from '../mail/message-checks';
 import { findHeaderEnd } from '../mail/header-block';
+import { GatewayError } from '../mail/replies';
 
 /** A message line, as Haraka's transaction takes it (its line ending included). */
 type Line = Buffer;
@@ -101,10 +102,14 @@ export interface Queued {
  * Haraka's reason otherwise (a 4xx of the gateway: the sender retries). Haraka writes header
  * fields out as UTF-8: a header block that is not UTF-8 could not leave unchanged, and is refused
  * (GatewayError headerNotUtf8, 550 5.6.0; every message is checked so on arrival already).
+ * Haraka keeps only `headers.max_lines` (default 1000) lines of a header and drops every later
+ * field without a word: a header of more lines is refused (headerTooManyLines, 552 5.3.4).
  */
 export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    checkUtf8Fields(q.message.subarray(0, findHeaderEnd(q.message, { bareLf: true }).bodyStart));
+    const end = findHeaderEnd(q.message, { bareLf: true });
+    checkUtf8Fields(q.message.subarray(0, end.bodyStart));
+    checkHeaderLines(q.message.subarray(0, end.headEnd), maxHeaderLines(h.smtpIni));
     const txn = h.createTransaction(null, h.smtpIni);
     if (q.notes) txn.notes = q.notes;
     txn.mail_from = new h.Address(q.from === '' || q.from === '<>' ? '<>' : `<${q.from}>`);
@@ -115,6 +120,22 @@ export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
     txn.message_stream.add_line_end();
     h.send_trans_email(txn, (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(`Haraka's queue: ${String(msg)}`))));
   });
+}
+
+/** Haraka's `headers.max_lines` for a transaction made with `cfg` (its own default 1000). */
+export function maxHeaderLines(cfg: unknown): number {
+  const v = Number((cfg as { headers?: { max_lines?: unknown } } | null | undefined)?.headers?.max_lines);
+  return Number.isInteger(v) && v > 0 ? v : 1000;
+}
+
+/**
+ * Refuses a header (its field lines, without the blank line that ends it) of more than `max`
+ * lines, the lines Haraka's transaction keeps (GatewayError headerTooManyLines, 552 5.3.4). One pass.
+ */
+export function checkHeaderLines(fields: Buffer, max: number): void {
+  let lines = fields.length > 0 && fields[fields.length - 1] !== 0x0a ? 1 : 0;
+  for (let i = fields.indexOf(0x0a); i >= 0; i = fields.indexOf(0x0a, i + 1)) lines++;
+  if (lines > max) throw new GatewayError('headerTooManyLines', `${lines} lines, at most ${max}`);
 }
 
 /**

@@ -3,13 +3,17 @@
  * realm). Hooks, each through the fail-closed wrapper:
  *  - connect_init: TCP_NODELAY on the client socket (Haraka never sets it); a
  *    connection from a trusted relay ([main] trusted_relays) may relay;
+ *  - mail: an envelope sender whose domain is no domain name is refused (every
+ *    domain is compared in one spelling: src/chain/alignment.ts canonicalDomain);
  *  - rcpt: domain encryption policy (relaying) or local recipient check;
  *  - queue_outbound: submission (sending organisation: submission.ts) — copies
  *    for peers are queued for Haraka's outbound, local copies delivered to the
- *    mailbox store;
+ *    mailbox store; a trusted relay's null-sender delivery status report to
+ *    local users delivered as it is (relay-notice.ts);
  *  - queue: reception of a message from another organisation (reception.ts),
  *    delivered to the mailbox store;
- *   both through one body (`queueHook`): the protocol step's result, then `send`;
+ *   both through one body (`queueHook`): Authentication-Results in our name
+ *   dropped (src/mail/auth-results.ts), the protocol step's result, then `send`;
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
@@ -25,6 +29,7 @@
  * Exports are plain functions (Haraka copies enumerable exports onto the plugin).
  */
 import cluster from 'node:cluster';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Copy, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
@@ -34,11 +39,14 @@ import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
 import { GatewayError, REPLIES, sanitize } from '../mail/replies';
 import { fieldOf } from '../lists/expand';
+import { canonicalAddress, domainOf } from '../mail/message-checks';
+import { canonicalDomain } from '../chain/alignment';
 import { MAX_RECIPIENTS } from '../chain/recipients';
-import { domainOf } from '../mail/message-checks';
 import { noDelay, patchOutboundNoDelay } from './nodelay';
 import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
+import { withoutOwnResults } from '../mail/auth-results';
+import { checkRelayNotice } from './relay-notice';
 import { type HarakaQueue, harakaQueue, queueMessage } from './outbound-queue';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
@@ -62,8 +70,14 @@ interface Address {
   host: string;
 }
 
+/**
+ * An envelope address in the one spelling every comparison uses (canonicalAddress: its domain in its ASCII form);
+ * '' for the null sender. An address whose domain is no domain name is refused at MAIL or RCPT (hook_mail, hook_rcpt)
+ * before anything reads it here; lowercased as it is otherwise.
+ */
 function addressOf(a: Address): string {
-  return (typeof a.address === 'function' ? a.address() : a.address).toLowerCase();
+  const spelt = typeof a.address === 'function' ? a.address() : a.address;
+  return canonicalAddress(spelt) ?? spelt.toLowerCase();
 }
 interface Connection {
   relaying: boolean;
@@ -105,6 +119,8 @@ interface State extends Gateway {
   ops: Promise<GatewayOps | undefined>;
   /** Haraka's error log. */
   logerror(line: string): void;
+  /** This server's name (Haraka's `me`): an authserv-id of ours besides the local domains (src/mail/auth-results.ts). */
+  serverName: string;
 }
 
 let state: State | undefined;
@@ -129,12 +145,25 @@ function build(plugin: HarakaPlugin): State {
       return undefined;
     },
   );
-  const s: State = { ...gw, queue, trusted: new TrustedRelays(gw.config.trustedRelays), ops, logerror: (l) => plugin.logerror(l) };
+  const s: State = {
+    ...gw,
+    queue,
+    trusted: new TrustedRelays(gw.config.trustedRelays),
+    ops,
+    logerror: (l) => plugin.logerror(l),
+    serverName: serverNameOf(plugin),
+  };
   files.applyTo(gw.config);
   files.onApplied = () => {
     s.trusted = new TrustedRelays(gw.config.trustedRelays);
   };
   return s;
+}
+
+/** Haraka's `me` (its server name, in its greeting and Received fields), else the host name as Haraka takes it then. */
+function serverNameOf(plugin: HarakaPlugin): string {
+  const me = plugin.config.get('me');
+  return (typeof me === 'string' && me.trim() !== '' ? me : hostname()).trim().toLowerCase();
 }
 
 export function register(this: HarakaPlugin): void {
@@ -232,7 +261,9 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
       if ((connection.transaction?.rcpt_to.length ?? 0) > MAX_RECIPIENTS)
         throw new GatewayError('tooManyRecipients', `at most ${MAX_RECIPIENTS} in one message; send the rest in another`);
       const rcpt = params[0]!;
-      const domain = rcpt.host.toLowerCase();
+      // one spelling for every comparison and lookup: an internationalised domain in its ASCII form (canonicalDomain)
+      const domain = canonicalDomain(rcpt.host ?? '');
+      if (!domain) throw new GatewayError('recipientDomainInvalid', `"${String(rcpt.host).slice(0, 80)}"`);
       const local = s.config.localDomains.includes(domain);
       if (local) {
         // a notice (null sender) to a list's bounce address: taken, then logged and settled by the queue hook (bounceNotices)
@@ -311,15 +342,30 @@ const CRLF = Buffer.from('\r\n');
 
 /**
  * A new transaction: Haraka is told to read its header lines one character per byte ('binary',
- * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came.
+ * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came. An
+ * envelope sender whose domain is no domain name (canonicalDomain: an internationalised name that
+ * maps to none, an empty label, a trailing dot) is refused, 550 5.1.7; the null sender passes.
  */
-export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection): void {
+export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
   try {
     if (connection.transaction) connection.transaction.encoding = 'binary';
   } catch (err) {
     this.logerror(`ssmax: mail hook: ${err instanceof Error ? err.message : String(err)}`);
   }
-  next();
+  const s = ready(next);
+  if (!s) return;
+  failClosed(
+    'mail',
+    s.config.hookTimeoutMs,
+    this,
+    () => {
+      const from = params?.[0];
+      const spelt = from ? (typeof from.address === 'function' ? from.address() : from.address) : '';
+      if (spelt && !canonicalAddress(spelt)) throw new GatewayError('senderDomainInvalid', `"${String(from?.host).slice(0, 80)}"`);
+      return Promise.resolve([CODES.CONT]);
+    },
+    next,
+  );
 }
 
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
@@ -527,7 +573,8 @@ function queueHook(
     (signal) =>
       hop.run(async () => {
         const txn = connection.transaction!;
-        const raw = await messageOf(connection);
+        // Authentication-Results in our name that we did not write go before anything reads the message (RFC 8601 §5)
+        const raw = withoutOwnResults(await messageOf(connection), [...s.config.localDomains, s.serverName]);
         const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
@@ -548,9 +595,11 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     const submitter = submitterOf(s, connection, m.from);
     hop.set({ mode: notice ? 'notice' : modeOf(m.raw), submitter: submitter?.via ?? 'none' });
     if (notice) {
-      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop.
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop;
+      // only a delivery status report whose From is no user or list of this organisation (relay-notice.ts)
       const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
       if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
+      await checkRelayNotice(s.deps, m.raw);
       return {
         result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] },
         done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})`,
@@ -648,8 +697,9 @@ export function hook_bounce(this: HarakaPlugin, next: Next, hmail: QueuedMail | 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
   // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
-  const local = s?.config.localDomains.includes(domain.toLowerCase()) ? s.config.delivery : undefined;
-  const route = local ?? s?.config.routes[domain.toLowerCase()];
+  const spelt = canonicalDomain(domain) || domain.toLowerCase();
+  const local = s?.config.localDomains.includes(spelt) ? s.config.delivery : undefined;
+  const route = local ?? s?.config.routes[spelt];
   if (!route) return next();
   next(CODES.OK, { exchange: route.host, port: route.port, priority: 0, ...(local?.protocol === 'lmtp' ? { using_lmtp: true } : {}) });
 }

@@ -20,7 +20,7 @@ import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
-import { capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
+import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
 import { GatewayError } from '../mail/replies';
@@ -61,7 +61,8 @@ export function checkSenderBinding(
   sender?: string,
 ): void {
   if (submitter?.via !== 'smtp-auth') return;
-  const login = submitter.id.toLowerCase();
+  // every address in its one spelling (canonicalAddress: an internationalised domain in its ASCII form)
+  const login = canonicalAddress(submitter.id) ?? submitter.id.toLowerCase();
   if (from.toLowerCase() !== login) throw new GatewayError('senderNotLogin', `From ${from}, logged in as ${submitter.id}`);
   // the Sender field names who sent the message on the author's behalf: sealed too, so it is the login's as well
   if (sender !== undefined && sender.toLowerCase() !== login)

@@ -17,6 +17,9 @@
  * (a quoted local part with a space, a long one) and a thousand recipients
  * fit there, where a query string would meet the header block limit (431) or
  * an address pattern (400) — a 4xx the sender would retry for days.
+ *   POST /v1/inspect?direction=outbound|inbound&from=A&rcpt=R…[&release=ID]
+ *        deprecated, the form of older gateways (body: the message only), still taken
+ *        with its old checks so that gateways and inspector may be upgraded in any order
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
 import type { IncomingMessage } from 'node:http';
@@ -99,6 +102,8 @@ const MAX_RCPTS = MAX_RECIPIENTS;
  */
 export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024;
 const RELEASE_ID = /^q-[0-9a-z]+-[0-9a-f]{12} [0-9a-f]{24}$/;
+/** An envelope address of the deprecated query form: 1-254 printable characters, no spaces or angle brackets (as before). */
+const LEGACY_ADDRESS = /^[!-;=?-~\u0080-\uffff]{1,254}$/;
 
 /** A GatewayError of the engine, as this API's error: temporary ⇒ 503 unavailable (naming quarantineFull), final ⇒ 422 refused naming the reply. */
 function fromEngine(err: unknown): unknown {
@@ -117,6 +122,27 @@ export interface InspectEnvelope {
   readonly rcpts: readonly string[];
   readonly release?: string;
   readonly message: Buffer;
+}
+
+/**
+ * The deprecated request form of gateways before the envelope moved into the body:
+ * `POST /v1/inspect?direction=…&from=…&rcpt=…[&release=…]`, the whole body the message. Taken
+ * with its old checks, so that an inspector upgraded first still serves the older gateways
+ * (docs/operations.md, "Upgrading"); a request whose URL has `direction=` is read so.
+ */
+export function readLegacyEnvelope(q: URLSearchParams, body: Buffer): InspectEnvelope {
+  const direction = q.get('direction');
+  if (direction !== 'outbound' && direction !== 'inbound') throw new InspectorError('bad-request', 'direction must be outbound or inbound');
+  const from = q.get('from') ?? '';
+  if (!LEGACY_ADDRESS.test(from)) throw new InspectorError('bad-request', 'from must be an address');
+  const rcpts = q.getAll('rcpt');
+  if (rcpts.length === 0 || rcpts.length > MAX_RCPTS || !rcpts.every((r) => LEGACY_ADDRESS.test(r)))
+    throw new InspectorError('bad-request', `rcpt must be 1 to ${MAX_RCPTS} addresses`);
+  const release = q.get('release');
+  if (release !== null && !RELEASE_ID.test(release))
+    throw new InspectorError('bad-request', 'release must be a release field: a quarantine id and a token');
+  if (body.length === 0) throw new InspectorError('bad-request', 'the message (request body) is empty');
+  return { direction, from, rcpts, ...(release !== null ? { release } : {}), message: body };
 }
 
 /**
@@ -215,9 +241,11 @@ export class InspectorServer {
     return capsuleFor(this.opts.domain, capsulesOf(checkMessage(message).headers));
   }
 
-  private async inspect(req: IncomingMessage): Promise<unknown> {
-    const body = await readBody(req, this.opts.maxBodyBytes + MAX_ENVELOPE_BYTES);
-    const { direction, from, rcpts, release, message } = readEnvelope(body);
+  private async inspect(url: URL, req: IncomingMessage): Promise<unknown> {
+    // the deprecated query form (an older gateway) when the URL names the direction, else the envelope in the body
+    const legacy = url.searchParams.has('direction');
+    const body = await readBody(req, this.opts.maxBodyBytes + (legacy ? 0 : MAX_ENVELOPE_BYTES));
+    const { direction, from, rcpts, release, message } = legacy ? readLegacyEnvelope(url.searchParams, body) : readEnvelope(body);
     if (message.length > this.opts.maxBodyBytes) throw new InspectorError('too-large', `Message over ${this.opts.maxBodyBytes} bytes`);
     try {
       const capsule = this.ownCapsule(message);
@@ -240,7 +268,7 @@ export class InspectorServer {
     const url = new URL(req.url ?? '/', 'https://inspector');
     if (url.pathname === '/v1/inspect') {
       if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
-      return this.inspect(req);
+      return this.inspect(url, req);
     }
     if (url.pathname === '/v1/health') {
       if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');

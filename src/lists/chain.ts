@@ -18,7 +18,9 @@
  * another organisation's user. Anything else still needs [chain] resealers.
  */
 import type { SealReport } from '../chain/seal-reading';
+import addressparser from 'nodemailer/lib/addressparser';
 import { isField, splitHeaderBlock, unfoldedValue } from '../mail/header-block';
+import { canonicalAddress } from '../mail/message-checks';
 
 /** The root header block's To and Cc values, unfolded and lowercased. */
 export function visibleRecipients(message: Buffer): string {
@@ -46,7 +48,25 @@ export function listResealAccepted(report: SealReport, earlier: readonly SealRep
   if (!list || report.instance < 2) return false;
   if (list.slice(list.lastIndexOf('@') + 1) !== report.domain) return false;
   if (earlier.some((s) => s.listAddress !== undefined)) return true;
-  return namesAddress(visibleRecipients(message), list);
+  return namesAddress(visibleRecipients(message), list) || visibleAddresses(message).includes(list);
+}
+
+/**
+ * The addresses of the root header block's To and Cc fields, each in its one
+ * spelling (canonicalAddress: an internationalised domain in its ASCII form),
+ * so that a list address written "list@bücher.example" names the list
+ * list@xn--bcher-kva.example as `ls=` spells it. The fields are read as UTF-8,
+ * as mail clients show them.
+ */
+export function visibleAddresses(message: Buffer): string[] {
+  const fields = splitHeaderBlock(message).fields.filter((f) => isField(f, 'to') || isField(f, 'cc'));
+  const out: string[] = [];
+  for (const f of fields)
+    for (const box of addressparser(Buffer.from(unfoldedValue(f), 'latin1').toString('utf8'), { flatten: true })) {
+      const a = box.address ? canonicalAddress(box.address) : undefined;
+      if (a) out.push(a);
+    }
+  return out;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Headers } from '@zone-eu/mailsplit';
 import addressparser from 'nodemailer/lib/addressparser';
-import { wellFormedDomain } from '../chain/alignment';
+import { canonicalDomain } from '../chain/alignment';
 import { SINGLETON_HEADERS } from '../chain/protected-headers';
 import { DEFAULT_LIMITS, listCapsulesIn, parseHead } from '../envelope';
 import { CryptoError } from '../crypto/errors';
@@ -22,7 +22,7 @@ function headBlock(message: Buffer): Buffer {
 
 export interface CheckedHead {
   readonly headers: Headers;
-  /** The single From address, lowercased. */
+  /** The single From address, lowercased, its domain in its ASCII form (canonicalAddress). */
   readonly from: string;
   readonly messageId: string;
 }
@@ -36,6 +36,7 @@ export function checkMessage(message: Buffer): CheckedHead {
     throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
   }
   checkUtf8Fields(head);
+  checkNoBareCr(message);
   let headers: Headers;
   try {
     headers = parseHead(head, DEFAULT_LIMITS);
@@ -49,15 +50,47 @@ export function checkMessage(message: Buffer): CheckedHead {
   if (!fromLine) throw new GatewayError('badFormat', 'no From field');
   const boxes = addressparser(fromLine.slice(fromLine.indexOf(':') + 1), { flatten: true });
   if (boxes.length !== 1 || !boxes[0]?.address) throw new GatewayError('badFormat', 'From must hold exactly one address');
-  // one spelling of a domain for every comparison (alignment, own domains, bundles): a fully qualified
-  // "b.example." or an empty label would be another name to every check, so it is malformed here
-  if (!wellFormedDomain(domainOf(boxes[0].address)))
+  // one spelling of a domain for every comparison (alignment, own domains, bundles): an internationalised
+  // name in its ASCII form; a fully qualified "b.example.", an empty label or a name that maps to none would be
+  // another name to every check, so it is malformed here (canonicalDomain)
+  const from = canonicalAddress(boxes[0].address);
+  if (!from) {
+    const spelt = boxes[0].address.slice(boxes[0].address.lastIndexOf('@') + 1);
     throw new GatewayError(
       'badFormat',
-      `From domain "${domainOf(boxes[0].address).slice(0, 80)}" is not a domain name (no trailing dot, no empty label)`,
+      `From domain "${spelt.slice(0, 80)}" is not a domain name (no trailing dot, no empty label; an internationalised name must map to one)`,
     );
+  }
   const mid = headers.get('message-id')[0];
-  return { headers, from: boxes[0].address.toLowerCase(), messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
+  return { headers, from, messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
+}
+
+/**
+ * `address` in the one spelling every comparison uses: lowercased, its domain
+ * in its ASCII form (canonicalDomain: "Ceo@BÜCHER.example" is
+ * "ceo@xn--bcher-kva.example"); undefined when it has no "@" or its domain is
+ * no domain name.
+ */
+export function canonicalAddress(address: string): string | undefined {
+  const at = address.lastIndexOf('@');
+  if (at <= 0) return undefined;
+  const domain = canonicalDomain(address.slice(at + 1));
+  return domain ? `${address.slice(0, at).toLowerCase()}@${domain}` : undefined;
+}
+
+/**
+ * Refuses a message holding a bare CR (one not followed by LF) anywhere, body included: Haraka
+ * takes it in, and a next hop that reads <CR>.<CR> as the end of DATA would run the lines after
+ * it as commands of this gateway (SMTP smuggling). One pass; names the line, never its bytes.
+ */
+export function checkNoBareCr(message: Buffer): void {
+  for (let i = message.indexOf(0x0d); i >= 0; i = message.indexOf(0x0d, i + 1)) {
+    if (message[i + 1] !== 0x0a) {
+      let line = 1;
+      for (let j = message.indexOf(0x0a); j >= 0 && j < i; j = message.indexOf(0x0a, j + 1)) line++;
+      throw new GatewayError('bareCr', `at line ${line}`);
+    }
+  }
 }
 
 /**
@@ -86,14 +119,15 @@ export function checkUtf8Fields(head: Buffer): void {
 }
 
 /**
- * The Sender field's address, lowercased: undefined without a Sender field,
- * '' when it does not hold exactly one address (which matches no login).
+ * The Sender field's address in its one spelling (canonicalAddress): undefined
+ * without a Sender field, '' when it does not hold exactly one address or its
+ * domain is no domain name (which matches no login).
  */
 export function senderOf(headers: Headers): string | undefined {
   const line = headers.get('sender')[0];
   if (line === undefined) return undefined;
   const boxes = addressparser(line.slice(line.indexOf(':') + 1), { flatten: true });
-  return boxes.length === 1 && boxes[0]?.address ? boxes[0].address.toLowerCase() : '';
+  return boxes.length === 1 && boxes[0]?.address ? (canonicalAddress(boxes[0].address) ?? '') : '';
 }
 
 /**
@@ -118,7 +152,7 @@ export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsul
   return mine[0]!;
 }
 
-/** The domain of `address`, lowercased. */
+/** The domain of `address` in its one spelling (canonicalDomain), '' when it is no domain name (which matches none). */
 export function domainOf(address: string): string {
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  return canonicalDomain(address.slice(address.lastIndexOf('@') + 1));
 }

@@ -64,17 +64,29 @@ export const REPLIES = {
   userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
+  /** Null-sender mail from a trusted relay that is no delivery status report of a mail system (src/gateway/relay-notice.ts). */
+  nullSenderNotReport: {
+    code: 550,
+    status: '5.7.1',
+    text: 'Null-sender mail from a trusted relay must be a delivery status report of a mail system',
+  },
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
   /** A submission authenticated here (SMTP AUTH) whose From, or non-null envelope sender, is not the login's address (docs/security.md). */
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  /** A CR not followed by LF in the body: a next hop taking <CR>.<CR> as the end of DATA would run what follows as commands (SMTP smuggling). */
+  bareCr: { code: 550, status: '5.6.0', text: 'Bare CR in the message (a CR not followed by LF); end every line with CRLF' },
   /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */
   headerNotUtf8: { code: 550, status: '5.6.0', text: 'Header field holds bytes that are not UTF-8 (use RFC 2047 encoded words)' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },
+  /** RCPT TO whose domain is no domain name, an internationalised one that maps to none included (src/chain/alignment.ts canonicalDomain). */
+  recipientDomainInvalid: { code: 550, status: '5.1.2', text: 'Recipient domain is not a domain name' },
+  /** MAIL FROM whose domain is no domain name (as recipientDomainInvalid). */
+  senderDomainInvalid: { code: 550, status: '5.1.7', text: 'Sender address domain is not a domain name' },
   /** The mailbox store refused the message for every recipient for good; the status is the store's own (GatewayError.withStatus). */
   mailboxRefused: { code: 550, status: '5.0.0', text: 'Mailbox store refused the message' },
   /** A release field (SSMAX-Quarantine-Release, SSMAX-List-Release) naming no release under way here: forged, or a release taken over after its lease (docs/inspection.md). */
@@ -83,6 +95,8 @@ export const REPLIES = {
   /** A message that alone is over a cap of the quarantine or the moderation queue (src/inspect/quarantine.ts): it can never be held. */
   heldTooLarge: { code: 552, status: '5.3.4', text: 'Message too large to be held' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
+  /** Haraka keeps only headers.max_lines lines of a header and silently drops every later field: such a message is refused, never relayed cut. */
+  headerTooManyLines: { code: 552, status: '5.3.4', text: 'Message header has more lines than the gateway can relay' },
   // mailing lists (src/lists/, docs/lists.md)
   listLoop: { code: 550, status: '5.4.6', text: 'Mailing list loop detected' },
   listNotMember: { code: 550, status: '5.7.2', text: 'Posting to this list is restricted to its members' },

@@ -169,6 +169,17 @@ describe('two organisations sharing only the SSMAX root', () => {
     expect(serverB.requests - before).toBe(1);
   });
 
+  test('a Unicode spelling of a domain (full-width letters, a soft hyphen) is looked up in its ASCII form: the same bundle, one fetch; one that maps to no name is "none"', async () => {
+    const dir = directory();
+    const before = serverB.requests;
+    const ascii = await dir.lookup('b.example');
+    expect((await dir.lookup('\uff42.example')).id).toBe(ascii.id);
+    expect((await dir.lookup('B\u00ad.EXAMPLE')).domain).toBe('b.example');
+    expect(serverB.requests - before).toBe(1);
+    const e = await refusal(dir.lookup('b\u200d.example'));
+    expect(e.code).toBe('none');
+  });
+
   test('a domain outside the static map, with DNS off, is "none"', async () => {
     const e = await refusal(directory().lookup('c.example'));
     expect(e.code).toBe('none');

@@ -35,7 +35,7 @@ import { OpenError, openMessage } from '../../src/user/open';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { isField, splitHeaderBlock } from '../../src/mail/header-block';
-import { ORGS, network, smtp, waitFor } from './network-fixture';
+import { ORGS, network, rawSmtp, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -53,7 +53,11 @@ beforeAll(async () => {
       o.domain === 'a.example'
         ? { ...o, gatewayIni: ['[routes]', `b.example=127.0.0.1:${port}`] }
         : o.domain === 'b.example'
-          ? { ...o, gatewayIni: ['[chain]', `max_seal_age_seconds=${WINDOW_S}`] }
+          ? {
+              ...o,
+              // an internationalised own domain besides b.example (the "one spelling of a domain" tests)
+              gatewayIni: ['[chain]', `max_seal_age_seconds=${WINDOW_S}`, '[main]', `local_domains=${IDN_OWN}`],
+            }
           : o,
     ),
   );
@@ -64,6 +68,8 @@ afterAll(async () => {
 });
 
 const SECRET = 'Binding secret: Heron-5150';
+/** A local domain of b.example besides its own, internationalised: bücher.example, in ssmax.ini in its ASCII form. */
+const IDN_OWN = 'xn--bcher-kva.example';
 /**
  * b.example's [chain] max_seal_age_seconds: the freshness test (last, so that the other tests' time counts
  * towards its wait) waits until a seal made just after the network's CRLs is older than this; every other
@@ -325,6 +331,60 @@ describe('unsealed mail claiming an SSMAX organisation through a subdomain', () 
   test('control: ordinary Internet mail (a domain with no SSMAX above it) is delivered', async () => {
     const before = B().mailbox.for('bob@b.example').length;
     expect(await toB(['bob@b.example'], unsealed('news@mail.plain.example'))).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+});
+
+describe('one spelling of a domain: a Unicode spelling of an SSMAX domain is that domain (docs/security.md)', () => {
+  /** Unsealed mail, its header written unencoded in UTF-8 (what mailsplit reads as Unicode). */
+  const unsealed = (from: string) =>
+    Buffer.from(
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: payroll\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\n` +
+        `Date: ${new Date().toUTCString()}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nplease update your bank details\r\n`,
+      'utf8',
+    );
+
+  test.each([
+    ['ceo@\uff41.example', 'a peer with a bundle, in full-width letters', 'a\\.example'],
+    ['ceo@a\u00ad.example', 'a peer with a bundle, with a soft hyphen', 'a\\.example'],
+    ['payroll@bücher.example', "b.example's own internationalised domain, unencoded", 'xn--bcher-kva\\.example'],
+    ['payroll@B\u00dcCHER.example', 'the same in capitals', 'xn--bcher-kva\\.example'],
+    ['it@hr.\uff42.example', "a subdomain of b.example's own domain", 'b\\.example'],
+  ])('unsealed From: %s (%s) is refused with 5.7.7 naming the organisation; nothing delivered', async (from, _what, org) => {
+    const before = B().mailbox.mails.length;
+    expect(await toB(['bob@b.example'], unsealed(from))).toMatch(
+      new RegExp(`^550 5\\.7\\.7 .*unsealed message from SSMAX domain .*${org}`),
+    );
+    expect(B().mailbox.mails.length).toBe(before);
+  });
+
+  test('unsealed From: whose domain maps to no name (a zero-width joiner, a broken A-label) is refused with 5.6.0', async () => {
+    for (const from of ['ceo@a\u200d.example', 'ceo@xn--zz.example'])
+      expect(await toB(['bob@b.example'], unsealed(from))).toMatch(/^550 5\.6\.0 Malformed message: From domain .* is not a domain name/);
+  });
+
+  test("a.example's seal over From: alice@ａ.example (full-width) is accepted as over alice@a.example; c.example's over it is refused with 5.7.21", async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    expect(await toB(['bob@b.example'], await craft(net.org('a.example'), 'alice@\uff41.example', ['bob@b.example']))).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+    const reply = await toB(['bob@b.example'], await craft(net.org('c.example'), 'ceo@\uff41.example', ['bob@b.example']));
+    expect(reply).toMatch(/^550 5\.7\.21 .*From domain a\.example, seal i=1 by c\.example/);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+
+  test('RCPT TO a Unicode spelling of b.example reaches bob@b.example; one that maps to no name is refused (550 5.1.2), as is such a MAIL FROM (5.1.7)', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const plain = unsealed('news@mail.plain.example');
+    expect(await rawSmtp(B().ports.smtp, 'news@mail.plain.example', ['bob@\uff42.example'], plain)).toMatch(/^250 /);
+    expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+    // a broken A-label passes Haraka's own address check: the gateway refuses it (Haraka refuses a Unicode name it cannot map itself, 501)
+    expect(await rawSmtp(B().ports.smtp, 'news@mail.plain.example', ['bob@xn--zz.example'], plain)).toMatch(
+      /^550 5\.1\.2 Recipient domain is not a domain name/,
+    );
+    expect(await rawSmtp(B().ports.smtp, 'news@mail.plain.example', ['bob@b\u200d.example'], plain)).toMatch(/^5\d\d /);
+    expect(await rawSmtp(B().ports.smtp, 'news@xn--zz.example', ['bob@b.example'], plain)).toMatch(
+      /^550 5\.1\.7 Sender address domain is not a domain name/,
+    );
     expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
   });
 });

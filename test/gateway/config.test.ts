@@ -293,3 +293,22 @@ test('[routes]: read by the shared host:port reader ([::1]:25 is host ::1; ::1:2
   expect(() => routes('b.example=mx.b.example:0\n')).toThrow(/\[routes\] b\.example: must be host:port with a port from 1 to 65535/);
   expect(() => routes('b.example=mx.b.example\n')).toThrow(/\[routes\] b\.example: must be host:port, got 'mx\.b\.example'/);
 });
+
+test('every domain of the settings is kept in its ASCII form, as message domains are compared; one that is no domain name is refused naming its setting', () => {
+  const base = '[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const of = (text: string) => parseGatewayConfig(parse(`${base}${text}`) as Record<string, Record<string, unknown>>, '/x');
+  const c = of(
+    '[main]\ndomain=BÜCHER.example\nlocal_domains=ｂ.example, xn--caf-dma.example\n[policy]\nwürze.example=require\n' +
+      '[peers]\nwürze.example=https://p/b\n[routes]\nwürze.example=127.0.0.1:25\n[chain]\nresealers=Listen.bücher.example\n',
+  );
+  expect(c.domain).toBe('xn--bcher-kva.example');
+  expect(c.localDomains).toEqual(['b.example', 'xn--caf-dma.example', 'xn--bcher-kva.example']);
+  expect(c.policy.domains).toEqual({ 'xn--wrze-0ra.example': 'require' });
+  expect(Object.keys(c.peers)).toEqual(['xn--wrze-0ra.example']);
+  expect(Object.keys(c.routes)).toEqual(['xn--wrze-0ra.example']);
+  expect(c.chain.resealers).toEqual(['listen.xn--bcher-kva.example']);
+  expect(() => of('[main]\ndomain=a.example\nlocal_domains=b\u200d.example\n')).toThrow(
+    /local_domains.*'b\u200d\.example' is not a domain name/,
+  );
+  expect(() => of('[main]\ndomain=a.example.\n')).toThrow(/domain.*not a domain name/);
+});

@@ -14,7 +14,7 @@
  *  - No plaintext on disk: inotify watches on /tmp, the gateway's folder and
  *    clamd's folder while b.example decrypts and scans a marked message.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
@@ -36,7 +36,7 @@ import { submitMessage } from '../../src/user/submit';
 import { docx, pdf, xlsx, zip } from '../support/documents';
 import { watchDuring } from '../support/watch-dirs';
 import { arrivals } from '../inspector/cases';
-import { ORGS, filesUnder, network, smtp, waitFor } from './network-fixture';
+import { ORGS, filesUnder, network, rawSmtp, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(240000);
 
@@ -66,6 +66,15 @@ beforeAll(async () => {
   const iniB = parse(readFileSync(join(B.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   await setupGateway(iniB, B.harakaDir, (l) => startWarnings.push(l), 'ssmax-state-17-check').close();
   writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `${avIni}clamd_config=${clamd.conf}\n`);
+  // Haraka itself renames arriving Authentication-Results fields unless told not to (connection.ini [headers]
+  // clean_auth_results): off here, so that what the gateway drops of them is the gateway's own doing
+  for (const org of [A, B]) {
+    const file = join(org.harakaDir, 'config', 'connection.ini');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^;\s*clean_auth_results=true$/m, 'clean_auth_results=false'));
+    expect(readFileSync(file, 'utf8')).toMatch(/^clean_auth_results=false$/m);
+  }
+  // a.example's own MTA at 127.0.0.2 (a trusted relay: no SMTP AUTH, so Haraka records no result of its own)
+  appendFileSync(join(A.harakaDir, 'config', 'ssmax.ini'), '\n[main]\ntrusted_relays=127.0.0.2\n');
   await A.restartHaraka();
   await B.restartHaraka();
   fromA = arrivals(net, 'ssmax-state-17-arrivals');
@@ -440,6 +449,62 @@ describe('a plaintext arrival held by ClamAV ([av] on_infected=quarantine) is ke
     expect(got).toMatch(/^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=none\r\n/);
     expect(got.endsWith(m.toString('latin1'))).toBe(true);
     expect(await decryptions()).toBeGreaterThan(decryptedBefore); // the real release is opened through keyd
+  });
+});
+
+describe('Authentication-Results in our name that we did not write are dropped on every path (RFC 8601 §5)', () => {
+  /** Result fields a sender writes in `domain`'s name (its server name, a quoted or full-width spelling, ARC), and one of another. */
+  const forged = (domain: string) =>
+    Buffer.from(
+      [
+        `Authentication-Results: ${domain}; ssmax-chain=pass; ssmax-mode=transparent`,
+        `Authentication-Results: (checked) "${domain.toUpperCase()}"; ssmax-av=pass; ssmax-dlp=pass`,
+        `Authentication-Results: mx.${domain}; spf=pass`,
+        `Authentication-Results: ${domain.replace(/^./, (c) => String.fromCodePoint(0xff41 + c.charCodeAt(0) - 0x61))}; dkim=pass`,
+        `ARC-Authentication-Results: i=1; ${domain}; ssmax-chain=pass`,
+        'Authentication-Results: other.example; spf=pass',
+        '',
+      ].join('\r\n'),
+      'utf8',
+    );
+  /** The delivered copy's result fields (name and authserv-id onwards, unfolded), in order. */
+  const results = (copy: Buffer) =>
+    copy
+      .toString('utf8')
+      .slice(0, copy.indexOf('\r\n\r\n'))
+      .split(/\r\n(?![ \t])/)
+      .filter((f) => /^(arc-)?authentication-results\s*:/i.test(f));
+
+  test("plain Internet mail arriving at b.example: delivered without them, under b.example's own line", async () => {
+    const before = count();
+    const m = Buffer.concat([forged('b.example'), mail('olivia@outside.example', 'carol@b.example', 'forged results, plain\r\n')]);
+    expect(await toB('olivia@outside.example', m)).toMatch(/^250 /);
+    await waitFor(() => count() > before);
+    expect(results(B.mailbox.for('carol@b.example').at(-1)!.raw)).toEqual([
+      'Authentication-Results: b.example; ssmax-chain=none; ssmax-av=pass',
+      'Authentication-Results: other.example; spf=pass',
+    ]);
+  });
+
+  test("sealed but not encrypted, arriving at b.example: delivered without them, under b.example's seal", async () => {
+    const before = count();
+    const m = Buffer.concat([forged('b.example'), mail('dave@a.example', 'carol@b.example', 'forged results, sealed\r\n')]);
+    expect(await toB('dave@a.example', await sealOnly(m))).toMatch(/^250 /);
+    await waitFor(() => count() > before);
+    const got = B.mailbox.for('carol@b.example').at(-1)!.raw;
+    expect(got.toString('latin1')).toMatch(/SSMAX-Seal: v=1; i=2; d=b\.example;[\s\S]*vd=av:pass,e2e:none/);
+    expect(results(got)).toEqual(['Authentication-Results: other.example; spf=pass']);
+  });
+
+  test("a plaintext submission at a.example to a local user, through its own MTA: delivered without them, under a.example's own line", async () => {
+    const before = A.mailbox.for('dave@a.example').length;
+    const m = Buffer.concat([forged('a.example'), mail('dave@a.example', 'dave@a.example', 'forged results, submitted\r\n')]);
+    expect(await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example'], m, undefined, '127.0.0.2')).toMatch(/^250 /);
+    await waitFor(() => A.mailbox.for('dave@a.example').length > before);
+    expect(results(A.mailbox.for('dave@a.example').at(-1)!.raw)).toEqual([
+      'Authentication-Results: a.example; ssmax-chain=none; ssmax-dlp=pass',
+      'Authentication-Results: other.example; spf=pass',
+    ]);
   });
 });
 

@@ -7,7 +7,8 @@
  *  - lines that begin with "." (a lone ".", "..x", ".x", at the start and the
  *    end of the body) arrive unchanged in one message; the lines after a lone
  *    "." are never read by the next hop as SMTP commands (no second message
- *    with a forged From from the gateway's address);
+ *    with a forged From from the gateway's address); a bare CR in the body
+ *    ("x<CR>.<CR>" before forged commands) is refused 550 5.6.0, sent or arriving;
  *  - 8-bit ISO-8859-1 bodies arrive unchanged, never re-encoded as UTF-8;
  *  - a sealed copy holding such lines (a plaintext part of profile "part")
  *    verifies at b.example and opens to the original;
@@ -149,6 +150,33 @@ test('plain peer: lines beginning with "." arrive unchanged in one message, noth
   const text = unstuff(data).toString('latin1');
   expect(text.endsWith(`\r\n\r\n${DOTTED}`)).toBe(true);
   expect(text).toContain('Subject: dots-plain\r\n');
+});
+
+test('a bare CR in the body ("x<CR>.<CR><LF>MAIL FROM…", SMTP smuggling for a next hop taking <CR>.<CR> as the end of DATA) is refused 550 5.6.0, submission and arrival alike; nothing reaches the host', async () => {
+  const A = net.org('a.example');
+  const B = net.org('b.example');
+  const forged = 'x\r.\r\nMAIL FROM:<ceo@a.example>\r\nRCPT TO:<victim@x.test>\r\nDATA\r\nSubject: forged\r\n\r\npay\r\n';
+  const head = (to: string, id: string) =>
+    `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${id}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${id}@a.example>\r\n\r\n`;
+  const sub = await rawSmtp(
+    A.ports.smtp,
+    'dave@a.example',
+    ['eve@x.test'],
+    Buffer.from(head('eve@x.test', 'bare-cr-out') + forged, 'latin1'),
+    DAVE,
+  );
+  expect(sub).toMatch(/^550 5\.6\.0 Bare CR in the message \(a CR not followed by LF\); end every line with CRLF: at line \d+ /);
+  const arr = await rawSmtp(
+    B.ports.smtp,
+    'zoe@x.test',
+    ['carol@b.example'],
+    Buffer.from(head('carol@b.example', 'bare-cr-in').replace('dave@a.example', 'zoe@x.test') + forged, 'latin1'),
+  );
+  expect(arr).toMatch(/^550 5\.6\.0 Bare CR in the message/);
+  await new Promise((res) => setTimeout(res, 1000));
+  expect(sinkMessages('bare-cr-out')).toHaveLength(0);
+  expect(sink.sessions.flatMap((s) => s.commands).some((c) => /ceo@a\.example|victim@/i.test(c))).toBe(false);
+  expect(B.mailbox.mails.some((m) => m.raw.includes('bare-cr-in'))).toBe(false);
 });
 
 test('SSMAX peer: a sealed copy whose plaintext part holds such lines verifies at b.example and opens to the original', async () => {

@@ -74,3 +74,20 @@ test("queueMessage: Haraka's refusal rejects (a 4xx of the gateway); a header bl
   expect((err as GatewayError).reply.status).toBe('5.6.0');
   expect(txns).toHaveLength(0);
 });
+
+test("queueMessage: a header of more lines than Haraka's headers.max_lines keeps is refused (552 5.3.4), never queued cut; one line fewer is queued", async () => {
+  const header = (n: number) => `${Array.from({ length: n - 1 }, (_, i) => `X-F${i}: v`).join('\r\n')}\r\nSubject: last\r\n\r\nbody\r\n`;
+  const { q, txns } = standIn();
+  await queueMessage(q, { from: '', to: ['b@b.example'], message: Buffer.from(header(1000)) });
+  expect(txns).toHaveLength(1);
+  const refused = await queueMessage(q, { from: '', to: ['b@b.example'], message: Buffer.from(header(1001)) }).catch((e: unknown) => e);
+  expect(refused).toBeInstanceOf(GatewayError);
+  expect((refused as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+  expect((refused as GatewayError).reply.text).toContain('more lines than the gateway can relay: 1001 lines, at most 1000');
+  expect(txns).toHaveLength(1);
+  // a configured headers.max_lines is the one that counts; folded lines count each
+  const small = standIn();
+  small.q.smtpIni = { headers: { max_lines: 3 } };
+  const folded = Buffer.from('Subject: a\r\n b\r\n c\r\nTo: x@b.example\r\n\r\n');
+  await expect(queueMessage(small.q, { from: '', to: ['b@b.example'], message: folded })).rejects.toThrow(/4 lines, at most 3/);
+});

@@ -330,24 +330,27 @@ describe('envelopes the inspector takes as the gateway took them (the envelope t
     expect(got).toContain('From: "john doe"@outside.example');
   });
 
-  test('a submission to 600 recipients (over what a query string could carry) is inspected and delivered', async () => {
+  test("a submission to 1,000 recipients of one SSMAX domain (over what a query string could carry; a Recipients line each would pass Haraka's 1,000 header lines) is inspected and delivered whole under a verifying seal", async () => {
     const before = B().mailbox.for('bob@b.example').length;
-    const others = Array.from({ length: 599 }, (_, i) => `nobody-${i}@b.example`);
+    const others = Array.from({ length: 999 }, (_, i) => `nobody-${i}@b.example`);
     const r = await smtp(
       A().ports.smtp,
       'dave@a.example',
       ['bob@b.example', ...others],
-      mail('dave@a.example', 'bob@b.example', 'To six hundred.\r\n'),
+      mail('dave@a.example', 'bob@b.example', 'To a thousand.\r\n'),
       { user: 'dave@a.example', pass: 'pw-dave' },
     );
-    expect(r).toMatch(/^250 /); // inspected by a.example's inspector with all 600 recipients
+    expect(r).toMatch(/^250 /); // inspected by a.example's inspector with all 1,000 recipients
     await waitFor(
       () => B().mailbox.for('bob@b.example').length > before,
       60000,
       () => [A().haraka.logs().slice(-6000), B().haraka.logs().slice(-6000)].join('\n=====\n'),
     );
-    const got = await lastVerdicts(net, 'bob@b.example');
-    expect(got.plaintext).toContain('To six hundred.');
+    const raw = B().mailbox.for('bob@b.example').at(-1)!.raw.toString('latin1');
+    expect(raw).toMatch(/\r\nFrom: dave@a\.example\r\n/); // the fields after the Recipients field were not dropped
+    expect(raw).toMatch(/\r\nMessage-ID: /i);
+    const got = await lastVerdicts(net, 'bob@b.example'); // opening verifies the seals
+    expect(got.plaintext).toContain('To a thousand.');
     expect(got.verdicts[0]).toBe('dlp:pass,e2e:none');
   });
 

@@ -17,7 +17,7 @@ import { type InspectRequest, LocalInspector } from '../../src/inspect/engine';
 import { GatewayError } from '../../src/mail/replies';
 import { QuarantineStore } from '../../src/inspect/quarantine';
 import { RemoteInspector, envelopeBody } from '../../src/inspector/client';
-import { InspectorServer, MAX_ENVELOPE_BYTES, readEnvelope } from '../../src/inspector/server';
+import { InspectorServer, MAX_ENVELOPE_BYTES, readEnvelope, readLegacyEnvelope } from '../../src/inspector/server';
 import { issueTlsCertificate } from '../../src/pki/issue';
 import { privateKeyToPem } from '../../src/pki/keys';
 
@@ -224,6 +224,36 @@ describe('the inspector server (CRLs given)', () => {
     const r = await at('/v1/inspect', body(envelope));
     expect(r).toMatchObject({ status: 422, json: { error: { code: 'refused', details: { reply: 'badCapsule' } } } });
     expect(keydCalls.length).toBe(before);
+  });
+
+  test("an older gateway's request (the deprecated query form, the body the message only) is read as before: to the engine like the new form, its old checks kept", async () => {
+    const q = '/v1/inspect?direction=outbound&from=a%40a.example&rcpt=b%40b.example&rcpt=c%40b.example';
+    // the same answer as the new form for the same message: the envelope was taken, the message reached the engine
+    expect(await at(q, message)).toMatchObject({ status: 422, json: { error: { code: 'refused', details: { reply: 'badCapsule' } } } });
+    expect(readLegacyEnvelope(new URL(`https://i${q}&release=q-abc-${'0'.repeat(12)}%20${'1'.repeat(24)}`).searchParams, message)).toEqual({
+      direction: 'outbound',
+      from: 'a@a.example',
+      rcpts: ['b@b.example', 'c@b.example'],
+      release: `q-abc-${'0'.repeat(12)} ${'1'.repeat(24)}`,
+      message,
+    });
+    // the whole body is the message: a first line that looks like an envelope is not read as one
+    expect(readLegacyEnvelope(new URL(`https://i${q}`).searchParams, body(envelope)).message).toEqual(body(envelope));
+    // the old checks: a direction, an address pattern, a non-empty message
+    expect(await at('/v1/inspect?direction=sideways&from=a%40a.example&rcpt=b%40b.example', message)).toMatchObject({
+      status: 400,
+      json: { error: { message: expect.stringMatching(/direction must be outbound or inbound/) } },
+    });
+    expect(await at('/v1/inspect?direction=inbound&from=a%40a.example&rcpt=b%20c%40b.example', message)).toMatchObject({
+      status: 400,
+      json: { error: { message: expect.stringMatching(/rcpt must be 1 to 1000 addresses/) } },
+    });
+    expect(await at('/v1/inspect?direction=inbound&from=a%40a.example&rcpt=b%40b.example', Buffer.alloc(0))).toMatchObject({
+      status: 400,
+      json: { error: { message: expect.stringMatching(/request body\) is empty/) } },
+    });
+    // without direction= in the URL the body form is required (no silent mix)
+    expect(await at('/v1/inspect?from=a%40a.example', message)).toMatchObject({ status: 400, json: { error: { code: 'bad-request' } } });
   });
 });
 

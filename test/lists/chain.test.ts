@@ -50,6 +50,14 @@ describe('list seal acceptance (docs/security.md, "Impersonation")', () => {
     ).toBe(true);
   });
 
+  test('a list address written in a Unicode spelling of its domain (as a mail client shows it) names the list; a look-alike that maps elsewhere does not', () => {
+    const unicode = (to: string) => Buffer.from(`From: alice@a.example\r\nTo: ${to}\r\nSubject: x\r\n\r\nbody\r\n`, 'utf8');
+    const idn = seal(2, 'xn--bcher-kva.example', 'staff@xn--bcher-kva.example');
+    expect(listResealAccepted(idn, [seal(1, 'a.example')], unicode('Staff <Staff@BÜCHER.example>'))).toBe(true);
+    expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), [seal(1, 'a.example')], unicode('staff@\uff43.example'))).toBe(true);
+    expect(listResealAccepted(idn, [seal(1, 'a.example')], unicode('staff@bucher.example'))).toBe(false);
+  });
+
   test('To and Cc are read unfolded and whole addresses only', () => {
     const folded = msg('From: a@a.example\r\nTo: x@y.example,\r\n  staff@c.example\r\nCc: z@c.example');
     expect(visibleRecipients(folded)).toContain('staff@c.example');

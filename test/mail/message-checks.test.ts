@@ -1,5 +1,5 @@
 import type { Capsule } from '../../src/crypto';
-import { capsuleFor, checkMessage } from '../../src/mail/message-checks';
+import { canonicalAddress, capsuleFor, checkMessage, domainOf, senderOf } from '../../src/mail/message-checks';
 import { GatewayError } from '../../src/mail/replies';
 
 function refusal(raw: string): GatewayError {
@@ -41,13 +41,30 @@ describe('checks every message passes before the protocol steps', () => {
     );
     expect(checkMessage(Buffer.concat([utf8, Buffer.from([0xe9, 0xff])])).from).toBe('a@a.example');
   });
-  test('the UTF-8 check is linear: a 600 kB header block of Latin-1 fields (20 000 fields) is refused in well under a second', () => {
-    const fields = Array.from({ length: 20000 }, (_, i) => `X-F${i}: caf\xe9 caf\xe9 caf\xe9 caf\xe9\r\n`).join('');
+  test('the UTF-8 check is linear: a 600 kB header block of 20 000 UTF-8 fields, only the last one Latin-1, is refused naming the last in well under a second', () => {
+    // every field but the last is valid UTF-8 ("café" as its two-byte form), so the per-line scan runs over all of them
+    const fields = Array.from({ length: 19999 }, (_, i) => `X-F${i}: caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9 caf\xc3\xa9\r\n`).join('');
     const t0 = process.hrtime.bigint();
-    const e = refusal(`From: a@a.example\r\n${fields}\r\nbody`);
+    const e = refusal(`From: a@a.example\r\n${fields}X-Last: caf\xe9\r\n\r\nbody`);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     expect(e.reply.status).toBe('5.6.0');
-    expect(e.reply.text).toContain('in "X-F0"');
+    expect(e.reply.text).toContain('in "X-Last"');
+    expect(ms).toBeLessThan(1000);
+  });
+  test('a bare CR anywhere in the body (a CR not followed by LF) is refused 550 5.6.0 naming the line: "<CR>.<CR>" could end the DATA at a next hop (SMTP smuggling)', () => {
+    const smuggle = 'From: a@a.example\r\nSubject: x\r\n\r\nx\r.\rMAIL FROM:<ceo@a.example>\r\nRCPT TO:<v@b.example>\r\n';
+    const e = refusal(smuggle);
+    expect([e.reply.code, e.reply.status]).toEqual([550, '5.6.0']);
+    expect(e.reply.text).toContain('Bare CR in the message (a CR not followed by LF); end every line with CRLF: at line 4');
+    expect(refusal('From: a@a.example\r\n\r\nok\r\nlast line ends in CR\r').reply.text).toContain('at line 4');
+    expect(checkMessage(Buffer.from('From: a@a.example\r\n\r\nx\r\n.\r\n..\r\n', 'latin1')).from).toBe('a@a.example');
+  });
+  test('the bare CR check is linear: 4 MB of CRLF lines with one bare CR at the end is refused in well under a second', () => {
+    const body = 'line of text\r\n'.repeat(300000);
+    const t0 = process.hrtime.bigint();
+    const e = refusal(`From: a@a.example\r\n\r\n${body}x\ry\r\n`);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    expect(e.reply.text).toContain('at line 300003');
     expect(ms).toBeLessThan(1000);
   });
   test('duplicate singleton fields: 550 5.6.7; several Received fields are fine', () => {
@@ -95,5 +112,21 @@ describe('the capsule for this organisation (capsuleFor)', () => {
     for (const from of ['x@b.example.', 'x@B.EXAMPLE.', 'x@b..example', 'x@.b.example', 'x@'])
       expect([refusal(`From: ${from}\r\nSubject: s\r\n\r\nx`).reply.status, from]).toEqual(['5.6.0', from]);
     expect(checkMessage(Buffer.from('From: X@B.Example\r\n\r\nx')).from).toBe('x@b.example');
+  });
+
+  test('an internationalised From domain, written unencoded in UTF-8, is read in its ASCII form; one that maps to none: 550 5.6.0', () => {
+    const utf8 = (from: string) => checkMessage(Buffer.from(`From: ${from}\r\nSender: Boss <Boss@BÜCHER.example>\r\n\r\nx`, 'utf8'));
+    expect(utf8('Ceo <CEO@bücher.example>').from).toBe('ceo@xn--bcher-kva.example');
+    expect(utf8('ceo@\uff42.example').from).toBe('ceo@b.example');
+    expect(senderOf(utf8('ceo@b.example').headers)).toBe('boss@xn--bcher-kva.example');
+    for (const from of ['x@xn--zz.example', 'x@b\u200d.example', 'x@bücher%2eexample'])
+      expect([refusal(Buffer.from(`From: ${from}\r\n\r\nx`, 'utf8').toString('latin1')).reply.text, from]).toEqual([
+        expect.stringMatching(/^Malformed message: From domain .* is not a domain name/),
+        from,
+      ]);
+    expect(domainOf('x@BÜCHER.example')).toBe('xn--bcher-kva.example');
+    expect(domainOf('x@xn--zz.example')).toBe('');
+    expect(canonicalAddress('Ceo@\uff42.Example')).toBe('ceo@b.example');
+    expect(canonicalAddress('no-domain')).toBeUndefined();
   });
 });

@@ -1,0 +1,43 @@
+/**
+ * Null-sender mail from a trusted relay (the organisation's own MTA,
+ * docs/postfix.md): what the gateway takes as that MTA's own notice and
+ * delivers to local users as it is — no seal, no tracking token, no
+ * inspection, no sender binding. Only a delivery status report qualifies
+ * (RFC 3464: a root `multipart/report; report-type=delivery-status`, what
+ * Postfix's bounce and delay notices are), and only one whose From is not a
+ * user or list of this organisation: a notice speaks for a mail system,
+ * never for a person. Anything else from `MAIL FROM:<>` over that path (a
+ * user logged in at the MTA writing `From: ceo@a.example` to colleagues, or
+ * dressing that up as a report) is refused, 550 5.7.1, with the reason.
+ */
+import libmime from 'libmime';
+import type { GatewayDeps } from './deps';
+import { checkMessage, domainOf } from '../mail/message-checks';
+import { GatewayError } from '../mail/replies';
+
+/** Whether the root Content-Type field `value` is a delivery status report (multipart/report; report-type=delivery-status). */
+export function isDeliveryReport(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const parsed = libmime.parseHeaderValue(value, { stripComments: true });
+  return (
+    parsed.value.trim().toLowerCase() === 'multipart/report' && parsed.params['report-type']?.trim().toLowerCase() === 'delivery-status'
+  );
+}
+
+/**
+ * Checks null-sender mail `raw` from a trusted relay before it is delivered
+ * as a notice; throws the final reply when it is none (the message checks of
+ * every message first: checkMessage). 4xx while keyd cannot say whether its
+ * From is a user.
+ */
+export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<void> {
+  const head = checkMessage(raw);
+  const line = head.headers.get('content-type')[0];
+  if (!isDeliveryReport(line === undefined ? undefined : line.slice(line.indexOf(':') + 1)))
+    throw new GatewayError('nullSenderNotReport', 'its Content-Type is not multipart/report; report-type=delivery-status');
+  // users and lists are registered at the local domains only: no keyd question for any other From
+  if (!deps.config.localDomains.includes(domainOf(head.from))) return;
+  // one small question to keyd: a user (of any status), a list, or neither
+  if ((await deps.keyd.kind(head.from)).kind !== 'none')
+    throw new GatewayError('nullSenderNotReport', `its From ${head.from} is a user or list of this organisation`);
+}
