@@ -21,7 +21,7 @@
 import { Headers } from '@zone-eu/mailsplit';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import MimeNode from 'nodemailer/lib/mime-node';
-import type { PeerEntry } from '../directory/directory';
+import { DirectoryError, type PeerEntry } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead, readHead } from '../envelope/source';
 import { withoutTrailingLineEnds } from '../chain/body-hash';
@@ -69,7 +69,9 @@ export interface IdentifyOptions {
   readonly ownDomain?: string;
 }
 
+/** For the operator: a DirectoryError's reason too (its message alone is what a sender may be told). */
 function errorText(err: unknown): string {
+  if (err instanceof DirectoryError) return err.detail ? `${err.message}: ${err.detail}` : err.message;
   return err instanceof Error ? err.message : String(err);
 }
 

@@ -18,7 +18,7 @@ import { headerHash } from '../chain/canonicalize';
 import { ChainFormatError } from '../chain/result';
 import { SEAL_HEADER, decodeBase64url, parseSeal, sealSigningInput } from '../chain/tags';
 import { verifyP256 } from '../crypto/ecdsa';
-import type { PeerEntry } from '../directory/directory';
+import { DirectoryError, type PeerEntry } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead } from '../envelope/source';
 import { type KeydClient, KeydClientError } from '../keyd/client';
@@ -77,7 +77,9 @@ export interface ResolveOptions {
   readonly lookup?: (domain: string) => Promise<PeerEntry>;
 }
 
+/** For the operator: a DirectoryError's reason too (its message alone is what a sender may be told). */
 function errorText(err: unknown): string {
+  if (err instanceof DirectoryError) return err.detail ? `${err.message}: ${err.detail}` : err.message;
   return err instanceof Error ? err.message : String(err);
 }
 

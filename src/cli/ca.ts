@@ -426,7 +426,7 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
 };
 
 /** The CRL number and entries of `file` when it holds a CRL of `ca`; 0 and none when there is no such file. */
-function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: RevocationEntry[] } {
+function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: RevocationEntry[]; thisUpdate?: Date } {
   if (!existsSync(file)) return { number: 0n, entries: [] };
   let c;
   try {
@@ -436,7 +436,7 @@ function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: R
   }
   if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0)
     throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
-  return { number: c.crlNumber ?? 0n, entries: [...c.entries.values()] };
+  return { number: c.crlNumber ?? 0n, entries: [...c.entries.values()], thisUpdate: c.thisUpdate };
 }
 
 const crl: Sub = {
@@ -455,7 +455,9 @@ The CRL holds the revocations of ca.json and every revocation in every CRL
 file of this CA it knows: DIR/crl.pem, --out, each --merge, and the copies
 ca.json names (ssmax setup records there the pki/org-ca.crl.pem that keyd
 renews and revokes users into). ca.json then records them too; the number is
-above all of theirs, so the new CRL can replace any of those files.`,
+above all of theirs, so the new CRL can replace any of those files. A copy or
+--merge file older than another CRL read is named in a warning: where keyd
+runs on another host, merge a fresh copy of keyd's file.`,
   options: {
     ...common,
     ca: { type: 'string' },
@@ -481,6 +483,15 @@ above all of theirs, so the new CRL can replace any of those files.`,
     const files = [...new Set([out, join(dir, 'crl.pem'), ...copies, ...merged])];
     const current = files.map((f) => crlIn(f, authority));
     const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
+    // a copy older than another CRL read here may be stale: keyd on another host writes its own file (docs/deploy.md, split layout)
+    const newest = Math.max(...current.map((c) => c.thisUpdate?.getTime() ?? 0));
+    for (const [i, f] of files.entries()) {
+      const at = current[i]!.thisUpdate;
+      if (at && at.getTime() < newest && (copies.includes(f) || merged.includes(f)))
+        io.err(
+          `Warning: the CRL copy "${f}" (thisUpdate ${at.toISOString()}) is older than another CRL of this CA read here (${new Date(newest).toISOString()}); if keyd runs on another host, merge a fresh copy of keyd's file (--merge) so that no revocation it made is lost`,
+        );
+    }
     // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
     for (const e of current.flatMap((c) => c.entries)) {
       if (!state.revoked.some((r) => r.serial === e.serial))

@@ -70,26 +70,42 @@ const INTERNAL = INTERNAL_RANGES.map(([net, prefix, type, name]) => {
 
 /** The kind of internal range `address` lies in ("loopback", "private", …), or undefined for a public address. */
 export function internalRange(address: string): string | undefined {
-  let a = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-  let family = isIP(a);
+  const a = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(a);
   if (family === 0) return 'not an IP address';
-  if (family === 6) {
-    // IPv4-mapped and NAT64 (64:ff9b::/96) addresses reach the IPv4 address they carry
-    const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(a);
-    if (m) {
-      a =
-        m[1] ??
-        [
-          parseInt(m[2] as string, 16) >> 8,
-          parseInt(m[2] as string, 16) & 255,
-          parseInt(m[3] as string, 16) >> 8,
-          parseInt(m[3] as string, 16) & 255,
-        ].join('.');
-      family = 4;
-    }
+  if (family === 4) return INTERNAL.find((r) => r.type === 'ipv4' && r.list.check(a, 'ipv4'))?.name;
+  const own = INTERNAL.find((r) => r.type === 'ipv6' && r.list.check(a, 'ipv6'))?.name;
+  if (own) return own;
+  const g = ipv6Groups(a);
+  const zero = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
+  // the local-use NAT64 prefix (64:ff9b:1::/48) is some network's own translator, wherever it puts the IPv4 address
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return 'local-use NAT64';
+  // addresses that reach the IPv4 address in their last 32 bits: IPv4-mapped (::ffff:0:0/96), IPv4-translated
+  // (::ffff:0:0:0/96), well-known NAT64 (64:ff9b::/96) and IPv4-compatible (::/96; :: and ::1 are answered above)
+  const carries =
+    (zero(0, 5) && g[5] === 0xffff) ||
+    (zero(0, 4) && g[4] === 0xffff && g[5] === 0) ||
+    (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) ||
+    zero(0, 6);
+  if (!carries) return undefined;
+  const v4 = [g[6]! >> 8, g[6]! & 255, g[7]! >> 8, g[7]! & 255].join('.');
+  return INTERNAL.find((r) => r.type === 'ipv4' && r.list.check(v4, 'ipv4'))?.name;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail included). */
+function ipv6Groups(address: string): number[] {
+  let a = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (dotted) {
+    const [b0, b1, b2, b3] = dotted.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, dotted.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
   }
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  return INTERNAL.find((r) => r.type === type && r.list.check(a, type))?.name;
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((x) => parseInt(x, 16)));
+  const h = parse(head);
+  if (tail === undefined) return h;
+  const t = parse(tail);
+  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
 }
 
 function refusedAddress(hostname: string, address: string, range: string): Error {

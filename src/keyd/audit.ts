@@ -92,7 +92,8 @@ export class AuditLog {
    * transaction; resolves once both are committed. The sequence number and
    * the link are read inside the transaction, so several writers (keyd and
    * a CLI on the same store) still build one chain. Throws `audit-failed` if
-   * the log cannot be written, and then refuses further appends.
+   * the log cannot be written (then `failing` says why), and tries again at
+   * the next append: the first that commits ends the failure.
    */
   async append(input: AuditInput, now: Date, change?: () => void): Promise<AuditRecord> {
     return (await this.appendMany([input], now, change))[0]!;

@@ -123,7 +123,10 @@ export const NOT_FOUND_TTL_MS = 5000;
 /** The most addresses whose "not found" is kept at once (a burst of distinct unknown recipients empties the map, never grows it). */
 const NOT_FOUND_MAX = 10000;
 
-/** Addresses per POST /v1/directory/users (keyd takes up to 1,000; 500 keep the body near 15 kB). */
+/**
+ * Addresses per POST /v1/directory/users (keyd takes up to 1,000). 500 short addresses make a body near 15 kB;
+ * long ones can pass keyd's `[limits] max_body_bytes`, and a 413 halves the request (`primeUsers`).
+ */
 const PRIME_BATCH = 500;
 
 /** What an address of this organisation is, as keyd answers the recipient check (GET /v1/directory/addresses). */
@@ -464,23 +467,36 @@ export class KeydOps {
    * Asks keyd for the facts of `addresses` (a list post's local members) in requests of PRIME_BATCH
    * (POST /v1/directory/users) and keeps those of active users for `userFactsTtlMs`, so that the post's
    * `user` calls are answered without one request per member. Only a saving: an address it leaves out is
-   * asked by `user` as always, and a keyd without the endpoint (older) is simply not asked again here.
+   * asked by `user` as always. A request too large for keyd's `[limits] max_body_bytes` (413, long
+   * addresses) is halved until it fits; a keyd without the endpoint (older), or one refusing the request
+   * for any other lasting reason, is not asked again here. Only a transient failure (keyd unreachable, 5xx)
+   * is thrown: `user` would meet it too.
    */
   async primeUsers(addresses: readonly string[]): Promise<void> {
     if (this.userFactsTtlMs <= 0) return;
     const todo = [...new Set(addresses.map((a) => a.toLowerCase()))].filter((a) => (this.users.get(a)?.until ?? 0) <= this.now());
     for (let i = 0; i < todo.length; i += PRIME_BATCH) {
-      let r: { users?: Record<string, UserFacts> };
-      try {
-        r = await this.gateway.call<{ users?: Record<string, UserFacts> }>('POST', '/v1/directory/users', {
-          addresses: todo.slice(i, i + PRIME_BATCH),
-        });
-      } catch (err) {
-        if (err instanceof KeydClientError && err.status === 404) return; // an older keyd: each member is asked by `user`
-        throw fromKeyd(err);
-      }
-      for (const facts of Object.values(r.users ?? {})) this.remember(facts);
+      if (!(await this.primeBatch(todo.slice(i, i + PRIME_BATCH)))) return;
     }
+  }
+
+  /** One POST /v1/directory/users for `batch` (halved on 413): false when priming should stop. */
+  private async primeBatch(batch: readonly string[]): Promise<boolean> {
+    let r: { users?: Record<string, UserFacts> };
+    try {
+      r = await this.gateway.call<{ users?: Record<string, UserFacts> }>('POST', '/v1/directory/users', { addresses: batch });
+    } catch (err) {
+      if (!(err instanceof KeydClientError)) throw fromKeyd(err);
+      if (err.status === 413 && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        return (await this.primeBatch(batch.slice(0, half))) && this.primeBatch(batch.slice(half));
+      }
+      // an older keyd (404), one address too long for keyd's limit, any other lasting refusal: `user` asks each member
+      if (err.status === 404 || !err.transient) return false;
+      throw fromKeyd(err);
+    }
+    for (const facts of Object.values(r.users ?? {})) this.remember(facts);
+    return true;
   }
 
   /** The org's current key: key id and compressed public key. */

@@ -127,8 +127,9 @@ export class CrlRenewer {
   /**
    * Per file, the CRL this process last saw there or wrote (its number and entries). A file
    * replaced behind keyd by a CRL with a lower number, or without revocations keyd had (a
-   * hand-signed CRL copied over it, signed before keyd's last revocation), is mended at keyd's
-   * next write: those revocations kept, the number above both; and it is logged.
+   * hand-signed CRL copied over it, signed before keyd's last revocation), is mended at the next
+   * schedule run (or revocation, whichever comes first): those revocations kept, the number above
+   * both; and it is logged. A newer CRL put there by hand that keeps them becomes what keyd knows.
    */
   private readonly known = new Map<string, { readonly number: bigint; readonly entries: ReadonlyMap<string, RevocationEntry> }>();
   /** Renewals and revocations, one at a time (each reads the file, signs the next number, replaces it). */
@@ -159,7 +160,21 @@ export class CrlRenewer {
     return crl;
   }
 
-  /** One schedule run at `now`: renews what is due, warns about what cannot be renewed. Never throws. */
+  /**
+   * Whether `crl`, now in `file`, lost revocations keyd had there or has a lower number than keyd last saw
+   * (a stale copy put over it): then the number keyd had and how many revocations are missing.
+   */
+  private replaced(file: string, crl: ParsedCrl): { number: bigint; lost: number } | undefined {
+    const before = this.known.get(file);
+    if (!before) return undefined;
+    const lost = [...before.entries.keys()].filter((serial) => !crl.entries.has(serial)).length;
+    return lost > 0 || (crl.crlNumber ?? 0n) < before.number ? { number: before.number, lost } : undefined;
+  }
+
+  /**
+   * One schedule run at `now`: renews what is due, re-signs at once a CRL replaced by one without
+   * revocations keyd had (or with a lower number), warns about what cannot be renewed. Never throws.
+   */
   run(now: Date): Promise<CrlState[]> {
     return this.serial(() => this.runNow(now));
   }
@@ -328,7 +343,13 @@ export class CrlRenewer {
     const renewable = this.policy.renew && this.ca !== undefined && crlIssuedBy(crl, this.ca.certificate.subjectDer);
     const next = crl.nextUpdate;
     const left = next ? next.getTime() - now.getTime() : Infinity;
-    if (renewable && left <= this.policy.renewBeforeMs) {
+    const replaced = this.replaced(file, crl);
+    if (replaced && !renewable)
+      this.log(
+        `keyd: ERROR CRL "${file}" was replaced by number ${crl.crlNumber ?? 0n}${replaced.lost > 0 ? ` without ${replaced.lost} revocation(s) keyd had` : ''}, where keyd last had number ${replaced.number}, and keyd cannot re-sign it: sign it by hand with ssmax ca crl (which merges this file) and with the revocations keyd had`,
+      );
+    else if (!replaced) this.known.set(file, { number: crl.crlNumber ?? 0n, entries: crl.entries }); // a newer one signed by hand, say
+    if (renewable && (replaced || left <= this.policy.renewBeforeMs)) {
       const renewed = await this.reissue(file, crl, [...crl.entries.values()], now, (summary) => ({
         actor: 'keyd schedule',
         role: 'keyd',

@@ -141,7 +141,10 @@ function asKeydError(err: unknown): unknown {
   return err;
 }
 
-/** The most addresses one POST /v1/directory/users asks for (a body well within max_body_bytes). */
+/**
+ * The most addresses one POST /v1/directory/users asks for. The body must also fit `[limits] max_body_bytes`,
+ * which long addresses can pass before this count: such a request is refused with 413 (the gateway halves it).
+ */
 export const DIRECTORY_BATCH = 1000;
 
 /** How many decoded target keys to keep (users, peers, own versions). */

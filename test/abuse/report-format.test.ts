@@ -7,8 +7,12 @@ import { loadAbuseConfig } from '../../src/abuse/config';
 import { AbuseError } from '../../src/abuse/errors';
 import { type ReportedMessage, buildAbuseReport, identifyReportedMessage, parseAbuseReport } from '../../src/abuse/report';
 import { startReportServer } from '../../src/abuse/report-server';
-import { resolveToken } from '../../src/abuse/resolve';
+import { checkReportSeal, resolveToken } from '../../src/abuse/resolve';
+import { seal } from '../../src/chain/seal';
+import { verifyUnsealed } from '../../src/chain/verify-chain';
+import { DirectoryError } from '../../src/directory/directory';
 import type { KeydClient } from '../../src/keyd/client';
+import { TRACKING_TOKEN, makeOrg, now, sampleMessage } from '../chain/fixtures';
 
 const reported: ReportedMessage = {
   sealingDomain: 'a.example',
@@ -121,4 +125,37 @@ test('the endpoint: bearer token, paths, methods, empty body, unsealed message',
   } finally {
     await server.close();
   }
+});
+
+test("an operator's report of a sealed message whose bundle is unavailable names the directory's reason", async () => {
+  const org = makeOrg('a.example');
+  const message = sampleMessage();
+  const sealed = await seal(message, {
+    domain: 'a.example',
+    certRef: org.certRef,
+    privateKey: org.keys.privateKey,
+    now,
+    verdicts: [],
+    chain: await verifyUnsealed(message, {}),
+    trackingToken: TRACKING_TOKEN,
+  });
+  const reason = 'Cannot fetch "https://ssmax.a.example/bundle": connect ECONNREFUSED 192.0.2.7:443';
+  const lookup = (domain: string) => Promise.reject(new DirectoryError('unavailable', domain, reason));
+  await expect(identifyReportedMessage(Buffer.from(sealed.message), { lookup, now })).rejects.toThrow(
+    `SSMAX bundle of "a.example" unavailable: ${reason}`,
+  );
+  // and resolving a report of it, when the organisation's own bundle cannot be had
+  const raw = Buffer.from(sealed.message);
+  const headers = raw.subarray(0, raw.indexOf('\r\n\r\n') + 4);
+  const report = await parseAbuseReport(
+    await buildAbuseReport({
+      reported: { ...reported, headers, trackingToken: Buffer.from(TRACKING_TOKEN).toString('base64url') },
+      from: 'abuse@b.example',
+      reportingMta: 'mx.b.example',
+      now: new Date(),
+    }),
+  );
+  await expect(checkReportSeal(report, () => lookup('a.example'))).rejects.toThrow(
+    `no bundle of a.example to check its seal: SSMAX bundle of "a.example" unavailable: ${reason}`,
+  );
 });

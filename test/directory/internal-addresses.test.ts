@@ -116,6 +116,18 @@ test.each([
   ['::ffff:10.0.0.1', 'private'],
   ['::ffff:7f00:1', 'loopback'],
   ['64:ff9b::a9fe:a9fe', 'link-local'],
+  ['64:ff9b::10.0.0.1', 'private'],
+  ['0:0:0:0:0:ffff:7f00:1', 'loopback'], // IPv4-mapped, written out
+  ['::ffff:0:10.1.2.3', 'private'], // IPv4-translated (::ffff:0:0:0/96)
+  ['::ffff:0:a9fe:a9fe', 'link-local'],
+  ['::127.0.0.1', 'loopback'], // IPv4-compatible (::/96)
+  ['::c0a8:1', 'private'],
+  ['::8.8.8.8', undefined],
+  ['64:ff9b:1::8.8.8.8', 'local-use NAT64'], // wherever the translator puts the IPv4 address
+  ['64:ff9b:1:ffff::1', 'local-use NAT64'],
+  ['64:ff9b:2::1', undefined],
+  ['::ffff:0:8.8.8.8', undefined],
+  ['::ffff:808:808', undefined],
   ['8.8.8.8', undefined],
   ['172.32.0.1', undefined],
   ['100.128.0.1', undefined],

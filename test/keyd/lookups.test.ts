@@ -81,7 +81,7 @@ describe('read-only lookups at keyd', () => {
     const staff = await ops.list('staff@a.example');
     expect(staff?.members).toHaveLength(members.length);
     expect(staff).not.toHaveProperty('users'); // the members' facts are asked apart, once the posting policy admitted a post
-    await ops.primeUsers(['bob@a.example', ...members]); // 301 addresses: one request
+    await ops.primeUsers(['bob@a.example', ...members]); // 301 addresses, but a reuse period of 0: nothing to keep, so not asked
     expect(await lookups(registry, 'directory.users')).toBe(0); // a reuse period of 0: nothing to keep, nothing asked
     expect(await ops.list('nobody@a.example')).toBeUndefined();
     expect(await auditCount(admin)).toBe(before);
@@ -191,6 +191,53 @@ describe('read-only lookups at keyd', () => {
   });
 });
 
+describe("the members' facts asked of a keyd with a small body limit", () => {
+  test('long addresses over [limits] max_body_bytes: the request is halved until it fits, every member kept', async () => {
+    const fx = makeOrgFixture();
+    const cfg = loadKeydConfig(fx.configFile);
+    const keyd = await startKeyd({ ...cfg, limits: { ...cfg.limits, maxBodyBytes: 1024 } });
+    const registry = keydMetrics(keyd);
+    const admin = clientFor(fx, keyd.port, fx.clients.admin);
+    const gateway = clientFor(fx, keyd.port, fx.clients.gateway);
+    try {
+      // 64-character local parts: 40 of them make a body of about 3 kB, three times keyd's limit
+      const long = Array.from({ length: 40 }, (_, i) => `${'m'.repeat(60)}${String(i).padStart(4, '0')}@a.example`);
+      for (const [i, address] of long.entries())
+        await admin.call('POST', '/v1/registry/users', { address, code: `L-${i}`, identityRef: `E-${i}` });
+      await expect(gateway.call('POST', '/v1/directory/users', { addresses: long })).rejects.toMatchObject({ status: 413 });
+      const ops = new KeydOps(g, gateway, undefined, 60_000, Date.now, undefined, 0);
+      await ops.primeUsers(long); // before: the 413 was thrown, and the post deferred with 451 every time
+      expect(await lookups(registry, 'directory.users')).toBeGreaterThanOrEqual(4); // halved: 40 → 20 → 10 (each fits)
+      for (const address of long) expect(await ops.user(address)).toMatchObject({ address, status: 'active' });
+      expect(await lookups(registry, 'directory.user')).toBe(0); // every member was kept by primeUsers
+    } finally {
+      admin.close();
+      gateway.close();
+      await keyd.stop();
+    }
+  });
+
+  test('a lasting refusal of the request only ends the saving: each member is then asked by user()', async () => {
+    const fx = makeOrgFixture();
+    const keyd = await startKeyd(loadKeydConfig(fx.configFile));
+    const registry = keydMetrics(keyd);
+    const admin = clientFor(fx, keyd.port, fx.clients.admin);
+    const gateway = clientFor(fx, keyd.port, fx.clients.gateway);
+    try {
+      await admin.call('POST', '/v1/registry/users', { address: 'bob@a.example', code: 'U-1', identityRef: 'EMP-1' });
+      const ops = new KeydOps(g, gateway, undefined, 60_000, Date.now, undefined, 0);
+      // an address keyd refuses as malformed makes the whole request a 400
+      await ops.primeUsers(['bob@a.example', 'not an address']);
+      expect(await ops.user('bob@a.example')).toMatchObject({ status: 'active' });
+      expect(await lookups(registry, 'directory.user')).toBe(1);
+    } finally {
+      admin.close();
+      gateway.close();
+      await keyd.stop();
+    }
+  });
+});
+
 describe('the audit log after a failed write', () => {
   test('a later write that commits ends the failure: no restart needed', async () => {
     const store = KeydStore.open(mkdtempSync(join(tmpdir(), 'ssmax-audit-')));
@@ -225,16 +272,25 @@ describe('the chain check of keyd API', () => {
       const now = new Date();
       const inputs = Array.from({ length: 500 }, () => ({ actor: 't', role: 'admin', op: 'test', result: 'ok' as const }));
       for (let i = 0; i < 10; i++) await log.appendMany(inputs, now);
-      let turns = 0;
-      const ticker = setInterval(() => turns++, 0);
+      // the check's first pause between chunks is held until a record appended meanwhile has committed:
+      // the event loop serves that append while the check waits, and the check must then include it
+      const realSetImmediate = setImmediate;
+      let appending: Promise<unknown> | undefined;
+      const pause = jest.spyOn(global, 'setImmediate').mockImplementationOnce(((resume: () => void) => {
+        appending = log.append({ actor: 't', role: 'admin', op: 'late', result: 'ok' }, now);
+        void appending.then(() => realSetImmediate(resume));
+        return undefined as unknown as NodeJS.Immediate;
+      }) as unknown as typeof setImmediate);
+      const reads = jest.spyOn(store.audit, 'getRange');
       const checking = log.verifyInTurns();
+      pause.mockRestore();
+      expect(appending).toBeDefined(); // it paused after its first chunk, not after the whole chain
       expect(log.verifyInTurns()).toBe(checking); // concurrent requests share one check
-      await log.append({ actor: 't', role: 'admin', op: 'late', result: 'ok' }, now); // committed while the check runs
       const verdict = await checking;
-      clearInterval(ticker);
-      expect(verdict.ok).toBe(true);
-      expect((verdict as { count: number }).count).toBeGreaterThanOrEqual(5000);
-      expect(turns).toBeGreaterThan(0);
+      const chunks = reads.mock.calls.length;
+      reads.mockRestore();
+      expect(verdict).toEqual({ ok: true, count: 5001 }); // the record appended during the check included
+      expect(chunks).toBe(21); // 20 chunks of 250, then the one record appended meanwhile
       expect(log.verify()).toEqual({ ok: true, count: 5001 });
       // an altered record is still found
       const entry = store.audit.get(4321)!;

@@ -154,15 +154,15 @@ test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as t
     numbers.push(crlOf(keydFile).crlNumber!);
     expect([...crlOf(keydFile).entries.keys()].sort()).toEqual(['0a1b2c', gateway].sort());
     // 5. the race: keyd revokes another user after the hand-signing but before the copy; the copy drops it (and its number is no higher)
-    expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+    expect((await run('ca', 'crl', '--ca', p('orga'), '--days', '30')).code).toBe(0); // far from due for renewal
     const stale = readFileSync(caFile);
     await renewer.revoke(['0d0d0d'], 'affiliationChanged', new Date(now + 7 * DAY), record);
     const keydNumber = crlOf(keydFile).crlNumber!;
     writeFileSync(keydFile, stale);
     expect(crlOf(keydFile).entries.has('0d0d0d')).toBe(false);
     expect(crlOf(keydFile).crlNumber).toBeLessThanOrEqual(keydNumber);
-    // keyd's next write keeps the revocation it made and numbers above both, and says so
-    await renewer.run(new Date(now + 12 * DAY));
+    // keyd's next schedule run (no renewal due, no new revocation) keeps the revocation it made and numbers above both, and says so
+    await renewer.run(new Date(now + 7 * DAY + 60_000));
     expect(crlOf(keydFile).crlNumber).toBeGreaterThan(keydNumber);
     numbers.push(crlOf(keydFile).crlNumber!);
     expect([...crlOf(keydFile).entries.keys()].sort()).toEqual(['0a1b2c', '0d0d0d', gateway].sort());
@@ -178,6 +178,58 @@ test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as t
     const foreign = await run('ca', 'crl', '--ca', p('orga'), '--merge', p('root.crl.pem'));
     expect(foreign.code).not.toBe(0);
     expect(foreign.err).toMatch(/holds a CRL of .*, not of this CA/);
+  } finally {
+    await keydParts.store.close();
+  }
+});
+
+test("ssmax ca crl warns when a merged copy is older than another CRL of the CA it read (a stale copy of keyd's file)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlstale-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  // a copy taken now, as the operators' machine keeps after setup in the split layout
+  expect((await run('ca', 'crl', '--ca', p('orga'), '--out', p('stale.crl.pem'))).code).toBe(0);
+  await new Promise((r) => setTimeout(r, 1100)); // thisUpdate has whole seconds
+  expect((await run('ca', 'crl', '--ca', p('orga'), '--force')).code).toBe(0);
+  copyFileSync(p('orga', 'crl.pem'), p('fresh.crl.pem'));
+  const fresh = await run('ca', 'crl', '--ca', p('orga'), '--force', '--merge', p('fresh.crl.pem'));
+  expect(fresh.code).toBe(0);
+  expect(fresh.err).not.toMatch(/Warning/);
+  const stale = await run('ca', 'crl', '--ca', p('orga'), '--force', '--merge', p('stale.crl.pem'));
+  expect(stale.code).toBe(0);
+  expect(stale.err).toContain(`Warning: the CRL copy "${p('stale.crl.pem')}"`);
+  expect(stale.err).toMatch(/is older than another CRL of this CA read here .*merge a fresh copy of keyd's file/);
+});
+
+test('a replaced CRL keyd cannot sign: an ERROR line on every schedule run, the file left alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlnosign-'));
+  const p = (...x: string[]) => join(dir, ...x);
+  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+  copyFileSync(p('orga', 'crl.pem'), p('old.crl.pem'));
+  expect((await run('ca', 'revoke', '--ca', p('orga'), '--serial', '0e0e0e', '--reason', 'keyCompromise')).code).toBe(0);
+  expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
+  const org = makeOrg('a.example');
+  const keydParts = openKeyd(loadKeydConfig(org.fx.configFile));
+  const logged: string[] = [];
+  const policy = { renew: true, renewBeforeMs: 3 * DAY, validityMs: 7 * DAY, warnBeforeMs: 3 * DAY };
+  // keyd without the org CA key: it reads the file but cannot sign it
+  const renewer = new CrlRenewer([p('orga', 'crl.pem')], undefined, policy, keydParts.audit, (l) => logged.push(l));
+  try {
+    await renewer.run(new Date());
+    expect(logged.filter((l) => /ERROR/.test(l))).toEqual([]);
+    copyFileSync(p('old.crl.pem'), p('orga', 'crl.pem'));
+    const replaced = readFileSync(p('orga', 'crl.pem'));
+    await renewer.run(new Date());
+    await renewer.run(new Date());
+    const errors = logged.filter((l) => /ERROR/.test(l));
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(
+      /keyd: ERROR CRL ".*crl\.pem" was replaced by number 1 without 1 revocation\(s\) keyd had, where keyd last had number 2, and keyd cannot re-sign it/,
+    );
+    expect(readFileSync(p('orga', 'crl.pem'))).toEqual(replaced);
   } finally {
     await keydParts.store.close();
   }
