@@ -126,17 +126,22 @@ describe('audit log', () => {
     await store2.close();
   });
 
-  test('an append that cannot be written refuses the operation and every later one', async () => {
+  test('an append that cannot be written refuses its operation and leaves nothing; the log says so until an append commits', async () => {
     const store = KeydStore.open(join(tmp(), 'db'));
     const log = new AuditLog(store, Buffer.alloc(32, 9));
     await log.append({ actor: 'a', role: 'admin', op: 'ok', result: 'ok' }, new Date());
+    expect(log.failing).toBeUndefined();
     await expect(
       log.append({ actor: 'a', role: 'admin', op: 'x', result: 'ok' }, new Date(), () => {
         throw new Error('disk full');
       }),
     ).rejects.toThrow(/Cannot write the audit record: disk full; refusing the operation/);
-    await expect(log.append({ actor: 'a', role: 'admin', op: 'y', result: 'ok' }, new Date())).rejects.toThrow(/Audit log unavailable/);
+    expect(log.failing).toMatch(/disk full/); // what /health/ready reports meanwhile
     expect(log.verify()).toEqual({ ok: true, count: 1 }); // the failed operation left nothing behind
+    // the next operation tries its own write; once one commits, the log serves again
+    await expect(log.append({ actor: 'a', role: 'admin', op: 'y', result: 'ok' }, new Date())).resolves.toMatchObject({ seq: 2, op: 'y' });
+    expect(log.failing).toBeUndefined();
+    expect(log.verify()).toEqual({ ok: true, count: 2 });
     await store.close();
   });
 });
