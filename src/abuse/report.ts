@@ -21,7 +21,7 @@
 import { Headers } from '@zone-eu/mailsplit';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import MimeNode from 'nodemailer/lib/mime-node';
-import { DirectoryError, type PeerEntry } from '../directory/directory';
+import { type PeerEntry, operatorErrorText } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead, readHead } from '../envelope/source';
 import { withoutTrailingLineEnds } from '../chain/body-hash';
@@ -69,12 +69,6 @@ export interface IdentifyOptions {
   readonly ownDomain?: string;
 }
 
-/** For the operator: a DirectoryError's reason too (its message alone is what a sender may be told). */
-function errorText(err: unknown): string {
-  if (err instanceof DirectoryError) return err.detail ? `${err.message}: ${err.detail}` : err.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** The value of the first `name` field of a header block, unfolded and trimmed. */
 function firstValue(headers: Headers, name: string): string | undefined {
   const line = headers.get(name)[0];
@@ -91,7 +85,7 @@ async function headerBlock(message: Uint8Array, what: string): Promise<Buffer> {
     const { head } = await readHead(message, DEFAULT_LIMITS);
     return Buffer.from(head);
   } catch (err) {
-    throw new AbuseError('format', `Cannot read ${what}: ${errorText(err)}`);
+    throw new AbuseError('format', `Cannot read ${what}: ${operatorErrorText(err)}`);
   }
 }
 
@@ -103,7 +97,7 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
     try {
       return await options.lookup(domain);
     } catch (err) {
-      lookupErrors.push(errorText(err));
+      lookupErrors.push(operatorErrorText(err));
       throw err;
     }
   };
@@ -125,7 +119,7 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
   try {
     entry = await options.lookup(first.domain);
   } catch (err) {
-    throw new AbuseError('directory', `Cannot report the message: no bundle for "${first.domain}": ${errorText(err)}`);
+    throw new AbuseError('directory', `Cannot report the message: no bundle for "${first.domain}": ${operatorErrorText(err)}`);
   }
   const headers = await headerBlock(message, 'the message');
   const messageId = firstValue(parseHead(headers, DEFAULT_LIMITS), 'message-id');
@@ -246,7 +240,7 @@ export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseRepo
       skipImageLinks: true,
     });
   } catch (err) {
-    throw new AbuseError('format', `Cannot read the abuse report: ${errorText(err)}`);
+    throw new AbuseError('format', `Cannot read the abuse report: ${operatorErrorText(err)}`);
   }
   const type = parsed.headers.get('content-type') as { value?: string } | undefined;
   if (type?.value?.toLowerCase() !== 'multipart/report')

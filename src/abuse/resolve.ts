@@ -18,7 +18,7 @@ import { headerHash } from '../chain/canonicalize';
 import { ChainFormatError } from '../chain/result';
 import { SEAL_HEADER, decodeBase64url, parseSeal, sealSigningInput } from '../chain/tags';
 import { verifyP256 } from '../crypto/ecdsa';
-import { DirectoryError, type PeerEntry } from '../directory/directory';
+import { type PeerEntry, operatorErrorText } from '../directory/directory';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { parseHead } from '../envelope/source';
 import { type KeydClient, KeydClientError } from '../keyd/client';
@@ -77,12 +77,6 @@ export interface ResolveOptions {
   readonly lookup?: (domain: string) => Promise<PeerEntry>;
 }
 
-/** For the operator: a DirectoryError's reason too (its message alone is what a sender may be told). */
-function errorText(err: unknown): string {
-  if (err instanceof DirectoryError) return err.detail ? `${err.message}: ${err.detail}` : err.message;
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Checks seal i=1 of the report's original headers against this organisation's sealing certificates. */
 export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () => Promise<PeerEntry>): Promise<SealCheck> {
   if (!report.originalHeaders) return { result: 'absent' };
@@ -90,7 +84,7 @@ export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () =
   try {
     headers = parseHead(report.originalHeaders, DEFAULT_LIMITS, 'the original headers');
   } catch (err) {
-    throw new AbuseError('format', `Cannot read the original headers of the report: ${errorText(err)}`);
+    throw new AbuseError('format', `Cannot read the original headers of the report: ${operatorErrorText(err)}`);
   }
   const list = headers.getList();
   const seals = list.filter((h) => h.key === SEAL_HEADER.toLowerCase());
@@ -116,7 +110,7 @@ export async function checkReportSeal(report: ParsedAbuseReport, ownBundle: () =
   } catch (err) {
     throw new AbuseError(
       'directory',
-      `Cannot resolve the report: no bundle of ${report.sealingDomain} to check its seal: ${errorText(err)}`,
+      `Cannot resolve the report: no bundle of ${report.sealingDomain} to check its seal: ${operatorErrorText(err)}`,
     );
   }
   const cert = entry.sealingCertificate(first.certRef, new Date(first.time * 1000));

@@ -39,7 +39,7 @@ export function parentsOf(domain: string): string[] {
  * to every check). Case and internationalised spellings are settled by
  * canonicalDomain.
  */
-export function wellFormedDomain(domain: string): boolean {
+function wellFormedDomain(domain: string): boolean {
   return domain.length > 0 && domain.split('.').every((label) => label.length > 0);
 }
 

@@ -23,7 +23,7 @@
  *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
  */
-import { Resolver } from 'node:dns/promises';
+import type { Resolver } from 'node:dns/promises';
 import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { canonicalDomain } from '../chain/alignment';
@@ -31,7 +31,7 @@ import { checkDomain } from '../pki/issue';
 import { ValidationCache } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
 import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
-import { FetchError, type HostResolver, fetchBundleText, hostResolverOf } from './fetch';
+import { FetchError, type HostResolver, boundedResolver, fetchBundleText, hostResolverOf } from './fetch';
 import { type PeerEntry, peerEntryOf } from './peer-entry';
 
 export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
@@ -58,6 +58,12 @@ export class DirectoryError extends Error {
     this.name = 'DirectoryError';
     this.detail = detail;
   }
+}
+
+/** An error's text for the operator: a DirectoryError's reason too (its message alone is what a sender may be told). */
+export function operatorErrorText(err: unknown): string {
+  if (err instanceof DirectoryError) return err.detail ? `${err.message}: ${err.detail}` : err.message;
+  return err instanceof Error ? err.message : String(err);
 }
 
 export const DIRECTORY_DEFAULTS = {
@@ -219,7 +225,7 @@ export class Directory {
     }
     // One resolver for everything the directory resolves (the configured servers, else the system's): c-ares,
     // bounded in time, never getaddrinfo on libuv's shared threads (src/directory/fetch.ts).
-    const dns = new Resolver({ timeout: Math.max(1, Math.min(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs, 5000)), tries: 2 });
+    const dns = boundedResolver(opts.fetchTimeoutMs ?? DIRECTORY_DEFAULTS.fetchTimeoutMs);
     if (opts.dnsServers && opts.dnsServers.length > 0) {
       try {
         dns.setServers([...opts.dnsServers]);

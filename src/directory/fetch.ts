@@ -133,9 +133,14 @@ export function hostResolverOf(dns: Resolver): HostResolver {
   };
 }
 
-/** A resolver of the system's DNS servers (c-ares, no thread of the pool), each query bounded by `timeoutMs`. */
-export function systemHostResolver(timeoutMs: number): HostResolver {
-  return hostResolverOf(new Resolver({ timeout: Math.max(1, Math.min(timeoutMs, 5000)), tries: 2 }));
+/** A c-ares resolver (no thread of libuv's pool) of the system's DNS servers, each query bounded by `timeoutMs` (at most 5 s a try, 2 tries). */
+export function boundedResolver(timeoutMs: number): Resolver {
+  return new Resolver({ timeout: Math.max(1, Math.min(timeoutMs, 5000)), tries: 2 });
+}
+
+/** A host resolver of the system's DNS servers, each query bounded by `timeoutMs`. */
+function systemHostResolver(timeoutMs: number): HostResolver {
+  return hostResolverOf(boundedResolver(timeoutMs));
 }
 
 function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver, allowPrivate: boolean): LookupFunction {

@@ -328,7 +328,7 @@ class SmtpSessions {
  * Whether the mailbox store at host:port answers now: a new session (TCP, its greeting, EHLO or LHLO), then QUIT;
  * nothing is sent. Resolves when it does; rejects with the reason in words otherwise (readiness: src/ops/gateway-ops.ts).
  */
-export function probeMailboxStore(host: string, port: number, protocol: DeliveryProtocol, timeoutMs: number): Promise<void> {
+function probeMailboxStore(host: string, port: number, protocol: DeliveryProtocol, timeoutMs: number): Promise<void> {
   const session = new SMTPConnection({
     host,
     port,

@@ -27,12 +27,13 @@ import type { Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { JsonHttpsServer, readBody, type RequestContext } from '../net/https-server';
 import type { Capsule } from '../crypto';
-import type { Direction, LocalInspector } from '../inspect/engine';
+import type { LocalInspector } from '../inspect/engine';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
 import { GatewayError, replyNameOf } from '../mail/replies';
 import { MAX_RECIPIENTS } from '../chain/recipients';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import type { ValidationCache } from '../pki/validate';
+import type { InspectEnvelope as RequestEnvelope } from './client';
 
 export interface InspectorServerOptions {
   readonly domain: string;
@@ -116,13 +117,7 @@ function fromEngine(err: unknown): unknown {
 }
 
 /** A request's envelope and message, as the gateway sent them (src/inspector/client.ts envelopeBody). */
-export interface InspectEnvelope {
-  readonly direction: Direction;
-  readonly from: string;
-  readonly rcpts: readonly string[];
-  readonly release?: string;
-  readonly message: Buffer;
-}
+export type InspectEnvelope = RequestEnvelope & { readonly message: Buffer };
 
 /**
  * The deprecated request form of gateways before the envelope moved into the body:

@@ -145,7 +145,7 @@ function asKeydError(err: unknown): unknown {
  * The most addresses one POST /v1/directory/users asks for. The body must also fit `[limits] max_body_bytes`,
  * which long addresses can pass before this count: such a request is refused with 413 (the gateway halves it).
  */
-export const DIRECTORY_BATCH = 1000;
+const DIRECTORY_BATCH = 1000;
 
 /** How many decoded target keys to keep (users, peers, own versions). */
 const TARGET_KEY_CACHE = 4096;

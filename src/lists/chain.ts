@@ -58,7 +58,7 @@ export function listResealAccepted(report: SealReport, earlier: readonly SealRep
  * list@xn--bcher-kva.example as `ls=` spells it. The fields are read as UTF-8,
  * as mail clients show them.
  */
-export function visibleAddresses(message: Buffer): string[] {
+function visibleAddresses(message: Buffer): string[] {
   const fields = splitHeaderBlock(message).fields.filter((f) => isField(f, 'to') || isField(f, 'cc'));
   const out: string[] = [];
   for (const f of fields)

@@ -87,6 +87,7 @@ export function withoutOwnResults(message: Buffer, ours: readonly string[]): Buf
     const value = Buffer.from(f.slice(f.indexOf(':') + 1), 'latin1').toString('utf8');
     return isOurs(authservIdOf(value, name === 'arc-authentication-results'), ours);
   };
-  if (!fields.some(forged)) return message;
-  return Buffer.concat([Buffer.from(fields.filter((f) => !forged(f)).join(''), 'latin1'), message.subarray(headEnd)]);
+  const kept = fields.filter((f) => !forged(f));
+  if (kept.length === fields.length) return message;
+  return Buffer.concat([Buffer.from(kept.join(''), 'latin1'), message.subarray(headEnd)]);
 }

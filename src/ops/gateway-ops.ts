@@ -22,14 +22,14 @@ export interface GatewayOpsOptions {
 }
 
 /** How long readiness waits for the mailbox store's greeting (within the 3 s of a readiness answer: src/ops/server.ts). */
-export const DELIVERY_PROBE_MS = 2000;
+const DELIVERY_PROBE_MS = 2000;
 
 /**
  * The mailbox store's readiness check: `ok` when a session to it opens (greeting, EHLO or LHLO), else the reason
  * naming the setting and its file, and any name of ssmax.ini about [delivery] the gateway did not know (a misspelt
  * section leaves the setting at its default: the reason then says which name was ignored).
  */
-export async function deliveryCheck(gw: Pick<Gateway, 'delivery'>, unknownNames: () => readonly string[] = () => []): Promise<string> {
+async function deliveryCheck(gw: Pick<Gateway, 'delivery'>, unknownNames: () => readonly string[] = () => []): Promise<string> {
   try {
     await gw.delivery.probe(DELIVERY_PROBE_MS);
     return 'ok';

@@ -219,7 +219,7 @@ export class ValidationCache {
 }
 
 /** The default byte bound of a ValidationCache (estimated memory of what it keeps). */
-export const VALIDATION_CACHE_BYTES = 32 * 1024 * 1024;
+const VALIDATION_CACHE_BYTES = 32 * 1024 * 1024;
 /** Estimates: the bookkeeping of one cached entry, and the memory of one parsed revocation entry. */
 const ENTRY_BYTES = 512;
 const CRL_ENTRY_BYTES = 250;
