@@ -4,7 +4,9 @@
  * whitespace, whitespace-CRLF, `=`, `\`, `<`, repeated tokens — at 1 MB and at
  * 4 MB, and its time must grow about fourfold, not sixteenfold. Ratios, not
  * absolute times: the machine may be slow or shared. Each size is timed
- * three times and the fastest run kept (noise only ever adds time).
+ * two times (three in the full run) and the fastest run kept (noise only
+ * ever adds time); a ratio over the bound is timed up to three times more
+ * before it fails, so one collector pause does not fail the suite.
  *
  * Before the fix, `canonicalText`'s `/(?:\r\n)+$/` took 1.2 s for 32 KB and
  * 18 s for 128 KB of blank lines followed by one other character.
@@ -121,12 +123,16 @@ async function cpuTime(run: () => unknown): Promise<number> {
 const FULL = process.env.SSMAX_LINEAR_FULL === '1';
 /** Repetitions of each size (the fastest kept): three in the full run, two in the suite's bounded run. */
 const REPS = FULL ? 3 : 2;
+/** Linear is about 4; on a loaded machine garbage collection adds noise; quadratic is 16 and more. */
+export const LINEAR_BOUND = 10;
+/** Further repetitions when the first REPS give a ratio over the bound (see `growth`). */
+const RETRIES = 3;
 
 /**
  * CPU time at 1 MB and 4 MB, the sizes interleaved REPS times and the
  * fastest of each kept; linear growth gives about 4, quadratic about 16.
  */
-async function growth(
+export async function growth(
   run: (input: string) => unknown,
   shape: (size: number) => string,
 ): Promise<{ small: number; large: number; ratio: number }> {
@@ -135,16 +141,18 @@ async function growth(
   await cpuTime(() => run(smallInput)); // warm-up: compile the code paths first
   let small = Infinity;
   let large = Infinity;
-  for (let i = 0; i < REPS; i++) {
+  // Below 20 ms at 1 MB, timer and collector noise dominate; a quadratic step still shows at 4 MB (16 x 20 ms).
+  const ratio = () => large / Math.max(small, 20);
+  // A ratio over the bound is measured again, up to RETRIES more times, the fastest of each size still kept:
+  // noise (a collector pause, a busy neighbour) only ever adds time, so one slow 4 MB run on a shared machine
+  // passes on a second look, while a super-linear step is slow every time and still fails.
+  for (let i = 0; i < REPS || (i < REPS + RETRIES && ratio() >= LINEAR_BOUND); i++) {
     small = Math.min(small, await cpuTime(() => run(smallInput)));
     large = Math.min(large, await cpuTime(() => run(largeInput)));
   }
-  // Below 20 ms at 1 MB, timer and collector noise dominate; a quadratic step still shows at 4 MB (16 x 20 ms).
-  return { small, large, ratio: large / Math.max(small, 20) };
+  return { small, large, ratio: ratio() };
 }
 
-/** Linear is about 4; on a loaded machine garbage collection adds noise; quadratic is 16 and more. */
-const LINEAR_BOUND = 10;
 /**
  * The suite's bounded run (about a minute and a half here, in three files): on every step the shapes that made the
  * patterns fixed here super-linear, plus the one each kind of step is most exposed to.

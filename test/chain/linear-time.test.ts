@@ -15,7 +15,7 @@ import type { GatewayDeps } from '../../src/gateway/deps';
 import { GatewayError } from '../../src/mail/replies';
 import { verifySeals } from '../../src/gateway/chain-check';
 import { now } from './fixtures';
-import { MB, PARTS, STEPS, growthTests, message, repeat } from './linear-time-cases';
+import { LINEAR_BOUND, MB, PARTS, STEPS, growth, growthTests, message, repeat } from './linear-time-cases';
 
 growthTests(PARTS.main);
 
@@ -25,6 +25,18 @@ describe('the three files test every step once', () => {
     expect([...named].sort()).toEqual(Object.keys(STEPS).sort());
     expect(new Set(named).size).toBe(named.length);
   });
+
+  it('the growth measure fails a step whose time is quadratic, however often it measures again', async () => {
+    // Quadratic in a 200th of the input: ~27 M steps at 1 MB, ~440 M at 4 MB (about x16).
+    const quadratic = (input: string) => {
+      const m = Math.floor(input.length / 200);
+      let acc = 0;
+      for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) acc += (i ^ j) & 1;
+      return acc;
+    };
+    const g = await growth(quadratic, (n) => repeat('x', n));
+    expect(g.ratio).toBeGreaterThanOrEqual(LINEAR_BOUND);
+  }, 120_000);
 });
 
 describe('the loops replacing patterns answer as the patterns did (on short input, where the patterns are fast)', () => {
