@@ -67,6 +67,21 @@ export interface HopResult {
   readonly notices: readonly RetiredUse[];
   /** Set when the message was held (quarantine id): nothing is handed over. */
   readonly quarantined?: string;
+  /**
+   * Posts a list's moderation holds (src/lists/expand.ts): written with the copies, once the
+   * message's answer is decided (`writeHolds`), never before.
+   */
+  readonly holds?: readonly HeldPost[];
+}
+
+/** A post to a moderated list to hold, encrypted as it is: written to the moderation store when the copies are handed over. */
+export interface HeldPost {
+  /** The list it was sent to (the one recipient of its entry). */
+  readonly list: string;
+  /** The verified sender ('' when none). */
+  readonly from: string;
+  /** The post as it is kept: as it arrived, or (a local post) sealed with seal i=1 binding the list. */
+  readonly message: Buffer;
 }
 
 /**
@@ -107,7 +122,10 @@ export interface ForLocal {
 
 /** The list step (src/lists/expand.ts): a post to a list of this organisation, expanded per member, held for moderation, or dropped. */
 export interface ListStep {
-  post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[] }>;
+  /** The copies for the list's members, or the post to hold for moderation (nothing written yet). */
+  post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[]; readonly hold?: HeldPost }>;
+  /** Writes a held post to the moderation store (src/lists/expand.ts writeHolds): its moderation id. */
+  hold(held: HeldPost): Promise<string>;
 }
 
 export interface ListPost {

@@ -23,7 +23,7 @@ import type { KeyNotice } from '../keyd/client-ops';
 import { listFieldsOf } from '../lists/chain';
 import { capsuleFor } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
-import type { Copy, ForLocal, GatewayDeps } from './deps';
+import type { Copy, ForLocal, GatewayDeps, HeldPost } from './deps';
 import { inspectedClauses } from './inspection';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { addSeal } from './sealing';
@@ -60,13 +60,18 @@ export function plaintextOnce(
 /**
  * The copies of `input` for its local recipients (users and lists of this
  * organisation; any other recipient refuses the whole). `capsules`: those the
- * message carries; `notices` collects keyd's retired-key notices.
+ * message carries; `notices` collects keyd's retired-key notices; `holds`
+ * collects the posts a moderated list holds, written only when the copies are
+ * handed over (src/lists/expand.ts writeHolds): a post that a later recipient
+ * refuses or defers is never held. A hold without `holds` to collect it is a
+ * fault of ours (4xx), never a post dropped.
  */
 export async function localCopies(
   deps: GatewayDeps,
   input: ForLocal,
   capsules: readonly Capsule[],
   notices?: RetiredUse[],
+  holds?: HeldPost[],
 ): Promise<Copy[]> {
   const capsule = capsuleFor(deps.config.domain, capsules);
   const plaintext = input.plaintext ?? plaintextOnce(deps, input.message, capsule, notices);
@@ -80,10 +85,13 @@ export async function localCopies(
   });
   for (const [i, rcpt] of input.rcpts.entries()) {
     const list = lists[i];
-    if (list && deps.lists)
-      copies.push(
-        ...(await deps.lists.post(deps, { arrival: { ...input, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) })).copies,
-      );
+    if (!list || !deps.lists) continue;
+    const outcome = await deps.lists.post(deps, { arrival: { ...input, rcpts: [rcpt] }, capsules, list, ...(notices ? { notices } : {}) });
+    copies.push(...outcome.copies);
+    if (outcome.hold) {
+      if (!holds) throw new GatewayError('internal', `the post to ${rcpt} is to be held, and this step keeps no held posts`);
+      holds.push(outcome.hold);
+    }
   }
   const rcpts = input.rcpts.filter((_, i) => !lists[i]);
   const users = found.filter((_, i) => !lists[i]);

@@ -31,14 +31,14 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Copy, HopResult } from './deps';
+import type { Copy, HeldPost, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
 import { CODES, type Next, answer, failClosed } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
 import { GatewayError, REPLIES, sanitize } from '../mail/replies';
-import { fieldOf } from '../lists/expand';
+import { fieldOf, writeHolds } from '../lists/expand';
 import { canonicalAddress, domainOf } from '../mail/message-checks';
 import { canonicalDomain } from '../chain/alignment';
 import { MAX_RECIPIENTS } from '../chain/recipients';
@@ -384,11 +384,23 @@ interface Sent {
  * recipient of the message, the answer is that 5xx (the sending MTA reports
  * it); when others were taken, the answer stays 250 and the sender gets one
  * failure report naming them (dsn.ts), after which they are recorded as done.
+ * Posts a moderated list holds (`holds`) are written first, once per arrival
+ * and list (src/lists/expand.ts writeHolds): never for a message refused or
+ * deferred before this point, and not again at the sender's retry.
  */
-async function send(s: State, from: string, arrival: Buffer, copies: readonly Copy[], signal: AbortSignal): Promise<Sent> {
+async function send(
+  s: State,
+  from: string,
+  arrival: Buffer,
+  copies: readonly Copy[],
+  signal: AbortSignal,
+  holds: readonly HeldPost[] = [],
+): Promise<Sent> {
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
   const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
+  // posts held for a moderated list, now that every copy was worked out: once per arrival and list (src/lists/expand.ts)
+  await writeHolds(s.deps.lists, s.delivery, id, holds, signal, already);
   const failed = await s.delivery.deliver(
     arrival,
     from,
@@ -397,7 +409,7 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
     id,
     already,
   );
-  const all = copies.reduce((n, c) => n + c.rcpts.length, 0);
+  const all = copies.reduce((n, c) => n + c.rcpts.length, holds.length); // a held post's list is a recipient taken
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
   // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
   for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
@@ -451,7 +463,11 @@ async function send(s: State, from: string, arrival: Buffer, copies: readonly Co
     );
   }
   const lower = (rs: readonly string[]) => new Set(rs.map((r) => r.toLowerCase()));
-  return { failed: toReport, already: [...lower(already.rcpts)], all: lower(copies.flatMap((c) => c.rcpts)).size };
+  return {
+    failed: toReport,
+    already: [...lower(already.rcpts)],
+    all: lower([...copies.flatMap((c) => c.rcpts), ...holds.map((h) => h.list)]).size,
+  };
 }
 
 /**
@@ -581,7 +597,7 @@ function queueHook(
         const m: Incoming = { ...all, rcpts };
         const { result, done, retired } = await step(s, m, hop);
         if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-        const sent = await send(s, m.from, raw, result.copies, signal);
+        const sent = await send(s, m.from, raw, result.copies, signal, result.holds);
         if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
         return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
       }),

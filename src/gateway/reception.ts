@@ -12,7 +12,7 @@ import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-
 import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
-import type { Copy, GatewayDeps, HopResult } from './deps';
+import type { Copy, GatewayDeps, HeldPost, HopResult } from './deps';
 import { inspectArrival, releaseTime, releasedArrival, withInspectionResults } from './inspection';
 import type { RetiredUse } from './key-exchange';
 import { localCopies } from './local-copies';
@@ -67,11 +67,13 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
   const inspected = await inspectArrival(deps, raw, capsuleFor(deps.config.domain, capsules), head.from, rcpts);
   if (inspected.quarantined) return { copies: [], notices: [], quarantined: inspected.quarantined };
   const notices: RetiredUse[] = [];
+  const holds: HeldPost[] = [];
   const copies = await localCopies(
     deps,
     { message: inspected.message, rcpts, origin: { from: 'peer', chain }, verdicts: inspected.verdicts, sender: head.from },
     capsules,
     notices,
+    holds,
   );
-  return { copies, notices };
+  return { copies, notices, holds };
 }

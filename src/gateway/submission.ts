@@ -19,7 +19,7 @@ import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../env
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
-import type { Copy, GatewayDeps, HopResult, Origin } from './deps';
+import type { Copy, GatewayDeps, HeldPost, HopResult, Origin } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { inspectSubmission, withInspectionResults } from './inspection';
@@ -202,6 +202,8 @@ export async function submit(
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
   const copies: Copy[] = [];
+  // posts to moderated lists: held only when the copies are handed over, after every other recipient here was worked out
+  const holds: HeldPost[] = [];
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
@@ -211,6 +213,7 @@ export async function submit(
             { message, rcpts: list, origin, verdicts: inspected.verdicts, sender: head.from },
             capsules,
             notices,
+            holds,
           )),
         );
       } else {
@@ -225,6 +228,7 @@ export async function submit(
               { message: encrypted, rcpts: lists, origin, verdicts: inspected.verdicts, sender: head.from },
               listCapsulesIn(checkMessage(encrypted).headers),
               notices,
+              holds,
             )),
           );
         }
@@ -263,7 +267,7 @@ export async function submit(
     }
     copies.push({ rcpts: list, message: sealed, local: false });
   }
-  return { copies, mode, notices };
+  return { copies, mode, notices, holds };
 }
 
 /**

@@ -20,14 +20,16 @@
  */
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
-import type { Copy, ForLocal, GatewayDeps, ListPost, ListStep } from '../gateway/deps';
+import type { Copy, ForLocal, GatewayDeps, HeldPost, ListPost, ListStep } from '../gateway/deps';
+import type { EarlierAttempts, LocalDelivery } from '../gateway/delivery';
+import { DirectoryError, operatorErrorText } from '../directory/directory';
+import type { PeerEntry } from '../directory/peer-entry';
 import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
 import { noteRetired } from '../gateway/key-exchange';
 import { localCopies, plaintextOnce } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
-import { peerFor } from '../gateway/submission';
 import { type QuarantineStore, parseReleaseMarker } from '../inspect/quarantine';
 import { firstValue, splitHeaderBlock } from '../mail/header-block';
 
@@ -90,8 +92,8 @@ export function autoSubmitted(message: Buffer): boolean {
 
 export interface ListOutcome {
   readonly copies: Copy[];
-  /** The moderation id, when the post was held. */
-  readonly held?: string;
+  /** The post to hold for moderation, when the policy holds it: written by `writeHolds` once the message's answer is decided. */
+  readonly hold?: HeldPost;
   /** Why nothing was made (an automatic reply), when dropped. */
   readonly dropped?: string;
 }
@@ -138,7 +140,7 @@ export class Lists implements ListStep {
         throw new GatewayError('listNotMember', `${sender || 'the sender'} is not a member of ${address}`);
       }
       if (list.policy === 'moderated' && !list.moderators.includes(sender) && !released)
-        return { copies: [], held: await this.hold(deps, arrival, address) };
+        return { copies: [], hold: await this.heldPost(deps, arrival, address) };
     }
     message = withListFields(message, address);
     const copies: Copy[] = [];
@@ -162,18 +164,15 @@ export class Lists implements ListStep {
       // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
       copies.push(...(await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done)).copies);
     }
-    const peers = new Map<string, Awaited<ReturnType<typeof peerFor>>>();
-    for (const domain of new Set(remote.map(domainOf))) {
-      const found = await peerFor(deps, domain);
-      peers.set(domain, found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found));
-    }
+    const peers = new Map<string, PeerEntry | 'none'>();
+    for (const domain of new Set(remote.map(domainOf))) peers.set(domain, await this.memberPeer(deps, address, domain));
     // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) sent at once through keyd's batches
     // (POST /v1/batch, in requests of up to 64 operations, src/keyd/client-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
     const jobs: { member: string; target: ReencryptTarget; keyId: string }[] = [];
     for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
     for (const member of remote) {
       const peer = peers.get(domainOf(member))!;
-      if (peer === 'plain') {
+      if (peer === 'none') {
         // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
         this.log(`ssmax lists: ${address}: member ${member} is in ${domainOf(member)}, which publishes no SSMAX bundle; no copy`);
         continue;
@@ -252,22 +251,89 @@ export class Lists implements ListStep {
   }
 
   /**
-   * Holds a post for moderation, encrypted as it is (never decrypted here).
-   * A post from another organisation is kept as it arrived (its seals bind
-   * the list address); a local post is sealed first (seal i=1 binding the
-   * list address), so that its release re-enters like an arrival.
+   * The bundle of a remote member's organisation, for the list's copies. The
+   * encryption policy of submissions (`[policy]`) is not asked: it decides
+   * whether a submission may go in clear, and a list's copy never does. The
+   * directory's "no bundle" is the member's: `none` (no copy, a log line).
+   * Any other failure (unreachable, a bundle that does not verify, a fault)
+   * is for now: the post is answered 451 and the sender's retry makes every
+   * copy. The reply names the list, never the member's domain (the poster
+   * must not learn who the members are); the log names it.
    */
-  private async hold(deps: GatewayDeps, arrival: ForLocal, address: string): Promise<string> {
+  private async memberPeer(deps: GatewayDeps, address: string, domain: string): Promise<PeerEntry | 'none'> {
+    let found: PeerEntry;
+    try {
+      found = await deps.directory.lookup(domain);
+    } catch (err) {
+      if (err instanceof DirectoryError && err.code === 'none') return 'none';
+      this.log(
+        `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is unavailable (${operatorErrorText(err)}); post deferred`,
+      );
+      throw new GatewayError('bundleUnavailable', `an organisation of a member of ${address} (the gateway's log names it)`);
+    }
+    return deps.keyWatch ? deps.keyWatch.fresh(domain, found) : found;
+  }
+
+  /**
+   * The post to hold for moderation, encrypted as it is (never decrypted
+   * here); nothing is written yet (`hold`, called by `writeHolds` once the
+   * message's answer is decided). A post from another organisation is kept
+   * as it arrived (its seals bind the list address); a local post is sealed
+   * first (seal i=1 binding the list address), so that its release re-enters
+   * like an arrival.
+   */
+  private async heldPost(deps: GatewayDeps, arrival: ForLocal, address: string): Promise<HeldPost> {
     let message = arrival.message;
     if (arrival.origin.from === 'own') message = await addSeal(deps, message, arrival.origin, arrival.verdicts, [address]);
+    return { list: address, from: arrival.sender ?? '', message };
+  }
+
+  /** Writes a held post to the moderation store: its moderation id. Over a cap: the store's 4xx or 5xx (src/inspect/quarantine.ts). */
+  async hold(held: HeldPost): Promise<string> {
     const id = await this.moderation.hold({
       direction: 'inbound',
-      from: arrival.sender ?? '',
-      rcpts: [address],
-      rule: `list-moderation:${address}`,
-      message,
+      from: held.from,
+      rcpts: [held.list],
+      rule: `list-moderation:${held.list}`,
+      message: held.message,
     });
-    this.log(`ssmax lists: post to ${address} from ${arrival.sender ?? '?'} held for moderation as ${id}`);
+    this.log(`ssmax lists: post to ${held.list} from ${held.from || '?'} held for moderation as ${id}`);
     return id;
+  }
+}
+
+/**
+ * Writes the posts a message's list step held for moderation, at the point
+ * where its copies are handed over (src/gateway/plugin.ts): only once every
+ * other recipient of the message was worked out, so a message refused as a
+ * whole (5xx) or deferred (4xx) leaves nothing held. Each is written once per
+ * arrival and list, recorded like a copy handed over (delivery.ts `once`,
+ * under the attempt's `id` — for a local sender the submission as it came,
+ * taken before any sealing — with the list address as recipient): the
+ * sender's retry after a later step failed finds it written and holds it
+ * again neither in the store nor against its caps. A hold the store refuses
+ * (its caps) is the message's answer: nothing is recorded, the retry holds it.
+ */
+export async function writeHolds(
+  lists: ListStep | undefined,
+  delivery: Pick<LocalDelivery, 'once'>,
+  id: string,
+  holds: readonly HeldPost[],
+  signal?: AbortSignal,
+  already?: EarlierAttempts,
+): Promise<void> {
+  for (const held of holds) {
+    if (!lists) throw new GatewayError('internal', `a post to ${held.list} to hold without the list step`);
+    await delivery.once(
+      id,
+      [held.list],
+      signal,
+      async () => {
+        await lists.hold(held);
+        return { refused: [] };
+      },
+      (err) => (err instanceof GatewayError ? err : new GatewayError('internal', `cannot hold the post to ${held.list}: ${String(err)}`)),
+      already,
+    );
   }
 }
