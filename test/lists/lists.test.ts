@@ -415,6 +415,22 @@ describe('posting policy', () => {
     expect((await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id)).code).not.toBe(0);
   });
 
+  test('a post to a moderated and a members-only list from a non-member: 550 5.7.2 for the whole, nothing held (no moderator can release it)', async () => {
+    const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
+    const heldLines = async () => (await cli('list', 'held', '--state', state)).out.split('\n').filter(Boolean).length;
+    const before = await heldLines();
+    const p = profile(A, 'greg@a.example');
+    const sealed = await signAndEncrypt(p, post('greg@a.example', 'Both lists', 'nope', 'board@a.example, staff@a.example'), {
+      now: new Date(),
+    });
+    const r = await submitMessage(p, sealed, { to: ['board@a.example', 'staff@a.example'] }).then(
+      (ok) => ok.response,
+      (err: unknown) => String((err as { response?: string }).response ?? (err as Error).message),
+    );
+    expect(r).toMatch(/550 5\.7\.2 Posting to this list is restricted to its members/);
+    expect(await heldLines()).toBe(before);
+  });
+
   // A post that ALONE is over a byte cap can never be held: a 4xx would have the sender's server retry it for ever (this
   // test asserted 4xx before the permanent and the temporary case were told apart); it is refused for good.
   test("moderated, a post that alone is over the queue's byte cap ([lists] moderation_max_bytes): refused for good (5xx 5.3.4 naming the setting), neither held nor sent", async () => {
