@@ -108,6 +108,12 @@ export interface ForLocal {
 /** The list step (src/lists/expand.ts): a post to a list of this organisation, expanded per member, held for moderation, or dropped. */
 export interface ListStep {
   post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[] }>;
+  /**
+   * The capsule (its text) a released post opens with when it is not its own: the entry of the release its
+   * SSMAX-List-Release field names, re-encrypted to a newer key version while it was held (src/inspect/held-keys.ts);
+   * undefined otherwise (read only: the expansion still decides on the release, once).
+   */
+  releaseCapsule?(message: Buffer): string | undefined;
 }
 
 export interface ListPost {
