@@ -206,9 +206,11 @@ export function setupGateway(
   const held: [QuarantineStore, string][] = [[lists.moderation, 'list moderation']];
   if (inspection instanceof LocalInspector) held.unshift([inspection.quarantine, 'quarantine']);
   let heldRun: Promise<void> | undefined;
+  let closing = false;
   const moveHeld = () =>
     (heldRun ??= (async () => {
-      for (const [store, name] of held) if (store.heldCount() > 0) await moveHeldKeys(store, keyd, config.domain, name, log);
+      for (const [store, name] of held)
+        if (!closing && store.heldCount() > 0) await moveHeldKeys(store, keyd, config.domain, name, log, () => closing);
     })()
       .catch((err: unknown) => log(`ssmax held keys: run failed: ${(err as Error).message}`))
       .finally(() => (heldRun = undefined)));
@@ -230,6 +232,7 @@ export function setupGateway(
     keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
+      closing = true; // a run under way ends at its next entry (the rest is moved at the next start)
       clearInterval(heldTimer);
       clearImmediate(heldStart);
       await heldRun;

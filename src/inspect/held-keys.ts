@@ -40,7 +40,8 @@ function versionOf(keyId: string): number {
 
 /**
  * Moves every entry of `store` held under an older version of `domain`'s key to the current one. `name` names
- * the store in the log lines (`quarantine`, `list moderation`). Never throws: what fails is logged, and counted.
+ * the store in the log lines (`quarantine`, `list moderation`). What fails is logged, and counted. `stop`: asked
+ * before each entry; true ends the run there (the gateway closing), the entries not reached left for the next run.
  */
 export async function moveHeldKeys(
   store: QuarantineStore,
@@ -48,6 +49,7 @@ export async function moveHeldKeys(
   domain: string,
   name: string,
   log: (line: string) => void,
+  stop: () => boolean = () => false,
 ): Promise<HeldKeysRun> {
   let moved = 0;
   let failed = 0;
@@ -60,6 +62,7 @@ export async function moveHeldKeys(
   }
   const now = versionOf(current);
   for (const id of store.ids()) {
+    if (stop()) return { moved, failed, stopped: true };
     const meta = store.summary(id);
     if (!meta || meta.keyId === current) continue;
     let capsule: Capsule;

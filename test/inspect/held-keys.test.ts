@@ -204,3 +204,9 @@ test('keyd unreachable: the run stops at once, nothing is changed, and says it w
   expect(quarantine.page().entries).toEqual(before);
   expect(logged[logged.length - 1]).toMatch(/tried again later/);
 });
+
+test('a run asked to stop (the gateway closing) ends before the next entry, changing nothing', async () => {
+  const fresh = await hold(quarantine, await encrypted(plain())); // under the current version: would be recorded
+  expect(await moveHeldKeys(quarantine, keyd, DOMAIN, 'quarantine', log, () => true)).toEqual({ moved: 0, failed: 0, stopped: true });
+  expect(quarantine.summary(fresh)!.keyId).toBeUndefined();
+});
