@@ -126,6 +126,12 @@ export interface ListStep {
   post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[]; readonly hold?: HeldPost }>;
   /** Writes a held post to the moderation store (src/lists/expand.ts writeHolds): its moderation id. */
   hold(held: HeldPost): Promise<string>;
+  /**
+   * The capsule (its text) a released post opens with when it is not its own: the entry of the release its
+   * SSMAX-List-Release field names, re-encrypted to a newer key version while it was held (src/inspect/held-keys.ts);
+   * undefined otherwise (read only: the expansion still decides on the release, once).
+   */
+  releaseCapsule?(message: Buffer): string | undefined;
 }
 
 export interface ListPost {

@@ -11,7 +11,8 @@ import type { Capsule } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engine';
 import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
-import { capsulesOf, checkMessage } from '../mail/message-checks';
+import { parseCapsule } from '../envelope';
+import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import type { GatewayDeps } from './deps';
 
@@ -161,6 +162,24 @@ export function releaseTime(deps: GatewayDeps, raw: Buffer): Date | undefined {
   }
   const made = parseInt(marker.id.split('-')[1]!, 36);
   return Number.isSafeInteger(made) ? new Date(Math.min(made, now)) : undefined;
+}
+
+/**
+ * The capsules to open a released message with: those it carries, but for this organisation's the capsule its
+ * held entry keeps when it has one — the message's re-encrypted to a newer key version while it was held
+ * (src/inspect/held-keys.ts), since the version it arrived under may be destroyed by now. Only for a release
+ * under way in a store this process reads (the quarantine with inline inspection, the list moderation queue),
+ * named by its marker with its token; the message itself is unchanged (its seals cover the capsules it carries).
+ * A held message released through a remote inspector is not re-encrypted here: it keeps its own capsules.
+ */
+export function heldCapsules(deps: GatewayDeps, raw: Buffer, capsules: readonly Capsule[]): readonly Capsule[] {
+  if (capsules.length === 0) return capsules;
+  const { releaseId } = withoutRelease(raw);
+  const kept = (releaseId !== undefined ? deps.inspection?.releaseCapsule?.(releaseId) : undefined) ?? deps.lists?.releaseCapsule?.(raw);
+  if (kept === undefined) return capsules;
+  const own = capsuleFor(deps.config.domain, capsules);
+  const moved = parseCapsule(kept);
+  return capsules.map((c) => (c === own ? moved : c));
 }
 
 /** The message with an Authentication-Results line naming what this hop inspected (unchanged when nothing was). */

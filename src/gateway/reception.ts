@@ -13,7 +13,7 @@ import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
 import type { Copy, GatewayDeps, HeldPost, HopResult } from './deps';
-import { inspectArrival, releaseTime, releasedArrival, withInspectionResults } from './inspection';
+import { heldCapsules, inspectArrival, releaseTime, releasedArrival, withInspectionResults } from './inspection';
 import type { RetiredUse } from './key-exchange';
 import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
@@ -27,7 +27,8 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
   // a released arrival is judged as when it was held, not now (an operator may release it after max_seal_age_seconds)
   const at = releaseTime(deps, raw);
   const chain = await verifySeals(deps, raw, at);
-  const capsules = capsulesOf(head.headers);
+  // a released message whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
+  const capsules = heldCapsules(deps, raw, capsulesOf(head.headers));
   if (chain.result === 'none') {
     if (capsules.length > 0) {
       const released = await releasedArrival(deps, raw, capsuleFor(deps.config.domain, capsules));

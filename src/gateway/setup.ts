@@ -26,6 +26,7 @@ import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
+import { HELD_KEYS_INTERVAL_MS, moveHeldKeys } from '../inspect/held-keys';
 import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
@@ -201,6 +202,21 @@ export function setupGateway(
       'sealing certificate',
     ).start(),
   );
+  // held messages kept openable across key versions (src/inspect/held-keys.ts): at start, then hourly; one run at a time
+  const held: [QuarantineStore, string][] = [[lists.moderation, 'list moderation']];
+  if (inspection instanceof LocalInspector) held.unshift([inspection.quarantine, 'quarantine']);
+  let heldRun: Promise<void> | undefined;
+  let closing = false;
+  const moveHeld = () =>
+    (heldRun ??= (async () => {
+      for (const [store, name] of held)
+        if (!closing && store.heldCount() > 0) await moveHeldKeys(store, keyd, config.domain, name, log, () => closing);
+    })()
+      .catch((err: unknown) => log(`ssmax held keys: run failed: ${(err as Error).message}`))
+      .finally(() => (heldRun = undefined)));
+  const heldTimer = setInterval(moveHeld, HELD_KEYS_INTERVAL_MS);
+  heldTimer.unref();
+  const heldStart = setImmediate(moveHeld);
   const delivery = new LocalDelivery(
     config.delivery.host,
     config.delivery.port,
@@ -216,6 +232,10 @@ export function setupGateway(
     keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
+      closing = true; // a run under way ends at its next entry (the rest is moved at the next start)
+      clearInterval(heldTimer);
+      clearImmediate(heldStart);
+      await heldRun;
       for (const w of watches) w.stop();
       gatewayClient.close();
       inspectorClient?.close();

@@ -22,7 +22,7 @@ import { policyFor } from './config';
 import type { Copy, GatewayDeps, HeldPost, HopResult, Origin } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
-import { inspectSubmission, withInspectionResults } from './inspection';
+import { heldCapsules, inspectSubmission, withInspectionResults } from './inspection';
 import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
@@ -183,7 +183,8 @@ export async function submit(
   // sealing is the last change: what a later hop would add is added now (completion.ts)
   const completed = completeHeaders(message, deps.config.domain, deps.clock());
   if (completed !== message) head = checkMessage((message = completed));
-  const capsules = capsulesOf(head.headers);
+  // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
+  const capsules = heldCapsules(deps, message, capsulesOf(head.headers));
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   const capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);

@@ -57,6 +57,12 @@ export interface Inspector {
   releaseUnderWay?(value: string): boolean;
   /** When the entry of the release `value` names was held (ms since the epoch); undefined when it is not under way. Absent as releaseUnderWay. */
   releaseHeldAt?(value: string): number | undefined;
+  /**
+   * The capsule (its text) the entry of the release `value` names opens with when it is not the message's own: the
+   * message's capsule re-encrypted to a newer key version while it was held (src/inspect/held-keys.ts); undefined
+   * otherwise. Absent as releaseUnderWay.
+   */
+  releaseCapsule?(value: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -136,6 +142,16 @@ export class LocalInspector implements Inspector {
   releaseHeldAt(value: string): number | undefined {
     const marker = parseReleaseMarker(value);
     return marker === undefined ? undefined : this.d.quarantine.releaseHeldAt(marker.id, marker.token);
+  }
+
+  releaseCapsule(value: string): string | undefined {
+    const marker = parseReleaseMarker(value);
+    return marker === undefined ? undefined : this.d.quarantine.releaseCapsule(marker.id, marker.token);
+  }
+
+  /** The quarantine (the gateway moves its held messages' key versions: src/inspect/held-keys.ts). */
+  get quarantine(): QuarantineStore {
+    return this.d.quarantine;
   }
 
   private async consents(address: string): Promise<boolean> {

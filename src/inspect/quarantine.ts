@@ -103,6 +103,17 @@ export interface QuarantineEntry {
   readonly release?: { readonly token: string; readonly since: number; readonly until?: number };
   /** What an earlier release left (the recipients the gateway refused, and its answer). */
   readonly note?: string;
+  /**
+   * The version of the organisation's key the entry opens with, once the key migration looked at it
+   * (src/inspect/held-keys.ts): the message's own capsule's, or `capsule`'s when set.
+   */
+  readonly keyId?: string;
+  /**
+   * The message's capsule for this organisation re-encrypted by keyd to the newer version `keyId` (its text, as an
+   * SSMAX-Capsule field carries it), made when the version the message arrived under was retired: a release opens
+   * the message with it (the message itself is kept as it arrived: its seals and signatures cover its capsules).
+   */
+  readonly capsule?: string;
   /** The message, encrypted to the organisation's key. */
   readonly message: Uint8Array;
 }
@@ -458,6 +469,43 @@ export class QuarantineStore {
    */
   releaseHeldAt(id: string, token: string): number | undefined {
     return this.releaseUnderWay(id, token) ? this.meta.get(id)!.time : undefined;
+  }
+
+  /**
+   * The capsule the release `token` names opens its message with, read only: the entry's re-encrypted capsule
+   * (`capsule`, src/inspect/held-keys.ts), or undefined when `id` is not in that release or the message's own
+   * capsule still serves. The gateway uses it instead of the message's own (src/gateway/inspection.ts heldCapsules).
+   */
+  releaseCapsule(id: string, token: string): string | undefined {
+    return this.releaseUnderWay(id, token) ? this.meta.get(id)?.capsule : undefined;
+  }
+
+  /** The ids of every entry, oldest first, read a page at a time (the key migration's walk: an entry written meanwhile may be met or not). */
+  *ids(): Generator<string> {
+    let start: string | undefined;
+    for (;;) {
+      const keys = [...this.meta.getKeys({ ...(start !== undefined ? { start } : {}), limit: MAX_PAGE_SIZE + 1 })];
+      for (const k of keys) if (k !== start) yield k;
+      if (keys.length <= MAX_PAGE_SIZE) return;
+      start = keys[keys.length - 1];
+    }
+  }
+
+  /**
+   * Records which key version the entry opens with (`keyId`) and, when it is not the message's own capsule's, the
+   * capsule re-encrypted to it, in one write transaction: only while the entry still opens as `was` says (its
+   * `capsule` then; `null`: the message's own capsule), so a run that read it before another moved it does not
+   * write an older capsule back. The entry keeps its state and release: a release under way reads either capsule,
+   * and each opens the message. True when written; false when the entry is gone or was changed meanwhile.
+   */
+  async setKey(id: string, was: string | null, keyId: string, capsule?: string): Promise<boolean> {
+    return this.root.transaction(() => {
+      const e = this.meta.get(id);
+      if (!e || (e.capsule ?? null) !== was) return false;
+      const { capsule: _c, ...rest } = e;
+      this.meta.put(id, { ...rest, keyId, ...(capsule !== undefined ? { capsule } : {}) });
+      return true;
+    });
   }
 
   async delete(id: string): Promise<boolean> {

@@ -29,7 +29,9 @@ export type ReencryptTarget =
   | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
   | { kind: 'user'; address: string }
   /** A member of a list of this organisation (src/lists/): keyd checks membership; a member elsewhere names its organisation's certificate. */
-  | { kind: 'list'; list: string; member: string; certificate?: string; chain?: readonly string[]; crls?: readonly string[] };
+  | { kind: 'list'; list: string; member: string; certificate?: string; chain?: readonly string[]; crls?: readonly string[] }
+  /** This organisation's current key version, for a capsule under an older one (a held message kept past its version: src/inspect/held-keys.ts). */
+  | { kind: 'own-newer' };
 
 /** A list of this organisation as keyd resolves it for a post (src/keyd/lists.ts). */
 export interface ListFacts {
@@ -77,8 +79,9 @@ export interface UserFacts {
 /**
  * The target key a re-encryption proof is checked against: from the certificate the gateway chose
  * (a peer, or a list member elsewhere); a local user's or list member's as keyd, the registry's authority, names it.
+ * (`own-newer` is checked against the organisation's own certified key instead: `openReencryption`.)
  */
-function targetKeyOf(target: ReencryptTarget, answered: unknown): Uint8Array {
+function targetKeyOf(target: Exclude<ReencryptTarget, { kind: 'own-newer' }>, answered: unknown): Uint8Array {
   if (target.kind === 'peer') return encryptionPointOf(target.certificate);
   if (target.kind === 'list' && target.certificate) return encryptionPointOf(target.certificate);
   return new Uint8Array(Buffer.from(String(answered), 'hex'));
@@ -312,7 +315,9 @@ export class KeydOps {
         `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`,
       );
     const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
-    if (!verifyReencryption(this.group, await orgKey(), request, targetKeyOf(target, r.targetPublicKey), answer)) {
+    // a newer version of this organisation's key: the one the own bundle certifies for the key id keyd names, never keyd's own report
+    const targetKey = target.kind === 'own-newer' ? await this.certifiedKey(String(r.targetKeyId)) : targetKeyOf(target, r.targetPublicKey);
+    if (!verifyReencryption(this.group, await orgKey(), request, targetKey, answer)) {
       throw new GatewayError(
         'keydUnavailable',
         'key service answer refused: re-encryption proof does not verify: wrong key or wrong answer',

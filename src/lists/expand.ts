@@ -236,6 +236,12 @@ export class Lists implements ListStep {
     return { copies };
   }
 
+  releaseCapsule(message: Buffer): string | undefined {
+    const value = fieldOf(message, LIST_RELEASE_HEADER);
+    const marker = value === undefined ? undefined : parseReleaseMarker(value);
+    return marker === undefined ? undefined : this.moderation.releaseCapsule(marker.id, marker.token);
+  }
+
   /**
    * Whether the post carries a release field: false without one; true when
    * this store honours it (the entry's current release, once); refused
