@@ -53,7 +53,9 @@ export type FailReason =
   /** A seal's `cv=` contradicts its position (`none` only at i=1, `pass` after). */
   | 'cv-mismatch'
   /** The signature time lies in the future beyond the allowed clock skew. */
-  | 'time-in-future';
+  | 'time-in-future'
+  /** A user signature's time lies further in the past than the verifier accepts (`maxAgeSeconds`). */
+  | 'time-too-old';
 
 export type AuthOutcome =
   | { readonly result: 'pass' }

@@ -56,6 +56,12 @@ export type UserVerification = AuthOutcome & {
 export interface VerifyUserOptions extends ReadOptions {
   readonly lookup: CertificateLookup;
   readonly now: Clock;
+  /**
+   * The oldest `t=` accepted, in seconds before now (the sending gateway: [chain]
+   * max_seal_age_seconds, as for seals); without it, any past time. `t=` is the
+   * signer's own claim: a verifier judges the certificate at its own clock, never at `t=`.
+   */
+  readonly maxAgeSeconds?: number;
 }
 
 /** The single mailbox address of the single From field, lowercased; undefined otherwise. */
@@ -139,6 +145,15 @@ export async function verifyUser(message: Uint8Array, options: VerifyUserOptions
   const nowSeconds = unixSeconds(options.now);
   if (parsed.time > nowSeconds + CHAIN_LIMITS.maxClockSkewSeconds) {
     return userResult(fail('time-in-future', `Signature time ${parsed.time} is after ${nowSeconds}`), extra);
+  }
+  if (options.maxAgeSeconds !== undefined && parsed.time < nowSeconds - options.maxAgeSeconds) {
+    return userResult(
+      fail(
+        'time-too-old',
+        `Signature time ${parsed.time} is ${nowSeconds - parsed.time} s before ${nowSeconds}, over ${options.maxAgeSeconds} s`,
+      ),
+      extra,
+    );
   }
   let certificate;
   try {

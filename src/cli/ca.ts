@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
 import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
-import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
+import { type CaState, CaStateError, createCaState, readCaState, updateCaState } from '../pki/ca-state';
 import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry } from '../pki/crl';
 import {
   type SigningAuthority,
@@ -54,21 +54,42 @@ function writeOut(path: string, text: string, opts: { secret?: boolean; force?: 
   if (opts.secret) chmodSync(path, 0o600); // mode applies on creation only
 }
 
-function loadCa(dir: string, passphraseFile: string | undefined): { authority: SigningAuthority; state: CaState } {
-  return { authority: loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile), state: loadState(dir) };
+function loadAuthority(dir: string, passphraseFile: string | undefined): SigningAuthority {
+  return loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile);
 }
 
+function stateError(err: unknown): unknown {
+  if (!(err instanceof CaStateError)) return err;
+  const exit =
+    err.reason === 'missing' || err.reason === 'unreadable' ? EXIT.noInput : err.reason === 'busy' ? EXIT.tempFail : EXIT.dataErr;
+  return new CliError(err.message, exit);
+}
+
+/** Reads ca.json before changing it (a missing or malformed record is said before any other work). */
 function loadState(dir: string): CaState {
   try {
     return readCaState(dir);
   } catch (err) {
-    if (err instanceof CaStateError)
-      throw new CliError(err.message, err.reason === 'missing' || err.reason === 'unreadable' ? EXIT.noInput : EXIT.dataErr);
-    throw err;
+    throw stateError(err);
   }
 }
 
-const saveState = writeCaState;
+/** Changes ca.json under the CA folder's lock (src/pki/ca-state.ts): what another command changed meanwhile is kept. */
+async function changeState<T>(dir: string, change: (state: CaState) => T | Promise<T>): Promise<T> {
+  try {
+    return await updateCaState(dir, change);
+  } catch (err) {
+    throw stateError(err);
+  }
+}
+
+async function newState(dir: string, state: CaState): Promise<void> {
+  try {
+    await createCaState(dir, state);
+  } catch (err) {
+    throw stateError(err);
+  }
+}
 
 function parseCertificateFile(path: string, what: string): ParsedCertificate {
   try {
@@ -114,9 +135,8 @@ function validityUnder(issuer: ParsedCertificate | undefined, now: Date, days: n
   return { notBefore, notAfter };
 }
 
-function recordIssued(dir: string, state: CaState, cert: ParsedCertificate, domains?: string[]): void {
+function recordIssued(state: CaState, cert: ParsedCertificate, domains?: string[]): void {
   state.issued.push({ serial: cert.serial, subject: cert.subject, notAfter: cert.notAfter.toISOString(), ...(domains ? { domains } : {}) });
-  saveState(dir, state);
 }
 
 // ---------------------------------------------------------------------------
@@ -127,7 +147,12 @@ interface Sub {
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   readonly positionals?: boolean;
-  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[], io: CliIo, now: Date): number;
+  run(
+    values: Record<string, string | boolean | string[] | undefined>,
+    positionals: string[],
+    io: CliIo,
+    now: Date,
+  ): number | Promise<number>;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -161,7 +186,7 @@ Options:
     days: { type: 'string' },
     'passphrase-file': { type: 'string' },
   },
-  run(v, _p, io, now) {
+  async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
     mkdirSync(dir, { recursive: true });
     const passphrase = readPassphrase(str(v['passphrase-file']));
@@ -174,7 +199,7 @@ Options:
     });
     writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
     writeOut(join(dir, 'ca.cert.pem'), root.certificate.pem, { force: v.force === true });
-    saveState(dir, { kind: 'root', revoked: [], issued: [] });
+    await newState(dir, { kind: 'root', revoked: [], issued: [] });
     io.out(
       `Created root CA "${root.certificate.subject}" in ${dir} (serial ${root.certificate.serial}, until ${root.certificate.notAfter.toISOString()})`,
     );
@@ -209,36 +234,43 @@ Options:
     'passphrase-file': { type: 'string' },
     'second-ca-for-domain': { type: 'boolean' },
   },
-  run(v, _p, io, now) {
+  async run(v, _p, io, now) {
     const rootDir = need(v.root, 'root');
     const dir = need(v.dir, 'dir');
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
-    const { authority: root, state: rootState } = loadCa(rootDir, str(v['root-passphrase-file']));
+    const organisation = need(v.org, 'org');
+    const root = loadAuthority(rootDir, str(v['root-passphrase-file']));
+    loadState(rootDir); // a missing or malformed record is said before anything is made
     const wanted = new Set(domains.map((d) => d.toLowerCase()));
-    const clash = rootState.issued.find(
-      (i) => i.domains?.some((d) => wanted.has(d)) && new Date(i.notAfter) > now && !rootState.revoked.some((r) => r.serial === i.serial),
-    );
-    if (clash && v['second-ca-for-domain'] !== true) {
-      throw new CliError(
-        `Cannot create the organisation CA: the root already certified "${clash.subject}" (serial ${clash.serial}) for ${clash.domains!.filter((d) => wanted.has(d)).join(', ')}, valid until ${clash.notAfter}; revoke it first, or pass --second-ca-for-domain to certify a second CA for the same domain`,
-        EXIT.usage,
-      );
-    }
     const passphrase = readPassphrase(str(v['passphrase-file']));
-    const { privateKey } = generateP256KeyPair();
-    const org = createOrgCa(root, {
-      domains,
-      organisation: need(v.org, 'org'),
-      privateKey,
-      ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)),
+    // the check for another CA of these domains and the record of this one under the root folder's lock:
+    // two init-org at once for one domain cannot both pass the check
+    const { org, clash } = await changeState(rootDir, async (rootState) => {
+      const clash = rootState.issued.find(
+        (i) => i.domains?.some((d) => wanted.has(d)) && new Date(i.notAfter) > now && !rootState.revoked.some((r) => r.serial === i.serial),
+      );
+      if (clash && v['second-ca-for-domain'] !== true) {
+        throw new CliError(
+          `Cannot create the organisation CA: the root already certified "${clash.subject}" (serial ${clash.serial}) for ${clash.domains!.filter((d) => wanted.has(d)).join(', ')}, valid until ${clash.notAfter}; revoke it first, or pass --second-ca-for-domain to certify a second CA for the same domain`,
+          EXIT.usage,
+        );
+      }
+      const { privateKey } = generateP256KeyPair();
+      const org = createOrgCa(root, {
+        domains,
+        organisation,
+        privateKey,
+        ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)),
+      });
+      mkdirSync(dir, { recursive: true });
+      writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
+      writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
+      writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
+      await newState(dir, { kind: 'org', revoked: [], issued: [] });
+      recordIssued(rootState, org.certificate, [...wanted]);
+      return { org, clash };
     });
-    mkdirSync(dir, { recursive: true });
-    writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
-    writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
-    writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });
-    saveState(dir, { kind: 'org', revoked: [], issued: [] });
-    recordIssued(rootDir, rootState, org.certificate, [...wanted]);
     if (clash)
       io.err(
         `warning: ${[...wanted].join(', ')} now has a second organisation CA (the root also certified "${clash.subject}", serial ${clash.serial})`,
@@ -317,14 +349,15 @@ Options:
     domain: { type: 'string' },
     version: { type: 'string' },
   },
-  run(v, positionals, io, now) {
+  async run(v, positionals, io, now) {
     const kind = positionals[0] as IssueKind | undefined;
     if (!kind || !ISSUE_KINDS.includes(kind))
       throw new CliError(`Cannot issue "${kind ?? ''}": the kind must be one of ${ISSUE_KINDS.join(', ')}`, EXIT.usage);
     if (positionals.length > 1) throw new CliError(`Unexpected argument "${positionals[1]}"`, EXIT.usage);
     const dir = need(v.ca, 'ca');
     const out = need(v.out, 'out');
-    const { authority: ca, state } = loadCa(dir, str(v['ca-passphrase-file']));
+    const ca = loadAuthority(dir, str(v['ca-passphrase-file']));
+    loadState(dir); // a missing or malformed record is said before anything is written
     const validity = validityUnder(ca.certificate, now, positiveInt(str(v.days), 'days', 365));
     const secp = kind === 'encryption' || (kind === 'user' && str(v.purpose) === 'encryption');
     const given = publicKeyOption(str(v['public-key']));
@@ -385,7 +418,8 @@ Options:
         force: v.force === true,
       });
     writeOut(`${out}.cert.pem`, cert.pem, { force: v.force === true });
-    recordIssued(dir, state, cert);
+    const issued = cert;
+    await changeState(dir, (state) => recordIssued(state, issued));
     io.out(
       `Issued ${kind} certificate "${cert.subject}" serial ${cert.serial} until ${cert.notAfter.toISOString()}: ${out}.cert.pem${generated ? ` (key ${out}.key.pem)` : ''}`,
     );
@@ -399,9 +433,9 @@ const revoke: Sub = {
 
 Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
   options: { ...common, ca: { type: 'string' }, cert: { type: 'string' }, serial: { type: 'string' }, reason: { type: 'string' } },
-  run(v, _p, io, now) {
+  async run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
-    const state = loadState(dir);
+    loadState(dir); // a missing or malformed record is said first
     const caCert = parseCertificateFile(join(dir, 'ca.cert.pem'), 'CA certificate');
     let serial: string;
     if (str(v.cert)) {
@@ -416,10 +450,12 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
     const reason = str(v.reason) ?? 'unspecified';
     if (!isRevocationReason(reason))
       throw new CliError(`Cannot use reason "${reason}": one of ${Object.keys(REVOCATION_REASONS).join(', ')}`, EXIT.usage);
-    if (state.revoked.some((r) => r.serial === serial))
-      throw new CliError(`Cannot revoke serial "${serial}": already revoked`, EXIT.dataErr);
-    state.revoked.push({ serial, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(), reason });
-    saveState(dir, state);
+    // the check and the record under the CA folder's lock: a revocation another command records meanwhile is kept
+    await changeState(dir, (state) => {
+      if (state.revoked.some((r) => r.serial === serial))
+        throw new CliError(`Cannot revoke serial "${serial}": already revoked`, EXIT.dataErr);
+      state.revoked.push({ serial, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(), reason });
+    });
     io.out(`Revoked serial ${serial} (${reason}); run \`ssmax ca crl --ca ${dir}\` to publish`);
     return EXIT.ok;
   },
@@ -466,49 +502,61 @@ runs on another host, merge a fresh copy of keyd's file.`,
     merge: { type: 'string', multiple: true },
     'ca-passphrase-file': { type: 'string' },
   },
-  run(v, _p, io, now) {
+  async run(v, _p, io, now) {
     const dir = need(v.ca, 'ca');
-    const { authority, state } = loadCa(dir, str(v['ca-passphrase-file']));
+    const authority = loadAuthority(dir, str(v['ca-passphrase-file']));
+    loadState(dir); // a missing or malformed record is said first
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const out = str(v.out) ?? join(dir, 'crl.pem');
     const merged = list(v.merge);
     for (const f of merged) if (!existsSync(f)) throw new CliError(`Cannot merge "${f}": no such file`, EXIT.noInput);
-    // a copy ca.json names that is gone (its setup folder moved) is said, not a failure: the others still count
-    const copies = (state.crlCopies ?? []).filter((f) => {
-      if (existsSync(f)) return true;
-      io.err(`Note: the CRL copy "${f}" named in ca.json is not there; not merged`);
-      return false;
-    });
-    // one counter above every CRL of this CA written before, in any of its files (keyd renews its own: docs/operations.md)
-    const files = [...new Set([out, join(dir, 'crl.pem'), ...copies, ...merged])];
-    const current = files.map((f) => crlIn(f, authority));
-    const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
-    // a copy older than another CRL read here may be stale: keyd on another host writes its own file (docs/deploy.md, split layout)
-    const newest = Math.max(...current.map((c) => c.thisUpdate?.getTime() ?? 0));
-    for (const [i, f] of files.entries()) {
-      const at = current[i]!.thisUpdate;
-      if (at && at.getTime() < newest && (copies.includes(f) || merged.includes(f)))
-        io.err(
-          `Warning: the CRL copy "${f}" (thisUpdate ${at.toISOString()}) is older than another CRL of this CA read here (${new Date(newest).toISOString()}); if keyd runs on another host, merge a fresh copy of keyd's file (--merge) so that no revocation it made is lost`,
-        );
-    }
-    // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
-    for (const e of current.flatMap((c) => c.entries)) {
-      if (!state.revoked.some((r) => r.serial === e.serial))
+    const days = positiveInt(str(v.days), 'days', 7);
+    // ca.json and the CRL files read, numbered and written under the CA folder's lock: a revocation recorded
+    // meanwhile is not dropped, and two CRLs never get one number
+    const { number, entries, files } = await changeState(dir, (state) => {
+      // a copy ca.json names that is gone (its setup folder moved) is said, not a failure: the others still count
+      const copies = (state.crlCopies ?? []).filter((f) => {
+        if (existsSync(f)) return true;
+        io.err(`Note: the CRL copy "${f}" named in ca.json is not there; not merged`);
+        return false;
+      });
+      // one counter above every CRL of this CA written before, in any of its files (keyd renews its own: docs/operations.md)
+      const files = [...new Set([out, join(dir, 'crl.pem'), ...copies, ...merged])];
+      const current = files.map((f) => crlIn(f, authority));
+      const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
+      // a copy older than another CRL read here may be stale: keyd on another host writes its own file (docs/deploy.md, split layout)
+      const newest = Math.max(...current.map((c) => c.thisUpdate?.getTime() ?? 0));
+      for (const [i, f] of files.entries()) {
+        const at = current[i]!.thisUpdate;
+        if (at && at.getTime() < newest && (copies.includes(f) || merged.includes(f)))
+          io.err(
+            `Warning: the CRL copy "${f}" (thisUpdate ${at.toISOString()}) is older than another CRL of this CA read here (${new Date(newest).toISOString()}); if keyd runs on another host, merge a fresh copy of keyd's file (--merge) so that no revocation it made is lost`,
+          );
+      }
+      // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
+      const known = new Set(state.revoked.map((r) => r.serial));
+      for (const e of current.flatMap((c) => c.entries)) {
+        if (known.has(e.serial)) continue;
+        known.add(e.serial);
         state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
-    }
-    const entries: RevocationEntry[] = state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
-    const signed = createCrl(authority, {
-      entries,
-      thisUpdate,
-      nextUpdate: new Date(thisUpdate.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
-      crlNumber: number,
+      }
+      const entries: RevocationEntry[] = state.revoked.map((r) => ({
+        serial: r.serial,
+        revokedAt: new Date(r.revokedAt),
+        reason: r.reason,
+      }));
+      const signed = createCrl(authority, {
+        entries,
+        thisUpdate,
+        nextUpdate: new Date(thisUpdate.getTime() + days * DAY),
+        crlNumber: number,
+      });
+      if (existsSync(out) && !(str(v.out) === undefined || v.force === true))
+        throw new CliError(`Cannot write "${out}": the file exists (use --force to replace it)`, EXIT.cantCreate);
+      // atomically: the publisher, keyd and the gateways read this file while it is replaced
+      writeFileAtomic(out, signed.pem, 0o644);
+      return { number, entries, files };
     });
-    if (existsSync(out) && !(str(v.out) === undefined || v.force === true))
-      throw new CliError(`Cannot write "${out}": the file exists (use --force to replace it)`, EXIT.cantCreate);
-    // atomically: the publisher, keyd and the gateways read this file while it is replaced
-    writeFileAtomic(out, signed.pem, 0o644);
-    saveState(dir, state);
     const others = files.filter((f) => f !== out && existsSync(f));
     io.out(
       `Wrote CRL number ${number} of "${authority.certificate.subject}" with ${entries.length} revocation(s) to ${out}${others.length > 0 ? ` (merged ${others.join(', ')})` : ''}`,
@@ -755,7 +803,7 @@ export async function runCa(argv: string[], io: CliIo, now: Date = new Date()): 
     return EXIT.ok;
   }
   try {
-    return sub.run(parsed.values, parsed.positionals, io, now);
+    return await sub.run(parsed.values, parsed.positionals, io, now);
   } catch (err) {
     if (err instanceof CliError) throw err;
     // Library refusals (profile checks) are the user's input problems: report them as they are.

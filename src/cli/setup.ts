@@ -124,7 +124,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
     throw new CliError(`Cannot use --days "${values.days}": not a positive integer`, EXIT.usage);
   const passphrase = values['org-ca-passphrase-file'] ? readPassphrase(values['org-ca-passphrase-file']) : undefined;
   try {
-    const r = setupOrganisation({
+    const r = await setupOrganisation({
       dir: values.dir!,
       domain: values.domain!,
       orgCaDir: values['org-ca']!,

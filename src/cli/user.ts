@@ -11,7 +11,7 @@
 import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ParsedCertificate } from '../pki/certificate';
-import { type CaState, CaStateError, caStatePath, readCaState, writeCaState } from '../pki/ca-state';
+import { type CaState, CaStateError, caStatePath, readCaState, updateCaState } from '../pki/ca-state';
 import type { SigningAuthority } from '../pki/issue';
 import { UserError, type UserErrorCode } from '../user/errors';
 import { OpenError, openMessage } from '../user/open';
@@ -184,7 +184,7 @@ const EXIT_FOR: Record<UserErrorCode, number> = {
 function loadOrgCa(
   dir: string,
   passphraseFile: string | undefined,
-): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => void } {
+): { authority: SigningAuthority; record: (certs: ParsedCertificate[]) => Promise<void> } {
   const authority = loadSigningAuthority(join(dir, 'ca.cert.pem'), join(dir, 'ca.key.pem'), passphraseFile);
   let state: CaState | undefined;
   if (existsSync(caStatePath(dir))) {
@@ -198,11 +198,18 @@ function loadOrgCa(
   }
   return {
     authority,
-    // Keep the CA's record of issued serials (ssmax ca revoke and audits use it).
-    record: (certs) => {
+    // Keep the CA's record of issued serials (ssmax ca revoke and audits use it): read again and changed under the
+    // CA folder's lock, so what another command recorded since the check above is kept (src/pki/ca-state.ts)
+    record: async (certs) => {
       if (!state) return;
-      state.issued = [...state.issued, ...certs.map((c) => ({ serial: c.serial, subject: c.subject, notAfter: c.notAfter.toISOString() }))];
-      writeCaState(dir, state);
+      try {
+        await updateCaState(dir, (now) => {
+          for (const c of certs) now.issued.push({ serial: c.serial, subject: c.subject, notAfter: c.notAfter.toISOString() });
+        });
+      } catch (err) {
+        if (err instanceof CaStateError) throw new CliError(err.message, err.reason === 'busy' ? EXIT.tempFail : EXIT.dataErr);
+        throw err;
+      }
     },
   };
 }
@@ -271,7 +278,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         ...(days ? { validDays: Number(days) } : {}),
       });
       const profile = loadUserProfile(out);
-      ca.record([profile.signingCertificate, profile.encryptionCertificate]);
+      await ca.record([profile.signingCertificate, profile.encryptionCertificate]);
       io.err(`Created user profile for ${email} in ${out}; register it at keyd with the JSON below`);
       io.out(JSON.stringify(registration, null, 2));
       return EXIT.ok;

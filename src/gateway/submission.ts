@@ -89,16 +89,22 @@ export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEn
 
 /**
  * Checks the user signature of a submission against the sender's current certificate and
- * removes it; refuses a signature that does not verify, naming a revoked certificate as such.
+ * removes it; refuses a signature that does not verify, naming a revoked or expired certificate as such.
+ * A submission happens now: the certificate is judged at the gateway's clock, never at the signer's own
+ * `t=` (a backdated `t=` would make an expired or revoked certificate pass), and a `t=` older than
+ * [chain] max_seal_age_seconds is refused as a seal that old would be.
  */
 export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promise<Buffer> {
-  // why the lookup found no certificate, when it is the certificate's revocation (the lookup answers only
-  // "none" to verifyUser, and a throwing lookup would be a temporary failure)
+  const now = deps.clock();
+  // why the lookup found no certificate, when it is the certificate's revocation or expiry (the lookup answers
+  // only "none" to verifyUser, and a throwing lookup would be a temporary failure)
   let revoked: { revokedAt: Date; reason: string } | undefined;
+  let expired: Date | undefined;
   // a CRL file of [pki] crls that cannot be read: the check fails for now with its own reply, not as keyd's
   let crlFault: string | undefined;
   const result = await verifyUser(message, {
-    now: () => deps.clock().getTime(),
+    now: () => now.getTime(),
+    maxAgeSeconds: Math.floor(deps.config.chain.maxSealAgeMs / 1000),
     cpuBudgetMs: deps.config.cpuBudgetMs,
     lookup: async (req) => {
       const user = await deps.keyd.user(req.address ?? '', true); // the current certificate: a renewed one must verify at once
@@ -116,11 +122,12 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
         roots: deps.roots,
         crls,
         use: 'user-signing',
-        time: new Date(req.time * 1000),
+        time: now, // not req.time: that is the signer's claim
         cache: deps.validationCache,
       });
       // a user revoked through keyd is also suspended there: the revocation is the reason to give
       if (v.status === 'revoked') revoked = { revokedAt: v.revokedAt, reason: v.reason };
+      if (v.status === 'expired') expired = v.notAfter;
       if (v.status !== 'valid' || user.status !== 'active') return undefined;
       const cert = parseCertificate(user.signingCertificate);
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
@@ -130,6 +137,9 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
     throw crlFault !== undefined ? new GatewayError('crlUnreadable', crlFault) : new GatewayError('keydUnavailable', result.detail);
   if (result.result === 'fail' && result.reason === 'unknown-certificate' && revoked)
     throw new GatewayError('userCertificateRevoked', `revoked at ${revoked.revokedAt.toISOString()} (${revoked.reason})`);
+  if (result.result === 'fail' && result.reason === 'unknown-certificate' && expired)
+    throw new GatewayError('userCertificateExpired', `expired at ${expired.toISOString()}`);
+  if (result.result === 'fail' && result.reason === 'time-too-old') throw new GatewayError('userSignatureTooOld', result.detail);
   if (result.result !== 'pass')
     throw new GatewayError('signatureFailed', result.result === 'fail' ? `${result.reason}: ${result.detail}` : 'none');
   if (!result.signerMatchesFrom) throw new GatewayError('signerNotFrom');

@@ -20,10 +20,9 @@
  * containers with separate network namespaces sharing one volume do not see
  * each other's lock (docs/scaling.md).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Server, createConnection, createServer } from 'node:net';
+import { type FolderLockKind, bindLock, folderLockName, folderSecret, lockHolder } from '../fs/folder-lock';
 
 /** Another keyd holds the store. */
 export class StoreInUseError extends Error {
@@ -45,69 +44,22 @@ export interface StoreLock {
 /** Whether the store lock is supported here (Linux: the abstract socket namespace). */
 export const STORE_LOCK_SUPPORTED = process.platform === 'linux';
 
-/** Where the store's lock secret is kept. */
-const secretFile = (dataDir: string): string => join(dataDir, 'keyd-lock.secret');
-
-/** The store's lock secret: made once, atomically (written aside, then linked into place; the first link wins). */
-function lockSecret(dataDir: string): string {
-  const file = secretFile(dataDir);
-  if (!existsSync(file)) {
-    const aside = `${file}.${process.pid}.${randomBytes(6).toString('hex')}`;
-    writeFileSync(aside, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-    try {
-      linkSync(aside, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another keyd made it first: theirs counts
-    } finally {
-      unlinkSync(aside);
-    }
-  }
-  return readFileSync(file, 'utf8').trim();
-}
-
-function nameOf(dataDir: string, secret: string): string {
-  const { dev, ino } = statSync(dataDir);
-  return `\0ssmax-keyd-store-${createHash('sha256').update(`${dev}:${ino}:${secret}`).digest('hex').slice(0, 40)}`;
-}
+/** The store's lock (src/fs/folder-lock.ts): its secret `keyd-lock.secret` in the store folder. */
+const STORE: FolderLockKind = { secretFile: 'keyd-lock.secret', prefix: 'ssmax-keyd-store-' };
 
 /** The lock's name for the keyd about to run on `dataDir` (the folder and its secret made if missing). */
 function lockName(dataDir: string): string {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return nameOf(dataDir, lockSecret(dataDir));
+  return folderLockName(dataDir, STORE, folderSecret(dataDir, STORE));
 }
 
 /** The pid of the keyd holding `dataDir`, or undefined when none does (or the platform has no lock). */
 export async function storeHolder(dataDir: string, timeoutMs = 2000): Promise<number | undefined> {
   // nothing is made here: without the secret no keyd ever ran on this folder (the one that runs made it first)
-  const file = secretFile(dataDir);
+  const file = join(dataDir, STORE.secretFile);
   if (!STORE_LOCK_SUPPORTED || !existsSync(file)) return undefined;
-  const secret = readFileSync(file, 'utf8').trim();
-  return holderOf(nameOf(dataDir, secret), timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
-}
-
-function holderOf(name: string, timeoutMs: number): Promise<{ held: boolean; pid?: number }> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ path: name });
-    let text = '';
-    let connected = false;
-    const done = (r: { held: boolean; pid?: number }) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(r);
-    };
-    const timer = setTimeout(() => done({ held: connected }), timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => (connected = true));
-    socket.on('data', (d: string) => {
-      text += d;
-      if (text.length > 64) done({ held: true });
-    });
-    socket.on('end', () => {
-      const pid = Number(/^pid (\d{1,10})\n/.exec(text)?.[1]);
-      done(Number.isSafeInteger(pid) && pid > 0 ? { held: true, pid } : { held: true });
-    });
-    socket.on('error', () => done({ held: connected }));
-  });
+  const name = folderLockName(dataDir, STORE, readFileSync(file, 'utf8').trim());
+  return lockHolder(name, timeoutMs).then((h) => (h.held ? (h.pid ?? -1) : undefined));
 }
 
 /**
@@ -121,28 +73,8 @@ export async function lockStore(dataDir: string, warn?: (line: string) => void):
     return { release: () => Promise.resolve() };
   }
   const name = lockName(dataDir);
-  const server: Server = createServer((socket) => {
-    socket.on('error', () => undefined);
-    socket.end(`pid ${process.pid}\n`);
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ path: name, exclusive: true }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    const h = await holderOf(name, 2000);
-    throw new StoreInUseError(dataDir, h.pid);
-  }
-  server.unref(); // the lock never keeps the process alive by itself
-  return {
-    release: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-      }),
-  };
+  const lock = await bindLock(name);
+  if (lock) return lock;
+  const h = await lockHolder(name, 2000);
+  throw new StoreInUseError(dataDir, h.pid);
 }

@@ -62,6 +62,10 @@ export const REPLIES = {
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
   /** RFC 3463 X.7.5: the key information needed to validate the message is not valid (as for a revoked sealing certificate). */
   userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
+  /** As revoked: the signing certificate is not valid now (a submission is judged at the gateway's clock, never at the signer's t=). */
+  userCertificateExpired: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate has expired" },
+  /** RFC 7372 X.7.21 (no acceptable signature): t= older than [chain] max_seal_age_seconds. */
+  userSignatureTooOld: { code: 550, status: '5.7.21', text: 'User signature older than this gateway accepts' },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
   nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
   /** Null-sender mail from a trusted relay that is no delivery status report of a mail system (src/gateway/relay-notice.ts). */

@@ -6,6 +6,13 @@
  * The file is replaced atomically (src/fs/atomic.ts): a crash leaves the old
  * record or the new, never a torn one.
  *
+ * Every change is a read, a change and a write under the CA folder's lock
+ * (src/fs/folder-lock.ts; its secret `ca-lock.secret` in the folder): two
+ * commands at once (two `ssmax ca revoke`, a revoke and an `ssmax user init`)
+ * each see the other's change, so none is lost. A command that also reads or
+ * writes the CA's CRL files does so inside the same lock, so two CRLs never get
+ * one number. There is no writer outside updateCaState and createCaState.
+ *
  * The CRL number is not kept here: the one counter is the CRL number of the
  * CA's CRL file, which keyd's renewals and `ssmax registry revoke` advance too
  * (docs/operations.md, "Renewals"). A `crlNumber` in an older ca.json is read
@@ -15,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, errnoText } from '../errors/errno';
 import { writeFileAtomic } from '../fs/atomic';
+import { type FolderLockKind, FolderBusyError, withFolderLock } from '../fs/folder-lock';
 import type { RevocationReason } from './crl';
 
 export interface CaRevocation {
@@ -48,7 +56,7 @@ export interface CaState {
 /** Why a ca.json could not be used: missing, unreadable, not JSON, or not a CA record. */
 export class CaStateError extends Error {
   constructor(
-    readonly reason: 'missing' | 'unreadable' | 'not-json' | 'malformed',
+    readonly reason: 'missing' | 'unreadable' | 'not-json' | 'malformed' | 'busy',
     readonly path: string,
     message: string,
   ) {
@@ -96,8 +104,49 @@ export function readCaState(dir: string): CaState {
   return state as CaState;
 }
 
-/** Replaces the record of the CA in `dir` atomically; a legacy `crlNumber` is dropped (the CRL file holds the counter). */
-export function writeCaState(dir: string, state: CaState): void {
+/** Replaces the record of the CA in `dir` atomically; a legacy `crlNumber` is dropped (the CRL file holds the counter). Only under the lock. */
+function writeCaState(dir: string, state: CaState): void {
   const { crlNumber: _legacy, ...rest } = state;
   writeFileAtomic(caStatePath(dir), `${JSON.stringify(rest, null, 2)}\n`, 0o644);
+}
+
+/** The CA folder's lock (src/fs/folder-lock.ts). */
+const CA_LOCK: FolderLockKind = { secretFile: 'ca-lock.secret', prefix: 'ssmax-ca-folder-' };
+
+/** How long a command waits for another holding the CA folder (the changes take milliseconds; signing a large CRL a few seconds). */
+export const CA_LOCK_WAIT_MS = 30_000;
+
+/**
+ * Runs `fn` holding the lock of the CA folder `dir` (for a CRL file kept in a
+ * folder without ca.json, the lock of that folder); CaStateError 'busy' when
+ * another command holds it for longer than CA_LOCK_WAIT_MS.
+ */
+export async function withCaFolderLock<T>(dir: string, fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await withFolderLock(dir, CA_LOCK, CA_LOCK_WAIT_MS, fn);
+  } catch (err) {
+    if (err instanceof FolderBusyError)
+      throw new CaStateError('busy', caStatePath(dir), `Cannot change CA state "${caStatePath(dir)}": ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * Changes the record of the CA in `dir`: under the folder's lock, reads it,
+ * runs `change` on it (which may read and write the CA's CRL files too), and
+ * writes it back before the lock is released. When `change` throws, nothing is
+ * written. Returns what `change` returns.
+ */
+export function updateCaState<T>(dir: string, change: (state: CaState) => T | Promise<T>): Promise<T> {
+  return withCaFolderLock(dir, async () => {
+    const state = readCaState(dir);
+    const result = await change(state);
+    writeCaState(dir, state);
+    return result;
+  });
+}
+
+/** Writes the first record of a new CA in `dir` (or replaces one: init with --force), under the folder's lock. */
+export function createCaState(dir: string, state: CaState): Promise<void> {
+  return withCaFolderLock(dir, () => writeCaState(dir, state));
 }

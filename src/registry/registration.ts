@@ -23,8 +23,9 @@
  * every call.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic';
-import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
+import { type CaState, CaStateError, updateCaState, withCaFolderLock } from '../pki/ca-state';
 import { parseCertificate } from '../pki/certificate';
 import { createCrl, parseCrl, type RevocationEntry, type RevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -158,8 +159,32 @@ export interface CrlUpdate {
   readonly caDir?: string;
 }
 
-/** Adds revocations to the CA's CRL: reads the current file, signs the next CRL number, replaces the file. */
-export function revokeSerials(serials: readonly string[], reason: RevocationReason, u: CrlUpdate): { crlNumber: bigint; added: string[] } {
+/**
+ * Adds revocations to the CA's CRL: reads the current file, signs the next CRL number, replaces the file.
+ * All of it under one lock (src/pki/ca-state.ts): the CA folder's when there is one (its ca.json records the
+ * revocations too), else the CRL file's folder; two revocations at once both reach the CRL, under two numbers.
+ */
+export async function revokeSerials(
+  serials: readonly string[],
+  reason: RevocationReason,
+  u: CrlUpdate,
+): Promise<{ crlNumber: bigint; added: string[] }> {
+  try {
+    if (u.caDir) return await updateCaState(u.caDir, (caJson) => revokeInCrl(serials, reason, u, caJson));
+    return await withCaFolderLock(dirname(u.crlFile), () => revokeInCrl(serials, reason, u, undefined));
+  } catch (err) {
+    if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
+    throw err;
+  }
+}
+
+/** revokeSerials, under its lock; `caJson` (the CA folder's record) gets the new revocations too. */
+function revokeInCrl(
+  serials: readonly string[],
+  reason: RevocationReason,
+  u: CrlUpdate,
+  caJson: CaState | undefined,
+): { crlNumber: bigint; added: string[] } {
   const thisUpdate = new Date(Math.floor(u.now.getTime() / 1000) * 1000);
   const entries = new Map<string, RevocationEntry>();
   let number = 0n;
@@ -179,14 +204,7 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
     for (const [s, e] of current.entries) entries.set(s, e);
     number = current.crlNumber ?? 0n;
   }
-  let caJson: CaState | undefined;
-  if (u.caDir) {
-    try {
-      caJson = readCaState(u.caDir);
-    } catch (err) {
-      if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
-      throw err;
-    }
+  if (caJson) {
     for (const r of caJson.revoked)
       if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
     if (BigInt(caJson.crlNumber ?? 0) > number) number = BigInt(caJson.crlNumber ?? 0);
@@ -204,22 +222,27 @@ export function revokeSerials(serials: readonly string[], reason: RevocationReas
     crlNumber: number + 1n,
   });
   writeFileAtomic(u.crlFile, crl.pem, 0o644);
-  if (u.caDir && caJson) recordInCaDir(u.caDir, added, thisUpdate, reason);
+  if (caJson) addRevocations(caJson, added, thisUpdate, reason); // written by updateCaState once this returns
   return { crlNumber: number + 1n, added };
 }
 
-/** Records revocations in an `ssmax ca` directory's ca.json (so a later `ssmax ca crl` keeps them); drops its legacy counter. */
-export function recordInCaDir(caDir: string, serials: readonly string[], revokedAt: Date, reason: RevocationReason): void {
-  let caJson: CaState;
+function addRevocations(caJson: CaState, serials: readonly string[], revokedAt: Date, reason: RevocationReason): void {
+  const known = new Set(caJson.revoked.map((r) => r.serial));
+  for (const s of serials) {
+    if (known.has(s)) continue;
+    known.add(s);
+    caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
+  }
+}
+
+/** Records revocations in an `ssmax ca` directory's ca.json (so a later `ssmax ca crl` keeps them), under its lock; drops its legacy counter. */
+export async function recordInCaDir(caDir: string, serials: readonly string[], revokedAt: Date, reason: RevocationReason): Promise<void> {
   try {
-    caJson = readCaState(caDir);
+    await updateCaState(caDir, (caJson) => addRevocations(caJson, serials, revokedAt, reason));
   } catch (err) {
     if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
     throw err;
   }
-  for (const s of serials)
-    if (!caJson.revoked.some((r) => r.serial === s)) caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
-  writeCaState(caDir, caJson); // atomic; the legacy counter is dropped
 }
 
 export interface RevokeUserOptions {
@@ -253,7 +276,7 @@ export async function revokeUser(opts: RevokeUserOptions): Promise<RevokedUser> 
       { reason },
     );
     if (opts.caDir && r.added.length > 0)
-      recordInCaDir(opts.caDir, r.added, new Date(Math.floor(opts.now.getTime() / 1000) * 1000), reason);
+      await recordInCaDir(opts.caDir, r.added, new Date(Math.floor(opts.now.getTime() / 1000) * 1000), reason);
     return { user: r.user, revoked: r.added, crlNumber: BigInt(r.crlNumber), crlFile: r.crl, signer: 'keyd' };
   } catch (err) {
     if (!(err instanceof KeydClientError)) throw err;
@@ -263,6 +286,6 @@ export async function revokeUser(opts: RevokeUserOptions): Promise<RevokedUser> 
   const before = await getUser(opts.keyd, opts.address);
   const user = before.status === 'suspended' ? before : await setUserStatus(opts.keyd, opts.address, 'suspended');
   const serials = certificateSerials(before);
-  const { crlNumber, added } = revokeSerials(serials, reason, u);
+  const { crlNumber, added } = await revokeSerials(serials, reason, u);
   return { user, revoked: added, crlNumber, crlFile: u.crlFile, signer: 'local' };
 }

@@ -26,7 +26,7 @@ import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
 import { wrapOrgCaKey } from '../keyd/org-ca-key';
 import { parseCertificate } from '../pki/certificate';
-import { type CaState, CaStateError, readCaState, writeCaState } from '../pki/ca-state';
+import { type CaState, CaStateError, readCaState, updateCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
 import { createCrl, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
@@ -225,7 +225,7 @@ function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; ro
   return { ca: { certificate, privateKey }, rootPem: root.pem, state };
 }
 
-export function setupOrganisation(opts: SetupOptions): SetupResult {
+export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult> {
   const now = opts.now ?? new Date();
   const domain = opts.domain.toLowerCase();
   if (!/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/.test(domain))
@@ -254,7 +254,7 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
   ] as const)
     if (!/^https:\/\/[^/]+\/?$/.test(v)) throw new SetupError(`${what} must be https://host:port (got "${v}")`, 'usage');
 
-  const { ca, rootPem, state } = loadOrgCa(orgCaDir, opts.orgCaPassphrase);
+  const { ca, rootPem } = loadOrgCa(orgCaDir, opts.orgCaPassphrase);
   const rootCrlPem = readFile(resolve(opts.rootCrl), 'root CRL');
   if (!/-----BEGIN X509 CRL-----/.test(rootCrlPem)) throw new SetupError(`"${opts.rootCrl}" is not a CRL (PEM "X509 CRL")`);
   const caPem = ca.certificate.pem;
@@ -286,19 +286,26 @@ export function setupOrganisation(opts: SetupOptions): SetupResult {
 
   // pki/: public material; the org CA's first CRL (the CA's state records its number)
   // one CRL counter: the number in the CA's crl.pem (keyd's renewals and ssmax ca crl continue it); ca.json's is a legacy floor
+  // numbered and written under the CA folder's lock (src/pki/ca-state.ts), as ssmax ca crl does: no CRL number twice
   const caCrl = join(orgCaDir, 'crl.pem');
-  const fileNumber = existsSync(caCrl) ? Number(parseCrl(readFileSync(caCrl, 'utf8')).crlNumber ?? 0n) : 0;
-  const crlNumber = Math.max(Number(state.crlNumber) || 0, fileNumber) + 1;
-  const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
-  write('pki/root.pem', rootPem);
-  write('pki/org-ca.pem', caPem);
-  write('pki/org-ca.crl.pem', orgCrl.pem);
-  write('pki/root.crl.pem', rootCrlPem);
-  // the CA folder learns where keyd's copy of its CRL is: ssmax ca crl merges it (revocations keyd made, its number)
-  const keydCrl = join(dir, 'pki', 'org-ca.crl.pem');
-  state.crlCopies = [...new Set([...(state.crlCopies ?? []), keydCrl])];
-  writeCaState(orgCaDir, state);
-  writeFileAtomic(join(orgCaDir, 'crl.pem'), orgCrl.pem);
+  try {
+    await updateCaState(orgCaDir, (state) => {
+      const fileNumber = existsSync(caCrl) ? Number(parseCrl(readFileSync(caCrl, 'utf8')).crlNumber ?? 0n) : 0;
+      const crlNumber = Math.max(Number(state.crlNumber) || 0, fileNumber) + 1;
+      const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
+      write('pki/root.pem', rootPem);
+      write('pki/org-ca.pem', caPem);
+      write('pki/org-ca.crl.pem', orgCrl.pem);
+      write('pki/root.crl.pem', rootCrlPem);
+      // the CA folder learns where keyd's copy of its CRL is: ssmax ca crl merges it (revocations keyd made, its number)
+      const keydCrl = join(dir, 'pki', 'org-ca.crl.pem');
+      state.crlCopies = [...new Set([...(state.crlCopies ?? []), keydCrl])];
+      writeFileAtomic(caCrl, orgCrl.pem);
+    });
+  } catch (err) {
+    if (err instanceof CaStateError) throw new SetupError(`Cannot use the org CA: ${err.message}`);
+    throw err;
+  }
   const seal = generateP256KeyPair();
   write('pki/seal.cert.pem', issueSealingCertificate(ca, { ...validity, domain, host: `mx.${domain}`, publicKey: seal.publicKey }).pem);
 

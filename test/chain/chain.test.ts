@@ -125,6 +125,24 @@ describe('user signature (hop 0)', () => {
     expect(await verifyUser(signed.message, opts)).toMatchObject({ result: 'fail', reason: 'time-in-future' });
   });
 
+  it('fails with time-too-old when maxAgeSeconds is given and t= is older, before any certificate is looked up', async () => {
+    const signed = await signUser(sampleMessage(), {
+      signer: ALICE,
+      certRef: alice.certRef,
+      privateKey: alice.keys.privateKey,
+      now: () => now() - 3601_000,
+    });
+    let looked = false;
+    const lookup: typeof opts.lookup = (req) => ((looked = true), opts.lookup(req));
+    expect(await verifyUser(signed.message, { ...opts, lookup, maxAgeSeconds: 3600 })).toMatchObject({
+      result: 'fail',
+      reason: 'time-too-old',
+    });
+    expect(looked).toBe(false);
+    expect(await verifyUser(signed.message, { ...opts, maxAgeSeconds: 3602 })).toMatchObject({ result: 'pass' });
+    expect(await verifyUser(signed.message, opts)).toMatchObject({ result: 'pass' }); // no bound given: any past time
+  });
+
   it('refuses to sign a message without From, or with two', async () => {
     const noFrom = Buffer.from('To: b@b.example\r\nSubject: x\r\n\r\nhi\r\n');
     await expect(signUser(noFrom, { signer: ALICE, certRef: alice.certRef, privateKey: alice.keys.privateKey, now })).rejects.toThrow(

@@ -7,7 +7,11 @@
  * user's certificate, the next check refuses the submission with its own
  * reply, 550 5.7.5 naming the revocation, not as an unknown certificate; a CRL
  * file that cannot be read is 451 4.7.0 "Revocation list unreadable", not
- * keyd's "Key service unavailable". keyd's facts are a stub here
+ * keyd's "Key service unavailable". A submission happens now: the certificate
+ * is judged at the gateway's clock, not at the signer's t= (a backdated t=
+ * does not make an expired or revoked certificate pass; an expired one is
+ * named as such, 550 5.7.5), and a t= older than [chain] max_seal_age_seconds
+ * is 550 5.7.21. keyd's facts are a stub here
  * (this is the gateway module's decision; keyd's revocation itself:
  * keyd/revoke-user.test.ts).
  */
@@ -27,6 +31,8 @@ import { CrlFiles } from '../../src/pki/crl-files';
 import { NOW, crlFor, makeWorld, validity } from '../pki/fixtures';
 
 const world = makeWorld();
+const MAX_AGE_S = 518_400; // [chain] max_seal_age_seconds, its default
+const DAY = 86_400_000;
 const key = generateP256KeyPair();
 const cert = issueUserCertificate(world.orgA, {
   email: 'alice@a.example',
@@ -59,7 +65,7 @@ beforeEach(() => {
     signingCertificate: cert.pem,
   };
   deps = {
-    config: { cpuBudgetMs: 5000 },
+    config: { cpuBudgetMs: 5000, chain: { maxSealAgeMs: MAX_AGE_S * 1000, resealers: [] } },
     keyd: { user: () => Promise.resolve(facts) },
     roots: [world.root.certificate.pem],
     intermediates: [world.orgA.certificate.pem],
@@ -72,11 +78,11 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function signed(privateKey = key.privateKey): Promise<Buffer> {
+async function signed(privateKey = key.privateKey, at = NOW, signer = cert): Promise<Buffer> {
   const message = Buffer.from(
     'From: alice@a.example\r\nTo: bob@b.example\r\nSubject: hello\r\nDate: Mon, 01 Jun 2026 12:00:00 +0000\r\nMessage-ID: <r-1@a.example>\r\n\r\nHello\r\n',
   );
-  return (await signUser(message, { signer: 'alice@a.example', certRef: certificateRef(cert.der), privateKey, now: () => NOW.getTime() }))
+  return (await signUser(message, { signer: 'alice@a.example', certRef: certificateRef(signer.der), privateKey, now: () => at.getTime() }))
     .message;
 }
 
@@ -143,4 +149,48 @@ test('not revoked: a suspended user, a user without a certificate and a forged s
   expect(await reply(await signed(generateP256KeyPair().privateKey))).toMatch(
     /^550 5\.7\.20 User signature does not verify: signature-invalid/,
   );
+});
+
+describe('the certificate is judged at the gateway clock, not at the t= the signer claims', () => {
+  // alice's signing certificate expired two days ago
+  const expiredCert = issueUserCertificate(world.orgA, {
+    email: 'alice@a.example',
+    pseudonym: 'u-41ce',
+    code: 'E-20001',
+    purpose: 'signing',
+    publicKey: key.publicKey,
+    notBefore: validity.notBefore,
+    notAfter: new Date(NOW.getTime() - 2 * DAY),
+  });
+  const expiredReply = `550 5.7.5 User signature refused: the sender's signing certificate has expired: expired at ${new Date(NOW.getTime() - 2 * DAY).toISOString()}`;
+
+  test('an expired certificate, signed now: 550 5.7.5 naming the expiry, not "No certificate for c="', async () => {
+    facts = { ...facts, signingCertificate: expiredCert.pem };
+    expect(await reply(await signed(key.privateKey, NOW, expiredCert))).toBe(expiredReply);
+  });
+
+  test('an expired certificate with t= backdated to before its expiry: the same refusal', async () => {
+    facts = { ...facts, signingCertificate: expiredCert.pem };
+    expect(await reply(await signed(key.privateKey, new Date(NOW.getTime() - 3 * DAY), expiredCert))).toBe(expiredReply);
+  });
+
+  test('revoked for a reason other than key compromise (unspecified), t= backdated to before the revocation: refused as revoked', async () => {
+    // the CRL signed when the certificate was revoked, a day ago (a CRL older than t= would count whatever the reason)
+    const at = new Date(NOW.getTime() - DAY);
+    const crl = crlFor(world.orgA, [{ serial: cert.serial, revokedAt: at, reason: 'unspecified' }], 2, at);
+    writeFileSync(`${orgCrl}.new`, crl.pem);
+    renameSync(`${orgCrl}.new`, orgCrl);
+    expect(await reply(await signed(key.privateKey, new Date(NOW.getTime() - 2 * DAY)))).toBe(
+      `550 5.7.5 User signature refused: the sender's signing certificate is revoked: revoked at ${new Date(NOW.getTime() - DAY).toISOString()} (unspecified)`,
+    );
+  });
+
+  test('t= older than [chain] max_seal_age_seconds: 550 5.7.21, whatever the certificate; just within it: accepted', async () => {
+    const old = new Date(NOW.getTime() - (MAX_AGE_S + 1) * 1000);
+    expect(await reply(await signed(key.privateKey, old))).toMatch(/^550 5\.7\.21 User signature older than this gateway accepts: /);
+    facts = { ...facts, signingCertificate: expiredCert.pem };
+    expect(await reply(await signed(key.privateKey, new Date('2026-04-30T00:00:00Z'), expiredCert))).toMatch(/^550 5\.7\.21 /);
+    facts = { ...facts, signingCertificate: cert.pem };
+    expect(await reply(await signed(key.privateKey, new Date(NOW.getTime() - MAX_AGE_S * 1000)))).toBe('accepted');
+  });
 });

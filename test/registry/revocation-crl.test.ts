@@ -29,10 +29,10 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
   const crlFile = join(org, 'crl.pem');
   const first = parseCrl(readFileSync(crlFile, 'utf8'));
 
-  const r = revokeSerials(['0a0b0c', '1d1e'], 'affiliationChanged', { ca, crlFile, days: 7, now: new Date(), caDir: org });
+  const r = await revokeSerials(['0a0b0c', '1d1e'], 'affiliationChanged', { ca, crlFile, days: 7, now: new Date(), caDir: org });
   expect(r.added).toEqual(['0a0b0c', '1d1e']);
   expect(r.crlNumber).toBe((first.crlNumber ?? 0n) + 1n);
-  const again = revokeSerials(['0a0b0c', '2f'], 'keyCompromise', { ca, crlFile, days: 7, now: new Date(), caDir: org });
+  const again = await revokeSerials(['0a0b0c', '2f'], 'keyCompromise', { ca, crlFile, days: 7, now: new Date(), caDir: org });
   expect(again.added).toEqual(['2f']);
   const crl = parseCrl(readFileSync(crlFile, 'utf8'));
   expect([...crl.entries.keys()].sort()).toEqual(['0a0b0c', '1d1e', '2f']);
@@ -65,8 +65,8 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
       crlNumber: 1,
     }).pem,
   );
-  expect(() => revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).toThrow(RegistryError);
-  expect(() => revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).toThrow(
+  await expect(revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).rejects.toThrow(RegistryError);
+  await expect(revokeSerials(['0a'], 'unspecified', { ca, crlFile: foreign, days: 7, now: new Date() })).rejects.toThrow(
     /is issued by ".*Org B.*", not by ".*Org A.*"/,
   );
 });
