@@ -29,7 +29,8 @@ import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import type { SigningAuthority } from '../pki/issue';
-import { CertRenewer, certPolicyOf } from './cert-renewal';
+import { keydCaRevocations } from './ca-revocations';
+import { CertRenewer, certPolicyOf, storeKeySerials } from './cert-renewal';
 import { ConfigError, readSettingFile } from '../config/ini';
 import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
 
@@ -241,7 +242,11 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
-  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log);
+  // never a revoked one: each renewal first reads what the org CA revoked (src/keyd/ca-revocations.ts)
+  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log, {
+    ...(orgCaAuthority ? { revocations: keydCaRevocations(config, orgCaAuthority.certificate) } : {}),
+    keySerials: storeKeySerials(parts.store.meta),
+  });
   await certRenewer.run(clock());
   // read again after the renewals: a certificate renewed just now (keyd was down past its renewal) is the one served
   const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
