@@ -12,6 +12,7 @@ import { systemRng } from '../crypto/random';
 import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
 import { CrlFiles } from '../pki/crl-files';
+import { KnownCrls } from '../pki/known-crls';
 import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
 import { AuditLog } from './audit';
@@ -125,6 +126,15 @@ export function openKeyd(
     certify,
   );
   const audit = new AuditLog(store, wrapper.auditKey);
+  const roots = config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f));
+  const validationCache = new ValidationCache();
+  const localCrls = new CrlFiles(config.pki.crls, (f) => {
+    try {
+      return readCrlFile(config.file, 'pki.crls', f);
+    } catch (err) {
+      throw fileUnavailable(err);
+    }
+  });
   const service = new KeyService({
     store,
     group,
@@ -134,8 +144,10 @@ export function openKeyd(
     registry: new Registry(store, wrapper, config.domain),
     tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs),
     audit,
-    roots: config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f)),
-    validationCache: new ValidationCache(),
+    roots,
+    // [pki] crls (read when they change; one unreadable is a 503 naming it) and the newest CRL seen per CA, for peer targets
+    revocation: new KnownCrls({ local: () => localCrls.current(), roots, cache: validationCache }),
+    validationCache,
     ...(crypto ? { crypto } : {}),
   });
   return { store, service, audit, keyring };
