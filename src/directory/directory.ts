@@ -33,6 +33,7 @@ import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from 
 import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
 import { FetchError, type HostResolver, boundedResolver, fetchBundleText, hostResolverOf } from './fetch';
 import { type PeerEntry, peerEntryOf } from './peer-entry';
+import { type CrlSnapshot, KnownCrls } from '../pki/known-crls';
 
 export type { PeerEntry, PeerKey, SealingCertificate } from './peer-entry';
 export type { InboundPolicy } from '../pki/bundle';
@@ -79,8 +80,12 @@ export const DIRECTORY_DEFAULTS = {
 export interface DirectoryOptions {
   /** Trusted SSMAX roots (PEM). */
   readonly roots: readonly string[];
-  /** CRLs obtained outside the bundles (e.g. the root's), PEM. */
-  readonly crls?: readonly string[];
+  /**
+   * CRLs obtained outside the bundles (e.g. the root's), PEM: fixed, or a provider asked at each verification
+   * (the gateway's CrlFiles over [pki] crls, so a replaced file counts without a restart); a provider that
+   * throws makes every lookup `unavailable` until it answers again (nothing is trusted without them).
+   */
+  readonly crls?: readonly string[] | (() => readonly string[]);
   /** domain → bundle URL; overrides DNS (tests, closed networks). */
   readonly staticPeers?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
   /** TXT resolver; default `node:dns/promises` resolveTxt (or the `dnsServers`); `null` turns DNS discovery off. */
@@ -157,6 +162,8 @@ interface Peer {
   location?: BundleLocation;
   /** The TXT `id` seen when the cached bundle was fetched: a different one later invalidates the cache. */
   txtId?: string;
+  /** The CRLs' anchorGeneration the entry was verified with: when the local or the roots' CRLs change, the bundle is verified again. */
+  generation?: number;
 }
 
 function toMap(v: Readonly<Record<string, string>> | ReadonlyMap<string, string> | undefined, lowerValues = false): Map<string, string> {
@@ -180,7 +187,8 @@ function positive(v: number | undefined, dflt: number, name: string): number {
 
 export class Directory {
   private readonly roots: readonly string[];
-  private readonly crls: readonly string[];
+  /** The local CRLs and the newest CRL seen per CA (src/pki/known-crls.ts). */
+  private readonly revocation: KnownCrls;
   private readonly staticPeers: Map<string, string>;
   private readonly resolver: TxtResolver | undefined;
   private readonly clock: () => number;
@@ -217,7 +225,13 @@ export class Directory {
     if (!opts || !Array.isArray(opts.roots) || opts.roots.length === 0)
       throw new TypeError('Cannot create directory: at least one SSMAX root is required');
     this.roots = [...opts.roots];
-    this.crls = [...(opts.crls ?? [])];
+    const crls = opts.crls;
+    const fixedCrls = typeof crls === 'function' ? [] : [...(crls ?? [])];
+    this.revocation = new KnownCrls({
+      local: typeof crls === 'function' ? crls : () => fixedCrls,
+      roots: this.roots,
+      cache: this.validation,
+    });
     this.staticPeers = toMap(opts.staticPeers);
     for (const [domain, url] of this.staticPeers) {
       const problem = urlProblem(url);
@@ -268,6 +282,12 @@ export class Directory {
     const d = this.normalise(domain);
     const peer = this.peer(d);
     const now = this.clock();
+    if (peer.entry && this.usable(peer.entry, now)) {
+      const snap = this.crlSnapshot(d);
+      if (snap instanceof DirectoryError) throw snap;
+      // the local or the roots' CRLs changed since the bundle was verified (a revoked org CA): verified again
+      if (peer.generation !== snap.anchorGeneration && !this.stillValid(d, peer, snap)) return this.fetchShared(d);
+    }
     if (peer.entry && this.usable(peer.entry, now)) {
       if (now >= peer.refreshAt && now >= peer.retryAt) this.inBackground(d, () => this.fetchShared(d));
       else if (peer.location?.source === 'dns' && now >= peer.dnsCheckAt) this.inBackground(d, () => this.recheckDns(d));
@@ -369,18 +389,44 @@ export class Directory {
     if (typeof record.txtId === 'string') peer.txtId = record.txtId;
     if (record.text !== undefined && record.url !== undefined) {
       // Verified again at load: a cached bundle is trusted no more than a fetched one.
-      const r = verifyBundle(record.text, {
-        domain,
-        roots: this.roots,
-        crls: this.crls,
-        time: new Date(this.clock()),
-        cache: this.validation,
-      });
-      if (r.status === 'valid') this.accept(peer, r.bundle, record.url, false);
+      // Without the local CRLs nothing is loaded (the lookup says why).
+      const snap = this.crlSnapshot();
+      if (!(snap instanceof DirectoryError)) {
+        const r = verifyBundle(record.text, {
+          domain,
+          roots: this.roots,
+          crls: (carried) => snap.with(carried),
+          time: new Date(this.clock()),
+          cache: this.validation,
+        });
+        if (r.status === 'valid') this.accept(peer, r.bundle, record.url, false, snap);
+      }
     }
     this.peers.set(domain, peer);
     this.evict();
     return peer;
+  }
+
+  /** Verifies the cached bundle again with `snap`; false (the entry dropped, the reason logged) when it no longer verifies. */
+  private stillValid(domain: string, peer: Peer, snap: CrlSnapshot): boolean {
+    const text = peer.record.text;
+    const r =
+      text === undefined
+        ? undefined
+        : verifyBundle(text, {
+            domain,
+            roots: this.roots,
+            crls: (carried) => snap.with(carried),
+            time: new Date(this.clock()),
+            cache: this.validation,
+          });
+    if (r?.status === 'valid') {
+      peer.generation = snap.anchorGeneration;
+      return true;
+    }
+    this.log(`bundle for "${domain}" no longer trusted: ${r ? `${r.status}: ${r.message}` : 'not cached'}`);
+    delete peer.entry;
+    return false;
   }
 
   /** Drops the least recently used domains beyond maxPeersInMemory (not one being fetched now). */
@@ -400,8 +446,20 @@ export class Directory {
     for (const r of this.store.all()) this.peer(r.domain);
   }
 
-  private accept(peer: Peer, b: VerifiedBundle, url: string, fresh: boolean): PeerEntry {
-    const entry = peerEntryOf(b, { roots: this.roots, crls: this.crls, cache: this.validation, url });
+  /** The CRLs now, or why they cannot be had (a local CRL unreadable): then no bundle is trusted. */
+  private crlSnapshot(domain = ''): CrlSnapshot | DirectoryError {
+    try {
+      return this.revocation.snapshot();
+    } catch (err) {
+      return new DirectoryError('unavailable', domain, `Cannot check revocation: ${(err as Error).message}`);
+    }
+  }
+
+  private accept(peer: Peer, b: VerifiedBundle, url: string, fresh: boolean, snap: CrlSnapshot): PeerEntry {
+    // the CRLs this bundle carries, when newer than those seen, are remembered for every later verification
+    this.revocation.learn(b.payload.crls, [b.orgCa]);
+    const entry = peerEntryOf(b, { roots: this.roots, revocation: this.revocation, cache: this.validation, url });
+    peer.generation = snap.anchorGeneration;
     const now = this.clock();
     const issued = b.issued.getTime();
     const expires = b.expires.getTime();
@@ -521,10 +579,12 @@ export class Directory {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
     }
     const minSerial = peer.record.highestSerial >= 0 ? peer.record.highestSerial : undefined;
+    const snap = this.crlSnapshot(domain);
+    if (snap instanceof DirectoryError) return fail('unavailable', snap.detail);
     const r = verifyBundle(text, {
       domain,
       roots: this.roots,
-      crls: this.crls,
+      crls: (carried) => snap.with(carried),
       time: new Date(this.clock()),
       cache: this.validation,
       ...(minSerial !== undefined ? { minSerial } : {}),
@@ -535,7 +595,7 @@ export class Directory {
       if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message);
       return fail('invalid', message);
     }
-    const entry = this.accept(peer, r.bundle, location.url, true);
+    const entry = this.accept(peer, r.bundle, location.url, true, snap);
     if (location.id !== undefined) peer.txtId = location.id;
     else delete peer.txtId;
     const now = this.clock();

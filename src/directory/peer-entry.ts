@@ -8,6 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { certificateRef } from '../chain/certificate-lookup';
 import { p256PublicKeyFrom } from '../crypto/ecdsa';
 import type { InboundPolicy, VerifiedBundle, VerifiedKey } from '../pki/bundle';
+import type { KnownCrls } from '../pki/known-crls';
 import type { ValidationCache } from '../pki/validate';
 import { validateCertificate } from '../pki/validate';
 
@@ -45,8 +46,9 @@ export interface PeerEntry {
   /**
    * The sealing certificate whose `c=` reference (base64url SHA-256 of its DER)
    * is `certRef`, validated for use `seal` up to the roots with the bundle's
-   * CRLs (and the directory's own) at `time`; undefined when the bundle holds
-   * no such certificate or it is not valid then.
+   * CRLs, the local ones and the newest seen of each CA (src/pki/known-crls.ts)
+   * at `time`; undefined when the bundle holds no such certificate or it is
+   * not valid then. Throws when a local CRL cannot be read.
    */
   sealingCertificate(certRef: string, time: Date): SealingCertificate | undefined;
   readonly abuseContact: string;
@@ -63,7 +65,7 @@ function peerKey(domain: string, k: VerifiedKey): PeerKey {
 
 export interface PeerEntryContext {
   readonly roots: readonly string[];
-  readonly crls: readonly string[];
+  readonly revocation: KnownCrls;
   readonly cache: ValidationCache;
   readonly url: string;
 }
@@ -71,12 +73,12 @@ export interface PeerEntryContext {
 export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry {
   const seals = new Map(b.sealingCertificates.map((c) => [certificateRef(c.der), c]));
   const chain = b.payload.orgCaChain;
-  const crls = [...b.payload.crls, ...ctx.crls];
   const keys = new Map<string, KeyObject>(); // a KeyObject per sealing certificate, made once (not per message)
-  // The last validation per sealing certificate, by the seal time it was asked for: validation is a
-  // function of (certificate, chain, roots, CRLs, time), and all but the time are fixed for this entry,
-  // so a stream of seals made within the same second is validated once (seal times have whole seconds).
-  const lastValidation = new Map<string, { time: number; ok: boolean }>();
+  // The last validation per sealing certificate, by the seal time it was asked for and the generation of
+  // the CRLs: validation is a function of (certificate, chain, roots, CRLs, time), the first three fixed for
+  // this entry, so a stream of seals made within the same second is validated once (seal times have whole
+  // seconds) until a CRL changes.
+  const lastValidation = new Map<string, { time: number; generation: number; ok: boolean }>();
   return {
     domain: b.domain,
     serial: b.serial,
@@ -93,11 +95,17 @@ export function peerEntryOf(b: VerifiedBundle, ctx: PeerEntryContext): PeerEntry
     sealingCertificate(certRef: string, time: Date): SealingCertificate | undefined {
       const cert = seals.get(certRef);
       if (!cert) return undefined;
+      const snap = ctx.revocation.snapshot(); // throws when a local CRL cannot be read
       let last = lastValidation.get(certRef);
-      if (last?.time !== time.getTime()) {
+      if (last?.time !== time.getTime() || last.generation !== snap.generation) {
+        const crls = snap.with(b.payload.crls);
         const r = validateCertificate({ leaf: cert, intermediates: chain, roots: ctx.roots, crls, use: 'seal', time, cache: ctx.cache });
         // The seal must come from this bundle's own organisation CA, not merely some org under the root.
-        last = { time: time.getTime(), ok: r.status === 'valid' && r.path[1]?.fingerprint === b.orgCa.fingerprint };
+        last = {
+          time: time.getTime(),
+          generation: snap.generation,
+          ok: r.status === 'valid' && r.path[1]?.fingerprint === b.orgCa.fingerprint,
+        };
         lastValidation.set(certRef, last);
       }
       if (!last.ok) return undefined;

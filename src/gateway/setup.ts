@@ -70,9 +70,13 @@ export function setupGateway(
       : undefined;
   const roots = config.pki.roots.map((f) => readText(f, 'pki.roots'));
   const sealCert = parseCertificate(readText(config.seal.cert, 'seal.cert'));
+  // the CRLs of [pki] crls, for each user-signature check and each peer bundle and seal: a file is read again only
+  // when it changed (src/pki/crl-files.ts); the root's among them revokes a peer's org CA (src/pki/known-crls.ts)
+  const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   // [directory] dns_servers: the TXT lookups and the publishers' host names go to them (unless pinned in [hosts]).
   const directory = new Directory({
     roots,
+    crls: () => crls.current(),
     staticPeers: config.peers,
     resolver: config.directory.dns ? opts.resolver : null,
     dnsServers: config.directory.dnsServers,
@@ -146,8 +150,6 @@ export function setupGateway(
     new QuarantineStore(join(haraka, stateName, 'list-moderation'), config.moderation, MODERATION_CAP_SETTINGS),
     (l) => log(l),
   );
-  // the CRLs of [pki] crls, for each user-signature check: a file is read again only when it changed (src/pki/crl-files.ts)
-  const crls = new CrlFiles(config.pki.crls, (f) => readText(f, 'pki.crls'));
   const deps: GatewayDeps = {
     config,
     group,

@@ -56,8 +56,13 @@ export async function startInspector(
   // DLEQ proofs are checked against the org key certified in the organisation's own verified bundle
   const roots = config.pki.roots.map((f) => readPem(f, 'pki.roots'));
   const bundleUrl = config.bundle.url;
+  // the CRLs of [pki] crls, for each new client connection and for the bundle: a file is read again only when it
+  // changed (src/pki/crl-files.ts)
+  for (const f of config.pki.crls) readCrlFile(config.file, 'pki.crls', f); // each a CRL, before the start
+  const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'pki.crls'));
   const directory = new Directory({
     roots,
+    crls: () => crls.current(),
     tlsCa: roots,
     cacheDir: join(config.stateDir, 'directory'),
     ...(bundleUrl ? { staticPeers: { [config.domain]: bundleUrl }, resolver: null } : {}),
@@ -70,10 +75,7 @@ export async function startInspector(
     keyd,
     group,
   });
-  // the CRLs of [pki] crls, for each new client connection: a file is read again only when it changed (src/pki/crl-files.ts)
   const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);
-  for (const f of config.pki.crls) readCrlFile(config.file, 'pki.crls', f); // each a CRL, before the start
-  const crls = new CrlFiles(config.pki.crls, (f) => readPem(f, 'pki.crls'));
   const clientCas = config.tls.clientCas.map((f) => readPem(f, 'tls.client_ca'));
   if (clientCas.every((pem) => roots.some((r) => r.trim() === pem.trim())))
     throw new InspectorConfigError(

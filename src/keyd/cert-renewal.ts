@@ -16,6 +16,16 @@
  * (`cert.renew`) committed before the rename; no file is touched inside the
  * audit transaction.
  *
+ * A revoked certificate is never renewed (recertify): before each renewal
+ * keyd reads what the org CA revoked (src/keyd/ca-revocations.ts: the org
+ * CA's CRLs in [pki] crls, its ca.json when one lies beside [pki]
+ * org_ca_cert), and refuses when the certificate's serial is listed, or any
+ * serial under which keyd certified the same public key before (kept in
+ * keyd's store with each renewal, in the audit record's transaction), or
+ * when those revocations cannot be read. Such a certificate sets the warning
+ * metric and logs an ERROR line naming the file and the serial on every
+ * schedule run while it is due: a new key and certificate are needed.
+ *
  * A certificate keyd cannot renew (issued by another CA, e.g. a Web PKI
  * certificate for the publisher, or an unreadable file) logs a WARNING line
  * on every schedule run once it is within `warn_at_days_left`, and sets
@@ -28,10 +38,12 @@ import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:
 import * as asn1js from 'asn1js';
 import { IniReader, defineSettings, readIniFile } from '../config/ini';
 import * as pkijs from 'pkijs';
+import { createHash } from 'node:crypto';
 import { bytesEqual, parseCertificate } from '../pki/certificate';
 import { pemTexts } from '../pki/pem';
 import { type SigningAuthority, randomSerial, signTbs, toCertTime } from '../pki/issue';
 import type { AuditLog } from './audit';
+import type { CaRevocationList, CaRevocations } from './ca-revocations';
 import type { KeydConfig } from './config';
 import { RENEW_DAYS, renewalWindowOf } from './renewal';
 
@@ -77,15 +89,34 @@ export function certPolicyOf(config: KeydConfig): CertRenewalPolicy {
   };
 }
 
+/** Why a certificate may not be certified again: revoked, or its CA's revocations unknown (an administrator must act). */
+export class RenewalRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RenewalRefused';
+  }
+}
+
+/** What `recertify` checks the old certificate against. */
+export interface RevocationCheck {
+  /** The org CA's revocations now (caRevocationsOf); throws when they cannot be read. */
+  readonly revocations: CaRevocations;
+  /** Other serials the same public key was certified under (keyd's earlier renewals of it). */
+  readonly earlierSerials?: readonly string[];
+}
+
 /**
  * `old` certified again by `ca`: same subject, key and extensions; new serial
- * and validity. Throws when `ca` did not issue `old`.
+ * and validity. Throws when `ca` did not issue `old`; throws RenewalRefused
+ * when `old`'s serial, or an earlier serial of the same key, is revoked, or
+ * when the revocations cannot be read.
  */
 export function recertify(
   ca: SigningAuthority,
   old: string | Uint8Array,
   notBefore: Date,
   notAfter: Date,
+  check: RevocationCheck,
 ): ReturnType<typeof parseCertificate> {
   const parsed = parseCertificate(old);
   if (!bytesEqual(parsed.issuerDer, ca.certificate.subjectDer))
@@ -98,11 +129,54 @@ export function recertify(
     throw new Error('it is issued by another key of the org CA');
   }
   if (parsed.isCA) throw new Error('it is a CA certificate');
+  let revoked: CaRevocationList;
+  try {
+    revoked = check.revocations();
+  } catch (err) {
+    throw new RenewalRefused(`keyd cannot tell whether serial ${parsed.serial} is revoked: ${(err as Error).message}`);
+  }
+  const listed = revoked.get(parsed.serial);
+  if (listed !== undefined) throw new RenewalRefused(`serial ${parsed.serial} is revoked (in ${listed})`);
+  for (const serial of check.earlierSerials ?? []) {
+    const where = revoked.get(serial);
+    if (where !== undefined)
+      throw new RenewalRefused(`its public key was certified under serial ${serial}, which is revoked (in ${where})`);
+  }
   const cert = pkijs.Certificate.fromBER(new Uint8Array(parsed.der));
   cert.serialNumber = new asn1js.Integer({ valueHex: randomSerial().slice().buffer });
   cert.notBefore = toCertTime(notBefore);
   cert.notAfter = toCertTime(notAfter > ca.certificate.notAfter ? ca.certificate.notAfter : notAfter);
   return parseCertificate(signTbs(cert, ca.privateKey));
+}
+
+/** The serials keyd certified each public key under (its renewals), kept in keyd's store. */
+export interface KeySerials {
+  /** The serials recorded for the key with this SubjectPublicKeyInfo. */
+  get(spki: Uint8Array): readonly string[];
+  /** Records `serials` for the key; called inside the renewal's audit transaction. */
+  put(spki: Uint8Array, serials: readonly string[]): void;
+}
+
+/** The most serials kept per key (the newest). */
+const MAX_KEY_SERIALS = 64;
+
+/** KeySerials in the `meta` database of keyd's store. */
+export function storeKeySerials(meta: { get(key: string): unknown; put(key: string, value: unknown): unknown }): KeySerials {
+  const keyOf = (spki: Uint8Array) => `cert-serials:${createHash('sha256').update(spki).digest('base64url')}`;
+  return {
+    get: (spki) => {
+      const v = meta.get(keyOf(spki));
+      return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
+    },
+    put: (spki, serials) => void meta.put(keyOf(spki), serials.slice(-MAX_KEY_SERIALS)),
+  };
+}
+
+export interface CertRenewerOptions {
+  /** The org CA's revocations (caRevocationsOf); without them nothing is renewed. */
+  readonly revocations?: CaRevocations;
+  /** Earlier serials of each key; without it only the certificate's own serial is checked. */
+  readonly keySerials?: KeySerials;
 }
 
 export class CertRenewer {
@@ -113,6 +187,7 @@ export class CertRenewer {
     private readonly ca: SigningAuthority | undefined,
     private readonly audit: AuditLog,
     private readonly log: (line: string) => void = () => undefined,
+    private readonly opts: CertRenewerOptions = {},
   ) {}
 
   status(): readonly CertState[] {
@@ -145,13 +220,29 @@ export class CertRenewer {
     const cert = parseCertificate(blocks[0]!);
     const left = cert.notAfter.getTime() - now.getTime();
     let why: string | undefined;
+    let refused = false;
     if (!this.ca) why = 'keyd does not hold the org CA key ([pki] org_ca_cert, org_ca_key)';
     else if (cert.isCA) why = 'it is a CA certificate';
     else if (!bytesEqual(cert.issuerDer, this.ca.certificate.subjectDer))
       why = `it is issued by "${cert.issuer}", not by the org CA keyd holds`;
     if (this.ca && why === undefined && left <= this.policy.renewBeforeMs) {
       try {
-        const fresh = recertify(this.ca, cert.der, new Date(now.getTime() - BACKDATE_MS), new Date(now.getTime() + this.policy.validityMs));
+        const earlierSerials = this.opts.keySerials?.get(cert.spki) ?? [];
+        const revocations: CaRevocations =
+          this.opts.revocations ??
+          (() => {
+            throw new Error('keyd was given no revocation state of the org CA');
+          });
+        const fresh = recertify(
+          this.ca,
+          cert.der,
+          new Date(now.getTime() - BACKDATE_MS),
+          new Date(now.getTime() + this.policy.validityMs),
+          {
+            revocations,
+            earlierSerials,
+          },
+        );
         if (fresh.notAfter.getTime() <= cert.notAfter.getTime())
           throw new Error(`the org CA itself expires at ${this.ca.certificate.notAfter.toISOString()}`);
         const reason = `${file}: "${cert.subject}" serial ${fresh.serial} (was ${cert.serial}), notAfter ${fresh.notAfter.toISOString()}`;
@@ -164,9 +255,13 @@ export class CertRenewer {
         const staged = `${file}.renewed`;
         writeFileSync(staged, [fresh.pem.endsWith('\n') ? fresh.pem : `${fresh.pem}\n`, ...blocks.slice(1)].join(''), { mode });
         try {
+          // the key's serials, recorded with the renewal: a later revocation of any of them stops its renewals
+          const keySerials = this.opts.keySerials;
+          const serials = [...earlierSerials.filter((s) => s !== cert.serial && s !== fresh.serial), cert.serial, fresh.serial];
           await this.audit.append(
             { actor: 'keyd schedule', role: 'keyd', op: 'cert.renew', result: 'ok', reason: reason.slice(0, 300) },
             now,
+            keySerials ? () => keySerials.put(cert.spki, serials) : undefined,
           );
         } catch (err) {
           rmSync(staged, { force: true });
@@ -177,7 +272,18 @@ export class CertRenewer {
         return { state: { file, subject: cert.subject, notAfter: fresh.notAfter, renewable: true, warning: false }, changed: true };
       } catch (err) {
         why = (err as Error).message;
+        refused = err instanceof RenewalRefused;
       }
+    }
+    if (refused) {
+      // whatever the warning window: a revoked certificate (or one keyd cannot check) is never renewed, and someone must act
+      this.log(
+        `keyd: ERROR certificate "${file}" ("${cert.subject}", serial ${cert.serial}) is not renewed: ${why}; it ${left <= 0 ? 'expired' : 'expires'} at ${cert.notAfter.toISOString()}: issue a new key and certificate (ssmax ca issue) and replace the file`,
+      );
+      return {
+        state: { file, subject: cert.subject, notAfter: cert.notAfter, renewable: false, warning: true, error: why },
+        changed: false,
+      };
     }
     const warning = why !== undefined && left <= this.policy.warnBeforeMs;
     if (warning)

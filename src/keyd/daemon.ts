@@ -12,6 +12,7 @@ import { systemRng } from '../crypto/random';
 import { constrainedDomains, parseCertificate } from '../pki/certificate';
 import { issueEncryptionKeyCertificate } from '../pki/issue';
 import { CrlFiles } from '../pki/crl-files';
+import { KnownCrls } from '../pki/known-crls';
 import { ValidationCache } from '../pki/validate';
 import { requestLimitsOf } from '../net/https-server';
 import { AuditLog } from './audit';
@@ -29,7 +30,8 @@ import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import type { SigningAuthority } from '../pki/issue';
-import { CertRenewer, certPolicyOf } from './cert-renewal';
+import { keydCaRevocations } from './ca-revocations';
+import { CertRenewer, certPolicyOf, storeKeySerials } from './cert-renewal';
 import { ConfigError, readSettingFile } from '../config/ini';
 import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
 
@@ -124,6 +126,15 @@ export function openKeyd(
     certify,
   );
   const audit = new AuditLog(store, wrapper.auditKey);
+  const roots = config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f));
+  const validationCache = new ValidationCache();
+  const localCrls = new CrlFiles(config.pki.crls, (f) => {
+    try {
+      return readCrlFile(config.file, 'pki.crls', f);
+    } catch (err) {
+      throw fileUnavailable(err);
+    }
+  });
   const service = new KeyService({
     store,
     group,
@@ -133,8 +144,10 @@ export function openKeyd(
     registry: new Registry(store, wrapper, config.domain),
     tracking: new TrackingKeys(store, wrapper, config.domain, config.trackingRetentionMs),
     audit,
-    roots: config.pki.roots.map((f) => readCertificateFile(config.file, 'pki.roots', f)),
-    validationCache: new ValidationCache(),
+    roots,
+    // [pki] crls (read when they change; one unreadable is a 503 naming it) and the newest CRL seen per CA, for peer targets
+    revocation: new KnownCrls({ local: () => localCrls.current(), roots, cache: validationCache }),
+    validationCache,
     ...(crypto ? { crypto } : {}),
   });
   return { store, service, audit, keyring };
@@ -241,7 +254,11 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)
-  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log);
+  // never a revoked one: each renewal first reads what the org CA revoked (src/keyd/ca-revocations.ts)
+  const certRenewer = new CertRenewer(certPolicyOf(config), orgCaAuthority, parts.audit, st.log, {
+    ...(orgCaAuthority ? { revocations: keydCaRevocations(config, orgCaAuthority.certificate) } : {}),
+    keySerials: storeKeySerials(parts.store.meta),
+  });
   await certRenewer.run(clock());
   // read again after the renewals: a certificate renewed just now (keyd was down past its renewal) is the one served
   const tls = readTlsPair(config.file, { cert: 'tls.cert', key: 'tls.key' }, config.tls);

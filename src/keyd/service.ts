@@ -27,6 +27,7 @@ import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
 import { ListService } from './lists';
 import { type LookupCounter, lookup } from './lookups';
+import type { KnownCrls } from '../pki/known-crls';
 import type { CrlRenewer } from './renewal';
 import { messageIdHash } from './tracking';
 
@@ -68,6 +69,11 @@ export interface ServiceDeps {
   readonly audit: AuditLog;
   /** Trusted SSMAX roots (PEM), for peer targets. */
   readonly roots: readonly string[];
+  /**
+   * keyd's [pki] crls and the newest CRL seen per CA (src/pki/known-crls.ts), added to the CRLs a peer
+   * target carries: the root's revocation of a peer's org CA counts whatever CRL the caller sends.
+   */
+  readonly revocation?: KnownCrls;
   readonly validationCache?: ValidationCache;
   /** Where the blinded operations are computed (crypto-threads.ts); inline when absent. */
   readonly crypto?: KeydCrypto;
@@ -280,16 +286,20 @@ export class KeyService {
     t: { readonly certificate?: unknown; readonly chain?: unknown; readonly crls?: unknown },
     now: Date,
   ): { keyId: string; publicKey: Uint8Array; label: string } {
+    const carried = (Array.isArray(t.crls) ? t.crls : []).slice(0, 8).map((c, i) => pem(c, `target.crls[${i}]`, 1 << 20));
+    // keyd's own CRLs beside the caller's; a local CRL that cannot be read is a 503 naming it (fileUnavailable)
+    const known = this.d.revocation?.snapshot();
     const v = validateCertificate({
       leaf: pem(t.certificate, 'target.certificate', 16384),
       intermediates: (Array.isArray(t.chain) ? t.chain : []).slice(0, 8).map((c, i) => pem(c, `target.chain[${i}]`, 16384)),
       roots: this.d.roots,
-      crls: (Array.isArray(t.crls) ? t.crls : []).slice(0, 8).map((c, i) => pem(c, `target.crls[${i}]`, 1 << 20)),
+      crls: known ? known.with(carried) : carried,
       use: 'org-encryption',
       time: now,
       ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
     });
     if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
+    this.d.revocation?.learn(carried, v.path.slice(1));
     if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain))
       throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
     const version = v.leaf.keyVersion ?? 0;

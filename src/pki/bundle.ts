@@ -263,8 +263,13 @@ export interface VerifyBundleOptions {
   readonly domain: string;
   /** Trusted SSMAX roots. */
   readonly roots: readonly CertificateInput[];
-  /** CRLs obtained elsewhere (e.g. the root's, fetched from the SSMAX root); added to the bundle's own. */
-  readonly crls?: readonly (Uint8Array | string | ParsedCrl)[];
+  /**
+   * CRLs obtained elsewhere (e.g. the root's, fetched from the SSMAX root); added to the bundle's own. A function
+   * is given the bundle's own (parsed) and answers the whole set to validate with (KnownCrls: the local CRLs and
+   * the newest remembered ones beside the bundle's); it must not throw.
+   */
+  readonly crls?:
+    readonly (Uint8Array | string | ParsedCrl)[] | ((carried: readonly ParsedCrl[]) => readonly (Uint8Array | string | ParsedCrl)[]);
   readonly time: Date;
   /** The serial of the last bundle accepted for this domain: an older serial is a replay. */
   readonly minSerial?: number;
@@ -403,7 +408,8 @@ function verifyBundleUnsafe(text: string | Uint8Array, opts: VerifyBundleOptions
     signer = cert(payload.signer);
     keyCerts = payload.encryptionKeys.map((k) => cert(k.certificate));
     seals = payload.sealingCertificates.map(cert);
-    crls = [...payload.crls.map(crl), ...(opts.crls ?? []).map(crl)];
+    const carried = payload.crls.map(crl);
+    crls = typeof opts.crls === 'function' ? opts.crls(carried).map(crl) : [...carried, ...(opts.crls ?? []).map(crl)];
   } catch (err) {
     return malformed(err instanceof Error ? err.message : String(err));
   }

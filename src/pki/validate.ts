@@ -263,6 +263,13 @@ function certSignedBy(child: ParsedCertificate, issuer: ParsedCertificate, cache
   return cache ? cache.signature(`c${child.fingerprint}:${issuer.fingerprint}`, check) : check();
 }
 
+/** True when `crl` names `issuer` (subject and, when both carry one, key identifier) and its signature verifies with `issuer`'s key. */
+export function crlFromIssuer(crl: ParsedCrl, issuer: ParsedCertificate, cache?: ValidationCache): boolean {
+  if (!crlIssuedBy(crl, issuer.subjectDer)) return false;
+  if (crl.authorityKeyId && issuer.subjectKeyId && crl.authorityKeyId !== issuer.subjectKeyId) return false;
+  return crlSignedBy(crl, issuer, cache);
+}
+
 function crlSignedBy(crl: ParsedCrl, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
   const check = () => signatureValid(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer, cache);
   return cache ? cache.signature(`r${crl.fingerprint}:${issuer.fingerprint}`, check) : check();

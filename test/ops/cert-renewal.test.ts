@@ -5,18 +5,23 @@
  * and metric for a certificate keyd cannot renew, and the [certificates]
  * settings.
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AuditLog } from '../../src/keyd/audit';
 import { join } from 'node:path';
-import { CERT_RENEWAL_DEFAULTS, CertRenewer, certPolicyOf, recertify } from '../../src/keyd/cert-renewal';
+import { keydCaRevocations } from '../../src/keyd/ca-revocations';
+import { CERT_RENEWAL_DEFAULTS, CertRenewer, RenewalRefused, certPolicyOf, recertify, storeKeySerials } from '../../src/keyd/cert-renewal';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { type KeydParts, openKeyd } from '../../src/keyd/daemon';
 import { keydMetrics } from '../../src/ops/keyd-ops';
 import { parseCertificate, roleOf } from '../../src/pki/certificate';
 import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { createCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
 import { validateCertificate } from '../../src/pki/validate';
 import { DAY, makeOrg, wholeSecondNow } from '../directory/fixtures';
+
+/** Nothing revoked: the recertify calls that test what a renewal keeps and changes. */
+const NONE = { revocations: () => new Map<string, string>() };
 
 const first = (pem: string) => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(pem)![0];
 
@@ -29,7 +34,7 @@ test('a renewed certificate: same subject, key and extensions; new serial and va
   const org = makeOrg('a.example');
   const now = wholeSecondNow();
   const old = org.seal;
-  const fresh = recertify(org.fx.orgCa, old.der, new Date(now - 3600000), new Date(now + 90 * DAY));
+  const fresh = recertify(org.fx.orgCa, old.der, new Date(now - 3600000), new Date(now + 90 * DAY), NONE);
   expect(fresh.subject).toBe(old.subject);
   expect(Buffer.from(fresh.spki).equals(Buffer.from(old.spki))).toBe(true);
   expect([
@@ -61,13 +66,13 @@ test('a renewed certificate: same subject, key and extensions; new serial and va
   });
   expect(check.status).toBe('valid');
   // never past the CA's own validity
-  expect(recertify(org.fx.orgCa, old.der, new Date(now), new Date(now + 99999 * DAY)).notAfter.getTime()).toBe(
+  expect(recertify(org.fx.orgCa, old.der, new Date(now), new Date(now + 99999 * DAY), NONE).notAfter.getTime()).toBe(
     org.fx.orgCa.certificate.notAfter.getTime(),
   );
   // not another CA's
-  expect(() => recertify(org.fx.orgCa, parseCertificate(org.fx.clients.foreign.cert).der, new Date(now), new Date(now + DAY))).toThrow(
-    /not by the org CA keyd holds/,
-  );
+  expect(() =>
+    recertify(org.fx.orgCa, parseCertificate(org.fx.clients.foreign.cert).der, new Date(now), new Date(now + DAY), NONE),
+  ).toThrow(/not by the org CA keyd holds/);
 });
 
 test('the schedule renews what is due in place (chain kept, mode kept, audited) and warns about what it cannot renew', async () => {
@@ -93,7 +98,9 @@ test('the schedule renews what is due in place (chain kept, mode kept, audited) 
   expect(policy.files).toEqual([join(dir, 'seal.cert.pem'), join(dir, 'keyd.pem'), join(dir, 'foreign.pem')]);
   parts = openKeyd(config, () => new Date(now));
   const lines: string[] = [];
-  const renewer = new CertRenewer(policy, org.fx.orgCa, parts.audit, (l) => lines.push(l));
+  const renewer = new CertRenewer(policy, org.fx.orgCa, parts.audit, (l) => lines.push(l), {
+    revocations: keydCaRevocations(config, org.fx.orgCa.certificate),
+  });
   const keydPem = readFileSync(join(dir, 'keyd.pem'), 'utf8');
 
   // day 1: nothing due, nothing written, no warning
@@ -150,14 +157,16 @@ test('a renewal whose audit record cannot be written changes no file and leaves 
   });
   const file = join(dir, 'seal.cert.pem');
   writeFileSync(file, seal.pem);
-  const policy = { ...certPolicyOf(loadKeydConfig(org.fx.configFile)), files: [file] };
+  const config = loadKeydConfig(org.fx.configFile);
+  const policy = { ...certPolicyOf(config), files: [file] };
+  const opts = { revocations: keydCaRevocations(config, org.fx.orgCa.certificate) };
   const lines: string[] = [];
   const failing = {
     append: async () => {
       throw new Error('audit store closed');
     },
   } as unknown as AuditLog;
-  expect(await new CertRenewer(policy, org.fx.orgCa, failing, (l) => lines.push(l)).run(new Date(now))).toEqual([]);
+  expect(await new CertRenewer(policy, org.fx.orgCa, failing, (l) => lines.push(l), opts).run(new Date(now))).toEqual([]);
   expect(readFileSync(file, 'utf8')).toBe(seal.pem);
   expect(existsSync(`${file}.renewed`)).toBe(false);
   expect(lines.join('\n')).toMatch(/WARNING certificate ".*seal\.cert\.pem" .* keyd cannot renew it \(audit store closed\)/);
@@ -169,10 +178,153 @@ test('a renewal whose audit record cannot be written changes no file and leaves 
       return {};
     },
   } as unknown as AuditLog;
-  expect(await new CertRenewer(policy, org.fx.orgCa, watching).run(new Date(now))).toEqual([file]);
+  expect(await new CertRenewer(policy, org.fx.orgCa, watching, undefined, opts).run(new Date(now))).toEqual([file]);
   expect(seen).toEqual([seal.pem]);
   expect(readFileSync(file, 'utf8')).not.toBe(seal.pem);
   expect(existsSync(`${file}.renewed`)).toBe(false);
+});
+
+test('a revoked certificate is never renewed: not under its serial, nor its key under a later serial; the warning metric and an ERROR line name it', async () => {
+  const org = makeOrg('e.example');
+  const dir = org.fx.dir;
+  const now = wholeSecondNow();
+  // the fixture's revoked gateway certificate (in org-ca.crl.pem), and a sealing certificate keyd renews once
+  const revokedFile = join(dir, 'gw-revoked.pem');
+  writeFileSync(revokedFile, org.fx.clients.revoked.cert);
+  const seal = issueSealingCertificate(org.fx.orgCa, {
+    domain: 'e.example',
+    publicKey: generateP256KeyPair().publicKey,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 5 * DAY),
+  });
+  const sealFile = join(dir, 'seal.cert.pem');
+  writeFileSync(sealFile, seal.pem);
+  const config = loadKeydConfig(org.fx.configFile);
+  const policy = { ...certPolicyOf(config), files: [revokedFile, sealFile], renewBeforeMs: 400 * DAY, validityMs: 800 * DAY };
+  const own = openKeyd(config, () => new Date(now));
+  try {
+    const lines: string[] = [];
+    const renewer = new CertRenewer(policy, org.fx.orgCa, own.audit, (l) => lines.push(l), {
+      revocations: keydCaRevocations(config, org.fx.orgCa.certificate),
+      keySerials: storeKeySerials(own.store.meta),
+    });
+    const revokedSerial = parseCertificate(org.fx.clients.revoked.cert).serial;
+    expect(await renewer.run(new Date(now))).toEqual([sealFile]);
+    expect(readFileSync(revokedFile, 'utf8')).toBe(org.fx.clients.revoked.cert);
+    expect(existsSync(`${revokedFile}.renewed`)).toBe(false);
+    expect(lines.join('\n')).toContain(
+      `keyd: ERROR certificate "${revokedFile}" ("${parseCertificate(org.fx.clients.revoked.cert).subject}", serial ${revokedSerial}) is not renewed: serial ${revokedSerial} is revoked (in the CRL "${join(dir, 'org-ca.crl.pem')}" (keyCompromise))`,
+    );
+    expect(renewer.status()[0]).toMatchObject({ file: revokedFile, renewable: false, warning: true });
+    // the warning stands outside the warning window too (365 days left, warn_at_days_left 14)
+    const metrics = await keydMetrics(own, () => new Date(now), { certs: renewer }).metrics();
+    expect(metrics).toContain(`ssmax_keyd_renewal_warning{item="cert:${revokedFile}"} 1`);
+    expect(metrics).toContain(`ssmax_keyd_renewal_warning{item="cert:${sealFile}"} 0`);
+    expect(own.audit.tail(100).filter((r) => r.op === 'cert.renew')).toHaveLength(1);
+
+    // the sealing certificate's first serial is revoked after its renewal: the renewed one (same key) is not renewed again
+    const renewed = parseCertificate(readFileSync(sealFile, 'utf8'));
+    expect(renewed.serial).not.toBe(seal.serial);
+    const crl = createCrl(org.fx.orgCa, {
+      entries: [
+        { serial: revokedSerial, revokedAt: new Date(now - 1000), reason: 'keyCompromise' },
+        { serial: seal.serial, revokedAt: new Date(now), reason: 'keyCompromise' },
+      ],
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + 7 * DAY),
+      crlNumber: 3,
+    });
+    writeFileSync(join(dir, 'org-ca.crl.pem'), crl.pem);
+    lines.length = 0;
+    const later = new Date(now + 450 * DAY);
+    expect(await renewer.run(later)).toEqual([]);
+    expect(readFileSync(sealFile, 'utf8')).toBe(renewed.pem.endsWith('\n') ? renewed.pem : `${renewed.pem}\n`);
+    expect(lines.join('\n')).toContain(
+      `keyd: ERROR certificate "${sealFile}" ("${renewed.subject}", serial ${renewed.serial}) is not renewed: its public key was certified under serial ${seal.serial}, which is revoked`,
+    );
+    expect(await keydMetrics(own, () => later, { certs: renewer }).metrics()).toContain(
+      `ssmax_keyd_renewal_warning{item="cert:${sealFile}"} 1`,
+    );
+  } finally {
+    await own.store.close();
+  }
+});
+
+test("no renewal while the org CA's revocations cannot be read: a CRL gone or unreadable, none of the org CA, a bad ca.json, none given", async () => {
+  const org = makeOrg('f.example');
+  const dir = org.fx.dir;
+  const now = wholeSecondNow();
+  const sealFile = join(dir, 'seal.cert.pem');
+  const seal = issueSealingCertificate(org.fx.orgCa, {
+    domain: 'f.example',
+    publicKey: generateP256KeyPair().publicKey,
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 5 * DAY),
+  });
+  writeFileSync(sealFile, seal.pem);
+  const config = loadKeydConfig(org.fx.configFile);
+  const policy = { ...certPolicyOf(config), files: [sealFile] };
+  const audit = { append: async () => ({}) } as unknown as AuditLog;
+  const attempt = async (opts: ConstructorParameters<typeof CertRenewer>[4]) => {
+    const lines: string[] = [];
+    const renewed = await new CertRenewer(policy, org.fx.orgCa, audit, (l) => lines.push(l), opts).run(new Date(now));
+    expect(readFileSync(sealFile, 'utf8')).toBe(seal.pem);
+    expect(renewed).toEqual([]);
+    return lines.join('\n');
+  };
+  const crlFile = join(dir, 'org-ca.crl.pem');
+  const crlText = readFileSync(crlFile, 'utf8');
+  const revocations = keydCaRevocations(config, org.fx.orgCa.certificate);
+  // the org CA's CRL gone
+  rmSync(crlFile);
+  expect(await attempt({ revocations })).toMatch(
+    new RegExp(
+      `ERROR certificate "${sealFile}" .*serial ${seal.serial}\\) is not renewed: keyd cannot tell whether serial ${seal.serial} is revoked: cannot read the CRL "${crlFile}"`,
+    ),
+  );
+  // not a CRL
+  writeFileSync(crlFile, 'garbage\n');
+  expect(await attempt({ revocations })).toMatch(/is not renewed: keyd cannot tell whether serial .* cannot read the CRL/);
+  // a CRL naming the org CA, signed by another key
+  const forged = createCrl(
+    { certificate: org.fx.orgCa.certificate, privateKey: generateP256KeyPair().privateKey },
+    {
+      entries: [],
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + DAY),
+      crlNumber: 9,
+    },
+  );
+  writeFileSync(crlFile, forged.pem);
+  expect(await attempt({ revocations })).toMatch(/signature does not verify with the org CA's key/);
+  writeFileSync(crlFile, crlText);
+  // only the root's CRL listed: nothing says what the org CA revoked
+  const rootOnly = { ...config, pki: { ...config.pki, crls: [join(dir, 'root.crl.pem')] } };
+  expect(await attempt({ revocations: keydCaRevocations(rootOnly, org.fx.orgCa.certificate) })).toMatch(
+    /no CRL of the org CA .* in \[pki\] crls/,
+  );
+  // ca.json beside [pki] org_ca_cert: its revoked list counts, and one that cannot be read stops renewal
+  const caJson = join(dir, 'ca.json');
+  writeFileSync(
+    caJson,
+    JSON.stringify({
+      kind: 'org',
+      issued: [],
+      revoked: [{ serial: seal.serial, revokedAt: new Date(now).toISOString(), reason: 'superseded' }],
+    }),
+  );
+  expect(await attempt({ revocations })).toContain(`serial ${seal.serial} is revoked (in "${caJson}" (superseded))`);
+  writeFileSync(caJson, '{');
+  expect(await attempt({ revocations })).toMatch(/cannot tell whether .* Cannot read CA state .*ca\.json.*not JSON/);
+  rmSync(caJson);
+  // a renewer given no revocations renews nothing
+  expect(await attempt({})).toMatch(/is not renewed: keyd cannot tell whether .* keyd was given no revocation state/);
+  // and with everything readable and nothing revoked, it renews
+  expect(await new CertRenewer(policy, org.fx.orgCa, audit, undefined, { revocations }).run(new Date(now))).toEqual([sealFile]);
+  // a revocation refused by recertify itself, whoever calls it
+  expect(() => recertify(org.fx.orgCa, org.fx.clients.revoked.cert, new Date(now), new Date(now + DAY), { revocations })).toThrow(
+    RenewalRefused,
+  );
 });
 
 test('[certificates]: shipped defaults written out; a bad value is refused naming it', () => {
