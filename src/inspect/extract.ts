@@ -167,6 +167,8 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
         ? htmlText(text)
         : text,
     );
+    // a part declared text whose bytes are compressed or encrypted is not read by decoding it
+    if (!textLike && sniff(bytes) === 'sealed') c.unreadable.add('document');
     return;
   }
   c.text(printableStrings(bytes));
@@ -196,7 +198,7 @@ function digestMessages(message: Buffer): Promise<Buffer[]> {
     });
     const stream = splitter as unknown as Transform;
     stream.on('error', () => resolve([...found.values()].map((b) => Buffer.concat(b))));
-    stream.on('finish', () => resolve([...found.values()].map((b) => Buffer.concat(b))));
+    stream.on('end', () => resolve([...found.values()].map((b) => Buffer.concat(b))));
     stream.end(message);
   });
 }

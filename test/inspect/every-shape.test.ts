@@ -127,6 +127,7 @@ const shapes: [string, Buffer][] = [
   ['a legacy Word (OLE2) file', attached('application/msword', 'a.doc', ole2(SECRET))],
   ['a PNG with a text chunk', attached('image/png', 'a.png', pngWithText(SECRET))],
   ['a gzip file', attached('application/gzip', 'c.txt.gz', gzipSync(Buffer.from(SECRET)))],
+  ['a gzip file declared text/plain', attached('text/plain', 'c.txt', gzipSync(Buffer.from(SECRET)))],
   ['a zip holding a gzip file', attached('application/zip', 'a.zip', zip({ 'c.gz': gzipSync(Buffer.from(SECRET)) }))],
   ['encrypted-looking data', attached('application/octet-stream', 'vault.bin', randomBytes(4096))],
 ];
@@ -142,7 +143,7 @@ describe('every shape a reader can open: caught or unreadable, never pass', () =
   });
 
   test('what can be read is read (the number itself decides), what cannot is unreadable', async () => {
-    const unreadable = new Set(['a gzip file', 'a zip holding a gzip file', 'encrypted-looking data']);
+    const unreadable = new Set(['a gzip file', 'a gzip file declared text/plain', 'a zip holding a gzip file', 'encrypted-looking data']);
     for (const [name, message] of shapes) {
       const r = await inspectOutbound(message, { rules });
       expect([name, r.decision]).toEqual([
