@@ -136,6 +136,7 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
   const declaredMessage = contentType === 'message/rfc822' || contentType === 'message/global';
   const textLike = textEncoding(bytes) !== undefined;
   if (declaredMessage || (textLike && (MESSAGE_FILE.test(name) || looksLikeMessage(bytes)))) {
+    if (!declaredMessage) c.text(decodeText(bytes, charset)); // text that looks like a message is read as the text it is, too
     if (at.message < c.limits.maxDepth) await walk(bytes, at.message + 1, c);
     else c.unreadable.add('depth');
     return;
