@@ -10,9 +10,14 @@
  *  - PDF: the text layer of every page, through pdf.js (pdfjs-dist), with no
  *    fonts, no scripting and no evaluation of code from the document, in a
  *    thread of its own that is ended when the message's time is up;
- *  - zip archives (fflate): the names of the files inside, text files (HTML
- *    rendered), and documents and archives inside, in turn, to max_depth;
- *    an archive encrypted with a password cannot be read.
+ *    every XML part of the package is read (the main part wherever its
+ *    relationships put it, headers, notes, comments, SmartArt, charts,
+ *    custom XML), and every other part (embedded workbooks, documents,
+ *    objects, media) is handed back to extract.ts, which reads it as any
+ *    attachment, to max_depth;
+ *  - zip archives (fflate): the names of the files inside, and every file
+ *    inside, handed back to extract.ts to be read by its content (not its
+ *    name); an archive encrypted with a password cannot be read.
  * A document larger than the limit, one whose unpacked parts would exceed it,
  * one that does not parse (damaged or encrypted) or that runs out of time is
  * reported as unreadable; the DLP policy decides. Nothing is written to disk.
@@ -20,14 +25,21 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type Unzipped, unzipSync } from 'fflate';
-import { htmlText } from './html-text';
 import { readMarkup } from './markup';
 
 export type DocumentKind = 'ooxml' | 'pdf' | 'zip';
 
+/** A file inside a zip archive or an OOXML package, to be read in turn (extract.ts). */
+export interface DocumentMember {
+  readonly name: string;
+  readonly content: Buffer;
+}
+
 export interface DocumentResult {
   readonly text: string;
   readonly unreadable?: 'size' | 'time' | 'document';
+  /** What the archive or package holds besides its own text, unread here. */
+  readonly members?: readonly DocumentMember[];
 }
 
 const OOXML_EXT = /\.(docx|docm|dotx|xlsx|xlsm|xltx|pptx|pptm|potx|ppsx)$/i;
@@ -42,11 +54,14 @@ export function documentKind(bytes: Buffer, filename: string, contentType: strin
   return undefined;
 }
 
-/** XML parts that hold text a reader sees. */
-const TEXT_PART =
-  /^(word\/(document|header\d*|footer\d*|footnotes|endnotes|comments)\.xml|xl\/(sharedStrings|worksheets\/sheet\d+|comments\d*)\.xml|ppt\/(slides\/slide\d+|notesSlides\/notesSlide\d+|comments\/comment\d+)\.xml)$/;
+/** Package parts that only describe the package (content types, relationships): no text. */
+const PACKAGE_PART = /(^\[Content_Types\]\.xml|\.rels)$/i;
+/** Parts in the Office vocabularies, whose text is in text elements (w:t, a:t, c:v…); other XML parts (custom XML, properties) are read whole. */
+const OFFICE_PART = /^(word|xl|ppt)\//;
 const LINE_END = new Set(['p', 'si', 'row', 'br', 'cr', 'tr', 'txbody']);
 const CELL_END = new Set(['c', 'tab', 'tc']);
+/** Elements whose character data is text: text, values, field codes, and text deleted with tracked changes (still shown in review). */
+const TEXT_ELEMENT = new Set(['t', 'v', 'instrtext', 'deltext', 'delinstrtext']);
 
 function localName(name: string): string {
   const i = name.indexOf(':');
@@ -63,7 +78,7 @@ function xmlText(xml: string): string {
     open(name, attrs) {
       const n = localName(name);
       if (n === 'c') sharedCell.push(attrs.get('t') === 's');
-      if (n === 't' || n === 'v' || n === 'instrtext') {
+      if (TEXT_ELEMENT.has(n)) {
         if (n === 'v' && sharedCell.at(-1)) skipValue++;
         else inText++;
       }
@@ -73,7 +88,7 @@ function xmlText(xml: string): string {
     },
     close(name) {
       const n = localName(name);
-      if (n === 't' || n === 'v' || n === 'instrtext') {
+      if (TEXT_ELEMENT.has(n)) {
         if (n === 'v' && sharedCell.at(-1)) skipValue = Math.max(0, skipValue - 1);
         else inText = Math.max(0, inText - 1);
       }
@@ -85,25 +100,59 @@ function xmlText(xml: string): string {
   return out.join('');
 }
 
-function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
+/** All character data of an XML part, each text node a line of its own (one pass, linear). */
+function xmlAllText(xml: string): string {
+  const out: string[] = [];
+  readMarkup(xml, true, {
+    open() {},
+    text(data) {
+      out.push(data);
+    },
+    close() {
+      out.push('\n');
+    },
+  });
+  return out.join('');
+}
+
+/** Every file of a zip archive, at most `maxBytes` unpacked in all (the rest is left out and reported as `size`). */
+function unzipBounded(bytes: Buffer, maxBytes: number, names: string[]): { files: Unzipped; over: boolean } {
   let total = 0;
   let over = false;
-  let files: Unzipped;
+  const files = unzipSync(bytes, {
+    filter: (f) => {
+      names.push(f.name);
+      if (f.name.endsWith('/')) return false;
+      total += f.originalSize;
+      if (total > maxBytes) over = true;
+      return !over;
+    },
+  });
+  return { files, over };
+}
+
+const byName = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+
+function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
+  let unpacked: { files: Unzipped; over: boolean };
   try {
-    files = unzipSync(bytes, {
-      filter: (f) => {
-        if (!TEXT_PART.test(f.name)) return false;
-        total += f.originalSize;
-        if (total > maxBytes) over = true;
-        return !over;
-      },
-    });
+    unpacked = unzipBounded(bytes, maxBytes, []);
   } catch {
     return { text: '', unreadable: 'document' };
   }
-  const names = Object.keys(files).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
-  const text = names.map((n) => xmlText(new TextDecoder().decode(files[n]))).join('\n');
-  return over ? { text, unreadable: 'size' } : { text };
+  const { files, over } = unpacked;
+  const texts: string[] = [];
+  const members: DocumentMember[] = [];
+  for (const name of Object.keys(files).sort(byName)) {
+    if (PACKAGE_PART.test(name)) continue;
+    const content = files[name]!;
+    if (/\.xml$/i.test(name)) {
+      const xml = new TextDecoder().decode(content);
+      texts.push(OFFICE_PART.test(name) ? xmlText(xml) : xmlAllText(xml));
+    } else members.push({ name, content: Buffer.from(content) });
+  }
+  const text = texts.join('\n');
+  return over ? { text, members, unreadable: 'size' } : { text, members };
 }
 
 /**
@@ -167,68 +216,34 @@ class PdfReader {
 export const PDF_HEAP_MB = 512;
 const pdfReader = new PdfReader();
 
-const TEXT_FILE = /\.(txt|text|csv|tsv|md|json|xml|log|eml|ics|vcf)$/i;
-const HTML_FILE = /\.(html?|xhtml)$/i;
-const INNER_DOCUMENT = /\.(pdf|zip|docx|docm|dotx|xlsx|xlsm|xltx|pptx|pptm|potx|ppsx)$/i;
-
 export interface DocumentLimits {
   readonly maxBytes: number;
   readonly deadline: number;
-  /** Archives and documents inside archives, at most this deep. */
-  readonly maxDepth: number;
 }
 
-async function zipText(bytes: Buffer, limits: DocumentLimits, depth: number): Promise<DocumentResult> {
-  let total = 0;
-  let over = false;
+function zipText(bytes: Buffer, limits: DocumentLimits): DocumentResult {
   const names: string[] = [];
-  let files: Unzipped;
+  let unpacked: { files: Unzipped; over: boolean };
   try {
-    files = unzipSync(bytes, {
-      filter: (f) => {
-        names.push(f.name);
-        if (!(TEXT_FILE.test(f.name) || HTML_FILE.test(f.name) || INNER_DOCUMENT.test(f.name))) return false;
-        total += f.originalSize;
-        if (total > limits.maxBytes) over = true;
-        return !over;
-      },
-    });
+    unpacked = unzipBounded(bytes, limits.maxBytes, names);
   } catch {
     return { text: names.join('\n'), unreadable: 'document' };
   }
-  const texts = [names.join('\n')];
-  let unreadable: DocumentResult['unreadable'] = over ? 'size' : undefined;
-  for (const name of Object.keys(files)) {
-    const content = Buffer.from(files[name]!);
-    if (HTML_FILE.test(name)) texts.push(htmlText(new TextDecoder().decode(content)));
-    else if (TEXT_FILE.test(name)) texts.push(new TextDecoder().decode(content));
-    else {
-      const kind = documentKind(content, name, '');
-      if (!kind) continue;
-      if (depth >= limits.maxDepth) {
-        unreadable ??= 'document';
-        continue;
-      }
-      const r = await readDocument(kind, content, limits, depth + 1);
-      texts.push(r.text);
-      unreadable ??= r.unreadable;
-    }
-    if (Date.now() > limits.deadline) return { text: texts.join('\n'), unreadable: 'time' };
-  }
-  return unreadable ? { text: texts.join('\n'), unreadable } : { text: texts.join('\n') };
+  const members = Object.keys(unpacked.files).map((name) => ({ name, content: Buffer.from(unpacked.files[name]!) }));
+  return unpacked.over ? { text: names.join('\n'), members, unreadable: 'size' } : { text: names.join('\n'), members };
 }
 
-async function readDocument(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits, depth: number): Promise<DocumentResult> {
+/**
+ * The text of one document, and for an archive or an OOXML package the files
+ * it holds (`members`), which the caller reads in turn.
+ */
+export async function documentText(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
   if (bytes.length > limits.maxBytes) return { text: '', unreadable: 'size' };
   try {
     if (kind === 'pdf') return await pdfReader.read(bytes, limits.deadline);
-    if (kind === 'zip') return await zipText(bytes, limits, depth);
+    if (kind === 'zip') return zipText(bytes, limits);
     return ooxmlText(bytes, limits.maxBytes);
   } catch {
     return { text: '', unreadable: 'document' };
   }
-}
-
-export function documentText(kind: DocumentKind, bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
-  return readDocument(kind, bytes, limits, 0);
 }

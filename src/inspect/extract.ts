@@ -8,19 +8,26 @@
  *  - HTML rendered to text in one linear pass (html-text.ts, htmlparser2's
  *    tokenizer): tags removed, entities decoded, so text a browser shows side
  *    by side (`<span>4111</span><span>1111</span>`) stays side by side;
- *  - text attachments (their charset decoded), attachment file names;
- *  - attached messages (message/rfc822), opened in turn to a bounded depth;
- *  - office documents (OOXML docx/xlsx/pptx: unzipped with fflate, XML read
- *    with htmlparser2's tokenizer), PDF text (pdf.js), and what zip archives hold (text
- *    files, documents, archives inside), see documents.ts.
+ *  - attachment file names;
+ *  - every attachment, every file inside a zip archive and every part of an
+ *    office document, read by what its bytes are (readLeaf, sniff.ts), not
+ *    by its name or type: attached messages (message/rfc822, message/global,
+ *    the untyped parts of a multipart/digest, .eml files) opened in turn to a
+ *    bounded depth; office documents (OOXML), PDF text and zip archives
+ *    (documents.ts); text in any charset, UTF-16 included; the printable
+ *    strings of anything else, which is unreadable when it is compressed or
+ *    encrypted.
  * Every step is bounded (depth, document size, total text, time). A bound
  * reached or a document that cannot be read is not an error: it is listed in
  * `unreadable`, and the DLP policy (`[dlp] on_unreadable`) decides.
  */
 import iconv from 'iconv-lite';
 import { simpleParser } from 'mailparser';
+import type { Transform } from 'node:stream';
+import { type MimeNode, Splitter, type SplitterChunk } from '@zone-eu/mailsplit';
 import { documentKind, documentText } from './documents';
 import { htmlText } from './html-text';
+import { decodeText, printableStrings, sniff, textEncoding } from './sniff';
 
 export { htmlText };
 
@@ -60,10 +67,10 @@ export const EXTRACT_DEFAULTS: ExtractLimits = {
   timeoutMs: 10000,
 };
 
-function charsetOf(headers: Map<string, unknown> | undefined): string {
+function charsetOf(headers: Map<string, unknown> | undefined): string | undefined {
   const ct = headers?.get('content-type') as { params?: Record<string, string> } | undefined;
   const cs = ct?.params?.charset;
-  return cs && iconv.encodingExists(cs) ? cs : 'utf-8';
+  return cs && iconv.encodingExists(cs) ? cs : undefined;
 }
 
 class Collector {
@@ -94,6 +101,109 @@ class Collector {
   }
 }
 
+/** Signatures and other parts that carry no content of the message's author: their strings are read, they are never unreadable. */
+const SIGNATURE_TYPES = new Set(['application/pkcs7-signature', 'application/x-pkcs7-signature', 'application/pgp-signature']);
+/** Names of files that hold a message. */
+const MESSAGE_FILE = /\.(eml|mht|mhtml)$/i;
+/** Fonts an OOXML package embeds, obfuscated by the format (ECMA-376 Part 2): no text to read. */
+const EMBEDDED_FONT = /\.(odttf|fntdata)$/i;
+
+/** Whether text bytes begin with a message's header block (a field of a message, before the first empty line). */
+function looksLikeMessage(b: Buffer): boolean {
+  const head = b.toString('latin1', 0, Math.min(b.length, 64 * 1024));
+  const end = head.search(/\r?\n\r?\n/);
+  if (end < 0 || !/^[!-9;-~]+:/.test(head)) return false;
+  return /^(mime-version|content-type|from|subject|received|return-path|message-id):/im.test(head.slice(0, end));
+}
+
+interface Depths {
+  /** Messages opened inside each other. */
+  readonly message: number;
+  /** Archives and documents opened inside each other. */
+  readonly document: number;
+}
+
+/**
+ * One leaf (an attachment, or a file inside an archive or a document), read
+ * by what its bytes are, whatever its name and type say: a message is walked
+ * as a message, a document or an archive opened (its files read in turn),
+ * text decoded, a media or program file read for its printable strings, and
+ * anything else (compressed or encrypted data, a container past max_depth)
+ * listed in `unreadable`. Nothing is left unread and unlisted.
+ */
+async function readLeaf(bytes: Buffer, name: string, contentType: string, charset: string | undefined, at: Depths, c: Collector) {
+  if (c.late()) return;
+  const declaredMessage = contentType === 'message/rfc822' || contentType === 'message/global';
+  const textLike = textEncoding(bytes) !== undefined;
+  if (declaredMessage || (textLike && (MESSAGE_FILE.test(name) || looksLikeMessage(bytes)))) {
+    if (!declaredMessage) c.text(decodeText(bytes, charset)); // text that looks like a message is read as the text it is, too
+    if (at.message < c.limits.maxDepth) await walk(bytes, at.message + 1, c);
+    else c.unreadable.add('depth');
+    return;
+  }
+  const kind = documentKind(bytes, name, contentType);
+  if (kind) {
+    if (bytes.length > c.limits.maxDocumentBytes) {
+      c.unreadable.add('size');
+      return;
+    }
+    if (at.document > c.limits.maxDepth) {
+      c.unreadable.add('document');
+      return;
+    }
+    const r = await documentText(kind, bytes, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline });
+    if (r.unreadable) c.unreadable.add(r.unreadable);
+    c.text(r.text);
+    for (const m of r.members ?? []) {
+      if (c.late()) return;
+      if (EMBEDDED_FONT.test(m.name)) continue;
+      await readLeaf(m.content, m.name, '', undefined, { message: at.message, document: at.document + 1 }, c);
+    }
+    return;
+  }
+  if (textLike || contentType.startsWith('text/')) {
+    const text = decodeText(bytes, charset);
+    c.text(
+      contentType === 'text/html' || HTML_FILE.test(name) || (!contentType.startsWith('text/') && /^\s*<(!doctype html|html)\b/i.test(text))
+        ? htmlText(text)
+        : text,
+    );
+    // a part declared text whose bytes are compressed or encrypted is not read by decoding it
+    if (!textLike && sniff(bytes) === 'sealed') c.unreadable.add('document');
+    return;
+  }
+  c.text(printableStrings(bytes));
+  if (sniff(bytes) === 'sealed' && !SIGNATURE_TYPES.has(contentType)) c.unreadable.add('document');
+}
+
+const HTML_FILE = /\.(html?|xhtml)$/i;
+
+/**
+ * The parts of a multipart/digest whose type is not written: RFC 2046 §5.1.5
+ * makes them messages (message/rfc822), where a MIME parser that ignores the
+ * rule reads them as plain text, their own encodings left undecoded.
+ */
+function digestMessages(message: Buffer): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    const splitter = new Splitter({ ignoreEmbedded: true });
+    const found = new Map<MimeNode, Buffer[]>();
+    splitter.on('data', (chunk: SplitterChunk) => {
+      if (chunk.type === 'node') {
+        const node = chunk as MimeNode;
+        const parent = node.parentNode as MimeNode | false | undefined;
+        if (parent && parent.contentType === 'multipart/digest' && node.headers && node.headers.get('Content-Type').length === 0)
+          found.set(node, []);
+      } else if (chunk.type === 'body') {
+        found.get(chunk.node as MimeNode)?.push(chunk.value as Buffer);
+      }
+    });
+    const stream = splitter as unknown as Transform;
+    stream.on('error', () => resolve([...found.values()].map((b) => Buffer.concat(b))));
+    stream.on('end', () => resolve([...found.values()].map((b) => Buffer.concat(b))));
+    stream.end(message);
+  });
+}
+
 async function walk(message: Buffer, depth: number, c: Collector): Promise<void> {
   if (c.late()) return;
   const parsed = await simpleParser(message, { skipImageLinks: true, skipTextLinks: true, skipHtmlToText: true, skipTextToHtml: true });
@@ -106,27 +216,12 @@ async function walk(message: Buffer, depth: number, c: Collector): Promise<void>
     const filename = a.filename ?? '';
     c.attachments.push({ filename, contentType, size: a.size ?? a.content.length, content: a.content });
     c.text(filename);
-    if (contentType === 'message/rfc822') {
-      if (depth < c.limits.maxDepth) await walk(a.content, depth + 1, c);
-      else c.unreadable.add('depth');
-    } else if (contentType === 'text/html') {
-      c.text(htmlText(iconv.decode(a.content, charsetOf(a.headers))));
-    } else if (contentType.startsWith('text/')) {
-      c.text(iconv.decode(a.content, charsetOf(a.headers)));
-    } else {
-      const kind = documentKind(a.content, filename, contentType);
-      if (!kind) continue;
-      if (a.content.length > c.limits.maxDocumentBytes) {
-        c.unreadable.add('size');
-        continue;
-      }
-      const r = await documentText(kind, a.content, {
-        maxBytes: c.limits.maxDocumentBytes,
-        deadline: c.deadline,
-        maxDepth: c.limits.maxDepth,
-      });
-      if (r.unreadable) c.unreadable.add(r.unreadable);
-      c.text(r.text);
+    await readLeaf(a.content, filename, contentType, charsetOf(a.headers), { message: depth, document: 0 }, c);
+  }
+  if (/multipart\/digest/i.test(message.toString('latin1'))) {
+    for (const inner of await digestMessages(message)) {
+      if (c.late()) return;
+      await readLeaf(inner, '', 'message/rfc822', undefined, { message: depth, document: 0 }, c);
     }
   }
 }
