@@ -35,9 +35,27 @@ export interface DelayNotice {
   readonly now: Date;
 }
 
-/** One printable line of at most 300 characters (values from the queue and peers' replies). */
-function line(text: string): string {
-  return sanitize(text).trim();
+/**
+ * One printable line of at most 300 bytes (values from the queue, peers' replies, the message's own header).
+ * A notice is written one character per byte (`report`), and header text here is the message's bytes read so
+ * (raw UTF-8 in a Subject, RFC 6532): a cut falls before the UTF-8 character it would split, so the notice's
+ * Subject stays UTF-8 and Haraka's queue takes it (outbound-queue.ts checkUtf8Fields).
+ */
+export function line(text: string): string {
+  return cutUtf8Bytes(sanitize(text, Infinity).trim(), MAX_LINE);
+}
+
+const MAX_LINE = 300;
+
+/**
+ * `bytes` (one character per byte) cut to at most `max` bytes with "..." when longer, never inside a UTF-8 character:
+ * the cut moves back over at most three continuation bytes (10xxxxxx) to the lead byte of the character it would split.
+ */
+export function cutUtf8Bytes(bytes: string, max: number): string {
+  if (bytes.length <= max) return bytes;
+  let end = max - 3;
+  for (let back = 0; back < 3 && end > 0 && (bytes.charCodeAt(end) & 0xc0) === 0x80 && bytes.charCodeAt(end) < 0x100; back++) end--;
+  return `${bytes.slice(0, end)}...`;
 }
 
 /** The enhanced status code (RFC 3463) in a reply, of the class of `fallback`, else `fallback`. */
@@ -139,7 +157,8 @@ function report(
       `Content-Type: multipart/report; report-type=delivery-status; boundary="${boundary}"`,
       '',
       `--${boundary}`,
-      'Content-Type: text/plain; charset=us-ascii',
+      // the message's Subject is quoted as it came (raw UTF-8 when it was)
+      'Content-Type: text/plain; charset=utf-8',
       '',
       [`This is the mail system at ${line(n.me)}.`, '', ...text].join('\r\n'),
       '',

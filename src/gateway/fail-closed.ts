@@ -77,3 +77,22 @@ export function failClosed(
     },
   );
 }
+
+/**
+ * The time every hook answers within: [main] hook_timeout_ms (`configured`), but always before Haraka's own
+ * timeout for the plugin (`harakaSeconds`, the plugin's `timeout`: config/ssmax.timeout, else plugin_timeout, else
+ * 30; 0 or none: Haraka sets no limit). Past Haraka's, Haraka answers the sender 4xx "plugin timeout" itself while
+ * the hook's work goes on (copies handed over after the sender was told to retry), and in hook_deferred its answer
+ * would reschedule the copy at once. So the limit is lowered to one second before Haraka's (half of it when that is
+ * under two seconds), with a warning naming both settings (`warn`).
+ */
+export function hookLimit(harakaSeconds: number | undefined, configured: number, warn: (line: string) => void): number {
+  const haraka = typeof harakaSeconds === 'number' && Number.isFinite(harakaSeconds) && harakaSeconds > 0 ? harakaSeconds * 1000 : 0;
+  if (haraka === 0) return configured;
+  const bound = Math.floor(haraka >= 2000 ? haraka - 1000 : haraka / 2);
+  if (configured <= bound) return configured;
+  warn(
+    `ssmax: [main] hook_timeout_ms=${configured} is not below Haraka's timeout for this plugin (${haraka / 1000} s: config/ssmax.timeout, else plugin_timeout); hooks answer within ${bound} ms instead`,
+  );
+  return bound;
+}

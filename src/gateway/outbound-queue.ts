@@ -107,9 +107,7 @@ export interface Queued {
  */
 export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const end = findHeaderEnd(q.message, { bareLf: true });
-    checkUtf8Fields(q.message.subarray(0, end.bodyStart));
-    checkHeaderLines(q.message.subarray(0, end.headEnd), maxHeaderLines(h.smtpIni));
+    checkQueueable(h, q.message);
     const txn = h.createTransaction(null, h.smtpIni);
     if (q.notes) txn.notes = q.notes;
     txn.mail_from = new h.Address(q.from === '' || q.from === '<>' ? '<>' : `<${q.from}>`);
@@ -120,6 +118,17 @@ export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
     txn.message_stream.add_line_end();
     h.send_trans_email(txn, (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(`Haraka's queue: ${String(msg)}`))));
   });
+}
+
+/**
+ * Every check by which `queueMessage` refuses a message for good (a header block that is not UTF-8: 550 5.6.0;
+ * more header lines than Haraka keeps: 552 5.3.4). The gateway runs it on every peer copy of a message before it
+ * hands the first copy of that message over (plugin.ts `send`), so no copy is refused for good after another went.
+ */
+export function checkQueueable(h: HarakaQueue, message: Buffer): void {
+  const end = findHeaderEnd(message, { bareLf: true });
+  checkUtf8Fields(message.subarray(0, end.bodyStart));
+  checkHeaderLines(message.subarray(0, end.headEnd), maxHeaderLines(h.smtpIni));
 }
 
 /** Haraka's `headers.max_lines` for a transaction made with `cfg` (its own default 1000). */

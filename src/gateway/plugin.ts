@@ -34,7 +34,7 @@ import { join } from 'node:path';
 import type { Copy, HeldPost, HopResult } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
-import { CODES, type Next, answer, failClosed } from './fail-closed';
+import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
 import { GatewayError, REPLIES, sanitize } from '../mail/replies';
@@ -47,7 +47,7 @@ import { type Submitter, peerFor, reportToPeer, submit } from './submission';
 import { TrustedRelays } from './trusted-relays';
 import { withoutOwnResults } from '../mail/auth-results';
 import { checkRelayNotice } from './relay-notice';
-import { type HarakaQueue, harakaQueue, queueMessage } from './outbound-queue';
+import { type HarakaQueue, checkQueueable, harakaQueue, maxHeaderLines, queueMessage } from './outbound-queue';
 import { type EarlierAttempts, type Refusal, attemptId } from './delivery';
 import { type QueueFileTest, copyNotes, copyOf, harakaQueueFile, queuedCopies } from './queue-reconcile';
 import { failureNotice, headerBlock, notifyDelay, statusOf, streamedHeader } from './dsn';
@@ -58,6 +58,8 @@ import { probeKeyd } from './keyd-probe';
 
 interface HarakaPlugin {
   config: HarakaConfigLoader;
+  /** Haraka's own time limit for this plugin's hooks, in seconds (config/ssmax.timeout, else plugin_timeout, else 30; 0: none). */
+  timeout?: number;
   /** Haraka's own modules, from the running server (plugins.js): never require('Haraka/…'), which finds some other copy or none. */
   haraka_require(name: string): unknown;
   loginfo(msg: string): void;
@@ -79,6 +81,18 @@ function addressOf(a: Address): string {
   const spelt = typeof a.address === 'function' ? a.address() : a.address;
   return canonicalAddress(spelt) ?? spelt.toLowerCase();
 }
+/**
+ * An envelope address as it came, for the envelope of a copy handed on: its local part's case kept (RFC 5321 §2.4:
+ * only the host it belongs to may read it case-insensitively), its domain in the ASCII form `addressOf` gives.
+ * Comparisons and the delivery record use `addressOf`.
+ */
+function envelopeSpelling(a: Address): string {
+  const spelt = typeof a.address === 'function' ? a.address() : a.address;
+  const canonical = canonicalAddress(spelt);
+  if (!canonical) return addressOf(a);
+  return `${spelt.slice(0, spelt.lastIndexOf('@'))}@${canonical.slice(canonical.lastIndexOf('@') + 1)}`;
+}
+
 interface Connection {
   relaying: boolean;
   remote?: { ip?: string };
@@ -93,6 +107,12 @@ interface Connection {
     /** How Haraka decodes header lines into `header.header_list` ('binary': one character per byte; set by hook_mail). */
     encoding?: string;
     header?: { header_list?: unknown };
+    /** 0 while the header is being read (transaction.js). */
+    header_pos?: number;
+    /** Takes one line of DATA (transaction.js); wrapped by hook_mail to count the header's lines (`countHeaderLines`). */
+    add_data?: (line: Buffer) => void;
+    /** The smtp.ini the transaction was made with (its `headers.max_lines`). */
+    cfg?: unknown;
   };
   logerror(msg: string): void;
 }
@@ -121,6 +141,8 @@ interface State extends Gateway {
   logerror(line: string): void;
   /** This server's name (Haraka's `me`): an authserv-id of ours besides the local domains (src/mail/auth-results.ts). */
   serverName: string;
+  /** The time every hook answers within (fail-closed.ts `hookLimit`): [main] hook_timeout_ms, kept below Haraka's timeout for the plugin. */
+  hookMs: number;
 }
 
 let state: State | undefined;
@@ -152,10 +174,12 @@ function build(plugin: HarakaPlugin): State {
     ops,
     logerror: (l) => plugin.logerror(l),
     serverName: serverNameOf(plugin),
+    hookMs: hookLimit(plugin.timeout, gw.config.hookTimeoutMs, (l) => plugin.logwarn(l)),
   };
   files.applyTo(gw.config);
   files.onApplied = () => {
     s.trusted = new TrustedRelays(gw.config.trustedRelays);
+    s.hookMs = hookLimit(plugin.timeout, gw.config.hookTimeoutMs, (l) => plugin.logwarn(l));
   };
   return s;
 }
@@ -252,7 +276,7 @@ export function hook_rcpt(this: HarakaPlugin, next: Next, connection: Connection
   if (!s) return;
   failClosed(
     'rcpt',
-    s.config.hookTimeoutMs,
+    s.hookMs,
     this,
     async () => {
       // the recipients one message may have (one copy binds at most that many; the inspector takes at most that many):
@@ -326,6 +350,7 @@ async function bounceNotices(s: State, m: Incoming): Promise<string[]> {
  */
 function messageOf(connection: Connection): Promise<Buffer> {
   const txn = connection.transaction!;
+  checkArrivedHeader(txn);
   const fields = txn.header?.header_list;
   if (txn.encoding !== 'binary' || !Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string'))
     return new Promise((resolve) => txn.message_stream.get_data({}, resolve));
@@ -340,15 +365,51 @@ function messageOf(connection: Connection): Promise<Buffer> {
 
 const CRLF = Buffer.from('\r\n');
 
+/** The header lines each transaction has received so far (`countHeaderLines`). */
+const headerLines = new WeakMap<object, { n: number }>();
+
+/**
+ * Counts the header lines of a transaction as they come: Haraka's transaction keeps at most `[headers] max_lines`
+ * of them (smtp.ini, 1,000 unless set) and drops every later one without a word, mid-field too — neither its
+ * parsed list nor its message stream's header holds them — and the list it keeps grows by the fields Haraka adds
+ * later, so only a count taken as the lines arrive tells. Its own `add_data` is wrapped, nothing else changed. The
+ * count is Haraka's: each line it is given while the header is read, its own Received field (given as one) included.
+ */
+function countHeaderLines(txn: NonNullable<Connection['transaction']>): void {
+  const add = txn.add_data;
+  if (typeof add !== 'function' || headerLines.has(txn)) return;
+  const count = { n: 0 };
+  headerLines.set(txn, count);
+  txn.add_data = function (this: unknown, line: Buffer) {
+    const blank = line[0] === 0x0a || (line[0] === 0x0d && line[1] === 0x0a);
+    if (txn.header_pos === 0 && !blank) count.n++;
+    return add.call(this, line);
+  };
+}
+
+/**
+ * A header of more lines than Haraka keeps (`countHeaderLines`) is refused (552 5.3.4, the reply for a queued
+ * copy of too many lines: outbound-queue.ts) before anything reads the message — never delivered or sealed cut.
+ */
+function checkArrivedHeader(txn: NonNullable<Connection['transaction']>): void {
+  const came = headerLines.get(txn)?.n ?? 0;
+  const max = maxHeaderLines(txn.cfg);
+  if (came > max) throw new GatewayError('headerTooManyLines', `${came} lines, at most ${max} (smtp.ini [headers] max_lines)`);
+}
+
 /**
  * A new transaction: Haraka is told to read its header lines one character per byte ('binary',
- * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came. An
+ * as it does itself after HELO), so `messageOf` can give the gateway the bytes that came, and its
+ * header lines are counted as they come (`countHeaderLines`: more than Haraka keeps is refused). An
  * envelope sender whose domain is no domain name (canonicalDomain: an internationalised name that
  * maps to none, an empty label, a trailing dot) is refused, 550 5.1.7; the null sender passes.
  */
 export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection, params: Address[]): void {
   try {
-    if (connection.transaction) connection.transaction.encoding = 'binary';
+    if (connection.transaction) {
+      connection.transaction.encoding = 'binary';
+      countHeaderLines(connection.transaction);
+    }
   } catch (err) {
     this.logerror(`ssmax: mail hook: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -356,7 +417,7 @@ export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection
   if (!s) return;
   failClosed(
     'mail',
-    s.config.hookTimeoutMs,
+    s.hookMs,
     this,
     () => {
       const from = params?.[0];
@@ -371,15 +432,22 @@ export function hook_mail(this: HarakaPlugin, next: Next, connection: Connection
 /** What `send` did: recipients the mailbox store refused for good while the others were taken (their sender was sent a report). */
 interface Sent {
   readonly failed: readonly Refusal[];
+  /** Recipients whose peer copy could not be queued for good after other copies went (in the same report). */
+  readonly unqueued: readonly Refusal[];
   /** Recipients an earlier attempt of this message settled (handed their copy over, or had it refused for good): not sent again. */
   readonly already: readonly string[];
   /** Recipients of all copies (each once). */
   readonly all: number;
+  /** Whether the failure report could not be queued for good (logged; the reply says so). */
+  readonly unreported?: boolean;
 }
 
 /**
  * Local copies to the mailbox store, peer copies to Haraka's outbound queue:
  * each exactly once per recipient (delivery.ts), none after a 4xx (`signal`).
+ * Every check that would refuse a peer copy for good at the queue runs on
+ * every peer copy first (`checkQueueable`): a message one of whose copies can
+ * never leave is refused (its 5xx) before any copy is handed over.
  * Recipients the store refuses for good (a 5xx): when that is every
  * recipient of the message, the answer is that 5xx (the sending MTA reports
  * it); when others were taken, the answer stays 250 and the sender gets one
@@ -387,6 +455,9 @@ interface Sent {
  * Posts a moderated list holds (`holds`) are written first, once per arrival
  * and list (src/lists/expand.ts writeHolds): never for a message refused or
  * deferred before this point, and not again at the sender's retry.
+ * Once any copy has gone, the answer is never a 5xx: a peer copy refused for
+ * good by the queue after that is reported like a store refusal, and a report
+ * that cannot be queued for good is logged and said in the 250.
  */
 async function send(
   s: State,
@@ -394,8 +465,13 @@ async function send(
   arrival: Buffer,
   copies: readonly Copy[],
   signal: AbortSignal,
+  spelling: ReadonlyMap<string, string>,
   holds: readonly HeldPost[] = [],
 ): Promise<Sent> {
+  // the envelope of a copy handed on spells each address as it came (envelopeSpelling); the record keys stay canonical
+  const spelt = (address: string) => spelling.get(address) ?? address;
+  const peerCopies = copies.filter((c) => !c.local);
+  for (const copy of peerCopies) checkQueueable(s.queue, copy.message);
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
   const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
@@ -411,11 +487,12 @@ async function send(
   );
   const all = copies.reduce((n, c) => n + c.rcpts.length, holds.length); // a held post's list is a recipient taken
   if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
-  // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
-  for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
-  const toReport = failed.filter((f) => !f.list);
-  for (const copy of copies.filter((c) => !c.local)) {
-    await s.delivery.once(
+  // whether a copy of this message has gone (by this attempt or an earlier one): from then on, never a 5xx for the whole message
+  let gone =
+    holds.length > 0 || already.rcpts.length > 0 || copies.some((c) => c.local && c.rcpts.some((r) => !failed.some((f) => f.rcpt === r)));
+  const unqueued: Refusal[] = [];
+  for (const copy of peerCopies) {
+    const refused = await s.delivery.once(
       id,
       copy.rcpts,
       signal,
@@ -424,12 +501,20 @@ async function send(
         // the queue file names its copy (queue-reconcile.ts) and the list it was expanded from
         try {
           await queueMessage(s.queue, {
-            from: envelopeSenderOf(copy, from),
-            to: todo,
+            from: spelt(envelopeSenderOf(copy, from)),
+            to: todo.map(spelt),
             message: copy.message,
             notes: { ...copyNotes({ id, rcpts: todo }), ...(copy.list ? { [LIST_NOTE]: copy.list } : {}) },
           });
         } catch (err) {
+          // refused for good after another copy went (checkQueueable passed it, so only a check added later): reported, not answered
+          if (err instanceof GatewayError && !err.temporary && (gone || already.rcpts.length > 0)) {
+            const reply = `${err.reply.code} ${err.reply.status} ${err.reply.text}`;
+            s.logerror(
+              `ssmax: the copy for ${todo.join(', ')} cannot be queued, after other copies went (reported to the sender): ${reply}`,
+            );
+            return { refused: todo.map((rcpt) => ({ rcpt, code: err.reply.code, reply, ...(copy.list ? { list: copy.list } : {}) })) };
+          }
           if (err instanceof GatewayError) throw err;
           throw new GatewayError(
             'internal',
@@ -441,8 +526,16 @@ async function send(
       (err) => (err instanceof GatewayError ? err : new GatewayError('internal', String(err))),
       already,
     );
+    unqueued.push(...refused);
+    if (copy.rcpts.some((r) => !refused.some((f) => f.rcpt === r))) gone = true;
   }
-  if (failed.length > 0) {
+  const notTaken = [...failed, ...unqueued];
+  // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
+  for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
+  for (const f of unqueued) if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
+  const toReport = notTaken.filter((f) => !f.list);
+  let unreported = false;
+  if (notTaken.length > 0) {
     signal.throwIfAborted();
     // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
     if (from !== '' && toReport.length > 0) {
@@ -455,19 +548,38 @@ async function send(
         now: new Date(),
       });
       const out = await outgoingReport(s, from, notice);
-      if (out) await queue(s, from, out);
+      if (out) unreported = !(await queueReport(s, from, out));
     }
     await s.delivery.settle(
       id,
-      failed.map((f) => f.rcpt),
+      notTaken.map((f) => f.rcpt),
     );
   }
   const lower = (rs: readonly string[]) => new Set(rs.map((r) => r.toLowerCase()));
   return {
-    failed: toReport,
+    failed: failed.filter((f) => !f.list),
+    unqueued: unqueued.filter((f) => !f.list),
     already: [...lower(already.rcpts)],
     all: lower([...copies.flatMap((c) => c.rcpts), ...holds.map((h) => h.list)]).size,
+    unreported,
   };
+}
+
+/**
+ * Queues the failure report of a message some of whose copies went: true when it was queued. A report refused
+ * for good (our own report, malformed: a fault of ours that a retry would meet again) is logged as an error and
+ * false — the copies that went stay answered 250, never turned into a 5xx; a temporary failure rejects (the
+ * sender's retry sends no copy again, the delivery record has them, and reports then).
+ */
+async function queueReport(s: State, to: string, report: Buffer): Promise<boolean> {
+  try {
+    await queue(s, to, report);
+    return true;
+  } catch (err) {
+    if (!(err instanceof GatewayError) || err.temporary) throw err;
+    s.logerror(`ssmax: the failure report to ${to} cannot be queued (the message's other copies went; 250 kept): ${err.reply.text}`);
+    return false;
+  }
 }
 
 /**
@@ -519,9 +631,13 @@ function doneText(done: string, sent: Sent): string {
   return n > 0 ? `${done}; settled by an earlier attempt for ${n} recipient${n === 1 ? '' : 's'}, not sent again` : done;
 }
 
-/** The tail of a 250 reply naming recipients refused for good (their sender was sent a report). */
+/** The tail of a 250 reply naming recipients refused for good (their sender was sent a report, unless it could not be queued). */
 function failedNote(sent: Sent): string {
-  return sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (report sent)` : '';
+  const told = sent.unreported ? 'report could not be sent' : 'report sent';
+  const store = sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (${told})` : '';
+  const queue =
+    sent.unqueued.length > 0 ? `; not sent to ${sent.unqueued.map((f) => f.rcpt).join(', ')}, refused by the queue (${told})` : '';
+  return store + queue;
 }
 
 /**
@@ -554,6 +670,8 @@ interface Incoming {
   readonly raw: Buffer;
   readonly rcpts: readonly string[];
   readonly from: string;
+  /** Each envelope address (`addressOf`, the envelope sender included) as it came (`envelopeSpelling`): what a copy handed on carries. */
+  readonly spelling: ReadonlyMap<string, string>;
 }
 
 /** What a queue hook's protocol step gives the one body: its result, the reply's words for it, the log line for a capsule under a retired key. */
@@ -584,20 +702,21 @@ function queueHook(
   const hop = hopOf(plugin, s, connection, direction, next);
   failClosed(
     direction === 'outbound' ? 'queue_outbound' : 'queue',
-    s.config.hookTimeoutMs,
+    s.hookMs,
     plugin,
     (signal) =>
       hop.run(async () => {
         const txn = connection.transaction!;
         // Authentication-Results in our name that we did not write go before anything reads the message (RFC 8601 §5)
         const raw = withoutOwnResults(await messageOf(connection), [...s.config.localDomains, s.serverName]);
-        const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from) };
+        const spelling = new Map([txn.mail_from, ...txn.rcpt_to].map((a) => [addressOf(a), envelopeSpelling(a)]));
+        const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from), spelling };
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
         const m: Incoming = { ...all, rcpts };
         const { result, done, retired } = await step(s, m, hop);
         if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-        const sent = await send(s, m.from, raw, result.copies, signal, result.holds);
+        const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds);
         if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
         return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
       }),
@@ -650,7 +769,7 @@ export function hook_capabilities(this: HarakaPlugin, next: Next, connection: Co
   // Haraka answers the EHLO with its list whatever a capabilities hook returns; the body cannot fail (no keyd: the seal serial only).
   failClosed(
     'capabilities',
-    s.config.hookTimeoutMs,
+    s.hookMs,
     this,
     async () => {
       const line = await advertiser.current();
@@ -667,7 +786,7 @@ export function hook_delivered(this: HarakaPlugin, next: Next, hmail: QueuedMail
   if (!s) return;
   failClosed(
     'delivered',
-    s.config.hookTimeoutMs,
+    s.hookMs,
     this,
     async () => {
       // a queued peer copy delivered: recorded before Haraka removes its file (queue-reconcile.ts)
@@ -733,7 +852,7 @@ export function hook_deferred(this: HarakaPlugin, next: Next, hmail: QueuedMail,
   // bounded like every other hook: a notice that hangs must not hold Haraka's queue runner
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${s.config.hookTimeoutMs} ms`)), s.config.hookTimeoutMs);
+    timer = setTimeout(() => reject(new Error(`no answer within ${s.hookMs} ms`)), s.hookMs);
   });
   Promise.race([delayed(s, hmail, params?.err), timeout])
     .catch((err: unknown) => this.logerror(`ssmax: delay notice failed: ${err instanceof Error ? err.message : String(err)}`))

@@ -132,10 +132,13 @@ export class GatewayError extends Error {
   }
 }
 
-/** One printable line: no CR/LF or control characters can reach an SMTP reply. */
-export function sanitize(text: string): string {
-  const clean = [...text].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? ' ' : ch)).join('');
-  return clean.length > 300 ? `${clean.slice(0, 297)}...` : clean;
+/**
+ * One printable line: no CR/LF or control characters can reach an SMTP reply. Longer than `max` characters
+ * (300 unless given), it is cut to `max` - 3 and "..." — by whole characters, never inside a surrogate pair.
+ */
+export function sanitize(text: string, max = 300): string {
+  const chars = [...text].map((ch) => (ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f ? ' ' : ch));
+  return chars.length > max ? `${chars.slice(0, max - 3).join('')}...` : chars.join('');
 }
 
 /**

@@ -3,13 +3,25 @@
  * a notice whose queueing fails is sent at the next deferral, and still at
  * most one goes per queued copy, also when deferrals overlap. The record is
  * the gateway's real LMDB delivery record; the queue is a stand-in that fails
- * on demand.
+ * on demand. Notices (delay and failure) quoting a long raw UTF-8 Subject are
+ * cut on character boundaries, so the queue's UTF-8 check takes them.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalDelivery } from '../../src/gateway/delivery';
-import { type DelayNotices, type DelayedCopy, notifyDelay } from '../../src/gateway/dsn';
+import { isUtf8 } from 'node:buffer';
+import {
+  type DelayNotices,
+  type DelayedCopy,
+  cutUtf8Bytes,
+  delayNotice,
+  failureNotice,
+  headerBlock,
+  notifyDelay,
+} from '../../src/gateway/dsn';
+import { checkQueueable } from '../../src/gateway/outbound-queue';
+import { sanitize } from '../../src/mail/replies';
 
 let record: LocalDelivery;
 beforeAll(() => {
@@ -82,4 +94,60 @@ test('no notice before the delay, none for a null or foreign sender', async () =
   expect(await notifyDelay(d, { ...copy(5 * HOUR), sender: '' }, headers)).toBe(false);
   expect(await notifyDelay(d, { ...copy(5 * HOUR), sender: 'mallory@elsewhere.test' }, headers)).toBe(false);
   expect(calls).toBe(0);
+});
+
+describe("a notice quoting a long raw UTF-8 Subject (RFC 6532) is UTF-8 itself: Haraka's queue takes it", () => {
+  // 400 bytes of Cyrillic (two bytes a character) after an ASCII word: every cut at 297 or 300 bytes, odd or even, is tried
+  const subjects = ['Ж'.repeat(200), `x${'Ж'.repeat(200)}`, `xy${'€'.repeat(140)}`, `z${'😀'.repeat(100)}`];
+  const arrival = (subject: string) =>
+    Buffer.from(`From: dave@a.example\r\nTo: slow@x.test\r\nSubject: ${subject}\r\nMessage-ID: <u@a.example>\r\n\r\nhello\r\n`, 'utf8');
+  const queueable = (m: Buffer) =>
+    checkQueueable({ createTransaction: () => ({}) as never, send_trans_email: () => undefined, Address: class {}, smtpIni: {} }, m);
+
+  test.each(subjects.map((s, i) => [i, s]))('delay and failure notices for subject %i', (_i, subject) => {
+    const headers = headerBlock(arrival(subject as string));
+    const delay = delayNotice({
+      me: 'a.example',
+      to: 'dave@a.example',
+      rcpts: ['slow@x.test'],
+      queuedAt: new Date(),
+      reason: '451 4.4.1 later',
+      headers,
+      now: new Date(),
+    });
+    const failed = failureNotice({
+      me: 'a.example',
+      to: 'dave@a.example',
+      failed: [{ rcpt: 'alice@a.example', reply: '550 5.1.1 no such user' }],
+      queuedAt: new Date(),
+      headers,
+      now: new Date(),
+    });
+    for (const notice of [delay, failed]) {
+      expect(() => queueable(notice)).not.toThrow();
+      expect(isUtf8(notice)).toBe(true);
+      const subjectLine = /^Subject: (.*)$/m.exec(notice.toString('utf8'))![1]!;
+      expect(subjectLine).toMatch(/^(Delayed Mail|Undelivered Mail).*: [xyz]*[Ж€😀]+\.\.\.$/u);
+      expect(Buffer.byteLength(subjectLine.slice(subjectLine.indexOf(': ') + 2))).toBeLessThanOrEqual(300);
+    }
+  });
+
+  test('cutUtf8Bytes: never inside a character, at most the bound, the text kept whole when it fits', () => {
+    for (const ch of ['a', 'é', 'Ж', '€', '😀'])
+      for (let pad = 0; pad < 4; pad++) {
+        const bytes = Buffer.from(`${'a'.repeat(pad)}${ch.repeat(400)}`, 'utf8').toString('latin1');
+        const cut = cutUtf8Bytes(bytes, 300);
+        expect(cut.length).toBeLessThanOrEqual(300);
+        expect(cut.endsWith('...')).toBe(true);
+        expect(isUtf8(Buffer.from(cut, 'latin1'))).toBe(true);
+      }
+    expect(cutUtf8Bytes('short', 300)).toBe('short');
+  });
+
+  test('sanitize: a reply text cut by whole characters, never inside a surrogate pair', () => {
+    const cut = sanitize(`a${'😀'.repeat(400)}`);
+    expect(cut.endsWith('...')).toBe(true);
+    expect(Buffer.from(cut, 'utf8').toString('utf8')).toBe(cut); // no lone surrogate (it would become U+FFFD)
+    expect([...cut]).toHaveLength(300);
+  });
 });

@@ -1,4 +1,4 @@
-import { CODES, failClosed } from '../../src/gateway/fail-closed';
+import { CODES, failClosed, hookLimit } from '../../src/gateway/fail-closed';
 import { GatewayError } from '../../src/mail/replies';
 
 /** Runs a hook body through the wrapper and records every call of next. */
@@ -69,5 +69,39 @@ describe('every hook fails closed and answers exactly once', () => {
   test('success answers once with the code of the body', async () => {
     const r = await run(() => Promise.resolve([CODES.OK, 'fine']));
     expect(r.calls).toEqual([[CODES.OK, 'fine']]);
+  });
+});
+
+describe("the hooks' time limit is kept below Haraka's own timeout for the plugin", () => {
+  test("hook_timeout_ms above Haraka's (plugin_timeout=10, 2, 1) is lowered with a warning naming both; below it, or no Haraka limit, it stays", () => {
+    const warnings: string[] = [];
+    const warn = (l: string) => warnings.push(l);
+    expect(hookLimit(30, 25000, warn)).toBe(25000);
+    expect(hookLimit(undefined, 25000, warn)).toBe(25000);
+    expect(hookLimit(0, 25000, warn)).toBe(25000);
+    expect(warnings).toEqual([]);
+    expect(hookLimit(10, 25000, warn)).toBe(9000);
+    expect(warnings[0]).toMatch(
+      /hook_timeout_ms=25000 .*Haraka's timeout for this plugin \(10 s: config\/ssmax\.timeout, else plugin_timeout\); hooks answer within 9000 ms/,
+    );
+    expect(hookLimit(2, 25000, warn)).toBe(1000);
+    expect(hookLimit(1, 25000, warn)).toBe(500);
+    expect(warnings).toHaveLength(3);
+  });
+
+  test("with Haraka's timeout of 2 s, a hook that hangs is answered by the gateway's own 4xx before Haraka's, and its work is told to stop", async () => {
+    const limit = hookLimit(2, 25000, () => undefined);
+    let aborted = false;
+    const r = await run(
+      (signal) =>
+        new Promise(() => {
+          signal.addEventListener('abort', () => (aborted = true));
+        }),
+      limit,
+    );
+    expect(r.calls).toHaveLength(1);
+    expect(r.calls[0]![0]).toBe(CODES.DENYSOFT);
+    expect(aborted).toBe(true);
+    expect(limit).toBeLessThan(2000);
   });
 });

@@ -245,3 +245,64 @@ describe('the mailbox store refuses a list member for good: the sender, who addr
     expect(r).not.toContain('alice');
   });
 });
+
+describe('no 5xx after a copy went, no copy of a message cut by Haraka', () => {
+  const daveMails = (tag: string) =>
+    store
+      .mails('dave@a.example')
+      .map((m) => m.toString('latin1'))
+      .filter((t) => t.includes(tag));
+  /** A message whose header has `lines` lines: seven fields of one line, the rest two folded address fields (Cc, X-Distribution), MIME fields last. */
+  const longHeader = (tag: string, to: string, lines: number) => {
+    const folded = lines - 7;
+    const cc = [Math.ceil(folded / 2), Math.floor(folded / 2)]
+      .map((n, k) => `${k === 0 ? 'Cc' : 'X-Distribution'}: ${Array.from({ length: n }, (_, i) => `u${k}x${i}@c.example`).join(',\r\n ')}`)
+      .join('\r\n');
+    return Buffer.from(
+      `From: dave@a.example\r\nTo: ${to}\r\nSubject: ${tag}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${tag}@a.example>\r\n${cc}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET} ${tag}\r\n`,
+    );
+  };
+
+  test("a header of more lines than Haraka's [headers] max_lines (1,040) is refused on arrival, 552 5.3.4, never delivered without its last fields", async () => {
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['dave@a.example'],
+      longHeader('arrival-lines', 'dave@a.example', 1040), // 1,041 lines as Haraka counts them: its Received field is one
+      DAVE,
+    );
+    expect(r).toMatch(
+      /^55\d 5\.3\.4 Message header has more lines than the gateway can relay: 1041 lines, at most 1000 \(smtp\.ini \[headers\] max_lines\)/,
+    );
+    await new Promise((res) => setTimeout(res, 3000));
+    expect(daveMails('arrival-lines')).toHaveLength(0);
+  });
+
+  test('the store refuses one recipient of a message with a 400-byte raw UTF-8 Subject: 250, and the failure report (its Subject cut on a character) is delivered', async () => {
+    const B = net.org('b.example');
+    const before = B.mailbox.for('carol@b.example').length;
+    const subject = `utf8-report ${'Ж'.repeat(200)}`;
+    const r = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['alice@a.example', 'carol@b.example'],
+      Buffer.from(
+        `From: dave@a.example\r\nTo: alice@a.example, carol@b.example\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <utf8-report@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+        'utf8',
+      ),
+      DAVE,
+    );
+    expect(r).toMatch(/^250 .*refused by the mailbox store for alice@a\.example \(report sent\)/);
+    const reports = () => daveMails('Subject: Undelivered Mail Returned to Sender: utf8-report');
+    await waitFor(
+      () => reports().length >= 1 && B.mailbox.for('carol@b.example').length > before,
+      30000,
+      () => net.org('a.example').haraka.logs().slice(-3000),
+    );
+    const report = Buffer.from(reports()[0]!, 'latin1');
+    const head = report.subarray(0, report.indexOf('\r\n\r\n')).toString('utf8');
+    expect(head).toMatch(/^Subject: Undelivered Mail Returned to Sender: utf8-report Ж+\.\.\.$/m);
+    expect(head).not.toContain('\ufffd');
+    expect(report.toString('latin1')).toMatch(/Final-Recipient: rfc822;alice@a\.example/);
+  });
+});

@@ -345,3 +345,34 @@ test("a peer's 250 naming another domain's key is ignored; one naming its own is
   expect(A.haraka.logs()).not.toMatch(/refresh hint[^\n]*b\.example:v9/); // the hint about b.example, taken, would be logged so
   expect(A.haraka.logs()).not.toMatch(/b\.example advertises b\.example:v9/);
 });
+
+test("a recipient's local part leaves in the case it came in (RFC 5321 §2.4), its domain in one spelling", async () => {
+  const A = net.org('a.example');
+  const head = `From: dave@a.example\r\nTo: Bounce+AbC9xQ@X.Test\r\nSubject: case-kept\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <case-kept@a.example>\r\n\r\nbody\r\n`;
+  const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['Bounce+AbC9xQ@X.Test'], Buffer.from(head), DAVE);
+  expect(r).toMatch(/^250 /);
+  await waitFor(
+    () => sinkMessages('case-kept').length >= 1,
+    30000,
+    () => A.haraka.logs().slice(-3000),
+  );
+  expect(sinkMessages('case-kept')[0]!.session.commands.filter((c) => /^RCPT /i.test(c))).toEqual(['RCPT TO:<Bounce+AbC9xQ@x.test>']);
+});
+
+test("a local and a plain-host recipient, the host's copy over Haraka's 1,000 header lines: 5xx 5.3.4 before any copy goes, not the local copy then a 5xx", async () => {
+  const A = net.org('a.example');
+  const before = A.mailbox.for('dave@a.example').length;
+  // 999 lines (1,000 as Haraka counts them, its Received field one): taken in whole; the copy for x.test, with the
+  // Received field's own lines, is over 1,000 and could never be queued
+  const fields = ['Cc', 'X-Distribution'].map(
+    (name, k) => `${name}: ${Array.from({ length: 496 }, (_, i) => `u${k}x${i}@c.example`).join(',\r\n ')}`,
+  );
+  const head = `From: dave@a.example\r\nTo: dave@a.example, eve@x.test\r\nSubject: preflight-lines\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <preflight-lines@a.example>\r\n${fields.join('\r\n')}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbody\r\n`;
+  const r = await rawSmtp(A.ports.smtp, 'dave@a.example', ['dave@a.example', 'eve@x.test'], Buffer.from(head), DAVE);
+  expect(r).toMatch(
+    /^55\d 5\.3\.4 Message header has more lines than the gateway can relay: \d+ lines, at most 1000$|^55\d 5\.3\.4 Message header has more lines than the gateway can relay: \d+ lines, at most 1000 \(/,
+  );
+  await new Promise((res) => setTimeout(res, 3000)); // room for a copy, were one handed over
+  expect(A.mailbox.for('dave@a.example')).toHaveLength(before);
+  expect(sinkMessages('preflight-lines')).toHaveLength(0);
+});
