@@ -29,8 +29,11 @@ export interface ReportServerOptions {
   /** The reporting organisation's abuse desk (From: of the reports). */
   readonly from: string;
   readonly reportingMta: string;
-  /** This organisation's domain: accepts copies its gateway delivered in transparent mode (plain mail clients). */
-  readonly ownDomain?: string;
+  /**
+   * This organisation's domain: only copies it received are reported (the newest seal its own, binding the
+   * recipient); copies its gateway delivered in transparent mode (plain mail clients) included.
+   */
+  readonly ownDomain: string;
   readonly host: string;
   readonly port: number;
   /** Where `?send=1` submits; without it `send` is refused. */
@@ -99,11 +102,12 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
     const send = url.searchParams.get('send') === '1';
     if (send && !opts.submit) return fail(res, 400, 'format', 'Cannot send: this endpoint has no gateway to submit through');
     try {
+      const rcpt = url.searchParams.get('rcpt') ?? undefined;
       const reported = await identifyReportedMessage(body, {
         lookup: (d) => opts.directory.lookup(d),
-        ...(opts.ownDomain ? { ownDomain: opts.ownDomain } : {}),
+        ownDomain: opts.ownDomain,
+        ...(rcpt ? { recipient: rcpt } : {}),
       });
-      const rcpt = url.searchParams.get('rcpt') ?? undefined;
       const comment = url.searchParams.get('comment') ?? undefined;
       const report = await buildAbuseReport({
         reported,

@@ -7,7 +7,9 @@
  *   organisation (`d=`) and the tracking token (`tt=`); the abuse contact
  *   comes from that organisation's verified bundle. A chain that does not
  *   verify is refused: a token is only worth reporting when the seal that
- *   carries it is genuine.
+ *   carries it is genuine. So is a copy this organisation did not receive:
+ *   the newest seal must be its own and bind the copy's recipient (`rc=`),
+ *   so no organisation reports (and asks to trace) mail sent to another.
  * - `buildAbuseReport` writes an ARF report (RFC 5965): multipart/report with
  *   a human part, message/feedback-report (with the SSMAX fields of
  *   docs/abuse.md) and text/rfc822-headers (the original header block).
@@ -27,6 +29,8 @@ import { parseHead, readHead } from '../envelope/source';
 import { withoutTrailingLineEnds } from '../chain/body-hash';
 import { AbuseError } from './errors';
 import { verifyReceivedChain } from './received-chain';
+import type { SealReport } from '../chain/seal-reading';
+import { RECIPIENTS_HEADER, RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 
 /** The SSMAX fields of the message/feedback-report part (docs/abuse.md). */
 export const ARF_FIELDS = {
@@ -63,10 +67,38 @@ export interface IdentifyOptions {
   /** Milliseconds since the epoch; default Date.now. */
   readonly now?: () => number;
   /**
-   * This organisation's domain: a copy its gateway delivered in transparent mode (newest seal over the
-   * encrypted form) is accepted (src/abuse/received-chain.ts). Without it the newest seal must match.
+   * This organisation's domain. Only a copy this organisation received is reported: the newest seal must be
+   * its own and bind the copy's recipient (`rc=`, with the one SSMAX-Recipients field that opens it). A copy
+   * its gateway delivered in transparent mode (newest seal over the encrypted form) is accepted
+   * (src/abuse/received-chain.ts).
    */
-  readonly ownDomain?: string;
+  readonly ownDomain: string;
+  /** The recipient who complained, when known: it must be an address of `ownDomain` that the newest seal binds. */
+  readonly recipient?: string;
+}
+
+/**
+ * The newest seal must be `ownDomain`'s and bind the recipients of the copy (docs/chain.md, "Recipient
+ * binding"): one SSMAX-Recipients field that hashes to its `rc=`, and `recipient`, when given, among them.
+ */
+function checkOwnCopy(message: Uint8Array, newest: SealReport, ownDomain: string, recipient: string | undefined): void {
+  const notOurs = (why: string) => new AbuseError('foreign', `Cannot report the message: ${why}; report only mail ${ownDomain} received`);
+  if (newest.domain !== ownDomain)
+    throw notOurs(
+      `its newest seal (i=${newest.instance}) is by "${newest.domain}", not by ${ownDomain}: this is not a copy ${ownDomain} received`,
+    );
+  if (!newest.recipientCommitment) throw notOurs(`its newest seal (i=${newest.instance}, ${ownDomain}) binds no recipients`);
+  const fields = recipientFieldsIn(message);
+  if (fields.length !== 1) throw notOurs(`expected one ${RECIPIENTS_HEADER} field beside the newest seal, found ${fields.length}`);
+  const rcpt = recipient?.trim().toLowerCase();
+  if (rcpt !== undefined && !rcpt.endsWith(`@${ownDomain}`)) throw notOurs(`the recipient ${rcpt} is not an address of ${ownDomain}`);
+  try {
+    const { bound } = checkRecipients(parseRecipients(fields[0]!), newest.recipientCommitment, rcpt === undefined ? [] : [rcpt]);
+    if (rcpt !== undefined && bound.length !== 1) throw notOurs(`its newest seal does not bind the recipient ${rcpt}`);
+  } catch (err) {
+    if (err instanceof RecipientsError) throw notOurs(err.message);
+    throw err;
+  }
 }
 
 /** The value of the first `name` field of a header block, unfolded and trimmed. */
@@ -92,6 +124,9 @@ async function headerBlock(message: Uint8Array, what: string): Promise<Buffer> {
 /** Verifies the chain of a received message and finds who sealed it first, with its token and abuse contact. */
 export async function identifyReportedMessage(message: Uint8Array, options: IdentifyOptions): Promise<ReportedMessage> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot identify the message: it must be a Uint8Array');
+  if (typeof options.ownDomain !== 'string' || options.ownDomain.trim() === '')
+    throw new TypeError("Cannot identify the message: the reporting organisation's domain (ownDomain) is required");
+  const ownDomain = options.ownDomain.trim().toLowerCase();
   const lookupErrors: string[] = [];
   const lookup = async (domain: string): Promise<PeerEntry> => {
     try {
@@ -101,7 +136,7 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
       throw err;
     }
   };
-  const received = await verifyReceivedChain(message, lookup, options.ownDomain, options.now ?? Date.now);
+  const received = await verifyReceivedChain(message, lookup, ownDomain, options.now ?? Date.now);
   if (received.result === 'none')
     throw new AbuseError('chain', 'Cannot report the message: it carries no SSMAX-Seal, so no organisation can trace its sender');
   if (received.result === 'temperror')
@@ -112,6 +147,7 @@ export async function identifyReportedMessage(message: Uint8Array, options: Iden
   if (received.result === 'fail')
     throw new AbuseError('chain', `Cannot report the message: its seal chain does not verify (${received.summary}): ${received.detail}`);
   const chain = { ...received.chain, summary: received.summary };
+  checkOwnCopy(message, chain.instances[chain.instances.length - 1]!, ownDomain, options.recipient);
   const first = chain.instances[0];
   if (!first || first.trackingToken === undefined)
     throw new AbuseError('chain', 'Cannot report the message: seal i=1 carries no tracking token');
@@ -222,6 +258,8 @@ export interface ParsedAbuseReport {
   readonly reportingMta?: string;
   /** From: of the report. */
   readonly reporter?: string;
+  /** The address of From: (lowercased), when it has exactly one: its domain is the reporting organisation of an unsealed report. */
+  readonly reporterAddress?: string;
   /** The original header block (text/rfc822-headers), when the report has one. */
   readonly originalHeaders?: Buffer;
 }
@@ -260,6 +298,8 @@ export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseRepo
     firstValue(fields, ARF_FIELDS.messageId) ?? (originalHeaders ? firstValue(new Headers(originalHeaders), 'message-id') : undefined);
   const reportingMta = firstValue(fields, 'reporting-mta');
   const reporter = parsed.from?.text;
+  const fromAddresses = parsed.from?.value ?? [];
+  const reporterAddress = fromAddresses.length === 1 ? fromAddresses[0]?.address?.toLowerCase() : undefined;
   return {
     feedbackType,
     sealingDomain,
@@ -267,6 +307,7 @@ export async function parseAbuseReport(raw: Uint8Array): Promise<ParsedAbuseRepo
     ...(messageId ? { messageId } : {}),
     ...(reportingMta ? { reportingMta } : {}),
     ...(reporter ? { reporter } : {}),
+    ...(reporterAddress ? { reporterAddress } : {}),
     ...(originalHeaders ? { originalHeaders } : {}),
   };
 }

@@ -29,14 +29,22 @@ function trimEndSpaceTab(text: string): string {
   return text.slice(0, end);
 }
 
+/** Without leading and trailing spaces (after runs of WSP became one space). */
+function trimSpace(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && text.charCodeAt(start) === 0x20) start++;
+  while (end > start && text.charCodeAt(end - 1) === 0x20) end--;
+  return text.slice(start, end);
+}
+
 /** Relaxed canonical form of one field: `name:value` + CRLF (RFC 6376 §3.4.2). */
 export function canonicalizeRelaxed(raw: string): string {
   const colon = raw.indexOf(':');
   const name = trimEndSpaceTab(colon < 0 ? raw : raw.slice(0, colon)).toLowerCase();
-  const value = (colon < 0 ? '' : raw.slice(colon + 1))
-    .replace(/\r?\n/g, '')
-    .replace(/[ \t]+/g, ' ')
-    .trim();
+  // WSP only (space, tab): not String.prototype.trim, which also strips \v, \f and 0xA0 — a latin1 0xA0 is
+  // the last byte of UTF-8 characters such as "à", which the hash must keep (docs/chain.md)
+  const value = trimSpace((colon < 0 ? '' : raw.slice(colon + 1)).replace(/\r?\n/g, '').replace(/[ \t]+/g, ' '));
   return `${name}:${value}\r\n`;
 }
 

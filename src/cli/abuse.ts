@@ -35,13 +35,15 @@ Verifies the SSMAX seal chain of MESSAGE.eml (a message as received) with the
 sealing organisations' bundles ([directory], [peers]), takes the sending
 organisation (d=) and the tracking token (tt=) from seal i=1 and the abuse
 contact from that organisation's bundle, and writes an ARF report (RFC 5965)
-with the original headers, never the body.
+with the original headers, never the body. Only a copy this organisation
+([abuse] domain) received is reported: the newest seal must be its own and
+bind the recipient.
 
 Options:
-  --config FILE    ssmax-abuse.ini ([abuse] from, reporting_mta; [directory]; [submit] for --send)
+  --config FILE    ssmax-abuse.ini ([abuse] domain, from, reporting_mta; [directory]; [submit] for --send)
   --out FILE       write the report there (default: standard output, unless --send)
   --send           submit the report through the gateway ([submit]) to the abuse contact
-  --rcpt ADDR      the recipient who complains (Original-Rcpt-To:)
+  --rcpt ADDR      the recipient who complains (Original-Rcpt-To:); the newest seal must bind it
   --comment TEXT   a few words for the human-readable part`,
   resolve: `Usage: ssmax abuse resolve --config FILE [--disclose] [--json] [--cert FILE --key FILE] REPORT.eml
        ssmax abuse resolve --config FILE [--disclose] [--json] --token TOKEN [--message-id ID]
@@ -50,8 +52,11 @@ Resolves the tracking token of an abuse report (or a bare token) with keyd
 and prints the registered user: address, pseudonymous code, certificate
 serial, status, and whether the message-id matches. A report must name this
 organisation ([abuse] domain) and its seal i=1 must verify with this
-organisation's own bundle (when [directory] is configured). keyd audits every
-resolution and disclosure, refusals included.
+organisation's own bundle (when [directory] is configured); the reporting
+organisation must have a seal in the original headers. keyd audits every
+resolution and disclosure, refusals included. Disclosure needs [directory]
+(seal i=1 and the reporter's seal verified) and the Message-ID the token was
+minted for: with --token, give --message-id.
 
 Options:
   --config FILE      ssmax-abuse.ini ([abuse] domain; [keyd] url, ca, cert/key = operator (admin role))
@@ -106,7 +111,8 @@ async function report(args: string[], io: CliIo): Promise<number> {
   try {
     const reported = await identifyReportedMessage(message, {
       lookup: (d) => directory.lookup(d),
-      ...(config.domain ? { ownDomain: config.domain } : {}),
+      ownDomain: need(config.domain, '[abuse] domain', config),
+      ...(typeof values.rcpt === 'string' ? { recipient: values.rcpt } : {}),
     });
     const built = await buildAbuseReport({
       reported,
@@ -208,7 +214,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   const server = await startReportServer({
     directory,
     from: need(config.from, '[abuse] from', config),
-    ...(config.domain ? { ownDomain: config.domain } : {}),
+    ownDomain: need(config.domain, '[abuse] domain', config),
     reportingMta: need(config.reportingMta, '[abuse] reporting_mta', config),
     host: config.server.host,
     port: config.server.port,

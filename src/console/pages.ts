@@ -501,6 +501,17 @@ export function tokenOfMessage(raw: string, domain: string): string | undefined 
   return undefined;
 }
 
+/** The Message-ID of a pasted message's header block, if it has one (keyd discloses only with the one the token was minted for). */
+export function messageIdOfMessage(raw: string): string | undefined {
+  const end = raw.search(/\r?\n\r?\n/);
+  const head = (end < 0 ? raw : raw.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
+  for (const line of head.split(/\r?\n/)) {
+    const colon = line.indexOf(':');
+    if (colon > 0 && line.slice(0, colon).trim().toLowerCase() === 'message-id') return line.slice(colon + 1).trim() || undefined;
+  }
+  return undefined;
+}
+
 function resolutionView(ctx: PageContext, r: Resolution): Html {
   return html`<h2 id="resolved">${ctx.t('resolvedUser')}</h2><dl aria-labelledby="resolved" data-resolved="${r.user.address}">
 <dt>${ctx.t('address')}</dt><dd>${r.user.address}</dd><dt>${ctx.t('code')}</dt><dd>${r.user.code}</dd><dt>${ctx.t('status')}</dt><dd>${r.user.status}</dd>
@@ -537,7 +548,8 @@ const abuse: Page = {
       else {
         const token = tokenOfMessage(input, ctx.config.domain);
         if (!token) throw new Error(`no tracking token of ${ctx.config.domain} in the pasted text (seal i=1)`);
-        r = await resolveToken(token, options);
+        const messageId = messageIdOfMessage(input);
+        r = await resolveToken(token, { ...options, ...(messageId ? { messageId } : {}) });
       }
       return abusePage(ctx, undefined, resolutionView(ctx, r), input);
     } catch (err) {

@@ -37,12 +37,26 @@ export class Base64LineEncoder {
 
 const ALPHABET = /^[A-Za-z0-9+/]*$/;
 
+/**
+ * The decoder: the same output (or the same refusal) however the input is chunked. Padding may arrive split
+ * between chunks ("=" at the end of one, "=" at the start of the next): a padding run that the data asks to be
+ * longer is held open until the rest of it, or `finish()`, comes.
+ */
 export class Base64LineDecoder {
   private pending = '';
   private ended = false;
   private position = 0;
+  /** Data characters (not padding) decoded or pending so far. */
+  private dataChars = 0;
+  /** "=" seen so far, and how many the data length asks for (1 or 2) once the first came. */
+  private pads = 0;
+  private padsNeeded = 0;
 
   constructor(private readonly what: string) {}
+
+  private misplaced(at: number): CryptoError {
+    return new CryptoError('bad-format', `Cannot decode ${this.what}: misplaced base64 padding near character ${at}`);
+  }
 
   push(data: Uint8Array | string): Buffer {
     const text = (typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.length).toString('latin1')).replace(
@@ -51,14 +65,20 @@ export class Base64LineDecoder {
     );
     if (text.length === 0) return Buffer.alloc(0);
     if (this.ended) throw new CryptoError('bad-format', `Cannot decode ${this.what}: data after base64 padding`);
-    const pad = text.indexOf('=');
+    // where the padding starts in this chunk: at 0 when an earlier chunk began it
+    const pad = this.pads > 0 ? 0 : text.indexOf('=');
     let body = text;
     if (pad >= 0) {
-      if (!/^={1,2}$/.test(text.slice(pad)) || (this.pending.length + pad) % 4 === 0 || (this.pending.length + text.length) % 4 !== 0) {
-        throw new CryptoError('bad-format', `Cannot decode ${this.what}: misplaced base64 padding near character ${this.position + pad}`);
+      if (this.pads === 0) {
+        const r = (this.dataChars + pad) % 4;
+        if (r < 2) throw this.misplaced(this.position + pad);
+        this.padsNeeded = r === 2 ? 2 : 1;
       }
+      const run = text.slice(pad);
+      if (!/^=+$/.test(run) || this.pads + run.length > this.padsNeeded) throw this.misplaced(this.position + pad);
       body = text.slice(0, pad);
-      this.ended = true;
+      this.pads += run.length;
+      if (this.pads === this.padsNeeded) this.ended = true;
     }
     if (!ALPHABET.test(body)) {
       const bad = body.search(/[^A-Za-z0-9+/]/);
@@ -68,13 +88,17 @@ export class Base64LineDecoder {
       );
     }
     this.position += text.length;
+    this.dataChars += body.length;
     const all = this.pending + body;
-    const whole = this.ended ? all.length : all.length - (all.length % 4);
+    // once padding began, the data is complete: its last group decodes now
+    const whole = this.pads > 0 ? all.length : all.length - (all.length % 4);
     this.pending = all.slice(whole);
     return Buffer.from(all.slice(0, whole), 'base64');
   }
 
   finish(): Buffer {
+    // a padding run shorter than the data asks for ("QQ=" at the end): as misplaced as in one chunk
+    if (this.pads > 0 && !this.ended) throw this.misplaced(this.position - this.pads);
     if (this.pending.length === 1) throw new CryptoError('bad-format', `Cannot decode ${this.what}: truncated base64`);
     const out = Buffer.from(this.pending, 'base64');
     this.pending = '';

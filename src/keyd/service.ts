@@ -253,7 +253,8 @@ export class KeyService {
           op,
           ...base,
           result: refused ? 'refused' : 'error',
-          reason: reason.slice(0, 300),
+          // what the operation's own record says of the request (e.g. a digest), then why it was refused
+          reason: (base.reason ? `${base.reason}: ${reason}` : reason).slice(0, 300),
         } as AuditInput,
       };
     }
@@ -667,26 +668,64 @@ export class KeyService {
     });
   }
 
+  /**
+   * What a resolve or disclose record holds of the request, whatever its outcome: the token's digest in
+   * `digest`, and in `reason` the Message-ID's digest (the digest the token's mint record holds) or "none".
+   * Digests, never the values: the token and the Message-ID are content of someone's mail.
+   */
+  private trackingAudit(body: Record<string, unknown>): Partial<AuditInput> {
+    const token = typeof body.token === 'string' ? this.d.audit.digest(body.token) : undefined;
+    const messageId = typeof body.messageId === 'string' ? this.d.audit.digest(body.messageId) : 'none';
+    return { ...(token ? { digest: token } : {}), reason: `message-id ${messageId}` };
+  }
+
+  /** The audit reason of an answered resolve or disclose: the Message-ID's digest and whether it matched. */
+  private trackingReason(base: Partial<AuditInput>, r: Record<string, unknown>, extra?: string): string {
+    const match = r.messageIdMatches === undefined ? 'not asked' : r.messageIdMatches === true ? 'matches' : 'does not match';
+    return `${base.reason ?? ''}: ${match}${extra ? `; ${extra}` : ''}`;
+  }
+
   /** Resolves a token to the registered user, without the identity (admin role). */
   async resolveToken(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.audited(actor, 'tracking.resolve', {}, () => {
+    const base = this.trackingAudit(body);
+    return this.audited(actor, 'tracking.resolve', base, () => {
       this.require(actor, ['admin', 'disclosure'], 'tracking.resolve');
-      return { result: this.resolved(body) };
+      const r = this.resolved(body);
+      return { result: r, audit: { reason: this.trackingReason(base, r) } };
     });
   }
 
-  /** Resolves a token and reveals the identity reference (disclosure role only). */
+  /**
+   * Resolves a token and reveals the identity reference (disclosure role only), and only for the message the
+   * token was minted for: the request must name its Message-ID, and it must be the one the token binds. A
+   * genuine token copied onto another message (a report whose headers carry another Message-ID) discloses
+   * nothing; the refusal is audited like any other, with both digests.
+   */
   async disclose(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-    return this.audited(actor, 'tracking.disclose', {}, () => {
+    const base = this.trackingAudit(body);
+    return this.audited(actor, 'tracking.disclose', base, () => {
       this.require(actor, ['disclosure'], 'tracking.disclose');
+      if (body.messageId === undefined)
+        throw new KeydError(
+          'bad-request',
+          'Cannot disclose: the request names no Message-ID (field "messageId"); the identity is disclosed only for the message the token was minted for',
+        );
       const r = this.resolved(body);
       if (r.mailSystem)
         throw new KeydError(
           'not-found',
           "The token names this organisation's mail system (a failure report), not a user: there is no identity to disclose",
         );
+      if (r.messageIdMatches !== true)
+        throw new KeydError(
+          'target-refused',
+          'Cannot disclose: the Message-ID given is not the one the token was minted for (the token was taken from another message)',
+        );
       const u = this.d.registry.findByCode((r.user as PublicUser).code)!;
-      return { result: { ...r, identityRef: this.d.registry.identityOf(u) }, audit: { target: u.address, reason: 'identity disclosed' } };
+      return {
+        result: { ...r, identityRef: this.d.registry.identityOf(u) },
+        audit: { target: u.address, reason: this.trackingReason(base, r, 'identity disclosed') },
+      };
     });
   }
 

@@ -118,7 +118,7 @@ afterAll(async () => {
 
 describe('b.example reports, a.example resolves', () => {
   beforeAll(async () => {
-    reported = await identifyReportedMessage(received[0]!, { lookup: (d) => dirB.lookup(d) });
+    reported = await identifyReportedMessage(received[0]!, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
     report = await buildAbuseReport({
       reported,
       from: 'abuse@b.example',
@@ -160,8 +160,10 @@ describe('b.example reports, a.example resolves', () => {
     const r = await identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
     expect(r).toMatchObject({ sealingDomain: 'a.example', trackingToken: reported.trackingToken, messageId: '<spam-1@a.example>' });
     expect(r.chainSummary).toMatch(/transparent copy: every seal verified, content decrypted by b\.example/);
-    // Without knowing it is its own delivery, the tool insists on the newest seal matching.
-    await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d) })).rejects.toThrow(/does not verify/);
+    // Without knowing whose copy it is, the tool reports nothing.
+    await expect(identifyReportedMessage(carolCopy, { lookup: (d: string) => dirB.lookup(d) } as never)).rejects.toThrow(
+      /ownDomain\) is required/,
+    );
     // Another organisation's transparent line is not ours to vouch for.
     await expect(identifyReportedMessage(carolCopy, { lookup: (d) => dirB.lookup(d), ownDomain: 'a.example' })).rejects.toThrow(
       /does not verify/,
@@ -190,7 +192,13 @@ describe('b.example reports, a.example resolves', () => {
     const admin = client('a.example', 'admin');
     try {
       const before = await admin.call<{ ok: boolean; count: number }>('GET', '/v1/audit/verify');
-      const err = await resolveReport(report, { keyd: admin, domain: 'a.example', disclose: true }).catch((e: unknown) => e);
+      const err = await resolveReport(report, {
+        keyd: admin,
+        domain: 'a.example',
+        disclose: true,
+        ownBundle: () => dirA.lookup('a.example'),
+        lookup: (x) => dirA.lookup(x),
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(AbuseError);
       expect((err as AbuseError).code).toBe('refused');
       expect((err as AbuseError).message).toMatch(/role/);
@@ -206,9 +214,23 @@ describe('b.example reports, a.example resolves', () => {
   test('with the disclosure role the identity reference is disclosed', async () => {
     const d = client('a.example', 'disclosure');
     try {
-      const r = await resolveReport(report, { keyd: d, domain: 'a.example', disclose: true });
+      const r = await resolveReport(report, {
+        keyd: d,
+        domain: 'a.example',
+        disclose: true,
+        ownBundle: () => dirA.lookup('a.example'),
+        lookup: (x) => dirA.lookup(x),
+      });
       expect(r.user.address).toBe('alice@a.example');
       expect(r.identityRef).toBe('EMP-1001');
+      expect(r.reporterSeal).toMatchObject({ domain: 'b.example', result: 'verified' });
+      // a bare token discloses only with the Message-ID it was minted for
+      await expect(resolveToken(reported.trackingToken, { keyd: d, domain: 'a.example', disclose: true })).rejects.toThrow(
+        /names no Message-ID/,
+      );
+      await expect(
+        resolveToken(reported.trackingToken, { keyd: d, domain: 'a.example', disclose: true, messageId: '<other@a.example>' }),
+      ).rejects.toThrow(/not the one the token was minted for/);
     } finally {
       d.close();
     }
@@ -259,15 +281,17 @@ describe('clear errors', () => {
 
   test('a reported message whose chain does not verify', async () => {
     const tampered = Buffer.from(received[0]!.toString('latin1').replace('Subject: You have won 1', 'Subject: You have won 9'), 'latin1');
-    const err = await identifyReportedMessage(tampered, { lookup: (d) => dirB.lookup(d) }).catch((e: unknown) => e);
+    const err = await identifyReportedMessage(tampered, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AbuseError);
     expect((err as AbuseError).code).toBe('chain');
     expect((err as AbuseError).message).toMatch(/^Cannot report the message: its seal chain does not verify \(ssmax-chain=fail/);
-    await expect(identifyReportedMessage(abusive(3), { lookup: (d) => dirB.lookup(d) })).rejects.toThrow(/carries no SSMAX-Seal/);
+    await expect(identifyReportedMessage(abusive(3), { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' })).rejects.toThrow(
+      /carries no SSMAX-Seal/,
+    );
   });
 
   test('a report whose seal does not verify (token pinned on another seal) is refused at a.example', async () => {
-    const other = await identifyReportedMessage(received[1]!, { lookup: (d) => dirB.lookup(d) });
+    const other = await identifyReportedMessage(received[1]!, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' });
     // The token of message 2 with the headers of message 1: seal i=1 does not carry that token.
     const mixed = await buildAbuseReport({
       reported: { ...reported, trackingToken: other.trackingToken },
@@ -300,7 +324,9 @@ describe('clear errors', () => {
 describe('tokens are unlinkable', () => {
   test('two messages from alice carry tokens that differ and share no visible structure beyond the format header', async () => {
     const [t1, t2] = await Promise.all(
-      received.map(async (m) => (await identifyReportedMessage(m, { lookup: (d) => dirB.lookup(d) })).trackingToken),
+      received.map(
+        async (m) => (await identifyReportedMessage(m, { lookup: (d) => dirB.lookup(d), ownDomain: 'b.example' })).trackingToken,
+      ),
     );
     expect(t1).not.toBe(t2);
     const b1 = Buffer.from(t1!, 'base64url');
@@ -460,6 +486,7 @@ describe('CLI and HTTP endpoint', () => {
       server = await startReportServer({
         directory: dirB,
         from: 'abuse@b.example',
+        ownDomain: 'b.example',
         reportingMta: 'mx.b.example',
         host: '127.0.0.1',
         port: 0,

@@ -89,7 +89,7 @@ test('a message sealed three CRLs ago is reported by b.example and resolved by a
     }
   }
 
-  const reported = await identifyReportedMessage(received, { lookup: (d) => directory().lookup(d) });
+  const reported = await identifyReportedMessage(received, { lookup: (d) => directory().lookup(d), ownDomain: 'b.example' });
   const report = await buildAbuseReport({
     reported,
     from: 'abuse@b.example',

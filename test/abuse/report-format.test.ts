@@ -64,9 +64,9 @@ test('unreadable reports get a clear error', async () => {
   );
   await expect(parseAbuseReport(noToken)).rejects.toThrow(/has no X-SSMAX-Tracking-Token field/);
   await expect(parseAbuseReport('x' as unknown as Uint8Array)).rejects.toThrow(TypeError);
-  await expect(identifyReportedMessage(null as unknown as Uint8Array, { lookup: () => Promise.reject(new Error('no')) })).rejects.toThrow(
-    TypeError,
-  );
+  await expect(
+    identifyReportedMessage(null as unknown as Uint8Array, { lookup: () => Promise.reject(new Error('no')), ownDomain: 'b.example' }),
+  ).rejects.toThrow(TypeError);
 });
 
 test('a malformed bare token is refused before keyd is asked', async () => {
@@ -98,6 +98,7 @@ test('the endpoint: bearer token, paths, methods, empty body, unsealed message',
   const server = await startReportServer({
     directory: { lookup: () => Promise.reject(new Error('none')) },
     from: 'abuse@b.example',
+    ownDomain: 'b.example',
     reportingMta: 'mx.b.example',
     host: '127.0.0.1',
     port: 0,
@@ -141,7 +142,7 @@ test("an operator's report of a sealed message whose bundle is unavailable names
   });
   const reason = 'Cannot fetch "https://ssmax.a.example/bundle": connect ECONNREFUSED 192.0.2.7:443';
   const lookup = (domain: string) => Promise.reject(new DirectoryError('unavailable', domain, reason));
-  await expect(identifyReportedMessage(Buffer.from(sealed.message), { lookup, now })).rejects.toThrow(
+  await expect(identifyReportedMessage(Buffer.from(sealed.message), { lookup, now, ownDomain: 'b.example' })).rejects.toThrow(
     `SSMAX bundle of "a.example" unavailable: ${reason}`,
   );
   // and resolving a report of it, when the organisation's own bundle cannot be had

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import { verifyP256 } from '../../src/crypto/ecdsa';
 import { readMessage } from '../../src/chain/body-hash';
-import { headerHash, protectedHeaderBlock } from '../../src/chain/canonicalize';
+import { canonicalizeRelaxed, headerHash, protectedHeaderBlock } from '../../src/chain/canonicalize';
 import { prependField } from '../../src/chain/message-fields';
 import { decodeBase64url, parseSeal, parseUserSignature, sealSigningInput, signedForm } from '../../src/chain/tags';
 import { verifyUser } from '../../src/chain/user-signature';
@@ -47,6 +47,16 @@ const bodyVectors = load<{ vectors: BodyVector[] }>('body-hash.json').vectors;
 const user = load<SignatureVector>('user-signature.json');
 const seal1 = load<SignatureVector>('seal-1.json');
 const seal2 = load<SignatureVector>('seal-2.json');
+
+describe('header canonicalisation vectors', () => {
+  const vectors = load<{ vectors: { raw: string; canonical: string }[] }>('canonicalize.json').vectors;
+  it.each(vectors.map((v) => [JSON.stringify(v.raw), v] as const))('%s', (_name, v) => {
+    expect(canonicalizeRelaxed(v.raw)).toBe(v.canonical);
+  });
+  it('a value ending in 0xA0 (UTF-8 "à") hashes apart from the same value without it', () => {
+    expect(canonicalizeRelaxed('Subject: Voil\xc3\xa0')).not.toBe(canonicalizeRelaxed('Subject: Voil\xc3'));
+  });
+});
 
 describe('body hash vectors', () => {
   it.each(bodyVectors.map((v) => [v.file, v] as const))('%s has the pinned body hash and structure', async (_name, vector) => {

@@ -14,7 +14,7 @@ import { KeydClient } from '../../src/keyd/client';
 import { loadConsoleConfig } from '../../src/console/config';
 import { Html, escapeHtml, html } from '../../src/console/html';
 import { pickLang, t, TEXTS } from '../../src/console/i18n';
-import { tokenOfMessage } from '../../src/console/pages';
+import { messageIdOfMessage, tokenOfMessage } from '../../src/console/pages';
 import { Sessions, cookie, csrfOk, parseCookies, parseForm } from '../../src/console/security';
 import { ConsoleServer, MAX_FORM_BYTES } from '../../src/console/server';
 import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
@@ -146,6 +146,12 @@ test("the token of a pasted message: never from the body, never another organisa
   expect(tokenOfMessage(`Subject: x\nFrom: y\n\n${bodySeal}`, 'a.example')).toBeUndefined();
   expect(tokenOfMessage('Subject: x\r\nSSMAX-Seal: not a seal\r\n\r\n', 'a.example')).toBeUndefined();
   expect(tokenOfMessage('', 'a.example')).toBeUndefined();
+});
+
+test('the Message-ID of a pasted message (sent with its token: keyd discloses only for it): from the header block only', () => {
+  expect(messageIdOfMessage('Subject: x\r\nMessage-ID:\r\n <m1@a.example>\r\n\r\nMessage-ID: <body@x>\r\n')).toBe('<m1@a.example>');
+  expect(messageIdOfMessage('Subject: x\n\nMessage-ID: <body@x>\n')).toBeUndefined();
+  expect(messageIdOfMessage('')).toBeUndefined();
 });
 
 describe('keyd: acting on behalf of an administrator', () => {

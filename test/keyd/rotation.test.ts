@@ -184,7 +184,7 @@ describe('key rotation with a simulated clock', () => {
     expect((await refusal(service.resolveToken(admin, { token }))).message).toMatch(
       new RegExp(`not minted by a\\.example \\(unknown key version ${version}\\)`),
     );
-    expect((await refusal(service.disclose(disclosure, { token }))).code).toBe('bad-request');
+    expect((await refusal(service.disclose(disclosure, { token, messageId: '<t1@a.example>' }))).code).toBe('bad-request');
     expect(parts.audit.tail(50).some((r) => r.op === 'tracking.destroy' && r.keyId === `tracking:${version}`)).toBe(true);
   });
 

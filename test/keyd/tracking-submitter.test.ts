@@ -68,7 +68,7 @@ describe('tracking tokens with the submitter', () => {
     const r = await service.resolveToken(admin, { token, messageId: '<r1@a.example>' });
     expect(r.user).toEqual({ address: 'mailer-daemon@a.example', code: '#mail-system', status: 'mail-system', kind: 'mail-system' });
     expect(r.messageIdMatches).toBe(true);
-    await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token })).rejects.toThrow(
+    await expect(service.disclose({ role: 'disclosure', name: 'test disclosure' }, { token, messageId: '<r1@a.example>' })).rejects.toThrow(
       /mail system .*no identity to disclose/,
     );
     await expect(service.mintToken(gateway, { sender: 'mailer-daemon@elsewhere.example', messageId: '<r2@a.example>' })).rejects.toThrow(

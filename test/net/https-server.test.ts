@@ -69,6 +69,7 @@ describe('the shared HTTPS server plumbing (src/net/https-server.ts)', () => {
     const abuse = await startReportServer({
       directory: { lookup: () => Promise.reject(new Error('not reached')) },
       from: 'abuse@a.example',
+      ownDomain: 'a.example',
       reportingMta: 'mx.a.example',
       host: '127.0.0.1',
       port: 0,

@@ -210,6 +210,7 @@ test('the abuse endpoint (plain HTTP): a connection that sends nothing is closed
   const abuse = await startReportServer({
     directory: { lookup: () => Promise.reject(new Error('not reached')) },
     from: 'abuse@a.example',
+    ownDomain: 'a.example',
     reportingMta: 'mx.a.example',
     host: '127.0.0.1',
     port: 0,
