@@ -263,7 +263,7 @@ function certSignedBy(child: ParsedCertificate, issuer: ParsedCertificate, cache
   return cache ? cache.signature(`c${child.fingerprint}:${issuer.fingerprint}`, check) : check();
 }
 
-function crlSignedBy(crl: ParsedCrl, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
+export function crlSignedBy(crl: ParsedCrl, issuer: ParsedCertificate, cache: ValidationCache | undefined): boolean {
   const check = () => signatureValid(crl.tbs, crl.signatureAlgorithm, crl.signature, issuer, cache);
   return cache ? cache.signature(`r${crl.fingerprint}:${issuer.fingerprint}`, check) : check();
 }
