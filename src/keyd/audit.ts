@@ -15,8 +15,7 @@
  * the master key, or one that puts back a whole earlier head with its seal
  * (copied from an older state of the store), or one back past every record
  * this version wrote (below) — compare the head's sequence number, which keyd
- * exports (metric ssmax_keyd_audit_records) and logs at start, with an
- * external record.
+ * exports (metric ssmax_keyd_audit_records), with an external record.
  *
  * Records this version writes are marked `form: 2` and their MAC is taken
  * over "form2" || mac_{i-1} || canonical(record_i), so the mark cannot be

@@ -237,8 +237,6 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   const { clock, orgCa, orgCaAuthority, crypto } = st;
   const parts = openKeyd(config, clock, crypto, orgCaAuthority, true); // only keyd's start makes a new store
   onOpen(parts);
-  // the chain's length: compare it with earlier lines (and the metric ssmax_keyd_audit_records) to see a truncation
-  st.log?.(`keyd: audit log head at record ${parts.audit.head().seq}`);
   // revocations the store does not know (a restored older backup): users whose certificate is in the org CA's CRL (rollback.ts)
   const crlMarks = await markCrlRevocations(parts.store, parts.audit, config, clock(), 'at keyd start');
   for (const p of crlMarks.problems) st.log?.(`keyd: WARNING revocations: ${p}`);
