@@ -36,7 +36,8 @@ Subcommands:
   audit verify --config FILE            check the audit log's hash chain
   rotate --config FILE                  create and activate a new org key version now (old one retired)
   backup --config FILE --out DIR        copy the data directory while keyd runs (LMDB copy, checked)
-  restore --config FILE --from DIR      restore a backup into an empty data_dir (keyd stopped)
+  restore --config FILE --from DIR [--next-version N]
+                                        restore a backup into an empty data_dir (keyd stopped)
   wrap-org-ca-key --config FILE         encrypt an unencrypted [pki] org_ca_key under the master key
 
 Run \`ssmax keyd <subcommand> --help\` for details. Configuration: config/ssmax-keyd.ini.`;
@@ -49,15 +50,15 @@ const SUB_HELP: Record<string, string> = {
   'restore-master':
     'Usage: ssmax keyd restore-master --out FILE SHARE-FILE...\n\nCombines at least K shares back into the master key and writes it to FILE (mode 0600).',
   audit:
-    'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link; exits 0 if intact, 1 naming the first bad record.',
+    'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link and the sealed head (newest records deleted); exits 0 if intact,\n1 naming the first bad record, 66 when data_dir holds no store (nothing is created).',
   backup:
     "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty; else exit 73), every file mode 0600, while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
   restore:
-    'Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\nor an audit chain that does not verify.',
+    "Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\na manifest or an audit chain that does not verify (records deleted too). What the backup cannot know:\nkey versions made after it are never made again (the next one is N with --next-version: the newest\nversion in the published bundle + 1; else 100 past the backup's newest), and users the org CA's CRL\nlists are marked revoked again. It prints both.",
   'wrap-org-ca-key':
     'Usage: ssmax keyd wrap-org-ca-key --config FILE\n\nReplaces an unencrypted org CA key ([pki] org_ca_key, as earlier versions of `ssmax setup` wrote it) with\nthe same key encrypted (PKCS#8) under a passphrase derived from the master key ([keyd] master_key), mode\n0600. A key already encrypted is left as it is; with [pki] org_ca_passphrase_file set, nothing is done.',
   rotate:
-    'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart.',
+    'Usage: ssmax keyd rotate --config FILE\n\nCreates a new org key version, active at once; the previous one is retired (still usable for the grace period).\nA running keyd picks it up without a restart. data_dir must hold a store (else exit 66, nothing created).',
 };
 
 /** A master key file is never overwritten: 73, as every output that exists. */
@@ -129,11 +130,13 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       if (verb !== 'verify') throw new CliError(`unknown audit subcommand "${verb ?? ''}"\n\n${usage}`, EXIT.usage);
       const { values } = parseOptions(rest, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)));
+      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)), undefined, undefined, undefined, false); // an existing store only (66)
       try {
         const r = parts.audit.verify();
         if (r.ok) {
-          io.out(`audit log intact: ${r.count} records`);
+          io.out(
+            `audit log intact: ${r.count} records${r.unsealed ? ' (head not sealed yet: no record written since the upgrade; the next one seals it)' : ''}`,
+          );
           return EXIT.ok;
         }
         io.err(`audit log BROKEN at record ${r.seq}: ${r.reason}`);
@@ -150,19 +153,44 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       return EXIT.ok;
     }
     case 'restore': {
-      const { values } = parseOptions(args, { config: { type: 'string' }, from: { type: 'string' } }, usage);
+      const { values } = parseOptions(
+        args,
+        { config: { type: 'string' }, from: { type: 'string' }, 'next-version': { type: 'string' } },
+        usage,
+      );
       if (values.help) return (io.out(usage), EXIT.ok);
       const config = loadKeydConfig(requiredOption(values.config, 'config', usage));
-      const m = await restoreKeyd(config, requiredOption(values.from, 'from', usage));
+      const given = values['next-version'] as string | undefined;
+      if (given !== undefined && !/^[1-9][0-9]{0,8}$/.test(given))
+        throw new CliError(`--next-version must be a version number (the newest published + 1), not "${given}"\n\n${usage}`, EXIT.usage);
+      const r = await restoreKeyd(
+        config,
+        requiredOption(values.from, 'from', usage),
+        given === undefined ? {} : { nextVersion: Number(given) },
+      );
+      const m = r.manifest;
       io.out(
         `keyd backup of ${m.domain} made ${m.created} restored into ${config.dataDir}: audit chain verified (${m.auditRecords} records at backup time)`,
+      );
+      // what the backup cannot know (docs/operations.md, "Backups and restore")
+      io.out(
+        `org keys: the newest in the backup is ${r.newestKeyId ?? 'none'}; key versions made after ${m.created} are lost: mail to them is refused as an unknown key`,
+      );
+      io.out(
+        `the next org key version keyd makes is ${config.domain}:v${r.nextOrgVersion}, the next tracking key version ${r.nextTrackingVersion}${given === undefined ? ` (if the published bundle names ${config.domain}:v${r.nextOrgVersion} or later, restore again with --next-version above it)` : ''}`,
+      );
+      if (r.unchecked) io.err(`WARNING ${r.unchecked}`);
+      if (r.revoked.length > 0) io.out(`marked revoked, as the org CA's CRL lists their certificates: ${r.revoked.join(', ')}`);
+      for (const p of r.problems) io.err(`WARNING revocations: ${p}`);
+      io.out(
+        `not in the backup: users, lists and settings changed after ${m.created} (revocations are taken from the CRL); check them before starting keyd`,
       );
       return EXIT.ok;
     }
     case 'rotate': {
       const { values } = parseOptions(args, { config: { type: 'string' } }, usage);
       if (values.help) return (io.out(usage), EXIT.ok);
-      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)));
+      const parts = openKeyd(loadKeydConfig(requiredOption(values.config, 'config', usage)), undefined, undefined, undefined, false); // an existing store only (66)
       try {
         let changes;
         try {

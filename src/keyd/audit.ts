@@ -6,6 +6,23 @@
  * Values derived from message content (capsule points, message ids) appear
  * only as a keyed MAC digest, never in clear.
  *
+ * The head (the last sequence number and MAC) is sealed: seal =
+ * HMAC(auditKey, "head" || seq || mac), written with every append. Deleting
+ * the newest records and pointing the head at an earlier one needs a new
+ * seal, so without the master key it is detected (`verify`), in the store
+ * and in a backup (whose manifest carries the head too, under its own MAC:
+ * backup.ts). What is not detected locally: a truncation by someone holding
+ * the master key, or one that puts back a whole earlier head with its seal
+ * (copied from an older state of the store), or one back past every record
+ * this version wrote (below) — compare the head's sequence number, which keyd
+ * exports (metric ssmax_keyd_audit_records), with an external record.
+ *
+ * Records this version writes are marked `form: 2` and their MAC is taken
+ * over "form2" || mac_{i-1} || canonical(record_i), so the mark cannot be
+ * removed. A head after such a record must be sealed; a head after a record
+ * of an earlier version may be unsealed (a store not written since the
+ * upgrade), and the next append seals it.
+ *
  * Each append links to the head read inside its own LMDB write transaction,
  * together with the operation's state change, and an operation answers only
  * once that transaction committed: if a write fails (a full disk), the
@@ -39,6 +56,8 @@ export interface AuditEntry {
   readonly record: AuditRecord;
   readonly prev: string;
   readonly mac: string;
+  /** 2: written by a version that seals the head (the MAC covers this: macOf). Absent: an earlier version's. */
+  readonly form?: 2;
 }
 
 const GENESIS = '0'.repeat(64);
@@ -52,7 +71,15 @@ function canonical(record: AuditRecord): string {
   return JSON.stringify(keys.filter((k) => record[k] !== undefined).map((k) => [k, record[k]]));
 }
 
-export type AuditVerdict = { ok: true; count: number } | { ok: false; seq: number; reason: string };
+/** `unsealed`: set only for a head after a record of an earlier version, not written since (sealed at the next append). */
+export type AuditVerdict = { ok: true; count: number; unsealed?: true } | { ok: false; seq: number; reason: string };
+
+/** The head of the chain: the last sequence number, its MAC, and the seal over both (absent when written by an earlier version). */
+export interface AuditHead {
+  readonly seq: number;
+  readonly mac: string;
+  readonly seal?: string;
+}
 
 /** Records checked per turn of the event loop by `verifyInTurns`: a few ms of work (50,000 records took 1-1.5 s on the test machine, the longest pause between turns ~30 ms). */
 const VERIFY_CHUNK = 250;
@@ -80,9 +107,25 @@ export class AuditLog {
     return h.digest('hex').slice(0, 32);
   }
 
-  private macOf(prev: string, record: AuditRecord): string {
+  /** The seal of a head: HMAC(auditKey, "head" || seq || mac). */
+  sealOf(seq: number, mac: string): string {
+    return createHmac('sha256', this.key).update(`head\0${seq}\0${mac}`).digest('hex');
+  }
+
+  /** Whether `head` carries a valid seal. */
+  sealed(head: AuditHead): boolean {
+    if (typeof head.seal !== 'string' || !/^[0-9a-f]{64}$/.test(head.seal)) return false;
+    return timingSafeEqual(Buffer.from(this.sealOf(head.seq, head.mac), 'hex'), Buffer.from(head.seal, 'hex'));
+  }
+
+  /** The head as stored (sequence number 0 and the genesis MAC for an empty log). */
+  head(): AuditHead {
+    return (this.store.meta.get(HEAD_KEY) as AuditHead | undefined) ?? { seq: 0, mac: GENESIS };
+  }
+
+  private macOf(prev: string, record: AuditRecord, form: 2 | undefined): string {
     return createHmac('sha256', this.key)
-      .update(prev)
+      .update(form === 2 ? `form2\0${prev}` : prev)
       .update(Buffer.from(canonical(record), 'utf8'))
       .digest('hex');
   }
@@ -136,18 +179,21 @@ export class AuditLog {
       // own if anything in it throws (a plain batched transaction would commit
       // the puts made before the throw).
       await this.store.root.childTransaction(() => {
-        const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+        const head = this.store.meta.get(HEAD_KEY) as AuditHead | undefined;
+        // a head after a record of this version without its seal: the newest records were deleted (never extended)
+        if (head !== undefined && !this.sealed(head) && this.store.audit.get(head.seq)?.form === 2)
+          throw new Error(`the audit log's head (record ${head.seq}) is not sealed: records deleted or head altered`);
         let prev = head?.mac ?? GENESIS;
         let seq = head?.seq ?? 0;
         const written: AuditRecord[] = [];
         for (const input of inputs) {
           const r: AuditRecord = { ...input, seq: ++seq, time: now.toISOString() };
-          const mac = this.macOf(prev, r);
-          this.store.audit.put(r.seq, { record: r, prev, mac });
+          const mac = this.macOf(prev, r, 2);
+          this.store.audit.put(r.seq, { record: r, prev, mac, form: 2 });
           prev = mac;
           written.push(r);
         }
-        this.store.meta.put(HEAD_KEY, { seq, mac: prev });
+        this.store.meta.put(HEAD_KEY, { seq, mac: prev, seal: this.sealOf(seq, prev) } satisfies AuditHead);
         try {
           change?.();
         } catch (err) {
@@ -168,7 +214,7 @@ export class AuditLog {
     return records;
   }
 
-  /** Checks the whole chain at once (the CLI, a backup: a process of their own); `ok` with the count, or the first bad sequence number and why. */
+  /** Checks the whole chain at once (the CLI, a backup: a process of their own); `ok` with the count and the head, or the first bad sequence number and why. */
   verify(): AuditVerdict {
     const walk = this.walk();
     for (let step = walk.next(); ; step = walk.next()) if (step.done) return step.value;
@@ -204,6 +250,7 @@ export class AuditLog {
   private *walk(): Generator<void, AuditVerdict> {
     let prev = GENESIS;
     let seq = 0;
+    let lastForm: 2 | undefined;
     for (;;) {
       let n = 0;
       for (const { key, value } of this.store.audit.getRange({ start: seq + 1, limit: VERIFY_CHUNK })) {
@@ -212,17 +259,19 @@ export class AuditLog {
         if (key !== seq) return { ok: false, seq, reason: `record ${seq} is missing (found ${key} next)` };
         if (value.record.seq !== seq) return { ok: false, seq, reason: 'sequence number inside the record differs from its position' };
         if (value.prev !== prev) return { ok: false, seq, reason: 'link to the previous record broken' };
-        const mac = this.macOf(prev, value.record);
+        if (value.form !== undefined && value.form !== 2) return { ok: false, seq, reason: 'unknown record form' };
+        const mac = this.macOf(prev, value.record, value.form);
         if (!timingSafeEqual(Buffer.from(mac, 'hex'), Buffer.from(value.mac.padEnd(64, '0').slice(0, 64), 'hex')))
           return { ok: false, seq, reason: 'record altered (MAC mismatch)' };
         prev = value.mac;
+        lastForm = value.form;
       }
       if (n === VERIFY_CHUNK) {
         yield;
         continue;
       }
       // no record after `seq` in this read: the head must end the chain here (a later one means records were appended meanwhile)
-      const head = this.store.meta.get(HEAD_KEY) as { seq: number; mac: string } | undefined;
+      const head = this.store.meta.get(HEAD_KEY) as AuditHead | undefined;
       if ((head?.seq ?? 0) > seq && this.store.audit.get(seq + 1) !== undefined) continue;
       if ((head?.seq ?? 0) !== seq || (head?.mac ?? GENESIS) !== prev)
         return {
@@ -230,7 +279,14 @@ export class AuditLog {
           seq: seq + 1,
           reason: `the log ends at ${seq} but its head says ${head?.seq ?? 0}: records deleted or head altered`,
         };
-      return { ok: true, count: seq };
+      const sealed = head === undefined || this.sealed(head);
+      if (!sealed && (head.seal !== undefined || lastForm === 2))
+        return {
+          ok: false,
+          seq: seq + 1,
+          reason: `the head's seal ${head.seal === undefined ? 'is missing' : 'does not verify'}: records deleted after ${seq} or head altered`,
+        };
+      return sealed ? { ok: true, count: seq } : { ok: true, count: seq, unsealed: true };
     }
   }
 

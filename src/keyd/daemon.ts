@@ -24,6 +24,7 @@ import { type Certify, OrgKeyring } from './org-keys';
 import { Registry } from './registry';
 import { KeydServer } from './server';
 import { type Actor, KeyService } from './service';
+import { markCrlRevocations } from './rollback';
 import { KeydStore } from './store';
 import { lockStore } from './store-lock';
 import { TrackingKeys } from './tracking';
@@ -86,16 +87,18 @@ export function keydFileProblem(config: KeydConfig, crls: CrlFiles): string | un
 /**
  * Opens the store and builds the service (no network): used by the daemon and by the CLI. `crypto`: where blinded
  * operations run (inline when absent). `ca`: the org CA as the caller already read it (the daemon: once, at start),
- * else read here.
+ * else read here. `create`: whether a missing store is made (keyd's start, and tests); the offline tools pass
+ * false and are refused (StoreMissingError, exit 66) creating nothing.
  */
 export function openKeyd(
   config: KeydConfig,
   clock: () => Date = () => new Date(),
   crypto?: KeydCrypto,
   ca: SigningAuthority | undefined = orgCaOf(config),
+  create = true,
 ): KeydParts {
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
-  const store = KeydStore.open(config.dataDir);
+  const store = KeydStore.open(config.dataDir, { create });
   // read and, on a new store, written in one write transaction: of two processes opening a new store at once with
   // different master keys, the second finds the first one's check value and is refused
   const check = store.root.transactionSync(() => {
@@ -245,8 +248,13 @@ interface StartState {
 /** The rest of keyd's start: the store and service, renewals, the HTTPS server, the schedule. `onOpen` is told of the store once open. */
 async function startService(config: KeydConfig, st: StartState, onOpen: (p: KeydParts) => void): Promise<RunningKeyd> {
   const { clock, orgCa, orgCaAuthority, crypto } = st;
-  const parts = openKeyd(config, clock, crypto, orgCaAuthority);
+  const parts = openKeyd(config, clock, crypto, orgCaAuthority, true); // only keyd's start makes a new store
   onOpen(parts);
+  // revocations the store does not know (a restored older backup): users whose certificate is in the org CA's CRL (rollback.ts)
+  const crlMarks = await markCrlRevocations(parts.store, parts.audit, config, clock(), 'at keyd start');
+  for (const p of crlMarks.problems) st.log?.(`keyd: WARNING revocations: ${p}`);
+  if (crlMarks.marked.length > 0)
+    st.log?.(`keyd: marked revoked, as the org CA's CRL lists their certificates: ${crlMarks.marked.join(', ')}`);
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")

@@ -17,6 +17,7 @@ import { type Group, generateEncryptionKeyPair } from '../crypto';
 import type { Rng } from '../crypto/random';
 import { KeydError } from './errors';
 import type { SecretWrapper } from './master-key';
+import { ORG_KEYS_NEXT, versionFloor } from './rollback';
 import type { KeydStore } from './store';
 
 export type KeyState = 'active' | 'retired' | 'destroyed';
@@ -174,7 +175,8 @@ export class OrgKeyring {
   /** Builds (without storing) a new version starting at `now`. */
   private build(now: Date, rng: Rng): OrgKeyRecord {
     const last = this.all().pop();
-    const version = (last?.version ?? 0) + 1;
+    // never below the floor a restore set (rollback.ts): versions the lost host made after the backup were published
+    const version = Math.max((last?.version ?? 0) + 1, versionFloor(this.store, ORG_KEYS_NEXT));
     const kp = generateEncryptionKeyPair(this.group, rng);
     try {
       const keyId = keyIdFor(this.domain, version);

@@ -6,13 +6,28 @@
  * survive a killed process; every operation writes its audit record in the
  * same transaction as its state change.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { closeLmdb } from '../fs/lmdb-close';
 import type { AuditEntry } from './audit';
 import type { OrgKeyRecord } from './org-keys';
 import type { ListRecord, UserRecord } from './registry';
 import type { TrackingKeyRecord } from './tracking';
+
+/** LMDB's data file in a store folder. */
+export const STORE_FILE = 'data.mdb';
+
+/** No keyd store where one is required; `code` ENOENT, so every command exits 66 (EX_NOINPUT). */
+export class StoreMissingError extends Error {
+  readonly code = 'ENOENT';
+  constructor(readonly dir: string) {
+    super(
+      `No keyd store in "${dir}" (no ${STORE_FILE}): check data_dir, or restore a backup (ssmax keyd restore); only \`ssmax keyd run\` creates a new store`,
+    );
+    this.name = 'StoreMissingError';
+  }
+}
 
 /** Meta key set once the code index (user-codes) holds every user. */
 const CODE_INDEX_KEY = 'user-codes-indexed';
@@ -30,8 +45,15 @@ export class KeydStore {
     readonly meta: Database<unknown, string>,
   ) {}
 
-  static open(dir: string): KeydStore {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  /**
+   * Opens the store in `dir`. Only `create: true` (keyd itself, at its start) makes a new one; every other
+   * caller (the offline tools: audit verify, rotate, backup) requires an existing store and is refused with
+   * StoreMissingError (code ENOENT: exit 66) creating nothing, so a mistyped data_dir or a fresh host is not
+   * taken for an empty store (a false all-clear, a fresh v1 key, a data_dir that then refuses the restore).
+   */
+  static open(dir: string, opts: { readonly create: boolean }): KeydStore {
+    if (opts.create) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    else if (!existsSync(join(dir, STORE_FILE))) throw new StoreMissingError(dir);
     const root = open({ path: dir, compression: false, maxDbs: 12 });
     return new KeydStore(
       root,

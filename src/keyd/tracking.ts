@@ -14,6 +14,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { KeydError } from './errors';
 import type { SecretWrapper } from './master-key';
+import { TRACKING_KEYS_NEXT, versionFloor } from './rollback';
 import type { KeydStore } from './store';
 
 export interface TrackingKeyRecord {
@@ -61,7 +62,9 @@ export class TrackingKeys {
 
   /** A new tracking key version after `cur` (the caller stores it with the audit record, if `cur` is still the current one). */
   buildNext(now: Date, cur: TrackingKeyRecord | undefined = this.current()): { next: TrackingKeyRecord; retired?: TrackingKeyRecord } {
-    const version = (cur?.version ?? 0) + 1;
+    // never below the floor a restore set (rollback.ts): tokens under versions the lost host made stay unresolvable
+    const version = Math.max((cur?.version ?? 0) + 1, versionFloor(this.store, TRACKING_KEYS_NEXT));
+    if (version > 0xffff) throw new KeydError('internal', `No tracking key version left (${version} does not fit in a token)`);
     const fresh = randomBytes(32);
     let wrapped: Buffer;
     try {

@@ -20,7 +20,9 @@ import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { collect, decryptMessage, encryptMessage, listCapsules } from '../../src/envelope';
 import { KeydOps } from '../../src/keyd/client-ops';
 import { KeydClient } from '../../src/keyd/client';
-import { createMasterKeyFile } from '../../src/keyd/master-key';
+import { type BackupManifest, manifestMac } from '../../src/keyd/backup';
+import { loadKeydConfig } from '../../src/keyd/config';
+import { SecretWrapper, createMasterKeyFile, loadMasterKey } from '../../src/keyd/master-key';
 import { KeydStore } from '../../src/keyd/store';
 
 jest.setTimeout(120000);
@@ -201,31 +203,41 @@ describe('restore drill', () => {
     for (const f of readdirSync(join(base, 'host2'))) if (/\.(pem|key|ini)$/.test(f)) copyFileSync(join(base, 'host2', f), join(host4, f));
     const config = join(host4, 'keyd.ini');
     const manifest = JSON.parse(readFileSync(join(backupDir, 'ssmax-keyd-backup.json'), 'utf8')) as Record<string, unknown>;
-    /** A backup folder holding these store bytes, its manifest re-hashed to match (an altered backup, not a damaged one). */
-    const backupOf = (name: string, bytes: Buffer, changes: Record<string, unknown> = {}) => {
+    const wrapper = new SecretWrapper(loadMasterKey(loadKeydConfig(config).masterKeyFile));
+    /**
+     * A backup folder holding these store bytes, its manifest re-hashed to match (an altered backup, not a damaged
+     * one) and, with `mac`, its MAC recomputed as only a holder of the master key could: the checks of the store itself.
+     */
+    const backupOf = (name: string, bytes: Buffer, changes: Record<string, unknown> = {}, mac = true) => {
       const dir = join(base, name);
       mkdirSync(dir);
       writeFileSync(join(dir, 'data.mdb'), bytes);
-      writeFileSync(
-        join(dir, 'ssmax-keyd-backup.json'),
-        JSON.stringify({ ...manifest, sha256: createHash('sha256').update(bytes).digest('hex'), ...changes }),
-      );
+      const edited = { ...manifest, sha256: createHash('sha256').update(bytes).digest('hex'), ...changes } as unknown as BackupManifest;
+      writeFileSync(join(dir, 'ssmax-keyd-backup.json'), JSON.stringify(mac ? { ...edited, mac: manifestMac(wrapper, edited) } : edited));
       return dir;
     };
     // One audit record altered in a copy of the store.
     const scratch = join(base, 'scratch');
     mkdirSync(scratch);
     copyFileSync(join(backupDir, 'data.mdb'), join(scratch, 'data.mdb'));
-    const store = KeydStore.open(scratch);
+    const store = KeydStore.open(scratch, { create: false });
     const first = store.audit.get(1)!;
     await store.audit.put(1, { ...first, record: { ...first.record, actor: 'rewritten' } });
     await store.close();
     const cases: [string, string, RegExp][] = [
       ['an altered audit record', backupOf('altered', readFileSync(join(scratch, 'data.mdb'))), /audit chain does not verify/],
+      [
+        'an altered copy, its manifest re-hashed without the master key',
+        backupOf('unkeyed', readFileSync(join(scratch, 'data.mdb')), {}, false),
+        /does not verify under the master key/,
+      ],
       ['bytes that are no store', backupOf('garbage', Buffer.alloc(64 * 1024, 0x41)), /cannot be opened|not a|invalid/i],
       [
         'a longer chain promised than the copy holds',
-        backupOf('short', readFileSync(join(backupDir, 'data.mdb')), { auditRecords: 10_000 }),
+        backupOf('short', readFileSync(join(backupDir, 'data.mdb')), {
+          auditRecords: 10_000,
+          auditHead: { ...(manifest.auditHead as object), seq: 10_000 },
+        }),
         /10000/,
       ],
       [

@@ -37,7 +37,7 @@ function dueCrl(name: string, n: number, now: number): string {
 }
 
 async function openAudit(name: string): Promise<{ store: KeydStore; audit: AuditLog }> {
-  const store = KeydStore.open(join(dir, name));
+  const store = KeydStore.open(join(dir, name), { create: true });
   return { store, audit: new AuditLog(store, randomBytes(32)) };
 }
 

@@ -240,7 +240,7 @@ describe("the members' facts asked of a keyd with a small body limit", () => {
 
 describe('the audit log after a failed write', () => {
   test('a later write that commits ends the failure: no restart needed', async () => {
-    const store = KeydStore.open(mkdtempSync(join(tmpdir(), 'ssmax-audit-')));
+    const store = KeydStore.open(mkdtempSync(join(tmpdir(), 'ssmax-audit-')), { create: true });
     try {
       const log = new AuditLog(store, Buffer.alloc(32, 7));
       const now = new Date();
@@ -266,7 +266,7 @@ describe('the audit log after a failed write', () => {
 
 describe('the chain check of keyd API', () => {
   test('a long chain is checked in chunks with the event loop free between them, records appended meanwhile included', async () => {
-    const store = KeydStore.open(mkdtempSync(join(tmpdir(), 'ssmax-audit-')));
+    const store = KeydStore.open(mkdtempSync(join(tmpdir(), 'ssmax-audit-')), { create: true });
     try {
       const log = new AuditLog(store, Buffer.alloc(32, 9));
       const now = new Date();

@@ -102,7 +102,7 @@ describe('master key backup, 3 of 5', () => {
 
 describe('audit log', () => {
   test('detects an altered record, a deleted record and a truncated tail', async () => {
-    const store = KeydStore.open(join(tmp(), 'db'));
+    const store = KeydStore.open(join(tmp(), 'db'), { create: true });
     const log = new AuditLog(store, Buffer.alloc(32, 9));
     for (let i = 0; i < 5; i++) await log.append({ actor: 'a', role: 'admin', op: `op${i}`, result: 'ok' }, new Date());
     expect(log.verify()).toEqual({ ok: true, count: 5 });
@@ -117,7 +117,7 @@ describe('audit log', () => {
     await store.audit.put(2, (await (async () => e3)()) && store.audit.get(1)!); // put back something wrong at 2
     expect(log.verify().ok).toBe(false);
 
-    const store2 = KeydStore.open(join(tmp(), 'db2'));
+    const store2 = KeydStore.open(join(tmp(), 'db2'), { create: true });
     const log2 = new AuditLog(store2, Buffer.alloc(32, 9));
     for (let i = 0; i < 4; i++) await log2.append({ actor: 'a', role: 'admin', op: `op${i}`, result: 'ok' }, new Date());
     await store2.audit.remove(4);
@@ -127,7 +127,7 @@ describe('audit log', () => {
   });
 
   test('an append that cannot be written refuses its operation and leaves nothing; the log says so until an append commits', async () => {
-    const store = KeydStore.open(join(tmp(), 'db'));
+    const store = KeydStore.open(join(tmp(), 'db'), { create: true });
     const log = new AuditLog(store, Buffer.alloc(32, 9));
     await log.append({ actor: 'a', role: 'admin', op: 'ok', result: 'ok' }, new Date());
     expect(log.failing).toBeUndefined();
