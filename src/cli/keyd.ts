@@ -52,9 +52,9 @@ const SUB_HELP: Record<string, string> = {
   audit:
     'Usage: ssmax keyd audit verify --config FILE\n\nWalks the whole audit log and checks every link and the sealed head (newest records deleted); exits 0 if intact,\n1 naming the first bad record, 66 when data_dir holds no store (nothing is created).',
   backup:
-    "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty; else exit 73), every file mode 0600, while keyd runs, writes a manifest\n(ssmax-keyd-backup.json: domain, time, audit length, SHA-256) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
+    "Usage: ssmax keyd backup --config FILE --out DIR\n\nCopies keyd's LMDB store (data_dir) into DIR (absent or empty; else exit 73), every file mode 0600, while keyd runs, writes a manifest\n(ssmax-keyd-backup.json, format 2: domain, time, audit length and sealed head, SHA-256, under a MAC of the\naudit key) and checks the copy against the master key\nand its audit chain. Keys in the copy are wrapped under the master key: back that up apart (backup-master).",
   restore:
-    "Usage: ssmax keyd restore --config FILE --from DIR\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\na manifest or an audit chain that does not verify (records deleted too). What the backup cannot know:\nkey versions made after it are never made again (the next one is N with --next-version: the newest\nversion in the published bundle + 1; else 100 past the backup's newest), and users the org CA's CRL\nlists are marked revoked again. It prints both.",
+    "Usage: ssmax keyd restore --config FILE --from DIR [--next-version N]\n\nRestores a backup made by `ssmax keyd backup` into the data_dir of FILE, which must be empty or absent\n(stop keyd first). Refuses a copy that does not match its manifest, another domain, another master key,\na manifest or an audit chain that does not verify (records deleted too). What the backup cannot know:\nkey versions made after it are never made again (the next one is N with --next-version: the newest\nversion in the published bundle + 1; else 100 past the backup's newest), and users the org CA's CRL\nlists are marked revoked again (certificates on hold excepted). It prints both; exit 1 when the CRLs could not\nall be read (the store is restored; keyd applies them again at start).",
   'wrap-org-ca-key':
     'Usage: ssmax keyd wrap-org-ca-key --config FILE\n\nReplaces an unencrypted org CA key ([pki] org_ca_key, as earlier versions of `ssmax setup` wrote it) with\nthe same key encrypted (PKCS#8) under a passphrase derived from the master key ([keyd] master_key), mode\n0600. A key already encrypted is left as it is; with [pki] org_ca_passphrase_file set, nothing is done.',
   rotate:
@@ -185,6 +185,13 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       io.out(
         `not in the backup: users, lists and settings changed after ${m.created} (revocations are taken from the CRL); check them before starting keyd`,
       );
+      if (r.problems.length > 0) {
+        // users revoked after the backup may be active again: not an all-clear (keyd applies the CRL again at each start)
+        io.err(
+          `ERROR the store is restored, but the org CA's revocations could not all be applied (above): make [pki] crls readable; keyd applies them again when it starts`,
+        );
+        return EXIT.failure;
+      }
       return EXIT.ok;
     }
     case 'rotate': {

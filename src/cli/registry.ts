@@ -280,7 +280,13 @@ export const registryCommand = subcommands(
     if (err instanceof RegistryError)
       return new CliError(
         err.message,
-        err.code === 'unavailable' ? EXIT.unavailable : err.code === 'refused' ? EXIT.failure : EXIT.dataErr,
+        err.code === 'unavailable'
+          ? EXIT.unavailable
+          : err.code === 'refused'
+            ? EXIT.failure
+            : err.code === 'busy'
+              ? EXIT.tempFail
+              : EXIT.dataErr,
       );
     if (err instanceof AbuseConfigError) return new CliError(err.message, EXIT.config);
     return undefined;

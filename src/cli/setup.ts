@@ -151,7 +151,15 @@ async function run(argv: string[], io: CliIo): Promise<number> {
   } catch (err) {
     if (err instanceof SetupError) {
       const code =
-        err.kind === 'usage' ? EXIT.usage : err.kind === 'exists' ? EXIT.cantCreate : err.kind === 'missing' ? EXIT.noInput : EXIT.dataErr;
+        err.kind === 'usage'
+          ? EXIT.usage
+          : err.kind === 'exists'
+            ? EXIT.cantCreate
+            : err.kind === 'missing'
+              ? EXIT.noInput
+              : err.kind === 'busy'
+                ? EXIT.tempFail
+                : EXIT.dataErr;
       throw new CliError(err.message, code);
     }
     throw err;

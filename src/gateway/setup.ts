@@ -5,6 +5,7 @@
  * plugin calls it at register(); tests call it to run the very same steps
  * in-process.
  */
+import cluster from 'node:cluster';
 import { createPublicKey } from 'node:crypto';
 import { join } from 'node:path';
 import { FileWatch } from '../ops/reload';
@@ -216,9 +217,10 @@ export function setupGateway(
     })()
       .catch((err: unknown) => log(`ssmax held keys: run failed: ${(err as Error).message}`))
       .finally(() => (heldRun = undefined)));
-  const heldTimer = setInterval(moveHeld, HELD_KEYS_INTERVAL_MS);
-  heldTimer.unref();
-  const heldStart = setImmediate(moveHeld);
+  // by the master (or the single process) only: Haraka's cluster workers share these stores, and one run each would ask keyd once per worker
+  const heldTimer = cluster.isWorker ? undefined : setInterval(moveHeld, HELD_KEYS_INTERVAL_MS);
+  heldTimer?.unref();
+  const heldStart = cluster.isWorker ? undefined : setImmediate(moveHeld);
   const delivery = new LocalDelivery(
     config.delivery.host,
     config.delivery.port,

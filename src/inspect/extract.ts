@@ -86,6 +86,8 @@ class Collector {
 
   text(t: string | undefined): void {
     if (!t) return;
+    // armoured OpenPGP ciphertext (PGP/MIME, RFC 3156; or inline): text to a decoder, sealed to a reader
+    if (ARMOURED_CIPHERTEXT.test(t)) this.unreadable.add('document');
     if (this.chars + t.length > this.limits.maxTextChars) {
       this.unreadable.add('text');
       t = t.slice(0, Math.max(0, this.limits.maxTextChars - this.chars));
@@ -168,7 +170,7 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
         ? htmlText(text)
         : text,
     );
-    // a part declared text whose bytes are compressed or encrypted is not read by decoding it
+    // a part declared text whose bytes are compressed or encrypted is not read by decoding it (armoured ciphertext: Collector.text)
     if (!textLike && sniff(bytes) === 'sealed') c.unreadable.add('document');
     return;
   }
@@ -177,6 +179,8 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
 }
 
 const HTML_FILE = /\.(html?|xhtml)$/i;
+/** An ASCII-armoured OpenPGP message (RFC 4880 §6.2) at the start of a line: encrypted content, however textual. */
+const ARMOURED_CIPHERTEXT = /^-----BEGIN PGP MESSAGE-----\r?$/m;
 
 /**
  * The parts of a multipart/digest whose type is not written: RFC 2046 §5.1.5

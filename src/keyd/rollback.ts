@@ -43,7 +43,10 @@ export function versionFloor(store: KeydStore, key: string): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0;
 }
 
-/** The revoked serials of the CRLs of [pki] crls issued and signed by the org CA ([pki] org_ca): serial → revocation time. */
+/**
+ * The revoked serials of the CRLs of [pki] crls issued and signed by the org CA ([pki] org_ca): serial → revocation time.
+ * Entries on hold (certificateHold) or lifted (removeFromCRL) are left out: only a revocation makes a user's final.
+ */
 export function orgCaRevocations(config: KeydConfig): { revoked: Map<string, Date>; problems: string[] } {
   const revoked = new Map<string, Date>();
   const problems: string[] = [];
@@ -61,7 +64,11 @@ export function orgCaRevocations(config: KeydConfig): { revoked: Map<string, Dat
         problems.push(`"${file}" names the org CA as issuer but its signature does not verify; not used`);
         continue;
       }
-      for (const [serial, entry] of crl.entries) if (!revoked.has(serial)) revoked.set(serial, entry.revokedAt);
+      for (const [serial, entry] of crl.entries) {
+        // a hold is temporary and removeFromCRL lifts one: neither is a revocation that makes the user's final
+        if (entry.reason === 'certificateHold' || entry.reason === 'removeFromCRL') continue;
+        if (!revoked.has(serial)) revoked.set(serial, entry.revokedAt);
+      }
     } catch (err) {
       problems.push(`"${file}" cannot be read as a CRL: ${(err as Error).message}`);
     }

@@ -164,7 +164,7 @@ export class Lists implements ListStep {
       // a list of this organisation inside this one: its members get the post (its own policy is not asked: the post comes from the list)
       copies.push(...(await this.post(deps, { ...post, arrival: { ...arrival, message }, list: sub }, inner, done)).copies);
     }
-    const peers = new Map<string, PeerEntry | 'none'>();
+    const peers = new Map<string, PeerEntry | 'none' | 'invalid'>();
     for (const domain of new Set(remote.map(domainOf))) peers.set(domain, await this.memberPeer(deps, address, domain));
     // every re-encryption of the post (local SSMAX members' user keys, remote members' organisation keys) sent at once through keyd's batches
     // (POST /v1/batch, in requests of up to 64 operations, src/keyd/client-batch.ts): one blinding for the post, each member authorised and audited by keyd on its own
@@ -172,6 +172,7 @@ export class Lists implements ListStep {
     for (const { member, keyId } of local) if (keyId) jobs.push({ member, target: { kind: 'list', list: address, member }, keyId });
     for (const member of remote) {
       const peer = peers.get(domainOf(member))!;
+      if (peer === 'invalid') continue; // logged by memberPeer: keyd would refuse this organisation's certificate as well
       if (peer === 'none') {
         // never in clear: a member whose domain has no SSMAX gets nothing (the list is encrypted)
         this.log(`ssmax lists: ${address}: member ${member} is in ${domainOf(member)}, which publishes no SSMAX bundle; no copy`);
@@ -266,12 +267,20 @@ export class Lists implements ListStep {
    * copy. The reply names the list, never the member's domain (the poster
    * must not learn who the members are); the log names it.
    */
-  private async memberPeer(deps: GatewayDeps, address: string, domain: string): Promise<PeerEntry | 'none'> {
+  private async memberPeer(deps: GatewayDeps, address: string, domain: string): Promise<PeerEntry | 'none' | 'invalid'> {
     let found: PeerEntry;
     try {
       found = await deps.directory.lookup(domain);
     } catch (err) {
       if (err instanceof DirectoryError && err.code === 'none') return 'none';
+      // a bundle that was fetched and does not verify (its organisation revoked, not certified by the root): a final word on
+      // that member, as keyd's refusal of its organisation's certificate is (no copy, logged); the other members go on
+      if (err instanceof DirectoryError && err.code === 'invalid') {
+        this.log(
+          `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is refused (${operatorErrorText(err)}); no copy for its members`,
+        );
+        return 'invalid';
+      }
       this.log(
         `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is unavailable (${operatorErrorText(err)}); post deferred`,
       );

@@ -34,7 +34,7 @@ import { type SmtpSettings, createUserProfile } from '../user/profile';
 
 export class RegistryError extends Error {
   constructor(
-    readonly code: 'refused' | 'unavailable' | 'input' | 'ca',
+    readonly code: 'refused' | 'unavailable' | 'input' | 'ca' | 'busy',
     message: string,
   ) {
     super(message);
@@ -173,7 +173,7 @@ export async function revokeSerials(
     if (u.caDir) return await updateCaState(u.caDir, (caJson) => revokeInCrl(serials, reason, u, caJson));
     return await withCaFolderLock(dirname(u.crlFile), () => revokeInCrl(serials, reason, u, undefined));
   } catch (err) {
-    if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
+    if (err instanceof CaStateError) throw new RegistryError(err.reason === 'busy' ? 'busy' : 'ca', err.message);
     throw err;
   }
 }
@@ -240,7 +240,7 @@ export async function recordInCaDir(caDir: string, serials: readonly string[], r
   try {
     await updateCaState(caDir, (caJson) => addRevocations(caJson, serials, revokedAt, reason));
   } catch (err) {
-    if (err instanceof CaStateError) throw new RegistryError('ca', err.message);
+    if (err instanceof CaStateError) throw new RegistryError(err.reason === 'busy' ? 'busy' : 'ca', err.message);
     throw err;
   }
 }

@@ -44,7 +44,7 @@ export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
 export class SetupError extends Error {
   constructor(
     message: string,
-    readonly kind: 'usage' | 'input' | 'missing' | 'exists' = 'input',
+    readonly kind: 'usage' | 'input' | 'missing' | 'exists' | 'busy' = 'input',
   ) {
     super(message);
   }
@@ -218,7 +218,8 @@ function loadOrgCa(dir: string, passphrase?: string): { ca: SigningAuthority; ro
   try {
     state = readCaState(dir);
   } catch (err) {
-    if (err instanceof CaStateError) throw new SetupError(`Cannot use the org CA: ${err.message}`);
+    if (err instanceof CaStateError)
+      throw new SetupError(`Cannot use the org CA: ${err.message}`, err.reason === 'busy' ? 'busy' : 'input');
     throw err;
   }
   if (state.kind !== 'org') throw new SetupError(`"${dir}" is not an organisation CA (ca.json kind is "${String(state.kind)}")`);
@@ -290,9 +291,18 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
   const caCrl = join(orgCaDir, 'crl.pem');
   try {
     await updateCaState(orgCaDir, (state) => {
-      const fileNumber = existsSync(caCrl) ? Number(parseCrl(readFileSync(caCrl, 'utf8')).crlNumber ?? 0n) : 0;
-      const crlNumber = Math.max(Number(state.crlNumber) || 0, fileNumber) + 1;
-      const orgCrl = createCrl(ca, { entries: [], thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
+      const current = existsSync(caCrl) ? parseCrl(readFileSync(caCrl, 'utf8')) : undefined;
+      const crlNumber = Math.max(Number(state.crlNumber) || 0, Number(current?.crlNumber ?? 0n)) + 1;
+      // the new CRL keeps every revocation the CA made (ca.json and its current crl.pem): a higher number replaces the older CRL everywhere
+      const entries = new Map(current ? [...current.entries.values()].map((e) => [e.serial, e]) : []);
+      for (const r of state.revoked)
+        if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
+      const orgCrl = createCrl(ca, {
+        entries: [...entries.values()],
+        thisUpdate: new Date(s),
+        nextUpdate: new Date(s + 7 * DAY),
+        crlNumber,
+      });
       write('pki/root.pem', rootPem);
       write('pki/org-ca.pem', caPem);
       write('pki/org-ca.crl.pem', orgCrl.pem);
@@ -303,7 +313,8 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
       writeFileAtomic(caCrl, orgCrl.pem);
     });
   } catch (err) {
-    if (err instanceof CaStateError) throw new SetupError(`Cannot use the org CA: ${err.message}`);
+    if (err instanceof CaStateError)
+      throw new SetupError(`Cannot use the org CA: ${err.message}`, err.reason === 'busy' ? 'busy' : 'input');
     throw err;
   }
   const seal = generateP256KeyPair();

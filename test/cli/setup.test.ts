@@ -14,6 +14,7 @@ import { parseGatewayConfig } from '../../src/gateway/config';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { orgCaOf } from '../../src/keyd/renewal';
 import { parseCertificate } from '../../src/pki/certificate';
+import { parseCrl } from '../../src/pki/crl';
 import { privateKeyFromPem } from '../../src/pki/keys';
 import { fromPemAll } from '../../src/pki/pem';
 import { setIniKeys } from '../../src/setup/organisation';
@@ -216,6 +217,21 @@ test('remote inspection: an inspector folder, and no inspector key in the gatewa
     url: 'https://keyd.a.example:7443',
     cert: 'inspector.pem',
   });
+});
+
+test("a second setup with the same org CA keeps the CA's revocations in the CRL it writes (a higher number replaces the older CRL everywhere)", async () => {
+  expect((await cli(['ca', 'revoke', '--ca', orgCa, '--serial', '0badc0de', '--reason', 'keyCompromise'])).code).toBe(0);
+  expect((await cli(['ca', 'crl', '--ca', orgCa, '--out', join(orgCa, 'crl.pem'), '--force'])).code).toBe(0);
+  const before = parseCrl(readFileSync(join(orgCa, 'crl.pem'), 'utf8'));
+  expect([...before.entries.keys()]).toContain('0badc0de');
+  const dir = join(base, 'again');
+  harakaInit(dir);
+  expect((await cli(args(dir))).code).toBe(0);
+  for (const file of [join(orgCa, 'crl.pem'), join(dir, 'pki/org-ca.crl.pem')]) {
+    const after = parseCrl(readFileSync(file, 'utf8'));
+    expect(after.crlNumber).toBeGreaterThan(before.crlNumber!);
+    expect([...after.entries.keys()]).toContain('0badc0de');
+  }
 });
 
 test('setIniKeys: replaces a commented default in its section, adds missing keys and sections', () => {

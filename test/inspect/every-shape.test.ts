@@ -194,3 +194,19 @@ describe('near misses: parts with nothing to read still pass, and are not unread
     expect((await inspectOutbound(message, { rules })).decision).toEqual({ action: 'pass' });
   });
 });
+
+describe('armoured OpenPGP ciphertext (PGP/MIME) is unreadable, however textual', () => {
+  const armour = (kind: string) => `-----BEGIN PGP ${kind}-----\r\n\r\nhQEMA${'x9Zq'.repeat(40)}\r\n=abcd\r\n-----END PGP ${kind}-----\r\n`;
+  test.each([
+    ['PGP/MIME encrypted part (application/octet-stream)', attached('application/octet-stream', 'encrypted.asc', armour('MESSAGE'))],
+    ['inline armoured message in text/plain', mixed('Content-Type: text/plain', `hello\r\n${armour('MESSAGE')}`)],
+  ])('%s', async (_name, message) => {
+    const r = await inspectOutbound(message, { rules });
+    expect(r.decision).toEqual({ action: 'quarantine', rule: 'unreadable' });
+  });
+
+  test('an armoured signature is not ciphertext: it passes', async () => {
+    const r = await inspectOutbound(mixed('Content-Type: application/pgp-signature', armour('SIGNATURE')), { rules });
+    expect(r.decision).toEqual({ action: 'pass' });
+  });
+});

@@ -22,6 +22,9 @@ import type { Actor } from '../../src/keyd/service';
 import { KeydStore } from '../../src/keyd/store';
 import { issueUserCertificate } from '../../src/pki/issue';
 import { generateP256KeyPair } from '../../src/pki/keys';
+import { parseCertificate } from '../../src/pki/certificate';
+import { createCrl } from '../../src/pki/crl';
+import { markCrlRevocations } from '../../src/keyd/rollback';
 
 jest.setTimeout(120000);
 
@@ -214,5 +217,37 @@ describe('deleting the newest audit records', () => {
     const r = ssmax('keyd', 'audit', 'verify', '--config', fx.configFile);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/audit log BROKEN/);
+  });
+});
+
+describe("the org CA's CRL at keyd start: revocations make a user's revocation final, holds do not", () => {
+  test('a certificate on hold (certificateHold) leaves its user active; a revoked one marks its user revoked', async () => {
+    const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-rollback-hold-')), { domain: 'a.example' });
+    const config = loadKeydConfig(fx.configFile);
+    const parts = open(config);
+    try {
+      const held = signingCert(fx, 'held@a.example', 'U-5001');
+      const gone = signingCert(fx, 'gone@a.example', 'U-5002');
+      await parts.service.addUser(ADMIN, { address: 'held@a.example', code: 'U-5001', identityRef: 'E-5001', signingCertificate: held });
+      await parts.service.addUser(ADMIN, { address: 'gone@a.example', code: 'U-5002', identityRef: 'E-5002', signingCertificate: gone });
+      const now = new Date();
+      const crl = createCrl(fx.orgCa, {
+        entries: [
+          { serial: parseCertificate(held).serial, revokedAt: now, reason: 'certificateHold' },
+          { serial: parseCertificate(gone).serial, revokedAt: now, reason: 'superseded' },
+        ],
+        thisUpdate: now,
+        nextUpdate: new Date(now.getTime() + DAY),
+        crlNumber: 1000,
+      });
+      writeFileSync(config.pki.crls[0]!, crl.pem);
+      const { marked, problems } = await markCrlRevocations(parts.store, parts.audit, config, now, 'in the test');
+      expect(problems).toEqual([]);
+      expect(marked).toEqual(['gone@a.example']);
+      expect(await parts.service.getUser(ADMIN, 'held@a.example')).toMatchObject({ status: 'active' });
+      expect(await parts.service.getUser(ADMIN, 'gone@a.example')).toMatchObject({ status: 'suspended', revoked: expect.any(Number) });
+    } finally {
+      await parts.store.close();
+    }
   });
 });

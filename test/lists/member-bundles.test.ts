@@ -87,23 +87,34 @@ async function postWith(deps: GatewayDeps, logs: string[]) {
 const noBundle = () => Promise.reject(new DirectoryError('none', 'c.example', 'no _ssmax record'));
 const unreachable = () => Promise.reject(new DirectoryError('unavailable', 'c.example', 'connect ECONNREFUSED'));
 
-describe('a member whose domain publishes no SSMAX bundle gets no copy, whatever [policy] says for that domain', () => {
+const refusedBundle = () => Promise.reject(new DirectoryError('invalid', 'c.example', 'revoked (cACompromise)'));
+
+describe('a member whose domain publishes no SSMAX bundle, or a bundle that is refused, gets no copy, whatever [policy] says for that domain', () => {
+  const finals: [string, () => Promise<PeerEntry>, RegExp][] = [
+    ['no bundle', noBundle, /member carol@c\.example is in c\.example, which publishes no SSMAX bundle; no copy/],
+    // its organisation revoked by the root, say: a final word on that member (as keyd's refusal of its certificate is), not a 451 for every post
+    [
+      'a bundle that does not verify',
+      refusedBundle,
+      /the SSMAX bundle of c\.example, a member's domain, is refused \(.*revoked.*\); no copy/,
+    ],
+  ];
   for (const policy of ['require', 'opportunistic', 'none'] as const)
-    test(`[policy] c.example=${policy}: the post is expanded for the others (250), carol gets nothing, a log line names her`, async () => {
-      const logs: string[] = [];
-      const targets: ReencryptTarget[] = [];
-      const { copies } = await postWith(depsWith(policy, noBundle, targets), logs);
-      expect(copies.map((c) => c.rcpts[0]).sort()).toEqual(['alice@a.example', 'dave@d.example']);
-      expect(copies.find((c) => c.rcpts[0] === 'dave@d.example')).toMatchObject({ local: false, list: LIST });
-      expect(targets.map((t) => (t.kind === 'list' ? t.member : '')).sort()).toEqual(['alice@a.example', 'dave@d.example']);
-      expect(logs.join('\n')).toMatch(/member carol@c\.example is in c\.example, which publishes no SSMAX bundle; no copy/);
-    });
+    for (const [what, carol, logged] of finals)
+      test(`[policy] c.example=${policy}, ${what}: the post is expanded for the others (250), carol gets nothing, a log line says why`, async () => {
+        const logs: string[] = [];
+        const targets: ReencryptTarget[] = [];
+        const { copies } = await postWith(depsWith(policy, carol, targets), logs);
+        expect(copies.map((c) => c.rcpts[0]).sort()).toEqual(['alice@a.example', 'dave@d.example']);
+        expect(copies.find((c) => c.rcpts[0] === 'dave@d.example')).toMatchObject({ local: false, list: LIST });
+        expect(targets.map((t) => (t.kind === 'list' ? t.member : '')).sort()).toEqual(['alice@a.example', 'dave@d.example']);
+        expect(logs.join('\n')).toMatch(logged);
+      });
 });
 
 describe("any other failure to get a member's bundle answers the post 451 (retried), whatever [policy] says, naming no member's domain", () => {
   const failures: [string, () => Promise<PeerEntry>][] = [
     ['the bundle cannot be fetched now', unreachable],
-    ['the bundle does not verify', () => Promise.reject(new DirectoryError('invalid', 'c.example', 'signature fails'))],
     ['the directory itself fails', () => Promise.reject(new Error('directory fault'))],
   ];
   for (const policy of ['require', 'opportunistic', 'none'] as const)
