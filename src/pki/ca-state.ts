@@ -10,8 +10,10 @@
  * (src/fs/folder-lock.ts; its secret `ca-lock.secret` in the folder): two
  * commands at once (two `ssmax ca revoke`, a revoke and an `ssmax user init`)
  * each see the other's change, so none is lost. A command that also reads or
- * writes the CA's CRL files does so inside the same lock, so two CRLs never get
- * one number. There is no writer outside updateCaState and createCaState.
+ * writes the CA's CRL files does so inside the same lock, so two such commands
+ * never give two CRLs one number (keyd renews and revokes into its own copy of
+ * the CRL without this lock: docs/pki.md). There is no writer of ca.json
+ * outside updateCaState and createCaState.
  *
  * The CRL number is not kept here: the one counter is the CRL number of the
  * CA's CRL file, which keyd's renewals and `ssmax registry revoke` advance too
