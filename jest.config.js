@@ -42,6 +42,31 @@ const PARALLEL_DIRS = [
  * one-second poll; it prints how long the 60 days took but asserts nothing about time.
  */
 const WAITING = ['gateway/rotation-lifetime.test.ts', 'gateway/dsn.test.ts', 'publisher/publisher.test.ts', 'ops/sixty-days.test.ts'];
+/**
+ * Suites of the other folders that start no process and no server (the module under test in this process, a mock or
+ * an in-process keyd over LMDB on disk): they run with the parallel ones.
+ */
+const IN_PROCESS = [
+  'abuse/config.test.ts',
+  'abuse/report-binding.test.ts',
+  'abuse/report-format.test.ts',
+  'abuse/tracking-retention.test.ts',
+  'console/config.test.ts',
+  'gateway/config.test.ts',
+  'inspect/detectors.test.ts',
+  'inspect/every-shape.test.ts',
+  'inspect/extract.test.ts',
+  'inspect/held-keys.test.ts',
+  'inspect/quarantine-store.test.ts',
+  'inspector/config.test.ts',
+  'keyd/client-settings.test.ts',
+  'keyd/config.test.ts',
+  'keyd/crypto-wire.test.ts',
+  'lists/bounces.test.ts',
+  'lists/chain.test.ts',
+  'lists/member-bundles.test.ts',
+  'lists/moderation-holds.test.ts',
+];
 /** Suites of those folders that measure the compute of work under a load they make themselves: serial. */
 const MEASURING = ['chain/cpu-budget.test.ts'];
 
@@ -73,7 +98,10 @@ module.exports = {
     {
       ...common,
       displayName: 'parallel',
-      testMatch: [`<rootDir>/test/{${PARALLEL_DIRS.join(',')}}/**/*.test.ts`, ...WAITING.map((f) => `<rootDir>/test/${f}`)],
+      testMatch: [
+        `<rootDir>/test/{${PARALLEL_DIRS.join(',')}}/**/*.test.ts`,
+        ...[...WAITING, ...IN_PROCESS].map((f) => `<rootDir>/test/${f}`),
+      ],
       testPathIgnorePatterns: ['/node_modules/', ...MEASURING.map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`)],
     },
     {
@@ -83,7 +111,7 @@ module.exports = {
       testPathIgnorePatterns: [
         '/node_modules/',
         `<rootDir>/test/(?!(${MEASURING.map((f) => f.replace(/\./g, '\\.')).join('|')})$)(${PARALLEL_DIRS.join('|')})/`,
-        ...WAITING.map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`),
+        ...[...WAITING, ...IN_PROCESS].map((f) => `<rootDir>/test/${f.replace(/\./g, '\\.')}$`),
       ],
     },
   ],

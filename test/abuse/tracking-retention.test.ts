@@ -15,7 +15,9 @@ const DAY = 86400000;
 /** The part of the LMDB store TrackingKeys uses, in memory. */
 function memoryStore(): KeydStore {
   const m = new Map<number, TrackingKeyRecord>();
+  const meta = new Map<string, unknown>();
   return {
+    meta: { get: (k: string) => meta.get(k) }, // the version floor a restore sets (src/keyd/rollback.ts): none here
     trackingKeys: {
       get: (v: number) => m.get(v),
       put: (v: number, r: TrackingKeyRecord) => {
