@@ -134,6 +134,32 @@ describe('per-message CPU budget under load', () => {
     expect(computeMs(tally)).toBeLessThanOrEqual(wall); // and never more than the time the work took
   });
 
+  it('reading an ordinary small message asks the system for no CPU time; work past the wall-time-only start does', async () => {
+    const small = message(1, 4 * 1024);
+    await verifyChain(small, { lookup: () => undefined, now }); // warm-up
+    const spy = jest.spyOn(process, 'cpuUsage');
+    try {
+      for (let i = 0; i < 20; i++) expect((await verifyChain(small, { lookup: () => undefined, now })).result).toBe('none');
+      expect(spy).not.toHaveBeenCalled();
+      // Work of 60 ms in 2 ms callbacks: the first 10 ms count wall time, the rest ask for CPU time.
+      const tally = new ComputeTally();
+      const until = () => performance.now() + 2;
+      await trackCompute(tally, async () => {
+        for (let i = 0; i < 30; i++) {
+          const end = until();
+          while (performance.now() < end) {
+            /* compute */
+          }
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      });
+      expect(spy.mock.calls.length).toBeGreaterThanOrEqual(20);
+      expect(computeMs(tally)).toBeGreaterThan(0.5 * 60);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('refuses a checkpoint outside the work it counts (the compute would go uncounted)', async () => {
     await expect(new WorkBudget(10).checkpoint()).rejects.toThrow(/outside WorkBudget.run/);
   });
