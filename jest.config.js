@@ -68,7 +68,7 @@ const IN_PROCESS = [
   'lists/moderation-holds.test.ts',
 ];
 /** Suites of those folders that measure the compute of work under a load they make themselves: serial. */
-const MEASURING = ['chain/cpu-budget.test.ts'];
+const MEASURING = ['chain/cpu-budget.test.ts', 'crypto/constant-time.test.ts'];
 
 const common = {
   testEnvironment: 'node',

@@ -50,8 +50,9 @@ export function verifyDleq(group: Group, X: GroupPoint, B: GroupPoint, Z: GroupP
   if (!isValidScalar(c) || !isValidScalar(s)) return false;
   let expected: bigint;
   try {
-    const A1 = group.sub(group.mulBase(s), group.mul(X, c));
-    const A2 = group.sub(group.mul(B, s), group.mul(Z, c));
+    // c and s travel in the clear: variable-time multiplication is safe here
+    const A1 = group.sub(group.mulBase(s), group.mulPublic(X, c));
+    const A2 = group.sub(group.mulPublic(B, s), group.mulPublic(Z, c));
     expected = challenge(group, X, B, Z, A1, A2);
   } catch (err) {
     if (err instanceof CryptoError) return false; // an identity along the way: not a valid proof

@@ -35,7 +35,11 @@ export const nobleGroup: Group = {
   },
   mul(p, k) {
     assertScalar(k, 'scalar');
-    return toGroup(fromGroup(p).multiply(k), 'k·P');
+    return toGroup(fromGroup(p).multiply(k), 'k·P'); // constant time (noble's multiply)
+  },
+  mulPublic(p, k) {
+    assertScalar(k, 'scalar');
+    return toGroup(fromGroup(p).multiplyUnsafe(k), 'k·P');
   },
   add(a, b) {
     return toGroup(fromGroup(a).add(fromGroup(b)), 'A + B');

@@ -43,8 +43,17 @@ export interface Group {
   encodeUncompressed(p: GroupPoint): Uint8Array;
   /** k·G for a scalar k in [1, n-1]. */
   mulBase(k: bigint): GroupPoint;
-  /** k·P for a scalar k in [1, n-1]. */
+  /**
+   * k·P for a scalar k in [1, n-1], in time that does not depend on k: for
+   * every secret scalar (private keys, blinding factors, nonces).
+   */
   mul(p: GroupPoint, k: bigint): GroupPoint;
+  /**
+   * k·P for a PUBLIC scalar k in [1, n-1] (a proof's challenge or responses,
+   * which travel in the clear): may take time that depends on k, and is
+   * faster. Never for a secret.
+   */
+  mulPublic(p: GroupPoint, k: bigint): GroupPoint;
   /** a + b; throws `bad-point` if the sum is the identity. */
   add(a: GroupPoint, b: GroupPoint): GroupPoint;
   /** a − b; throws `bad-point` if the difference is the identity. */
@@ -113,8 +122,12 @@ export function identityError(op: string): CryptoError {
 export interface Secp256k1Ops {
   /** Checks and decodes a SEC1 point (throws `bad-point` naming `what`). */
   decode(bytes: Uint8Array, what: string): GroupPoint;
+  /** k·G in constant time. */
   mulBase(k: Uint8Array): Uint8Array | null;
+  /** k·P in time independent of k (a secret scalar). */
   mul(p: GroupPoint, k: Uint8Array): Uint8Array | null;
+  /** k·P, possibly in variable time (a public scalar). */
+  mulPublic(p: GroupPoint, k: Uint8Array): Uint8Array | null;
   add(a: GroupPoint, b: GroupPoint): Uint8Array | null;
   sub(a: GroupPoint, b: GroupPoint): Uint8Array | null;
 }
@@ -143,6 +156,10 @@ export function libsecp256k1Backed(name: GroupName, ops: Secp256k1Ops): Group {
     mul(p, k) {
       assertScalar(k, 'scalar');
       return at('k·P', () => ops.mul(p, bigintTo32(k)));
+    },
+    mulPublic(p, k) {
+      assertScalar(k, 'scalar');
+      return at('k·P', () => ops.mulPublic(p, bigintTo32(k)));
     },
     add: (a, b) => at('A + B', () => ops.add(a, b)),
     sub: (a, b) => at('A − B', () => ops.sub(a, b)),

@@ -189,9 +189,10 @@ export function verifyReencryption(
     const Y = group.decode(targetPublicKey, 'target public key');
     const U = group.decode(response.u, 'key service answer point U');
     const V = group.decode(response.v, 'key service answer point V');
-    const T1 = group.sub(group.mulBase(s1), group.mul(X, c));
-    const T2 = group.sub(group.mulBase(s2), group.mul(U, c));
-    const T3 = group.sub(group.sub(group.mul(Y, s2), group.mul(e, s1)), group.mul(group.sub(V, f), c));
+    // c, s1 and s2 travel in the clear: variable-time multiplication is safe here
+    const T1 = group.sub(group.mulBase(s1), group.mulPublic(X, c));
+    const T2 = group.sub(group.mulBase(s2), group.mulPublic(U, c));
+    const T3 = group.sub(group.sub(group.mulPublic(Y, s2), group.mulPublic(e, s1)), group.mulPublic(group.sub(V, f), c));
     expected = reencryptionChallenge(group, [X, e, f, Y, U, V, T1, T2, T3]);
   } catch (err) {
     if (err instanceof CryptoError) return false;

@@ -17,6 +17,9 @@ describe('group backends agree byte for byte', () => {
         const qa = a.mul(a.mulBase(k2), k3);
         const qb = b.mul(b.mulBase(k2), k3);
         expect(a.encodeUncompressed(qa)).toEqual(b.encodeUncompressed(qb));
+        // the variable-time multiplication for public scalars gives the same point
+        expect(a.encodeUncompressed(a.mulPublic(a.mulBase(k2), k3))).toEqual(a.encodeUncompressed(qa));
+        expect(b.encodeUncompressed(b.mulPublic(b.mulBase(k2), k3))).toEqual(b.encodeUncompressed(qa));
         if (k1 !== (k2 * k3) % ORDER && (k1 + k2 * k3) % ORDER !== 0n) {
           expect(a.encode(a.add(pa, qa))).toEqual(b.encode(b.add(pb, qb)));
           expect(a.encode(a.sub(pa, qa))).toEqual(b.encode(b.sub(pb, qb)));

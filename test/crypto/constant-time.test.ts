@@ -1,0 +1,69 @@
+/**
+ * Multiplying an arbitrary point by a secret scalar (keyd's organisation key
+ * times a blinded capsule, the proof's nonces, a gateway's blinding factor, a
+ * recipient's key in decapsulation) takes the same time whatever the scalar,
+ * in every backend: `Group.mul`. `Group.mulPublic`, for the public scalars of
+ * a proof check, may not.
+ *
+ * Before this test, the native and WebAssembly backends multiplied with
+ * libsecp256k1's ec_pubkey_tweak_mul, which uses its variable-time ecmult:
+ * the scalar 3 took a third of the time of a random one (src/crypto/group-native.ts).
+ *
+ * Method: calls with the scalar 3 and with fresh random scalars alternate, in
+ * small batches, and the medians are compared, so a slower or busier machine
+ * slows both alike. The same measure must see the difference in `mulPublic`
+ * (where libsecp256k1 has it), so it is able to fail.
+ */
+import { randomBytes } from 'node:crypto';
+import { type Group, ORDER, groups } from '../../src/crypto';
+
+jest.setTimeout(120_000);
+
+function randomScalar(): bigint {
+  return (BigInt(`0x${randomBytes(32).toString('hex')}`) % (ORDER - 1n)) + 1n;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+/** Median time of k·P for k = 3 divided by that for random k, over `rounds` alternating batches of `batch` calls. */
+function smallOverRandom(mul: (k: bigint) => unknown, rounds: number, batch: number): number {
+  for (let i = 0; i < 20; i++) {
+    mul(3n);
+    mul(randomScalar());
+  }
+  const small: number[] = [];
+  const random: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const ks = Array.from({ length: batch }, randomScalar);
+    let t = process.hrtime.bigint();
+    for (let i = 0; i < batch; i++) mul(3n);
+    small.push(Number(process.hrtime.bigint() - t));
+    t = process.hrtime.bigint();
+    for (const k of ks) mul(k);
+    random.push(Number(process.hrtime.bigint() - t));
+  }
+  return median(small) / median(random);
+}
+
+/** Rounds and batch size for about a second of work per measure (the constant-time paths in JavaScript take milliseconds). */
+function effort(g: Group): [number, number] {
+  return g.name === 'native' ? [300, 5] : [25, 1];
+}
+
+describe.each(Object.values(groups))('group $name', (g) => {
+  const P = g.mulBase(987654321n);
+
+  test('mul (secret scalars) takes the same time for the scalar 3 as for random scalars', () => {
+    const ratio = smallOverRandom((k) => g.mul(P, k), ...effort(g));
+    expect(ratio).toBeGreaterThan(0.85);
+    expect(ratio).toBeLessThan(1.15);
+  });
+
+  test('the same measure sees mulPublic (public scalars) take less time for the scalar 3', () => {
+    const [rounds, batch] = g.name === 'native' ? [300, 5] : [40, 3];
+    expect(smallOverRandom((k) => g.mulPublic(P, k), rounds, batch)).toBeLessThan(0.7);
+  });
+});
