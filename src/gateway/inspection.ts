@@ -13,7 +13,8 @@ import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engi
 import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 import { parseCapsule } from '../envelope';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
-import { GatewayError } from '../mail/replies';
+import { GatewayError, REPLIES } from '../mail/replies';
+import { LIST_RELEASE_HEADER, fieldOf } from '../lists/expand';
 import type { GatewayDeps } from './deps';
 
 export interface Inspected {
@@ -22,6 +23,8 @@ export interface Inspected {
   readonly verdicts: Verdict[];
   /** Set when the message was held: nothing is to be relayed. */
   readonly quarantined?: string;
+  /** A release's held entry's capsule, moved to a newer key version (InspectAnswer.capsule): open the message with it (releasedCapsules). */
+  readonly capsule?: string;
 }
 
 /** Strips a release marker (Haraka adds Received fields above it) and returns its id. */
@@ -81,6 +84,7 @@ async function step(
     message,
     verdicts: answer.verdict ? [answer.verdict] : [],
     ...(answer.decision.action === 'quarantine' ? { quarantined: answer.quarantined! } : {}),
+    ...(releaseId !== undefined && answer.capsule !== undefined ? { capsule: answer.capsule } : {}),
   };
 }
 
@@ -170,15 +174,28 @@ export function releaseTime(deps: GatewayDeps, raw: Buffer): Date | undefined {
  * (src/inspect/held-keys.ts), since the version it arrived under may be destroyed by now. Only for a release
  * under way in a store this process reads (the quarantine with inline inspection, the list moderation queue),
  * named by its marker with its token; the message itself is unchanged (its seals cover the capsules it carries).
- * A held message released through a remote inspector is not re-encrypted here: it keeps its own capsules.
+ * A remote inspector's quarantine is not read here: its answer to the release hands the entry's capsule over
+ * (Inspected.capsule, releasedCapsules), for the steps after inspection.
  */
 export function heldCapsules(deps: GatewayDeps, raw: Buffer, capsules: readonly Capsule[]): readonly Capsule[] {
   if (capsules.length === 0) return capsules;
   const { releaseId } = withoutRelease(raw);
   const kept = (releaseId !== undefined ? deps.inspection?.releaseCapsule?.(releaseId) : undefined) ?? deps.lists?.releaseCapsule?.(raw);
-  if (kept === undefined) return capsules;
+  return releasedCapsules(deps, capsules, kept);
+}
+
+/**
+ * `capsules` with this organisation's replaced by `kept` (a held entry's capsule moved to a newer key version), or
+ * as they are when `kept` is undefined. A remote inspector hands it over in its answer to a release it let pass
+ * (Inspected.capsule), which the gateway's later steps open the message with; a kept capsule for another
+ * organisation's key is a fault of the inspector (4xx: the release puts the entry back as held).
+ */
+export function releasedCapsules(deps: GatewayDeps, capsules: readonly Capsule[], kept: string | undefined): readonly Capsule[] {
+  if (kept === undefined || capsules.length === 0) return capsules;
   const own = capsuleFor(deps.config.domain, capsules);
   const moved = parseCapsule(kept);
+  if (!moved.keyId.startsWith(`${deps.config.domain}:`))
+    throw new GatewayError('inspectionUnavailable', `the held entry's capsule is for ${moved.keyId}, not for ${deps.config.domain}`);
   return capsules.map((c) => (c === own ? moved : c));
 }
 
@@ -196,4 +213,28 @@ export function inspectedClauses(verdicts: readonly Verdict[]): string {
     .filter((v) => v.name === 'dlp' || v.name === 'av')
     .map((v) => `; ssmax-${v.name}=${v.result}`)
     .join('');
+}
+
+/**
+ * What a release of a held message (a quarantine or list moderation release marker) is answered when the key version
+ * its capsule is under was destroyed (keyd: 550 5.7.5 keyDestroyed): the held-keys job did not move it in time
+ * (src/inspect/held-keys.ts: an entry held after its last run, or the job stopped for longer than grace_days). The
+ * answer names the version and says the message cannot be released; the releaser puts the entry back as held
+ * (src/mail/release.ts), never deleting it. `err` as it is for anything else.
+ */
+export function releasedKeyGone(deps: GatewayDeps, raw: Buffer, err: unknown): unknown {
+  if (!(err instanceof GatewayError) || !err.reply.text.startsWith(REPLIES.keyDestroyed.text)) return err;
+  const { releaseId } = withoutRelease(raw);
+  const list = fieldOf(raw, LIST_RELEASE_HEADER);
+  if (!(releaseId !== undefined && parseReleaseMarker(releaseId)) && !(list !== undefined && parseReleaseMarker(list))) return err;
+  let keyId = '(unknown)';
+  try {
+    keyId = capsuleFor(deps.config.domain, heldCapsules(deps, raw, capsulesOf(checkMessage(raw).headers))).keyId;
+  } catch {
+    // the version is named when it can be read; the answer is the same
+  }
+  return new GatewayError(
+    'keyDestroyed',
+    `a held message released: its key version ${keyId} was destroyed before the held message was moved to the current one, so it cannot be released; it stays held`,
+  );
 }

@@ -13,7 +13,15 @@ import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
 import type { Copy, GatewayDeps, HeldPost, HopResult } from './deps';
-import { heldCapsules, inspectArrival, releaseTime, releasedArrival, withInspectionResults } from './inspection';
+import {
+  heldCapsules,
+  inspectArrival,
+  releaseTime,
+  releasedArrival,
+  releasedCapsules,
+  releasedKeyGone,
+  withInspectionResults,
+} from './inspection';
 import type { RetiredUse } from './key-exchange';
 import { localCopies } from './local-copies';
 import { addSeal } from './sealing';
@@ -23,6 +31,14 @@ import { addSeal } from './sealing';
  * mailbox store, or that inspection held it.
  */
 export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<HopResult> {
+  try {
+    return await receiveOnce(deps, raw, rcpts);
+  } catch (err) {
+    throw releasedKeyGone(deps, raw, err); // a release whose key version is gone: said so, the entry kept held by its releaser
+  }
+}
+
+async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly string[]): Promise<HopResult> {
   const head = checkMessage(raw);
   // a released arrival is judged as when it was held, not now (an operator may release it after max_seal_age_seconds)
   const at = releaseTime(deps, raw);
@@ -67,12 +83,14 @@ export async function receive(deps: GatewayDeps, raw: Buffer, rcpts: readonly st
   }
   const inspected = await inspectArrival(deps, raw, capsuleFor(deps.config.domain, capsules), head.from, rcpts);
   if (inspected.quarantined) return { copies: [], notices: [], quarantined: inspected.quarantined };
+  // a release through a remote inspector: its held entry's capsule, moved to a newer key version, comes with the answer
+  const opened = releasedCapsules(deps, capsules, inspected.capsule);
   const notices: RetiredUse[] = [];
   const holds: HeldPost[] = [];
   const copies = await localCopies(
     deps,
     { message: inspected.message, rcpts, origin: { from: 'peer', chain }, verdicts: inspected.verdicts, sender: head.from },
-    capsules,
+    opened,
     notices,
     holds,
   );

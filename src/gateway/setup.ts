@@ -27,7 +27,7 @@ import { type Ini, readIniFile } from '../config/ini';
 import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
-import { HELD_KEYS_INTERVAL_MS, moveHeldKeys } from '../inspect/held-keys';
+import { type HeldStore, startHeldKeys } from '../inspect/held-keys';
 import { type Inspector, LocalInspector } from '../inspect/engine';
 import { RemoteInspector } from '../inspector/client';
 import { Lists } from '../lists/expand';
@@ -205,22 +205,11 @@ export function setupGateway(
       'sealing certificate',
     ).start(),
   );
-  // held messages kept openable across key versions (src/inspect/held-keys.ts): at start, then hourly; one run at a time
-  const held: [QuarantineStore, string][] = [[lists.moderation, 'list moderation']];
-  if (inspection instanceof LocalInspector) held.unshift([inspection.quarantine, 'quarantine']);
-  let heldRun: Promise<void> | undefined;
-  let closing = false;
-  const moveHeld = () =>
-    (heldRun ??= (async () => {
-      for (const [store, name] of held)
-        if (!closing && store.heldCount() > 0) await moveHeldKeys(store, keyd, config.domain, name, log, () => closing);
-    })()
-      .catch((err: unknown) => log(`ssmax held keys: run failed: ${(err as Error).message}`))
-      .finally(() => (heldRun = undefined)));
+  // held messages kept openable across key versions (src/inspect/held-keys.ts): at start, then hourly; one run at a time;
   // by the master (or the single process) only: Haraka's cluster workers share these stores, and one run each would ask keyd once per worker
-  const heldTimer = cluster.isWorker ? undefined : setInterval(moveHeld, HELD_KEYS_INTERVAL_MS);
-  heldTimer?.unref();
-  const heldStart = cluster.isWorker ? undefined : setImmediate(moveHeld);
+  const held: HeldStore[] = [{ store: lists.moderation, name: 'list moderation' }];
+  if (inspection instanceof LocalInspector) held.unshift({ store: inspection.quarantine, name: 'quarantine' });
+  const heldKeys = startHeldKeys(held, keyd, config.domain, log, { runner: !cluster.isWorker });
   const delivery = new LocalDelivery(
     config.delivery.host,
     config.delivery.port,
@@ -236,10 +225,7 @@ export function setupGateway(
     keydHealth: () => gatewayClient.call<KeydHealth>('GET', '/v1/health'),
     ...(advertiser ? { advertiser } : {}),
     async close() {
-      closing = true; // a run under way ends at its next entry (the rest is moved at the next start)
-      clearInterval(heldTimer);
-      clearImmediate(heldStart);
-      await heldRun;
+      await heldKeys.close(); // a run under way ends at its next entry (the rest is moved at the next start)
       for (const w of watches) w.stop();
       gatewayClient.close();
       inspectorClient?.close();

@@ -22,7 +22,7 @@ import { policyFor } from './config';
 import type { Copy, GatewayDeps, HeldPost, HopResult, Origin } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
-import { heldCapsules, inspectSubmission, withInspectionResults } from './inspection';
+import { heldCapsules, inspectSubmission, releasedCapsules, releasedKeyGone, withInspectionResults } from './inspection';
 import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
@@ -182,6 +182,20 @@ export async function submit(
   submitter?: Submitter,
   envelopeFrom?: string,
 ): Promise<HopResult & { readonly mode: Mode }> {
+  try {
+    return await submitOnce(deps, raw, rcpts, submitter, envelopeFrom);
+  } catch (err) {
+    throw releasedKeyGone(deps, raw, err); // a release whose key version is gone: said so, the entry kept held by its releaser
+  }
+}
+
+async function submitOnce(
+  deps: GatewayDeps,
+  raw: Buffer,
+  rcpts: readonly string[],
+  submitter?: Submitter,
+  envelopeFrom?: string,
+): Promise<HopResult & { readonly mode: Mode }> {
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
@@ -194,9 +208,9 @@ export async function submit(
   const completed = completeHeaders(message, deps.config.domain, deps.clock());
   if (completed !== message) head = checkMessage((message = completed));
   // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
-  const capsules = heldCapsules(deps, message, capsulesOf(head.headers));
+  let capsules = heldCapsules(deps, message, capsulesOf(head.headers));
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
-  const capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
+  let capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
   // the format limits first (the chain's reading of the message): a message over them is refused naming
   // the configured limit before inspection's own parser meets it
@@ -204,6 +218,11 @@ export async function submit(
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
+  if (inspected.capsule !== undefined) {
+    // a release through a remote inspector: its held entry's capsule, moved to a newer key version, comes with the answer
+    capsules = releasedCapsules(deps, capsules, inspected.capsule);
+    capsule = capsuleFor(deps.config.domain, capsules);
+  }
   const origin: Origin = {
     from: 'own',
     chain: unsealed,

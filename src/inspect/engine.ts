@@ -45,6 +45,13 @@ export interface InspectAnswer {
   readonly decision: Decision;
   /** The quarantine id, when the message was held (encrypted). */
   readonly quarantined?: string;
+  /**
+   * For a release let pass whose held entry was moved to a newer key version (src/inspect/held-keys.ts): the entry's
+   * capsule (its text), the message's own re-encrypted; the gateway opens the message with it instead of the
+   * message's own, whose version may be destroyed by now (src/gateway/inspection.ts). How a remote inspector's
+   * quarantine hands it over: the gateway cannot read that store.
+   */
+  readonly capsule?: string;
 }
 
 /** The inspection step, inline or remote: the gateway calls only this. */
@@ -180,9 +187,14 @@ export class LocalInspector implements Inspector {
       // a release field counts only for the entry's current release (its token), once; any other is refused, never inspected
       // as a fresh message: a late copy of a release taken over after its lease must not be delivered as well
       const marker = parseReleaseMarker(req.releaseId);
+      // the entry's moved capsule, read before the release is consumed (either capsule opens the message while a move is under way)
+      const kept = marker && this.d.quarantine.releaseCapsule(marker.id, marker.token);
       if (!marker || !(await this.d.quarantine.consumeRelease(marker.id, marker.token)))
         throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);
-      return enabled ? { verdict: { name, result: 'none' }, decision: { action: 'pass' } } : { decision: { action: 'pass' } };
+      const capsule = kept ? { capsule: kept } : {};
+      return enabled
+        ? { verdict: { name, result: 'none' }, decision: { action: 'pass' }, ...capsule }
+        : { decision: { action: 'pass' }, ...capsule };
     }
     if (!enabled) return { decision: { action: 'pass' } };
     let result: Inspection;

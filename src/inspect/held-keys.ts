@@ -11,8 +11,12 @@
  * verify them. A release opens the message with the entry's capsule (src/gateway/inspection.ts heldCapsules).
  *
  * One LMDB write transaction per entry, after keyd answered: a run that stops midway (a crash, keyd
- * unreachable) leaves each entry as it was or moved, both openable, and the next run goes on. The gateway runs
- * it for its stores at start and every HELD_KEYS_INTERVAL_MS, well within any grace period.
+ * unreachable) leaves each entry as it was or moved, both openable, and the next run goes on.
+ *
+ * Every process that keeps messages for a later release runs it for its stores, the same way (`startHeldKeys`):
+ * at start and every HELD_KEYS_INTERVAL_MS, well within any grace period, one run at a time, by one process per
+ * store: the gateway (Haraka's master or single process) for its quarantine with inline inspection and its lists'
+ * moderation queue, the inspector process (`ssmax inspector run`, [inspection] mode=remote) for its quarantine.
  */
 import type { Capsule } from '../crypto';
 import { formatCapsule, listCapsules, parseCapsule } from '../envelope';
@@ -100,4 +104,57 @@ export async function moveHeldKeys(
   }
   if (moved > 0) log(`ssmax held keys: ${name}: ${moved} held message(s) moved to ${current}`);
   return { moved, failed, stopped: false };
+}
+
+/** A store of messages held for a later release, and its name in the log lines (`quarantine`, `list moderation`). */
+export interface HeldStore {
+  readonly store: QuarantineStore;
+  readonly name: string;
+}
+
+/** The held-keys job of one process, started by startHeldKeys. */
+export interface HeldKeysJob {
+  /** One run now over every store (or the run under way: one at a time); resolves when it ends, never rejects. */
+  run(): Promise<void>;
+  /** Stops the schedule; a run under way ends at its next entry (the rest is moved at the next start). */
+  close(): Promise<void>;
+}
+
+/**
+ * Keeps the messages of `stores` openable across key versions: one run at start (next turn of the event loop) and
+ * every `intervalMs`, one run at a time, each store in turn (moveHeldKeys; an empty store costs no keyd call).
+ * `runner` false (a Haraka cluster worker: its master runs the job for the stores the workers share) starts no
+ * schedule, and `run` does nothing. A failed run is logged; the next one starts again.
+ */
+export function startHeldKeys(
+  stores: readonly HeldStore[],
+  keyd: Pick<KeydOps, 'orgKeys' | 'reencrypt'>,
+  domain: string,
+  log: (line: string) => void,
+  opts: { readonly runner?: boolean; readonly intervalMs?: number } = {},
+): HeldKeysJob {
+  const runner = opts.runner ?? true;
+  let under: Promise<void> | undefined;
+  let closing = false;
+  const run = (): Promise<void> =>
+    !runner || closing
+      ? Promise.resolve()
+      : (under ??= (async () => {
+          for (const { store, name } of stores)
+            if (!closing && store.heldCount() > 0) await moveHeldKeys(store, keyd, domain, name, log, () => closing);
+        })()
+          .catch((err: unknown) => log(`ssmax held keys: run failed: ${(err as Error).message}`))
+          .finally(() => (under = undefined)));
+  const timer = runner ? setInterval(() => void run(), opts.intervalMs ?? HELD_KEYS_INTERVAL_MS) : undefined;
+  timer?.unref();
+  const first = runner ? setImmediate(() => void run()) : undefined;
+  return {
+    run,
+    async close() {
+      closing = true;
+      clearInterval(timer);
+      clearImmediate(first);
+      await under;
+    },
+  };
 }

@@ -17,6 +17,7 @@ import { VERDICT_RESULTS, type Verdict } from '../chain/tags';
 import type { Group } from '../crypto';
 import type { Decision } from '../inspect/inspect';
 import { roleOf } from '../pki/certificate';
+import { parseCapsule } from '../envelope';
 import { type InspectAnswer, type InspectRequest, type Inspector, encryptToOrg } from '../inspect/engine';
 import type { KeydOps } from '../keyd/client-ops';
 import { GatewayError, REPLIES, type ReplyName } from '../mail/replies';
@@ -50,9 +51,21 @@ function unavailable(detail: string): GatewayError {
   return new GatewayError('inspectionUnavailable', `inspector: ${detail}`);
 }
 
-/** The answer, checked field by field: anything unexpected is a fault (4xx), never a pass. */
-export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): InspectAnswer {
-  const a = json as { verdict?: { name?: unknown; result?: unknown }; decision?: Record<string, unknown>; quarantined?: unknown } | null;
+/** The longest capsule text taken from an inspector's answer (a capsule's field value is a few hundred characters). */
+const MAX_CAPSULE_TEXT = 4096;
+
+/**
+ * The answer, checked field by field: anything unexpected is a fault (4xx), never a pass. `released`: the request
+ * carried a release marker; only then may a pass carry the held entry's moved capsule (`capsule`, engine.ts
+ * InspectAnswer), which must read as a capsule.
+ */
+export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound', released = false): InspectAnswer {
+  const a = json as {
+    verdict?: { name?: unknown; result?: unknown };
+    decision?: Record<string, unknown>;
+    quarantined?: unknown;
+    capsule?: unknown;
+  } | null;
   const d = a?.decision;
   if (!a || typeof a !== 'object' || !d || !ACTIONS.includes(d.action as never)) throw unavailable('answer without a valid decision');
   const text = (v: unknown, what: string) => {
@@ -75,7 +88,18 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound'): I
   const quarantined = decision.action === 'quarantine' ? text(a.quarantined, 'quarantine id') : undefined;
   if (quarantined !== undefined && !/^q-[0-9a-z]+-[0-9a-f]{12}$/.test(quarantined))
     throw unavailable('answer with an invalid quarantine id');
-  return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}) };
+  let capsule: string | undefined;
+  if (a.capsule !== undefined) {
+    if (!released || decision.action !== 'pass') throw unavailable('a capsule in an answer to no release');
+    if (typeof a.capsule !== 'string' || a.capsule.length > MAX_CAPSULE_TEXT) throw unavailable('answer with an invalid capsule');
+    try {
+      parseCapsule(a.capsule);
+    } catch {
+      throw unavailable('answer with an invalid capsule');
+    }
+    capsule = a.capsule;
+  }
+  return { decision, ...(verdict ? { verdict } : {}), ...(quarantined ? { quarantined } : {}), ...(capsule ? { capsule } : {}) };
 }
 
 /** The most bytes of an inspector's answer read: a decision, a verdict and a quarantine id are a few hundred. */
@@ -138,7 +162,7 @@ export class RemoteInspector implements Inspector {
     const body = req.capsule ? req.message : await encryptToOrg(this.opts.keyd, this.opts.group, req.message);
     const envelope = { direction: req.direction, from: req.from, rcpts: req.rcpts, ...(req.releaseId ? { release: req.releaseId } : {}) };
     const { status, json } = await this.post(INSPECT_PATH, envelopeBody(envelope, body));
-    if (status === 200) return parseAnswer(json, req.direction);
+    if (status === 200) return parseAnswer(json, req.direction, req.releaseId !== undefined);
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: { reply?: unknown } } } | undefined)?.error;
     const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : `HTTP ${status}`;
     if (status === 400 || status === 431) {

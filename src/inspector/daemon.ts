@@ -4,14 +4,17 @@
  * decryption with a verified proof, user facts for consent, the org's public
  * keys), the inspection rules (ssmax-inspect.ini, ssmax-dlp.ini), the
  * quarantine store under its state folder, the same engine the gateway runs
- * inline (LocalInspector), and the HTTPS server. `stop()` shuts down
- * gracefully.
+ * inline (LocalInspector), and the HTTPS server. It keeps its held
+ * messages openable across the organisation's key versions, as the gateway
+ * does for the stores it holds (src/inspect/held-keys.ts: at start and
+ * hourly). `stop()` shuts down gracefully.
  */
 import { FileWatch } from '../ops/reload';
 import { CrlFiles } from '../pki/crl-files';
 import { dirname, join } from 'node:path';
 import { defaultGroup } from '../crypto/backend';
 import { LocalInspector } from '../inspect/engine';
+import { startHeldKeys } from '../inspect/held-keys';
 import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../keyd/client-ops';
 import { Directory } from '../directory/directory';
@@ -108,6 +111,9 @@ export async function startInspector(
     await directory.close();
     throw err;
   }
+  // its quarantine's messages kept openable across key versions (src/inspect/held-keys.ts): at start, then hourly, one
+  // run at a time; keyd re-encrypts each to the current version (target own-newer, which the inspector role may ask)
+  const heldKeys = startHeldKeys([{ store: engine.quarantine, name: 'quarantine' }], keyd, config.domain, opts.log ?? (() => undefined));
   // renewed certificates (docs/operations.md, "Renewals"), picked up without a restart
   const note = (l: string) => opts.log?.(`inspector: ${l}`);
   const watches = [
@@ -128,6 +134,7 @@ export async function startInspector(
     port,
     engine,
     async stop() {
+      await heldKeys.close();
       for (const w of watches) w.stop();
       await ops?.close();
       await server.close();

@@ -11,7 +11,8 @@
  *
  *   POST /v1/inspect
  *        body: the envelope as one line of JSON, {direction, from, rcpts, release?},
- *        a line feed, then the message → {verdict?, decision, quarantined?}
+ *        a line feed, then the message → {verdict?, decision, quarantined?, capsule?}
+ *        (capsule: a release's entry moved to a newer key version, src/inspect/held-keys.ts)
  *
  * The envelope travels in the body, not the URL: an address the gateway took
  * (a quoted local part with a space, a long one) and a thousand recipients

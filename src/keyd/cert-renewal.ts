@@ -18,8 +18,8 @@
  *
  * A revoked certificate is never renewed (recertify): before each renewal
  * keyd reads what the org CA revoked (src/keyd/ca-revocations.ts: the org
- * CA's CRLs in [pki] crls, its ca.json when one lies beside [pki]
- * org_ca_cert), and refuses when the certificate's serial is listed, or any
+ * CA's CRLs in [pki] crls, its ca.json as [pki] org_ca_state says), and
+ * refuses when the certificate's serial is listed, or any
  * serial under which keyd certified the same public key before (kept in
  * keyd's store with each renewal, in the audit record's transaction), or
  * when those revocations cannot be read. Such a certificate sets the warning
@@ -99,7 +99,7 @@ export class RenewalRefused extends Error {
 
 /** What `recertify` checks the old certificate against. */
 export interface RevocationCheck {
-  /** The org CA's revocations now (caRevocationsOf); throws when they cannot be read. */
+  /** The org CA's revocations now (keydCaRevocations); throws when they cannot be read. */
   readonly revocations: CaRevocations;
   /** Other serials the same public key was certified under (keyd's earlier renewals of it). */
   readonly earlierSerials?: readonly string[];
@@ -135,10 +135,10 @@ export function recertify(
   } catch (err) {
     throw new RenewalRefused(`keyd cannot tell whether serial ${parsed.serial} is revoked: ${(err as Error).message}`);
   }
-  const listed = revoked.get(parsed.serial);
+  const listed = revoked.get(parsed.serial)?.where;
   if (listed !== undefined) throw new RenewalRefused(`serial ${parsed.serial} is revoked (in ${listed})`);
   for (const serial of check.earlierSerials ?? []) {
-    const where = revoked.get(serial);
+    const where = revoked.get(serial)?.where;
     if (where !== undefined)
       throw new RenewalRefused(`its public key was certified under serial ${serial}, which is revoked (in ${where})`);
   }
@@ -173,7 +173,7 @@ export function storeKeySerials(meta: { get(key: string): unknown; put(key: stri
 }
 
 export interface CertRenewerOptions {
-  /** The org CA's revocations (caRevocationsOf); without them nothing is renewed. */
+  /** The org CA's revocations (keydCaRevocations); without them nothing is renewed. */
   readonly revocations?: CaRevocations;
   /** Earlier serials of each key; without it only the certificate's own serial is checked. */
   readonly keySerials?: KeySerials;

@@ -22,6 +22,12 @@ export interface KeydConfig extends ServiceHead {
     readonly orgCaCert?: string;
     readonly orgCaKey?: string;
     readonly orgCaPassphraseFile?: string;
+    /**
+     * The org CA's record (ca.json of its `ssmax ca` folder) whose revocations keyd reads beside [pki] crls
+     * (src/keyd/ca-revocations.ts): `auto` (absent: the same) the one beside org_ca_cert when there is one, `none`
+     * none, else that file or folder, which must then be readable.
+     */
+    readonly orgCaState?: string;
   };
   readonly keys: { readonly validityMs: number; readonly renewBeforeMs: number; readonly graceMs: number; readonly scheduleMs: number };
   readonly trackingRetentionMs: number;
@@ -66,6 +72,7 @@ export const KEYD_SETTINGS = defineSettings({
   'pki.org_ca_cert': { type: 'str' },
   'pki.org_ca_key': { type: 'str' },
   'pki.org_ca_passphrase_file': { type: 'str' },
+  'pki.org_ca_state': { type: 'str', default: 'auto' },
   'keys.validity_days': { ...DAYS, min: 0.0001, default: KEYD_DEFAULTS.validity_days },
   'keys.renew_before_days': { ...DAYS, default: KEYD_DEFAULTS.renew_before_days },
   'keys.grace_days': { ...DAYS, default: KEYD_DEFAULTS.grace_days },
@@ -107,6 +114,8 @@ export function loadKeydConfig(file: string): KeydConfig {
   const orgCaCert = r.optPath('pki.org_ca_cert');
   const orgCaKey = r.optPath('pki.org_ca_key');
   const orgCaPassphraseFile = r.optPath('pki.org_ca_passphrase_file');
+  const caState = r.get('pki.org_ca_state');
+  const orgCaState = caState === 'auto' || caState === 'none' ? caState : r.path('pki.org_ca_state');
   return {
     ...head,
     dataDir: r.path('keyd.data_dir'),
@@ -119,6 +128,7 @@ export function loadKeydConfig(file: string): KeydConfig {
       ...(orgCaCert ? { orgCaCert } : {}),
       ...(orgCaKey ? { orgCaKey } : {}),
       ...(orgCaPassphraseFile ? { orgCaPassphraseFile } : {}),
+      orgCaState,
     },
     keys,
     trackingRetentionMs: r.get('tracking.retention_days') * DAY,

@@ -31,7 +31,7 @@ import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import type { SigningAuthority } from '../pki/issue';
-import { keydCaRevocations } from './ca-revocations';
+import { caStateNote, keydCaRevocations } from './ca-revocations';
 import { CertRenewer, certPolicyOf, storeKeySerials } from './cert-renewal';
 import { ConfigError, readSettingFile } from '../config/ini';
 import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
@@ -251,6 +251,8 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   const parts = openKeyd(config, clock, crypto, orgCaAuthority, true); // only keyd's start makes a new store
   onOpen(parts);
   // revocations the store does not know (a restored older backup): users whose certificate is in the org CA's CRL (rollback.ts)
+  const stateNote = caStateNote(config); // where keyd learns the org CA's revocations, said once when it reads no ca.json
+  if (stateNote) st.log?.(`keyd: NOTE revocations: ${stateNote}`);
   const crlMarks = await markCrlRevocations(parts.store, parts.audit, config, clock(), 'at keyd start');
   for (const p of crlMarks.problems) st.log?.(`keyd: WARNING revocations: ${p}`);
   if (crlMarks.marked.length > 0)

@@ -11,15 +11,14 @@
  *    a version below the floor is never created, and mail to a lost version is
  *    refused as an unknown key.
  *  - revocations made after the backup: the revoked mark lives in the store,
- *    but the CRL of the org CA keeps the serials. At restore and at every
- *    start, a registered user with a certificate in a CRL of [pki] crls that
- *    the org CA ([pki] org_ca) signed is marked revoked again (suspended, the
- *    CRL's revocation time), each such user audited (`registry.revoke`).
+ *    but the org CA's CRLs and its ca.json keep the serials. At restore and
+ *    at every start, a registered user with a certificate the org CA revoked
+ *    (src/keyd/ca-revocations.ts: a CRL of [pki] crls that the org CA
+ *    ([pki] org_ca) signed, or its ca.json as [pki] org_ca_state says) is
+ *    marked revoked again (suspended, the revocation's time), each such user
+ *    audited (`registry.revoke`).
  */
-import { readFileSync } from 'node:fs';
-import { parseCertificate } from '../pki/certificate';
-import { crlIssuedBy, parseCrl } from '../pki/crl';
-import { crlFromIssuer } from '../pki/validate';
+import { type CaRevocationList, finalRevocation, keydCaRevocations } from './ca-revocations';
 import type { AuditInput, AuditLog } from './audit';
 import type { KeydConfig } from './config';
 import { Registry, type UserRecord } from './registry';
@@ -44,36 +43,21 @@ export function versionFloor(store: KeydStore, key: string): number {
 }
 
 /**
- * The revoked serials of the CRLs of [pki] crls issued and signed by the org CA ([pki] org_ca): serial → revocation time.
- * Entries on hold (certificateHold) or lifted (removeFromCRL) are left out: only a revocation makes a user's final.
+ * What the org CA revoked for good (src/keyd/ca-revocations.ts, the reader renewal uses too: [pki] crls and the
+ * org CA's ca.json): serial → revocation time. Entries on hold (certificateHold) or lifted (removeFromCRL) are left
+ * out: only a revocation makes a user's final. When the revocations cannot all be known, nothing is returned and
+ * `problems` says why (the same failure rule as renewal's: never taken as "no revocations").
  */
 export function orgCaRevocations(config: KeydConfig): { revoked: Map<string, Date>; problems: string[] } {
   const revoked = new Map<string, Date>();
-  const problems: string[] = [];
-  let ca;
+  let all: CaRevocationList;
   try {
-    ca = parseCertificate(readFileSync(config.pki.orgCa, 'utf8'));
+    all = keydCaRevocations(config)();
   } catch (err) {
-    return { revoked, problems: [`the org CA "${config.pki.orgCa}" cannot be read: ${(err as Error).message}`] };
+    return { revoked, problems: [`the org CA's revocations cannot be read, so none were applied: ${(err as Error).message}`] };
   }
-  for (const file of config.pki.crls) {
-    try {
-      const crl = parseCrl(readFileSync(file, 'utf8'));
-      if (!crlIssuedBy(crl, ca.subjectDer)) continue; // another CA's (the root's): its serials are not this CA's
-      if (!crlFromIssuer(crl, ca)) {
-        problems.push(`"${file}" names the org CA as issuer but its signature does not verify; not used`);
-        continue;
-      }
-      for (const [serial, entry] of crl.entries) {
-        // a hold is temporary and removeFromCRL lifts one: neither is a revocation that makes the user's final
-        if (entry.reason === 'certificateHold' || entry.reason === 'removeFromCRL') continue;
-        if (!revoked.has(serial)) revoked.set(serial, entry.revokedAt);
-      }
-    } catch (err) {
-      problems.push(`"${file}" cannot be read as a CRL: ${(err as Error).message}`);
-    }
-  }
-  return { revoked, problems };
+  for (const [serial, r] of all) if (finalRevocation(r)) revoked.set(serial, r.at);
+  return { revoked, problems: [] };
 }
 
 /**

@@ -370,7 +370,7 @@ export class KeyService {
     return { notice: 'retired', ...(cur ? { current: cur.keyId } : {}) };
   }
 
-  /** Blinded re-encryption, key-service half (gateway role). */
+  /** Blinded re-encryption, key-service half (gateway role; the inspector role for target own-newer only). */
   async reencrypt(actor: Actor, body: Record<string, unknown>): Promise<Record<string, unknown>> {
     return this.auditedKeyOp(actor, 'reencrypt', body, () => this.reencryptBody(actor, body));
   }
@@ -387,7 +387,11 @@ export class KeyService {
   }
 
   private async reencryptBody(actor: Actor, body: Record<string, unknown>): Promise<Outcome<Record<string, unknown>>> {
-    this.require(actor, ['gateway'], 'reencrypt');
+    // own-newer (this organisation's ciphertext to its own current version) for the inspector too: it moves the held
+    // messages of its quarantine across key versions (src/inspect/held-keys.ts); any other target, the gateway only
+    const t = body.target;
+    const ownNewer = typeof t === 'object' && t !== null && (t as { kind?: unknown }).kind === 'own-newer';
+    this.require(actor, ownNewer ? ['gateway', 'inspector'] : ['gateway'], 'reencrypt');
     const now = this.d.clock();
     const e = point(body.e, 'e');
     const f = point(body.f, 'f');

@@ -12,10 +12,11 @@ import { join } from 'node:path';
 import { groups, systemRng } from '../../src/crypto';
 import { collect, encryptMessage, listCapsules } from '../../src/envelope';
 import type { GatewayDeps } from '../../src/gateway/deps';
-import { heldCapsules } from '../../src/gateway/inspection';
+import { heldCapsules, releasedCapsules } from '../../src/gateway/inspection';
 import { LocalInspector, plaintextOf } from '../../src/inspect/engine';
 import type { InspectionConfig } from '../../src/inspect/config';
-import { moveHeldKeys } from '../../src/inspect/held-keys';
+import { moveHeldKeys, startHeldKeys } from '../../src/inspect/held-keys';
+import { parseAnswer } from '../../src/inspector/client';
 import { MODERATION_CAP_SETTINGS, QuarantineStore, RELEASE_HEADER, releaseMarker } from '../../src/inspect/quarantine';
 import { KeydClient, KeydClientError } from '../../src/keyd/client';
 import { KeydOps } from '../../src/keyd/client-ops';
@@ -37,15 +38,18 @@ const parts = openKeyd(loadKeydConfig(fx.configFile), () => new Date(now));
 const { service } = parts;
 const audited: string[] = [];
 
-/** A KeydClient answered by the in-process service: the gateway's and the inspector's calls, keyd's refusals as over HTTPS. */
-function inProcess(): KeydClient {
+/**
+ * A KeydClient answered by the in-process service: the gateway's and the inspector's calls, keyd's refusals as over
+ * HTTPS. `role`: the role of its re-encryptions (the gateway's; the inspector process's own client: 'inspector').
+ */
+function inProcess(role: 'gateway' | 'inspector' = 'gateway'): KeydClient {
   const client = Object.create(KeydClient.prototype) as KeydClient;
   client.call = (async (method: string, path: string, body?: Record<string, unknown>) => {
     try {
       if (method === 'GET' && path === '/v1/public') return service.publicMaterial();
       if (method === 'POST' && path === '/v1/reencrypt') {
-        const r = await service.reencrypt({ role: 'gateway', name: 'test gateway' }, body!);
-        audited.push(`reencrypt ${String(body!.keyId)} -> ${String(r.targetKeyId)}`);
+        const r = await service.reencrypt({ role, name: `test ${role}` }, body!);
+        audited.push(`${role === 'gateway' ? '' : `${role} `}reencrypt ${String(body!.keyId)} -> ${String(r.targetKeyId)}`);
         return r;
       }
       if (method === 'POST' && path === '/v1/decrypt') return await service.decrypt({ role: 'inspector', name: 'test inspector' }, body!);
@@ -209,4 +213,74 @@ test('a run asked to stop (the gateway closing) ends before the next entry, chan
   const fresh = await hold(quarantine, await encrypted(plain())); // under the current version: would be recorded
   expect(await moveHeldKeys(quarantine, keyd, DOMAIN, 'quarantine', log, () => true)).toEqual({ moved: 0, failed: 0, stopped: true });
   expect(quarantine.summary(fresh)!.keyId).toBeUndefined();
+});
+
+test("the inspector process's own keyd client (inspector role) moves its quarantine: own-newer only; its answer to a release hands the moved capsule to the gateway", async () => {
+  const inspectorKeyd = new KeydOps(g, inProcess('inspector'), inProcess('inspector'), 5000, Date.now, {
+    windowMs: 0,
+    maxOps: 1,
+    maxBytes: 60000,
+  });
+  const store = new QuarantineStore(join(dir, 'inspector-quarantine'));
+  const remote = new LocalInspector({ config: {} as InspectionConfig, quarantine: store, keyd: inspectorKeyd, group: g });
+  try {
+    const text = plain();
+    const id = await hold(store, await encrypted(text)); // under v2, the current version
+    expect((await keyd.orgKeys()).current).toBe('a.example:v2');
+    // a forced rotation: v3 current, v2 retired
+    expect(await service.maintain(KEYD_ACTOR, true)).toEqual(expect.arrayContaining([{ keyId: 'a.example:v2', change: 'retired' }]));
+    const capsule = capsuleFor(DOMAIN, await listCapsules(Buffer.from(store.get(id)!.message)));
+    // the inspector role may re-encrypt to this organisation's own current version, and to nothing else
+    const refused = await inspectorKeyd.reencrypt(capsule, { kind: 'user', address: 'bob@a.example' }).catch((err: unknown) => err);
+    expect(String(refused)).toMatch(/Role "inspector" may not call reencrypt/);
+
+    // the inspector's job (the gateway's, one implementation): not a runner (a cluster worker) does nothing
+    const idle = startHeldKeys([{ store, name: 'quarantine' }], inspectorKeyd, DOMAIN, log, { runner: false });
+    await idle.run();
+    await idle.close();
+    expect(store.summary(id)!.keyId).toBeUndefined();
+    // a runner moves it at start; one run at a time
+    const job = startHeldKeys([{ store, name: 'quarantine' }], inspectorKeyd, DOMAIN, log);
+    const [a, b] = [job.run(), job.run()];
+    expect(a).toBe(b);
+    await a;
+    await job.close();
+    expect(store.summary(id)).toMatchObject({ keyId: 'a.example:v3' });
+    expect(audited).toContain('inspector reencrypt a.example:v2 -> a.example:v3');
+    expect(logged).toContain('ssmax held keys: quarantine: 1 held message(s) moved to a.example:v3');
+
+    // day +31: v2 destroyed. The release through the (remote) inspector: its answer carries the moved capsule, the
+    // gateway cannot read that store, and opens the message with it
+    now += 31 * DAY;
+    expect(await service.maintain(KEYD_ACTOR)).toEqual(expect.arrayContaining([{ keyId: 'a.example:v2', change: 'destroyed' }]));
+    const entry = (await store.release(id, now))!;
+    const message = Buffer.from(entry.message);
+    const answer = await remote.inspect({
+      direction: 'outbound',
+      message,
+      from: 'alice@a.example',
+      rcpts: ['bob@a.example'],
+      releaseId: releaseMarker(entry),
+    });
+    expect(answer).toMatchObject({ decision: { action: 'pass' }, capsule: expect.stringMatching(/kid=a\.example:v3;/) });
+    const onWire = parseAnswer(JSON.parse(JSON.stringify(answer)), 'outbound', true);
+    expect(onWire.capsule).toBe(answer.capsule);
+    const gateway = { config: { domain: DOMAIN } } as unknown as GatewayDeps; // a gateway with a remote inspector: no store of its own
+    const own = await listCapsules(message);
+    const opened = await plaintextOf(keyd, g, message, capsuleFor(DOMAIN, releasedCapsules(gateway, own, onWire.capsule)));
+    expect(opened).toEqual(text);
+    // with the message's own capsule (what a gateway did before): v2 is gone
+    const lost = await plaintextOf(keyd, g, message, capsuleFor(DOMAIN, own)).catch((err: unknown) => err);
+    expect((lost as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.5' });
+
+    // a capsule in an answer to no release, or not a capsule, or another organisation's: a fault of the inspector (4xx)
+    expect(() => parseAnswer({ decision: { action: 'pass' }, capsule: answer.capsule }, 'outbound', false)).toThrow(
+      /capsule in an answer to no release/,
+    );
+    expect(() => parseAnswer({ decision: { action: 'pass' }, capsule: 'kid=x' }, 'outbound', true)).toThrow(/invalid capsule/);
+    const foreign = answer.capsule!.replace('kid=a.example:v3;', 'kid=b.example:v3;');
+    expect(() => releasedCapsules(gateway, own, foreign)).toThrow(/not for a\.example/);
+  } finally {
+    await store.close();
+  }
 });

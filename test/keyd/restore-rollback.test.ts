@@ -25,6 +25,7 @@ import { generateP256KeyPair } from '../../src/pki/keys';
 import { parseCertificate } from '../../src/pki/certificate';
 import { createCrl } from '../../src/pki/crl';
 import { markCrlRevocations } from '../../src/keyd/rollback';
+import { caStateNote, keydCaRevocations } from '../../src/keyd/ca-revocations';
 
 jest.setTimeout(120000);
 
@@ -246,6 +247,82 @@ describe("the org CA's CRL at keyd start: revocations make a user's revocation f
       expect(marked).toEqual(['gone@a.example']);
       expect(await parts.service.getUser(ADMIN, 'held@a.example')).toMatchObject({ status: 'active' });
       expect(await parts.service.getUser(ADMIN, 'gone@a.example')).toMatchObject({ status: 'suspended', revoked: expect.any(Number) });
+    } finally {
+      await parts.store.close();
+    }
+  });
+
+  test("the org CA's ca.json counts as its CRLs do (beside org_ca_cert, or where [pki] org_ca_state names it); revocations that cannot all be read apply none and say so, as for renewal", async () => {
+    const fx = provisionOrg(mkdtempSync(join(tmpdir(), 'ssmax-rollback-state-')), { domain: 'a.example' });
+    const config = loadKeydConfig(fx.configFile);
+    expect(config.pki.orgCaState).toBe('auto'); // the shipped default
+    const parts = open(config);
+    try {
+      const users = ['beside', 'elsewhere', 'later'].map((name, i) => {
+        const cert = signingCert(fx, `${name}@a.example`, `U-60${i}`);
+        return { address: `${name}@a.example`, cert, serial: parseCertificate(cert).serial, code: `U-60${i}` };
+      });
+      for (const u of users)
+        await parts.service.addUser(ADMIN, { address: u.address, code: u.code, identityRef: `E-${u.code}`, signingCertificate: u.cert });
+      const now = new Date();
+      const caJson = (dir: string, serials: string[]) => {
+        mkdirSync(dir, { recursive: true });
+        const file = join(dir, 'ca.json');
+        writeFileSync(
+          file,
+          JSON.stringify({
+            kind: 'org',
+            issued: [],
+            revoked: serials.map((serial) => ({ serial, revokedAt: now.toISOString(), reason: 'keyCompromise' })),
+          }),
+        );
+        return file;
+      };
+      const mark = (c: KeydConfig) => markCrlRevocations(parts.store, parts.audit, c, now, 'in the test');
+      const status = async (address: string) => (await parts.service.getUser(ADMIN, address)).status;
+
+      // the CA folder elsewhere, keyd not told (auto): its ca.json is not read, and keyd's start says so
+      const caDir = join(fx.dir, 'org-ca-folder');
+      const elsewhere = caJson(caDir, [users[1]!.serial]);
+      expect(await mark(config)).toEqual({ marked: [], problems: [] });
+      expect(caStateNote(config)).toMatch(/no ca\.json beside \[pki\] org_ca_cert .* set \[pki\] org_ca_state/);
+      // [pki] org_ca_state names a ca.json that is not there: an error, nothing applied (never "no revocations")
+      const missing = { ...config, pki: { ...config.pki, orgCaState: join(fx.dir, 'no-such-ca') } };
+      const gone = await mark(missing);
+      expect(gone.marked).toEqual([]);
+      expect(gone.problems).toEqual([
+        expect.stringMatching(/cannot be read, so none were applied: Cannot read CA state .*no-such-ca\/ca\.json.*no such file/),
+      ]);
+      expect(() => keydCaRevocations(missing)()).toThrow(/no such file/); // the same reader renewal asks, the same refusal
+      // no CRL of the org CA in [pki] crls (the root's only): an error here too, as for renewal
+      const rootOnly = { ...config, pki: { ...config.pki, crls: config.pki.crls.filter((f) => !f.endsWith('org-ca.crl.pem')) } };
+      expect(rootOnly.pki.crls.length).toBeLessThan(config.pki.crls.length);
+      expect((await mark(rootOnly)).problems).toEqual([expect.stringMatching(/no CRL of the org CA/)]);
+      // a CRL that cannot be read: nothing applied, not even ca.json's, and said
+      const garbage = join(fx.dir, 'garbage.crl.pem');
+      writeFileSync(garbage, 'not a CRL\n');
+      const bad = await mark({ ...config, pki: { ...config.pki, crls: [...config.pki.crls, garbage], orgCaState: caDir } });
+      expect(bad).toEqual({ marked: [], problems: [expect.stringMatching(/cannot read the CRL ".*garbage\.crl\.pem"/)] });
+      expect(await status('elsewhere@a.example')).toBe('active');
+
+      // told where the CA folder is: its revocation marks the user revoked
+      expect(await mark({ ...config, pki: { ...config.pki, orgCaState: caDir } })).toEqual({
+        marked: ['elsewhere@a.example'],
+        problems: [],
+      });
+      // the file itself named, too
+      expect(keydCaRevocations({ ...config, pki: { ...config.pki, orgCaState: elsewhere } })().get(users[1]!.serial)).toMatchObject({
+        reason: 'keyCompromise',
+        where: `"${elsewhere}" (keyCompromise)`,
+      });
+      // a ca.json beside [pki] org_ca_cert (auto): read as before by renewal, and now at start and restore too
+      caJson(join(config.pki.orgCaCert!, '..'), [users[0]!.serial]);
+      expect(caStateNote(config)).toBeUndefined();
+      expect(await mark(config)).toEqual({ marked: ['beside@a.example'], problems: [] });
+      expect(await status('beside@a.example')).toBe('suspended');
+      expect(await status('later@a.example')).toBe('active');
+      // none: the CRLs only, said by the setting (no note)
+      expect(caStateNote({ ...config, pki: { ...config.pki, orgCaState: 'none' } })).toBeUndefined();
     } finally {
       await parts.store.close();
     }

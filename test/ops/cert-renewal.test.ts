@@ -5,10 +5,10 @@
  * and metric for a certificate keyd cannot renew, and the [certificates]
  * settings.
  */
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AuditLog } from '../../src/keyd/audit';
 import { join } from 'node:path';
-import { keydCaRevocations } from '../../src/keyd/ca-revocations';
+import { type CaRevocation, keydCaRevocations } from '../../src/keyd/ca-revocations';
 import { CERT_RENEWAL_DEFAULTS, CertRenewer, RenewalRefused, certPolicyOf, recertify, storeKeySerials } from '../../src/keyd/cert-renewal';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { type KeydParts, openKeyd } from '../../src/keyd/daemon';
@@ -21,7 +21,7 @@ import { validateCertificate } from '../../src/pki/validate';
 import { DAY, makeOrg, wholeSecondNow } from '../directory/fixtures';
 
 /** Nothing revoked: the recertify calls that test what a renewal keeps and changes. */
-const NONE = { revocations: () => new Map<string, string>() };
+const NONE = { revocations: () => new Map<string, CaRevocation>() };
 
 const first = (pem: string) => /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/.exec(pem)![0];
 
@@ -317,6 +317,24 @@ test("no renewal while the org CA's revocations cannot be read: a CRL gone or un
   writeFileSync(caJson, '{');
   expect(await attempt({ revocations })).toMatch(/cannot tell whether .* Cannot read CA state .*ca\.json.*not JSON/);
   rmSync(caJson);
+  // the CA folder elsewhere, named by [pki] org_ca_state: its ca.json counts the same; named but not there: nothing renewed
+  const caDir = join(dir, 'ca-folder');
+  mkdirSync(caDir);
+  writeFileSync(
+    join(caDir, 'ca.json'),
+    JSON.stringify({
+      kind: 'org',
+      issued: [],
+      revoked: [{ serial: seal.serial, revokedAt: new Date(now).toISOString(), reason: 'superseded' }],
+    }),
+  );
+  const named = (orgCaState: string) => keydCaRevocations({ ...config, pki: { ...config.pki, orgCaState } }, org.fx.orgCa.certificate);
+  expect(await attempt({ revocations: named(caDir) })).toContain(
+    `serial ${seal.serial} is revoked (in "${join(caDir, 'ca.json')}" (superseded))`,
+  );
+  expect(await attempt({ revocations: named(join(dir, 'no-ca-folder')) })).toMatch(
+    /cannot tell whether .* Cannot read CA state .*no-ca-folder\/ca\.json.*no such file/,
+  );
   // a renewer given no revocations renews nothing
   expect(await attempt({})).toMatch(/is not renewed: keyd cannot tell whether .* keyd was given no revocation state/);
   // and with everything readable and nothing revoked, it renews
