@@ -5,6 +5,7 @@
  */
 import { sha512 } from '@noble/hashes/sha2.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { invertCt } from '@noble/curves/abstract/modular.js';
 import { CryptoError, assertBytes } from './errors';
 import type { Rng } from './random';
 
@@ -69,9 +70,16 @@ export function addScalar(a: bigint, b: bigint): bigint {
   return Fn.add(a, b);
 }
 
+/**
+ * k⁻¹ mod n, by Fermat's little theorem (k^(n−2)): the exponent is public, so
+ * the steps do not depend on k, unlike the extended Euclid of `Fn.inv` (a
+ * handful of steps for k = 3). k is secret where it is inverted: the blinding
+ * factor of a re-encryption or decryption (docs/security.md, "Timing of the
+ * curve arithmetic").
+ */
 export function invertScalar(k: bigint): bigint {
   assertScalar(k, 'scalar to invert');
-  return Fn.inv(k);
+  return invertCt(k, ORDER);
 }
 
 /** Hashes a transcript to a scalar: SHA-512 reduced mod n (bias below 2^-256). */

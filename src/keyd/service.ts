@@ -30,6 +30,7 @@ import { type LookupCounter, lookup } from './lookups';
 import type { KnownCrls } from '../pki/known-crls';
 import type { CrlRenewer } from './renewal';
 import { messageIdHash } from './tracking';
+import { secretsEqual } from '../crypto/compare';
 
 export interface Actor {
   readonly role: Role | 'keyd';
@@ -743,7 +744,7 @@ export class KeyService {
         mailSystem: true,
         time: new Date(contents.time).toISOString(),
         keyVersion: contents.keyVersion,
-        ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
+        ...(messageId !== undefined ? { messageIdMatches: secretsEqual(messageIdHash(messageId), contents.messageIdHash) } : {}),
       };
     }
     const u = this.d.registry.findByCode(contents.code);
@@ -754,7 +755,7 @@ export class KeyService {
       time: new Date(contents.time).toISOString(),
       keyVersion: contents.keyVersion,
       ...(contents.submitter ? { submitter: contents.submitter } : {}),
-      ...(messageId !== undefined ? { messageIdMatches: messageIdHash(messageId) === contents.messageIdHash } : {}),
+      ...(messageId !== undefined ? { messageIdMatches: secretsEqual(messageIdHash(messageId), contents.messageIdHash) } : {}),
     };
   }
 

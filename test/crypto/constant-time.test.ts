@@ -7,7 +7,9 @@
  *
  * Before this test, the native and WebAssembly backends multiplied with
  * libsecp256k1's ec_pubkey_tweak_mul, which uses its variable-time ecmult:
- * the scalar 3 took a third of the time of a random one (src/crypto/group-native.ts).
+ * the scalar 3 took a third of the time of a random one (src/crypto/group-native.ts);
+ * and a secret blinding factor was inverted by the extended Euclidean
+ * algorithm, a few steps for 3 (src/crypto/scalar.ts).
  *
  * Method: calls with the scalar 3 and with fresh random scalars alternate, in
  * small batches, and the medians are compared, so a slower or busier machine
@@ -16,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type Group, ORDER, groups } from '../../src/crypto';
+import { invertScalar } from '../../src/crypto/scalar';
 
 jest.setTimeout(120_000);
 
@@ -65,5 +68,13 @@ describe.each(Object.values(groups))('group $name', (g) => {
   test('the same measure sees mulPublic (public scalars) take less time for the scalar 3', () => {
     const [rounds, batch] = g.name === 'native' ? [300, 5] : [40, 3];
     expect(smallOverRandom((k) => g.mulPublic(P, k), rounds, batch)).toBeLessThan(0.7);
+  });
+});
+
+describe('scalar inversion (of a secret blinding factor)', () => {
+  test('takes the same time for the scalar 3 as for random scalars', () => {
+    const ratio = smallOverRandom((k) => invertScalar(k), 300, 5);
+    expect(ratio).toBeGreaterThan(0.85);
+    expect(ratio).toBeLessThan(1.15);
   });
 });
