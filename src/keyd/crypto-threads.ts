@@ -24,6 +24,7 @@ import {
   packJobs,
   unpackAnswers,
 } from './crypto-wire';
+import { answerJob } from './crypto-job';
 
 export interface KeydCrypto {
   /** With the proof of docs/format.md ("The re-encryption proof"); `publicKeyUncompressed` is X = x·G. */
@@ -82,6 +83,8 @@ export class ThreadedCrypto implements KeydCrypto {
   constructor(
     threads: number,
     private readonly script = WORKER_SCRIPT,
+    /** Compute a job alone in its turn on this thread when its crypto thread is idle (false: always hand over). */
+    private readonly inlineWhenIdle = true,
   ) {
     if (!existsSync(script)) throw new Error(`keyd crypto worker "${script}" is missing (run the build)`);
     for (let i = 0; i < Math.max(1, threads); i++) this.workers.push(this.spawn());
@@ -123,11 +126,25 @@ export class ThreadedCrypto implements KeydCrypto {
     return slot;
   }
 
-  /** Posts a worker's outbox as one message. The key is copied only into the packed buffer, which is transferred (none stays here) or wiped. */
+  /**
+   * Posts a worker's outbox as one message. The key is copied only into the
+   * packed buffer, which is transferred (none stays here) or wiped. A job
+   * alone in its turn, for a thread with nothing in flight, is computed here
+   * instead (`inlineWhenIdle`): nothing would run beside it, and the two
+   * hand-offs between threads cost more than they save (docs/keyd-api.md,
+   * "Crypto threads").
+   */
   private flush(slot: Slot): void {
     const queued = slot.outbox;
     slot.outbox = [];
     if (queued.length === 0) return;
+    if (this.inlineWhenIdle && queued.length === 1 && slot.inFlight.size === 0) {
+      const { job, pending } = queued[0]!;
+      const a = answerJob(job);
+      if (a.ok) pending.resolve(a);
+      else pending.reject(a.code ? new CryptoError(a.code, a.message) : new Error(a.message));
+      return;
+    }
     const id = this.nextId++;
     const pending = queued.map((q) => q.pending);
     let buffer: ArrayBuffer | undefined;

@@ -88,7 +88,7 @@ describe('keyd crypto threads', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
     const script = join(dir, 'dies.js');
     writeFileSync(script, "require('node:worker_threads').parentPort.on('message', () => process.exit(3));\n");
-    const dying = new ThreadedCrypto(1, script);
+    const dying = new ThreadedCrypto(1, script, false); // every job to the worker, even one alone
     try {
       for (let i = 0; i < 3; i++)
         await expect(dying.reencrypt(org.privateKey, orgPub, { e: orgPub, f: orgPub }, bobPub)).rejects.toThrow(/exited with code 3/);
@@ -110,7 +110,7 @@ describe('keyd crypto threads', () => {
         "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
         'parentPort.postMessage(out, [out.buffer]); });\n',
     );
-    const counting = new ThreadedCrypto(1, script);
+    const counting = new ThreadedCrypto(1, script, false); // every job to the worker, even one alone
     try {
       const sizes = async (n: number) =>
         Promise.all(
@@ -123,6 +123,38 @@ describe('keyd crypto threads', () => {
         );
       expect(await sizes(8)).toEqual(Array(8).fill('in a message of 8'));
       expect(await sizes(1)).toEqual(['in a message of 1']);
+    } finally {
+      await counting.close();
+    }
+  });
+
+  test('a job alone in its turn, with its thread idle, is computed on the calling thread; a batch still goes to the thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
+    const script = join(dir, 'counts.js');
+    const wire = JSON.stringify(join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-wire.js'));
+    writeFileSync(
+      script,
+      "const { parentPort } = require('node:worker_threads');\n" +
+        `const { packAnswers, unpackJobs } = require(${wire});\n` +
+        "parentPort.on('message', (m) => { const jobs = unpackJobs(m.buffer); " +
+        "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
+        'parentPort.postMessage(out, [out.buffer]); });\n',
+    );
+    const counting = new ThreadedCrypto(1, script);
+    try {
+      const one = await counting.decrypt(org.privateKey, orgPub, { e: bobPub });
+      expect(one.z).toHaveLength(65); // a real answer, not the worker's
+      const batch = await Promise.all(
+        Array.from({ length: 3 }, () =>
+          counting.decrypt(org.privateKey, orgPub, { e: bobPub }).then(
+            () => 'answered',
+            (e: Error) => e.message,
+          ),
+        ),
+      );
+      expect(batch).toEqual(Array(3).fill('in a message of 3'));
+      // a crypto error of a job computed here comes back as the crypto core's error, as from the thread
+      await expect(counting.decrypt(org.privateKey, orgPub, { e: new Uint8Array(65) })).rejects.toMatchObject({ code: 'bad-point' });
     } finally {
       await counting.close();
     }
