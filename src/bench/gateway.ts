@@ -12,7 +12,7 @@
  * rate, for its latency below saturation.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseIni } from '../config/ini';
@@ -369,5 +369,6 @@ export async function measureGateway(full: boolean): Promise<{ rows: BenchRow[];
     return { rows, figures: { nodelay, dkim, ssmax, ssmax2 } };
   } finally {
     await net.stop();
+    rmSync(base, { recursive: true, force: true }); // its keys and stores: nothing of a run stays behind
   }
 }

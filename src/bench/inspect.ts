@@ -13,7 +13,7 @@
  *     shipped rules;
  *   AV step: blinded decryption with proof + decryption + clamd INSTREAM.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseIni } from '../config/ini';
@@ -158,6 +158,7 @@ export async function run(): Promise<BenchRow[]> {
     }
   } finally {
     await clamd.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }

@@ -6,7 +6,7 @@
  * core); this process is the load generator (the other core).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -255,5 +255,7 @@ export async function measureKeyd(g: Group, full: boolean): Promise<{ rows: Benc
     return { rows, figures: { inProcess: inReenc, single16: single16!, batched16 } };
   } finally {
     proc.kill('SIGTERM');
+    await new Promise((resolve) => (proc.exitCode !== null ? resolve(undefined) : proc.once('exit', resolve)));
+    rmSync(fx.dir, { recursive: true, force: true }); // its keys and store: nothing of a run stays behind
   }
 }

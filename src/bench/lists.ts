@@ -15,7 +15,7 @@
  * gateway steps by an in-process directory (keyd validates each certificate
  * to the root exactly as for a live peer).
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseIni } from '../config/ini';
@@ -214,6 +214,7 @@ export async function run(): Promise<BenchRow[]> {
     }
   } finally {
     await net.stop();
+    rmSync(base, { recursive: true, force: true });
   }
   return rows;
 }
