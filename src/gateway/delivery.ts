@@ -627,7 +627,8 @@ export class LocalDelivery {
    * `since`, this attempt's start: whether any copy of the message may have gone before this attempt decides
    * anything (plugin.ts `send`: no 5xx for a message once a copy of it went). Read only; one range of the record.
    */
-  earlier(id: string, since: number): Set<string> {
+  async earlier(id: string, since: number): Promise<Set<string>> {
+    await this.reconciled; // copies found in Haraka's queue at start count as handed over
     const out = new Set<string>();
     // every key of the message is `${id}:${rcpt}`; ';' is the character after ':'
     for (const { key, value } of this.delivered.getRange({ start: `${id}:`, end: `${id};` }))

@@ -507,7 +507,7 @@ async function send(
   const id = attemptId(arrival);
   const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
   // what an earlier attempt of this message settled (a copy handed over, a post held, a recipient reported): read only
-  const earlier = s.delivery.earlier(id, already.since);
+  const earlier = await s.delivery.earlier(id, already.since);
   const isEarlier = (r: string) => earlier.has(r.toLowerCase());
   // every refusal for good that can be known before anything is handed over
   const unsendable: Unsendable[] = [...refusedBefore];
