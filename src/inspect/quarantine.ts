@@ -289,17 +289,18 @@ export class QuarantineStore {
       total += n;
       bytes.set(rest.from.toLowerCase(), (bytes.get(rest.from.toLowerCase()) ?? 0) + n);
     }
-    const what = entries.length === 1 ? 'the message takes' : `its ${entries.length} entries take`;
+    // in the words of `hold` for one entry
+    const what = (n: number) =>
+      entries.length === 1
+        ? `the message takes ${n} bytes held (message and record)`
+        : `its ${entries.length} entries take ${n} bytes held (messages and records)`;
     if (total > caps.maxBytes)
-      throw new GatewayError(
-        'heldTooLarge',
-        `${what} ${total} bytes held, over ${settings.maxBytes}=${caps.maxBytes}, the most held in all`,
-      );
+      throw new GatewayError('heldTooLarge', `${what(total)}, over ${settings.maxBytes}=${caps.maxBytes}, the most held in all`);
     const most = Math.max(0, ...bytes.values());
     if (most > caps.maxBytesPerSender)
       throw new GatewayError(
         'heldTooLarge',
-        `${what} ${most} bytes held, over ${settings.maxBytesPerSender}=${caps.maxBytesPerSender}, the most held for one sender`,
+        `${what(most)}, over ${settings.maxBytesPerSender}=${caps.maxBytesPerSender}, the most held for one sender`,
       );
   }
 

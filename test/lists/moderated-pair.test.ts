@@ -81,7 +81,7 @@ test('two posts that each fit the per-sender cap but together do not: 552 5.3.4 
   const r = await submit('Two moderated', ['board@a.example', 'panel@a.example'], body);
   expect(r).toMatch(
     new RegExp(
-      `55\\d 5\\.3\\.4 Message too large to be held: its 2 entries take \\d+ bytes held, over \\[lists\\] moderation_max_bytes_per_sender=${PER_SENDER}, the most held for one sender`,
+      `55\\d 5\\.3\\.4 Message too large to be held: its 2 entries take \\d+ bytes held \\(messages and records\\), over \\[lists\\] moderation_max_bytes_per_sender=${PER_SENDER}, the most held for one sender`,
     ),
   );
   expect(await held()).toHaveLength(0);

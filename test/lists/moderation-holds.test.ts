@@ -241,7 +241,9 @@ describe('a post to two moderated lists: a held post is as good as a delivered c
     }
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
-    expect((err as GatewayError).reply.text).toMatch(/its 2 entries take \d+ bytes held, over \[lists\] moderation_max_bytes_per_sender/);
+    expect((err as GatewayError).reply.text).toMatch(
+      /its 2 entries take \d+ bytes held \(messages and records\), over \[lists\] moderation_max_bytes_per_sender/,
+    );
     expect(() => deps.lists!.checkHolds!([holds[1]!])).not.toThrow();
     expect(store.heldCount()).toBe(0);
   });
