@@ -18,7 +18,8 @@
  * - Errors are `DirectoryError` with a closed set of codes the gateway maps
  *   to SMTP replies: `none` (definitely no SSMAX bundle: policy decides),
  *   `unavailable` (temporary), `invalid` (a bundle was refused, with the reason;
- *   temporary for mail, never used).
+ *   never used; `final` when its organisation's CA is revoked or expired: a
+ *   refusal for good, src/gateway/peer-bundle.ts).
  * - A TXT record whose `id` differs from the one seen at the last fetch starts
  *   a refresh (checked in the background every `dnsRecheckMs`).
  * - Clock, resolver, randomness and the cache folder are injected.
@@ -28,7 +29,7 @@ import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { canonicalDomain } from '../chain/alignment';
 import { checkDomain } from '../pki/issue';
-import { ValidationCache } from '../pki/validate';
+import { ValidationCache, finalRefusal } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
 import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
 import { FetchError, type HostResolver, boundedResolver, fetchBundleText, hostResolverOf } from './fetch';
@@ -50,10 +51,17 @@ export type DirectoryErrorCode = 'none' | 'unavailable' | 'invalid';
 export class DirectoryError extends Error {
   readonly detail: string;
 
+  /**
+   * `final`: for `invalid`, set when the refusal is one no retry changes — the bundle's organisation CA revoked
+   * (not merely on hold) or expired (`finalRefusal`, src/pki/validate.ts) — in words a sender may be told
+   * ("its organisation's CA is revoked (cACompromise, at …)"); a refusal the peer can mend (malformed, replayed,
+   * a signer not certified, another domain's bundle) has none.
+   */
   constructor(
     readonly code: DirectoryErrorCode,
     readonly domain: string,
     detail: string,
+    readonly final?: string,
   ) {
     super(code === 'none' ? `No SSMAX bundle for "${domain}"` : `SSMAX bundle of "${domain}" unavailable`);
     this.name = 'DirectoryError';
@@ -202,7 +210,7 @@ export class Directory {
    * Bundle URLs named by DNS for a domain never accepted here whose bundle did not parse or did not chain to a root:
    * not fetched again, for any such domain, until `until` (at most maxPeersInMemory of them, the oldest dropped).
    */
-  private readonly refusedUrls = new Map<string, { until: number; message: string }>();
+  private readonly refusedUrls = new Map<string, { until: number; message: string; final?: string }>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly tlsCa: readonly string[];
   private readonly hosts: Map<string, string>;
@@ -529,9 +537,9 @@ export class Directory {
 
   private async fetchNow(domain: string, known?: BundleLocation): Promise<PeerEntry> {
     const peer = this.peer(domain);
-    const fail = async (code: DirectoryErrorCode, message: string): Promise<never> => {
+    const fail = async (code: DirectoryErrorCode, message: string, final?: string): Promise<never> => {
       const now = this.clock();
-      const err = new DirectoryError(code, domain, message);
+      const err = new DirectoryError(code, domain, message, final);
       peer.failure = err;
       peer.retryAt = now + this.cfg.retryMs;
       if (code === 'none') peer.noneUntil = now + this.cfg.negativeTtlMs;
@@ -563,7 +571,8 @@ export class Directory {
     peer.location = location;
     const stranger = location.source === 'dns' && peer.record.highestSerial < 0;
     const refused = stranger ? this.refusedUrls.get(location.url) : undefined;
-    if (refused && this.clock() < refused.until) return fail('invalid', `${refused.message} (remembered; not fetched again yet)`);
+    if (refused && this.clock() < refused.until)
+      return fail('invalid', `${refused.message} (remembered; not fetched again yet)`, refused.final);
     let text: string;
     if (left() <= 0) return fail('unavailable', `Cannot fetch "${location.url}": no answer within ${this.cfg.fetchTimeoutMs} ms`);
     try {
@@ -592,8 +601,11 @@ export class Directory {
     if (r.status !== 'valid') {
       const message = `Bundle for "${domain}" from "${location.url}" refused (${r.status}): ${r.message}`;
       // whatever domain names it, a bundle that does not parse or does not chain to a root is refused again
-      if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message);
-      return fail('invalid', message);
+      // the organisation CA itself revoked (by the root) or expired: a refusal for good (DirectoryError `final`)
+      const revoked = r.status === 'untrusted' && r.cause ? finalRefusal(r.cause) : undefined;
+      const final = revoked && `its organisation's CA is ${revoked}`;
+      if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message, final);
+      return fail('invalid', message, final);
     }
     const entry = this.accept(peer, r.bundle, location.url, true, snap);
     if (location.id !== undefined) peer.txtId = location.id;
@@ -615,10 +627,10 @@ export class Directory {
     return entry;
   }
 
-  private rememberRefusedUrl(url: string, message: string): void {
+  private rememberRefusedUrl(url: string, message: string, final?: string): void {
     if (this.cfg.negativeTtlMs <= 0) return;
     this.refusedUrls.delete(url);
-    this.refusedUrls.set(url, { until: this.clock() + this.cfg.negativeTtlMs, message });
+    this.refusedUrls.set(url, { until: this.clock() + this.cfg.negativeTtlMs, message, ...(final ? { final } : {}) });
     for (const u of this.refusedUrls.keys()) {
       if (this.refusedUrls.size <= this.cfg.maxPeersInMemory) break;
       this.refusedUrls.delete(u);

@@ -622,6 +622,20 @@ export class LocalDelivery {
     return work;
   }
 
+  /**
+   * The recipients (lowercase) an earlier attempt of `id` settled or began to hand over — recorded before
+   * `since`, this attempt's start: whether any copy of the message may have gone before this attempt decides
+   * anything (plugin.ts `send`: no 5xx for a message once a copy of it went). Read only; one range of the record.
+   */
+  async earlier(id: string, since: number): Promise<Set<string>> {
+    await this.reconciled; // copies found in Haraka's queue at start count as handed over
+    const out = new Set<string>();
+    // every key of the message is `${id}:${rcpt}`; ';' is the character after ':'
+    for (const { key, value } of this.delivered.getRange({ start: `${id}:`, end: `${id};` }))
+      if (markTime(value) < since) out.add(key.slice(id.length + 1));
+    return out;
+  }
+
   /** Records recipients as done without a copy (refused for good, and the sender told): a retry does not try them again. */
   async settle(id: string, rcpts: readonly string[]): Promise<void> {
     await this.delivered.transaction(() => {

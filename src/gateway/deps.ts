@@ -16,6 +16,7 @@ import type { Inspector } from '../inspect/engine';
 import type { KeyWatch, RetiredUse } from './key-exchange';
 import type { KeydOps } from '../keyd/client-ops';
 import type { ListFacts } from '../keyd/client-ops';
+import type { GatewayError } from '../mail/replies';
 
 /** The directory client's lookup (src/directory): throws DirectoryError with code none | unavailable | invalid. */
 export interface PeerDirectory {
@@ -72,6 +73,20 @@ export interface HopResult {
    * message's answer is decided (`writeHolds`), never before.
    */
   readonly holds?: readonly HeldPost[];
+  /**
+   * Recipients for whom no copy can be made, for good (their domain's keys refused for good, or the
+   * domain requires encryption and publishes no bundle: submission.ts): decided where the copies are
+   * handed over (plugin.ts `send`) — the message's 5xx when no copy of it has gone, else reported.
+   */
+  readonly unsendable?: readonly Unsendable[];
+}
+
+/** Recipients no copy can go to, for good, and the final answer that says why. */
+export interface Unsendable {
+  readonly rcpts: readonly string[];
+  readonly error: GatewayError;
+  /** The list they are members of (a list's copy): logged, never named to the sender. */
+  readonly list?: string;
 }
 
 /** A post to a moderated list to hold, encrypted as it is: written to the moderation store when the copies are handed over. */
@@ -126,6 +141,11 @@ export interface ListStep {
   post(deps: GatewayDeps, post: ListPost): Promise<{ readonly copies: readonly Copy[]; readonly hold?: HeldPost }>;
   /** Writes a held post to the moderation store (src/lists/expand.ts writeHolds): its moderation id. */
   hold(held: HeldPost): Promise<string>;
+  /**
+   * Throws the final refusal (552 5.3.4) when `held`, together, can never be held: over a byte cap of the
+   * moderation store (in all, or for one sender) whatever it holds (src/inspect/quarantine.ts). Nothing is written.
+   */
+  checkHolds?(held: readonly HeldPost[]): void;
   /**
    * The capsule (its text) a released post opens with when it is not its own: the entry of the release its
    * SSMAX-List-Release field names, re-encrypted to a newer key version while it was held (src/inspect/held-keys.ts);

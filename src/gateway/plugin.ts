@@ -31,7 +31,7 @@
 import cluster from 'node:cluster';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { Copy, HeldPost, HopResult } from './deps';
+import type { Copy, HeldPost, HopResult, Unsendable } from './deps';
 import { type Gateway, setupGateway } from './setup';
 import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
 import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
@@ -434,6 +434,12 @@ interface Sent {
   readonly failed: readonly Refusal[];
   /** Recipients whose peer copy could not be queued for good after other copies went (in the same report). */
   readonly unqueued: readonly Refusal[];
+  /**
+   * Recipients no copy or hold could be made for, for good, after another copy of the message went (in the same
+   * report): their domain's keys refused for good, a post the moderation store can never hold, a copy the queue
+   * can never take (`Unsendable`, checked before anything is handed over).
+   */
+  readonly unsent: readonly Refusal[];
   /** Recipients an earlier attempt of this message settled (handed their copy over, or had it refused for good): not sent again. */
   readonly already: readonly string[];
   /** Recipients of all copies (each once). */
@@ -442,22 +448,48 @@ interface Sent {
   readonly unreported?: boolean;
 }
 
+/** The final refusal `check` throws (a 5xx GatewayError), or undefined when it passes; anything else is thrown on. */
+function finalOf(check: () => void): GatewayError | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (err) {
+    if (err instanceof GatewayError && !err.temporary) return err;
+    throw err;
+  }
+}
+
+/** A final GatewayError as the refusal of `rcpt` (reported like the mailbox store's). */
+function refusalOf(rcpt: string, err: GatewayError, list?: string): Refusal {
+  return { rcpt, code: err.reply.code, reply: `${err.reply.code} ${err.reply.status} ${err.reply.text}`, ...(list ? { list } : {}) };
+}
+
 /**
  * Local copies to the mailbox store, peer copies to Haraka's outbound queue:
  * each exactly once per recipient (delivery.ts), none after a 4xx (`signal`).
- * Every check that would refuse a peer copy for good at the queue runs on
- * every peer copy first (`checkQueueable`): a message one of whose copies can
- * never leave is refused (its 5xx) before any copy is handed over.
+ *
+ * Before anything is handed over, every refusal for good that can be known
+ * is gathered (`Unsendable`): those the protocol step found (`unsendable`:
+ * a peer domain whose keys are refused for good, one that requires
+ * encryption and publishes no bundle), every check by which the queue would
+ * refuse a peer copy (`checkQueueable`), and whether the posts to hold fit
+ * the moderation store's byte caps together (`checkHolds`). When there is
+ * one and no copy of the message has gone (the delivery record holds nothing
+ * of an earlier attempt: `earlier`), the answer is its 5xx and nothing is
+ * handed over or held; when an earlier attempt's copy went, its recipients
+ * are reported instead (below) and the others go.
+ *
+ * Posts a moderated list holds (`holds`) are written first, once per arrival
+ * and list (src/lists/expand.ts writeHolds): never for a message refused or
+ * deferred before this point, and not again at the sender's retry.
  * Recipients the store refuses for good (a 5xx): when that is every
  * recipient of the message, the answer is that 5xx (the sending MTA reports
  * it); when others were taken, the answer stays 250 and the sender gets one
  * failure report naming them (dsn.ts), after which they are recorded as done.
- * Posts a moderated list holds (`holds`) are written first, once per arrival
- * and list (src/lists/expand.ts writeHolds): never for a message refused or
- * deferred before this point, and not again at the sender's retry.
- * Once any copy has gone, the answer is never a 5xx: a peer copy refused for
- * good by the queue after that is reported like a store refusal, and a report
- * that cannot be queued for good is logged and said in the 250.
+ * Once any copy has gone or a post is held, the answer is never a 5xx: a
+ * hold or a peer copy refused for good after that is reported like a store
+ * refusal, and a report that cannot be queued for good is logged and said in
+ * the 250.
  */
 async function send(
   s: State,
@@ -467,16 +499,48 @@ async function send(
   signal: AbortSignal,
   spelling: ReadonlyMap<string, string>,
   holds: readonly HeldPost[] = [],
+  refusedBefore: readonly Unsendable[] = [],
 ): Promise<Sent> {
   // the envelope of a copy handed on spells each address as it came (envelopeSpelling); the record keys stay canonical
   const spelt = (address: string) => spelling.get(address) ?? address;
-  const peerCopies = copies.filter((c) => !c.local);
-  for (const copy of peerCopies) checkQueueable(s.queue, copy.message);
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
   const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
+  // what an earlier attempt of this message settled (a copy handed over, a post held, a recipient reported): read only
+  const earlier = await s.delivery.earlier(id, already.since);
+  const isEarlier = (r: string) => earlier.has(r.toLowerCase());
+  // every refusal for good that can be known before anything is handed over
+  const unsendable: Unsendable[] = [...refusedBefore];
+  const peerCopies: Copy[] = [];
+  for (const copy of copies.filter((c) => !c.local)) {
+    const refused = finalOf(() => checkQueueable(s.queue, copy.message));
+    if (refused) unsendable.push({ rcpts: copy.rcpts, error: refused, ...(copy.list ? { list: copy.list } : {}) });
+    else peerCopies.push(copy);
+  }
+  let toHold = holds;
+  const pending = holds.filter((h) => !isEarlier(h.list)); // a post an earlier attempt held takes its place already
+  const tooLarge = pending.length > 0 ? finalOf(() => s.deps.lists?.checkHolds?.(pending)) : undefined;
+  if (tooLarge) {
+    unsendable.push({ rcpts: pending.map((h) => h.list), error: tooLarge });
+    toHold = holds.filter((h) => isEarlier(h.list));
+  }
+  if (unsendable.length > 0 && earlier.size === 0) throw unsendable[0]!.error; // nothing of the message has gone: its 5xx
+  const unsent: Refusal[] = [];
+  for (const u of unsendable)
+    for (const r of u.rcpts) {
+      if (isEarlier(r))
+        already.rcpts.push(r); // its copy went (or it was reported) at an earlier attempt
+      else unsent.push(refusalOf(r, u.error, u.list));
+    }
+  for (const f of unsent)
+    s.logerror(
+      `ssmax: nothing sent to ${f.list ? `a member of ${f.list}` : f.rcpt}, after other copies went (reported to the sender): ${f.reply}`,
+    );
   // posts held for a moderated list, now that every copy was worked out: once per arrival and list (src/lists/expand.ts)
-  await writeHolds(s.deps.lists, s.delivery, id, holds, signal, already);
+  const unheld = await writeHolds(s.deps.lists, s.delivery, id, toHold, signal, already, earlier.size > 0);
+  for (const f of unheld)
+    s.logerror(`ssmax lists: the post to ${f.rcpt} cannot be held, after other copies went (reported to the sender): ${f.reply}`);
+  unsent.push(...unheld);
   const failed = await s.delivery.deliver(
     arrival,
     from,
@@ -486,10 +550,13 @@ async function send(
     already,
   );
   const all = copies.reduce((n, c) => n + c.rcpts.length, holds.length); // a held post's list is a recipient taken
-  if (failed.length > 0 && failed.length >= all) throw storeRefusal(failed);
+  if (failed.length > 0 && failed.length >= all && unsent.length === 0) throw storeRefusal(failed);
   // whether a copy of this message has gone (by this attempt or an earlier one): from then on, never a 5xx for the whole message
   let gone =
-    holds.length > 0 || already.rcpts.length > 0 || copies.some((c) => c.local && c.rcpts.some((r) => !failed.some((f) => f.rcpt === r)));
+    earlier.size > 0 ||
+    toHold.length > unheld.length ||
+    already.rcpts.length > 0 ||
+    copies.some((c) => c.local && c.rcpts.some((r) => !failed.some((f) => f.rcpt === r)));
   const unqueued: Refusal[] = [];
   for (const copy of peerCopies) {
     const refused = await s.delivery.once(
@@ -513,7 +580,7 @@ async function send(
             s.logerror(
               `ssmax: the copy for ${todo.join(', ')} cannot be queued, after other copies went (reported to the sender): ${reply}`,
             );
-            return { refused: todo.map((rcpt) => ({ rcpt, code: err.reply.code, reply, ...(copy.list ? { list: copy.list } : {}) })) };
+            return { refused: todo.map((rcpt) => refusalOf(rcpt, err, copy.list)) };
           }
           if (err instanceof GatewayError) throw err;
           throw new GatewayError(
@@ -529,10 +596,11 @@ async function send(
     unqueued.push(...refused);
     if (copy.rcpts.some((r) => !refused.some((f) => f.rcpt === r))) gone = true;
   }
-  const notTaken = [...failed, ...unqueued];
+  const notTaken = [...failed, ...unqueued, ...unsent];
   // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
   for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
-  for (const f of unqueued) if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
+  for (const f of [...unqueued, ...unsent])
+    if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
   const toReport = notTaken.filter((f) => !f.list);
   let unreported = false;
   if (notTaken.length > 0) {
@@ -559,8 +627,9 @@ async function send(
   return {
     failed: failed.filter((f) => !f.list),
     unqueued: unqueued.filter((f) => !f.list),
+    unsent: unsent.filter((f) => !f.list),
     already: [...lower(already.rcpts)],
-    all: lower([...copies.flatMap((c) => c.rcpts), ...holds.map((h) => h.list)]).size,
+    all: lower([...copies.flatMap((c) => c.rcpts), ...holds.map((h) => h.list), ...refusedBefore.flatMap((u) => u.rcpts)]).size,
     unreported,
   };
 }
@@ -637,7 +706,10 @@ function failedNote(sent: Sent): string {
   const store = sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (${told})` : '';
   const queue =
     sent.unqueued.length > 0 ? `; not sent to ${sent.unqueued.map((f) => f.rcpt).join(', ')}, refused by the queue (${told})` : '';
-  return store + queue;
+  // each with its reply's code and status (the report has the whole reply)
+  const unsent = sent.unsent.map((f) => `${f.rcpt} (${f.reply.split(' ').slice(0, 2).join(' ')})`);
+  const refused = unsent.length > 0 ? `; not sent to ${unsent.join(', ')}, refused for good (${told})` : '';
+  return store + queue + refused;
 }
 
 /**
@@ -716,7 +788,7 @@ function queueHook(
         const m: Incoming = { ...all, rcpts };
         const { result, done, retired } = await step(s, m, hop);
         if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-        const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds);
+        const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds, result.unsendable);
         if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
         return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
       }),

@@ -12,14 +12,13 @@ import { createPublicKey } from 'node:crypto';
 import { removeUserSignature } from '../chain/message-fields';
 import { USER_SIGNATURE_HEADER, type Verdict } from '../chain/tags';
 import { verifyUser } from '../chain/user-signature';
-import { systemRng } from '../crypto';
-import { DirectoryError } from '../directory/directory';
+import { type Capsule, systemRng } from '../crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
 import { parseCertificate } from '../pki/certificate';
 import { validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
-import type { Copy, GatewayDeps, HeldPost, HopResult, Origin } from './deps';
+import type { Copy, GatewayDeps, HeldPost, HopResult, Origin, Unsendable } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { heldCapsules, inspectSubmission, releasedCapsules, releasedKeyGone, withInspectionResults } from './inspection';
@@ -27,6 +26,7 @@ import { GatewayError } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
+import { peerBundle, peerRefusedForGood } from './peer-bundle';
 import { addSeal } from './sealing';
 import { withoutField } from '../mail/header-block';
 
@@ -71,20 +71,24 @@ export function checkSenderBinding(
     throw new GatewayError('senderNotLogin', `envelope sender ${envelopeFrom}, logged in as ${submitter.id}`);
 }
 
-/** The peer's bundle, or the policy decision when there is none. */
+/**
+ * The peer's bundle, or the policy decision when there is none (peer-bundle.ts reads the directory's answer).
+ * A bundle refused for good (its organisation's CA revoked by the root, or expired) is `550 5.7.5` naming the
+ * domain and the reason, unless [policy] says `none` for the domain (mail to it may go in clear); any other
+ * refusal, and a bundle that cannot be had now, is `451 4.7.5` naming the domain only (the reason is in the
+ * directory's log).
+ */
 export async function peerFor(deps: GatewayDeps, domain: string): Promise<PeerEntry | 'plain'> {
-  try {
-    return await deps.directory.lookup(domain);
-  } catch (err) {
-    const policy = policyFor(deps.config, domain);
-    if (err instanceof DirectoryError && err.code === 'none') {
-      if (policy === 'require') throw new GatewayError('encryptionRequired', domain);
-      return 'plain';
-    }
-    if (policy === 'none') return 'plain';
-    // the domain only: the reason is in the directory's log (src/directory/directory.ts, DirectoryError)
-    throw new GatewayError('bundleUnavailable', domain);
+  const found = await peerBundle(deps, domain);
+  if (found.status === 'found') return found.peer;
+  const policy = policyFor(deps.config, domain);
+  if (found.status === 'none') {
+    if (policy === 'require') throw new GatewayError('encryptionRequired', domain);
+    return 'plain';
   }
+  if (policy === 'none') return 'plain';
+  if (found.status === 'refused' && found.final) throw peerRefusedForGood(domain, found.final);
+  throw new GatewayError('bundleUnavailable', domain);
 }
 
 /**
@@ -234,6 +238,7 @@ async function submitOnce(
   const copies: Copy[] = [];
   // posts to moderated lists: held only when the copies are handed over, after every other recipient here was worked out
   const holds: HeldPost[] = [];
+  const unsendable: Unsendable[] = [];
   for (const [domain, list] of byDomain) {
     if (deps.config.localDomains.includes(domain)) {
       if (mode === 'ssmax') {
@@ -269,35 +274,53 @@ async function submitOnce(
       }
       continue;
     }
-    const found = await peerFor(deps, domain);
-    const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
-    if (peer === 'plain') {
-      if (mode === 'ssmax') throw new GatewayError('encryptedNoPeer', domain);
-      copies.push({ rcpts: list, message, local: false });
-      continue;
+    try {
+      copies.push(await peerCopy(deps, domain, list, mode, message, capsule, origin, inspected.verdicts, notices));
+    } catch (err) {
+      // a final word on this domain's recipients (its keys refused for good, it requires encryption and has no bundle):
+      // the message's 5xx unless a copy of it went already (an earlier attempt's): plugin.ts send decides
+      if (err instanceof GatewayError && !err.temporary) unsendable.push({ rcpts: list, error: err });
+      else throw err;
     }
-    let sealed: Buffer;
-    if (mode === 'ssmax') {
-      const target = peer.currentKey;
-      const moved = await deps.keyd.reencrypt(
-        capsule!,
-        { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls },
-        target.keyId,
-      );
-      noteRetired(notices, capsule!.keyId, moved);
-      sealed = await addSeal(
-        deps,
-        await collect(replaceCapsules(message, [moved.capsule])),
-        origin,
-        [...inspected.verdicts, { name: 'e2e', result: 'pass' }],
-        list,
-      );
-    } else {
-      sealed = await sealPlainForPeer(deps, message, peer, origin, inspected.verdicts, list);
-    }
-    copies.push({ rcpts: list, message: sealed, local: false });
   }
-  return { copies, mode, notices, holds };
+  return { copies, mode, notices, holds, unsendable };
+}
+
+/** The sealed copy of `message` for the recipients `rcpts` at the peer `domain` (or as it is, for a domain without SSMAX). */
+async function peerCopy(
+  deps: GatewayDeps,
+  domain: string,
+  rcpts: string[],
+  mode: Mode,
+  message: Buffer,
+  capsule: Capsule | undefined,
+  origin: Origin,
+  verdicts: readonly Verdict[],
+  notices: RetiredUse[],
+): Promise<Copy> {
+  const found = await peerFor(deps, domain);
+  const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
+  if (peer === 'plain') {
+    if (mode === 'ssmax') throw new GatewayError('encryptedNoPeer', domain);
+    return { rcpts, message, local: false };
+  }
+  if (mode !== 'ssmax') return { rcpts, message: await sealPlainForPeer(deps, message, peer, origin, verdicts, rcpts), local: false };
+  const target = peer.currentKey;
+  // keyd's refusal of the peer's certificate for good (revoked, expired) is final (peerRefused, keyd/client-ops.ts fromKeyd)
+  const moved = await deps.keyd.reencrypt(
+    capsule!,
+    { kind: 'peer', domain, certificate: target.certificate, chain: peer.orgCaChain, crls: peer.crls },
+    target.keyId,
+  );
+  noteRetired(notices, capsule!.keyId, moved);
+  const sealed = await addSeal(
+    deps,
+    await collect(replaceCapsules(message, [moved.capsule])),
+    origin,
+    [...verdicts, { name: 'e2e', result: 'pass' }],
+    rcpts,
+  );
+  return { rcpts, message: sealed, local: false };
 }
 
 /**

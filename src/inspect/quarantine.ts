@@ -275,6 +275,36 @@ export class QuarantineStore {
   }
 
   /**
+   * Whether `entries` (the holds of one message, e.g. its posts to several moderated lists) can ever all be
+   * held: the final refusal (heldTooLarge, 552 5.3.4, naming the cap) when together they take more bytes than
+   * the store may hold in all, or for one sender, whatever it holds now; nothing is written. Checked before the
+   * first of them is written, so a message is not refused for good after one of its posts was held.
+   */
+  checkFits(entries: readonly Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>[], now = Date.now()): void {
+    const { caps, settings } = this;
+    const bytes = new Map<string, number>();
+    let total = 0;
+    for (const { message, ...rest } of entries) {
+      const n = sizeOf({ ...rest, id: entryId(now), time: now, state: 'held' }, message);
+      total += n;
+      bytes.set(rest.from.toLowerCase(), (bytes.get(rest.from.toLowerCase()) ?? 0) + n);
+    }
+    // in the words of `hold` for one entry
+    const what = (n: number) =>
+      entries.length === 1
+        ? `the message takes ${n} bytes held (message and record)`
+        : `its ${entries.length} entries take ${n} bytes held (messages and records)`;
+    if (total > caps.maxBytes)
+      throw new GatewayError('heldTooLarge', `${what(total)}, over ${settings.maxBytes}=${caps.maxBytes}, the most held in all`);
+    const most = Math.max(0, ...bytes.values());
+    if (most > caps.maxBytesPerSender)
+      throw new GatewayError(
+        'heldTooLarge',
+        `${what(most)}, over ${settings.maxBytesPerSender}=${caps.maxBytesPerSender}, the most held for one sender`,
+      );
+  }
+
+  /**
    * Holds a message. A message that alone takes more than the store may hold
    * in all, or for one sender, can never be held: a final GatewayError
    * (heldTooLarge, 552 5.3.4) naming the cap, so the sending server returns
@@ -285,7 +315,7 @@ export class QuarantineStore {
    * keeps the message and retries; it is neither lost nor delivered.
    */
   async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>, now = Date.now()): Promise<string> {
-    const id = `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
+    const id = entryId(now);
     const { message, ...rest } = entry;
     const meta: Meta = { ...rest, id, time: now, state: 'held', bytes: 0 };
     meta.bytes = sizeOf(meta, message);
@@ -523,6 +553,11 @@ export class QuarantineStore {
 }
 
 /** The bytes an entry takes: its message and its record. */
+/** A new entry's id: its time and 12 random hex digits (every id of one time is as long: `checkFits` counts on it). */
+function entryId(now: number): string {
+  return `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
+}
+
 function sizeOf(meta: Omit<Meta, 'bytes'> | Meta, message: Uint8Array): number {
   return message.length + Buffer.byteLength(JSON.stringify({ ...meta, bytes: 0 }));
 }

@@ -106,7 +106,10 @@ export function fromKeyd(err: unknown): unknown {
   if (err.code === 'key-destroyed')
     return new GatewayError('keyDestroyed', err.details?.current ? `fetch "${err.details.current}"` : undefined);
   if (err.code === 'unknown-key') return new GatewayError('badCapsule', 'unknown key id');
-  // target refused, forbidden, bad request: a configuration or peer problem: temporary,
+  // a peer's certificate keyd refuses for good (revoked, not on hold, or expired: service.ts peerTarget): final
+  if (err.code === 'target-refused' && err.details?.final && err.details.domain)
+    return new GatewayError('peerRefused', `${err.details.domain}: the key service refuses its certificate, ${err.details.final}`);
+  // any other target refused, forbidden, bad request: a configuration or peer problem: temporary,
   // so that nothing is lost while an administrator looks (the message names it).
   return new GatewayError('keydUnavailable', `${err.code}: ${err.message}`);
 }

@@ -16,7 +16,7 @@ import { CryptoError } from '../crypto/errors';
 import { REVOCATION_REASONS, type RevocationReason, isRevocationReason } from '../pki/crl';
 import { compressedPointFromSpki } from '../pki/keys';
 import type { Role } from '../pki/oids';
-import { type ValidationCache, validateCertificate } from '../pki/validate';
+import { type ValidationCache, finalRefusal, validateCertificate } from '../pki/validate';
 import type { AuditInput, AuditLog } from './audit';
 import { ifUnchanged, read } from './as-read';
 import { type KeydCrypto, inlineCrypto } from './crypto-threads';
@@ -300,7 +300,15 @@ export class KeyService {
       time: now,
       ...(this.d.validationCache ? { cache: this.d.validationCache } : {}),
     });
-    if (v.status !== 'valid') throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`);
+    if (v.status !== 'valid') {
+      // `final` (revoked, not on hold, or expired): a decision no retry changes, which the gateway may tell the sender (src/gateway/peer-bundle.ts)
+      const final = finalRefusal(v);
+      throw new KeydError('target-refused', `Peer certificate for "${domain}" refused: ${v.message}`, {
+        domain,
+        validation: v.status,
+        ...(final ? { final } : {}),
+      });
+    }
     this.d.revocation?.learn(carried, v.path.slice(1));
     if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain))
       throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);

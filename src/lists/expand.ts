@@ -21,8 +21,8 @@
 import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
 import type { Copy, ForLocal, GatewayDeps, HeldPost, ListPost, ListStep } from '../gateway/deps';
-import type { EarlierAttempts, LocalDelivery } from '../gateway/delivery';
-import { DirectoryError, operatorErrorText } from '../directory/directory';
+import type { EarlierAttempts, LocalDelivery, Refusal } from '../gateway/delivery';
+import { peerBundle } from '../gateway/peer-bundle';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
 import { noteRetired } from '../gateway/key-exchange';
@@ -258,35 +258,33 @@ export class Lists implements ListStep {
   }
 
   /**
-   * The bundle of a remote member's organisation, for the list's copies. The
+   * The bundle of a remote member's organisation, for the list's copies, as
+   * every path reads the directory's answer (src/gateway/peer-bundle.ts). The
    * encryption policy of submissions (`[policy]`) is not asked: it decides
-   * whether a submission may go in clear, and a list's copy never does. The
-   * directory's "no bundle" is the member's: `none` (no copy, a log line).
-   * Any other failure (unreachable, a bundle that does not verify, a fault)
-   * is for now: the post is answered 451 and the sender's retry makes every
-   * copy. The reply names the list, never the member's domain (the poster
-   * must not learn who the members are); the log names it.
+   * whether a submission may go in clear, and a list's copy never does. No
+   * bundle: `none` (no copy, a log line). A bundle that was fetched and is
+   * refused — for good (its organisation's CA revoked by the root, or
+   * expired) or not (it does not verify) — is a final word on that member,
+   * as keyd's refusal of its organisation's certificate is: `invalid` (no
+   * copy, logged); the other members go on, and a post is not deferred for
+   * every member's sake. A bundle that cannot be had now (unreachable, a
+   * fault) is for now: the post is answered 451 and the sender's retry makes
+   * every copy. The reply names the list, never the member's domain (the
+   * poster must not learn who the members are); the log names it.
    */
   private async memberPeer(deps: GatewayDeps, address: string, domain: string): Promise<PeerEntry | 'none' | 'invalid'> {
-    let found: PeerEntry;
-    try {
-      found = await deps.directory.lookup(domain);
-    } catch (err) {
-      if (err instanceof DirectoryError && err.code === 'none') return 'none';
-      // a bundle that was fetched and does not verify (its organisation revoked, not certified by the root): a final word on
-      // that member, as keyd's refusal of its organisation's certificate is (no copy, logged); the other members go on
-      if (err instanceof DirectoryError && err.code === 'invalid') {
-        this.log(
-          `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is refused (${operatorErrorText(err)}); no copy for its members`,
-        );
-        return 'invalid';
-      }
+    const found = await peerBundle(deps, domain);
+    if (found.status === 'found') return deps.keyWatch ? deps.keyWatch.fresh(domain, found.peer) : found.peer;
+    if (found.status === 'none') return 'none';
+    if (found.status === 'refused') {
+      const why = found.final ? `refused for good: ${found.final}` : 'refused';
       this.log(
-        `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is unavailable (${operatorErrorText(err)}); post deferred`,
+        `ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is ${why} (${found.detail}); no copy for its members`,
       );
-      throw new GatewayError('bundleUnavailable', `an organisation of a member of ${address} (the gateway's log names it)`);
+      return 'invalid';
     }
-    return deps.keyWatch ? deps.keyWatch.fresh(domain, found) : found;
+    this.log(`ssmax lists: ${address}: the SSMAX bundle of ${domain}, a member's domain, is unavailable (${found.detail}); post deferred`);
+    throw new GatewayError('bundleUnavailable', `an organisation of a member of ${address} (the gateway's log names it)`);
   }
 
   /**
@@ -303,18 +301,28 @@ export class Lists implements ListStep {
     return { list: address, from: arrival.sender ?? '', message };
   }
 
+  /** The final refusal (552 5.3.4) when `held` together can never be held (src/inspect/quarantine.ts checkFits); nothing written. */
+  checkHolds(held: readonly HeldPost[]): void {
+    this.moderation.checkFits(held.map((h) => entryOf(h)));
+  }
+
   /** Writes a held post to the moderation store: its moderation id. Over a cap: the store's 4xx or 5xx (src/inspect/quarantine.ts). */
   async hold(held: HeldPost): Promise<string> {
-    const id = await this.moderation.hold({
-      direction: 'inbound',
-      from: held.from,
-      rcpts: [held.list],
-      rule: `list-moderation:${held.list}`,
-      message: held.message,
-    });
+    const id = await this.moderation.hold(entryOf(held));
     this.log(`ssmax lists: post to ${held.list} from ${held.from || '?'} held for moderation as ${id}`);
     return id;
   }
+}
+
+/** The moderation store's entry of a held post. */
+function entryOf(held: HeldPost) {
+  return {
+    direction: 'inbound' as const,
+    from: held.from,
+    rcpts: [held.list],
+    rule: `list-moderation:${held.list}`,
+    message: held.message,
+  };
 }
 
 /**
@@ -327,7 +335,15 @@ export class Lists implements ListStep {
  * taken before any sealing — with the list address as recipient): the
  * sender's retry after a later step failed finds it written and holds it
  * again neither in the store nor against its caps. A hold the store refuses
- * (its caps) is the message's answer: nothing is recorded, the retry holds it.
+ * for now (451, a cap that frees again) is the message's answer: nothing is
+ * recorded, the retry holds it. A hold the store refuses for good (552: over
+ * a byte cap; the caller checked every post against the caps together first,
+ * so only a cap lowered meanwhile) is the message's answer only while nothing
+ * of it has gone: once a post of it is held (here, or by an earlier attempt)
+ * or `gone` (another copy went), a held post is as good as a delivered copy,
+ * and the refusal is returned (logged, the list as recipient) for the caller
+ * to report, like a copy the mailbox store refuses — never a 5xx for the
+ * whole message.
  */
 export async function writeHolds(
   lists: ListStep | undefined,
@@ -336,19 +352,29 @@ export async function writeHolds(
   holds: readonly HeldPost[],
   signal?: AbortSignal,
   already?: EarlierAttempts,
-): Promise<void> {
-  for (const held of holds) {
-    if (!lists) throw new GatewayError('internal', `a post to ${held.list} to hold without the list step`);
-    await delivery.once(
-      id,
-      [held.list],
-      signal,
-      async () => {
-        await lists.hold(held);
-        return { refused: [] };
-      },
-      (err) => (err instanceof GatewayError ? err : new GatewayError('internal', `cannot hold the post to ${held.list}: ${String(err)}`)),
-      already,
-    );
+  gone = false,
+): Promise<Refusal[]> {
+  const refused: Refusal[] = [];
+  let held = gone;
+  for (const post of holds) {
+    if (!lists) throw new GatewayError('internal', `a post to ${post.list} to hold without the list step`);
+    try {
+      await delivery.once(
+        id,
+        [post.list],
+        signal,
+        async () => {
+          await lists.hold(post);
+          return { refused: [] };
+        },
+        (err) => (err instanceof GatewayError ? err : new GatewayError('internal', `cannot hold the post to ${post.list}: ${String(err)}`)),
+        already,
+      );
+      held = true; // written now, or by an earlier attempt (once skipped it)
+    } catch (err) {
+      if (!(err instanceof GatewayError) || err.temporary || !(held || (already?.rcpts.length ?? 0) > 0)) throw err;
+      refused.push({ rcpt: post.list, code: err.reply.code, reply: `${err.reply.code} ${err.reply.status} ${err.reply.text}` });
+    }
   }
+  return refused;
 }

@@ -45,6 +45,11 @@ export const REPLIES = {
   virusFound: { code: 550, status: '5.7.1', text: 'Message refused: malware found' },
   encryptionRequired: { code: 550, status: '5.7.4', text: 'Domain requires SSMAX encryption and publishes no SSMAX bundle' },
   encryptedNoPeer: { code: 550, status: '5.7.4', text: 'Encrypted message cannot be delivered to a domain without SSMAX' },
+  /**
+   * RFC 3463 X.7.5 (the key information needed is not valid): the recipient domain's bundle, or keyd's judgement of its
+   * certificate, refused for good — its organisation's CA revoked (not on hold) or expired (src/gateway/peer-bundle.ts).
+   */
+  peerRefused: { code: 550, status: '5.7.5', text: "SSMAX keys of the recipient's domain refused for good" },
   chainFailed: { code: 550, status: '5.7.7', text: 'SSMAX chain fails' },
   /** A later hop changed what an earlier seal signed (src/chain/seal-reading.ts earlierMatches; docs/security.md "Tampering by a later hop"). */
   earlierSealBodyChanged: { code: 550, status: '5.7.7', text: 'SSMAX chain fails: the body is not the one an earlier seal signed' },

@@ -448,6 +448,18 @@ function checkPath(
   return { status: 'valid', path, leaf, role, message: `Certificate ${quote(leaf)} is valid for ${req.use} (path of ${path.length})` };
 }
 
+/**
+ * Why a certificate that failed validation is refused for good, in words that name no certificate (they may reach
+ * a sender): revoked (not merely on hold: certificateHold, removeFromCRL) or expired — a decision no retry changes.
+ * Undefined for a failure that may pass later (revocation unknown, a CRL expired, not yet valid, no path found, malformed).
+ */
+export function finalRefusal(v: ValidationResult): string | undefined {
+  if (v.status === 'revoked' && v.reason !== 'certificateHold' && v.reason !== 'removeFromCRL')
+    return `revoked (${v.reason}, at ${v.revokedAt.toISOString()})`;
+  if (v.status === 'expired') return `expired (at ${v.notAfter.toISOString()})`;
+  return undefined;
+}
+
 const COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'cACompromise']);
 
 function revocationOf(

@@ -13,6 +13,7 @@ import type { GatewayDeps } from '../../src/gateway/deps';
 import { KeyWatch } from '../../src/gateway/key-exchange';
 import { GatewayError } from '../../src/mail/replies';
 import { peerFor } from '../../src/gateway/submission';
+import { createCrl } from '../../src/pki/crl';
 import { BundleServer, HOUR, type Org, bundleOf, makeOrg, rogueSigner, wholeSecondNow } from '../directory/fixtures';
 
 jest.setTimeout(60000);
@@ -33,9 +34,10 @@ afterAll(async () => {
   await server.stop();
 });
 
-function deps(log: string[] = []): GatewayDeps {
+function deps(log: string[] = [], crls: string[] = []): GatewayDeps {
   const directory = new Directory({
     roots: [a.fx.root.certificate.pem],
+    crls,
     staticPeers: { 'b.example': server.url('b.example') },
     resolver: null,
     hosts: { 'ssmax.b.example': '127.0.0.1' },
@@ -103,4 +105,29 @@ test('an older bundle replayed at a refresh-before-send: refused (replayed), the
   );
   const again = await peerFor(d, 'b.example');
   expect(again !== 'plain' && again.serial).toBe(5);
+});
+
+/** The root's CRL (number 5, above the bundle's own root CRL) listing b.example's org CA for `reason`. */
+const rootRevokesB = (reason: 'cACompromise' | 'certificateHold') =>
+  createCrl(a.fx.root, {
+    entries: [{ serial: b.fx.orgCa.certificate.serial, revokedAt: new Date(now - 60000), reason }],
+    thisUpdate: new Date(now - 60000),
+    nextUpdate: new Date(now + 7 * 24 * HOUR),
+    crlNumber: 5,
+  }).pem;
+
+test('a bundle whose org CA the root revoked: refused for good, 550 5.7.5 naming the domain and the revocation (not a 451 retried for days)', async () => {
+  server.body = bundleOf(b, 1, now);
+  const e = await refusal(peerFor(deps([], [rootRevokesB('cACompromise')]), 'b.example'));
+  expect(e.reply.code).toBe(550);
+  expect(e.reply.status).toBe('5.7.5');
+  expect(e.reply.text).toMatch(
+    /^SSMAX keys of the recipient's domain refused for good: b\.example: its organisation's CA is revoked \(cACompromise, at \d{4}-/,
+  );
+});
+
+test('a bundle whose org CA is only on hold (certificateHold): 451 4.7.5, the hold may be lifted', async () => {
+  server.body = bundleOf(b, 1, now);
+  const e = await refusal(peerFor(deps([], [rootRevokesB('certificateHold')]), 'b.example'));
+  expect(e.reply).toEqual({ code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable: b.example' });
 });

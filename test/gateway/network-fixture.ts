@@ -198,13 +198,15 @@ export class SmtpSession {
     return s;
   }
 
-  async send(from: string, to: readonly string[], data: Buffer): Promise<string> {
+  /** `beforeData`: run once every RCPT was taken, before DATA (a test changes the world between RCPT and DATA). */
+  async send(from: string, to: readonly string[], data: Buffer, beforeData?: () => Promise<void> | void): Promise<string> {
     let r = await this.cmd(`MAIL FROM:<${from}>\r\n`);
     if (!r.startsWith('250')) return this.abort(r);
     for (const t of to) {
       r = await this.cmd(`RCPT TO:<${t}>\r\n`);
       if (!r.startsWith('250')) return this.abort(r);
     }
+    await beforeData?.();
     r = await this.cmd('DATA\r\n');
     if (!r.startsWith('354')) return this.abort(r);
     const stuffed = Buffer.from(data.toString('latin1').replace(/\r\n\./g, '\r\n..'), 'latin1');

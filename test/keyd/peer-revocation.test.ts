@@ -11,6 +11,9 @@ import { blindForReencryption, encapsulate, groups, newMessageKey, systemRng } f
 import { loadKeydConfig } from '../../src/keyd/config';
 import { KEYD_ACTOR, openKeyd } from '../../src/keyd/daemon';
 import { KeydError } from '../../src/keyd/errors';
+import { KeydClientError } from '../../src/keyd/client';
+import { fromKeyd } from '../../src/keyd/client-ops';
+import { GatewayError } from '../../src/mail/replies';
 import type { Actor } from '../../src/keyd/service';
 import { createCrl } from '../../src/pki/crl';
 import { DAY, makeOrg, wholeSecondNow } from '../directory/fixtures';
@@ -62,6 +65,22 @@ test('a peer whose org CA the local root CRL revokes is refused as a target, wha
     const err = await refused();
     expect(err.code).toBe('target-refused');
     expect(err.message).toMatch(/Peer certificate for "b.example" refused: .*revoked .*\(cACompromise\)/);
+    // a refusal for good, said so in `details` (the gateway answers a direct recipient 550 5.7.5: fromKeyd)
+    expect(err.details).toEqual({
+      domain: 'b.example',
+      validation: 'revoked',
+      final: expect.stringMatching(/^revoked \(cACompromise, at /) as unknown,
+    });
+    const answer = fromKeyd(new KeydClientError(err.code, err.message, err.status, err.details));
+    expect(answer).toBeInstanceOf(GatewayError);
+    expect((answer as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.5' });
+    expect((answer as GatewayError).reply.text).toMatch(
+      /^SSMAX keys of the recipient's domain refused for good: b\.example: the key service refuses its certificate, revoked \(cACompromise, at /,
+    );
+    // without `final` (an older keyd, or a refusal that may pass later): for now, as before
+    const { final: _final, ...later } = err.details!;
+    void _final;
+    expect((fromKeyd(new KeydClientError(err.code, err.message, err.status, later)) as GatewayError).reply.code).toBe(451);
     // the file replaced by an older root CRL: the revocation seen stays
     writeFileSync(rootFile, rootCrl(2, false));
     expect((await refused()).message).toMatch(/revoked/);

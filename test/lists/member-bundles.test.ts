@@ -87,7 +87,17 @@ async function postWith(deps: GatewayDeps, logs: string[]) {
 const noBundle = () => Promise.reject(new DirectoryError('none', 'c.example', 'no _ssmax record'));
 const unreachable = () => Promise.reject(new DirectoryError('unavailable', 'c.example', 'connect ECONNREFUSED'));
 
-const refusedBundle = () => Promise.reject(new DirectoryError('invalid', 'c.example', 'revoked (cACompromise)'));
+const refusedBundle = () => Promise.reject(new DirectoryError('invalid', 'c.example', 'signer-not-certified'));
+/** Its organisation's CA revoked by the root: refused for good (DirectoryError `final`; a direct recipient there is 550 5.7.5). */
+const revokedBundle = () =>
+  Promise.reject(
+    new DirectoryError(
+      'invalid',
+      'c.example',
+      'untrusted: revoked',
+      "its organisation's CA is revoked (cACompromise, at 2026-12-06T00:00:00.000Z)",
+    ),
+  );
 
 describe('a member whose domain publishes no SSMAX bundle, or a bundle that is refused, gets no copy, whatever [policy] says for that domain', () => {
   const finals: [string, () => Promise<PeerEntry>, RegExp][] = [
@@ -96,7 +106,12 @@ describe('a member whose domain publishes no SSMAX bundle, or a bundle that is r
     [
       'a bundle that does not verify',
       refusedBundle,
-      /the SSMAX bundle of c\.example, a member's domain, is refused \(.*revoked.*\); no copy/,
+      /the SSMAX bundle of c\.example, a member's domain, is refused \(.*signer-not-certified.*\); no copy/,
+    ],
+    [
+      "a bundle whose organisation's CA is revoked",
+      revokedBundle,
+      /the SSMAX bundle of c\.example, a member's domain, is refused for good: its organisation's CA is revoked \(cACompromise.*\); no copy/,
     ],
   ];
   for (const policy of ['require', 'opportunistic', 'none'] as const)

@@ -29,9 +29,12 @@ import { GatewayError } from '../../src/mail/replies';
 
 const DOMAIN = 'a.example';
 const org = generateEncryptionKeyPair(g, systemRng);
+/** A second moderated list, its address long enough that its held post is larger than mod@'s by some 100 bytes. */
+const LONG = 'moderated-list-with-a-rather-long-name-for-its-size@a.example';
 const FACTS: Record<string, ListFacts> = {
   'mod@a.example': { address: 'mod@a.example', members: ['bob@a.example'], policy: 'moderated', moderators: ['boss@a.example'] },
   'team@a.example': { address: 'team@a.example', members: ['bob@a.example'], policy: 'members', moderators: [] },
+  [LONG]: { address: LONG, members: ['bob@a.example'], policy: 'moderated', moderators: ['boss@a.example'] },
 };
 
 let dir: string;
@@ -165,4 +168,83 @@ test('a hold with nowhere to be kept is a fault of ours (4xx), never a post drop
     localCopies(depsWith({ up: true }), { message, rcpts: ['mod@a.example'], origin, verdicts: [], sender: 'eve@a.example' }, capsules),
   ).rejects.toMatchObject({ reply: { code: 451 } });
   expect(store.heldCount()).toBe(0);
+});
+
+/** The bytes a held post takes in the moderation store (its message and its record), as src/inspect/quarantine.ts counts them. */
+function heldBytes(h: HeldPost): number {
+  const meta = {
+    direction: 'inbound',
+    from: h.from,
+    rcpts: [h.list],
+    rule: `list-moderation:${h.list}`,
+    id: `q-${Date.now().toString(36)}-${'0'.repeat(12)}`,
+    time: Date.now(),
+    state: 'held',
+    bytes: 0,
+  };
+  return h.message.length + Buffer.byteLength(JSON.stringify(meta));
+}
+
+/** The posts one message to both moderated lists holds (nothing written). */
+async function holdsOf(deps: GatewayDeps): Promise<{ raw: Buffer; holds: HeldPost[] }> {
+  const rcpts = ['mod@a.example', LONG];
+  const { raw, message, capsules } = await arrival(rcpts.join(', '));
+  const holds: HeldPost[] = [];
+  await localCopies(deps, { message, rcpts, origin, verdicts: [], sender: 'eve@a.example' }, capsules, [], holds);
+  return { raw, holds };
+}
+
+describe('a post to two moderated lists: a held post is as good as a delivered copy', () => {
+  test("the second hold refused for good (552) after the first was written: returned for the report, not the whole message's 5xx", async () => {
+    const { raw, holds } = await holdsOf(depsWith({ up: true }));
+    const [small, large] = holds.map(heldBytes) as [number, number];
+    expect(large - small).toBeGreaterThan(80);
+    await store.close();
+    // mod@'s post fits the per-sender cap alone, the long list's post alone does not (a cap lowered between the check and the writes)
+    store = new QuarantineStore(
+      join(dir, 'list-moderation'),
+      { maxBytesPerSender: small + 40, maxBytes: 10 * large },
+      MODERATION_CAP_SETTINGS,
+    );
+    const deps = depsWith({ up: true });
+    const refused = await writeHolds(deps.lists, delivery, attemptId(raw), holds);
+    expect(store.heldCount()).toBe(1);
+    expect(refused).toEqual([
+      {
+        rcpt: LONG,
+        code: 552,
+        reply: expect.stringMatching(/^552 5\.3\.4 Message too large to be held: .*moderation_max_bytes_per_sender/) as unknown,
+      },
+    ]);
+    // alone (nothing held before it), the same refusal is the message's answer
+    await expect(writeHolds(deps.lists, delivery, `${attemptId(raw)}-other`, [holds[1]!])).rejects.toMatchObject({
+      reply: { code: 552, status: '5.3.4' },
+    });
+    expect(store.heldCount()).toBe(1);
+  });
+
+  test('posts that each fit but together pass a byte cap: refused for good (552 5.3.4) by the check before any is written', async () => {
+    const { holds } = await holdsOf(depsWith({ up: true }));
+    const large = Math.max(...holds.map(heldBytes));
+    await store.close();
+    store = new QuarantineStore(
+      join(dir, 'list-moderation'),
+      { maxBytesPerSender: large + 40, maxBytes: 10 * large },
+      MODERATION_CAP_SETTINGS,
+    );
+    const deps = depsWith({ up: true });
+    let err: unknown;
+    try {
+      deps.lists!.checkHolds!(holds);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+    expect((err as GatewayError).reply.text).toMatch(
+      /its 2 entries take \d+ bytes held \(messages and records\), over \[lists\] moderation_max_bytes_per_sender/,
+    );
+    expect(() => deps.lists!.checkHolds!([holds[1]!])).not.toThrow();
+    expect(store.heldCount()).toBe(0);
+  });
 });
