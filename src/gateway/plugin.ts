@@ -14,6 +14,8 @@
  *    delivered to the mailbox store;
  *   both through one body (`queueHook`): Authentication-Results in our name
  *   dropped (src/mail/auth-results.ts), the protocol step's result, then `send`;
+ *   a final refusal on a retry of a message an earlier attempt delivered or
+ *   held copies of is a 250 with a failure report (`refusedAfterEarlier`);
  *  - get_mx: next hops from [routes]; mail queued for a local domain (a
  *    delivery status notification to a local sender) to the mailbox store;
  *  - deferred: one delay notice to the local sender of a peer copy still
@@ -37,7 +39,7 @@ import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-file
 import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
-import { GatewayError, REPLIES, sanitize } from '../mail/replies';
+import { GatewayError, REPLIES, replyFor, sanitize } from '../mail/replies';
 import { fieldOf, writeHolds } from '../lists/expand';
 import { canonicalAddress, domainOf } from '../mail/message-checks';
 import { canonicalDomain } from '../chain/alignment';
@@ -635,6 +637,65 @@ async function send(
 }
 
 /**
+ * The backstop of "never a 5xx for a message after a copy of it went", for the refusals `send` cannot see: a final
+ * refusal (a 5xx) of the protocol step itself — submission, reception, the chain checks — or of `send`, on a retry
+ * of a message an earlier attempt already delivered or held copies of (a sending MTA retries after a 4xx): its seal
+ * or user signature grew too old between the attempts, a DLP rule was added, a list's members changed, a peer is
+ * now refused for good. When the delivery record holds anything of the message (the identity `send` uses:
+ * `attemptId`) from before this attempt (`since`), the answer is 250 naming what happened: each recipient not yet
+ * served gets nothing, its sender one failure report with the refusal (as `send` reports a recipient refused for good
+ * after others went), and it is recorded as done, so a further retry sends and reports nothing again. Undefined when
+ * nothing of the message went earlier: the 5xx stands. A failure while doing this is a 4xx, never the 5xx.
+ */
+async function refusedAfterEarlier(
+  s: State,
+  m: Incoming,
+  err: unknown,
+  since: number,
+  signal: AbortSignal,
+): Promise<[number, string] | undefined> {
+  try {
+    const id = attemptId(m.raw);
+    const earlier = await s.delivery.earlier(id, since);
+    if (earlier.size === 0) return undefined;
+    const reply = replyFor(err);
+    const line = `${reply.code} ${reply.status} ${reply.text}`;
+    const isEarlier = (r: string) => earlier.has(r.toLowerCase());
+    const unsent: Refusal[] = m.rcpts.filter((r) => !isEarlier(r)).map((rcpt) => ({ rcpt, code: reply.code, reply: line }));
+    for (const f of unsent)
+      s.logerror(`ssmax: nothing sent to ${f.rcpt} at a retry, after an earlier attempt's copies went (reported to the sender): ${line}`);
+    let unreported = false;
+    if (unsent.length > 0) {
+      signal.throwIfAborted();
+      // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
+      if (m.from !== '') {
+        const notice = failureNotice({
+          me: s.config.domain,
+          to: m.from,
+          failed: unsent.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
+          queuedAt: new Date(),
+          headers: headerBlock(m.raw),
+          now: new Date(),
+        });
+        const out = await outgoingReport(s, m.from, notice);
+        unreported = !out || !(await queueReport(s, m.from, out));
+      }
+      await s.delivery.settle(
+        id,
+        unsent.map((f) => f.rcpt),
+      );
+    }
+    const sent: Sent = { failed: [], unqueued: [], unsent, already: m.rcpts.filter(isEarlier), all: m.rcpts.length, unreported };
+    const done = `Accepted (an earlier attempt of this message delivered or held copies; this retry was refused for good, ${reply.code} ${reply.status})`;
+    return [CODES.OK, `${doneText(done, sent)}${failedNote(sent)}`];
+  } catch (e) {
+    // never the 5xx once a copy may have gone: whatever fails here is retried
+    if (replyFor(e).code >= 500) throw new GatewayError('internal', `after an earlier attempt's copies went: ${replyFor(e).text}`);
+    throw e;
+  }
+}
+
+/**
  * Queues the failure report of a message some of whose copies went: true when it was queued. A report refused
  * for good (our own report, malformed: a fault of ours that a retry would meet again) is logged as an error and
  * false — the copies that went stay answered 250, never turned into a 5xx; a temporary failure rejects (the
@@ -761,6 +822,9 @@ function copiesText(result: HopResult): string {
  * The one body of both queue hooks: read the message, run the direction's
  * protocol step, hand the copies over (`send`), answer 250 with what was done
  * (a refresh hint for a retired key, recipients the store refused for good).
+ * A final refusal (5xx) of either, on a retry of a message an earlier attempt
+ * already delivered or held copies of, is answered 250 with a failure report
+ * instead (`refusedAfterEarlier`); with nothing gone earlier, the 5xx.
  */
 function queueHook(
   plugin: HarakaPlugin,
@@ -778,6 +842,7 @@ function queueHook(
     plugin,
     (signal) =>
       hop.run(async () => {
+        const since = Date.now(); // this attempt's start: what the delivery record holds from before it is an earlier attempt's
         const txn = connection.transaction!;
         // Authentication-Results in our name that we did not write go before anything reads the message (RFC 8601 §5)
         const raw = withoutOwnResults(await messageOf(connection), [...s.config.localDomains, s.serverName]);
@@ -786,11 +851,18 @@ function queueHook(
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
         const m: Incoming = { ...all, rcpts };
-        const { result, done, retired } = await step(s, m, hop);
-        if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-        const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds, result.unsendable);
-        if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
-        return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
+        try {
+          const { result, done, retired } = await step(s, m, hop);
+          if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
+          const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds, result.unsendable);
+          if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
+          return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
+        } catch (err) {
+          // a final refusal (5xx) on a retry of a message an earlier attempt already delivered or held copies of: 250 instead
+          const settled = replyFor(err).code >= 500 ? await refusedAfterEarlier(s, m, err, since, signal) : undefined;
+          if (settled) return settled;
+          throw err;
+        }
       }),
     hop.next,
   );
