@@ -618,7 +618,7 @@ async function send(
         now: new Date(),
       });
       const out = await outgoingReport(s, from, notice);
-      if (out) unreported = !(await queueReport(s, from, out));
+      unreported = !out || !(await queueReport(s, from, out)); // a report that can never go was not sent
     }
     await s.delivery.settle(
       id,
