@@ -60,9 +60,10 @@ beforeAll(async () => {
   clamd = await startClamd(clamdDir, await freePort());
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'));
-  // b.example first without clamd_config: the start check says the settings are unknown
+  // b.example first without clamd_config, opted into allow_plaintext_on_disk (without it, a config error at start:
+  // test/inspect/config.test.ts): the start check says the settings are unknown, accepted
   const avIni = `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\n`;
-  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), avIni);
+  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `${avIni}allow_plaintext_on_disk=true\n`);
   const iniB = parse(readFileSync(join(B.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   await setupGateway(iniB, B.harakaDir, (l) => startWarnings.push(l), 'ssmax-state-17-check').close();
   writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `${avIni}clamd_config=${clamd.conf}\n`);
@@ -278,8 +279,8 @@ describe('ClamAV on every arrival at b.example', () => {
     expect(B.haraka.logs()).not.toContain(TEST_MARKER);
   });
 
-  test("the start check: without clamd_config the gateway warns that clamd's settings are unknown; with it, no warning", () => {
-    expect(startWarnings.join('\n')).toMatch(/WARNING: clamd settings unknown/);
+  test("the start check: without clamd_config, opted in, the gateway warns that clamd's settings are unknown; with it, no warning", () => {
+    expect(startWarnings.join('\n')).toMatch(/WARNING: clamd settings unknown: .*\(accepted: \[av\] allow_plaintext_on_disk=true\)/);
     expect(B.haraka.logs()).not.toMatch(/WARNING: clamd/);
   });
 });

@@ -54,7 +54,7 @@ beforeAll(async () => {
     {
       domain: 'b.example',
       inspector: {
-        inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\n`,
+        inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\nclamd_config=${clamd.conf}\n`,
         // a.example's CRL too, so that a.example's (unrevoked) gateway certificate gets past revocation to the issuer check
         extraIni: [
           '[pki]',
