@@ -24,7 +24,6 @@ import type { GatewayDeps } from './deps';
 import { Advertiser, KeyWatch, nextHopResolver } from './key-exchange';
 import { parseInspectionConfig } from '../inspect/config';
 import { type Ini, readIniFile } from '../config/ini';
-import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { MODERATION_CAP_SETTINGS, QuarantineStore } from '../inspect/quarantine';
 import { KeydOps } from '../keyd/client-ops';
 import { type HeldStore, startHeldKeys } from '../inspect/held-keys';
@@ -137,7 +136,7 @@ export function setupGateway(
       join(haraka, 'config'),
       join(haraka, stateName),
     );
-    if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) log(`ssmax inspection: WARNING: ${w}`);
+    for (const w of inspectConfig.av?.startWarnings ?? []) log(`ssmax inspection: WARNING: ${w}`);
     if (inspectConfig.dlp || inspectConfig.av)
       inspection = new LocalInspector({
         config: inspectConfig,

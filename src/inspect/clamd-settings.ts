@@ -1,13 +1,18 @@
 /**
- * What the gateway can tell about the clamd it uses, at start: clamd writes
- * each scanned stream (INSTREAM) to a temporary file, and unpacks archives
- * there too; for decrypted mail never to touch a disk, its
- * `TemporaryDirectory` must be on a memory file system (tmpfs or ramfs).
- * Given the path of clamd's configuration file (`[av] clamd_config`), the
- * gateway reads it and says what does not hold; without it, the settings are
- * unknown and the gateway says so (docs/inspection.md).
+ * Where the decrypted mail the gateway hands clamd can go: clamd writes each
+ * scanned stream (INSTREAM) to a temporary file, and unpacks archives there
+ * too, so for decrypted mail never to touch a disk its `TemporaryDirectory`
+ * must be on a memory file system (tmpfs or ramfs); and a clamd reached over
+ * TCP gets the mail in cleartext, so it must be on this machine (a loopback
+ * address). One check, run when ssmax-inspect.ini is parsed
+ * (src/inspect/config.ts parseInspectionConfig), by the gateway and by the
+ * inspector alike: either condition not shown to hold is a configuration
+ * error at start, naming the setting, unless the operator opted in
+ * (`[av] allow_plaintext_on_disk`, `[av] allow_plaintext_over_network`;
+ * docs/inspection.md).
  */
 import { readFileSync, statfsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { errnoText } from '../errors/errno';
 
 /** statfs f_type of the memory file systems (linux/magic.h). */
@@ -31,35 +36,67 @@ export function memoryFileSystem(dir: string): string | undefined {
   }
 }
 
+/**
+ * Whether `host` (as parsed from `[av] clamd`, IPv6 without brackets) is a loopback address of this machine: 127.0.0.0/8,
+ * ::1, or an IPv4-mapped 127.x. Only literal addresses: a name (even "localhost") is resolved by the system, which an
+ * /etc/hosts line or a resolver can point elsewhere.
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.toLowerCase();
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) !== 6) return false;
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  if (mapped) return mapped[1]!.startsWith('127.');
+  return !h.includes('.') && expandV6(h) === '0:0:0:0:0:0:0:1';
+}
+
+/** An IPv6 address (no embedded IPv4) with its groups written out, each without leading zeros. */
+function expandV6(h: string): string {
+  const [head, tail] = h.includes('::') ? h.split('::') : [h, undefined];
+  const a = head ? head.split(':') : [];
+  const b = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : Array<string>(8 - a.length - b.length).fill('0');
+  return [...a, ...zeros, ...b].map((g) => String(parseInt(g || '0', 16))).join(':');
+}
+
 const yes = (v: string | undefined) => v !== undefined && /^(yes|true|1)$/i.test(v);
 
-/** Warnings for the gateway's start log; empty when clamd keeps its temporary files in memory. */
-export function clamdSettingsWarnings(confPath: string | undefined): string[] {
+export interface ClamdSettingsFindings {
+  /** Why clamd would (or could, its settings unknown) write the decrypted mail it scans to a disk; empty: it keeps it in memory. */
+  readonly plaintextOnDisk: readonly string[];
+  /** Other settings worth a warning at start (not about where the mail goes). */
+  readonly warnings: readonly string[];
+}
+
+/** What clamd's configuration file `confPath` (`[av] clamd_config`; undefined: not set) says about the mail clamd scans. */
+export function clamdSettingsFindings(confPath: string | undefined): ClamdSettingsFindings {
   if (!confPath)
-    return [
-      'clamd settings unknown: [av] clamd_config is not set in ssmax-inspect.ini, so the gateway cannot tell whether clamd keeps the decrypted mail it scans in memory; set TemporaryDirectory on a tmpfs in clamd.conf and point clamd_config at it (docs/inspection.md)',
-    ];
+    return {
+      plaintextOnDisk: [
+        'clamd settings unknown: [av] clamd_config is not set, so it cannot be checked that clamd keeps the decrypted mail it scans in memory (a stock clamd writes it to /tmp, on disk)',
+      ],
+      warnings: [],
+    };
   let conf: Map<string, string>;
   try {
     conf = parseClamdConf(readFileSync(confPath, 'utf8'));
   } catch (err) {
-    return [`clamd settings unknown: cannot read [av] clamd_config ${confPath}: ${errnoText(err)}`];
+    return { plaintextOnDisk: [`clamd settings unknown: cannot read [av] clamd_config ${confPath}: ${errnoText(err)}`], warnings: [] };
   }
+  const disk: string[] = [];
   const warnings: string[] = [];
   const tmp = conf.get('temporarydirectory');
   if (!tmp)
-    warnings.push(
-      `clamd (${confPath}) has no TemporaryDirectory: it writes scanned mail to its default temporary directory on disk; set TemporaryDirectory on a tmpfs (docs/inspection.md)`,
-    );
+    disk.push(`clamd (${confPath}) has no TemporaryDirectory: it writes the mail it scans to its default temporary directory, on disk`);
   else if (!memoryFileSystem(tmp))
-    warnings.push(
-      `clamd (${confPath}) TemporaryDirectory ${tmp} is not on a tmpfs (or does not exist here): scanned mail would touch a disk (docs/inspection.md)`,
+    disk.push(
+      `clamd (${confPath}) TemporaryDirectory ${tmp} is not on a tmpfs or ramfs (or does not exist here): the mail it scans would touch a disk`,
     );
   if (yes(conf.get('leavetemporaryfiles')))
-    warnings.push(`clamd (${confPath}) has LeaveTemporaryFiles yes: scanned mail stays in its temporary directory`);
+    disk.push(`clamd (${confPath}) has LeaveTemporaryFiles yes: the mail it scans stays in its temporary directory`);
   if (!yes(conf.get('alertexceedsmax')))
     warnings.push(
       `clamd (${confPath}) has no AlertExceedsMax yes: a message or archive over clamd's scan limits is answered as clean without being scanned in full`,
     );
-  return warnings;
+  return { plaintextOnDisk: disk, warnings };
 }

@@ -4,8 +4,9 @@
  * each). Both ship with every key and default written out.
  */
 import { resolve } from 'node:path';
-import { ConfigError, type Ini, IniReader, defineSettings, knownNamesOf, readIniFile, unknownError } from '../config/ini';
+import { ConfigError, type Ini, IniReader, defineSettings, knownNamesOf, readIniFile, settingError, unknownError } from '../config/ini';
 import { ClamdClient } from './clamd';
+import { clamdSettingsFindings, isLoopbackAddress } from './clamd-settings';
 import { DLP_KNOWN, type DlpAction, type DlpRule, parseDlpRules } from './dlp';
 import { EXTRACT_DEFAULTS, type ExtractLimits } from './extract';
 import type { AvSettings, DlpSettings } from './inspect';
@@ -40,6 +41,8 @@ export const INSPECT_DEFAULTS = {
   dlp_timeout_ms: EXTRACT_DEFAULTS.timeoutMs,
   dlp_on_unreadable: 'quarantine',
   clamd_config: '',
+  allow_plaintext_on_disk: false,
+  allow_plaintext_over_network: false,
   clamd: '127.0.0.1:3310',
   quarantine_max_bytes: QUARANTINE_CAPS.maxBytes,
   quarantine_max_bytes_per_sender: QUARANTINE_CAPS.maxBytesPerSender,
@@ -63,6 +66,8 @@ export const INSPECT_SETTINGS = defineSettings({
   'av.on_infected': { type: 'enum', values: ['reject', 'quarantine'], default: INSPECT_DEFAULTS.on_infected },
   'av.on_unavailable': { type: 'enum', values: ['tempfail', 'tag'], default: INSPECT_DEFAULTS.on_unavailable },
   'av.clamd_config': { type: 'str', default: INSPECT_DEFAULTS.clamd_config },
+  'av.allow_plaintext_on_disk': { type: 'bool', default: INSPECT_DEFAULTS.allow_plaintext_on_disk },
+  'av.allow_plaintext_over_network': { type: 'bool', default: INSPECT_DEFAULTS.allow_plaintext_over_network },
   'quarantine.dir': { type: 'str' },
   'quarantine.max_bytes': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes },
   'quarantine.max_bytes_per_sender': { ...COUNT, max: 2 ** 50, default: INSPECT_DEFAULTS.quarantine_max_bytes_per_sender },
@@ -94,16 +99,53 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
     const socketPath = clamd.startsWith('/') ? clamd : undefined;
     // host:port (an IPv6 address in brackets: src/config/host-port.ts), or a socket path
     const hp = socketPath ? undefined : r.hostPortOf('av.clamd', clamd, 1);
-    const clamdConfig = r.get('av.clamd_config');
+    // every setting read (a bad value named) before the checks of where the mail goes
+    const timeoutMs = r.get('av.timeout_ms');
+    const maxConnections = r.get('av.max_connections');
+    const onInfected = r.get('av.on_infected');
+    const onUnavailable = r.get('av.on_unavailable');
+    // the gateway hands clamd decrypted mail: over TCP in cleartext, so only to this machine unless the operator opts in
+    const allowNetwork = r.get('av.allow_plaintext_over_network');
+    const allowDisk = r.get('av.allow_plaintext_on_disk');
+    const remote = hp !== undefined && !isLoopbackAddress(hp.host);
+    if (remote && !allowNetwork)
+      throw settingError(
+        'ssmax-inspect.ini',
+        'av',
+        'clamd',
+        `${clamd} is not a loopback address: clamd is sent the decrypted mail in cleartext over TCP, which would cross the network; use clamd on this machine (127.0.0.1, [::1] or its unix socket path), or set [av] allow_plaintext_over_network=true to accept that (docs/inspection.md)`,
+      );
+    const clamdConfigSetting = r.get('av.clamd_config');
+    const clamdConfig = clamdConfigSetting ? resolve(dir, clamdConfigSetting) : undefined;
+    // and clamd writes what it scans to its TemporaryDirectory: refused unless that is shown to be in memory, or opted in
+    const found = clamdSettingsFindings(clamdConfig);
+    if (found.plaintextOnDisk.length > 0 && !allowDisk)
+      throw settingError(
+        'ssmax-inspect.ini',
+        'av',
+        'clamd_config',
+        `${found.plaintextOnDisk.join('; ')}. Antivirus is on, and clamd may write the decrypted mail it scans to a disk: point [av] clamd_config at a clamd.conf whose TemporaryDirectory is on a tmpfs (with LeaveTemporaryFiles no), or set [av] allow_plaintext_on_disk=true to accept that (docs/inspection.md)`,
+      );
     av = {
-      ...(clamdConfig ? { clamdConfig: resolve(dir, clamdConfig) } : {}),
+      ...(clamdConfig ? { clamdConfig } : {}),
+      allowPlaintextOnDisk: allowDisk,
+      allowPlaintextOverNetwork: allowNetwork,
+      startWarnings: [
+        ...(remote
+          ? [
+              `clamd ${clamd} is not on this machine: the decrypted mail is sent to it in cleartext (accepted: [av] allow_plaintext_over_network=true)`,
+            ]
+          : []),
+        ...found.plaintextOnDisk.map((w) => `${w} (accepted: [av] allow_plaintext_on_disk=true)`),
+        ...found.warnings,
+      ],
       client: new ClamdClient({
         ...(hp ? { host: hp.host, port: hp.port } : { socketPath: socketPath! }),
-        timeoutMs: r.get('av.timeout_ms'),
-        maxConnections: r.get('av.max_connections'),
+        timeoutMs,
+        maxConnections,
       }),
-      onInfected: r.get('av.on_infected'),
-      onUnavailable: r.get('av.on_unavailable'),
+      onInfected,
+      onUnavailable,
     };
   }
   return {

@@ -40,8 +40,13 @@ export interface AvSettings {
   readonly onInfected: 'reject' | 'quarantine';
   /** `tempfail` (default, safe) or `tag` (deliver unscanned, verdict temperror: explicit opt-in). */
   readonly onUnavailable: 'tempfail' | 'tag';
-  /** clamd's configuration file, read at start to check where it keeps temporary files (clamd-settings.ts); unset: unknown, a warning. */
+  /** clamd's configuration file, read at start to check where it keeps temporary files (clamd-settings.ts). */
   readonly clamdConfig?: string;
+  /** The operator's opt-ins ([av] allow_plaintext_on_disk, allow_plaintext_over_network: default false, refused). */
+  readonly allowPlaintextOnDisk?: boolean;
+  readonly allowPlaintextOverNetwork?: boolean;
+  /** What the start check (src/inspect/clamd-settings.ts) found worth a warning in the start log, and what was opted into. */
+  readonly startWarnings?: readonly string[];
 }
 
 export function notInspected(): Inspection {

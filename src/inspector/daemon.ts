@@ -19,7 +19,6 @@ import { startInspectorOps } from '../ops/service-ops';
 import { KeydOps } from '../keyd/client-ops';
 import { Directory } from '../directory/directory';
 import { parseInspectionConfig, readIni, refuseUnknownInspection } from '../inspect/config';
-import { clamdSettingsWarnings } from '../inspect/clamd-settings';
 import { QuarantineStore } from '../inspect/quarantine';
 import { keydClientOf } from '../keyd/client-settings';
 import { ValidationCache } from '../pki/validate';
@@ -51,7 +50,7 @@ export async function startInspector(
   // a misspelt key or section of either file stops the inspector, named (the gateway logs one instead)
   refuseUnknownInspection(config.inspection.inspect, inspectIni, config.inspection.dlpRules, dlpIni);
   const inspectConfig = parseInspectionConfig(inspectIni, dlpIni, dirname(config.inspection.inspect), config.stateDir);
-  if (inspectConfig.av) for (const w of clamdSettingsWarnings(inspectConfig.av.clamdConfig)) opts.log?.(`WARNING: ${w}`);
+  for (const w of inspectConfig.av?.startWarnings ?? []) opts.log?.(`WARNING: ${w}`);
   const keydClient = keydClientOf(config.keyd, readPem);
   const group = defaultGroup;
   // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public

@@ -29,6 +29,8 @@ import { commentedSettings, shippedIni, uncommentDefaults } from '../support/shi
 type Ini = Record<string, Record<string, unknown>>;
 
 const dir = mkdtempSync(join(tmpdir(), 'ssmax-shipped-'));
+const memoryClamdConf = join(dir, 'clamd.conf');
+writeFileSync(memoryClamdConf, 'TemporaryDirectory /dev/shm\nAlertExceedsMax yes\n');
 /** Writes the text to a file and loads it, as the commands do (always the same path: paths in the result compare equal). */
 const fromFile =
   <T>(load: (file: string) => T) =>
@@ -57,7 +59,10 @@ const inspection = (on: boolean) => (text: string) => {
   const ini = parse(text) as Ini;
   if (on) {
     ini.dlp = { ...ini.dlp, enabled: 'true' };
+    // clamd_config, when empty as shipped (refused with antivirus on), set to a clamd.conf whose
+    // TemporaryDirectory is the tmpfs /dev/shm, so that the other [av] defaults are read
     ini.av = { clamd: '127.0.0.1:3310', ...ini.av, enabled: 'true' };
+    ini.av.clamd_config ||= memoryClamdConf;
   }
   return parseInspectionConfig(ini, parse(shippedIni('ssmax-dlp.ini')) as Ini, '/h/config', '/h/state');
 };

@@ -61,7 +61,10 @@ beforeAll(async () => {
   const clamdPort = await freePort();
   clamd = await startClamd(mkdtempSync(join(tmpdir(), 'ssmax-dsn-clamd-')), clamdPort);
   const B = net.org('b.example');
-  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\n`);
+  writeFileSync(
+    join(B.harakaDir, 'config', 'ssmax-inspect.ini'),
+    `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\nclamd_config=${clamd.conf}\n`,
+  );
   await B.restartHaraka();
 });
 afterAll(async () => {

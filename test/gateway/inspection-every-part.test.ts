@@ -44,6 +44,8 @@ let net: Network;
 let clamd: ClamdProcess;
 let clamdDir: string;
 const startWarnings: string[] = [];
+/** What starting b.example's Haraka with antivirus on and clamd's settings unknown (no opt-in) said. */
+let refusedStart = '';
 let A: ReturnType<Network['org']>;
 let B: ReturnType<Network['org']>;
 let fromA: ReturnType<typeof arrivals>;
@@ -60,11 +62,18 @@ beforeAll(async () => {
   clamd = await startClamd(clamdDir, await freePort());
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-inspect.ini'), '[dlp]\nenabled=true\n');
   writeFileSync(join(A.harakaDir, 'config', 'ssmax-dlp.ini'), readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8'));
-  // b.example first without clamd_config: the start check says the settings are unknown
+  // b.example first without clamd_config, opted into allow_plaintext_on_disk (without it, a config error at start:
+  // test/inspect/config.test.ts): the start check says the settings are unknown, accepted
   const avIni = `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=5000\n`;
-  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), avIni);
+  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `${avIni}allow_plaintext_on_disk=true\n`);
   const iniB = parse(readFileSync(join(B.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
   await setupGateway(iniB, B.harakaDir, (l) => startWarnings.push(l), 'ssmax-state-17-check').close();
+  // neither clamd_config nor the opt-in: the real Haraka does not start (one CRIT line naming the setting)
+  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), avIni);
+  refusedStart = await B.restartHaraka().then(
+    () => 'started',
+    (err: Error) => err.message,
+  );
   writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `${avIni}clamd_config=${clamd.conf}\n`);
   // Haraka itself renames arriving Authentication-Results fields unless told not to (connection.ini [headers]
   // clean_auth_results): off here, so that what the gateway drops of them is the gateway's own doing
@@ -278,8 +287,17 @@ describe('ClamAV on every arrival at b.example', () => {
     expect(B.haraka.logs()).not.toContain(TEST_MARKER);
   });
 
-  test("the start check: without clamd_config the gateway warns that clamd's settings are unknown; with it, no warning", () => {
-    expect(startWarnings.join('\n')).toMatch(/WARNING: clamd settings unknown/);
+  test('the start check: without clamd_config and without the opt-in, the gateway does not start; the config error names the setting', () => {
+    expect(refusedStart).toMatch(/^Haraka exited 1/);
+    const crit = refusedStart.split('\n').filter((l) => l.includes('[CRIT]'));
+    expect(crit).toHaveLength(1);
+    expect(crit[0]).toMatch(
+      /ssmax: cannot start: ssmax-inspect\.ini \[av\] clamd_config: clamd settings unknown: \[av\] clamd_config is not set.*allow_plaintext_on_disk=true/,
+    );
+  });
+
+  test("the start check: without clamd_config, opted in, the gateway warns that clamd's settings are unknown; with it, no warning", () => {
+    expect(startWarnings.join('\n')).toMatch(/WARNING: clamd settings unknown: .*\(accepted: \[av\] allow_plaintext_on_disk=true\)/);
     expect(B.haraka.logs()).not.toMatch(/WARNING: clamd/);
   });
 });

@@ -42,7 +42,10 @@ beforeAll(async () => {
     join(A.harakaDir, 'config', 'ssmax-dlp.ini'),
     `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`,
   );
-  writeFileSync(join(B.harakaDir, 'config', 'ssmax-inspect.ini'), `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\n`);
+  writeFileSync(
+    join(B.harakaDir, 'config', 'ssmax-inspect.ini'),
+    `[av]\nenabled=true\nclamd=127.0.0.1:${clamdPort}\ntimeout_ms=3000\nclamd_config=${clamd.conf}\n`,
+  );
   await A.restartHaraka();
   await B.restartHaraka();
 });

@@ -1,8 +1,8 @@
 /**
  * No plaintext on disk (issue 17): clamd writes every INSTREAM it scans to a
  * temporary file (and unpacks archives beside it). The clamd the project
- * starts keeps them on a tmpfs; the gateway's start check says when a
- * configured clamd's settings are unknown or put them on a disk. Shown with
+ * starts keeps them on a tmpfs; the gateway's start check refuses a
+ * configured clamd whose settings are unknown or put them on a disk. Shown with
  * a real clamd and inotify watches: on a disk folder the scanned mail does
  * appear (so the watch can fail), with the project's settings nothing does.
  */
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { freePort } from '../../src/demo/haraka';
 import { ClamdClient } from '../../src/inspect/clamd';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';
-import { clamdSettingsWarnings, memoryFileSystem } from '../../src/inspect/clamd-settings';
+import { clamdSettingsFindings, memoryFileSystem } from '../../src/inspect/clamd-settings';
 import { zip } from '../support/documents';
 import { watchDuring } from '../support/watch-dirs';
 
@@ -39,7 +39,10 @@ test('control: with its temporary folder on a disk, clamd writes the scanned mai
   const diskTemp = mkdtempSync(join(tmpdir(), 'ssmax-clamd-disk-'));
   expect(memoryFileSystem(diskTemp)).toBeUndefined();
   const { client, clamd } = await clamdWith({ tempRoot: diskTemp, allowDiskTemp: true });
-  expect(clamdSettingsWarnings(clamd.conf)).toEqual([expect.stringMatching(/TemporaryDirectory .* is not on a tmpfs/)]);
+  expect(clamdSettingsFindings(clamd.conf)).toEqual({
+    plaintextOnDisk: [expect.stringMatching(/TemporaryDirectory .* is not on a tmpfs/)],
+    warnings: [],
+  });
   const { result, seen } = await watchDuring([{ dir: diskTemp, recursive: true }], Buffer.from(TEST_MARKER), () => client.scan(marked));
   expect(result).toEqual({ infected: true, signature: 'Ssmax.Test.Marker.UNOFFICIAL' });
   expect(seen.entries.some((p) => /clamav-/.test(p))).toBe(true); // clamd's temporary names
@@ -48,7 +51,7 @@ test('control: with its temporary folder on a disk, clamd writes the scanned mai
 test("the project's clamd: temporary files on a tmpfs, removed; nothing in the disk folders during the scan of a marked message", async () => {
   const { client, clamd, dir } = await clamdWith({});
   expect(memoryFileSystem(clamd.tempDir)).toBe('tmpfs');
-  expect(clamdSettingsWarnings(clamd.conf)).toEqual([]);
+  expect(clamdSettingsFindings(clamd.conf)).toEqual({ plaintextOnDisk: [], warnings: [] });
   const watched = [
     { dir: tmpdir(), recursive: false },
     { dir, recursive: true },
@@ -77,17 +80,17 @@ test('clamd scans inside archives here: EICAR in a zip, and in a zip inside a zi
   expect(await client.scan(zip({ 'readme.txt': 'hello' }))).toEqual({ infected: false });
 });
 
-test('the start check: settings unknown, unreadable, or without TemporaryDirectory are warned about', () => {
-  expect(clamdSettingsWarnings(undefined)).toEqual([expect.stringMatching(/clamd settings unknown: \[av\] clamd_config is not set/)]);
-  expect(clamdSettingsWarnings('/nonexistent/clamd.conf')).toEqual([expect.stringMatching(/cannot read .*ENOENT/)]);
+test('the start check: settings unknown, unreadable, or without TemporaryDirectory are plaintext on disk (refused: test/inspect/config.test.ts)', () => {
+  expect(clamdSettingsFindings(undefined).plaintextOnDisk).toEqual([
+    expect.stringMatching(/clamd settings unknown: \[av\] clamd_config is not set/),
+  ]);
+  expect(clamdSettingsFindings('/nonexistent/clamd.conf').plaintextOnDisk).toEqual([expect.stringMatching(/cannot read .*ENOENT/)]);
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-clamd-conf-'));
   writeFileSync(join(dir, 'clamd.conf'), '# Debian default\nLocalSocket /run/clamav/clamd.ctl\nLeaveTemporaryFiles yes\n');
-  const w = clamdSettingsWarnings(join(dir, 'clamd.conf'));
-  expect(w).toEqual([
-    expect.stringMatching(/has no TemporaryDirectory/),
-    expect.stringMatching(/LeaveTemporaryFiles yes/),
-    expect.stringMatching(/no AlertExceedsMax yes/),
-  ]);
+  expect(clamdSettingsFindings(join(dir, 'clamd.conf'))).toEqual({
+    plaintextOnDisk: [expect.stringMatching(/has no TemporaryDirectory/), expect.stringMatching(/LeaveTemporaryFiles yes/)],
+    warnings: [expect.stringMatching(/no AlertExceedsMax yes/)],
+  });
   writeFileSync(join(dir, 'clamd.conf'), 'TemporaryDirectory /dev/shm\nAlertExceedsMax yes\n#TemporaryDirectory /tmp\n');
-  expect(clamdSettingsWarnings(join(dir, 'clamd.conf'))).toEqual([]);
+  expect(clamdSettingsFindings(join(dir, 'clamd.conf'))).toEqual({ plaintextOnDisk: [], warnings: [] });
 });

@@ -1,7 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'ini';
 import { INSPECT_DEFAULTS, InspectConfigError, parseInspectionConfig } from '../../src/inspect/config';
+
+/** A clamd.conf in a fresh folder, with these lines. */
+function clamdConf(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'ssmax-inspect-clamd-conf-')), 'clamd.conf');
+  writeFileSync(file, text);
+  return file;
+}
+/** clamd's settings as the project starts it (src/inspect/clamd-process.ts): temporary files on the tmpfs /dev/shm. */
+const inMemory = () => clamdConf('TemporaryDirectory /dev/shm\nLeaveTemporaryFiles no\nAlertExceedsMax yes\n');
 
 const cfg = (n: string) => parse(readFileSync(join(__dirname, '..', '..', 'config', n), 'utf8')) as Record<string, Record<string, unknown>>;
 
@@ -30,7 +40,7 @@ test('the shipped inspection config: off by default, every default written out; 
     quarantine_max_entries: 100_000,
   });
   const on = parseInspectionConfig(
-    { dlp: { enabled: 'true' }, av: { enabled: 'true', clamd: '127.0.0.1:3310' } },
+    { dlp: { enabled: 'true' }, av: { enabled: 'true', clamd: '127.0.0.1:3310', clamd_config: inMemory() } },
     cfg('ssmax-dlp.ini'),
     '/h/config',
     '/h/state',
@@ -67,7 +77,7 @@ test('every key of ssmax-inspect.ini, uncommented as shipped, gives the defaults
   expect(written.av).toMatchObject({ clamd_config: INSPECT_DEFAULTS.clamd_config, timeout_ms: String(INSPECT_DEFAULTS.clamd_timeout_ms) });
   const on = (dlp: Record<string, unknown>) =>
     parseInspectionConfig(
-      { dlp: { ...dlp, enabled: 'true' }, av: { ...written.av, enabled: 'true' } },
+      { dlp: { ...dlp, enabled: 'true' }, av: { ...written.av, enabled: 'true', allow_plaintext_on_disk: 'yes' } },
       cfg('ssmax-dlp.ini'),
       '/h/config',
       '/h/state',
@@ -82,8 +92,12 @@ test('every key of ssmax-inspect.ini, uncommented as shipped, gives the defaults
   expect(implicit.av?.clamdConfig).toBeUndefined();
   expect(
     on({}).av &&
-      parseInspectionConfig({ av: { enabled: 'true', clamd: '127.0.0.1:1', clamd_config: 'clamd.conf' } }, {}, '/h/config', '/s').av
-        ?.clamdConfig,
+      parseInspectionConfig(
+        { av: { enabled: 'true', clamd: '127.0.0.1:1', clamd_config: 'clamd.conf', allow_plaintext_on_disk: 'yes' } },
+        {},
+        '/h/config',
+        '/s',
+      ).av?.clamdConfig,
   ).toBe('/h/config/clamd.conf');
 });
 
@@ -101,4 +115,74 @@ test('bad inspection settings are refused naming the key', () => {
   expect(() => parseInspectionConfig({ dlp: { enabled: 'true' } }, { x: { type: 'nope' } }, '/c', '/s')).toThrow(
     /ssmax-dlp\.ini: DLP rule "x"/,
   );
+});
+
+describe('where clamd can put the decrypted mail: refused at start unless shown safe or opted into', () => {
+  const av = (settings: Record<string, string>) => () =>
+    parseInspectionConfig({ av: { enabled: 'true', ...settings } }, {}, '/h/config', '/s').av!;
+
+  test('a clamd over TCP on another machine is refused naming [av] clamd, unless allow_plaintext_over_network', () => {
+    for (const clamd of ['192.0.2.7:3310', '10.0.0.1:3310', '[2001:db8::1]:3310', 'localhost:3310', 'clamd.example:3310', '0.0.0.0:3310'])
+      expect(av({ clamd, clamd_config: inMemory() })).toThrow(
+        new RegExp(
+          `^ssmax-inspect\\.ini \\[av\\] clamd: .*not a loopback address: clamd is sent the decrypted mail in cleartext.*allow_plaintext_over_network=true`,
+        ),
+      );
+    const allowed = av({ clamd: '192.0.2.7:3310', clamd_config: inMemory(), allow_plaintext_over_network: 'yes' })();
+    expect(allowed.startWarnings).toEqual([
+      expect.stringMatching(
+        /clamd 192\.0\.2\.7:3310 is not on this machine: .*cleartext \(accepted: \[av\] allow_plaintext_over_network=true\)/,
+      ),
+    ]);
+    // on this machine: loopback addresses (v4 and v6, IPv4-mapped) and a unix socket, no opt-in needed, nothing to warn of
+    for (const clamd of [
+      '127.0.0.1:3310',
+      '127.8.9.10:3310',
+      '[::1]:3310',
+      '[0:0:0:0:0:0:0:1]:3310',
+      '[::ffff:127.0.0.1]:3310',
+      '/run/clamav/clamd.ctl',
+    ])
+      expect(av({ clamd, clamd_config: inMemory() })().startWarnings).toEqual([]);
+  });
+
+  test('clamd settings unknown (clamd_config empty or unreadable) are refused naming [av] clamd_config, unless allow_plaintext_on_disk', () => {
+    expect(av({ clamd: '127.0.0.1:3310' })).toThrow(
+      /^ssmax-inspect\.ini \[av\] clamd_config: clamd settings unknown: \[av\] clamd_config is not set.*allow_plaintext_on_disk=true/,
+    );
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: '/nonexistent/clamd.conf' })).toThrow(
+      /^ssmax-inspect\.ini \[av\] clamd_config: clamd settings unknown: cannot read \[av\] clamd_config \/nonexistent\/clamd\.conf: .*ENOENT/,
+    );
+    expect(av({ clamd: '127.0.0.1:3310', allow_plaintext_on_disk: 'yes' })().startWarnings).toEqual([
+      expect.stringMatching(/clamd settings unknown: .*\(accepted: \[av\] allow_plaintext_on_disk=true\)$/),
+    ]);
+  });
+
+  test('a clamd.conf that puts the scanned mail on a disk is refused, each reason named, unless allow_plaintext_on_disk', () => {
+    const stock = clamdConf('# Debian default\nLocalSocket /run/clamav/clamd.ctl\nLeaveTemporaryFiles yes\n');
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: stock })).toThrow(
+      /\[av\] clamd_config: clamd \(.*\) has no TemporaryDirectory.*; clamd \(.*\) has LeaveTemporaryFiles yes.*Antivirus is on, and clamd may write the decrypted mail it scans to a disk/,
+    );
+    const onDisk = mkdtempSync(join(tmpdir(), 'ssmax-inspect-disk-'));
+    const diskConf = clamdConf(`TemporaryDirectory ${onDisk}\nAlertExceedsMax yes\n`);
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: diskConf })).toThrow(
+      new RegExp(`\\[av\\] clamd_config: clamd \\(.*\\) TemporaryDirectory ${onDisk} is not on a tmpfs or ramfs`),
+    );
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: diskConf, allow_plaintext_on_disk: 'yes' })().startWarnings).toEqual([
+      expect.stringMatching(/TemporaryDirectory .* is not on a tmpfs or ramfs.*\(accepted: \[av\] allow_plaintext_on_disk=true\)$/),
+    ]);
+    // in memory: accepted, no warning; AlertExceedsMax off is a warning only (it is not about where the mail goes)
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: inMemory() })().startWarnings).toEqual([]);
+    expect(av({ clamd: '127.0.0.1:3310', clamd_config: clamdConf('TemporaryDirectory /dev/shm\n') })().startWarnings).toEqual([
+      expect.stringMatching(/has no AlertExceedsMax yes/),
+    ]);
+  });
+
+  test('the opt-ins are off by default, and antivirus off reads neither', () => {
+    expect(INSPECT_DEFAULTS).toMatchObject({ allow_plaintext_on_disk: false, allow_plaintext_over_network: false });
+    expect(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-inspect.ini'), 'utf8')).toMatch(
+      /^\[av\]$[^[]*^;allow_plaintext_on_disk=false$[^[]*^;allow_plaintext_over_network=false$/m,
+    );
+    expect(parseInspectionConfig({ av: { clamd: '192.0.2.7:3310' } }, {}, '/h/config', '/s').av).toBeUndefined();
+  });
 });

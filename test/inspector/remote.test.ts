@@ -54,7 +54,7 @@ beforeAll(async () => {
     {
       domain: 'b.example',
       inspector: {
-        inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\n`,
+        inspectIni: `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\ntimeout_ms=3000\nclamd_config=${clamd.conf}\n`,
         // a.example's CRL too, so that a.example's (unrevoked) gateway certificate gets past revocation to the issuer check
         extraIni: [
           '[pki]',
@@ -396,6 +396,30 @@ describe('ClamAV at b.example by its inspector process', () => {
     expect(B().mailbox.mails.at(-1)!.raw.toString('latin1')).toMatch(
       /^Authentication-Results: b\.example; ssmax-chain=none; ssmax-av=pass\r\n/,
     );
+  });
+
+  test('the inspector does not start antivirus whose clamd could put the decrypted mail on disk or on the network: the config error names the setting', async () => {
+    const ini = join(B().inspectorDir, 'ssmax-inspect.ini');
+    const shipped = readFileSync(ini, 'utf8');
+    try {
+      const refusals: [string, RegExp][] = [
+        [
+          `[av]\nenabled=true\nclamd=127.0.0.1:${clamd.port}\n`,
+          /ssmax-inspect\.ini \[av\] clamd_config: clamd settings unknown: \[av\] clamd_config is not set.*allow_plaintext_on_disk=true/,
+        ],
+        [
+          `[av]\nenabled=true\nclamd=192.0.2.7:3310\nclamd_config=${clamd.conf}\n`,
+          /ssmax-inspect\.ini \[av\] clamd: 192\.0\.2\.7:3310 is not a loopback address.*allow_plaintext_over_network=true/,
+        ],
+      ];
+      for (const [settings, refused] of refusals) {
+        writeFileSync(ini, settings);
+        await expect(B().restartInspector()).rejects.toThrow(refused);
+      }
+    } finally {
+      writeFileSync(ini, shipped);
+      await B().restartInspector();
+    }
   });
 
   test('the inspector process stopped: 4xx, nothing delivered; after its restart the retried message is delivered exactly once', async () => {
