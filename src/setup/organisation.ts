@@ -42,6 +42,9 @@ const DAY = 86_400_000;
 /** The shipped config files (config/ of the checkout or of the installed package). */
 export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
 
+/** The folders of this layout that hold private keys (set 0700); Haraka's own config/ is left as `haraka -i` made it. */
+const KEY_FOLDERS = new Set(['keyd', 'publisher', 'admin', 'inspector', join('gateway', 'config', 'pki')]);
+
 export class SetupError extends Error {
   constructor(
     message: string,
@@ -273,8 +276,8 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
     const path = join(dir, rel);
     if (existsSync(path) && !opts.force)
       throw new SetupError(`Cannot write "${path}": the file exists (use --force to replace it)`, 'exists');
-    // a folder setup makes is 0700 whatever the umask; one that holds a private key is set 0700 also when it exists
-    if (secret) ensurePrivateFolder(dirname(path));
+    // setup's own folders for private keys are 0700 whatever the umask, also when they exist (not Haraka's config/)
+    if (KEY_FOLDERS.has(dirname(rel))) ensurePrivateFolder(dirname(path));
     else mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // a secret: a new 0600 file renamed over the path (with --force an existing file or symlink is replaced, never written into)
     if (secret) writeSecretFile(path, text);
