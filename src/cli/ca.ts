@@ -3,11 +3,13 @@
  * arguments, reads and writes files, and calls src/pki. The clock is read here,
  * once per command, and passed down.
  *
- * A CA directory holds `ca.cert.pem`, `ca.key.pem` (0600, PKCS#8, optionally
- * passphrase-encrypted) and `ca.json` (kind, CRL number, revocations, issued
- * serials). Nothing is overwritten without `--force`.
+ * A CA directory (made 0700) holds `ca.cert.pem`, `ca.key.pem` (0600, PKCS#8,
+ * optionally passphrase-encrypted) and `ca.json` (kind, CRL number,
+ * revocations, issued serials). Nothing is overwritten without `--force`;
+ * a private key is always a new 0600 file renamed into place
+ * (src/fs/secret-file.ts).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
@@ -39,6 +41,8 @@ import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/val
 import { CliError, type CliIo, type CommandGroup, EXIT, readInputText, readPassphrase } from './command';
 import { loadSigningAuthority } from './ca-files';
 import { writeFileAtomic } from '../fs/atomic';
+import { createPrivateFolder, writeSecretFile } from '../fs/secret-file';
+import { errnoText } from '../errors/errno';
 
 const DAY = 86_400_000;
 /** Allowance for clocks slightly behind ours (RFC 5280 gives no rule; one hour is common practice). */
@@ -50,8 +54,30 @@ const BACKDATE_MS = 3_600_000;
 function writeOut(path: string, text: string, opts: { secret?: boolean; force?: boolean } = {}): void {
   if (existsSync(path) && !opts.force)
     throw new CliError(`Cannot write "${path}": the file exists (use --force to replace it)`, EXIT.cantCreate);
-  writeFileSync(path, text, { mode: opts.secret ? 0o600 : 0o644 });
-  if (opts.secret) chmodSync(path, 0o600); // mode applies on creation only
+  if (opts.secret) {
+    // a new 0600 file renamed over the path: an existing file (of another mode, or a symlink) is replaced, never written into
+    try {
+      writeSecretFile(path, text);
+    } catch (err) {
+      throw new CliError(`Cannot write "${path}": ${errnoText(err)}`, EXIT.cantCreate);
+    }
+    return;
+  }
+  writeFileSync(path, text, { mode: 0o644 });
+}
+
+/** Makes a CA folder (it holds the CA's private key): a new one 0700; an existing one open to others is warned about. */
+function caFolder(dir: string, io: CliIo): void {
+  let folder: ReturnType<typeof createPrivateFolder>;
+  try {
+    folder = createPrivateFolder(dir);
+  } catch (err) {
+    throw new CliError(`Cannot create folder "${dir}": ${errnoText(err)}`, EXIT.cantCreate);
+  }
+  if (folder.open)
+    io.err(
+      `warning: "${dir}" is mode ${folder.mode.toString(8).padStart(4, '0')}: the CA's private key is in it; make it 0700 (chmod 700 ${dir})`,
+    );
 }
 
 function loadAuthority(dir: string, passphraseFile: string | undefined): SigningAuthority {
@@ -169,7 +195,9 @@ const initRoot: Sub = {
   summary: 'Create the SSMAX root CA (self-signed)',
   usage: `Usage: ssmax ca init-root --dir DIR [options]
 
-Creates DIR/ca.cert.pem, DIR/ca.key.pem (0600) and DIR/ca.json.
+Creates DIR/ca.cert.pem, DIR/ca.key.pem (0600) and DIR/ca.json. A new DIR is made 0700; an
+existing DIR open to group or others is warned about. With --force, ca.key.pem is replaced by a
+new 0600 file (an existing file or symlink there is never written into).
 
 Options:
   --dir DIR               Directory of the new root CA (created if missing)
@@ -188,7 +216,7 @@ Options:
   },
   async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
-    mkdirSync(dir, { recursive: true });
+    caFolder(dir, io);
     const passphrase = readPassphrase(str(v['passphrase-file']));
     const { privateKey } = generateP256KeyPair();
     const root = createRootCa({
@@ -213,7 +241,7 @@ const initOrg: Sub = {
 
 Options:
   --root DIR                   The root CA directory (init-root)
-  --dir DIR                    Directory of the new organisation CA
+  --dir DIR                    Directory of the new organisation CA (a new one is made 0700)
   --domain DOMAIN              A mail domain of the organisation (repeatable); the CA's name constraints
   --org NAME                   Organisation name
   --days N                     Validity in days (default 1825, at most the root's)
@@ -263,7 +291,7 @@ Options:
         privateKey,
         ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)),
       });
-      mkdirSync(dir, { recursive: true });
+      caFolder(dir, io);
       writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });
       writeOut(join(dir, 'ca.cert.pem'), org.certificate.pem, { force: v.force === true });
       writeOut(join(dir, 'chain.pem'), org.certificate.pem + root.certificate.pem, { force: v.force === true });

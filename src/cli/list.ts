@@ -19,7 +19,7 @@ import {
   requiredOption,
   subcommands,
 } from './command';
-import { leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
+import { RELEASE_TLS_HELP, leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax list <subcommand> [options]
 
@@ -37,7 +37,8 @@ Moderation queue (the gateway's <haraka>/ssmax-state/list-moderation folder):
   held --state DIR [--limit N] [--before ID]
                                  one line per held post, newest first: id, time, state, list, sender
                                  (N of them, default 100; stderr names the --before ID of the next page)
-  release ID --state DIR --smtp HOST:PORT [--lease SECONDS]
+  release ID --state DIR --smtp HOST:PORT [--user U --password-file F] [--lease SECONDS]
+             [--smtp-ca FILE] [--smtp-servername NAME]
                                  re-inject the held post into the gateway, which expands it once
 
 Run \`ssmax list <subcommand> --help\` for one subcommand.`;
@@ -53,7 +54,8 @@ const SUB_HELP: Record<string, string> = {
     'Usage: ssmax list policy --config FILE LIST --policy members|moderated|open [--moderator ADDR]...\n\nSets the posting policy (and, when given, the moderators).',
   held: 'Usage: ssmax list held --state DIR [--limit N] [--before ID]\n\nLists the posts held for moderation, newest first (never their content: they stay encrypted): N of them (default 100, at most 1000). When older ones remain, stderr says so and names the --before ID that lists the next N.',
   release:
-    'Usage: ssmax list release --state DIR --smtp HOST:PORT [--lease SECONDS] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600): one that died midway can be released again after that, and the gateway lets through only the latest release.',
+    'Usage: ssmax list release --state DIR --smtp HOST:PORT [--user U --password-file F] [--lease SECONDS]\n                           [--smtp-ca FILE] [--smtp-servername NAME] ID\n\nRe-injects the held post ID into the gateway at HOST:PORT, which expands it once to the members of that moment. Only a held post: a release under way or done is refused (exit 1, nothing sent). If the gateway does not take it (exit 1, its answer printed), the post stays held and can be released again. The release holds the post for SECONDS (default 600): one that died midway can be released again after that, and the gateway lets through only the latest release.\n\nOptions:\n  ' +
+    RELEASE_TLS_HELP,
 };
 
 function describe(l: ListEntry): string[] {
@@ -137,6 +139,8 @@ async function moderationCommand(sub: string, values: OptionValues, positionals:
       user: textOf(values.user),
       passwordFile: textOf(values['password-file']),
       leaseSeconds: leaseOption(values.lease),
+      caFile: textOf(values['smtp-ca']),
+      servername: textOf(values['smtp-servername']),
     };
     return await reinject(store, id, LIST_RELEASE_HEADER, via, io, `no held post "${id}"`);
   } finally {
@@ -157,6 +161,8 @@ async function runList(sub: string, rest: string[], io: CliIo): Promise<number> 
       smtp: { type: 'string' },
       user: { type: 'string' },
       'password-file': { type: 'string' },
+      'smtp-ca': { type: 'string' },
+      'smtp-servername': { type: 'string' },
       lease: { type: 'string' },
       limit: { type: 'string' },
       before: { type: 'string' },

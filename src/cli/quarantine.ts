@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releasedForGood, shownState } from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
-import { leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
+import { RELEASE_TLS_HELP, leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
@@ -16,6 +16,7 @@ Subcommands:
                                --before ID that lists the next N
   show ID                      the entry's details (never the message content: it stays encrypted)
   release ID --smtp HOST:PORT [--user U --password-file F] [--lease SECONDS]
+             [--smtp-ca FILE] [--smtp-servername NAME]
                                re-inject the message into the gateway, which lets it pass once;
                                only a held message (exit 1, nothing sent, when a release of it
                                is under way or done); if the gateway does not take it (exit 1,
@@ -26,6 +27,7 @@ Subcommands:
                                as "releasing" until
                                then, and as held ("release interrupted") after, to be released
                                again; the gateway lets through only the latest release
+  ${RELEASE_TLS_HELP}
   delete ID                    remove it for good (also an entry the gateway took, "released",
                                left behind by a release that died after the gateway's answer)`;
 
@@ -39,6 +41,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         smtp: { type: 'string' },
         user: { type: 'string' },
         'password-file': { type: 'string' },
+        'smtp-ca': { type: 'string' },
+        'smtp-servername': { type: 'string' },
         lease: { type: 'string' },
         limit: { type: 'string' },
         before: { type: 'string' },
@@ -108,6 +112,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
           user: textOf(values.user),
           passwordFile: textOf(values['password-file']),
           leaseSeconds: leaseOption(values.lease),
+          caFile: textOf(values['smtp-ca']),
+          servername: textOf(values['smtp-servername']),
         };
         return await reinject(store, id, RELEASE_HEADER, via, io, unknown);
       }

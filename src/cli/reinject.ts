@@ -16,7 +16,19 @@ export interface ReinjectVia {
   readonly passwordFile?: string | undefined;
   /** --lease SECONDS: how long the release holds the entry (default: src/mail/release.ts). */
   readonly leaseSeconds?: number | undefined;
+  /** --smtp-ca FILE, --smtp-servername NAME: how STARTTLS to a gateway that is not on loopback verifies its certificate. */
+  readonly caFile?: string | undefined;
+  readonly servername?: string | undefined;
 }
+
+/** The release options of `ssmax quarantine release` and `ssmax list release` for STARTTLS (src/mail/release.ts). */
+export const RELEASE_TLS_HELP = `--smtp-ca FILE               to a gateway that is not on loopback (localhost, 127.0.0.0/8, ::1) the
+                               release requires STARTTLS (the release token and any password never
+                               cross the network in plaintext); its certificate is verified against
+                               the CA certificates in FILE (PEM; default: the system's roots)
+  --smtp-servername NAME       the name the gateway's certificate must carry (default: HOST)
+                               No STARTTLS, or a certificate that does not verify: exit 69, nothing
+                               sent, the message stays held`;
 
 /** `--lease SECONDS` (a whole number from 1 to 86400), undefined when not given; a usage error otherwise. */
 export function leaseOption(value: unknown): number | undefined {
@@ -71,6 +83,8 @@ export function smtpAddress(value: unknown): { host: string; port: number } | un
  * Releases `id` of `store` with `releaseHeader: <id>` on top; prints the
  * gateway's answer, or fails: 66 for an unknown id (`unknown` names it), 1
  * when the entry is not held (a release under way or done: nothing sent),
+ * 69 when the gateway is not on loopback and did not offer STARTTLS or its
+ * certificate did not verify (nothing sent; the entry stays held), 1
  * when the gateway did not take the message (its answer printed; the entry
  * stays held, to be released again), or when it refused some recipients
  * (printed; held again for those).
@@ -84,6 +98,9 @@ export async function reinject(
   unknown: string,
 ): Promise<number> {
   const password = via.passwordFile !== undefined ? passwordOf(readInputText(via.passwordFile, 'password file')) : undefined;
+  const ca = via.caFile !== undefined ? readInputText(via.caFile, 'SMTP CA file') : undefined;
+  if (ca !== undefined && !/-----BEGIN CERTIFICATE-----/.test(ca))
+    throw new CliError(`Cannot use --smtp-ca "${via.caFile}": no PEM certificate in it`, EXIT.dataErr);
   let done: Awaited<ReturnType<typeof releaseHeld>>;
   try {
     done = await releaseHeld(store, id, releaseHeader, {
@@ -92,8 +109,11 @@ export async function reinject(
       user: via.user,
       password,
       ...(via.leaseSeconds !== undefined ? { leaseMs: via.leaseSeconds * 1000 } : {}),
+      tls: { ca, servername: via.servername },
     });
   } catch (err) {
+    // no STARTTLS (or a certificate that does not verify) from a gateway that is not on loopback: it cannot be used, 69
+    if (err instanceof ReinjectError && err.tls) throw new CliError(err.message, EXIT.unavailable);
     if (err instanceof ReinjectError || err instanceof ReleaseStateError) throw new CliError(err.message, EXIT.failure);
     throw err;
   }

@@ -47,7 +47,9 @@ Options:
                              healthchecks expect 9520 (default: no such listener)
   --days N                   validity of the certificates issued (default 365, at most the org CA's)
   --org-ca-passphrase-file F the org CA key's passphrase
-  --force                    replace existing files (never an existing keyd/master.key)
+  --force                    replace existing files (never an existing keyd/master.key); a private key
+                             or password file is replaced by a new 0600 file (an existing file or
+                             symlink there is never written into), and its folder is set to 0700
   -h, --help                 this text
 
 Exit codes (docs/cli.md): 0 done, 64 usage, 65 refused input, 66 missing file or Haraka folder,

@@ -8,7 +8,8 @@
  * variable. Decrypted content goes to stdout or `-o FILE` only after the
  * whole message authenticated.
  */
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { writeSecretFile } from '../fs/secret-file';
 import { join, resolve } from 'node:path';
 import type { ParsedCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, caStatePath, readCaState, updateCaState } from '../pki/ca-state';
@@ -80,7 +81,8 @@ password comes from a file or an environment variable, never from the command li
 Verifies the newest SSMAX-Seal against the own organisation's sealing certificates (from the
 profile's bundle, validated up to the SSMAX root with the bundle's CRLs and any --crl), then decrypts
 with the user's key. Prints one line per hop (instance, domain, result, verdicts, how it was checked),
-one line about decryption, then the message (or writes it to -o FILE). Earlier seals are vouched for
+one line about decryption, then the message (or writes it to -o FILE: a new file, mode 0600, that
+replaces FILE, so an existing file or symlink there is never written into). Earlier seals are vouched for
 by the newest sealer; with --peer-bundle they are verified too. Nothing is printed of the content when
 a seal or decryption fails (exit 1).`,
   forward: `Usage: ssmax user forward --profile DIR --to ADDR [--to ADDR ...] [--in FILE] [-o FILE] [--at TIME]
@@ -137,8 +139,9 @@ async function readInput(path: string | undefined): Promise<Buffer> {
 function writeOutput(io: CliIo, path: string | undefined, data: Buffer, secret = false): void {
   if (path !== undefined && path !== '-') {
     try {
-      writeFileSync(path, data, { mode: secret ? 0o600 : 0o644 });
-      if (secret) chmodSync(path, 0o600);
+      // a decrypted message: a new 0600 file renamed over the path (an existing file or symlink there is replaced, never written into)
+      if (secret) writeSecretFile(path, data);
+      else writeFileSync(path, data, { mode: 0o644 });
     } catch {
       throw new CliError(`Cannot write "${path}"`, EXIT.cantCreate);
     }

@@ -8,6 +8,7 @@
 import { listenerSettings } from '../net/listener-limits';
 import { resolve } from 'node:path';
 import { formatHostPort } from '../config/host-port';
+import { readCertificateFile } from '../config/setting-files';
 import { ConfigError, IniReader, defineSettings, readIniFile, readSettingFile, refuseUnknown } from '../config/ini';
 import { DEFAULT_RELEASE_LEASE_MS } from '../inspect/quarantine';
 import { type KeydConnection, keydConnectionSettings, readKeydConnection } from '../keyd/client-settings';
@@ -36,6 +37,9 @@ export interface ConsoleConfig {
     readonly smtpPort: number;
     readonly user?: string;
     readonly passwordFile?: string;
+    /** STARTTLS to a gateway that is not on loopback (src/mail/release.ts): the CAs (PEM text) its certificate is verified with, and its name. */
+    readonly smtpCa?: string;
+    readonly smtpServername?: string;
     /** How long a release holds its entry before another may take it over (src/mail/release.ts). */
     readonly releaseLeaseMs: number;
     /** An inspector-role certificate and key (PEM) for keyd's blinded decryption: only with it may an administrator see a held message's content. */
@@ -77,6 +81,8 @@ export const CONSOLE_SETTINGS = defineSettings({
   'quarantine.smtp': { type: 'str' },
   'quarantine.user': { type: 'str' },
   'quarantine.password_file': { type: 'str' },
+  'quarantine.smtp_ca': { type: 'list', default: [] },
+  'quarantine.smtp_servername': { type: 'str' },
   'quarantine.release_lease_seconds': { type: 'num', min: 1, max: 86400, whole: true, default: CONSOLE_DEFAULTS.releaseLeaseSeconds },
   'quarantine.inspector_cert': { type: 'str' },
   'quarantine.inspector_key': { type: 'str' },
@@ -109,12 +115,18 @@ export function loadConsoleConfig(file: string): ConsoleConfig {
     const inspectorKey = r.opt('quarantine.inspector_key');
     if ((inspectorCert === undefined) !== (inspectorKey === undefined))
       throw r.fail('quarantine', 'inspector_cert', 'must be given together with inspector_key');
+    const smtpCa = (r.get('quarantine.smtp_ca') as string[]).map((p) =>
+      readCertificateFile(file, 'quarantine.smtp_ca', resolve(r.base, p)),
+    );
+    const smtpServername = r.opt('quarantine.smtp_servername');
     quarantine = {
       dir: qdir,
       smtpHost: smtp.host,
       smtpPort: smtp.port,
       releaseLeaseMs: r.get('quarantine.release_lease_seconds') * 1000,
       ...(user ? { user, passwordFile: passwordFile! } : {}),
+      ...(smtpCa.length > 0 ? { smtpCa: smtpCa.join('\n') } : {}),
+      ...(smtpServername ? { smtpServername } : {}),
       ...(inspectorCert
         ? { inspector: { cert: read('quarantine.inspector_cert', inspectorCert), key: read('quarantine.inspector_key', inspectorKey!) } }
         : {}),

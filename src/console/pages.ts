@@ -303,6 +303,7 @@ const quarantine: Page = {
             user: q.user,
             password,
             leaseMs: q.releaseLeaseMs,
+            tls: { ca: q.smtpCa, servername: q.smtpServername },
           });
         } catch (err) {
           if (err instanceof ReleaseStateError) return await quarantinePage(ctx, notice('bad', ctx.t('failed', { why: err.message })));

@@ -28,7 +28,17 @@
  * release); it ends on the gateway's answer or its own SMTP timeouts, whose
  * silence bound (60 s) is longer than the gateway's hook timeout (25 s by
  * default), so a live gateway always answers first.
+ *
+ * The release field carries a live token, and SMTP AUTH a password: to a
+ * gateway that is not on loopback (`localhost`, 127.0.0.0/8, ::1) the
+ * release requires STARTTLS, with the gateway's certificate verified against
+ * the CAs given (`tls.ca`) or the system's roots and its name (`tls.servername`,
+ * else the host): a gateway that does not offer it, or whose certificate does
+ * not verify, gets nothing (no AUTH, no message) and the entry stays held
+ * (ReinjectError with `tls` set). On loopback nothing crosses the network and
+ * the release stays in plaintext, as before.
  */
+import { isIP } from 'node:net';
 import { createTransport } from 'nodemailer';
 import { DEFAULT_RELEASE_LEASE_MS, type QuarantineEntry, type QuarantineStore, releaseMarker } from '../inspect/quarantine';
 
@@ -58,6 +68,20 @@ export interface ReinjectVia {
   readonly socketTimeoutMs?: number;
   /** How long the release holds its entry (releaseHeld; default RELEASE_LEASE_MS). */
   readonly leaseMs?: number;
+  /** For STARTTLS to a host that is not loopback: the CAs (PEM) to verify the gateway's certificate with (default: the system's roots), and the name it must carry (default: host). */
+  readonly tls?: { readonly ca?: string | Buffer | undefined; readonly servername?: string | undefined };
+}
+
+/** Codes of Node's TLS errors: a certificate that does not verify (chain, name, dates) or a failed handshake. */
+const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO/;
+
+/** Whether `host` names this machine's loopback: `localhost`, an address of 127.0.0.0/8, ::1 (also IPv4-mapped). Anything else is another host. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === 'localhost.') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIP(v4) === 4) return v4.startsWith('127.');
+  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
 }
 
 /**
@@ -69,6 +93,8 @@ export class ReinjectError extends Error {
   constructor(
     message: string,
     readonly held = true,
+    /** STARTTLS was required and the gateway did not offer it, or its certificate did not verify: nothing was sent. */
+    readonly tls = false,
   ) {
     super(message);
     this.name = 'ReinjectError';
@@ -92,11 +118,23 @@ export interface Taken {
  * message (for one recipient at least), or rejects with a ReinjectError.
  */
 export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, marker = held.id): Promise<Taken> {
+  // the release token (and the password) never cross the network in plaintext: STARTTLS, verified, unless on loopback
+  const tlsRequired = !isLoopbackHost(via.host);
   const t = createTransport({
     host: via.host,
     port: via.port,
     secure: false,
-    ignoreTLS: true,
+    ...(tlsRequired
+      ? {
+          requireTLS: true,
+          tls: {
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2' as const,
+            ...(via.tls?.ca !== undefined ? { ca: via.tls.ca } : {}),
+            ...(via.tls?.servername ? { servername: via.tls.servername } : {}),
+          },
+        }
+      : { ignoreTLS: true }),
     connectionTimeout: via.connectionTimeoutMs ?? RELEASE_CONNECT_TIMEOUT_MS,
     greetingTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
     socketTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
@@ -113,7 +151,19 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
     });
     return { reply: r.response, refused };
   } catch (err) {
-    throw new ReinjectError(`cannot re-inject ${held.id}: ${(err as { response?: string }).response ?? (err as Error).message}`);
+    const e = err as { code?: string; originalCode?: string; response?: string; message?: string };
+    // STARTTLS refused or failed (ETLS), or the certificate did not verify (the TLS socket's error: its own code kept as originalCode)
+    if (tlsRequired && (e.code === 'ETLS' || TLS_FAILURE.test(e.originalCode ?? '')))
+      throw new ReinjectError(
+        `cannot re-inject ${held.id}: ${via.host}:${via.port} is not loopback, so the release requires STARTTLS with a certificate that verifies, and ${
+          e.response
+            ? `the gateway refused STARTTLS (${String(e.response).slice(0, 200)})`
+            : `TLS failed (${String(e.message).slice(0, 200)})`
+        }; nothing was sent (the gateway offers STARTTLS with Haraka's tls plugin; give the CA of its certificate and the name in it: --smtp-ca and --smtp-servername, or the console's [quarantine] smtp_ca and smtp_servername)`,
+        true,
+        true,
+      );
+    throw new ReinjectError(`cannot re-inject ${held.id}: ${e.response ?? e.message}`);
   } finally {
     t.close();
   }
@@ -162,15 +212,17 @@ export async function releaseHeld(
     taken = await reinject(entry, releaseHeader, via, releaseMarker(entry));
   } catch (err) {
     const why = err instanceof ReinjectError ? err.message : `cannot re-inject ${id}: ${(err as Error).message}`;
+    const tls = err instanceof ReinjectError && err.tls;
     let after: Awaited<ReturnType<QuarantineStore['holdAgain']>>;
     try {
       after = await store.holdAgain(entry);
     } catch (err2) {
-      throw new ReinjectError(`${why}; and it could not be put back as held: ${(err2 as Error).message}`, false);
+      throw new ReinjectError(`${why}; and it could not be put back as held: ${(err2 as Error).message}`, false, tls);
     }
-    if (after === 'gone') throw new ReinjectError(`${why}; the entry was deleted meanwhile, so it is not held again`, false);
-    if (after === 'other') throw new ReinjectError(`${why}; the entry changed meanwhile (another release), so it was left as it is`, false);
-    throw new ReinjectError(why);
+    if (after === 'gone') throw new ReinjectError(`${why}; the entry was deleted meanwhile, so it is not held again`, false, tls);
+    if (after === 'other')
+      throw new ReinjectError(`${why}; the entry changed meanwhile (another release), so it was left as it is`, false, tls);
+    throw new ReinjectError(why, true, tls);
   }
   const note = taken.refused.length > 0 ? `released ${new Date().toISOString()}: ${describeRelease({ entry, ...taken })}` : '';
   let warning: string | undefined;

@@ -19,15 +19,16 @@
  * with the organisation's values set. Private keys are written 0600. Nothing
  * is overwritten without `force`.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
 import { wrapOrgCaKey } from '../keyd/org-ca-key';
 import { parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, readCaState, updateCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
+import { ensurePrivateFolder, writeSecretFile } from '../fs/secret-file';
 import { createCrl, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
@@ -40,6 +41,9 @@ import { HostPortError, parseHostPort } from '../config/host-port';
 const DAY = 86_400_000;
 /** The shipped config files (config/ of the checkout or of the installed package). */
 export const SHIPPED_CONFIG = resolve(__dirname, '..', '..', 'config');
+
+/** The folders of this layout that hold private keys (set 0700); Haraka's own config/ is left as `haraka -i` made it. */
+const KEY_FOLDERS = new Set(['keyd', 'publisher', 'admin', 'inspector', join('gateway', 'config', 'pki')]);
 
 export class SetupError extends Error {
   constructor(
@@ -272,9 +276,12 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
     const path = join(dir, rel);
     if (existsSync(path) && !opts.force)
       throw new SetupError(`Cannot write "${path}": the file exists (use --force to replace it)`, 'exists');
-    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
-    writeFileSync(path, text, { mode: secret ? 0o600 : 0o644 });
-    if (secret) chmodSync(path, 0o600);
+    // setup's own folders for private keys are 0700 whatever the umask, also when they exist (not Haraka's config/)
+    if (KEY_FOLDERS.has(dirname(rel))) ensurePrivateFolder(dirname(path));
+    else mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // a secret: a new 0600 file renamed over the path (with --force an existing file or symlink is replaced, never written into)
+    if (secret) writeSecretFile(path, text);
+    else writeFileSync(path, text, { mode: 0o644 });
     files.push(rel);
   };
   const shipped = (name: string) => readFile(join(SHIPPED_CONFIG, name), 'shipped config file');

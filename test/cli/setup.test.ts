@@ -4,7 +4,19 @@
  * it end to end).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative } from 'node:path';
 import { parse } from 'ini';
@@ -183,7 +195,31 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
   expect(again.out).toMatch(/exists \(use --force/);
   // --force replaces the files but never keyd's master key (keyd's stored keys are sealed with it)
   const master = readFileSync(join(dir, 'keyd/master.key'));
-  expect((await cli(args(dir, '--force'))).code).toBe(0);
+  // ... and a secret never goes into an existing file: a 0644 keyd.key another reader holds open, a symlink at
+  // seal.key.pem, a password file made 0644: each replaced by a new 0600 file; key folders set back to 0700
+  rmSync(join(dir, 'keyd/keyd.key'));
+  writeFileSync(join(dir, 'keyd/keyd.key'), 'old\n', { mode: 0o644 });
+  const reader = openSync(join(dir, 'keyd/keyd.key'), 'r');
+  const elsewhere = join(base, 'elsewhere.pem');
+  writeFileSync(elsewhere, '', { mode: 0o644 });
+  rmSync(join(dir, 'gateway/config/pki/seal.key.pem'));
+  symlinkSync(elsewhere, join(dir, 'gateway/config/pki/seal.key.pem'));
+  chmodSync(join(dir, 'gateway/config/auth_flat_file.ini'), 0o644);
+  chmodSync(join(dir, 'keyd'), 0o755);
+  try {
+    expect((await cli(args(dir, '--force'))).code).toBe(0);
+    const seen = Buffer.alloc(4096);
+    expect(seen.subarray(0, readSync(reader, seen, 0, seen.length, 0)).toString()).toBe('old\n');
+  } finally {
+    closeSync(reader);
+  }
+  expect(readFileSync(join(dir, 'keyd/keyd.key'), 'utf8')).toMatch(/-----BEGIN PRIVATE KEY-----/);
+  expect(readFileSync(elsewhere, 'utf8')).toBe('');
+  expect(lstatSync(join(dir, 'gateway/config/pki/seal.key.pem')).isSymbolicLink()).toBe(false);
+  for (const f of ['keyd/keyd.key', 'gateway/config/pki/seal.key.pem', 'gateway/config/auth_flat_file.ini', 'publisher/signer.key.pem'])
+    expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
+  for (const d of ['keyd', 'publisher', 'admin', 'gateway/config/pki'])
+    expect([d, statSync(join(dir, d)).mode & 0o777]).toEqual([d, 0o700]);
   expect(readFileSync(join(dir, 'keyd/master.key'))).toEqual(master);
 });
 

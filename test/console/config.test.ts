@@ -7,6 +7,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONSOLE_DEFAULTS, loadConsoleConfig } from '../../src/console/config';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { createRootCa } from '../../src/pki/issue';
 import { commentedSettings, shippedIni, uncommentDefaults } from '../support/shipped-ini';
 
 const dir = mkdtempSync(join(tmpdir(), 'ssmax-console-config-'));
@@ -91,4 +93,22 @@ test('[quarantine] release_lease_seconds: 600 s unless set (1 to 86400), in the 
   expect(() => withQ('release_lease_seconds=0\n')).toThrow(
     /\[quarantine\] release_lease_seconds: must be a whole number from 1 to 86400, got '0'/,
   );
+});
+
+test('[quarantine] smtp_ca and smtp_servername: the CAs and the name a release to a gateway off loopback verifies STARTTLS with', () => {
+  const shipped = shippedIni('ssmax-console.ini');
+  const withQ = (extra: string) => load(shipped.replace(';dir=\n', `dir=q\nsmtp=mx.a.example:25\n${extra}`));
+  expect(withQ('').quarantine).not.toHaveProperty('smtpCa');
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUVx\n-----END CERTIFICATE-----\n';
+  writeFileSync(join(dir, 'pki', 'smtp-ca.pem'), pem);
+  expect(() => withQ('smtp_ca=pki/smtp-ca.pem\n')).toThrow(/\[quarantine\] smtp_ca: .*is not a certificate/);
+  expect(() => withQ('smtp_ca=pki/root.pem\n')).toThrow(/\[quarantine\] smtp_ca: .*holds no PEM certificate/);
+  const now = Math.floor(Date.now() / 1000) * 1000;
+  const ca = createRootCa({ privateKey: generateP256KeyPair().privateKey, notBefore: new Date(now), notAfter: new Date(now + 86_400_000) });
+  writeFileSync(join(dir, 'pki', 'smtp-ca.pem'), ca.certificate.pem);
+  expect(withQ('smtp_ca=pki/smtp-ca.pem\nsmtp_servername=mx.a.example\n').quarantine).toMatchObject({
+    smtpHost: 'mx.a.example',
+    smtpCa: ca.certificate.pem,
+    smtpServername: 'mx.a.example',
+  });
 });

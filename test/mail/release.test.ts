@@ -8,9 +8,9 @@
  * test/console/console-release.test.ts.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Socket, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from '../../src/demo/haraka';
@@ -23,8 +23,13 @@ import {
   RELEASE_SOCKET_TIMEOUT_MS,
   ReinjectError,
   describeRelease,
+  isLoopbackHost,
   releaseHeld,
 } from '../../src/mail/release';
+import { main } from '../../src/cli/main';
+import { generateP256KeyPair } from '../../src/crypto/ecdsa';
+import { createOrgCa, createRootCa } from '../../src/pki/issue';
+import { issueTlsCredentials } from '../../src/pki/tls-credentials';
 import { waitFor } from '../gateway/network-fixture';
 
 let dir: string;
@@ -353,4 +358,114 @@ test('the default lease is ten times the longest SMTP timeout of a release, as c
   expect(readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-console.ini'), 'utf8')).toContain(
     `;release_lease_seconds=${RELEASE_LEASE_MS / 1000}\n`,
   );
+});
+
+describe('the release token and the password never cross the network in plaintext', () => {
+  /** An address of this machine that is not loopback (a release to it must use STARTTLS); '127.1' names loopback but is no loopback literal. */
+  const outside =
+    Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && !i.internal && i.family === 'IPv4')?.address ?? '127.1';
+
+  /** A gateway stand-in on every address: what it saw of AUTH and of messages, and whether the session was under TLS. */
+  async function gatewayStandIn(tls?: { key: string; cert: string }) {
+    const seen = { auth: [] as string[], data: [] as { secure: boolean; raw: string }[], starttls: 0 };
+    const server = new SMTPServer({
+      authOptional: true,
+      logger: false,
+      ...(tls ? { key: tls.key, cert: tls.cert } : { disabledCommands: ['STARTTLS'] }),
+      onSecure: (_socket, _session, cb) => {
+        seen.starttls++;
+        cb();
+      },
+      onAuth: (auth, _session, cb) => {
+        seen.auth.push(`${auth.username}:${auth.password}`);
+        cb(null, { user: auth.username });
+      },
+      onData: (stream, session, cb) => {
+        const parts: Buffer[] = [];
+        stream.on('data', (c: Buffer) => parts.push(c));
+        stream.on('end', () => {
+          seen.data.push({ secure: session.secure, raw: Buffer.concat(parts).toString() });
+          cb();
+        });
+      },
+    });
+    const p = await freePort();
+    await new Promise<void>((r) => server.listen(p, '0.0.0.0', () => r()));
+    return { seen, port: p, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  test('which hosts are loopback', () => {
+    for (const h of ['localhost', '127.0.0.1', '127.9.9.9', '::1', '[::1]', '::ffff:127.0.0.1', '0:0:0:0:0:0:0:1'])
+      expect([h, isLoopbackHost(h)]).toEqual([h, true]);
+    for (const h of ['192.0.2.1', '10.0.0.1', 'mx.a.example', '127.1', 'localhost.example', '::', '::2', '128.0.0.1'])
+      expect([h, isLoopbackHost(h)]).toEqual([h, false]);
+  });
+
+  test('a gateway that is not on loopback and offers no STARTTLS gets no AUTH and no message: a clear error, exit 69, still held', async () => {
+    const gw = await gatewayStandIn();
+    try {
+      const id = await hold();
+      const via = { host: outside, port: gw.port, user: 'admin@a.example', password: 'pw-secret' };
+      const err = (await releaseHeld(store, id, RELEASE_HEADER, via).catch((e: unknown) => e)) as ReinjectError;
+      expect(err).toBeInstanceOf(ReinjectError);
+      expect(err.tls).toBe(true);
+      expect(err.held).toBe(true);
+      expect(err.message).toMatch(/is not loopback, so the release requires STARTTLS .* the gateway refused STARTTLS \(5\d\d/);
+      expect(err.message).not.toContain('pw-secret');
+      expect(store.get(id)?.state).toBe('held');
+      // the command line: 69 (the gateway cannot be used as it is), the message stays held
+      const pw = join(dir, 'pw');
+      writeFileSync(pw, 'pw-secret\n');
+      const out: string[] = [];
+      const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+      const smtp = `${outside}:${gw.port}`;
+      expect(
+        await main(['quarantine', 'release', id, '--state', dir, '--smtp', smtp, '--user', 'admin@a.example', '--password-file', pw], io),
+      ).toBe(69);
+      expect(out.join('\n')).toMatch(/requires STARTTLS/);
+      expect(store.get(id)?.state).toBe('held');
+      expect(gw.seen).toEqual({ auth: [], data: [], starttls: 0 });
+    } finally {
+      await gw.close();
+    }
+  });
+
+  test('with STARTTLS the release goes through, the certificate verified against the CA given; an unverified one gets nothing', async () => {
+    const now = Math.floor(Date.now() / 1000) * 1000; // certificate times have whole seconds
+    const validity = { notBefore: new Date(now - 3_600_000), notAfter: new Date(now + 86_400_000) };
+    const root = createRootCa({ ...validity, privateKey: generateP256KeyPair().privateKey });
+    const org = createOrgCa(root, { ...validity, domains: ['a.example'], organisation: 'A', privateKey: generateP256KeyPair().privateKey });
+    const creds = issueTlsCredentials(org, 'gateway', validity, ['mx.a.example']);
+    const gw = await gatewayStandIn({ key: creds.key, cert: creds.cert + org.certificate.pem });
+    try {
+      const id = await hold();
+      const via = { host: outside, port: gw.port, user: 'admin@a.example', password: 'pw-secret' };
+      // not trusted (the system's roots): nothing sent, still held
+      const err = (await releaseHeld(store, id, RELEASE_HEADER, via).catch((e: unknown) => e)) as ReinjectError;
+      expect(err).toBeInstanceOf(ReinjectError);
+      expect(err.tls).toBe(true);
+      expect(err.message).toMatch(/TLS failed/);
+      expect(store.get(id)?.state).toBe('held');
+      // the right name is needed too
+      const wrongName = (await releaseHeld(store, id, RELEASE_HEADER, {
+        ...via,
+        tls: { ca: root.certificate.pem, servername: 'other.a.example' },
+      }).catch((e: unknown) => e)) as ReinjectError;
+      expect(wrongName.tls).toBe(true);
+      expect(gw.seen.auth).toEqual([]);
+      expect(gw.seen.data).toEqual([]);
+      // trusted: AUTH and the message under TLS only
+      const done = await releaseHeld(store, id, RELEASE_HEADER, { ...via, tls: { ca: root.certificate.pem, servername: 'mx.a.example' } });
+      expect(done?.reply).toMatch(/^250 /);
+      expect(gw.seen.auth).toEqual(['admin@a.example:pw-secret']);
+      expect(gw.seen.data).toHaveLength(1);
+      expect(gw.seen.data[0]!.secure).toBe(true);
+      expect(gw.seen.data[0]!.raw).toMatch(new RegExp(`^${RELEASE_HEADER}: ${id} [0-9a-f]{24}\\r\\n`));
+      expect(store.get(id)).toBeUndefined();
+    } finally {
+      await gw.close();
+    }
+  });
 });

@@ -2,7 +2,7 @@
  * `ssmax user …`: --help everywhere; init → sign-encrypt → (two simulated
  * gateway hops) → open, through userCommand.run; failures through main().
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { caCommand } from '../../src/cli/ca';
 import { main } from '../../src/cli/main';
@@ -163,7 +163,12 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   expect(lines[3]).toMatch(/^message: encrypted \(profile message\), decrypted with your key /);
   expect(c.out[c.out.length - 1]).toBe(original.toString('utf8'));
 
+  // -o over an existing 0644 file that another reader holds open: the message goes to a new 0600 file,
+  // the old descriptor never reads it
   const outPath = join(world.dir, 'opened.eml');
+  writeFileSync(outPath, 'old\n', { mode: 0o644 });
+  const held = openSync(outPath, 'r');
+  const heldIno = fstatSync(held).ino;
   const d = capture();
   expect(
     await userCommand.run(
@@ -183,6 +188,21 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
     ),
   ).toBe(0);
   expect(readFileSync(outPath).equals(original)).toBe(true);
+  const seen = Buffer.alloc(4096);
+  expect(seen.subarray(0, readSync(held, seen, 0, seen.length, 0)).toString()).toBe('old\n');
+  closeSync(held);
+  expect(statSync(outPath).ino).not.toBe(heldIno);
+  expect(statSync(outPath).mode & 0o777).toBe(0o600);
+  // a symlink at -o is replaced, never followed
+  const target = join(world.dir, 'symlink-target.txt');
+  writeFileSync(target, '', { mode: 0o644 });
+  const linked = join(world.dir, 'opened-link.eml');
+  symlinkSync(target, linked);
+  expect(await userCommand.run(['open', '--profile', profiles.bob!, '--in', deliveredPath, '-o', linked, ...AT], capture().io)).toBe(0);
+  expect(readFileSync(target, 'utf8')).toBe('');
+  expect(lstatSync(linked).isSymbolicLink()).toBe(false);
+  expect(readFileSync(linked).equals(original)).toBe(true);
+  expect(statSync(linked).mode & 0o777).toBe(0o600);
   expect(d.out.join('\n')).not.toContain(SECRET);
   expect(d.out[0]).toContain('signature verified here');
 
