@@ -22,7 +22,7 @@ import type { Copy, GatewayDeps, HeldPost, HopResult, Origin, Unsendable } from 
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
 import { heldCapsules, inspectSubmission, releasedCapsules, releasedKeyGone, withInspectionResults } from './inspection';
-import { GatewayError } from '../mail/replies';
+import { GatewayError, type ReplyName } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
@@ -278,13 +278,17 @@ async function submitOnce(
       copies.push(await peerCopy(deps, domain, list, mode, message, capsule, origin, inspected.verdicts, notices));
     } catch (err) {
       // a final word on this domain's recipients (its keys refused for good, it requires encryption and has no bundle):
-      // the message's 5xx unless a copy of it went already (an earlier attempt's): plugin.ts send decides
-      if (err instanceof GatewayError && !err.temporary) unsendable.push({ rcpts: list, error: err });
+      // the message's 5xx unless a copy of it went already (an earlier attempt's): plugin.ts send decides. Any other
+      // error is about the message itself (its capsule's key version destroyed, a bad capsule, ...): thrown as it is
+      if (err instanceof GatewayError && !err.temporary && DOMAIN_REFUSALS.has(err.kind)) unsendable.push({ rcpts: list, error: err });
       else throw err;
     }
   }
   return { copies, mode, notices, holds, unsendable };
 }
+
+/** Final refusals that concern one peer domain's recipients, not the message: collected per domain by `submitOnce`. */
+const DOMAIN_REFUSALS: ReadonlySet<ReplyName> = new Set<ReplyName>(['peerRefused', 'encryptionRequired', 'encryptedNoPeer']);
 
 /** The sealed copy of `message` for the recipients `rcpts` at the peer `domain` (or as it is, for a domain without SSMAX). */
 async function peerCopy(

@@ -251,8 +251,7 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   const parts = openKeyd(config, clock, crypto, orgCaAuthority, true); // only keyd's start makes a new store
   onOpen(parts);
   // revocations the store does not know (a restored older backup): users whose certificate is in the org CA's CRL (rollback.ts)
-  const stateNote = caStateNote(config); // where keyd learns the org CA's revocations, said once when it reads no ca.json
-  if (stateNote) st.log?.(`keyd: NOTE revocations: ${stateNote}`);
+  const stateNote = caStateNote(config); // where keyd learns the org CA's revocations, said once when it reads no ca.json (once listening)
   const crlMarks = await markCrlRevocations(parts.store, parts.audit, config, clock(), 'at keyd start');
   for (const p of crlMarks.problems) st.log?.(`keyd: WARNING revocations: ${p}`);
   if (crlMarks.marked.length > 0)
@@ -297,6 +296,7 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
     ...(st.log ? { log: st.log } : {}),
   });
   const port = await server.listen();
+  if (stateNote) st.log?.(`keyd: NOTE revocations: ${stateNote}`); // after the listen: a start that fails says only why
   let tlsText = `${tls.cert}${tls.key}`;
   const reloadTls = () => {
     try {

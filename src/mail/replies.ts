@@ -116,12 +116,15 @@ export type ReplyName = keyof typeof REPLIES;
 /** A decision with its reply; `detail` adds a precise reason (never message content). */
 export class GatewayError extends Error {
   readonly reply: Reply;
+  /** Which reply of REPLIES this is. */
+  readonly kind: ReplyName;
 
   constructor(name: ReplyName, detail?: string) {
     const base = REPLIES[name];
     const text = detail ? `${base.text}: ${detail}` : base.text;
     super(text);
     this.name = 'GatewayError';
+    this.kind = name;
     this.reply = { ...base, text: sanitize(text) };
   }
 
