@@ -13,7 +13,7 @@ import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engi
 import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 import { parseCapsule } from '../envelope';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
-import { GatewayError, REPLIES } from '../mail/replies';
+import { GatewayError } from '../mail/replies';
 import { LIST_RELEASE_HEADER, fieldOf } from '../lists/expand';
 import type { GatewayDeps } from './deps';
 
@@ -215,6 +215,16 @@ export function inspectedClauses(verdicts: readonly Verdict[]): string {
     .join('');
 }
 
+/** Whether `raw` is the release of a held message: it carries a quarantine or list moderation release marker that parses. */
+export function isRelease(raw: Buffer): boolean {
+  const { releaseId } = withoutRelease(raw);
+  const list = fieldOf(raw, LIST_RELEASE_HEADER);
+  return (
+    (releaseId !== undefined && parseReleaseMarker(releaseId) !== undefined) ||
+    (list !== undefined && parseReleaseMarker(list) !== undefined)
+  );
+}
+
 /**
  * What a release of a held message (a quarantine or list moderation release marker) is answered when the key version
  * its capsule is under was destroyed (keyd: 550 5.7.5 keyDestroyed): the held-keys job did not move it in time
@@ -223,10 +233,7 @@ export function inspectedClauses(verdicts: readonly Verdict[]): string {
  * (src/mail/release.ts), never deleting it. `err` as it is for anything else.
  */
 export function releasedKeyGone(deps: GatewayDeps, raw: Buffer, err: unknown): unknown {
-  if (!(err instanceof GatewayError) || !err.reply.text.startsWith(REPLIES.keyDestroyed.text)) return err;
-  const { releaseId } = withoutRelease(raw);
-  const list = fieldOf(raw, LIST_RELEASE_HEADER);
-  if (!(releaseId !== undefined && parseReleaseMarker(releaseId)) && !(list !== undefined && parseReleaseMarker(list))) return err;
+  if (!(err instanceof GatewayError) || err.kind !== 'keyDestroyed' || !isRelease(raw)) return err;
   let keyId = '(unknown)';
   try {
     keyId = capsuleFor(deps.config.domain, heldCapsules(deps, raw, capsulesOf(checkMessage(raw).headers))).keyId;

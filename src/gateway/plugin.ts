@@ -39,7 +39,8 @@ import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-file
 import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
-import { GatewayError, REPLIES, replyFor, sanitize } from '../mail/replies';
+import { isRelease } from './inspection';
+import { GatewayError, REPLIES, type ReplyName, replyFor, sanitize } from '../mail/replies';
 import { fieldOf, writeHolds } from '../lists/expand';
 import { canonicalAddress, domainOf } from '../mail/message-checks';
 import { canonicalDomain } from '../chain/alignment';
@@ -448,6 +449,8 @@ interface Sent {
   readonly all: number;
   /** Whether the failure report could not be queued for good (logged; the reply says so). */
   readonly unreported?: boolean;
+  /** The envelope sender was the null sender: a report itself, never reported on (RFC 3461 §6.1). */
+  readonly nullSender?: boolean;
 }
 
 /** The final refusal `check` throws (a 5xx GatewayError), or undefined when it passes; anything else is thrown on. */
@@ -601,8 +604,8 @@ async function send(
   const notTaken = [...failed, ...unqueued, ...unsent];
   // a list member the store refuses: the sender addressed the list, and is not told who its members are (logged, settled below)
   for (const f of failed) if (f.list) s.logerror(`ssmax lists: ${f.list}: the mailbox store refused member ${f.rcpt} for good: ${f.reply}`);
-  for (const f of [...unqueued, ...unsent])
-    if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
+  for (const f of unqueued) if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
+  for (const f of unsent) if (f.list) s.logerror(`ssmax lists: ${f.list}: no copy for member ${f.rcpt}, refused for good: ${f.reply}`);
   const toReport = notTaken.filter((f) => !f.list);
   let unreported = false;
   if (notTaken.length > 0) {
@@ -633,6 +636,7 @@ async function send(
     already: [...lower(already.rcpts)],
     all: lower([...copies.flatMap((c) => c.rcpts), ...holds.map((h) => h.list), ...refusedBefore.flatMap((u) => u.rcpts)]).size,
     unreported,
+    nullSender: from === '',
   };
 }
 
@@ -647,6 +651,33 @@ async function send(
  * after others went), and it is recorded as done, so a further retry sends and reports nothing again. Undefined when
  * nothing of the message went earlier: the 5xx stands. A failure while doing this is a 4xx, never the 5xx.
  */
+/**
+ * Final refusals of an intact message that can change between two attempts (time, revocations, policy, registry,
+ * limits), after which `refusedAfterEarlier` answers a retry 250: never one that says the message is not the one
+ * it claims to be (chain, seal or user signature failures, malformed input), whose identity cannot be trusted.
+ */
+const CHANGED_SINCE: ReadonlySet<ReplyName> = new Set<ReplyName>([
+  'dlpRejected',
+  'virusFound',
+  'encryptionRequired',
+  'encryptedNoPeer',
+  'peerRefused',
+  'sealTooOld',
+  'sealHopTooLong',
+  'sealCertificateRefused',
+  'userCertificateRevoked',
+  'userCertificateExpired',
+  'userSignatureTooOld',
+  'senderNotRegistered',
+  'noLocalRecipient',
+  'listNotMember',
+  'mailboxRefused',
+  'tooLarge',
+  'heldTooLarge',
+  'formatLimit',
+  'keyDestroyed',
+]);
+
 async function refusedAfterEarlier(
   s: State,
   m: Incoming,
@@ -655,6 +686,13 @@ async function refusedAfterEarlier(
   signal: AbortSignal,
 ): Promise<[number, string] | undefined> {
   try {
+    // a release of a held message gets its real answer: its releaser keeps the entry held on a refusal (src/mail/release.ts),
+    // and a post held as it arrived has the identity of its release (the release marker changes no seal), so the hold
+    // itself would look like an earlier copy and a refused release like a delivered one
+    if (isRelease(m.raw)) return undefined;
+    // only a refusal of the same, intact message whose circumstances changed: a forged or altered copy keeps the
+    // identity of the message it imitates (a seal's signed tags), and gets its own 5xx (chain, signature, format)
+    if (!(err instanceof GatewayError) || !CHANGED_SINCE.has(err.kind)) return undefined;
     const id = attemptId(m.raw);
     const earlier = await s.delivery.earlier(id, since);
     if (earlier.size === 0) return undefined;
@@ -685,7 +723,15 @@ async function refusedAfterEarlier(
         unsent.map((f) => f.rcpt),
       );
     }
-    const sent: Sent = { failed: [], unqueued: [], unsent, already: m.rcpts.filter(isEarlier), all: m.rcpts.length, unreported };
+    const sent: Sent = {
+      failed: [],
+      unqueued: [],
+      unsent,
+      already: m.rcpts.filter(isEarlier),
+      all: m.rcpts.length,
+      unreported,
+      nullSender: m.from === '',
+    };
     const done = `Accepted (an earlier attempt of this message delivered or held copies; this retry was refused for good, ${reply.code} ${reply.status})`;
     return [CODES.OK, `${doneText(done, sent)}${failedNote(sent)}`];
   } catch (e) {
@@ -763,7 +809,7 @@ function doneText(done: string, sent: Sent): string {
 
 /** The tail of a 250 reply naming recipients refused for good (their sender was sent a report, unless it could not be queued). */
 function failedNote(sent: Sent): string {
-  const told = sent.unreported ? 'report could not be sent' : 'report sent';
+  const told = sent.nullSender ? 'no report: the sender is the null sender' : sent.unreported ? 'report could not be sent' : 'report sent';
   const store = sent.failed.length > 0 ? `; refused by the mailbox store for ${sent.failed.map((f) => f.rcpt).join(', ')} (${told})` : '';
   const queue =
     sent.unqueued.length > 0 ? `; not sent to ${sent.unqueued.map((f) => f.rcpt).join(', ')}, refused by the queue (${told})` : '';

@@ -12,7 +12,6 @@
  * docs/inspection.md).
  */
 import { readFileSync, statfsSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { errnoText } from '../errors/errno';
 
 /** statfs f_type of the memory file systems (linux/magic.h). */
@@ -36,28 +35,7 @@ export function memoryFileSystem(dir: string): string | undefined {
   }
 }
 
-/**
- * Whether `host` (as parsed from `[av] clamd`, IPv6 without brackets) is a loopback address of this machine: 127.0.0.0/8,
- * ::1, or an IPv4-mapped 127.x. Only literal addresses: a name (even "localhost") is resolved by the system, which an
- * /etc/hosts line or a resolver can point elsewhere.
- */
-export function isLoopbackAddress(host: string): boolean {
-  const h = host.toLowerCase();
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) !== 6) return false;
-  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  if (mapped) return mapped[1]!.startsWith('127.');
-  return !h.includes('.') && expandV6(h) === '0:0:0:0:0:0:0:1';
-}
-
-/** An IPv6 address (no embedded IPv4) with its groups written out, each without leading zeros. */
-function expandV6(h: string): string {
-  const [head, tail] = h.includes('::') ? h.split('::') : [h, undefined];
-  const a = head ? head.split(':') : [];
-  const b = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? [] : Array<string>(8 - a.length - b.length).fill('0');
-  return [...a, ...zeros, ...b].map((g) => String(parseInt(g || '0', 16))).join(':');
-}
+export { isLoopbackAddress } from '../net/loopback';
 
 const yes = (v: string | undefined) => v !== undefined && /^(yes|true|1)$/i.test(v);
 

@@ -22,7 +22,7 @@ import type { Capsule } from '../crypto';
 import { formatCapsule, listCapsules, parseCapsule } from '../envelope';
 import type { KeydOps } from '../keyd/client-ops';
 import { capsuleFor } from '../mail/message-checks';
-import { GatewayError, REPLIES } from '../mail/replies';
+import { GatewayError } from '../mail/replies';
 import type { QuarantineStore } from './quarantine';
 
 /** How often the gateway looks at its held messages' key versions (and once at start): hourly, against a grace of days. */
@@ -92,7 +92,7 @@ export async function moveHeldKeys(
       if (await store.setKey(id, meta.capsule ?? null, r.capsule.keyId, formatCapsule(r.capsule))) moved++;
     } catch (err) {
       failed++;
-      const destroyed = err instanceof GatewayError && err.reply.text.startsWith(REPLIES.keyDestroyed.text);
+      const destroyed = err instanceof GatewayError && err.kind === 'keyDestroyed';
       log(
         destroyed
           ? `ssmax held keys: ${name}: ${id}: its key version ${capsule.keyId} was destroyed before it was moved; it cannot be released (${err.message})`

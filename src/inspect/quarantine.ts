@@ -552,12 +552,12 @@ export class QuarantineStore {
   }
 }
 
-/** The bytes an entry takes: its message and its record. */
 /** A new entry's id: its time and 12 random hex digits (every id of one time is as long: `checkFits` counts on it). */
 function entryId(now: number): string {
   return `q-${now.toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
+/** The bytes an entry takes: its message and its record. */
 function sizeOf(meta: Omit<Meta, 'bytes'> | Meta, message: Uint8Array): number {
   return message.length + Buffer.byteLength(JSON.stringify({ ...meta, bytes: 0 }));
 }

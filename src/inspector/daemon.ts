@@ -53,7 +53,7 @@ export async function startInspector(
   for (const w of inspectConfig.av?.startWarnings ?? []) opts.log?.(`WARNING: ${w}`);
   const keydClient = keydClientOf(config.keyd, readPem);
   const group = defaultGroup;
-  // one client, the inspector role, for all three calls: /v1/decrypt, /v1/directory/users, /v1/public
+  // one client, the inspector role, for all its calls: /v1/decrypt, /v1/directory/users, /v1/public, and /v1/reencrypt to own-newer (held keys)
   const keyd = new KeydOps(group, keydClient, keydClient);
   // DLEQ proofs are checked against the org key certified in the organisation's own verified bundle
   const roots = config.pki.roots.map((f) => readPem(f, 'pki.roots'));

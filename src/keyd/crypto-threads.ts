@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type BlindedDecryptionResponse, type ProvedTransform, answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
+import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
 import type { Group } from '../crypto/group';
 import type { Rng } from '../crypto/random';
@@ -83,8 +84,12 @@ export class ThreadedCrypto implements KeydCrypto {
   constructor(
     threads: number,
     private readonly script = WORKER_SCRIPT,
-    /** Compute a job alone in its turn on this thread when its crypto thread is idle (false: always hand over). */
-    private readonly inlineWhenIdle = true,
+    /**
+     * Compute a job alone in its turn on this thread when its crypto thread is idle (false: always hand over). Only
+     * with the native backend, where a job takes about as long as the hand-offs it saves; the WebAssembly fallback's
+     * constant-time multiplications take milliseconds, which would hold up this thread's TLS, parsing and audit.
+     */
+    private readonly inlineWhenIdle = defaultGroup.name === 'native',
   ) {
     if (!existsSync(script)) throw new Error(`keyd crypto worker "${script}" is missing (run the build)`);
     for (let i = 0; i < Math.max(1, threads); i++) this.workers.push(this.spawn());

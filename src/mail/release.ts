@@ -38,7 +38,7 @@
  * (ReinjectError with `tls` set). On loopback nothing crosses the network and
  * the release stays in plaintext, as before.
  */
-import { isIP } from 'node:net';
+import { isLoopbackAddress } from '../net/loopback';
 import { createTransport } from 'nodemailer';
 import { DEFAULT_RELEASE_LEASE_MS, type QuarantineEntry, type QuarantineStore, releaseMarker } from '../inspect/quarantine';
 
@@ -75,15 +75,6 @@ export interface ReinjectVia {
 /** Codes of Node's TLS errors: a certificate that does not verify (chain, name, dates) or a failed handshake. */
 const TLS_FAILURE = /CERT|SELF_SIGNED|UNABLE_TO_|ERR_TLS|ERR_SSL|EPROTO/;
 
-/** Whether `host` names this machine's loopback: `localhost`, an address of 127.0.0.0/8, ::1 (also IPv4-mapped). Anything else is another host. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === 'localhost.') return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  if (isIP(v4) === 4) return v4.startsWith('127.');
-  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
-}
-
 /**
  * The gateway did not take the message: `message` says why (its SMTP reply
  * when it gave one, never the message's content), and what became of the
@@ -119,7 +110,7 @@ export interface Taken {
  */
 export async function reinject(held: HeldMessage, releaseHeader: string, via: ReinjectVia, marker = held.id): Promise<Taken> {
   // the release token (and the password) never cross the network in plaintext: STARTTLS, verified, unless on loopback
-  const tlsRequired = !isLoopbackHost(via.host);
+  const tlsRequired = !isLoopbackAddress(via.host);
   const t = createTransport({
     host: via.host,
     port: via.port,

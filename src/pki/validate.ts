@@ -450,13 +450,15 @@ function checkPath(
 
 /**
  * Why a certificate that failed validation is refused for good, in words that name no certificate (they may reach
- * a sender): revoked (not merely on hold: certificateHold, removeFromCRL) or expired — a decision no retry changes.
- * Undefined for a failure that may pass later (revocation unknown, a CRL expired, not yet valid, no path found, malformed).
+ * a sender): a CA of its path (the organisation's CA, or the root) revoked — not merely on hold: certificateHold,
+ * removeFromCRL — or expired, a decision no retry changes. Undefined for a failure that may pass later (revocation
+ * unknown, a CRL expired, not yet valid, no path found, malformed), and for a revoked or expired end-entity
+ * certificate (a peer's key certificate): its organisation replaces it, and a fresh bundle has the new one.
  */
 export function finalRefusal(v: ValidationResult): string | undefined {
-  if (v.status === 'revoked' && v.reason !== 'certificateHold' && v.reason !== 'removeFromCRL')
+  if (v.status === 'revoked' && v.certificate.isCA && v.reason !== 'certificateHold' && v.reason !== 'removeFromCRL')
     return `revoked (${v.reason}, at ${v.revokedAt.toISOString()})`;
-  if (v.status === 'expired') return `expired (at ${v.notAfter.toISOString()})`;
+  if (v.status === 'expired' && v.certificate.isCA) return `expired (at ${v.notAfter.toISOString()})`;
   return undefined;
 }
 

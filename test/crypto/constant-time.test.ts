@@ -15,6 +15,14 @@
  * small batches, and the medians are compared, so a slower or busier machine
  * slows both alike. The same measure must see the difference in `mulPublic`
  * (where libsecp256k1 has it), so it is able to fail.
+ *
+ * The band, 0.7 to 1.4: the variable-time algorithms measured 0.03 (Euclid's
+ * inversion) to 0.4 (libsecp256k1's ecmult) here, far outside it. Inside it,
+ * @noble/curves' constant-time multiplication (the WebAssembly fallback's and
+ * the reference's `mul`) took up to about 1.25 times as long for 3 as for a
+ * random scalar under a loaded CI run: its steps are fixed, but JavaScript's
+ * big-integer arithmetic takes time that depends on the values (the limit
+ * docs/security.md names), so it cannot be held to a tighter band.
  */
 import { randomBytes } from 'node:crypto';
 import { type Group, ORDER, groups } from '../../src/crypto';
@@ -53,7 +61,7 @@ function smallOverRandom(mul: (k: bigint) => unknown, rounds: number, batch: num
 
 /** Rounds and batch size for about a second of work per measure (the constant-time paths in JavaScript take milliseconds). */
 function effort(g: Group): [number, number] {
-  return g.name === 'native' ? [300, 5] : [25, 1];
+  return g.name === 'native' ? [300, 5] : [40, 1];
 }
 
 describe.each(Object.values(groups))('group $name', (g) => {
@@ -61,8 +69,8 @@ describe.each(Object.values(groups))('group $name', (g) => {
 
   test('mul (secret scalars) takes the same time for the scalar 3 as for random scalars', () => {
     const ratio = smallOverRandom((k) => g.mul(P, k), ...effort(g));
-    expect(ratio).toBeGreaterThan(0.85);
-    expect(ratio).toBeLessThan(1.15);
+    expect(ratio).toBeGreaterThan(0.7);
+    expect(ratio).toBeLessThan(1.4);
   });
 
   test('the same measure sees mulPublic (public scalars) take less time for the scalar 3', () => {
@@ -74,7 +82,7 @@ describe.each(Object.values(groups))('group $name', (g) => {
 describe('scalar inversion (of a secret blinding factor)', () => {
   test('takes the same time for the scalar 3 as for random scalars', () => {
     const ratio = smallOverRandom((k) => invertScalar(k), 300, 5);
-    expect(ratio).toBeGreaterThan(0.85);
-    expect(ratio).toBeLessThan(1.15);
+    expect(ratio).toBeGreaterThan(0.7);
+    expect(ratio).toBeLessThan(1.4);
   });
 });

@@ -140,7 +140,7 @@ describe('keyd crypto threads', () => {
         "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
         'parentPort.postMessage(out, [out.buffer]); });\n',
     );
-    const counting = new ThreadedCrypto(1, script);
+    const counting = new ThreadedCrypto(1, script, true); // as with the native backend (the default where it loads)
     try {
       const one = await counting.decrypt(org.privateKey, orgPub, { e: bobPub });
       expect(one.z).toHaveLength(65); // a real answer, not the worker's

@@ -415,6 +415,30 @@ describe('posting policy', () => {
     expect((await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id)).code).not.toBe(0);
   });
 
+  test("moderated: a peer's post held as it arrived, whose release is then refused (the list made members-only), gets that refusal and stays held", async () => {
+    // the hold is in the delivery record under the post's seal identity, which its release shares (the release marker
+    // changes no seal): the retry backstop must not take the release for a retry whose copies went ("Already delivered")
+    const ini = adminIni(A);
+    expect(
+      (await cli('list', 'create', '--config', ini, 'board3@a.example', '--policy', 'moderated', '--moderator', 'alice@a.example')).code,
+    ).toBe(0);
+    expect((await cli('list', 'add', '--config', ini, 'board3@a.example', 'alice@a.example')).code).toBe(0);
+    const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
+    expect((await send(B, 'bob@b.example', 'Peer held post', 'Peer secret: Wren-77', 'board3@a.example')).response).toMatch(/^250 /);
+    const heldLine = async () => (await cli('list', 'held', '--state', state)).out.split('\n').find((l) => l.includes('board3@a.example'));
+    for (let i = 0; i < 120 && (await heldLine()) === undefined; i++) await new Promise((res) => setTimeout(res, 500));
+    const id = (await heldLine())!.split(/\s+/)[0]!;
+    expect(
+      (await cli('list', 'policy', '--config', ini, 'board3@a.example', '--policy', 'members', '--moderator', 'alice@a.example')).code,
+    ).toBe(0);
+    const rel = await cli('list', 'release', '--state', state, '--smtp', `127.0.0.1:${A.ports.smtp}`, id);
+    expect(rel.code).not.toBe(0);
+    expect(`${rel.out}\n${rel.err}`).toMatch(/550 5\.7\.2/);
+    expect(`${rel.out}\n${rel.err}`).not.toMatch(/Already delivered/);
+    expect(await heldLine()).toMatch(/ held /); // kept, to be released (or deleted) by a moderator
+    expect(copiesOf(A, 'alice@a.example', 'Peer held post')).toHaveLength(0);
+  });
+
   test('a post to a moderated and a members-only list from a non-member: 550 5.7.2 for the whole, nothing held (no moderator can release it)', async () => {
     const state = join(A.harakaDir, 'ssmax-state', 'list-moderation');
     const heldLines = async () => (await cli('list', 'held', '--state', state)).out.split('\n').filter(Boolean).length;

@@ -1,0 +1,29 @@
+/**
+ * Whether a host is this machine's loopback, for the checks that let
+ * something secret travel without TLS only to this machine (clamd over TCP,
+ * src/inspect/clamd-settings.ts; a release of a held message, src/mail/release.ts).
+ */
+import { isIP } from 'node:net';
+
+/**
+ * Whether `host` (IPv6 with or without brackets) is a loopback address of this machine: 127.0.0.0/8, ::1, or an
+ * IPv4-mapped 127.x. Only literal addresses: a name (even "localhost") is resolved by the system, which an
+ * /etc/hosts line or a resolver can point elsewhere.
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) !== 6) return false;
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  if (mapped) return mapped[1]!.startsWith('127.');
+  return !h.includes('.') && expandV6(h) === '0:0:0:0:0:0:0:1';
+}
+
+/** An IPv6 address (no embedded IPv4) with its groups written out, each without leading zeros. */
+function expandV6(h: string): string {
+  const [head, tail] = h.includes('::') ? h.split('::') : [h, undefined];
+  const a = head ? head.split(':') : [];
+  const b = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? [] : Array<string>(8 - a.length - b.length).fill('0');
+  return [...a, ...zeros, ...b].map((g) => String(parseInt(g || '0', 16))).join(':');
+}
