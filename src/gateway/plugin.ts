@@ -607,27 +607,7 @@ async function send(
   for (const f of unqueued) if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
   for (const f of unsent) if (f.list) s.logerror(`ssmax lists: ${f.list}: no copy for member ${f.rcpt}, refused for good: ${f.reply}`);
   const toReport = notTaken.filter((f) => !f.list);
-  let unreported = false;
-  if (notTaken.length > 0) {
-    signal.throwIfAborted();
-    // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
-    if (from !== '' && toReport.length > 0) {
-      const notice = failureNotice({
-        me: s.config.domain,
-        to: from,
-        failed: toReport.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
-        queuedAt: new Date(),
-        headers: headerBlock(arrival),
-        now: new Date(),
-      });
-      const out = await outgoingReport(s, from, notice);
-      unreported = !out || !(await queueReport(s, from, out)); // a report that can never go was not sent
-    }
-    await s.delivery.settle(
-      id,
-      notTaken.map((f) => f.rcpt),
-    );
-  }
+  const unreported = await reportAndSettle(s, { from, arrival, id }, toReport, notTaken, signal);
   const lower = (rs: readonly string[]) => new Set(rs.map((r) => r.toLowerCase()));
   return {
     failed: failed.filter((f) => !f.list),
@@ -702,27 +682,7 @@ async function refusedAfterEarlier(
     const unsent: Refusal[] = m.rcpts.filter((r) => !isEarlier(r)).map((rcpt) => ({ rcpt, code: reply.code, reply: line }));
     for (const f of unsent)
       s.logerror(`ssmax: nothing sent to ${f.rcpt} at a retry, after an earlier attempt's copies went (reported to the sender): ${line}`);
-    let unreported = false;
-    if (unsent.length > 0) {
-      signal.throwIfAborted();
-      // a null sender is a report itself: never reported on (RFC 3461 §6.1), only logged
-      if (m.from !== '') {
-        const notice = failureNotice({
-          me: s.config.domain,
-          to: m.from,
-          failed: unsent.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
-          queuedAt: new Date(),
-          headers: headerBlock(m.raw),
-          now: new Date(),
-        });
-        const out = await outgoingReport(s, m.from, notice);
-        unreported = !out || !(await queueReport(s, m.from, out));
-      }
-      await s.delivery.settle(
-        id,
-        unsent.map((f) => f.rcpt),
-      );
-    }
+    const unreported = await reportAndSettle(s, { from: m.from, arrival: m.raw, id }, unsent, unsent, signal);
     const sent: Sent = {
       failed: [],
       unqueued: [],
@@ -768,6 +728,41 @@ function storeRefusal(failed: readonly Refusal[]): GatewayError {
   const named = [...new Set(failed.map((f) => f.list ?? f.rcpt))];
   const reply = own?.reply ?? `${status} the mailbox store refused the copies for the list's members`;
   return GatewayError.withStatus('mailboxRefused', status, `${reply} (${named.join(', ')})`);
+}
+
+/**
+ * The recipients of message `id` that got no copy, for good: one failure report to the sender naming `toReport`
+ * (none for the null sender: a report itself, RFC 3461 §6.1, only logged), then every one of `settled` recorded as
+ * done, so a retry sends them nothing. Returns whether a report was due and could not be queued (a report that can
+ * never go, or that our queue refuses for good, was not sent). Used by `send` and by the retry backstop.
+ */
+async function reportAndSettle(
+  s: State,
+  message: { readonly from: string; readonly arrival: Buffer; readonly id: string },
+  toReport: readonly Refusal[],
+  settled: readonly Refusal[],
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (settled.length === 0) return false;
+  signal.throwIfAborted();
+  let unreported = false;
+  if (message.from !== '' && toReport.length > 0) {
+    const notice = failureNotice({
+      me: s.config.domain,
+      to: message.from,
+      failed: toReport.map((f) => ({ rcpt: f.rcpt, reply: f.reply })),
+      queuedAt: new Date(),
+      headers: headerBlock(message.arrival),
+      now: new Date(),
+    });
+    const out = await outgoingReport(s, message.from, notice);
+    unreported = !out || !(await queueReport(s, message.from, out));
+  }
+  await s.delivery.settle(
+    message.id,
+    settled.map((f) => f.rcpt),
+  );
+  return unreported;
 }
 
 /**
