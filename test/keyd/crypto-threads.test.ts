@@ -25,6 +25,21 @@ import { ThreadedCrypto, inlineCrypto } from '../../src/keyd/crypto-threads';
 
 const g = groups.libsecp256k1;
 
+/** A worker script that answers each job with the size of the message it came in (the build's wire format: crypto-wire.ts). */
+function countingWorker(): string {
+  const script = join(mkdtempSync(join(tmpdir(), 'ssmax-worker-')), 'counts.js');
+  const wire = JSON.stringify(join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-wire.js'));
+  writeFileSync(
+    script,
+    "const { parentPort } = require('node:worker_threads');\n" +
+      `const { packAnswers, unpackJobs } = require(${wire});\n` +
+      "parentPort.on('message', (m) => { const jobs = unpackJobs(m.buffer); " +
+      "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
+      'parentPort.postMessage(out, [out.buffer]); });\n',
+  );
+  return script;
+}
+
 describe('keyd crypto threads', () => {
   const org = generateEncryptionKeyPair(g, systemRng);
   const orgPub = g.encodeUncompressed(g.decode(org.publicKey, 'org'));
@@ -98,18 +113,7 @@ describe('keyd crypto threads', () => {
   });
 
   test('the jobs issued in one turn (a batch) travel to the worker in one message; the next turn is another message', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
-    const script = join(dir, 'counts.js');
-    // answers each job with the size of the message it came in (the build's wire format: crypto-wire.ts)
-    const wire = JSON.stringify(join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-wire.js'));
-    writeFileSync(
-      script,
-      "const { parentPort } = require('node:worker_threads');\n" +
-        `const { packAnswers, unpackJobs } = require(${wire});\n` +
-        "parentPort.on('message', (m) => { const jobs = unpackJobs(m.buffer); " +
-        "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
-        'parentPort.postMessage(out, [out.buffer]); });\n',
-    );
+    const script = countingWorker();
     const counting = new ThreadedCrypto(1, script, false); // every job to the worker, even one alone
     try {
       const sizes = async (n: number) =>
@@ -129,17 +133,7 @@ describe('keyd crypto threads', () => {
   });
 
   test('a job alone in its turn, with its thread idle, is computed on the calling thread; a batch still goes to the thread', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssmax-worker-'));
-    const script = join(dir, 'counts.js');
-    const wire = JSON.stringify(join(__dirname, '..', '..', 'dist', 'keyd', 'crypto-wire.js'));
-    writeFileSync(
-      script,
-      "const { parentPort } = require('node:worker_threads');\n" +
-        `const { packAnswers, unpackJobs } = require(${wire});\n` +
-        "parentPort.on('message', (m) => { const jobs = unpackJobs(m.buffer); " +
-        "const out = packAnswers(m.id, jobs.map(() => ({ ok: false, message: 'in a message of ' + jobs.length }))); " +
-        'parentPort.postMessage(out, [out.buffer]); });\n',
-    );
+    const script = countingWorker();
     const counting = new ThreadedCrypto(1, script, true); // as with the native backend (the default where it loads)
     try {
       const one = await counting.decrypt(org.privateKey, orgPub, { e: bobPub });
