@@ -666,13 +666,13 @@ async function refusedAfterEarlier(
   signal: AbortSignal,
 ): Promise<[number, string] | undefined> {
   try {
+    // only a refusal of the same, intact message whose circumstances changed: a forged or altered copy keeps the
+    // identity of the message it imitates (a seal's signed tags), and gets its own 5xx (chain, signature, format)
+    if (!(err instanceof GatewayError) || !CHANGED_SINCE.has(err.kind)) return undefined;
     // a release of a held message gets its real answer: its releaser keeps the entry held on a refusal (src/mail/release.ts),
     // and a post held as it arrived has the identity of its release (the release marker changes no seal), so the hold
     // itself would look like an earlier copy and a refused release like a delivered one
     if (isRelease(m.raw)) return undefined;
-    // only a refusal of the same, intact message whose circumstances changed: a forged or altered copy keeps the
-    // identity of the message it imitates (a seal's signed tags), and gets its own 5xx (chain, signature, format)
-    if (!(err instanceof GatewayError) || !CHANGED_SINCE.has(err.kind)) return undefined;
     const id = attemptId(m.raw);
     const earlier = await s.delivery.earlier(id, since);
     if (earlier.size === 0) return undefined;
