@@ -23,8 +23,8 @@
  * reported as unreadable; the DLP policy decides. Nothing is written to disk.
  */
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { type Unzipped, unzipSync } from 'fflate';
+import { type LoadedWorker, endWorker, isLoadedMessage, startWorker } from '../threads/loaded-worker';
 import { readMarkup } from './markup';
 
 export type DocumentKind = 'ooxml' | 'pdf' | 'zip';
@@ -161,7 +161,7 @@ function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
  * hold the gateway's event loop — and a new one is started for the next PDF.
  */
 class PdfReader {
-  private worker: Worker | undefined;
+  private thread: LoadedWorker | undefined;
   private next = 1;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -173,7 +173,8 @@ class PdfReader {
 
   private once(bytes: Buffer, deadline: number): Promise<DocumentResult> {
     if (Date.now() >= deadline) return Promise.resolve({ text: '', unreadable: 'time' });
-    const worker = (this.worker ??= this.start());
+    const thread = (this.thread ??= this.start());
+    const worker = thread.worker;
     const id = this.next++;
     return new Promise((resolve) => {
       const done = (r: DocumentResult) => {
@@ -184,16 +185,16 @@ class PdfReader {
         resolve(r);
       };
       const onMessage = (m: { id: number; text?: string; error?: string }) => {
-        if (m.id === id) done(typeof m.text === 'string' ? { text: m.text } : { text: '', unreadable: 'document' });
+        if (!isLoadedMessage(m) && m.id === id) done(typeof m.text === 'string' ? { text: m.text } : { text: '', unreadable: 'document' });
       };
       const onError = () => {
-        if (this.worker === worker) this.worker = undefined;
+        if (this.thread === thread) this.thread = undefined;
         done({ text: '', unreadable: 'document' });
       };
       const timer = setTimeout(
         () => {
-          if (this.worker === worker) this.worker = undefined;
-          void worker.terminate();
+          if (this.thread === thread) this.thread = undefined;
+          void endWorker(thread); // never inside a module load: src/threads/loaded-worker.ts
           done({ text: '', unreadable: 'time' });
         },
         Math.max(0, deadline - Date.now()),
@@ -205,10 +206,10 @@ class PdfReader {
     });
   }
 
-  private start(): Worker {
-    const w = new Worker(join(__dirname, 'pdf-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: PDF_HEAP_MB } });
-    w.unref(); // an idle reader never keeps the process alive
-    return w;
+  private start(): LoadedWorker {
+    const t = startWorker(join(__dirname, 'pdf-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: PDF_HEAP_MB } });
+    t.worker.unref(); // an idle reader never keeps the process alive
+    return t;
   }
 }
 

@@ -9,7 +9,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { type LoadedWorker, endWorker, isLoadedMessage, startWorker } from '../threads/loaded-worker';
 import { type BlindedDecryptionResponse, type ProvedTransform, answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
 import { defaultGroup } from '../crypto/backend';
 import { CryptoError } from '../crypto/errors';
@@ -60,6 +61,7 @@ interface Pending {
 }
 
 interface Slot {
+  thread: LoadedWorker;
   worker: Worker;
   /** Jobs posted and not yet answered, by message id, in job order. */
   inFlight: Map<number, Pending[]>;
@@ -96,8 +98,10 @@ export class ThreadedCrypto implements KeydCrypto {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(this.script), inFlight: new Map(), outbox: [] };
+    const thread = startWorker(this.script);
+    const slot: Slot = { thread, worker: thread.worker, inFlight: new Map(), outbox: [] };
     slot.worker.on('message', (m: AnswerMessage) => {
+      if (isLoadedMessage(m)) return;
       const pending = slot.inFlight.get(m.id) ?? [];
       slot.inFlight.delete(m.id);
       let answers: JobAnswer[] = [];
@@ -194,7 +198,7 @@ export class ThreadedCrypto implements KeydCrypto {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    await Promise.all(this.workers.map((w) => endWorker(w.thread))); // never inside a module load: src/threads/loaded-worker.ts
   }
 }
 
