@@ -64,11 +64,11 @@ export function startWorker(script: string, options: Omit<WorkerOptions, 'eval' 
 
 /** Ends a thread once it has loaded (at most `waitMs` later), so that it is never ended inside a module load. */
 export async function endWorker(w: LoadedWorker, waitMs = LOAD_WAIT_MS): Promise<void> {
+  // Threads are usually unref'd (an idle one never keeps the process up); while a stop waits for one, it must, or a
+  // process with nothing else left to do would end in the middle of the wait with its exit code unset.
+  w.worker.ref();
   let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, waitMs);
-    timer.unref();
-  });
+  const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
   await Promise.race([w.loaded, bound]);
   clearTimeout(timer);
   await w.worker.terminate();

@@ -43,6 +43,20 @@ describe('worker threads end only once loaded', () => {
     expect(existsSync(marker)).toBe(true);
   });
 
+  test('a process with nothing else to do stays up while endWorker waits for an unreferenced thread to load', () => {
+    // keyd's threads are unref'd: a failed start (its port taken) awaited their end and the process exited 0, the
+    // command's exit code never set (cli/exit-codes caught it)
+    const { script, marker } = slowScript('unref', 400);
+    const code = `
+      const { startWorker, endWorker } = require(${JSON.stringify(join(DIST, 'threads', 'loaded-worker.js'))});
+      const t = startWorker(${JSON.stringify(script)});
+      t.worker.unref();
+      endWorker(t).then(() => { console.log('ended'); process.exitCode = 3; });`;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 60_000 });
+    expect({ status: r.status, stdout: r.stdout.trim() }).toEqual({ status: 3, stdout: 'ended' });
+    expect(existsSync(marker)).toBe(true);
+  });
+
   test('a script that throws while loading does not hold endWorker', async () => {
     const script = join(dir, 'throws.js');
     writeFileSync(script, "throw new Error('broken thread script');\n");
