@@ -62,9 +62,13 @@ function compute(ms: number): void {
 describe('per-message CPU budget under load', () => {
   const ordinary = message(8, 64 * 1024); // about 512 KB, eight quoted-printable text parts
 
-  it('many concurrent ordinary messages on a busy process are all read within a budget of three times what one needs alone', async () => {
+  it('many concurrent ordinary messages on a busy process are all read within a budget of five times what one needs alone', async () => {
     const alone = await computeAlone(ordinary);
-    const budget = Math.max(3 * alone, 40);
+    // Five times, not three: when other processes take the machine's cores, a callback's count is the smaller of its
+    // wall time and the process's CPU time over it, and both grow (the thread is preempted while this process's GC
+    // threads run); three times failed once on a 2-core machine with another test suite running beside this one.
+    // Counting wall time, as before the fix, charges each message far more: the 24 take over 20 budgets of wall time.
+    const budget = Math.max(5 * alone, 60);
     const stop = busyProcess();
     const started = performance.now();
     let results;
