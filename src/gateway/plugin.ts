@@ -654,6 +654,7 @@ const CHANGED_SINCE: ReadonlySet<ReplyName> = new Set<ReplyName>([
   'mailboxRefused',
   'tooLarge',
   'heldTooLarge',
+  'tooLargeToScan',
   'formatLimit',
   'keyDestroyed',
 ]);

@@ -59,7 +59,7 @@ export const MEMORY_TEMP_ROOT = '/dev/shm';
 export async function startClamd(
   dir: string,
   port: number,
-  opts: { readonly tempRoot?: string; readonly allowDiskTemp?: boolean } = {},
+  opts: { readonly tempRoot?: string; readonly allowDiskTemp?: boolean; readonly streamMaxLength?: string } = {},
 ): Promise<ClamdProcess> {
   const db = join(dir, 'db');
   writeTestDatabase(db);
@@ -86,7 +86,7 @@ export async function startClamd(
       'ScanOLE2 yes',
       'ScanPDF yes',
       'AlertExceedsMax yes',
-      'StreamMaxLength 100M',
+      `StreamMaxLength ${opts.streamMaxLength ?? '100M'}`,
       'MaxScanSize 400M',
       'MaxFileSize 100M',
       '',

@@ -44,6 +44,18 @@ export interface ClamdSettingsFindings {
   readonly plaintextOnDisk: readonly string[];
   /** Other settings worth a warning at start (not about where the mail goes). */
   readonly warnings: readonly string[];
+  /** The most bytes clamd takes in one scan (StreamMaxLength), when its configuration was read. */
+  readonly streamMaxBytes?: number;
+}
+
+/** clamd's StreamMaxLength when it is not set (ClamAV 1.x; Debian's packaged clamd.conf sets 25M). */
+export const CLAMD_STREAM_MAX_DEFAULT = 100 * 1024 * 1024;
+
+/** A size in clamd.conf's notation: bytes, or a number of kibibytes or mebibytes (`25M`, `1024K`); undefined if it is none. */
+export function parseClamdSize(value: string): number | undefined {
+  const m = /^(\d{1,10})([kKmM]?)$/.exec(value.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]!) ? 1024 : 1024 * 1024);
 }
 
 /** What clamd's configuration file `confPath` (`[av] clamd_config`; undefined: not set) says about the mail clamd scans. */
@@ -76,5 +88,11 @@ export function clamdSettingsFindings(confPath: string | undefined): ClamdSettin
     warnings.push(
       `clamd (${confPath}) has no AlertExceedsMax yes: a message or archive over clamd's scan limits is answered as clean without being scanned in full`,
     );
-  return { plaintextOnDisk: disk, warnings };
+  const streamMax = conf.get('streammaxlength');
+  const streamMaxBytes = streamMax === undefined ? CLAMD_STREAM_MAX_DEFAULT : parseClamdSize(streamMax);
+  if (streamMaxBytes === undefined)
+    warnings.push(
+      `clamd (${confPath}) StreamMaxLength ${streamMax} is not a size this gateway reads: clamd's answer tells a message it refuses as too long`,
+    );
+  return { plaintextOnDisk: disk, warnings, ...(streamMaxBytes !== undefined ? { streamMaxBytes } : {}) };
 }

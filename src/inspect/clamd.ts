@@ -5,7 +5,10 @@
  * FOUND`). Concurrency is bounded (a pool of at most `maxConnections` scans
  * at once); every scan has a timeout. An unreachable, slow or confused clamd
  * is a ClamdError — the gateway answers 4xx (never delivers unscanned mail
- * unless configured to tag-and-deliver).
+ * unless configured to tag-and-deliver). A message longer than clamd's
+ * StreamMaxLength is answered `INSTREAM size limit exceeded. ERROR` (and
+ * clamd closes the connection, so the rest of the message may not go:
+ * EPIPE): ClamdError `too-large`, a property of the message, not a fault.
  */
 import { type Socket, connect } from 'node:net';
 import { Limit } from '../net/limit';
@@ -22,7 +25,7 @@ export type ScanResult = { readonly infected: false } | { readonly infected: tru
 
 export class ClamdError extends Error {
   constructor(
-    readonly code: 'unavailable' | 'timeout' | 'protocol',
+    readonly code: 'unavailable' | 'timeout' | 'protocol' | 'too-large',
     message: string,
   ) {
     super(message);
@@ -53,13 +56,15 @@ export class ClamdClient {
       sock.setNoDelay(true);
       sock.on('connect', () => send(sock));
       sock.on('data', (c: Buffer) => parts.push(c));
-      sock.on('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        reject(new ClamdError('unavailable', `clamd unreachable: ${err.code ?? err.message}`));
-      });
+      let failed: NodeJS.ErrnoException | undefined;
+      // an error after clamd answered (it closes the connection on a stream over its StreamMaxLength while the rest is
+      // still being written: EPIPE) leaves the answer to be read at 'close', which always follows
+      sock.on('error', (err: NodeJS.ErrnoException) => (failed ??= err));
       sock.on('close', () => {
         clearTimeout(timer);
-        resolve(withoutTrailingNuls(Buffer.concat(parts).toString('utf8')).trim());
+        const answer = withoutTrailingNuls(Buffer.concat(parts).toString('utf8')).trim();
+        if (failed && answer === '') reject(new ClamdError('unavailable', `clamd unreachable: ${failed.code ?? failed.message}`));
+        else resolve(answer);
       });
     });
   }
@@ -89,6 +94,8 @@ export class ClamdClient {
       if (answer === 'stream: OK') return { infected: false };
       const found = /^stream: (.+) FOUND$/.exec(answer);
       if (found) return { infected: true, signature: found[1]! };
+      if (answer === 'INSTREAM size limit exceeded. ERROR')
+        throw new ClamdError('too-large', `${data.length} bytes are more than clamd scans in one stream (its StreamMaxLength)`);
       throw new ClamdError('protocol', `clamd answered "${answer.slice(0, 120)}"`);
     } finally {
       release();

@@ -128,6 +128,7 @@ export function parseInspectionConfig(inspect: Ini, dlpRules: Ini, dir: string, 
       );
     av = {
       ...(clamdConfig ? { clamdConfig } : {}),
+      ...(found.streamMaxBytes !== undefined ? { streamMaxBytes: found.streamMaxBytes } : {}),
       allowPlaintextOnDisk: allowDisk,
       allowPlaintextOverNetwork: allowNetwork,
       startWarnings: [

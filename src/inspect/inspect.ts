@@ -7,6 +7,7 @@
  * without consent is not inspected: verdict `no-consent`.
  */
 import type { Verdict } from '../chain/tags';
+import { GatewayError } from '../mail/replies';
 import { ClamdError, type ClamdClient } from './clamd';
 import { type DlpAction, type DlpRule, dlpDecision, evaluateDlp } from './dlp';
 import { EXTRACT_DEFAULTS, type ExtractLimits, extractContent } from './extract';
@@ -42,6 +43,11 @@ export interface AvSettings {
   readonly onUnavailable: 'tempfail' | 'tag';
   /** clamd's configuration file, read at start to check where it keeps temporary files (clamd-settings.ts). */
   readonly clamdConfig?: string;
+  /**
+   * The most bytes clamd scans in one stream (its StreamMaxLength, from `clamdConfig`): a longer message is not sent
+   * to it (clamd would close the connection part way, often before its answer can be read).
+   */
+  readonly streamMaxBytes?: number;
   /** The operator's opt-ins ([av] allow_plaintext_on_disk, allow_plaintext_over_network: default false, refused). */
   readonly allowPlaintextOnDisk?: boolean;
   readonly allowPlaintextOverNetwork?: boolean;
@@ -68,12 +74,19 @@ export async function inspectOutbound(plaintext: Buffer, dlp: DlpSettings, conse
 export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent = true): Promise<Inspection> {
   if (!consent) return { verdict: { name: 'av', result: 'no-consent' }, decision: { action: 'pass' } };
   try {
+    if (av.streamMaxBytes !== undefined && plaintext.length > av.streamMaxBytes)
+      throw new ClamdError(
+        'too-large',
+        `${plaintext.length} bytes are more than clamd scans in one stream (StreamMaxLength ${av.streamMaxBytes} bytes in ${av.clamdConfig ?? "clamd's configuration"})`,
+      );
     const r = await av.client.scan(plaintext);
     if (!r.infected) return { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'fail' }, decision: { action: av.onInfected, rule: `av:${r.signature}` } };
   } catch (err) {
     if (!(err instanceof ClamdError)) throw err;
     if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
+    // longer than clamd takes: no retry can be scanned either, so a final refusal naming the limit, not 4xx for days
+    if (err.code === 'too-large') throw new GatewayError('tooLargeToScan', err.message);
     return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
   }
 }

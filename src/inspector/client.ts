@@ -45,7 +45,15 @@ export const INSPECT_PATH = '/v1/inspect';
 
 const ACTIONS = ['pass', 'tag', 'reject', 'quarantine', 'tempfail'] as const;
 /** Final refusals of the message that the inspector may hand back as they are (a limit or parse failure of the message is its own: docs/delivery.md). */
-const PASSED_ON: readonly ReplyName[] = ['badFormat', 'formatLimit', 'badCapsule', 'keyDestroyed', 'releaseNotHonoured', 'heldTooLarge'];
+const PASSED_ON: readonly ReplyName[] = [
+  'badFormat',
+  'formatLimit',
+  'badCapsule',
+  'keyDestroyed',
+  'releaseNotHonoured',
+  'heldTooLarge',
+  'tooLargeToScan',
+];
 
 function unavailable(detail: string): GatewayError {
   return new GatewayError('inspectionUnavailable', `inspector: ${detail}`);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { freePort } from '../../src/demo/haraka';
 import { ClamdClient } from '../../src/inspect/clamd';
 import { type ClamdProcess, EICAR, TEST_MARKER, startClamd } from '../../src/inspect/clamd-process';
-import { clamdSettingsFindings, memoryFileSystem } from '../../src/inspect/clamd-settings';
+import { CLAMD_STREAM_MAX_DEFAULT, clamdSettingsFindings, memoryFileSystem, parseClamdSize } from '../../src/inspect/clamd-settings';
 import { zip } from '../support/documents';
 import { watchDuring } from '../support/watch-dirs';
 
@@ -42,6 +42,7 @@ test('control: with its temporary folder on a disk, clamd writes the scanned mai
   expect(clamdSettingsFindings(clamd.conf)).toEqual({
     plaintextOnDisk: [expect.stringMatching(/TemporaryDirectory .* is not on a tmpfs/)],
     warnings: [],
+    streamMaxBytes: 100 * 1024 * 1024,
   });
   const { result, seen } = await watchDuring([{ dir: diskTemp, recursive: true }], Buffer.from(TEST_MARKER), () => client.scan(marked));
   expect(result).toEqual({ infected: true, signature: 'Ssmax.Test.Marker.UNOFFICIAL' });
@@ -51,7 +52,7 @@ test('control: with its temporary folder on a disk, clamd writes the scanned mai
 test("the project's clamd: temporary files on a tmpfs, removed; nothing in the disk folders during the scan of a marked message", async () => {
   const { client, clamd, dir } = await clamdWith({});
   expect(memoryFileSystem(clamd.tempDir)).toBe('tmpfs');
-  expect(clamdSettingsFindings(clamd.conf)).toEqual({ plaintextOnDisk: [], warnings: [] });
+  expect(clamdSettingsFindings(clamd.conf)).toEqual({ plaintextOnDisk: [], warnings: [], streamMaxBytes: 100 * 1024 * 1024 });
   const watched = [
     { dir: tmpdir(), recursive: false },
     { dir, recursive: true },
@@ -90,7 +91,28 @@ test('the start check: settings unknown, unreadable, or without TemporaryDirecto
   expect(clamdSettingsFindings(join(dir, 'clamd.conf'))).toEqual({
     plaintextOnDisk: [expect.stringMatching(/has no TemporaryDirectory/), expect.stringMatching(/LeaveTemporaryFiles yes/)],
     warnings: [expect.stringMatching(/no AlertExceedsMax yes/)],
+    streamMaxBytes: CLAMD_STREAM_MAX_DEFAULT,
   });
   writeFileSync(join(dir, 'clamd.conf'), 'TemporaryDirectory /dev/shm\nAlertExceedsMax yes\n#TemporaryDirectory /tmp\n');
-  expect(clamdSettingsFindings(join(dir, 'clamd.conf'))).toEqual({ plaintextOnDisk: [], warnings: [] });
+  expect(clamdSettingsFindings(join(dir, 'clamd.conf'))).toEqual({
+    plaintextOnDisk: [],
+    warnings: [],
+    streamMaxBytes: CLAMD_STREAM_MAX_DEFAULT,
+  });
+});
+
+test("StreamMaxLength is read in clamd.conf's notation (bytes, K, M); one it cannot read is a warning, and clamd's own answer then tells", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssmax-clamd-conf-'));
+  const findings = (line: string) => {
+    writeFileSync(join(dir, 'clamd.conf'), `TemporaryDirectory /dev/shm\nAlertExceedsMax yes\n${line}\n`);
+    return clamdSettingsFindings(join(dir, 'clamd.conf'));
+  };
+  expect(findings('StreamMaxLength 25M').streamMaxBytes).toBe(25 * 1024 * 1024);
+  expect(findings('StreamMaxLength 1024k').streamMaxBytes).toBe(1024 * 1024);
+  expect(findings('StreamMaxLength 5000').streamMaxBytes).toBe(5000);
+  expect(findings('#StreamMaxLength 1M').streamMaxBytes).toBe(CLAMD_STREAM_MAX_DEFAULT);
+  const odd = findings('StreamMaxLength lots');
+  expect(odd.streamMaxBytes).toBeUndefined();
+  expect(odd.warnings).toEqual([expect.stringMatching(/StreamMaxLength lots is not a size/)]);
+  expect(parseClamdSize('12G')).toBeUndefined();
 });

@@ -13,6 +13,8 @@ import { ClamdClient } from '../../src/inspect/clamd';
 import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
 import { DlpConfigError, parseDlpRules } from '../../src/inspect/dlp';
 import { inspectInbound, inspectOutbound } from '../../src/inspect/inspect';
+import { clamdSettingsFindings } from '../../src/inspect/clamd-settings';
+import { GatewayError } from '../../src/mail/replies';
 
 jest.setTimeout(60000);
 
@@ -165,5 +167,54 @@ describe('ClamAV inbound, with a real clamd', () => {
     });
     clamd = await startClamd(dir, port);
     expect((await inspectInbound(withAttachment(EICAR), av())).verdict.result).toBe('fail');
+  });
+});
+
+describe('a message longer than clamd scans in one stream (its StreamMaxLength)', () => {
+  let clamd: ClamdProcess;
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+    clamd = await startClamd(mkdtempSync(join(tmpdir(), 'ssmax-clamd-small-')), port, { streamMaxLength: '1M' });
+  });
+  afterAll(async () => {
+    await clamd?.stop();
+  });
+  const client = () => new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 5000 });
+  const big = (bytes: number) => mail('x'.repeat(bytes));
+
+  test("clamd's refusal is told apart from a fault: too-large, not unavailable (4xx for days before)", async () => {
+    await expect(client().scan(big(2 * 1024 * 1024))).rejects.toMatchObject({ name: 'ClamdError', code: 'too-large' });
+    expect(await client().scan(big(100 * 1024))).toEqual({ infected: false });
+  });
+
+  test('with clamd_config read, a longer message is refused for good (552 5.3.4) without being sent; the tag policy delivers it unscanned', async () => {
+    const streamMaxBytes = clamdSettingsFindings(clamd.conf).streamMaxBytes;
+    expect(streamMaxBytes).toBe(1024 * 1024);
+    // clamd would close the connection part way through 20 MB, often before its answer can be read (EPIPE)
+    let scans = 0;
+    const counting = client();
+    const scan = counting.scan.bind(counting);
+    counting.scan = (data: Buffer) => (scans++, scan(data));
+    const av = {
+      client: counting,
+      onInfected: 'reject' as const,
+      onUnavailable: 'tempfail' as const,
+      streamMaxBytes,
+      clamdConfig: clamd.conf,
+    };
+    const err = await inspectInbound(big(20 * 1024 * 1024), av).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+    expect((err as GatewayError).reply.text).toMatch(
+      /^Message too large for the antivirus scan: \d+ bytes are more than clamd scans in one stream \(StreamMaxLength 1048576 bytes in .*clamd\.conf\)$/,
+    );
+    expect(scans).toBe(0);
+    expect(await inspectInbound(big(20 * 1024 * 1024), { ...av, onUnavailable: 'tag' })).toEqual({
+      verdict: { name: 'av', result: 'temperror' },
+      decision: { action: 'pass' },
+    });
+    expect(await inspectInbound(big(100 * 1024), av)).toEqual({ verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } });
+    expect(scans).toBe(1);
   });
 });

@@ -430,6 +430,15 @@ describe("the gateway's remote inspector fails closed", () => {
     expect(e.reply).toEqual({ code: 552, status: '5.3.4', text });
   });
 
+  test("422 naming tooLargeToScan (longer than the inspector's clamd scans) is the inline step's final 552 5.3.4, its text kept", async () => {
+    const text =
+      'Message too large for the antivirus scan: 3000000 bytes are more than clamd scans in one stream (StreamMaxLength 1048576 bytes)';
+    answer = json(422, { error: { code: 'refused', message: text, details: { reply: 'tooLargeToScan' } } });
+    const e = await failure(remote());
+    expect(e.temporary).toBe(false);
+    expect(e.reply).toEqual({ code: 552, status: '5.3.4', text });
+  });
+
   test('413 from the inspector is final: 552 5.3.4', async () => {
     answer = json(413, { error: { code: 'too-large', message: 'Request body over 4096 bytes' } });
     expect((await failure(remote())).reply).toMatchObject({ code: 552, status: '5.3.4' });
