@@ -21,6 +21,7 @@ import { encryptionPointOf } from '../pki/keys';
 import { type KeydClient, KeydClientError } from './client';
 import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './client-batch';
 import { GatewayError } from '../mail/replies';
+import { isDirectoryAddress } from './registry';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
@@ -351,6 +352,7 @@ export class KeydOps {
 
   /** A tracking token for the message of `sender` (the From), recording who authenticated the submission when known. */
   async mintToken(sender: string, messageId: string, submitter?: { id: string; via: string }): Promise<Uint8Array> {
+    if (!isDirectoryAddress(sender)) throw new GatewayError('senderNotRegistered', sender);
     try {
       const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', {
         sender,
@@ -383,6 +385,7 @@ export class KeydOps {
    * reused as `kind` reuses it, unless `fresh`.
    */
   async user(address: string, fresh = false): Promise<UserFacts | undefined> {
+    if (!isDirectoryAddress(address)) return undefined; // keyd would answer 400: no such address can be registered
     const key = address.toLowerCase();
     const hit = this.users.get(key);
     if (!fresh && hit && hit.until > this.now()) return hit.facts;
@@ -407,6 +410,7 @@ export class KeydOps {
    * this gateway) is a temporary fault: keyd is upgraded before its gateways (docs/operations.md).
    */
   async kind(address: string): Promise<AddressKind> {
+    if (!isDirectoryAddress(address)) return { kind: 'none' }; // keyd would answer 400 (a 451 for ever): no user, no list
     const key = address.toLowerCase();
     const hit = this.users.get(key);
     if (hit && hit.until > this.now()) return { kind: 'user', status: hit.facts.status };
@@ -457,6 +461,7 @@ export class KeydOps {
    * apart (`primeUsers`), once the posting policy admitted the post.
    */
   async list(address: string): Promise<ListFacts | undefined> {
+    if (!isDirectoryAddress(address)) return undefined;
     try {
       const list = await this.gateway.call<ListFacts & { users?: Record<string, UserFacts> }>(
         'GET',

@@ -66,8 +66,17 @@ const ADDRESS =
   /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 const CODE = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Whether `address` can be in the directory at all: a dot-atom ASCII local part and an ASCII domain (an
+ * internationalised one in its A-label form), as `checkAddress` requires. A quoted or UTF-8 local part, which SMTP
+ * allows, names no user or list here (the gateway answers such a recipient 550 5.1.1 without asking keyd).
+ */
+export function isDirectoryAddress(address: string): boolean {
+  return address.length <= 254 && ADDRESS.test(address);
+}
+
 export function checkAddress(address: unknown, what = 'address'): string {
-  if (typeof address !== 'string' || address.length > 254 || !ADDRESS.test(address)) {
+  if (typeof address !== 'string' || !isDirectoryAddress(address)) {
     throw new KeydError(
       'bad-request',
       `Cannot use ${what} "${String(address)

@@ -12,7 +12,8 @@ import { canonicalDomain } from '../chain/alignment';
 import { SINGLETON_HEADERS } from '../chain/protected-headers';
 import { DEFAULT_LIMITS, listCapsulesIn, parseHead } from '../envelope';
 import { CryptoError } from '../crypto/errors';
-import type { Capsule } from '../crypto';
+import { type Capsule, decodeCapsule } from '../crypto';
+import { defaultGroup } from '../crypto/backend';
 import { GatewayError, decided } from './replies';
 import { findHeaderEnd } from '../mail/header-block';
 
@@ -62,7 +63,18 @@ export function checkMessage(message: Buffer): CheckedHead {
     );
   }
   const mid = headers.get('message-id')[0];
-  return { headers, from, messageId: mid ? mid.slice(mid.indexOf(':') + 1).trim() : '' };
+  // unfolded (a fold before a comment after the id is legal) and one line long at most: keyd records it as it is
+  const messageId = mid ? unfold(mid.slice(mid.indexOf(':') + 1)).trim() : '';
+  if (messageId.length > MAX_MESSAGE_ID) throw new GatewayError('badFormat', `Message-ID longer than ${MAX_MESSAGE_ID} characters`);
+  return { headers, from, messageId };
+}
+
+/** The longest Message-ID value taken (RFC 5322's line length: an id cannot be folded). */
+const MAX_MESSAGE_ID = 998;
+
+/** A field value with its folds removed (RFC 5322 §2.2.3: a CRLF followed by white space). */
+function unfold(value: string): string {
+  return value.replace(/\r?\n(?=[ \t])/g, '');
 }
 
 /**
@@ -144,11 +156,21 @@ export function capsulesOf(headers: Headers): Capsule[] {
   }
 }
 
-/** The one capsule made for a key of `domain` (`<domain>:v<N>`); none, more than one, or only foreign ones: final (`badCapsule`). */
+/**
+ * The one capsule made for a key of `domain` (`<domain>:v<N>`), its points checked; none, more than one, only
+ * foreign ones, or points that are not on the curve: final (`badCapsule`), before any key operation would take them
+ * for a fault (4xx for ever).
+ */
 export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsule {
   const mine = capsules.filter((c) => c.keyId.startsWith(`${domain}:v`));
   if (mine.length !== 1)
     throw new GatewayError('badCapsule', `expected one capsule for a ${domain} key, found ${mine.length} (of ${capsules.length})`);
+  try {
+    decodeCapsule(defaultGroup, mine[0]!);
+  } catch (err) {
+    if (err instanceof CryptoError) throw new GatewayError('badCapsule', err.message);
+    throw err;
+  }
   return mine[0]!;
 }
 

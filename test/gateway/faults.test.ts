@@ -18,6 +18,10 @@ import { createCrl, parseCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
 import { privateKeyToPem } from '../../src/pki/keys';
 import { loadUserProfile } from '../../src/user/profile';
+import { ownOrgRecipient } from '../../src/user/sign-encrypt';
+import { collect, encryptMessage } from '../../src/envelope';
+import { defaultGroup } from '../../src/crypto/backend';
+import { systemRng } from '../../src/crypto';
 import { network, rawSmtp, smtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
@@ -256,6 +260,43 @@ describe('bad input: each refused with its own status and text', () => {
     expect(await smtp(B().ports.smtp, 'dave@a.example', ['nobody@b.example'], sealedForB)).toMatch(
       /^550 5\.1\.1 No such local recipient: nobody@b\.example/,
     );
+  });
+
+  test('a local recipient with a quoted local part (SMTP allows it, no directory entry can have it): 550 5.1.1 at RCPT, not 451', async () => {
+    expect(await rawSmtp(B().ports.smtp, 'dave@a.example', ['"no body"@b.example'], sealedForB)).toMatch(
+      /^550 5\.1\.1 No such local recipient/,
+    );
+  });
+
+  test('a signed submission whose capsule point is not on the curve: 550 5.7.5, not 451 for ever', async () => {
+    const alice = loadUserProfile(A().profiles['alice@a.example']!);
+    const original = Buffer.from(plain('carol@b.example', 'M-offcurve').replace('From: dave@a.example', 'From: alice@a.example'));
+    const encrypted = await collect(
+      encryptMessage(original, [ownOrgRecipient(alice, new Date())], { group: defaultGroup, rng: systemRng }),
+    );
+    // x = 5 is no x of a secp256k1 point (5^3 + 7 is no square modulo p); the user signs the capsule as it is
+    const offCurve = Buffer.concat([Buffer.from([0x02]), Buffer.alloc(31), Buffer.from([5])]).toString('base64url');
+    const edited = Buffer.from(encrypted.toString('latin1').replace(/ e=[A-Za-z0-9_-]{44}/, ` e=${offCurve}`), 'latin1');
+    expect(edited.equals(encrypted)).toBe(false);
+    const signed = await signUser(edited, {
+      signer: 'alice@a.example',
+      certRef: certificateRef(alice.signingCertificate.der),
+      privateKey: alice.signingKey,
+      now: () => Date.now(),
+    });
+    expect(
+      await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' }),
+    ).toMatch(/^550 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse capsule point E: not a point on secp256k1/);
+  });
+
+  test('a Message-ID folded before a comment: delivered (keyd records it unfolded), not 451 for ever', async () => {
+    const msg = plain('carol@b.example', 'M-folded-id').replace(
+      /Message-ID: (<[^>]+>)\r\n/,
+      'Message-ID: $1\r\n (from a client that folds)\r\n',
+    );
+    expect(msg).toContain('>\r\n (from a client');
+    expect(await smtp(A().ports.smtp, 'dave@a.example', ['carol@b.example'], msg, dave)).toMatch(/^250 /);
+    await waitFor(() => count(B(), 'carol@b.example', 'M-folded-id') === 1);
   });
 
   test('a seal by a revoked sealing certificate (revoked and replaced at a.example, bundle re-published): 550 5.7.5', async () => {

@@ -140,3 +140,19 @@ describe('proofs checked against the certified key', () => {
     expect((err as GatewayError).message).toMatch(/re-encrypted to "b\.example:v9", asked for "bob-key-1"/);
   });
 });
+
+describe('addresses that no directory entry can have', () => {
+  test('a quoted or UTF-8 local part is no user and no list, answered without asking keyd (which answers 400: a 451 for ever before)', async () => {
+    const { client, calls } = keyd(active);
+    const ops = new KeydOps(groups.libsecp256k1, client, undefined, 5000, () => 0);
+    for (const address of ['"a b"@b.example', '\u00e9t\u00e9@b.example', `${'x'.repeat(65)}@b.example`]) {
+      expect(await ops.kind(address)).toEqual({ kind: 'none' });
+      expect(await ops.user(address)).toBeUndefined();
+      expect(await ops.list(address)).toBeUndefined();
+      await expect(ops.mintToken(address, '<m@b.example>')).rejects.toMatchObject({ reply: { code: 550, status: '5.7.1' } });
+    }
+    expect(calls).toEqual([]);
+    expect((await ops.user('bob@b.example'))?.status).toBe('active'); // control: a dot-atom address is asked
+    expect(calls).toEqual(['bob@b.example']);
+  });
+});

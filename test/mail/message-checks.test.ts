@@ -1,4 +1,4 @@
-import type { Capsule } from '../../src/crypto';
+import { type Capsule, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng } from '../../src/crypto';
 import { canonicalAddress, capsuleFor, checkMessage, domainOf, senderOf } from '../../src/mail/message-checks';
 import { GatewayError } from '../../src/mail/replies';
 
@@ -75,6 +75,13 @@ describe('checks every message passes before the protocol steps', () => {
     expect(refusal('Subject: x\r\n\r\nbody').reply.text).toMatch(/no From field/);
     expect(refusal('From: a@a.example, b@a.example\r\n\r\nbody').reply.text).toMatch(/exactly one address/);
   });
+  test('a Message-ID folded before a comment is read unfolded (keyd records it); one longer than a line: 550 5.6.0', () => {
+    const folded = checkMessage(Buffer.from('From: a@a.example\r\nMessage-ID: <x@a.example>\r\n (sent by a client)\r\n\r\nbody', 'latin1'));
+    expect(folded.messageId).toBe('<x@a.example> (sent by a client)');
+    const e = refusal(`From: a@a.example\r\nMessage-ID: <${'x'.repeat(1000)}@a.example>\r\n\r\nbody`);
+    expect(e.reply).toMatchObject({ code: 550, status: '5.6.0', text: 'Malformed message: Message-ID longer than 998 characters' });
+  });
+
   test('replies never carry a line break or control characters', () => {
     const e = new GatewayError('badFormat', 'evil\r\n250 OK\x00');
     expect([...e.reply.text].some((ch) => ch.charCodeAt(0) < 0x20)).toBe(false);
@@ -82,11 +89,36 @@ describe('checks every message passes before the protocol steps', () => {
 });
 
 describe('the capsule for this organisation (capsuleFor)', () => {
-  const capsule = (keyId: string) => ({ keyId }) as unknown as Capsule;
+  const g = groups.libsecp256k1;
+  const org = generateEncryptionKeyPair(g, systemRng);
+  const capsule = (keyId: string): Capsule => encapsulate(g, newMessageKey(g, systemRng), { keyId, publicKey: org.publicKey }, systemRng);
 
   test('exactly one capsule for a key of the domain: that one, among foreign ones', () => {
     const mine = capsule('a.example:v2');
     expect(capsuleFor('a.example', [capsule('b.example:v1'), mine])).toBe(mine);
+  });
+
+  test('a capsule whose point is not on the curve: 550 5.7.5 naming the point, before any key operation takes it (451 for ever before)', () => {
+    // x = 5: 5^3 + 7 = 132 is no square modulo p, so no point of secp256k1 has this x
+    const offCurve = new Uint8Array(33);
+    offCurve[0] = 0x02;
+    offCurve[32] = 5;
+    for (const bad of [
+      { ...capsule('a.example:v2'), e: offCurve },
+      { ...capsule('a.example:v2'), f: offCurve },
+    ]) {
+      let err: unknown;
+      try {
+        capsuleFor('a.example', [bad]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).reply).toMatchObject({ code: 550, status: '5.7.5' });
+      expect((err as GatewayError).reply.text).toMatch(
+        /^Malformed or foreign SSMAX capsule: Cannot parse capsule point [EF]: not a point on secp256k1$/,
+      );
+    }
   });
 
   test('none, two, or a look-alike domain: 550 5.7.5 saying how many were found', () => {
