@@ -51,11 +51,17 @@ export interface ClamdSettingsFindings {
 /** clamd's StreamMaxLength when it is not set (ClamAV 1.x; Debian's packaged clamd.conf sets 25M). */
 export const CLAMD_STREAM_MAX_DEFAULT = 100 * 1024 * 1024;
 
-/** A size in clamd.conf's notation: bytes, or a number of kibibytes or mebibytes (`25M`, `1024K`); undefined if it is none. */
+const SIZE_UNIT: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * A size in clamd.conf's notation: bytes, or kibibytes, mebibytes or gibibytes (`25M`, `1024K`, `1G`), an inline
+ * comment after it allowed; undefined if it is none. A number with a leading zero, which clamd may read as octal, is
+ * none here either (the caller warns).
+ */
 export function parseClamdSize(value: string): number | undefined {
-  const m = /^(\d{1,10})([kKmM]?)$/.exec(value.trim());
+  const m = /^(0|[1-9]\d{0,9})([kKmMgG]?)(?:\s+#.*)?$/.exec(value.trim());
   if (!m) return undefined;
-  return Number(m[1]) * (m[2] === '' ? 1 : /k/i.test(m[2]!) ? 1024 : 1024 * 1024);
+  return Number(m[1]) * SIZE_UNIT[m[2]!.toLowerCase()]!;
 }
 
 /** What clamd's configuration file `confPath` (`[av] clamd_config`; undefined: not set) says about the mail clamd scans. */

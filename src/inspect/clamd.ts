@@ -95,7 +95,7 @@ export class ClamdClient {
       const found = /^stream: (.+) FOUND$/.exec(answer);
       if (found) return { infected: true, signature: found[1]! };
       if (answer === 'INSTREAM size limit exceeded. ERROR')
-        throw new ClamdError('too-large', `${data.length} bytes are more than clamd scans in one stream (its StreamMaxLength)`);
+        throw new ClamdError('too-large', `${data.length} bytes are more than clamd scans in one stream (clamd's StreamMaxLength)`);
       throw new ClamdError('protocol', `clamd answered "${answer.slice(0, 120)}"`);
     } finally {
       release();

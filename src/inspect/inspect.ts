@@ -77,16 +77,17 @@ export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent 
     if (av.streamMaxBytes !== undefined && plaintext.length > av.streamMaxBytes)
       throw new ClamdError(
         'too-large',
-        `${plaintext.length} bytes are more than clamd scans in one stream (StreamMaxLength ${av.streamMaxBytes} bytes in ${av.clamdConfig ?? "clamd's configuration"})`,
+        `${plaintext.length} bytes are more than clamd scans in one stream (its StreamMaxLength, ${av.streamMaxBytes} bytes)`,
       );
     const r = await av.client.scan(plaintext);
     if (!r.infected) return { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'fail' }, decision: { action: av.onInfected, rule: `av:${r.signature}` } };
   } catch (err) {
     if (!(err instanceof ClamdError)) throw err;
-    if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
-    // longer than clamd takes: no retry can be scanned either, so a final refusal naming the limit, not 4xx for days
+    // longer than clamd takes: no retry can be scanned either, so a final refusal naming the limit, not 4xx for days;
+    // even with on_unavailable=tag, since the size is the sender's to choose (padding would skip the scan)
     if (err.code === 'too-large') throw new GatewayError('tooLargeToScan', err.message);
+    if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
   }
 }

@@ -118,10 +118,7 @@ export class ThreadedCrypto implements KeydCrypto {
     });
     let failed = false;
     const fail = (err: Error) => {
-      for (const ps of slot.inFlight.values()) for (const p of ps) p.reject(err);
-      slot.inFlight.clear();
-      for (const { pending } of slot.outbox) pending.reject(err);
-      slot.outbox = [];
+      failPending(slot, err);
       if (failed) return; // 'error' is followed by 'exit': replace once
       failed = true;
       const at = this.workers.indexOf(slot);
@@ -198,8 +195,18 @@ export class ThreadedCrypto implements KeydCrypto {
 
   async close(): Promise<void> {
     this.closed = true;
+    // jobs not answered yet fail now (their requests answer 500), rather than wait for threads that are going away
+    for (const slot of this.workers) failPending(slot, new Error('keyd crypto threads are closed'));
     await Promise.all(this.workers.map((w) => endWorker(w.thread))); // never inside a module load: src/threads/loaded-worker.ts
   }
+}
+
+/** Fails every job of `slot` not answered yet (posted or waiting to be). */
+function failPending(slot: Slot, err: Error): void {
+  for (const ps of slot.inFlight.values()) for (const p of ps) p.reject(err);
+  slot.inFlight.clear();
+  for (const { pending } of slot.outbox) pending.reject(err);
+  slot.outbox = [];
 }
 
 /** Jobs a worker has not answered yet (posted or waiting to be). */

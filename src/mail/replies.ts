@@ -104,7 +104,7 @@ export const REPLIES = {
   /** A message that alone is over a cap of the quarantine or the moderation queue (src/inspect/quarantine.ts): it can never be held. */
   heldTooLarge: { code: 552, status: '5.3.4', text: 'Message too large to be held' },
   formatLimit: { code: 552, status: '5.3.4', text: 'Message exceeds a format limit' },
-  /** A message longer than clamd takes in one scan (its StreamMaxLength, 25M unless set): it can never be scanned (docs/inspection.md). */
+  /** A message longer than clamd takes in one scan (its StreamMaxLength; 100M unless set): it can never be scanned (docs/inspection.md). */
   tooLargeToScan: { code: 552, status: '5.3.4', text: 'Message too large for the antivirus scan' },
   /** Haraka keeps only headers.max_lines lines of a header and silently drops every later field: such a message is refused, never relayed cut. */
   headerTooManyLines: { code: 552, status: '5.3.4', text: 'Message header has more lines than the gateway can relay' },

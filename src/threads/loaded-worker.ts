@@ -9,8 +9,10 @@
  * thread: V8 stops the module's instantiation, and Node then asks the
  * unfinished module whether its graph is asynchronous ("FATAL ERROR:
  * v8::Module::IsGraphAsync must be used on an instantiated module", exit 134).
- * A keyd stopped, or a PDF's time up, in the first tenth of a second after a
- * thread started could take the process down with it.
+ * A keyd stopped in the first tenth of a second after a crypto thread started
+ * could take the process down with it. (The PDF reader's script requires no ES
+ * module; pdf.js comes later by import(), which Node stops safely. It starts
+ * through the same loader so that no thread here is ended inside a load.)
  *
  * So every thread starts through a loader that requires the script and then
  * posts LOADED; `endWorker` waits for that message (or for the thread's exit)

@@ -114,5 +114,8 @@ test("StreamMaxLength is read in clamd.conf's notation (bytes, K, M); one it can
   const odd = findings('StreamMaxLength lots');
   expect(odd.streamMaxBytes).toBeUndefined();
   expect(odd.warnings).toEqual([expect.stringMatching(/StreamMaxLength lots is not a size/)]);
-  expect(parseClamdSize('12G')).toBeUndefined();
+  expect(parseClamdSize('2G')).toBe(2 * 1024 ** 3);
+  expect(parseClamdSize('25M # the MTA limit')).toBe(25 * 1024 * 1024);
+  expect(parseClamdSize('010M')).toBeUndefined(); // clamd may read a leading zero as octal
+  expect(parseClamdSize('25MB')).toBeUndefined();
 });

@@ -57,6 +57,18 @@ describe('worker threads end only once loaded', () => {
     expect(existsSync(marker)).toBe(true);
   });
 
+  test("closing keyd's crypto threads fails the jobs they have not answered, at once", async () => {
+    const { script } = slowScript('never-answers', 0); // loads, then takes jobs and never answers
+    const threads = new ThreadedCrypto(1, script, false);
+    const job = threads.decrypt(new Uint8Array(32), new Uint8Array(65), { e: new Uint8Array(33) }).then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await threads.close();
+    expect(await job).toBe('keyd crypto threads are closed');
+  });
+
   test('a script that throws while loading does not hold endWorker', async () => {
     const script = join(dir, 'throws.js');
     writeFileSync(script, "throw new Error('broken thread script');\n");
