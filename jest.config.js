@@ -62,6 +62,7 @@ const IN_PROCESS = [
   'keyd/client-settings.test.ts',
   'keyd/config.test.ts',
   'keyd/crypto-wire.test.ts',
+  'keyd/list-address.test.ts',
   'lists/bounces.test.ts',
   'lists/chain.test.ts',
   'lists/member-bundles.test.ts',

@@ -16,6 +16,7 @@ import type { AuditInput, AuditLog } from './audit';
 import type { Actor } from './service';
 import { KeydError } from './errors';
 import { type LookupCounter, lookup } from './lookups';
+import { BOUNCE_SUFFIX } from '../lists/bounces';
 import { type ListRecord, checkAddress } from './registry';
 import type { KeydStore } from './store';
 
@@ -34,6 +35,9 @@ export interface ListEntry {
   readonly created: number;
   readonly updated: number;
 }
+
+/** The longest local part of a mail address (RFC 5321 §4.5.3.1.1). */
+const MAX_LOCAL_PART = 64;
 
 export function listEntry(r: ListRecord & Partial<Pick<ListEntry, 'policy' | 'moderators' | 'created'>>): ListEntry {
   return {
@@ -143,6 +147,14 @@ export class ListService {
   create(actor: Actor, body: Record<string, unknown>): Promise<ListEntry> {
     return this.audited(actor, 'list.create', body.address, ['admin'], () => {
       const address = this.ownAddress(body.address);
+      // its bounce address (<local>-bounces@, the envelope sender of every copy: src/lists/bounces.ts) must be a
+      // mail address too: a local part that leaves no room for the suffix could never send a copy to a peer
+      const local = address.slice(0, address.lastIndexOf('@'));
+      if (local.length + BOUNCE_SUFFIX.length > MAX_LOCAL_PART)
+        throw new KeydError(
+          'bad-request',
+          `Cannot use "${address}" as a list address: its bounce address ${local}${BOUNCE_SUFFIX}@… would have a local part over ${MAX_LOCAL_PART} characters (at most ${MAX_LOCAL_PART - BOUNCE_SUFFIX.length} for a list)`,
+        );
       // one namespace for lists and users, checked again in the transaction that inserts
       const taken = read(`address "${address}"`, () =>
         this.d.store.lists.get(address) ? 'list' : this.d.store.users.get(address) ? 'user' : undefined,
