@@ -43,7 +43,9 @@ export const KEYD_DEFAULTS = {
   grace_days: 30,
   schedule_seconds: 60,
   retention_days: 365,
-  max_body_bytes: 65536,
+  // a re-encryption to a peer carries the peer's certificate, chain and CRLs, as much as a whole bundle
+  // (MAX_BUNDLE_BYTES, 1 MiB): 2 MiB leaves room for the request around them
+  max_body_bytes: 2 * 1024 * 1024,
   max_in_flight: 256,
   request_timeout_ms: 5000,
   headers_timeout_ms: 5000,

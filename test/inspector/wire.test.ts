@@ -179,6 +179,39 @@ describe('the inspector server (CRLs given)', () => {
     });
   });
 
+  test('a message far over max_body_bytes sent to the real inspector is 552 5.3.4 every time, never 451', async () => {
+    // the inspector answers 413 and closes the connection while the gateway is still sending 16 MB: the gateway must
+    // still read the 413 (a broken upload taken for an unreachable inspector would be a 451 on every retry)
+    const r = new RemoteInspector({
+      log: () => undefined,
+      url: `https://127.0.0.1:${goodPort}`,
+      servername: 'inspect.a.example',
+      ca: fx.caPem,
+      cert: fx.clients.gateway.cert,
+      key: fx.clients.gateway.key,
+      timeoutMs: 20000,
+      keyd: { orgKeys: () => Promise.reject(new Error('not used')) },
+      group: groups.libsecp256k1,
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const err = await r
+          .inspect({
+            direction: 'outbound',
+            message: Buffer.alloc(16 * 1024 * 1024, 0x61),
+            capsule: { keyId: 'a.example:v1' } as never,
+            from: 'a@a.example',
+            rcpts: ['b@b.example'],
+          })
+          .catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(GatewayError);
+        expect((err as GatewayError).reply).toMatchObject({ code: 552, status: '5.3.4' });
+      }
+    } finally {
+      await r.close();
+    }
+  });
+
   test.each([
     ['no envelope line', message, /envelope/],
     ['an envelope that is not JSON', Buffer.concat([Buffer.from('direction=outbound\n'), message]), /not JSON/],

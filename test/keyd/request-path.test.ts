@@ -86,7 +86,7 @@ describe('keyd request path', () => {
   });
 
   test('a body over the limit is answered 413 too-large, and keyd keeps serving', async () => {
-    const big = Buffer.alloc(70000, 0x20); // over the default 65536
+    const big = Buffer.alloc(2 * 1024 * 1024 + 1, 0x20); // over the default 2 MiB (KEYD_DEFAULTS.max_body_bytes)
     const r = await raw(fx, keyd.port, 'POST', '/v1/registry/lists', big);
     expect(r.status).toBe(413);
     expect(JSON.parse(r.text)).toMatchObject({ error: { code: 'too-large' } });
