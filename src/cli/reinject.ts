@@ -22,8 +22,8 @@ export interface ReinjectVia {
 }
 
 /** The release options of `ssmax quarantine release` and `ssmax list release` for STARTTLS (src/mail/release.ts). */
-export const RELEASE_TLS_HELP = `--smtp-ca FILE               to a gateway that is not on loopback (localhost, 127.0.0.0/8, ::1) the
-                               release requires STARTTLS (the release token and any password never
+export const RELEASE_TLS_HELP = `--smtp-ca FILE               to a gateway that is not on loopback (127.0.0.0/8, ::1; a name, even
+                               localhost, is not) the release requires STARTTLS (the release token and any password never
                                cross the network in plaintext); its certificate is verified against
                                the CA certificates in FILE (PEM; default: the system's roots)
   --smtp-servername NAME       the name the gateway's certificate must carry (default: HOST)

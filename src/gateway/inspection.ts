@@ -27,18 +27,26 @@ export interface Inspected {
   readonly capsule?: string;
 }
 
-/** Strips a release marker (Haraka adds Received fields above it) and returns its id. */
-function withoutRelease(message: Buffer): { message: Buffer; releaseId?: string } {
+/** Where the release marker field is in the header (Haraka adds Received fields above it), and its id; undefined without one. */
+function releaseFieldOf(message: Buffer): { start: number; end: number; releaseId: string } | undefined {
   const end0 = message.indexOf('\r\n\r\n');
   const head = message.subarray(0, end0 < 0 ? message.length : end0 + 2).toString('latin1');
   const at = head.search(new RegExp(`(^|\\r\\n)${RELEASE_HEADER}: `, 'i'));
-  if (at < 0) return { message };
+  if (at < 0) return undefined;
   const start = at === 0 ? 0 : at + 2;
   const end = message.indexOf('\r\n', start);
   const releaseId = message
     .subarray(start + RELEASE_HEADER.length + 2, end)
     .toString('latin1')
     .trim();
+  return { start, end, releaseId };
+}
+
+/** Strips a release marker and returns its id. */
+function withoutRelease(message: Buffer): { message: Buffer; releaseId?: string } {
+  const field = releaseFieldOf(message);
+  if (!field) return { message };
+  const { start, end, releaseId } = field;
   return { message: Buffer.concat([message.subarray(0, start), message.subarray(end + 2)]), releaseId };
 }
 
@@ -217,7 +225,7 @@ export function inspectedClauses(verdicts: readonly Verdict[]): string {
 
 /** Whether `raw` is the release of a held message: it carries a quarantine or list moderation release marker that parses. */
 export function isRelease(raw: Buffer): boolean {
-  const { releaseId } = withoutRelease(raw);
+  const releaseId = releaseFieldOf(raw)?.releaseId;
   const list = fieldOf(raw, LIST_RELEASE_HEADER);
   return (
     (releaseId !== undefined && parseReleaseMarker(releaseId) !== undefined) ||

@@ -621,17 +621,6 @@ async function send(
 }
 
 /**
- * The backstop of "never a 5xx for a message after a copy of it went", for the refusals `send` cannot see: a final
- * refusal (a 5xx) of the protocol step itself — submission, reception, the chain checks — or of `send`, on a retry
- * of a message an earlier attempt already delivered or held copies of (a sending MTA retries after a 4xx): its seal
- * or user signature grew too old between the attempts, a DLP rule was added, a list's members changed, a peer is
- * now refused for good. When the delivery record holds anything of the message (the identity `send` uses:
- * `attemptId`) from before this attempt (`since`), the answer is 250 naming what happened: each recipient not yet
- * served gets nothing, its sender one failure report with the refusal (as `send` reports a recipient refused for good
- * after others went), and it is recorded as done, so a further retry sends and reports nothing again. Undefined when
- * nothing of the message went earlier: the 5xx stands. A failure while doing this is a 4xx, never the 5xx.
- */
-/**
  * Final refusals of an intact message that can change between two attempts (time, revocations, policy, registry,
  * limits), after which `refusedAfterEarlier` answers a retry 250: never one that says the message is not the one
  * it claims to be (chain, seal or user signature failures, malformed input), whose identity cannot be trusted.
@@ -659,6 +648,17 @@ const CHANGED_SINCE: ReadonlySet<ReplyName> = new Set<ReplyName>([
   'keyDestroyed',
 ]);
 
+/**
+ * The backstop of "never a 5xx for a message after a copy of it went", for the refusals `send` cannot see: a final
+ * refusal (a 5xx) of the protocol step itself — submission, reception, the chain checks — or of `send`, on a retry
+ * of a message an earlier attempt already delivered or held copies of (a sending MTA retries after a 4xx): its seal
+ * or user signature grew too old between the attempts, a DLP rule was added, a list's members changed, a peer is
+ * now refused for good. When the delivery record holds anything of the message (the identity `send` uses:
+ * `attemptId`) from before this attempt (`since`), the answer is 250 naming what happened: each recipient not yet
+ * served gets nothing, its sender one failure report with the refusal (as `send` reports a recipient refused for good
+ * after others went), and it is recorded as done, so a further retry sends and reports nothing again. Undefined when
+ * nothing of the message went earlier: the 5xx stands. A failure while doing this is a 4xx, never the 5xx.
+ */
 async function refusedAfterEarlier(
   s: State,
   m: Incoming,

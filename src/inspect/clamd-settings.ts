@@ -35,8 +35,6 @@ export function memoryFileSystem(dir: string): string | undefined {
   }
 }
 
-export { isLoopbackAddress } from '../net/loopback';
-
 const yes = (v: string | undefined) => v !== undefined && /^(yes|true|1)$/i.test(v);
 
 export interface ClamdSettingsFindings {

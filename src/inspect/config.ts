@@ -6,7 +6,8 @@
 import { resolve } from 'node:path';
 import { ConfigError, type Ini, IniReader, defineSettings, knownNamesOf, readIniFile, settingError, unknownError } from '../config/ini';
 import { ClamdClient } from './clamd';
-import { clamdSettingsFindings, isLoopbackAddress } from './clamd-settings';
+import { isLoopbackAddress } from '../net/loopback';
+import { clamdSettingsFindings } from './clamd-settings';
 import { DLP_KNOWN, type DlpAction, type DlpRule, parseDlpRules } from './dlp';
 import { EXTRACT_DEFAULTS, type ExtractLimits } from './extract';
 import type { AvSettings, DlpSettings } from './inspect';

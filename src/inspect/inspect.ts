@@ -73,12 +73,13 @@ export async function inspectOutbound(plaintext: Buffer, dlp: DlpSettings, conse
 /** Inbound: ClamAV over the whole message (clamd decodes MIME and attachments itself). */
 export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent = true): Promise<Inspection> {
   if (!consent) return { verdict: { name: 'av', result: 'no-consent' }, decision: { action: 'pass' } };
+  // longer than clamd takes (its StreamMaxLength, read at start): not sent, refused for good as clamd's own answer is below
+  if (av.streamMaxBytes !== undefined && plaintext.length > av.streamMaxBytes)
+    throw new GatewayError(
+      'tooLargeToScan',
+      `${plaintext.length} bytes are more than clamd scans in one stream (its StreamMaxLength, ${av.streamMaxBytes} bytes)`,
+    );
   try {
-    if (av.streamMaxBytes !== undefined && plaintext.length > av.streamMaxBytes)
-      throw new ClamdError(
-        'too-large',
-        `${plaintext.length} bytes are more than clamd scans in one stream (its StreamMaxLength, ${av.streamMaxBytes} bytes)`,
-      );
     const r = await av.client.scan(plaintext);
     if (!r.infected) return { verdict: { name: 'av', result: 'pass' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'fail' }, decision: { action: av.onInfected, rule: `av:${r.signature}` } };

@@ -9,7 +9,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { type LoadedWorker, endWorker, isLoadedMessage, startWorker } from '../threads/loaded-worker';
 import { type BlindedDecryptionResponse, type ProvedTransform, answerBlindedDecryption, transformBlindedWithProof } from '../crypto';
 import { defaultGroup } from '../crypto/backend';
@@ -62,7 +61,6 @@ interface Pending {
 
 interface Slot {
   thread: LoadedWorker;
-  worker: Worker;
   /** Jobs posted and not yet answered, by message id, in job order. */
   inFlight: Map<number, Pending[]>;
   /** Jobs not yet posted: every job issued in one turn of the event loop (a batch's operations) goes in one message. */
@@ -99,8 +97,8 @@ export class ThreadedCrypto implements KeydCrypto {
 
   private spawn(): Slot {
     const thread = startWorker(this.script);
-    const slot: Slot = { thread, worker: thread.worker, inFlight: new Map(), outbox: [] };
-    slot.worker.on('message', (m: AnswerMessage) => {
+    const slot: Slot = { thread, inFlight: new Map(), outbox: [] };
+    thread.worker.on('message', (m: AnswerMessage) => {
       if (isLoadedMessage(m)) return;
       const pending = slot.inFlight.get(m.id) ?? [];
       slot.inFlight.delete(m.id);
@@ -124,11 +122,11 @@ export class ThreadedCrypto implements KeydCrypto {
       const at = this.workers.indexOf(slot);
       if (at >= 0 && !this.closed) this.workers[at] = this.spawn();
     };
-    slot.worker.on('error', fail);
-    slot.worker.on('exit', (code) => {
+    thread.worker.on('error', fail);
+    thread.worker.on('exit', (code) => {
       if (!this.closed) fail(new Error(`crypto worker exited with code ${code}`));
     });
-    slot.worker.unref();
+    thread.worker.unref();
     return slot;
   }
 
@@ -157,7 +155,7 @@ export class ThreadedCrypto implements KeydCrypto {
     try {
       buffer = packJobs(queued.map((q) => q.job));
       slot.inFlight.set(id, pending);
-      slot.worker.postMessage({ id, buffer } satisfies JobMessage, [buffer]);
+      slot.thread.worker.postMessage({ id, buffer } satisfies JobMessage, [buffer]);
     } catch (err) {
       slot.inFlight.delete(id);
       for (const p of pending) p.reject(err as Error);

@@ -15,7 +15,7 @@ import { CryptoError } from '../crypto/errors';
 import { type Capsule, decodeCapsule } from '../crypto';
 import { defaultGroup } from '../crypto/backend';
 import { GatewayError, decided } from './replies';
-import { findHeaderEnd } from '../mail/header-block';
+import { findHeaderEnd, unfoldedValue } from '../mail/header-block';
 
 function headBlock(message: Buffer): Buffer {
   return message.subarray(0, findHeaderEnd(message, { bareLf: true }).bodyStart);
@@ -64,18 +64,13 @@ export function checkMessage(message: Buffer): CheckedHead {
   }
   const mid = headers.get('message-id')[0];
   // unfolded (a fold before a comment after the id is legal) and one line long at most: keyd records it as it is
-  const messageId = mid ? unfold(mid.slice(mid.indexOf(':') + 1)).trim() : '';
+  const messageId = mid ? unfoldedValue(mid).trim() : '';
   if (messageId.length > MAX_MESSAGE_ID) throw new GatewayError('badFormat', `Message-ID longer than ${MAX_MESSAGE_ID} characters`);
   return { headers, from, messageId };
 }
 
 /** The longest Message-ID value taken (RFC 5322's line length: an id cannot be folded). */
 const MAX_MESSAGE_ID = 998;
-
-/** A field value with its folds removed (RFC 5322 §2.2.3: a CRLF followed by white space). */
-function unfold(value: string): string {
-  return value.replace(/\r?\n(?=[ \t])/g, '');
-}
 
 /**
  * `address` in the one spelling every comparison uses: lowercased, its domain
@@ -165,14 +160,20 @@ export function capsuleFor(domain: string, capsules: readonly Capsule[]): Capsul
   const mine = capsules.filter((c) => c.keyId.startsWith(`${domain}:v`));
   if (mine.length !== 1)
     throw new GatewayError('badCapsule', `expected one capsule for a ${domain} key, found ${mine.length} (of ${capsules.length})`);
+  const capsule = mine[0]!;
+  if (pointsChecked.has(capsule)) return capsule; // a message's capsule is picked at several steps: its points are checked once
   try {
-    decodeCapsule(defaultGroup, mine[0]!);
+    decodeCapsule(defaultGroup, capsule);
   } catch (err) {
     if (err instanceof CryptoError) throw new GatewayError('badCapsule', err.message);
     throw err;
   }
-  return mine[0]!;
+  pointsChecked.add(capsule);
+  return capsule;
 }
+
+/** Capsules whose points `capsuleFor` found on the curve (each decoding takes two square roots). */
+const pointsChecked = new WeakSet<Capsule>();
 
 /** The domain of `address` in its one spelling (canonicalDomain), '' when it is no domain name (which matches none). */
 export function domainOf(address: string): string {

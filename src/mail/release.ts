@@ -30,7 +30,7 @@
  * default), so a live gateway always answers first.
  *
  * The release field carries a live token, and SMTP AUTH a password: to a
- * gateway that is not on loopback (`localhost`, 127.0.0.0/8, ::1) the
+ * gateway that is not on loopback (127.0.0.0/8, ::1; a name, even `localhost`, is not) the
  * release requires STARTTLS, with the gateway's certificate verified against
  * the CAs given (`tls.ca`) or the system's roots and its name (`tls.servername`,
  * else the host): a gateway that does not offer it, or whose certificate does
