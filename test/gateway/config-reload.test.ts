@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Network } from '../../src/demo/network';
-import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
+import { ORGS, network, rawSmtp, waitFor, expectLogged } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -57,8 +57,8 @@ test('a reloadable setting takes effect without a restart; a restart-only one is
     30000,
     () => logs().slice(-3000),
   );
-  expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini changed: keyd\.timeout_ms takes effect after a restart of Haraka/);
-  expect(logs()).toMatch(/\[ERROR\].*ssmax: ssmax\.ini \[main\] trusted_relay_login: not a setting of the gateway, ignored/);
+  await expectLogged(logs, /\[ERROR\].*ssmax: ssmax\.ini changed: keyd\.timeout_ms takes effect after a restart of Haraka/);
+  await expectLogged(logs, /\[ERROR\].*ssmax: ssmax\.ini \[main\] trusted_relay_login: not a setting of the gateway, ignored/);
   expect(await fromRelay('after')).toMatch(/250 .*Queued/);
   await waitFor(() => delivered('after'), 30000);
 

@@ -8,7 +8,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Network } from '../../src/demo/network';
 import { queuedCopies } from '../../src/gateway/queue-reconcile';
-import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
+import { ORGS, network, rawSmtp, waitFor, expectLogged } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -82,7 +82,7 @@ test('queueing fails for the second peer after the first was queued: 4xx, and af
   const answers = await untilAccepted(to, message(marker, to.join(', ')));
   expect(answers[0]).toMatch(/^45\d 4\.3\.0 .*cannot queue the copy for frank@c\.example/);
   expect(answers.at(-1)).toMatch(/^250 /);
-  expect(A.haraka.logs()).toMatch(/haraka-faults: injected queue failure for frank@c\.example/);
+  await expectLogged(() => A.haraka.logs(), /haraka-faults: injected queue failure for frank@c\.example/);
   await waitFor(
     () => copiesOf(marker, 'b.example', 'carol@b.example') >= 1 && copiesOf(marker, 'c.example', 'frank@c.example') >= 1,
     30000,

@@ -22,7 +22,7 @@ import { ownOrgRecipient } from '../../src/user/sign-encrypt';
 import { collect, encryptMessage } from '../../src/envelope';
 import { defaultGroup } from '../../src/crypto/backend';
 import { systemRng } from '../../src/crypto';
-import { network, rawSmtp, smtp, waitFor } from './network-fixture';
+import { network, rawSmtp, smtp, waitFor, expectLogged } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -103,7 +103,8 @@ describe('faults give 4xx and lose nothing', () => {
       /^4\d\d 4\.7\.5 SSMAX bundle of the peer domain unavailable: c\.example( \([0-9A-F.-]+\))?$/,
     );
     // the reason is the operator's, in the log (docs/directory.md: a DirectoryError's message names the domain only)
-    expect(A().haraka.logs()).toMatch(
+    await expectLogged(
+      () => A().haraka.logs(),
       /ssmax directory: directory: Cannot fetch "https:\/\/ssmax\.c\.example:\d+\/\.well-known\/ssmax\/bundle": .*ECONNREFUSED/,
     );
     await C().restartPublisher();

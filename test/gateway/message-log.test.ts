@@ -138,6 +138,8 @@ describe('one JSON line per message per hop', () => {
       dave,
     );
     expect(dup).toMatch(/^550 5\.6\.7/);
+    // the reply can reach the client before Haraka's log line reaches its stdout pipe
+    await waitFor(() => records(A()).some((x) => x.reply.status === '5.6.7'));
     refusedOut = records(A()).find((x) => x.reply.status === '5.6.7')!;
 
     // refused at arrival: an unsealed message claiming a.example, handed straight to b.example (550 5.7.7)
@@ -158,6 +160,7 @@ describe('one JSON line per message per hop', () => {
     } finally {
       await A().restartKeyd();
     }
+    await waitFor(() => records(A()).some((x) => x.outcome === 'deferred'));
     deferred = records(A()).find((x) => x.outcome === 'deferred')!;
     for (const org of [A(), B()]) for (const l of lines(org)) process.stdout.write(`${org.domain}: ${l}\n`);
   });

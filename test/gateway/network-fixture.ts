@@ -69,6 +69,20 @@ export async function waitFor(cond: () => boolean, ms = 20000, explain: () => st
   }
 }
 
+/**
+ * Waits until a process's output so far (`source`) matches `re`, failing with its tail. A line a
+ * process logs while answering can reach the test's pipe after the answer itself, so a positive
+ * check of a log is a wait, never a read of the output at one instant.
+ */
+export async function expectLogged(source: () => string, re: RegExp, ms = 15000): Promise<void> {
+  if (re.global || re.sticky) throw new Error('expectLogged: a /g or /y pattern keeps state between tests');
+  await waitFor(
+    () => re.test(source()),
+    ms,
+    () => `nothing matching ${re} in the output:\n${source().slice(-3000)}`,
+  );
+}
+
 /** Every file under `dir`, with its bytes (for the no-plaintext-at-rest check). */
 export function filesUnder(dir: string): { path: string; bytes: Buffer }[] {
   const out: { path: string; bytes: Buffer }[] = [];
