@@ -243,8 +243,31 @@ function parseVerdicts(value: string, failTag: FailTag): Verdict[] {
   });
 }
 
+/**
+ * Seals parsed lately, by their field value: a gateway reads the same seals several times per
+ * message (the chain check, the binding checks, its own seal over them). Bounded, frozen, and
+ * only what parsed: a malformed seal is parsed (and refused) every time.
+ */
+const PARSED_SEALS = new Map<string, SealFields>();
+const PARSED_SEALS_MAX = 256;
+
 /** Parses the value of an SSMAX-Seal field (everything after the colon). */
 export function parseSeal(value: string): SealFields {
+  const known = typeof value === 'string' ? PARSED_SEALS.get(value) : undefined;
+  if (known) return known;
+  const fields = parseSealOnce(value);
+  Object.freeze(fields.tags);
+  for (const tag of fields.tags) Object.freeze(tag);
+  Object.freeze(fields.signedHeaders);
+  for (const verdict of fields.verdicts) Object.freeze(verdict);
+  Object.freeze(fields.verdicts);
+  Object.freeze(fields);
+  if (PARSED_SEALS.size >= PARSED_SEALS_MAX) PARSED_SEALS.delete(PARSED_SEALS.keys().next().value!);
+  PARSED_SEALS.set(value, fields);
+  return fields;
+}
+
+function parseSealOnce(value: string): SealFields {
   const parsed = parseFields('seal', value);
   const { get, failTag } = parsed;
   const i = get('i');

@@ -66,6 +66,22 @@ describe('seal grammar', () => {
     expect(seal.signedHeaders).toEqual(PROTECTED_HEADERS);
   });
 
+  it('gives a seal read again the same answer, which no caller can change; a malformed one is refused every time', () => {
+    const value = sealValue({ vd: 'dlp:pass' });
+    const first = parseSeal(value);
+    const again = parseSeal(`${value}`);
+    expect(again).toEqual(first);
+    expect(Object.isFrozen(again) && Object.isFrozen(again.tags) && Object.isFrozen(again.tags[0])).toBe(true);
+    expect(Object.isFrozen(again.verdicts) && Object.isFrozen(again.verdicts[0]) && Object.isFrozen(again.signedHeaders)).toBe(true);
+    expect(() => (again.verdicts as { name: string }[]).push({ name: 'x' })).toThrow(TypeError);
+    expect(parseSeal(value).verdicts).toEqual([{ name: 'dlp', result: 'pass' }]);
+    for (let n = 0; n < 2; n++) expect(() => parseSeal(sealValue({ i: '0' }))).toThrow('tag "i" is not a positive integer');
+    // more distinct seals than are kept: each still parses to its own fields
+    const many = Array.from({ length: 300 }, (_, k) => sealValue({ t: String(1764072000 + k) }));
+    for (const v of many) parseSeal(v);
+    expect(many.map((v) => parseSeal(v).time)).toEqual(many.map((_, k) => 1764072000 + k));
+  });
+
   it('accepts an empty verdict list', () => {
     expect(parseSeal(sealValue({ vd: '' })).verdicts).toEqual([]);
   });
