@@ -144,11 +144,16 @@ export function startHaraka(
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
+    // the output is complete at 'close' (a last line can follow 'exit'); a worker holding the pipes waits 2 s at most
     proc.once('exit', (code) => {
-      if (!up) {
-        clearTimeout(timer);
-        reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
-      }
+      if (up) return;
+      clearTimeout(timer);
+      const fail = () => reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
+      const late = setTimeout(fail, 2000);
+      proc.once('close', () => {
+        clearTimeout(late);
+        fail();
+      });
     });
   });
 }

@@ -169,11 +169,16 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
+    // the output is complete at 'close' (a last line can follow 'exit'); a grandchild holding the pipes waits 2 s at most
     proc.once('exit', (code) => {
-      if (!up) {
-        clearTimeout(timer);
-        rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`));
-      }
+      if (up) return;
+      clearTimeout(timer);
+      const fail = () => rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`));
+      const late = setTimeout(fail, 2000);
+      proc.once('close', () => {
+        clearTimeout(late);
+        fail();
+      });
     });
   });
 }

@@ -73,7 +73,7 @@ describe('seal grammar', () => {
     expect(again).toEqual(first);
     expect(Object.isFrozen(again) && Object.isFrozen(again.tags) && Object.isFrozen(again.tags[0])).toBe(true);
     expect(Object.isFrozen(again.verdicts) && Object.isFrozen(again.verdicts[0]) && Object.isFrozen(again.signedHeaders)).toBe(true);
-    expect(() => (again.verdicts as { name: string }[]).push({ name: 'x' })).toThrow(TypeError);
+    expect(() => (again.verdicts as unknown as { name: string }[]).push({ name: 'x' })).toThrow(TypeError);
     expect(parseSeal(value).verdicts).toEqual([{ name: 'dlp', result: 'pass' }]);
     for (let n = 0; n < 2; n++) expect(() => parseSeal(sealValue({ i: '0' }))).toThrow('tag "i" is not a positive integer');
     // more distinct seals than are kept: each still parses to its own fields

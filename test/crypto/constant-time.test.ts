@@ -16,13 +16,16 @@
  * slows both alike. The same measure must see the difference in `mulPublic`
  * (where libsecp256k1 has it), so it is able to fail.
  *
- * The band, 0.7 to 1.4: the variable-time algorithms measured 0.03 (Euclid's
- * inversion) to 0.4 (libsecp256k1's ecmult) here, far outside it. Inside it,
+ * The band, 0.7 to 2: the variable-time algorithms measured 0.03 (Euclid's
+ * inversion) to 0.4 (libsecp256k1's ecmult) here, far below it: a shortcut
+ * for small scalars is what the lower bound catches. Above 1,
  * @noble/curves' constant-time multiplication (the WebAssembly fallback's and
  * the reference's `mul`) took up to about 1.25 times as long for 3 as for a
- * random scalar under a loaded CI run: its steps are fixed, but JavaScript's
- * big-integer arithmetic takes time that depends on the values (the limit
- * docs/security.md names), so it cannot be held to a tighter band.
+ * random scalar under a loaded CI run, with 40 samples a side: its steps are
+ * fixed, but JavaScript's big-integer arithmetic takes time that depends on
+ * the values (the limit docs/security.md names). The upper bound (1.4 until
+ * that offset and the sampling noise came within 15% of it) only guards
+ * against a measure gone wrong.
  */
 import { randomBytes } from 'node:crypto';
 import { type Group, ORDER, groups } from '../../src/crypto';
@@ -71,7 +74,7 @@ describe.each(Object.values(groups))('group $name', (g) => {
   test('mul (secret scalars) takes the same time for the scalar 3 as for random scalars', () => {
     const ratio = smallOverRandom((k) => g.mul(P, k), ...effort(g));
     expect(ratio).toBeGreaterThan(0.7);
-    expect(ratio).toBeLessThan(1.4);
+    expect(ratio).toBeLessThan(2);
   });
 
   test('the same measure sees mulPublic (public scalars) take less time for the scalar 3', () => {
@@ -84,7 +87,7 @@ describe('scalar inversion (of a secret blinding factor)', () => {
   test('takes the same time for the scalar 3 as for random scalars', () => {
     const ratio = smallOverRandom((k) => invertScalar(k), 300, 5);
     expect(ratio).toBeGreaterThan(0.7);
-    expect(ratio).toBeLessThan(1.4);
+    expect(ratio).toBeLessThan(2);
   });
 
   test('the same measure sees the unblinded extended Euclid (what invertScalar blinds) take less time for the scalar 3', () => {

@@ -1,6 +1,6 @@
 /**
  * A held submission outlives its key version, through real processes: a.example's keyd has a grace period of
- * ~8.6 s and runs its schedule every second. Alice's encrypted message (to a.example:v1, signed by her) is held
+ * ~17 s and runs its schedule every second. Alice's encrypted message (to a.example:v1, signed by her) is held
  * by a DLP quarantine rule; a.example rotates to v2; its gateway, restarted, moves the held entry to v2 at start
  * (src/inspect/held-keys.ts); keyd's schedule destroys v1; the operator's release is then delivered to bob, who
  * reads it. Before the move existed, that release met 550 5.7.5 Key version destroyed and was held again for ever.
@@ -28,7 +28,7 @@ beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-held-keys-')), [
     {
       domain: 'a.example',
-      keydKeys: '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=0.0001\nschedule_seconds=1',
+      keydKeys: '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=0.0002\nschedule_seconds=1',
       users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }],
     },
     { domain: 'b.example', users: [{ address: 'bob@b.example', client: 'ssmax', password: 'pw-bob' }] },
@@ -91,7 +91,7 @@ test('a held submission is moved to v2 after rotation and, released once v1 is d
 
   // keyd's schedule destroys v1
   let keys: { keyId: string; state: string }[] = [];
-  for (let i = 0; i < 100 && !keys.some((k) => k.keyId === 'a.example:v1' && k.state === 'destroyed'); i++) {
+  for (let i = 0; i < 150 && !keys.some((k) => k.keyId === 'a.example:v1' && k.state === 'destroyed'); i++) {
     await new Promise((r) => setTimeout(r, 200));
     keys = (await admin.call<{ keys: { keyId: string; state: string }[] }>('GET', '/v1/public')).keys;
   }

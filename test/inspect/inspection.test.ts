@@ -184,7 +184,22 @@ describe('a message longer than clamd scans in one stream (its StreamMaxLength)'
   const big = (bytes: number) => mail('x'.repeat(bytes));
 
   test("clamd's refusal is told apart from a fault: too-large, not unavailable (4xx for days before)", async () => {
-    await expect(client().scan(big(2 * 1024 * 1024))).rejects.toMatchObject({ name: 'ClamdError', code: 'too-large' });
+    // Just over the limit, so the whole message is usually in the kernel's buffers when clamd answers and closes;
+    // when the close still comes first (EPIPE: the answer unread, docs/inspection.md) the client can only say
+    // unavailable, so a few tries, and never any other answer.
+    const codes: string[] = [];
+    for (let i = 0; i < 5 && !codes.includes('too-large'); i++) {
+      const err = await client()
+        .scan(big(1024 * 1024 + 64 * 1024))
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).toMatchObject({ name: 'ClamdError' });
+      codes.push((err as { code: string }).code);
+    }
+    expect(codes.filter((c) => c !== 'unavailable' && c !== 'too-large')).toEqual([]);
+    expect(codes).toContain('too-large');
     expect(await client().scan(big(100 * 1024))).toEqual({ infected: false });
   });
 

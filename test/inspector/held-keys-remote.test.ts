@@ -1,7 +1,7 @@
 /**
  * A message held by a REMOTE inspector outlives its key version, through real processes: a.example runs inspection
  * in a separate inspector process (`ssmax inspector run`, [inspection] mode=remote), and its keyd has a grace period
- * of ~8.6 s and runs its schedule every second. Two of Alice's encrypted messages (to a.example:v1) are held by a
+ * of ~17 s and runs its schedule every second. Two of Alice's encrypted messages (to a.example:v1) are held by a
  * DLP quarantine rule in the inspector's own quarantine; a.example rotates to v2; the inspector, restarted, moves
  * its held entries to v2 at start (src/inspect/held-keys.ts, the gateway's job, with the inspector's own
  * certificate: keyd lets the inspector role re-encrypt to own-newer); keyd's schedule destroys v1. The first
@@ -34,7 +34,7 @@ beforeAll(async () => {
   net = await startNetwork(mkdtempSync(join(tmpdir(), 'ssmax-held-remote-')), [
     {
       domain: 'a.example',
-      keydKeys: '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=0.0001\nschedule_seconds=1',
+      keydKeys: '[keys]\nvalidity_days=90\nrenew_before_days=14\ngrace_days=0.0002\nschedule_seconds=1',
       inspector: { inspectIni: '[dlp]\nenabled=true\n', dlpIni },
       users: [{ address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' }],
     },
@@ -104,7 +104,7 @@ test('the remote inspector moves its held messages to v2 at start; released afte
 
   // keyd's schedule destroys v1
   let keys: { keyId: string; state: string }[] = [];
-  for (let i = 0; i < 100 && !keys.some((k) => k.keyId === 'a.example:v1' && k.state === 'destroyed'); i++) {
+  for (let i = 0; i < 150 && !keys.some((k) => k.keyId === 'a.example:v1' && k.state === 'destroyed'); i++) {
     await new Promise((r) => setTimeout(r, 200));
     keys = (await admin.call<{ keys: { keyId: string; state: string }[] }>('GET', '/v1/public')).keys;
   }

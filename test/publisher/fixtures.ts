@@ -116,7 +116,8 @@ export function startPublisherProcess(configFile: string): Promise<PublisherProc
         });
       }
     });
-    proc.once('exit', (code) => {
+    // the output is complete at 'close', which can come after 'exit'
+    proc.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`publisher exited ${code}: ${err}`));
     });

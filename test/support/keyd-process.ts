@@ -43,7 +43,8 @@ export function startKeydProcess(configFile: string): Promise<KeydProcess> {
         });
       }
     });
-    proc.once('exit', (code) => {
+    // the output is complete at 'close', which can come after 'exit'
+    proc.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`keyd exited ${code}: ${err}`));
     });
