@@ -255,7 +255,10 @@ const PARSED_SEALS_MAX = 256;
 export function parseSeal(value: string): SealFields {
   const known = typeof value === 'string' ? PARSED_SEALS.get(value) : undefined;
   if (known) return known;
-  const fields = parseSealOnce(value);
+  // what is kept is a copy: the value may be a slice of a whole header block, which the key and the tag
+  // values (slices of the value) would otherwise keep alive
+  const own = typeof value === 'string' ? Buffer.from(value, 'utf8').toString('utf8') : value;
+  const fields = parseSealOnce(own);
   Object.freeze(fields.tags);
   for (const tag of fields.tags) Object.freeze(tag);
   Object.freeze(fields.signedHeaders);
@@ -263,7 +266,7 @@ export function parseSeal(value: string): SealFields {
   Object.freeze(fields.verdicts);
   Object.freeze(fields);
   if (PARSED_SEALS.size >= PARSED_SEALS_MAX) PARSED_SEALS.delete(PARSED_SEALS.keys().next().value!);
-  PARSED_SEALS.set(value, fields);
+  PARSED_SEALS.set(own, fields);
   return fields;
 }
 

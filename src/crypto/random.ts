@@ -1,6 +1,8 @@
 /**
  * Randomness is injected everywhere in the crypto core: production code uses
  * `systemRng` (the OS CSPRNG); tests and vectors pass a deterministic one.
+ * The one exception is the blinding of a scalar inversion (`invertScalar`),
+ * which always draws from `systemRng`: its result does not depend on the draw.
  */
 import { randomFillSync } from 'node:crypto';
 

@@ -118,6 +118,7 @@ export function startHaraka(
     }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
     let out = '';
     let up = false;
+    let gone = false; // exited: output read after that is not a start
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
@@ -125,7 +126,7 @@ export function startHaraka(
     }, timeoutMs);
     const onData = (c: Buffer) => {
       out += c.toString();
-      if (!up && /Listening on/.test(out)) {
+      if (!up && !gone && /Listening on/.test(out)) {
         up = true;
         clearTimeout(timer);
         resolveStart({
@@ -147,6 +148,7 @@ export function startHaraka(
     // the output is complete at 'close' (a last line can follow 'exit'); a worker holding the pipes waits 2 s at most
     proc.once('exit', (code) => {
       if (up) return;
+      gone = true;
       clearTimeout(timer);
       const fail = () => reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
       const late = setTimeout(fail, 2000);

@@ -5,7 +5,7 @@
  * 4 MB, and its time must grow about fourfold, not sixteenfold. Ratios, not
  * absolute times: the machine may be slow or shared. Each size is timed
  * two times (three in the full run), interleaved, and read both as fastest
- * against fastest and run against neighbouring run (see `growth`); a ratio
+ * against fastest and each 4 MB run against its faster neighbour (see `growth`); a ratio
  * over the bound is timed up to five times more before it fails, so one
  * collector pause or a busy spell of the machine does not fail the suite.
  *
@@ -132,11 +132,12 @@ const RETRIES = 5;
 /**
  * CPU time at 1 MB and 4 MB, the sizes interleaved REPS times; linear growth gives about 4,
  * quadratic about 16. The ratio is the smaller of two readings: the fastest 4 MB run over the
- * fastest 1 MB run, and the smallest ratio of a 4 MB run to the 1 MB run just before it. The
- * second holds when the machine is slower for a while (another test worker, a neighbour of the
- * virtual machine): both runs of a pair see about the same machine, while the fastest 1 MB run
- * may come from a quieter moment than every 4 MB run. A super-linear step is over the bound on
- * both readings, every time.
+ * fastest 1 MB run, and the smallest ratio of a 4 MB run to the faster of the two 1 MB runs on
+ * either side of it. The second holds when the machine is slower for a while (another test
+ * worker, a neighbour of the virtual machine): the runs side by side see about the same machine,
+ * while the fastest 1 MB run may come from a quieter moment than every 4 MB run. Taking the faster
+ * neighbour means one slow 1 MB run (a collector pause after a 4 MB run) cannot lower the
+ * reading: both neighbours of a 4 MB run would have to be slow.
  */
 export async function growth(
   run: (input: string) => unknown,
@@ -145,23 +146,23 @@ export async function growth(
   const smallInput = shape(MB);
   const largeInput = shape(4 * MB);
   await cpuTime(() => run(smallInput)); // warm-up: compile the code paths first
-  let small = Infinity;
-  let large = Infinity;
-  let paired = Infinity;
   // Below 20 ms at 1 MB, timer and collector noise dominate; a quadratic step still shows at 4 MB (16 x 20 ms).
   const floored = (ms: number) => Math.max(ms, 20);
-  const ratio = () => Math.min(large / floored(small), paired);
+  const smalls: number[] = [await cpuTime(() => run(smallInput))];
+  const larges: number[] = [];
+  const ratio = () => {
+    const fastest = larges.length === 0 ? Infinity : Math.min(...larges) / floored(Math.min(...smalls));
+    const paired = larges.map((l, i) => l / floored(Math.min(smalls[i]!, smalls[i + 1]!)));
+    return Math.min(fastest, ...paired);
+  };
   // A ratio over the bound is measured again, up to RETRIES more times: noise (a collector pause, a busy
   // neighbour) only ever adds time, so one slow 4 MB run on a shared machine passes on a second look, while a
   // super-linear step is slow every time and still fails.
   for (let i = 0; i < REPS || (i < REPS + RETRIES && ratio() >= LINEAR_BOUND); i++) {
-    const s = await cpuTime(() => run(smallInput));
-    const l = await cpuTime(() => run(largeInput));
-    small = Math.min(small, s);
-    large = Math.min(large, l);
-    paired = Math.min(paired, l / floored(s));
+    larges.push(await cpuTime(() => run(largeInput)));
+    smalls.push(await cpuTime(() => run(smallInput)));
   }
-  return { small, large, ratio: ratio() };
+  return { small: Math.min(...smalls), large: Math.min(...larges), ratio: ratio() };
 }
 
 /**

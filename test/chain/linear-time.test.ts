@@ -37,6 +37,25 @@ describe('the three files test every step once', () => {
     const g = await growth(quadratic, (n) => repeat('x', n));
     expect(g.ratio).toBeGreaterThanOrEqual(LINEAR_BOUND);
   }, 120_000);
+
+  it('one slow 1 MB run (a collector pause, a busy spell) does not let a quadratic step pass', async () => {
+    const m = (input: string) => Math.floor(input.length / 200);
+    let smallRuns = 0;
+    const quadratic = (input: string) => {
+      const n = m(input);
+      const started = process.cpuUsage();
+      if (input.length < 2 * 1024 * 1024 && ++smallRuns === 3) {
+        // the second measured 1 MB run (after the warm-up and the first) takes 200 ms more CPU
+        while ((process.cpuUsage(started).user + process.cpuUsage(started).system) / 1000 < 200);
+      }
+      let acc = 0;
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) acc += (i ^ j) & 1;
+      return acc;
+    };
+    const g = await growth(quadratic, (n) => repeat('x', n));
+    expect(smallRuns).toBeGreaterThanOrEqual(3);
+    expect(g.ratio).toBeGreaterThanOrEqual(LINEAR_BOUND);
+  }, 120_000);
 });
 
 describe('the loops replacing patterns answer as the patterns did (on short input, where the patterns are fast)', () => {

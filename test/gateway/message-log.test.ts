@@ -86,7 +86,8 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 let keydDownReady: { status: number; body: string } | undefined;
 
 function records(org: ReturnType<typeof A>): MessageRecord[] {
-  return [...org.haraka.logs().matchAll(/ssmax-message (\{.*\})\s*$/gm)].map((m) => JSON.parse(m[1]!) as MessageRecord);
+  // whole lines only: the last one may still be arriving
+  return [...org.haraka.logs().matchAll(/ssmax-message (\{.*\})[ \t\r]*\n/g)].map((m) => JSON.parse(m[1]!) as MessageRecord);
 }
 const lines = (org: ReturnType<typeof A>) =>
   org.haraka

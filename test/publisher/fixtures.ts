@@ -92,6 +92,7 @@ export function startPublisherProcess(configFile: string): Promise<PublisherProc
     const proc = spawn(process.execPath, [BIN, 'publish', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let gone = false;
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`publisher did not start: ${err}`));
@@ -102,7 +103,7 @@ export function startPublisherProcess(configFile: string): Promise<PublisherProc
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /publisher listening on [^:]+:(\d+)/.exec(out);
-      if (m) {
+      if (m && !gone) {
         clearTimeout(timer);
         const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
         resolve({
@@ -116,7 +117,10 @@ export function startPublisherProcess(configFile: string): Promise<PublisherProc
         });
       }
     });
-    // the output is complete at 'close', which can come after 'exit'
+    // the output is complete at 'close', which can come after 'exit'; output read after 'exit' is not a start
+    proc.once('exit', () => {
+      gone = true;
+    });
     proc.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`publisher exited ${code}: ${err}`));

@@ -19,6 +19,7 @@ export function startKeydProcess(configFile: string): Promise<KeydProcess> {
     const proc = spawn(process.execPath, [BIN, 'keyd', 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let gone = false;
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       reject(new Error(`keyd did not start: ${err}`));
@@ -29,7 +30,7 @@ export function startKeydProcess(configFile: string): Promise<KeydProcess> {
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /keyd listening on [^:]+:(\d+)/.exec(out);
-      if (m) {
+      if (m && !gone) {
         clearTimeout(timer);
         const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
         resolve({
@@ -43,7 +44,10 @@ export function startKeydProcess(configFile: string): Promise<KeydProcess> {
         });
       }
     });
-    // the output is complete at 'close', which can come after 'exit'
+    // the output is complete at 'close', which can come after 'exit'; output read after 'exit' is not a start
+    proc.once('exit', () => {
+      gone = true;
+    });
     proc.once('close', (code) => {
       clearTimeout(timer);
       reject(new Error(`keyd exited ${code}: ${err}`));
