@@ -191,6 +191,23 @@ function need(v: unknown, name: string): string {
 
 const common = { help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' } } as const;
 
+/**
+ * The passphrase of a new CA key. A CA key signs every certificate and CRL below it, so it is
+ * written encrypted unless --unencrypted-key asks otherwise; neither given is a usage error,
+ * said before anything is made.
+ */
+function newCaKeyPassphrase(v: Parameters<Sub['run']>[0], what: string): string | undefined {
+  const file = str(v['passphrase-file']);
+  const plain = v['unencrypted-key'] === true;
+  if (file !== undefined && plain) throw new CliError('Cannot use --passphrase-file with --unencrypted-key: choose one', EXIT.usage);
+  if (file === undefined && !plain)
+    throw new CliError(
+      `Refusing to write the ${what} private key unencrypted: give --passphrase-file F (a file, 0600, holding its passphrase), or --unencrypted-key to write a plain PKCS#8 key on purpose`,
+      EXIT.usage,
+    );
+  return readPassphrase(file);
+}
+
 const initRoot: Sub = {
   summary: 'Create the SSMAX root CA (self-signed)',
   usage: `Usage: ssmax ca init-root --dir DIR [options]
@@ -204,7 +221,8 @@ Options:
   --name CN               Common name (default "SSMAX Root CA")
   --org O                 Organisation (default "SSMAX")
   --days N                Validity in days (default 3650)
-  --passphrase-file F     Encrypt the private key (PKCS#8) with the passphrase in F
+  --passphrase-file F     Encrypt the private key (PKCS#8, AES-256) with the passphrase in F
+  --unencrypted-key       Write the private key unencrypted (refused without this or --passphrase-file)
   --force                 Replace existing files`,
   options: {
     ...common,
@@ -213,11 +231,12 @@ Options:
     org: { type: 'string' },
     days: { type: 'string' },
     'passphrase-file': { type: 'string' },
+    'unencrypted-key': { type: 'boolean' },
   },
   async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
+    const passphrase = newCaKeyPassphrase(v, 'root CA');
     caFolder(dir, io);
-    const passphrase = readPassphrase(str(v['passphrase-file']));
     const { privateKey } = generateP256KeyPair();
     const root = createRootCa({
       privateKey,
@@ -246,7 +265,8 @@ Options:
   --org NAME                   Organisation name
   --days N                     Validity in days (default 1825, at most the root's)
   --root-passphrase-file F     Passphrase of the root key
-  --passphrase-file F          Encrypt the new CA key with the passphrase in F
+  --passphrase-file F          Encrypt the new CA key (PKCS#8, AES-256) with the passphrase in F
+  --unencrypted-key            Write the new CA key unencrypted (refused without this or --passphrase-file)
   --second-ca-for-domain       Certify this CA although the root already certified another, unexpired and
                                unrevoked, organisation CA for one of these domains (refused otherwise: two
                                CAs for one domain can each speak for it)
@@ -260,6 +280,7 @@ Options:
     days: { type: 'string' },
     'root-passphrase-file': { type: 'string' },
     'passphrase-file': { type: 'string' },
+    'unencrypted-key': { type: 'boolean' },
     'second-ca-for-domain': { type: 'boolean' },
   },
   async run(v, _p, io, now) {
@@ -268,10 +289,10 @@ Options:
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const organisation = need(v.org, 'org');
+    const passphrase = newCaKeyPassphrase(v, 'organisation CA');
     const root = loadAuthority(rootDir, str(v['root-passphrase-file']));
     loadState(rootDir); // a missing or malformed record is said before anything is made
     const wanted = new Set(domains.map((d) => d.toLowerCase()));
-    const passphrase = readPassphrase(str(v['passphrase-file']));
     // the check for another CA of these domains and the record of this one under the root folder's lock:
     // two init-org at once for one domain cannot both pass the check
     const { org, clash } = await changeState(rootDir, async (rootState) => {

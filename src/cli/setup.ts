@@ -132,7 +132,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       orgCaDir: values['org-ca']!,
       rootCrl: values['root-crl']!,
       inspection,
-      ...(passphrase !== undefined ? { orgCaPassphrase: passphrase } : {}),
+      ...(passphrase !== undefined ? { orgCaPassphrase: passphrase, orgCaPassphraseFile: values['org-ca-passphrase-file']! } : {}),
       ...(values['keyd-listen'] ? { keydListen: values['keyd-listen'] } : {}),
       ...(values['ops-port'] !== undefined ? { opsPort: opsPortOf(values['ops-port']) } : {}),
       ...(values['keyd-url'] ? { keydUrl: values['keyd-url'] } : {}),

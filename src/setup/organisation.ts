@@ -61,6 +61,8 @@ export interface SetupOptions {
   /** The org CA directory (`ssmax ca init-org`: ca.cert.pem, ca.key.pem, chain.pem, ca.json). */
   readonly orgCaDir: string;
   readonly orgCaPassphrase?: string;
+  /** The file orgCaPassphrase came from: ssmax-abuse.ini's [registry] ca_passphrase_file, so `ssmax registry` can sign with the key. */
+  readonly orgCaPassphraseFile?: string;
   /** The SSMAX root's current CRL (from the root's operator: `ssmax ca crl --ca ROOT`). */
   readonly rootCrl: string;
   /** keyd's listen address; default 127.0.0.1:7443. */
@@ -385,7 +387,12 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
   let abuseIni = shipped('ssmax-abuse.ini');
   abuseIni = setIniKeys(abuseIni, 'abuse', { domain, from: `abuse@${domain}` });
   abuseIni = setIniKeys(abuseIni, 'keyd', { ...keydClient, ca: '../pki/org-ca.pem,../pki/root.pem', cert: 'admin.pem', key: 'admin.key' });
-  abuseIni = setIniKeys(abuseIni, 'registry', { ca_dir: orgCaDir, crl: '../pki/org-ca.crl.pem', root: '../pki/root.pem' });
+  abuseIni = setIniKeys(abuseIni, 'registry', {
+    ca_dir: orgCaDir,
+    ...(opts.orgCaPassphraseFile !== undefined ? { ca_passphrase_file: resolve(opts.orgCaPassphraseFile) } : {}),
+    crl: '../pki/org-ca.crl.pem',
+    root: '../pki/root.pem',
+  });
   abuseIni = setIniKeys(abuseIni, 'directory', { roots: '../pki/root.pem' });
   // this organisation's own bundle: resolve checks seal i=1 with it, and `registry add --profile` puts it in the profile
   const ownPub = ownBundle(domain, publisherListen);

@@ -18,9 +18,10 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parse } from 'ini';
 import { loadAbuseConfig } from '../../src/abuse/config';
+import { loadSigningAuthority } from '../../src/cli/ca-files';
 import { main } from '../../src/cli/main';
 import { parseGatewayConfig } from '../../src/gateway/config';
 import { loadKeydConfig } from '../../src/keyd/config';
@@ -59,8 +60,10 @@ const args = (dir: string, ...more: string[]) => [
 ];
 
 beforeAll(async () => {
-  expect((await cli(['ca', 'init-root', '--dir', root])).code).toBe(0);
-  expect((await cli(['ca', 'init-org', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code).toBe(0);
+  expect((await cli(['ca', 'init-root', '--unencrypted-key', '--dir', root])).code).toBe(0);
+  expect(
+    (await cli(['ca', 'init-org', '--unencrypted-key', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code,
+  ).toBe(0);
   expect((await cli(['ca', 'crl', '--ca', root, '--out', rootCrl])).code).toBe(0);
 });
 
@@ -268,6 +271,42 @@ test("a second setup with the same org CA keeps the CA's revocations in the CRL 
     expect(after.crlNumber).toBeGreaterThan(before.crlNumber!);
     expect([...after.entries.keys()]).toContain('0badc0de');
   }
+});
+
+test('an org CA whose key is encrypted (what ssmax ca init-org writes by default): setup uses its passphrase, and ssmax registry is given the passphrase file to sign with it', async () => {
+  const encCa = join(base, 'enc-ca');
+  const pass = relative(process.cwd(), join(base, 'enc-ca.pass')); // relative: the ini must hold it absolute
+  writeFileSync(pass, 'org ca secret\n', { mode: 0o600 });
+  expect(
+    (await cli(['ca', 'init-org', '--root', root, '--dir', encCa, '--domain', 'e.example', '--org', 'E Corp', '--passphrase-file', pass]))
+      .code,
+  ).toBe(0);
+  expect(readFileSync(join(encCa, 'ca.key.pem'), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  const dir = join(base, 'enc');
+  harakaInit(dir);
+  const withoutPass = await cli(['setup', '--domain', 'e.example', '--org-ca', encCa, '--root-crl', rootCrl, '--dir', dir]);
+  expect(withoutPass.code).toBe(65);
+  expect(withoutPass.out).toMatch(/it is encrypted and no passphrase was given/);
+  const r = await cli([
+    'setup',
+    '--domain',
+    'e.example',
+    '--org-ca',
+    encCa,
+    '--root-crl',
+    rootCrl,
+    '--dir',
+    dir,
+    '--org-ca-passphrase-file',
+    pass,
+    '--force',
+  ]);
+  expect(r.code).toBe(0);
+  const registry = loadAbuseConfig(join(dir, 'admin/ssmax-abuse.ini')).registry;
+  expect(registry).toMatchObject({ caDir: encCa, caPassphraseFile: resolve(pass) });
+  // what ssmax registry does with them (src/cli/registry.ts): the key opens
+  const authority = loadSigningAuthority(join(encCa, 'ca.cert.pem'), join(encCa, 'ca.key.pem'), registry.caPassphraseFile);
+  expect(authority.certificate.subject).toContain('E Corp');
 });
 
 test('setIniKeys: replaces a commented default in its section, adds missing keys and sections', () => {

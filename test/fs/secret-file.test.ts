@@ -110,7 +110,7 @@ async function ssmax(...argv: string[]): Promise<{ code: number; out: string; er
 
 test('ssmax ca: CA folders are made 0700; --force replaces a planted 0644 key file and a symlink, never writes into them', async () => {
   const root = join(dir, 'root');
-  expect((await ssmax('ca', 'init-root', '--dir', root)).code).toBe(0);
+  expect((await ssmax('ca', 'init-root', '--unencrypted-key', '--dir', root)).code).toBe(0);
   expect(mode(root)).toBe(0o700);
   expect(mode(join(root, 'ca.key.pem'))).toBe(0o600);
 
@@ -119,7 +119,7 @@ test('ssmax ca: CA folders are made 0700; --force replaces a planted 0644 key fi
   rmSync(key);
   const old = planted(key);
   try {
-    expect((await ssmax('ca', 'init-root', '--dir', root, '--force')).code).toBe(0);
+    expect((await ssmax('ca', 'init-root', '--unencrypted-key', '--dir', root, '--force')).code).toBe(0);
     expect(readFd(old.fd)).toBe('public\n');
     expect(statSync(key).ino).not.toBe(old.ino);
     expect(mode(key)).toBe(0o600);
@@ -130,7 +130,7 @@ test('ssmax ca: CA folders are made 0700; --force replaces a planted 0644 key fi
 
   // the organisation CA: its folder 0700; --force over a symlink at ca.key.pem replaces the link
   const org = join(dir, 'org');
-  const args = ['ca', 'init-org', '--root', root, '--dir', org, '--domain', 'a.example', '--org', 'A'];
+  const args = ['ca', 'init-org', '--unencrypted-key', '--root', root, '--dir', org, '--domain', 'a.example', '--org', 'A'];
   expect((await ssmax(...args)).code).toBe(0);
   expect(mode(org)).toBe(0o700);
   const stolen = join(dir, 'stolen.pem');
@@ -159,7 +159,7 @@ test('ssmax ca: CA folders are made 0700; --force replaces a planted 0644 key fi
   const shared = join(dir, 'shared');
   mkdirSync(shared);
   chmodSync(shared, 0o755);
-  const w = await ssmax('ca', 'init-root', '--dir', shared);
+  const w = await ssmax('ca', 'init-root', '--unencrypted-key', '--dir', shared);
   expect(w.code).toBe(0);
   expect(mode(shared)).toBe(0o755); // an existing folder is not changed, only warned about
   expect(w.err).toMatch(/warning: ".*shared" is mode 07\d\d: the CA's private key is in it; make it 0700/);
@@ -168,7 +168,7 @@ test('ssmax ca: CA folders are made 0700; --force replaces a planted 0644 key fi
   // a folder where the key file should be: refused with 73, nothing changed
   const odd = join(dir, 'odd');
   mkdirSync(join(odd, 'ca.key.pem'), { recursive: true });
-  const refused = await ssmax('ca', 'init-root', '--dir', odd, '--force');
+  const refused = await ssmax('ca', 'init-root', '--unencrypted-key', '--dir', odd, '--force');
   expect(refused.code).toBe(73);
   expect(refused.err).toMatch(/Cannot write ".*ca\.key\.pem": EISDIR/);
 });

@@ -51,7 +51,7 @@ test('gateway, keyd, publisher and inspector each from their own folder: alice -
   writeFileSync(join(root, 'ca.cert.pem'), net.root.certificate.pem);
   writeFileSync(join(root, 'ca.key.pem'), privateKeyToPem(net.root.privateKey), { mode: 0o600 });
   writeFileSync(join(root, 'ca.json'), JSON.stringify({ kind: 'root', crlNumber: 1, revoked: [], issued: [] }));
-  ssmax('ca', 'init-org', '--root', root, '--dir', 'a.example-ca', '--domain', 'a.example', '--org', 'A Corp');
+  ssmax('ca', 'init-org', '--unencrypted-key', '--root', root, '--dir', 'a.example-ca', '--domain', 'a.example', '--org', 'A Corp');
   ssmax('ca', 'crl', '--ca', root, '--out', 'root.crl.pem');
 
   const insPort = await freePort();

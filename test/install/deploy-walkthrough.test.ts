@@ -101,7 +101,8 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   const root = join(work, 'ssmax-root');
   mkdirSync(root);
   writeFileSync(join(root, 'ca.cert.pem'), network.root.certificate.pem);
-  writeFileSync(join(root, 'ca.key.pem'), privateKeyToPem(network.root.privateKey), { mode: 0o600 });
+  writeFileSync(join(work, 'root.pass'), 'the root passphrase\n', { mode: 0o600 }); // as step 4's deploy-root-init leaves it
+  writeFileSync(join(root, 'ca.key.pem'), privateKeyToPem(network.root.privateKey, 'the root passphrase'), { mode: 0o600 });
   writeFileSync(join(root, 'ca.json'), JSON.stringify({ kind: 'root', crlNumber: 1, revoked: [], issued: [] }));
 
   settings = [

@@ -33,8 +33,11 @@ const run = async (...argv: string[]) => {
 test("ssmax ca crl and keyd's renewals share one monotonic CRL number, kept in the CRL file", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlno-'));
   const p = (...x: string[]) => join(dir, ...x);
-  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
-  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'init-root', '--unencrypted-key', '--dir', p('root'))).code).toBe(0);
+  expect(
+    (await run('ca', 'init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp'))
+      .code,
+  ).toBe(0);
   const number = () => parseCrl(readFileSync(p('orga', 'crl.pem'), 'utf8')).crlNumber;
   const stateHasCounter = () => 'crlNumber' in (JSON.parse(readFileSync(p('orga', 'ca.json'), 'utf8')) as object);
 
@@ -110,8 +113,11 @@ test("ssmax ca crl and keyd's renewals share one monotonic CRL number, kept in t
 test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as the docs say, keeps keyd's revocations and numbers above them; keyd mends a copy that raced a revocation", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlcopy-'));
   const p = (...x: string[]) => join(dir, ...x);
-  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
-  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'init-root', '--unencrypted-key', '--dir', p('root'))).code).toBe(0);
+  expect(
+    (await run('ca', 'init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp'))
+      .code,
+  ).toBe(0);
   expect((await run('ca', 'crl', '--ca', p('root'), '--out', p('root.crl.pem'))).code).toBe(0);
   execFileSync(process.execPath, [require.resolve('Haraka/bin/haraka'), '-i', p('org', 'gateway')], { stdio: 'ignore' });
   const setup = await run('setup', '--domain', 'a.example', '--org-ca', p('orga'), '--root-crl', p('root.crl.pem'), '--dir', p('org'));
@@ -186,8 +192,11 @@ test("the layout of ssmax setup: a hand-signed CRL copied over keyd's file, as t
 test("ssmax ca crl warns when a merged copy is older than another CRL of the CA it read (a stale copy of keyd's file)", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlstale-'));
   const p = (...x: string[]) => join(dir, ...x);
-  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
-  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'init-root', '--unencrypted-key', '--dir', p('root'))).code).toBe(0);
+  expect(
+    (await run('ca', 'init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp'))
+      .code,
+  ).toBe(0);
   // a copy taken now, as the operators' machine keeps after setup in the split layout
   expect((await run('ca', 'crl', '--ca', p('orga'), '--out', p('stale.crl.pem'))).code).toBe(0);
   await new Promise((r) => setTimeout(r, 1100)); // thisUpdate has whole seconds
@@ -205,8 +214,11 @@ test("ssmax ca crl warns when a merged copy is older than another CRL of the CA 
 test('a replaced CRL keyd cannot sign: an ERROR line on every schedule run, the file left alone', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssmax-crlnosign-'));
   const p = (...x: string[]) => join(dir, ...x);
-  expect((await run('ca', 'init-root', '--dir', p('root'))).code).toBe(0);
-  expect((await run('ca', 'init-org', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp')).code).toBe(0);
+  expect((await run('ca', 'init-root', '--unencrypted-key', '--dir', p('root'))).code).toBe(0);
+  expect(
+    (await run('ca', 'init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orga'), '--domain', 'a.example', '--org', 'A Corp'))
+      .code,
+  ).toBe(0);
   expect((await run('ca', 'crl', '--ca', p('orga'))).code).toBe(0);
   copyFileSync(p('orga', 'crl.pem'), p('old.crl.pem'));
   expect((await run('ca', 'revoke', '--ca', p('orga'), '--serial', '0e0e0e', '--reason', 'keyCompromise')).code).toBe(0);

@@ -27,8 +27,10 @@ test('--ops-port writes [ops] listen for each service; absent, none; a bad one i
   const root = join(base, 'root');
   const orgCa = join(base, 'a-ca');
   const rootCrl = join(base, 'root.crl.pem');
-  expect((await cli(['ca', 'init-root', '--dir', root])).code).toBe(0);
-  expect((await cli(['ca', 'init-org', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code).toBe(0);
+  expect((await cli(['ca', 'init-root', '--unencrypted-key', '--dir', root])).code).toBe(0);
+  expect(
+    (await cli(['ca', 'init-org', '--unencrypted-key', '--root', root, '--dir', orgCa, '--domain', 'a.example', '--org', 'A Corp'])).code,
+  ).toBe(0);
   expect((await cli(['ca', 'crl', '--ca', root, '--out', rootCrl])).code).toBe(0);
   for (let i = 0; i < 3; i++) expect((await cli(['ca', 'crl', '--ca', orgCa])).code).toBe(0); // crl.pem at number 3
   const setup = async (dir: string, ...more: string[]) => {

@@ -28,8 +28,10 @@ let org: string;
 beforeAll(async () => {
   base = mkdtempSync(join(tmpdir(), 'ssmax-ca-race-'));
   org = join(base, 'org');
-  expect(await runCa(['init-root', '--dir', join(base, 'root')], io)).toBe(0);
-  expect(await runCa(['init-org', '--root', join(base, 'root'), '--dir', org, '--domain', 'a.example', '--org', 'A'], io)).toBe(0);
+  expect(await runCa(['init-root', '--unencrypted-key', '--dir', join(base, 'root')], io)).toBe(0);
+  expect(
+    await runCa(['init-org', '--unencrypted-key', '--root', join(base, 'root'), '--dir', org, '--domain', 'a.example', '--org', 'A'], io),
+  ).toBe(0);
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 

@@ -33,7 +33,7 @@ beforeAll(async () => {
   requireOpenssl();
   dir = mkdtempSync(join(tmpdir(), 'ssmax-ca-cli-'));
   writeFileSync(p('pp'), 'org secret\n');
-  expect((await ca('init-root', '--dir', p('root'))).code).toBe(0);
+  expect((await ca('init-root', '--unencrypted-key', '--dir', p('root'))).code).toBe(0);
   expect(
     (
       await ca(
@@ -75,6 +75,7 @@ describe('ssmax ca', () => {
   test('init-org refuses a second CA for a domain the root already certified, unless asked explicitly; after revocation it is allowed', async () => {
     const again = await ca(
       'init-org',
+      '--unencrypted-key',
       '--root',
       p('root'),
       '--dir',
@@ -93,6 +94,7 @@ describe('ssmax ca', () => {
     expect(existsSync(p('orga2', 'ca.cert.pem'))).toBe(false);
     const explicit = await ca(
       'init-org',
+      '--unencrypted-key',
       '--root',
       p('root'),
       '--dir',
@@ -105,11 +107,26 @@ describe('ssmax ca', () => {
     );
     expect(explicit.code).toBe(0);
     expect(explicit.err).toMatch(/warning: a\.example now has a second organisation CA/);
-    expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc'), '--domain', 'c.example', '--org', 'C')).code).toBe(0); // another domain: fine
+    expect(
+      (await ca('init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orgc'), '--domain', 'c.example', '--org', 'C')).code,
+    ).toBe(0); // another domain: fine
     // after the root revoked c.example's CA, a new CA for c.example is certified without the flag
-    expect((await ca('init-org', '--root', p('root'), '--dir', p('orgc2'), '--domain', 'c.example', '--org', 'C 2')).code).toBe(64);
+    expect(
+      (await ca('init-org', '--unencrypted-key', '--root', p('root'), '--dir', p('orgc2'), '--domain', 'c.example', '--org', 'C 2')).code,
+    ).toBe(64);
     expect((await ca('revoke', '--ca', p('root'), '--cert', p('orgc', 'ca.cert.pem'), '--reason', 'superseded')).code).toBe(0);
-    const replaced = await ca('init-org', '--root', p('root'), '--dir', p('orgc2'), '--domain', 'c.example', '--org', 'C 2');
+    const replaced = await ca(
+      'init-org',
+      '--unencrypted-key',
+      '--root',
+      p('root'),
+      '--dir',
+      p('orgc2'),
+      '--domain',
+      'c.example',
+      '--org',
+      'C 2',
+    );
     expect(replaced.code).toBe(0);
     expect(replaced.err).not.toMatch(/warning/);
   });
@@ -128,9 +145,32 @@ describe('ssmax ca', () => {
   test('usage errors exit 64 and name the problem', async () => {
     expect(await ca('nope')).toMatchObject({ code: 64 });
     expect((await ca('issue', 'wizard', ...orgArgs(), '--out', p('w'))).err).toMatch(/Cannot issue "wizard": the kind must be one of/);
-    expect((await ca('init-root', '--bogus')).code).toBe(64);
+    expect((await ca('init-root', '--unencrypted-key', '--bogus')).code).toBe(64);
     expect((await ca('init-root')).err).toMatch(/Missing --dir/);
     await expect(caCommand.run(['init-root'], capture().io)).rejects.toThrow('Missing --dir');
+  });
+
+  test('a CA key is never written unencrypted by default: without --passphrase-file or --unencrypted-key nothing is made', async () => {
+    for (const [argv, what] of [
+      [['init-root', '--dir', p('plain-root')], 'root CA'],
+      [['init-org', '--root', p('root'), '--dir', p('plain-org'), '--domain', 'q.example', '--org', 'Q'], 'organisation CA'],
+    ] as const) {
+      const rootState = readFileSync(p('root', 'ca.json'), 'utf8');
+      const r = await ca(...argv);
+      expect(r.code).toBe(64);
+      expect(r.err).toContain(`Refusing to write the ${what} private key unencrypted: give --passphrase-file F`);
+      expect(r.err).toContain('--unencrypted-key');
+      expect(existsSync(argv[argv.indexOf('--dir') + 1]!)).toBe(false);
+      expect(readFileSync(p('root', 'ca.json'), 'utf8')).toBe(rootState); // the root recorded no CA
+      const both = await ca(...argv, '--unencrypted-key', '--passphrase-file', p('pp'));
+      expect(both.code).toBe(64);
+      expect(both.err).toMatch(/Cannot use --passphrase-file with --unencrypted-key/);
+    }
+    // with a passphrase the root key is encrypted too, and used with it
+    expect((await ca('init-root', '--dir', p('enc-root'), '--passphrase-file', p('pp'))).code).toBe(0);
+    expect(readFileSync(p('enc-root', 'ca.key.pem'), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    expect((await ca('crl', '--ca', p('enc-root'))).err).toMatch(/it is encrypted and no passphrase was given/);
+    expect((await ca('crl', '--ca', p('enc-root'), '--ca-passphrase-file', p('pp'))).code).toBe(0);
   });
 
   test('the CA keys are 0600 and the org key is passphrase-encrypted PKCS#8', () => {
@@ -373,7 +413,7 @@ describe('ssmax ca', () => {
   test('runCa takes the time as a parameter', async () => {
     const c = capture();
     const d = mkdtempSync(join(tmpdir(), 'ssmax-ca-time-'));
-    expect(await runCa(['init-root', '--dir', d, '--days', '10'], c.io, new Date('2030-02-03T04:05:06Z'))).toBe(0);
+    expect(await runCa(['init-root', '--unencrypted-key', '--dir', d, '--days', '10'], c.io, new Date('2030-02-03T04:05:06Z'))).toBe(0);
     const root = parseCertificate(readFileSync(join(d, 'ca.cert.pem'), 'utf8'));
     expect(root.notAfter.toISOString()).toBe('2030-02-13T04:05:06.000Z');
   });
@@ -386,8 +426,11 @@ describe('the built binary', () => {
     const d = mkdtempSync(join(tmpdir(), 'ssmax-ca-bin-'));
     const run = (...args: string[]) => spawnSync(process.execPath, [bin, 'ca', ...args], { encoding: 'utf8' });
     expect(run('--help').stdout).toMatch(/init-root/);
-    expect(run('init-root', '--dir', join(d, 'root')).status).toBe(0);
-    expect(run('init-org', '--root', join(d, 'root'), '--dir', join(d, 'org'), '--domain', 'a.example', '--org', 'A').status).toBe(0);
+    expect(run('init-root', '--unencrypted-key', '--dir', join(d, 'root')).status).toBe(0);
+    expect(
+      run('init-org', '--unencrypted-key', '--root', join(d, 'root'), '--dir', join(d, 'org'), '--domain', 'a.example', '--org', 'A')
+        .status,
+    ).toBe(0);
     expect(run('crl', '--ca', join(d, 'root')).status).toBe(0);
     expect(run('crl', '--ca', join(d, 'org')).status).toBe(0);
     const v = run(

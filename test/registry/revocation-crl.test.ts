@@ -19,8 +19,10 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
   const base = mkdtempSync(join(tmpdir(), 'ssmax-revoke-'));
   const root = join(base, 'root');
   const org = join(base, 'orga');
-  expect(await runCa(['init-root', '--dir', root, '--name', 'Test Root'], io)).toBe(0);
-  expect(await runCa(['init-org', '--root', root, '--dir', org, '--domain', 'a.example', '--org', 'Org A'], io)).toBe(0);
+  expect(await runCa(['init-root', '--unencrypted-key', '--dir', root, '--name', 'Test Root'], io)).toBe(0);
+  expect(await runCa(['init-org', '--unencrypted-key', '--root', root, '--dir', org, '--domain', 'a.example', '--org', 'Org A'], io)).toBe(
+    0,
+  );
   expect(await runCa(['crl', '--ca', org], io)).toBe(0);
   const ca = {
     certificate: parseCertificate(readFileSync(join(org, 'ca.cert.pem'), 'utf8')),
@@ -50,7 +52,9 @@ test('revocations land in the CRL file and in ca.json; ssmax ca crl keeps them',
 
   // A CRL file of another CA is not overwritten.
   const other = join(base, 'other');
-  expect(await runCa(['init-org', '--root', root, '--dir', other, '--domain', 'b.example', '--org', 'Org B'], io)).toBe(0);
+  expect(
+    await runCa(['init-org', '--unencrypted-key', '--root', root, '--dir', other, '--domain', 'b.example', '--org', 'Org B'], io),
+  ).toBe(0);
   const otherCa = {
     certificate: parseCertificate(readFileSync(join(other, 'ca.cert.pem'), 'utf8')),
     privateKey: privateKeyFromPem(readFileSync(join(other, 'ca.key.pem'), 'utf8')),

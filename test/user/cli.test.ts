@@ -253,8 +253,8 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
   mkdirSync(base);
   const rootDir = join(base, 'root');
   const orgDir = join(base, 'orgc');
-  await run(['init-root', '--dir', rootDir]);
-  await run(['init-org', '--root', rootDir, '--dir', orgDir, '--domain', 'c.example', '--org', 'C Corp']);
+  await run(['init-root', '--unencrypted-key', '--dir', rootDir]);
+  await run(['init-org', '--unencrypted-key', '--root', rootDir, '--dir', orgDir, '--domain', 'c.example', '--org', 'C Corp']);
   const kp = generateEncryptionKeyPair(groups.libsecp256k1, systemRng);
   await run([
     'issue',
