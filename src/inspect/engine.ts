@@ -20,6 +20,7 @@ import { systemRng } from '../crypto';
 import { collect, decryptMessage, encryptMessage } from '../envelope';
 import type { KeyNotice, KeydOps } from '../keyd/client-ops';
 import { GatewayError, decided, messageFault } from '../mail/replies';
+import { checkNoBareCr } from '../mail/message-checks';
 import type { InspectionConfig } from './config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from './inspect';
 import { type QuarantineStore, parseReleaseMarker } from './quarantine';
@@ -95,9 +96,10 @@ export async function plaintextOf(
   opts: { readonly purpose?: string; readonly notice?: (n: KeyNotice) => void } = {},
 ): Promise<Buffer> {
   const { messageKey, ...notice } = await keyd.messageKey(capsule, await orgPublicKey(keyd, capsule.keyId));
+  let plaintext: Buffer;
   try {
     opts.notice?.(notice);
-    return await collect(decryptMessage(message, { messageKey }, { group }));
+    plaintext = await collect(decryptMessage(message, { messageKey }, { group }));
   } catch (err) {
     // the message key came with a verified proof: what fails now is the message (a limit of it, or its form)
     throw new GatewayError(
@@ -107,6 +109,9 @@ export async function plaintextOf(
   } finally {
     messageKey.fill(0); // not kept in memory after use
   }
+  // what the outer message may not hold, the encrypted one may not either (its header is read and handed on)
+  checkNoBareCr(plaintext, 'in the encrypted message, ');
+  return plaintext;
 }
 
 /** A plaintext submission encrypted to this organisation's current key (to hold it, or to send it to a remote inspector). */

@@ -89,13 +89,16 @@ export function canonicalAddress(address: string): string | undefined {
  * Refuses a message holding a bare CR (one not followed by LF) anywhere, body included: Haraka
  * takes it in, and a next hop that reads <CR>.<CR> as the end of DATA would run the lines after
  * it as commands of this gateway (SMTP smuggling). One pass; names the line, never its bytes.
+ * The same rule holds for a decrypted message (`where`: "in the encrypted message, "): readers of
+ * its header that split lines at LF would take a field hidden behind a lone CR for part of the one
+ * before, and the hand-over to the mailbox store turns that CR into a line end.
  */
-export function checkNoBareCr(message: Buffer): void {
+export function checkNoBareCr(message: Buffer, where = ''): void {
   for (let i = message.indexOf(0x0d); i >= 0; i = message.indexOf(0x0d, i + 1)) {
     if (message[i + 1] !== 0x0a) {
       let line = 1;
       for (let j = message.indexOf(0x0a); j >= 0 && j < i; j = message.indexOf(0x0a, j + 1)) line++;
-      throw new GatewayError('bareCr', `at line ${line}`);
+      throw new GatewayError('bareCr', `${where}at line ${line}`);
     }
   }
 }

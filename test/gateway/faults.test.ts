@@ -18,7 +18,7 @@ import { createCrl, parseCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
 import { privateKeyToPem } from '../../src/pki/keys';
 import { loadUserProfile } from '../../src/user/profile';
-import { ownOrgRecipient } from '../../src/user/sign-encrypt';
+import { ownOrgRecipient, signAndEncrypt } from '../../src/user/sign-encrypt';
 import { collect, encryptMessage } from '../../src/envelope';
 import { defaultGroup } from '../../src/crypto/backend';
 import { systemRng } from '../../src/crypto';
@@ -288,6 +288,23 @@ describe('bad input: each refused with its own status and text', () => {
     expect(
       await smtp(A().ports.smtp, 'alice@a.example', ['carol@b.example'], signed.message, { user: 'alice@a.example', pass: 'pw-alice' }),
     ).toMatch(/^550 5\.7\.5 Malformed or foreign SSMAX capsule: Cannot parse capsule point E: not a point on secp256k1/);
+  });
+
+  test('an encrypted message whose own header hides a field behind a bare CR: 550 5.6.0, no copy for the plain-client colleague', async () => {
+    // readers of the decrypted header split lines at LF; the hand-over to the mailbox store makes the CR a line end,
+    // so "Reply-To" (and anything else) would reach dave as a header field the seal never showed
+    const alice = loadUserProfile(A().profiles['alice@a.example']!);
+    const original = Buffer.from(
+      plain('dave@a.example', 'M-inner-cr')
+        .replace('From: dave@a.example', 'From: alice@a.example')
+        .replace('Subject:', 'X-Pad: x\rReply-To: pay@evil.example\r\nSubject:'),
+    );
+    const signed = await signAndEncrypt(alice, original, { now: new Date() });
+    expect(/\r(?!\n)/.test(signed.toString('latin1'))).toBe(false); // encrypted: the outer message has no bare CR
+    const reply = await smtp(A().ports.smtp, 'alice@a.example', ['dave@a.example'], signed, { user: 'alice@a.example', pass: 'pw-alice' });
+    expect(reply).toMatch(/^550 5\.6\.0 Bare CR in the message .*: in the encrypted message, at line \d+/);
+    await sleep(1000);
+    expect(count(A(), 'dave@a.example', 'M-inner-cr')).toBe(0);
   });
 
   test('a Message-ID folded before a comment: delivered (keyd records it unfolded), not 451 for ever', async () => {

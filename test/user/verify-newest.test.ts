@@ -110,6 +110,28 @@ test('an inner From unlike the sealed outer From is flagged', async () => {
   expect(opened.trace[opened.trace.length - 1]).toBe(opened.warnings[0]);
 });
 
+test('an inner header with a field hidden behind a bare CR is flagged, naming the line', async () => {
+  const inner = Buffer.from(
+    message.toString('latin1').replace('From: alice@a.example\r\n', 'From: alice@a.example\r\nX-Pad: x\rReply-To: pay@evil.example\r\n'),
+    'latin1',
+  );
+  expect(inner.toString('latin1')).toContain('x\rReply-To');
+  const encrypted = await collect(
+    encryptMessage(inner, [ownOrgRecipient(alice.profile, NOW)], { group: groups.libsecp256k1, rng: systemRng }),
+  );
+  const { message: signed } = await signUser(encrypted, {
+    signer: 'alice@a.example',
+    certRef: certificateRef(alice.profile.signingCertificate.der),
+    privateKey: alice.profile.signingKey,
+    now: clock,
+  });
+  const hop1 = await sendingHop(signed, world.a, alice, world.b);
+  const opened = await openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
+  expect(opened.warnings).toContainEqual(
+    expect.stringMatching(/^warning: the decrypted message holds a bare CR \(one not followed by LF\) at line \d+: what follows it/),
+  );
+});
+
 test('an inner From that differs from the sealed outer From only in case is no other author: no warning', async () => {
   const inner = Buffer.from(message.toString('latin1').replace('From: alice@a.example', 'From: Alice@A.Example'), 'latin1');
   const encrypted = (
