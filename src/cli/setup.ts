@@ -39,6 +39,9 @@ Options:
   --inspector-url URL        how the gateway reaches it (default https://<inspector-listen>)
   --delivery HOST:PORT       the mailbox store for local recipients (default 127.0.0.1:2525)
   --delivery-protocol P      smtp (default: Postfix, any SMTP server) or lmtp (Dovecot's LMTP)
+  --delivery-over-network    accept a --delivery host that is not a loopback address: the decrypted copies
+                             for users without an SSMAX client then cross the network in cleartext
+                             ([delivery] allow_plaintext_over_network=true; refused without it)
   --peer DOMAIN=URL          a peer's bundle URL without DNS (repeatable; closed networks)
   --host NAME=ADDRESS        a fixed address for a bundle host name (repeatable)
   --route DOMAIN=HOST:PORT   the next hop for a domain instead of its MX (repeatable)
@@ -99,6 +102,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
         'inspector-url': { type: 'string' },
         delivery: { type: 'string' },
         'delivery-protocol': { type: 'string' },
+        'delivery-over-network': { type: 'boolean' },
         peer: { type: 'string', multiple: true },
         host: { type: 'string', multiple: true },
         route: { type: 'string', multiple: true },
@@ -142,6 +146,7 @@ async function run(argv: string[], io: CliIo): Promise<number> {
       ...(values['inspector-url'] ? { inspectorUrl: values['inspector-url'] } : {}),
       ...(values.delivery ? { delivery: values.delivery } : {}),
       ...(protocol ? { deliveryProtocol: protocol } : {}),
+      ...(values['delivery-over-network'] === true ? { deliveryOverNetwork: true } : {}),
       peers: pairs(values.peer, 'peer', /^([^=\s]+)=(https:\/\/\S+)$/),
       hosts: pairs(values.host, 'host', /^([^=\s]+)=(\S+)$/),
       routes: pairs(values.route, 'route', /^([^=\s]+)=(\S+:\d{1,5})$/),

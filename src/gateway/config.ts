@@ -7,6 +7,7 @@
  * reports the others as waiting for a restart.
  */
 import { isIP } from 'node:net';
+import { isLoopbackAddress } from '../net/loopback';
 import { canonicalDomain } from '../chain/alignment';
 import { ConfigError, IniReader, readSettingFile, changedSettings, defineSettings } from '../config/ini';
 import { BATCH_DEFAULTS, type BatchSettings } from '../keyd/client-batch';
@@ -57,6 +58,11 @@ export interface GatewayConfig {
     readonly timeoutMs: number;
     readonly delayNoticeMs: number;
     readonly deliveryId: boolean;
+    /**
+     * [delivery] allow_plaintext_over_network: the store is not on this machine and the operator accepted that
+     * the decrypted copies cross the network in cleartext (refused at start otherwise; logged at every start).
+     */
+    readonly plaintextOverNetwork: boolean;
   };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
@@ -191,6 +197,7 @@ export const GATEWAY_SETTINGS = defineSettings({
   'delivery.protocol': { type: 'enum', values: ['smtp', 'lmtp'], default: GATEWAY_DEFAULTS.delivery_protocol },
   /** Default: true with protocol=lmtp, false with smtp. */
   'delivery.delivery_id': { type: 'bool', default: false },
+  'delivery.allow_plaintext_over_network': { type: 'bool', default: false },
   'delivery.timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.delivery_timeout_ms },
   'delivery.delay_notice_seconds': { ...SECONDS, default: GATEWAY_DEFAULTS.delay_notice_seconds, reload: true },
   /** Read by the operations listener (src/ops/gateway-ops.ts). */
@@ -252,6 +259,15 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     };
   }
   const deliveryProtocol = r.get('delivery.protocol');
+  // the copies for plain-client users are the decrypted messages, handed over in cleartext: to this machine only,
+  // unless the operator accepts that they cross the network (as for clamd, docs/inspection.md)
+  const deliveryTo = r.hostPort('delivery.host');
+  if (!isLoopbackAddress(deliveryTo.host) && !r.get('delivery.allow_plaintext_over_network'))
+    throw r.fail(
+      'delivery',
+      'host',
+      `${r.get('delivery.host')} is not a loopback address: the gateway hands the mailbox store the decrypted copies for users without an SSMAX client, in cleartext over ${deliveryProtocol.toUpperCase()}, which would cross the network; run the store (or a relay to it) on this machine (127.0.0.1 or [::1]), or set [delivery] allow_plaintext_over_network=true to accept that (docs/delivery.md)`,
+    );
   const trustedRelays = r.get('main.trusted_relays');
   for (const t of trustedRelays)
     if (!isAddressOrBlock(t)) throw r.fail('main', 'trusted_relays', `must list IP addresses or CIDR blocks, got '${t}'`);
@@ -288,7 +304,8 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     },
     routes,
     delivery: {
-      ...r.hostPort('delivery.host'),
+      ...deliveryTo,
+      plaintextOverNetwork: !isLoopbackAddress(deliveryTo.host),
       protocol: deliveryProtocol,
       timeoutMs: r.get('delivery.timeout_ms'),
       delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,

@@ -209,6 +209,10 @@ export function setupGateway(
   const held: HeldStore[] = [{ store: lists.moderation, name: 'list moderation' }];
   if (inspection instanceof LocalInspector) held.unshift({ store: inspection.quarantine, name: 'quarantine' });
   const heldKeys = startHeldKeys(held, keyd, config.domain, log, { runner: !cluster.isWorker });
+  if (config.delivery.plaintextOverNetwork)
+    log(
+      `ssmax delivery: WARNING: the mailbox store ${config.delivery.host}:${config.delivery.port} is not on this machine: the decrypted copies for users without an SSMAX client are handed to it in cleartext (accepted: [delivery] allow_plaintext_over_network=true)`,
+    );
   const delivery = new LocalDelivery(
     config.delivery.host,
     config.delivery.port,

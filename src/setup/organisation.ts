@@ -19,6 +19,7 @@
  * with the organisation's values set. Private keys are written 0600. Nothing
  * is overwritten without `force`.
  */
+import { isLoopbackAddress } from '../net/loopback';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
@@ -88,6 +89,8 @@ export interface SetupOptions {
   readonly delivery?: string;
   /** How: smtp (default; Postfix, any SMTP server) or lmtp (Dovecot's LMTP service). */
   readonly deliveryProtocol?: 'smtp' | 'lmtp';
+  /** Accept a `delivery` host that is not a loopback address ([delivery] allow_plaintext_over_network=true). */
+  readonly deliveryOverNetwork?: boolean;
   /** Static peers (domain → bundle URL), fixed addresses of host names, next hops (closed networks without DNS). */
   readonly peers?: Readonly<Record<string, string>>;
   readonly hosts?: Readonly<Record<string, string>>;
@@ -255,6 +258,13 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
     [delivery, '--delivery'],
   ] as const)
     hostPort(v, what);
+  // the gateway refuses a store off this machine at start (src/gateway/config.ts): said here, before anything is written
+  const deliveryOverNetwork = !isLoopbackAddress(hostPort(delivery, '--delivery').host);
+  if (deliveryOverNetwork && opts.deliveryOverNetwork !== true)
+    throw new SetupError(
+      `--delivery ${delivery} is not a loopback address: the gateway hands the mailbox store the decrypted copies for users without an SSMAX client in cleartext, which would cross the network; use a store (or a relay to it) on the gateway's machine, or add --delivery-over-network to accept that (docs/delivery.md)`,
+      'usage',
+    );
   for (const [v, what] of [
     [keydUrl, '--keyd-url'],
     [inspectorUrl, '--inspector-url'],
@@ -432,7 +442,11 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
       ? { mode: 'remote', inspector_url: inspectorUrl, inspector_servername: `inspect.${domain}` }
       : { mode: 'inline' },
   );
-  gwIni = setIniKeys(gwIni, 'delivery', { host: delivery, ...(opts.deliveryProtocol ? { protocol: opts.deliveryProtocol } : {}) });
+  gwIni = setIniKeys(gwIni, 'delivery', {
+    host: delivery,
+    ...(opts.deliveryProtocol ? { protocol: opts.deliveryProtocol } : {}),
+    ...(deliveryOverNetwork ? { allow_plaintext_over_network: 'true' } : {}),
+  });
   // The gateway checks keyd's proofs against its own organisation's bundle (docs/security.md): it reaches its
   // own publisher directly, by name, and at the publisher's address when that is a fixed IP.
   const own = ownBundle(domain, publisherListen);

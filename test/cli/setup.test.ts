@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
+  existsSync,
   lstatSync,
   mkdtempSync,
   openSync,
@@ -307,6 +308,21 @@ test('an org CA whose key is encrypted (what ssmax ca init-org writes by default
   // what ssmax registry does with them (src/cli/registry.ts): the key opens
   const authority = loadSigningAuthority(join(encCa, 'ca.cert.pem'), join(encCa, 'ca.key.pem'), registry.caPassphraseFile);
   expect(authority.certificate.subject).toContain('E Corp');
+});
+
+test('a mailbox store off this machine is refused before anything is written, unless --delivery-over-network accepts it', async () => {
+  const dir = join(base, 'remote-store');
+  harakaInit(dir);
+  const refused = await cli(args(dir, '--delivery', '10.0.0.5:24', '--delivery-protocol', 'lmtp'));
+  expect(refused.code).toBe(64);
+  expect(refused.out).toContain(
+    '--delivery 10.0.0.5:24 is not a loopback address: the gateway hands the mailbox store the decrypted copies',
+  );
+  expect(existsSync(join(dir, 'keyd'))).toBe(false);
+  const accepted = await cli(args(dir, '--delivery', '10.0.0.5:24', '--delivery-protocol', 'lmtp', '--delivery-over-network'));
+  expect(accepted.code).toBe(0);
+  const gw = parseGatewayConfig(parse(readFileSync(join(dir, 'gateway/config/ssmax.ini'), 'utf8')), join(dir, 'gateway/config'));
+  expect(gw.delivery).toMatchObject({ host: '10.0.0.5', port: 24, protocol: 'lmtp', plaintextOverNetwork: true });
 });
 
 test('setIniKeys: replaces a commented default in its section, adds missing keys and sections', () => {

@@ -33,7 +33,7 @@ test('the shipped config/ssmax.ini parses as written (its required settings, eve
 
 test('[lists] caps the moderation queue: bytes in all and per sender, posts held, whole numbers', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   const of = (text: string) => parseGatewayConfig(parse(`${base}${text}`) as Record<string, Record<string, unknown>>, '/x');
   expect(of('[lists]\nmoderation_max_bytes=5000\nmoderation_max_bytes_per_sender=700\nmoderation_max_entries=40\n').moderation).toEqual({
     maxBytes: 5000,
@@ -46,7 +46,7 @@ test('[lists] caps the moderation queue: bytes in all and per sender, posts held
 
 test('[chain] max_seal_age_seconds may not outlast the record of delivered messages (7 days)', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   expect(
     parseGatewayConfig(
       parse(`${base}[chain]\nmax_seal_age_seconds=604800\nresealers=Lists.C.example\n`) as Record<string, Record<string, unknown>>,
@@ -67,19 +67,19 @@ test.each([
     /\[delivery\] host: must be host:port/,
   ],
   [
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[policy]\nb.example=maybe\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[policy]\nb.example=maybe\n[delivery]\nhost=127.0.0.1:1\n',
     /\[policy\] b\.example: must be require, opportunistic or none/,
   ],
   [
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\nprotocol=imap\n',
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\nprotocol=imap\n',
     /\[delivery\] protocol: must be smtp or lmtp/,
   ],
   [
-    '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.0.0.0/33\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.0.0.0/33\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n',
     /ssmax\.ini \[main\] trusted_relays: must list IP addresses or CIDR blocks, got '10\.0\.0\.0\/33'/,
   ],
   [
-    '[main]\ndomain=a.example\ntrusted_relays=mx.a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n',
+    '[main]\ndomain=a.example\ntrusted_relays=mx.a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n',
     /trusted_relays: must list IP addresses/,
   ],
 ])('a bad config is refused naming the key: %#', (text, message) => {
@@ -87,10 +87,25 @@ test.each([
   expect(() => parseGatewayConfig(parse(text) as Record<string, Record<string, unknown>>, '/x')).toThrow(message);
 });
 
+test('[delivery] host off this machine is refused (the copies for plain-client users are decrypted, in cleartext), unless the operator accepts it', () => {
+  const ini = (delivery: string) =>
+    parse(
+      `[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\n${delivery}\n`,
+    ) as Record<string, Record<string, unknown>>;
+  for (const host of ['10.0.0.5:24', 'mail.a.example:25', 'localhost:2525', '[2001:db8::1]:24', '[::ffff:10.0.0.5]:24'])
+    expect(() => parseGatewayConfig(ini(`host=${host}\nprotocol=lmtp`), '/x')).toThrow(
+      `[delivery] host: ${host} is not a loopback address: the gateway hands the mailbox store the decrypted copies for users without an SSMAX client, in cleartext over LMTP, which would cross the network`,
+    );
+  for (const host of ['127.0.0.1:2525', '127.0.0.2:25', '[::1]:24', '[::ffff:127.0.0.1]:24'])
+    expect(parseGatewayConfig(ini(`host=${host}`), '/x').delivery.plaintextOverNetwork).toBe(false);
+  const accepted = parseGatewayConfig(ini('host=mail.a.example:25\nallow_plaintext_over_network=true'), '/x');
+  expect(accepted.delivery).toMatchObject({ host: 'mail.a.example', port: 25, plaintextOverNetwork: true });
+});
+
 test('trusted relays: addresses and CIDR blocks, IPv4 and IPv6; lmtp delivery', () => {
   const c = parseGatewayConfig(
     parse(
-      '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.1.0.0/16, ::1, fd00::/8\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:24\nprotocol=LMTP\n',
+      '[main]\ndomain=a.example\ntrusted_relays=127.0.0.1, 10.1.0.0/16, ::1, fd00::/8\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=[::1]:24\nprotocol=LMTP\n',
     ) as Record<string, Record<string, unknown>>,
     '/x',
   );
@@ -110,7 +125,7 @@ test('trusted relays: addresses and CIDR blocks, IPv4 and IPv6; lmtp delivery', 
 
 test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment says) is accepted; a negative one is refused', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   expect(
     parseGatewayConfig(parse(base.replace('key=c\n', 'key=c\nuser_facts_ttl_ms=0\n')) as Record<string, Record<string, unknown>>, '/x').keyd
       .userFactsTtlMs,
@@ -125,7 +140,7 @@ test('[keyd] user_facts_ttl_ms=0 (ask keyd every time, as the shipped comment sa
 
 test('reloadGatewayConfig: reloadable settings take their new values in the running object; others are reported for a restart; an invalid file changes nothing', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   const ini = (extra: string) => parse(base + extra) as Record<string, Record<string, unknown>>;
   const before = ini('[policy]\nb.example=require\n');
   const running = parseGatewayConfig(before, '/x');
@@ -150,7 +165,7 @@ test('reloadGatewayConfig: reloadable settings take their new values in the runn
 
 test('reloadApplier: a setting marked reload and a domain of [policy] have their own; any other name has none (waits for a restart), never the policy one', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   const before = parse(`${base}[policy]\nb.example=require\n`) as Record<string, Record<string, unknown>>;
   const after = parse(`${base}[policy]\nb.example=none\n`) as Record<string, Record<string, unknown>>;
   const next = parseGatewayConfig(after, '/x');
@@ -193,7 +208,7 @@ function valueAt(o: unknown, path: string): unknown {
 
 test('reloadGatewayConfig: every setting marked reload is applied, and nothing else (each setting changed alone, then all at once)', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n[policy]\nb.example=require\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://127.0.0.1:7443\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n[policy]\nb.example=require\n';
   const before = parse(base) as Record<string, Record<string, unknown>>;
   // a valid value other than the one in effect, for every setting
   const special: Record<string, string> = {
@@ -205,7 +220,7 @@ test('reloadGatewayConfig: every setting marked reload is applied, and nothing e
     'keyd.servername': 'keyd.z.example',
     'directory.dns_servers': '127.0.0.53',
     'chain.resealers': 'lists.c.example',
-    'delivery.host': 'h:2',
+    'delivery.host': '127.0.0.2:2',
     'inspection.mode': 'inline', // remote needs a URL (below, with it)
     'inspection.inspector_url': 'https://inspect.a.example:8443',
     'ops.listen': '127.0.0.1:9999',
@@ -265,7 +280,7 @@ test('reloadGatewayConfig: every setting marked reload is applied, and nothing e
 
 test('[routes]: read by the shared host:port reader ([::1]:25 is host ::1; ::1:25 is refused with its text, naming the domain)', () => {
   const base =
-    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+    '[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   const routes = (text: string) =>
     parseGatewayConfig(parse(`${base}[routes]\n${text}`) as Record<string, Record<string, unknown>>, '/x').routes;
   expect(routes('B.example=[::1]:25\nc.example=mx.c.example:2525\nd.example=192.0.2.1:25\n')).toEqual({
@@ -295,7 +310,7 @@ test('[routes]: read by the shared host:port reader ([::1]:25 is host ::1; ::1:2
 });
 
 test('every domain of the settings is kept in its ASCII form, as message domains are compared; one that is no domain name is refused naming its setting', () => {
-  const base = '[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n';
+  const base = '[keyd]\nurl=https://k:1\nca=a\ncert=b\nkey=c\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n';
   const of = (text: string) => parseGatewayConfig(parse(`${base}${text}`) as Record<string, Record<string, unknown>>, '/x');
   const c = of(
     '[main]\ndomain=BÜCHER.example\nlocal_domains=ｂ.example, xn--caf-dma.example\n[policy]\nwürze.example=require\n' +

@@ -59,7 +59,7 @@ test.each([
 
 const gatewayIni = (extra: string) =>
   parse(
-    `[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=ca.pem\ncert=gw.pem\nkey=gw.key\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=h:1\n${extra}`,
+    `[main]\ndomain=a.example\n[keyd]\nurl=https://k:1\nca=ca.pem\ncert=gw.pem\nkey=gw.key\n[seal]\ncert=d\nkey=e\n[pki]\nroots=f\n[delivery]\nhost=127.0.0.1:1\n${extra}`,
   ) as Record<string, Record<string, unknown>>;
 
 test('ssmax.ini [inspection]: the shipped defaults are the built-in ones (inline); remote mode reads its keys', () => {
