@@ -138,6 +138,9 @@ export interface Network {
   stop(): Promise<void>;
 }
 
+/** How long `stop` waits for a service to end after its signal (keyd's own stop waits at most 30 s for a crypto thread). */
+const STOP_WAIT_MS = 45000;
+
 /** Starts `ssmax <args>` and waits for the line matching `ready` (its first group is the port). */
 export function startService(args: string[], ready: RegExp, timeoutMs = 20000): Promise<ServiceProcess> {
   return new Promise((res, rej) => {
@@ -163,7 +166,16 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
           async stop(signal: NodeJS.Signals = 'SIGTERM') {
             if (proc.exitCode !== null || proc.signalCode !== null) return;
             proc.kill(signal);
+            // a service that does not stop within STOP_WAIT_MS is killed, and what it printed is told: a stop that
+            // hangs is a fault to see (once, in a loaded test run, keyd's did, and the test waited out its 180 s)
+            const killer = setTimeout(() => {
+              process.stderr.write(
+                `"ssmax ${args.join(' ')}" (pid ${proc.pid}) did not stop within ${STOP_WAIT_MS} ms of ${signal}: killed. Its last output:\n${out.slice(-3000)}\n`,
+              );
+              proc.kill('SIGKILL');
+            }, STOP_WAIT_MS);
             await exited;
+            clearTimeout(killer);
           },
         });
       }

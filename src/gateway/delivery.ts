@@ -436,7 +436,8 @@ export class LocalDelivery {
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
     for (const { key, value } of this.delivered.getRange({})) {
-      if (markTime(value) < cutoff) void this.delivered.remove(key);
+      if (markTime(value) < cutoff)
+        this.delivered.remove(key).catch(() => undefined); // not removed: tried again at the next start
       else if (!key.startsWith('note:') && intentOf(value) && !alive(intentOf(value)!.pid)) this.stats.pendingAtStart++; // not another live worker's
     }
   }

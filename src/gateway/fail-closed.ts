@@ -18,6 +18,7 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS module with `export =` types
 import DSN = require('haraka-dsn');
 import { GatewayError, type Reply, replyFor, REPLIES } from '../mail/replies';
+import { faultWhere } from '../net/https-server';
 
 /** Haraka's return codes (haraka-constants). */
 export const CODES = { CONT: 900, STOP: 901, DENY: 902, DENYSOFT: 903, DENYDISCONNECT: 904, DISCONNECT: 905, OK: 906 } as const;
@@ -55,7 +56,13 @@ export function failClosed(
     if (answered) return;
     answered = true;
     clearTimeout(timer);
-    next(code, msg);
+    // Haraka's next runs the later hooks and its reply at once, here in a timer or a promise's callback, outside
+    // Haraka's own try/catch: a throw there (another plugin's) would be an uncaught exception that ends Haraka
+    try {
+      next(code, msg);
+    } catch (err) {
+      log.logerror(`ssmax: ${name}: what ran after this hook threw: ${faultWhere(err)}`);
+    }
   };
   const timer = setTimeout(() => {
     log.logerror(`ssmax: ${name} timed out after ${timeoutMs} ms`);

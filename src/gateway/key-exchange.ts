@@ -116,19 +116,19 @@ export class Advertiser {
 
   private update(): Promise<string> {
     this.running ??= this.fetchKeys()
-      .then(
-        (pub) => {
-          this.line = advertisement(pub.current ? [pub.current] : [], this.sealSerial);
-          this.at = this.now();
-          return this.line;
-        },
-        () => {
-          // keyd unreachable: keep the last line (or the seal serial alone) for ttlMs, so EHLOs do not wait on keyd each time
-          this.line ??= advertisement([], this.sealSerial);
-          this.at = this.now();
-          return this.line;
-        },
-      )
+      .then((pub) => {
+        this.line = advertisement(pub.current ? [pub.current] : [], this.sealSerial);
+        this.at = this.now();
+        return this.line;
+      })
+      // keyd unreachable, or an answer without the keys (the line above threw): keep the last line (or the seal
+      // serial alone) for ttlMs, so EHLOs do not wait on keyd each time; `current` may leave this promise unawaited,
+      // so it never rejects
+      .catch(() => {
+        this.line ??= advertisement([], this.sealSerial);
+        this.at = this.now();
+        return this.line;
+      })
       .finally(() => {
         this.running = undefined;
       });

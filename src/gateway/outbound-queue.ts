@@ -31,7 +31,7 @@ export interface HarakaTransaction {
   rcpt_to: unknown[];
   notes: unknown;
   add_data(line: Line): void;
-  message_stream: { add_line_end(cb?: () => void): void };
+  message_stream: { add_line_end(cb?: () => void): void; on?(event: 'error', listener: (err: Error) => void): unknown };
   header: { header_list?: string[] };
 }
 
@@ -41,7 +41,7 @@ export interface HarakaQueue {
   /** Haraka's outbound: queues the transaction; `next` gets OK (906) with its text, or a failure. */
   send_trans_email(txn: HarakaTransaction, next: (code: number, msg: unknown) => void): void;
   Address: AddressClass;
-  /** smtp.ini, as Haraka's own send_email reads it (header lines kept, spooling of big messages). */
+  /** smtp.ini, as Haraka's own send_email reads it (header lines kept; its spooling is turned off: neverSpooled). */
   smtpIni: unknown;
 }
 
@@ -108,7 +108,8 @@ export interface Queued {
 export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     checkQueueable(h, q.message);
-    const txn = h.createTransaction(null, h.smtpIni);
+    const txn = h.createTransaction(null, neverSpooled(h.smtpIni));
+    txn.message_stream.on?.('error', reject); // an unheard stream error would end Haraka
     if (q.notes) txn.notes = q.notes;
     txn.mail_from = new h.Address(q.from === '' || q.from === '<>' ? '<>' : `<${q.from}>`);
     txn.rcpt_to = q.to.map((r) => new h.Address(`<${r}>`));
@@ -118,6 +119,18 @@ export function queueMessage(h: HarakaQueue, q: Queued): Promise<void> {
     txn.message_stream.add_line_end();
     h.send_trans_email(txn, (code, msg) => (code === CODES.OK ? resolve() : reject(new Error(`Haraka's queue: ${String(msg)}`))));
   });
+}
+
+/**
+ * `cfg` with its message stream never spooled to disk ([main] spool_after=-1). Haraka's message stream
+ * writes a message over spool_after (25 MiB when not set) to a file in spool_dir (/tmp), which only
+ * the stream's destroy() closes and removes, and Haraka's outbound never calls it for a transaction
+ * it was handed: every large peer copy left a file behind until /tmp was full, and then the stream's
+ * write error, with no listener, ended Haraka. The copy is in memory already (`Queued.message`).
+ */
+export function neverSpooled(cfg: unknown): unknown {
+  const c = (cfg ?? {}) as { main?: Record<string, unknown> };
+  return { ...c, main: { ...(c.main ?? {}), spool_after: -1 } };
 }
 
 /**

@@ -1082,6 +1082,6 @@ async function delayed(s: State, hmail: QueuedMail, err: unknown): Promise<void>
 
 export function shutdown(this: HarakaPlugin): void {
   void state?.ops.then((o) => o?.close()).catch(() => undefined);
-  void state?.close();
+  state?.close().catch(() => undefined); // Haraka is stopping: nothing to tell, and an unhandled rejection would be noise at exit
   state = undefined;
 }

@@ -92,14 +92,14 @@ export class SealSwitch {
     this.checkedAt = t;
     this.checking = this.opts
       .fetchOwn()
-      .then(
-        (own) => {
-          const now = this.clock();
-          if (own.sealingCertificate(ref, now)) this.ready = { ref, why: 'published' };
-          else if (!own.sealingCertificate(inUse, now)) this.ready = { ref, why: 'previous-dropped' };
-        },
-        () => undefined,
-      )
+      .then((own) => {
+        const now = this.clock();
+        if (own.sealingCertificate(ref, now)) this.ready = { ref, why: 'published' };
+        else if (!own.sealingCertificate(inUse, now)) this.ready = { ref, why: 'previous-dropped' };
+      })
+      // a failed fetch, or a check that threw (a CRL file unreadable just now): the next message checks again;
+      // nothing awaits this promise, so nothing may reject it (an unhandled rejection ends Haraka)
+      .catch(() => undefined)
       .finally(() => {
         this.checking = undefined;
       });

@@ -209,6 +209,14 @@ class PdfReader {
   private start(): LoadedWorker {
     const t = startWorker(join(__dirname, 'pdf-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: PDF_HEAP_MB } });
     t.worker.unref(); // an idle reader never keeps the process alive
+    // for the thread's whole life, not only while a document is read: a thread's error with no listener (pdf.js
+    // rejecting after its answer, between documents) would end the process; a thread that failed or exited is
+    // replaced at the next document
+    const gone = () => {
+      if (this.thread === t) this.thread = undefined;
+    };
+    t.worker.on('error', gone);
+    t.worker.on('exit', gone);
     return t;
   }
 }

@@ -346,7 +346,12 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
       });
     return scheduling;
   };
-  const timer = setInterval(() => void schedule(), config.keys.scheduleMs);
+  // the timer's run is awaited by nobody: a step that failed is logged, and the next run tries again (an unhandled
+  // rejection would end keyd)
+  const timer = setInterval(
+    () => void schedule().catch((err: unknown) => st.log?.(`keyd: key schedule run failed: ${(err as Error).message}`)),
+    config.keys.scheduleMs,
+  );
   timer.unref();
   return {
     ...parts,

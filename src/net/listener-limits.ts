@@ -79,6 +79,10 @@ export function capConnections<S extends NetServer & { setTimeout(ms: number): u
   if (onDrop) server.on('drop', () => onDrop());
   // a TLS client that never finishes its handshake, or resets it: the socket's error is the client's, never the process's
   server.on('tlsClientError', (_err: Error, socket: Socket) => socket.destroy());
+  // once listening, a failed accept (EMFILE, ENFILE: out of file descriptors under a flood) is emitted as the server's
+  // 'error' while it goes on listening; with no listener that would end the process. An error of listen itself
+  // still reaches the caller's own listener (every caller has one while it starts).
+  server.on('error', () => undefined);
   return server;
 }
 

@@ -70,6 +70,23 @@ describe('every hook fails closed and answers exactly once', () => {
     const r = await run(() => Promise.resolve([CODES.OK, 'fine']));
     expect(r.calls).toEqual([[CODES.OK, 'fine']]);
   });
+  test("what runs after the hook (Haraka's next: later plugins, the reply) throws: logged, not thrown into a promise nobody holds", async () => {
+    const errors: string[] = [];
+    const calls: number[] = [];
+    failClosed(
+      'test',
+      200,
+      { logerror: (m) => errors.push(m) },
+      () => Promise.resolve([CODES.OK]),
+      (code) => {
+        calls.push(code ?? -1);
+        throw new TypeError("another plugin's bug");
+      },
+    );
+    await new Promise((res) => setTimeout(res, 50));
+    expect(calls).toEqual([CODES.OK]); // once: the throw is not taken for the hook's own failure
+    expect(errors).toEqual([expect.stringMatching(/^ssmax: test: what ran after this hook threw: TypeError /) as string]);
+  });
 });
 
 describe("the hooks' time limit is kept below Haraka's own timeout for the plugin", () => {

@@ -82,6 +82,37 @@ test('the advertiser caches keyd’s answer; without keyd it still answers (seal
   expect(coldCalls).toBe(1); // the failure is remembered for the TTL too
 });
 
+test('an answer of keyd without its keys (200, no body) never rejects: the seal serial alone, then the line kept while an update runs behind', async () => {
+  let t = 0;
+  let answer: unknown = null;
+  const adv = new Advertiser(
+    async () => answer as { current: string | null },
+    '0c',
+    5000,
+    () => t,
+  );
+  // the first EHLO waits for the update: it used to reject (a TypeError reading the null answer)
+  expect(await adv.current()).toBe('X-SSMAX v=1 seal=0c');
+  answer = { current: 'a.example:v3' };
+  t = 6000;
+  expect(await adv.current()).toBe('X-SSMAX v=1 seal=0c'); // stale: the cached line at once, an update behind
+  await new Promise((r) => setImmediate(r));
+  expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v3 seal=0c');
+  // with a line cached the update runs unawaited: a null answer there was an unhandled rejection, which ends Haraka
+  answer = null;
+  t = 12000;
+  const rejections: unknown[] = [];
+  const onRejection = (r: unknown) => rejections.push(r);
+  process.on('unhandledRejection', onRejection);
+  try {
+    expect(await adv.current()).toBe('X-SSMAX v=1 keys=a.example:v3 seal=0c');
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
+  expect(rejections).toEqual([]);
+});
+
 function watch(over: Partial<KeyWatchOptions> & { t: { now: number } }): {
   kw: KeyWatch;
   refreshes: string[];

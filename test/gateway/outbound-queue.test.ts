@@ -3,7 +3,18 @@
  * for Haraka's transaction that records what it is given; the real Haraka path is
  * test/gateway/outbound-bytes.test.ts.
  */
-import { type HarakaQueue, type HarakaTransaction, queueMessage, wireLines } from '../../src/gateway/outbound-queue';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AddressClass,
+  type HarakaQueue,
+  type HarakaTransaction,
+  neverSpooled,
+  queueMessage,
+  wireLines,
+} from '../../src/gateway/outbound-queue';
 import { GatewayError } from '../../src/mail/replies';
 
 test('wireLines: split after each LF, a leading "." doubled, no byte decoded; the concatenation un-stuffed is the message', () => {
@@ -90,4 +101,34 @@ test("queueMessage: a header of more lines than Haraka's headers.max_lines keeps
   small.q.smtpIni = { headers: { max_lines: 3 } };
   const folded = Buffer.from('Subject: a\r\n b\r\n c\r\nTo: x@b.example\r\n\r\n');
   await expect(queueMessage(small.q, { from: '', to: ['b@b.example'], message: folded })).rejects.toThrow(/4 lines, at most 3/);
+});
+
+test("queueMessage: a copy larger than smtp.ini's spool_after is never spooled to disk (Haraka's outbound never removed the file), and is queued whole", async () => {
+  // Haraka's own transaction and message stream, with spooling set to start at 1 KiB into a folder of this test
+  const fromHaraka = createRequire(require.resolve('Haraka/transaction')); // Haraka's own modules, as it loads them
+  const spool = mkdtempSync(join(tmpdir(), 'ssmax-spool-'));
+  const trans = fromHaraka('./transaction') as { createTransaction: HarakaQueue['createTransaction'] };
+  const { Address } = fromHaraka('@haraka/email-address') as { Address: AddressClass };
+  const body = `${'x'.repeat(70)}\r\n`.repeat(300); // 21 KB
+  const message = Buffer.from(`From: a@a.example\r\nSubject: big\r\n\r\n${body}`);
+  let queued: Buffer = Buffer.alloc(0);
+  const q: HarakaQueue = {
+    createTransaction: (uuid, cfg) => trans.createTransaction(`t-${Date.now()}` as unknown as null, cfg),
+    send_trans_email: (txn, next) => {
+      // as Haraka's outbound does: it reads the whole message from the stream, then answers
+      (txn.message_stream as unknown as { get_data(cb: (b: Buffer) => void): void }).get_data((b) => {
+        queued = b;
+        next(906, 'Message Queued');
+      });
+    },
+    Address,
+    smtpIni: { main: { spool_after: 1024, spool_dir: spool }, headers: { max_lines: 1000 } },
+  };
+  await queueMessage(q, { from: 'a@a.example', to: ['b@b.example'], message });
+  expect(readdirSync(spool)).toEqual([]);
+  expect(queued.toString('latin1')).toContain(body);
+  expect(neverSpooled({ main: { spool_after: 10, x: 1 }, headers: { max_lines: 5 } })).toEqual({
+    main: { spool_after: -1, x: 1 },
+    headers: { max_lines: 5 },
+  });
 });

@@ -84,3 +84,30 @@ test('the own bundle cannot be fetched: the certificate in use stays, checks go 
   expect(await w.tick(3000)).toBe(true);
   expect(w.state.fetches).toBe(3);
 });
+
+test('a check whose reading of the bundle throws (a CRL file unreadable just then): the certificate in use stays, nothing rejects, checks go on', async () => {
+  const t = { now: 0 };
+  let throwing = true;
+  const sw = new SealSwitch({
+    domain: 'a.example',
+    log: () => undefined,
+    now: () => t.now,
+    fetchOwn: (): Promise<OwnBundle> =>
+      Promise.resolve({
+        serial: 1,
+        sealingCertificate: (ref: string) => {
+          if (throwing) throw new Error('Cannot read CRL "/etc/ssmax/pki/org-ca.crl.pem": ENOENT');
+          return ref === NEW ? {} : undefined;
+        },
+      }),
+  });
+  // nothing awaits the check in the gateway: a rejection here was an unhandled rejection, which ends Haraka
+  expect(sw.decide(NEW, '0b', OLD)).toBe(false);
+  await expect(sw.settled()).resolves.toBeUndefined();
+  throwing = false;
+  t.now = 1000;
+  expect(sw.decide(NEW, '0b', OLD)).toBe(false);
+  await sw.settled();
+  t.now = 2000;
+  expect(sw.decide(NEW, '0b', OLD)).toBe(true);
+});

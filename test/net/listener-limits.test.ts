@@ -8,6 +8,7 @@
  * test/publisher/publisher.test.ts).
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { JsonHttpsServer } from '../../src/net/https-server';
 import { listen } from '../../src/net/https-json';
-import { LISTENER_DEFAULTS, listenerOptions } from '../../src/net/listener-limits';
+import { LISTENER_DEFAULTS, capConnections, listenerOptions } from '../../src/net/listener-limits';
 import { OPS_LISTENER, startOps } from '../../src/ops/server';
 
 jest.setTimeout(60000);
@@ -86,6 +87,25 @@ let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'ssmax-listeners-'));
   fx = provisionOrg(join(dir, 'pki'), { domain: 'a.example' });
+});
+
+test('a listening server whose accept fails (EMFILE under a flood: emitted as its error) goes on listening; a listen error still reaches the caller', async () => {
+  const server = capConnections(createServer(), { maxConnections: 10, idleTimeoutMs: 1000 });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  try {
+    // with no 'error' listener, emit throws: the process would end
+    expect(() => server.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }))).not.toThrow();
+    expect(server.listening).toBe(true);
+    const port = (server.address() as { port: number }).port;
+    const other = capConnections(createServer(), { maxConnections: 10, idleTimeoutMs: 1000 });
+    const listenError = await new Promise<Error>((res) => {
+      other.once('error', res);
+      other.listen(port, '127.0.0.1');
+    });
+    expect(listenError).toMatchObject({ code: 'EADDRINUSE' });
+  } finally {
+    await new Promise((res) => server.close(res));
+  }
 });
 
 test('the shared options: the handshake, header and request times, and a header check at least every second', () => {
