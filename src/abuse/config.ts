@@ -14,6 +14,7 @@ import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '..
 import type { KeydClient } from '../keyd/client';
 import { isKeydUrl, keydClientOf } from '../keyd/client-settings';
 import type { SubmitSettings } from './submit';
+import { isLoopbackAddress, plaintextSmtpRefusal } from '../net/loopback';
 import { errnoText } from '../errors/errno';
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
@@ -129,12 +130,17 @@ export function loadAbuseConfig(file: string): AbuseConfig {
         throw r.fail('submit', 'password_file', `cannot be read: ${errnoText(err)}`);
       }
     }
+    // cleartext only on loopback (src/net/loopback.ts); off loopback the default is STARTTLS
+    const port = r.get('submit.port');
+    const effective = security ?? (port === 465 ? 'tls' : port === 587 || !isLoopbackAddress(host) ? 'starttls' : 'none');
+    const refusal = plaintextSmtpRefusal(host, effective);
+    if (refusal) throw r.fail('submit', 'security', refusal);
     submit = {
       host,
-      port: r.get('submit.port'),
+      port,
       ...(opt('submit.user') ? { user: opt('submit.user') as string } : {}),
       ...(password !== undefined ? { password } : {}),
-      ...(security ? { security } : {}),
+      security: effective,
     };
   }
   const listen = r.hostPort('server.listen');

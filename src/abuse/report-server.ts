@@ -18,7 +18,7 @@
 import { secretsEqual } from '../crypto/compare';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
-import { readBody, RequestRefused, sendJson } from '../net/https-server';
+import { faultWhere, readBody, RequestRefused, sendJson } from '../net/https-server';
 import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
 import { AbuseError } from './errors';
 import { buildAbuseReport, identifyReportedMessage } from './report';
@@ -139,7 +139,8 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
   const limits: ListenerLimits = { ...REPORT_SERVER_LISTENER, ...opts.listener };
   const server: Server = createServer(listenerOptions(limits), (req, res) => {
     handle(req, res).catch((err: unknown) => {
-      log(`abuse endpoint fault: ${err instanceof Error ? err.message : String(err)}`);
+      // the name and frames only: a parser's message could quote the reported mail (as elsewhere: faultWhere)
+      log(`abuse endpoint fault: ${faultWhere(err)}`);
       if (!res.headersSent) fail(res, 500, 'internal', 'Internal error');
       else res.destroy();
     });

@@ -5,6 +5,7 @@
  */
 import { createTransport } from 'nodemailer';
 import { AbuseError } from './errors';
+import { isLoopbackAddress, plaintextSmtpRefusal } from '../net/loopback';
 
 export interface SubmitSettings {
   readonly host: string;
@@ -12,7 +13,7 @@ export interface SubmitSettings {
   /** SMTP AUTH user and password; no AUTH when absent. */
   readonly user?: string;
   readonly password?: string;
-  /** `starttls` (default when port 587), `tls`, or `none` (loopback only). */
+  /** `starttls` (default for port 587 and off loopback), `tls` (default for 465), or `none` (loopback only: src/net/loopback.ts). */
   readonly security?: 'none' | 'starttls' | 'tls';
   readonly timeoutMs?: number;
 }
@@ -24,7 +25,9 @@ export interface SubmitResult {
 
 /** Sends `report` from `from` to `to` through the gateway; AbuseError `unavailable` when it is not accepted. */
 export async function submitReport(report: Buffer, envelope: { from: string; to: string }, s: SubmitSettings): Promise<SubmitResult> {
-  const security = s.security ?? (s.port === 465 ? 'tls' : s.port === 587 ? 'starttls' : 'none');
+  const security = s.security ?? (s.port === 465 ? 'tls' : s.port === 587 || !isLoopbackAddress(s.host) ? 'starttls' : 'none');
+  const refusal = plaintextSmtpRefusal(s.host, security);
+  if (refusal) throw new AbuseError('unavailable', `Cannot submit the report: ${refusal}`);
   const t = createTransport({
     host: s.host,
     port: s.port,

@@ -27,3 +27,18 @@ function expandV6(h: string): string {
   const zeros = tail === undefined ? [] : Array<string>(8 - a.length - b.length).fill('0');
   return [...a, ...zeros, ...b].map((g) => String(parseInt(g || '0', 16))).join(':');
 }
+
+/** How an SMTP client protects its session: `none` (cleartext), `starttls`, or `tls` from the start. */
+export type SmtpSecurity = 'none' | 'starttls' | 'tls';
+
+/**
+ * Why SMTP with `security` to `host` is refused, or undefined when it is not: in cleartext (`none`) a
+ * password and a message would cross the network, so only to a literal loopback address (a name, even
+ * `localhost`, is resolved by the system and counts as remote). The one rule of every SMTP client here
+ * that may authenticate (`ssmax abuse`'s submission, `ssmax user send`; releases require STARTTLS off
+ * loopback the same way).
+ */
+export function plaintextSmtpRefusal(host: string, security: SmtpSecurity): string | undefined {
+  if (security !== 'none' || isLoopbackAddress(host)) return undefined;
+  return `security "none" to ${host}, which is not a loopback address: the password and the message would cross the network in cleartext; use starttls or tls, or a loopback address`;
+}

@@ -16,6 +16,7 @@ import { createTransport } from 'nodemailer';
 import { UserError } from './errors';
 import { type SmtpSettings, type UserProfile, domainOf } from './profile';
 import { cannotRead } from '../errors/errno';
+import { plaintextSmtpRefusal } from '../net/loopback';
 
 export interface SubmitOptions {
   /** RCPT TO addresses, at least one. */
@@ -101,6 +102,8 @@ export async function submitMessage(profile: UserProfile, message: Uint8Array, o
       `Cannot submit: no SMTP ${missing.join(', ')}: give ${missing.map((k) => (k === 'user' ? '--smtp-user' : `--${k}`)).join(', ')} (or set "smtp" in ${join(profile.dir, 'profile.json')})`,
     );
   const settings: SmtpSettings = { security: 'starttls', ...merged } as SmtpSettings;
+  const refusal = plaintextSmtpRefusal(settings.host, settings.security);
+  if (refusal) throw new UserError('smtp', `Cannot submit: ${refusal}`);
   const password = options.password ?? smtpPassword(settings, profile.dir, options.env);
   const timeout = options.timeoutMs ?? 30_000;
   const transport = createTransport({

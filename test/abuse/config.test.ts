@@ -49,3 +49,15 @@ test.each([
 test('a value outside any section is refused, named', () => {
   expect(() => load(`domain=a.example\n${shippedIni('ssmax-abuse.ini')}`)).toThrow(/ssmax-abuse\.ini: "domain" is outside any section/);
 });
+
+test('[submit]: cleartext (security none) only to a loopback address; off loopback the default is STARTTLS, whatever the port', () => {
+  const withSubmit = (lines: string) => load(`${shippedIni('ssmax-abuse.ini')}\n[submit]\n${lines}\n`);
+  expect(withSubmit('host=mx.a.example\nport=25').submit).toMatchObject({ host: 'mx.a.example', port: 25, security: 'starttls' });
+  expect(withSubmit('host=127.0.0.1\nport=2525').submit).toMatchObject({ security: 'none' });
+  expect(withSubmit('host=mx.a.example\nport=465').submit).toMatchObject({ security: 'tls' });
+  for (const host of ['mx.a.example', 'localhost', '10.0.0.5'])
+    expect(() => withSubmit(`host=${host}\nport=25\nsecurity=none`)).toThrow(
+      `ssmax-abuse.ini [submit] security: security "none" to ${host}, which is not a loopback address: the password and the message would cross the network in cleartext`,
+    );
+  expect(withSubmit('host=::1\nport=25\nsecurity=none').submit).toMatchObject({ host: '::1', security: 'none' });
+});

@@ -142,6 +142,21 @@ test('no recipients, a bad recipient, no password source', async () => {
   expect(smtpPassword({ ...bare.smtp!, passwordFile: undefined, passwordEnv: 'PW' }, bare.dir, { PW: 'x' })).toBe('x');
 });
 
+test('security "none" to a host that is not a loopback address: refused before connecting, the password never sent', async () => {
+  for (const host of ['mx.a.example', 'localhost', '192.0.2.7']) {
+    const err = await submitMessage(alice.profile, message(), {
+      to: ['bob@b.example'],
+      password: PASSWORD,
+      smtp: { host, port, user: 'alice', security: 'none' },
+      timeoutMs: 2000,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toBe(
+      `Cannot submit: security "none" to ${host}, which is not a loopback address: the password and the message would cross the network in cleartext; use starttls or tls, or a loopback address`,
+    );
+  }
+});
+
 test('a closed port: a clear connection error', async () => {
   const err = await submitMessage(alice.profile, message(), {
     to: ['bob@b.example'],
