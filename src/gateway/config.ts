@@ -63,6 +63,8 @@ export interface GatewayConfig {
      * the decrypted copies cross the network in cleartext (refused at start otherwise; logged at every start).
      */
     readonly plaintextOverNetwork: boolean;
+    /** The setting itself ([delivery] allow_plaintext_over_network). */
+    readonly allowPlaintextOverNetwork: boolean;
   };
   /** Addresses (IPs or CIDR blocks) of the organisation's own MTAs: they may relay, and their null-sender mail to local users is accepted. */
   readonly trustedRelays: readonly string[];
@@ -306,6 +308,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     delivery: {
       ...deliveryTo,
       plaintextOverNetwork: !isLoopbackAddress(deliveryTo.host),
+      allowPlaintextOverNetwork: r.get('delivery.allow_plaintext_over_network'),
       protocol: deliveryProtocol,
       timeoutMs: r.get('delivery.timeout_ms'),
       delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,

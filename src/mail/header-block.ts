@@ -84,3 +84,28 @@ export function firstValue(fields: readonly string[], name: string): string | un
   const f = fields.find((x) => isField(x, name));
   return f === undefined ? undefined : unfoldedValue(f).trim();
 }
+
+/** RFC 5322 §2.1.1: a line of a message is at most 998 characters, and should be at most 78. */
+export const MAX_LINE = 998;
+
+/**
+ * `Name: value` as a field of lines near 78 characters: folded before a space of the value (a fold
+ * is CRLF followed by that space, so unfolding gives the value back). A run without spaces that is
+ * too long for one line (998 characters) cannot be folded: undefined. One pass over the value.
+ */
+export function foldedField(name: string, value: string): string | undefined {
+  const words = value.split(' ');
+  const lines: string[] = [];
+  let line = `${name}:`;
+  for (const word of words) {
+    const piece = ` ${word}`;
+    // never a line of whitespace alone: no fold before an empty word (a run of spaces)
+    if (word !== '' && line.length + piece.length > 78 && line.length > name.length + 1) {
+      lines.push(line);
+      line = piece;
+    } else line += piece;
+    if (line.length > MAX_LINE) return undefined;
+  }
+  lines.push(line);
+  return lines.join('\r\n');
+}

@@ -26,7 +26,7 @@ import { CAPSULE_HEADER, formatCapsule, parseCapsule } from '../envelope/headers
 import { UserError } from './errors';
 import type { UserProfile } from './profile';
 import { ownOrgRecipient } from './sign-encrypt';
-import { firstValue, isField, splitHeaderBlock } from '../mail/header-block';
+import { MAX_LINE, firstValue, foldedField, isField, splitHeaderBlock } from '../mail/header-block';
 
 export interface ForwardOptions {
   readonly to: readonly string[];
@@ -73,10 +73,17 @@ export async function forwardMessage(profile: UserProfile, received: Uint8Array,
   }
   const subject = firstValue(fields, 'subject') ?? '';
   const domain = profile.address.slice(profile.address.lastIndexOf('@') + 1);
+  // folded to lines of at most 998 characters (a longer line would be cut by the gateway, breaking the signature)
+  const fold = (name: string, value: string): string => {
+    const field = foldedField(name, value);
+    if (field === undefined)
+      throw new UserError('message', `Cannot forward: the ${name} has a run of more than ${MAX_LINE} characters without a space`);
+    return field;
+  };
   const head = [
     `From: ${profile.address}`,
-    `To: ${options.to.join(', ')}`,
-    `Subject: ${/^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`}`,
+    fold('To', options.to.join(', ')),
+    fold('Subject', /^fwd:/i.test(subject) ? subject : `Fwd: ${subject}`),
     `Date: ${options.now.toUTCString().replace('GMT', '+0000')}`,
     `Message-ID: <fwd-${randomBytes(12).toString('hex')}@${domain}>`,
     ...fields.filter((f) => KEPT.test(f)),

@@ -1,4 +1,12 @@
-import { findHeaderEnd, firstValue, isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
+import {
+  findHeaderEnd,
+  firstValue,
+  foldedField,
+  isField,
+  splitHeaderBlock,
+  unfoldedValue,
+  withoutField,
+} from '../../src/mail/header-block';
 
 const m = (s: string) => Buffer.from(s, 'latin1');
 
@@ -53,5 +61,29 @@ describe('the root header block splitter (src/mail/header-block.ts)', () => {
         expect(findHeaderEnd(m(s), { bareLf })).toEqual(ends);
       }
     }
+  });
+});
+
+describe('foldedField: a generated field in lines near 78 characters, never over 998 (src/mail/header-block.ts)', () => {
+  const unfold = (field: string) => field.replace(/\r\n /g, ' ');
+  test.each([
+    ['Subject', 'short'],
+    ['Subject', `Fwd: ${'word '.repeat(300)}end`],
+    ['To', Array.from({ length: 60 }, (_, i) => `user${i}@b.example`).join(', ')],
+    ['Subject', 'two  spaces   and more    '],
+    ['Subject', ''],
+  ])('%s: every line at most 78 characters when its words allow, unfolding gives the value back', (name, value) => {
+    const field = foldedField(name, value)!;
+    expect(unfold(field)).toBe(`${name}: ${value}`);
+    for (const line of field.split('\r\n')) {
+      expect(line.length).toBeLessThanOrEqual(78);
+      expect(line.trim()).not.toBe(''); // no line of whitespace alone
+    }
+  });
+  test('a word longer than a line stands alone on its line; past 998 characters it cannot be folded', () => {
+    const long = 'x'.repeat(500);
+    const field = foldedField('Subject', `a ${long} b`)!;
+    expect(field.split('\r\n')).toEqual(['Subject: a', ` ${long}`, ' b']);
+    expect(foldedField('Subject', `a ${'x'.repeat(998)}`)).toBeUndefined();
   });
 });
