@@ -13,8 +13,8 @@ import { ConfigError, IniReader, defineSettings, readIniFile, readSettingFile, r
 import { DIRECTORY_SETTINGS, FREE_SECTIONS as DIRECTORY_FREE_SECTIONS } from '../directory/config';
 import type { KeydClient } from '../keyd/client';
 import { isKeydUrl, keydClientOf } from '../keyd/client-settings';
-import type { SubmitSettings } from './submit';
-import { isLoopbackAddress, plaintextSmtpRefusal } from '../net/loopback';
+import { type SubmitSettings, submitSecurity } from './submit';
+import { plaintextSmtpRefusal } from '../net/loopback';
 import { errnoText } from '../errors/errno';
 
 /** The one configuration error (src/config/ini.ts), under the name this module always exported. */
@@ -132,7 +132,7 @@ export function loadAbuseConfig(file: string): AbuseConfig {
     }
     // cleartext only on loopback (src/net/loopback.ts); off loopback the default is STARTTLS
     const port = r.get('submit.port');
-    const effective = security ?? (port === 465 ? 'tls' : port === 587 || !isLoopbackAddress(host) ? 'starttls' : 'none');
+    const effective = submitSecurity({ host, port, ...(security ? { security } : {}) });
     const refusal = plaintextSmtpRefusal(host, effective);
     if (refusal) throw r.fail('submit', 'security', refusal);
     submit = {

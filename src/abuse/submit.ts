@@ -5,7 +5,7 @@
  */
 import { createTransport } from 'nodemailer';
 import { AbuseError } from './errors';
-import { isLoopbackAddress, plaintextSmtpRefusal } from '../net/loopback';
+import { type SmtpSecurity, isLoopbackAddress, plaintextSmtpRefusal } from '../net/loopback';
 
 export interface SubmitSettings {
   readonly host: string;
@@ -14,7 +14,7 @@ export interface SubmitSettings {
   readonly user?: string;
   readonly password?: string;
   /** `starttls` (default for port 587 and off loopback), `tls` (default for 465), or `none` (loopback only: src/net/loopback.ts). */
-  readonly security?: 'none' | 'starttls' | 'tls';
+  readonly security?: SmtpSecurity;
   readonly timeoutMs?: number;
 }
 
@@ -23,9 +23,14 @@ export interface SubmitResult {
   readonly messageId: string;
 }
 
+/** `security` as given, else by port and host: tls for 465, starttls for 587 or a host off loopback, none on loopback. */
+export function submitSecurity(s: Pick<SubmitSettings, 'host' | 'port' | 'security'>): SmtpSecurity {
+  return s.security ?? (s.port === 465 ? 'tls' : s.port === 587 || !isLoopbackAddress(s.host) ? 'starttls' : 'none');
+}
+
 /** Sends `report` from `from` to `to` through the gateway; AbuseError `unavailable` when it is not accepted. */
 export async function submitReport(report: Buffer, envelope: { from: string; to: string }, s: SubmitSettings): Promise<SubmitResult> {
-  const security = s.security ?? (s.port === 465 ? 'tls' : s.port === 587 || !isLoopbackAddress(s.host) ? 'starttls' : 'none');
+  const security = submitSecurity(s);
   const refusal = plaintextSmtpRefusal(s.host, security);
   if (refusal) throw new AbuseError('unavailable', `Cannot submit the report: ${refusal}`);
   const t = createTransport({

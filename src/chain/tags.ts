@@ -10,6 +10,7 @@
  * (`signedForm`) is a re-serialisation of its tags in received order and does
  * not depend on folding.
  */
+import { foldLines } from '../mail/header-block';
 import { CHAIN_LIMITS } from './limits';
 import { PROTECTED_HEADERS } from './protected-headers';
 import { ChainFormatError } from './result';
@@ -253,11 +254,12 @@ const PARSED_SEALS_MAX = 256;
 
 /** Parses the value of an SSMAX-Seal field (everything after the colon). */
 export function parseSeal(value: string): SealFields {
-  const known = typeof value === 'string' ? PARSED_SEALS.get(value) : undefined;
+  if (typeof value !== 'string') return parseSealOnce(value); // refused there, named
+  const known = PARSED_SEALS.get(value);
   if (known) return known;
   // what is kept is a copy: the value may be a slice of a whole header block, which the key and the tag
   // values (slices of the value) would otherwise keep alive
-  const own = typeof value === 'string' ? Buffer.from(value, 'utf8').toString('utf8') : value;
+  const own = Buffer.from(value, 'utf8').toString('utf8');
   const fields = parseSealOnce(own);
   Object.freeze(fields.tags);
   for (const tag of fields.tags) Object.freeze(tag);
@@ -339,19 +341,10 @@ export function signedForm(kind: FieldKind, tags: readonly Tag[], emptySignature
  */
 export function renderField(kind: FieldKind, tags: readonly Tag[]): string {
   const name = kind === 'user' ? USER_SIGNATURE_HEADER : SEAL_HEADER;
-  const lines: string[] = [];
-  let line = `${name}:`;
-  tags.forEach(([n, v], index) => {
-    const piece = `${n}=${v}${index < tags.length - 1 ? ';' : ''}`;
-    if (line.length + 1 + piece.length > 78 && line.length > name.length + 1) {
-      lines.push(line);
-      line = ` ${piece}`;
-    } else {
-      line += ` ${piece}`;
-    }
-  });
-  lines.push(line);
-  return lines.join('\r\n');
+  return foldLines(
+    name,
+    tags.map(([n, v], index) => `${n}=${v}${index < tags.length - 1 ? ';' : ''}`),
+  ).join('\r\n');
 }
 
 /**

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
+import { failIfExitedBeforeUp } from './start-watch';
 
 const PROJECT = resolve(__dirname, '..', '..');
 
@@ -118,7 +119,6 @@ export function startHaraka(
     }); // under Jest NODE_ENV=test, which makes Haraka's outbound send an empty HELO
     let out = '';
     let up = false;
-    let gone = false; // exited: output read after that is not a start
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
@@ -126,7 +126,7 @@ export function startHaraka(
     }, timeoutMs);
     const onData = (c: Buffer) => {
       out += c.toString();
-      if (!up && !gone && /Listening on/.test(out)) {
+      if (!up && !gone() && /Listening on/.test(out)) {
         up = true;
         clearTimeout(timer);
         resolveStart({
@@ -145,17 +145,13 @@ export function startHaraka(
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    // the output is complete at 'close' (a last line can follow 'exit'); a worker holding the pipes waits 2 s at most
-    proc.once('exit', (code) => {
-      if (up) return;
-      gone = true;
-      clearTimeout(timer);
-      const fail = () => reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
-      const late = setTimeout(fail, 2000);
-      proc.once('close', () => {
-        clearTimeout(late);
-        fail();
-      });
-    });
+    const gone = failIfExitedBeforeUp(
+      proc,
+      () => up,
+      (code) => {
+        clearTimeout(timer);
+        reject(new Error(`Haraka exited ${code}:\n${out.slice(-3000)}`));
+      },
+    );
   });
 }

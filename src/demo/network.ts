@@ -20,6 +20,7 @@ import { createUserProfile } from '../user/profile';
 import { type HarakaProcess, freePort, layoutHaraka, startHaraka } from './haraka';
 import { MailboxStore } from './mailbox';
 import { type OrgFixture, provisionOrg } from './provision';
+import { failIfExitedBeforeUp } from './start-watch';
 
 const BIN = resolve(__dirname, '..', '..', 'bin', 'ssmax');
 const DAY = 86400000;
@@ -147,7 +148,6 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } }); // this module's view of the environment (under Jest a copy, which tests may set)
     let out = '';
     let up = false;
-    let gone = false; // exited: output read after that is not a start
     const exited = new Promise<void>((r) => proc.once('exit', () => r()));
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
@@ -156,7 +156,7 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     const onData = (c: Buffer) => {
       out += c.toString();
       const m = ready.exec(out);
-      if (m && !up && !gone) {
+      if (m && !up && !gone()) {
         up = true;
         clearTimeout(timer);
         res({
@@ -182,18 +182,14 @@ export function startService(args: string[], ready: RegExp, timeoutMs = 20000): 
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);
-    // the output is complete at 'close' (a last line can follow 'exit'); a grandchild holding the pipes waits 2 s at most
-    proc.once('exit', (code) => {
-      if (up) return;
-      gone = true;
-      clearTimeout(timer);
-      const fail = () => rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`));
-      const late = setTimeout(fail, 2000);
-      proc.once('close', () => {
-        clearTimeout(late);
-        fail();
-      });
-    });
+    const gone = failIfExitedBeforeUp(
+      proc,
+      () => up,
+      (code) => {
+        clearTimeout(timer);
+        rej(new Error(`"ssmax ${args[0]}" exited ${code}: ${out.slice(-2000)}`));
+      },
+    );
   });
 }
 

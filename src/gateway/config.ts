@@ -264,7 +264,9 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
   // the copies for plain-client users are the decrypted messages, handed over in cleartext: to this machine only,
   // unless the operator accepts that they cross the network (as for clamd, docs/inspection.md)
   const deliveryTo = r.hostPort('delivery.host');
-  if (!isLoopbackAddress(deliveryTo.host) && !r.get('delivery.allow_plaintext_over_network'))
+  const deliveryOffMachine = !isLoopbackAddress(deliveryTo.host);
+  const allowPlaintextOverNetwork = r.get('delivery.allow_plaintext_over_network');
+  if (deliveryOffMachine && !allowPlaintextOverNetwork)
     throw r.fail(
       'delivery',
       'host',
@@ -307,8 +309,8 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
     routes,
     delivery: {
       ...deliveryTo,
-      plaintextOverNetwork: !isLoopbackAddress(deliveryTo.host),
-      allowPlaintextOverNetwork: r.get('delivery.allow_plaintext_over_network'),
+      plaintextOverNetwork: deliveryOffMachine,
+      allowPlaintextOverNetwork,
       protocol: deliveryProtocol,
       timeoutMs: r.get('delivery.timeout_ms'),
       delayNoticeMs: r.get('delivery.delay_notice_seconds') * 1000,

@@ -187,10 +187,7 @@ class PdfReader {
       const onMessage = (m: { id: number; text?: string; error?: string }) => {
         if (!isLoadedMessage(m) && m.id === id) done(typeof m.text === 'string' ? { text: m.text } : { text: '', unreadable: 'document' });
       };
-      const onError = () => {
-        if (this.thread === thread) this.thread = undefined;
-        done({ text: '', unreadable: 'document' });
-      };
+      const onError = () => done({ text: '', unreadable: 'document' }); // the thread is dropped by its listener of start()
       const timer = setTimeout(
         () => {
           if (this.thread === thread) this.thread = undefined;

@@ -89,23 +89,29 @@ export function firstValue(fields: readonly string[], name: string): string | un
 export const MAX_LINE = 998;
 
 /**
- * `Name: value` as a field of lines near 78 characters: folded before a space of the value (a fold
- * is CRLF followed by that space, so unfolding gives the value back). A run without spaces that is
- * too long for one line (998 characters) cannot be folded: undefined. One pass over the value.
+ * The lines of a field `Name:` followed by `pieces`, each after one space: a line is ended before a
+ * piece that would take it past 78 characters (never on the first piece, never before an empty one,
+ * so no line is whitespace alone). Joined with CRLF, unfolding gives `Name: ` and the pieces joined
+ * with spaces back. One pass.
  */
-export function foldedField(name: string, value: string): string | undefined {
-  const words = value.split(' ');
+export function foldLines(name: string, pieces: readonly string[]): string[] {
   const lines: string[] = [];
   let line = `${name}:`;
-  for (const word of words) {
-    const piece = ` ${word}`;
-    // never a line of whitespace alone: no fold before an empty word (a run of spaces)
-    if (word !== '' && line.length + piece.length > 78 && line.length > name.length + 1) {
+  for (const p of pieces) {
+    if (p !== '' && line.length + 1 + p.length > 78 && line.length > name.length + 1) {
       lines.push(line);
-      line = piece;
-    } else line += piece;
-    if (line.length > MAX_LINE) return undefined;
+      line = ` ${p}`;
+    } else line += ` ${p}`;
   }
   lines.push(line);
-  return lines.join('\r\n');
+  return lines;
+}
+
+/**
+ * `Name: value` as a field of lines near 78 characters, folded before spaces of the value. A run
+ * without spaces too long for one line (998 characters) cannot be folded: undefined.
+ */
+export function foldedField(name: string, value: string): string | undefined {
+  const lines = foldLines(name, value.split(' '));
+  return lines.some((l) => l.length > MAX_LINE) ? undefined : lines.join('\r\n');
 }

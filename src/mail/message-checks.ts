@@ -94,13 +94,20 @@ export function canonicalAddress(address: string): string | undefined {
  * before, and the hand-over to the mailbox store turns that CR into a line end.
  */
 export function checkNoBareCr(message: Buffer, where = ''): void {
+  const line = bareCrLine(message);
+  if (line !== undefined) throw new GatewayError('bareCr', `${where}at line ${line}`);
+}
+
+/** The line (from 1) of the first bare CR in `message`, or undefined when it has none. One pass. */
+export function bareCrLine(message: Buffer): number | undefined {
   for (let i = message.indexOf(0x0d); i >= 0; i = message.indexOf(0x0d, i + 1)) {
     if (message[i + 1] !== 0x0a) {
       let line = 1;
       for (let j = message.indexOf(0x0a); j >= 0 && j < i; j = message.indexOf(0x0a, j + 1)) line++;
-      throw new GatewayError('bareCr', `${where}at line ${line}`);
+      return line;
     }
   }
+  return undefined;
 }
 
 /**

@@ -255,7 +255,6 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
     [publisherListen, '--publisher-listen'],
     [smtpListen, '--smtp-listen'],
     [inspectorListen, '--inspector-listen'],
-    [delivery, '--delivery'],
   ] as const)
     hostPort(v, what);
   // the gateway refuses a store off this machine at start (src/gateway/config.ts): said here, before anything is written

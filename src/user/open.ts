@@ -34,7 +34,7 @@ import { parseContentType, VERSION_HEADER } from '../envelope/headers';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { collect, parseHead, readHead } from '../envelope/source';
 import { compareHeaders } from '../mail/sealed-header';
-import { checkNoBareCr } from '../mail/message-checks';
+import { bareCrLine } from '../mail/message-checks';
 import { UserError } from './errors';
 import { type UserProfile, verifyOrgBundle } from './profile';
 
@@ -382,14 +382,11 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   if (!options.keepSeals) plaintext = stripLeadingSeals(plaintext);
   trace.push(`message: encrypted (profile ${profileName ?? 'unknown'}), decrypted with your key ${profile.encryption.keyId}`);
   // a lone CR can hide a header field from readers that split lines at LF (gateways refuse such a message: 550 5.6.0)
-  try {
-    checkNoBareCr(plaintext);
-  } catch (err) {
-    const where = /at line \d+/.exec((err as Error).message)?.[0] ?? 'somewhere';
+  const bareCr = bareCrLine(plaintext);
+  if (bareCr !== undefined)
     warnings.push(
-      `warning: the decrypted message holds a bare CR (one not followed by LF) ${where}: what follows it on that line may be a hidden header field`,
+      `warning: the decrypted message holds a bare CR (one not followed by LF) at line ${bareCr}: what follows it on that line may be a hidden header field`,
     );
-  }
   if (profileName === 'message') {
     // The seals cover the outer display fields; a reader shows the inner ones. Say so when they differ (src/mail/sealed-header.ts).
     try {

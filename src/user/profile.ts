@@ -28,6 +28,7 @@ import { type SigningAuthority, issueUserCertificate } from '../pki/issue';
 import { encryptionPointOf, generateSecp256k1KeyPair, privateKeyToPem, spkiOf } from '../pki/keys';
 import { UserError } from './errors';
 import { cannotRead } from '../errors/errno';
+import type { SmtpSecurity } from '../net/loopback';
 
 export const PROFILE_FORMAT = 'ssmax-user-profile/1';
 
@@ -53,7 +54,7 @@ export interface SmtpSettings {
    * `tls`: implicit TLS from the first byte (port 465);
    * `none`: no TLS at all — for loopback tests only.
    */
-  readonly security: 'starttls' | 'tls' | 'none';
+  readonly security: SmtpSecurity;
   /** File holding the password (first line), relative to the profile folder or absolute. */
   readonly passwordFile?: string;
   /** Environment variable holding the password. */

@@ -50,7 +50,7 @@ test('a value outside any section is refused, named', () => {
   expect(() => load(`domain=a.example\n${shippedIni('ssmax-abuse.ini')}`)).toThrow(/ssmax-abuse\.ini: "domain" is outside any section/);
 });
 
-test('[submit]: cleartext (security none) only to a loopback address; off loopback the default is STARTTLS, whatever the port', () => {
+test('[submit]: cleartext (security none) only to a loopback address; off loopback the default is STARTTLS on every port but 465 (TLS)', () => {
   const withSubmit = (lines: string) => load(`${shippedIni('ssmax-abuse.ini')}\n[submit]\n${lines}\n`);
   expect(withSubmit('host=mx.a.example\nport=25').submit).toMatchObject({ host: 'mx.a.example', port: 25, security: 'starttls' });
   expect(withSubmit('host=127.0.0.1\nport=2525').submit).toMatchObject({ security: 'none' });

@@ -3,7 +3,7 @@
  * for Haraka's transaction that records what it is given; the real Haraka path is
  * test/gateway/outbound-bytes.test.ts.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,8 +124,12 @@ test("queueMessage: a copy larger than smtp.ini's spool_after is never spooled t
     Address,
     smtpIni: { main: { spool_after: 1024, spool_dir: spool }, headers: { max_lines: 1000 } },
   };
-  await queueMessage(q, { from: 'a@a.example', to: ['b@b.example'], message });
-  expect(readdirSync(spool)).toEqual([]);
+  try {
+    await queueMessage(q, { from: 'a@a.example', to: ['b@b.example'], message });
+    expect(readdirSync(spool)).toEqual([]);
+  } finally {
+    rmSync(spool, { recursive: true, force: true });
+  }
   expect(queued.toString('latin1')).toContain(body);
   expect(neverSpooled({ main: { spool_after: 10, x: 1 }, headers: { max_lines: 5 } })).toEqual({
     main: { spool_after: -1, x: 1 },
