@@ -38,7 +38,7 @@ import {
 import { ROLES, type Role } from '../pki/oids';
 import { fromPemAll } from '../pki/pem';
 import { INTENDED_USES, type IntendedUse, validateCertificate } from '../pki/validate';
-import { CliError, type CliIo, type CommandGroup, EXIT, readInputText, readPassphrase } from './command';
+import { CliError, type CliIo, type CommandGroup, EXIT, newKeyPassphrase, readInputText, readPassphrase } from './command';
 import { loadSigningAuthority } from './ca-files';
 import { writeFileAtomic } from '../fs/atomic';
 import { createPrivateFolder, writeSecretFile } from '../fs/secret-file';
@@ -191,23 +191,6 @@ function need(v: unknown, name: string): string {
 
 const common = { help: { type: 'boolean', short: 'h' }, force: { type: 'boolean' } } as const;
 
-/**
- * The passphrase of a new CA key. A CA key signs every certificate and CRL below it, so it is
- * written encrypted unless --unencrypted-key asks otherwise; neither given is a usage error,
- * said before anything is made.
- */
-function newCaKeyPassphrase(v: Parameters<Sub['run']>[0], what: string): string | undefined {
-  const file = str(v['passphrase-file']);
-  const plain = v['unencrypted-key'] === true;
-  if (file !== undefined && plain) throw new CliError('Cannot use --passphrase-file with --unencrypted-key: choose one', EXIT.usage);
-  if (file === undefined && !plain)
-    throw new CliError(
-      `Refusing to write the ${what} private key unencrypted: give --passphrase-file F (a file, 0600, holding its passphrase), or --unencrypted-key to write a plain PKCS#8 key on purpose`,
-      EXIT.usage,
-    );
-  return readPassphrase(file);
-}
-
 const initRoot: Sub = {
   summary: 'Create the SSMAX root CA (self-signed)',
   usage: `Usage: ssmax ca init-root --dir DIR [options]
@@ -235,7 +218,7 @@ Options:
   },
   async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
-    const passphrase = newCaKeyPassphrase(v, 'root CA');
+    const passphrase = newKeyPassphrase(v, 'passphrase-file', 'root CA');
     caFolder(dir, io);
     const { privateKey } = generateP256KeyPair();
     const root = createRootCa({
@@ -289,7 +272,7 @@ Options:
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const organisation = need(v.org, 'org');
-    const passphrase = newCaKeyPassphrase(v, 'organisation CA');
+    const passphrase = newKeyPassphrase(v, 'passphrase-file', 'organisation CA');
     const root = loadAuthority(rootDir, str(v['root-passphrase-file']));
     loadState(rootDir); // a missing or malformed record is said before anything is made
     const wanted = new Set(domains.map((d) => d.toLowerCase()));

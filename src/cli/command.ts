@@ -206,6 +206,23 @@ export function readPassphrase(path: string | undefined): string | undefined {
 }
 
 /**
+ * The passphrase of a new private key (a CA's, a user profile's): written encrypted unless
+ * --unencrypted-key asks otherwise; neither given is a usage error (64), said before anything
+ * is made. `fileOption`: the option naming the passphrase file.
+ */
+export function newKeyPassphrase(values: OptionValues, fileOption: string, what: string): string | undefined {
+  const file = typeof values[fileOption] === 'string' ? (values[fileOption] as string) : undefined;
+  const plain = values['unencrypted-key'] === true;
+  if (file !== undefined && plain) throw new CliError(`Cannot use --${fileOption} with --unencrypted-key: choose one`, EXIT.usage);
+  if (file === undefined && !plain)
+    throw new CliError(
+      `Refusing to write the ${what} private key unencrypted: give --${fileOption} F (a file, 0600, holding its passphrase), or --unencrypted-key to write a plain PKCS#8 key on purpose`,
+      EXIT.usage,
+    );
+  return readPassphrase(file);
+}
+
+/**
  * A service in the foreground: prints its ready line (`… listening on
  * HOST:PORT`, on stdout), waits for SIGINT or SIGTERM, says it is stopping
  * (on stderr, when it has a name for that) and stops it gracefully.

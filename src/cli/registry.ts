@@ -20,7 +20,7 @@ import {
   revokeUser,
   setUserStatus,
 } from '../registry/registration';
-import { CliError, type CliIo, EXIT, parseOptions, readInputText, requiredOption, subcommands } from './command';
+import { CliError, type CliIo, EXIT, newKeyPassphrase, parseOptions, readInputText, requiredOption, subcommands } from './command';
 import { loadSigningAuthority } from './ca-files';
 
 const HELP = `Usage: ssmax registry <subcommand> --config FILE [options] ADDRESS
@@ -41,7 +41,8 @@ Run \`ssmax registry <subcommand> --help\` for details. Configuration: config/ss
 ([keyd] with the admin client certificate; [registry] the CA, CRL, root and bundle).`;
 
 const SUB_HELP: Record<string, string> = {
-  add: `Usage: ssmax registry add --config FILE ADDRESS --code CODE (--identity-ref REF | --identity-ref-file FILE) (--profile DIR | --plain)
+  add: `Usage: ssmax registry add --config FILE ADDRESS --code CODE (--identity-ref REF | --identity-ref-file FILE)
+                          (--profile DIR (--key-passphrase-file FILE | --unencrypted-key) | --plain)
                           [--pseudonym NAME] [--kind individual|organisation] [--inspection-consent]
 
   --code CODE            the pseudonymous code (1-64 of A-Z a-z 0-9 . _ -); what tracking tokens resolve to
@@ -50,6 +51,9 @@ const SUB_HELP: Record<string, string> = {
   --identity-ref-file F  the same, read from a file (first line): keeps it out of the process list
   --profile DIR          SSMAX client user: issue the certificates with [registry] ca_dir (or ca_cert,
                          ca_key) and write the profile folder DIR (needs [registry] root and bundle)
+  --key-passphrase-file F  with --profile: encrypt the profile's private keys (PKCS#8, AES-256) with
+                         the passphrase in F (0600), which the user then gives to ssmax user
+  --unencrypted-key      with --profile: write the profile's private keys unencrypted, on purpose
   --plain                a plain mail client user (transparent mode): no certificates
   --pseudonym NAME       pseudonym in the certificates (default the code)
   --kind KIND            who the user is for inspection, whatever the client (--profile or --plain):
@@ -162,6 +166,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           'identity-ref': { type: 'string' },
           'identity-ref-file': { type: 'string' },
           profile: { type: 'string' },
+          'key-passphrase-file': { type: 'string' },
+          'unencrypted-key': { type: 'boolean' },
           plain: { type: 'boolean' },
           pseudonym: { type: 'string' },
           kind: { type: 'string' },
@@ -179,6 +185,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
   // Check everything local before talking to keyd.
   let authority: ReturnType<typeof loadAuthority> | undefined;
   let reason: string | undefined;
+  let keyPassphrase: string | undefined;
   if (sub === 'revoke') {
     reason = typeof values.reason === 'string' ? values.reason : 'unspecified';
     if (!isRevocationReason(reason))
@@ -198,7 +205,14 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       throw new CliError(`Give --profile DIR or --plain\n\n${usage}`, EXIT.usage);
     if (values.kind !== undefined && values.kind !== 'individual' && values.kind !== 'organisation')
       throw new CliError(`Cannot use --kind "${String(values.kind)}": individual or organisation`, EXIT.usage);
-    if (values.profile) authority = loadAuthority(config);
+    if (values.profile) {
+      keyPassphrase = newKeyPassphrase(values, 'key-passphrase-file', "profile's");
+      authority = loadAuthority(config);
+    } else if (values['key-passphrase-file'] !== undefined || values['unencrypted-key'] === true)
+      throw new CliError(
+        `--key-passphrase-file and --unencrypted-key are for --profile (a plain user has no keys)\n\n${usage}`,
+        EXIT.usage,
+      );
   }
   const keyd = keydClientFor(config, 'operator');
   try {
@@ -215,6 +229,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
             rootPem: readInputText(r.root, 'root certificate'),
             orgBundle: await ownBundleText(config),
             validDays: r.certificateDays,
+            ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
             ...(typeof values.pseudonym === 'string' ? { pseudonym: values.pseudonym } : {}),
           };
         }

@@ -16,7 +16,14 @@ import { type CaState, CaStateError, caStatePath, readCaState, updateCaState } f
 import type { SigningAuthority } from '../pki/issue';
 import { UserError, type UserErrorCode } from '../user/errors';
 import { OpenError, openMessage } from '../user/open';
-import { type SmtpSettings, createUserProfile, loadUserProfile, updateOrgBundle } from '../user/profile';
+import {
+  type LoadUserProfileOptions,
+  type SmtpSettings,
+  createUserProfile,
+  loadUserProfile,
+  loadUserProfileSettings,
+  updateOrgBundle,
+} from '../user/profile';
 import { signAndEncrypt } from '../user/sign-encrypt';
 import { forwardMessage } from '../user/forward';
 import { submitMessage } from '../user/submit';
@@ -24,6 +31,8 @@ import {
   CliError,
   type CliIo,
   EXIT,
+  newKeyPassphrase,
+  readPassphrase,
   type OptionValues,
   parseOptions,
   processIo,
@@ -34,6 +43,12 @@ import {
   subcommands,
 } from './command';
 import { loadSigningAuthority } from './ca-files';
+
+/** The environment variable naming the file of the profile keys' passphrase (--key-passphrase-file wins). */
+const KEY_PASSPHRASE_ENV = 'SSMAX_USER_KEY_PASSPHRASE_FILE';
+
+const KEY_TEXT = `Keys encrypted by \`ssmax user init --key-passphrase-file\` are opened with the passphrase in
+--key-passphrase-file FILE, or in the file ${KEY_PASSPHRASE_ENV} names.`;
 
 const HELP = `Usage: ssmax user <subcommand> [options]
 
@@ -49,7 +64,7 @@ Run \`ssmax user <subcommand> --help\` for details. Profile folder: docs/user.md
 
 const SUB_HELP: Record<string, string> = {
   init: `Usage: ssmax user init --ca DIR --root FILE --bundle FILE --email ADDR --pseudonym NAME --code CODE --out DIR
-         [--passphrase-file FILE] [--days N] [--at TIME]
+         (--key-passphrase-file FILE | --unencrypted-key) [--passphrase-file FILE] [--days N] [--at TIME]
          [--smtp-host HOST [--smtp-port 587] --smtp-user USER [--smtp-security starttls|tls|none]
           [--smtp-password-file FILE | --smtp-password-env VAR]]
 
@@ -58,13 +73,19 @@ in DIR (\`ssmax ca init-org\`) certify both, and writes the profile folder --out
 with the organisation bundle and the SSMAX root. The bundle must verify up to the root and name the CA.
 Prints, as JSON, what the administrator registers at keyd (POST /v1/registry/users).
 --pseudonym is never a real name; --code is an org-assigned code with a letter (docs/pki.md).
---smtp-user is the user's address: the gateway lets a login send only as that address.`,
+--smtp-user is the user's address: the gateway lets a login send only as that address.
+--key-passphrase-file FILE encrypts the two private keys (PKCS#8, AES-256) with the passphrase in FILE
+(0600; the commands that use the keys then need it: ${KEY_PASSPHRASE_ENV} or their
+--key-passphrase-file); --unencrypted-key writes them plain on purpose; one of the two is required.
+--passphrase-file is the organisation CA's key passphrase.`,
   'sign-encrypt': `Usage: ssmax user sign-encrypt --profile DIR [--in FILE] [-o FILE] [--attachments-only] [--at TIME]
+         [--key-passphrase-file FILE]
 
 Encrypts the message (FILE, or stdin) to the own organisation's current key <domain>:v<N> from the
 profile's bundle — the whole message (profile "message"), or with --attachments-only each attachment
 (profile "part") — then signs it (SSMAX-User-Signature). The From must be the profile's address.
-Writes the result to -o FILE or stdout.`,
+Writes the result to -o FILE or stdout.
+${KEY_TEXT}`,
   send: `Usage: ssmax user send --profile DIR --to ADDR [--to ADDR ...] [--in FILE]
          [--host HOST] [--port N] [--smtp-user USER] [--security starttls|tls|none]
          [--password-file FILE | --password-env VAR] [--auth-method PLAIN|LOGIN]
@@ -76,6 +97,7 @@ ssmax registry add has none); the options give or override them. The
 password comes from a file or an environment variable, never from the command line.
 --security none (no TLS) is for loopback tests only.`,
   open: `Usage: ssmax user open --profile DIR [--in FILE] [-o FILE] [--peer-bundle FILE ...] [--crl FILE ...]
+         [--key-passphrase-file FILE]
          [--keep-seals] [--at TIME]
 
 Verifies the newest SSMAX-Seal against the own organisation's sealing certificates (from the
@@ -84,14 +106,17 @@ with the user's key. Prints one line per hop (instance, domain, result, verdicts
 one line about decryption, then the message (or writes it to -o FILE: a new file, mode 0600, that
 replaces FILE, so an existing file or symlink there is never written into). Earlier seals are vouched for
 by the newest sealer; with --peer-bundle they are verified too. Nothing is printed of the content when
-a seal or decryption fails (exit 1).`,
+a seal or decryption fails (exit 1).
+${KEY_TEXT}`,
   forward: `Usage: ssmax user forward --profile DIR --to ADDR [--to ADDR ...] [--in FILE] [-o FILE] [--at TIME]
+         [--key-passphrase-file FILE]
 
 Re-targets the capsule for your key in a received message (FILE, or stdin) to your organisation's
 current key, without decrypting the content, gives it a new header (From: you, To: each --to,
 Subject: "Fwd: ..."), and signs it. The content ciphertext is copied unchanged. Submit the result
 with \`ssmax user send --to ADDR\`: your gateway re-encrypts it for the new recipients, inside the
-organisation or in another one. Writes the message to -o FILE or stdout.`,
+organisation or in another one. Writes the message to -o FILE or stdout.
+${KEY_TEXT}`,
   'update-bundle': `Usage: ssmax user update-bundle --profile DIR --bundle FILE [--at TIME]
 
 Verifies the new organisation bundle (root, domain, not older than the current one) and stores it.
@@ -127,6 +152,13 @@ function profileFolder(v: Values, usage: string): string {
   const dir = required(v, 'profile', usage);
   requireFolder(dir, 'profile folder');
   return dir;
+}
+
+/** How to open the profile's private keys: the passphrase of --key-passphrase-file, or of the file $SSMAX_USER_KEY_PASSPHRASE_FILE names. */
+function keyOptions(v: Values): LoadUserProfileOptions {
+  const env = process.env[KEY_PASSPHRASE_ENV];
+  const keyPassphrase = readPassphrase(str(v, 'key-passphrase-file') ?? (env === '' ? undefined : env));
+  return keyPassphrase === undefined ? {} : { keyPassphrase };
 }
 
 async function readInput(path: string | undefined): Promise<Buffer> {
@@ -232,6 +264,8 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           code: { type: 'string' },
           out: { type: 'string' },
           'passphrase-file': { type: 'string' },
+          'key-passphrase-file': { type: 'string' },
+          'unencrypted-key': { type: 'boolean' },
           days: { type: 'string' },
           at: { type: 'string' },
           'smtp-host': { type: 'string' },
@@ -251,6 +285,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const pseudonym = required(v, 'pseudonym', usage);
       const code = required(v, 'code', usage);
       const out = required(v, 'out', usage);
+      const keyPassphrase = newKeyPassphrase(v, 'key-passphrase-file', "user's");
       const days = str(v, 'days');
       if (days !== undefined && (!/^\d+$/.test(days) || Number(days) < 1))
         throw new CliError(`Cannot use --days "${days}": not a positive integer`, EXIT.usage);
@@ -279,8 +314,9 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         now: timeOption(v),
         ...(smtp ? { smtp } : {}),
         ...(days ? { validDays: Number(days) } : {}),
+        ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
       });
-      const profile = loadUserProfile(out);
+      const profile = loadUserProfile(out, keyPassphrase !== undefined ? { keyPassphrase } : {});
       await ca.record([profile.signingCertificate, profile.encryptionCertificate]);
       io.err(`Created user profile for ${email} in ${out}; register it at keyd with the JSON below`);
       io.out(JSON.stringify(registration, null, 2));
@@ -295,11 +331,12 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           out: { type: 'string', short: 'o' },
           'attachments-only': { type: 'boolean' },
           at: { type: 'string' },
+          'key-passphrase-file': { type: 'string' },
         },
         usage,
       );
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(profileFolder(v, usage));
+      const profile = loadUserProfile(profileFolder(v, usage), keyOptions(v));
       const now = timeOption(v);
       const message = await readInput(str(v, 'in'));
       const result = await signAndEncrypt(profile, message, { now, attachmentsOnly: v['attachments-only'] === true });
@@ -346,7 +383,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
         ...(passwordFile ? { passwordFile: resolve(passwordFile), passwordEnv: undefined } : {}),
         ...(passwordEnv ? { passwordEnv, passwordFile: undefined } : {}),
       };
-      const profile = loadUserProfile(profileDir);
+      const profile = loadUserProfileSettings(profileDir);
       const message = await readInput(str(v, 'in'));
       const result = await submitMessage(profile, message, { to, smtp, ...(authMethod ? { authMethod } : {}) });
       io.out(
@@ -363,11 +400,12 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           in: { type: 'string' },
           out: { type: 'string', short: 'o' },
           at: { type: 'string' },
+          'key-passphrase-file': { type: 'string' },
         },
         usage,
       );
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(profileFolder(v, usage));
+      const profile = loadUserProfile(profileFolder(v, usage), keyOptions(v));
       const to = list(v, 'to');
       if (to.length === 0) throw new CliError(`--to is required\n\n${usage}`, EXIT.usage);
       const result = await forwardMessage(profile, await readInput(str(v, 'in')), { to, now: timeOption(v) });
@@ -385,11 +423,12 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
           crl: { type: 'string', multiple: true },
           'keep-seals': { type: 'boolean' },
           at: { type: 'string' },
+          'key-passphrase-file': { type: 'string' },
         },
         usage,
       );
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(profileFolder(v, usage));
+      const profile = loadUserProfile(profileFolder(v, usage), keyOptions(v));
       const now = timeOption(v);
       const peerBundles = list(v, 'peer-bundle').map((p) => readInputText(p, 'peer bundle'));
       const crls = list(v, 'crl').map((p) => readInputText(p, 'CRL'));
@@ -417,7 +456,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
     case 'update-bundle': {
       const v = parse(args, { profile: { type: 'string' }, bundle: { type: 'string' }, at: { type: 'string' } }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
-      const profile = loadUserProfile(profileFolder(v, usage));
+      const profile = loadUserProfileSettings(profileFolder(v, usage));
       const bundle = updateOrgBundle(profile, readInputText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
       io.out(
         `Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`,

@@ -85,6 +85,8 @@ export interface AddUserOptions {
     readonly pseudonym?: string;
     readonly smtp?: SmtpSettings;
     readonly validDays?: number;
+    /** Encrypts the profile's private keys with this passphrase (createUserProfile); without it they are written plain. */
+    readonly keyPassphrase?: string;
   };
   readonly now: Date;
 }
@@ -122,6 +124,7 @@ export async function addUser(opts: AddUserOptions): Promise<RegisteredUser> {
       now: opts.now,
       ...(p.smtp ? { smtp: p.smtp } : {}),
       ...(p.validDays ? { validDays: p.validDays } : {}),
+      ...(p.keyPassphrase !== undefined ? { keyPassphrase: p.keyPassphrase } : {}),
     });
   } catch (err) {
     throw new RegistryError('input', (err as Error).message);

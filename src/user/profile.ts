@@ -3,9 +3,10 @@
  * send and open SSMAX mail (docs/user.md "Profile folder").
  *
  *   profile.json          address, pseudonym, code, domain, key id, SMTP settings
- *   signing.key.pem       P-256 signing key, PKCS#8 PEM, mode 0600
+ *   signing.key.pem       P-256 signing key, PKCS#8 PEM (encrypted with the
+ *                         user's passphrase, unless made with none), mode 0600
  *   signing.cert.pem      user signing certificate (docs/pki.md)
- *   encryption.key.pem    secp256k1 encryption key, PKCS#8 PEM, mode 0600
+ *   encryption.key.pem    secp256k1 encryption key, the same, mode 0600
  *   encryption.cert.pem   user encryption certificate
  *   org-bundle.json       the own organisation's signed bundle (docs/pki.md)
  *   root.cert.pem         the trusted SSMAX root
@@ -13,19 +14,21 @@
  * Guarantees: `createUserProfile` certifies both keys with the organisation
  * CA only after the organisation bundle verifies up to the given root and
  * names that CA and the address's domain; it never replaces an existing
- * profile. `loadUserProfile` refuses private key files readable by others and
- * checks that each key matches its certificate.
+ * profile. `loadUserProfile` refuses private key files readable by others,
+ * decrypts encrypted keys with the passphrase it is given (naming the file
+ * when none was given or it is wrong), and checks that each key matches its
+ * certificate.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type KeyObject, createPrivateKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { defaultGroup } from '../crypto/backend';
 import { generateP256KeyPair } from '../crypto/ecdsa';
 import { keyIdOf, publicKeyOf } from '../crypto/keys';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { type ParsedCertificate, bytesEqual, parseCertificate } from '../pki/certificate';
 import { type SigningAuthority, issueUserCertificate } from '../pki/issue';
-import { encryptionPointOf, generateSecp256k1KeyPair, privateKeyToPem, spkiOf } from '../pki/keys';
+import { encryptionPointOf, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem, spkiOf } from '../pki/keys';
 import { UserError } from './errors';
 import { cannotRead } from '../errors/errno';
 import type { SmtpSecurity } from '../net/loopback';
@@ -72,13 +75,21 @@ export interface ProfileDocument {
   readonly smtp?: SmtpSettings;
 }
 
-/** A loaded profile. Holds private keys: never log it. */
-export interface UserProfile {
+/** The profile's public part: what sending and updating the bundle need, read without its private keys. */
+export interface UserProfileSettings {
   readonly dir: string;
   readonly address: string;
   readonly domain: string;
   readonly pseudonym: string;
   readonly code: string;
+  /** The organisation bundle, JSON text as published (verified on use, with the time of use). */
+  readonly orgBundle: string;
+  readonly rootPem: string;
+  readonly smtp?: SmtpSettings;
+}
+
+/** A loaded profile. Holds private keys: never log it. */
+export interface UserProfile extends UserProfileSettings {
   readonly signingKey: KeyObject;
   readonly signingCertificate: ParsedCertificate;
   readonly encryption: {
@@ -90,10 +101,6 @@ export interface UserProfile {
     readonly publicKey: Uint8Array;
   };
   readonly encryptionCertificate: ParsedCertificate;
-  /** The organisation bundle, JSON text as published (verified on use, with the time of use). */
-  readonly orgBundle: string;
-  readonly rootPem: string;
-  readonly smtp?: SmtpSettings;
 }
 
 /** What an administrator registers at keyd (POST /v1/registry/users, docs/keyd-api.md), plus the identity reference. */
@@ -125,6 +132,18 @@ export interface CreateUserProfileOptions {
   readonly now: Date;
   /** Certificate lifetime in days (default 365), clamped to the CA's validity. */
   readonly validDays?: number;
+  /**
+   * Encrypts both private keys (PKCS#8, AES-256) with this passphrase. Without
+   * it the keys are written unencrypted: the CLI asks for that explicitly
+   * (`--unencrypted-key`).
+   */
+  readonly keyPassphrase?: string;
+}
+
+/** How `loadUserProfile` opens the profile's private keys. */
+export interface LoadUserProfileOptions {
+  /** The passphrase of encrypted keys; an unencrypted key needs none. */
+  readonly keyPassphrase?: string;
 }
 
 const ADDRESS_RE =
@@ -228,8 +247,8 @@ export function createUserProfile(dir: string, optsIn: CreateUserProfileOptions)
   };
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  writeSecret(join(dir, PROFILE_FILES.signingKey), privateKeyToPem(signing.privateKey));
-  writeSecret(join(dir, PROFILE_FILES.encryptionKey), privateKeyToPem(encryption.privateKey));
+  writeSecret(join(dir, PROFILE_FILES.signingKey), privateKeyToPem(signing.privateKey, opts.keyPassphrase));
+  writeSecret(join(dir, PROFILE_FILES.encryptionKey), privateKeyToPem(encryption.privateKey, opts.keyPassphrase));
   writePublic(join(dir, PROFILE_FILES.signingCertificate), signingCert.pem);
   writePublic(join(dir, PROFILE_FILES.encryptionCertificate), encryptionCert.pem);
   writePublic(join(dir, PROFILE_FILES.orgBundle), opts.orgBundle);
@@ -270,18 +289,30 @@ function readProfileFile(dir: string, name: string): string {
   }
 }
 
-function readPrivateKey(dir: string, name: string): KeyObject {
+function readPrivateKey(dir: string, name: string, passphrase: string | undefined): KeyObject {
   const path = join(dir, name);
   const text = readProfileFile(dir, name);
   // Like ssh: a private key others can read is refused, not silently used.
   if (process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0) {
     throw new UserError('profile', `Cannot use "${path}": it is readable by others (chmod 600 it)`);
   }
+  if (isEncryptedKey(text) && passphrase === undefined)
+    throw new UserError('profile', `Cannot use "${path}": the key is encrypted; give its passphrase (--key-passphrase-file FILE)`);
   try {
-    return createPrivateKey({ key: text, format: 'pem' });
+    return privateKeyFromPem(text, passphrase);
   } catch {
-    throw new UserError('profile', `Cannot read "${path}": not an unencrypted PKCS#8 PEM private key`);
+    throw new UserError(
+      'profile',
+      isEncryptedKey(text)
+        ? `Cannot decrypt "${path}": wrong passphrase, or the file is damaged`
+        : `Cannot read "${path}": not a PKCS#8 PEM private key`,
+    );
   }
+}
+
+/** Whether a PEM private key is encrypted (PKCS#8 EncryptedPrivateKeyInfo). */
+function isEncryptedKey(pem: string): boolean {
+  return pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
 }
 
 function readCertificate(dir: string, name: string): ParsedCertificate {
@@ -293,8 +324,8 @@ function readCertificate(dir: string, name: string): ParsedCertificate {
   }
 }
 
-/** Reads and checks a profile folder (not the bundle's validity: that depends on the time of use). */
-export function loadUserProfile(dir: string): UserProfile {
+/** Reads and checks profile.json, the bundle and the root: no private key is read (sending, updating the bundle). */
+export function loadUserProfileSettings(dir: string): UserProfileSettings & { readonly encryptionKeyId: string } {
   let doc: ProfileDocument;
   try {
     doc = JSON.parse(readProfileFile(dir, PROFILE_FILES.profile)) as ProfileDocument;
@@ -311,12 +342,27 @@ export function loadUserProfile(dir: string): UserProfile {
       `Cannot read "${join(dir, PROFILE_FILES.profile)}": domain "${String(doc.domain)}" is not the address's`,
     );
   if (doc.smtp !== undefined) checkSmtp(doc.smtp, dir);
+  return {
+    dir,
+    address: doc.address,
+    domain,
+    pseudonym: doc.pseudonym,
+    code: doc.code,
+    encryptionKeyId: doc.encryptionKeyId,
+    orgBundle: readProfileFile(dir, PROFILE_FILES.orgBundle),
+    rootPem: readProfileFile(dir, PROFILE_FILES.root),
+    ...(doc.smtp ? { smtp: doc.smtp } : {}),
+  };
+}
 
-  const signingKey = readPrivateKey(dir, PROFILE_FILES.signingKey);
+/** Reads and checks a profile folder with its private keys (not the bundle's validity: that depends on the time of use). */
+export function loadUserProfile(dir: string, opts: LoadUserProfileOptions = {}): UserProfile {
+  const { encryptionKeyId, ...doc } = loadUserProfileSettings(dir);
+  const signingKey = readPrivateKey(dir, PROFILE_FILES.signingKey, opts.keyPassphrase);
   const signingCertificate = readCertificate(dir, PROFILE_FILES.signingCertificate);
   if (!bytesEqual(spkiOf(signingKey), signingCertificate.spki))
     throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.signingKey)}": it does not match the signing certificate`);
-  const encryptionKey = readPrivateKey(dir, PROFILE_FILES.encryptionKey);
+  const encryptionKey = readPrivateKey(dir, PROFILE_FILES.encryptionKey, opts.keyPassphrase);
   const encryptionCertificate = readCertificate(dir, PROFILE_FILES.encryptionCertificate);
   const privateKey = secp256k1Scalar(encryptionKey);
   const publicKey = publicKeyOf(defaultGroup, privateKey);
@@ -329,34 +375,21 @@ export function loadUserProfile(dir: string): UserProfile {
   if (!bytesEqual(publicKey, certified))
     throw new UserError('profile', `Cannot use "${join(dir, PROFILE_FILES.encryptionKey)}": it does not match the encryption certificate`);
   const keyId = keyIdOf(defaultGroup, publicKey);
-  if (doc.encryptionKeyId !== keyId)
+  if (encryptionKeyId !== keyId)
     throw new UserError(
       'profile',
-      `Cannot read "${join(dir, PROFILE_FILES.profile)}": encryptionKeyId "${String(doc.encryptionKeyId)}" is not the key's fingerprint "${keyId}"`,
+      `Cannot read "${join(dir, PROFILE_FILES.profile)}": encryptionKeyId "${String(encryptionKeyId)}" is not the key's fingerprint "${keyId}"`,
     );
   for (const cert of [signingCertificate, encryptionCertificate]) {
     if (!cert.emails.some((e) => e.toLowerCase() === doc.address.toLowerCase())) {
       throw new UserError('profile', `Cannot use certificate "${cert.subject}": it does not name "${doc.address}"`);
     }
   }
-  return {
-    dir,
-    address: doc.address,
-    domain,
-    pseudonym: doc.pseudonym,
-    code: doc.code,
-    signingKey,
-    signingCertificate,
-    encryption: { keyId, privateKey, publicKey },
-    encryptionCertificate,
-    orgBundle: readProfileFile(dir, PROFILE_FILES.orgBundle),
-    rootPem: readProfileFile(dir, PROFILE_FILES.root),
-    ...(doc.smtp ? { smtp: doc.smtp } : {}),
-  };
+  return { ...doc, signingKey, signingCertificate, encryption: { keyId, privateKey, publicKey }, encryptionCertificate };
 }
 
 /** Replaces the profile's organisation bundle with a newer one, after verifying it (serial must not go back). */
-export function updateOrgBundle(profile: UserProfile, text: string, now: Date): VerifiedBundle {
+export function updateOrgBundle(profile: UserProfileSettings, text: string, now: Date): VerifiedBundle {
   const old = verifyBundle(profile.orgBundle, { domain: profile.domain, roots: [profile.rootPem], time: now });
   const r = verifyBundle(text, {
     domain: profile.domain,

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { createTransport } from 'nodemailer';
 import { UserError } from './errors';
-import { type SmtpSettings, type UserProfile, domainOf } from './profile';
+import { type SmtpSettings, type UserProfileSettings, domainOf } from './profile';
 import { cannotRead } from '../errors/errno';
 import { plaintextSmtpRefusal } from '../net/loopback';
 
@@ -81,7 +81,7 @@ function replyText(text: string | undefined): string {
 }
 
 /** Submits `message` as is, with an explicit envelope. Throws UserError('smtp') naming the reply code. */
-export async function submitMessage(profile: UserProfile, message: Uint8Array, options: SubmitOptions): Promise<SubmitResult> {
+export async function submitMessage(profile: UserProfileSettings, message: Uint8Array, options: SubmitOptions): Promise<SubmitResult> {
   if (!(message instanceof Uint8Array)) throw new TypeError('Cannot submit: the message must be a Uint8Array');
   const to = Array.from(options.to ?? []);
   if (to.length === 0) throw new UserError('smtp', 'Cannot submit: at least one recipient (--to) is needed');

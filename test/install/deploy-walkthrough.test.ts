@@ -145,7 +145,10 @@ test('from an empty folder to a running a.example joined to the root: alice rela
   await step('deploy-user');
   // an SSMAX client user: the profile gets the organisation's bundle fetched from the running publisher
   expect(await step('deploy-user-profile')).toMatch(/Registered carol@a\.example as A-0002 with certificates/);
-  expect(loadUserProfile(join(work, 'carol-profile')).address).toBe('carol@a.example');
+  // the profile's keys are encrypted under the passphrase file the block made
+  expect(readFileSync(join(work, 'carol-profile', 'signing.key.pem'), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  const carolPassphrase = readFileSync(join(work, 'carol-key-passphrase'), 'utf8').trim();
+  expect(loadUserProfile(join(work, 'carol-profile'), { keyPassphrase: carolPassphrase }).address).toBe('carol@a.example');
   // Haraka re-reads the file in its master and in its worker (smtp.ini nodes unset: one worker); the worker answers
   await waitFor(
     () => (logOf('gateway').match(/Reloaded file: .*auth_flat_file\.ini/g) ?? []).length >= 2,

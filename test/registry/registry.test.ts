@@ -5,6 +5,7 @@
  * certificates in a new CRL, re-published in the bundle by the publisher).
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadUserProfile } from '../../src/user/profile';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,13 +111,26 @@ describe('ssmax registry', () => {
 
   test('add an SSMAX client user: certificates from the org CA, a profile, the registration at keyd', async () => {
     const profile = join(base, 'eve');
-    const r = await run('add', '--config', config, '--profile', profile, '--code', 'U-2001', '--identity-ref', 'EMP-2001', 'eve@a.example');
+    const add = ['add', '--config', config, '--profile', profile, '--code', 'U-2001', '--identity-ref', 'EMP-2001', 'eve@a.example'];
+    // the profile's keys: encrypted with a passphrase or plain on purpose, said before anything is made
+    const neither = await run(...add);
+    expect(neither.code).toBe(64);
+    expect(neither.err).toMatch(/Refusing to write the profile's private key unencrypted: give --key-passphrase-file F/);
+    expect(existsSync(profile)).toBe(false);
+    expect(
+      (await run('add', '--config', config, '--plain', '--unencrypted-key', '--code', 'U-2009', '--identity-ref', 'E', 'x@a.example')).code,
+    ).toBe(64);
+    const passphrase = join(base, 'eve-passphrase');
+    writeFileSync(passphrase, 'eve passphrase\n', { mode: 0o600 });
+    const r = await run(...add, '--key-passphrase-file', passphrase);
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Registered eve@a\.example as U-2001 with certificates/);
     expect(r.out).not.toContain('EMP-2001');
     for (const f of ['profile.json', 'signing.cert.pem', 'signing.key.pem', 'encryption.cert.pem', 'encryption.key.pem'])
       expect(existsSync(join(profile, f))).toBe(true);
+    expect(readFileSync(join(profile, 'encryption.key.pem'), 'utf8')).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    expect(loadUserProfile(profile, { keyPassphrase: 'eve passphrase' }).address).toBe('eve@a.example');
     const admin = A.admin();
     try {
       const u = await admin.call<{

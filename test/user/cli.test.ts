@@ -2,7 +2,18 @@
  * `ssmax user …`: --help everywhere; init → sign-encrypt → (two simulated
  * gateway hops) → open, through userCommand.run; failures through main().
  */
-import { closeSync, fstatSync, lstatSync, openSync, readFileSync, readSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { caCommand } from '../../src/cli/ca';
 import { main } from '../../src/cli/main';
@@ -88,6 +99,7 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
       await userCommand.run(
         [
           'init',
+          '--unencrypted-key',
           '--ca',
           ca,
           '--root',
@@ -242,6 +254,75 @@ test('init → sign-encrypt → hops → open, round trip', async () => {
   expect(older.err.join('\n')).toMatch(/replayed/);
 });
 
+test('profile keys at rest: init needs --key-passphrase-file or --unencrypted-key; encrypted keys open only with their passphrase', async () => {
+  const ca = caDir(world.a.ca, 'ca-wrapped');
+  const base = [
+    'user',
+    'init',
+    '--ca',
+    ca,
+    '--root',
+    file('root-wrapped.pem', world.root.certificate.pem),
+    '--bundle',
+    file('bundle-wrapped.json', world.a.bundle),
+    '--email',
+    `hana@${world.a.domain}`,
+    '--pseudonym',
+    'u-hana',
+    '--code',
+    'E-hana9',
+    ...AT,
+  ];
+  const out = join(world.dir, 'profile-wrapped');
+  // neither option: a usage error, said before anything is made
+  const none = capture();
+  expect(await main([...base, '--out', out], none.io)).toBe(64);
+  expect(none.err.join('\n')).toMatch(
+    /Refusing to write the user's private key unencrypted: give --key-passphrase-file F .* or --unencrypted-key/,
+  );
+  expect(existsSync(out)).toBe(false);
+  const passphrase = file('hana-passphrase', 'correct horse battery staple\n');
+  const both = capture();
+  expect(await main([...base, '--out', out, '--key-passphrase-file', passphrase, '--unencrypted-key'], both.io)).toBe(64);
+  expect(both.err.join('\n')).toMatch(/Cannot use --key-passphrase-file with --unencrypted-key: choose one/);
+  expect(existsSync(out)).toBe(false);
+
+  expect(await main([...base, '--out', out, '--key-passphrase-file', passphrase], capture().io)).toBe(0);
+  for (const name of ['signing.key.pem', 'encryption.key.pem']) {
+    const pem = readFileSync(join(out, name), 'utf8');
+    expect(pem).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    expect(statSync(join(out, name)).mode & 0o777).toBe(0o600);
+  }
+  expect(loadUserProfile(out, { keyPassphrase: 'correct horse battery staple' }).address).toBe(`hana@${world.a.domain}`);
+
+  const draft = file('hana-draft.eml', `From: hana@${world.a.domain}\r\nTo: bob@b.example\r\nSubject: s\r\n\r\n${SECRET}\r\n`);
+  const signed = join(world.dir, 'hana-signed.eml');
+  const sign = ['user', 'sign-encrypt', '--profile', out, '--in', draft, '-o', signed, ...AT];
+  // no passphrase: 65, naming the key file
+  const missing = capture();
+  expect(await main(sign, missing.io)).toBe(65);
+  expect(missing.err.join('\n')).toContain(`Cannot use "${join(out, 'signing.key.pem')}": the key is encrypted; give its passphrase`);
+  // a wrong one: 65 as well
+  const wrong = capture();
+  expect(await main([...sign, '--key-passphrase-file', file('hana-wrong', 'not it\n')], wrong.io)).toBe(65);
+  expect(wrong.err.join('\n')).toMatch(/Cannot decrypt ".*signing\.key\.pem": wrong passphrase, or the file is damaged/);
+  expect(existsSync(signed)).toBe(false);
+  // the option, or the file the environment names
+  expect(await main([...sign, '--key-passphrase-file', passphrase], capture().io)).toBe(0);
+  expect(readFileSync(signed, 'latin1')).toMatch(/^SSMAX-User-Signature: /);
+  process.env.SSMAX_USER_KEY_PASSPHRASE_FILE = passphrase;
+  try {
+    expect(await main([...sign, '-o', `${signed}.2`], capture().io)).toBe(0);
+  } finally {
+    delete process.env.SSMAX_USER_KEY_PASSPHRASE_FILE;
+  }
+  // update-bundle reads no private key: no passphrase needed
+  const update = capture();
+  expect(
+    await main(['user', 'update-bundle', '--profile', out, '--bundle', file('a-2-wrapped.json', world.a.republish(2)), ...AT], update.io),
+  ).toBe(0);
+});
+
 test('init with a CA directory made by `ssmax ca`, on the real clock', async () => {
   const run = async (argv: string[]) => {
     const c = capture();
@@ -303,6 +384,7 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
     await userCommand.run(
       [
         'init',
+        '--unencrypted-key',
         '--ca',
         orgDir,
         '--root',
@@ -334,6 +416,7 @@ test('init with a CA directory made by `ssmax ca`, on the real clock', async () 
       [
         'user',
         'init',
+        '--unencrypted-key',
         '--ca',
         orgDir,
         '--root',
@@ -361,6 +444,7 @@ test('send with a profile that has no SMTP settings (as ssmax registry add write
     await userCommand.run(
       [
         'init',
+        '--unencrypted-key',
         '--ca',
         caDir(world.a.ca, 'ca-no-smtp'),
         '--root',
