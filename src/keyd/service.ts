@@ -25,7 +25,7 @@ import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress, directoryFactsOf } from './registry';
 import type { KeydStore } from './store';
 import type { Submitter, TrackingKeys } from './tracking';
-import { ListService } from './lists';
+import { ListService, listEntry } from './lists';
 import { type LookupCounter, lookup } from './lookups';
 import type { KnownCrls } from '../pki/known-crls';
 import type { CrlRenewer } from './renewal';
@@ -642,11 +642,15 @@ export class KeyService {
         // a list address is never a user's (checked again in the write transaction)
         const user = read(`address "${address}"`, () => this.d.store.users.get(address) !== undefined);
         if (user.value) throw new KeydError('bad-request', `"${address}" is a registered user, not available as a list address`);
-        const rec = { address, members, updated: this.d.clock().getTime() };
+        // the list as this decision sees it: its policy, moderators and creation time are kept, and a change to
+        // it committed meanwhile (members, policy) makes this one 409 superseded rather than overwritten
+        const list = read(`list "${address}"`, () => this.d.store.lists.get(address));
+        const now = this.d.clock().getTime();
+        const rec = list.value ? { ...listEntry(list.value), members, updated: now } : { address, members, updated: now };
         return {
           result: rec,
           audit: { reason: `${members.length} members` },
-          change: ifUnchanged([user], () => this.d.store.lists.put(address, rec)),
+          change: ifUnchanged([user, list], () => this.d.store.lists.put(address, rec)),
         };
       },
     );

@@ -146,6 +146,31 @@ describe('concurrent changes on one keyd store', () => {
     );
   });
 
+  test("the members endpoint of the registry (POST /v1/registry/lists) keeps the list's policy and moderators, and a change racing it is never overwritten", async () => {
+    await service.lists.create(admin, {
+      address: 'desk@a.example',
+      members: ['bob@a.example'],
+      policy: 'moderated',
+      moderators: ['mod@a.example'],
+    });
+    await service.setList(admin, { address: 'desk@a.example', members: ['bob@a.example', 'carol@a.example'] });
+    const kept = service.lists.get('desk@a.example')!;
+    expect([kept.policy, [...kept.moderators], [...kept.members]]).toEqual([
+      'moderated',
+      ['mod@a.example'],
+      ['bob@a.example', 'carol@a.example'],
+    ]);
+    // racing a member removal: one of the two, never the replacement written over the removal
+    const [set, remove] = await outcomes([
+      service.setList(admin, { address: 'desk@a.example', members: ['bob@a.example', 'carol@a.example', 'dan@a.example'] }),
+      service.lists.members(other, { address: 'desk@a.example', remove: ['bob@a.example'] }),
+    ]);
+    expect([set, remove].sort()).toEqual(['ok', 'superseded']);
+    const after = service.lists.get('desk@a.example')!;
+    expect([...after.members].sort()).toEqual(set === 'ok' ? ['bob@a.example', 'carol@a.example', 'dan@a.example'] : ['carol@a.example']);
+    expect(after.policy).toBe('moderated');
+  });
+
   test('two list creates of one address: one list, the other superseded (its members not merged in silently)', async () => {
     const [one, two] = await outcomes([
       service.lists.create(admin, { address: 'ops@a.example', members: ['bob@a.example'] }),
