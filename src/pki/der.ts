@@ -87,18 +87,33 @@ export function children(tlv: Tlv, what: string): Tlv[] {
   return out;
 }
 
+/**
+ * The longest OBJECT IDENTIFIER (content octets) and the longest arc (octets) read. Real ones are far
+ * shorter (a 2.25 UUID arc, the longest in use, is 19 octets); the bounds keep the arithmetic on
+ * untrusted input (a bundle fetched for any sender's domain, a certificate in a seal) linear: an arc
+ * of n octets costs n shifts of a growing number and a decimal conversion, quadratic in n.
+ */
+export const MAX_OID_OCTETS = 128;
+export const MAX_OID_ARC_OCTETS = 20;
+
 export function decodeOid(tlv: Tlv, what: string): string {
   expectTag(tlv, TAG.oid, what);
   const v = tlv.value;
   if (v.length === 0 || (v[v.length - 1] as number) & 0x80) throw new DerError(`Cannot parse ${what}: bad OBJECT IDENTIFIER`);
+  if (v.length > MAX_OID_OCTETS)
+    throw new DerError(`Cannot parse ${what}: OBJECT IDENTIFIER of ${v.length} octets (at most ${MAX_OID_OCTETS})`);
   const arcs: bigint[] = [];
   let acc = 0n;
   let start = true;
+  let arcOctets = 0;
   for (const b of v) {
     if (start && b === 0x80) throw new DerError(`Cannot parse ${what}: OBJECT IDENTIFIER not minimally encoded`);
+    if (++arcOctets > MAX_OID_ARC_OCTETS)
+      throw new DerError(`Cannot parse ${what}: OBJECT IDENTIFIER with an arc over ${MAX_OID_ARC_OCTETS} octets`);
     acc = (acc << 7n) | BigInt(b & 0x7f);
     start = false;
     if (!(b & 0x80)) {
+      arcOctets = 0;
       arcs.push(acc);
       acc = 0n;
       start = true;

@@ -30,6 +30,22 @@ describe('strict DER', () => {
     expect(() => oid('0603808001')).toThrow(/minimally/);
     expect(() => oid('06028180')).toThrow(/bad OBJECT IDENTIFIER/);
   });
+  test('an OID too long to be real is refused before its arithmetic (the cost of an arc grows with the square of its length)', () => {
+    const der = (content: number[]) => {
+      const n = content.length;
+      const len = n < 128 ? [n] : n < 256 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
+      return decodeOid(readTlv(new Uint8Array([0x06, ...len, ...content]), 0, 'oid').tlv, 'signature algorithm');
+    };
+    // 2.25.<2^128 - 1>: the longest arc in use (a UUID, 19 octets) still decodes
+    const uuidArc = [...Array<number>(18).fill(0xff), 0x7f].map((b, i) => (i === 0 ? 0x83 : b));
+    expect(der([0x69, ...uuidArc])).toBe(`2.25.${(2n ** 128n - 1n).toString()}`);
+    expect(() => der([0x69, 0x81, 0x80, ...uuidArc])).toThrow(
+      /Cannot parse signature algorithm: OBJECT IDENTIFIER with an arc over 20 octets/,
+    );
+    expect(() => der([0x69, ...Array<number>(60000).fill(0xff), 0x7f])).toThrow(/OBJECT IDENTIFIER of 60002 octets \(at most 128\)/);
+    expect(() => der(Array<number>(129).fill(0x01))).toThrow(/of 129 octets/);
+    expect(der(Array<number>(128).fill(0x01)).split('.')).toHaveLength(129);
+  });
   test('times: UTCTime pivots at 50, GeneralizedTime, and impossible dates are refused', () => {
     const t = (tag: number, s: string) =>
       decodeTime({ tag, bytes: new Uint8Array(0), value: new Uint8Array(Buffer.from(s, 'latin1')) }, 't');
