@@ -2,7 +2,7 @@
  * Text of office documents and PDFs for DLP (extract.ts), through well-kept
  * libraries, in memory, bounded in size and time:
  *  - OOXML (Word .docx, Excel .xlsx, PowerPoint .pptx and their macro forms):
- *    the zip is read with fflate, each XML part with htmlparser2's tokenizer
+ *    the zip is read with yauzl, each XML part with htmlparser2's tokenizer
  *    (markup.ts: linear, whatever the nesting);
  *    runs of one paragraph are joined as a reader sees them (a number split
  *    over two runs stays one number), paragraphs and rows end a line, cells
@@ -15,15 +15,21 @@
  *    custom XML), and every other part (embedded workbooks, documents,
  *    objects, media) is handed back to extract.ts, which reads it as any
  *    attachment, to max_depth;
- *  - zip archives (fflate): the names of the files inside, and every file
+ *  - zip archives (yauzl): the names of the files inside, and every file
  *    inside, handed back to extract.ts to be read by its content (not its
  *    name); an archive encrypted with a password cannot be read.
+ * Zip archives (and OOXML packages) are read from their central directory, as
+ * office programs read them, and inflated by zlib in Node's thread pool, a
+ * chunk at a time: the event loop is never held by a member, the size a
+ * member states is checked against what it inflates to while it inflates (a
+ * member that lies is refused as soon as it passes its stated size, never
+ * inflated to the end), and the deadline is checked at every chunk.
  * A document larger than the limit, one whose unpacked parts would exceed it,
  * one that does not parse (damaged or encrypted) or that runs out of time is
  * reported as unreadable; the DLP policy decides. Nothing is written to disk.
  */
 import { join } from 'node:path';
-import { type Unzipped, unzipSync } from 'fflate';
+import { type Entry, type ZipFile, fromBuffer } from 'yauzl';
 import { type LoadedWorker, endWorker, isLoadedMessage, startWorker } from '../threads/loaded-worker';
 import { readMarkup } from './markup';
 
@@ -115,41 +121,103 @@ function xmlAllText(xml: string): string {
   return out.join('');
 }
 
-/** Every file of a zip archive, at most `maxBytes` unpacked in all (the rest is left out and reported as `size`). */
-function unzipBounded(bytes: Buffer, maxBytes: number, names: string[]): { files: Unzipped; over: boolean } {
+/** The message's time ran out while a document was read. */
+class OutOfTime extends Error {}
+
+/** A zip's entries, one at a time, from its central directory (`lazyEntries`), each member's size checked while it inflates. */
+function openZip(bytes: Buffer): Promise<ZipFile> {
+  return new Promise((resolve, reject) =>
+    fromBuffer(bytes, { lazyEntries: true, validateEntrySizes: true }, (err, zip) => (err ? reject(err) : resolve(zip))),
+  );
+}
+
+function nextEntry(zip: ZipFile): Promise<Entry | undefined> {
+  return new Promise((resolve, reject) => {
+    const done = (value: Entry | undefined, err?: unknown): void => {
+      zip.off('entry', onEntry).off('end', onEnd).off('error', onError);
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(value);
+    };
+    const onEntry = (e: Entry): void => done(e);
+    const onEnd = (): void => done(undefined);
+    const onError = (err: unknown): void => done(undefined, err);
+    zip.on('entry', onEntry).on('end', onEnd).on('error', onError);
+    zip.readEntry();
+  });
+}
+
+/** One member's bytes: zlib's chunks as they come, stopped at the deadline; yauzl fails the stream past the member's stated size. */
+function readMember(zip: ZipFile, entry: Entry, deadline: number): Promise<Buffer> {
+  // stored (0) or deflated (8): what zlib reads; a password or another method leaves the member unreadable
+  if (entry.isEncrypted() || (entry.compressionMethod !== 0 && entry.compressionMethod !== 8))
+    return Promise.reject(new Error('encrypted, or an unknown compression'));
+  return new Promise((resolve, reject) =>
+    zip.openReadStream(entry, (err, stream) => {
+      if (err) return reject(err);
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => {
+        if (Date.now() >= deadline) {
+          stream.destroy();
+          reject(new OutOfTime());
+        } else chunks.push(chunk);
+      });
+      stream.on('error', reject);
+      stream.on('end', () => resolve(Buffer.concat(chunks)));
+    }),
+  );
+}
+
+/**
+ * Every file of a zip archive, in the archive's order, at most `maxBytes` unpacked in all by the
+ * sizes the members state (the rest is left out and reported as `size`); a member whose data
+ * inflates to more (or less) than it states makes the archive unreadable (`document`).
+ */
+async function unzipBounded(bytes: Buffer, limits: DocumentLimits, names: string[]): Promise<{ files: DocumentMember[]; over: boolean }> {
+  const zip = await openZip(bytes);
+  const files: DocumentMember[] = [];
   let total = 0;
   let over = false;
-  const files = unzipSync(bytes, {
-    filter: (f) => {
-      names.push(f.name);
-      if (f.name.endsWith('/')) return false;
-      total += f.originalSize;
-      if (total > maxBytes) over = true;
-      return !over;
-    },
-  });
+  try {
+    for (let entry = await nextEntry(zip); entry !== undefined; entry = await nextEntry(zip)) {
+      names.push(entry.fileName);
+      if (entry.fileName.endsWith('/') || over) continue;
+      total += entry.uncompressedSize;
+      if (total > limits.maxBytes) {
+        over = true;
+        continue;
+      }
+      if (Date.now() >= limits.deadline) throw new OutOfTime();
+      files.push({ name: entry.fileName, content: await readMember(zip, entry, limits.deadline) });
+    }
+  } finally {
+    zip.close();
+  }
   return { files, over };
 }
 
-const byName = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+/** Why a zip could not be read: its time ran out, or it is damaged, encrypted or lies about a member's size. */
+function unreadableZip(err: unknown): 'time' | 'document' {
+  return err instanceof OutOfTime ? 'time' : 'document';
+}
 
-function ooxmlText(bytes: Buffer, maxBytes: number): DocumentResult {
-  let unpacked: { files: Unzipped; over: boolean };
+const byName = (a: DocumentMember, b: DocumentMember) => a.name.localeCompare(b.name, 'en', { numeric: true });
+
+async function ooxmlText(bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
+  let unpacked: { files: DocumentMember[]; over: boolean };
   try {
-    unpacked = unzipBounded(bytes, maxBytes, []);
-  } catch {
-    return { text: '', unreadable: 'document' };
+    unpacked = await unzipBounded(bytes, limits, []);
+  } catch (err) {
+    return { text: '', unreadable: unreadableZip(err) };
   }
   const { files, over } = unpacked;
   const texts: string[] = [];
   const members: DocumentMember[] = [];
-  for (const name of Object.keys(files).sort(byName)) {
-    if (PACKAGE_PART.test(name)) continue;
-    const content = files[name]!;
-    if (/\.xml$/i.test(name)) {
-      const xml = new TextDecoder().decode(content);
-      texts.push(OFFICE_PART.test(name) ? xmlText(xml) : xmlAllText(xml));
-    } else members.push({ name, content: Buffer.from(content) });
+  for (const part of [...files].sort(byName)) {
+    if (PACKAGE_PART.test(part.name)) continue;
+    if (/\.xml$/i.test(part.name)) {
+      const xml = new TextDecoder().decode(part.content);
+      texts.push(OFFICE_PART.test(part.name) ? xmlText(xml) : xmlAllText(xml));
+    } else members.push(part);
   }
   const text = texts.join('\n');
   return over ? { text, members, unreadable: 'size' } : { text, members };
@@ -227,16 +295,16 @@ export interface DocumentLimits {
   readonly deadline: number;
 }
 
-function zipText(bytes: Buffer, limits: DocumentLimits): DocumentResult {
+async function zipText(bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
   const names: string[] = [];
-  let unpacked: { files: Unzipped; over: boolean };
+  let unpacked: { files: DocumentMember[]; over: boolean };
   try {
-    unpacked = unzipBounded(bytes, limits.maxBytes, names);
-  } catch {
-    return { text: names.join('\n'), unreadable: 'document' };
+    unpacked = await unzipBounded(bytes, limits, names);
+  } catch (err) {
+    return { text: names.join('\n'), unreadable: unreadableZip(err) };
   }
-  const members = Object.keys(unpacked.files).map((name) => ({ name, content: Buffer.from(unpacked.files[name]!) }));
-  return unpacked.over ? { text: names.join('\n'), members, unreadable: 'size' } : { text: names.join('\n'), members };
+  const { files: members, over } = unpacked;
+  return over ? { text: names.join('\n'), members, unreadable: 'size' } : { text: names.join('\n'), members };
 }
 
 /**
@@ -247,8 +315,8 @@ export async function documentText(kind: DocumentKind, bytes: Buffer, limits: Do
   if (bytes.length > limits.maxBytes) return { text: '', unreadable: 'size' };
   try {
     if (kind === 'pdf') return await pdfReader.read(bytes, limits.deadline);
-    if (kind === 'zip') return zipText(bytes, limits);
-    return ooxmlText(bytes, limits.maxBytes);
+    if (kind === 'zip') return await zipText(bytes, limits);
+    return await ooxmlText(bytes, limits);
   } catch {
     return { text: '', unreadable: 'document' };
   }

@@ -280,6 +280,37 @@ describe('what zip archives hold', () => {
     ).toEqual(PASS);
   });
 
+  test('a member that states a smaller size than it inflates to: the archive is unreadable (never read cut short, nor inflated to its end)', async () => {
+    // the central directory (what office programs and the reader go by) says 1 byte; the data inflates to 4 MB holding a card number
+    const lying = (archive: Buffer, member: string): Buffer => {
+      const out = Buffer.from(archive);
+      for (
+        let at = out.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+        at >= 0;
+        at = out.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]), at + 4)
+      ) {
+        const nameLength = out.readUInt16LE(at + 28);
+        if (out.toString('latin1', at + 46, at + 46 + nameLength) === member) out.writeUInt32LE(1, at + 24);
+      }
+      return out;
+    };
+    const cards = `name,card\r\nAlice,4111 1111 1111 1111\r\n${' '.repeat(4 << 20)}`;
+    const honest = zip({ 'cards.csv': cards });
+    expect(await decision(withAttachment('export.zip', 'application/zip', honest))).toEqual({ action: 'reject', rule: 'payment-cards' });
+    const r = await extractContent(withAttachment('export.zip', 'application/zip', lying(honest, 'cards.csv')));
+    expect(r.unreadable).toEqual(['document']);
+    // the same inside an office package: one of its XML parts lies
+    const book = xlsx([
+      ['name', 'card'],
+      ['Alice', '4111 1111 1111 1111'],
+    ]);
+    const parts = [...book.toString('latin1').matchAll(/xl\/(?:sharedStrings|worksheets\/sheet1)\.xml/g)].map((m) => m[0]);
+    expect(parts.length).toBeGreaterThan(0);
+    let bad = book;
+    for (const part of new Set(parts)) bad = lying(bad, part);
+    expect((await extractContent(withAttachment('cards.xlsx', 'application/octet-stream', bad))).unreadable).toEqual(['document']);
+  });
+
   test('a damaged zip, archives nested deeper than max_depth: unreadable', async () => {
     expect(
       (await extractContent(withAttachment('a.zip', 'application/zip', zip({ 'a.txt': 'hello' }).subarray(0, 30)))).unreadable,
