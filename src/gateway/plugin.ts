@@ -889,7 +889,9 @@ function queueHook(
         // Authentication-Results in our name that we did not write go before anything reads the message (RFC 8601 §5)
         const raw = withoutOwnResults(await messageOf(connection), [...s.config.localDomains, s.serverName]);
         const spelling = new Map([txn.mail_from, ...txn.rcpt_to].map((a) => [addressOf(a), envelopeSpelling(a)]));
-        const all: Incoming = { raw, rcpts: txn.rcpt_to.map(addressOf), from: addressOf(txn.mail_from), spelling };
+        // each recipient once, however often RCPT TO named it (Haraka keeps repeats): a copy, a re-encryption and a
+        // list expansion per repeat would multiply one message's cost by the recipient limit
+        const all: Incoming = { raw, rcpts: [...new Set(txn.rcpt_to.map(addressOf))], from: addressOf(txn.mail_from), spelling };
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
         const m: Incoming = { ...all, rcpts };

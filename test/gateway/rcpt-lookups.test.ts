@@ -179,3 +179,35 @@ test("after DATA: the list's members once per post, their facts only once the po
   expect(await lookups('directory.users')).toBe(facts + 1);
   expect(A.mailbox.mails.length).toBeGreaterThan(before);
 });
+
+test('a recipient named again and again gets one copy, and a list named again and again is expanded once', async () => {
+  await admin.call('POST', '/v1/lists', { address: 'pair@a.example', policy: 'open', members: ['carol@a.example'] });
+  const resolved = await lookups('list.resolve');
+  const [dave, carol] = [A.mailbox.for('dave@a.example').length, A.mailbox.for('carol@a.example').length];
+  // carol submits (each local copy is sealed for its recipient): dave named 52 times, the list 50 times
+  const s = await Session.open(A.ports.smtp);
+  try {
+    await s.send('EHLO client.a.example');
+    expect(await s.send(`AUTH PLAIN ${Buffer.from('\0carol@a.example\0pw-carol').toString('base64')}`)).toEqual([
+      expect.stringMatching(/^235 /),
+    ]);
+    const repeated = [
+      ...Array.from({ length: 50 }, () => 'dave@a.example'),
+      'DAVE@A.example',
+      'Dave@a.EXAMPLE',
+      ...Array.from({ length: 50 }, () => 'pair@a.example'),
+    ];
+    const replies = await s.send('MAIL FROM:<carol@a.example>', ...repeated.map((r) => `RCPT TO:<${r}>`), 'DATA');
+    expect(replies.slice(0, -1).every((r) => r.startsWith('250'))).toBe(true);
+    expect(replies.at(-1)).toMatch(/^354 /);
+    const message =
+      `From: carol@a.example\r\nTo: dave@a.example, pair@a.example\r\nSubject: once\r\nDate: ${new Date().toUTCString()}\r\n` +
+      `Message-ID: <once.${Date.now()}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nonce\r\n.`;
+    expect(await s.send(message)).toEqual([expect.stringMatching(/^250 /)]);
+  } finally {
+    s.close();
+  }
+  expect(A.mailbox.for('dave@a.example').length - dave).toBe(1);
+  expect(A.mailbox.for('carol@a.example').length - carol).toBe(1);
+  expect((await lookups('list.resolve')) - resolved).toBe(1);
+});
