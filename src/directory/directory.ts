@@ -587,7 +587,9 @@ export class Directory {
     } catch (err) {
       return fail('unavailable', err instanceof FetchError ? err.message : `Cannot fetch "${location.url}": ${String(err)}`);
     }
-    const minSerial = peer.record.highestSerial >= 0 ? peer.record.highestSerial : undefined;
+    // the highest serial any worker on this cache accepted (Haraka's cluster workers share it), not only this one's
+    const floor = Math.max(peer.record.highestSerial, this.store.get(domain)?.highestSerial ?? -1);
+    const minSerial = floor >= 0 ? floor : undefined;
     const snap = this.crlSnapshot(domain);
     if (snap instanceof DirectoryError) return fail('unavailable', snap.detail);
     const r = verifyBundle(text, {

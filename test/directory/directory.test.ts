@@ -407,6 +407,26 @@ describe('the LMDB cache', () => {
     }
   });
 
+  test('two workers on one cache: a serial one of them accepted is the floor for the other (a replay older than it is refused)', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
+    const workerA = directory({ cacheDir });
+    const workerB = directory({ cacheDir });
+    try {
+      serverB.body = bundleOf(b, 5, now);
+      expect((await workerB.lookup('b.example')).serial).toBe(5);
+      serverB.body = bundleOf(b, 10, now);
+      expect((await workerA.refresh('b.example')).serial).toBe(10);
+      // B still holds 5 in memory; the publisher (or someone in the path) now serves 7
+      serverB.body = bundleOf(b, 7, now);
+      const e = await refusal(workerB.refresh('b.example'));
+      expect(e.code).toBe('invalid');
+      expect(e.detail).toMatch(/serial 7, older than 10/);
+    } finally {
+      await workerA.close();
+      await workerB.close();
+    }
+  });
+
   test('a restart serves the cached bundle without fetching, and keeps the highest serial against replays', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
     serverB.body = bundleOf(b, 7, now);
