@@ -457,7 +457,7 @@ async function runSub(sub: string, args: string[], io: CliIo): Promise<number> {
       const v = parse(args, { profile: { type: 'string' }, bundle: { type: 'string' }, at: { type: 'string' } }, usage);
       if (v.help) return (io.out(usage), EXIT.ok);
       const profile = loadUserProfileSettings(profileFolder(v, usage));
-      const bundle = updateOrgBundle(profile, readInputText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
+      const bundle = await updateOrgBundle(profile, readInputText(required(v, 'bundle', usage), 'organisation bundle'), timeOption(v));
       io.out(
         `Organisation bundle of ${bundle.domain} updated to serial ${bundle.serial} (current key v${bundle.currentKey.version}, expires ${bundle.expires.toISOString()})`,
       );

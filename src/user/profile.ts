@@ -31,6 +31,8 @@ import { type SigningAuthority, issueUserCertificate } from '../pki/issue';
 import { encryptionPointOf, generateSecp256k1KeyPair, privateKeyFromPem, privateKeyToPem, spkiOf } from '../pki/keys';
 import { UserError } from './errors';
 import { cannotRead } from '../errors/errno';
+import { writeFileAtomic } from '../fs/atomic';
+import { type FolderLockKind, withFolderLock } from '../fs/folder-lock';
 import type { SmtpSecurity } from '../net/loopback';
 
 export const PROFILE_FORMAT = 'ssmax-user-profile/1';
@@ -388,17 +390,28 @@ export function loadUserProfile(dir: string, opts: LoadUserProfileOptions = {}):
   return { ...doc, signingKey, signingCertificate, encryption: { keyId, privateKey, publicKey }, encryptionCertificate };
 }
 
-/** Replaces the profile's organisation bundle with a newer one, after verifying it (serial must not go back). */
-export function updateOrgBundle(profile: UserProfileSettings, text: string, now: Date): VerifiedBundle {
-  const old = verifyBundle(profile.orgBundle, { domain: profile.domain, roots: [profile.rootPem], time: now });
-  const r = verifyBundle(text, {
-    domain: profile.domain,
-    roots: [profile.rootPem],
-    time: now,
-    ...(old.status === 'valid' ? { minSerial: old.bundle.serial } : {}),
+/** The lock two `ssmax user update-bundle` on one profile take (src/fs/folder-lock.ts): its secret file lives in the profile. */
+const PROFILE_LOCK: FolderLockKind = { secretFile: 'profile-lock.secret', prefix: 'ssmax-profile-' };
+const PROFILE_LOCK_WAIT_MS = 30_000;
+
+/**
+ * Replaces the profile's organisation bundle with a newer one, after verifying it (serial must not go
+ * back). The bundle on disk is read again under the profile's lock, so two updates at once never move
+ * the serial back, and the file is replaced whole (renamed into place): a reader never sees half of it.
+ */
+export async function updateOrgBundle(profile: UserProfileSettings, text: string, now: Date): Promise<VerifiedBundle> {
+  return withFolderLock(profile.dir, PROFILE_LOCK, PROFILE_LOCK_WAIT_MS, () => {
+    const current = readProfileFile(profile.dir, PROFILE_FILES.orgBundle);
+    const old = verifyBundle(current, { domain: profile.domain, roots: [profile.rootPem], time: now });
+    const r = verifyBundle(text, {
+      domain: profile.domain,
+      roots: [profile.rootPem],
+      time: now,
+      ...(old.status === 'valid' ? { minSerial: old.bundle.serial } : {}),
+    });
+    if (r.status !== 'valid')
+      throw new UserError('bundle', `Cannot use the new organisation bundle of "${profile.domain}": ${r.status}: ${r.message}`);
+    writeFileAtomic(join(profile.dir, PROFILE_FILES.orgBundle), text, 0o644);
+    return r.bundle;
   });
-  if (r.status !== 'valid')
-    throw new UserError('bundle', `Cannot use the new organisation bundle of "${profile.domain}": ${r.status}: ${r.message}`);
-  writeFileSync(join(profile.dir, PROFILE_FILES.orgBundle), text, { mode: 0o644 });
-  return r.bundle;
 }

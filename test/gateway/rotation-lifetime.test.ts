@@ -79,7 +79,7 @@ test('publisher down longer than the bundle lifetime: cached bundle served until
   expect([copies('L-before').length, copies('L-cached').length, copies('L-during').length]).toEqual([1, 1, 1]);
   // bob's client holds B's own bundle too (60 s lifetime here): it refreshes it, as `ssmax user update-bundle` does
   const fresh = await fetchBundleText(B.bundleUrl, { timeoutMs: 5000, ca: B.fx.caPem, hosts: new Map([['ssmax.b.example', '127.0.0.1']]) });
-  updateOrgBundle(loadUserProfile(B.profiles['bob@b.example']!), fresh, new Date());
+  await updateOrgBundle(loadUserProfile(B.profiles['bob@b.example']!), fresh, new Date());
   const bob = loadUserProfile(B.profiles['bob@b.example']!);
   const opened = await openMessage(bob, copies('L-during')[0]!.raw, { now: new Date() });
   expect(opened.plaintext.toString('utf8')).toContain('L-during body');

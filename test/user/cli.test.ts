@@ -23,7 +23,7 @@ import { generateEncryptionKeyPair } from '../../src/crypto/keys';
 import { systemRng } from '../../src/crypto/random';
 import { privateKeyToPem } from '../../src/pki/keys';
 import type { SigningAuthority } from '../../src/pki/issue';
-import { loadUserProfile } from '../../src/user/profile';
+import { loadUserProfile, loadUserProfileSettings, updateOrgBundle } from '../../src/user/profile';
 import { NOW, type World, makeWorld, receivingHop, sendingHop } from './world';
 
 const SECRET = 'the launch date is 3 June';
@@ -321,6 +321,42 @@ test('profile keys at rest: init needs --key-passphrase-file or --unencrypted-ke
   expect(
     await main(['user', 'update-bundle', '--profile', out, '--bundle', file('a-2-wrapped.json', world.a.republish(2)), ...AT], update.io),
   ).toBe(0);
+});
+
+test('update-bundle decides on the bundle on disk, not the one a process read earlier: the serial never moves back', async () => {
+  const out = join(world.dir, 'profile-bundles');
+  expect(
+    await main(
+      [
+        'user',
+        'init',
+        '--unencrypted-key',
+        '--ca',
+        caDir(world.b.ca, 'ca-bundles'),
+        '--root',
+        file('root-bundles.pem', world.root.certificate.pem),
+        '--bundle',
+        file('bundle-bundles.json', world.b.bundle),
+        '--email',
+        'ina@b.example',
+        '--pseudonym',
+        'u-ina',
+        '--code',
+        'E-ina9',
+        '--out',
+        out,
+        ...AT,
+      ],
+      capture().io,
+    ),
+  ).toBe(0);
+  // two updaters that read the profile (serial 1) before either wrote
+  const first = loadUserProfileSettings(out);
+  const second = loadUserProfileSettings(out);
+  const three = world.b.republish(3);
+  expect((await updateOrgBundle(first, three, NOW)).serial).toBe(3);
+  await expect(updateOrgBundle(second, world.b.republish(2), NOW)).rejects.toThrow(/replayed/);
+  expect(readFileSync(join(out, 'org-bundle.json'), 'utf8')).toBe(three);
 });
 
 test('init with a CA directory made by `ssmax ca`, on the real clock', async () => {
