@@ -19,6 +19,7 @@ import { secretsEqual } from '../crypto/compare';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
 import { faultWhere, readBody, RequestRefused, sendJson } from '../net/https-server';
+import { Limit } from '../net/limit';
 import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
 import { AbuseError } from './errors';
 import { buildAbuseReport, identifyReportedMessage } from './report';
@@ -41,6 +42,8 @@ export interface ReportServerOptions {
   /** Required as `authorization: Bearer …` when set. */
   readonly bearerToken?: string;
   readonly maxBytes?: number;
+  /** Reports read and answered at once (default REPORT_SERVER_IN_FLIGHT); over it: 503 busy, retry. */
+  readonly maxInFlight?: number;
   readonly now?: () => Date;
   readonly log?: (line: string) => void;
   /** The listener's limits; each one not given: REPORT_SERVER_LISTENER. */
@@ -59,6 +62,13 @@ export const REPORT_SERVER_LISTENER: ListenerLimits = {
   idleTimeoutMs: 120000,
   maxConnections: 100,
 };
+
+/**
+ * Reports in flight at once: each holds its message (up to maxBytes) in memory while it is read and
+ * checked, so 100 connections posting 25 MB each would hold 2.5 GB; the ones over this are answered
+ * 503 busy with retry-after, as the JSON services answer (src/net/https-server.ts).
+ */
+export const REPORT_SERVER_IN_FLIGHT = 4;
 
 const STATUS: Record<string, number> = { format: 400, chain: 422, foreign: 422, refused: 422, directory: 503, unavailable: 503 };
 
@@ -86,6 +96,7 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
   const max = opts.maxBytes ?? 25 * 1024 * 1024;
   const now = opts.now ?? (() => new Date());
   const log = opts.log ?? (() => undefined);
+  const inFlight = new Limit(opts.maxInFlight ?? REPORT_SERVER_IN_FLIGHT);
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (opts.bearerToken !== undefined) {
@@ -96,6 +107,19 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
       return req.method === 'GET' ? sendJson(res, 200, { ok: true }) : fail(res, 405, 'method', `Method "${req.method}" not allowed`);
     if (url.pathname !== '/v1/abuse/report') return fail(res, 404, 'not-found', `No endpoint "${url.pathname}"`);
     if (req.method !== 'POST') return fail(res, 405, 'method', `Method "${req.method}" not allowed`);
+    const release = inFlight.tryAcquire();
+    if (!release) {
+      res.setHeader('retry-after', '1');
+      res.setHeader('connection', 'close'); // its body is not read
+      return fail(res, 503, 'busy', 'Too many reports in flight; retry');
+    }
+    try {
+      return await report(req, res, url);
+    } finally {
+      release();
+    }
+  };
+  const report = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     const body = await messageOf(req, res, max);
     if (!body) return undefined;
     if (body.length === 0) return fail(res, 400, 'format', 'Post the reported message as the request body');

@@ -141,7 +141,10 @@ export interface ProbeTarget {
   readonly port: number;
 }
 
-/** One EHLO dialogue: the EHLO answer lines, or a rejection; closed within `timeoutMs`. */
+/** The most a peer's greeting and EHLO answer may hold (a real one is a few hundred bytes). */
+export const EHLO_PROBE_MAX_BYTES = 65536;
+
+/** One EHLO dialogue: the EHLO answer lines, or a rejection; closed within `timeoutMs` and EHLO_PROBE_MAX_BYTES. */
 export function ehloProbe(target: ProbeTarget, helo: string, timeoutMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const sock = connect(target.port, target.host);
@@ -165,9 +168,13 @@ export function ehloProbe(target: ProbeTarget, helo: string, timeoutMs: number):
       else if (was !== 'done') resolve(lines);
     };
     sock.setNoDelay(true);
+    let received = 0;
     sock.on('data', (c: Buffer) => {
+      // the whole dialogue, not only the line being read: a peer answering "250-" line after line until the
+      // timeout would otherwise grow `lines` without bound
+      received += c.length;
+      if (received > EHLO_PROBE_MAX_BYTES) return finish(new Error(`EHLO probe: answer over ${EHLO_PROBE_MAX_BYTES} bytes`));
       buf += c.toString('latin1');
-      if (buf.length > 65536) return finish(new Error('EHLO probe: answer too long'));
       for (;;) {
         const i = buf.indexOf('\r\n');
         if (i < 0) break;

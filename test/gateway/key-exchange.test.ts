@@ -11,6 +11,7 @@ import {
   MAX_WATCHED_PEERS,
   type KeyWatchOptions,
   advertisement,
+  EHLO_PROBE_MAX_BYTES,
   ehloProbe,
   parseAdvertisement,
   parseRefreshHint,
@@ -261,5 +262,26 @@ describe('the TCP EHLO probe', () => {
 
   test('a refused connection rejects quickly', async () => {
     await expect(ehloProbe({ host: '127.0.0.1', port: 1 }, 'mx.a.example', 2000)).rejects.toThrow();
+  });
+
+  test('a peer that answers "250-" line after line is cut off at EHLO_PROBE_MAX_BYTES, not read until the timeout', async () => {
+    const endless = createServer((s) => {
+      s.write('220 mx.b.example ESMTP\r\n');
+      s.on('error', () => undefined);
+      // small writes, each far under the limit, as a trickling peer sends them
+      s.once('data', () => {
+        const timer = setInterval(() => (s.destroyed ? clearInterval(timer) : s.write('250-x\r\n'.repeat(500))), 2);
+        s.on('close', () => clearInterval(timer));
+      });
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const port2 = (endless.address() as { port: number }).port;
+      await expect(ehloProbe({ host: '127.0.0.1', port: port2 }, 'mx.a.example', 5000)).rejects.toThrow(
+        `EHLO probe: answer over ${EHLO_PROBE_MAX_BYTES} bytes`,
+      );
+    } finally {
+      endless.close();
+    }
   });
 });

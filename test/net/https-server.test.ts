@@ -84,4 +84,47 @@ describe('the shared HTTPS server plumbing (src/net/https-server.ts)', () => {
       await abuse.close();
     }
   });
+
+  test('the abuse endpoint reads at most maxInFlight reports at once: one more is 503 busy with retry-after, and served once a place is free', async () => {
+    const abuse = await startReportServer({
+      directory: { lookup: () => Promise.reject(new Error('not reached')) },
+      from: 'abuse@a.example',
+      ownDomain: 'a.example',
+      reportingMta: 'mx.a.example',
+      host: '127.0.0.1',
+      port: 0,
+      maxBytes: 1000,
+      maxInFlight: 1,
+    });
+    try {
+      // the first report's body arrives slowly: it holds the one place meanwhile
+      const slow = request({
+        host: '127.0.0.1',
+        port: abuse.port,
+        method: 'POST',
+        path: '/v1/abuse/report',
+        headers: { 'content-length': 10 },
+      });
+      const first = new Promise<number>((resolve, reject) => {
+        slow.on('response', (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+        slow.on('error', reject);
+      });
+      slow.write('not a');
+      // once the server has taken the slow request in (its headers parsed), the next one finds no place
+      let busy = await post(abuse.port, Buffer.from('x'), {}, '/v1/abuse/report');
+      for (let i = 0; i < 50 && busy.status !== 503; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        busy = await post(abuse.port, Buffer.from('x'), {}, '/v1/abuse/report');
+      }
+      expect(busy.status).toBe(503);
+      expect(busy.json).toEqual({ error: { code: 'busy', message: 'Too many reports in flight; retry' } });
+      expect(busy.headers['retry-after']).toBe('1');
+      slow.end(' mail');
+      expect(await first).toBe(422);
+      // the place is free again: the next report is read (and refused for what it is, not for being busy)
+      expect((await post(abuse.port, Buffer.from('x'), {}, '/v1/abuse/report')).status).not.toBe(503);
+    } finally {
+      await abuse.close();
+    }
+  });
 });
