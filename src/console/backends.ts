@@ -85,7 +85,10 @@ export function parseMetrics(text: string, names: ReadonlySet<string>): Sample[]
     if (rest.startsWith('{')) {
       const end = rest.lastIndexOf('}');
       const body = rest.slice(1, end);
-      for (const m of body.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      // label after label from where the last one ended (sticky), stopping at the first that is not one: an
+      // unanchored search would start again at every character of a malformed body (quadratic)
+      const label = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/y;
+      for (let m = label.exec(body); m; m = label.exec(body))
         labels[m[1]!] = m[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
       rest = rest.slice(end + 1);
     }

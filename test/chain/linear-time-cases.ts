@@ -26,6 +26,7 @@ import { QuotedPrintableLines } from '../../src/envelope/decrypt';
 import { fromPemAll, pemTexts } from '../../src/pki/pem';
 import { withoutTrailingNuls } from '../../src/inspect/clamd';
 import { isField, splitHeaderBlock, unfoldedValue, withoutField } from '../../src/mail/header-block';
+import { parseMetrics } from '../../src/console/backends';
 import { htmlText } from '../../src/inspect/extract';
 import { underSealedHeader } from '../../src/mail/sealed-header';
 import { now } from './fixtures';
@@ -49,6 +50,7 @@ const SHAPES: Record<string, (size: number) => string> = {
   '< run': (n) => `${repeat('<', n)}x`,
   'repeated tokens': (n) => `${repeat('a=b; "c" (d) ', n)}x`,
   'NUL run': (n) => `${repeat('\0', n)}x`,
+  'letter run': (n) => `${repeat('a', n)}-`,
   'BEGIN lines without END': (n) => `${repeat('-----BEGIN CERTIFICATE-----\n', n)}x`,
 };
 
@@ -84,6 +86,7 @@ const TEXT_STEPS: Record<string, (text: string) => unknown> = {
   'HTML to text (inspection)': (t) => htmlText(`<p>${t}<`),
   'PEM blocks of publisher and TLS files': (t) => pemTexts(`-----BEGIN CERTIFICATE-----${t}`),
   'clamd answer, trailing NULs': (t) => withoutTrailingNuls(t),
+  'console metrics labels (src/console/backends.ts)': (t) => parseMetrics(`m{${t}} 1\nm{a="${t}"} 2\n`, new Set(['m'])),
   'root header block split, CRLF and bare LF (src/mail/header-block.ts)': (t) => {
     for (const bareLf of [false, true]) {
       const { fields } = splitHeaderBlock(Buffer.from(`To${t}: ${t}\r\nSubject: ${t}`, 'latin1'), { bareLf });
@@ -182,6 +185,7 @@ const STEP_SHAPES: Record<string, readonly string[]> = {
   'PEM blocks of publisher and TLS files': ['BEGIN lines without END'],
   'PEM armour': ['LF run', 'BEGIN lines without END'],
   'clamd answer, trailing NULs': ['NUL run'],
+  'console metrics labels (src/console/backends.ts)': ['letter run'],
 };
 const shapesFor = (step: string) =>
   Object.entries(SHAPES).filter(([name]) => FULL || DEFAULT_SHAPES.includes(name) || (STEP_SHAPES[step] ?? []).includes(name));
