@@ -65,6 +65,27 @@ export async function claimedOrganisation(deps: GatewayDeps, spelt: string): Pro
   return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
 }
 
+/**
+ * Whether a failure report about an arrival may go to its envelope sender `from`, which is only what the sending
+ * host claimed: to a sender the message itself vouches for. Sealed, the sender's domain must be of the organisation
+ * that sealed i=1 (its seal verified at this attempt, or for the retry backstop at the attempt that delivered
+ * copies: the same identity, so the same d=); unsealed, of no SSMAX organisation (an ordinary bounce, sent as it
+ * is). Otherwise the report, sealed in this organisation's name and quoting the arrival's header, would go to any
+ * address a stranger named.
+ */
+export async function reportableSender(deps: GatewayDeps, from: string, message: Buffer): Promise<boolean> {
+  const domain = canonicalDomain(domainOf(from));
+  if (!domain) return false;
+  let first: ReturnType<typeof parseSeal> | undefined;
+  try {
+    first = sealsOf(message)[0];
+  } catch {
+    return false; // seals that do not parse vouch for no one
+  }
+  if (first) return aligned(domain, first.domain, (d) => hasBundle(deps, d));
+  return (await claimedOrganisation(deps, domain)) === undefined;
+}
+
 /** The SSMAX-Seal fields of the root header block, parsed, in instance order. */
 function sealsOf(message: Buffer): ReturnType<typeof parseSeal>[] {
   const seals = splitHeaderBlock(message)
@@ -86,7 +107,8 @@ export function sealIdentity(message: Buffer): string {
 }
 
 /**
- * Checks an arriving chain (result pass) for alignment, freshness and
+ * Checks an arriving chain (result pass) for alignment (the From domain, and
+ * the Sender's when the message has one: `sender` as senderOf gives it), freshness and
  * recipient binding of `rcpts`; throws the 5xx reply (4xx while a bundle
  * cannot be fetched). Returns the replay identity. `at`: the time freshness is
  * judged at instead of now (a released arrival: when it was held; inspection.ts
@@ -99,6 +121,7 @@ export async function checkArrival(
   chain: ChainVerification,
   rcpts: readonly string[],
   at?: Date,
+  sender?: string,
 ): Promise<string> {
   const first = chain.instances[0];
   const newest = chain.instances[chain.instances.length - 1];
@@ -107,6 +130,10 @@ export async function checkArrival(
   if (!(await aligned(fromDomain, first.domain, (d) => hasBundle(deps, d)))) {
     throw new GatewayError('senderNotAligned', `From domain ${fromDomain}, seal i=1 by ${first.domain}`);
   }
+  // a Sender field speaks for the organisation too (a client shows "Sender on behalf of From"): of the same one
+  if (sender === '') throw new GatewayError('senderNotAligned', `the Sender field holds no single address, seal i=1 by ${first.domain}`);
+  if (sender !== undefined && !(await aligned(domainOf(sender), first.domain, (d) => hasBundle(deps, d))))
+    throw new GatewayError('senderNotAligned', `Sender domain ${domainOf(sender)}, seal i=1 by ${first.domain}`);
   for (const r of chain.instances.slice(1)) {
     // a list's re-distribution seal (ls= of its own domain) is accepted explicitly: src/lists/chain.ts
     if (

@@ -8,7 +8,7 @@
  * never claiming this organisation's own domains, a domain that publishes a
  * bundle, or a subdomain of either (binding.ts claimedOrganisation).
  */
-import { capsuleFor, capsulesOf, checkMessage, domainOf } from '../mail/message-checks';
+import { capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
@@ -51,14 +51,18 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
       if (!released) throw new GatewayError('chainFailed', 'encrypted message without seals');
       return receive(deps, released, rcpts);
     }
-    const sender = domainOf(head.from);
-    // a subdomain without a bundle of its own is its parent organisation's (as for alignment), and this organisation's own domains are never ordinary mail
-    const claimed = await claimedOrganisation(deps, sender);
-    if (claimed !== undefined)
-      throw new GatewayError(
-        'chainFailed',
-        `unsealed message from SSMAX domain ${sender}${claimed === sender ? '' : ` (the organisation ${claimed})`}`,
-      );
+    // a subdomain without a bundle of its own is its parent organisation's (as for alignment), and this organisation's
+    // own domains are never ordinary mail: neither in the From nor in a Sender field (shown as "on behalf of")
+    const sender = senderOf(head.headers);
+    for (const [field, address] of [['From', head.from], ...(sender ? [['Sender', sender]] : [])] as const) {
+      const domain = domainOf(address);
+      const claimed = await claimedOrganisation(deps, domain);
+      if (claimed !== undefined)
+        throw new GatewayError(
+          'chainFailed',
+          `unsealed message ${field === 'From' ? 'from' : 'with a Sender of'} SSMAX domain ${domain}${claimed === domain ? '' : ` (the organisation ${claimed})`}`,
+        );
+    }
     // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
     const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (plain.quarantined) return { copies: [], notices: [], quarantined: plain.quarantined };
@@ -67,7 +71,7 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
       notices: [],
     };
   }
-  await checkArrival(deps, raw, head.from, chain, rcpts, at);
+  await checkArrival(deps, raw, head.from, chain, rcpts, at, senderOf(head.headers));
   if (capsules.length === 0) {
     // sealed but not encrypted (the sender's policy allowed plaintext): scanned, each recipient's copy sealed with the verdict, delivered
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);

@@ -58,7 +58,7 @@ export const REPLIES = {
     status: '5.7.7',
     text: 'SSMAX chain fails: protected header fields of an unencrypted message changed after an earlier seal',
   },
-  senderNotAligned: { code: 550, status: '5.7.21', text: 'SSMAX seal i=1 is not by the organisation of the From domain' },
+  senderNotAligned: { code: 550, status: '5.7.21', text: 'SSMAX seal i=1 is not by the organisation of the From (or Sender) domain' },
   recipientNotBound: { code: 550, status: '5.7.1', text: 'Recipient not bound by the SSMAX seal' },
   sealTooOld: { code: 550, status: '5.4.7', text: 'SSMAX seal older than this gateway accepts' },
   /** A seal dated before the seal before it, or the newest made longer after seal i=1 than [chain] max_seal_age_seconds (src/gateway/binding.ts). */

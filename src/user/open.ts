@@ -240,7 +240,7 @@ export function stripLeadingSeals(message: Buffer): Buffer {
 
 /**
  * The newest seal must name the opener among the recipients it binds, and
- * seal i=1 must be by the organisation of the From domain (src/chain/alignment.ts;
+ * seal i=1 must be by the organisation of the From domain (and of the Sender's, when there is one) (src/chain/alignment.ts;
  * a subdomain with a peer bundle of its own, when given, is its own
  * organisation). Returns the trace line; throws OpenError otherwise.
  */
@@ -248,7 +248,7 @@ async function bindingChecks(
   profile: UserProfile,
   message: Uint8Array,
   chain: NewestSealVerification,
-  outerFrom: readonly string[],
+  outer: { readonly from: readonly string[]; readonly sender: readonly string[] },
   peers: ReadonlyMap<string, VerifiedBundle>,
   hops: readonly HopReport[],
 ): Promise<string> {
@@ -270,19 +270,28 @@ async function bindingChecks(
     if (err instanceof RecipientsError) throw notNamed(err.message);
     throw err;
   }
-  const boxes = outerFrom.length === 1 ? addressparser(outerFrom[0]!, { flatten: true }) : [];
-  const address = boxes.length === 1 ? boxes[0]!.address : undefined;
-  if (!address)
-    throw new OpenError('seal', 'Cannot open the message: it must have exactly one From address (alignment cannot be checked)', hops);
-  const fromDomain = address.slice(address.lastIndexOf('@') + 1).toLowerCase();
-  if (!(await aligned(fromDomain, first.domain, (d) => Promise.resolve(peers.has(d))))) {
-    throw new OpenError(
-      'seal',
-      `Cannot open the message: the From domain ${fromDomain} is not aligned with seal i=1 by ${first.domain} (another organisation sealed mail in its name)`,
-      hops,
-    );
+  // the From, and the Sender when there is one (a client shows "Sender on behalf of From"): each must be of the
+  // organisation that sealed i=1
+  const domainIn = (field: 'From' | 'Sender', values: readonly string[]): string => {
+    const boxes = values.length === 1 ? addressparser(values[0]!, { flatten: true }) : [];
+    const address = boxes.length === 1 ? boxes[0]!.address : undefined;
+    if (!address)
+      throw new OpenError('seal', `Cannot open the message: it must have exactly one ${field} address (alignment cannot be checked)`, hops);
+    return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  };
+  const fromDomain = domainIn('From', outer.from);
+  const senderDomain = outer.sender.length === 0 ? undefined : domainIn('Sender', outer.sender);
+  for (const [field, domain] of [['From', fromDomain], ...(senderDomain === undefined ? [] : [['Sender', senderDomain]])] as const) {
+    if (!(await aligned(domain, first.domain, (d) => Promise.resolve(peers.has(d))))) {
+      throw new OpenError(
+        'seal',
+        `Cannot open the message: the ${field} domain ${domain} is not aligned with seal i=1 by ${first.domain} (another organisation sealed mail in its name)`,
+        hops,
+      );
+    }
   }
-  return `alignment: From domain ${fromDomain}, seal i=1 by ${first.domain}: aligned; recipient: you (${profile.address}) are named by seal i=${newest.instance}`;
+  const sender = senderDomain === undefined ? '' : `, Sender domain ${senderDomain}`;
+  return `alignment: From domain ${fromDomain}${sender}, seal i=1 by ${first.domain}: aligned; recipient: you (${profile.address}) are named by seal i=${newest.instance}`;
 }
 
 /**
@@ -341,6 +350,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   let hasVersion: boolean;
   let profileName: 'message' | 'part' | undefined;
   let outerFrom: string[];
+  let outerSender: string[];
   try {
     const headers = parseHead(head, DEFAULT_LIMITS);
     capsuleCount = listCapsulesIn(headers).length;
@@ -349,11 +359,12 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     profileName =
       type === undefined ? undefined : (parseContentType(type.slice(type.indexOf(':') + 1))?.profile ?? (hasVersion ? 'part' : undefined));
     outerFrom = headerValues(head, 'from');
+    outerSender = headerValues(head, 'sender');
   } catch (err) {
     throw new OpenError('decrypt', `Cannot decrypt the message for "${profile.address}": ${(err as Error).message}`, hops);
   }
   const trace = hops.map((h) => h.line);
-  trace.push(await bindingChecks(profile, message, chain, outerFrom, peers, hops));
+  trace.push(await bindingChecks(profile, message, chain, { from: outerFrom, sender: outerSender }, peers, hops));
   const warnings: string[] = [];
   if (capsuleCount === 0 && !hasVersion) {
     trace.push('message: not encrypted (delivered decrypted by the receiving gateway: transparent mode)');

@@ -170,10 +170,10 @@ async function craft(
   sealer: OrgNode,
   from: string,
   bound: string[],
-  opts: { time?: number; to?: string; plain?: boolean; innerFrom?: string } = {},
+  opts: { time?: number; to?: string; plain?: boolean; innerFrom?: string; sender?: string } = {},
 ): Promise<Buffer> {
   const plain = Buffer.from(
-    `From: ${opts.innerFrom ?? from}\r\nTo: ${opts.to ?? 'bob@b.example'}\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
+    `From: ${opts.innerFrom ?? from}\r\n${opts.sender ? `Sender: ${opts.sender}\r\n` : ''}To: ${opts.to ?? 'bob@b.example'}\r\nSubject: crafted\r\nMessage-ID: <${randomBytes(6).toString('hex')}@x>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n${SECRET}\r\n`,
   );
   const encrypted = opts.plain ? plain : await encryptedToB(plain);
   const outer = opts.innerFrom
@@ -266,6 +266,19 @@ describe('sender-domain alignment', () => {
     );
     expect(await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example']))).toMatch(/^250 /);
   });
+
+  test('c.example sealing its own From with Sender: ceo@b.example ("ceo on behalf of frank") is refused with 5.7.21 naming the Sender; its own Sender passes', async () => {
+    const before = B().mailbox.mails.length;
+    const reply = await toB(
+      ['bob@b.example'],
+      await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example'], { sender: 'ceo@b.example' }),
+    );
+    expect(reply).toMatch(/^550 5\.7\.21 .*Sender domain b\.example, seal i=1 by c\.example/);
+    expect(B().mailbox.mails.length).toBe(before);
+    expect(
+      await toB(['bob@b.example'], await craft(net.org('c.example'), 'frank@c.example', ['bob@b.example'], { sender: 'desk@c.example' })),
+    ).toMatch(/^250 /);
+  });
 });
 
 describe('what a plain-client recipient reads is what the seals covered', () => {
@@ -332,6 +345,16 @@ describe('unsealed mail claiming an SSMAX organisation through a subdomain', () 
     const before = B().mailbox.for('bob@b.example').length;
     expect(await toB(['bob@b.example'], unsealed('news@mail.plain.example'))).toMatch(/^250 /);
     expect(B().mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+
+  test('ordinary Internet mail with a Sender of an SSMAX domain is refused like such a From; nothing delivered', async () => {
+    const before = B().mailbox.mails.length;
+    const raw = Buffer.from(
+      unsealed('news@mail.plain.example').toString('latin1').replace('\r\nTo: ', '\r\nSender: ceo@a.example\r\nTo: '),
+      'latin1',
+    );
+    expect(await toB(['bob@b.example'], raw)).toMatch(/^550 .*unsealed message with a Sender of SSMAX domain a\.example/);
+    expect(B().mailbox.mails.length).toBe(before);
   });
 });
 

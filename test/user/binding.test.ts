@@ -68,6 +68,21 @@ test("seal i=1 by another organisation than the From domain's is refused, naming
   await openFails(delivered, /the From domain a\.example is not aligned with seal i=1 by b\.example/);
 });
 
+test("a Sender of another organisation than seal i=1's is refused (a client shows it as who sent on whose behalf); one of its own opens", async () => {
+  const withSender = (sender: string) =>
+    Buffer.from(message().toString('latin1').replace('\r\nTo: ', `\r\nSender: ${sender}\r\nTo: `), 'latin1');
+  const hop1 = await sendingHop(await signAndEncrypt(alice.profile, withSender('ceo@b.example'), { now: NOW }), world.a, alice, world.b);
+  await openFails(
+    await receivingHop(hop1, world.b, world.a, { to: bobKey() }),
+    /the Sender domain b\.example is not aligned with seal i=1 by a\.example/,
+  );
+  const own = await sendingHop(await signAndEncrypt(alice.profile, withSender('desk@a.example'), { now: NOW }), world.a, alice, world.b);
+  const opened = await openMessage(bob.profile, await receivingHop(own, world.b, world.a, { to: bobKey() }), { now: NOW });
+  expect(opened.trace).toContain(
+    'alignment: From domain a.example, Sender domain a.example, seal i=1 by a.example: aligned; recipient: you (bob@b.example) are named by seal i=2',
+  );
+});
+
 test('sign-encrypt removes an inner Bcc: no recipient finds the Bcc list inside the ciphertext', async () => {
   const withBcc = Buffer.from(
     `From: alice@a.example\r\nTo: bob@b.example\r\nBcc: secret-bcc@c.example,\r\n hidden@b.example\r\nSubject: s\r\nMessage-ID: <b2@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nBcc: in the body stays\r\n`,
