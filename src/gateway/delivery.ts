@@ -625,15 +625,18 @@ export class LocalDelivery {
 
   /**
    * The recipients (lowercase) an earlier attempt of `id` settled or began to hand over — recorded before
-   * `since`, this attempt's start: whether any copy of the message may have gone before this attempt decides
-   * anything (plugin.ts `send`: no 5xx for a message once a copy of it went). Read only; one range of the record.
+   * `since`, this attempt's start —, each with whether it was settled (true: its copy handed over, or it was
+   * refused for good and reported) or only begun (false: an intent, whose copy may not have arrived: a stop
+   * midway). Any entry means a copy of the message may have gone before this attempt decides anything
+   * (plugin.ts `send`: no 5xx for a message once a copy of it went); only a settled one means that recipient
+   * needs nothing more. Read only; one range of the record.
    */
-  async earlier(id: string, since: number): Promise<Set<string>> {
+  async earlier(id: string, since: number): Promise<Map<string, boolean>> {
     await this.reconciled; // copies found in Haraka's queue at start count as handed over
-    const out = new Set<string>();
+    const out = new Map<string, boolean>();
     // every key of the message is `${id}:${rcpt}`; ';' is the character after ':'
     for (const { key, value } of this.delivered.getRange({ start: `${id}:`, end: `${id};` }))
-      if (markTime(value) < since) out.add(key.slice(id.length + 1));
+      if (markTime(value) < since) out.set(key.slice(id.length + 1), handedOver(value));
     return out;
   }
 

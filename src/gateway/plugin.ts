@@ -39,6 +39,7 @@ import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-file
 import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
+import { reportableSender } from './binding';
 import { isRelease } from './inspection';
 import { GatewayError, REPLIES, type ReplyName, replyFor, sanitize } from '../mail/replies';
 import { fieldOf, writeHolds } from '../lists/expand';
@@ -319,7 +320,9 @@ function nullSender(connection: Connection): boolean {
 async function bounceList(s: State, rcpt: string): Promise<string | undefined> {
   const list = bounceCandidate(rcpt);
   if (!list || !s.config.localDomains.includes(domainOf(list))) return undefined;
-  return (await s.deps.keyd.kind(list)).kind === 'list' ? list : undefined;
+  if ((await s.deps.keyd.kind(list)).kind !== 'list') return undefined;
+  // an address registered in its own right (a user named like <list>-bounces@) is that user's: its notices are delivered
+  return (await s.deps.keyd.kind(rcpt)).kind === 'none' ? list : undefined;
 }
 
 /**
@@ -499,6 +502,7 @@ function refusalOf(rcpt: string, err: GatewayError, list?: string): Refusal {
 async function send(
   s: State,
   from: string,
+  inbound: boolean,
   arrival: Buffer,
   copies: readonly Copy[],
   signal: AbortSignal,
@@ -513,7 +517,9 @@ async function send(
   const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
   // what an earlier attempt of this message settled (a copy handed over, a post held, a recipient reported): read only
   const earlier = await s.delivery.earlier(id, already.since);
-  const isEarlier = (r: string) => earlier.has(r.toLowerCase());
+  // settled by an earlier attempt (handed over, held, or refused and reported): nothing more to do for it; an
+  // intent only (a stop midway) may have gone, so no 5xx for the whole, but it is not taken for delivered
+  const isEarlier = (r: string) => earlier.get(r.toLowerCase()) === true;
   // every refusal for good that can be known before anything is handed over
   const unsendable: Unsendable[] = [...refusedBefore];
   const peerCopies: Copy[] = [];
@@ -607,7 +613,7 @@ async function send(
   for (const f of unqueued) if (f.list) s.logerror(`ssmax lists: ${f.list}: the copy for member ${f.rcpt} cannot be queued: ${f.reply}`);
   for (const f of unsent) if (f.list) s.logerror(`ssmax lists: ${f.list}: no copy for member ${f.rcpt}, refused for good: ${f.reply}`);
   const toReport = notTaken.filter((f) => !f.list);
-  const unreported = await reportAndSettle(s, { from, arrival, id }, toReport, notTaken, signal);
+  const unreported = await reportAndSettle(s, { from, inbound, arrival, id }, toReport, notTaken, signal);
   const lower = (rs: readonly string[]) => new Set(rs.map((r) => r.toLowerCase()));
   return {
     failed: failed.filter((f) => !f.list),
@@ -679,11 +685,12 @@ async function refusedAfterEarlier(
     if (earlier.size === 0) return undefined;
     const reply = replyFor(err);
     const line = `${reply.code} ${reply.status} ${reply.text}`;
-    const isEarlier = (r: string) => earlier.has(r.toLowerCase());
+    // a recipient whose copy was only begun (an intent: the gateway stopped midway) is not taken for delivered: reported
+    const isEarlier = (r: string) => earlier.get(r.toLowerCase()) === true;
     const unsent: Refusal[] = m.rcpts.filter((r) => !isEarlier(r)).map((rcpt) => ({ rcpt, code: reply.code, reply: line }));
     for (const f of unsent)
       s.logerror(`ssmax: nothing sent to ${f.rcpt} at a retry, after an earlier attempt's copies went (reported to the sender): ${line}`);
-    const unreported = await reportAndSettle(s, { from: m.from, arrival: m.raw, id }, unsent, unsent, signal);
+    const unreported = await reportAndSettle(s, { from: m.from, inbound: m.inbound, arrival: m.raw, id }, unsent, unsent, signal);
     const sent: Sent = {
       failed: [],
       unqueued: [],
@@ -739,7 +746,7 @@ function storeRefusal(failed: readonly Refusal[]): GatewayError {
  */
 async function reportAndSettle(
   s: State,
-  message: { readonly from: string; readonly arrival: Buffer; readonly id: string },
+  message: { readonly from: string; readonly inbound: boolean; readonly arrival: Buffer; readonly id: string },
   toReport: readonly Refusal[],
   settled: readonly Refusal[],
   signal: AbortSignal,
@@ -747,7 +754,14 @@ async function reportAndSettle(
   if (settled.length === 0) return false;
   signal.throwIfAborted();
   let unreported = false;
-  if (message.from !== '' && toReport.length > 0) {
+  // an arrival's envelope sender is only what its sending host claimed: the report, in this organisation's name
+  // (sealed to a peer) and quoting the arrival's header, goes only to a sender the message vouches for (reportableSender)
+  if (message.from !== '' && toReport.length > 0 && message.inbound && !(await reportableSender(s.deps, message.from, message.arrival))) {
+    s.logerror(
+      `ssmax: no failure report to ${message.from}: the envelope sender is not of the organisation that sealed the message (or is an SSMAX domain's on unsealed mail); the refusal is logged only`,
+    );
+    unreported = true;
+  } else if (message.from !== '' && toReport.length > 0) {
     const notice = failureNotice({
       me: s.config.domain,
       to: message.from,
@@ -847,6 +861,8 @@ interface Incoming {
   readonly from: string;
   /** Each envelope address (`addressOf`, the envelope sender included) as it came (`envelopeSpelling`): what a copy handed on carries. */
   readonly spelling: ReadonlyMap<string, string>;
+  /** An arrival from a peer or the Internet (its envelope sender unverified), not a submission. */
+  readonly inbound: boolean;
 }
 
 /** What a queue hook's protocol step gives the one body: its result, the reply's words for it, the log line for a capsule under a retired key. */
@@ -891,14 +907,20 @@ function queueHook(
         const spelling = new Map([txn.mail_from, ...txn.rcpt_to].map((a) => [addressOf(a), envelopeSpelling(a)]));
         // each recipient once, however often RCPT TO named it (Haraka keeps repeats): a copy, a re-encryption and a
         // list expansion per repeat would multiply one message's cost by the recipient limit
-        const all: Incoming = { raw, rcpts: [...new Set(txn.rcpt_to.map(addressOf))], from: addressOf(txn.mail_from), spelling };
+        const all: Incoming = {
+          raw,
+          rcpts: [...new Set(txn.rcpt_to.map(addressOf))],
+          from: addressOf(txn.mail_from),
+          spelling,
+          inbound: direction === 'inbound',
+        };
         const rcpts = await bounceNotices(s, all);
         if (rcpts.length === 0) return [CODES.OK, "Settled (a notice to a list's bounce address, logged)"];
         const m: Incoming = { ...all, rcpts };
         try {
           const { result, done, retired } = await step(s, m, hop);
           if (result.quarantined) return [CODES.OK, `Held for review (quarantine ${result.quarantined})`];
-          const sent = await send(s, m.from, raw, result.copies, signal, m.spelling, result.holds, result.unsendable);
+          const sent = await send(s, m.from, m.inbound, raw, result.copies, signal, m.spelling, result.holds, result.unsendable);
           if (retired) for (const n of result.notices) plugin.loginfo(`ssmax: ${retired(n)}`);
           return [CODES.OK, `${doneText(done, sent)}${refreshHint(s.config.domain, result.notices)}${failedNote(sent)}`];
         } catch (err) {

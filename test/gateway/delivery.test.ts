@@ -148,6 +148,36 @@ describe('local delivery to the mailbox store', () => {
     }
   });
 
+  test('a copy begun and never completed (the gateway stopped while handing it over) is told apart from a delivered one: it may have gone, it is not settled', async () => {
+    const m = message(8);
+    const id = attemptId(m);
+    // bob's copy handed over; carol's begun, its hand-over never answering (as when the process is killed midway)
+    await delivery.once(
+      id,
+      ['bob@b.example'],
+      undefined,
+      async () => ({ refused: [] }),
+      (e) => e as GatewayError,
+    );
+    let handing!: () => void;
+    const stuck = delivery.once(
+      id,
+      ['carol@b.example'],
+      undefined,
+      () => new Promise((resolve) => (handing = () => resolve({ refused: [] }))),
+      (e) => e as GatewayError,
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    const earlier = await delivery.earlier(id, Date.now() + 1);
+    expect([...earlier].sort()).toEqual([
+      ['bob@b.example', true],
+      ['carol@b.example', false],
+    ]);
+    handing();
+    await stuck;
+    expect((await delivery.earlier(id, Date.now() + 1)).get('carol@b.example')).toBe(true);
+  });
+
   test('the same bytes twice without a Message-ID (an alert sent twice): both delivered, never skipped as already delivered', async () => {
     const s = await store(port);
     try {

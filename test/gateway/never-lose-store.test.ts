@@ -20,7 +20,7 @@ import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { type DovecotLmtp, startDovecotLmtp } from '../support/dovecot';
 import { main } from '../../src/cli/main';
-import { ORGS, network, rawSmtp, waitFor } from './network-fixture';
+import { ORGS, expectLogged, network, rawSmtp, waitFor } from './network-fixture';
 
 jest.setTimeout(180000);
 
@@ -181,6 +181,38 @@ describe('the mailbox store refuses a recipient for good', () => {
     await new Promise((res) => setTimeout(res, 3000));
     expect(reportsFor('store-mixed')).toHaveLength(1);
     expect(B.mailbox.for('bob@b.example')).toHaveLength(before + 1);
+  });
+});
+
+describe('a failure report goes only to an envelope sender the arrival vouches for', () => {
+  // unsealed mail from the Internet (From of no SSMAX domain) to alice, whom the store refuses, and dave, whom it takes
+  const arrival = (envelopeFrom: string, subject: string) =>
+    rawSmtp(
+      net.org('a.example').ports.smtp,
+      envelopeFrom,
+      ['alice@a.example', 'dave@a.example'],
+      Buffer.from(
+        `From: news@elsewhere.test\r\nTo: alice@a.example, dave@a.example\r\nSubject: ${subject}\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMessage-ID: <${subject}@elsewhere.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhello\r\n`,
+      ),
+    );
+
+  test('control: an ordinary sender of the Internet is told (an ordinary bounce)', async () => {
+    expect(await arrival('news@elsewhere.test', 'vouched-plain')).toMatch(
+      /^250 .*refused by the mailbox store for alice@a\.example \(report sent\)/,
+    );
+  });
+
+  test("an envelope sender of an SSMAX organisation on unsealed mail is not: a report sealed in a.example's name, quoting the arrival, would go to bob@b.example at a stranger's word", async () => {
+    const B = net.org('b.example');
+    const before = B.mailbox.for('bob@b.example').length;
+    expect(await arrival('bob@b.example', 'vouched-forged')).toMatch(
+      /^250 .*refused by the mailbox store for alice@a\.example \(report could not be sent\)/,
+    );
+    await expectLogged(
+      () => net.org('a.example').haraka.logs(),
+      /no failure report to bob@b\.example: the envelope sender is not of the organisation that sealed/,
+    );
+    expect(B.mailbox.for('bob@b.example')).toHaveLength(before);
   });
 });
 

@@ -158,3 +158,22 @@ test("a notice that reaches the list's bounce address is logged and settled, del
   expect(A.mailbox.mails.length).toBe(before);
   expect(naming('ghost@b.example')).toHaveLength(0);
 });
+
+test("a user registered at an address shaped like a list's bounce address gets its notices: the address is the user's", async () => {
+  const admin = A.admin();
+  try {
+    await admin.call('POST', '/v1/registry/users', { address: 'team-bounces@a.example', code: 'U-TB1', identityRef: 'EMP-TB1' });
+    await admin.call('POST', '/v1/lists', { address: 'team@a.example', policy: 'open', members: ['dave@a.example'] });
+  } finally {
+    admin.close();
+  }
+  const before = A.mailbox.for('team-bounces@a.example').length;
+  const notice = Buffer.from(
+    'From: MAILER-DAEMON@mx.plain.example\r\nTo: team-bounces@a.example\r\nSubject: Undelivered Mail\r\n' +
+      `Date: ${new Date().toUTCString()}\r\nMessage-ID: <notice-tb-${Date.now()}@mx.plain.example>\r\n\r\nyour message could not be delivered\r\n`,
+  );
+  const reply = await rawSmtp(A.ports.smtp, '', ['team-bounces@a.example'], notice);
+  expect(reply).toMatch(/^250 /);
+  expect(reply).not.toMatch(/Settled/);
+  expect(A.mailbox.for('team-bounces@a.example')).toHaveLength(before + 1);
+});
