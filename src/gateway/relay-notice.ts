@@ -5,13 +5,15 @@
  * inspection, no sender binding. Only a delivery status report qualifies
  * (RFC 3464: a root `multipart/report; report-type=delivery-status`, what
  * Postfix's bounce and delay notices are), and only one whose From is not a
- * user or list of this organisation: a notice speaks for a mail system,
+ * user or list of this organisation, nor of another SSMAX organisation
+ * (whose mail carries its seal): a notice speaks for this mail system,
  * never for a person. Anything else from `MAIL FROM:<>` over that path (a
  * user logged in at the MTA writing `From: ceo@a.example` to colleagues, or
  * dressing that up as a report) is refused, 550 5.7.1, with the reason.
  */
 import libmime from 'libmime';
 import type { GatewayDeps } from './deps';
+import { claimedOrganisation } from './binding';
 import { checkMessage, domainOf } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 
@@ -36,7 +38,14 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
   if (!isDeliveryReport(line === undefined ? undefined : line.slice(line.indexOf(':') + 1)))
     throw new GatewayError('nullSenderNotReport', 'its Content-Type is not multipart/report; report-type=delivery-status');
   // users and lists are registered at the local domains only: no keyd question for any other From
-  if (!deps.config.localDomains.includes(domainOf(head.from))) return;
+  if (!deps.config.localDomains.includes(domainOf(head.from))) {
+    // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that
+    // organisation's own mail must carry its seal (reception.ts): refused as such a message from the Internet is
+    const claimed = await claimedOrganisation(deps, domainOf(head.from));
+    if (claimed !== undefined && claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed))
+      throw new GatewayError('nullSenderNotReport', `its From ${head.from} is of the SSMAX organisation ${claimed}`);
+    return;
+  }
   // one small question to keyd: a user (of any status), a list, or neither
   if ((await deps.keyd.kind(head.from)).kind !== 'none')
     throw new GatewayError('nullSenderNotReport', `its From ${head.from} is a user or list of this organisation`);

@@ -5,6 +5,7 @@
  */
 import type { GatewayDeps } from '../../src/gateway/deps';
 import { checkRelayNotice, isDeliveryReport } from '../../src/gateway/relay-notice';
+import { DirectoryError } from '../../src/directory/directory';
 import { GatewayError } from '../../src/mail/replies';
 
 test('a delivery status report is multipart/report with report-type=delivery-status, in any case, quoted or with comments', () => {
@@ -31,6 +32,11 @@ describe('checkRelayNotice', () => {
   const asked: string[] = [];
   const deps = {
     config: { domain: 'a.example', localDomains: ['a.example'] },
+    // b.example is an SSMAX organisation (it publishes a bundle); plain.example is not
+    directory: {
+      lookup: (d: string) =>
+        d === 'b.example' ? Promise.resolve({ domain: 'b.example' }) : Promise.reject(new DirectoryError('none', d, 'no record')),
+    },
     keyd: {
       kind: (a: string) => (
         asked.push(a),
@@ -65,5 +71,13 @@ describe('checkRelayNotice', () => {
     expect(await refusal(report('Alice <ALICE@a.example>'))).toMatch(/^550 5\.7\.1 .*: its From alice@a\.example is a user or list/);
     expect(await refusal(report('alice@\uff41.example'))).toMatch(/^550 5\.7\.1 .*: its From alice@a\.example is a user or list/);
     expect(await refusal(report('staff@a.example'))).toMatch(/^550 5\.7\.1 .*: its From staff@a\.example is a user or list/);
+  });
+
+  test('a report in the name of another SSMAX organisation is refused (its mail carries its seal); one of a mail system elsewhere is a notice', async () => {
+    expect(await refusal(report('ceo@b.example'))).toMatch(
+      /^550 5\.7\.1 .*: its From ceo@b\.example is of the SSMAX organisation b\.example/,
+    );
+    expect(await refusal(report('MAILER-DAEMON@mx.b.example'))).toMatch(/of the SSMAX organisation b\.example/);
+    expect(await refusal(report('MAILER-DAEMON@mail.plain.example'))).toBe('accepted');
   });
 });
