@@ -20,7 +20,7 @@ import type { Capsule } from '../crypto';
 import { collect, replaceCapsules } from '../envelope';
 import { plaintextOf } from '../inspect/engine';
 import type { KeyNotice } from '../keyd/client-ops';
-import { listFieldsOf } from '../lists/chain';
+import { listFields } from '../lists/chain';
 import { capsuleFor } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import type { Copy, ForLocal, GatewayDeps, HeldPost } from './deps';
@@ -134,7 +134,7 @@ export async function localCopies(
     copies.push({
       rcpts: [rcpt],
       message: Buffer.concat([
-        Buffer.from(results + (input.listFields ?? listFieldsOf(input.message)) + sealHeaders(sealed), 'latin1'),
+        Buffer.from(results + (input.listFields ?? sealedListFields(input)) + sealHeaders(sealed), 'latin1'),
         original,
       ]),
       local: true,
@@ -142,6 +142,17 @@ export async function localCopies(
     });
   }
   return copies;
+}
+
+/**
+ * The list fields (List-Id, List-Post, List-Unsubscribe) of a plain member's copy of another organisation's list:
+ * made from the list address its newest seal carries (ls=, verified), as every SSMAX list writes them, never
+ * copied from the arriving header, which no seal covers (a hop could point "reply to list" or "unsubscribe"
+ * anywhere). None for mail whose newest seal is no list seal.
+ */
+function sealedListFields(input: ForLocal): string {
+  const list = input.origin.chain.instances.at(-1)?.listAddress;
+  return list ? listFields(list) : '';
 }
 
 function listOf(input: ForLocal): { list?: string } {

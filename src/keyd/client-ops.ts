@@ -254,7 +254,8 @@ export class KeydOps {
    * blinding, the operations sent at once through POST /v1/batch (`gatewayOps.many`), each
    * authorised and audited by keyd on its own. Per target: the new capsule with keyd's notice (as
    * `reencrypt`), or `refused` with keyd's reason when keyd refused that target (not a member any
-   * more, suspended, its organisation's certificate refused). Any other failure — keyd unreachable
+   * more, suspended, its organisation's certificate refused for good). Any other failure — a
+   * certificate refused for now, keyd unreachable
    * or busy, the capsule's key unknown or destroyed, an answer for another key than
    * `expectKeyIds[i]` — fails the whole (as `reencrypt` would), so the post is answered as a whole.
    */
@@ -275,7 +276,14 @@ export class KeydOps {
       for (const [i, s] of settled.entries()) {
         if (s.status === 'rejected') {
           const err: unknown = s.reason;
-          if (err instanceof KeydClientError && err.code === 'target-refused') {
+          // keyd's word on the member itself (not a member any more, suspended) or a refusal of its organisation's
+          // certificate for good: no copy for it. A certificate refused for now (revocation state unknown, not yet
+          // valid, on hold) fails the whole, as `reencrypt` would (fromKeyd): the post is retried, no member lost
+          if (
+            err instanceof KeydClientError &&
+            err.code === 'target-refused' &&
+            (err.details?.validation === undefined || err.details.final)
+          ) {
             out.push({ refused: err.message.slice(0, 200) });
             continue;
           }

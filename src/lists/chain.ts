@@ -22,33 +22,14 @@ import addressparser from 'nodemailer/lib/addressparser';
 import { isField, splitHeaderBlock, unfoldedValue } from '../mail/header-block';
 import { canonicalAddress } from '../mail/message-checks';
 
-/** The root header block's To and Cc values, unfolded and lowercased. */
-export function visibleRecipients(message: Buffer): string {
-  return splitHeaderBlock(message)
-    .fields.filter((f) => isField(f, 'to') || isField(f, 'cc'))
-    .map(unfoldedValue)
-    .join(',')
-    .toLowerCase();
-}
-
-/** Whether `address` occurs in `text` as a whole address (not inside a longer one). */
-export function namesAddress(text: string, address: string): boolean {
-  const edge = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~@-]/;
-  for (let at = text.indexOf(address); at >= 0; at = text.indexOf(address, at + 1)) {
-    const before = at === 0 ? '' : text[at - 1]!;
-    const after = text[at + address.length] ?? '';
-    if (!edge.test(before) && !edge.test(after)) return true;
-  }
-  return false;
-}
-
 /** Whether seal `report` (i>1, by another organisation than seal i=1's) is an accepted list re-distribution. */
 export function listResealAccepted(report: SealReport, earlier: readonly SealReport[], message: Buffer): boolean {
   const list = report.listAddress;
   if (!list || report.instance < 2) return false;
   if (list.slice(list.lastIndexOf('@') + 1) !== report.domain) return false;
   if (earlier.some((s) => s.listAddress !== undefined)) return true;
-  return namesAddress(visibleRecipients(message), list) || visibleAddresses(message).includes(list);
+  // an address of To or Cc, parsed: a display name or comment that spells the list address names nobody
+  return visibleAddresses(message).includes(list);
 }
 
 /**
@@ -69,15 +50,15 @@ function visibleAddresses(message: Buffer): string[] {
   return out;
 }
 
-/**
- * The RFC 2369 / 2919 fields (List-Id, List-Post, List-Unsubscribe, …) of a
- * message's root header block, as they are: a plain-client member's copy
- * (decrypted at its organisation's boundary) carries the list fields of the
- * encrypted copy that arrived.
- */
-export function listFieldsOf(message: Buffer): string {
-  return splitHeaderBlock(message)
-    .fields.filter((f) => /^list-(id|post|unsubscribe|help|subscribe|owner|archive)[ \t]*:/i.test(f))
-    .map((f) => `${f}\r\n`)
-    .join('');
+/** RFC 2919 list identifier: `<label.domain>`, the label made of letters, digits and hyphens. */
+export function listId(address: string): string {
+  const at = address.lastIndexOf('@');
+  return `<${address.slice(0, at).replace(/[^A-Za-z0-9-]/g, '-')}.${address.slice(at + 1)}>`;
+}
+
+/** RFC 2369 / 2919 fields of a list copy. */
+export function listFields(address: string): string {
+  const at = address.lastIndexOf('@');
+  const request = `${address.slice(0, at)}-request@${address.slice(at + 1)}`;
+  return `List-Id: ${listId(address)}\r\nList-Post: <mailto:${address}>\r\nList-Unsubscribe: <mailto:${request}?subject=unsubscribe>\r\n`;
 }

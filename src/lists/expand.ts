@@ -32,6 +32,7 @@ import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
 import { type QuarantineStore, parseReleaseMarker } from '../inspect/quarantine';
 import { firstValue, splitHeaderBlock } from '../mail/header-block';
+import { listFields } from './chain';
 
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
 export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
@@ -64,19 +65,6 @@ export function fieldOf(message: Buffer, name: string): string | undefined {
   return firstValue(splitHeaderBlock(message).fields, name);
 }
 
-/** RFC 2919 list identifier: `<label.domain>`, the label made of letters, digits and hyphens. */
-export function listId(address: string): string {
-  const at = address.lastIndexOf('@');
-  return `<${address.slice(0, at).replace(/[^A-Za-z0-9-]/g, '-')}.${address.slice(at + 1)}>`;
-}
-
-/** RFC 2369 / 2919 fields of a list copy. */
-export function listFields(address: string): string {
-  const at = address.lastIndexOf('@');
-  const request = `${address.slice(0, at)}-request@${address.slice(at + 1)}`;
-  return `List-Id: ${listId(address)}\r\nList-Post: <mailto:${address}>\r\nList-Unsubscribe: <mailto:${request}?subject=unsubscribe>\r\n`;
-}
-
 /** The message with any earlier list's fields (and a release marker) replaced by this list's. */
 export function withListFields(message: Buffer, address: string): Buffer {
   const { fields, body } = headerBlock(message);
@@ -84,10 +72,16 @@ export function withListFields(message: Buffer, address: string): Buffer {
   return Buffer.concat([Buffer.from(listFields(address) + kept.map((f) => `${f}\r\n`).join(''), 'latin1'), body]);
 }
 
-/** RFC 3834: an automatic message (Auto-Submitted other than "no"). */
+/**
+ * An automatic reply (RFC 3834 `Auto-Submitted: auto-replied`, RFC 5436 `auto-notified`): a vacation
+ * notice or a filter's notification, answering some message, which a list never re-distributes. A message
+ * an automatic process sent on its own (`auto-generated`: a monitoring alert, a cron report) is a post like
+ * any other: dropping it would lose it behind a 250.
+ */
 export function autoSubmitted(message: Buffer): boolean {
   const v = fieldOf(message, 'auto-submitted');
-  return v !== undefined && v.split(/[ \t;(]/)[0]!.toLowerCase() !== 'no';
+  const keyword = v?.split(/[ \t;(]/)[0]!.toLowerCase();
+  return keyword === 'auto-replied' || keyword === 'auto-notified';
 }
 
 export interface ListOutcome {

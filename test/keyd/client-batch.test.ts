@@ -142,6 +142,23 @@ describe('coalescing against a real keyd', () => {
     expect(opened).toEqual(users.map(() => Buffer.from(P).toString('hex')));
   });
 
+  test("a member's organisation certificate refused for now (revocation unknown, not yet valid) fails the fan-out as a whole (a retry, no member lost); refused for good, only that member's slot", async () => {
+    const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
+    const capsule = encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng);
+    const target = { kind: 'peer' as const, domain: 'c.example', certificate: '', chain: [], crls: [] };
+    const answer = (details: Record<string, string>) => {
+      ops.gatewayOps.many = (async () => [
+        { status: 'rejected', reason: new KeydClientError('target-refused', 'Peer certificate for "c.example" refused', 422, details) },
+      ]) as typeof ops.gatewayOps.many;
+      return ops.reencryptMany(capsule, [target], ['c.example:v1']);
+    };
+    await expect(answer({ domain: 'c.example', validation: 'revocation-unknown' })).rejects.toThrow(/target-refused/);
+    await expect(answer({ domain: 'c.example', validation: 'not-yet-valid' })).rejects.toThrow(/target-refused/);
+    expect(await answer({ domain: 'c.example', validation: 'revoked', final: 'revoked (keyCompromise)' })).toEqual([
+      { refused: expect.stringMatching(/refused/) },
+    ]);
+  });
+
   test('a fan-out fails as a whole for a fault of the capsule (unknown key), as a single re-encryption would', async () => {
     const ops = new KeydOps(g, client('gateway'), undefined, 5000, Date.now);
     const capsule = { ...encapsulate(g, newMessageKey(g, systemRng), orgKey, systemRng), keyId: 'a.example:v99' };
