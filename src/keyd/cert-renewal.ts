@@ -267,6 +267,15 @@ export class CertRenewer {
           rmSync(staged, { force: true });
           throw err;
         }
+        // someone replaced the file while its record was written (`ssmax ca issue --force`, a new key): theirs
+        // stands, never overwritten with a renewal of the old certificate; the next run checks the new one
+        if (readFileSync(file, 'utf8') !== text) {
+          rmSync(staged, { force: true });
+          this.log(
+            `keyd: certificate "${file}" changed while keyd renewed it; the new file is kept (the renewal, serial ${fresh.serial}, is not installed) and checked at the next run`,
+          );
+          return { state: { file, subject: cert.subject, notAfter: cert.notAfter, renewable: true, warning: false }, changed: false };
+        }
         renameSync(staged, file);
         this.log(`keyd: renewed certificate ${reason}`);
         return { state: { file, subject: cert.subject, notAfter: fresh.notAfter, renewable: true, warning: false }, changed: true };

@@ -184,6 +184,38 @@ test('a renewal whose audit record cannot be written changes no file and leaves 
   expect(existsSync(`${file}.renewed`)).toBe(false);
 });
 
+test('a certificate file replaced while keyd renews it (ssmax ca issue --force meanwhile) is kept, never overwritten with the renewal', async () => {
+  const org = makeOrg('g.example');
+  const now = wholeSecondNow();
+  const issue = () =>
+    issueSealingCertificate(org.fx.orgCa, {
+      domain: 'g.example',
+      publicKey: generateP256KeyPair().publicKey,
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 5 * DAY),
+    });
+  const file = join(org.fx.dir, 'seal.cert.pem');
+  writeFileSync(file, issue().pem);
+  const config = loadKeydConfig(org.fx.configFile);
+  const policy = { ...certPolicyOf(config), files: [file] };
+  const replacement = issue().pem;
+  const lines: string[] = [];
+  // the operator's new certificate lands while the renewal's record is being written
+  const replacing = {
+    append: async () => {
+      writeFileSync(file, replacement);
+      return {};
+    },
+  } as unknown as AuditLog;
+  const renewer = new CertRenewer(policy, org.fx.orgCa, replacing, (l) => lines.push(l), {
+    revocations: keydCaRevocations(config, org.fx.orgCa.certificate),
+  });
+  expect(await renewer.run(new Date(now))).toEqual([]);
+  expect(readFileSync(file, 'utf8')).toBe(replacement);
+  expect(existsSync(`${file}.renewed`)).toBe(false);
+  expect(lines.join('\n')).toMatch(/certificate ".*seal\.cert\.pem" changed while keyd renewed it; the new file is kept/);
+});
+
 test('a revoked certificate is never renewed: not under its serial, nor its key under a later serial; the warning metric and an ERROR line name it', async () => {
   const org = makeOrg('e.example');
   const dir = org.fx.dir;
