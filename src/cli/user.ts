@@ -10,6 +10,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { writeSecretFile } from '../fs/secret-file';
+import { FolderBusyError } from '../fs/folder-lock';
 import { join, resolve } from 'node:path';
 import type { ParsedCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, caStatePath, readCaState, updateCaState } from '../pki/ca-state';
@@ -472,5 +473,11 @@ export const userCommand = subcommands(
   'User side: create a profile, sign and encrypt, send (SMTP AUTH), open (verify and decrypt)',
   HELP,
   runSub,
-  (err) => (err instanceof UserError ? new CliError(err.message, EXIT_FOR[err.code]) : undefined),
+  (err) =>
+    err instanceof UserError
+      ? new CliError(err.message, EXIT_FOR[err.code])
+      : // another update-bundle holds the profile's lock for longer than we wait: try again (75, as ssmax ca)
+        err instanceof FolderBusyError
+        ? new CliError(`Cannot update the profile: ${err.message}`, EXIT.tempFail)
+        : undefined,
 );

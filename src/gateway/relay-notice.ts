@@ -14,7 +14,7 @@
 import libmime from 'libmime';
 import type { GatewayDeps } from './deps';
 import { claimedOrganisation } from './binding';
-import { checkMessage, domainOf } from '../mail/message-checks';
+import { checkMessage, domainOf, senderAddresses } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 
 /** Whether the root Content-Type field `value` is a delivery status report (multipart/report; report-type=delivery-status). */
@@ -37,16 +37,19 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
   const line = head.headers.get('content-type')[0];
   if (!isDeliveryReport(line === undefined ? undefined : line.slice(line.indexOf(':') + 1)))
     throw new GatewayError('nullSenderNotReport', 'its Content-Type is not multipart/report; report-type=delivery-status');
-  // users and lists are registered at the local domains only: no keyd question for any other From
-  if (!deps.config.localDomains.includes(domainOf(head.from))) {
-    // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that
-    // organisation's own mail must carry its seal (reception.ts): refused as such a message from the Internet is
-    const claimed = await claimedOrganisation(deps, domainOf(head.from));
-    if (claimed !== undefined && claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed))
-      throw new GatewayError('nullSenderNotReport', `its From ${head.from} is of the SSMAX organisation ${claimed}`);
-    return;
+  // the From, and every address of a Sender field (a client shows "Sender on behalf of From"): each one
+  for (const [field, address] of [['From', head.from] as const, ...senderAddresses(head.headers).map((a) => ['Sender', a] as const)]) {
+    // users and lists are registered at the local domains only: no keyd question for any other address
+    if (!deps.config.localDomains.includes(domainOf(address))) {
+      // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that
+      // organisation's own mail must carry its seal (reception.ts): refused as such a message from the Internet is
+      const claimed = await claimedOrganisation(deps, domainOf(address));
+      if (claimed !== undefined && claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed))
+        throw new GatewayError('nullSenderNotReport', `its ${field} ${address} is of the SSMAX organisation ${claimed}`);
+      continue;
+    }
+    // one small question to keyd: a user (of any status), a list, or neither
+    if ((await deps.keyd.kind(address)).kind !== 'none')
+      throw new GatewayError('nullSenderNotReport', `its ${field} ${address} is a user or list of this organisation`);
   }
-  // one small question to keyd: a user (of any status), a list, or neither
-  if ((await deps.keyd.kind(head.from)).kind !== 'none')
-    throw new GatewayError('nullSenderNotReport', `its From ${head.from} is a user or list of this organisation`);
 }

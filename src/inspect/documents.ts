@@ -180,13 +180,14 @@ async function unzipBounded(bytes: Buffer, limits: DocumentLimits, names: string
   try {
     for (let entry = await nextEntry(zip); entry !== undefined; entry = await nextEntry(zip)) {
       names.push(entry.fileName);
+      // at every entry, those skipped included (an archive of many empty folders is read in turns too)
+      if (Date.now() >= limits.deadline) throw new OutOfTime();
       if (entry.fileName.endsWith('/') || over) continue;
       total += entry.uncompressedSize;
       if (total > limits.maxBytes) {
         over = true;
         continue;
       }
-      if (Date.now() >= limits.deadline) throw new OutOfTime();
       files.push({ name: entry.fileName, content: await readMember(zip, entry, limits.deadline) });
     }
   } finally {

@@ -268,7 +268,9 @@ export class CertRenewer {
           throw err;
         }
         // someone replaced the file while its record was written (`ssmax ca issue --force`, a new key): theirs
-        // stands, never overwritten with a renewal of the old certificate; the next run checks the new one
+        // stands, never overwritten with a renewal of the old certificate; the next run checks the new one. (A
+        // replacement landing between this comparison and the rename, microseconds, is still overwritten: keyd
+        // takes no lock the CA commands take.)
         if (readFileSync(file, 'utf8') !== text) {
           rmSync(staged, { force: true });
           this.log(

@@ -148,6 +148,20 @@ export function senderOf(headers: Headers): string | undefined {
 }
 
 /**
+ * Every address a Sender field names, each in its one spelling (canonicalAddress; one whose domain is no
+ * domain name is left out): a field that breaks the one-mailbox rule still names whom a client shows.
+ */
+export function senderAddresses(headers: Headers): string[] {
+  const out: string[] = [];
+  for (const line of headers.get('sender'))
+    for (const box of addressparser(line.slice(line.indexOf(':') + 1), { flatten: true })) {
+      const a = box.address ? canonicalAddress(box.address) : undefined;
+      if (a) out.push(a);
+    }
+  return out;
+}
+
+/**
  * The capsules the message's header carries. A capsule field that does not
  * parse is the message's own fault: final (`badCapsule`, 5.7.5), never the
  * 4xx an unclassified error would be.

@@ -160,14 +160,20 @@ describe('local delivery to the mailbox store', () => {
       (e) => e as GatewayError,
     );
     let handing!: () => void;
+    let handOverStarted!: () => void;
+    const started = new Promise<void>((resolve) => (handOverStarted = resolve));
     const stuck = delivery.once(
       id,
       ['carol@b.example'],
       undefined,
-      () => new Promise((resolve) => (handing = () => resolve({ refused: [] }))),
+      () =>
+        new Promise((resolve) => {
+          handing = () => resolve({ refused: [] });
+          handOverStarted(); // the intent is recorded before the hand-over begins
+        }),
       (e) => e as GatewayError,
     );
-    await new Promise((r) => setTimeout(r, 20));
+    await started;
     const earlier = await delivery.earlier(id, Date.now() + 1);
     expect([...earlier].sort()).toEqual([
       ['bob@b.example', true],

@@ -80,4 +80,16 @@ describe('checkRelayNotice', () => {
     expect(await refusal(report('MAILER-DAEMON@mx.b.example'))).toMatch(/of the SSMAX organisation b\.example/);
     expect(await refusal(report('MAILER-DAEMON@mail.plain.example'))).toBe('accepted');
   });
+
+  test('a Sender field is checked as the From is: a user of this organisation or an address of another SSMAX organisation there is refused', async () => {
+    const withSender = (sender: string) =>
+      Buffer.from(report('MAILER-DAEMON@mta.a.example').toString('latin1').replace('\r\nTo: ', `\r\nSender: ${sender}\r\nTo: `), 'latin1');
+    expect(await refusal(withSender('ceo@b.example'))).toMatch(
+      /^550 5\.7\.1 .*: its Sender ceo@b\.example is of the SSMAX organisation b\.example/,
+    );
+    expect(await refusal(withSender('x@mail.plain.example, Alice <alice@a.example>'))).toMatch(
+      /^550 5\.7\.1 .*: its Sender alice@a\.example is a user or list/,
+    );
+    expect(await refusal(withSender('postmaster@mail.plain.example'))).toBe('accepted');
+  });
 });

@@ -12,6 +12,7 @@ import { parse } from 'ini';
 import { parseDlpRules } from '../../src/inspect/dlp';
 import { EXTRACT_DEFAULTS, extractContent, htmlText } from '../../src/inspect/extract';
 import { inspectOutbound } from '../../src/inspect/inspect';
+import { documentText } from '../../src/inspect/documents';
 import { docx, pptx, xlsx, zip } from '../support/documents';
 
 const shipped = parseDlpRules(
@@ -309,6 +310,15 @@ describe('what zip archives hold', () => {
     let bad = book;
     for (const part of new Set(parts)) bad = lying(bad, part);
     expect((await extractContent(withAttachment('cards.xlsx', 'application/octet-stream', bad))).unreadable).toEqual(['document']);
+  });
+
+  test('the deadline is checked at every entry of an archive, folders and entries past the size limit included', async () => {
+    const folders = zip(Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`f${i}/`, ''])));
+    const late = await documentText('zip', folders, { maxBytes: 10 << 20, deadline: Date.now() - 1 });
+    expect(late.unreadable).toBe('time');
+    const inTime = await documentText('zip', folders, { maxBytes: 10 << 20, deadline: Date.now() + 60_000 });
+    expect(inTime.unreadable).toBeUndefined();
+    expect(inTime.text.split('\n')).toHaveLength(3000);
   });
 
   test('a damaged zip, archives nested deeper than max_depth: unreadable', async () => {
