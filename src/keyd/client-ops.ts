@@ -277,13 +277,10 @@ export class KeydOps {
         if (s.status === 'rejected') {
           const err: unknown = s.reason;
           // keyd's word on the member itself (not a member any more, suspended) or a refusal of its organisation's
-          // certificate for good: no copy for it. A certificate refused for now (revocation state unknown, not yet
-          // valid, on hold) fails the whole, as `reencrypt` would (fromKeyd): the post is retried, no member lost
-          if (
-            err instanceof KeydClientError &&
-            err.code === 'target-refused' &&
-            (err.details?.validation === undefined || err.details.final)
-          ) {
+          // certificate for good: no copy for it. Any other refusal of the organisation's certificate (its
+          // revocation state unknown, not yet valid, on hold, not for that domain: keyd names the domain) fails
+          // the whole, as `reencrypt` would (fromKeyd): the post is retried, no member lost
+          if (err instanceof KeydClientError && err.code === 'target-refused' && (err.details?.domain === undefined || err.details.final)) {
             out.push({ refused: err.message.slice(0, 200) });
             continue;
           }

@@ -311,7 +311,7 @@ export class KeyService {
     }
     this.d.revocation?.learn(carried, v.path.slice(1));
     if (!v.leaf.dnsNames.map((n) => n.toLowerCase()).includes(domain))
-      throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`);
+      throw new KeydError('target-refused', `Peer certificate is not for "${domain}" (it names ${v.leaf.dnsNames.join(', ')})`, { domain });
     const version = v.leaf.keyVersion ?? 0;
     return {
       keyId: `${domain}:v${version}`,

@@ -154,6 +154,8 @@ describe('coalescing against a real keyd', () => {
     };
     await expect(answer({ domain: 'c.example', validation: 'revocation-unknown' })).rejects.toThrow(/target-refused/);
     await expect(answer({ domain: 'c.example', validation: 'not-yet-valid' })).rejects.toThrow(/target-refused/);
+    // a certificate that does not name the member's domain: a peer's (or our directory's) fault, not the member's
+    await expect(answer({ domain: 'c.example' })).rejects.toThrow(/target-refused/);
     expect(await answer({ domain: 'c.example', validation: 'revoked', final: 'revoked (keyCompromise)' })).toEqual([
       { refused: expect.stringMatching(/refused/) },
     ]);
