@@ -16,7 +16,8 @@
  * slows both alike. The same measure must see the difference in `mulPublic`
  * (where libsecp256k1 has it), so it is able to fail.
  *
- * The band, 0.7 to 2: the variable-time algorithms measured 0.03 (Euclid's
+ * The band, 0.7 to 2 (a measure outside it is taken again, up to four more
+ * times: bandRatio): the variable-time algorithms measured 0.03 (Euclid's
  * inversion) to 0.4 (libsecp256k1's ecmult) here, far below it: a shortcut
  * for small scalars is what the lower bound catches. Above 1,
  * @noble/curves' constant-time multiplication (the WebAssembly fallback's and
@@ -63,6 +64,18 @@ function smallOverRandom(mul: (k: bigint) => unknown, rounds: number, batch: num
   return median(small) / median(random);
 }
 
+/**
+ * A ratio of `smallOverRandom` inside the band [0.7, 2], measured again, up to four more times, while it is
+ * outside: noise (a collector pause, a busy neighbour during one batch) only now and then pushes one measure
+ * out (a loaded CI run once measured 0.62 for noble's constant-time mul), while a shortcut for small scalars is
+ * below the band in every measure (0.03 to 0.4, above). Returns the last ratio measured.
+ */
+function bandRatio(measure: () => number): number {
+  let ratio = measure();
+  for (let i = 0; i < 4 && (ratio <= 0.7 || ratio >= 2); i++) ratio = measure();
+  return ratio;
+}
+
 /** Rounds and batch size for about a second of work per measure (the constant-time paths in JavaScript take milliseconds). */
 function effort(g: Group): [number, number] {
   return g.name === 'native' ? [300, 5] : [40, 1];
@@ -72,7 +85,7 @@ describe.each(Object.values(groups))('group $name', (g) => {
   const P = g.mulBase(987654321n);
 
   test('mul (secret scalars) takes the same time for the scalar 3 as for random scalars', () => {
-    const ratio = smallOverRandom((k) => g.mul(P, k), ...effort(g));
+    const ratio = bandRatio(() => smallOverRandom((k) => g.mul(P, k), ...effort(g)));
     expect(ratio).toBeGreaterThan(0.7);
     expect(ratio).toBeLessThan(2);
   });
@@ -85,7 +98,7 @@ describe.each(Object.values(groups))('group $name', (g) => {
 
 describe('scalar inversion (of a secret blinding factor)', () => {
   test('takes the same time for the scalar 3 as for random scalars', () => {
-    const ratio = smallOverRandom((k) => invertScalar(k), 300, 5);
+    const ratio = bandRatio(() => smallOverRandom((k) => invertScalar(k), 300, 5));
     expect(ratio).toBeGreaterThan(0.7);
     expect(ratio).toBeLessThan(2);
   });
