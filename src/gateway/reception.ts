@@ -8,7 +8,7 @@
  * never claiming this organisation's own domains, a domain that publishes a
  * bundle, or a subdomain of either (binding.ts claimedOrganisation).
  */
-import { capsuleFor, capsulesOf, checkMessage, domainOf, senderAddresses, senderOf } from '../mail/message-checks';
+import { capsuleFor, capsulesOf, checkMessage, domainOf, senderOf, shownSenders } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
@@ -53,8 +53,7 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
     }
     // a subdomain without a bundle of its own is its parent organisation's (as for alignment), and this organisation's
     // own domains are never ordinary mail: neither in the From nor in a Sender field (shown as "on behalf of")
-    const senders = senderAddresses(head.headers).map((a) => ['Sender', a] as const);
-    for (const [field, address] of [['From', head.from] as const, ...senders]) {
+    for (const [field, address] of shownSenders(head)) {
       const domain = domainOf(address);
       const claimed = await claimedOrganisation(deps, domain);
       if (claimed !== undefined)

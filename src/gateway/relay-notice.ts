@@ -14,7 +14,7 @@
 import libmime from 'libmime';
 import type { GatewayDeps } from './deps';
 import { claimedOrganisation } from './binding';
-import { checkMessage, domainOf, senderAddresses } from '../mail/message-checks';
+import { checkMessage, domainOf, shownSenders } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 
 /** Whether the root Content-Type field `value` is a delivery status report (multipart/report; report-type=delivery-status). */
@@ -38,7 +38,7 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
   if (!isDeliveryReport(line === undefined ? undefined : line.slice(line.indexOf(':') + 1)))
     throw new GatewayError('nullSenderNotReport', 'its Content-Type is not multipart/report; report-type=delivery-status');
   // the From, and every address of a Sender field (a client shows "Sender on behalf of From"): each one
-  for (const [field, address] of [['From', head.from] as const, ...senderAddresses(head.headers).map((a) => ['Sender', a] as const)]) {
+  for (const [field, address] of shownSenders(head)) {
     // users and lists are registered at the local domains only: no keyd question for any other address
     if (!deps.config.localDomains.includes(domainOf(address))) {
       // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that

@@ -151,7 +151,7 @@ export function senderOf(headers: Headers): string | undefined {
  * Every address a Sender field names, each in its one spelling (canonicalAddress; one whose domain is no
  * domain name is left out): a field that breaks the one-mailbox rule still names whom a client shows.
  */
-export function senderAddresses(headers: Headers): string[] {
+function senderAddresses(headers: Headers): string[] {
   const out: string[] = [];
   for (const line of headers.get('sender'))
     for (const box of addressparser(line.slice(line.indexOf(':') + 1), { flatten: true })) {
@@ -159,6 +159,11 @@ export function senderAddresses(headers: Headers): string[] {
       if (a) out.push(a);
     }
   return out;
+}
+
+/** Whom a client shows as sending the message: the From, then every address of a Sender field ("Sender on behalf of From"). */
+export function shownSenders(head: CheckedHead): (readonly ['From' | 'Sender', string])[] {
+  return [['From', head.from], ...senderAddresses(head.headers).map((a) => ['Sender', a] as const)];
 }
 
 /**
