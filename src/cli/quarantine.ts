@@ -1,6 +1,6 @@
 /** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
 import { parseArgs } from 'node:util';
-import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releasedForGood, shownState } from '../inspect/quarantine';
+import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releaseTaken, shownState } from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
 import { RELEASE_TLS_HELP, leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
@@ -90,8 +90,11 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
                       'the release did not finish (its lease ended, or an earlier version left it marked): it can be released again',
                   }
                 : {}),
-              ...(releasedForGood(e)
-                ? { released: 'the gateway took it at that release: it is not sent again; delete the entry (ssmax quarantine delete)' }
+              ...(releaseTaken(e)
+                ? {
+                    released:
+                      'the gateway took it at that release, which is finishing: its releaser removes the entry, or holds it again for what the gateway did not take; if it does not by the end of its lease, the entry can be released again (copies the gateway already handed over are not sent again)',
+                  }
                 : {}),
               ...(e.note ? { note: e.note } : {}),
               heldBytes: e.bytes,

@@ -26,6 +26,7 @@ import type { QueuedCopy } from './queue-reconcile';
 import { Limit } from '../net/limit';
 import { isField, splitHeaderBlock } from '../mail/header-block';
 import { envelopeSenderOf } from '../lists/bounces';
+import { LIST_RELEASE_HEADER, RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
@@ -83,13 +84,30 @@ function hasSeal(arrival: Buffer): boolean {
 /**
  * Whether a retry of `arrival` can be told from another message with the same
  * bytes: a sealed arrival (its newest seal carries its own time and tracking
- * token), or a message that names itself (a Message-ID field other than empty
- * or "<>"; RFC 5322 §3.6.4: two messages with one Message-ID are one message).
+ * token), a message that names itself (a Message-ID field other than empty
+ * or "<>"; RFC 5322 §3.6.4: two messages with one Message-ID are one message),
+ * or a release of a held entry (its release marker names the entry).
  * Anything else — an alert a script sends twice without Message-ID, Date or a
  * signature — may be a second message as well as a retry.
  */
 export function identifiable(arrival: Buffer): boolean {
-  return sealedIdentity(arrival) !== undefined || namesItself(arrival);
+  return sealedIdentity(arrival) !== undefined || namesItself(arrival) || releasesEntry(arrival);
+}
+
+const RELEASE_FIELD = new RegExp(`^(${RELEASE_HEADER}|${LIST_RELEASE_HEADER})[ \\t]*:([^]*)$`, 'i');
+/** A release field (quarantine or list moderation) whose value is a release marker: the field's name (lower case) and the entry's id. */
+function releaseField(field: string): { name: string; id: string } | undefined {
+  const m = RELEASE_FIELD.exec(field);
+  const marker = m ? parseReleaseMarker(m[2]!.replace(/\r\n/g, '')) : undefined;
+  return marker ? { name: m![1]!.toLowerCase(), id: marker.id } : undefined;
+}
+
+/**
+ * Whether the message is a release of a held entry (it carries a release marker): each release of one entry is the
+ * same message (the store keeps one message per entry, and only the entry's current release passes the gateway).
+ */
+function releasesEntry(arrival: Buffer): boolean {
+  return headFields(arrival).fields.some((f) => releaseField(f) !== undefined);
 }
 
 /** What the newest seal signs (binding.ts), or undefined for an unsealed arrival or unreadable seals (the bytes decide then). */
@@ -123,7 +141,7 @@ function namesItself(arrival: Buffer): boolean {
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
-  return sealedIdentity(arrival) ?? (namesItself(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
+  return sealedIdentity(arrival) ?? (namesItself(arrival) || releasesEntry(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
 }
 
 /**
@@ -136,10 +154,20 @@ export function arrivalId(arrival: Buffer): string {
   return sealedIdentity(arrival) ?? bytesId(arrival);
 }
 
-/** A hash of the arrival's bytes without its Received fields. */
+/**
+ * A hash of the arrival's bytes without its Received fields, and with a release field's marker as the entry's id
+ * alone: a release's token changes from one release of an entry to the next (src/inspect/quarantine.ts), and a copy
+ * one release handed over is not handed over again by the next (a release whose releaser died after the gateway
+ * took it is released again once its lease ended).
+ */
 function bytesId(arrival: Buffer): string {
   const { fields: all, end } = headFields(arrival);
-  const fields = all.filter((f) => !/^received:/i.test(f));
+  const fields = all
+    .filter((f) => !/^received:/i.test(f))
+    .map((f) => {
+      const release = releaseField(f);
+      return release ? `${release.name}: ${release.id}` : f;
+    });
   const h = createHash('sha256').update(fields.join('\r\n'), 'latin1');
   if (end >= 0) h.update(arrival.subarray(end + 2));
   return h.digest('hex');

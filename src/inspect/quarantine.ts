@@ -18,6 +18,17 @@
  * over by a new release, which replaces the token; the late one's message,
  * should it still arrive, then names a token the store no longer has and is
  * refused.
+ *
+ * The gateway's taking the mark (releasing → released) starts the lease
+ * afresh: the releaser then removes the entry at the gateway's 250, or holds
+ * it again at any other answer. An entry still `released` when that lease
+ * ended was left by a releaser that died (or could not update the store)
+ * after the gateway took the mark, whatever the gateway answered: it may be
+ * released again, as a `releasing` one may. The gateway knows each release
+ * of one entry as one message (src/gateway/delivery.ts, `attemptId`: the
+ * token is not part of it), so a copy an earlier release handed over is not
+ * handed over again, and a release the gateway never finished (a 4xx after
+ * the mark, a crash) is not lost.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -27,6 +38,8 @@ import { closeLmdb } from '../fs/lmdb-close';
 import { GatewayError } from '../mail/replies';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
+/** The release field of a post a moderator released (`ssmax list release`, src/lists/expand.ts): the same marker, in the moderation store. */
+export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
 
 /**
  * How long a release may keep its entry `releasing` before another release
@@ -57,19 +70,24 @@ export function leaseEnd(entry: Pick<QuarantineEntry, 'release'>): number | unde
 }
 
 /**
- * True for an entry whose release did not finish and may be released again: left `releasing` by a release whose
- * lease ended (its process died, or never came back), or left `released` by a release of an earlier version, which
- * marked an entry so before sending it (that version's gateway removed the entries it let pass: one still there was
- * never sent; it has no `release` of its own, which every release since records).
+ * True for an entry whose release did not finish and may be released again: left `releasing` or `released` by a
+ * release whose lease ended (its process died or never came back, before or after the gateway took the mark: a
+ * `released` entry's lease starts again when the gateway takes it, and a live releaser removes or holds the entry
+ * at the gateway's answer), or left `released` by a release of an earlier version, which marked an entry so before
+ * sending it (that version's gateway removed the entries it let pass: one still there was never sent; it has no
+ * `release` of its own, which every release since records).
  */
 export function releaseInterrupted(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
-  if (entry.state === 'released') return entry.release === undefined;
-  return entry.state === 'releasing' && (leaseEnd(entry) ?? 0) <= now;
+  if (entry.state === 'released' && entry.release === undefined) return true;
+  return (entry.state === 'releasing' || entry.state === 'released') && (leaseEnd(entry) ?? 0) <= now;
 }
 
-/** True for an entry the gateway let pass at its release (`released` by this version): never sent again. */
-export function releasedForGood(entry: Pick<QuarantineEntry, 'state' | 'release'>): boolean {
-  return entry.state === 'released' && entry.release !== undefined;
+/**
+ * True for an entry the gateway took at its release (`released` by this version) while that release still holds
+ * it: its releaser is finishing (removing the entry, or holding it again); not released again meanwhile.
+ */
+export function releaseTaken(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
+  return entry.state === 'released' && entry.release !== undefined && !releaseInterrupted(entry, now);
 }
 
 /** Equality of two release tokens, in constant time. */
@@ -87,7 +105,8 @@ export function shownState(entry: Pick<QuarantineEntry, 'state' | 'release'>, no
  * (src/mail/release.ts) is submitting it to the gateway, which may let it
  * pass once. `released`: the gateway did let it pass during that release
  * (it consumed the mark); the releaser removes the entry once the gateway
- * answered 250, or puts it back as held when the gateway did not take it.
+ * answered 250, or puts it back as held when the gateway did not take it;
+ * when neither happened within the lease, it may be released again.
  */
 export type QuarantineState = 'held' | 'releasing' | 'released';
 
@@ -403,11 +422,12 @@ export class QuarantineStore {
       const e = this.meta.get(id);
       if (!e) return undefined;
       const since = new Date(e.release?.since ?? e.time).toISOString();
+      const until = new Date(leaseEnd(e) ?? now).toISOString();
       if (e.state === 'releasing' && !releaseInterrupted(e, now))
-        return { refused: `a release of ${id} is under way (since ${since}, holding it until ${new Date(leaseEnd(e)!).toISOString()})` };
-      if (releasedForGood(e))
+        return { refused: `a release of ${id} is under way (since ${since}, holding it until ${until})` };
+      if (releaseTaken(e, now))
         return {
-          refused: `${id} was already released: the gateway took it at a release started ${since}, so it is not sent again; the message went on, delete the entry`,
+          refused: `${id} was already released: the gateway took it at a release started ${since}, which holds it until ${until} to finish; if that release does not finish by then, ${id} can be released again (the gateway does not hand over again a copy it already handed over)`,
         };
       const releasing: Meta = { ...e, state: 'releasing', release: { token, since: now, until: now + leaseMs } };
       this.meta.put(id, releasing);
@@ -471,13 +491,17 @@ export class QuarantineStore {
    * (releasing with that token → released): the gateway lets the message
    * pass its inspection decision. False for anything else: no such entry, not
    * releasing, or another release's token (a release taken over after its
-   * lease ended: its late message must not pass as well).
+   * lease ended: its late message must not pass as well). The lease starts
+   * again, as long as the release asked for: its releaser, alive, removes or
+   * holds the entry at the gateway's answer; dead, the entry may be released
+   * again once it ended (releaseInterrupted).
    */
-  async consumeRelease(id: string, token: string): Promise<boolean> {
+  async consumeRelease(id: string, token: string, now = Date.now()): Promise<boolean> {
     return this.root.transaction(() => {
       const e = this.meta.get(id);
-      if (!e || e.state !== 'releasing' || !sameToken(e.release?.token, token)) return false;
-      this.meta.put(id, { ...e, state: 'released' });
+      if (!e || e.state !== 'releasing' || !e.release || !sameToken(e.release.token, token)) return false;
+      const length = (leaseEnd(e) ?? now) - e.release.since;
+      this.meta.put(id, { ...e, state: 'released', release: { ...e.release, until: now + Math.max(length, 0) } });
       return true;
     });
   }

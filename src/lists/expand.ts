@@ -30,12 +30,12 @@ import { localCopies, plaintextOnce } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
-import { type QuarantineStore, parseReleaseMarker } from '../inspect/quarantine';
+import { LIST_RELEASE_HEADER, type QuarantineStore, parseReleaseMarker } from '../inspect/quarantine';
 import { firstValue, splitHeaderBlock } from '../mail/header-block';
 import { listFields } from './chain';
 
 /** Re-injection marker of a post a moderator released (`ssmax list release`); honoured once, only for an entry the moderation store marked released. */
-export const LIST_RELEASE_HEADER = 'SSMAX-List-Release';
+export { LIST_RELEASE_HEADER } from '../inspect/quarantine';
 
 /** How many member copies are made at once. */
 export const LIST_CONCURRENCY = 16;

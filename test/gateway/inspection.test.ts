@@ -14,6 +14,8 @@ import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import type { Network } from '../../src/demo/network';
 import { queuedCopies } from '../../src/gateway/queue-reconcile';
+import { QuarantineStore, RELEASE_HEADER, releaseInterrupted, releaseMarker } from '../../src/inspect/quarantine';
+import { reinject } from '../../src/mail/release';
 import { setupGateway } from '../../src/gateway/setup';
 import { submit } from '../../src/gateway/submission';
 import { type ClamdProcess, EICAR, startClamd } from '../../src/inspect/clamd-process';
@@ -150,6 +152,91 @@ describe('DLP at the sending organisation, on encrypted mail', () => {
     });
     expect(opened.plaintext.toString()).toContain('top secret');
     expect(opened.hops[0]!.verdicts).toBe('dlp:none,e2e:pass'); // released: not inspected again
+  });
+});
+
+describe('a release whose releaser died after the gateway took its mark', () => {
+  const qdir = () => join(A().harakaDir, 'ssmax-state', 'quarantine');
+  const via = () => ({ host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' });
+  const heldAs = (reply: string) => {
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    return id!;
+  };
+  const copiesOf = (text: string) =>
+    Promise.all(
+      B()
+        .mailbox.for('bob@b.example')
+        .map(async (m) =>
+          (await openMessage(loadUserProfile(B().profiles['bob@b.example']!), m.raw, { now: new Date() })).plaintext.toString(),
+        ),
+    ).then((all) => all.filter((p) => p.includes(text)).length);
+  /** `ssmax quarantine release` as an operator runs it; its exit code and output. */
+  const releaseCli = async (id: string) => {
+    writeFileSync(join(qdir(), '..', 'pw-alice'), 'pw-alice\n');
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    const code = await main(
+      ['quarantine', 'release', id, '--state', qdir(), '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'alice@a.example'].concat([
+        '--password-file',
+        join(qdir(), '..', 'pw-alice'),
+      ]),
+      io,
+    );
+    return { code, text: out.join('\n') };
+  };
+
+  test('the gateway failed after taking it (keyd down: 4xx): once the lease ended the entry shows held and a new release delivers it, once', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const id = heldAs(await aliceSends('top secret: the gateway failed after the mark\r\n'));
+    const store = new QuarantineStore(qdir());
+    try {
+      const entry = (await store.release(id, Date.now(), 3000))!;
+      await A().keyd.stop();
+      try {
+        // the releaser sends, the gateway takes the mark, then cannot re-encrypt: 4xx; the releaser dies before holding it again
+        await expect(reinject(entry, RELEASE_HEADER, via(), releaseMarker(entry))).rejects.toThrow(/cannot re-inject .*: 4\d\d /);
+      } finally {
+        await A().restartKeyd();
+      }
+      expect(store.get(id)?.state).toBe('released'); // taken: before this change it stayed so for good, the message lost
+      await waitFor(() => releaseInterrupted(store.get(id)!), 15000);
+      const again = await releaseCli(id);
+      expect(again).toEqual({ code: 0, text: expect.stringMatching(new RegExp(`^released ${id}: 250 `)) as string });
+      expect(store.get(id)).toBeUndefined();
+      await waitFor(() => B().mailbox.for('bob@b.example').length > before, 30000);
+      await waitFor(() => !queuedForBob(), 30000);
+      expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+      expect(await copiesOf('the gateway failed after the mark')).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('the gateway took it (250), the releaser died before removing it: once the lease ended a new release is answered "already delivered", nothing sent twice', async () => {
+    const before = B().mailbox.for('bob@b.example').length;
+    const id = heldAs(await aliceSends('top secret: the releaser died after the 250\r\n'));
+    const store = new QuarantineStore(qdir());
+    try {
+      const entry = (await store.release(id, Date.now(), 3000))!;
+      // the releaser gets the 250, and dies before it removes the entry
+      expect((await reinject(entry, RELEASE_HEADER, via(), releaseMarker(entry))).reply).toMatch(/^250 /);
+      expect(store.get(id)?.state).toBe('released');
+      await waitFor(() => B().mailbox.for('bob@b.example').length > before, 30000);
+      await waitFor(() => !queuedForBob(), 30000);
+      await waitFor(() => releaseInterrupted(store.get(id)!), 15000);
+      const again = await releaseCli(id);
+      expect(again.code).toBe(0);
+      expect(again.text).toMatch(
+        new RegExp(`^released ${id}: 250 .*Already delivered \\(an earlier attempt of this message handed every copy over`),
+      );
+      expect(store.get(id)).toBeUndefined();
+      expect(queuedForBob()).toBe(false); // nothing queued for bob again
+      expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+      expect(await copiesOf('the releaser died after the 250')).toBe(1);
+    } finally {
+      await store.close();
+    }
   });
 });
 

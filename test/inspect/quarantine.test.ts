@@ -14,6 +14,7 @@ import {
   parseReleaseMarker,
   releaseInterrupted,
   releaseMarker,
+  releaseTaken,
   shownState,
 } from '../../src/inspect/quarantine';
 
@@ -96,13 +97,15 @@ describe('the store: a release is a change of state, checked in one LMDB transac
       new ReleaseStateError(`a release of ${id} is under way (since 2026-01-02T00:00:00.000Z, holding it until 2026-01-02T00:10:00.000Z)`),
     );
     expect(store.get(id)?.release).toEqual(r.release);
-    await store.consumeRelease(id, r.release!.token);
-    await expect(store.release(id)).rejects.toThrow(
+    // the gateway takes the mark five minutes in: the lease (ten minutes) starts again from then
+    await store.consumeRelease(id, r.release!.token, Date.UTC(2026, 0, 2, 0, 5));
+    const taken = { ...r.release!, until: Date.UTC(2026, 0, 2, 0, 15) };
+    await expect(store.release(id, Date.UTC(2026, 0, 2, 0, 14, 59))).rejects.toThrow(
       new ReleaseStateError(
-        `${id} was already released: the gateway took it at a release started 2026-01-02T00:00:00.000Z, so it is not sent again; the message went on, delete the entry`,
+        `${id} was already released: the gateway took it at a release started 2026-01-02T00:00:00.000Z, which holds it until 2026-01-02T00:15:00.000Z to finish; if that release does not finish by then, ${id} can be released again (the gateway does not hand over again a copy it already handed over)`,
       ),
     );
-    expect(store.get(id)).toMatchObject({ state: 'released', release: r.release });
+    expect(store.get(id)).toMatchObject({ state: 'released', release: taken });
   });
 
   test('holdAgain restores only the entry of this release that still exists: deleted meanwhile, it is not recreated', async () => {
@@ -194,15 +197,37 @@ describe('a release is a lease: one that died midway can be released again, neve
     expect(store.get(id)).toBeUndefined();
   });
 
-  test('an entry the gateway took (released) is never released again, however old, and can be deleted', async () => {
+  test('an entry the gateway took (released) is not released again while its lease runs, started afresh when the gateway took it; once that ended (the releaser died before removing or holding it) it shows held and is released again', async () => {
     const id = await hold();
     const a = (await store.release(id, T, 1000))!;
-    expect(await store.consumeRelease(id, a.release!.token)).toBe(true);
-    expect(releaseInterrupted(store.get(id)!, T + 10 * DEFAULT_RELEASE_LEASE_MS)).toBe(false);
-    expect(shownState(store.get(id)!, T + 10 * DEFAULT_RELEASE_LEASE_MS)).toBe('released');
-    await expect(store.release(id, T + 10 * DEFAULT_RELEASE_LEASE_MS)).rejects.toThrow(/was already released: .*delete the entry/);
-    expect(store.get(id)).toMatchObject({ state: 'released', release: a.release });
+    expect(await store.consumeRelease(id, a.release!.token, T + 800)).toBe(true);
+    expect(store.get(id)).toMatchObject({ state: 'released', release: { token: a.release!.token, since: T, until: T + 1800 } });
+    // the releaser, alive, would remove the entry or hold it again at the gateway's answer: until then nobody else releases it
+    expect(releaseTaken(store.get(id)!, T + 1799)).toBe(true);
+    expect(releaseInterrupted(store.get(id)!, T + 1799)).toBe(false);
+    expect(shownState(store.get(id)!, T + 1799)).toBe('released');
+    await expect(store.release(id, T + 1799)).rejects.toThrow(/was already released: .*holds it until .*can be released again/);
+    // the lease ended with the entry still released: its releaser died (the gateway's answer, 250 or 4xx, went nowhere)
+    expect(releaseTaken(store.get(id)!, T + 1800)).toBe(false);
+    expect(releaseInterrupted(store.get(id)!, T + 1800)).toBe(true);
+    expect(shownState(store.get(id)!, T + 1800)).toBe('held');
+    const b = (await store.release(id, T + 1800, 1000))!;
+    expect(b).toMatchObject({ state: 'releasing', release: { since: T + 1800, until: T + 2800 } });
+    expect(b.release!.token).not.toBe(a.release!.token);
+    // the dead release's token counts nowhere now; the new one is honoured once
+    expect(await store.consumeRelease(id, a.release!.token, T + 1900)).toBe(false);
+    expect(await store.holdAgain(a)).toBe('other');
+    expect(await store.consumeRelease(id, b.release!.token, T + 1900)).toBe(true);
+    expect(await store.finishRelease(b, [], '')).toBe('done');
+    expect(store.get(id)).toBeUndefined();
+  });
+
+  test('a released entry can still be deleted', async () => {
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    expect(await store.consumeRelease(id, a.release!.token, T)).toBe(true);
     expect(await store.delete(id)).toBe(true);
+    expect(store.get(id)).toBeUndefined();
   });
 
   test('an entry an earlier version left released (marked before sending, never let through: that gateway removed those) shows held and is released once; a token compared with another of any length never matches', async () => {
@@ -231,8 +256,8 @@ describe('a release is a lease: one that died midway can be released again, neve
       expect(r.state).toBe('releasing');
       expect(await again.consumeRelease(id, r.release!.token.slice(0, 23))).toBe(false);
       expect(await again.consumeRelease(id, `${r.release!.token}0`)).toBe(false);
-      expect(await again.consumeRelease(id, r.release!.token)).toBe(true);
-      await expect(again.release(id, T + 10 * DEFAULT_RELEASE_LEASE_MS)).rejects.toThrow(/was already released/);
+      expect(await again.consumeRelease(id, r.release!.token, T)).toBe(true);
+      await expect(again.release(id, T + 999)).rejects.toThrow(/was already released/);
     } finally {
       await again.close();
     }
@@ -251,9 +276,10 @@ describe('a release is a lease: one that died midway can be released again, neve
   test('the gateway takes the late message exactly as the lease ends, before the new release: the new release is refused', async () => {
     const id = await hold();
     const a = (await store.release(id, T, 1000))!;
-    expect(await store.consumeRelease(id, a.release!.token)).toBe(true); // the gateway took the first release's message
+    expect(await store.consumeRelease(id, a.release!.token, T + 1000)).toBe(true); // the gateway took the first release's message
     await expect(store.release(id, T + 1000, 1000)).rejects.toThrow(/was already released/); // not sent again
-    expect(store.get(id)).toMatchObject({ state: 'released', release: a.release });
+    // taken as the lease ended, it holds the entry for a lease from then: the first releaser, alive after all, finishes it
+    expect(store.get(id)).toMatchObject({ state: 'released', release: { ...a.release, until: T + 2000 } });
   });
 
   test('the new release starts exactly as the lease ends, before the late message reaches the gateway: the late one is refused', async () => {
@@ -280,13 +306,13 @@ describe('a release is a lease: one that died midway can be released again, neve
     }
   });
 
-  test('ssmax quarantine list and show: an interrupted release shows held, with the note; a taken one says to delete it', async () => {
+  test('ssmax quarantine list and show: an interrupted release shows held, with the note; a taken one says it is finishing', async () => {
     const id = await hold();
     const id2 = await hold();
     const now = Date.now();
     await store.release(id, now - 5000, 1000); // its lease ended 4 s ago
-    const r2 = (await store.release(id2, now - 5000, 1000))!;
-    await store.consumeRelease(id2, r2.release!.token);
+    const r2 = (await store.release(id2, now - 5000, 60000))!;
+    await store.consumeRelease(id2, r2.release!.token, now); // the gateway took it now: its lease runs a minute from then
     const out: string[] = [];
     const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
     expect(await main(['quarantine', 'list', '--state', dir], io)).toBe(0);
@@ -302,7 +328,8 @@ describe('a release is a lease: one that died midway can be released again, neve
     expect(await main(['quarantine', 'show', id2, '--state', dir], io)).toBe(0);
     const taken = JSON.parse(out.join('\n')) as Record<string, string>;
     expect(taken.state).toBe('released');
-    expect(taken.released).toMatch(/not sent again; delete the entry/);
+    expect(taken.released).toMatch(/which is finishing: .*if it does not by the end of its lease, the entry can be released again/);
+    expect(taken.releaseLeaseEnds).toBe(new Date(now + 60000).toISOString());
     expect(taken.releaseInterrupted).toBeUndefined();
     expect(await main(['quarantine', 'release', id, '--state', dir, '--smtp', '127.0.0.1:25', '--lease', '0'], io)).toBe(64);
     expect(out.join('\n')).toMatch(/--lease must be a whole number of seconds from 1 to 86400, got '0'/);
