@@ -5,6 +5,7 @@
  * the key schedule timer. `stop()` shuts down gracefully.
  */
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 
 import { defaultGroup } from '../crypto/backend';
 import type { Group } from '../crypto/group';
@@ -31,7 +32,7 @@ import { TrackingKeys } from './tracking';
 import { keyRenewalLate, startKeydOps } from '../ops/keyd-ops';
 import { CrlRenewer, crlPolicyOf, orgCaOf } from './renewal';
 import type { SigningAuthority } from '../pki/issue';
-import { caStateNote, keydCaRevocations } from './ca-revocations';
+import { caStateFileOf, caStateNote, keydCaRevocations } from './ca-revocations';
 import { CertRenewer, certPolicyOf, storeKeySerials } from './cert-renewal';
 import { ConfigError, readSettingFile } from '../config/ini';
 import { readCertificateFile, readCrlFile, readTlsPair } from '../config/setting-files';
@@ -259,7 +260,11 @@ async function startService(config: KeydConfig, st: StartState, onOpen: (p: Keyd
   await parts.service.maintain(KEYD_ACTOR);
   const crlFiles = config.pki.crls;
   // CRLs renewed before they lapse (docs/operations.md, "Renewals")
-  const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, st.log);
+  // re-signed under the CA lock `ssmax ca crl` and `ssmax registry revoke` take: the CA folder when keyd reads its ca.json, else the file's folder
+  const renewer = new CrlRenewer(crlFiles, orgCaAuthority, crlPolicyOf(config), parts.audit, st.log, (file) => {
+    const caState = caStateFileOf(config);
+    return caState !== undefined ? dirname(caState) : dirname(file);
+  });
   parts.service.crls = renewer; // revocation (POST /v1/registry/users/{address}/revoke) signs through it
   await renewer.run(clock());
   // certificates too (keyd's own TLS certificate among them, picked up below without a restart)

@@ -14,11 +14,16 @@
  * docs/keyd-api.md) re-issues the org CA's CRL at once through the same
  * code: the new entries added, the next CRL number, the same lifetime, staged,
  * its audit record (`registry.revoke`, committed together with the user's
- * status) before the rename. Renewals and revocations run one at a time.
+ * status) before the rename. Renewals and revocations run one at a time,
+ * each under the CA lock `ssmax ca crl` and `ssmax registry revoke` take
+ * (src/pki/ca-state.ts), reading the file again under it: a CRL one of them
+ * signed meanwhile keeps its revocations and its number.
  *
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CaStateError, withCaFolderLock } from '../pki/ca-state';
 import { IniReader, type Schema, defineSettings, readIniFile } from '../config/ini';
 import { readCertificateFile } from '../config/setting-files';
 import { parseCertificate } from '../pki/certificate';
@@ -135,13 +140,38 @@ export class CrlRenewer {
   /** Renewals and revocations, one at a time (each reads the file, signs the next number, replaces it). */
   private queue: Promise<unknown> = Promise.resolve();
 
+  /** `lockDirOf`: the folder whose CA lock every writer of a CRL file takes (src/pki/ca-state.ts): the CA folder when keyd knows it, else the file's folder. */
   constructor(
     private readonly files: readonly string[],
     private readonly ca: SigningAuthority | undefined,
     private readonly policy: CrlRenewalPolicy,
     private readonly audit: AuditLog,
     private readonly log: (line: string) => void = () => undefined,
+    private readonly lockDirOf: (file: string) => string = dirname,
   ) {}
+
+  /**
+   * Runs `fn` under the CA lock of `file` (`ssmax ca crl` and `ssmax registry revoke` write it under the same lock,
+   * so a CRL they sign meanwhile is not overwritten); without the right to take it (a folder keyd's account may not
+   * write), `fn` runs unlocked, said in the log: the file is read again just before it is replaced (reissue).
+   */
+  private async underCaLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+    const dir = this.lockDirOf(file);
+    let ran = false;
+    try {
+      return await withCaFolderLock(dir, () => {
+        ran = true;
+        return fn();
+      });
+    } catch (err) {
+      if (err instanceof CaStateError && err.reason === 'busy')
+        throw new KeydError('busy', `CRL "${file}" is being written by another process: ${err.message}; try again`);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (ran || (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS')) throw err;
+      this.log(`keyd: WARNING cannot take the CA lock of "${dir}" (${code}) to re-sign CRL "${file}": re-signing without it`);
+      return fn();
+    }
+  }
 
   /** The CRLs as the last run saw them. */
   status(): readonly CrlState[] {
@@ -258,6 +288,31 @@ export class CrlRenewer {
     record: (summary: string) => AuditInput,
     change?: () => void,
   ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
+    return this.underCaLock(file, () => this.reissueLocked(file, current, entries, now, record, change));
+  }
+
+  private async reissueLocked(
+    file: string,
+    current: ParsedCrl,
+    entries: RevocationEntry[],
+    now: Date,
+    record: (summary: string) => AuditInput,
+    change?: () => void,
+  ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
+    // the file as it is now, under the lock: a CRL of this CA written since `current` was read (ssmax ca crl, ssmax
+    // registry revoke) keeps its revocations and its number
+    const latest = parseCrl(readFileSync(file, 'utf8'));
+    if (crlIssuedBy(latest, this.ca!.certificate.subjectDer)) {
+      const have = new Set(entries.map((e) => e.serial));
+      const since = [...latest.entries.values()].filter((e) => !have.has(e.serial));
+      if (since.length > 0) {
+        this.log(
+          `keyd: CRL "${file}" was re-signed by another writer while keyd re-signed it (number ${String(latest.crlNumber ?? 0n)}): keeping its ${since.length} revocation(s) (${since.map((e) => e.serial).join(',')})`,
+        );
+        entries = [...entries, ...since];
+      }
+      if ((latest.crlNumber ?? 0n) > (current.crlNumber ?? 0n)) current = latest;
+    }
     const before = this.known.get(file);
     const onDisk = current.crlNumber ?? 0n;
     let number = onDisk;

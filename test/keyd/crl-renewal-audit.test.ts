@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../../src/keyd/audit';
 import { CrlRenewer, stagedFile } from '../../src/keyd/renewal';
+import { withCaFolderLock } from '../../src/pki/ca-state';
 import { KeydStore } from '../../src/keyd/store';
 import { createCrl, parseCrl } from '../../src/pki/crl';
 import { type OrgFixture, provisionOrg } from '../../src/demo/provision';
@@ -124,6 +125,46 @@ test('a staged CRL without its audit record (stopped before the commit) is remov
     expect(inFile.thisUpdate.getTime()).toBe(Math.floor((now + 60_000) / 1000) * 1000);
     expect(renewals(audit).map((r) => r.reason)).toEqual([expect.stringContaining(': number 31 ')]);
     expect(existsSync(stagedFile(file))).toBe(false);
+  } finally {
+    await store.close();
+  }
+});
+
+test('another writer holding the CA lock (ssmax ca crl, ssmax registry revoke): keyd waits for it, then keeps the revocations and the number it wrote', async () => {
+  const now = Date.now();
+  const folder = mkdtempSync(join(dir, 'ca-'));
+  const file = join(folder, 'crl.pem');
+  writeFileSync(file, readFileSync(dueCrl('locked-source.crl.pem', 40, now)));
+  const { store, audit } = await openAudit('locked-store');
+  const at = new Date(Math.floor(now / 1000) * 1000);
+  try {
+    let resign!: Promise<unknown>;
+    await withCaFolderLock(folder, async () => {
+      // a revocation at keyd (POST /v1/registry/users/{address}/revoke) while `ssmax ca crl` holds the folder
+      resign = new CrlRenewer([file], fx.orgCa, policy, audit).revoke(['0a1b'], 'keyCompromise', new Date(now), (summary) => ({
+        actor: 'test',
+        role: 'admin',
+        op: 'registry.revoke',
+        result: 'ok',
+        reason: summary,
+      }));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(parseCrl(readFileSync(file, 'utf8')).crlNumber).toBe(40n); // keyd waits: not replaced under the other writer
+      writeFileSync(
+        file,
+        createCrl(fx.orgCa, {
+          entries: [{ serial: '0c0d', revokedAt: at, reason: 'keyCompromise' }],
+          thisUpdate: new Date(now),
+          nextUpdate: new Date(now + 7 * DAY),
+          crlNumber: 45,
+        }).pem,
+      );
+    });
+    await resign;
+    const after = parseCrl(readFileSync(file, 'utf8'));
+    expect([...after.entries.keys()].sort()).toEqual(['0a1b', '0c0d']);
+    expect(after.crlNumber).toBe(46n);
+    expect(audit.verify()).toMatchObject({ ok: true });
   } finally {
     await store.close();
   }
