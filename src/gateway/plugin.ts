@@ -942,19 +942,14 @@ export function hook_queue_outbound(this: HarakaPlugin, next: Next, connection: 
     const submitter = submitterOf(s, connection, m.from);
     hop.set({ mode: notice ? 'notice' : modeOf(m.raw), submitter: submitter?.via ?? 'none' });
     if (notice) {
-      // The organisation's own MTA notifying a sender (a bounce, a delay notice): only a delivery status report whose From
-      // is no user or list of this organisation (relay-notice.ts). To a local user as it is, on the internal hop; to a
-      // sender elsewhere (a bounce of mail the MTA took and its mailbox store then refused) as this gateway's own reports
-      // go: sealed by this organisation for an SSMAX peer, as it is for a domain without SSMAX (reportToPeer)
+      // The organisation's own MTA notifying a local user (a bounce, a delay notice): delivered as it is, on the internal hop;
+      // only a delivery status report whose From is no user or list of this organisation (relay-notice.ts)
+      const peers = m.rcpts.filter((r) => !s.config.localDomains.includes(domainOf(r)));
+      if (peers.length > 0) throw new GatewayError('nullSenderToPeer', peers.join(', '));
       await checkRelayNotice(s.deps, m.raw);
-      const local = m.rcpts.filter((r) => s.config.localDomains.includes(domainOf(r)));
-      const elsewhere = m.rcpts.filter((r) => !local.includes(r));
-      const copies: Copy[] = local.length > 0 ? [{ rcpts: local, message: m.raw, local: true }] : [];
-      for (const rcpt of elsewhere) copies.push({ rcpts: [rcpt], message: await reportToPeer(s.deps, m.raw, rcpt), local: false });
-      const n = m.rcpts.length;
       return {
-        result: { copies, notices: [] },
-        done: `${elsewhere.length > 0 ? 'Queued' : 'Delivered'} (notice from a trusted relay, ${n} recipient${n === 1 ? '' : 's'})`,
+        result: { copies: [{ rcpts: m.rcpts, message: m.raw, local: true }], notices: [] },
+        done: `Delivered (notice from a trusted relay, ${m.rcpts.length} recipient${m.rcpts.length === 1 ? '' : 's'})`,
       };
     }
     const result = await submit(s.deps, m.raw, m.rcpts, submitter, m.from);

@@ -2,8 +2,7 @@
  * Null-sender mail from a trusted relay (the organisation's own MTA,
  * docs/postfix.md): what the gateway takes as that MTA's own notice and
  * delivers to local users as it is — no seal, no tracking token, no
- * inspection, no sender binding — and sends to a recipient elsewhere as its
- * own failure reports go (plugin.ts, `reportToPeer`). Only a delivery status report qualifies
+ * inspection, no sender binding. Only a delivery status report qualifies
  * (RFC 3464: a root `multipart/report; report-type=delivery-status`, what
  * Postfix's bounce and delay notices are), and only one whose From is not a
  * user or list of this organisation, nor of another SSMAX organisation

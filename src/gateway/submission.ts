@@ -364,8 +364,6 @@ export async function reportToPeer(deps: GatewayDeps, report: Buffer, to: string
   const found = await peerFor(deps, domain);
   const peer = found === 'plain' || !deps.keyWatch ? found : await deps.keyWatch.fresh(domain, found);
   if (peer === 'plain') return report;
-  // a notice of the organisation's MTA may lack Date or Message-ID, which Haraka's outbound would add after the seal
-  report = completeHeaders(report, deps.config.domain, deps.clock());
   const unsealed = await checkUnsealed(deps, report, 'a report');
   // seal i=1 carries a tracking token; a report's names this organisation's mail system (keyd), not a user
   const trackingToken = await deps.keyd.mintMailSystemToken(checkMessage(report).messageId || '<none>');

@@ -72,6 +72,7 @@ export const REPLIES = {
   /** RFC 7372 X.7.21 (no acceptable signature): t= older than [chain] max_seal_age_seconds. */
   userSignatureTooOld: { code: 550, status: '5.7.21', text: 'User signature older than this gateway accepts' },
   signerNotFrom: { code: 550, status: '5.7.22', text: 'User signature is not by the author (signer is not the single From)' },
+  nullSenderToPeer: { code: 550, status: '5.7.1', text: 'Null-sender mail from a trusted relay goes to local users only' },
   /** Null-sender mail from a trusted relay that is no delivery status report of a mail system (src/gateway/relay-notice.ts). */
   nullSenderNotReport: {
     code: 550,

@@ -89,8 +89,6 @@ beforeAll(async () => {
       users: [
         { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
         { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
-        // registered at keyd (the gateway takes mail for her) but with no mailbox in Dovecot: Postfix takes her mail and bounces it
-        { address: 'erin@a.example', client: 'plain', password: 'pw-erin' },
       ],
       gatewayIni: [
         '[main]',
@@ -204,55 +202,15 @@ describe('Postfix in front, Dovecot behind', () => {
     expect(bounce).toMatch(/^Received: from [^\n]*\n\s+by mta\.a\.example \(Postfix\) with ESMTP/m); // back through Postfix's inbound listener
   });
 
-  test('bob writes to erin, whose mailbox Dovecot does not have: Postfix took the copy, and its bounce reaches bob sealed by a.example', async () => {
-    const bob = loadUserProfile(net.org('b.example').profiles['bob@b.example']!);
-    const before = dovB.mails('bob@b.example');
-    const letter = Buffer.from(
-      'From: bob@b.example\r\nTo: erin@a.example\r\nSubject: For erin\r\nDate: Sun, 06 Dec 2026 03:34:00 +0000\r\n' +
-        'Message-ID: <pf-9@b.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nAre you there, erin?\r\n',
+  test('null-sender mail from the trusted relay for a user of another organisation: 550 5.7.1, nothing sent', async () => {
+    const notice = Buffer.from(
+      'From: MAILER-DAEMON@mta.a.example\r\nTo: bob@b.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <pf-8@a.example>\r\n\r\nnotice\r\n',
     );
-    const r = await submitMessage(bob, await signAndEncrypt(bob, letter, { now: new Date() }), { to: ['erin@a.example'] });
-    expect(r.response).toMatch(/^250 /);
-    // gateway A hands erin's copy to Postfix (250); Dovecot refuses her; Postfix bounces to bob through its relayhost, gateway A
-    await waitFor(() => dovB.mails('bob@b.example').length > before.length, 60000, explain);
-    await expectLogged(() => net.org('a.example').haraka.logs(), /Queued \(notice from a trusted relay, 1 recipient\)/);
-    const file = served(newMail(dovB.mails('bob@b.example'), before));
-    const opened = await openMessage(bob, file, { now: new Date() });
-    const text = opened.plaintext.toString('latin1');
-    expect(text).toMatch(/^From: Mail Delivery System <MAILER-DAEMON@mta\.a\.example>/m);
-    expect(text).toMatch(/erin@a\.example/);
-    expect(text).toMatch(/5\.1\.1/);
-    // sealed by a.example (its mail system: Postfix's notice has no registered author), then by b.example
-    expect(opened.hops.map((h) => [h.instance, h.domain])).toEqual([
-      [1, 'a.example'],
-      [2, 'b.example'],
-    ]);
-  });
-
-  test('null-sender mail from the trusted relay for a user of another organisation: a delivery status report is sealed and goes; anything else 550 5.7.1, nothing sent', async () => {
-    const mail = (type: string, tag: string) =>
-      Buffer.from(
-        `From: MAILER-DAEMON@mta.a.example\r\nTo: bob@b.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <${tag}@a.example>\r\n` +
-          `MIME-Version: 1.0\r\nContent-Type: ${type}\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nnotice ${tag}\r\n--b--\r\n`,
-      );
-    const bobs = dovB.mails('bob@b.example');
-    const viaRelay = (raw: Buffer) => rawSmtp(net.org('a.example').ports.smtp, '', ['bob@b.example'], raw, undefined, '127.0.0.2');
-    expect(await viaRelay(mail('multipart/mixed; boundary="b"', 'pf-8'))).toMatch(
-      /^550 5\.7\.1 Null-sender mail from a trusted relay must be a delivery status report of a mail system: its Content-Type is not/,
-    );
-    expect(await viaRelay(mail('multipart/report; report-type=delivery-status; boundary="b"', 'pf-10'))).toMatch(
-      /^250 .*Queued \(notice from a trusted relay, 1 recipient\)/,
-    );
-    await waitFor(() => dovB.mails('bob@b.example').length > bobs.length, 60000, explain);
-    const opened = await openMessage(
-      loadUserProfile(net.org('b.example').profiles['bob@b.example']!),
-      served(newMail(dovB.mails('bob@b.example'), bobs)),
-      {
-        now: new Date(),
-      },
-    );
-    expect(opened.plaintext.toString('latin1')).toMatch(/notice pf-10/);
-    expect(opened.hops[0]!.domain).toBe('a.example');
+    const bobs = dovB.mails('bob@b.example').length;
+    const reply = await rawSmtp(net.org('a.example').ports.smtp, '', ['bob@b.example'], notice, undefined, '127.0.0.2');
+    expect(reply).toMatch(/^550 5\.7\.1 Null-sender mail from a trusted relay goes to local users only: bob@b\.example/);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(dovB.mails('bob@b.example')).toHaveLength(bobs);
   });
 
   test("null-sender mail from the trusted relay that is no delivery status report, or a report in a user's name: 550 5.7.1, nothing delivered", async () => {
