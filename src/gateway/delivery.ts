@@ -31,19 +31,38 @@ import { LIST_RELEASE_HEADER, RELEASE_HEADER, parseReleaseMarker } from '../insp
 const KEEP_MS = DELIVERED_RECORD_SECONDS * 1000;
 
 /**
- * The record of one (arrival, recipient): > 0 handed over at that time; an intent (a hand-over
- * begun, not completed) as `{at, pid}` — or, as older versions wrote it, < 0 at -value.
+ * The record of one (arrival, recipient): > 0 handed over (or refused for good and settled) at that
+ * time; an intent (a hand-over begun, not completed) as `{at, pid}` — or, as older versions wrote it,
+ * < 0 at -value; a refusal for good whose attempt (`pid`) is still deciding what the sender is told
+ * (a report, then `settle`) as `{at, pid, refused: true}`: no copy went.
  */
 type Mark = number | Intent;
 interface Intent {
   readonly at: number;
   readonly pid: number;
+  readonly refused?: true;
 }
+
+/**
+ * How long a refusal for good waits for its attempt to settle it (report it, then `settle`): another
+ * attempt of the same message meanwhile (a retry after the hook timed out, in this process or another
+ * Haraka worker) waits for that outcome rather than hand the copy over and report it a second time.
+ * Longer than the hook's timeout; an attempt that never settles (it answered the sender 5xx itself, or
+ * failed) lets the next one go on after it.
+ */
+const REFUSAL_SETTLE_MS = 30_000;
 
 const handedOver = (m: Mark | undefined): boolean => typeof m === 'number' && m > 0;
 function intentOf(m: Mark | undefined): Intent | undefined {
   if (typeof m === 'number') return m < 0 ? { at: -m, pid: 0 } : undefined;
-  return m && typeof m === 'object' ? m : undefined;
+  return m && typeof m === 'object' && m.refused !== true ? m : undefined;
+}
+/** A refusal for good of another attempt, being reported now: not settled yet, and no copy went. */
+function refusalPending(m: Mark | undefined, since: number | undefined): boolean {
+  if (!m || typeof m !== 'object' || m.refused !== true) return false;
+  // this attempt's own (a recipient reached twice within it) never waits for itself
+  if (m.pid === process.pid && since !== undefined && m.at >= since) return false;
+  return Date.now() - m.at < REFUSAL_SETTLE_MS && (m.pid === process.pid || alive(m.pid));
 }
 const markTime = (m: Mark): number => (typeof m === 'number' ? Math.abs(m) : m.at);
 
@@ -525,6 +544,11 @@ export class LocalDelivery {
               if (already && markTime(m!) < already.since) c.done.push(r); // an earlier attempt's, not this one's (a member also addressed directly)
               continue;
             }
+            // another attempt is reporting this recipient's refusal for good: its outcome decides (settled, or the mark lapses)
+            if (refusalPending(m, already?.since)) {
+              c.elsewhere++;
+              continue;
+            }
             const intent = intentOf(m);
             if (intent && intent.pid !== process.pid && alive(intent.pid) && Date.now() - intent.at < FOREIGN_INTENT_MS) c.elsewhere++;
             if (intent) c.again.push(r);
@@ -571,7 +595,14 @@ export class LocalDelivery {
       const taken = todo.filter((r) => !refusalOf(r));
       await this.delivered.transaction(() => {
         for (const r of taken) this.delivered.put(key(r), Date.now());
-        for (const r of todo) if (!taken.includes(r)) this.delivered.remove(key(r));
+        for (const r of todo) {
+          const refusal = refusalOf(r);
+          if (!refusal) continue;
+          // refused for good: marked until the caller reports and settles it (a retry meanwhile waits for that);
+          // refused for now: nothing kept, the retry hands it over again
+          if (refusal.code >= 500) this.delivered.put(key(r), { at: Date.now(), pid: process.pid, refused: true });
+          else this.delivered.remove(key(r));
+        }
       });
       const refused = todo.map(refusalOf).filter((x) => x !== undefined);
       const later = refused.filter((x) => x.code < 500);
@@ -664,14 +695,20 @@ export class LocalDelivery {
     const out = new Map<string, boolean>();
     // every key of the message is `${id}:${rcpt}`; ';' is the character after ':'
     for (const { key, value } of this.delivered.getRange({ start: `${id}:`, end: `${id};` }))
-      if (markTime(value) < since) out.set(key.slice(id.length + 1), handedOver(value));
+      if (markTime(value) < since && !(typeof value === 'object' && value.refused === true))
+        out.set(key.slice(id.length + 1), handedOver(value));
     return out;
   }
 
   /** Records recipients as done without a copy (refused for good, and the sender told): a retry does not try them again. */
   async settle(id: string, rcpts: readonly string[]): Promise<void> {
     await this.delivered.transaction(() => {
-      for (const r of rcpts) this.delivered.put(`${id}:${r.toLowerCase()}`, Date.now());
+      for (const r of rcpts) {
+        const k = `${id}:${r.toLowerCase()}`;
+        const m = this.delivered.get(k);
+        // a refusal this attempt marked keeps its time: an attempt that waited for it counts it as an earlier one's
+        this.delivered.put(k, m && typeof m === 'object' && m.refused === true ? m.at : Date.now());
+      }
     });
   }
 

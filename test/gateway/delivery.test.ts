@@ -184,6 +184,42 @@ describe('local delivery to the mailbox store', () => {
     expect((await delivery.earlier(id, Date.now() + 1)).get('carol@b.example')).toBe(true);
   });
 
+  test('a recipient refused for good while its attempt reports it: a retry meanwhile (after a hook timeout, in this process or another Haraka worker) waits for that report and hands nothing over again', async () => {
+    const id = attemptId(message(9));
+    const refuse = async (todo: readonly string[]) => ({
+      refused: todo.map((rcpt) => ({ rcpt, code: 550, reply: '550 5.1.1 no such mailbox' })),
+    });
+    const fail = (e: unknown) => e as GatewayError;
+    const first = await delivery.once(id, ['carol@b.example'], undefined, refuse, fail, { since: Date.now(), rcpts: [] });
+    expect(first.map((f) => f.rcpt)).toEqual(['carol@b.example']);
+    // the first attempt is reporting the refusal to its sender (reportAndSettle); a retry of the message begins meanwhile
+    await new Promise((r) => setTimeout(r, 5));
+    let handed = 0;
+    const retryAlready = { since: Date.now(), rcpts: [] as string[] };
+    const retry = delivery.once(
+      id,
+      ['carol@b.example'],
+      undefined,
+      async (todo) => {
+        handed++;
+        return refuse(todo);
+      },
+      fail,
+      retryAlready,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(handed).toBe(0); // it waits for the first attempt's outcome
+    expect((await delivery.earlier(id, Date.now() + 1)).size).toBe(0); // a refusal being reported is no copy that went
+    await delivery.settle(id, ['carol@b.example']); // reported
+    expect(await retry).toEqual([]); // nothing to report again
+    expect(handed).toBe(0);
+    expect(retryAlready.rcpts).toEqual(['carol@b.example']); // settled by the earlier attempt, as the 250 then says
+    // an attempt that never settles its refusal (it answered its sender 5xx itself) leaves no copy that went: a retry's 5xx stands
+    const id2 = attemptId(message(10));
+    await delivery.once(id2, ['dan@b.example'], undefined, refuse, fail, { since: Date.now(), rcpts: [] });
+    expect((await delivery.earlier(id2, Date.now() + 1)).size).toBe(0);
+  });
+
   test('the same bytes twice without a Message-ID (an alert sent twice): both delivered, never skipped as already delivered', async () => {
     const s = await store(port);
     try {
