@@ -1,6 +1,14 @@
 /** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
 import { parseArgs } from 'node:util';
-import { RELEASE_HEADER, QuarantineStore, leaseEnd, releaseInterrupted, releaseTaken, shownState } from '../inspect/quarantine';
+import {
+  RELEASE_HEADER,
+  QuarantineStore,
+  leaseEnd,
+  releaseInterrupted,
+  releaseRecordGone,
+  releaseTaken,
+  shownState,
+} from '../inspect/quarantine';
 import { CliError, type CliIo, EXIT, requireFolder, subcommands } from './command';
 import { RELEASE_TLS_HELP, leaseOption, printPage, reinject, smtpAddress, textOf } from './reinject';
 
@@ -90,12 +98,17 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
                       'the release did not finish (its lease ended, or an earlier version left it marked): it can be released again',
                   }
                 : {}),
-              ...(releaseTaken(e)
+              ...(releaseRecordGone(e)
                 ? {
                     released:
-                      'the gateway took it at that release, which is finishing: its releaser removes the entry, or holds it again for what the gateway did not take; if it does not by the end of its lease, the entry can be released again (copies the gateway already handed over are not sent again)',
+                      'the gateway took it at that release, whose releaser never finished, longer ago than the gateway keeps its record of the copies it handed over: it is not sent again (it may have gone: ask its recipients, then delete the entry)',
                   }
-                : {}),
+                : releaseTaken(e)
+                  ? {
+                      released:
+                        'the gateway took it at that release, which is finishing: its releaser removes the entry, or holds it again for what the gateway did not take; if it does not by the end of its lease, the entry can be released again (copies the gateway already handed over are not sent again)',
+                    }
+                  : {}),
               ...(e.note ? { note: e.note } : {}),
               heldBytes: e.bytes,
             },

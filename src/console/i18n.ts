@@ -61,6 +61,8 @@ const EN = {
   releasedPartly: 'Released only in part: {id} ({what}).',
   releaseInterrupted: 'release interrupted (it did not finish in time), can be released again',
   releaseTaken: 'the gateway took it; its release is finishing (if it does not finish in time, it can be released again)',
+  releaseRecordGone:
+    'the gateway took it long ago and its release never finished: it is not sent again (ask its recipients, then delete it)',
   deleted: 'Deleted',
   empty: 'Nothing held.',
   olderPage: 'Older entries',
@@ -177,6 +179,8 @@ const JA: Record<Key, string> = {
   releasedPartly: '一部の受信者にのみ配送しました: {id} ({what})。',
   releaseInterrupted: '配送が中断されました (時間内に終わりませんでした)。もう一度配送できます',
   releaseTaken: 'ゲートウェイが受け付けました。配送の完了を待っています (時間内に終わらなければ、もう一度配送できます)',
+  releaseRecordGone:
+    'ゲートウェイが以前に受け付けましたが、配送は完了していません。再送されません (受信者に確認のうえ、この項目を削除してください)',
   deleted: '削除しました',
   empty: '隔離中のメッセージはありません。',
   olderPage: 'より古い項目',

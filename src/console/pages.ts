@@ -13,7 +13,7 @@ import { describeResolution, resolveReport, resolveToken, type Resolution } from
 import { SEAL_HEADER, parseSeal } from '../chain/tags';
 import { directoryOptions, loadDirectoryConfig } from '../directory/config';
 import { Directory, DirectoryError, type PeerStatus } from '../directory/directory';
-import { QuarantineStore, RELEASE_HEADER, releaseInterrupted, releaseTaken, shownState } from '../inspect/quarantine';
+import { QuarantineStore, RELEASE_HEADER, releaseInterrupted, releaseRecordGone, releaseTaken, shownState } from '../inspect/quarantine';
 import { KeydClient } from '../keyd/client';
 import { ReinjectError, ReleaseStateError, describeRelease, passwordOf, releaseHeld } from '../mail/release';
 import type { ClientIdentity } from '../pki/client-auth';
@@ -267,7 +267,7 @@ ${
 ${entries.map(
   (
     e,
-  ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${shownState(e)}${releaseInterrupted(e) ? html`<br><small>${ctx.t('releaseInterrupted')}</small>` : ''}${releaseTaken(e) ? html`<br><small>${ctx.t('releaseTaken')}</small>` : ''}${e.note ? html`<br><small>${e.note}</small>` : ''}</td>
+  ) => html`<tr data-id="${e.id}"><td><code>${e.id}</code></td><td>${iso(e.time)}</td><td>${e.direction}</td><td>${e.from}</td><td>${e.rcpts.join(', ')}</td><td>${e.rule}</td><td>${shownState(e)}${releaseInterrupted(e) ? html`<br><small>${ctx.t('releaseInterrupted')}</small>` : ''}${releaseRecordGone(e) ? html`<br><small>${ctx.t('releaseRecordGone')}</small>` : releaseTaken(e) ? html`<br><small>${ctx.t('releaseTaken')}</small>` : ''}${e.note ? html`<br><small>${e.note}</small>` : ''}</td>
 <td>${canShow ? html`<form class="inline" method="post" action="/quarantine/show">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="secondary" aria-label="${ctx.t('showContent')}: ${e.id}">${ctx.t('showContent')}</button></form> ` : ''}${shownState(e) === 'held' ? html`<form class="inline" method="post" action="/quarantine/release">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" aria-label="${ctx.t('release')}: ${e.id}">${ctx.t('release')}</button></form> ` : ''}<form class="inline" method="post" action="/quarantine/delete">${csrfField(ctx)}<input type="hidden" name="id" value="${e.id}"><button type="submit" class="danger" aria-label="${ctx.t('delete')}: ${e.id}">${ctx.t('delete')}</button></form></td></tr>`,
 )}
 </tbody></table>`

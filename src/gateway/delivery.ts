@@ -103,14 +103,13 @@ function hasSeal(arrival: Buffer): boolean {
 /**
  * Whether a retry of `arrival` can be told from another message with the same
  * bytes: a sealed arrival (its newest seal carries its own time and tracking
- * token), a message that names itself (a Message-ID field other than empty
- * or "<>"; RFC 5322 §3.6.4: two messages with one Message-ID are one message),
- * or a release of a held entry (its release marker names the entry).
+ * token), or a message that names itself (a Message-ID field other than empty
+ * or "<>"; RFC 5322 §3.6.4: two messages with one Message-ID are one message).
  * Anything else — an alert a script sends twice without Message-ID, Date or a
  * signature — may be a second message as well as a retry.
  */
 export function identifiable(arrival: Buffer): boolean {
-  return sealedIdentity(arrival) !== undefined || namesItself(arrival) || releasesEntry(arrival);
+  return sealedIdentity(arrival) !== undefined || namesItself(arrival);
 }
 
 const RELEASE_FIELD = new RegExp(`^(${RELEASE_HEADER}|${LIST_RELEASE_HEADER})[ \\t]*:([^]*)$`, 'i');
@@ -119,14 +118,6 @@ function releaseField(field: string): { name: string; id: string } | undefined {
   const m = RELEASE_FIELD.exec(field);
   const marker = m ? parseReleaseMarker(m[2]!.replace(/\r\n/g, '')) : undefined;
   return marker ? { name: m![1]!.toLowerCase(), id: marker.id } : undefined;
-}
-
-/**
- * Whether the message is a release of a held entry (it carries a release marker): each release of one entry is the
- * same message (the store keeps one message per entry, and only the entry's current release passes the gateway).
- */
-function releasesEntry(arrival: Buffer): boolean {
-  return headFields(arrival).fields.some((f) => releaseField(f) !== undefined);
 }
 
 /** What the newest seal signs (binding.ts), or undefined for an unsealed arrival or unreadable seals (the bytes decide then). */
@@ -160,7 +151,7 @@ function namesItself(arrival: Buffer): boolean {
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
-  return sealedIdentity(arrival) ?? (namesItself(arrival) || releasesEntry(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
+  return sealedIdentity(arrival) ?? (namesItself(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
 }
 
 /**
@@ -176,8 +167,10 @@ export function arrivalId(arrival: Buffer): string {
 /**
  * A hash of the arrival's bytes without its Received fields, and with a release field's marker as the entry's id
  * alone: a release's token changes from one release of an entry to the next (src/inspect/quarantine.ts), and a copy
- * one release handed over is not handed over again by the next (a release whose releaser died after the gateway
- * took it is released again once its lease ended).
+ * one release of a message that names itself handed over is not handed over again by the next (a release whose
+ * releaser died after the gateway took it is released again once its lease ended). A release field alone does not
+ * make a message name itself: one the gateway does not honour (no inspection here, no list addressed) may stand on
+ * two different messages with the same bytes.
  */
 function bytesId(arrival: Buffer): string {
   const { fields: all, end } = headFields(arrival);

@@ -70,24 +70,43 @@ export function leaseEnd(entry: Pick<QuarantineEntry, 'release'>): number | unde
 }
 
 /**
- * True for an entry whose release did not finish and may be released again: left `releasing` or `released` by a
- * release whose lease ended (its process died or never came back, before or after the gateway took the mark: a
- * `released` entry's lease starts again when the gateway takes it, and a live releaser removes or holds the entry
- * at the gateway's answer), or left `released` by a release of an earlier version, which marked an entry so before
- * sending it (that version's gateway removed the entries it let pass: one still there was never sent; it has no
- * `release` of its own, which every release since records).
+ * How long after the gateway took a release an unfinished one may be released again: as long as the gateway keeps
+ * its record of the copies it handed over (src/gateway/config.ts, DELIVERED_RECORD_SECONDS), which keeps a second
+ * release of a message that names itself from handing them over twice.
  */
-export function releaseInterrupted(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
-  if (entry.state === 'released' && entry.release === undefined) return true;
-  return (entry.state === 'releasing' || entry.state === 'released') && (leaseEnd(entry) ?? 0) <= now;
+export const RELEASE_RECORD_MS = 7 * 86400 * 1000;
+
+/** When the gateway took `entry`'s release (its mark consumed), for a `released` entry. */
+function takenAt(entry: Pick<QuarantineEntry, 'release'>): number {
+  return entry.release?.taken ?? entry.release?.since ?? 0;
 }
 
 /**
- * True for an entry the gateway took at its release (`released` by this version) while that release still holds
- * it: its releaser is finishing (removing the entry, or holding it again); not released again meanwhile.
+ * True for an entry whose release did not finish and may be released again: left `releasing` by a release whose
+ * lease ended (its process died or never came back); left `released` the same way after the gateway took the mark
+ * (the lease starts again then, and a live releaser removes or holds the entry at the gateway's answer), while the
+ * gateway still keeps its record of what it handed over (RELEASE_RECORD_MS); or left `released` by a release of an
+ * earlier version, which marked an entry so before sending it (that version's gateway removed the entries it let
+ * pass: one still there was never sent; it has no `release` of its own, which every release since records).
+ */
+export function releaseInterrupted(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
+  if (entry.state === 'released' && entry.release === undefined) return true;
+  if ((leaseEnd(entry) ?? Infinity) > now) return false;
+  return entry.state === 'releasing' || (entry.state === 'released' && now - takenAt(entry) < RELEASE_RECORD_MS);
+}
+
+/**
+ * True for an entry the gateway took at its release (`released` by this version) that is not released again: its
+ * releaser is finishing (removing the entry, or holding it again) while the lease runs; past RELEASE_RECORD_MS
+ * (`releaseRecordGone`) nobody can tell any more which copies went, so it is not sent again either.
  */
 export function releaseTaken(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
   return entry.state === 'released' && entry.release !== undefined && !releaseInterrupted(entry, now);
+}
+
+/** A `released` entry whose releaser never finished, taken by the gateway longer ago than its record of copies is kept. */
+export function releaseRecordGone(entry: Pick<QuarantineEntry, 'state' | 'release'>, now = Date.now()): boolean {
+  return releaseTaken(entry, now) && (leaseEnd(entry) ?? Infinity) <= now;
 }
 
 /** Equality of two release tokens, in constant time. */
@@ -118,8 +137,8 @@ export interface QuarantineEntry {
   readonly rcpts: readonly string[];
   readonly rule: string;
   readonly state: QuarantineState;
-  /** While releasing or released: which release (a random token), since when, and until when it holds the entry (its lease). */
-  readonly release?: { readonly token: string; readonly since: number; readonly until?: number };
+  /** While releasing or released: which release (a random token), since when, until when it holds the entry (its lease), and when the gateway took it. */
+  readonly release?: { readonly token: string; readonly since: number; readonly until?: number; readonly taken?: number };
   /** What an earlier release left (the recipients the gateway refused, and its answer). */
   readonly note?: string;
   /**
@@ -425,9 +444,13 @@ export class QuarantineStore {
       const until = new Date(leaseEnd(e) ?? now).toISOString();
       if (e.state === 'releasing' && !releaseInterrupted(e, now))
         return { refused: `a release of ${id} is under way (since ${since}, holding it until ${until})` };
+      if (releaseRecordGone(e, now))
+        return {
+          refused: `${id} was already released: the gateway took it at a release started ${since}, whose releaser never finished, and that was longer ago than the gateway keeps its record of the copies it handed over, so it is not sent again (it may have gone: ask its recipients, then delete the entry)`,
+        };
       if (releaseTaken(e, now))
         return {
-          refused: `${id} was already released: the gateway took it at a release started ${since}, which holds it until ${until} to finish; if that release does not finish by then, ${id} can be released again (the gateway does not hand over again a copy it already handed over)`,
+          refused: `${id} was already released: the gateway took it at a release started ${since}, which holds it until ${until} to finish; if that release does not finish by then, ${id} can be released again (a copy the gateway already handed over is not handed over again)`,
         };
       const releasing: Meta = { ...e, state: 'releasing', release: { token, since: now, until: now + leaseMs } };
       this.meta.put(id, releasing);
@@ -501,7 +524,7 @@ export class QuarantineStore {
       const e = this.meta.get(id);
       if (!e || e.state !== 'releasing' || !e.release || !sameToken(e.release.token, token)) return false;
       const length = (leaseEnd(e) ?? now) - e.release.since;
-      this.meta.put(id, { ...e, state: 'released', release: { ...e.release, until: now + Math.max(length, 0) } });
+      this.meta.put(id, { ...e, state: 'released', release: { ...e.release, until: now + Math.max(length, 0), taken: now } });
       return true;
     });
   }

@@ -165,7 +165,7 @@ export interface Released {
   readonly entry: QuarantineEntry;
   readonly reply: string;
   readonly refused: readonly { readonly rcpt: string; readonly reply: string }[];
-  /** Set when the store could not be brought up to date after the gateway took the message (the entry is then left in its release: not sent again). */
+  /** Set when the store could not be brought up to date after the gateway took the message (the entry is then left in its release until its lease ends). */
   readonly warning?: string;
 }
 
@@ -226,7 +226,7 @@ export async function releaseHeld(
     if (r !== 'done' && taken.refused.length > 0)
       warning = `the entry ${r === 'gone' ? 'was deleted' : 'changed'} meanwhile, so the refused recipients are not held again`;
   } catch (err) {
-    warning = `the gateway took it, but the store could not be updated (the entry stays in its release, not to be sent again): ${(err as Error).message}`;
+    warning = `the gateway took it, but the store could not be updated (the entry stays in its release until its lease ends, then it can be released again: copies the gateway handed over are not sent twice): ${(err as Error).message}`;
   }
   return { entry, reply: taken.reply, refused: taken.refused, ...(warning ? { warning } : {}) };
 }

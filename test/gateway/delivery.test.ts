@@ -254,24 +254,24 @@ describe('local delivery to the mailbox store', () => {
     expect(copyOf(copyNotes({ id: one, rcpts: ['bob@b.example'] }))).toEqual({ id: one, rcpts: ['bob@b.example'] });
   });
 
-  test('each release of one held entry is one message, whatever its token: a copy one release handed over is not handed over by the next', () => {
+  test('each release of one held entry that names itself is one message, whatever its token: a copy one release handed over is not handed over by the next', () => {
     const m = (head: string) => Buffer.from(`From: a@a.example\r\n${head}Subject: s\r\n\r\nbody\r\n`);
     const entry = 'q-mjwz7v40-0123456789ab';
-    const release = (field: string, id: string, token: string, more = '') => m(`${field}: ${id} ${token}\r\n${more}`);
+    const named = 'Message-ID: <x@a.example>\r\n';
+    const release = (field: string, id: string, token: string, more = named) => m(`${field}: ${id} ${token}\r\n${more}`);
     for (const field of ['SSMAX-Quarantine-Release', 'SSMAX-List-Release', 'ssmax-list-release']) {
-      for (const more of ['', 'Message-ID: <x@a.example>\r\n']) {
-        const first = release(field, entry, 'a'.repeat(24), more);
-        // a release names its entry: identifiable even without a Message-ID (one entry, one message)
-        expect(identifiable(first)).toBe(true);
-        expect(attemptId(release(field, entry, 'b'.repeat(24), more))).toBe(attemptId(first));
-        // another entry, or the held message itself (no marker), is another message
-        expect(attemptId(release(field, 'q-mjwz7v40-ffffffffffff', 'a'.repeat(24), more))).not.toBe(attemptId(first));
-        if (more) expect(attemptId(m(more))).not.toBe(attemptId(first));
-      }
+      const first = release(field, entry, 'a'.repeat(24));
+      expect(attemptId(release(field, entry, 'b'.repeat(24)))).toBe(attemptId(first));
+      // another entry, or the held message itself (no marker), is another message
+      expect(attemptId(release(field, 'q-mjwz7v40-ffffffffffff', 'a'.repeat(24)))).not.toBe(attemptId(first));
+      expect(attemptId(m(named))).not.toBe(attemptId(first));
+      // a release field alone names no message: one the gateway does not honour may stand on two messages with the same bytes
+      const bare = release(field, entry, 'a'.repeat(24), '');
+      expect(identifiable(bare)).toBe(false);
+      expect(attemptId(bare)).not.toBe(attemptId(bare));
     }
-    // a field that is no marker names no entry: the message is told by its bytes, the field's text included
-    expect(identifiable(m(`SSMAX-Quarantine-Release: ${entry}\r\n`))).toBe(false);
-    const forged = (t: string) => m(`SSMAX-Quarantine-Release: ${entry} ${t}\r\nMessage-ID: <x@a.example>\r\n`);
+    // a field that is no marker is kept as it is: the message is told by its bytes, the field's text included
+    const forged = (t: string) => m(`SSMAX-Quarantine-Release: ${entry} ${t}\r\n${named}`);
     expect(attemptId(forged('x'))).not.toBe(attemptId(forged('y')));
   });
 

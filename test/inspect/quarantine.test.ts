@@ -5,6 +5,7 @@ import { open } from 'lmdb';
 import { main } from '../../src/cli/main';
 import { freePort } from '../../src/demo/haraka';
 import { MailboxStore } from '../../src/demo/mailbox';
+import { DELIVERED_RECORD_SECONDS } from '../../src/gateway/config';
 import {
   DEFAULT_RELEASE_LEASE_MS,
   type QuarantineEntry,
@@ -14,6 +15,8 @@ import {
   parseReleaseMarker,
   releaseInterrupted,
   releaseMarker,
+  RELEASE_RECORD_MS,
+  releaseRecordGone,
   releaseTaken,
   shownState,
 } from '../../src/inspect/quarantine';
@@ -102,7 +105,7 @@ describe('the store: a release is a change of state, checked in one LMDB transac
     const taken = { ...r.release!, until: Date.UTC(2026, 0, 2, 0, 15) };
     await expect(store.release(id, Date.UTC(2026, 0, 2, 0, 14, 59))).rejects.toThrow(
       new ReleaseStateError(
-        `${id} was already released: the gateway took it at a release started 2026-01-02T00:00:00.000Z, which holds it until 2026-01-02T00:15:00.000Z to finish; if that release does not finish by then, ${id} can be released again (the gateway does not hand over again a copy it already handed over)`,
+        `${id} was already released: the gateway took it at a release started 2026-01-02T00:00:00.000Z, which holds it until 2026-01-02T00:15:00.000Z to finish; if that release does not finish by then, ${id} can be released again (a copy the gateway already handed over is not handed over again)`,
       ),
     );
     expect(store.get(id)).toMatchObject({ state: 'released', release: taken });
@@ -201,7 +204,10 @@ describe('a release is a lease: one that died midway can be released again, neve
     const id = await hold();
     const a = (await store.release(id, T, 1000))!;
     expect(await store.consumeRelease(id, a.release!.token, T + 800)).toBe(true);
-    expect(store.get(id)).toMatchObject({ state: 'released', release: { token: a.release!.token, since: T, until: T + 1800 } });
+    expect(store.get(id)).toMatchObject({
+      state: 'released',
+      release: { token: a.release!.token, since: T, until: T + 1800, taken: T + 800 },
+    });
     // the releaser, alive, would remove the entry or hold it again at the gateway's answer: until then nobody else releases it
     expect(releaseTaken(store.get(id)!, T + 1799)).toBe(true);
     expect(releaseInterrupted(store.get(id)!, T + 1799)).toBe(false);
@@ -220,6 +226,25 @@ describe('a release is a lease: one that died midway can be released again, neve
     expect(await store.consumeRelease(id, b.release!.token, T + 1900)).toBe(true);
     expect(await store.finishRelease(b, [], '')).toBe('done');
     expect(store.get(id)).toBeUndefined();
+  });
+
+  test('a released entry whose releaser died is released again only while the gateway keeps its record of the copies it handed over; after that it is not sent again, and says so', async () => {
+    expect(RELEASE_RECORD_MS).toBe(DELIVERED_RECORD_SECONDS * 1000);
+    const id = await hold();
+    const a = (await store.release(id, T, 1000))!;
+    expect(await store.consumeRelease(id, a.release!.token, T + 100)).toBe(true);
+    expect(store.get(id)?.release).toMatchObject({ taken: T + 100, until: T + 1100 });
+    const last = T + 100 + RELEASE_RECORD_MS - 1;
+    expect(releaseInterrupted(store.get(id)!, last)).toBe(true);
+    expect(releaseRecordGone(store.get(id)!, last)).toBe(false);
+    const gone = T + 100 + RELEASE_RECORD_MS;
+    expect(releaseInterrupted(store.get(id)!, gone)).toBe(false);
+    expect(releaseRecordGone(store.get(id)!, gone)).toBe(true);
+    expect(shownState(store.get(id)!, gone)).toBe('released');
+    await expect(store.release(id, gone)).rejects.toThrow(
+      /was already released: .*longer ago than the gateway keeps its record of the copies it handed over, so it is not sent again/,
+    );
+    expect(store.get(id)).toMatchObject({ state: 'released', release: { token: a.release!.token } });
   });
 
   test('a released entry can still be deleted', async () => {
