@@ -22,8 +22,8 @@
  * Settings: [crl] of ssmax-keyd.ini (defaults in CRL_RENEWAL_DEFAULTS).
  */
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { CaStateError, withCaFolderLock } from '../pki/ca-state';
+import { dirname, join } from 'node:path';
+import { CA_LOCK, CA_LOCK_WAIT_MS, CaStateError, withCaFolderLock } from '../pki/ca-state';
 import { IniReader, type Schema, defineSettings, readIniFile } from '../config/ini';
 import { readCertificateFile } from '../config/setting-files';
 import { parseCertificate } from '../pki/certificate';
@@ -116,6 +116,9 @@ function stagedOrFile(file: string): string {
   return existsSync(file) ? file : stagedFile(file);
 }
 
+/** How long a revocation at keyd waits for the CA lock held by another command before it answers 503 busy: below the callers' timeouts (5 s by default). */
+const REVOCATION_LOCK_WAIT_MS = 2_000;
+
 /** The record ops whose committed record makes a staged CRL the real one (reconcile). */
 const CRL_OPS = new Set(['crl.renew', 'registry.revoke']);
 
@@ -152,17 +155,24 @@ export class CrlRenewer {
 
   /**
    * Runs `fn` under the CA lock of `file` (`ssmax ca crl` and `ssmax registry revoke` write it under the same lock,
-   * so a CRL they sign meanwhile is not overwritten); without the right to take it (a folder keyd's account may not
-   * write), `fn` runs unlocked, said in the log: the file is read again just before it is replaced (reissue).
+   * so a CRL they sign meanwhile is not overwritten), waiting up to `waitMs` for it (then 503 busy). keyd never makes
+   * the lock's secret (a file of the CA's owner: made by keyd's account, it could lock the CA's own commands out);
+   * without one (no command has locked that folder) or without the right to read it, `fn` runs unlocked, the latter
+   * said in the log: the file is read again just before it is replaced either way (reissueLocked).
    */
-  private async underCaLock<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  private async underCaLock<T>(file: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
     const dir = this.lockDirOf(file);
+    if (!existsSync(join(dir, CA_LOCK.secretFile))) return fn();
     let ran = false;
     try {
-      return await withCaFolderLock(dir, () => {
-        ran = true;
-        return fn();
-      });
+      return await withCaFolderLock(
+        dir,
+        () => {
+          ran = true;
+          return fn();
+        },
+        waitMs,
+      );
     } catch (err) {
       if (err instanceof CaStateError && err.reason === 'busy')
         throw new KeydError('busy', `CRL "${file}" is being written by another process: ${err.message}; try again`);
@@ -266,6 +276,8 @@ export class CrlRenewer {
         now,
         (summary) => record(`${summary}; added ${added.join(',') || 'none'} (${reason})`),
         change,
+        // a revocation answers a request (whose client gives up after a few seconds): it waits less than a schedule run
+        REVOCATION_LOCK_WAIT_MS,
       );
       return { file, crlNumber, added };
     });
@@ -287,8 +299,9 @@ export class CrlRenewer {
     now: Date,
     record: (summary: string) => AuditInput,
     change?: () => void,
+    waitMs = CA_LOCK_WAIT_MS,
   ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
-    return this.underCaLock(file, () => this.reissueLocked(file, current, entries, now, record, change));
+    return this.underCaLock(file, waitMs, () => this.reissueLocked(file, current, entries, now, record, change));
   }
 
   private async reissueLocked(

@@ -112,8 +112,8 @@ function writeCaState(dir: string, state: CaState): void {
   writeFileAtomic(caStatePath(dir), `${JSON.stringify(rest, null, 2)}\n`, 0o644);
 }
 
-/** The CA folder's lock (src/fs/folder-lock.ts). */
-const CA_LOCK: FolderLockKind = { secretFile: 'ca-lock.secret', prefix: 'ssmax-ca-folder-' };
+/** The CA folder's lock (src/fs/folder-lock.ts); its secret is written into the folder by the first command that locks it. */
+export const CA_LOCK: FolderLockKind = { secretFile: 'ca-lock.secret', prefix: 'ssmax-ca-folder-' };
 
 /** How long a command waits for another holding the CA folder (the changes take milliseconds; signing a large CRL a few seconds). */
 export const CA_LOCK_WAIT_MS = 30_000;
@@ -121,11 +121,11 @@ export const CA_LOCK_WAIT_MS = 30_000;
 /**
  * Runs `fn` holding the lock of the CA folder `dir` (for a CRL file kept in a
  * folder without ca.json, the lock of that folder); CaStateError 'busy' when
- * another command holds it for longer than CA_LOCK_WAIT_MS.
+ * another command holds it for longer than `waitMs` (CA_LOCK_WAIT_MS by default).
  */
-export async function withCaFolderLock<T>(dir: string, fn: () => T | Promise<T>): Promise<T> {
+export async function withCaFolderLock<T>(dir: string, fn: () => T | Promise<T>, waitMs = CA_LOCK_WAIT_MS): Promise<T> {
   try {
-    return await withFolderLock(dir, CA_LOCK, CA_LOCK_WAIT_MS, fn);
+    return await withFolderLock(dir, CA_LOCK, waitMs, fn);
   } catch (err) {
     if (err instanceof FolderBusyError)
       throw new CaStateError('busy', caStatePath(dir), `Cannot change CA state "${caStatePath(dir)}": ${err.message}`);

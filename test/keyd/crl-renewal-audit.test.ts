@@ -169,3 +169,32 @@ test('another writer holding the CA lock (ssmax ca crl, ssmax registry revoke): 
     await store.close();
   }
 });
+
+test('a revocation at keyd waits at most 2 s for a CA command holding the lock (then 503 busy, the file unchanged); keyd never makes the lock secret itself', async () => {
+  const now = Date.now();
+  const folder = mkdtempSync(join(dir, 'ca-busy-'));
+  const file = join(folder, 'crl.pem');
+  writeFileSync(file, readFileSync(dueCrl('busy-source.crl.pem', 50, now)));
+  const { store, audit } = await openAudit('busy-store');
+  const revoke = (serial: string) =>
+    new CrlRenewer([file], fx.orgCa, policy, audit).revoke([serial], 'keyCompromise', new Date(now), (summary) => ({
+      actor: 'test',
+      role: 'admin',
+      op: 'registry.revoke',
+      result: 'ok',
+      reason: summary,
+    }));
+  try {
+    // no CA command ever locked this folder: keyd revokes without the lock, and leaves no secret of its own making
+    expect((await revoke('0e0f')).crlNumber).toBe(51n);
+    expect(existsSync(join(folder, 'ca-lock.secret'))).toBe(false);
+    await withCaFolderLock(folder, async () => {
+      const started = Date.now();
+      await expect(revoke('1a1b')).rejects.toMatchObject({ code: 'busy', status: 503 });
+      expect(Date.now() - started).toBeLessThan(4000);
+      expect(parseCrl(readFileSync(file, 'utf8')).crlNumber).toBe(51n);
+    });
+  } finally {
+    await store.close();
+  }
+});
