@@ -29,7 +29,7 @@ import { rootCertificates } from 'node:tls';
 import { type VerifiedBundle, verifyBundle } from '../pki/bundle';
 import { canonicalDomain } from '../chain/alignment';
 import { checkDomain } from '../pki/issue';
-import { ValidationCache, finalRefusal } from '../pki/validate';
+import { ValidationCache, finalRefusal, passingRefusal } from '../pki/validate';
 import { type CachedPeer, LmdbPeerCache, MemoryPeerCache, type PeerCache } from './cache';
 import { type BundleLocation, type DiscoveryResult, type TxtResolver, discover, txtName, urlProblem } from './discovery';
 import { FetchError, type HostResolver, boundedResolver, fetchBundleText, hostResolverOf } from './fetch';
@@ -606,6 +606,12 @@ export class Directory {
       // the organisation CA itself revoked (by the root) or expired: a refusal for good (DirectoryError `final`)
       const revoked = r.status === 'untrusted' && r.cause ? finalRefusal(r.cause) : undefined;
       const final = revoked && `its organisation's CA is ${revoked}`;
+      // a peer accepted before (or named by the operator) whose bundle fails for a passing state — the revocation state
+      // unknown (our CRL or its issuer's past nextUpdate), not valid yet, on hold — is unavailable for now: mail to it
+      // waits (451), and a list's post is deferred rather than its members there dropped
+      const cause = r.status === 'untrusted' || r.status === 'signer-not-certified' ? r.cause : undefined;
+      const passing = (cause && passingRefusal(cause)) ?? (r.status === 'not-yet-valid' ? 'the bundle is not valid yet' : undefined);
+      if (passing && !stranger) return fail('unavailable', `${message} (for now: ${passing})`);
       if (stranger && (r.status === 'untrusted' || r.status === 'malformed')) this.rememberRefusedUrl(location.url, message, final);
       return fail('invalid', message, final);
     }

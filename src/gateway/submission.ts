@@ -16,7 +16,7 @@ import { type Capsule, systemRng } from '../crypto';
 import type { PeerEntry } from '../directory/peer-entry';
 import { collect, encryptMessage, listCapsulesIn, replaceCapsules } from '../envelope';
 import { parseCertificate } from '../pki/certificate';
-import { validateCertificate } from '../pki/validate';
+import { passingRefusal, validateCertificate } from '../pki/validate';
 import { policyFor } from './config';
 import type { Copy, GatewayDeps, HeldPost, HopResult, Origin, Unsendable } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
@@ -104,6 +104,7 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
   // only "none" to verifyUser, and a throwing lookup would be a temporary failure)
   let revoked: { revokedAt: Date; reason: string } | undefined;
   let expired: Date | undefined;
+  let passing: string | undefined;
   // a CRL file of [pki] crls that cannot be read: the check fails for now with its own reply, not as keyd's
   let crlFault: string | undefined;
   const result = await verifyUser(message, {
@@ -132,6 +133,10 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
       // a user revoked through keyd is also suspended there: the revocation is the reason to give
       if (v.status === 'revoked') revoked = { revokedAt: v.revokedAt, reason: v.reason };
       if (v.status === 'expired') expired = v.notAfter;
+      // the certificate comes from keyd's registry, not from the message: one that does not chain here is our configuration's fault
+      passing =
+        passingRefusal(v) ??
+        (v.status === 'untrusted' ? "it does not chain to this organisation's CA as configured here ([pki] of ssmax.ini)" : undefined);
       if (v.status !== 'valid' || user.status !== 'active') return undefined;
       const cert = parseCertificate(user.signingCertificate);
       return { publicKey: createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' }), addresses: cert.emails };
@@ -139,6 +144,9 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
   });
   if (result.result === 'temperror')
     throw crlFault !== undefined ? new GatewayError('crlUnreadable', crlFault) : new GatewayError('keydUnavailable', result.detail);
+  // a passing state (a CRL past its nextUpdate, a certificate issued a moment ago, on hold): the sender's retry may pass
+  if (result.result === 'fail' && result.reason === 'unknown-certificate' && passing)
+    throw new GatewayError('userCertificateUnconfirmed', passing);
   if (result.result === 'fail' && result.reason === 'unknown-certificate' && revoked)
     throw new GatewayError('userCertificateRevoked', `revoked at ${revoked.revokedAt.toISOString()} (${revoked.reason})`);
   if (result.result === 'fail' && result.reason === 'unknown-certificate' && expired)

@@ -26,6 +26,12 @@ export const REPLIES = {
   // a CRL file of [pki] crls the gateway cannot read (src/pki/crl-files.ts): never an acceptance without it
   crlUnreadable: { code: 451, status: '4.7.0', text: 'Revocation list unreadable' },
   bundleUnavailable: { code: 451, status: '4.7.5', text: 'SSMAX bundle of the peer domain unavailable' },
+  // the sender's signing certificate cannot be judged now (its revocation state unknown, not valid yet, on hold)
+  userCertificateUnconfirmed: {
+    code: 451,
+    status: '4.7.5',
+    text: "User signature cannot be checked now: the sender's signing certificate",
+  },
   chainTemperror: { code: 451, status: '4.7.5', text: 'SSMAX chain could not be verified now' },
   sealCertificateUnconfirmed: {
     code: 451,

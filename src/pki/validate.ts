@@ -462,6 +462,18 @@ export function finalRefusal(v: ValidationResult): string | undefined {
   return undefined;
 }
 
+/**
+ * Why a refusal is a passing state rather than the certificate's own (words for the operator's log), or undefined:
+ * its revocation state cannot be known now (a CRL past its nextUpdate, ours or the issuer's), it is not valid yet
+ * (clocks apart, a certificate issued a moment ago), or it is on hold. Mail that depends on it is deferred, not refused.
+ */
+export function passingRefusal(v: ValidationResult): string | undefined {
+  if (v.status === 'revocation-unknown') return 'its revocation state cannot be known now';
+  if (v.status === 'not-yet-valid') return `it is not valid before ${v.notBefore.toISOString()}`;
+  if (v.status === 'revoked' && v.reason === 'certificateHold') return 'it is on hold';
+  return undefined;
+}
+
 const COMPROMISE: ReadonlySet<RevocationReason> = new Set(['keyCompromise', 'cACompromise']);
 
 function revocationOf(

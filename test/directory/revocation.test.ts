@@ -155,3 +155,40 @@ test('a local CRL that cannot be read: lookups are unavailable (temporary), noth
     await d.close();
   }
 });
+
+test("a known peer whose bundle fails for a passing state (its org CA on hold, the CRLs past their nextUpdate) is unavailable for now, not refused: mail to it and a list's post wait", async () => {
+  let local = [rootCrl(1, false)];
+  const d = directory(() => local);
+  try {
+    expect((await d.lookup('b.example')).domain).toBe('b.example');
+    // the root puts b's organisation CA on hold
+    local = [
+      createCrl(a.fx.root, {
+        entries: [{ serial: b.fx.orgCa.certificate.serial, revokedAt: new Date(now - 500), reason: 'certificateHold' }],
+        thisUpdate: new Date(now - 500),
+        nextUpdate: new Date(now + 7 * DAY),
+        crlNumber: 6,
+      }).pem,
+    ];
+    const held = await refusal(d.lookup('b.example'));
+    expect([held.code, held.final, held.detail]).toEqual(['unavailable', undefined, expect.stringMatching(/for now: it is on hold/)]);
+    // revoked for good is still a refusal, final
+    local = [rootCrl(7, true)];
+    const revoked = await refusal(d.lookup('b.example'));
+    expect([revoked.code, revoked.final]).toEqual(['invalid', expect.stringMatching(/revoked \(cACompromise/)]);
+  } finally {
+    await d.close();
+  }
+  // a month on, nobody re-signed the CRLs (the root's here, and those b's bundle carries): revocation state unknown
+  const fresh = directory(() => [rootCrl(1, false)]);
+  try {
+    expect((await fresh.lookup('b.example')).domain).toBe('b.example');
+    now += 31 * DAY;
+    serverB.body = bundleOf(b, 2, now);
+    const lapsed = await refusal(fresh.lookup('b.example'));
+    expect([lapsed.code, lapsed.final]).toEqual(['unavailable', undefined]);
+    expect(lapsed.detail).toMatch(/for now: its revocation state cannot be known now/);
+  } finally {
+    await fresh.close();
+  }
+});

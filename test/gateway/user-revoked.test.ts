@@ -135,6 +135,24 @@ test('a CRL file that cannot be read fails the check for now with its own reply 
   expect(await reply(message)).toBe('accepted');
 });
 
+test("a passing state of the sender's certificate is 451, retried, never a 5xx: the org CA's CRL past its nextUpdate, the certificate on hold, or one that does not chain here", async () => {
+  const message = await signed();
+  // the org CA's CRL lapsed (nobody re-signed it in time): its revocation state cannot be known now
+  writeFileSync(orgCrl, crlFor(world.orgA, [], 2, new Date(NOW.getTime() - 2 * DAY), new Date(NOW.getTime() - DAY)).pem);
+  expect(await reply(message)).toBe(
+    "451 4.7.5 User signature cannot be checked now: the sender's signing certificate: its revocation state cannot be known now",
+  );
+  // on hold: it may be released
+  const hold = [{ serial: cert.serial, revokedAt: new Date(NOW.getTime() - 3600_000), reason: 'certificateHold' as const }];
+  writeFileSync(orgCrl, crlFor(world.orgA, hold, 3).pem);
+  expect(await reply(message)).toMatch(/^451 4\.7\.5 User signature cannot be checked now: .*: it is on hold$/);
+  // the org CA missing from this gateway's configuration: ours to mend
+  writeFileSync(orgCrl, crlFor(world.orgA, [], 4).pem);
+  expect(await reply(message)).toBe('accepted');
+  deps = { ...deps, intermediates: [] } as unknown as GatewayDeps;
+  expect(await reply(message)).toMatch(/^451 4\.7\.5 User signature cannot be checked now: .*does not chain to this organisation's CA/);
+});
+
 test("keyd failing during the certificate lookup keeps keyd's reply (451 4.7.5 Key service unavailable), not the CRL's", async () => {
   deps = { ...deps, keyd: { user: () => Promise.reject(new Error('keyd down')) } } as unknown as GatewayDeps;
   expect(await reply(await signed())).toMatch(/^451 4\.7\.5 Key service unavailable: certificate lookup failed: keyd down/);
