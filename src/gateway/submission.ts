@@ -159,7 +159,7 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
 }
 
 /** The local recipients that are lists of this organisation (not registered users). */
-async function listRecipients(deps: GatewayDeps, rcpts: readonly string[]): Promise<string[]> {
+export async function listRecipients(deps: GatewayDeps, rcpts: readonly string[]): Promise<string[]> {
   if (!deps.lists) return [];
   const out: string[] = [];
   // what each is, not the list's members: localCopies asks for those once, for the post

@@ -71,6 +71,12 @@ export const REPLIES = {
   sealHopTooLong: { code: 550, status: '5.4.7', text: 'SSMAX seals out of order or made further apart than this gateway accepts' },
   sealCertificateRefused: { code: 550, status: '5.7.5', text: 'SSMAX sealing certificate refused' },
   signatureFailed: { code: 550, status: '5.7.20', text: 'User signature does not verify' },
+  // a list's post must be encrypted to this organisation and sealed by the sender's (docs/lists.md): plain mail is no post
+  listNeedsSsmax: {
+    code: 550,
+    status: '5.7.1',
+    text: 'Mailing list takes only encrypted SSMAX mail (from an SSMAX organisation or submitted here)',
+  },
   /** RFC 3463 X.7.5: the key information needed to validate the message is not valid (as for a revoked sealing certificate). */
   userCertificateRevoked: { code: 550, status: '5.7.5', text: "User signature refused: the sender's signing certificate is revoked" },
   /** As revoked: the signing certificate is not valid now (a submission is judged at the gateway's clock, never at the signer's t=). */

@@ -376,6 +376,20 @@ describe('posting policy', () => {
     expect(A.mailbox.mails.length).toBe(before);
   });
 
+  test('plain Internet mail to a list is no post: 550 5.7.1 naming the list, nothing handed to the mailbox store as if the list were a mailbox', async () => {
+    const before = A.mailbox.mails.length;
+    const r = await smtp(
+      A.ports.smtp,
+      'someone@internet.example',
+      ['staff@a.example'],
+      post('someone@internet.example', 'From the Internet', 'plain words'),
+    );
+    expect(r).toMatch(/^550 5\.7\.1 Mailing list takes only encrypted SSMAX mail \(.*\): staff@a\.example/);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(A.mailbox.mails.length).toBe(before);
+    expect(A.mailbox.for('staff@a.example')).toEqual([]);
+  });
+
   test('a non-member logged in with his own password cannot post as a member (From and envelope dave): 550 5.7.1, nothing delivered', async () => {
     const before = A.mailbox.mails.length + B.mailbox.mails.length;
     const greg = { user: 'greg@a.example', pass: 'pw-greg' };
