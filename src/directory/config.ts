@@ -28,6 +28,7 @@ export interface DirectoryConfig {
   readonly retryMs: number;
   readonly negativeTtlMs: number;
   readonly dnsRecheckMs: number;
+  readonly withdrawalGraceMs: number;
   /** Fetch DNS-named bundle URLs from internal addresses too (labs); [peers] and [hosts] are always allowed. */
   readonly allowPrivateAddresses: boolean;
   /** Absent: Node's root store plus the SSMAX roots. */
@@ -51,6 +52,7 @@ export const DIRECTORY_SETTINGS = defineSettings({
   'directory.retry_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.retryMs / 1000 },
   'directory.negative_ttl_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.negativeTtlMs / 1000 },
   'directory.dns_recheck_seconds': { ...SECONDS, default: DIRECTORY_DEFAULTS.dnsRecheckMs / 1000 },
+  'directory.withdrawal_grace_seconds': { type: 'num', min: 0, max: 30 * 86400, default: DIRECTORY_DEFAULTS.withdrawalGraceMs / 1000 },
   'directory.allow_private_addresses': { type: 'bool', default: false },
   'tls.ca': { type: 'list', default: [] },
 });
@@ -108,6 +110,7 @@ export function loadDirectoryConfig(file: string, opts: { otherSections?: readon
     retryMs: r.get('directory.retry_seconds') * 1000,
     negativeTtlMs: r.get('directory.negative_ttl_seconds') * 1000,
     dnsRecheckMs: r.get('directory.dns_recheck_seconds') * 1000,
+    withdrawalGraceMs: r.get('directory.withdrawal_grace_seconds') * 1000,
     allowPrivateAddresses: r.get('directory.allow_private_addresses'),
     ...(tlsCa.length > 0 ? { tlsCa } : {}),
     peers,
@@ -135,6 +138,7 @@ export function directoryOptions(config: DirectoryConfig, extra: Partial<Directo
     retryMs: config.retryMs,
     negativeTtlMs: config.negativeTtlMs,
     dnsRecheckMs: config.dnsRecheckMs,
+    withdrawalGraceMs: config.withdrawalGraceMs,
     allowPrivateAddresses: config.allowPrivateAddresses,
     ...(config.tlsCa ? { tlsCa: config.tlsCa.map((f) => readPem(f, 'TLS CA')) } : {}),
     ...extra,

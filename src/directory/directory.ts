@@ -82,6 +82,7 @@ export const DIRECTORY_DEFAULTS = {
   retryMs: 60000,
   negativeTtlMs: 300000,
   dnsRecheckMs: 300000,
+  withdrawalGraceMs: 86_400_000,
   maxPeersInMemory: 10000,
 } as const;
 
@@ -118,6 +119,11 @@ export interface DirectoryOptions {
   readonly negativeTtlMs?: number;
   /** How often the TXT record of a DNS-discovered peer is re-read to notice a new bundle id. */
   readonly dnsRecheckMs?: number;
+  /**
+   * How long after its bundle was last accepted a peer whose TXT record is gone is taken as unavailable for now
+   * (a DNS fault, a record briefly withdrawn), not as a domain without SSMAX (plain mail to it, or a 5xx).
+   */
+  readonly withdrawalGraceMs?: number;
   /**
    * The most domains whose state is kept in memory (every domain looked up adds one, and any sender chooses
    * the domains a message makes the gateway ask about); beyond it the least recently used is dropped (its
@@ -224,6 +230,7 @@ export class Directory {
     retryMs: number;
     negativeTtlMs: number;
     dnsRecheckMs: number;
+    withdrawalGraceMs: number;
     maxPeersInMemory: number;
   };
   private allLoaded = false;
@@ -279,6 +286,7 @@ export class Directory {
       retryMs: positive(opts.retryMs, DIRECTORY_DEFAULTS.retryMs, 'retryMs'),
       negativeTtlMs: positive(opts.negativeTtlMs, DIRECTORY_DEFAULTS.negativeTtlMs, 'negativeTtlMs'),
       dnsRecheckMs: positive(opts.dnsRecheckMs, DIRECTORY_DEFAULTS.dnsRecheckMs, 'dnsRecheckMs'),
+      withdrawalGraceMs: positive(opts.withdrawalGraceMs, DIRECTORY_DEFAULTS.withdrawalGraceMs, 'withdrawalGraceMs'),
       maxPeersInMemory: Math.max(1, Math.floor(positive(opts.maxPeersInMemory, DIRECTORY_DEFAULTS.maxPeersInMemory, 'maxPeersInMemory'))),
     };
     this.store = opts.cacheDir ? LmdbPeerCache.open(opts.cacheDir) : new MemoryPeerCache();
@@ -565,6 +573,17 @@ export class Directory {
     let location = known;
     if (!location) {
       const found = await this.discoverWithin(domain, left());
+      // a peer whose bundle was accepted lately and whose TXT record is gone: a DNS fault or a record briefly
+      // withdrawn, for now; not a domain without SSMAX (where policy may send mail in clear) before the grace ended
+      const accepted = this.store.get(domain)?.lastFetch ?? peer.record.lastFetch;
+      if (found.status === 'none' && peer.record.highestSerial >= 0 && accepted !== undefined) {
+        const until = accepted + this.cfg.withdrawalGraceMs;
+        if (this.clock() < until)
+          return fail(
+            'unavailable',
+            `${found.message}, though its bundle was accepted at ${new Date(accepted).toISOString()}: unavailable for now, taken as without SSMAX only from ${new Date(until).toISOString()} ([directory] withdrawal_grace_seconds)`,
+          );
+      }
       if (found.status !== 'found') return fail(found.status, found.message);
       location = found.location;
     }

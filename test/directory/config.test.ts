@@ -35,7 +35,7 @@ function refusal(f: string, opts?: { otherSections?: readonly string[] }): Confi
 }
 
 const KNOWN_DIRECTORY =
-  'roots, crls, cache_dir, dns, dns_servers, fetch_timeout_ms, refresh_ahead, refresh_jitter, retry_seconds, negative_ttl_seconds, dns_recheck_seconds, allow_private_addresses';
+  'roots, crls, cache_dir, dns, dns_servers, fetch_timeout_ms, refresh_ahead, refresh_jitter, retry_seconds, negative_ttl_seconds, dns_recheck_seconds, withdrawal_grace_seconds, allow_private_addresses';
 
 test('a file of known names loads; [peers] and [hosts] take any name', () => {
   const f = file(

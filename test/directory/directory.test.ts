@@ -12,7 +12,7 @@ import { certificateRef } from '../../src/chain/certificate-lookup';
 import { Directory, DirectoryError, type DirectoryOptions } from '../../src/directory/directory';
 import { LmdbPeerCache } from '../../src/directory/cache';
 import { type TxtResolver, parseTxtRecord } from '../../src/directory/discovery';
-import { BundleServer, HOUR, type Org, bundleOf, makeOrg, rogueSigner, wholeSecondNow } from './fixtures';
+import { BundleServer, DAY, HOUR, type Org, bundleOf, makeOrg, rogueSigner, wholeSecondNow } from './fixtures';
 
 async function refusal(p: Promise<unknown>): Promise<DirectoryError> {
   try {
@@ -383,6 +383,35 @@ describe('DNS discovery through an injected resolver', () => {
     expect(parseTxtRecord('v=ssmax1')).toMatch(/"u" tag/);
     expect(parseTxtRecord('v=ssmax1; u=https://x.example/b; u=https://y.example/')).toMatch(/twice/);
     expect(parseTxtRecord('v=ssmax1; u=https://x.example/b; id=a b')).toMatch(/id/);
+  });
+});
+
+describe('a peer accepted before whose TXT record is gone', () => {
+  test('is unavailable for now (4xx) within [directory] withdrawal_grace_seconds of its last accepted bundle, not a domain without SSMAX; after it, none', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
+    let published = true;
+    const zone: TxtResolver = (name) =>
+      published && name === '_ssmax.b.example'
+        ? Promise.resolve([[`v=ssmax1; u=${serverB.url('b.example')}`]])
+        : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }));
+    const opts = { cacheDir, resolver: zone, staticPeers: {}, retryMs: 0, negativeTtlMs: 0, withdrawalGraceMs: DAY };
+    const d = directory(opts);
+    expect((await d.lookup('b.example')).serial).toBe(1);
+    const accepted = now;
+    // the bundle expires and the TXT record vanishes (a DNS fault)
+    published = false;
+    now += 2 * HOUR;
+    const gone = await refusal(d.lookup('b.example'));
+    expect([gone.code, gone.detail]).toEqual(['unavailable', expect.stringMatching(/withdrawal_grace_seconds/)]);
+    // another worker (or a restart) on the same cache knows when the bundle was last accepted
+    await d.close();
+    const restarted = directory(opts);
+    expect((await refusal(restarted.lookup('b.example'))).code).toBe('unavailable');
+    // a day after the last accepted bundle: the domain is taken as without SSMAX
+    now = accepted + DAY;
+    expect((await refusal(restarted.lookup('b.example'))).code).toBe('none');
+    // a domain never accepted here is 'none' at once
+    expect((await refusal(restarted.lookup('c.example'))).code).toBe('none');
   });
 });
 
