@@ -70,6 +70,8 @@ const markTime = (m: Mark): number => (typeof m === 'number' ? Math.abs(m) : m.a
 export interface EarlierAttempts {
   readonly since: number;
   readonly rcpts: string[];
+  /** Recipients this attempt marked refused for good (collected by `once`): settled by its report, else `unmark`ed. */
+  readonly marked?: string[];
 }
 
 /**
@@ -597,6 +599,7 @@ export class LocalDelivery {
           else this.delivered.remove(key(r));
         }
       });
+      for (const r of todo) if ((refusalOf(r)?.code ?? 0) >= 500) already?.marked?.push(r);
       const refused = todo.map(refusalOf).filter((x) => x !== undefined);
       const later = refused.filter((x) => x.code < 500);
       if (later.length > 0) throw new GatewayError('deliveryUnavailable', `${later[0]!.reply} (${later.map((x) => x.rcpt).join(', ')})`);
@@ -691,6 +694,22 @@ export class LocalDelivery {
       if (markTime(value) < since && !(typeof value === 'object' && value.refused === true))
         out.set(key.slice(id.length + 1), handedOver(value));
     return out;
+  }
+
+  /**
+   * Removes the marks this process left on `rcpts` as refused for good, not settled (its attempt failed, or
+   * answered the sender itself, before reporting them): a retry then goes on at once instead of waiting for a
+   * report that never comes. Settled recipients and other processes' marks stay.
+   */
+  async unmark(id: string, rcpts: readonly string[]): Promise<void> {
+    if (rcpts.length === 0) return;
+    await this.delivered.transaction(() => {
+      for (const r of rcpts) {
+        const k = `${id}:${r.toLowerCase()}`;
+        const m = this.delivered.get(k);
+        if (m && typeof m === 'object' && m.refused === true && m.pid === process.pid) this.delivered.remove(k);
+      }
+    });
   }
 
   /** Records recipients as done without a copy (refused for good, and the sender told): a retry does not try them again. */

@@ -510,11 +510,34 @@ async function send(
   holds: readonly HeldPost[] = [],
   refusedBefore: readonly Unsendable[] = [],
 ): Promise<Sent> {
-  // the envelope of a copy handed on spells each address as it came (envelopeSpelling); the record keys stay canonical
-  const spelt = (address: string) => spelling.get(address) ?? address;
   // once per message: a reading of its seals, or a hash of its bytes when it names itself (Message-ID); else once per attempt
   const id = attemptId(arrival);
-  const already: EarlierAttempts = { since: Date.now(), rcpts: [] };
+  const already: EarlierAttempts = { since: Date.now(), rcpts: [], marked: [] };
+  try {
+    return await sendMarked(s, from, inbound, arrival, copies, signal, spelling, holds, refusedBefore, id, already);
+  } catch (err) {
+    // refusals for good this attempt marked and did not report (it failed, or answered the sender 5xx itself): a retry
+    // must not wait for a report that never comes
+    await s.delivery.unmark(id, already.marked ?? []).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function sendMarked(
+  s: State,
+  from: string,
+  inbound: boolean,
+  arrival: Buffer,
+  copies: readonly Copy[],
+  signal: AbortSignal,
+  spelling: ReadonlyMap<string, string>,
+  holds: readonly HeldPost[],
+  refusedBefore: readonly Unsendable[],
+  id: string,
+  already: EarlierAttempts,
+): Promise<Sent> {
+  // the envelope of a copy handed on spells each address as it came (envelopeSpelling); the record keys stay canonical
+  const spelt = (address: string) => spelling.get(address) ?? address;
   // what an earlier attempt of this message settled (a copy handed over, a post held, a recipient reported): read only
   const earlier = await s.delivery.earlier(id, already.since);
   // settled by an earlier attempt (handed over, held, or refused and reported): nothing more to do for it; an
@@ -632,6 +655,7 @@ async function send(
  * it claims to be (chain, seal or user signature failures, malformed input), whose identity cannot be trusted.
  */
 const CHANGED_SINCE: ReadonlySet<ReplyName> = new Set<ReplyName>([
+  'listNeedsSsmax',
   'dlpRejected',
   'virusFound',
   'encryptionRequired',

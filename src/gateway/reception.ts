@@ -12,7 +12,7 @@ import { capsuleFor, capsulesOf, checkMessage, domainOf, senderOf, shownSenders 
 import { GatewayError } from '../mail/replies';
 import { checkArrival, claimedOrganisation } from './binding';
 import { verifySeals } from './chain-check';
-import type { Copy, GatewayDeps, HeldPost, HopResult, Unsendable } from './deps';
+import type { Copy, GatewayDeps, HeldPost, HopResult } from './deps';
 import { listRecipients } from './submission';
 import {
   heldCapsules,
@@ -64,32 +64,28 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
         );
     }
     // ordinary Internet mail: scanned like any other arrival, then delivered as it is, with what was inspected
-    const { users, unsendable } = await notToLists(deps, rcpts);
+    await refuseLists(deps, rcpts);
     const plain = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (plain.quarantined) return { copies: [], notices: [], quarantined: plain.quarantined };
     return {
-      copies:
-        users.length > 0
-          ? [{ rcpts: users, message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }]
-          : [],
+      copies: [{ rcpts: [...rcpts], message: withInspectionResults(deps.config.domain, plain.message, plain.verdicts), local: true }],
       notices: [],
-      unsendable,
     };
   }
   await checkArrival(deps, raw, head.from, chain, rcpts, at, senderOf(head.headers));
   if (capsules.length === 0) {
     // sealed but not encrypted (the sender's policy allowed plaintext): scanned, each recipient's copy sealed with the verdict, delivered
-    const { users, unsendable } = await notToLists(deps, rcpts);
+    await refuseLists(deps, rcpts);
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (clear.quarantined) return { copies: [], notices: [], quarantined: clear.quarantined };
     const copies: Copy[] = [];
-    for (const rcpt of users)
+    for (const rcpt of rcpts)
       copies.push({
         rcpts: [rcpt],
         message: await addSeal(deps, clear.message, { from: 'peer', chain }, [...clear.verdicts, { name: 'e2e', result: 'none' }], [rcpt]),
         local: true,
       });
-    return { copies, notices: [], unsendable };
+    return { copies, notices: [] };
   }
   const inspected = await inspectArrival(deps, raw, capsuleFor(deps.config.domain, capsules), head.from, rcpts);
   if (inspected.quarantined) return { copies: [], notices: [], quarantined: inspected.quarantined };
@@ -108,16 +104,13 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
 }
 
 /**
- * The recipients of an arrival that is not encrypted to this organisation (plain Internet mail, or sealed but not
- * encrypted) split: users get it as it is; a list of this organisation gets no such post (docs/lists.md: a post is
- * encrypted to this organisation and its sender verified by the chain), a final refusal naming the list instead of
- * handing the list's address to the mailbox store as if it were a mailbox (plugin.ts `send` decides: the message's
- * 5xx, or a report once a copy went).
+ * An arrival not encrypted to this organisation (plain Internet mail, or sealed but not encrypted) with a list of
+ * this organisation among its recipients: refused before anything is inspected or held, 550 naming the list (a
+ * post is encrypted to this organisation and its sender verified by the chain, docs/lists.md), instead of the
+ * list's address being handed to the mailbox store as if it were a mailbox. A retry after other copies went is
+ * answered 250 with a report (plugin.ts `refusedAfterEarlier`).
  */
-async function notToLists(deps: GatewayDeps, rcpts: readonly string[]): Promise<{ users: string[]; unsendable: Unsendable[] }> {
+async function refuseLists(deps: GatewayDeps, rcpts: readonly string[]): Promise<void> {
   const lists = await listRecipients(deps, rcpts);
-  return {
-    users: rcpts.filter((r) => !lists.includes(r)),
-    unsendable: lists.length > 0 ? [{ rcpts: lists, error: new GatewayError('listNeedsSsmax', lists.join(', ')) }] : [],
-  };
+  if (lists.length > 0) throw new GatewayError('listNeedsSsmax', lists.join(', '));
 }

@@ -395,6 +395,11 @@ describe('a peer accepted before whose TXT record is gone', () => {
         ? Promise.resolve([[`v=ssmax1; u=${serverB.url('b.example')}`]])
         : Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' }));
     const opts = { cacheDir, resolver: zone, staticPeers: {}, retryMs: 0, negativeTtlMs: 0, withdrawalGraceMs: DAY };
+    // another worker on the same cache asked before b.example published anything: it holds no bundle of its own
+    const other = directory(opts);
+    published = false;
+    expect((await refusal(other.lookup('b.example'))).code).toBe('none');
+    published = true;
     const d = directory(opts);
     expect((await d.lookup('b.example')).serial).toBe(1);
     const accepted = now;
@@ -403,6 +408,7 @@ describe('a peer accepted before whose TXT record is gone', () => {
     now += 2 * HOUR;
     const gone = await refusal(d.lookup('b.example'));
     expect([gone.code, gone.detail]).toEqual(['unavailable', expect.stringMatching(/withdrawal_grace_seconds/)]);
+    expect((await refusal(other.lookup('b.example'))).code).toBe('unavailable'); // from the shared cache
     // another worker (or a restart) on the same cache knows when the bundle was last accepted
     await d.close();
     const restarted = directory(opts);

@@ -216,8 +216,27 @@ describe('local delivery to the mailbox store', () => {
     expect(retryAlready.rcpts).toEqual(['carol@b.example']); // settled by the earlier attempt, as the 250 then says
     // an attempt that never settles its refusal (it answered its sender 5xx itself) leaves no copy that went: a retry's 5xx stands
     const id2 = attemptId(message(10));
-    await delivery.once(id2, ['dan@b.example'], undefined, refuse, fail, { since: Date.now(), rcpts: [] });
+    const marked: string[] = [];
+    await delivery.once(id2, ['dan@b.example'], undefined, refuse, fail, { since: Date.now(), rcpts: [], marked });
+    expect(marked).toEqual(['dan@b.example']);
     expect((await delivery.earlier(id2, Date.now() + 1)).size).toBe(0);
+    // and removes its mark (send does, when the attempt fails or answers 5xx): the next attempt goes on at once
+    await delivery.unmark(id2, marked);
+    await new Promise((r) => setTimeout(r, 5));
+    let again = 0;
+    const next = delivery.once(
+      id2,
+      ['dan@b.example'],
+      undefined,
+      async (todo) => {
+        again++;
+        return refuse(todo);
+      },
+      fail,
+      { since: Date.now(), rcpts: [] },
+    );
+    expect((await next).map((f) => f.rcpt)).toEqual(['dan@b.example']);
+    expect(again).toBe(1);
   });
 
   test('the same bytes twice without a Message-ID (an alert sent twice): both delivered, never skipped as already delivered', async () => {

@@ -140,6 +140,18 @@ describe('the mailbox store refuses a recipient for good', () => {
       DAVE,
     );
     expect(r).toMatch(/^55\d 5\.1\.1 Mailbox store refused the message: 550 5\.1\.1 .*\(alice@a\.example\)/);
+    // the same message again at once: refused again at once, not held up by the first attempt's refusal (it answered
+    // the sender itself, so its mark is gone: no report to wait for)
+    const started = Date.now();
+    const again = await rawSmtp(
+      net.org('a.example').ports.smtp,
+      'dave@a.example',
+      ['alice@a.example'],
+      message('alice@a.example', 'store-only'),
+      DAVE,
+    );
+    expect(again).toMatch(/^55\d 5\.1\.1 Mailbox store refused the message: 550 5\.1\.1 .*\(alice@a\.example\)/);
+    expect(Date.now() - started).toBeLessThan(15000);
   });
 
   test("beside a recipient that takes it: 250, and one failure report in the sender's mailbox naming her and the store's reply, without the body", async () => {
