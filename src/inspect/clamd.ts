@@ -44,8 +44,7 @@ export class ClamdClient {
     this.limit = new Limit(opts.maxConnections ?? 4);
   }
 
-  private talk(send: (s: Socket) => void): Promise<string> {
-    const timeoutMs = this.opts.timeoutMs ?? 10000;
+  private talk(send: (s: Socket) => void, timeoutMs = this.opts.timeoutMs ?? 10000): Promise<string> {
     return new Promise((resolve, reject) => {
       const sock = this.opts.socketPath ? connect(this.opts.socketPath) : connect(this.opts.port!, this.opts.host!);
       const parts: Buffer[] = [];
@@ -78,19 +77,31 @@ export class ClamdClient {
   }
 
   async scan(data: Buffer): Promise<ScanResult> {
-    const release = await this.limit.acquire();
+    // the whole scan, its wait for a connection included, within timeout_ms: a slow clamd makes later scans fail for
+    // now (4xx, retried) rather than queue without end behind it, each holding its message's plaintext
+    const timeoutMs = this.opts.timeoutMs ?? 10000;
+    const deadline = Date.now() + timeoutMs;
+    const release = await this.limit.acquireWithin(timeoutMs);
+    if (!release)
+      throw new ClamdError(
+        'timeout',
+        `clamd did not answer within ${timeoutMs} ms: all ${this.limit.max} connections busy, no turn came (${this.limit.queued} waiting)`,
+      );
     try {
-      const answer = await this.talk((s) => {
-        s.write('zINSTREAM\0');
-        for (let off = 0; off < data.length; off += CHUNK) {
-          const piece = data.subarray(off, off + CHUNK);
-          const len = Buffer.alloc(4);
-          len.writeUInt32BE(piece.length);
-          s.write(len);
-          s.write(piece);
-        }
-        s.end(Buffer.alloc(4));
-      });
+      const answer = await this.talk(
+        (s) => {
+          s.write('zINSTREAM\0');
+          for (let off = 0; off < data.length; off += CHUNK) {
+            const piece = data.subarray(off, off + CHUNK);
+            const len = Buffer.alloc(4);
+            len.writeUInt32BE(piece.length);
+            s.write(len);
+            s.write(piece);
+          }
+          s.end(Buffer.alloc(4));
+        },
+        Math.max(1, deadline - Date.now()),
+      );
       if (answer === 'stream: OK') return { infected: false };
       const found = /^stream: (.+) FOUND$/.exec(answer);
       if (found) return { infected: true, signature: found[1]! };

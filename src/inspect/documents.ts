@@ -121,6 +121,9 @@ function xmlAllText(xml: string): string {
   return out.join('');
 }
 
+/** The most entries a zip archive or office package may hold to be read (beyond: unreadable, `document`). */
+export const MAX_ZIP_ENTRIES = 10_000;
+
 /** The message's time ran out while a document was read. */
 class OutOfTime extends Error {}
 
@@ -176,9 +179,12 @@ async function unzipBounded(bytes: Buffer, limits: DocumentLimits, names: string
   const zip = await openZip(bytes);
   const files: DocumentMember[] = [];
   let total = 0;
+  let count = 0;
   let over = false;
   try {
     for (let entry = await nextEntry(zip); entry !== undefined; entry = await nextEntry(zip)) {
+      // office packages hold tens to hundreds of parts: an archive of more is read no further (each is sorted, then scanned)
+      if (++count > MAX_ZIP_ENTRIES) throw new Error(`more than ${MAX_ZIP_ENTRIES} entries`);
       names.push(entry.fileName);
       // at every entry, those skipped included (an archive of many empty folders is read in turns too)
       if (Date.now() >= limits.deadline) throw new OutOfTime();
@@ -201,7 +207,9 @@ function unreadableZip(err: unknown): 'time' | 'document' {
   return err instanceof OutOfTime ? 'time' : 'document';
 }
 
-const byName = (a: DocumentMember, b: DocumentMember) => a.name.localeCompare(b.name, 'en', { numeric: true });
+/** One collator for every comparison: `localeCompare` with options builds one per call, and an archive may hold many members. */
+const NAMES = new Intl.Collator('en', { numeric: true });
+const byName = (a: DocumentMember, b: DocumentMember) => NAMES.compare(a.name, b.name);
 
 async function ooxmlText(bytes: Buffer, limits: DocumentLimits): Promise<DocumentResult> {
   let unpacked: { files: DocumentMember[]; over: boolean };

@@ -152,14 +152,23 @@ export function senderOf(headers: Headers): string | undefined {
  * domain name is left out): a field that breaks the one-mailbox rule still names whom a client shows.
  */
 function senderAddresses(headers: Headers): string[] {
-  const out: string[] = [];
+  const out = new Set<string>();
   for (const line of headers.get('sender'))
     for (const box of addressparser(line.slice(line.indexOf(':') + 1), { flatten: true })) {
       const a = box.address ? canonicalAddress(box.address) : undefined;
-      if (a) out.push(a);
+      if (a) out.add(a);
     }
-  return out;
+  // each is looked up (its domain's organisation, keyd): a field of thousands would cost as many lookups in turn
+  if (out.size > MAX_SENDER_ADDRESSES)
+    throw new GatewayError(
+      'badFormat',
+      `the Sender field names ${out.size} mailboxes, where RFC 5322 §3.6.2 allows one (at most ${MAX_SENDER_ADDRESSES} are read)`,
+    );
+  return [...out];
 }
+
+/** The most distinct addresses the Sender fields of a message may name (RFC 5322: one; a little slack for odd clients). */
+export const MAX_SENDER_ADDRESSES = 4;
 
 /** Whom a client shows as sending the message: the From, then every address of a Sender field ("Sender on behalf of From"). */
 export function shownSenders(head: CheckedHead): (readonly ['From' | 'Sender', string])[] {

@@ -36,6 +36,35 @@ export class Limit {
     return this.releaser();
   }
 
+  /**
+   * A place, waiting in line at most `ms` for one; undefined when none came in time (the waiter leaves the line:
+   * a line of callers that gave up never builds up behind a slow service).
+   */
+  acquireWithin(ms: number): Promise<(() => void) | undefined> {
+    if (this.held < this.max) {
+      this.held++;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve) => {
+      const turn = (): void => {
+        clearTimeout(timer);
+        resolve(this.releaser());
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiting.indexOf(turn);
+        if (at < 0) return; // handed its place already
+        this.waiting.splice(at, 1);
+        resolve(undefined);
+      }, ms);
+      this.waiting.push(turn);
+    });
+  }
+
+  /** Callers waiting in line now. */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
   /** The release function of a place held: hands it to the first in line, else frees it. */
   private releaser(): () => void {
     let released = false;

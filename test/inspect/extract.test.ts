@@ -12,7 +12,7 @@ import { parse } from 'ini';
 import { parseDlpRules } from '../../src/inspect/dlp';
 import { EXTRACT_DEFAULTS, extractContent, htmlText } from '../../src/inspect/extract';
 import { inspectOutbound } from '../../src/inspect/inspect';
-import { documentText } from '../../src/inspect/documents';
+import { MAX_ZIP_ENTRIES, documentText } from '../../src/inspect/documents';
 import { docx, pptx, xlsx, zip } from '../support/documents';
 
 const shipped = parseDlpRules(
@@ -319,6 +319,14 @@ describe('what zip archives hold', () => {
     const inTime = await documentText('zip', folders, { maxBytes: 10 << 20, deadline: Date.now() + 60_000 });
     expect(inTime.unreadable).toBeUndefined();
     expect(inTime.text.split('\n')).toHaveLength(3000);
+  });
+
+  test('an archive or office package of more than MAX_ZIP_ENTRIES entries is unreadable, read no further (its members would each be sorted and scanned)', async () => {
+    const entries = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`p${i}.xml`, '<a/>']));
+    const limits = { maxBytes: 10 << 20, deadline: Date.now() + 60_000 };
+    expect((await documentText('zip', zip(entries(MAX_ZIP_ENTRIES)), limits)).unreadable).toBeUndefined();
+    expect((await documentText('zip', zip(entries(MAX_ZIP_ENTRIES + 1)), limits)).unreadable).toBe('document');
+    expect((await documentText('ooxml', zip(entries(MAX_ZIP_ENTRIES + 1)), limits)).unreadable).toBe('document');
   });
 
   test('a damaged zip, archives nested deeper than max_depth: unreadable', async () => {

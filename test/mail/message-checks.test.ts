@@ -1,5 +1,13 @@
 import { type Capsule, encapsulate, generateEncryptionKeyPair, groups, newMessageKey, systemRng } from '../../src/crypto';
-import { canonicalAddress, capsuleFor, checkMessage, domainOf, senderOf } from '../../src/mail/message-checks';
+import {
+  MAX_SENDER_ADDRESSES,
+  canonicalAddress,
+  capsuleFor,
+  checkMessage,
+  domainOf,
+  senderOf,
+  shownSenders,
+} from '../../src/mail/message-checks';
 import { GatewayError } from '../../src/mail/replies';
 
 function refusal(raw: string): GatewayError {
@@ -161,4 +169,26 @@ describe('the capsule for this organisation (capsuleFor)', () => {
     expect(canonicalAddress('Ceo@\uff42.Example')).toBe('ceo@b.example');
     expect(canonicalAddress('no-domain')).toBeUndefined();
   });
+});
+
+test('a Sender field naming many mailboxes is malformed (RFC 5322 allows one): each would cost a lookup of its organisation in turn', () => {
+  const head = (sender: string) => checkMessage(Buffer.from(`From: a@a.example\r\nSender: ${sender}\r\nSubject: s\r\n\r\nbody\r\n`));
+  const many = (n: number) => Array.from({ length: n }, (_, i) => `x@${i}.evil.example`).join(', ');
+  expect(shownSenders(head(many(MAX_SENDER_ADDRESSES))).map(([f]) => f)).toEqual([
+    'From',
+    ...Array<string>(MAX_SENDER_ADDRESSES).fill('Sender'),
+  ]);
+  // the same address spelt again counts once
+  expect(shownSenders(head('x@b.example, X@B.example, x@b.example'))).toEqual([
+    ['From', 'a@a.example'],
+    ['Sender', 'x@b.example'],
+  ]);
+  try {
+    shownSenders(head(many(100)));
+    throw new Error('accepted');
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).reply).toMatchObject({ code: 550, status: '5.6.0' });
+    expect((err as GatewayError).message).toMatch(/the Sender field names 100 mailboxes, where RFC 5322 §3\.6\.2 allows one/);
+  }
 });

@@ -65,6 +65,26 @@ describe('Limit (src/net/limit.ts): the one concurrency limit', () => {
     expect(limit.active).toBe(0);
   });
 
+  test('acquireWithin: a free place at once; a turn that comes in time; a waiter that gives up leaves the line and is never handed a place', async () => {
+    const limit = new Limit(1);
+    const first = await limit.acquireWithin(50);
+    expect(first).toBeDefined();
+    // a turn in time: released after 20 ms, within the 500 ms the second waits
+    setTimeout(() => first!(), 20);
+    const second = await limit.acquireWithin(500);
+    expect(second).toBeDefined();
+    expect(limit.active).toBe(1);
+    // no turn in time: undefined after its wait, and out of the line
+    const started = Date.now();
+    expect(await limit.acquireWithin(60)).toBeUndefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(55);
+    expect(limit.queued).toBe(0);
+    // the place then goes back free (not to the waiter that left), and only one holder at a time
+    second!();
+    expect(limit.active).toBe(0);
+    expect(limit.tryAcquire()).toBeDefined();
+  });
+
   test('a limit below 1 is refused', () => {
     expect(() => new Limit(0)).toThrow(RangeError);
     expect(() => new Limit(Number.NaN)).toThrow(RangeError);

@@ -1,0 +1,33 @@
+/**
+ * The clamd client's line (src/inspect/clamd.ts): a scan's wait for one of its connections counts inside its
+ * timeout, so a clamd that stops answering makes later scans fail for now within timeout_ms, rather than queue
+ * behind it without end, each holding its message. A stand-in that takes connections and never answers
+ * (a wedged clamd) is enough here; the real clamd is in inspection.test.ts.
+ */
+import { type Socket, createServer } from 'node:net';
+import { ClamdClient } from '../../src/inspect/clamd';
+
+test('with every connection held by a silent clamd, a further scan fails for now within timeout_ms, its wait included', async () => {
+  const held: Socket[] = [];
+  const silent = createServer((s) => void held.push(s));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as { port: number }).port;
+  try {
+    const client = new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 400, maxConnections: 1 });
+    const started = Date.now();
+    const outcome = (p: Promise<unknown>) =>
+      p.then(
+        () => ({ at: Date.now() - started, code: 'answered' }),
+        (e: { code?: string }) => ({ at: Date.now() - started, code: e.code }),
+      );
+    const [first, second] = await Promise.all([outcome(client.scan(Buffer.from('a'))), outcome(client.scan(Buffer.from('b')))]);
+    expect(first.code).toBe('timeout');
+    expect(second.code).toBe('timeout');
+    // the second never got a connection: it gave up at its own deadline, not one timeout after the first
+    expect(second.at).toBeLessThan(700);
+    expect(held).toHaveLength(1);
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
+  }
+});
