@@ -24,6 +24,8 @@ export interface GatewayConfig {
   readonly hookTimeoutMs: number;
   /** CPU budget of reading one message for verification (ms). */
   readonly cpuBudgetMs: number;
+  /** The most bytes the copies of one message may take together (each recipient's or member's copy is the whole message). */
+  readonly maxCopyBytes: number;
   readonly tcpNoDelay: boolean;
   /** keyd, called with the gateway-role certificate (paths); `inspectorCert`/`inspectorKey`: an inspector-role one for inline inspection. */
   readonly keyd: KeydConnection & {
@@ -109,6 +111,7 @@ type Ini = Record<string, Record<string, unknown> | undefined>;
 export const GATEWAY_DEFAULTS = {
   hook_timeout_ms: 25000,
   cpu_budget_ms: 5000,
+  max_copy_bytes: 2 ** 31,
   tcp_nodelay: true,
   keyd_timeout_ms: 5000,
   user_facts_ttl_ms: 5000,
@@ -152,6 +155,7 @@ export const GATEWAY_SETTINGS = defineSettings({
   'main.local_domains': { type: 'list', default: [], reload: true },
   'main.hook_timeout_ms': { ...MS, default: GATEWAY_DEFAULTS.hook_timeout_ms, reload: true },
   'main.cpu_budget_ms': { ...MS, default: GATEWAY_DEFAULTS.cpu_budget_ms, reload: true },
+  'main.max_copy_bytes': { ...BYTES, default: GATEWAY_DEFAULTS.max_copy_bytes, reload: true },
   'main.tcp_nodelay': { type: 'bool', default: GATEWAY_DEFAULTS.tcp_nodelay },
   'main.trusted_relays': { type: 'list', default: [], reload: true },
   'main.trusted_relay_logins': { type: 'list', default: [], reload: true },
@@ -284,6 +288,7 @@ export function parseGatewayConfig(ini: Ini, dir: string): GatewayConfig {
       .filter((d, i, a) => a.indexOf(d) === i),
     hookTimeoutMs: r.get('main.hook_timeout_ms'),
     cpuBudgetMs: r.get('main.cpu_budget_ms'),
+    maxCopyBytes: r.get('main.max_copy_bytes'),
     tcpNoDelay: r.get('main.tcp_nodelay'),
     keyd: {
       ...readKeydConnection(r),
@@ -366,6 +371,7 @@ const APPLY: { readonly [K in ReloadedSetting]: (running: Running, next: Gateway
   },
   'main.hook_timeout_ms': (running, next) => (running.hookTimeoutMs = next.hookTimeoutMs),
   'main.cpu_budget_ms': (running, next) => (running.cpuBudgetMs = next.cpuBudgetMs),
+  'main.max_copy_bytes': (running, next) => (running.maxCopyBytes = next.maxCopyBytes),
   'main.trusted_relays': (running, next) => (running.trustedRelays = next.trustedRelays),
   'main.trusted_relay_logins': (running, next) => (running.trustedRelayLogins = next.trustedRelayLogins),
   'policy.default': (running, next) => (running.policy = { ...running.policy, default: next.policy.default }),

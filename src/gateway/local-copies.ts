@@ -66,6 +66,20 @@ export function plaintextOnce(
  * refuses or defers is never held. A hold without `holds` to collect it is a
  * fault of ours (4xx), never a post dropped.
  */
+/**
+ * Refuses for good, before any copy is made, a message whose copies would together take more than
+ * `[main] max_copy_bytes`: every recipient's (or list member's) copy is the whole message, all of them held until
+ * they are handed over, so one large message to many would otherwise grow the gateway's memory without bound.
+ */
+export function checkCopyBytes(deps: Pick<GatewayDeps, 'config'>, copies: number, size: number, what: string): void {
+  const max = deps.config.maxCopyBytes;
+  if (copies * size > max)
+    throw new GatewayError(
+      'tooManyCopies',
+      `${copies} copies of ${size} bytes for ${what} would take ${copies * size} bytes, over [main] max_copy_bytes (${max}): send it to fewer recipients at once, or smaller`,
+    );
+}
+
 export async function localCopies(
   deps: GatewayDeps,
   input: ForLocal,
@@ -83,6 +97,8 @@ export async function localCopies(
     const user = found[i];
     if (!lists[i] && (!user || user.status !== 'active')) throw new GatewayError('noLocalRecipient', rcpt);
   });
+  // one copy per user (a list counts its members when it expands, src/lists/expand.ts)
+  checkCopyBytes(deps, lists.filter((l) => !l).length, input.message.length, 'its recipients');
   for (const [i, rcpt] of input.rcpts.entries()) {
     const list = lists[i];
     if (!list || !deps.lists) continue;

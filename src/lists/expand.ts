@@ -26,7 +26,7 @@ import { peerBundle } from '../gateway/peer-bundle';
 import type { PeerEntry } from '../directory/peer-entry';
 import type { ListFacts, ReencryptTarget } from '../keyd/client-ops';
 import { noteRetired } from '../gateway/key-exchange';
-import { localCopies, plaintextOnce } from '../gateway/local-copies';
+import { checkCopyBytes, localCopies, plaintextOnce } from '../gateway/local-copies';
 import { GatewayError } from '../mail/replies';
 import { addSeal } from '../gateway/sealing';
 import { capsuleFor, domainOf } from '../mail/message-checks';
@@ -144,6 +144,8 @@ export class Lists implements ListStep {
     const nested: ListFacts[] = [];
     const todo = list.members.filter((m) => !done.has(m)); // one copy per person, however many nested lists name them
     for (const m of todo) done.add(m);
+    // a copy per member, each the whole post: within [main] max_copy_bytes together, those of nested lists counted each by its own
+    checkCopyBytes(deps, todo.length, message.length, `the ${todo.length} members of ${address}`);
     // the local members' facts, asked now that the posting policy admitted the post (never for a refused or held one)
     await deps.keyd.primeUsers(todo.filter((m) => deps.config.localDomains.includes(domainOf(m))));
     await pool(todo, LIST_CONCURRENCY, async (member) => {

@@ -101,6 +101,8 @@ export const REPLIES = {
   /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */
   headerNotUtf8: { code: 550, status: '5.6.0', text: 'Header field holds bytes that are not UTF-8 (use RFC 2047 encoded words)' },
   badFormat: { code: 550, status: '5.6.0', text: 'Malformed message' },
+  // each recipient's (or list member's) copy is the whole message: count × size over [main] max_copy_bytes
+  tooManyCopies: { code: 552, status: '5.3.4', text: 'Message too large for its number of recipients' },
   badCapsule: { code: 550, status: '5.7.5', text: 'Malformed or foreign SSMAX capsule' },
   keyDestroyed: { code: 550, status: '5.7.5', text: 'Key version destroyed here; fetch the current one' },
   noLocalRecipient: { code: 550, status: '5.1.1', text: 'No such local recipient' },

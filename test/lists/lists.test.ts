@@ -63,6 +63,8 @@ beforeAll(async () => {
         { address: 'greg@a.example', client: 'ssmax', password: 'pw-greg' },
         { address: 'hana@a.example', client: 'ssmax', password: 'pw-hana' },
       ],
+      // small enough to be met by a post of 100 KB to a list of a few members (every copy is the whole post)
+      gatewayIni: ['[main]', `max_copy_bytes=${MAX_COPY_BYTES}`],
     },
     {
       domain: 'b.example',
@@ -80,6 +82,7 @@ afterAll(async () => {
 });
 
 const profile = (o: OrgNode, who: string) => loadUserProfile(o.profiles[who]!);
+const MAX_COPY_BYTES = 300_000;
 
 function post(from: string, subject: string, secret: string, to = 'staff@a.example'): Buffer {
   return Buffer.from(
@@ -374,6 +377,31 @@ describe('posting policy', () => {
     );
     await new Promise((res) => setTimeout(res, 1000));
     expect(A.mailbox.mails.length).toBe(before);
+  });
+
+  test('a post whose copies (one per member, each the whole post) would pass [main] max_copy_bytes is refused for good before any copy is made: 552 5.3.4 naming the setting', async () => {
+    const before = A.mailbox.mails.length + B.mailbox.mails.length;
+    const r = await send(A, 'alice@a.example', 'Too many copies', 'x'.repeat(MAX_COPY_BYTES / 2));
+    expect(r.response).toMatch(
+      /55\d 5\.3\.4 Message too large for its number of recipients: \d+ copies of \d+ bytes for the \d+ members of staff@a\.example would take \d+ bytes, over \[main\] max_copy_bytes \(300000\)/,
+    );
+    // the same to one user is within it; to two users, each a copy, it is not
+    expect((await send(A, 'alice@a.example', 'One copy', 'x'.repeat(MAX_COPY_BYTES / 2), 'hana@a.example')).response).toMatch(/^250 /);
+    const alice = profile(A, 'alice@a.example');
+    const two = await signAndEncrypt(
+      alice,
+      post('alice@a.example', 'Two copies', 'x'.repeat(MAX_COPY_BYTES / 2), 'greg@a.example, hana@a.example'),
+      {
+        now: new Date(),
+      },
+    );
+    const twoReply = await submitMessage(alice, two, { to: ['greg@a.example', 'hana@a.example'] }).then(
+      (r) => r.response,
+      (err: Error) => err.message,
+    );
+    expect(twoReply).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients/);
+    await new Promise((res) => setTimeout(res, 1000));
+    expect(A.mailbox.mails.length + B.mailbox.mails.length).toBe(before + 1);
   });
 
   test('plain Internet mail to a list is no post: 550 5.7.1 naming the list, nothing handed to the mailbox store as if the list were a mailbox', async () => {
