@@ -142,6 +142,14 @@ export class ThreadedCrypto implements KeydCrypto {
     const queued = slot.outbox;
     slot.outbox = [];
     if (queued.length === 0) return;
+    try {
+      this.post(slot, queued);
+    } finally {
+      for (const q of queued) q.job.privateKey.fill(0); // the jobs' own copies (run): packed, transferred or used by now
+    }
+  }
+
+  private post(slot: Slot, queued: Slot['outbox']): void {
     if (this.inlineWhenIdle && queued.length === 1 && slot.inFlight.size === 0) {
       const { job, pending } = queued[0]!;
       const a = answerJob(job);
@@ -168,9 +176,12 @@ export class ThreadedCrypto implements KeydCrypto {
     // every field has a length byte: a longer one (no valid point or key is) is refused here, as the crypto core would
     if (!fits(job)) return Promise.reject(new CryptoError('bad-point', `Cannot parse a point or key longer than ${MAX_FIELD_BYTES} bytes`));
     const slot = this.workers.reduce((a, b) => (pendingOf(b) < pendingOf(a) ? b : a));
+    // the job's own copy of the key: the keyring wipes a cached key it drops (a rotation, or any change of the key
+    // records by another writer) before the outbox is flushed at the next turn; this copy is wiped once packed or used
+    const own: Job = { ...job, privateKey: new Uint8Array(job.privateKey) };
     return new Promise((resolve, reject) => {
-      // the caller's arrays, read (copied into the packed buffer) when the outbox is flushed, never changed
-      if (slot.outbox.push({ job, pending: { resolve, reject } }) === 1) setImmediate(() => this.flush(slot));
+      // the caller's other arrays, read (copied into the packed buffer) when the outbox is flushed, never changed
+      if (slot.outbox.push({ job: own, pending: { resolve, reject } }) === 1) setImmediate(() => this.flush(slot));
     });
   }
 

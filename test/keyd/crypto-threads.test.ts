@@ -88,6 +88,22 @@ describe('keyd crypto threads', () => {
     expect((err as CryptoError).code).toBe('bad-point');
   });
 
+  test('a key the keyring wipes right after the job is queued (a rotation drops its cached key in that turn) does not spoil the job: each job has its own copy', async () => {
+    const P = newMessageKey(g, systemRng);
+    const capsule = encapsulate(g, P, { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const cached = Uint8Array.from(org.privateKey);
+        const re = blindForReencryption(g, capsule, systemRng);
+        const pending = threads.reencrypt(cached, orgPub, re.request, bobPub);
+        cached.fill(0); // as OrgKeyring.forget does, before the outbox is flushed at the next turn
+        const answer = await pending;
+        return verifyReencryption(g, org.publicKey, re.request, bob.publicKey, answer);
+      }),
+    );
+    expect(answers).toEqual(Array<boolean>(6).fill(true));
+  });
+
   test("the caller's private key is left as it was (the threads wipe their own copies)", async () => {
     const key = Uint8Array.from(org.privateKey);
     const de = blindForDecryption(
