@@ -74,7 +74,18 @@ export class LmdbPeerCache implements PeerCache {
       const old = this.peers.get(record.domain);
       const highestSerial = Math.max(old?.highestSerial ?? -1, record.highestSerial);
       const keepOldText = old?.text !== undefined && (old.highestSerial > record.highestSerial || record.text === undefined);
-      void this.peers.put(record.domain, { ...record, highestSerial, ...(keepOldText ? { text: old.text } : {}) });
+      // a worker whose record is older (it failed a fetch after another accepted a bundle) keeps the newer fetch's
+      // facts: where that bundle came from goes with its text, and the time of the last accepted bundle never goes back
+      const where = keepOldText
+        ? {
+            text: old.text,
+            ...(old.url !== undefined ? { url: old.url } : {}),
+            ...(old.source !== undefined ? { source: old.source } : {}),
+            ...(old.txtId !== undefined ? { txtId: old.txtId } : {}),
+          }
+        : {};
+      const lastFetch = Math.max(old?.lastFetch ?? 0, record.lastFetch ?? 0);
+      void this.peers.put(record.domain, { ...record, highestSerial, ...where, ...(lastFetch > 0 ? { lastFetch } : {}) });
     });
   }
 

@@ -422,6 +422,45 @@ describe('a peer accepted before whose TXT record is gone', () => {
 });
 
 describe('the LMDB cache', () => {
+  test("a worker writing an older record (it failed a fetch after another accepted a newer bundle) keeps the newer bundle's text, its URL and the time it was accepted", async () => {
+    const cache = LmdbPeerCache.open(mkdtempSync(join(tmpdir(), 'ssmax-dircache-')));
+    try {
+      await cache.put({
+        domain: 'b.example',
+        highestSerial: 2,
+        text: 'T2',
+        url: 'https://u2/',
+        source: 'dns',
+        txtId: 'id2',
+        lastFetch: 2000,
+      });
+      await cache.put({
+        domain: 'b.example',
+        highestSerial: 1,
+        text: 'T1',
+        url: 'https://u1/',
+        source: 'dns',
+        txtId: 'id1',
+        lastFetch: 1000,
+        lastError: 'x',
+        lastErrorAt: 3000,
+      });
+      expect(cache.get('b.example')).toEqual({
+        domain: 'b.example',
+        highestSerial: 2,
+        text: 'T2',
+        url: 'https://u2/',
+        source: 'dns',
+        txtId: 'id2',
+        lastFetch: 2000,
+        lastError: 'x',
+        lastErrorAt: 3000,
+      });
+    } finally {
+      await cache.close();
+    }
+  });
+
   test('a domain whose TXT record points at a bundle that fails is not written (any sender could grow the cache with its own domains); an accepted peer is', async () => {
     const cacheDir = mkdtempSync(join(tmpdir(), 'ssmax-dircache-'));
     const zone: TxtResolver = (name) => {
