@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { PublisherConfigError, loadPublisherConfig, openPublisher } from '../publisher/config';
 import { startPublisherOps } from '../ops/service-ops';
+import { StateInUseError, lockPublisherState } from '../publisher/serial-state';
 import { CliError, type CliIo, type CommandGroup, EXIT, exitOf, serveUntilSignal } from './command';
 
 const HELP = `Usage: ssmax publish [run] --config FILE
@@ -43,15 +44,33 @@ async function run(args: string[], io: CliIo): Promise<number> {
   const values = parse(args, RUN_HELP);
   if (values.help) return (io.out(RUN_HELP), EXIT.ok);
   if (typeof values.config !== 'string' || values.config === '') throw new CliError(`--config is required\n\n${RUN_HELP}`, EXIT.usage);
-  let opened: ReturnType<typeof openPublisher>;
   let config: ReturnType<typeof loadPublisherConfig>;
   try {
     config = loadPublisherConfig(values.config);
-    opened = openPublisher(config, { log: (l) => io.err(l) });
   } catch (err) {
     throw new CliError((err as Error).message, err instanceof PublisherConfigError ? EXIT.config : exitOf(err).code);
   }
-  const { publisher, close } = opened;
+  // one publisher per state file, taken before the serial is read: the serial it grows in memory must be the only
+  // one (src/publisher/serial-state.ts)
+  let lock: Awaited<ReturnType<typeof lockPublisherState>>;
+  try {
+    lock = await lockPublisherState(config.stateFile);
+  } catch (err) {
+    throw new CliError((err as Error).message, err instanceof StateInUseError ? EXIT.unavailable : exitOf(err).code);
+  }
+  let opened: ReturnType<typeof openPublisher>;
+  try {
+    opened = openPublisher(config, { log: (l) => io.err(l) });
+  } catch (err) {
+    await lock.release();
+    throw new CliError((err as Error).message, err instanceof PublisherConfigError ? EXIT.config : exitOf(err).code);
+  }
+  const { publisher } = opened;
+  const close = () => {
+    opened.close();
+    void lock.release();
+  };
+
   try {
     await publisher.start();
   } catch (err) {

@@ -5,9 +5,43 @@
  * (write to a temporary file, fsync, rename), and is written *before* the
  * bundle with that serial is served: a crash can skip a serial, never reuse one.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic';
 import { cannotRead, errnoCode } from '../errors/errno';
+import { FOLDER_LOCK_SUPPORTED, type FolderLockKind, bindLock, folderLockName, folderSecret, lockHolder } from '../fs/folder-lock';
+
+/** The state file's folder lock (src/fs/folder-lock.ts), held for as long as a publisher runs. */
+const PUBLISHER_LOCK: FolderLockKind = { secretFile: 'publisher-lock.secret', prefix: 'ssmax-publisher-' };
+
+/** Another publisher runs with this state file. */
+export class StateInUseError extends Error {
+  override readonly name = 'StateInUseError';
+  constructor(
+    readonly file: string,
+    readonly pid: number | undefined,
+  ) {
+    super(
+      `publisher state "${file}" is in use by another publisher (${pid === undefined ? 'its pid unknown' : `pid ${pid}`}): one publisher per organisation's serial (two would issue the same serials with different bundles, or one fall behind the other, which peers refuse as replayed); stop it first (docs/scaling.md)`,
+    );
+  }
+}
+
+/**
+ * Takes the lock of the folder of `file` for this process, or throws StateInUseError naming the publisher that
+ * holds it: the serial is read once and grown in memory, so a second publisher on the same state would reuse it.
+ * Without lock support (not Linux) nothing is held.
+ */
+export async function lockPublisherState(file: string): Promise<{ release(): Promise<void> }> {
+  if (!FOLDER_LOCK_SUPPORTED) return { release: () => Promise.resolve() };
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const name = folderLockName(dir, PUBLISHER_LOCK, folderSecret(dir, PUBLISHER_LOCK));
+  const lock = await bindLock(name);
+  if (lock) return lock;
+  const h = await lockHolder(name, 2000);
+  throw new StateInUseError(file, h.pid);
+}
 
 export interface PublicationRecord {
   readonly serial: number;

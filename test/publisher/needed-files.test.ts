@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type KeydProcess, startKeydProcess } from '../support/keyd-process';
 import { type Org, makeOrg } from '../directory/fixtures';
-import { writePublisherFiles, writePublisherIni } from './fixtures';
+import { startPublisherProcess, writePublisherFiles, writePublisherIni } from './fixtures';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'ssmax');
 
@@ -53,4 +53,22 @@ test.each([
   expect(r.stderr).toMatch(/bad-publisher\.ini \[/);
   expect(existsSync(join(org.fx.dir, 'bad-state.json'))).toBe(false); // no bundle serial was ever published
   expect(r.stdout).not.toMatch(/listening/);
+});
+
+test('a second publisher on the same state file exits 69 naming the first (each grows the serial in memory: two would issue the same serials)', async () => {
+  const first = await startPublisherProcess(writePublisherIni(org, { keydPort: keyd.port, name: 'first.ini' }));
+  try {
+    const second = writePublisherIni(org, { keydPort: keyd.port, name: 'second.ini' });
+    const r = spawnSync(process.execPath, [BIN, 'publish', '--config', second], { encoding: 'utf8', timeout: 60000 });
+    expect(r.status).toBe(69);
+    expect(r.stderr).toMatch(
+      new RegExp(`publisher state ".*publisher-state\\.json" is in use by another publisher \\(pid ${first.proc.pid}\\)`),
+    );
+    expect(r.stdout).not.toMatch(/listening/);
+  } finally {
+    expect(await first.stop()).toBe(0);
+  }
+  // once it stopped, another may run
+  const next = await startPublisherProcess(writePublisherIni(org, { keydPort: keyd.port, name: 'next.ini' }));
+  await next.stop();
 });
