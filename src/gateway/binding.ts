@@ -23,7 +23,7 @@
  *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
  */
 import { createHash } from 'node:crypto';
-import { aligned, canonicalDomain, organisationOf, withinDomain } from '../chain/alignment';
+import { aligned, canonicalDomain, organisationOf } from '../chain/alignment';
 import { fieldValue } from '../chain/canonicalize';
 import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
@@ -50,9 +50,9 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
 /**
  * The SSMAX organisation whose mail an unsealed message claims to be, by its
  * From domain (the rule of sender-domain alignment, src/chain/alignment.ts):
- * one of this organisation's own domains or a subdomain of one (no lookup,
- * at any depth), else the From domain itself or its nearest parent that
- * publishes a bundle (organisationOf, a bounded number of lookups); undefined
+ * one of this organisation's own domains (no lookup), else the From domain
+ * itself or its nearest parent that publishes a bundle (a subdomain of an own
+ * domain included: it may publish a bundle of its own) (organisationOf, a bounded number of lookups); undefined
  * for ordinary Internet mail. 4xx while a bundle cannot be looked up. Every
  * domain is compared and looked up in its one spelling (canonicalDomain: an
  * internationalised From domain in its ASCII form).
@@ -61,7 +61,9 @@ export async function claimedOrganisation(deps: GatewayDeps, spelt: string): Pro
   // one spelling for every comparison and lookup (an internationalised name in its ASCII form): canonicalDomain
   const fromDomain = canonicalDomain(spelt);
   if (!fromDomain) throw new GatewayError('badFormat', `From domain "${spelt.slice(0, 80)}" is not a domain name`);
-  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => withinDomain(fromDomain, d));
+  // one of its own domains: no lookup; a subdomain of one may be an organisation of its own (its own bundle), so it
+  // is looked up like any other domain, and falls back on this organisation at its parent
+  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => fromDomain === d);
   return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
 }
 

@@ -59,7 +59,17 @@ export function checkSenderBinding(
   from: string,
   envelopeFrom: string | undefined,
   sender?: string,
+  ownDomains: readonly string[] = [],
 ): void {
+  if (submitter?.via === 'trusted-relay') {
+    // the relay binds the envelope sender to its logins, and keyd the From to a registered user (the token's mint);
+    // the Sender field, which clients show as "Sender on behalf of From" and this organisation's seal covers, must
+    // name an address of this organisation too, as `ssmax user open` requires of it (aligned with seal i=1)
+    const domain = sender ? domainOf(sender) : undefined;
+    if (sender !== undefined && (domain === undefined || !ownDomains.includes(domain)))
+      throw new GatewayError('senderNotOwn', `Sender ${sender || '(not one address)'}`);
+    return;
+  }
   if (submitter?.via !== 'smtp-auth') return;
   // every address in its one spelling (canonicalAddress: an internationalised domain in its ASCII form)
   const login = canonicalAddress(submitter.id) ?? submitter.id.toLowerCase();
@@ -211,7 +221,7 @@ async function submitOnce(
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
-  checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers));
+  checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers), [deps.config.domain, ...deps.config.localDomains]);
   if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
     message = await verifySubmitter(deps, message);
     head = checkMessage(message);

@@ -94,6 +94,7 @@ export const REPLIES = {
   senderNotRegistered: { code: 550, status: '5.7.1', text: 'Sender is not a registered user of this organisation' },
   /** A submission authenticated here (SMTP AUTH) whose From, or non-null envelope sender, is not the login's address (docs/security.md). */
   senderNotLogin: { code: 550, status: '5.7.1', text: 'Sender address not owned by the authenticated user' },
+  senderNotOwn: { code: 550, status: '5.7.1', text: 'Sender field names an address of another organisation' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
   /** A CR not followed by LF in the body: a next hop taking <CR>.<CR> as the end of DATA would run what follows as commands (SMTP smuggling). */

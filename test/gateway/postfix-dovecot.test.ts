@@ -202,6 +202,19 @@ describe('Postfix in front, Dovecot behind', () => {
     expect(bounce).toMatch(/^Received: from [^\n]*\n\s+by mta\.a\.example \(Postfix\) with ESMTP/m); // back through Postfix's inbound listener
   });
 
+  test("a submission through the trusted relay whose Sender field names another organisation's address: 550 5.7.1 (the user tool would refuse it as not aligned); one of this organisation's passes", async () => {
+    const mail = (sender: string, tag: string) =>
+      Buffer.from(
+        `From: alice@a.example\r\nSender: ${sender}\r\nTo: dave@a.example\r\nSubject: On behalf\r\nDate: Sun, 06 Dec 2026 03:40:00 +0000\r\nMessage-ID: <${tag}@a.example>\r\n\r\nplain words\r\n`,
+      );
+    const viaRelay = (raw: Buffer) =>
+      rawSmtp(net.org('a.example').ports.smtp, 'alice@a.example', ['dave@a.example'], raw, undefined, '127.0.0.2');
+    expect(await viaRelay(mail('ceo@b.example', 'pf-s1'))).toMatch(
+      /^550 5\.7\.1 Sender field names an address of another organisation: Sender ceo@b\.example/,
+    );
+    expect(await viaRelay(mail('dave@a.example', 'pf-s2'))).toMatch(/^250 /);
+  });
+
   test('null-sender mail from the trusted relay for a user of another organisation: 550 5.7.1, nothing sent', async () => {
     const notice = Buffer.from(
       'From: MAILER-DAEMON@mta.a.example\r\nTo: bob@b.example\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <pf-8@a.example>\r\n\r\nnotice\r\n',
