@@ -23,7 +23,7 @@
  *    signature encoding of the same seal (ECDSA's (r, n−s)) too.
  */
 import { createHash } from 'node:crypto';
-import { aligned, canonicalDomain, organisationOf } from '../chain/alignment';
+import { MAX_PARENT_LOOKUPS, aligned, canonicalDomain, organisationOf, parentsOf, withinDomain } from '../chain/alignment';
 import { fieldValue } from '../chain/canonicalize';
 import { RecipientsError, checkRecipients, parseRecipients, recipientFieldsIn } from '../chain/recipients';
 import { SEAL_HEADER, parseSeal, sealSigningInput } from '../chain/tags';
@@ -61,10 +61,22 @@ export async function claimedOrganisation(deps: GatewayDeps, spelt: string): Pro
   // one spelling for every comparison and lookup (an internationalised name in its ASCII form): canonicalDomain
   const fromDomain = canonicalDomain(spelt);
   if (!fromDomain) throw new GatewayError('badFormat', `From domain "${spelt.slice(0, 80)}" is not a domain name`);
-  // one of its own domains: no lookup; a subdomain of one may be an organisation of its own (its own bundle), so it
-  // is looked up like any other domain, and falls back on this organisation at its parent
-  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => fromDomain === d);
-  return own ?? (await organisationOf(fromDomain, (d) => hasBundle(deps, d)));
+  const own = [deps.config.domain, ...deps.config.localDomains].find((d) => withinDomain(fromDomain, d));
+  if (own === undefined) return organisationOf(fromDomain, (d) => hasBundle(deps, d));
+  // one of its own domains: no lookup. A subdomain of one (the MTA's mta.a.example, a department) is this
+  // organisation's unless a name between it and the own domain publishes a bundle of its own: only those are looked
+  // up (the nearest own ones, at most MAX_PARENT_LOOKUPS), and one that cannot be looked up now counts as ours
+  const between = [fromDomain, ...parentsOf(fromDomain)].filter((d) => d !== own && withinDomain(d, own));
+  for (const d of between.slice(-MAX_PARENT_LOOKUPS)) {
+    let published: boolean;
+    try {
+      published = await hasBundle(deps, d);
+    } catch {
+      return own;
+    }
+    if (published) return d;
+  }
+  return own;
 }
 
 /**

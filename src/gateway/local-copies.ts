@@ -58,16 +58,7 @@ export function plaintextOnce(
 }
 
 /**
- * The copies of `input` for its local recipients (users and lists of this
- * organisation; any other recipient refuses the whole). `capsules`: those the
- * message carries; `notices` collects keyd's retired-key notices; `holds`
- * collects the posts a moderated list holds, written only when the copies are
- * handed over (src/lists/expand.ts writeHolds): a post that a later recipient
- * refuses or defers is never held. A hold without `holds` to collect it is a
- * fault of ours (4xx), never a post dropped.
- */
-/**
- * Refuses for good, before any copy is made, a message whose copies would together take more than
+ * Refuses for good, before any copy is made, a message whose copies for one set of recipients (its local users, or one list's members) would take more than
  * `[main] max_copy_bytes`: every recipient's (or list member's) copy is the whole message, all of them held until
  * they are handed over, so one large message to many would otherwise grow the gateway's memory without bound.
  */
@@ -80,6 +71,15 @@ export function checkCopyBytes(deps: Pick<GatewayDeps, 'config'>, copies: number
     );
 }
 
+/**
+ * The copies of `input` for its local recipients (users and lists of this
+ * organisation; any other recipient refuses the whole). `capsules`: those the
+ * message carries; `notices` collects keyd's retired-key notices; `holds`
+ * collects the posts a moderated list holds, written only when the copies are
+ * handed over (src/lists/expand.ts writeHolds): a post that a later recipient
+ * refuses or defers is never held. A hold without `holds` to collect it is a
+ * fault of ours (4xx), never a post dropped.
+ */
 export async function localCopies(
   deps: GatewayDeps,
   input: ForLocal,

@@ -28,6 +28,7 @@ import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
 import { peerBundle, peerRefusedForGood } from './peer-bundle';
 import { addSeal } from './sealing';
+import { claimedOrganisation } from './binding';
 import { withoutField } from '../mail/header-block';
 
 export type Mode = 'ssmax' | 'transparent';
@@ -59,17 +60,7 @@ export function checkSenderBinding(
   from: string,
   envelopeFrom: string | undefined,
   sender?: string,
-  ownDomains: readonly string[] = [],
 ): void {
-  if (submitter?.via === 'trusted-relay') {
-    // the relay binds the envelope sender to its logins, and keyd the From to a registered user (the token's mint);
-    // the Sender field, which clients show as "Sender on behalf of From" and this organisation's seal covers, must
-    // name an address of this organisation too, as `ssmax user open` requires of it (aligned with seal i=1)
-    const domain = sender ? domainOf(sender) : undefined;
-    if (sender !== undefined && (domain === undefined || !ownDomains.includes(domain)))
-      throw new GatewayError('senderNotOwn', `Sender ${sender || '(not one address)'}`);
-    return;
-  }
   if (submitter?.via !== 'smtp-auth') return;
   // every address in its one spelling (canonicalAddress: an internationalised domain in its ASCII form)
   const login = canonicalAddress(submitter.id) ?? submitter.id.toLowerCase();
@@ -79,6 +70,18 @@ export function checkSenderBinding(
     throw new GatewayError('senderNotLogin', `Sender ${sender || '(not one address)'}, logged in as ${submitter.id}`);
   if (envelopeFrom !== undefined && envelopeFrom !== '' && envelopeFrom.toLowerCase() !== login)
     throw new GatewayError('senderNotLogin', `envelope sender ${envelopeFrom}, logged in as ${submitter.id}`);
+}
+
+/**
+ * The Sender field of a trusted relay's submission (the relay binds the envelope sender to its logins, keyd the From
+ * to a registered user): clients show it as "Sender on behalf of From" and this organisation's seal covers it, so it
+ * must be an address this organisation speaks for, as `ssmax user open` requires (aligned with seal i=1): one of its
+ * domains or a subdomain without a bundle of its own (claimedOrganisation), else 550 5.7.1.
+ */
+async function checkRelayedSender(deps: GatewayDeps, sender: string): Promise<void> {
+  const claimed = sender === '' ? undefined : await claimedOrganisation(deps, domainOf(sender));
+  if (claimed === undefined || (claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed)))
+    throw new GatewayError('senderNotOwn', `Sender ${sender || '(not one address)'}`);
 }
 
 /**
@@ -221,7 +224,9 @@ async function submitOnce(
   const notices: RetiredUse[] = [];
   let message = raw;
   let head = checkMessage(message);
-  checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers), [deps.config.domain, ...deps.config.localDomains]);
+  const sender = senderOf(head.headers);
+  checkSenderBinding(submitter, head.from, envelopeFrom, sender);
+  if (submitter?.via === 'trusted-relay' && sender !== undefined) await checkRelayedSender(deps, sender);
   if (head.headers.hasHeader(USER_SIGNATURE_HEADER)) {
     message = await verifySubmitter(deps, message);
     head = checkMessage(message);

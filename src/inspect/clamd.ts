@@ -25,7 +25,8 @@ export type ScanResult = { readonly infected: false } | { readonly infected: tru
 
 export class ClamdError extends Error {
   constructor(
-    readonly code: 'unavailable' | 'timeout' | 'protocol' | 'too-large',
+    /** `busy`: no connection came free in time (clamd answers, but others are ahead): always for now, never a pass. */
+    readonly code: 'unavailable' | 'timeout' | 'protocol' | 'too-large' | 'busy',
     message: string,
   ) {
     super(message);
@@ -84,7 +85,7 @@ export class ClamdClient {
     const release = await this.limit.acquireWithin(timeoutMs);
     if (!release)
       throw new ClamdError(
-        'timeout',
+        'busy',
         `clamd did not answer within ${timeoutMs} ms: all ${this.limit.max} connections busy, no turn came (${this.limit.queued} waiting)`,
       );
     try {

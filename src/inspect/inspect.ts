@@ -88,6 +88,9 @@ export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent 
     // longer than clamd takes: no retry can be scanned either, so a final refusal naming the limit, not 4xx for days;
     // even with on_unavailable=tag, since the size is the sender's to choose (padding would skip the scan)
     if (err.code === 'too-large') throw new GatewayError('tooLargeToScan', err.message);
+    // waited in line past timeout_ms while clamd scanned others: for now, even with on_unavailable=tag (a sender who
+    // floods the gateway must not have its own message pass unscanned)
+    if (err.code === 'busy') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
     if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
   }

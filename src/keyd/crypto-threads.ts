@@ -214,7 +214,10 @@ export class ThreadedCrypto implements KeydCrypto {
 function failPending(slot: Slot, err: Error): void {
   for (const ps of slot.inFlight.values()) for (const p of ps) p.reject(err);
   slot.inFlight.clear();
-  for (const { pending } of slot.outbox) pending.reject(err);
+  for (const { job, pending } of slot.outbox) {
+    job.privateKey.fill(0); // the job's own copy of the key (run): never sent now
+    pending.reject(err);
+  }
   slot.outbox = [];
 }
 

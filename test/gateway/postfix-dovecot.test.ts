@@ -212,7 +212,10 @@ describe('Postfix in front, Dovecot behind', () => {
     expect(await viaRelay(mail('ceo@b.example', 'pf-s1'))).toMatch(
       /^550 5\.7\.1 Sender field names an address of another organisation: Sender ceo@b\.example/,
     );
+    expect(await viaRelay(mail('alice@a.example, ceo@b.example', 'pf-s3'))).toMatch(/^550 5\.7\.1 .*\(not one address\)/);
     expect(await viaRelay(mail('dave@a.example', 'pf-s2'))).toMatch(/^250 /);
+    // a subdomain without a bundle of its own is this organisation's, as seal alignment counts it
+    expect(await viaRelay(mail('robot@apps.a.example', 'pf-s4'))).toMatch(/^250 /);
   });
 
   test('null-sender mail from the trusted relay for a user of another organisation: 550 5.7.1, nothing sent', async () => {

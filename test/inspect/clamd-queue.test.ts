@@ -6,6 +6,7 @@
  */
 import { type Socket, createServer } from 'node:net';
 import { ClamdClient } from '../../src/inspect/clamd';
+import { inspectInbound } from '../../src/inspect/inspect';
 
 test('with every connection held by a silent clamd, a further scan fails for now within timeout_ms, its wait included', async () => {
   const held: Socket[] = [];
@@ -22,10 +23,17 @@ test('with every connection held by a silent clamd, a further scan fails for now
       );
     const [first, second] = await Promise.all([outcome(client.scan(Buffer.from('a'))), outcome(client.scan(Buffer.from('b')))]);
     expect(first.code).toBe('timeout');
-    expect(second.code).toBe('timeout');
+    expect(second.code).toBe('busy'); // for now whatever on_unavailable says (inspect.ts): a flood must not skip the scan
     // the second never got a connection: it gave up at its own deadline, not one timeout after the first
     expect(second.at).toBeLessThan(700);
     expect(held).toHaveLength(1);
+    // with on_unavailable=tag a clamd that fails is passed over (opted in); one that is only busy is not: the mail waits
+    const busy = new ClamdClient({ host: '127.0.0.1', port, timeoutMs: 300, maxConnections: 1 });
+    const av = { client: busy, onInfected: 'reject' as const, onUnavailable: 'tag' as const };
+    const [a, b] = await Promise.all([inspectInbound(Buffer.from('a'), av), inspectInbound(Buffer.from('b'), av)]);
+    expect(a.decision).toEqual({ action: 'pass' }); // clamd did not answer (timeout): tagged temperror, as opted in
+    expect(a.verdict).toEqual({ name: 'av', result: 'temperror' });
+    expect(b.decision).toMatchObject({ action: 'tempfail' }); // never had a turn: 4xx whatever on_unavailable says
   } finally {
     for (const s of held) s.destroy();
     await new Promise<void>((r) => silent.close(() => r()));
