@@ -576,10 +576,10 @@ export class Directory {
       // a peer whose bundle was accepted lately and whose TXT record is gone: a DNS fault or a record briefly
       // withdrawn, for now; not a domain without SSMAX (where policy may send mail in clear) before the grace ended
       // read from the cache every worker shares: one that never fetched this domain itself knows of it too
-      const shared = this.store.get(domain);
+      const shared = found.status === 'none' ? this.store.get(domain) : undefined;
       const accepted = Math.max(shared?.lastFetch ?? 0, peer.record.lastFetch ?? 0);
-      const known = Math.max(shared?.highestSerial ?? -1, peer.record.highestSerial) >= 0;
-      if (found.status === 'none' && known && accepted > 0) {
+      const acceptedBefore = Math.max(shared?.highestSerial ?? -1, peer.record.highestSerial) >= 0;
+      if (found.status === 'none' && acceptedBefore && accepted > 0) {
         const until = accepted + this.cfg.withdrawalGraceMs;
         if (this.clock() < until)
           return fail(

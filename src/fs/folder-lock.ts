@@ -104,6 +104,18 @@ export async function bindLock(name: string): Promise<FolderLock | undefined> {
   return { release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
+/**
+ * Takes the lock on `dir` at once, for as long as this process keeps it (a daemon's lock on its state: released by
+ * `release`, or when the process ends): the lock, or the pid of the process holding it (undefined when it does not
+ * answer in time). The folder must exist; its secret is made if missing. Only where FOLDER_LOCK_SUPPORTED.
+ */
+export async function holdFolder(dir: string, kind: FolderLockKind): Promise<FolderLock | { readonly heldBy: number | undefined }> {
+  const name = folderLockName(dir, kind, folderSecret(dir, kind));
+  const lock = await bindLock(name);
+  if (lock) return lock;
+  return { heldBy: (await lockHolder(name, 2000)).pid };
+}
+
 /** The lock on a folder was held by another process for longer than the caller would wait. */
 export class FolderBusyError extends Error {
   override readonly name = 'FolderBusyError';

@@ -47,6 +47,11 @@ async function hasBundle(deps: GatewayDeps, domain: string): Promise<boolean> {
   }
 }
 
+/** Whether `organisation` (an answer of claimedOrganisation) is this one: its domain or one of its local domains. */
+export function ownOrganisation(deps: Pick<GatewayDeps, 'config'>, organisation: string | undefined): boolean {
+  return organisation !== undefined && (organisation === deps.config.domain || deps.config.localDomains.includes(organisation));
+}
+
 /**
  * The SSMAX organisation whose mail an unsealed message claims to be, by its
  * From domain (the rule of sender-domain alignment, src/chain/alignment.ts):

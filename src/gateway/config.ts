@@ -15,6 +15,7 @@ import { type KeydConnection, keydConnectionSettings, readKeydConnection } from 
 import { KEYD_ANSWER_MAX_BYTES } from '../keyd/client';
 import { NOT_FOUND_TTL_MS } from '../keyd/client-ops';
 import { QUARANTINE_CAPS } from '../inspect/quarantine';
+import { DELIVERED_RECORD_SECONDS } from './delivered-record';
 
 export type EncryptionPolicy = 'require' | 'opportunistic' | 'none';
 
@@ -137,7 +138,7 @@ export const GATEWAY_DEFAULTS = {
 } as const;
 
 /** How long delivery.ts keeps its record of delivered (arrival, recipient) pairs: the seal age window must not exceed it. */
-export const DELIVERED_RECORD_SECONDS = 7 * 86400;
+export { DELIVERED_RECORD_SECONDS };
 
 const MS = { type: 'num', min: 1, max: 3600000, whole: true } as const;
 const SECONDS = { type: 'num', min: 0.001, max: 30 * 86400 } as const;

@@ -53,13 +53,18 @@ interface Intent {
 const REFUSAL_SETTLE_MS = 30_000;
 
 const handedOver = (m: Mark | undefined): boolean => typeof m === 'number' && m > 0;
+/** The mark of a refusal for good not settled yet, or undefined. */
+function refusalMark(m: Mark | undefined): Intent | undefined {
+  return m && typeof m === 'object' && m.refused === true ? m : undefined;
+}
 function intentOf(m: Mark | undefined): Intent | undefined {
   if (typeof m === 'number') return m < 0 ? { at: -m, pid: 0 } : undefined;
-  return m && typeof m === 'object' && m.refused !== true ? m : undefined;
+  return m && !refusalMark(m) ? m : undefined;
 }
 /** A refusal for good of another attempt, being reported now: not settled yet, and no copy went. */
-function refusalPending(m: Mark | undefined, since: number | undefined): boolean {
-  if (!m || typeof m !== 'object' || m.refused !== true) return false;
+function refusalPending(mark: Mark | undefined, since: number | undefined): boolean {
+  const m = refusalMark(mark);
+  if (!m) return false;
   // this attempt's own (a recipient reached twice within it) never waits for itself
   if (m.pid === process.pid && since !== undefined && m.at >= since) return false;
   return Date.now() - m.at < REFUSAL_SETTLE_MS && (m.pid === process.pid || alive(m.pid));
@@ -114,12 +119,11 @@ export function identifiable(arrival: Buffer): boolean {
   return sealedIdentity(arrival) !== undefined || namesItself(arrival);
 }
 
-const RELEASE_FIELD = new RegExp(`^(${RELEASE_HEADER}|${LIST_RELEASE_HEADER})[ \\t]*:([^]*)$`, 'i');
 /** A release field (quarantine or list moderation) whose value is a release marker: the field's name (lower case) and the entry's id. */
 function releaseField(field: string): { name: string; id: string } | undefined {
-  const m = RELEASE_FIELD.exec(field);
-  const marker = m ? parseReleaseMarker(m[2]!.replace(/\r\n/g, '')) : undefined;
-  return marker ? { name: m![1]!.toLowerCase(), id: marker.id } : undefined;
+  const name = [RELEASE_HEADER, LIST_RELEASE_HEADER].find((n) => isField(field, n));
+  const marker = name ? parseReleaseMarker(field.slice(field.indexOf(':') + 1).replace(/\r\n/g, '')) : undefined;
+  return marker ? { name: name!.toLowerCase(), id: marker.id } : undefined;
 }
 
 /** What the newest seal signs (binding.ts), or undefined for an unsealed arrival or unreadable seals (the bytes decide then). */
@@ -132,9 +136,9 @@ function sealedIdentity(arrival: Buffer): string | undefined {
   }
 }
 
-/** Whether the message has a Message-ID other than empty or "<>". */
-function namesItself(arrival: Buffer): boolean {
-  return headFields(arrival).fields.some((f) => {
+/** Whether the message has a Message-ID other than empty or "<>" (`head`: its header fields, read once by the caller). */
+function namesItself(arrival: Buffer, head = headFields(arrival)): boolean {
+  return head.fields.some((f) => {
     const m = /^message-id[ \t]*:([^]*)$/i.exec(f);
     if (!m) return false;
     const value = m[1]!.replace(/\s+/g, '');
@@ -153,7 +157,10 @@ function namesItself(arrival: Buffer): boolean {
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
-  return sealedIdentity(arrival) ?? (namesItself(arrival) ? bytesId(arrival) : randomBytes(32).toString('hex'));
+  const sealed = sealedIdentity(arrival);
+  if (sealed !== undefined) return sealed;
+  const head = headFields(arrival); // split once for both questions
+  return namesItself(arrival, head) ? bytesId(arrival, head) : randomBytes(32).toString('hex');
 }
 
 /**
@@ -174,8 +181,8 @@ export function arrivalId(arrival: Buffer): string {
  * make a message name itself: one the gateway does not honour (no inspection here, no list addressed) may stand on
  * two different messages with the same bytes.
  */
-function bytesId(arrival: Buffer): string {
-  const { fields: all, end } = headFields(arrival);
+function bytesId(arrival: Buffer, head = headFields(arrival)): string {
+  const { fields: all, end } = head;
   const fields = all
     .filter((f) => !/^received:/i.test(f))
     .map((f) => {
@@ -691,8 +698,7 @@ export class LocalDelivery {
     const out = new Map<string, boolean>();
     // every key of the message is `${id}:${rcpt}`; ';' is the character after ':'
     for (const { key, value } of this.delivered.getRange({ start: `${id}:`, end: `${id};` }))
-      if (markTime(value) < since && !(typeof value === 'object' && value.refused === true))
-        out.set(key.slice(id.length + 1), handedOver(value));
+      if (markTime(value) < since && !refusalMark(value)) out.set(key.slice(id.length + 1), handedOver(value));
     return out;
   }
 
@@ -707,7 +713,7 @@ export class LocalDelivery {
       for (const r of rcpts) {
         const k = `${id}:${r.toLowerCase()}`;
         const m = this.delivered.get(k);
-        if (m && typeof m === 'object' && m.refused === true && m.pid === process.pid) this.delivered.remove(k);
+        if (refusalMark(m)?.pid === process.pid) this.delivered.remove(k);
       }
     });
   }
@@ -719,7 +725,7 @@ export class LocalDelivery {
         const k = `${id}:${r.toLowerCase()}`;
         const m = this.delivered.get(k);
         // a refusal this attempt marked keeps its time: an attempt that waited for it counts it as an earlier one's
-        this.delivered.put(k, m && typeof m === 'object' && m.refused === true ? m.at : Date.now());
+        this.delivered.put(k, refusalMark(m)?.at ?? Date.now());
       }
     });
   }

@@ -13,7 +13,7 @@
  */
 import libmime from 'libmime';
 import type { GatewayDeps } from './deps';
-import { claimedOrganisation } from './binding';
+import { claimedOrganisation, ownOrganisation } from './binding';
 import { checkMessage, domainOf, shownSenders } from '../mail/message-checks';
 import { GatewayError } from '../mail/replies';
 
@@ -44,7 +44,7 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
       // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that
       // organisation's own mail must carry its seal (reception.ts): refused as such a message from the Internet is
       const claimed = await claimedOrganisation(deps, domainOf(address));
-      if (claimed !== undefined && claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed))
+      if (claimed !== undefined && !ownOrganisation(deps, claimed))
         throw new GatewayError('nullSenderNotReport', `its ${field} ${address} is of the SSMAX organisation ${claimed}`);
       continue;
     }

@@ -28,7 +28,7 @@ import { type RetiredUse, noteRetired } from './key-exchange';
 import { localCopies } from './local-copies';
 import { peerBundle, peerRefusedForGood } from './peer-bundle';
 import { addSeal } from './sealing';
-import { claimedOrganisation } from './binding';
+import { claimedOrganisation, ownOrganisation } from './binding';
 import { withoutField } from '../mail/header-block';
 
 export type Mode = 'ssmax' | 'transparent';
@@ -80,8 +80,7 @@ export function checkSenderBinding(
  */
 async function checkRelayedSender(deps: GatewayDeps, sender: string): Promise<void> {
   const claimed = sender === '' ? undefined : await claimedOrganisation(deps, domainOf(sender));
-  if (claimed === undefined || (claimed !== deps.config.domain && !deps.config.localDomains.includes(claimed)))
-    throw new GatewayError('senderNotOwn', `Sender ${sender || '(not one address)'}`);
+  if (!ownOrganisation(deps, claimed)) throw new GatewayError('senderNotOwn', `Sender ${sender || '(not one address)'}`);
 }
 
 /**
@@ -174,10 +173,9 @@ export async function verifySubmitter(deps: GatewayDeps, message: Buffer): Promi
 /** The local recipients that are lists of this organisation (not registered users). */
 export async function listRecipients(deps: GatewayDeps, rcpts: readonly string[]): Promise<string[]> {
   if (!deps.lists) return [];
-  const out: string[] = [];
-  // what each is, not the list's members: localCopies asks for those once, for the post
-  for (const r of rcpts) if ((await deps.keyd.kind(r)).kind === 'list') out.push(r);
-  return out;
+  // what each is, not the list's members (localCopies asks for those once, for the post): all asked at once
+  const kinds = await Promise.all(rcpts.map((r) => deps.keyd.kind(r)));
+  return rcpts.filter((_, i) => kinds[i]!.kind === 'list');
 }
 
 /** This organisation's current encryption key, as its own verified bundle certifies it. */

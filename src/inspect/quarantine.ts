@@ -36,6 +36,7 @@ import { secretsEqual } from '../crypto/compare';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { closeLmdb } from '../fs/lmdb-close';
 import { GatewayError } from '../mail/replies';
+import { DELIVERED_RECORD_SECONDS } from '../gateway/delivered-record';
 
 export const RELEASE_HEADER = 'SSMAX-Quarantine-Release';
 /** The release field of a post a moderator released (`ssmax list release`, src/lists/expand.ts): the same marker, in the moderation store. */
@@ -74,7 +75,7 @@ export function leaseEnd(entry: Pick<QuarantineEntry, 'release'>): number | unde
  * its record of the copies it handed over (src/gateway/config.ts, DELIVERED_RECORD_SECONDS), which keeps a second
  * release of a message that names itself from handing them over twice.
  */
-export const RELEASE_RECORD_MS = 7 * 86400 * 1000;
+export const RELEASE_RECORD_MS = DELIVERED_RECORD_SECONDS * 1000;
 
 /** When the gateway took `entry`'s release (its mark consumed), for a `released` entry. */
 function takenAt(entry: Pick<QuarantineEntry, 'release'>): number {

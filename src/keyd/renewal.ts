@@ -301,64 +301,55 @@ export class CrlRenewer {
     change?: () => void,
     waitMs = CA_LOCK_WAIT_MS,
   ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
-    return this.underCaLock(file, waitMs, () => this.reissueLocked(file, current, entries, now, record, change));
-  }
-
-  private async reissueLocked(
-    file: string,
-    current: ParsedCrl,
-    entries: RevocationEntry[],
-    now: Date,
-    record: (summary: string) => AuditInput,
-    change?: () => void,
-  ): Promise<{ crlNumber: bigint; nextUpdate: Date; summary: string }> {
-    // the file as it is now, under the lock: a CRL of this CA written since `current` was read (ssmax ca crl, ssmax
-    // registry revoke) keeps its revocations and its number
-    const latest = parseCrl(readFileSync(file, 'utf8'));
-    if (crlIssuedBy(latest, this.ca!.certificate.subjectDer)) {
-      const have = new Set(entries.map((e) => e.serial));
-      const since = [...latest.entries.values()].filter((e) => !have.has(e.serial));
-      if (since.length > 0) {
-        this.log(
-          `keyd: CRL "${file}" was re-signed by another writer while keyd re-signed it (number ${String(latest.crlNumber ?? 0n)}): keeping its ${since.length} revocation(s) (${since.map((e) => e.serial).join(',')})`,
-        );
-        entries = [...entries, ...since];
+    return this.underCaLock(file, waitMs, async () => {
+      // the file as it is now, under the lock: a CRL of this CA written since `current` was read (ssmax ca crl, ssmax
+      // registry revoke) keeps its revocations and its number
+      const latest = parseCrl(readFileSync(file, 'utf8'));
+      if (crlIssuedBy(latest, this.ca!.certificate.subjectDer)) {
+        const have = new Set(entries.map((e) => e.serial));
+        const since = [...latest.entries.values()].filter((e) => !have.has(e.serial));
+        if (since.length > 0) {
+          this.log(
+            `keyd: CRL "${file}" was re-signed by another writer while keyd re-signed it (number ${String(latest.crlNumber ?? 0n)}): keeping its ${since.length} revocation(s) (${since.map((e) => e.serial).join(',')})`,
+          );
+          entries = [...entries, ...since];
+        }
+        if ((latest.crlNumber ?? 0n) > (current.crlNumber ?? 0n)) current = latest;
       }
-      if ((latest.crlNumber ?? 0n) > (current.crlNumber ?? 0n)) current = latest;
-    }
-    const before = this.known.get(file);
-    const onDisk = current.crlNumber ?? 0n;
-    let number = onDisk;
-    if (before) {
-      const have = new Set(entries.map((e) => e.serial));
-      const lost = [...before.entries.values()].filter((e) => !have.has(e.serial));
-      if (lost.length > 0 || onDisk < before.number) {
-        this.log(
-          `keyd: ERROR CRL "${file}" was replaced by number ${onDisk}${lost.length > 0 ? ` without ${lost.length} revocation(s) keyd had (${lost.map((e) => e.serial).join(',')})` : ''}, where keyd last had number ${before.number}: keeping every revocation, numbering above both (sign by hand with ssmax ca crl, which merges this file)`,
-        );
-        entries = [...entries, ...lost];
+      const before = this.known.get(file);
+      const onDisk = current.crlNumber ?? 0n;
+      let number = onDisk;
+      if (before) {
+        const have = new Set(entries.map((e) => e.serial));
+        const lost = [...before.entries.values()].filter((e) => !have.has(e.serial));
+        if (lost.length > 0 || onDisk < before.number) {
+          this.log(
+            `keyd: ERROR CRL "${file}" was replaced by number ${onDisk}${lost.length > 0 ? ` without ${lost.length} revocation(s) keyd had (${lost.map((e) => e.serial).join(',')})` : ''}, where keyd last had number ${before.number}: keeping every revocation, numbering above both (sign by hand with ssmax ca crl, which merges this file)`,
+          );
+          entries = [...entries, ...lost];
+        }
+        if (before.number > number) number = before.number;
       }
-      if (before.number > number) number = before.number;
-    }
-    const renewed = createCrl(this.ca!, {
-      entries,
-      thisUpdate: now,
-      nextUpdate: new Date(now.getTime() + this.policy.validityMs),
-      crlNumber: number + 1n,
+      const renewed = createCrl(this.ca!, {
+        entries,
+        thisUpdate: now,
+        nextUpdate: new Date(now.getTime() + this.policy.validityMs),
+        crlNumber: number + 1n,
+      });
+      const summary = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
+      const input = record(summary);
+      const staged = stagedFile(file);
+      writeFileSync(staged, renewed.pem, { mode: 0o644 });
+      try {
+        await this.audit.append({ ...input, reason: (input.reason ?? summary).slice(0, 300) }, now, change);
+      } catch (err) {
+        rmSync(staged, { force: true });
+        throw err;
+      }
+      renameSync(staged, file);
+      this.known.set(file, { number: renewed.crlNumber!, entries: renewed.entries });
+      return { crlNumber: renewed.crlNumber!, nextUpdate: renewed.nextUpdate!, summary };
     });
-    const summary = `${file}: number ${renewed.crlNumber} with ${renewed.entries.size} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`;
-    const input = record(summary);
-    const staged = stagedFile(file);
-    writeFileSync(staged, renewed.pem, { mode: 0o644 });
-    try {
-      await this.audit.append({ ...input, reason: (input.reason ?? summary).slice(0, 300) }, now, change);
-    } catch (err) {
-      rmSync(staged, { force: true });
-      throw err;
-    }
-    renameSync(staged, file);
-    this.known.set(file, { number: renewed.crlNumber!, entries: renewed.entries });
-    return { crlNumber: renewed.crlNumber!, nextUpdate: renewed.nextUpdate!, summary };
   }
 
   private async runNow(now: Date): Promise<CrlState[]> {

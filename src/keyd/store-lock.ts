@@ -22,7 +22,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type FolderLockKind, bindLock, folderLockName, folderSecret, lockHolder } from '../fs/folder-lock';
+import { type FolderLockKind, folderLockName, holdFolder, lockHolder } from '../fs/folder-lock';
 
 /** Another keyd holds the store. */
 export class StoreInUseError extends Error {
@@ -47,12 +47,6 @@ export const STORE_LOCK_SUPPORTED = process.platform === 'linux';
 /** The store's lock (src/fs/folder-lock.ts): its secret `keyd-lock.secret` in the store folder. */
 const STORE: FolderLockKind = { secretFile: 'keyd-lock.secret', prefix: 'ssmax-keyd-store-' };
 
-/** The lock's name for the keyd about to run on `dataDir` (the folder and its secret made if missing). */
-function lockName(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return folderLockName(dataDir, STORE, folderSecret(dataDir, STORE));
-}
-
 /** The pid of the keyd holding `dataDir`, or undefined when none does (or the platform has no lock). */
 export async function storeHolder(dataDir: string, timeoutMs = 2000): Promise<number | undefined> {
   // nothing is made here: without the secret no keyd ever ran on this folder (the one that runs made it first)
@@ -72,9 +66,8 @@ export async function lockStore(dataDir: string, warn?: (line: string) => void):
     warn?.(`keyd: WARNING no store lock on ${process.platform}: make sure no other keyd runs on "${dataDir}"`);
     return { release: () => Promise.resolve() };
   }
-  const name = lockName(dataDir);
-  const lock = await bindLock(name);
-  if (lock) return lock;
-  const h = await lockHolder(name, 2000);
-  throw new StoreInUseError(dataDir, h.pid);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const held = await holdFolder(dataDir, STORE);
+  if ('heldBy' in held) throw new StoreInUseError(dataDir, held.heldBy);
+  return held;
 }

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic';
 import { cannotRead, errnoCode } from '../errors/errno';
-import { FOLDER_LOCK_SUPPORTED, type FolderLockKind, bindLock, folderLockName, folderSecret, lockHolder } from '../fs/folder-lock';
+import { FOLDER_LOCK_SUPPORTED, type FolderLock, type FolderLockKind, holdFolder } from '../fs/folder-lock';
 
 /** The state file's folder lock (src/fs/folder-lock.ts), held for as long as a publisher runs. */
 const PUBLISHER_LOCK: FolderLockKind = { secretFile: 'publisher-lock.secret', prefix: 'ssmax-publisher-' };
@@ -32,15 +32,12 @@ export class StateInUseError extends Error {
  * holds it: the serial is read once and grown in memory, so a second publisher on the same state would reuse it.
  * Without lock support (not Linux) nothing is held.
  */
-export async function lockPublisherState(file: string): Promise<{ release(): Promise<void> }> {
+export async function lockPublisherState(file: string): Promise<FolderLock> {
   if (!FOLDER_LOCK_SUPPORTED) return { release: () => Promise.resolve() };
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
-  const name = folderLockName(dir, PUBLISHER_LOCK, folderSecret(dir, PUBLISHER_LOCK));
-  const lock = await bindLock(name);
-  if (lock) return lock;
-  const h = await lockHolder(name, 2000);
-  throw new StateInUseError(file, h.pid);
+  mkdirSync(dirname(file), { recursive: true });
+  const held = await holdFolder(dirname(file), PUBLISHER_LOCK);
+  if ('heldBy' in held) throw new StateInUseError(file, held.heldBy);
+  return held;
 }
 
 export interface PublicationRecord {
