@@ -82,6 +82,8 @@ export class ClamdClient {
     // now (4xx, retried) rather than queue without end behind it, each holding its message's plaintext
     const timeoutMs = this.opts.timeoutMs ?? 10000;
     const deadline = Date.now() + timeoutMs;
+    // a scan that had to wait in line and then runs out of time ran out of it in the line: busy, not clamd's timeout
+    const waited = this.limit.active >= this.limit.max;
     const release = await this.limit.acquireWithin(timeoutMs);
     if (!release)
       throw new ClamdError(
@@ -109,6 +111,10 @@ export class ClamdClient {
       if (answer === 'INSTREAM size limit exceeded. ERROR')
         throw new ClamdError('too-large', `${data.length} bytes are more than clamd scans in one stream (clamd's StreamMaxLength)`);
       throw new ClamdError('protocol', `clamd answered "${answer.slice(0, 120)}"`);
+    } catch (err) {
+      if (waited && err instanceof ClamdError && err.code === 'timeout')
+        throw new ClamdError('busy', `${err.message}, after waiting in line for a connection (all ${this.limit.max} were busy)`);
+      throw err;
     } finally {
       release();
     }
