@@ -120,8 +120,8 @@ describe('per-message CPU budget under load', () => {
     });
     const wall = performance.now() - started;
     expect(wall).toBeGreaterThan(200);
-    expect(computeMs(tally)).toBeGreaterThan(45);
-    expect(computeMs(tally)).toBeLessThan(100);
+    expect(computeMs(tally)).toBeGreaterThan(40);
+    expect(computeMs(tally)).toBeLessThan(150); // about 50 ms of compute; counting the waits too would be about 250
   });
 
   it('work cut into thousands of callbacks shorter than the system-call threshold is counted in full, not as nothing', async () => {

@@ -128,11 +128,14 @@ describe('per-message CPU budget', () => {
     clearInterval(timer);
     expect(result).toMatchObject({ result: 'fail', reason: 'limit-exceeded' });
     expect(result.result === 'fail' && result.detail).toMatch(/CPU budget of 30 ms/);
-    // It stopped soon after the budget (not after reading all 10 MB), and the loop ran meanwhile.
-    expect(took).toBeLessThan(30 + 500);
-    expect(ticks).toBeGreaterThan(0);
+    expect(ticks).toBeGreaterThan(0); // the loop ran meanwhile
     // The same message within a generous budget reads to the end.
+    const fullStarted = performance.now();
     expect((await verifyChain(big, { lookup: () => undefined, now, cpuBudgetMs: 60_000 })).result).toBe('none');
+    const full = performance.now() - fullStarted;
+    // It stopped soon after the budget, not after reading all 10 MB: the bound grows with this machine's own time
+    // for the whole read when that is slow (a loaded machine), and a read that ignored the budget takes about `full`
+    expect(took).toBeLessThan(Math.max(30 + 500, full / 4));
   });
 
   it('the gateway answers such a message with a permanent 5xx naming the limit', async () => {

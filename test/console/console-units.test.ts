@@ -55,9 +55,14 @@ describe('templating', () => {
       return performance.now() - t0;
     };
     time(1000);
-    const small = Math.max(time(100000), 0.5);
-    const big = time(1000000);
-    expect(big / small).toBeLessThan(40); // 10x the input: about 10x the time, never quadratic
+    // the fastest of three interleaved runs of each size: one preemption or collector pause does not decide
+    let small = Infinity;
+    let big = Infinity;
+    for (let i = 0; i < 3; i++) {
+      small = Math.min(small, time(100000));
+      big = Math.min(big, time(1000000));
+    }
+    expect(big / Math.max(small, 0.5)).toBeLessThan(40); // 10x the input: about 10x the time, never quadratic
   });
 });
 

@@ -70,6 +70,17 @@ function smallOverRandom(mul: (k: bigint) => unknown, rounds: number, batch: num
  * out (a loaded CI run once measured 0.62 for noble's constant-time mul), while a shortcut for small scalars is
  * below the band in every measure (0.03 to 0.4, above). Returns the last ratio measured.
  */
+/**
+ * A ratio measured again, up to four more times, while it is not below `bound`: a shortcut for small scalars
+ * measures below it every time (native mulPublic about 0.65, the WebAssembly one about 0.2), noise pushes one
+ * measure above it now and then; a multiplication in constant time never gets below it. Returns the last ratio.
+ */
+function belowRatio(measure: () => number, bound: number): number {
+  let ratio = measure();
+  for (let i = 0; i < 4 && ratio >= bound; i++) ratio = measure();
+  return ratio;
+}
+
 function bandRatio(measure: () => number): number {
   let ratio = measure();
   for (let i = 0; i < 4 && (ratio <= 0.7 || ratio >= 2); i++) ratio = measure();
@@ -92,7 +103,7 @@ describe.each(Object.values(groups))('group $name', (g) => {
 
   test('the same measure sees mulPublic (public scalars) take less time for the scalar 3', () => {
     const [rounds, batch] = g.name === 'native' ? [300, 5] : [40, 3];
-    expect(smallOverRandom((k) => g.mulPublic(P, k), rounds, batch)).toBeLessThan(0.7);
+    expect(belowRatio(() => smallOverRandom((k) => g.mulPublic(P, k), rounds, batch), 0.7)).toBeLessThan(0.7);
   });
 });
 
@@ -104,6 +115,6 @@ describe('scalar inversion (of a secret blinding factor)', () => {
   });
 
   test('the same measure sees the unblinded extended Euclid (what invertScalar blinds) take less time for the scalar 3', () => {
-    expect(smallOverRandom((k) => secp256k1.Point.Fn.inv(k), 300, 5)).toBeLessThan(0.7);
+    expect(belowRatio(() => smallOverRandom((k) => secp256k1.Point.Fn.inv(k), 300, 5), 0.7)).toBeLessThan(0.7);
   });
 });

@@ -183,7 +183,7 @@ test('refreshes are bounded per peer, and a failing refresh or probe leaves the 
   const hanging = watch({ t, prober: () => new Promise(() => undefined) });
   const t0 = Date.now();
   expect((await hanging.kw.fresh('b.example', entry(1))).currentKey.keyId).toBe('b.example:v1');
-  expect(Date.now() - t0).toBeLessThan(2000);
+  expect(Date.now() - t0).toBeLessThan(5000); // the probe is cut at about 0.7 s; a hanging one would never end
 });
 
 test("a refresh hint counts only for the domain the copy went to: a peer naming another domain's keys changes nothing", async () => {

@@ -133,13 +133,18 @@ test('2,000 RCPTs to unknown addresses: no audit record at keyd, at most one que
   const before = await auditCount();
   const asked = await lookups('directory.address');
   const unknown = Array.from({ length: 2000 }, (_, i) => `nobody${i % 40}@a.example`);
+  const started = Date.now();
   const replies = await rcptsTo(unknown);
+  const elapsed = Date.now() - started;
   expect(replies).toHaveLength(2000);
   for (const r of replies) expect(r).toMatch(/^550 5\.1\.1 /);
   expect(await auditCount()).toBe(before);
   const questions = (await lookups('directory.address')) - asked;
   expect(questions).toBeGreaterThanOrEqual(40);
-  expect(questions).toBeLessThanOrEqual(80); // 40 addresses, asked again at most once each if the 5 s lapsed meanwhile
+  // 40 addresses, each asked again at most once per 5 s (the default not_found_ttl_ms) the RCPTs took: a slow
+  // machine asks more often, a gateway that does not keep its answers asks up to 2,000 times
+  expect(questions).toBeLessThanOrEqual(40 * (1 + Math.ceil(elapsed / 5000)));
+  expect(questions).toBeLessThan(2000 / 4);
   expect(await lookups('directory.user')).toBe(0);
   expect(await lookups('list.resolve')).toBe(0);
 });

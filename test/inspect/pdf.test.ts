@@ -73,7 +73,7 @@ test('a PDF that takes longer than the time allowed is cut off without stalling 
     [10000, 400, 10000],
   );
   expect(results[1]!.unreadable).toEqual(['time']);
-  expect(results[1]!.ms).toBeLessThan(3000);
+  expect(results[1]!.ms).toBeLessThan(5000); // a 400 ms limit, with the thread's end and the decoding around it
   expect(results[2]!.texts.at(-1)).toBe('after it 4111');
   expect(maxGapMs).toBeLessThan(1000); // the 10 ms ticker kept running while pdf.js worked on the slow PDF (slack for a shared machine)
 });
