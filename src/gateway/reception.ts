@@ -24,7 +24,7 @@ import {
   withInspectionResults,
 } from './inspection';
 import type { RetiredUse } from './key-exchange';
-import { localCopies } from './local-copies';
+import { checkCopyBytes, localCopies } from './local-copies';
 import { addSeal } from './sealing';
 
 /**
@@ -76,6 +76,8 @@ async function receiveOnce(deps: GatewayDeps, raw: Buffer, rcpts: readonly strin
   if (capsules.length === 0) {
     // sealed but not encrypted (the sender's policy allowed plaintext): scanned, each recipient's copy sealed with the verdict, delivered
     await refuseLists(deps, rcpts);
+    // one sealed copy per recipient, each the whole message, all held until handed over: capped as the decrypted ones are
+    checkCopyBytes(deps, rcpts.length, raw.length, 'its recipients');
     const clear = await inspectArrival(deps, raw, undefined, head.from, rcpts);
     if (clear.quarantined) return { copies: [], notices: [], quarantined: clear.quarantined };
     const copies: Copy[] = [];

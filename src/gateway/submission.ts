@@ -25,7 +25,7 @@ import { heldCapsules, inspectSubmission, releasedCapsules, releasedKeyGone, wit
 import { GatewayError, type ReplyName } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
-import { localCopies } from './local-copies';
+import { checkCopyBytes, localCopies } from './local-copies';
 import { peerBundle, peerRefusedForGood } from './peer-bundle';
 import { addSeal } from './sealing';
 import { claimedOrganisation, ownOrganisation } from './binding';
@@ -256,6 +256,10 @@ async function submitOnce(
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
+  // one copy per other domain, each the whole message, all held until handed over: capped before any is made, as
+  // the local copies are (local-copies.ts)
+  const otherDomains = [...byDomain.keys()].filter((d) => !deps.config.localDomains.includes(d)).length;
+  checkCopyBytes(deps, otherDomains, message.length, `its recipients at ${otherDomains} other domains`);
   const copies: Copy[] = [];
   // posts to moderated lists: held only when the copies are handed over, after every other recipient here was worked out
   const holds: HeldPost[] = [];

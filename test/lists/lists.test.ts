@@ -22,6 +22,10 @@ import { tmpdir } from 'node:os';
 import { filesUnder, network, smtp, waitFor } from '../gateway/network-fixture';
 import { KeydClient } from '../../src/keyd/client';
 import { Directory } from '../../src/directory/directory';
+import { parse as parseIni } from 'ini';
+import { setupGateway } from '../../src/gateway/setup';
+import { addSeal } from '../../src/gateway/sealing';
+import { verifyUnsealed } from '../../src/chain/verify-chain';
 
 jest.setTimeout(240000);
 
@@ -402,6 +406,55 @@ describe('posting policy', () => {
     expect(twoReply).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients/);
     await new Promise((res) => setTimeout(res, 1000));
     expect(A.mailbox.mails.length + B.mailbox.mails.length).toBe(before + 1);
+  });
+
+  test("a peer's sealed but unencrypted message whose copies (one sealed copy per recipient) would pass max_copy_bytes: 552 5.3.4 before any copy is made", async () => {
+    // b.example's sealer alone, for mail sealed but not encrypted (a sender whose policy allowed plaintext)
+    const iniB = parseIni(readFileSync(join(B.harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwB = setupGateway(iniB, B.harakaDir, () => undefined, 'ssmax-state-lists-sealer');
+    try {
+      const seal = async (to: string[], size: number) => {
+        const lines = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil(size / 78)); // SMTP lines: a 150 KB line would not arrive as sealed
+        const message = post('bob@b.example', `Sealed plain ${to.length}`, lines, to.join(', '));
+        const chain = await verifyUnsealed(message, {});
+        return addSeal(gwB.deps, message, { from: 'own', chain, trackingToken: new Uint8Array(64).fill(7) }, [{ name: 'e2e', result: 'none' }], to);
+      };
+      const before = A.mailbox.mails.length;
+      const two = ['greg@a.example', 'hana@a.example'];
+      const refused = await smtp(A.ports.smtp, 'bob@b.example', two, await seal(two, MAX_COPY_BYTES / 2)).then(
+        (r) => r,
+        (err: Error) => err.message,
+      );
+      expect(refused).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients .*max_copy_bytes \(300000\)/);
+      // the same to one recipient is one copy, within it
+      expect(await smtp(A.ports.smtp, 'bob@b.example', ['hana@a.example'], await seal(['hana@a.example'], MAX_COPY_BYTES / 2))).toMatch(/^250 /);
+      await new Promise((res) => setTimeout(res, 1000));
+      expect(A.mailbox.mails.length).toBe(before + 1);
+    } finally {
+      await gwB.close();
+    }
+  });
+
+  test('a submission whose copies for other domains (one per domain, each the whole message) would pass max_copy_bytes: 552 5.3.4 before any copy is made', async () => {
+    const before = B.mailbox.mails.length;
+    const lines = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil(MAX_COPY_BYTES / 2 / 78));
+    const dave = { user: 'dave@a.example', pass: 'pw-dave' };
+    const refused = await smtp(
+      A.ports.smtp,
+      'dave@a.example',
+      ['bob@b.example', 'someone@c.example'],
+      post('dave@a.example', 'Two domains', lines, 'bob@b.example, someone@c.example'),
+      dave,
+    ).then(
+      (r) => r,
+      (err: Error) => err.message,
+    );
+    expect(refused).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients at 2 other domains/);
+    // to one other domain it is one copy, within it
+    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], post('dave@a.example', 'One domain', lines, 'bob@b.example'), dave)).toMatch(
+      /^250 /,
+    );
+    await waitFor(() => B.mailbox.mails.length === before + 1);
   });
 
   test('plain Internet mail to a list is no post: 550 5.7.1 naming the list, nothing handed to the mailbox store as if the list were a mailbox', async () => {
