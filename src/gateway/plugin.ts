@@ -1067,6 +1067,9 @@ export function hook_bounce(this: HarakaPlugin, next: Next, hmail: QueuedMail | 
 
 export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, domain: string): void {
   const s = state;
+  // stopping (after shutdown, while Haraka's queue still runs): which domains are local, and their route, is not known
+  // now; left to Haraka, a report to a local sender would go by DNS to a gateway that refuses it and be lost. Later.
+  if (!s) return next(CODES.DENYSOFT, 'ssmax: the gateway is stopping; routing is not known now');
   // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
   const spelt = canonicalDomain(domain) || domain.toLowerCase();
   const local = s?.config.localDomains.includes(spelt) ? s.config.delivery : undefined;
