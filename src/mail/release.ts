@@ -55,6 +55,8 @@ export interface HeldMessage {
   readonly from: string;
   readonly rcpts: readonly string[];
   readonly message: Uint8Array;
+  /** `inbound`: held on arrival (antivirus, a moderated list): re-injected without logging in (below). */
+  readonly direction?: 'outbound' | 'inbound';
 }
 
 export interface ReinjectVia {
@@ -129,7 +131,11 @@ export async function reinject(held: HeldMessage, releaseHeader: string, via: Re
     connectionTimeout: via.connectionTimeoutMs ?? RELEASE_CONNECT_TIMEOUT_MS,
     greetingTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
     socketTimeout: via.socketTimeoutMs ?? RELEASE_SOCKET_TIMEOUT_MS,
-    ...(via.user && via.password ? { auth: { user: via.user, pass: via.password } } : {}),
+    // logging in makes Haraka relay the message, i.e. take it as a submission of this organisation (its
+    // queue_outbound): right for a held submission to another domain, wrong for an arrival held on its way in or a
+    // post held for a list's moderator, which the submission path refuses (it carries seals, its sender is no user
+    // here) every time they are released. Those go back the way they came: to the gateway's port, without logging in
+    ...(via.user && via.password && held.direction !== 'inbound' ? { auth: { user: via.user, pass: via.password } } : {}),
   });
   try {
     const raw = Buffer.concat([Buffer.from(`${releaseHeader}: ${marker}\r\n`), Buffer.from(held.message)]);

@@ -417,7 +417,13 @@ describe('posting policy', () => {
         const lines = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil(size / 78)); // SMTP lines: a 150 KB line would not arrive as sealed
         const message = post('bob@b.example', `Sealed plain ${to.length}`, lines, to.join(', '));
         const chain = await verifyUnsealed(message, {});
-        return addSeal(gwB.deps, message, { from: 'own', chain, trackingToken: new Uint8Array(64).fill(7) }, [{ name: 'e2e', result: 'none' }], to);
+        return addSeal(
+          gwB.deps,
+          message,
+          { from: 'own', chain, trackingToken: new Uint8Array(64).fill(7) },
+          [{ name: 'e2e', result: 'none' }],
+          to,
+        );
       };
       const before = A.mailbox.mails.length;
       const two = ['greg@a.example', 'hana@a.example'];
@@ -425,9 +431,13 @@ describe('posting policy', () => {
         (r) => r,
         (err: Error) => err.message,
       );
-      expect(refused).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients .*max_copy_bytes \(300000\)/);
+      expect(refused).toMatch(
+        /55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients .*max_copy_bytes \(300000\)/,
+      );
       // the same to one recipient is one copy, within it
-      expect(await smtp(A.ports.smtp, 'bob@b.example', ['hana@a.example'], await seal(['hana@a.example'], MAX_COPY_BYTES / 2))).toMatch(/^250 /);
+      expect(await smtp(A.ports.smtp, 'bob@b.example', ['hana@a.example'], await seal(['hana@a.example'], MAX_COPY_BYTES / 2))).toMatch(
+        /^250 /,
+      );
       await new Promise((res) => setTimeout(res, 1000));
       expect(A.mailbox.mails.length).toBe(before + 1);
     } finally {
@@ -449,11 +459,13 @@ describe('posting policy', () => {
       (r) => r,
       (err: Error) => err.message,
     );
-    expect(refused).toMatch(/55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients at 2 other domains/);
-    // to one other domain it is one copy, within it
-    expect(await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], post('dave@a.example', 'One domain', lines, 'bob@b.example'), dave)).toMatch(
-      /^250 /,
+    expect(refused).toMatch(
+      /55\d 5\.3\.4 Message too large for its number of recipients: 2 copies of \d+ bytes for its recipients at 2 other domains/,
     );
+    // to one other domain it is one copy, within it
+    expect(
+      await smtp(A.ports.smtp, 'dave@a.example', ['bob@b.example'], post('dave@a.example', 'One domain', lines, 'bob@b.example'), dave),
+    ).toMatch(/^250 /);
     await waitFor(() => B.mailbox.mails.length === before + 1);
   });
 
