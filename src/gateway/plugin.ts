@@ -586,11 +586,12 @@ async function sendMarked(
   const all = copies.reduce((n, c) => n + c.rcpts.length, holds.length); // a held post's list is a recipient taken
   if (failed.length > 0 && failed.length >= all && unsent.length === 0) throw storeRefusal(failed);
   // whether a copy of this message has gone (by this attempt or an earlier one): from then on, never a 5xx for the whole message
+  const failedRcpts = new Set(failed.map((f) => f.rcpt)); // a set: 10,000 list copies against as many refusals
   let gone =
     earlier.size > 0 ||
     toHold.length > unheld.length ||
     already.rcpts.length > 0 ||
-    copies.some((c) => c.local && c.rcpts.some((r) => !failed.some((f) => f.rcpt === r)));
+    copies.some((c) => c.local && c.rcpts.some((r) => !failedRcpts.has(r)));
   const unqueued: Refusal[] = [];
   for (const copy of peerCopies) {
     const refused = await s.delivery.once(

@@ -343,10 +343,11 @@ export class KeyService {
         };
       }
       case 'list': {
-        const list = this.lists.get(checkAddress(t.list, 'target.list'));
+        const known = this.lists.membership(checkAddress(t.list, 'target.list'));
         const member = checkAddress(t.member, 'target.member');
-        if (!list) throw new KeydError('target-refused', `No mailing list "${t.list}" at ${this.domain}`);
-        if (!list.members.includes(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
+        if (!known) throw new KeydError('target-refused', `No mailing list "${t.list}" at ${this.domain}`);
+        const list = known.entry;
+        if (!known.members.has(member)) throw new KeydError('target-refused', `"${member}" is not a member of "${list.address}"`);
         const memberDomain = member.slice(member.lastIndexOf('@') + 1);
         if (memberDomain !== this.domain) {
           // a member in another organisation: that organisation's key, certified for the member's domain (it re-encrypts to the member)

@@ -64,7 +64,7 @@ function decryptOp(orgKey: { keyId: string; publicKey: Uint8Array }) {
   return { P, blinding, op: { op: 'decrypt', keyId: capsule.keyId, e: b64(request.e) } };
 }
 
-function opensForBob(slot: Slot, made: ReturnType<typeof reencryptOp>): boolean {
+function opensForBob(slot: Slot, made: Pick<ReturnType<typeof reencryptOp>, 'P' | 'blinding'>): boolean {
   const forBob = unblindReencryption(g, made.blinding, { u: unb64(slot.u), v: unb64(slot.v) }, { keyId: String(slot.targetKeyId) });
   return Buffer.from(decapsulate(g, forBob, bob.privateKey)).equals(Buffer.from(made.P));
 }
@@ -123,6 +123,30 @@ describe('batch handler over a real store', () => {
     ]);
     expect(tail[1]!.reason).toMatch(/target-refused/);
     expect(tail[0]!.target).toBe('user:bob@a.example');
+  });
+
+  test("a batch of a list's fan-out reads the list from the store once, not once per operation; a member removed is refused from the next batch on", async () => {
+    const members = ['bob@a.example', ...Array.from({ length: 2000 }, (_, i) => `m${i}@a.example`)];
+    await parts.service.lists.create(ADMIN, { address: 'fanout@a.example', members });
+    const listOp = () => {
+      const made = reencryptOp(orgKey, 'bob@a.example');
+      return { ...made, op: { ...made.op, target: { kind: 'list', list: 'fanout@a.example', member: 'bob@a.example' } } };
+    };
+    const handler = new BatchHandler(parts.service, parts.audit, () => new Date(), 64);
+    const get = jest.spyOn(parts.store.lists, 'get');
+    try {
+      const made = Array.from({ length: 64 }, listOp);
+      const r = await handler.run(GATEWAY, { ops: made.map((m) => m.op) });
+      const slots = r.results as Slot[];
+      expect(slots.every((s, i) => opensForBob(s, made[i]!))).toBe(true);
+      expect(get.mock.calls.filter(([key]) => key === 'fanout@a.example')).toHaveLength(1); // was 64: each decoded 2,001 members
+      get.mockClear();
+      await parts.service.lists.members(ADMIN, { address: 'fanout@a.example', remove: ['bob@a.example'] });
+      const again = await handler.run(GATEWAY, { ops: [listOp().op, listOp().op] });
+      expect((again.results as Slot[]).map((s) => s.error?.code)).toEqual(['target-refused', 'target-refused']);
+    } finally {
+      get.mockRestore();
+    }
   });
 
   test('more operations than the limit: refused whole (413), nothing done, nothing audited', async () => {
