@@ -74,10 +74,12 @@ export async function verifyChain(message: Uint8Array, options: VerifyChainOptio
   const { read, seals } = got;
   if (seals.length === 0) return { result: 'none', summary: chainSummary({ result: 'none' }, []), instances: [], reading: read.reading };
   const nowSeconds = unixSeconds(options.now);
-  const reports: SealReport[] = [];
-  for (const [index, seal] of seals.entries()) {
-    reports.push(await verifyOne(seal, seals.slice(0, index), seals[seals.length - 1]!, read, options, nowSeconds));
-  }
+  // the seals' certificates looked up together: a message with many seals by domains whose lookups stall costs one
+  // lookup's time, not one per seal in turn (16 seals × a 5 s directory timeout used to be 80 s, most of it after
+  // the gateway had answered)
+  const reports: SealReport[] = await Promise.all(
+    seals.map((seal, index) => verifyOne(seal, seals.slice(0, index), seals[seals.length - 1]!, read, options, nowSeconds)),
+  );
   const { outcome, summary } = chainOutcome(reports);
   return { ...outcome, summary, instances: reports, ...(outcome.result === 'pass' ? { reading: read.reading } : {}) };
 }

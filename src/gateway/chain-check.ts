@@ -50,8 +50,11 @@ export async function verifySeals(deps: GatewayDeps, message: Buffer, at?: Date)
   let chain = await timed('chain', verify);
   const unconfirmed: string[] = []; // sealers whose bundle could not be fetched afresh
   if (chain.result === 'fail' && chain.reason === 'unknown-certificate' && deps.keyWatch && missing.size > 0) {
-    const outcomes = new Map<string, SealRefresh>();
-    for (const domain of missing) outcomes.set(domain, await deps.keyWatch.refreshForSeal(domain));
+    const watch = deps.keyWatch;
+    // the sealers' bundles refreshed together (each bounded by the directory's timeout), not one after another
+    const outcomes = new Map<string, SealRefresh>(
+      await Promise.all([...missing].map(async (domain): Promise<[string, SealRefresh]> => [domain, await watch.refreshForSeal(domain)])),
+    );
     if ([...outcomes.values()].includes('refreshed')) chain = await timed('chain', verify);
     if (chain.result === 'fail' && chain.reason === 'unknown-certificate') {
       for (const domain of missing)

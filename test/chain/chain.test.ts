@@ -155,6 +155,22 @@ describe('user signature (hop 0)', () => {
 });
 
 describe('seals (hops 1…N)', () => {
+  it("looks up the seals' certificates together: three seals whose lookups take 500 ms each cost one lookup's time, not three", async () => {
+    const first = await sealOnce(sampleMessage());
+    const second = await sealOnce(first.message, orgB, {});
+    const third = await sealOnce(second.message, orgB, {});
+    const slow: typeof opts.lookup = async (req) => {
+      await new Promise((r) => setTimeout(r, 500));
+      return dir.lookup(req);
+    };
+    const started = performance.now();
+    const chain = await verifyChain(third.message, { ...opts, lookup: slow });
+    const took = performance.now() - started;
+    expect(chain.result).toBe('pass');
+    expect(chain.instances).toHaveLength(3);
+    expect(took).toBeLessThan(1000); // about 500 ms together; one after another would be 1,500 or more
+  });
+
   it('seals i=1 with a tracking token and verifies; the chain lookup is asked for the sealing certificate', async () => {
     const sealed = await sealOnce(sampleMessage());
     expect(sealed.instance).toBe(1);
