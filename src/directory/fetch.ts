@@ -143,6 +143,15 @@ function systemHostResolver(timeoutMs: number): HostResolver {
   return hostResolverOf(boundedResolver(timeoutMs));
 }
 
+/**
+ * A `lookup` for sockets that connect to a host name someone else chose (a peer's MX, for the EHLO probe): the
+ * system's DNS servers through c-ares, each query bounded by `timeoutMs`, never getaddrinfo on libuv's shared
+ * threads (as for the bundle fetch above). Any address is allowed: the probe goes where mail would go.
+ */
+export function boundedLookup(timeoutMs: number): LookupFunction {
+  return fixedLookup(new Map(), systemHostResolver(timeoutMs), true);
+}
+
 function fixedLookup(hosts: ReadonlyMap<string, string>, resolveHost: HostResolver, allowPrivate: boolean): LookupFunction {
   const fn = (hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void): void => {
     const address = hosts.get(hostname.toLowerCase());

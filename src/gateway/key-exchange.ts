@@ -18,6 +18,7 @@ import { resolveMx } from 'node:dns/promises';
 import { connect } from 'node:net';
 import { DirectoryError } from '../directory/directory';
 import type { PeerEntry } from '../directory/peer-entry';
+import { boundedLookup } from '../directory/fetch';
 import type { KeyNotice } from '../keyd/client-ops';
 
 export const KEYWORD = 'X-SSMAX';
@@ -147,7 +148,9 @@ export const EHLO_PROBE_MAX_BYTES = 65536;
 /** One EHLO dialogue: the EHLO answer lines, or a rejection; closed within `timeoutMs` and EHLO_PROBE_MAX_BYTES. */
 export function ehloProbe(target: ProbeTarget, helo: string, timeoutMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const sock = connect(target.port, target.host);
+    // the peer's MX name through c-ares, bounded: getaddrinfo would hold one of libuv's four shared threads for as
+    // long as the peer's name servers stay silent, and every file and zlib operation of the gateway waits behind them
+    const sock = connect({ port: target.port, host: target.host, lookup: boundedLookup(timeoutMs) });
     let buf = '';
     let stage: 'greeting' | 'ehlo' | 'done' = 'greeting';
     const lines: string[] = [];

@@ -3,6 +3,7 @@
  * refresh hint, the advertiser's cache, and the sender's refresh-before-send
  * (bounded probes and refreshes; nothing here can fail a message).
  */
+import dns from 'node:dns';
 import { createServer, type Server } from 'node:net';
 import type { PeerEntry } from '../../src/directory/peer-entry';
 import {
@@ -258,6 +259,19 @@ describe('the TCP EHLO probe', () => {
       keys: ['b.example:v7'],
       seal: 'abcd',
     });
+  });
+
+  test("a peer's MX name is looked up through the bounded c-ares resolver, never the system's getaddrinfo (libuv's shared threads)", async () => {
+    const lookup = jest.spyOn(dns, 'lookup');
+    try {
+      const started = Date.now();
+      // a name no DNS server answers for (reserved, RFC 2606): refused or timed out, within the probe's own timeout
+      await expect(ehloProbe({ host: 'mx.peer.invalid', port }, 'mx.a.example', 1500)).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(lookup).not.toHaveBeenCalled();
+    } finally {
+      lookup.mockRestore();
+    }
   });
 
   test('a refused connection rejects quickly', async () => {
