@@ -150,6 +150,23 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
 }
 
 /**
+ * A release of a plaintext submission that inspection held (inline: the quarantine is readable here): the gateway
+ * encrypted it to the organisation's key only to hold it (the entry is `wrapped`), so it opens it back to the
+ * plaintext the plain client sent, with the release marker on top, and the submission goes on as that client's
+ * (in clear to a domain without SSMAX, where the held form would be `encryptedNoPeer` at every release). Undefined
+ * for anything else: no release, a remote inspector's entry, or an entry the client encrypted itself.
+ */
+export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer, capsules: readonly Capsule[]): Promise<Buffer | undefined> {
+  const { message, releaseId } = withoutRelease(raw);
+  if (!releaseId || capsules.length === 0 || !deps.inspection?.releaseWrapped?.(releaseId)) return undefined;
+  const original = await plaintextOf(deps.keyd, deps.group, message, capsuleFor(deps.config.domain, capsules));
+  // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
+  if (capsulesOf(checkMessage(original).headers).length > 0)
+    throw new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held');
+  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
+}
+
+/**
  * The time at which a released arrival's seals are judged (freshness, and the
  * verification's "now"): when its quarantine entry was held — when it arrived
  * and was first judged — not now; undefined (judge now) for a message that is

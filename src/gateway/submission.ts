@@ -21,7 +21,14 @@ import { policyFor } from './config';
 import type { Copy, GatewayDeps, HeldPost, HopResult, Origin, Unsendable } from './deps';
 import { canonicalAddress, capsuleFor, capsulesOf, checkMessage, domainOf, senderOf } from '../mail/message-checks';
 import { completeHeaders } from './completion';
-import { heldCapsules, inspectSubmission, releasedCapsules, releasedKeyGone, withInspectionResults } from './inspection';
+import {
+  heldCapsules,
+  inspectSubmission,
+  releasedCapsules,
+  releasedKeyGone,
+  releasedPlainSubmission,
+  withInspectionResults,
+} from './inspection';
 import { GatewayError, type ReplyName } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
@@ -234,6 +241,12 @@ async function submitOnce(
   if (completed !== message) head = checkMessage((message = completed));
   // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
   let capsules = heldCapsules(deps, message, capsulesOf(head.headers));
+  // a plain client's submission inspection held (encrypted to this organisation only to hold it) goes on as that client's
+  const plain = await releasedPlainSubmission(deps, message, capsules);
+  if (plain) {
+    head = checkMessage((message = plain));
+    capsules = [];
+  }
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   let capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);

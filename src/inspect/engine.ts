@@ -71,6 +71,8 @@ export interface Inspector {
    * otherwise. Absent as releaseUnderWay.
    */
   releaseCapsule?(value: string): string | undefined;
+  /** Whether the entry of the release `value` names was plaintext the gateway encrypted only to hold it. Absent as releaseUnderWay. */
+  releaseWrapped?(value: string): boolean;
   close(): Promise<void>;
 }
 
@@ -161,6 +163,11 @@ export class LocalInspector implements Inspector {
     return marker === undefined ? undefined : this.d.quarantine.releaseCapsule(marker.id, marker.token);
   }
 
+  releaseWrapped(value: string): boolean {
+    const marker = parseReleaseMarker(value);
+    return marker !== undefined && this.d.quarantine.releaseWrapped(marker.id, marker.token);
+  }
+
   /** The quarantine (the gateway moves its held messages' key versions: src/inspect/held-keys.ts). */
   get quarantine(): QuarantineStore {
     return this.d.quarantine;
@@ -229,6 +236,7 @@ export class LocalInspector implements Inspector {
       rcpts: [...req.rcpts],
       rule: result.decision.rule,
       message: held,
+      ...(req.capsule ? {} : { wrapped: true as const }), // encrypted here only to be held: released as the plaintext it was
     });
     return { ...result, quarantined };
   }

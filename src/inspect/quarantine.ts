@@ -153,6 +153,11 @@ export interface QuarantineEntry {
    * the message with it (the message itself is kept as it arrived: its seals and signatures cover its capsules).
    */
   readonly capsule?: string;
+  /**
+   * The gateway encrypted the message to the organisation's key only to hold it (it was sent or arrived in
+   * plaintext): a release opens it back to that plaintext (src/gateway/inspection.ts releasedPlainSubmission).
+   */
+  readonly wrapped?: true;
   /** The message, encrypted to the organisation's key. */
   readonly message: Uint8Array;
 }
@@ -556,6 +561,11 @@ export class QuarantineStore {
    */
   releaseCapsule(id: string, token: string): string | undefined {
     return this.releaseUnderWay(id, token) ? this.meta.get(id)?.capsule : undefined;
+  }
+
+  /** Whether the entry of the release `token` names was plaintext the gateway encrypted to hold (`wrapped`), read only; false when `id` is not in that release. */
+  releaseWrapped(id: string, token: string): boolean {
+    return this.releaseUnderWay(id, token) && this.meta.get(id)?.wrapped === true;
   }
 
   /** The ids of every entry, oldest first, read a page at a time (the key migration's walk: an entry written meanwhile may be met or not). */

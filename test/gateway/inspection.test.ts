@@ -25,15 +25,39 @@ import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { INDIVIDUALS, consentCases } from '../inspector/cases';
 import { ORGS, network, smtp, waitFor, withUsers } from './network-fixture';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 
 jest.setTimeout(180000);
 
 let net: Network;
+/** x.test: a plain host without SSMAX on loopback (a.example routes it here), recording what it receives. */
+let plainHost: SMTPServer;
+const plainReceived: string[] = [];
 let clamd: ClamdProcess;
 let clamdDir: string;
 let clamdPort: number;
 beforeAll(async () => {
-  net = await network(withUsers(ORGS, INDIVIDUALS));
+  plainHost = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        plainReceived.push(Buffer.concat(chunks).toString('latin1'));
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((r) => plainHost.listen(0, '127.0.0.1', r));
+  const plainPort = (plainHost.server.address() as AddressInfo).port;
+  net = await network(
+    withUsers(ORGS, INDIVIDUALS).map((o) =>
+      o.domain === 'a.example' ? { ...o, gatewayIni: [...(o.gatewayIni ?? []), '[routes]', `x.test=127.0.0.1:${plainPort}`] } : o,
+    ),
+  );
   clamdDir = mkdtempSync(join(tmpdir(), 'ssmax-gw-clamd-'));
   clamdPort = await freePort();
   clamd = await startClamd(clamdDir, clamdPort);
@@ -54,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await clamd?.stop();
   await net?.stop();
+  await new Promise<void>((r) => (plainHost ? plainHost.close(() => r()) : r()));
 });
 
 const A = () => net.org('a.example');
@@ -152,6 +177,40 @@ describe('DLP at the sending organisation, on encrypted mail', () => {
     });
     expect(opened.plaintext.toString()).toContain('top secret');
     expect(opened.hops[0]!.verdicts).toBe('dlp:none,e2e:pass'); // released: not inspected again
+  });
+});
+
+describe('a plain client held on its way to a domain without SSMAX', () => {
+  test('a quarantine rule holds it (encrypted, only to be held); its release goes out in clear as the client sent it, once (it was 550 encryptedNoPeer at every release)', async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held ${Date.now()}\r\nMessage-ID: <ph-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret, for x.test.\r\n',
+    );
+    const reply = await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave);
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    expect(plainReceived.filter((m) => m.includes('for x.test'))).toHaveLength(0);
+    const qdir = join(A().harakaDir, 'ssmax-state', 'quarantine');
+    writeFileSync(join(qdir, '..', 'pw-dave'), 'pw-dave\n');
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    const code = await main(
+      ['quarantine', 'release', id!, '--state', qdir, '--smtp', `127.0.0.1:${A().ports.smtp}`, '--user', 'dave@a.example'].concat([
+        '--password-file',
+        join(qdir, '..', 'pw-dave'),
+      ]),
+      io,
+    );
+    expect({ code, out: out.join('\n') }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^released q-[0-9a-z-]+: 250 .*transparent mode/) as string,
+    });
+    await waitFor(() => plainReceived.some((m) => m.includes('for x.test')), 30000);
+    const got = plainReceived.filter((m) => m.includes('for x.test'));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toContain('This is top secret, for x.test.'); // in clear, as sent: not the held ciphertext
+    expect(got[0]).not.toMatch(/^SSMAX-Capsule:/im);
+    expect(got[0]).not.toMatch(new RegExp(`^${RELEASE_HEADER}:`, 'im'));
   });
 });
 
