@@ -6,8 +6,10 @@
  * `SSMAX_BENCH_RUNS` times (default 3), reported as min / median / max. Every
  * figure is measured in this process's run; none is typed in.
  */
+import { availableParallelism } from 'node:os';
 import { defaultGroup } from '../crypto';
 import { type GatewayFigures, measureGateway } from './gateway';
+import { hopCryptoUs } from './hop-crypto';
 import type { BenchRow } from './harness';
 import { type KeydFigures, measureKeyd } from './keyd';
 import { umbralReencrypt } from './peers';
@@ -18,8 +20,23 @@ interface Ratio {
   readonly name: string;
   readonly target: string;
   /** The ratio of one run, with what it was computed from (for the note), or undefined if not measurable. */
-  readonly of: (k: KeydFigures, umbral: number | undefined, gw: GatewayFigures) => { value: number; from: string } | undefined;
+  readonly of: (k: KeydFigures, umbral: number | undefined, gw: GatewayFigures, x: Extra) => { value: number; from: string } | undefined;
 }
+
+/** Measured in the same run besides keyd and the gateway: the gateway's own curve and signature work per hop, and this machine's cores. */
+interface Extra {
+  readonly hopCryptoUs: number;
+  readonly cores: number;
+}
+
+/** The most a hop ÷ relay ratio could be: `baseUs` (a relay's Haraka CPU) against the plain relay's CPU plus the hop's curve and signature work. */
+const hopCeiling = (baseUs: number | undefined, relayUs: number | undefined, x: Extra, what: string) =>
+  baseUs === undefined || relayUs === undefined
+    ? undefined
+    : {
+        value: baseUs / (relayUs + x.hopCryptoUs),
+        from: `${what} ${f0(baseUs)} µs vs relay ${f0(relayUs)} + hop crypto ${f0(x.hopCryptoUs)} µs`,
+      };
 
 const f0 = (n: number) => Math.round(n).toLocaleString('en-US');
 const f1 = (n: number) => n.toFixed(1);
@@ -91,12 +108,29 @@ const RATIOS: readonly Ratio[] = [
     target: 'report',
     of: (_k, _u, g) => ({ value: g.ssmax2.rate / g.ssmax.rate, from: `${f0(g.ssmax2.rate)} vs ${f0(g.ssmax.rate)} msg/s` }),
   },
+  // How far three of the targets can be met on this machine at all (docs/scaling.md, "What this machine allows")
+  {
+    name: 'most keyd ÷ Umbral could be here: every core computing halves, transport, audit and load generator free',
+    target: 'below 4: the >= 4 target is out of reach here',
+    of: (k, u, _g, x) =>
+      u === undefined ? undefined : { value: (x.cores * k.inProcess) / u, from: `${x.cores} cores × ${f0(k.inProcess)} vs ${f0(u)}/s` },
+  },
+  {
+    name: "most SSMAX hop ÷ TCP_NODELAY relay could be: the relay's Haraka CPU against it plus the hop's curve and signature work alone",
+    target: 'below 0.8: the >= 0.8 target is out of reach here',
+    of: (_k, _u, g, x) => hopCeiling(g.nodelay.cpuUs?.[0], g.nodelay.cpuUs?.[0], x, 'relay'),
+  },
+  {
+    name: "most SSMAX hop ÷ dkim relay could be: the dkim relay's Haraka CPU against the plain relay's plus the hop's curve and signature work",
+    target: 'below 1.6: the >= 1.6 target is out of reach here',
+    of: (_k, _u, g, x) => hopCeiling(g.dkim.cpuUs?.[0], g.nodelay.cpuUs?.[0], x, 'dkim relay'),
+  },
 ];
 
 /** Per-message and per-operation CPU costs behind the ratios (docs/scaling.md), median of the runs. */
 interface Cost {
   readonly name: string;
-  readonly of: (k: KeydFigures, gw: GatewayFigures) => number | undefined;
+  readonly of: (k: KeydFigures, gw: GatewayFigures, x: Extra) => number | undefined;
 }
 
 const COSTS: readonly Cost[] = [
@@ -108,6 +142,10 @@ const COSTS: readonly Cost[] = [
   { name: 'Haraka CPU per message (both workers), SSMAX hop, nodes=2', of: (_k, g) => g.ssmax2.cpuUs?.[0] },
   { name: 'Haraka CPU per message, relay with TCP_NODELAY', of: (_k, g) => g.nodelay.cpuUs?.[0] },
   { name: 'Haraka CPU per message, relay signing with dkim', of: (_k, g) => g.dkim.cpuUs?.[0] },
+  {
+    name: "the gateway's curve and signature work per hop message, in process (blind, check keyd's proof, unblind, verify the seal, sign)",
+    of: (_k, _g, x) => x.hopCryptoUs,
+  },
 ];
 
 export async function run(): Promise<BenchRow[]> {
@@ -120,12 +158,13 @@ export async function run(): Promise<BenchRow[]> {
     const umbral = await umbralReencrypt();
     if ('missing' in umbral && !notes.includes(umbral.missing)) notes.push(umbral.missing);
     const gw = (await measureGateway(false)).figures;
+    const x: Extra = { hopCryptoUs: await hopCryptoUs(defaultGroup), cores: availableParallelism() };
     RATIOS.forEach((r, j) => {
-      const v = r.of(keyd, 'rate' in umbral ? umbral.rate : undefined, gw);
+      const v = r.of(keyd, 'rate' in umbral ? umbral.rate : undefined, gw, x);
       if (v && Number.isFinite(v.value)) values[j]!.push(v);
     });
     COSTS.forEach((c, j) => {
-      const v = c.of(keyd, gw);
+      const v = c.of(keyd, gw, x);
       if (v !== undefined && Number.isFinite(v)) costs[j]!.push(v);
     });
   }
