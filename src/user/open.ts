@@ -34,6 +34,7 @@ import { parseContentType, VERSION_HEADER } from '../envelope/headers';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { collect, parseHead, readHead } from '../envelope/source';
 import { compareHeaders } from '../mail/sealed-header';
+import { splitHeaderBlock } from '../mail/header-block';
 import { bareCrLine } from '../mail/message-checks';
 import { UserError } from './errors';
 import { type UserProfile, verifyOrgBundle } from './profile';
@@ -398,6 +399,13 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     warnings.push(
       `warning: the decrypted message holds a bare CR (one not followed by LF) at line ${bareCr}: what follows it on that line may be a hidden header field`,
     );
+  // verdicts and resends claimed inside, which no seal covers: a gateway drops them from a plain client's copy
+  // (src/mail/sealed-header.ts); here the message is handed over as decrypted, so the reader is told
+  const claimed = claimedVerdicts(plaintext);
+  if (claimed.length > 0)
+    warnings.push(
+      `warning: the decrypted message's header carries ${claimed.join(', ')}: claims of its sender that no seal covers, not results of any check`,
+    );
   if (profileName === 'message') {
     // The seals cover the outer display fields; a reader shows the inner ones. Say so when they differ (src/mail/sealed-header.ts).
     try {
@@ -428,4 +436,23 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
     trace,
     warnings,
   };
+}
+
+/** Inner fields that claim a check's result or a resend (Authentication-Results, ARC-Authentication-Results, Received-SPF, Resent-*): their names, once each, at most five. */
+function claimedVerdicts(message: Buffer): string[] {
+  let fields: readonly string[];
+  try {
+    fields = splitHeaderBlock(message, { bareLf: true }).fields;
+  } catch {
+    return [];
+  }
+  const names = new Set<string>();
+  for (const f of fields) {
+    const name = f.slice(0, Math.max(0, f.indexOf(':'))).trim();
+    const lower = name.toLowerCase();
+    if (['authentication-results', 'arc-authentication-results', 'received-spf'].includes(lower) || lower.startsWith('resent-'))
+      names.add(name.slice(0, 40));
+    if (names.size >= 5) break;
+  }
+  return [...names];
 }

@@ -46,6 +46,25 @@ test('the opener named by the newest seal opens it; the trace says so', async ()
   );
 });
 
+test('verdicts and resends claimed inside the encrypted message (no seal covers them) are named in a warning; an ordinary message has none', async () => {
+  const claims = Buffer.from(
+    message()
+      .toString('latin1')
+      .replace('Subject: s\r\n', 'Subject: s\r\nAuthentication-Results: b.example; ssmax-chain=pass\r\nResent-From: ceo@b.example\r\n'),
+    'latin1',
+  );
+  const open = async (m: Buffer) => {
+    const hop1 = await sendingHop(await signAndEncrypt(alice.profile, m, { now: NOW }), world.a, alice, world.b);
+    return openMessage(bob.profile, await receivingHop(hop1, world.b, world.a, { to: bobKey() }), { now: NOW });
+  };
+  const opened = await open(claims);
+  expect(opened.plaintext.toString()).toContain(SECRET);
+  expect(opened.warnings).toContain(
+    "warning: the decrypted message's header carries Authentication-Results, Resent-From: claims of its sender that no seal covers, not results of any check",
+  );
+  expect((await open(message())).warnings.filter((w) => w.includes('no seal covers'))).toEqual([]);
+});
+
 test('a copy whose newest seal binds another recipient is refused, though it is encrypted to the opener', async () => {
   const hop1 = await sendingHop(await signAndEncrypt(alice.profile, message(), { now: NOW }), world.a, alice, world.b);
   const delivered = await receivingHop(hop1, world.b, world.a, { to: bobKey(), recipient: 'dave@b.example' });
