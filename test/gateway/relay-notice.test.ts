@@ -71,6 +71,12 @@ describe('checkRelayNotice', () => {
     expect(await refusal(report('Alice <ALICE@a.example>'))).toMatch(/^550 5\.7\.1 .*: its From alice@a\.example is a user or list/);
     expect(await refusal(report('alice@\uff41.example'))).toMatch(/^550 5\.7\.1 .*: its From alice@a\.example is a user or list/);
     expect(await refusal(report('staff@a.example'))).toMatch(/^550 5\.7\.1 .*: its From staff@a\.example is a user or list/);
+    // an address of this organisation that is no user (keyd knows no aliases) speaks for its mail system only as MAILER-DAEMON or postmaster
+    for (const from of ['ceo+x@a.example', 'CEO <ceo@mail.a.example>', 'noreply@a.example'])
+      expect(await refusal(report(from))).toMatch(
+        /^550 5\.7\.1 .*: its From \S+ is an address of this organisation other than its mail system's/,
+      );
+    expect(await refusal(report('postmaster@mta.a.example'))).toBe('accepted');
   });
 
   test('a report in the name of another SSMAX organisation is refused (its mail carries its seal); one of a mail system elsewhere is a notice', async () => {
