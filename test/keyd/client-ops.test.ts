@@ -156,3 +156,53 @@ describe('addresses that no directory entry can have', () => {
     expect(calls).toEqual(['bob@b.example']);
   });
 });
+
+describe("a list's member copies (reencryptMany)", () => {
+  const group = groups.libsecp256k1;
+  const org = generateEncryptionKeyPair(group, systemRng);
+  const capsule = encapsulate(group, newMessageKey(group, systemRng), { keyId: 'a.example:v1', publicKey: org.publicKey }, systemRng);
+  /** keyd answering a batch of two list targets with the two slots given. */
+  const answering = (slots: unknown[]) => {
+    const client = Object.create(KeydClient.prototype) as KeydClient;
+    const asked: string[] = [];
+    client.call = (async (_method: string, path: string) => {
+      asked.push(path);
+      return { results: slots };
+    }) as KeydClient['call'];
+    return { client, asked };
+  };
+  const targets = ['gone@a.example', 'carol@a.example'].map((member) => ({ kind: 'list' as const, list: 'staff@a.example', member }));
+
+  test('a member keyd refuses for itself (not a member any more, suspended) gets no copy; the others go on', async () => {
+    const { client } = answering([
+      { error: { code: 'target-refused', status: 403, message: '"gone@a.example" is not a member of "staff@a.example"' } },
+      { error: { code: 'target-refused', status: 403, message: 'List member "carol@a.example" has no active encryption key' } },
+    ]);
+    const out = await new KeydOps(group, client).reencryptMany(capsule, targets, ['k1', 'k2']);
+    expect(out).toEqual([
+      { refused: expect.stringMatching(/not a member/) as string },
+      { refused: expect.stringMatching(/no active/) as string },
+    ]);
+  });
+
+  test('a member who is a plain client now (its key removed since the gateway read it) fails the post for now: retried, its copy a decrypted one, never none', async () => {
+    const { client } = answering([
+      { error: { code: 'target-refused', status: 403, message: '"gone@a.example" is not a member of "staff@a.example"' } },
+      {
+        error: {
+          code: 'target-refused',
+          status: 403,
+          message: 'List member "carol@a.example" has no encryption key (a plain client)',
+          details: { member: 'carol@a.example', plain: 'true' },
+        },
+      },
+    ]);
+    const err = await new KeydOps(group, client).reencryptMany(capsule, targets, ['k1', 'k2']).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).reply.code).toBe(451);
+    expect((err as GatewayError).message).toMatch(/a plain client/);
+  });
+});
