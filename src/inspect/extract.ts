@@ -73,11 +73,19 @@ function charsetOf(headers: Map<string, unknown> | undefined): string | undefine
   return cs && iconv.encodingExists(cs) ? cs : undefined;
 }
 
+/**
+ * What one message's documents and archives may unpack in all, as a multiple of max_document_bytes: each level's
+ * members stay in memory while the level below is read, and an attached message starts the document levels
+ * again, so levels each within the limit could hold hundreds of megabytes for a message of a hundred kilobytes.
+ */
+export const UNPACKED_PER_MESSAGE = 4;
+
 class Collector {
   readonly texts: string[] = [];
   readonly attachments: ExtractedAttachment[] = [];
   readonly unreadable = new Set<UnreadableReason>();
   private chars = 0;
+  private unpackedBytes = 0;
   readonly deadline: number;
 
   constructor(readonly limits: ExtractLimits) {
@@ -94,6 +102,14 @@ class Collector {
     }
     this.chars += t.length;
     if (t) this.texts.push(t);
+  }
+
+  /** Counts `bytes` more unpacked from a document or archive; false (and `size` unreadable) once the message's budget is passed. */
+  unpacked(bytes: number): boolean {
+    this.unpackedBytes += bytes;
+    if (this.unpackedBytes <= UNPACKED_PER_MESSAGE * this.limits.maxDocumentBytes) return true;
+    this.unreadable.add('size');
+    return false;
   }
 
   late(): boolean {
@@ -156,6 +172,7 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
     const r = await documentText(kind, bytes, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline });
     if (r.unreadable) c.unreadable.add(r.unreadable);
     c.text(r.text);
+    if (!c.unpacked((r.members ?? []).reduce((n, m) => n + m.content.length, 0))) return;
     for (const m of r.members ?? []) {
       if (c.late()) return;
       if (EMBEDDED_FONT.test(m.name)) continue;

@@ -393,6 +393,22 @@ describe('limits: a part that cannot be read in full is a verdict the policy dec
     expect((await extractContent(mail('x'.repeat(5000)), { ...EXTRACT_DEFAULTS, maxTextChars: 1000 })).unreadable).toEqual(['text']);
   });
 
+  test('what one message unpacks in all is bounded (a multiple of max_document_bytes), also when an attached message starts the document levels again', async () => {
+    const limits = { ...EXTRACT_DEFAULTS, maxDocumentBytes: 100_000 };
+    // four archive levels, each unpacking 90 KB (within the limit), inside a message attached inside another archive
+    let chain = zip({ 'a.txt': 'a'.repeat(90_000) });
+    for (const n of ['b', 'c', 'd']) chain = zip({ [`${n}.txt`]: n.repeat(90_000), [`inner-${n}.zip`]: chain });
+    const forwarded = withAttachment('chain.zip', 'application/zip', chain);
+    const outer = zip({ 'pad.txt': 'p'.repeat(90_000), 'forwarded.eml': forwarded });
+    expect(outer.length).toBeLessThan(20_000); // a small message
+    const got = await extractContent(withAttachment('outer.zip', 'application/zip', outer), limits);
+    expect(got.unreadable).toContain('size'); // 90 KB + 4 × 90 KB unpacked: over 4 × 100 KB
+    // control: the same chain alone (four levels, 360 KB) is within the budget, read to its innermost text
+    const alone = await extractContent(withAttachment('chain.zip', 'application/zip', chain), limits);
+    expect(alone.unreadable).toEqual([]);
+    expect(alone.texts.some((t) => t.startsWith('aaaa'))).toBe(true);
+  });
+
   test('time: extraction stops at its deadline', async () => {
     const many = mail(
       Array.from(
