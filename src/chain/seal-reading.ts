@@ -125,15 +125,6 @@ export function carriesCiphertext(node: BodyNode): boolean {
 }
 
 /**
- * Whether the header carries a capsule (an `SSMAX-Capsule` field), which a later hop may have replaced. Ciphertext
- * in the body without one (a cleartext message with a forwarded `.ssmax` file attached) had no capsule to replace:
- * its earlier seals' `hh=` still bind the header.
- */
-function carriesCapsule(headers: readonly HeaderField[]): boolean {
-  return headers.some((h) => h.name === 'ssmax-capsule');
-}
-
-/**
  * An earlier seal's `bh=` and `hh=` (docs/chain.md "Verifying"). No hop
  * changes the body after seal i=1 — re-encryption, a list's copies and
  * forwarding replace capsules in the header only — so every earlier seal's
@@ -156,7 +147,7 @@ export function earlierMatches(seal: SealFields, newest: SealFields, current: Cu
     );
   if (
     current.bodyHash === newest.bodyHash &&
-    !(carriesCiphertext(current.structure) && carriesCapsule(current.headers)) &&
+    !carriesCiphertext(current.structure) &&
     headerHash(current.headers, seal.signedHeaders) !== seal.headerHash
   )
     return fail(

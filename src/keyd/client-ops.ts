@@ -279,16 +279,11 @@ export class KeydOps {
           // keyd's word on the member itself (not a member any more, suspended) or a refusal of its organisation's
           // certificate for good: no copy for it. Any other refusal of the organisation's certificate (its
           // revocation state unknown, not yet valid, on hold, not for that domain: keyd names the domain) fails
-          // the whole, as `reencrypt` would (fromKeyd): the post is retried, no member lost. So does a member who
-          // is a plain client now (`plain`: its key removed since the gateway read it): the retry, reading it
-          // again, makes its copy a decrypted one
-          const memberRefused = err instanceof KeydClientError && err.details?.domain === undefined && err.details?.plain === undefined;
-          if (err instanceof KeydClientError && err.code === 'target-refused' && (memberRefused || err.details?.final)) {
+          // the whole, as `reencrypt` would (fromKeyd): the post is retried, no member lost
+          if (err instanceof KeydClientError && err.code === 'target-refused' && (err.details?.domain === undefined || err.details.final)) {
             out.push({ refused: err.message.slice(0, 200) });
             continue;
           }
-          if (err instanceof KeydClientError && err.details?.plain !== undefined && err.details.member)
-            this.users.delete(err.details.member);
           throw err;
         }
         // each answer checked as in `reencrypt` (an answer for another key than expectKeyIds[i] fails the whole), against the organisation key fetched once

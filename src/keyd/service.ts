@@ -355,13 +355,6 @@ export class KeyService {
           return { ...peer, label: `list:${list.address}:${member}:${peer.label}` };
         }
         const u = this.d.registry.get(member);
-        // an active member without a key is a plain client (its key removed since the gateway last read it, a few
-        // seconds ago at most): said so, for the gateway to read it again and make it a decrypted copy, not none
-        if (u && u.status === 'active' && !u.encryptionPublicKey)
-          throw new KeydError('target-refused', `List member "${member}" has no encryption key (a plain client)`, {
-            member,
-            plain: 'true',
-          });
         if (!u || u.status !== 'active' || !u.encryptionPublicKey)
           throw new KeydError('target-refused', `List member "${member}" has no active encryption key`);
         return {

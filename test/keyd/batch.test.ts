@@ -149,19 +149,6 @@ describe('batch handler over a real store', () => {
     }
   });
 
-  test('a list member who is a plain client (no encryption key) is refused saying so, for the gateway to read it again (a decrypted copy, not none)', async () => {
-    await parts.service.addUser(ADMIN, { address: 'plain@a.example', code: 'U-2', identityRef: 'EMP-2' });
-    await parts.service.lists.create(ADMIN, { address: 'mixed@a.example', members: ['bob@a.example', 'plain@a.example'] });
-    const made = ['bob@a.example', 'plain@a.example'].map((member) => {
-      const m = reencryptOp(orgKey, 'bob@a.example');
-      return { ...m, op: { ...m.op, target: { kind: 'list', list: 'mixed@a.example', member } } };
-    });
-    const slots = (await new BatchHandler(parts.service, parts.audit, () => new Date()).run(GATEWAY, { ops: made.map((m) => m.op) }))
-      .results as Slot[];
-    expect(opensForBob(slots[0]!, made[0]!)).toBe(true);
-    expect(slots[1]!.error).toMatchObject({ code: 'target-refused', status: 403, details: { member: 'plain@a.example', plain: 'true' } });
-  });
-
   test('more operations than the limit: refused whole (413), nothing done, nothing audited', async () => {
     const handler = new BatchHandler(parts.service, parts.audit, () => new Date(), 3);
     const count = (parts.audit.verify() as { count: number }).count;
