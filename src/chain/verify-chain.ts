@@ -2,7 +2,8 @@
  * Verification of the organisation seals (SSMAX §2.1 Fig.1; docs/protocol.md
  * "Authentication chain"; docs/chain.md "Verifying").
  *
- * Every seal is checked in instance order: grammar, instances exactly 1…N,
+ * Every seal is checked (their certificates looked up together; reported in
+ * instance order, the first failing instance deciding): grammar, instances exactly 1…N,
  * tracking token only at i=1, `cv=` consistent with the position (and never
  * `fail`), time not in the future, the certificate from the injected lookup
  * and its domain, and the ECDSA signature over the earlier seals and the

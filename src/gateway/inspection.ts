@@ -156,10 +156,16 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
  * (in clear to a domain without SSMAX, where the held form would be `encryptedNoPeer` at every release). Undefined
  * for anything else: no release, a remote inspector's entry, or an entry the client encrypted itself.
  */
-export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer, capsules: readonly Capsule[]): Promise<Buffer | undefined> {
-  const { message, releaseId } = withoutRelease(raw);
-  if (!releaseId || capsules.length === 0 || !deps.inspection?.releaseWrapped?.(releaseId)) return undefined;
-  const original = await plaintextOf(deps.keyd, deps.group, message, capsuleFor(deps.config.domain, capsules));
+export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer): Promise<Buffer | undefined> {
+  const { releaseId } = withoutRelease(raw);
+  const held = releaseId === undefined ? undefined : deps.inspection?.releaseWrapped?.(releaseId);
+  if (!held) return undefined;
+  // the entry's own message, as the store keeps it, never the bytes the release sent: a marker of one entry must not
+  // open another message encrypted to this organisation (an SSMAX client's, an arrival) and send it out in clear
+  const stored = Buffer.from(held.message);
+  const capsules = releasedCapsules(deps, capsulesOf(checkMessage(stored).headers), held.capsule);
+  if (capsules.length === 0) throw new GatewayError('releaseNotHonoured', 'the held entry carries no capsule to open it with');
+  const original = await plaintextOf(deps.keyd, deps.group, stored, capsuleFor(deps.config.domain, capsules));
   // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
   if (capsulesOf(checkMessage(original).headers).length > 0)
     throw new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held');

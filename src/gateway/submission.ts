@@ -241,10 +241,12 @@ async function submitOnce(
   if (completed !== message) head = checkMessage((message = completed));
   // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
   let capsules = heldCapsules(deps, message, capsulesOf(head.headers));
-  // a plain client's submission inspection held (encrypted to this organisation only to hold it) goes on as that client's
-  const plain = await releasedPlainSubmission(deps, message, capsules);
+  // a plain client's submission inspection held (encrypted to this organisation only to hold it) goes on as that
+  // client's, its header bound to the login again (what was opened is the held entry, not what the release sent)
+  const plain = await releasedPlainSubmission(deps, message);
   if (plain) {
     head = checkMessage((message = plain));
+    checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers));
     capsules = [];
   }
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
@@ -253,6 +255,10 @@ async function submitOnce(
   // the format limits first (the chain's reading of the message): a message over them is refused naming
   // the configured limit before inspection's own parser meets it
   const unsealed = await checkUnsealed(deps, message, 'a submission');
+  // one copy per other domain, each the whole message, all held until handed over: capped before any is made, as
+  // the local copies are (local-copies.ts), and before inspection, which could hold a message never to be sent
+  const otherDomains = new Set(rcpts.map(domainOf).filter((d) => !deps.config.localDomains.includes(d))).size;
+  checkCopyBytes(deps, otherDomains, message.length, `its recipients at ${otherDomains} other domains`);
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
@@ -269,10 +275,6 @@ async function submitOnce(
 
   const byDomain = new Map<string, string[]>();
   for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
-  // one copy per other domain, each the whole message, all held until handed over: capped before any is made, as
-  // the local copies are (local-copies.ts)
-  const otherDomains = [...byDomain.keys()].filter((d) => !deps.config.localDomains.includes(d)).length;
-  checkCopyBytes(deps, otherDomains, message.length, `its recipients at ${otherDomains} other domains`);
   const copies: Copy[] = [];
   // posts to moderated lists: held only when the copies are handed over, after every other recipient here was worked out
   const holds: HeldPost[] = [];

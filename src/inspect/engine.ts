@@ -71,8 +71,8 @@ export interface Inspector {
    * otherwise. Absent as releaseUnderWay.
    */
   releaseCapsule?(value: string): string | undefined;
-  /** Whether the entry of the release `value` names was plaintext the gateway encrypted only to hold it. Absent as releaseUnderWay. */
-  releaseWrapped?(value: string): boolean;
+  /** The held message (and re-encrypted capsule) of the release `value` names when it is a submission the gateway encrypted only to hold it. Absent as releaseUnderWay. */
+  releaseWrapped?(value: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined;
   close(): Promise<void>;
 }
 
@@ -163,9 +163,9 @@ export class LocalInspector implements Inspector {
     return marker === undefined ? undefined : this.d.quarantine.releaseCapsule(marker.id, marker.token);
   }
 
-  releaseWrapped(value: string): boolean {
+  releaseWrapped(value: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined {
     const marker = parseReleaseMarker(value);
-    return marker !== undefined && this.d.quarantine.releaseWrapped(marker.id, marker.token);
+    return marker === undefined ? undefined : this.d.quarantine.releaseWrapped(marker.id, marker.token);
   }
 
   /** The quarantine (the gateway moves its held messages' key versions: src/inspect/held-keys.ts). */

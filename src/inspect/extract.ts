@@ -104,12 +104,22 @@ class Collector {
     if (t) this.texts.push(t);
   }
 
-  /** Counts `bytes` more unpacked from a document or archive; false (and `size` unreadable) once the message's budget is passed. */
+  /**
+   * Counts `bytes` more unpacked and held from a document or archive (until `done` gives them back, once the level
+   * is read); false (and `size` unreadable) when that would pass the message's budget.
+   */
   unpacked(bytes: number): boolean {
+    if (this.unpackedBytes + bytes > UNPACKED_PER_MESSAGE * this.limits.maxDocumentBytes) {
+      this.unreadable.add('size');
+      return false;
+    }
     this.unpackedBytes += bytes;
-    if (this.unpackedBytes <= UNPACKED_PER_MESSAGE * this.limits.maxDocumentBytes) return true;
-    this.unreadable.add('size');
-    return false;
+    return true;
+  }
+
+  /** A level's unpacked members read and let go: their bytes no longer count against the budget. */
+  done(bytes: number): void {
+    this.unpackedBytes -= bytes;
   }
 
   late(): boolean {
@@ -172,11 +182,17 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
     const r = await documentText(kind, bytes, { maxBytes: c.limits.maxDocumentBytes, deadline: c.deadline });
     if (r.unreadable) c.unreadable.add(r.unreadable);
     c.text(r.text);
-    if (!c.unpacked((r.members ?? []).reduce((n, m) => n + m.content.length, 0))) return;
-    for (const m of r.members ?? []) {
-      if (c.late()) return;
-      if (EMBEDDED_FONT.test(m.name)) continue;
-      await readLeaf(m.content, m.name, '', undefined, { message: at.message, document: at.document + 1 }, c);
+    // the members stay in memory while each is read, and the levels below them too: counted while held
+    const held = (r.members ?? []).reduce((n, m) => n + m.content.length, 0);
+    if (!c.unpacked(held)) return;
+    try {
+      for (const m of r.members ?? []) {
+        if (c.late()) return;
+        if (EMBEDDED_FONT.test(m.name)) continue;
+        await readLeaf(m.content, m.name, '', undefined, { message: at.message, document: at.document + 1 }, c);
+      }
+    } finally {
+      c.done(held);
     }
     return;
   }

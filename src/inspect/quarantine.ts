@@ -563,9 +563,17 @@ export class QuarantineStore {
     return this.releaseUnderWay(id, token) ? this.meta.get(id)?.capsule : undefined;
   }
 
-  /** Whether the entry of the release `token` names was plaintext the gateway encrypted to hold (`wrapped`), read only; false when `id` is not in that release. */
-  releaseWrapped(id: string, token: string): boolean {
-    return this.releaseUnderWay(id, token) && this.meta.get(id)?.wrapped === true;
+  /**
+   * The held message of a submission the gateway encrypted only to hold it (`wrapped`, outbound), as the store keeps
+   * it, with its re-encrypted capsule when the key migration made one; read only; undefined when `id` is not in the
+   * release `token` names, or is no such entry. The gateway opens this, never the bytes a release sent: a marker of
+   * one entry must not open another message encrypted to the organisation.
+   */
+  releaseWrapped(id: string, token: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined {
+    if (!this.releaseUnderWay(id, token)) return undefined;
+    const e = this.get(id);
+    if (!e || e.wrapped !== true || e.direction !== 'outbound') return undefined;
+    return { message: e.message, ...(e.capsule !== undefined ? { capsule: e.capsule } : {}) };
   }
 
   /** The ids of every entry, oldest first, read a page at a time (the key migration's walk: an entry written meanwhile may be met or not). */

@@ -163,7 +163,18 @@ export class ListService {
   private put(entry: ListEntry, reads: readonly Read<unknown>[]): () => void {
     return ifUnchanged(reads, () => {
       this.d.store.lists.put(entry.address, entry);
+      this.forget();
     });
+  }
+
+  /** A list was written: `membership` reads the store again, also within this turn. */
+  forget(): void {
+    this.thisTurn = undefined;
+  }
+
+  /** Whether `address` is a list, without decoding its record (a RCPT to a list of 10,000 members asks this). */
+  exists(address: string): boolean {
+    return this.d.store.lists.doesExist(address.toLowerCase());
   }
 
   /** `ssmax list create`: a new list (no members yet unless given). */

@@ -503,7 +503,7 @@ export class KeyService {
       const a = checkAddress(address);
       const u = this.d.registry.get(a);
       if (u) return { address: a, kind: 'user', status: u.status };
-      return { address: a, kind: this.lists.get(a) ? 'list' : 'none' };
+      return { address: a, kind: this.lists.exists(a) ? 'list' : 'none' };
     });
   }
 
@@ -651,7 +651,10 @@ export class KeyService {
         return {
           result: rec,
           audit: { reason: `${members.length} members` },
-          change: ifUnchanged([user, list], () => this.d.store.lists.put(address, rec)),
+          change: ifUnchanged([user, list], () => {
+            this.d.store.lists.put(address, rec);
+            this.lists.forget();
+          }),
         };
       },
     );

@@ -25,6 +25,7 @@ import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { INDIVIDUALS, consentCases } from '../inspector/cases';
 import { ORGS, network, smtp, waitFor, withUsers } from './network-fixture';
+import { encryptToOrg } from '../../src/inspect/engine';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
@@ -211,6 +212,44 @@ describe('a plain client held on its way to a domain without SSMAX', () => {
     expect(got[0]).toContain('This is top secret, for x.test.'); // in clear, as sent: not the held ciphertext
     expect(got[0]).not.toMatch(/^SSMAX-Capsule:/im);
     expect(got[0]).not.toMatch(new RegExp(`^${RELEASE_HEADER}:`, 'im'));
+  });
+
+  test('a release of such an entry that sends another ciphertext to the organisation (its From the releaser) opens the held entry, never what it sent', async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held 2\r\nMessage-ID: <ph2-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHeld text, top secret: WRAPPED-ENTRY.\r\n',
+    );
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(
+      await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave),
+    )?.[1];
+    expect(id).toBeDefined();
+    // another message encrypted to a.example's key, as the gateway holds one (e.g. another held entry)
+    const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwA = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-forged-release');
+    let other: Buffer;
+    try {
+      other = await encryptToOrg(
+        gwA.deps.keyd,
+        gwA.deps.group,
+        Buffer.from(
+          'From: dave@a.example\r\nTo: someone@x.test\r\nSubject: other\r\nMessage-ID: <other-1@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\n' +
+            'MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nALICE-PRIVATE-TEXT\r\n',
+        ),
+      );
+    } finally {
+      await gwA.close();
+    }
+    const store = new QuarantineStore(join(A().harakaDir, 'ssmax-state', 'quarantine'));
+    try {
+      const entry = (await store.release(id!, Date.now(), 30000))!;
+      const via = { host: '127.0.0.1', port: A().ports.smtp, user: 'dave@a.example', password: 'pw-dave' };
+      await reinject({ ...entry, message: other }, RELEASE_HEADER, via, releaseMarker(entry)).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(plainReceived.some((m) => m.includes('ALICE-PRIVATE-TEXT'))).toBe(false); // never opened and sent out in clear
+      expect(plainReceived.filter((m) => m.includes('WRAPPED-ENTRY'))).toHaveLength(1); // the held entry's own text went, once
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -407,6 +407,17 @@ describe('limits: a part that cannot be read in full is a verdict the policy dec
     const alone = await extractContent(withAttachment('chain.zip', 'application/zip', chain), limits);
     expect(alone.unreadable).toEqual([]);
     expect(alone.texts.some((t) => t.startsWith('aaaa'))).toBe(true);
+    // archives side by side are read one after another, each let go before the next: six of 90 KB (540 KB) are read
+    const side = Array.from({ length: 6 }, (_, i) => zip({ [`export-${i}.csv`]: `${i}`.repeat(90_000) }));
+    const parts = side
+      .map((z, i) => {
+        const b64 = z.toString('base64').replace(/.{76}/g, '$&\r\n');
+        return `--b\r\nContent-Type: application/zip; name="e${i}.zip"\r\nContent-Disposition: attachment; filename="e${i}.zip"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64}\r\n`;
+      })
+      .join('');
+    const sideBySide = await extractContent(mail(`${parts}--b--\r\n`, 'Content-Type: multipart/mixed; boundary="b"'), limits);
+    expect(sideBySide.unreadable).toEqual([]);
+    expect(sideBySide.texts.filter((t) => /^(\d)\1{1000}/.test(t))).toHaveLength(6);
   });
 
   test('time: extraction stops at its deadline', async () => {
