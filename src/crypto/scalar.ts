@@ -94,13 +94,16 @@ export function hashToScalar(...parts: Uint8Array[]): bigint {
   let size = 0;
   for (const p of parts) size += 4 + p.length;
   const transcript = Buffer.allocUnsafeSlow(size);
-  let at = 0;
-  for (const p of parts) {
-    at = transcript.writeUInt32BE(p.length, at);
-    transcript.set(p, at);
-    at += p.length;
+  try {
+    let at = 0;
+    for (const p of parts) {
+      at = transcript.writeUInt32BE(p.length, at);
+      transcript.set(p, at);
+      at += p.length;
+    }
+    const k = bytesToBigint(createHash('sha512').update(transcript).digest()) % ORDER;
+    return k === 0n ? 1n : k;
+  } finally {
+    transcript.fill(0); // a transcript may hold secret points (a decapsulation's)
   }
-  const k = bytesToBigint(createHash('sha512').update(transcript).digest()) % ORDER;
-  transcript.fill(0); // a transcript may hold secret points (a decapsulation's)
-  return k === 0n ? 1n : k;
 }

@@ -143,9 +143,16 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
   const marker = parseReleaseMarker(releaseId);
   if (!marker || !check(releaseId))
     throw new GatewayError('releaseNotHonoured', marker ? `${marker.id} is not in that release` : undefined);
-  const original = await plaintextOf(deps.keyd, deps.group, message, capsule);
-  // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
-  if (capsulesOf(checkMessage(original).headers).length > 0) throw new GatewayError('chainFailed', 'encrypted message without seals');
+  return openHeld(deps, message, capsule, releaseId, new GatewayError('chainFailed', 'encrypted message without seals'));
+}
+
+/**
+ * A held message that was plaintext, opened with `capsule` and its release marker put back on top. What was held
+ * was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer): `nested`.
+ */
+async function openHeld(deps: GatewayDeps, held: Buffer, capsule: Capsule, releaseId: string, nested: GatewayError): Promise<Buffer> {
+  const original = await plaintextOf(deps.keyd, deps.group, held, capsule);
+  if (capsulesOf(checkMessage(original).headers).length > 0) throw nested;
   return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
 }
 
@@ -159,17 +166,19 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
 export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer): Promise<Buffer | undefined> {
   const { releaseId } = withoutRelease(raw);
   const held = releaseId === undefined ? undefined : deps.inspection?.releaseWrapped?.(releaseId);
-  if (!held) return undefined;
+  if (!held || releaseId === undefined) return undefined;
   // the entry's own message, as the store keeps it, never the bytes the release sent: a marker of one entry must not
   // open another message encrypted to this organisation (an SSMAX client's, an arrival) and send it out in clear
   const stored = Buffer.from(held.message);
   const capsules = releasedCapsules(deps, capsulesOf(checkMessage(stored).headers), held.capsule);
   if (capsules.length === 0) throw new GatewayError('releaseNotHonoured', 'the held entry carries no capsule to open it with');
-  const original = await plaintextOf(deps.keyd, deps.group, stored, capsuleFor(deps.config.domain, capsules));
-  // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
-  if (capsulesOf(checkMessage(original).headers).length > 0)
-    throw new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held');
-  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
+  return openHeld(
+    deps,
+    stored,
+    capsuleFor(deps.config.domain, capsules),
+    releaseId,
+    new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held'),
+  );
 }
 
 /**

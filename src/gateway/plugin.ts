@@ -1071,12 +1071,25 @@ export function hook_get_mx(this: HarakaPlugin, next: Next, _hmail: unknown, dom
   // stopping (after shutdown, while Haraka's queue still runs): which domains are local, and their route, is not known
   // now; left to Haraka, a report to a local sender would go by DNS to a gateway that refuses it and be lost. Later.
   if (!s) return next(CODES.DENYSOFT, 'ssmax: the gateway is stopping; routing is not known now');
-  // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
-  const spelt = canonicalDomain(domain) || domain.toLowerCase();
-  const local = s?.config.localDomains.includes(spelt) ? s.config.delivery : undefined;
-  const route = local ?? s?.config.routes[spelt];
-  if (!route) return next();
-  next(CODES.OK, { exchange: route.host, port: route.port, priority: 0, ...(local?.protocol === 'lmtp' ? { using_lmtp: true } : {}) });
+  // wrapped as every hook is: a fault here must defer the copy, never leave its route to Haraka's MX lookup
+  failClosed(
+    'get_mx',
+    s.hookMs,
+    this,
+    async () => {
+      // mail for a local domain in Haraka's queue is a delivery status notification to a local sender: into the mailbox store
+      const spelt = canonicalDomain(domain) || String(domain).toLowerCase();
+      const local = s.config.localDomains.includes(spelt) ? s.config.delivery : undefined;
+      // an own property only: a domain named "constructor" is no route
+      const route = local ?? (Object.hasOwn(s.config.routes, spelt) ? s.config.routes[spelt] : undefined);
+      if (!route) return [CODES.CONT];
+      return [
+        CODES.OK,
+        { exchange: route.host, port: route.port, priority: 0, ...(local?.protocol === 'lmtp' ? { using_lmtp: true } : {}) },
+      ];
+    },
+    next,
+  );
 }
 
 /**

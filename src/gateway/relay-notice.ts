@@ -51,11 +51,12 @@ export async function checkRelayNotice(deps: GatewayDeps, raw: Buffer): Promise<
         `its ${field} ${address} is an address of this organisation other than its mail system's (MAILER-DAEMON or postmaster)`,
       );
     const mailSystem = MAIL_SYSTEM_LOCAL_PARTS.has(address.slice(0, address.lastIndexOf('@')).toLowerCase());
+    const domain = domainOf(address);
     // users and lists are registered at the local domains only: no keyd question for any other address
-    if (!deps.config.localDomains.includes(domainOf(address))) {
+    if (!deps.config.localDomains.includes(domain)) {
       // a notice in the name of another SSMAX organisation would reach its readers unsealed, where that
       // organisation's own mail must carry its seal (reception.ts): refused as such a message from the Internet is
-      const claimed = await claimedOrganisation(deps, domainOf(address));
+      const claimed = await claimedOrganisation(deps, domain);
       if (claimed !== undefined && !ownOrganisation(deps, claimed))
         throw new GatewayError('nullSenderNotReport', `its ${field} ${address} is of the SSMAX organisation ${claimed}`);
       if (claimed !== undefined && !mailSystem) throw notMailSystem();

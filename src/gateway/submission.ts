@@ -239,25 +239,28 @@ async function submitOnce(
   // sealing is the last change: what a later hop would add is added now (completion.ts)
   const completed = completeHeaders(message, deps.config.domain, deps.clock());
   if (completed !== message) head = checkMessage((message = completed));
-  // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
-  let capsules = heldCapsules(deps, message, capsulesOf(head.headers));
   // a plain client's submission inspection held (encrypted to this organisation only to hold it) goes on as that
   // client's, its header bound to the login again (what was opened is the held entry, not what the release sent)
   const plain = await releasedPlainSubmission(deps, message);
   if (plain) {
     head = checkMessage((message = plain));
-    checkSenderBinding(submitter, head.from, envelopeFrom, senderOf(head.headers));
-    capsules = [];
+    const opened = senderOf(head.headers);
+    checkSenderBinding(submitter, head.from, envelopeFrom, opened);
+    if (submitter?.via === 'trusted-relay' && opened !== undefined) await checkRelayedSender(deps, opened);
   }
+  // a released submission whose held entry was moved to a newer key version opens with the entry's capsule (src/inspect/held-keys.ts)
+  let capsules = plain ? [] : heldCapsules(deps, message, capsulesOf(head.headers));
   const mode: Mode = capsules.length > 0 ? 'ssmax' : 'transparent';
   let capsule = mode === 'ssmax' ? capsuleFor(deps.config.domain, capsules) : undefined;
   if (mode === 'transparent') message = withoutBcc(message);
   // the format limits first (the chain's reading of the message): a message over them is refused naming
   // the configured limit before inspection's own parser meets it
   const unsealed = await checkUnsealed(deps, message, 'a submission');
+  const byDomain = new Map<string, string[]>();
+  for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
   // one copy per other domain, each the whole message, all held until handed over: capped before any is made, as
   // the local copies are (local-copies.ts), and before inspection, which could hold a message never to be sent
-  const otherDomains = new Set(rcpts.map(domainOf).filter((d) => !deps.config.localDomains.includes(d))).size;
+  const otherDomains = [...byDomain.keys()].filter((d) => !deps.config.localDomains.includes(d)).length;
   checkCopyBytes(deps, otherDomains, message.length, `its recipients at ${otherDomains} other domains`);
   const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
@@ -273,8 +276,6 @@ async function submitOnce(
     trackingToken: await deps.keyd.mintToken(head.from, head.messageId || '<none>', submitter),
   };
 
-  const byDomain = new Map<string, string[]>();
-  for (const r of rcpts) byDomain.set(domainOf(r), [...(byDomain.get(domainOf(r)) ?? []), r]);
   const copies: Copy[] = [];
   // posts to moderated lists: held only when the copies are handed over, after every other recipient here was worked out
   const holds: HeldPost[] = [];

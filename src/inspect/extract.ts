@@ -183,10 +183,11 @@ async function readLeaf(bytes: Buffer, name: string, contentType: string, charse
     if (r.unreadable) c.unreadable.add(r.unreadable);
     c.text(r.text);
     // the members stay in memory while each is read, and the levels below them too: counted while held
-    const held = (r.members ?? []).reduce((n, m) => n + m.content.length, 0);
+    const members = r.members ?? [];
+    const held = members.reduce((n, m) => n + m.content.length, 0);
     if (!c.unpacked(held)) return;
     try {
-      for (const m of r.members ?? []) {
+      for (const m of members) {
         if (c.late()) return;
         if (EMBEDDED_FONT.test(m.name)) continue;
         await readLeaf(m.content, m.name, '', undefined, { message: at.message, document: at.document + 1 }, c);

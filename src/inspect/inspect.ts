@@ -90,8 +90,8 @@ export async function inspectInbound(plaintext: Buffer, av: AvSettings, consent 
     if (err.code === 'too-large') throw new GatewayError('tooLargeToScan', err.message);
     // waited in line past timeout_ms while clamd scanned others: for now, even with on_unavailable=tag (a sender who
     // floods the gateway must not have its own message pass unscanned)
-    if (err.code === 'busy') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
-    if (av.onUnavailable === 'tag') return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
+    if (av.onUnavailable === 'tag' && err.code !== 'busy')
+      return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'pass' } };
     return { verdict: { name: 'av', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
   }
 }

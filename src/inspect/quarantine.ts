@@ -570,10 +570,11 @@ export class QuarantineStore {
    * one entry must not open another message encrypted to the organisation.
    */
   releaseWrapped(id: string, token: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined {
-    if (!this.releaseUnderWay(id, token)) return undefined;
-    const e = this.get(id);
-    if (!e || e.wrapped !== true || e.direction !== 'outbound') return undefined;
-    return { message: e.message, ...(e.capsule !== undefined ? { capsule: e.capsule } : {}) };
+    // the record first (an SSMAX client's release, the usual one, reads no body)
+    const m = this.meta.get(id);
+    if (!m || m.wrapped !== true || m.direction !== 'outbound' || !this.releaseUnderWay(id, token)) return undefined;
+    const message = this.body.get(id);
+    return message ? { message, ...(m.capsule !== undefined ? { capsule: m.capsule } : {}) } : undefined;
   }
 
   /** The ids of every entry, oldest first, read a page at a time (the key migration's walk: an entry written meanwhile may be met or not). */

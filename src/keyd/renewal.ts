@@ -158,7 +158,7 @@ export class CrlRenewer {
    * so a CRL they sign meanwhile is not overwritten), waiting up to `waitMs` for it (then 503 busy). keyd never makes
    * the lock's secret (a file of the CA's owner: made by keyd's account, it could lock the CA's own commands out);
    * without one (no command has locked that folder) or without the right to read it, `fn` runs unlocked, the latter
-   * said in the log: the file is read again just before it is replaced either way (reissueLocked).
+   * said in the log: the file is read again just before it is replaced either way (reissue).
    */
   private async underCaLock<T>(file: string, waitMs: number, fn: () => Promise<T>): Promise<T> {
     const dir = this.lockDirOf(file);

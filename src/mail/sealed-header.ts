@@ -48,13 +48,17 @@ const AUTHOR_FIELDS: readonly string[] = ['from', 'sender'];
 const VERDICT_FIELDS: readonly string[] = ['authentication-results', 'arc-authentication-results', 'received-spf'];
 const VERDICT_PREFIXES: readonly string[] = ['ssmax-', 'x-ssmax-', 'resent-'];
 
-/** Whether the header field `field` (name: value) claims a verdict no seal covers inside a decrypted message. */
-export function claimsVerdict(field: string): boolean {
+/**
+ * Whether the header field `field` (name: value) claims a verdict no seal covers inside a decrypted message.
+ * `ssmax: false` leaves the SSMAX-* fields out (`ssmax user open`, which reads the inner SSMAX-User-Signature itself).
+ */
+export function claimsVerdict(field: string, opts: { readonly ssmax?: boolean } = {}): boolean {
   const name = field
     .slice(0, Math.max(0, field.indexOf(':')))
     .trim()
     .toLowerCase();
-  return VERDICT_FIELDS.includes(name) || VERDICT_PREFIXES.some((p) => name.startsWith(p));
+  const prefixes = opts.ssmax === false ? VERDICT_PREFIXES.filter((p) => !p.includes('ssmax-')) : VERDICT_PREFIXES;
+  return VERDICT_FIELDS.includes(name) || prefixes.some((p) => name.startsWith(p));
 }
 
 /** A field's value for comparison: unfolded, each run of spaces and tabs one space, trimmed. */
@@ -113,7 +117,7 @@ export function underSealedHeader(outer: Uint8Array, inner: Uint8Array): Buffer 
   const raw = Buffer.isBuffer(inner) ? inner : Buffer.from(inner.buffer, inner.byteOffset, inner.byteLength);
   const { differing, otherAuthor } = compareHeaders(outer, raw);
   const outerFields = splitHeaderBlock(outer).fields;
-  if (differing.length === 0 && !splitHeaderBlock(raw, { bareLf: true }).fields.some(claimsVerdict)) return raw;
+  if (differing.length === 0 && !splitHeaderBlock(raw, { bareLf: true }).fields.some((f) => claimsVerdict(f))) return raw;
   const sealed = outerFields.filter((f) => OUTER_HEADERS.some((name) => isField(f, name)));
   return otherAuthor ? attached(sealed, raw, newestSealer(outerFields)) : replaced(sealed, raw);
 }

@@ -33,7 +33,7 @@ import { decryptMessage } from '../envelope/decrypt';
 import { parseContentType, VERSION_HEADER } from '../envelope/headers';
 import { DEFAULT_LIMITS } from '../envelope/limits';
 import { collect, parseHead, readHead } from '../envelope/source';
-import { compareHeaders } from '../mail/sealed-header';
+import { claimsVerdict, compareHeaders } from '../mail/sealed-header';
 import { splitHeaderBlock } from '../mail/header-block';
 import { bareCrLine } from '../mail/message-checks';
 import { UserError } from './errors';
@@ -438,7 +438,7 @@ export async function openMessage(profile: UserProfile, message: Uint8Array, opt
   };
 }
 
-/** Inner fields that claim a check's result or a resend (Authentication-Results, ARC-Authentication-Results, Received-SPF, Resent-*): their names, once each, at most five. */
+/** Inner fields that claim a check's result or a resend (claimsVerdict, the SSMAX-* fields aside): their names, once each, at most five. */
 function claimedVerdicts(message: Buffer): string[] {
   let fields: readonly string[];
   try {
@@ -448,10 +448,15 @@ function claimedVerdicts(message: Buffer): string[] {
   }
   const names = new Set<string>();
   for (const f of fields) {
-    const name = f.slice(0, Math.max(0, f.indexOf(':'))).trim();
-    const lower = name.toLowerCase();
-    if (['authentication-results', 'arc-authentication-results', 'received-spf'].includes(lower) || lower.startsWith('resent-'))
-      names.add(name.slice(0, 40));
+    if (!claimsVerdict(f, { ssmax: false })) continue;
+    // the sender's bytes: printable ASCII only on the reader's terminal
+    names.add(
+      f
+        .slice(0, Math.max(0, f.indexOf(':')))
+        .trim()
+        .slice(0, 40)
+        .replace(/[^!-~]/g, '?'),
+    );
     if (names.size >= 5) break;
   }
   return [...names];
