@@ -157,28 +157,19 @@ async function openHeld(deps: GatewayDeps, held: Buffer, capsule: Capsule, relea
 }
 
 /**
- * A release of a plaintext submission that inspection held (inline: the quarantine is readable here): the gateway
- * encrypted it to the organisation's key only to hold it (the entry is `wrapped`), so it opens it back to the
- * plaintext the plain client sent, with the release marker on top, and the submission goes on as that client's
- * (in clear to a domain without SSMAX, where the held form would be `encryptedNoPeer` at every release). Undefined
- * for anything else: no release, a remote inspector's entry, or an entry the client encrypted itself.
+ * A release of a plaintext submission that inspection held: the gateway encrypted it to the organisation's key only
+ * to hold it (the entry is `wrapped`), so the submission goes on as the plain client's, as it sent it, with the
+ * release marker on top (in clear to a domain without SSMAX, where the held form would be `encryptedNoPeer` at every
+ * release). The inspector opens its entry as its store keeps it, never the bytes the release sent (a marker of one
+ * entry must not open another message encrypted to this organisation and send it out in clear): inline here, a
+ * remote inspector in its own process (Inspector.releasedPlaintext). Undefined for anything else: no release, or an
+ * entry the client encrypted itself.
  */
 export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer): Promise<Buffer | undefined> {
   const { releaseId } = withoutRelease(raw);
-  const held = releaseId === undefined ? undefined : deps.inspection?.releaseWrapped?.(releaseId);
-  if (!held || releaseId === undefined) return undefined;
-  // the entry's own message, as the store keeps it, never the bytes the release sent: a marker of one entry must not
-  // open another message encrypted to this organisation (an SSMAX client's, an arrival) and send it out in clear
-  const stored = Buffer.from(held.message);
-  const capsules = releasedCapsules(deps, capsulesOf(checkMessage(stored).headers), held.capsule);
-  if (capsules.length === 0) throw new GatewayError('releaseNotHonoured', 'the held entry carries no capsule to open it with');
-  return openHeld(
-    deps,
-    stored,
-    capsuleFor(deps.config.domain, capsules),
-    releaseId,
-    new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held'),
-  );
+  const plaintext = releaseId === undefined ? undefined : await deps.inspection?.releasedPlaintext?.(releaseId);
+  if (!plaintext || releaseId === undefined) return undefined;
+  return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), plaintext]);
 }
 
 /**

@@ -17,10 +17,10 @@
 import type { Capsule, Group } from '../crypto';
 import type { Verdict } from '../chain/tags';
 import { systemRng } from '../crypto';
-import { collect, decryptMessage, encryptMessage } from '../envelope';
+import { collect, decryptMessage, encryptMessage, parseCapsule } from '../envelope';
 import type { KeyNotice, KeydOps } from '../keyd/client-ops';
 import { GatewayError, decided, messageFault } from '../mail/replies';
-import { checkNoBareCr } from '../mail/message-checks';
+import { capsulesOf, checkMessage, checkNoBareCr } from '../mail/message-checks';
 import type { InspectionConfig } from './config';
 import { type Decision, type Inspection, inspectInbound, inspectOutbound } from './inspect';
 import { type QuarantineStore, parseReleaseMarker } from './quarantine';
@@ -38,6 +38,11 @@ export interface InspectRequest {
   readonly rcpts: readonly string[];
   /** The id of an `SSMAX-Quarantine-Release` marker the message carried (already stripped). */
   readonly releaseId?: string;
+  /**
+   * The message is plaintext that the gateway encrypted to this organisation only to send it to a remote inspector
+   * (a plain client's submission, a plaintext arrival): held, its entry is `wrapped`, as inline.
+   */
+  readonly wrapped?: true;
 }
 
 export interface InspectAnswer {
@@ -71,8 +76,13 @@ export interface Inspector {
    * otherwise. Absent as releaseUnderWay.
    */
   releaseCapsule?(value: string): string | undefined;
-  /** The held message (and re-encrypted capsule) of the release `value` names when it is a submission the gateway encrypted only to hold it. Absent as releaseUnderWay. */
-  releaseWrapped?(value: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined;
+  /**
+   * The plaintext a plain client submitted, for a release under way of a held submission that was encrypted to this
+   * organisation only to hold it (the entry is `wrapped`): opened from the entry as the store keeps it, never from
+   * the bytes the release sent; undefined for any other release. Inline and remote alike (the remote inspector
+   * opens its own entry: the gateway holds no inspector credentials).
+   */
+  releasedPlaintext?(value: string): Promise<Buffer | undefined>;
   close(): Promise<void>;
 }
 
@@ -163,9 +173,20 @@ export class LocalInspector implements Inspector {
     return marker === undefined ? undefined : this.d.quarantine.releaseCapsule(marker.id, marker.token);
   }
 
-  releaseWrapped(value: string): { readonly message: Uint8Array; readonly capsule?: string } | undefined {
+  async releasedPlaintext(value: string): Promise<Buffer | undefined> {
     const marker = parseReleaseMarker(value);
-    return marker === undefined ? undefined : this.d.quarantine.releaseWrapped(marker.id, marker.token);
+    const held = marker === undefined ? undefined : this.d.quarantine.releaseWrapped(marker.id, marker.token);
+    if (!held) return undefined;
+    const stored = Buffer.from(held.message);
+    // the entry's capsule moved to a newer key version while it was held, else the one the gateway encrypted it with
+    const own = capsulesOf(checkMessage(stored).headers);
+    const capsule = held.capsule !== undefined ? parseCapsule(held.capsule) : own.length === 1 ? own[0] : undefined;
+    if (!capsule) throw new GatewayError('releaseNotHonoured', 'the held entry carries no capsule to open it with');
+    const plaintext = await plaintextOf(this.d.keyd, this.d.group, stored, capsule, { purpose: 'the released message' });
+    // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
+    if (capsulesOf(checkMessage(plaintext).headers).length > 0)
+      throw new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held');
+    return plaintext;
   }
 
   /** The quarantine (the gateway moves its held messages' key versions: src/inspect/held-keys.ts). */
@@ -236,7 +257,8 @@ export class LocalInspector implements Inspector {
       rcpts: [...req.rcpts],
       rule: result.decision.rule,
       message: held,
-      ...(req.capsule ? {} : { wrapped: true as const }), // encrypted here only to be held: released as the plaintext it was
+      // encrypted here (or by the gateway, for a remote inspector) only to be held: released as the plaintext it was
+      ...(req.capsule && !req.wrapped ? {} : { wrapped: true as const }),
     });
     return { ...result, quarantined };
   }

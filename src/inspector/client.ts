@@ -113,6 +113,16 @@ export function parseAnswer(json: unknown, direction: 'outbound' | 'inbound', re
 /** The most bytes of an inspector's answer read: a decision, a verdict and a quarantine id are a few hundred. */
 const INSPECTOR_ANSWER_MAX_BYTES = 64 * 1024;
 
+/** The inspector's endpoint handing over a released plain submission's plaintext (server.ts). */
+export const RELEASED_PLAINTEXT_PATH = '/v1/released-plaintext';
+
+/**
+ * The most bytes of the answer carrying a released plaintext (base64 in JSON): above the inspector's default
+ * `[limits] max_body_bytes` (50 MiB), four thirds of it and some. A larger one is refused 4xx: the release is let go
+ * and the entry shows held again (docs/inspection.md).
+ */
+const RELEASED_PLAINTEXT_MAX_BYTES = 96 * 1024 * 1024;
+
 /** The request's envelope: what POST /v1/inspect is asked about (src/inspector/server.ts readEnvelope). */
 export interface InspectEnvelope {
   readonly direction: 'outbound' | 'inbound';
@@ -169,31 +179,60 @@ export class RemoteInspector implements Inspector {
   async inspect(req: InspectRequest): Promise<InspectAnswer> {
     const body = req.capsule ? req.message : await encryptToOrg(this.opts.keyd, this.opts.group, req.message);
     const envelope = { direction: req.direction, from: req.from, rcpts: req.rcpts, ...(req.releaseId ? { release: req.releaseId } : {}) };
-    const { status, json } = await this.post(INSPECT_PATH, envelopeBody(envelope, body));
+    // `wrapped`: encrypted here only to travel (held, the entry is released as the plaintext it was); in the query,
+    // which an inspector of an earlier version ignores (an unknown field of the envelope it would refuse: 4xx for ever)
+    const path = req.capsule ? INSPECT_PATH : `${INSPECT_PATH}?wrapped=1`;
+    const { status, json } = await this.post(path, envelopeBody(envelope, body), INSPECTOR_ANSWER_MAX_BYTES);
     if (status === 200) return parseAnswer(json, req.direction, req.releaseId !== undefined);
+    throw this.refusal(status, json);
+  }
+
+  /**
+   * The plaintext of a held plain submission whose release `value` names (engine.ts Inspector.releasedPlaintext): the
+   * inspector opens its own entry (this gateway holds no inspector credentials) and hands the plaintext over, on this
+   * mutual-TLS connection only; undefined for any other release. Read only: the release is honoured, once, by the
+   * inspection step that follows. An inspector of an earlier version has no such endpoint (404): undefined, the
+   * release goes on as before.
+   */
+  async releasedPlaintext(value: string): Promise<Buffer | undefined> {
+    const body = Buffer.from(JSON.stringify({ release: value }), 'utf8');
+    const { status, json } = await this.post(RELEASED_PLAINTEXT_PATH, body, RELEASED_PLAINTEXT_MAX_BYTES);
+    if (status === 404 && (json as { error?: { code?: unknown } } | undefined)?.error?.code === 'not-found') return undefined;
+    if (status !== 200) throw this.refusal(status, json);
+    const message = (json as { message?: unknown } | null)?.message;
+    if (message === undefined) return undefined;
+    if (typeof message !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(message) || message.length % 4 !== 0)
+      throw unavailable('answer with an invalid released message');
+    const plaintext = Buffer.from(message, 'base64');
+    if (plaintext.length === 0) throw unavailable('answer with an empty released message');
+    return plaintext;
+  }
+
+  /** The GatewayError of an answer other than 200 (the same for every endpoint). */
+  private refusal(status: number, json: unknown): GatewayError {
     const e = (json as { error?: { code?: unknown; message?: unknown; details?: { reply?: unknown } } } | undefined)?.error;
     const message = typeof e?.message === 'string' ? e.message.slice(0, 200) : `HTTP ${status}`;
     if (status === 400 || status === 431) {
       // the request itself refused: never the message's fault, and no retry will mend it by itself; logged for the operator, 4xx kept
       const detail = `the inspector refused this gateway's request (HTTP ${status} ${typeof e?.code === 'string' ? e.code : 'error'}: ${message}): a fault of the gateway or the inspector, not of the message`;
       this.opts.log?.(`ssmax inspection: ERROR: ${detail}; the sender was answered 4xx and will retry`);
-      throw unavailable(detail);
+      return unavailable(detail);
     }
-    if (status === 413) throw new GatewayError('tooLarge', "over the inspector's limit");
+    if (status === 413) return new GatewayError('tooLarge', "over the inspector's limit");
     const reply = e?.details?.reply;
     if (status === 422 && typeof reply === 'string' && PASSED_ON.includes(reply as ReplyName) && reply in REPLIES) {
       const base = REPLIES[reply as ReplyName].text;
-      throw new GatewayError(reply as ReplyName, message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
+      return new GatewayError(reply as ReplyName, message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
     }
     if (status === 503 && reply === 'quarantineFull') {
       // the inspector's quarantine at its cap: the same temporary reply as inline (4.3.1), its text kept
       const base = REPLIES.quarantineFull.text;
-      throw new GatewayError('quarantineFull', message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
+      return new GatewayError('quarantineFull', message.startsWith(`${base}: `) ? message.slice(base.length + 2) : undefined);
     }
-    throw unavailable(`${typeof e?.code === 'string' ? e.code : 'error'}: ${message}`);
+    return unavailable(`${typeof e?.code === 'string' ? e.code : 'error'}: ${message}`);
   }
 
-  private async post(path: string, body: Buffer): Promise<{ status: number; json: unknown }> {
+  private async post(path: string, body: Buffer, maxBytes: number): Promise<{ status: number; json: unknown }> {
     const timeoutMs = this.opts.timeoutMs;
     try {
       return await requestJson({
@@ -205,7 +244,7 @@ export class RemoteInspector implements Inspector {
         body,
         contentType: 'application/octet-stream',
         timeoutMs,
-        maxBytes: INSPECTOR_ANSWER_MAX_BYTES,
+        maxBytes,
       });
     } catch (err) {
       if (!(err instanceof HttpsJsonError)) throw err;

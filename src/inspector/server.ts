@@ -21,6 +21,14 @@
  *   POST /v1/inspect?direction=outbound|inbound&from=A&rcpt=R…[&release=ID]
  *        deprecated, the form of older gateways (body: the message only), still taken
  *        with its old checks so that gateways and inspector may be upgraded in any order
+ *   POST /v1/inspect?wrapped=1
+ *        the same, for a plaintext the gateway encrypted only to send it here (a plain client's
+ *        submission, a plaintext arrival): held, its entry is released as the plaintext it was
+ *   POST /v1/released-plaintext
+ *        body: {"release": "<quarantine id> <token>"} → {message?} (base64): the plaintext of a held
+ *        plain submission (a `wrapped` outbound entry) whose release is under way, opened from the
+ *        entry as the store keeps it; {} for any other release. Read only: the release is honoured,
+ *        once, by the POST /v1/inspect that follows
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
 import type { IncomingMessage } from 'node:http';
@@ -34,7 +42,7 @@ import { GatewayError, replyNameOf } from '../mail/replies';
 import { MAX_RECIPIENTS } from '../chain/recipients';
 import { ClientCertificateAuth, ClientCertificateError, type ClientIdentity } from '../pki/client-auth';
 import type { ValidationCache } from '../pki/validate';
-import type { InspectEnvelope as RequestEnvelope } from './client';
+import { type InspectEnvelope as RequestEnvelope, RELEASED_PLAINTEXT_PATH } from './client';
 
 export interface InspectorServerOptions {
   readonly domain: string;
@@ -252,7 +260,26 @@ export class InspectorServer {
         from: from.toLowerCase(),
         rcpts: rcpts.map((r) => r.toLowerCase()),
         ...(release ? { releaseId: release } : {}),
+        ...(!legacy && url.searchParams.get('wrapped') === '1' ? { wrapped: true as const } : {}),
       });
+    } catch (err) {
+      throw fromEngine(err);
+    }
+  }
+
+  private async releasedPlaintext(req: IncomingMessage): Promise<unknown> {
+    const body = await readBody(req, MAX_ENVELOPE_BYTES);
+    let release: unknown;
+    try {
+      release = (JSON.parse(body.toString('utf8')) as { release?: unknown } | null)?.release;
+    } catch {
+      throw new InspectorError('bad-request', 'the body must be {"release": "<quarantine id> <token>"}');
+    }
+    if (typeof release !== 'string' || !RELEASE_ID.test(release))
+      throw new InspectorError('bad-request', 'release must be a release field: a quarantine id and a token');
+    try {
+      const plaintext = await this.engine.releasedPlaintext(release);
+      return plaintext ? { message: plaintext.toString('base64') } : {};
     } catch (err) {
       throw fromEngine(err);
     }
@@ -265,6 +292,10 @@ export class InspectorServer {
     if (url.pathname === '/v1/inspect') {
       if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
       return this.inspect(url, req);
+    }
+    if (url.pathname === RELEASED_PLAINTEXT_PATH) {
+      if (req.method !== 'POST') throw new InspectorError('bad-request', `${RELEASED_PLAINTEXT_PATH} takes POST`);
+      return this.releasedPlaintext(req);
     }
     if (url.pathname === '/v1/health') {
       if (req.method !== 'GET') throw new InspectorError('bad-request', '/v1/health takes GET');

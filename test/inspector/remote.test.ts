@@ -26,6 +26,11 @@ import { loadUserProfile } from '../../src/user/profile';
 import { signAndEncrypt } from '../../src/user/sign-encrypt';
 import { submitMessage } from '../../src/user/submit';
 import { filesUnder, smtp, waitFor } from '../gateway/network-fixture';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import { encryptToOrg } from '../../src/inspect/engine';
+import { setupGateway } from '../../src/gateway/setup';
+import { releaseMarker } from '../../src/inspect/quarantine';
 import { INDIVIDUALS, arrivals, consentCases, lastVerdicts, mail, withAttachment } from './cases';
 
 jest.setTimeout(240000);
@@ -33,10 +38,28 @@ jest.setTimeout(240000);
 let net: Network;
 let clamd: ClamdProcess;
 let seal: ReturnType<typeof arrivals>;
+/** x.test: a plain host without SSMAX on loopback (a.example routes it here), recording what it receives. */
+let plainHost: SMTPServer | undefined;
+const plainReceived: string[] = [];
 const MARKER = 'Lunch-on-Friday-7f3e9a';
 const dlpIni = `${readFileSync(join(__dirname, '..', '..', 'config', 'ssmax-dlp.ini'), 'utf8')}\n[secret]\ntype=keyword\nwords=top secret\naction=quarantine\n`;
 
 beforeAll(async () => {
+  plainHost = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        plainReceived.push(Buffer.concat(chunks).toString('latin1'));
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((r) => plainHost!.listen(0, '127.0.0.1', r));
+  const plainPort = (plainHost.server.address() as AddressInfo).port;
   const clamdDir = mkdtempSync(join(tmpdir(), 'ssmax-ins-clamd-'));
   clamd = await startClamd(clamdDir, await freePort());
   const base = mkdtempSync(join(tmpdir(), 'ssmax-ins-'));
@@ -45,6 +68,7 @@ beforeAll(async () => {
     {
       domain: 'a.example',
       inspector: { inspectIni: '[dlp]\nenabled=true\n', dlpIni },
+      gatewayIni: ['[routes]', `x.test=127.0.0.1:${plainPort}`],
       users: [
         { address: 'alice@a.example', client: 'ssmax', password: 'pw-alice' },
         { address: 'dave@a.example', client: 'plain', password: 'pw-dave' },
@@ -71,6 +95,7 @@ afterAll(async () => {
   await seal?.close();
   await net?.stop();
   await clamd?.stop();
+  await new Promise<void>((r) => (plainHost ? plainHost.close(() => r()) : r()));
 });
 
 const A = () => net.org('a.example');
@@ -222,6 +247,93 @@ describe('DLP at a.example by its inspector process', () => {
     expect((late as Error).message).toMatch(/550 5\.7\.1 Release field not honoured/);
     expect(queuedForBob()).toBe(false); // refused: not queued, so nothing more can be relayed
     expect(B().mailbox.for('bob@b.example').length).toBe(before + 1);
+  });
+
+  test("a plain client's submission to a domain without SSMAX held by the inspector: released, it goes out in clear as the client sent it, once (it was 550 encryptedNoPeer at every release)", async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote\r\nMessage-ID: <phr-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret, for x.test: REMOTE-WRAPPED-1.\r\n',
+    );
+    const reply = await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, { user: 'dave@a.example', pass: 'pw-dave' });
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    expect(id).toBeDefined();
+    expect(plainReceived.filter((m) => m.includes('REMOTE-WRAPPED-1'))).toHaveLength(0);
+    const qdir = join(A().inspectorDir, 'state', 'quarantine');
+    const pw = join(A().inspectorDir, 'pw-dave');
+    writeFileSync(pw, 'pw-dave\n');
+    const out: string[] = [];
+    const io = { out: (t: string) => out.push(t), err: (t: string) => out.push(t) };
+    const code = await main(
+      [
+        'quarantine',
+        'release',
+        id!,
+        '--state',
+        qdir,
+        '--smtp',
+        `127.0.0.1:${A().ports.smtp}`,
+        '--user',
+        'dave@a.example',
+        '--password-file',
+        pw,
+      ],
+      io,
+    );
+    expect({ code, out: out.join('\n') }).toEqual({
+      code: 0,
+      out: expect.stringMatching(/^released q-[0-9a-z-]+: 250 .*transparent mode/) as string,
+    });
+    await waitFor(() => plainReceived.some((m) => m.includes('REMOTE-WRAPPED-1')), 30000);
+    const got = plainReceived.filter((m) => m.includes('REMOTE-WRAPPED-1'));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toContain('This is top secret, for x.test: REMOTE-WRAPPED-1.'); // in clear, as sent: not the held ciphertext
+    expect(got[0]).not.toMatch(/^SSMAX-Capsule:/im);
+    expect(got[0]).not.toMatch(new RegExp(`^${RELEASE_HEADER}:`, 'im'));
+    // the release was honoured once and ended
+    const store = new QuarantineStore(qdir);
+    try {
+      expect(store.get(id!)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('a release of such an entry that sends another ciphertext to the organisation: the inspector opens its held entry, never what the release sent', async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote 2\r\nMessage-ID: <phr2-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHeld text, top secret: REMOTE-WRAPPED-2.\r\n',
+    );
+    const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(
+      await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, { user: 'dave@a.example', pass: 'pw-dave' }),
+    )?.[1];
+    expect(id).toBeDefined();
+    // another message encrypted to a.example's key (an SSMAX client's, another held entry), dressed as dave's
+    const ini = parse(readFileSync(join(A().harakaDir, 'config', 'ssmax.ini'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const gwA = setupGateway(ini, A().harakaDir, () => undefined, 'ssmax-state-forged-remote-release');
+    let other: Buffer;
+    try {
+      other = await encryptToOrg(
+        gwA.deps.keyd,
+        gwA.deps.group,
+        Buffer.from(
+          'From: dave@a.example\r\nTo: someone@x.test\r\nSubject: other\r\nMessage-ID: <other-r@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\n' +
+            'MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nALICE-PRIVATE-REMOTE\r\n',
+        ),
+      );
+    } finally {
+      await gwA.close();
+    }
+    const store = new QuarantineStore(join(A().inspectorDir, 'state', 'quarantine'));
+    try {
+      const entry = (await store.release(id!, Date.now(), 30000))!;
+      const via = { host: '127.0.0.1', port: A().ports.smtp, user: 'dave@a.example', password: 'pw-dave' };
+      await reinject({ ...entry, message: other }, RELEASE_HEADER, via, releaseMarker(entry)).catch(() => undefined);
+      await waitFor(() => plainReceived.some((m) => m.includes('REMOTE-WRAPPED-2')), 30000);
+      expect(plainReceived.some((m) => m.includes('ALICE-PRIVATE-REMOTE'))).toBe(false); // never opened and sent out in clear
+      expect(plainReceived.filter((m) => m.includes('REMOTE-WRAPPED-2'))).toHaveLength(1); // the held entry's own text went, once
+    } finally {
+      await store.close();
+    }
   });
 
   // A message that ALONE is over a byte cap can never be held: this test asserted 4xx 4.3.1 before the permanent and the
