@@ -259,7 +259,7 @@ export class CrlRenewer {
   ): Promise<CrlRevocation> {
     return this.serial(async () => {
       const file = this.revocationFile();
-      this.reconcile(file);
+      await this.reconcile(file);
       const crl = this.seen(file, parseCrl(readFileSync(file, 'utf8')));
       const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
       const entries = new Map<string, RevocationEntry>(crl.entries);
@@ -371,33 +371,60 @@ export class CrlRenewer {
   /**
    * A renewal a stopped keyd left half done (see `one`): a staged CRL whose
    * `crl.renew` record committed is put in place; one without its record is
-   * removed (it never happened, as far as the audit log is concerned).
+   * removed (it never happened, as far as the audit log is concerned). Under
+   * the CA lock, as every writer of the file: when the file moved on meanwhile
+   * (another writer signed a number at least the staged one's while keyd was
+   * stopped), the staged CRL must not replace it — that would undo the
+   * revocations signed since and send the number backwards. It is removed,
+   * and becomes what keyd knows of the file: revocations of it that the file
+   * lacks are signed into it by the run that follows (`replaced`), numbered
+   * above both.
    */
-  private reconcile(file: string): void {
+  private async reconcile(file: string): Promise<void> {
     const staged = stagedFile(file);
     if (!existsSync(staged)) return;
-    let number: bigint | undefined;
-    try {
-      number = parseCrl(readFileSync(staged, 'utf8')).crlNumber;
-    } catch {
-      // unreadable: not a renewal anyone audited
-    }
-    const audited =
-      number !== undefined &&
-      this.audit
-        .tail(1000)
-        .some((r) => CRL_OPS.has(r.op) && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
-    if (audited) {
-      renameSync(staged, file);
-      this.log(`keyd: completed the audited renewal of CRL "${file}" (number ${String(number)}) left staged`);
-    } else {
+    await this.underCaLock(file, CA_LOCK_WAIT_MS, async () => {
+      if (!existsSync(staged)) return;
+      let crl: ParsedCrl | undefined;
+      try {
+        crl = parseCrl(readFileSync(staged, 'utf8'));
+      } catch {
+        // unreadable: not a renewal anyone audited
+      }
+      const number = crl?.crlNumber;
+      const audited =
+        number !== undefined &&
+        this.audit
+          .tail(1000)
+          .some((r) => CRL_OPS.has(r.op) && r.result === 'ok' && (r.reason ?? '').startsWith(`${file}: number ${number} `));
+      if (!crl || number === undefined || !audited) {
+        rmSync(staged, { force: true });
+        this.log(`keyd: removed a staged CRL for "${file}" that has no audit record`);
+        return;
+      }
+      let onDisk: ParsedCrl | undefined;
+      try {
+        onDisk = parseCrl(readFileSync(file, 'utf8'));
+      } catch {
+        // no file, or none that reads: the staged one replaces it
+      }
+      if (!onDisk || (onDisk.crlNumber ?? 0n) < number) {
+        renameSync(staged, file);
+        this.log(`keyd: completed the audited renewal of CRL "${file}" (number ${String(number)}) left staged`);
+        return;
+      }
       rmSync(staged, { force: true });
-      this.log(`keyd: removed a staged CRL for "${file}" that has no audit record`);
-    }
+      const before = this.known.get(file);
+      if (!before || before.number < number) this.known.set(file, { number, entries: crl.entries });
+      const missing = [...crl.entries.keys()].filter((serial) => !onDisk.entries.has(serial));
+      this.log(
+        `keyd: a staged CRL for "${file}" (number ${String(number)}, audited) was not put in place: the file was signed since (number ${String(onDisk.crlNumber ?? 0n)})${missing.length > 0 ? `, without ${missing.length} revocation(s) of it (${missing.join(',')}), which keyd signs into it` : ''}`,
+      );
+    });
   }
 
   private async one(file: string, now: Date): Promise<CrlState> {
-    this.reconcile(file);
+    await this.reconcile(file);
     const crl = this.seen(file, parseCrl(readFileSync(file, 'utf8')));
     const renewable = this.policy.renew && this.ca !== undefined && crlIssuedBy(crl, this.ca.certificate.subjectDer);
     const next = crl.nextUpdate;

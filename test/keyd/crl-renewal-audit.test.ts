@@ -106,6 +106,76 @@ test('stopped between the audit record and the rename: the next run puts the aud
   }
 });
 
+describe('stopped between the audit record and the rename, and the file signed by another writer meanwhile', () => {
+  const revokedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+  /** keyd's audited CRL 21 staged (revoking `staged`), the file signed since as number 22 by hand (revoking 0badc0de). */
+  async function leftBehind(name: string, staged: string[]): Promise<{ file: string; store: KeydStore; audit: AuditLog; now: number }> {
+    const now = Date.now();
+    const file = dueCrl(`${name}.crl.pem`, 20, now);
+    const { store, audit } = await openAudit(`${name}-store`);
+    const renewed = createCrl(fx.orgCa, {
+      entries: staged.map((serial) => ({ serial, revokedAt, reason: 'keyCompromise' as const })),
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + 7 * DAY),
+      crlNumber: 21,
+    });
+    writeFileSync(stagedFile(file), renewed.pem);
+    await audit.append(
+      {
+        actor: 'keyd schedule',
+        role: 'keyd',
+        op: 'crl.renew',
+        result: 'ok',
+        reason: `${file}: number 21 with ${staged.length} revocation(s), nextUpdate ${renewed.nextUpdate!.toISOString()}`,
+      },
+      new Date(now),
+    );
+    // while keyd is stopped: ssmax ca crl --out FILE --force (or ssmax registry revoke) signs number 22 with a revocation
+    writeFileSync(
+      file,
+      createCrl(fx.orgCa, {
+        entries: [{ serial: '0badc0de', revokedAt, reason: 'keyCompromise' }],
+        thisUpdate: new Date(now + 1000),
+        nextUpdate: new Date(now + 7 * DAY),
+        crlNumber: 22,
+      }).pem,
+    );
+    return { file, store, audit, now };
+  }
+
+  test("the staged CRL does not replace the newer file: the other writer's revocation and number stay", async () => {
+    const { file, store, audit, now } = await leftBehind('moved-on', []);
+    try {
+      const log: string[] = [];
+      const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
+      expect(state!.error).toBeUndefined();
+      const inFile = parseCrl(readFileSync(file, 'utf8'));
+      expect([...inFile.entries.keys()]).toEqual(['0badc0de']); // before: the staged CRL 21 put back, the revocation gone
+      expect(inFile.crlNumber).toBe(22n);
+      expect(existsSync(stagedFile(file))).toBe(false);
+      expect(log.join('\n')).toMatch(/staged CRL .* \(number 21, audited\) was not put in place: the file was signed since \(number 22\)/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("revocations of keyd's staged CRL that the newer file lacks are signed into it, numbered above both", async () => {
+    const { file, store, audit, now } = await leftBehind('merged', ['aa01']);
+    try {
+      const log: string[] = [];
+      const [state] = await new CrlRenewer([file], fx.orgCa, policy, audit, (l) => log.push(l)).run(new Date(now + 60_000));
+      expect(state!.error).toBeUndefined();
+      const inFile = parseCrl(readFileSync(file, 'utf8'));
+      expect([...inFile.entries.keys()].sort()).toEqual(['0badc0de', 'aa01']);
+      expect(inFile.crlNumber).toBe(23n);
+      expect(log.join('\n')).toMatch(/without 1 revocation\(s\) of it \(aa01\), which keyd signs into it/);
+      expect(audit.verify()).toMatchObject({ ok: true });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 test('a staged CRL without its audit record (stopped before the commit) is removed, and the renewal is done afresh', async () => {
   const now = Date.now();
   const file = dueCrl('orphan.crl.pem', 30, now);
