@@ -1,10 +1,17 @@
 /**
  * The plugin's ini files (ssmax.ini; ssmax-inspect.ini and ssmax-dlp.ini for
- * inline inspection) read through Haraka's config loader, the `this.config`
- * Haraka gives the plugin: Haraka's config folder, for a plugin installed as a
- * package its shipped files as defaults under the site's (key by key; the DLP
- * rules file whole), and its watch, which calls back a few seconds after a
- * file changes (docs/configuration.md, "Reload").
+ * inline inspection) read through Haraka's config loader and its watch, which
+ * calls back a few seconds after a file changes (docs/configuration.md,
+ * "Reload").
+ *
+ * ssmax.ini and ssmax-inspect.ini are the site's own, read from Haraka's
+ * config folder alone, whether the plugin is installed as a package or as the
+ * project's copy: Haraka's loader would otherwise take a package's own
+ * `config/` files as defaults under the site's, key by key, and the shipped
+ * ssmax.ini is an example organisation's (its domain, its keyd, its paths) —
+ * a site file missing a required setting, or emptied, would have run as that
+ * organisation, its [policy] rules gone. Only the DLP rules (ssmax-dlp.ini,
+ * read whole) take the package's shipped rules when the site has none.
  *
  * On a change of ssmax.ini the settings that can change at run time are taken
  * into the running configuration at once (`reloadGatewayConfig`); a change of
@@ -19,6 +26,18 @@ import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS, type GatewayConfig, reloadGate
 /** Haraka's config loader as a plugin has it (haraka-config's get(name, [type], [callback], [options])). */
 export interface HarakaConfigLoader {
   get(name: string, ...args: unknown[]): unknown;
+  /** haraka-config: a loader rooted at `<dir>/config`, with no defaults under it when `overrides` is not given. */
+  module_config?(dir: string, overrides?: string): HarakaConfigLoader;
+}
+
+/**
+ * The loader of the site's own files: Haraka's config folder (`<haraka>/config`) alone, never a plugin package's
+ * shipped files under it. `plugin` is the loader Haraka gave the plugin (for a package, its files as defaults).
+ */
+export function siteLoader(plugin: HarakaConfigLoader, haraka: string): HarakaConfigLoader {
+  if (typeof plugin.module_config !== 'function')
+    throw new Error("Haraka's config loader has no module_config: this Haraka is not supported");
+  return plugin.module_config(haraka);
 }
 
 export const GATEWAY_INI = 'ssmax.ini';
@@ -28,7 +47,7 @@ const KNOWN: Record<string, KnownNames> = {
   'ssmax-inspect.ini': knownNamesOf(INSPECT_SETTINGS),
   'ssmax-dlp.ini': DLP_KNOWN,
 };
-/** Files read whole (Haraka's "data" type), not merged key by key over the plugin package's copy. */
+/** Files read whole (Haraka's "data" type), the plugin package's copy when the site has none (the shipped DLP rules). */
 const WHOLE_FILES = ['ssmax-dlp.ini'];
 
 export class HarakaIniFiles {
@@ -40,7 +59,10 @@ export class HarakaIniFiles {
   onApplied: () => void = () => {};
 
   constructor(
+    /** The loader Haraka gave the plugin: for a package, its shipped files as defaults (read for WHOLE_FILES only). */
     private readonly loader: HarakaConfigLoader,
+    /** The site's own files, Haraka's config folder alone (siteLoader): ssmax.ini and ssmax-inspect.ini. */
+    private readonly site: HarakaConfigLoader,
     /** The config folder (relative paths of ssmax.ini are resolved against it). */
     private readonly dir: string,
     private readonly log: (line: string) => void,
@@ -88,7 +110,7 @@ export class HarakaIniFiles {
     // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
     // read with the project's parser, as the inspector process reads it
     if (WHOLE_FILES.includes(name)) return parseIni(((this.loader.get(name, 'data', changed) as string[] | null) ?? []).join('\n'));
-    const ini = { ...(this.loader.get(name, 'ini', changed) as Ini) };
+    const ini = { ...((this.site.get(name, 'ini', changed) as Ini | null) ?? {}) };
     // Haraka puts keys outside any section into [main]: an empty one is no section of the file
     if (ini.main && Object.keys(ini.main).length === 0) delete ini.main;
     return ini;

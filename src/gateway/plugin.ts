@@ -35,7 +35,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Copy, HeldPost, HopResult, Unsendable } from './deps';
 import { type Gateway, setupGateway } from './setup';
-import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles } from './ini-files';
+import { GATEWAY_INI, type HarakaConfigLoader, HarakaIniFiles, siteLoader } from './ini-files';
+import { checkHarakaVersion } from './haraka-version';
 import { CODES, type Next, answer, failClosed, hookLimit } from './fail-closed';
 import { type RetiredUse, refreshHint } from './key-exchange';
 import { receive } from './reception';
@@ -154,8 +155,10 @@ let state: State | undefined;
 function build(plugin: HarakaPlugin): State {
   const haraka = process.env.HARAKA ?? process.cwd();
   // through Haraka's config loader, watched: settings that can change at run time are reloaded (ini-files.ts)
+  checkHarakaVersion(plugin.haraka_require('package.json'));
   const files = new HarakaIniFiles(
     plugin.config,
+    siteLoader(plugin.config, haraka),
     join(haraka, 'config'),
     (l) => plugin.loginfo(l),
     (l) => plugin.logerror(l),

@@ -113,8 +113,10 @@ test('the gateway logs an unknown name of ssmax.ini, ssmax-inspect.ini or ssmax-
     'ssmax-dlp.ini': ['[cards]', 'type=card', 'mn=2'],
   };
   const errors: string[] = [];
+  const loader = { get: (name: string) => files[name] };
   const ini = new HarakaIniFiles(
-    { get: (name: string) => files[name] },
+    loader,
+    loader,
     dir,
     () => undefined,
     (l) => errors.push(l),

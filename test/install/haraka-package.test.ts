@@ -148,7 +148,7 @@ test('alice -> bob through the installed Haraka: the peer copy leaves by its out
   await expectLogged(() => haraka!.logs(), /delivered file=/);
 });
 
-test("a changed ssmax.ini is reloaded through the installed Haraka's own config loader (the package's config/ as defaults under the site's)", async () => {
+test("a changed ssmax.ini is reloaded through the installed Haraka's own config loader (the site's folder alone)", async () => {
   const file = join(site, 'config', 'ssmax.ini');
   const before = readFileSync(file, 'utf8');
   writeFileSync(file, `${before}\n[chain]\nresealers=lists.c.example\n[keyd]\nbatch_max_ops=4\n`);
@@ -159,4 +159,58 @@ test("a changed ssmax.ini is reloaded through the installed Haraka's own config 
   );
   await expectLogged(() => haraka!.logs(), /ssmax: ssmax\.ini changed: keyd\.batch_max_ops takes effect after a restart of Haraka/);
   expect(haraka!.proc.exitCode).toBeNull();
+});
+
+/** A plaintext submission of alice's to `rcpt` through the installed Haraka: the reply to DATA (or the refusal). */
+async function alicePlain(rcpt: string, tag: string): Promise<string> {
+  const users = (parse(readFileSync(join(site, 'config', 'auth_flat_file.ini'), 'utf8')) as { users: Record<string, string> }).users;
+  const raw = Buffer.from(
+    `From: alice@a.example\r\nTo: ${rcpt}\r\nSubject: policy ${tag}\r\nDate: Sun, 06 Dec 2026 10:00:00 +0000\r\n` +
+      `Message-ID: <policy-${tag}-${Date.now()}@a.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nsecret text ${tag}\r\n`,
+  );
+  return smtp(haraka!.port, 'alice@a.example', [rcpt], raw, { user: 'alice@a.example', pass: users['alice@a.example']! });
+}
+
+test("an emptied site ssmax.ini is refused, never completed from the package's example: a [policy] require rule stays in effect, nothing goes in clear", async () => {
+  const file = join(site, 'config', 'ssmax.ini');
+  const before = readFileSync(file, 'utf8');
+  try {
+    writeFileSync(file, `${before}\n[policy]\nx.test=require\n`);
+    await waitFor(
+      () => /ssmax: ssmax\.ini reloaded: policy\.x\.test in effect now/.test(haraka!.logs()),
+      30000,
+      () => haraka!.logs().slice(-3000),
+    );
+    expect(await alicePlain('someone@x.test', 'one')).toMatch(/^550 5\.7\.4 Domain requires SSMAX encryption/);
+    // a config-management rewrite, a truncating editor: the site's file emptied under the running gateway
+    writeFileSync(file, '');
+    await waitFor(
+      () => /ssmax: ssmax\.ini changed but cannot be used; the running configuration is kept: .*domain/.test(haraka!.logs()),
+      30000,
+      () => haraka!.logs().slice(-3000),
+    );
+    // before: the package's example ssmax.ini filled in, the require rule was dropped, and this was 250 transparent mode
+    expect(await alicePlain('someone@x.test', 'two')).toMatch(/^550 5\.7\.4 Domain requires SSMAX encryption/);
+  } finally {
+    writeFileSync(file, before);
+  }
+  await waitFor(() => haraka!.logs().match(/ssmax: ssmax\.ini reloaded: policy\.x\.test in effect now/g)!.length >= 2, 30000);
+});
+
+test("a site ssmax.ini without [main] domain: the installed plugin refuses to start, naming the setting (never the package example's organisation)", async () => {
+  const file = join(site, 'config', 'ssmax.ini');
+  const before = readFileSync(file, 'utf8');
+  await haraka!.stop();
+  haraka = undefined;
+  writeFileSync(file, before.replace(/^domain\s*=.*$/m, ''));
+  try {
+    const port = await freePort();
+    const harakaBin = join(base, 'haraka-install', 'node_modules', 'Haraka', 'bin', 'haraka');
+    const started = await startHaraka(site, port, 60000, harakaBin).catch((e: unknown) => e as Error);
+    if (!(started instanceof Error)) await started.stop();
+    expect(started).toBeInstanceOf(Error);
+    expect((started as Error).message).toMatch(/ssmax: cannot start: .*\[main\] domain/);
+  } finally {
+    writeFileSync(file, before);
+  }
 });
