@@ -144,7 +144,8 @@ const CONFLICTING = ['mail_from.is_resolvable', 'rcpt_to.in_host_list', 'queue/s
 /**
  * The Haraka folder made by `haraka -i`: its config files are Haraka's own (a file written here
  * replaces Haraka's whole), so they are edited, not replaced: config/plugins (the conflicting
- * defaults commented out; auth/flat_file and ssmax last), listen in config/smtp.ini, config/me.
+ * defaults commented out; auth/flat_file and ssmax last), listen in config/smtp.ini, config/me, and
+ * spool_after=-1 in config/connection.ini.
  */
 function harakaConfig(harakaDir: string, smtpListen: string, domain: string): void {
   const cfg = join(harakaDir, 'config');
@@ -167,6 +168,15 @@ function harakaConfig(harakaDir: string, smtpListen: string, domain: string): vo
   const smtp = (existsSync(smtpFile) ? readFileSync(smtpFile, 'utf8') : '').split('\n').filter((l) => !/^\s*listen\s*=/.test(l));
   writeFileSync(smtpFile, [`listen=${smtpListen}`, ...smtp].join('\n'));
   writeFileSync(join(cfg, 'me'), `mx.${domain}\n`);
+  // messages stay in memory while received (a plain client's submission is plaintext): never spooled to
+  // spool_dir, whatever [max] bytes is raised to (docs/inspection.md); the README's block does the same
+  const connFile = join(cfg, 'connection.ini');
+  const connLines = (existsSync(connFile) ? readFileSync(connFile, 'utf8') : '').split('\n');
+  const isSpool = (l: string) => /^\s*;?\s*spool_after\s*=/.test(l);
+  const first = connLines.findIndex(isSpool);
+  const conn = connLines.filter((l) => !isSpool(l));
+  conn.splice(Math.max(first, 0), 0, 'spool_after=-1'); // where haraka -i's commented one was, else first ([main])
+  writeFileSync(connFile, conn.join('\n'));
 }
 
 /** A host:port option (src/config/host-port.ts), the port from 1; a usage error naming the option otherwise. */

@@ -176,6 +176,8 @@ test('an organisation folder: certificates from the org CA, keys 0600, every ini
       .filter((l) => l !== '' && !l.startsWith('#')),
   ).toEqual(['auth/flat_file', 'ssmax']);
   expect(readFileSync(join(dir, 'gateway/config/connection.ini'), 'utf8')).toMatch(/\[message\]/);
+  // received messages stay in memory (never spooled to disk in clear), as the README's block sets it
+  expect(readFileSync(join(dir, 'gateway/config/connection.ini'), 'utf8').match(/^\s*spool_after\s*=.*$/gm)).toEqual(['spool_after=-1']);
   expect(readFileSync(join(dir, 'gateway/config/smtp.ini'), 'utf8')).toMatch(/^listen=127\.0\.0\.1:2525\n/);
   expect(readFileSync(join(dir, 'gateway/config/me'), 'utf8')).toBe('mx.a.example\n');
   expect(parse(readFileSync(join(dir, 'keyd/keyd.ini'), 'utf8')).pki).toMatchObject({
