@@ -273,9 +273,15 @@ describe('the listener: Internet-facing, bounded', () => {
     expect(over.ms).toBeLessThan(500); // the fourth: closed at once
     expect(log.join('\n')).toMatch(/publisher: 1 connection\(s\) closed at once: 3 open already \(max_connections\)/);
     for (const h of held) h.socket.destroy();
-    await new Promise((r) => setTimeout(r, 200));
-    const t = await silent(p.port, 4000);
-    expect(t.ms).toBeGreaterThanOrEqual(800);
+    // The freed places are taken again once the server has seen those closes (Node counts its open connections),
+    // which a stalled machine may delay: a fresh connection closed at once (as the fourth was) is tried again every
+    // 50 ms for up to 3 s, rather than after one fixed wait. Places never given back: each is closed at once, and fails.
+    let t = await silent(p.port, 4000);
+    for (const until = Date.now() + 3000; t.ms < 500 && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 50));
+      t = await silent(p.port, 4000);
+    }
+    expect(t.ms).toBeGreaterThanOrEqual(800); // held until the handshake time
     expect(t.ms).toBeLessThan(2000); // Node's default would be 120 s
     // and a real client is still served
     expect((await get(org, p.port, '/.well-known/ssmax/bundle')).status).toBe(200);
