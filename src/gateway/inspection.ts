@@ -13,6 +13,8 @@ import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engi
 import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 import { parseCapsule } from '../envelope';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
+import { createHash } from 'node:crypto';
+import { attemptId } from './delivery';
 import { GatewayError } from '../mail/replies';
 import { LIST_RELEASE_HEADER, fieldOf } from '../lists/expand';
 import type { GatewayDeps } from './deps';
@@ -77,11 +79,18 @@ async function step(
   const { message, releaseId } = withoutRelease(input);
   // a field that is no release marker at all is refused here (the remote inspector would take it for a bad request: 4xx for ever)
   if (releaseId !== undefined && !parseReleaseMarker(releaseId)) throw new GatewayError('releaseNotHonoured');
+  // the arrival across the sender's retries: a retry of a message held already answers with its entry (a first attempt
+  // answered 4xx after its hold committed, or whose 250 was lost), never holds it again to be released twice
+  const recipients = rcpts.map((r) => r.toLowerCase()).sort();
+  const arrival = createHash('sha256')
+    .update(`${direction}\0${attemptId(message)}\0${recipients.join('\0')}`)
+    .digest('hex');
   const answer = await inspector.inspect({
     direction,
     message,
     from,
     rcpts,
+    arrival,
     ...(capsule ? { capsule } : {}),
     ...(releaseId !== undefined ? { releaseId } : {}),
   });

@@ -43,6 +43,12 @@ export interface InspectRequest {
    * (a plain client's submission, a plaintext arrival): held, its entry is `wrapped`, as inline.
    */
   readonly wrapped?: true;
+  /**
+   * The arrival's key across the sender's retries (64 hex digits: the gateway's identity of the message, the
+   * direction and the recipients, hashed): a hold of a message held under the same key answers with that entry
+   * (QuarantineStore.hold), never a second one.
+   */
+  readonly arrival?: string;
 }
 
 export interface InspectAnswer {
@@ -251,15 +257,19 @@ export class LocalInspector implements Inspector {
     }
     if (result.decision.action !== 'quarantine') return result;
     const held = req.capsule ? req.message : await encryptToOrg(this.d.keyd, this.d.group, req.message);
-    const quarantined = await this.d.quarantine.hold({
-      direction: req.direction,
-      from: req.from,
-      rcpts: [...req.rcpts],
-      rule: result.decision.rule,
-      message: held,
-      // encrypted here (or by the gateway, for a remote inspector) only to be held: released as the plaintext it was
-      ...(req.capsule && !req.wrapped ? {} : { wrapped: true as const }),
-    });
+    const quarantined = await this.d.quarantine.hold(
+      {
+        direction: req.direction,
+        from: req.from,
+        rcpts: [...req.rcpts],
+        rule: result.decision.rule,
+        message: held,
+        // encrypted here (or by the gateway, for a remote inspector) only to be held: released as the plaintext it was
+        ...(req.capsule && !req.wrapped ? {} : { wrapped: true as const }),
+      },
+      Date.now(),
+      req.arrival,
+    );
     return { ...result, quarantined };
   }
 

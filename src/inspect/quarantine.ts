@@ -229,6 +229,16 @@ const ID = /^q-[0-9a-z]+-[0-9a-f]{12}$/;
 
 type Meta = Omit<QuarantineEntry, 'message'> & { bytes: number };
 
+/**
+ * How long a hold is remembered by its arrival (`hold`'s `arrival`): a sender's retry of a message already held —
+ * its first attempt answered 4xx after the hold committed (a hook's time limit), or the 250 lost on the way — is
+ * answered with the entry it has, not held again (and then released, and delivered, twice). As long as the
+ * gateway's delivery record remembers what it handed over (7 days), which covers a sending MTA's retries.
+ */
+export const HELD_ARRIVAL_MS = 7 * 24 * 3600 * 1000;
+/** Expired arrivals forgotten per hold, oldest first: bounded work per hold, all of them in time. */
+const FORGET_PER_HOLD = 16;
+
 const TOTAL = 'total';
 /** The usage key of the number of entries (absent in a store written before it was counted: counted once at open). */
 const ENTRIES = 'entries';
@@ -248,6 +258,8 @@ export class QuarantineStore {
   private readonly meta: Database<Meta, string>;
   private readonly body: Database<Uint8Array, string>;
   private readonly usage: Database<number, string>;
+  /** The arrival key of each hold (`hold`'s `arrival`) → its entry id and when it was held; `at:<time>:<key>` orders them. */
+  private readonly arrivals: Database<{ readonly id: string; readonly time: number } | string, string>;
   private readonly caps: QuarantineCaps;
 
   /** `settings`: how the answers at a cap name it (the quarantine's settings by default; the moderation queue passes its own). */
@@ -262,6 +274,7 @@ export class QuarantineStore {
     this.meta = this.root.openDB<Meta, string>({ name: 'meta', compression: false });
     this.body = this.root.openDB<Uint8Array, string>({ name: 'body', encoding: 'binary', compression: false });
     this.usage = this.root.openDB<number, string>({ name: 'usage', compression: false });
+    this.arrivals = this.root.openDB({ name: 'arrivals', compression: false });
     // a store written before its entries were counted: counted once, before the move of an older layout counts its own
     if (this.usage.get(ENTRIES) === undefined)
       this.root.transactionSync(() => {
@@ -358,7 +371,17 @@ export class QuarantineStore {
    * (quarantineFull, 451 4.3.1) naming the cap is thrown: the sending server
    * keeps the message and retries; it is neither lost nor delivered.
    */
-  async hold(entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>, now = Date.now()): Promise<string> {
+  async hold(
+    entry: Omit<QuarantineEntry, 'id' | 'state' | 'time' | 'release' | 'note'>,
+    now = Date.now(),
+    /**
+     * The arrival's key across the sender's retries (the gateway's: its identity, direction and recipients hashed):
+     * a hold of the same key within HELD_ARRIVAL_MS returns the id it was held under then, whatever became of that
+     * entry (held, released, deleted), and writes nothing. In the transaction that writes the entry: two attempts
+     * at once, in two processes, hold one.
+     */
+    arrival?: string,
+  ): Promise<string> {
     const id = entryId(now);
     const { message, ...rest } = entry;
     const meta: Meta = { ...rest, id, time: now, state: 'held', bytes: 0 };
@@ -372,7 +395,16 @@ export class QuarantineStore {
         'heldTooLarge',
         `${alone}, over ${settings.maxBytesPerSender}=${caps.maxBytesPerSender}, the most held for one sender`,
       );
+    let heldAs = id;
     const full = await this.root.transaction((): string | undefined => {
+      if (arrival !== undefined) {
+        this.forgetArrivals(now);
+        const earlier = this.arrivals.get(`key:${arrival}`);
+        if (typeof earlier === 'object' && now - earlier.time < HELD_ARRIVAL_MS) {
+          heldAs = earlier.id;
+          return undefined;
+        }
+      }
       const count = this.entries();
       if (count >= caps.maxEntries) return `the store holds ${count} messages, its cap (${settings.maxEntries}=${caps.maxEntries})`;
       const total = this.heldBytes() + meta.bytes;
@@ -381,10 +413,26 @@ export class QuarantineStore {
       if (mine > caps.maxBytesPerSender)
         return `the sender's held messages would take ${mine} bytes, over the cap of ${caps.maxBytesPerSender} per sender (${settings.maxBytesPerSender})`;
       this.add(meta, message);
+      if (arrival !== undefined) {
+        this.arrivals.put(`key:${arrival}`, { id, time: now });
+        this.arrivals.put(`at:${now.toString(36).padStart(9, '0')}:${arrival}`, arrival);
+      }
       return undefined;
     });
     if (full !== undefined) throw new GatewayError('quarantineFull', full);
-    return id;
+    return heldAs;
+  }
+
+  /** Forgets up to FORGET_PER_HOLD arrivals held longer than HELD_ARRIVAL_MS ago, oldest first (inside a write transaction). */
+  private forgetArrivals(now: number): void {
+    const oldest = [...this.arrivals.getRange({ start: 'at:', end: 'at;', limit: FORGET_PER_HOLD })];
+    for (const { key, value } of oldest) {
+      const time = parseInt(key.split(':')[1]!, 36);
+      if (!(now - time >= HELD_ARRIVAL_MS)) return;
+      this.arrivals.remove(key);
+      const current = this.arrivals.get(`key:${String(value)}`);
+      if (typeof current === 'object' && current.time === time) this.arrivals.remove(`key:${String(value)}`);
+    }
   }
 
   /**

@@ -181,7 +181,11 @@ export class RemoteInspector implements Inspector {
     const envelope = { direction: req.direction, from: req.from, rcpts: req.rcpts, ...(req.releaseId ? { release: req.releaseId } : {}) };
     // `wrapped`: encrypted here only to travel (held, the entry is released as the plaintext it was); in the query,
     // which an inspector of an earlier version ignores (an unknown field of the envelope it would refuse: 4xx for ever)
-    const path = req.capsule ? INSPECT_PATH : `${INSPECT_PATH}?wrapped=1`;
+    // `arrival`: a retry of a message held already answers with its entry (engine.ts InspectRequest.arrival)
+    const query = new URLSearchParams();
+    if (!req.capsule) query.set('wrapped', '1');
+    if (req.arrival !== undefined) query.set('arrival', req.arrival);
+    const path = query.size > 0 ? `${INSPECT_PATH}?${query.toString()}` : INSPECT_PATH;
     const { status, json } = await this.post(path, envelopeBody(envelope, body), INSPECTOR_ANSWER_MAX_BYTES);
     if (status === 200) return parseAnswer(json, req.direction, req.releaseId !== undefined);
     throw this.refusal(status, json);

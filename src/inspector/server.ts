@@ -21,9 +21,11 @@
  *   POST /v1/inspect?direction=outbound|inbound&from=A&rcpt=R…[&release=ID]
  *        deprecated, the form of older gateways (body: the message only), still taken
  *        with its old checks so that gateways and inspector may be upgraded in any order
- *   POST /v1/inspect?wrapped=1
- *        the same, for a plaintext the gateway encrypted only to send it here (a plain client's
- *        submission, a plaintext arrival): held, its entry is released as the plaintext it was
+ *   POST /v1/inspect?wrapped=1&arrival=HEX
+ *        wrapped: the same, for a plaintext the gateway encrypted only to send it here (a plain
+ *        client's submission, a plaintext arrival): held, its entry is released as the plaintext it
+ *        was; arrival: the message's key across the sender's retries (64 hex digits), a hold of
+ *        a message held under it answers with that entry (both ignored by an earlier inspector)
  *   POST /v1/released-plaintext
  *        body: {"release": "<quarantine id> <token>"} → {message?} (base64): the plaintext of a held
  *        plain submission (a `wrapped` outbound entry) whose release is under way, opened from the
@@ -251,6 +253,8 @@ export class InspectorServer {
     const body = await readBody(req, this.opts.maxBodyBytes + (legacy ? 0 : MAX_ENVELOPE_BYTES));
     const { direction, from, rcpts, release, message } = legacy ? readLegacyEnvelope(url.searchParams, body) : readEnvelope(body);
     if (message.length > this.opts.maxBodyBytes) throw new InspectorError('too-large', `Message over ${this.opts.maxBodyBytes} bytes`);
+    const arrival = legacy ? undefined : (url.searchParams.get('arrival') ?? undefined);
+    if (arrival !== undefined && !/^[0-9a-f]{64}$/.test(arrival)) throw new InspectorError('bad-request', 'arrival must be 64 hex digits');
     try {
       const capsule = this.ownCapsule(message);
       return await this.engine.inspect({
@@ -261,6 +265,7 @@ export class InspectorServer {
         rcpts: rcpts.map((r) => r.toLowerCase()),
         ...(release ? { releaseId: release } : {}),
         ...(!legacy && url.searchParams.get('wrapped') === '1' ? { wrapped: true as const } : {}),
+        ...(arrival !== undefined ? { arrival } : {}),
       });
     } catch (err) {
       throw fromEngine(err);

@@ -253,6 +253,32 @@ describe('a plain client held on its way to a domain without SSMAX', () => {
   });
 });
 
+describe("a sender's retry of a message held already", () => {
+  test('(its 250 lost, or its first attempt answered 4xx after the hold) is answered with the entry it has: held once, never twice to be released twice', async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried\r\nMessage-ID: <retry-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice: RETRY-1.\r\n',
+    );
+    const store = new QuarantineStore(join(A().harakaDir, 'ssmax-state', 'quarantine'));
+    try {
+      const before = store.heldCount();
+      const heldAs = (reply: string) => /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+      const first = heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave));
+      const again = heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave));
+      expect(first).toBeDefined();
+      expect(again).toBe(first); // before: a second entry, and releasing both delivered the message twice
+      expect(store.heldCount()).toBe(before + 1);
+      // the same message to other recipients is another arrival: held on its own
+      const other = heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone-else@x.test'], raw, dave));
+      expect(other).toBeDefined();
+      expect(other).not.toBe(first);
+      expect(store.heldCount()).toBe(before + 2);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('a release whose releaser died after the gateway took its mark', () => {
   const qdir = () => join(A().harakaDir, 'ssmax-state', 'quarantine');
   const via = () => ({ host: '127.0.0.1', port: A().ports.smtp, user: 'alice@a.example', password: 'pw-alice' });

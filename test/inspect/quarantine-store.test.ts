@@ -13,7 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { main } from '../../src/cli/main';
-import { DEFAULT_PAGE_SIZE, MODERATION_CAP_SETTINGS, type QuarantineEntry, QuarantineStore } from '../../src/inspect/quarantine';
+import {
+  DEFAULT_PAGE_SIZE,
+  HELD_ARRIVAL_MS,
+  MODERATION_CAP_SETTINGS,
+  type QuarantineEntry,
+  QuarantineStore,
+} from '../../src/inspect/quarantine';
 import { GatewayError } from '../../src/mail/replies';
 
 const dirOf = () => mkdtempSync(join(tmpdir(), 'ssmax-qs-'));
@@ -301,5 +307,66 @@ describe('the bytes held are capped, in all and per sender', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe("a sender's retry of a message held already (hold's arrival key)", () => {
+  const key = (c: string) => c.repeat(64);
+
+  test('is answered with the entry it has: one entry, one id, whatever became of it since (released and deleted too)', async () => {
+    const store = new QuarantineStore(dirOf());
+    try {
+      const first = await store.hold(entry('x@c.example', 100), T, key('a'));
+      // the retry: its first attempt was answered 4xx after the hold committed, or its 250 was lost
+      expect(await store.hold(entry('x@c.example', 100), T + 60_000, key('a'))).toBe(first);
+      expect(store.heldCount()).toBe(1);
+      // another message (another key), or one without a key, is held as ever
+      const other = await store.hold(entry('x@c.example', 100), T + 1, key('b'));
+      const unkeyed = await store.hold(entry('x@c.example', 100), T + 2);
+      expect(new Set([first, other, unkeyed]).size).toBe(3);
+      expect(store.heldCount()).toBe(3);
+      // deleted (or released and delivered): a retry still is not held again, to be released a second time
+      expect(await store.delete(first)).toBe(true);
+      expect(await store.hold(entry('x@c.example', 100), T + 120_000, key('a'))).toBe(first);
+      expect(store.heldCount()).toBe(2);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test('two attempts holding at once (two handles of one store, as two processes have) hold one', async () => {
+    const dir = dirOf();
+    const one = new QuarantineStore(dir);
+    const two = new QuarantineStore(dir);
+    try {
+      const ids = await Promise.all([one.hold(entry('x@c.example', 100), T, key('c')), two.hold(entry('x@c.example', 100), T, key('c'))]);
+      expect(ids[0]).toBe(ids[1]);
+      expect(one.heldCount()).toBe(1);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
+  test('is remembered for HELD_ARRIVAL_MS: later the same key holds anew, and the expired keys are forgotten as holds go on', async () => {
+    const dir = dirOf();
+    const store = new QuarantineStore(dir);
+    try {
+      const first = await store.hold(entry('x@c.example', 100), T, key('d'));
+      const later = await store.hold(entry('x@c.example', 100), T + HELD_ARRIVAL_MS, key('d'));
+      expect(later).not.toBe(first);
+      expect(store.heldCount()).toBe(2);
+      // the key now names the later entry: a retry of it is answered with that one
+      expect(await store.hold(entry('x@c.example', 100), T + HELD_ARRIVAL_MS + 1, key('d'))).toBe(later);
+      await store.hold(entry('x@c.example', 100), T + 2 * HELD_ARRIVAL_MS, key('e'));
+    } finally {
+      await store.close();
+    }
+    // what the store remembers: only the key held within HELD_ARRIVAL_MS of the last hold (e's), d's forgotten
+    const raw = open({ path: dir, compression: false });
+    const arrivals = raw.openDB<unknown, string>({ name: 'arrivals', compression: false });
+    expect([...arrivals.getKeys()].filter((k) => k.startsWith('key:'))).toEqual([`key:${key('e')}`]);
+    expect([...arrivals.getKeys()].filter((k) => k.startsWith('at:'))).toHaveLength(1);
+    await raw.close();
   });
 });

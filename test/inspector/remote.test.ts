@@ -336,6 +336,20 @@ describe('DLP at a.example by its inspector process', () => {
     }
   });
 
+  test("a sender's retry of a message the inspector holds already is answered with the entry it has: held once", async () => {
+    const raw = Buffer.from(
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried remote\r\nMessage-ID: <retry-r-${Date.now()}@a.example>\r\n` +
+        'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice: RETRY-R.\r\n',
+    );
+    const before = heldInInspector();
+    const heldAs = (reply: string) => /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(reply)?.[1];
+    const send = () => smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, { user: 'dave@a.example', pass: 'pw-dave' });
+    const first = heldAs(await send());
+    expect(first).toBeDefined();
+    expect(heldAs(await send())).toBe(first);
+    expect(heldInInspector()).toBe(before + 1);
+  });
+
   // A message that ALONE is over a byte cap can never be held: this test asserted 4xx 4.3.1 before the permanent and the
   // temporary case were told apart; it is refused for good now, as inline.
   test("a message alone over the inspector's quarantine cap ([quarantine] max_bytes): the gateway answers the same 5xx 5.3.4 as inline; nothing held, nothing relayed", async () => {
