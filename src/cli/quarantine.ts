@@ -1,4 +1,4 @@
-/** `ssmax quarantine list|show|release|delete`: the messages inspection held back (kept encrypted). */
+/** `ssmax quarantine list|show|release|delete|backup`: the messages inspection held back (kept encrypted). */
 import { parseArgs } from 'node:util';
 import {
   RELEASE_HEADER,
@@ -14,7 +14,8 @@ import { RELEASE_TLS_HELP, leaseOption, printPage, reinject, smtpAddress, textOf
 
 const HELP = `Usage: ssmax quarantine <subcommand> --state DIR [options]
 
-DIR is the gateway's quarantine folder (<haraka>/ssmax-state/quarantine).
+DIR is the gateway's quarantine folder (<haraka>/ssmax-state/quarantine), the inspector's
+(<state_dir>/quarantine), or a gateway's list moderation queue (<haraka>/ssmax-state/list-moderation).
 
 Subcommands:
   list [--limit N] [--before ID]
@@ -37,7 +38,13 @@ Subcommands:
                                again; the gateway lets through only the latest release
   ${RELEASE_TLS_HELP}
   delete ID                    remove it for good (also an entry the gateway took, "released",
-                               left behind by a release that died after the gateway's answer)`;
+                               left behind by a release that died after the gateway's answer)
+  backup --out OUT             a consistent copy of the store while the gateway or the inspector
+                               goes on writing it (LMDB's own copy; a plain copy of the folder
+                               under writers can be a store that does not open): OUT/data.mdb,
+                               mode 0600, OUT absent or empty (else exit 73); the copy is opened
+                               and its entries counted. Restore: stop every process that opens
+                               the store, put data.mdb into an empty DIR, start them again`;
 
 async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<number> {
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
@@ -54,6 +61,7 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         lease: { type: 'string' },
         limit: { type: 'string' },
         before: { type: 'string' },
+        out: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: true,
@@ -133,6 +141,14 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
         };
         return await reinject(store, id, RELEASE_HEADER, via, io, unknown);
       }
+      case 'backup': {
+        if (typeof values.out !== 'string' || values.out === '') throw new CliError(`--out OUT is required\n\n${HELP}`, EXIT.usage);
+        const copied = await store.backup(values.out);
+        io.out(
+          `backed up ${copied.entries} entr${copied.entries === 1 ? 'y' : 'ies'} (${copied.bytes} bytes held) to ${values.out}/data.mdb`,
+        );
+        return EXIT.ok;
+      }
       case 'delete':
         if (!id || !(await store.delete(id))) throw new CliError(`no quarantined message "${id ?? ''}"`, EXIT.noInput);
         io.out(`deleted ${id}`);
@@ -145,4 +161,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
   }
 }
 
-export const quarantineCommand = subcommands('Quarantined messages (kept encrypted): list, show, release, delete', HELP, runQuarantine);
+export const quarantineCommand = subcommands(
+  'Quarantined messages (kept encrypted): list, show, release, delete, backup',
+  HELP,
+  runQuarantine,
+);

@@ -31,7 +31,8 @@
  * the mark, a crash) is not lost.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { secretsEqual } from '../crypto/compare';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { closeLmdb } from '../fs/lmdb-close';
@@ -233,9 +234,10 @@ type Meta = Omit<QuarantineEntry, 'message'> & { bytes: number };
  * How long a hold is remembered by its arrival (`hold`'s `arrival`): a sender's retry of a message already held —
  * its first attempt answered 4xx after the hold committed (a hook's time limit), or the 250 lost on the way — is
  * answered with the entry it has, not held again (and then released, and delivered, twice). As long as the
- * gateway's delivery record remembers what it handed over (7 days), which covers a sending MTA's retries.
+ * gateway's delivery record remembers what it handed over (DELIVERED_RECORD_SECONDS: 7 days), which covers a
+ * sending MTA's retries.
  */
-export const HELD_ARRIVAL_MS = 7 * 24 * 3600 * 1000;
+export const HELD_ARRIVAL_MS = DELIVERED_RECORD_SECONDS * 1000;
 /** Expired arrivals forgotten per hold, oldest first: bounded work per hold, all of them in time. */
 const FORGET_PER_HOLD = 16;
 
@@ -651,6 +653,41 @@ export class QuarantineStore {
       this.meta.put(id, { ...rest, keyId, ...(capsule !== undefined ? { capsule } : {}) });
       return true;
     });
+  }
+
+  /**
+   * A consistent copy of the store into `outDir` (absent or empty) while the gateway, the inspector or the
+   * console go on writing it: LMDB's own copy (a plain copy of data.mdb under writers can take pages of different
+   * transactions, a store that does not open). `outDir/data.mdb`, mode 0600 in a folder of mode 0700 (the messages
+   * stay encrypted to the organisation's key); the copy is then opened on its own and its entries counted.
+   */
+  async backup(outDir: string): Promise<{ readonly entries: number; readonly bytes: number }> {
+    if (existsSync(outDir) && readdirSync(outDir).length > 0)
+      throw Object.assign(new Error(`Backup folder "${outDir}" is not empty; give a new one`), { code: 'EEXIST' });
+    mkdirSync(outDir, { recursive: true, mode: 0o700 });
+    chmodSync(outDir, 0o700); // an existing empty folder keeps its own mode otherwise
+    const copying = mkdtempSync(join(outDir, 'copy-'));
+    try {
+      chmodSync(copying, 0o700);
+      await this.root.backup(copying, false); // LMDB's copy: writes COPYING/data.mdb
+      chmodSync(join(copying, 'data.mdb'), 0o600);
+      renameSync(join(copying, 'data.mdb'), join(outDir, 'data.mdb'));
+    } finally {
+      rmSync(copying, { recursive: true, force: true });
+    }
+    // the copy, opened on its own (in a scratch folder: opening makes a lock file), must read
+    const scratch = mkdtempSync(join(outDir, 'check-'));
+    try {
+      copyFileSync(join(outDir, 'data.mdb'), join(scratch, 'data.mdb'));
+      const copy = new QuarantineStore(scratch);
+      try {
+        return { entries: copy.heldCount(), bytes: copy.heldBytes() };
+      } finally {
+        await copy.close();
+      }
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   }
 
   async delete(id: string): Promise<boolean> {
