@@ -60,8 +60,11 @@ import { ALREADY_DELIVERED, type HopDirection, type HopLog, instrument, modeOf, 
 import { LIST_NOTE, bounceCandidate, envelopeSenderOf, listOf } from '../lists/bounces';
 import { type GatewayOps, startGatewayOps } from '../ops/gateway-ops';
 import { probeKeyd } from './keyd-probe';
+import { type RegisteredHooks, pluginsAhead } from './plugin-order';
 
 interface HarakaPlugin {
+  /** The plugin's name as config/plugins lists it (ssmax, or haraka-plugin-ssmax). */
+  name: string;
   config: HarakaConfigLoader;
   /** Haraka's own time limit for this plugin's hooks, in seconds (config/ssmax.timeout, else plugin_timeout, else 30; 0: none). */
   timeout?: number;
@@ -267,6 +270,31 @@ function queueFileTestOf(plugin: HarakaPlugin): QueueFileTest {
 function ready(next: Next): State | undefined {
   if (!state) answer(next, REPLIES.internal);
   return state;
+}
+
+/**
+ * Before any mail: no other plugin may answer the hooks where this one decides where the mail goes (plugin-order.ts).
+ * In the master (or the single process) and in each worker; an answer other than OK stops Haraka.
+ */
+function checkPluginOrder(plugin: HarakaPlugin, next: Next): void {
+  try {
+    const hooks = (plugin.haraka_require('plugins') as { registered_hooks?: RegisteredHooks }).registered_hooks ?? {};
+    const ahead = pluginsAhead(hooks, plugin.name);
+    if (ahead === undefined) return next(CODES.OK);
+    plugin.logerror(`ssmax: cannot start: ${ahead}`);
+    return next(CODES.DENY, `ssmax: ${ahead}`);
+  } catch (err) {
+    plugin.logerror(`ssmax: cannot start: cannot read Haraka's plugin order: ${(err as Error).message}`);
+    return next(CODES.DENY, "ssmax: cannot read Haraka's plugin order");
+  }
+}
+
+export function hook_init_master(this: HarakaPlugin, next: Next): void {
+  checkPluginOrder(this, next);
+}
+
+export function hook_init_child(this: HarakaPlugin, next: Next): void {
+  checkPluginOrder(this, next);
 }
 
 export function hook_connect_init(this: HarakaPlugin, next: Next, connection: Connection): void {

@@ -214,3 +214,33 @@ test("a site ssmax.ini without [main] domain: the installed plugin refuses to st
     writeFileSync(file, before);
   }
 });
+
+test('another plugin that would answer the queue hook before ssmax (queue/smtp_forward above it in config/plugins): Haraka refuses to start, naming it', async () => {
+  const file = join(site, 'config', 'plugins');
+  const before = readFileSync(file, 'utf8');
+  await haraka?.stop();
+  haraka = undefined;
+  // an administrator adds Haraka's own forwarder above the gateway: it would relay submissions as they came
+  writeFileSync(file, before.replace(/^ssmax$/m, 'queue/smtp_forward\nssmax'));
+  try {
+    const port = await freePort();
+    const harakaBin = join(base, 'haraka-install', 'node_modules', 'Haraka', 'bin', 'haraka');
+    const started = await startHaraka(site, port, 60000, harakaBin).catch((e: unknown) => e as Error);
+    if (!(started instanceof Error)) await started.stop();
+    expect(started).toBeInstanceOf(Error);
+    expect((started as Error).message).toMatch(/ssmax: cannot start: "queue\/smtp_forward" answers the queue hook before ssmax/);
+  } finally {
+    writeFileSync(file, before);
+  }
+  // listed below ssmax it is never asked: Haraka starts
+  writeFileSync(file, `${before.trimEnd()}\nqueue/smtp_forward\n`);
+  try {
+    const port = await freePort();
+    haraka = await startHaraka(site, port, 60000, join(base, 'haraka-install', 'node_modules', 'Haraka', 'bin', 'haraka'));
+    await expectLogged(() => haraka!.logs(), /ssmax: gateway for a\.example/);
+  } finally {
+    await haraka?.stop();
+    haraka = undefined;
+    writeFileSync(file, before);
+  }
+});
