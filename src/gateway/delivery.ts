@@ -61,6 +61,10 @@ function intentOf(m: Mark | undefined): Intent | undefined {
   if (typeof m === 'number') return m < 0 ? { at: -m, pid: 0 } : undefined;
   return m && !refusalMark(m) ? m : undefined;
 }
+/** Whether the mark is an intent of this process (in it, one attempt at a time holds a recipient: `inflight`). */
+function ownIntent(m: Mark | undefined): boolean {
+  return intentOf(m)?.pid === process.pid;
+}
 /** A refusal for good of another attempt, being reported now: not settled yet, and no copy went. */
 function refusalPending(mark: Mark | undefined, since: number | undefined): boolean {
   const m = refusalMark(mark);
@@ -484,11 +488,22 @@ export class LocalDelivery {
     this.sessions = new SmtpSessions(host, port, SESSIONS, timeoutMs, protocol);
     this.delivered = open<Mark, string>({ path: stateDir, compression: false });
     const cutoff = Date.now() - KEEP_MS;
+    const expired: string[] = [];
     for (const { key, value } of this.delivered.getRange({})) {
-      if (markTime(value) < cutoff)
-        this.delivered.remove(key).catch(() => undefined); // not removed: tried again at the next start
+      if (markTime(value) < cutoff) expired.push(key);
       else if (!key.startsWith('note:') && intentOf(value) && !alive(intentOf(value)!.pid)) this.stats.pendingAtStart++; // not another live worker's
     }
+    // each read again inside the transaction that removes it: another worker may have marked the key afresh since the
+    // scan (a retry at the boundary), and its fresh mark must stay (removed, the next retry would hand the copy over again)
+    if (expired.length > 0)
+      this.delivered
+        .transaction(() => {
+          for (const key of expired) {
+            const now = this.delivered.get(key);
+            if (now !== undefined && markTime(now) < cutoff) this.delivered.remove(key);
+          }
+        })
+        .catch(() => undefined); // not removed: tried again at the next start
   }
 
   /**
@@ -587,9 +602,10 @@ export class LocalDelivery {
       try {
         answer = await hand(todo);
       } catch (err) {
-        // nothing taken: the intent goes (a retry is a first attempt again)
+        // nothing taken: the intent goes (a retry is a first attempt again) — this attempt's own only: a hand-over that
+        // ran past FOREIGN_INTENT_MS may have been taken over by another worker meanwhile, whose record must stay
         await this.delivered.transaction(() => {
-          for (const r of todo) this.delivered.remove(key(r));
+          for (const r of todo) if (ownIntent(this.delivered.get(key(r)))) this.delivered.remove(key(r));
         });
         throw failure(err);
       }
@@ -603,7 +619,7 @@ export class LocalDelivery {
           // refused for good: marked until the caller reports and settles it (a retry meanwhile waits for that);
           // refused for now: nothing kept, the retry hands it over again
           if (refusal.code >= 500) this.delivered.put(key(r), { at: Date.now(), pid: process.pid, refused: true });
-          else this.delivered.remove(key(r));
+          else if (ownIntent(this.delivered.get(key(r)))) this.delivered.remove(key(r));
         }
       });
       for (const r of todo) if ((refusalOf(r)?.code ?? 0) >= 500) already?.marked?.push(r);

@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
+import { open } from 'lmdb';
 import { freePort } from '../../src/demo/haraka';
 import { type EarlierAttempts, LocalDelivery, attemptId, identifiable } from '../../src/gateway/delivery';
 import { copyNotes, copyOf } from '../../src/gateway/queue-reconcile';
@@ -182,6 +183,46 @@ describe('local delivery to the mailbox store', () => {
     handing();
     await stuck;
     expect((await delivery.earlier(id, Date.now() + 1)).get('carol@b.example')).toBe(true);
+  });
+
+  test('a hand-over that fails after another worker took its copy over and recorded it handed over leaves that record (removed, the next retry would hand the copy over again)', async () => {
+    const m = message(9);
+    const id = attemptId(m);
+    const dir = mkdtempSync(join(tmpdir(), 'ssmax-delivery-takeover-'));
+    const mine = new LocalDelivery('127.0.0.1', port, 3000, dir);
+    // another Haraka worker's view of the same record (cluster mode shares the folder)
+    const other = open<unknown, string>({ path: dir, compression: false });
+    try {
+      await expect(
+        mine.once(
+          id,
+          ['dave@b.example'],
+          undefined,
+          async () => {
+            // this hand-over ran past FOREIGN_INTENT_MS: the other worker took it over, handed the copy over, recorded it
+            await other.put(`${id}:dave@b.example`, Date.now());
+            throw new Error('the store hung up');
+          },
+          () => new GatewayError('deliveryUnavailable', 'the store hung up'),
+        ),
+      ).rejects.toThrow(/store hung up/);
+      expect(other.get(`${id}:dave@b.example`)).toEqual(expect.any(Number)); // before: removed with this attempt's intent
+      let handed = 0;
+      await mine.once(
+        id,
+        ['dave@b.example'],
+        undefined,
+        async () => {
+          handed++;
+          return { refused: [] };
+        },
+        (e) => e as GatewayError,
+      );
+      expect(handed).toBe(0); // the retry finds it handed over
+    } finally {
+      await mine.close();
+      await other.close();
+    }
   });
 
   test('a recipient refused for good while its attempt reports it: a retry meanwhile (after a hook timeout, in this process or another Haraka worker) waits for that report and hands nothing over again', async () => {
