@@ -30,7 +30,7 @@ import { parseCertificate } from '../pki/certificate';
 import { type CaState, CaStateError, readCaState, updateCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
 import { ensurePrivateFolder, writeSecretFile } from '../fs/secret-file';
-import { createCrl, parseCrl } from '../pki/crl';
+import { type ParsedCrl, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
@@ -302,7 +302,7 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
     else mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // a secret: a new 0600 file renamed over the path (with --force an existing file or symlink is replaced, never written into)
     if (secret) writeSecretFile(path, text);
-    else writeFileSync(path, text, { mode: 0o644 });
+    else writeFileAtomic(path, text, 0o644); // read meanwhile (keyd's CRL, a running gateway's files): never half written
     files.push(rel);
   };
   const shipped = (name: string) => readFile(join(SHIPPED_CONFIG, name), 'shipped config file');
@@ -317,12 +317,27 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
   // one CRL counter: the number in the CA's crl.pem (keyd's renewals and ssmax ca crl continue it); ca.json's is a legacy floor
   // numbered and written under the CA folder's lock (src/pki/ca-state.ts), as ssmax ca crl does: no CRL number twice
   const caCrl = join(orgCaDir, 'crl.pem');
+  const keydCrl = join(dir, 'pki', 'org-ca.crl.pem');
   try {
     await updateCaState(orgCaDir, (state) => {
-      const current = existsSync(caCrl) ? parseCrl(readFileSync(caCrl, 'utf8')) : undefined;
-      const crlNumber = Math.max(Number(state.crlNumber) || 0, Number(current?.crlNumber ?? 0n)) + 1;
-      // the new CRL keeps every revocation the CA made (ca.json and its current crl.pem): a higher number replaces the older CRL everywhere
-      const entries = new Map(current ? [...current.entries.values()].map((e) => [e.serial, e]) : []);
+      // every CRL of this CA: its crl.pem, keyd's copy here (a setup run again with --force: keyd renews and revokes into
+      // it) and the copies ca.json names — their revocations kept, numbered above them all, as ssmax ca crl does
+      const files = [...new Set([caCrl, keydCrl, ...(state.crlCopies ?? [])])];
+      const current: ParsedCrl[] = [];
+      for (const f of files) {
+        if (!existsSync(f)) continue;
+        let crl: ParsedCrl;
+        try {
+          crl = parseCrl(readFileSync(f, 'utf8'));
+        } catch {
+          continue; // not a CRL (a file setup will replace): nothing of it to keep
+        }
+        if (crlIssuedBy(crl, ca.certificate.subjectDer)) current.push(crl);
+      }
+      const highest = current.reduce((n, c) => ((c.crlNumber ?? 0n) > n ? (c.crlNumber ?? 0n) : n), 0n);
+      const crlNumber = Math.max(Number(state.crlNumber) || 0, Number(highest)) + 1;
+      // the new CRL keeps every revocation the CA made (ca.json and every CRL above): a higher number replaces the older CRL everywhere
+      const entries = new Map(current.flatMap((c) => [...c.entries.values()]).map((e) => [e.serial, e]));
       for (const r of state.revoked)
         if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
       const orgCrl = createCrl(ca, {
@@ -336,7 +351,6 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
       write('pki/org-ca.crl.pem', orgCrl.pem);
       write('pki/root.crl.pem', rootCrlPem);
       // the CA folder learns where keyd's copy of its CRL is: ssmax ca crl merges it (revocations keyd made, its number)
-      const keydCrl = join(dir, 'pki', 'org-ca.crl.pem');
       state.crlCopies = [...new Set([...(state.crlCopies ?? []), keydCrl])];
       writeFileAtomic(caCrl, orgCrl.pem);
     });

@@ -28,7 +28,7 @@ import { parseGatewayConfig } from '../../src/gateway/config';
 import { loadKeydConfig } from '../../src/keyd/config';
 import { orgCaOf } from '../../src/keyd/renewal';
 import { parseCertificate } from '../../src/pki/certificate';
-import { parseCrl } from '../../src/pki/crl';
+import { createCrl, parseCrl } from '../../src/pki/crl';
 import { privateKeyFromPem } from '../../src/pki/keys';
 import { fromPemAll } from '../../src/pki/pem';
 import { setIniKeys } from '../../src/setup/organisation';
@@ -273,6 +273,35 @@ test("a second setup with the same org CA keeps the CA's revocations in the CRL 
     const after = parseCrl(readFileSync(file, 'utf8'));
     expect(after.crlNumber).toBeGreaterThan(before.crlNumber!);
     expect([...after.entries.keys()]).toContain('0badc0de');
+  }
+});
+
+test('setup run again with --force keeps what keyd revoked into its own CRL file (a higher number, revocations the CA folder never saw)', async () => {
+  const dir = join(base, 'forced');
+  harakaInit(dir);
+  expect((await cli(args(dir))).code).toBe(0);
+  const keydCrl = join(dir, 'pki/org-ca.crl.pem');
+  // keyd revoked a user and renewed into its file (it holds the org CA): the CA folder's crl.pem does not have it
+  const authority = {
+    certificate: parseCertificate(readFileSync(join(orgCa, 'ca.cert.pem'), 'utf8')),
+    privateKey: privateKeyFromPem(readFileSync(join(orgCa, 'ca.key.pem'), 'utf8')),
+  };
+  const byKeyd = parseCrl(readFileSync(keydCrl, 'utf8'));
+  const now = new Date(Math.floor(Date.now() / 1000) * 1000);
+  writeFileSync(
+    keydCrl,
+    createCrl(authority, {
+      entries: [...byKeyd.entries.values(), { serial: 'c0ffee01', revokedAt: now, reason: 'keyCompromise' }],
+      thisUpdate: now,
+      nextUpdate: new Date(now.getTime() + 7 * 86400_000),
+      crlNumber: byKeyd.crlNumber! + 5n,
+    }).pem,
+  );
+  expect((await cli(args(dir, '--force'))).code).toBe(0);
+  for (const file of [join(orgCa, 'crl.pem'), keydCrl]) {
+    const after = parseCrl(readFileSync(file, 'utf8'));
+    expect([file, [...after.entries.keys()]]).toEqual([file, expect.arrayContaining(['c0ffee01'])]); // before: dropped, the user valid again
+    expect(after.crlNumber).toBeGreaterThan(byKeyd.crlNumber! + 5n);
   }
 });
 
