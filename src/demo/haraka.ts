@@ -5,9 +5,9 @@
  * plaintext submission touches the disk.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { failIfExitedBeforeUp } from './start-watch';
 
 const PROJECT = resolve(__dirname, '..', '..');
@@ -46,9 +46,31 @@ export function layoutHaraka(dir: string, layout: HarakaLayout): void {
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, 'config', name), text, { mode: 0o600 });
 }
 
+/**
+ * The folder of the Haraka the demo runs: the one beside this code (the project's, or the site's node_modules), else
+ * the `haraka` command on PATH (Haraka installed globally, the plugin package in a site folder: README's layout).
+ */
+export function harakaRoot(): string {
+  try {
+    return dirname(require.resolve('Haraka/package.json'));
+  } catch {
+    for (const dir of (process.env.PATH ?? '').split(delimiter).filter((d) => d !== '')) {
+      const bin = join(dir, 'haraka');
+      if (!existsSync(bin)) continue;
+      const root = dirname(dirname(realpathSync(bin)));
+      try {
+        if ((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name?: unknown }).name === 'Haraka') return root;
+      } catch {
+        // not Haraka's bin/haraka: the next one on PATH
+      }
+    }
+    throw new Error('No Haraka found (neither beside the plugin nor a haraka command on PATH): install it, npm install -g Haraka@3.3.4');
+  }
+}
+
 /** Haraka's shipped config file: a file we provide replaces it whole, so we start from it. */
 function harakaDefault(name: string): string {
-  return readFileSync(join(dirname(require.resolve('Haraka/package.json')), 'config', name), 'utf8');
+  return readFileSync(join(harakaRoot(), 'config', name), 'utf8');
 }
 
 /**
@@ -108,7 +130,7 @@ export function startHaraka(
   dir: string,
   port: number,
   timeoutMs = 30000,
-  bin = require.resolve('Haraka/bin/haraka'),
+  bin = join(harakaRoot(), 'bin', 'haraka'),
 ): Promise<HarakaProcess> {
   return new Promise((resolveStart, reject) => {
     // SSMAX_HARAKA_NODE_ARGS: node flags for Haraka (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" while benchmarking).
