@@ -273,16 +273,18 @@ function ready(next: Next): State | undefined {
 }
 
 /**
- * Before any mail: no other plugin may answer the hooks where this one decides where the mail goes (plugin-order.ts).
- * In the master (or the single process) and in each worker; an answer other than OK stops Haraka.
+ * Before any mail: no plugin that delivers mail may answer the hooks where this one decides where it goes before
+ * this one does (plugin-order.ts). In the master (or the single process) and in each worker; DENY stops Haraka.
  */
 function checkPluginOrder(plugin: HarakaPlugin, next: Next): void {
   try {
     const hooks = (plugin.haraka_require('plugins') as { registered_hooks?: RegisteredHooks }).registered_hooks ?? {};
-    const ahead = pluginsAhead(hooks, plugin.name);
-    if (ahead === undefined) return next(CODES.OK);
-    plugin.logerror(`ssmax: cannot start: ${ahead}`);
-    return next(CODES.DENY, `ssmax: ${ahead}`);
+    const { refuse, warn } = pluginsAhead(hooks, plugin.name);
+    for (const w of warn) plugin.logwarn(`ssmax: WARNING: ${w}`);
+    // CONT, never OK: OK would end the hook, and the plugins after this one would never run their own init
+    if (refuse === undefined) return next();
+    plugin.logerror(`ssmax: cannot start: ${refuse}`);
+    return next(CODES.DENY, `ssmax: ${refuse}`);
   } catch (err) {
     plugin.logerror(`ssmax: cannot start: cannot read Haraka's plugin order: ${(err as Error).message}`);
     return next(CODES.DENY, "ssmax: cannot read Haraka's plugin order");

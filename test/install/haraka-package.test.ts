@@ -16,7 +16,18 @@
  * when an administrator runs `npm install Haraka` in the site folder): the
  * running server is still the one installed apart.
  */
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parse } from 'ini';
@@ -232,12 +243,19 @@ test('another plugin that would answer the queue hook before ssmax (queue/smtp_f
   } finally {
     writeFileSync(file, before);
   }
-  // listed below ssmax it is never asked: Haraka starts
-  writeFileSync(file, `${before.trimEnd()}\nqueue/smtp_forward\n`);
+  // listed below ssmax it is never asked: Haraka starts; and a plugin after ssmax still runs its own init_master (ssmax's
+  // check goes on, never answers OK for the hook: limit's or karma's redis connection is made there)
+  mkdirSync(join(site, 'plugins'), { recursive: true });
+  writeFileSync(
+    join(site, 'plugins', 'initprobe.js'),
+    "exports.hook_init_master = function (next) { this.loginfo('initprobe: init_master ran'); next(); };\n",
+  );
+  writeFileSync(file, `${before.trimEnd()}\nqueue/smtp_forward\ninitprobe\n`);
   try {
     const port = await freePort();
     haraka = await startHaraka(site, port, 60000, join(base, 'haraka-install', 'node_modules', 'Haraka', 'bin', 'haraka'));
     await expectLogged(() => haraka!.logs(), /ssmax: gateway for a\.example/);
+    await expectLogged(() => haraka!.logs(), /initprobe: init_master ran/);
   } finally {
     await haraka?.stop();
     haraka = undefined;
