@@ -73,6 +73,7 @@ async function step(
   capsule: Capsule | undefined,
   from: string,
   rcpts: readonly string[],
+  identity?: string,
 ): Promise<Inspected> {
   const inspector = deps.inspection;
   if (!inspector) return { message: input, verdicts: [] };
@@ -83,7 +84,7 @@ async function step(
   // answered 4xx after its hold committed, or whose 250 was lost), never holds it again to be released twice
   const recipients = rcpts.map((r) => r.toLowerCase()).sort();
   const arrival = createHash('sha256')
-    .update(`${direction}\0${attemptId(message)}\0${recipients.join('\0')}`)
+    .update(`${direction}\0${identity ?? attemptId(message)}\0${recipients.join('\0')}`)
     .digest('hex');
   const answer = await inspector.inspect({
     direction,
@@ -112,12 +113,14 @@ type InspectionStep = (
   capsule: Capsule | undefined,
   from: string,
   rcpts: readonly string[],
+  /** The message's identity across the sender's retries (delivery.ts attemptId of what was received), when `input` is not that. */
+  identity?: string,
 ) => Promise<Inspected>;
 
 const stepFor =
   (direction: Direction): InspectionStep =>
-  (deps, input, capsule, from, rcpts) =>
-    step(deps, direction, input, capsule, from, rcpts);
+  (deps, input, capsule, from, rcpts, identity) =>
+    step(deps, direction, input, capsule, from, rcpts, identity);
 
 /** DLP on a submission. `capsule` is the own-org capsule (SSMAX client) or undefined (plaintext submission). */
 export const inspectSubmission = stepFor('outbound');

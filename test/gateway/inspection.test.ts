@@ -273,6 +273,15 @@ describe("a sender's retry of a message held already", () => {
       expect(other).toBeDefined();
       expect(other).not.toBe(first);
       expect(store.heldCount()).toBe(before + 2);
+      // a message without a Date (the gateway adds one, its own at each attempt): still one entry for its retries
+      const undated = Buffer.from(
+        `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried undated\r\nMessage-ID: <retry-nd-${Date.now()}@a.example>\r\n` +
+          'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice without a Date: RETRY-2.\r\n',
+      );
+      const dated = heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], undated, dave));
+      await new Promise((r) => setTimeout(r, 1100)); // the next attempt's Date is another second
+      expect(heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], undated, dave))).toBe(dated);
+      expect(store.heldCount()).toBe(before + 3);
     } finally {
       await store.close();
     }
