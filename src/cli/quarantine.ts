@@ -1,4 +1,6 @@
 /** `ssmax quarantine list|show|release|delete|backup`: the messages inspection held back (kept encrypted). */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   RELEASE_HEADER,
@@ -75,6 +77,9 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
   if (values.help) return (io.out(HELP), EXIT.ok);
   if (typeof values.state !== 'string') throw new CliError(`--state is required\n\n${HELP}`, EXIT.usage);
   requireFolder(values.state, 'quarantine folder');
+  // a folder without a store (its parent given by mistake, a typo) is said, never made into an empty store here
+  if (!existsSync(join(values.state, 'data.mdb')))
+    throw new CliError(`"${values.state}" holds no quarantine store (no data.mdb): give the store's own folder`, EXIT.noInput);
   const store = new QuarantineStore(values.state);
   try {
     const id = positionals[0];

@@ -618,8 +618,10 @@ export class LocalDelivery {
           if (!refusal) continue;
           // refused for good: marked until the caller reports and settles it (a retry meanwhile waits for that);
           // refused for now: nothing kept, the retry hands it over again
+          // only over this attempt's own intent: a worker that took the copy over meanwhile (and handed it over) decides
+          if (!ownIntent(this.delivered.get(key(r)))) continue;
           if (refusal.code >= 500) this.delivered.put(key(r), { at: Date.now(), pid: process.pid, refused: true });
-          else if (ownIntent(this.delivered.get(key(r)))) this.delivered.remove(key(r));
+          else this.delivered.remove(key(r));
         }
       });
       for (const r of todo) if ((refusalOf(r)?.code ?? 0) >= 500) already?.marked?.push(r);

@@ -259,7 +259,7 @@ export class CrlRenewer {
   ): Promise<CrlRevocation> {
     return this.serial(async () => {
       const file = this.revocationFile();
-      await this.reconcile(file);
+      await this.reconcile(file, REVOCATION_LOCK_WAIT_MS); // a revocation answers a request: it waits as little for the lock
       const crl = this.seen(file, parseCrl(readFileSync(file, 'utf8')));
       const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000);
       const entries = new Map<string, RevocationEntry>(crl.entries);
@@ -380,10 +380,10 @@ export class CrlRenewer {
    * lacks are signed into it by the run that follows (`replaced`), numbered
    * above both.
    */
-  private async reconcile(file: string): Promise<void> {
+  private async reconcile(file: string, waitMs = CA_LOCK_WAIT_MS): Promise<void> {
     const staged = stagedFile(file);
     if (!existsSync(staged)) return;
-    await this.underCaLock(file, CA_LOCK_WAIT_MS, async () => {
+    await this.underCaLock(file, waitMs, async () => {
       if (!existsSync(staged)) return;
       let crl: ParsedCrl | undefined;
       try {

@@ -15,15 +15,18 @@ test("the lowest supported version is the project's pinned Haraka", () => {
   expect(() => checkHarakaVersion(JSON.parse(readFileSync(require.resolve('Haraka/package.json'), 'utf8')))).not.toThrow();
 });
 
-test.each(['3.3.4', '3.3.5', '3.4.0', '3.10.2', '3.99.0-rc.1'])('Haraka %s is accepted', (version) => {
+test.each(['3.3.4', '3.3.4+build.7', '3.3.5', '3.4.0', '3.10.2', '3.99.0-rc.1'])('Haraka %s is accepted', (version) => {
   expect(() => checkHarakaVersion({ version })).not.toThrow();
 });
 
-test.each(['3.3.3', '3.2.1', '3.1.7', '2.8.28', '4.0.0', '10.1.0'])('Haraka %s is refused, naming it and the range', (version) => {
-  expect(() => checkHarakaVersion({ version })).toThrow(
-    `Haraka ${version} is not supported: this plugin needs Haraka 3.3.4 or later, below 4.0.0`,
-  );
-});
+test.each(['3.3.3', '3.2.1', '3.1.7', '2.8.28', '4.0.0', '10.1.0', '3.3.4-rc.1', '3.3.4-alpha'])(
+  'Haraka %s is refused, naming it and the range',
+  (version) => {
+    expect(() => checkHarakaVersion({ version })).toThrow(
+      `Haraka ${version} is not supported: this plugin needs Haraka 3.3.4 or later, below 4.0.0`,
+    );
+  },
+);
 
 test.each([undefined, null, {}, { version: 3.3 }, { version: 'latest' }, { version: '3.3' }])(
   'a package.json naming no version (%p) is refused',

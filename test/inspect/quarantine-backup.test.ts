@@ -92,5 +92,11 @@ test('an --out that holds anything is refused (exit 73), nothing written; no --o
   expect(r.out).toMatch(/Backup folder .* is not empty; give a new one/);
   expect(existsSync(join(used, 'data.mdb'))).toBe(false);
   expect((await run(['quarantine', 'backup', '--state', dir])).code).toBe(64);
+  // the store's parent folder given by mistake: said (66), and no empty store made there
+  const parent = mkdtempSync(join(tmpdir(), 'ssmax-qbackup-parent-'));
+  const wrong = await run(['quarantine', 'backup', '--state', parent, '--out', join(parent, 'out')]);
+  expect(wrong.code).toBe(66);
+  expect(wrong.out).toMatch(/holds no quarantine store \(no data\.mdb\)/);
+  expect(existsSync(join(parent, 'data.mdb'))).toBe(false);
   expect((await run(['quarantine', '--help'])).out).toMatch(/backup --out OUT/);
 });
