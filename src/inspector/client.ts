@@ -53,6 +53,11 @@ const PASSED_ON: readonly ReplyName[] = [
   'releaseNotHonoured',
   'heldTooLarge',
   'tooLargeToScan',
+  // what the message checks find in a decrypted message (message-checks.ts), as inline: the same 5xx, not 4xx for ever
+  'bareCr',
+  'headerLineBreak',
+  'headerNotUtf8',
+  'duplicateHeader',
 ];
 
 function unavailable(detail: string): GatewayError {

@@ -350,6 +350,23 @@ describe('DLP at a.example by its inspector process', () => {
     expect(heldInInspector()).toBe(before + 1);
   });
 
+  test('an encrypted message whose own header hides a field behind a bare CR: the same 550 5.6.0 as inline, not 451 at every retry', async () => {
+    const alice = loadUserProfile(A().profiles['alice@a.example']!);
+    const original = Buffer.from(
+      mail('alice@a.example', 'bob@b.example', 'inner bare CR\r\n')
+        .toString('latin1')
+        .replace('Subject:', 'X-Pad: x\rReply-To: pay@evil.example\r\nSubject:'),
+      'latin1',
+    );
+    const encrypted = await signAndEncrypt(alice, original, { now: new Date() });
+    const reply = await submitMessage(alice, encrypted, { to: ['bob@b.example'] }).then(
+      (r) => r.response,
+      (err: unknown) => (err as Error).message,
+    );
+    expect(reply).toMatch(/550 5\.6\.0 Bare CR in the message .*in the encrypted message/); // before: 451 4.7.5 Inspection unavailable
+    expect(queuedForBob()).toBe(false);
+  });
+
   // A message that ALONE is over a byte cap can never be held: this test asserted 4xx 4.3.1 before the permanent and the
   // temporary case were told apart; it is refused for good now, as inline.
   test("a message alone over the inspector's quarantine cap ([quarantine] max_bytes): the gateway answers the same 5xx 5.3.4 as inline; nothing held, nothing relayed", async () => {
