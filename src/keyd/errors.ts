@@ -57,3 +57,15 @@ export class KeydError extends Error {
     return STATUS[this.code];
   }
 }
+
+/**
+ * A value of a request as an error message may quote it: a string (its first `max` characters, line breaks as
+ * spaces), or what kind of value it is — never String(value), which runs a request's own `toString` (an object
+ * `{"toString": 1}` throws, and the refusal became a 500).
+ */
+export function shownValue(value: unknown, max = 80): string {
+  if (typeof value === 'string') return value.slice(0, max).replace(/[\r\n]/g, ' ');
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

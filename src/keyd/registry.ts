@@ -11,7 +11,7 @@ import { CryptoError } from '../crypto/errors';
 import { keyIdOf } from '../crypto/keys';
 import { parseCertificate } from '../pki/certificate';
 import { type Read, read } from './as-read';
-import { KeydError } from './errors';
+import { KeydError, shownValue } from './errors';
 import type { SecretWrapper } from './master-key';
 import type { KeydStore } from './store';
 
@@ -77,12 +77,7 @@ export function isDirectoryAddress(address: string): boolean {
 
 export function checkAddress(address: unknown, what = 'address'): string {
   if (typeof address !== 'string' || !isDirectoryAddress(address)) {
-    throw new KeydError(
-      'bad-request',
-      `Cannot use ${what} "${String(address)
-        .slice(0, 80)
-        .replace(/[\r\n]/g, ' ')}": not a mail address`,
-    );
+    throw new KeydError('bad-request', `Cannot use ${what} "${shownValue(address)}": not a mail address`);
   }
   return address.toLowerCase();
 }

@@ -20,7 +20,7 @@ import { type ValidationCache, finalRefusal, validateCertificate } from '../pki/
 import type { AuditInput, AuditLog } from './audit';
 import { ifUnchanged, read } from './as-read';
 import { type KeydCrypto, inlineCrypto } from './crypto-threads';
-import { KeydError } from './errors';
+import { KeydError, shownValue } from './errors';
 import type { KeyChange, OrgKeyRecord, OrgKeyring } from './org-keys';
 import { type NewUser, type PublicUser, Registry, checkAddress, directoryFactsOf } from './registry';
 import type { KeydStore } from './store';
@@ -370,7 +370,7 @@ export class KeyService {
         return { keyId: cur.keyId, publicKey: this.targetKey(cur.publicKey, 'org public key'), label: `own:${cur.keyId}` };
       }
       default:
-        throw new KeydError('bad-request', `Unknown target kind "${String((t as { kind?: unknown }).kind).slice(0, 40)}"`);
+        throw new KeydError('bad-request', `Unknown target kind "${shownValue((t as { kind?: unknown }).kind, 40)}"`);
     }
   }
 

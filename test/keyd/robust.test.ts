@@ -237,6 +237,40 @@ describe('keyd under hostile input', () => {
     expect(count(verify)).toBeGreaterThan(count(before));
   }, 120_000);
 
+  it('an address or a target kind that is an object whose toString is not a function is refused 400 naming the field, never a 500', async () => {
+    const gateway = clientFor(fx, keyd.port, fx.clients.gateway);
+    const admin = clientFor(fx, keyd.port, fx.clients.admin);
+    const hostile = { toString: 1 };
+    const refusal = (p: Promise<unknown>) =>
+      p.then(
+        () => 'answered',
+        (err: unknown) => (err instanceof KeydClientError ? `${err.status} ${err.code}: ${err.message}` : String(err)),
+      );
+    try {
+      const cases: [string, Promise<unknown>][] = [
+        [
+          'reencrypt target address',
+          gateway.call('POST', '/v1/reencrypt', {
+            keyId: 'a.example:v1',
+            e: 'AAAA',
+            f: 'AAAA',
+            target: { kind: 'user', address: hostile },
+          }),
+        ],
+        [
+          'reencrypt target kind',
+          gateway.call('POST', '/v1/reencrypt', { keyId: 'a.example:v1', e: 'AAAA', f: 'AAAA', target: { kind: hostile } }),
+        ],
+        ['directory addresses', gateway.call('POST', '/v1/directory/users', { addresses: [hostile] })],
+        ['registry user', admin.call('POST', '/v1/registry/users', { address: hostile, code: 'U-9', identityRef: 'X' })],
+      ];
+      for (const [what, p] of cases) expect([what, await refusal(p)]).toEqual([what, expect.stringMatching(/^400 bad-request: /)]);
+    } finally {
+      gateway.close();
+      admin.close();
+    }
+  });
+
   it('concurrent rotations through the API and `ssmax keyd rotate` make each version once; the other answers superseded; published keys never change', async () => {
     const admin = clientFor(fx, keyd.port, fx.clients.admin, 20000);
     type Public = { current: string; keys: { keyId: string; publicKey: string }[] };
