@@ -15,6 +15,7 @@
  * It is meant for the organisation's own users: bind it to an internal
  * address, and set `bearerToken` when the network is not trusted.
  */
+import { requestUrl } from '../net/request-target';
 import { secretsEqual } from '../crypto/compare';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { PeerEntry } from '../directory/directory';
@@ -98,7 +99,8 @@ export async function startReportServer(opts: ReportServerOptions): Promise<Repo
   const log = opts.log ?? (() => undefined);
   const inFlight = new Limit(opts.maxInFlight ?? REPORT_SERVER_IN_FLIGHT);
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req.url, 'http://localhost');
+    if (!url) return fail(res, 400, 'format', 'Bad request target');
     if (opts.bearerToken !== undefined) {
       const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
       if (!secretsEqual(given, opts.bearerToken)) return fail(res, 401, 'unauthenticated', 'A valid bearer token is required');

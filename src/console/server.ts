@@ -9,6 +9,7 @@
  * certificate again and audits them), reads the services' health and
  * metrics, and works on the gateway's quarantine store as `ssmax quarantine`.
  */
+import { requestUrl } from '../net/request-target';
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { LISTENER_DEFAULTS, type ListenerLimits, capConnections, droppedConnectionsLog, listenerOptions } from '../net/listener-limits';
@@ -150,12 +151,9 @@ export class ConsoleServer {
     let status = 200;
     try {
       // only origin-form targets (/path?query); anything else (absolute, authority, malformed) is refused
-      if (!(req.url ?? '').startsWith('/') || (req.url ?? '').startsWith('//')) throw new ConsoleRefusal(400, 'Bad request target');
-      try {
-        url = new URL(req.url!, 'https://console');
-      } catch {
-        throw new ConsoleRefusal(400, 'Bad request target');
-      }
+      const parsed = requestUrl(req.url, 'https://console');
+      if (!parsed) throw new ConsoleRefusal(400, 'Bad request target');
+      url = parsed;
       if (url.pathname === '/static/console.css' && req.method === 'GET') {
         this.send(res, 200, 'text/css; charset=utf-8', STYLESHEET, { 'cache-control': 'max-age=3600' });
         return;

@@ -33,6 +33,7 @@
  *        once, by the POST /v1/inspect that follows
  *   GET  /v1/health → {ok, domain, role, dlp, av}
  */
+import { requestUrl } from '../net/request-target';
 import type { IncomingMessage } from 'node:http';
 import type { Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -293,7 +294,8 @@ export class InspectorServer {
   private async handle(req: IncomingMessage, ctx: RequestContext): Promise<unknown> {
     ctx.role = this.caller(req.socket as TLSSocket).role;
     this.http.checkHeaderCount(req);
-    const url = new URL(req.url ?? '/', 'https://inspector');
+    const url = requestUrl(req.url, 'https://inspector');
+    if (!url) throw new InspectorError('bad-request', 'Bad request target');
     if (url.pathname === '/v1/inspect') {
       if (req.method !== 'POST') throw new InspectorError('bad-request', '/v1/inspect takes POST');
       return this.inspect(url, req);
