@@ -56,6 +56,7 @@ const PASSED_ON: readonly ReplyName[] = [
   // what the message checks find in a decrypted message (message-checks.ts), as inline: the same 5xx, not 4xx for ever
   'bareCr',
   'headerLineBreak',
+  'headerNul',
   'headerNotUtf8',
   'duplicateHeader',
 ];

@@ -36,6 +36,13 @@ export function checkMessage(message: Buffer): CheckedHead {
     const field = text.slice(0, bare.index).split('\r\n').pop()?.split(':')[0] ?? '?';
     throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
   }
+  // a NUL in a field: the address parser drops it, so the From checked (alice@a.example from "alice\0@a.example")
+  // would not be the one a reader stopping at the NUL shows
+  const nul = head.indexOf(0);
+  if (nul >= 0) {
+    const field = text.slice(0, nul).split('\r\n').pop()?.split(':')[0] ?? '?';
+    throw new GatewayError('headerNul', `in "${field.slice(0, 40).replace(/[^\x21-\x7e]/g, '?')}"`);
+  }
   checkUtf8Fields(head);
   checkNoBareCr(message);
   let headers: Headers;

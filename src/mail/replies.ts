@@ -97,6 +97,8 @@ export const REPLIES = {
   senderNotOwn: { code: 550, status: '5.7.1', text: 'Sender field names an address of another organisation' },
   duplicateHeader: { code: 550, status: '5.6.7', text: 'Duplicate singleton header field' },
   headerLineBreak: { code: 550, status: '5.6.0', text: 'Bare CR or LF inside a header field' },
+  /** RFC 5322 allows no NUL in a header; parsers drop it, so the address checked would not be the one a reader shows. */
+  headerNul: { code: 550, status: '5.6.0', text: 'Header field holds a NUL byte' },
   /** A CR not followed by LF in the body: a next hop taking <CR>.<CR> as the end of DATA would run what follows as commands (SMTP smuggling). */
   bareCr: { code: 550, status: '5.6.0', text: 'Bare CR in the message (a CR not followed by LF); end every line with CRLF' },
   /** Raw 8-bit bytes in a header field are UTF-8 or nothing (RFC 6532); other charsets go in encoded words (RFC 2047). */

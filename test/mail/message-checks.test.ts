@@ -31,6 +31,19 @@ describe('checks every message passes before the protocol steps', () => {
       expect(e.reply.text).toMatch(/Bare CR or LF inside a header field: in "Subject"/);
     }
   });
+  test('a NUL byte in a header field: 550 5.6.0 naming the field (the address parser drops it: "alice\\0@a.example" read as alice@a.example)', () => {
+    for (const [raw, field] of [
+      ['From: alice\0@a.example\r\nTo: b@b.example\r\nMessage-ID: <n1@a.example>\r\n\r\nbody\r\n', 'From'],
+      ['From: alice@a.example\0@evil.example\r\nTo: b@b.example\r\n\r\nbody\r\n', 'From'],
+      ['From: a@a.example\r\nSubject: x\0y\r\nTo: b@b.example\r\n\r\nbody\r\n', 'Subject'],
+    ] as const) {
+      const e = refusal(raw);
+      expect(`${e.reply.code} ${e.reply.status} ${e.reply.text}`).toBe(`550 5.6.0 Header field holds a NUL byte: in "${field}"`);
+    }
+    // a NUL in the body is the body's (binary content is encoded; the chain's parsers read it)
+    expect(() => checkMessage(Buffer.from('From: a@a.example\r\nTo: b@b.example\r\n\r\nx\0y\r\n', 'latin1'))).not.toThrow();
+  });
+
   test('raw header bytes that are not UTF-8: 550 5.6.0 naming the field (never its value); raw UTF-8 is fine (RFC 6532)', () => {
     for (const [raw, field] of [
       ['From: a@a.example\r\nSubject: caf\xe9\r\n\r\nbody', 'Subject'],
