@@ -135,10 +135,18 @@ function certificatesInFile(path: string): string[] {
   }
 }
 
+/**
+ * The most days any --days may give: 100 years. Beyond it a certificate's or CRL's time would reach the years X.509
+ * cannot write (GeneralizedTime ends at 9999), and the command failed late with a vague error, after making its folder.
+ */
+const MAX_DAYS = 36525;
+
 function positiveInt(v: string | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
     throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
+  if (name === 'days' && Number(v) > MAX_DAYS)
+    throw new CliError(`Cannot use --days "${v}": at most ${MAX_DAYS} (100 years)`, EXIT.usage);
   return Number(v);
 }
 
@@ -218,12 +226,13 @@ Options:
   },
   async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
+    const days = positiveInt(str(v.days), 'days', 3650); // before the folder is made
     const passphrase = newKeyPassphrase(v, 'passphrase-file', 'root CA');
     caFolder(dir, io);
     const { privateKey } = generateP256KeyPair();
     const root = createRootCa({
       privateKey,
-      ...validityUnder(undefined, now, positiveInt(str(v.days), 'days', 3650)),
+      ...validityUnder(undefined, now, days),
       ...(str(v.name) ? { commonName: str(v.name) } : {}),
       ...(str(v.org) ? { organisation: str(v.org) } : {}),
     });
@@ -272,6 +281,7 @@ Options:
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const organisation = need(v.org, 'org');
+    const days = positiveInt(str(v.days), 'days', 1825); // before anything is made
     const passphrase = newKeyPassphrase(v, 'passphrase-file', 'organisation CA');
     const root = loadAuthority(rootDir, str(v['root-passphrase-file']));
     loadState(rootDir); // a missing or malformed record is said before anything is made
@@ -293,7 +303,7 @@ Options:
         domains,
         organisation,
         privateKey,
-        ...validityUnder(root.certificate, now, positiveInt(str(v.days), 'days', 1825)),
+        ...validityUnder(root.certificate, now, days),
       });
       caFolder(dir, io);
       writeOut(join(dir, 'ca.key.pem'), privateKeyToPem(privateKey, passphrase), { secret: true, force: v.force === true });

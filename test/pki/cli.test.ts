@@ -148,6 +148,15 @@ describe('ssmax ca', () => {
     expect((await ca('init-root', '--unencrypted-key', '--bogus')).code).toBe(64);
     expect((await ca('init-root')).err).toMatch(/Missing --dir/);
     await expect(caCommand.run(['init-root'], capture().io)).rejects.toThrow('Missing --dir');
+    // a --days past 100 years (X.509 times end at 9999): 64 naming the limit, and no folder made
+    for (const days of ['36526', '3000000']) {
+      const r = await ca('init-root', '--unencrypted-key', '--dir', p(`far-${days}`), '--days', days);
+      expect(r).toMatchObject({
+        code: 64,
+        err: expect.stringContaining(`Cannot use --days "${days}": at most 36525 (100 years)`) as string,
+      });
+      expect(existsSync(p(`far-${days}`))).toBe(false);
+    }
   });
 
   test('a CA key is never written unencrypted by default: without --passphrase-file or --unencrypted-key nothing is made', async () => {
