@@ -77,8 +77,8 @@ async function runQuarantine(sub: string, rest: string[], io: CliIo): Promise<nu
   if (values.help) return (io.out(HELP), EXIT.ok);
   if (typeof values.state !== 'string') throw new CliError(`--state is required\n\n${HELP}`, EXIT.usage);
   requireFolder(values.state, 'quarantine folder');
-  // a folder without a store (its parent given by mistake, a typo) is said, never made into an empty store here
-  if (!existsSync(join(values.state, 'data.mdb')))
+  // a backup of a folder without a store (its parent given by mistake) is said, never made of an empty store made here
+  if (sub === 'backup' && !existsSync(join(values.state, 'data.mdb')))
     throw new CliError(`"${values.state}" holds no quarantine store (no data.mdb): give the store's own folder`, EXIT.noInput);
   const store = new QuarantineStore(values.state);
   try {

@@ -55,11 +55,45 @@ export function readConfigText(file: string, what: string): string {
 
 /** An ini file, parsed; a missing file reads as empty when `missingIsEmpty`. */
 export function readIniFile(file: string, what: string, missingIsEmpty = false): Ini {
+  let text: string;
   try {
-    return parseIni(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
   } catch (err) {
     if (missingIsEmpty && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ConfigError(cannotRead(what, file, err), { file }, { cause: err });
+  }
+  checkIniText(text, file);
+  return parseIni(text.replace(/^\uFEFF/, '')); // a byte order mark some editors write: not part of the first line
+}
+
+/**
+ * Refuses a key given twice in one section (a section may be given in several parts): every ini reader keeps the
+ * last value without a word, so a `[policy]` rule written again further down — `x.example=require`, later
+ * `x.example=none` — would quietly weaken the first. Names both lines. One pass over the text.
+ */
+export function checkIniText(text: string, file: string): void {
+  const seen = new Map<string, number>();
+  let section = '';
+  const lines = text.replace(/^\uFEFF/, '').split('\n');
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
+    const header = /^\[(.*)\]$/.exec(line);
+    if (header) {
+      section = header[1]!.trim();
+      continue;
+    }
+    const eq = line.indexOf('=');
+    const key = (eq < 0 ? line : line.slice(0, eq)).trim();
+    if (key === '' || key.endsWith('[]')) continue; // name[]= lists are the readers' own refusal (given once, as one value)
+    const id = `${section}\0${key}`;
+    const first = seen.get(id);
+    if (first !== undefined)
+      throw new ConfigError(
+        `${file}${section === '' ? '' : ` [${section}]`} ${key}: given twice (lines ${first} and ${i + 1}); give it once`,
+        { file, section, key },
+      );
+    seen.set(id, i + 1);
   }
 }
 

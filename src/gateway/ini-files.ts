@@ -18,7 +18,9 @@
  * any other setting, or of the inspection files, is logged as waiting for a
  * restart. A changed file that is not valid changes nothing and is logged.
  */
-import { ConfigError, type Ini, type KnownNames, findUnknown, knownNamesOf, parseIni } from '../config/ini';
+import { ConfigError, type Ini, type KnownNames, checkIniText, findUnknown, knownNamesOf, parseIni } from '../config/ini';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DLP_KNOWN } from '../inspect/dlp';
 import { INSPECT_SETTINGS } from '../inspect/config';
 import { GATEWAY_FREE_SECTIONS, GATEWAY_SETTINGS, type GatewayConfig, reloadGatewayConfig } from './config';
@@ -49,6 +51,15 @@ const KNOWN: Record<string, KnownNames> = {
 };
 /** Files read whole (Haraka's "data" type), the plugin package's copy when the site has none (the shipped DLP rules). */
 const WHOLE_FILES = ['ssmax-dlp.ini'];
+
+/** A site file's text, or undefined when there is none to read (missing: read as empty, as Haraka does). */
+function siteText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 export class HarakaIniFiles {
   private readonly last = new Map<string, Ini>();
@@ -107,6 +118,15 @@ export class HarakaIniFiles {
 
   private get(name: string): Ini {
     const changed = (err?: unknown) => this.changed(name, err);
+    // Haraka's reader keeps the last of a key given twice, without a word: the site's file is read as it is, once more
+    const text = siteText(join(this.dir, name));
+    if (text !== undefined) {
+      if (text.startsWith('\uFEFF'))
+        throw new ConfigError(
+          `${name}: starts with a byte order mark (U+FEFF), which Haraka's reader takes for part of the first line; save it without one`,
+        );
+      checkIniText(text, name);
+    }
     // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
     // read with the project's parser, as the inspector process reads it
     if (WHOLE_FILES.includes(name)) return parseIni(((this.loader.get(name, 'data', changed) as string[] | null) ?? []).join('\n'));
