@@ -145,8 +145,7 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
     throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
-  if (name === 'days' && Number(v) > MAX_DAYS)
-    throw new CliError(`Cannot use --days "${v}": at most ${MAX_DAYS} (100 years)`, EXIT.usage);
+  if (name === 'days' && Number(v) > MAX_DAYS) throw new CliError(`Cannot use --days "${v}": at most ${MAX_DAYS} (100 years)`, EXIT.usage);
   return Number(v);
 }
 
