@@ -8,7 +8,7 @@
  * SSMAX clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { generateP256KeyPair } from '../crypto/ecdsa';
@@ -46,6 +46,35 @@ export interface InspectorSpec {
   readonly dlpIni?: string;
   /** Further ssmax-inspector.ini lines, appended (later keys win). */
   readonly extraIni?: readonly string[];
+}
+
+/**
+ * An ini text built from base lines and a spec's own lines after them, a key the spec gives again replacing the
+ * base's value where the base wrote it: the readers refuse a key given twice in one section (src/config/ini.ts
+ * checkIniText), so an override must not be a second line. Lines without a key are kept as they are.
+ */
+export function withOverrides(text: string): string {
+  const lines = text.split('\n');
+  const at = new Map<string, number>();
+  const out: (string | undefined)[] = [];
+  let section = '';
+  for (const line of lines) {
+    const t = line.trim();
+    const header = /^\[(.*)\]$/.exec(t);
+    if (header) section = header[1]!.trim();
+    const eq = t.indexOf('=');
+    if (header || eq <= 0 || t.startsWith(';') || t.startsWith('#')) {
+      out.push(line);
+      continue;
+    }
+    const id = `${section}\0${t.slice(0, eq).trim()}`;
+    const first = at.get(id);
+    if (first === undefined) {
+      at.set(id, out.length);
+      out.push(line);
+    } else out[first] = line; // the later value, where the key was first written
+  }
+  return out.filter((l) => l !== undefined).join('\n');
 }
 
 export interface OrgSpec {
@@ -289,9 +318,11 @@ export async function startNetwork(
         'publisher.pem',
         ...(p.spec.inspector ? ['inspector-server.pem'] : []),
       ];
-      appendFileSync(
+      writeFileSync(
         fx.configFile,
-        `\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n[certificates]\nrenew=${renew.join(',')}\n${(p.spec.keydIni ?? []).join('\n')}\n`,
+        withOverrides(
+          `${readFileSync(fx.configFile, 'utf8')}\n[ops]\nlisten=127.0.0.1:${p.ports.ops.keyd}\n[certificates]\nrenew=${renew.join(',')}\n${(p.spec.keydIni ?? []).join('\n')}\n`,
+        ),
       );
       const v = { notBefore: new Date(now - DAY), notAfter: new Date(now + certDays * DAY) };
       const seal = generateP256KeyPair();
@@ -401,35 +432,37 @@ export async function startNetwork(
         );
         writeFileSync(
           join(idir, 'inspector.ini'),
-          [
-            '[inspector]',
-            `domain=${domain}`,
-            `listen=127.0.0.1:${p.ports.inspector}`,
-            'state_dir=state',
-            '[tls]',
-            `cert=${pki('inspector-server.pem')}`,
-            `key=${pki('inspector.key')}`,
-            `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
-            '[pki]',
-            `roots=${pki('root.pem')}`,
-            `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
-            '[keyd]',
-            `url=https://127.0.0.1:${p.ports.keyd}`,
-            `servername=keyd.${domain}`,
-            `ca=${pki('org-ca.pem')},${pki('root.pem')}`,
-            `cert=${pki('inspector.pem')}`,
-            `key=${pki('inspector.key')}`,
-            '[bundle]',
-            `url=${node.bundleUrl}`,
-            'address=127.0.0.1',
-            '[ops]',
-            `listen=127.0.0.1:${p.ports.ops.inspector}`,
-            '[inspection]',
-            'inspect=ssmax-inspect.ini',
-            'dlp_rules=ssmax-dlp.ini',
-            ...(ins.extraIni ?? []),
-            '',
-          ].join('\n'),
+          withOverrides(
+            [
+              '[inspector]',
+              `domain=${domain}`,
+              `listen=127.0.0.1:${p.ports.inspector}`,
+              'state_dir=state',
+              '[tls]',
+              `cert=${pki('inspector-server.pem')}`,
+              `key=${pki('inspector.key')}`,
+              `client_ca=${pki('org-ca.pem')},${pki('root.pem')}`,
+              '[pki]',
+              `roots=${pki('root.pem')}`,
+              `crls=${pki('org-ca.crl.pem')},${pki('root.crl.pem')}`,
+              '[keyd]',
+              `url=https://127.0.0.1:${p.ports.keyd}`,
+              `servername=keyd.${domain}`,
+              `ca=${pki('org-ca.pem')},${pki('root.pem')}`,
+              `cert=${pki('inspector.pem')}`,
+              `key=${pki('inspector.key')}`,
+              '[bundle]',
+              `url=${node.bundleUrl}`,
+              'address=127.0.0.1',
+              '[ops]',
+              `listen=127.0.0.1:${p.ports.ops.inspector}`,
+              '[inspection]',
+              'inspect=ssmax-inspect.ini',
+              'dlp_rules=ssmax-dlp.ini',
+              ...(ins.extraIni ?? []),
+              '',
+            ].join('\n'),
+          ),
           { mode: 0o600 },
         );
         const start = (timeoutMs?: number) =>
@@ -493,7 +526,7 @@ export async function startNetwork(
     const startGateway = async (p: Planned, i: number): Promise<void> => {
       const node = started[i]!;
       const peers = planned.filter((q) => q !== p);
-      const ini = [
+      const iniLines = [
         '[main]',
         `domain=${p.spec.domain}`,
         'hook_timeout_ms=20000',
@@ -547,6 +580,7 @@ export async function startNetwork(
         ...(p.spec.gatewayIni ?? []),
         '',
       ].join('\n');
+      const ini = withOverrides(iniLines);
       const users = p.spec.users.map((u) => `${u.address}=${u.password}`).join('\n');
       layoutHaraka(node.harakaDir, {
         port: p.ports.smtp,
