@@ -23,6 +23,7 @@ import { GatewayError } from '../../src/mail/replies';
 import { unavailableText } from '../../src/ops/server';
 import { makeOrgFixture } from '../support/org-fixture';
 import { type KeydProcess, clientFor, startKeydProcess } from '../support/keyd-process';
+import { withOverrides } from '../../src/demo/network';
 
 const BIN = join(__dirname, '..', '..', 'bin', 'ssmax');
 
@@ -73,7 +74,7 @@ describe('a running keyd and its files, its store, its backups', () => {
   beforeAll(async () => {
     opsPort = await freePort();
     config = join(fx.dir, 'keyd-ops.ini');
-    writeFileSync(config, `${readFileSync(fx.configFile, 'utf8')}\n[ops]\nlisten=127.0.0.1:${opsPort}\n`);
+    writeFileSync(config, withOverrides(`${readFileSync(fx.configFile, 'utf8')}\n[ops]\nlisten=127.0.0.1:${opsPort}\n`));
     keyd = await startKeydProcess(config);
   });
   afterAll(async () => {

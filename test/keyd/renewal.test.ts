@@ -21,6 +21,7 @@ import { createCrl, parseCrl } from '../../src/pki/crl';
 import { loadPublisherConfig, openPublisher } from '../../src/publisher/config';
 import { type Org, makeOrg, wholeSecondNow } from '../directory/fixtures';
 import { writePublisherFiles, writePublisherIni } from '../publisher/fixtures';
+import { withOverrides } from '../../src/demo/network';
 
 jest.setTimeout(240000);
 
@@ -181,6 +182,9 @@ test('config/ssmax-keyd.ini writes out every [crl] default with its built-in val
   const commented = Object.fromEntries([...section.matchAll(/^;([a-z_]+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
   expect(commented).toEqual(Object.fromEntries(Object.entries(CRL_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
   const org = makeOrg('c.example');
-  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[crl]\nlifetime_days=2\nrenew_at_days_left=3\n`);
+  writeFileSync(
+    org.fx.configFile,
+    withOverrides(`${readFileSync(org.fx.configFile, 'utf8')}\n[crl]\nlifetime_days=2\nrenew_at_days_left=3\n`),
+  );
   expect(() => crlPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(/\[crl\] renew_at_days_left: must be less than lifetime_days/);
 });

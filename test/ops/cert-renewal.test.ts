@@ -19,6 +19,7 @@ import { createCrl } from '../../src/pki/crl';
 import { issueSealingCertificate } from '../../src/pki/issue';
 import { validateCertificate } from '../../src/pki/validate';
 import { DAY, makeOrg, wholeSecondNow } from '../directory/fixtures';
+import { withOverrides } from '../../src/demo/network';
 
 /** Nothing revoked: the recertify calls that test what a renewal keeps and changes. */
 const NONE = { revocations: () => new Map<string, CaRevocation>() };
@@ -91,7 +92,9 @@ test('the schedule renews what is due in place (chain kept, mode kept, audited) 
   writeFileSync(join(dir, 'foreign.pem'), org.fx.clients.foreign.cert);
   writeFileSync(
     org.fx.configFile,
-    `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nrenew=seal.cert.pem,keyd.pem,foreign.pem\nrenew_at_days_left=10\nlifetime_days=30\nwarn_at_days_left=5\n`,
+    withOverrides(
+      `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nrenew=seal.cert.pem,keyd.pem,foreign.pem\nrenew_at_days_left=10\nlifetime_days=30\nwarn_at_days_left=5\n`,
+    ),
   );
   const config = loadKeydConfig(org.fx.configFile);
   const policy = certPolicyOf(config);
@@ -384,7 +387,10 @@ test('[certificates]: shipped defaults written out; a bad value is refused namin
   const commented = Object.fromEntries([...section.matchAll(/^;([a-z_]+)=(\S*)$/gm)].map((m) => [m[1], m[2]]));
   expect(commented).toEqual(Object.fromEntries(Object.entries(CERT_RENEWAL_DEFAULTS).map(([k, v]) => [k, String(v)])));
   const org = makeOrg('c.example');
-  writeFileSync(org.fx.configFile, `${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nlifetime_days=20\nrenew_at_days_left=30\n`);
+  writeFileSync(
+    org.fx.configFile,
+    withOverrides(`${readFileSync(org.fx.configFile, 'utf8')}\n[certificates]\nlifetime_days=20\nrenew_at_days_left=30\n`),
+  );
   expect(() => certPolicyOf(loadKeydConfig(org.fx.configFile))).toThrow(
     /\[certificates\] renew_at_days_left: must be less than lifetime_days/,
   );
