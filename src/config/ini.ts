@@ -53,7 +53,10 @@ export function readConfigText(file: string, what: string): string {
   }
 }
 
-/** An ini file, parsed; a missing file reads as empty when `missingIsEmpty`. */
+/**
+ * An ini file, parsed; a missing file reads as empty when `missingIsEmpty`. A key given twice in a section is said
+ * on standard error, naming both lines (`duplicateKeys`); the last one is used, as every ini reader does.
+ */
 export function readIniFile(file: string, what: string, missingIsEmpty = false): Ini {
   let text: string;
   try {
@@ -62,17 +65,19 @@ export function readIniFile(file: string, what: string, missingIsEmpty = false):
     if (missingIsEmpty && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ConfigError(cannotRead(what, file, err), { file }, { cause: err });
   }
-  checkIniText(text, file);
+  for (const d of duplicateKeys(text, file)) process.stderr.write(`WARNING: ${d}\n`);
   return parseIni(text.replace(/^\uFEFF/, '')); // a byte order mark some editors write: not part of the first line
 }
 
 /**
- * Refuses a key given twice in one section (a section may be given in several parts): every ini reader keeps the
- * last value without a word, so a `[policy]` rule written again further down — `x.example=require`, later
- * `x.example=none` — would quietly weaken the first. Names both lines. One pass over the text.
+ * The keys given twice in one section (a section may be given in several parts), one line each naming both
+ * lines: every ini reader keeps the last value without a word, so a `[policy]` rule written again further down —
+ * `x.example=require`, later `x.example=none` — quietly replaces the first. Said, not refused: an override
+ * appended to a file is a common way of setting a value, and the last one is the one used. One pass over the text.
  */
-export function checkIniText(text: string, file: string): void {
+export function duplicateKeys(text: string, file: string): string[] {
   const seen = new Map<string, number>();
+  const found: string[] = [];
   let section = '';
   const lines = text.replace(/^\uFEFF/, '').split('\n');
   for (const [i, raw] of lines.entries()) {
@@ -89,12 +94,10 @@ export function checkIniText(text: string, file: string): void {
     const id = `${section}\0${key}`;
     const first = seen.get(id);
     if (first !== undefined)
-      throw new ConfigError(
-        `${file}${section === '' ? '' : ` [${section}]`} ${key}: given twice (lines ${first} and ${i + 1}); give it once`,
-        { file, section, key },
-      );
+      found.push(`${file}${section === '' ? '' : ` [${section}]`} ${key}: given twice (lines ${first} and ${i + 1}); the last one is used`);
     seen.set(id, i + 1);
   }
+  return found;
 }
 
 interface Common {

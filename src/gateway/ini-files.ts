@@ -18,7 +18,7 @@
  * any other setting, or of the inspection files, is logged as waiting for a
  * restart. A changed file that is not valid changes nothing and is logged.
  */
-import { ConfigError, type Ini, type KnownNames, checkIniText, findUnknown, knownNamesOf, parseIni } from '../config/ini';
+import { ConfigError, type Ini, type KnownNames, duplicateKeys, findUnknown, knownNamesOf, parseIni } from '../config/ini';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DLP_KNOWN } from '../inspect/dlp';
@@ -118,14 +118,15 @@ export class HarakaIniFiles {
 
   private get(name: string): Ini {
     const changed = (err?: unknown) => this.changed(name, err);
-    // Haraka's reader keeps the last of a key given twice, without a word: the site's file is read as it is, once more
+    // Haraka's reader keeps the last of a key given twice, without a word: the site's file is read as it is, once more,
+    // to say so
     const text = siteText(join(this.dir, name));
     if (text !== undefined) {
       if (text.startsWith('\uFEFF'))
         throw new ConfigError(
           `${name}: starts with a byte order mark (U+FEFF), which Haraka's reader takes for part of the first line; save it without one`,
         );
-      checkIniText(text, name);
+      for (const d of duplicateKeys(text, name)) this.logerror(`ssmax: WARNING: ${d} (docs/configuration.md)`);
     }
     // rules: a site's file replaces the shipped one as a whole (Haraka merges ini files key by key),
     // read with the project's parser, as the inspector process reads it
