@@ -277,18 +277,29 @@ function ready(next: Next): State | undefined {
  * this one does (plugin-order.ts). In the master (or the single process) and in each worker; DENY stops Haraka.
  */
 function checkPluginOrder(plugin: HarakaPlugin, next: Next): void {
+  let answer: [number?, string?] = [];
+  const log = (say: () => void) => {
+    try {
+      say();
+    } catch {
+      // a log that throws changes no answer
+    }
+  };
   try {
     const hooks = (plugin.haraka_require('plugins') as { registered_hooks?: RegisteredHooks }).registered_hooks ?? {};
     const { refuse, warn } = pluginsAhead(hooks, plugin.name);
-    for (const w of warn) plugin.logwarn(`ssmax: WARNING: ${w}`);
-    // CONT, never OK: OK would end the hook, and the plugins after this one would never run their own init
-    if (refuse === undefined) return next();
-    plugin.logerror(`ssmax: cannot start: ${refuse}`);
-    return next(CODES.DENY, `ssmax: ${refuse}`);
+    for (const w of warn) log(() => plugin.logwarn(`ssmax: WARNING: ${w}`));
+    if (refuse !== undefined) {
+      log(() => plugin.logerror(`ssmax: cannot start: ${refuse}`));
+      answer = [CODES.DENY, `ssmax: ${refuse}`];
+    }
   } catch (err) {
-    plugin.logerror(`ssmax: cannot start: cannot read Haraka's plugin order: ${(err as Error).message}`);
-    return next(CODES.DENY, "ssmax: cannot read Haraka's plugin order");
+    log(() => plugin.logerror(`ssmax: cannot start: cannot read Haraka's plugin order: ${(err as Error).message}`));
+    answer = [CODES.DENY, "ssmax: cannot read Haraka's plugin order"];
   }
+  // once, outside the try: CONT (never OK, which would end the hook and keep the plugins after this one from their
+  // own init), or DENY, which stops Haraka
+  next(...answer);
 }
 
 export function hook_init_master(this: HarakaPlugin, next: Next): void {

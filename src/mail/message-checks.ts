@@ -28,21 +28,32 @@ export interface CheckedHead {
   readonly messageId: string;
 }
 
+/**
+ * Where in the header block `index` is, for a reply: `in "<field name>"` of the field holding it (its first line,
+ * continuation lines walked back over), or `in a header field` when that line has no name as RFC 5322 spells one.
+ * Never the field's value: the header checked may be a decrypted one, whose text must reach no reply or log line.
+ */
+function fieldAt(text: string, index: number): string {
+  const lineStart = (at: number) => {
+    const crlf = at <= 0 ? -1 : text.lastIndexOf('\r\n', at - 1);
+    return crlf < 0 ? 0 : crlf + 2;
+  };
+  let start = lineStart(index);
+  while (start > 0 && (text[start] === ' ' || text[start] === '\t')) start = lineStart(start - 2);
+  const colon = text.indexOf(':', start);
+  const name = colon < 0 || colon > index ? '' : text.slice(start, colon);
+  return /^[\x21-\x39\x3b-\x7e]{1,40}$/.test(name) ? `in "${name}"` : 'in a header field';
+}
+
 export function checkMessage(message: Buffer): CheckedHead {
   const head = headBlock(message);
   const text = head.toString('latin1');
   const bare = /\r(?!\n)|(?<!\r)\n/.exec(text);
-  if (bare) {
-    const field = text.slice(0, bare.index).split('\r\n').pop()?.split(':')[0] ?? '?';
-    throw new GatewayError('headerLineBreak', `in "${field.slice(0, 40)}"`);
-  }
+  if (bare) throw new GatewayError('headerLineBreak', fieldAt(text, bare.index));
   // a NUL in a field: the address parser drops it, so the From checked (alice@a.example from "alice\0@a.example")
   // would not be the one a reader stopping at the NUL shows
   const nul = head.indexOf(0);
-  if (nul >= 0) {
-    const field = text.slice(0, nul).split('\r\n').pop()?.split(':')[0] ?? '?';
-    throw new GatewayError('headerNul', `in "${field.slice(0, 40).replace(/[^\x21-\x7e]/g, '?')}"`);
-  }
+  if (nul >= 0) throw new GatewayError('headerNul', fieldAt(text, nul));
   checkUtf8Fields(head);
   checkNoBareCr(message);
   let headers: Headers;
