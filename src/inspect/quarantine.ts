@@ -30,8 +30,9 @@
  * handed over again, and a release the gateway never finished (a 4xx after
  * the mark, a crash) is not lost.
  */
+import { emptyOrAbsent, lmdbBackup } from '../fs/lmdb-backup';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { secretsEqual } from '../crypto/compare';
 import { type Database, type RootDatabase, open } from 'lmdb';
@@ -662,19 +663,9 @@ export class QuarantineStore {
    * stay encrypted to the organisation's key); the copy is then opened on its own and its entries counted.
    */
   async backup(outDir: string): Promise<{ readonly entries: number; readonly bytes: number }> {
-    if (existsSync(outDir) && readdirSync(outDir).length > 0)
+    if (!emptyOrAbsent(outDir))
       throw Object.assign(new Error(`Backup folder "${outDir}" is not empty; give a new one`), { code: 'EEXIST' });
-    mkdirSync(outDir, { recursive: true, mode: 0o700 });
-    chmodSync(outDir, 0o700); // an existing empty folder keeps its own mode otherwise
-    const copying = mkdtempSync(join(outDir, 'copy-'));
-    try {
-      chmodSync(copying, 0o700);
-      await this.root.backup(copying, false); // LMDB's copy: writes COPYING/data.mdb
-      chmodSync(join(copying, 'data.mdb'), 0o600);
-      renameSync(join(copying, 'data.mdb'), join(outDir, 'data.mdb'));
-    } finally {
-      rmSync(copying, { recursive: true, force: true });
-    }
+    await lmdbBackup(this.root, outDir);
     // the copy, opened on its own (in a scratch folder: opening makes a lock file), must read
     const scratch = mkdtempSync(join(outDir, 'check-'));
     try {

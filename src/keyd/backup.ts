@@ -14,20 +14,10 @@
  *    into place only once all holds — so a damaged or altered backup leaves
  *    data_dir exactly as it was.
  */
+import { emptyOrAbsent, lmdbBackup } from '../fs/lmdb-backup';
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
@@ -83,10 +73,6 @@ export interface RestoreReport {
 
 function sha256(file: string): string {
   return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
-
-function emptyOrAbsent(dir: string): boolean {
-  return !existsSync(dir) || readdirSync(dir).length === 0;
 }
 
 /** Opens a copied environment and checks it against the master key: the audit chain's length and head. */
@@ -159,21 +145,11 @@ export async function backupKeyd(config: KeydConfig, outDir: string, clock: () =
   if (!existsSync(join(config.dataDir, BACKUP_FILE))) throw new StoreMissingError(config.dataDir); // exit 66, nothing written
   if (!emptyOrAbsent(outDir)) throw outputExists(`Backup folder "${outDir}" is not empty; give a new one`);
   const wrapper = new SecretWrapper(loadMasterKey(config.masterKeyFile));
-  mkdirSync(outDir, { recursive: true, mode: 0o700 });
-  chmodSync(outDir, 0o700); // an existing empty folder keeps its own mode otherwise (and mkdir's is masked by the umask)
-  const copying = mkdtempSync(join(outDir, 'copy-'));
+  const store = KeydStore.open(config.dataDir, { create: false });
   try {
-    chmodSync(copying, 0o700);
-    const store = KeydStore.open(config.dataDir, { create: false });
-    try {
-      await store.root.backup(copying, false); // LMDB's copy: writes COPYING/data.mdb
-    } finally {
-      await store.close();
-    }
-    chmodSync(join(copying, BACKUP_FILE), 0o600);
-    renameSync(join(copying, BACKUP_FILE), join(outDir, BACKUP_FILE));
+    await lmdbBackup(store.root, outDir);
   } finally {
-    rmSync(copying, { recursive: true, force: true });
+    await store.close();
   }
   // the copy, opened on its own, must be whole: master key and audit chain
   const scratch = join(outDir, '.check');
