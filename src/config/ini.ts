@@ -65,8 +65,9 @@ export function readIniFile(file: string, what: string, missingIsEmpty = false):
     if (missingIsEmpty && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new ConfigError(cannotRead(what, file, err), { file }, { cause: err });
   }
-  for (const d of duplicateKeys(text, file)) process.stderr.write(`WARNING: ${d}\n`);
-  return parseIni(text.replace(/^\uFEFF/, '')); // a byte order mark some editors write: not part of the first line
+  const body = text.replace(/^\uFEFF/, ''); // a byte order mark some editors write: not part of the first line
+  for (const d of duplicateKeys(body, file)) process.stderr.write(`WARNING: ${d}\n`);
+  return parseIni(body);
 }
 
 /**
@@ -78,9 +79,27 @@ export function readIniFile(file: string, what: string, missingIsEmpty = false):
 export function duplicateKeys(text: string, file: string): string[] {
   const seen = new Map<string, number>();
   const found: string[] = [];
+  for (const { index, section, key } of iniKeyLines(text)) {
+    if (key.endsWith('[]')) continue; // name[]= lists are the readers' own refusal (given once, as one value)
+    const id = `${section}\0${key}`;
+    const first = seen.get(id);
+    if (first !== undefined)
+      found.push(
+        `${file}${section === '' ? '' : ` [${section}]`} ${key}: given twice (lines ${first} and ${index + 1}); the last one is used`,
+      );
+    seen.set(id, index + 1);
+  }
+  return found;
+}
+
+/** The lines of an ini text that set a key (comments, blank lines and section headers aside): their index, section and key. */
+export function iniKeyLines(text: string): { readonly index: number; readonly section: string; readonly key: string }[] {
+  const out: { index: number; section: string; key: string }[] = [];
   let section = '';
-  const lines = text.replace(/^\uFEFF/, '').split('\n');
-  for (const [i, raw] of lines.entries()) {
+  for (const [index, raw] of text
+    .replace(/^\uFEFF/, '')
+    .split('\n')
+    .entries()) {
     const line = raw.trim();
     if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
     const header = /^\[(.*)\]$/.exec(line);
@@ -90,14 +109,9 @@ export function duplicateKeys(text: string, file: string): string[] {
     }
     const eq = line.indexOf('=');
     const key = (eq < 0 ? line : line.slice(0, eq)).trim();
-    if (key === '' || key.endsWith('[]')) continue; // name[]= lists are the readers' own refusal (given once, as one value)
-    const id = `${section}\0${key}`;
-    const first = seen.get(id);
-    if (first !== undefined)
-      found.push(`${file}${section === '' ? '' : ` [${section}]`} ${key}: given twice (lines ${first} and ${i + 1}); the last one is used`);
-    seen.set(id, i + 1);
+    if (key !== '') out.push({ index, section, key });
   }
-  return found;
+  return out;
 }
 
 interface Common {

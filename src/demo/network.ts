@@ -7,6 +7,7 @@
  * individuals, with or without inspection consent), with user profiles for
  * SSMAX clients. Used by `ssmax demo`, the gateway tests and the gateway benchmark.
  */
+import { iniKeyLines } from '../config/ini';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -50,31 +51,22 @@ export interface InspectorSpec {
 
 /**
  * An ini text built from base lines and a spec's own lines after them, a key the spec gives again replacing the
- * base's value where the base wrote it: the readers refuse a key given twice in one section (src/config/ini.ts
- * checkIniText), so an override must not be a second line. Lines without a key are kept as they are.
+ * base's value where the base wrote it: the readers warn of a key given twice in one section (src/config/ini.ts
+ * duplicateKeys), so an override must not be a second line. Lines without a key are kept as they are.
  */
 export function withOverrides(text: string): string {
   const lines = text.split('\n');
-  const at = new Map<string, number>();
-  const out: (string | undefined)[] = [];
-  let section = '';
-  for (const line of lines) {
-    const t = line.trim();
-    const header = /^\[(.*)\]$/.exec(t);
-    if (header) section = header[1]!.trim();
-    const eq = t.indexOf('=');
-    if (header || eq <= 0 || t.startsWith(';') || t.startsWith('#')) {
-      out.push(line);
-      continue;
+  const first = new Map<string, number>();
+  for (const { index, section, key } of iniKeyLines(text)) {
+    const id = `${section}\0${key}`;
+    const at = first.get(id);
+    if (at === undefined) first.set(id, index);
+    else {
+      lines[at] = lines[index]!; // the later value, where the key was first written
+      lines[index] = '';
     }
-    const id = `${section}\0${t.slice(0, eq).trim()}`;
-    const first = at.get(id);
-    if (first === undefined) {
-      at.set(id, out.length);
-      out.push(line);
-    } else out[first] = line; // the later value, where the key was first written
   }
-  return out.filter((l) => l !== undefined).join('\n');
+  return lines.join('\n');
 }
 
 export interface OrgSpec {
