@@ -145,8 +145,14 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v)))
     throw new CliError(`Cannot use --${name} "${v}": not a positive integer`, EXIT.usage);
-  if (name === 'days' && Number(v) > MAX_DAYS) throw new CliError(`Cannot use --days "${v}": at most ${MAX_DAYS} (100 years)`, EXIT.usage);
   return Number(v);
+}
+
+/** --days: a positive integer, at most MAX_DAYS. */
+function daysOption(v: string | undefined, dflt: number): number {
+  const days = positiveInt(v, 'days', dflt);
+  if (days > MAX_DAYS) throw new CliError(`Cannot use --days "${v}": at most ${MAX_DAYS} (100 years)`, EXIT.usage);
+  return days;
 }
 
 function parseTimeOption(v: string | undefined, now: Date): Date {
@@ -225,7 +231,7 @@ Options:
   },
   async run(v, _p, io, now) {
     const dir = need(v.dir, 'dir');
-    const days = positiveInt(str(v.days), 'days', 3650); // before the folder is made
+    const days = daysOption(str(v.days), 3650); // before the folder is made
     const passphrase = newKeyPassphrase(v, 'passphrase-file', 'root CA');
     caFolder(dir, io);
     const { privateKey } = generateP256KeyPair();
@@ -280,7 +286,7 @@ Options:
     const domains = list(v.domain);
     if (domains.length === 0) throw new CliError('Missing --domain', EXIT.usage);
     const organisation = need(v.org, 'org');
-    const days = positiveInt(str(v.days), 'days', 1825); // before anything is made
+    const days = daysOption(str(v.days), 1825); // before anything is made
     const passphrase = newKeyPassphrase(v, 'passphrase-file', 'organisation CA');
     const root = loadAuthority(rootDir, str(v['root-passphrase-file']));
     loadState(rootDir); // a missing or malformed record is said before anything is made
@@ -399,7 +405,7 @@ Options:
     const out = need(v.out, 'out');
     const ca = loadAuthority(dir, str(v['ca-passphrase-file']));
     loadState(dir); // a missing or malformed record is said before anything is written
-    const validity = validityUnder(ca.certificate, now, positiveInt(str(v.days), 'days', 365));
+    const validity = validityUnder(ca.certificate, now, daysOption(str(v.days), 365));
     const secp = kind === 'encryption' || (kind === 'user' && str(v.purpose) === 'encryption');
     const given = publicKeyOption(str(v['public-key']));
     const generated = given ? undefined : secp ? generateSecp256k1KeyPair() : generateP256KeyPair();
@@ -551,7 +557,7 @@ runs on another host, merge a fresh copy of keyd's file.`,
     const out = str(v.out) ?? join(dir, 'crl.pem');
     const merged = list(v.merge);
     for (const f of merged) if (!existsSync(f)) throw new CliError(`Cannot merge "${f}": no such file`, EXIT.noInput);
-    const days = positiveInt(str(v.days), 'days', 7);
+    const days = daysOption(str(v.days), 7);
     // ca.json and the CRL files read, numbered and written under the CA folder's lock: a revocation recorded
     // meanwhile is not dropped, and two CRLs never get one number
     const { number, entries, files } = await changeState(dir, (state) => {
@@ -681,7 +687,7 @@ Options:
         domain: need(v.domain, 'domain'),
         serial: Number(serialText),
         issued,
-        expires: new Date(issued.getTime() + positiveInt(str(v.days), 'days', 7) * DAY),
+        expires: new Date(issued.getTime() + daysOption(str(v.days), 7) * DAY),
         orgCaChain: [caCert],
         encryptionKeys: keys,
         sealingCertificates: list(v.seal).map((f) => parseCertificateFile(f, 'sealing certificate')),

@@ -46,11 +46,18 @@ export function layoutHaraka(dir: string, layout: HarakaLayout): void {
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, 'config', name), text, { mode: 0o600 });
 }
 
+let foundRoot: string | undefined;
+
 /**
  * The folder of the Haraka the demo runs: the one beside this code (the project's, or the site's node_modules), else
  * the `haraka` command on PATH (Haraka installed globally, the plugin package in a site folder: README's layout).
  */
 export function harakaRoot(): string {
+  foundRoot ??= findHarakaRoot();
+  return foundRoot;
+}
+
+function findHarakaRoot(): string {
   try {
     return dirname(require.resolve('Haraka/package.json'));
   } catch {

@@ -161,10 +161,15 @@ function namesItself(arrival: Buffer, head = headFields(arrival)): boolean {
  * a loss (docs/delivery.md).
  */
 export function attemptId(arrival: Buffer): string {
+  return retryIdentity(arrival) ?? randomBytes(32).toString('hex');
+}
+
+/** The arrival's identity across the sender's retries (`identifiable`), or undefined when a retry cannot be told from another message. */
+export function retryIdentity(arrival: Buffer): string | undefined {
   const sealed = sealedIdentity(arrival);
   if (sealed !== undefined) return sealed;
   const head = headFields(arrival); // split once for both questions
-  return namesItself(arrival, head) ? bytesId(arrival, head) : randomBytes(32).toString('hex');
+  return namesItself(arrival, head) ? bytesId(arrival, head) : undefined;
 }
 
 /**

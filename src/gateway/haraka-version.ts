@@ -12,7 +12,7 @@
 /** The lowest supported Haraka version (the project's pinned one: test/gateway/haraka-version.test.ts keeps them equal). */
 export const HARAKA_MIN = '3.3.4';
 /** The first major version not supported. */
-export const HARAKA_BELOW_MAJOR = 4;
+const HARAKA_BELOW_MAJOR = 4;
 
 /** Major, minor, patch, and whether it is a pre-release (`-…`: before the version it names, semver §11). */
 function parts(version: string): [number, number, number, boolean] | undefined {

@@ -9,12 +9,12 @@
  */
 import type { Capsule } from '../crypto';
 import type { Verdict } from '../chain/tags';
-import { type Direction, type InspectAnswer, plaintextOf } from '../inspect/engine';
+import { type Direction, type InspectAnswer, heldPlaintextOf } from '../inspect/engine';
 import { RELEASE_HEADER, parseReleaseMarker } from '../inspect/quarantine';
 import { parseCapsule } from '../envelope';
 import { capsuleFor, capsulesOf, checkMessage } from '../mail/message-checks';
 import { createHash } from 'node:crypto';
-import { attemptId } from './delivery';
+import { retryIdentity } from './delivery';
 import { GatewayError } from '../mail/replies';
 import { LIST_RELEASE_HEADER, fieldOf } from '../lists/expand';
 import type { GatewayDeps } from './deps';
@@ -73,7 +73,7 @@ async function step(
   capsule: Capsule | undefined,
   from: string,
   rcpts: readonly string[],
-  identity?: string,
+  identity?: string | null,
 ): Promise<Inspected> {
   const inspector = deps.inspection;
   if (!inspector) return { message: input, verdicts: [] };
@@ -81,17 +81,26 @@ async function step(
   // a field that is no release marker at all is refused here (the remote inspector would take it for a bad request: 4xx for ever)
   if (releaseId !== undefined && !parseReleaseMarker(releaseId)) throw new GatewayError('releaseNotHonoured');
   // the arrival across the sender's retries: a retry of a message held already answers with its entry (a first attempt
-  // answered 4xx after its hold committed, or whose 250 was lost), never holds it again to be released twice
-  const recipients = rcpts.map((r) => r.toLowerCase()).sort();
-  const arrival = createHash('sha256')
-    .update(`${direction}\0${identity ?? attemptId(message)}\0${recipients.join('\0')}`)
-    .digest('hex');
+  // answered 4xx after its hold committed, or whose 250 was lost), never holds it again to be released twice; none for
+  // a message whose retry cannot be told from another one (delivery.ts retryIdentity)
+  const known = identity === undefined ? retryIdentity(message) : (identity ?? undefined);
+  const arrival =
+    known === undefined
+      ? undefined
+      : createHash('sha256')
+          .update(
+            `${direction}\0${known}\0${rcpts
+              .map((r) => r.toLowerCase())
+              .sort()
+              .join('\0')}`,
+          )
+          .digest('hex');
   const answer = await inspector.inspect({
     direction,
     message,
     from,
     rcpts,
-    arrival,
+    ...(arrival !== undefined ? { arrival } : {}),
     ...(capsule ? { capsule } : {}),
     ...(releaseId !== undefined ? { releaseId } : {}),
   });
@@ -113,8 +122,8 @@ type InspectionStep = (
   capsule: Capsule | undefined,
   from: string,
   rcpts: readonly string[],
-  /** The message's identity across the sender's retries (delivery.ts attemptId of what was received), when `input` is not that. */
-  identity?: string,
+  /** The identity across the sender's retries of what was received (delivery.ts retryIdentity; null: none), when `input` is not that. */
+  identity?: string | null,
 ) => Promise<Inspected>;
 
 const stepFor =
@@ -163,8 +172,7 @@ export async function releasedArrival(deps: GatewayDeps, raw: Buffer, capsule: C
  * was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer): `nested`.
  */
 async function openHeld(deps: GatewayDeps, held: Buffer, capsule: Capsule, releaseId: string, nested: GatewayError): Promise<Buffer> {
-  const original = await plaintextOf(deps.keyd, deps.group, held, capsule);
-  if (capsulesOf(checkMessage(original).headers).length > 0) throw nested;
+  const original = await heldPlaintextOf(deps.keyd, deps.group, held, capsule, nested);
   return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), original]);
 }
 
@@ -178,9 +186,9 @@ async function openHeld(deps: GatewayDeps, held: Buffer, capsule: Capsule, relea
  * entry the client encrypted itself.
  */
 export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer): Promise<Buffer | undefined> {
-  const { releaseId } = withoutRelease(raw);
+  const releaseId = releaseFieldOf(raw)?.releaseId;
   const plaintext = releaseId === undefined ? undefined : await deps.inspection?.releasedPlaintext?.(releaseId);
-  if (!plaintext || releaseId === undefined) return undefined;
+  if (!plaintext) return undefined;
   return Buffer.concat([Buffer.from(`${RELEASE_HEADER}: ${releaseId}\r\n`, 'latin1'), plaintext]);
 }
 
@@ -199,7 +207,7 @@ export async function releasedPlainSubmission(deps: GatewayDeps, raw: Buffer): P
  * before anything is delivered, and refuses any other 550.
  */
 export function releaseTime(deps: GatewayDeps, raw: Buffer): Date | undefined {
-  const { releaseId } = withoutRelease(raw);
+  const releaseId = releaseFieldOf(raw)?.releaseId;
   const marker = releaseId === undefined ? undefined : parseReleaseMarker(releaseId);
   if (!marker || !deps.inspection) return undefined;
   const now = deps.clock().getTime();
@@ -222,7 +230,7 @@ export function releaseTime(deps: GatewayDeps, raw: Buffer): Date | undefined {
  */
 export function heldCapsules(deps: GatewayDeps, raw: Buffer, capsules: readonly Capsule[]): readonly Capsule[] {
   if (capsules.length === 0) return capsules;
-  const { releaseId } = withoutRelease(raw);
+  const releaseId = releaseFieldOf(raw)?.releaseId;
   const kept = (releaseId !== undefined ? deps.inspection?.releaseCapsule?.(releaseId) : undefined) ?? deps.lists?.releaseCapsule?.(raw);
   return releasedCapsules(deps, capsules, kept);
 }

@@ -17,7 +17,7 @@
  */
 
 /** The hooks where the ssmax plugin decides where the mail goes. */
-export const DECIDING_HOOKS = ['queue', 'queue_outbound', 'get_mx'] as const;
+const DECIDING_HOOKS = ['queue', 'queue_outbound', 'get_mx'] as const;
 
 /** The hooks where a delivering plugin ahead of ssmax takes the mail. */
 const TAKING_HOOKS: ReadonlySet<string> = new Set(['queue', 'queue_outbound']);

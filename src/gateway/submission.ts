@@ -29,7 +29,7 @@ import {
   releasedPlainSubmission,
   withInspectionResults,
 } from './inspection';
-import { attemptId } from './delivery';
+import { retryIdentity } from './delivery';
 import { GatewayError, type ReplyName } from '../mail/replies';
 import { checkUnsealed } from './chain-check';
 import { type RetiredUse, noteRetired } from './key-exchange';
@@ -264,7 +264,7 @@ async function submitOnce(
   const otherDomains = [...byDomain.keys()].filter((d) => !deps.config.localDomains.includes(d)).length;
   checkCopyBytes(deps, otherDomains, message.length, `its recipients at ${otherDomains} other domains`);
   // held under the identity of what was received (completeHeaders may have added a Date of its own to `message`)
-  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts, attemptId(raw));
+  const inspected = await inspectSubmission(deps, message, capsule, head.from, rcpts, retryIdentity(raw) ?? null);
   if (inspected.quarantined) return { copies: [], mode, notices, quarantined: inspected.quarantined };
   message = inspected.message;
   if (inspected.capsule !== undefined) {

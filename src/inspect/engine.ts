@@ -132,6 +132,23 @@ export async function plaintextOf(
   return plaintext;
 }
 
+/**
+ * A held message that was plaintext, opened with `capsule` (plaintextOf). What was held was plaintext: an encrypted
+ * message inside is not one of ours (and is not opened layer by layer): `nested` is thrown then.
+ */
+export async function heldPlaintextOf(
+  keyd: InspectionKeyd,
+  group: Group,
+  held: Buffer,
+  capsule: Capsule,
+  nested: GatewayError,
+  purpose?: string,
+): Promise<Buffer> {
+  const plaintext = await plaintextOf(keyd, group, held, capsule, purpose === undefined ? {} : { purpose });
+  if (capsulesOf(checkMessage(plaintext).headers).length > 0) throw nested;
+  return plaintext;
+}
+
 /** A plaintext submission encrypted to this organisation's current key (to hold it, or to send it to a remote inspector). */
 export async function encryptToOrg(keyd: Pick<KeydOps, 'orgKeys'>, group: Group, message: Buffer): Promise<Buffer> {
   const pub = await keyd.orgKeys();
@@ -188,11 +205,14 @@ export class LocalInspector implements Inspector {
     const own = capsulesOf(checkMessage(stored).headers);
     const capsule = held.capsule !== undefined ? parseCapsule(held.capsule) : own.length === 1 ? own[0] : undefined;
     if (!capsule) throw new GatewayError('releaseNotHonoured', 'the held entry carries no capsule to open it with');
-    const plaintext = await plaintextOf(this.d.keyd, this.d.group, stored, capsule, { purpose: 'the released message' });
-    // what was held was plaintext: an encrypted message inside is not one of ours (and is not opened layer by layer)
-    if (capsulesOf(checkMessage(plaintext).headers).length > 0)
-      throw new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held');
-    return plaintext;
+    return heldPlaintextOf(
+      this.d.keyd,
+      this.d.group,
+      stored,
+      capsule,
+      new GatewayError('releaseNotHonoured', 'the held message opens to another encrypted message, not the plaintext that was held'),
+      'the released message',
+    );
   }
 
   /** The quarantine (the gateway moves its held messages' key versions: src/inspect/held-keys.ts). */
