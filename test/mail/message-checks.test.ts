@@ -40,6 +40,13 @@ describe('checks every message passes before the protocol steps', () => {
       const e = refusal(raw);
       expect(`${e.reply.code} ${e.reply.status} ${e.reply.text}`).toBe(`550 5.6.0 Header field holds a NUL byte: in "${field}"`);
     }
+    // on a continuation line (of a decrypted header too): the field named, never the line's text
+    const e = refusal('To: b@b.example\r\nSubject: x\r\n  quarterly loss 40M\0 y\r\nFrom: a@a.example\r\n\r\nb\r\n');
+    expect(e.reply.text).toBe('Header field holds a NUL byte: in "Subject"');
+    expect(refusal('X\0Y: 1\r\n\r\nb\r\n').reply.text).toBe('Header field holds a NUL byte: in a header field');
+    expect(refusal('To: b@b.example\r\nSubject: a\r\n\tsecret text\rinner\r\n\r\nb\r\n').reply.text).toBe(
+      'Bare CR or LF inside a header field: in "Subject"',
+    );
     // a NUL in the body is the body's (binary content is encoded; the chain's parsers read it)
     expect(() => checkMessage(Buffer.from('From: a@a.example\r\nTo: b@b.example\r\n\r\nx\0y\r\n', 'latin1'))).not.toThrow();
   });
