@@ -72,6 +72,7 @@ const IN_PROCESS = [
   'inspect/held-keys.test.ts',
   'inspect/quarantine-store.test.ts',
   'inspector/config.test.ts',
+  'keyd/backup-manifest.test.ts',
   'keyd/client-settings.test.ts',
   'keyd/config.test.ts',
   'keyd/crypto-wire.test.ts',

@@ -21,7 +21,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { dirname, join, resolve } from 'node:path';
 import { AuditLog } from './audit';
 import type { KeydConfig } from './config';
-import { KeydError, type KeydErrorCode } from './errors';
+import { KeydError, type KeydErrorCode, shownValue } from './errors';
 import { SecretWrapper, loadMasterKey } from './master-key';
 import { ORG_KEYS_NEXT, RESTORE_VERSION_GAP, TRACKING_KEYS_NEXT, markCrlRevocations, versionFloor } from './rollback';
 import { KeydStore, StoreMissingError } from './store';
@@ -187,7 +187,7 @@ function readManifest(fromDir: string): BackupManifest | LegacyManifest {
   const bad = (what: string) => new KeydError('config', `"${join(fromDir, MANIFEST_FILE)}" is not a valid backup manifest: ${what}`);
   if (!m || typeof m !== 'object' || Array.isArray(m)) throw bad('not a JSON object');
   if (m.format !== 'ssmax-keyd-backup/1' && m.format !== 'ssmax-keyd-backup/2')
-    throw new KeydError('config', `Unknown backup format "${String(m.format)}"`);
+    throw new KeydError('config', `Unknown backup format "${shownValue(m.format)}"`);
   if (typeof m.domain !== 'string' || m.domain === '') throw bad('no domain');
   if (typeof m.created !== 'string' || Number.isNaN(Date.parse(m.created))) throw bad('"created" is not a time');
   if (typeof m.auditRecords !== 'number' || !Number.isSafeInteger(m.auditRecords) || m.auditRecords < 0)

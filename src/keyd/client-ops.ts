@@ -22,6 +22,7 @@ import { type KeydClient, KeydClientError } from './client';
 import { BATCH_DEFAULTS, type BatchSettings, KeydBatcher } from './client-batch';
 import { GatewayError } from '../mail/replies';
 import { isDirectoryAddress } from './registry';
+import { shownValue } from './errors';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
 const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
@@ -321,11 +322,14 @@ export class KeydOps {
     if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId)
       throw new GatewayError(
         'keydUnavailable',
-        `key service answer refused: re-encrypted to "${String(r.targetKeyId).slice(0, 80)}", asked for "${expectKeyId}"`,
+        `key service answer refused: re-encrypted to "${shownValue(r.targetKeyId)}", asked for "${expectKeyId}"`,
       );
     const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
     // a newer version of this organisation's key: the one the own bundle certifies for the key id keyd names, never keyd's own report
-    const targetKey = target.kind === 'own-newer' ? await this.certifiedKey(String(r.targetKeyId)) : targetKeyOf(target, r.targetPublicKey);
+    if (target.kind === 'own-newer' && typeof r.targetKeyId !== 'string')
+      throw new GatewayError('keydUnavailable', `key service answer refused: the key id re-encrypted to is ${shownValue(r.targetKeyId)}`);
+    const targetKey =
+      target.kind === 'own-newer' ? await this.certifiedKey(r.targetKeyId as string) : targetKeyOf(target, r.targetPublicKey);
     if (!verifyReencryption(this.group, await orgKey(), request, targetKey, answer)) {
       throw new GatewayError(
         'keydUnavailable',

@@ -139,6 +139,25 @@ describe('proofs checked against the certified key', () => {
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).message).toMatch(/re-encrypted to "b\.example:v9", asked for "bob-key-1"/);
   });
+
+  test('a key id answered as no string (an object with a "toString" of its own, as JSON can carry) is a refused answer, 451 4.7.5: never a crash, never a 5xx', async () => {
+    const odd = Object.create(KeydClient.prototype) as KeydClient;
+    odd.call = (async () => ({
+      u: b64(new Uint8Array(33).fill(2)),
+      v: b64(new Uint8Array(33).fill(2)),
+      targetKeyId: JSON.parse('{"toString":1}'),
+    })) as KeydClient['call'];
+    const ops = new KeydOps(group, odd);
+    for (const expect_ of ['b.example:v2', undefined]) {
+      const err = await ops.reencrypt(capsule, { kind: 'own-newer' }, expect_).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.7.5' });
+      expect((err as GatewayError).message).toMatch(/key service answer refused: .*an object/);
+    }
+  });
 });
 
 describe('addresses that no directory entry can have', () => {
