@@ -14,8 +14,16 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createBundle, verifyBundle, type KeyState } from '../pki/bundle';
 import { type ParsedCertificate, parseCertificate } from '../pki/certificate';
-import { type CaState, CaStateError, createCaState, readCaState, updateCaState } from '../pki/ca-state';
-import { createCrl, isRevocationReason, parseCrl, REVOCATION_REASONS, type RevocationEntry } from '../pki/crl';
+import {
+  type CaState,
+  CaStateError,
+  createCaState,
+  legacyCrlNumber,
+  readCaState,
+  recordedRevocations,
+  updateCaState,
+} from '../pki/ca-state';
+import { type ParsedCrl, createCrl, crlIssuedBy, crlSuccessor, isRevocationReason, parseCrl, REVOCATION_REASONS } from '../pki/crl';
 import {
   type SigningAuthority,
   createOrgCa,
@@ -508,18 +516,18 @@ Reasons: ${Object.keys(REVOCATION_REASONS).join(', ')} (default unspecified)`,
   },
 };
 
-/** The CRL number and entries of `file` when it holds a CRL of `ca`; 0 and none when there is no such file. */
-function crlIn(file: string, ca: SigningAuthority): { number: bigint; entries: RevocationEntry[]; thisUpdate?: Date } {
-  if (!existsSync(file)) return { number: 0n, entries: [] };
+/** The CRL of `ca` that `file` holds; undefined when there is no such file. */
+function crlIn(file: string, ca: SigningAuthority): ParsedCrl | undefined {
+  if (!existsSync(file)) return undefined;
   let c;
   try {
     c = parseCrl(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new CliError(`Cannot read the CRL "${file}" to continue its CRL number: ${(err as Error).message}`, EXIT.dataErr);
   }
-  if (Buffer.compare(Buffer.from(c.issuerDer), Buffer.from(ca.certificate.subjectDer)) !== 0)
+  if (!crlIssuedBy(c, ca.certificate.subjectDer))
     throw new CliError(`Cannot replace "${file}": it holds a CRL of "${c.issuer}", not of this CA`, EXIT.dataErr);
-  return { number: c.crlNumber ?? 0n, entries: [...c.entries.values()], thisUpdate: c.thisUpdate };
+  return c;
 }
 
 const crl: Sub = {
@@ -569,29 +577,23 @@ runs on another host, merge a fresh copy of keyd's file.`,
       });
       // one counter above every CRL of this CA written before, in any of its files (keyd renews its own: docs/operations.md)
       const files = [...new Set([out, join(dir, 'crl.pem'), ...copies, ...merged])];
-      const current = files.map((f) => crlIn(f, authority));
-      const number = current.reduce((n, c) => (c.number > n ? c.number : n), BigInt(state.crlNumber ?? 0)) + 1n;
+      const read = files.map((f) => crlIn(f, authority));
+      const current = read.filter((c): c is ParsedCrl => c !== undefined);
       // a copy older than another CRL read here may be stale: keyd on another host writes its own file (docs/deploy.md, split layout)
-      const newest = Math.max(...current.map((c) => c.thisUpdate?.getTime() ?? 0));
+      const newest = Math.max(0, ...current.map((c) => c.thisUpdate.getTime()));
       for (const [i, f] of files.entries()) {
-        const at = current[i]!.thisUpdate;
+        const at = read[i]?.thisUpdate;
         if (at && at.getTime() < newest && (copies.includes(f) || merged.includes(f)))
           io.err(
             `Warning: the CRL copy "${f}" (thisUpdate ${at.toISOString()}) is older than another CRL of this CA read here (${new Date(newest).toISOString()}); if keyd runs on another host, merge a fresh copy of keyd's file (--merge) so that no revocation it made is lost`,
           );
       }
-      // and every revocation those files hold (keyd revokes users into its file: docs/keyd-api.md), recorded in ca.json too
+      // one counter above every CRL of this CA written before, and every revocation those files hold (keyd revokes
+      // users into its file: docs/keyd-api.md), recorded in ca.json too
+      const { crlNumber: number, entries } = crlSuccessor(current, recordedRevocations(state), legacyCrlNumber(state));
       const known = new Set(state.revoked.map((r) => r.serial));
-      for (const e of current.flatMap((c) => c.entries)) {
-        if (known.has(e.serial)) continue;
-        known.add(e.serial);
-        state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
-      }
-      const entries: RevocationEntry[] = state.revoked.map((r) => ({
-        serial: r.serial,
-        revokedAt: new Date(r.revokedAt),
-        reason: r.reason,
-      }));
+      for (const e of entries)
+        if (!known.has(e.serial)) state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
       const signed = createCrl(authority, {
         entries,
         thisUpdate,

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { errnoCode, errnoText } from '../errors/errno';
 import { writeFileAtomic } from '../fs/atomic';
 import { type FolderLockKind, FolderBusyError, withFolderLock } from '../fs/folder-lock';
-import type { RevocationReason } from './crl';
+import type { RevocationEntry, RevocationReason } from './crl';
 
 export interface CaRevocation {
   serial: string;
@@ -53,6 +53,17 @@ export interface CaState {
    * copied over one of them drops nothing and never goes down.
    */
   crlCopies?: string[];
+}
+
+/** The legacy CRL number floor of an older ca.json (0 when absent or not a whole number). */
+export function legacyCrlNumber(state: CaState): bigint {
+  const n = state.crlNumber;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n > 0 ? BigInt(n) : 0n;
+}
+
+/** What the CA recorded as revoked, as CRL entries. */
+export function recordedRevocations(state: CaState): RevocationEntry[] {
+  return state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
 }
 
 /** Why a ca.json could not be used: missing, unreadable, not JSON, or not a CA record. */

@@ -234,6 +234,23 @@ export function parseCrl(input: CrlInput): ParsedCrl {
   }
 }
 
+/**
+ * What the next CRL of one CA carries when it replaces `crls` (that CA's CRLs, read from its files) and the
+ * CA's own record of what it revoked (`recorded`, numbered up to `recordedNumber`): every revocation once
+ * (the recorded ones first, then each CRL's in order), and a number above all of them, so that it replaces
+ * each of those CRLs wherever one is read (`ssmax ca crl`, `ssmax setup --force`).
+ */
+export function crlSuccessor(
+  crls: readonly Pick<ParsedCrl, 'crlNumber' | 'entries'>[],
+  recorded: readonly RevocationEntry[],
+  recordedNumber: bigint,
+): { readonly crlNumber: bigint; readonly entries: RevocationEntry[] } {
+  const entries = new Map(recorded.map((e) => [e.serial, e]));
+  for (const c of crls) for (const e of c.entries.values()) if (!entries.has(e.serial)) entries.set(e.serial, e);
+  const highest = crls.reduce((n, c) => ((c.crlNumber ?? 0n) > n ? (c.crlNumber ?? 0n) : n), recordedNumber);
+  return { crlNumber: highest + 1n, entries: [...entries.values()] };
+}
+
 /** True if the CRL was issued by (names) this CA certificate's subject. */
 export function crlIssuedBy(crl: ParsedCrl, subjectDer: Uint8Array): boolean {
   return bytesEqual(crl.issuerDer, subjectDer);

@@ -25,9 +25,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic';
-import { type CaState, CaStateError, updateCaState, withCaFolderLock } from '../pki/ca-state';
+import { type CaState, CaStateError, legacyCrlNumber, recordedRevocations, updateCaState, withCaFolderLock } from '../pki/ca-state';
 import { parseCertificate } from '../pki/certificate';
-import { createCrl, parseCrl, type RevocationEntry, type RevocationReason } from '../pki/crl';
+import { type ParsedCrl, createCrl, crlIssuedBy, crlSuccessor, parseCrl, type RevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
 import { type KeydClient, KeydClientError } from '../keyd/client';
 import { type SmtpSettings, createUserProfile } from '../user/profile';
@@ -189,29 +189,23 @@ function revokeInCrl(
   caJson: CaState | undefined,
 ): { crlNumber: bigint; added: string[] } {
   const thisUpdate = new Date(Math.floor(u.now.getTime() / 1000) * 1000);
-  const entries = new Map<string, RevocationEntry>();
-  let number = 0n;
+  let current: ParsedCrl | undefined;
   if (existsSync(u.crlFile)) {
-    let current;
     try {
       current = parseCrl(readFileSync(u.crlFile, 'utf8'));
     } catch (err) {
       throw new RegistryError('ca', `Cannot read CRL "${u.crlFile}": ${(err as Error).message}`);
     }
-    if (Buffer.compare(Buffer.from(current.issuerDer), Buffer.from(u.ca.certificate.subjectDer)) !== 0) {
+    if (!crlIssuedBy(current, u.ca.certificate.subjectDer)) {
       throw new RegistryError(
         'ca',
         `Cannot update CRL "${u.crlFile}": it is issued by "${current.issuer}", not by "${u.ca.certificate.subject}"`,
       );
     }
-    for (const [s, e] of current.entries) entries.set(s, e);
-    number = current.crlNumber ?? 0n;
   }
-  if (caJson) {
-    for (const r of caJson.revoked)
-      if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
-    if (BigInt(caJson.crlNumber ?? 0) > number) number = BigInt(caJson.crlNumber ?? 0);
-  }
+  // what the file and ca.json hold, numbered above both (as ssmax ca crl does), and then the new revocations
+  const next = crlSuccessor(current ? [current] : [], caJson ? recordedRevocations(caJson) : [], caJson ? legacyCrlNumber(caJson) : 0n);
+  const entries = new Map(next.entries.map((e) => [e.serial, e]));
   const added: string[] = [];
   for (const s of serials) {
     if (entries.has(s)) continue;
@@ -222,11 +216,11 @@ function revokeInCrl(
     entries: [...entries.values()],
     thisUpdate,
     nextUpdate: new Date(thisUpdate.getTime() + u.days * 86400_000),
-    crlNumber: number + 1n,
+    crlNumber: next.crlNumber,
   });
   writeFileAtomic(u.crlFile, crl.pem, 0o644);
   if (caJson) addRevocations(caJson, added, thisUpdate, reason); // written by updateCaState once this returns
-  return { crlNumber: number + 1n, added };
+  return { crlNumber: next.crlNumber, added };
 }
 
 function addRevocations(caJson: CaState, serials: readonly string[], revokedAt: Date, reason: RevocationReason): void {

@@ -27,10 +27,10 @@ import { generateP256KeyPair } from '../crypto/ecdsa';
 import { createMasterKeyFile, loadMasterKey } from '../keyd/master-key';
 import { wrapOrgCaKey } from '../keyd/org-ca-key';
 import { parseCertificate } from '../pki/certificate';
-import { type CaState, CaStateError, readCaState, updateCaState } from '../pki/ca-state';
+import { type CaState, CaStateError, legacyCrlNumber, readCaState, recordedRevocations, updateCaState } from '../pki/ca-state';
 import { writeFileAtomic } from '../fs/atomic';
 import { ensurePrivateFolder, writeSecretFile } from '../fs/secret-file';
-import { type ParsedCrl, createCrl, crlIssuedBy, parseCrl } from '../pki/crl';
+import { type ParsedCrl, createCrl, crlIssuedBy, crlSuccessor, parseCrl } from '../pki/crl';
 import { type SigningAuthority, issueBundleSignerCertificate, issueSealingCertificate } from '../pki/issue';
 import { privateKeyFromPem, privateKeyToPem } from '../pki/keys';
 import type { Role } from '../pki/oids';
@@ -334,18 +334,9 @@ export async function setupOrganisation(opts: SetupOptions): Promise<SetupResult
         }
         if (crlIssuedBy(crl, ca.certificate.subjectDer)) current.push(crl);
       }
-      const highest = current.reduce((n, c) => ((c.crlNumber ?? 0n) > n ? (c.crlNumber ?? 0n) : n), 0n);
-      const crlNumber = Math.max(Number(state.crlNumber) || 0, Number(highest)) + 1;
       // the new CRL keeps every revocation the CA made (ca.json and every CRL above): a higher number replaces the older CRL everywhere
-      const entries = new Map(current.flatMap((c) => [...c.entries.values()]).map((e) => [e.serial, e]));
-      for (const r of state.revoked)
-        if (!entries.has(r.serial)) entries.set(r.serial, { serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason });
-      const orgCrl = createCrl(ca, {
-        entries: [...entries.values()],
-        thisUpdate: new Date(s),
-        nextUpdate: new Date(s + 7 * DAY),
-        crlNumber,
-      });
+      const { crlNumber, entries } = crlSuccessor(current, recordedRevocations(state), legacyCrlNumber(state));
+      const orgCrl = createCrl(ca, { entries, thisUpdate: new Date(s), nextUpdate: new Date(s + 7 * DAY), crlNumber });
       write('pki/root.pem', rootPem);
       write('pki/org-ca.pem', caPem);
       write('pki/org-ca.crl.pem', orgCrl.pem);
