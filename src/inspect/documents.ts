@@ -233,9 +233,25 @@ async function ooxmlText(bytes: Buffer, limits: DocumentLimits): Promise<Documen
 }
 
 /**
+ * The PDF reader was busy with other messages' PDFs for most of this message's time: no finding about
+ * this message (its PDF was not given its time), so it is inspected again later (a temporary failure).
+ */
+export class PdfReaderBusy extends Error {
+  constructor(waitedMs: number) {
+    super(`the PDF reader was busy with other mail for ${waitedMs} ms of this message's time; try again later`);
+    this.name = 'PdfReaderBusy';
+  }
+}
+
+/**
  * pdf.js in a thread of its own (pdf-worker.ts), one PDF at a time: when a
  * message's time is up the thread is ended — a PDF built to take long cannot
  * hold the gateway's event loop — and a new one is started for the next PDF.
+ * The time a PDF waits for its turn is other messages' time: a PDF whose
+ * message's time ran out while it waited, or that waited longer than it was
+ * read, is not 'time' (unreadable, which quarantines) but PdfReaderBusy (the
+ * message is tried again later, when the reader may be free); 'time' is only
+ * for a PDF that spent most of its message's time being read itself.
  */
 class PdfReader {
   private thread: LoadedWorker | undefined;
@@ -243,22 +259,27 @@ class PdfReader {
   private queue: Promise<unknown> = Promise.resolve();
 
   read(bytes: Buffer, deadline: number): Promise<DocumentResult> {
-    const run = this.queue.then(() => this.once(bytes, deadline));
+    const queued = Date.now();
+    const run = this.queue.then(() => this.once(bytes, deadline, queued));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private once(bytes: Buffer, deadline: number): Promise<DocumentResult> {
-    if (Date.now() >= deadline) return Promise.resolve({ text: '', unreadable: 'time' });
+  private once(bytes: Buffer, deadline: number, queued: number): Promise<DocumentResult> {
+    const turn = Date.now();
+    if (turn >= deadline) return Promise.reject(new PdfReaderBusy(turn - queued));
     const thread = (this.thread ??= this.start());
     const worker = thread.worker;
     const id = this.next++;
-    return new Promise((resolve) => {
-      const done = (r: DocumentResult) => {
+    return new Promise((resolve, reject) => {
+      const detach = () => {
         clearTimeout(timer);
         worker.off('message', onMessage);
         worker.off('error', onError);
         worker.off('exit', onError);
+      };
+      const done = (r: DocumentResult) => {
+        detach();
         resolve(r);
       };
       const onMessage = (m: { id: number; text?: string; error?: string }) => {
@@ -269,9 +290,13 @@ class PdfReader {
         () => {
           if (this.thread === thread) this.thread = undefined;
           void endWorker(thread); // never inside a module load: src/threads/loaded-worker.ts
-          done({ text: '', unreadable: 'time' });
+          const waited = turn - queued;
+          if (waited > deadline - turn) {
+            detach();
+            reject(new PdfReaderBusy(waited));
+          } else done({ text: '', unreadable: 'time' });
         },
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, deadline - turn),
       );
       worker.on('message', onMessage);
       worker.once('error', onError);
@@ -326,7 +351,8 @@ export async function documentText(kind: DocumentKind, bytes: Buffer, limits: Do
     if (kind === 'pdf') return await pdfReader.read(bytes, limits.deadline);
     if (kind === 'zip') return await zipText(bytes, limits);
     return await ooxmlText(bytes, limits);
-  } catch {
+  } catch (err) {
+    if (err instanceof PdfReaderBusy) throw err; // not this document's doing: the message is tried again later
     return { text: '', unreadable: 'document' };
   }
 }

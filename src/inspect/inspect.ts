@@ -10,6 +10,7 @@ import type { Verdict } from '../chain/tags';
 import { GatewayError } from '../mail/replies';
 import { ClamdError, type ClamdClient } from './clamd';
 import { type DlpAction, type DlpRule, dlpDecision, evaluateDlp } from './dlp';
+import { PdfReaderBusy } from './documents';
 import { EXTRACT_DEFAULTS, type ExtractLimits, extractContent } from './extract';
 
 export type Decision =
@@ -62,7 +63,15 @@ export function notInspected(): Inspection {
 /** Outbound: DLP over the decoded text and attachments. */
 export async function inspectOutbound(plaintext: Buffer, dlp: DlpSettings, consent = true): Promise<Inspection> {
   if (!consent) return { verdict: { name: 'dlp', result: 'no-consent' }, decision: { action: 'pass' } };
-  const content = await extractContent(plaintext, dlp.limits ?? EXTRACT_DEFAULTS);
+  let content;
+  try {
+    content = await extractContent(plaintext, dlp.limits ?? EXTRACT_DEFAULTS);
+  } catch (err) {
+    // the PDF reader busy with other messages for most of this one's time: no finding, inspected again at the retry
+    if (err instanceof PdfReaderBusy)
+      return { verdict: { name: 'dlp', result: 'temperror' }, decision: { action: 'tempfail', reason: err.message } };
+    throw err;
+  }
   const findings = evaluateDlp(dlp.rules, content);
   if (content.unreadable.length > 0) findings.push({ rule: UNREADABLE_RULE, action: dlp.onUnreadable ?? 'quarantine' });
   const d = dlpDecision(findings);
