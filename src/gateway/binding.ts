@@ -155,11 +155,7 @@ export async function checkArrival(
     throw new GatewayError('senderNotAligned', `Sender domain ${domainOf(sender)}, seal i=1 by ${first.domain}`);
   for (const r of chain.instances.slice(1)) {
     // a list's re-distribution seal (ls= of its own domain) is accepted explicitly: src/lists/chain.ts
-    if (
-      r.domain !== first.domain &&
-      !deps.config.chain.resealers.includes(r.domain) &&
-      !listResealAccepted(r, chain.instances.slice(0, r.instance - 1), message)
-    ) {
+    if (r.domain !== first.domain && !deps.config.chain.resealers.includes(r.domain) && !listResealAccepted(r, message)) {
       throw new GatewayError(
         'senderNotAligned',
         `seal i=${r.instance} by ${r.domain} re-seals mail of ${first.domain} (From domain ${fromDomain}) and ${r.domain} is not an allowed resealer`,

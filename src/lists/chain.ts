@@ -9,13 +9,17 @@
  *    sealing certificate's domain): an organisation speaks only for its own
  *    lists;
  *  - the list address is a visible recipient of the message as it arrives
- *    (To or Cc), or an earlier seal is already a list seal (a list that is a
- *    member of another list). To and Cc are bound to seal i=1 only for a
- *    message without content ciphertext (src/chain/seal-reading.ts
- *    earlierMatches); for encrypted mail the list could have changed them
- *    (docs/security.md, "Tampering by a later hop").
+ *    (To or Cc). To and Cc are bound to seal i=1 only for a message without
+ *    content ciphertext (src/chain/seal-reading.ts earlierMatches); for
+ *    encrypted mail the list could have changed them (docs/security.md,
+ *    "Tampering by a later hop").
  * Seal i=1 is never exempt: a list cannot make mail appear to come from
- * another organisation's user. Anything else still needs [chain] resealers.
+ * another organisation's user. Anything else still needs [chain] resealers —
+ * a list of one organisation that is a member of another's list too: an
+ * earlier list seal says nothing about who received its copies (their
+ * recipient openings are removed at each hop), so it cannot vouch for the
+ * next sealer; every organisation that received a copy could otherwise
+ * re-seal it for anyone as a "nested list".
  */
 import type { SealReport } from '../chain/seal-reading';
 import addressparser from 'nodemailer/lib/addressparser';
@@ -23,11 +27,10 @@ import { isField, splitHeaderBlock, unfoldedValue } from '../mail/header-block';
 import { canonicalAddress } from '../mail/message-checks';
 
 /** Whether seal `report` (i>1, by another organisation than seal i=1's) is an accepted list re-distribution. */
-export function listResealAccepted(report: SealReport, earlier: readonly SealReport[], message: Buffer): boolean {
+export function listResealAccepted(report: SealReport, message: Buffer): boolean {
   const list = report.listAddress;
   if (!list || report.instance < 2) return false;
   if (list.slice(list.lastIndexOf('@') + 1) !== report.domain) return false;
-  if (earlier.some((s) => s.listAddress !== undefined)) return true;
   // an address of To or Cc, parsed: a display name or comment that spells the list address names nobody
   return visibleAddresses(message).includes(list);
 }

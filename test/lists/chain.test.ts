@@ -29,42 +29,43 @@ describe('list seal acceptance (docs/security.md, "Impersonation")', () => {
   const post = msg('From: alice@a.example\r\nTo: Staff <staff@c.example>, bob@b.example\r\nSubject: x');
 
   test("a seal i>1 by the list's own organisation, for a list the post is addressed to, is accepted", () => {
-    expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), [seal(1, 'a.example')], post)).toBe(true);
+    expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), post)).toBe(true);
   });
 
   test('refused: no ls=, a list of another domain than the sealer, a list the post was not addressed to', () => {
-    expect(listResealAccepted(seal(2, 'c.example'), [seal(1, 'a.example')], post)).toBe(false);
-    expect(listResealAccepted(seal(2, 'c.example', 'staff@a.example'), [seal(1, 'a.example')], post)).toBe(false);
-    expect(listResealAccepted(seal(2, 'c.example', 'other@c.example'), [seal(1, 'a.example')], post)).toBe(false);
+    expect(listResealAccepted(seal(2, 'c.example'), post)).toBe(false);
+    expect(listResealAccepted(seal(2, 'c.example', 'staff@a.example'), post)).toBe(false);
+    expect(listResealAccepted(seal(2, 'c.example', 'other@c.example'), post)).toBe(false);
     // a longer address that merely contains the list address does not count
-    expect(listResealAccepted(seal(2, 'c.example', 'taff@c.example'), [seal(1, 'a.example')], post)).toBe(false);
+    expect(listResealAccepted(seal(2, 'c.example', 'taff@c.example'), post)).toBe(false);
   });
 
   test("seal i=1 is never exempt: a list seal cannot stand in for the sender's organisation", () => {
-    expect(listResealAccepted(seal(1, 'c.example', 'staff@c.example'), [], post)).toBe(false);
+    expect(listResealAccepted(seal(1, 'c.example', 'staff@c.example'), post)).toBe(false);
   });
 
-  test('a list inside another list: accepted after an earlier list seal', () => {
-    expect(
-      listResealAccepted(seal(3, 'd.example', 'inner@d.example'), [seal(1, 'a.example'), seal(2, 'c.example', 'staff@c.example')], post),
-    ).toBe(true);
+  test("an earlier list seal vouches for no later sealer: a member's organisation cannot pass as a list nested in the one it received a copy of", () => {
+    // seal i=1 of a local member's post carries ls= itself (docs/lists.md); evil.example only holds a member's copy
+    expect(listResealAccepted(seal(2, 'evil.example', 'x@evil.example'), post)).toBe(false);
+    // nor after a list seal i=2 of another organisation: who received that list's copies is not shown to later hops
+    expect(listResealAccepted(seal(3, 'd.example', 'inner@d.example'), post)).toBe(false);
   });
 
   test('a list address written in a Unicode spelling of its domain (as a mail client shows it) names the list; a look-alike that maps elsewhere does not', () => {
     const unicode = (to: string) => Buffer.from(`From: alice@a.example\r\nTo: ${to}\r\nSubject: x\r\n\r\nbody\r\n`, 'utf8');
     const idn = seal(2, 'xn--bcher-kva.example', 'staff@xn--bcher-kva.example');
-    expect(listResealAccepted(idn, [seal(1, 'a.example')], unicode('Staff <Staff@BÜCHER.example>'))).toBe(true);
-    expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), [seal(1, 'a.example')], unicode('staff@\uff43.example'))).toBe(true);
-    expect(listResealAccepted(idn, [seal(1, 'a.example')], unicode('staff@bucher.example'))).toBe(false);
+    expect(listResealAccepted(idn, unicode('Staff <Staff@BÜCHER.example>'))).toBe(true);
+    expect(listResealAccepted(seal(2, 'c.example', 'staff@c.example'), unicode('staff@\uff43.example'))).toBe(true);
+    expect(listResealAccepted(idn, unicode('staff@bucher.example'))).toBe(false);
   });
 
   test('To and Cc are read unfolded, as addresses: a display name or comment spelling the list address names nobody', () => {
     const list = seal(2, 'c.example', 'staff@c.example');
     const folded = msg('From: a@a.example\r\nTo: x@y.example,\r\n  staff@c.example\r\nCc: z@c.example');
-    expect(listResealAccepted(list, [seal(1, 'a.example')], folded)).toBe(true);
-    expect(listResealAccepted(list, [seal(1, 'a.example')], msg('From: a@a.example\r\nCc: Staff <STAFF@c.example>'))).toBe(true);
+    expect(listResealAccepted(list, folded)).toBe(true);
+    expect(listResealAccepted(list, msg('From: a@a.example\r\nCc: Staff <STAFF@c.example>'))).toBe(true);
     for (const to of ['"staff@c.example" <bob@b.example>', 'bob@b.example (staff@c.example)', 'xstaff@c.example', 'staff@c.example.org'])
-      expect(listResealAccepted(list, [seal(1, 'a.example')], msg(`From: a@a.example\r\nTo: ${to}`))).toBe(false);
+      expect(listResealAccepted(list, msg(`From: a@a.example\r\nTo: ${to}`))).toBe(false);
   });
 });
 
