@@ -614,7 +614,10 @@ export class LocalDelivery {
         });
         throw failure(err);
       }
-      const refusalOf = (r: string) => answer.refused.find((x) => x.rcpt.toLowerCase() === r.toLowerCase());
+      // one lookup per recipient, not a scan of the refusals (a copy holds up to 1,000 recipients)
+      const refusals = new Map<string, (typeof answer.refused)[number]>();
+      for (const x of answer.refused) if (!refusals.has(x.rcpt.toLowerCase())) refusals.set(x.rcpt.toLowerCase(), x);
+      const refusalOf = (r: string) => refusals.get(r.toLowerCase());
       const taken = todo.filter((r) => !refusalOf(r));
       await this.delivered.transaction(() => {
         for (const r of taken) this.delivered.put(key(r), Date.now());
