@@ -267,7 +267,9 @@ class PdfReader {
 
   private once(bytes: Buffer, deadline: number, queued: number): Promise<DocumentResult> {
     const turn = Date.now();
-    if (turn >= deadline) return Promise.reject(new PdfReaderBusy(turn - queued));
+    // queued at or after its message's deadline: the message's own time (its earlier parts) ran out, not another's
+    if (turn >= deadline)
+      return queued < deadline ? Promise.reject(new PdfReaderBusy(turn - queued)) : Promise.resolve({ text: '', unreadable: 'time' });
     const thread = (this.thread ??= this.start());
     const worker = thread.worker;
     const id = this.next++;

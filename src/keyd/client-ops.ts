@@ -25,7 +25,11 @@ import { isDirectoryAddress } from './registry';
 import { shownValue } from './errors';
 
 const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64url');
-const unb64 = (s: unknown) => new Uint8Array(Buffer.from(String(s), 'base64url'));
+/** A value of keyd's answer in base64url; anything but a string is a refused answer (keyd's fault: 451 4.7.5). */
+function unb64(s: unknown, what: string): Uint8Array {
+  if (typeof s !== 'string') throw new GatewayError('keydUnavailable', `key service answer refused: ${what} is ${shownValue(s)}`);
+  return new Uint8Array(Buffer.from(s, 'base64url'));
+}
 
 export type ReencryptTarget =
   | { kind: 'peer'; domain: string; certificate: string; chain: readonly string[]; crls: readonly string[] }
@@ -86,7 +90,9 @@ export interface UserFacts {
 function targetKeyOf(target: Exclude<ReencryptTarget, { kind: 'own-newer' }>, answered: unknown): Uint8Array {
   if (target.kind === 'peer') return encryptionPointOf(target.certificate);
   if (target.kind === 'list' && target.certificate) return encryptionPointOf(target.certificate);
-  return new Uint8Array(Buffer.from(String(answered), 'hex'));
+  if (typeof answered !== 'string')
+    throw new GatewayError('keydUnavailable', `key service answer refused: the target's public key is ${shownValue(answered)}`);
+  return new Uint8Array(Buffer.from(answered, 'hex'));
 }
 
 /** keyd's "no such user or list" (404 `not-found`); a missing endpoint (`no-such-endpoint`) is not one: a fault of ours. */
@@ -322,9 +328,13 @@ export class KeydOps {
     if (expectKeyId !== undefined && r.targetKeyId !== expectKeyId)
       throw new GatewayError(
         'keydUnavailable',
-        `key service answer refused: re-encrypted to "${shownValue(r.targetKeyId)}", asked for "${expectKeyId}"`,
+        `key service answer refused: re-encrypted to ${typeof r.targetKeyId === 'string' ? `"${shownValue(r.targetKeyId)}"` : shownValue(r.targetKeyId)}, asked for "${expectKeyId}"`,
       );
-    const answer = { u: unb64(r.u), v: unb64(r.v), proof: { c: unb64(r.c), s1: unb64(r.s1), s2: unb64(r.s2) } };
+    const answer = {
+      u: unb64(r.u, '"u"'),
+      v: unb64(r.v, '"v"'),
+      proof: { c: unb64(r.c, '"c"'), s1: unb64(r.s1, '"s1"'), s2: unb64(r.s2, '"s2"') },
+    };
     // a newer version of this organisation's key: the one the own bundle certifies for the key id keyd names, never keyd's own report
     if (target.kind === 'own-newer' && typeof r.targetKeyId !== 'string')
       throw new GatewayError('keydUnavailable', `key service answer refused: the key id re-encrypted to is ${shownValue(r.targetKeyId)}`);
@@ -352,7 +362,7 @@ export class KeydOps {
     const opened = completeBlindedDecryption(
       this.group,
       blinding,
-      { z: unb64(r.z), proof: { c: unb64(r.c), s: unb64(r.s) } },
+      { z: unb64(r.z, '"z"'), proof: { c: unb64(r.c, '"c"'), s: unb64(r.s, '"s"') } },
       orgPublicKey,
     );
     if (!opened.ok) throw new GatewayError('keydUnavailable', `key service answer refused: ${opened.reason}`);
@@ -368,7 +378,7 @@ export class KeydOps {
         messageId,
         ...(submitter ? { submitter: fittedSubmitter(submitter.id), submittedVia: submitter.via } : {}),
       });
-      return unb64(r.token);
+      return unb64(r.token, 'the tracking token');
     } catch (err) {
       if (err instanceof KeydClientError && err.code === 'target-refused') throw new GatewayError('senderNotRegistered', sender);
       throw fromKeyd(err);
@@ -379,7 +389,7 @@ export class KeydOps {
   async mintMailSystemToken(messageId: string): Promise<Uint8Array> {
     try {
       const r = await this.gateway.call<{ token: string }>('POST', '/v1/tracking/mint', { mailSystem: true, messageId });
-      return unb64(r.token);
+      return unb64(r.token, 'the tracking token');
     } catch (err) {
       throw fromKeyd(err);
     }

@@ -66,6 +66,7 @@ export class KeydError extends Error {
 export function shownValue(value: unknown, max = 80): string {
   if (typeof value === 'string') return value.slice(0, max).replace(/[\r\n]/g, ' ');
   if (value === null) return 'null';
+  if (value === undefined) return 'missing';
   if (Array.isArray(value)) return 'a list';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }

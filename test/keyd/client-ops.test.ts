@@ -145,6 +145,9 @@ describe('proofs checked against the certified key', () => {
     odd.call = (async () => ({
       u: b64(new Uint8Array(33).fill(2)),
       v: b64(new Uint8Array(33).fill(2)),
+      c: b64(new Uint8Array(32)),
+      s1: b64(new Uint8Array(32)),
+      s2: b64(new Uint8Array(32)),
       targetKeyId: JSON.parse('{"toString":1}'),
     })) as KeydClient['call'];
     const ops = new KeydOps(group, odd);
@@ -156,6 +159,33 @@ describe('proofs checked against the certified key', () => {
       expect(err).toBeInstanceOf(GatewayError);
       expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.7.5' });
       expect((err as GatewayError).message).toMatch(/key service answer refused: .*an object/);
+    }
+  });
+
+  test('a point, a proof value or the target key answered as no string is a refused answer naming it, 451 4.7.5 (it was a TypeError, 4.3.0)', async () => {
+    const answers: Record<string, unknown>[] = [
+      { u: JSON.parse('{"toString":1}') },
+      { c: [1] },
+      { targetPublicKey: JSON.parse('{"toString":1}') },
+    ];
+    for (const [i, odd] of answers.entries()) {
+      const client = Object.create(KeydClient.prototype) as KeydClient;
+      client.call = (async () => ({
+        u: b64(new Uint8Array(33).fill(2)),
+        v: b64(new Uint8Array(33).fill(2)),
+        c: b64(new Uint8Array(32)),
+        s1: b64(new Uint8Array(32)),
+        s2: b64(new Uint8Array(32)),
+        targetKeyId: 'bob-key-1',
+        ...odd,
+      })) as KeydClient['call'];
+      const err = await new KeydOps(group, client).reencrypt(capsule, { kind: 'user', address: 'bob@b.example' }, 'bob-key-1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).reply).toMatchObject({ code: 451, status: '4.7.5' });
+      expect((err as GatewayError).message).toMatch([/"u" is an object/, /"c" is a list/, /target's public key is an object/][i]!);
     }
   });
 });
