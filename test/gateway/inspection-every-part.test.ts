@@ -115,7 +115,7 @@ let n = 0;
 function mail(from: string, to: string, body: string, headers = 'Content-Type: text/plain; charset=utf-8'): Buffer {
   n++;
   return Buffer.from(
-    `From: ${from}\r\nTo: ${to}\r\nSubject: every part ${n}\r\nMessage-ID: <e-${n}-${Date.now()}@x.example>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n${body}`,
+    `From: ${from}\r\nTo: ${to}\r\nSubject: every part ${n}\r\nMessage-ID: <e-${n}-${Date.now().toString(36)}@x.example>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n${body}`,
   );
 }
 function attached(

@@ -90,7 +90,7 @@ let n = 0;
 const msg = (from: string, body: Buffer | string, headers = 'Content-Type: text/plain; charset=utf-8') =>
   Buffer.concat([
     Buffer.from(
-      `From: ${from}\r\nTo: bob@b.example\r\nSubject: inspect ${++n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
+      `From: ${from}\r\nTo: bob@b.example\r\nSubject: inspect ${++n}\r\nMessage-ID: <i-${n}-${Date.now().toString(36)}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
     ),
     Buffer.isBuffer(body) ? body : Buffer.from(body),
   ]);
@@ -184,7 +184,7 @@ describe('DLP at the sending organisation, on encrypted mail', () => {
 describe('a plain client held on its way to a domain without SSMAX', () => {
   test('a quarantine rule holds it (encrypted, only to be held); its release goes out in clear as the client sent it, once (it was 550 encryptedNoPeer at every release)', async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held ${Date.now()}\r\nMessage-ID: <ph-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held ${Date.now().toString(36)}\r\nMessage-ID: <ph-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret, for x.test.\r\n',
     );
     const reply = await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave);
@@ -216,7 +216,7 @@ describe('a plain client held on its way to a domain without SSMAX', () => {
 
   test('a release of such an entry that sends another ciphertext to the organisation (its From the releaser) opens the held entry, never what it sent', async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held 2\r\nMessage-ID: <ph2-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held 2\r\nMessage-ID: <ph2-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHeld text, top secret: WRAPPED-ENTRY.\r\n',
     );
     const held = await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, dave);
@@ -255,7 +255,7 @@ describe('a plain client held on its way to a domain without SSMAX', () => {
 describe("a sender's retry of a message held already", () => {
   test('(its 250 lost, or its first attempt answered 4xx after the hold) is answered with the entry it has: held once, never twice to be released twice', async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried\r\nMessage-ID: <retry-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried\r\nMessage-ID: <retry-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice: RETRY-1.\r\n',
     );
     const store = new QuarantineStore(join(A().harakaDir, 'ssmax-state', 'quarantine'));
@@ -274,7 +274,7 @@ describe("a sender's retry of a message held already", () => {
       expect(store.heldCount()).toBe(before + 2);
       // a message without a Date (the gateway adds one, its own at each attempt): still one entry for its retries
       const undated = Buffer.from(
-        `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried undated\r\nMessage-ID: <retry-nd-${Date.now()}@a.example>\r\n` +
+        `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried undated\r\nMessage-ID: <retry-nd-${Date.now().toString(36)}@a.example>\r\n` +
           'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice without a Date: RETRY-2.\r\n',
       );
       const dated = heldAs(await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], undated, dave));

@@ -32,7 +32,7 @@ export function mail(from: string, to: string, body: Buffer | string, headers = 
   n++;
   return Buffer.concat([
     Buffer.from(
-      `From: ${from}\r\nTo: ${to}\r\nSubject: inspect ${n}\r\nMessage-ID: <i-${n}-${Date.now()}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
+      `From: ${from}\r\nTo: ${to}\r\nSubject: inspect ${n}\r\nMessage-ID: <i-${n}-${Date.now().toString(36)}@a.example>\r\nDate: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\n${headers}\r\n\r\n`,
     ),
     Buffer.isBuffer(body) ? body : Buffer.from(body),
   ]);

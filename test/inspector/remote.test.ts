@@ -251,7 +251,7 @@ describe('DLP at a.example by its inspector process', () => {
 
   test("a plain client's submission to a domain without SSMAX held by the inspector: released, it goes out in clear as the client sent it, once (it was 550 encryptedNoPeer at every release)", async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote\r\nMessage-ID: <phr-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote\r\nMessage-ID: <phr-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThis is top secret, for x.test: REMOTE-WRAPPED-1.\r\n',
     );
     const reply = await smtp(A().ports.smtp, 'dave@a.example', ['someone@x.test'], raw, { user: 'dave@a.example', pass: 'pw-dave' });
@@ -300,7 +300,7 @@ describe('DLP at a.example by its inspector process', () => {
 
   test('a release of such an entry that sends another ciphertext to the organisation: the inspector opens its held entry, never what the release sent', async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote 2\r\nMessage-ID: <phr2-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: plain held remote 2\r\nMessage-ID: <phr2-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHeld text, top secret: REMOTE-WRAPPED-2.\r\n',
     );
     const id = /Held for review \(quarantine (q-[0-9a-z-]+)\)/.exec(
@@ -338,7 +338,7 @@ describe('DLP at a.example by its inspector process', () => {
 
   test("a sender's retry of a message the inspector holds already is answered with the entry it has: held once", async () => {
     const raw = Buffer.from(
-      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried remote\r\nMessage-ID: <retry-r-${Date.now()}@a.example>\r\n` +
+      `From: dave@a.example\r\nTo: someone@x.test\r\nSubject: retried remote\r\nMessage-ID: <retry-r-${Date.now().toString(36)}@a.example>\r\n` +
         'Date: Wed, 25 Nov 2026 13:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTop secret, sent twice: RETRY-R.\r\n',
     );
     const before = heldInInspector();
