@@ -20,6 +20,17 @@ interface Out {
   readonly maxGapMs: number;
 }
 
+/** Runs `script` in a fresh node process (the build's modules, as Haraka loads them), the messages on its stdin as base64 JSON; its stdout as JSON. */
+function inBuild<T>(script: string, messages: readonly Buffer[]): T {
+  return JSON.parse(
+    execFileSync(process.execPath, ['-e', script], {
+      input: JSON.stringify(messages.map((m) => m.toString('base64'))),
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    }),
+  ) as T;
+}
+
 /** Extracts each message in a fresh node process running the build; `timeoutMs[i]` for message i (default 10 s). */
 function extractInBuild(messages: readonly Buffer[], timeoutMs: readonly number[] = []): Out {
   const script = `
@@ -38,13 +49,7 @@ function extractInBuild(messages: readonly Buffer[], timeoutMs: readonly number[
       clearInterval(tick);
       process.stdout.write(JSON.stringify({ results, maxGapMs }));
     })();`;
-  return JSON.parse(
-    execFileSync(process.execPath, ['-e', script], {
-      input: JSON.stringify(messages.map((m) => m.toString('base64'))),
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    }),
-  ) as Out;
+  return inBuild<Out>(script, messages);
 }
 
 /**
@@ -72,13 +77,7 @@ function extractConcurrently(
       }
     };
     Promise.all(input.map(one)).then((r) => process.stdout.write(JSON.stringify(r)));`;
-  return JSON.parse(
-    execFileSync(process.execPath, ['-e', script], {
-      input: JSON.stringify(messages.map((m) => m.toString('base64'))),
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    }),
-  ) as ReturnType<typeof extractConcurrently>;
+  return inBuild(script, messages);
 }
 
 const withPdf = (bytes: Buffer) =>
@@ -123,13 +122,10 @@ test('through the outbound inspection step: the waiting message is a temporary f
     // behind the slow one in the reader's queue, its time up when the slow one's is
     const late = new Promise((r) => setTimeout(r, 200)).then(() => inspectOutbound(b, { ...dlp, limits: { ...dlp.limits, timeoutMs: 1800 } }));
     Promise.all([inspectOutbound(a, dlp), late]).then((r) => process.stdout.write(JSON.stringify(r)));`;
-  const [hostile, waiting] = JSON.parse(
-    execFileSync(process.execPath, ['-e', script], {
-      input: JSON.stringify([withPdf(slow), withPdf(pdf(['hello']))].map((m) => m.toString('base64'))),
-      encoding: 'utf8',
-      maxBuffer: 64 * 1024 * 1024,
-    }),
-  ) as { verdict: { result: string }; decision: { action: string; reason?: string; rule?: string } }[];
+  const [hostile, waiting] = inBuild<{ verdict: { result: string }; decision: { action: string; reason?: string; rule?: string } }[]>(
+    script,
+    [withPdf(slow), withPdf(pdf(['hello']))],
+  );
   expect(hostile!.decision).toEqual({ action: 'quarantine', rule: 'unreadable' });
   expect(waiting!.verdict.result).toBe('temperror');
   expect(waiting!.decision).toEqual({ action: 'tempfail', reason: expect.stringMatching(/PDF reader was busy with other mail/) });
