@@ -20,6 +20,7 @@ import {
   createCaState,
   legacyCrlNumber,
   readCaState,
+  recordRevocations,
   recordedRevocations,
   updateCaState,
 } from '../pki/ca-state';
@@ -591,9 +592,7 @@ runs on another host, merge a fresh copy of keyd's file.`,
       // one counter above every CRL of this CA written before, and every revocation those files hold (keyd revokes
       // users into its file: docs/keyd-api.md), recorded in ca.json too
       const { crlNumber: number, entries } = crlSuccessor(current, recordedRevocations(state), legacyCrlNumber(state));
-      const known = new Set(state.revoked.map((r) => r.serial));
-      for (const e of entries)
-        if (!known.has(e.serial)) state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
+      recordRevocations(state, entries);
       const signed = createCrl(authority, {
         entries,
         thisUpdate,

@@ -66,6 +66,16 @@ export function recordedRevocations(state: CaState): RevocationEntry[] {
   return state.revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason }));
 }
 
+/** Records in `state` each revocation it does not hold yet (by serial), in order. */
+export function recordRevocations(state: CaState, entries: readonly RevocationEntry[]): void {
+  const known = new Set(state.revoked.map((r) => r.serial));
+  for (const e of entries) {
+    if (known.has(e.serial)) continue;
+    known.add(e.serial);
+    state.revoked.push({ serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason });
+  }
+}
+
 /** Why a ca.json could not be used: missing, unreadable, not JSON, or not a CA record. */
 export class CaStateError extends Error {
   constructor(

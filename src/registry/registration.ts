@@ -25,7 +25,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../fs/atomic';
-import { type CaState, CaStateError, legacyCrlNumber, recordedRevocations, updateCaState, withCaFolderLock } from '../pki/ca-state';
+import {
+  type CaState,
+  CaStateError,
+  legacyCrlNumber,
+  recordRevocations,
+  recordedRevocations,
+  updateCaState,
+  withCaFolderLock,
+} from '../pki/ca-state';
 import { parseCertificate } from '../pki/certificate';
 import { type ParsedCrl, createCrl, crlIssuedBy, crlSuccessor, parseCrl, type RevocationReason } from '../pki/crl';
 import type { SigningAuthority } from '../pki/issue';
@@ -224,12 +232,10 @@ function revokeInCrl(
 }
 
 function addRevocations(caJson: CaState, serials: readonly string[], revokedAt: Date, reason: RevocationReason): void {
-  const known = new Set(caJson.revoked.map((r) => r.serial));
-  for (const s of serials) {
-    if (known.has(s)) continue;
-    known.add(s);
-    caJson.revoked.push({ serial: s, revokedAt: revokedAt.toISOString(), reason });
-  }
+  recordRevocations(
+    caJson,
+    serials.map((serial) => ({ serial, revokedAt, reason })),
+  );
 }
 
 /** Records revocations in an `ssmax ca` directory's ca.json (so a later `ssmax ca crl` keeps them), under its lock; drops its legacy counter. */
